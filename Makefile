@@ -1,0 +1,38 @@
+# Strongroom — make targets. `make demo` runs the main job; `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck check bench clean install dictionary
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them encrypted, summarise
+	$(BIN)/strongroom demo
+
+test: $(STAMP)  ## lint, type-check, then every test (unit, integration, functional)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/pytest tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## the benchmarks; writes BENCHMARKS.md
+	$(BIN)/python benchmarks/run.py
+
+dictionary: $(STAMP)  ## rebuild the shipped dictionary from ../shared/research-data/ukb-schema
+	$(BIN)/python scripts/build_dictionary.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache strongroom-demo strongroom-demo.key

@@ -1,0 +1,87 @@
+"""The main job on the embedded defaults: a demo data directory with a synthetic cohort.
+
+Synthesises the cohort, hands it over as a cohort directory and ingests it through the same
+validated, encrypted path a custodian's real files take.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from strongroom.cohort.ingest import ingest
+from strongroom.cohort.modeldir import write_cohort_dir
+from strongroom.cohort.store import Store, init_store
+from strongroom.cohort.summary import StoreSummary, summarise
+from strongroom.cohort.synth import synthesise
+
+MARKER = ".strongroom-demo"
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    summary: StoreSummary
+    key_file: Path
+    timings: dict[str, float]
+    smoking_by_sex: list[tuple[str, str, int]]
+
+
+def run_demo(
+    root: Path,
+    participants: int = 500_000,
+    seed: int = 2026,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """(Re)create the demo data directory at ``root`` with a synthetic cohort."""
+    root = root.resolve()
+    key_file = root.with_name(root.name + ".key")
+    _clear_previous_demo(root, key_file)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    cohort = synthesise(participants, seed, progress=progress)
+    timings["synthesise"] = time.perf_counter() - start
+    store = init_store(root, key_file=key_file)
+    (root / MARKER).write_text("created by `strongroom demo`; safe to delete\n")
+    with tempfile.TemporaryDirectory(prefix="strongroom-synth-") as tmp:
+        handover = Path(tmp) / "cohort"
+        start = time.perf_counter()
+        write_cohort_dir(cohort, handover, {"seed": seed, "participants": participants})
+        del cohort
+        ingest(store, [handover], progress=progress)
+        timings["ingest"] = time.perf_counter() - start
+    start = time.perf_counter()
+    counts = smoking_by_sex(store)
+    timings["query"] = time.perf_counter() - start
+    return DemoResult(summarise(store), key_file, timings, counts)
+
+
+def smoking_by_sex(store: Store) -> list[tuple[str, str, int]]:
+    """Participants by sex and smoking status, labelled from the dictionary's codings."""
+    con = store.connect(["participants"])
+    rows = con.execute(
+        "SELECT p31, p20116_i0, count(*) FROM participants GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    sex = store.dictionary.codings[9].codes
+    smoking = store.dictionary.codings[90].codes
+    return [
+        (sex.get(str(s), "missing"), smoking.get(str(k), "missing") if k is not None else "missing",
+         int(n))
+        for s, k, n in rows
+    ]
+
+
+def _clear_previous_demo(root: Path, key_file: Path) -> None:
+    if not root.exists():
+        key_file.unlink(missing_ok=True)
+        return
+    if not (root / MARKER).exists():
+        raise FileExistsError(
+            f"{root} exists and was not made by `strongroom demo`; choose another --dir"
+        )
+    shutil.rmtree(root)
+    key_file.unlink(missing_ok=True)

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from strongroom.cohort import crypto
+from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
+
+
+@pytest.fixture
+def key() -> MasterKey:
+    return MasterKey.generate()
+
+
+def test_round_trip(key: MasterKey) -> None:
+    data = b"participant 1000017 bmi 27.3817" * 1000
+    sealed = encrypt(data, key, "ctx")
+    assert data[:20] not in sealed
+    assert decrypt(sealed, key, "ctx") == data
+
+
+def test_empty_payload_round_trips(key: MasterKey) -> None:
+    assert decrypt(encrypt(b"", key, "ctx"), key, "ctx") == b""
+
+
+def test_wrong_key_is_refused(key: MasterKey) -> None:
+    sealed = encrypt(b"secret", key, "ctx")
+    with pytest.raises(DecryptionError, match="not the key given"):
+        decrypt(sealed, MasterKey.generate(), "ctx")
+
+
+def test_wrong_context_is_refused(key: MasterKey) -> None:
+    sealed = encrypt(b"secret", key, "store/v1/participants")
+    with pytest.raises(DecryptionError, match="belongs to"):
+        decrypt(sealed, key, "store/v1/diagnoses")
+
+
+@pytest.fixture
+def multi_segment(monkeypatch: pytest.MonkeyPatch, key: MasterKey) -> tuple[bytes, bytes]:
+    monkeypatch.setattr(crypto, "SEGMENT", 64)
+    data = bytes(range(256)) * 2  # 8 segments
+    return data, encrypt(data, key, "ctx")
+
+
+def test_segments_round_trip(multi_segment: tuple[bytes, bytes], key: MasterKey) -> None:
+    data, sealed = multi_segment
+    assert decrypt(sealed, key, "ctx") == data
+
+
+@pytest.mark.parametrize("attack", ["flip", "truncate", "drop-last", "swap", "append"])
+def test_tampering_is_detected(
+    multi_segment: tuple[bytes, bytes], key: MasterKey, attack: str
+) -> None:
+    _, sealed = multi_segment
+    header_end = len(crypto.MAGIC) + 4 + int.from_bytes(sealed[len(crypto.MAGIC):][:4], "big")
+    body = sealed[header_end:]
+    seg = 4 + 64 + 16
+    segments = [body[i:i + seg] for i in range(0, len(body), seg)]
+    if attack == "flip":
+        tampered = bytearray(sealed)
+        tampered[-5] ^= 1
+        blob = bytes(tampered)
+    elif attack == "truncate":
+        blob = sealed[:-3]
+    elif attack == "drop-last":
+        blob = sealed[:header_end] + b"".join(segments[:-1])
+    elif attack == "swap":
+        blob = sealed[:header_end] + b"".join([segments[1], segments[0], *segments[2:]])
+    else:
+        blob = sealed + segments[0]
+    with pytest.raises(DecryptionError):
+        decrypt(blob, key, "ctx")
+
+
+def test_key_file_is_private_and_never_overwritten(tmp_path: Path, key: MasterKey) -> None:
+    path = tmp_path / "k" / "master.key"
+    key.save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert MasterKey.load(path) == key
+    with pytest.raises(FileExistsError):
+        key.save(path)
+
+
+def test_key_from_environment(monkeypatch: pytest.MonkeyPatch, key: MasterKey) -> None:
+    monkeypatch.setenv(crypto.ENV_KEY, base64.b64encode(key.secret).decode())
+    assert MasterKey.from_env() == key
+    monkeypatch.setenv(crypto.ENV_KEY, "not base64!")
+    with pytest.raises(ValueError, match="STRONGROOM_MASTER_KEY"):
+        MasterKey.from_env()
+
+
+def test_repr_hides_the_secret(key: MasterKey) -> None:
+    assert base64.b64encode(key.secret).decode() not in repr(key)
+    assert key.secret.hex() not in repr(key)
