@@ -238,9 +238,9 @@ class Dictionary:
 
     def save(self, path: Path) -> None:
         payload = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "wb") as fh:
-            fh.write(payload)
+        if path.suffix == ".gz":  # mtime=0: the same dictionary always gives the same bytes
+            payload = gzip.compress(payload, mtime=0)
+        path.write_bytes(payload)
 
     @classmethod
     def load(cls, path: Path) -> Dictionary:

@@ -1,0 +1,106 @@
+"""Run every benchmark and write BENCHMARKS.md.   make bench   (or: python benchmarks/run.py)
+
+Each step runs in its own process (benchmarks/cohort.py) so that peak memory is the step's own.
+Figures are compared with the targets the issues set, as ratios (figure / target; below 1 is
+inside the target).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+import strongroom
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / ".work"
+OUT = ROOT / "BENCHMARKS.md"
+
+SYNTH_TARGET_S = 60.0
+SYNTH_AIM_S = 20.0
+SYNTH_MEMORY_MIB = 4096.0
+
+
+def step(*args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cohort.py"), *args],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = platform.processor() or platform.machine()
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}, "
+            f"Polars {pl.__version__}, DuckDB {duckdb.__version__}")
+
+
+def main() -> None:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    rows = []
+    synth = {}
+    for n in (100_000, 500_000):
+        synth[n] = step("synth", str(n), str(WORK / f"synth-{n}"))
+        print(f"synth {n:,}: {synth[n]['seconds']:.1f} s, {synth[n]['peak_mib']:.0f} MiB",
+              flush=True)
+    ingest = step("ingest", str(WORK / "synth-500000"), str(WORK / "store"))
+    print(f"ingest 500,000: {ingest['seconds']:.1f} s", flush=True)
+    query = step("query", str(WORK / "store"))
+    print(f"query: {query['query_median_seconds'] * 1000:.1f} ms", flush=True)
+
+    for n, r in synth.items():
+        rows.append((f"synthesise {n:,} participants", f"{r['seconds']:.1f} s",
+                     f"≤ {SYNTH_TARGET_S:.0f} s (aim {SYNTH_AIM_S:.0f} s)",
+                     f"{r['seconds'] / SYNTH_TARGET_S:.2f} ({r['seconds'] / SYNTH_AIM_S:.2f} of aim)"))
+        rows.append((f"peak memory, synthesise {n:,}", f"{r['peak_mib']:.0f} MiB",
+                     f"≤ {SYNTH_MEMORY_MIB:.0f} MiB", f"{r['peak_mib'] / SYNTH_MEMORY_MIB:.2f}"))
+    r5 = synth[500_000]
+    events = ", ".join(f"{k.removeprefix('rows_')} {int(v):,}" for k, v in r5.items()
+                       if k.startswith("rows_"))
+    rows.append(("ingest 500,000 (read, validate, seal, store)", f"{ingest['seconds']:.1f} s",
+                 "—", "—"))
+    rows.append(("peak memory, ingest 500,000", f"{ingest['peak_mib']:.0f} MiB", "—", "—"))
+    rows.append(("store size (sealed Parquet, zstd)", f"{ingest['store_bytes'] / 2**20:.1f} MiB",
+                 "—", f"{ingest['store_bytes'] / ingest['source_bytes']:.2f} of plain Parquet"))
+    rows.append(("decrypt + load participants into DuckDB", f"{query['load_seconds']:.2f} s",
+                 "—", "—"))
+    rows.append(("grouped count sex × smoking (median of 5)",
+                 f"{query['query_median_seconds'] * 1000:.1f} ms", "—", "—"))
+
+    lines = [
+        "# Benchmarks",
+        "",
+        "Command: `make bench` (runs `python benchmarks/run.py`; each step in its own process, "
+        "peak memory = the step's max RSS).",
+        "",
+        f"Machine: {machine()}.",
+        f"Strongroom {strongroom.__version__}, run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "## Cohort: synthesis, ingest, store, query",
+        "",
+        "| what | figure | target | ratio to target |",
+        "|---|---|---|---|",
+        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
+        "",
+        f"Rows at 500,000 participants: {events}.",
+        "",
+    ]
+    OUT.write_text("\n".join(lines))
+    print(f"wrote {OUT}")
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
