@@ -96,13 +96,17 @@ class Coding:
     @property
     def missing_codes(self) -> tuple[str, ...]:
         """Codes whose meaning is a refusal or "do not know" (UKB's −1, −3, −7 …)."""
-        return tuple(
-            code
-            for code, meaning in self.codes.items()
-            if _is_int(code)
-            and int(code) < 0
-            and meaning.strip().lower().startswith(_MISSING_MEANINGS)
-        )
+        return tuple(sorted(
+            (
+                code
+                for code, meaning in self.codes.items()
+                if _is_int(code)
+                and int(code) < 0
+                and meaning.strip().lower().startswith(_MISSING_MEANINGS)
+            ),
+            key=int,
+            reverse=True,
+        ))
 
     def meaning(self, code: str) -> str | None:
         return self.codes.get(code)
