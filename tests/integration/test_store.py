@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 import textwrap
@@ -17,10 +16,7 @@ from strongroom.cohort.model import Cohort
 from strongroom.cohort.store import COHORT_DIR, Store, StoreError, init_store
 from strongroom.cohort.validate import validate
 from tests.conftest import small_cohort
-
-
-def stored_bytes(root: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+from tests.leaks import binary_leaks, stored_bytes, text_leaks
 
 
 def typed_small(dictionary: Dictionary) -> Cohort:
@@ -53,17 +49,11 @@ def test_no_participant_value_in_any_stored_byte(store: Store, dictionary: Dicti
     store.write_version(cohort)
     blob = stored_bytes(store.root)
     p = cohort.participants
-    needles: list[bytes] = []
-    for eid in p["eid"]:
-        needles += [str(eid).encode(), struct.pack("<q", eid)]
-    for bmi in p["p21001_i0"]:
-        needles += [repr(bmi).encode(), struct.pack("<d", bmi)]
-    needles += [str(d).encode() for d in p["p53_i0"]]
-    needles += [s.encode() for s in p["p36_i0"]]
-    needles += [str(d).encode() for d in cohort.events["diagnoses"]["date"]]
-    needles.append(b"PAR1")  # not even a Parquet footer in the clear
-    found = [n for n in needles if n in blob]
-    assert not found, f"plaintext participant data at rest: {found}"
+    values = [*p["eid"], *p["p21001_i0"], *p["p53_i0"], *p["p36_i0"],
+              *cohort.events["diagnoses"]["date"]]
+    assert text_leaks(blob, values) == []
+    assert binary_leaks(blob, p["eid"].to_list(), p["p21001_i0"].to_list()) == []
+    assert b"PAR1" not in blob  # not even a Parquet footer in the clear
 
 
 def test_key_lives_outside_the_store(store: Store, tmp_path: Path) -> None:

@@ -1,0 +1,119 @@
+"""The command line end to end, as a custodian runs it (real processes, real files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "strongroom.cli", *args],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> tuple[Path, Path]:
+    data, key = tmp_path / "data", tmp_path / "secrets" / "master.key"
+    done = run("init", str(data), "--key-file", str(key))
+    assert done.returncode == 0, done.stderr
+    assert "master key written to" in done.stdout
+    return data, key
+
+
+def info(data: Path, key: Path) -> dict[str, object]:
+    done = run("cohort", "info", "-d", str(data), "--key-file", str(key), "--json")
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_synth_ingest_info(tmp_path: Path, store_dir: tuple[Path, Path]) -> None:
+    data, key = store_dir
+    out = tmp_path / "synth"
+    done = run("cohort", "synth", "--participants", "3000", "--seed", "5", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    done = run("cohort", "ingest", str(out), "-d", str(data), "--key-file", str(key))
+    assert done.returncode == 0, done.stderr
+    summary = info(data, key)
+    version = summary["version"]
+    assert isinstance(version, dict)
+    assert version["participants"] == 3000
+    assert {"participants", "diagnoses", "operations", "deaths", "cancers"} <= set(
+        version["tables"])
+
+
+def test_bad_file_is_refused_and_changes_nothing(
+    tmp_path: Path, store_dir: tuple[Path, Path]
+) -> None:
+    data, key = store_dir
+    good = tmp_path / "good.csv"
+    good.write_text("eid,31-0.0,34-0.0\n1000017,0,1950\n1000025,1,1961\n")
+    assert run("cohort", "ingest", str(good), "-d", str(data), "--key-file", str(key)).returncode == 0
+    before = info(data, key)["version"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("eid,31-0.0,34-0.0\n1000017,0,1950\n1000025,3,1961\n1000025,1,19x1\n")
+    done = run("cohort", "ingest", str(bad), "-d", str(data), "--key-file", str(key))
+    assert done.returncode == 1
+    assert "nothing was changed" in done.stderr
+    assert "field 31 (Sex), row 2: code is not in coding 9" in done.stderr
+    assert "field 34 (Year of birth), row 3" in done.stderr and "'19x1'" in done.stderr
+    assert "duplicate eid" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert info(data, key)["version"] == before
+
+
+def test_wrong_key_is_a_clear_refusal(tmp_path: Path, store_dir: tuple[Path, Path]) -> None:
+    data, _ = store_dir
+    other = tmp_path / "other"
+    assert run("init", str(other), "--key-file", str(tmp_path / "other.key")).returncode == 0
+    done = run("cohort", "info", "-d", str(data), "--key-file", str(tmp_path / "other.key"))
+    assert done.returncode == 1
+    assert "not this store's key" in done.stderr
+
+
+def test_not_a_data_directory(tmp_path: Path) -> None:
+    done = run("cohort", "info", "-d", str(tmp_path))
+    assert done.returncode == 1
+    assert "strongroom init" in done.stderr
+
+
+def test_convert_between_styles(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("eid,31-0.0,4080-0.0,4080-0.1\n1000017,0,143,139\n1000025,1,128,\n")
+    target = tmp_path / "out.tab"
+    done = run("cohort", "convert", str(source), str(target), "--style", "rtab")
+    assert done.returncode == 0, done.stderr
+    lines = target.read_text().splitlines()
+    assert lines[0].split("\t")[0] == "f.eid"
+    assert "f.4080.0.1" in lines[0]
+    assert "NA" in lines[2]
+
+
+def test_demo_runs_on_a_small_cohort(tmp_path: Path) -> None:
+    demo_dir = tmp_path / "demo"
+    done = run("demo", "--dir", str(demo_dir), "--participants", "2000")
+    assert done.returncode == 0, done.stderr
+    assert "2,000 participants" in done.stdout
+    assert "Participants by sex and smoking status" in done.stdout
+    assert (tmp_path / "demo.key").is_file()
+    again = run("demo", "--dir", str(demo_dir), "--participants", "1000")
+    assert again.returncode == 0, again.stderr
+    assert "1,000 participants" in again.stdout
+
+
+def test_demo_never_deletes_a_foreign_directory(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    done = run("demo", "--dir", str(precious), "--participants", "100")
+    assert done.returncode == 1
+    assert "not made by `strongroom demo`" in done.stderr
+    assert (precious / "thesis.tex").read_text() == "years of work"
