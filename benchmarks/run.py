@@ -63,7 +63,8 @@ def main() -> None:
     for n, r in synth.items():
         rows.append((f"synthesise {n:,} participants", f"{r['seconds']:.1f} s",
                      f"≤ {SYNTH_TARGET_S:.0f} s (aim {SYNTH_AIM_S:.0f} s)",
-                     f"{r['seconds'] / SYNTH_TARGET_S:.2f} ({r['seconds'] / SYNTH_AIM_S:.2f} of aim)"))
+                     f"{r['seconds'] / SYNTH_TARGET_S:.2f} "
+                     f"({r['seconds'] / SYNTH_AIM_S:.2f} of aim)"))
         rows.append((f"peak memory, synthesise {n:,}", f"{r['peak_mib']:.0f} MiB",
                      f"≤ {SYNTH_MEMORY_MIB:.0f} MiB", f"{r['peak_mib'] / SYNTH_MEMORY_MIB:.2f}"))
     r5 = synth[500_000]

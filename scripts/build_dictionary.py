@@ -36,7 +36,8 @@ slots, missing-value codes (from its coding), a **role** and a **precision**:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--schema", type=Path, default=ROOT.parent / "shared/research-data/ukb-schema")
+    parser.add_argument("--schema", type=Path,
+                        default=ROOT.parent / "shared/research-data/ukb-schema")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     curation = load_curation()

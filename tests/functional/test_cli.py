@@ -56,7 +56,8 @@ def test_bad_file_is_refused_and_changes_nothing(
     data, key = store_dir
     good = tmp_path / "good.csv"
     good.write_text("eid,31-0.0,34-0.0\n1000017,0,1950\n1000025,1,1961\n")
-    assert run("cohort", "ingest", str(good), "-d", str(data), "--key-file", str(key)).returncode == 0
+    done = run("cohort", "ingest", str(good), "-d", str(data), "--key-file", str(key))
+    assert done.returncode == 0, done.stderr
     before = info(data, key)["version"]
     bad = tmp_path / "bad.csv"
     bad.write_text("eid,31-0.0,34-0.0\n1000017,0,1950\n1000025,3,1961\n1000025,1,19x1\n")

@@ -120,6 +120,7 @@ def test_crash_mid_write_keeps_previous_version(
 ) -> None:
     """A real process death (os._exit) half-way through writing a new version."""
     first = store.write_version(typed_small(dictionary))
+    key = tmp_path / "keys" / "master.key"
     script = textwrap.dedent(f"""
         import os
         from pathlib import Path
@@ -134,7 +135,7 @@ def test_crash_mid_write_keeps_previous_version(
                 os._exit(9)
             return original(self, *args)
         Store._write_table = dying
-        store = Store.open(Path({str(store.root)!r}), Path({str(tmp_path / 'keys' / 'master.key')!r}))
+        store = Store.open(Path({str(store.root)!r}), Path({str(key)!r}))
         store.write_version(validate(small_cohort(), store.dictionary, "x"))
     """)
     root = Path(__file__).resolve().parents[2]

@@ -217,7 +217,8 @@ class _Validator:
         if coding is None:
             return _Check(pl.Series([False] * typed.len()), "")
         codes = list(coding.codes)
-        allowed = pl.Series([int(c) for c in codes]) if typed.dtype == pl.Int64 else pl.Series(codes)
+        integer = typed.dtype == pl.Int64
+        allowed = pl.Series([int(c) for c in codes]) if integer else pl.Series(codes)
         bad = typed.is_not_null() & ~typed.is_in(allowed.cast(typed.dtype).implode())
         return _Check(bad, f"code is not in coding {coding.coding_id}; "
                            "use a code the data dictionary lists for this field")
