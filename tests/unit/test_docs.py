@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import click
-import typer
+import typer.main
 
 from strongroom.cli import app
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md"
 
 
-def commands(group: click.Group, prefix: str = "strongroom") -> list[tuple[str, click.Command]]:
+def commands(group: Any, prefix: str = "strongroom") -> list[tuple[str, Any]]:
+    """(path, command) for every leaf command under ``group``."""
     found = []
     for name, command in group.commands.items():
         path = f"{prefix} {name}"
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):
             found += commands(command, path)
         else:
             found.append((path, command))
@@ -25,12 +26,14 @@ def commands(group: click.Group, prefix: str = "strongroom") -> list[tuple[str, 
 
 def test_every_command_and_option_is_documented() -> None:
     text = DOC.read_text()
-    root = typer.main.get_command(app)
-    assert isinstance(root, click.Group)
-    listed = commands(root)
+    listed = commands(typer.main.get_command(app))
     assert len(listed) >= 5
+    checked = 0
     for path, command in listed:
         assert f"`{path}" in text, f"{path} is not in docs/reference/cli.md"
         for param in command.params:
-            if isinstance(param, click.Option) and param.name != "help":
-                assert f"`{param.opts[0]}`" in text, f"{path} {param.opts[0]} is not documented"
+            opts = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+            if opts and param.name != "help":
+                assert f"`{opts[0]}`" in text, f"{path} {opts[0]} is not documented"
+                checked += 1
+    assert checked >= 10, "options were not found: the test would pass vacuously"

@@ -81,9 +81,14 @@ def read_inputs(
                                     "`strongroom cohort synth` (no cohort.json)"))
             continue
         else:
-            result = read_table(path, store.dictionary)
+            try:
+                result = read_table(path, store.dictionary)
+            except IngestError as exc:  # unreadable: report it beside the other files' problems
+                problems += exc.problems
+                continue
             problems += result.problems
-            inputs.append(Input(path.name, result.cohort, [_describe(path)]))
+            if EID in result.cohort.participants.columns:  # else the reader said so already
+                inputs.append(Input(path.name, result.cohort, [_describe(path)]))
         if progress:
             progress(f"read {path.name}", 1)
     return inputs, problems
