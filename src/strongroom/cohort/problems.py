@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+ROW = "_row"  # provenance column readers add: 1-based data row in the source (header not counted)
 MAX_SHOWN = 50  # problems printed in a refusal; the count of all is always given
 
 

@@ -28,9 +28,8 @@ from strongroom.cohort.model import (
     parse_column_name,
     storage_dtype,
 )
-from strongroom.cohort.problems import IngestError, Problem
+from strongroom.cohort.problems import ROW, IngestError, Problem
 
-ROW = "_row"  # provenance column added by readers: 1-based data row in the source
 PER_COLUMN = 20  # problems listed per column before they are summarised
 EARLIEST_DATE = dt.date(1900, 1, 1)
 

@@ -27,9 +27,7 @@ from strongroom.cohort.model import (
     parse_column_name,
     storage_dtype,
 )
-from strongroom.cohort.problems import Problem
-
-ROW = "_row"  # 1-based data row in the source file, kept so problems can name the row
+from strongroom.cohort.problems import ROW, Problem
 
 
 def slot_of(key: FieldKey, table: EventTable) -> int:
