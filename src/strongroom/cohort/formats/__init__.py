@@ -18,9 +18,9 @@ from strongroom.cohort.formats._files import PARQUET_MAGIC, first_bytes
 from strongroom.cohort.formats.naming import Naming
 from strongroom.cohort.formats.parquet import read_parquet, write_parquet
 from strongroom.cohort.formats.text import TAB_SUFFIXES, read_text, write_text
-from strongroom.cohort.formats.wide import ROW, from_model, to_model
+from strongroom.cohort.formats.wide import from_model, to_model
 from strongroom.cohort.model import Cohort
-from strongroom.cohort.problems import Problem
+from strongroom.cohort.problems import ROW, Problem
 
 __all__ = [
     "ROW",

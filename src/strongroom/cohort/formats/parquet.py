@@ -13,9 +13,9 @@ from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.formats._files import atomic_output, unreadable
 from strongroom.cohort.formats.naming import resolve_header
 from strongroom.cohort.formats.text import WideRead
-from strongroom.cohort.formats.wide import ROW, from_model
+from strongroom.cohort.formats.wide import from_model
 from strongroom.cohort.model import EID, Cohort
-from strongroom.cohort.problems import Problem
+from strongroom.cohort.problems import ROW, Problem
 
 
 def read_parquet(path: Path, dictionary: Dictionary, source: str) -> WideRead:

@@ -27,9 +27,9 @@ from strongroom.cohort.formats.naming import (
     format_key,
     resolve_header,
 )
-from strongroom.cohort.formats.wide import ROW, from_model
+from strongroom.cohort.formats.wide import from_model
 from strongroom.cohort.model import EID, Cohort, FieldKey
-from strongroom.cohort.problems import IngestError, Problem
+from strongroom.cohort.problems import ROW, IngestError, Problem
 
 MISSING = ("", "NA")
 TAB_SUFFIXES = (".tsv", ".tab", ".txt")
