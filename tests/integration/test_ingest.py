@@ -91,3 +91,33 @@ def test_synthetic_cohort_leaves_no_plaintext_at_rest(store: Store, tmp_path: Pa
     assert text_leaks(blob, [*eids, *bmis, *dates]) == []
     assert binary_leaks(blob, eids, bmis) == []
     assert b"PAR1" not in blob
+
+
+BAD_INPUTS = {
+    "unknown field": ("eid,31-0.0,99999-0.0\n1000017,0,5\n", "field 99999 is not in the data"),
+    "array outside the field": ("eid,4080-0.7\n1000017,120\n", "array slots 0–1, not 7"),
+    "wrong type": ("eid,34-0.0\n1000017,nineteen fifty\n", "expected a whole number"),
+    "code outside coding": ("eid,20116-0.0\n1000017,5\n", "code is not in coding 90"),
+    "impossible date": ("eid,53-0.0\n1000017,2008-02-30\n", "not a valid date"),
+    "future date": ("eid,53-0.0\n1000017,2099-01-01\n", "date is in the future"),
+    "duplicate eid": ("eid,31-0.0\n1000017,0\n1000017,1\n", "duplicate eid"),
+    "missing eid": ("31-0.0,34-0.0\n0,1950\n", "eid"),
+    "short row": ("eid,31-0.0,34-0.0\n1000017,0\n", "row"),
+    "event before birth": (
+        "eid,34-0.0,41270-0.0,41280-0.0\n1000017,1950,I10,1949-12-31\n", "event-before-birth"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
+def test_each_kind_of_bad_input_changes_nothing(store: Store, tmp_path: Path, kind: str) -> None:
+    first = ingest(store, [write(tmp_path, "good.csv", BASKET_A)])
+    before = stored_bytes(store.root / "cohort")
+    text, expected = BAD_INPUTS[kind]
+    with pytest.raises(IngestError) as info:
+        ingest(store, [write(tmp_path, "bad.csv", text)])
+    assert any(expected in str(p) for p in info.value.problems), info.value.summary()
+    assert all(p.source == "bad.csv" for p in info.value.problems)
+    current = store.current()
+    assert current is not None and current.id == first.id
+    assert stored_bytes(store.root / "cohort") == before
+    assert store.load().participants.height == 2
