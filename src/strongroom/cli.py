@@ -75,6 +75,7 @@ def _progress(total: int, label: str) -> Iterator[Callable[[str, int], None]]:
             bar.update(task, advance=step, description=f"{label}: {stage}")
 
         yield advance
+        bar.update(task, completed=total, description=f"{label}: done")
 
 
 @app.command()
@@ -171,7 +172,7 @@ def demo(
     seed: Annotated[int, typer.Option()] = 2026,
 ) -> None:
     """The main job: a data directory with a synthetic cohort, ingested and summarised."""
-    with _refusals(), _progress(100 + 10, "demo") as progress:
+    with _refusals(), _progress(100 + 8, "demo") as progress:
         result = run_demo(directory, participants, seed, progress)
     _print_summary(result.summary)
     console.print(f"master key: {result.key_file} (outside the data directory)")

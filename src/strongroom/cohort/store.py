@@ -31,13 +31,13 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import yaml
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, select, update
+from sqlalchemy import JSON, Boolean, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, Cohort
-from strongroom.db import Base, create_all, make_engine
+from strongroom.db import Base, UTCDateTime, create_all, make_engine
 
 CONFIG = "strongroom.yaml"
 DICTIONARY = "dictionary.json.gz"
@@ -60,7 +60,7 @@ class CohortVersion(Base):
     __tablename__ = "cohort_versions"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     current: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     participants: Mapped[int] = mapped_column(Integer)
     tables: Mapped[dict[str, Any]] = mapped_column(JSON)  # name -> {rows, bytes, sha256 of sealed}
