@@ -40,10 +40,10 @@ def synth(n: int, out: Path) -> dict[str, float]:
 
 
 def ingest_step(source: Path, data: Path) -> dict[str, float]:
-    store = init_store(data, key_file=data.with_name(data.name + ".key"))
-    start = time.perf_counter()
-    ingest(store, [source])
-    seconds = time.perf_counter() - start
+    with init_store(data, key_file=data.with_name(data.name + ".key")) as store:
+        start = time.perf_counter()
+        ingest(store, [source])
+        seconds = time.perf_counter() - start
     size = sum(p.stat().st_size for p in (data / COHORT_DIR).rglob("*") if p.is_file())
     source_size = sum(p.stat().st_size for p in source.iterdir())
     return {"seconds": seconds, "peak_mib": peak_mib(), "store_bytes": size,
@@ -51,10 +51,10 @@ def ingest_step(source: Path, data: Path) -> dict[str, float]:
 
 
 def query(data: Path) -> dict[str, float]:
-    store = Store.open(data, data.with_name(data.name + ".key"))
-    start = time.perf_counter()
-    con = store.connect(["participants"])
-    load = time.perf_counter() - start
+    with Store.open(data, data.with_name(data.name + ".key")) as store:
+        start = time.perf_counter()
+        con = store.connect(["participants"])
+        load = time.perf_counter() - start
     timings = []
     for _ in range(5):
         t0 = time.perf_counter()

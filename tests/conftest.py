@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
 from strongroom.cohort.model import Cohort
@@ -19,10 +24,41 @@ def dictionary() -> Dictionary:
     return shipped_dictionary()
 
 
+# The metadata database runs on SQLite by default and PostgreSQL in production: store tests run
+# on both. PostgreSQL runs on this machine (and CI's); a test database URL can be given.
+POSTGRES_URL = os.environ.get(
+    "STRONGROOM_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (SQLite in the data directory) or a fresh PostgreSQL schema for this test."""
+    if request.param == "sqlite":
+        yield None
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as con:
+            con.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: start it, or set "
+                    f"STRONGROOM_TEST_DATABASE_URL ({exc.orig})")
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as con:
+        con.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+def store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None
+) -> Iterator[Store]:
     monkeypatch.delenv("STRONGROOM_MASTER_KEY", raising=False)
-    return init_store(tmp_path / "data", key_file=tmp_path / "keys" / "master.key")
+    with init_store(tmp_path / "data", key_file=tmp_path / "keys" / "master.key",
+                    database_url=database_url) as opened:
+        yield opened
 
 
 def small_cohort() -> Cohort:

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+
+from sqlalchemy import select
+
+from strongroom.cohort.store import Store
+from strongroom.db import Base
 
 
 def stored_bytes(root: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
 
 
+def everything_stored(store: Store) -> bytes:
+    """Every byte under the data directory plus every row of the metadata database as text
+    (which, on PostgreSQL, lives outside the directory)."""
+    rows = []
+    with store.engine.connect() as con:
+        for table in Base.metadata.sorted_tables:
+            rows += [json.dumps(list(r), default=str) for r in con.execute(select(table))]
+    return stored_bytes(store.root) + "\n".join(rows).encode()
+
+
 def text_leaks(blob: bytes, values: Iterable[object]) -> list[str]:
-    """Values found as text standing alone (not inside a longer run of letters or digits,
-    where hex hashes and ids in the metadata could match a short number by chance)."""
-    words = sorted({str(v) for v in values}, key=len, reverse=True)
-    if not words:
-        return []
-    pattern = re.compile(
-        rb"(?<![0-9A-Za-z])(" + b"|".join(re.escape(w.encode()) for w in words)
-        + rb")(?![0-9A-Za-z])"
-    )
-    return sorted({m.group(1).decode() for m in pattern.finditer(blob)})
+    """Values found as text standing alone: a whole run of letters, digits, dots and dashes
+    (as a value appears in CSV, JSON or SQL text), not a piece of a longer run such as a hex
+    hash, where a short number could match by chance."""
+    tokens = set(re.findall(rb"[0-9A-Za-z.\-]+", blob))
+    tokens |= {t.lstrip(b"-") for t in tokens}  # "-27.38" holds 27.38
+    tokens |= {part for t in tokens for part in t.split(b"T")}  # "2011-05-17T00" holds a date
+    return sorted({str(v) for v in values if str(v).encode() in tokens})
 
 
 def binary_leaks(blob: bytes, ints: Iterable[int] = (), floats: Iterable[float] = ()) -> list[str]:

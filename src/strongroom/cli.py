@@ -92,8 +92,9 @@ def init(
     """Create a data directory and its master key."""
     with _refusals():
         chosen = Dictionary.load(dictionary) if dictionary else None
-        store = init_store(directory, key_file=key_file, dictionary=chosen,
-                           database_url=database_url)
+        with init_store(directory, key_file=key_file, dictionary=chosen,
+                        database_url=database_url) as store:
+            pass
     console.print(f"created {store.root} (store {store.config.store_id})")
     if store.config.key_file:
         console.print(f"master key written to {store.config.key_file}: keep it apart from "
@@ -123,10 +124,10 @@ def cohort_ingest(
         help=f"Relax a cross-field rule by name ({', '.join(CONSISTENCY_RULES)}).")] = None,
 ) -> None:
     """Validate files against the data dictionary and store them as the new cohort."""
-    with _refusals():
-        store = Store.open(data_dir, key_file)
-        with _progress(len(files) + 8, "ingesting") as progress:
-            version = ingest(store, files, relax=relax or (), progress=progress)
+    with _refusals(), Store.open(data_dir, key_file) as store, _progress(
+        len(files) + 8, "ingesting"
+    ) as progress:
+        version = ingest(store, files, relax=relax or (), progress=progress)
     console.print(f"stored cohort version {version.id}: {version.participants:,} participants")
 
 
@@ -137,8 +138,8 @@ def cohort_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Describe the store and its current cohort (counts and sizes only)."""
-    with _refusals():
-        summary = summarise(Store.open(data_dir, key_file))
+    with _refusals(), Store.open(data_dir, key_file) as store:
+        summary = summarise(store)
     if as_json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:

@@ -45,19 +45,19 @@ def run_demo(
     start = time.perf_counter()
     cohort = synthesise(participants, seed, progress=progress)
     timings["synthesise"] = time.perf_counter() - start
-    store = init_store(root, key_file=key_file)
-    (root / MARKER).write_text("created by `strongroom demo`; safe to delete\n")
-    with tempfile.TemporaryDirectory(prefix="strongroom-synth-") as tmp:
-        handover = Path(tmp) / "cohort"
+    with init_store(root, key_file=key_file) as store:
+        (root / MARKER).write_text("created by `strongroom demo`; safe to delete\n")
+        with tempfile.TemporaryDirectory(prefix="strongroom-synth-") as tmp:
+            handover = Path(tmp) / "cohort"
+            start = time.perf_counter()
+            write_cohort_dir(cohort, handover, {"seed": seed, "participants": participants})
+            del cohort
+            ingest(store, [handover], progress=progress)
+            timings["ingest"] = time.perf_counter() - start
         start = time.perf_counter()
-        write_cohort_dir(cohort, handover, {"seed": seed, "participants": participants})
-        del cohort
-        ingest(store, [handover], progress=progress)
-        timings["ingest"] = time.perf_counter() - start
-    start = time.perf_counter()
-    counts = smoking_by_sex(store)
-    timings["query"] = time.perf_counter() - start
-    return DemoResult(summarise(store), key_file, timings, counts)
+        counts = smoking_by_sex(store)
+        timings["query"] = time.perf_counter() - start
+        return DemoResult(summarise(store), key_file, timings, counts)
 
 
 def smoking_by_sex(store: Store) -> list[tuple[str, str, int]]:

@@ -313,10 +313,11 @@ def test_store_round_trip_in_the_same_style(
     result = read_table(source, dictionary)
     typed = validate(without_fields(result.cohort, refused), dictionary, fixture.name,
                      relax=fixture.relax)
-    store = init_store(tmp_path / "data", key_file=tmp_path / "master.key",
-                       dictionary=dictionary)
-    store.write_version(typed)
-    loaded = Store.open(store.root, tmp_path / "master.key").load()
+    with init_store(tmp_path / "data", key_file=tmp_path / "master.key",
+                    dictionary=dictionary) as store:
+        store.write_version(typed)
+    with Store.open(store.root, tmp_path / "master.key") as reopened:
+        loaded = reopened.load()
     out = tmp_path / fixture.write_as
     write_table(loaded, out, fixture.style, dictionary)
     original = cells(source, dictionary, skip=fixture.dropped, skip_fields=refused)

@@ -12,7 +12,7 @@ from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.problems import IngestError
 from strongroom.cohort.store import Store
 from strongroom.cohort.synth import synthesise
-from tests.leaks import binary_leaks, stored_bytes, text_leaks
+from tests.leaks import binary_leaks, everything_stored, stored_bytes, text_leaks
 
 BASKET_A = (
     "eid,31-0.0,34-0.0,21001-0.0,41270-0.0,41270-0.1,41280-0.0,41280-0.1\n"
@@ -83,7 +83,7 @@ def test_synthetic_cohort_leaves_no_plaintext_at_rest(store: Store, tmp_path: Pa
     cohort = synthesise(2_000, seed=11)
     write_cohort_dir(cohort, tmp_path / "synth")
     ingest(store, [tmp_path / "synth"])
-    blob = stored_bytes(store.root)
+    blob = everything_stored(store)
     p = cohort.participants
     eids = p["eid"].to_list()
     bmis = p["p21001_i0"].drop_nulls().to_list()

@@ -16,7 +16,7 @@ from strongroom.cohort.model import Cohort
 from strongroom.cohort.store import COHORT_DIR, Store, StoreError, init_store
 from strongroom.cohort.validate import validate
 from tests.conftest import small_cohort
-from tests.leaks import binary_leaks, stored_bytes, text_leaks
+from tests.leaks import binary_leaks, everything_stored, stored_bytes, text_leaks
 
 
 def typed_small(dictionary: Dictionary) -> Cohort:
@@ -47,7 +47,7 @@ def test_duckdb_queries_the_decrypted_cohort(store: Store, dictionary: Dictionar
 def test_no_participant_value_in_any_stored_byte(store: Store, dictionary: Dictionary) -> None:
     cohort = typed_small(dictionary)
     store.write_version(cohort)
-    blob = stored_bytes(store.root)
+    blob = everything_stored(store)
     p = cohort.participants
     values = [*p["eid"], *p["p21001_i0"], *p["p53_i0"], *p["p36_i0"],
               *cohort.events["diagnoses"]["date"]]
@@ -137,16 +137,17 @@ def test_crash_mid_write_keeps_previous_version(
         Store._write_table = dying
         store = Store.open(Path({str(store.root)!r}), Path({str(key)!r}))
         store.write_version(validate(small_cohort(), store.dictionary, "x"))
+        store.close()
     """)
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", script], cwd=root, check=False)
     assert done.returncode == 9
     leftovers = [p.name for p in (store.root / COHORT_DIR).iterdir()]
     assert any(name.startswith(".staging-") for name in leftovers)
-    reopened = Store.open(store.root, tmp_path / "keys" / "master.key")
-    current = reopened.current()
-    assert current is not None and current.id == first.id
-    assert reopened.load().participants.height == 3
+    with Store.open(store.root, tmp_path / "keys" / "master.key") as reopened:
+        current = reopened.current()
+        assert current is not None and current.id == first.id
+        assert reopened.load().participants.height == 3
     assert [p.name for p in (store.root / COHORT_DIR).iterdir()] == [first.id]
 
 

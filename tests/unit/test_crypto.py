@@ -94,3 +94,16 @@ def test_key_from_environment(monkeypatch: pytest.MonkeyPatch, key: MasterKey) -
 def test_repr_hides_the_secret(key: MasterKey) -> None:
     assert base64.b64encode(key.secret).decode() not in repr(key)
     assert key.secret.hex() not in repr(key)
+
+
+def test_leak_search_finds_what_it_looks_for() -> None:
+    """The plaintext-at-rest tests rely on this search: it must find real leaks."""
+    import struct
+
+    from tests.leaks import binary_leaks, text_leaks
+
+    blob = b'{"eid":1000017,"bmi":-27.3817,"when":"2011-05-17T00:00"}' + struct.pack("<d", 22.5)
+    assert text_leaks(blob, [1000017, 27.3817, "2011-05-17", 1000025]) == [
+        "1000017", "2011-05-17", "27.3817"]
+    assert text_leaks(b"ab1000017cd", [1000017]) == []
+    assert binary_leaks(blob, [7], [22.5, 1.0]) == ["double 22.5"]

@@ -154,11 +154,26 @@ class Store:
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None) -> Store:
+        """Open a data directory (use as a context manager, or call ``close``)."""
         key = MasterKey.load(key_file) if key_file else None
         store = cls(root, key)
-        create_all(store.engine)
-        store.sweep()
+        try:
+            create_all(store.engine)
+            store.sweep()
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def close(self) -> None:
+        """Release the metadata database's connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def _find_key(self) -> MasterKey:
         env = MasterKey.from_env()
