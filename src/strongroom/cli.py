@@ -92,9 +92,9 @@ def init(
     """Create a data directory and its master key."""
     with _refusals():
         chosen = Dictionary.load(dictionary) if dictionary else None
-        with init_store(directory, key_file=key_file, dictionary=chosen,
-                        database_url=database_url) as store:
-            pass
+        store = init_store(directory, key_file=key_file, dictionary=chosen,
+                           database_url=database_url)
+        store.close()
     console.print(f"created {store.root} (store {store.config.store_id})")
     if store.config.key_file:
         console.print(f"master key written to {store.config.key_file}: keep it apart from "

@@ -201,6 +201,19 @@ def without_empty_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(c for c, n in counts.items() if n < frame.height or not frame.height)
 
 
+def typed_fixture(fixture: Fixture, dictionary: Dictionary) -> tuple[Cohort, set[Cell]]:
+    """The fixture read and validated (minus the fields it holds refused values in), and its
+    non-missing cells as the source file has them: what every lossless round trip must keep."""
+    refused = set(fixture.refused)
+    source = FAKES / fixture.name
+    result = read_table(source, dictionary)
+    typed = validate(without_fields(result.cohort, refused), dictionary, fixture.name,
+                     relax=fixture.relax)
+    original = cells(source, dictionary, skip=fixture.dropped, skip_fields=refused)
+    assert original, "the comparison must have something to compare"
+    return typed, original
+
+
 # -- tests -------------------------------------------------------------------------------
 
 
@@ -262,13 +275,7 @@ def test_typed_round_trip_in_every_style(
 ) -> None:
     """read -> validate -> write (same style, RAP CSV, Parquet) -> read -> validate."""
     dictionary = dictionaries[fixture.name]
-    source = FAKES / fixture.name
-    refused = set(fixture.refused)
-    result = read_table(source, dictionary)
-    typed = validate(without_fields(result.cohort, refused), dictionary, fixture.name,
-                     relax=fixture.relax)
-    original = cells(source, dictionary, skip=fixture.dropped, skip_fields=refused)
-    assert original
+    typed, original = typed_fixture(fixture, dictionary)
     for style, name in ((fixture.style, fixture.write_as), (Style.RAP, "rap.csv"),
                         (Style.PARQUET, "wide.parquet")):
         out = tmp_path / name
@@ -308,11 +315,7 @@ def test_store_round_trip_in_the_same_style(
 ) -> None:
     """read -> validate -> encrypted store -> load -> write in the same style: no loss."""
     dictionary = dictionaries[fixture.name]
-    source = FAKES / fixture.name
-    refused = set(fixture.refused)
-    result = read_table(source, dictionary)
-    typed = validate(without_fields(result.cohort, refused), dictionary, fixture.name,
-                     relax=fixture.relax)
+    typed, original = typed_fixture(fixture, dictionary)
     with init_store(tmp_path / "data", key_file=tmp_path / "master.key",
                     dictionary=dictionary) as store:
         store.write_version(typed)
@@ -320,6 +323,4 @@ def test_store_round_trip_in_the_same_style(
         loaded = reopened.load()
     out = tmp_path / fixture.write_as
     write_table(loaded, out, fixture.style, dictionary)
-    original = cells(source, dictionary, skip=fixture.dropped, skip_fields=refused)
-    assert original
     assert cells(out, dictionary) == original
