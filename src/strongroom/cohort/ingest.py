@@ -7,7 +7,7 @@ Nothing is written unless every file reads cleanly and every value validates.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,7 @@ from strongroom.cohort.modeldir import is_cohort_dir, read_cohort_dir
 from strongroom.cohort.problems import IngestError, Problem
 from strongroom.cohort.store import CohortVersion, Store
 from strongroom.cohort.validate import validate
-
-Progress = Callable[[str, int], None]
+from strongroom.progress import Progress
 
 
 @dataclass(frozen=True)

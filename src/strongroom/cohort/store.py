@@ -22,7 +22,7 @@ import io
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, Cohort
 from strongroom.db import Base, UTCDateTime, create_all, make_engine
+from strongroom.progress import Progress
 
 CONFIG = "strongroom.yaml"
 DICTIONARY = "dictionary.json.gz"
@@ -47,7 +48,6 @@ LOCK = ".lock"
 KEEP_VERSIONS = 2  # the current version and the one before it (for rollback)
 ENV_KEY_FILE = "STRONGROOM_KEY_FILE"
 
-Progress = Callable[[str, int], None]
 
 
 class StoreError(Exception):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from strongroom.cohort.dictionary import Dictionary, Field, ValueType
+from strongroom.cohort.dictionary import Dictionary, Field
 from strongroom.cohort.model import (
     EID,
     EVENT_TABLES,
@@ -331,4 +331,4 @@ def _reason(exc: Exception) -> str:
     return str(exc.args[0]) if exc.args else str(exc)
 
 
-__all__ = ["CONSISTENCY_RULES", "ROW", "ValueType", "validate"]
+__all__ = ["CONSISTENCY_RULES", "ROW", "validate"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import polars as pl
 
@@ -29,8 +27,7 @@ from strongroom.cohort.synth.draws import (
     streams,
 )
 from strongroom.cohort.synth.targets import participant_share
-
-Progress = Callable[[str, int], None]
+from strongroom.progress import Progress
 
 # Share of the progress bar per stage (sums to 100): each stage's share of run time at 500,000.
 STAGES: dict[str, int] = {
@@ -100,7 +97,7 @@ def synthesise(
     return model.Cohort(participants, tables)
 
 
-def _ticker(progress: Progress | None) -> Callable[[str, int], None]:
+def _ticker(progress: Progress | None) -> Progress:
     def tick(stage: str, advance: int) -> None:
         if progress is not None and advance:
             progress(stage, advance)
