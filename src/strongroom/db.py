@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Engine, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Dialect, Engine, Result, create_engine, event
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -45,9 +45,17 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
+            # deleted rows (a destroyed project key, an ended session) are zeroed on disk
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
     return engine
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (typed: ``Session.execute`` returns a plain Result)."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
 
 
 def create_all(engine: Engine) -> None:

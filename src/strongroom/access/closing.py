@@ -1,0 +1,31 @@
+"""Closing a project: its key is destroyed, its tokens die, its sealed files go."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from strongroom.access.context import AccessContext
+from strongroom.access.models import ApiToken, Project
+from strongroom.access.states import ProjectStatus, advance
+
+
+def close_project(db: Session, project: Project, status: ProjectStatus, now: dt.datetime) -> None:
+    """End or revoke a project within the caller's transaction: key destroyed, tokens dead."""
+    action = "end" if status is ProjectStatus.ENDED else "revoke"
+    project.status = advance(ProjectStatus(project.status), action, f"project {project.id}")
+    project.key_sealed = None
+    project.closed_at = now
+    db.execute(update(ApiToken).where(ApiToken.project_id == project.id,
+                                      ApiToken.revoked_at.is_(None)).values(revoked_at=now))
+
+
+def destroy_project_files(ctx: AccessContext, project_id: str) -> None:
+    """Remove the project's sealed files (already unreadable once its key is gone)."""
+    where = ctx.project_dir(project_id)
+    if where.exists():
+        for path in sorted(where.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        where.rmdir()

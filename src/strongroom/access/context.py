@@ -1,0 +1,98 @@
+"""What every access service needs: the database, the master key, the audit log, a clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from strongroom.access.permissions import Action
+from strongroom.access.roles import Role
+from strongroom.audit import AuditEvent, AuditLog, EventType
+from strongroom.cohort.crypto import MasterKey
+from strongroom.cohort.dictionary import Dictionary
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Security settings; the defaults are the issue's requirements."""
+
+    lockout_after: int = 5  # consecutive failed logins lock the account …
+    lockout_minutes: int = 15  # … for this long (or until an admin unlocks it)
+    attempts_per_minute: int = 10  # per account and per source address
+    token_max_days: int = 30
+    session_idle_minutes: int = 15
+    session_absolute_hours: int = 12
+
+
+class Via(StrEnum):
+    SESSION = "session"
+    TOKEN = "token"
+    CLI = "cli"  # an operator on the server's own console, authenticated by password + TOTP
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated person making one request."""
+
+    person_id: str
+    institution_id: str
+    roles: frozenset[Role]
+    via: Via
+    source: str | None = None  # the request's network address
+    token_id: str | None = None
+    token_project: str | None = None
+    token_actions: frozenset[Action] = frozenset()
+    session_id: str | None = None
+
+
+@dataclass
+class AccessContext:
+    engine: Engine
+    key: MasterKey
+    audit: AuditLog
+    dictionary: Dictionary
+    root: Path  # the data directory: per-project files live under root/projects
+    settings: Settings = field(default_factory=Settings)
+    clock: Callable[[], dt.datetime] = utcnow
+    # the current cohort's participant ids, to issue pseudonyms (None: no cohort yet)
+    cohort_eids: Callable[[], np.ndarray] | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One database transaction; rows stay readable after it ends."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def record(
+        self,
+        type: EventType,
+        actor: Principal | str | None,
+        subject: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        sensitive: Mapping[str, str] | None = None,
+    ) -> None:
+        """Append an event to the audit log (after the change it records has committed)."""
+        who = actor.person_id if isinstance(actor, Principal) else actor
+        extra = dict(sensitive or {})
+        if isinstance(actor, Principal):
+            if actor.source:
+                extra.setdefault("source", actor.source)
+            details = {"via": actor.via.value, **(details or {})}
+        self.audit.append(AuditEvent(type=type, actor=who, subject=subject,
+                                     details=dict(details or {}), sensitive=extra, at=None))
+
+    def project_dir(self, project_id: str) -> Path:
+        return self.root / "projects" / project_id

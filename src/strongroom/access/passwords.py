@@ -1,0 +1,49 @@
+"""Passwords: argon2id hashes (argon2-cffi's defaults follow RFC 9106's recommendation)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+MIN_LENGTH = 12
+MAX_LENGTH = 256  # bounds the work an attacker can make argon2 do per attempt
+
+_hasher = PasswordHasher()
+
+
+class WeakPasswordError(ValueError):
+    """A password that the policy refuses; the message says what to change."""
+
+
+def check_policy(password: str) -> None:
+    """Refuse passwords too short to resist guessing (NIST SP 800-63B: length over rules)."""
+    if len(password) < MIN_LENGTH:
+        raise WeakPasswordError(f"a password needs at least {MIN_LENGTH} characters "
+                           f"(this one has {len(password)}); a passphrase of a few words works")
+    if len(password) > MAX_LENGTH:
+        raise WeakPasswordError(f"a password has at most {MAX_LENGTH} characters")
+    if len(set(password)) < 4:
+        raise WeakPasswordError("a password of one or two repeated characters is too easy to guess")
+
+
+def hash_password(password: str) -> str:
+    check_policy(password)
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    """True when ``password`` matches; never raises on a wrong or malformed input."""
+    if len(password) > MAX_LENGTH:
+        return False
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# Spent on unknown accounts so that a login's timing does not tell whether the email exists.
+_DUMMY = _hasher.hash("strongroom-timing-equaliser")
+
+
+def burn_time(password: str) -> None:
+    verify_password(_DUMMY, password[:MAX_LENGTH] + "x")

@@ -1,0 +1,270 @@
+"""Projects: approved applications with members, field grants, dates and two permissions.
+
+*Analyse* comes with an active project; *export* is rarer: a member asks, and only an
+access-committee member can approve it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from strongroom.access import pseudonyms
+from strongroom.access.authorize import authorize, is_member
+from strongroom.access.closing import close_project, destroy_project_files
+from strongroom.access.context import AccessContext, Principal
+from strongroom.access.keys import new_project_key
+from strongroom.access.models import FieldGrant, Person, Project, ProjectMember
+from strongroom.access.people import roles_of
+from strongroom.access.permissions import Action
+from strongroom.access.roles import Role
+from strongroom.access.states import ExportStatus, ProjectStatus, advance
+from strongroom.access.tokens import new_id
+from strongroom.audit import EventType
+from strongroom.cohort.dictionary import Field
+from strongroom.db import affected
+from strongroom.errors import Conflict, Invalid, NotFound
+
+MAX_YEARS = 5  # UK Biobank approves access for three years, extendable
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    project: Project
+    members: list[str]
+    fields: list[int]
+
+
+def get(db: Session, project_id: str) -> Project:
+    found = db.get(Project, project_id)
+    if found is None:
+        raise NotFound(f"there is no project {project_id}")
+    return found
+
+
+def _members(db: Session, project_id: str) -> list[str]:
+    return list(db.scalars(select(ProjectMember.person_id)
+                           .where(ProjectMember.project_id == project_id)
+                           .order_by(ProjectMember.person_id)))
+
+
+def _fields(db: Session, project_id: str) -> list[int]:
+    return list(db.scalars(select(FieldGrant.field_id)
+                           .where(FieldGrant.project_id == project_id)
+                           .order_by(FieldGrant.field_id)))
+
+
+def view(db: Session, project: Project) -> ProjectView:
+    return ProjectView(project, _members(db, project.id), _fields(db, project.id))
+
+
+def check_fields(ctx: AccessContext, fields: Iterable[int]) -> list[int]:
+    wanted = sorted(set(fields))
+    unknown = [f for f in wanted if f not in ctx.dictionary.fields]
+    if unknown:
+        raise Invalid(f"field(s) {', '.join(map(str, unknown))} are not in the data "
+                      f"dictionary; see docs/reference/data-dictionary.md")
+    return wanted
+
+
+def _researcher(db: Session, person_id: str, what: str) -> Person:
+    person = db.get(Person, person_id)
+    if person is None:
+        raise NotFound(f"there is no person {person_id} to be the project's {what}")
+    if Role.RESEARCHER not in roles_of(db, person_id):
+        raise Invalid(f"{person_id} cannot be a project {what}: they do not have the "
+                      f"researcher role")
+    return person
+
+
+def create(ctx: AccessContext, principal: Principal | None, *, title: str, purpose: str,
+           lead_id: str, starts_on: dt.date, expires_on: dt.date,
+           fields: Iterable[int] = (), members: Iterable[str] = ()) -> ProjectView:
+    problems = []
+    if not 1 <= len(title.strip()) <= 300:
+        problems.append("title must be 1 to 300 characters")
+    if len(purpose.strip()) < 20:
+        problems.append("describe the purpose in at least 20 characters, as approved")
+    if expires_on <= starts_on:
+        problems.append(f"the project must expire ({expires_on}) after it starts "
+                        f"({starts_on})")
+    elif (expires_on - starts_on).days > 366 * MAX_YEARS:
+        problems.append(f"a project lasts at most {MAX_YEARS} years; renew it instead")
+    if problems:
+        raise Invalid(problems)
+    granted = check_fields(ctx, fields)
+    project_id = new_id("prj")
+    key, sealed = new_project_key(ctx.key, project_id)
+    with ctx.transaction() as db:
+        if principal is not None:
+            authorize(ctx, db, principal, Action.PROJECT_CREATE)
+        _researcher(db, lead_id, "lead")
+        member_ids = sorted(set(members) - {lead_id})
+        for member in member_ids:
+            _researcher(db, member, "member")
+        project = Project(id=project_id, title=title.strip(), purpose=purpose.strip(),
+                          lead_id=lead_id, starts_on=starts_on, expires_on=expires_on,
+                          status=ProjectStatus.ACTIVE, export=ExportStatus.NONE,
+                          key_sealed=sealed, key_id=key.key_id,
+                          created_by=principal.person_id if principal else "operator",
+                          created_at=ctx.clock())
+        db.add(project)
+        db.flush()
+        db.add_all(ProjectMember(project_id=project_id, person_id=m)
+                   for m in [lead_id, *member_ids])
+        db.add_all(FieldGrant(project_id=project_id, field_id=f) for f in granted)
+    actor = principal or "operator"
+    ctx.record(EventType.PROJECT_CREATED, actor, project_id,
+               {"title": project.title, "lead": lead_id, "members": member_ids,
+                "fields": granted, "starts_on": starts_on.isoformat(),
+                "expires_on": expires_on.isoformat(), "key_id": key.key_id})
+    if ctx.cohort_eids is not None:
+        issued = pseudonyms.issue(ctx, project, ctx.cohort_eids())
+        ctx.record(EventType.PROJECT_PSEUDONYMS_ISSUED, actor, project_id, {"count": issued})
+    with ctx.transaction() as db:
+        return view(db, get(db, project_id))
+
+
+def list_visible(ctx: AccessContext, principal: Principal) -> list[ProjectView]:
+    """Every project for overseeing roles; a researcher's own projects for researchers."""
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PROJECT_READ)
+        projects = list(db.scalars(select(Project).order_by(Project.created_at)))
+        if not principal.roles & {Role.CUSTODIAN_ADMIN, Role.ACCESS_COMMITTEE,
+                                  Role.SECURITY_ANALYST, Role.AUDITOR,
+                                  Role.OUTPUT_CHECKER}:
+            projects = [p for p in projects if is_member(db, p, principal.person_id)]
+        if principal.token_project is not None:
+            projects = [p for p in projects if p.id == principal.token_project]
+        return [view(db, p) for p in projects]
+
+
+def read(ctx: AccessContext, principal: Principal, project_id: str) -> ProjectView:
+    with ctx.transaction() as db:
+        project = authorize(ctx, db, principal, Action.PROJECT_READ, project_id)
+        assert project is not None
+        return view(db, project)
+
+
+def _open_project(db: Session, project_id: str) -> Project:
+    project = get(db, project_id)
+    if project.status != ProjectStatus.ACTIVE:
+        raise Conflict(f"project {project_id} is {project.status}; it cannot be changed")
+    return project
+
+
+def add_member(ctx: AccessContext, principal: Principal, project_id: str,
+               person_id: str) -> ProjectView:
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PROJECT_WRITE)
+        project = _open_project(db, project_id)
+        _researcher(db, person_id, "member")
+        if person_id in _members(db, project_id):
+            raise Conflict(f"{person_id} is already a member of {project_id}")
+        db.add(ProjectMember(project_id=project_id, person_id=person_id))
+        db.flush()
+        result = view(db, project)
+    ctx.record(EventType.PROJECT_MEMBER_ADDED, principal, project_id, {"person": person_id})
+    return result
+
+
+def remove_member(ctx: AccessContext, principal: Principal, project_id: str,
+                  person_id: str) -> ProjectView:
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PROJECT_WRITE)
+        project = _open_project(db, project_id)
+        if person_id == project.lead_id:
+            raise Conflict(f"{person_id} leads {project_id}; a project keeps its lead")
+        gone = affected(db.execute(delete(ProjectMember).where(
+            ProjectMember.project_id == project_id,
+            ProjectMember.person_id == person_id)))
+        if not gone:
+            raise Conflict(f"{person_id} is not a member of {project_id}")
+        result = view(db, project)
+    ctx.record(EventType.PROJECT_MEMBER_REMOVED, principal, project_id, {"person": person_id})
+    return result
+
+
+def set_fields(ctx: AccessContext, principal: Principal, project_id: str,
+               fields: Iterable[int]) -> ProjectView:
+    """Replace the project's field grants (the audit event lists what was added and removed)."""
+    wanted = check_fields(ctx, fields)
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PROJECT_WRITE)
+        project = _open_project(db, project_id)
+        before = set(_fields(db, project_id))
+        db.execute(delete(FieldGrant).where(FieldGrant.project_id == project_id))
+        db.add_all(FieldGrant(project_id=project_id, field_id=f) for f in wanted)
+        db.flush()
+        result = view(db, project)
+    added, removed = sorted(set(wanted) - before), sorted(before - set(wanted))
+    if added:
+        ctx.record(EventType.PROJECT_FIELDS_GRANTED, principal, project_id, {"fields": added})
+    if removed:
+        ctx.record(EventType.PROJECT_FIELDS_REVOKED, principal, project_id,
+                   {"fields": removed})
+    return result
+
+
+def request_export(ctx: AccessContext, principal: Principal, project_id: str,
+                   justification: str) -> ProjectView:
+    if len(justification.strip()) < 20:
+        raise Invalid("explain in at least 20 characters why record-level data must leave")
+    with ctx.transaction() as db:
+        project = authorize(ctx, db, principal, Action.EXPORT_REQUEST, project_id)
+        assert project is not None
+        project.export = advance(ExportStatus(project.export), "request",
+                                 f"{project_id}'s export permission")
+        project.export_requested_by = principal.person_id
+        result = view(db, project)
+    ctx.record(EventType.PROJECT_EXPORT_REQUESTED, principal, project_id,
+               {"justification": justification.strip()})
+    return result
+
+
+def decide_export(ctx: AccessContext, principal: Principal, project_id: str,
+                  approve: bool) -> ProjectView:
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.EXPORT_APPROVE)
+        project = _open_project(db, project_id)
+        if approve and project.export_requested_by == principal.person_id:
+            raise Conflict("the person who asked for export cannot approve it")
+        project.export = advance(ExportStatus(project.export),
+                                 "approve" if approve else "decline",
+                                 f"{project_id}'s export permission")
+        project.export_approved_by = principal.person_id if approve else None
+        result = view(db, project)
+    ctx.record(EventType.PROJECT_EXPORT_APPROVED if approve else EventType.PROJECT_UPDATED,
+               principal, project_id, {"export": project.export})
+    return result
+
+
+def close(ctx: AccessContext, principal: Principal, project_id: str, *, revoke: bool,
+          reason: str) -> ProjectView:
+    """End (normally) or revoke (for cause) a project: its key is destroyed either way."""
+    if not reason.strip():
+        raise Invalid("give a reason; it is kept in the audit log")
+    status = ProjectStatus.REVOKED if revoke else ProjectStatus.ENDED
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PROJECT_CLOSE)
+        project = get(db, project_id)
+        close_project(db, project, status, ctx.clock())
+        result = view(db, project)
+    destroy_project_files(ctx, project_id)
+    ctx.record(EventType.PROJECT_REVOKED if revoke else EventType.PROJECT_ENDED, principal,
+               project_id, {"reason": reason.strip()})
+    ctx.record(EventType.PROJECT_KEY_DESTROYED, principal, project_id, {})
+    return result
+
+
+def schema(ctx: AccessContext, principal: Principal, project_id: str) -> list[Field]:
+    """The fields a project may analyse: the first thing a researcher reads, a data access."""
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.DATA_ANALYSE, project_id)
+        granted = _fields(db, project_id)
+    ctx.record(EventType.DATA_ACCESSED, principal, project_id, {"what": "schema"})
+    return [ctx.dictionary.fields[f] for f in granted]

@@ -1,0 +1,58 @@
+"""The errors every service raises, so the server and CLI can turn them into one kind of answer.
+
+Each carries reasons written for the person who asked: what is wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ServiceError(Exception):
+    """Base: ``reasons`` are sentences for a person; ``status`` names the HTTP-ish outcome."""
+
+    status = "invalid"
+
+    def __init__(self, reasons: str | Sequence[str]):
+        self.reasons = [reasons] if isinstance(reasons, str) else list(reasons)
+        super().__init__("; ".join(self.reasons))
+
+
+class Invalid(ServiceError):
+    """The request itself is wrong (bad field, bad range, bad value)."""
+
+
+class NotFound(ServiceError):
+    status = "not-found"
+
+
+class Conflict(ServiceError):
+    """The request clashes with the current state (already revoked, name taken, …)."""
+
+    status = "conflict"
+
+
+class Unauthenticated(ServiceError):
+    """No valid identity: wrong credentials, expired session or token."""
+
+    status = "unauthenticated"
+
+
+class Refused(ServiceError):
+    """A known identity may not do this now; the reasons say who-may or when-may failed."""
+
+    status = "forbidden"
+
+
+class RateLimited(ServiceError):
+    status = "rate-limited"
+
+    def __init__(self, reasons: str | Sequence[str], retry_after: int):
+        super().__init__(reasons)
+        self.retry_after = retry_after
+
+
+class Unavailable(ServiceError):
+    """The platform cannot decide safely (e.g. its control state is unreadable): fail closed."""
+
+    status = "unavailable"

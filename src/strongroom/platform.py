@@ -1,0 +1,73 @@
+"""One open Strongroom: the cohort store, the audit log and the access services, composed.
+
+The server and the CLI both start here, so they run the same services on the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from strongroom.access.context import AccessContext, Settings, utcnow
+from strongroom.audit import AuditLog
+from strongroom.audit.keys import salt_key_from_secret, signing_key_from_secret
+from strongroom.cohort.model import EID
+from strongroom.cohort.store import Store
+
+WITNESS = Path("audit") / "checkpoints.jsonl"
+
+
+class Platform:
+    """Open with :meth:`open`; use as a context manager so the audit tail gets signed."""
+
+    def __init__(self, store: Store, *, settings: Settings | None = None,
+                 clock: Callable[..., object] | None = None,
+                 checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0):
+        self.store = store
+        witness = store.root / WITNESS
+        witness.parent.mkdir(exist_ok=True, mode=0o700)
+        self.audit = AuditLog(store.engine,
+                              signing_key=signing_key_from_secret(store.key.secret),
+                              salt_key=salt_key_from_secret(store.key.secret),
+                              witness=witness, checkpoint_every=checkpoint_every,
+                              checkpoint_seconds=checkpoint_seconds)
+        self.access = AccessContext(
+            engine=store.engine, key=store.key, audit=self.audit,
+            dictionary=store.dictionary, root=store.root,
+            settings=settings or Settings(),
+            clock=clock or utcnow,  # type: ignore[arg-type]
+            cohort_eids=self._cohort_eids,
+        )
+
+    @classmethod
+    def open(cls, root: Path, key_file: Path | None = None, **options: object) -> Platform:
+        store = Store.open(root, key_file)
+        try:
+            return cls(store, **options)  # type: ignore[arg-type]
+        except BaseException:
+            store.close()
+            raise
+
+    @property
+    def witness(self) -> Path:
+        return self.store.root / WITNESS
+
+    def _cohort_eids(self) -> np.ndarray:
+        """The current cohort's participants (empty before the first ingest)."""
+        if self.store.current() is None:
+            return np.empty(0, dtype=np.int64)
+        participants = self.store.load(tables=["participants"]).participants
+        return participants[EID].cast(pl.Int64).to_numpy()
+
+    def close(self) -> None:
+        self.audit.close()
+        self.store.close()
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

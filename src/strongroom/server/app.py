@@ -1,0 +1,93 @@
+"""The FastAPI application: routes, error answers, security headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+import strongroom
+from strongroom.errors import RateLimited, ServiceError
+from strongroom.platform import Platform
+from strongroom.server.routes import admin, audit, auth
+from strongroom.server.schemas import Problem
+
+HTTP_STATUS = {
+    "invalid": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not-found": 404,
+    "conflict": 409,
+    "rate-limited": 429,
+    "unavailable": 503,
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in [*sorted(set(HTTP_STATUS.values())), 422]
+}
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def problem(status: int, error: str, reasons: list[str],
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(Problem(error=error, reasons=reasons).model_dump(), status_code=status,
+                        headers=headers)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    app = FastAPI(
+        title="Strongroom",
+        version=strongroom.__version__,
+        description="A trusted research environment for sensitive health cohorts: "
+                    "authentication, administration and audit. Every route names the action "
+                    "it takes in `x-strongroom-action`; every refusal lists its reasons.",
+        responses=ERROR_RESPONSES,
+    )
+    app.state.platform = platform
+    for router in (auth.router, admin.router, audit.router):
+        app.include_router(router)
+
+    @app.get("/health", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"])
+    def health() -> dict[str, str]:
+        """Liveness only: says nothing about people, projects or data."""
+        return {"status": "ok"}
+
+    @app.exception_handler(ServiceError)
+    def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        headers = ({"Retry-After": str(exc.retry_after)}
+                   if isinstance(exc, RateLimited) else None)
+        if exc.status == "unauthenticated":
+            headers = {"WWW-Authenticate": 'Bearer realm="strongroom"'}
+        return problem(HTTP_STATUS[exc.status], exc.status, exc.reasons, headers)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        reasons = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+            reasons.append(f"{where}: {err.get('msg', 'invalid')}")
+        return problem(422, "invalid", reasons or ["the request is not valid"])
+
+    @app.exception_handler(HTTPException)
+    def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return problem(exc.status_code, "not-found" if exc.status_code == 404 else "invalid",
+                       [str(exc.detail)])
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.scheme == "https":
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return response
+
+    return app

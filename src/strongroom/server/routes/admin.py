@@ -1,0 +1,271 @@
+"""Administration: institutions, people, projects, field grants, export approval, pauses."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from strongroom.access import institutions, pauses, people, projects
+from strongroom.access.models import Person, Training
+from strongroom.access.pauses import PauseView
+from strongroom.access.permissions import Action
+from strongroom.access.projects import ProjectView
+from strongroom.access.roles import Role
+from strongroom.server.schemas import (
+    ActiveIn,
+    CloseIn,
+    ExportDecisionIn,
+    ExportRequestIn,
+    FieldOut,
+    FieldsIn,
+    InstitutionIn,
+    InstitutionOut,
+    InstitutionPatch,
+    MemberIn,
+    NewPersonOut,
+    PauseIn,
+    PauseOut,
+    PersonIn,
+    PersonOut,
+    ProjectIn,
+    ProjectOut,
+    RevokeIn,
+    RoleIn,
+    TrainingIn,
+    TrainingOut,
+    VettingIn,
+)
+from strongroom.server.security import Caller, Ctx, acts
+
+router = APIRouter()
+
+
+def person_out(person: Person, roles: frozenset[Role],
+               training: list[Training] | None = None) -> PersonOut:
+    return PersonOut(id=person.id, institution_id=person.institution_id, email=person.email,
+                     name=person.name, roles=sorted(roles), vetting=person.vetting,
+                     status=person.status, mfa_confirmed=person.mfa_confirmed,
+                     locked_until=person.locked_until,
+                     training=[TrainingOut.model_validate(t) for t in training or []])
+
+
+def project_out(view: ProjectView) -> ProjectOut:
+    p = view.project
+    return ProjectOut(id=p.id, title=p.title, purpose=p.purpose, lead_id=p.lead_id,
+                      starts_on=p.starts_on, expires_on=p.expires_on, status=p.status,
+                      export=p.export, key_id=p.key_id, key_destroyed=p.key_sealed is None,
+                      members=view.members, fields=view.fields)
+
+
+def pause_out(view: PauseView) -> PauseOut:
+    p = view.pause
+    return PauseOut(id=p.id, level=p.level, target_id=p.target_id, reason=p.reason,
+                    set_by=p.set_by, set_at=p.set_at, state=view.state,
+                    lift_requested_by=p.lift_requested_by, lifted_by=p.lifted_by,
+                    lifted_at=p.lifted_at)
+
+
+# -- institutions --------------------------------------------------------------------------
+
+@router.get("/institutions", response_model=list[InstitutionOut], tags=["institutions"],
+            openapi_extra=acts(Action.INSTITUTION_READ))
+def list_institutions(who: Caller, ctx: Ctx) -> list[InstitutionOut]:
+    return [InstitutionOut.model_validate(i) for i in institutions.list_all(ctx, who)]
+
+
+@router.post("/institutions", response_model=InstitutionOut, status_code=201,
+             tags=["institutions"], openapi_extra=acts(Action.INSTITUTION_WRITE))
+def create_institution(body: InstitutionIn, who: Caller, ctx: Ctx) -> InstitutionOut:
+    return InstitutionOut.model_validate(institutions.create(
+        ctx, who, name=body.name, country=body.country, jurisdiction=body.jurisdiction,
+        networks=body.networks))
+
+
+@router.get("/institutions/{institution_id}", response_model=InstitutionOut,
+            tags=["institutions"], openapi_extra=acts(Action.INSTITUTION_READ))
+def read_institution(institution_id: str, who: Caller, ctx: Ctx) -> InstitutionOut:
+    return InstitutionOut.model_validate(institutions.read(ctx, who, institution_id))
+
+
+@router.patch("/institutions/{institution_id}", response_model=InstitutionOut,
+              tags=["institutions"], openapi_extra=acts(Action.INSTITUTION_WRITE))
+def update_institution(institution_id: str, body: InstitutionPatch, who: Caller,
+                       ctx: Ctx) -> InstitutionOut:
+    return InstitutionOut.model_validate(institutions.update_details(
+        ctx, who, institution_id, name=body.name, jurisdiction=body.jurisdiction,
+        networks=body.networks))
+
+
+@router.post("/institutions/{institution_id}/revoke", response_model=InstitutionOut,
+             tags=["institutions"], openapi_extra=acts(Action.INSTITUTION_REVOKE))
+def revoke_institution(institution_id: str, body: RevokeIn, who: Caller,
+                       ctx: Ctx) -> InstitutionOut:
+    """Cut the institution off: every person, session, token and project of it, at once."""
+    return InstitutionOut.model_validate(
+        institutions.revoke(ctx, who, institution_id, body.reason))
+
+
+@router.post("/institutions/{institution_id}/reinstate", response_model=InstitutionOut,
+             tags=["institutions"], openapi_extra=acts(Action.INSTITUTION_REVOKE))
+def reinstate_institution(institution_id: str, who: Caller, ctx: Ctx) -> InstitutionOut:
+    return InstitutionOut.model_validate(institutions.reinstate(ctx, who, institution_id))
+
+
+# -- people --------------------------------------------------------------------------------
+
+@router.get("/people", response_model=list[PersonOut], tags=["people"],
+            openapi_extra=acts(Action.PERSON_READ))
+def list_people(who: Caller, ctx: Ctx, institution_id: str | None = None) -> list[PersonOut]:
+    return [person_out(p, r) for p, r in people.list_all(ctx, who, institution_id)]
+
+
+@router.post("/people", response_model=NewPersonOut, status_code=201, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def create_person(body: PersonIn, who: Caller, ctx: Ctx) -> NewPersonOut:
+    """Register a person; their TOTP secret (and a generated password) are shown once."""
+    new = people.create(ctx, who, institution_id=body.institution_id, email=body.email,
+                        name=body.name, roles=[r.value for r in body.roles],
+                        password=body.password)
+    return NewPersonOut(person=person_out(new.person, frozenset(new.roles)),
+                        password=new.password, totp_secret=new.totp_secret,
+                        totp_uri=new.totp_uri)
+
+
+@router.get("/people/{person_id}", response_model=PersonOut, tags=["people"],
+            openapi_extra=acts(Action.PERSON_READ))
+def read_person(person_id: str, who: Caller, ctx: Ctx) -> PersonOut:
+    return person_out(*people.read(ctx, who, person_id))
+
+
+@router.post("/people/{person_id}/roles", response_model=PersonOut, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def grant_role(person_id: str, body: RoleIn, who: Caller, ctx: Ctx) -> PersonOut:
+    people.grant_role(ctx, who, person_id, body.role.value)
+    return person_out(*people.read(ctx, who, person_id))
+
+
+@router.delete("/people/{person_id}/roles/{role}", response_model=PersonOut, tags=["people"],
+               openapi_extra=acts(Action.PERSON_WRITE))
+def revoke_role(person_id: str, role: Role, who: Caller, ctx: Ctx) -> PersonOut:
+    people.revoke_role(ctx, who, person_id, role.value)
+    return person_out(*people.read(ctx, who, person_id))
+
+
+@router.post("/people/{person_id}/training", response_model=PersonOut, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def record_training(person_id: str, body: TrainingIn, who: Caller, ctx: Ctx) -> PersonOut:
+    people.record_training(ctx, who, person_id, course=body.course,
+                           completed_on=body.completed_on, expires_on=body.expires_on)
+    return person_out(*people.read(ctx, who, person_id))
+
+
+@router.post("/people/{person_id}/vetting", response_model=PersonOut, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def set_vetting(person_id: str, body: VettingIn, who: Caller, ctx: Ctx) -> PersonOut:
+    people.set_vetting(ctx, who, person_id, body.status)
+    return person_out(*people.read(ctx, who, person_id))
+
+
+@router.post("/people/{person_id}/unlock", response_model=PersonOut, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def unlock(person_id: str, who: Caller, ctx: Ctx) -> PersonOut:
+    people.unlock(ctx, who, person_id)
+    return person_out(*people.read(ctx, who, person_id))
+
+
+@router.post("/people/{person_id}/active", response_model=PersonOut, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def set_active(person_id: str, body: ActiveIn, who: Caller, ctx: Ctx) -> PersonOut:
+    people.set_active(ctx, who, person_id, body.active)
+    return person_out(*people.read(ctx, who, person_id))
+
+
+# -- projects ------------------------------------------------------------------------------
+
+@router.get("/projects", response_model=list[ProjectOut], tags=["projects"],
+            openapi_extra=acts(Action.PROJECT_READ))
+def list_projects(who: Caller, ctx: Ctx) -> list[ProjectOut]:
+    return [project_out(v) for v in projects.list_visible(ctx, who)]
+
+
+@router.post("/projects", response_model=ProjectOut, status_code=201, tags=["projects"],
+             openapi_extra=acts(Action.PROJECT_CREATE))
+def create_project(body: ProjectIn, who: Caller, ctx: Ctx) -> ProjectOut:
+    return project_out(projects.create(
+        ctx, who, title=body.title, purpose=body.purpose, lead_id=body.lead_id,
+        starts_on=body.starts_on, expires_on=body.expires_on, fields=body.fields,
+        members=body.members))
+
+
+@router.get("/projects/{project_id}", response_model=ProjectOut, tags=["projects"],
+            openapi_extra=acts(Action.PROJECT_READ))
+def read_project(project_id: str, who: Caller, ctx: Ctx) -> ProjectOut:
+    return project_out(projects.read(ctx, who, project_id))
+
+
+@router.post("/projects/{project_id}/members", response_model=ProjectOut, tags=["projects"],
+             openapi_extra=acts(Action.PROJECT_WRITE))
+def add_member(project_id: str, body: MemberIn, who: Caller, ctx: Ctx) -> ProjectOut:
+    return project_out(projects.add_member(ctx, who, project_id, body.person_id))
+
+
+@router.delete("/projects/{project_id}/members/{person_id}", response_model=ProjectOut,
+               tags=["projects"], openapi_extra=acts(Action.PROJECT_WRITE))
+def remove_member(project_id: str, person_id: str, who: Caller, ctx: Ctx) -> ProjectOut:
+    return project_out(projects.remove_member(ctx, who, project_id, person_id))
+
+
+@router.put("/projects/{project_id}/fields", response_model=ProjectOut, tags=["projects"],
+            openapi_extra=acts(Action.PROJECT_WRITE))
+def set_fields(project_id: str, body: FieldsIn, who: Caller, ctx: Ctx) -> ProjectOut:
+    """Replace the project's field grants with this list."""
+    return project_out(projects.set_fields(ctx, who, project_id, body.fields))
+
+
+@router.post("/projects/{project_id}/export/request", response_model=ProjectOut,
+             tags=["projects"], openapi_extra=acts(Action.EXPORT_REQUEST))
+def request_export(project_id: str, body: ExportRequestIn, who: Caller,
+                   ctx: Ctx) -> ProjectOut:
+    return project_out(projects.request_export(ctx, who, project_id, body.justification))
+
+
+@router.post("/projects/{project_id}/export/decision", response_model=ProjectOut,
+             tags=["projects"], openapi_extra=acts(Action.EXPORT_APPROVE))
+def decide_export(project_id: str, body: ExportDecisionIn, who: Caller,
+                  ctx: Ctx) -> ProjectOut:
+    return project_out(projects.decide_export(ctx, who, project_id, body.approve))
+
+
+@router.post("/projects/{project_id}/close", response_model=ProjectOut, tags=["projects"],
+             openapi_extra=acts(Action.PROJECT_CLOSE))
+def close_project(project_id: str, body: CloseIn, who: Caller, ctx: Ctx) -> ProjectOut:
+    """End or revoke the project; its key is destroyed and its sealed files unreadable."""
+    return project_out(projects.close(ctx, who, project_id, revoke=body.revoke,
+                                      reason=body.reason))
+
+
+@router.get("/projects/{project_id}/schema", response_model=list[FieldOut],
+            tags=["projects"], openapi_extra=acts(Action.DATA_ANALYSE))
+def project_schema(project_id: str, who: Caller, ctx: Ctx) -> list[FieldOut]:
+    """The fields this project may analyse (a data access: every "when may" applies)."""
+    return [FieldOut.model_validate(f) for f in projects.schema(ctx, who, project_id)]
+
+
+# -- pauses --------------------------------------------------------------------------------
+
+@router.get("/pauses", response_model=list[PauseOut], tags=["pauses"],
+            openapi_extra=acts(Action.PAUSE_READ))
+def list_pauses(who: Caller, ctx: Ctx, include_lifted: bool = False) -> list[PauseOut]:
+    return [pause_out(v) for v in pauses.list_pauses(ctx, who, include_lifted)]
+
+
+@router.post("/pauses", response_model=PauseOut, status_code=201, tags=["pauses"],
+             openapi_extra=acts(Action.PAUSE_SET))
+def set_pause(body: PauseIn, who: Caller, ctx: Ctx) -> PauseOut:
+    return pause_out(pauses.set_pause(ctx, who, body.level.value, body.target_id, body.reason))
+
+
+@router.post("/pauses/{pause_id}/lift", response_model=PauseOut, tags=["pauses"],
+             openapi_extra=acts(Action.PAUSE_LIFT))
+def lift_pause(pause_id: str, who: Caller, ctx: Ctx) -> PauseOut:
+    """Lift a pause; a platform or institution pause needs a second admin to call this too."""
+    return pause_out(pauses.lift(ctx, who, pause_id))

@@ -1,0 +1,46 @@
+"""Run the API with uvicorn: loopback by default, TLS when given a certificate and key."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import uvicorn
+
+from strongroom.errors import Invalid
+from strongroom.platform import Platform
+from strongroom.server.app import create_app
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8600
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen(host: str, certificate: Path | None, key: Path | None) -> None:
+    """Session cookies and tokens must not cross a network in the clear."""
+    if (certificate is None) != (key is None):
+        raise Invalid("give both --certificate and --private-key for TLS, or neither")
+    if certificate is None and not is_loopback(host):
+        raise Invalid(f"listening on {host} without TLS would send passwords and tokens in "
+                      f"the clear; give --certificate and --private-key, or listen on "
+                      f"127.0.0.1")
+    for path in (certificate, key):
+        if path is not None and not path.is_file():
+            raise Invalid(f"{path} does not exist")
+
+
+def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          certificate: Path | None = None, key: Path | None = None) -> None:
+    check_listen(host, certificate, key)
+    uvicorn.run(create_app(platform), host=host, port=port, log_level="info",
+                ssl_certfile=str(certificate) if certificate else None,
+                ssl_keyfile=str(key) if key else None,
+                server_header=False, proxy_headers=False, access_log=True)

@@ -1,0 +1,278 @@
+"""The API's request and response shapes (they are the OpenAPI spec's schemas).
+
+Responses never carry secrets that were not asked for: password hashes, sealed TOTP secrets,
+token and session digests and project keys have no field here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from strongroom.access.permissions import Action
+from strongroom.access.roles import Role
+from strongroom.access.states import PauseLevel, PauseState
+
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z]{3}_[0-9a-f]+$")]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Problem(BaseModel):
+    """Every refusal and error: what kind, and sentences saying what is wrong and what to do."""
+
+    error: str = Field(description="invalid, not-found, conflict, unauthenticated, forbidden, "
+                                   "rate-limited or unavailable")
+    reasons: list[str]
+
+
+# -- authentication ------------------------------------------------------------------------
+
+class LoginIn(BaseModel):
+    email: Annotated[str, StringConstraints(min_length=3, max_length=254)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    code: Annotated[str, StringConstraints(min_length=6, max_length=8)] = Field(
+        description="the 6-digit code from the authenticator app")
+
+
+class SessionOut(BaseModel):
+    person_id: str
+    roles: list[Role]
+    csrf_token: str = Field(description="send as X-CSRF-Token with every POST, PUT, PATCH "
+                                        "or DELETE made with the session cookie")
+    expires_at: dt.datetime = Field(description="absolute limit; 15 minutes idle also ends it")
+
+
+class MeOut(BaseModel):
+    person_id: str
+    institution_id: str
+    roles: list[Role]
+    via: str
+    token_project: str | None = None
+    token_actions: list[Action] = []
+
+
+class TokenIn(BaseModel):
+    project_id: Id
+    actions: Annotated[list[Action], Field(min_length=1, max_length=len(Action))]
+    days: int = Field(ge=1, le=30)
+    label: Annotated[str, StringConstraints(max_length=100)] = ""
+
+
+class TokenOut(Out):
+    id: str
+    project_id: str
+    actions: list[str]
+    label: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+class NewTokenOut(BaseModel):
+    token: TokenOut
+    secret: str = Field(description="shown once; send as 'Authorization: Bearer <secret>'")
+
+
+class RoleOut(BaseModel):
+    role: Role
+    description: str
+
+
+# -- institutions and people ---------------------------------------------------------------
+
+class InstitutionIn(BaseModel):
+    name: Text200
+    country: Annotated[str, StringConstraints(min_length=2, max_length=2)]
+    jurisdiction: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    networks: Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
+                        Field(max_length=100)] = []
+
+
+class InstitutionPatch(BaseModel):
+    name: Text200 | None = None
+    jurisdiction: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    networks: Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
+                        Field(max_length=100)] | None = None
+
+
+class InstitutionOut(Out):
+    id: str
+    name: str
+    country: str
+    jurisdiction: str
+    networks: list[str]
+    status: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revoked_reason: str | None
+
+
+class RevokeIn(BaseModel):
+    reason: Reason
+
+
+class PersonIn(BaseModel):
+    institution_id: Id
+    email: Annotated[str, StringConstraints(min_length=3, max_length=254)]
+    name: Text200
+    roles: Annotated[list[Role], Field(min_length=1, max_length=len(Role))]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        default=None, description="leave out to have one generated and shown once")
+
+
+class TrainingOut(Out):
+    course: str
+    completed_on: dt.date
+    expires_on: dt.date
+
+
+class PersonOut(BaseModel):
+    id: str
+    institution_id: str
+    email: str
+    name: str
+    roles: list[Role]
+    vetting: str
+    status: str
+    mfa_confirmed: bool
+    locked_until: dt.datetime | None
+    training: list[TrainingOut] = []
+
+
+class NewPersonOut(BaseModel):
+    person: PersonOut
+    password: str | None = Field(description="generated password, shown once (null if given)")
+    totp_secret: str = Field(description="shown once: the authenticator app's secret")
+    totp_uri: str = Field(description="shown once: otpauth:// URI for a QR code")
+
+
+class RoleIn(BaseModel):
+    role: Role
+
+
+class TrainingIn(BaseModel):
+    course: Text200
+    completed_on: dt.date
+    expires_on: dt.date
+
+
+class VettingIn(BaseModel):
+    status: Annotated[str, StringConstraints(pattern="^(approved|rejected|lapsed)$")]
+
+
+class ActiveIn(BaseModel):
+    active: bool
+
+
+# -- projects ------------------------------------------------------------------------------
+
+class ProjectIn(BaseModel):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    purpose: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+    lead_id: Id
+    starts_on: dt.date
+    expires_on: dt.date
+    fields: Annotated[list[Annotated[int, Field(ge=0, le=10**7)]], Field(max_length=5000)] = []
+    members: Annotated[list[Id], Field(max_length=500)] = []
+
+
+class ProjectOut(BaseModel):
+    id: str
+    title: str
+    purpose: str
+    lead_id: str
+    starts_on: dt.date
+    expires_on: dt.date
+    status: str
+    export: str
+    key_id: str
+    key_destroyed: bool
+    members: list[str]
+    fields: list[int]
+
+
+class MemberIn(BaseModel):
+    person_id: Id
+
+
+class FieldsIn(BaseModel):
+    fields: Annotated[list[Annotated[int, Field(ge=0, le=10**7)]], Field(max_length=5000)]
+
+
+class ExportRequestIn(BaseModel):
+    justification: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+
+
+class ExportDecisionIn(BaseModel):
+    approve: bool
+
+
+class CloseIn(BaseModel):
+    revoke: bool = Field(False, description="true: revoke for cause; false: end normally")
+    reason: Reason
+
+
+class FieldOut(Out):
+    field_id: int
+    name: str
+    value_type: str
+    role: str
+    unit: str
+    instances: int
+    arrays: int
+
+
+# -- pauses --------------------------------------------------------------------------------
+
+class PauseIn(BaseModel):
+    level: PauseLevel
+    target_id: Id | None = None
+    reason: Reason
+
+
+class PauseOut(BaseModel):
+    id: str
+    level: str
+    target_id: str | None
+    reason: str
+    set_by: str
+    set_at: dt.datetime
+    state: PauseState
+    lift_requested_by: str | None
+    lifted_by: str | None
+    lifted_at: dt.datetime | None
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: dt.datetime
+    type: str
+    actor: str | None
+    subject: str | None
+    details: dict[str, object]
+    leaf_hash: str
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    entries: int
+    checkpoints: int
+    first_bad_seq: int | None
+    kind: str | None
+    problem: str | None
+    seconds: float
+
+
+class ProofOut(BaseModel):
+    tree_size: int
+    hashes: list[str]
