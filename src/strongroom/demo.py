@@ -1,7 +1,8 @@
 """The main job on the embedded defaults: a demo data directory with a synthetic cohort.
 
 Synthesises the cohort, hands it over as a cohort directory and ingests it through the same
-validated, encrypted path a custodian's real files take.
+validated, encrypted path a custodian's real files take; then registers demo institutions,
+people of every role and projects (see :mod:`strongroom.demo_world`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.store import Store, init_store
 from strongroom.cohort.summary import StoreSummary, summarise
 from strongroom.cohort.synth import synthesise
+from strongroom.demo_world import DemoWorld, populate
+from strongroom.platform import Platform
 from strongroom.progress import Progress
 
 MARKER = ".strongroom-demo"
@@ -28,6 +31,7 @@ class DemoResult:
     key_file: Path
     timings: dict[str, float]
     smoking_by_sex: list[tuple[str, str, int]]
+    world: DemoWorld
 
 
 def run_demo(
@@ -56,7 +60,12 @@ def run_demo(
         start = time.perf_counter()
         counts = smoking_by_sex(store)
         timings["query"] = time.perf_counter() - start
-        return DemoResult(summarise(store), key_file, timings, counts)
+        summary = summarise(store)
+    start = time.perf_counter()
+    with Platform.open(root, key_file) as platform:
+        world = populate(platform.access)
+    timings["people and projects"] = time.perf_counter() - start
+    return DemoResult(summary, key_file, timings, counts, world)
 
 
 def smoking_by_sex(store: Store) -> list[tuple[str, str, int]]:

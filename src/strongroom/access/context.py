@@ -35,6 +35,7 @@ class Settings:
     token_max_days: int = 30
     session_idle_minutes: int = 15
     session_absolute_hours: int = 12
+    password_profile: str = "RFC_9106_LOW_MEMORY"  # argon2-cffi profile for new hashes
 
 
 class Via(StrEnum):

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher
+from functools import cache
+
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256  # bounds the work an attacker can make argon2 do per attempt
 
+DEFAULT_PROFILE = "RFC_9106_LOW_MEMORY"  # argon2id, t=3, 64 MiB: argon2-cffi's default
 _hasher = PasswordHasher()
+
+
+@cache
+def hasher(profile: str = DEFAULT_PROFILE) -> PasswordHasher:
+    """argon2-cffi's named parameter profiles (tests use CHEAPEST; production the default)."""
+    params = getattr(profiles, profile, None)
+    if params is None:
+        raise ValueError(f"{profile!r} is not an argon2-cffi profile")
+    return PasswordHasher.from_parameters(params)
 
 
 class WeakPasswordError(ValueError):
@@ -26,9 +38,9 @@ def check_policy(password: str) -> None:
         raise WeakPasswordError("a password of one or two repeated characters is too easy to guess")
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, profile: str = DEFAULT_PROFILE) -> str:
     check_policy(password)
-    return _hasher.hash(password)
+    return hasher(profile).hash(password)
 
 
 def verify_password(stored: str, password: str) -> bool:

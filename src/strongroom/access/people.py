@@ -88,7 +88,7 @@ def create(ctx: AccessContext, principal: Principal | None, *, institution_id: s
     if password is None:
         password = generated = secrets.token_urlsafe(18)
     try:
-        password_hash = passwords.hash_password(password)
+        password_hash = passwords.hash_password(password, ctx.settings.password_profile)
     except passwords.WeakPasswordError as exc:
         problems.append(str(exc))
     if problems:

@@ -69,9 +69,9 @@ class Rule:
 
 RULES: dict[Action, Rule] = {
     Action.SELF_READ: Rule(ALL_ROLES, Kind.SELF, "see one's own account", by_token=True),
-    Action.TOKEN_MANAGE: Rule(frozenset({Role.RESEARCHER}), Kind.SELF,
-                              "issue and revoke one's own API tokens for a project",
-                              member=True),
+    Action.TOKEN_MANAGE: Rule(frozenset({Role.RESEARCHER}), Kind.DATA,
+                              "issue an API token for a project's data (only when you may "
+                              "reach its data yourself)", member=True, grant=Grant.ANALYSE),
     Action.ROLES_READ: Rule(ALL_ROLES, Kind.SELF, "read the role descriptions"),
     Action.INSTITUTION_READ: Rule(READERS, Kind.ADMIN, "list and read institutions"),
     Action.INSTITUTION_WRITE: Rule(ADMINS, Kind.ADMIN,

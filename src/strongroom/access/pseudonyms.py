@@ -50,10 +50,10 @@ def random_ids(n: int, exclude: np.ndarray) -> np.ndarray:
 
 def load(ctx: AccessContext, project: Project) -> pl.DataFrame:
     """The project's map (``eid``, ``pid``); empty before any is issued."""
+    key = open_project_key(ctx.key, project)  # refused once the key is destroyed
     path = ctx.project_dir(project.id) / FILE
     if not path.exists():
         return pl.DataFrame(schema={"eid": pl.Int64, "pid": pl.Int64})
-    key = open_project_key(ctx.key, project)
     return pl.read_parquet(io.BytesIO(decrypt(path.read_bytes(), key, _context(project.id))))
 
 

@@ -50,6 +50,8 @@ def create_app(platform: Platform) -> FastAPI:
                     "authentication, administration and audit. Every route names the action "
                     "it takes in `x-strongroom-action`; every refusal lists its reasons.",
         responses=ERROR_RESPONSES,
+        docs_url=None,  # Swagger UI loads from a CDN; nothing is fetched from the internet
+        redoc_url=None,
     )
     app.state.platform = platform
     for router in (auth.router, admin.router, audit.router):

@@ -11,7 +11,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from strongroom.access.models import Person, Training
+from strongroom.access.pauses import PauseView
 from strongroom.access.permissions import Action
+from strongroom.access.projects import ProjectView
 from strongroom.access.roles import Role
 from strongroom.access.states import PauseLevel, PauseState
 
@@ -276,3 +279,30 @@ class VerifyOut(BaseModel):
 class ProofOut(BaseModel):
     tree_size: int
     hashes: list[str]
+
+
+# -- from domain records -------------------------------------------------------------------
+
+def person_out(person: Person, roles: frozenset[Role],
+               training: list[Training] | None = None) -> PersonOut:
+    return PersonOut(id=person.id, institution_id=person.institution_id, email=person.email,
+                     name=person.name, roles=sorted(roles), vetting=person.vetting,
+                     status=person.status, mfa_confirmed=person.mfa_confirmed,
+                     locked_until=person.locked_until,
+                     training=[TrainingOut.model_validate(t) for t in training or []])
+
+
+def project_out(view: ProjectView) -> ProjectOut:
+    p = view.project
+    return ProjectOut(id=p.id, title=p.title, purpose=p.purpose, lead_id=p.lead_id,
+                      starts_on=p.starts_on, expires_on=p.expires_on, status=p.status,
+                      export=p.export, key_id=p.key_id, key_destroyed=p.key_sealed is None,
+                      members=view.members, fields=view.fields)
+
+
+def pause_out(view: PauseView) -> PauseOut:
+    p = view.pause
+    return PauseOut(id=p.id, level=p.level, target_id=p.target_id, reason=p.reason,
+                    set_by=p.set_by, set_at=p.set_at, state=view.state,
+                    lift_requested_by=p.lift_requested_by, lifted_by=p.lifted_by,
+                    lifted_at=p.lifted_at)

@@ -5,10 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from strongroom.access import institutions, pauses, people, projects
-from strongroom.access.models import Person, Training
-from strongroom.access.pauses import PauseView
 from strongroom.access.permissions import Action
-from strongroom.access.projects import ProjectView
 from strongroom.access.roles import Role
 from strongroom.server.schemas import (
     ActiveIn,
@@ -31,37 +28,14 @@ from strongroom.server.schemas import (
     RevokeIn,
     RoleIn,
     TrainingIn,
-    TrainingOut,
     VettingIn,
+    pause_out,
+    person_out,
+    project_out,
 )
 from strongroom.server.security import Caller, Ctx, acts
 
 router = APIRouter()
-
-
-def person_out(person: Person, roles: frozenset[Role],
-               training: list[Training] | None = None) -> PersonOut:
-    return PersonOut(id=person.id, institution_id=person.institution_id, email=person.email,
-                     name=person.name, roles=sorted(roles), vetting=person.vetting,
-                     status=person.status, mfa_confirmed=person.mfa_confirmed,
-                     locked_until=person.locked_until,
-                     training=[TrainingOut.model_validate(t) for t in training or []])
-
-
-def project_out(view: ProjectView) -> ProjectOut:
-    p = view.project
-    return ProjectOut(id=p.id, title=p.title, purpose=p.purpose, lead_id=p.lead_id,
-                      starts_on=p.starts_on, expires_on=p.expires_on, status=p.status,
-                      export=p.export, key_id=p.key_id, key_destroyed=p.key_sealed is None,
-                      members=view.members, fields=view.fields)
-
-
-def pause_out(view: PauseView) -> PauseOut:
-    p = view.pause
-    return PauseOut(id=p.id, level=p.level, target_id=p.target_id, reason=p.reason,
-                    set_by=p.set_by, set_at=p.set_at, state=view.state,
-                    lift_requested_by=p.lift_requested_by, lifted_by=p.lifted_by,
-                    lifted_at=p.lifted_at)
 
 
 # -- institutions --------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""The command line. Thin: every command composes a domain package's service functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from strongroom.cli.admin import admin_app, login, logout, serve
+from strongroom.cli.audit import audit_app
+from strongroom.cli.cohort import cohort_app, print_summary
+from strongroom.cli.common import console, progress_bar, refusals
+from strongroom.cohort.dictionary import Dictionary
+from strongroom.cohort.store import init_store
+from strongroom.demo import DemoResult, run_demo
+from strongroom.platform import Platform
+from strongroom.server.run import DEFAULT_HOST, DEFAULT_PORT
+from strongroom.server.run import serve as run_server
+
+app = typer.Typer(
+    help="Strongroom: a trusted research environment for sensitive health cohorts.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(cohort_app, name="cohort")
+app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
+app.command()(serve)
+app.command()(login)
+app.command()(logout)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="The data directory to create.")],
+    key_file: Annotated[Path | None, typer.Option(
+        "--key-file", help="Where to write the master key (outside the directory). "
+        "Default: ~/.config/strongroom/keys/<store-id>.key")] = None,
+    dictionary: Annotated[Path | None, typer.Option(
+        help="A data dictionary (JSON) instead of the shipped one.")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the metadata database (default: SQLite in the directory).")] = None,
+) -> None:
+    """Create a data directory and its master key."""
+    with refusals():
+        chosen = Dictionary.load(dictionary) if dictionary else None
+        store = init_store(directory, key_file=key_file, dictionary=chosen,
+                           database_url=database_url)
+        store.close()
+    console.print(f"created {store.root} (store {store.config.store_id})")
+    if store.config.key_file:
+        console.print(f"master key written to {store.config.key_file}: keep it apart from "
+                      "the data directory and back it up; without it the cohort is unreadable")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Demo data directory.")] = Path(
+        "strongroom-demo"),
+    participants: Annotated[int, typer.Option(min=1)] = 500_000,
+    seed: Annotated[int, typer.Option()] = 2026,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve",
+                                            help="Serve the API on localhost afterwards.")
+                         ] = True,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = DEFAULT_PORT,
+) -> None:
+    """The main job: a synthetic cohort ingested encrypted, demo people and projects, served."""
+    with refusals(), progress_bar(100 + 8, "demo") as progress:
+        result = run_demo(directory, participants, seed, progress)
+    print_summary(result.summary)
+    console.print(f"master key: {result.key_file} (outside the data directory)")
+    table = Table(title="Participants by sex and smoking status (DuckDB over the decrypted store)")
+    for column in ("sex", "smoking status", "participants"):
+        table.add_column(column, justify="right" if column == "participants" else "left")
+    for sex, smoking, count in result.smoking_by_sex:
+        table.add_row(sex, smoking, f"{count:,}")
+    console.print(table)
+    console.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    _print_logins(result)
+    if serve_api:
+        console.print(f"serving the API on http://{DEFAULT_HOST}:{port} (spec at /openapi.json;"
+                      f" Ctrl-C stops it). Sign in: `strongroom login -d {directory} --as EMAIL`")
+        with refusals(), Platform.open(directory, result.key_file) as platform:
+            run_server(platform, DEFAULT_HOST, port)
+
+
+def _print_logins(result: DemoResult) -> None:
+    """Plain lines, never truncated: a secret cut short by a narrow terminal is useless."""
+    console.print("[bold]Demo sign-ins, shown once[/] (email, roles, institution, password, "
+                  "TOTP secret):", highlight=False)
+    for person in result.world.logins:
+        print(f"  {person.email}  [{', '.join(person.roles)}]  {person.institution}  "
+              f"password: {person.password}  totp: {person.totp_secret}")
+    for pid, title in result.world.projects:
+        print(f"  project {pid}: {title}")
+    console.print("A current code for a TOTP secret: python -c \"import pyotp; "
+                  "print(pyotp.TOTP('SECRET').now())\" (or add it to an authenticator app)",
+                  highlight=False)
+
+
+def main() -> None:
+    """Entry point of the ``strongroom`` command."""
+    app(prog_name="strongroom")
+
+
+if __name__ == "__main__":
+    main()

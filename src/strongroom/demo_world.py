@@ -1,0 +1,116 @@
+"""The demo's people and projects: institutions (one abroad), a person for every role, projects.
+
+Everyone signs in from localhost in the demo, so each institution registers 127.0.0.0/8 beside
+its (documentation-range) campus network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from strongroom.access import institutions, people, projects
+from strongroom.access.bootstrap import bootstrap
+from strongroom.access.context import AccessContext
+from strongroom.access.roles import Role
+from strongroom.access.states import Vetting
+
+LOCAL = ["127.0.0.0/8", "::1/128"]
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    """A demo person's sign-in, shown once when the demo is made."""
+
+    email: str
+    name: str
+    institution: str
+    roles: list[str]
+    password: str
+    totp_secret: str
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    logins: list[DemoLogin]
+    projects: list[tuple[str, str]]  # (id, title)
+
+
+INSTITUTIONS = [
+    # name, country, jurisdiction, networks
+    ("Northbridge University", "GB", "UK GDPR", ["198.51.100.0/24", *LOCAL]),
+    ("Institut Lumière de Santé", "FR", "EU GDPR", ["192.0.2.0/24", *LOCAL]),
+]
+STAFF = [
+    # email, name, roles (the custodian's own people)
+    ("grace.admin@custodian.example", "Grace Hopper-Admin", [Role.CUSTODIAN_ADMIN]),
+    ("access@custodian.example", "Ada Committee", [Role.ACCESS_COMMITTEE]),
+    ("checker@custodian.example", "Olu Checker", [Role.OUTPUT_CHECKER]),
+    ("security@custodian.example", "Sam Watch", [Role.SECURITY_ANALYST]),
+    ("auditor@custodian.example", "Aud Itor", [Role.AUDITOR]),
+]
+RESEARCHERS = [
+    # email, name, institution index
+    ("priya@northbridge.example", "Priya Raman", 0),
+    ("tom@northbridge.example", "Tom Okafor", 0),
+    ("camille@lumiere.example", "Camille Bernard", 1),
+]
+PROJECTS = [
+    # title, purpose, lead index, member indexes, fields
+    ("Blood pressure and incident cardiovascular disease",
+     "Estimate how baseline systolic and diastolic blood pressure relate to later hospital "
+     "diagnoses of cardiovascular disease, by sex and age.",
+     0, [1], [31, 34, 21003, 4079, 4080, 21001, 20116, 41270, 41280, 40000]),
+    ("Deprivation, HbA1c and diabetes",
+     "Describe how glycated haemoglobin and diagnosed diabetes vary with Townsend "
+     "deprivation across assessment centres.",
+     2, [], [31, 34, 54, 189, 2443, 30750, 30740, 21001]),
+]
+
+
+def populate(ctx: AccessContext) -> DemoWorld:
+    today = ctx.clock().date()
+    logins: list[DemoLogin] = []
+
+    def remember(new: people.NewPerson, institution: str) -> None:
+        assert new.password is not None
+        logins.append(DemoLogin(new.person.email, new.person.name, institution,
+                                [r.value for r in new.roles], new.password, new.totp_secret))
+
+    first = bootstrap(ctx, institution="Strongroom Custodian (demo)", country="GB",
+                      jurisdiction="UK GDPR", networks=LOCAL,
+                      email="ada.admin@custodian.example", name="Ada Lovelace-Admin")
+    remember(first, "Strongroom Custodian (demo)")
+    home = first.person.institution_id
+    for email, name, roles in STAFF:
+        new = people.create(ctx, None, institution_id=home, email=email, name=name,
+                            roles=[r.value for r in roles], vetting=Vetting.APPROVED)
+        _train(ctx, new.person.id, today)
+        remember(new, "Strongroom Custodian (demo)")
+    partner_ids = []
+    for name, country, jurisdiction, networks in INSTITUTIONS:
+        partner_ids.append(institutions.create(ctx, None, name=name, country=country,
+                                               jurisdiction=jurisdiction,
+                                               networks=networks).id)
+    researcher_ids = []
+    for email, name, where in RESEARCHERS:
+        new = people.create(ctx, None, institution_id=partner_ids[where], email=email,
+                            name=name, roles=[Role.RESEARCHER.value], vetting=Vetting.APPROVED)
+        _train(ctx, new.person.id, today)
+        researcher_ids.append(new.person.id)
+        remember(new, INSTITUTIONS[where][0])
+    made = []
+    for title, purpose, lead, members, fields in PROJECTS:
+        view = projects.create(ctx, None, title=title, purpose=purpose,
+                               lead_id=researcher_ids[lead],
+                               members=[researcher_ids[m] for m in members],
+                               starts_on=today - dt.timedelta(days=30),
+                               expires_on=today + dt.timedelta(days=3 * 365), fields=fields)
+        made.append((view.project.id, title))
+    return DemoWorld(logins, made)
+
+
+def _train(ctx: AccessContext, person_id: str, today: dt.date) -> None:
+    people.record_training(ctx, None, person_id, course="Safe Researcher Training",
+                           completed_on=today - dt.timedelta(days=60),
+                           expires_on=today + dt.timedelta(days=305))

@@ -1,0 +1,123 @@
+"""A small platform with a person of every role, for access tests: real DB, real crypto.
+
+Time is a :class:`Clock` the test moves, so expiry, lockout and TOTP steps are exercised
+without waiting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from strongroom.access import institutions, people, projects
+from strongroom.access.auth import verify_credentials
+from strongroom.access.bootstrap import bootstrap
+from strongroom.access.context import AccessContext, Principal, Settings, Via
+from strongroom.access.roles import Role
+from strongroom.access.states import Vetting
+from strongroom.access.totp import code_at
+from strongroom.cohort.store import init_store
+from strongroom.platform import Platform
+
+PASSWORD = "a long test passphrase"
+INSIDE = "10.1.2.3"  # in every test institution's registered networks
+OUTSIDE = "203.0.113.9"
+FIELDS = [31, 34, 21001, 4080]
+
+
+class Clock:
+    def __init__(self, start: dt.datetime | None = None):
+        self.now = start or dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@dataclass
+class Member:
+    person_id: str
+    email: str
+    totp_secret: str
+    institution_id: str
+
+
+@dataclass
+class World:
+    platform: Platform
+    clock: Clock
+    staff: dict[Role, Member] = field(default_factory=dict)
+    researcher: Member | None = None
+    outsider: Member | None = None  # a researcher of another institution, no project
+    partner_id: str = ""
+    project_id: str = ""
+
+    @property
+    def ctx(self) -> AccessContext:
+        return self.platform.access
+
+    def code(self, member: Member) -> str:
+        """A fresh TOTP code: the clock moves a step on, as a code is accepted once."""
+        self.clock.advance(seconds=31)
+        return code_at(member.totp_secret, self.clock())
+
+    def sign_in(self, member: Member, source: str = INSIDE) -> Principal:
+        return verify_credentials(self.ctx, member.email, PASSWORD, self.code(member), source,
+                                  Via.SESSION)
+
+    def member(self, role: Role) -> Member:
+        if role is Role.RESEARCHER:
+            assert self.researcher is not None
+            return self.researcher
+        return self.staff[role]
+
+
+def _add(ctx: AccessContext, institution_id: str, email: str, roles: list[Role],
+         today: dt.date) -> Member:
+    new = people.create(ctx, None, institution_id=institution_id, email=email, name=email,
+                        roles=[r.value for r in roles], password=PASSWORD,
+                        vetting=Vetting.APPROVED)
+    people.record_training(ctx, None, new.person.id, course="Safe Researcher",
+                           completed_on=today - dt.timedelta(days=30),
+                           expires_on=today + dt.timedelta(days=300))
+    return Member(new.person.id, new.person.email, new.totp_secret, institution_id)
+
+
+def build_world(root: Path, database_url: str | None = None, *, project: bool = True,
+                checkpoint_every: int = 1000) -> World:
+    init_store(root / "data", key_file=root / "master.key", database_url=database_url).close()
+    clock = Clock()
+    # argon2-cffi's CHEAPEST profile keeps tests quick; production hashes are checked in
+    # tests/unit/test_credentials.py
+    platform = Platform.open(root / "data", root / "master.key", clock=clock,
+                             checkpoint_every=checkpoint_every,
+                             settings=Settings(password_profile="CHEAPEST"))
+    world = World(platform, clock)
+    ctx = platform.access
+    today = clock().date()
+    admin = bootstrap(ctx, institution="Custodian", country="GB", jurisdiction="UK GDPR",
+                      networks=["10.0.0.0/8"], email="admin@custodian.test", name="Admin",
+                      password=PASSWORD)
+    home = admin.person.institution_id
+    world.staff[Role.CUSTODIAN_ADMIN] = Member(admin.person.id, admin.person.email,
+                                               admin.totp_secret, home)
+    for role in Role:
+        if role not in (Role.CUSTODIAN_ADMIN, Role.RESEARCHER):
+            world.staff[role] = _add(ctx, home, f"{role.value}@custodian.test", [role], today)
+    partner = institutions.create(ctx, None, name="Partner University", country="GB",
+                                  jurisdiction="UK GDPR", networks=["10.0.0.0/8"])
+    other = institutions.create(ctx, None, name="Institut Ailleurs", country="FR",
+                                jurisdiction="EU GDPR", networks=["10.0.0.0/8"])
+    world.partner_id = partner.id
+    world.researcher = _add(ctx, partner.id, "researcher@partner.test", [Role.RESEARCHER],
+                            today)
+    world.outsider = _add(ctx, other.id, "outsider@ailleurs.test", [Role.RESEARCHER], today)
+    if project:
+        world.project_id = projects.create(
+            ctx, None, title="Blood pressure", purpose="Blood pressure and later disease, by sex",
+            lead_id=world.researcher.person_id, starts_on=today - dt.timedelta(days=10),
+            expires_on=today + dt.timedelta(days=365), fields=FIELDS).project.id
+    return world
