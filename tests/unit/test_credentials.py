@@ -24,7 +24,7 @@ def test_passwords_are_argon2id_and_verify() -> None:
 
 @pytest.mark.parametrize("weak", ["short", "aaaaaaaaaaaaaaaa", "x" * 300])
 def test_weak_passwords_are_refused_with_the_reason(weak: str) -> None:
-    with pytest.raises(passwords.WeakPasswordError, match="characters|guess"):
+    with pytest.raises(passwords.WeakPasswordError, match=r"characters|guess"):
         passwords.hash_password(weak)
 
 
