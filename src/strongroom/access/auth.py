@@ -195,6 +195,13 @@ def logout(ctx: AccessContext, principal: Principal) -> None:
     ctx.record(EventType.AUTH_LOGOUT, principal, principal.session_id)
 
 
+def whoami(ctx: AccessContext, principal: Principal) -> Principal:
+    """The caller, once "when may" has been checked (a revoked account learns it here)."""
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.SELF_READ)
+    return principal
+
+
 def token_actions(names: Iterable[str]) -> frozenset[Action]:
     out = set()
     for name in names:

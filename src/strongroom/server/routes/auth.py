@@ -41,13 +41,13 @@ def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -> Sess
 
 @router.post("/auth/logout", status_code=204, openapi_extra=acts(Action.SELF_READ))
 def logout(who: Caller, response: Response, ctx: Ctx) -> None:
-    auth.logout(ctx, who)
+    auth.logout(ctx, auth.whoami(ctx, who))
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
 @router.get("/auth/me", response_model=MeOut, openapi_extra=acts(Action.SELF_READ))
-def me(who: Caller) -> MeOut:
-    return me_of(who)
+def me(who: Caller, ctx: Ctx) -> MeOut:
+    return me_of(auth.whoami(ctx, who))
 
 
 @router.get("/auth/tokens", response_model=list[TokenOut],
@@ -72,5 +72,6 @@ def revoke_token(token_id: str, who: Caller, ctx: Ctx) -> TokenOut:
 
 
 @router.get("/roles", response_model=list[RoleOut], openapi_extra=acts(Action.ROLES_READ))
-def roles(who: Caller) -> list[RoleOut]:
+def roles(who: Caller, ctx: Ctx) -> list[RoleOut]:
+    auth.whoami(ctx, who)
     return [RoleOut(role=r, description=d) for r, d in ROLE_DESCRIPTIONS.items()]

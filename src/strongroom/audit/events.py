@@ -1,0 +1,179 @@
+"""Audit events: a stable event-type enum, the event record, and its canonical leaf form.
+
+An event type's string value is part of the log's format: once shipped it never changes
+(entries signed years ago name it). New types may be added; none may be renamed or removed.
+
+The leaf of an entry is a JSON object with its keys in this fixed order and no whitespace,
+ASCII only (everything else escaped), nested objects with sorted keys::
+
+    {"seq":41,"at":"2026-04-01T12:00:00.000000+00:00","type":"data.accessed",
+     "actor":"per_…","subject":"prj_…","details":{…},"sensitive":{"source":"<hmac hex>"}}
+
+The fixed order puts ``seq`` first, so a verifier can check a row's position and indexed
+columns against its content with a prefix comparison instead of parsing a million documents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from json.encoder import encode_basestring_ascii
+from typing import TypeAlias
+
+JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
+
+
+class EventType(StrEnum):
+    """What happened. Values are stable forever; add members, never rename or remove them."""
+
+    # authentication
+    AUTH_LOGIN_SUCCEEDED = "auth.login.succeeded"
+    AUTH_LOGIN_FAILED = "auth.login.failed"
+    AUTH_LOGIN_LOCKED = "auth.login.locked"
+    AUTH_MFA_ENROLLED = "auth.mfa.enrolled"
+    AUTH_MFA_FAILED = "auth.mfa.failed"
+    AUTH_MFA_REPLAYED = "auth.mfa.replayed"
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_SESSION_EXPIRED = "auth.session.expired"
+    AUTH_PASSWORD_CHANGED = "auth.password.changed"
+    AUTH_TOKEN_ISSUED = "auth.token.issued"
+    AUTH_TOKEN_REVOKED = "auth.token.revoked"
+    AUTH_TOKEN_REFUSED = "auth.token.refused"
+    # institutions, people, projects
+    INSTITUTION_CREATED = "institution.created"
+    INSTITUTION_UPDATED = "institution.updated"
+    INSTITUTION_REVOKED = "institution.revoked"
+    INSTITUTION_REINSTATED = "institution.reinstated"
+    PERSON_CREATED = "person.created"
+    PERSON_UPDATED = "person.updated"
+    PERSON_ROLE_GRANTED = "person.role.granted"
+    PERSON_ROLE_REVOKED = "person.role.revoked"
+    PERSON_TRAINING_RECORDED = "person.training.recorded"
+    PERSON_VETTING_CHANGED = "person.vetting.changed"
+    PERSON_UNLOCKED = "person.unlocked"
+    PERSON_DEACTIVATED = "person.deactivated"
+    PROJECT_CREATED = "project.created"
+    PROJECT_UPDATED = "project.updated"
+    PROJECT_MEMBER_ADDED = "project.member.added"
+    PROJECT_MEMBER_REMOVED = "project.member.removed"
+    PROJECT_FIELDS_GRANTED = "project.fields.granted"
+    PROJECT_FIELDS_REVOKED = "project.fields.revoked"
+    PROJECT_EXPORT_REQUESTED = "project.export.requested"
+    PROJECT_EXPORT_APPROVED = "project.export.approved"
+    PROJECT_ENDED = "project.ended"
+    PROJECT_REVOKED = "project.revoked"
+    PROJECT_KEY_DESTROYED = "project.key.destroyed"
+    PROJECT_PSEUDONYMS_ISSUED = "project.pseudonyms.issued"
+    # pauses, refusals, data access, the log itself
+    PAUSE_SET = "pause.set"
+    PAUSE_LIFT_REQUESTED = "pause.lift.requested"
+    PAUSE_LIFTED = "pause.lifted"
+    ACCESS_REFUSED = "access.refused"
+    DATA_ACCESSED = "data.accessed"
+    AUDIT_VERIFIED = "audit.verified"
+    AUDIT_CHECKPOINT_EXPORTED = "audit.checkpoint.exported"
+
+
+DESCRIPTIONS: dict[EventType, str] = {
+    EventType.AUTH_LOGIN_SUCCEEDED: "A person signed in with password and second factor.",
+    EventType.AUTH_LOGIN_FAILED: "A sign-in attempt failed (wrong password or unknown account).",
+    EventType.AUTH_LOGIN_LOCKED: "An account was locked after repeated failed sign-ins.",
+    EventType.AUTH_MFA_ENROLLED: "A person enrolled a second factor (TOTP).",
+    EventType.AUTH_MFA_FAILED: "A second-factor code was wrong.",
+    EventType.AUTH_MFA_REPLAYED: "A second-factor code was used twice and refused.",
+    EventType.AUTH_LOGOUT: "A person signed out.",
+    EventType.AUTH_SESSION_EXPIRED: "A session ended by idle or absolute timeout.",
+    EventType.AUTH_PASSWORD_CHANGED: "A person's password was changed.",
+    EventType.AUTH_TOKEN_ISSUED: "An API token was issued.",
+    EventType.AUTH_TOKEN_REVOKED: "An API token was revoked.",
+    EventType.AUTH_TOKEN_REFUSED: "An API token was presented and refused.",
+    EventType.INSTITUTION_CREATED: "An institution was registered.",
+    EventType.INSTITUTION_UPDATED: "An institution's details were changed.",
+    EventType.INSTITUTION_REVOKED: "An institution's access was revoked.",
+    EventType.INSTITUTION_REINSTATED: "A revoked institution was reinstated.",
+    EventType.PERSON_CREATED: "A person's account was created.",
+    EventType.PERSON_UPDATED: "A person's details were changed.",
+    EventType.PERSON_ROLE_GRANTED: "A role was granted to a person.",
+    EventType.PERSON_ROLE_REVOKED: "A role was taken from a person.",
+    EventType.PERSON_TRAINING_RECORDED: "A person's completed training was recorded.",
+    EventType.PERSON_VETTING_CHANGED: "A person's vetting status changed.",
+    EventType.PERSON_UNLOCKED: "A locked account was unlocked by an administrator.",
+    EventType.PERSON_DEACTIVATED: "A person's account was deactivated.",
+    EventType.PROJECT_CREATED: "A project was created.",
+    EventType.PROJECT_UPDATED: "A project's details were changed.",
+    EventType.PROJECT_MEMBER_ADDED: "A person was added to a project.",
+    EventType.PROJECT_MEMBER_REMOVED: "A person was removed from a project.",
+    EventType.PROJECT_FIELDS_GRANTED: "Data fields were granted to a project.",
+    EventType.PROJECT_FIELDS_REVOKED: "Data fields were withdrawn from a project.",
+    EventType.PROJECT_EXPORT_REQUESTED: "An export of results out of a project was requested.",
+    EventType.PROJECT_EXPORT_APPROVED: "An export of results out of a project was approved.",
+    EventType.PROJECT_ENDED: "A project reached its end and was closed.",
+    EventType.PROJECT_REVOKED: "A project's approval was revoked.",
+    EventType.PROJECT_KEY_DESTROYED: "A project's key was destroyed (its data made unreadable).",
+    EventType.PROJECT_PSEUDONYMS_ISSUED: "Project-specific participant pseudonyms were issued.",
+    EventType.PAUSE_SET: "Access was paused (for a person, project, institution or all).",
+    EventType.PAUSE_LIFT_REQUESTED: "Lifting a pause was requested.",
+    EventType.PAUSE_LIFTED: "A pause was lifted.",
+    EventType.ACCESS_REFUSED: "An action was refused; the details list every reason.",
+    EventType.DATA_ACCESSED: "Participant data was read (query, extract or download).",
+    EventType.AUDIT_VERIFIED: "The audit log was verified; the details give the outcome.",
+    EventType.AUDIT_CHECKPOINT_EXPORTED: "A signed checkpoint was exported for anchoring.",
+}
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One thing that happened. ``sensitive`` values are only ever stored as salted hashes."""
+
+    type: EventType
+    actor: str | None  # "per_…", "system" or "operator"
+    subject: str | None = None  # id of the thing acted on
+    details: Mapping[str, JSON] = field(default_factory=dict)  # plain, non-sensitive
+    sensitive: Mapping[str, str] = field(default_factory=dict)  # IP, email, user agent …
+    at: dt.datetime | None = None  # timezone-aware; the log fills it in when None
+
+
+def hash_sensitive(salt_key: bytes, name: str, value: str) -> str:
+    """HMAC-SHA256(salt_key, name NUL value), hex: linkable by a key holder, unreadable else."""
+    if "\0" in name:
+        raise ValueError("a sensitive field's name cannot contain NUL")
+    message = name.encode() + b"\0" + value.encode("utf-8", "surrogatepass")
+    return hmac.new(salt_key, message, hashlib.sha256).hexdigest()
+
+
+def format_at(at: dt.datetime) -> str:
+    """The canonical timestamp: UTC, microseconds, ``+00:00``."""
+    if at.tzinfo is None:
+        raise ValueError("audit timestamps must be timezone-aware")
+    if at.tzinfo is not dt.UTC:
+        at = at.astimezone(dt.UTC)
+    return at.isoformat(timespec="microseconds")
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def leaf_head(seq: int, at: str, type: str, actor: str | None, subject: str | None) -> str:
+    """The start of a leaf up to ``subject``: what a row's own columns must reproduce."""
+    return (f'{{"seq":{seq},"at":"{at}","type":{encode_basestring_ascii(type)},'
+            f'"actor":{_text(actor)},"subject":{_text(subject)},')
+
+
+def leaf_tail(event: AuditEvent, salt_key: bytes) -> str:
+    """The rest of a leaf (details and hashed sensitive values); raises if not JSON-able."""
+    if not isinstance(event.type, EventType):
+        raise TypeError(f"an audit event's type must be an EventType, not {event.type!r}")
+    hashed = {name: hash_sensitive(salt_key, name, value)
+              for name, value in event.sensitive.items()}
+    return f'"details":{_json(dict(event.details))},"sensitive":{_json(hashed)}}}'
