@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench clean install dictionary
+.PHONY: demo test lint typecheck check bench clean install dictionary reference
 
 install: $(STAMP)
 
@@ -33,6 +33,9 @@ bench: $(STAMP)  ## the benchmarks; writes BENCHMARKS.md
 
 dictionary: $(STAMP)  ## rebuild the shipped dictionary from ../shared/research-data/ukb-schema
 	$(BIN)/python scripts/build_dictionary.py
+
+reference: $(STAMP)  ## regenerate docs/reference/access.md and api.md from the declared tables
+	$(BIN)/python scripts/build_reference.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache strongroom-demo strongroom-demo.key

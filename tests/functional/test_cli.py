@@ -100,12 +100,17 @@ def test_convert_between_styles(tmp_path: Path) -> None:
 
 def test_demo_runs_on_a_small_cohort(tmp_path: Path) -> None:
     demo_dir = tmp_path / "demo"
-    done = run("demo", "--dir", str(demo_dir), "--participants", "2000")
+    done = run("demo", "--dir", str(demo_dir), "--participants", "2000", "--no-serve")
     assert done.returncode == 0, done.stderr
     assert "2,000 participants" in done.stdout
     assert "Participants by sex and smoking status" in done.stdout
     assert (tmp_path / "demo.key").is_file()
-    again = run("demo", "--dir", str(demo_dir), "--participants", "1000")
+    for role in ("custodian-admin", "access-committee", "output-checker", "researcher",
+                 "security-analyst", "auditor"):
+        assert f"[{role}]" in done.stdout
+    assert "Institut Lumière de Santé" in done.stdout  # an institution in another jurisdiction
+    assert done.stdout.count("totp: ") == 9 and done.stdout.count("project prj_") == 2
+    again = run("demo", "--dir", str(demo_dir), "--participants", "1000", "--no-serve")
     assert again.returncode == 0, again.stderr
     assert "1,000 participants" in again.stdout
 
@@ -114,7 +119,7 @@ def test_demo_never_deletes_a_foreign_directory(tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
-    done = run("demo", "--dir", str(precious), "--participants", "100")
+    done = run("demo", "--dir", str(precious), "--participants", "100", "--no-serve")
     assert done.returncode == 1
     assert "not made by `strongroom demo`" in done.stderr
     assert (precious / "thesis.tex").read_text() == "years of work"

@@ -37,3 +37,12 @@ def test_every_command_and_option_is_documented() -> None:
                 assert f"`{opts[0]}`" in text, f"{path} {opts[0]} is not documented"
                 checked += 1
     assert checked >= 10, "options were not found: the test would pass vacuously"
+
+
+def test_access_and_api_reference_pages_are_current() -> None:
+    """docs/reference/access.md and api.md are generated from the declared tables."""
+    from scripts.build_reference import ACCESS_DOC, API_DOC, render_access, render_api
+
+    assert ACCESS_DOC.read_text() == render_access(), "run `make reference`"
+    assert API_DOC.read_text() == render_api(), "run `make reference`"
+    assert API_DOC.read_text().count("| `") >= 36

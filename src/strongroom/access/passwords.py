@@ -53,9 +53,11 @@ def verify_password(stored: str, password: str) -> bool:
         return False
 
 
-# Spent on unknown accounts so that a login's timing does not tell whether the email exists.
-_DUMMY = _hasher.hash("strongroom-timing-equaliser")
+@cache
+def _dummy() -> str:
+    return _hasher.hash("strongroom-timing-equaliser")
 
 
 def burn_time(password: str) -> None:
-    verify_password(_DUMMY, password[:MAX_LENGTH] + "x")
+    """Spent on unknown accounts so a login's timing does not tell whether the email exists."""
+    verify_password(_dummy(), password[:MAX_LENGTH] + "x")

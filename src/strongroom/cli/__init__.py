@@ -16,8 +16,7 @@ from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.store import init_store
 from strongroom.demo import DemoResult, run_demo
 from strongroom.platform import Platform
-from strongroom.server.run import DEFAULT_HOST, DEFAULT_PORT
-from strongroom.server.run import serve as run_server
+from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
 app = typer.Typer(
     help="Strongroom: a trusted research environment for sensitive health cohorts.",
@@ -82,6 +81,8 @@ def demo(
     if serve_api:
         console.print(f"serving the API on http://{DEFAULT_HOST}:{port} (spec at /openapi.json;"
                       f" Ctrl-C stops it). Sign in: `strongroom login -d {directory} --as EMAIL`")
+        from strongroom.server.run import serve as run_server
+
         with refusals(), Platform.open(directory, result.key_file) as platform:
             run_server(platform, DEFAULT_HOST, port)
 

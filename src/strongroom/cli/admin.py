@@ -22,8 +22,7 @@ from strongroom.cli import session
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
 from strongroom.platform import Platform
 from strongroom.server import schemas
-from strongroom.server.run import DEFAULT_HOST, DEFAULT_PORT
-from strongroom.server.run import serve as run_server
+from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
 admin_app = typer.Typer(help="Administration: institutions, people, projects, pauses "
                         "(sign in first with `strongroom login`).", no_args_is_help=True)
@@ -95,6 +94,8 @@ def serve(
     private_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
     """Serve the HTTP API (its OpenAPI spec at /openapi.json)."""
+    from strongroom.server.run import serve as run_server  # uvicorn loads only to serve
+
     with refusals(), Platform.open(data_dir, key_file) as platform:
         run_server(platform, host, port, certificate, private_key)
 

@@ -42,7 +42,8 @@ def problem(status: int, error: str, reasons: list[str],
                         headers=headers)
 
 
-def create_app(platform: Platform) -> FastAPI:
+def create_app(platform: Platform | None) -> FastAPI:
+    """The application over ``platform`` (None builds the spec only, as the docs script does)."""
     app = FastAPI(
         title="Strongroom",
         version=strongroom.__version__,
@@ -81,7 +82,7 @@ def create_app(platform: Platform) -> FastAPI:
     @app.exception_handler(HTTPException)
     def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return problem(exc.status_code, "not-found" if exc.status_code == 404 else "invalid",
-                       [str(exc.detail)])
+                       [str(exc.detail)], dict(exc.headers or {}))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:

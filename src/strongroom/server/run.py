@@ -10,9 +10,7 @@ import uvicorn
 from strongroom.errors import Invalid
 from strongroom.platform import Platform
 from strongroom.server.app import create_app
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8600
+from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
 
 def is_loopback(host: str) -> bool:
