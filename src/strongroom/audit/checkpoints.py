@@ -61,7 +61,7 @@ class Checkpoint:
             return False
         try:
             public_key.verify(self.signature, self.signed_text().encode())
-        except InvalidSignature:
+        except (InvalidSignature, ValueError):
             return False
         return True
 
@@ -97,8 +97,9 @@ class Checkpoint:
                 raise ValueError("its public key does not match its log id")
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a Strongroom audit checkpoint: {exc}") from exc
-        if checkpoint.tree_size < 0 or len(checkpoint.root_hash) != 32:
-            raise ValueError("not a Strongroom audit checkpoint: bad size or root hash")
+        if checkpoint.tree_size < 0 or len(checkpoint.root_hash) != 32 \
+                or checkpoint.at.tzinfo is None:
+            raise ValueError("not a Strongroom audit checkpoint: bad size, root or timestamp")
         return checkpoint
 
 

@@ -17,6 +17,7 @@ tolerated: a clash on a sequence number makes the writer read the other's entrie
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -37,7 +38,6 @@ from sqlalchemy.exc import IntegrityError
 from strongroom.audit import merkle
 from strongroom.audit.checkpoints import Checkpoint, append_witness
 from strongroom.audit.events import AuditEvent, format_at, hash_sensitive, leaf_head, leaf_tail
-from strongroom.audit.keys import key_id
 from strongroom.audit.tables import CHECKPOINTS, ENTRIES, create_tables
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,6 @@ class AuditLog:
         self._engine = engine
         self._key = signing_key
         self.public_key: Ed25519PublicKey = signing_key.public_key()
-        self._key_id = key_id(self.public_key)
         self._salt = bytes(salt_key)
         self._witness = witness
         self._every = checkpoint_every
@@ -131,6 +130,7 @@ class AuditLog:
         self._cond = threading.Condition()
         self._closing = False
         self._failure: BaseException | None = None
+        self._conn: Connection | None = None  # the writer thread's
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -199,8 +199,10 @@ class AuditLog:
                 self._process(batch)
             if self._frontier.size > self._cp_size:
                 self._commit([], force=True)
+            self._disconnect()
         except BaseException as exc:  # a bug or a lost database: fail every waiting caller
             log.exception("the audit writer stopped")
+            self._disconnect()
             with self._cond:
                 self._failure = exc
                 pending = [*batch, *self._queue]
@@ -222,23 +224,45 @@ class AuditLog:
         for request, receipt in zip(events, receipts, strict=True):
             request.future.set_result(receipt)
         if force:
-            result: Checkpoint | None = checkpoint or self._latest()
+            try:
+                result: Checkpoint | BaseException | None = checkpoint or self._latest()
+            except Exception as exc:
+                result = exc
             for request in batch:
-                if request.tail is None:
+                if request.tail is None and isinstance(result, BaseException):
+                    request.future.set_exception(result)
+                elif request.tail is None:
                     request.future.set_result(result)
 
     def _commit(
         self, events: list[_Request], *, force: bool
     ) -> tuple[list[AuditReceipt], Checkpoint | None]:
-        for attempt in range(_RETRIES):
-            try:
-                return self._try_commit(events, force=force)
-            except IntegrityError:
-                if attempt == _RETRIES - 1:
-                    raise
-                with self._engine.connect() as conn:  # another process appended: catch up
+        try:
+            for attempt in range(_RETRIES):
+                try:
+                    return self._try_commit(events, force=force)
+                except IntegrityError:
+                    if attempt == _RETRIES - 1:
+                        raise
+                conn = self._connection()
+                with conn.begin():  # another process appended: catch up
                     self._catch_up(conn)
+        except Exception:
+            self._disconnect()  # perhaps a lost connection: take a fresh one next time
+            raise
         raise AssertionError("unreachable")
+
+    def _connection(self) -> Connection:
+        """The writer's own connection, kept open: a pool checkout per batch costs ~1 ms."""
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
 
     def _try_commit(
         self, events: list[_Request], *, force: bool
@@ -265,7 +289,8 @@ class AuditLog:
             due = True  # a checkpoint of the empty log: still a signed statement
         checkpoint = Checkpoint.sign(self._key, frontier.size, frontier.root(), now) \
             if due else None
-        with self._engine.begin() as conn:
+        conn = self._connection()
+        with conn.begin():
             if rows:
                 conn.execute(insert(ENTRIES), rows)
             if checkpoint is not None:
@@ -275,7 +300,11 @@ class AuditLog:
             self._cp_size = checkpoint.tree_size
             self._cp_time = time.monotonic()
             if self._witness is not None:
-                append_witness(self._witness, checkpoint, self.public_key)
+                try:
+                    append_witness(self._witness, checkpoint, self.public_key)
+                except OSError:  # the entries are committed: say so loudly, do not fail them
+                    log.exception("could not write audit checkpoint %d to the witness file %s",
+                                  checkpoint.tree_size, self._witness)
         return receipts, checkpoint
 
     def _catch_up(self, conn: Connection) -> None:

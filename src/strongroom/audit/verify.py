@@ -35,6 +35,8 @@ _SEQ_PREFIX = re.compile(r'\{"seq":(-?\d+),')
 
 
 class Tampering(StrEnum):
+    """The kinds of problem :func:`verify` names (``VerifyReport.kind``)."""
+
     EDITED = "edited"
     DELETED = "deleted"
     REORDERED = "reordered"
@@ -203,8 +205,7 @@ def _claims(conn: Connection, witness: Path | None,
         except ValueError as exc:
             raise _FoundError(
                 Tampering.BAD_SIGNATURE, None,
-                f"the {where} is not a readable checkpoint ({exc}): it was altered"
-                ) from exc
+                f"the {where} is not a readable checkpoint ({exc}): it was altered") from exc
     return found
 
 
