@@ -5,6 +5,7 @@ The server and the CLI both start here, so they run the same services on the sam
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class Platform:
     """Open with :meth:`open`; use as a context manager so the audit tail gets signed."""
 
     def __init__(self, store: Store, *, settings: Settings | None = None,
-                 clock: Callable[..., object] | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow,
                  checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0):
         self.store = store
         witness = store.root / WITNESS
@@ -38,15 +39,19 @@ class Platform:
             engine=store.engine, key=store.key, audit=self.audit,
             dictionary=store.dictionary, root=store.root,
             settings=settings or Settings(),
-            clock=clock or utcnow,  # type: ignore[arg-type]
+            clock=clock,
             cohort_eids=self._cohort_eids,
         )
 
     @classmethod
-    def open(cls, root: Path, key_file: Path | None = None, **options: object) -> Platform:
+    def open(cls, root: Path, key_file: Path | None = None, *,
+             settings: Settings | None = None, clock: Callable[[], dt.datetime] = utcnow,
+             checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0) -> Platform:
         store = Store.open(root, key_file)
         try:
-            return cls(store, **options)  # type: ignore[arg-type]
+            return cls(store, settings=settings, clock=clock,
+                       checkpoint_every=checkpoint_every,
+                       checkpoint_seconds=checkpoint_seconds)
         except BaseException:
             store.close()
             raise
