@@ -58,5 +58,18 @@ def affected(result: Result[Any]) -> int:
     return int(result.rowcount)
 
 
+def purge_deleted(engine: Engine) -> None:
+    """Make deleted bytes (a destroyed key) unrecoverable from the database files.
+
+    SQLite: ``secure_delete`` zeroes freed pages in the main file, but the write-ahead log still
+    holds earlier copies of those pages until it is checkpointed and truncated. PostgreSQL keeps
+    old row versions until VACUUM, which cannot run inside the caller's transaction: run it from
+    maintenance (see docs/explanation/access-control.md).
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as con:
+            con.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def create_all(engine: Engine) -> None:
     Base.metadata.create_all(engine)

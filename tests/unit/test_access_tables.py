@@ -73,3 +73,9 @@ def test_audit_event_types_cover_the_access_changes() -> None:
     for needed in ("institution.revoked", "pause.set", "pause.lifted", "access.refused",
                    "project.key.destroyed", "auth.login.locked", "auth.token.refused"):
         assert needed in values
+
+
+def test_the_apis_token_actions_are_exactly_those_a_rule_allows_by_token() -> None:
+    from strongroom.server.schemas import TokenAction
+
+    assert {a.value for a in TokenAction} == {a.value for a, r in RULES.items() if r.by_token}

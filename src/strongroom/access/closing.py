@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from strongroom.access.context import AccessContext
 from strongroom.access.models import ApiToken, Project
 from strongroom.access.states import ProjectStatus, advance
+from strongroom.db import purge_deleted
 
 
 def close_project(db: Session, project: Project, status: ProjectStatus, now: dt.datetime) -> None:
@@ -23,7 +24,8 @@ def close_project(db: Session, project: Project, status: ProjectStatus, now: dt.
 
 
 def destroy_project_files(ctx: AccessContext, project_id: str) -> None:
-    """Remove the project's sealed files (already unreadable once its key is gone)."""
+    """After the key's row is gone: purge its old copies, remove the project's sealed files."""
+    purge_deleted(ctx.engine)
     where = ctx.project_dir(project_id)
     if where.exists():
         for path in sorted(where.rglob("*"), reverse=True):

@@ -88,11 +88,15 @@ def create(ctx: AccessContext, principal: Principal | None, *, institution_id: s
     if password is None:
         password = generated = secrets.token_urlsafe(18)
     try:
-        password_hash = passwords.hash_password(password, ctx.settings.password_profile)
+        passwords.check_policy(password)
     except passwords.WeakPasswordError as exc:
         problems.append(str(exc))
     if problems:
         raise Invalid(problems)
+    if principal is not None:  # before the deliberately slow hash: no free CPU for anyone
+        with ctx.transaction() as db:
+            authorize(ctx, db, principal, Action.PERSON_WRITE)
+    password_hash = passwords.hash_password(password, ctx.settings.password_profile)
     secret = totp.new_secret()
     with ctx.transaction() as db:
         if principal is not None:

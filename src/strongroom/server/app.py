@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 import strongroom
@@ -14,6 +16,7 @@ from strongroom.errors import RateLimited, ServiceError
 from strongroom.platform import Platform
 from strongroom.server.routes import admin, audit, auth
 from strongroom.server.schemas import Problem
+from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC, SESSION_COOKIE
 
 HTTP_STATUS = {
     "invalid": 400,
@@ -42,6 +45,26 @@ def problem(status: int, error: str, reasons: list[str],
                         headers=headers)
 
 
+def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
+    """The generated spec plus how to authenticate (a session cookie or a bearer token)."""
+    if app.openapi_schema is None:
+        spec = get_openapi(title=app.title, version=app.version, description=app.description,
+                           routes=app.routes)
+        spec.setdefault("components", {})["securitySchemes"] = {
+            "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                        "description": f"from POST /auth/login; unsafe methods also need "
+                                       f"the {CSRF_HEADER} header"},
+            "token": {"type": "http", "scheme": "bearer",
+                      "description": "a project-scoped API token (srt_…)"},
+        }
+        for operations in spec["paths"].values():
+            for operation in operations.values():
+                if operation.get(ACTION_KEY) != PUBLIC:
+                    operation["security"] = [{"session": []}, {"token": []}]
+        app.openapi_schema = spec
+    return app.openapi_schema
+
+
 def create_app(platform: Platform | None) -> FastAPI:
     """The application over ``platform`` (None builds the spec only, as the docs script does)."""
     app = FastAPI(
@@ -55,6 +78,7 @@ def create_app(platform: Platform | None) -> FastAPI:
         redoc_url=None,
     )
     app.state.platform = platform
+    app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     for router in (auth.router, admin.router, audit.router):
         app.include_router(router)
 
@@ -70,6 +94,12 @@ def create_app(platform: Platform | None) -> FastAPI:
         if exc.status == "unauthenticated":
             headers = {"WWW-Authenticate": 'Bearer realm="strongroom"'}
         return problem(HTTP_STATUS[exc.status], exc.status, exc.reasons, headers)
+
+    @app.exception_handler(DataError)
+    def unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # e.g. a NUL character, which PostgreSQL text cannot hold: the request, not the server
+        return problem(400, "invalid", ["a value in this request cannot be stored (a NUL "
+                                        "character or a number out of range); remove it"])
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -38,6 +40,9 @@ def check_listen(host: str, certificate: Path | None, key: Path | None) -> None:
 def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           certificate: Path | None = None, key: Path | None = None) -> None:
     check_listen(host, certificate, key)
+    # uvicorn re-raises SIGTERM after its graceful shutdown, which would kill the process
+    # before the caller closes the platform (and signs the audit log's tail): exit instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(create_app(platform), host=host, port=port, log_level="info",
                 ssl_certfile=str(certificate) if certificate else None,
                 ssl_keyfile=str(key) if key else None,

@@ -7,6 +7,7 @@ token and session digests and project keys have no field here.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -20,6 +21,22 @@ from strongroom.access.states import PauseLevel, PauseState
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=254,
+                                          pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Purpose = Annotated[str, StringConstraints(min_length=20, max_length=5000)]
+NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=256)]
+
+
+class TokenAction(StrEnum):
+    """The actions an API token may carry (a test checks these are the rules' by_token ones)."""
+
+    SELF_READ = Action.SELF_READ.value
+    PROJECT_READ = Action.PROJECT_READ.value
+    DATA_ANALYSE = Action.DATA_ANALYSE.value
+    DATA_EXPORT = Action.DATA_EXPORT.value
+
+
 Id = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z]{3}_[0-9a-f]+$")]
 
 
@@ -63,7 +80,7 @@ class MeOut(BaseModel):
 
 class TokenIn(BaseModel):
     project_id: Id
-    actions: Annotated[list[Action], Field(min_length=1, max_length=len(Action))]
+    actions: Annotated[list[TokenAction], Field(min_length=1, max_length=len(Action))]
     days: int = Field(ge=1, le=30)
     label: Annotated[str, StringConstraints(max_length=100)] = ""
 
@@ -93,7 +110,7 @@ class RoleOut(BaseModel):
 
 class InstitutionIn(BaseModel):
     name: Text200
-    country: Annotated[str, StringConstraints(min_length=2, max_length=2)]
+    country: Country = Field(description="ISO 3166-1 alpha-2 code, e.g. GB")
     jurisdiction: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     networks: Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
                         Field(max_length=100)] = []
@@ -124,10 +141,10 @@ class RevokeIn(BaseModel):
 
 class PersonIn(BaseModel):
     institution_id: Id
-    email: Annotated[str, StringConstraints(min_length=3, max_length=254)]
+    email: Email
     name: Text200
     roles: Annotated[list[Role], Field(min_length=1, max_length=len(Role))]
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+    password: NewPassword | None = Field(
         default=None, description="leave out to have one generated and shown once")
 
 
@@ -179,7 +196,7 @@ class ActiveIn(BaseModel):
 
 class ProjectIn(BaseModel):
     title: Annotated[str, StringConstraints(min_length=1, max_length=300)]
-    purpose: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+    purpose: Purpose
     lead_id: Id
     starts_on: dt.date
     expires_on: dt.date
@@ -211,7 +228,7 @@ class FieldsIn(BaseModel):
 
 
 class ExportRequestIn(BaseModel):
-    justification: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+    justification: Purpose
 
 
 class ExportDecisionIn(BaseModel):

@@ -16,7 +16,7 @@ router = APIRouter(tags=["audit"])
 
 @router.get("/audit/entries", response_model=list[AuditEntryOut],
             openapi_extra=acts(Action.AUDIT_READ))
-def audit_entries(who: Caller, ctx: Ctx, start: int = Query(0, ge=0),
+def audit_entries(who: Caller, ctx: Ctx, start: int = Query(0, ge=0, le=2**62),
                   limit: int = Query(100, ge=1, le=oversight.MAX_PAGE)) -> list[AuditEntryOut]:
     """Entries in order; sensitive values appear only as salted hashes."""
     return [AuditEntryOut(seq=e.seq, at=e.at, type=e.type, actor=e.actor, subject=e.subject,

@@ -1,0 +1,380 @@
+"""A small synchronous client for Strongroom's HTTP API, for researchers and administrators.
+
+Sign in with a password and the authenticator's code (the client keeps the session cookie and
+sends the CSRF token itself), or use a project-scoped API token; every refusal is raised as
+:class:`StrongroomError` with the server's reasons::
+
+    from strongroom.client import Client, StrongroomError
+
+    with Client("https://strongroom.example.org", verify="ca.pem") as admin:
+        admin.login("ada@example.org", "correct horse battery", "123456")
+        uni = admin.institutions.create("Uni A", "GB", "UK GDPR", ["192.0.2.0/24"])
+        new = admin.people.create(uni["id"], "rex@uni-a.ac.uk", "Rex", ["researcher"])
+    with Client("https://strongroom.example.org", token="srt_…") as researcher:
+        try:
+            fields = researcher.projects.schema("prj_0123abcd")
+        except StrongroomError as exc:
+            print(exc.status, exc.reasons)
+
+Answers are the API's JSON as plain dicts and lists (the OpenAPI spec at ``/openapi.json``
+documents their fields). Network failures (refused connection, TLS errors) are raised by
+``httpx`` as :class:`httpx.TransportError`; only answers from the server become
+:class:`StrongroomError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import ssl
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+import strongroom
+
+Obj = dict[str, Any]
+Objs = list[Obj]
+Day = dt.date | str
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+
+
+class StrongroomError(Exception):
+    """A non-2xx answer: ``status`` (HTTP), ``error`` (its kind) and the server's ``reasons``.
+
+    ``retry_after`` holds the seconds to wait when the server says so (429 answers).
+    """
+
+    def __init__(self, status: int, error: str, reasons: list[str],
+                 retry_after: int | None = None):
+        self.status = status
+        self.error = error
+        self.reasons = reasons
+        self.retry_after = retry_after
+        super().__init__("; ".join(reasons) or f"HTTP {status} ({error})")
+
+    def __str__(self) -> str:
+        return "; ".join(self.reasons) or f"HTTP {self.status} ({self.error})"
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> StrongroomError:
+        error, reasons = f"http-{response.status_code}", []
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            error = str(body.get("error") or error)
+            found = body.get("reasons")
+            if isinstance(found, list):
+                reasons = [str(r) for r in found]
+        if not reasons:
+            text = response.text.strip()[:500]
+            reasons = [text or response.reason_phrase or f"HTTP {response.status_code}"]
+        retry = response.headers.get("retry-after", "")
+        return cls(response.status_code, error, reasons,
+                   int(retry) if retry.isdigit() else None)
+
+
+def _segment(value: str) -> str:
+    """One path segment: an id can never reach another route (``/``, ``..`` are escaped)."""
+    return quote(str(value), safe="")
+
+
+def _day(value: Day) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _ssl_verify(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> bool | ssl.SSLContext:
+    """``True`` (system CAs), ``False`` (no check: tests only), a CA file, or a context."""
+    if isinstance(verify, bool | ssl.SSLContext):
+        return verify
+    return ssl.create_default_context(cafile=os.fspath(verify))
+
+
+class Client:
+    """One person's connection: a web session (:meth:`login`) or an API token (``token=``).
+
+    ``verify`` is ``True`` (the system's CAs), the path of a CA or self-signed certificate
+    file, an :class:`ssl.SSLContext`, or ``False`` (no verification: never in production).
+    ``local_address`` binds the source address on machines with several networks (API tokens
+    and data work are allowed only from the institution's registered networks).
+    """
+
+    def __init__(self, base_url: str, *, token: str | None = None,
+                 verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
+                 timeout: float = 30, local_address: str | None = None):
+        headers = {"User-Agent": f"strongroom-client/{strongroom.__version__}",
+                   "Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        checked = _ssl_verify(verify)
+        transport = (httpx.HTTPTransport(verify=checked, local_address=local_address)
+                     if local_address is not None else None)
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
+                                  verify=checked, timeout=timeout, transport=transport,
+                                  follow_redirects=False)
+        self._csrf: str | None = None
+        self.institutions = Institutions(self)
+        self.people = People(self)
+        self.projects = Projects(self)
+        self.tokens = Tokens(self)
+        self.pauses = Pauses(self)
+        self.audit = Audit(self)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                params: Mapping[str, Any] | None = None) -> Any:
+        """Send one request; return its JSON (``None`` when empty) or raise StrongroomError."""
+        method = method.upper()
+        headers = {}
+        if self._csrf is not None and method not in SAFE_METHODS:
+            headers[CSRF_HEADER] = self._csrf
+        response = self._http.request(method, path, json=json, params=params, headers=headers)
+        if not response.is_success:
+            raise StrongroomError.from_response(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise StrongroomError(response.status_code, "bad-answer",
+                                  [f"{method} {path} answered something other than JSON"]
+                                  ) from None
+
+    def _object(self, method: str, path: str, *, json: Any = None,
+                params: Mapping[str, Any] | None = None) -> Obj:
+        found = self.request(method, path, json=json, params=params)
+        if not isinstance(found, dict):
+            raise StrongroomError(200, "bad-answer", [f"{method} {path} did not answer an "
+                                                      f"object"])
+        return found
+
+    def _objects(self, path: str, *, params: Mapping[str, Any] | None = None) -> Objs:
+        found = self.request("GET", path, params=params)
+        if not isinstance(found, list):
+            raise StrongroomError(200, "bad-answer", [f"GET {path} did not answer a list"])
+        return found
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    # -- authentication ------------------------------------------------------------------
+
+    def login(self, email: str, password: str, code: str) -> Obj:
+        """Sign in (password + authenticator code); the session is kept for later calls."""
+        session = self._object("POST", "/auth/login",
+                               json={"email": email, "password": password, "code": code})
+        self._csrf = str(session["csrf_token"])
+        return session
+
+    def logout(self) -> None:
+        """End the web session (API tokens are revoked with ``tokens.revoke`` instead)."""
+        try:
+            self.request("POST", "/auth/logout")
+        finally:
+            self._csrf = None
+            self._http.cookies.clear()
+
+    def me(self) -> Obj:
+        """Who this client is signed in as, by which means, and (tokens) for what."""
+        return self._object("GET", "/auth/me")
+
+    def roles(self) -> Objs:
+        return self._objects("/roles")
+
+    def health(self) -> Obj:
+        """Liveness only; needs no sign-in."""
+        return self._object("GET", "/health")
+
+
+class _Section:
+    def __init__(self, client: Client):
+        self._c = client
+
+
+class Institutions(_Section):
+    def list(self) -> Objs:
+        return self._c._objects("/institutions")
+
+    def create(self, name: str, country: str, jurisdiction: str,
+               networks: Iterable[str] = ()) -> Obj:
+        return self._c._object("POST", "/institutions", json={
+            "name": name, "country": country, "jurisdiction": jurisdiction,
+            "networks": list(networks)})
+
+    def get(self, institution_id: str) -> Obj:
+        return self._c._object("GET", f"/institutions/{_segment(institution_id)}")
+
+    def update(self, institution_id: str, *, name: str | None = None,
+               jurisdiction: str | None = None, networks: Iterable[str] | None = None) -> Obj:
+        """Change only what is given (``networks`` replaces the registered ranges)."""
+        body: Obj = {}
+        if name is not None:
+            body["name"] = name
+        if jurisdiction is not None:
+            body["jurisdiction"] = jurisdiction
+        if networks is not None:
+            body["networks"] = list(networks)
+        return self._c._object("PATCH", f"/institutions/{_segment(institution_id)}",
+                               json=body)
+
+    def revoke(self, institution_id: str, reason: str) -> Obj:
+        """Cut the institution off: its people, sessions, tokens and projects, at once."""
+        return self._c._object("POST", f"/institutions/{_segment(institution_id)}/revoke",
+                               json={"reason": reason})
+
+    def reinstate(self, institution_id: str) -> Obj:
+        return self._c._object("POST", f"/institutions/{_segment(institution_id)}/reinstate")
+
+
+class People(_Section):
+    def list(self, institution_id: str | None = None) -> Objs:
+        params = {"institution_id": institution_id} if institution_id is not None else None
+        return self._c._objects("/people", params=params)
+
+    def create(self, institution_id: str, email: str, name: str, roles: Iterable[str],
+               password: str | None = None) -> Obj:
+        """Register a person; the answer holds their TOTP secret (and password) shown once."""
+        body: Obj = {"institution_id": institution_id, "email": email, "name": name,
+                     "roles": list(roles)}
+        if password is not None:
+            body["password"] = password
+        return self._c._object("POST", "/people", json=body)
+
+    def get(self, person_id: str) -> Obj:
+        return self._c._object("GET", f"/people/{_segment(person_id)}")
+
+    def grant_role(self, person_id: str, role: str) -> Obj:
+        return self._c._object("POST", f"/people/{_segment(person_id)}/roles",
+                               json={"role": role})
+
+    def revoke_role(self, person_id: str, role: str) -> Obj:
+        return self._c._object("DELETE",
+                               f"/people/{_segment(person_id)}/roles/{_segment(role)}")
+
+    def record_training(self, person_id: str, course: str, completed_on: Day,
+                        expires_on: Day) -> Obj:
+        return self._c._object("POST", f"/people/{_segment(person_id)}/training", json={
+            "course": course, "completed_on": _day(completed_on),
+            "expires_on": _day(expires_on)})
+
+    def set_vetting(self, person_id: str, status: str) -> Obj:
+        """``approved``, ``rejected`` or ``lapsed``."""
+        return self._c._object("POST", f"/people/{_segment(person_id)}/vetting",
+                               json={"status": status})
+
+    def unlock(self, person_id: str) -> Obj:
+        return self._c._object("POST", f"/people/{_segment(person_id)}/unlock")
+
+    def set_active(self, person_id: str, active: bool) -> Obj:
+        return self._c._object("POST", f"/people/{_segment(person_id)}/active",
+                               json={"active": active})
+
+
+class Projects(_Section):
+    def list(self) -> Objs:
+        return self._c._objects("/projects")
+
+    def create(self, title: str, purpose: str, lead_id: str, starts_on: Day, expires_on: Day,
+               fields: Iterable[int] = (), members: Iterable[str] = ()) -> Obj:
+        return self._c._object("POST", "/projects", json={
+            "title": title, "purpose": purpose, "lead_id": lead_id,
+            "starts_on": _day(starts_on), "expires_on": _day(expires_on),
+            "fields": list(fields), "members": list(members)})
+
+    def get(self, project_id: str) -> Obj:
+        return self._c._object("GET", f"/projects/{_segment(project_id)}")
+
+    def add_member(self, project_id: str, person_id: str) -> Obj:
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/members",
+                               json={"person_id": person_id})
+
+    def remove_member(self, project_id: str, person_id: str) -> Obj:
+        return self._c._object(
+            "DELETE", f"/projects/{_segment(project_id)}/members/{_segment(person_id)}")
+
+    def set_fields(self, project_id: str, fields: Iterable[int]) -> Obj:
+        """Replace the project's field grants with ``fields``."""
+        return self._c._object("PUT", f"/projects/{_segment(project_id)}/fields",
+                               json={"fields": list(fields)})
+
+    def request_export(self, project_id: str, justification: str) -> Obj:
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/export/request",
+                               json={"justification": justification})
+
+    def decide_export(self, project_id: str, approve: bool) -> Obj:
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/export/decision",
+                               json={"approve": approve})
+
+    def close(self, project_id: str, reason: str, *, revoke: bool = False) -> Obj:
+        """End (or, ``revoke=True``, revoke for cause) the project; its key is destroyed."""
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/close",
+                               json={"revoke": revoke, "reason": reason})
+
+    def schema(self, project_id: str) -> Objs:
+        """The fields the project may analyse (a data access: every condition applies)."""
+        return self._c._objects(f"/projects/{_segment(project_id)}/schema")
+
+
+class Tokens(_Section):
+    def issue(self, project_id: str, actions: Iterable[str], days: int,
+              label: str = "") -> Obj:
+        """A project-scoped API token; its ``secret`` is in the answer, shown once."""
+        return self._c._object("POST", "/auth/tokens", json={
+            "project_id": project_id, "actions": list(actions), "days": days,
+            "label": label})
+
+    def list(self) -> Objs:
+        return self._c._objects("/auth/tokens")
+
+    def revoke(self, token_id: str) -> Obj:
+        return self._c._object("DELETE", f"/auth/tokens/{_segment(token_id)}")
+
+
+class Pauses(_Section):
+    def list(self, include_lifted: bool = False) -> Objs:
+        return self._c._objects("/pauses",
+                                params={"include_lifted": "true" if include_lifted else "false"})
+
+    def set(self, level: str, reason: str, target_id: str | None = None) -> Obj:
+        """Pause the ``platform`` (no target), an ``institution``, ``project`` or ``person``."""
+        return self._c._object("POST", "/pauses", json={
+            "level": level, "target_id": target_id, "reason": reason})
+
+    def lift(self, pause_id: str) -> Obj:
+        """Lift; platform and institution pauses need a second admin to call this too."""
+        return self._c._object("POST", f"/pauses/{_segment(pause_id)}/lift")
+
+
+class Audit(_Section):
+    def entries(self, start: int = 0, limit: int = 100) -> Objs:
+        return self._c._objects("/audit/entries", params={"start": start, "limit": limit})
+
+    def verify(self) -> Obj:
+        """Check the whole log against its signed checkpoints and the witness file."""
+        return self._c._object("POST", "/audit/verify")
+
+    def checkpoint(self) -> Obj:
+        """A freshly signed checkpoint, to keep outside Strongroom."""
+        return self._c._object("POST", "/audit/checkpoint")
+
+    def inclusion_proof(self, seq: int, tree_size: int) -> Obj:
+        return self._c._object("GET", "/audit/proofs/inclusion",
+                               params={"seq": seq, "tree_size": tree_size})
+
+    def consistency_proof(self, old_size: int, new_size: int) -> Obj:
+        return self._c._object("GET", "/audit/proofs/consistency",
+                               params={"old_size": old_size, "new_size": new_size})
