@@ -130,6 +130,9 @@ def test_logout_ends_the_console_session(console: Console) -> None:
                        "--name", "Ada")
     console.login(ADMIN, admin["password"], admin["totp_secret"])
     assert console.ok("admin", "person", "list")[0]["email"] == ADMIN
+    changed = console.run("password", "--current", admin["password"], "--new",
+                          "a new console passphrase")
+    assert changed.returncode == 0, changed.stderr
     assert console.run("logout").returncode == 0
     after = console.run("admin", "person", "list")
     assert after.returncode == 1 and "not signed in" in after.stderr

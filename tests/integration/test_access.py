@@ -364,3 +364,21 @@ def test_the_audit_log_holds_no_plain_emails_or_addresses(world: World) -> None:
     assert "researcher@partner.test" not in payloads and "10.77.66.55" not in payloads
     hashed = world.platform.audit.hash_sensitive("email", "researcher@partner.test")
     assert hashed in payloads
+
+
+def test_changing_ones_password_ends_other_sessions(world: World) -> None:
+    r = world.researcher
+    assert r is not None
+    here = auth.login(world.ctx, r.email, PASSWORD, world.code(r), INSIDE)
+    elsewhere = auth.login(world.ctx, r.email, PASSWORD, world.code(r), INSIDE)
+    with pytest.raises(Refused, match="current password is wrong"):
+        auth.change_password(world.ctx, here.principal, "not it", "a brand new passphrase")
+    with pytest.raises(Invalid, match="12 characters"):
+        auth.change_password(world.ctx, here.principal, PASSWORD, "short")
+    auth.change_password(world.ctx, here.principal, PASSWORD, "a brand new passphrase")
+    auth.resume_session(world.ctx, here.secret, None, False, INSIDE)  # this one goes on
+    with pytest.raises(Unauthenticated):
+        auth.resume_session(world.ctx, elsewhere.secret, None, False, INSIDE)
+    with pytest.raises(Unauthenticated):
+        world.sign_in(r)  # the old password no longer works
+    assert events(world, EventType.AUTH_PASSWORD_CHANGED)

@@ -72,6 +72,8 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
     return {
         ("POST", "/auth/logout"): lambda: ("/auth/logout", None),
         ("GET", "/auth/me"): lambda: ("/auth/me", None),
+        ("POST", "/auth/password"): lambda: ("/auth/password", {
+            "current": PASSWORD, "new": PASSWORD + " changed"}),
         ("GET", "/auth/tokens"): lambda: ("/auth/tokens", None),
         ("POST", "/auth/tokens"): lambda: ("/auth/tokens", {
             "project_id": p, "actions": ["data.analyse"], "days": 7}),

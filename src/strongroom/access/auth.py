@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.access import passwords, totp
@@ -28,6 +28,7 @@ from strongroom.access.permissions import RULES, Action
 from strongroom.access.policies import account_reasons, read_control_state
 from strongroom.access.tokens import SESSION_PREFIX, TOKEN_PREFIX, digest, new_id, new_secret
 from strongroom.audit import EventType
+from strongroom.db import affected
 from strongroom.errors import Invalid, NotFound, RateLimited, Refused, Unauthenticated
 
 WRONG = "the email, password or code is wrong"
@@ -200,6 +201,40 @@ def whoami(ctx: AccessContext, principal: Principal) -> Principal:
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.SELF_READ)
     return principal
+
+
+def change_password(ctx: AccessContext, principal: Principal, current: str,
+                    new: str) -> None:
+    """Change one's own password; every other session of the person ends."""
+    if principal.via is Via.TOKEN:
+        raise Refused("a password cannot be changed with an API token; sign in instead")
+    try:
+        passwords.check_policy(new)
+    except passwords.WeakPasswordError as exc:
+        raise Invalid(str(exc)) from None
+    if new == current:
+        raise Invalid("the new password must differ from the current one")
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.SELF_UPDATE)
+        person = db.get(Person, principal.person_id)
+        assert person is not None
+        right = passwords.verify_password(person.password_hash, current)
+    if not right:
+        ctx.record(EventType.AUTH_LOGIN_FAILED, principal, principal.person_id,
+                   {"why": "wrong current password when changing it"})
+        raise Refused("the current password is wrong")
+    new_hash = passwords.hash_password(new, ctx.settings.password_profile)
+    now = ctx.clock()
+    with ctx.transaction() as db:
+        person = db.get(Person, principal.person_id)
+        assert person is not None
+        person.password_hash = new_hash
+        ended = affected(db.execute(update(WebSession).where(
+            WebSession.person_id == principal.person_id, WebSession.ended_at.is_(None),
+            WebSession.id != (principal.session_id or ""),
+        ).values(ended_at=now, ended_reason="password changed")))
+    ctx.record(EventType.AUTH_PASSWORD_CHANGED, principal, principal.person_id,
+               {"other_sessions_ended": ended})
 
 
 def token_actions(names: Iterable[str]) -> frozenset[Action]:

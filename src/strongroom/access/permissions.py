@@ -15,6 +15,7 @@ from strongroom.access.roles import Role
 
 class Action(StrEnum):
     SELF_READ = "self.read"
+    SELF_UPDATE = "self.update"
     TOKEN_MANAGE = "token.manage"
     ROLES_READ = "roles.read"
     INSTITUTION_READ = "institution.read"
@@ -69,6 +70,7 @@ class Rule:
 
 RULES: dict[Action, Rule] = {
     Action.SELF_READ: Rule(ALL_ROLES, Kind.SELF, "see one's own account", by_token=True),
+    Action.SELF_UPDATE: Rule(ALL_ROLES, Kind.SELF, "change one's own password"),
     Action.TOKEN_MANAGE: Rule(frozenset({Role.RESEARCHER}), Kind.DATA,
                               "issue an API token for a project's data (only when you may "
                               "reach its data yourself)", member=True, grant=Grant.ANALYSE),

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from strongroom.cli.admin import admin_app, login, logout, serve
+from strongroom.cli.admin import admin_app, login, logout, password, serve
 from strongroom.cli.audit import audit_app
 from strongroom.cli.cohort import cohort_app, print_summary
 from strongroom.cli.common import console, progress_bar, refusals
@@ -29,6 +29,7 @@ app.add_typer(audit_app, name="audit")
 app.command()(serve)
 app.command()(login)
 app.command()(logout)
+app.command()(password)
 
 
 @app.command()

@@ -84,6 +84,20 @@ def logout(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> No
     console.print("signed out")
 
 
+def password(
+    current: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                         help="Your current password (prompted).")],
+    new: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                     help="The new password, 12+ characters (prompted).")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    key_file: KeyFile = None,
+) -> None:
+    """Change your own password (signed in with `strongroom login`); other sessions end."""
+    with admin(data_dir, key_file) as (p, who):
+        auth.change_password(p.access, who, current, new)
+    console.print("password changed; your other sessions have ended")
+
+
 def serve(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     key_file: KeyFile = None,

@@ -188,6 +188,10 @@ class Client:
             self._csrf = None
             self._http.cookies.clear()
 
+    def change_password(self, current: str, new: str) -> None:
+        """Change your password (at least 12 characters); your other sessions end."""
+        self.request("POST", "/auth/password", json={"current": current, "new": new})
+
     def me(self) -> Obj:
         """Who this client is signed in as, by which means, and (tokens) for what."""
         return self._object("GET", "/auth/me")

@@ -61,6 +61,11 @@ class LoginIn(BaseModel):
         description="the 6-digit code from the authenticator app")
 
 
+class PasswordIn(BaseModel):
+    current: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new: NewPassword
+
+
 class SessionOut(BaseModel):
     person_id: str
     roles: list[Role]

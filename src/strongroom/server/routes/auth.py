@@ -12,6 +12,7 @@ from strongroom.server.schemas import (
     LoginIn,
     MeOut,
     NewTokenOut,
+    PasswordIn,
     RoleOut,
     SessionOut,
     TokenIn,
@@ -43,6 +44,12 @@ def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -> Sess
 def logout(who: Caller, response: Response, ctx: Ctx) -> None:
     auth.logout(ctx, auth.whoami(ctx, who))
     response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.post("/auth/password", status_code=204, openapi_extra=acts(Action.SELF_UPDATE))
+def change_password(body: PasswordIn, who: Caller, ctx: Ctx) -> None:
+    """Change your password (at least 12 characters); your other sessions end."""
+    auth.change_password(ctx, who, body.current, body.new)
 
 
 @router.get("/auth/me", response_model=MeOut, openapi_extra=acts(Action.SELF_READ))
