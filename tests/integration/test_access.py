@@ -382,3 +382,14 @@ def test_changing_ones_password_ends_other_sessions(world: World) -> None:
     with pytest.raises(Unauthenticated):
         world.sign_in(r)  # the old password no longer works
     assert events(world, EventType.AUTH_PASSWORD_CHANGED)
+
+
+def test_nothing_runs_once_the_audit_log_cannot_record(world: World) -> None:
+    r = world.researcher
+    assert r is not None
+    who = world.sign_in(r)
+    world.platform.audit.close()  # the writer stops, as it would if its database were lost
+    with pytest.raises(Unavailable, match="audit log"):
+        projects.schema(world.ctx, who, world.project_id)
+    with pytest.raises(Unavailable, match="audit log"):
+        projects.read(world.ctx, who, world.project_id)

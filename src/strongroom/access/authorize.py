@@ -16,7 +16,7 @@ from strongroom.access.permissions import RULES, Action, Grant, Kind, who_may
 from strongroom.access.roles import Role
 from strongroom.access.states import ExportStatus, ProjectStatus
 from strongroom.audit import EventType
-from strongroom.errors import NotFound, Refused
+from strongroom.errors import NotFound, Refused, Unavailable
 
 
 def is_member(db: Session, project: Project, person_id: str) -> bool:
@@ -46,6 +46,9 @@ def reasons_against(ctx: AccessContext, db: Session, principal: Principal, actio
                     project_id: str | None = None) -> tuple[list[str], Project | None]:
     """Every reason ``principal`` may not take ``action`` now (empty: allowed)."""
     rule = RULES.get(action)
+    if not ctx.audit.writing:  # nothing may happen that cannot be recorded
+        raise Unavailable("the audit log cannot record right now, so nothing runs until it "
+                          "can; tell the custodian's team")
     state = policies.read_control_state(db)  # fails closed before anything else
     reasons = who_may(action, principal.roles)
     if rule is None:

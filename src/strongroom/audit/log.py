@@ -151,6 +151,12 @@ class AuditLog:
         checkpoint: Checkpoint = self._submit([_Request(None, None)])[0].result()
         return checkpoint
 
+    @property
+    def writing(self) -> bool:
+        """False once the writer has stopped (closed, or its database was lost)."""
+        with self._cond:
+            return self._failure is None and not self._closing
+
     def hash_sensitive(self, name: str, value: str) -> str:
         """The stored form of a sensitive value: lets a key holder ask "is this IP in the log?"."""
         return hash_sensitive(self._salt, name, value)

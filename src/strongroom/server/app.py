@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 import strongroom
+from strongroom.audit import AuditError
 from strongroom.errors import RateLimited, ServiceError
 from strongroom.platform import Platform
 from strongroom.server.routes import admin, audit, auth
@@ -94,6 +95,12 @@ def create_app(platform: Platform | None) -> FastAPI:
         if exc.status == "unauthenticated":
             headers = {"WWW-Authenticate": 'Bearer realm="strongroom"'}
         return problem(HTTP_STATUS[exc.status], exc.status, exc.reasons, headers)
+
+    @app.exception_handler(AuditError)
+    def unrecorded(_: Request, exc: AuditError) -> JSONResponse:
+        return problem(503, "unavailable", ["the audit log could not record this request, so "
+                                            "the platform stops until it can; tell the "
+                                            "custodian's team"])
 
     @app.exception_handler(DataError)
     def unstorable(_: Request, exc: DataError) -> JSONResponse:
