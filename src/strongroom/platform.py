@@ -28,7 +28,7 @@ class Platform:
                  clock: Callable[[], dt.datetime] = utcnow,
                  checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0):
         self.store = store
-        witness = store.root / WITNESS
+        witness = self.witness
         witness.parent.mkdir(exist_ok=True, mode=0o700)
         self.audit = AuditLog(store.engine,
                               signing_key=signing_key_from_secret(store.key.secret),

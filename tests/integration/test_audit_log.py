@@ -19,8 +19,6 @@ from strongroom.audit import (
     Checkpoint,
     EventType,
     merkle,
-    salt_key_from_secret,
-    signing_key_from_secret,
     verify,
     verify_consistency,
     verify_inclusion,
@@ -28,11 +26,7 @@ from strongroom.audit import (
 from strongroom.audit.checkpoints import read_witness
 from strongroom.audit.tables import CHECKPOINTS, ENTRIES
 from strongroom.db import create_all, make_engine
-
-SECRET = bytes(range(32))
-KEY = signing_key_from_secret(SECRET)
-SALT = salt_key_from_secret(SECRET)
-PUBLIC = KEY.public_key()
+from tests.audit_keys import KEY, PUBLIC, SALT
 
 
 def url_for(database_url: str | None, tmp_path: Path) -> str:

@@ -20,16 +20,10 @@ from strongroom.audit import (
     AuditLog,
     EventType,
     VerifyReport,
-    salt_key_from_secret,
-    signing_key_from_secret,
     verify,
 )
 from strongroom.db import create_all, make_engine
-
-SECRET = bytes(range(32))
-KEY = signing_key_from_secret(SECRET)
-SALT = salt_key_from_secret(SECRET)
-PUBLIC = KEY.public_key()
+from tests.audit_keys import KEY, PUBLIC, SALT
 
 
 class Setup:

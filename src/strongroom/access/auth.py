@@ -59,11 +59,15 @@ def _keyed(ctx: AccessContext, value: str) -> str:
     return hmac.new(_attempt_key(ctx), value.encode(), hashlib.sha256).hexdigest()
 
 
-def principal_for(db: Session, person: Person, via: Via, source: str | None,
-                  **extra: object) -> Principal:
-    return Principal(person_id=person.id, institution_id=person.institution_id,
-                     roles=roles_of(db, person.id), via=via, source=source,
-                     **extra)  # type: ignore[arg-type]
+def principal_for(db: Session, person: Person, via: Via, source: str | None, *,
+                  token: ApiToken | None = None, session_id: str | None = None) -> Principal:
+    return Principal(
+        person_id=person.id, institution_id=person.institution_id,
+        roles=roles_of(db, person.id), via=via, source=source, session_id=session_id,
+        token_id=token.id if token else None,
+        token_project=token.project_id if token else None,
+        token_actions=frozenset(Action(a) for a in token.actions) if token else frozenset(),
+    )
 
 
 def _rate_limit(ctx: AccessContext, db: Session, email_key: str, source_key: str) -> None:
@@ -319,10 +323,7 @@ def resume_token(ctx: AccessContext, secret: str, source: str | None) -> Princip
                        f"networks")
         else:
             token.last_used_at = now
-            principal = principal_for(db, person, Via.TOKEN, source, token_id=token.id,
-                                      token_project=token.project_id,
-                                      token_actions=frozenset(Action(a)
-                                                              for a in token.actions))
+            principal = principal_for(db, person, Via.TOKEN, source, token=token)
     if problem is not None:
         ctx.record(EventType.AUTH_TOKEN_REFUSED, token.person_id, token.id, {"why": problem},
                    {"source": source} if source else {})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from collections.abc import Iterable
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -23,11 +25,10 @@ def close_project(db: Session, project: Project, status: ProjectStatus, now: dt.
                                       ApiToken.revoked_at.is_(None)).values(revoked_at=now))
 
 
-def destroy_project_files(ctx: AccessContext, project_id: str) -> None:
-    """After the key's row is gone: purge its old copies, remove the project's sealed files."""
+def destroy_project_files(ctx: AccessContext, project_ids: Iterable[str]) -> None:
+    """After the keys' rows are gone: purge their old copies, remove the projects' files."""
     purge_deleted(ctx.engine)
-    where = ctx.project_dir(project_id)
-    if where.exists():
-        for path in sorted(where.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        where.rmdir()
+    for project_id in project_ids:
+        where = ctx.project_dir(project_id)
+        if where.exists():
+            shutil.rmtree(where)

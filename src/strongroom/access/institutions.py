@@ -125,8 +125,8 @@ def revoke(ctx: AccessContext, principal: Principal, institution_id: str,
             Project.lead_id.in_(people), Project.status == ProjectStatus.ACTIVE)))
         for project in projects:
             close_project(db, project, ProjectStatus.REVOKED, now)
+    destroy_project_files(ctx, [p.id for p in projects])
     for project in projects:
-        destroy_project_files(ctx, project.id)
         ctx.record(EventType.PROJECT_REVOKED, principal, project.id,
                    {"because": f"institution {institution_id} revoked"})
         ctx.record(EventType.PROJECT_KEY_DESTROYED, principal, project.id, {})

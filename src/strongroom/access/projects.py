@@ -254,7 +254,7 @@ def close(ctx: AccessContext, principal: Principal, project_id: str, *, revoke: 
         project = get(db, project_id)
         close_project(db, project, status, ctx.clock())
         result = view(db, project)
-    destroy_project_files(ctx, project_id)
+    destroy_project_files(ctx, [project_id])
     ctx.record(EventType.PROJECT_REVOKED if revoke else EventType.PROJECT_ENDED, principal,
                project_id, {"reason": reason.strip()})
     ctx.record(EventType.PROJECT_KEY_DESTROYED, principal, project_id, {})

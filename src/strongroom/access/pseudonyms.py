@@ -17,7 +17,7 @@ import polars as pl
 from strongroom.access.context import AccessContext
 from strongroom.access.keys import open_project_key
 from strongroom.access.models import Project
-from strongroom.cohort.crypto import decrypt, encrypt
+from strongroom.cohort.crypto import MasterKey, decrypt, encrypt
 
 LOW, HIGH = 1_000_000, 10_000_000  # 7-digit IDs
 FILE = "pseudonyms.srenc"
@@ -50,7 +50,10 @@ def random_ids(n: int, exclude: np.ndarray) -> np.ndarray:
 
 def load(ctx: AccessContext, project: Project) -> pl.DataFrame:
     """The project's map (``eid``, ``pid``); empty before any is issued."""
-    key = open_project_key(ctx.key, project)  # refused once the key is destroyed
+    return _load(ctx, project, open_project_key(ctx.key, project))  # refused once destroyed
+
+
+def _load(ctx: AccessContext, project: Project, key: MasterKey) -> pl.DataFrame:
     path = ctx.project_dir(project.id) / FILE
     if not path.exists():
         return pl.DataFrame(schema={"eid": pl.Int64, "pid": pl.Int64})
@@ -59,7 +62,8 @@ def load(ctx: AccessContext, project: Project) -> pl.DataFrame:
 
 def issue(ctx: AccessContext, project: Project, eids: np.ndarray) -> int:
     """Give every participant in ``eids`` a pseudonym (keeping existing ones); the count new."""
-    current = load(ctx, project)
+    key = open_project_key(ctx.key, project)
+    current = _load(ctx, project, key)
     new_eids = np.setdiff1d(np.unique(np.asarray(eids, dtype=np.int64)),
                             current["eid"].to_numpy())
     if len(new_eids) == 0:
@@ -71,7 +75,6 @@ def issue(ctx: AccessContext, project: Project, eids: np.ndarray) -> int:
     table = pl.concat([current, added]).sort("eid")
     buffer = io.BytesIO()
     table.write_parquet(buffer, compression="zstd")
-    key = open_project_key(ctx.key, project)
     sealed = encrypt(buffer.getvalue(), key, _context(project.id))
     where = ctx.project_dir(project.id)
     where.mkdir(parents=True, exist_ok=True, mode=0o700)

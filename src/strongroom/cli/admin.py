@@ -56,9 +56,8 @@ def emit(value: BaseModel | list[Any] | dict[str, Any]) -> None:
 @contextmanager
 def admin(data_dir: Path, key_file: Path | None,
           changes_state: bool = True) -> Iterator[tuple[Platform, Principal]]:
-    with refusals(), Platform.open(data_dir, key_file) as platform, session.signed_in(
-            platform, changes_state) as who:
-        yield platform, who
+    with refusals(), Platform.open(data_dir, key_file) as platform:
+        yield platform, session.resume(platform.access, platform, changes_state)
 
 
 # -- signing in, serving -------------------------------------------------------------------

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from strongroom.access.auth import NewSession, resume_session
@@ -50,8 +48,3 @@ def resume(ctx: AccessContext, platform: Platform, changes_state: bool) -> Princ
         raise Unauthenticated("you are not signed in at this console; run "
                               "`strongroom login --as EMAIL` first") from None
     return resume_session(ctx, saved["session"], saved["csrf"], changes_state, None)
-
-
-@contextmanager
-def signed_in(platform: Platform, changes_state: bool = True) -> Iterator[Principal]:
-    yield resume(platform.access, platform, changes_state)
