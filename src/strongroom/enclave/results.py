@@ -1,0 +1,109 @@
+"""What an analysis produces: a table of cells, each knowing the participants behind it.
+
+A :class:`Cell` is one number a researcher would see. Its ``contributors`` are the distinct
+participants (project pseudonyms, ``pid``) whose data produced it: the basis of every
+disclosure rule, because thresholds count people, not rows. Contributors and magnitudes never
+leave the server; :meth:`Result.public` is what may be shown once the output check allows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+PidArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+class AnalysisKind(StrEnum):
+    FREQUENCY = "frequency"
+    CROSSTAB = "crosstab"
+    SUMMARY = "summary"
+    HISTOGRAM = "histogram"
+    OLS = "ols"
+    LOGISTIC = "logistic"
+    KAPLAN_MEIER = "kaplan_meier"
+    COX = "cox"
+    CORRELATION = "correlation"
+    AGGREGATE_SQL = "aggregate_sql"
+
+
+class CellKind(StrEnum):
+    """What a cell's number is; each kind has its own disclosure rules (unknown: refused)."""
+
+    COUNT = "count"  # participants (or rows) in a group; histogram bins are counts too
+    PERCENT = "percent"  # numerator / denominator × 100; both carry contributor sets
+    SUM = "sum"  # magnitude: dominance rules apply
+    MEAN = "mean"  # magnitude
+    SD = "sd"  # spread of a magnitude
+    MEDIAN = "median"  # a quantile at 0.5
+    QUANTILE = "quantile"  # needs enough participants on each side
+    MIN = "min"  # an individual's value: only where protected
+    MAX = "max"
+    MODE = "mode"
+    COEFFICIENT = "coefficient"  # a regression estimate (and its SE, CI, p in the row)
+    CORRELATION = "correlation"
+    SURVIVAL = "survival"  # Kaplan–Meier estimate at the end of an interval
+    AT_RISK = "at_risk"  # participants at risk at the start of an interval
+    EVENTS = "events"  # events within an interval
+    CENSORED = "censored"  # censored within an interval
+    HAZARD_RATIO = "hazard_ratio"
+    STATISTIC = "statistic"  # a model-level figure (R², log-likelihood, n): support = all
+
+
+@dataclass
+class Cell:
+    """One number of a result, with what the output check needs to know about it."""
+
+    row: tuple[str, ...]  # the group labels that identify the cell's row ("Total" for margins)
+    column: str  # the rendered column it sits in ("count", "mean", "coef" …)
+    kind: CellKind
+    value: float | None  # None when there is nothing to show (e.g. empty group)
+    contributors: PidArray  # distinct pids behind the value: sorted, unique, int64
+    # per-contributor absolute contribution (one per entry of ``contributors``, same order),
+    # for magnitude cells (SUM, MEAN): the dominance rules read these
+    magnitudes: FloatArray | None = None
+    denominator: PidArray | None = None  # PERCENT: the pids of the denominator
+    below: int | None = None  # QUANTILE/MEDIAN: participants strictly below / above value
+    above: int | None = None
+    distinct_values: int | None = None  # MEAN/SD/SUM/MODE: distinct values among contributors
+    margin: bool = False  # a row or column total of a table (secondary suppression)
+    table: str = ""  # cells of one 2-D table share this (crosstab: "" = the whole result)
+    rounded_to: int | None = None  # the rounding base the researcher claims for this value
+
+    def __post_init__(self) -> None:
+        self.contributors = np.asarray(self.contributors, dtype=np.int64)
+
+
+@dataclass
+class Result:
+    """An analysis's cells plus the model facts some rules read."""
+
+    kind: AnalysisKind
+    spec: dict[str, Any]  # the analysis request as given (JSON-able)
+    cells: list[Cell]
+    # model-level facts: "residual_df", "n_obs", "events" …; and for regressions the
+    # contributors of every categorical covariate level, keyed "level:<variable>=<value>"
+    facts: dict[str, float] = field(default_factory=dict)
+    levels: dict[str, PidArray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # plain-words caveats for the researcher
+
+    def public(self, suppressed: set[int] | None = None) -> dict[str, Any]:
+        """The JSON a researcher sees: no contributors; suppressed cells shown as null."""
+        hidden = suppressed or set()
+        return {
+            "kind": self.kind.value,
+            "spec": self.spec,
+            "cells": [
+                {"row": list(c.row), "column": c.column, "kind": c.kind.value,
+                 "value": None if i in hidden else c.value,
+                 "suppressed": i in hidden}
+                for i, c in enumerate(self.cells)
+            ],
+            "facts": self.facts,
+            "notes": self.notes,
+        }

@@ -1,0 +1,1 @@
+"""Safe outputs: the disclosure check, the differencing ledger, the raw-row scanner, release."""
