@@ -61,8 +61,10 @@ def test_who_may_names_the_roles_needed() -> None:
 def test_only_the_committee_approves_export_and_only_researchers_touch_data() -> None:
     assert RULES[Action.EXPORT_APPROVE].roles == {Role.ACCESS_COMMITTEE}
     for action, rule in RULES.items():
-        if rule.kind is Kind.DATA:
+        if rule.kind is Kind.DATA and action is not Action.OUTPUT_REVIEW:
             assert rule.roles == {Role.RESEARCHER}, action
+    # output checkers see outputs (aggregates) under the same conditions as data, never rows
+    assert RULES[Action.OUTPUT_REVIEW].roles == {Role.OUTPUT_CHECKER}
     auditor_writes = [a for a, r in RULES.items() if Role.AUDITOR in r.roles
                       and r.kind in (Kind.ADMIN, Kind.DATA) and not a.value.endswith(".read")]
     assert auditor_writes == []

@@ -34,6 +34,11 @@ SHIPPED = {
     "project.ended", "project.revoked", "project.key.destroyed", "project.pseudonyms.issued",
     "pause.set", "pause.lift.requested", "pause.lifted", "access.refused", "data.accessed",
     "audit.verified", "audit.checkpoint.exported",
+    "enclave.definition.created", "enclave.definition.dropped", "enclave.analysis.run",
+    "enclave.analysis.refused", "enclave.dummy.downloaded", "output.checked",
+    "output.requested", "output.reviewed", "output.released", "output.blocked",
+    "output.rejected", "output.withdrawn", "output.downloaded", "extract.created",
+    "attribution.run",
 }
 
 SALT = bytes(range(32))

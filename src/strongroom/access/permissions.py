@@ -35,6 +35,13 @@ class Action(StrEnum):
     PAUSE_SET = "pause.set"
     PAUSE_LIFT = "pause.lift"
     AUDIT_READ = "audit.read"
+    OUTPUT_READ = "output.read"
+    OUTPUT_REQUEST = "output.request"
+    OUTPUT_REVIEW = "output.review"
+    OUTPUT_DOWNLOAD = "output.download"
+    EXTRACT_CREATE = "extract.create"
+    EXTRACT_READ = "extract.read"
+    ATTRIBUTE = "attribute"
 
 
 class Kind(StrEnum):
@@ -112,6 +119,24 @@ RULES: dict[Action, Rule] = {
                             "lift a pause (platform and institution: two admins)"),
     Action.AUDIT_READ: Rule(OVERSEERS, Kind.OVERSIGHT,
                             "read and verify the audit log, export checkpoints"),
+    Action.OUTPUT_READ: Rule(OVERSEERS | {Role.RESEARCHER, Role.OUTPUT_CHECKER}, Kind.ADMIN,
+                             "see a project's outputs, their checks and verdicts "
+                             "(researchers: their own projects)", member=True, by_token=True),
+    Action.OUTPUT_REQUEST: Rule(frozenset({Role.RESEARCHER}), Kind.DATA,
+                                "ask for an output to be released, or withdraw the request",
+                                member=True, grant=Grant.ANALYSE, by_token=True),
+    Action.OUTPUT_REVIEW: Rule(frozenset({Role.OUTPUT_CHECKER}), Kind.DATA,
+                               "review an output held for review (two checkers, neither the "
+                               "requester)"),
+    Action.OUTPUT_DOWNLOAD: Rule(frozenset({Role.RESEARCHER}), Kind.DATA,
+                                 "download a released output (only released bytes)",
+                                 member=True, grant=Grant.ANALYSE, by_token=True),
+    Action.EXTRACT_CREATE: Rule(ADMINS, Kind.ADMIN,
+                                "make a traceable record-level extract for a project that "
+                                "holds the export permission", grant=Grant.EXPORT),
+    Action.EXTRACT_READ: Rule(OVERSEERS, Kind.OVERSIGHT, "read extract manifests"),
+    Action.ATTRIBUTE: Rule(frozenset({Role.SECURITY_ANALYST, Role.CUSTODIAN_ADMIN}),
+                           Kind.OVERSIGHT, "attribute a leaked file to its recipient"),
 }
 
 ROLE_WORDS = {role: role.value.replace("-", " ") for role in Role}

@@ -76,6 +76,23 @@ class EventType(StrEnum):
     ACCESS_REFUSED = "access.refused"
     DATA_ACCESSED = "data.accessed"
     AUDIT_VERIFIED = "audit.verified"
+    # the enclave and its outputs
+    ENCLAVE_DEFINITION_CREATED = "enclave.definition.created"
+    ENCLAVE_DEFINITION_DROPPED = "enclave.definition.dropped"
+    ENCLAVE_ANALYSIS_RUN = "enclave.analysis.run"
+    ENCLAVE_ANALYSIS_REFUSED = "enclave.analysis.refused"
+    ENCLAVE_DUMMY_DOWNLOADED = "enclave.dummy.downloaded"
+    OUTPUT_CHECKED = "output.checked"
+    OUTPUT_REQUESTED = "output.requested"
+    OUTPUT_REVIEWED = "output.reviewed"
+    OUTPUT_RELEASED = "output.released"
+    OUTPUT_BLOCKED = "output.blocked"
+    OUTPUT_REJECTED = "output.rejected"
+    OUTPUT_WITHDRAWN = "output.withdrawn"
+    OUTPUT_DOWNLOADED = "output.downloaded"
+    # record-level extracts and attribution
+    EXTRACT_CREATED = "extract.created"
+    ATTRIBUTION_RUN = "attribution.run"
     AUDIT_CHECKPOINT_EXPORTED = "audit.checkpoint.exported"
 
 
@@ -122,6 +139,21 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.ACCESS_REFUSED: "An action was refused; the details list every reason.",
     EventType.DATA_ACCESSED: "Participant data was read (query, extract or download).",
     EventType.AUDIT_VERIFIED: "The audit log was verified; the details give the outcome.",
+    EventType.ENCLAVE_DEFINITION_CREATED: "A dataset definition was created inside the enclave.",
+    EventType.ENCLAVE_DEFINITION_DROPPED: "A dataset definition was deleted.",
+    EventType.ENCLAVE_ANALYSIS_RUN: "An analysis ran inside the enclave and its output was checked.",
+    EventType.ENCLAVE_ANALYSIS_REFUSED: "An analysis or SQL statement was refused before it ran.",
+    EventType.ENCLAVE_DUMMY_DOWNLOADED: "A synthetic dummy dataset with a project's schema was taken.",
+    EventType.OUTPUT_CHECKED: "An output was checked for disclosure.",
+    EventType.OUTPUT_REQUESTED: "A researcher asked for an output to be released.",
+    EventType.OUTPUT_REVIEWED: "An output checker approved or rejected an output.",
+    EventType.OUTPUT_RELEASED: "An output was released (its SHA-256 and the rules applied).",
+    EventType.OUTPUT_BLOCKED: "An output was blocked by the automated check.",
+    EventType.OUTPUT_REJECTED: "An output held for review was rejected.",
+    EventType.OUTPUT_WITHDRAWN: "A release request was withdrawn by the researcher.",
+    EventType.OUTPUT_DOWNLOADED: "A released output was downloaded.",
+    EventType.EXTRACT_CREATED: "A traceable record-level extract was made (its manifest).",
+    EventType.ATTRIBUTION_RUN: "A suspect file was attributed (its verdict and hashes).",
     EventType.AUDIT_CHECKPOINT_EXPORTED: "A signed checkpoint was exported for anchoring.",
 }
 

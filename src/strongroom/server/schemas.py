@@ -35,6 +35,9 @@ class TokenAction(StrEnum):
     PROJECT_READ = Action.PROJECT_READ.value
     DATA_ANALYSE = Action.DATA_ANALYSE.value
     DATA_EXPORT = Action.DATA_EXPORT.value
+    OUTPUT_READ = Action.OUTPUT_READ.value
+    OUTPUT_REQUEST = Action.OUTPUT_REQUEST.value
+    OUTPUT_DOWNLOAD = Action.OUTPUT_DOWNLOAD.value
 
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z]{3}_[0-9a-f]+$")]
