@@ -18,6 +18,7 @@ from strongroom.access.roles import Role
 from strongroom.access.states import Vetting
 from strongroom.access.totp import code_at
 from strongroom.cohort.store import init_store
+from strongroom.cohort.synth.generator import synthesise
 from strongroom.platform import Platform
 
 PASSWORD = "a long test passphrase"
@@ -87,8 +88,13 @@ def _add(ctx: AccessContext, institution_id: str, email: str, roles: list[Role],
 
 
 def build_world(root: Path, database_url: str | None = None, *, project: bool = True,
-                checkpoint_every: int = 1000) -> World:
-    init_store(root / "data", key_file=root / "master.key", database_url=database_url).close()
+                checkpoint_every: int = 1000, cohort: int = 0,
+                fields: list[int] | None = None) -> World:
+    """``cohort``: synthesise and store that many participants first (for enclave tests)."""
+    store = init_store(root / "data", key_file=root / "master.key", database_url=database_url)
+    if cohort:
+        store.write_version(synthesise(cohort, seed=7))
+    store.close()
     clock = Clock()
     # argon2-cffi's CHEAPEST profile keeps tests quick; production hashes are checked in
     # tests/unit/test_credentials.py
@@ -119,5 +125,6 @@ def build_world(root: Path, database_url: str | None = None, *, project: bool = 
         world.project_id = projects.create(
             ctx, None, title="Blood pressure", purpose="Blood pressure and later disease, by sex",
             lead_id=world.researcher.person_id, starts_on=today - dt.timedelta(days=10),
-            expires_on=today + dt.timedelta(days=365), fields=FIELDS).project.id
+            expires_on=today + dt.timedelta(days=365),
+            fields=FIELDS if fields is None else fields).project.id
     return world

@@ -52,14 +52,14 @@ def _members(db: Session, project_id: str) -> list[str]:
                            .order_by(ProjectMember.person_id)))
 
 
-def _fields(db: Session, project_id: str) -> list[int]:
+def granted_fields(db: Session, project_id: str) -> list[int]:
     return list(db.scalars(select(FieldGrant.field_id)
                            .where(FieldGrant.project_id == project_id)
                            .order_by(FieldGrant.field_id)))
 
 
 def view(db: Session, project: Project) -> ProjectView:
-    return ProjectView(project, _members(db, project.id), _fields(db, project.id))
+    return ProjectView(project, _members(db, project.id), granted_fields(db, project.id))
 
 
 def check_fields(ctx: AccessContext, fields: Iterable[int]) -> list[int]:
@@ -196,7 +196,7 @@ def set_fields(ctx: AccessContext, principal: Principal, project_id: str,
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.PROJECT_WRITE)
         project = _open_project(db, project_id)
-        before = set(_fields(db, project_id))
+        before = set(granted_fields(db, project_id))
         db.execute(delete(FieldGrant).where(FieldGrant.project_id == project_id))
         db.add_all(FieldGrant(project_id=project_id, field_id=f) for f in wanted)
         db.flush()
@@ -265,6 +265,6 @@ def schema(ctx: AccessContext, principal: Principal, project_id: str) -> list[Fi
     """The fields a project may analyse: the first thing a researcher reads, a data access."""
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.DATA_ANALYSE, project_id)
-        granted = _fields(db, project_id)
+        granted = granted_fields(db, project_id)
     ctx.record(EventType.DATA_ACCESSED, principal, project_id, {"what": "schema"})
     return [ctx.dictionary.fields[f] for f in granted]

@@ -74,6 +74,10 @@ class Cell:
     margin: bool = False  # a row or column total of a table (secondary suppression)
     table: str = ""  # cells of one 2-D table share this (crosstab: "" = the whole result)
     rounded_to: int | None = None  # the rounding base the researcher claims for this value
+    exact: float | None = None  # the unrounded value, required when ``rounded_to`` is claimed
+    # MIN/MAX/MODE: distinct participants whose own value, at the shown precision (after any
+    # claimed rounding), equals the shown value; the value is protected when enough share it
+    holders: int | None = None
 
     def __post_init__(self) -> None:
         self.contributors = np.asarray(self.contributors, dtype=np.int64)

@@ -1,0 +1,59 @@
+"""Correlation matrices (Pearson or Spearman), each pair over the rows holding both values.
+
+A CORRELATION cell's contributors are the participants with both values present. A variable
+that is constant over a pair's rows has no correlation: the cell shows nothing (None).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.stats import rankdata
+
+from strongroom.enclave.analyses.frame import distinct, finite, floats, pids, require_numeric
+from strongroom.enclave.analyses.spec import CorrelationSpec
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, Result
+
+
+def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
+    """The full square matrix, row and column named by variable, diagonal included."""
+    for name in spec.variables:
+        require_numeric(frame, name, "a correlation")
+    ids = pids(frame)
+    values = {name: floats(frame, name) for name in spec.variables}
+    present = {name: ~np.isnan(x) for name, x in values.items()}
+    complete = {name: bool(mask.all()) for name, mask in present.items()}
+    ranked: dict[str, FloatArray] = {}  # ranks over all rows, for variables with no gaps
+    found: dict[tuple[str, str], Cell] = {}
+    for i, a in enumerate(spec.variables):
+        for b in spec.variables[i:]:
+            both = present[a] & present[b]
+            if spec.method == "spearman" and complete[a] and complete[b]:
+                for name in (a, b):
+                    if name not in ranked:
+                        ranked[name] = rankdata(values[name])
+                r = _pearson(ranked[a], ranked[b])
+            else:
+                r = _coefficient(values[a][both], values[b][both], spec.method)
+            found[a, b] = found[b, a] = Cell((a,), b, CellKind.CORRELATION, r,
+                                              distinct(ids[both]))
+    cells = [found[a, b] if found[a, b].row == (a,) else
+             Cell((a,), b, CellKind.CORRELATION, found[a, b].value, found[a, b].contributors)
+             for a in spec.variables for b in spec.variables]
+    notes = (["a variable is constant (or has fewer than two values) over some pair's rows, so "
+              "that correlation is not defined and shows nothing"]
+             if any(c.value is None for c in cells) else [])
+    return Result(AnalysisKind.CORRELATION, spec.model_dump(mode="json"), cells, notes=notes)
+
+
+def _coefficient(x: FloatArray, y: FloatArray, method: str) -> float | None:
+    if method == "spearman":  # Pearson on average ranks, as scipy and R define it
+        x, y = rankdata(x), rankdata(y)
+    return _pearson(x, y)
+
+
+def _pearson(x: FloatArray, y: FloatArray) -> float | None:
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    dx, dy = x - x.mean(), y - y.mean()
+    return finite(float(np.dot(dx, dy) / np.sqrt(np.dot(dx, dx) * np.dot(dy, dy))))

@@ -1,0 +1,255 @@
+"""OLS and logistic regression (statsmodels, on arrays: no formula is built from user text).
+
+Rows with a missing outcome or covariate are left out. A categorical covariate becomes one
+dummy per level against its most frequent level (the reference). Every term is a row of
+COEFFICIENT cells (coef, se, ci_low, ci_high, p) whose contributors are the participants the
+estimate rests on: a dummy's are the participants at that level, so a dummy held by one
+participant shows as one contributor; the intercept's and a continuous term's are all
+participants in the fit. ``Result.levels`` lists the participants at every level (reference
+included) and, for logistic regression, at each outcome value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.linalg
+
+from strongroom.enclave.analyses.frame import (
+    PID,
+    distinct,
+    encode,
+    finite,
+    floats,
+    group_pids,
+    pids,
+)
+from strongroom.enclave.analyses.spec import LogisticSpec, OlsSpec
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
+from strongroom.errors import Invalid
+
+INTERCEPT = "Intercept"
+MODEL_ROW = ("model",)
+MODEL_TABLE = "model"
+MAX_LEVELS = 100  # per categorical covariate: more is not a covariate but an identifier
+COEFFICIENT_COLUMNS = ("coef", "se", "ci_low", "ci_high", "p")
+
+
+@dataclass
+class Design:
+    """The rows a model is fitted on, its covariate matrix (no intercept) and its terms."""
+
+    used: pl.DataFrame  # the complete rows: pid, responses, covariates
+    x: FloatArray  # one column per term
+    terms: list[str]
+    term_variables: list[str]  # the covariate each term comes from
+    term_pids: list[PidArray]  # the participants each term's estimate rests on
+    everyone: PidArray  # the distinct participants in the fit
+    levels: dict[str, PidArray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> PidArray:
+        return pids(self.used)
+
+
+def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
+           categorical: list[str]) -> Design:
+    """Complete rows of ``responses`` and ``covariates``, with dummies for the categorical."""
+    used = frame.select(PID, *responses, *covariates).drop_nulls()
+    notes = []
+    if used.height < frame.height:
+        notes.append("rows with a missing value in the outcome or a covariate were left out")
+    if used.height == 0:
+        raise Invalid("no row has values for the outcome and every covariate")
+    ids = pids(used)
+    everyone = distinct(ids)
+    if len(everyone) < used.height:
+        notes.append("some participants appear on several rows; the model treats rows as "
+                     "independent, so its standard errors may be too small")
+    columns: list[FloatArray] = []
+    terms: list[str] = []
+    term_variables: list[str] = []
+    term_pids: list[PidArray] = []
+    levels: dict[str, PidArray] = {}
+    for name in covariates:
+        if name in categorical:
+            dummies = _dummies(used[name], ids, levels)
+            for label, column, who in dummies:
+                columns.append(column)
+                terms.append(f"{name}={label}")
+                term_variables.append(name)
+                term_pids.append(who)
+            continue
+        dtype = used.schema[name]
+        if not (dtype.is_numeric() or isinstance(dtype, pl.Boolean)):
+            raise Invalid(f"{name!r} is not numeric: list it in categorical, or derive a number "
+                          "from it in the dataset definition")
+        columns.append(floats(used, name))
+        terms.append(name)
+        term_variables.append(name)
+        term_pids.append(everyone)
+    x = np.column_stack(columns) if columns else np.empty((used.height, 0))
+    return Design(used, x, terms, term_variables, term_pids, everyone, levels, notes)
+
+
+def _dummies(series: pl.Series, ids: PidArray,
+             levels: dict[str, PidArray]) -> list[tuple[str, FloatArray, PidArray]]:
+    """(label, 0/1 column, participants) per non-reference level; ``levels`` gets them all."""
+    coded = encode(series, missing=False, limit=MAX_LEVELS)
+    if len(coded) < 2:
+        raise Invalid(f"{series.name!r} has a single level in the rows used, so it cannot be a "
+                      "categorical covariate: leave it out")
+    counts = np.bincount(coded.codes, minlength=len(coded))
+    reference = int(np.argmax(counts))  # the most frequent level (the first on a tie)
+    members = group_pids(coded.codes, ids, len(coded))
+    for label, who in zip(coded.labels, members, strict=True):
+        levels[f"level:{series.name}={label}"] = who
+    return [(label, (coded.codes == j).astype(np.float64), members[j])
+            for j, label in enumerate(coded.labels) if j != reference]
+
+
+def check_rank(x: FloatArray, term_variables: list[str]) -> None:
+    """Refuse a singular design, naming the covariates involved (never a level's value)."""
+    if x.shape[0] <= x.shape[1]:  # the row count itself is not said: it is unchecked output
+        raise Invalid(f"the model has {x.shape[1]} parameters and no more rows than that: use "
+                      "fewer covariates or levels, or a larger population")
+    scale = np.linalg.norm(x, axis=0)
+    scale[scale == 0] = 1.0
+    _, r, pivots = scipy.linalg.qr(x / scale, mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r))
+    rank = int(np.count_nonzero(diagonal > diagonal[0] * max(x.shape) * np.finfo(float).eps))
+    if rank < x.shape[1]:
+        # the intercept may be the column found dependent: then a covariate is constant
+        named = [n for n in dict.fromkeys(term_variables[i] for i in pivots[rank:])
+                 if n != INTERCEPT]
+        which = ", ".join(repr(n) for n in named) if named else "a covariate"
+        raise Invalid(f"the covariates are collinear: {which} is constant, or a combination "
+                      "of other covariates or of the levels of a categorical one; leave it out "
+                      "or merge levels")
+
+
+def _with_intercept(d: Design) -> tuple[FloatArray, list[str], list[str], list[PidArray]]:
+    x = np.column_stack([np.ones(d.x.shape[0]), d.x])
+    return (x, [INTERCEPT, *d.terms], [INTERCEPT, *d.term_variables],
+            [d.everyone, *d.term_pids])
+
+
+def coefficient_cells(terms: list[str], term_pids: list[PidArray], kind: CellKind,
+                      columns: tuple[str, ...], values: FloatArray) -> list[Cell]:
+    """One row of cells per term; ``values`` has a column per entry of ``columns``."""
+    return [Cell((term,), column, kind, finite(values[i, j]), who)
+            for i, (term, who) in enumerate(zip(terms, term_pids, strict=True))
+            for j, column in enumerate(columns)]
+
+
+def statistic_cells(stats: dict[str, float], everyone: PidArray) -> list[Cell]:
+    return [Cell(MODEL_ROW, name, CellKind.STATISTIC, finite(value), everyone,
+                 table=MODEL_TABLE) for name, value in stats.items()]
+
+
+def ols(spec: OlsSpec, frame: pl.DataFrame) -> Result:
+    """Least squares of a numeric outcome on the covariates, with an intercept."""
+    import statsmodels.api as sm
+
+    d = design(frame, [spec.outcome], spec.covariates, spec.categorical)
+    if not d.used.schema[spec.outcome].is_numeric():
+        raise Invalid(f"the outcome {spec.outcome!r} is not numeric: OLS needs a number")
+    x, terms, variables, term_pids = _with_intercept(d)
+    check_rank(x, variables)
+    y = floats(d.used, spec.outcome)
+    if np.ptp(y) == 0:
+        raise Invalid(f"the outcome {spec.outcome!r} is the same on every row used")
+    with warnings.catch_warnings(record=True):  # a perfect fit divides by zero: refused below
+        warnings.simplefilter("always")
+        fit = sm.OLS(y, x).fit()
+        table = np.column_stack([fit.params, fit.bse, fit.conf_int(0.05), fit.pvalues])
+    if fit.ssr <= 1e-12 * float(np.sum((y - y.mean()) ** 2)):
+        raise Invalid("the outcome is an exact combination of the covariates (a perfect fit), "
+                      "so the model has no error to estimate")
+    cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
+    cells += statistic_cells({"r_squared": fit.rsquared, "adj_r_squared": fit.rsquared_adj,
+                              "log_likelihood": fit.llf, "aic": fit.aic}, d.everyone)
+    facts = {"residual_df": float(fit.df_resid), "n_obs": float(len(d.everyone)),
+             "n_parameters": float(x.shape[1])}
+    return Result(AnalysisKind.OLS, spec.model_dump(mode="json"), cells, facts=facts,
+                  levels=d.levels, notes=d.notes)
+
+
+def binary(frame: pl.DataFrame, name: str, what: str) -> FloatArray:
+    """A 0/1 (or true/false) column as floats, or :class:`Invalid`."""
+    dtype = frame.schema[name]
+    y = floats(frame, name) if (dtype.is_numeric() or isinstance(dtype, pl.Boolean)) else None
+    if y is None or not np.all((y == 0) | (y == 1)):
+        raise Invalid(f"{what} {name!r} must hold 0/1 or true/false")
+    return y
+
+
+def logistic(spec: LogisticSpec, frame: pl.DataFrame) -> Result:
+    """Logistic regression of a 0/1 outcome; separation and non-convergence are refused."""
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import (
+        ConvergenceWarning,
+        HessianInversionWarning,
+        PerfectSeparationError,
+        PerfectSeparationWarning,
+    )
+
+    d = design(frame, [spec.outcome], spec.covariates, spec.categorical)
+    y = binary(d.used, spec.outcome, "the outcome")
+    ids = d.ids
+    with_event, without = distinct(ids[y == 1]), distinct(ids[y == 0])
+    if len(with_event) == 0 or len(without) == 0:
+        raise Invalid(f"the outcome {spec.outcome!r} takes a single value in the rows used")
+    separated = [name for name in spec.categorical if _separates(d, name, y)]
+    if separated:
+        raise Invalid(f"the outcome is the same for everyone at a level of {separated[0]!r} "
+                      "(separation), so its coefficient cannot be estimated: merge that level "
+                      "with another or leave the covariate out")
+    x, terms, variables, term_pids = _with_intercept(d)
+    check_rank(x, variables)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = sm.Logit(y, x).fit(disp=0, maxiter=200)
+        except (PerfectSeparationError, np.linalg.LinAlgError):
+            fit = None
+    bad = {w.category for w in caught} & {PerfectSeparationWarning, ConvergenceWarning,
+                                          HessianInversionWarning}
+    if fit is None or PerfectSeparationWarning in bad or (bad and _classifies_all(fit, y)):
+        raise Invalid("the covariates predict the outcome perfectly (separation), so the "
+                      "coefficients cannot be estimated: leave out or band the covariate that "
+                      "separates the outcome")
+    if bad or not fit.mle_retvals.get("converged", False):
+        raise Invalid("the logistic model did not converge: a covariate may almost separate "
+                      "the outcome (quasi-separation), or be on a very large scale; band, "
+                      "rescale or leave it out")
+    table = np.column_stack([fit.params, fit.bse, fit.conf_int(0.05), fit.pvalues])
+    cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
+    cells += statistic_cells({"pseudo_r_squared": fit.prsquared, "log_likelihood": fit.llf,
+                              "ll_null": fit.llnull, "aic": fit.aic}, d.everyone)
+    facts = {"residual_df": float(fit.df_resid), "n_obs": float(len(d.everyone)),
+             "n_parameters": float(x.shape[1]), "events": float(len(with_event)),
+             "non_events": float(len(without))}
+    levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
+    return Result(AnalysisKind.LOGISTIC, spec.model_dump(mode="json"), cells, facts=facts,
+                  levels=levels, notes=d.notes)
+
+
+def _classifies_all(fit: Any, y: FloatArray) -> bool:
+    """Whether the last estimate puts every row on its own side: complete separation, for
+    which no maximum-likelihood estimate exists."""
+    predicted = np.asarray(fit.predict(), dtype=np.float64)
+    return bool(np.all((predicted > 0.5) == (y == 1)))
+
+
+def _separates(d: Design, name: str, y: FloatArray) -> bool:
+    """Whether some level of ``name`` has only events or only non-events."""
+    coded = encode(d.used[name], missing=False, limit=MAX_LEVELS)
+    rows = np.bincount(coded.codes, minlength=len(coded))
+    events = np.bincount(coded.codes, weights=y, minlength=len(coded))
+    return bool(np.any((events == 0) | (events == rows)))

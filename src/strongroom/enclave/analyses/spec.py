@@ -1,0 +1,317 @@
+"""What a researcher may ask an analysis to do: one typed spec per kind, refused if unclear.
+
+Specs are pydantic models with no extra fields, discriminated by ``kind`` (an
+:class:`~strongroom.enclave.results.AnalysisKind` value). :func:`parse_spec` turns a JSON-like
+mapping into a spec or raises :class:`~strongroom.errors.Invalid` with one reason per field.
+Whether the named variables exist is only known against a dataset definition, so
+:func:`strongroom.enclave.analyses.run.run` checks that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from strongroom.enclave.results import AnalysisKind
+from strongroom.errors import Invalid
+
+PID = "pid"  # the participant pseudonym: never an analysis variable
+Column = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+RoundTo = Annotated[int, Field(ge=2, le=10_000)]
+Statistic = Literal["n", "mean", "sd", "median", "q25", "q75", "min", "max", "mode"]
+DEFAULT_STATISTICS: list[Statistic] = ["n", "mean", "sd", "median", "q25", "q75"]
+TimeUnit = Literal["days", "weeks", "months", "years"]
+YEAR_IN: dict[str, float] = {"days": 365.25, "weeks": 365.25 / 7, "months": 12.0, "years": 1.0}
+MAX_COVARIATES = 50
+MAX_BINS = 100
+
+
+def _unique(names: list[str], what: str) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"names {name!r} twice")
+        seen.add(name)
+    return names
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: AnalysisKind
+
+    def reads(self) -> list[str]:
+        """The dataset definition's columns this analysis reads (besides ``pid``)."""
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _not_pid(self) -> Self:
+        if PID in self.reads():
+            raise ValueError("pid is the participant pseudonym and cannot be analysed; "
+                             "name another column")
+        return self
+
+
+class FrequencySpec(_Spec):
+    """Counts of each value of one variable, with a total and (optionally) percentages."""
+
+    kind: Literal[AnalysisKind.FREQUENCY] = AnalysisKind.FREQUENCY
+    variable: Column
+    percentages: bool = True
+    missing: bool = True  # count missing values as a level "(missing)"
+    round_to: RoundTo | None = None
+
+    def reads(self) -> list[str]:
+        return [self.variable]
+
+
+class CrosstabSpec(_Spec):
+    """Counts for every combination of two variables' values, zero combinations included."""
+
+    kind: Literal[AnalysisKind.CROSSTAB] = AnalysisKind.CROSSTAB
+    rows: Column
+    columns: Column
+    margins: bool = True
+    percentages: Literal["none", "row", "column", "total"] = "none"
+    missing: bool = True
+    round_to: RoundTo | None = None
+
+    def reads(self) -> list[str]:
+        return [self.rows, self.columns]
+
+    @model_validator(mode="after")
+    def _two_variables(self) -> Self:
+        if self.rows == self.columns:
+            raise ValueError("rows and columns name the same variable; use a frequency table")
+        return self
+
+
+class SummarySpec(_Spec):
+    """Summary statistics of numeric variables (min, max and mode only where the check allows)."""
+
+    kind: Literal[AnalysisKind.SUMMARY] = AnalysisKind.SUMMARY
+    variables: list[Column] = Field(min_length=1, max_length=MAX_COVARIATES)
+    statistics: list[Statistic] = Field(default_factory=lambda: list(DEFAULT_STATISTICS),
+                                        max_length=9)
+    quantiles: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=list,
+                                                                  max_length=20)
+    round_to: RoundTo | None = None
+
+    def reads(self) -> list[str]:
+        return list(self.variables)
+
+    @field_validator("variables")
+    @classmethod
+    def _distinct_variables(cls, v: list[str]) -> list[str]:
+        return _unique(v, "variables")
+
+    @field_validator("statistics")
+    @classmethod
+    def _distinct_statistics(cls, v: list[str]) -> list[str]:
+        return _unique(v, "statistics")
+
+    @field_validator("quantiles")
+    @classmethod
+    def _distinct_quantiles(cls, v: list[float]) -> list[float]:
+        if len(set(v)) != len(v):
+            raise ValueError("quantiles lists a value twice")
+        return v
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.statistics and not self.quantiles:
+            raise ValueError("ask for at least one statistic or quantile")
+        return self
+
+
+class HistogramSpec(_Spec):
+    """Counts per bin: ``bins`` equal bins on rounded edges, or the researcher's ``edges``."""
+
+    kind: Literal[AnalysisKind.HISTOGRAM] = AnalysisKind.HISTOGRAM
+    variable: Column
+    bins: int | None = Field(default=None, ge=1, le=MAX_BINS)
+    edges: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=2, max_length=MAX_BINS + 1)
+    round_to: RoundTo | None = None
+
+    def reads(self) -> list[str]:
+        return [self.variable]
+
+    @field_validator("edges")
+    @classmethod
+    def _increasing(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(b <= a for a, b in pairwise(v)):
+            raise ValueError("edges must be strictly increasing")
+        return v
+
+    @model_validator(mode="after")
+    def _bins_or_edges(self) -> Self:
+        if self.bins is not None and self.edges is not None:
+            raise ValueError("give bins or edges, not both")
+        return self
+
+
+class _Model(_Spec):
+    covariates: list[Column] = Field(min_length=1, max_length=MAX_COVARIATES)
+    categorical: list[Column] = Field(default_factory=list, max_length=MAX_COVARIATES)
+
+    def _responses(self) -> list[str]:
+        raise NotImplementedError
+
+    def reads(self) -> list[str]:
+        return [*self._responses(), *self.covariates]
+
+    @field_validator("covariates")
+    @classmethod
+    def _distinct_covariates(cls, v: list[str]) -> list[str]:
+        return _unique(v, "covariates")
+
+    @field_validator("categorical")
+    @classmethod
+    def _distinct_categorical(cls, v: list[str]) -> list[str]:
+        return _unique(v, "categorical")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        stray = [c for c in self.categorical if c not in self.covariates]
+        if stray:
+            raise ValueError(f"categorical names {stray[0]!r}, which is not among the "
+                             "covariates; list it in covariates too")
+        for response in self._responses():
+            if response in self.covariates:
+                raise ValueError(f"{response!r} is both a response and a covariate")
+        if len(set(self._responses())) != len(self._responses()):
+            raise ValueError("the response columns must be different columns")
+        return self
+
+
+class OlsSpec(_Model):
+    """Linear regression of a numeric outcome (statsmodels OLS)."""
+
+    kind: Literal[AnalysisKind.OLS] = AnalysisKind.OLS
+    outcome: Column
+
+    def _responses(self) -> list[str]:
+        return [self.outcome]
+
+
+class LogisticSpec(_Model):
+    """Logistic regression of a 0/1 (or true/false) outcome (statsmodels Logit)."""
+
+    kind: Literal[AnalysisKind.LOGISTIC] = AnalysisKind.LOGISTIC
+    outcome: Column
+
+    def _responses(self) -> list[str]:
+        return [self.outcome]
+
+
+class _Survival(_Spec):
+    time: Column  # time from the start of follow-up, in ``unit``
+    event: Column  # 1/true: the event happened at ``time``; 0/false: censored there
+
+    unit: TimeUnit = "days"
+
+
+class KaplanMeierSpec(_Survival):
+    """Kaplan–Meier survival, reported per interval of a grid (never at event times)."""
+
+    kind: Literal[AnalysisKind.KAPLAN_MEIER] = AnalysisKind.KAPLAN_MEIER
+    group: Column | None = None
+    interval: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # in ``unit``
+    round_to: RoundTo | None = None
+
+    def reads(self) -> list[str]:
+        return [self.time, self.event, *([self.group] if self.group else [])]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if len(set(self.reads())) != len(self.reads()):
+            raise ValueError("time, event and group must be different columns")
+        return self
+
+    def width(self) -> float:
+        """The grid's interval width in the time column's unit (default: one year)."""
+        return self.interval if self.interval is not None else YEAR_IN[self.unit]
+
+
+class CoxSpec(_Model):
+    """Cox proportional hazards (lifelines CoxPHFitter)."""
+
+    kind: Literal[AnalysisKind.COX] = AnalysisKind.COX
+    time: Column
+    event: Column
+    unit: TimeUnit = "days"
+
+    def _responses(self) -> list[str]:
+        return [self.time, self.event]
+
+
+class CorrelationSpec(_Spec):
+    """Pairwise correlation matrix of numeric variables (each pair over rows with both)."""
+
+    kind: Literal[AnalysisKind.CORRELATION] = AnalysisKind.CORRELATION
+    variables: list[Column] = Field(min_length=2, max_length=MAX_COVARIATES)
+    method: Literal["pearson", "spearman"] = "pearson"
+
+    def reads(self) -> list[str]:
+        return list(self.variables)
+
+    @field_validator("variables")
+    @classmethod
+    def _distinct_variables(cls, v: list[str]) -> list[str]:
+        return _unique(v, "variables")
+
+
+Spec = Annotated[
+    FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
+    | KaplanMeierSpec | CoxSpec | CorrelationSpec,
+    Field(discriminator="kind"),
+]
+AnySpec = (FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
+           | KaplanMeierSpec | CoxSpec | CorrelationSpec)
+_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(Spec)
+KINDS = sorted(k.value for k in AnalysisKind if k is not AnalysisKind.AGGREGATE_SQL)
+
+
+def parse_spec(data: Mapping[str, Any]) -> AnySpec:
+    """The typed spec for ``data``, or :class:`Invalid` with a reason for every bad field."""
+    if not isinstance(data, Mapping):
+        raise Invalid("an analysis spec must be an object with a kind and its fields")
+    kind = data.get("kind")
+    if kind == AnalysisKind.AGGREGATE_SQL:
+        raise Invalid("aggregate SQL is run as a query over the dataset definition, not as an "
+                      "analysis spec")
+    if kind not in KINDS:
+        raise Invalid(f"kind must be one of: {', '.join(KINDS)}")
+    try:
+        return _ADAPTER.validate_python(dict(data))
+    except ValidationError as exc:
+        raise Invalid([_reason(str(kind), e) for e in exc.errors()]) from None
+
+
+def _reason(kind: str, error: ErrorDetails) -> str:
+    """One plain sentence per pydantic error, naming the field and never echoing the input."""
+    loc = [str(p) for p in error["loc"]]
+    if loc and loc[0] == kind:  # the discriminated union puts the tag first
+        loc = loc[1:]
+    where = ".".join(loc) or "spec"
+    kind_ = error["type"]
+    if kind_ == "extra_forbidden":
+        return f"{where}: not a field of a {kind} analysis"
+    if kind_ == "missing":
+        return f"{where}: required for a {kind} analysis"
+    message = error["msg"].removeprefix("Value error, ")
+    return message if where == "spec" else f"{where}: {message}"

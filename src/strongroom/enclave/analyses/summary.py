@@ -1,0 +1,138 @@
+"""Summary statistics of numeric variables, one row of cells per variable.
+
+Each cell carries what its disclosure rule reads: a mean its per-participant magnitudes (for
+the dominance rules) and the number of distinct values (a mean of identical values tells every
+value); a quantile the participants strictly below and above it; min, max and mode how many
+participants hold the shown value (``holders``), and the mode its holders as contributors.
+Statistics are over rows (what the SQL would say); contributors are distinct participants.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from strongroom.enclave.analyses.frame import (
+    count_cell,
+    distinct,
+    finite,
+    floats,
+    number,
+    per_pid,
+    pids,
+    require_numeric,
+)
+from strongroom.enclave.analyses.spec import SummarySpec
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
+
+NAMED_QUANTILES = {"median": 0.5, "q25": 0.25, "q75": 0.75}
+
+
+@dataclass
+class _Values:
+    """One variable's non-missing values, by row and by participant."""
+
+    x: FloatArray  # row values
+    ids: PidArray  # row pids
+    ordered: FloatArray  # row values sorted
+    people: PidArray  # distinct pids, sorted
+    lowest: FloatArray  # each participant's smallest value (aligned with ``people``)
+    highest: FloatArray
+    magnitude: FloatArray  # each participant's sum of |x|
+    distinct_values: int
+
+
+def summary(spec: SummarySpec, frame: pl.DataFrame) -> Result:
+    """The asked statistics, then the asked quantiles, for every variable in turn."""
+    for name in spec.variables:
+        require_numeric(frame, name, "a summary")
+    cells: list[Cell] = []
+    ids = pids(frame)
+    for name in spec.variables:
+        cells += _variable(spec, name, _values(floats(frame, name), ids))
+    return Result(AnalysisKind.SUMMARY, spec.model_dump(mode="json"), cells)
+
+
+def _values(column: FloatArray, ids: PidArray) -> _Values:
+    present = ~np.isnan(column)
+    x, who = column[present], ids[present]
+    ordered = np.sort(x)
+    if len(x) == 0:
+        empty = np.empty(0, dtype=np.float64)
+        return _Values(x, who, ordered, np.empty(0, dtype=np.int64), empty, empty, empty, 0)
+    order, people, starts = per_pid(who)
+    by_pid = x[order]
+    changes = int(np.count_nonzero(ordered[1:] != ordered[:-1]))
+    return _Values(x, who, ordered, people, np.minimum.reduceat(by_pid, starts),
+                   np.maximum.reduceat(by_pid, starts), np.add.reduceat(np.abs(by_pid), starts),
+                   changes + 1)
+
+
+def _variable(spec: SummarySpec, name: str, v: _Values) -> list[Cell]:
+    row = (name,)
+    n = len(v.x)
+    cells: list[Cell] = []
+    for statistic in spec.statistics:
+        if statistic == "n":
+            cells.append(count_cell(row, "n", n, v.people, spec.round_to))
+        elif statistic == "mean":
+            cells.append(Cell(row, "mean", CellKind.MEAN, finite(v.x.mean()) if n else None,
+                              v.people, magnitudes=v.magnitude,
+                              distinct_values=v.distinct_values))
+        elif statistic == "sd":
+            cells.append(Cell(row, "sd", CellKind.SD, finite(v.x.std(ddof=1)) if n > 1 else None,
+                              v.people, distinct_values=v.distinct_values))
+        elif statistic in NAMED_QUANTILES:
+            kind = CellKind.MEDIAN if statistic == "median" else CellKind.QUANTILE
+            cells.append(_quantile(row, statistic, kind, NAMED_QUANTILES[statistic], v))
+        elif statistic in ("min", "max"):
+            cells.append(_extreme(row, statistic, v))
+        else:
+            cells.append(_mode(row, v))
+    cells += [_quantile(row, f"p{number(q * 100)}", CellKind.QUANTILE, q, v)
+              for q in spec.quantiles]
+    return cells
+
+
+def _quantile(row: tuple[str, ...], column: str, kind: CellKind, q: float, v: _Values) -> Cell:
+    if len(v.x) == 0:
+        return Cell(row, column, kind, None, v.people, below=0, above=0)
+    value = sorted_quantile(v.ordered, q)
+    # a participant with rows on both sides counts on both sides: each side is who could be
+    # pinned down by it
+    return Cell(row, column, kind, value, v.people,
+                below=int(np.count_nonzero(v.lowest < value)),
+                above=int(np.count_nonzero(v.highest > value)))
+
+
+def sorted_quantile(ordered: FloatArray, q: float) -> float:
+    """numpy's default (linear) quantile of already sorted values, without sorting again."""
+    h = (len(ordered) - 1) * q
+    below = math.floor(h)
+    above = min(below + 1, len(ordered) - 1)
+    return float(ordered[below] + (h - below) * (ordered[above] - ordered[below]))
+
+
+def _extreme(row: tuple[str, ...], which: str, v: _Values) -> Cell:
+    kind = CellKind.MIN if which == "min" else CellKind.MAX
+    if len(v.x) == 0:
+        return Cell(row, which, kind, None, v.people, holders=0)
+    value = float(v.ordered[0] if which == "min" else v.ordered[-1])
+    own = v.lowest if which == "min" else v.highest
+    return Cell(row, which, kind, value, v.people, holders=int(np.count_nonzero(own == value)),
+                distinct_values=v.distinct_values)
+
+
+def _mode(row: tuple[str, ...], v: _Values) -> Cell:
+    """The most frequent value (by rows; the smallest on a tie); contributors hold it."""
+    if len(v.x) == 0:
+        return Cell(row, "mode", CellKind.MODE, None, v.people, holders=0, distinct_values=0)
+    starts = np.flatnonzero(np.r_[True, v.ordered[1:] != v.ordered[:-1]])
+    runs = np.diff(np.r_[starts, len(v.ordered)])
+    value = float(v.ordered[starts[int(np.argmax(runs))]])
+    holders = distinct(v.ids[v.x == value])
+    return Cell(row, "mode", CellKind.MODE, value, holders, holders=len(holders),
+                distinct_values=v.distinct_values)

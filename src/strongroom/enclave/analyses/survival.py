@@ -1,0 +1,182 @@
+"""Kaplan–Meier life tables on a grid of intervals, and Cox models (lifelines).
+
+Kaplan–Meier is reported per interval of a fixed grid (one year by default): the first
+interval is [0, w], the next (w, 2w], and so on. For each interval and group: the number at
+risk at its start (AT_RISK), events and censorings within it (EVENTS, CENSORED) and the
+survival estimate at its end (SURVIVAL, whose contributors are the at-risk set). Exact event
+times never appear: only grid ends do. With intervals of this form
+``at_risk[k] - events[k] - censored[k] = at_risk[k + 1]``, as in lifelines' at-risk tables.
+Counts are of rows (lifelines fits rows), contributors are distinct participants.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import polars as pl
+
+from strongroom.enclave.analyses.frame import (
+    IntArray,
+    Levels,
+    count_cell,
+    distinct,
+    encode,
+    finite,
+    floats,
+    group_pids,
+    number,
+    per_pid,
+    pids,
+)
+from strongroom.enclave.analyses.regression import (
+    INTERCEPT,
+    binary,
+    check_rank,
+    coefficient_cells,
+    design,
+    statistic_cells,
+)
+from strongroom.enclave.analyses.spec import CoxSpec, KaplanMeierSpec
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
+from strongroom.errors import Invalid
+
+MAX_INTERVALS = 100  # each interval keeps its at-risk set: widen the interval instead
+ALL = "All"  # the group label when there is no grouping variable
+HAZARD_COLUMNS = ("hr", "ci_low", "ci_high", "p")
+
+
+def _durations(frame: pl.DataFrame, time: str, event: str) -> tuple[FloatArray, FloatArray]:
+    dtype = frame.schema[time]
+    if not dtype.is_numeric():
+        raise Invalid(f"the time {time!r} must be a number of days, weeks, months or years "
+                      "since the start of follow-up: derive it in the dataset definition")
+    t = floats(frame, time)
+    if np.any(t < 0):
+        raise Invalid(f"the time {time!r} is negative on some rows: follow-up starts at 0")
+    return t, binary(frame, event, "the event")
+
+
+def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame) -> Result:
+    """The life table of every group on the grid, with lifelines' survival estimates."""
+    from lifelines import KaplanMeierFitter
+
+    used = frame.drop_nulls([spec.time, spec.event])
+    notes = ["rows with a missing time or event were left out"] if used.height < frame.height \
+        else []
+    if used.height == 0:
+        raise Invalid("no row has both a time and an event")
+    t, e = _durations(used, spec.time, spec.event)
+    width = spec.width()
+    k = max(1, math.ceil(float(t.max()) / width))
+    if k > MAX_INTERVALS:
+        raise Invalid(f"follow-up would span more than {MAX_INTERVALS} intervals of "
+                      f"{number(width)} {spec.unit}: give a wider interval")
+    # interval k is (k·w, (k+1)·w], the first also holding time 0
+    index = np.maximum(np.ceil(t / width).astype(np.int64) - 1, 0)
+    ends = width * np.arange(1, k + 1)
+    labels = [f"{'[' if i == 0 else '('}{number(width * i)}, {number(ends[i])}] {spec.unit}"
+              for i in range(k)]
+    ids = pids(used)
+    groups = (encode(used[spec.group], missing=True) if spec.group
+              else Levels(np.zeros(used.height, dtype=np.int64), [ALL]))
+    if len(distinct(ids)) < used.height:
+        notes.append("some participants appear on several rows; each row is followed as a "
+                     "separate subject")
+
+    cells: list[Cell] = []
+    levels: dict[str, PidArray] = {}
+    for g, label in enumerate(groups.labels):
+        rows = groups.codes == g
+        if spec.group:
+            levels[f"level:{spec.group}={label}"] = distinct(ids[rows])
+        with warnings.catch_warnings(record=True):  # pandas deprecations inside lifelines
+            warnings.simplefilter("always")
+            fitted = KaplanMeierFitter().fit(t[rows], e[rows])
+            survival = np.asarray(fitted.survival_function_at_times(ends), dtype=np.float64)
+        table = label if spec.group else ""
+        cells += _life_table((label,), labels, index[rows], e[rows], ids[rows], survival,
+                             spec.round_to, table)
+    facts = {"n_obs": float(len(distinct(ids))), "events": float(len(distinct(ids[e == 1]))),
+             "censored": float(len(distinct(ids[e == 0])))}
+    levels |= {"outcome=1": distinct(ids[e == 1]), "outcome=0": distinct(ids[e == 0])}
+    if spec.round_to is not None:
+        notes.append(f"numbers at risk, events and censorings are rounded to the nearest "
+                     f"multiple of {spec.round_to}; survival estimates are not")
+    return Result(AnalysisKind.KAPLAN_MEIER, spec.model_dump(mode="json"), cells, facts=facts,
+                  levels=levels, notes=notes)
+
+
+def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
+                event: FloatArray, ids: PidArray, survival: FloatArray, round_to: int | None,
+                table: str) -> list[Cell]:
+    """AT_RISK, EVENTS, CENSORED and SURVIVAL cells for each interval of one group."""
+    k = len(labels)
+    happened = event == 1
+    events = np.bincount(index[happened], minlength=k)
+    censored = np.bincount(index[~happened], minlength=k)
+    at_risk = np.cumsum((events + censored)[::-1])[::-1]  # rows still followed at each start
+    event_pids = group_pids(np.where(happened, index, -1), ids, k)
+    censored_pids = group_pids(np.where(happened, -1, index), ids, k)
+    order, people, starts = per_pid(ids)
+    last = np.maximum.reduceat(index[order], starts) if len(ids) else index  # per participant
+    cells: list[Cell] = []
+    for i, label in enumerate(labels):
+        row = (*group, label)
+        risk = people[last >= i]  # sorted, since ``people`` is
+        cells += [
+            count_cell(row, "at_risk", int(at_risk[i]), risk, round_to, CellKind.AT_RISK,
+                       table=table),
+            count_cell(row, "events", int(events[i]), event_pids[i], round_to, CellKind.EVENTS,
+                       table=table),
+            count_cell(row, "censored", int(censored[i]), censored_pids[i], round_to,
+                       CellKind.CENSORED, table=table),
+            Cell(row, "survival", CellKind.SURVIVAL,
+                 finite(survival[i]) if at_risk[i] else None, risk, table=table),
+        ]
+    return cells
+
+
+def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
+    """Cox proportional hazards: a row of HAZARD_RATIO cells per term."""
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+
+    d = design(frame, [spec.time, spec.event], spec.covariates, spec.categorical)
+    t, e = _durations(d.used, spec.time, spec.event)
+    ids = d.ids
+    with_event, without = distinct(ids[e == 1]), distinct(ids[e == 0])
+    if len(with_event) == 0:
+        raise Invalid("no row used has an event, so hazards cannot be compared")
+    for name in spec.categorical:
+        coded = encode(d.used[name], missing=False)
+        if np.any(np.bincount(coded.codes, weights=e, minlength=len(coded)) == 0):
+            raise Invalid(f"a level of {name!r} has no events, so its hazard ratio cannot be "
+                          "estimated: merge that level with another or leave the covariate out")
+    check_rank(np.column_stack([np.ones(len(t)), d.x]), [INTERCEPT, *d.term_variables])
+    # lifelines reads a pandas frame: columns get neutral names, never the researcher's text
+    names = [f"x{i}" for i in range(d.x.shape[1])]
+    data = pl.DataFrame({**{n: d.x[:, i] for i, n in enumerate(names)},
+                         "duration": t, "observed": e}).to_pandas()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fitted = CoxPHFitter().fit(data, duration_col="duration", event_col="observed")
+        except ConvergenceError:
+            fitted = None
+    if fitted is None or any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        raise Invalid("the Cox model did not converge: a covariate may (almost) separate "
+                      "events from censorings; band it, merge levels or leave it out")
+    summary = fitted.summary.loc[names]
+    table = summary[["exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%", "p"]]
+    cells = coefficient_cells(d.terms, d.term_pids, CellKind.HAZARD_RATIO, HAZARD_COLUMNS,
+                              np.asarray(table.to_numpy(), dtype=np.float64))
+    cells += statistic_cells({"concordance": fitted.concordance_index_,
+                              "log_likelihood": fitted.log_likelihood_,
+                              "aic": fitted.AIC_partial_}, d.everyone)
+    facts = {"n_obs": float(len(d.everyone)), "events": float(len(with_event)),
+             "residual_df": float(len(t) - len(names)), "n_parameters": float(len(names))}
+    levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
+    return Result(AnalysisKind.COX, spec.model_dump(mode="json"), cells, facts=facts,
+                  levels=levels, notes=d.notes)

@@ -1,0 +1,410 @@
+"""The per-result disclosure check: every rule on every cell, by the cell's kind.
+
+:func:`check` reads a :class:`~strongroom.enclave.results.Result` (cells with the distinct
+participants behind them) and returns a :class:`~strongroom.outputs.verdicts.CheckReport`:
+one :class:`Finding` per failed rule and cell, in plain words that name the cell by its labels
+and the threshold, never a participant's value (nor the exact size of a small group, which
+would give a hidden count away). A failing cell of a table (a count, percentage, magnitude or
+quantile) is hidden, then secondary suppression (:mod:`strongroom.outputs.suppression`) hides
+what would give it away; a failing cell that cannot be hidden (a coefficient, a model figure,
+a Kaplan–Meier step) blocks the output. Anything the check does not recognise is blocked.
+
+Differencing against earlier releases and the raw-row scan are separate checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.outputs.rules import Rules
+from strongroom.outputs.suppression import protect, where
+from strongroom.outputs.verdicts import CheckReport, Finding, Verdict
+
+# analyses whose output is a table a reader can show with gaps
+TABLE_ANALYSES = frozenset({AnalysisKind.FREQUENCY, AnalysisKind.CROSSTAB, AnalysisKind.SUMMARY,
+                            AnalysisKind.HISTOGRAM, AnalysisKind.AGGREGATE_SQL})
+# tables whose rows are groups of one population, so that lines add up to totals (a summary's
+# rows are different variables)
+ADDITIVE_ANALYSES = TABLE_ANALYSES - {AnalysisKind.SUMMARY}
+# cells of a table that can be hidden without making the rest meaningless
+HIDEABLE = frozenset({CellKind.COUNT, CellKind.PERCENT, CellKind.SUM, CellKind.MEAN,
+                      CellKind.SD, CellKind.MEDIAN, CellKind.QUANTILE})
+MODELS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX})
+MAGNITUDES = frozenset({CellKind.SUM, CellKind.MEAN})  # dominance rules need their magnitudes
+SUPPORT_ONLY = frozenset({CellKind.COEFFICIENT, CellKind.HAZARD_RATIO, CellKind.CORRELATION,
+                          CellKind.STATISTIC, CellKind.SURVIVAL})
+KM_COUNTS = frozenset({CellKind.AT_RISK, CellKind.EVENTS, CellKind.CENSORED})
+COUNTS_OF_PEOPLE = frozenset({CellKind.COUNT, *KM_COUNTS})
+
+
+def check(result: Result, rules: Rules) -> CheckReport:
+    """Apply every rule in ``rules`` to ``result``; the verdict is the worst finding."""
+    kind = result.kind
+    if not isinstance(kind, AnalysisKind) or kind not in rules.analyses:
+        finding = Finding("unknown", rules.unknown_verdict,
+                          f"the analysis kind {str(kind)!r} is not one the output check knows; "
+                          "it is refused rather than passed unchecked")
+        return _report([finding], set(), rules)
+    findings: list[Finding] = []
+    for i, cell in enumerate(result.cells):
+        findings.extend(_cell_findings(i, cell, result, rules))
+    findings.extend(_fact_findings(result, rules))
+    findings.extend(_model_findings(result, rules))
+    findings = [_settle(f, result) for f in findings]
+    primary = {f.cell for f in findings if f.verdict is Verdict.SUPPRESS and f.cell is not None}
+    eligible = {i for i in range(len(result.cells)) if _hideable(result, i)}
+    protection = protect(result.cells, primary, eligible,
+                         relate=result.kind in ADDITIVE_ANALYSES)
+    for i, why in sorted(protection.secondary.items()):
+        findings.append(Finding("secondary_suppression", Verdict.SUPPRESS,
+                                f"{where(result.cells[i])} is hidden too: {why}", i))
+    for i in sorted(protection.unprotected):
+        findings.append(Finding("secondary_suppression", Verdict.BLOCK,
+                                f"{where(result.cells[i])} would be hidden, but the table's "
+                                "totals give it away and no other cell can be hidden to "
+                                "prevent that; coarsen or drop the table's categories", i))
+    return _report(findings, primary | set(protection.secondary), rules)
+
+
+def _report(findings: list[Finding], suppressed: set[int], rules: Rules) -> CheckReport:
+    return CheckReport(verdict=CheckReport.worst(findings), findings=findings,
+                       suppressed=suppressed, rules_version=rules.version_id,
+                       thresholds=rules.as_dict())
+
+
+def _hideable(result: Result, i: int) -> bool:
+    cell = result.cells[i]
+    return (isinstance(cell.kind, CellKind) and cell.kind in HIDEABLE
+            and result.kind in TABLE_ANALYSES)
+
+
+def _settle(finding: Finding, result: Result) -> Finding:
+    """A suppression where nothing can be hidden (a model, a survival curve) is a block."""
+    if finding.verdict is not Verdict.SUPPRESS:
+        return finding
+    if finding.cell is not None and _hideable(result, finding.cell):
+        return finding
+    return Finding(finding.rule, Verdict.BLOCK,
+                   f"{finding.reason}. It cannot be hidden from this kind of output without "
+                   "giving it away, so the output is blocked", finding.cell)
+
+
+# ---------------------------------------------------------------- cells
+
+
+def _cell_findings(i: int, cell: Cell, result: Result, rules: Rules) -> Iterator[Finding]:
+    accepted = rules.analyses[result.kind]
+    if not isinstance(cell.kind, CellKind) or cell.kind not in accepted:
+        yield _unknown(i, cell, rules, f"a {str(cell.kind)!r} cell is not something the "
+                                       f"check knows in a {result.kind.value} result")
+        return
+    if not _is_set(cell.contributors):
+        yield _unknown(i, cell, rules, "its participants are not established (they must be a "
+                                       "sorted list of distinct participants)")
+        return
+    if cell.rounded_to is not None:
+        yield from _rounding(i, cell, rules)
+    if cell.kind in COUNTS_OF_PEOPLE and not _count_consistent(cell):
+        yield _unknown(i, cell, rules, "it shows a count that its participants do not support")
+        return
+    if cell.value is None and cell.kind not in (CellKind.COUNT, CellKind.PERCENT):
+        return  # nothing is shown
+    rule = _RULES[cell.kind]
+    yield from rule(i, cell, rules)
+
+
+def _count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    n = cell.contributors.size
+    if cell.value is None and n > 0:
+        return  # not shown
+    if n == 0 and not cell.value:
+        yield Finding("zeros", rules.zeros_verdict,
+                      f"{where(cell)} is a zero: an output checker decides whether it says "
+                      "something about a group of people", i)
+        return
+    yield from _threshold(i, cell, n, "participants are behind it", rules)
+
+
+def _percent(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    if cell.denominator is None or not _is_set(cell.denominator):
+        yield _unknown(i, cell, rules, "a percentage needs the participants of its denominator")
+        return
+    num, den = cell.contributors.size, cell.denominator.size
+    if num > den:
+        yield _unknown(i, cell, rules, "its numerator has more participants than its "
+                                       "denominator")
+        return
+    if num == 0 or (num == den and not cell.margin):
+        share = "100%" if num == den and num else "0%"
+        yield Finding("zeros", rules.zeros_verdict,
+                      f"{where(cell)} is a share of {share}: everyone in the group has, or "
+                      "lacks, the attribute; an output checker decides", i)
+        return
+    yield from _threshold(i, cell, num, "participants are in its numerator", rules)
+    yield from _threshold(i, cell, den, "participants are in its denominator", rules)
+    if num < den:
+        yield from _threshold(i, cell, den - num, "participants are in its denominator but "
+                                                  "not its numerator", rules)
+
+
+def _magnitude(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    n = cell.contributors.size
+    yield from _threshold(i, cell, n, "participants are behind it", rules)
+    yield from _identical(i, cell, rules, required=True)
+    magnitudes = cell.magnitudes
+    if magnitudes is None:
+        if cell.kind in MAGNITUDES:
+            yield _unknown(i, cell, rules, "its per-participant contributions are needed for "
+                                           "the dominance rules and were not given")
+        return
+    x = np.abs(np.asarray(magnitudes, dtype=np.float64))
+    if x.shape != (n,) or not np.isfinite(x).all():
+        yield _unknown(i, cell, rules, "its per-participant contributions do not match its "
+                                       "participants")
+        return
+    yield from _disguised_counts(i, cell, x, rules)
+    yield from _dominance(i, cell, x, rules)
+
+
+def _quantile(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    yield from _threshold(i, cell, cell.contributors.size, "participants are behind it", rules)
+    if cell.below is None or cell.above is None:
+        yield _unknown(i, cell, rules, "a quantile needs the numbers of participants below "
+                                       "and above it")
+        return
+    least = rules.quantile_min_each_side
+    if min(cell.below, cell.above) < least:
+        side = "below" if cell.below < least else "above"
+        yield Finding("quantiles", rules.quantile_verdict,
+                      f"{where(cell)}: fewer than {least} participants lie {side} it, so the "
+                      "value is close to a few people's own", i)
+    yield from _identical(i, cell, rules, required=False)
+
+
+def _extreme(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    # no separate support threshold: the holders are among the supporters
+    holders = cell.holders
+    if holders is None or holders < rules.threshold:
+        yield Finding("extremes", rules.extremes_verdict,
+                      f"{where(cell)} is a {cell.kind.value}: one participant's own value, "
+                      f"shown only when at least {rules.threshold} participants share it "
+                      "(round it coarsely or use a quantile)", i)
+    if cell.kind is CellKind.MODE:
+        yield from _identical(i, cell, rules, required=False)
+
+
+def _support(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    yield from _threshold(i, cell, cell.contributors.size, "participants are behind it", rules)
+
+
+def _km_count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    n = cell.contributors.size
+    least = {CellKind.AT_RISK: rules.km_min_at_risk, CellKind.EVENTS: rules.km_min_events,
+             CellKind.CENSORED: rules.km_min_censored}[cell.kind]
+    if 0 < n < least:  # an interval with no events (or nobody left) is fine
+        what = {CellKind.AT_RISK: "participants at risk", CellKind.EVENTS: "participants with "
+                "events", CellKind.CENSORED: "participants censored"}[cell.kind]
+        yield Finding("kaplan_meier", rules.km_verdict,
+                      f"{where(cell)}: fewer than {least} {what} (and more than none); widen "
+                      "the time intervals", i)
+
+
+_RULES = {
+    CellKind.COUNT: _count, CellKind.PERCENT: _percent,
+    CellKind.SUM: _magnitude, CellKind.MEAN: _magnitude, CellKind.SD: _magnitude,
+    CellKind.MEDIAN: _quantile, CellKind.QUANTILE: _quantile,
+    CellKind.MIN: _extreme, CellKind.MAX: _extreme, CellKind.MODE: _extreme,
+    **{kind: _support for kind in SUPPORT_ONLY},
+    **{kind: _km_count for kind in KM_COUNTS},
+}
+
+
+# ---------------------------------------------------------------- single rules
+
+
+def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules) -> Iterator[Finding]:
+    if n < rules.threshold:
+        yield Finding("threshold", rules.threshold_verdict,
+                      f"{where(cell)}: fewer than {rules.threshold} distinct {what} (the "
+                      "threshold counts people, not rows)", i)
+
+
+def _identical(i: int, cell: Cell, rules: Rules, *, required: bool) -> Iterator[Finding]:
+    distinct = cell.distinct_values
+    if distinct is None:
+        if required:
+            yield _unknown(i, cell, rules, "the number of distinct values behind it is not "
+                                           "known, so identical values cannot be ruled out")
+        return
+    if distinct < rules.identical_min_distinct and cell.contributors.size > 0:
+        yield _identical_finding(i, cell, rules)
+
+
+def _identical_finding(i: int, cell: Cell, rules: Rules) -> Finding:
+    return Finding("identical_values", rules.identical_verdict,
+                   f"{where(cell)}: the values behind it are (nearly) all identical, so it "
+                   "tells each contributor's own value", i)
+
+
+def _disguised_counts(i: int, cell: Cell, x: npt.NDArray[np.float64],
+                      rules: Rules) -> Iterator[Finding]:
+    """A sum or mean is a count of the participants with non-zero values, or of each value."""
+    nonzero = int(np.count_nonzero(x))
+    if 0 < nonzero < rules.threshold:
+        yield Finding("threshold", rules.threshold_verdict,
+                      f"{where(cell)}: fewer than {rules.threshold} distinct participants "
+                      "contribute a non-zero value to it", i)
+        return
+    distinct = cell.distinct_values
+    if distinct is not None and distinct <= rules.few_values and x.size:
+        _, counts = np.unique(x, return_counts=True)
+        if counts.min() < rules.threshold:
+            yield Finding("threshold", rules.threshold_verdict,
+                          f"{where(cell)} is over a variable with at most {rules.few_values} "
+                          f"distinct values, so it is a frequency table in disguise; one of "
+                          f"its values is held by fewer than {rules.threshold} participants", i)
+
+
+def _dominance(i: int, cell: Cell, x: npt.NDArray[np.float64],
+               rules: Rules) -> Iterator[Finding]:
+    total = float(x.sum())
+    if total <= 0.0:
+        return  # all zero: the identical-values rule speaks
+    k = min(max(rules.dominance_n, 2), x.size)
+    top = np.sort(np.partition(x, x.size - k)[x.size - k:])[::-1]
+    largest = float(top[0])
+    second = float(top[1]) if top.size > 1 else 0.0
+    if total - largest - second < rules.dominance_p / 100.0 * largest:
+        yield Finding("dominance_p", rules.dominance_p_verdict,
+                      f"{where(cell)}: the other contributors together hold less than "
+                      f"{rules.dominance_p:g}% of the largest contribution, so the "
+                      "second-largest contributor could estimate the largest one's value "
+                      f"to within {rules.dominance_p:g}% (p% rule)", i)
+    share = float(top[: rules.dominance_n].sum()) / total
+    if share > rules.dominance_k / 100.0:
+        yield Finding("dominance_nk", rules.dominance_nk_verdict,
+                      f"{where(cell)}: its {rules.dominance_n} largest contributors hold more "
+                      f"than {rules.dominance_k:g}% of the total ((n,k) rule)", i)
+
+
+def _rounding(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    base = cell.rounded_to
+    value, exact = cell.value, cell.exact
+    problem = ""
+    if isinstance(base, bool) or not isinstance(base, int) or base < 1:
+        problem = "the claimed rounding base is not a whole number of at least 1"
+    elif value is None:
+        return
+    elif exact is None or not math.isfinite(exact) or not math.isfinite(value):
+        problem = "the exact value is not there to verify the claim against"
+    elif abs(value / base - round(value / base)) > 1e-9:
+        problem = f"the shown value is not a multiple of {base}"
+    elif abs(value - exact) >= base:
+        problem = f"the shown value is {base} or more away from the exact value"
+    if problem:
+        yield Finding("rounding", rules.rounding_verdict,
+                      f"{where(cell)} is said to be rounded to a multiple of {base}, but "
+                      f"{problem}", i)
+
+
+def _unknown(i: int, cell: Cell, rules: Rules, why: str) -> Finding:
+    return Finding("unknown", rules.unknown_verdict,
+                   f"{where(cell)} cannot be checked: {why}; it is refused rather than "
+                   "passed unchecked", i)
+
+
+def _is_set(pids: npt.NDArray[np.int64]) -> bool:
+    """Sorted, distinct, one-dimensional: a set of participants, as the contract requires."""
+    return pids.ndim == 1 and (pids.size < 2 or bool((pids[1:] > pids[:-1]).all()))
+
+
+def _count_consistent(cell: Cell) -> bool:
+    """A count of people must be a finite number and, if non-zero, have people behind it."""
+    value = cell.value
+    if value is None:
+        return True
+    if not math.isfinite(value) or value < 0:
+        return False
+    return not (value > 0 and cell.contributors.size == 0)
+
+
+# ---------------------------------------------------------------- whole results
+
+
+def _fact_findings(result: Result, rules: Rules) -> Iterator[Finding]:
+    for name, value in result.facts.items():
+        if name in rules.fact_statistics:
+            continue
+        if name not in rules.fact_counts:
+            yield Finding("unknown", rules.unknown_verdict,
+                          f"the model figure {name!r} is not one the check knows; it is "
+                          "refused rather than passed unchecked")
+        elif not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            yield Finding("unknown", rules.unknown_verdict,
+                          f"the figure {name!r} is not a number of participants")
+        elif 0 < value < rules.threshold:
+            yield Finding("threshold", rules.threshold_verdict,
+                          f"the figure {name!r} counts fewer than {rules.threshold} "
+                          "participants (and more than none)")
+
+
+def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:
+    if result.kind in MODELS:
+        yield from _residual_df(result, rules)
+    yield from _levels(result, rules)
+    if result.kind is AnalysisKind.KAPLAN_MEIER:
+        yield from _km_steps(result, rules)
+
+
+def _residual_df(result: Result, rules: Rules) -> Iterator[Finding]:
+    df = result.facts.get("residual_df")
+    if df is None or not math.isfinite(df):
+        yield Finding("unknown", rules.unknown_verdict,
+                      "the model's residual degrees of freedom are not known, so it cannot "
+                      "be checked; it is refused")
+    elif df < rules.regression_min_residual_df:
+        yield Finding("regression", rules.regression_verdict,
+                      f"the model has fewer than {rules.regression_min_residual_df} residual "
+                      "degrees of freedom: with so few participants per parameter the fit "
+                      "comes close to their own values")
+
+
+def _levels(result: Result, rules: Rules) -> Iterator[Finding]:
+    """Every level of a categorical covariate, group or outcome needs enough participants."""
+    model = result.kind in MODELS
+    least = rules.regression_min_level if model else rules.threshold
+    rule, verdict = (("regression", rules.regression_verdict) if model
+                     else ("threshold", rules.threshold_verdict))
+    for key, pids in sorted(result.levels.items()):
+        label = key.removeprefix("level:")
+        members = np.asarray(pids)
+        if not _is_set(members):
+            yield Finding("unknown", rules.unknown_verdict,
+                          f"the participants of the level {label!r} are not established; "
+                          "the output is refused")
+        elif 0 < members.size < least:
+            yield Finding(rule, verdict,
+                          f"the level {label!r} is held by fewer than {least} participants: "
+                          "what the output says about it describes those few people; merge "
+                          "it with another level")
+
+
+def _km_steps(result: Result, rules: Rules) -> Iterator[Finding]:
+    """Every survival step must come with its numbers at risk and events, so it can be checked."""
+    kinds: dict[tuple[str, tuple[str, ...]], set[CellKind]] = defaultdict(set)
+    first: dict[tuple[str, tuple[str, ...]], int] = {}
+    for i, cell in enumerate(result.cells):
+        key = (cell.table, cell.row)
+        kinds[key].add(cell.kind)
+        first.setdefault(key, i)
+    for key, present in kinds.items():
+        if CellKind.SURVIVAL in present and not {CellKind.AT_RISK, CellKind.EVENTS} <= present:
+            i = first[key]
+            yield _unknown(i, result.cells[i], rules, "a survival step is shown without its "
+                                                      "numbers at risk and events in the same row")

@@ -1,0 +1,56 @@
+"""The output tables: checked outputs and the output checkers' reviews of them.
+
+An output's bytes are not in the database: they are a file named by their SHA-256 under the
+project's directory (:mod:`strongroom.outputs.files`); the row holds the digest, so the bytes
+downloaded can be proven to be the bytes checked and reviewed. Statuses are plain strings
+checked against :class:`strongroom.outputs.states.OutputStatus`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from strongroom.db import Base, UTCDateTime
+
+
+class OutputRow(Base):
+    __tablename__ = "outputs_outputs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # "out_…"
+    project_id: Mapped[str] = mapped_column(ForeignKey("access_projects.id"), index=True)
+    requester: Mapped[str] = mapped_column(ForeignKey("access_people.id"))  # ran the analysis
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the plaintext bytes
+    media_type: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(BigInteger)
+    verdict: Mapped[str] = mapped_column(String(32))
+    # CheckReport.as_dict(): findings, suppressed cells, rules version, thresholds applied
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    justification: Mapped[str | None] = mapped_column(Text, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))  # AnalysisKind
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the analysis request as given
+    requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_outputs_status_created", "status", "created_at"),)
+
+
+class ReviewRow(Base):
+    """One output checker's decision; the unique pair makes "two different checkers" hold."""
+
+    __tablename__ = "outputs_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    output_id: Mapped[str] = mapped_column(ForeignKey("outputs_outputs.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(ForeignKey("access_people.id"))
+    decision: Mapped[str] = mapped_column(String(16))  # OutputAction: approve or reject
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("output_id", "reviewer", name="uq_outputs_review_once"),)

@@ -1,0 +1,55 @@
+"""An analysis result as the bytes that may leave: JSON or CSV, suppressed cells left empty.
+
+These bytes are what the raw-row scanner reads, what is stored under its SHA-256, what output
+checkers review and what is downloaded: one rendering, made once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from enum import StrEnum
+
+from strongroom.enclave.results import Result
+from strongroom.errors import Invalid
+
+
+class Format(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+MEDIA_TYPE = {Format.JSON: "application/json", Format.CSV: "text/csv"}
+SIGNIFICANT = 6  # digits kept: more would only carry noise, and more noise helps attackers
+
+
+def _shown(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    if value == int(value):
+        return value
+    return float(f"{value:.{SIGNIFICANT}g}")
+
+
+def render(result: Result, suppressed: set[int], fmt: Format) -> bytes:
+    public = result.public(suppressed)
+    for cell in public["cells"]:
+        cell["value"] = _shown(cell["value"])
+    if fmt is Format.JSON:
+        return json.dumps(public, sort_keys=True, indent=1, allow_nan=False).encode()
+    if fmt is Format.CSV:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["row", "column", "kind", "value", "suppressed"])
+        for cell in public["cells"]:
+            writer.writerow([" | ".join(cell["row"]), cell["column"], cell["kind"],
+                             "" if cell["value"] is None else repr(cell["value"]),
+                             "yes" if cell["suppressed"] else "no"])
+        return buffer.getvalue().encode()
+    raise Invalid(f"format {fmt!r} is not one an output may take; use json or csv")
+
+
+def filename(result: Result, fmt: Format) -> str:
+    return f"{result.kind.value}.{fmt.value}"
