@@ -1,4 +1,4 @@
-"""One open Strongroom: the cohort store, the audit log and the access services, composed.
+"""One open Strongroom: the store, the audit log, access, the enclave and outputs, composed.
 
 The server and the CLI both start here, so they run the same services on the same state.
 """
@@ -17,6 +17,9 @@ from strongroom.audit import AuditLog
 from strongroom.audit.keys import salt_key_from_secret, signing_key_from_secret
 from strongroom.cohort.model import EID
 from strongroom.cohort.store import Store
+from strongroom.db import create_all
+from strongroom.enclave.workspace import Enclave
+from strongroom.outputs.service import Outputs
 
 WITNESS = Path("audit") / "checkpoints.jsonl"
 
@@ -42,6 +45,9 @@ class Platform:
             clock=clock,
             cohort_eids=self._cohort_eids,
         )
+        create_all(store.engine)  # the tables of every room imported above
+        self.enclave = Enclave(self.access, store)
+        self.outputs = Outputs(self.enclave)
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None, *,

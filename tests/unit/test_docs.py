@@ -41,8 +41,19 @@ def test_every_command_and_option_is_documented() -> None:
 
 def test_access_and_api_reference_pages_are_current() -> None:
     """docs/reference/access.md and api.md are generated from the declared tables."""
-    from scripts.build_reference import ACCESS_DOC, API_DOC, render_access, render_api
+    from scripts.build_reference import (
+        ACCESS_DOC,
+        ANALYSES_DOC,
+        API_DOC,
+        OUTPUTS_DOC,
+        render_access,
+        render_analyses,
+        render_api,
+        render_outputs,
+    )
 
     assert ACCESS_DOC.read_text() == render_access(), "run `make reference`"
     assert API_DOC.read_text() == render_api(), "run `make reference`"
+    assert OUTPUTS_DOC.read_text() == render_outputs(), "run `make reference`"
+    assert ANALYSES_DOC.read_text() == render_analyses(), "run `make reference`"
     assert API_DOC.read_text().count("| `") >= 36

@@ -125,6 +125,8 @@ class Client:
         self.tokens = Tokens(self)
         self.pauses = Pauses(self)
         self.audit = Audit(self)
+        self.enclave = Enclave(self)
+        self.outputs = Outputs(self)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -160,6 +162,13 @@ class Client:
         if not isinstance(found, list):
             raise StrongroomError(200, "bad-answer", [f"GET {path} did not answer a list"])
         return found
+
+    def content(self, path: str) -> bytes:
+        """GET bytes that are not JSON (a download); refusals still raise StrongroomError."""
+        response = self._http.request("GET", path, headers={"Accept": "*/*"})
+        if not response.is_success:
+            raise StrongroomError.from_response(response)
+        return response.content
 
     def close(self) -> None:
         self._http.close()
@@ -382,3 +391,64 @@ class Audit(_Section):
     def consistency_proof(self, old_size: int, new_size: int) -> Obj:
         return self._c._object("GET", "/audit/proofs/consistency",
                                params={"old_size": old_size, "new_size": new_size})
+
+
+class Enclave(_Section):
+    """Dataset definitions and analyses inside the enclave (no participant rows come back)."""
+
+    def define(self, project_id: str, name: str, sql: str) -> Obj:
+        """Build a participant-level table inside the enclave; returns its schema only."""
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/definitions",
+                               json={"name": name, "sql": sql})
+
+    def definitions(self, project_id: str) -> Objs:
+        return self._c._objects(f"/projects/{_segment(project_id)}/definitions")
+
+    def drop(self, project_id: str, name: str) -> None:
+        self._c.request("DELETE",
+                        f"/projects/{_segment(project_id)}/definitions/{_segment(name)}")
+
+    def dummy(self, project_id: str) -> bytes:
+        """A zip of synthetic tables with exactly the project's schema."""
+        return self._c.content(f"/projects/{_segment(project_id)}/dummy")
+
+    def analyse(self, project_id: str, analysis: Mapping[str, Any],
+                format: str = "json") -> Obj:
+        """Run an analysis; the answer is the checked output's verdict and reasons."""
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/analyses",
+                               json={"analysis": dict(analysis), "format": format})
+
+
+class Outputs(_Section):
+    """Checked outputs: verdicts, release requests, reviews, downloads of released bytes."""
+
+    def list(self, project_id: str | None = None, status: str | None = None,
+             queue: bool = False) -> Objs:
+        params: dict[str, Any] = {"queue": queue}
+        if project_id is not None:
+            params["project_id"] = project_id
+        if status is not None:
+            params["status"] = status
+        return self._c._objects("/outputs", params=params)
+
+    def get(self, output_id: str) -> Obj:
+        return self._c._object("GET", f"/outputs/{_segment(output_id)}")
+
+    def request_release(self, output_id: str, justification: str | None = None) -> Obj:
+        return self._c._object("POST", f"/outputs/{_segment(output_id)}/request",
+                               json={"justification": justification})
+
+    def withdraw(self, output_id: str) -> Obj:
+        return self._c._object("POST", f"/outputs/{_segment(output_id)}/withdraw")
+
+    def review(self, output_id: str, approve: bool, reason: str = "") -> Obj:
+        return self._c._object("POST", f"/outputs/{_segment(output_id)}/review",
+                               json={"approve": approve, "reason": reason})
+
+    def content(self, output_id: str) -> bytes:
+        """The bytes of an output under review (output checkers)."""
+        return self._c.content(f"/outputs/{_segment(output_id)}/content")
+
+    def download(self, output_id: str) -> bytes:
+        """A released output's bytes (refused for anything not released)."""
+        return self._c.content(f"/outputs/{_segment(output_id)}/download")

@@ -15,7 +15,7 @@ import strongroom
 from strongroom.audit import AuditError
 from strongroom.errors import RateLimited, ServiceError
 from strongroom.platform import Platform
-from strongroom.server.routes import admin, audit, auth
+from strongroom.server.routes import admin, audit, auth, enclave, outputs
 from strongroom.server.schemas import Problem
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC, SESSION_COOKIE
 
@@ -80,7 +80,7 @@ def create_app(platform: Platform | None) -> FastAPI:
     )
     app.state.platform = platform
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
-    for router in (auth.router, admin.router, audit.router):
+    for router in (auth.router, admin.router, audit.router, enclave.router, outputs.router):
         app.include_router(router)
 
     @app.get("/health", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"])

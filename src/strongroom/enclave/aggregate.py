@@ -1,0 +1,475 @@
+"""Aggregate SQL: ``SELECT <keys>, <aggregates> … GROUP BY <keys>`` with exact contributors.
+
+DuckDB is not asked for the aggregates. The checked query is rewritten into a row-level one
+(``pid``, the key expressions and the aggregates' arguments, one row per joined row) that runs
+in the locked connection, and the aggregation is done here in Polars. The semantics are
+therefore Strongroom's own, and every cell knows exactly which participants are behind it.
+
+Only shapes whose contributors are certain are accepted: one table with ``pid`` in FROM, joins
+to other tables with ``pid`` on ``pid = pid`` (so every row belongs to one participant), WHERE
+conditions on the row's own participant (subqueries only as ``pid IN (SELECT pid …)``), and
+each output column a group key or one aggregate of a listed kind. Anything else is refused as
+an unknown aggregation. Rows multiplied by a join count in ``count(*)`` (that is what the SQL
+says) but never add contributors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlglot import exp
+
+from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.enclave.sqlguard import DIALECT, check_select, referenced_columns
+from strongroom.enclave.view import PID, ProjectSchema
+from strongroom.errors import Invalid
+
+NULL_LABEL = "NULL"  # how a NULL group key is labelled in a cell's row
+
+# sqlglot's class for each aggregate a researcher may use, and the cell kind it produces.
+# Semantics are Strongroom's: NULLs are skipped; stddev is the sample SD; median and
+# quantile_cont interpolate linearly; mode is the smallest of the most frequent values.
+AGGREGATES: dict[type[exp.Expr], CellKind] = {
+    exp.Count: CellKind.COUNT,
+    exp.Sum: CellKind.SUM,
+    exp.Avg: CellKind.MEAN,
+    exp.Stddev: CellKind.SD,
+    exp.StddevSamp: CellKind.SD,
+    exp.Median: CellKind.MEDIAN,
+    exp.PercentileCont: CellKind.QUANTILE,
+    exp.Min: CellKind.MIN,
+    exp.Max: CellKind.MAX,
+    exp.Mode: CellKind.MODE,
+}
+NAMED_AGGREGATES: dict[str, CellKind] = {"mean": CellKind.MEAN}  # DuckDB names sqlglot lacks
+_MAGNITUDE = {CellKind.SUM, CellKind.MEAN}
+_DISTINCT_VALUES = {CellKind.MEAN, CellKind.SD, CellKind.SUM, CellKind.MODE}
+_SIDES = {CellKind.MEDIAN, CellKind.QUANTILE}
+
+SHAPE = ("Write SELECT <group keys>, <aggregates> FROM <table with pid> [JOIN <table with pid> "
+         "ON a.pid = b.pid] [WHERE …] GROUP BY <keys> [HAVING …], each aggregate one of count, "
+         "sum, avg/mean, stddev, median, quantile_cont, min, max, mode")
+
+
+def unknown(detail: str) -> Invalid:
+    return Invalid(f"an unknown aggregation: {detail}; the query's contributors cannot be "
+                   f"established. {SHAPE}")
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One aggregate output column."""
+
+    name: str
+    kind: CellKind
+    arg: exp.Expr | None  # None: count(*)
+    distinct: bool = False  # count(DISTINCT x)
+    q: float | None = None  # QUANTILE: the probability; MEDIAN: 0.5
+
+
+@dataclass(frozen=True)
+class Plan:
+    keys: list[tuple[str, exp.Expr]]  # output name, expression, in SELECT order
+    aggregates: list[Aggregate]
+    order: list[str]  # output columns in SELECT order
+    rows: exp.Select  # the row-level query: _pid, _k0…, _a0…
+    survivors: exp.Select | None  # HAVING: the keys of the groups that pass it
+    joined: bool
+
+
+def aggregate_sql(
+    tables: Mapping[str, pl.DataFrame],
+    schema: ProjectSchema,
+    sql: str,
+    limits: Limits,
+    spec: dict[str, Any],
+) -> Result:
+    """Run an aggregate query; one cell per (group, aggregate) with its exact contributors."""
+    query = check_select(sql, schema)
+    plan = plan_of(query, tables)
+    # the row-level query also reads each source's pid, which the researcher's need not name
+    used = {table: columns | {PID} for table, columns in referenced_columns(query).items()}
+    con = locked_connection(needed(tables, used), limits)
+    try:
+        frame = run(con, plan.rows.sql(dialect=DIALECT), limits)
+        survivors = (run(con, plan.survivors.sql(dialect=DIALECT), limits)
+                     if plan.survivors is not None else None)
+    finally:
+        release(con)
+    cells = cells_of(frame, plan, survivors)
+    notes = []
+    if plan.joined:
+        notes.append("count(*) counts rows: a participant with several joined rows is counted "
+                     "once per row; the output check counts distinct participants")
+    return Result(AnalysisKind.AGGREGATE_SQL, dict(spec), cells, notes=notes)
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
+    """Check the query's shape and derive the row-level query from it."""
+    if not isinstance(query, exp.Select):
+        raise unknown("UNION, INTERSECT and EXCEPT combine groups")
+    extra = [k for k, v in query.args.items()
+             if v and k not in ("expressions", "from_", "joins", "where", "group", "having")]
+    if extra:
+        raise unknown(f"{', '.join(k.rstrip('_').upper() for k in extra)} is not part of an "
+                      "aggregate query (results come sorted by their group keys)")
+    if query.find(exp.Window):
+        raise unknown("window functions")
+    aliases = _sources(query, tables)
+    joins = query.args.get("joins") or []
+    conditions = [query.args.get("where"), *(j.args.get("on") for j in joins)]
+    for condition in conditions:
+        if condition is not None:
+            _check_where(condition, tables)
+    keys_in_group = _group_keys(query)
+    keys, aggregates, order = _outputs(query, keys_in_group)
+    having = query.args.get("having")
+    if having is not None and (having.find(exp.Subquery, exp.Select) or having.find(exp.Window)):
+        raise unknown("a subquery or window function in HAVING")
+    from_alias = aliases[0]
+    rows = exp.Select(expressions=[
+        exp.alias_(exp.column(PID, table=from_alias, quoted=True), "_pid", quoted=True),
+        *(exp.alias_(expr.copy(), f"_k{i}", quoted=True) for i, (_, expr) in enumerate(keys)),
+        *(exp.alias_(a.arg.copy(), f"_a{j}", quoted=True)
+          for j, a in enumerate(aggregates) if a.arg is not None),
+    ])
+    for arg in ("from_", "joins", "where"):
+        if query.args.get(arg):
+            rows.set(arg, query.args[arg].copy() if arg != "joins"
+                     else [j.copy() for j in query.args[arg]])
+    survivors = None
+    if having is not None:
+        survivors = query.copy()
+        labels = [exp.alias_(expr.copy(), f"_k{i}", quoted=True)
+                  for i, (_, expr) in enumerate(keys)]
+        survivors.set("expressions", labels or [exp.Literal.number(1)])
+    return Plan(keys, aggregates, order, rows, survivors, bool(query.args.get("joins")))
+
+
+def _has_pid(table: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> bool:
+    return (isinstance(table, exp.Table) and table.name in tables
+            and PID in tables[table.name].columns)
+
+
+def _sources(query: exp.Select, tables: Mapping[str, pl.DataFrame]) -> list[str]:
+    """Aliases of FROM and joined tables; each a table with pid, joined on pid = pid."""
+    source = query.args.get("from_")
+    if source is None or not _has_pid(source.this, tables):
+        raise unknown("FROM must name one project table or definition that has a pid column")
+    aliases = [source.this.alias_or_name]
+    for join in query.args.get("joins") or []:
+        if not _has_pid(join.this, tables):
+            raise unknown("every joined table must be a project table or definition with pid")
+        side, kind = (join.args.get("side") or "").upper(), (join.args.get("kind") or "").upper()
+        if side not in ("", "LEFT") or kind not in ("", "INNER", "OUTER", "SEMI", "ANTI"):
+            raise unknown(f"{side} {kind} JOIN can produce rows without a participant".strip())
+        alias = join.this.alias_or_name
+        if not _joins_on_pid(join.args.get("on"), alias, aliases):
+            raise unknown(f"the join of {alias} is not on pid = pid, so its rows would mix "
+                          "participants")
+        aliases.append(alias)
+    return aliases
+
+
+def _joins_on_pid(on: exp.Expr | None, alias: str, earlier: list[str]) -> bool:
+    if on is None:
+        return False
+    terms = [on.unnest()]
+    while any(isinstance(t, exp.And) for t in terms):
+        terms = [p.unnest() for t in terms
+                 for p in ((t.left, t.right) if isinstance(t, exp.And) else (t,))]
+    for term in terms:
+        if (isinstance(term, exp.EQ) and isinstance(term.left, exp.Column)
+                and isinstance(term.right, exp.Column)
+                and term.left.name == PID and term.right.name == PID):
+            sides = {term.left.table, term.right.table}
+            if alias in sides and sides - {alias} <= set(earlier) and len(sides) == 2:
+                return True
+    return False
+
+
+def _check_where(where: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> None:
+    """Conditions on the row's own participant (WHERE, ON): subqueries only as
+    pid IN (SELECT pid …), so no row's inclusion depends on another participant's values."""
+    allowed: set[int] = set()
+    for member in where.find_all(exp.In):
+        query = member.args.get("query")
+        if query is None:
+            continue
+        inner = query.this if isinstance(query, exp.Subquery) else query
+        if (isinstance(member.this, exp.Column) and member.this.name == PID
+                and _is_pid_list(inner, tables)):
+            allowed.add(id(inner))
+    for select in where.find_all(exp.Select):
+        if id(select) not in allowed:
+            raise unknown("a subquery in WHERE other than pid IN (SELECT pid FROM <table> "
+                          "WHERE …) makes a row depend on other participants")
+
+
+def _is_pid_list(select: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> bool:
+    if not isinstance(select, exp.Select) or len(select.expressions) != 1:
+        return False
+    column = select.expressions[0].unalias()
+    extra = [k for k, v in select.args.items() if v and k not in ("expressions", "from_", "where")]
+    source = select.args.get("from_")
+    nested = select.args.get("where") is not None and select.args["where"].find(exp.Select)
+    return (isinstance(column, exp.Column) and column.name == PID and not extra
+            and source is not None and _has_pid(source.this, tables) and not nested
+            and not select.find(exp.Window))
+
+
+def _group_keys(query: exp.Select) -> list[exp.Expr]:
+    group = query.args.get("group")
+    if group is None:
+        return []
+    extra = [k for k, v in group.args.items() if v and k != "expressions"]
+    if extra:
+        raise unknown(f"GROUP BY {', '.join(k.upper() for k in extra)}: list the keys instead")
+    for key in group.expressions:
+        if _is_aggregate_anywhere(key) or key.find(exp.Select, exp.Window):
+            raise unknown("a group key holding an aggregate, window function or subquery")
+    return list(group.expressions)
+
+
+def _outputs(
+    query: exp.Select, group: list[exp.Expr]
+) -> tuple[list[tuple[str, exp.Expr]], list[Aggregate], list[str]]:
+    keys: list[tuple[str, exp.Expr]] = []
+    aggregates: list[Aggregate] = []
+    order: list[str] = []
+    for projection in query.expressions:
+        name, inner = projection.alias_or_name, projection.unalias().unnest()
+        if name in order:
+            raise Invalid(f"two output columns are named {name!r}; give each its own name")
+        order.append(name)
+        if _is_aggregate_anywhere(inner):
+            aggregates.append(_aggregate(name, inner))
+        elif any(inner == key for key in group):
+            keys.append((name, inner))
+        else:
+            raise unknown(f"the output column {name!r} is neither a group key nor an aggregate")
+    for key in group:
+        if not any(key == expr for _, expr in keys):
+            raise unknown(f"the group key {key.sql(DIALECT)} is not an output column, so its "
+                          "rows could not be labelled")
+    if not aggregates:
+        raise unknown("no aggregate in the SELECT list")
+    return keys, aggregates, order
+
+
+def _is_aggregate(node: exp.Expr) -> bool:
+    return isinstance(node, exp.AggFunc) or (
+        isinstance(node, exp.Anonymous) and node.name.lower() in NAMED_AGGREGATES)
+
+
+def _is_aggregate_anywhere(node: exp.Expr) -> bool:
+    return any(_is_aggregate(n) for n in node.walk())
+
+
+def _aggregate(name: str, node: exp.Expr) -> Aggregate:
+    """One listed aggregate of a plain argument; anything else is an unknown aggregation."""
+    if not _is_aggregate(node):
+        raise unknown(f"{name!r} computes with an aggregate's result (an aggregate inside "
+                      "other arithmetic)")
+    if isinstance(node, exp.Anonymous):
+        kind = NAMED_AGGREGATES[node.name.lower()]
+        if len(node.expressions) != 1:
+            raise unknown(f"{node.name}() takes one argument")
+        return _plain(name, kind, node.expressions[0])
+    kind_of = AGGREGATES.get(type(node))
+    if kind_of is None or not isinstance(node, exp.Func):
+        raise unknown(f"{node.key}() is not a listed aggregate")
+    extra = [k for k, v in node.args.items()
+             if v and k not in ("this", "expression", "big_int")]
+    if extra or (node.args.get("expression") is not None
+                 and not isinstance(node, exp.PercentileCont)):
+        raise unknown(f"{name!r} gives {node.sql_name().lower()}() extra arguments")
+    arg = node.this
+    if isinstance(node, exp.Count):
+        if isinstance(arg, exp.Star):
+            return Aggregate(name, CellKind.COUNT, None)
+        if isinstance(arg, exp.Distinct):
+            if len(arg.expressions) != 1 or arg.args.get("on"):
+                raise unknown("count(DISTINCT …) of more than one expression")
+            return _plain(name, CellKind.COUNT, arg.expressions[0], distinct=True)
+    q = 0.5 if kind_of == CellKind.MEDIAN else None
+    if isinstance(node, exp.PercentileCont):
+        q = _probability(node.args.get("expression"))
+    return _plain(name, kind_of, arg, q=q)
+
+
+def _plain(
+    name: str, kind: CellKind, arg: exp.Expr | None, distinct: bool = False,
+    q: float | None = None,
+) -> Aggregate:
+    if arg is None or isinstance(arg, exp.Distinct | exp.Star):
+        raise unknown(f"{name!r}: DISTINCT or * is allowed only in count")
+    if _is_aggregate_anywhere(arg):
+        raise unknown(f"{name!r} nests one aggregate in another")
+    if arg.find(exp.Select, exp.Window):
+        raise unknown(f"{name!r} aggregates a subquery or window function")
+    return Aggregate(name, kind, arg, distinct, q)
+
+
+def _probability(node: exp.Expr | None) -> float:
+    if isinstance(node, exp.Literal) and node.is_number:
+        q = float(node.this)
+        if 0.0 <= q <= 1.0:
+            return q
+    raise unknown("quantile_cont needs one probability between 0 and 1, e.g. 0.25")
+
+
+# -- the cells ------------------------------------------------------------------------------
+#
+# One hash group-by computes every value and, per group, the list of pids behind each
+# aggregate (in row order). Rows arrive sorted by pid (the view and definitions are stored so,
+# and DuckDB keeps the order of a plain scan; otherwise they are sorted here once), so each
+# list is sorted and its duplicates are neighbours: contributors, per-pid magnitudes and the
+# participants either side of a quantile then take one vectorised pass, with no sort by group.
+
+
+def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None) -> list[Cell]:
+    """One cell per (group, aggregate), groups sorted by their keys."""
+    keys = [f"_k{i}" for i in range(len(plan.keys))]
+    frame = _by_pid(frame)
+    columns = iter(f"_a{j}" for j, a in enumerate(plan.aggregates) if a.arg is not None)
+    inputs = [(a, next(columns) if a.arg is not None else None) for a in plan.aggregates]
+    frame = frame.with_columns(_numeric(frame, c, a) for a, c in inputs if c is not None)
+    exprs = [e for j, (a, c) in enumerate(inputs) for e in _exprs(j, a, c)]
+    if keys:
+        groups = frame.group_by(keys).agg(exprs).sort(keys, nulls_last=True)
+        if survivors is not None:
+            wanted = survivors.select(pl.col(k).cast(groups.schema[k]) for k in keys)
+            groups = groups.join(wanted, on=keys, how="semi", nulls_equal=True,
+                                 maintain_order="left")
+    else:
+        groups = frame.select(exprs)
+        if survivors is not None and survivors.height == 0:
+            groups = groups.head(0)
+    labels = _labels(groups, keys)
+    by_aggregate = [_cells(groups, j, a, labels) for j, (a, _) in enumerate(inputs)]
+    return [cells[g] for g in range(len(labels)) for cells in by_aggregate]
+
+
+def _by_pid(frame: pl.DataFrame) -> pl.DataFrame:
+    pid = frame["_pid"]
+    if pid.null_count():
+        raise unknown("some rows have no pid")
+    if pid.len() > 1 and not (pid.diff().drop_nulls() >= 0).all():
+        frame = frame.sort("_pid")
+    return frame
+
+
+def _labels(groups: pl.DataFrame, keys: list[str]) -> list[tuple[str, ...]]:
+    if not keys:
+        return [()] * groups.height
+    try:
+        labels = groups.select(pl.col(k).cast(pl.String).fill_null(NULL_LABEL) for k in keys)
+    except pl.exceptions.PolarsError:
+        raise Invalid("a group key is a list or another value without a text form; group by "
+                      "numbers, text or dates") from None
+    return list(labels.iter_rows())
+
+
+def _numeric(frame: pl.DataFrame, column: str, aggregate: Aggregate) -> pl.Expr:
+    dtype = frame.schema[column]
+    if aggregate.kind == CellKind.COUNT or dtype.is_numeric():
+        return pl.col(column)
+    if dtype == pl.Boolean:
+        return pl.col(column).cast(pl.Int8)
+    raise Invalid(f"{aggregate.name!r}: {aggregate.kind.value} needs a numeric argument, not "
+                  f"{dtype}; for dates use e.g. year(date) or date_diff('day', a, b)")
+
+
+def _exprs(j: int, aggregate: Aggregate, column: str | None) -> list[pl.Expr]:
+    """The group-by outputs for aggregate ``j``: pids, values and what its rules need."""
+    if column is None:
+        return [pl.col("_pid").implode().alias(f"_p{j}"), pl.len().cast(pl.Float64).alias(f"_v{j}")]
+    x = pl.col(column)
+    present = x.is_not_null()
+    value = {
+        CellKind.SUM: x.sum(), CellKind.MEAN: x.mean(), CellKind.SD: x.std(ddof=1),
+        CellKind.MEDIAN: x.median(), CellKind.MIN: x.min(), CellKind.MAX: x.max(),
+        CellKind.MODE: x.drop_nulls().mode().min(),
+        CellKind.QUANTILE: x.quantile(aggregate.q or 0.0, "linear"),
+        CellKind.COUNT: x.drop_nulls().n_unique() if aggregate.distinct else x.count(),
+    }[aggregate.kind]  # fmt: skip
+    exprs = [pl.col("_pid").filter(present).implode().alias(f"_p{j}"),
+             value.cast(pl.Float64).alias(f"_v{j}")]
+    if aggregate.kind in _MAGNITUDE or aggregate.kind in _SIDES:
+        exprs.append(x.filter(present).cast(pl.Float64).implode().alias(f"_x{j}"))
+    if aggregate.kind in _DISTINCT_VALUES:
+        exprs.append(x.drop_nulls().n_unique().alias(f"_d{j}"))
+    return exprs
+
+
+def _flat(groups: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (all values, offsets of each group's values)."""
+    lists = groups[column].rechunk().to_arrow()
+    offsets = np.asarray(lists.offsets, dtype=np.int64)
+    values = np.asarray(lists.flatten().to_numpy(zero_copy_only=False))
+    return values, offsets - offsets[0]
+
+
+def _cells(
+    groups: pl.DataFrame, j: int, aggregate: Aggregate, labels: list[tuple[str, ...]]
+) -> list[Cell]:
+    n_groups = len(labels)
+    pids, offsets = _flat(groups, f"_p{j}")
+    pids = pids.astype(np.int64, copy=False)
+    # the first row of each (group, pid) run: lists are sorted by pid within a group
+    first = np.empty(len(pids), dtype=np.bool_)
+    first[1:] = pids[1:] != pids[:-1]
+    first[offsets[:-1][offsets[:-1] < len(pids)]] = True
+    starts = np.flatnonzero(first)
+    bounds = np.searchsorted(starts, offsets)  # each group's slice of ``contributors``
+    contributors = pids[starts]
+    values = groups[f"_v{j}"].to_list()
+    magnitudes = below = above = None
+    if aggregate.kind in _MAGNITUDE or aggregate.kind in _SIDES:
+        x = _flat(groups, f"_x{j}")[0].astype(np.float64, copy=False)
+        run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(pids))))
+        if aggregate.kind in _MAGNITUDE:
+            magnitudes = np.bincount(run, weights=np.abs(x),
+                                     minlength=len(starts)).astype(np.float64)
+        else:
+            group_of = np.repeat(np.arange(n_groups), np.diff(offsets))
+            cut = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            below = _participants_where(x < cut[group_of], run, bounds)
+            above = _participants_where(x > cut[group_of], run, bounds)
+    distinct = groups[f"_d{j}"].to_list() if f"_d{j}" in groups.columns else None
+    cells = []
+    for g in range(n_groups):
+        lo, hi = bounds[g], bounds[g + 1]
+        empty = hi == lo and aggregate.kind != CellKind.COUNT
+        cells.append(Cell(
+            row=labels[g], column=aggregate.name, kind=aggregate.kind,
+            value=None if empty else _number(values[g]), contributors=contributors[lo:hi],
+            magnitudes=magnitudes[lo:hi] if magnitudes is not None else None,
+            below=int(below[g]) if below is not None else None,
+            above=int(above[g]) if above is not None else None,
+            distinct_values=int(distinct[g]) if distinct is not None else None,
+        ))  # fmt: skip
+    return cells
+
+
+def _participants_where(mask: np.ndarray, run: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Per group, the distinct participants with at least one row where ``mask`` holds."""
+    hit = (np.bincount(run, weights=mask, minlength=int(bounds[-1])) > 0).astype(np.int64)
+    return np.diff(np.concatenate([[0], np.cumsum(hit)])[bounds])
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number

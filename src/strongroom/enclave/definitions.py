@@ -1,0 +1,202 @@
+"""Dataset definitions: a project's analysis populations and derived variables, kept inside.
+
+A definition is one checked SELECT over the project view (and the project's earlier
+definitions, by name). Its result is a participant-level table keyed by ``pid`` that never
+leaves the enclave: the researcher sees its :meth:`Definition.public` description (name, SQL,
+columns and whether its size passes the threshold), never its rows or its exact size. Frames
+are stored as Parquet sealed with the project's key; metadata as JSON beside them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
+from strongroom.cohort.model import PARTICIPANTS
+from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
+from strongroom.enclave.sqlguard import DIALECT, check_select, referenced_columns
+from strongroom.enclave.view import PID, ProjectSchema, schema_of
+from strongroom.errors import Invalid, NotFound
+
+NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+DATA_SUFFIX = ".parquet.srenc"
+META_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class Definition:
+    """What is known about a definition's table without reading its rows."""
+
+    name: str
+    sql: str
+    created_at: datetime
+    columns: dict[str, str] = field(default_factory=dict)  # column -> DuckDB type name
+    rows: int = 0  # server-side only: exact sizes are not shown to researchers
+    participants: int = 0
+    size_ok: bool = False  # participants >= the project's threshold
+
+    def public(self) -> dict[str, Any]:
+        """What a researcher may see: no row or participant counts, only the size verdict."""
+        return {"name": self.name, "sql": self.sql, "created_at": self.created_at.isoformat(),
+                "columns": dict(self.columns), "size_ok": self.size_ok}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.public(), "rows": self.rows, "participants": self.participants}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Definition:
+        return cls(
+            name=str(data["name"]), sql=str(data["sql"]),
+            created_at=datetime.fromisoformat(str(data["created_at"])),
+            columns={str(k): str(v) for k, v in dict(data["columns"]).items()},
+            rows=int(data["rows"]), participants=int(data["participants"]),
+            size_ok=bool(data["size_ok"]),
+        )  # fmt: skip
+
+
+def check_name(name: str, taken: Mapping[str, object] | None = None) -> None:
+    """Refuse a definition name that is not an identifier or that a view table already uses."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise Invalid(f"{name!r} is not a definition name: use 1–63 lower-case letters, digits "
+                      "and _, starting with a letter")
+    if name == "eid":
+        raise Invalid("'eid' cannot name a definition")
+    if taken is not None and name in taken:
+        raise Invalid(f"{name!r} is the name of a project table; choose another name")
+
+
+def build(
+    tables: Mapping[str, pl.DataFrame],
+    schema: ProjectSchema,
+    name: str,
+    sql: str,
+    limits: Limits,
+    min_participants: int = 10,
+    earlier: Mapping[str, pl.DataFrame] | None = None,
+) -> tuple[Definition, pl.DataFrame]:
+    """Run a definition's SQL over the project view (and earlier definitions) in the enclave."""
+    check_name(name, tables)
+    earlier = dict(earlier or {})
+    for other in earlier:
+        check_name(other, tables)
+    world = {**tables, **earlier}
+    query = check_select(sql, schema.merged(schema_of(earlier)))
+    con = locked_connection(needed(world, referenced_columns(query)), limits)
+    try:
+        frame = run(con, query.sql(dialect=DIALECT), limits)
+    finally:
+        release(con)
+    _check_pids(frame, tables)
+    # stored by pid: aggregates over it then need no sort, and row order says nothing
+    frame = frame.sort(PID, maintain_order=True)
+    participants = frame[PID].n_unique()
+    definition = Definition(
+        name=name, sql=sql, created_at=datetime.now(UTC),
+        columns=schema_of({name: frame}).tables[name], rows=frame.height,
+        participants=participants, size_ok=participants >= min_participants,
+    )  # fmt: skip
+    return definition, frame
+
+
+def _check_pids(frame: pl.DataFrame, tables: Mapping[str, pl.DataFrame]) -> None:
+    """A definition is participant-level: a non-null ``pid`` column of the project's IDs."""
+    if PID not in frame.columns:
+        raise Invalid("a definition must return a pid column (the project's participant IDs), "
+                      "e.g. SELECT pid, … FROM participants")
+    column = frame[PID]
+    if not column.dtype.is_integer():
+        raise Invalid(f"the definition's pid column holds {column.dtype} values, not the "
+                      "project's integer participant IDs; return pid as a project table holds it")
+    if column.null_count():
+        raise Invalid("the definition's pid column has empty values; every row must belong "
+                      "to a participant (filter with WHERE pid IS NOT NULL)")
+    known = tables[PARTICIPANTS][PID] if PARTICIPANTS in tables else pl.Series(PID, [], pl.Int64)
+    if not column.cast(pl.Int64).is_in(known.implode()).all():
+        raise Invalid("the definition's pid column holds values that are not the project's "
+                      "participant IDs; return pid unchanged from a project table")
+
+
+# -- storage --------------------------------------------------------------------------------
+
+
+def save(
+    directory: Path, key: MasterKey, context: str, definition: Definition, frame: pl.DataFrame
+) -> None:
+    """Seal the frame under the project's key, then write the metadata (which lists it)."""
+    check_name(definition.name)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd")
+    sealed = encrypt(buffer.getvalue(), key, _context(context, definition.name))
+    _atomic_write(directory / (definition.name + DATA_SUFFIX), sealed)
+    meta = json.dumps(definition.to_json(), indent=2, sort_keys=True).encode()
+    _atomic_write(directory / (definition.name + META_SUFFIX), meta)
+
+
+def load(
+    directory: Path, key: MasterKey, context: str, name: str
+) -> tuple[Definition, pl.DataFrame]:
+    """A stored definition and its frame; refused if absent or if the bytes were altered."""
+    check_name(name)
+    data, meta = directory / (name + DATA_SUFFIX), directory / (name + META_SUFFIX)
+    if not (data.exists() and meta.exists()):
+        raise NotFound(f"the project has no definition named {name!r}")
+    try:
+        plain = decrypt(data.read_bytes(), key, _context(context, name))
+    except DecryptionError:
+        raise Invalid(f"the definition {name!r} could not be decrypted: wrong project key or "
+                      "altered file; rebuild it from its SQL") from None
+    definition = Definition.from_json(json.loads(meta.read_text()))
+    return definition, pl.read_parquet(io.BytesIO(plain))
+
+
+def list_(directory: Path) -> list[Definition]:
+    """The project's definitions, by name (metadata only: nothing is decrypted)."""
+    if not directory.exists():
+        return []
+    found = []
+    for meta in sorted(directory.glob("*" + META_SUFFIX)):
+        name = meta.name.removesuffix(META_SUFFIX)
+        if NAME.fullmatch(name) and (directory / (name + DATA_SUFFIX)).exists():
+            found.append(Definition.from_json(json.loads(meta.read_text())))
+    return found
+
+
+def stamp(directory: Path, name: str) -> int:
+    """A number that changes whenever the definition is saved again (0 if absent): a cache key."""
+    check_name(name)
+    try:
+        return (directory / (name + DATA_SUFFIX)).stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def drop(directory: Path, name: str) -> None:
+    """Remove a definition: metadata first, so it is never listed without its data."""
+    check_name(name)
+    meta, data = directory / (name + META_SUFFIX), directory / (name + DATA_SUFFIX)
+    if not meta.exists() and not data.exists():
+        raise NotFound(f"the project has no definition named {name!r}")
+    meta.unlink(missing_ok=True)
+    data.unlink(missing_ok=True)
+
+
+def _context(context: str, name: str) -> str:
+    # binds the sealed bytes to the project and the name: a file cannot be swapped for another
+    return f"{context}/definition/{name}"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_bytes(data)
+    os.replace(staging, path)

@@ -1,0 +1,235 @@
+"""Running checked SQL in a DuckDB connection that can reach nothing but the project's tables.
+
+The guard (:mod:`strongroom.enclave.sqlguard`) decides what SQL may say; this module makes sure
+that even SQL that slipped past it could do no harm: the tables are copied into an in-memory
+database (no views over Python objects, no files), then external access, extension loading and
+spilling to disk are switched off and the configuration is locked, so no statement can switch
+them back on. Memory, threads, run time and result size are bounded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+from polars._typing import PolarsDataType
+
+from strongroom.errors import Invalid
+
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one query may use. ``max_rows`` bounds any result, including a definition's."""
+
+    memory: str = "512MB"
+    threads: int = 2
+    seconds: float = 10.0
+    max_rows: int = 5_000_000
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", self.memory):
+            raise ValueError(f"memory limit {self.memory!r} is not like '512MB'")
+        if self.threads < 1 or self.seconds <= 0 or self.max_rows < 1:
+            raise ValueError("threads, seconds and max_rows must be positive")
+
+
+def locked_connection(
+    tables: Mapping[str, pl.DataFrame], limits: Limits
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory database holding copies of ``tables``, with everything else locked away.
+
+    Each call gets a database of its own (never shared between projects or queries), so a
+    statement that got past the guard could still see nothing but these tables.
+    """
+    con = _SPARES.take()
+    try:
+        # temp_directory first: it may not change once external access is off. Without one,
+        # nothing unencrypted spills to disk; a query over the memory limit fails instead.
+        con.execute("SET temp_directory = ''")
+        con.execute(f"SET memory_limit = '{limits.memory}'")
+        con.execute(f"SET threads = {int(limits.threads)}")
+        for name, frame in tables.items():
+            if not _TABLE_NAME.fullmatch(name):
+                raise Invalid(f"{name!r} is not a table name (lower-case letters, digits, _)")
+            # a real table, so that nothing later scans a Python object by name
+            con.register("_incoming", frame.to_arrow())
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM "_incoming"')  # noqa: S608
+            con.unregister("_incoming")
+        for setting in (
+            "SET python_enable_replacements = false",  # no reading Python variables by name
+            "SET autoinstall_known_extensions = false",
+            "SET autoload_known_extensions = false",
+            "SET allow_community_extensions = false",
+            "SET enable_external_access = false",
+            "SET lock_configuration = true",
+        ):
+            con.execute(setting)
+    except duckdb.OutOfMemoryException:
+        release(con)
+        raise Invalid(f"the tables the query reads need more than the memory limit of "
+                      f"{limits.memory}; read fewer columns") from None
+    except BaseException:
+        release(con)
+        raise
+    return con
+
+
+def release(con: duckdb.DuckDBPyConnection) -> None:
+    """Close a connection off the request's path (closing frees its memory, ~5-10 ms).
+
+    Not a daemon thread: DuckDB cut off mid-call at interpreter exit aborts the process.
+    """
+    threading.Thread(target=con.close, name="duckdb-close").start()
+
+
+class _Spares:
+    """Blank in-memory databases opened ahead of need: opening one costs 15-25 ms on a small
+    machine, most of a grouped count's budget. A spare holds no data and no settings; it is
+    used once and thrown away, so nothing passes between queries through it."""
+
+    def __init__(self, keep: int = 1):
+        self._ready: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue(maxsize=keep)
+        self._filling = threading.Lock()
+        atexit.register(self.close)
+
+    def take(self) -> duckdb.DuckDBPyConnection:
+        try:
+            con = self._ready.get_nowait()
+        except queue.Empty:
+            con = duckdb.connect(":memory:")
+        self._refill()
+        return con
+
+    def _refill(self) -> None:
+        if self._filling.acquire(blocking=False):
+            threading.Thread(target=self._fill, name="duckdb-spare").start()
+
+    def _fill(self) -> None:
+        try:
+            while not self._ready.full():
+                con = duckdb.connect(":memory:")
+                try:
+                    self._ready.put_nowait(con)
+                except queue.Full:
+                    con.close()
+        finally:
+            self._filling.release()
+
+    def close(self) -> None:
+        while not self._ready.empty():
+            self._ready.get_nowait().close()
+
+
+_SPARES = _Spares()
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> pl.DataFrame:
+    """The result of one checked SELECT, stopped after ``limits.seconds`` or ``max_rows`` rows."""
+    bounded = f"SELECT * FROM ({sql}) AS _result LIMIT {limits.max_rows + 1}"  # noqa: S608
+    lock = threading.Lock()
+    state = {"running": True, "stopped": False}
+
+    def stop() -> None:
+        with lock:  # never interrupt a connection whose query has already finished
+            if state["running"]:
+                state["stopped"] = True
+                con.interrupt()
+
+    # DuckDB notices an interrupt between chunks of work: a join that multiplies one chunk's
+    # rows a billion-fold can overrun the limit by seconds (the memory limit still holds)
+    timer = threading.Timer(limits.seconds, stop)  # cancelled below, whatever happens
+    timer.start()
+    try:
+        frame = plain_types(con.sql(bounded).pl())
+    except duckdb.Error as exc:
+        raise failure(exc, limits, timed_out=state["stopped"]) from None
+    except pl.exceptions.PolarsError:
+        raise Invalid("the result holds a type the enclave cannot keep (an INTERVAL, or a "
+                      "number too large for 64 bits); convert it, e.g. to days with "
+                      "date_diff or to DOUBLE") from None
+    finally:
+        with lock:
+            state["running"] = False
+        timer.cancel()
+    if frame.height > limits.max_rows:
+        raise Invalid(f"the query returns more than {limits.max_rows:,} rows, the most one "
+                      "query may produce; narrow it with WHERE or aggregate it")
+    return frame
+
+
+def plain_types(frame: pl.DataFrame) -> pl.DataFrame:
+    """DuckDB's decimals (``sum`` of integers is a 38-digit one) as 64-bit numbers."""
+    casts = [pl.col(c).cast(_plain(t)) for c, t in frame.schema.items() if _plain(t) != t]
+    return frame.with_columns(casts) if casts else frame  # strict: an overflow is an error
+
+
+def _plain(dtype: PolarsDataType) -> PolarsDataType:
+    if isinstance(dtype, pl.Decimal):
+        return pl.Int64() if dtype.scale == 0 else pl.Float64()
+    if isinstance(dtype, pl.List):
+        return pl.List(_plain(dtype.inner))
+    return dtype
+
+
+# Errors raised while reading data may quote a value (a string that failed to convert, a
+# number out of range): for those only the kind of failure is reported, never DuckDB's message.
+_DATA_ERRORS: dict[type[duckdb.Error], str] = {
+    duckdb.ConversionException: "a value could not be converted to the type asked for "
+                                "(use TRY_CAST to get NULL instead)",
+    duckdb.OutOfRangeException: "a value fell out of range of its type (cast to a wider type, "
+                                "e.g. BIGINT or DOUBLE)",
+    duckdb.InvalidInputException: "a function was given input it cannot handle",
+    duckdb.TypeMismatchException: "a value did not match the type expected",
+}
+# Errors about the query text itself: their messages name the query's own words, not data.
+_QUERY_ERRORS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+                 duckdb.SyntaxException, duckdb.NotImplementedException)
+
+
+def failure(exc: duckdb.Error, limits: Limits, timed_out: bool) -> Invalid:
+    """A DuckDB error as a reason for the researcher, without participant values."""
+    if timed_out or isinstance(exc, duckdb.InterruptException):
+        return Invalid(f"the query ran longer than the limit of {limits.seconds:g} s and was "
+                       "stopped; narrow it (WHERE), join on participant IDs rather than shared "
+                       "values, or split it into definitions")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return Invalid(f"the query needed more than its memory limit of {limits.memory} and was "
+                       "stopped; select fewer columns or rows, or avoid joins that multiply rows")
+    if isinstance(exc, duckdb.PermissionException):
+        return Invalid("the query tried to reach files, the network, extensions or settings, "
+                       "which the enclave does not allow; use the project's tables only")
+    if isinstance(exc, _QUERY_ERRORS):
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Invalid(f"DuckDB could not run the query: {first_line}")
+    for kind, reason in _DATA_ERRORS.items():
+        if isinstance(exc, kind):
+            return Invalid(f"the query failed while running: {reason}")
+    return Invalid(f"the query failed while running ({type(exc).__name__}); "
+                   "check it on the dummy data first")
+
+
+def needed(
+    tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]]
+) -> dict[str, pl.DataFrame]:
+    """Only the tables and columns a query reads, so a locked connection copies no more.
+
+    A table read without naming a column (``count(*)``) keeps its first column.
+    """
+    missing = sorted(set(used) - set(tables))
+    if missing:
+        raise Invalid(f"the tables {', '.join(missing)} are in the project's schema but not "
+                      "loaded; ask the custodian to check the project view")
+    out: dict[str, pl.DataFrame] = {}
+    for name, columns in used.items():
+        frame = tables[name]
+        keep = [c for c in frame.columns if c in columns] or frame.columns[:1]
+        out[name] = frame.select(keep)
+    return out

@@ -1,0 +1,161 @@
+"""The enclave's services: define a dataset, list and drop definitions, dummy data, analyse.
+
+Each takes an :class:`~strongroom.enclave.workspace.Enclave` and the principal asking, and is
+authorised as ``data.analyse`` on the project. None returns participant-level rows: a
+definition answers with its schema and size; an analysis answers with a
+:class:`~strongroom.enclave.results.Result` that only the output check may turn into bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import sqlglot
+from sqlglot import exp
+
+from strongroom.access.authorize import authorize
+from strongroom.access.context import Principal
+from strongroom.access.models import Project
+from strongroom.access.permissions import Action
+from strongroom.access.projects import granted_fields
+from strongroom.audit import EventType
+from strongroom.enclave import definitions
+from strongroom.enclave.aggregate import aggregate_sql
+from strongroom.enclave.analyses.run import run
+from strongroom.enclave.analyses.spec import parse_spec
+from strongroom.enclave.dummy import dummy_tables, dummy_zip
+from strongroom.enclave.results import AnalysisKind, Result
+from strongroom.enclave.view import schema_of
+from strongroom.enclave.workspace import Enclave, definition_context
+from strongroom.errors import Invalid, NotFound
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The project an enclave call acts on, and its granted fields, read under authorisation."""
+
+    project: Project
+    fields: list[int]
+
+
+def scope(enclave: Enclave, principal: Principal, project_id: str) -> Scope:
+    with enclave.ctx.transaction() as db:
+        project = authorize(enclave.ctx, db, principal, Action.DATA_ANALYSE, project_id)
+        assert project is not None
+        fields = granted_fields(db, project_id)
+    return Scope(project, fields)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
+           sql: str) -> definitions.Definition:
+    """Build a participant-level table inside the enclave; answer with its schema and size."""
+    where = scope(enclave, principal, project_id)
+    tables = enclave.tables(where.project, where.fields)
+    earlier = _earlier(enclave, where.project, sql)
+    try:
+        definition, frame = definitions.build(
+            tables, schema_of({**tables, **earlier}), name, sql, enclave.limits,
+            earlier=earlier)
+    except Invalid as refusal:
+        _refused(enclave, principal, project_id, "definition", sql, refusal)
+        raise
+    definitions.save(enclave.definitions_dir(project_id), enclave.key(where.project),
+                     definition_context(project_id), definition, frame)
+    enclave.ctx.record(EventType.ENCLAVE_DEFINITION_CREATED, principal, project_id,
+                       {"name": name, "sql_sha256": _digest(sql), "rows": definition.rows,
+                        "participants": definition.participants,
+                        "size_ok": definition.size_ok})
+    return definition
+
+
+def list_definitions(enclave: Enclave, principal: Principal,
+                     project_id: str) -> list[definitions.Definition]:
+    scope(enclave, principal, project_id)
+    return definitions.list_(enclave.definitions_dir(project_id))
+
+
+def drop_definition(enclave: Enclave, principal: Principal, project_id: str,
+                    name: str) -> None:
+    scope(enclave, principal, project_id)
+    definitions.drop(enclave.definitions_dir(project_id), name)
+    enclave.ctx.record(EventType.ENCLAVE_DEFINITION_DROPPED, principal, project_id,
+                       {"name": name})
+
+
+def dummy_data(enclave: Enclave, principal: Principal, project_id: str,
+               n: int = 1000) -> bytes:
+    """A zip of synthetic tables with exactly the project's schema, to develop code outside."""
+    where = scope(enclave, principal, project_id)
+    tables = enclave.tables(where.project, where.fields)
+    payload = dummy_zip(dummy_tables(schema_of(tables), enclave.ctx.dictionary, n))
+    enclave.ctx.record(EventType.ENCLAVE_DUMMY_DOWNLOADED, principal, project_id,
+                       {"participants": n, "sha256": hashlib.sha256(payload).hexdigest()})
+    return payload
+
+
+def analyse(enclave: Enclave, principal: Principal, project_id: str,
+            request: Mapping[str, Any]) -> tuple[Scope, Result]:
+    """Run one analysis over a definition (or aggregate SQL over the view and definitions)."""
+    where = scope(enclave, principal, project_id)
+    body = dict(request)
+    try:
+        if body.get("kind") == AnalysisKind.AGGREGATE_SQL.value:
+            result = _aggregate(enclave, where, body)
+        else:
+            name = body.pop("definition", None)
+            if not isinstance(name, str):
+                raise Invalid("name the dataset definition to analyse: \"definition\": "
+                              "\"<name>\" (see GET /projects/{id}/definitions)")
+            _, frame = _definition(enclave, where.project, name)
+            result = run(parse_spec(body), frame)
+    except Invalid as refusal:
+        _refused(enclave, principal, project_id, str(body.get("kind")), None, refusal)
+        raise
+    result.spec = dict(request)
+    return where, result
+
+
+def _aggregate(enclave: Enclave, where: Scope, body: dict[str, Any]) -> Result:
+    sql = body.get("sql")
+    if not isinstance(sql, str):
+        raise Invalid("aggregate_sql needs \"sql\": \"SELECT … GROUP BY …\"")
+    unknown = set(body) - {"kind", "sql"}
+    if unknown:
+        raise Invalid(f"aggregate_sql takes only \"sql\"; remove {', '.join(sorted(unknown))}")
+    tables = {**enclave.tables(where.project, where.fields),
+              **_earlier(enclave, where.project, sql)}
+    return aggregate_sql(tables, schema_of(tables), sql, enclave.limits, body)
+
+
+def _definition(enclave: Enclave, project: Project,
+                name: str) -> tuple[definitions.Definition, pl.DataFrame]:
+    if name not in {d.name for d in definitions.list_(enclave.definitions_dir(project.id))}:
+        raise NotFound(f"project {project.id} has no dataset definition {name!r}; define it "
+                       f"first (POST /projects/{project.id}/definitions)")
+    return enclave.definition(project, name)
+
+
+def _earlier(enclave: Enclave, project: Project, sql: str) -> dict[str, pl.DataFrame]:
+    """The project's definitions that ``sql`` names, so SQL can build on earlier ones."""
+    try:
+        named = {t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)}
+    except sqlglot.errors.ParseError:
+        return {}  # the guard refuses it with its reason
+    known = {d.name for d in definitions.list_(enclave.definitions_dir(project.id))}
+    return {name: enclave.definition(project, name)[1] for name in sorted(named & known)}
+
+
+def _refused(enclave: Enclave, principal: Principal, project_id: str, what: str,
+             sql: str | None, refusal: Invalid) -> None:
+    details: dict[str, Any] = {"what": what, "reasons": refusal.reasons}
+    if sql is not None:
+        details["sql_sha256"] = _digest(sql)
+    enclave.ctx.record(EventType.ENCLAVE_ANALYSIS_REFUSED, principal, project_id, details)

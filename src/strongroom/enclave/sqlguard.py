@@ -1,0 +1,436 @@
+"""The SQL guard: one SELECT over the project's tables, granted columns and listed functions.
+
+Researchers' SQL is parsed with sqlglot (DuckDB dialect) and every node of the tree must be of
+a listed kind; every function must be listed; every table must be a project table or a CTE;
+every column must resolve, through sqlglot's qualifier, to a column the project may read. What
+the guard does not recognise it refuses (fail closed), naming the construct and what is allowed
+instead. The caller runs the *checked tree* regenerated as SQL, never the original text, so
+DuckDB executes exactly what was checked.
+
+The locked connection (:mod:`strongroom.enclave.engine`) is the second wall: even a statement
+that got past the guard could not read files, load extensions or change settings.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.tokenizer_core import TokenType
+
+from strongroom.enclave.view import ProjectSchema
+from strongroom.errors import Invalid
+
+DIALECT = "duckdb"
+MAX_SQL_CHARS = 100_000
+# Beyond these, checking itself gets slow (sqlglot's scoping is quadratic in depth): refused.
+MAX_NODES = 20_000
+MAX_DEPTH = 200
+
+# The shape of a query: what a SELECT with CTEs, joins, subqueries and set operations is made
+# of. Everything else (PIVOT, UNNEST, LATERAL, VALUES, TABLESAMPLE, lambdas, parameters, struct
+# access, COLUMNS(), time travel, …) is refused because it is not in this list.
+ALLOWED_NODES: frozenset[type[exp.Expr]] = frozenset({
+    exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.With, exp.CTE,
+    exp.From, exp.Join, exp.Where, exp.Group, exp.Having, exp.Qualify, exp.Order, exp.Ordered,
+    exp.Limit, exp.Offset, exp.Distinct, exp.Table, exp.TableAlias, exp.Alias, exp.Column,
+    exp.Identifier, exp.Star, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
+    exp.Var, exp.Interval, exp.DataType, exp.DataTypeParam, exp.Window, exp.WindowSpec,
+    exp.Filter, exp.Bracket, exp.Array,
+    # operators: arithmetic, comparison, logic, pattern matching, concatenation
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+    exp.And, exp.Or, exp.Not, exp.Is, exp.In, exp.Between, exp.Like, exp.ILike, exp.DPipe,
+    exp.Any, exp.All,
+})
+
+# Functions sqlglot knows by class: plain scalar, aggregate and window functions. Nothing that
+# reads files, settings or the environment, generates rows, or draws random numbers.
+ALLOWED_FUNCTIONS: frozenset[type[exp.Func]] = frozenset({
+    # conditionals and casts
+    exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Greatest, exp.Least, exp.Cast, exp.TryCast,
+    exp.Exists,
+    # aggregates
+    exp.Count, exp.CountIf, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Median, exp.Mode,
+    exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance, exp.VariancePop,
+    exp.PercentileCont, exp.PercentileDisc, exp.Quantile, exp.Corr, exp.CovarSamp,
+    exp.LogicalAnd, exp.LogicalOr, exp.ArrayAgg, exp.ArgMin, exp.ArgMax,
+    # window functions
+    exp.RowNumber, exp.Rank, exp.DenseRank, exp.PercentRank, exp.CumeDist, exp.Ntile,
+    exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.NthValue,
+    # dates
+    exp.Year, exp.Quarter, exp.Month, exp.Week, exp.WeekOfYear, exp.Day, exp.DayOfWeek,
+    exp.DayOfYear, exp.Extract, exp.DateDiff, exp.DateAdd, exp.DateSub, exp.TimestampTrunc,
+    exp.DateTrunc, exp.DateFromParts, exp.LastDay, exp.CurrentDate, exp.TimeToStr,
+    exp.StrToTime, exp.StrToDate,
+    # strings
+    exp.Upper, exp.Lower, exp.Length, exp.Substring, exp.Trim, exp.Concat, exp.ConcatWs,
+    exp.Left, exp.Right, exp.Replace, exp.Contains, exp.StartsWith, exp.EndsWith,
+    exp.StrPosition, exp.Pad, exp.RegexpLike, exp.RegexpExtract, exp.RegexpReplace, exp.Split,
+    # maths
+    exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Trunc, exp.Sign, exp.Sqrt, exp.Ln, exp.Log,
+    exp.Exp, exp.Pow, exp.IsNan,
+    # lists
+    exp.ArrayContains, exp.ArraySize, exp.ArrayDistinct, exp.ArraySort, exp.ArrayConcat,
+    exp.ArrayToString, exp.ArrayOverlaps,
+})
+
+# DuckDB functions sqlglot does not model (it parses them as "anonymous"), by DuckDB name.
+ALLOWED_NAMED_FUNCTIONS: frozenset[str] = frozenset({
+    "mean", "date_part", "datepart", "isfinite", "isinf", "prefix", "suffix",
+    "list_extract", "list_element", "array_extract", "list_position", "list_has_all",
+})
+
+# First words of statements that are not queries, so a refusal can name them even when sqlglot
+# cannot parse the rest (EXPORT DATABASE …).
+_STATEMENTS = frozenset({
+    "COPY", "ATTACH", "DETACH", "PRAGMA", "SET", "RESET", "INSTALL", "LOAD", "FORCE",
+    "CREATE", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "TRUNCATE", "EXPORT", "IMPORT",
+    "CALL", "VACUUM", "CHECKPOINT", "USE", "DESCRIBE", "SHOW", "SUMMARIZE", "BEGIN", "COMMIT",
+    "ROLLBACK", "PREPARE", "EXECUTE", "DEALLOCATE", "PIVOT", "UNPIVOT", "MERGE", "UPSERT",
+    "REPLACE", "EXPLAIN", "ANALYZE", "COMMENT", "GRANT", "REVOKE", "START", "END", "ABORT",
+})
+
+# Plain words for constructs a researcher may meet in a refusal.
+_NAMES: dict[type[exp.Expr], str] = {
+    exp.Placeholder: "query parameters ($1, ?)",
+    exp.Lambda: "lambda functions (x -> …)",
+    exp.Pivot: "PIVOT/UNPIVOT",
+    exp.Unnest: "UNNEST",
+    exp.Explode: "UNNEST",
+    exp.Values: "VALUES lists",
+    exp.TableSample: "TABLESAMPLE",
+    exp.Lateral: "LATERAL",
+    exp.Dot: "struct field access",
+    exp.Struct: "struct literals",
+    exp.Columns: "COLUMNS(…)",
+    exp.HistoricalData: "time travel (AT …)",
+    exp.Rollup: "ROLLUP",
+    exp.Cube: "CUBE",
+    exp.GroupingSets: "GROUPING SETS",
+    exp.Into: "SELECT … INTO",
+    exp.GenerateSeries: "range()/generate_series()",
+    exp.TableColumn: "a whole table row as one value",
+    exp.PositionalColumn: "positional columns (#1)",
+    exp.Slice: "list slices",
+    exp.PropertyEQ: "named arguments (a := …)",
+}
+
+_ALLOWED = ALLOWED_NODES | ALLOWED_FUNCTIONS
+
+ALLOWED_SUMMARY = ("a single SELECT (WITH and UNION allowed) over the project's tables, using "
+                   "the listed functions")
+
+
+def check_select(sql: str, schema: ProjectSchema) -> exp.Query:
+    """The checked, fully qualified query; refuses anything else with every reason found."""
+    tree = parse(sql)
+    reasons = scan(tree, schema)
+    if reasons:
+        raise Invalid(reasons)
+    name_outputs(tree)
+    qualified = _qualify(tree, schema)
+    # the qualified tree is checked again: qualification may read a name as a struct field
+    reasons = (scan(qualified, schema) + _unresolved(qualified, schema)
+               + _unqualified(qualified) + _bad_joins(qualified))
+    if reasons:
+        raise Invalid(reasons)
+    return qualified
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+def parse(sql: str) -> exp.Query:
+    """Exactly one SELECT statement, parsed; other statements are refused by name."""
+    if not sql.strip():
+        raise Invalid("the SQL is empty; write one SELECT over the project's tables")
+    if len(sql) > MAX_SQL_CHARS:
+        raise Invalid(f"the SQL is longer than {MAX_SQL_CHARS:,} characters; split it into "
+                      "definitions that build on each other")
+    try:
+        firsts = _first_words(sql)
+    except TokenError as exc:
+        raise Invalid(f"the SQL could not be read: {_parse_message(exc)}") from None
+    refused = [w for w in firsts if w in _STATEMENTS]
+    if refused:
+        raise Invalid(_statement_reason(refused[0]))
+    try:
+        statements = [s for s in Dialect.get_or_raise(DIALECT).parse(sql) if s is not None]
+    except (ParseError, TokenError) as exc:
+        raise Invalid(f"the SQL could not be parsed: {_parse_message(exc)}") from None
+    except RecursionError:
+        raise Invalid("the SQL is nested too deeply to check; simplify it") from None
+    if len(statements) != 1 or len(firsts) > 1:
+        raise Invalid("exactly one statement is allowed (no ';' between statements): "
+                      + ALLOWED_SUMMARY)
+    tree = statements[0]
+    _check_size(tree)
+    if not isinstance(tree, exp.Select | exp.SetOperation):
+        word = tree.name.upper() if isinstance(tree, exp.Command) else tree.key.upper()
+        raise Invalid(_statement_reason(word))
+    return tree
+
+
+def _check_size(tree: exp.Expr) -> None:
+    """Refuse trees too big or too deep to check quickly (iteratively: no recursion limit)."""
+    nodes, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES or depth > MAX_DEPTH:
+            raise Invalid(f"the SQL is too large or too deeply nested to check (at most "
+                          f"{MAX_NODES:,} parts, nested {MAX_DEPTH} deep); split it into "
+                          "definitions that build on each other")
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+
+
+def _first_words(sql: str) -> list[str]:
+    """The first word of each non-empty statement, upper-cased, comments skipped."""
+    tokens = Dialect.get_or_raise(DIALECT).tokenize(sql)
+    firsts: list[str] = []
+    start = True
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            start = True
+        elif start:
+            firsts.append(token.text.upper())
+            start = False
+    return firsts
+
+
+def _statement_reason(word: str) -> str:
+    return f"{word} statements are not allowed: only {ALLOWED_SUMMARY}"
+
+
+def _parse_message(exc: SqlglotError) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        first = errors[0]
+        return f"{first.get('description')} at line {first.get('line')}, column {first.get('col')}"
+    return str(exc).splitlines()[0]
+
+
+# -- the walk -------------------------------------------------------------------------------
+
+
+def scan(tree: exp.Expr, schema: ProjectSchema) -> list[str]:
+    """Every reason to refuse the parsed tree before qualification, each named once."""
+    reasons: list[str] = []
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for node in tree.walk():
+        reason = _node_reason(node, schema, ctes)
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    return reasons
+
+
+def _node_reason(node: exp.Expr, schema: ProjectSchema, ctes: set[str]) -> str | None:
+    if isinstance(node, exp.Identifier) and node.name.lower() == "eid":
+        return ("the master participant ID (eid) does not exist in the enclave; "
+                "participants are identified by the project's pseudonym, pid")
+    if isinstance(node, exp.Anonymous):
+        return _anonymous_reason(node)
+    if type(node) not in _ALLOWED:
+        if isinstance(node, exp.Func):
+            return _function_reason(node)
+        what = _NAMES.get(type(node), f"the construct {node.key.upper()}")
+        return f"not allowed: {what}; only {ALLOWED_SUMMARY}"
+    if isinstance(node, exp.With) and node.args.get("recursive"):
+        return ("WITH RECURSIVE is not allowed (a recursive query can run without bound); "
+                "use ordinary CTEs")
+    if isinstance(node, exp.Table):
+        return _table_reason(node, schema, ctes)
+    if isinstance(node, exp.Column) and (node.args.get("db") or node.args.get("catalog")):
+        return (f"{node.sql(DIALECT)} has too many parts: name a column as column or "
+                "table.column")
+    if isinstance(node, exp.Join):
+        return _join_shape_reason(node)
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED:
+        return f"the type {node.sql(DIALECT)} is not a DuckDB type"
+    return None
+
+
+def _anonymous_reason(node: exp.Anonymous) -> str | None:
+    name = node.name.lower()
+    if isinstance(node.parent, exp.Table):
+        return _table_function_reason(name)
+    if name in ALLOWED_NAMED_FUNCTIONS:
+        return None
+    return (f"the function {name}() is not allowed: use plain arithmetic, comparison, CASE, "
+            "CAST, date, string, maths, list, aggregate and window functions")
+
+
+def _function_reason(node: exp.Func) -> str:
+    name = _spelling(node)
+    if isinstance(node.parent, exp.Table):
+        return _table_function_reason(name)
+    return (f"the function {name}() is not allowed: use plain arithmetic, comparison, CASE, "
+            "CAST, date, string, maths, list, aggregate and window functions")
+
+
+def _spelling(node: exp.Func) -> str:
+    """How DuckDB spells a function sqlglot knows by class (``unnest``, not ``explode``)."""
+    match = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\(", node.sql(DIALECT))
+    return (match[1] if match else node.sql_name()).lower()
+
+
+def _table_function_reason(name: str) -> str:
+    return (f"table functions such as {name}() are not allowed (no files, catalogs or "
+            "generated rows): select from the project's tables")
+
+
+def _table_reason(node: exp.Table, schema: ProjectSchema, ctes: set[str]) -> str | None:
+    if not isinstance(node.this, exp.Identifier):
+        return None  # a table function: its own node is refused
+    name = node.name
+    if node.args.get("db") or node.args.get("catalog"):
+        return (f"{node.sql(DIALECT)} names a schema or database: use the project's table "
+                "names alone")
+    extra = [k for k, v in node.args.items() if v and k not in ("this", "alias", "db", "catalog")]
+    if extra:
+        return f"table options ({', '.join(extra)}) on {name} are not allowed"
+    if any(ch in name for ch in "/\\.:~*?"):
+        return (f"{name!r} looks like a file path or URL: files and URLs cannot be read; "
+                "select from the project's tables")
+    if name.lower() in schema.tables or name.lower() in ctes:
+        return None
+    return (f"there is no table {name!r} in this project: its tables are "
+            f"{', '.join(sorted(schema.tables))} (and the query's own CTEs)")
+
+
+def _join_shape_reason(node: exp.Join) -> str | None:
+    method = (node.args.get("method") or "").upper()
+    kind = (node.args.get("kind") or "").upper()
+    if method:
+        return (f"{method} JOIN is not allowed: join with JOIN … ON a = b (or USING) on "
+                "matching columns")
+    if kind == "CROSS" or not (node.args.get("on") or node.args.get("using")):
+        return ("cross joins (CROSS JOIN, or tables listed with commas) are not allowed: "
+                "they multiply rows without bound; join with JOIN … ON a = b")
+    return None
+
+
+# -- after qualification --------------------------------------------------------------------
+
+
+def name_outputs(tree: exp.Expr) -> None:
+    """Give unnamed output expressions their SQL text as name (rather than ``_col_1``)."""
+    select: exp.Expr = tree
+    while isinstance(select, exp.SetOperation):
+        select = select.left
+    if not isinstance(select, exp.Select):
+        return
+    for projection in list(select.expressions):
+        if not isinstance(projection, exp.Alias | exp.Column | exp.Star):
+            projection.replace(exp.alias_(projection.copy(), projection.sql(DIALECT),
+                                          quoted=True))
+
+
+def _qualify(tree: exp.Query, schema: ProjectSchema) -> exp.Query:
+    try:
+        qualified = qualify(tree, schema=dict(schema.tables), dialect=DIALECT,
+                            validate_qualify_columns=True, quote_identifiers=True,
+                            identify=True)
+    except OptimizeError as exc:
+        message = str(exc).split(". Line:")[0]
+        raise Invalid(f"{message}: only the project's granted columns can be used "
+                      "(see the project's schema)") from None
+    except (SqlglotError, KeyError, ValueError, TypeError, AttributeError,
+            RecursionError) as exc:
+        raise Invalid(f"the SQL could not be checked ({type(exc).__name__}); simplify it") from None
+    assert isinstance(qualified, exp.Select | exp.SetOperation)
+    return qualified
+
+
+def _unresolved(tree: exp.Query, schema: ProjectSchema) -> list[str]:
+    """Columns that do not resolve to a granted column of a source in scope (fail closed)."""
+    reasons: list[str] = []
+    for scope in traverse_scope(tree):
+        for column in scope.columns:
+            source = _source(scope, column.table)
+            if isinstance(source, exp.Table) and source.name.lower() in schema.tables:
+                ok = schema.has(source.name.lower(), column.name)
+            else:
+                ok = source is not None
+            if not ok:
+                reasons.append(f"the column {column.sql(DIALECT)} is not one the project may "
+                               "read")
+    return reasons
+
+
+def _unqualified(tree: exp.Query) -> list[str]:
+    """Names left without a table after qualification (a whole row, a struct): only an
+    ORDER BY may name an output column that way."""
+    reasons: list[str] = []
+    for column in tree.find_all(exp.Column):
+        if column.table:
+            continue
+        select = column.find_ancestor(exp.Select)
+        in_order = column.find_ancestor(exp.Order) is not None
+        if not (in_order and select is not None and column.name in select.named_selects):
+            reasons.append(f"{column.sql(DIALECT)} is not a column of the project's tables "
+                           "(whole rows cannot be selected as one value)")
+    return reasons
+
+
+def _source(scope: Scope, table: str) -> exp.Table | Scope | None:
+    current: Scope | None = scope
+    while current is not None:
+        found = current.sources.get(table)
+        if found is not None:
+            return found
+        current = current.parent
+    return None
+
+
+def _bad_joins(tree: exp.Query) -> list[str]:
+    reasons: list[str] = []
+    for join in tree.find_all(exp.Join):
+        if not _has_equality(join):
+            reasons.append(
+                f"the join of {join.this.alias_or_name} has no equality between its columns "
+                "and another table's (a cross join in disguise): join with ON a.x = b.x")
+    return reasons
+
+
+def _has_equality(join: exp.Join) -> bool:
+    """Whether the ON condition's top-level AND holds ``joined.x = other.y``."""
+    joined = join.this.alias_or_name
+    on = join.args.get("on")
+    if on is None:
+        return False
+    for conjunct in _conjuncts(on):
+        if not isinstance(conjunct, exp.EQ):
+            continue
+        left = {c.table for c in conjunct.left.find_all(exp.Column)}
+        right = {c.table for c in conjunct.right.find_all(exp.Column)}
+        if left and right and ((joined in left) != (joined in right)):
+            return True
+    return False
+
+
+def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
+    """The terms of a top-level AND, parentheses removed."""
+    condition = condition.unnest()
+    if isinstance(condition, exp.And):
+        return _conjuncts(condition.left) + _conjuncts(condition.right)
+    return [condition]
+
+
+def referenced_columns(tree: exp.Query) -> dict[str, set[str]]:
+    """The project tables a checked query reads, each with the columns it reads from them."""
+    used: dict[str, set[str]] = {}
+    for scope in traverse_scope(tree):
+        for source in scope.sources.values():
+            if isinstance(source, exp.Table):
+                used.setdefault(source.name.lower(), set())
+        for column in scope.columns:
+            origin = _source(scope, column.table)
+            if isinstance(origin, exp.Table):
+                used.setdefault(origin.name.lower(), set()).add(column.name)
+    return used

@@ -1,0 +1,121 @@
+"""The enclave's working state: the decrypted cohort, project views and definitions, cached.
+
+Decrypting 500,000 participants takes about a second; a grouped count must answer in well under
+100 ms. So the server keeps, in memory only, the current cohort version, each project's view
+(keyed by the grants and the pseudonym map it was built from) and each decrypted definition
+(keyed by its file's modification). Nothing cached is ever written out in the clear; a change
+of grants, pseudonyms, cohort version or definition makes a fresh entry, and a closed project's
+files (and so its cache keys) are gone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import TypeVar
+
+import polars as pl
+
+from strongroom.access import pseudonyms
+from strongroom.access.context import AccessContext
+from strongroom.access.keys import open_project_key
+from strongroom.access.models import Project
+from strongroom.cohort.crypto import MasterKey
+from strongroom.cohort.model import Cohort
+from strongroom.cohort.store import Store
+from strongroom.enclave import definitions
+from strongroom.enclave.engine import Limits
+from strongroom.enclave.view import project_view
+from strongroom.errors import Unavailable
+
+T = TypeVar("T")
+DEFINITIONS = "definitions"
+
+
+class _Cache:
+    """A small least-recently-used map; ``get`` builds a missing entry under a lock."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]  # type: ignore[return-value]
+            value = build()
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class Enclave:
+    """What enclave services need: the access context, the store, limits and the caches."""
+
+    def __init__(self, ctx: AccessContext, store: Store, limits: Limits | None = None):
+        self.ctx = ctx
+        self.store = store
+        self.limits = limits or Limits()
+        self._cohorts = _Cache(1)
+        self._views = _Cache(8)
+        self._definitions = _Cache(32)
+
+    def version(self) -> str:
+        current = self.store.current()
+        if current is None:
+            raise Unavailable("the store holds no cohort yet, so there is nothing to analyse; "
+                              "the custodian must ingest one (`strongroom cohort ingest`)")
+        return current.id
+
+    def cohort(self) -> Cohort:
+        version = self.version()
+        return self._cohorts.get(version, lambda: self.store.load())
+
+    def key(self, project: Project) -> MasterKey:
+        return open_project_key(self.ctx.key, project)  # refused once the key is destroyed
+
+    def pseudonym_stamp(self, project: Project) -> int:
+        """Changes whenever the project's pseudonym map is rewritten (0: none yet)."""
+        path = self.ctx.project_dir(project.id) / pseudonyms.FILE
+        return path.stat().st_mtime_ns if path.exists() else 0
+
+    def pseudonym_map(self, project: Project) -> pl.DataFrame:
+        """The project's pseudonyms (``eid``, ``pid``); custodian-side only."""
+        return self._views.get(("pseudonyms", project.id, self.pseudonym_stamp(project)),
+                               lambda: pseudonyms.load(self.ctx, project))
+
+    def tables(self, project: Project, fields: list[int]) -> dict[str, pl.DataFrame]:
+        """The project's view: its pseudonyms and granted fields only."""
+        version = self.version()
+        mapping = self.pseudonym_map(project)
+        key = ("view", project.id, version, tuple(fields), self.pseudonym_stamp(project))
+        return self._views.get(key, lambda: project_view(
+            self.cohort(), mapping, fields, self.ctx.dictionary))
+
+    def definitions_dir(self, project_id: str) -> Path:
+        return self.ctx.project_dir(project_id) / DEFINITIONS
+
+    def definition(self, project: Project, name: str) -> tuple[definitions.Definition,
+                                                                pl.DataFrame]:
+        where = self.definitions_dir(project.id)
+        stamp = definitions.stamp(where, name)
+        return self._definitions.get(
+            ("definition", project.id, name, stamp),
+            lambda: definitions.load(where, self.key(project), _context(project.id), name))
+
+
+def _context(project_id: str) -> str:
+    return f"definitions:{project_id}"
+
+
+def definition_context(project_id: str) -> str:
+    return _context(project_id)

@@ -1,0 +1,728 @@
+"""The raw-row scanner: participant-level rows and participant IDs in anything that leaves.
+
+Every payload is read into tables (``readers.py``) and searched two ways.
+
+**Participant IDs.** Any whole number that is a master ID (``eid``) or a project pseudonym
+is looked up in a bitset of all of them. UK Biobank-style IDs are 7-digit numbers, and with
+several projects the IDs fill a good share of the 7-digit range, so one 7-digit count in an
+aggregate table can collide with an ID by chance. One such value alone is therefore not
+blocked; two or more distinct IDs, a column made mostly of IDs, or an ID in a column named as
+an ID column are (a participant list, or one person's rows, always look like one of these).
+
+**Raw rows.** A row is participant-level when its values single out one cohort record on
+several columns at once. Columns may be renamed, reordered or dropped and values rounded, so
+nothing is matched by name or by exact value:
+
+1. Each payload number gets its apparent precision (the fewest decimals that write it), and a
+   key at that precision. A cohort value x matches a payload value v shown with d decimals
+   when ``floor(x · 10^d)`` is ``v · 10^d`` or one less: that covers rounding half up, half
+   even and half down, truncation and ceiling, and values shown at full precision.
+2. Each payload column is mapped to the cohort columns (same kind: number or date; enough
+   recorded decimals) that explain its values best: the log-likelihood of the column's values
+   under each cohort column's distribution at the payload's precision (an index of key counts
+   per column and precision, built once per cohort version). The top few are kept.
+3. Rows are linked to candidate records by a hash join on the keys of their most selective
+   mapped cells (1–6 of them, taken in one order for the whole table, until a few records
+   share the key), then every candidate is compared on every mapped cell. A row singles out
+   a record when one record, and only one, matches it best, on at least 3 columns, and a
+   match that good is unlikely by coincidence: the expected number of records matching those
+   values by chance (cohort size × the product of each value's frequency), times the number
+   of column subsets that could have matched, is below 1 in 1000. Each column's mapping is
+   first settled by the rows themselves: the cohort column that the best records of at least
+   3 rows agree on (a one-row verdict instead pays for every mapping it tried).
+4. The payload is blocked when at least 3 rows single out participants, or one row does so
+   beyond doubt (chance below 1 in 10⁸ on at least 4 columns). A table is read whole, then
+   section by section (a listing appended below a summary is mapped on its own), then
+   transposed (participants as columns are as disclosive).
+
+Aggregate outputs pass because their rows do not look like any one record: a mean is rarely
+any participant's value on three columns at once, and a count, a percentage and a category
+code match thousands of records or none. Findings say how many rows and columns matched,
+never which values or participants. Not covered: categories written as their labels
+("Female") rather than codes, and rows of only a few coarse values (three integers cannot
+single out one of 500,000 people, and are not reported).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from scipy.special import gammaln
+
+from strongroom.cohort.dictionary import Dictionary
+from strongroom.cohort.model import EID, parse_column_name
+from strongroom.errors import Invalid
+from strongroom.outputs.readers import (
+    TOKEN,
+    Payload,
+    PayloadTable,
+    UnreadablePayload,
+    read_payload,
+)
+from strongroom.outputs.verdicts import Finding, Verdict
+
+RULE_ROWS = "raw_rows"
+RULE_IDS = "identifiers"
+RULE_FORMAT = "unrecognised_format"
+
+MAX_PRECISION = 6  # decimals beyond this are not a rounded cohort value
+MIN_COLUMNS = 3  # a row must match a record on at least this many columns
+MIN_ROWS = 3  # rows that must single out participants before the payload is blocked
+CHANCE = 1e-3  # a match this unlikely by coincidence singles out a participant
+STRONG_CHANCE = 1e-8  # one row suffices when chance is this small, on 4+ columns
+STRONG_COLUMNS = 4
+HYPOTHESES = 3  # cohort columns kept per payload column
+LINK_HYPOTHESES = 2  # of which used to link (every kept one confirms)
+LINK_POSTING = 4.0  # link on enough cells that about this many records share the key
+MAX_LINK_POSTING = 2000.0  # rows needing more are too unspecific to single anyone out
+MAX_LINK_CELLS = 6
+MAX_ROW_CELLS = 64  # a row's most selective cells scored (enough evidence; bounds wide rows)
+MAX_SECTIONS = 50  # sections of a table scanned on their own (the largest)
+MAP_SAMPLE = 5000  # rows used to map columns (all rows are then linked and confirmed)
+MAX_JOINS = 300  # distinct link keys per table; beyond this the scan refuses (fail closed)
+
+_SLOT_SHIFT = 40  # composite key: (column × 8 + precision) << 40 | (key + 2^39)
+_KEY_OFFSET = 1 << 39
+_ID_NAME = re.compile(r"(?i)(^|[^a-z])(e|p)?id([^a-z]|$)|participant|pseudonym")
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class IndexedColumn:
+    """One cohort column as scaled integers (value × 10^precision); NULL is the dtype's min."""
+
+    name: str
+    is_date: bool
+    precision: int
+    values: npt.NDArray[np.signedinteger]
+    low: int
+    high: int
+
+    @property
+    def null(self) -> int:
+        return int(np.iinfo(self.values.dtype).min)
+
+    def keys(self, digits: int, rows: IntArray | None = None) -> IntArray:
+        """Floor keys at ``digits`` decimals (NULL stays the int64 minimum)."""
+        raw = self.values if rows is None else self.values[rows]
+        wide = raw.astype(np.int64)
+        out: IntArray = np.floor_divide(wide, 10 ** (self.precision - digits))
+        out[raw == self.null] = np.iinfo(np.int64).min
+        return out
+
+
+@dataclass(frozen=True)
+class RowIndex:
+    """The cohort's records and key counts, and the participant ID bitset, for one version."""
+
+    n: int
+    columns: tuple[IndexedColumn, ...]
+    keys: IntArray  # sorted composite keys of every (column, precision, value)
+    counts: npt.NDArray[np.int32]  # records holding each key
+    id_low: int
+    id_high: int
+    id_bits: npt.NDArray[np.uint8]  # packed bitset over [id_low, id_high]
+    id_count: int
+
+    @classmethod
+    def build(cls, participants: pl.DataFrame, dictionary: Dictionary,
+              ids: Sequence[np.ndarray]) -> RowIndex:
+        """Index a cohort's participant table (eid + columns) and every participant ID."""
+        columns = tuple(c for name in participants.columns if name != EID
+                        if (c := _index_column(name, participants[name], dictionary)))
+        keys, counts = _key_counts(columns)
+        low, high, bits, count = _id_bitset(ids)
+        return cls(participants.height, columns, keys, counts, low, high, bits, count)
+
+    @property
+    def nbytes(self) -> int:
+        return (sum(c.values.nbytes for c in self.columns) + self.keys.nbytes
+                + self.counts.nbytes + self.id_bits.nbytes)
+
+    def lookup(self, column: IntArray, digits: IntArray, key: IntArray) -> IntArray:
+        """Records whose column value has floor key ``key`` at ``digits`` decimals."""
+        composite = ((column * 8 + digits) << _SLOT_SHIFT) + (key + _KEY_OFFSET)
+        at = np.searchsorted(self.keys, composite)
+        at = np.minimum(at, len(self.keys) - 1)
+        found = self.keys[at] == composite
+        return np.where(found, self.counts[at], 0).astype(np.int64)
+
+    def is_id(self, values: IntArray) -> npt.NDArray[np.bool_]:
+        inside = (values >= self.id_low) & (values <= self.id_high)
+        offset = np.where(inside, values - self.id_low, 0)
+        bit = (self.id_bits[offset >> 3] >> (7 - (offset & 7))) & 1
+        hit: npt.NDArray[np.bool_] = inside & (bit == 1)
+        return hit
+
+
+def scan(index: RowIndex, data: bytes, filename: str) -> list[Finding]:
+    """Findings for participant IDs or participant-level rows in a payload (none: it passes)."""
+    try:
+        payload = read_payload(data, filename)
+    except UnreadablePayload as exc:
+        return [Finding(RULE_FORMAT, Verdict.BLOCK, "; ".join(exc.reasons))]
+    return identifier_findings(index, payload) + raw_row_findings(index, payload)
+
+
+# -- building the index --------------------------------------------------------------------
+
+
+def _index_column(name: str, series: pl.Series, dictionary: Dictionary) -> IndexedColumn | None:
+    is_date = series.dtype == pl.Date or isinstance(series.dtype, pl.Datetime)
+    if is_date:
+        numbers = series.cast(pl.Date).cast(pl.Int32).cast(pl.Float64)
+    elif series.dtype.is_numeric() or series.dtype == pl.Boolean:
+        numbers = series.cast(pl.Float64)
+    elif series.dtype == pl.String:
+        numbers = series.cast(pl.Float64, strict=False)
+        if numbers.null_count() > series.null_count() + 0.01 * series.len():
+            return None  # text that is not numbers: not matchable by value
+    else:
+        return None
+    values = numbers.to_numpy()
+    present = np.isfinite(values)
+    if not present.any():
+        return None
+    precision = 0 if is_date else max(_hinted_precision(name, dictionary),
+                                      _precision_of(values[present]))
+    scaled = np.round(values[present] * 10.0**precision).astype(np.int64)
+    low, high = int(scaled.min()), int(scaled.max())
+    dtype = next(t for t in (np.int8, np.int16, np.int32, np.int64)
+                 if np.iinfo(t).min < low and high <= np.iinfo(t).max)
+    stored: npt.NDArray[np.signedinteger] = np.full(len(values), np.iinfo(dtype).min,
+                                                    dtype=dtype)
+    stored[present] = scaled
+    return IndexedColumn(name, is_date, precision, stored, low, high)
+
+
+def _hinted_precision(name: str, dictionary: Dictionary) -> int:
+    try:
+        fld = dictionary.field(parse_column_name(name, dictionary).field_id)
+    except (KeyError, ValueError):
+        return 0  # a column the dictionary does not name: its data say its precision
+    return fld.precision or 0 if fld.is_numeric else 0
+
+
+def _precision_of(values: FloatArray) -> int:
+    """The fewest decimals that write every value (capped at MAX_PRECISION)."""
+    for digits in range(MAX_PRECISION + 1):
+        scaled = values * 10.0**digits
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 + 1e-12 * np.abs(scaled)):
+            return digits
+    return MAX_PRECISION
+
+
+def _key_counts(columns: tuple[IndexedColumn, ...]) -> tuple[IntArray, npt.NDArray[np.int32]]:
+    """Records per floor key, for every column at every precision up to its own."""
+    all_keys, all_counts = [], []
+    for j, col in enumerate(columns):
+        present = col.values[col.values != col.null].astype(np.int64)
+        span = col.high - col.low + 1
+        if span <= 4 * len(present) + 1024:  # dense: a histogram, no sort
+            hist = np.bincount(present - col.low, minlength=span)
+            uniques = np.nonzero(hist)[0].astype(np.int64) + col.low
+            counts = hist[hist > 0].astype(np.int64)
+        else:
+            uniques, counts = np.unique(present, return_counts=True)
+        for digits in range(col.precision, -1, -1):
+            if digits < col.precision:  # coarser keys: merge runs of the finer ones
+                coarse = np.floor_divide(uniques, 10)
+                starts = np.flatnonzero(np.r_[True, coarse[1:] != coarse[:-1]])
+                uniques, counts = coarse[starts], np.add.reduceat(counts, starts)
+            slot = (j * 8 + digits) << _SLOT_SHIFT
+            all_keys.append(slot + uniques + _KEY_OFFSET)
+            all_counts.append(counts.astype(np.int32))
+    if not all_keys:
+        return np.empty(0, np.int64), np.empty(0, np.int32)
+    keys = np.concatenate(all_keys)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], np.concatenate(all_counts)[order]
+
+
+def _id_bitset(ids: Sequence[np.ndarray]) -> tuple[int, int, npt.NDArray[np.uint8], int]:
+    parts = [np.asarray(a) for a in ids if len(a)]
+    if not parts:
+        return 1, 0, np.zeros(1, np.uint8), 0
+    for part in parts:
+        if not np.issubdtype(part.dtype, np.integer):
+            raise Invalid(f"participant IDs must be whole numbers, not {part.dtype}")
+    every = np.unique(np.concatenate([p.astype(np.int64) for p in parts]))
+    low, high = int(every[0]), int(every[-1])
+    if low < 0 or high - low >= 2**32:
+        raise Invalid("participant IDs must be non-negative and span fewer than 2^32 values")
+    flags = np.zeros(high - low + 1, dtype=bool)
+    flags[every - low] = True
+    return low, high, np.packbits(flags), len(every)
+
+
+# -- participant IDs -----------------------------------------------------------------------
+
+
+def identifier_findings(index: RowIndex, payload: Payload) -> list[Finding]:
+    """Block two or more distinct participant IDs, or a column that is an ID column."""
+    found: list[IntArray] = []
+    columns_with_ids = 0
+    id_column = False
+    for table in payload.tables:
+        for name in table.numbers.columns:
+            values = _whole_numbers(table.numbers[name])
+            hits = values[index.is_id(values)]
+            if len(hits) == 0:
+                continue
+            found.append(hits)
+            columns_with_ids += 1
+            base = table.sources.get(name, name)
+            present = int(table.numbers[name].is_not_null().sum())
+            # an ID in a column named as one, or a column mostly of IDs (one person's rows)
+            id_column |= bool(_ID_NAME.search(base)) or (present >= 2 and 2 * len(hits) > present)
+        names = pl.Series([*table.text.columns, *table.numbers.columns], dtype=pl.String)
+        header = _whole_numbers(
+            names.str.extract_all(TOKEN).explode().drop_nulls().str.replace_all(",", "")
+            .cast(pl.Float64, strict=False))
+        if (header_ids := header[index.is_id(header)]).size:
+            found.append(header_ids)
+            columns_with_ids += 1
+    if not found:
+        return []
+    distinct = len(np.unique(np.concatenate(found)))
+    if distinct < 2 and not id_column:
+        # a single ID-valued number is let through: with many projects, IDs fill much of the
+        # 7-digit range, so one 7-digit count or sum collides by chance (module docstring)
+        return []
+    what = "value is a participant ID" if distinct == 1 else "values are participant IDs"
+    return [Finding(
+        RULE_IDS, Verdict.BLOCK,
+        f"{distinct} distinct {what} (master or project pseudonyms), in {columns_with_ids} "
+        f"column{'s' if columns_with_ids != 1 else ''}; participant IDs may never leave the "
+        "enclave: remove them and release aggregates",
+    )]
+
+
+def _whole_numbers(series: pl.Series) -> IntArray:
+    values = series.drop_nulls().to_numpy().astype(np.float64)
+    values = values[np.isfinite(values) & (np.abs(values) < 2**53)]
+    whole: IntArray = values[values == np.round(values)].astype(np.int64)
+    return whole
+
+
+# -- raw rows ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Matched:
+    rows: int
+    strong: bool
+    fewest: int
+    most: int
+
+
+def raw_row_findings(index: RowIndex, payload: Payload) -> list[Finding]:
+    """Block payloads with rows that each single out one participant's record."""
+    findings = []
+    for table in payload.tables:
+        cells = _cells(table)
+        if cells.height == 0:
+            continue
+        try:
+            found = _scan_table(index, table, cells)
+        except _TooComplexError:
+            findings.append(Finding(RULE_ROWS, Verdict.BLOCK, _too_complex(table)))
+            continue
+        if found is not None:
+            findings.append(Finding(RULE_ROWS, Verdict.BLOCK, _reason(table, *found)))
+    return findings
+
+
+def _scan_table(index: RowIndex, table: PayloadTable,
+                cells: pl.DataFrame) -> tuple[str, _Matched] | None:
+    """The first reading of a table in which rows single out participants, if any.
+
+    The whole table, then each section of it (runs of rows between rows without numbers, as
+    when a file appends a listing below a summary: each section is mapped on its own), then
+    the table transposed (participants as columns).
+    """
+    readings = [("", cells)]
+    sections = _sections(cells)
+    readings += [("", part) for part in sections] if len(sections) > 1 else []
+    if table.numbers.height >= MIN_COLUMNS and table.numbers.width >= MIN_COLUMNS:
+        readings.append((" (read with rows and columns swapped)",
+                         cells.rename({"r": "c", "c": "r"})))
+    for how, reading in readings:
+        matched = match_rows(index, reading)
+        if matched.rows >= MIN_ROWS or matched.strong:
+            return how, matched
+    return None
+
+
+def _sections(cells: pl.DataFrame) -> list[pl.DataFrame]:
+    """Runs of consecutive rows with numbers (a row without any number ends a run)."""
+    rows = cells.select(pl.col("r").unique().sort())["r"]
+    section = (rows.diff().fill_null(1) > 1).cum_sum()
+    starts = pl.DataFrame({"r": rows, "section": section})
+    parts = (cells.join(starts, on="r")
+             .partition_by("section", include_key=False, maintain_order=True))
+    parts = [p for p in parts if p["r"].n_unique() >= 2]
+    return sorted(parts, key=lambda p: -p["r"].n_unique())[:MAX_SECTIONS]
+
+
+def _reason(table: PayloadTable, how: str, matched: _Matched) -> str:
+    where = f"table {table.name!r}" if table.name not in ("", "$") else "the payload"
+    span = (f"{matched.fewest}" if matched.fewest == matched.most
+            else f"{matched.fewest} to {matched.most}")
+    rows = "row" if matched.rows == 1 else "rows"
+    return (f"{matched.rows} {rows} of {where}{how} match participant records on {span} "
+            "columns each, every one singling out one participant: participant-level data "
+            "may not leave the enclave; release aggregates instead")
+
+
+def _too_complex(table: PayloadTable) -> str:
+    where = f"table {table.name!r}" if table.name not in ("", "$") else "the payload"
+    return (f"{where} is too large or irregular for the raw-row scanner to check fully, so it "
+            "is refused; split it into smaller, regular tables")
+
+
+class _TooComplexError(Exception):
+    pass
+
+
+def _cells(table: PayloadTable) -> pl.DataFrame:
+    """Every finite number of a table, long: row, column, value, whether it is a date."""
+    numbers = table.numbers
+    if numbers.width == 0 or numbers.height == 0:
+        return pl.DataFrame(schema={"r": pl.Int64, "c": pl.Int64, "v": pl.Float64,
+                                    "date": pl.Boolean})
+    positions = {name: i for i, name in enumerate(numbers.columns)}
+    dates = [positions[n] for n in table.date_columns if n in positions]
+    return (
+        numbers.with_row_index("r")
+        .unpivot(index="r", variable_name="name", value_name="v")
+        .filter(pl.col("v").is_finite() & (pl.col("v").abs() < 1e12))
+        .select(pl.col("r").cast(pl.Int64),
+                pl.col("name").replace_strict(positions, return_dtype=pl.Int64).alias("c"),
+                "v")
+        .with_columns(date=pl.col("c").is_in(dates))
+    )
+
+
+def _digits_and_keys(v: FloatArray) -> tuple[IntArray, IntArray]:
+    """Each value's apparent precision (−1: none up to MAX_PRECISION) and its key there."""
+    powers = 10.0 ** np.arange(MAX_PRECISION + 1)
+    scaled = v[:, None] * powers[None, :]
+    ok = np.abs(scaled - np.round(scaled)) <= 1e-6 + 1e-12 * np.abs(scaled)
+    digits = np.where(ok.any(axis=1), ok.argmax(axis=1), -1).astype(np.int64)
+    keys = np.round(scaled[np.arange(len(v)), np.maximum(digits, 0)]).astype(np.int64)
+    return digits, keys
+
+
+def match_rows(index: RowIndex, cells: pl.DataFrame) -> _Matched:
+    """How many rows single out one record (rows ``r``, columns ``c`` of long cells)."""
+    if index.n == 0 or not index.columns:
+        return _Matched(0, False, 0, 0)
+    digits, keys = _digits_and_keys(cells["v"].to_numpy())
+    cells = cells.with_columns(d=pl.Series(digits), k=pl.Series(keys)).filter(pl.col("d") >= 0)
+    mapped = _map_columns(index, cells)
+    if mapped.height == 0:
+        return _Matched(0, False, 0, 0)
+    hits = _mapped_hits(index, cells, mapped)
+    if hits.height == 0:
+        return _Matched(0, False, 0, 0)
+    hits = _feasible(index, hits)
+    if hits.height == 0:
+        return _Matched(0, False, 0, 0)
+    pairs = _link(index, hits)
+    if pairs.height == 0:
+        return _Matched(0, False, 0, 0)
+    return _confirm(index, hits, pairs)
+
+
+_BATCH = 2_000_000  # (candidate × cell) comparisons per batch when confirming
+_CHUNK = 4096  # cells compared with every cohort column at once (bounds scratch memory)
+
+
+def _pairs(index: RowIndex, cells: pl.DataFrame, mapped: pl.DataFrame | None = None
+           ) -> pl.DataFrame:
+    """(cell, cohort column) pairs where some record holds a value the cell could round.
+
+    Every cohort column, or only the ``mapped`` ones of the cell's payload column; a pair needs
+    the same kind, enough recorded decimals and a value inside the column's range. ``count``
+    is how many records match.
+    """
+    cols = index.columns
+    is_date = np.array([c.is_date for c in cols])
+    precision = np.array([c.precision for c in cols], dtype=np.int64)
+    low = np.array([c.low for c in cols], dtype=np.int64)
+    high = np.array([c.high for c in cols], dtype=np.int64)
+    d_all = cells["d"].to_numpy()
+    k_all = cells["k"].to_numpy()
+    date_all = cells["date"].to_numpy()
+    chunks: Iterable[tuple[IntArray, IntArray]]
+    if mapped is None:  # every cell against every column, a bounded chunk of cells at a time
+        every = np.arange(len(cols))
+        chunks = ((np.repeat(np.arange(s, min(s + _CHUNK, len(d_all))), len(cols)),
+                   np.tile(every, min(_CHUNK, len(d_all) - s)))
+                  for s in range(0, len(d_all), _CHUNK))
+    else:
+        both = (cells.with_row_index("i").select(pl.col("i").cast(pl.Int64), "c")
+                .join(mapped.select("c", "j"), on="c"))
+        chunks = [(both["i"].to_numpy(), both["j"].to_numpy())]
+    out = []
+    for cell_at, col_at in chunks:
+        d, k = d_all[cell_at], k_all[cell_at]
+        shift = precision[col_at] - d
+        scale = 10 ** np.clip(shift, 0, 18)
+        ok = ((shift >= 0) & (date_all[cell_at] == is_date[col_at])
+              & (k >= np.floor_divide(low[col_at], scale) - 1)
+              & (k <= np.floor_divide(high[col_at], scale)))
+        cell_at, col_at, d, k = cell_at[ok], col_at[ok], d[ok], k[ok]
+        count = index.lookup(col_at, d, k)
+        coarser = precision[col_at] > d  # rounded: the key below may hold the value too
+        count += np.where(coarser, index.lookup(col_at, d, k - 1), 0)
+        found = count > 0
+        out.append(pl.DataFrame({"i": cell_at[found].astype(np.int64),
+                                 "j": col_at[found].astype(np.int64), "count": count[found],
+                                 "span": np.where(coarser, 2, 1)[found].astype(np.int64)}))
+    if not out:
+        return pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64, "count": pl.Int64,
+                                    "span": pl.Int64})
+    return pl.concat(out)
+
+
+def _map_columns(index: RowIndex, cells: pl.DataFrame) -> pl.DataFrame:
+    """For each payload column, the cohort columns its values are most likely drawn from."""
+    rows = cells["r"].unique()
+    if len(rows) > MAP_SAMPLE:
+        keep = rows.sample(MAP_SAMPLE, seed=0)
+        cells = cells.filter(pl.col("r").is_in(keep.implode()))
+    cells = cells.with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
+    pairs = _pairs(index, cells)
+    if pairs.height == 0:
+        return pl.DataFrame(schema={"c": pl.Int64, "j": pl.Int64, "rank": pl.Int64})
+    miss = math.log(0.5 / index.n)
+    sizes = cells.group_by("c").len("cells")
+    scored = (
+        pairs.join(cells.select("i", "c"), on="i")
+        .group_by("c", "j")
+        # per key width: a rounded column's two-key bucket must not look twice as likely
+        .agg(hits=pl.len(), loglik=(pl.col("count") / (pl.col("span") * index.n)).log().sum())
+        .join(sizes, on="c")
+        .with_columns(score=pl.col("loglik") + (pl.col("cells") - pl.col("hits")) * miss)
+        .sort("c", "score", descending=[False, True])
+        .with_columns(rank=pl.int_range(pl.len()).over("c"))
+        .filter(pl.col("rank") < HYPOTHESES)
+    )
+    return scored.select("c", "j", pl.col("rank").cast(pl.Int64))
+
+
+def _mapped_hits(index: RowIndex, cells: pl.DataFrame, mapped: pl.DataFrame) -> pl.DataFrame:
+    """Every row's cells under its column's mapped cohort columns, where some record matches."""
+    pairs = _pairs(index, cells, mapped)
+    cells = cells.with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
+    return (
+        pairs.join(cells.select("i", "r", "c", "d", "k"), on="i")
+        .join(mapped, on=["c", "j"])
+        .with_columns(logf=(pl.col("count") / index.n).log())
+        .select("r", "c", "j", "rank", "d", "k", "logf")
+    )
+
+
+def _feasible(index: RowIndex, hits: pl.DataFrame) -> pl.DataFrame:
+    """Rows that could single someone out even if every mapped cell matched.
+
+    A row keeps its ``MAX_ROW_CELLS`` most selective cells: more add nothing to the evidence
+    and would only multiply the work on very wide rows.
+    """
+    best = (hits.group_by("r", "c").agg(pl.col("logf").min())
+            .sort("r", "logf")
+            .filter(pl.int_range(pl.len()).over("r") < MAX_ROW_CELLS))
+    room = math.log(CHANCE) - math.log(index.n)
+    ok = (
+        best.group_by("r")
+        .agg(cols=pl.len(), total=pl.col("logf").sum())
+        .filter((pl.col("cols") >= MIN_COLUMNS) & (pl.col("total") <= room))
+    )
+    return hits.join(best.join(ok.select("r"), on="r", how="semi").select("r", "c"),
+                     on=["r", "c"], how="semi")
+
+
+def _link(index: RowIndex, hits: pl.DataFrame) -> pl.DataFrame:
+    """Candidate (row, record) pairs: hash joins on each row's most selective cells.
+
+    Columns are taken in one order for the whole table (most selective first), so that rows
+    share link keys and the joins stay few; each row takes cells until about
+    ``LINK_POSTING`` records would share its combined key.
+    """
+    log_n = math.log(index.n)
+    linkable = hits.filter(pl.col("rank") < LINK_HYPOTHESES)
+    order = (linkable.group_by("c").agg(med=pl.col("logf").median())
+             .sort("med", "c").with_row_index("order").select("c", pl.col("order").cast(pl.Int64)))
+    best = (
+        linkable.group_by("r", "c").agg(best=pl.col("logf").min())
+        .join(order, on="c")
+        .sort("r", "order")
+        .with_columns(before=pl.col("best").cum_sum().over("r") - pl.col("best"),
+                      pos=pl.int_range(pl.len()).over("r"))
+        .filter((pl.col("pos") < MAX_LINK_CELLS)
+                & (log_n + pl.col("before") > math.log(LINK_POSTING)))
+    )
+    enough = (best.group_by("r").agg(total=pl.col("best").sum())
+              .filter(log_n + pl.col("total") <= math.log(MAX_LINK_POSTING)))
+    chosen = best.join(enough.select("r"), on="r", how="semi").select("r", "c", "pos")
+    # alternatives for the first two link cells (twin columns such as two blood pressure
+    # readings look alike); later cells use their best mapping
+    options = (linkable.join(chosen, on=["r", "c"])
+               .sort("r", "pos", "rank")
+               .filter((pl.col("pos") < 2) | (pl.int_range(pl.len()).over("r", "pos") == 0)))
+    signatures = _signatures(options)
+    if signatures.height == 0:
+        return pl.DataFrame(schema={"r": pl.Int64, "rec": pl.Int64})
+    groups = signatures.partition_by("sig", as_dict=False, maintain_order=False)
+    if len(groups) > MAX_JOINS:
+        raise _TooComplexError
+    firsts: dict[tuple[int, int], IntArray] = {}  # first-key arrays shared by signatures
+    return pl.concat([_join(index, g, firsts) for g in groups]).unique()
+
+
+def _signatures(options: pl.DataFrame) -> pl.DataFrame:
+    """Each row's link keys under every combination of its cells' link mappings."""
+    combos: pl.DataFrame | None = None
+    for pos in range(MAX_LINK_CELLS):
+        step = options.filter(pl.col("pos") == pos).select(
+            "r", pl.col("j").alias(f"j{pos}"), pl.col("d").alias(f"d{pos}"),
+            pl.col("k").alias(f"k{pos}"))
+        if step.height == 0:
+            break
+        if combos is None:
+            combos = step
+            continue
+        joined = combos.join(step, on="r", how="left")
+        clash = pl.any_horizontal(pl.col(f"j{q}") == pl.col(f"j{pos}") for q in range(pos))
+        combos = joined.filter(pl.col(f"j{pos}").is_null() | ~clash.fill_null(False))
+    if combos is None:
+        return pl.DataFrame(schema={"r": pl.Int64, "sig": pl.String})
+    parts = [c for c in combos.columns if c[0] in "jd" and c[1:].isdigit()]
+    return combos.with_columns(
+        sig=pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in parts],
+                          separator=",")
+    )
+
+
+def _join(index: RowIndex, group: pl.DataFrame,
+          firsts: dict[tuple[int, int], IntArray]) -> pl.DataFrame:
+    """Records matching one signature's rows on all of its link keys."""
+    width = sum(1 for c in group.columns if c.startswith("j") and group[c].null_count() == 0)
+    spec = [(int(group[f"j{p}"][0]), int(group[f"d{p}"][0])) for p in range(width)]
+    # payload side: each row's keys, and the key below where the cohort holds more decimals
+    payload = group.select("r", *(pl.col(f"k{p}") for p in range(width)))
+    for p, (j, d) in enumerate(spec):
+        if index.columns[j].precision > d:
+            payload = payload.with_columns(
+                pl.concat_list(pl.col(f"k{p}") - 1, pl.col(f"k{p}"))).explode(f"k{p}")
+    # cohort side: records whose first key is wanted at all, then their other keys
+    if spec[0] not in firsts:
+        firsts[spec[0]] = index.columns[spec[0][0]].keys(spec[0][1])
+    first = firsts[spec[0]]
+    wanted = np.flatnonzero(np.isin(first, payload["k0"].unique().to_numpy()))
+    records = pl.DataFrame({"rec": wanted.astype(np.int64), "k0": first[wanted]})
+    for p, (j, d) in enumerate(spec[1:], start=1):
+        records = records.with_columns(pl.Series(f"k{p}", index.columns[j].keys(d, wanted)))
+    on = [f"k{p}" for p in range(width)]
+    return payload.join(records, on=on).select(pl.col("r").cast(pl.Int64), "rec").unique()
+
+
+def _confirm(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> _Matched:
+    """Score candidate records on every mapped cell; count the rows that single one out.
+
+    First pass: every kept mapping of every column may match (each row's chance is then
+    charged for the mappings tried). Second pass: each column's mapping is fixed to the cohort
+    column its rows' best records agree on (at least ``MIN_ROWS`` of them), and rows are
+    scored again under that mapping alone.
+    """
+    matched = _matches_chunked(index, hits, pairs)
+    if matched.height == 0:
+        return _Matched(0, False, 0, 0)
+    first = _best(index, _dedupe(matched), hits, HYPOTHESES)
+    strong = first.filter((pl.col("chance") <= math.log(STRONG_CHANCE))
+                          & (pl.col("score") >= STRONG_COLUMNS))
+    votes = (
+        matched.join(first.select("r", "rec"), on=["r", "rec"], how="semi")
+        .group_by("c", "j").agg(votes=pl.col("r").n_unique(), rank=pl.col("rank").min())
+        .filter(pl.col("votes") >= MIN_ROWS)
+        .sort("c", "votes", "rank", descending=[False, True, False])
+        .unique("c", keep="first")
+        .select("c", "j")
+    )
+    agreed = matched.join(votes, on=["c", "j"], how="semi")
+    second = _best(index, _dedupe(agreed), hits.join(votes, on=["c", "j"], how="semi"), 1)
+    singled = second.filter(pl.col("chance") <= math.log(CHANCE))
+    if singled.height == 0 and strong.height == 0:
+        return _Matched(0, False, 0, 0)
+    scores = pl.concat([singled["score"], strong["score"]]).cast(pl.Int64).to_numpy()
+    return _Matched(singled.height, strong.height > 0, int(scores.min()), int(scores.max()))
+
+
+def _matches_chunked(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """``_matches`` over (pair × cell) products, a bounded batch of rows at a time."""
+    per_row = (pairs.group_by("r").len("pairs")
+               .join(hits.group_by("r").len("cells"), on="r")
+               .with_columns(batch=(pl.col("pairs") * pl.col("cells")).cum_sum() // _BATCH)
+               .select("r", "batch"))
+    parts = []
+    for rows in per_row.partition_by("batch", include_key=False):
+        tried = pairs.join(rows, on="r", how="semi").join(hits, on="r")
+        parts.append(_matches(index, tried))
+    return pl.concat(parts) if parts else hits.clear()
+
+
+def _matches(index: RowIndex, tried: pl.DataFrame) -> pl.DataFrame:
+    """The (row, record, payload column, cohort column) tuples whose values agree."""
+    parts = []
+    for j, part in tried.partition_by("j", as_dict=True).items():
+        col = index.columns[int(j[0])]
+        d = part["d"].to_numpy()
+        raw = col.values[part["rec"].to_numpy()]
+        key = np.floor_divide(raw.astype(np.int64), 10 ** (col.precision - d))
+        k = part["k"].to_numpy()
+        ok = (raw != col.null) & ((key == k) | ((col.precision > d) & (key == k - 1)))
+        parts.append(part.filter(pl.Series(ok)))
+    return pl.concat(parts) if parts else tried.clear()
+
+
+def _dedupe(matched: pl.DataFrame) -> pl.DataFrame:
+    """One cohort column per payload column and one payload column per cohort column."""
+    return (matched.sort("logf")
+            .unique(["r", "rec", "c"], keep="first")
+            .unique(["r", "rec", "j"], keep="first"))
+
+
+def _best(index: RowIndex, matched: pl.DataFrame, hits: pl.DataFrame,
+          hypotheses: int) -> pl.DataFrame:
+    """Each row's best record when it is the only one so good, with its log chance.
+
+    The chance is the expected number of records matching by coincidence (n × Π frequency),
+    times the column subsets of that size among the row's cells and the mappings per column.
+    """
+    scored = matched.group_by("r", "rec").agg(score=pl.len(), logf=pl.col("logf").sum())
+    width = hits.group_by("r").agg(m=pl.col("c").n_unique())
+    best = (
+        scored.sort("r", "score", "logf", descending=[False, True, False])
+        .group_by("r", maintain_order=True)
+        .agg(pl.col("rec").first(), score=pl.col("score").first(),
+             logf=pl.col("logf").first(),
+             ties=(pl.col("score") == pl.col("score").max()).sum())
+        .join(width, on="r")
+        .filter((pl.col("ties") == 1) & (pl.col("score") >= MIN_COLUMNS))
+    )
+    score = best["score"].to_numpy().astype(np.float64)
+    m = np.maximum(best["m"].to_numpy().astype(np.float64), score)
+    tries = gammaln(m + 1) - gammaln(score + 1) - gammaln(m - score + 1)
+    chance = (math.log(index.n) + best["logf"].to_numpy() + tries
+              + score * math.log(hypotheses))
+    return best.with_columns(chance=pl.Series(chance, dtype=pl.Float64))

@@ -1,0 +1,242 @@
+"""From an analysis to a checked output, and from a request to a release.
+
+The check of a result runs, in order: the per-cell rules and suppression (``check.py``), the
+differencing of the cells still shown against each other and against everything already
+released to the project and its institution (``ledger.py``), and the raw-row scanner over the
+very bytes that would leave (``scanner.py``). The most severe finding decides. Contributor sets
+go to the ledger only when an output is released, in the release's own transaction, after the
+differencing is checked once more (another release may have landed meanwhile).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
+
+from strongroom.access.authorize import authorize
+from strongroom.access.context import Principal
+from strongroom.access.models import Person, Project
+from strongroom.access.permissions import Action
+from strongroom.audit import EventType
+from strongroom.cohort.crypto import decrypt, encrypt
+from strongroom.cohort.model import EID
+from strongroom.enclave import service as enclave_service
+from strongroom.enclave.results import Result
+from strongroom.enclave.workspace import Enclave, _Cache
+from strongroom.errors import Conflict, Invalid
+from strongroom.outputs import requests
+from strongroom.outputs.check import check
+from strongroom.outputs.ledger import Ledger
+from strongroom.outputs.models import OutputRow
+from strongroom.outputs.overlap import within_output
+from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
+from strongroom.outputs.rules import Rules, load_rules, tighten
+from strongroom.outputs.scanner import RowIndex, scan
+from strongroom.outputs.verdicts import CheckReport, Finding, Verdict
+
+RULES_FILE = "rules.yaml"  # a project's tightened thresholds, beside its other files
+CELLS = "cells"
+
+
+@dataclass(frozen=True)
+class Contributors:
+    """The shown cells' participant sets in master-ID space, kept until release."""
+
+    labels: list[str]
+    sets: list[np.ndarray]
+    population: np.ndarray
+
+    def to_bytes(self) -> bytes:
+        frame = pl.DataFrame({"label": ["population", *self.labels],
+                              "eids": [self.population, *self.sets]},
+                             schema={"label": pl.String, "eids": pl.List(pl.Int64)})
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression="zstd")
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Contributors:
+        frame = pl.read_parquet(io.BytesIO(data))
+        sets = [np.asarray(s, dtype=np.int64) for s in frame["eids"].to_list()]
+        return cls(frame["label"].to_list()[1:], sets[1:], sets[0])
+
+    def cells(self) -> list[tuple[str, np.ndarray]]:
+        return list(zip(self.labels, self.sets, strict=True))
+
+
+class Outputs:
+    """The output services over one enclave: rules, ledger, and the raw-row index."""
+
+    def __init__(self, enclave: Enclave, rules: Rules | None = None):
+        self.enclave = enclave
+        self.ctx = enclave.ctx
+        self.base_rules = rules or load_rules()
+        self.ledger = Ledger(self.ctx.engine, self.ctx.key)
+        self._index = _Cache(1)
+
+    # -- what the check needs --------------------------------------------------------------
+
+    def rules_for(self, project_id: str) -> Rules:
+        """The shipped rules, tightened by the project's own file if it has one."""
+        path = self.ctx.project_dir(project_id) / RULES_FILE
+        if not path.exists():
+            return self.base_rules
+        return tighten(self.base_rules, yaml.safe_load(path.read_bytes()) or {})
+
+    def set_project_rules(self, principal: Principal, project_id: str,
+                          overrides: Mapping[str, Any]) -> Rules:
+        """Tighten a project's rules (the access team's decision, audited)."""
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.PROJECT_WRITE, project_id)
+        rules = tighten(self.base_rules, overrides)  # refuses any loosening, with reasons
+        where = self.ctx.project_dir(project_id)
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging = where / (RULES_FILE + ".tmp")
+        staging.write_text(yaml.safe_dump(dict(overrides), sort_keys=True))
+        staging.replace(where / RULES_FILE)
+        self.ctx.record(EventType.PROJECT_UPDATED, principal, project_id,
+                        {"output_rules": dict(overrides), "rules_version": rules.version_id})
+        return rules
+
+    def index(self) -> RowIndex:
+        """The raw-row scanner's index: the cohort's records, its IDs and every project's.
+
+        Rebuilt when the cohort version or any project's pseudonyms change (seconds, rarely).
+        """
+        with self.ctx.transaction() as db:
+            live = list(db.scalars(select(Project).where(Project.key_sealed.is_not(None))
+                                   .order_by(Project.id)))
+        stamps = tuple((p.id, self.enclave.pseudonym_stamp(p)) for p in live)
+        return self._index.get((self.enclave.version(), stamps),
+                               lambda: self._build_index(live))
+
+    def _build_index(self, projects: list[Project]) -> RowIndex:
+        participants = self.enclave.cohort().participants
+        ids = [participants[EID].cast(pl.Int64).to_numpy()]
+        ids += [self.enclave.pseudonym_map(p)["pid"].to_numpy() for p in projects]
+        return RowIndex.build(participants, self.ctx.dictionary, ids)
+
+    # -- analyse → checked output ----------------------------------------------------------
+
+    def analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
+                fmt: Format = Format.JSON) -> requests.OutputView:
+        where, result = enclave_service.analyse(self.enclave, principal, project_id, request)
+        rules = self.rules_for(project_id)
+        report = check(result, rules)
+        to_master = self._to_master(where.project)
+        shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
+        held = Contributors([_label(result, i) for i in shown],
+                            [to_master(result.cells[i].contributors) for i in shown],
+                            to_master(_population(result)))
+        findings = list(report.findings) + within_output(held.cells(), rules.threshold)
+        with self.ctx.transaction() as db:
+            institution = _institution(db, where.project)
+        findings += self.ledger.check(institution, project_id,
+                                      held.cells(), held.population, rules.threshold)
+        payload = render(result, report.suppressed, fmt)
+        name = filename(result, fmt)
+        findings += scan(self.index(), payload, name)
+        final = CheckReport(CheckReport.worst(findings), findings, report.suppressed,
+                            report.rules_version, report.thresholds)
+        view = requests.record_output(
+            self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
+            filename=name, report=final, kind=result.kind, spec=dict(request))
+        self._keep(where.project, view.output.id, held)
+        return view
+
+    def _to_master(self, project: Project) -> Any:
+        mapping = self.enclave.pseudonym_map(project).sort("pid")
+        pids = mapping["pid"].to_numpy()
+        eids = mapping["eid"].to_numpy()
+
+        def convert(contributors: np.ndarray) -> np.ndarray:
+            at = np.searchsorted(pids, contributors)
+            at = np.clip(at, 0, max(len(pids) - 1, 0))
+            if len(contributors) and (len(pids) == 0 or not np.all(pids[at] == contributors)):
+                raise Invalid("the result names participants outside the project's view; "
+                              "its contributors cannot be established, so it is refused")
+            return np.sort(eids[at]) if len(contributors) else np.empty(0, np.int64)
+
+        return convert
+
+    def _cells_path(self, project_id: str, output_id: str) -> Any:
+        return self.ctx.project_dir(project_id) / "outputs" / f"{output_id}.{CELLS}.srenc"
+
+    def _keep(self, project: Project, output_id: str, held: Contributors) -> None:
+        path = self._cells_path(project.id, output_id)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sealed = encrypt(held.to_bytes(), self.enclave.key(project), f"{CELLS}:{output_id}")
+        staging = path.with_suffix(".tmp")
+        staging.write_bytes(sealed)
+        staging.replace(path)
+
+    def _held(self, project: Project, output_id: str) -> Contributors:
+        path = self._cells_path(project.id, output_id)
+        return Contributors.from_bytes(decrypt(path.read_bytes(), self.enclave.key(project),
+                                               f"{CELLS}:{output_id}"))
+
+    # -- release ---------------------------------------------------------------------------
+
+    def _on_release(self, row: OutputRow) -> None:
+        """Differencing once more, then the ledger, inside the release's transaction."""
+        db = object_session(row)
+        assert db is not None
+        project = db.get(Project, row.project_id)
+        assert project is not None
+        held = self._held(project, row.id)
+        institution = _institution(db, project)
+        threshold = self.rules_for(project.id).threshold
+        clashes = self.ledger.check(institution, project.id, held.cells(), held.population,
+                                    threshold)
+        if clashes:
+            raise Conflict([f.reason for f in clashes])
+        self.ledger.record(institution, project.id, row.id, held.cells(), held.population,
+                           session=db)
+
+    def request_release(self, principal: Principal, output_id: str,
+                        justification: str | None = None) -> requests.OutputView:
+        return requests.request_release(self.ctx, principal, output_id, justification,
+                                        on_release=self._on_release)
+
+    def review(self, principal: Principal, output_id: str, approve: bool,
+               reason: str) -> requests.OutputView:
+        return requests.review(self.ctx, principal, output_id, approve, reason,
+                               on_release=self._on_release)
+
+    def scan_file(self, data: bytes, name: str) -> list[Finding]:
+        """The raw-row scanner on any file (for the custodian's command line)."""
+        return scan(self.index(), data, name)
+
+
+def _label(result: Result, i: int) -> str:
+    cell = result.cells[i]
+    return f"{' | '.join(cell.row)} / {cell.column}"
+
+
+def _population(result: Result) -> np.ndarray:
+    """Everyone behind any cell of the result: the base of complements."""
+    if not result.cells:
+        return np.empty(0, np.int64)
+    return np.unique(np.concatenate([c.contributors for c in result.cells]))
+
+
+def _institution(db: Session, project: Project) -> str:
+    """A project belongs to its lead's institution (differencing spans its projects)."""
+    lead = db.get(Person, project.lead_id)
+    assert lead is not None
+    return lead.institution_id
+
+
+def verdict_words(verdict: Verdict) -> str:
+    return {Verdict.RELEASE: "may be released",
+            Verdict.SUPPRESS: "may be released with the named cells suppressed",
+            Verdict.REVIEW: "needs two output checkers to review it",
+            Verdict.BLOCK: "is blocked"}[verdict]

@@ -1,0 +1,72 @@
+"""Outputs: verdicts, release requests, reviews by two output checkers, downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from strongroom.access.permissions import Action
+from strongroom.outputs import requests
+from strongroom.outputs.states import OutputStatus
+from strongroom.server.routes.enclave import Work
+from strongroom.server.security import Caller, Ctx, acts
+from strongroom.server.workbench_schemas import OutputOut, ReleaseIn, ReviewIn, output_out
+
+router = APIRouter(tags=["outputs"])
+
+BYTES: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {}, "text/csv": {}},
+               "description": "the output's bytes, exactly as checked"}}
+
+
+@router.get("/outputs", response_model=list[OutputOut], openapi_extra=acts(Action.OUTPUT_READ))
+def list_outputs(who: Caller, ctx: Ctx, project_id: str | None = None,
+                 status: OutputStatus | None = None, queue: bool = False) -> list[OutputOut]:
+    """Outputs you may see; ``queue=true`` lists those waiting for an output checker."""
+    return [output_out(v)
+            for v in requests.list_outputs(ctx, who, project_id, status, queue=queue)]
+
+
+@router.get("/outputs/{output_id}", response_model=OutputOut,
+            openapi_extra=acts(Action.OUTPUT_READ))
+def read_output(output_id: str, who: Caller, ctx: Ctx) -> OutputOut:
+    return output_out(requests.read(ctx, who, output_id))
+
+
+@router.post("/outputs/{output_id}/request", response_model=OutputOut,
+             openapi_extra=acts(Action.OUTPUT_REQUEST))
+def request_release(output_id: str, body: ReleaseIn, who: Caller, work: Work) -> OutputOut:
+    """Released at once if the check allows it; held for two reviewers; or blocked."""
+    return output_out(work.request_release(who, output_id, body.justification))
+
+
+@router.post("/outputs/{output_id}/withdraw", response_model=OutputOut,
+             openapi_extra=acts(Action.OUTPUT_REQUEST))
+def withdraw(output_id: str, who: Caller, ctx: Ctx) -> OutputOut:
+    return output_out(requests.withdraw(ctx, who, output_id))
+
+
+@router.post("/outputs/{output_id}/review", response_model=OutputOut,
+             openapi_extra=acts(Action.OUTPUT_REVIEW))
+def review(output_id: str, body: ReviewIn, who: Caller, work: Work) -> OutputOut:
+    """An output checker's decision; two different checkers must approve."""
+    return output_out(work.review(who, output_id, body.approve, body.reason))
+
+
+def _bytes(found: requests.Download) -> Response:
+    return Response(found.payload, media_type=found.media_type, headers={
+        "Content-Disposition": f'attachment; filename="{found.filename}"'})
+
+
+@router.get("/outputs/{output_id}/content", response_class=Response, responses=BYTES,
+            openapi_extra=acts(Action.OUTPUT_REVIEW))
+def content_for_review(output_id: str, who: Caller, ctx: Ctx) -> Response:
+    """The bytes under review, for an output checker."""
+    return _bytes(requests.content_for_review(ctx, who, output_id))
+
+
+@router.get("/outputs/{output_id}/download", response_class=Response, responses=BYTES,
+            openapi_extra=acts(Action.OUTPUT_DOWNLOAD))
+def download(output_id: str, who: Caller, ctx: Ctx) -> Response:
+    """A released output's bytes (only released outputs; verified against their SHA-256)."""
+    return _bytes(requests.download(ctx, who, output_id))

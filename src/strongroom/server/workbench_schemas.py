@@ -1,0 +1,105 @@
+"""The API's shapes for the enclave (definitions, analyses) and the outputs (checks, release)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from strongroom.enclave.definitions import Definition
+from strongroom.outputs.render import Format
+from strongroom.outputs.requests import OutputView
+from strongroom.outputs.states import OutputStatus
+
+
+class DefinitionIn(BaseModel):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = Field(
+        description="lower-case identifier; later SQL may refer to the definition by it")
+    sql: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] = Field(
+        description="one SELECT (DuckDB dialect) over the project's tables; must return pid")
+
+
+class DefinitionOut(BaseModel):
+    name: str
+    sql: str
+    created_at: dt.datetime
+    columns: dict[str, str]
+    size_ok: bool = Field(description="whether it holds at least the threshold of participants "
+                                      "(exact sizes are not shown)")
+
+
+def definition_out(definition: Definition) -> DefinitionOut:
+    return DefinitionOut.model_validate(definition.public())
+
+
+class AnalysisIn(BaseModel):
+    analysis: dict[str, Any] = Field(
+        description="the analysis: {\"kind\": \"crosstab\", \"definition\": \"<name>\", "
+                    "\"rows\": …} or {\"kind\": \"aggregate_sql\", \"sql\": \"SELECT … GROUP BY "
+                    "…\"}; see docs/reference/analyses.md")
+    format: Format = Format.JSON
+
+
+class FindingOut(BaseModel):
+    rule: str
+    verdict: str
+    reason: str
+    cell: int | None
+
+
+class ReviewOut(BaseModel):
+    reviewer: str
+    decision: str
+    reason: str
+    at: dt.datetime
+
+
+class OutputOut(BaseModel):
+    id: str
+    project_id: str
+    requester: str
+    status: OutputStatus
+    verdict: str = Field(description="release, release_with_suppression, review or block")
+    findings: list[FindingOut]
+    suppressed: list[int] = Field(description="indexes of the cells hidden")
+    rules_version: str
+    thresholds: dict[str, Any]
+    kind: str
+    spec: dict[str, Any]
+    sha256: str
+    media_type: str
+    filename: str
+    size: int
+    created_at: dt.datetime
+    requested_at: dt.datetime | None
+    decided_at: dt.datetime | None
+    justification: str | None
+    reviews: list[ReviewOut]
+
+
+def output_out(view: OutputView) -> OutputOut:
+    row, report = view.output, view.report
+    return OutputOut(
+        id=row.id, project_id=row.project_id, requester=row.requester, status=view.status,
+        verdict=report.verdict.value,
+        findings=[FindingOut(**f.as_dict()) for f in report.findings],
+        suppressed=sorted(report.suppressed), rules_version=report.rules_version,
+        thresholds=report.thresholds, kind=row.kind, spec=row.spec, sha256=row.sha256,
+        media_type=row.media_type, filename=row.filename, size=row.size,
+        created_at=row.created_at, requested_at=row.requested_at, decided_at=row.decided_at,
+        justification=row.justification,
+        reviews=[ReviewOut(reviewer=r.reviewer, decision=r.decision, reason=r.reason, at=r.at)
+                 for r in view.reviews])
+
+
+class ReleaseIn(BaseModel):
+    justification: Annotated[str, StringConstraints(max_length=5000)] | None = Field(
+        default=None, description="why the output is needed; required when it is held for "
+                                  "review (at least 20 characters)")
+
+
+class ReviewIn(BaseModel):
+    approve: bool
+    reason: Annotated[str, StringConstraints(max_length=5000)] = Field(
+        default="", description="required to reject (the researcher reads it)")

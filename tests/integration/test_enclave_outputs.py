@@ -1,0 +1,174 @@
+"""From SQL to a released file, through the real services: each disclosure trap, end to end.
+
+One platform (SQLite, real keys, a 3,000-participant synthetic cohort) serves the module; each
+test defines what it needs under its own names, so the tests do not depend on their order except
+where the ledger is the point (differencing), and those tests say so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strongroom.access import people
+from strongroom.access.context import Principal
+from strongroom.access.roles import Role
+from strongroom.access.states import Vetting
+from strongroom.audit import EventType
+from strongroom.enclave import service
+from strongroom.errors import Conflict, Invalid
+from strongroom.outputs import requests
+from strongroom.outputs.render import Format
+from strongroom.outputs.states import OutputStatus
+from strongroom.outputs.verdicts import Verdict
+from tests.access_world import PASSWORD, Member, World, build_world
+
+FIELDS = [31, 34, 54, 20116, 21001, 4080, 41270, 41280]
+BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p54_i0 AS centre, p20116_i0 AS smoking, "
+        "p21001_i0 AS bmi, p4080_i0_a0 AS sbp, "
+        "CASE WHEN p34 < 1950 THEN 'before 1950' ELSE '1950 on' END AS era FROM participants")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    found = build_world(tmp_path_factory.mktemp("enclave"), cohort=3000, fields=FIELDS)
+    yield found
+    found.platform.close()
+
+
+@pytest.fixture(scope="module")
+def researcher(world: World) -> Principal:
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    service.define(world.platform.enclave, who, world.project_id, "base", BASE)
+    return who
+
+
+def analyse(world: World, who: Principal, analysis: dict[str, object],
+            fmt: str = "json") -> requests.OutputView:
+    return world.platform.outputs.analyse(who, world.project_id, analysis, Format(fmt))
+
+
+def rules_hit(view: requests.OutputView) -> set[str]:
+    return {f.rule for f in view.report.findings}
+
+
+def test_a_safe_crosstab_is_released_and_the_bytes_downloaded_are_those_checked(
+        world: World, researcher: Principal) -> None:
+    view = analyse(world, researcher, {"kind": "crosstab", "definition": "base",
+                                       "rows": "sex", "columns": "era"})
+    assert view.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS), view.reasons
+    released = world.platform.outputs.request_release(researcher, view.output.id)
+    assert released.status is OutputStatus.RELEASED
+    got = requests.download(world.ctx, researcher, view.output.id)
+    assert hashlib.sha256(got.payload).hexdigest() == view.output.sha256
+    body = json.loads(got.payload)
+    assert body["kind"] == "crosstab" and "contributors" not in got.payload.decode()
+    types = [e.type for e in world.platform.audit.entries()]
+    assert EventType.OUTPUT_RELEASED in types
+
+
+def test_rows_duplicated_to_inflate_a_count_do_not_pass(world: World,
+                                                        researcher: Principal) -> None:
+    # one row per diagnosis: a few people with many diagnoses make a large row count
+    service.define(world.platform.enclave, researcher, world.project_id, "dups",
+                   "SELECT b.pid, b.centre FROM base b JOIN diagnoses d ON b.pid = d.pid "
+                   "WHERE b.birth_year < 1939")
+    view = analyse(world, researcher, {"kind": "frequency", "definition": "dups",
+                                       "variable": "centre"})
+    small = [c for c in view.report.findings if c.rule == "threshold"]
+    assert small, "cells of few participants but many rows must fail the threshold"
+
+
+def test_differencing_by_excluding_one_person_is_blocked(world: World,
+                                                         researcher: Principal) -> None:
+    everyone = analyse(world, researcher, {
+        "kind": "aggregate_sql", "sql": "SELECT count(*) AS n FROM base"})
+    assert world.platform.outputs.request_release(
+        researcher, everyone.output.id).status is OutputStatus.RELEASED
+    service.define(world.platform.enclave, researcher, world.project_id, "all_but_one",
+                   "SELECT * FROM base WHERE pid <> (SELECT min(pid) FROM base)")
+    all_but_one = analyse(world, researcher, {
+        "kind": "aggregate_sql", "sql": "SELECT count(*) AS n FROM all_but_one"})
+    assert all_but_one.report.verdict is Verdict.BLOCK
+    assert "differencing" in rules_hit(all_but_one)
+    assert world.platform.outputs.request_release(
+        researcher, all_but_one.output.id).status is OutputStatus.BLOCKED
+
+
+def test_two_counts_of_one_group_that_differ_by_a_few_are_blocked(
+        world: World, researcher: Principal) -> None:
+    view = analyse(world, researcher, {
+        "kind": "aggregate_sql",
+        "sql": "SELECT sex, count(*) AS n, count(bmi) AS with_bmi FROM base GROUP BY sex"})
+    # the synthetic cohort (seed 7) has a few participants without a BMI in each group
+    assert "differencing" in rules_hit(view)
+    assert view.report.verdict is Verdict.BLOCK
+
+
+def test_raw_rows_as_group_labels_are_blocked(world: World, researcher: Principal) -> None:
+    view = analyse(world, researcher, {
+        "kind": "aggregate_sql",
+        "sql": "SELECT bmi, sbp, birth_year, count(*) AS n FROM base "
+               "GROUP BY bmi, sbp, birth_year"}, fmt="csv")
+    assert view.report.verdict is Verdict.BLOCK
+    assert "raw_rows" in rules_hit(view) or "identifiers" in rules_hit(view)
+
+
+def test_an_unknown_aggregation_is_refused_with_its_reason(world: World,
+                                                          researcher: Principal) -> None:
+    with pytest.raises(Invalid) as refused:
+        analyse(world, researcher, {
+            "kind": "aggregate_sql", "sql": "SELECT sex, bit_xor(sbp) FROM base GROUP BY sex"})
+    assert "aggregat" in str(refused.value)
+
+
+@pytest.mark.parametrize("sql", [
+    "COPY participants TO '/tmp/out.csv'",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "ATTACH '/tmp/x.db' AS x",
+    "SELECT getenv('HOME') AS pid",
+])
+def test_hostile_sql_is_refused_and_audited(world: World, researcher: Principal,
+                                            sql: str) -> None:
+    before = world.platform.audit.size()
+    with pytest.raises(Invalid):
+        service.define(world.platform.enclave, researcher, world.project_id, "hostile", sql)
+    new = world.platform.audit.entries(before)
+    assert EventType.ENCLAVE_ANALYSIS_REFUSED in [e.type for e in new]
+
+
+def test_review_needs_two_different_checkers_and_then_releases(
+        world: World, researcher: Principal, tmp_path: Path) -> None:
+    # a crosstab with structurally empty combinations is held for review (zeros)
+    service.define(world.platform.enclave, researcher, world.project_id, "grouped",
+                   "SELECT pid, sex, CASE WHEN sex = 0 THEN 'a' WHEN era = '1950 on' THEN 'b' "
+                   "ELSE 'c' END AS grp FROM base")
+    view = analyse(world, researcher, {"kind": "crosstab", "definition": "grouped",
+                                       "rows": "sex", "columns": "grp"})
+    assert view.report.verdict is Verdict.REVIEW, view.reasons
+    held = world.platform.outputs.request_release(
+        researcher, view.output.id, "the zero count is structural: no one has a BMI over 1000")
+    assert held.status is OutputStatus.UNDER_REVIEW
+    checker = world.sign_in(world.staff[Role.OUTPUT_CHECKER])
+    second = people.create(world.ctx, None, institution_id=world.staff[Role.OUTPUT_CHECKER]
+                           .institution_id, email="second-checker@custodian.test",
+                           name="Second", roles=[Role.OUTPUT_CHECKER.value], password=PASSWORD,
+                           vetting=Vetting.APPROVED)
+    today = world.clock().date()
+    people.record_training(world.ctx, None, second.person.id, course="Output checking",
+                           completed_on=today - dt.timedelta(days=1),
+                           expires_on=today + dt.timedelta(days=300))
+    other = world.sign_in(Member(second.person.id, second.person.email, second.totp_secret,
+                                 world.staff[Role.OUTPUT_CHECKER].institution_id))
+    once = world.platform.outputs.review(checker, view.output.id, True, "structural zero")
+    assert once.status is OutputStatus.APPROVED_ONCE
+    with pytest.raises(Conflict):
+        world.platform.outputs.review(checker, view.output.id, True, "again")
+    done = world.platform.outputs.review(other, view.output.id, True, "agreed")
+    assert done.status is OutputStatus.RELEASED

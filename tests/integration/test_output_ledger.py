@@ -1,0 +1,231 @@
+"""The differencing ledger, on SQLite and PostgreSQL: clashes found, sizes pruned, sets sealed."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyroaring import BitMap
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from strongroom.cohort.crypto import MasterKey
+from strongroom.db import make_engine
+from strongroom.errors import Conflict, Invalid, Unavailable
+from strongroom.outputs.ledger import CELLS, RELEASES, Ledger
+from strongroom.outputs.verdicts import Verdict
+from tests.leaks import binary_leaks, text_leaks
+
+THRESHOLD = 10
+
+
+@pytest.fixture
+def engine(tmp_path: Path, database_url: str | None) -> Iterator[Engine]:
+    made = make_engine(database_url or f"sqlite:///{tmp_path / 'metadata.db'}")
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def ledger(engine: Engine) -> Ledger:
+    return Ledger(engine, MasterKey.generate())
+
+
+@pytest.fixture(scope="module")
+def everyone() -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return np.sort(rng.choice(np.arange(1_000_000, 10_000_000), 5000, replace=False))
+
+
+def test_excluding_one_person_is_blocked(ledger: Ledger, everyone: np.ndarray) -> None:
+    ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone)
+    but_one = np.delete(everyone, 2500)
+    findings = ledger.check("inst-1", "proj-a", [("everyone but one", but_one)], but_one,
+                            THRESHOLD)
+    assert len(findings) == 1
+    found = findings[0]
+    assert (found.rule, found.verdict, found.cell) == ("differencing", Verdict.BLOCK, 0)
+    assert "'everyone but one'" in found.reason and "'everyone'" in found.reason
+    assert "release rel-1" in found.reason and "by only 1 participant," in found.reason
+    assert str(everyone[2500]) not in found.reason  # how many, never which
+
+
+def test_identical_sets_and_sets_far_enough_apart_pass(ledger: Ledger,
+                                                       everyone: np.ndarray) -> None:
+    ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone)
+    assert ledger.check("inst-1", "proj-a", [("again", everyone)], everyone, THRESHOLD) == []
+    apart = everyone[THRESHOLD:]  # differs by exactly the threshold: allowed
+    assert ledger.check("inst-1", "proj-a", [("ten fewer", apart)], apart, THRESHOLD) == []
+    close = everyone[THRESHOLD - 1:]  # one fewer than the threshold: blocked
+    findings = ledger.check("inst-1", "proj-a", [("nine fewer", close)], close, THRESHOLD)
+    assert [f.cell for f in findings] == [0]
+    assert "by only 9 participants" in findings[0].reason
+
+
+def test_a_set_against_an_earlier_complement(ledger: Ledger, everyone: np.ndarray) -> None:
+    population = everyone[:1000]
+    ledger.record("inst-1", "proj-a", "rel-1", [("smokers", population[:300])], population)
+    # non-smokers but one: far from "smokers", one away from the population minus smokers
+    findings = ledger.check("inst-1", "proj-a", [("non-smokers but one", population[301:])],
+                            population, THRESHOLD)
+    assert len(findings) == 1
+    assert "rest of its population outside cell 'smokers'" in findings[0].reason
+    assert "by only 1 participant" in findings[0].reason
+
+
+def test_a_new_complement_against_an_earlier_set(ledger: Ledger, everyone: np.ndarray) -> None:
+    ledger.record("inst-1", "proj-a", "rel-1", [("non-smokers", everyone[300:1000])],
+                  everyone[:1000])
+    # a release over another population, whose complement of A is "non-smokers" but one
+    population = everyone[300:1500]
+    cell = np.concatenate([everyone[300:301], everyone[1000:1500]])
+    findings = ledger.check("inst-1", "proj-a", [("recent and one more", cell)], population,
+                            THRESHOLD)
+    assert len(findings) == 1
+    assert findings[0].reason.startswith(
+        "The rest of the population outside cell 'recent and one more' differs from cell "
+        "'non-smokers' in release rel-1 by only 1 participant")
+
+
+def test_only_the_same_institution_counts(ledger: Ledger, everyone: np.ndarray) -> None:
+    ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone)
+    but_one = everyone[1:]
+    assert ledger.check("inst-2", "proj-z", [("all but one", but_one)], but_one, THRESHOLD) == []
+    findings = ledger.check("inst-1", "proj-b", [("all but one", but_one)], but_one, THRESHOLD)
+    assert len(findings) == 1 and "release rel-1 of project proj-a" in findings[0].reason
+
+
+def test_only_clashing_cells_are_named(ledger: Ledger, everyone: np.ndarray) -> None:
+    ledger.record("inst-1", "proj-a", "rel-1",
+                  [("men", everyone[:2000]), ("women", everyone[2000:])], everyone)
+    cells = [("men 40+", everyone[:1500]), ("women but two", everyone[2002:])]
+    findings = ledger.check("inst-1", "proj-a", cells, everyone, THRESHOLD)
+    assert [f.cell for f in findings] == [1]
+
+
+def test_every_rule_agrees_with_plain_set_arithmetic(ledger: Ledger) -> None:
+    """Random small releases: the findings are exactly those a brute-force check gives."""
+    rng = np.random.default_rng(3)
+    ids = np.arange(1_000_000, 1_000_060)
+    released = []
+    for r in range(6):
+        population = np.sort(rng.choice(ids, int(rng.integers(30, 60)), replace=False))
+        cells = [(f"r{r}c{i}", np.sort(rng.choice(population, int(rng.integers(0, 30)),
+                                                   replace=False))) for i in range(4)]
+        ledger.record("inst-1", "proj-a", f"rel-{r}", cells, population)
+        released += [(set(c.tolist()), set(population.tolist())) for _, c in cells]
+    for _ in range(25):
+        population = np.sort(rng.choice(ids, int(rng.integers(30, 60)), replace=False))
+        cells = [(f"n{i}", np.sort(rng.choice(population, int(rng.integers(0, 30)),
+                                               replace=False))) for i in range(5)]
+        expected = {}
+        for i, (_, c) in enumerate(cells):
+            a, ua = set(c.tolist()), set(population.tolist())
+            deltas = [len(x ^ y) for b, ub in released
+                      for x in (a, ua - a) for y in (b, ub - b)]
+            close = [d for d in deltas if 0 < d < 4]
+            if close:
+                expected[i] = min(close)
+        findings = ledger.check("inst-1", "proj-b", cells, population, 4)
+        assert {f.cell: f for f in findings}.keys() == expected.keys()
+        for f in findings:
+            assert f.cell is not None
+            people = "participant" if expected[f.cell] == 1 else "participants"
+            assert f"by only {expected[f.cell]} {people}," in f.reason
+
+
+def test_size_pruning_with_20000_cells(ledger: Ledger) -> None:
+    """20,000 cells: the database hands back only rows whose size could clash."""
+    rng = np.random.default_rng(7)
+    universe = np.arange(1_000_000, 1_100_000)
+    kept: tuple[str, int, int] | None = None
+    for r in range(40):
+        sizes = np.exp(rng.uniform(np.log(20), np.log(50_000), 500)).astype(np.int64)
+        starts = rng.integers(0, len(universe) - sizes)
+        cells = [(f"cell {r}.{i}", universe[s:s + n])
+                 for i, (s, n) in enumerate(zip(starts, sizes, strict=True))]
+        ledger.record("inst-1", f"proj-{r % 3}", f"rel-{r}", cells, universe)
+        if r == 17:
+            i = int(np.argmax((sizes > 3000) & (sizes < 8000)))
+            kept = (f"cell {r}.{i}", int(starts[i]), int(sizes[i]))
+    assert ledger.count("inst-1") == 20_000 and kept is not None
+    label, start, size = kept
+    near = universe[start + 3:start + size]  # the kept cell without 3 of its people
+    fresh = [("near", near), ("elsewhere", universe[:23_457])]
+    findings = ledger.check("inst-1", "proj-9", fresh, universe, THRESHOLD)
+    assert [f.cell for f in findings] == [0]
+    assert f"cell {label!r} in release rel-17" in findings[0].reason
+    stats = ledger.last_stats
+    assert 1 <= stats.candidates <= 60  # of 20,000: the size filter ran in SQL
+    assert stats.decrypted <= stats.candidates + 40
+
+
+def test_sets_are_sealed_at_rest(ledger: Ledger, engine: Engine, tmp_path: Path,
+                                 everyone: np.ndarray) -> None:
+    rng = np.random.default_rng(11)
+    cells = [(f"group {i}", np.sort(rng.choice(everyone, 200, replace=False)))
+             for i in range(5)]
+    ledger.record("inst-1", "proj-a", "rel-1", cells, everyone)
+    blob = _stored(engine, tmp_path)
+    sample = [int(e) for e in everyone[::50]]
+    assert text_leaks(blob, sample) == []
+    assert binary_leaks(blob, sample) == []
+    for _, eids in cells:  # nor as uint32 arrays, nor the bitmap itself or any stretch of it
+        assert not [i for i in range(0, 198, 10) if struct.pack("<3I", *eids[i:i + 3]) in blob]
+        plain = BitMap(eids.tolist()).serialize()
+        assert all(plain[i:i + 32] not in blob for i in range(0, len(plain) - 32, 64))
+    assert ledger.check("inst-1", "proj-a", [("again", cells[0][1])], everyone,
+                        THRESHOLD) == []  # and it still reads back
+
+
+def test_a_row_moved_to_another_institution_does_not_open(ledger: Ledger, engine: Engine,
+                                                          everyone: np.ndarray) -> None:
+    ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone)
+    with engine.begin() as con:
+        con.execute(update(CELLS).values(institution_id="inst-2"))
+    with pytest.raises(Unavailable, match="cannot be read"):
+        ledger.check("inst-2", "proj-z", [("but one", everyone[1:])], everyone[1:], THRESHOLD)
+
+
+def test_bad_input_is_refused_and_nothing_half_recorded(ledger: Ledger, engine: Engine,
+                                                        everyone: np.ndarray) -> None:
+    with pytest.raises(Invalid, match="outside 0–"):
+        ledger.check("inst-1", "proj-a", [("x", np.array([2**32]))], np.array([2**32]), 10)
+    with pytest.raises(Invalid, match="whole-number"):
+        ledger.check("inst-1", "proj-a", [("x", everyone.astype(float))], everyone, 10)
+    with pytest.raises(Invalid, match="outside its release's population"):
+        ledger.record("inst-1", "proj-a", "rel-1", [("x", everyone)], everyone[:10])
+    with pytest.raises(Invalid, match="threshold"):
+        ledger.check("inst-1", "proj-a", [("x", everyone)], everyone, 0)
+    ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone)
+    with pytest.raises(Conflict, match="already"):
+        ledger.record("inst-1", "proj-a", "rel-1", [("a", everyone[:5]), ("b", everyone)],
+                      everyone)
+    assert ledger.count() == 1
+
+
+def test_recording_joins_the_callers_transaction(ledger: Ledger, engine: Engine,
+                                                 everyone: np.ndarray) -> None:
+    with pytest.raises(RuntimeError), Session(engine) as db, db.begin():
+        ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone,
+                      session=db)
+        raise RuntimeError("the release failed after the ledger wrote")
+    assert ledger.count() == 0
+    with Session(engine) as db, db.begin():
+        ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone,
+                      session=db)
+    assert ledger.count() == 1
+
+
+def _stored(engine: Engine, tmp_path: Path) -> bytes:
+    """The database's own files (SQLite) or every ledger row's bytes (PostgreSQL)."""
+    rows = []
+    with engine.connect() as con:
+        for table in (RELEASES, CELLS):
+            for row in con.execute(select(table)):
+                rows += [v if isinstance(v, bytes) else str(v).encode() for v in row]
+    files = [p.read_bytes() for p in sorted(tmp_path.glob("metadata.db*"))]
+    return b"\n".join(files + rows)

@@ -1,0 +1,377 @@
+"""The payload readers and the raw-row scanner, on a synthetic cohort of 5,000.
+
+Ordinary aggregate outputs must pass; participant-level rows must be found however they are
+disguised (renamed, reordered, dropped, rounded, mixed, transposed, in any format), and so
+must participant IDs. Anything unreadable is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import openpyxl
+import polars as pl
+import pytest
+import statsmodels.formula.api as smf
+
+from strongroom.access.pseudonyms import random_ids
+from strongroom.cohort.dictionary import Dictionary
+from strongroom.cohort.model import Cohort
+from strongroom.cohort.synth.generator import synthesise
+from strongroom.outputs.readers import UnreadablePayload, read_payload
+from strongroom.outputs.scanner import RowIndex, scan
+from strongroom.outputs.verdicts import Finding, Verdict
+
+MEASURES = ["p21001_i0", "p4080_i0_a0", "p4079_i0_a0", "p30690_i0", "p30740_i0", "p50_i0",
+            "p21002_i0", "p48_i0", "p34", "p21003_i0"]
+
+
+@pytest.fixture(scope="module")
+def cohort() -> Cohort:
+    return synthesise(5000, 21)
+
+
+@pytest.fixture(scope="module")
+def pids() -> list[np.ndarray]:
+    return [random_ids(5000, np.empty(0, np.int64)) for _ in range(2)]
+
+
+@pytest.fixture(scope="module")
+def index(cohort: Cohort, dictionary: Dictionary, pids: list[np.ndarray]) -> RowIndex:
+    eids = cohort.participants["eid"].to_numpy()
+    return RowIndex.build(cohort.participants, dictionary, [eids, *pids])
+
+
+@pytest.fixture(scope="module")
+def people(cohort: Cohort) -> pl.DataFrame:
+    """30 participants with every measure recorded (raw rows to leak)."""
+    return cohort.participants.drop_nulls(MEASURES).sample(30, seed=5)
+
+
+def rules(findings: list[Finding]) -> list[str]:
+    assert all(f.verdict == Verdict.BLOCK for f in findings)
+    return sorted(f.rule for f in findings)
+
+
+# -- ordinary outputs pass --------------------------------------------------------------------
+
+
+def _crosstab(p: pl.DataFrame) -> bytes:
+    counts = p.group_by("p31", "p54_i0").len("n").sort("p31", "p54_i0")
+    counts = counts.with_columns(
+        pct=(pl.col("n") / pl.col("n").sum() * 100).round(1),
+        row_pct=(pl.col("n") / pl.col("n").sum().over("p31") * 100).round(2))
+    margins = counts.group_by("p31").agg(pl.col("n").sum()).with_columns(
+        p54_i0=pl.lit(None, pl.Int64), pct=(pl.col("n") / p.height * 100).round(1),
+        row_pct=pl.lit(100.0))
+    table = pl.concat([counts, margins.select(counts.columns)], how="vertical_relaxed")
+    return table.write_csv().encode()
+
+
+def _wide_crosstab(p: pl.DataFrame) -> bytes:
+    counts = p.group_by("p54_i0", "p20116_i0").len("n").sort("p54_i0", "p20116_i0")
+    return counts.pivot(on="p20116_i0", index="p54_i0", values="n").write_csv().encode()
+
+
+def _summary_json(p: pl.DataFrame) -> bytes:
+    def stats(frame: pl.DataFrame) -> dict[str, dict[str, float]]:
+        return {c: {"n": int(frame[c].count()), "mean": round(float(frame[c].mean()), 2),
+                    "sd": round(float(frame[c].std()), 2), "median": frame[c].median(),
+                    "q1": frame[c].quantile(0.25), "q3": frame[c].quantile(0.75)}
+                for c in MEASURES}
+    groups = [{"sex": int(s), "variables": stats(g)} for (s,), g in p.group_by("p31")]
+    return json.dumps({"overall": stats(p), "by_sex": groups}).encode()
+
+
+def _grouped_means_csv(p: pl.DataFrame) -> bytes:
+    table = p.group_by("p54_i0").agg(
+        pl.len().alias("n"), *(pl.col(c).mean().round(2).alias(f"mean_{c}") for c in MEASURES),
+        *(pl.col(c).std().round(2).alias(f"sd_{c}") for c in MEASURES)).sort("p54_i0")
+    return table.write_csv().encode()
+
+
+def _regression_csv(p: pl.DataFrame) -> bytes:
+    frame = p.select([*MEASURES, "p31"]).drop_nulls().to_pandas()
+    model = smf.ols("p21001_i0 ~ p4080_i0_a0 + p34 + C(p31) + p30690_i0 + p50_i0", frame).fit()
+    return str(model.summary2().tables[1].reset_index().to_csv(index=False)).encode()
+
+
+def _regression_text(p: pl.DataFrame) -> bytes:
+    frame = p.select([*MEASURES, "p31"]).drop_nulls().to_pandas()
+    model = smf.ols("p4080_i0_a0 ~ p21001_i0 + p21003_i0 + C(p31) + p30740_i0", frame).fit()
+    return str(model.summary()).encode()
+
+
+def _text_report(p: pl.DataFrame) -> bytes:
+    bmi, sbp = p["p21001_i0"], p["p4080_i0_a0"]
+    lines = [
+        "Baseline characteristics",
+        f"Of {p.height} participants, {int((p['p31'] == 0).sum())} "
+        f"({float((p['p31'] == 0).mean()) * 100:.1f}%) were women.",
+        f"Mean BMI was {bmi.mean():.1f} (SD {bmi.std():.1f}); median {bmi.median():.2f} "
+        f"(IQR {bmi.quantile(0.25):.2f}-{bmi.quantile(0.75):.2f}).",
+        f"Mean systolic blood pressure {sbp.mean():.1f} mmHg; recruited 2006-03-13 to "
+        "2010-10-01 at 22 centres.",
+        "Life table: year, at risk, events, censored, survival",
+    ]
+    at_risk = p.height
+    survival = 1.0
+    for year in range(10):
+        events, censored = 31 + year, 12
+        survival *= 1 - events / at_risk
+        lines.append(f"{year}  {at_risk}  {events}  {censored}  {survival:.4f}")
+        at_risk -= events + censored
+    lines += [f"{c}: mean {p[c].mean():.2f}, sd {p[c].std():.2f}, n {p[c].count()}"
+              for c in MEASURES]
+    return "\n".join(lines).encode()
+
+
+def _histogram_csv(p: pl.DataFrame) -> bytes:
+    return p["p21001_i0"].drop_nulls().hist(bin_count=25).write_csv().encode()
+
+
+def _correlations_csv(p: pl.DataFrame) -> bytes:
+    corr = p.select(MEASURES).drop_nulls().corr().with_columns(pl.all().round(3))
+    return corr.write_csv().encode()
+
+
+def _quantiles_parquet(p: pl.DataFrame) -> bytes:
+    qs = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+    frame = pl.DataFrame({"quantile": qs, **{c: [p[c].quantile(q) for q in qs]
+                                             for c in MEASURES}})
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
+
+
+ORDINARY = {
+    "crosstab.csv": _crosstab, "wide_crosstab.csv": _wide_crosstab,
+    "summary.json": _summary_json, "means_by_centre.csv": _grouped_means_csv,
+    "regression.csv": _regression_csv, "regression.txt": _regression_text,
+    "report.txt": _text_report, "histogram.csv": _histogram_csv,
+    "correlations.csv": _correlations_csv, "quantiles.parquet": _quantiles_parquet,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ORDINARY))
+def test_ordinary_outputs_pass(name: str, cohort: Cohort, index: RowIndex) -> None:
+    assert scan(index, ORDINARY[name](cohort.participants), name) == []
+
+
+def test_one_seven_digit_count_that_is_an_id_passes(cohort: Cohort, index: RowIndex) -> None:
+    eid = int(cohort.participants["eid"][17])
+    report = f"Total follow-up: {eid} person-days over 9.8 years.\n".encode()
+    assert scan(index, report, "report.txt") == []
+
+
+# -- raw rows are found ------------------------------------------------------------------------
+
+
+def _raw(people: pl.DataFrame) -> pl.DataFrame:
+    return people.select("p21001_i0", "p34", "p4080_i0_a0", "p30690_i0", "p31", "p53_i0",
+                         "p50_i0")
+
+
+def _disguised(people: pl.DataFrame) -> pl.DataFrame:
+    """Renamed, reordered, columns dropped, rounded to one decimal."""
+    return people.select(
+        pl.col("p30690_i0").round(1).alias("chol"), pl.col("p34").alias("born"),
+        pl.col("p21001_i0").round(1).alias("bmi"), pl.col("p4080_i0_a0").alias("sbp"),
+        pl.col("p50_i0").alias("height"))
+
+
+def _integers(people: pl.DataFrame) -> pl.DataFrame:
+    return people.select(pl.col(c).round(0).cast(pl.Int64).alias(f"v{i}") for i, c in
+                         enumerate(["p21002_i0", "p4079_i0_a0", "p21001_i0", "p34",
+                                    "p4080_i0_a0", "p50_i0"]))
+
+
+def test_raw_rows_in_a_csv(people: pl.DataFrame, index: RowIndex) -> None:
+    findings = scan(index, _raw(people).write_csv().encode(), "rows.csv")
+    assert rules(findings) == ["raw_rows"]
+    assert findings[0].reason.startswith("30 rows of the payload match participant records")
+    shown = {str(v) for v in people["p21001_i0"]} | {str(v) for v in people["eid"]}
+    assert not [v for v in shown if v in findings[0].reason]  # how many, never which
+
+
+def test_renamed_reordered_dropped_and_rounded_rows(people: pl.DataFrame,
+                                                    index: RowIndex) -> None:
+    findings = scan(index, _disguised(people).write_csv().encode(), "table1.csv")
+    assert rules(findings) == ["raw_rows"]
+
+
+def test_rows_rounded_to_integers(people: pl.DataFrame, index: RowIndex) -> None:
+    findings = scan(index, _integers(people).write_csv().encode(), "counts.csv")
+    assert rules(findings) == ["raw_rows"]
+
+
+def test_a_few_raw_rows_among_aggregate_rows(cohort: Cohort, people: pl.DataFrame,
+                                             index: RowIndex) -> None:
+    cols = ["p21001_i0", "p4080_i0_a0", "p30690_i0", "p34", "p50_i0"]
+    groups = (cohort.participants.group_by("p54_i0")
+              .agg(pl.col(c).mean().round(2) for c in cols).sort("p54_i0")
+              .select(pl.col("p54_i0").cast(pl.String).alias("group"), *cols))
+    assert scan(index, groups.write_csv().encode(), "means.csv") == []
+    rows = people.head(3).select(pl.lit("x").alias("group"), pl.col("p21001_i0").round(1),
+                                 *cols[1:])
+    mixed = pl.concat([groups, rows], how="vertical_relaxed")
+    assert rules(scan(index, mixed.write_csv().encode(), "means.csv")) == ["raw_rows"]
+    # and raw rows appended as a second section of a different shape
+    text = groups.write_csv() + "\nIndividuals\n" + _disguised(people.head(6)).write_csv()
+    assert rules(scan(index, text.encode(), "means.csv")) == ["raw_rows"]
+
+
+def test_group_labels_that_are_raw_values(cohort: Cohort, index: RowIndex) -> None:
+    """GROUP BY bmi, sbp, birth year: every group is one person, counts hidden or not."""
+    groups = (cohort.participants.group_by("p21001_i0", "p4080_i0_a0", "p34").len("n")
+              .head(40).with_columns(n=pl.lit(None, pl.Int64)))
+    cells = [{"row": [str(v) for v in row[:3]], "column": "count", "value": None,
+              "suppressed": True} for row in groups.rows()]
+    assert rules(scan(index, json.dumps({"kind": "aggregate_sql", "cells": cells}).encode(),
+                      "result.json")) == ["raw_rows"]
+
+
+def test_raw_rows_in_parquet(people: pl.DataFrame, index: RowIndex) -> None:
+    buffer = io.BytesIO()
+    _disguised(people).write_parquet(buffer)
+    assert rules(scan(index, buffer.getvalue(), "result.parquet")) == ["raw_rows"]
+
+
+@pytest.mark.parametrize("shape", ["records", "nested", "columns", "arrays"])
+def test_raw_rows_in_json(shape: str, people: pl.DataFrame, index: RowIndex) -> None:
+    frame = _disguised(people)
+    doc: object = {
+        "records": frame.to_dicts(),
+        "nested": {"analysis": {"n": 30, "rows": frame.to_dicts()}},
+        "columns": frame.to_dict(as_series=False),
+        "arrays": [list(r) for r in frame.rows()],
+    }[shape]
+    assert rules(scan(index, json.dumps(doc).encode(), "out.json")) == ["raw_rows"]
+
+
+def test_raw_rows_in_text(people: pl.DataFrame, index: RowIndex) -> None:
+    frame = _disguised(people)
+    plain = "\n".join("  ".join(str(v) for v in row) for row in frame.rows())
+    assert rules(scan(index, f"Listing\n{plain}\n".encode(), "listing.txt")) == ["raw_rows"]
+    with pl.Config(tbl_rows=40):
+        printed = str(frame)  # a printed DataFrame, box characters and all
+    assert rules(scan(index, printed.encode(), "console.log")) == ["raw_rows"]
+
+
+def test_participants_as_columns(people: pl.DataFrame, index: RowIndex) -> None:
+    frame = _disguised(people.head(12))
+    transposed = pl.DataFrame({f"person_{i}": list(row) for i, row in enumerate(frame.rows())})
+    findings = scan(index, transposed.write_csv().encode(), "wide.csv")
+    assert rules(findings) == ["raw_rows"]
+    assert "rows and columns swapped" in findings[0].reason
+
+
+def test_raw_rows_in_a_workbook(people: pl.DataFrame, index: RowIndex) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    frame = _disguised(people)
+    sheet.append(frame.columns)
+    for row in frame.rows():
+        sheet.append(list(row))
+    buffer = io.BytesIO()
+    book.save(buffer)
+    assert rules(scan(index, buffer.getvalue(), "table.xlsx")) == ["raw_rows"]
+
+
+# -- participant IDs ---------------------------------------------------------------------------
+
+
+def test_pseudonymous_ids_are_found(pids: list[np.ndarray], index: RowIndex) -> None:
+    table = pl.DataFrame({"id": pids[1][:5], "n": [12, 15, 11, 19, 30]})
+    findings = scan(index, table.write_csv().encode(), "list.csv")
+    assert rules(findings) == ["identifiers"]
+    assert findings[0].reason.startswith("5 distinct values are participant IDs")
+    assert str(pids[1][0]) not in findings[0].reason
+
+
+def test_master_ids_in_text_are_found(cohort: Cohort, index: RowIndex) -> None:
+    eids = cohort.participants["eid"].to_list()[:2]
+    text = f"Outliers: participant {eids[0]} (BMI high) and ID{eids[1]}.\n".encode()
+    assert rules(scan(index, text, "notes.md")) == ["identifiers"]
+
+
+def test_one_id_in_an_id_column_is_found(pids: list[np.ndarray], index: RowIndex) -> None:
+    table = pl.DataFrame({"pid": [int(pids[0][3])], "events": [4]})
+    assert rules(scan(index, table.write_csv().encode(), "one.csv")) == ["identifiers"]
+
+
+def test_ids_as_column_names_are_found(pids: list[np.ndarray], index: RowIndex) -> None:
+    table = pl.DataFrame({str(p): [1.5, 2.5] for p in pids[0][:3]})
+    assert "identifiers" in rules(scan(index, table.write_csv().encode(), "wide.csv"))
+
+
+# -- fail closed -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("data", "name"), [
+    (b"PK\x03\x04 not really", "table.xls"),
+    (b"%PDF-1.7", "report.pdf"),
+    (b"a,b\n1,\x00\x01\x02\n", "rows.csv"),
+    (b"PAR1 not a parquet file", "rows.parquet"),
+    (b"not a zip", "table.xlsx"),
+    (b'{"rows": [1, 2', "rows.json"),
+    (b"1,2,3", "archive.csv.gz"),
+])
+def test_unreadable_payloads_are_refused(data: bytes, name: str, index: RowIndex) -> None:
+    findings = scan(index, data, name)
+    assert rules(findings) == ["unrecognised_format"]
+    assert "unrecognised format" in findings[0].reason
+
+
+# -- readers -----------------------------------------------------------------------------------
+
+
+def test_csv_cells_become_numbers_and_dates() -> None:
+    data = b"group,n (%),mean,date\nmen,\"1,204 (48.2%)\",27.41,2008-03-14\nwomen,12,3,1/2/2009\n"
+    table = read_payload(data, "t.csv").tables[0]
+    assert table.text.columns == ["group", "n (%)", "mean", "date"]
+    numbers = table.numbers
+    assert numbers["n (%)"].to_list() == [1204.0, 12.0]
+    assert numbers["n (%)#2"].to_list() == [48.2, None]
+    assert numbers["date"].to_list() == [13952.0, 14276.0]  # days since 1970-01-01
+    assert table.date_columns == frozenset({"date"})
+    assert "group" not in numbers.columns
+
+
+def test_headerless_and_semicolon_files_keep_every_row() -> None:
+    assert read_payload(b"1;2;3\n4;5;6\n", "x.csv").tables[0].numbers.rows() == [
+        (1.0, 2.0, 3.0), (4.0, 5.0, 6.0)]
+    ragged = read_payload(b"a,b\n1,2\n3,4,5,6\n", "x.csv").tables[0].numbers
+    assert ragged.height == 2 and ragged.width == 4
+
+
+def test_every_json_number_lands_in_a_table() -> None:
+    doc = {"model": {"n": 4974, "r2": 0.21},
+           "coefficients": [{"term": "age", "est": 0.05, "ci": [0.01, 0.09]},
+                            {"term": "sex", "est": -1.2, "ci": [-1.5, -0.9]}],
+           "by_group": {"a": {"mean": 1.5, "sd": 0.2}, "b": {"mean": 2.5, "sd": 0.3}},
+           "matrix": [[1, 2], [3, 4]], "flags": [True, None, 7]}
+    payload = read_payload(json.dumps(doc).encode(), "x.json")
+    found = sorted(v for t in payload.tables for c in t.numbers.columns
+                   for v in t.numbers[c].drop_nulls().to_list())
+    assert found == sorted([4974, 0.21, 0.05, 0.01, 0.09, -1.2, -1.5, -0.9, 1.5, 0.2, 2.5, 0.3,
+                            1, 2, 3, 4, 1, 7])
+
+
+def test_parquet_nesting_is_flattened_and_odd_types_refused() -> None:
+    buffer = io.BytesIO()
+    pl.DataFrame({"s": [{"a": 1.5, "b": "x 2"}], "l": [[3, 4]]}).write_parquet(buffer)
+    table = read_payload(buffer.getvalue(), "n.parquet").tables[0]
+    assert sorted(table.numbers.row(0)) == [1.5, 2.0, 3.0, 4.0]
+    buffer = io.BytesIO()
+    pl.DataFrame({"blob": [b"\x00\x01"]}).write_parquet(buffer)
+    with pytest.raises(UnreadablePayload, match="a column has type Binary"):
+        read_payload(buffer.getvalue(), "b.parquet")
+
+
+def test_json_nested_beyond_reason_is_refused() -> None:
+    with pytest.raises(UnreadablePayload, match="nested deeper"):
+        read_payload(("[" * 200 + "]" * 200).encode(), "deep.json")
