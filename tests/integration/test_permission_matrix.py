@@ -26,6 +26,9 @@ from strongroom.access.roles import Role
 from strongroom.access.states import PauseLevel
 from strongroom.access.tokens import new_id
 from strongroom.access.totp import code_at
+from strongroom.enclave import service
+from strongroom.outputs.states import OutputStatus
+from strongroom.outputs.verdicts import Verdict
 from strongroom.platform import Platform
 from strongroom.server.app import create_app
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC
@@ -60,6 +63,10 @@ class Ids:
     victim_pause: str
     token: str
     researcher: str
+    checked: str  # outputs in each state, for the outputs routes
+    under_review: str
+    also_under_review: str
+    released: str
 
 
 _n = itertools.count()
@@ -132,6 +139,28 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
                                                   "reason": "matrix"}),
         ("POST", "/pauses/{pause_id}/lift"): lambda: (f"/pauses/{ids.victim_pause}/lift",
                                                       None),
+        ("POST", "/projects/{project_id}/definitions"): lambda: (
+            f"/projects/{p}/definitions",
+            {"name": f"d{next(_n)}", "sql": "SELECT pid, p31 FROM participants"}),
+        ("GET", "/projects/{project_id}/definitions"): lambda: (
+            f"/projects/{p}/definitions", None),
+        ("DELETE", "/projects/{project_id}/definitions/{name}"): lambda: (
+            f"/projects/{p}/definitions/never_defined", None),
+        ("GET", "/projects/{project_id}/dummy"): lambda: (f"/projects/{p}/dummy", None),
+        ("POST", "/projects/{project_id}/analyses"): lambda: (f"/projects/{p}/analyses", {
+            "analysis": {"kind": "frequency", "definition": "base", "variable": "sex"}}),
+        ("GET", "/outputs"): lambda: ("/outputs", None),
+        ("GET", "/outputs/{output_id}"): lambda: (f"/outputs/{ids.checked}", None),
+        ("POST", "/outputs/{output_id}/request"): lambda: (
+            f"/outputs/{ids.checked}/request", {}),
+        ("POST", "/outputs/{output_id}/withdraw"): lambda: (
+            f"/outputs/{ids.also_under_review}/withdraw", None),
+        ("POST", "/outputs/{output_id}/review"): lambda: (
+            f"/outputs/{ids.under_review}/review", {"approve": True, "reason": "fine"}),
+        ("GET", "/outputs/{output_id}/content"): lambda: (
+            f"/outputs/{ids.under_review}/content", None),
+        ("GET", "/outputs/{output_id}/download"): lambda: (
+            f"/outputs/{ids.released}/download", None),
         ("GET", "/audit/entries"): lambda: ("/audit/entries?limit=5", None),
         ("POST", "/audit/verify"): lambda: ("/audit/verify", None),
         ("POST", "/audit/checkpoint"): lambda: ("/audit/checkpoint", None),
@@ -158,7 +187,7 @@ def api_routes(app: Any) -> list[tuple[str, str, str]]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Ids, World]]:
     root = tmp_path_factory.mktemp("matrix")
-    world = build_world(root)
+    world = build_world(root, cohort=400)
     ctx = world.ctx
     admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
     r = world.researcher
@@ -177,10 +206,34 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, I
                             "so that the committee has something to decide")
     pause = pauses.set_pause(ctx, admin, "person", victim.person.id, "matrix victim")
     token = auth.issue_token(ctx, world.sign_in(r), world.project_id, ["data.analyse"], 7)
+    outputs = enclave_outputs(world)
     ids = Ids(world.project_id, victim_project.project.id, victim_inst.id, victim.person.id,
-              pause.pause.id, token.token.id, r.person_id)
+              pause.pause.id, token.token.id, r.person_id, *outputs)
     world.platform.close()
     yield root, ids, world
+
+
+def enclave_outputs(world: World) -> tuple[str, str, str, str]:
+    """A definition, and outputs checked, under review (two) and released."""
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    work = world.platform.outputs
+    service.define(work.enclave, who, world.project_id, "base",
+                   "SELECT pid, p31 AS sex, CASE WHEN p34 < 1950 THEN 'early' ELSE 'late' END "
+                   "AS era, CASE WHEN p31 = 0 THEN 'a' WHEN p34 < 1950 THEN 'b' ELSE 'c' END "
+                   "AS grp FROM participants")
+    safe = {"kind": "crosstab", "definition": "base", "rows": "sex", "columns": "era"}
+    zeros = {"kind": "crosstab", "definition": "base", "rows": "sex", "columns": "grp"}
+    checked = work.analyse(who, world.project_id, safe).output.id
+    released = work.analyse(who, world.project_id, safe).output.id
+    assert work.request_release(who, released).status is OutputStatus.RELEASED
+    held = []
+    for _ in range(2):
+        view = work.analyse(who, world.project_id, zeros)
+        assert view.report.verdict is Verdict.REVIEW, view.reasons
+        work.request_release(who, view.output.id, "structural zeros: group a is one sex only")
+        held.append(view.output.id)
+    return checked, held[0], held[1], released
 
 
 def apply_state(world: World, state: str, members: dict[Role, Member]) -> None:
