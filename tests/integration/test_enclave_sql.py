@@ -16,7 +16,7 @@ from strongroom.cohort.model import Cohort, parse_column_name
 from strongroom.cohort.synth.generator import synthesise
 from strongroom.enclave import definitions
 from strongroom.enclave.aggregate import aggregate_sql
-from strongroom.enclave.engine import Limits, locked_connection, run
+from strongroom.enclave.engine import Limits, locked_connection, release, run
 from strongroom.enclave.results import CellKind
 from strongroom.enclave.view import ProjectSchema, project_view, schema_of
 from strongroom.errors import Invalid, NotFound
@@ -178,6 +178,23 @@ def test_the_tables_are_copies_not_views_over_python_objects(
     assert [k[0] for k in kinds] == sorted(view)
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone() == (0,)
     con.close()
+
+
+def test_connections_never_see_each_others_tables(view: dict[str, pl.DataFrame]) -> None:
+    """Projects share the locked database, never tables: each connection has its own."""
+    mine = locked_connection({"participants": view["participants"]}, LIMITS)
+    other = locked_connection({"other_project": view["participants"].head(5)}, LIMITS)
+    assert run(other, "SELECT count(*) AS n FROM other_project", LIMITS)["n"][0] == 5
+    with pytest.raises(Invalid, match="other_project does not exist"):
+        run(mine, "SELECT * FROM other_project", LIMITS)
+    with pytest.raises(Invalid, match="participants does not exist"):
+        run(other, "SELECT * FROM participants", LIMITS)
+    release(other)
+    later = locked_connection({}, LIMITS)
+    with pytest.raises(Invalid, match="other_project does not exist"):
+        run(later, "SELECT * FROM other_project", LIMITS)  # gone with its connection
+    release(mine)
+    release(later)
 
 
 def test_the_time_limit_stops_a_runaway_query() -> None:

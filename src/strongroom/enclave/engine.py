@@ -1,16 +1,16 @@
 """Running checked SQL in a DuckDB connection that can reach nothing but the project's tables.
 
 The guard (:mod:`strongroom.enclave.sqlguard`) decides what SQL may say; this module makes sure
-that even SQL that slipped past it could do no harm: the tables are copied into an in-memory
-database (no views over Python objects, no files), then external access, extension loading and
-spilling to disk are switched off and the configuration is locked, so no statement can switch
-them back on. Memory, threads, run time and result size are bounded.
+that even SQL that slipped past it could do no harm: the database is in memory with external
+access (files, network), extension loading, reading Python variables and spilling to disk
+switched off and its configuration locked, so no statement can switch them back on; the tables
+a query reads are copied into it (real tables, not views over Python objects). Memory, threads,
+run time and result size are bounded.
 """
 
 from __future__ import annotations
 
 import atexit
-import queue
 import re
 import threading
 from collections.abc import Mapping
@@ -27,7 +27,9 @@ _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 @dataclass(frozen=True)
 class Limits:
-    """What one query may use. ``max_rows`` bounds any result, including a definition's."""
+    """What queries may use. ``seconds`` and ``max_rows`` bound each query (``max_rows`` also a
+    definition's size); ``memory`` and ``threads`` bound the database that queries with these
+    limits share, so one greedy query can make concurrent ones fail rather than the server."""
 
     memory: str = "512MB"
     threads: int = 2
@@ -44,91 +46,75 @@ class Limits:
 def locked_connection(
     tables: Mapping[str, pl.DataFrame], limits: Limits
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory database holding copies of ``tables``, with everything else locked away.
+    """A connection of its own holding copies of ``tables``, in a locked database.
 
-    Each call gets a database of its own (never shared between projects or queries), so a
-    statement that got past the guard could still see nothing but these tables.
+    The tables are temporary tables of this connection: no other connection sees them, and
+    they go when it is closed (:func:`release`). The database they live in was locked before
+    it held anything (:func:`_database`).
     """
-    con = _SPARES.take()
+    con = _database(limits).cursor()
     try:
-        # temp_directory first: it may not change once external access is off. Without one,
-        # nothing unencrypted spills to disk; a query over the memory limit fails instead.
-        con.execute("SET temp_directory = ''")
-        con.execute(f"SET memory_limit = '{limits.memory}'")
-        con.execute(f"SET threads = {int(limits.threads)}")
         for name, frame in tables.items():
             if not _TABLE_NAME.fullmatch(name):
                 raise Invalid(f"{name!r} is not a table name (lower-case letters, digits, _)")
             # a real table, so that nothing later scans a Python object by name
             con.register("_incoming", frame.to_arrow())
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM "_incoming"')  # noqa: S608
+            con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM "_incoming"')  # noqa: S608
             con.unregister("_incoming")
-        for setting in (
-            "SET python_enable_replacements = false",  # no reading Python variables by name
-            "SET autoinstall_known_extensions = false",
-            "SET autoload_known_extensions = false",
-            "SET allow_community_extensions = false",
-            "SET enable_external_access = false",
-            "SET lock_configuration = true",
-        ):
-            con.execute(setting)
     except duckdb.OutOfMemoryException:
-        release(con)
+        con.close()
         raise Invalid(f"the tables the query reads need more than the memory limit of "
                       f"{limits.memory}; read fewer columns") from None
     except BaseException:
-        release(con)
+        con.close()
         raise
     return con
 
 
 def release(con: duckdb.DuckDBPyConnection) -> None:
-    """Close a connection off the request's path (closing frees its memory, ~5-10 ms).
-
-    Not a daemon thread: DuckDB cut off mid-call at interpreter exit aborts the process.
-    """
-    threading.Thread(target=con.close, name="duckdb-close").start()
+    """Close a connection from :func:`locked_connection`; its tables go with it."""
+    con.close()
 
 
-class _Spares:
-    """Blank in-memory databases opened ahead of need: opening one costs 15-25 ms on a small
-    machine, most of a grouped count's budget. A spare holds no data and no settings; it is
-    used once and thrown away, so nothing passes between queries through it."""
-
-    def __init__(self, keep: int = 1):
-        self._ready: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue(maxsize=keep)
-        self._filling = threading.Lock()
-        atexit.register(self.close)
-
-    def take(self) -> duckdb.DuckDBPyConnection:
-        try:
-            con = self._ready.get_nowait()
-        except queue.Empty:
-            con = duckdb.connect(":memory:")
-        self._refill()
-        return con
-
-    def _refill(self) -> None:
-        if self._filling.acquire(blocking=False):
-            threading.Thread(target=self._fill, name="duckdb-spare").start()
-
-    def _fill(self) -> None:
-        try:
-            while not self._ready.full():
-                con = duckdb.connect(":memory:")
-                try:
-                    self._ready.put_nowait(con)
-                except queue.Full:
-                    con.close()
-        finally:
-            self._filling.release()
-
-    def close(self) -> None:
-        while not self._ready.empty():
-            self._ready.get_nowait().close()
+# One in-memory database per (memory, threads), opened once and locked before it holds any
+# table: opening a database costs 15-25 ms of a grouped count's budget, a connection to an
+# open one almost nothing. Requests never share tables (each has temporary tables of its own,
+# found before anything in the shared catalog), and what runs is always one checked SELECT
+# wrapped as a subquery (:func:`run`), which cannot create anything there.
+_DATABASES: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
+_OPENING = threading.Lock()
 
 
-_SPARES = _Spares()
+def _database(limits: Limits) -> duckdb.DuckDBPyConnection:
+    key = (limits.memory, limits.threads)
+    with _OPENING:
+        database = _DATABASES.get(key)
+        if database is None:
+            database = duckdb.connect(":memory:")
+            # temp_directory first: it may not change once external access is off. Without
+            # one, nothing unencrypted spills to disk; a query over the memory limit fails.
+            for setting in (
+                "SET temp_directory = ''",
+                f"SET memory_limit = '{limits.memory}'",
+                f"SET threads = {int(limits.threads)}",
+                "SET python_enable_replacements = false",  # no Python variables by name
+                "SET autoinstall_known_extensions = false",
+                "SET autoload_known_extensions = false",
+                "SET allow_community_extensions = false",
+                "SET enable_external_access = false",
+                "SET lock_configuration = true",
+            ):
+                database.execute(setting)
+            _DATABASES[key] = database
+    return database
+
+
+@atexit.register
+def _close_databases() -> None:
+    with _OPENING:
+        for database in _DATABASES.values():
+            database.close()
+        _DATABASES.clear()
 
 
 def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> pl.DataFrame:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import polars as pl
 
 from strongroom.access import pseudonyms
@@ -40,7 +41,7 @@ class _Cache:
     def __init__(self, size: int):
         self.size = size
         self._items: OrderedDict[Hashable, object] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a build may read another entry of the same cache
 
     def get(self, key: Hashable, build: Callable[[], T]) -> T:
         with self._lock:
@@ -92,6 +93,20 @@ class Enclave:
         """The project's pseudonyms (``eid``, ``pid``); custodian-side only."""
         return self._views.get(("pseudonyms", project.id, self.pseudonym_stamp(project)),
                                lambda: pseudonyms.load(self.ctx, project))
+
+    def master_lookup(self, project: Project) -> np.ndarray:
+        """``lookup[pid]`` is the participant's eid (0: not a pid of the project).
+
+        A dense table over the 7-digit pid range (40 MB, memory only): mapping a result's
+        contributors to master IDs is then one gather, not a search.
+        """
+        def build() -> np.ndarray:
+            mapping = self.pseudonym_map(project)
+            lookup = np.zeros(pseudonyms.HIGH, dtype=np.uint32)
+            lookup[mapping["pid"].to_numpy()] = mapping["eid"].to_numpy()
+            return lookup
+
+        return self._views.get(("lookup", project.id, self.pseudonym_stamp(project)), build)
 
     def tables(self, project: Project, fields: list[int]) -> dict[str, pl.DataFrame]:
         """The project's view: its pseudonyms and granted fields only."""

@@ -166,8 +166,9 @@ class Ledger:
     # -- check -----------------------------------------------------------------------------
 
     def check(self, institution_id: str, project_id: str,
-              cells: Sequence[tuple[str, np.ndarray]], population: np.ndarray,
-              threshold: int, *, session: Session | None = None) -> list[Finding]:
+              cells: Sequence[tuple[str, np.ndarray | BitMap]],
+              population: np.ndarray | BitMap, threshold: int, *,
+              session: Session | None = None) -> list[Finding]:
         """Findings for new cells that difference against anything already released.
 
         ``cells`` are (label, eids) pairs; a finding's ``cell`` is the position in ``cells``.
@@ -287,7 +288,8 @@ class Ledger:
     # -- record ----------------------------------------------------------------------------
 
     def record(self, institution_id: str, project_id: str, release_id: str,
-               cells: Sequence[tuple[str, np.ndarray]], population: np.ndarray, *,
+               cells: Sequence[tuple[str, np.ndarray | BitMap]],
+               population: np.ndarray | BitMap, *,
                session: Session | None = None) -> None:
         """Remember a release's cells and population, in one transaction.
 
@@ -346,8 +348,10 @@ class Ledger:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _bitmap(eids: np.ndarray, what: str) -> BitMap:
+def _bitmap(eids: np.ndarray | BitMap, what: str) -> BitMap:
     """A bitmap of master IDs; they must be whole numbers that fit in 32 bits."""
+    if isinstance(eids, BitMap):
+        return eids
     values = np.asarray(eids)
     if values.ndim != 1:
         raise Invalid(f"{what} must be a flat array of participant IDs")

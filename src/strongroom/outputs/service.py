@@ -10,14 +10,15 @@ differencing is checked once more (another release may have landed meanwhile).
 
 from __future__ import annotations
 
-import io
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 import yaml
+from pyroaring import BitMap
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
@@ -36,7 +37,7 @@ from strongroom.outputs import requests
 from strongroom.outputs.check import check
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
-from strongroom.outputs.overlap import within_output
+from strongroom.outputs.overlap import bitmap, within_output
 from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
 from strongroom.outputs.rules import Rules, load_rules, tighten
 from strongroom.outputs.scanner import RowIndex, scan
@@ -48,27 +49,28 @@ CELLS = "cells"
 
 @dataclass(frozen=True)
 class Contributors:
-    """The shown cells' participant sets in master-ID space, kept until release."""
+    """The shown cells' participant sets in master-ID space, kept sealed until release."""
 
     labels: list[str]
-    sets: list[np.ndarray]
-    population: np.ndarray
+    sets: list[BitMap]
+    population: BitMap
 
     def to_bytes(self) -> bytes:
-        frame = pl.DataFrame({"label": ["population", *self.labels],
-                              "eids": [self.population, *self.sets]},
-                             schema={"label": pl.String, "eids": pl.List(pl.Int64)})
-        buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression="zstd")
-        return buffer.getvalue()
+        blobs = [self.population.serialize(), *(s.serialize() for s in self.sets)]
+        head = json.dumps({"labels": self.labels, "sizes": [len(b) for b in blobs]}).encode()
+        return len(head).to_bytes(4, "big") + head + b"".join(blobs)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Contributors:
-        frame = pl.read_parquet(io.BytesIO(data))
-        sets = [np.asarray(s, dtype=np.int64) for s in frame["eids"].to_list()]
-        return cls(frame["label"].to_list()[1:], sets[1:], sets[0])
+        size = int.from_bytes(data[:4], "big")
+        head = json.loads(data[4:4 + size])
+        at, blobs = 4 + size, []
+        for length in head["sizes"]:
+            blobs.append(BitMap.deserialize(data[at:at + length]))
+            at += length
+        return cls(head["labels"], blobs[1:], blobs[0])
 
-    def cells(self) -> list[tuple[str, np.ndarray]]:
+    def cells(self) -> list[tuple[str, BitMap]]:
         return list(zip(self.labels, self.sets, strict=True))
 
 
@@ -132,10 +134,10 @@ class Outputs:
         rules = self.rules_for(project_id)
         report = check(result, rules)
         to_master = self._to_master(where.project)
+        everyone = [to_master(c.contributors) for c in result.cells]
         shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
-        held = Contributors([_label(result, i) for i in shown],
-                            [to_master(result.cells[i].contributors) for i in shown],
-                            to_master(_population(result)))
+        held = Contributors([_label(result, i) for i in shown], [everyone[i] for i in shown],
+                            BitMap.union(BitMap(), *everyone))
         findings = list(report.findings) + within_output(held.cells(), rules.threshold)
         with self.ctx.transaction() as db:
             institution = _institution(db, where.project)
@@ -152,18 +154,17 @@ class Outputs:
         self._keep(where.project, view.output.id, held)
         return view
 
-    def _to_master(self, project: Project) -> Any:
-        mapping = self.enclave.pseudonym_map(project).sort("pid")
-        pids = mapping["pid"].to_numpy()
-        eids = mapping["eid"].to_numpy()
+    def _to_master(self, project: Project) -> Callable[[np.ndarray], BitMap]:
+        lookup = self.enclave.master_lookup(project)
 
-        def convert(contributors: np.ndarray) -> np.ndarray:
-            at = np.searchsorted(pids, contributors)
-            at = np.clip(at, 0, max(len(pids) - 1, 0))
-            if len(contributors) and (len(pids) == 0 or not np.all(pids[at] == contributors)):
+        def convert(contributors: np.ndarray) -> BitMap:
+            pids = np.asarray(contributors, dtype=np.int64)
+            inside = (pids >= 0) & (pids < len(lookup))
+            eids = lookup[pids[inside]]
+            if not inside.all() or (eids == 0).any():
                 raise Invalid("the result names participants outside the project's view; "
                               "its contributors cannot be established, so it is refused")
-            return np.sort(eids[at]) if len(contributors) else np.empty(0, np.int64)
+            return bitmap(eids)
 
         return convert
 
@@ -219,13 +220,6 @@ class Outputs:
 def _label(result: Result, i: int) -> str:
     cell = result.cells[i]
     return f"{' | '.join(cell.row)} / {cell.column}"
-
-
-def _population(result: Result) -> np.ndarray:
-    """Everyone behind any cell of the result: the base of complements."""
-    if not result.cells:
-        return np.empty(0, np.int64)
-    return np.unique(np.concatenate([c.contributors for c in result.cells]))
 
 
 def _institution(db: Session, project: Project) -> str:
