@@ -1,0 +1,93 @@
+"""Manifests: recording an extract, reading them back, and what attribution derives from them.
+
+Decoy registries are sealed (AES-256-GCM, ``cohort.crypto``) under the master key with the
+extract id as context, so the database alone never reveals which rows are decoys. Symbol keys
+are not stored at all: they are derived again from the master key and the extract id
+(``codes.recipient_key``); the manifest keeps only the key's public id, checked on use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from strongroom.cohort.crypto import MasterKey, decrypt, encrypt
+from strongroom.errors import NotFound, Unavailable
+from strongroom.extracts import codes
+from strongroom.extracts.accuse import Recipient
+from strongroom.extracts.carriers import Carrier
+from strongroom.extracts.models import ExtractManifest
+
+
+def ensure_table(engine: Engine) -> None:
+    """Create the manifests table if this database predates it (idempotent)."""
+    ExtractManifest.metadata.create_all(engine, tables=[ExtractManifest.__table__])  # type: ignore[list-item]
+
+
+def _context(extract_id: str) -> str:
+    return f"extract-decoys:{extract_id}"
+
+
+def seal_decoys(master: MasterKey, extract_id: str, registry: bytes) -> bytes:
+    return encrypt(registry, master, _context(extract_id))
+
+
+def open_decoys(master: MasterKey, manifest: ExtractManifest) -> bytes:
+    return decrypt(manifest.decoys_sealed, master, _context(manifest.id))
+
+
+def get(db: Session, extract_id: str) -> ExtractManifest:
+    found = db.get(ExtractManifest, extract_id)
+    if found is None:
+        raise NotFound(f"there is no extract {extract_id}")
+    return found
+
+
+def list_all(db: Session) -> list[ExtractManifest]:
+    return list(db.scalars(select(ExtractManifest).order_by(ExtractManifest.created_at,
+                                                            ExtractManifest.id)))
+
+
+def carriers_of(manifest: ExtractManifest) -> list[Carrier]:
+    return [Carrier.from_json(c) for c in manifest.carriers]
+
+
+def recipient_of(master: MasterKey, manifest: ExtractManifest) -> Recipient:
+    """The extract as the scorer sees it; refuses a manifest whose key no longer derives."""
+    key = codes.recipient_key(master, manifest.id)
+    if codes.key_id(key) != manifest.key_id:
+        raise Unavailable(f"extract {manifest.id}'s symbol key does not derive from this "
+                          f"master key (key id {manifest.key_id}); attribution cannot score "
+                          f"it — check that the store's own master key is in use")
+    return Recipient(manifest.id, key, frozenset(carriers_of(manifest)))
+
+
+def recipients(master: MasterKey, manifests: Sequence[ExtractManifest]) -> list[Recipient]:
+    return [recipient_of(master, m) for m in manifests]
+
+
+def public_view(manifest: ExtractManifest) -> dict[str, Any]:
+    """Everything in a manifest except the sealed decoys, as JSON-ready values."""
+    return {
+        "extract": manifest.id, "project": manifest.project_id,
+        "institution": manifest.institution_id, "recipient": manifest.recipient_id,
+        "key_id": manifest.key_id, "fields": list(manifest.fields),
+        "columns": list(manifest.columns), "carriers": list(manifest.carriers),
+        "decoys": manifest.decoy_count, "rows": manifest.rows,
+        "cohort_version": manifest.cohort_version, "file_sha256": manifest.file_sha256,
+        "format": manifest.format, "created_at": manifest.created_at.isoformat(),
+        "created_by": manifest.created_by,
+    }
+
+
+def digest(manifest: ExtractManifest) -> str:
+    """SHA-256 of the manifest's canonical JSON (sealed decoys by their own hash)."""
+    body = public_view(manifest) | {
+        "decoys_sealed_sha256": hashlib.sha256(manifest.decoys_sealed).hexdigest()}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,514 @@
+"""Making a traceable extract, and attributing a leaked file: the services the CLI calls.
+
+``create_extract``: a custodian admin makes a record-level extract for a project holding the
+export permission — its granted participant-table fields, the project's pseudonymous IDs,
+fingerprints in the carrier columns, decoy participants — written as CSV or Parquet, with a
+manifest and an audit event naming the file's SHA-256.
+
+``attribute``: a security analyst (or custodian admin) gives a suspect file; it is read with
+any column names and order, linked to the cohort by IDs or by values, every registered extract
+is scored, and an extract is named only when the system-wide false-accusation bound is at most
+10⁻⁹ (``accuse.py``). The report and a human-readable evidence pack say what was found; the
+evidence never holds participant values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlalchemy import select
+
+from strongroom.access import pseudonyms
+from strongroom.access.authorize import authorize, grant_reasons
+from strongroom.access.context import AccessContext, Principal
+from strongroom.access.models import FieldGrant, Person, Project
+from strongroom.access.permissions import Action, Grant
+from strongroom.access.states import ProjectStatus
+from strongroom.access.tokens import new_id
+from strongroom.audit import EventType
+from strongroom.cohort.model import EID, PARTICIPANTS, parse_column_name
+from strongroom.cohort.store import Store
+from strongroom.errors import Conflict, Invalid, NotFound, Refused
+from strongroom.extracts import accuse, carriers, codes, decoys, linkage, manifest, stix, tables
+from strongroom.extracts.models import ExtractManifest
+
+FORMATS = ("csv", "parquet")
+SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
+
+
+# -- making an extract ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """What was made (no participant values)."""
+
+    extract_id: str
+    project_id: str
+    institution_id: str
+    path: Path
+    format: str
+    sha256: str
+    rows: int
+    participants: int
+    decoys: int
+    columns: list[str]
+    carriers: list[str]
+    skipped: dict[str, str]  # column -> why it carries no marks
+    omitted_fields: list[int]  # granted fields with no participant-table column
+    key_id: str
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"extract": self.extract_id, "project": self.project_id,
+                "institution": self.institution_id, "path": str(self.path),
+                "format": self.format, "sha256": self.sha256, "rows": self.rows,
+                "participants": self.participants, "decoys": self.decoys,
+                "columns": self.columns, "carriers": self.carriers,
+                "not_carriers": self.skipped, "omitted_fields": self.omitted_fields,
+                "key_id": self.key_id, "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    project: Project
+    fields: list[int]
+    person_id: str
+    institution_id: str
+
+
+def _project_for_extract(ctx: AccessContext, principal: Principal | None,
+                         project_id: str) -> _Recipient:
+    with ctx.transaction() as db:
+        if principal is not None:
+            project = authorize(ctx, db, principal, Action.EXTRACT_CREATE, project_id)
+        else:  # the console operator: the grant still decides
+            project = db.get(Project, project_id)
+            if project is None:
+                raise NotFound(f"there is no project {project_id}")
+            reasons = grant_reasons(project, Grant.EXPORT)
+            if reasons:
+                raise Refused(reasons)
+        assert project is not None
+        if project.status != ProjectStatus.ACTIVE:
+            raise Refused(f"project {project_id} is {project.status}; extracts are made only "
+                          f"for active projects")
+        fields = list(db.scalars(select(FieldGrant.field_id)
+                                 .where(FieldGrant.project_id == project_id)
+                                 .order_by(FieldGrant.field_id)))
+        lead = db.get(Person, project.lead_id)
+        if lead is None:
+            raise NotFound(f"project {project_id}'s lead {project.lead_id} is not on record")
+        return _Recipient(project, fields, lead.id, lead.institution_id)
+
+
+def _extract_columns(participants: pl.DataFrame, ctx: AccessContext,
+                     fields: Sequence[int]) -> tuple[list[str], list[int]]:
+    wanted = set(fields)
+    columns = [c for c in participants.columns if c != EID
+               and parse_column_name(c, ctx.dictionary).field_id in wanted]
+    present = {parse_column_name(c, ctx.dictionary).field_id for c in columns}
+    return columns, sorted(wanted - present)
+
+
+def _pseudonyms(ctx: AccessContext, principal: Principal | None, project: Project,
+                eids: np.ndarray) -> pl.DataFrame:
+    """The project's pseudonym map, issuing pseudonyms to participants who have none yet."""
+    current = pseudonyms.load(ctx, project)
+    if len(np.setdiff1d(eids, current["eid"].to_numpy())):
+        issued = pseudonyms.issue(ctx, project, eids)
+        ctx.record(EventType.PROJECT_PSEUDONYMS_ISSUED, principal or "operator", project.id,
+                   {"count": issued, "for": "extract"})
+        current = pseudonyms.load(ctx, project)
+    return current
+
+
+def _decoy_ids(ctx: AccessContext, project_id: str) -> np.ndarray:
+    """Pseudonyms already given to the project's earlier decoys: never given again."""
+    with ctx.transaction() as db:
+        earlier = [m for m in manifest.list_all(db) if m.project_id == project_id]
+    ids = [decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m)).rows[EID].to_numpy()
+           for m in earlier]
+    return np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
+
+
+def _write(frame: pl.DataFrame, path: Path, fmt: str) -> str:
+    """Write atomically, readable by the owner only; the file's SHA-256."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if fmt == "csv":
+            frame.write_csv(staging)
+        else:
+            frame.write_parquet(staging, compression="zstd")
+        os.chmod(staging, 0o600)
+        digest = _sha256(staging)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_allowed(ctx: AccessContext, allow: Iterable[int], fields: Sequence[int]) -> list[int]:
+    """Allow-listed fields must exist and be part of the extract: anything else is a mistake."""
+    wanted = sorted(set(allow))
+    unknown = [f for f in wanted if f not in ctx.dictionary.fields]
+    if unknown:
+        raise Invalid(f"allow-listed field(s) {', '.join(map(str, unknown))} are not in the "
+                      f"data dictionary")
+    outside = [f for f in wanted if f not in fields]
+    if outside:
+        raise Invalid(f"allow-listed field(s) {', '.join(map(str, outside))} are not granted "
+                      f"to the project, so they are not in the extract")
+    return wanted
+
+
+def _check_output(fmt: str, out_path: Path) -> None:
+    if fmt not in FORMATS:
+        raise Invalid(f"format {fmt!r} is not offered; choose one of {', '.join(FORMATS)}")
+    if out_path.exists():
+        raise Conflict(f"{out_path} already exists; an extract never overwrites a file")
+    if not out_path.parent.is_dir():
+        raise Invalid(f"the folder {out_path.parent} does not exist; create it first")
+
+
+def create_extract(ctx: AccessContext, principal: Principal | None, project_id: str,
+                   fmt: str, out_path: Path, *, store: Store, allow: Iterable[int] = (),
+                   decoy_count: int = decoys.MIN_DECOYS) -> ExtractResult:
+    """Make, fingerprint, record and write one project's record-level extract."""
+    started = time.perf_counter()
+    fmt = fmt.lower()
+    _check_output(fmt, out_path)
+    manifest.ensure_table(ctx.engine)
+    who = _project_for_extract(ctx, principal, project_id)
+    allowed = _check_allowed(ctx, allow, who.fields)
+    version = store.current()
+    if version is None:
+        raise Invalid("the store holds no cohort yet; ingest one before making extracts")
+    participants = store.load(tables=[PARTICIPANTS]).participants
+    columns, omitted = _extract_columns(participants, ctx, who.fields)
+    if not columns:
+        raise Invalid(f"project {project_id} is granted no participant-table fields; grant "
+                      f"fields before making an extract")
+    frame = participants.select([EID, *columns]).with_columns(pl.col(EID).cast(pl.Int64))
+    ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
+    extract_id = new_id("ext")
+    key = codes.recipient_key(ctx.key, extract_id)
+    choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
+    marked = carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key), key)
+    released = (marked.join(ids, on=EID, how="inner").drop(EID).rename({"pid": EID})
+                .select([EID, *columns]))
+    taken = np.concatenate([ids["pid"].to_numpy(), _decoy_ids(ctx, project_id)])
+    made = decoys.make_decoys(frame, ctx.dictionary, count=decoy_count, taken=taken)
+    released = pl.concat([released, made.rows.select(released.columns).cast(released.schema)])
+    released = released.sort(EID)  # pseudonyms are random: this order reveals nothing
+    sha256 = _write(released, out_path, fmt)
+    record = ExtractManifest(
+        id=extract_id, project_id=project_id, institution_id=who.institution_id,
+        recipient_id=who.person_id, key_id=codes.key_id(key), fields=list(who.fields),
+        columns=columns, carriers=[c.to_json() for c in choice.carriers],
+        decoys_sealed=manifest.seal_decoys(ctx.key, extract_id, made.registry),
+        decoy_count=made.rows.height, rows=released.height, cohort_version=version.id,
+        file_sha256=sha256, format=fmt, created_at=ctx.clock(),
+        created_by=principal.person_id if principal else "operator")
+    try:
+        with ctx.transaction() as db:
+            db.add(record)
+    except BaseException:
+        out_path.unlink(missing_ok=True)  # no unrecorded extract is left behind
+        raise
+    ctx.record(EventType.EXTRACT_CREATED, principal or "operator", project_id, {
+        "extract": extract_id, "format": fmt, "sha256": sha256, "rows": released.height,
+        "decoys": made.rows.height, "fields": list(who.fields), "columns": len(columns),
+        "carriers": [c.column for c in choice.carriers], "key_id": record.key_id,
+        "cohort_version": version.id, "recipient": who.person_id,
+        "institution": who.institution_id, "allow_listed": allowed})
+    return ExtractResult(extract_id, project_id, who.institution_id, out_path, fmt, sha256,
+                         released.height, frame.height, made.rows.height, columns,
+                         [c.column for c in choice.carriers], choice.skipped, omitted,
+                         record.key_id, time.perf_counter() - started)
+
+
+# -- attribution ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Accused:
+    extract_id: str
+    project: str
+    institution: str
+    bound: float
+    log_bound: float
+    tardos: float
+    flat: float
+    positions: int
+
+
+@dataclass(frozen=True)
+class DecoyHit:
+    extract_id: str
+    project: str
+    institution: str
+    decoy: str
+
+
+@dataclass
+class AttributionReport:
+    """The verdict and its evidence. ``to_json`` is the CLI's ``--json`` answer."""
+
+    verdict: str  # "attributed" | "inconclusive"
+    accused: list[Accused]
+    rows_read: int
+    rows_linked: int
+    decoys_found: list[DecoyHit]
+    suspect: Path
+    suspect_sha256: str
+    recipients: int
+    scores: list[accuse.Score]
+    marks: accuse.Marks | None
+    linked_columns: dict[str, str]
+    manifests: dict[str, tuple[str, str, str]]  # extract -> (project, institution, digest)
+    notes: list[str] = field(default_factory=list)
+    evidence: Path | None = None
+    seconds: float = 0.0
+    run_at: dt.datetime | None = None
+    run_by: str = "operator"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "accused": [{"project": a.project, "institution": a.institution,
+                         "false_accusation_bound": a.bound} for a in self.accused],
+            "rows_read": self.rows_read,
+            "rows_linked": self.rows_linked,
+            "decoys_found": [{"project": d.project, "institution": d.institution,
+                              "extract": d.extract_id, "decoy": d.decoy}
+                             for d in self.decoys_found],
+        }
+
+    def summary(self) -> str:
+        if self.accused:
+            named = "; ".join(f"project {a.project} ({a.institution}), extract {a.extract_id}, "
+                              f"false-accusation bound {_fmt_bound(a.log_bound)}"
+                              for a in self.accused)
+            return f"attributed: {named}"
+        best = f"{self.scores[0].bound:.1e}" if self.scores else "—"
+        return (f"inconclusive: no recipient's false-accusation bound reaches "
+                f"{accuse.THRESHOLD:.0e} (best {best})")
+
+    def evidence_text(self) -> str:
+        return _evidence(self)
+
+
+def _id_maps(ctx: AccessContext, records: Sequence[ExtractManifest],
+             notes: list[str]) -> dict[str, pl.DataFrame]:
+    maps: dict[str, pl.DataFrame] = {}
+    wanted = sorted({m.project_id for m in records})
+    with ctx.transaction() as db:
+        projects = list(db.scalars(select(Project).where(Project.id.in_(wanted))
+                                   .order_by(Project.id)))
+    for project in projects:
+        try:
+            maps[project.id] = pseudonyms.load(ctx, project)
+        except Refused:
+            notes.append(f"project {project.id}'s pseudonyms are destroyed with its key; its "
+                         f"rows can be linked by value only")
+    return maps
+
+
+def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Path, *,
+              store: Store, evidence: Path | None = None,
+              cap: int = accuse.MAX_POSITIONS) -> AttributionReport:
+    """Name the source of a suspect file, or say it is inconclusive, with the evidence."""
+    started = time.perf_counter()
+    manifest.ensure_table(ctx.engine)
+    with ctx.transaction() as db:
+        if principal is not None:
+            authorize(ctx, db, principal, Action.ATTRIBUTE)
+        records = manifest.list_all(db)
+    if not suspect_path.is_file():
+        raise NotFound(f"there is no file {suspect_path}")
+    digest = _sha256(suspect_path)
+    suspect = tables.read_suspect(suspect_path)
+    notes: list[str] = []
+    report = AttributionReport("inconclusive", [], suspect.height, 0, [], suspect_path, digest,
+                               len(records), [], None, {}, {}, notes,
+                               run_at=ctx.clock(),
+                               run_by=principal.person_id if principal else "operator")
+    report.manifests = {m.id: (m.project_id, m.institution_id, manifest.digest(m))
+                        for m in records}
+    if not records:
+        notes.append("no extracts are registered, so no recipient can be scored")
+    else:
+        linked = _score(ctx, store, suspect, records, report, cap)
+        report.decoys_found = _decoys(ctx, suspect, records, linked)
+    report.seconds = time.perf_counter() - started
+    report.evidence = evidence or suspect_path.with_name(suspect_path.name + ".evidence.md")
+    _write_evidence(report)
+    ctx.record(EventType.ATTRIBUTION_RUN, principal or "operator", None, {
+        "suspect_sha256": digest, "verdict": report.verdict,
+        "accused": [a.extract_id for a in report.accused],
+        "bounds": [a.bound for a in report.accused],
+        "rows_read": report.rows_read, "rows_linked": report.rows_linked,
+        "recipients": report.recipients,
+        "decoys_found": sorted({d.extract_id for d in report.decoys_found}),
+        "evidence_sha256": _sha256(report.evidence)})
+    return report
+
+
+def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
+           records: Sequence[ExtractManifest], report: AttributionReport,
+           cap: int) -> linkage.Linked:
+    version = store.current()
+    if version is None:
+        raise Invalid("the store holds no cohort, so no marks can be read; ingest it first")
+    older = [m.id for m in records if m.cohort_version != version.id]
+    if older:
+        report.notes.append(f"{len(older)} extract(s) were made from an earlier cohort "
+                            f"version; their marks are read against the current values, "
+                            f"which can only weaken (never falsely strengthen) the evidence")
+    participants = store.load(tables=[PARTICIPANTS]).participants
+    wanted = sorted({c for m in records for c in m.columns} & set(participants.columns))
+    master = participants.select([EID, *wanted]).with_columns(pl.col(EID).cast(pl.Int64))
+    all_carriers = sorted({c for m in records for c in manifest.carriers_of(m)},
+                          key=lambda c: (c.column, c.amplitude, c.low, c.high))
+    linked = linkage.link(suspect, master, ctx.dictionary, _id_maps(ctx, records, report.notes),
+                          marked={c.column for c in all_carriers})
+    report.rows_linked = linked.rows_linked
+    report.linked_columns = dict(linked.columns)
+    marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
+                                 manifest.recipients(ctx.key, records), codes.bias_key(ctx.key),
+                                 seed=int(report.suspect_sha256[:16], 16), cap=cap)
+    report.marks = marks
+    report.scores = scores
+    by_id = {m.id: m for m in records}
+    report.accused = [Accused(s.extract_id, by_id[s.extract_id].project_id,
+                              by_id[s.extract_id].institution_id, s.bound, s.log_bound,
+                              s.tardos, s.flat, s.positions) for s in accuse.accused(scores)]
+    report.verdict = "attributed" if report.accused else "inconclusive"
+    return linked
+
+
+def _decoys(ctx: AccessContext, suspect: pl.DataFrame, records: Sequence[ExtractManifest],
+            linked: linkage.Linked) -> list[DecoyHit]:
+    """Decoys of any extract found among the suspect rows not linked to real participants."""
+    registry = {m.id: manifest.open_decoys(ctx.key, m) for m in records if m.decoy_count}
+    by_id = {m.id: m for m in records}
+    return [DecoyHit(extract_id, by_id[extract_id].project_id,
+                     by_id[extract_id].institution_id, str(decoy))
+            for extract_id, decoy in decoys.find_decoys(suspect, registry, linked=linked)]
+
+
+def indicators(ctx: AccessContext, principal: Principal | None,
+               extract_ids: Sequence[str] = ()) -> tuple[dict[str, Any], bytes, str]:
+    """STIX 2.1 indicators (TLP:RED) of extracts' decoys, never plaintext rows.
+
+    Returns the bundle, the HMAC key a partner needs to match it (share it apart from the
+    bundle) and the key's id.
+    """
+    manifest.ensure_table(ctx.engine)
+    with ctx.transaction() as db:
+        if principal is not None:
+            authorize(ctx, db, principal, Action.EXTRACT_READ)
+        records = [m for m in manifest.list_all(db) if m.decoy_count
+                   and (not extract_ids or m.id in extract_ids)]
+    missing = sorted(set(extract_ids) - {m.id for m in records})
+    if missing:
+        raise NotFound(f"no extract with decoys: {', '.join(missing)}")
+    sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
+            for m in records}
+    key = codes.indicator_key(ctx.key)
+    key_id = hashlib.sha256(key).hexdigest()[:16]
+    bundle = stix.decoy_indicators(sets, [m.id for m in records], key, key_id=key_id,
+                                   created=ctx.clock())
+    ctx.record(EventType.DATA_ACCESSED, principal or "operator", None,
+               {"what": "decoy-indicators", "extracts": [m.id for m in records],
+                "indicators": sum(o["type"] == "indicator" for o in bundle["objects"]),
+                "key_id": key_id})
+    return bundle, key, key_id
+
+
+# -- the evidence pack ---------------------------------------------------------------------
+
+def _write_evidence(report: AttributionReport) -> None:
+    assert report.evidence is not None
+    staging = report.evidence.with_name(f".{report.evidence.name}.tmp")
+    staging.write_text(report.evidence_text())
+    os.chmod(staging, 0o600)
+    os.replace(staging, report.evidence)
+
+
+def _fmt_bound(log_bound: float) -> str:
+    """A bound for people: 10^x past what a float holds, else in scientific notation."""
+    if log_bound < -690:
+        return f"10^{log_bound / math.log(10):.0f}"
+    return f"{math.exp(min(log_bound, 0.0)):.2e}"
+
+
+def _evidence(r: AttributionReport) -> str:
+    lines = [
+        "# Attribution evidence",
+        "",
+        f"- suspect file: `{r.suspect.name}`, SHA-256 `{r.suspect_sha256}`",
+        f"- run at {r.run_at.isoformat() if r.run_at else '—'} by {r.run_by}, "
+        f"{r.seconds:.1f} s",
+        f"- **verdict: {r.verdict}** — {r.summary()}",
+        f"- rows read {r.rows_read:,}; rows linked to the cohort {r.rows_linked:,}",
+        f"- recipients scored: {r.recipients:,} (two scores each; the union bound covers "
+        f"{2 * r.recipients:,} hypotheses); naming threshold: system-wide false-accusation "
+        f"probability ≤ {accuse.THRESHOLD:.0e}",
+        f"- code: Tardos, arcsine biases with cutoff t = {codes.CUTOFF}; symmetric Tardos "
+        f"score and flat correlation score; Chernoff bound with the exact moment-generating "
+        f"function of an innocent recipient's score",
+        "",
+        "## Columns linked (suspect → cohort)",
+        "",
+    ]
+    lines += [f"- `{s}` → `{m}`" for s, m in sorted(r.linked_columns.items())] or ["- none"]
+    lines += ["", "## Marks read", ""]
+    if r.marks is not None and r.marks.models:
+        amplitude = {c.column: c.amplitude for c in r.marks.carriers}
+        lines += ["| column | cells | suspect grid | noise (× mark) | outliers | Σw² |",
+                  "|---|---|---|---|---|---|"]
+        for column, m in sorted(r.marks.models.items()):
+            lines.append(f"| `{column}` | {m.cells:,} | {m.grid:g} | "
+                         f"{m.sigma / amplitude[column]:.1f} | {m.outlier:.4f} | "
+                         f"{m.informative:,.0f} |")
+        capped = (f" (the strongest of {r.marks.capped_from:,})" if r.marks.capped_from
+                  else "")
+        lines += ["", f"Positions used: {len(r.marks):,}{capped}."]
+    else:
+        lines.append("No carrier column could be read (none linked, or none in the file).")
+    lines += ["", "## Scores (best first)", "",
+              "| extract | project | institution | positions | Tardos | flat | bound |",
+              "|---|---|---|---|---|---|---|"]
+    for s in r.scores[:10]:
+        project, institution, _ = r.manifests.get(s.extract_id, ("?", "?", ""))
+        lines.append(f"| {s.extract_id} | {project} | {institution} | {s.positions:,} | "
+                     f"{s.tardos:.1f} | {s.flat:.1f} | {_fmt_bound(s.log_bound)} |")
+    lines += ["", "## Decoys found", ""]
+    lines += [f"- extract {d.extract_id} (project {d.project}, {d.institution}): decoy "
+              f"{d.decoy}" for d in r.decoys_found] or ["- none"]
+    lines += ["", "## Manifests (SHA-256 of each manifest's canonical JSON)", ""]
+    lines += [f"- {e}: project {p}, {i}, `{d}`" for e, (p, i, d) in sorted(r.manifests.items())]
+    if r.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
+    lines += ["", "## Answer", "", "```json", json.dumps(r.to_json(), indent=2), "```", ""]
+    return "\n".join(lines)
