@@ -64,6 +64,35 @@ def audit_rows(audit: dict[str, float]) -> list[tuple[str, str, str, str]]:
     ]
 
 
+# Benchmarks that print their own Markdown tables, then their figures as one JSON line:
+# (heading, script and arguments, what it measures).
+REPORTS = [
+    ("Output check against ACRO (issue [enclave])", ["outputs_acro.py", "--runs", "5"],
+     "A 2×10 crosstab over 500,000 participants built with contributor sets and checked by "
+     "Strongroom, against ACRO (PyPI `acro`, installed in its own venv at "
+     "benchmarks/.venv-acro) doing the same, median of 5 runs; then the disclosure traps "
+     "both tools were given."),
+    ("Enclave: request to checked result (issue [enclave])",
+     ["enclave.py", "--participants", "500000", "--runs", "40"],
+     "Through the real HTTP server (uvicorn, loopback, API token): aggregate SQL grouped "
+     "count over a 500,000-participant definition, from the client's send to its parsed "
+     "verdict (guard, DuckDB, contributor sets, rules, suppression, differencing, rendering, "
+     "raw-row scan, sealed file, database row, audit entries)."),
+    ("Traceable extracts and attribution (issue [extracts])", ["extracts.py"],
+     "500,000 participants × 20 columns, 1,000 registered recipients (6 materialised "
+     "extracts, the rest manifests and keys), 10 trials per attack and row count."),
+]
+
+
+def report(script: list[str]) -> str:
+    """A benchmark's Markdown: its output from the first table on, without the JSON line."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script[0]), *script[1:]],
+                          check=True, capture_output=True, text=True, cwd=ROOT)
+    lines = done.stdout.strip().splitlines()[:-1]
+    first = next((i for i, line in enumerate(lines) if line.startswith("|")), 0)
+    return "\n".join(lines[first:])
+
+
 def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     cpu = platform.processor() or platform.machine()
@@ -138,6 +167,10 @@ def main() -> None:
         *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in audit_rows(audit)],
         "",
     ]
+    for heading, script, what in REPORTS:
+        print(f"running {' '.join(script)} …", flush=True)
+        lines += [f"## {heading}", "", f"`python benchmarks/{' '.join(script)}`. {what}", "",
+                  report(script), ""]
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT}")
     shutil.rmtree(WORK, ignore_errors=True)
