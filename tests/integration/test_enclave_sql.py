@@ -14,7 +14,7 @@ from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
 from strongroom.cohort.model import Cohort, parse_column_name
 from strongroom.cohort.synth.generator import synthesise
-from strongroom.enclave import definitions
+from strongroom.enclave import aggregate, definitions
 from strongroom.enclave.aggregate import aggregate_sql
 from strongroom.enclave.engine import Limits, locked_connection, release, run
 from strongroom.enclave.results import CellKind
@@ -593,3 +593,50 @@ def test_wide_duckdb_types_come_back_as_64_bit_numbers(
     with pytest.raises(Invalid, match="INTERVAL"):
         definitions.build(view, schema, "span", "SELECT pid, INTERVAL 1 DAY AS span "
                           "FROM participants", LIMITS)
+
+
+COUNTS = "count(*) AS n, count(p.p21001_i0) AS with_bmi"
+
+
+@pytest.mark.parametrize(("keys", "group", "tail", "counted"), [
+    ("p.p31 AS sex, p.p54_i0 AS centre", "sex, centre", "", True),
+    ("p.p21001_i0 > 30 AS obese, p.p31 AS sex", "obese, sex", "", True),  # boolean, NULLs
+    ("CASE WHEN p.p34 > 1955 THEN p.p54_i0 END AS late", "late", "", True),  # NULL keys
+    ("p.p34 - 1960 AS born", "born", " HAVING count(*) >= 20", True),  # negative, HAVING
+    ("p.p31 AS sex", "sex", " HAVING count(*) > 1000000", True),  # no group survives
+    ("", "", "", True),  # one group of everyone
+    ("", "", " HAVING count(*) > 1000000", True),
+    ("p.p31 AS sex", "sex", " AND d.code LIKE 'I%'", True),  # joined rows repeat pids
+    ("CAST(p.p31 AS VARCHAR) AS sex", "sex", "", False),  # text keys: the Polars group-by
+    ("p.p34 * 1000 AS born, p.p54_i0 AS centre", "born, centre", "", False),  # too many codes
+])
+def test_counts_by_whole_number_keys_match_the_general_path(
+    view: dict[str, pl.DataFrame], schema: ProjectSchema, monkeypatch: pytest.MonkeyPatch,
+    keys: str, group: str, tail: str, counted: bool,
+) -> None:
+    """Counts by whole-number keys are gathered in NumPy; adding a statistic sends the same
+    groups through the Polars group-by. Every count cell must come out the same, contributors
+    and order included."""
+    source = ("participants p JOIN diagnoses d ON p.pid = d.pid" if "d.code" in tail
+              else "participants p")
+    where, having = (f" WHERE {tail[5:]}", "") if "d.code" in tail else ("", tail)
+    by = f" GROUP BY {group}" if group else ""
+    shown = f"{keys}, " if keys else ""
+    counts_only = f"SELECT {shown}{COUNTS} FROM {source}{where}{by}{having}"
+    with_stat = f"SELECT {shown}{COUNTS}, max(p.p34) AS last FROM {source}{where}{by}{having}"
+    with monkeypatch.context() as patch:
+        if counted:  # the counts must not take the general path
+            patch.setattr(aggregate, "_grouped", _not_taken)
+        fast = aggregate_sql(view, schema, counts_only, LIMITS, {}).cells
+    general = [c for c in aggregate_sql(view, schema, with_stat, LIMITS, {}).cells
+               if c.column != "last"]
+    assert [(c.row, c.column, c.kind, c.value) for c in fast] == [
+        (c.row, c.column, c.kind, c.value) for c in general]
+    for a, b in zip(fast, general, strict=True):
+        assert a.contributors.tolist() == b.contributors.tolist()
+    if not having:
+        assert fast  # the comparison covered some cells
+
+
+def _not_taken(*_: object) -> None:
+    raise AssertionError("counts by whole-number keys took the general path")

@@ -229,3 +229,29 @@ def _stored(engine: Engine, tmp_path: Path) -> bytes:
                 rows += [v if isinstance(v, bytes) else str(v).encode() for v in row]
     files = [p.read_bytes() for p in sorted(tmp_path.glob("metadata.db*"))]
     return b"\n".join(files + rows)
+
+
+def test_a_cell_outside_its_population_is_refused_by_the_check(ledger: Ledger,
+                                                               everyone: np.ndarray) -> None:
+    population = everyone[::2]  # sparse IDs over 9 million: many small bitmap containers
+    with pytest.raises(Invalid, match="cell 'stray' holds participants outside"):
+        ledger.check("inst-1", "proj-a", [("fine", population[:100]),
+                                          ("stray", np.append(population[:100], everyone[1]))],
+                     population, THRESHOLD)
+    with pytest.raises(Invalid, match="outside its release's population"):  # a new container
+        ledger.check("inst-1", "proj-a", [("far", np.array([9_999_999]))], population,
+                     THRESHOLD)
+    assert ledger.check("inst-1", "proj-a", [("inside", population[:100])], population,
+                        THRESHOLD) == []
+
+
+def test_many_cell_sizes_are_looked_up_in_several_queries(ledger: Ledger) -> None:
+    """Over 200 size ranges take several queries, each of its own length (and then reused)."""
+    universe = np.arange(1_000_000, 1_020_000)
+    ledger.record("inst-1", "proj-a", "rel-1", [("late", universe[:15_003])], universe)
+    for count in (450, 230, 450):  # 200 ranges per query and a remainder; then all built before
+        cells = [(f"c{i}", universe[:20 * i + 1]) for i in range(count)]
+        cells.append(("late but three", universe[3:15_003]))
+        findings = ledger.check("inst-1", "proj-b", cells, universe, THRESHOLD)
+        assert [f.cell for f in findings] == [count]
+        assert "by only 3 participants" in findings[0].reason

@@ -20,7 +20,8 @@ from strongroom.access.pseudonyms import random_ids
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import Cohort
 from strongroom.cohort.synth.generator import synthesise
-from strongroom.outputs.readers import UnreadablePayload, read_payload
+from strongroom.outputs import readers, scanner
+from strongroom.outputs.readers import PayloadTable, UnreadablePayload, read_payload
 from strongroom.outputs.scanner import RowIndex, scan
 from strongroom.outputs.verdicts import Finding, Verdict
 
@@ -375,3 +376,100 @@ def test_parquet_nesting_is_flattened_and_odd_types_refused() -> None:
 def test_json_nested_beyond_reason_is_refused() -> None:
     with pytest.raises(UnreadablePayload, match="nested deeper"):
         read_payload(("[" * 200 + "]" * 200).encode(), "deep.json")
+
+
+def test_small_tables_are_read_as_polars_reads_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small ASCII tables are tokenised in Python: numbers, dates, slots and names as Polars'."""
+    pieces = ["0", "7", "12", "1,234", "1,234,567.25", "-3", "-.5", "3.14159", "1.5e3", "2E-4",
+              "1e400", "12345678901234567890123", "007", "2008-03-14", "2000-02-29",
+              "1900-02-29", "0000-02-29", "0000-01-01", "0001-02-29", "9999-12-31",
+              "2008-13-01", "2008-00-10", "1/2/2009", "29/2/2004", "29/2/2100", "31/04/2009",
+              "00/01/2000", "01/01/0001", "-", ".", ",", "e", "/", " ", "(", "%)", "x", "NULL"]
+    rng = np.random.default_rng(8)
+
+    def cell() -> str | None:
+        if rng.random() < 0.1:
+            return None
+        return "".join(rng.choice(pieces, int(rng.integers(0, 5))))
+
+    for _ in range(300):
+        height, width = int(rng.integers(1, 7)), int(rng.integers(1, 5))
+        names = [f"c{i}" if rng.random() < 0.8 else f"c{i} 12" for i in range(width)]
+        text = pl.DataFrame({n: [cell() for _ in range(height)] for n in names},
+                            schema=dict.fromkeys(names, pl.String))
+        reserved = frozenset({"c0"}) if rng.random() < 0.3 else frozenset()
+        small = readers.tabulate("t", text, reserved)
+        with monkeypatch.context() as patch:
+            patch.setattr(readers, "SMALL_TABLE", 0)  # Polars, whatever the size
+            large = readers.tabulate("t", text, reserved)
+        assert small.numbers.equals(large.numbers), text.rows()
+        assert small.numbers.columns == large.numbers.columns
+        assert (small.date_columns, dict(small.sources)) == (large.date_columns,
+                                                             dict(large.sources))
+    # the year 0 of the proleptic calendar, and a day that does not exist
+    table = read_payload(b"when\n0000-01-01\n2001-02-29\n1970-01-02\n", "d.csv").tables[0]
+    assert table.numbers["when"].to_list() == [-719528.0, None, 1.0]
+
+
+def test_tables_with_other_digits_are_read_by_polars(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Digits outside ASCII take the Polars path (Python's Unicode tables may differ)."""
+    monkeypatch.setattr(readers, "_tabulate_small", _never)
+    table = read_payload("a,b\n١٢,7\n".encode(), "x.csv").tables[0]
+    assert table.numbers["b"].to_list() == [7.0]
+
+
+def _never(*_: object) -> PayloadTable:
+    raise AssertionError("this path was not to be taken")
+
+
+# -- bounds settle most tables before any record is linked; they never change the outcome ------
+
+
+def _borderline(cohort: Cohort, people: pl.DataFrame) -> dict[str, bytes]:
+    """Outputs near the lines the scanner draws: 1–3 raw rows, few columns, one full record."""
+    out = {}
+    for k in (1, 2, 3):
+        for cols in (MEASURES[:3], MEASURES[:4], MEASURES[:6], MEASURES):
+            out[f"rows{k}x{len(cols)}.csv"] = people.head(k).select(cols).write_csv().encode()
+    rounded = people.head(3).select(pl.col(c).round(0) for c in MEASURES[:5])
+    out["rounded.csv"] = rounded.write_csv().encode()
+    two = _disguised(people.head(2))
+    out["two_as_columns.csv"] = pl.DataFrame(
+        {f"p{i}": list(r) for i, r in enumerate(two.rows())}).write_csv().encode()
+    counts = cohort.participants.group_by("p31", "p20116_i0").len("n").sort("p31", "p20116_i0")
+    cells = [{"column": "n", "kind": "count", "row": [str(s), str(k)], "suppressed": False,
+              "value": float(n)} for s, k, n in counts.rows()]
+    out["grouped.json"] = json.dumps({"cells": cells, "facts": {}, "kind": "aggregate_sql",
+                                      "notes": [], "spec": {"sql": "SELECT …"}}).encode()
+    return out
+
+
+def test_the_bounds_never_change_an_outcome(cohort: Cohort, people: pl.DataFrame,
+                                             index: RowIndex,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    payloads = {name: make(cohort.participants) for name, make in ORDINARY.items()}
+    payloads |= _borderline(cohort, people)
+    bounded = {name: scan(index, data, name) for name, data in payloads.items()}
+    monkeypatch.setattr(scanner, "_screened_out", lambda *_: False)
+    monkeypatch.setattr(scanner, "_cannot_block", lambda *_, **__: False)
+    searched = {name: scan(index, data, name) for name, data in payloads.items()}
+    assert bounded == searched
+    blocked = {name for name, found in bounded.items() if found}
+    assert {"rows1x10.csv", "rows3x3.csv", "rows3x10.csv"} <= blocked  # one full record, 3 rows
+    assert not blocked & {"rows1x3.csv", "rows2x4.csv", "grouped.json", *ORDINARY}
+
+
+def test_one_full_record_is_reported_as_one_row(people: pl.DataFrame, index: RowIndex) -> None:
+    findings = scan(index, people.head(1).select(MEASURES).write_csv().encode(), "one.csv")
+    assert rules(findings) == ["raw_rows"]
+    assert findings[0].reason.startswith("1 row of the payload matches a participant record")
+
+
+def test_a_count_is_settled_by_bounds_alone(cohort: Cohort, index: RowIndex,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A count by sex never reaches the column mapping: its rows cannot single anyone out."""
+    counts = cohort.participants.group_by("p31").len("n").sort("p31")
+    cells = [{"column": "n", "kind": "count", "row": [str(s)], "suppressed": False,
+              "value": float(n)} for s, n in counts.rows()]
+    monkeypatch.setattr(scanner, "_map_columns", _never)
+    assert scan(index, json.dumps({"cells": cells}).encode(), "result.json") == []

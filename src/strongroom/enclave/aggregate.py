@@ -330,11 +330,28 @@ def _probability(node: exp.Expr | None) -> float:
 
 # -- the cells ------------------------------------------------------------------------------
 #
-# One hash group-by computes every value and, per group, the list of pids behind each
-# aggregate (in row order). Rows arrive sorted by pid (the view and definitions are stored so,
-# and DuckDB keeps the order of a plain scan; otherwise they are sorted here once), so each
-# list is sorted and its duplicates are neighbours: contributors, per-pid magnitudes and the
-# participants either side of a quantile then take one vectorised pass, with no sort by group.
+# Each group's rows are gathered once, with the pid of each row behind each aggregate (in row
+# order), its value and what its rules need. Rows arrive sorted by pid (the view and
+# definitions are stored so, and DuckDB keeps the order of a plain scan; otherwise they are
+# sorted here once), so each group's pids are sorted and their duplicates are neighbours:
+# contributors, per-pid magnitudes and the participants either side of a quantile then take
+# one vectorised pass, with no sort by group. Counts grouped by whole-number keys (codes,
+# years, flags) are gathered by NumPy from the keys' codes; anything else by a Polars group-by.
+
+_MAX_KEY_CODES = 1 << 16  # combinations of whole-number keys counted directly (a radix sort)
+_CODED = {pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.Boolean}
+
+
+@dataclass(frozen=True)
+class _Gathered:
+    """One aggregate over every group: group ``g``'s rows are ``pids[offsets[g]:offsets[g+1]]``
+    (and ``x``, the argument's values, alike)."""
+
+    pids: np.ndarray
+    offsets: np.ndarray
+    values: list[Any]
+    x: np.ndarray | None = None
+    distinct: list[Any] | None = None
 
 
 def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None) -> list[Cell]:
@@ -343,28 +360,136 @@ def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None) ->
     frame = _by_pid(frame)
     columns = iter(f"_a{j}" for j, a in enumerate(plan.aggregates) if a.arg is not None)
     inputs = [(a, next(columns) if a.arg is not None else None) for a in plan.aggregates]
+    found = _counted(frame, keys, inputs, survivors)
+    if found is None:
+        found = _grouped(frame, keys, inputs, survivors)
+    labels, gathered = found
+    by_aggregate = [_cells(g, a, labels) for g, (a, _) in zip(gathered, inputs, strict=True)]
+    return [cells[g] for g in range(len(labels)) for cells in by_aggregate]
+
+
+def _grouped(
+    frame: pl.DataFrame, keys: list[str], inputs: list[tuple[Aggregate, str | None]],
+    survivors: pl.DataFrame | None,
+) -> tuple[list[tuple[str, ...]], list[_Gathered]]:
+    """Any aggregates by any keys: one Polars group-by gathers each group's lists."""
     frame = frame.with_columns(_numeric(frame, c, a) for a, c in inputs if c is not None)
     exprs = [e for j, (a, c) in enumerate(inputs) for e in _exprs(j, a, c)]
     if keys:
         groups = frame.group_by(keys).agg(exprs).sort(keys, nulls_last=True)
         if survivors is not None:
-            wanted = survivors.select(pl.col(k).cast(groups.schema[k]) for k in keys)
-            groups = groups.join(wanted, on=keys, how="semi", nulls_equal=True,
-                                 maintain_order="left")
+            groups = groups.join(_wanted(survivors, groups, keys), on=keys, how="semi",
+                                 nulls_equal=True, maintain_order="left")
     else:
         groups = frame.select(exprs)
         if survivors is not None and survivors.height == 0:
             groups = groups.head(0)
-    labels = _labels(groups, keys)
-    by_aggregate = [_cells(groups, j, a, labels) for j, (a, _) in enumerate(inputs)]
-    return [cells[g] for g in range(len(labels)) for cells in by_aggregate]
+    gathered = []
+    for j, (aggregate, _) in enumerate(inputs):
+        pids, offsets = _flat(groups, f"_p{j}")
+        x = (_flat(groups, f"_x{j}")[0].astype(np.float64, copy=False)
+             if aggregate.kind in _MAGNITUDE or aggregate.kind in _SIDES else None)
+        distinct = groups[f"_d{j}"].to_list() if f"_d{j}" in groups.columns else None
+        gathered.append(_Gathered(pids.astype(np.int64, copy=False), offsets,
+                                  groups[f"_v{j}"].to_list(), x, distinct))
+    return _labels(groups, keys), gathered
+
+
+def _wanted(survivors: pl.DataFrame, groups: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    return survivors.select(pl.col(k).cast(groups.schema[k]) for k in keys)
+
+
+def _counted(
+    frame: pl.DataFrame, keys: list[str], inputs: list[tuple[Aggregate, str | None]],
+    survivors: pl.DataFrame | None,
+) -> tuple[list[tuple[str, ...]], list[_Gathered]] | None:
+    """Counts (``count(*)``, ``count(x)``) by whole-number or boolean keys, gathered by each
+    row's key code; None for anything else (``_grouped`` then gathers it).
+
+    Groups, their order (by key, NULL last) and their labels are those of ``_grouped``.
+    """
+    if any(a.kind != CellKind.COUNT or a.distinct for a, _ in inputs):
+        return None
+    coded = _key_codes(frame, keys)
+    if coded is None:
+        return None
+    code, counts, present, groups = coded
+    order = np.argsort(code, kind="stable")  # radix: groups in order, each in pid order
+    if survivors is not None:
+        kept = (groups.with_row_index("_g")
+                .join(_wanted(survivors, groups, keys), on=keys, how="semi", nulls_equal=True,
+                      maintain_order="left")["_g"].to_numpy()
+                if keys else np.arange(1 if survivors.height else 0))
+        groups, present = groups[kept], present[kept]
+        wanted = np.zeros(len(counts), dtype=np.bool_)
+        wanted[present] = True
+        order = order[wanted[code[order]]]
+    pids = frame["_pid"].to_numpy()[order].astype(np.int64, copy=False)
+    gathered = []
+    for _, column in inputs:
+        if column is None:
+            chosen, sizes = pids, counts[present]
+        else:
+            has = frame[column].is_not_null().to_numpy()[order]
+            chosen = pids[has]
+            sizes = np.bincount(code[order[has]], minlength=len(counts))[present]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        gathered.append(_Gathered(chosen, offsets, [float(n) for n in sizes]))
+    return _labels(groups, keys), gathered
+
+
+def _key_codes(
+    frame: pl.DataFrame, keys: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pl.DataFrame] | None:
+    """Each row's key code, the rows per code, the codes of the groups (in order) and their
+    keys, when every key is a whole number or boolean and their combinations number at most
+    ``_MAX_KEY_CODES``; else None. Without keys, one group holds every row (even none).
+
+    A row's code is its keys in mixed radix (first key first; NULL after the largest value), so
+    codes sort as the keys do.
+    """
+    if not keys:
+        return (np.zeros(frame.height, dtype=np.uint16), np.array([frame.height]),
+                np.zeros(1, dtype=np.int64), pl.DataFrame({"_group": [0]}))
+    code: np.ndarray | None = None
+    digits: list[tuple[str, int, int, bool]] = []  # key, lowest value, radix, has NULL
+    space = 1
+    for key in keys:
+        series = frame[key]
+        if series.dtype not in _CODED:
+            return None
+        whole = series if series.dtype == pl.Int64 else series.cast(pl.Int64)
+        low, high = whole.min(), whole.max()
+        low, high = (0, -1) if low is None else (int(low), int(high))  # type: ignore[arg-type]
+        nulls = whole.null_count() > 0
+        radix = high - low + 1 + nulls
+        space *= radix
+        if space > _MAX_KEY_CODES:
+            return None
+        digit = (whole.fill_null(low) if nulls else whole).to_numpy() - low  # below radix
+        if nulls:
+            digit[whole.is_null().to_numpy()] = radix - 1
+        code = digit if code is None else code * radix + digit
+        digits.append((key, low, radix, nulls))
+    assert code is not None
+    counts = np.bincount(code, minlength=space)
+    present = np.flatnonzero(counts)
+    columns: list[pl.Series] = []
+    rest = present
+    for key, low, radix, nulls in reversed(digits):
+        digit, rest = rest % radix, rest // radix
+        values = pl.Series(key, digit + low, dtype=pl.Int64)
+        if nulls:
+            values = values.scatter(np.flatnonzero(digit == radix - 1), None)
+        columns.insert(0, values.cast(frame.schema[key]))
+    return code.astype(np.uint16), counts, present, pl.DataFrame(columns)
 
 
 def _by_pid(frame: pl.DataFrame) -> pl.DataFrame:
     pid = frame["_pid"]
     if pid.null_count():
         raise unknown("some rows have no pid")
-    if pid.len() > 1 and not (pid.diff().drop_nulls() >= 0).all():
+    if not pid.is_sorted():
         frame = frame.sort("_pid")
     return frame
 
@@ -420,12 +545,10 @@ def _flat(groups: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     return values, offsets - offsets[0]
 
 
-def _cells(
-    groups: pl.DataFrame, j: int, aggregate: Aggregate, labels: list[tuple[str, ...]]
-) -> list[Cell]:
+def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ...]]
+           ) -> list[Cell]:
     n_groups = len(labels)
-    pids, offsets = _flat(groups, f"_p{j}")
-    pids = pids.astype(np.int64, copy=False)
+    pids, offsets, values = gathered.pids, gathered.offsets, gathered.values
     # the first row of each (group, pid) run: lists are sorted by pid within a group
     first = np.empty(len(pids), dtype=np.bool_)
     first[1:] = pids[1:] != pids[:-1]
@@ -433,10 +556,9 @@ def _cells(
     starts = np.flatnonzero(first)
     bounds = np.searchsorted(starts, offsets)  # each group's slice of ``contributors``
     contributors = pids[starts]
-    values = groups[f"_v{j}"].to_list()
     magnitudes = below = above = None
-    if aggregate.kind in _MAGNITUDE or aggregate.kind in _SIDES:
-        x = _flat(groups, f"_x{j}")[0].astype(np.float64, copy=False)
+    if gathered.x is not None:
+        x = gathered.x
         run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(pids))))
         if aggregate.kind in _MAGNITUDE:
             magnitudes = np.bincount(run, weights=np.abs(x),
@@ -446,7 +568,7 @@ def _cells(
             cut = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             below = _participants_where(x < cut[group_of], run, bounds)
             above = _participants_where(x > cut[group_of], run, bounds)
-    distinct = groups[f"_d{j}"].to_list() if f"_d{j}" in groups.columns else None
+    distinct = gathered.distinct
     cells = []
     for g in range(n_groups):
         lo, hi = bounds[g], bounds[g + 1]

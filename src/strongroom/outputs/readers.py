@@ -11,11 +11,13 @@ output check refuses what it cannot read (fail closed), it never passes it unrea
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import math
+import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -37,6 +39,15 @@ FORMATS: dict[str, str] = {
     ".xlsx": "xlsx",
 }
 MAX_JSON_DEPTH = 64
+SMALL_TABLE = 4096  # cells: a table this small is tokenised in Python (same result, no Polars
+# per-call overhead, which dominates small tables)
+
+_TOKEN = re.compile(TOKEN)
+_IS_DATE = re.compile(f"(?:{DATE})")
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_UK_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_EPOCH = dt.date(1970, 1, 1)
+_GREGORIAN_CYCLE = 400, 146_097  # years, and days in them: the calendar repeats
 
 
 class UnreadablePayload(Invalid):
@@ -115,6 +126,11 @@ def tabulate(name: str, text: pl.DataFrame, reserved: frozenset[str] = frozenset
     text = text.select(pl.col(c).cast(pl.String) for c in text.columns)
     if text.width == 0 or text.height == 0:
         return PayloadTable(name, text, pl.DataFrame())
+    if text.width * text.height <= SMALL_TABLE:
+        cells = [text[c].to_list() for c in text.columns]
+        # ASCII only: Polars' \d is any Unicode digit, Python's those of its own Unicode version
+        if all(v is None or v.isascii() for column in cells for v in column):
+            return _tabulate_small(name, text, cells, reserved)
     original = text.columns
     tokens = (
         text.rename({c: str(i) for i, c in enumerate(original)})  # names that cannot clash
@@ -132,7 +148,7 @@ def tabulate(name: str, text: pl.DataFrame, reserved: frozenset[str] = frozenset
              .sort("col", "pos").with_row_index("slot"))
     if slots.height == 0:
         return PayloadTable(name, text, pl.DataFrame())
-    names = _slot_names(slots, original, reserved)
+    names = _slot_names(slots.select("col", "pos").iter_rows(), original, reserved)
     days = pl.coalesce(
         pl.col("tok").str.to_date("%Y-%m-%d", strict=False),
         pl.col("tok").str.to_date("%d/%m/%Y", strict=False),
@@ -152,11 +168,62 @@ def tabulate(name: str, text: pl.DataFrame, reserved: frozenset[str] = frozenset
     return PayloadTable(name, text, numbers, dates, sources)
 
 
-def _slot_names(slots: pl.DataFrame, original: list[str], reserved: frozenset[str]) -> list[str]:
+def _tabulate_small(name: str, text: pl.DataFrame, cells: list[list[str | None]],
+                    reserved: frozenset[str]) -> PayloadTable:
+    """``tabulate`` in Python, for small tables of ASCII text: the same tables, sooner."""
+    found: dict[tuple[int, int], list[tuple[int, str]]] = {}  # (column, position) → tokens
+    for col, column in enumerate(cells):
+        for row, cell in enumerate(column):
+            if cell is not None:
+                for pos, token in enumerate(_TOKEN.findall(cell)):
+                    found.setdefault((col, pos), []).append((row, token))
+    if not found:
+        return PayloadTable(name, text, pl.DataFrame())
+    slots = sorted(found)
+    names = _slot_names(slots, text.columns, reserved)
+    columns: dict[str, list[float | None]] = {}
+    dates = set()
+    for slot, column_name in zip(slots, names, strict=True):
+        tokens = [(row, token, _IS_DATE.fullmatch(token) is not None)
+                  for row, token in found[slot]]
+        date_col = 2 * sum(is_date for _, _, is_date in tokens) >= len(tokens)
+        values: list[float | None] = [None] * text.height
+        for row, token, is_date in tokens:
+            if date_col and is_date:
+                values[row] = _days(token)
+            elif not date_col and not is_date:
+                values[row] = float(token.replace(",", ""))
+        columns[column_name] = values
+        if date_col:
+            dates.add(column_name)
+    numbers = pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.Float64))
+    sources = {n: text.columns[col] for n, (col, _) in zip(names, slots, strict=True)}
+    return PayloadTable(name, text, numbers, frozenset(dates), sources)
+
+
+def _days(token: str) -> float | None:
+    """Days since 1970-01-01 of a date token (``yyyy-mm-dd`` or ``d/m/yyyy``); None if no such
+    day. Year 0 is a (leap) year, as in Polars' proleptic calendar; ``datetime`` starts at 1."""
+    if iso := _ISO_DATE.fullmatch(token):
+        year, month, day = int(iso[1]), int(iso[2]), int(iso[3])
+    elif uk := _UK_DATE.fullmatch(token):
+        day, month, year = int(uk[1]), int(uk[2]), int(uk[3])
+    else:
+        return None
+    years, days = _GREGORIAN_CYCLE if year == 0 else (0, 0)
+    try:
+        date = dt.date(year + years, month, day)
+    except ValueError:
+        return None
+    return float((date - _EPOCH).days - days)
+
+
+def _slot_names(slots: Iterable[tuple[int, int]], original: list[str],
+                reserved: frozenset[str]) -> list[str]:
     """``column`` for a cell's first number, ``column#2`` for its second …, all distinct."""
     used = set(reserved)
     names = []
-    for col, pos in slots.select("col", "pos").iter_rows():
+    for col, pos in slots:
         base = original[col]
         candidate = base if pos == 0 else f"{base}#{pos + 1}"
         while candidate in used:

@@ -35,6 +35,11 @@ nothing is matched by name or by exact value:
    section by section (a listing appended below a summary is mapped on its own), then
    transposed (participants as columns are as disclosive).
 
+Most aggregate tables are settled before any record is linked: a row can only single someone
+out on as many columns as it has cells of distinct payload and cohort columns, and only as
+improbably as its most selective cells allow. When these bounds show that fewer than 3 rows
+could, and none beyond doubt, the search is skipped; its outcome would have been the same.
+
 Aggregate outputs pass because their rows do not look like any one record: a mean is rarely
 any participant's value on three columns at once, and a count, a percentage and a category
 code match thousands of records or none. Findings say how many rows and columns matched,
@@ -47,7 +52,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,10 +94,12 @@ MAX_JOINS = 300  # distinct link keys per table; beyond this the scan refuses (f
 
 _SLOT_SHIFT = 40  # composite key: (column × 8 + precision) << 40 | (key + 2^39)
 _KEY_OFFSET = 1 << 39
+_ASCII_DIGIT = re.compile(r"[0-9]")
 _ID_NAME = re.compile(r"(?i)(^|[^a-z])(e|p)?id([^a-z]|$)|participant|pseudonym")
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+_Pairs = tuple[IntArray, IntArray, IntArray, IntArray]  # cell, cohort column, count, span
 
 
 @dataclass(frozen=True)
@@ -272,8 +279,9 @@ def identifier_findings(index: RowIndex, payload: Payload) -> list[Finding]:
     columns_with_ids = 0
     id_column = False
     for table in payload.tables:
-        for name in table.numbers.columns:
-            values = _whole_numbers(table.numbers[name])
+        grid = _grid(table.numbers)
+        for at, name in enumerate(table.numbers.columns):
+            values = _whole_numbers(grid[:, at])
             hits = values[index.is_id(values)]
             if len(hits) == 0:
                 continue
@@ -283,10 +291,12 @@ def identifier_findings(index: RowIndex, payload: Payload) -> list[Finding]:
             present = int(table.numbers[name].is_not_null().sum())
             # an ID in a column named as one, or a column mostly of IDs (one person's rows)
             id_column |= bool(_ID_NAME.search(base)) or (present >= 2 and 2 * len(hits) > present)
-        names = pl.Series([*table.text.columns, *table.numbers.columns], dtype=pl.String)
+        names = [*table.text.columns, *table.numbers.columns]
+        if not any(_ASCII_DIGIT.search(n) for n in names):
+            continue  # other digits do not parse as numbers: no ID in these names
         header = _whole_numbers(
-            names.str.extract_all(TOKEN).explode().drop_nulls().str.replace_all(",", "")
-            .cast(pl.Float64, strict=False))
+            pl.Series(names, dtype=pl.String).str.extract_all(TOKEN).explode().drop_nulls()
+            .str.replace_all(",", "").cast(pl.Float64, strict=False).drop_nulls().to_numpy())
         if (header_ids := header[index.is_id(header)]).size:
             found.append(header_ids)
             columns_with_ids += 1
@@ -306,9 +316,17 @@ def identifier_findings(index: RowIndex, payload: Payload) -> list[Finding]:
     )]
 
 
-def _whole_numbers(series: pl.Series) -> IntArray:
-    values = series.drop_nulls().to_numpy().astype(np.float64)
-    values = values[np.isfinite(values) & (np.abs(values) < 2**53)]
+def _grid(numbers: pl.DataFrame) -> FloatArray:
+    """A table's numbers as a (row, column) array; NULL is NaN."""
+    if numbers.width == 0:
+        return np.empty((numbers.height, 0))
+    grid: FloatArray = numbers.select(pl.all().cast(pl.Float64)).to_numpy()
+    return grid
+
+
+def _whole_numbers(values: FloatArray) -> IntArray:
+    values = values[np.isfinite(values)]  # NULL (NaN) and infinities out
+    values = values[np.abs(values) < 2**53]
     whole: IntArray = values[values == np.round(values)].astype(np.int64)
     return whole
 
@@ -364,7 +382,10 @@ def _scan_table(index: RowIndex, table: PayloadTable,
 
 def _sections(cells: pl.DataFrame) -> list[pl.DataFrame]:
     """Runs of consecutive rows with numbers (a row without any number ends a run)."""
-    rows = cells.select(pl.col("r").unique().sort())["r"]
+    present = np.unique(cells["r"].to_numpy())
+    if len(present) == 0 or present[-1] - present[0] + 1 == len(present):  # one run
+        return [cells] if len(present) >= 2 else []
+    rows = pl.Series("r", present)
     section = (rows.diff().fill_null(1) > 1).cum_sum()
     starts = pl.DataFrame({"r": rows, "section": section})
     parts = (cells.join(starts, on="r")
@@ -377,10 +398,13 @@ def _reason(table: PayloadTable, how: str, matched: _Matched) -> str:
     where = f"table {table.name!r}" if table.name not in ("", "$") else "the payload"
     span = (f"{matched.fewest}" if matched.fewest == matched.most
             else f"{matched.fewest} to {matched.most}")
-    rows = "row" if matched.rows == 1 else "rows"
-    return (f"{matched.rows} {rows} of {where}{how} match participant records on {span} "
-            "columns each, every one singling out one participant: participant-level data "
-            "may not leave the enclave; release aggregates instead")
+    if matched.rows == 1:
+        found = (f"1 row of {where}{how} matches a participant record on {span} columns, "
+                 "singling out one participant")
+    else:
+        found = (f"{matched.rows} rows of {where}{how} match participant records on {span} "
+                 "columns each, every one singling out one participant")
+    return f"{found}: participant-level data may not leave the enclave; release aggregates instead"
 
 
 def _too_complex(table: PayloadTable) -> str:
@@ -393,23 +417,26 @@ class _TooComplexError(Exception):
     pass
 
 
+_NO_CELLS = {"r": pl.Int64, "c": pl.Int64, "v": pl.Float64, "date": pl.Boolean}
+
+
 def _cells(table: PayloadTable) -> pl.DataFrame:
-    """Every finite number of a table, long: row, column, value, whether it is a date."""
+    """Every finite number of a table, long: row, column, value, whether it is a date.
+
+    Column by column, and by row within a column.
+    """
     numbers = table.numbers
     if numbers.width == 0 or numbers.height == 0:
-        return pl.DataFrame(schema={"r": pl.Int64, "c": pl.Int64, "v": pl.Float64,
-                                    "date": pl.Boolean})
+        return pl.DataFrame(schema=_NO_CELLS)
     positions = {name: i for i, name in enumerate(numbers.columns)}
-    dates = [positions[n] for n in table.date_columns if n in positions]
-    return (
-        numbers.with_row_index("r")
-        .unpivot(index="r", variable_name="name", value_name="v")
-        .filter(pl.col("v").is_finite() & (pl.col("v").abs() < 1e12))
-        .select(pl.col("r").cast(pl.Int64),
-                pl.col("name").replace_strict(positions, return_dtype=pl.Int64).alias("c"),
-                "v")
-        .with_columns(date=pl.col("c").is_in(dates))
-    )
+    dates = np.zeros(numbers.width, dtype=np.bool_)
+    dates[[positions[n] for n in table.date_columns if n in positions]] = True
+    flat = np.ascontiguousarray(_grid(numbers).T).ravel()  # column by column
+    at = np.flatnonzero(np.isfinite(flat) & (np.abs(flat) < 1e12))
+    column = at // numbers.height
+    return pl.DataFrame({"r": (at % numbers.height).astype(np.int64),
+                         "c": column.astype(np.int64), "v": flat[at], "date": dates[column]},
+                        schema=_NO_CELLS)
 
 
 def _digits_and_keys(v: FloatArray) -> tuple[IntArray, IntArray]:
@@ -428,19 +455,128 @@ def match_rows(index: RowIndex, cells: pl.DataFrame) -> _Matched:
         return _Matched(0, False, 0, 0)
     digits, keys = _digits_and_keys(cells["v"].to_numpy())
     cells = cells.with_columns(d=pl.Series(digits), k=pl.Series(keys)).filter(pl.col("d") >= 0)
-    mapped = _map_columns(index, cells)
+    every = None
+    # small tables (mapped on every row, so the screen sees what the search would) are tried
+    # on bounds first; on large ones the bounds rarely settle anything and would cost time
+    if cells.height <= _BOUNDED and cells["r"].n_unique() <= MAP_SAMPLE:
+        every = _every_pair(index, cells)
+        if _screened_out(index, cells, every):
+            return _Matched(0, False, 0, 0)
+    mapped = _map_columns(index, cells, every)
     if mapped.height == 0:
         return _Matched(0, False, 0, 0)
     hits = _mapped_hits(index, cells, mapped)
     if hits.height == 0:
         return _Matched(0, False, 0, 0)
     hits = _feasible(index, hits)
-    if hits.height == 0:
+    if hits.height == 0 or (hits.height <= _BOUNDED and _cannot_block(
+            index, hits["r"].to_numpy(), hits["c"].to_numpy(), hits["j"].to_numpy(),
+            hits["logf"].to_numpy(), exact=True)):
         return _Matched(0, False, 0, 0)
     pairs = _link(index, hits)
     if pairs.height == 0:
         return _Matched(0, False, 0, 0)
     return _confirm(index, hits, pairs)
+
+
+# -- bounds that settle a table before any record is linked ------------------------------
+#
+# A row counts towards a block only if one record matches it on ``score`` cells of distinct
+# payload columns and distinct cohort columns (``_dedupe``), so ``score`` is at most both
+# numbers of columns, and that record's summed log frequency is at least the sum of the
+# row's ``score`` most selective cells. When these bounds show that fewer than ``MIN_ROWS``
+# rows could reach ``MIN_COLUMNS`` and that none could be a strong match, linking cannot block
+# the table, and is skipped: the outcome is the search's, only sooner. Bounds must clear their
+# limits by ``_SLACK`` (sums taken in another order differ in the last bits).
+
+_SLACK = 1e-6
+_BOUNDED = 20_000  # cells (or hits) up to which bounds are tried before the search
+
+
+def _screened_out(index: RowIndex, cells: pl.DataFrame, every: _Pairs) -> bool:
+    """Whether bounds show that no row of ``cells`` can count, before any Polars work.
+
+    ``every`` is every (cell, cohort column) pair (``_every_pair``). Each payload column keeps
+    every cohort column that could be among the ``HYPOTHESES`` that ``_map_columns`` keeps
+    (ties and rounding included), so these hits hold all that the search would use.
+    """
+    at, j, count, span = every
+    if len(at) == 0:
+        return True
+    c = cells["c"].to_numpy()[at]
+    width = len(index.columns)
+    pair, pair_at = np.unique(c * width + j, return_inverse=True)
+    loglik = np.bincount(pair_at, weights=np.log(count / (span * index.n)))
+    found = np.bincount(pair_at)
+    owner = pair // width
+    score = loglik + (np.bincount(cells["c"].to_numpy())[owner] - found) * math.log(0.5 / index.n)
+    order = np.lexsort((-score, owner))
+    rank = _rank_within(owner[order])
+    cut = np.full(int(owner.max()) + 1, -np.inf)  # each payload column's last kept score
+    cut[owner[order[rank == HYPOTHESES - 1]]] = score[order[rank == HYPOTHESES - 1]]
+    bar = cut[owner]
+    kept = score >= bar - _SLACK * (1.0 + np.abs(np.where(np.isfinite(bar), bar, 0.0)))
+    use = kept[pair_at]
+    r = cells["r"].to_numpy()[at[use]]
+    return _cannot_block(index, r, c[use], j[use], np.log(count[use] / index.n), exact=False)
+
+
+def _rank_within(groups: IntArray) -> IntArray:
+    """Each element's position within its run of equal ``groups`` (already grouped)."""
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    lengths = np.diff(np.r_[starts, len(groups)])
+    ranks: IntArray = np.arange(len(groups)) - np.repeat(starts, lengths)
+    return ranks
+
+
+def _cannot_block(index: RowIndex, r: IntArray, c: IntArray, j: IntArray, logf: FloatArray,
+                  *, exact: bool) -> bool:
+    """Whether no row of these hits can count towards a block (bounds above).
+
+    ``exact``: the hits are the search's own, after ``_feasible``. Otherwise they hold every
+    hit the search could have, or more (each row is then tested for feasibility here, and the
+    number of column subsets tried is taken at its least, 1). Linking could also refuse a
+    table as too complex; that cannot happen with at most ``MAX_JOINS / LINK_HYPOTHESES²``
+    feasible rows.
+    """
+    if len(r) == 0:
+        return True
+    rows, row_at = np.unique(r, return_inverse=True)
+    order = np.lexsort((logf, c, row_at))
+    row_at, c, j, logf = row_at[order], c[order], j[order], logf[order]
+    first = np.r_[True, (row_at[1:] != row_at[:-1]) | (c[1:] != c[:-1])]
+    cell_row, best = row_at[first], logf[first]  # each (row, payload column)'s best
+    order = np.lexsort((best, cell_row))  # by row, most selective first
+    cell_row, best = cell_row[order], best[order]
+    pos = _rank_within(cell_row)
+    cols = np.bincount(cell_row, minlength=len(rows))
+    linked = np.unique(np.stack([row_at, j]), axis=1)[0]
+    reach = np.minimum(cols, np.bincount(linked, minlength=len(rows)))
+    if exact:
+        feasible = np.ones(len(rows), dtype=np.bool_)
+    else:
+        top = pos < MAX_ROW_CELLS
+        total = np.bincount(cell_row[top], weights=best[top], minlength=len(rows))
+        room = math.log(CHANCE) - math.log(index.n)
+        feasible = (cols >= MIN_COLUMNS) & (total <= room + _SLACK)
+    if int(feasible.sum()) * LINK_HYPOTHESES**2 > MAX_JOINS:
+        return False
+    reach = np.where(feasible, reach, 0)
+    if int((reach >= MIN_COLUMNS).sum()) >= MIN_ROWS:
+        return False
+    # a strong match: the first pass's chance, over each row's most selective cells
+    keep = reach[cell_row] >= STRONG_COLUMNS
+    cell_row, best, pos = cell_row[keep], best[keep], pos[keep]
+    if len(cell_row) == 0:
+        return True
+    summed = np.cumsum(best)
+    summed -= (summed - best)[pos == 0][np.searchsorted(np.unique(cell_row), cell_row)]
+    score = (pos + 1).astype(np.float64)
+    m = cols[cell_row].astype(np.float64) if exact else score
+    tries = gammaln(m + 1) - gammaln(score + 1) - gammaln(m - score + 1)
+    chance = math.log(index.n) + summed + tries + score * math.log(HYPOTHESES)
+    can = (score >= STRONG_COLUMNS) & (score <= reach[cell_row])
+    return not bool(np.any(can & (chance <= math.log(STRONG_CHANCE) + _SLACK)))
 
 
 _BATCH = 2_000_000  # (candidate × cell) comparisons per batch when confirming
@@ -453,56 +589,73 @@ def _pairs(index: RowIndex, cells: pl.DataFrame, mapped: pl.DataFrame | None = N
 
     Every cohort column, or only the ``mapped`` ones of the cell's payload column; a pair needs
     the same kind, enough recorded decimals and a value inside the column's range. ``count``
-    is how many records match.
+    is how many records match; ``i`` is the cell's position in ``cells``.
     """
+    if mapped is None:
+        found = _every_pair(index, cells)
+    else:
+        both = (cells.with_row_index("i").select(pl.col("i").cast(pl.Int64), "c")
+                .join(mapped.select("c", "j"), on="c"))
+        found = _count_pairs(index, cells, both["i"].to_numpy(), both["j"].to_numpy())
+    return _pairs_frame(found)
+
+
+def _pairs_frame(found: _Pairs) -> pl.DataFrame:
+    return pl.DataFrame(dict(zip(("i", "j", "count", "span"), found, strict=True)),
+                        schema={"i": pl.Int64, "j": pl.Int64, "count": pl.Int64,
+                                "span": pl.Int64})
+
+
+def _every_pair(index: RowIndex, cells: pl.DataFrame) -> _Pairs:
+    """``_pairs`` of every cell with every cohort column, a bounded chunk of cells at a time."""
+    width, size = len(index.columns), cells.height
+    parts = [_count_pairs(index, cells, np.repeat(np.arange(s, min(s + _CHUNK, size)), width),
+                          np.tile(np.arange(width), min(_CHUNK, size - s)))
+             for s in range(0, size, _CHUNK)]
+    if not parts:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty, empty
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]))
+
+
+def _count_pairs(index: RowIndex, cells: pl.DataFrame, cell_at: IntArray,
+                 col_at: IntArray) -> _Pairs:
+    """The given (cell, cohort column) pairs that some record matches, and how many do."""
     cols = index.columns
     is_date = np.array([c.is_date for c in cols])
     precision = np.array([c.precision for c in cols], dtype=np.int64)
     low = np.array([c.low for c in cols], dtype=np.int64)
     high = np.array([c.high for c in cols], dtype=np.int64)
-    d_all = cells["d"].to_numpy()
-    k_all = cells["k"].to_numpy()
-    date_all = cells["date"].to_numpy()
-    chunks: Iterable[tuple[IntArray, IntArray]]
-    if mapped is None:  # every cell against every column, a bounded chunk of cells at a time
-        every = np.arange(len(cols))
-        chunks = ((np.repeat(np.arange(s, min(s + _CHUNK, len(d_all))), len(cols)),
-                   np.tile(every, min(_CHUNK, len(d_all) - s)))
-                  for s in range(0, len(d_all), _CHUNK))
-    else:
-        both = (cells.with_row_index("i").select(pl.col("i").cast(pl.Int64), "c")
-                .join(mapped.select("c", "j"), on="c"))
-        chunks = [(both["i"].to_numpy(), both["j"].to_numpy())]
-    out = []
-    for cell_at, col_at in chunks:
-        d, k = d_all[cell_at], k_all[cell_at]
-        shift = precision[col_at] - d
-        scale = 10 ** np.clip(shift, 0, 18)
-        ok = ((shift >= 0) & (date_all[cell_at] == is_date[col_at])
-              & (k >= np.floor_divide(low[col_at], scale) - 1)
-              & (k <= np.floor_divide(high[col_at], scale)))
-        cell_at, col_at, d, k = cell_at[ok], col_at[ok], d[ok], k[ok]
-        count = index.lookup(col_at, d, k)
-        coarser = precision[col_at] > d  # rounded: the key below may hold the value too
-        count += np.where(coarser, index.lookup(col_at, d, k - 1), 0)
-        found = count > 0
-        out.append(pl.DataFrame({"i": cell_at[found].astype(np.int64),
-                                 "j": col_at[found].astype(np.int64), "count": count[found],
-                                 "span": np.where(coarser, 2, 1)[found].astype(np.int64)}))
-    if not out:
-        return pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64, "count": pl.Int64,
-                                    "span": pl.Int64})
-    return pl.concat(out)
+    d, k = cells["d"].to_numpy()[cell_at], cells["k"].to_numpy()[cell_at]
+    shift = precision[col_at] - d
+    scale = 10 ** np.clip(shift, 0, 18)
+    ok = ((shift >= 0) & (cells["date"].to_numpy()[cell_at] == is_date[col_at])
+          & (k >= np.floor_divide(low[col_at], scale) - 1)
+          & (k <= np.floor_divide(high[col_at], scale)))
+    cell_at, col_at, d, k = cell_at[ok], col_at[ok], d[ok], k[ok]
+    count = index.lookup(col_at, d, k)
+    coarser = precision[col_at] > d  # rounded: the key below may hold the value too
+    count += np.where(coarser, index.lookup(col_at, d, k - 1), 0)
+    found = count > 0
+    return (cell_at[found].astype(np.int64), col_at[found].astype(np.int64), count[found],
+            np.where(coarser, 2, 1)[found].astype(np.int64))
 
 
-def _map_columns(index: RowIndex, cells: pl.DataFrame) -> pl.DataFrame:
-    """For each payload column, the cohort columns its values are most likely drawn from."""
+def _map_columns(index: RowIndex, cells: pl.DataFrame, every: _Pairs | None = None
+                 ) -> pl.DataFrame:
+    """For each payload column, the cohort columns its values are most likely drawn from.
+
+    ``every``: ``_every_pair`` of ``cells``, when already known (tables of at most
+    ``MAP_SAMPLE`` rows, which are mapped on every row).
+    """
     rows = cells["r"].unique()
     if len(rows) > MAP_SAMPLE:
         keep = rows.sample(MAP_SAMPLE, seed=0)
         cells = cells.filter(pl.col("r").is_in(keep.implode()))
+        every = None
     cells = cells.with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
-    pairs = _pairs(index, cells)
+    pairs = _pairs(index, cells) if every is None else _pairs_frame(every)
     if pairs.height == 0:
         return pl.DataFrame(schema={"c": pl.Int64, "j": pl.Int64, "rank": pl.Int64})
     miss = math.log(0.5 / index.n)
@@ -665,7 +818,9 @@ def _confirm(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> _Match
     if singled.height == 0 and strong.height == 0:
         return _Matched(0, False, 0, 0)
     scores = pl.concat([singled["score"], strong["score"]]).cast(pl.Int64).to_numpy()
-    return _Matched(singled.height, strong.height > 0, int(scores.min()), int(scores.max()))
+    # rows reported: those singled out either way (a strong match blocks whatever the count)
+    rows = pl.concat([singled["r"], strong["r"]]).n_unique()
+    return _Matched(rows, strong.height > 0, int(scores.min()), int(scores.max()))
 
 
 def _matches_chunked(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
