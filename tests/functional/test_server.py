@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import io
 import ipaddress
 import os
 import socket
@@ -19,6 +21,7 @@ import ssl
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,7 @@ from strongroom.access.bootstrap import bootstrap
 from strongroom.access.totp import STEP_SECONDS, code_at
 from strongroom.client import Client, StrongroomError
 from strongroom.cohort.store import init_store
+from strongroom.cohort.synth.generator import synthesise
 from strongroom.errors import Invalid
 from strongroom.platform import Platform
 from strongroom.server.run import check_listen
@@ -138,14 +142,21 @@ def wait_until_up(url: str, ca: Path, process: subprocess.Popen[bytes], log: Pat
 
 
 @contextlib.contextmanager
-def running_server(directory: Path, database_url: str | None) -> Iterator[Server]:
-    """Bootstrap a platform, close it, serve it over TLS in a subprocess; stop it after."""
+def running_server(directory: Path, database_url: str | None,
+                   cohort: int = 0) -> Iterator[Server]:
+    """Bootstrap a platform, close it, serve it over TLS in a subprocess; stop it after.
+
+    ``cohort``: store that many synthetic participants first (for the enclave's routes).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     data, key = directory / "data", directory / "keys" / "master.key"
     env = {k: v for k, v in os.environ.items() if k != "STRONGROOM_MASTER_KEY"}
     saved = os.environ.pop("STRONGROOM_MASTER_KEY", None)
     try:
-        init_store(data, key_file=key, database_url=database_url).close()
+        store = init_store(data, key_file=key, database_url=database_url)
+        if cohort:
+            store.write_version(synthesise(cohort, seed=3))
+        store.close()
         with Platform.open(data, key) as platform:
             admin = bootstrap(platform.access, institution="Custodian Trust", country="GB",
                               jurisdiction="UK GDPR", networks=["127.0.0.0/8"],
@@ -184,6 +195,13 @@ def running_server(directory: Path, database_url: str | None) -> Iterator[Server
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One SQLite-backed server for the module."""
     with running_server(tmp_path_factory.mktemp("server"), None) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def enclave_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server over a 3,000-participant synthetic cohort."""
+    with running_server(tmp_path_factory.mktemp("enclave"), None, cohort=3000) as started:
         yield started
 
 
@@ -384,3 +402,53 @@ def test_more_than_ten_attempts_a_minute_from_one_address_are_limited(server: Se
     assert "too many sign-in attempts" in str(limited)
     with server.client(OTHER_SOURCE) as other:  # another address is not held back
         assert refused(other.login, "nobody11@example.org", PASSWORD, "000000").status == 401
+
+
+# -- the enclave and its outputs, over HTTPS --------------------------------------------------
+
+def test_analyse_check_review_and_download_released_bytes(enclave_server: Server) -> None:
+    server, admin = enclave_server, enclave_server.admin
+    uni = admin.institutions.create("Enclave University", "GB", "UK GDPR", ["127.0.0.0/8"])
+    rex = register(server, "rex@enclave.ac.uk", ["researcher"], uni["id"], vetted=True)
+    checkers = [register(server, f"checker{i}@custodian.org", ["output-checker"], vetted=True)
+                for i in (1, 2)]
+    today = dt.date.today()
+    project = admin.projects.create("Adiposity", "Body mass index by sex and birth cohort",
+                                    rex.id, today, today + dt.timedelta(days=90),
+                                    fields=[31, 34, 21001])
+    with server.client(MAIN_SOURCE) as researcher:
+        researcher.login(rex.email, rex.password, code(rex.totp_secret))
+        dummy = zipfile.ZipFile(io.BytesIO(researcher.enclave.dummy(project["id"])))
+        assert "participants.parquet" in dummy.namelist()
+        defined = researcher.enclave.define(project["id"], "base", (
+            "SELECT pid, p31 AS sex, CASE WHEN p34 < 1950 THEN 'early' ELSE 'late' END AS era, "
+            "CASE WHEN p31 = 0 THEN 'a' WHEN p34 < 1950 THEN 'b' ELSE 'c' END AS grp, "
+            "p21001_i0 AS bmi FROM participants"))
+        assert defined["size_ok"] and "pid" in defined["columns"] and "rows" not in defined
+        hostile = refused(researcher.enclave.define, project["id"], "x",
+                          "SELECT * FROM read_csv('/etc/passwd')")
+        assert hostile.status == 400 and hostile.reasons
+
+        safe = researcher.enclave.analyse(project["id"], {
+            "kind": "crosstab", "definition": "base", "rows": "sex", "columns": "era"})
+        assert safe["verdict"] == "release" and "cells" not in safe  # a verdict, no values
+        assert refused(researcher.outputs.download, safe["id"]).status in (403, 409)
+        assert researcher.outputs.request_release(safe["id"])["status"] == "released"
+        payload = researcher.outputs.download(safe["id"])
+        assert hashlib.sha256(payload).hexdigest() == safe["sha256"]
+
+        held = researcher.enclave.analyse(project["id"], {
+            "kind": "crosstab", "definition": "base", "rows": "sex", "columns": "grp"})
+        assert held["verdict"] == "review", held["findings"]
+        researcher.outputs.request_release(held["id"], "structural zeros: group a is one sex")
+        for i, checker in enumerate(checkers):
+            with server.client(MAIN_SOURCE) as checking:
+                checking.login(checker.email, checker.password, code(checker.totp_secret))
+                assert checking.outputs.content(held["id"])
+                decided = checking.outputs.review(held["id"], True, "structural zeros")
+                assert decided["status"] == ("approved_once", "released")[i]
+        released = researcher.outputs.download(held["id"])
+        assert hashlib.sha256(released).hexdigest() == held["sha256"]
+    types = {entry["type"] for entry in admin.audit.entries(limit=1000)}
+    assert {"output.checked", "output.released", "output.downloaded",
+            "enclave.analysis.refused"} <= types
