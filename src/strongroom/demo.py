@@ -2,7 +2,8 @@
 
 Synthesises the cohort, hands it over as a cohort directory and ingests it through the same
 validated, encrypted path a custodian's real files take; then registers demo institutions,
-people of every role and projects (see :mod:`strongroom.demo_world`).
+people of every role and projects (see :mod:`strongroom.demo_world`); and takes a tour of the
+enclave as a researcher (:mod:`strongroom.demo_enclave`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.store import Store, init_store
 from strongroom.cohort.summary import StoreSummary, summarise
 from strongroom.cohort.synth import synthesise
-from strongroom.demo_world import DemoWorld, populate
+from strongroom.demo_enclave import TourStop, tour
+from strongroom.demo_world import RESEARCHERS, DemoWorld, populate
 from strongroom.platform import Platform
 from strongroom.progress import Progress
 
@@ -32,6 +34,7 @@ class DemoResult:
     timings: dict[str, float]
     smoking_by_sex: list[tuple[str, str, int]]
     world: DemoWorld
+    tour: list[TourStop]
 
 
 def run_demo(
@@ -64,8 +67,11 @@ def run_demo(
     start = time.perf_counter()
     with Platform.open(root, key_file) as platform:
         world = populate(platform.access)
-    timings["people and projects"] = time.perf_counter() - start
-    return DemoResult(summary, key_file, timings, counts, world)
+        timings["people and projects"] = time.perf_counter() - start
+        start = time.perf_counter()
+        stops = tour(platform, world, RESEARCHERS[0][0])
+        timings["enclave tour"] = time.perf_counter() - start
+    return DemoResult(summary, key_file, timings, counts, world, stops)
 
 
 def smoking_by_sex(store: Store) -> list[tuple[str, str, int]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,10 @@ def test_raw_rows_as_group_labels_are_blocked(world: World, researcher: Principa
                "GROUP BY bmi, sbp, birth_year"}, fmt="csv")
     assert view.report.verdict is Verdict.BLOCK
     assert "raw_rows" in rules_hit(view) or "identifiers" in rules_hit(view)
+    # the reasons of a blocked output do not hand over its labels (participants' own values)
+    reasons = [f.reason for f in view.report.findings]
+    assert not any(re.search(r"\b19[2-7][0-9]\b", reason) for reason in reasons), \
+        "a birth year from the labels appears in the reasons"
 
 
 def test_an_unknown_aggregation_is_refused_with_its_reason(world: World,

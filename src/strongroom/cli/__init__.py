@@ -82,6 +82,7 @@ def demo(
         table.add_row(sex, smoking, f"{count:,}")
     console.print(table)
     console.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    _print_tour(result)
     _print_logins(result)
     if serve_api:
         console.print(f"serving the API on http://{DEFAULT_HOST}:{port} (spec at /openapi.json;"
@@ -90,6 +91,15 @@ def demo(
 
         with refusals(), Platform.open(directory, result.key_file) as platform:
             run_server(platform, DEFAULT_HOST, port)
+
+
+def _print_tour(result: DemoResult) -> None:
+    table = Table(title="The enclave, as a researcher sees it: verdicts and reasons, no values")
+    for column in ("analysis", "verdict", "after asking for release", "first reason"):
+        table.add_column(column)
+    for stop in result.tour:
+        table.add_row(stop.what, stop.verdict, stop.status, stop.reason[:160])
+    console.print(table)
 
 
 def _print_logins(result: DemoResult) -> None:

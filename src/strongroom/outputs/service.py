@@ -11,6 +11,7 @@ differencing is checked once more (another release may have landed meanwhile).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,7 @@ from strongroom.outputs.overlap import bitmap, within_output
 from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
 from strongroom.outputs.rules import Rules, load_rules, tighten
 from strongroom.outputs.scanner import RowIndex, scan
-from strongroom.outputs.verdicts import CheckReport, Finding, Verdict
+from strongroom.outputs.verdicts import SEVERITY, CheckReport, Finding, Verdict
 
 RULES_FILE = "rules.yaml"  # a project's tightened thresholds, beside its other files
 CELLS = "cells"
@@ -146,8 +147,11 @@ class Outputs:
         payload = render(result, report.suppressed, fmt)
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
-        final = CheckReport(CheckReport.worst(findings), findings, report.suppressed,
-                            report.rules_version, report.thresholds)
+        verdict = CheckReport.worst(findings)
+        if SEVERITY[verdict] >= SEVERITY[Verdict.REVIEW]:
+            findings = [_without_labels(f) for f in findings]
+        final = CheckReport(verdict, findings, report.suppressed, report.rules_version,
+                            report.thresholds)
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
             filename=name, report=final, kind=result.kind, spec=dict(request))
@@ -215,6 +219,19 @@ class Outputs:
     def scan_file(self, data: bytes, name: str) -> list[Finding]:
         """The raw-row scanner on any file (for the custodian's command line)."""
         return scan(self.index(), data, name)
+
+
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def _without_labels(finding: Finding) -> Finding:
+    """A reason without the quoted cell labels, for outputs that are not released as they are.
+
+    Group labels can be participants' own values (``GROUP BY bmi, sbp``); a blocked output's
+    reasons must not hand them over. The cell index still says which cell is meant.
+    """
+    return Finding(finding.rule, finding.verdict, _QUOTED.sub("“…”", finding.reason),
+                   finding.cell)
 
 
 def _label(result: Result, i: int) -> str:
