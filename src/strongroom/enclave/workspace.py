@@ -35,7 +35,7 @@ T = TypeVar("T")
 DEFINITIONS = "definitions"
 
 
-class _Cache:
+class LruCache:
     """A small least-recently-used map; ``get`` builds a missing entry under a lock."""
 
     def __init__(self, size: int):
@@ -66,9 +66,9 @@ class Enclave:
         self.ctx = ctx
         self.store = store
         self.limits = limits or Limits()
-        self._cohorts = _Cache(1)
-        self._views = _Cache(8)
-        self._definitions = _Cache(32)
+        self._cohorts = LruCache(1)
+        self._views = LruCache(8)
+        self._definitions = LruCache(32)
 
     def version(self) -> str:
         current = self.store.current()
@@ -125,12 +125,10 @@ class Enclave:
         stamp = definitions.stamp(where, name)
         return self._definitions.get(
             ("definition", project.id, name, stamp),
-            lambda: definitions.load(where, self.key(project), _context(project.id), name))
-
-
-def _context(project_id: str) -> str:
-    return f"definitions:{project_id}"
+            lambda: definitions.load(where, self.key(project), definition_context(project.id),
+                                     name))
 
 
 def definition_context(project_id: str) -> str:
-    return _context(project_id)
+    """What a project's sealed definitions are bound to (another project's key cannot open)."""
+    return f"definitions:{project_id}"

@@ -32,7 +32,7 @@ from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.cohort.model import EID
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.results import Result
-from strongroom.enclave.workspace import Enclave, _Cache
+from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, Invalid
 from strongroom.outputs import requests
 from strongroom.outputs.check import check
@@ -83,7 +83,7 @@ class Outputs:
         self.ctx = enclave.ctx
         self.base_rules = rules or load_rules()
         self.ledger = Ledger(self.ctx.engine, self.ctx.key)
-        self._index = _Cache(1)
+        self._index = LruCache(1)
 
     # -- what the check needs --------------------------------------------------------------
 
