@@ -39,7 +39,7 @@ MAX_COVARIATES = 50
 MAX_BINS = 100
 
 
-def _unique(names: list[str], what: str) -> list[str]:
+def _unique(names: list[str]) -> list[str]:
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -56,6 +56,13 @@ class _Spec(BaseModel):
     def reads(self) -> list[str]:
         """The dataset definition's columns this analysis reads (besides ``pid``)."""
         raise NotImplementedError
+
+    @field_validator("variables", "statistics", "covariates", "categorical",
+                     check_fields=False)
+    @classmethod
+    def _names_once(cls, names: list[str]) -> list[str]:
+        """Each list of names (where a spec has it) names every column once."""
+        return _unique(names)
 
     @model_validator(mode="after")
     def _not_pid(self) -> Self:
@@ -113,16 +120,6 @@ class SummarySpec(_Spec):
     def reads(self) -> list[str]:
         return list(self.variables)
 
-    @field_validator("variables")
-    @classmethod
-    def _distinct_variables(cls, v: list[str]) -> list[str]:
-        return _unique(v, "variables")
-
-    @field_validator("statistics")
-    @classmethod
-    def _distinct_statistics(cls, v: list[str]) -> list[str]:
-        return _unique(v, "statistics")
-
     @field_validator("quantiles")
     @classmethod
     def _distinct_quantiles(cls, v: list[float]) -> list[float]:
@@ -173,16 +170,6 @@ class _Model(_Spec):
 
     def reads(self) -> list[str]:
         return [*self._responses(), *self.covariates]
-
-    @field_validator("covariates")
-    @classmethod
-    def _distinct_covariates(cls, v: list[str]) -> list[str]:
-        return _unique(v, "covariates")
-
-    @field_validator("categorical")
-    @classmethod
-    def _distinct_categorical(cls, v: list[str]) -> list[str]:
-        return _unique(v, "categorical")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -268,11 +255,6 @@ class CorrelationSpec(_Spec):
 
     def reads(self) -> list[str]:
         return list(self.variables)
-
-    @field_validator("variables")
-    @classmethod
-    def _distinct_variables(cls, v: list[str]) -> list[str]:
-        return _unique(v, "variables")
 
 
 Spec = Annotated[
