@@ -14,6 +14,7 @@ from strongroom.access.context import Via
 from strongroom.access.totp import code_at
 from strongroom.demo_world import DemoWorld
 from strongroom.enclave import service
+from strongroom.errors import Invalid
 from strongroom.platform import Platform
 
 BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p20116_i0 AS smoking, "
@@ -51,7 +52,11 @@ def tour(platform: Platform, world: DemoWorld, researcher_email: str) -> list[To
                    "SELECT * FROM base WHERE pid <> (SELECT min(pid) FROM base)")
     stops = []
     for what, analysis in TOUR:
-        view = platform.outputs.analyse(who, project_id, analysis)
+        try:
+            view = platform.outputs.analyse(who, project_id, analysis)
+        except Invalid as refusal:  # refused before anything was computed
+            stops.append(TourStop(what, "refused", "nothing ran", refusal.reasons[0]))
+            continue
         asked = platform.outputs.request_release(
             who, view.output.id, "demo: shows what the check does with this output")
         reasons = asked.reasons

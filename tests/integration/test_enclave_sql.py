@@ -640,3 +640,16 @@ def test_counts_by_whole_number_keys_match_the_general_path(
 
 def _not_taken(*_: object) -> None:
     raise AssertionError("counts by whole-number keys took the general path")
+
+
+def test_more_groups_than_a_table_may_have_are_refused() -> None:
+    """GROUP BY on participants' own values makes one group per person: not an aggregate."""
+    from strongroom.enclave.analyses.tables import MAX_CELLS
+    n = MAX_CELLS + 1
+    frame = pl.DataFrame({"pid": np.arange(1_000_000, 1_000_000 + n, dtype=np.int64),
+                          "x": np.arange(n, dtype=np.int64)})
+    tables = {"participants": frame}
+    with pytest.raises(Invalid) as refused:
+        aggregate_sql(tables, schema_of(tables),
+                      "SELECT x, count(*) AS n FROM participants GROUP BY x", Limits(), {})
+    assert "groups" in str(refused.value) and "coarser" in str(refused.value)

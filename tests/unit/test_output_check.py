@@ -653,3 +653,14 @@ def test_real_kaplan_meier_is_not_falsely_failed() -> None:
                  frame)
     report = check(result, RULES)
     assert report.verdict is Verdict.RELEASE, report.findings
+
+
+def test_a_table_too_large_to_prove_safe_is_blocked_not_solved(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: a system of totals too large to solve blocks the output (no crash)."""
+    from strongroom.outputs import suppression
+    monkeypatch.setattr(suppression, "MAX_SYSTEM", 4)  # as if the table were enormous
+    table = crosstab([[3, 40, 50], [45, 2, 60], [55, 48, 4]])
+    report = check(table.result, load_rules())
+    assert report.verdict is Verdict.BLOCK
+    assert any("too many cells to prove" in f.reason for f in report.findings)

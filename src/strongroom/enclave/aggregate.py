@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 from sqlglot import exp
 
+from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.enclave.sqlguard import DIALECT, check_select, referenced_columns
@@ -364,6 +365,10 @@ def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None) ->
     if found is None:
         found = _grouped(frame, keys, inputs, survivors)
     labels, gathered = found
+    if len(labels) * len(inputs) > MAX_CELLS:  # the same limit as any table of the enclave
+        raise Invalid(f"the query gives {len(labels):,} groups × {len(inputs)} aggregates, "
+                      f"more than the {MAX_CELLS:,} cells an output may have; group on "
+                      "coarser keys (bands, categories) so that each row is a real group")
     by_aggregate = [_cells(g, a, labels) for g, (a, _) in zip(gathered, inputs, strict=True)]
     return [cells[g] for g in range(len(labels)) for cells in by_aggregate]
 

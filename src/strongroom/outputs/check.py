@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.outputs.rules import Rules
-from strongroom.outputs.suppression import protect, where
+from strongroom.outputs.suppression import TooLargeToProveError, protect, where
 from strongroom.outputs.verdicts import CheckReport, Finding, Verdict
 
 # analyses whose output is a table a reader can show with gaps
@@ -59,8 +59,14 @@ def check(result: Result, rules: Rules) -> CheckReport:
     findings = [_settle(f, result) for f in findings]
     primary = {f.cell for f in findings if f.verdict is Verdict.SUPPRESS and f.cell is not None}
     eligible = {i for i in range(len(result.cells)) if _hideable(result, i)}
-    protection = protect(result.cells, primary, eligible,
-                         relate=result.kind in ADDITIVE_ANALYSES)
+    try:
+        protection = protect(result.cells, primary, eligible,
+                             relate=result.kind in ADDITIVE_ANALYSES)
+    except TooLargeToProveError:  # fail closed: what cannot be proven safe does not leave
+        findings.append(Finding("secondary_suppression", Verdict.BLOCK,
+                                "the table hides too many cells to prove that none can be "
+                                "worked out from its totals; coarsen its categories"))
+        return _report(findings, primary, rules)
     for i, why in sorted(protection.secondary.items()):
         findings.append(Finding("secondary_suppression", Verdict.SUPPRESS,
                                 f"{where(result.cells[i])} is hidden too: {why}", i))

@@ -125,6 +125,13 @@ def protect(cells: Sequence[Cell], primary: Collection[int], eligible: Collectio
             return result
 
 
+MAX_SYSTEM = 4_000_000  # relations × hidden cells of one grid solved at once (32 MB)
+
+
+class TooLargeToProveError(Exception):
+    """The table's system of totals is too large to prove its hidden cells safe."""
+
+
 def determined(lines: Iterable[Relation], hidden: Collection[int]) -> set[int]:
     """Hidden cells whose value follows exactly from the shown cells and the line totals.
 
@@ -140,6 +147,8 @@ def determined(lines: Iterable[Relation], hidden: Collection[int]) -> set[int]:
     found: set[int] = set()
     for rels in per_grid.values():
         unknowns = sorted({i for rel in rels for i in rel.cells if i in hide})
+        if len(rels) * len(unknowns) > MAX_SYSTEM:
+            raise TooLargeToProveError
         column = {i: n for n, i in enumerate(unknowns)}
         a = np.zeros((len(rels), len(unknowns)))
         for r, rel in enumerate(rels):
