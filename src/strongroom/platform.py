@@ -20,6 +20,7 @@ from strongroom.cohort.store import Store
 from strongroom.db import create_all
 from strongroom.enclave.workspace import Enclave
 from strongroom.outputs.service import Outputs
+from strongroom.watch.service import Watch
 
 WITNESS = Path("audit") / "checkpoints.jsonl"
 
@@ -48,6 +49,7 @@ class Platform:
         create_all(store.engine)  # the tables of every room imported above
         self.enclave = Enclave(self.access, store)
         self.outputs = Outputs(self.enclave)
+        self.watch = Watch(self.access, cohort_size=self._cohort_size)
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None, *,
@@ -72,6 +74,10 @@ class Platform:
             return np.empty(0, dtype=np.int64)
         participants = self.store.load(tables=["participants"]).participants
         return participants[EID].cast(pl.Int64).to_numpy()
+
+    def _cohort_size(self) -> int:
+        version = self.store.current()
+        return 0 if version is None else version.participants
 
     def close(self) -> None:
         self.audit.close()

@@ -67,6 +67,7 @@ class Ids:
     under_review: str
     also_under_review: str
     released: str
+    job: str  # a declared large job, for the approval route
 
 
 _n = itertools.count()
@@ -161,6 +162,17 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
             f"/outputs/{ids.under_review}/content", None),
         ("GET", "/outputs/{output_id}/download"): lambda: (
             f"/outputs/{ids.released}/download", None),
+        ("POST", "/projects/{project_id}/extracts"): lambda: (
+            f"/projects/{p}/extracts", {"format": "csv", "limit": 50}),
+        ("GET", "/projects/{project_id}/limits"): lambda: (f"/projects/{p}/limits", None),
+        ("PUT", "/watch/limits/{scope}/{target_id}"): lambda: (
+            f"/watch/limits/project/{vp}", {"values": {"cells": 30_000}}),
+        ("POST", "/projects/{project_id}/jobs"): lambda: (f"/projects/{p}/jobs", {
+            "description": "the annual refresh of our linkage", "record_participants": 100,
+            "starts_at": "2026-11-22T00:00:00Z", "ends_at": "2026-11-29T00:00:00Z"}),
+        ("GET", "/projects/{project_id}/jobs"): lambda: (f"/projects/{p}/jobs", None),
+        ("POST", "/watch/jobs/{job_id}/approve"): lambda: (f"/watch/jobs/{ids.job}/approve",
+                                                           None),
         ("GET", "/audit/entries"): lambda: ("/audit/entries?limit=5", None),
         ("POST", "/audit/verify"): lambda: ("/audit/verify", None),
         ("POST", "/audit/checkpoint"): lambda: ("/audit/checkpoint", None),
@@ -207,8 +219,16 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, I
     pause = pauses.set_pause(ctx, admin, "person", victim.person.id, "matrix victim")
     token = auth.issue_token(ctx, world.sign_in(r), world.project_id, ["data.analyse"], 7)
     outputs = enclave_outputs(world)
+    projects.request_export(ctx, world.sign_in(r), world.project_id,
+                            "registry linkage needs record-level rows")
+    projects.decide_export(ctx, world.sign_in(world.staff[Role.ACCESS_COMMITTEE]),
+                           world.project_id, True)
+    job = world.platform.watch.declare_job(
+        world.sign_in(r), world.project_id, "a one-off re-extraction for the matrix",
+        record_participants=100, starts_at=world.clock(),
+        ends_at=world.clock() + dt.timedelta(days=3))
     ids = Ids(world.project_id, victim_project.project.id, victim_inst.id, victim.person.id,
-              pause.pause.id, token.token.id, r.person_id, *outputs)
+              pause.pause.id, token.token.id, r.person_id, *outputs, job.id)
     world.platform.close()
     yield root, ids, world
 

@@ -39,6 +39,8 @@ SHIPPED = {
     "output.requested", "output.reviewed", "output.released", "output.blocked",
     "output.rejected", "output.withdrawn", "output.downloaded", "extract.created",
     "attribution.run",
+    "watch.limit.refused", "watch.alert.raised", "watch.suspended", "watch.limits.set",
+    "watch.job.declared", "watch.job.approved",
 }
 
 SALT = bytes(range(32))

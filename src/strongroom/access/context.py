@@ -70,6 +70,8 @@ class AccessContext:
     clock: Callable[[], dt.datetime] = utcnow
     # the current cohort's participant ids, to issue pseudonyms (None: no cohort yet)
     cohort_eids: Callable[[], np.ndarray] | None = None
+    # told of every event once it is recorded (watch listens here); an observer must not raise
+    observers: list[Callable[[AuditEvent], None]] = field(default_factory=list)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -92,8 +94,11 @@ class AccessContext:
             if actor.source:
                 extra.setdefault("source", actor.source)
             details = {"via": actor.via.value, **(details or {})}
-        self.audit.append(AuditEvent(type=type, actor=who, subject=subject,
-                                     details=dict(details or {}), sensitive=extra, at=None))
+        event = AuditEvent(type=type, actor=who, subject=subject,
+                           details=dict(details or {}), sensitive=extra, at=None)
+        self.audit.append(event)
+        for observer in self.observers:
+            observer(event)
 
     def project_dir(self, project_id: str) -> Path:
         return self.root / "projects" / project_id

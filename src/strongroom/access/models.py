@@ -155,3 +155,6 @@ class Pause(Base):
     lift_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lifted_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lifted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # "manual" (a person paused it) or "suspension" (watch did, for alert ``alert_id``)
+    kind: Mapped[str] = mapped_column(String(16), default="manual")
+    alert_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -2,6 +2,8 @@
 
 A pause stops data work at once (read on every request). Anyone allowed may pause; lifting a
 platform or institution pause takes two different custodian admins: one asks, another confirms.
+Watch suspends automatically with the same mechanism (a pause of kind "suspension"); lifting a
+suspension, at any level, also takes two custodian admins.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from strongroom.access.states import TWO_PERSON_LIFT, PauseLevel, PauseState, ad
 from strongroom.access.tokens import new_id
 from strongroom.audit import EventType
 from strongroom.errors import Conflict, Invalid, NotFound
+
+MANUAL = "manual"
+SUSPENSION = "suspension"
+WATCH = "watch"  # the actor recorded for automatic suspensions
 
 TARGETS: dict[PauseLevel, type[Institution] | type[Project] | type[Person] | None] = {
     PauseLevel.PLATFORM: None,
@@ -68,11 +74,33 @@ def set_pause(ctx: AccessContext, principal: Principal, level: str, target_id: s
                                             Pause.lifted_at.is_(None))):
             raise Conflict(f"that {parsed.value} is already paused")
         pause = Pause(id=new_id("pau"), level=parsed.value, target_id=target_id,
-                      reason=reason.strip(), set_by=principal.person_id, set_at=ctx.clock())
+                      reason=reason.strip(), set_by=principal.person_id, set_at=ctx.clock(),
+                      kind=MANUAL)
         db.add(pause)
     ctx.record(EventType.PAUSE_SET, principal, pause.id,
                {"level": parsed.value, "target": target_id, "reason": pause.reason})
     return PauseView(pause, PauseState.ACTIVE)
+
+
+def needs_two(pause: Pause) -> bool:
+    """Whether lifting ``pause`` takes two different custodian admins."""
+    return PauseLevel(pause.level) in TWO_PERSON_LIFT or pause.kind == SUSPENSION
+
+
+def suspend(ctx: AccessContext, db: Session, level: PauseLevel, target_id: str,
+            reason: str, alert_id: str) -> Pause | None:
+    """Watch's automatic suspension, inside the caller's transaction (None: already paused).
+
+    The caller records the audit event once the transaction has committed.
+    """
+    if db.scalar(select(Pause.id).where(Pause.level == level.value,
+                                        Pause.target_id == target_id,
+                                        Pause.lifted_at.is_(None))):
+        return None
+    pause = Pause(id=new_id("pau"), level=level.value, target_id=target_id, reason=reason,
+                  set_by=WATCH, set_at=ctx.clock(), kind=SUSPENSION, alert_id=alert_id)
+    db.add(pause)
+    return pause
 
 
 def list_pauses(ctx: AccessContext, principal: Principal,
@@ -99,7 +127,7 @@ def lift(ctx: AccessContext, principal: Principal, pause_id: str) -> PauseView:
         authorize(ctx, db, principal, Action.PAUSE_LIFT)
         pause = _get(db, pause_id)
         current = state_of(pause)
-        two_person = PauseLevel(pause.level) in TWO_PERSON_LIFT
+        two_person = needs_two(pause)
         if two_person and current is PauseState.ACTIVE:
             advance(current, "request-lift", f"pause {pause_id}")
             pause.lift_requested_by, pause.lift_requested_at = principal.person_id, now
@@ -112,5 +140,6 @@ def lift(ctx: AccessContext, principal: Principal, pause_id: str) -> PauseView:
             pause.lifted_by, pause.lifted_at = principal.person_id, now
             event = EventType.PAUSE_LIFTED
         result = PauseView(pause, state_of(pause))
-    ctx.record(event, principal, pause_id, {"level": pause.level, "target": pause.target_id})
+    ctx.record(event, principal, pause_id, {"level": pause.level, "target": pause.target_id,
+                                            "kind": pause.kind})
     return result

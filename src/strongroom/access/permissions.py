@@ -42,6 +42,12 @@ class Action(StrEnum):
     EXTRACT_CREATE = "extract.create"
     EXTRACT_READ = "extract.read"
     ATTRIBUTE = "attribute"
+    WATCH_READ = "watch.read"
+    WATCH_RESPOND = "watch.respond"
+    WATCH_APPEAL = "watch.appeal"
+    WATCH_APPEAL_REVIEW = "watch.appeal.review"
+    WATCH_LIMITS_SET = "watch.limits.set"
+    WATCH_JOB_DECLARE = "watch.job.declare"
 
 
 class Kind(StrEnum):
@@ -137,6 +143,22 @@ RULES: dict[Action, Rule] = {
     Action.EXTRACT_READ: Rule(OVERSEERS, Kind.OVERSIGHT, "read extract manifests"),
     Action.ATTRIBUTE: Rule(frozenset({Role.SECURITY_ANALYST, Role.CUSTODIAN_ADMIN}),
                            Kind.OVERSIGHT, "attribute a leaked file to its recipient"),
+    Action.WATCH_READ: Rule(OVERSEERS, Kind.OVERSIGHT,
+                            "list, read and export watch alerts (OCSF, ECS, CEF)"),
+    Action.WATCH_RESPOND: Rule(frozenset({Role.SECURITY_ANALYST, Role.CUSTODIAN_ADMIN}),
+                               Kind.OVERSIGHT, "acknowledge, resolve or reopen a watch alert"),
+    # SELF: a suspended person must still be able to appeal their own suspension
+    Action.WATCH_APPEAL: Rule(frozenset({Role.RESEARCHER}), Kind.SELF,
+                              "appeal an automatic suspension (your own, or your project's "
+                              "as its lead)"),
+    Action.WATCH_APPEAL_REVIEW: Rule(ADMINS, Kind.OVERSIGHT,
+                                     "decide an appeal: uphold the suspension, or lift it "
+                                     "(a lift takes two custodian admins)"),
+    Action.WATCH_LIMITS_SET: Rule(ADMINS, Kind.ADMIN, "set a project's or institution's "
+                                  "transfer limits and approve declared large jobs"),
+    Action.WATCH_JOB_DECLARE: Rule(frozenset({Role.RESEARCHER}), Kind.ADMIN,
+                                   "declare a large job for a project ahead of running it",
+                                   member=True, grant=Grant.ANALYSE),
 }
 
 ROLE_WORDS = {role: role.value.replace("-", " ") for role in Role}

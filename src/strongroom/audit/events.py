@@ -94,9 +94,23 @@ class EventType(StrEnum):
     EXTRACT_CREATED = "extract.created"
     ATTRIBUTION_RUN = "attribution.run"
     AUDIT_CHECKPOINT_EXPORTED = "audit.checkpoint.exported"
+    # watch: limits, alerts, suspensions
+    WATCH_LIMIT_REFUSED = "watch.limit.refused"
+    WATCH_ALERT_RAISED = "watch.alert.raised"
+    WATCH_SUSPENDED = "watch.suspended"
+    WATCH_LIMITS_SET = "watch.limits.set"
+    WATCH_JOB_DECLARED = "watch.job.declared"
+    WATCH_JOB_APPROVED = "watch.job.approved"
 
 
 DESCRIPTIONS: dict[EventType, str] = {
+    EventType.WATCH_LIMIT_REFUSED: "A request over a hard limit was refused before it ran.",
+    EventType.WATCH_ALERT_RAISED: "Watch raised an alert (or counted a repeat of one).",
+    EventType.WATCH_SUSPENDED: "Watch suspended a person, project or institution "
+                               "automatically.",
+    EventType.WATCH_LIMITS_SET: "A project's or institution's transfer limits were changed.",
+    EventType.WATCH_JOB_DECLARED: "A project declared a large job ahead of running it.",
+    EventType.WATCH_JOB_APPROVED: "A custodian admin approved a declared large job.",
     EventType.AUTH_LOGIN_SUCCEEDED: "A person signed in with password and second factor.",
     EventType.AUTH_LOGIN_FAILED: "A sign-in attempt failed (wrong password or unknown account).",
     EventType.AUTH_LOGIN_LOCKED: "An account was locked after repeated failed sign-ins.",

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,10 +88,11 @@ class _Recipient:
 
 
 def _project_for_extract(ctx: AccessContext, principal: Principal | None,
-                         project_id: str) -> _Recipient:
+                         project_id: str, action: Action = Action.EXTRACT_CREATE
+                         ) -> _Recipient:
     with ctx.transaction() as db:
         if principal is not None:
-            project = authorize(ctx, db, principal, Action.EXTRACT_CREATE, project_id)
+            project = authorize(ctx, db, principal, action, project_id)
         else:  # the console operator: the grant still decides
             project = db.get(Project, project_id)
             if project is None:
@@ -106,9 +107,12 @@ def _project_for_extract(ctx: AccessContext, principal: Principal | None,
         fields = list(db.scalars(select(FieldGrant.field_id)
                                  .where(FieldGrant.project_id == project_id)
                                  .order_by(FieldGrant.field_id)))
-        lead = db.get(Person, project.lead_id)
+        # a custodian makes extracts for the project's lead; a researcher takes one for self
+        recipient_id = (principal.person_id if principal is not None
+                        and action is Action.DATA_EXPORT else project.lead_id)
+        lead = db.get(Person, recipient_id)
         if lead is None:
-            raise NotFound(f"project {project_id}'s lead {project.lead_id} is not on record")
+            raise NotFound(f"project {project_id}'s recipient {recipient_id} is not on record")
         return _Recipient(project, fields, lead.id, lead.institution_id)
 
 
@@ -192,13 +196,22 @@ def _check_output(fmt: str, out_path: Path) -> None:
 
 def create_extract(ctx: AccessContext, principal: Principal | None, project_id: str,
                    fmt: str, out_path: Path, *, store: Store, allow: Iterable[int] = (),
-                   decoy_count: int = decoys.MIN_DECOYS) -> ExtractResult:
-    """Make, fingerprint, record and write one project's record-level extract."""
+                   decoy_count: int = decoys.MIN_DECOYS,
+                   action: Action = Action.EXTRACT_CREATE,
+                   rows: slice | None = None,
+                   before_write: Callable[[np.ndarray], object] | None = None
+                   ) -> ExtractResult:
+    """Make, fingerprint, record and write one project's record-level extract.
+
+    ``rows``: a page of the cohort (by master ID order) instead of all of it.
+    ``before_write``: told the master IDs about to be exported before anything is written
+    (watch's limits); it raises to stop the extract.
+    """
     started = time.perf_counter()
     fmt = fmt.lower()
     _check_output(fmt, out_path)
     manifest.ensure_table(ctx.engine)
-    who = _project_for_extract(ctx, principal, project_id)
+    who = _project_for_extract(ctx, principal, project_id, action)
     allowed = _check_allowed(ctx, allow, who.fields)
     version = store.current()
     if version is None:
@@ -209,6 +222,12 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         raise Invalid(f"project {project_id} is granted no participant-table fields; grant "
                       f"fields before making an extract")
     frame = participants.select([EID, *columns]).with_columns(pl.col(EID).cast(pl.Int64))
+    if rows is not None:
+        frame = frame.sort(EID)[rows]
+        if frame.is_empty():
+            raise Invalid("that page of the cohort holds no participants; start lower")
+    if before_write is not None:
+        before_write(frame[EID].to_numpy())
     ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
     extract_id = new_id("ext")
     key = codes.recipient_key(ctx.key, extract_id)

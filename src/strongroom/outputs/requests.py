@@ -458,8 +458,13 @@ def content_for_review(ctx: AccessContext, principal: Principal, output_id: str)
     return Download(payload, row.media_type, row.filename)
 
 
-def download(ctx: AccessContext, principal: Principal, output_id: str) -> Download:
-    """A released output's bytes, verified against the SHA-256 that was checked and reviewed."""
+def download(ctx: AccessContext, principal: Principal, output_id: str,
+             before: Callable[[OutputRow], object] | None = None) -> Download:
+    """A released output's bytes, verified against the SHA-256 that was checked and reviewed.
+
+    ``before`` sees the output once it may be downloaded and before any byte is read (watch's
+    limits); it raises to stop the download.
+    """
     with ctx.transaction() as db:
         row = _get(db, output_id)
         project = authorize(ctx, db, principal, Action.OUTPUT_DOWNLOAD, row.project_id)
@@ -468,6 +473,8 @@ def download(ctx: AccessContext, principal: Principal, output_id: str) -> Downlo
             _refuse(ctx, principal, Action.OUTPUT_DOWNLOAD, row, [
                 f"output {row.id} is {row.status}, not released; only released outputs "
                 f"can be downloaded"])
+    if before is not None:
+        before(row)
     payload = _load(ctx, principal, project, row, Action.OUTPUT_DOWNLOAD)
     ctx.record(EventType.OUTPUT_DOWNLOADED, principal, row.id,
                {"project": row.project_id, "sha256": row.sha256, "size": row.size})

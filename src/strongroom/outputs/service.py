@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from strongroom.cohort.model import EID
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.results import Result
 from strongroom.enclave.workspace import Enclave, LruCache
-from strongroom.errors import Conflict, Invalid
+from strongroom.errors import Conflict, Invalid, NotFound
 from strongroom.outputs import requests
 from strongroom.outputs.check import check
 from strongroom.outputs.ledger import Ledger
@@ -73,6 +73,25 @@ class Contributors:
 
     def cells(self) -> list[tuple[str, BitMap]]:
         return list(zip(self.labels, self.sets, strict=True))
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What one analysis took, in counts only: for metering and the watch's detectors."""
+
+    rows_scanned: int
+    participants: int  # distinct participants behind the shown cells
+    cells: int  # cells shown (not released: release is counted at download)
+    near_threshold: int  # shown cells with fewer than twice the threshold's participants
+    differencing: int  # differencing findings (within the output and against the ledger)
+
+    @classmethod
+    def of(cls, result: Result, held: Contributors, findings: Sequence[Finding],
+           threshold: int, rows: int) -> Measures:
+        sizes = [len(members) for _, members in held.cells()]
+        differencing = sum(1 for f in findings if f.rule.startswith("differencing"))
+        return cls(rows, len(held.population), len(sizes),
+                   sum(1 for n in sizes if threshold <= n < 2 * threshold), differencing)
 
 
 class Outputs:
@@ -130,7 +149,9 @@ class Outputs:
     # -- analyse → checked output ----------------------------------------------------------
 
     def analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
-                fmt: Format = Format.JSON) -> requests.OutputView:
+                fmt: Format = Format.JSON,
+                measured: Callable[[Measures], None] | None = None) -> requests.OutputView:
+        """Run, check and record an analysis; ``measured`` is told what it took (for watch)."""
         where, result = enclave_service.analyse(self.enclave, principal, project_id, request)
         rules = self.rules_for(project_id)
         report = check(result, rules)
@@ -156,7 +177,18 @@ class Outputs:
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
             filename=name, report=final, kind=result.kind, spec=dict(request))
         self._keep(where.project, view.output.id, held)
+        if measured is not None:
+            measured(Measures.of(result, held, findings, rules.threshold,
+                                 self.enclave.cohort().participants.height))
         return view
+
+    def shown_cells(self, project_id: str, output_id: str) -> int:
+        """How many cells an output shows (what its release would let out)."""
+        with self.ctx.transaction() as db:
+            project = db.get(Project, project_id)
+        if project is None:
+            raise NotFound(f"there is no project {project_id}")
+        return len(self._held(project, output_id).labels)
 
     def _to_master(self, project: Project) -> Callable[[np.ndarray], BitMap]:
         lookup = self.enclave.master_lookup(project)

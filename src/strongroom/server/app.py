@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,13 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import strongroom
 from strongroom.audit import AuditError
 from strongroom.errors import RateLimited, ServiceError
 from strongroom.platform import Platform
-from strongroom.server.routes import admin, audit, auth, enclave, outputs
+from strongroom.server.metering import observation
+from strongroom.server.routes import admin, audit, auth, enclave, outputs, transfers
 from strongroom.server.schemas import Problem
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC, SESSION_COOKIE
 
@@ -80,7 +83,8 @@ def create_app(platform: Platform | None) -> FastAPI:
     )
     app.state.platform = platform
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
-    for router in (auth.router, admin.router, audit.router, enclave.router, outputs.router):
+    for router in (auth.router, admin.router, audit.router, enclave.router, outputs.router,
+                   transfers.router):
         app.include_router(router)
 
     @app.get("/health", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"])
@@ -120,6 +124,17 @@ def create_app(platform: Platform | None) -> FastAPI:
     def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return problem(exc.status_code, "not-found" if exc.status_code == 404 else "invalid",
                        [str(exc.detail)], dict(exc.headers or {}))
+
+    @app.middleware("http")
+    async def meter(request: Request, call_next: Any) -> Any:
+        """Every request is metered once its answer is ready (watch judges it there)."""
+        started = time.perf_counter()
+        response = await call_next(request)
+        if platform is not None:
+            obs = observation(request, response.status_code, response.headers,
+                              (time.perf_counter() - started) * 1000, platform.access.clock())
+            await run_in_threadpool(platform.watch.observe, obs)
+        return response
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:

@@ -27,7 +27,7 @@ def source_of(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def principal(request: Request) -> Principal:
+def _resolve(request: Request) -> Principal:
     ctx = access(request)
     source = source_of(request)
     header = request.headers.get("authorization")
@@ -42,6 +42,17 @@ def principal(request: Request) -> Principal:
                               request.method not in SAFE_METHODS, source)
     raise Unauthenticated("sign in first (POST /auth/login), or send an API token as "
                           "'Authorization: Bearer srt_…'")
+
+
+def principal(request: Request) -> Principal:
+    found = _resolve(request)
+    request.state.principal = found  # the meter reads who asked once the answer is sent
+    return found
+
+
+def measure(request: Request, **counts: object) -> None:
+    """What a route's service measured (participants, cells, rows…), for the meter."""
+    request.state.measures = {**getattr(request.state, "measures", {}), **counts}
 
 
 Caller = Annotated[Principal, Depends(principal)]

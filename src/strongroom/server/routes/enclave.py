@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from strongroom.access.permissions import Action
 from strongroom.enclave import service
-from strongroom.outputs.service import Outputs
-from strongroom.server.security import Caller, acts
+from strongroom.outputs.service import Measures, Outputs
+from strongroom.server.metering import guard
+from strongroom.server.security import Caller, acts, measure
 from strongroom.server.workbench_schemas import (
     AnalysisIn,
     DefinitionIn,
@@ -18,6 +19,7 @@ from strongroom.server.workbench_schemas import (
     definition_out,
     output_out,
 )
+from strongroom.watch.shapes import fingerprint
 
 router = APIRouter(tags=["enclave"])
 
@@ -32,8 +34,12 @@ Work = Annotated[Outputs, Depends(outputs_of)]
 
 @router.post("/projects/{project_id}/definitions", response_model=DefinitionOut,
              status_code=201, openapi_extra=acts(Action.DATA_ANALYSE))
-def define(project_id: str, body: DefinitionIn, who: Caller, work: Work) -> DefinitionOut:
+def define(project_id: str, body: DefinitionIn, who: Caller, work: Work,
+           request: Request) -> DefinitionOut:
     """Build a participant-level table inside the enclave; only its schema is returned."""
+    guard(request, who, project_id, Action.DATA_ANALYSE.value)
+    digest, shape = fingerprint({"sql": body.sql})
+    measure(request, query_digest=digest, query_shape=shape)
     return definition_out(service.define(work.enclave, who, project_id, body.name, body.sql))
 
 
@@ -64,9 +70,18 @@ def dummy_data(project_id: str, who: Caller, work: Work) -> Response:
 
 @router.post("/projects/{project_id}/analyses", response_model=OutputOut, status_code=201,
              openapi_extra=acts(Action.DATA_ANALYSE))
-def analyse(project_id: str, body: AnalysisIn, who: Caller, work: Work) -> OutputOut:
+def analyse(project_id: str, body: AnalysisIn, who: Caller, work: Work,
+            request: Request) -> OutputOut:
     """Run an analysis and check its output; the answer is the verdict, never the values.
 
     Ask for release (POST /outputs/{id}/request) and download the released bytes.
     """
-    return output_out(work.analyse(who, project_id, body.analysis, body.format))
+    guard(request, who, project_id, Action.DATA_ANALYSE.value)
+    digest, shape = fingerprint(body.analysis)
+    measure(request, query_digest=digest, query_shape=shape)
+
+    def measured(m: Measures) -> None:
+        measure(request, rows_scanned=m.rows_scanned, participants=m.participants,
+                near_threshold=m.near_threshold, differencing=m.differencing)
+
+    return output_out(work.analyse(who, project_id, body.analysis, body.format, measured))

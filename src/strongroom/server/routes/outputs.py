@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from strongroom.access.permissions import Action
 from strongroom.outputs import requests
+from strongroom.outputs.models import OutputRow
 from strongroom.outputs.states import OutputStatus
+from strongroom.server.metering import guard
 from strongroom.server.routes.enclave import Work
-from strongroom.server.security import Caller, Ctx, acts
+from strongroom.server.security import Caller, Ctx, acts, measure
 from strongroom.server.workbench_schemas import OutputOut, ReleaseIn, ReviewIn, output_out
+from strongroom.watch.limits import Planned
 
 router = APIRouter(tags=["outputs"])
 
@@ -67,6 +70,15 @@ def content_for_review(output_id: str, who: Caller, ctx: Ctx) -> Response:
 
 @router.get("/outputs/{output_id}/download", response_class=Response, responses=BYTES,
             openapi_extra=acts(Action.OUTPUT_DOWNLOAD))
-def download(output_id: str, who: Caller, ctx: Ctx) -> Response:
-    """A released output's bytes (only released outputs; verified against their SHA-256)."""
-    return _bytes(requests.download(ctx, who, output_id))
+def download(output_id: str, who: Caller, ctx: Ctx, work: Work, request: Request) -> Response:
+    """A released output's bytes (only released outputs; verified against their SHA-256).
+
+    The cells it shows count against the project's daily limit, checked before it is sent.
+    """
+    def within_limits(row: OutputRow) -> None:
+        cells = work.shown_cells(row.project_id, row.id)
+        guard(request, who, row.project_id, Action.OUTPUT_DOWNLOAD.value,
+              Planned(cells=cells, bytes=row.size))
+        measure(request, cells=cells)
+
+    return _bytes(requests.download(ctx, who, output_id, within_limits))

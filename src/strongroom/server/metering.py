@@ -1,0 +1,57 @@
+"""What the gateway tells watch about each request: who, where, which route, what it took."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import Request
+
+from strongroom.access.context import Principal
+from strongroom.server.security import ACTION_KEY, PUBLIC, measure
+from strongroom.watch.history import Observation
+from strongroom.watch.limits import Planned
+from strongroom.watch.service import Reservation, Watch
+
+COUNTS = ("rows_scanned", "participants", "cells", "record_rows", "near_threshold",
+          "differencing")
+
+
+def _route(request: Request) -> tuple[str, str]:
+    """The route's template (never the concrete path: ids stay out) and its action."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None) or "(no route)"
+    extra = getattr(route, "openapi_extra", None) or {}
+    return f"{request.method} {template}"[:120], str(extra.get(ACTION_KEY, PUBLIC))
+
+
+def observation(request: Request, status: int, headers: Mapping[str, str],
+                duration_ms: float, now: dt.datetime) -> Observation:
+    who: Principal | None = getattr(request.state, "principal", None)
+    measures: dict[str, Any] = getattr(request.state, "measures", {})
+    route, action = _route(request)
+    params = request.scope.get("path_params") or {}
+    size = headers.get("content-length")
+    return Observation(
+        at=now, action=action, route=route, status=status,
+        person_id=who.person_id if who else None,
+        institution_id=who.institution_id if who else None,
+        project_id=measures.get("project_id") or params.get("project_id")
+        or (who.token_project if who else None),
+        token_id=who.token_id if who else None,
+        source=request.client.host if request.client else None,
+        via=who.via.value if who else None,
+        bytes_out=int(size) if size and size.isdigit() else 0,
+        query_digest=measures.get("query_digest"), query_shape=measures.get("query_shape"),
+        duration_ms=round(duration_ms, 3),
+        **{name: int(measures.get(name, 0)) for name in COUNTS},
+    )
+
+
+def guard(request: Request, who: Principal, project_id: str, action: str,
+          planned: Planned | None = None) -> Reservation | None:
+    """Hold the watch's hard limits before a data route runs (raises Refused over a limit)."""
+    watch: Watch = request.app.state.platform.watch
+    measure(request, project_id=project_id)
+    return watch.guard(who, project_id, action, planned or Planned())

@@ -1,0 +1,300 @@
+"""Watch as one service: limits before a request, metering after it, detectors on every
+metered request and security event, and the response (alerts, automatic suspension).
+
+The server composes it: a guard before data routes, a meter after every request. The access
+context tells it of every audit event, so failed MFA, refused tokens and new accounts are
+watched without access knowing about watch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from strongroom.access import pauses
+from strongroom.access.authorize import authorize
+from strongroom.access.context import AccessContext, Principal
+from strongroom.access.models import Person, Project
+from strongroom.access.permissions import Action
+from strongroom.access.states import PauseLevel
+from strongroom.access.tokens import new_id
+from strongroom.audit import AuditEvent, EventType
+from strongroom.errors import Invalid, NotFound, Refused
+from strongroom.watch.exposure import reserve, union_since
+from strongroom.watch.history import METER_SCHEMA, History, Observation
+from strongroom.watch.limits import Breach, Planned, breaches
+from strongroom.watch.models import AlertRow, DeclaredJob, ExposureRow, MeterRow
+from strongroom.watch.policy import Limits, limits_for, set_limits
+from strongroom.watch.raising import raise_alert
+from strongroom.watch.signals import Signal, Subject
+from strongroom.watch.states import Severity
+
+log = logging.getLogger(__name__)
+
+LOOK_BACK = dt.timedelta(days=60)
+# Audit events watch reads as security observations (the person is the event's actor).
+SECURITY_EVENTS = frozenset({
+    EventType.AUTH_LOGIN_FAILED, EventType.AUTH_MFA_FAILED, EventType.AUTH_MFA_REPLAYED,
+    EventType.AUTH_LOGIN_LOCKED, EventType.AUTH_TOKEN_REFUSED, EventType.PERSON_CREATED,
+    EventType.ACCESS_REFUSED,
+})
+STATUS_OF = {EventType.PERSON_CREATED: 201, EventType.ACCESS_REFUSED: 403}
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A record-level export counted before it runs; cancel it if the export fails."""
+
+    exposure_id: int
+
+
+class Watch:
+    def __init__(self, ctx: AccessContext, *, cohort_size: Callable[[], int] = lambda: 0,
+                 policy: Any = None,
+                 deliver: Callable[[AlertRow], None] | None = None):
+        self.ctx = ctx
+        self.cohort_size = cohort_size
+        self.policy = policy
+        self.deliver = deliver
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        ctx.observers.append(self.on_audit)
+
+    # -- limits, before a request runs -------------------------------------------------------
+
+    def _lock(self, project_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(project_id, threading.Lock())
+
+    def guard(self, principal: Principal, project_id: str, action: str,
+              planned: Planned) -> Reservation | None:
+        """Refuse (and suspend) if ``planned`` breaks a limit; else reserve any export."""
+        now = self.ctx.clock()
+        with self._lock(project_id), self.ctx.transaction() as db:
+            project = db.get(Project, project_id)
+            if project is None:
+                raise NotFound(f"there is no project {project_id}")
+            institution = _institution_of(db, project)
+            found = breaches(db, self.ctx.key, project_id, institution, planned, now)
+            whole = limits_for(db, "institution", institution).suspend_institution
+            reservation = None
+            if not found and planned.record_members is not None:
+                row = reserve(db, self.ctx.key, project_id, institution, now,
+                              planned.record_members)
+                db.flush()
+                reservation = Reservation(row.id)
+        if found:
+            self._over_limit(principal, project_id, institution, action, found, whole)
+        return reservation
+
+    def cancel(self, reservation: Reservation | None) -> None:
+        if reservation is None:
+            return
+        with self.ctx.transaction() as db:
+            db.execute(delete(ExposureRow).where(ExposureRow.id == reservation.exposure_id))
+
+    def _over_limit(self, principal: Principal, project_id: str, institution: str,
+                    action: str, found: Sequence[Breach], institution_too: bool) -> None:
+        sentences = [b.sentence() for b in found]
+        signal = Signal(
+            detector=f"limit.{found[0].meter.value.replace('_', '-')}", severity=Severity.HIGH,
+            subject=Subject(principal.person_id, institution, project_id),
+            title=f"request over a hard limit refused ({action})", reasons=sentences,
+            evidence={"action": action, "breaches": [b.to_json() for b in found]},
+            suspend=True, dedup=found[0].meter.value)
+        alerts = self.respond([signal], institution_too=institution_too)
+        self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal, project_id,
+                        {"action": action, "breaches": [b.to_json() for b in found],
+                         "alerts": [a.id for a in alerts]})
+        raise Refused([*sentences, "nothing was run and nothing left; the person and the "
+                       "project are suspended until two custodian admins lift it (appeal "
+                       "through the custodian's team); a large job can be declared and "
+                       "approved in advance"])
+
+    # -- metering, after a request -----------------------------------------------------------
+
+    def observe(self, obs: Observation) -> list[AlertRow]:
+        """Meter one request and run the detectors on it; never raises into the request."""
+        try:
+            with self.ctx.transaction() as db:
+                db.add(obs.to_row())
+            if obs.person_id is None and obs.project_id is None and \
+                    obs.institution_id is None:
+                return []
+            from strongroom.watch.detectors import run_all  # TEMPORARY until detectors land
+            from strongroom.watch.detectors.policy import DetectorPolicy
+            history = self.history(obs)
+            signals = run_all(obs, history, self.policy or DetectorPolicy())
+            return self.respond(signals) if signals else []
+        except Exception:  # watch must not break the request it watches; it says so
+            log.exception("watch could not meter or judge a request")
+            return []
+
+    def history(self, obs: Observation) -> History:
+        now = obs.at
+        since = now - LOOK_BACK
+        with self.ctx.transaction() as db:
+            def frame(column: str, value: str | None, start: dt.datetime) -> pl.DataFrame:
+                if value is None:
+                    return pl.DataFrame(schema=METER_SCHEMA)
+                cols = [getattr(MeterRow, name) for name in METER_SCHEMA]
+                rows = db.execute(select(*cols).where(getattr(MeterRow, column) == value,
+                                                      MeterRow.at >= start)
+                                  .order_by(MeterRow.at, MeterRow.id)).all()
+                return pl.DataFrame(rows, schema=METER_SCHEMA, orient="row")
+
+            person = frame("person_id", obs.person_id, since)
+            project = frame("project_id", obs.project_id, since)
+            institution = frame("institution_id", obs.institution_id, since)
+            cols = [getattr(MeterRow, name) for name in METER_SCHEMA]
+            recent = pl.DataFrame(db.execute(select(*cols).where(
+                MeterRow.at >= now - dt.timedelta(hours=1))).all(), schema=METER_SCHEMA,
+                orient="row")
+            exposed = (len(union_since(db, self.ctx.key, "project_id", obs.project_id,
+                                       now - dt.timedelta(days=30)))
+                       if obs.project_id else 0)
+        return History(now=now, person=person, project=project, institution=institution,
+                       recent=recent, exposed_30d=exposed, cohort_size=self.cohort_size())
+
+    def on_audit(self, event: AuditEvent) -> None:
+        """Security events from the audit log become observations (failed MFA, bad tokens…)."""
+        if event.type not in SECURITY_EVENTS or event.type is EventType.ACCESS_REFUSED:
+            return
+        person_id = event.actor if event.actor and event.actor.startswith("per_") else None
+        if event.type is EventType.PERSON_CREATED:
+            person_id = event.subject
+        institution = None
+        if person_id is not None:
+            with self.ctx.transaction() as db:
+                person = db.get(Person, person_id)
+                institution = person.institution_id if person else None
+        details = dict(event.details)
+        token = event.subject if event.type is EventType.AUTH_TOKEN_REFUSED else None
+        self.observe(Observation(
+            at=self.ctx.clock(), action=event.type.value,
+            route=str(details.get("why", ""))[:120], status=STATUS_OF.get(event.type, 401),
+            person_id=person_id, institution_id=institution, token_id=token,
+            source=event.sensitive.get("source"), via=str(details.get("via") or "") or None))
+
+    # -- response ----------------------------------------------------------------------------
+
+    def respond(self, signals: Iterable[Signal], *,
+                institution_too: bool = False) -> list[AlertRow]:
+        """Alerts for the signals; suspension of person and project where a signal asks."""
+        now = self.ctx.clock()
+        raised: list[tuple[AlertRow, bool, list[Any]]] = []
+        with self.ctx.transaction() as db:
+            for signal in signals:
+                alert, new = raise_alert(db, signal, now)
+                db.flush()
+                set_now = []
+                if signal.suspend:
+                    set_now = self._suspend(db, signal, alert, institution_too)
+                    alert.suspensions = [*alert.suspensions, *(p.id for p in set_now)]
+                raised.append((alert, new, set_now))
+        for alert, new, set_now in raised:
+            self.ctx.record(EventType.WATCH_ALERT_RAISED, "watch", alert.id, {
+                "detector": alert.detector, "severity": alert.severity, "new": new,
+                "count": alert.count, "person": alert.person_id,
+                "project": alert.project_id, "institution": alert.institution_id})
+            for pause in set_now:
+                self.ctx.record(EventType.WATCH_SUSPENDED, "watch", pause.id, {
+                    "level": pause.level, "target": pause.target_id, "alert": alert.id})
+            if self.deliver is not None and (new or set_now):
+                try:
+                    self.deliver(alert)
+                except Exception:
+                    log.exception("an alert could not be delivered; it stays in the list")
+        return [a for a, _, _ in raised]
+
+    def _suspend(self, db: Session, signal: Signal, alert: AlertRow,
+                 institution_too: bool) -> list[Any]:
+        s = signal.subject
+        reason = f"suspended automatically by watch (alert {alert.id}: {signal.title})"
+        targets = [(PauseLevel.PERSON, s.person_id), (PauseLevel.PROJECT, s.project_id)]
+        if institution_too:
+            targets.append((PauseLevel.INSTITUTION, s.institution_id))
+        made = []
+        for level, target in targets:
+            if target is not None:
+                pause = pauses.suspend(self.ctx, db, level, target, reason, alert.id)
+                if pause is not None:
+                    made.append(pause)
+        return made
+
+    # -- policy: limits and declared jobs -----------------------------------------------------
+
+    def set_limits(self, principal: Principal, scope: str, target_id: str,
+                   values: dict[str, Any]) -> Limits:
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.WATCH_LIMITS_SET)
+            limits = set_limits(db, scope, target_id, values, principal.person_id)
+        self.ctx.record(EventType.WATCH_LIMITS_SET, principal, target_id,
+                        {"scope": scope, "values": values})
+        return limits
+
+    def limits(self, principal: Principal, project_id: str) -> tuple[Limits, Limits]:
+        with self.ctx.transaction() as db:
+            project = authorize(self.ctx, db, principal, Action.PROJECT_READ, project_id)
+            assert project is not None
+            return (limits_for(db, "project", project_id),
+                    limits_for(db, "institution", _institution_of(db, project)))
+
+    def declare_job(self, principal: Principal, project_id: str, description: str, *,
+                    record_participants: int = 0, cells: int = 0, bytes_out: int = 0,
+                    starts_at: dt.datetime, ends_at: dt.datetime) -> DeclaredJob:
+        if not description.strip():
+            raise Invalid("describe the job: what it runs and why it needs more")
+        if min(record_participants, cells, bytes_out) < 0 or not (
+                record_participants or cells or bytes_out):
+            raise Invalid("a declared job asks for more of at least one of: "
+                          "record_participants, cells, bytes_out (whole numbers ≥ 0)")
+        if ends_at <= starts_at or ends_at - starts_at > dt.timedelta(days=31):
+            raise Invalid("a declared job's window ends after it starts and lasts at most "
+                          "31 days")
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.WATCH_JOB_DECLARE, project_id)
+            job = DeclaredJob(id=new_id("job"), project_id=project_id,
+                              description=description.strip(),
+                              record_participants=record_participants, cells=cells,
+                              bytes_out=bytes_out, starts_at=starts_at, ends_at=ends_at,
+                              declared_by=principal.person_id)
+            db.add(job)
+        self.ctx.record(EventType.WATCH_JOB_DECLARED, principal, job.id, {
+            "project": project_id, "record_participants": record_participants,
+            "cells": cells, "bytes_out": bytes_out})
+        return job
+
+    def approve_job(self, principal: Principal, job_id: str) -> DeclaredJob:
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.WATCH_LIMITS_SET)
+            job = db.get(DeclaredJob, job_id)
+            if job is None:
+                raise NotFound(f"there is no declared job {job_id}")
+            if job.approved_at is not None:
+                return job
+            job.approved_by, job.approved_at = principal.person_id, self.ctx.clock()
+        self.ctx.record(EventType.WATCH_JOB_APPROVED, principal, job_id,
+                        {"project": job.project_id})
+        return job
+
+    def jobs(self, principal: Principal, project_id: str) -> list[DeclaredJob]:
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.PROJECT_READ, project_id)
+            return list(db.scalars(select(DeclaredJob).where(
+                DeclaredJob.project_id == project_id).order_by(DeclaredJob.starts_at)))
+
+
+def _institution_of(db: Session, project: Project) -> str:
+    lead = db.get(Person, project.lead_id)
+    if lead is None:
+        raise Invalid(f"project {project.id} has no lead; it cannot be metered")
+    return lead.institution_id
