@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/strongroom dp setup  # OpenDP's engine in its own venv (it pins an older Polars)
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them encrypted, summarise

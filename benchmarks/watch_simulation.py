@@ -46,6 +46,7 @@ from strongroom.platform import Platform
 from strongroom.server.app import create_app
 from strongroom.watch.exposure import union_since
 from strongroom.watch.models import AlertRow
+from strongroom.watch.policy import PROJECT_DEFAULT
 
 PASSWORD = "a long simulation passphrase"
 FIELDS = [31, 34, 54, 20116, 21001, 4080]
@@ -111,8 +112,10 @@ class Event:
 
 class Simulation:
     def __init__(self, root: Path, n_partners: int, days: int, cohort: int, seed: int,
-                 bulk_trials: int):
+                 bulk_trials: int, limit: int = PROJECT_DEFAULT.record_participants):
         self.root, self.days, self.cohort = root, days, cohort
+        self.limit = limit  # record-level participants per project per 30 days
+        self.scale = limit / PROJECT_DEFAULT.record_participants  # drips and pages follow it
         self.rng = random.Random(seed)
         self.clock = SimClock()
         self.bulk_trials = bulk_trials
@@ -185,6 +188,9 @@ class Simulation:
             me = self._sign_in(p.email, p.totp, p.home(self.rng))
             projects.request_export(ctx, me, p.project_id, "registry linkage for the study")
             projects.decide_export(ctx, self.committee, p.project_id, True)
+        if self.limit != PROJECT_DEFAULT.record_participants:
+            self.platform.watch.set_limits(self._sign_in(*self.admin_member), "project",
+                                           p.project_id, {"record_participants": self.limit})
         self._new_token(p)
         answer = self.call(p, "POST", f"/projects/{p.project_id}/definitions",
                            {"name": "base", "sql": BASE}, p.home(self.rng))
@@ -254,15 +260,16 @@ class Simulation:
                     events.append(Event(at, p, kind, {"trip": trip}))
                 if p.export and not weekend and self.rng.random() < 0.02:
                     at = date + dt.timedelta(hours=start + 2)
-                    events.append(Event(at, p, "extract",
-                                        {"size": self.rng.randint(500, 3000), "trip": trip}))
+                    size = round(self.scale * self.rng.randint(500, 3000))
+                    events.append(Event(at, p, "extract", {"size": size, "trip": trip}))
         for k, p in enumerate(self.jobs):  # declared large jobs, approved, then run
             day = self.days // 2 + 7 * k
             at = START + dt.timedelta(days=day, hours=10)
-            events.append(Event(at - dt.timedelta(days=1), p, "declare", {"size": 30_000}))
-            for page in range(3):
-                events.append(Event(at + dt.timedelta(minutes=20 * page), p, "job-extract",
-                                    {"offset": 10_000 * page, "size": 10_000}))
+            page = self.limit // 2
+            events.append(Event(at - dt.timedelta(days=1), p, "declare", {"size": 3 * page}))
+            for k in range(3):
+                events.append(Event(at + dt.timedelta(minutes=20 * k), p, "job-extract",
+                                    {"offset": page * k, "size": page}))
         return events
 
     def run_normal(self, e: Event) -> None:
@@ -297,24 +304,24 @@ class Simulation:
     # -- attacks -----------------------------------------------------------------------------
 
     def attack_events(self) -> list[Event]:
-        chosen = [p for p in self.partners if p not in self.jobs]
-        names = list(SCENARIOS)
-        export_needed = {"single bulk export", "paginated bulk", "parallel bulk (3 partners)",
-                         "slow drip 1k/day", "slow drip 5k/day", "slow drip 20k/day"}
+        """Each scenario in its own partners (after a stretch of normal history)."""
+        available = [p for p in self.partners if p not in self.jobs]
         events = []
         first = max(10, self.days // 3)
-        pool_export = [p for p in chosen if p.export]
-        pool_other = [p for p in chosen if not p.export]
-        for i, name in enumerate(names):
+        for i, name in enumerate(SCENARIOS):
             count = 3 if name.startswith("parallel") else 1
-            pool = pool_export if name in export_needed else (pool_other or pool_export)
-            if len(pool) < count:
-                pool = [p for p in chosen if p.attack is None]
-                for p in pool[:count]:
-                    self._grant_export(p)
-            targets = [pool.pop(0) for _ in range(count)]
+            needs_export = name in EXPORTING
+            available.sort(key=lambda p: p.export != needs_export)  # the right kind first
+            if len(available) < count:
+                raise SystemExit(f"too few partners for every scenario; use more than "
+                                 f"{len(self.partners)}")
+            targets, available = available[:count], available[count:]
+            for t in targets:
+                if needs_export:
+                    self._grant_export(t)
             day = first + (i * 7) % max(1, self.days - first - 25)
-            at = START + dt.timedelta(days=day, hours=11)
+            at = START + dt.timedelta(days=day, hours=2.17 if name == "off-hours spike"
+                                      else 11)
             for t in targets:
                 t.attack, t.attack_at = name, at
             events.append(Event(at, targets[0], "attack", {"name": name, "all": targets}))
@@ -337,8 +344,8 @@ class Simulation:
         drips: list[Event] = []
         for e in events:
             if e.kind == "attack" and e.args["name"].startswith("slow drip"):
-                size = {"1k": 1_000, "5k": 5_000, "20k": 20_000}[
-                    e.args["name"].split()[2].split("/")[0]]
+                size = round(self.scale * {"1k": 1_000, "5k": 5_000, "20k": 20_000}[
+                    e.args["name"].split()[2].split("/")[0]])
                 for day in range(30):
                     drips.append(Event(e.at + dt.timedelta(days=day), e.partner, "drip",
                                        {"size": size}))
@@ -349,8 +356,12 @@ class Simulation:
         for n, e in enumerate(events):
             self.clock.now = max(self.clock.now, e.at)
             if e.kind == "attack":
+                for p in e.args["all"]:
+                    p.attack_at = self.clock()  # when it really began
                 SCENARIOS[e.args["name"]](self, e.args["all"])
             elif e.kind == "drip":
+                if e.partner.offset == 0:
+                    e.partner.attack_at = self.clock()
                 if not e.partner.stopped:
                     self.extract(e.partner, e.partner.offset, e.args["size"],
                                  e.partner.home(self.rng))
@@ -381,7 +392,9 @@ class Simulation:
             t0 = targets[0].attack_at
             mine = [a for a in alerts if _about(a, targets) and a.last_at >= t0]
             stops = [s for s in held if _targets(s, targets) and s.set_at >= t0]
-            first_alert = min((a.first_at for a in mine), default=None)
+            # an alert open from before the attack counts from its repeat during it
+            first_alert = min((a.first_at if a.first_at >= t0 else a.last_at for a in mine),
+                              default=None)
             first_stop = min((s.set_at for s in stops), default=None)
             with ctx.transaction() as db:
                 exposed = sum(len(union_since(db, ctx.key, "project_id", p.project_id, t0))
@@ -465,10 +478,11 @@ def single_bulk(sim: Simulation, who: list[Partner]) -> None:
 
 def paginated_bulk(sim: Simulation, who: list[Partner]) -> None:
     p = who[0]
-    for page in range(sim.cohort // 2_500):
+    size = sim.limit // 8
+    for page in range(sim.cohort // size):
         if p.stopped:
             return
-        sim.extract(p, page * 2_500, 2_500, p.home(sim.rng))
+        sim.extract(p, page * size, size, p.home(sim.rng))
         _tick(sim, 15)
 
 
@@ -482,34 +496,39 @@ def parallel_bulk(sim: Simulation, who: list[Partner]) -> None:
 
 
 def differencing(sim: Simulation, who: list[Partner]) -> None:
+    """A released count, then the same count without a handful of people, again and again."""
     p = who[0]
     source = p.home(sim.rng)
     first = sim.analyse(p, {"kind": "frequency", "definition": "base", "variable": "sex"},
                         source)
     if first.status_code == 201:
         sim.call(p, "POST", f"/outputs/{first.json()['id']}/request", {}, source)
+    # a group of a few people: current smokers (~10 %) in a large cohort, former (~35 %) else
+    narrow = " AND smoking = 2" if sim.cohort >= 30_000 else " AND smoking = 1"
     for k in range(12):
         if p.stopped:
             return
         _tick(sim, 60)
         name = f"minus{k}"
+        group = (f"birth_year = {1945 + k} AND sex = 0 AND centre = {11009 + k % 3}"
+                 f"{narrow}")
         sim.call(p, "POST", f"/projects/{p.project_id}/definitions",
-                 {"name": name, "sql": f"SELECT * FROM base WHERE pid <> {1000 + 37 * k}"},
-                 source)
+                 {"name": name, "sql": f"SELECT * FROM base WHERE NOT ({group})"}, source)
         _tick(sim, 20)
         sim.analyse(p, {"kind": "frequency", "definition": name, "variable": "sex"}, source)
 
 
 def trackers(sim: Simulation, who: list[Partner]) -> None:
+    """Random-sample trackers: many small slices (pid modulo M), cells just over threshold."""
     p = who[0]
     source = p.home(sim.rng)
+    modulus = max(2, sim.cohort // 330)
     for k in range(30):
         if p.stopped:
             return
-        year = 1940 + k % 25
         _tick(sim, 45)
-        sql = (f"SELECT sex, count(*) AS n FROM base WHERE birth_year = {year} AND "
-               f"centre = {11000 + k % 20} GROUP BY sex")
+        sql = (f"SELECT birth_year, count(*) AS n FROM base WHERE pid % {modulus} = {k} "
+               f"GROUP BY birth_year")
         sim.analyse(p, {"kind": "aggregate_sql", "sql": sql}, source)
 
 
@@ -550,9 +569,8 @@ def new_network(sim: Simulation, who: list[Partner]) -> None:
         sim.analyse(p, sim.rng.choice(ANALYSES), p.unknown(sim.rng))
 
 
-def off_hours(sim: Simulation, who: list[Partner]) -> None:
+def off_hours(sim: Simulation, who: list[Partner]) -> None:  # scheduled at 02:10
     p = who[0]
-    sim.clock.now = sim.clock.now.replace(hour=2, minute=10) + dt.timedelta(days=1)
     for _ in range(40):
         if p.stopped:
             return
@@ -585,6 +603,8 @@ def drip(sim: Simulation, who: list[Partner]) -> None:  # scheduled day by day i
     raise AssertionError("drips are scheduled as daily events")
 
 
+EXPORTING = {"single bulk export", "paginated bulk", "parallel bulk (3 partners)",
+             "slow drip 1k/day", "slow drip 5k/day", "slow drip 20k/day"}
 SCENARIOS: dict[str, Callable[[Simulation, list[Partner]], None]] = {
     "single bulk export": single_bulk,
     "paginated bulk": paginated_bulk,
@@ -645,6 +665,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--cohort", type=int, default=50_000)
     parser.add_argument("--bulk-trials", type=int, default=30)
+    parser.add_argument("--limit", type=int, default=PROJECT_DEFAULT.record_participants,
+                        help="record-level participants per project per 30 days")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -652,7 +674,7 @@ def main() -> None:
     shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
         sim = Simulation(Path(tmp), args.partners, args.days, args.cohort, args.seed,
-                         args.bulk_trials)
+                         args.bulk_trials, args.limit)
         try:
             result = sim.run()
         finally:

@@ -20,6 +20,9 @@ from strongroom.cohort.store import Store
 from strongroom.db import create_all
 from strongroom.enclave.workspace import Enclave
 from strongroom.outputs.service import Outputs
+from strongroom.privacy.service import Privacy
+from strongroom.watch import appeals  # noqa: F401  (its table, before create_all)
+from strongroom.watch.delivery import Delivery
 from strongroom.watch.service import Watch
 
 WITNESS = Path("audit") / "checkpoints.jsonl"
@@ -49,7 +52,14 @@ class Platform:
         create_all(store.engine)  # the tables of every room imported above
         self.enclave = Enclave(self.access, store)
         self.outputs = Outputs(self.enclave)
-        self.watch = Watch(self.access, cohort_size=self._cohort_size)
+        self.privacy = Privacy(self.enclave)
+        self.outputs.exact_guard = self.privacy.refuse_exact  # DP mode refuses exact analyses
+        self.delivery = Delivery.open(  # refuses a bad watch.yaml, naming every problem
+            store.root, store.engine, clock=clock,
+            record=lambda kind, subject, details: self.access.record(kind, "watch", subject,
+                                                                     details))
+        self.watch = Watch(self.access, cohort_size=self._cohort_size,
+                           deliver=self.delivery.deliver)
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None, *,
@@ -80,6 +90,7 @@ class Platform:
         return 0 if version is None else version.participants
 
     def close(self) -> None:
+        self.delivery.close()
         self.audit.close()
         self.store.close()
 

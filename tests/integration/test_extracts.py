@@ -311,6 +311,21 @@ def test_half_foreign_rows(leaks: Leaks) -> None:
     assert report.rows_read == 1000 and report.rows_linked <= 600
 
 
+def test_half_foreign_rows_and_noise_on_every_cell(leaks: Leaks) -> None:
+    rng = np.random.default_rng(10)
+    mine = _shuffled(leaks.copies[leaks.lone].drop(EID), N, 10)
+    foreign = synthesise(N, 98).participants.select(mine.columns).cast(dict(mine.schema))
+    leak = _shuffled(pl.concat([mine, foreign]), 2 * N, 11)
+    # 5× the marks' amplitude, as test_noise_on_every_cell; the benchmark runs 10× at
+    # 2,500 real rows among 2,500 foreign ones
+    leak = leak.with_columns(
+        (pl.col(c).cast(pl.Float64) + pl.Series(rng.normal(0, 5 * 10.0**-d, leak.height)))
+        .round(d) for c, d in _numeric(leaks).items())
+    report = leaks.attribute(leak, "foreign-noise")
+    assert _named(report) == {leaks.lone}
+    assert report.rows_read == 2 * N and report.rows_linked <= 1.1 * N
+
+
 def test_round_trips_with_dtype_changes(leaks: Leaks) -> None:
     leak = _shuffled(leaks.copies[leaks.spare].drop(EID), 400, 9)
     leak = leak.rename({c: f"col {i}" for i, c in enumerate(leak.columns)})

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from strongroom.access import auth, pauses, people, projects
+from strongroom.access.context import Principal
 from strongroom.access.models import Institution, Pause, Project, Training
 from strongroom.access.permissions import RULES, Action, Kind
 from strongroom.access.roles import Role
@@ -32,6 +33,9 @@ from strongroom.outputs.verdicts import Verdict
 from strongroom.platform import Platform
 from strongroom.server.app import create_app
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC
+from strongroom.watch.raising import raise_alert
+from strongroom.watch.signals import Signal, Subject
+from strongroom.watch.states import Severity
 from tests.access_world import INSIDE, OUTSIDE, PASSWORD, Clock, Member, World, build_world
 
 STATES = ["normal", "institution-revoked", "person-paused", "platform-paused",
@@ -68,6 +72,7 @@ class Ids:
     also_under_review: str
     released: str
     job: str  # a declared large job, for the approval route
+    alert: str = ""  # a watch alert about the researcher holding a suspension, to appeal
 
 
 _n = itertools.count()
@@ -162,6 +167,12 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
             f"/outputs/{ids.under_review}/content", None),
         ("GET", "/outputs/{output_id}/download"): lambda: (
             f"/outputs/{ids.released}/download", None),
+        # more ε than the project's budget holds: refused (409) once authorised, engine unused
+        ("POST", "/projects/{project_id}/dp/queries"): lambda: (
+            f"/projects/{p}/dp/queries", {"query": {"kind": "count", "epsilon": "2"}}),
+        ("GET", "/projects/{project_id}/dp/budget"): lambda: (f"/projects/{p}/dp/budget", None),
+        ("PUT", "/projects/{project_id}/dp"): lambda: (f"/projects/{vp}/dp",
+                                                       {"mode": "dp", "epsilon": "1"}),
         ("POST", "/projects/{project_id}/extracts"): lambda: (
             f"/projects/{p}/extracts", {"format": "csv", "limit": 50}),
         ("GET", "/projects/{project_id}/limits"): lambda: (f"/projects/{p}/limits", None),
@@ -173,6 +184,21 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
         ("GET", "/projects/{project_id}/jobs"): lambda: (f"/projects/{p}/jobs", None),
         ("POST", "/watch/jobs/{job_id}/approve"): lambda: (f"/watch/jobs/{ids.job}/approve",
                                                            None),
+        ("GET", "/watch/alerts"): lambda: ("/watch/alerts?status=open&limit=10", None),
+        ("GET", "/watch/alerts/{alert_id}"): lambda: (f"/watch/alerts/{ids.alert}", None),
+        ("POST", "/watch/alerts/{alert_id}/acknowledge"): lambda: (
+            f"/watch/alerts/{ids.alert}/acknowledge", {"note": "matrix"}),
+        ("POST", "/watch/alerts/{alert_id}/resolve"): lambda: (
+            f"/watch/alerts/{ids.alert}/resolve", {"reason": "resolved by the matrix"}),
+        ("POST", "/watch/alerts/{alert_id}/reopen"): lambda: (
+            f"/watch/alerts/{ids.alert}/reopen", {"reason": "matrix"}),
+        ("POST", "/watch/alerts/{alert_id}/appeal"): lambda: (
+            f"/watch/alerts/{ids.alert}/appeal", {"text": "an appeal written for the matrix"}),
+        ("POST", "/watch/alerts/{alert_id}/appeal/review"): lambda: (
+            f"/watch/alerts/{ids.alert}/appeal/review",
+            {"decision": "uphold", "reason": "upheld by the matrix"}),
+        ("GET", "/watch/alerts/{alert_id}/export"): lambda: (
+            f"/watch/alerts/{ids.alert}/export?format=cef", None),
         ("GET", "/audit/entries"): lambda: ("/audit/entries?limit=5", None),
         ("POST", "/audit/verify"): lambda: ("/audit/verify", None),
         ("POST", "/audit/checkpoint"): lambda: ("/audit/checkpoint", None),
@@ -219,6 +245,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, I
     pause = pauses.set_pause(ctx, admin, "person", victim.person.id, "matrix victim")
     token = auth.issue_token(ctx, world.sign_in(r), world.project_id, ["data.analyse"], 7)
     outputs = enclave_outputs(world)
+    world.platform.privacy.configure(admin, world.project_id, epsilon="1")  # a DP budget
     projects.request_export(ctx, world.sign_in(r), world.project_id,
                             "registry linkage needs record-level rows")
     projects.decide_export(ctx, world.sign_in(world.staff[Role.ACCESS_COMMITTEE]),
@@ -229,8 +256,27 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, I
         ends_at=world.clock() + dt.timedelta(days=3))
     ids = Ids(world.project_id, victim_project.project.id, victim_inst.id, victim.person.id,
               pause.pause.id, token.token.id, r.person_id, *outputs, job.id)
+    ids.alert = watch_alert(world, admin)
     world.platform.close()
     yield root, ids, world
+
+
+def watch_alert(world: World, admin: Principal) -> str:
+    """An alert about the researcher that holds a suspension (of a person of its own, so
+    that nobody the matrix signs in is paused by it), for the watch routes."""
+    assert world.researcher is not None
+    other = people.create(world.ctx, admin, institution_id=world.partner_id,
+                          email="held@partner.test", name="Held", roles=["researcher"],
+                          password=PASSWORD)
+    held = pauses.set_pause(world.ctx, admin, "person", other.person.id, "matrix alert")
+    found = Signal(detector="drip.coverage", severity=Severity.HIGH,
+                   subject=Subject(world.researcher.person_id, world.partner_id,
+                                   world.project_id),
+                   title="matrix drip", reasons=["the matrix raised it"], dedup="matrix")
+    with world.ctx.transaction() as db:
+        alert, _ = raise_alert(db, found, world.clock())
+        alert.suspensions = [held.pause.id]
+    return alert.id
 
 
 def enclave_outputs(world: World) -> tuple[str, str, str, str]:

@@ -143,6 +143,12 @@ def test_a_declared_and_approved_job_is_honoured(world: World) -> None:
     approved = extract(client, world, 0, 500)
     assert approved.status_code == 200, approved.text
     assert not suspensions(world)
+    # once the job has ended, what it took no longer counts against the ordinary limit
+    world.clock.advance(days=3)
+    client = client_for(world, world.researcher)
+    after = extract(client, world, 600, 50)
+    assert after.status_code == 200, after.text
+    assert not suspensions(world)
 
 
 def test_released_cells_and_request_rate_are_held_before_running(world: World) -> None:

@@ -114,7 +114,8 @@ def test_rounding_leaves_only_cells_that_round_apart(world: World) -> None:
 
 
 @pytest.mark.parametrize("attack", ["none", "subset", "round10", "round100", "noise",
-                                    "one-column", "foreign-half", "duplicated"])
+                                    "one-column", "foreign-half", "foreign-half-noise",
+                                    "duplicated"])
 def test_the_recipient_is_named_and_no_one_else(world: World, attack: str) -> None:
     eids, master, carriers = world
     rng = np.random.default_rng(3)
@@ -144,6 +145,17 @@ def test_the_recipient_is_named_and_no_one_else(world: World, attack: str) -> No
             copy[c.column][rows[foreign]] = np.round(
                 rng.normal(np.nanmean(master[c.column]), np.nanstd(master[c.column]),
                            int(foreign.sum())), c.decimals)
+    elif attack == "foreign-half-noise":
+        # every cell noised (5× here, as above), and half the rows another cohort's people
+        # wrongly linked to ours: their readings must fall to the outlier share, not add noise
+        linked = eids[rows].copy()
+        foreign = rng.random(N) < 0.5
+        for c in carriers:
+            noisy = np.round(copy[c.column] + rng.normal(0, 5 * c.amplitude, N), c.decimals)
+            noisy[rows[foreign]] = np.round(
+                rng.normal(np.nanmean(master[c.column]), np.nanstd(master[c.column]),
+                           int(foreign.sum())), c.decimals)
+            copy[c.column] = noisy
     elif attack == "duplicated":
         rows = np.concatenate([rows[:200]] * 20)
     scores = _verdict(world, copy, rows, linked)
@@ -211,6 +223,44 @@ def test_the_bound_holds_on_null_trials() -> None:
             assert bound < 2 * math.exp(-z * z / 2) + 0.05  # near Gaussian, not vacuous
 
 
+def _exact_tail(coef: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``P(Σ c x ≥ v)`` for every attainable ``v``: integer ``c``, exact by convolution."""
+    low, high = int(np.sum(np.minimum(coef, 0))), int(np.sum(np.maximum(coef, 0)))
+    mass = np.zeros(high - low + 1)
+    mass[-low] = 1.0
+    for c, q in zip(coef.tolist(), p.tolist(), strict=True):
+        moved = np.zeros_like(mass)
+        if c >= 0:
+            moved[c:] = mass[:len(mass) - c]
+        else:
+            moved[:c] = mass[-c:]
+        mass = mass * (1 - q) + moved * q
+    return np.arange(low, high + 1), np.cumsum(mass[::-1])[::-1]
+
+
+@pytest.mark.parametrize("n", [20, 200, 2000])
+def test_the_bound_never_falls_below_the_exact_tail(n: int) -> None:
+    """Against the exact null law (lattice scores): valid at every attainable score, and in
+    the deep tail within a small factor of the truth, far below plain Chernoff."""
+    rng = np.random.default_rng(n)
+    low = math.asin(math.sqrt(codes.CUTOFF))
+    p = np.sin(rng.uniform(low, math.pi / 2 - low, n)) ** 2
+    coef = rng.integers(1, 4, n) * rng.choice([-1, 1], n)
+    values, tails = _exact_tail(coef, p)
+    scores = values - float(coef @ p)
+    pick = np.flatnonzero((scores > 0) & (tails > 1e-15))
+    pick = pick[np.linspace(0, len(pick) - 1, min(len(pick), 40)).astype(int)]
+    grid = np.geomspace(1e-4, 1e2, 2000)
+    cumulant = accuse.log_mgf(coef.astype(np.float64), p, grid)
+    for at in pick:
+        s, exact = float(scores[at]), float(tails[at])
+        bound = math.exp(accuse.log_tail(coef.astype(np.float64), p, s))
+        assert exact <= bound * (1 + 1e-9), (s, exact, bound)
+        if n == 2000 and exact < 1e-9:
+            chernoff = math.exp(float(np.min(cumulant - grid * s)))
+            assert bound <= 3 * exact and chernoff >= 5 * bound, (exact, bound, chernoff)
+
+
 def test_more_recipients_raise_the_bound(world: World) -> None:
     eids, master, carriers = world
     copy = _copy(world, "ext_007")
@@ -221,6 +271,21 @@ def test_more_recipients_raise_the_bound(world: World) -> None:
     many = accuse.score(marks, rec, hypotheses=10**6)[0]
     assert many.log_bound == pytest.approx(few.log_bound + math.log(10**6), abs=1e-6)
     assert many.log_p == few.log_p == pytest.approx(few.log_bound - math.log(2), abs=1e-6)
+
+
+def test_recipients_without_positions_take_no_share_of_the_bound(world: World) -> None:
+    eids, master, carriers = world
+    copy = _copy(world, "ext_007")
+    marks = accuse.read_marks(carriers, eids[:60], {c: v[:60] for c, v in copy.items()},
+                              {c: v[:60] for c, v in master.items()}, BIAS)
+    elsewhere = dataclasses.replace(carriers[0], column="p30700_i0")  # not in the suspect
+    absent = [accuse.Recipient(f"ext_{i:03d}", codes.recipient_key(MASTER, f"ext_{i:03d}"),
+                               frozenset([elsewhere])) for i in range(100, 1099)]
+    scores = accuse.score(marks, [*_recipients(carriers, ["ext_007"]), *absent])
+    top = scores[0]
+    assert top.extract_id == "ext_007" and top.positions == len(marks)
+    assert top.log_bound == pytest.approx(top.log_p + math.log(2), abs=1e-9)  # 2 scores × 1
+    assert all(s.positions == 0 and s.bound == 1.0 for s in scores[1:])
 
 
 def test_the_cap_keeps_the_strongest_positions(world: World) -> None:

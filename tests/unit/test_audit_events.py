@@ -39,6 +39,11 @@ SHIPPED = {
     "output.requested", "output.reviewed", "output.released", "output.blocked",
     "output.rejected", "output.withdrawn", "output.downloaded", "extract.created",
     "attribution.run",
+    "dp.budget.set", "dp.query.charged", "dp.query.answered", "dp.query.failed",
+    "dp.query.refused",
+    "watch.alert.acknowledged", "watch.alert.resolved", "watch.alert.reopened",
+    "watch.appeal.filed", "watch.appeal.upheld", "watch.appeal.lifted",
+    "watch.delivery.failed",
     "watch.limit.refused", "watch.alert.raised", "watch.suspended", "watch.limits.set",
     "watch.job.declared", "watch.job.approved",
 }

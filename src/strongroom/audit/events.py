@@ -94,6 +94,20 @@ class EventType(StrEnum):
     EXTRACT_CREATED = "extract.created"
     ATTRIBUTION_RUN = "attribution.run"
     AUDIT_CHECKPOINT_EXPORTED = "audit.checkpoint.exported"
+    # differential privacy: budgets and the queries charged to them
+    DP_BUDGET_SET = "dp.budget.set"
+    DP_QUERY_CHARGED = "dp.query.charged"
+    DP_QUERY_ANSWERED = "dp.query.answered"
+    DP_QUERY_FAILED = "dp.query.failed"
+    DP_QUERY_REFUSED = "dp.query.refused"
+    # watch: the alert lifecycle, appeals, delivery to the security team's tools
+    WATCH_ALERT_ACKNOWLEDGED = "watch.alert.acknowledged"
+    WATCH_ALERT_RESOLVED = "watch.alert.resolved"
+    WATCH_ALERT_REOPENED = "watch.alert.reopened"
+    WATCH_APPEAL_FILED = "watch.appeal.filed"
+    WATCH_APPEAL_UPHELD = "watch.appeal.upheld"
+    WATCH_APPEAL_LIFTED = "watch.appeal.lifted"
+    WATCH_DELIVERY_FAILED = "watch.delivery.failed"
     # watch: limits, alerts, suspensions
     WATCH_LIMIT_REFUSED = "watch.limit.refused"
     WATCH_ALERT_RAISED = "watch.alert.raised"
@@ -169,6 +183,22 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.EXTRACT_CREATED: "A traceable record-level extract was made (its manifest).",
     EventType.ATTRIBUTION_RUN: "A suspect file was attributed (its verdict and hashes).",
     EventType.AUDIT_CHECKPOINT_EXPORTED: "A signed checkpoint was exported for anchoring.",
+    EventType.DP_BUDGET_SET: "A project's differential-privacy mode or budget was set.",
+    EventType.DP_QUERY_CHARGED: "A DP query's privacy loss was charged to its project's budget.",
+    EventType.DP_QUERY_ANSWERED: "A DP query was answered (its ε, δ and noise scales).",
+    EventType.DP_QUERY_FAILED: "A charged DP query failed; its charge stays spent.",
+    EventType.DP_QUERY_REFUSED: "A DP query was refused before any charge; the details say "
+                                "why.",
+    EventType.WATCH_ALERT_ACKNOWLEDGED: "A watch alert was acknowledged by the security team.",
+    EventType.WATCH_ALERT_RESOLVED: "A watch alert was resolved; the details give the reason.",
+    EventType.WATCH_ALERT_REOPENED: "A resolved watch alert was reopened.",
+    EventType.WATCH_APPEAL_FILED: "A suspended person, or their project's lead, appealed a "
+                                  "suspension.",
+    EventType.WATCH_APPEAL_UPHELD: "An appeal was reviewed and the suspension upheld.",
+    EventType.WATCH_APPEAL_LIFTED: "An appeal was granted: a custodian admin asked for, or "
+                                   "confirmed, the suspension's lift.",
+    EventType.WATCH_DELIVERY_FAILED: "An alert could not be delivered to a security tool "
+                                     "after every retry.",
 }
 
 

@@ -12,8 +12,11 @@ from strongroom.cli.admin import admin_app, login, logout, password, serve
 from strongroom.cli.audit import audit_app
 from strongroom.cli.cohort import cohort_app, print_summary
 from strongroom.cli.common import console, progress_bar, refusals
+from strongroom.cli.dp import dp_app
 from strongroom.cli.extracts import extracts_app
 from strongroom.cli.outputs import outputs_app
+from strongroom.cli.privacy import anonymise, risk
+from strongroom.cli.watch import watch_app
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.store import init_store
 from strongroom.demo import DemoResult, run_demo
@@ -29,11 +32,15 @@ app.add_typer(cohort_app, name="cohort")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(outputs_app, name="outputs")
+app.add_typer(watch_app, name="watch")
+app.add_typer(dp_app, name="dp")
 app.add_typer(extracts_app)  # `extract create` and `attribute`
 app.command()(serve)
 app.command()(login)
 app.command()(logout)
 app.command()(password)
+app.command()(risk)
+app.command()(anonymise)
 
 
 @app.command()

@@ -25,6 +25,7 @@ documents their fields). Network failures (refused connection, TLS errors) are r
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import ssl
 from collections.abc import Iterable, Mapping
@@ -127,6 +128,8 @@ class Client:
         self.audit = Audit(self)
         self.enclave = Enclave(self)
         self.outputs = Outputs(self)
+        self.watch = Watch(self)
+        self.privacy = Privacy(self)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -452,3 +455,84 @@ class Outputs(_Section):
     def download(self, output_id: str) -> bytes:
         """A released output's bytes (refused for anything not released)."""
         return self._c.content(f"/outputs/{_segment(output_id)}/download")
+
+
+class Watch(_Section):
+    """Watch alerts: read, acknowledge, resolve, reopen, export; appeals and their review."""
+
+    def alerts(self, *, status: str | None = None, severity: str | None = None,
+               detector: str | None = None, project_id: str | None = None,
+               institution_id: str | None = None, person_id: str | None = None,
+               since: dt.datetime | str | None = None, limit: int = 100,
+               offset: int = 0) -> Objs:
+        """Alerts, most recently seen first; every filter narrows (``detector`` may be a
+        family ending in ".", e.g. ``"limit."``)."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        for name, value in (("status", status), ("severity", severity),
+                            ("detector", detector), ("project_id", project_id),
+                            ("institution_id", institution_id), ("person_id", person_id)):
+            if value is not None:
+                params[name] = value
+        if since is not None:
+            params["since"] = since.isoformat() if isinstance(since, dt.datetime) else since
+        return self._c._objects("/watch/alerts", params=params)
+
+    def get(self, alert_id: str) -> Obj:
+        return self._c._object("GET", f"/watch/alerts/{_segment(alert_id)}")
+
+    def acknowledge(self, alert_id: str, note: str = "") -> Obj:
+        return self._c._object("POST", f"/watch/alerts/{_segment(alert_id)}/acknowledge",
+                               json={"note": note})
+
+    def resolve(self, alert_id: str, reason: str) -> Obj:
+        """Close the alert with the reason (required; a suspension stays until lifted)."""
+        return self._c._object("POST", f"/watch/alerts/{_segment(alert_id)}/resolve",
+                               json={"reason": reason})
+
+    def reopen(self, alert_id: str, reason: str = "") -> Obj:
+        return self._c._object("POST", f"/watch/alerts/{_segment(alert_id)}/reopen",
+                               json={"reason": reason})
+
+    def appeal(self, alert_id: str, text: str) -> Obj:
+        """Appeal the suspension an alert set (the person suspended, or the project lead)."""
+        return self._c._object("POST", f"/watch/alerts/{_segment(alert_id)}/appeal",
+                               json={"text": text})
+
+    def review_appeal(self, alert_id: str, *, lift: bool, reason: str) -> Obj:
+        """A custodian admin's decision; lifting takes two admins (the second confirms)."""
+        return self._c._object("POST", f"/watch/alerts/{_segment(alert_id)}/appeal/review",
+                               json={"decision": "lift" if lift else "uphold",
+                                     "reason": reason})
+
+    def export(self, alert_id: str, format: str = "ocsf") -> Obj | str:
+        """The alert as OCSF or ECS (a dict) or as one CEF line (a str)."""
+        text = self._c.content(f"/watch/alerts/{_segment(alert_id)}/export?format="
+                               f"{quote(format, safe='')}").decode()
+        if format == "cef":
+            return text.strip()
+        found: Obj = json.loads(text)
+        return found
+
+
+class Privacy(_Section):
+    """Differentially private queries against a project's privacy budget, and the budget."""
+
+    def query(self, project_id: str, query: Mapping[str, Any]) -> Obj:
+        """Answer a DP query (``{"kind": "mean", "column": …, "bounds": [lo, hi], "epsilon":
+        "0.1"}``); its ε is charged first. The answer holds estimates with confidence
+        intervals, the noise scales and what remains of the budget."""
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/dp/queries",
+                               json={"query": dict(query)})
+
+    def budget(self, project_id: str) -> Obj:
+        """The project's DP mode, its exact budget (total, spent, remaining), latest charges."""
+        return self._c._object("GET", f"/projects/{_segment(project_id)}/dp/budget")
+
+    def configure(self, project_id: str, *, mode: str | None = None,
+                  epsilon: str | float | None = None,
+                  delta: str | float | None = None) -> Obj:
+        """Set DP mode (``"dp"`` or ``"exact"``) and the budget's totals (committee, admins).
+        Give amounts as strings (``"1"``, ``"0.5"``) to keep them exact."""
+        body: Obj = {"mode": mode, "epsilon": epsilon, "delta": delta}
+        return self._c._object("PUT", f"/projects/{_segment(project_id)}/dp",
+                               json={k: v for k, v in body.items() if v is not None})

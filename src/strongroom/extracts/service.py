@@ -42,6 +42,7 @@ from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.extracts import accuse, carriers, codes, decoys, linkage, manifest, stix, tables
 from strongroom.extracts.models import ExtractManifest
+from strongroom.privacy import gate
 
 FORMATS = ("csv", "parquet")
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
@@ -68,6 +69,7 @@ class ExtractResult:
     omitted_fields: list[int]  # granted fields with no participant-table column
     key_id: str
     seconds: float
+    risk: dict[str, Any] = field(default_factory=dict)  # the risk gate's summary (counts)
 
     def to_json(self) -> dict[str, Any]:
         return {"extract": self.extract_id, "project": self.project_id,
@@ -76,7 +78,8 @@ class ExtractResult:
                 "participants": self.participants, "decoys": self.decoys,
                 "columns": self.columns, "carriers": self.carriers,
                 "not_carriers": self.skipped, "omitted_fields": self.omitted_fields,
-                "key_id": self.key_id, "seconds": round(self.seconds, 3)}
+                "key_id": self.key_id, "seconds": round(self.seconds, 3),
+                "risk": self.risk}
 
 
 @dataclass(frozen=True)
@@ -199,13 +202,16 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
                    decoy_count: int = decoys.MIN_DECOYS,
                    action: Action = Action.EXTRACT_CREATE,
                    rows: slice | None = None,
-                   before_write: Callable[[np.ndarray], object] | None = None
+                   before_write: Callable[[np.ndarray], object] | None = None,
+                   risk_policy: gate.GatePolicy | None = None
                    ) -> ExtractResult:
     """Make, fingerprint, record and write one project's record-level extract.
 
     ``rows``: a page of the cohort (by master ID order) instead of all of it.
     ``before_write``: told the master IDs about to be exported before anything is written
     (watch's limits); it raises to stop the extract.
+    ``risk_policy``: what the risk gate demands (default k = 5, at most 2% suppressed); the
+    gate anonymises quasi-identifiers that miss it, or refuses (``privacy/gate.py``).
     """
     started = time.perf_counter()
     fmt = fmt.lower()
@@ -226,18 +232,22 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         frame = frame.sort(EID)[rows]
         if frame.is_empty():
             raise Invalid("that page of the cohort holds no participants; start lower")
+    choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
+    risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
+                      fixed=[c.column for c in choice.carriers])  # marks must not be blurred
     if before_write is not None:
         before_write(frame[EID].to_numpy())
     ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
     extract_id = new_id("ext")
     key = codes.recipient_key(ctx.key, extract_id)
-    choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
-    marked = carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key), key)
+    marked = risk.release(carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key),
+                                               key))
     released = (marked.join(ids, on=EID, how="inner").drop(EID).rename({"pid": EID})
                 .select([EID, *columns]))
     taken = np.concatenate([ids["pid"].to_numpy(), _decoy_ids(ctx, project_id)])
     made = decoys.make_decoys(frame, ctx.dictionary, count=decoy_count, taken=taken)
-    released = pl.concat([released, made.rows.select(released.columns).cast(released.schema)])
+    decoy_rows = risk.generalise(made.rows.select(released.columns))
+    released = risk.enforce(pl.concat([released, decoy_rows.cast(released.schema)]))
     released = released.sort(EID)  # pseudonyms are random: this order reveals nothing
     sha256 = _write(released, out_path, fmt)
     record = ExtractManifest(
@@ -259,11 +269,11 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         "decoys": made.rows.height, "fields": list(who.fields), "columns": len(columns),
         "carriers": [c.column for c in choice.carriers], "key_id": record.key_id,
         "cohort_version": version.id, "recipient": who.person_id,
-        "institution": who.institution_id, "allow_listed": allowed})
+        "institution": who.institution_id, "allow_listed": allowed, "risk": risk.summary()})
     return ExtractResult(extract_id, project_id, who.institution_id, out_path, fmt, sha256,
                          released.height, frame.height, made.rows.height, columns,
                          [c.column for c in choice.carriers], choice.skipped, omitted,
-                         record.key_id, time.perf_counter() - started)
+                         record.key_id, time.perf_counter() - started, risk.summary())
 
 
 # -- attribution ---------------------------------------------------------------------------
@@ -481,6 +491,10 @@ def _fmt_bound(log_bound: float) -> str:
     return f"{math.exp(min(log_bound, 0.0)):.2e}"
 
 
+def _scorable(r: AttributionReport) -> int:
+    return sum(s.positions > 0 for s in r.scores)
+
+
 def _evidence(r: AttributionReport) -> str:
     lines = [
         "# Attribution evidence",
@@ -490,12 +504,14 @@ def _evidence(r: AttributionReport) -> str:
         f"{r.seconds:.1f} s",
         f"- **verdict: {r.verdict}** — {r.summary()}",
         f"- rows read {r.rows_read:,}; rows linked to the cohort {r.rows_linked:,}",
-        f"- recipients scored: {r.recipients:,} (two scores each; the union bound covers "
-        f"{2 * r.recipients:,} hypotheses); naming threshold: system-wide false-accusation "
-        f"probability ≤ {accuse.THRESHOLD:.0e}",
+        f"- recipients scored: {r.recipients:,}, {_scorable(r):,} of them holding any "
+        f"position of this file (two scores each; the union bound covers "
+        f"{2 * _scorable(r):,} hypotheses: the others can never be named); naming threshold: "
+        f"system-wide false-accusation probability ≤ {accuse.THRESHOLD:.0e}",
         f"- code: Tardos, arcsine biases with cutoff t = {codes.CUTOFF}; symmetric Tardos "
         f"score and flat correlation score; Chernoff bound with the exact moment-generating "
-        f"function of an innocent recipient's score",
+        f"function of an innocent recipient's score, sharpened by Berry–Esseen on the "
+        f"tilted sum",
         "",
         "## Columns linked (suspect → cohort)",
         "",

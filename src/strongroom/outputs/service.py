@@ -103,6 +103,8 @@ class Outputs:
         self.base_rules = rules or load_rules()
         self.ledger = Ledger(self.ctx.engine, self.ctx.key)
         self._index = LruCache(1)
+        # raises to refuse an exact analysis (a project in DP mode); set by the platform
+        self.exact_guard: Callable[[Principal, str], None] | None = None
 
     # -- what the check needs --------------------------------------------------------------
 
@@ -152,6 +154,8 @@ class Outputs:
                 fmt: Format = Format.JSON,
                 measured: Callable[[Measures], None] | None = None) -> requests.OutputView:
         """Run, check and record an analysis; ``measured`` is told what it took (for watch)."""
+        if self.exact_guard is not None:
+            self.exact_guard(principal, project_id)
         where, result = enclave_service.analyse(self.enclave, principal, project_id, request)
         rules = self.rules_for(project_id)
         report = check(result, rules)

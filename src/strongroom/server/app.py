@@ -18,7 +18,8 @@ from strongroom.audit import AuditError
 from strongroom.errors import RateLimited, ServiceError
 from strongroom.platform import Platform
 from strongroom.server.metering import observation
-from strongroom.server.routes import admin, audit, auth, enclave, outputs, transfers
+from strongroom.server.routes import admin, audit, auth, enclave, outputs, privacy, transfers
+from strongroom.server.routes import watch as watch_routes
 from strongroom.server.schemas import Problem
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC, SESSION_COOKIE
 
@@ -84,8 +85,9 @@ def create_app(platform: Platform | None) -> FastAPI:
     app.state.platform = platform
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     for router in (auth.router, admin.router, audit.router, enclave.router, outputs.router,
-                   transfers.router):
+                   transfers.router, privacy.router):
         app.include_router(router)
+    app.include_router(watch_routes.router)
 
     @app.get("/health", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"])
     def health() -> dict[str, str]:

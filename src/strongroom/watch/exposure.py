@@ -4,6 +4,7 @@ IDs, one per export, so "distinct participants in 30 days" is exact, not a sum o
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from pyroaring import BitMap
 from sqlalchemy import select
@@ -20,19 +21,24 @@ def seal(key: MasterKey, members: BitMap) -> bytes:
 
 
 def union_since(db: Session, key: MasterKey, column: str, target_id: str,
-                since: dt.datetime) -> BitMap:
-    """Every participant exported to the project (or institution) since ``since``."""
-    where = getattr(ExposureRow, column) == target_id
-    sealed = db.scalars(select(ExposureRow.members_sealed).where(where,
-                                                                 ExposureRow.at >= since))
+                since: dt.datetime, jobs: Collection[str] | None = None) -> BitMap:
+    """Every participant exported to the project (or institution) since ``since``.
+
+    ``jobs``: count only ordinary exports and those of these (running) jobs; None: all.
+    """
+    where = [getattr(ExposureRow, column) == target_id, ExposureRow.at >= since]
+    if jobs is not None:
+        where.append(ExposureRow.job_id.is_(None) | ExposureRow.job_id.in_(list(jobs)))
+    sealed = db.scalars(select(ExposureRow.members_sealed).where(*where))
     return BitMap.union(BitMap(), *(BitMap.deserialize(decrypt(s, key, CONTEXT))
                                     for s in sealed))
 
 
 def reserve(db: Session, key: MasterKey, project_id: str, institution_id: str,
-            at: dt.datetime, members: BitMap) -> ExposureRow:
+            at: dt.datetime, members: BitMap, job_id: str | None = None) -> ExposureRow:
     """Count an export before it runs (the caller deletes the row if the export fails)."""
     row = ExposureRow(project_id=project_id, institution_id=institution_id, at=at,
-                      participants=len(members), members_sealed=seal(key, members))
+                      participants=len(members), members_sealed=seal(key, members),
+                      job_id=job_id)
     db.add(row)
     return row

@@ -82,6 +82,19 @@ def frame_of(observations: list[Observation]) -> pl.DataFrame:
 
 
 @dataclass(frozen=True)
+class DeclaredWindow:
+    """An approved declared job of the project: what it may take out is expected, not an
+    anomaly, while it runs and afterwards."""
+
+    job_id: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+    def in_force(self, now: dt.datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+
+@dataclass(frozen=True)
 class History:
     """Meter rows around an observation (each frame includes the observation itself).
 
@@ -92,7 +105,9 @@ class History:
     30 days, including this request; ``cohort_size``: participants in the cohort.
     ``record_allowance_30d``: the project's limit of distinct participants record-level per
     30 days, declared jobs in force included (None: not known, detectors use the default).
-    ``declared_jobs``: ids of the project's approved declared jobs in force at ``now``.
+    ``declared_jobs``: the project's approved declared jobs whose window overlaps the last
+    30 days (those in force at ``now`` cap the volume detectors; rows inside any window are
+    left out of the drip and coverage reckoning).
     """
 
     now: dt.datetime
@@ -103,4 +118,4 @@ class History:
     exposed_30d: int = 0
     cohort_size: int = 0
     record_allowance_30d: int | None = None
-    declared_jobs: tuple[str, ...] = ()
+    declared_jobs: tuple[DeclaredWindow, ...] = ()

@@ -55,6 +55,7 @@ class Allowance:
     record_participants: int = 0
     cells: int = 0
     bytes: int = 0
+    jobs: tuple[str, ...] = ()  # their ids
 
     def of(self, meter: Meter) -> int:
         return int(getattr(self, meter.value, 0))
@@ -65,7 +66,7 @@ def allowance(db: Session, project_id: str, now: dt.datetime) -> Allowance:
         DeclaredJob.project_id == project_id, DeclaredJob.approved_at.is_not(None),
         DeclaredJob.starts_at <= now, DeclaredJob.ends_at > now)).all()
     return Allowance(sum(j.record_participants for j in jobs), sum(j.cells for j in jobs),
-                     sum(j.bytes_out for j in jobs))
+                     sum(j.bytes_out for j in jobs), tuple(sorted(j.id for j in jobs)))
 
 
 def _metered(db: Session, column: str, target_id: str, meter: Meter,
@@ -93,7 +94,7 @@ def breaches(db: Session, key: MasterKey, project_id: str, institution_id: str,
             if meter is Meter.RECORD_PARTICIPANTS:
                 if planned.record_members is None:
                     continue
-                before = exposure.union_since(db, key, column, target, since)
+                before = exposure.union_since(db, key, column, target, since, extra.jobs)
                 used = len(before)
                 asked = len(planned.record_members - before)  # new participants only
             else:

@@ -111,3 +111,6 @@ class ExposureRow(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     participants: Mapped[int] = mapped_column(Integer)
     members_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # taken under an approved declared job: counts against the job while it runs, and not
+    # against the project's ordinary limit once it has ended
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

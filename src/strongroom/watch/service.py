@@ -28,9 +28,11 @@ from strongroom.access.states import PauseLevel
 from strongroom.access.tokens import new_id
 from strongroom.audit import AuditEvent, EventType
 from strongroom.errors import Invalid, NotFound, Refused
+from strongroom.watch.detectors import run_all
+from strongroom.watch.detectors.policy import DetectorPolicy
 from strongroom.watch.exposure import reserve, union_since
 from strongroom.watch.history import METER_SCHEMA, History, Observation
-from strongroom.watch.limits import Breach, Planned, breaches
+from strongroom.watch.limits import Breach, Planned, allowance, breaches
 from strongroom.watch.models import AlertRow, DeclaredJob, ExposureRow, MeterRow
 from strongroom.watch.policy import Limits, limits_for, set_limits
 from strongroom.watch.raising import raise_alert
@@ -58,11 +60,11 @@ class Reservation:
 
 class Watch:
     def __init__(self, ctx: AccessContext, *, cohort_size: Callable[[], int] = lambda: 0,
-                 policy: Any = None,
+                 policy: DetectorPolicy | None = None,
                  deliver: Callable[[AlertRow], None] | None = None):
         self.ctx = ctx
         self.cohort_size = cohort_size
-        self.policy = policy
+        self.policy = policy or DetectorPolicy()
         self.deliver = deliver
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -87,8 +89,9 @@ class Watch:
             whole = limits_for(db, "institution", institution).suspend_institution
             reservation = None
             if not found and planned.record_members is not None:
+                jobs = allowance(db, project_id, now).jobs
                 row = reserve(db, self.ctx.key, project_id, institution, now,
-                              planned.record_members)
+                              planned.record_members, jobs[0] if jobs else None)
                 db.flush()
                 reservation = Reservation(row.id)
         if found:
@@ -114,10 +117,12 @@ class Watch:
         self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal, project_id,
                         {"action": action, "breaches": [b.to_json() for b in found],
                          "alerts": [a.id for a in alerts]})
-        raise Refused([*sentences, "nothing was run and nothing left; the person and the "
-                       "project are suspended until two custodian admins lift it (appeal "
-                       "through the custodian's team); a large job can be declared and "
-                       "approved in advance"])
+        alert = alerts[0].id if alerts else "this refusal"
+        raise Refused([*sentences, f"nothing was run and nothing left; the person and the "
+                       f"project are suspended until two custodian admins lift it — appeal "
+                       f"with `strongroom watch appeal {alert} --text …` (POST "
+                       f"/watch/alerts/{alert}/appeal); a large job can be declared and "
+                       f"approved in advance (POST /projects/{project_id}/jobs)"])
 
     # -- metering, after a request -----------------------------------------------------------
 
@@ -129,10 +134,8 @@ class Watch:
             if obs.person_id is None and obs.project_id is None and \
                     obs.institution_id is None:
                 return []
-            from strongroom.watch.detectors import run_all  # TEMPORARY until detectors land
-            from strongroom.watch.detectors.policy import DetectorPolicy
             history = self.history(obs)
-            signals = run_all(obs, history, self.policy or DetectorPolicy())
+            signals = run_all(obs, history, self.policy)
             return self.respond(signals) if signals else []
         except Exception:  # watch must not break the request it watches; it says so
             log.exception("watch could not meter or judge a request")

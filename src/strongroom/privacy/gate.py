@@ -1,0 +1,194 @@
+"""The risk gate every record-level extract passes before it is written.
+
+``check`` measures the extract candidate's re-identification risk over its quasi-identifier
+columns (the dictionary's ``quasi_identifier`` and ``event_date`` fields). When every class has
+at least k records it lets the rows through unchanged. Otherwise it anonymises: the least-loss
+generalisation of the quasi-identifier columns meeting k (and l, t when asked) with at most the
+suppression limit of records suppressed (``anonymise.py``). Only quasi-identifier columns
+change; measurement columns stay exactly as they are, because they carry the extract's
+fingerprints. When no generalisation can meet the targets it refuses, with the report's
+reasons.
+
+Decoy participants are added after the check: ``generalise`` gives them the same
+generalisation, and ``enforce`` blanks the quasi-identifiers of any row of the finished file
+(in practice a decoy) left in a class smaller than k, so that the file as written meets k and
+no decoy stands out as the only member of its class. ``summary`` is what the audit log and the
+extract's record keep: counts and level names, never values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from strongroom.cohort.dictionary import Dictionary
+from strongroom.errors import Refused
+from strongroom.privacy import fields, hierarchies
+from strongroom.privacy.anonymise import (
+    DEFAULT_SUPPRESSION,
+    Solution,
+    Targets,
+    anonymise,
+    generalise,
+    suppress,
+)
+from strongroom.privacy.classes import equivalence_classes
+from strongroom.privacy.risk import RiskReport, assess
+
+DEFAULT_K = 5
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """What an extract must meet; the defaults are the custodian's floor."""
+
+    k: int = DEFAULT_K
+    suppression_limit: float = DEFAULT_SUPPRESSION
+    l: int | None = None  # noqa: E741 — distinct l-diversity of the sensitive columns
+    t: float | None = None
+    sensitive: tuple[str, ...] = ()
+
+    def targets(self, dictionary: Dictionary, columns: Sequence[str]) -> Targets:
+        return Targets(k=self.k, l=self.l, t=self.t, suppression_limit=self.suppression_limit,
+                       sensitive=self.sensitive,
+                       ordered=frozenset(set(self.sensitive)
+                                         - fields.categorical(self.sensitive, dictionary)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"k": self.k, "suppression_limit": self.suppression_limit, "l": self.l,
+                "t": self.t, "sensitive": list(self.sensitive)}
+
+
+@dataclass
+class GateDecision:
+    """What the gate found and what it does to the rows."""
+
+    policy: GatePolicy
+    quasi_identifiers: list[str]
+    id_column: str
+    before: RiskReport | None
+    after: RiskReport | None = None
+    solution: Solution | None = None
+    suppressed_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    hierarchies: hierarchies.Hierarchies | None = None
+    final: RiskReport | None = None  # the file as written, decoys included
+    final_suppressed: int = 0
+
+    @property
+    def action(self) -> str:
+        if not self.quasi_identifiers:
+            return "none: no quasi-identifier columns"
+        return "anonymised" if self.solution is not None else "none: the targets are met"
+
+    def release(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The participants' rows as released: generalised, and the chosen rows suppressed."""
+        if self.solution is None or self.hierarchies is None:
+            return frame
+        rows = np.isin(frame[self.id_column].to_numpy(), self.suppressed_ids)
+        return suppress(self.generalise(frame), self.quasi_identifiers, rows)
+
+    def generalise(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Any rows with the extract's columns (decoys) at the chosen levels."""
+        if self.solution is None or self.hierarchies is None:
+            return frame
+        return generalise(frame, self.hierarchies, self.solution.level_names)
+
+    def enforce(self, released: pl.DataFrame) -> pl.DataFrame:
+        """The finished file meeting k: rows left in smaller classes lose their
+        quasi-identifiers (padded so that the blanked rows are k or more)."""
+        if not self.quasi_identifiers:
+            return released
+        out, blanked = enforce_k(released, self.quasi_identifiers, self.policy.k)
+        self.final_suppressed = int(blanked.sum())
+        self.final = assess(out, self.quasi_identifiers, threshold_k=self.policy.k)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """For the audit log and the extract's record: counts and level names only."""
+        out: dict[str, Any] = {"policy": self.policy.to_json(),
+                               "quasi_identifiers": list(self.quasi_identifiers),
+                               "action": self.action}
+        if self.before is not None:
+            out["before"] = self.before.summary()
+        if self.solution is not None:
+            out["generalisation"] = dict(self.solution.level_names)
+            out["suppressed"] = self.solution.suppressed
+            out["loss"] = round(self.solution.loss, 6)
+            out["search"] = "exact" if self.solution.optimal else "greedy"
+        if self.after is not None:
+            out["after"] = self.after.summary()
+        if self.final is not None:
+            out["file"] = {"k": self.final.k, "classes": self.final.classes,
+                           "sample_uniques": self.final.sample_uniques,
+                           "rows": self.final.rows, "blanked_after_decoys": self.final_suppressed}
+        return out
+
+
+def check(frame: pl.DataFrame, dictionary: Dictionary, columns: Sequence[str],
+          policy: GatePolicy | None = None, *, id_column: str = "eid",
+          fixed: Sequence[str] = ()) -> GateDecision:
+    """Measure the candidate's risk; anonymise its quasi-identifiers if k is not met.
+
+    ``fixed`` columns (fingerprint carriers) are never generalised, only suppressed.
+    Raises ``Refused`` with the report's reasons when no generalisation can meet the policy.
+    """
+    policy = policy or GatePolicy()
+    qis = fields.quasi_identifiers(columns, dictionary)
+    if not qis:
+        return GateDecision(policy, [], id_column, None)
+    before = assess(frame, qis, policy.sensitive, threshold_k=policy.k)
+    decision = GateDecision(policy, qis, id_column, before)
+    if before.meets and _diverse_enough(before, policy):
+        return decision
+    keep = {c: hierarchies.Hierarchy(c, (hierarchies.Level("value", hierarchies.Keep()),),
+                                     "carries fingerprints") for c in fixed if c in qis}
+    tree = hierarchies.build(frame, qis, dictionary, overrides=keep)
+    try:
+        done = anonymise(frame.select([*qis, *policy.sensitive]), tree,
+                         policy.targets(dictionary, columns))
+    except Refused as exc:
+        raise Refused([*_reasons(before, policy), *exc.reasons]) from None
+    decision.hierarchies = tree
+    decision.solution = done.solution
+    decision.suppressed_ids = frame[id_column].filter(pl.Series(done.suppressed_rows)).to_numpy()
+    decision.after = assess(done.frame, qis, policy.sensitive, threshold_k=policy.k)
+    return decision
+
+
+def _diverse_enough(report: RiskReport, policy: GatePolicy) -> bool:
+    if report.combined is None:
+        return True
+    ok_l = policy.l is None or report.combined.l_distinct >= policy.l
+    ok_t = policy.t is None or report.combined.t_closeness <= policy.t
+    return ok_l and ok_t
+
+
+def _reasons(report: RiskReport, policy: GatePolicy) -> list[str]:
+    return [f"the extract's quasi-identifiers ({', '.join(report.quasi_identifiers)}) leave "
+            f"{report.records_below_threshold:,} of {report.rows:,} participants in classes "
+            f"smaller than k={policy.k} ({report.sample_uniques:,} unique)"]
+
+
+def enforce_k(frame: pl.DataFrame, columns: Sequence[str], k: int
+              ) -> tuple[pl.DataFrame, np.ndarray]:
+    """Blank ``columns`` in rows whose class is smaller than k; if the blank rows (with any
+    blank already) are then fewer than k, blank the smallest other classes too."""
+    classes = equivalence_classes(frame, columns)
+    small = classes.row_sizes() < k
+    if not small.any():
+        return frame, small
+    blank = frame.select(pl.all_horizontal([pl.col(c).is_null() for c in columns])
+                         ).to_series().to_numpy()
+    short = k - int((small | blank).sum())
+    if short > 0:
+        big = np.flatnonzero(classes.sizes >= k)
+        for cls in big[np.argsort(classes.sizes[big], kind="stable")]:
+            small |= classes.ids == cls
+            short -= int(classes.sizes[cls])
+            if short <= 0:
+                break
+    return suppress(frame, columns, small), small

@@ -1,0 +1,229 @@
+"""Differential privacy's services: DP queries, a project's mode and budget, and DP mode's
+refusal of exact analyses.
+
+A query runs in this order, so that the budget never pays for a request that could not run
+and never misses one that did: authorise (``data.analyse``, as every enclave call); check the
+query against the view's schema and build its OpenDP measurement over no rows (errors here say
+nothing about the data and cost nothing); charge ε and δ to the ledger in one locked
+transaction (refused, saying what remains, when it does not fit); prepare the rows and release
+through OpenDP; record how it ended. A failure after the charge keeps the charge (see
+:mod:`strongroom.privacy.budget`). Every step is in the audit log.
+
+A project in DP mode answers open-ended questions only this way: :meth:`Privacy.refuse_exact`
+is the predicate the output service calls before any exact analysis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from strongroom.access.authorize import authorize
+from strongroom.access.context import Principal
+from strongroom.access.permissions import Action
+from strongroom.access.tokens import new_id
+from strongroom.audit import EventType
+from strongroom.enclave import service as enclave_service
+from strongroom.enclave.workspace import Enclave, LruCache
+from strongroom.errors import Conflict, Invalid, Refused, ServiceError, Unavailable
+from strongroom.privacy import budget, dp
+from strongroom.privacy.budget import Budget, SpendRow
+from strongroom.privacy.dp_runtime import EngineError, EnginePool, engine
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """A project's DP mode, its budget and its latest charges."""
+
+    budget: Budget
+    spends: list[SpendRow]
+
+
+@dataclass(frozen=True)
+class DPAnswer:
+    """A released DP answer: estimates with intervals, the noise, what it cost and what is left."""
+
+    spend_id: str
+    project_id: str
+    kind: str
+    table: str
+    epsilon: Fraction  # charged
+    delta: Fraction
+    epsilon_used: float  # what OpenDP's privacy map proves (≤ charged)
+    confidence: float
+    estimates: list[dp.Estimate]
+    noise: list[dp.Noise]
+    notes: list[str]
+    budget: Budget  # after this charge
+
+
+def below(value: Fraction) -> float:
+    """The largest float not above ``value``: OpenDP is never given more than was charged."""
+    found = float(value)
+    if Fraction(found) > value:
+        found = math.nextafter(found, 0.0)
+    return found
+
+
+def _digest(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Privacy:
+    """The DP services over one enclave (its views and access context)."""
+
+    def __init__(self, enclave: Enclave, engine_of: Callable[[], EnginePool] = engine):
+        self.enclave = enclave
+        self.ctx = enclave.ctx
+        self._engine_of = engine_of
+        self._plans = LruCache(256)  # engine headers OpenDP has accepted
+
+    # -- mode and budget ---------------------------------------------------------------
+
+    def budget_of(self, principal: Principal, project_id: str, spends: int = 20) -> BudgetView:
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.PROJECT_READ, project_id)
+            return BudgetView(budget.read(db, project_id),
+                              budget.spends(db, project_id, spends))
+
+    def configure(self, principal: Principal, project_id: str, *, dp_mode: bool | None = None,
+                  epsilon: object = None, delta: object = None) -> BudgetView:
+        """Set DP mode and the budget's totals (the access committee's or an admin's call)."""
+        if dp_mode is None and epsilon is None and delta is None:
+            raise Invalid("say what to set: mode, epsilon (the total) or delta (the total)")
+        eps = None if epsilon is None else budget.amount(epsilon, "epsilon")
+        dlt = None if delta is None else budget.amount(delta, "delta")
+        if dlt is not None and dlt >= 1:
+            raise Invalid("delta must be below 1 (it is a probability)")
+
+        def attempt() -> tuple[Budget, Budget]:
+            with self.ctx.transaction() as db:
+                authorize(self.ctx, db, principal, Action.PROJECT_WRITE, project_id)
+                return budget.configure(db, project_id, dp_mode=dp_mode, epsilon_total=eps,
+                                        delta_total=dlt, by=principal.person_id,
+                                        now=self.ctx.clock())
+
+        before, after = budget.retrying(attempt)
+        self.ctx.record(EventType.DP_BUDGET_SET, principal, project_id, {
+            "dp_mode": after.dp_mode, "was_dp_mode": before.dp_mode,
+            "epsilon_total": budget.show(after.epsilon_total),
+            "was_epsilon_total": budget.show(before.epsilon_total),
+            "delta_total": budget.show(after.delta_total),
+            "was_delta_total": budget.show(before.delta_total)})
+        with self.ctx.transaction() as db:
+            return BudgetView(after, budget.spends(db, project_id))
+
+    # -- DP mode's hook on exact analyses ------------------------------------------------
+
+    def refuse_exact(self, principal: Principal, project_id: str) -> None:
+        """Refuse an exact analysis of a project in DP mode (after the usual authorisation)."""
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.DATA_ANALYSE, project_id)
+            in_dp_mode = budget.read(db, project_id).dp_mode
+        if not in_dp_mode:
+            return
+        reason = (f"project {project_id} is in differential-privacy mode: exact analyses are "
+                  f"refused, because enough exact answers rebuild participants' values; ask "
+                  f"differentially private questions instead (POST /projects/{project_id}/"
+                  f"dp/queries, client.privacy.query, `strongroom dp query`)")
+        self.ctx.record(EventType.ENCLAVE_ANALYSIS_REFUSED, principal, project_id,
+                        {"what": "exact analysis", "reasons": [reason]})
+        raise Refused(reason)
+
+    # -- DP queries ----------------------------------------------------------------------
+
+    def query(self, principal: Principal, project_id: str,
+              request: Mapping[str, Any]) -> DPAnswer:
+        """Answer one DP query, charging the project's budget first."""
+        where = enclave_service.scope(self.enclave, principal, project_id)
+        pool = self._engine_of()
+        try:
+            query = dp.parse_query(request)
+            tables = self.enclave.tables(where.project, where.fields)
+            planned = dp.plan(query, {n: dict(f.schema) for n, f in tables.items()},
+                              self.ctx.dictionary)
+            epsilon = Fraction(query.epsilon)
+            header = {**planned.engine, "epsilon": below(epsilon)}
+            self._check_plan(pool, header, planned, project_id, epsilon)
+            spend_id = new_id("dps")
+            spec = dict(request)
+            charged = budget.retrying(lambda: self._charge(budget.Charge(
+                project_id, principal.person_id, principal.token_id, query.kind.value,
+                query.table, epsilon, Fraction(0), spec, _digest(spec)), spend_id))
+        except (Invalid, Conflict, Unavailable) as refusal:
+            self.ctx.record(EventType.DP_QUERY_REFUSED, principal, project_id,
+                            {"kind": str(request.get("kind")), "reasons": refusal.reasons})
+            raise
+        self.ctx.record(EventType.DP_QUERY_CHARGED, principal, project_id, {
+            "spend": spend_id, "kind": query.kind.value, "table": query.table,
+            "epsilon": budget.show(epsilon), "delta": "0", "spec_sha256": _digest(spec),
+            "epsilon_remaining": budget.show(charged.epsilon_remaining)})
+        try:
+            rows = dp.frame(planned, tables, np.random.default_rng())
+            raw = pool.call({**header, "op": "release"}, rows)
+            if float(raw["epsilon"]) > header["epsilon"]:  # OpenDP's own map, checked again
+                raise Unavailable("OpenDP proved a privacy loss above the charge; the answer "
+                                  "is withheld")
+            released = dp.answer(planned, raw)
+        except Exception as exc:
+            self._failed(principal, project_id, spend_id, exc)
+            raise Unavailable(
+                f"the query failed after its ε was charged (spend {spend_id}); the charge "
+                f"stays spent, since a failure can depend on the data; tell the custodian's "
+                f"team if it recurs") from exc
+        noise = [{"statistic": n.statistic, "distribution": n.distribution, "scale": n.scale}
+                 for n in released.noise]
+        self._finish(spend_id, "answered", {"noise": noise,
+                                            "epsilon_used": released.epsilon_used})
+        self.ctx.record(EventType.DP_QUERY_ANSWERED, principal, project_id, {
+            "spend": spend_id, "kind": query.kind.value, "epsilon": budget.show(epsilon),
+            "epsilon_used": released.epsilon_used, "noise": noise})
+        return DPAnswer(spend_id, project_id, query.kind.value, query.table, epsilon,
+                        Fraction(0), released.epsilon_used, query.confidence,
+                        released.estimates, released.noise, released.notes, charged)
+
+    def _check_plan(self, pool: EnginePool, header: dict[str, Any], planned: dp.Plan,
+                    project_id: str, epsilon: Fraction) -> None:
+        """OpenDP builds the measurement over no rows: a plan that cannot be built costs
+        nothing. Plans depend on the header alone, so a header seen before is not rebuilt."""
+        key = json.dumps(header, sort_keys=True)
+
+        def build() -> bool:
+            self._affordable(project_id, epsilon)  # no engine work for what cannot be paid
+            try:
+                pool.call({**header, "op": "plan"}, planned.empty())
+            except EngineError as failure:
+                why = failure.message or failure.kind
+                raise Invalid(f"OpenDP cannot answer this query: {why}") from None
+            return True
+
+        self._plans.get(key, build)
+
+    def _affordable(self, project_id: str, epsilon: Fraction) -> None:
+        """Refuse at once a query the budget plainly cannot pay for (no engine work)."""
+        with self.ctx.transaction() as db:
+            budget.check_fits(budget.read(db, project_id), epsilon, Fraction(0))
+
+    def _charge(self, request: budget.Charge, spend_id: str) -> Budget:
+        with self.ctx.transaction() as db:
+            return budget.charge(db, spend_id, request, self.ctx.clock())
+
+    def _finish(self, spend_id: str, status: str, outcome: dict[str, Any]) -> None:
+        with self.ctx.transaction() as db:
+            budget.finish(db, spend_id, status, outcome, self.ctx.clock())
+
+    def _failed(self, principal: Principal, project_id: str, spend_id: str,
+                exc: BaseException) -> None:
+        """Record the failure by its kind only: its message might quote the data."""
+        kind = exc.kind if isinstance(exc, EngineError) else type(exc).__name__
+        self._finish(spend_id, "failed", {"error": kind})
+        reasons = exc.reasons if isinstance(exc, ServiceError) else []
+        self.ctx.record(EventType.DP_QUERY_FAILED, principal, project_id,
+                        {"spend": spend_id, "error": kind, "reasons": reasons})

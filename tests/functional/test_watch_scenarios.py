@@ -1,0 +1,51 @@
+"""Every attack of the watch simulation, at small scale, through the real API.
+
+The benchmark (``benchmarks/watch_simulation.py``) runs the same scenarios with 50 partners
+over 180 days; here 19 partners over a month with a small cohort and limits scaled to it, so
+each scenario has a test that fails if its detection or its limit stops working.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from benchmarks.watch_simulation import EXPORTING, SCENARIOS, Simulation
+
+LIMIT = 2_400
+BULK = {"single bulk export", "parallel bulk (3 partners)"}
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulation(Path(tmp), n_partners=19, days=30, cohort=6_000, seed=11,
+                         bulk_trials=2, limit=LIMIT)
+        try:
+            yield sim.run()
+        finally:
+            sim.platform.close()
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_each_attack_is_detected(run: dict[str, Any], name: str) -> None:
+    row = next(r for r in run["scenarios"] if r["scenario"] == name)
+    assert row["detected"], row
+    if name in BULK:  # refused before running: suspended in the same request, nothing out
+        assert row["exposed"] == 0 and row["suspend_s"] is not None, row
+    if name in EXPORTING:  # the hard limit bounds what any exporting attack takes
+        partners = 3 if "parallel" in name else 1
+        assert row["exposed"] <= LIMIT * partners, row
+        assert row["suspend_s"] is not None, row
+
+
+def test_no_false_suspension_and_declared_jobs_honoured(run: dict[str, Any]) -> None:
+    assert run["false_suspension_partner_days"] == 0, run["false_suspensions"]
+    assert run["declared_job_extracts"] and set(run["declared_job_extracts"]) == {200}
+
+
+def test_bulk_refusals_are_answered(run: dict[str, Any]) -> None:
+    assert run["bulk_refusal_ms"]["n"] >= 2 + 3  # trials, the single and the parallel three
