@@ -95,7 +95,9 @@ def test_no_decoy_value_pid_or_extract_is_disclosed(bundle, registry):
     for extract_id in registry.extract_ids:
         assert extract_id not in text
         for pid in registry.rows(extract_id)["eid"]:
-            assert str(pid) not in text
+            # as a number of its own: a random 7-digit pid turns up inside some hex digest
+            # or id of the bundle in about one run in 15, which discloses nothing
+            assert not re.search(rf"(?<![0-9a-f]){pid}(?![0-9a-f])", text), pid
     for ind in indicators(bundle):  # patterns hold digests and nothing else
         stripped = re.sub(r"'[0-9a-f]{64}'", "''", ind["pattern"])
         assert not re.search(r"\d", stripped)
