@@ -125,13 +125,14 @@ def ensure_venv() -> Path:
 
 
 def run_pycanon(python: Path, frame: pl.DataFrame, metrics: list[str], *, qi_nan: bool = False,
-                sa_nan: bool = False, sort_by: list[str] | None = None) -> dict[str, Any]:
+                sa_nan: bool = False, sort_by: list[str] | None = None,
+                qi: list[str] = QIS, sa: list[str] = SENSITIVE) -> dict[str, Any]:
     """pycanon's metrics on ``frame``: missing values encoded as values of their own, or left
     as NaN (``qi_nan``, ``sa_nan``) as pandas would hold them."""
     arrays: dict[str, np.ndarray] = {}
     for column in frame.columns:
         series = frame[column]
-        nan = sa_nan if column in SENSITIVE else qi_nan
+        nan = sa_nan if column in sa else qi_nan
         if column == "p20116_i0" or series.dtype == pl.String:  # text: equal distance
             text = series.cast(pl.String)
             arrays[column] = text.fill_null("" if nan else "missing").to_numpy().astype("U")
@@ -143,7 +144,7 @@ def run_pycanon(python: Path, frame: pl.DataFrame, metrics: list[str], *, qi_nan
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "table.npz"
         np.savez(path, **arrays)
-        spec = {"qi": QIS, "sa": SENSITIVE, "metrics": metrics, "sort_by": sort_by}
+        spec = {"qi": qi, "sa": sa, "metrics": metrics, "sort_by": sort_by}
         done = subprocess.run([str(python), "-c", PYCANON, str(path), json.dumps(spec)],
                               capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -504,6 +505,28 @@ def main() -> None:
     print_table(("rows with NaN in", "metric", "Strongroom", "pycanon", "equal"), rows, md)
     figures["missing_nan"] = {"ignore": ignore, "pycanon_qi_nan": nan_qi,
                               "value_sample": value_sample, "pycanon_sa_nan_sample": nan_sa_sample}
+
+    head = "### Two definitions, on tables small enough to check by hand"
+    text = ("Class 2 of the first table holds x, x, x, z: by Machanavajjhala et al.'s "
+            "definition (counts descending, r₁ = 3 must be below c·r₂ = c·1) c = 4; pycanon "
+            "sorts ascending and gets 1. The second table's first class is x, y: its entropy "
+            "is ln 2, exp(ln 2) = 2 distinct-equivalent values; pycanon floors "
+            "`np.e ** np.log(2)` = 1.9999999999999998 to 1.")
+    md += [head, "", text, ""]
+    rows = []
+    for name, table, metric in (
+            ("a: 1,1,1,2,2,2,2 / s: x,y,y,x,x,x,z", pl.DataFrame(
+                {"a": [1, 1, 1, 2, 2, 2, 2], "s": ["x", "y", "y", "x", "x", "x", "z"]}),
+             "recursive"),
+            ("a: 1,1,2,2,2,2 / s: x,y,x,y,z,z", pl.DataFrame(
+                {"a": [1, 1, 2, 2, 2, 2], "s": ["x", "y", "x", "y", "z", "z"]}), "entropy")):
+        hand = assess(table, ["a"], ["s"]).diversity[0]
+        mine_small = ([hand.recursive_c, hand.l_distinct] if metric == "recursive"
+                      else f"{hand.l_entropy:.10g} (floor {hand.l_entropy_floor})")
+        theirs_small = run_pycanon(python, table.with_columns(pl.col("a").cast(pl.Float64)),
+                                   [metric], qi=["a"], sa=["s"])
+        rows.append((name, metric, fmt(mine_small), fmt(theirs_small[metric])))
+    print_table(("table", "metric", "Strongroom", "pycanon"), rows, md)
 
     progress("Adult …")
     adult, source = adult_table(python)

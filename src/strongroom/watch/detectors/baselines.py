@@ -82,8 +82,7 @@ def _volume_of(obs: Observation, now: dt.datetime, level: str, target: str,
     over: list[tuple[str, int, Bars]] = []
     for i, meter in enumerate(meters):
         b = bars(float(medians[i]), float(spreads[i]), days, k=p.k, k_extreme=p.k_extreme,
-                 ratio=p.ratio, extreme_ratio=p.extreme_ratio,
-                 min_spread_share=p.min_spread_share, floor=getattr(p.floors, meter),
+                 ratio=p.ratio, extreme_ratio=p.extreme_ratio, floor=getattr(p.floors, meter),
                  extreme_floor=getattr(p.extreme_floors, meter))
         value = int(totals[i])
         # only a request that adds to the unusual meter renews the signal
@@ -134,8 +133,7 @@ def cadence(obs: Observation, history: History, policy: DetectorPolicy) -> list[
     busiest = int(per_hour.max())
     b = bars(float(medians[0]), float(spreads[0]), per_hour.size, k=p.k,
              k_extreme=p.k_extreme, ratio=p.ratio, extreme_ratio=p.extreme_ratio,
-             min_spread_share=p.min_spread_share, floor=max(p.floor, p.max_ratio * busiest),
-             extreme_floor=p.extreme_floor)
+             floor=max(p.floor, p.max_ratio * busiest), extreme_floor=p.extreme_floor)
     if last_hour <= b.alert:
         return []
     extreme = last_hour > b.extreme

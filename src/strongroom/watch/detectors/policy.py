@@ -55,10 +55,8 @@ class VolumePolicy:
     # times more
     k: float = 10.0
     k_extreme: float = 25.0
-    ratio: float = 8.0
+    ratio: float = 8.0  # (the ratio is what guards a very steady subject, whose MAD is ~0)
     extreme_ratio: float = 15.0
-    # a very steady subject still varies: the spread is at least this share of the median
-    min_spread_share: float = 0.25
     floors: Floors = Floors(participants=1_000_000, cells=2_000, bytes_out=20_000_000,
                             record_rows=1_000, requests=500)
     extreme_floors: Floors = Floors(participants=20_000_000, cells=10_000,
@@ -79,7 +77,6 @@ class CadencePolicy:
     ratio: float = 4.0  # and at least this many times the past median hour …
     max_ratio: float = 1.5  # … and this many times the busiest past hour
     extreme_ratio: float = 10.0
-    min_spread_share: float = 0.5
     floor: int = 120  # requests in an hour: two a minute is never unusual
     extreme_floor: int = 1_000
 
@@ -140,7 +137,6 @@ class ReconstructionPolicy:
     k_extreme: float = 20.0
     ratio: float = 6.0
     extreme_ratio: float = 12.0
-    min_spread_share: float = 0.5
     floor: int = 60  # analyses in a day
     extreme_floor: int = 150
     # narrow results (what makes many analyses extreme): a median of at most ``narrow``

@@ -93,8 +93,7 @@ def reconstruction(obs: Observation, history: History,
     days = per_day.size
     medians, spreads = median_spread(per_day.reshape(-1, 1).astype(np.float64))
     b = bars(float(medians[0]), float(spreads[0]), days, k=p.k, k_extreme=p.k_extreme,
-             ratio=p.ratio, extreme_ratio=p.extreme_ratio,
-             min_spread_share=p.min_spread_share, floor=p.floor,
+             ratio=p.ratio, extreme_ratio=p.extreme_ratio, floor=p.floor,
              extreme_floor=p.extreme_floor)
     if current.height <= b.alert:
         return []

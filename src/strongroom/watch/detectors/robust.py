@@ -20,7 +20,7 @@ class Bars:
     """A baseline and where a value above it becomes unusual (alert) and extreme."""
 
     median: float
-    spread: float  # 1.4826 × MAD, raised to the policy's minimum share of the median
+    spread: float  # 1.4826 × MAD
     alert: float
     extreme: float
     samples: int  # past days (or hours) the baseline rests on
@@ -41,11 +41,10 @@ def median_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bars(median: float, spread: float, samples: int, *, k: float, k_extreme: float,
-         ratio: float, extreme_ratio: float, min_spread_share: float, floor: float,
-         extreme_floor: float) -> Bars:
-    """Alert above median + k·spread, at least ``ratio`` × median and at least ``floor``;
-    extreme likewise with the extreme parameters."""
-    spread = max(spread, min_spread_share * median)
+         ratio: float, extreme_ratio: float, floor: float, extreme_floor: float) -> Bars:
+    """Alert above median + k·spread, at least ``ratio`` × median (a steady subject, whose
+    MAD is about zero, still varies) and at least ``floor``; extreme likewise with the
+    extreme parameters."""
     alert = max(median + k * spread, ratio * median, floor)
     extreme = max(median + k_extreme * spread, extreme_ratio * median, extreme_floor, alert)
     return Bars(median, spread, alert, extreme, samples)
