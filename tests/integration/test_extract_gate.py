@@ -21,6 +21,7 @@ from strongroom.access import projects, pseudonyms
 from strongroom.access.models import Project
 from strongroom.access.roles import Role
 from strongroom.access.states import ExportStatus
+from strongroom.audit import EventType
 from strongroom.cohort.model import EID
 from strongroom.cohort.synth import synthesise
 from strongroom.errors import Refused
@@ -119,6 +120,9 @@ def test_a_page_smaller_than_k_is_refused(made: Made, tmp_path: Path) -> None:
                                store=made.world.platform.store, rows=slice(0, 3))
     assert any("fewer than k=5" in r for r in refused.value.reasons)
     assert not (tmp_path / "p.csv").exists()
+    audit = made.world.ctx.audit
+    last = [e for e in audit.entries(0, audit.size()) if e.type == EventType.EXTRACT_REFUSED]
+    assert last and last[-1].subject == made.project
     strict = service.create_extract(made.world.ctx, admin, made.project, "csv",
                                     tmp_path / "s.csv", store=made.world.platform.store,
                                     risk_policy=GatePolicy(k=20, suppression_limit=0.01))
@@ -132,6 +136,8 @@ def test_the_generalised_copy_is_still_attributed(made: Made, tmp_path: Path) ->
     report = service.attribute(made.world.ctx, analyst, leak, store=made.world.platform.store)
     assert report.verdict == "attributed"
     assert {a.extract_id for a in report.accused} == {made.result.extract_id}
+    assert report.decoys_found  # the decoys, generalised like everyone, are still found
+    assert {d.extract_id for d in report.decoys_found} == {made.result.extract_id}
 
 
 def test_without_ids_the_copy_is_linked_by_its_measurements(made: Made, tmp_path: Path) -> None:
@@ -141,3 +147,17 @@ def test_without_ids_the_copy_is_linked_by_its_measurements(made: Made, tmp_path
     report = service.attribute(made.world.ctx, analyst, leak, store=made.world.platform.store)
     assert report.verdict == "attributed"
     assert {a.extract_id for a in report.accused} == {made.result.extract_id}
+
+
+def test_the_candidate_risk_report_is_for_overseers_only(made: Made) -> None:
+    world = made.world
+    committee = world.sign_in(world.member(Role.ACCESS_COMMITTEE))
+    report = service.candidate_risk(world.ctx, committee, made.project,
+                                    store=world.platform.store, k=5)
+    expected = assess(made.master.select(QIS), QIS, threshold_k=5)
+    assert report["k_anonymity"] == expected.k
+    assert report["sample_uniques"] == expected.sample_uniques
+    assert sorted(report["quasi_identifiers"]) == sorted(QIS)
+    with pytest.raises(Refused):
+        service.candidate_risk(world.ctx, world.sign_in(world.member(Role.RESEARCHER)),
+                               made.project, store=world.platform.store)

@@ -176,6 +176,7 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
         ("POST", "/projects/{project_id}/extracts"): lambda: (
             f"/projects/{p}/extracts", {"format": "csv", "limit": 50}),
         ("GET", "/projects/{project_id}/limits"): lambda: (f"/projects/{p}/limits", None),
+        ("GET", "/projects/{project_id}/risk"): lambda: (f"/projects/{p}/risk?k=5", None),
         ("PUT", "/watch/limits/{scope}/{target_id}"): lambda: (
             f"/watch/limits/project/{vp}", {"values": {"cells": 30_000}}),
         ("POST", "/projects/{project_id}/jobs"): lambda: (f"/projects/{p}/jobs", {

@@ -45,7 +45,7 @@ SHIPPED = {
     "watch.appeal.filed", "watch.appeal.upheld", "watch.appeal.lifted",
     "watch.delivery.failed",
     "watch.limit.refused", "watch.alert.raised", "watch.suspended", "watch.limits.set",
-    "watch.job.declared", "watch.job.approved",
+    "watch.job.declared", "watch.job.approved", "extract.refused",
 }
 
 SALT = bytes(range(32))

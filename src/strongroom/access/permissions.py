@@ -47,6 +47,7 @@ class Action(StrEnum):
     WATCH_APPEAL = "watch.appeal"
     WATCH_APPEAL_REVIEW = "watch.appeal.review"
     WATCH_LIMITS_SET = "watch.limits.set"
+    RISK_READ = "risk.read"
     WATCH_JOB_DECLARE = "watch.job.declare"
 
 
@@ -154,6 +155,8 @@ RULES: dict[Action, Rule] = {
     Action.WATCH_APPEAL_REVIEW: Rule(ADMINS, Kind.OVERSIGHT,
                                      "decide an appeal: uphold the suspension, or lift it "
                                      "(a lift takes two custodian admins)"),
+    Action.RISK_READ: Rule(READERS, Kind.ADMIN, "read the re-identification risk report "
+                           "of a project's extract candidate (counts, never rows)"),
     Action.WATCH_LIMITS_SET: Rule(ADMINS, Kind.ADMIN, "set a project's or institution's "
                                   "transfer limits and approve declared large jobs"),
     Action.WATCH_JOB_DECLARE: Rule(frozenset({Role.RESEARCHER}), Kind.ADMIN,

@@ -92,6 +92,7 @@ class EventType(StrEnum):
     OUTPUT_DOWNLOADED = "output.downloaded"
     # record-level extracts and attribution
     EXTRACT_CREATED = "extract.created"
+    EXTRACT_REFUSED = "extract.refused"
     ATTRIBUTION_RUN = "attribution.run"
     AUDIT_CHECKPOINT_EXPORTED = "audit.checkpoint.exported"
     # differential privacy: budgets and the queries charged to them
@@ -118,6 +119,7 @@ class EventType(StrEnum):
 
 
 DESCRIPTIONS: dict[EventType, str] = {
+    EventType.EXTRACT_REFUSED: "An extract was refused by the re-identification risk gate.",
     EventType.WATCH_LIMIT_REFUSED: "A request over a hard limit was refused before it ran.",
     EventType.WATCH_ALERT_RAISED: "Watch raised an alert (or counted a repeat of one).",
     EventType.WATCH_SUSPENDED: "Watch suspended a person, project or institution "

@@ -524,6 +524,12 @@ class Privacy(_Section):
         return self._c._object("POST", f"/projects/{_segment(project_id)}/dp/queries",
                                json={"query": dict(query)})
 
+    def risk(self, project_id: str, k: int = 5) -> Obj:
+        """The re-identification risk report of the project's extract candidate (committee,
+        admins, security analysts, auditors): k, class sizes, uniques, l, t, population risk."""
+        return self._c._object("GET", f"/projects/{_segment(project_id)}/risk",
+                               params={"k": k})
+
     def budget(self, project_id: str) -> Obj:
         """The project's DP mode, its exact budget (total, spent, remaining), latest charges."""
         return self._c._object("GET", f"/projects/{_segment(project_id)}/dp/budget")

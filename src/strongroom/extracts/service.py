@@ -42,7 +42,9 @@ from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.extracts import accuse, carriers, codes, decoys, linkage, manifest, stix, tables
 from strongroom.extracts.models import ExtractManifest
+from strongroom.privacy import fields as privacy_fields
 from strongroom.privacy import gate
+from strongroom.privacy.risk import assess
 
 FORMATS = ("csv", "parquet")
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
@@ -233,8 +235,13 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         if frame.is_empty():
             raise Invalid("that page of the cohort holds no participants; start lower")
     choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
-    risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
-                      fixed=[c.column for c in choice.carriers])  # marks must not be blurred
+    try:
+        risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
+                          fixed=[c.column for c in choice.carriers])  # marks stay sharp
+    except Refused as exc:
+        ctx.record(EventType.EXTRACT_REFUSED, principal or "operator", project_id,
+                   {"reasons": exc.reasons, "rows": frame.height})
+        raise
     if before_write is not None:
         before_write(frame[EID].to_numpy())
     ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
@@ -274,6 +281,31 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
                          released.height, frame.height, made.rows.height, columns,
                          [c.column for c in choice.carriers], choice.skipped, omitted,
                          record.key_id, time.perf_counter() - started, risk.summary())
+
+
+def candidate_risk(ctx: AccessContext, principal: Principal, project_id: str, *,
+                   store: Store, k: int = 5) -> dict[str, Any]:
+    """The risk report of a project's extract candidate (its granted participant fields).
+
+    Counts only: class sizes, uniques, l, t, population risk — for the access committee's
+    decision on an export permission, before any extract is made.
+    """
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.RISK_READ, project_id)
+        fields = list(db.scalars(select(FieldGrant.field_id)
+                                 .where(FieldGrant.project_id == project_id)))
+    if store.current() is None:
+        raise Invalid("the store holds no cohort yet; ingest one first")
+    participants = store.load(tables=[PARTICIPANTS]).participants
+    columns, _ = _extract_columns(participants, ctx, fields)
+    qis = privacy_fields.quasi_identifiers(columns, ctx.dictionary)
+    if not qis:
+        raise Invalid(f"project {project_id}'s granted fields hold no quasi-identifier; "
+                      f"there is no re-identification risk to report")
+    report = assess(participants.select(qis), qis, threshold_k=k)
+    ctx.record(EventType.DATA_ACCESSED, principal, project_id,
+               {"what": "risk-report", "quasi_identifiers": qis, "k_anonymity": report.k})
+    return report.to_json()
 
 
 # -- attribution ---------------------------------------------------------------------------

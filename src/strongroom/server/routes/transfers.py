@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from strongroom.access.permissions import Action
 from strongroom.errors import Invalid
+from strongroom.extracts import service as extracts_service
 from strongroom.extracts.service import create_extract
 from strongroom.outputs.overlap import bitmap
 from strongroom.platform import Platform
@@ -74,6 +76,17 @@ def take_extract(project_id: str, body: ExtractIn, who: Caller, request: Request
     return Response(payload, media_type=MEDIA[body.format], headers={
         "Content-Disposition": f'attachment; filename="{out.name}"',
         "X-Strongroom-Extract": made.extract_id})
+
+
+@router.get("/projects/{project_id}/risk", openapi_extra=acts(Action.RISK_READ))
+def candidate_risk(project_id: str, who: Caller, request: Request,
+                   k: int = Query(5, ge=2, le=1000)) -> dict[str, Any]:
+    """The re-identification risk report of the project's extract candidate: k-anonymity,
+    class sizes, sample uniques, l-diversity, t-closeness, prosecutor / journalist / marketer
+    risk and population-uniqueness estimates (counts only)."""
+    platform = platform_of(request)
+    return extracts_service.candidate_risk(platform.access, who, project_id,
+                                           store=platform.store, k=k)
 
 
 @router.get("/projects/{project_id}/limits", response_model=ProjectLimitsOut,
