@@ -481,6 +481,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--trials", type=int)
     parser.add_argument("--only", action="append", metavar="NAME")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="build the registry, then only the embedding and attribution "
+                             "timings (a few minutes; for re-measuring on a quiet machine)")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     n, registered, trials, scale = ((50_000, 100, 3, 1.0) if args.quick
@@ -490,6 +493,11 @@ def main() -> None:
     os.environ.pop("STRONGROOM_MASTER_KEY", None)
     try:
         world = build(root, n, registered, args.seed)
+        if args.speed_only:
+            with world.platform:
+                fast = speed(world, root)
+            say(json.dumps(fast))
+            return
         with world.platform:
             table = attack_table(world, trials, scale, args.only)
             trips = use = fast = None
