@@ -31,7 +31,7 @@ from strongroom.errors import Invalid, NotFound, Refused
 from strongroom.watch.detectors import run_all
 from strongroom.watch.detectors.policy import DetectorPolicy
 from strongroom.watch.exposure import reserve, union_since
-from strongroom.watch.history import METER_SCHEMA, History, Observation
+from strongroom.watch.history import METER_SCHEMA, DeclaredWindow, History, Observation
 from strongroom.watch.limits import Breach, Planned, allowance, breaches
 from strongroom.watch.models import AlertRow, DeclaredJob, ExposureRow, MeterRow
 from strongroom.watch.policy import Limits, limits_for, set_limits
@@ -161,11 +161,22 @@ class Watch:
             recent = pl.DataFrame(db.execute(select(*cols).where(
                 MeterRow.at >= now - dt.timedelta(hours=1))).all(), schema=METER_SCHEMA,
                 orient="row")
-            exposed = (len(union_since(db, self.ctx.key, "project_id", obs.project_id,
-                                       now - dt.timedelta(days=30)))
-                       if obs.project_id else 0)
+            exposed, allowance_30d = 0, None
+            windows: tuple[DeclaredWindow, ...] = ()
+            if obs.project_id:
+                month = now - dt.timedelta(days=30)
+                exposed = len(union_since(db, self.ctx.key, "project_id", obs.project_id,
+                                          month))
+                allowance_30d = (limits_for(db, "project", obs.project_id).record_participants
+                                 + allowance(db, obs.project_id, now).record_participants)
+                windows = tuple(DeclaredWindow(j.id, j.starts_at, j.ends_at)
+                                for j in db.scalars(select(DeclaredJob).where(
+                                    DeclaredJob.project_id == obs.project_id,
+                                    DeclaredJob.approved_at.is_not(None),
+                                    DeclaredJob.ends_at > month, DeclaredJob.starts_at <= now)))
         return History(now=now, person=person, project=project, institution=institution,
-                       recent=recent, exposed_30d=exposed, cohort_size=self.cohort_size())
+                       recent=recent, exposed_30d=exposed, cohort_size=self.cohort_size(),
+                       record_allowance_30d=allowance_30d, declared_jobs=windows)
 
     def on_audit(self, event: AuditEvent) -> None:
         """Security events from the audit log become observations (failed MFA, bad tokens…)."""
