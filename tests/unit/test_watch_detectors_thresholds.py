@@ -29,6 +29,8 @@ from tests.unit.watch_patterns import (
 )
 
 ALICE = Researcher()
+SECOND = dt.timedelta(seconds=1)
+MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 
@@ -49,8 +51,13 @@ NOISY = [200] * 9 + [1_000] * 2 + [1_800] * 9  # median 1,000, spread 1,186: k b
 def volume(past: list[int], today: int, meter: str = "cells") -> Signal | None:
     rows = [ALICE.obs(NOW - d * DAY, "output.download", **{meter: v})  # type: ignore[arg-type]
             for d, v in enumerate(past, start=1)]
+    return volume_with(rows, today, meter)
+
+
+def volume_with(past: list[Observation], today: int, meter: str = "cells") -> Signal | None:
+    """The person-level volume signal on a download of ``today`` (cells or another meter)."""
     obs = ALICE.obs(NOW, "output.download", **{meter: today})  # type: ignore[arg-type]
-    found = [s for s in named(judge(obs, rows), "baseline.volume")
+    found = [s for s in named(judge(obs, past), "baseline.volume")
              if s.evidence["level"] == "person"]
     return found[0] if found else None
 
@@ -405,3 +412,115 @@ def test_an_expired_token_becomes_medium_with_use(uses: int, expected: Severity)
     obs, before = last(refused)
     (signal,) = named(judge(obs, [*worked(10), *before]), "accounts.refused-token")
     assert signal.severity is expected
+
+
+# -- windows: how far back each detector looks ----------------------------------------------
+
+@pytest.mark.parametrize(("oldest", "expected"), [
+    (23 * HOUR, Severity.HIGH), (25 * HOUR, Severity.MEDIUM)])
+def test_differencing_counts_a_day(oldest: dt.timedelta, expected: Severity) -> None:
+    tries = [ALICE.obs(NOW - oldest, differencing=1),
+             *(ALICE.obs(NOW - m * dt.timedelta(minutes=1), differencing=1) for m in (30, 0))]
+    obs, before = last(tries)
+    assert level(judge(obs, before), "queries.differencing") is expected
+
+
+@pytest.mark.parametrize(("oldest", "expected"), [(23 * HOUR, Severity.MEDIUM), (25 * HOUR, None)])
+def test_near_threshold_counts_a_day(oldest: dt.timedelta, expected: Severity | None) -> None:
+    early = [ALICE.obs(NOW - oldest + i * dt.timedelta(minutes=1), participants=40,
+                       near_threshold=2) for i in range(2)]
+    recent = [ALICE.obs(at, participants=40, near_threshold=2)
+              for at in spaced(NOW - HOUR, 9, dt.timedelta(minutes=7.5))]
+    obs, before = last([*early, *recent])
+    assert level(judge(obs, before), "queries.near-threshold") is expected
+
+
+@pytest.mark.parametrize(("days_back", "expected"), [(20, None), (40, Severity.MEDIUM)])
+def test_near_threshold_past_share_is_thirty_days(days_back: int,
+                                                  expected: Severity | None) -> None:
+    past = [ALICE.obs(NOW - days_back * DAY - i * dt.timedelta(minutes=5), participants=5_000,
+                      near_threshold=1 if i < 15 else 0) for i in range(100)]
+    now = [ALICE.obs(at, participants=40, near_threshold=3 if i >= 29 else 0)
+           for i, at in enumerate(spaced(NOW - 5 * HOUR, 50, 6 * dt.timedelta(minutes=1)))]
+    obs, before = last(now)
+    assert level(judge(obs, sorted([*past, *before], key=lambda o: o.at)),
+                 "queries.near-threshold") is expected
+
+
+@pytest.mark.parametrize(("span", "expected"), [
+    (dt.timedelta(minutes=55), Severity.MEDIUM), (dt.timedelta(minutes=70), None)])
+def test_rewording_counts_an_hour(span: dt.timedelta, expected: Severity | None) -> None:
+    flood = [ALICE.obs(at, query_shape=digest("w"), query_digest=digest("w", i))
+             for i, at in enumerate(spaced(NOW - span, 28, span / 27))]
+    obs, before = last(flood)
+    assert level(judge(obs, before), "queries.rewording") is expected
+
+
+@pytest.mark.parametrize(("habit_days_back", "expected"), [(20, None), (40, Severity.MEDIUM)])
+def test_rewording_habit_is_thirty_days(habit_days_back: int,
+                                        expected: Severity | None) -> None:
+    start = (NOW - habit_days_back * DAY).replace(minute=0)
+    habit = [ALICE.obs(at, query_shape=digest("h"), query_digest=digest("h", i))
+             for i, at in enumerate(spaced(start, 30, dt.timedelta(minutes=1)))]
+    flood = [ALICE.obs(at, query_shape=digest("f"), query_digest=digest("f", i))
+             for i, at in enumerate(spaced(NOW - 45 * dt.timedelta(minutes=1), 45,
+                                           dt.timedelta(minutes=1)))]
+    obs, before = last(flood)
+    assert level(judge(obs, [*habit, *before]), "queries.rewording") is expected
+
+
+@pytest.mark.parametrize(("spacing", "replay"), [
+    (dt.timedelta(minutes=1.8), True), (dt.timedelta(minutes=2.2), False)])
+def test_token_replay_counts_ten_minutes(spacing: dt.timedelta, replay: bool) -> None:
+    sources = [OFFICE[0], ELSEWHERE] * 3
+    uses = [ALICE.obs(at, token_id=ALICE.token_id, via="token", source=src)
+            for at, src in zip(spaced(NOW - 5 * spacing, 6, spacing), sources, strict=True)]
+    obs, before = last(uses)
+    assert bool(named(judge(obs, before), "network.token-replay")) is replay
+
+
+@pytest.mark.parametrize(("span", "expected"), [
+    (dt.timedelta(minutes=14), Severity.MEDIUM), (dt.timedelta(minutes=16), None)])
+def test_failures_count_a_quarter_of_an_hour(span: dt.timedelta,
+                                             expected: Severity | None) -> None:
+    made = [Observation(at=at, action="auth.login.failed", route="wrong password", status=401,
+                        person_id="per_alice", source=ELSEWHERE)
+            for at in spaced(NOW - span, 5, span / 4)]
+    obs, before = last(made)
+    found = [s for s in named(judge(obs, before), "accounts.auth-failures")
+             if "source" not in s.evidence]
+    assert (found[0].severity if found else None) is expected
+
+
+def test_baselines_look_back_as_far_as_their_policy_says() -> None:
+    """Volume, hours and reconstruction learn from 60 days, cadence from 30: history only
+    older than half of that still counts."""
+    old = [ALICE.obs(NOW - d * DAY, "output.download", cells=1_000) for d in range(40, 60)]
+    signal = volume_with(old, 8_400)
+    assert signal is not None and signal.severity is Severity.MEDIUM
+    hourly = [ALICE.obs(NOW - d * DAY - m * dt.timedelta(minutes=1), "project.read")
+              for d in range(18, 28) for m in range(0, 120, 24)]  # 5 an hour, two hours a day
+    flood = [ALICE.obs(at, "project.read") for at in spaced(NOW - 50 * dt.timedelta(
+        minutes=1), 130, dt.timedelta(seconds=23))]
+    obs, before = last(flood)
+    assert level(judge(obs, [*hourly, *before]), "baseline.cadence") is Severity.MEDIUM
+    night = NOW.replace(hour=3, minute=0)
+    worked_then = [ALICE.obs(at, "project.read") for d in range(35, 50)
+                   for at in spaced(NOW.replace(hour=8, minute=0) - d * DAY, 20, 30 * MINUTE)]
+    burst = [ALICE.obs(at, "project.read") for at in spaced(night, 40, MINUTE)]
+    obs, before = last(burst)
+    assert level(judge(obs, [*worked_then, *before]), "baseline.hours") is Severity.MEDIUM
+    analysed = [ALICE.obs(NOW - d * DAY - i * MINUTE, participants=5_000)
+                for d in range(35, 45) for i in range(3)]
+    today = [ALICE.obs(at, participants=100) for at in spaced(NOW - 3 * HOUR, 100, 108 * SECOND)]
+    obs, before = last(today)
+    assert level(judge(obs, [*analysed, *before]), "queries.reconstruction") is Severity.MEDIUM
+
+
+def test_cadence_forgets_hours_older_than_thirty_days() -> None:
+    hourly = [ALICE.obs(NOW - d * DAY - m * dt.timedelta(minutes=1), "project.read")
+              for d in range(35, 45) for m in range(0, 120, 24)]
+    flood = [ALICE.obs(at, "project.read") for at in spaced(NOW - 50 * dt.timedelta(
+        minutes=1), 130, dt.timedelta(seconds=23))]
+    obs, before = last(flood)
+    assert level(judge(obs, [*hourly, *before]), "baseline.cadence") is None
