@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,8 +226,13 @@ def test_id_dropped_and_shuffled(leaks: Leaks) -> None:
     assert report.evidence is not None and report.evidence.exists()
     text = report.evidence.read_text()
     assert report.suspect_sha256 in text and "attributed" in text
-    for value in leak["p30690_i0"].drop_nulls().head(20).to_list():  # no participant values
-        assert f"{value}" not in text.replace(report.suspect_sha256, "")
+    # no participant's values: a short number such as 5.6 may well appear among the scores,
+    # so a row counts as leaked when all its measurements appear, each as a whole number token
+    tokens = set(re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])",
+                            text.replace(report.suspect_sha256, "")))
+    measured = ["p30690_i0", "p30760_i0", "p30870_i0"]
+    for row in leak.select(measured).drop_nulls().head(20).iter_rows():
+        assert not all(f"{v}" in tokens for v in row), "a participant's values are in the pack"
     events = [e for e in leaks.world.platform.audit.entries() if e.type == "attribution.run"]
     assert events[-1].details["suspect_sha256"] == report.suspect_sha256
 
