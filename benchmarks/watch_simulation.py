@@ -53,7 +53,7 @@ FIELDS = [31, 34, 54, 20116, 21001, 4080]
 BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p54_i0 AS centre, p20116_i0 AS smoking, "
         "p21001_i0 AS bmi, p4080_i0_a0 AS sbp FROM participants")
 START = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)  # a Monday
-ANALYSES = [
+ANALYSES: list[dict[str, Any]] = [
     {"kind": "frequency", "definition": "base", "variable": "sex"},
     {"kind": "frequency", "definition": "base", "variable": "smoking"},
     {"kind": "crosstab", "definition": "base", "rows": "sex", "columns": "smoking"},
@@ -87,6 +87,7 @@ class Partner:
     start_hour: float = 9.0
     attack: str | None = None
     attack_at: dt.datetime | None = None
+    attack_end: dt.datetime | None = None  # its last request
     outputs: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     offset: int = 0  # next participant page for drips and pagination
@@ -128,6 +129,9 @@ class Simulation:
         self.app = create_app(self.platform)
         self.clients: dict[str, TestClient] = {}
         self.latencies: dict[str, list[float]] = {}
+        # every request's wall-clock duration by (partner, simulated moment): a suspension's
+        # deciding request is the one at the moment the suspension was set
+        self.walls: dict[tuple[int, dt.datetime], float] = {}
         self.requests = 0
         self.partners = [Partner(i + 1, f"Partner {i + 1}") for i in range(n_partners)]
         self.extra = [Partner(n_partners + i + 1, f"Bulk trial {i + 1}")
@@ -215,8 +219,11 @@ class Simulation:
         started = time.perf_counter()
         answer = client.request(method, path, json=body,
                                 headers={"Authorization": f"Bearer {token or p.token}"})
+        took = time.perf_counter() - started
+        key = (p.index, self.clock())
+        self.walls[key] = max(took, self.walls.get(key, 0.0))
         if label:
-            self.latencies.setdefault(label, []).append(time.perf_counter() - started)
+            self.latencies.setdefault(label, []).append(took)
         self.requests += 1
         return answer
 
@@ -311,7 +318,10 @@ class Simulation:
         for i, name in enumerate(SCENARIOS):
             count = 3 if name.startswith("parallel") else 1
             needs_export = name in EXPORTING
-            available.sort(key=lambda p: p.export != needs_export)  # the right kind first
+            # the right kind first; the off-hours spike in a steady worker, since telling a
+            # rare hour needs a history of requests (HoursPolicy.min_requests)
+            available.sort(key=lambda p: (p.export != needs_export,
+                                          -p.intensity if name == "off-hours spike" else 0))
             if len(available) < count:
                 raise SystemExit(f"too few partners for every scenario; use more than "
                                  f"{len(self.partners)}")
@@ -320,6 +330,8 @@ class Simulation:
                 if needs_export:
                     self._grant_export(t)
             day = first + (i * 7) % max(1, self.days - first - 25)
+            if name == "off-hours spike":  # late, after weeks of office hours to learn from
+                day = max(first, self.days - 5)
             at = START + dt.timedelta(days=day, hours=2.17 if name == "off-hours spike"
                                       else 11)
             for t in targets:
@@ -359,6 +371,8 @@ class Simulation:
                 for p in e.args["all"]:
                     p.attack_at = self.clock()  # when it really began
                 SCENARIOS[e.args["name"]](self, e.args["all"])
+                for p in e.args["all"]:
+                    p.attack_end = self.clock()
             elif e.kind == "drip":
                 if e.partner.offset == 0:
                     e.partner.attack_at = self.clock()
@@ -366,6 +380,7 @@ class Simulation:
                     self.extract(e.partner, e.partner.offset, e.args["size"],
                                  e.partner.home(self.rng))
                     e.partner.offset += e.args["size"]
+                    e.partner.attack_end = self.clock()
             else:
                 self.run_normal(e)
             if n % 2000 == 0:
@@ -385,17 +400,23 @@ class Simulation:
         with ctx.transaction() as db:
             alerts = list(db.scalars(select(AlertRow)))
             held = list(db.scalars(select(Pause).where(Pause.kind == SUSPENSION)))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name in SCENARIOS:
             targets = [p for p in self.partners if p.attack == name]
             assert targets and targets[0].attack_at is not None
             t0 = targets[0].attack_at
-            mine = [a for a in alerts if _about(a, targets) and a.last_at >= t0]
-            stops = [s for s in held if _targets(s, targets) and s.set_at >= t0]
+            end = max(p.attack_end or t0 for p in targets) + GRACE
+            # only what the attack itself set off: alerts first raised during it, or raised
+            # before and repeated during it; suspensions set during it
+            mine = [a for a in alerts if _about(a, targets) and
+                    (t0 <= a.first_at <= end or a.first_at < t0 <= a.last_at <= end)]
+            stops = [s for s in held if _targets(s, targets) and t0 <= s.set_at <= end]
             # an alert open from before the attack counts from its repeat during it
             first_alert = min((a.first_at if a.first_at >= t0 else a.last_at for a in mine),
                               default=None)
             first_stop = min((s.set_at for s in stops), default=None)
+            deciding = None if first_stop is None else max(
+                (self.walls.get((p.index, first_stop), 0.0) for p in targets), default=0.0)
             with ctx.transaction() as db:
                 exposed = sum(len(union_since(db, ctx.key, "project_id", p.project_id, t0))
                               for p in targets)
@@ -405,6 +426,7 @@ class Simulation:
                 "suspend_s": None if first_stop is None else (first_stop - t0).total_seconds(),
                 "alert_to_suspend_s": None if first_stop is None or first_alert is None
                 else (first_stop - first_alert).total_seconds(),
+                "decision_to_suspend_ms": None if deciding is None else deciding * 1000,
                 "exposed": exposed,
                 "detectors": sorted({a.detector for a in mine}),
             })
@@ -419,6 +441,9 @@ class Simulation:
                          if any(_about(a, [p]) and (p.attack_at is None or a.first_at <
                                                     p.attack_at) for p in self.partners)]
         bulk = sorted(self.latencies.get("bulk", []))
+        behaviour = sorted(r["decision_to_suspend_ms"] for r in rows
+                           if r["scenario"] not in LIMIT_SCENARIOS
+                           and r["decision_to_suspend_ms"] is not None)
         return {
             "partners": len(self.partners), "days": self.days, "cohort": self.cohort,
             "requests": self.requests, "seconds": round(self.elapsed, 1),
@@ -430,10 +455,18 @@ class Simulation:
             "declared_job_extracts": self.job_results,
             "alerts_on_normal_work": len(normal_alerts),
             "normal_alert_detectors": sorted({a.detector for a in normal_alerts}),
+            "behaviour_decision_to_suspend_ms": {
+                "n": len(behaviour), "p50": _pct(behaviour, 50), "p95": _pct(behaviour, 95),
+                "max": behaviour[-1] if behaviour else 0.0},
             "bulk_refusal_ms": {"n": len(bulk),
                                 "p50": _pct(bulk, 50) * 1000, "p99": _pct(bulk, 99) * 1000,
                                 "max": (bulk[-1] * 1000) if bulk else 0.0},
         }
+
+
+GRACE = dt.timedelta(hours=1)  # an alert this soon after an attack's last request is its own
+# refused by a hard limit before running (the other scenarios are caught by behaviour)
+LIMIT_SCENARIOS = {"single bulk export", "parallel bulk (3 partners)"}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -629,23 +662,31 @@ def _fmt_s(value: float | None) -> str:
     return f"{value:.0f} s" if value < 3600 else f"{value / 86400:.1f} d"
 
 
+def _fmt_ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} ms"
+
+
 def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"{r['partners']} partners × {r['days']} days, cohort {r['cohort']:,}; "
         f"{r['requests']:,} API requests in {r['seconds']:.0f} s.",
         "",
-        "| scenario | detected | time to alert | time to suspension | alert → suspension | "
-        "participants exposed | detectors |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | detected | time to alert | time to suspension | first alert → "
+        "suspension | deciding request (wall clock) | participants exposed | detectors |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in r["scenarios"]:
         lines.append(f"| {s['scenario']} | {'yes' if s['detected'] else 'NO'} | "
                      f"{_fmt_s(s['alert_s'])} | {_fmt_s(s['suspend_s'])} | "
-                     f"{_fmt_s(s['alert_to_suspend_s'])} | {s['exposed']:,} | "
+                     f"{_fmt_s(s['alert_to_suspend_s'])} | "
+                     f"{_fmt_ms(s['decision_to_suspend_ms'])} | {s['exposed']:,} | "
                      f"{', '.join(s['detectors'])} |")
-    b = r["bulk_refusal_ms"]
+    b, d = r["bulk_refusal_ms"], r["behaviour_decision_to_suspend_ms"]
     lines += [
         "",
+        f"Behaviour-based detection to suspension (the deciding request, from its arrival to "
+        f"its answer with the suspension in force): p50 {d['p50']:.0f} ms, p95 {d['p95']:.0f} "
+        f"ms, max {d['max']:.0f} ms over {d['n']} suspended scenarios (target ≤ 60 s p95).",
         f"Bulk over limit, refused and suspended in the same request: p50 {b['p50']:.0f} ms, "
         f"p99 {b['p99']:.0f} ms, max {b['max']:.0f} ms over {b['n']} trials (target ≤ 1 s "
         f"p99), 0 rows out.",

@@ -87,7 +87,8 @@ class HoursPolicy:
 
     look_back_days: int = 60
     min_days: int = 10  # past active days …
-    min_requests: int = 100  # … and requests, before an hour can be called rare
+    min_requests: int = 50  # … and requests, before an hour can be called rare (an hour none
+    # of 50 requests fell in is credibly under 6 % of the work: a burst of 30 there is not chance)
     rare_share: float = 0.01  # an hour holding under 1 % of past requests is rare
     burst: int = 30  # requests in rare hours within the last hour, and at least …
     burst_ratio: float = 2.5  # … this many times the person's median active hour (a script
