@@ -148,7 +148,7 @@ def hours(days: int, per_day: int, at_three: int, burst: int) -> Severity | None
     (15, 20, 2, 28, None), (15, 20, 2, 32, Severity.MEDIUM),  # 30 in a rare hour
     (15, 20, 4, 32, None),  # 4 of 304 (1.3 %) is not rare; 2 (0.7 %) is
     (15, 200, 20, 45, None), (15, 200, 20, 55, Severity.MEDIUM),  # 2.5 × 20 an hour
-    (12, 8, 0, 40, None), (12, 9, 0, 40, Severity.MEDIUM),  # 96 or 108 past requests
+    (12, 4, 0, 40, None), (12, 5, 0, 40, Severity.MEDIUM),  # 48 or 60 past requests
     (9, 20, 1, 40, None), (10, 20, 1, 40, Severity.MEDIUM),  # 10 past days
     (15, 20, 2, 290, Severity.MEDIUM), (15, 20, 2, 310, Severity.HIGH),
 ])

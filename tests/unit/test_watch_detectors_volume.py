@@ -247,6 +247,28 @@ def test_re_exports_of_one_study_population_are_not_a_sweep() -> None:
     assert not named(judge(obs, before, exposed_30d=9_000), "coverage.sweep")
 
 
+def test_a_bulk_export_taken_in_quick_pages_is_a_rush_and_suspends() -> None:
+    """Pages of an eighth of the allowance every 15 s: the fourth reaches half of it."""
+    pages = [export(NOW - dt.timedelta(seconds=15 * (3 - i)), rows=2_500) for i in range(4)]
+    obs, before = last(pages)
+    assert not named(judge(before[-1], before[:-1], exposed_30d=7_500), "coverage.sweep")
+    (signal,) = named(judge(obs, before, exposed_30d=10_000), "coverage.sweep")
+    assert signal.severity is Severity.HIGH and signal.suspend
+    assert signal.evidence["exports_in_window"] == 4 and signal.evidence["novelty"] == 1.0
+
+
+@pytest.mark.parametrize(("minutes_apart", "rows", "exposed"), [
+    (30, 2_500, 10_000),  # the same pages over an hour and a half: not one hour's rush
+    (5, 1_000, 4_000),  # four quick small exports: a fifth of the allowance
+    (5, 2_500, 4_000),  # four quick pages of the same people (novelty 40 %)
+])
+def test_what_is_not_a_rush(minutes_apart: int, rows: int, exposed: int) -> None:
+    pages = [export(NOW - dt.timedelta(minutes=minutes_apart * (3 - i)), rows=rows)
+             for i in range(4)]
+    obs, before = last(pages)
+    assert not named(judge(obs, before, exposed_30d=exposed), "coverage.sweep")
+
+
 def test_occasional_extracts_of_different_groups_are_not_a_sweep() -> None:
     """Three extracts in a month, each of a different small group: a study's work."""
     now_and_then = [export(NOW - dt.timedelta(days=d), rows=2_500) for d in (20, 9, 0)]

@@ -70,14 +70,17 @@ def sweep(obs: Observation, history: History, policy: DetectorPolicy) -> list[Si
     days = exports.select(pl.col("at").dt.date().n_unique()).item()
     rule = next(((d, share) for d, share in p.sweeps
                  if days >= d and exposed >= share * limit), None)
-    if rule is None:
+    recent = exports.filter(pl.col("at") >= history.now - dt.timedelta(minutes=p.rush_minutes))
+    rushed = (recent.height >= p.rush[0] and exposed >= p.rush[1] * limit
+              and _reached(recent) >= p.rush[1] * limit)
+    if rule is None and not rushed:
         return []
-    reached = int(exports["participants"].sum())
-    if reached <= 0:  # exports metered by rows only: rows ≥ participants, so novelty is lower
-        reached = int(exports["record_rows"].sum())
+    reached = _reached(exports)
     novelty = exposed / reached if reached > 0 else 0.0
     if novelty < p.sweep_novelty:
         return []
+    if rule is None:
+        return [_rush(obs, recent, exposed, limit, novelty, p.rush, p.rush_minutes)]
     return [Signal(
         detector="coverage.sweep", severity=Severity.HIGH, subject=person_subject(obs),
         title=f"project {obs.project_id} is sweeping the cohort: {n(exposed)} new "
@@ -94,6 +97,33 @@ def sweep(obs: Observation, history: History, policy: DetectorPolicy) -> list[Si
                   "allowance_30d": limit, "rule_days": rule[0], "rule_share": rule[1],
                   "sweep_novelty": p.sweep_novelty},
         suspend=True)]
+
+
+def _rush(obs: Observation, recent: pl.DataFrame, exposed: int, limit: int, novelty: float,
+          rule: tuple[int, float], minutes: int) -> Signal:
+    reached = _reached(recent)
+    return Signal(
+        detector="coverage.sweep", severity=Severity.HIGH, subject=person_subject(obs),
+        title=f"project {obs.project_id} is paging through the cohort: {n(reached)} "
+              f"participants in {recent.height} exports within {minutes} minutes",
+        reasons=[f"Project {obs.project_id} took {recent.height} record-level exports in the "
+                 f"last {minutes} minutes reaching {n(reached)} participants; "
+                 f"{n(exposed)} distinct in 30 days ({pct(novelty)} of all reached are new). "
+                 f"A rush is {rule[0]}+ exports within {minutes} minutes reaching "
+                 f"{pct(rule[1])} of the allowance of {n(limit)} ({n(rule[1] * limit)}): a "
+                 f"bulk export taken in pages. A large job is declared in advance."],
+        evidence={"exports_in_window": recent.height, "window_minutes": minutes,
+                  "reached_in_window": reached, "exposed_30d": exposed,
+                  "novelty": round(novelty, 4), "allowance_30d": limit,
+                  "rush_exports": rule[0], "rush_share": rule[1]},
+        suspend=True, dedup="rush")
+
+
+def _reached(exports: pl.DataFrame) -> int:
+    """Participants summed over exports (rows where only rows were metered: rows ≥
+    participants, so novelty reads lower, never higher)."""
+    reached = int(exports["participants"].sum())
+    return reached if reached > 0 else int(exports["record_rows"].sum())
 
 
 def _allowance(history: History, policy: DetectorPolicy) -> int:

@@ -112,6 +112,11 @@ class CoveragePolicy:
     # allowance): four days and a fifth of it, or two days and two fifths
     sweeps: tuple[tuple[int, float], ...] = ((4, 0.2), (2, 0.4))
     sweep_novelty: float = 0.8  # distinct exposed ÷ participants summed over the exports
+    # a rush: the same within an hour — this many exports reaching this share of the
+    # allowance (a paged bulk export; one large export is the hard limit's business, and a
+    # large job is declared in advance)
+    rush: tuple[int, float] = (4, 0.5)
+    rush_minutes: int = 60
 
 
 @dataclass(frozen=True)
