@@ -17,6 +17,9 @@ from benchmarks.watch_simulation import EXPORTING, SCENARIOS, Simulation
 
 LIMIT = 2_400
 BULK = {"single bulk export", "parallel bulk (3 partners)"}
+# by policy these only alert: travel and late work are not misconduct on their own, and a
+# revoked institution is already cut off
+ALERT_ONLY = {"new network", "off-hours spike", "revoked institution's token"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,9 @@ def test_each_attack_is_detected(run: dict[str, Any], name: str) -> None:
     if name in EXPORTING:  # the hard limit bounds what any exporting attack takes
         partners = 3 if "parallel" in name else 1
         assert row["exposed"] <= LIMIT * partners, row
-        assert row["suspend_s"] is not None, row
+    # every other attack is suspended, by its own detection and not by something later
+    assert (row["suspend_s"] is None) is (name in ALERT_ONLY), row
+    assert row["detectors"], row
 
 
 def test_no_false_suspension_and_declared_jobs_honoured(run: dict[str, Any]) -> None:

@@ -4,22 +4,26 @@ and the person and project suspended at once; declared jobs honoured; lifting ta
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from pyroaring import BitMap
+from sqlalchemy import delete, func, select
 
 from strongroom.access import pauses, projects
 from strongroom.access.models import Pause
 from strongroom.access.roles import Role
 from strongroom.audit import EventType
 from strongroom.enclave import service as enclave_service
-from strongroom.errors import Conflict
+from strongroom.errors import Conflict, Refused
 from strongroom.server.app import create_app
 from strongroom.server.security import CSRF_HEADER
+from strongroom.watch.limits import Planned
 from strongroom.watch.models import AlertRow, ExposureRow, MeterRow
+from strongroom.watch.service import Watch
 from tests.access_world import INSIDE, PASSWORD, Member, World, build_world
 
 
@@ -180,3 +184,39 @@ def test_request_rate(world: World) -> None:
                                  json=body).status_code)
     assert codes[:3] == [201, 201, 201] and codes[3] == 403
     assert suspensions(world)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_the_limit_holds_across_processes(tmp_path: Path, database_url: str | None) -> None:
+    """Guards racing from several servers on one database (each Watch has its own in-process
+    locks, as separate processes would): the row lock in the database lets exactly as many
+    exports through as the limit holds, never one more."""
+    world = build_world(tmp_path, database_url)
+    try:
+        assert world.researcher is not None
+        set_limits(world, record_participants=500)
+        me = world.sign_in(world.researcher)
+        servers = [Watch(world.ctx) for _ in range(4)]
+        for round_ in range(4):
+            base = 100_000 * (round_ + 1)
+            passed: list[int] = []
+
+            def one(i: int, base: int = base, passed: list[int] = passed) -> None:
+                members = BitMap(range(base + 100 * i, base + 100 * (i + 1)))
+                try:
+                    servers[i % len(servers)].guard(me, world.project_id, "data.export",
+                                                    Planned(record_members=members))
+                    passed.append(i)
+                except Refused:
+                    pass
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(passed) == 5, (round_, passed)
+            with world.ctx.transaction() as db:
+                db.execute(delete(ExposureRow))  # a fresh 30 days for the next round
+    finally:
+        world.platform.close()

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.access import pauses
 from strongroom.access.authorize import authorize
 from strongroom.access.context import AccessContext, Principal
-from strongroom.access.models import Person, Project
+from strongroom.access.models import Institution, Person, Project
 from strongroom.access.permissions import Action
 from strongroom.access.states import PauseLevel
 from strongroom.access.tokens import new_id
@@ -78,13 +78,21 @@ class Watch:
 
     def guard(self, principal: Principal, project_id: str, action: str,
               planned: Planned) -> Reservation | None:
-        """Refuse (and suspend) if ``planned`` breaks a limit; else reserve any export."""
+        """Refuse (and suspend) if ``planned`` breaks a limit; else reserve any export.
+
+        Check and reservation are one step per institution: a lock in this process, and the
+        institution's row written first in the transaction, so that servers sharing the
+        database cannot each let through the last of an allowance (PostgreSQL holds the row
+        lock, SQLite its write lock, until the reservation commits).
+        """
         now = self.ctx.clock()
         with self._lock(project_id), self.ctx.transaction() as db:
             project = db.get(Project, project_id)
             if project is None:
                 raise NotFound(f"there is no project {project_id}")
             institution = _institution_of(db, project)
+            db.execute(update(Institution).where(Institution.id == institution)
+                       .values(status=Institution.status))  # a no-op write: the lock
             found = breaches(db, self.ctx.key, project_id, institution, planned, now)
             whole = limits_for(db, "institution", institution).suspend_institution
             reservation = None
