@@ -8,15 +8,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import strongroom
 from strongroom.audit import AuditError
-from strongroom.errors import RateLimited, ServiceError
+from strongroom.errors import Invalid, NotFound, RateLimited, ServiceError
 from strongroom.platform import Platform
+from strongroom.server import web
 from strongroom.server.metering import observation
 from strongroom.server.routes import admin, audit, auth, enclave, outputs, privacy, transfers
 from strongroom.server.routes import watch as watch_routes
@@ -88,6 +89,7 @@ def create_app(platform: Platform | None) -> FastAPI:
                    transfers.router, privacy.router):
         app.include_router(router)
     app.include_router(watch_routes.router)
+    web.mount(app)
 
     @app.get("/health", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"])
     def health() -> dict[str, str]:
@@ -95,7 +97,9 @@ def create_app(platform: Platform | None) -> FastAPI:
         return {"status": "ok"}
 
     @app.exception_handler(ServiceError)
-    def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    def service_error(request: Request, exc: ServiceError) -> Response:
+        if web.is_page(request):
+            return web.error_page(request, exc, HTTP_STATUS[exc.status])
         headers = ({"Retry-After": str(exc.retry_after)}
                    if isinstance(exc, RateLimited) else None)
         if exc.status == "unauthenticated":
@@ -115,15 +119,20 @@ def create_app(platform: Platform | None) -> FastAPI:
                                         "character or a number out of range); remove it"])
 
     @app.exception_handler(RequestValidationError)
-    def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         reasons = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
             reasons.append(f"{where}: {err.get('msg', 'invalid')}")
+        if web.is_page(request):
+            return web.error_page(request, Invalid(reasons or ["the form is not valid"]), 422)
         return problem(422, "invalid", reasons or ["the request is not valid"])
 
     @app.exception_handler(HTTPException)
-    def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    def http_error(request: Request, exc: HTTPException) -> Response:
+        if web.is_page(request):
+            error = NotFound if exc.status_code == 404 else Invalid
+            return web.error_page(request, error(str(exc.detail)), exc.status_code)
         return problem(exc.status_code, "not-found" if exc.status_code == 404 else "invalid",
                        [str(exc.detail)], dict(exc.headers or {}))
 
@@ -143,6 +152,8 @@ def create_app(platform: Platform | None) -> FastAPI:
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if web.is_page(request):
+            response.headers["Content-Security-Policy"] = web.PAGE_CSP
         if request.url.scheme == "https":
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
         return response

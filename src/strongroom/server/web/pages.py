@@ -1,0 +1,126 @@
+"""What every console page shares: who is signed in, the templates, forms and their CSRF token.
+
+Pages sit on the same services as the API: a page calls the service with the signed-in
+person's principal and the service decides (deny by default), so a page a role may not see
+fails exactly as the API would, with its reasons, rendered as HTML.
+
+Sessions are the API's (``strongroom_session``, HttpOnly, SameSite=Strict). The CSRF token is
+kept beside it in a second cookie (also HttpOnly and strict) so that the server can put it into
+every form it renders; a state-changing request must carry it back as the form field
+``csrf_token`` or the ``X-CSRF-Token`` header (htmx sends the header), and the session's
+digest of it is what it is checked against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from strongroom.access.auth import resume_session
+from strongroom.access.context import AccessContext, Principal
+from strongroom.access.roles import Role
+from strongroom.errors import ServiceError, Unauthenticated
+from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
+
+PREFIX = "/ui"
+CSRF_COOKIE = "strongroom_csrf"
+CSRF_FIELD = "csrf_token"
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals["prefix"] = PREFIX
+
+# Each role's place in the console: (title, path, roles allowed). Navigation shows a person
+# only what their roles may open; the services behind each page refuse everyone else anyway.
+SECTIONS: tuple[tuple[str, str, frozenset[Role]], ...] = (
+    ("Custodian", f"{PREFIX}/custodian",
+     frozenset({Role.CUSTODIAN_ADMIN, Role.ACCESS_COMMITTEE})),
+    ("Output checks", f"{PREFIX}/checks", frozenset({Role.OUTPUT_CHECKER})),
+    ("Workspace", f"{PREFIX}/workspace", frozenset({Role.RESEARCHER})),
+    ("Security", f"{PREFIX}/security",
+     frozenset({Role.SECURITY_ANALYST, Role.CUSTODIAN_ADMIN, Role.AUDITOR})),
+)
+
+
+def is_page(request: Request) -> bool:
+    path = request.url.path
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def sections_for(roles: Iterable[Role]) -> list[tuple[str, str]]:
+    mine = set(roles)
+    return [(title, path) for title, path, allowed in SECTIONS if mine & allowed]
+
+
+def _principal(request: Request) -> Principal:
+    """The signed-in person (a page never takes an API token: tokens are for programs)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthenticated("sign in to use the console")
+    changes = request.method not in SAFE_METHODS
+    csrf = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None)
+    found = resume_session(access(request), cookie, csrf, changes, source_of(request))
+    request.state.principal = found  # the meter reads who asked
+    return found
+
+
+async def _form_csrf(request: Request) -> None:
+    """Read the form's CSRF field before the session is resumed (forms post it as a field)."""
+    if request.method not in SAFE_METHODS and CSRF_HEADER not in request.headers:
+        content = request.headers.get("content-type", "")
+        if content.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            request.state.form_csrf = value if isinstance(value, str) else None
+
+
+def page_principal(request: Request, _: None = Depends(_form_csrf)) -> Principal:
+    return _principal(request)
+
+
+Viewer = Annotated[Principal, Depends(page_principal)]
+Access = Annotated[AccessContext, Depends(access)]
+
+
+def render(request: Request, template: str, who: Principal | None = None, *,
+           status: int = 200, **context: Any) -> HTMLResponse:
+    """A page with the layout's context: the person, their sections and the CSRF token."""
+    base: dict[str, Any] = {
+        "who": who,
+        "roles": sorted(r.value for r in who.roles) if who else [],
+        "sections": sections_for(who.roles) if who else [],
+        "csrf": request.cookies.get(CSRF_COOKIE, ""),
+        "path": request.url.path,
+    }
+    return templates.TemplateResponse(request, template, {**base, **context},
+                                      status_code=status)
+
+
+def error_page(request: Request, exc: ServiceError, status: int) -> Response:
+    """A service's refusal as a page; not signed in (or expired) goes to the sign-in form."""
+    if isinstance(exc, Unauthenticated) and request.method in SAFE_METHODS:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PREFIX}/login?next={quote(target)}&why=signin",
+                                status_code=303)
+    return render(request, "error.html", getattr(request.state, "principal", None),
+                  status=status, error=exc.status, reasons=exc.reasons)
+
+
+def when(value: dt.datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def number(value: float | int | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+
+
+templates.env.filters["when"] = when
+templates.env.filters["number"] = number
