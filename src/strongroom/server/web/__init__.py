@@ -9,12 +9,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from strongroom.server.web import signin
+from strongroom.server.web import checks, custodian, security, signin, workspace
 from strongroom.server.web.pages import HERE, PREFIX, error_page, is_page
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-ROUTERS = (signin.router,)
+ROUTERS = (signin.router, custodian.router, checks.router, workspace.router, security.router)
 
 __all__ = ["PAGE_CSP", "error_page", "is_page", "mount"]
 

@@ -1,0 +1,139 @@
+"""Charts drawn on the server as inline SVG: no script, nothing fetched, readable without CSS.
+
+Each function returns SVG markup (``Markup``: its text is escaped here) with a ``<title>`` and
+a ``<desc>`` that say in words what the chart shows, for screen readers and for tests. Colours
+come from classes styled in ``static/app.css`` (the page's CSP allows no inline styles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+WIDTH, HEIGHT = 640, 220
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 34
+
+
+@dataclass(frozen=True)
+class Band:
+    """A shaded range behind a series (e.g. a baseline's median ± spread)."""
+
+    low: Sequence[float]
+    high: Sequence[float]
+    label: str
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if abs(value) >= 10_000:
+        return f"{value / 1000:.0f}k"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+
+
+def _frame(title: str, desc: str, body: list[str], label: str) -> Markup:
+    svg = (f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+           f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+           f"<title>{escape(title)}</title><desc>{escape(desc)}</desc>{''.join(body)}</svg>")
+    return Markup(svg)  # noqa: S704 — every text inside went through escape()
+
+
+def _axis(top: float) -> list[str]:
+    y0, x0, x1 = HEIGHT - BOTTOM, LEFT, WIDTH - RIGHT
+    parts = [f'<line class="axis" x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}"/>',
+             f'<line class="axis" x1="{x0}" y1="{TOP}" x2="{x0}" y2="{y0}"/>']
+    for share in (0.0, 0.5, 1.0):
+        y = y0 - share * (y0 - TOP)
+        parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                     f"{escape(_fmt(top * share))}</text>")
+    return parts
+
+
+def _scale(values: Sequence[float], *extra: float | None) -> float:
+    top = max([*values, *(e for e in extra if e is not None), 0.0])
+    return top * 1.1 if top > 0 else 1.0
+
+
+def bars(items: Sequence[tuple[str, float]], title: str, *, unit: str = "",
+         limit: float | None = None, hot: float | None = None) -> Markup:
+    """Vertical bars with their labels; a dashed line at ``limit``; bars above ``hot`` red."""
+    values = [float(v) for _, v in items]
+    top = _scale(values, limit)
+    y0 = HEIGHT - BOTTOM
+    span = (WIDTH - LEFT - RIGHT) / max(len(items), 1)
+    body = _axis(top)
+    every = max(1, len(items) // 12)  # at most about twelve labels
+    for i, (label, value) in enumerate(items):
+        h = (value / top) * (y0 - TOP)
+        x = LEFT + i * span + span * 0.15
+        cls = "bar hot" if hot is not None and value > hot else "bar"
+        body.append(f'<rect class="{cls}" x="{x:.1f}" y="{y0 - h:.1f}" '
+                    f'width="{span * 0.7:.1f}" height="{h:.1f}">'
+                    f"<title>{escape(label)}: {escape(_fmt(value))}{escape(unit)}</title></rect>")
+        if i % every == 0:
+            body.append(f'<text x="{x + span * 0.35:.1f}" y="{y0 + 14}" text-anchor="middle">'
+                        f"{escape(label[:12])}</text>")
+    if limit is not None:
+        y = y0 - (limit / top) * (y0 - TOP)
+        body.append(f'<line class="limit" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" '
+                    f'y2="{y:.1f}"><title>limit {escape(_fmt(limit))}</title></line>')
+    largest = max(items, key=lambda kv: kv[1]) if items else ("none", 0.0)
+    desc = (f"{len(items)} bars; largest {largest[0]} at {_fmt(largest[1])}{unit}"
+            + (f"; limit {_fmt(limit)}{unit}" if limit is not None else ""))
+    return _frame(title, desc, body, title)
+
+
+def series(labels: Sequence[str], values: Sequence[float], title: str, *,
+           band: Band | None = None, limit: float | None = None, unit: str = "") -> Markup:
+    """A line over time, optionally over a shaded band (a baseline) and under a limit."""
+    points = [float(v) for v in values]
+    tops = [*points, *(band.high if band else [])]
+    top = _scale(tops, limit)
+    y0 = HEIGHT - BOTTOM
+    n = max(len(points) - 1, 1)
+
+    def xy(i: int, v: float) -> str:
+        return f"{LEFT + i * (WIDTH - LEFT - RIGHT) / n:.1f},{y0 - (v / top) * (y0 - TOP):.1f}"
+
+    body = _axis(top)
+    if band is not None and len(band.low) == len(points) == len(band.high):
+        ring = [xy(i, v) for i, v in enumerate(band.high)]
+        ring += [xy(i, v) for i, v in reversed(list(enumerate(band.low)))]
+        body.append(f'<polygon class="band" points="{" ".join(ring)}">'
+                    f"<title>{escape(band.label)}</title></polygon>")
+    if points:
+        line = " ".join(xy(i, v) for i, v in enumerate(points))
+        body.append(f'<polyline class="line" points="{line}"/>')
+    if limit is not None:
+        y = y0 - (limit / top) * (y0 - TOP)
+        body.append(f'<line class="limit" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" '
+                    f'y2="{y:.1f}"><title>limit {escape(_fmt(limit))}</title></line>')
+    every = max(1, len(labels) // 8)
+    for i, label in enumerate(labels):
+        if i % every == 0:
+            x = LEFT + i * (WIDTH - LEFT - RIGHT) / n
+            body.append(f'<text x="{x:.1f}" y="{y0 + 14}" text-anchor="middle">'
+                        f"{escape(label[:10])}</text>")
+    desc = (f"{len(points)} points; last {_fmt(points[-1]) if points else 'none'}{unit}; "
+            f"highest {_fmt(max(points)) if points else 'none'}{unit}"
+            + (f"; shaded: {band.label}" if band else "")
+            + (f"; limit {_fmt(limit)}{unit}" if limit is not None else ""))
+    return _frame(title, desc, body, title)
+
+
+def meter(used: float, total: float, title: str, *, unit: str = "") -> Markup:
+    """One horizontal bar: how much of ``total`` is used (a budget, an allowance)."""
+    share = 0.0 if total <= 0 else min(max(used / total, 0.0), 1.0)
+    width = WIDTH - LEFT - RIGHT
+    cls = "bar hot" if share >= 0.8 else "bar"
+    body = [f'<rect class="axis" fill="none" x="{LEFT}" y="40" width="{width}" height="28"/>',
+            f'<rect class="{cls}" x="{LEFT}" y="40" width="{width * share:.1f}" height="28"/>',
+            f'<text x="{LEFT}" y="90">{escape(_fmt(used))}{escape(unit)} of '
+            f"{escape(_fmt(total))}{escape(unit)} used ({share:.0%})</text>"]
+    return Markup(  # noqa: S704 — escaped above
+        f'<svg class="chart meter" viewBox="0 0 {WIDTH} 100" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(title)}</title><desc>{escape(_fmt(used))} of {escape(_fmt(total))}"
+        f"{escape(unit)} used</desc>{''.join(body)}</svg>")

@@ -1,0 +1,44 @@
+"""Server-drawn SVG charts: well-formed, described in words, and escaping what they show."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from strongroom.server.web import charts
+
+NS = "{http://www.w3.org/2000/svg}"
+
+
+def parse(markup: str) -> ET.Element:
+    return ET.fromstring(str(markup))
+
+
+def test_bars_describe_their_largest_value_and_limit_and_mark_hot_bars() -> None:
+    svg = parse(charts.bars([("Mon", 10), ("Tue", 40), ("Wed", 5)], "Rows a day",
+                            limit=30, hot=30))
+    assert svg.find(f"{NS}desc").text == "3 bars; largest Tue at 40; limit 30"  # type: ignore[union-attr]
+    rects = svg.findall(f"{NS}rect")
+    assert [r.get("class") for r in rects] == ["bar", "bar hot", "bar"]
+    assert svg.find(f"{NS}line[@class='limit']") is not None
+
+
+def test_labels_are_escaped_never_markup() -> None:
+    svg = charts.bars([("<script>alert(1)</script>", 1)], 'a "title" & more')
+    assert "<script>" not in str(svg)
+    tree = parse(svg)
+    assert tree.find(f"{NS}title").text == 'a "title" & more'  # type: ignore[union-attr]
+
+
+def test_series_with_a_band_and_an_empty_series() -> None:
+    svg = parse(charts.series(["d1", "d2", "d3"], [1, 5, 2], "Cells",
+                              band=charts.Band([0, 0, 0], [2, 2, 2], "usual range")))
+    assert svg.find(f"{NS}polygon[@class='band']") is not None
+    assert "highest 5" in svg.find(f"{NS}desc").text  # type: ignore[operator,union-attr]
+    empty = parse(charts.series([], [], "Nothing yet"))
+    assert empty.find(f"{NS}polyline") is None
+
+
+def test_meter_caps_at_full_and_says_the_share() -> None:
+    svg = parse(charts.meter(1.5, 1.0, "Budget", unit=" ε"))
+    assert "150%" not in ET.tostring(svg, encoding="unicode")
+    assert "100%" in ET.tostring(svg, encoding="unicode")
