@@ -14,7 +14,7 @@ digest of it is what it is checked against.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 from strongroom.access.auth import resume_session
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.roles import Role
-from strongroom.errors import ServiceError, Unauthenticated
+from strongroom.errors import Refused, ServiceError, Unauthenticated
 from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
 
 PREFIX = "/ui"
@@ -86,6 +86,23 @@ def page_principal(request: Request, _: None = Depends(_form_csrf)) -> Principal
 
 Viewer = Annotated[Principal, Depends(page_principal)]
 Access = Annotated[AccessContext, Depends(access)]
+
+
+def section(title: str) -> Callable[[Principal], Principal]:
+    """A dependency: the signed-in person, if one of their roles may open ``title``'s pages.
+
+    Pages check the section first (deny by default) and the services they call check each
+    action again, so a page never shows what its API route would refuse."""
+    allowed = next(roles for name, _, roles in SECTIONS if name == title)
+
+    def check(who: Viewer) -> Principal:
+        if not who.roles & allowed:
+            raise Refused(f"the {title} pages are for "
+                            f"{', '.join(sorted(r.value for r in allowed))}; your roles are "
+                            f"{', '.join(sorted(r.value for r in who.roles)) or 'none'}")
+        return who
+
+    return check
 
 
 def render(request: Request, template: str, who: Principal | None = None, *,
