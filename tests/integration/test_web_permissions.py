@@ -1,0 +1,101 @@
+"""Every console page is reachable only by the roles allowed, and by nobody signed out.
+
+The pages are found from the console's routers (every GET route under /ui without path
+parameters), so a page added later is covered without touching this test; its section
+(the first path segment after /ui) says who may open it (``pages.SECTIONS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from strongroom.access.roles import Role
+from strongroom.server import web
+from strongroom.server.app import create_app
+from strongroom.server.web.pages import PREFIX, SECTIONS
+from tests.access_world import INSIDE, PASSWORD, World, build_world
+
+OPEN = {f"{PREFIX}/login"}  # the sign-in form is for everyone
+ANY_SIGNED_IN = {f"{PREFIX}/"}  # the home page: every signed-in person
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    built = build_world(tmp_path_factory.mktemp("web"), cohort=500)
+    yield built
+    built.platform.close()
+
+
+def pages() -> list[str]:
+    return sorted({r.path for router in web.ROUTERS for r in router.routes
+                   if isinstance(r, APIRoute) and r.path.startswith(PREFIX + "/")
+                   and "GET" in r.methods and "{" not in r.path})
+
+
+def allowed(path: str) -> frozenset[Role] | None:
+    """The roles that may open ``path`` (None: anyone signed in)."""
+    if path in ANY_SIGNED_IN:
+        return None
+    for _, href, roles in SECTIONS:
+        if path == href or path.startswith(href + "/"):
+            return roles
+    raise AssertionError(f"{path} belongs to no section: add it to pages.SECTIONS")
+
+
+def signed_in(world: World, role: Role) -> TestClient:
+    client = TestClient(create_app(world.platform), client=(INSIDE, 50000),
+                        follow_redirects=False)
+    member = world.member(role)
+    answer = client.post(f"{PREFIX}/login", data={"email": member.email, "password": PASSWORD,
+                                                  "code": world.code(member)})
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def test_there_are_pages_to_check(world: World) -> None:
+    found = pages()
+    assert f"{PREFIX}/" in found and f"{PREFIX}/login" in found
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_page_opens_only_for_the_roles_allowed(world: World, role: Role) -> None:
+    client = signed_in(world, role)
+    for path in pages():
+        if path in OPEN:
+            continue
+        roles = allowed(path)
+        answer = client.get(path)
+        if roles is None or role in roles:
+            assert answer.status_code == 200, (role, path, answer.text[:300])
+        else:
+            assert answer.status_code == 403, (role, path, answer.status_code)
+            assert "pages are for" in answer.text, (role, path)
+
+
+def test_signed_out_every_page_sends_to_sign_in(world: World) -> None:
+    client = TestClient(create_app(world.platform), client=(INSIDE, 50000),
+                        follow_redirects=False)
+    for path in pages():
+        if path in OPEN:
+            continue
+        answer = client.get(path)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"].startswith(f"{PREFIX}/login?next="), path
+
+
+def test_pages_carry_the_strict_content_security_policy(world: World) -> None:
+    answer = TestClient(create_app(world.platform)).get(f"{PREFIX}/login")
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_a_page_that_does_not_exist_is_an_html_404(world: World) -> None:
+    answer = TestClient(create_app(world.platform)).get(f"{PREFIX}/no-such-page")
+    assert answer.status_code == 404 and "text/html" in answer.headers["content-type"]
+
+
