@@ -42,6 +42,7 @@ from strongroom.access.states import Vetting
 from strongroom.access.totp import code_at
 from strongroom.cohort.store import init_store
 from strongroom.cohort.synth.generator import synthesise
+from strongroom.errors import Refused
 from strongroom.platform import Platform
 from strongroom.server.app import create_app
 from strongroom.watch.exposure import union_since
@@ -212,7 +213,11 @@ class Simulation:
     def call(self, p: Partner, method: str, path: str, body: Any, source: str,
              token: str | None = None, label: str = "") -> Any:
         if token is None and self.clock() >= p.token_until and not p.stopped:
-            self._new_token(p)
+            try:
+                self._new_token(p)
+            except Refused:  # suspended or revoked since its last request: it stops here
+                p.stopped = True
+                return REFUSED
         client = self.clients.get(source)
         if client is None:
             client = self.clients[source] = TestClient(self.app, client=(source, 40000))
@@ -464,6 +469,18 @@ class Simulation:
         }
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """The answer a partner gets without asking: its token cannot be renewed."""
+
+    status_code: int = 403
+    text: str = "a new token was refused: the person or project is suspended or revoked"
+
+    def json(self) -> dict[str, Any]:
+        return {"error": "forbidden", "reasons": [self.text]}
+
+
+REFUSED = _Refused()
 GRACE = dt.timedelta(hours=1)  # an alert this soon after an attack's last request is its own
 # refused by a hard limit before running (the other scenarios are caught by behaviour)
 LIMIT_SCENARIOS = {"single bulk export", "parallel bulk (3 partners)"}
