@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from strongroom.access.authorize import authorize
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action
 from strongroom.audit import EventType, StoredEntry, VerifyReport, verify
+from strongroom.audit.tables import ENTRIES
 from strongroom.errors import Invalid
 
 MAX_PAGE = 1000
@@ -26,6 +29,39 @@ def entries(ctx: AccessContext, principal: Principal, start: int = 0,
         raise Invalid(f"start must be ≥ 0 and limit 1 to {MAX_PAGE}")
     _allowed(ctx, principal)
     return list(ctx.audit.entries(start, start + limit))
+
+
+def entries_about(ctx: AccessContext, principal: Principal, subjects: Sequence[str],
+                  limit: int = MAX_PAGE) -> list[StoredEntry]:
+    """The latest ``limit`` entries about any of ``subjects`` (e.g. an alert and the pauses it
+    set), oldest first: the story of one thing, from the indexed subject column."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Invalid(f"limit must be 1 to {MAX_PAGE}")
+    _allowed(ctx, principal)
+    if not subjects:
+        return []
+    query = (select(ENTRIES).where(ENTRIES.c.subject.in_(list(subjects)))
+             .order_by(ENTRIES.c.seq.desc()).limit(limit))
+    return [_stored(r) for r in reversed(_rows(ctx, query))]
+
+
+def last_of(ctx: AccessContext, principal: Principal, kind: EventType) -> StoredEntry | None:
+    """The latest entry of one type (e.g. the last verification's outcome), or None."""
+    _allowed(ctx, principal)
+    query = (select(ENTRIES).where(ENTRIES.c.type == kind.value)
+             .order_by(ENTRIES.c.seq.desc()).limit(1))
+    rows = _rows(ctx, query)
+    return _stored(rows[0]) if rows else None
+
+
+def _rows(ctx: AccessContext, query: Any) -> list[Any]:
+    with ctx.engine.connect() as conn:
+        return list(conn.execute(query).all())
+
+
+def _stored(r: Any) -> StoredEntry:
+    return StoredEntry(int(r.seq), r.at, r.type, r.actor, r.subject, r.payload,
+                       bytes(r.leaf_hash))
 
 
 def verify_log(ctx: AccessContext, principal: Principal | None, witness: Path | None,

@@ -308,6 +308,14 @@ def candidate_risk(ctx: AccessContext, principal: Principal, project_id: str, *,
     return report.to_json()
 
 
+def manifests(ctx: AccessContext, principal: Principal) -> list[ExtractManifest]:
+    """Every extract's manifest, oldest first, for overseers (the console's extracts list)."""
+    manifest.ensure_table(ctx.engine)
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.EXTRACT_READ)
+        return manifest.list_all(db)
+
+
 # -- attribution ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ come from classes styled in ``static/app.css`` (the page's CSP allows no inline 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,9 @@ def _fmt(value: float) -> str:
         return f"{value / 1_000_000:.1f}M"
     if abs(value) >= 10_000:
         return f"{value / 1000:.0f}k"
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+    if value == int(value) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def _frame(title: str, desc: str, body: list[str], label: str) -> Markup:
@@ -52,8 +55,13 @@ def _axis(top: float) -> list[str]:
 
 
 def _scale(values: Sequence[float], *extra: float | None) -> float:
-    top = max([*values, *(e for e in extra if e is not None), 0.0])
-    return top * 1.1 if top > 0 else 1.0
+    """The axis top: a round number (1, 1.2, 1.5, 2 … 8 × 10^k) a little above the largest."""
+    top = max([*values, *(e for e in extra if e is not None), 0.0]) * 1.05
+    if top <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(top))
+    return next(step * power for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
+                if step * power >= top)
 
 
 def bars(items: Sequence[tuple[str, float]], title: str, *, unit: str = "",
@@ -114,7 +122,9 @@ def series(labels: Sequence[str], values: Sequence[float], title: str, *,
     for i, label in enumerate(labels):
         if i % every == 0:
             x = LEFT + i * (WIDTH - LEFT - RIGHT) / n
-            body.append(f'<text x="{x:.1f}" y="{y0 + 14}" text-anchor="middle">'
+            # the last label ends at its point, so that it stays inside the chart
+            anchor = "end" if i == len(labels) - 1 and i > 0 else "middle"
+            body.append(f'<text x="{x:.1f}" y="{y0 + 14}" text-anchor="{anchor}">'
                         f"{escape(label[:10])}</text>")
     desc = (f"{len(points)} points; last {_fmt(points[-1]) if points else 'none'}{unit}; "
             f"highest {_fmt(max(points)) if points else 'none'}{unit}"

@@ -1,7 +1,286 @@
-"""Console pages: checks (being built)."""
+"""The output checker's pages: the review queue, an output under review, and the decision.
+
+Everything here is what ``/outputs`` gives a checker: the queue (``list_outputs(queue=True)``),
+an output's report and reviews (``read``), its bytes while it waits for review
+(``content_for_review``, audited as a data access) and the review itself (``Outputs.review``,
+which holds the two-reviewer rule: neither the requester nor a project member, never twice).
+The table shown is drawn from the very bytes that would leave, so a checker judges exactly
+what would be released. The helpers that turn those bytes into a table and a chart are used
+by the researcher's pages too (``workspace.py``).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+
+from strongroom.access import projects
+from strongroom.access.context import Principal
+from strongroom.access.permissions import Action
+from strongroom.enclave.analyses.frame import TOTAL
+from strongroom.errors import Invalid, ServiceError
+from strongroom.outputs import requests
+from strongroom.outputs.requests import MIN_REJECTION, OutputView
+from strongroom.outputs.service import verdict_words
+from strongroom.outputs.states import AWAITING_REVIEW, OutputAction, OutputStatus
+from strongroom.outputs.verdicts import Finding, Verdict
+from strongroom.server.routes.enclave import Work
+from strongroom.server.security import acts
+from strongroom.server.web import charts
+from strongroom.server.web.pages import PREFIX, Access, render, section
 
 router = APIRouter(include_in_schema=False)
+Checker = Annotated[Principal, Depends(section("Output checks"))]
+
+APPROVALS_NEEDED = 2  # the workflow's rule (outputs/states.py): two different checkers
+MAX_CELLS_SHOWN = 2000  # a table of aggregates; more is cut with a note
+MAX_BARS = 60
+STATUS_WORDS = {
+    OutputStatus.CHECKED: "checked, release not asked for",
+    OutputStatus.UNDER_REVIEW: "waiting for two output checkers",
+    OutputStatus.APPROVED_ONCE: "approved once, waiting for a second checker",
+    OutputStatus.RELEASED: "released",
+    OutputStatus.REJECTED: "rejected by an output checker",
+    OutputStatus.BLOCKED: "blocked by the automated check",
+    OutputStatus.WITHDRAWN: "withdrawn by the researcher",
+}
+# after a decision, the page says what happened in one of these fixed sentences
+NOTICES = {
+    "approved": "You approved it. A second, different output checker must approve it too.",
+    "released": "You approved it as the second checker: it is released to the project.",
+    "rejected": "You rejected it. The researcher reads your reason.",
+}
+_STATUS_CODES = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not-found": 404,
+                 "conflict": 409, "rate-limited": 429, "unavailable": 503}
+
+
+def status_of(exc: ServiceError) -> int:
+    """The HTTP status a re-rendered form answers with (as the API's for the same error)."""
+    return _STATUS_CODES.get(exc.status, 400)
+
+
+# -- an output's bytes as a table and a chart (shared with the researcher's pages) --------
+
+@dataclass
+class Table:
+    """An output's cells as rows × columns, as the bytes say (suppressed cells marked)."""
+
+    columns: list[str]
+    rows: list[tuple[str, list[str]]]
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    chart: Markup | None = None
+    cut: int = 0  # cells left out of the page (the file holds them all)
+    suppressed: int = 0
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, bool):
+        return str(value)
+    number = float(value)
+    return f"{number:,.0f}" if number.is_integer() else f"{number:.6g}"
+
+
+def _cells(payload: bytes, media_type: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The cells (row labels, column, kind, value, suppressed) and, for JSON, the rest."""
+    text = payload.decode("utf-8")
+    if media_type == "application/json":
+        body = json.loads(text)
+        return list(body.get("cells", [])), body
+    cells = []
+    for line in csv.DictReader(io.StringIO(text)):
+        cells.append({"row": line["row"].split(" | "), "column": line["column"],
+                      "kind": line["kind"], "value": line["value"] or None,
+                      "suppressed": line["suppressed"] == "yes"})
+    return cells, {}
+
+
+def _count_bars(cells: list[dict[str, Any]], title: str) -> Markup | None:
+    """Bars of the shown counts (margins left out); None when there is nothing to draw."""
+    counts = [c for c in cells if c["kind"] == "count" and not c["suppressed"]
+              and c["value"] is not None and TOTAL not in c["row"] and c["column"] != TOTAL]
+    if not counts or len(counts) > MAX_BARS:
+        return None
+    several = len({c["column"] for c in counts}) > 1
+    items = [(" · ".join(c["row"]) + (f" / {c['column']}" if several else ""),
+              float(c["value"])) for c in counts]
+    return charts.bars(items, title)
+
+
+def table_of(payload: bytes, media_type: str, title: str) -> Table:
+    """The table a person reads (aggregates only: the bytes passed the output check)."""
+    try:
+        cells, body = _cells(payload, media_type)
+    except (UnicodeDecodeError, ValueError, KeyError):
+        raise Invalid("the output's bytes cannot be read as a table; download the file "
+                      "instead") from None
+    columns: dict[tuple[str, str], None] = {}
+    named: dict[str, set[str]] = {}
+    rows: dict[str, dict[tuple[str, str], str]] = {}
+    for cell in cells[:MAX_CELLS_SHOWN]:
+        key = (str(cell["column"]), str(cell["kind"]))
+        columns.setdefault(key, None)
+        named.setdefault(key[0], set()).add(key[1])
+        label = " · ".join(str(x) for x in cell["row"]) or "(all)"
+        rows.setdefault(label, {})[key] = ("suppressed" if cell["suppressed"]
+                                           else _shown(cell["value"]))
+    heads = [name if len(named[name]) == 1 else f"{name} ({kind})" for name, kind in columns]
+    facts = [(str(k), _shown(v)) for k, v in sorted(dict(body.get("facts") or {}).items())]
+    return Table(heads, [(label, [values.get(k, "") for k in columns])
+                         for label, values in rows.items()],
+                 facts, [str(n) for n in body.get("notes") or []],
+                 _count_bars(cells, title), max(len(cells) - MAX_CELLS_SHOWN, 0),
+                 sum(1 for c in cells if c["suppressed"]))
+
+
+# -- what the pages say about an output -------------------------------------------------
+
+@dataclass(frozen=True)
+class RuleFound:
+    """One rule's findings on an output, summed up for a list: the cells and a reason."""
+
+    rule: str
+    verdict: str
+    cells: list[int]
+    whole: bool  # a finding about the whole output (not one cell)
+    reason: str  # the first finding's reason (the others differ only in the cell)
+
+
+def by_rule(findings: list[Finding]) -> list[RuleFound]:
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        if f.verdict is not Verdict.RELEASE:
+            groups.setdefault((f.rule, f.verdict.value), []).append(f)
+    return [RuleFound(rule, verdict, [f.cell for f in found if f.cell is not None],
+                      any(f.cell is None for f in found), found[0].reason)
+            for (rule, verdict), found in groups.items()]
+
+
+def approvals(view: OutputView) -> int:
+    return sum(r.decision == OutputAction.APPROVE for r in view.reviews)
+
+
+def still_needed(view: OutputView) -> int:
+    """Approvals still needed before release (0 once it is out of review)."""
+    if view.status not in AWAITING_REVIEW:
+        return 0
+    return max(APPROVALS_NEEDED - approvals(view), 0)
+
+
+def describe(view: OutputView) -> dict[str, Any]:
+    """What every page shows beside an output: its verdict and reasons, its status, reviews."""
+    verdict = view.report.verdict
+    return {"view": view, "row": view.output, "verdict": verdict.value,
+            "verdict_words": verdict_words(verdict), "reasons": view.reasons,
+            "findings": view.report.findings, "rules": by_rule(view.report.findings),
+            "status": view.status.value,
+            "status_words": STATUS_WORDS[view.status], "approvals": approvals(view),
+            "needed": still_needed(view), "reviews": view.reviews,
+            "tone": _tone(verdict), "awaiting": view.status in AWAITING_REVIEW}
+
+
+def _tone(verdict: Verdict) -> str:
+    return {Verdict.RELEASE: "ok", Verdict.SUPPRESS: "ok", Verdict.REVIEW: "warn",
+            Verdict.BLOCK: "bad"}[verdict]
+
+
+def _titles(ctx: Access, who: Principal) -> dict[str, str]:
+    return {v.project.id: v.project.title for v in projects.list_visible(ctx, who)}
+
+
+# -- pages ------------------------------------------------------------------------------
+
+@router.get(PREFIX + "/checks", openapi_extra=acts(Action.OUTPUT_READ))
+def queue(request: Request, who: Checker, ctx: Access) -> Response:
+    """Outputs waiting for review: those this checker may review, then those they may not."""
+    mine = requests.list_outputs(ctx, who, queue=True)
+    open_ids = {v.output.id for v in mine}
+    waiting = [v for status in sorted(AWAITING_REVIEW)
+               for v in requests.list_outputs(ctx, who, status=status)]
+    others = sorted((v for v in waiting if v.output.id not in open_ids),
+                    key=lambda v: v.output.created_at, reverse=True)
+    return render(request, "checks/queue.html", who, titles=_titles(ctx, who),
+                  mine=[describe(v) for v in mine], others=[describe(v) for v in others],
+                  me=who.person_id, needed_total=APPROVALS_NEEDED)
+
+
+def _content(ctx: Access, who: Principal, view: OutputView) -> tuple[Table | None, list[str]]:
+    """The bytes under review as a table, or why they are not shown."""
+    if view.status not in AWAITING_REVIEW:
+        return None, [f"the output is {STATUS_WORDS[view.status]}: checkers see its content "
+                      f"only while it waits for review"]
+    try:
+        found = requests.content_for_review(ctx, who, view.output.id)
+    except ServiceError as exc:
+        return None, exc.reasons
+    return table_of(found.payload, found.media_type, "Counts in this output"), []
+
+
+def _output_page(request: Request, who: Principal, ctx: Access, output_id: str, *,
+                 status: int = 200, errors: list[str] | None = None, comment: str = "",
+                 done: str | None = None) -> Response:
+    view = requests.read(ctx, who, output_id)
+    mine = [r for r in view.reviews if r.reviewer == who.person_id]
+    # the notice of a decision, while it is still this checker's latest word on the output
+    notice = NOTICES.get(done or "") if mine and _outcome(view) == done else None
+    table, hidden = _content(ctx, who, view)
+    may_review = output_id in {v.output.id for v in requests.list_outputs(
+        ctx, who, view.output.project_id, queue=True)}
+    return render(request, "checks/output.html", who, status=status, o=describe(view),
+                  title=_titles(ctx, who).get(view.output.project_id, ""), table=table,
+                  hidden=hidden, may_review=may_review, errors=errors or [],
+                  comment=comment, notice=notice, me=who.person_id,
+                  spec=json.dumps(view.output.spec, indent=1, sort_keys=True),
+                  min_rejection=MIN_REJECTION)
+
+
+@router.get(PREFIX + "/checks/outputs/{output_id}", openapi_extra=acts(Action.OUTPUT_READ))
+def output_page(request: Request, output_id: str, who: Checker, ctx: Access,
+                done: str | None = None) -> Response:
+    return _output_page(request, who, ctx, output_id, done=done)
+
+
+@router.post(PREFIX + "/checks/outputs/{output_id}/review",
+             openapi_extra=acts(Action.OUTPUT_REVIEW))
+def decide(request: Request, output_id: str, who: Checker, ctx: Access, work: Work,
+           decision: Annotated[str, Form()] = "",
+           comment: Annotated[str, Form()] = "") -> Response:
+    """Approve or reject; a rejection needs a comment the researcher can act on."""
+    problems = []
+    if decision not in ("approve", "reject"):
+        problems.append("choose Approve or Reject")
+    elif decision == "reject" and len(comment.strip()) < MIN_REJECTION:
+        problems.append(f"a rejection needs a comment of at least {MIN_REJECTION} characters "
+                        f"saying why: the researcher reads it to change the analysis")
+    if problems:
+        return _output_page(request, who, ctx, output_id, status=400, errors=problems,
+                            comment=comment)
+    try:
+        view = work.review(who, output_id, decision == "approve", comment)
+    except ServiceError as exc:
+        return _output_page(request, who, ctx, output_id, status=status_of(exc),
+                            errors=exc.reasons, comment=comment)
+    return RedirectResponse(f"{PREFIX}/checks/outputs/{output_id}?done={_outcome(view)}",
+                            status_code=303)
+
+
+def _outcome(view: OutputView) -> str:
+    """What the latest decision did, in NOTICES's words."""
+    if view.status is OutputStatus.REJECTED:
+        return "rejected"
+    return "released" if view.status is OutputStatus.RELEASED else "approved"
+

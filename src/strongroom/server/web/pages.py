@@ -88,18 +88,33 @@ Viewer = Annotated[Principal, Depends(page_principal)]
 Access = Annotated[AccessContext, Depends(access)]
 
 
-def section(title: str) -> Callable[[Principal], Principal]:
-    """A dependency: the signed-in person, if one of their roles may open ``title``'s pages.
+# Pages that more than one section opens (path: sections): the extracts and attribution are
+# the custodian's records and the security analyst's tool alike.
+SHARED: dict[str, tuple[str, ...]] = {
+    f"{PREFIX}/custodian/extracts": ("Custodian", "Security"),
+    f"{PREFIX}/custodian/attribution": ("Custodian", "Security"),
+}
+
+
+def roles_of_sections(*titles: str) -> frozenset[Role]:
+    return frozenset().union(*(roles for name, _, roles in SECTIONS if name in titles))
+
+
+def section(*titles: str) -> Callable[[Principal], Principal]:
+    """A dependency: the signed-in person, if one of their roles may open a page of one of
+    ``titles``.
 
     Pages check the section first (deny by default) and the services they call check each
     action again, so a page never shows what its API route would refuse."""
-    allowed = next(roles for name, _, roles in SECTIONS if name == title)
+    allowed = roles_of_sections(*titles)
+    if not allowed:
+        raise ValueError(f"no section is called {titles}")
 
     def check(who: Viewer) -> Principal:
         if not who.roles & allowed:
-            raise Refused(f"the {title} pages are for "
-                            f"{', '.join(sorted(r.value for r in allowed))}; your roles are "
-                            f"{', '.join(sorted(r.value for r in who.roles)) or 'none'}")
+            raise Refused(f"the {' and '.join(titles)} pages are for "
+                          f"{', '.join(sorted(r.value for r in allowed))}; your roles are "
+                          f"{', '.join(sorted(r.value for r in who.roles)) or 'none'}")
         return who
 
     return check

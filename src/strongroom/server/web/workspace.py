@@ -1,7 +1,344 @@
-"""Console pages: workspace (being built)."""
+"""The researcher's pages: their projects and, per project, the workspace.
+
+A project's workspace shows its dataset definitions (and a form to add one), a form to run an
+analysis, the results with the check's verdict and reasons, the released files, the project's
+differential-privacy budget and its dummy data. Each page calls what the API's route calls,
+with the same watch guard and measures (``routes/enclave.py``, ``routes/outputs.py``), so a
+definition made here is metered, limited and audited exactly as one made with the client.
+An analysis answers with its verdict, never its values; values are shown only once released
+(reading them then is a download: limited and audited).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from strongroom.access import projects
+from strongroom.access.context import Principal
+from strongroom.access.permissions import Action
+from strongroom.enclave import service
+from strongroom.enclave.analyses.spec import KINDS
+from strongroom.enclave.results import AnalysisKind
+from strongroom.errors import Invalid, ServiceError
+from strongroom.outputs import requests
+from strongroom.outputs.models import OutputRow
+from strongroom.outputs.render import Format
+from strongroom.outputs.requests import MIN_JUSTIFICATION
+from strongroom.outputs.service import Measures
+from strongroom.outputs.states import OutputStatus
+from strongroom.outputs.verdicts import Verdict
+from strongroom.privacy.budget import show
+from strongroom.server.metering import guard
+from strongroom.server.routes.enclave import Work
+from strongroom.server.routes.privacy import Dp
+from strongroom.server.security import acts, measure
+from strongroom.server.web import charts
+from strongroom.server.web.checks import describe, status_of, table_of
+from strongroom.server.web.pages import PREFIX, Access, render, section
+from strongroom.watch.limits import Planned
+from strongroom.watch.shapes import fingerprint
 
 router = APIRouter(include_in_schema=False)
+Researcher = Annotated[Principal, Depends(section("Workspace"))]
+HOME = PREFIX + "/workspace"
+
+# How the form's "variables" fill each kind's spec, in order ("*": the rest as a list,
+# "?": optional). The help beside the form is drawn from this table.
+FILLS: dict[str, tuple[str, ...]] = {
+    "frequency": ("variable",),
+    "histogram": ("variable",),
+    "crosstab": ("rows", "columns"),
+    "summary": ("variables*",),
+    "correlation": ("variables*",),
+    "ols": ("outcome", "covariates*"),
+    "logistic": ("outcome", "covariates*"),
+    "kaplan_meier": ("time", "event", "group?"),
+    "cox": ("time", "event", "covariates*"),
+}
+ALL_KINDS = [*KINDS, AnalysisKind.AGGREGATE_SQL.value]
+FORMATS = [f.value for f in Format]
+_SPLIT = re.compile(r"[,\s]+")
+# after a change, the page says what happened in one of these fixed sentences
+NOTICES = {
+    "defined": "The dataset definition is built inside the enclave.",
+    "analysed": "The analysis ran and its output was checked; ask for its release below.",
+    "released": "Released: the file is yours to download.",
+    "under_review": "Held for review: two output checkers will look at it.",
+    "blocked": "Blocked by the automated check: nothing of it leaves (see the reasons).",
+    "withdrawn": "You withdrew the request.",
+}
+
+
+# -- the analysis form ------------------------------------------------------------------
+
+def _fill(kind: str, names: list[str], problems: list[str]) -> dict[str, Any]:
+    """The spec's variable fields from the names typed, in FILLS's order."""
+    slots = FILLS[kind]
+    spec: dict[str, Any] = {}
+    needed = [s for s in slots if not s.endswith(("*", "?"))]
+    if len(names) < len(needed) + sum(s.endswith("*") for s in slots):
+        problems.append(f"a {kind} analysis takes these variables, in order: "
+                        f"{_takes(kind)}; you gave {len(names) or 'none'}")
+        return spec
+    rest = list(names)
+    for slot in slots:
+        if slot.endswith("*"):
+            spec[slot[:-1]] = rest
+            rest = []
+        elif rest:
+            spec[slot.rstrip("?")] = rest.pop(0)
+    if rest:
+        problems.append(f"a {kind} analysis takes these variables, in order: "
+                        f"{_takes(kind)}; remove {', '.join(rest)}")
+    return spec
+
+
+def _takes(kind: str) -> str:
+    words = []
+    for slot in FILLS[kind]:
+        if slot.endswith("*"):
+            words.append(f"then one or more {slot[:-1]}")
+        elif slot.endswith("?"):
+            words.append(f"optionally {slot[:-1]}")
+        else:
+            words.append(slot)
+    return ", ".join(words)
+
+
+def _options(text: str, problems: list[str]) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        problems.append('more options must be a JSON object, e.g. {"bins": 20} or '
+                        '{"round_to": 5}')
+        return {}
+    clash = sorted(set(found) & {"kind", "definition"})
+    if clash:
+        problems.append(f"set {' and '.join(clash)} with the form's fields, not in more "
+                        f"options")
+    return found
+
+
+def spec_from_form(kind: str, definition: str, variables: str, sql: str,
+                   options: str) -> dict[str, Any]:
+    """The analysis the form asks for, as the API's JSON; Invalid with every problem."""
+    problems: list[str] = []
+    if kind not in ALL_KINDS:
+        raise Invalid(f"choose the kind of analysis: one of {', '.join(ALL_KINDS)}")
+    if kind == AnalysisKind.AGGREGATE_SQL:
+        if not sql.strip():
+            problems.append("aggregate SQL needs its query: SELECT … GROUP BY …")
+        spec: dict[str, Any] = {"kind": kind, "sql": sql}
+    else:
+        if not definition:
+            problems.append("choose the dataset definition to analyse")
+        spec = {"kind": kind, "definition": definition,
+                **_fill(kind, [n for n in _SPLIT.split(variables) if n], problems)}
+    spec.update({k: v for k, v in _options(options, problems).items()
+                 if k not in ("kind", "definition")})
+    if problems:
+        raise Invalid(problems)
+    return spec
+
+
+# -- the project's page -----------------------------------------------------------------
+
+def _budget(dp: Dp, who: Principal, project_id: str) -> dict[str, Any]:
+    found = dp.budget_of(who, project_id, spends=10)
+    b = found.budget
+    title = "Differential-privacy budget (ε) used"
+    return {"budget": b, "spends": found.spends, "show": show,
+            "meter": charts.meter(float(b.epsilon_spent), float(b.epsilon_total), title,
+                                  unit=" ε")}
+
+
+def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp,
+                     project_id: str) -> dict[str, Any]:
+    found = projects.read(ctx, who, project_id)
+    try:
+        definitions, refused = service.list_definitions(work.enclave, who, project_id), []
+    except ServiceError as exc:  # e.g. training lapsed: the page says so, beside the rest
+        definitions, refused = [], exc.reasons
+    outputs = [describe(v) for v in requests.list_outputs(ctx, who, project_id, limit=200)]
+    return {"project": found.project, "members": found.members, "fields": found.fields,
+            "definitions": definitions, "refused": refused, "outputs": outputs,
+            "released": [o for o in outputs if o["status"] == OutputStatus.RELEASED],
+            "kinds": ALL_KINDS, "fills": {k: _takes(k) for k in FILLS}, "formats": FORMATS,
+            **_budget(dp, who, project_id)}
+
+
+def _project_page(request: Request, who: Principal, ctx: Access, work: Work, dp: Dp,
+                  project_id: str, *, status: int = 200, **extra: Any) -> Response:
+    context = {"definition": {"name": "", "sql": ""}, "definition_errors": [],
+               "analysis": {"kind": "frequency", "definition": "", "variables": "",
+                            "sql": "", "options": "", "format": "json"},
+               "analysis_errors": [], "notice": None, **extra}
+    return render(request, "workspace/project.html", who, status=status,
+                  **_project_context(who, ctx, work, dp, project_id), **context)
+
+
+@router.get(HOME, openapi_extra=acts(Action.PROJECT_READ))
+def home(request: Request, who: Researcher, ctx: Access) -> Response:
+    """The researcher's projects."""
+    mine = projects.list_visible(ctx, who)
+    return render(request, "workspace/home.html", who, projects=mine)
+
+
+@router.get(HOME + "/projects/{project_id}", openapi_extra=acts(Action.PROJECT_READ))
+def project_page(request: Request, project_id: str, who: Researcher, ctx: Access, work: Work,
+                 dp: Dp, done: str | None = None) -> Response:
+    return _project_page(request, who, ctx, work, dp, project_id,
+                         notice=NOTICES.get(done or ""))
+
+
+@router.post(HOME + "/projects/{project_id}/definitions",
+             openapi_extra=acts(Action.DATA_ANALYSE))
+def define(request: Request, project_id: str, who: Researcher, ctx: Access, work: Work,
+           dp: Dp, name: Annotated[str, Form()] = "",
+           sql: Annotated[str, Form()] = "") -> Response:
+    """Build a dataset definition (checked SQL); bad SQL comes back with the check's reasons."""
+    typed = {"name": name, "sql": sql}
+    problems = [m for m, bad in (("name the definition", not name.strip()),
+                                 ("write the SELECT that defines it", not sql.strip())) if bad]
+    if problems:
+        return _project_page(request, who, ctx, work, dp, project_id, status=400,
+                             definition=typed, definition_errors=problems)
+    try:
+        guard(request, who, project_id, Action.DATA_ANALYSE.value)
+        digest, shape = fingerprint({"sql": sql})
+        measure(request, query_digest=digest, query_shape=shape)
+        service.define(work.enclave, who, project_id, name.strip(), sql)
+    except ServiceError as exc:
+        return _project_page(request, who, ctx, work, dp, project_id,
+                             status=status_of(exc), definition=typed,
+                             definition_errors=exc.reasons)
+    return RedirectResponse(f"{HOME}/projects/{project_id}?done=defined#definitions",
+                            status_code=303)
+
+
+@router.post(HOME + "/projects/{project_id}/analyses", openapi_extra=acts(Action.DATA_ANALYSE))
+def analyse(request: Request, project_id: str, who: Researcher, ctx: Access, work: Work,
+            dp: Dp, kind: Annotated[str, Form()] = "",
+            definition: Annotated[str, Form()] = "", variables: Annotated[str, Form()] = "",
+            sql: Annotated[str, Form()] = "", options: Annotated[str, Form()] = "",
+            file_format: Annotated[str, Form(alias="format")] = "json") -> Response:
+    """Run an analysis; the answer is its checked output's page (verdict and reasons)."""
+    typed = {"kind": kind, "definition": definition, "variables": variables, "sql": sql,
+             "options": options, "format": file_format}
+    try:
+        if file_format not in FORMATS:
+            raise Invalid(f"choose the file's format: {' or '.join(FORMATS)}")
+        spec = spec_from_form(kind, definition, variables, sql, options)
+        guard(request, who, project_id, Action.DATA_ANALYSE.value)
+        digest, shape = fingerprint(spec)
+        measure(request, query_digest=digest, query_shape=shape)
+
+        def measured(m: Measures) -> None:
+            measure(request, rows_scanned=m.rows_scanned, participants=m.participants,
+                    near_threshold=m.near_threshold, differencing=m.differencing)
+
+        view = work.analyse(who, project_id, spec, Format(file_format), measured)
+    except ServiceError as exc:
+        return _project_page(request, who, ctx, work, dp, project_id,
+                             status=status_of(exc), analysis=typed,
+                             analysis_errors=exc.reasons)
+    return RedirectResponse(f"{HOME}/outputs/{view.output.id}?done=analysed",
+                            status_code=303)
+
+
+@router.get(HOME + "/projects/{project_id}/dummy", openapi_extra=acts(Action.DATA_ANALYSE))
+def dummy_data(project_id: str, who: Researcher, work: Work) -> Response:
+    """Synthetic tables with the project's schema (the API's GET /projects/{id}/dummy)."""
+    payload = service.dummy_data(work.enclave, who, project_id)
+    return Response(payload, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{project_id}-dummy.zip"'})
+
+
+# -- a result ---------------------------------------------------------------------------
+
+def _result_page(request: Request, who: Principal, ctx: Access, output_id: str, *,
+                 status: int = 200, errors: list[str] | None = None, justification: str = "",
+                 done: str | None = None) -> Response:
+    view = requests.read(ctx, who, output_id)
+    # a notice of what the researcher's last step did, while it is still true
+    still = done in ("analysed", "checked") and view.status is OutputStatus.CHECKED
+    notice = NOTICES.get(done or "") if still or done == view.status.value else None
+    project = projects.read(ctx, who, view.output.project_id).project
+    return render(request, "workspace/result.html", who, status=status, o=describe(view),
+                  project=project, errors=errors or [], justification=justification,
+                  notice=notice, mine=view.output.requester == who.person_id,
+                  needs_reason=view.report.verdict is Verdict.REVIEW,
+                  min_justification=MIN_JUSTIFICATION,
+                  spec=json.dumps(view.output.spec, indent=1, sort_keys=True))
+
+
+@router.get(HOME + "/outputs/{output_id}", openapi_extra=acts(Action.OUTPUT_READ))
+def result(request: Request, output_id: str, who: Researcher, ctx: Access,
+           done: str | None = None) -> Response:
+    return _result_page(request, who, ctx, output_id, done=done)
+
+
+@router.post(HOME + "/outputs/{output_id}/request", openapi_extra=acts(Action.OUTPUT_REQUEST))
+def request_release(request: Request, output_id: str, who: Researcher, ctx: Access,
+                    work: Work, justification: Annotated[str, Form()] = "") -> Response:
+    """Ask for release: released at once, held for two checkers, or blocked, by the verdict."""
+    try:
+        view = work.request_release(who, output_id, justification.strip() or None)
+    except ServiceError as exc:
+        return _result_page(request, who, ctx, output_id, status=status_of(exc),
+                            errors=exc.reasons, justification=justification)
+    return RedirectResponse(f"{HOME}/outputs/{output_id}?done={view.status.value}",
+                            status_code=303)
+
+
+@router.post(HOME + "/outputs/{output_id}/withdraw", openapi_extra=acts(Action.OUTPUT_REQUEST))
+def withdraw(request: Request, output_id: str, who: Researcher, ctx: Access) -> Response:
+    try:
+        requests.withdraw(ctx, who, output_id)
+    except ServiceError as exc:
+        return _result_page(request, who, ctx, output_id, status=status_of(exc),
+                            errors=exc.reasons)
+    return RedirectResponse(f"{HOME}/outputs/{output_id}?done=withdrawn", status_code=303)
+
+
+def _released(request: Request, who: Principal, ctx: Access, work: Work,
+              output_id: str) -> requests.Download:
+    """A released output's bytes, within the project's limits (as GET /outputs/{id}/download)."""
+    def within_limits(row: OutputRow) -> None:
+        cells = work.shown_cells(row.project_id, row.id)
+        guard(request, who, row.project_id, Action.OUTPUT_DOWNLOAD.value,
+              Planned(cells=cells, bytes=row.size))
+        measure(request, cells=cells)
+
+    return requests.download(ctx, who, output_id, within_limits)
+
+
+@router.get(HOME + "/outputs/{output_id}/download", openapi_extra=acts(Action.OUTPUT_DOWNLOAD))
+def download(request: Request, output_id: str, who: Researcher, ctx: Access,
+             work: Work) -> Response:
+    found = _released(request, who, ctx, work, output_id)
+    return Response(found.payload, media_type=found.media_type, headers={
+        "Content-Disposition": f'attachment; filename="{found.filename}"'})
+
+
+@router.get(HOME + "/outputs/{output_id}/released", openapi_extra=acts(Action.OUTPUT_DOWNLOAD))
+def released_table(request: Request, output_id: str, who: Researcher, ctx: Access,
+                   work: Work) -> Response:
+    """A released output as a table and a chart (reading it is a download: limited, audited).
+
+    htmx asks for the fragment only; without script the link opens it as a page."""
+    found = _released(request, who, ctx, work, output_id)
+    table = table_of(found.payload, found.media_type, "Counts in the released output")
+    page = ("workspace/_released.html" if request.headers.get("HX-Request") == "true"
+            else "workspace/released.html")
+    return render(request, page, who, table=table, output_id=output_id,
+                  filename=found.filename)

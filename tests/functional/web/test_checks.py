@@ -1,0 +1,110 @@
+"""The output checker's pages in a real browser: the queue, an output, the decision.
+
+The outputs under review are made through the services by a researcher of the tests' own on a
+project of their own (a crosstab with structural zeros, which the check holds for review);
+the whole path from the researcher's form to the download is in test_workspace.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from strongroom.access.context import Principal
+from strongroom.outputs import requests
+from strongroom.outputs.states import OutputStatus
+from tests.functional.web.conftest import Console, new_person, screenshot, sign_in
+from tests.functional.web.test_workspace import WHY, held_output, own_project, principal_of
+
+RoleOf = Callable[[str], Page]
+
+
+@dataclass(frozen=True)
+class Lab:
+    researcher: Principal
+    project_id: str
+    title: str
+
+
+@pytest.fixture(scope="module")
+def lab(console: Console) -> Lab:
+    login = new_person(console, "researcher")
+    project_id, title = own_project(console, login)
+    return Lab(principal_of(console, login), project_id, title)
+
+
+def test_the_queue_shows_each_output_with_its_verdict_and_reasons(
+        console: Console, lab: Lab, as_role: RoleOf) -> None:
+    output_id = held_output(console, lab.researcher, lab.project_id)
+    checker = as_role("output-checker")
+    checker.goto(console.base + "/ui/checks")
+    row = checker.get_by_test_id("queue-mine").locator(f"tr[data-output='{output_id}']")
+    expect(row).to_contain_text(lab.title)
+    expect(row).to_contain_text(lab.researcher.person_id)
+    expect(row.get_by_test_id("verdict")).to_have_text("review")
+    expect(row.get_by_test_id("reasons")).to_contain_text("zeros")
+    expect(row.get_by_test_id("approvals")).to_contain_text("0 of 2 approvals; 2 more needed")
+    screenshot(checker, "checks-queue")
+
+    row.get_by_role("link", name=output_id).click()
+    expect(checker.get_by_role("heading", name=f"Output {output_id}")).to_be_visible()
+    expect(checker.get_by_test_id("justification")).to_have_text(WHY)
+    cells = checker.get_by_test_id("cells")
+    expect(cells).to_contain_text("Total")  # the very table that would be released
+    expect(checker.locator("figure.chart svg")).to_be_visible()
+    expect(checker.get_by_role("button", name="Approve")).to_be_visible()
+    screenshot(checker, "checks-output")
+
+
+def test_a_rejection_without_a_comment_is_refused_with_the_reason(
+        console: Console, lab: Lab, as_role: RoleOf, refusals: list[int]) -> None:
+    output_id = held_output(console, lab.researcher, lab.project_id)
+    checker = as_role("output-checker")
+    checker.goto(f"{console.base}/ui/checks/outputs/{output_id}")
+    refusals.append(400)
+    checker.get_by_role("button", name="Reject").click()
+    expect(checker.get_by_role("alert")).to_contain_text("a rejection needs a comment")
+    expect(checker.get_by_test_id("status")).to_have_text("waiting for two output checkers")
+    assert not refusals
+
+    checker.get_by_label("Comment").fill("Too fine: band the groups more coarsely.")
+    checker.get_by_role("button", name="Reject").click()
+    expect(checker.get_by_test_id("notice")).to_contain_text("You rejected it")
+    expect(checker.get_by_test_id("status")).to_have_text("rejected by an output checker")
+    view = requests.read(console.platform.access, lab.researcher, output_id)
+    assert view.status is OutputStatus.REJECTED
+    assert "band the groups" in " ".join(view.reasons)  # what the researcher reads
+
+
+def test_no_checker_reviews_twice_and_the_page_says_why(page: Page, console: Console,
+                                                        lab: Lab) -> None:
+    output_id = held_output(console, lab.researcher, lab.project_id)
+    sign_in(page, console, new_person(console, "output-checker"))
+    page.goto(f"{console.base}/ui/checks/outputs/{output_id}")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_test_id("approvals")).to_contain_text("1 of 2 approvals; 1 more needed")
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(page.get_by_test_id("why-not")).to_contain_text("reviewed it already")
+    page.goto(console.base + "/ui/checks")  # now among those waiting for someone else
+    other = page.get_by_test_id("queue-others").locator(f"tr[data-output='{output_id}']")
+    expect(other).to_contain_text("you reviewed it")
+
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "strongroom_csrf")
+    again = page.request.post(f"{console.base}/ui/checks/outputs/{output_id}/review",
+                              form={"csrf_token": csrf, "decision": "approve"})
+    assert again.status == 409  # the service holds the rule whatever the page shows
+    assert "already reviewed" in again.text()
+
+
+def test_a_researcher_cannot_open_the_output_checks(page: Page, console: Console,
+                                                    as_role: RoleOf,
+                                                    refusals: list[int]) -> None:
+    refusals.append(403)
+    researcher = as_role("researcher")
+    researcher.goto(console.base + "/ui/checks")
+    expect(researcher.get_by_role("heading", name="Not allowed")).to_be_visible()
+    expect(researcher.get_by_role("alert")).to_contain_text("the Output checks pages are for")
+    assert not refusals

@@ -1,0 +1,289 @@
+"""The researcher's workspace in a real browser: from a definition to a released file.
+
+Tests that change state work as a researcher of their own (``new_person``) on a project of
+their own; the main flow takes one output through two output checkers to its download.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from itertools import count
+
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from sqlalchemy import select
+
+from strongroom.access import projects
+from strongroom.access.auth import verify_credentials
+from strongroom.access.context import Principal, Via
+from strongroom.access.models import Person
+from strongroom.demo_world import DemoLogin
+from strongroom.enclave import service
+from strongroom.outputs.verdicts import Verdict
+from strongroom.privacy import budget
+from tests.functional.web.conftest import Console, fresh_code, new_person, screenshot, sign_in
+
+FIELDS = [31, 34, 54, 20116, 21001, 4080]
+# sex, and a group that is structurally empty for one sex: the crosstab's zeros go to review
+GROUPED = ("SELECT pid, p31 AS sex, CASE WHEN p31 = 0 THEN 'a' WHEN p34 >= 1950 THEN 'b' "
+           "ELSE 'c' END AS grp FROM participants")
+WHY = "the zero cells are structural: group a is defined by sex"
+_labs = count(1)
+
+
+def person_id(console: Console, login: DemoLogin) -> str:
+    with console.platform.access.transaction() as db:
+        found = db.scalar(select(Person.id).where(Person.email == login.email))
+    assert found is not None
+    return found
+
+
+def own_project(console: Console, lead: DemoLogin) -> tuple[str, str]:
+    """A project led by ``lead`` (id, title): its state is the test's own."""
+    today = dt.date.today()
+    title = f"Web lab {next(_labs)}"
+    made = projects.create(console.platform.access, None, title=title,
+                           purpose="Browser tests of the researcher's workspace pages.",
+                           lead_id=person_id(console, lead), starts_on=today,
+                           expires_on=today + dt.timedelta(days=90), fields=FIELDS)
+    return made.project.id, title
+
+
+def principal_of(console: Console, login: DemoLogin) -> Principal:
+    """``login`` signed in to the services directly (for setting a test's scene)."""
+    return verify_credentials(console.platform.access, login.email, login.password,
+                              fresh_code(login.totp_secret), "127.0.0.1", Via.SESSION)
+
+
+def held_output(console: Console, who: Principal, project_id: str) -> str:
+    """An output held for review (a crosstab with structural zeros), as its researcher asks."""
+    names = {d.name for d in service.list_definitions(console.platform.enclave, who,
+                                                       project_id)}
+    if "grouped" not in names:
+        service.define(console.platform.enclave, who, project_id, "grouped", GROUPED)
+    view = console.platform.outputs.analyse(who, project_id, {
+        "kind": "crosstab", "definition": "grouped", "rows": "sex", "columns": "grp"})
+    assert view.report.verdict is Verdict.REVIEW, view.reasons
+    console.platform.outputs.request_release(who, view.output.id, WHY)
+    return view.output.id
+
+
+def give_budget(console: Console, project_id: str, epsilon: int) -> None:
+    """A DP budget for the project (the access committee's decision, made for the scene)."""
+    ctx = console.platform.access
+    with ctx.transaction() as db:
+        budget.configure(db, project_id, dp_mode=False, epsilon_total=Fraction(epsilon),
+                         delta_total=Fraction(0), by="operator", now=ctx.clock())
+
+
+def spend(page: Page, console: Console, project_id: str, epsilon: str) -> None:
+    """A DP count through the API, with the page's own session (as a notebook would)."""
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "strongroom_csrf")
+    answer = page.request.post(f"{console.base}/projects/{project_id}/dp/queries",
+                               data={"query": {"kind": "count", "epsilon": epsilon}},
+                               headers={"X-CSRF-Token": csrf})
+    assert answer.status == 200, answer.text()
+
+
+@contextmanager
+def another_page(browser: Browser, expected: list[int] | None = None) -> Iterator[Page]:
+    """A second person's browser (its own context), held to the same rule: no console error
+    except the refusals ``expected`` (HTTP statuses provoked on purpose)."""
+    allowed = expected if expected is not None else []
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type != "error":
+            return
+        for status in allowed:
+            if f"status of {status} " in message.text:
+                allowed.remove(status)
+                return
+        problems.append(f"console error: {message.text}")
+
+    context = browser.new_context()
+    opened = context.new_page()
+    opened.on("console", on_console)
+    opened.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert not problems, problems
+
+
+def open_project(page: Page, console: Console, title: str) -> None:
+    page.goto(console.base + "/ui/workspace")
+    page.get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+
+
+def test_from_a_definition_to_a_released_file_through_two_checkers(
+        browser: Browser, console: Console, as_role: Callable[[str], Page]) -> None:
+    me = new_person(console, "researcher")
+    project_id, title = own_project(console, me)
+    refused: list[int] = [400]  # asking for a review without saying why
+    with another_page(browser, refused) as mine:
+        sign_in(mine, console, me)
+        open_project(mine, console, title)
+        mine.get_by_label("Definition name").fill("grouped")
+        mine.get_by_label("SQL", exact=True).fill(GROUPED)
+        mine.get_by_role("button", name="Define").click()
+        expect(mine.get_by_test_id("notice")).to_contain_text("dataset definition is built")
+        expect(mine.get_by_test_id("definitions")).to_contain_text("grouped")
+
+        mine.get_by_label("Kind of analysis").select_option("crosstab")
+        mine.get_by_label("Dataset definition").select_option("grouped")
+        mine.get_by_label("Variables").fill("sex, grp")
+        mine.get_by_role("button", name="Run and check").click()
+        expect(mine.get_by_test_id("verdict")).to_have_text("review")
+        expect(mine.get_by_test_id("reasons")).to_contain_text("zeros")
+        output_id = mine.url.split("/outputs/")[1].split("?")[0]
+
+        mine.get_by_role("button", name="Request release").click()  # no justification
+        expect(mine.get_by_role("alert")).to_contain_text("explain in at least 20 characters")
+        mine.get_by_label("Justification").fill(WHY)
+        mine.get_by_role("button", name="Request release").click()
+        expect(mine.get_by_test_id("status")).to_have_text("waiting for two output checkers")
+        assert not refused
+
+        checker = as_role("output-checker")
+        checker.goto(console.base + "/ui/checks")
+        row = checker.get_by_test_id("queue-mine").locator(f"tr[data-output='{output_id}']")
+        expect(row).to_contain_text("zeros")
+        expect(row).to_contain_text("0 of 2")
+        row.get_by_role("link", name=output_id).click()
+        expect(checker.get_by_test_id("cells")).to_be_visible()
+        expect(checker.get_by_test_id("justification")).to_contain_text(WHY)
+        checker.get_by_role("button", name="Approve").click()
+        expect(checker.get_by_test_id("notice")).to_contain_text("A second, different")
+        expect(checker.get_by_test_id("approvals")).to_contain_text("1 of 2")
+        expect(checker.get_by_test_id("why-not")).to_contain_text("reviewed it already")
+
+        second = new_person(console, "output-checker")
+        with another_page(browser) as other:
+            sign_in(other, console, second)
+            other.goto(console.base + "/ui/checks")
+            other.get_by_role("link", name=output_id).click()
+            other.get_by_label("Comment").fill("Agreed: structural zeros only.")
+            other.get_by_role("button", name="Approve").click()
+            expect(other.get_by_test_id("notice")).to_contain_text("it is released")
+            expect(other.get_by_test_id("status")).to_have_text("released")
+
+        mine.reload()
+        expect(mine.get_by_test_id("status")).to_have_text("released")
+        expect(mine.get_by_test_id("notice")).to_have_count(0)  # the old notice is gone
+        with mine.expect_download() as fetched:
+            mine.get_by_role("button", name="Download crosstab.json").click()
+        body = json.loads(fetched.value.path().read_bytes())
+        assert body["kind"] == "crosstab" and "contributors" not in json.dumps(body)
+        mine.get_by_role("button", name="Show the table and chart").click()
+        expect(mine.get_by_test_id("released-table")).to_be_visible()
+        expect(mine.locator("#released-table svg.chart")).to_be_visible()
+        screenshot(mine, "workspace-result")
+
+        give_budget(console, project_id, 1)
+        spend(mine, console, project_id, "0.25")
+        open_project(mine, console, title)
+        expect(mine.get_by_test_id("released")).to_contain_text("crosstab.json")
+        expect(mine.get_by_test_id("results")).to_contain_text("released")
+        screenshot(mine, "workspace-project")
+
+
+def test_bad_sql_comes_back_with_the_check_s_reasons(page: Page, console: Console,
+                                                    refusals: list[int]) -> None:
+    me = new_person(console, "researcher")
+    _, title = own_project(console, me)
+    sign_in(page, console, me)
+    open_project(page, console, title)
+    refusals.append(400)
+    page.get_by_label("Definition name").fill("hostile")
+    page.get_by_label("SQL", exact=True).fill("SELECT * FROM read_csv('/etc/passwd')")
+    page.get_by_role("button", name="Define").click()
+    expect(page.get_by_role("alert")).to_contain_text("read_csv")
+    expect(page.get_by_label("SQL", exact=True)).to_have_value(
+        "SELECT * FROM read_csv('/etc/passwd')")  # nothing typed is lost
+    expect(page.get_by_label("Definition name")).to_have_value("hostile")
+    assert not refusals
+
+
+def test_an_analysis_form_with_the_wrong_variables_says_what_it_takes(
+        page: Page, console: Console, refusals: list[int]) -> None:
+    me = new_person(console, "researcher")
+    _, title = own_project(console, me)
+    sign_in(page, console, me)
+    open_project(page, console, title)
+    page.get_by_label("Definition name").fill("grouped")
+    page.get_by_label("SQL", exact=True).fill(GROUPED)
+    page.get_by_role("button", name="Define").click()
+    refusals.append(400)
+    page.get_by_label("Kind of analysis").select_option("crosstab")
+    page.get_by_label("Dataset definition").select_option("grouped")
+    page.get_by_label("Variables").fill("sex")
+    page.get_by_role("button", name="Run and check").click()
+    expect(page.get_by_role("alert")).to_contain_text("in order: rows, columns")
+    expect(page.get_by_label("Variables")).to_have_value("sex")  # nothing typed is lost
+    expect(page.get_by_label("Kind of analysis")).to_have_value("crosstab")
+    refusals.append(400)
+    page.get_by_label("Variables").fill("sex, nosuch")
+    page.get_by_role("button", name="Run and check").click()
+    expect(page.get_by_role("alert")).to_contain_text("nosuch")
+    assert not refusals
+
+    page.get_by_label("Variables").fill("sex, grp")  # right at last; then asked and withdrawn
+    page.get_by_role("button", name="Run and check").click()
+    page.get_by_label("Justification").fill(WHY)
+    page.get_by_role("button", name="Request release").click()
+    expect(page.get_by_test_id("notice")).to_contain_text("Held for review")
+    page.get_by_role("button", name="Withdraw the request").click()
+    expect(page.get_by_test_id("status")).to_have_text("withdrawn by the researcher")
+
+
+def test_the_privacy_budget_meter_shows_what_is_spent(page: Page, console: Console) -> None:
+    me = new_person(console, "researcher")
+    project_id, title = own_project(console, me)
+    give_budget(console, project_id, 2)
+    sign_in(page, console, me)
+    spend(page, console, project_id, "0.5")
+    open_project(page, console, title)
+    meter = page.get_by_test_id("budget").locator("svg.meter")
+    expect(meter).to_be_visible()
+    expect(meter.locator("desc")).to_have_text("0.50 of 2 ε used")
+    expect(page.get_by_test_id("budget")).to_contain_text("1.5 remains")
+
+
+def test_the_dummy_data_is_a_zip_of_the_project_s_tables(page: Page, console: Console,
+                                                        as_role: Callable[[str], Page]) -> None:
+    researcher = as_role("researcher")
+    title = console.demo.world.projects[0][1]
+    open_project(researcher, console, title)
+    with researcher.expect_download() as fetched:
+        researcher.get_by_role("button", name="Download dummy data (zip)").click()
+    with zipfile.ZipFile(io.BytesIO(fetched.value.path().read_bytes())) as found:
+        assert any("participants" in name for name in found.namelist())
+
+
+def test_the_demo_researcher_sees_the_tour_s_results(page: Page, console: Console,
+                                                    as_role: Callable[[str], Page]) -> None:
+    researcher = as_role("researcher")
+    open_project(researcher, console, console.demo.world.projects[0][1])
+    results = researcher.get_by_test_id("results")
+    expect(results).to_contain_text("blocked")
+    expect(researcher.get_by_test_id("definitions")).to_contain_text("all_but_one")
+    expect(researcher.get_by_test_id("released")).to_contain_text("crosstab")
+
+
+def test_an_output_checker_cannot_open_the_workspace(page: Page, console: Console,
+                                                    as_role: Callable[[str], Page],
+                                                    refusals: list[int]) -> None:
+    refusals.append(403)
+    checker = as_role("output-checker")
+    checker.goto(console.base + "/ui/workspace")
+    expect(checker.get_by_role("heading", name="Not allowed")).to_be_visible()
+    expect(checker.get_by_role("alert")).to_contain_text("the Workspace pages are for")
+    assert not refusals
