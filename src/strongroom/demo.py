@@ -2,8 +2,10 @@
 
 Synthesises the cohort, hands it over as a cohort directory and ingests it through the same
 validated, encrypted path a custodian's real files take; then registers demo institutions,
-people of every role and projects (see :mod:`strongroom.demo_world`); and takes a tour of the
-enclave as a researcher (:mod:`strongroom.demo_enclave`).
+people of every role and projects (see :mod:`strongroom.demo_world`); takes a tour of the
+enclave as a researcher (:mod:`strongroom.demo_enclave`); and plays a story that leaves
+something for every role to find in the console (:mod:`strongroom.demo_story`): outputs held
+for review, an extract, an alert with a suspension and an appeal, a leaked file, a DP budget.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from strongroom.cohort.store import Store, init_store
 from strongroom.cohort.summary import StoreSummary, summarise
 from strongroom.cohort.synth import synthesise
 from strongroom.demo_enclave import TourStop, tour
+from strongroom.demo_story import People, Story, tell
 from strongroom.demo_world import RESEARCHERS, DemoWorld, populate
 from strongroom.platform import Platform
 from strongroom.progress import Progress
@@ -35,6 +38,12 @@ class DemoResult:
     smoking_by_sex: list[tuple[str, str, int]]
     world: DemoWorld
     tour: list[TourStop]
+    story: Story
+
+
+def leaked_file(root: Path) -> Path:
+    """Where the story's leaked file goes: beside the data directory, as a recipient's would."""
+    return root.with_name(root.name + "-leaked.csv")
 
 
 def run_demo(
@@ -47,6 +56,7 @@ def run_demo(
     root = root.resolve()
     key_file = root.with_name(root.name + ".key")
     _clear_previous_demo(root, key_file)
+    _clear_leaked(leaked_file(root))
     timings: dict[str, float] = {}
     start = time.perf_counter()
     cohort = synthesise(participants, seed, progress=progress)
@@ -69,9 +79,12 @@ def run_demo(
         world = populate(platform.access)
         timings["people and projects"] = time.perf_counter() - start
         start = time.perf_counter()
-        stops = tour(platform, world, RESEARCHERS[0][0])
+        people = People(platform.access, world)
+        stops = tour(platform, world, people(RESEARCHERS[0][0]))
         timings["enclave tour"] = time.perf_counter() - start
-    return DemoResult(summary, key_file, timings, counts, world, stops)
+        story = tell(platform, world, people, leaked_file(root), participants)
+        timings.update(story.timings)
+    return DemoResult(summary, key_file, timings, counts, world, stops, story)
 
 
 def smoking_by_sex(store: Store) -> list[tuple[str, str, int]]:
@@ -87,6 +100,12 @@ def smoking_by_sex(store: Store) -> list[tuple[str, str, int]]:
          int(n))
         for s, k, n in rows
     ]
+
+
+def _clear_leaked(leaked: Path) -> None:
+    """The previous demo's leaked file and the evidence pack attribution wrote beside it."""
+    leaked.unlink(missing_ok=True)
+    leaked.with_name(leaked.name + ".evidence.md").unlink(missing_ok=True)
 
 
 def _clear_previous_demo(root: Path, key_file: Path) -> None:

@@ -1,7 +1,11 @@
 """The demo's people and projects: institutions (one abroad), a person for every role, projects.
 
 Everyone signs in from localhost in the demo, so each institution registers 127.0.0.0/8 beside
-its (documentation-range) campus network.
+its (documentation-range) campus network. Beside the two main research projects, which the
+console's tests use and nothing here pauses, there are two for the story
+(:mod:`strongroom.demo_story`): a commercial partner's linkage project whose researcher,
+Mallory, takes a record-level extract and is then suspended for a bulk one; and a project in
+differential-privacy mode.
 """
 
 from __future__ import annotations
@@ -9,13 +13,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from strongroom.access import institutions, people, projects
+from strongroom.access import institutions, people, projects, totp
+from strongroom.access.auth import verify_credentials
 from strongroom.access.bootstrap import bootstrap
-from strongroom.access.context import AccessContext
+from strongroom.access.context import AccessContext, Principal, Via
 from strongroom.access.roles import Role
 from strongroom.access.states import Vetting
 
 LOCAL = ["127.0.0.0/8", "::1/128"]
+DEMO_SOURCE = "127.0.0.2"  # where the demo's own people act from (inside LOCAL)
 
 
 @dataclass(frozen=True)
@@ -35,17 +41,37 @@ class DemoWorld:
     logins: list[DemoLogin]
     projects: list[tuple[str, str]]  # (id, title)
 
+    def login(self, email: str) -> DemoLogin:
+        return next(p for p in self.logins if p.email == email)
+
+
+def sign_in(ctx: AccessContext, login: DemoLogin) -> Principal:
+    """Sign a demo person in as the console does, leaving the console free for the next one.
+
+    A code's time step is good once, so the demo uses the previous step's code (still inside
+    the drift window) and leaves the current one to the person, or a browser test, signing in
+    next. Sign-ins are rate-limited per source address, so the demo acts from its own
+    loopback address, not the browser's 127.0.0.1.
+    """
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=totp.STEP_SECONDS)
+    return verify_credentials(ctx, login.email, login.password,
+                              totp.code_at(login.totp_secret, earlier), DEMO_SOURCE,
+                              Via.SESSION)
+
 
 INSTITUTIONS = [
     # name, country, jurisdiction, networks
     ("Northbridge University", "GB", "UK GDPR", ["198.51.100.0/24", *LOCAL]),
     ("Institut Lumière de Santé", "FR", "EU GDPR", ["192.0.2.0/24", *LOCAL]),
+    ("Eastgate Health Analytics Ltd", "GB", "UK GDPR", ["203.0.113.0/24", *LOCAL]),
 ]
 STAFF = [
     # email, name, roles (the custodian's own people)
     ("grace.admin@custodian.example", "Grace Hopper-Admin", [Role.CUSTODIAN_ADMIN]),
     ("access@custodian.example", "Ada Committee", [Role.ACCESS_COMMITTEE]),
     ("checker@custodian.example", "Olu Checker", [Role.OUTPUT_CHECKER]),
+    # a second checker: a review needs two different ones (Kofi has started one, Olu ends it)
+    ("kofi.checker@custodian.example", "Kofi Mensah", [Role.OUTPUT_CHECKER]),
     ("security@custodian.example", "Sam Watch", [Role.SECURITY_ANALYST]),
     ("auditor@custodian.example", "Aud Itor", [Role.AUDITOR]),
 ]
@@ -54,7 +80,10 @@ RESEARCHERS = [
     ("priya@northbridge.example", "Priya Raman", 0),
     ("tom@northbridge.example", "Tom Okafor", 0),
     ("camille@lumiere.example", "Camille Bernard", 1),
+    ("mallory@eastgate.example", "Mallory Vance", 2),  # the story's suspended researcher
 ]
+LINKAGE_FIELDS = [31, 34, 48, 50, 4079, 4080, 21001, 21002, 30000, 30020, 30690, 30700, 30710,
+                  30740, 30750, 30760, 30780, 30870]
 PROJECTS = [
     # title, purpose, lead index, member indexes, fields
     ("Blood pressure and incident cardiovascular disease",
@@ -65,7 +94,18 @@ PROJECTS = [
      "Describe how glycated haemoglobin and diagnosed diabetes vary with Townsend "
      "deprivation across assessment centres.",
      2, [], [31, 34, 54, 189, 2443, 30750, 30740, 21001]),
+    # the story's: record-level export (measurements carry the extract's fingerprints)
+    ("Cardiometabolic biomarkers for registry linkage",
+     "Link baseline biomarkers and blood pressure to a regional cardiac registry to validate "
+     "a commercial risk score; record-level export approved by the access committee.",
+     3, [], LINKAGE_FIELDS),
+    # the story's: differentially private questions only
+    ("Sleep, adiposity and blood pressure (differential privacy)",
+     "Describe body mass index and blood pressure across the cohort with differentially "
+     "private counts and means, without exact analyses.",
+     0, [1], [31, 34, 21001, 4080]),
 ]
+MAIN_PROJECTS = 2  # the first two: the console's tests work in them; the story never pauses them
 
 
 def populate(ctx: AccessContext) -> DemoWorld:

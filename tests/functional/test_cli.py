@@ -109,7 +109,11 @@ def test_demo_runs_on_a_small_cohort(tmp_path: Path) -> None:
                  "security-analyst", "auditor"):
         assert f"[{role}]" in done.stdout
     assert "Institut Lumière de Santé" in done.stdout  # an institution in another jurisdiction
-    assert done.stdout.count("totp: ") == 9 and done.stdout.count("project prj_") == 2
+    assert done.stdout.count("totp: ") == 11 and done.stdout.count("\n  project prj_") == 4
+    assert "http://127.0.0.1:8600/ui/" in done.stdout  # the web console, and who to sign in as
+    assert "output-checker: checker@custodian.example" in done.stdout
+    assert f"strongroom attribute {tmp_path / 'demo-leaked.csv'}" in done.stdout
+    assert (tmp_path / "demo-leaked.csv").is_file()
     again = run("demo", "--dir", str(demo_dir), "--participants", "1000", "--no-serve")
     assert again.returncode == 0, again.stderr
     assert "1,000 participants" in again.stdout

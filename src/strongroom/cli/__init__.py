@@ -20,6 +20,7 @@ from strongroom.cli.watch import watch_app
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.store import init_store
 from strongroom.demo import DemoResult, run_demo
+from strongroom.demo_story import signposts
 from strongroom.platform import Platform
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
@@ -90,10 +91,13 @@ def demo(
     console.print(table)
     console.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     _print_tour(result)
+    _print_story(result, directory)
     _print_logins(result)
+    _print_console(result, directory, port, serve_api)
     if serve_api:
-        console.print(f"serving the API on http://{DEFAULT_HOST}:{port} (spec at /openapi.json;"
-                      f" Ctrl-C stops it). Sign in: `strongroom login -d {directory} --as EMAIL`")
+        console.print(f"serving the web console and the API on http://{DEFAULT_HOST}:{port} "
+                      f"(spec at /openapi.json; Ctrl-C stops it). At the command line: "
+                      f"`strongroom login -d {directory} --as EMAIL`", highlight=False)
         from strongroom.server.run import serve as run_server
 
         with refusals(), Platform.open(directory, result.key_file) as platform:
@@ -107,6 +111,47 @@ def _print_tour(result: DemoResult) -> None:
     for stop in result.tour:
         table.add_row(stop.what, stop.verdict, stop.status, stop.reason[:160])
     console.print(table)
+
+
+def _print_story(result: DemoResult, directory: Path) -> None:
+    story = result.story
+    table = Table(title="What the demo left for each role to find (all through the services)")
+    for column in ("what", "where it stands"):
+        table.add_column(column)
+    for held in story.held:
+        table.add_row(f"output {held.output_id}: {held.what}", held.status.replace("_", " "))
+    if story.extract is not None:
+        made = story.extract
+        table.add_row(f"extract {made.extract_id} (project {made.project_id})",
+                      f"{made.participants:,} participants and {made.decoys} decoys, "
+                      f"fingerprinted in {len(made.carriers)} columns; manifest kept")
+    if story.alert_id is not None:
+        table.add_row(f"alert {story.alert_id}", "open: a bulk extract over the limit was "
+                      "refused; suspended: " + ", ".join(story.suspended) + "; appealed")
+    if story.dp_project is not None:
+        table.add_row(f"project {story.dp_project}", f"differential-privacy mode, "
+                      f"ε {story.dp_spent} of {story.dp_total} spent")
+    for note in story.notes:
+        table.add_row("note", note)
+    console.print(table)
+    if story.leaked is not None:
+        console.print(f"a leaked file: {story.leaked} (some of the extract's rows, ID column "
+                      f"dropped). Name its source as the security analyst:", highlight=False)
+        print(f"  strongroom login -d {directory} --as security@custodian.example\n"
+              f"  strongroom attribute {story.leaked} -d {directory}")
+
+
+def _print_console(result: DemoResult, directory: Path, port: int, serving: bool) -> None:
+    from strongroom.server.web.pages import PREFIX  # the web stack only when it is needed
+
+    address = f"http://{DEFAULT_HOST}:{port}{PREFIX}/"
+    later = f"strongroom serve -d {directory}" + (f" --port {port}" if port != DEFAULT_PORT
+                                                  else "")
+    verb = "Open" if serving else f"After `{later}`, open"
+    console.print(f"[bold]The web console[/]: {verb} {address} and sign in with an email, its "
+                  f"password and a current code. Who to sign in as:", highlight=False)
+    for post in signposts(result.world, result.story):
+        print(f"  {post.role}: {post.email} ({post.name}) — {post.finds}")
 
 
 def _print_logins(result: DemoResult) -> None:

@@ -23,16 +23,8 @@ from strongroom.server.routes import admin, audit, auth, enclave, outputs, priva
 from strongroom.server.routes import watch as watch_routes
 from strongroom.server.schemas import Problem
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC, SESSION_COOKIE
+from strongroom.server.statuses import HTTP_STATUS
 
-HTTP_STATUS = {
-    "invalid": 400,
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "not-found": 404,
-    "conflict": 409,
-    "rate-limited": 429,
-    "unavailable": 503,
-}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in [*sorted(set(HTTP_STATUS.values())), 422]
 }

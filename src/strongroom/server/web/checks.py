@@ -33,6 +33,7 @@ from strongroom.outputs.states import AWAITING_REVIEW, OutputAction, OutputStatu
 from strongroom.outputs.verdicts import Finding, Verdict
 from strongroom.server.routes.enclave import Work
 from strongroom.server.security import acts
+from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
 from strongroom.server.web.pages import PREFIX, Access, render, section
 
@@ -57,15 +58,6 @@ NOTICES = {
     "released": "You approved it as the second checker: it is released to the project.",
     "rejected": "You rejected it. The researcher reads your reason.",
 }
-_STATUS_CODES = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not-found": 404,
-                 "conflict": 409, "rate-limited": 429, "unavailable": 503}
-
-
-def status_of(exc: ServiceError) -> int:
-    """The HTTP status a re-rendered form answers with (as the API's for the same error)."""
-    return _STATUS_CODES.get(exc.status, 400)
-
-
 # -- an output's bytes as a table and a chart (shared with the researcher's pages) --------
 
 @dataclass

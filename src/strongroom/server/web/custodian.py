@@ -36,14 +36,13 @@ from strongroom.extracts import manifest as extract_manifest
 from strongroom.extracts import service as extracts
 from strongroom.platform import Platform
 from strongroom.server.security import acts
+from strongroom.server.statuses import status_of
 from strongroom.server.web.pages import PREFIX, Access, render, section
 
 router = APIRouter(include_in_schema=False)
 BASE = PREFIX + "/custodian"
 MAX_SUSPECT_BYTES = 256 * 1024 * 1024  # a leaked 500,000-row CSV is well under this
 CHUNK = 1 << 20
-STATUS = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not-found": 404,
-          "conflict": 409, "rate-limited": 429, "unavailable": 503}
 
 Custodian = Annotated[Principal, Depends(section("Custodian"))]
 
@@ -59,10 +58,6 @@ def _platform(request: Request) -> Platform:
 
 def _may(who: Principal, *actions: Action) -> dict[str, bool]:
     return {a.name.lower(): not who_may(a, who.roles) for a in actions}
-
-
-def _status(exc: ServiceError) -> int:
-    return STATUS.get(exc.status, 400)
 
 
 def _see(where: str) -> Response:
@@ -86,7 +81,7 @@ def _attempt(change: Callable[[], object], form: dict[str, Any]) -> Failed | Non
     try:
         change()
     except ServiceError as exc:
-        return Failed(_status(exc), exc.reasons, form)
+        return Failed(status_of(exc), exc.reasons, form)
     return None
 
 
@@ -162,7 +157,7 @@ def revoke_institution(request: Request, institution_id: str, who: Custodian, ct
     try:
         institutions.revoke(ctx, who, institution_id, reason)
     except ServiceError as exc:
-        return render(request, "custodian/revoke.html", who, status=_status(exc),
+        return render(request, "custodian/revoke.html", who, status=status_of(exc),
                       errors=exc.reasons, reason=reason,
                       institution=institutions.read(ctx, who, institution_id))
     return _see(f"{BASE}/institutions")
@@ -222,7 +217,7 @@ def add_person(request: Request, who: Custodian, ctx: Access,
         new = people.create(ctx, who, institution_id=institution_id, email=email, name=name,
                             roles=chosen, password=password or None)
     except ServiceError as exc:
-        return _people_page(request, who, ctx, Failed(_status(exc), exc.reasons, form))
+        return _people_page(request, who, ctx, Failed(status_of(exc), exc.reasons, form))
     answer = render(request, "custodian/enrolled.html", who, new=new, qr=_qr(new.totp_uri))
     answer.headers["Cache-Control"] = "no-store"  # the secrets must not stay in a cache
     return answer
@@ -565,7 +560,7 @@ def attribute(request: Request, who: Overseer, ctx: Access,
                                     evidence=folder / "evidence.md")
         evidence = report.evidence_text()
     except ServiceError as exc:
-        return render(request, "custodian/attribution.html", who, status=_status(exc),
+        return render(request, "custodian/attribution.html", who, status=status_of(exc),
                       report=None, limit=limit, errors=exc.reasons)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -37,8 +37,9 @@ from strongroom.server.metering import guard
 from strongroom.server.routes.enclave import Work
 from strongroom.server.routes.privacy import Dp
 from strongroom.server.security import acts, measure
+from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
-from strongroom.server.web.checks import describe, status_of, table_of
+from strongroom.server.web.checks import describe, table_of
 from strongroom.server.web.pages import PREFIX, Access, render, section
 from strongroom.watch.limits import Planned
 from strongroom.watch.shapes import fingerprint
