@@ -12,11 +12,13 @@ from collections.abc import Iterator
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from strongroom.access.roles import Role
 from strongroom.server import web
 from strongroom.server.app import create_app
 from strongroom.server.web.pages import PREFIX, SECTIONS, SHARED, roles_of_sections
+from strongroom.watch.models import MeterRow
 from tests.access_world import INSIDE, PASSWORD, World, build_world
 
 OPEN = {f"{PREFIX}/login"}  # the sign-in form is for everyone
@@ -124,3 +126,15 @@ def test_a_page_that_does_not_exist_is_an_html_404(world: World) -> None:
     assert answer.status_code == 404 and "text/html" in answer.headers["content-type"]
 
 
+
+
+def test_reading_a_project_page_is_not_metered_as_the_projects_transfer(world: World) -> None:
+    client = signed_in(world, Role.CUSTODIAN_ADMIN)
+    answer = client.get(f"{PREFIX}/custodian/projects/{world.project_id}")
+    assert answer.status_code == 200, answer.text[:300]
+    with world.ctx.transaction() as db:
+        row = db.scalars(select(MeterRow).where(
+            MeterRow.route == f"GET {PREFIX}/custodian/projects/{{project_id}}")
+            .order_by(MeterRow.id.desc())).first()
+    assert row is not None and row.person_id == world.staff[Role.CUSTODIAN_ADMIN].person_id
+    assert row.project_id is None and row.bytes_out > 0

@@ -10,6 +10,7 @@ from fastapi import Request
 
 from strongroom.access.context import Principal
 from strongroom.server.security import ACTION_KEY, PUBLIC, measure
+from strongroom.server.web.pages import is_page
 from strongroom.watch.history import Observation
 from strongroom.watch.limits import Planned
 from strongroom.watch.service import Reservation, Watch
@@ -31,7 +32,9 @@ def observation(request: Request, status: int, headers: Mapping[str, str],
     who: Principal | None = getattr(request.state, "principal", None)
     measures: dict[str, Any] = getattr(request.state, "measures", {})
     route, action = _route(request)
-    params = request.scope.get("path_params") or {}
+    # a console page names its project only through measure(): a custodian reading a
+    # project's page is not that project's transfer
+    params = {} if is_page(request) else (request.scope.get("path_params") or {})
     size = headers.get("content-length")
     return Observation(
         at=now, action=action, route=route, status=status,
