@@ -361,3 +361,18 @@ def test_attribution_refuses_bad_files_with_a_clear_message(
     expect(page.get_by_role("alert")).to_contain_text("the file is larger than")
     assert not list(Path(custodian.tempfile.gettempdir()).glob("strongroom-attribute-*"))
 
+
+
+def test_the_committee_measures_an_extracts_risk_with_the_class_sizes_drawn(
+        as_role: AsRole, console: Console) -> None:
+    project_id, _ = console.demo.world.projects[0]
+    page = as_role("access-committee")
+    page.goto(f"{console.base}/ui/custodian/projects/{project_id}")
+    page.get_by_role("button", name="Measure the risk").click()
+    summary = page.get_by_test_id("risk-summary")
+    expect(summary).to_contain_text("k = ")
+    expect(summary).to_contain_text("Prosecutor risk")
+    chart = page.locator("#risk svg.chart")
+    expect(chart).to_have_count(1)
+    assert "bars; largest" in (chart.locator("desc").text_content() or "")
+    screenshot(page, "custodian-project-risk")

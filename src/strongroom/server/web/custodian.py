@@ -37,6 +37,7 @@ from strongroom.extracts import service as extracts
 from strongroom.platform import Platform
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
+from strongroom.server.web import charts
 from strongroom.server.web.pages import PREFIX, Access, render, section
 
 router = APIRouter(include_in_schema=False)
@@ -359,12 +360,30 @@ def _project_page(request: Request, who: Principal, ctx: AccessContext, project_
                   view=view, project=view.project, names=names, fields=fields,
                   field_text=(failed.form.get("fields") if failed and failed.form else
                               " ".join(str(f) for f in view.fields)),
-                  may=_may(who, Action.PROJECT_WRITE, Action.EXPORT_APPROVE))
+                  may=_may(who, Action.PROJECT_WRITE, Action.EXPORT_APPROVE,
+                           Action.RISK_READ))
 
 
 @router.get(BASE + "/projects/{project_id}", openapi_extra=acts(Action.PROJECT_READ))
 def read_project(request: Request, project_id: str, who: Custodian, ctx: Access) -> Response:
     return _project_page(request, who, ctx, project_id)
+
+
+@router.get(BASE + "/projects/{project_id}/risk", openapi_extra=acts(Action.RISK_READ))
+def project_risk(request: Request, project_id: str, who: Custodian) -> Response:
+    """The re-identification risk of an extract of the project's granted fields (a fragment
+    the project page loads on request: it reads the whole cohort, counts only)."""
+    platform = _platform(request)
+    try:
+        report = extracts.candidate_risk(platform.access, who, project_id,
+                                         store=platform.store)
+    except ServiceError as exc:
+        return render(request, "custodian/_risk.html", who, status=status_of(exc),
+                      errors=exc.reasons, report=None)
+    bands = [(row["sizes"], float(row["records"])) for row in report["class_sizes"]]
+    chart = charts.bars(bands, "Participants by the size of their class", unit=" people")
+    return render(request, "custodian/_risk.html", who, errors=[], report=report,
+                  chart=chart)
 
 
 @router.post(BASE + "/projects/{project_id}/fields", openapi_extra=acts(Action.PROJECT_WRITE))
