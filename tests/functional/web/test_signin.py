@@ -32,6 +32,8 @@ def test_each_role_lands_on_its_home_page(page: Page, console: Console, role: st
     offered = {name.strip() for name in page.locator("main .cards h2").all_inner_texts()}
     assert offered == HOMES[role]
     expect(page.get_by_test_id("who")).to_contain_text(role)
+    if role == "custodian-admin":
+        screenshot(page, "home")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_text("You are signed out.")).to_be_visible()
     page.goto(console.base + "/ui/")  # the session is gone
