@@ -22,9 +22,11 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
 
 from strongroom.access.auth import resume_session
 from strongroom.access.context import AccessContext, Principal
+from strongroom.access.models import Person
 from strongroom.access.roles import Role
 from strongroom.errors import Refused, ServiceError, Unauthenticated
 from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
@@ -125,6 +127,7 @@ def render(request: Request, template: str, who: Principal | None = None, *,
     """A page with the layout's context: the person, their sections and the CSRF token."""
     base: dict[str, Any] = {
         "who": who,
+        "name_of": _names(request),
         "roles": sorted(r.value for r in who.roles) if who else [],
         "sections": sections_for(who.roles) if who else [],
         "csrf": request.cookies.get(CSRF_COOKIE, ""),
@@ -132,6 +135,23 @@ def render(request: Request, template: str, who: Principal | None = None, *,
     }
     return templates.TemplateResponse(request, template, {**base, **context},
                                       status_code=status)
+
+
+def _names(request: Request) -> Callable[[str | None], str]:
+    """``name_of(person_id)`` for templates: a person's name (their id if unknown), looked up
+    once per id per page — pages show people by name, ids stay in the audit log."""
+    seen: dict[str, str] = {}
+
+    def name_of(person_id: str | None) -> str:
+        if not person_id:
+            return "—"
+        if person_id not in seen:
+            with access(request).transaction() as db:
+                found = db.scalar(select(Person.name).where(Person.id == person_id))
+            seen[person_id] = found or person_id
+        return seen[person_id]
+
+    return name_of
 
 
 def error_page(request: Request, exc: ServiceError, status: int) -> Response:
