@@ -307,3 +307,10 @@ def test_two_admins_deciding_at_once_one_decision_stands(world: World,
     assert sum(not isinstance(r, ServiceError) for r in results) == 1, results
     assert all(isinstance(r, Conflict) for r in results if isinstance(r, ServiceError))
     assert len(audited(world, EventType.WATCH_APPEAL_UPHELD)) == 1
+
+
+def test_an_offset_past_what_a_database_holds_is_refused_not_a_crash(world: World) -> None:
+    analyst = world.sign_in(world.staff[Role.SECURITY_ANALYST])
+    with pytest.raises(Invalid, match="offset is 0 to"):
+        alerts.list_alerts(world.ctx, analyst, offset=2**63)
+    assert alerts.list_alerts(world.ctx, analyst, offset=alerts.MAX_OFFSET) == []

@@ -18,7 +18,7 @@ from strongroom.access.models import Pause
 from strongroom.access.roles import Role
 from strongroom.audit import EventType
 from strongroom.enclave import service as enclave_service
-from strongroom.errors import Conflict, Refused
+from strongroom.errors import Conflict, Invalid, Refused
 from strongroom.server.app import create_app
 from strongroom.server.security import CSRF_HEADER
 from strongroom.watch.limits import Planned
@@ -220,3 +220,18 @@ def test_the_limit_holds_across_processes(tmp_path: Path, database_url: str | No
                 db.execute(delete(ExposureRow))  # a fresh 30 days for the next round
     finally:
         world.platform.close()
+
+
+def test_a_job_larger_than_any_database_integer_is_refused_with_the_bounds(
+        world: World) -> None:
+    assert world.researcher is not None
+    client = client_for(world, world.researcher)
+    now = world.clock()
+    answer = client.post(f"/projects/{world.project_id}/jobs", json={
+        "description": "everything", "record_participants": 2**40,
+        "starts_at": now.isoformat(), "ends_at": (now + dt.timedelta(days=1)).isoformat()})
+    assert answer.status_code == 422, answer.text
+    with pytest.raises(Invalid, match="at most"):
+        world.platform.watch.declare_job(
+            world.sign_in(world.researcher), world.project_id, "everything",
+            record_participants=2**40, starts_at=now, ends_at=now + dt.timedelta(days=1))

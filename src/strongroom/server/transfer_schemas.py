@@ -43,9 +43,9 @@ class LimitsIn(BaseModel):
 
 class JobIn(BaseModel):
     description: str = Field(min_length=1, max_length=2000)
-    record_participants: int = Field(0, ge=0)
-    cells: int = Field(0, ge=0)
-    bytes_out: int = Field(0, ge=0)
+    record_participants: int = Field(0, ge=0, le=2**31 - 1)
+    cells: int = Field(0, ge=0, le=2**31 - 1)
+    bytes_out: int = Field(0, ge=0, le=2**62)
     starts_at: dt.datetime
     ends_at: dt.datetime
 

@@ -29,6 +29,7 @@ from strongroom.watch.states import AlertAction, AlertStatus, Severity, advance
 
 MIN_REASON, MAX_TEXT = 10, 5000
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1  # what every database's integer holds
 _ATTEMPTS = 3
 
 EVENTS: dict[AlertAction, EventType] = {
@@ -113,8 +114,8 @@ def list_alerts(ctx: AccessContext, principal: Principal, flt: AlertFilter | Non
     """Alerts, most recently seen first; ``limit`` and ``offset`` page through them."""
     if not 1 <= limit <= MAX_LIMIT:
         raise Invalid(f"limit is 1 to {MAX_LIMIT:,}")
-    if offset < 0:
-        raise Invalid("offset is 0 or more")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise Invalid(f"offset is 0 to {MAX_OFFSET:,}")
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.WATCH_READ)
         query = _filtered(select(AlertRow), flt or AlertFilter())

@@ -51,6 +51,10 @@ SECURITY_EVENTS = frozenset({
 STATUS_OF = {EventType.PERSON_CREATED: 201, EventType.ACCESS_REFUSED: 403}
 
 
+MAX_COUNT = 2**31 - 1  # what the job's integer columns hold on every database
+MAX_BYTES = 2**62
+
+
 @dataclass(frozen=True)
 class Reservation:
     """A record-level export counted before it runs; cancel it if the export fails."""
@@ -279,6 +283,9 @@ class Watch:
                 record_participants or cells or bytes_out):
             raise Invalid("a declared job asks for more of at least one of: "
                           "record_participants, cells, bytes_out (whole numbers ≥ 0)")
+        if max(record_participants, cells) > MAX_COUNT or bytes_out > MAX_BYTES:
+            raise Invalid(f"a declared job asks for at most {MAX_COUNT:,} participants or "
+                          f"cells and {MAX_BYTES:,} bytes")
         if ends_at <= starts_at or ends_at - starts_at > dt.timedelta(days=31):
             raise Invalid("a declared job's window ends after it starts and lasts at most "
                           "31 days")

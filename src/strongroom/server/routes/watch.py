@@ -48,7 +48,8 @@ def list_alerts(
     project_id: str | None = None, institution_id: str | None = None,
     person_id: str | None = None,
     since: Since = None,
-    limit: int = Query(100, ge=1, le=alerts.MAX_LIMIT), offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=alerts.MAX_LIMIT),
+    offset: int = Query(0, ge=0, le=alerts.MAX_OFFSET),
 ) -> list[AlertOut]:
     """Alerts, most recently seen first; every filter narrows."""
     flt = alerts.parse_filter(status=status, severity=severity, detector=detector,
