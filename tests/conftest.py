@@ -46,9 +46,17 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: start it, or set "
                     f"STRONGROOM_TEST_DATABASE_URL ({exc.orig})")
     yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as con:
-        con.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        with admin.begin() as con:
+            # A connection the test left open in a transaction would block the drop for ever;
+            # wait a bounded time and say so instead of hanging the whole run.
+            con.execute(text("SET LOCAL lock_timeout = '30s'"))
+            con.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    except OperationalError as exc:
+        pytest.fail(f"could not drop the test schema {schema}: a connection was left open in a "
+                    f"transaction (use `with engine.connect() as con:`) ({exc.orig})")
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture

@@ -136,8 +136,8 @@ def test_tokens_are_scoped_expiring_and_bound_to_the_network(world: World) -> No
     with pytest.raises(Invalid, match="cannot be granted"):
         auth.issue_token(world.ctx, who, world.project_id, ["institution.write"], 5)
     new = auth.issue_token(world.ctx, who, world.project_id, ["data.analyse"], 7)
-    stored = world.platform.store.engine.connect().execute(
-        text("SELECT digest FROM access_tokens")).scalars().all()
+    with world.platform.store.engine.connect() as con:  # closed: PostgreSQL's teardown drops
+        stored = con.execute(text("SELECT digest FROM access_tokens")).scalars().all()
     assert new.secret not in stored and len(stored) == 1
     via_token = auth.resume_token(world.ctx, new.secret, INSIDE)
     assert projects.schema(world.ctx, via_token, world.project_id)
