@@ -369,12 +369,19 @@ def test_a_busy_day_of_analyses_is_not_a_reconstruction() -> None:
 
 # -- queries.differencing --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("attempts", "severity", "suspend"), [
-    (1, None, False), (2, Severity.MEDIUM, False), (3, Severity.HIGH, True)])
-def test_repeated_differencing_is_an_attempt(history: list[Observation], attempts: int,
-                                             severity: Severity | None, suspend: bool) -> None:
-    tries = [ALICE.obs(at, differencing=2, participants=30_000)
-             for at in spaced(NOW - dt.timedelta(hours=3), attempts, dt.timedelta(minutes=30))]
+@pytest.mark.parametrize(("meter", "attempts", "severity", "suspend"), [
+    # against what was released: one an accident, two unusual, three an attempt
+    ("differencing", 1, None, False), ("differencing", 2, Severity.MEDIUM, False),
+    ("differencing", 3, Severity.HIGH, True),
+    # between an output's own cells (a count beside a mean a few lack, stepped through
+    # bands): nothing released to subtract from, so many only alert and never suspend
+    ("differencing_within", 9, None, False), ("differencing_within", 10, Severity.MEDIUM, False),
+    ("differencing_within", 40, Severity.MEDIUM, False)])
+def test_repeated_differencing_is_an_attempt(history: list[Observation], meter: str,
+                                             attempts: int, severity: Severity | None,
+                                             suspend: bool) -> None:
+    tries = [ALICE.obs(at, participants=30_000, **{meter: 2})
+             for at in spaced(NOW - dt.timedelta(hours=3), attempts, dt.timedelta(minutes=3))]
     obs, before = last(tries)
     signals = named(judge(obs, [*history, *before]), "queries.differencing")
     if severity is None:
@@ -383,6 +390,17 @@ def test_repeated_differencing_is_an_attempt(history: list[Observation], attempt
         (signal,) = signals
         assert signal.severity is severity and signal.suspend is suspend
         assert signal.evidence["requests"] == attempts
+
+
+def test_within_and_against_released_are_counted_apart(history: list[Observation]) -> None:
+    """Many blocks between an output's own cells do not make one against the ledger an
+    attempt: two of those are needed for an alert and three for a suspension."""
+    sitting = [ALICE.obs(at, differencing_within=1)
+               for at in spaced(NOW - dt.timedelta(hours=3), 12, dt.timedelta(minutes=3))]
+    once = ALICE.obs(NOW, differencing=1, differencing_within=1)
+    signals = named(judge(once, [*history, *sitting]), "queries.differencing")
+    assert [s.suspend for s in signals] == [False]
+    assert signals[0].dedup.startswith("within|")
 
 
 # -- queries.near-threshold ------------------------------------------------------------------

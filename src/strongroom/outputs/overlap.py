@@ -15,7 +15,7 @@ from pyroaring import BitMap
 
 from strongroom.outputs.verdicts import Finding, Verdict
 
-RULE = "differencing"
+RULE = "differencing.within"  # apart from the ledger's "differencing": see Measures
 MAX_PAIRS = 200_000  # beyond this many close-sized pairs the output is refused as too fine
 
 

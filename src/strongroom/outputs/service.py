@@ -36,8 +36,10 @@ from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, Invalid, NotFound
 from strongroom.outputs import requests
 from strongroom.outputs.check import check
+from strongroom.outputs.ledger import RULE as LEDGER_RULE
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
+from strongroom.outputs.overlap import RULE as WITHIN_RULE
 from strongroom.outputs.overlap import bitmap, within_output
 from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
 from strongroom.outputs.rules import Rules, load_rules, tighten
@@ -83,15 +85,17 @@ class Measures:
     participants: int  # distinct participants behind the shown cells
     cells: int  # cells shown (not released: release is counted at download)
     near_threshold: int  # shown cells with fewer than twice the threshold's participants
-    differencing: int  # differencing findings (within the output and against the ledger)
+    differencing: int  # differencing findings against what was released (the ledger)
+    differencing_within: int  # … between the output's own cells (often missing values)
 
     @classmethod
     def of(cls, result: Result, held: Contributors, findings: Sequence[Finding],
            threshold: int, rows: int) -> Measures:
         sizes = [len(members) for _, members in held.cells()]
-        differencing = sum(1 for f in findings if f.rule.startswith("differencing"))
+        rules = [f.rule for f in findings]
         return cls(rows, len(held.population), len(sizes),
-                   sum(1 for n in sizes if threshold <= n < 2 * threshold), differencing)
+                   sum(1 for n in sizes if threshold <= n < 2 * threshold),
+                   rules.count(LEDGER_RULE), rules.count(WITHIN_RULE))
 
 
 class Outputs:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Request
 
 from strongroom.access.context import Principal
+from strongroom.outputs.service import Measures
 from strongroom.server.security import ACTION_KEY, PUBLIC, measure
 from strongroom.server.web.pages import is_page
 from strongroom.watch.history import Observation
@@ -16,7 +17,10 @@ from strongroom.watch.limits import Planned
 from strongroom.watch.service import Reservation, Watch
 
 COUNTS = ("rows_scanned", "participants", "cells", "record_rows", "near_threshold",
-          "differencing")
+          "differencing", "differencing_within")
+# what an analysis measures of itself (strongroom.outputs.service.Measures)
+ANALYSIS_COUNTS = ("rows_scanned", "participants", "near_threshold", "differencing",
+                   "differencing_within")
 
 
 def _route(request: Request) -> tuple[str, str]:
@@ -50,6 +54,13 @@ def observation(request: Request, status: int, headers: Mapping[str, str],
         duration_ms=round(duration_ms, 3),
         **{name: int(measures.get(name, 0)) for name in COUNTS},
     )
+
+
+def measuring(request: Request) -> Callable[[Measures], None]:
+    """The callback an analysis reports its counts through, into this request's meter."""
+    def measured(m: Measures) -> None:
+        measure(request, **{name: getattr(m, name) for name in ANALYSIS_COUNTS})
+    return measured
 
 
 def guard(request: Request, who: Principal, project_id: str, action: str,

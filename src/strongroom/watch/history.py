@@ -33,6 +33,7 @@ METER_SCHEMA: dict[str, pl.DataType] = {
     "record_rows": pl.Int64(),
     "near_threshold": pl.Int64(),
     "differencing": pl.Int64(),
+    "differencing_within": pl.Int64(),
     "query_digest": pl.String(),
     "query_shape": pl.String(),
     "duration_ms": pl.Float64(),
@@ -61,6 +62,7 @@ class Observation:
     record_rows: int = 0
     near_threshold: int = 0
     differencing: int = 0
+    differencing_within: int = 0
     query_digest: str | None = None
     query_shape: str | None = None
     duration_ms: float = 0.0

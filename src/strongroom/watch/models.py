@@ -39,7 +39,10 @@ class MeterRow(Base):
     bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
     record_rows: Mapped[int] = mapped_column(Integer, default=0)  # record-level rows exported
     near_threshold: Mapped[int] = mapped_column(Integer, default=0)  # cells just over it
-    differencing: Mapped[int] = mapped_column(Integer, default=0)  # check's differencing finds
+    # the output check's differencing findings: against what was released, and between an
+    # output's own cells
+    differencing: Mapped[int] = mapped_column(Integer, default=0)
+    differencing_within: Mapped[int] = mapped_column(Integer, default=0)
     query_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # exact query
     query_shape: Mapped[str | None] = mapped_column(String(64), nullable=True)  # constants out
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)

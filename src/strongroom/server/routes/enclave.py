@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from strongroom.access.permissions import Action
 from strongroom.enclave import service
-from strongroom.outputs.service import Measures, Outputs
-from strongroom.server.metering import guard
+from strongroom.outputs.service import Outputs
+from strongroom.server.metering import guard, measuring
 from strongroom.server.security import Caller, acts, measure
 from strongroom.server.workbench_schemas import (
     AnalysisIn,
@@ -79,9 +79,5 @@ def analyse(project_id: str, body: AnalysisIn, who: Caller, work: Work,
     guard(request, who, project_id, Action.DATA_ANALYSE.value)
     digest, shape = fingerprint(body.analysis)
     measure(request, query_digest=digest, query_shape=shape)
-
-    def measured(m: Measures) -> None:
-        measure(request, rows_scanned=m.rows_scanned, participants=m.participants,
-                near_threshold=m.near_threshold, differencing=m.differencing)
-
-    return output_out(work.analyse(who, project_id, body.analysis, body.format, measured))
+    return output_out(work.analyse(who, project_id, body.analysis, body.format,
+                                   measuring(request)))

@@ -155,12 +155,20 @@ class ReconstructionPolicy:
 
 @dataclass(frozen=True)
 class DifferencingPolicy:
-    """``queries.differencing``: requests the output check found differencing (it blocked
-    them); one can be an accident, several are an attempt."""
+    """``queries.differencing``: requests the output check found differencing in (it blocked
+    them).
+
+    Against what was already released, one can be an accident and several are an attempt.
+    Between one output's own cells (``count(*)`` beside ``avg(x)`` where a few have no x)
+    it is the common mistake of an honest sitting that steps one query through its bands,
+    and nothing was released to subtract from: many such requests are worth a look, never
+    a suspension by themselves.
+    """
 
     window_hours: int = 24
     alert: int = 2
     extreme: int = 3
+    within_alert: int = 10
 
 
 @dataclass(frozen=True)

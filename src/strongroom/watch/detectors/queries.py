@@ -5,7 +5,8 @@ text or an answer.
 changed) within an hour. ``queries.reconstruction``: far more analyses than the person's usual
 day; with narrow results (few participants each, or near-threshold cells) answers to many
 questions can rebuild records.
-``queries.differencing``: the output check found differencing in several requests.
+``queries.differencing``: the output check found differencing against what was released in
+several requests (many requests blocked for differencing between an output's own cells alert).
 ``queries.near-threshold``: many analyses showing cells just over the disclosure threshold
 (a tracker: small populations made to pass one cell at a time).
 """
@@ -25,7 +26,7 @@ from strongroom.watch.detectors.frames import (
     person_subject,
     run_lengths,
 )
-from strongroom.watch.detectors.policy import DetectorPolicy
+from strongroom.watch.detectors.policy import DetectorPolicy, DifferencingPolicy
 from strongroom.watch.detectors.robust import bars, median_spread
 from strongroom.watch.history import History, Observation
 from strongroom.watch.signals import Signal
@@ -133,12 +134,25 @@ def reconstruction(obs: Observation, history: History,
 
 
 def differencing(obs: Observation, history: History, policy: DetectorPolicy) -> list[Signal]:
-    """Several requests in a day in which the output check found differencing."""
-    p = policy.differencing
-    if obs.person_id is None or obs.differencing <= 0:
+    """Several requests in a day in which the output check found differencing against what
+    was released (or many in which it found it between an output's own cells)."""
+    if obs.person_id is None:
         return []
-    hits = between(history.person, history.now - dt.timedelta(hours=p.window_hours)).filter(
-        pl.col("differencing") > 0)
+    return [*_against_released(obs, history, policy.differencing),
+            *_within(obs, history, policy.differencing)]
+
+
+def _day_with(history: History, p: DifferencingPolicy, column: str) -> pl.DataFrame:
+    """The person's requests in the window in which the check found ``column`` > 0."""
+    start = history.now - dt.timedelta(hours=p.window_hours)
+    return between(history.person, start).filter(pl.col(column) > 0)
+
+
+def _against_released(obs: Observation, history: History,
+                      p: DifferencingPolicy) -> list[Signal]:
+    if obs.differencing <= 0:  # most requests: nothing to read
+        return []
+    hits = _day_with(history, p, "differencing")
     if hits.height < p.alert:
         return []
     extreme = hits.height >= p.extreme
@@ -158,6 +172,31 @@ def differencing(obs: Observation, history: History, policy: DetectorPolicy) -> 
                   "alert_at": p.alert, "extreme_at": p.extreme},
         suspend=extreme,
         dedup=midnight(history.now).date().isoformat())]
+
+
+def _within(obs: Observation, history: History, p: DifferencingPolicy) -> list[Signal]:
+    if obs.differencing_within <= 0:
+        return []
+    hits = _day_with(history, p, "differencing_within")
+    if hits.height < p.within_alert:
+        return []
+    return [Signal(
+        detector="queries.differencing",
+        severity=Severity.MEDIUM,
+        subject=person_subject(obs),
+        title=f"many outputs of person {obs.person_id} blocked for differencing between "
+              f"their own cells: {hits.height} requests",
+        reasons=[f"In the last {p.window_hours} hours the output check blocked "
+                 f"{hits.height} of person {obs.person_id}'s requests because two cells of "
+                 f"one output differ by a few participants (such as a count beside a mean "
+                 f"that a few lack). Usually an honest sitting that repeats one mistake; "
+                 f"as an oracle it would answer whether two groups differ by a few, so it "
+                 f"is worth a look from {p.within_alert}. Nothing was released and this "
+                 f"alone never suspends."],
+        evidence={"requests": hits.height,
+                  "findings": int(hits["differencing_within"].sum()),
+                  "window_hours": p.window_hours, "alert_at": p.within_alert},
+        dedup="within|" + midnight(obs.at).date().isoformat())]
 
 
 def near_threshold(obs: Observation, history: History,
