@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench clean install dictionary reference
+.PHONY: demo test lint typecheck check bench clean install dictionary reference screenshots
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ bench: $(STAMP)  ## the benchmarks; writes BENCHMARKS.md
 
 dictionary: $(STAMP)  ## rebuild the shipped dictionary from ../shared/research-data/ukb-schema
 	$(BIN)/python scripts/build_dictionary.py
+
+screenshots: $(STAMP)  ## refresh docs/screenshots from the web console's browser tests
+	STRONGROOM_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/functional/web
 
 reference: $(STAMP)  ## regenerate docs/reference/access.md and api.md from the declared tables
 	$(BIN)/python scripts/build_reference.py

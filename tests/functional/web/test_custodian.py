@@ -119,6 +119,7 @@ def test_an_admin_adds_an_institution_after_a_bad_try(as_role: AsRole, console: 
     row = page.get_by_role("row").filter(has_text="Westmarch Institute")
     expect(row).to_contain_text("203.0.113.0/24")
     expect(row).to_contain_text("active")
+    screenshot(page, "custodian-institutions")
 
 
 def test_revoking_an_institution_asks_for_a_reason_first(as_role: AsRole, console: Console,
@@ -226,6 +227,9 @@ def test_the_committee_creates_a_project_after_a_bad_try(as_role: AsRole, consol
     expect(page.get_by_role("heading", name="Sleep and HbA1c")).to_be_visible()
     expect(page.get_by_role("cell", name="30750", exact=True)).to_be_visible()
     expect(page.get_by_test_id("export-status")).to_have_text("none")
+    page.goto(console.base + "/ui/custodian/projects")
+    expect(page.get_by_role("row").filter(has_text="Sleep and HbA1c")).to_be_visible()
+    screenshot(page, "custodian-projects")
 
 
 def test_lifting_an_institution_pause_takes_two_admins(page: Page, console: Console,
@@ -246,6 +250,7 @@ def test_lifting_an_institution_pause_takes_two_admins(page: Page, console: Cons
     row = page.get_by_role("row").filter(has_text="Paused Polytechnic")
     expect(row).to_contain_text(f"approval 1 of 2: {first.name} asked to lift it")
     expect(row).to_contain_text("still needed: a different custodian admin")
+    screenshot(page, "custodian-pauses")
     refusals.append(409)
     row.get_by_role("button", name="Confirm lift (second admin)").click()
     expect(page.get_by_role("alert")).to_contain_text("a different custodian admin must "
@@ -313,6 +318,7 @@ def test_the_extracts_list_shows_the_manifest(as_role: AsRole, console: Console,
     expect(manifest).to_contain_text(extract.result.sha256)
     expect(manifest).to_contain_text(f"{extract.result.decoys}")
     expect(page.get_by_role("heading", name=re.compile("Fingerprint carriers"))).to_be_visible()
+    screenshot(page, "custodian-extract-manifest")
 
 
 def _leak(extract: Made, folder: Path) -> Path:

@@ -195,6 +195,7 @@ def test_an_alert_exports_as_ocsf_json(as_role: Callable[[str], Page], console: 
     every = json.loads(Path(many.value.path()).read_text())
     assert incident.alert_id in {f["finding_info"]["uid"] for f in every}
     expect(page.get_by_role("heading", name="Delivery destinations")).to_be_visible()
+    screenshot(page, "security-exports")
 
 
 def test_a_researcher_is_refused_the_security_pages(
@@ -235,6 +236,16 @@ def test_an_appeal_is_lifted_only_by_two_custodian_admins(
     sign_in(page, console, first)
     page.goto(f"{console.base}/ui/security/suspensions")
     expect(page.get_by_text("Lifting a suspension takes two custodian admins")).to_be_visible()
+    # who and what is suspended, by name (the project by its title), the id beside it
+    held = page.get_by_role("row").filter(has_text=mine.alert_id)
+    expect(held.filter(has_text=mine.title)).to_contain_text(mine.project_id)
+    with console.platform.access.transaction() as db:
+        name = db.get(Person, mine.researcher.person_id).name
+    expect(held.filter(has_text=name).filter(has_text=mine.researcher.person_id)).to_have_count(1)
+    appeal = page.get_by_role("row").filter(has_text="waiting for review").filter(
+        has_text=mine.alert_id)
+    expect(appeal).to_contain_text(name)  # the appeal's author, by name
+    screenshot(page, "security-suspensions")
     page.get_by_role("link", name=mine.alert_id).first.click()
     expect(page.get_by_test_id("appeal-status")).to_have_text("pending")
     refusals.append(400)  # a decision without a reason is refused, and says why

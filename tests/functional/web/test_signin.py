@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyotp
 import pytest
 from playwright.sync_api import Page, expect
@@ -32,6 +34,17 @@ def test_each_role_lands_on_its_home_page(page: Page, console: Console, role: st
     offered = {name.strip() for name in page.locator("main .cards h2").all_inner_texts()}
     assert offered == HOMES[role]
     expect(page.get_by_test_id("who")).to_contain_text(role)
+    for title in HOMES[role]:  # each card says what waits there, and links to it
+        card = page.get_by_test_id("card-" + title.lower().replace(" ", "-"))
+        expect(card.locator("ul.waiting li").first).to_be_visible()
+    if role in ("custodian-admin", "security-analyst"):
+        # the demo's story: Mallory Vance and her project are suspended
+        held = page.get_by_test_id("card-security").get_by_role(
+            "link", name=re.compile(r"suspensions in force"))
+        expect(held).to_have_text(re.compile(r"^[1-9]\d* suspensions in force$"))
+    if role == "output-checker":
+        expect(page.get_by_test_id("card-output-checks")).to_contain_text(
+            re.compile(r"[1-9]\d* outputs waiting for your review"))
     if role == "custodian-admin":
         screenshot(page, "home")
     page.get_by_role("button", name="Sign out").click()

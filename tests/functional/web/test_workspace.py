@@ -271,6 +271,8 @@ def test_the_dummy_data_is_a_zip_of_the_project_s_tables(page: Page, console: Co
 def test_the_demo_researcher_sees_the_tour_s_results(page: Page, console: Console,
                                                     as_role: Callable[[str], Page]) -> None:
     researcher = as_role("researcher")
+    researcher.goto(console.base + "/ui/workspace")
+    screenshot(researcher, "workspace-home")
     open_project(researcher, console, console.demo.world.projects[0][1])
     results = researcher.get_by_test_id("results")
     expect(results).to_contain_text("blocked")

@@ -35,7 +35,7 @@ from strongroom.server.routes.enclave import Work
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
-from strongroom.server.web.pages import PREFIX, Access, render, section
+from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
 
 router = APIRouter(include_in_schema=False)
 Checker = Annotated[Principal, Depends(section("Output checks"))]
@@ -195,6 +195,12 @@ def _titles(ctx: Access, who: Principal) -> dict[str, str]:
 
 
 # -- pages ------------------------------------------------------------------------------
+
+def waiting(ctx: Access, who: Principal) -> list[Waiting]:
+    """What waits for an output checker: the home page's card."""
+    return [Waiting("outputs waiting for your review",
+                    len(requests.list_outputs(ctx, who, queue=True)), PREFIX + "/checks")]
+
 
 @router.get(PREFIX + "/checks", openapi_extra=acts(Action.OUTPUT_READ))
 def queue(request: Request, who: Checker, ctx: Access) -> Response:

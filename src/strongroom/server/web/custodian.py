@@ -38,7 +38,7 @@ from strongroom.platform import Platform
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
-from strongroom.server.web.pages import PREFIX, Access, render, section
+from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
 
 router = APIRouter(include_in_schema=False)
 BASE = PREFIX + "/custodian"
@@ -87,6 +87,20 @@ def _attempt(change: Callable[[], object], form: dict[str, Any]) -> Failed | Non
 
 
 # -- overview ------------------------------------------------------------------------------
+
+def waiting(ctx: AccessContext, who: Principal) -> list[Waiting]:
+    """What waits for a custodian: the home page's card."""
+    views = projects.list_visible(ctx, who)
+    held = pauses.list_pauses(ctx, who)
+    return [
+        Waiting("export requests waiting for a decision",
+                sum(v.project.export == ExportStatus.REQUESTED for v in views),
+                f"{BASE}/projects#requests"),
+        Waiting("lifts waiting for a second admin",
+                sum(v.state is PauseState.LIFT_REQUESTED for v in held), f"{BASE}/pauses"),
+        Waiting("pauses and suspensions in force", len(held), f"{BASE}/pauses"),
+    ]
+
 
 @router.get(BASE, openapi_extra=acts(Action.INSTITUTION_READ))
 def overview(request: Request, who: Custodian, ctx: Access) -> Response:

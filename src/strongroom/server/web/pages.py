@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -26,7 +27,7 @@ from sqlalchemy import select
 
 from strongroom.access.auth import resume_session
 from strongroom.access.context import AccessContext, Principal
-from strongroom.access.models import Person
+from strongroom.access.models import Institution, Person, Project
 from strongroom.access.roles import Role
 from strongroom.errors import Refused, ServiceError, Unauthenticated
 from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
@@ -48,6 +49,15 @@ SECTIONS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("Security", f"{PREFIX}/security",
      frozenset({Role.SECURITY_ANALYST, Role.CUSTODIAN_ADMIN, Role.AUDITOR})),
 )
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One line of a section's card on the home page: what waits there, and where."""
+
+    label: str
+    count: int
+    href: str
 
 
 def is_page(request: Request) -> bool:
@@ -137,19 +147,29 @@ def render(request: Request, template: str, who: Principal | None = None, *,
                                       status_code=status)
 
 
+# an id's prefix → (its key column, the column that names it)
+NAMED: dict[str, tuple[Any, Any]] = {
+    "per": (Person.id, Person.name), "prj": (Project.id, Project.title),
+    "ins": (Institution.id, Institution.name)}
+
+
 def _names(request: Request) -> Callable[[str | None], str]:
-    """``name_of(person_id)`` for templates: a person's name (their id if unknown), looked up
-    once per id per page — pages show people by name, ids stay in the audit log."""
+    """``name_of(id)`` for templates: a person's or institution's name or a project's title,
+    by the id's prefix (the id itself if unknown), looked up once per id per page — pages
+    show people and places by name, ids stay in the audit log."""
     seen: dict[str, str] = {}
 
-    def name_of(person_id: str | None) -> str:
-        if not person_id:
+    def name_of(some_id: str | None) -> str:
+        if not some_id:
             return "—"
-        if person_id not in seen:
+        column = NAMED.get(some_id.split("_", 1)[0])
+        if column is None:
+            return some_id
+        if some_id not in seen:
             with access(request).transaction() as db:
-                found = db.scalar(select(Person.name).where(Person.id == person_id))
-            seen[person_id] = found or person_id
-        return seen[person_id]
+                found = db.scalar(select(column[1]).where(column[0] == some_id))
+            seen[some_id] = found or some_id
+        return seen[some_id]
 
     return name_of
 

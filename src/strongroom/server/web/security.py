@@ -35,7 +35,7 @@ from strongroom.cohort.crypto import decrypt
 from strongroom.errors import Invalid, NotFound, ServiceError
 from strongroom.server.security import acts
 from strongroom.server.web import charts
-from strongroom.server.web.pages import PREFIX, Access, render, section, when
+from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section, when
 from strongroom.watch import alerts, appeals, exposure
 from strongroom.watch.alerts import AlertView
 from strongroom.watch.delivery import DeliveryRow
@@ -141,6 +141,18 @@ def _unresolved(ctx: AccessContext, who: Principal) -> list[AlertView]:
 def _held(ctx: AccessContext, who: Principal, *, lifted: bool = False) -> list[Any]:
     return [v for v in pauses.list_pauses(ctx, who, include_lifted=lifted)
             if v.pause.kind == pauses.SUSPENSION]
+
+
+def waiting(ctx: AccessContext, who: Principal) -> list[Waiting]:
+    """What waits for security: the home page's card."""
+    unresolved = _unresolved(ctx, who)
+    severe = {Severity.HIGH.value, Severity.CRITICAL.value}
+    return [
+        Waiting("unresolved alerts", len(unresolved), HOME + "/alerts"),
+        Waiting("of them high or critical",
+                sum(v.alert.severity in severe for v in unresolved), HOME + "/alerts"),
+        Waiting("suspensions in force", len(_held(ctx, who)), HOME + "/suspensions"),
+    ]
 
 
 @router.get(HOME, openapi_extra=acts(Action.WATCH_READ))

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from strongroom.access import auth
+from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action
 from strongroom.errors import ServiceError
 from strongroom.server.security import SESSION_COOKIE, acts, source_of
+from strongroom.server.web import checks, custodian, security, workspace
 from strongroom.server.web.pages import (
     CSRF_COOKIE,
     PREFIX,
     Access,
     Viewer,
+    Waiting,
     render,
     sections_for,
 )
@@ -76,11 +81,45 @@ def logout(who: Viewer, ctx: Access) -> Response:
     return answer
 
 
+# each section's card: what it is for, and what waits there for this person
+PURPOSES: dict[str, str] = {
+    "Custodian": "Institutions, people, projects and their field grants, export approvals, "
+                 "pauses, extracts and attribution.",
+    "Output checks": "The review queue: outputs the automated check held, with its reasons; "
+                     "two checkers decide each.",
+    "Workspace": "Your projects: dataset definitions, analyses and their verdicts, release "
+                 "requests, released files, dummy data and the privacy budget.",
+    "Security": "Alerts and their timelines, partners' transfers against their baselines, "
+                "suspensions and appeals, the audit log's verification, exports.",
+}
+WAITING: dict[str, Callable[[AccessContext, Principal], list[Waiting]]] = {
+    "Custodian": custodian.waiting, "Output checks": checks.waiting,
+    "Workspace": workspace.waiting, "Security": security.waiting,
+}
+
+
+@dataclass(frozen=True)
+class Card:
+    title: str
+    href: str
+    purpose: str
+    waiting: list[Waiting]
+
+
+def _card(ctx: AccessContext, who: Principal, title: str, href: str) -> Card:
+    try:
+        lines = WAITING[title](ctx, who)
+    except ServiceError:  # a role may open the section but not read every count in it
+        lines = []
+    return Card(title, href, PURPOSES[title], lines)
+
+
 @router.get(PREFIX + "/", openapi_extra=acts(Action.SELF_READ))
 def home(request: Request, who: Viewer, ctx: Access) -> Response:
-    """The landing page: where each of the person's roles works."""
+    """The landing page: where each of the person's roles works, and what waits there."""
     auth.whoami(ctx, who)  # a revoked or paused account learns it here
-    return render(request, "home.html", who, places=sections_for(who.roles))
+    cards = [_card(ctx, who, title, href) for title, href in sections_for(who.roles)]
+    return render(request, "home.html", who, cards=cards)
 
 
 @router.get(PREFIX, openapi_extra=acts(None))

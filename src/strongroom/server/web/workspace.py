@@ -29,18 +29,17 @@ from strongroom.outputs import requests
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.render import Format
 from strongroom.outputs.requests import MIN_JUSTIFICATION
-from strongroom.outputs.service import Measures
 from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.verdicts import Verdict
 from strongroom.privacy.budget import show
-from strongroom.server.metering import guard
+from strongroom.server.metering import guard, measuring
 from strongroom.server.routes.enclave import Work
 from strongroom.server.routes.privacy import Dp
 from strongroom.server.security import acts, measure
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
 from strongroom.server.web.checks import describe, table_of
-from strongroom.server.web.pages import PREFIX, Access, render, section
+from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
 from strongroom.watch.limits import Planned
 from strongroom.watch.shapes import fingerprint
 
@@ -187,6 +186,11 @@ def _project_page(request: Request, who: Principal, ctx: Access, work: Work, dp:
                   **_project_context(who, ctx, work, dp, project_id), **context)
 
 
+def waiting(ctx: Access, who: Principal) -> list[Waiting]:
+    """A researcher's projects: the home page's card."""
+    return [Waiting("your projects", len(projects.list_visible(ctx, who)), HOME)]
+
+
 @router.get(HOME, openapi_extra=acts(Action.PROJECT_READ))
 def home(request: Request, who: Researcher, ctx: Access) -> Response:
     """The researcher's projects."""
@@ -242,12 +246,7 @@ def analyse(request: Request, project_id: str, who: Researcher, ctx: Access, wor
         guard(request, who, project_id, Action.DATA_ANALYSE.value)
         digest, shape = fingerprint(spec)
         measure(request, query_digest=digest, query_shape=shape)
-
-        def measured(m: Measures) -> None:
-            measure(request, rows_scanned=m.rows_scanned, participants=m.participants,
-                    near_threshold=m.near_threshold, differencing=m.differencing)
-
-        view = work.analyse(who, project_id, spec, Format(file_format), measured)
+        view = work.analyse(who, project_id, spec, Format(file_format), measuring(request))
     except ServiceError as exc:
         return _project_page(request, who, ctx, work, dp, project_id,
                              status=status_of(exc), analysis=typed,
