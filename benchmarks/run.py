@@ -97,8 +97,8 @@ REPORTS = [
      ["watch_simulation.py"],
      "50 partners over 180 simulated days through the API (in-process ASGI, each partner "
      "with its own token and network, the platform's clock set to each request's moment), a "
-     "normal workload with declared large jobs, and injected attacks; then 30 more bulk "
-     "exports for the refusal latency percentile."),
+     "normal workload (with sittings of reworded queries) and declared large jobs, and "
+     "injected attacks; then 30 more bulk exports for the refusal latency percentile."),
     ("Watch: alert exports and delivery (issue [watch])", ["watch_exports.py"],
      "Rendering alerts as OCSF, ECS and CEF, and delivering them to a syslog collector and a "
      "signed webhook on loopback."),

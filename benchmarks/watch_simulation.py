@@ -10,11 +10,12 @@ each request's moment, so 180 days run in minutes while every timestamp the watc
 simulated one. Wall-clock latency is measured for the refusals of requests over a hard limit.
 
 Normal workload: each partner has its own intensity (analyses per working day), office hours,
-busy days, a quiet weekend, trips to a second registered site, releases and downloads, and —
-for partners holding the export permission — occasional record-level extracts; three partners
-declare large jobs that a custodian admin approves in advance and then run them. Attacks are
-injected into some partners after a stretch of normal history. Prints the per-scenario table,
-the false suspensions, and the figures as JSON.
+busy days, a quiet weekend, trips to a second registered site, sittings of reworded queries
+(one aggregate query's cut-off or band stepped through, minutes apart), releases and
+downloads, and — for partners holding the export permission — occasional record-level
+extracts; three partners declare large jobs that a custodian admin approves in advance and
+then run them. Attacks are injected into some partners after a stretch of normal history.
+Prints the per-scenario table, the false suspensions, and the figures as JSON.
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ ANALYSES: list[dict[str, Any]] = [
     {"kind": "crosstab", "definition": "base", "rows": "sex", "columns": "smoking"},
     {"kind": "summary", "definition": "base", "variables": ["bmi"]},
     {"kind": "summary", "definition": "base", "variables": ["sbp"], "by": "sex"},
+]
+
+# how researchers iterate: one query's shape with its constants changed, a value at a time
+# (conventional cut-offs and bands, as a researcher would try them)
+SWEEPS: list[tuple[str, list[Any]]] = [
+    ("SELECT sex, count(*) AS n FROM base WHERE bmi >= {} GROUP BY sex",
+     [18.5, 20, 22.5, 25, 27.5, 30, 32.5, 35, 40]),
+    ("SELECT smoking, count(*) AS n, avg(sbp) AS mean_sbp FROM base "
+     "WHERE birth_year BETWEEN {0} AND {0} + 4 GROUP BY smoking",
+     [1940, 1945, 1950, 1955, 1960, 1965]),
+    ("SELECT centre, count(*) AS n FROM base WHERE sbp >= {} GROUP BY centre",
+     [120, 130, 140, 150, 160]),
+    ("SELECT sex, smoking, count(*) AS n, avg(bmi) AS mean_bmi FROM base "
+     "WHERE sbp < {} GROUP BY sex, smoking", [110, 120, 130, 140, 150, 160, 170]),
 ]
 
 
@@ -267,8 +282,17 @@ class Simulation:
                 for _ in range(n):
                     hour = start + self.rng.uniform(0, 8)
                     at = date + dt.timedelta(hours=hour)
-                    kind = self.rng.choices(["analyse", "release", "download"],
-                                            [0.7, 0.2, 0.1])[0]
+                    kind = self.rng.choices(["analyse", "iterate", "release", "download"],
+                                            [0.62, 0.08, 0.2, 0.1])[0]
+                    if kind == "iterate":  # a sitting of reworded queries, minutes apart
+                        shape = self.rng.choice(SWEEPS)
+                        first = self.rng.randint(0, len(shape[1]) - 3)
+                        last = self.rng.randint(first + 3, len(shape[1]))
+                        for k, value in enumerate(shape[1][first:last]):
+                            at += dt.timedelta(seconds=self.rng.uniform(60, 240) if k else 0)
+                            events.append(Event(at, p, "iterate",
+                                                {"trip": trip, "sql": shape[0].format(value)}))
+                        continue
                     events.append(Event(at, p, kind, {"trip": trip}))
                 if p.export and not weekend and self.rng.random() < 0.02:
                     at = date + dt.timedelta(hours=start + 2)
@@ -291,6 +315,8 @@ class Simulation:
         source = p.site(self.rng) if e.args.get("trip") else p.home(self.rng)
         if e.kind == "analyse":
             self.analyse(p, self.rng.choice(ANALYSES), source)
+        elif e.kind == "iterate":
+            self.analyse(p, {"kind": "aggregate_sql", "sql": e.args["sql"]}, source)
         elif e.kind == "release" and p.outputs:
             out = p.outputs.pop()
             answer = self.call(p, "POST", f"/outputs/{out}/request", {}, source)
