@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
@@ -47,16 +48,27 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
                     f"STRONGROOM_TEST_DATABASE_URL ({exc.orig})")
     yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     try:
-        with admin.begin() as con:
-            # A connection the test left open in a transaction would block the drop for ever;
-            # wait a bounded time and say so instead of hanging the whole run.
-            con.execute(text("SET LOCAL lock_timeout = '30s'"))
-            con.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    except OperationalError as exc:
-        pytest.fail(f"could not drop the test schema {schema}: a connection was left open in a "
-                    f"transaction (use `with engine.connect() as con:`) ({exc.orig})")
+        _drop_schema(admin, schema)
     finally:
         admin.dispose()
+
+
+def _drop_schema(admin: Engine, schema: str) -> None:
+    """Drop a test's schema. A connection the test left open in a transaction would block the
+    drop for ever: wait a bounded time, collect garbage (an unreferenced connection goes back to
+    its pool, rolled back), try once more, then fail saying why instead of hanging the run."""
+    for attempt, wait in enumerate(("5s", "30s")):
+        try:
+            with admin.begin() as con:
+                con.execute(text(f"SET LOCAL lock_timeout = '{wait}'"))
+                con.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            return
+        except OperationalError as exc:
+            if attempt:
+                pytest.fail(f"could not drop the test schema {schema}: a connection was left "
+                            f"open in a transaction (use `with engine.connect() as con:`) "
+                            f"({exc.orig})")
+            gc.collect()
 
 
 @pytest.fixture
