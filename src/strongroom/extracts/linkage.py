@@ -34,7 +34,7 @@ import numpy.typing as npt
 import polars as pl
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
-from scipy.stats import chi2
+from scipy.special import chdtri  # chi-square inverse survival: scipy.stats is slow to import
 
 from strongroom.cohort.dictionary import Dictionary, Role, ValueType
 from strongroom.cohort.model import EID, parse_column_name
@@ -801,7 +801,7 @@ def _thresholds(xs: FloatArray) -> FloatArray:
     present = np.count_nonzero(xs != _SENTINEL, axis=1)
     table = np.zeros(xs.shape[1] + 1)
     if xs.shape[1]:
-        table[1:] = chi2.isf(TAIL, np.arange(1, xs.shape[1] + 1))
+        table[1:] = chdtri(np.arange(1, xs.shape[1] + 1), TAIL)
     return np.asarray(table[present], dtype=np.float64)
 
 
@@ -816,7 +816,7 @@ class _Search:
 
     @classmethod
     def of(cls, space: _Space, dims: list[int], master_blocks: FloatArray) -> _Search:
-        limit_max = float(chi2.isf(TAIL, space.width)) if space.width else 0.0
+        limit_max = float(chdtri(space.width, TAIL)) if space.width else 0.0
         radius = math.sqrt(limit_max + MARGIN + 1.0)
         points = np.column_stack([master_blocks * _BLOCK, space.master(dims=dims)])
         return cls(_tree(points), dims, space, radius)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 RESIDUAL = 1e-8  # relative residual of the fitted equations that counts as converged
 MAX_EVALUATIONS = 200  # per start of a fit: a fit that needs more is not converging
@@ -211,7 +211,9 @@ def zayatz(hist: Histogram, population: int) -> Estimate:
     if m1 == 0:
         return _no_uniques("zayatz")
     fraction = n / population
-    once = stats.hypergeom.pmf(1, population, hist.sizes, n)  # P(f=1 | F=j)
+    from scipy.stats import hypergeom  # here: scipy.stats takes ~1.5 s to import, every CLI paid it
+
+    once = hypergeom.pmf(1, population, hist.sizes, n)  # P(f=1 | F=j)
     weighted = float((hist.classes * once).sum())
     conditional = m1 * (n / population) / weighted  # P(F=1 | f=1), common 1/u cancels
     return Estimate("zayatz", m1 * conditional / fraction, True, "",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy.stats import rankdata
 
 from strongroom.enclave.analyses.frame import distinct, finite, floats, pids, require_numeric
 from strongroom.enclave.analyses.spec import CorrelationSpec
@@ -31,7 +30,7 @@ def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
             if spec.method == "spearman" and complete[a] and complete[b]:
                 for name in (a, b):
                     if name not in ranked:
-                        ranked[name] = rankdata(values[name])
+                        ranked[name] = _ranks(values[name])
                 r = _pearson(ranked[a], ranked[b])
             else:
                 r = _coefficient(values[a][both], values[b][both], spec.method)
@@ -48,8 +47,17 @@ def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
 
 def _coefficient(x: FloatArray, y: FloatArray, method: str) -> float | None:
     if method == "spearman":  # Pearson on average ranks, as scipy and R define it
-        x, y = rankdata(x), rankdata(y)
+        x, y = _ranks(x), _ranks(y)
     return _pearson(x, y)
+
+
+def _ranks(x: FloatArray) -> FloatArray:
+    """Average ranks (ties share their mean rank)."""
+    # Imported here: scipy.stats takes ~1.5 s to import, and every CLI command would pay it.
+    from scipy.stats import rankdata
+
+    ranks: FloatArray = rankdata(x)
+    return ranks
 
 
 def _pearson(x: FloatArray, y: FloatArray) -> float | None:
