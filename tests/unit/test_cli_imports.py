@@ -16,3 +16,10 @@ def test_starting_the_cli_does_not_import_scipy_stats_or_statsmodels() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split() == [], done.stdout
+
+
+def test_the_gateways_metering_imports_on_its_own() -> None:
+    # metering sits below the console's pages (they meter through it): importing it first
+    # used to loop back into the console and fail
+    subprocess.run([sys.executable, "-c", "import strongroom.server.metering"], check=True,
+                   capture_output=True)

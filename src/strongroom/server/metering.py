@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from typing import Any
 
 from fastapi import Request
 
 from strongroom.access.context import Principal
 from strongroom.outputs.service import Measures
+from strongroom.server.console_paths import is_page
 from strongroom.server.security import ACTION_KEY, PUBLIC, measure
-from strongroom.server.web.pages import is_page
 from strongroom.watch.history import Observation
 from strongroom.watch.limits import Planned
 from strongroom.watch.service import Reservation, Watch
 
 COUNTS = ("rows_scanned", "participants", "cells", "record_rows", "near_threshold",
           "differencing", "differencing_within")
-# what an analysis measures of itself (strongroom.outputs.service.Measures)
-ANALYSIS_COUNTS = ("rows_scanned", "participants", "near_threshold", "differencing",
-                   "differencing_within")
+# what an analysis measures of itself, but the cells it shows: cells count when released
+ANALYSIS_COUNTS = tuple(f.name for f in fields(Measures) if f.name != "cells")
 
 
 def _route(request: Request) -> tuple[str, str]:

@@ -93,13 +93,21 @@ def waiting(ctx: AccessContext, who: Principal) -> list[Waiting]:
     views = projects.list_visible(ctx, who)
     held = pauses.list_pauses(ctx, who)
     return [
-        Waiting("export requests waiting for a decision",
-                sum(v.project.export == ExportStatus.REQUESTED for v in views),
+        Waiting("export requests waiting for a decision", _requested(views),
                 f"{BASE}/projects#requests"),
-        Waiting("lifts waiting for a second admin",
-                sum(v.state is PauseState.LIFT_REQUESTED for v in held), f"{BASE}/pauses"),
+        Waiting("lifts waiting for a second admin", len(_lifts(held)), f"{BASE}/pauses"),
         Waiting("pauses and suspensions in force", len(held), f"{BASE}/pauses"),
     ]
+
+
+def _requested(views: list[projects.ProjectView]) -> int:
+    """Projects whose export request waits for the committee."""
+    return sum(v.project.export == ExportStatus.REQUESTED for v in views)
+
+
+def _lifts(held: list[pauses.PauseView]) -> list[pauses.PauseView]:
+    """Pauses whose lift waits for a second custodian admin."""
+    return [v for v in held if v.state is PauseState.LIFT_REQUESTED]
 
 
 @router.get(BASE, openapi_extra=acts(Action.INSTITUTION_READ))
@@ -112,8 +120,7 @@ def overview(request: Request, who: Custodian, ctx: Access) -> Response:
         ("Institutions", len(institutions.list_all(ctx, who)), f"{BASE}/institutions"),
         ("People", len(people.list_all(ctx, who)), f"{BASE}/people"),
         ("Projects", len(views), f"{BASE}/projects"),
-        ("Export requests waiting", sum(v.project.export == ExportStatus.REQUESTED
-                                        for v in views), f"{BASE}/projects#requests"),
+        ("Export requests waiting", _requested(views), f"{BASE}/projects#requests"),
         ("Active pauses", sum(v.pause.kind == pauses.MANUAL for v in held), f"{BASE}/pauses"),
         ("Active suspensions", sum(v.pause.kind == pauses.SUSPENSION for v in held),
          f"{BASE}/pauses#suspensions"),
@@ -121,7 +128,7 @@ def overview(request: Request, who: Custodian, ctx: Access) -> Response:
     if may["extract_read"]:
         counts.append(("Extracts", len(extracts.manifests(ctx, who)), f"{BASE}/extracts"))
     return render(request, "custodian/overview.html", who, counts=counts, may=may,
-                  lifts=[v for v in held if v.state is PauseState.LIFT_REQUESTED])
+                  lifts=_lifts(held))
 
 
 # -- institutions --------------------------------------------------------------------------

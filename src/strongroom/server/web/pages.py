@@ -30,9 +30,10 @@ from strongroom.access.context import AccessContext, Principal
 from strongroom.access.models import Institution, Person, Project
 from strongroom.access.roles import Role
 from strongroom.errors import Refused, ServiceError, Unauthenticated
+from strongroom.server.console_paths import PREFIX, is_page
 from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
 
-PREFIX = "/ui"
+__all__ = ["PREFIX", "is_page"]  # re-exported: the console's modules take them from here
 CSRF_COOKIE = "strongroom_csrf"
 CSRF_FIELD = "csrf_token"
 HERE = Path(__file__).parent
@@ -58,11 +59,6 @@ class Waiting:
     label: str
     count: int
     href: str
-
-
-def is_page(request: Request) -> bool:
-    path = request.url.path
-    return path == PREFIX or path.startswith(PREFIX + "/")
 
 
 def sections_for(roles: Iterable[Role]) -> list[tuple[str, str]]:
