@@ -106,7 +106,33 @@ def render_outputs() -> str:
              f"## Rules and thresholds (`outputs/rules.yaml`, {rules.version_id})", "",
              "A project may only tighten these (`strongroom outputs rules --project P --set "
              "FILE`); anything looser is refused, naming the setting.", "", "```yaml",
-             SHIPPED.read_text().rstrip(), "```"]
+             SHIPPED.read_text().rstrip(), "```", "",
+             "## Checks beyond the per-cell rules", "",
+             "Each finding's `rule` names the check that gave it. These are not settings: "
+             "they follow from the threshold above.", "",
+             "| rule | verdict | what it finds |", "|---|---|---|",
+             "| `labels` | suppress (cells left out, labels and all) | a group key or "
+             "category held by fewer than the threshold (`outputs/labels.py`) |",
+             "| `secondary_suppression` | suppress, or block | hidden cells the totals would "
+             "give away (`outputs/suppression.py`) |",
+             "| `differencing.within` | block | two cells of one output whose participants, or "
+             "whose values, differ for fewer than the threshold (`outputs/overlap.py`, "
+             "`outputs/contributions.py`) |",
+             "| `differencing` | block | a cell and a released cell of the institution whose "
+             "participant sets (or complements) differ by fewer than the threshold "
+             "(`outputs/ledger.py`) |",
+             "| `differencing.values` | block | a statistic whose contributions differ from a "
+             "released one's (or a combination of released ones over the same people) for "
+             "fewer than the threshold, up to a scale and a shift "
+             "(`outputs/contributions.py`) |",
+             "| `differencing.combinations` | block (review past 4,000 released groups) | "
+             "released counts that, added and subtracted, give the size of a group of fewer "
+             "than the threshold (`outputs/combinations.py`) |",
+             "| `raw_rows`, `identifiers` | block | the bytes that would leave hold "
+             "participants' rows or IDs (`outputs/scanner.py`) |", "",
+             "Release precision (`outputs/precision.py`) is not a finding: every sum, mean, SD "
+             "and quantile is rounded to a step at least as large as one participant could "
+             "move it, and the result's notes say so."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,31 +1,31 @@
-"""The demo's tour of the enclave: one safe analysis released, two disclosive ones stopped.
+"""The demo's tour of the enclave: safe analyses released, and leaks tried and stopped.
 
 Run as the demo researcher who leads the first project, through the same services the API
-calls, so the demo shows what a researcher would see: verdicts and reasons, never values.
+calls, so the demo shows what a researcher would see: verdicts and reasons, never values. The
+attacks are those an approved researcher could try against the output check (see
+docs/explanation/output-check.md): labels that are participants' values, a definition that
+copies one participant's value onto every row, a value changed for one person, three releases
+that add up to one person, and a model fixed by one participant. The attacker's prior
+knowledge (the target's sex, birth year and blood pressure) is read here from the view, as a
+neighbour or a published record would give it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
 
 from strongroom.access.context import Principal
+from strongroom.access.models import Project
 from strongroom.demo_world import DemoWorld
 from strongroom.enclave import service
-from strongroom.errors import Invalid
+from strongroom.errors import Conflict, Invalid
 from strongroom.platform import Platform
 
 BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p20116_i0 AS smoking, "
         "p21001_i0 AS bmi, p4080_i0_a0 AS sbp FROM participants")
-TOUR = [
-    ("smoking status by sex (crosstab)",
-     {"kind": "crosstab", "definition": "base", "rows": "sex", "columns": "smoking"}),
-    ("everyone's BMI, blood pressure and birth year as GROUP BY labels",
-     {"kind": "aggregate_sql",
-      "sql": "SELECT bmi, sbp, birth_year, count(*) AS n FROM base GROUP BY bmi, sbp, birth_year"}),
-    ("the count of everyone", {"kind": "aggregate_sql", "sql": "SELECT count(*) AS n FROM base"}),
-    ("the count of everyone but one (differencing)",
-     {"kind": "aggregate_sql", "sql": "SELECT count(*) AS n FROM all_but_one"}),
-]
 
 
 @dataclass(frozen=True)
@@ -36,23 +36,89 @@ class TourStop:
     reason: str  # the first reason the check gave, if any
 
 
+# TARGET stands for SQL true for one participant (their sex, birth year and blood pressure)
+STOPS: list[tuple[str, str, dict[str, Any]]] = [
+    ("smoking status by sex (crosstab)", "analyse",
+     {"kind": "crosstab", "definition": "base", "rows": "sex", "columns": "smoking"}),
+    ("mean systolic blood pressure by decade of birth", "analyse",
+     {"kind": "aggregate_sql",
+      "sql": "SELECT floor(birth_year / 10) * 10 AS decade, count(sbp) AS n, "
+             "avg(sbp) AS mean_sbp FROM base WHERE sbp IS NOT NULL GROUP BY decade"}),
+    ("BMI and blood pressure as GROUP BY labels (women born in 1950)", "analyse",
+     {"kind": "aggregate_sql", "sql": "SELECT bmi, sbp, count(*) AS n FROM base "
+                                      "WHERE sex = 0 AND birth_year = 1950 GROUP BY bmi, sbp"}),
+    ("a definition copying one participant's BMI onto every row (scalar subquery)", "define",
+     {"name": "copied",
+      "sql": "SELECT pid, (SELECT max(bmi) FROM base WHERE TARGET) AS x FROM base"}),
+    ("the sum of BMI of those born 1945 to 1965", "analyse",
+     {"kind": "aggregate_sql",
+      "sql": "SELECT sum(bmi) AS s FROM base WHERE birth_year BETWEEN 1945 AND 1965"}),
+    ("the same sum with one person's BMI set to 0 (differencing by values)", "analyse",
+     {"kind": "aggregate_sql",
+      "sql": "SELECT sum(CASE WHEN TARGET THEN 0 ELSE bmi END) AS s FROM base "
+             "WHERE birth_year BETWEEN 1945 AND 1965"}),
+    ("three counts that add up to one person: born before 1945, or the target", "analyse",
+     {"kind": "aggregate_sql", "sql": "SELECT count(bmi) AS n, sum(bmi) AS s FROM base "
+                                      "WHERE bmi IS NOT NULL AND (birth_year < 1945 OR TARGET)"}),
+    ("… born after 1965", "analyse",
+     {"kind": "aggregate_sql", "sql": "SELECT count(bmi) AS n, sum(bmi) AS s FROM base "
+                                      "WHERE bmi IS NOT NULL AND birth_year > 1965"}),
+    ("… born before 1945 or after 1965 (with the two above: the target alone)", "analyse",
+     {"kind": "aggregate_sql",
+      "sql": "SELECT count(bmi) AS n, sum(bmi) AS s FROM base "
+             "WHERE bmi IS NOT NULL AND (birth_year < 1945 OR birth_year > 1965)"}),
+    ("a flag that is 1 for the target alone", "define",
+     {"name": "flagged",
+      "sql": "SELECT pid, bmi, sex, CASE WHEN TARGET THEN 1 ELSE 0 END AS flag FROM base"}),
+    ("… a regression of BMI on sex and that flag", "analyse",
+     {"kind": "ols", "definition": "flagged", "outcome": "bmi", "covariates": ["sex", "flag"]}),
+]
+
+
 def tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourStop]:
-    """Define a dataset, run the tour's analyses, ask for each to be released (``who``: the
+    """Define a dataset, run the tour, ask for each output to be released (``who``: the
     researcher leading the first project, signed in)."""
     project_id = world.projects[0][0]
     service.define(platform.enclave, who, project_id, "base", BASE)
-    service.define(platform.enclave, who, project_id, "all_but_one",
-                   "SELECT * FROM base WHERE pid <> (SELECT min(pid) FROM base)")
+    target = _a_target(platform, project_id)
     stops = []
-    for what, analysis in TOUR:
+    for what, step, request in STOPS:
+        request = {k: v.replace("TARGET", target) if isinstance(v, str) else v
+                   for k, v in request.items()}
         try:
-            view = platform.outputs.analyse(who, project_id, analysis)
+            if step == "define":
+                service.define(platform.enclave, who, project_id, request["name"],
+                               request["sql"])
+                stops.append(TourStop(what, "defined", "kept inside", ""))
+            else:
+                stops.append(_analyse(platform, who, project_id, what, request))
         except Invalid as refusal:  # refused before anything was computed
             stops.append(TourStop(what, "refused", "nothing ran", refusal.reasons[0]))
-            continue
+    return stops
+
+
+def _analyse(platform: Platform, who: Principal, project_id: str, what: str,
+             request: dict[str, Any]) -> TourStop:
+    view = platform.outputs.analyse(who, project_id, request)
+    try:
         asked = platform.outputs.request_release(
             who, view.output.id, "demo: shows what the check does with this output")
-        reasons = asked.reasons
-        stops.append(TourStop(what, view.report.verdict.value, asked.status.value,
-                              reasons[0] if reasons else ""))
-    return stops
+    except Conflict as clash:
+        return TourStop(what, view.report.verdict.value, "refused at release", clash.reasons[0])
+    reasons = asked.reasons
+    return TourStop(what, view.report.verdict.value, asked.status.value,
+                    reasons[0] if reasons else "")
+
+
+def _a_target(platform: Platform, project_id: str) -> str:
+    """SQL true for one participant born 1945–1965: what an attacker knows of a neighbour."""
+    with platform.access.transaction() as db:
+        project = db.get(Project, project_id)
+        assert project is not None
+    _, base = platform.enclave.definition(project, "base")
+    alone = (base.drop_nulls(["sex", "birth_year", "sbp", "bmi"])
+             .filter(pl.col("birth_year").is_between(1946, 1964))
+             .filter(pl.len().over("sex", "birth_year", "sbp") == 1)
+             .sort("pid").head(1))
+    row = alone.row(0, named=True)
+    return f"(sex = {row['sex']} AND birth_year = {row['birth_year']} AND sbp = {row['sbp']})"

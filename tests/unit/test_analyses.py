@@ -372,7 +372,7 @@ def test_ols_matches_least_squares_with_the_most_frequent_level_as_reference() -
     assert result.facts["n_obs"] == frame.height
     assert ids(cell(result, ("g=c",), "coef")) == sorted(frame.filter(g=="c")["pid"].to_list())
     assert len(cell(result, ("x",), "p").contributors) == frame.height
-    assert set(result.levels) == {"level:g=a", "level:g=b", "level:g=c"}
+    assert set(result.levels) == {"level:g=a", "level:g=b", "level:g=c", "support:x"}
     r2 = cell(result, ("model",), "r_squared")
     assert r2.kind == CellKind.STATISTIC and 0 < (r2.value or 0) < 1
     assert {c.kind for c in result.cells} == {CellKind.COEFFICIENT, CellKind.STATISTIC}

@@ -42,7 +42,7 @@ def mean_cell(n: int, value: float = 5.0, *, start: int = 0, distinct: int | Non
               kind: CellKind = CellKind.MEAN) -> Cell:
     m = magnitudes if magnitudes is not None else np.linspace(20.0, 30.0, n)
     return Cell((row,), kind.value, kind, value, ids(n, start), magnitudes=m,
-                distinct_values=distinct)
+                distinct_values=distinct, values=m)
 
 
 def summary(*cells: Cell) -> Result:
@@ -256,7 +256,7 @@ def test_a_mean_over_identical_values_is_blocked() -> None:
 
 
 def test_an_sd_of_zero_and_a_sum_of_identical_values_are_blocked() -> None:
-    sd = Cell(("x",), "sd", CellKind.SD, 0.0, ids(30), distinct_values=1)
+    sd = Cell(("x",), "sd", CellKind.SD, 0.0, ids(30), distinct_values=1, values=np.full(30, 3.0))
     total = mean_cell(30, 90.0, distinct=1, magnitudes=np.full(30, 3.0), kind=CellKind.SUM)
     report = check(summary(sd, total), RULES)
     assert {f.cell for f in report.findings if f.rule == "identical_values"} == {0, 1}
@@ -301,7 +301,7 @@ def ols_result(levels: dict[str, np.ndarray], residual_df: float = 400.0) -> Res
                       table="model"))
     return Result(AnalysisKind.OLS, {}, cells, facts={"residual_df": residual_df,
                                                       "n_obs": 410.0},
-                  levels=levels)
+                  levels=levels, influence=0.01)
 
 
 def test_a_regression_dummy_held_by_one_participant_is_blocked() -> None:
@@ -351,7 +351,9 @@ def test_percentages_with_a_small_side_fail() -> None:
                       denominator=ids(100))
     report = check(Result(AnalysisKind.FREQUENCY, {}, [few, small_base, complement]), RULES)
     assert {0, 1, 2} <= report.suppressed
-    assert all(f.rule in {"threshold", "secondary_suppression"} for f in report.findings)
+    assert {0, 1} <= report.removed  # labels held by fewer than 10: left out, labels and all
+    assert all(f.rule in {"threshold", "secondary_suppression", "labels"}
+               for f in report.findings)
     no_denominator = Cell(("d",), "percent", CellKind.PERCENT, 50.0, ids(40))
     report = check(Result(AnalysisKind.FREQUENCY, {}, [no_denominator]), RULES)
     assert report.verdict is Verdict.BLOCK and rules_of(report) == {"unknown"}
@@ -415,7 +417,8 @@ def test_an_unknown_aggregation_or_cell_kind_is_blocked() -> None:
     assert report.verdict is Verdict.BLOCK and rules_of(report) == {"unknown"}
     # a kind the project removed from what it accepts
     narrowed = tighten(RULES, {"analyses": {"summary": ["count", "mean", "sd"]}})
-    q = Cell(("bmi",), "median", CellKind.MEDIAN, 26.0, ids(50), below=24, above=25)
+    q = Cell(("bmi",), "median", CellKind.MEDIAN, 26.0, ids(50), below=24, above=25,
+             values=np.linspace(20.0, 32.0, 50))
     assert check(summary(q), narrowed).verdict is Verdict.BLOCK
     assert check(summary(q), RULES).verdict is Verdict.RELEASE
 
@@ -504,10 +507,13 @@ def test_zeros_go_to_review_and_are_not_threshold_failures() -> None:
 
 
 def test_quantiles_with_too_few_on_one_side_fail() -> None:
-    low = Cell(("bmi",), "p5", CellKind.QUANTILE, 18.0, ids(200), below=3, above=190)
-    high = Cell(("bmi",), "p99", CellKind.QUANTILE, 45.0, ids(200), below=195, above=2)
-    fine = Cell(("bmi",), "median", CellKind.MEDIAN, 26.0, ids(200), below=99, above=100)
-    unknown = Cell(("bmi",), "p50", CellKind.QUANTILE, 26.0, ids(200))
+    x = np.linspace(17.0, 46.0, 200)
+    low = Cell(("bmi",), "p5", CellKind.QUANTILE, 18.0, ids(200), below=3, above=190, values=x)
+    high = Cell(("bmi",), "p99", CellKind.QUANTILE, 45.0, ids(200), below=195, above=2,
+                values=x)
+    fine = Cell(("bmi",), "median", CellKind.MEDIAN, 26.0, ids(200), below=99, above=100,
+                values=x)
+    unknown = Cell(("bmi",), "p50", CellKind.QUANTILE, 26.0, ids(200), values=x)
     report = check(summary(low, high, fine, unknown), RULES)
     assert cell_findings(report, 0) == [("quantiles", Verdict.SUPPRESS)]
     assert cell_findings(report, 1) == [("quantiles", Verdict.SUPPRESS)]
@@ -540,7 +546,9 @@ def test_reasons_never_show_the_values_or_exact_small_counts() -> None:
     for f in report.findings:
         assert "37" not in f.reason and "123" not in f.reason
         assert " 3 " not in f.reason and " 7 " not in f.reason
-        assert '"rare"' in f.reason or '"bmi"' in f.reason  # the cell is named by its labels
+        # rows of fewer than 10 are left out, labels and all: no reason names them either
+        assert '"rare"' not in f.reason and '"bmi"' not in f.reason
+    assert report.removed == {0, 1}
 
 
 def test_a_tightened_threshold_applies() -> None:

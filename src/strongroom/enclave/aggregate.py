@@ -24,10 +24,11 @@ import numpy as np
 import polars as pl
 from sqlglot import exp
 
+from strongroom.enclave import rowlocal
 from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
-from strongroom.enclave.sqlguard import DIALECT, check_select, referenced_columns
+from strongroom.enclave.sqlguard import DIALECT, check_select, plain_sql, referenced_columns
 from strongroom.enclave.view import PID, ProjectSchema
 from strongroom.errors import Invalid
 
@@ -52,6 +53,11 @@ NAMED_AGGREGATES: dict[str, CellKind] = {"mean": CellKind.MEAN}  # DuckDB names 
 _MAGNITUDE = {CellKind.SUM, CellKind.MEAN}
 _DISTINCT_VALUES = {CellKind.MEAN, CellKind.SD, CellKind.SUM, CellKind.MODE}
 _SIDES = {CellKind.MEDIAN, CellKind.QUANTILE}
+_VALUED = _MAGNITUDE | _SIDES | {CellKind.SD}  # cells that carry each participant's values
+# Group keys built by joining several values into one label (kind 1 of the output check):
+# refused, since one such label can carry a whole row.
+_TEXT_BUILDERS: tuple[type[exp.Expr], ...] = (
+    exp.DPipe, exp.Concat, exp.ConcatWs, exp.ArrayToString, exp.Array, exp.ArrayConcat)
 
 SHAPE = ("Write SELECT <group keys>, <aggregates> FROM <table with pid> [JOIN <table with pid> "
          "ON a.pid = b.pid] [WHERE …] GROUP BY <keys> [HAVING …], each aggregate one of count, "
@@ -126,16 +132,11 @@ def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
     if query.find(exp.Window):
         raise unknown("window functions")
     aliases = _sources(query, tables)
-    joins = query.args.get("joins") or []
-    conditions = [query.args.get("where"), *(j.args.get("on") for j in joins)]
-    for condition in conditions:
-        if condition is not None:
-            _check_where(condition, tables)
     keys_in_group = _group_keys(query)
     keys, aggregates, order = _outputs(query, keys_in_group)
     having = query.args.get("having")
-    if having is not None and (having.find(exp.Subquery, exp.Select) or having.find(exp.Window)):
-        raise unknown("a subquery or window function in HAVING")
+    if having is not None:
+        _check_having(having)
     from_alias = aliases[0]
     rows = exp.Select(expressions=[
         exp.alias_(exp.column(PID, table=from_alias, quoted=True), "_pid", quoted=True),
@@ -153,7 +154,23 @@ def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
         labels = [exp.alias_(expr.copy(), f"_k{i}", quoted=True)
                   for i, (_, expr) in enumerate(keys)]
         survivors.set("expressions", labels or [exp.Literal.number(1)])
+    # each row the aggregates read is one participant's own (enclave/rowlocal.py)
+    refused = rowlocal.reasons(rows, named_pid=False)
+    if refused:
+        raise Invalid(refused)
     return Plan(keys, aggregates, order, rows, survivors, bool(query.args.get("joins")))
+
+
+def _check_having(having: exp.Expr) -> None:
+    """HAVING may test counts only: a test on any other aggregate (max(x) > 40) answers a
+    yes/no question about a value the output check would not release, so repeated requests
+    could find it exactly."""
+    if having.find(exp.Subquery, exp.Select, exp.Window):
+        raise unknown("a subquery or window function in HAVING")
+    for node in having.walk():
+        if _is_aggregate(node) and not isinstance(node, exp.Count):
+            raise unknown(f"HAVING tests {plain_sql(node)}: only counts may be tested in "
+                          "HAVING (other aggregates are released, rounded, by the output check)")
 
 
 def _has_pid(table: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> bool:
@@ -198,36 +215,6 @@ def _joins_on_pid(on: exp.Expr | None, alias: str, earlier: list[str]) -> bool:
     return False
 
 
-def _check_where(where: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> None:
-    """Conditions on the row's own participant (WHERE, ON): subqueries only as
-    pid IN (SELECT pid …), so no row's inclusion depends on another participant's values."""
-    allowed: set[int] = set()
-    for member in where.find_all(exp.In):
-        query = member.args.get("query")
-        if query is None:
-            continue
-        inner = query.this if isinstance(query, exp.Subquery) else query
-        if (isinstance(member.this, exp.Column) and member.this.name == PID
-                and _is_pid_list(inner, tables)):
-            allowed.add(id(inner))
-    for select in where.find_all(exp.Select):
-        if id(select) not in allowed:
-            raise unknown("a subquery in WHERE other than pid IN (SELECT pid FROM <table> "
-                          "WHERE …) makes a row depend on other participants")
-
-
-def _is_pid_list(select: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> bool:
-    if not isinstance(select, exp.Select) or len(select.expressions) != 1:
-        return False
-    column = select.expressions[0].unalias()
-    extra = [k for k, v in select.args.items() if v and k not in ("expressions", "from_", "where")]
-    source = select.args.get("from_")
-    nested = select.args.get("where") is not None and select.args["where"].find(exp.Select)
-    return (isinstance(column, exp.Column) and column.name == PID and not extra
-            and source is not None and _has_pid(source.this, tables) and not nested
-            and not select.find(exp.Window))
-
-
 def _group_keys(query: exp.Select) -> list[exp.Expr]:
     group = query.args.get("group")
     if group is None:
@@ -238,6 +225,12 @@ def _group_keys(query: exp.Select) -> list[exp.Expr]:
     for key in group.expressions:
         if _is_aggregate_anywhere(key) or key.find(exp.Select, exp.Window):
             raise unknown("a group key holding an aggregate, window function or subquery")
+        built = next((b for b in key.find_all(*_TEXT_BUILDERS)
+                      if len({(c.table, c.name) for c in b.find_all(exp.Column)}) > 1), None)
+        if built is not None:
+            raise Invalid(f"the group key {plain_sql(key)} builds text from several values "
+                          f"({plain_sql(built)}): labels are released, so each key must be "
+                          "one field, band or category; group by the fields separately")
     return list(group.expressions)
 
 
@@ -260,7 +253,7 @@ def _outputs(
             raise unknown(f"the output column {name!r} is neither a group key nor an aggregate")
     for key in group:
         if not any(key == expr for _, expr in keys):
-            raise unknown(f"the group key {key.sql(DIALECT)} is not an output column, so its "
+            raise unknown(f"the group key {plain_sql(key)} is not an output column, so its "
                           "rows could not be labelled")
     if not aggregates:
         raise unknown("no aggregate in the SELECT list")
@@ -318,6 +311,9 @@ def _plain(
         raise unknown(f"{name!r} nests one aggregate in another")
     if arg.find(exp.Select, exp.Window):
         raise unknown(f"{name!r} aggregates a subquery or window function")
+    if kind != CellKind.COUNT and isinstance(arg, exp.Column) and arg.name == PID:
+        raise Invalid(f"{name!r} takes {kind.value} of pid: pseudonyms are not values; only "
+                      "count(DISTINCT pid) may use pid")
     return Aggregate(name, kind, arg, distinct, q)
 
 
@@ -393,7 +389,7 @@ def _grouped(
     for j, (aggregate, _) in enumerate(inputs):
         pids, offsets = _flat(groups, f"_p{j}")
         x = (_flat(groups, f"_x{j}")[0].astype(np.float64, copy=False)
-             if aggregate.kind in _MAGNITUDE or aggregate.kind in _SIDES else None)
+             if aggregate.kind in _VALUED else None)
         distinct = groups[f"_d{j}"].to_list() if f"_d{j}" in groups.columns else None
         gathered.append(_Gathered(pids.astype(np.int64, copy=False), offsets,
                                   groups[f"_v{j}"].to_list(), x, distinct))
@@ -535,7 +531,7 @@ def _exprs(j: int, aggregate: Aggregate, column: str | None) -> list[pl.Expr]:
     }[aggregate.kind]  # fmt: skip
     exprs = [pl.col("_pid").filter(present).implode().alias(f"_p{j}"),
              value.cast(pl.Float64).alias(f"_v{j}")]
-    if aggregate.kind in _MAGNITUDE or aggregate.kind in _SIDES:
+    if aggregate.kind in _VALUED:
         exprs.append(x.filter(present).cast(pl.Float64).implode().alias(f"_x{j}"))
     if aggregate.kind in _DISTINCT_VALUES:
         exprs.append(x.drop_nulls().n_unique().alias(f"_d{j}"))
@@ -561,14 +557,16 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
     starts = np.flatnonzero(first)
     bounds = np.searchsorted(starts, offsets)  # each group's slice of ``contributors``
     contributors = pids[starts]
-    magnitudes = below = above = None
+    magnitudes = below = above = totals = None
     if gathered.x is not None:
         x = gathered.x
         run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(pids))))
+        # each participant's own total: release precision and value-aware differencing
+        totals = np.bincount(run, weights=x, minlength=len(starts)).astype(np.float64)
         if aggregate.kind in _MAGNITUDE:
             magnitudes = np.bincount(run, weights=np.abs(x),
                                      minlength=len(starts)).astype(np.float64)
-        else:
+        elif aggregate.kind in _SIDES:
             group_of = np.repeat(np.arange(n_groups), np.diff(offsets))
             cut = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             below = _participants_where(x < cut[group_of], run, bounds)
@@ -585,6 +583,7 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
             below=int(below[g]) if below is not None else None,
             above=int(above[g]) if above is not None else None,
             distinct_values=int(distinct[g]) if distinct is not None else None,
+            values=totals[lo:hi] if totals is not None else None,
         ))  # fmt: skip
     return cells
 

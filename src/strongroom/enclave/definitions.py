@@ -23,6 +23,7 @@ import polars as pl
 
 from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
 from strongroom.cohort.model import PARTICIPANTS
+from strongroom.enclave import rowlocal
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.sqlguard import DIALECT, check_select, referenced_columns
 from strongroom.enclave.view import PID, ProjectSchema, schema_of
@@ -44,6 +45,9 @@ class Definition:
     rows: int = 0  # server-side only: exact sizes are not shown to researchers
     participants: int = 0
     size_ok: bool = False  # participants >= the project's threshold
+    # checked row-local (enclave/rowlocal.py); definitions stored before that check are not,
+    # and must be made again before anything reads them
+    row_local: bool = True
 
     def public(self) -> dict[str, Any]:
         """What a researcher may see: no row or participant counts, only the size verdict."""
@@ -51,7 +55,8 @@ class Definition:
                 "columns": dict(self.columns), "size_ok": self.size_ok}
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.public(), "rows": self.rows, "participants": self.participants}
+        return {**self.public(), "rows": self.rows, "participants": self.participants,
+                "row_local": self.row_local}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Definition:
@@ -60,7 +65,7 @@ class Definition:
             created_at=datetime.fromisoformat(str(data["created_at"])),
             columns={str(k): str(v) for k, v in dict(data["columns"]).items()},
             rows=int(data["rows"]), participants=int(data["participants"]),
-            size_ok=bool(data["size_ok"]),
+            size_ok=bool(data["size_ok"]), row_local=bool(data.get("row_local", False)),
         )  # fmt: skip
 
 
@@ -91,6 +96,9 @@ def build(
         check_name(other, tables)
     world = {**tables, **earlier}
     query = check_select(sql, schema.merged(schema_of(earlier)))
+    refused = rowlocal.reasons(query)
+    if refused:
+        raise Invalid(refused)
     con = locked_connection(needed(world, referenced_columns(query)), limits)
     try:
         frame = run(con, query.sql(dialect=DIALECT), limits)
@@ -157,6 +165,10 @@ def load(
         raise Invalid(f"the definition {name!r} could not be decrypted: wrong project key or "
                       "altered file; rebuild it from its SQL") from None
     definition = Definition.from_json(json.loads(meta.read_text()))
+    if not definition.row_local:
+        raise Invalid(f"the definition {name!r} was made before definitions had to be "
+                      "row-local and cannot be used; define it again from its SQL (if the SQL "
+                      "copies values between participants it will be refused with the reason)")
     return definition, pl.read_parquet(io.BytesIO(plain))
 
 

@@ -153,8 +153,11 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> pl.DataFram
 
 def plain_types(frame: pl.DataFrame) -> pl.DataFrame:
     """DuckDB's decimals (``sum`` of integers is a 38-digit one) as 64-bit numbers."""
-    casts = [pl.col(c).cast(_plain(t)) for c, t in frame.schema.items() if _plain(t) != t]
-    return frame.with_columns(casts) if casts else frame  # strict: an overflow is an error
+    # not strict: a value too large for 64 bits becomes NULL, since an error would answer
+    # "is anyone's total that large?" (sqlguard.harden does the same inside the query)
+    casts = [pl.col(c).cast(_plain(t), strict=False) for c, t in frame.schema.items()
+             if _plain(t) != t]
+    return frame.with_columns(casts) if casts else frame
 
 
 def _plain(dtype: PolarsDataType) -> PolarsDataType:

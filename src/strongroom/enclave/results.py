@@ -78,6 +78,11 @@ class Cell:
     # MIN/MAX/MODE: distinct participants whose own value, at the shown precision (after any
     # claimed rounding), equals the shown value; the value is protected when enough share it
     holders: int | None = None
+    # SUM/MEAN/SD/MEDIAN/QUANTILE: each contributor's own total of the values the statistic is
+    # computed from (signed, aligned with ``contributors``). Release precision reads their
+    # spread, and value-aware differencing compares them between outputs, so that two outputs
+    # over the same people whose values differ for a few of them are caught.
+    values: FloatArray | None = None
 
     def __post_init__(self) -> None:
         self.contributors = np.asarray(self.contributors, dtype=np.int64)
@@ -95,10 +100,21 @@ class Result:
     facts: dict[str, float] = field(default_factory=dict)
     levels: dict[str, PidArray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # plain-words caveats for the researcher
+    # models, survival and correlations: each variable the fit read, as (pids, each one's own
+    # total), for value-aware differencing between outputs (a fit repeated with one person's
+    # outcome changed moves its coefficients by that person's value)
+    vectors: dict[str, tuple[PidArray, FloatArray]] = field(default_factory=dict)
+    # models and correlations: the largest share of the fit one participant holds (the summed
+    # leverage of their rows, 0–1; 1 means the fit reproduces their own value). Server-side
+    # only, never shown; None where it was not measured (the check refuses such a model)
+    influence: float | None = None
 
-    def public(self, suppressed: set[int] | None = None) -> dict[str, Any]:
-        """The JSON a researcher sees: no contributors; suppressed cells shown as null."""
+    def public(self, suppressed: set[int] | None = None,
+               removed: set[int] | None = None) -> dict[str, Any]:
+        """The JSON a researcher sees: no contributors; suppressed cells shown as null;
+        ``removed`` cells (whose labels are not safe to show) left out, labels and all."""
         hidden = suppressed or set()
+        gone = removed or set()
         return {
             "kind": self.kind.value,
             "spec": self.spec,
@@ -106,7 +122,7 @@ class Result:
                 {"row": list(c.row), "column": c.column, "kind": c.kind.value,
                  "value": None if i in hidden else c.value,
                  "suppressed": i in hidden}
-                for i, c in enumerate(self.cells)
+                for i, c in enumerate(self.cells) if i not in gone
             ],
             "facts": self.facts,
             "notes": self.notes,

@@ -53,7 +53,7 @@ ALLOWED_NODES: frozenset[type[exp.Expr]] = frozenset({
 ALLOWED_FUNCTIONS: frozenset[type[exp.Func]] = frozenset({
     # conditionals and casts
     exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Greatest, exp.Least, exp.Cast, exp.TryCast,
-    exp.Exists,
+    exp.Try, exp.Exists,
     # aggregates
     exp.Count, exp.CountIf, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Median, exp.Mode,
     exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance, exp.VariancePop,
@@ -83,6 +83,7 @@ ALLOWED_FUNCTIONS: frozenset[type[exp.Func]] = frozenset({
 ALLOWED_NAMED_FUNCTIONS: frozenset[str] = frozenset({
     "mean", "date_part", "datepart", "isfinite", "isinf", "prefix", "suffix",
     "list_extract", "list_element", "array_extract", "list_position", "list_has_all",
+    "try_strptime",
 })
 
 # First words of statements that are not queries, so a refusal can name them even when sqlglot
@@ -139,7 +140,79 @@ def check_select(sql: str, schema: ProjectSchema) -> exp.Query:
                + _unqualified(qualified) + _bad_joins(qualified))
     if reasons:
         raise Invalid(reasons)
-    return qualified
+    return harden(qualified)
+
+
+# -- no errors from data ----------------------------------------------------------------------
+
+# What is never wrapped in TRY (DuckDB refuses TRY around aggregates, window functions and
+# subqueries) and what needs no wrapping (it cannot fail on any value).
+_UNWRAPPABLE: tuple[type[exp.Expr], ...] = (exp.AggFunc, exp.Window, exp.Query, exp.Subquery)
+_INERT: tuple[type[exp.Expr], ...] = (
+    exp.Column, exp.Literal, exp.Null, exp.Boolean, exp.Star, exp.Identifier, exp.DataType,
+    exp.Var, exp.Alias, exp.Ordered, exp.Distinct, exp.Tuple, exp.Interval, exp.Try,
+    exp.DataTypeParam)
+
+
+def harden(tree: exp.Query) -> exp.Query:
+    """The checked tree rewritten so that no participant's value can make it fail.
+
+    A query that fails on some rows and not on others answers a yes/no question about the
+    data (``CAST(code AS INT)`` fails if anyone's code is not a number; ``x // 0`` under a
+    ``CASE`` on one person). Every maximal computation that holds no aggregate, window or
+    subquery is wrapped in DuckDB's ``TRY(…)``, which gives NULL where it would have failed;
+    casts and ``strptime`` inside aggregates become their ``TRY_`` forms. Top-level ``AND``
+    terms are wrapped one by one and ``a.pid = b.pid`` is left as it is, so joins keep their
+    hash join. What can still fail (time and memory limits) is reported without naming a
+    row, and every refusal is recorded and metered (:mod:`strongroom.enclave.service`).
+    """
+    chosen: list[exp.Expr] = []
+
+    def prune(node: exp.Expr) -> bool:
+        if _wraps(node):
+            chosen.append(node)
+            return True
+        return False
+
+    for _ in tree.walk(prune=prune):
+        pass
+    for node in chosen:
+        node.replace(exp.Try(this=node.copy()))
+    for cast in list(tree.find_all(exp.Cast)):
+        if type(cast) is exp.Cast:
+            cast.replace(exp.TryCast(**cast.args))
+    for parse in tree.find_all(exp.StrToTime, exp.StrToDate):
+        parse.set("safe", True)
+    return tree
+
+
+def _wraps(node: exp.Expr) -> bool:
+    if isinstance(node, (*_INERT, *_UNWRAPPABLE, exp.And)) or isinstance(node.parent, exp.Try):
+        return False
+    if isinstance(node.parent, exp.Window) and node.arg_key == "this":
+        return False  # the window function itself: TRY(rank()) OVER … is not SQL
+    if isinstance(node, exp.Anonymous) and node.name.lower() in ("mean",):
+        return False  # an aggregate sqlglot does not know by class
+    if not isinstance(node, exp.Func | exp.Binary | exp.Unary | exp.Predicate | exp.Bracket):
+        return False
+    if _pid_equality(node):
+        return False
+    return not any(isinstance(n, _UNWRAPPABLE) or (isinstance(n, exp.Anonymous)
+                                                     and n.name.lower() == "mean")
+                   for n in node.walk())
+
+
+def _pid_equality(node: exp.Expr) -> bool:
+    """``a.pid = b.pid`` (a join) or ``COALESCE(a.pid, b.pid)`` (JOIN … USING): kept bare."""
+    parts = ([node.left, node.right] if isinstance(node, exp.EQ)
+             else [node.this, *node.expressions] if isinstance(node, exp.Coalesce) else [])
+    return bool(parts) and all(isinstance(p, exp.Column) and p.name == "pid" for p in parts)
+
+
+def plain_sql(node: exp.Expr) -> str:
+    """A checked node as SQL without the TRY(…) the guard added, for reasons a researcher reads."""
+    bare = node.copy().transform(lambda n: n.this if isinstance(n, exp.Try) else n)
+    return str(bare.sql(DIALECT))
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -405,6 +478,8 @@ def _has_equality(join: exp.Join) -> bool:
     if on is None:
         return False
     for conjunct in _conjuncts(on):
+        if isinstance(conjunct, exp.Try):  # the guard's own wrapping (harden)
+            conjunct = conjunct.this
         if not isinstance(conjunct, exp.EQ):
             continue
         left = {c.table for c in conjunct.left.find_all(exp.Column)}

@@ -22,6 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.outputs.labels import RULE as LABELS_RULE
+from strongroom.outputs.labels import unsafe_cells
+from strongroom.outputs.precision import ROUNDED
 from strongroom.outputs.rules import Rules
 from strongroom.outputs.suppression import TooLargeToProveError, protect, where
 from strongroom.outputs.verdicts import CheckReport, Finding, Verdict
@@ -36,6 +39,9 @@ ADDITIVE_ANALYSES = TABLE_ANALYSES - {AnalysisKind.SUMMARY}
 HIDEABLE = frozenset({CellKind.COUNT, CellKind.PERCENT, CellKind.SUM, CellKind.MEAN,
                       CellKind.SD, CellKind.MEDIAN, CellKind.QUANTILE})
 MODELS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX})
+FITS = MODELS | {AnalysisKind.CORRELATION}  # leverage and covariate support are checked
+# analyses whose statistics carry each participant's values (release precision needs them)
+VALUED_ANALYSES = frozenset({AnalysisKind.SUMMARY, AnalysisKind.AGGREGATE_SQL})
 MAGNITUDES = frozenset({CellKind.SUM, CellKind.MEAN})  # dominance rules need their magnitudes
 SUPPORT_ONLY = frozenset({CellKind.COEFFICIENT, CellKind.HAZARD_RATIO, CellKind.CORRELATION,
                           CellKind.STATISTIC, CellKind.SURVIVAL})
@@ -51,14 +57,20 @@ def check(result: Result, rules: Rules) -> CheckReport:
                           f"the analysis kind {str(kind)!r} is not one the output check knows; "
                           "it is refused rather than passed unchecked")
         return _report([finding], set(), rules)
+    removed = unsafe_cells(result, rules.threshold)
     findings: list[Finding] = []
     for i, cell in enumerate(result.cells):
-        findings.extend(_cell_findings(i, cell, result, rules))
+        found = _cell_findings(i, cell, result, rules)
+        # nothing of a removed cell leaves: only the findings that hide it still say something
+        findings.extend(f for f in found if i not in removed or f.verdict is Verdict.SUPPRESS)
     findings.extend(_fact_findings(result, rules))
     findings.extend(_model_findings(result, rules))
     findings = [_settle(f, result) for f in findings]
+    if removed:
+        findings.append(_removed_finding(result, removed, rules))
     primary = {f.cell for f in findings if f.verdict is Verdict.SUPPRESS and f.cell is not None}
-    eligible = {i for i in range(len(result.cells)) if _hideable(result, i)}
+    primary |= removed
+    eligible = {i for i in range(len(result.cells)) if _hideable(result, i)} | removed
     try:
         protection = protect(result.cells, primary, eligible,
                              relate=result.kind in ADDITIVE_ANALYSES)
@@ -66,7 +78,7 @@ def check(result: Result, rules: Rules) -> CheckReport:
         findings.append(Finding("secondary_suppression", Verdict.BLOCK,
                                 "the table hides too many cells to prove that none can be "
                                 "worked out from its totals; coarsen its categories"))
-        return _report(findings, primary, rules)
+        return _report(findings, primary, rules, removed, result.cells)
     for i, why in sorted(protection.secondary.items()):
         findings.append(Finding("secondary_suppression", Verdict.SUPPRESS,
                                 f"{where(result.cells[i])} is hidden too: {why}", i))
@@ -75,13 +87,40 @@ def check(result: Result, rules: Rules) -> CheckReport:
                                 f"{where(result.cells[i])} would be hidden, but the table's "
                                 "totals give it away and no other cell can be hidden to "
                                 "prevent that; coarsen or drop the table's categories", i))
-    return _report(findings, primary | set(protection.secondary), rules)
+    return _report(findings, primary | set(protection.secondary), rules, removed,
+                   result.cells)
 
 
-def _report(findings: list[Finding], suppressed: set[int], rules: Rules) -> CheckReport:
+def _report(findings: list[Finding], suppressed: set[int], rules: Rules,
+            removed: set[int] | None = None, cells: list[Cell] | None = None) -> CheckReport:
+    if removed and cells is not None:
+        findings = _unnamed(findings, [where(cells[i]) for i in sorted(removed)])
     return CheckReport(verdict=CheckReport.worst(findings), findings=findings,
                        suppressed=suppressed, rules_version=rules.version_id,
-                       thresholds=rules.as_dict())
+                       thresholds=rules.as_dict(), removed=set(removed or ()))
+
+
+def _unnamed(findings: list[Finding], names: list[str]) -> list[Finding]:
+    """Reasons that do not name a removed cell (its label is what must not leave)."""
+    out = []
+    for f in findings:
+        reason = f.reason
+        for name in names:
+            reason = reason.replace(name, "a cell left out for its label")
+        out.append(Finding(f.rule, f.verdict, reason, f.cell))
+    return out
+
+
+def _removed_finding(result: Result, removed: set[int], rules: Rules) -> Finding:
+    """One finding for every cell left out for its label; it names none of them."""
+    rows = len({result.cells[i].row for i in removed})
+    return Finding(LABELS_RULE, Verdict.SUPPRESS,
+                   f"{len(removed)} cell{'s' if len(removed) != 1 else ''} in {rows} "
+                   f"row{'s' if rows != 1 else ''} or column{'s' if rows != 1 else ''} "
+                   f"{'are' if len(removed) != 1 else 'is'} left out, labels and all: "
+                   f"their labels are held by fewer than {rules.threshold} participants, and "
+                   "a label is a value of participants too; group by categories or bands that "
+                   "many people share")
 
 
 def _hideable(result: Result, i: int) -> bool:
@@ -113,6 +152,11 @@ def _cell_findings(i: int, cell: Cell, result: Result, rules: Rules) -> Iterator
     if not _is_set(cell.contributors):
         yield _unknown(i, cell, rules, "its participants are not established (they must be a "
                                        "sorted list of distinct participants)")
+        return
+    if (cell.kind in ROUNDED and result.kind in VALUED_ANALYSES and cell.value is not None
+            and (cell.values is None or cell.values.shape != cell.contributors.shape)):
+        yield _unknown(i, cell, rules, "each participant's own values are needed to set its "
+                                       "release precision and were not given")
         return
     if cell.rounded_to is not None:
         yield from _rounding(i, cell, rules)
@@ -189,7 +233,7 @@ def _quantile(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
         side = "below" if cell.below < least else "above"
         yield Finding("quantiles", rules.quantile_verdict,
                       f"{where(cell)}: fewer than {least} participants lie {side} it, so the "
-                      "value is close to a few people's own", i)
+                      "value is close to the own values of a few people", i)
     yield from _identical(i, cell, rules, required=False)
 
 
@@ -363,6 +407,9 @@ def _fact_findings(result: Result, rules: Rules) -> Iterator[Finding]:
 def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:
     if result.kind in MODELS:
         yield from _residual_df(result, rules)
+        yield from _near_perfect(result, rules)
+    if result.kind in FITS:
+        yield from _influence(result, rules)
     yield from _levels(result, rules)
     if result.kind is AnalysisKind.KAPLAN_MEIER:
         yield from _km_steps(result, rules)
@@ -381,9 +428,40 @@ def _residual_df(result: Result, rules: Rules) -> Iterator[Finding]:
                       "comes close to their own values")
 
 
+def _influence(result: Result, rules: Rules) -> Iterator[Finding]:
+    """No participant may hold more than ``max_leverage`` of their own fitted value: else
+    some combination of the covariates singles out fewer than about k people, and the fit
+    gives their values back (a flag that is 1 for one person, or two flags that differ by
+    one person)."""
+    share = result.influence
+    if share is None or not math.isfinite(share):
+        yield Finding("unknown", rules.unknown_verdict,
+                      "how much of the fit one participant holds (their leverage) was not "
+                      "measured, so the output cannot be checked; it is refused")
+    elif share > rules.regression_max_leverage:
+        few = max(1, math.floor(1 / rules.regression_max_leverage))
+        yield Finding("regression", rules.regression_verdict,
+                      f"some combination of the covariates singles out fewer than {few} "
+                      "participants (one participant holds more than "
+                      f"{rules.regression_max_leverage:.3g} of their own fitted value), so the "
+                      "fit gives their values back; band, merge or leave out the covariate "
+                      "that isolates them")
+
+
+def _near_perfect(result: Result, rules: Rules) -> Iterator[Finding]:
+    fits = [c.value for c in result.cells
+            if c.kind is CellKind.STATISTIC and c.column == "r_squared" and c.value is not None]
+    if fits and fits[0] > rules.regression_max_r_squared:
+        yield Finding("regression", rules.regression_near_perfect_verdict,
+                      f"the covariates reproduce the outcome almost exactly (R² above "
+                      f"{rules.regression_max_r_squared:g}): anyone who knows a participant's "
+                      "covariates could read their outcome off the coefficients")
+
+
 def _levels(result: Result, rules: Rules) -> Iterator[Finding]:
-    """Every level of a categorical covariate, group or outcome needs enough participants."""
-    model = result.kind in MODELS
+    """Every level of a categorical covariate, group or outcome needs enough participants;
+    so does every numeric covariate's support (those not at its most common value)."""
+    model = result.kind in FITS
     least = rules.regression_min_level if model else rules.threshold
     rule, verdict = (("regression", rules.regression_verdict) if model
                      else ("threshold", rules.threshold_verdict))
@@ -394,6 +472,11 @@ def _levels(result: Result, rules: Rules) -> Iterator[Finding]:
             yield Finding("unknown", rules.unknown_verdict,
                           f"the participants of the level {label!r} are not established; "
                           "the output is refused")
+        elif key.startswith("support:") and 0 < members.size < least:
+            yield Finding(rule, verdict,
+                          f"{key.removeprefix('support:')!r} differs from its most common value "
+                          f"for fewer than {least} participants, so what the output says about "
+                          "it describes those few people; band it or leave it out")
         elif 0 < members.size < least:
             yield Finding(rule, verdict,
                           f"the level {label!r} is held by fewer than {least} participants: "

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from sqlalchemy.sql.base import Executable
 from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
 from strongroom.db import Base, UTCDateTime
 from strongroom.errors import Conflict, Invalid, Unavailable
+from strongroom.outputs.contributions import Vector
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing"
@@ -97,13 +99,30 @@ class LedgerCell(Base):
     )
 
 
+class LedgerVector(Base):
+    """One released statistic's contributions: each participant's own total (sealed), for
+    value-aware differencing (:mod:`strongroom.outputs.contributions`)."""
+
+    __tablename__ = "outputs_ledger_vectors"
+
+    release_id: Mapped[str] = mapped_column(
+        ForeignKey("outputs_ledger_releases.release_id"), primary_key=True)
+    ordinal: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    institution_id: Mapped[str] = mapped_column(String(32), index=True)
+    project_id: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    values_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 RELEASES: Table = LedgerRelease.__table__  # type: ignore[assignment]
 CELLS: Table = LedgerCell.__table__  # type: ignore[assignment]
+VECTORS: Table = LedgerVector.__table__  # type: ignore[assignment]
 
 
 def create_tables(engine: Engine) -> None:
     """Create the ledger's tables if missing (idempotent; ``strongroom.db.create_all`` too)."""
-    Base.metadata.create_all(engine, tables=[RELEASES, CELLS])
+    Base.metadata.create_all(engine, tables=[RELEASES, CELLS, VECTORS])
 
 
 @dataclass
@@ -164,7 +183,51 @@ class Ledger:
         self.engine = engine
         self.key = key
         self.last_stats = CheckStats()
+        # released rows never change: what was opened once is kept (memory only)
+        self._opened_cells: dict[tuple[str, int], tuple[str, BitMap]] = {}
+        self._opened_vectors: dict[tuple[str, int], Vector] = {}
         create_tables(engine)
+
+    # -- everything released (for the combination audit and value differencing) ------------
+
+    def released_groups(self, institution_id: str, *,
+                        session: Session | None = None) -> list[tuple[str, BitMap]]:
+        """Every released cell of the institution's projects, as (label, participants)."""
+        found = []
+        with self._session(session) as db:
+            rows = db.execute(select(CELLS.c.release_id, CELLS.c.ordinal, CELLS.c.project_id,
+                                     CELLS.c.label, CELLS.c.members_sealed)
+                              .where(CELLS.c.institution_id == institution_id)
+                              .order_by(CELLS.c.release_id, CELLS.c.ordinal))
+            for row in rows:
+                key = (row.release_id, row.ordinal)
+                if key not in self._opened_cells:
+                    members = BitMap.deserialize(self._unseal(row.members_sealed, _cell_context(
+                        institution_id, row.project_id, row.release_id, row.ordinal)))
+                    self._opened_cells[key] = (f"{row.label} (release {row.release_id})",
+                                               members)
+                found.append(self._opened_cells[key])
+        return found
+
+    def released_vectors(self, institution_id: str, *,
+                         session: Session | None = None) -> list[Vector]:
+        """Every released statistic's contributions for the institution's projects."""
+        found = []
+        with self._session(session) as db:
+            rows = db.execute(select(VECTORS.c.release_id, VECTORS.c.ordinal,
+                                     VECTORS.c.project_id, VECTORS.c.label,
+                                     VECTORS.c.values_sealed)
+                              .where(VECTORS.c.institution_id == institution_id)
+                              .order_by(VECTORS.c.release_id, VECTORS.c.ordinal))
+            for row in rows:
+                key = (row.release_id, row.ordinal)
+                if key not in self._opened_vectors:
+                    plain = zlib.decompress(self._unseal(row.values_sealed, _vector_context(
+                        institution_id, row.project_id, row.release_id, row.ordinal)))
+                    self._opened_vectors[key] = Vector.from_bytes(
+                        f"{row.label} (release {row.release_id})", plain)
+                found.append(self._opened_vectors[key])
+        return found
 
     # -- check -----------------------------------------------------------------------------
 
@@ -289,7 +352,7 @@ class Ledger:
     def record(self, institution_id: str, project_id: str, release_id: str,
                cells: Sequence[tuple[str, np.ndarray | BitMap]],
                population: np.ndarray | BitMap, *,
-               session: Session | None = None) -> None:
+               session: Session | None = None, vectors: Sequence[Vector] = ()) -> None:
         """Remember a release's cells and population, in one transaction.
 
         With ``session``, the rows join the caller's transaction (commit is the caller's).
@@ -326,6 +389,14 @@ class Ledger:
                      "members_sealed": encrypt(_serialise(m), self.key, _cell_context(
                          institution_id, project_id, release_id, i))}
                     for i, (label, m) in enumerate(members)])
+            if vectors:
+                db.execute(insert(VECTORS), [
+                    {"release_id": release_id, "ordinal": i, "institution_id": institution_id,
+                     "project_id": project_id, "label": v.label, "size": int(v.ids.size),
+                     "values_sealed": encrypt(zlib.compress(v.to_bytes(), 6), self.key,
+                                              _vector_context(institution_id, project_id,
+                                                              release_id, i))}
+                    for i, v in enumerate(vectors)])
 
     def count(self, institution_id: str | None = None) -> int:
         """Cells held (for an institution, or in all)."""
@@ -412,6 +483,11 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _cell_context(institution_id: str, project_id: str, release_id: str, ordinal: int) -> str:
     # JSON keeps the parts apart whatever characters the IDs hold
     return "outputs-ledger:cell:" + json.dumps([institution_id, project_id, release_id, ordinal])
+
+
+def _vector_context(institution_id: str, project_id: str, release_id: str, ordinal: int) -> str:
+    return "outputs-ledger:vector:" + json.dumps([institution_id, project_id, release_id,
+                                                  ordinal])
 
 
 def _population_context(institution_id: str, project_id: str, release_id: str) -> str:

@@ -33,8 +33,9 @@ def _shown(value: float | None) -> float | None:
     return float(f"{value:.{SIGNIFICANT}g}")
 
 
-def render(result: Result, suppressed: set[int], fmt: Format) -> bytes:
-    public = result.public(suppressed)
+def render(result: Result, suppressed: set[int], fmt: Format,
+           removed: set[int] | None = None) -> bytes:
+    public = result.public(suppressed, removed)
     for cell in public["cells"]:
         cell["value"] = _shown(cell["value"])
     if fmt is Format.JSON:

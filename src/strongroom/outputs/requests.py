@@ -107,7 +107,7 @@ def report_of(row: OutputRow) -> CheckReport:
         findings=[Finding(f["rule"], Verdict(f["verdict"]), f["reason"], f["cell"])
                   for f in stored["findings"]],
         suppressed=set(stored["suppressed"]), rules_version=stored["rules_version"],
-        thresholds=stored["thresholds"])
+        thresholds=stored["thresholds"], removed=set(stored.get("removed", ())))
 
 
 def findings_summary(report: CheckReport) -> dict[str, Any]:

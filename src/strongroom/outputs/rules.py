@@ -75,7 +75,11 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "regression": {
         "min_residual_df": Setting("regression_min_residual_df", "int", "higher", low=1),
         "min_level_participants": Setting("regression_min_level", "int", "higher", low=1),
+        "max_leverage": Setting("regression_max_leverage", "number", "lower", low=0, high=1),
         "verdict": Setting("regression_verdict", "verdict", "severer", verdicts=_NOT_HIDDEN),
+        "max_r_squared": Setting("regression_max_r_squared", "number", "lower", low=0, high=1),
+        "near_perfect_verdict": Setting("regression_near_perfect_verdict", "verdict",
+                                        "severer", verdicts=_NOT_HIDDEN),
     },
     "kaplan_meier": {
         "min_at_risk": Setting("km_min_at_risk", "int", "higher", low=1),
@@ -114,7 +118,10 @@ class Rules:
     quantile_verdict: Verdict
     regression_min_residual_df: int
     regression_min_level: int
+    regression_max_leverage: float  # the largest share of a fit one participant may hold
     regression_verdict: Verdict
+    regression_max_r_squared: float
+    regression_near_perfect_verdict: Verdict
     km_min_at_risk: int
     km_min_events: int
     km_min_censored: int

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,8 +34,10 @@ from strongroom.enclave import service as enclave_service
 from strongroom.enclave.results import Result
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, Invalid, NotFound
-from strongroom.outputs import requests
+from strongroom.outputs import combinations, contributions, precision, requests
 from strongroom.outputs.check import check
+from strongroom.outputs.contributions import Vector
+from strongroom.outputs.labels import GRIDS
 from strongroom.outputs.ledger import RULE as LEDGER_RULE
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
@@ -52,16 +54,21 @@ CELLS = "cells"
 
 @dataclass(frozen=True)
 class Contributors:
-    """The shown cells' participant sets in master-ID space, kept sealed until release."""
+    """The shown cells' participant sets in master-ID space, and the shown statistics'
+    contributions (each participant's own total), kept sealed until release."""
 
     labels: list[str]
     sets: list[BitMap]
     population: BitMap
+    vectors: list[Vector] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         blobs = [self.population.serialize(), *(s.serialize() for s in self.sets)]
-        head = json.dumps({"labels": self.labels, "sizes": [len(b) for b in blobs]}).encode()
-        return len(head).to_bytes(4, "big") + head + b"".join(blobs)
+        values = [v.to_bytes() for v in self.vectors]
+        head = json.dumps({"labels": self.labels, "sizes": [len(b) for b in blobs],
+                           "vectors": [v.label for v in self.vectors],
+                           "vector_sizes": [len(b) for b in values]}).encode()
+        return len(head).to_bytes(4, "big") + head + b"".join(blobs) + b"".join(values)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Contributors:
@@ -71,7 +78,12 @@ class Contributors:
         for length in head["sizes"]:
             blobs.append(BitMap.deserialize(data[at:at + length]))
             at += length
-        return cls(head["labels"], blobs[1:], blobs[0])
+        vectors = []
+        for label, length in zip(head.get("vectors", []), head.get("vector_sizes", []),
+                                 strict=True):
+            vectors.append(Vector.from_bytes(label, data[at:at + length]))
+            at += length
+        return cls(head["labels"], blobs[1:], blobs[0], vectors)
 
     def cells(self) -> list[tuple[str, BitMap]]:
         return list(zip(self.labels, self.sets, strict=True))
@@ -93,9 +105,10 @@ class Measures:
            threshold: int, rows: int) -> Measures:
         sizes = [len(members) for _, members in held.cells()]
         rules = [f.rule for f in findings]
+        against = (LEDGER_RULE, contributions.RULE, combinations.RULE)
         return cls(rows, len(held.population), len(sizes),
                    sum(1 for n in sizes if threshold <= n < 2 * threshold),
-                   rules.count(LEDGER_RULE), rules.count(WITHIN_RULE))
+                   sum(rules.count(r) for r in against), rules.count(WITHIN_RULE))
 
 
 class Outputs:
@@ -162,25 +175,35 @@ class Outputs:
             self.exact_guard(principal, project_id)
         where, result = enclave_service.analyse(self.enclave, principal, project_id, request)
         rules = self.rules_for(project_id)
+        precision.apply(result, rules.threshold)  # before anything is rendered or compared
         report = check(result, rules)
-        to_master = self._to_master(where.project)
-        everyone = [to_master(c.contributors) for c in result.cells]
+        eids = self._to_master(where.project)
+        everyone = [bitmap(eids(c.contributors)) for c in result.cells]
         shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
+        valued: list[int | None] = [i for i in shown if result.cells[i].values is not None]
+        vectors = [Vector.of(_label(result, i), eids(result.cells[i].contributors),
+                             np.asarray(result.cells[i].values))
+                   for i in valued if i is not None]
+        for name, (pids, values) in sorted(result.vectors.items()):
+            vectors.append(Vector.of(f"{result.kind.value} variable {name}", eids(pids), values))
+            valued.append(None)  # the fit's variable, not one cell
         held = Contributors([_label(result, i) for i in shown], [everyone[i] for i in shown],
-                            BitMap.union(BitMap(), *everyone))
+                            BitMap.union(BitMap(), *everyone), vectors)
         findings = list(report.findings) + within_output(held.cells(), rules.threshold)
         with self.ctx.transaction() as db:
             institution = _institution(db, where.project)
         findings += self.ledger.check(institution, project_id,
                                       held.cells(), held.population, rules.threshold)
-        payload = render(result, report.suppressed, fmt)
+        findings += self._combined(institution, held, rules.threshold, shown, valued,
+                                   grid=result.kind in GRIDS)
+        payload = render(result, report.suppressed, fmt, report.removed)
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
         verdict = CheckReport.worst(findings)
         if SEVERITY[verdict] >= SEVERITY[Verdict.REVIEW]:
             findings = [_without_labels(f) for f in findings]
         final = CheckReport(verdict, findings, report.suppressed, report.rules_version,
-                            report.thresholds)
+                            report.thresholds, report.removed)
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
             filename=name, report=final, kind=result.kind, spec=dict(request))
@@ -198,19 +221,51 @@ class Outputs:
             raise NotFound(f"there is no project {project_id}")
         return len(self._held(project, output_id).labels)
 
-    def _to_master(self, project: Project) -> Callable[[np.ndarray], BitMap]:
+    def _to_master(self, project: Project) -> Callable[[np.ndarray], np.ndarray]:
         lookup = self.enclave.master_lookup(project)
 
-        def convert(contributors: np.ndarray) -> BitMap:
+        def convert(contributors: np.ndarray) -> np.ndarray:
             pids = np.asarray(contributors, dtype=np.int64)
             inside = (pids >= 0) & (pids < len(lookup))
             eids = lookup[pids[inside]]
             if not inside.all() or (eids == 0).any():
                 raise Invalid("the result names participants outside the project's view; "
                               "its contributors cannot be established, so it is refused")
-            return bitmap(eids)
+            return np.asarray(eids, dtype=np.int64)
 
         return convert
+
+    def _combined(self, institution: str, held: Contributors, threshold: int,
+                  positions: list[int], valued: Sequence[int | None], *,
+                  session: Session | None = None, grid: bool = False) -> list[Finding]:
+        """What combinations with everything released would disclose: statistics whose
+        contributions differ for a few people (within the output and against the ledger),
+        and small groups that adding and subtracting released counts would determine."""
+        earlier_vectors = self.ledger.released_vectors(institution, session=session)
+        found = contributions.clashes(held.vectors, [], threshold, within=True)
+        found += contributions.span_clashes(held.vectors, [], threshold)
+        findings = contributions.findings(held.vectors, found, threshold, "", valued,
+                                          rule=WITHIN_RULE)
+        found = contributions.clashes(held.vectors, earlier_vectors, threshold, within=False)
+        found += contributions.span_clashes(held.vectors, earlier_vectors, threshold)
+        findings += contributions.findings(held.vectors, found, threshold,
+                                           " (released earlier)", valued)
+        earlier = self.ledger.released_groups(institution, session=session)
+        if grid and not earlier:
+            # a table of categories and its margins alone: secondary suppression has already
+            # solved its whole linear system, so no combination of its cells is left to audit
+            return findings
+        groups = [members for _, members in earlier] + list(held.sets)
+        labels = [label for label, _ in earlier] + list(held.labels)
+        new = {len(earlier) + k: positions[k] for k in range(len(held.sets))}
+        try:
+            exposures = combinations.exposed(groups, list(new), threshold)
+        except combinations.TooManyGroupsError as many:
+            return [*findings, Finding(
+                combinations.RULE, Verdict.REVIEW,
+                f"{many.count:,} released groups are too many to audit every combination of "
+                "their counts quickly; output checkers decide")]
+        return findings + combinations.findings(exposures, labels, threshold, new)
 
     def _cells_path(self, project_id: str, output_id: str) -> Any:
         return self.ctx.project_dir(project_id) / "outputs" / f"{output_id}.{CELLS}.srenc"
@@ -240,11 +295,15 @@ class Outputs:
         institution = _institution(db, project)
         threshold = self.rules_for(project.id).threshold
         clashes = self.ledger.check(institution, project.id, held.cells(), held.population,
-                                    threshold)
+                                    threshold, session=db)
+        positions = list(range(len(held.sets)))
+        clashes += [f for f in self._combined(institution, held, threshold, positions,
+                                              [None] * len(held.vectors), session=db)
+                    if f.verdict is Verdict.BLOCK]
         if clashes:
             raise Conflict([f.reason for f in clashes])
         self.ledger.record(institution, project.id, row.id, held.cells(), held.population,
-                           session=db)
+                           session=db, vectors=held.vectors)
 
     def request_release(self, principal: Principal, output_id: str,
                         justification: str | None = None) -> requests.OutputView:

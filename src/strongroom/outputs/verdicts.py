@@ -45,6 +45,9 @@ class CheckReport:
     suppressed: set[int] = field(default_factory=set)  # cells hidden (primary + secondary)
     rules_version: str = ""  # the YAML's version and digest
     thresholds: dict[str, Any] = field(default_factory=dict)  # effective values applied
+    # cells left out of the output altogether, labels included (a subset of ``suppressed``):
+    # their labels are held by fewer than the threshold of participants
+    removed: set[int] = field(default_factory=set)
 
     @staticmethod
     def worst(findings: list[Finding]) -> Verdict:
@@ -56,4 +59,5 @@ class CheckReport:
         return {"verdict": self.verdict.value,
                 "findings": [f.as_dict() for f in self.findings],
                 "suppressed": sorted(self.suppressed),
-                "rules_version": self.rules_version, "thresholds": self.thresholds}
+                "rules_version": self.rules_version, "thresholds": self.thresholds,
+                "removed": sorted(self.removed)}

@@ -62,7 +62,9 @@ class OutputOut(BaseModel):
     status: OutputStatus
     verdict: str = Field(description="release, release_with_suppression, review or block")
     findings: list[FindingOut]
-    suppressed: list[int] = Field(description="indexes of the cells hidden")
+    suppressed: list[int] = Field(description="indexes of the analysis's cells hidden")
+    removed: list[int] = Field(description="indexes of the analysis's cells left out of the "
+                               "file, labels and all (their labels are held by too few)")
     rules_version: str
     thresholds: dict[str, Any]
     kind: str
@@ -84,8 +86,9 @@ def output_out(view: OutputView) -> OutputOut:
         id=row.id, project_id=row.project_id, requester=row.requester, status=view.status,
         verdict=report.verdict.value,
         findings=[FindingOut(**f.as_dict()) for f in report.findings],
-        suppressed=sorted(report.suppressed), rules_version=report.rules_version,
-        thresholds=report.thresholds, kind=row.kind, spec=row.spec, sha256=row.sha256,
+        suppressed=sorted(report.suppressed), removed=sorted(report.removed),
+        rules_version=report.rules_version, thresholds=report.thresholds, kind=row.kind,
+        spec=row.spec, sha256=row.sha256,
         media_type=row.media_type, filename=row.filename, size=row.size,
         created_at=row.created_at, requested_at=row.requested_at, decided_at=row.decided_at,
         justification=row.justification,

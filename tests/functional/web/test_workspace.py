@@ -276,7 +276,7 @@ def test_the_demo_researcher_sees_the_tour_s_results(page: Page, console: Consol
     open_project(researcher, console, console.demo.world.projects[0][1])
     results = researcher.get_by_test_id("results")
     expect(results).to_contain_text("blocked")
-    expect(researcher.get_by_test_id("definitions")).to_contain_text("all_but_one")
+    expect(researcher.get_by_test_id("definitions")).to_contain_text("flagged")
     expect(researcher.get_by_test_id("released")).to_contain_text("crosstab")
 
 

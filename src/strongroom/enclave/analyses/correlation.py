@@ -7,11 +7,13 @@ that is constant over a pair's rows has no correlation: the cell shows nothing (
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from strongroom.enclave.analyses.frame import distinct, finite, floats, pids, require_numeric
+from strongroom.enclave.analyses.regression import influence, support
 from strongroom.enclave.analyses.spec import CorrelationSpec
-from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, Result
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
 
 
 def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
@@ -42,7 +44,27 @@ def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
     notes = (["a variable is constant (or has fewer than two values) over some pair's rows, so "
               "that correlation is not defined and shows nothing"]
              if any(c.value is None for c in cells) else [])
-    return Result(AnalysisKind.CORRELATION, spec.model_dump(mode="json"), cells, notes=notes)
+    # what each variable's correlations rest on: a variable that differs from its usual value
+    # for one person gives that person's standardised value of the other away
+    levels = {f"support:{name}": support(x[present[name]], ids[present[name]])
+              for name, x in values.items()}
+    return Result(AnalysisKind.CORRELATION, spec.model_dump(mode="json"), cells, notes=notes,
+                  levels=levels, influence=_influence(values, present, ids))
+
+
+def _influence(values: dict[str, FloatArray], present: dict[str, npt.NDArray[np.bool_]],
+               ids: PidArray) -> float:
+    """The largest leverage of one participant in any variable (as the single covariate of a
+    regression with an intercept): 1/n + their squared distance from the mean over the sum."""
+    most = 0.0
+    for name, x in values.items():
+        if ids.size and present[name].any():
+            kept = x[present[name]]
+            spread = float(np.sum((kept - kept.mean()) ** 2))
+            if spread > 0:
+                most = max(most, influence(np.column_stack([np.ones(kept.size), kept]),
+                                           ids[present[name]]))
+    return most
 
 
 def _coefficient(x: FloatArray, y: FloatArray, method: str) -> float | None:

@@ -90,11 +90,30 @@ def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
             raise Invalid(f"{name!r} is not numeric: list it in categorical, or derive a number "
                           "from it in the dataset definition")
         columns.append(floats(used, name))
+        levels[f"support:{name}"] = support(columns[-1], ids)
         terms.append(name)
         term_variables.append(name)
         term_pids.append(everyone)
     x = np.column_stack(columns) if columns else np.empty((used.height, 0))
     return Design(used, x, terms, term_variables, term_pids, everyone, levels, notes)
+
+
+def support(values: FloatArray, ids: PidArray) -> PidArray:
+    """The participants a numeric covariate's coefficient rests on: those whose value is not
+    its most common one (a 0/1 flag that is 1 for one person rests on that person alone)."""
+    found, counts = np.unique(values, return_counts=True)
+    return distinct(ids[values != found[np.argmax(counts)]])
+
+
+def influence(x: FloatArray, ids: PidArray, weights: FloatArray | None = None) -> float:
+    """The largest summed leverage of one participant's rows in the design ``x`` (weighted
+    for logistic regression): the share of their own value in their fitted value, so 1/m
+    for a group of m that some combination of covariates singles out."""
+    xw = x if weights is None else x * np.sqrt(weights)[:, None]
+    q, _ = np.linalg.qr(xw)  # full rank: check_rank ran first
+    h = np.einsum("ij,ij->i", q, q)
+    codes = np.unique(ids, return_inverse=True)[1]
+    return float(np.bincount(codes, weights=h).max())
 
 
 def _dummies(series: pl.Series, ids: PidArray,
@@ -177,7 +196,7 @@ def ols(spec: OlsSpec, frame: pl.DataFrame) -> Result:
     facts = {"residual_df": float(fit.df_resid), "n_obs": float(len(d.everyone)),
              "n_parameters": float(x.shape[1])}
     return Result(AnalysisKind.OLS, spec.model_dump(mode="json"), cells, facts=facts,
-                  levels=d.levels, notes=d.notes)
+                  levels=d.levels, notes=d.notes, influence=influence(x, d.ids))
 
 
 def binary(frame: pl.DataFrame, name: str, what: str) -> FloatArray:
@@ -236,8 +255,9 @@ def logistic(spec: LogisticSpec, frame: pl.DataFrame) -> Result:
              "n_parameters": float(x.shape[1]), "events": float(len(with_event)),
              "non_events": float(len(without))}
     levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
+    p = np.asarray(fit.predict(), dtype=np.float64)
     return Result(AnalysisKind.LOGISTIC, spec.model_dump(mode="json"), cells, facts=facts,
-                  levels=levels, notes=d.notes)
+                  levels=levels, notes=d.notes, influence=influence(x, ids, p * (1 - p)))
 
 
 def _classifies_all(fit: Any, y: FloatArray) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,7 +11,8 @@ import polars as pl
 from strongroom.enclave.analyses import correlation, regression, summary, survival, tables
 from strongroom.enclave.analyses.frame import prepare
 from strongroom.enclave.analyses.spec import AnySpec, parse_spec
-from strongroom.enclave.results import AnalysisKind, Result
+from strongroom.enclave.results import AnalysisKind, FloatArray, PidArray, Result
+from strongroom.enclave.view import PID
 from strongroom.errors import Invalid
 
 _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame], Result]] = {
@@ -35,4 +37,35 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame) -> Result:
     runner = _RUNNERS.get(typed.kind)
     if runner is None:  # a spec kind without a runner is refused, never guessed at
         raise Invalid(f"analyses of kind {typed.kind.value} are not run here")
-    return runner(typed, prepare(frame, typed.reads()))
+    prepared = prepare(frame, typed.reads())
+    result = runner(typed, prepared)
+    if typed.kind in FITS:
+        result.vectors = vectors(prepared, typed.reads())
+    return result
+
+
+# analyses whose figures are fitted to every participant's values: their vectors are kept
+FITS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX,
+                  AnalysisKind.KAPLAN_MEIER, AnalysisKind.CORRELATION})
+
+
+def vectors(frame: pl.DataFrame, columns: list[str]) -> dict[str, tuple[PidArray, FloatArray]]:
+    """Each column over the complete rows, as (pids, each participant's own total).
+
+    Text (a category) becomes a stable number per value, so that a category changed for one
+    participant shows as a changed value.
+    """
+    used = frame.select(PID, *columns).drop_nulls()
+    found: dict[str, tuple[PidArray, FloatArray]] = {}
+    for name in columns:
+        column = used[name]
+        if column.dtype.is_numeric() or column.dtype == pl.Boolean:
+            numbers = column.cast(pl.Float64)
+        else:
+            text = column.cast(pl.String)
+            codes = {v: float(zlib.crc32(v.encode())) for v in text.unique().to_list()}
+            numbers = text.replace_strict(codes, return_dtype=pl.Float64)
+        totals = (pl.DataFrame({PID: used[PID], "x": numbers}).group_by(PID).agg(pl.col("x").sum())
+                  .sort(PID))
+        found[name] = (totals[PID].cast(pl.Int64).to_numpy(), totals["x"].to_numpy())
+    return found

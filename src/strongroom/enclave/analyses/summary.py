@@ -42,6 +42,7 @@ class _Values:
     lowest: FloatArray  # each participant's smallest value (aligned with ``people``)
     highest: FloatArray
     magnitude: FloatArray  # each participant's sum of |x|
+    total: FloatArray  # each participant's sum of x (Cell.values)
     distinct_values: int
 
 
@@ -62,13 +63,14 @@ def _values(column: FloatArray, ids: PidArray) -> _Values:
     ordered = np.sort(x)
     if len(x) == 0:
         empty = np.empty(0, dtype=np.float64)
-        return _Values(x, who, ordered, np.empty(0, dtype=np.int64), empty, empty, empty, 0)
+        return _Values(x, who, ordered, np.empty(0, dtype=np.int64), empty, empty, empty,
+                       empty, 0)
     order, people, starts = per_pid(who)
     by_pid = x[order]
     changes = int(np.count_nonzero(ordered[1:] != ordered[:-1]))
     return _Values(x, who, ordered, people, np.minimum.reduceat(by_pid, starts),
                    np.maximum.reduceat(by_pid, starts), np.add.reduceat(np.abs(by_pid), starts),
-                   changes + 1)
+                   np.add.reduceat(by_pid, starts), changes + 1)
 
 
 def _variable(spec: SummarySpec, name: str, v: _Values) -> list[Cell]:
@@ -81,10 +83,10 @@ def _variable(spec: SummarySpec, name: str, v: _Values) -> list[Cell]:
         elif statistic == "mean":
             cells.append(Cell(row, "mean", CellKind.MEAN, finite(v.x.mean()) if n else None,
                               v.people, magnitudes=v.magnitude,
-                              distinct_values=v.distinct_values))
+                              distinct_values=v.distinct_values, values=v.total))
         elif statistic == "sd":
             cells.append(Cell(row, "sd", CellKind.SD, finite(v.x.std(ddof=1)) if n > 1 else None,
-                              v.people, distinct_values=v.distinct_values))
+                              v.people, distinct_values=v.distinct_values, values=v.total))
         elif statistic in NAMED_QUANTILES:
             kind = CellKind.MEDIAN if statistic == "median" else CellKind.QUANTILE
             cells.append(_quantile(row, statistic, kind, NAMED_QUANTILES[statistic], v))
@@ -99,13 +101,13 @@ def _variable(spec: SummarySpec, name: str, v: _Values) -> list[Cell]:
 
 def _quantile(row: tuple[str, ...], column: str, kind: CellKind, q: float, v: _Values) -> Cell:
     if len(v.x) == 0:
-        return Cell(row, column, kind, None, v.people, below=0, above=0)
+        return Cell(row, column, kind, None, v.people, below=0, above=0, values=v.total)
     value = sorted_quantile(v.ordered, q)
     # a participant with rows on both sides counts on both sides: each side is who could be
     # pinned down by it
     return Cell(row, column, kind, value, v.people,
                 below=int(np.count_nonzero(v.lowest < value)),
-                above=int(np.count_nonzero(v.highest > value)))
+                above=int(np.count_nonzero(v.highest > value)), values=v.total)
 
 
 def sorted_quantile(ordered: FloatArray, q: float) -> float:

@@ -36,6 +36,7 @@ from strongroom.enclave.analyses.regression import (
     check_rank,
     coefficient_cells,
     design,
+    influence,
     statistic_cells,
 )
 from strongroom.enclave.analyses.spec import CoxSpec, KaplanMeierSpec
@@ -154,7 +155,8 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
         if np.any(np.bincount(coded.codes, weights=e, minlength=len(coded)) == 0):
             raise Invalid(f"a level of {name!r} has no events, so its hazard ratio cannot be "
                           "estimated: merge that level with another or leave the covariate out")
-    check_rank(np.column_stack([np.ones(len(t)), d.x]), [INTERCEPT, *d.term_variables])
+    with_intercept = np.column_stack([np.ones(len(t)), d.x])
+    check_rank(with_intercept, [INTERCEPT, *d.term_variables])
     # lifelines reads a pandas frame: columns get neutral names, never the researcher's text
     names = [f"x{i}" for i in range(d.x.shape[1])]
     data = pl.DataFrame({**{n: d.x[:, i] for i, n in enumerate(names)},
@@ -178,5 +180,7 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
     facts = {"n_obs": float(len(d.everyone)), "events": float(len(with_event)),
              "residual_df": float(len(t) - len(names)), "n_parameters": float(len(names))}
     levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
+    # the covariates' own leverage: a combination of them that singles out a few people
+    # singles them out in the partial likelihood too
     return Result(AnalysisKind.COX, spec.model_dump(mode="json"), cells, facts=facts,
-                  levels=levels, notes=d.notes)
+                  levels=levels, notes=d.notes, influence=influence(with_intercept, ids))

@@ -1,0 +1,177 @@
+"""Auditing combinations of any number of releases: is a small group's count determined?
+
+Pairwise differencing (the ledger's rule) catches two counts whose groups differ by a few
+people. It misses three or more: |A ∪ {t}| + |B| − |A ∪ B| is one person, though every pair
+differs by thousands. This is the classic exact audit of sum queries (Chin and Özsoyoğlu's
+"audit expert"): split the participants into *atoms*, the classes of people who lie in exactly
+the same released groups. Every released count is a sum of atom sizes, and a linear
+combination of released counts can give an atom's size exactly when, and only when, the atom's
+indicator lies in the row space of the release matrix Q (groups × atoms). With the projection
+P = Qᵀ(QQᵀ)⁺Q onto that row space, the atom is determined exactly when its diagonal entry
+P_aa = q_aᵀ(QQᵀ)⁺q_a is 1. The same holds for sums and means over those groups: the sum over
+the atom is then determined too, and an atom of one person gives their value.
+
+The guarantee: *no combination of the shown counts of this release and of everything released
+to the institution's projects determines the size of a group of fewer than the threshold
+(but more than none) that the new release touches*. (A group the combination reveals only
+jointly with another small group is caught when the two differ by few people, which is the
+pairwise rule; the limits are in docs/explanation/output-check.md.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse
+from pyroaring import BitMap
+
+from strongroom.outputs.verdicts import Finding, Verdict
+
+RULE = "differencing.combinations"
+MAX_GROUPS = 4000  # groups in one audit; beyond this it cannot be done quickly: review
+DENSE_IDS = 1 << 26  # master IDs below this index arrays directly (UK Biobank's are 7 digits)
+_DETERMINED = 1.0 - 1e-6  # P_aa this close to 1: the atom's size is in the row space
+_EIGEN_CUTOFF = 1e-9  # relative: eigenvalues below this are the null space of QQᵀ
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A small group that a combination of released counts determines."""
+
+    size: int
+    groups: list[int]  # the positions (in the audited list) of the groups combined
+
+
+def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> list[Exposure]:
+    """Small atoms determined by ``groups`` that lie in at least one of the ``new`` groups.
+
+    ``groups`` are the participant sets of every shown count (earlier and new); ``new`` the
+    positions of this release's. Raises :class:`TooManyGroupsError` past ``MAX_GROUPS``.
+    """
+    if len(groups) > MAX_GROUPS:
+        raise TooManyGroupsError(len(groups))
+    if not new or not groups or _disjoint(groups):
+        return []
+    positions, atom_of, sizes = _atoms(groups)
+    membership = _membership(positions, atom_of, len(sizes))  # groups × atoms, 0/1
+    small = np.flatnonzero((sizes > 0) & (sizes < threshold))
+    if small.size == 0:
+        return []
+    columns = membership.tocsc()[:, small].toarray()  # groups × small atoms
+    determined = _leverage(membership, columns) >= _DETERMINED
+    if not determined.any():
+        return []
+    # only what this release makes known: an atom the earlier groups already determined was
+    # known before (and refusing now would refuse every later output for ever)
+    earlier = np.setdiff1d(np.arange(len(groups)), np.asarray(new, dtype=np.int64))
+    if earlier.size:
+        before = _leverage(membership[earlier], columns[earlier]) >= _DETERMINED
+        determined &= ~before
+    if not determined.any():
+        return []
+    # the combination itself: y = (QQᵀ)⁺q_a gives Qᵀy = e_a; its non-zero terms are the groups
+    pseudo = _pseudo_inverse((membership @ membership.T).toarray().astype(np.float64))
+    found = []
+    for k, atom in enumerate(small):
+        if determined[k]:
+            weights = pseudo @ columns[:, k]
+            used = np.flatnonzero(np.abs(weights) > 1e-9 * max(np.abs(weights).max(), 1.0))
+            found.append(Exposure(int(sizes[atom]), used.tolist()))
+    return found
+
+
+def _leverage(q: scipy.sparse.csr_matrix, columns: npt.NDArray[np.float64]
+              ) -> npt.NDArray[np.float64]:
+    """Each column's diagonal entry of the projection onto the row space of ``q``."""
+    pseudo = _pseudo_inverse((q @ q.T).toarray().astype(np.float64))
+    return np.asarray(np.einsum("ga,gh,ha->a", columns, pseudo, columns), dtype=np.float64)
+
+
+class TooManyGroupsError(Exception):
+    def __init__(self, count: int):
+        super().__init__(f"{count} released groups")
+        self.count = count
+
+
+def _disjoint(groups: Sequence[BitMap]) -> bool:
+    """Whether the distinct groups share no one (then each group is an atom, and a group is
+    shown only when large enough: nothing to audit). Counted, not built."""
+    distinct: list[BitMap] = []
+    by_size: dict[int, list[BitMap]] = {}
+    for group in groups:
+        same = by_size.setdefault(len(group), [])
+        if not any(group == other for other in same):
+            same.append(group)
+            distinct.append(group)
+    total = sum(len(g) for g in distinct)
+    return total == len(BitMap.union(BitMap(), *distinct))
+
+
+def _atoms(groups: Sequence[BitMap]) -> tuple[
+        list[npt.NDArray[np.int64]], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Each group's members (as indexes into the second array), each participant's atom (by
+    a random 64-bit signature per group, summed) and the atoms' sizes.
+
+    Master IDs below ``DENSE_IDS`` index dense arrays directly (one gather per group);
+    larger ones are first ranked among everyone (a binary search per member).
+    """
+    members = [np.asarray(g.to_array(), dtype=np.int64) for g in groups]
+    everyone = np.asarray(BitMap.union(BitMap(), *groups).to_array(), dtype=np.int64)
+    rng = np.random.default_rng(20261123)
+    weights = rng.integers(1, 2**63 - 1, size=len(groups), dtype=np.int64).astype(np.uint64)
+    top = int(everyone[-1]) if everyone.size else -1
+    if top >= DENSE_IDS:
+        members = [np.searchsorted(everyone, m) for m in members]
+        everyone, top = np.arange(everyone.size, dtype=np.int64), everyone.size - 1
+    signature = np.zeros(top + 1, dtype=np.uint64)  # calloc: only touched pages are made
+    for at, weight in zip(members, weights, strict=True):
+        signature[at] += weight  # wraps modulo 2⁶⁴: a sum of random words, collisions ~2⁻⁶⁴
+    # hash-based factorising: linear in the participants (a sort would be n log n)
+    codes, _ = pd.factorize(signature[everyone])
+    atom_of = np.zeros(top + 1, dtype=np.int64)
+    atom_of[everyone] = codes
+    return members, atom_of, np.bincount(codes).astype(np.int64)
+
+
+def _membership(positions: list[npt.NDArray[np.int64]], atom_of: npt.NDArray[np.int64],
+                atoms: int) -> scipy.sparse.csr_matrix:
+    rows, cols = [], []
+    for g, at in enumerate(positions):
+        present = np.flatnonzero(np.bincount(atom_of[at], minlength=atoms))
+        rows.append(np.full(present.size, g, dtype=np.int64))
+        cols.append(present)
+    row = np.concatenate(rows) if rows else np.empty(0, np.int64)
+    col = np.concatenate(cols) if cols else np.empty(0, np.int64)
+    data = np.ones(row.size, dtype=np.float64)
+    return scipy.sparse.csr_matrix((data, (row, col)), shape=(len(positions), atoms))
+
+
+def _pseudo_inverse(gram: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    values, vectors = np.linalg.eigh(gram)
+    cutoff = _EIGEN_CUTOFF * max(float(values.max(initial=0.0)), 1.0)
+    keep = values > cutoff
+    return np.asarray((vectors[:, keep] / values[keep]) @ vectors[:, keep].T, dtype=np.float64)
+
+
+def findings(exposures: list[Exposure], labels: Sequence[str], threshold: int,
+             new_positions: dict[int, int]) -> list[Finding]:
+    """One block per exposure, naming the new cells involved (never the group's size)."""
+    out = []
+    for exposure in exposures:
+        if len(exposure.groups) < 3:
+            continue  # one group, or two that differ by a few: the pairwise rules speak
+        mine = [labels[g] for g in exposure.groups if g in new_positions]
+        cell = next((new_positions[g] for g in exposure.groups if g in new_positions), None)
+        others = len(exposure.groups) - len(mine)
+        out.append(Finding(
+            RULE, Verdict.BLOCK,
+            f"adding and subtracting the counts of {', '.join(repr(m) for m in mine[:3])}"
+            f"{' …' if len(mine) > 3 else ''} and {others} group{'s' if others != 1 else ''} "
+            f"released earlier gives the size of a group of fewer than {threshold} "
+            "participants (and, with their sums or means, the values of those few); group "
+            "differently or drop one of the groups", cell))
+    return out

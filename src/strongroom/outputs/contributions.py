@@ -1,0 +1,224 @@
+"""Value-aware differencing: two statistics whose contributions differ for only a few people.
+
+Set differencing compares *who* is behind two cells. It misses two sums over exactly the same
+participants where one participant's value was changed by the SQL (``CASE WHEN <picks them>
+THEN 0 ELSE bmi END``): the sets are equal, and the difference of the sums is that person's
+value. Here each statistic is a vector: every contributor's own total of what was summed
+(``Cell.values``), in master-ID space. An attacker may combine two released statistics and the
+counts of the groups they know, so the guarantee is: *no two released statistics A and B are
+such that a·A − b·B − c·(count of a known group) is a sum over fewer than the threshold of
+participants*. Concretely, with I the participants behind both, A′ and B′ those behind only
+one:
+
+- on I, the contributions are fitted as ``a = α·b + β`` (exactly, for as many participants as
+  possible: the identity, then lines through pairs drawn at random, then pure scalings);
+- on A′ (and B′), every contribution but the most common one counts (a constant is removed
+  with the group's count);
+- the participants left over are those whose own values the combination would disclose. If
+  there are some, but fewer than the threshold, the two clash.
+
+Identical vectors clash with nothing (nothing new is learnt), and statistics of unrelated
+variables or groups leave thousands over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from strongroom.outputs.verdicts import Finding, Verdict
+
+RULE = "differencing.values"
+TRIALS = 12  # random lines tried per pair; a few leftovers rarely spoil every draw
+_RELATIVE = 1e-9  # contributions equal to this relative precision are the same
+_SPAN_RELATIVE = 1e-7  # a least-squares fit is exact to about this
+SAMPLE = 128  # participants drawn to tell unrelated statistics apart before counting exactly
+MAX_BASIS = 64  # earlier statistics over the same people fitted at once (the most recent)
+
+
+@dataclass(frozen=True)
+class Vector:
+    """One statistic's contributions: sorted master IDs and each one's own total."""
+
+    label: str
+    ids: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, label: str, ids: npt.ArrayLike, values: npt.ArrayLike) -> Vector:
+        order_ids = np.asarray(ids, dtype=np.int64)
+        vals = np.asarray(values, dtype=np.float64)
+        order = np.argsort(order_ids, kind="stable")
+        return cls(label, order_ids[order], vals[order])
+
+    def to_bytes(self) -> bytes:
+        head = len(self.ids).to_bytes(8, "big")
+        return head + self.ids.astype("<u4").tobytes() + self.values.astype("<f8").tobytes()
+
+    @classmethod
+    def from_bytes(cls, label: str, data: bytes) -> Vector:
+        n = int.from_bytes(data[:8], "big")
+        ids = np.frombuffer(data, dtype="<u4", count=n, offset=8).astype(np.int64)
+        values = np.frombuffer(data, dtype="<f8", count=n, offset=8 + 4 * n).astype(np.float64)
+        return cls(label, ids, values)
+
+
+def leftover(a: Vector, b: Vector, threshold: int) -> int:
+    """How many participants' values a combination of ``a`` and ``b`` isolates, at best.
+
+    Returns the smallest number found (0: the two say the same thing); only numbers below
+    ``threshold`` need to be exact, so the search stops early once it is clear.
+    """
+    if _clearly_apart(a, b, threshold):
+        return threshold  # a sample shows too many left over to be worth counting
+    both, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
+    only_a = np.delete(a.values, in_a)
+    only_b = np.delete(b.values, in_b)
+    outside = _off_mode(only_a) + _off_mode(only_b)
+    if outside >= threshold or both.size == 0:
+        return outside
+    return outside + _best_line(a.values[in_a], b.values[in_b], threshold - outside)
+
+
+def _clearly_apart(a: Vector, b: Vector, threshold: int) -> bool:
+    """Whether a random sample of ``a``'s participants already leaves many off any fit.
+
+    If fewer than ``threshold`` of n participants were left over, a sample of ``SAMPLE``
+    would hold about SAMPLE·threshold/n of them; holding four times that (and at least 16)
+    means the statistics are unrelated, and the exact count (a merge of both lists) is spared.
+    """
+    n = a.ids.size
+    if n < 4 * SAMPLE:
+        return False
+    rng = np.random.default_rng(n)
+    pick = np.sort(rng.choice(n, SAMPLE, replace=False))
+    ids, values = a.ids[pick], a.values[pick]
+    at = np.minimum(np.searchsorted(b.ids, ids), max(b.ids.size - 1, 0))
+    found = (b.ids[at] == ids) if b.ids.size else np.zeros(SAMPLE, dtype=bool)
+    off = _off_mode(values[~found]) + (_best_line(values[found], b.values[at[found]], SAMPLE)
+                                       if found.any() else 0)
+    return off > max(16, 4 * SAMPLE * threshold / n)
+
+
+def _off_mode(values: npt.NDArray[np.float64]) -> int:
+    """Values that differ from the most common one (a constant is known from a count)."""
+    if values.size == 0:
+        return 0
+    _, counts = np.unique(values, return_counts=True)
+    return int(values.size - counts.max())
+
+
+def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], enough: int) -> int:
+    """The fewest points off a line ``x = α·y + β`` (any α, β), searched as RANSAC does."""
+    n = x.size
+    best = _off(x, y, 1.0, 0.0)
+    if best == 0 or n < 2:
+        return best
+    distinct_y = np.unique(y)
+    if distinct_y.size < 2:  # y constant: x must be constant too
+        return min(best, _off_mode(x))
+    rng = np.random.default_rng(n)  # deterministic: the same outputs, the same answer
+    for _ in range(TRIALS):
+        i, j = rng.integers(0, n, size=2)
+        if y[i] == y[j]:
+            continue
+        alpha = (x[i] - x[j]) / (y[i] - y[j])
+        best = min(best, _off(x, y, alpha, x[i] - alpha * y[i]))
+        if y[i] != 0:
+            best = min(best, _off(x, y, x[i] / y[i], 0.0))
+        if best == 0:
+            break
+    return best
+
+
+def _off(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], alpha: float,
+         beta: float) -> int:
+    fitted = alpha * y + beta
+    scale = np.abs(x) + np.abs(fitted) + 1.0
+    return int(np.count_nonzero(np.abs(x - fitted) > _RELATIVE * scale))
+
+
+def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
+            within: bool) -> list[tuple[int, str, int]]:
+    """(position in ``news``, the other's label, participants isolated) for every clash.
+
+    ``within``: also compare the new statistics with each other (one output's own cells).
+    """
+    found: list[tuple[int, str, int]] = []
+    for i, new in enumerate(news):
+        others = list(earlier) + (news[i + 1:] if within else [])
+        for other in others:
+            if not _may_overlap(new, other):
+                continue
+            isolated = leftover(new, other, threshold)
+            if 0 < isolated < threshold:
+                found.append((i, other.label, isolated))
+                break
+    return found
+
+
+def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
+                 ) -> list[tuple[int, str, int]]:
+    """Clashes with *combinations* of several statistics over the same participants.
+
+    Three sums over the same people, x, x + z and z with one person's z changed, differ
+    pairwise everywhere, yet (x + z) − x − z′ is that person's value. For each new statistic,
+    the earlier statistics (and the new ones before it) over exactly the same participants
+    form a basis; the new one is fitted as a combination of them plus a constant, exactly, on
+    a few participants drawn at random (as RANSAC does), and the participants off that fit
+    are counted. Between 1 and k − 1 of them is a clash: the combination isolates them.
+    """
+    found: list[tuple[int, str, int]] = []
+    pool = list(earlier)
+    for i, new in enumerate(news):
+        same = [o for o in pool if o.ids.size == new.ids.size and np.array_equal(o.ids, new.ids)]
+        same = same[-MAX_BASIS:]
+        if len(same) >= 2:
+            isolated = _off_span(new.values, [o.values for o in same], threshold)
+            if 0 < isolated < threshold:
+                found.append((i, " + ".join(repr(o.label) for o in same[:3])
+                              + (" …" if len(same) > 3 else ""), isolated))
+        pool.append(new)
+    return found
+
+
+def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
+              threshold: int) -> int:
+    """The fewest points off an exact fit of ``x`` by ``basis`` and a constant."""
+    columns = np.column_stack([*basis, np.ones_like(x)])
+    n, p = columns.shape
+    if n < p + 4:
+        return int(n)  # too few participants to fit: the pairwise and threshold rules speak
+    rng = np.random.default_rng(n * 31 + p)
+    best = n
+    for _ in range(TRIALS // 2):
+        rows = rng.choice(n, size=min(n, 2 * p + 4), replace=False)
+        fit, *_ = np.linalg.lstsq(columns[rows], x[rows], rcond=None)
+        fitted = columns @ fit
+        scale = np.abs(x) + np.abs(fitted) + 1.0
+        best = min(best, int(np.count_nonzero(np.abs(x - fitted) > _SPAN_RELATIVE * scale)))
+        if best < threshold:
+            break
+    return int(best)
+
+
+def _may_overlap(a: Vector, b: Vector) -> bool:
+    return bool(a.ids.size and b.ids.size and a.ids[0] <= b.ids[-1] and b.ids[0] <= a.ids[-1])
+
+
+def findings(news: list[Vector], found: list[tuple[int, str, int]], threshold: int,
+             where: str, positions: Sequence[int | None], rule: str = RULE) -> list[Finding]:
+    """Block for each clash; ``positions`` map a vector to its cell in the output."""
+    out = []
+    for i, other, isolated in found:
+        people = "participant" if isolated == 1 else "participants"
+        out.append(Finding(
+            rule, Verdict.BLOCK,
+            f"{news[i].label!r} and {other!r}{where} are computed from the same values of the "
+            f"same people except for {isolated} {people} (fewer than the threshold of "
+            f"{threshold}): subtracting one from the other would give the own values of "
+            "those few; use the same definition of the variable in both", positions[i]))
+    return out

@@ -1,0 +1,82 @@
+"""Safe labels: a label that leaves is held by at least the threshold of participants.
+
+Group labels are released values. ``GROUP BY bmi`` or ``GROUP BY sex || '-' || bmi`` turns
+labels into participants' own values, and a small group shown "suppressed" still shows its
+label. The guarantee: *every label in an output (a row's group keys, a crosstab's column
+category) is held by at least the threshold of distinct participants in that output*. Cells
+whose label fails are left out of the output altogether, label and all (``removed``); they
+stay in the check as hidden cells, so that secondary suppression still keeps their counts from
+being worked out from the totals.
+
+- Aggregate SQL shows only the key combinations that occur: a row's whole tuple of keys is
+  its label, so the row's participants (everyone behind any of its cells) must reach the
+  threshold.
+- Frequencies, histograms and crosstabs show a grid of categories (or bins): each row
+  category and each column category must be held by enough participants; a small
+  combination of two common categories is an ordinary suppressed cell (every combination is
+  shown, so its presence says nothing). A histogram's bins with fewer than k are left out, so
+  its tails no longer show where the extreme values lie.
+- Other analyses label rows with variable names, statistics or bins chosen by the researcher
+  (not data), or with model and survival levels, which the level rules check.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from strongroom.enclave.analyses.frame import TOTAL
+from strongroom.enclave.results import AnalysisKind, Cell, PidArray, Result
+
+GRIDS = frozenset({AnalysisKind.FREQUENCY, AnalysisKind.CROSSTAB, AnalysisKind.HISTOGRAM})
+RULE = "labels"
+
+
+def unsafe_cells(result: Result, threshold: int) -> set[int]:
+    """The cells whose labels are held by fewer than ``threshold`` participants."""
+    if result.kind is AnalysisKind.AGGREGATE_SQL:
+        return _rows_below(result.cells, threshold)
+    if result.kind in GRIDS:
+        return _categories_below(result, threshold)
+    return set()
+
+
+def _rows_below(cells: list[Cell], threshold: int) -> set[int]:
+    members: dict[tuple[str, ...], list[PidArray]] = defaultdict(list)
+    for cell in cells:
+        members[cell.row].append(cell.contributors)
+    small = {row for row, sets in members.items() if row and _below(sets, threshold)}
+    return {i for i, cell in enumerate(cells) if cell.row in small}
+
+
+def _categories_below(result: Result, threshold: int) -> set[int]:
+    crosstab = result.kind is AnalysisKind.CROSSTAB
+    rows: dict[str, list[PidArray]] = defaultdict(list)
+    columns: dict[str, list[PidArray]] = defaultdict(list)
+    for cell in result.cells:
+        label = _row_label(cell)
+        if label is not None:
+            rows[label].append(cell.contributors)
+        if crosstab and cell.column != TOTAL:
+            columns[cell.column].append(cell.contributors)
+    small_rows = {label for label, sets in rows.items() if _below(sets, threshold)}
+    small_columns = {label for label, sets in columns.items() if _below(sets, threshold)}
+    return {i for i, cell in enumerate(result.cells)
+            if _row_label(cell) in small_rows
+            or (crosstab and cell.column != TOTAL and cell.column in small_columns)}
+
+
+def _row_label(cell: Cell) -> str | None:
+    """The data label of a grid cell's row (None for the total row)."""
+    if not cell.row or (cell.margin and cell.row == (TOTAL,)):
+        return None
+    return cell.row[0]
+
+
+def _below(sets: list[PidArray], threshold: int) -> bool:
+    """Whether fewer than ``threshold`` distinct participants are in the sets together
+    (one large set settles it: the union is only counted when every set is small)."""
+    if any(s.size >= threshold for s in sets):
+        return False
+    return int(np.unique(np.concatenate(sets)).size) < threshold if sets else True

@@ -1,0 +1,98 @@
+"""Release precision: a statistic is shown no finer than one participant can move it.
+
+Six significant digits make every differencing attack exact: the means of 10,000 and of the
+same 10,000 with one person's value changed differ in their fifth digit. The guarantee: *a
+sum, mean, standard deviation or quantile is rounded to a step at least as large as the most
+that any one of its participants could change it*, so that two releases differing in one
+person's contribution differ by at most one step, and that step is as wide as the whole range
+of a person's possible contribution. The step is a "nice" number (1, 2 or 5 × 10ⁿ) so that a
+reader sees ordinary rounding:
+
+- a sum: the largest contribution's size (or the spread of contributions, if larger);
+- a mean over n participants: the spread of their values / n;
+- a standard deviation: the most one value can change it, min(spread / √(n−1),
+  spread² / (SD·(n−1)));
+- a median or other quantile: the step is wide enough that the rounded value's interval holds
+  at least the threshold of participants' values, so it no longer pins any one person.
+
+Statistics over many people lose nothing a reader needs (a mean BMI of 500,000 is shown to
+the fourth decimal); statistics over few are coarse, as they should be. Each step is worked
+out from the cell's own contributions (``Cell.values``); a cell of these kinds without them is
+not rounded here and the check refuses it as unknown.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from strongroom.enclave.results import Cell, CellKind, Result
+
+ROUNDED = frozenset({CellKind.SUM, CellKind.MEAN, CellKind.SD, CellKind.MEDIAN,
+                     CellKind.QUANTILE})
+NOTE = ("sums, means, SDs and quantiles are rounded to a step at least as large as one "
+        "participant could move them (see the output check's release precision)")
+
+
+def apply(result: Result, threshold: int) -> None:
+    """Round each statistic of ``result`` to its release precision, in place."""
+    touched = False
+    for cell in result.cells:
+        if cell.kind in ROUNDED and cell.value is not None and cell.values is not None:
+            step = step_for(cell, threshold)
+            if step > 0:
+                cell.value = round_to_step(cell.value, step)
+                touched = True
+    if touched and NOTE not in result.notes:
+        result.notes.append(NOTE)
+
+
+def step_for(cell: Cell, threshold: int) -> float:
+    """The rounding step of a statistic (0: nothing to round, e.g. no spread at all)."""
+    assert cell.values is not None and cell.value is not None
+    x = np.asarray(cell.values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = x.size
+    if n == 0:
+        return 0.0
+    low, high = float(x.min()), float(x.max())
+    spread = high - low
+    if cell.kind is CellKind.SUM:
+        return nice_step(max(abs(low), abs(high), spread))
+    if cell.kind is CellKind.MEAN:
+        return nice_step(max(spread, abs(high) if n == 1 else 0.0) / n)
+    if cell.kind is CellKind.SD:
+        if n < 2:
+            return 0.0
+        bound = spread / math.sqrt(n - 1)
+        sd = abs(cell.value)
+        if sd > 0:
+            bound = min(bound, spread * spread / (sd * (n - 1)))
+        return nice_step(bound)
+    # a quantile: wide enough that `threshold` participants' values fall within half a step
+    distance = np.sort(np.abs(x - cell.value))
+    reach = float(distance[min(threshold, n) - 1])
+    return nice_step(2.0 * reach)
+
+
+def nice_step(size: float) -> float:
+    """The smallest of 1, 2, 5 × 10ⁿ that is at least ``size`` (0 for no size)."""
+    if not math.isfinite(size) or size <= 0:
+        return 0.0
+    exponent = math.floor(math.log10(size))
+    for factor in (1, 2, 5, 10):
+        step = factor * 10.0**exponent
+        if step >= size * (1 - 1e-12):
+            return _clean(step, exponent)
+    return _clean(10.0 ** (exponent + 1), exponent + 1)
+
+
+def round_to_step(value: float, step: float) -> float:
+    """``value`` to the nearest multiple of ``step``, without binary noise in its digits."""
+    decimals = max(0, -math.floor(math.log10(step)))
+    return round(round(value / step) * step, decimals)
+
+
+def _clean(step: float, exponent: int) -> float:
+    return round(step, max(0, -exponent))

@@ -1,0 +1,234 @@
+"""Differencing by values and by combinations, end to end through the real services.
+
+Each attack picks a target whose quasi-identifiers single them out (read custodian-side from
+the project's view), asks for two to four outputs as a researcher, releases what the check
+lets out, and then tries to compute the target's value from the released numbers only. The
+ground truth is read from the view the enclave holds, never from an output.
+
+Guarantees under test (docs/explanation/output-check.md):
+- no two released statistics are such that a combination of them and of known counts is a sum
+  over fewer than k participants (value-aware differencing, within an output and against the
+  ledger);
+- no combination of released counts, over any number of releases, determines a group of
+  fewer than k participants (the combination audit);
+- statistics are shown no finer than one participant can move them (release precision).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import polars as pl
+import pytest
+
+from strongroom.access.context import Principal
+from strongroom.enclave import service
+from strongroom.errors import Conflict, Invalid
+from strongroom.outputs import requests
+from strongroom.outputs.render import Format
+from strongroom.outputs.states import OutputStatus
+from strongroom.outputs.verdicts import Verdict
+from tests.access_world import World, build_world
+
+FIELDS = [31, 34, 54, 20116, 21001, 4080]
+BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p54_i0 AS centre, p20116_i0 AS smoking, "
+        "p21001_i0 AS bmi, p4080_i0_a0 AS sbp FROM participants")
+
+
+@dataclass
+class Target:
+    condition: str  # SQL that is true for the target alone (their quasi-identifiers)
+    bmi: float
+    birth_year: int
+    sex: int
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    found = build_world(tmp_path_factory.mktemp("differencing"), cohort=3000, fields=FIELDS)
+    yield found
+    found.platform.close()
+
+
+@pytest.fixture(scope="module")
+def researcher(world: World) -> Principal:
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    service.define(world.platform.enclave, who, world.project_id, "base", BASE)
+    return who
+
+
+@pytest.fixture(scope="module")
+def targets(world: World, researcher: Principal) -> list[Target]:
+    """Participants unique by (sex, birth year, systolic BP), read custodian-side."""
+    with world.ctx.transaction() as db:
+        from strongroom.access.models import Project
+        project = db.get(Project, world.project_id)
+        assert project is not None
+    _, base = world.platform.enclave.definition(project, "base")
+    unique = (base.drop_nulls(["bmi", "sbp", "birth_year", "sex"])
+              .filter(pl.len().over("sex", "birth_year", "sbp") == 1)
+              .sort("sbp", "birth_year", "sex").head(40))  # not by pid: pids are random
+    return [Target(f"(sex = {r['sex']} AND birth_year = {r['birth_year']} AND sbp = {r['sbp']})",
+                   float(r["bmi"]), int(r["birth_year"]), int(r["sex"]))
+            for r in unique.iter_rows(named=True)]
+
+
+REASONS: list[str] = []  # the last refusal's reasons, for a failing assertion's message
+
+
+def ask(world: World, who: Principal, sql: str) -> dict[str, float] | None:
+    """Run aggregate SQL; release it if the check allows; the released cells, or None."""
+    REASONS.clear()
+    try:
+        view = world.platform.outputs.analyse(who, world.project_id,
+                                              {"kind": "aggregate_sql", "sql": sql},
+                                              Format.JSON)
+    except Invalid as refused:
+        REASONS.extend(refused.reasons)
+        return None
+    REASONS.extend(f.reason for f in view.report.findings)
+    if view.report.verdict not in (Verdict.RELEASE, Verdict.SUPPRESS):
+        return None
+    try:
+        released = world.platform.outputs.request_release(who, view.output.id)
+    except Conflict as clash:
+        REASONS.append(str(clash))
+        return None
+    if released.status is not OutputStatus.RELEASED:
+        return None
+    body = json.loads(requests.download(world.ctx, who, view.output.id).payload)
+    return {f"{'|'.join(c['row'])}/{c['column']}": c["value"] for c in body["cells"]
+            if c["value"] is not None}
+
+
+def recovered(estimate: float | None, truth: float) -> bool:
+    return estimate is not None and abs(estimate - truth) < 0.005
+
+
+# the honest outputs first: the attacks' releases are in the ledger for the rest of the module
+
+
+def test_honest_group_statistics_are_still_released(world: World,
+                                                    researcher: Principal) -> None:
+    by_sex = ask(world, researcher,
+                 "SELECT sex, count(bmi) AS n, avg(bmi) AS bmi FROM base GROUP BY sex")
+    assert by_sex is not None, REASONS
+    by_smoking = ask(world, researcher,
+                     "SELECT smoking, count(sbp) AS n, avg(sbp) AS sbp FROM base "
+                     "WHERE smoking >= 0 GROUP BY smoking")
+    assert by_smoking is not None, REASONS
+
+
+def test_means_are_shown_no_finer_than_one_participant_moves_them(
+        world: World, researcher: Principal) -> None:
+    got = ask(world, researcher,
+              "SELECT centre, count(bmi) AS n, avg(bmi) AS bmi FROM base GROUP BY centre")
+    assert got is not None, REASONS
+    means = {k: v for k, v in got.items() if k.endswith("/bmi")}
+    assert means
+    for value in means.values():
+        assert round(value, 3) == value  # 2,000-odd people with BMIs spanning ~30 units
+
+
+def test_a_value_zeroed_for_one_person_in_a_second_release_is_caught(
+        world: World, researcher: Principal, targets: list[Target]) -> None:
+    t = targets[0]
+    first = ask(world, researcher, "SELECT sum(bmi) AS s FROM base")
+    second = ask(world, researcher,
+                 f"SELECT sum(CASE WHEN {t.condition} THEN 0 ELSE bmi END) AS s FROM base")
+    estimate = first["/s"] - second["/s"] if first and second else None
+    assert not recovered(estimate, t.bmi)
+    assert second is None, "the second sum differs from the first in one person's value"
+
+
+def test_the_same_trick_inside_one_output_is_caught(
+        world: World, researcher: Principal, targets: list[Target]) -> None:
+    t = next(x for x in targets[1:] if x.sex == 0)
+    got = ask(world, researcher,
+              f"SELECT avg(bmi) AS a, avg(CASE WHEN {t.condition} THEN 2 * bmi ELSE bmi END) "
+              "AS b, count(bmi) AS n FROM base WHERE sex = 0")
+    estimate = (got["/b"] - got["/a"]) * got["/n"] if got else None
+    assert not recovered(estimate, t.bmi)
+
+
+def test_a_scaled_copy_with_one_value_changed_is_caught(
+        world: World, researcher: Principal, targets: list[Target]) -> None:
+    t = next(x for x in targets[2:] if x.birth_year > 1945)
+    first = ask(world, researcher, "SELECT sum(bmi) AS s FROM base WHERE birth_year > 1945")
+    second = ask(world, researcher,
+                 f"SELECT sum(CASE WHEN {t.condition} THEN 0 ELSE 3 * bmi + 7 END) AS s "
+                 "FROM base WHERE birth_year > 1945")
+    assert first is None or second is None, REASONS
+
+
+def test_three_releases_that_isolate_one_person_are_caught(
+        world: World, researcher: Principal, targets: list[Target]) -> None:
+    t = next(x for x in targets if 1951 <= x.birth_year <= 1958)
+    low = ask(world, researcher,
+              f"SELECT count(*) AS n, sum(bmi) AS s FROM base WHERE birth_year < 1947 "
+              f"OR {t.condition}")
+    high = ask(world, researcher,
+               "SELECT count(*) AS n, sum(bmi) AS s FROM base WHERE birth_year > 1962")
+    both = ask(world, researcher,
+               "SELECT count(*) AS n, sum(bmi) AS s FROM base "
+               "WHERE birth_year < 1947 OR birth_year > 1962")
+    estimate = (low["/s"] + high["/s"] - both["/s"]) if low and high and both else None
+    assert not recovered(estimate, t.bmi)
+    assert low is None or high is None or both is None
+
+
+def test_four_releases_in_a_ring_are_caught(world: World, researcher: Principal,
+                                            targets: list[Target]) -> None:
+    t = targets[4]
+    a = ask(world, researcher, f"SELECT count(*) AS n FROM base WHERE centre = 11010 OR "
+                               f"{t.condition}")
+    b = ask(world, researcher, "SELECT count(*) AS n FROM base WHERE centre = 11009")
+    c = ask(world, researcher, "SELECT count(*) AS n FROM base WHERE centre = 11010 "
+                               "OR centre = 11009")
+    known = [x for x in (a, b, c) if x is not None]
+    assert len(known) < 3, "three counts released whose combination is one person"
+
+
+def test_a_model_refitted_with_one_outcome_changed_is_caught(
+        world: World, researcher: Principal, targets: list[Target]) -> None:
+    t = targets[5]
+    enclave = world.platform.enclave
+    service.define(enclave, researcher, world.project_id, "refit",
+                   f"SELECT pid, sex, birth_year, CASE WHEN {t.condition} THEN bmi + 100 "
+                   "ELSE bmi END AS bmi FROM base")
+    fits = []
+    for name in ("base", "refit"):
+        view = world.platform.outputs.analyse(
+            researcher, world.project_id,
+            {"kind": "ols", "definition": name, "outcome": "bmi",
+             "covariates": ["sex", "birth_year"]}, Format.JSON)
+        fits.append(view.report.verdict)
+        if view.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS):
+            world.platform.outputs.request_release(researcher, view.output.id)
+    assert fits[1] is Verdict.BLOCK, "the refit differs from the fit in one person's outcome"
+
+
+def test_three_statistics_whose_values_combine_to_one_person_are_caught(
+        world: World, researcher: Principal, targets: list[Target]) -> None:
+    t = targets[6]
+    where = "FROM base WHERE sbp IS NOT NULL AND bmi IS NOT NULL"
+    x = ask(world, researcher, f"SELECT sum(bmi) AS s {where}")
+    y = ask(world, researcher, f"SELECT sum(bmi + sbp) AS s {where}")
+    z = ask(world, researcher,
+            f"SELECT sum(CASE WHEN {t.condition} THEN 0 ELSE sbp END) AS s {where}")
+    assert x is None or y is None or z is None, "x + sbp − x − sbp′ is the target's sbp"
+
+
+def test_three_statistics_in_one_output_that_combine_to_one_person_are_caught(
+        world: World, researcher: Principal, targets: list[Target]) -> None:
+    t = targets[7]
+    got = ask(world, researcher,
+              "SELECT sum(birth_year) AS x, sum(birth_year + bmi) AS y, "
+              f"sum(CASE WHEN {t.condition} THEN 0 ELSE bmi END) AS z "
+              "FROM base WHERE bmi IS NOT NULL")
+    estimate = got["/y"] - got["/x"] - got["/z"] if got else None
+    assert not recovered(estimate, t.bmi)
+    assert got is None, REASONS

@@ -1,0 +1,107 @@
+"""Value-aware differencing and the combination audit, on hand-made vectors and sets.
+
+Guarantees under test: a combination of two statistics (any scale and shift, a constant per
+known group) or of several over the same people that isolates fewer than k participants is
+found; unrelated statistics and honest repeats are not flagged; a combination of any number of
+released counts that determines a group of fewer than k is found.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyroaring import BitMap
+
+from strongroom.outputs.combinations import exposed
+from strongroom.outputs.contributions import Vector, clashes, leftover, span_clashes
+
+
+def vec(ids: np.ndarray, values: np.ndarray, label: str = "v") -> Vector:
+    return Vector.of(label, ids, values)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=20, max_value=60_000), st.integers(min_value=1, max_value=9),
+       st.floats(min_value=-5, max_value=5).filter(lambda a: abs(a) > 0.01),
+       st.floats(min_value=-100, max_value=100), st.integers(min_value=0, max_value=2**31))
+def test_a_few_changed_values_are_found_whatever_the_scale_and_shift(
+        n: int, changed: int, alpha: float, beta: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(10_000_000, n, replace=False))
+    x = rng.normal(27, 5, n).round(4)
+    y = alpha * x + beta
+    who = rng.choice(n, min(changed, n - 2), replace=False)
+    y[who] = 0.0 if beta != 0.0 else 1.0  # a CASE that sets the targets' values
+    assert 0 < leftover(vec(ids, y), vec(ids, x), 10) < 10
+
+
+def test_zero_padding_with_other_people_does_not_hide_a_change() -> None:
+    rng = np.random.default_rng(1)
+    ids = np.arange(5000)
+    x = rng.normal(27, 5, 5000)
+    padded_ids = np.arange(9000)
+    y = np.concatenate([x, np.zeros(4000)])
+    y[17] = 0.0
+    assert leftover(vec(padded_ids, y), vec(ids, x), 10) == 1
+
+
+def test_unrelated_statistics_and_honest_repeats_are_not_flagged() -> None:
+    rng = np.random.default_rng(2)
+    ids = np.arange(20_000)
+    bmi, sbp = rng.normal(27, 5, 20_000), rng.normal(140, 20, 20_000)
+    assert leftover(vec(ids, bmi), vec(ids, sbp), 10) >= 10
+    assert leftover(vec(ids, bmi), vec(ids, bmi.copy()), 10) == 0
+    men = ids[::2]
+    assert leftover(vec(men, bmi[::2]), vec(ids, bmi), 10) >= 10  # a subgroup's mean
+    found = clashes([vec(ids, bmi, "a"), vec(ids, sbp, "b")], [], 10, within=True)
+    assert found == []
+
+
+def test_three_statistics_over_the_same_people_are_fitted_together() -> None:
+    rng = np.random.default_rng(3)
+    ids = np.arange(3000)
+    x, z = rng.normal(27, 5, 3000), rng.normal(140, 20, 3000)
+    z_changed = z.copy()
+    z_changed[42] = 0.0
+    found = span_clashes([vec(ids, z_changed, "z")], [vec(ids, x, "x"), vec(ids, x + z, "y")],
+                         10)
+    assert found and found[0][2] == 1
+    assert span_clashes([vec(ids, z, "z")], [vec(ids, x, "x"), vec(ids, x + z, "y")], 10) == []
+
+
+def test_vectors_survive_their_bytes() -> None:
+    v = vec(np.array([5, 3, 9]), np.array([1.5, -2.0, 3.25]))
+    back = Vector.from_bytes("v", v.to_bytes())
+    assert back.ids.tolist() == [3, 5, 9] and back.values.tolist() == [-2.0, 1.5, 3.25]
+
+
+def test_three_counts_that_isolate_one_person_are_found() -> None:
+    x, y = BitMap(range(0, 100)), BitMap(range(100, 250))
+    groups = [x | BitMap([500]), y, x | y]
+    found = exposed(groups, [2], 10)
+    assert [e.size for e in found] == [1] and sorted(found[0].groups) == [0, 1, 2]
+    assert exposed(groups[:2], [1], 10) == []  # two disjoint groups say nothing more
+
+
+@pytest.mark.parametrize("cells", [2, 5])
+def test_margins_without_their_cells_determine_nothing(cells: int) -> None:
+    rng = np.random.default_rng(cells)
+    people = np.arange(2000)
+    a = rng.integers(0, cells, 2000)
+    b = rng.integers(0, 2, 2000)
+    rows = [BitMap(people[a == i].tolist()) for i in range(cells)]
+    cols = [BitMap(people[b == j].tolist()) for j in range(2)]
+    # every inner cell is an atom; row and column totals alone never give one
+    assert exposed([*rows, *cols], list(range(cells + 2)), 10 ** 6) == []
+
+
+def test_a_cell_worked_out_from_its_row_column_and_total_is_found() -> None:
+    people = list(range(1000))
+    total = BitMap(people)
+    row = BitMap(people[:500])
+    col = BitMap(people[:3] + people[500:800])  # the row-column cell holds 3 people
+    rest = BitMap(people[800:])  # the other cell of the other row
+    found = exposed([total, row, col, rest], [3], 10)
+    assert any(e.size == 3 for e in found)

@@ -1,0 +1,170 @@
+"""Safe labels and release precision, on hand-built results.
+
+Guarantees under test:
+- every label that leaves is held by at least the threshold of participants in the output;
+  cells whose labels are not are left out, labels and all, and no reason names them;
+- a sum, mean, SD or quantile is rounded to a step at least as large as one participant could
+  move it, so two releases that differ in one person's value cannot give the value back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.outputs import precision
+from strongroom.outputs.check import check
+from strongroom.outputs.render import Format, render
+from strongroom.outputs.rules import load_rules
+
+RULES = load_rules()
+
+
+def ids(n: int, start: int = 0) -> np.ndarray:
+    return np.arange(start, start + n, dtype=np.int64)
+
+
+def count(row: tuple[str, ...], n: int, start: int = 0, column: str = "n",
+          margin: bool = False) -> Cell:
+    return Cell(row, column, CellKind.COUNT, float(n), ids(n, start), margin=margin)
+
+
+def test_aggregate_rows_with_small_label_support_leave_nothing_of_their_labels() -> None:
+    cells = [count(("27.3817", "143"), 1), count(("31.0422", "128"), 2, 1),
+             count(("obese", "high"), 40, 10)]
+    result = Result(AnalysisKind.AGGREGATE_SQL, {}, cells)
+    report = check(result, RULES)
+    assert report.removed == {0, 1}
+    payload = render(result, report.suppressed, Format.CSV, report.removed).decode()
+    assert "27.3817" not in payload and "31.0422" not in payload and "obese" in payload
+    assert not any("27.3817" in f.reason or "31.0422" in f.reason for f in report.findings)
+
+
+def test_a_row_is_judged_by_all_its_cells_participants() -> None:
+    # count(bmi) is small but count(*) is not: the label is held by the row's 12 people
+    cells = [count(("a",), 12), Cell(("a",), "with_bmi", CellKind.COUNT, 3.0, ids(3))]
+    report = check(Result(AnalysisKind.AGGREGATE_SQL, {}, cells), RULES)
+    assert report.removed == set() and 1 in report.suppressed
+
+
+def test_a_crosstab_category_held_by_few_is_left_out_with_its_margins() -> None:
+    # row "rare" is held by 3 people in all; its row total would name it
+    cells = [count(("common",), 50, 0, "x"), count(("common",), 60, 50, "y"),
+             count(("rare",), 2, 110, "x"), count(("rare",), 1, 112, "y"),
+             count(("common",), 110, 0, "Total", margin=True),
+             count(("rare",), 3, 110, "Total", margin=True),
+             count(("Total",), 52, 0, "x", margin=True), count(("Total",), 61, 50, "y",
+                                                               margin=True)]
+    result = Result(AnalysisKind.CROSSTAB, {}, cells)
+    report = check(result, RULES)
+    assert report.removed == {2, 3, 5}
+    body = json.loads(render(result, report.suppressed, Format.JSON, report.removed))
+    assert all("rare" not in c["row"] for c in body["cells"])
+    # the column totals less the shown cells would give the rare row's cells: secondary
+    # suppression hides more (the common row, or the totals)
+    assert ({0, 1} <= report.suppressed) or ({6, 7} <= report.suppressed)
+
+
+def test_a_small_column_category_is_left_out() -> None:
+    cells = [count(("a",), 50, 0, "x"), count(("a",), 2, 50, "rare-col"),
+             count(("b",), 40, 60, "x"), count(("b",), 0, 0, "rare-col")]
+    report = check(Result(AnalysisKind.CROSSTAB, {}, cells), RULES)
+    assert {1, 3} <= report.removed
+
+
+def test_labels_of_summaries_and_models_are_not_data_and_stay() -> None:
+    mean = Cell(("bmi",), "mean", CellKind.MEAN, 27.0, ids(50),
+                magnitudes=np.linspace(20, 30, 50), distinct_values=50,
+                values=np.linspace(20, 30, 50))
+    assert check(Result(AnalysisKind.SUMMARY, {}, [mean]), RULES).removed == set()
+
+
+def test_a_statistic_without_its_participants_values_is_refused() -> None:
+    mean = Cell(("bmi",), "mean", CellKind.MEAN, 27.0, ids(50),
+                magnitudes=np.linspace(20, 30, 50), distinct_values=50)
+    report = check(Result(AnalysisKind.SUMMARY, {}, [mean]), RULES)
+    assert {f.rule for f in report.findings} == {"unknown"}
+
+
+# ---------------------------------------------------------------- precision
+
+
+def test_nice_steps() -> None:
+    assert precision.nice_step(0.0035) == 0.005
+    assert precision.nice_step(0.002) == 0.002
+    assert precision.nice_step(37.0) == 50.0
+    assert precision.nice_step(0.0) == 0.0
+    assert precision.round_to_step(27.38417, 0.005) == 27.385
+    assert precision.round_to_step(273841.5, 50.0) == 273850.0
+
+
+def _mean(x: np.ndarray) -> Cell:
+    return Cell(("all",), "mean", CellKind.MEAN, float(x.mean()), ids(x.size),
+                magnitudes=np.abs(x), values=x, distinct_values=int(np.unique(x).size))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=10, max_value=3000), st.integers(min_value=0, max_value=2**31),
+       st.floats(min_value=-1000, max_value=1000))
+def test_a_mean_moves_at_most_one_step_when_one_value_changes(
+        n: int, seed: int, new: float) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(27, 5, n).round(4)
+    y = x.copy()
+    y[0] = np.clip(new, x.min(), x.max())  # any value in the range the others span
+    a, b = _mean(x), _mean(y)
+    step = max(precision.step_for(a, 10), precision.step_for(b, 10))
+    pa = precision.round_to_step(float(x.mean()), step)
+    pb = precision.round_to_step(float(y.mean()), step)
+    # the difference is 0 or one step: it says less than the range the value lies in
+    assert abs(pa - pb) <= step * (1 + 1e-9)
+    assert step * n >= (x.max() - x.min()) * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("kind", [CellKind.SUM, CellKind.MEAN, CellKind.SD, CellKind.MEDIAN])
+def test_differencing_one_changed_value_gives_at_most_a_range(kind: CellKind) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(27, 5, 5000).round(4)
+    y = x.copy()
+    y[123] = 0.0  # the target's value taken out by a CASE
+    shown = []
+    for values in (x, y):
+        value = {CellKind.SUM: values.sum(), CellKind.MEAN: values.mean(),
+                 CellKind.SD: values.std(ddof=1), CellKind.MEDIAN: np.median(values)}[kind]
+        cell = Cell(("all",), kind.value, kind, float(value), ids(values.size), values=values)
+        result = Result(AnalysisKind.SUMMARY, {}, [cell])
+        precision.apply(result, 10)
+        shown.append(result.cells[0].value)
+    if kind is CellKind.SUM:
+        # the estimate of the target's value is off by up to a whole step (the range)
+        step = precision.step_for(Cell(("all",), "sum", kind, float(x.sum()), ids(x.size),
+                                       values=x), 10)
+        assert step >= np.abs(x).max()
+        assert shown[0] - shown[1] != pytest.approx(x[123], abs=1e-4) or step >= 1
+    else:
+        assert shown[0] is not None and shown[1] is not None
+        estimate = (shown[0] - shown[1]) * x.size if kind is CellKind.MEAN else None
+        if estimate is not None:
+            assert estimate != pytest.approx(x[123], abs=1e-3)
+
+
+def test_a_quantile_is_rounded_to_an_interval_holding_the_threshold() -> None:
+    x = np.array([10.0] * 20 + [27.3817] + [40.0] * 20)
+    cell = Cell(("all",), "median", CellKind.MEDIAN, 27.3817, ids(x.size), values=x,
+                below=20, above=20)
+    result = Result(AnalysisKind.SUMMARY, {}, [cell])
+    precision.apply(result, 10)
+    assert result.cells[0].value != 27.3817
+    assert precision.NOTE in result.notes
+
+
+def test_a_histograms_small_tail_bins_are_left_out() -> None:
+    cells = [count(("[10, 20)",), 1), count(("[20, 30)",), 40, 1), count(("[30, 40)",), 55, 41),
+             count(("[40, 50]",), 2, 96)]
+    report = check(Result(AnalysisKind.HISTOGRAM, {}, cells), RULES)
+    assert report.removed == {0, 3}
