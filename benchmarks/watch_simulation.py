@@ -595,7 +595,8 @@ def differencing(sim: Simulation, who: list[Partner]) -> None:
 
 
 def trackers(sim: Simulation, who: list[Partner]) -> None:
-    """Random-sample trackers: many small slices (pid modulo M), cells just over threshold."""
+    """Random-sample trackers: many small slices (a hash of each person's own values modulo
+    M; slicing by pid is refused as not row-local), cells just over threshold."""
     p = who[0]
     source = p.home(sim.rng)
     modulus = max(2, sim.cohort // 330)
@@ -603,7 +604,8 @@ def trackers(sim: Simulation, who: list[Partner]) -> None:
         if p.stopped:
             return
         _tick(sim, 45)
-        sql = (f"SELECT birth_year, count(*) AS n FROM base WHERE pid % {modulus} = {k} "
+        sql = (f"SELECT birth_year, count(*) AS n FROM base WHERE "
+               f"(birth_year * 31 + coalesce(sbp, 0) * 7 + coalesce(centre, 0)) % {modulus} = {k} "
                f"GROUP BY birth_year")
         sim.analyse(p, {"kind": "aggregate_sql", "sql": sql}, source)
 

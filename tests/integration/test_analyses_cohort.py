@@ -69,7 +69,7 @@ def test_models_and_life_tables_run_on_the_cohort(
     ols = run({"kind": "ols", "outcome": "bmi", "covariates": ["born", "sex"],
                "categorical": ["sex"]}, people)
     assert ols.facts["n_obs"] == people["bmi"].drop_nulls().len()
-    assert {"level:sex=0", "level:sex=1", "support:born"} == set(ols.levels)
+    assert {"level:sex=0", "level:sex=1", "support:born", "support:bmi"} == set(ols.levels)
     km = run({"kind": "kaplan_meier", "time": "days", "event": "dead", "group": "sex"}, people)
     first = [c for c in km.cells if c.kind == CellKind.AT_RISK and c.row[1].startswith("[0,")]
     assert sum(c.value or 0 for c in first) == people.height

@@ -162,15 +162,37 @@ def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
 
 
 def _check_having(having: exp.Expr) -> None:
-    """HAVING may test counts only: a test on any other aggregate (max(x) > 40) answers a
-    yes/no question about a value the output check would not release, so repeated requests
-    could find it exactly."""
-    if having.find(exp.Subquery, exp.Select, exp.Window):
-        raise unknown("a subquery or window function in HAVING")
-    for node in having.walk():
-        if _is_aggregate(node) and not isinstance(node, exp.Count):
-            raise unknown(f"HAVING tests {plain_sql(node)}: only counts may be tested in "
-                          "HAVING (other aggregates are released, rounded, by the output check)")
+    """HAVING may only ask for groups of at least n rows or people: ``count(*) >= n`` or
+    ``count(DISTINCT pid) >= n`` (joined by AND). A test on any other aggregate
+    (``max(x) > 40``, ``count(CASE WHEN <them> …) = count(*)``) answers a yes/no question
+    about values the output check would not release, so repeated requests could find them;
+    a size test says no more than the released count does."""
+    condition = having.this if isinstance(having, exp.Having) else having
+    for term in _and_terms(condition):
+        if not (isinstance(term, exp.GTE | exp.GT) and _is_size(term.left)
+                and isinstance(term.right, exp.Literal) and term.right.is_number):
+            raise unknown(f"HAVING {plain_sql(term)}: HAVING may only keep groups of at "
+                          "least a size, as count(*) >= n or count(DISTINCT pid) >= n; filter "
+                          "other conditions in WHERE, or on the released table")
+
+
+def _and_terms(node: exp.Expr) -> list[exp.Expr]:
+    node = node.unnest()
+    if isinstance(node, exp.And):
+        return _and_terms(node.left) + _and_terms(node.right)
+    return [node]
+
+
+def _is_size(node: exp.Expr) -> bool:
+    """count(*) or count(DISTINCT pid)."""
+    node = node.unnest()
+    if not isinstance(node, exp.Count):
+        return False
+    arg = node.this
+    if isinstance(arg, exp.Star):
+        return True
+    return (isinstance(arg, exp.Distinct) and len(arg.expressions) == 1
+            and isinstance(arg.expressions[0], exp.Column) and arg.expressions[0].name == PID)
 
 
 def _has_pid(table: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> bool:
@@ -294,7 +316,14 @@ def _aggregate(name: str, node: exp.Expr) -> Aggregate:
         if isinstance(arg, exp.Distinct):
             if len(arg.expressions) != 1 or arg.args.get("on"):
                 raise unknown("count(DISTINCT …) of more than one expression")
-            return _plain(name, CellKind.COUNT, arg.expressions[0], distinct=True)
+            counted = arg.expressions[0]
+            if not (isinstance(counted, exp.Column) and counted.name == PID):
+                # a count of distinct values moves by one when one person's value is unlike
+                # the others': count(DISTINCT CASE WHEN <them> … THEN 1 ELSE 0 END) is 1 or 2
+                raise Invalid(f"{name!r} counts distinct values of "
+                              f"{plain_sql(counted)}; only participants may be counted "
+                              "distinctly (count(DISTINCT pid)); count rows or people instead")
+            return _plain(name, CellKind.COUNT, counted, distinct=True)
     q = 0.5 if kind_of == CellKind.MEDIAN else None
     if isinstance(node, exp.PercentileCont):
         q = _probability(node.args.get("expression"))
@@ -362,9 +391,10 @@ def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None) ->
         found = _grouped(frame, keys, inputs, survivors)
     labels, gathered = found
     if len(labels) * len(inputs) > MAX_CELLS:  # the same limit as any table of the enclave
-        raise Invalid(f"the query gives {len(labels):,} groups × {len(inputs)} aggregates, "
-                      f"more than the {MAX_CELLS:,} cells an output may have; group on "
-                      "coarser keys (bands, categories) so that each row is a real group")
+        # the number of groups is not named: it would count the data's distinct values
+        raise Invalid(f"the query gives more than the {MAX_CELLS:,} cells an output may have "
+                      "(groups × aggregates); group on coarser keys (bands, categories) so "
+                      "that each row is a real group")
     by_aggregate = [_cells(g, a, labels) for g, (a, _) in zip(gathered, inputs, strict=True)]
     return [cells[g] for g in range(len(labels)) for cells in by_aggregate]
 

@@ -9,6 +9,8 @@ are stored as Parquet sealed with the project's key; metadata as JSON beside the
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -19,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
@@ -88,8 +92,13 @@ def build(
     limits: Limits,
     min_participants: int = 10,
     earlier: Mapping[str, pl.DataFrame] | None = None,
+    verdict_key: bytes | None = None,
 ) -> tuple[Definition, pl.DataFrame]:
-    """Run a definition's SQL over the project view (and earlier definitions) in the enclave."""
+    """Run a definition's SQL over the project view (and earlier definitions) in the enclave.
+
+    ``verdict_key``: the project's secret for the size verdict's margin (:func:`size_verdict`);
+    without one the verdict is the bare threshold (for tests of the threshold itself).
+    """
     check_name(name, tables)
     earlier = dict(earlier or {})
     for other in earlier:
@@ -107,13 +116,37 @@ def build(
     _check_pids(frame, tables)
     # stored by pid: aggregates over it then need no sort, and row order says nothing
     frame = frame.sort(PID, maintain_order=True)
-    participants = frame[PID].n_unique()
+    people = frame[PID].unique().sort()
+    participants = people.len()
+    size_ok = (size_verdict(people.to_numpy(), min_participants, verdict_key)
+               if verdict_key is not None else participants >= min_participants)
     definition = Definition(
         name=name, sql=sql, created_at=datetime.now(UTC),
         columns=schema_of({name: frame}).tables[name], rows=frame.height,
-        participants=participants, size_ok=participants >= min_participants,
+        participants=participants, size_ok=size_ok,
     )  # fmt: skip
     return definition, frame
+
+
+def size_verdict(pids: npt.NDArray[np.int64], threshold: int, key: bytes) -> bool:
+    """Whether a population is big enough, told without saying whether one person is in it.
+
+    Fewer than half the ``threshold``: no. At least twice it: yes. In between, yes only if
+    the size reaches ``threshold`` plus a margin drawn from the population itself (a keyed
+    hash of its sorted IDs, from −threshold/2 to threshold − 1). The same population always
+    gets the same answer, but two populations that differ by one person get independent
+    margins, so "nine people, plus the target if their BMI is over 30" is no longer a yes/no
+    question about the target: each answer moves the odds by one in 1.5 × threshold, and
+    many such questions (each metered and watched) would be needed to tell.
+    """
+    n = len(pids)
+    low = -(threshold // 2)
+    if n < threshold + low or n >= 2 * threshold:
+        return n >= threshold
+    digest = hmac.new(key, np.ascontiguousarray(pids, dtype=np.int64).tobytes(),
+                      hashlib.sha256).digest()
+    margin = low + int.from_bytes(digest[:8], "big") % (threshold - low)
+    return n >= threshold + margin
 
 
 def _check_pids(frame: pl.DataFrame, tables: Mapping[str, pl.DataFrame]) -> None:

@@ -9,6 +9,7 @@ definition answers with its schema and size; an analysis answers with a
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,7 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
     try:
         definition, frame = definitions.build(
             tables, schema_of({**tables, **earlier}), name, sql, enclave.limits,
-            earlier=earlier)
+            earlier=earlier, verdict_key=_verdict_key(enclave, where.project))
     except Invalid as refusal:
         _refused(enclave, principal, project_id, "definition", sql, refusal)
         raise
@@ -74,6 +75,12 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
                         "participants": definition.participants,
                         "size_ok": definition.size_ok})
     return definition
+
+
+def _verdict_key(enclave: Enclave, project: Project) -> bytes:
+    """The project's secret for the size verdict's margin (never leaves the enclave)."""
+    return hmac.new(enclave.key(project).secret, f"size verdict:{project.id}".encode(),
+                    hashlib.sha256).digest()
 
 
 def list_definitions(enclave: Enclave, principal: Principal,

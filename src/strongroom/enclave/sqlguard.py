@@ -75,7 +75,7 @@ ALLOWED_FUNCTIONS: frozenset[type[exp.Func]] = frozenset({
     exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Trunc, exp.Sign, exp.Sqrt, exp.Ln, exp.Log,
     exp.Exp, exp.Pow, exp.IsNan,
     # lists
-    exp.ArrayContains, exp.ArraySize, exp.ArrayDistinct, exp.ArraySort, exp.ArrayConcat,
+    exp.ArrayContains, exp.ArraySize, exp.ArrayDistinct, exp.ArraySort,
     exp.ArrayToString, exp.ArrayOverlaps,
 })
 
@@ -174,6 +174,7 @@ def harden(tree: exp.Query) -> exp.Query:
             return True
         return False
 
+    _cap_text(tree)
     for _ in tree.walk(prune=prune):
         pass
     for node in chosen:
@@ -184,6 +185,37 @@ def harden(tree: exp.Query) -> exp.Query:
     for parse in tree.find_all(exp.StrToTime, exp.StrToDate):
         parse.set("safe", True)
     return tree
+
+
+# Text that functions build is cut at this length, so no value can make a query build a
+# gigabyte string (lpad(x, <huge if …>)) and fail on the memory limit instead of answering.
+MAX_TEXT = 10_000
+_TEXT_BUILDERS: tuple[type[exp.Expr], ...] = (
+    exp.DPipe, exp.Concat, exp.ConcatWs, exp.Replace, exp.RegexpReplace, exp.Pad,
+    exp.ArrayToString)
+MAX_REPLACEMENT = 100  # characters in a literal replacement text
+
+
+def _cap_text(tree: exp.Expr) -> None:
+    """Every built text cut at MAX_TEXT and every pad length at most MAX_TEXT, innermost
+    first, so that no level of nesting can grow past it."""
+    limit = exp.Literal.number(MAX_TEXT)
+    for node in reversed(list(tree.find_all(*_TEXT_BUILDERS))):
+        if isinstance(node, exp.Pad):
+            node.set("expression", exp.Least(this=node.args["expression"].copy(),
+                                             expressions=[limit.copy()]))
+        node.replace(exp.Left(this=node.copy(), expression=limit.copy()))
+
+
+def _replacement_reason(node: exp.Expr) -> str | None:
+    if not isinstance(node, exp.Replace | exp.RegexpReplace):
+        return None
+    replacement = node.args.get("replacement")
+    if (isinstance(replacement, exp.Literal) and replacement.is_string
+            and len(replacement.this) <= MAX_REPLACEMENT):
+        return None
+    return (f"the replacement in replace()/regexp_replace() must be text of at most "
+            f"{MAX_REPLACEMENT} characters written in the query")
 
 
 def _wraps(node: exp.Expr) -> bool:
@@ -325,7 +357,25 @@ def _node_reason(node: exp.Expr, schema: ProjectSchema, ctes: set[str]) -> str |
         return _join_shape_reason(node)
     if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED:
         return f"the type {node.sql(DIALECT)} is not a DuckDB type"
-    return None
+    return _window_argument_reason(node) or _replacement_reason(node)
+
+
+# window functions whose count or offset argument fails on some values (ntile(0)); DuckDB's
+# TRY cannot wrap a window function, so the argument must be a number written in the query
+_WINDOW_COUNTS: dict[type[exp.Expr], str] = {exp.Ntile: "this", exp.NthValue: "offset",
+                                             exp.Lag: "offset", exp.Lead: "offset"}
+
+
+def _window_argument_reason(node: exp.Expr) -> str | None:
+    key = _WINDOW_COUNTS.get(type(node))
+    argument = node.args.get(key) if key else None
+    if argument is None or (isinstance(argument, exp.Literal) and argument.is_number
+                            and float(argument.this) >= 1):
+        return None
+    name = node.sql_name().lower() if isinstance(node, exp.Func) else node.key
+    return (f"the count or offset of {name}() must be a whole number of at least 1 written "
+            "in the query, not computed from the data (a value that makes it fail would "
+            "answer a question about the data)")
 
 
 def _anonymous_reason(node: exp.Anonymous) -> str | None:

@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from strongroom.enclave.results import Cell, CellKind, Result
+from strongroom.enclave.steps import nice_step, round_to_step
 
 ROUNDED = frozenset({CellKind.SUM, CellKind.MEAN, CellKind.SD, CellKind.MEDIAN,
                      CellKind.QUANTILE})
@@ -74,25 +75,3 @@ def step_for(cell: Cell, threshold: int) -> float:
     distance = np.sort(np.abs(x - cell.value))
     reach = float(distance[min(threshold, n) - 1])
     return nice_step(2.0 * reach)
-
-
-def nice_step(size: float) -> float:
-    """The smallest of 1, 2, 5 × 10ⁿ that is at least ``size`` (0 for no size)."""
-    if not math.isfinite(size) or size <= 0:
-        return 0.0
-    exponent = math.floor(math.log10(size))
-    for factor in (1, 2, 5, 10):
-        step = factor * 10.0**exponent
-        if step >= size * (1 - 1e-12):
-            return _clean(step, exponent)
-    return _clean(10.0 ** (exponent + 1), exponent + 1)
-
-
-def round_to_step(value: float, step: float) -> float:
-    """``value`` to the nearest multiple of ``step``, without binary noise in its digits."""
-    decimals = max(0, -math.floor(math.log10(step)))
-    return round(round(value / step) * step, decimals)
-
-
-def _clean(step: float, exponent: int) -> float:
-    return round(step, max(0, -exponent))

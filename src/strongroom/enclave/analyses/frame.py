@@ -56,10 +56,9 @@ def _normalised(frame: pl.DataFrame, name: str) -> pl.Expr:
     dtype = frame.schema[name]
     col = pl.col(name)
     if dtype.is_float():
-        if frame.select(col.is_infinite().any()).item():
-            raise Invalid(f"{name!r} holds infinite values: replace them with nulls or limits "
-                          "in the dataset definition")
-        return col.fill_nan(None)
+        # infinite and NaN values count as missing: refusing them would say whether anyone
+        # the definition picked out has one
+        return pl.when(col.is_finite()).then(col).otherwise(None)
     if isinstance(dtype, pl.Decimal):
         return col.cast(pl.Float64)
     if isinstance(dtype, (pl.Categorical, pl.Enum)):

@@ -30,6 +30,7 @@ from strongroom.enclave.analyses.frame import (
 )
 from strongroom.enclave.analyses.spec import LogisticSpec, OlsSpec
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
+from strongroom.enclave.steps import nice_step, round_to_step
 from strongroom.errors import Invalid
 
 INTERCEPT = "Intercept"
@@ -57,20 +58,22 @@ class Design:
         return pids(self.used)
 
 
+MISSING_NOTE = "rows with a missing value in the outcome or a covariate are left out"
+REPEATED_NOTE = ("a participant on several rows counts once per row: the model treats rows as "
+                 "independent, so standard errors may be too small")
+
+
 def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
            categorical: list[str]) -> Design:
     """Complete rows of ``responses`` and ``covariates``, with dummies for the categorical."""
     used = frame.select(PID, *responses, *covariates).drop_nulls()
-    notes = []
-    if used.height < frame.height:
-        notes.append("rows with a missing value in the outcome or a covariate were left out")
+    # the notes are the same whatever the data: a note shown only when some row is missing
+    # (or repeated) would answer a question about whoever the definition picked out
+    notes = [MISSING_NOTE, REPEATED_NOTE]
     if used.height == 0:
         raise Invalid("no row has values for the outcome and every covariate")
     ids = pids(used)
     everyone = distinct(ids)
-    if len(everyone) < used.height:
-        notes.append("some participants appear on several rows; the model treats rows as "
-                     "independent, so its standard errors may be too small")
     columns: list[FloatArray] = []
     terms: list[str] = []
     term_variables: list[str] = []
@@ -114,6 +117,29 @@ def influence(x: FloatArray, ids: PidArray, weights: FloatArray | None = None) -
     h = np.einsum("ij,ij->i", q, q)
     codes = np.unique(ids, return_inverse=True)[1]
     return float(np.bincount(codes, weights=h).max())
+
+
+def coefficient_steps(x: FloatArray, y: FloatArray, ids: PidArray) -> FloatArray:
+    """Per coefficient, the most one participant could move it: Σ over their rows of
+    |(XᵀX)⁻¹xᵢ| times the outcome's spread. An estimate shown finer than that (an intercept
+    times a group's size) would give back one person's outcome: see
+    docs/explanation/output-check.md, release precision."""
+    q, r = np.linalg.qr(x)
+    weights = np.abs(scipy.linalg.solve_triangular(r, q.T))  # (XᵀX)⁻¹Xᵀ, p × rows
+    codes = np.unique(ids, return_inverse=True)[1]
+    spread = float(np.ptp(y))
+    return np.array([nice_step(float(np.bincount(codes, weights=w).max()) * spread)
+                     for w in weights])
+
+
+def _rounded(table: FloatArray, steps: FloatArray) -> FloatArray:
+    """Estimates, SEs and confidence limits to each term's step; p-values as they are."""
+    out = table.copy()
+    for i, step in enumerate(steps):
+        if step > 0:
+            out[i, :4] = [round_to_step(float(v), step) if np.isfinite(v) else v
+                          for v in table[i, :4]]
+    return out
 
 
 def _dummies(series: pl.Series, ids: PidArray,
@@ -190,13 +216,17 @@ def ols(spec: OlsSpec, frame: pl.DataFrame) -> Result:
     if fit.ssr <= 1e-12 * float(np.sum((y - y.mean()) ** 2)):
         raise Invalid("the outcome is an exact combination of the covariates (a perfect fit), "
                       "so the model has no error to estimate")
+    table = _rounded(table, coefficient_steps(x, y, d.ids))
     cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
     cells += statistic_cells({"r_squared": fit.rsquared, "adj_r_squared": fit.rsquared_adj,
                               "log_likelihood": fit.llf, "aic": fit.aic}, d.everyone)
     facts = {"residual_df": float(fit.df_resid), "n_obs": float(len(d.everyone)),
              "n_parameters": float(x.shape[1])}
+    # the outcome too: an outcome that is 0 for all but one person puts their value in the
+    # coefficients (an intercept times the group size)
+    levels = {**d.levels, f"support:{spec.outcome}": support(y, d.ids)}
     return Result(AnalysisKind.OLS, spec.model_dump(mode="json"), cells, facts=facts,
-                  levels=d.levels, notes=d.notes, influence=influence(x, d.ids))
+                  levels=levels, notes=d.notes, influence=influence(x, d.ids))
 
 
 def binary(frame: pl.DataFrame, name: str, what: str) -> FloatArray:

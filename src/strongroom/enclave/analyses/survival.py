@@ -43,6 +43,8 @@ from strongroom.enclave.analyses.spec import CoxSpec, KaplanMeierSpec
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
 from strongroom.errors import Invalid
 
+DURATION_NOTE = ("rows with a missing or negative time, or an event other than 0/1, are left "
+                 "out")
 MAX_INTERVALS = 100  # each interval keeps its at-risk set: widen the interval instead
 ALL = "All"  # the group label when there is no grouping variable
 HAZARD_COLUMNS = ("hr", "ci_low", "ci_high", "p")
@@ -53,19 +55,32 @@ def _durations(frame: pl.DataFrame, time: str, event: str) -> tuple[FloatArray, 
     if not dtype.is_numeric():
         raise Invalid(f"the time {time!r} must be a number of days, weeks, months or years "
                       "since the start of follow-up: derive it in the dataset definition")
-    t = floats(frame, time)
-    if np.any(t < 0):
-        raise Invalid(f"the time {time!r} is negative on some rows: follow-up starts at 0")
-    return t, binary(frame, event, "the event")
+    return floats(frame, time), binary(frame, event, "the event")
+
+
+def _followed(frame: pl.DataFrame, time: str, event: str) -> pl.DataFrame:
+    """The rows with a time of at least 0 and an event of 0/1. Others are left out (see
+    DURATION_NOTE), never refused: a refusal would say whether anyone the definition picked
+    out has a negative time or an odd event. Wrong types are refused (the same whatever the
+    data)."""
+    kinds = frame.schema[time], frame.schema[event]
+    if not kinds[0].is_numeric():
+        raise Invalid(f"the time {time!r} must be a number of days, weeks, months or years "
+                      "since the start of follow-up: derive it in the dataset definition")
+    if not (kinds[1].is_numeric() or isinstance(kinds[1], pl.Boolean)):
+        raise Invalid(f"the event {event!r} must hold 0/1 or true/false")
+    happened = pl.col(event).cast(pl.Float64)
+    return frame.filter(pl.col(time).cast(pl.Float64).is_finite()
+                        & (pl.col(time).cast(pl.Float64) >= 0)
+                        & happened.is_in([0.0, 1.0]))
 
 
 def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame) -> Result:
     """The life table of every group on the grid, with lifelines' survival estimates."""
     from lifelines import KaplanMeierFitter
 
-    used = frame.drop_nulls([spec.time, spec.event])
-    notes = ["rows with a missing time or event were left out"] if used.height < frame.height \
-        else []
+    used = _followed(frame, spec.time, spec.event)
+    notes = [DURATION_NOTE]
     if used.height == 0:
         raise Invalid("no row has both a time and an event")
     t, e = _durations(used, spec.time, spec.event)
@@ -82,9 +97,8 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame) -> Result:
     ids = pids(used)
     groups = (encode(used[spec.group], missing=True) if spec.group
               else Levels(np.zeros(used.height, dtype=np.int64), [ALL]))
-    if len(distinct(ids)) < used.height:
-        notes.append("some participants appear on several rows; each row is followed as a "
-                     "separate subject")
+    notes.append("a participant on several rows is followed once per row, as separate "
+                 "subjects")
 
     cells: list[Cell] = []
     levels: dict[str, PidArray] = {}
@@ -144,7 +158,8 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
-    d = design(frame, [spec.time, spec.event], spec.covariates, spec.categorical)
+    d = design(_followed(frame, spec.time, spec.event), [spec.time, spec.event],
+               spec.covariates, spec.categorical)
     t, e = _durations(d.used, spec.time, spec.event)
     ids = d.ids
     with_event, without = distinct(ids[e == 1]), distinct(ids[e == 0])

@@ -1,0 +1,121 @@
+"""Disclosure benchmark: the attack catalogue and the honest analyses, now and at a baseline.
+
+    python benchmarks/disclosure.py [--baseline 606ebb9] [--cohort 3000]
+
+Runs every attack of ``strongroom.attacks.catalogue`` (each in a fresh institution, researcher
+and project; ground truth custodian-side) and prints, per kind, attacks tried and values
+recovered; then runs the honest analyses of ``strongroom.attacks.honest`` in one project and
+prints how many kept their automatic release. With ``--baseline`` the same catalogue runs on
+that commit (a git worktree under benchmarks/.work, the attacks package copied in), in the
+same run, so the table shows what the check stopped and what it cost: the honest analyses
+auto-released at the baseline that lose it now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure(cohort: int) -> dict[str, Any]:
+    """Run everything on the strongroom importable here; a JSON-able summary."""
+    from strongroom.attacks import runner
+    from strongroom.attacks.catalogue import catalogue
+    from strongroom.attacks.world import AttackWorld
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        world = AttackWorld.build(Path(tmp), cohort=cohort)
+        try:
+            cast = runner.cast(world)
+            attacks = []
+            for attack in catalogue():
+                try:
+                    outcome = runner.attempt(world, attack, cast)
+                    attacks.append({"kind": attack.kind, "name": attack.name,
+                                    "recovered": outcome.recovered, "detail": outcome.detail})
+                except Exception as exc:  # a baseline without an API the attack uses
+                    attacks.append({"kind": attack.kind, "name": attack.name,
+                                    "recovered": False, "detail": f"error: {exc!r}"[:200]})
+            honest = [{"name": h.analysis.name, "automatic": h.automatic, "detail": h.detail}
+                      for h in runner.honest(world)]
+        finally:
+            world.close()
+    return {"attacks": attacks, "honest": honest, "seconds": time.perf_counter() - started}
+
+
+def at_baseline(commit: str, cohort: int) -> dict[str, Any]:
+    """The same run on ``commit``: a worktree with today's attacks package copied in."""
+    work = ROOT / "benchmarks" / ".work" / f"baseline-{commit}"
+    if not work.exists():
+        work.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(work),
+                        commit], check=True, capture_output=True)
+    target = work / "src" / "strongroom" / "attacks"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(ROOT / "src" / "strongroom" / "attacks", target)
+    env = {**os.environ, "PYTHONPATH": str(work / "src")}
+    done = subprocess.run([sys.executable, __file__, "--inner", "--cohort", str(cohort)],
+                          env=env, cwd=work, check=True, capture_output=True, text=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def report(now: dict[str, Any], base: dict[str, Any] | None, label: str) -> None:
+    kinds = list(dict.fromkeys(a["kind"] for a in now["attacks"]))
+    tried = Counter(a["kind"] for a in now["attacks"])
+    got = Counter(a["kind"] for a in now["attacks"] if a["recovered"])
+    was = Counter(a["kind"] for a in base["attacks"] if a["recovered"]) if base else None
+    head = f"{'kind':<14} {'tried':>5} {'recovered':>9}"
+    print(head + (f" {'at ' + label:>14}" if base else ""))
+    for kind in kinds:
+        line = f"{kind:<14} {tried[kind]:>5} {got[kind]:>9}"
+        print(line + (f" {was[kind]:>14}" if was is not None else ""))
+    line = f"{'all':<14} {sum(tried.values()):>5} {sum(got.values()):>9}"
+    print(line + (f" {sum(was.values()):>14}" if was is not None else ""))
+    for a in now["attacks"]:
+        if a["recovered"]:
+            print(f"  recovered now: [{a['kind']}] {a['name']}")
+    honest = now["honest"]
+    auto = sum(h["automatic"] for h in honest)
+    print(f"\nhonest analyses: {len(honest)}; released automatically now: {auto}")
+    if base:
+        before = {h["name"]: h["automatic"] for h in base["honest"]}
+        lost = [h for h in honest if before.get(h["name"]) and not h["automatic"]]
+        gained = [h for h in honest if not before.get(h["name"]) and h["automatic"]]
+        kept_before = sum(before.values())
+        print(f"released automatically at {label}: {kept_before}; lost since: {len(lost)} "
+              f"({len(lost) / len(honest):.0%} of the honest analyses); gained: {len(gained)}")
+        for h in lost:
+            print(f"  lost: {h['name']} — {h['detail'][:150]}")
+    print(f"\nseconds: now {now['seconds']:.0f}" + (f", {label} {base['seconds']:.0f}"
+                                                    if base else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="606ebb9",
+                        help="a commit to compare with in the same run ('' for none)")
+    parser.add_argument("--cohort", type=int, default=3000)
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        print(json.dumps(measure(args.cohort)))
+        return
+    now = measure(args.cohort)
+    base = at_baseline(args.baseline, args.cohort) if args.baseline else None
+    report(now, base, args.baseline)
+
+
+if __name__ == "__main__":
+    main()

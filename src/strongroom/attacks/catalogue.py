@@ -1,0 +1,756 @@
+"""The attacks, by kind: what an approved researcher asks for, and how they would compute a
+participant's value from what is released.
+
+Each attack targets one participant whom the attacker can describe by quasi-identifiers a
+neighbour knows (sex, year of birth, a blood-pressure reading: ``{T}`` in the SQL); the value
+sought is their BMI (or, for the one-bit attacks, whether their BMI is over 30). A *value*
+attack succeeds if ``recover`` computes the BMI to within 0.05 from released outputs alone. A
+*bit* attack runs against two targets whose hidden bit differs, and succeeds if what the
+researcher observes (refusals, failures, sizes, released numbers) differs between them.
+
+Placeholders: ``{T}`` the target's condition; ``{S}``, ``{Y}``, ``{P}`` their sex, birth year
+and systolic BP; ``{G9}`` a condition true for exactly k - 1 other participants (an attacker
+finds one with repeated size questions; the runner finds it custodian-side to keep the suite
+short).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+KINDS = ("labels", "row-local", "values", "combinations", "models", "one-bit", "precision")
+TOLERANCE = 0.05  # a recovered BMI this close to the truth counts as the value given away
+
+BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p54_i0 AS centre, p20116_i0 AS smoking, "
+        "p21001_i0 AS bmi, p4080_i0_a0 AS sbp FROM participants")
+MIDDLE = "birth_year BETWEEN 1945 AND 1965"  # the target is born 1946–1964
+G1, G2 = "birth_year < 1945", "birth_year > 1965"  # large groups without the target
+
+
+@dataclass(frozen=True)
+class Target:
+    """A participant the attacker can describe, and (custodian-side) the truth sought."""
+
+    condition: str  # SQL true for them alone: their sex, birth year and blood pressure
+    sex: int
+    birth_year: int
+    sbp: int
+    bmi: float
+    smoking_current: float  # 1.0 if they smoke now (UK Biobank coding 2), else 0.0
+
+    @property
+    def obese(self) -> bool:
+        return self.bmi > 30
+
+
+@dataclass(frozen=True)
+class Obs:
+    """What the researcher saw for one step."""
+
+    step: str  # define | analyse | project
+    refused: str | None = None  # the first reason, if the request was refused
+    verdict: str | None = None
+    status: str | None = None  # released | blocked | pending_review | …
+    body: dict[str, Any] | None = None  # the released JSON, if released
+    size_ok: bool | None = None
+    why: str | None = None  # the rule and reason of the verdict, if not released automatically
+
+
+Request = dict[str, Any] | Callable[[list[Obs]], dict[str, Any]]
+Recovery = Callable[[list[Obs], Target], Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    what: str  # define | analyse | project (a second project, same researcher)
+    name: str = ""  # define: the definition's name
+    sql: str = ""  # define: its SQL
+    request: Request | None = None  # analyse: the analysis (or a function of what was seen)
+
+
+@dataclass(frozen=True)
+class Attack:
+    kind: str
+    name: str
+    steps: tuple[Step, ...]
+    # value attacks: the BMI computed from what was seen (None: nothing to compute from);
+    # bit attacks: a fingerprint of what was seen
+    recover: Callable[[list[Obs], Target], Any]
+    bit: bool = False
+    truth: str = "bmi"  # value attacks: the target's field sought ("smoking_current": 0/1)
+
+
+def define(name: str, sql: str) -> Step:
+    return Step("define", name=name, sql=sql)
+
+
+def agg(sql: str) -> Step:
+    return Step("analyse", request={"kind": "aggregate_sql", "sql": sql})
+
+
+def analyse(request: Request) -> Step:
+    return Step("analyse", request=request)
+
+
+# -- reading released outputs -----------------------------------------------------------------
+
+
+def cells(obs: list[Obs], i: int) -> list[dict[str, Any]]:
+    """Step ``i``'s released cells that show a value (suppressed and removed ones do not)."""
+    body = obs[i].body if i < len(obs) else None
+    if not body:
+        return []
+    return [c for c in body.get("cells", []) if c.get("value") is not None
+            and not c.get("suppressed")]
+
+
+def value(obs: list[Obs], i: int, column: str | None = None,
+          row: Sequence[Any] | None = None) -> float | None:
+    for c in cells(obs, i):
+        if column is not None and c["column"] != column:
+            continue
+        if row is not None and [str(r) for r in c["row"]] != [str(r) for r in row]:
+            continue
+        return float(c["value"])
+    return None
+
+
+def number(text: Any) -> float | None:
+    try:
+        found = float(str(text))
+    except ValueError:
+        return None
+    return found if math.isfinite(found) else None
+
+
+def labels(obs: list[Obs], i: int) -> list[str]:
+    found: list[str] = []
+    for c in cells(obs, i):
+        found += [str(r) for r in c["row"]] + [str(c["column"])]
+    return found
+
+
+def all_of(*parts: float | None) -> bool:
+    return all(p is not None for p in parts)
+
+
+def total(signs: Sequence[int], parts: Sequence[float | None]) -> float | None:
+    known = [p for p in parts if p is not None]
+    if len(known) != len(parts):
+        return None
+    return float(sum(s * p for s, p in zip(signs, known, strict=True)))
+
+
+def fingerprint(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
+    """What a researcher sees of each step that does not depend on whom it aimed at: refused
+    or not, the verdict, the release, the size verdict, and how many cells were shown."""
+    return tuple((o.refused is not None, o.verdict, o.status, o.size_ok, len(cells([o], 0)))
+                 for o in obs)
+
+
+# -- recoveries shared by several attacks ---------------------------------------------------
+
+
+def difference(i: int, j: int, column: str = "s", scale: float = 1.0) -> Recovery:
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        a, b = value(obs, i, column), value(obs, j, column)
+        return None if a is None or b is None else (a - b) / scale
+    return recover
+
+
+def mean_difference(i: int, j: int) -> Recovery:
+    """(m_i − m_j) × n, each output giving n and m."""
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        n, m1, m2 = value(obs, i, "n"), value(obs, i, "m"), value(obs, j, "m")
+        return None if not all_of(n, m1, m2) else (m1 - m2) * n  # type: ignore[operator]
+    return recover
+
+
+def weighted(signs: Sequence[int], steps: Sequence[int]) -> Recovery:
+    """Σ sign × n × m (or × s where a step gives a sum "s")."""
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        parts: list[float | None] = []
+        for i in steps:
+            s = value(obs, i, "s")
+            if s is None:
+                n, m = value(obs, i, "n"), value(obs, i, "m")
+                s = n * m if n is not None and m is not None else None
+            parts.append(s)
+        return total(signs, parts)
+    return recover
+
+
+def last_mean(column: str = "m") -> Recovery:
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        for c in cells(obs, len(obs) - 1):
+            if c["column"] == column:
+                return float(c["value"])
+        return None
+    return recover
+
+
+def label_beside(i: int, key: int, known: str) -> Recovery:
+    """The label in position ``key`` of the released row that holds the target's ``known``
+    field (e.g. their blood pressure)."""
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        mark = str(getattr(t, known))
+        for c in cells(obs, i):
+            row = [str(r) for r in c["row"]]
+            if mark in row and len(row) > key:
+                return number(row[key])
+        return None
+    return recover
+
+
+def only_label(i: int, other: Sequence[str]) -> Recovery:
+    """The one numeric label that is not one of the known categories."""
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        found = {number(x) for x in labels(obs, i) if x not in other} - {None}
+        return found.pop() if len(found) == 1 else None
+    return recover
+
+
+def coef(obs: list[Obs], i: int, term: str) -> float | None:
+    return value(obs, i, "coef", (term,))
+
+
+def fitted(i: int, terms: Sequence[tuple[str, float | str]]) -> Recovery:
+    """const + Σ coef × x: the model's fitted value for the target (x a number, or the name
+    of one of the target's known fields)."""
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        found = [coef(obs, i, "const")] + [coef(obs, i, term) for term, _ in terms]
+        parts = [p for p in found if p is not None]
+        if len(parts) != len(found):
+            return None
+        xs = [float(getattr(t, x)) if isinstance(x, str) else x for _, x in terms]
+        return parts[0] + float(sum(p * x for p, x in zip(parts[1:], xs, strict=True)))
+    return recover
+
+
+def histogram_gap(i: int) -> Recovery:
+    """The middle of the one bin that holds the target: missing, suppressed or non-zero."""
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        body = obs[i].body if i < len(obs) else None
+        if not body:
+            return None
+        edges = body.get("spec", {}).get("edges") or []
+        shown = {str(c["row"][0]): c for c in body.get("cells", [])
+                 if c.get("column") in ("n", "count")}
+        odd = []
+        for low, high in itertools.pairwise(edges):
+            label = next((k for k in shown if k.startswith(f"[{low:g}")
+                          or k.startswith(f"[{low}")), None)
+            cell = shown.get(label) if label else None
+            if cell is None or cell.get("suppressed") or (cell.get("value") or 0) > 0:
+                odd.append((low + high) / 2)
+        return odd[0] if len(odd) == 1 else None
+    return recover
+
+
+def narrow_edges(i: int, width: float) -> Callable[[list[Obs]], dict[str, Any]]:
+    """Second stage of a histogram search: 0.1-wide bins across the bin found at step ``i``."""
+    def request(obs: list[Obs]) -> dict[str, Any]:
+        middle = histogram_gap(i)(obs, None)  # type: ignore[arg-type]
+        low = (middle - width / 2) if middle is not None else 20.0
+        edges = [round(low + 0.1 * j, 4) for j in range(round(width / 0.1) + 1)]
+        return {"kind": "histogram", "definition": "one", "variable": "bmi", "edges": edges}
+    return request
+
+
+def correlation_recovery(obs: list[Obs], t: Target) -> float | None:
+    """y_T = ȳ + r √((1 − 1/n)(n − 1)) s for a flag that is 1 for the target alone."""
+    n, m, sd = value(obs, 1, "n", ("bmi",)), value(obs, 1, "mean", ("bmi",)), \
+        value(obs, 1, "sd", ("bmi",))
+    r = value(obs, 2, "flag", ("bmi",))
+    if not all_of(n, m, sd, r):
+        return None
+    return m + r * math.sqrt((1 - 1 / n) * (n - 1)) * sd  # type: ignore[operator]
+
+
+def sd_recovery(obs: list[Obs], t: Target) -> float | None:
+    """Σy² from (n, mean, sd) of two outputs, one with the target's BMI set to 0."""
+    parts = []
+    for i in (0, 1):
+        n, m, sd = value(obs, i, "n"), value(obs, i, "m"), value(obs, i, "sd")
+        if not all_of(n, m, sd):
+            return None
+        parts.append((n - 1) * sd ** 2 + n * m ** 2)  # type: ignore[operator]
+    square = parts[0] - parts[1]
+    return math.sqrt(square) if square > 0 else None
+
+
+# -- the catalogue ----------------------------------------------------------------------------
+
+
+def catalogue() -> list[Attack]:
+    """Every attack; SQL placeholders are filled per target by the runner."""
+    return LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + PRECISION
+
+
+LABELS = [
+    Attack("labels", "a BMI as the group key, for the target alone",
+           (agg("SELECT bmi, count(*) AS n FROM base WHERE {T} GROUP BY bmi"),),
+           only_label(0, ["n"])),
+    Attack("labels", "BMI and blood pressure as keys, in the target's year of birth",
+           (agg("SELECT bmi, sbp, count(*) AS n FROM base WHERE sex = {S} AND birth_year = {Y} "
+                "GROUP BY bmi, sbp"),),
+           label_beside(0, 0, "sbp")),
+    Attack("labels", "BMI and blood pressure concatenated into one key",
+           (agg("SELECT CAST(bmi AS VARCHAR) || '/' || CAST(sbp AS VARCHAR) AS k, count(*) AS n "
+                "FROM base WHERE sex = {S} AND birth_year = {Y} GROUP BY k"),),
+           lambda obs, t: next((number(x.split("/")[0]) for x in labels(obs, 0)
+                             if x.endswith(f"/{t.sbp}")), None)),
+    Attack("labels", "BMI and blood pressure folded into one number",
+           (agg("SELECT bmi * 100000 + sbp AS k, count(*) AS n FROM base "
+                "WHERE sex = {S} AND birth_year = {Y} GROUP BY k"),),
+           lambda obs, t: next(((v - t.sbp) / 100000 for v in
+                             (number(x) for x in labels(obs, 0)) if v is not None
+                             and round(v) % 100000 in range(t.sbp - 1, t.sbp + 2)), None)),
+    Attack("labels", "a definition's column that is the BMI for the target, -1 for others",
+           (define("lab", "SELECT pid, CASE WHEN {T} THEN bmi ELSE -1 END AS v FROM base"),
+            analyse({"kind": "frequency", "definition": "lab", "variable": "v"})),
+           only_label(1, ["-1", "-1.0", "n", "percent", "count", "Total", "total"])),
+    Attack("labels", "the target's BMI as a crosstab column",
+           (define("lab", "SELECT pid, sex, CASE WHEN {T} THEN CAST(bmi AS VARCHAR) "
+                          "ELSE 'other' END AS v FROM base"),
+            analyse({"kind": "crosstab", "definition": "lab", "rows": "sex", "columns": "v"})),
+           only_label(1, ["other", "0", "1", "Total", "total", "All", "n", "count"])),
+    Attack("labels", "a CASE that is the BMI for the target as the group key",
+           (agg("SELECT CASE WHEN {T} THEN bmi ELSE 0 END AS k, count(*) AS n FROM base "
+                "GROUP BY k"),),
+           only_label(0, ["0", "0.0", "n"])),
+    Attack("labels", "a histogram of the target alone, narrowed in two steps",
+           (define("one", "SELECT pid, bmi FROM base WHERE sex = {S} AND birth_year = {Y} "
+                          "AND sbp = {P}"),
+            analyse({"kind": "histogram", "definition": "one", "variable": "bmi",
+                     "edges": [15 + 0.5 * j for j in range(61)]}),
+            analyse(narrow_edges(1, 0.5))),
+           histogram_gap(2)),
+    Attack("labels", "the BMI in hundredths as the key of the target's quasi-identifiers",
+           (agg("SELECT floor(bmi * 100) AS k, count(*) AS n FROM base WHERE sex = {S} AND "
+                "birth_year = {Y} AND sbp = {P} GROUP BY k"),),
+           lambda obs, t: next((v / 100 for v in (number(x) for x in labels(obs, 0))
+                             if v is not None and v > 100), None)),
+]
+
+ROW_LOCAL = [
+    Attack("row-local", "a scalar subquery copies the target's BMI onto every row",
+           (define("c", "SELECT pid, sex, (SELECT max(bmi) FROM base WHERE {T}) AS x FROM base"),
+            agg("SELECT sex, count(*) AS n, avg(x) AS m FROM c GROUP BY sex")),
+           last_mean()),
+    Attack("row-local", "a window over everyone copies it",
+           (define("c", "SELECT pid, sex, max(CASE WHEN {T} THEN bmi END) OVER () AS x "
+                        "FROM base"),
+            agg("SELECT sex, count(*) AS n, avg(x) AS m FROM c GROUP BY sex")),
+           last_mean()),
+    Attack("row-local", "a window partitioned by a null-extended pid gathers everyone",
+           (define("c", "SELECT b.pid, b.sex, max(CASE WHEN {T} THEN b.bmi END) OVER "
+                        "(PARTITION BY d.pid) AS x FROM base b LEFT JOIN diagnoses d "
+                        "ON d.pid = b.pid AND d.code = 'no such code'"),
+            agg("SELECT sex, count(*) AS n, avg(x) AS m FROM c GROUP BY sex")),
+           last_mean()),
+    Attack("row-local", "a join to a derived table of the target on a shared value",
+           (define("c", "SELECT a.pid, a.sex, b.bmi AS x FROM base a JOIN "
+                        "(SELECT sex, bmi FROM base WHERE {T}) b ON b.sex = a.sex"),
+            agg("SELECT sex, count(*) AS n, avg(x) AS m FROM c GROUP BY sex")),
+           last_mean()),
+    Attack("row-local", "a CTE grouped by sex, joined back on sex",
+           (define("c", "WITH m AS (SELECT sex, max(CASE WHEN {T} THEN bmi END) AS x FROM base "
+                        "GROUP BY sex) SELECT b.pid, b.sex, m.x FROM base b JOIN m "
+                        "ON m.sex = b.sex"),
+            agg("SELECT sex, count(*) AS n, avg(x) AS m FROM c GROUP BY sex")),
+           last_mean()),
+    Attack("row-local", "a scalar subquery inside an aggregate",
+           (agg("SELECT sex, count(*) AS n, avg((SELECT max(bmi) FROM base WHERE {T})) AS m "
+                "FROM base GROUP BY sex"),),
+           last_mean()),
+    Attack("row-local", "aggregate SQL joining everyone to the target on sex",
+           (agg("SELECT a.sex, count(*) AS n, avg(b.bmi) AS m FROM base a JOIN base b "
+                "ON a.sex = b.sex WHERE b.birth_year = {Y} AND b.sbp = {P} AND b.sex = {S} "
+                "GROUP BY a.sex"),),
+           last_mean()),
+    Attack("row-local", "the maximum of those below the target (selected by a subquery)",
+           (define("c", "SELECT pid, bmi FROM base WHERE bmi <= (SELECT max(bmi) FROM base "
+                        "WHERE {T})"),
+            agg("SELECT count(*) AS n, max(bmi) AS m FROM c")),
+           last_mean()),
+    Attack("row-local", "a self-join on pid with an OR that pairs everyone with the target",
+           (define("c", "SELECT a.pid, a.sex, b.bmi AS x FROM base a JOIN base b "
+                        "ON a.pid = b.pid OR (b.sex = {S} AND b.birth_year = {Y} "
+                        "AND b.sbp = {P})"),
+            agg("SELECT sex, count(*) AS n, avg(x) AS m FROM c WHERE x IS NOT NULL "
+                "GROUP BY sex")),
+           last_mean()),
+]
+
+ZEROED = "CASE WHEN {T} THEN 0 ELSE bmi END"
+VALUES = [
+    Attack("values", "a sum, and the same sum with the target's BMI set to 0",
+           (agg(f"SELECT sum(bmi) AS s FROM base WHERE {MIDDLE}"),
+            agg(f"SELECT sum({ZEROED}) AS s FROM base WHERE {MIDDLE}")),
+           difference(0, 1)),
+    Attack("values", "a mean, and the same mean with the target's BMI set to 0",
+           (agg(f"SELECT count(bmi) AS n, avg(bmi) AS m FROM base WHERE {MIDDLE}"),
+            agg(f"SELECT count(bmi) AS n, avg({ZEROED}) AS m FROM base WHERE {MIDDLE}")),
+           mean_difference(0, 1)),
+    Attack("values", "a sum with the target's BMI doubled",
+           (agg(f"SELECT sum(bmi) AS s FROM base WHERE {MIDDLE}"),
+            agg(f"SELECT sum(CASE WHEN {{T}} THEN 2 * bmi ELSE bmi END) AS s FROM base "
+                f"WHERE {MIDDLE}")),
+           difference(1, 0)),
+    Attack("values", "both sums in one output",
+           (agg(f"SELECT sum(bmi) AS a, sum({ZEROED}) AS b FROM base WHERE {MIDDLE}"),),
+           lambda obs, t: total([1, -1], [value(obs, 0, "a"), value(obs, 0, "b")])),
+    Attack("values", "sums by sex, the target's zeroed",
+           (agg("SELECT sex, sum(bmi) AS s FROM base GROUP BY sex"),
+            agg(f"SELECT sex, sum({ZEROED}) AS s FROM base GROUP BY sex")),
+           lambda obs, t: total([1, -1], [value(obs, 0, "s", (str(t.sex),)),
+                                       value(obs, 1, "s", (str(t.sex),))])),
+    Attack("values", "a summary of two definitions, one with the target's BMI set to 0",
+           (define("z", f"SELECT pid, sex, {ZEROED} AS bmi FROM base"),
+            analyse({"kind": "summary", "definition": "base", "variables": ["bmi"],
+                     "statistics": ["n", "mean"]}),
+            analyse({"kind": "summary", "definition": "z", "variables": ["bmi"],
+                     "statistics": ["n", "mean"]})),
+           lambda obs, t: None if not all_of(value(obs, 1, "n", ("bmi",)),
+                                          value(obs, 1, "mean", ("bmi",)),
+                                          value(obs, 2, "mean", ("bmi",)))
+           else value(obs, 1, "n", ("bmi",)) * (value(obs, 1, "mean", ("bmi",))  # type: ignore[operator]
+                                                 - value(obs, 2, "mean", ("bmi",)))),
+    Attack("values", "standard deviations with and without the target's BMI",
+           (agg(f"SELECT count(bmi) AS n, avg(bmi) AS m, stddev(bmi) AS sd FROM base "
+                f"WHERE {MIDDLE}"),
+            agg(f"SELECT count(bmi) AS n, avg({ZEROED}) AS m, stddev({ZEROED}) AS sd "
+                f"FROM base WHERE {MIDDLE}")),
+           sd_recovery),
+    Attack("values", "a regression refitted with the target's BMI set to 0",
+           (define("z", f"SELECT pid, sex, {ZEROED} AS bmi FROM base"),
+            agg("SELECT sex, count(bmi) AS n FROM base GROUP BY sex"),
+            analyse({"kind": "ols", "definition": "base", "outcome": "bmi",
+                     "covariates": ["sex"]}),
+            analyse({"kind": "ols", "definition": "z", "outcome": "bmi",
+                     "covariates": ["sex"]})),
+           lambda obs, t: None if not all_of(coef(obs, 2, "const"), coef(obs, 3, "const"),
+                                          coef(obs, 2, "sex"), coef(obs, 3, "sex"),
+                                          value(obs, 1, "n", (str(t.sex),)))
+           else ((coef(obs, 2, "const") + t.sex * coef(obs, 2, "sex"))  # type: ignore[operator]
+                 - (coef(obs, 3, "const") + t.sex * coef(obs, 3, "sex")))  # type: ignore[operator]
+           * value(obs, 1, "n", (str(t.sex),))),
+    Attack("values", "count(DISTINCT …) reads the target's BMI bit by bit in one output",
+           (agg("SELECT " + ", ".join(
+               f"count(DISTINCT CASE WHEN {{T}} AND (CAST(round(bmi * 10000) AS BIGINT) // "
+               f"{2 ** i}) % 2 = 1 THEN 1 ELSE 0 END) AS b{i}" for i in range(20))
+               + " FROM base"),),
+           lambda obs, t: None if len(cells(obs, 0)) < 20 else sum(
+               (2 ** i) * (value(obs, 0, f"b{i}") == 2) for i in range(20)) / 10000),
+    Attack("values", "a sum in one project, the zeroed sum in another of the same researcher",
+           (agg(f"SELECT sum(bmi) AS s FROM base WHERE {MIDDLE}"),
+            Step("project"),
+            agg(f"SELECT sum({ZEROED}) AS s FROM base WHERE {MIDDLE}")),
+           difference(0, 2)),
+]
+
+WITH_T = f"bmi IS NOT NULL AND ({G1} OR {{T}})"
+COMBINATIONS = [
+    Attack("combinations", "three sums: before 1945 or the target; after 1965; both",
+           (agg(f"SELECT count(bmi) AS n, sum(bmi) AS s FROM base WHERE {WITH_T}"),
+            agg(f"SELECT count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND {G2}"),
+            agg(f"SELECT count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                f"({G1} OR {G2})")),
+           weighted([1, 1, -1], [0, 1, 2])),
+    Attack("combinations", "the same with means and counts",
+           (agg(f"SELECT count(bmi) AS n, avg(bmi) AS m FROM base WHERE {WITH_T}"),
+            agg(f"SELECT count(bmi) AS n, avg(bmi) AS m FROM base WHERE bmi IS NOT NULL AND {G2}"),
+            agg(f"SELECT count(bmi) AS n, avg(bmi) AS m FROM base WHERE bmi IS NOT NULL AND "
+                f"({G1} OR {G2})")),
+           weighted([1, 1, -1], [0, 1, 2])),
+    Attack("combinations", "four sums, every pair apart by hundreds",
+           (agg("SELECT count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "(birth_year < 1940 OR {T})"),
+            agg("SELECT count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "(birth_year BETWEEN 1940 AND 1944 OR birth_year > 1965)"),
+            agg("SELECT count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "birth_year < 1945"),
+            agg("SELECT count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "birth_year > 1965")),
+           weighted([1, 1, -1, -1], [0, 1, 2, 3])),
+    Attack("combinations", "one output grouped with the target moved into a group, one without",
+           (agg(f"SELECT ({G1} OR {{T}}) AS g, count(bmi) AS n, sum(bmi) AS s FROM base "
+                f"WHERE bmi IS NOT NULL AND ({G1} OR {G2} OR {{T}}) GROUP BY g"),
+            agg(f"SELECT count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                f"({G1} OR {G2})")),
+           lambda obs, t: total([1, 1, -1], [value(obs, 0, "s", ("true",)) or
+                                          value(obs, 0, "s", ("True",)),
+                                          value(obs, 0, "s", ("false",)) or
+                                          value(obs, 0, "s", ("False",)),
+                                          value(obs, 1, "s")])),
+    Attack("combinations", "three counts give away whether the target smokes",
+           (agg(f"SELECT count(*) AS n FROM base WHERE smoking = 2 AND ({G1} OR {{T}})"),
+            agg(f"SELECT count(*) AS n FROM base WHERE smoking = 2 AND {G2}"),
+            agg(f"SELECT count(*) AS n FROM base WHERE smoking = 2 AND ({G1} OR {G2})")),
+           lambda obs, t: total([1, 1, -1], [value(obs, 0, "n"), value(obs, 1, "n"),
+                                          value(obs, 2, "n")]),
+           truth="smoking_current"),
+    Attack("combinations", "a sum, then means and counts of the others",
+           (agg(f"SELECT sum(bmi) AS s FROM base WHERE {WITH_T}"),
+            agg(f"SELECT count(bmi) AS n, avg(bmi) AS m FROM base WHERE bmi IS NOT NULL AND {G2}"),
+            agg(f"SELECT count(bmi) AS n, avg(bmi) AS m FROM base WHERE bmi IS NOT NULL AND "
+                f"({G1} OR {G2})")),
+           weighted([1, 1, -1], [0, 1, 2])),
+    Attack("combinations", "three releases by sex, combined in the target's cell",
+           (agg(f"SELECT sex, count(bmi) AS n, sum(bmi) AS s FROM base WHERE {WITH_T} "
+                "GROUP BY sex"),
+            agg(f"SELECT sex, count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL "
+                f"AND {G2} GROUP BY sex"),
+            agg(f"SELECT sex, count(bmi) AS n, sum(bmi) AS s FROM base WHERE bmi IS NOT NULL "
+                f"AND ({G1} OR {G2}) GROUP BY sex")),
+           lambda obs, t: total([1, 1, -1], [value(obs, i, "s", (str(t.sex),)) for i in range(3)])),
+    Attack("combinations", "five sums over bands of birth years",
+           (agg("SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "(birth_year < 1938 OR {T})"),
+            agg("SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "birth_year BETWEEN 1938 AND 1941"),
+            agg("SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "birth_year BETWEEN 1942 AND 1944"),
+            agg("SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "(birth_year < 1942)"),
+            agg("SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                "(birth_year BETWEEN 1942 AND 1944)")),
+           weighted([1, 1, 1, -1, -1], [0, 1, 2, 3, 4])),
+    Attack("combinations", "histograms of a group with and without the target",
+           (define("with_t", f"SELECT pid, bmi FROM base WHERE {G1} OR {{T}}"),
+            define("without", f"SELECT pid, bmi FROM base WHERE {G1}"),
+            analyse({"kind": "histogram", "definition": "with_t", "variable": "bmi",
+                     "edges": [15 + 0.5 * j for j in range(61)]}),
+            analyse({"kind": "histogram", "definition": "without", "variable": "bmi",
+                     "edges": [15 + 0.5 * j for j in range(61)]})),
+           lambda obs, t: _bin_difference(obs, 2, 3)),
+]
+
+
+def _bin_difference(obs: list[Obs], i: int, j: int) -> float | None:
+    a = {str(c["row"]): float(c["value"]) for c in cells(obs, i)}
+    b = {str(c["row"]): float(c["value"]) for c in cells(obs, j)}
+    moved = [k for k in a if k in b and a[k] - b[k] == 1]
+    if len(moved) != 1:
+        return None
+    low, high = (float(x) for x in moved[0].strip("[]()'\" ").split("[")[-1].split(",")[:2])
+    return (low + high) / 2
+
+
+FLAG = "SELECT pid, bmi, sex, CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base"
+
+
+def _trickle(obs: list[Obs], t: Target) -> float | None:
+    """(const + sex coef × S) × n_S − 10⁻⁶ × (odd birth years in S): the target's BMI."""
+    const, beta = coef(obs, 1, "const"), coef(obs, 1, "sex")
+    n, odd = value(obs, 2, "n", (str(t.sex),)), value(obs, 2, "odd", (str(t.sex),))
+    if const is None or beta is None or n is None or odd is None:
+        return None
+    return (const + t.sex * beta) * n - 0.000001 * odd
+MODELS = [
+    Attack("models", "a regression with a 0/1 covariate that is 1 for the target",
+           (define("f", FLAG),
+            analyse({"kind": "ols", "definition": "f", "outcome": "bmi",
+                     "covariates": ["sex", "flag"]})),
+           fitted(1, [("sex", "sex"), ("flag", 1.0)])),
+    Attack("models", "two flags of ten or more that differ by the target alone",
+           (define("f", "SELECT pid, bmi, CASE WHEN {T} OR birth_year = 1940 THEN 1 ELSE 0 END "
+                        "AS f1, CASE WHEN birth_year = 1940 THEN 1 ELSE 0 END AS f2 FROM base"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "bmi",
+                     "covariates": ["f1", "f2"]})),
+           fitted(1, [("f1", 1.0)])),
+    Attack("models", "a categorical covariate with a level for the target",
+           (define("f", "SELECT pid, bmi, CASE WHEN {T} THEN 'T' ELSE 'rest' END AS g "
+                        "FROM base"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "bmi", "covariates": ["g"],
+                     "categorical": ["g"]})),
+           fitted(1, [("g=T", 1.0)])),
+    Attack("models", "a correlation with the flag, and the BMI's mean and SD",
+           (define("f", FLAG),
+            analyse({"kind": "summary", "definition": "f", "variables": ["bmi"],
+                     "statistics": ["n", "mean", "sd"]}),
+            analyse({"kind": "correlation", "definition": "f", "variables": ["bmi", "flag"]})),
+           correlation_recovery),
+    Attack("models", "a continuous covariate far out for the target alone",
+           (define("f", "SELECT pid, bmi, CASE WHEN {T} THEN 1000.0 ELSE birth_year / 1000000.0 "
+                        "END AS x FROM base"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "bmi",
+                     "covariates": ["x"]})),
+           fitted(1, [("x", 1000.0)])),
+    Attack("models", "an outcome that is 0 for everyone but the target",
+           (define("f", "SELECT pid, sex, CASE WHEN {T} THEN bmi ELSE 0 END AS y FROM base "
+                        "WHERE bmi IS NOT NULL"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "y", "covariates": ["sex"]}),
+            agg("SELECT sex, count(*) AS n FROM f GROUP BY sex")),
+           lambda obs, t: None if not all_of(coef(obs, 1, "const"), coef(obs, 1, "sex"),
+                                          value(obs, 2, "n", (str(t.sex),)))
+           else (coef(obs, 1, "const") + t.sex * coef(obs, 1, "sex"))  # type: ignore[operator]
+           * value(obs, 2, "n", (str(t.sex),))),
+    Attack("models", "the flag regression inside the target's small birth cohort",
+           (define("f", "SELECT pid, bmi, sex, CASE WHEN {T} THEN 1 ELSE 0 END AS flag "
+                        "FROM base WHERE birth_year BETWEEN {Y} - 1 AND {Y} + 1"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "bmi",
+                     "covariates": ["sex", "flag"]})),
+           fitted(1, [("sex", "sex"), ("flag", 1.0)])),
+    Attack("models", "a flag scaled by the target's own blood pressure",
+           (define("f", "SELECT pid, bmi, CASE WHEN {T} THEN sbp ELSE 0 END AS x, "
+                        "birth_year / 10.0 AS b FROM base"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "bmi",
+                     "covariates": ["x", "b"]})),
+           lambda obs, t: None if not all_of(coef(obs, 1, "const"), coef(obs, 1, "x"),
+                                          coef(obs, 1, "b"))
+           else coef(obs, 1, "const") + t.sbp * coef(obs, 1, "x")  # type: ignore[operator]
+           + t.birth_year / 10.0 * coef(obs, 1, "b")),  # type: ignore[operator]
+    Attack("models", "an outcome that is the BMI for the target and a known trickle for others",
+           (define("m", "SELECT pid, sex, CASE WHEN {T} THEN bmi ELSE (birth_year % 2) * "
+                        "0.000001 END AS y FROM base"),
+            analyse({"kind": "ols", "definition": "m", "outcome": "y", "covariates": ["sex"]}),
+            agg("SELECT sex, count(*) AS n, count(CASE WHEN birth_year % 2 = 1 THEN 1 END) "
+                "AS odd FROM base GROUP BY sex")),
+           _trickle),
+    Attack("models", "a Cox model with the flag: is the target obese? (the hazard ratio)",
+           (define("f", "SELECT pid, 2030 - birth_year AS t, CASE WHEN bmi > 30 THEN 1 ELSE 0 "
+                        "END AS e, CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base "
+                        "WHERE bmi IS NOT NULL"),
+            analyse({"kind": "cox", "definition": "f", "time": "t", "event": "e",
+                     "covariates": ["flag"]})),
+           lambda obs, t: tuple(sorted((str(c["row"]), c["column"], c["value"] > 1)
+                                    for c in cells(obs, 1) if c["column"] == "hr")),
+           bit=True),
+]
+
+
+def _bit(sql_value: str) -> str:
+    return f"SELECT pid, CASE WHEN {{T}} AND bmi > 30 THEN {sql_value} ELSE 0 END AS v FROM base"
+
+
+ONE_BIT = [
+    Attack("one-bit", "a cast that fails only if the target is obese",
+           (define("b", _bit("CAST('x' AS INTEGER)")),), fingerprint, bit=True),
+    Attack("one-bit", "an integer division by zero only if the target is obese",
+           (define("b", _bit("1 // (sex - sex)")),), fingerprint, bit=True),
+    Attack("one-bit", "a date parse that fails only if the target is obese",
+           (define("b", _bit("year(strptime('x', '%Y'))")),), fingerprint, bit=True),
+    Attack("one-bit", "a 64-bit overflow only if the target is obese",
+           (define("b", _bit("CAST(sbp AS BIGINT) * 9223372036854775807")),), fingerprint,
+           bit=True),
+    Attack("one-bit", "an invalid regular expression only if the target is obese",
+           (define("b", "SELECT pid, regexp_matches('a', CASE WHEN {T} AND bmi > 30 THEN '(' "
+                        "ELSE 'a' END) AS v FROM base"),), fingerprint, bit=True),
+    Attack("one-bit", "a huge string (memory limit) only if the target is obese",
+           (define("b", "SELECT pid, length(lpad('', CASE WHEN {T} AND bmi > 30 THEN "
+                        "2000000000 ELSE 1 END, 'x')) AS v FROM base"),), fingerprint, bit=True),
+    Attack("one-bit", "HAVING on the maximum BMI of a group holding the target",
+           (agg(f"SELECT sex, count(*) AS n FROM base WHERE {G1} OR {{T}} GROUP BY sex "
+                "HAVING max(bmi) > 30"),), fingerprint, bit=True),
+    Attack("one-bit", "the size verdict of k - 1 others plus the target if obese",
+           (define("b", "SELECT pid FROM base WHERE ({T} AND bmi > 30) OR ({G9})"),),
+           fingerprint, bit=True),
+    Attack("one-bit", "EXISTS over the target: everyone or no one",
+           (define("b", "SELECT pid, bmi FROM base WHERE EXISTS "
+                        "(SELECT 1 FROM base t WHERE t.sex = {S} AND t.birth_year = {Y} "
+                        "AND t.sbp = {P} AND t.bmi > 30)"),), fingerprint, bit=True),
+    Attack("one-bit", "HAVING comparing a count that skips the target if obese",
+           (agg(f"SELECT sex, count(*) AS n FROM base WHERE {G1} OR {{T}} GROUP BY sex HAVING "
+                "count(CASE WHEN {T} AND bmi > 30 THEN NULL ELSE 1 END) = count(*)"),),
+           fingerprint, bit=True),
+    Attack("one-bit", "a survival time that is negative only if the target is obese",
+           (define("f", "SELECT pid, CASE WHEN {T} AND bmi > 30 THEN -1 ELSE 100 END AS tm, "
+                        "1 AS ev FROM base"),
+            analyse({"kind": "kaplan_meier", "definition": "f", "time": "tm", "event": "ev",
+                     "interval": 50})),
+           fingerprint, bit=True),
+    Attack("one-bit", "an infinite value only if the target is obese",
+           (define("f", "SELECT pid, CASE WHEN {T} AND bmi > 30 THEN CAST('inf' AS DOUBLE) "
+                        "ELSE 1.0 END AS x FROM base"),
+            analyse({"kind": "summary", "definition": "f", "variables": ["x"],
+                     "statistics": ["mean"]})),
+           fingerprint, bit=True),
+    Attack("one-bit", "ntile() with a count of 0 only if the target is obese",
+           (define("b", "SELECT pid, ntile(CASE WHEN {T} AND bmi > 30 THEN 0 ELSE 1 END) OVER "
+                        "(PARTITION BY pid) AS v FROM base"),), fingerprint, bit=True),
+    Attack("one-bit", "a logistic regression of obesity on the flag (separation?)",
+           (define("f", "SELECT pid, sex, CASE WHEN bmi > 30 THEN 1 ELSE 0 END AS obese, "
+                        "CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base "
+                        "WHERE bmi IS NOT NULL"),
+            analyse({"kind": "logistic", "definition": "f", "outcome": "obese",
+                     "covariates": ["sex", "flag"]})),
+           fingerprint, bit=True),
+]
+
+PRECISION = [
+    Attack("precision", "sums over a group and over it plus the target and people without BMI",
+           (agg(f"SELECT sum(bmi) AS s FROM base WHERE {MIDDLE} AND NOT coalesce({{T}}, false)"),
+            agg(f"SELECT sum(bmi) AS s FROM base WHERE {MIDDLE} OR bmi IS NULL")),
+           difference(1, 0)),
+    Attack("precision", "means and counts over a group with and without the target",
+           (agg(f"SELECT count(bmi) AS n, avg(bmi) AS m FROM base WHERE {MIDDLE} AND NOT "
+                "coalesce({T}, false)"),
+            agg(f"SELECT count(bmi) AS n, avg(bmi) AS m FROM base WHERE {MIDDLE} OR "
+                "bmi IS NULL")),
+           weighted([1, -1], [1, 0])),
+    Attack("precision", "the target's BMI multiplied by 1000 in one sum",
+           (agg(f"SELECT sum(bmi) AS s FROM base WHERE {MIDDLE}"),
+            agg(f"SELECT sum(CASE WHEN {{T}} THEN bmi * 1000 ELSE bmi END) AS s FROM base "
+                f"WHERE {MIDDLE}")),
+           difference(1, 0, scale=999.0)),
+    Attack("precision", "a mean of a column that is the BMI for the target alone",
+           (agg("SELECT count(*) AS n, avg(CASE WHEN {T} THEN bmi ELSE 0 END) AS m FROM base"),),
+           lambda obs, t: None if not all_of(value(obs, 0, "n"), value(obs, 0, "m"))
+           else value(obs, 0, "n") * value(obs, 0, "m")),  # type: ignore[operator]
+    Attack("precision", "the target's BMI times a million beside everyone's",
+           (agg(f"SELECT count(*) AS n, sum(bmi) AS s FROM base WHERE {MIDDLE}"),
+            agg(f"SELECT count(*) AS n, sum(bmi + CASE WHEN {{T}} THEN bmi * 1000000 ELSE 0 END)"
+                f" AS s FROM base WHERE {MIDDLE}")),
+           difference(1, 0, scale=1_000_000.0)),
+    Attack("precision", "standard deviations over a group with and without the target",
+           (agg(f"SELECT count(bmi) AS n, avg(bmi) AS m, stddev(bmi) AS sd FROM base WHERE "
+                f"{MIDDLE} OR bmi IS NULL"),
+            agg(f"SELECT count(bmi) AS n, avg(bmi) AS m, stddev(bmi) AS sd FROM base WHERE "
+                f"{MIDDLE} AND NOT coalesce({{T}}, false)")),
+           sd_recovery),
+    Attack("precision", "regressions over a group with and without the target",
+           (define("with_t", f"SELECT pid, bmi, sex FROM base WHERE {MIDDLE} OR bmi IS NULL"),
+            define("without", f"SELECT pid, bmi, sex FROM base WHERE {MIDDLE} AND "
+                              "NOT coalesce({T}, false)"),
+            agg(f"SELECT sex, count(bmi) AS n FROM base WHERE {MIDDLE} GROUP BY sex"),
+            analyse({"kind": "ols", "definition": "with_t", "outcome": "bmi",
+                     "covariates": ["sex"]}),
+            analyse({"kind": "ols", "definition": "without", "outcome": "bmi",
+                     "covariates": ["sex"]})),
+           lambda obs, t: None if not all_of(coef(obs, 3, "const"), coef(obs, 4, "const"),
+                                          coef(obs, 3, "sex"), coef(obs, 4, "sex"),
+                                          value(obs, 2, "n", (str(t.sex),)))
+           else value(obs, 2, "n", (str(t.sex),))  # type: ignore[operator]
+           * ((coef(obs, 3, "const") + t.sex * coef(obs, 3, "sex"))  # type: ignore[operator]
+              - (coef(obs, 4, "const") + t.sex * coef(obs, 4, "sex")))  # type: ignore[operator]
+           + (coef(obs, 3, "const") + t.sex * coef(obs, 3, "sex"))),  # type: ignore[operator]
+    Attack("precision", "a summary of two definitions, with and without the target",
+           (define("with_t", f"SELECT pid, bmi FROM base WHERE {MIDDLE} OR bmi IS NULL"),
+            define("without", f"SELECT pid, bmi FROM base WHERE {MIDDLE} AND "
+                              "NOT coalesce({T}, false)"),
+            analyse({"kind": "summary", "definition": "with_t", "variables": ["bmi"],
+                     "statistics": ["n", "mean"]}),
+            analyse({"kind": "summary", "definition": "without", "variables": ["bmi"],
+                     "statistics": ["n", "mean"]})),
+           lambda obs, t: None if not all_of(value(obs, 2, "n", ("bmi",)),
+                                          value(obs, 2, "mean", ("bmi",)),
+                                          value(obs, 3, "n", ("bmi",)),
+                                          value(obs, 3, "mean", ("bmi",)))
+           else value(obs, 2, "n", ("bmi",)) * value(obs, 2, "mean", ("bmi",))  # type: ignore[operator]
+           - value(obs, 3, "n", ("bmi",)) * value(obs, 3, "mean", ("bmi",))),  # type: ignore[operator]
+    Attack("precision", "a crosstab mean by sex with and without the target",
+           (define("with_t", f"SELECT pid, bmi, sex FROM base WHERE {MIDDLE} OR bmi IS NULL"),
+            agg("SELECT sex, count(bmi) AS n, avg(bmi) AS m FROM with_t GROUP BY sex"),
+            agg(f"SELECT sex, count(bmi) AS n, avg(bmi) AS m FROM base WHERE {MIDDLE} AND "
+                "NOT coalesce({T}, false) GROUP BY sex")),
+           lambda obs, t: None if not all_of(*(value(obs, i, c, (str(t.sex),))
+                                            for i in (1, 2) for c in ("n", "m")))
+           else value(obs, 1, "n", (str(t.sex),)) * value(obs, 1, "m", (str(t.sex),))  # type: ignore[operator]
+           - value(obs, 2, "n", (str(t.sex),)) * value(obs, 2, "m", (str(t.sex),))),  # type: ignore[operator]
+]

@@ -1,0 +1,84 @@
+"""A platform to attack: a synthetic cohort, a custodian, and a fresh researcher and project
+for each attack (so no attack is stopped by another's releases)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from strongroom.access import institutions, people, projects
+from strongroom.access.auth import verify_credentials
+from strongroom.access.bootstrap import bootstrap
+from strongroom.access.context import Principal, Settings, Via
+from strongroom.access.states import Vetting
+from strongroom.access.totp import code_at
+from strongroom.cohort.store import init_store
+from strongroom.cohort.synth.generator import synthesise
+from strongroom.platform import Platform
+
+PASSWORD = "an attack-suite passphrase"
+SOURCE = "10.1.2.3"
+# sex, birth year, centre, smoking, BMI, systolic BP, diagnoses (code, date)
+FIELDS = [31, 34, 54, 20116, 21001, 4080, 41270, 41280]
+
+
+@dataclass
+class Clock:
+    """Time the runner moves on, so each TOTP code is fresh without waiting."""
+
+    now: dt.datetime = field(default_factory=lambda: dt.datetime(2026, 6, 1, 9, tzinfo=dt.UTC))
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@dataclass
+class AttackWorld:
+    platform: Platform
+    clock: Clock
+    serial: itertools.count[int] = field(default_factory=itertools.count)
+
+    @classmethod
+    def build(cls, root: Path, cohort: int = 3000, seed: int = 7) -> AttackWorld:
+        store = init_store(root / "data", key_file=root / "master.key")
+        store.write_version(synthesise(cohort, seed=seed))
+        store.close()
+        clock = Clock()
+        platform = Platform.open(root / "data", root / "master.key", clock=clock,
+                                 settings=Settings(password_profile="CHEAPEST"))
+        bootstrap(platform.access, institution="Custodian", country="GB",
+                  jurisdiction="UK GDPR", networks=["10.0.0.0/8"],
+                  email="admin@custodian.test", name="Admin", password=PASSWORD)
+        return cls(platform, clock)
+
+    def researcher(self) -> tuple[Principal, str]:
+        """A new vetted, trained researcher of a new institution, leading a new project;
+        signed in. (The ledger of released outputs spans a partner institution, so each
+        attack starts from an empty one.)"""
+        n = next(self.serial)
+        today = self.clock().date()
+        ctx = self.platform.access
+        partner = institutions.create(ctx, None, name=f"Partner {n}", country="GB",
+                                      jurisdiction="UK GDPR", networks=["10.0.0.0/8"])
+        new = people.create(ctx, None, institution_id=partner.id,
+                            email=f"researcher{n}@partner.test", name=f"Researcher {n}",
+                            roles=["researcher"], password=PASSWORD, vetting=Vetting.APPROVED)
+        people.record_training(ctx, None, new.person.id, course="Safe Researcher",
+                               completed_on=today - dt.timedelta(days=30),
+                               expires_on=today + dt.timedelta(days=300))
+        project = projects.create(
+            ctx, None, title=f"Attack {n}", purpose="Trying the output check as an attacker",
+            lead_id=new.person.id, starts_on=today - dt.timedelta(days=10),
+            expires_on=today + dt.timedelta(days=365), fields=FIELDS).project.id
+        self.clock.advance(31)
+        who = verify_credentials(ctx, new.person.email, PASSWORD,
+                                 code_at(new.totp_secret, self.clock()), SOURCE, Via.SESSION)
+        return who, project
+
+    def close(self) -> None:
+        self.platform.close()
