@@ -127,9 +127,15 @@ def number(text: Any) -> float | None:
     return found if math.isfinite(found) else None
 
 
+def shown(obs: list[Obs], i: int) -> list[dict[str, Any]]:
+    """Every cell step ``i`` released, suppressed ones too (their labels are shown)."""
+    body = obs[i].body if i < len(obs) else None
+    return list(body.get("cells", [])) if body else []
+
+
 def labels(obs: list[Obs], i: int) -> list[str]:
     found: list[str] = []
-    for c in cells(obs, i):
+    for c in shown(obs, i):
         found += [str(r) for r in c["row"]] + [str(c["column"])]
     return found
 
@@ -198,7 +204,7 @@ def label_beside(i: int, key: int, known: str) -> Recovery:
     field (e.g. their blood pressure)."""
     def recover(obs: list[Obs], t: Target) -> float | None:
         mark = str(getattr(t, known))
-        for c in cells(obs, i):
+        for c in shown(obs, i):
             row = [str(r) for r in c["row"]]
             if mark in row and len(row) > key:
                 return number(row[key])

@@ -174,7 +174,8 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
     found: list[tuple[int, str, int]] = []
     pool = list(earlier)
     for i, new in enumerate(news):
-        same = [o for o in pool if o.ids.size == new.ids.size and np.array_equal(o.ids, new.ids)]
+        same = [o for o in pool if _family(o) == _family(new) and o.ids.size == new.ids.size
+                and np.array_equal(o.ids, new.ids)]
         same = same[-MAX_BASIS:]
         if len(same) >= 2:
             isolated = _off_span(new.values, [o.values for o in same], threshold)
@@ -206,7 +207,21 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
 
 
 def _may_overlap(a: Vector, b: Vector) -> bool:
-    return bool(a.ids.size and b.ids.size and a.ids[0] <= b.ids[-1] and b.ids[0] <= a.ids[-1])
+    return (_family(a) == _family(b) and bool(a.ids.size and b.ids.size)
+            and a.ids[0] <= b.ids[-1] and b.ids[0] <= a.ids[-1])
+
+
+FIT = " variable "  # the label of a variable a model, survival curve or correlation read
+
+
+def _family(vector: Vector) -> str:
+    """What a vector may be compared with: a released statistic (sum, mean, SD, quantile)
+    with statistics; a variable a fit read with the same kind of fit only (a model refitted
+    with one person's outcome changed). A fit does not release the sum of what it read (its
+    estimates are rounded to what one participant can move, see precision), so a fit beside
+    a summary over a few more people is no difference of sums."""
+    head, found, _ = vector.label.partition(FIT)
+    return head if found else ""
 
 
 def findings(news: list[Vector], found: list[tuple[int, str, int]], threshold: int,
