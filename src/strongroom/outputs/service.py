@@ -297,8 +297,10 @@ class Outputs:
         clashes = self.ledger.check(institution, project.id, held.cells(), held.population,
                                     threshold, session=db)
         positions = list(range(len(held.sets)))
+        grid = row.kind in {kind.value for kind in GRIDS}
         clashes += [f for f in self._combined(institution, held, threshold, positions,
-                                              [None] * len(held.vectors), session=db)
+                                              [None] * len(held.vectors), session=db,
+                                              grid=grid)
                     if f.verdict is Verdict.BLOCK]
         if clashes:
             raise Conflict([f.reason for f in clashes])
