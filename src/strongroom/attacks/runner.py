@@ -3,6 +3,7 @@ researcher, through the services the API calls; the truth read custodian-side.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -179,7 +180,6 @@ def ask(world: AttackWorld, who: Principal, project_id: str,
 
 def _another_project(world: AttackWorld, who: Principal) -> str:
     today = world.clock().date()
-    import datetime as dt
     made = projects.create(world.platform.access, None, title="A second project",
                            purpose="The same researcher, another project", lead_id=who.person_id,
                            starts_on=today - dt.timedelta(days=10),

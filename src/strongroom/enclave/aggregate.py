@@ -28,7 +28,13 @@ from strongroom.enclave import rowlocal
 from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
-from strongroom.enclave.sqlguard import DIALECT, check_select, plain_sql, referenced_columns
+from strongroom.enclave.sqlguard import (
+    DIALECT,
+    check_select,
+    conjuncts,
+    plain_sql,
+    referenced_columns,
+)
 from strongroom.enclave.view import PID, ProjectSchema
 from strongroom.errors import Invalid
 
@@ -168,19 +174,12 @@ def _check_having(having: exp.Expr) -> None:
     about values the output check would not release, so repeated requests could find them;
     a size test says no more than the released count does."""
     condition = having.this if isinstance(having, exp.Having) else having
-    for term in _and_terms(condition):
+    for term in conjuncts(condition):
         if not (isinstance(term, exp.GTE | exp.GT) and _is_size(term.left)
                 and isinstance(term.right, exp.Literal) and term.right.is_number):
             raise unknown(f"HAVING {plain_sql(term)}: HAVING may only keep groups of at "
                           "least a size, as count(*) >= n or count(DISTINCT pid) >= n; filter "
                           "other conditions in WHERE, or on the released table")
-
-
-def _and_terms(node: exp.Expr) -> list[exp.Expr]:
-    node = node.unnest()
-    if isinstance(node, exp.And):
-        return _and_terms(node.left) + _and_terms(node.right)
-    return [node]
 
 
 def _is_size(node: exp.Expr) -> bool:

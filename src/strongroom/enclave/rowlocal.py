@@ -29,7 +29,7 @@ from __future__ import annotations
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
-from strongroom.enclave.sqlguard import plain_sql
+from strongroom.enclave.sqlguard import conjuncts, plain_sql
 from strongroom.enclave.view import PID
 
 _PID_USES = ("pid may only be selected (as pid), joined on (a.pid = b.pid), grouped or "
@@ -196,19 +196,12 @@ def _joins_on_pid(join: exp.Join) -> bool:
     on = join.args.get("on")
     if on is None:
         return False
-    for term in _conjuncts(on):
+    for term in conjuncts(on):
         if isinstance(term, exp.EQ) and _is_pid(term.left) and _is_pid(term.right):
             sides = _tables(term.left), _tables(term.right)
             if (joined in sides[0]) != (joined in sides[1]):
                 return True
     return False
-
-
-def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
-    condition = condition.unnest()
-    if isinstance(condition, exp.And):
-        return _conjuncts(condition.left) + _conjuncts(condition.right)
-    return [condition]
 
 
 def _tables(node: exp.Expr) -> set[str]:

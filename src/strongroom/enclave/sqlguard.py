@@ -527,7 +527,7 @@ def _has_equality(join: exp.Join) -> bool:
     on = join.args.get("on")
     if on is None:
         return False
-    for conjunct in _conjuncts(on):
+    for conjunct in conjuncts(on):
         if isinstance(conjunct, exp.Try):  # the guard's own wrapping (harden)
             conjunct = conjunct.this
         if not isinstance(conjunct, exp.EQ):
@@ -539,11 +539,11 @@ def _has_equality(join: exp.Join) -> bool:
     return False
 
 
-def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
+def conjuncts(condition: exp.Expr) -> list[exp.Expr]:
     """The terms of a top-level AND, parentheses removed."""
     condition = condition.unnest()
     if isinstance(condition, exp.And):
-        return _conjuncts(condition.left) + _conjuncts(condition.right)
+        return conjuncts(condition.left) + conjuncts(condition.right)
     return [condition]
 
 
