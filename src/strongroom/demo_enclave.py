@@ -44,9 +44,11 @@ STOPS: list[tuple[str, str, dict[str, Any]]] = [
      {"kind": "aggregate_sql",
       "sql": "SELECT floor(birth_year / 10) * 10 AS decade, count(sbp) AS n, "
              "avg(sbp) AS mean_sbp FROM base WHERE sbp IS NOT NULL GROUP BY decade"}),
-    ("BMI and blood pressure as GROUP BY labels (women born in 1950)", "analyse",
+    ("BMI and blood pressure as GROUP BY labels (women born in 1950, BP 140 to 142)",
+     "analyse",
      {"kind": "aggregate_sql", "sql": "SELECT bmi, sbp, count(*) AS n FROM base "
-                                      "WHERE sex = 0 AND birth_year = 1950 GROUP BY bmi, sbp"}),
+                                      "WHERE sex = 0 AND birth_year = 1950 "
+                                      "AND sbp BETWEEN 140 AND 142 GROUP BY bmi, sbp"}),
     ("a definition copying one participant's BMI onto every row (scalar subquery)", "define",
      {"name": "copied",
       "sql": "SELECT pid, (SELECT max(bmi) FROM base WHERE TARGET) AS x FROM base"}),
