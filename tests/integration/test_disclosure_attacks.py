@@ -24,6 +24,14 @@ KNOWN: dict[str, str] = {
         "an empty result says the target lacks the attribute: the combination audit sees "
         "the contributors, and no group of fewer than k is determined when the target is "
         "not among them (only noise, i.e. differential privacy, hides an absence)"),
+    **dict.fromkeys((
+        "one more row only if the target is obese, in count(*)",
+        "a sum with one large contribution only if the target is obese",
+        "a category held by the target alone only if they are obese"),
+        "the value no longer leaves (the cell is suppressed, or the category removed), but "
+        "whether the check acted is itself an answer: a deterministic check tells whether "
+        "a small group exists, one bit per request (only noise hides it; see 'What the "
+        "check cannot promise')"),
 }
 
 

@@ -456,15 +456,18 @@ def test_one_participant_holding_most_of_a_sum_fails_dominance() -> None:
     assert spread.verdict is Verdict.RELEASE
 
 
+SPREAD = np.linspace(0.5, 1.5, 18)  # the rest's own values differ (mean 1)
+
+
 def test_the_p_rule_and_the_nk_rule_catch_different_cells() -> None:
     # two big contributors, 40% each, the rest 20%: (2,85) passes, p% passes
-    two = np.r_[40.0, 40.0, np.full(18, 20.0 / 18)]
+    two = np.r_[40.0, 40.0, SPREAD * 20.0 / 18]
     assert check(summary(mean_cell(20, magnitudes=two)), RULES).verdict is Verdict.RELEASE
     # 50% + 40%: the top two hold 90% > 85%, but the rest (10%) is over 10% of the largest
-    nk_only = np.r_[50.0, 40.0, np.full(18, 10.0 / 18)]
+    nk_only = np.r_[50.0, 40.0, SPREAD * 10.0 / 18]
     assert rules_of(check(summary(mean_cell(20, magnitudes=nk_only)), RULES)) == {"dominance_nk"}
     # 70% + 26%: the rest (4%) is under 10% of the largest → the p% rule; top two 96% → nk too
-    both = np.r_[70.0, 26.0, np.full(18, 4.0 / 18)]
+    both = np.r_[70.0, 26.0, SPREAD * 4.0 / 18]
     assert rules_of(check(summary(mean_cell(20, magnitudes=both)), RULES)) == {
         "dominance_p", "dominance_nk"}
 
@@ -605,7 +608,7 @@ def test_real_frequency_of_duplicated_rows_fails() -> None:
     result = run({"kind": "frequency", "variable": "group"}, frame)
     i = next(i for i, c in enumerate(result.cells)
              if c.row == ("rare",) and c.kind is CellKind.COUNT)
-    assert result.cells[i].value == 30.0
+    assert result.cells[i].value == 2.0  # participants, not their 30 rows
     report = check(result, RULES)
     assert ("threshold", Verdict.SUPPRESS) in cell_findings(report, i)
     assert i in report.suppressed

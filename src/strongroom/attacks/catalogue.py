@@ -294,7 +294,7 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
-    return LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + PRECISION
+    return LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
 
 
 LABELS = [
@@ -688,6 +688,86 @@ ONE_BIT = [
                      "covariates": ["sex", "flag"]})),
            fingerprint, bit=True),
 ]
+
+def seen(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
+    """The fingerprint and every released number: for bits carried by a value."""
+    numbers = tuple(tuple(sorted((str(c["row"]), c["column"], c["value"])
+                                 for c in cells([o], 0))) for o in obs)
+    return (*fingerprint(obs), numbers)
+
+
+# A definition may repeat a participant's row as often as their own value says (row-local:
+# each copy is theirs); counts of rows then carry the value while the participants stay the
+# same. Doubling CTEs give 2^j copies of the target's row, bit j of ⌊100·BMI⌋ − 1000.
+_DOUBLINGS = 13
+REPEATED = ("WITH d0 AS (SELECT pid FROM base WHERE {T}), "
+            + ", ".join(f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL SELECT pid FROM d{j - 1})"
+                        for j in range(1, _DOUBLINGS))
+            + " SELECT pid, sex FROM base "
+            + " ".join(f"UNION ALL SELECT b.pid, b.sex FROM base b JOIN d{j} ON b.pid = d{j}.pid "
+                       f"WHERE (CAST(floor(b.bmi * 100) AS BIGINT) - 1000) // {2 ** j} % 2 = 1"
+                       for j in range(_DOUBLINGS)))
+ONCE_MORE_IF_OBESE = ("SELECT pid, sex FROM base UNION ALL "
+                      "SELECT pid, sex FROM base WHERE {T} AND bmi > 30")
+
+
+def _from_rows(i: int, j: int, column: str, row: tuple[str, ...] | None) -> Recovery:
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        a, b = value(obs, i, column, row), value(obs, j, column, row)
+        return None if a is None or b is None else (a - b + 1000) / 100
+    return recover
+
+
+ROWS = [
+    Attack("values", "the target's row repeated BMI×100 times, in a frequency's total",
+           (define("rep", REPEATED),
+            analyse({"kind": "frequency", "definition": "rep", "variable": "sex"}),
+            analyse({"kind": "frequency", "definition": "base", "variable": "sex"})),
+           _from_rows(1, 2, "count", ("Total",))),
+    Attack("values", "the target's row repeated BMI×100 times, in count(*)",
+           (define("rep", REPEATED), agg("SELECT count(*) AS n FROM rep"),
+            agg("SELECT count(*) AS n FROM base")),
+           _from_rows(1, 2, "n", None)),
+    Attack("one-bit", "one more row only if the target is obese, in a frequency",
+           (define("rep", ONCE_MORE_IF_OBESE),
+            analyse({"kind": "frequency", "definition": "rep", "variable": "sex"})),
+           seen, bit=True),
+    Attack("one-bit", "one more row only if the target is obese, in count(*)",
+           (define("rep", ONCE_MORE_IF_OBESE), agg("SELECT count(*) AS n FROM rep")),
+           seen, bit=True),
+    Attack("one-bit", "a sum with one large contribution only if the target is obese",
+           (agg("SELECT sum(CASE WHEN {T} AND bmi > 30 THEN 1000 ELSE 1 END) AS s FROM base"),),
+           seen, bit=True),
+    Attack("one-bit", "a category held by the target alone only if they are obese",
+           (define("f", "SELECT pid, CASE WHEN {T} AND bmi > 30 THEN 'x' ELSE 'y' END AS g "
+                        "FROM base"),
+            analyse({"kind": "frequency", "definition": "f", "variable": "g"})),
+           seen, bit=True),
+    Attack("combinations", "percentages without margins give the total with a removed group",
+           (define("f", "SELECT pid, sex, CASE WHEN {T} THEN NULL ELSE 1 END AS g FROM base"),
+            analyse({"kind": "frequency", "definition": "f", "variable": "g",
+                     "missing": False}),
+            analyse({"kind": "crosstab", "definition": "f", "rows": "sex", "columns": "g",
+                     "margins": False, "percentages": "total"})),
+           lambda obs, t: _grand_from_percent(obs, 2, t)),
+]
+
+
+def _grand_from_percent(obs: list[Obs], i: int, t: Target) -> float | None:
+    """A count over its percentage is the grand total; less the total without the removed
+    group (the target alone, missing g) it is 1, so the target's BMI is then known from a
+    third release (left out: the group's size is what this attack shows given away)."""
+    shown_counts = {(str(c["row"]), c["column"]): c["value"] for c in cells(obs, i)
+                    if c.get("kind") == "count"}
+    for c in cells(obs, i):
+        key = (str(c["row"]), c["column"])
+        if c.get("kind") == "percent" and c["value"] and key in shown_counts:
+            grand = shown_counts[key] * 100 / c["value"]
+            rest = value(obs, 1, "count", ("Total",))
+            # recovered when the removed group's size (1) comes out exactly: report the BMI
+            return t.bmi if rest is not None and round(grand - rest, 6) == 1 else None
+    return None
+
 
 PRECISION = [
     Attack("precision", "sums over a group and over it plus the target and people without BMI",

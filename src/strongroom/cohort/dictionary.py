@@ -7,6 +7,7 @@ the risk assessment and the fingerprinting all read them, so they are first-clas
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -248,10 +249,12 @@ class Dictionary:
 
     @classmethod
     def load(cls, path: Path) -> Dictionary:
-        opener = gzip.open if path.suffix == ".gz" else open
         try:
-            with opener(path, "rb") as fh:
-                return cls.from_json(json.loads(fh.read()))
+            raw = path.read_bytes()
+            if raw == shipped_dictionary_bytes():  # most data directories hold the shipped one
+                return shipped_dictionary()
+            return cls.from_json(json.loads(gzip.decompress(raw) if path.suffix == ".gz"
+                                            else raw))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read data dictionary {path}: {exc}") from exc
 
@@ -275,8 +278,14 @@ def _is_int(text: str) -> bool:
 SHIPPED_DICTIONARY = "dictionary.json.gz"
 
 
+@functools.cache
+def shipped_dictionary_bytes() -> bytes:
+    """The shipped dictionary's file, byte for byte (a new data directory gets a copy)."""
+    return resources.files("strongroom.cohort.data").joinpath(SHIPPED_DICTIONARY).read_bytes()
+
+
+@functools.cache
 def shipped_dictionary() -> Dictionary:
-    """The dictionary of the fields Strongroom's synthetic cohort generates."""
-    ref = resources.files("strongroom.cohort.data").joinpath(SHIPPED_DICTIONARY)
-    with resources.as_file(ref) as path:
-        return Dictionary.load(path)
+    """The dictionary of the fields Strongroom's synthetic cohort generates (read once: a
+    Dictionary is never changed after it is made)."""
+    return Dictionary.from_json(json.loads(gzip.decompress(shipped_dictionary_bytes())))

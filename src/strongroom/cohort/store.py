@@ -35,7 +35,7 @@ from sqlalchemy import JSON, Boolean, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
-from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
+from strongroom.cohort.dictionary import Dictionary, shipped_dictionary_bytes
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, Cohort
 from strongroom.db import Base, UTCDateTime, create_all, make_engine
 from strongroom.progress import Progress
@@ -129,7 +129,10 @@ def init_store(
         stored_at = str(key_path)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     (root / COHORT_DIR).mkdir(mode=0o700)
-    (dictionary or shipped_dictionary()).save(root / DICTIONARY)
+    if dictionary is None:  # the shipped file as it is: re-compressing it costs a second
+        (root / DICTIONARY).write_bytes(shipped_dictionary_bytes())
+    else:
+        dictionary.save(root / DICTIONARY)
     StoreConfig(store_id, key.key_id, stored_at, database_url).save(root)
     store = Store(root, key)
     create_all(store.engine)

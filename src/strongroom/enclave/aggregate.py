@@ -600,6 +600,12 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
             cut = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             below = _participants_where(x < cut[group_of], run, bounds)
             above = _participants_where(x > cut[group_of], run, bounds)
+    elif aggregate.kind == CellKind.COUNT and not aggregate.distinct:
+        # a count of rows sums each participant's rows: when anyone has several, those are
+        # their contributions (dominance, release precision and value differencing read them)
+        rows = np.diff(np.append(starts, len(pids))).astype(np.float64)
+        if rows.size and rows.max() > 1:
+            totals = magnitudes = rows
     distinct = gathered.distinct
     cells = []
     for g in range(n_groups):

@@ -81,7 +81,9 @@ class Cell:
     # SUM/MEAN/SD/MEDIAN/QUANTILE: each contributor's own total of the values the statistic is
     # computed from (signed, aligned with ``contributors``). Release precision reads their
     # spread, and value-aware differencing compares them between outputs, so that two outputs
-    # over the same people whose values differ for a few of them are caught.
+    # over the same people whose values differ for a few of them are caught. A COUNT of rows
+    # carries each contributor's number of rows here (and in ``magnitudes``) when anyone has
+    # several: it is then checked as the sum of those.
     values: FloatArray | None = None
 
     def __post_init__(self) -> None:

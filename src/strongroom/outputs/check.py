@@ -179,6 +179,10 @@ def _count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
                       "something about a group of people", i)
         return
     yield from _threshold(i, cell, n, "participants are behind it", rules)
+    if cell.magnitudes is not None:  # a count of rows: each participant's rows are theirs
+        rows = np.asarray(cell.magnitudes, dtype=np.float64)
+        yield from _disguised_counts(i, cell, rows, rules)
+        yield from _dominance(i, cell, rows, rules)
 
 
 def _percent(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
@@ -304,13 +308,24 @@ def _identical_finding(i: int, cell: Cell, rules: Rules) -> Finding:
 
 def _disguised_counts(i: int, cell: Cell, x: npt.NDArray[np.float64],
                       rules: Rules) -> Iterator[Finding]:
-    """A sum or mean is a count of the participants with non-zero values, or of each value."""
+    """A sum or mean is a count of the participants with non-zero values, or of each value;
+    and where all but a few participants contribute the same value, it is (less that value
+    times the group's count) the sum of those few's own values."""
     nonzero = int(np.count_nonzero(x))
     if 0 < nonzero < rules.threshold:
         yield Finding("threshold", rules.threshold_verdict,
                       f"{where(cell)}: fewer than {rules.threshold} distinct participants "
                       "contribute a non-zero value to it", i)
         return
+    own = np.asarray(cell.values if cell.values is not None else x, dtype=np.float64)
+    if own.size:
+        _, counts = np.unique(own, return_counts=True)
+        if 0 < own.size - int(counts.max()) < rules.threshold:
+            yield Finding("threshold", rules.threshold_verdict,
+                          f"{where(cell)}: all but fewer than {rules.threshold} of its "
+                          "participants contribute the same value, so it gives away the sum "
+                          "of those few's own values", i)
+            return
     distinct = cell.distinct_values
     if distinct is not None and distinct <= rules.few_values and x.size:
         _, counts = np.unique(x, return_counts=True)

@@ -228,12 +228,11 @@ def findings(news: list[Vector], found: list[tuple[int, str, int]], threshold: i
              where: str, positions: Sequence[int | None], rule: str = RULE) -> list[Finding]:
     """Block for each clash; ``positions`` map a vector to its cell in the output."""
     out = []
-    for i, other, isolated in found:
-        people = "participant" if isolated == 1 else "participants"
+    for i, other, _isolated in found:  # how many is not said: it would be a small count
         out.append(Finding(
             rule, Verdict.BLOCK,
             f"{news[i].label!r} and {other!r}{where} are computed from the same values of the "
-            f"same people except for {isolated} {people} (fewer than the threshold of "
-            f"{threshold}): subtracting one from the other would give the own values of "
+            f"same people except for fewer participants than the threshold of "
+            f"{threshold}: subtracting one from the other would give the own values of "
             "those few; use the same definition of the variable in both", positions[i]))
     return out

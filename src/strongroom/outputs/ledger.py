@@ -504,13 +504,13 @@ def _finding(position: int, new: _New, project_id: str, threshold: int) -> Findi
     theirs = (f"cell {old.label!r}" if clash.old_side == "cell"
               else f"the rest of its population outside cell {old.label!r}")
     where = "" if old.project_id == project_id else f" of project {old.project_id}"
-    people = "participant" if clash.difference == 1 else "participants"
     others = len(new.clashes) - 1
     more = f" (and {others} other earlier cell{'s' if others > 1 else ''})" if others else ""
     return Finding(
         RULE, Verdict.BLOCK,
         f"{mine[0].upper()}{mine[1:]} differs from {theirs} in release {old.release_id}{where} "
-        f"by only {clash.difference} {people}, fewer than the threshold of {threshold}"
-        f"{more}: together they would reveal a group that small by subtraction",
+        f"by fewer participants than the threshold of {threshold}{more}: together they "
+        "would reveal a group that small by subtraction (how many is not said: that number "
+        "would be the small group's count)",
         position,
     )

@@ -8,7 +8,8 @@ person's contribution differ by at most one step, and that step is as wide as th
 of a person's possible contribution. The step is a "nice" number (1, 2 or 5 × 10ⁿ) so that a
 reader sees ordinary rounding:
 
-- a sum: the largest contribution's size (or the spread of contributions, if larger);
+- a sum: the largest contribution's size (or the spread of contributions, if larger); a
+  count of rows where some participant has several rows is the sum of each one's rows;
 - a mean over n participants: the spread of their values / n;
 - a standard deviation: the most one value can change it, min(spread / √(n−1),
   spread² / (SD·(n−1)));
@@ -40,7 +41,8 @@ def apply(result: Result, threshold: int) -> None:
     """Round each statistic of ``result`` to its release precision, in place."""
     touched = False
     for cell in result.cells:
-        if cell.kind in ROUNDED and cell.value is not None and cell.values is not None:
+        if (cell.kind in ROUNDED or _counts_rows(cell)) and cell.value is not None \
+                and cell.values is not None:
             step = step_for(cell, threshold)
             if step > 0:
                 cell.value = round_to_step(cell.value, step)
@@ -59,7 +61,7 @@ def step_for(cell: Cell, threshold: int) -> float:
         return 0.0
     low, high = float(x.min()), float(x.max())
     spread = high - low
-    if cell.kind is CellKind.SUM:
+    if cell.kind is CellKind.SUM or _counts_rows(cell):
         return nice_step(max(abs(low), abs(high), spread))
     if cell.kind is CellKind.MEAN:
         return nice_step(max(spread, abs(high) if n == 1 else 0.0) / n)
@@ -75,3 +77,8 @@ def step_for(cell: Cell, threshold: int) -> float:
     distance = np.sort(np.abs(x - cell.value))
     reach = float(distance[min(threshold, n) - 1])
     return nice_step(2.0 * reach)
+
+
+def _counts_rows(cell: Cell) -> bool:
+    """A count of rows where someone has several: the sum of each participant's rows."""
+    return cell.kind is CellKind.COUNT and cell.values is not None

@@ -31,7 +31,7 @@ from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.cohort.model import EID
 from strongroom.enclave import service as enclave_service
-from strongroom.enclave.results import Result
+from strongroom.enclave.results import PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, Invalid, NotFound
 from strongroom.outputs import combinations, contributions, precision, requests
@@ -187,14 +187,15 @@ class Outputs:
         for name, (pids, values) in sorted(result.vectors.items()):
             vectors.append(Vector.of(f"{result.kind.value} variable {name}", eids(pids), values))
             valued.append(None)  # the fit's variable, not one cell
-        held = Contributors([_label(result, i) for i in shown], [everyone[i] for i in shown],
+        groups, positions = _released_groups(result, shown, everyone, eids)
+        held = Contributors([label for label, _ in groups], [g for _, g in groups],
                             BitMap.union(BitMap(), *everyone), vectors)
         findings = list(report.findings) + within_output(held.cells(), rules.threshold)
         with self.ctx.transaction() as db:
             institution = _institution(db, where.project)
         findings += self.ledger.check(institution, project_id,
                                       held.cells(), held.population, rules.threshold)
-        findings += self._combined(institution, held, rules.threshold, shown, valued,
+        findings += self._combined(institution, held, rules.threshold, positions, valued,
                                    grid=result.kind in GRIDS)
         payload = render(result, report.suppressed, fmt, report.removed)
         name = filename(result, fmt)
@@ -214,7 +215,8 @@ class Outputs:
         return view
 
     def shown_cells(self, project_id: str, output_id: str) -> int:
-        """How many cells an output shows (what its release would let out)."""
+        """How many counts of groups an output gives away (its shown cells and the
+        denominators of its percentages): what its release would let out."""
         with self.ctx.transaction() as db:
             project = db.get(Project, project_id)
         if project is None:
@@ -333,6 +335,25 @@ def _without_labels(finding: Finding) -> Finding:
     """
     return Finding(finding.rule, finding.verdict, _QUOTED.sub("“…”", finding.reason),
                    finding.cell)
+
+
+def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
+                     eids: Callable[[PidArray], PidArray]
+                     ) -> tuple[list[tuple[str, BitMap]], list[int]]:
+    """Every group of participants whose count an output gives away, with the cell it comes
+    from: each shown cell's contributors, and each shown percentage's denominator (count ÷
+    percentage is the denominator's count, even when the table shows no margins)."""
+    groups = [(_label(result, i), everyone[i]) for i in shown]
+    positions = list(shown)
+    seen: set[bytes] = set()
+    for i in shown:
+        denominator = result.cells[i].denominator
+        if denominator is None or denominator.tobytes() in seen:
+            continue
+        seen.add(denominator.tobytes())
+        groups.append((f"{_label(result, i)} (its denominator)", bitmap(eids(denominator))))
+        positions.append(i)
+    return groups, positions
 
 
 def _label(result: Result, i: int) -> str:

@@ -1,8 +1,11 @@
-"""Frequency tables, crosstabs and histograms: counts of rows, contributors of participants.
+"""Frequency tables, crosstabs and histograms: counts of participants.
 
-A COUNT's value is the number of rows in its group (what the SQL would say) while its
-contributors are the distinct participants, so the output check sees through rows duplicated
-to inflate a count. Every combination of a crosstab is a cell, zero ones included; margins are
+A COUNT's value is the number of distinct participants in its group, never the number of
+rows: a definition that repeats one participant's row as many times as their value (or once
+more only if they have an attribute) would otherwise move a count by that person alone while
+the participants behind it stay the same. (Counts of rows, e.g. of hospital episodes, are
+asked for with aggregate SQL, where each participant's rows are checked as their
+contribution.) Every combination of a crosstab is a cell, zero ones included; margins are
 marked so that secondary suppression can protect a hidden cell from being recovered from
 totals. A percentage sits in table "percent" on the same row (and column) as the count it
 comes from, its contributors being the numerator's participants and ``denominator`` the
@@ -42,12 +45,11 @@ def frequency(spec: FrequencySpec, frame: pl.DataFrame) -> Result:
     levels = encode(frame[spec.variable], spec.missing)
     ids = pids(frame)
     kept = levels.codes >= 0
-    counts = np.bincount(levels.codes[kept], minlength=len(levels))
     members = group_pids(levels.codes, ids, len(levels))
     everyone = distinct(ids[kept])
-    cells = [count_cell((label,), "count", int(n), who, spec.round_to)
-             for label, n, who in zip(levels.labels, counts, members, strict=True)]
-    cells.append(count_cell((TOTAL,), "count", int(kept.sum()), everyone, spec.round_to,
+    cells = [count_cell((label,), "count", who.size, who, spec.round_to)
+             for label, who in zip(levels.labels, members, strict=True)]
+    cells.append(count_cell((TOTAL,), "count", everyone.size, everyone, spec.round_to,
                             margin=True))
     if spec.percentages:  # the total's own 100% is left out (see _crosstab_percents)
         total = cells[-1]
@@ -71,8 +73,8 @@ def crosstab(spec: CrosstabSpec, frame: pl.DataFrame) -> Result:
     if min(int(row_codes.min()), int(col_codes.min())) < 0:  # missing values left out
         kept = (row_codes >= 0) & (col_codes >= 0)
         ids, codes, row_codes, col_codes = ids[kept], codes[kept], row_codes[kept], col_codes[kept]
-    counts = np.bincount(codes, minlength=n_rows * n_cols).reshape(n_rows, n_cols)
     members = group_pids(codes, ids, n_rows * n_cols)
+    counts = np.array([m.size for m in members], dtype=np.int64).reshape(n_rows, n_cols)
     want_margins = spec.margins or spec.percentages != "none"
     row_members = group_pids(row_codes, ids, n_rows) if want_margins else []
     col_members = group_pids(col_codes, ids, n_cols) if want_margins else []
@@ -82,11 +84,11 @@ def crosstab(spec: CrosstabSpec, frame: pl.DataFrame) -> Result:
     inner = [[count_cell((rows.labels[i],), cols.labels[j], int(counts[i, j]),
                          members[i * n_cols + j], r) for j in range(n_cols)]
              for i in range(n_rows)]
-    row_totals = [count_cell((rows.labels[i],), TOTAL, int(counts[i].sum()), row_members[i], r,
+    row_totals = [count_cell((rows.labels[i],), TOTAL, row_members[i].size, row_members[i], r,
                              margin=True) for i in range(n_rows)] if want_margins else []
-    col_totals = [count_cell((TOTAL,), cols.labels[j], int(counts[:, j].sum()), col_members[j],
+    col_totals = [count_cell((TOTAL,), cols.labels[j], col_members[j].size, col_members[j],
                              r, margin=True) for j in range(n_cols)] if want_margins else []
-    grand = count_cell((TOTAL,), TOTAL, int(counts.sum()), everyone, r, margin=True)
+    grand = count_cell((TOTAL,), TOTAL, everyone.size, everyone, r, margin=True)
 
     cells: list[Cell] = []
     for i in range(n_rows):
@@ -162,8 +164,8 @@ def histogram(spec: HistogramSpec, frame: pl.DataFrame) -> Result:
     index[x == edges[-1]] = k - 1
     below, above = x < edges[0], x > edges[-1]
     index[below], index[above] = k, k + 1  # the open-ended bins, shown only when used
-    counts = np.bincount(index, minlength=k + 2)
     members = group_pids(index.astype(np.int64), ids, k + 2)
+    counts = [m.size for m in members]
     labels = [f"[{number(edges[i])}, {number(edges[i + 1])})" for i in range(k)]
     labels[-1] = labels[-1][:-1] + "]"
     cells = []
