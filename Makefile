@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench clean install dictionary reference screenshots
+.PHONY: demo test test-fast lint typecheck check bench clean install dictionary reference screenshots
 
 install: $(STAMP)
 
@@ -18,10 +18,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them encrypted, summarise
 	$(BIN)/strongroom demo
 
-test: $(STAMP)  ## lint, type-check, then every test (unit, integration, functional)
+# Every test, on every core (pytest-xdist; a module's tests stay on one worker, the browser
+# tests share one), with the type check running alongside; the slowest tests are listed.
+PYTEST_PARALLEL := -n auto --dist loadgroup
+
+# The API fuzz run goes beside them in its own process: schemathesis reports each operation
+# as its own test only without xdist.
+test: $(STAMP)  ## lint, then every test (unit, integration, functional) with the type check alongside
 	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/mypy
-	$(BIN)/pytest tests
+	@$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
+	$(BIN)/pytest -p no:xdist -m fuzz tests > $(VENV)/fuzz.out 2>&1 & fuzz=$$!; \
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not fuzz" --durations=15 tests; tests=$$?; \
+	wait $$fuzz; fuzzed=$$?; cat $(VENV)/fuzz.out; \
+	wait $$types; typed=$$?; cat $(VENV)/mypy.out; \
+	exit $$(( tests || fuzzed || typed ))
+
+test-fast: $(STAMP)  ## the quick loop: unit and integration tests on SQLite, none marked slow
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not postgres and not browser and not slow and not fuzz" \
+	  tests/unit tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

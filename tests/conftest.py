@@ -18,6 +18,30 @@ from strongroom.cohort.model import Cohort
 from strongroom.cohort.store import Store, init_store
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "research-data"
+TESTS = Path(__file__).resolve().parent
+
+# Markers by where a test lives (the rest are declared in the modules, `pytestmark`), so that
+# `make test-fast` can leave out what needs PostgreSQL, a browser or minutes; CI runs all.
+BROWSER = TESTS / "functional" / "web"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark PostgreSQL and browser tests, and keep each module's tests on one xdist worker
+    (a module's built world is then built once); the browser tests share one worker, as they
+    share one served console and one Chromium."""
+    grouped = config.pluginmanager.hasplugin("xdist")  # absent under `-p no:xdist`
+    for item in items:
+        path = Path(str(item.fspath))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        if path.is_relative_to(BROWSER):
+            item.add_marker(pytest.mark.browser)
+            group = "browser"
+        else:
+            group = str(path.relative_to(TESTS))
+        if grouped:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

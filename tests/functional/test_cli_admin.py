@@ -14,6 +14,8 @@ from typing import Any
 import pyotp
 import pytest
 
+pytestmark = pytest.mark.slow  # the console's commands in subprocesses, end to end
+
 ADMIN = "ada@custodian.test"
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from strongroom.access import people, projects
 from strongroom.access.bootstrap import bootstrap
 from strongroom.platform import Platform
 from tests.functional.test_cli_admin import ADMIN, Console
 from tests.functional.test_cli_admin import console as console  # the fixture
+
+pytestmark = pytest.mark.slow  # the DP engine's own environment, in subprocesses
 
 PASSWORD = "a long enough console passphrase"
 

@@ -22,6 +22,8 @@ from tests.export_schemas import parse_cef as parse
 from tests.functional.test_cli_admin import ADMIN, Console
 from tests.functional.test_server import running_server
 
+pytestmark = pytest.mark.slow  # the watch's commands against a served platform
+
 
 def add_alert(data: Path, key: Path, title: str, detector: str = "behaviour.off-hours",
               dedup: str = "") -> AlertRow:

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from benchmarks.watch_simulation import EXPORTING, SCENARIOS, Simulation
 
+pytestmark = pytest.mark.slow  # a month of simulated traffic per scenario
+
 LIMIT = 2_400
 BULK = {"single bulk export", "parallel bulk (3 partners)"}
 # by policy these only alert: travel and late work are not misconduct on their own, and a

@@ -32,6 +32,8 @@ from strongroom.platform import Platform
 from strongroom.server.app import create_app
 from strongroom.server.security import CSRF_HEADER, SESSION_COOKIE
 
+pytestmark = pytest.mark.fuzz  # schemathesis over the whole OpenAPI description
+
 EMAIL, PASSWORD = "admin@custodian.example.org", "correct horse battery staple"
 SEED = 20240601  # reproducible in CI; change it locally to explore further
 FULL = schemathesis.Config.from_dict({

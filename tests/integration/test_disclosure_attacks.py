@@ -16,6 +16,8 @@ from strongroom.attacks import runner
 from strongroom.attacks.catalogue import KINDS, Attack, catalogue
 from strongroom.attacks.world import AttackWorld
 
+pytestmark = pytest.mark.slow  # 77 attacks, each in a fresh institution
+
 # What still gets through, and why it is left (docs/explanation/output-check.md, "What the
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
 # to update here.

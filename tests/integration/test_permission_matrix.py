@@ -38,6 +38,8 @@ from strongroom.watch.signals import Signal, Subject
 from strongroom.watch.states import Severity
 from tests.access_world import INSIDE, OUTSIDE, PASSWORD, Clock, Member, World, build_world
 
+pytestmark = pytest.mark.slow  # every endpoint × role × state
+
 STATES = ["normal", "institution-revoked", "person-paused", "platform-paused",
           "institution-paused", "project-paused", "project-expired", "training-expired",
           "outside-network"]

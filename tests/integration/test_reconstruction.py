@@ -31,6 +31,8 @@ from strongroom.enclave.service import scope
 from strongroom.errors import Conflict, Refused
 from tests.access_world import World, build_world
 
+pytestmark = pytest.mark.slow  # reconstruction attacks solve large systems
+
 PARTICIPANTS, QUERIES = 500, 2000
 SECRET = "p31"
 EXACT_SQL = {"kind": "aggregate_sql",

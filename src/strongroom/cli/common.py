@@ -17,7 +17,8 @@ from strongroom.cohort.store import StoreError
 from strongroom.errors import ServiceError
 
 console = Console()
-errors = Console(stderr=True)
+# an error is one line however long its paths (the terminal wraps it; a script greps it)
+errors = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path,
