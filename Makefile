@@ -19,15 +19,16 @@ demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them en
 	$(BIN)/strongroom demo
 
 # Every test, on every core (pytest-xdist; a module's tests stay on one worker, the browser
-# tests share one), with the type check running alongside; the slowest tests are listed.
-PYTEST_PARALLEL := -n auto --dist loadgroup
+# tests share one: tests/conftest.py), with the type check running alongside; the slowest
+# tests are listed.
+PYTEST_PARALLEL := -n auto --dist loadscope
 
 # The API fuzz run goes beside them in its own process: schemathesis reports each operation
 # as its own test only without xdist.
 test: $(STAMP)  ## lint, then every test (unit, integration, functional) with the type check alongside
 	$(BIN)/ruff check src tests benchmarks scripts
 	@$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
-	$(BIN)/pytest -p no:xdist -m fuzz tests > $(VENV)/fuzz.out 2>&1 & fuzz=$$!; \
+	$(BIN)/pytest -n 0 -m fuzz tests > $(VENV)/fuzz.out 2>&1 & fuzz=$$!; \
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not fuzz" --durations=15 tests; tests=$$?; \
 	wait $$fuzz; fuzzed=$$?; cat $(VENV)/fuzz.out; \
 	wait $$types; typed=$$?; cat $(VENV)/mypy.out; \

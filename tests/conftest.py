@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -25,23 +26,32 @@ TESTS = Path(__file__).resolve().parent
 BROWSER = TESTS / "functional" / "web"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark PostgreSQL and browser tests, and keep each module's tests on one xdist worker
-    (a module's built world is then built once); the browser tests share one worker, as they
-    share one served console and one Chromium."""
-    grouped = config.pluginmanager.hasplugin("xdist")  # absent under `-p no:xdist`
-    for item in items:
-        path = Path(str(item.fspath))
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("database_url") == "postgresql":
-            item.add_marker(pytest.mark.postgres)
-        if path.is_relative_to(BROWSER):
-            item.add_marker(pytest.mark.browser)
-            group = "browser"
-        else:
-            group = str(path.relative_to(TESTS))
-        if grouped:
-            item.add_marker(pytest.mark.xdist_group(group))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the PostgreSQL and the browser tests (as each test is collected)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("database_url") == "postgresql":
+        item.add_marker(pytest.mark.postgres)
+    if Path(str(item.fspath)).is_relative_to(BROWSER):
+        item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: unknown without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under xdist, each module's tests run on one worker (its built world, module-scoped,
+    is built once) and the browser tests all on one (they share one served console and one
+    Chromium). xdist's own ``loadgroup`` would do this with markers, but it renames node ids
+    in a way pytest 9 ignores."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "browser" if module.startswith(BROWSER_IDS) else module
+
+    return ByModule(config, log)
+
+
+BROWSER_IDS = str(BROWSER.relative_to(TESTS.parent)) + "/"
 
 
 @pytest.fixture(scope="session")
