@@ -24,6 +24,7 @@ TESTS = Path(__file__).resolve().parent
 # Markers by where a test lives (the rest are declared in the modules, `pytestmark`), so that
 # `make test-fast` can leave out what needs PostgreSQL, a browser or minutes; CI runs all.
 BROWSER = TESTS / "functional" / "web"
+BROWSER_IDS = str(BROWSER.relative_to(TESTS.parent)) + "/"  # how node ids begin there
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -49,9 +50,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return "browser" if module.startswith(BROWSER_IDS) else module
 
     return ByModule(config, log)
-
-
-BROWSER_IDS = str(BROWSER.relative_to(TESTS.parent)) + "/"
 
 
 @pytest.fixture(scope="session")
