@@ -17,11 +17,11 @@ from strongroom.audit import AuditLog
 from strongroom.audit.keys import salt_key_from_secret, signing_key_from_secret
 from strongroom.cohort.model import EID
 from strongroom.cohort.store import Store
-from strongroom.db import create_all
 from strongroom.enclave.workspace import Enclave
+from strongroom.extracts import models as _extract_tables  # noqa: F401  (every room's tables)
 from strongroom.outputs.service import Outputs
 from strongroom.privacy.service import Privacy
-from strongroom.watch import appeals  # noqa: F401  (its table, before create_all)
+from strongroom.watch import appeals  # noqa: F401  (every room's tables)
 from strongroom.watch.delivery import Delivery
 from strongroom.watch.service import Watch
 
@@ -49,7 +49,6 @@ class Platform:
             clock=clock,
             cohort_eids=self._cohort_eids,
         )
-        create_all(store.engine)  # the tables of every room imported above
         self.enclave = Enclave(self.access, store)
         self.outputs = Outputs(self.enclave)
         self.privacy = Privacy(self.enclave)

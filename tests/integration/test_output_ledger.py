@@ -12,6 +12,7 @@ from pyroaring import BitMap
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from strongroom import migrations
 from strongroom.cohort.crypto import MasterKey
 from strongroom.db import make_engine
 from strongroom.errors import Conflict, Invalid, Unavailable
@@ -25,6 +26,7 @@ THRESHOLD = 10
 @pytest.fixture
 def engine(tmp_path: Path, database_url: str | None) -> Iterator[Engine]:
     made = make_engine(database_url or f"sqlite:///{tmp_path / 'metadata.db'}")
+    migrations.upgrade(made)
     yield made
     made.dispose()
 

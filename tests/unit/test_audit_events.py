@@ -46,6 +46,7 @@ SHIPPED = {
     "watch.delivery.failed",
     "watch.limit.refused", "watch.alert.raised", "watch.suspended", "watch.limits.set",
     "watch.job.declared", "watch.job.approved", "extract.refused",
+    "store.upgraded", "store.recovered",
 }
 
 SALT = bytes(range(32))

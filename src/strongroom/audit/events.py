@@ -76,6 +76,9 @@ class EventType(StrEnum):
     ACCESS_REFUSED = "access.refused"
     DATA_ACCESSED = "data.accessed"
     AUDIT_VERIFIED = "audit.verified"
+    # operating the store
+    STORE_UPGRADED = "store.upgraded"
+    STORE_RECOVERED = "store.recovered"
     # the enclave and its outputs
     ENCLAVE_DEFINITION_CREATED = "enclave.definition.created"
     ENCLAVE_DEFINITION_DROPPED = "enclave.definition.dropped"
@@ -169,6 +172,9 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.ACCESS_REFUSED: "An action was refused; the details list every reason.",
     EventType.DATA_ACCESSED: "Participant data was read (query, extract or download).",
     EventType.AUDIT_VERIFIED: "The audit log was verified; the details give the outcome.",
+    EventType.STORE_UPGRADED: "The metadata database was upgraded to a new schema revision.",
+    EventType.STORE_RECOVERED: "Sealed cohort versions the database had lost were registered "
+                               "again (`strongroom store recover`).",
     EventType.ENCLAVE_DEFINITION_CREATED: "A dataset definition was created inside the enclave.",
     EventType.ENCLAVE_DEFINITION_DROPPED: "A dataset definition was deleted.",
     EventType.ENCLAVE_ANALYSIS_RUN: "An analysis ran inside the enclave; its output was checked.",

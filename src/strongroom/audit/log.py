@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from strongroom.audit import merkle
 from strongroom.audit.checkpoints import Checkpoint, append_witness
 from strongroom.audit.events import AuditEvent, format_at, hash_sensitive, leaf_head, leaf_tail
-from strongroom.audit.tables import CHECKPOINTS, ENTRIES, create_tables
+from strongroom.audit.tables import CHECKPOINTS, ENTRIES
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,6 @@ class AuditLog:
         self._witness = witness
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
-        create_tables(engine)
         with engine.connect() as conn:
             self._frontier = self._load_frontier(conn)
             self._cp_size = self._latest_size(conn)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Engine, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from strongroom.db import Base, UTCDateTime
@@ -44,6 +44,3 @@ ENTRIES: Table = AuditEntryRow.__table__  # type: ignore[assignment]
 CHECKPOINTS: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
 
 
-def create_tables(engine: Engine) -> None:
-    """Create the audit tables if missing (idempotent; ``strongroom.db.create_all`` does too)."""
-    Base.metadata.create_all(engine, tables=[ENTRIES, CHECKPOINTS])

@@ -16,6 +16,7 @@ from strongroom.cli.dp import dp_app
 from strongroom.cli.extracts import extracts_app
 from strongroom.cli.outputs import outputs_app
 from strongroom.cli.privacy import anonymise, risk
+from strongroom.cli.store import store_app, upgrade
 from strongroom.cli.watch import watch_app
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.store import init_store
@@ -35,6 +36,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(outputs_app, name="outputs")
 app.add_typer(watch_app, name="watch")
 app.add_typer(dp_app, name="dp")
+app.add_typer(store_app, name="store")
 app.add_typer(extracts_app)  # `extract create` and `attribute`
 app.command()(serve)
 app.command()(login)
@@ -42,6 +44,7 @@ app.command()(logout)
 app.command()(password)
 app.command()(risk)
 app.command()(anonymise)
+app.command()(upgrade)
 
 
 @app.command()

@@ -5,12 +5,21 @@ Layout of a data directory::
     strongroom.yaml         configuration (store id, key id, key file path, database URL)
     dictionary.json.gz      the data dictionary every ingest is validated against
     metadata.db             SQLite metadata database (unless a database URL is configured)
-    cohort/<version>/       one sealed Parquet file per table (``<table>.parquet.enc``)
+    cohort/<version>/       one sealed Parquet file per table (``<table>.parquet.enc``) and
+                            the version's sealed manifest (``manifest.json.enc``)
+    quarantine/<version>/   sealed versions the database did not know (see below)
 
 The master key is never inside the directory. A new cohort version is written in full to a
-staging directory, flushed to disk, renamed into place, and only then made current in one
-database transaction; a failure or crash at any point leaves the previous version current and
-intact, and leftovers are swept on the next open.
+staging directory (``cohort/.staging-<id>``), flushed to disk, renamed into place, and only then
+made current in one database transaction; a failure or crash at any point leaves the previous
+version current and intact.
+
+Nothing is deleted that the store cannot prove is its own leftover: a staging directory, or a
+version the database has marked retired. Opening checks that the database is this store's (its
+``store_identity`` row) at the code's schema revision, and that every sealed version on disk is
+one it knows; an unknown version (the database missing, empty, swapped or restored from an older
+backup) is moved to ``quarantine/`` unharmed and the store refuses to open until
+``strongroom store recover`` has re-registered it from its sealed manifest.
 """
 
 from __future__ import annotations
@@ -18,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import io
+import json
 import os
 import shutil
 import uuid
@@ -32,22 +43,26 @@ import polars as pl
 import pyarrow.parquet as pq
 import yaml
 from sqlalchemy import JSON, Boolean, Integer, String, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from strongroom import migrations
 from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary_bytes
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, Cohort
-from strongroom.db import Base, UTCDateTime, create_all, make_engine
+from strongroom.db import Base, UTCDateTime, make_engine
 from strongroom.progress import Progress
 
 CONFIG = "strongroom.yaml"
+METADATA_DB = "metadata.db"
 DICTIONARY = "dictionary.json.gz"
 COHORT_DIR = "cohort"
+QUARANTINE_DIR = "quarantine"
+MANIFEST = "manifest.json.enc"
 STAGING_PREFIX = ".staging-"
 LOCK = ".lock"
 KEEP_VERSIONS = 2  # the current version and the one before it (for rollback)
 ENV_KEY_FILE = "STRONGROOM_KEY_FILE"
-
 
 
 class StoreError(Exception):
@@ -66,6 +81,18 @@ class CohortVersion(Base):
     tables: Mapped[dict[str, Any]] = mapped_column(JSON)  # name -> {rows, bytes, sha256 of sealed}
     sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # name, sha256, bytes
     dictionary_digest: Mapped[str] = mapped_column(String(64))
+    # set before its files are removed: only a retired version's files are ever deleted
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class StoreIdentity(Base):
+    """The one store this database belongs to (a database of another store, or none, is
+    never taken for this one's)."""
+
+    __tablename__ = "store_identity"
+
+    store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True)
@@ -135,7 +162,17 @@ def init_store(
         dictionary.save(root / DICTIONARY)
     StoreConfig(store_id, key.key_id, stored_at, database_url).save(root)
     store = Store(root, key)
-    create_all(store.engine)
+    try:
+        found = migrations.state(store.engine)
+        if found.schema is not migrations.Schema.EMPTY:
+            raise StoreError(
+                f"the metadata database {store.database} already holds tables; give an "
+                f"empty database (one database, or PostgreSQL schema, per store)")
+        migrations.upgrade(store.engine)
+        store.claim()
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -151,22 +188,145 @@ class Store:
                 f"the key given (id {self.key.key_id}) is not this store's key "
                 f"(id {self.config.key_id}); give the right key file or {ENV_KEY}"
             )
-        url = self.config.database_url or f"sqlite:///{self.root / 'metadata.db'}"
+        url = self.config.database_url or f"sqlite:///{self.root / METADATA_DB}"
         self.engine = make_engine(url)
         self._dictionary: Dictionary | None = None
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None) -> Store:
-        """Open a data directory (use as a context manager, or call ``close``)."""
+        """Open a data directory (use as a context manager, or call ``close``), refusing one
+        whose database is not this store's at the code's schema or whose sealed versions it
+        does not all know."""
         key = MasterKey.load(key_file) if key_file else None
         store = cls(root, key)
         try:
-            create_all(store.engine)
-            store.sweep()
+            with store.lock():
+                store._require_schema()
+                store._require_identity()
+                store._require_known_versions()
+                store._remove_leftovers()
+        except OperationalError as exc:
+            store.close()
+            raise StoreError(
+                f"cannot read the metadata database {store.database}: "
+                f"{str(exc.orig).strip()}. Nothing was changed. Check that it is running and "
+                f"reachable, and the database URL in {store.root / CONFIG}") from exc
         except BaseException:
             store.close()
             raise
         return store
+
+    @property
+    def database(self) -> str:
+        """The metadata database, for messages (never with a password)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def sqlite_file(self) -> Path | None:
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(str(url.database))
+
+    def _require_schema(self) -> None:
+        file = self.sqlite_file()
+        if file is not None and (not file.exists() or file.stat().st_size == 0):
+            raise StoreError(self._no_database(
+                f"the metadata database {file} is {'empty' if file.exists() else 'missing'}"))
+        found = migrations.state(self.engine)
+        match found.schema:
+            case migrations.Schema.CURRENT:
+                return
+            case migrations.Schema.EMPTY:
+                raise StoreError(self._no_database(
+                    f"the metadata database {self.database} holds no tables"))
+            case migrations.Schema.UNVERSIONED | migrations.Schema.OLDER:
+                raise StoreError(
+                    f"the metadata database is at schema "
+                    f"{found.revision or 'of 16a023a (before schema versions)'}, and this "
+                    f"release needs {found.head}. Nothing was changed. Back it up, then run "
+                    f"`strongroom upgrade {self.root}`.")
+            case migrations.Schema.NEWER:
+                raise StoreError(
+                    f"the metadata database is at schema {found.revision}, made by a newer "
+                    f"Strongroom than this one (which knows up to {found.head}). Nothing was "
+                    f"changed. Run that release, or restore a backup made by this one.")
+
+    def _no_database(self, what: str) -> str:
+        return (f"{what}, but {self.root} is an initialised store: the database may be "
+                f"misconfigured, deleted, or restored from elsewhere. Nothing was changed "
+                f"and no sealed file was touched. Point the store at its database (the URL "
+                f"in {self.root / CONFIG}), restore it from a backup, or run `strongroom "
+                f"store recover {self.root}` to rebuild the cohort's records from the sealed "
+                f"versions (people, projects and the audit log are only in the database).")
+
+    def _require_identity(self) -> None:
+        with self._session() as session:
+            owners = list(session.scalars(select(StoreIdentity.store_id)))
+        if owners != [self.config.store_id]:
+            raise StoreError(
+                f"the metadata database {self.database} belongs to "
+                f"{'store ' + ', '.join(owners) if owners else 'no store'}, not to this one "
+                f"({self.config.store_id}). Nothing was changed. Point {self.root / CONFIG} at "
+                f"this store's database, or restore it from a backup.")
+
+    def claim(self) -> None:
+        """Record that this database is this store's (a new or upgraded database)."""
+        with self._session() as session, session.begin():
+            if session.get(StoreIdentity, self.config.store_id) is None:
+                session.add(StoreIdentity(store_id=self.config.store_id,
+                                          claimed_at=dt.datetime.now(dt.UTC)))
+
+    def _require_known_versions(self) -> None:
+        layout = self.layout()
+        for name in layout.unknown:
+            self._quarantine(name)
+        held = sorted(p.name for p in self.quarantine_dir.iterdir()) \
+            if self.quarantine_dir.is_dir() else []
+        if held:
+            raise StoreError(
+                f"{len(held)} sealed cohort version(s) are not in the metadata database "
+                f"({', '.join(held)}); they are held unharmed in {self.quarantine_dir}. The "
+                f"database may be missing, swapped or restored from an older backup. Nothing "
+                f"was deleted. See `strongroom store check {self.root}`; `strongroom store "
+                f"recover {self.root}` registers them again from their sealed manifests.")
+        current = self.current()
+        if current is not None and current.id in layout.missing:
+            raise StoreError(
+                f"the current cohort version {current.id} is in the metadata database but "
+                f"its sealed files are not in {self.root / COHORT_DIR}. Nothing was changed. "
+                f"Restore the data directory from a backup.")
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / QUARANTINE_DIR
+
+    def _quarantine(self, name: str) -> None:
+        self.quarantine_dir.mkdir(mode=0o700, exist_ok=True)
+        target = self.quarantine_dir / name
+        if target.exists():  # never overwrite what is already held
+            target = self.quarantine_dir / f"{name}.{uuid.uuid4().hex[:8]}"
+        os.rename(self.root / COHORT_DIR / name, target)
+        fsync_dir(self.quarantine_dir)
+
+    def layout(self) -> Layout:
+        """What ``cohort/`` holds against what the database knows (reads only)."""
+        with self._session() as session:
+            known = {v.id: v.retired_at is not None for v in session.scalars(select(CohortVersion))}
+        on_disk = sorted(p.name for p in (self.root / COHORT_DIR).iterdir())
+        return Layout(
+            staging=[n for n in on_disk if n.startswith(STAGING_PREFIX)],
+            retired=[n for n in on_disk if known.get(n) is True],
+            live=[n for n in on_disk if known.get(n) is False],
+            unknown=[n for n in on_disk if n not in known and not n.startswith(STAGING_PREFIX)],
+            missing=sorted(v for v, retired in known.items()
+                           if not retired and v not in on_disk))
+
+    def _remove_leftovers(self) -> None:
+        """Remove only what is provably the store's own leftover: its staging directories
+        and the files of versions the database has retired. Call with the lock held."""
+        layout = self.layout()
+        for name in [*layout.staging, *layout.retired]:
+            shutil.rmtree(self.root / COHORT_DIR / name, ignore_errors=True)
 
     def close(self) -> None:
         """Release the metadata database's connections."""
@@ -206,9 +366,11 @@ class Store:
             return session.scalar(select(CohortVersion).where(CohortVersion.current))
 
     def versions(self) -> list[CohortVersion]:
+        """The versions whose files are kept (newest first); retired ones are history."""
         with self._session() as session:
             return list(session.scalars(
-                select(CohortVersion).order_by(CohortVersion.created_at.desc())
+                select(CohortVersion).where(CohortVersion.retired_at.is_(None))
+                .order_by(CohortVersion.created_at.desc())
             ))
 
     def write_version(
@@ -218,7 +380,7 @@ class Store:
         progress: Progress | None = None,
     ) -> CohortVersion:
         """Seal and store a validated cohort as the new current version, atomically."""
-        with self._lock():
+        with self.lock():
             return self._write_version(cohort, list(sources), progress)
 
     def _write_version(
@@ -234,29 +396,33 @@ class Store:
                 tables[name] = self._write_table(staging, version_id, name, frame)
                 if progress:
                     progress(name, 1)
-            _fsync_dir(staging)
+            record = CohortVersion(
+                id=version_id,
+                created_at=dt.datetime.now(dt.UTC),
+                current=True,
+                participants=cohort.n_participants,
+                tables=tables,
+                sources=sources,
+                dictionary_digest=self.dictionary.digest,
+            )
+            _atomic_write(staging / MANIFEST, self.seal_manifest(record))
+            fsync_dir(staging)
+            # a crash from here until the commit leaves a sealed version the database does
+            # not know: the next open quarantines it and `store recover` registers it
             os.rename(staging, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        record = CohortVersion(
-            id=version_id,
-            created_at=dt.datetime.now(dt.UTC),
-            current=True,
-            participants=cohort.n_participants,
-            tables=tables,
-            sources=sources,
-            dictionary_digest=self.dictionary.digest,
-        )
         try:
             with self._session() as session, session.begin():
                 session.execute(update(CohortVersion).values(current=False))
                 session.add(record)
         except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)  # written by this call, never registered
             raise
-        self._sweep()
+        self._retire_old()
+        self._remove_leftovers()
         return record
 
     def _write_table(self, where: Path, version_id: str, name: str,
@@ -265,28 +431,50 @@ class Store:
         pq.write_table(frame.to_arrow(), buffer, compression="zstd")
         sealed = encrypt(buffer.getvalue(), self.key, _context(self.config, version_id, name))
         _atomic_write(where / f"{name}.parquet.enc", sealed)
-        return {"rows": frame.height, "columns": frame.width, "bytes": len(sealed)}
+        return {"rows": frame.height, "columns": frame.width, "bytes": len(sealed),
+                "sha256": hashlib.sha256(sealed).hexdigest()}
 
-    def sweep(self) -> None:
-        """Remove staging leftovers, versions no record names, and versions past retention."""
-        with self._lock():
-            self._sweep()
+    def seal_manifest(self, version: CohortVersion) -> bytes:
+        """The version's record, sealed under the master key: what `store recover` reads to
+        register a version the database lost (counts and digests only, as the record)."""
+        return encrypt(json.dumps(_manifest(version)).encode(), self.key,
+                       _context(self.config, version.id, "manifest"))
+
+    def open_manifest(self, where: Path) -> CohortVersion:
+        """A sealed version's record from its manifest; :class:`StoreError` if it has none or
+        it is not this store's (sealed under another key, or for another version id)."""
+        path = where / MANIFEST
+        if not path.is_file():
+            raise StoreError(f"{where.name} has no manifest")
+        try:
+            plain = decrypt(path.read_bytes(), self.key,
+                            _context(self.config, version_id_of(where.name), "manifest"))
+        except Exception as exc:  # InvalidTag: another store's, another id, or altered
+            raise StoreError(f"{where.name}'s manifest is not this store's") from exc
+        data = json.loads(plain)
+        return CohortVersion(
+            id=data["id"], created_at=dt.datetime.fromisoformat(data["created_at"]),
+            current=False, participants=data["participants"], tables=data["tables"],
+            sources=data["sources"], dictionary_digest=data["dictionary_digest"])
+
+    def _retire_old(self) -> None:
+        """Mark versions past retention retired (the record stays), so their files may go."""
+        kept = self.versions()
+        old = [v.id for v in kept[KEEP_VERSIONS:] if not v.current]
+        if old:
+            with self._session() as session, session.begin():
+                session.execute(update(CohortVersion).where(CohortVersion.id.in_(old))
+                                .values(retired_at=dt.datetime.now(dt.UTC)))
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """One writer at a time per data directory (ingest and sweep)."""
+    def lock(self) -> Iterator[None]:
+        """One writer at a time per data directory (ingest, open's clean-up, recovery)."""
         with open(self.root / LOCK, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def _sweep(self) -> None:
-        keep = {v.id for v in self.versions()[:KEEP_VERSIONS]}
-        for entry in (self.root / COHORT_DIR).iterdir():
-            if entry.name not in keep:
-                shutil.rmtree(entry, ignore_errors=True)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -307,7 +495,12 @@ class Store:
         return Cohort(participants, {n: frames[n] for n in order if n in frames})
 
     def _read_table(self, version_id: str, name: str) -> pl.DataFrame:
-        blob = (self.root / COHORT_DIR / version_id / f"{name}.parquet.enc").read_bytes()
+        return self.read_table_at(self.root / COHORT_DIR / version_id, version_id, name)
+
+    def read_table_at(self, where: Path, version_id: str, name: str) -> pl.DataFrame:
+        """One sealed table of version ``version_id`` kept at ``where`` (``InvalidTag`` if it
+        was not sealed by this store for that version and table)."""
+        blob = (where / f"{name}.parquet.enc").read_bytes()
         plain = decrypt(blob, self.key, _context(self.config, version_id, name))
         frame = pl.from_arrow(pq.read_table(io.BytesIO(plain)))
         assert isinstance(frame, pl.DataFrame)
@@ -330,6 +523,28 @@ def _context(config: StoreConfig, version_id: str, table: str) -> str:
     return f"strongroom/{config.store_id}/{version_id}/{table}"
 
 
+def version_id_of(name: str) -> str:
+    """A quarantined copy may carry a suffix (``<id>.<random>``); the id is the first part."""
+    return name.split(".")[0]
+
+
+def _manifest(version: CohortVersion) -> dict[str, Any]:
+    return {"id": version.id, "created_at": version.created_at.isoformat(),
+            "participants": version.participants, "tables": version.tables,
+            "sources": version.sources, "dictionary_digest": version.dictionary_digest}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """``cohort/`` against the database: each directory name in one list."""
+
+    staging: list[str]  # the store's own unfinished writes: leftovers
+    retired: list[str]  # versions the database retired: their files may go
+    live: list[str]  # versions the database knows and keeps
+    unknown: list[str]  # sealed versions the database does not know: quarantined on open
+    missing: list[str]  # versions the database keeps whose files are not here
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
@@ -339,7 +554,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from strongroom.cohort.crypto import MasterKey, decrypt, encrypt
@@ -22,11 +22,6 @@ from strongroom.extracts import codes
 from strongroom.extracts.accuse import Recipient
 from strongroom.extracts.carriers import Carrier
 from strongroom.extracts.models import ExtractManifest
-
-
-def ensure_table(engine: Engine) -> None:
-    """Create the manifests table if this database predates it (idempotent)."""
-    ExtractManifest.metadata.create_all(engine, tables=[ExtractManifest.__table__])  # type: ignore[list-item]
 
 
 def _context(extract_id: str) -> str:

@@ -218,7 +218,6 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     started = time.perf_counter()
     fmt = fmt.lower()
     _check_output(fmt, out_path)
-    manifest.ensure_table(ctx.engine)
     who = _project_for_extract(ctx, principal, project_id, action)
     allowed = _check_allowed(ctx, allow, who.fields)
     version = store.current()
@@ -310,7 +309,6 @@ def candidate_risk(ctx: AccessContext, principal: Principal, project_id: str, *,
 
 def manifests(ctx: AccessContext, principal: Principal) -> list[ExtractManifest]:
     """Every extract's manifest, oldest first, for overseers (the console's extracts list)."""
-    manifest.ensure_table(ctx.engine)
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.EXTRACT_READ)
         return manifest.list_all(db)
@@ -407,7 +405,6 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
               cap: int = accuse.MAX_POSITIONS) -> AttributionReport:
     """Name the source of a suspect file, or say it is inconclusive, with the evidence."""
     started = time.perf_counter()
-    manifest.ensure_table(ctx.engine)
     with ctx.transaction() as db:
         if principal is not None:
             authorize(ctx, db, principal, Action.ATTRIBUTE)
@@ -492,7 +489,6 @@ def indicators(ctx: AccessContext, principal: Principal | None,
     Returns the bundle, the HMAC key a partner needs to match it (share it apart from the
     bundle) and the key's id.
     """
-    manifest.ensure_table(ctx.engine)
     with ctx.transaction() as db:
         if principal is not None:
             authorize(ctx, db, principal, Action.EXTRACT_READ)

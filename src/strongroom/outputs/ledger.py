@@ -120,9 +120,6 @@ CELLS: Table = LedgerCell.__table__  # type: ignore[assignment]
 VECTORS: Table = LedgerVector.__table__  # type: ignore[assignment]
 
 
-def create_tables(engine: Engine) -> None:
-    """Create the ledger's tables if missing (idempotent; ``strongroom.db.create_all`` too)."""
-    Base.metadata.create_all(engine, tables=[RELEASES, CELLS, VECTORS])
 
 
 @dataclass
@@ -186,7 +183,6 @@ class Ledger:
         # released rows never change: what was opened once is kept (memory only)
         self._opened_cells: dict[tuple[str, int], tuple[str, BitMap]] = {}
         self._opened_vectors: dict[tuple[str, int], Vector] = {}
-        create_tables(engine)
 
     # -- everything released (for the combination audit and value differencing) ------------
 

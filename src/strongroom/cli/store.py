@@ -1,0 +1,77 @@
+"""`strongroom upgrade` and `strongroom store …`: schema upgrades, checks and recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from strongroom.audit.events import EventType
+from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
+from strongroom.cohort import recovery
+from strongroom.cohort.crypto import MasterKey
+from strongroom.cohort.store import Store
+from strongroom.db import Base
+from strongroom.platform import Platform
+
+store_app = typer.Typer(help="The data directory: check it, recover what its database lost.",
+                        no_args_is_help=True)
+
+OPERATOR = "operator"  # the person at the machine's console, signed in or not
+
+
+def _raw(data_dir: Path, key_file: Path | None) -> Store:
+    """The store without the checks opening makes (they are what is being repaired)."""
+    return Store(data_dir, MasterKey.load(key_file) if key_file else None)
+
+
+def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+    """Bring the metadata database to this release's schema (back it up first)."""
+    with refusals():
+        store = _raw(data_dir, key_file)
+        try:
+            applied = recovery.upgrade(store, Base.metadata)
+        finally:
+            store.close()
+        if not applied:
+            console.print("the metadata database is already at this release's schema")
+            return
+        with Platform.open(data_dir, key_file) as platform:
+            platform.access.record(EventType.STORE_UPGRADED, OPERATOR,
+                                   platform.store.config.store_id, {"revisions": applied})
+    console.print(f"upgraded the metadata database: {', '.join(applied)}")
+
+
+@store_app.command("check")
+def store_check(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+    """Say whether the store opens, and why not: reads only, changes nothing."""
+    with refusals():
+        store = _raw(data_dir, key_file)
+        try:
+            report = recovery.check(store)
+        finally:
+            store.close()
+    for problem in report.problems:
+        errors.print(f"problem: {problem}", markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
+    console.print("the store is consistent and opens")
+
+
+@store_app.command("recover")
+def store_recover(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+    """Register sealed cohort versions the database lost (never deletes anything)."""
+    with refusals():
+        store = _raw(data_dir, key_file)
+        try:
+            done = recovery.recover(store)
+        finally:
+            store.close()
+        for line in done:
+            console.print(line, markup=False)
+        with Platform.open(data_dir, key_file) as platform:
+            platform.access.record(EventType.STORE_RECOVERED, OPERATOR,
+                                   platform.store.config.store_id, {"actions": done})
+    console.print("the store opens" if done else "nothing to recover: the store opens")

@@ -1,0 +1,259 @@
+"""Checking, upgrading and recovering a data directory that will not open.
+
+``check`` only reads. ``upgrade`` brings the metadata database to the code's schema.
+``recover`` re-registers sealed versions the database lost, from their sealed manifests (or, for
+versions written before manifests, from their sealed tables): it never deletes, and never
+registers a directory that is not provably this store's (sealed under its key, for that id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import MetaData, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from strongroom import migrations
+from strongroom.cohort.model import PARTICIPANTS
+from strongroom.cohort.store import (
+    COHORT_DIR,
+    CohortVersion,
+    Store,
+    StoreError,
+    StoreIdentity,
+    fsync_dir,
+    version_id_of,
+)
+
+
+@dataclass
+class Report:
+    """What a check found: problems stop the store opening; notes do not."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(store: Store) -> Report:
+    """Everything that would stop ``store`` opening, and what else is odd; reads only."""
+    report = Report()
+    file = store.sqlite_file()
+    if file is not None and (not file.exists() or file.stat().st_size == 0):
+        report.problems.append(f"the metadata database {file} is "
+                               f"{'empty' if file.exists() else 'missing'}")
+        _sealed_on_disk(store, report, known=set())
+        return report
+    try:
+        found = migrations.state(store.engine)
+    except OperationalError as exc:
+        report.problems.append(f"cannot read the metadata database {store.database}: "
+                               f"{str(exc.orig).strip()}")
+        return report
+    if found.schema is migrations.Schema.EMPTY:
+        report.problems.append(f"the metadata database {store.database} holds no tables")
+        _sealed_on_disk(store, report, known=set())
+        return report
+    if found.schema is not migrations.Schema.CURRENT:
+        report.problems.append(f"the schema is {found.revision or 'unversioned (16a023a)'}, "
+                               f"the code's is {found.head} ({found.schema.value}); "
+                               f"`strongroom upgrade` brings an older one up")
+        return report
+    with Session(store.engine) as session:
+        owners = list(session.scalars(select(StoreIdentity.store_id)))
+        known = {v.id: v for v in session.scalars(select(CohortVersion))}
+    if owners != [store.config.store_id]:
+        report.problems.append(f"the database belongs to {owners or 'no store'}, not to "
+                               f"{store.config.store_id}")
+        return report
+    layout = store.layout()
+    for name in layout.missing:
+        what = "current version" if known[name].current else "kept version"
+        (report.problems if known[name].current else report.notes).append(
+            f"{what} {name} is in the database but its files are not on disk")
+    if layout.staging:
+        report.notes.append(f"{len(layout.staging)} unfinished write(s) to remove on open")
+    if layout.retired:
+        report.notes.append(f"{len(layout.retired)} retired version(s) to remove on open")
+    _sealed_on_disk(store, report, known=set(known))
+    for name in layout.live:
+        report.problems.extend(_digests(store, store.root / COHORT_DIR / name, known[name]))
+    if not report.problems:
+        report.notes.append(f"{len(layout.live)} sealed version(s), all known and intact")
+    return report
+
+
+def _sealed_on_disk(store: Store, report: Report, known: set[str]) -> None:
+    for where in _candidates(store):
+        if where.parent.name == COHORT_DIR and where.name in known:
+            continue
+        try:
+            version = _read_version(store, where)
+        except StoreError as exc:
+            report.problems.append(f"{where.relative_to(store.root)}: {exc}; left as it is")
+            continue
+        report.problems.append(
+            f"{where.relative_to(store.root)} is a sealed version of this store "
+            f"({version.participants:,} participants, written "
+            f"{version.created_at:%Y-%m-%d %H:%M} UTC) that the database does not know: "
+            f"`strongroom store recover` "
+            f"registers it")
+
+
+def _candidates(store: Store) -> list[Path]:
+    """Sealed version directories: in ``cohort/`` (not staging) and in ``quarantine/``."""
+    found = [p for p in sorted((store.root / COHORT_DIR).iterdir())
+             if p.is_dir() and not p.name.startswith(".")]
+    if store.quarantine_dir.is_dir():
+        found += sorted(p for p in store.quarantine_dir.iterdir() if p.is_dir())
+    return found
+
+
+def _read_version(store: Store, where: Path) -> CohortVersion:
+    """The version's record from its sealed manifest, or rebuilt from its sealed tables when
+    it predates manifests; either way only what this store's key opens for that id."""
+    try:
+        version = store.open_manifest(where)
+    except StoreError as missing:
+        if (where / "manifest.json.enc").exists():
+            raise
+        version = _from_tables(store, where, missing)
+    if version.id != version_id_of(where.name):
+        raise StoreError(f"its manifest names version {version.id}")
+    return version
+
+
+def _from_tables(store: Store, where: Path, why: StoreError) -> CohortVersion:
+    version_id = version_id_of(where.name)
+    tables: dict[str, object] = {}
+    participants = 0
+    for sealed in sorted(where.glob("*.parquet.enc")):
+        name = sealed.name.removesuffix(".parquet.enc")
+        try:
+            frame = store.read_table_at(where, version_id, name)
+        except Exception as exc:  # InvalidTag: not sealed by this store for this version
+            raise StoreError(f"{why}, and its table {name} is not this store's") from exc
+        tables[name] = {"rows": frame.height, "columns": frame.width,
+                        "bytes": sealed.stat().st_size}
+        if name == PARTICIPANTS:
+            participants = frame.height
+    if not tables:
+        raise StoreError(f"{why} and no sealed table")
+    written = dt.datetime.fromtimestamp(os.stat(where).st_mtime, dt.UTC)
+    return CohortVersion(id=version_id, created_at=written, current=False,
+                         participants=participants, tables=tables,
+                         sources=[{"recovered": "from sealed tables (no manifest)"}],
+                         dictionary_digest=store.dictionary.digest)
+
+
+def _digests(store: Store, where: Path, version: CohortVersion) -> list[str]:
+    """Sealed tables whose bytes differ from the digest recorded when they were written."""
+    problems = []
+    for name, info in version.tables.items():
+        path = where / f"{name}.parquet.enc"
+        if not path.is_file():
+            problems.append(f"version {version.id}: table {name} is missing")
+        elif "sha256" in info and hashlib.sha256(path.read_bytes()).hexdigest() != info["sha256"]:
+            problems.append(f"version {version.id}: table {name} differs from its digest")
+    return problems
+
+
+def upgrade(store: Store, metadata: MetaData) -> list[str]:
+    """Bring the database to the code's schema (the caller has backed it up). Refuses an
+    empty database (that is `recover`'s) and one another store claimed; after upgrading,
+    refuses to call the result current if its tables differ from ``metadata``."""
+    found = migrations.state(store.engine)
+    if found.schema is migrations.Schema.EMPTY:
+        raise StoreError(f"the metadata database {store.database} holds no tables: there is "
+                         f"nothing to upgrade. Restore it from a backup, or run `strongroom "
+                         f"store recover {store.root}`.")
+    if found.schema is migrations.Schema.NEWER:
+        raise StoreError(f"the metadata database is at schema {found.revision}, newer than "
+                         f"this release's {found.head}: run the release that made it")
+    applied = migrations.upgrade(store.engine)
+    _claim_if_unclaimed(store)
+    drift = migrations.differences(store.engine, metadata)
+    if drift:
+        raise StoreError("the upgraded database still differs from this release's tables ("
+                         + "; ".join(drift) + "): it was not made by a Strongroom release "
+                         "this one can upgrade. Restore a backup; nothing was deleted.")
+    return applied
+
+
+def _claim_if_unclaimed(store: Store) -> None:
+    with Session(store.engine) as session:
+        owners = list(session.scalars(select(StoreIdentity.store_id)))
+    if not owners:
+        store.claim()
+    elif owners != [store.config.store_id]:
+        raise StoreError(f"the database belongs to store {', '.join(owners)}, not to "
+                         f"{store.config.store_id}: point the store at its own database")
+
+
+def recover(store: Store) -> list[str]:
+    """Register every sealed version of this store that the database does not know, move
+    quarantined ones back, and make the newest current if none is. Returns what was done."""
+    done: list[str] = []
+    with store.lock():
+        found = migrations.state(store.engine)
+        if found.schema is migrations.Schema.EMPTY:
+            migrations.upgrade(store.engine)
+            done.append(f"created the metadata tables (schema {found.head}) in the empty "
+                        f"database {store.database}")
+        elif found.schema is not migrations.Schema.CURRENT:
+            raise StoreError(f"the database's schema is {found.schema.value}: run "
+                             f"`strongroom upgrade {store.root}` first")
+        _claim_if_unclaimed(store)
+        with Session(store.engine, expire_on_commit=False) as session:
+            known = {v.id for v in session.scalars(select(CohortVersion))}
+        for where in _candidates(store):
+            version_id = version_id_of(where.name)
+            in_cohort = where.parent.name == COHORT_DIR
+            if in_cohort and version_id in known:
+                continue
+            try:
+                version = _read_version(store, where)
+            except StoreError as exc:
+                done.append(f"left {where.relative_to(store.root)} where it is: {exc}")
+                continue
+            target = store.root / COHORT_DIR / version_id
+            if not in_cohort and target.exists():
+                done.append(f"left {where.relative_to(store.root)} in quarantine: "
+                            f"{COHORT_DIR}/{version_id} already exists")
+                continue
+            if version_id not in known:
+                source = "tables" if "recovered" in str(version.sources) else "manifest"
+                line = (f"registered version {version_id} ({version.participants:,} "
+                        f"participants) from its sealed {source}")
+                with Session(store.engine) as session, session.begin():
+                    session.add(version)
+                known.add(version_id)
+                done.append(line)
+            if not in_cohort:
+                os.rename(where, target)
+                fsync_dir(target.parent)
+                done.append(f"moved version {version_id} back from quarantine")
+        if store.quarantine_dir.is_dir() and not any(store.quarantine_dir.iterdir()):
+            store.quarantine_dir.rmdir()
+        done.extend(_make_newest_current(store))
+    return done
+
+
+def _make_newest_current(store: Store) -> list[str]:
+    if store.current() is not None:
+        return []
+    kept = store.versions()
+    if not kept:
+        return []
+    with Session(store.engine) as session, session.begin():
+        session.execute(update(CohortVersion).where(CohortVersion.id == kept[0].id)
+                        .values(current=True))
+    return [f"made version {kept[0].id}, the newest, current"]
