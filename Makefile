@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck check bench clean install dictionary reference screenshots
+.PHONY: demo test test-fast lint typecheck check bench clean install dictionary reference screenshots migration
 
 install: $(STAMP)
 
@@ -55,6 +55,16 @@ screenshots: $(STAMP)  ## refresh docs/screenshots from the web console's browse
 
 reference: $(STAMP)  ## regenerate docs/reference/access.md and api.md from the declared tables
 	$(BIN)/python scripts/build_reference.py
+
+# A schema change ships its revision: compare the code's tables with a scratch database at the
+# newest revision and write the next one (read it, then commit it with the change).
+SCRATCH := /tmp/strongroom-migration-scratch.db
+migration: $(STAMP)  ## write the next schema revision: make migration m="what changed"
+	@test -n "$(m)" || { echo 'say what changed: make migration m="..."'; exit 1; }
+	rm -f $(SCRATCH)
+	$(BIN)/alembic upgrade head
+	$(BIN)/alembic revision --autogenerate -m "$(m)" \
+	  --rev-id $$(printf %04d $$(( $$(ls src/strongroom/migrations/versions/[0-9]*.py | wc -l) + 1 )))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache strongroom-demo strongroom-demo.key

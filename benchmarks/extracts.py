@@ -129,7 +129,8 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
                        .values(export=ExportStatus.APPROVED))
         out = root / f"extract-{i}.csv"
         made = service.create_extract(ctx, None, project.project.id, "csv", out,
-                                      store=platform.store)
+                                      store=platform.store,
+                                      watch=platform.watch)
         create_seconds.append(made.seconds)
         with ctx.transaction() as db:
             maps[project.project.id] = pseudonyms.load(ctx, db.get(Project, project.project.id))

@@ -34,14 +34,11 @@ from strongroom.demo_world import MAIN_PROJECTS, DemoWorld, sign_in
 from strongroom.enclave import service as enclave_service
 from strongroom.errors import Refused, Unavailable
 from strongroom.extracts.service import ExtractResult, create_extract
-from strongroom.outputs.overlap import bitmap
 from strongroom.platform import Platform
 from strongroom.privacy import budget
 from strongroom.watch import appeals
 from strongroom.watch.history import Observation
-from strongroom.watch.limits import Planned
 from strongroom.watch.models import AlertRow
-from strongroom.watch.service import Reservation
 
 ADMIN = "ada.admin@custodian.example"
 COMMITTEE = "access@custodian.example"
@@ -222,19 +219,11 @@ def take_extract(platform: Platform, who: Principal, project_id: str, rows: slic
                  out: Path) -> ExtractResult:
     """What ``POST /projects/{id}/extracts`` does: watch's limit holds before anything is
     written (over it: refused, alerted, suspended), and the request is metered."""
-    reservation: Reservation | None = None
-
-    def within_limits(eids: np.ndarray) -> None:
-        nonlocal reservation
-        reservation = platform.watch.guard(who, project_id, Action.DATA_EXPORT.value,
-                                           Planned(record_members=bitmap(eids)))
-
     try:
         made = create_extract(platform.access, who, project_id, "csv", out,
-                              store=platform.store, action=Action.DATA_EXPORT, rows=rows,
-                              before_write=within_limits)
+                              store=platform.store, watch=platform.watch,
+                              action=Action.DATA_EXPORT, rows=rows)
     except BaseException:
-        platform.watch.cancel(reservation)
         _meter(platform, who, project_id, 403)
         raise
     _meter(platform, who, project_id, 200, made)

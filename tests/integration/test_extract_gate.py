@@ -62,7 +62,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Made]:
         row.export = ExportStatus.APPROVED
     admin = world.sign_in(world.member(Role.CUSTODIAN_ADMIN))
     result = service.create_extract(ctx, admin, project, "csv", root / "x.csv",
-                                    store=world.platform.store)
+                                    store=world.platform.store,
+                                    watch=world.platform.watch)
     copy = pl.read_csv(result.path, infer_schema_length=None)
     master = world.platform.store.load(["participants"]).participants
     yield Made(world, project, result, copy, master)
@@ -117,7 +118,8 @@ def test_a_page_smaller_than_k_is_refused(made: Made, tmp_path: Path) -> None:
     admin = made.world.sign_in(made.world.member(Role.CUSTODIAN_ADMIN))
     with pytest.raises(Refused) as refused:
         service.create_extract(made.world.ctx, admin, made.project, "csv", tmp_path / "p.csv",
-                               store=made.world.platform.store, rows=slice(0, 3))
+                               store=made.world.platform.store,
+                               watch=made.world.platform.watch, rows=slice(0, 3))
     assert any("fewer than k=5" in r for r in refused.value.reasons)
     assert not (tmp_path / "p.csv").exists()
     audit = made.world.ctx.audit
@@ -125,6 +127,7 @@ def test_a_page_smaller_than_k_is_refused(made: Made, tmp_path: Path) -> None:
     assert last and last[-1].subject == made.project
     strict = service.create_extract(made.world.ctx, admin, made.project, "csv",
                                     tmp_path / "s.csv", store=made.world.platform.store,
+                               watch=made.world.platform.watch,
                                     risk_policy=GatePolicy(k=20, suppression_limit=0.01))
     assert strict.risk["file"]["k"] >= 20 and strict.risk["policy"]["k"] == 20
 

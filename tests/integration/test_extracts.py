@@ -101,7 +101,7 @@ def leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Leaks]:
     for i, project in enumerate([a, a, b, b, b, b, b]):
         fmt = "parquet" if i == 1 else "csv"
         made = service.create_extract(world.ctx, admin, project, fmt, root / f"x{i}.{fmt}",
-                                      store=world.platform.store)
+                                      store=world.platform.store, watch=world.platform.watch)
         results[made.extract_id] = made
         copies[made.extract_id] = (pl.read_csv(made.path) if fmt == "csv"
                                    else pl.read_parquet(made.path))
@@ -187,24 +187,24 @@ def test_who_may_make_an_extract(leaks: Leaks, tmp_path: Path) -> None:
     researcher = world.sign_in(world.member(Role.RESEARCHER))
     with pytest.raises(Refused):
         service.create_extract(ctx, researcher, leaks.project_a, "csv", tmp_path / "r.csv",
-                               store=store)
+                               store=store, watch=world.platform.watch)
     admin = world.sign_in(world.member(Role.CUSTODIAN_ADMIN))
     with pytest.raises(Refused, match="export permission"):
         service.create_extract(ctx, admin, world.project_id, "csv", tmp_path / "r.csv",
-                               store=store)
+                               store=store, watch=world.platform.watch)
     with pytest.raises(Invalid, match="format"):
         service.create_extract(ctx, admin, leaks.project_a, "xlsx", tmp_path / "r.xlsx",
-                               store=store)
+                               store=store, watch=world.platform.watch)
     with pytest.raises(Invalid, match="not in the data dictionary"):
         service.create_extract(ctx, admin, leaks.project_a, "csv", tmp_path / "r.csv",
-                               store=store, allow=[999_999])
+                               store=store, watch=world.platform.watch, allow=[999_999])
     with pytest.raises(Invalid, match="not granted"):
         service.create_extract(ctx, admin, leaks.project_a, "csv", tmp_path / "r.csv",
-                               store=store, allow=[189])
+                               store=store, watch=world.platform.watch, allow=[189])
     (tmp_path / "taken.csv").write_text("x\n")
     with pytest.raises(Conflict):
         service.create_extract(ctx, admin, leaks.project_a, "csv", tmp_path / "taken.csv",
-                               store=store)
+                               store=store, watch=world.platform.watch)
     assert not (tmp_path / "r.csv").exists()
 
 

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 import strongroom.platform  # noqa: F401  (every room's tables on Base.metadata)
 from strongroom import migrations
-from strongroom.cli import app
 from strongroom.audit.verify import verify as audit_verify
+from strongroom.cli import app
 from strongroom.cohort import recovery
 from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.dictionary import Dictionary
@@ -297,4 +297,4 @@ def _url(root: Path) -> str:
 
 def _count(store: Store, table: str) -> int:
     with store.engine.connect() as con:
-        return int(con.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
+        return int(con.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())

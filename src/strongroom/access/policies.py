@@ -121,6 +121,31 @@ def data_reasons(db: Session, state: ControlState, principal: Principal,
     return reasons
 
 
+def recipient_reasons(db: Session, state: ControlState, project: Project,
+                      recipient: Person, today: dt.date) -> list[str]:
+    """Whether data may go to ``recipient`` on ``project`` whoever asks for it (a custodian
+    making an extract for a project's lead included): the platform, the recipient's
+    institution, the recipient and the project, each not paused, revoked or ended."""
+    reasons: list[str] = []
+    pause = state.paused(PauseLevel.PLATFORM)
+    if pause is not None:
+        reasons.append(_pause_words(pause, "the whole platform"))
+    institution = db.get(Institution, recipient.institution_id)
+    if institution is None or institution.status == InstitutionStatus.REVOKED:
+        reasons.append(f"the recipient's institution {recipient.institution_id} has had its "
+                       f"access revoked")
+    else:
+        pause = state.paused(PauseLevel.INSTITUTION, institution.id)
+        if pause is not None:
+            reasons.append(_pause_words(pause, f"access for {institution.name}"))
+    if recipient.status == PersonStatus.DEACTIVATED:
+        reasons.append(f"the recipient {recipient.id}'s account has been deactivated")
+    pause = state.paused(PauseLevel.PERSON, recipient.id)
+    if pause is not None:
+        reasons.append(_pause_words(pause, f"the recipient {recipient.id}'s access"))
+    return reasons + project_reasons(state, project, today)
+
+
 def training_reasons(db: Session, person_id: str, today: dt.date) -> list[str]:
     latest = db.scalar(select(Training.expires_on).where(Training.person_id == person_id)
                        .order_by(Training.expires_on.desc()).limit(1))

@@ -39,7 +39,7 @@ def extract_create(
     """Make a project's fingerprinted extract with decoys; prints its manifest as JSON."""
     with admin(data_dir, key_file) as (p, who):
         result = service.create_extract(p.access, who, project, fmt, out, store=p.store,
-                                        allow=allow_field or [])
+                                        watch=p.watch, allow=allow_field or [])
     print(json.dumps(result.to_json(), indent=2))
 
 

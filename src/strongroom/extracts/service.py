@@ -20,20 +20,23 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from pyroaring import BitMap
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from strongroom.access import pseudonyms
 from strongroom.access.authorize import authorize, grant_reasons
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.models import FieldGrant, Person, Project
 from strongroom.access.permissions import Action, Grant
+from strongroom.access.policies import read_control_state, recipient_reasons
 from strongroom.access.states import ProjectStatus
 from strongroom.access.tokens import new_id
 from strongroom.audit import EventType
@@ -42,9 +45,11 @@ from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.extracts import accuse, carriers, codes, decoys, linkage, manifest, stix, tables
 from strongroom.extracts.models import ExtractManifest
+from strongroom.privacy import budget, gate
 from strongroom.privacy import fields as privacy_fields
-from strongroom.privacy import gate
 from strongroom.privacy.risk import assess
+from strongroom.watch.limits import Planned
+from strongroom.watch.service import Watch
 
 FORMATS = ("csv", "parquet")
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
@@ -118,7 +123,25 @@ def _project_for_extract(ctx: AccessContext, principal: Principal | None,
         lead = db.get(Person, recipient_id)
         if lead is None:
             raise NotFound(f"project {project_id}'s recipient {recipient_id} is not on record")
+        held = _held(ctx, db, project, lead)
+        if held:
+            ctx.record(EventType.EXTRACT_REFUSED, principal or "operator", project_id,
+                       {"reasons": held, "recipient": lead.id})
+            raise Refused(held)
         return _Recipient(project, fields, lead.id, lead.institution_id)
+
+
+def _held(ctx: AccessContext, db: Session, project: Project, recipient: Person) -> list[str]:
+    """What holds every extract of ``project`` for ``recipient``, whoever asks: pauses and
+    suspensions of the platform, the recipient, their institution and the project, and
+    differential-privacy mode (its promise is that no exact value leaves)."""
+    reasons = recipient_reasons(db, read_control_state(db), project, recipient,
+                                ctx.clock().date())
+    if budget.read(db, project.id).dp_mode:
+        reasons.append(f"project {project.id} is in differential-privacy mode: record-level "
+                       f"extracts are never made for it, whatever its export approval (its "
+                       f"answers are differentially private; an extract would not be)")
+    return reasons
 
 
 def _extract_columns(participants: pl.DataFrame, ctx: AccessContext,
@@ -200,18 +223,21 @@ def _check_output(fmt: str, out_path: Path) -> None:
 
 
 def create_extract(ctx: AccessContext, principal: Principal | None, project_id: str,
-                   fmt: str, out_path: Path, *, store: Store, allow: Iterable[int] = (),
+                   fmt: str, out_path: Path, *, store: Store, watch: Watch,
+                   allow: Iterable[int] = (),
                    decoy_count: int = decoys.MIN_DECOYS,
                    action: Action = Action.EXTRACT_CREATE,
                    rows: slice | None = None,
-                   before_write: Callable[[np.ndarray], object] | None = None,
                    risk_policy: gate.GatePolicy | None = None
                    ) -> ExtractResult:
     """Make, fingerprint, record and write one project's record-level extract.
 
+    Held here, for every caller (API, console, CLI, Python): pauses and suspensions of the
+    platform, the project, the recipient and their institution; differential-privacy mode;
+    and ``watch``'s transfer limits, first from the count alone (before any participant is
+    read) and then from the exact set, reserved before anything is written.
+
     ``rows``: a page of the cohort (by master ID order) instead of all of it.
-    ``before_write``: told the master IDs about to be exported before anything is written
-    (watch's limits); it raises to stop the extract.
     ``risk_policy``: what the risk gate demands (default k = 5, at most 2% suppressed); the
     gate anonymises quasi-identifiers that miss it, or refuses (``privacy/gate.py``).
     """
@@ -223,6 +249,9 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     version = store.current()
     if version is None:
         raise Invalid("the store holds no cohort yet; ingest one before making extracts")
+    count = len(range(*(rows or slice(None)).indices(version.participants)))
+    watch.guard(principal, project_id, action.value, Planned(record_count=count),
+                charged=who.person_id)
     participants = store.load(tables=[PARTICIPANTS]).participants
     columns, omitted = _extract_columns(participants, ctx, who.fields)
     if not columns:
@@ -241,8 +270,23 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         ctx.record(EventType.EXTRACT_REFUSED, principal or "operator", project_id,
                    {"reasons": exc.reasons, "rows": frame.height})
         raise
-    if before_write is not None:
-        before_write(frame[EID].to_numpy())
+    reservation = watch.guard(principal, project_id, action.value,
+                              Planned(record_members=BitMap(frame[EID].to_numpy()), requests=0),
+                              charged=who.person_id)
+    try:
+        return _make(ctx, principal, who, fmt, out_path, version.id, frame, columns, omitted,
+                     choice, risk, allowed, decoy_count, started)
+    except BaseException:
+        watch.cancel(reservation)
+        raise
+
+
+def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt: str,
+          out_path: Path, version_id: str, frame: pl.DataFrame, columns: list[str],
+          omitted: list[int], choice: carriers.Choice, risk: gate.GateDecision,
+          allowed: list[int], decoy_count: int, started: float) -> ExtractResult:
+    """Mark, add decoys, write and record an extract the limits have let through."""
+    project_id = who.project.id
     ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
     extract_id = new_id("ext")
     key = codes.recipient_key(ctx.key, extract_id)
@@ -261,7 +305,7 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         recipient_id=who.person_id, key_id=codes.key_id(key), fields=list(who.fields),
         columns=columns, carriers=[c.to_json() for c in choice.carriers],
         decoys_sealed=manifest.seal_decoys(ctx.key, extract_id, made.registry),
-        decoy_count=made.rows.height, rows=released.height, cohort_version=version.id,
+        decoy_count=made.rows.height, rows=released.height, cohort_version=version_id,
         file_sha256=sha256, format=fmt, created_at=ctx.clock(),
         created_by=principal.person_id if principal else "operator")
     try:
@@ -274,7 +318,7 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         "extract": extract_id, "format": fmt, "sha256": sha256, "rows": released.height,
         "decoys": made.rows.height, "fields": list(who.fields), "columns": len(columns),
         "carriers": [c.column for c in choice.carriers], "key_id": record.key_id,
-        "cohort_version": version.id, "recipient": who.person_id,
+        "cohort_version": version_id, "recipient": who.person_id,
         "institution": who.institution_id, "allow_listed": allowed, "risk": risk.summary()})
     return ExtractResult(extract_id, project_id, who.institution_id, out_path, fmt, sha256,
                          released.height, frame.height, made.rows.height, columns,

@@ -25,6 +25,9 @@ class Planned:
     """What a request would take out if it ran."""
 
     record_members: BitMap | None = None  # master IDs a record-level export would reach
+    # before those IDs are built: how many there will be (more than the limit alone is over it,
+    # whatever was taken before, so a whole-cohort request is refused without building it)
+    record_count: int = 0
     cells: int = 0
     bytes: int = 0
     requests: int = 1
@@ -93,6 +96,9 @@ def breaches(db: Session, key: MasterKey, project_id: str, institution_id: str,
             since = now - WINDOWS[meter]
             if meter is Meter.RECORD_PARTICIPANTS:
                 if planned.record_members is None:
+                    if planned.record_count > limit:
+                        found.append(Breach(scope, target, meter, limit, 0,
+                                            planned.record_count))
                     continue
                 before = exposure.union_since(db, key, column, target, since, extra.jobs)
                 used = len(before)

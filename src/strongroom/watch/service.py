@@ -80,9 +80,12 @@ class Watch:
         with self._locks_guard:
             return self._locks.setdefault(project_id, threading.Lock())
 
-    def guard(self, principal: Principal, project_id: str, action: str,
-              planned: Planned) -> Reservation | None:
+    def guard(self, principal: Principal | None, project_id: str, action: str,
+              planned: Planned, *, charged: str | None = None) -> Reservation | None:
         """Refuse (and suspend) if ``planned`` breaks a limit; else reserve any export.
+
+        ``charged``: the person the data goes to, when not the caller (a custodian making an
+        extract for a project's lead): they and the project are suspended over a limit.
 
         Check and reservation are one step per institution: a lock in this process, and the
         institution's row written first in the transaction, so that servers sharing the
@@ -107,7 +110,8 @@ class Watch:
                 db.flush()
                 reservation = Reservation(row.id)
         if found:
-            self._over_limit(principal, project_id, institution, action, found, whole)
+            person = charged or (principal.person_id if principal is not None else None)
+            self._over_limit(principal, person, project_id, institution, action, found, whole)
         return reservation
 
     def cancel(self, reservation: Reservation | None) -> None:
@@ -116,17 +120,18 @@ class Watch:
         with self.ctx.transaction() as db:
             db.execute(delete(ExposureRow).where(ExposureRow.id == reservation.exposure_id))
 
-    def _over_limit(self, principal: Principal, project_id: str, institution: str,
-                    action: str, found: Sequence[Breach], institution_too: bool) -> None:
+    def _over_limit(self, principal: Principal | None, person: str | None, project_id: str,
+                    institution: str, action: str, found: Sequence[Breach],
+                    institution_too: bool) -> None:
         sentences = [b.sentence() for b in found]
         signal = Signal(
             detector=f"limit.{found[0].meter.value.replace('_', '-')}", severity=Severity.HIGH,
-            subject=Subject(principal.person_id, institution, project_id),
+            subject=Subject(person, institution, project_id),
             title=f"request over a hard limit refused ({action})", reasons=sentences,
             evidence={"action": action, "breaches": [b.to_json() for b in found]},
             suspend=True, dedup=found[0].meter.value)
         alerts = self.respond([signal], institution_too=institution_too)
-        self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal, project_id,
+        self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal or "operator", project_id,
                         {"action": action, "breaches": [b.to_json() for b in found],
                          "alerts": [a.id for a in alerts]})
         alert = alerts[0].id if alerts else "this refusal"

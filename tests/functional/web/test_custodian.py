@@ -302,7 +302,8 @@ def extract(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Itera
     admin = principal_of(console, new_person(console, "custodian-admin"))
     out = tmp_path_factory.mktemp("extract") / "made.csv"
     made = extracts.create_extract(console.platform.access, admin, project_id, "csv", out,
-                                   store=console.platform.store)
+                                   store=console.platform.store,
+                                   watch=console.platform.watch)
     yield Made(project_id, made, pl.read_csv(out))
 
 

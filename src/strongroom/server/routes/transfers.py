@@ -13,9 +13,7 @@ from strongroom.access.permissions import Action
 from strongroom.errors import Invalid
 from strongroom.extracts import service as extracts_service
 from strongroom.extracts.service import create_extract
-from strongroom.outputs.overlap import bitmap
 from strongroom.platform import Platform
-from strongroom.server.metering import guard
 from strongroom.server.security import Caller, acts, measure
 from strongroom.server.transfer_schemas import (
     ExtractIn,
@@ -27,8 +25,6 @@ from strongroom.server.transfer_schemas import (
     job_out,
     limits_out,
 )
-from strongroom.watch.limits import Planned
-from strongroom.watch.service import Reservation
 
 router = APIRouter(tags=["transfers"])
 
@@ -51,26 +47,16 @@ def take_extract(project_id: str, body: ExtractIn, who: Caller, request: Request
     over the limit, nothing is made, and the person and project are suspended.
     """
     platform = platform_of(request)
-    reservation: Reservation | None = None
-
-    def within_limits(eids: object) -> None:
-        nonlocal reservation
-        reservation = guard(request, who, project_id, Action.DATA_EXPORT.value,
-                            Planned(record_members=bitmap(eids)))  # type: ignore[arg-type]
-
+    measure(request, project_id=project_id)
     rows = slice(body.offset, None if body.limit is None else body.offset + body.limit)
     where = platform.access.project_dir(project_id)
     if not where.is_dir():
         raise Invalid(f"project {project_id} has no files yet; it cannot take an extract")
     with tempfile.TemporaryDirectory(dir=where) as tmp:
         out = Path(tmp) / f"{project_id}-extract.{body.format}"
-        try:
-            made = create_extract(platform.access, who, project_id, body.format, out,
-                                  store=platform.store, action=Action.DATA_EXPORT, rows=rows,
-                                  before_write=within_limits)
-        except BaseException:
-            platform.watch.cancel(reservation)
-            raise
+        made = create_extract(platform.access, who, project_id, body.format, out,
+                              store=platform.store, watch=platform.watch,
+                              action=Action.DATA_EXPORT, rows=rows)
         payload = out.read_bytes()
     measure(request, record_rows=made.rows, participants=made.participants)
     return Response(payload, media_type=MEDIA[body.format], headers={
