@@ -53,6 +53,7 @@ from strongroom.extracts import accuse, carriers, codes, decoys, linkage, manife
 from strongroom.extracts import tables as suspect_tables
 from strongroom.extracts.models import ExtractManifest
 from strongroom.platform import Platform
+from strongroom.watch.policy import set_limits
 
 FIELDS = [31, 34, 48, 50, 4079, 4080, 21001, 21002, 30000, 30020, 30690, 30700, 30710, 30740,
           30750, 30760, 30780, 30870]  # 20 participant-table columns
@@ -127,6 +128,9 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
         with ctx.transaction() as db:  # the access committee's approval, recorded directly
             db.execute(update(Project).where(Project.id == project.project.id)
                        .values(export=ExportStatus.APPROVED))
+            # whole-cohort extracts are this benchmark's subject: limits above them
+            for scope, target in (("project", project.project.id), ("institution", inst.id)):
+                set_limits(db, scope, target, {"record_participants": 2 * n}, "benchmark")
         out = root / f"extract-{i}.csv"
         made = service.create_extract(ctx, None, project.project.id, "csv", out,
                                       store=platform.store,
