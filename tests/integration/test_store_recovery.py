@@ -275,7 +275,11 @@ def test_the_previous_release_s_data_directory_upgrades(tmp_path: Path,
         assert _count(platform.store, "access_people") == people_before > 0
         assert audit_verify(platform.store.engine, public_key=platform.audit.public_key,
                             witness=platform.witness).ok
-    assert migrations.differences(make_engine(_url(root)), Base.metadata) == []
+    engine = make_engine(_url(root))
+    try:
+        assert migrations.differences(engine, Base.metadata) == []
+    finally:
+        engine.dispose()
 
 
 def test_an_upgrade_refuses_a_database_that_is_not_a_release_s(tmp_path: Path) -> None:

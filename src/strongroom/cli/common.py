@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import DBAPIError
 
 from strongroom.cohort.crypto import DecryptionError
 from strongroom.cohort.problems import IngestError
@@ -48,6 +49,10 @@ def refusals() -> Iterator[None]:
         raise typer.Exit(1) from None
     except (StoreError, DecryptionError, FileExistsError, FileNotFoundError, ValueError) as exc:
         errors.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    except DBAPIError as exc:  # a corrupt, unreadable or unreachable metadata database
+        errors.print(f"error: the metadata database cannot be read ({str(exc.orig).strip()}); "
+                     f"nothing was changed. See `strongroom store check`.", markup=False)
         raise typer.Exit(1) from None
 
 

@@ -111,9 +111,10 @@ def _sealed_on_disk(store: Store, report: Report, known: set[str]) -> None:
 def _candidates(store: Store) -> list[Path]:
     """Sealed version directories: in ``cohort/`` (not staging) and in ``quarantine/``."""
     found = [p for p in sorted((store.root / COHORT_DIR).iterdir())
-             if p.is_dir() and not p.name.startswith(".")]
+             if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
     if store.quarantine_dir.is_dir():
-        found += sorted(p for p in store.quarantine_dir.iterdir() if p.is_dir())
+        found += sorted(p for p in store.quarantine_dir.iterdir()
+                        if p.is_dir() and not p.is_symlink())
     return found
 
 
@@ -128,6 +129,9 @@ def _read_version(store: Store, where: Path) -> CohortVersion:
         version = _from_tables(store, where, missing)
     if version.id != version_id_of(where.name):
         raise StoreError(f"its manifest names version {version.id}")
+    problems = _digests(store, where, version)
+    if problems:  # a directory that is not what was sealed is never registered
+        raise StoreError("; ".join(problems))
     return version
 
 
@@ -145,8 +149,8 @@ def _from_tables(store: Store, where: Path, why: StoreError) -> CohortVersion:
                         "bytes": sealed.stat().st_size}
         if name == PARTICIPANTS:
             participants = frame.height
-    if not tables:
-        raise StoreError(f"{why} and no sealed table")
+    if PARTICIPANTS not in tables:  # without a manifest, not a version without its people
+        raise StoreError(f"{why}, and it has no {PARTICIPANTS} table")
     written = dt.datetime.fromtimestamp(os.stat(where).st_mtime, dt.UTC)
     return CohortVersion(id=version_id, created_at=written, current=False,
                          participants=participants, tables=tables,
@@ -163,6 +167,8 @@ def _digests(store: Store, where: Path, version: CohortVersion) -> list[str]:
             problems.append(f"version {version.id}: table {name} is missing")
         elif "sha256" in info and hashlib.sha256(path.read_bytes()).hexdigest() != info["sha256"]:
             problems.append(f"version {version.id}: table {name} differs from its digest")
+        elif path.stat().st_size != info.get("bytes", path.stat().st_size):
+            problems.append(f"version {version.id}: table {name} has another size")
     return problems
 
 
@@ -191,6 +197,15 @@ def upgrade(store: Store, metadata: MetaData) -> list[str]:
 def _claim_if_unclaimed(store: Store) -> None:
     with Session(store.engine) as session:
         owners = list(session.scalars(select(StoreIdentity.store_id)))
+        known = set(session.scalars(select(CohortVersion.id)
+                                    .where(CohortVersion.retired_at.is_(None))))
+    on_disk = {version_id_of(p.name) for p in _candidates(store)}
+    if not owners and known - on_disk:  # it knows versions this directory never held
+        raise StoreError(
+            f"the database names no owner and knows cohort versions that are not in "
+            f"{store.root} ({', '.join(sorted(known - on_disk))}): it looks like another "
+            f"store's. Nothing was changed; point {store.root / 'strongroom.yaml'} at this "
+            f"store's database")
     if not owners:
         store.claim()
     elif owners != [store.config.store_id]:
@@ -248,12 +263,15 @@ def recover(store: Store) -> list[str]:
 
 
 def _make_newest_current(store: Store) -> list[str]:
-    if store.current() is not None:
-        return []
-    kept = store.versions()
-    if not kept:
+    """If no version is current, or the current one's files are gone (a database older than
+    the directory), the newest version whose files are here becomes current."""
+    current = store.current()
+    present = [v for v in store.versions() if (store.root / COHORT_DIR / v.id).is_dir()]
+    if not present or (current is not None and any(v.id == current.id for v in present)):
         return []
     with Session(store.engine) as session, session.begin():
-        session.execute(update(CohortVersion).where(CohortVersion.id == kept[0].id)
+        session.execute(update(CohortVersion).values(current=False))
+        session.execute(update(CohortVersion).where(CohortVersion.id == present[0].id)
                         .values(current=True))
-    return [f"made version {kept[0].id}, the newest, current"]
+    was = f" (the current {current.id}'s files are not here)" if current is not None else ""
+    return [f"made version {present[0].id}, the newest present, current{was}"]

@@ -43,7 +43,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import yaml
 from sqlalchemy import JSON, Boolean, Integer, String, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from strongroom import migrations
@@ -204,8 +204,8 @@ class Store:
                 store._require_schema()
                 store._require_identity()
                 store._require_known_versions()
-                store._remove_leftovers()
-        except OperationalError as exc:
+                store._remove_leftovers(retired=False)
+        except DBAPIError as exc:
             store.close()
             raise StoreError(
                 f"cannot read the metadata database {store.database}: "
@@ -312,7 +312,8 @@ class Store:
         """What ``cohort/`` holds against what the database knows (reads only)."""
         with self._session() as session:
             known = {v.id: v.retired_at is not None for v in session.scalars(select(CohortVersion))}
-        on_disk = sorted(p.name for p in (self.root / COHORT_DIR).iterdir())
+        on_disk = sorted(p.name for p in (self.root / COHORT_DIR).iterdir()
+                         if p.is_dir() and not p.is_symlink())
         return Layout(
             staging=[n for n in on_disk if n.startswith(STAGING_PREFIX)],
             retired=[n for n in on_disk if known.get(n) is True],
@@ -321,12 +322,17 @@ class Store:
             missing=sorted(v for v, retired in known.items()
                            if not retired and v not in on_disk))
 
-    def _remove_leftovers(self) -> None:
-        """Remove only what is provably the store's own leftover: its staging directories
-        and the files of versions the database has retired. Call with the lock held."""
+    def _remove_leftovers(self, *, retired: bool) -> None:
+        """Remove only what is provably the store's own leftover: its staging directories,
+        and (``retired``: right after an ingest retired them) the files of retired versions,
+        never the current one's. Opening removes staging only, so a database edited to
+        retire everything cannot make an open delete a sealed version. Call with the lock."""
         layout = self.layout()
-        for name in [*layout.staging, *layout.retired]:
-            shutil.rmtree(self.root / COHORT_DIR / name, ignore_errors=True)
+        current = self.current()
+        doomed = [*layout.staging, *(layout.retired if retired else [])]
+        for name in doomed:
+            if current is None or name != current.id:
+                shutil.rmtree(self.root / COHORT_DIR / name, ignore_errors=True)
 
     def close(self) -> None:
         """Release the metadata database's connections."""
@@ -419,10 +425,11 @@ class Store:
                 session.execute(update(CohortVersion).values(current=False))
                 session.add(record)
         except BaseException:
-            shutil.rmtree(final, ignore_errors=True)  # written by this call, never registered
+            # the commit's outcome is unknown (it may have landed): keep the files; if it did
+            # not, the next open quarantines them and `store recover` registers them
             raise
         self._retire_old()
-        self._remove_leftovers()
+        self._remove_leftovers(retired=True)
         return record
 
     def _write_table(self, where: Path, version_id: str, name: str,
