@@ -94,15 +94,9 @@ def token_reasons(principal: Principal, action: Action, rule: Rule,
 def data_reasons(db: Session, state: ControlState, principal: Principal,
                  project: Project | None, today: dt.date) -> list[str]:
     """Conditions on touching participant data: the project, the person, the place."""
-    reasons: list[str] = []
-    pause = state.paused(PauseLevel.PLATFORM)
-    if pause is not None:
-        reasons.append(_pause_words(pause, "the whole platform"))
     institution = db.get(Institution, principal.institution_id)
+    reasons = _paused_above(state, institution)
     if institution is not None:
-        pause = state.paused(PauseLevel.INSTITUTION, institution.id)
-        if pause is not None:
-            reasons.append(_pause_words(pause, f"access for {institution.name}"))
         if not institution.networks:
             reasons.append(f"{institution.name} has no registered network ranges, so data "
                            f"cannot be reached from anywhere; ask the custodian to register "
@@ -121,23 +115,29 @@ def data_reasons(db: Session, state: ControlState, principal: Principal,
     return reasons
 
 
+def _paused_above(state: ControlState, institution: Institution | None) -> list[str]:
+    """A pause of the whole platform, or of the person's institution."""
+    reasons = []
+    pause = state.paused(PauseLevel.PLATFORM)
+    if pause is not None:
+        reasons.append(_pause_words(pause, "the whole platform"))
+    if institution is not None:
+        pause = state.paused(PauseLevel.INSTITUTION, institution.id)
+        if pause is not None:
+            reasons.append(_pause_words(pause, f"access for {institution.name}"))
+    return reasons
+
+
 def recipient_reasons(db: Session, state: ControlState, project: Project,
                       recipient: Person, today: dt.date) -> list[str]:
     """Whether data may go to ``recipient`` on ``project`` whoever asks for it (a custodian
     making an extract for a project's lead included): the platform, the recipient's
     institution, the recipient and the project, each not paused, revoked or ended."""
-    reasons: list[str] = []
-    pause = state.paused(PauseLevel.PLATFORM)
-    if pause is not None:
-        reasons.append(_pause_words(pause, "the whole platform"))
     institution = db.get(Institution, recipient.institution_id)
+    reasons = _paused_above(state, institution)
     if institution is None or institution.status == InstitutionStatus.REVOKED:
         reasons.append(f"the recipient's institution {recipient.institution_id} has had its "
                        f"access revoked")
-    else:
-        pause = state.paused(PauseLevel.INSTITUTION, institution.id)
-        if pause is not None:
-            reasons.append(_pause_words(pause, f"access for {institution.name}"))
     if recipient.status == PersonStatus.DEACTIVATED:
         reasons.append(f"the recipient {recipient.id}'s account has been deactivated")
     pause = state.paused(PauseLevel.PERSON, recipient.id)

@@ -28,11 +28,8 @@ def _raw(data_dir: Path, key_file: Path | None) -> Store:
 def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Bring the metadata database to this release's schema (back it up first)."""
     with refusals():
-        store = _raw(data_dir, key_file)
-        try:
+        with _raw(data_dir, key_file) as store:
             applied = recovery.upgrade(store, Base.metadata)
-        finally:
-            store.close()
         if not applied:
             console.print("the metadata database is already at this release's schema")
             return
@@ -45,12 +42,8 @@ def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> N
 @store_app.command("check")
 def store_check(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Say whether the store opens, and why not: reads only, changes nothing."""
-    with refusals():
-        store = _raw(data_dir, key_file)
-        try:
-            report = recovery.check(store)
-        finally:
-            store.close()
+    with refusals(), _raw(data_dir, key_file) as store:
+        report = recovery.check(store)
     for problem in report.problems:
         errors.print(f"problem: {problem}", markup=False)
     for note in report.notes:
@@ -64,11 +57,8 @@ def store_check(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) 
 def store_recover(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Register sealed cohort versions the database lost (never deletes anything)."""
     with refusals():
-        store = _raw(data_dir, key_file)
-        try:
+        with _raw(data_dir, key_file) as store:
             done = recovery.recover(store)
-        finally:
-            store.close()
         for line in done:
             console.print(line, markup=False)
         with Platform.open(data_dir, key_file) as platform:
