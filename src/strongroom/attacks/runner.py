@@ -121,7 +121,7 @@ def observe(world: AttackWorld, attack: Attack, target: Target, nine: str) -> li
     obs: list[Obs] = []
     for step in attack.steps:
         if step.what == "project":
-            project_id = _another_project(world, who)
+            project_id = another_project(world, who)
             obs.append(Obs("project", status="created"))
         elif step.what == "define":
             obs.append(_define(world, who, project_id, step, fill))
@@ -178,7 +178,7 @@ def ask(world: AttackWorld, who: Principal, project_id: str,
     return Obs("analyse", verdict=verdict, status=asked.status.value, body=body, why=why)
 
 
-def _another_project(world: AttackWorld, who: Principal) -> str:
+def another_project(world: AttackWorld, who: Principal) -> str:
     today = world.clock().date()
     made = projects.create(world.platform.access, None, title="A second project",
                            purpose="The same researcher, another project", lead_id=who.person_id,

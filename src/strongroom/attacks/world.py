@@ -60,25 +60,34 @@ class AttackWorld:
         """A new vetted, trained researcher of a new institution, leading a new project;
         signed in. (The ledger of released outputs spans a partner institution, so each
         attack starts from an empty one.)"""
+        who = self._person("researcher", "researcher")
+        today = self.clock().date()
+        project = projects.create(
+            self.platform.access, None, title=f"Attack {who.person_id}",
+            purpose="Trying the output check as an attacker", lead_id=who.person_id,
+            starts_on=today - dt.timedelta(days=10),
+            expires_on=today + dt.timedelta(days=365), fields=FIELDS).project.id
+        return who, project
+
+    def checker(self) -> Principal:
+        """A new output checker of a new institution, signed in."""
+        return self._person("checker", "output-checker")
+
+    def _person(self, kind: str, role: str) -> Principal:
         n = next(self.serial)
         today = self.clock().date()
         ctx = self.platform.access
         partner = institutions.create(ctx, None, name=f"Partner {n}", country="GB",
                                       jurisdiction="UK GDPR", networks=["10.0.0.0/8"])
         new = people.create(ctx, None, institution_id=partner.id,
-                            email=f"researcher{n}@partner.test", name=f"Researcher {n}",
-                            roles=["researcher"], password=PASSWORD, vetting=Vetting.APPROVED)
+                            email=f"{kind}{n}@partner.test", name=f"{kind.title()} {n}",
+                            roles=[role], password=PASSWORD, vetting=Vetting.APPROVED)
         people.record_training(ctx, None, new.person.id, course="Safe Researcher",
                                completed_on=today - dt.timedelta(days=30),
                                expires_on=today + dt.timedelta(days=300))
-        project = projects.create(
-            ctx, None, title=f"Attack {n}", purpose="Trying the output check as an attacker",
-            lead_id=new.person.id, starts_on=today - dt.timedelta(days=10),
-            expires_on=today + dt.timedelta(days=365), fields=FIELDS).project.id
         self.clock.advance(31)
-        who = verify_credentials(ctx, new.person.email, PASSWORD,
-                                 code_at(new.totp_secret, self.clock()), SOURCE, Via.SESSION)
-        return who, project
+        return verify_credentials(ctx, new.person.email, PASSWORD,
+                                  code_at(new.totp_secret, self.clock()), SOURCE, Via.SESSION)
 
     def close(self) -> None:
         self.platform.close()

@@ -11,7 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from strongroom.db import Base, UTCDateTime
@@ -37,8 +48,12 @@ class OutputRow(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the analysis request as given
     requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the check acted on it (hid, removed, or sent it to people): an answer about small groups,
+    # rationed per person (rules.yaml ``answers``)
+    acted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
-    __table_args__ = (Index("ix_outputs_status_created", "status", "created_at"),)
+    __table_args__ = (Index("ix_outputs_status_created", "status", "created_at"),
+                      Index("ix_outputs_requester_created", "requester", "created_at"))
 
 
 class ReviewRow(Base):

@@ -79,6 +79,12 @@ class OutputView:
 
     @property
     def report(self) -> CheckReport:
+        """What the check says, as its requester may read it (see CheckReport.shown)."""
+        return report_of(self.output).shown()
+
+    @property
+    def check_report(self) -> CheckReport:
+        """Everything the check found: for output checkers and the audit log."""
         return report_of(self.output)
 
     @property
@@ -107,7 +113,8 @@ def report_of(row: OutputRow) -> CheckReport:
         findings=[Finding(f["rule"], Verdict(f["verdict"]), f["reason"], f["cell"])
                   for f in stored["findings"]],
         suppressed=set(stored["suppressed"]), rules_version=stored["rules_version"],
-        thresholds=stored["thresholds"], removed=set(stored.get("removed", ())))
+        thresholds=stored["thresholds"], removed=set(stored.get("removed", ())),
+        withheld=bool(stored.get("withheld", False)))
 
 
 def findings_summary(report: CheckReport) -> dict[str, Any]:
@@ -171,8 +178,9 @@ def _report_json(report: CheckReport, problems: list[str]) -> dict[str, Any]:
 
 def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
                   payload: bytes, media_type: str, filename: str, report: CheckReport,
-                  kind: AnalysisKind, spec: dict[str, Any]) -> OutputView:
-    """Keep a checked output (status CHECKED); called by the enclave after an analysis."""
+                  kind: AnalysisKind, spec: dict[str, Any], acted: bool = False) -> OutputView:
+    """Keep a checked output (status CHECKED); called by the enclave after an analysis.
+    ``acted``: the check hid, removed or found something (an answer, rationed per person)."""
     problems = _payload_problems(payload, media_type, filename)
     stored_report = _report_json(report, problems)
     stored_spec = _json(spec, "analysis specification", problems)
@@ -189,7 +197,7 @@ def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
                         status=OutputStatus.CHECKED.value, sha256=sha256,
                         media_type=media_type, filename=filename, size=len(payload),
                         verdict=report.verdict.value, report=stored_report,
-                        kind=AnalysisKind(kind).value, spec=stored_spec)
+                        kind=AnalysisKind(kind).value, spec=stored_spec, acted=acted)
         db.add(row)
         db.flush()
         view = OutputView(row, [])
@@ -242,12 +250,17 @@ def _act(ctx: AccessContext, principal: Principal, output_id: str, action: Outpu
         with ctx.transaction() as db:
             row = _get(db, output_id)
             authorize(ctx, db, principal, PERMISSION[action], row.project_id)
-            move = advance(OutputStatus(row.status), action, Verdict(row.verdict),
-                           f"output {row.id}")
+            # a withheld report goes to people whatever the check said, so that the status
+            # the requester sees does not answer what the verdict would have
+            verdict = report_of(row).shown().verdict
+            move = advance(OutputStatus(row.status), action, verdict, f"output {row.id}")
             _check_actor(ctx, db, principal, row, move, action)
+            if action is OutputAction.APPROVE and row.verdict == Verdict.BLOCK:
+                raise Conflict(f"output {row.id}: the automated check blocked it (see its "
+                               "findings); an output checker may only reject it")
             now = ctx.clock()
             if action is OutputAction.REQUEST:
-                if row.verdict == Verdict.REVIEW and justification is None:
+                if verdict is Verdict.REVIEW and justification is None:
                     raise Invalid(f"this output needs review by two output checkers: explain "
                                   f"in at least {MIN_JUSTIFICATION} characters why it should "
                                   f"be released")
@@ -349,7 +362,7 @@ def _view(db: Session, row: OutputRow) -> OutputView:
 
 def release_record(view: OutputView) -> dict[str, Any]:
     """What ``output.released`` keeps: enough to account for the release years later."""
-    row, report = view.output, view.report
+    row, report = view.output, view.check_report
     return {"project": row.project_id, "sha256": row.sha256, "size": row.size,
             "media_type": row.media_type, "filename": row.filename, "kind": row.kind,
             "requester": row.requester, "verdict": row.verdict,
@@ -369,8 +382,9 @@ def _details(event: EventType, view: OutputView, action: OutputAction,
     if event is EventType.OUTPUT_REQUESTED:
         return {**base, "verdict": row.verdict, "justification": row.justification}
     if event is EventType.OUTPUT_BLOCKED:
-        return {**base, "verdict": row.verdict, "rules_version": view.report.rules_version,
-                **findings_summary(view.report)}
+        return {**base, "verdict": row.verdict,
+                "rules_version": view.check_report.rules_version,
+                **findings_summary(view.check_report)}
     if event in (EventType.OUTPUT_REVIEWED, EventType.OUTPUT_REJECTED):
         return {**base, "decision": action.value, "reason": reason,
                 "approvals": sum(r.decision == OutputAction.APPROVE for r in view.reviews)}

@@ -91,6 +91,11 @@ SCHEMA: dict[str, dict[str, Setting]] = {
                                     verdicts=_NOT_HIDDEN)},
     "unknown": {"verdict": Setting("unknown_verdict", "verdict", "severer",
                                    verdicts=_ONLY_BLOCK)},
+    "answers": {
+        "max_acted": Setting("answers_max_acted", "int", "lower", low=0),
+        "window_hours": Setting("answers_window_hours", "int", "higher", low=1),
+        "verdict": Setting("answers_verdict", "verdict", "severer", verdicts=_NOT_HIDDEN),
+    },
 }
 LIST_SECTIONS = ("analyses", "facts")
 FACT_LISTS = ("counts", "statistics")
@@ -128,6 +133,9 @@ class Rules:
     km_verdict: Verdict
     rounding_verdict: Verdict
     unknown_verdict: Verdict
+    answers_max_acted: int  # outputs a person may see acted on automatically in the window
+    answers_window_hours: int
+    answers_verdict: Verdict
     analyses: Mapping[AnalysisKind, frozenset[CellKind]]  # cell kinds accepted per analysis
     fact_counts: frozenset[str]
     fact_statistics: frozenset[str]

@@ -34,7 +34,7 @@ from strongroom.enclave import service as enclave_service
 from strongroom.enclave.results import PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, Invalid, NotFound
-from strongroom.outputs import combinations, contributions, precision, requests
+from strongroom.outputs import answers, combinations, contributions, precision, requests
 from strongroom.outputs.check import check
 from strongroom.outputs.contributions import Vector
 from strongroom.outputs.labels import GRIDS
@@ -200,14 +200,19 @@ class Outputs:
         payload = render(result, report.suppressed, fmt, report.removed)
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
+        acted = answers.acted(CheckReport.worst(findings), report.suppressed)
+        with self.ctx.transaction() as db:
+            spent = answers.rationed(db, principal.person_id, self.ctx.clock(), rules)
+        findings += [spent] if spent is not None else []
         verdict = CheckReport.worst(findings)
         if SEVERITY[verdict] >= SEVERITY[Verdict.REVIEW]:
             findings = [_without_labels(f) for f in findings]
         final = CheckReport(verdict, findings, report.suppressed, report.rules_version,
-                            report.thresholds, report.removed)
+                            report.thresholds, report.removed, withheld=spent is not None)
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
-            filename=name, report=final, kind=result.kind, spec=dict(request))
+            filename=name, report=final, kind=result.kind, spec=dict(request),
+            acted=acted and spent is None)
         self._keep(where.project, view.output.id, held)
         if measured is not None:
             measured(Measures.of(result, held, findings, rules.threshold,

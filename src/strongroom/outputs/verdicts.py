@@ -48,6 +48,9 @@ class CheckReport:
     # cells left out of the output altogether, labels included (a subset of ``suppressed``):
     # their labels are held by fewer than the threshold of participants
     removed: set[int] = field(default_factory=set)
+    # the requester's ration of answers was spent (strongroom.outputs.answers): they see only
+    # that it went to the output checkers, never what the check found
+    withheld: bool = False
 
     @staticmethod
     def worst(findings: list[Finding]) -> Verdict:
@@ -60,4 +63,12 @@ class CheckReport:
                 "findings": [f.as_dict() for f in self.findings],
                 "suppressed": sorted(self.suppressed),
                 "rules_version": self.rules_version, "thresholds": self.thresholds,
-                "removed": sorted(self.removed)}
+                "removed": sorted(self.removed), "withheld": self.withheld}
+
+    def shown(self) -> CheckReport:
+        """What the requester may read: all of it, or, withheld, that it waits for people."""
+        if not self.withheld:
+            return self
+        return CheckReport(Verdict.REVIEW, [f for f in self.findings if f.rule == "answers"],
+                           rules_version=self.rules_version, thresholds=self.thresholds,
+                           withheld=True)

@@ -1,0 +1,130 @@
+"""Rationed answers (rules.yaml ``answers``): whether the check acts on an output answers a
+yes/no question about a small group, so a person's outputs acted on automatically are counted
+across all their projects, and once the ration is spent every output of theirs goes to the
+output checkers, acted on or not: what the researcher sees stops depending on the data.
+
+Guarantee under test: after ``max_acted`` outputs acted on in the window, no verdict a person
+receives (in any project) tells whether a small group exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strongroom.access.context import Principal
+from strongroom.attacks import runner
+from strongroom.attacks.catalogue import BASE
+from strongroom.attacks.world import AttackWorld
+from strongroom.enclave import service
+from strongroom.errors import Conflict
+from strongroom.outputs import answers
+from strongroom.outputs.render import Format
+from strongroom.outputs.requests import OutputView
+from strongroom.outputs.states import OutputStatus
+from strongroom.outputs.verdicts import Verdict
+
+pytestmark = pytest.mark.slow
+
+# a sum with one large contribution only if the target is obese: the check hides it (acts)
+# for an obese target and releases it for a lean one
+PROBE = ("SELECT sum(CASE WHEN {T} AND bmi > 30 THEN 1000 ELSE 1 END) AS s FROM base")
+CLEAN = {"kind": "frequency", "definition": "base", "variable": "sex"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackWorld]:
+    built = AttackWorld.build(Path(tmp_path_factory.mktemp("ration")))
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def cast(world: AttackWorld) -> runner.Cast:
+    return runner.cast(world)
+
+
+def _probe(world: AttackWorld, who: Principal, project_id: str,
+           target: runner.Target) -> OutputView:
+    return world.platform.outputs.analyse(
+        who, project_id, {"kind": "aggregate_sql",
+                          "sql": PROBE.replace("{T}", target.condition)}, Format("json"))
+
+
+def _seen(world: AttackWorld, who: Principal, view: OutputView) -> tuple[object, ...]:
+    """Everything the requester can read of an output, and its status once asked for."""
+    shown = view.report.as_dict()
+    asked = world.platform.outputs.request_release(who, view.output.id, runner.NOTE)
+    return json.dumps(shown, sort_keys=True), asked.status, asked.reasons
+
+
+def test_the_ration_ends_the_oracle_in_every_project_and_returns_with_the_window(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    who, first = world.researcher()
+    service.define(world.platform.enclave, who, first, "base", BASE)
+    second = runner.another_project(world, who)
+    rules = world.platform.outputs.rules_for(first)
+    assert rules.answers_max_acted == 20 and rules.answers_window_hours == 24  # shipped
+
+    # while the ration lasts, the check's action answers the question (the limit left)
+    fat, thin = cast.obese[0], cast.lean[0]
+    assert _probe(world, who, first, fat).report.verdict is Verdict.SUPPRESS
+    assert _probe(world, who, first, thin).report.verdict is Verdict.BLOCK  # all values 1
+    spent = 2
+    for n in range(2, 40):  # the attacker keeps asking, alternating projects and targets
+        project = (first, second)[n % 2]
+        target = cast.obese[n % len(cast.obese)] if n % 2 else cast.lean[n % len(cast.lean)]
+        spent += _probe(world, who, project, target).report.verdict is not Verdict.RELEASE
+        if spent >= rules.answers_max_acted:
+            break
+    with world.platform.access.transaction() as db:
+        assert answers.used(db, who.person_id, world.clock(), rules) == 20
+
+    # spent: an obese and a lean target, and a table with nothing small, all look the same
+    obese = _probe(world, who, first, fat)
+    lean = _probe(world, who, second, thin)
+    clean = world.platform.outputs.analyse(who, first, CLEAN, Format("json"))
+    # what the check found is kept for the output checkers
+    found = {name: {(f.rule, f.verdict) for f in view.check_report.findings}
+             for name, view in (("obese", obese), ("lean", lean), ("clean", clean))}
+    assert ("threshold", Verdict.SUPPRESS) in found["obese"]
+    assert lean.check_report.verdict is Verdict.BLOCK
+    assert found["clean"] == {(answers.RULE, Verdict.REVIEW)}
+    seen = [_seen(world, who, view) for view in (obese, lean, clean)]
+    assert seen[0][:2] == seen[1][:2] == (seen[0][0], OutputStatus.UNDER_REVIEW)
+    assert seen[0] == seen[1]
+    reason = next(f.reason for f in clean.report.findings if f.rule == answers.RULE)
+    assert "acted on 20 of your outputs in the last 24 hours" in reason
+    assert [f.rule for f in obese.report.findings] == [answers.RULE]
+
+    # the checkers see all of it, and what the check blocked they may only reject
+    checker = world.checker()
+    with pytest.raises(Conflict, match="may only reject"):
+        world.platform.outputs.review(checker, lean.output.id, True, "looks fine to me")
+
+    # another researcher is not touched by this one's ration
+    other, project = world.researcher()
+    service.define(world.platform.enclave, other, project, "base", BASE)
+    assert world.platform.outputs.analyse(other, project, CLEAN,
+                                          Format("json")).report.verdict is Verdict.RELEASE
+
+    # a day on, the ration is back
+    world.clock.advance(24 * 3600 + 60)
+    assert world.platform.outputs.analyse(who, first, CLEAN,
+                                          Format("json")).report.verdict is Verdict.RELEASE
+
+
+def test_a_project_may_only_ration_harder(world: AttackWorld) -> None:
+    from strongroom.errors import Invalid
+    from strongroom.outputs.rules import tighten
+
+    base = world.platform.outputs.base_rules
+    assert tighten(base, {"answers": {"max_acted": 5}}).answers_max_acted == 5
+    assert tighten(base, {"answers": {"window_hours": 72}}).answers_window_hours == 72
+    with pytest.raises(Invalid, match="max_acted"):
+        tighten(base, {"answers": {"max_acted": 50}})
+    with pytest.raises(Invalid, match="verdict"):
+        tighten(base, {"answers": {"verdict": "release_with_suppression"}})
