@@ -48,6 +48,12 @@ def measure(cohort: int) -> dict[str, Any]:
                 except Exception as exc:  # a baseline without an API the attack uses
                     attacks.append({"kind": attack.kind, "name": attack.name,
                                     "recovered": False, "detail": f"error: {exc!r}"[:200]})
+            # what still leaks, run again by one person whose ration of answers is spent
+            for found in (a for a in attacks if a["recovered"]):
+                who = runner.spent(world, cast) if hasattr(runner, "spent") else None
+                attack = next(a for a in catalogue() if a.name == found["name"])
+                found["after_ration"] = (None if who is None else
+                                         runner.attempt(world, attack, cast, who).recovered)
             honest = [{"name": h.analysis.name, "automatic": h.automatic, "detail": h.detail}
                       for h in runner.honest(world)]
         finally:
@@ -85,7 +91,9 @@ def report(now: dict[str, Any], base: dict[str, Any] | None, label: str) -> None
     print(line + (f" {sum(was.values()):>14}" if was is not None else ""))
     for a in now["attacks"]:
         if a["recovered"]:
-            print(f"  recovered now: [{a['kind']}] {a['name']}")
+            after = {None: "", True: "; still, after the ration",
+                     False: "; not after the ration"}[a.get("after_ration")]
+            print(f"  recovered now: [{a['kind']}] {a['name']}{after}")
     honest = now["honest"]
     auto = sum(h["automatic"] for h in honest)
     print(f"\nhonest analyses: {len(honest)}; released automatically now: {auto}")

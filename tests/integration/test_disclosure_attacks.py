@@ -25,15 +25,16 @@ KNOWN: dict[str, str] = {
     "three counts give away whether the target smokes": (
         "an empty result says the target lacks the attribute: the combination audit sees "
         "the contributors, and no group of fewer than k is determined when the target is "
-        "not among them (only noise, i.e. differential privacy, hides an absence)"),
+        "not among them (only noise, i.e. differential privacy, hides an absence); "
+        "rationed per person: see the last test"),
     **dict.fromkeys((
         "one more row only if the target is obese, in count(*)",
         "a sum with one large contribution only if the target is obese",
         "a category held by the target alone only if they are obese"),
         "the value no longer leaves (the cell is suppressed, or the category removed), but "
         "whether the check acted is itself an answer: a deterministic check tells whether "
-        "a small group exists, one bit per request (only noise hides it; see 'What the "
-        "check cannot promise')"),
+        "a small group exists, one bit per request (only noise hides it; see 'What only "
+        "differential privacy can promise'); rationed per person: see the last test"),
 }
 
 
@@ -68,4 +69,16 @@ def test_the_catalogue_covers_every_kind_with_at_least_sixty_attacks() -> None:
 def test_the_attack_gives_nothing_away(world: AttackWorld, cast: runner.Cast,
                                        attack: Attack) -> None:
     outcome = runner.attempt(world, attack, cast)
+    assert not outcome.recovered, outcome.detail
+
+
+@pytest.mark.parametrize("attack", [a for a in catalogue() if a.name in KNOWN],
+                         ids=lambda a: f"{a.kind}: {a.name}")
+def test_what_still_leaks_stops_once_the_ration_of_answers_is_spent(
+        world: AttackWorld, cast: runner.Cast, attack: Attack) -> None:
+    """The known leaks are the check's action itself; one person's answers are rationed
+    (outputs/answers.py), after which the same attack, run by them, tells nothing."""
+    who = runner.spent(world, cast)
+    assert who is not None
+    outcome = runner.attempt(world, attack, cast, who)
     assert not outcome.recovered, outcome.detail

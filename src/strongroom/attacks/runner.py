@@ -79,12 +79,14 @@ def _target(row: dict[str, Any]) -> Target:
                   int(row["sbp"]), float(row["bmi"]), 1.0 if row["smoking"] == 2 else 0.0)
 
 
-def attempt(world: AttackWorld, attack: Attack, cast: Cast) -> Outcome:
-    """Run one attack (twice, against two targets, for a bit attack) and judge it."""
+def attempt(world: AttackWorld, attack: Attack, cast: Cast,
+            who: Principal | None = None) -> Outcome:
+    """Run one attack (twice, against two targets, for a bit attack) and judge it: each time
+    as a new researcher, or all as ``who`` (one person's ration of answers, say)."""
     if attack.bit:
-        return _told_apart(world, attack, cast)
+        return _told_apart(world, attack, cast, who)
     target = cast.value
-    obs = observe(world, attack, target, cast.nines[0])
+    obs = observe(world, attack, target, cast.nines[0], who)
     estimate = attack.recover(obs, target)
     truth = float(getattr(target, attack.truth))
     hit = (isinstance(estimate, int | float) and math.isfinite(estimate)
@@ -92,14 +94,32 @@ def attempt(world: AttackWorld, attack: Attack, cast: Cast) -> Outcome:
     return Outcome(attack, hit, f"estimate {estimate!r}; " + _seen(obs))
 
 
-def _told_apart(world: AttackWorld, attack: Attack, cast: Cast) -> Outcome:
+def spent(world: AttackWorld, cast: Cast) -> Principal | None:
+    """A new researcher who has used their whole ration of answers (outputs acted on, see
+    strongroom.outputs.answers), or None on a platform that has no ration."""
+    who, project = world.researcher()
+    service.define(world.platform.enclave, who, project, "base", BASE)
+    limit = getattr(world.platform.outputs.rules_for(project), "answers_max_acted", None)
+    if limit is None:
+        return None
+    for n in range(limit):  # a sum over one person: always acted on (suppressed)
+        world.platform.outputs.analyse(who, project, {
+            "kind": "aggregate_sql", "sql": f"SELECT sum(bmi) AS s FROM base WHERE "
+                                           f"{cast.value.condition} AND {n} = {n}"},
+            Format("json"))
+    return who
+
+
+def _told_apart(world: AttackWorld, attack: Attack, cast: Cast,
+                who: Principal | None) -> Outcome:
     """A bit attack succeeds if what is seen tells obese targets from lean ones every time:
     the first pair shows the attacker which observation means which, and every later pair
     must then be read right (a noisy answer, such as the size verdict's, is not)."""
     pairs = list(zip(cast.obese, cast.lean, strict=True))
     nines = cast.nines
-    seen = [(attack.recover(observe(world, attack, fat, nines[(2 * i) % len(nines)]), fat),
-             attack.recover(observe(world, attack, thin, nines[(2 * i + 1) % len(nines)]),
+    seen = [(attack.recover(observe(world, attack, fat, nines[(2 * i) % len(nines)], who),
+                            fat),
+             attack.recover(observe(world, attack, thin, nines[(2 * i + 1) % len(nines)], who),
                             thin))
             for i, (fat, thin) in enumerate(pairs)]
     yes, no = seen[0]
@@ -113,10 +133,14 @@ def _seen(obs: list[Obs]) -> str:
     return "; ".join(f"{o.step}: {o.refused or o.status or o.size_ok}"[:160] for o in obs)
 
 
-def observe(world: AttackWorld, attack: Attack, target: Target, nine: str) -> list[Obs]:
-    """What the researcher sees, step by step, in a project of their own."""
-    who, project_id = world.researcher()
-    service.define(world.platform.enclave, who, project_id, "base", BASE)
+def observe(world: AttackWorld, attack: Attack, target: Target, nine: str,
+            who: Principal | None = None) -> list[Obs]:
+    """What the researcher (a new one, or ``who``) sees, step by step, in a new project."""
+    if who is None:
+        who, project_id = world.researcher()
+        service.define(world.platform.enclave, who, project_id, "base", BASE)
+    else:
+        project_id = another_project(world, who)
     fill = _filler(target, nine)
     obs: list[Obs] = []
     for step in attack.steps:
