@@ -27,6 +27,11 @@ BROWSER = TESTS / "functional" / "web"
 BROWSER_IDS = str(BROWSER.relative_to(TESTS.parent)) + "/"  # how node ids begin there
 
 
+# modules whose tests take minutes together: their tests are spread over the workers by the
+# first word of their parameter (each worker builds the module's world once)
+SPLIT_BY_PARAMETER = frozenset({"tests/integration/test_disclosure_attacks.py"})
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Mark the PostgreSQL and the browser tests (as each test is collected)."""
     callspec = getattr(item, "callspec", None)
@@ -47,7 +52,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class ByModule(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return "browser" if module.startswith(BROWSER_IDS) else module
+            if module.startswith(BROWSER_IDS):
+                return "browser"
+            if module in SPLIT_BY_PARAMETER:  # minutes of tests: one scope per kind
+                test = nodeid.split("::", 1)[1]
+                return f"{module}::{test.split('[', 1)[-1].split(':', 1)[0]}"
+            return module
 
     return ByModule(config, log)
 

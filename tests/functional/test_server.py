@@ -433,9 +433,12 @@ def test_analyse_check_review_and_download_released_bytes(enclave_server: Server
             "kind": "crosstab", "definition": "base", "rows": "sex", "columns": "era"})
         assert safe["verdict"] == "release" and "cells" not in safe  # a verdict, no values
         assert refused(researcher.outputs.download, safe["id"]).status in (403, 409)
-        assert researcher.outputs.request_release(safe["id"])["status"] == "released"
+        assert safe["sha256"] is None and safe["size"] is None  # no digest to test guesses
+        out = researcher.outputs.request_release(safe["id"])
+        assert out["status"] == "released"
         payload = researcher.outputs.download(safe["id"])
-        assert hashlib.sha256(payload).hexdigest() == safe["sha256"]
+        assert hashlib.sha256(payload).hexdigest() == out["sha256"]
+        assert len(payload) == out["size"]
 
         held = researcher.enclave.analyse(project["id"], {
             "kind": "crosstab", "definition": "base", "rows": "sex", "columns": "grp"})
@@ -447,8 +450,9 @@ def test_analyse_check_review_and_download_released_bytes(enclave_server: Server
                 assert checking.outputs.content(held["id"])
                 decided = checking.outputs.review(held["id"], True, "structural zeros")
                 assert decided["status"] == ("approved_once", "released")[i]
+                assert (decided["sha256"] is None) == (i == 0)
         released = researcher.outputs.download(held["id"])
-        assert hashlib.sha256(released).hexdigest() == held["sha256"]
+        assert hashlib.sha256(released).hexdigest() == decided["sha256"]
     types = {entry["type"] for entry in admin.audit.entries(limit=1000)}
     assert {"output.checked", "output.released", "output.downloaded",
             "enclave.analysis.refused"} <= types

@@ -99,6 +99,7 @@ def test_the_ration_ends_the_oracle_in_every_project_and_returns_with_the_window
     reason = next(f.reason for f in clean.report.findings if f.rule == answers.RULE)
     assert "acted on 20 of your outputs in the last 24 hours" in reason
     assert [f.rule for f in obese.report.findings] == [answers.RULE]
+    assert obese.digest == lean.digest == (None, None)  # no digest to test a guess against
 
     # the checkers see all of it, and what the check blocked they may only reject
     checker = world.checker()

@@ -83,6 +83,14 @@ class OutputView:
         return report_of(self.output).shown()
 
     @property
+    def digest(self) -> tuple[str, int] | tuple[None, None]:
+        """The bytes' SHA-256 and size, once released: before that they would let a
+        researcher test a guess of the content (a few numbers in a known layout) offline."""
+        if self.status is not OutputStatus.RELEASED:
+            return None, None
+        return self.output.sha256, self.output.size
+
+    @property
     def check_report(self) -> CheckReport:
         """Everything the check found: for output checkers and the audit log."""
         return report_of(self.output)

@@ -69,10 +69,11 @@ class OutputOut(BaseModel):
     thresholds: dict[str, Any]
     kind: str
     spec: dict[str, Any]
-    sha256: str
+    sha256: str | None = Field(description="the bytes' SHA-256, once released (before, it "
+                                            "would let a guess of the content be tested)")
     media_type: str
     filename: str
-    size: int
+    size: int | None = Field(description="the bytes' size, once released")
     created_at: dt.datetime
     requested_at: dt.datetime | None
     decided_at: dt.datetime | None
@@ -82,14 +83,15 @@ class OutputOut(BaseModel):
 
 def output_out(view: OutputView) -> OutputOut:
     row, report = view.output, view.report
+    sha256, size = view.digest
     return OutputOut(
         id=row.id, project_id=row.project_id, requester=row.requester, status=view.status,
         verdict=report.verdict.value,
         findings=[FindingOut(**f.as_dict()) for f in report.findings],
         suppressed=sorted(report.suppressed), removed=sorted(report.removed),
         rules_version=report.rules_version, thresholds=report.thresholds, kind=row.kind,
-        spec=row.spec, sha256=row.sha256,
-        media_type=row.media_type, filename=row.filename, size=row.size,
+        spec=row.spec, sha256=sha256,
+        media_type=row.media_type, filename=row.filename, size=size,
         created_at=row.created_at, requested_at=row.requested_at, decided_at=row.decided_at,
         justification=row.justification,
         reviews=[ReviewOut(reviewer=r.reviewer, decision=r.decision, reason=r.reason, at=r.at)
