@@ -27,9 +27,9 @@ BROWSER = TESTS / "functional" / "web"
 BROWSER_IDS = str(BROWSER.relative_to(TESTS.parent)) + "/"  # how node ids begin there
 
 
-# modules whose tests take minutes together: their tests are spread over the workers by the
-# first word of their parameter (each worker builds the module's world once)
-SPLIT_BY_PARAMETER = frozenset({"tests/integration/test_disclosure_attacks.py"})
+# modules whose tests take minutes together: each test function is a scope of its own, and
+# the parameters that begin with a heavy word another (each scope builds the module's world)
+SPLIT_BY_PARAMETER = {"tests/integration/test_disclosure_attacks.py": frozenset({"one-bit"})}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -54,9 +54,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             module = nodeid.split("::", 1)[0]
             if module.startswith(BROWSER_IDS):
                 return "browser"
-            if module in SPLIT_BY_PARAMETER:  # minutes of tests: one scope per kind
-                test = nodeid.split("::", 1)[1]
-                return f"{module}::{test.split('[', 1)[-1].split(':', 1)[0]}"
+            if module in SPLIT_BY_PARAMETER:  # minutes of tests: the heavy kind apart
+                test, _, parameter = nodeid.split("::", 1)[1].partition("[")
+                heavy = parameter.split(":", 1)[0] in SPLIT_BY_PARAMETER[module]
+                return f"{module}::{test}::{'heavy' if heavy else 'rest'}"
             return module
 
     return ByModule(config, log)

