@@ -129,3 +129,31 @@ def test_a_project_may_only_ration_harder(world: AttackWorld) -> None:
         tighten(base, {"answers": {"max_acted": 50}})
     with pytest.raises(Invalid, match="verdict"):
         tighten(base, {"answers": {"verdict": "release_with_suppression"}})
+
+
+def test_asking_for_release_is_rationed_too(world: AttackWorld, cast: runner.Cast) -> None:
+    """Outputs prepared while the ration lasted are withheld when asked for once it is spent;
+    and a release the ledger refuses (it would single out a few) is an answer that counts."""
+    who, project = world.researcher()
+    service.define(world.platform.enclave, who, project, "base", BASE)
+    outputs = world.platform.outputs
+    rules = outputs.rules_for(project)
+    every = "SELECT count(*) AS n FROM base WHERE birth_year < 1945"
+    plus = every + f" OR {cast.obese[0].condition}"
+    first, second = (outputs.analyse(who, project, {"kind": "aggregate_sql", "sql": sql},
+                                     Format("json")) for sql in (every, plus))
+    kept = outputs.analyse(who, project, CLEAN, Format("json"))
+    assert {v.report.verdict for v in (first, second, kept)} == {Verdict.RELEASE}
+    assert outputs.request_release(who, first.output.id).status is OutputStatus.RELEASED
+    with pytest.raises(Conflict):  # one participant apart from what was released
+        outputs.request_release(who, second.output.id)
+    with world.platform.access.transaction() as db:
+        assert answers.used(db, who.person_id, world.clock(), rules) == 1
+
+    for n in range(rules.answers_max_acted):  # spend the rest (a sum over one person)
+        outputs.analyse(who, project, {"kind": "aggregate_sql", "sql": PROBE.replace(
+            "{T}", cast.obese[n % len(cast.obese)].condition) + f" WHERE {n} = {n}"},
+            Format("json"))
+    asked = outputs.request_release(who, kept.output.id, runner.NOTE)
+    assert asked.status is OutputStatus.UNDER_REVIEW
+    assert [f.rule for f in asked.report.findings] == [answers.RULE]

@@ -149,8 +149,8 @@ def _payload_problems(payload: bytes, media_type: str, filename: str) -> list[st
     if not payload:
         problems.append("the output is empty")
     elif len(payload) > MAX_BYTES:
-        problems.append(f"the output is {len(payload):,} bytes; an output of aggregates is at "
-                        f"most {MAX_BYTES:,}")
+        problems.append(f"the output is larger than {MAX_BYTES:,} bytes, the most an output "
+                        f"of aggregates may be")  # no size: it would tell what was hidden
     suffix = MEDIA_TYPES.get(media_type)
     if suffix is None:
         problems.append(f"media type {media_type!r} is not one an output may have; use one of "
@@ -320,6 +320,16 @@ def _check_actor(ctx: AccessContext, db: Session, principal: Principal, row: Out
                 f"only the person who ran this analysis ({row.requester}) may "
                 f"{action.value} its release"])
         return
+    _independent(ctx, db, principal, row, PERMISSION[action])
+    if db.scalar(select(ReviewRow.id).where(ReviewRow.output_id == row.id,
+                                            ReviewRow.reviewer == principal.person_id)):
+        raise Conflict("you have already reviewed this output; a second, different output "
+                       "checker must review it")
+
+
+def _independent(ctx: AccessContext, db: Session, principal: Principal, row: OutputRow,
+                 action: Action) -> None:
+    """Only a checker independent of the output reviews it, or reads what it holds."""
     reasons = []
     if principal.person_id == row.requester:
         reasons.append("you asked for this output's release; two other output checkers must "
@@ -329,11 +339,7 @@ def _check_actor(ctx: AccessContext, db: Session, principal: Principal, row: Out
         reasons.append(f"you are a member of project {row.project_id}; its outputs are "
                        f"reviewed by output checkers independent of it")
     if reasons:
-        _refuse(ctx, principal, PERMISSION[action], row, reasons)
-    if db.scalar(select(ReviewRow.id).where(ReviewRow.output_id == row.id,
-                                            ReviewRow.reviewer == principal.person_id)):
-        raise Conflict("you have already reviewed this output; a second, different output "
-                       "checker must review it")
+        _refuse(ctx, principal, action, row, reasons)
 
 
 def _add_review(db: Session, row: OutputRow, principal: Principal, action: OutputAction,
@@ -470,6 +476,7 @@ def content_for_review(ctx: AccessContext, principal: Principal, output_id: str)
         row = _get(db, output_id)
         project = authorize(ctx, db, principal, Action.OUTPUT_REVIEW, row.project_id)
         assert project is not None
+        _independent(ctx, db, principal, row, Action.OUTPUT_REVIEW)
         if OutputStatus(row.status) not in AWAITING_REVIEW:
             _refuse(ctx, principal, Action.OUTPUT_REVIEW, row, [
                 f"output {row.id} is {row.status}, not waiting for review; checkers see the "

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 import yaml
 from pyroaring import BitMap
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
 from strongroom.access.authorize import authorize
@@ -46,6 +46,7 @@ from strongroom.outputs.overlap import bitmap, within_output
 from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
 from strongroom.outputs.rules import Rules, load_rules, tighten
 from strongroom.outputs.scanner import RowIndex, scan
+from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.verdicts import SEVERITY, CheckReport, Finding, Verdict
 
 RULES_FILE = "rules.yaml"  # a project's tightened thresholds, beside its other files
@@ -316,8 +317,36 @@ class Outputs:
 
     def request_release(self, principal: Principal, output_id: str,
                         justification: str | None = None) -> requests.OutputView:
-        return requests.request_release(self.ctx, principal, output_id, justification,
-                                        on_release=self._on_release)
+        """Ask for release. The ration of answers holds here too: once the requester's is
+        spent, the output is withheld (to people, whatever it holds) before anything is
+        checked again; and a release the ledger refuses is an answer, so it counts."""
+        self._withhold_if_spent(principal, output_id)
+        try:
+            return requests.request_release(self.ctx, principal, output_id, justification,
+                                            on_release=self._on_release)
+        except Conflict:
+            with self.ctx.transaction() as db:
+                db.execute(update(OutputRow).where(OutputRow.id == output_id)
+                           .values(acted=True))
+            raise
+
+    def _withhold_if_spent(self, principal: Principal, output_id: str) -> None:
+        with self.ctx.transaction() as db:
+            row = db.get(OutputRow, output_id)
+            if row is None or row.requester != principal.person_id or row.report.get(
+                    "withheld") or row.status != OutputStatus.CHECKED.value:
+                return  # the workflow refuses these itself, with its reasons
+            spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
+                                     self.rules_for(row.project_id))
+            if spent is None:
+                return
+            report = requests.report_of(row)
+            findings = [_without_labels(f) for f in [*report.findings, spent]]
+            verdict = CheckReport.worst(findings)
+            row.report = CheckReport(verdict, findings, report.suppressed,
+                                     report.rules_version, report.thresholds, report.removed,
+                                     withheld=True).as_dict()
+            row.verdict = verdict.value
 
     def review(self, principal: Principal, output_id: str, approve: bool,
                reason: str) -> requests.OutputView:
