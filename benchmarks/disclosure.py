@@ -50,7 +50,7 @@ def measure(cohort: int) -> dict[str, Any]:
                                     "recovered": False, "detail": f"error: {exc!r}"[:200]})
             # what still leaks, run again by one person whose ration of answers is spent
             for found in (a for a in attacks if a["recovered"]):
-                who = runner.spent(world, cast) if hasattr(runner, "spent") else None
+                who = runner.spent(world, cast)  # None on a platform without a ration
                 attack = next(a for a in catalogue() if a.name == found["name"])
                 found["after_ration"] = (None if who is None else
                                          runner.attempt(world, attack, cast, who).recovered)

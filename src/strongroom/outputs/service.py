@@ -194,6 +194,7 @@ class Outputs:
         findings = list(report.findings) + within_output(held.cells(), rules.threshold)
         with self.ctx.transaction() as db:
             institution = _institution(db, where.project)
+            spent = answers.rationed(db, principal.person_id, self.ctx.clock(), rules)
         findings += self.ledger.check(institution, project_id,
                                       held.cells(), held.population, rules.threshold)
         findings += self._combined(institution, held, rules.threshold, positions, valued,
@@ -202,21 +203,14 @@ class Outputs:
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
         acted = answers.acted(CheckReport.worst(findings), report.suppressed)
-        with self.ctx.transaction() as db:
-            spent = answers.rationed(db, principal.person_id, self.ctx.clock(), rules)
-        findings += [spent] if spent is not None else []
-        verdict = CheckReport.worst(findings)
-        if SEVERITY[verdict] >= SEVERITY[Verdict.REVIEW]:
-            findings = [_without_labels(f) for f in findings]
-        final = CheckReport(verdict, findings, report.suppressed, report.rules_version,
-                            report.thresholds, report.removed, withheld=spent is not None)
+        final = _settled(findings, report, spent)
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
             filename=name, report=final, kind=result.kind, spec=dict(request),
             acted=acted and spent is None)
         self._keep(where.project, view.output.id, held)
         if measured is not None:
-            measured(Measures.of(result, held, findings, rules.threshold,
+            measured(Measures.of(result, held, final.findings, rules.threshold,
                                  self.enclave.cohort().participants.height))
         return view
 
@@ -324,10 +318,11 @@ class Outputs:
         try:
             return requests.request_release(self.ctx, principal, output_id, justification,
                                             on_release=self._on_release)
-        except Conflict:
+        except Conflict:  # still unreleased: the ledger refused it (an answer), or it raced
             with self.ctx.transaction() as db:
-                db.execute(update(OutputRow).where(OutputRow.id == output_id)
-                           .values(acted=True))
+                db.execute(update(OutputRow).where(
+                    OutputRow.id == output_id,
+                    OutputRow.status == OutputStatus.CHECKED.value).values(acted=True))
             raise
 
     def _withhold_if_spent(self, principal: Principal, output_id: str) -> None:
@@ -341,12 +336,8 @@ class Outputs:
             if spent is None:
                 return
             report = requests.report_of(row)
-            findings = [_without_labels(f) for f in [*report.findings, spent]]
-            verdict = CheckReport.worst(findings)
-            row.report = CheckReport(verdict, findings, report.suppressed,
-                                     report.rules_version, report.thresholds, report.removed,
-                                     withheld=True).as_dict()
-            row.verdict = verdict.value
+            withheld = _settled(report.findings, report, spent)
+            row.report, row.verdict = withheld.as_dict(), withheld.verdict.value
 
     def review(self, principal: Principal, output_id: str, approve: bool,
                reason: str) -> requests.OutputView:
@@ -359,6 +350,18 @@ class Outputs:
 
 
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def _settled(findings: Sequence[Finding], report: CheckReport,
+             spent: Finding | None) -> CheckReport:
+    """The report kept with an output: the worst verdict of ``findings`` (and of the ration's
+    finding, withheld, when ``spent``), without labels once people must decide."""
+    found = [*findings, *([spent] if spent is not None else [])]
+    verdict = CheckReport.worst(found)
+    if SEVERITY[verdict] >= SEVERITY[Verdict.REVIEW]:
+        found = [_without_labels(f) for f in found]
+    return CheckReport(verdict, found, report.suppressed, report.rules_version,
+                       report.thresholds, report.removed, withheld=spent is not None)
 
 
 def _without_labels(finding: Finding) -> Finding:
