@@ -1,38 +1,48 @@
-"""Administration and audit at the console, as a custodian runs them (real processes)."""
+"""Administration and audit at the console, as a custodian runs them: each command through
+the console's own entry point, in this process (the process boundary itself is tested in
+test_cli.py), its session and data on disk between commands as between real runs."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sqlite3
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
+from typer.testing import CliRunner
 
-pytestmark = pytest.mark.slow  # the console's commands in subprocesses, end to end
+from strongroom.cli import app
+
+pytestmark = pytest.mark.slow  # the console's commands end to end
 
 ADMIN = "ada@custodian.test"
+
+
+@dataclass(frozen=True)
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 class Console:
     def __init__(self, tmp: Path):
         self.data, self.key = tmp / "data", tmp / "keys" / "master.key"
-        self.env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "config"),
-                    "STRONGROOM_DATA_DIR": str(self.data), "STRONGROOM_KEY_FILE": str(self.key)}
-        self.env.pop("STRONGROOM_MASTER_KEY", None)
+        self.env: dict[str, str | None] = {
+            "XDG_CONFIG_HOME": str(tmp / "config"), "STRONGROOM_DATA_DIR": str(self.data),
+            "STRONGROOM_KEY_FILE": str(self.key), "STRONGROOM_MASTER_KEY": None}
         self.offset = 0  # each sign-in uses the next TOTP step (a code is accepted once)
 
-    def run(self, *args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = dict(self.env)
-        if password is not None:
-            env["STRONGROOM_PASSWORD"] = password
-        return subprocess.run([sys.executable, "-m", "strongroom.cli", *args],
-                              capture_output=True, text=True, check=False, env=env)
+    def run(self, *args: str, password: str | None = None) -> Done:
+        env = {**self.env, "STRONGROOM_PASSWORD": password}
+        result = CliRunner().invoke(app, list(args), env=env)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # a traceback is a bug, never a console answer
+        return Done(result.exit_code, result.stdout, result.stderr)
 
     def ok(self, *args: str, password: str | None = None) -> Any:
         done = self.run(*args, password=password)

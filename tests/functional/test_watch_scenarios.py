@@ -27,7 +27,7 @@ ALERT_ONLY = {"new network", "off-hours spike", "revoked institution's token"}
 @pytest.fixture(scope="module")
 def run() -> Iterator[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulation(Path(tmp), n_partners=19, days=30, cohort=6_000, seed=11,
+        sim = Simulation(Path(tmp), n_partners=19, days=20, cohort=6_000, seed=11,
                          bulk_trials=2, limit=LIMIT)
         try:
             yield sim.run()

@@ -1,10 +1,10 @@
-"""A reconstruction attack (Dinur and Nissim, 2003) on 500 secret bits with 2,000 subset sums.
+"""A reconstruction attack (Dinur and Nissim, 2003) on 500 secret bits with 1,000 subset sums.
 
 The secret is a column of a 500-participant table (sex, made exactly balanced so guessing
-the majority is worth 50 %). The attacker asks, for 2,000 random halves of the participants
+the majority is worth 50 %). The attacker asks, for 1,000 random halves of the participants
 (named by their pids), how many in the half have the bit set, and decodes the answers by least
 squares and by Dinur and Nissim's linear program. Exact answers give every bit away. Through
-DP mode, with the project's budget of ε = 1 in all, spent on 2,000 queries of ε 1/2000 or on a
+DP mode, with the project's budget of ε = 1 in all, spent on 1,000 queries of ε 1/1000 or on a
 few sharper ones until it runs out, neither decoder does better than a coin (at most 60 %).
 The DP answers go through the real service: authorisation, the ledger, OpenDP.
 """
@@ -33,7 +33,7 @@ from tests.access_world import World, build_world
 
 pytestmark = pytest.mark.slow  # reconstruction attacks solve large systems
 
-PARTICIPANTS, QUERIES = 500, 2000
+PARTICIPANTS, QUERIES = 500, 1000
 SECRET = "p31"
 EXACT_SQL = {"kind": "aggregate_sql",
              "sql": "SELECT p31 AS sex, count(*) AS n FROM participants GROUP BY p31"}
@@ -147,7 +147,7 @@ def test_exact_answers_give_every_bit_away(attack: Attack, decoder: str) -> None
 
 
 def test_dp_mode_with_a_budget_of_one_gives_nothing_away(attack: Attack) -> None:
-    """2,000 DP answers of ε 1/2000: the budget pays for exactly all of them, then stops."""
+    """1,000 DP answers of ε 1/1000: the budget pays for exactly all of them, then stops."""
     found = attack.targets[0]
     with pytest.raises(Refused, match="differential-privacy mode"):
         attack.world.platform.outputs.analyse(attack.researcher, found.project_id, EXACT_SQL)
@@ -158,10 +158,10 @@ def test_dp_mode_with_a_budget_of_one_gives_nothing_away(attack: Attack) -> None
     view = attack.world.platform.privacy.budget_of(attack.researcher, found.project_id)
     assert view.budget.epsilon_spent == 1 and view.budget.queries == QUERIES
     exact = found.subsets @ found.bits
-    assert np.abs(answers - exact).std() > 1000  # noise of scale 2,000 on each answer
+    assert np.abs(answers - exact).std() > 500  # noise of scale 1,000 on each answer
     for name, decoder in DECODERS.items():
         share = recovered(decoder, found.subsets, answers, found.bits)
-        print(f"DP mode, 2,000 answers of ε 1/2000: {name} recovers {share:.1%}")
+        print(f"DP mode, 1,000 answers of ε 1/1000: {name} recovers {share:.1%}")
         assert share <= 0.6, f"{name} recovered {share:.1%} through DP mode"
 
 

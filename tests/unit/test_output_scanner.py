@@ -22,6 +22,8 @@ from strongroom.cohort.model import Cohort
 from strongroom.cohort.synth.generator import synthesise
 from strongroom.outputs import readers, scanner
 from strongroom.outputs.readers import PayloadTable, UnreadablePayload, read_payload
+from strongroom.errors import Invalid
+from strongroom.outputs.ids import IdSet
 from strongroom.outputs.scanner import RowIndex, scan
 from strongroom.outputs.verdicts import Finding, Verdict
 
@@ -41,8 +43,9 @@ def pids() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def index(cohort: Cohort, dictionary: Dictionary, pids: list[np.ndarray]) -> RowIndex:
-    eids = cohort.participants["eid"].to_numpy()
-    return RowIndex.build(cohort.participants, dictionary, [eids, *pids])
+    built = RowIndex.build(cohort.participants, dictionary)
+    built.ids.sync({"a": 1, "b": 1}, {"a": pids[0], "b": pids[1]}.__getitem__)
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +294,34 @@ def test_pseudonymous_ids_are_found(pids: list[np.ndarray], index: RowIndex) -> 
     assert rules(findings) == ["identifiers"]
     assert findings[0].reason.startswith("5 distinct values are participant IDs")
     assert str(pids[1][0]) not in findings[0].reason
+
+
+def test_the_id_set_follows_the_live_projects() -> None:
+    """A new project's pseudonyms are added alone; a rewritten or retired map is rebuilt, so
+    its old pseudonyms stop being IDs (and a damaged map is refused, never skipped)."""
+    drawn = random_ids(4000, np.empty(0, np.int64))  # four maps that share no pseudonym
+    maps = {"a": drawn[:1000], "b": drawn[1000:2000], "c": drawn[2000:3000]}
+    loads: list[str] = []
+
+    def load(project: str) -> np.ndarray:
+        loads.append(project)
+        return maps[project]
+
+    ids = IdSet(np.array([5, 6, 7]))
+    ids.sync({"a": 1, "b": 1}, load)
+    ids.sync({"a": 1, "b": 1, "c": 1}, load)
+    assert loads == ["a", "b", "c"]  # the third project cost one read, not three
+    assert ids.contains(np.concatenate([maps["a"], maps["c"], [5, 7]])).all()
+    assert not ids.contains(np.array([4, 8, 999_999, 10_000_000])).any()
+    old_b = maps["b"]
+    maps["b"] = drawn[3000:]
+    ids.sync({"a": 1, "b": 2}, load)  # b rewritten, c retired: rebuilt from what is live
+    assert ids.contains(maps["b"]).all() and ids.contains(maps["a"]).all()
+    assert not ids.contains(old_b).any() and not ids.contains(maps["c"]).any()
+    maps["d"] = np.array([123])
+    with pytest.raises(Invalid, match="not 7-digit"):
+        ids.sync({"a": 1, "b": 2, "d": 1}, load)
+    assert ids.contains(maps["a"]).all()  # a refused sync leaves the set as it was
 
 
 def test_master_ids_in_text_are_found(cohort: Cohort, index: RowIndex) -> None:

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +61,7 @@ from scipy.special import gammaln
 
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, parse_column_name
-from strongroom.errors import Invalid
+from strongroom.outputs.ids import IdSet
 from strongroom.outputs.readers import (
     TOKEN,
     Payload,
@@ -128,31 +127,27 @@ class IndexedColumn:
 
 @dataclass(frozen=True)
 class RowIndex:
-    """The cohort's records and key counts, and the participant ID bitset, for one version."""
+    """The cohort's records and key counts for one version, and the participant IDs."""
 
     n: int
     columns: tuple[IndexedColumn, ...]
     keys: IntArray  # sorted composite keys of every (column, precision, value)
     counts: npt.NDArray[np.int32]  # records holding each key
-    id_low: int
-    id_high: int
-    id_bits: npt.NDArray[np.uint8]  # packed bitset over [id_low, id_high]
-    id_count: int
+    ids: IdSet  # master IDs and live pseudonyms (kept in step by the output service)
 
     @classmethod
-    def build(cls, participants: pl.DataFrame, dictionary: Dictionary,
-              ids: Sequence[np.ndarray]) -> RowIndex:
-        """Index a cohort's participant table (eid + columns) and every participant ID."""
+    def build(cls, participants: pl.DataFrame, dictionary: Dictionary) -> RowIndex:
+        """Index a cohort's participant table (eid + columns) and its master IDs."""
         columns = tuple(c for name in participants.columns if name != EID
                         if (c := _index_column(name, participants[name], dictionary)))
         keys, counts = _key_counts(columns)
-        low, high, bits, count = _id_bitset(ids)
-        return cls(participants.height, columns, keys, counts, low, high, bits, count)
+        return cls(participants.height, columns, keys, counts,
+                   IdSet(participants[EID].cast(pl.Int64).to_numpy()))
 
     @property
     def nbytes(self) -> int:
         return (sum(c.values.nbytes for c in self.columns) + self.keys.nbytes
-                + self.counts.nbytes + self.id_bits.nbytes)
+                + self.counts.nbytes + self.ids.nbytes)
 
     def lookup(self, column: IntArray, digits: IntArray, key: IntArray) -> IntArray:
         """Records whose column value has floor key ``key`` at ``digits`` decimals."""
@@ -163,11 +158,7 @@ class RowIndex:
         return np.where(found, self.counts[at], 0).astype(np.int64)
 
     def is_id(self, values: IntArray) -> npt.NDArray[np.bool_]:
-        inside = (values >= self.id_low) & (values <= self.id_high)
-        offset = np.where(inside, values - self.id_low, 0)
-        bit = (self.id_bits[offset >> 3] >> (7 - (offset & 7))) & 1
-        hit: npt.NDArray[np.bool_] = inside & (bit == 1)
-        return hit
+        return self.ids.contains(values)
 
 
 def scan(index: RowIndex, data: bytes, filename: str) -> list[Finding]:
@@ -252,22 +243,6 @@ def _key_counts(columns: tuple[IndexedColumn, ...]) -> tuple[IntArray, npt.NDArr
     keys = np.concatenate(all_keys)
     order = np.argsort(keys, kind="stable")
     return keys[order], np.concatenate(all_counts)[order]
-
-
-def _id_bitset(ids: Sequence[np.ndarray]) -> tuple[int, int, npt.NDArray[np.uint8], int]:
-    parts = [np.asarray(a) for a in ids if len(a)]
-    if not parts:
-        return 1, 0, np.zeros(1, np.uint8), 0
-    for part in parts:
-        if not np.issubdtype(part.dtype, np.integer):
-            raise Invalid(f"participant IDs must be whole numbers, not {part.dtype}")
-    every = np.unique(np.concatenate([p.astype(np.int64) for p in parts]))
-    low, high = int(every[0]), int(every[-1])
-    if low < 0 or high - low >= 2**32:
-        raise Invalid("participant IDs must be non-negative and span fewer than 2^32 values")
-    flags = np.zeros(high - low + 1, dtype=bool)
-    flags[every - low] = True
-    return low, high, np.packbits(flags), len(every)
 
 
 # -- participant IDs -----------------------------------------------------------------------

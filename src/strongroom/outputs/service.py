@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import polars as pl
 import yaml
 from pyroaring import BitMap
 from sqlalchemy import select, update
@@ -29,7 +28,6 @@ from strongroom.access.models import Person, Project
 from strongroom.access.permissions import Action
 from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
-from strongroom.cohort.model import EID
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.results import PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache
@@ -149,22 +147,17 @@ class Outputs:
         return rules
 
     def index(self) -> RowIndex:
-        """The raw-row scanner's index: the cohort's records, its IDs and every project's.
-
-        Rebuilt when the cohort version or any project's pseudonyms change (seconds, rarely).
-        """
+        """The raw-row scanner's index: the cohort's records and IDs (built once per cohort
+        version, in seconds) and every live project's pseudonyms (added as projects appear)."""
         with self.ctx.transaction() as db:
-            live = list(db.scalars(select(Project).where(Project.key_sealed.is_not(None))
-                                   .order_by(Project.id)))
-        stamps = tuple((p.id, self.enclave.pseudonym_stamp(p)) for p in live)
-        return self._index.get((self.enclave.version(), stamps),
-                               lambda: self._build_index(live))
-
-    def _build_index(self, projects: list[Project]) -> RowIndex:
-        participants = self.enclave.cohort().participants
-        ids = [participants[EID].cast(pl.Int64).to_numpy()]
-        ids += [self.enclave.pseudonym_map(p)["pid"].to_numpy() for p in projects]
-        return RowIndex.build(participants, self.ctx.dictionary, ids)
+            live = {p.id: p for p in db.scalars(select(Project)
+                                                 .where(Project.key_sealed.is_not(None)))}
+        index = self._index.get(self.enclave.version(), lambda: RowIndex.build(
+            self.enclave.cohort().participants, self.ctx.dictionary))
+        index.ids.sync({p.id: self.enclave.pseudonym_stamp(p) for p in live.values()},
+                       lambda project: self.enclave.pseudonym_map(live[project])["pid"]
+                       .to_numpy())
+        return index
 
     # -- analyse → checked output ----------------------------------------------------------
 
