@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
 from strongroom.errors import Conflict
-from strongroom.outputs import answers
+from strongroom.outputs import answers, requests
 from strongroom.outputs.render import Format
 from strongroom.outputs.requests import OutputView
 from strongroom.outputs.states import OutputStatus
@@ -81,7 +82,8 @@ def test_the_ration_ends_the_oracle_in_every_project_and_returns_with_the_window
         if spent >= rules.answers_max_acted:
             break
     with world.platform.access.transaction() as db:
-        assert answers.used(db, who.person_id, world.clock(), rules) == 20
+        assert answers.used(db, who.person_id, world.clock(),
+                            answers.Ration.strictest([rules])) == 20
 
     # spent: an obese and a lean target, and a table with nothing small, all look the same
     obese = _probe(world, who, first, fat)
@@ -103,6 +105,11 @@ def test_the_ration_ends_the_oracle_in_every_project_and_returns_with_the_window
 
     # the checkers see all of it, and what the check blocked they may only reject
     checker = world.checker()
+    ctx = world.platform.access
+    assert requests.read(ctx, checker, lean.output.id).report.verdict is Verdict.BLOCK
+    assert requests.read(ctx, who, lean.output.id).report.verdict is Verdict.REVIEW
+    listed = {v.output.id: v.report.verdict for v in requests.list_outputs(ctx, checker)}
+    assert listed[lean.output.id] is Verdict.BLOCK
     with pytest.raises(Conflict, match="may only reject"):
         world.platform.outputs.review(checker, lean.output.id, True, "looks fine to me")
 
@@ -148,7 +155,8 @@ def test_asking_for_release_is_rationed_too(world: AttackWorld, cast: runner.Cas
     with pytest.raises(Conflict):  # one participant apart from what was released
         outputs.request_release(who, second.output.id)
     with world.platform.access.transaction() as db:
-        assert answers.used(db, who.person_id, world.clock(), rules) == 1
+        assert answers.used(db, who.person_id, world.clock(),
+                            answers.Ration.strictest([rules])) == 1
 
     for n in range(rules.answers_max_acted):  # spend the rest (a sum over one person)
         outputs.analyse(who, project, {"kind": "aggregate_sql", "sql": PROBE.replace(
@@ -157,3 +165,46 @@ def test_asking_for_release_is_rationed_too(world: AttackWorld, cast: runner.Cas
     asked = outputs.request_release(who, kept.output.id, runner.NOTE)
     assert asked.status is OutputStatus.UNDER_REVIEW
     assert [f.rule for f in asked.report.findings] == [answers.RULE]
+
+    # a checker's decision on it answers what the check would have said: it counts
+    ration = answers.Ration.strictest([rules])
+    with world.platform.access.transaction() as db:
+        before = answers.used(db, who.person_id, world.clock(), ration)
+    outputs.review(world.checker(), kept.output.id, False,
+                   "a withheld output of a researcher probing small groups")
+    with world.platform.access.transaction() as db:
+        assert answers.used(db, who.person_id, world.clock(), ration) == before + 1
+
+
+def test_requests_sent_at_once_cannot_share_the_last_answer(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """The ration is read and spent in the transaction that records the output, under a lock
+    on the person: twelve probes in parallel with one answer left get exactly one."""
+    who, project = world.researcher()
+    service.define(world.platform.enclave, who, project, "base", BASE)
+    outputs = world.platform.outputs
+    limit = outputs.rules_for(project).answers_max_acted
+    for n in range(limit - 1):
+        _probe(world, who, project, cast.obese[n % len(cast.obese)])
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        views = list(pool.map(lambda t: _probe(world, who, project, t),
+                              (cast.obese * 2)[:12]))
+    answered = [v for v in views if not v.check_report.withheld]
+    assert len(answered) == 1, [v.report.verdict for v in views]
+    with world.platform.access.transaction() as db:
+        assert answers.used(db, who.person_id, world.clock(), answers.Ration(
+            limit, 24, Verdict.REVIEW)) == limit
+
+
+def test_a_person_s_ration_is_the_strictest_of_their_projects(world: AttackWorld,
+                                                              cast: runner.Cast) -> None:
+    """A project that rations harder holds its researcher in every project: the ration is
+    one per person, so asking from the laxer project gives nothing more."""
+    who, strict = world.researcher()
+    lax = runner.another_project(world, who)
+    for project in (strict, lax):
+        service.define(world.platform.enclave, who, project, "base", BASE)
+    world.platform.outputs.set_project_rules(world.staff("custodian-admin"), strict,
+                                              {"answers": {"max_acted": 3}})
+    kinds = [_probe(world, who, lax, cast.obese[n]).check_report.withheld for n in range(5)]
+    assert kinds == [False, False, False, True, True]

@@ -17,10 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
-from strongroom.outputs import precision
+from strongroom.errors import Invalid
+from strongroom.outputs import precision, requests
 from strongroom.outputs.check import check
-from strongroom.outputs.render import Format, render
+from strongroom.outputs.render import MEDIA_TYPE, Format, render
 from strongroom.outputs.rules import load_rules
+from strongroom.outputs.service import _fits
 
 RULES = load_rules()
 
@@ -168,3 +170,28 @@ def test_a_histograms_small_tail_bins_are_left_out() -> None:
              count(("[40, 50]",), 2, 96)]
     report = check(Result(AnalysisKind.HISTOGRAM, {}, cells), RULES)
     assert report.removed == {0, 3}
+
+
+def test_no_label_can_make_an_output_fail_to_record_once_the_check_has_acted() -> None:
+    """Whether recording fails must not depend on which rows the check removed: a NUL in a
+    label (built in SQL) renders as U+FFFD, and the size limit is met on the whole result
+    before the check, so it cannot tell whether a row was shown."""
+    cells = [count(("a\x00b",), 40), count(("c",), 3, 40)]
+    result = Result(AnalysisKind.AGGREGATE_SQL, {}, cells)
+    for fmt in Format:
+        payload = render(result, set(), fmt)
+        assert requests._payload_problems(payload, MEDIA_TYPE[fmt], f"t.{fmt.value}") == []
+    assert "\ufffd" in render(result, set(), Format.CSV).decode()
+
+
+def test_the_size_limit_is_the_whole_result_s_whatever_the_check_removes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    result = Result(AnalysisKind.AGGREGATE_SQL, {}, [count((f"g{i}",), 20, 20 * i)
+                                                     for i in range(50)])
+    whole = len(render(result, set(), Format.JSON))
+    monkeypatch.setattr(requests, "MAX_BYTES", whole + 20)  # shown less a row: would fit
+    assert len(render(result, set(), Format.JSON, removed={0})) < requests.MAX_BYTES
+    with pytest.raises(Invalid, match="fewer groups"):
+        _fits(result, Format.JSON)
+    monkeypatch.setattr(requests, "MAX_BYTES", whole + len(result.cells))
+    _fits(result, Format.JSON)

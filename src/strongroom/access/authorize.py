@@ -6,7 +6,7 @@ raised as :class:`~strongroom.errors.Refused` for the server and CLI to show.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from strongroom.access import policies
@@ -25,6 +25,14 @@ def is_member(db: Session, project: Project, person_id: str) -> bool:
     return db.scalar(select(ProjectMember.person_id).where(
         ProjectMember.project_id == project.id, ProjectMember.person_id == person_id,
     )) is not None
+
+
+def projects_of(db: Session, person_id: str) -> set[str]:
+    """The projects a person leads or is a member of."""
+    return set(db.scalars(select(Project.id).where(or_(
+        Project.lead_id == person_id,
+        Project.id.in_(select(ProjectMember.project_id)
+                       .where(ProjectMember.person_id == person_id))))))
 
 
 def _needs_membership(action: Action, roles: frozenset[Role]) -> bool:

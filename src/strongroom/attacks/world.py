@@ -73,6 +73,10 @@ class AttackWorld:
         """A new output checker of a new institution, signed in."""
         return self._person("checker", "output-checker")
 
+    def staff(self, role: str) -> Principal:
+        """A new member of staff with ``role`` (of a new institution), signed in."""
+        return self._person("staff", role)
+
     def _person(self, kind: str, role: str) -> Principal:
         n = next(self.serial)
         today = self.clock().date()

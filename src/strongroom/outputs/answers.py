@@ -6,18 +6,25 @@ numbers can hide (only noise can, see docs/explanation/output-check.md). So each
 ration of outputs acted on automatically (rules.yaml ``answers``), counted across all their
 projects; once it is spent, every output of theirs goes to the output checkers, acted on or
 not, so the verdict itself answers nothing until the window moves on.
+
+The ration is one per person, so the strictest of their projects' rules sets it; it is read
+and spent under a lock on the person (a no-op write), in the transaction that records the
+output, so requests sent at once cannot each see the same unspent ration.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from strongroom.access.models import Person
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.rules import Rules
-from strongroom.outputs.verdicts import Finding, Verdict
+from strongroom.outputs.verdicts import SEVERITY, Finding, Verdict
 
 RULE = "answers"
 
@@ -27,24 +34,44 @@ def acted(verdict: Verdict, suppressed: set[int]) -> bool:
     return verdict is not Verdict.RELEASE or bool(suppressed)
 
 
-def used(db: Session, person_id: str, now: dt.datetime, rules: Rules) -> int:
-    """The person's outputs acted on within the rules' window, in every project."""
-    since = now - dt.timedelta(hours=rules.answers_window_hours)
+@dataclass(frozen=True)
+class Ration:
+    """How many outputs acted on a person may see answered in a window, and what the rest get."""
+
+    max_acted: int
+    window_hours: int
+    verdict: Verdict
+
+    @classmethod
+    def strictest(cls, rules: Iterable[Rules]) -> Ration:
+        """The tightest ration of several projects' rules (one person, one ration)."""
+        every = list(rules)
+        return cls(min(r.answers_max_acted for r in every),
+                   max(r.answers_window_hours for r in every),
+                   max((r.answers_verdict for r in every), key=SEVERITY.__getitem__))
+
+
+def used(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> int:
+    """The person's outputs acted on within the ration's window, in every project."""
+    since = now - dt.timedelta(hours=ration.window_hours)
     return int(db.scalar(select(func.count()).select_from(OutputRow).where(
         OutputRow.requester == person_id, OutputRow.acted.is_(True),
         OutputRow.created_at >= since)) or 0)
 
 
-def rationed(db: Session, person_id: str, now: dt.datetime, rules: Rules) -> Finding | None:
-    """A finding that sends the output to people when the person's ration is spent."""
-    spent = used(db, person_id, now, rules)
-    if spent < rules.answers_max_acted:
+def rationed(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> Finding | None:
+    """A finding that sends the output to people when the person's ration is spent.
+
+    Takes the person's lock first: the caller spends the ration (records an output acted on)
+    in the same transaction, so the count it read cannot move under it."""
+    db.execute(update(Person).where(Person.id == person_id).values(id=Person.id))
+    if used(db, person_id, now, ration) < ration.max_acted:
         return None
     # the constant, never the count: outputs withheld do not count (they answered nothing),
     # and a count that moved with them would answer what they held
-    return Finding(RULE, rules.answers_verdict, (
-        f"the output check has acted on {rules.answers_max_acted} of your outputs in the last "
-        f"{rules.answers_window_hours} hours (hidden cells, removed categories or findings for "
+    return Finding(RULE, ration.verdict, (
+        f"the output check has acted on {ration.max_acted} of your outputs in the last "
+        f"{ration.window_hours} hours (hidden cells, removed categories or findings for "
         f"people), the most it answers automatically: whether it acts says whether a small "
         f"group exists, so every output of yours goes to the output checkers, whatever it "
-        f"holds, until fewer than {rules.answers_max_acted} fall within that window"))
+        f"holds, until fewer than {ration.max_acted} fall within that window"))

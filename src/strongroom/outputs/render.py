@@ -33,6 +33,12 @@ def _shown(value: float | None) -> float | None:
     return float(f"{value:.{SIGNIFICANT}g}")
 
 
+def _text(label: str) -> str:
+    """A label as CSV may hold it: a NUL (which a label built in SQL may carry) becomes U+FFFD,
+    so no label can make the output invalid, which would answer whether its row was shown."""
+    return label.replace("\x00", "\ufffd")
+
+
 def render(result: Result, suppressed: set[int], fmt: Format,
            removed: set[int] | None = None) -> bytes:
     public = result.public(suppressed, removed)
@@ -45,7 +51,7 @@ def render(result: Result, suppressed: set[int], fmt: Format,
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["row", "column", "kind", "value", "suppressed"])
         for cell in public["cells"]:
-            writer.writerow([" | ".join(cell["row"]), cell["column"], cell["kind"],
+            writer.writerow([_text(" | ".join(cell["row"])), _text(cell["column"]), cell["kind"],
                              "" if cell["value"] is None else repr(cell["value"]),
                              "yes" if cell["suppressed"] else "no"])
         return buffer.getvalue().encode()

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from strongroom.access.authorize import authorize, is_member
+from strongroom.access.authorize import authorize, is_member, projects_of
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.models import Project, ProjectMember
 from strongroom.access.permissions import RULES, Action
@@ -72,6 +72,9 @@ PERMISSION: dict[OutputAction, Action] = {
 class OutputView:
     output: OutputRow
     reviews: list[ReviewRow]
+    # the reader oversees outputs and is independent of this one (not its requester, not a
+    # member of its project): they read the whole check report, withheld or not
+    independent: bool = False
 
     @property
     def status(self) -> OutputStatus:
@@ -79,8 +82,10 @@ class OutputView:
 
     @property
     def report(self) -> CheckReport:
-        """What the check says, as its requester may read it (see CheckReport.shown)."""
-        return report_of(self.output).shown()
+        """What the check says, as the reader may read it: whole to an independent overseer,
+        else as its requester may (withheld: only that it waits, see CheckReport.shown)."""
+        whole = report_of(self.output)
+        return whole if self.independent else whole.shown()
 
     @property
     def digest(self) -> tuple[str, int] | tuple[None, None]:
@@ -184,11 +189,18 @@ def _report_json(report: CheckReport, problems: list[str]) -> dict[str, Any]:
     return stored if isinstance(stored, dict) else {}
 
 
+Settle = Callable[[Session], tuple[CheckReport, bool]]
+
+
 def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
                   payload: bytes, media_type: str, filename: str, report: CheckReport,
-                  kind: AnalysisKind, spec: dict[str, Any], acted: bool = False) -> OutputView:
+                  kind: AnalysisKind, spec: dict[str, Any], acted: bool = False,
+                  settle: Settle | None = None) -> OutputView:
     """Keep a checked output (status CHECKED); called by the enclave after an analysis.
-    ``acted``: the check hid, removed or found something (an answer, rationed per person)."""
+    ``acted``: the check hid, removed or found something (an answer, rationed per person).
+    ``settle(db)``, if given, runs in the recording transaction before the row is added and
+    returns the report to keep and ``acted`` in place of those given (the ration of answers
+    is read and spent there, atomically)."""
     problems = _payload_problems(payload, media_type, filename)
     stored_report = _report_json(report, problems)
     stored_spec = _json(spec, "analysis specification", problems)
@@ -199,6 +211,11 @@ def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
     with ctx.transaction() as db:
         project = authorize(ctx, db, principal, Action.DATA_ANALYSE, project_id)
         assert project is not None
+        if settle is not None:
+            report, acted = settle(db)
+            stored_report = _report_json(report, problems)
+            if problems:
+                raise Invalid(problems)
         sha256 = files.save(ctx, project, payload)  # the file first: no row names absent bytes
         row = OutputRow(id=new_id("out"), project_id=project_id,
                         requester=principal.person_id, created_at=ctx.clock(),
@@ -274,13 +291,18 @@ def _act(ctx: AccessContext, principal: Principal, output_id: str, action: Outpu
                                   f"be released")
                 _transition(db, row, move, now, justification=justification,
                             requested_at=now)
+            elif move.by is Actor.CHECKER and move.target in FINAL and row.report.get(
+                    "withheld"):
+                # the decision on a withheld output answers what the check would have said:
+                # it counts against the requester's ration like an output acted on
+                _transition(db, row, move, now, acted=True)
             else:
                 _transition(db, row, move, now)
             if move.by is Actor.CHECKER:
                 _add_review(db, row, principal, action, reason, now)
             if move.target is OutputStatus.RELEASED and on_release is not None:
                 on_release(row)
-            return _view(db, row), move
+            return _view(db, row, principal), move
 
     view, move = _retrying(attempt)
     for event in move.events:
@@ -368,10 +390,18 @@ def _get(db: Session, output_id: str) -> OutputRow:
     return found
 
 
-def _view(db: Session, row: OutputRow) -> OutputView:
+def _view(db: Session, row: OutputRow, reader: Principal) -> OutputView:
     reviews = db.scalars(select(ReviewRow).where(ReviewRow.output_id == row.id)
                          .order_by(ReviewRow.at, ReviewRow.id))
-    return OutputView(row, list(reviews))
+    mine = projects_of(db, reader.person_id)
+    return OutputView(row, list(reviews), _reads_whole(reader, row, mine))
+
+
+def _reads_whole(reader: Principal, row: OutputRow, member_of: set[str]) -> bool:
+    """Whether ``reader`` sees the whole check report: the requester's colleagues do not (a
+    ration is one person's, and a team shares what it reads)."""
+    return (_oversees(reader) and reader.person_id != row.requester
+            and row.project_id not in member_of)
 
 
 def release_record(view: OutputView) -> dict[str, Any]:
@@ -459,7 +489,9 @@ def list_outputs(ctx: AccessContext, principal: Principal, project_id: str | Non
         for found in db.scalars(select(ReviewRow).where(ReviewRow.output_id.in_(list(reviews)))
                                 .order_by(ReviewRow.at, ReviewRow.id)):
             reviews[found.output_id].append(found)
-        return [OutputView(row, reviews[row.id]) for row in rows]
+        member_of = projects_of(db, principal.person_id)
+        return [OutputView(row, reviews[row.id], _reads_whole(principal, row, member_of))
+                for row in rows]
 
 
 def read(ctx: AccessContext, principal: Principal, output_id: str) -> OutputView:
@@ -467,7 +499,7 @@ def read(ctx: AccessContext, principal: Principal, output_id: str) -> OutputView
     with ctx.transaction() as db:
         row = _get(db, output_id)
         authorize(ctx, db, principal, Action.OUTPUT_READ, row.project_id)
-        return _view(db, row)
+        return _view(db, row, principal)
 
 
 def content_for_review(ctx: AccessContext, principal: Principal, output_id: str) -> Download:

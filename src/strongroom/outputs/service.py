@@ -22,7 +22,7 @@ from pyroaring import BitMap
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
-from strongroom.access.authorize import authorize
+from strongroom.access.authorize import authorize, projects_of
 from strongroom.access.context import Principal
 from strongroom.access.models import Person, Project
 from strongroom.access.permissions import Action
@@ -170,6 +170,7 @@ class Outputs:
         where, result = enclave_service.analyse(self.enclave, principal, project_id, request)
         rules = self.rules_for(project_id)
         precision.apply(result, rules.threshold)  # before anything is rendered or compared
+        _fits(result, fmt)
         report = check(result, rules)
         eids = self._to_master(where.project)
         everyone = [bitmap(eids(c.contributors)) for c in result.cells]
@@ -187,7 +188,6 @@ class Outputs:
         findings = list(report.findings) + within_output(held.cells(), rules.threshold)
         with self.ctx.transaction() as db:
             institution = _institution(db, where.project)
-            spent = answers.rationed(db, principal.person_id, self.ctx.clock(), rules)
         findings += self.ledger.check(institution, project_id,
                                       held.cells(), held.population, rules.threshold)
         findings += self._combined(institution, held, rules.threshold, positions, valued,
@@ -196,16 +196,28 @@ class Outputs:
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
         acted = answers.acted(CheckReport.worst(findings), report.suppressed)
-        final = _settled(findings, report, spent)
+
+        def settle(db: Session) -> tuple[CheckReport, bool]:
+            """Read and spend the ration where the output is recorded (one transaction)."""
+            spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
+                                     self._ration(db, principal.person_id))
+            return _settled(findings, report, spent), acted and spent is None
+
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
-            filename=name, report=final, kind=result.kind, spec=dict(request),
-            acted=acted and spent is None)
+            filename=name, report=_settled(findings, report, None), kind=result.kind,
+            spec=dict(request), settle=settle)
         self._keep(where.project, view.output.id, held)
         if measured is not None:
-            measured(Measures.of(result, held, final.findings, rules.threshold,
+            measured(Measures.of(result, held, view.check_report.findings, rules.threshold,
                                  self.enclave.cohort().participants.height))
         return view
+
+    def _ration(self, db: Session, person_id: str) -> answers.Ration:
+        """One person's ration of answers: the strictest of their projects' rules."""
+        projects = sorted(projects_of(db, person_id))
+        return answers.Ration.strictest([self.rules_for(p) for p in projects] or
+                                        [self.base_rules])
 
     def shown_cells(self, project_id: str, output_id: str) -> int:
         """How many counts of groups an output gives away (its shown cells and the
@@ -306,31 +318,46 @@ class Outputs:
                         justification: str | None = None) -> requests.OutputView:
         """Ask for release. The ration of answers holds here too: once the requester's is
         spent, the output is withheld (to people, whatever it holds) before anything is
-        checked again; and a release the ledger refuses is an answer, so it counts."""
-        self._withhold_if_spent(principal, output_id)
+        checked again; and a release the ledger refuses is an answer, so an answer is
+        reserved first (under the person's lock) and given back only if the release asked
+        nothing of the check."""
+        before = self._reserve(principal, output_id)
         try:
-            return requests.request_release(self.ctx, principal, output_id, justification,
+            view = requests.request_release(self.ctx, principal, output_id, justification,
                                             on_release=self._on_release)
-        except Conflict:  # still unreleased: the ledger refused it (an answer), or it raced
-            with self.ctx.transaction() as db:
-                db.execute(update(OutputRow).where(
-                    OutputRow.id == output_id,
-                    OutputRow.status == OutputStatus.CHECKED.value).values(acted=True))
+        except Conflict:  # the ledger refused it (an answer): the reservation stands
             raise
+        except BaseException:
+            self._give_back(output_id, before)
+            raise
+        self._give_back(output_id, before)
+        return view
 
-    def _withhold_if_spent(self, principal: Principal, output_id: str) -> None:
+    def _reserve(self, principal: Principal, output_id: str) -> bool | None:
+        """Withhold the output if its requester's ration is spent; otherwise mark it as an
+        answer until the release is done. Returns what to restore (None: nothing)."""
         with self.ctx.transaction() as db:
             row = db.get(OutputRow, output_id)
             if row is None or row.requester != principal.person_id or row.report.get(
                     "withheld") or row.status != OutputStatus.CHECKED.value:
-                return  # the workflow refuses these itself, with its reasons
+                return None  # the workflow refuses these itself, with its reasons
             spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
-                                     self.rules_for(row.project_id))
-            if spent is None:
-                return
-            report = requests.report_of(row)
-            withheld = _settled(report.findings, report, spent)
-            row.report, row.verdict = withheld.as_dict(), withheld.verdict.value
+                                     self._ration(db, principal.person_id))
+            if spent is not None:
+                report = requests.report_of(row)
+                withheld = _settled(report.findings, report, spent)
+                row.report, row.verdict = withheld.as_dict(), withheld.verdict.value
+                return None
+            before, row.acted = row.acted, True
+            return before
+
+    def _give_back(self, output_id: str, before: bool | None) -> None:
+        """After a release that went through (or failed for a reason of its own), the output
+        counts as it did at analysis."""
+        if before is None or before:
+            return
+        with self.ctx.transaction() as db:
+            db.execute(update(OutputRow).where(OutputRow.id == output_id).values(acted=before))
 
     def review(self, principal: Principal, output_id: str, approve: bool,
                reason: str) -> requests.OutputView:
@@ -343,6 +370,15 @@ class Outputs:
 
 
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def _fits(result: Result, fmt: Format) -> None:
+    """Refuse an output too large to keep, by the size of the whole result, before the check:
+    a size limit met only when a row is shown would answer whether the check removed it. (What
+    is released is never larger: hiding a cell adds at most one byte, allowed for here.)"""
+    if len(render(result, set(), fmt)) + len(result.cells) > requests.MAX_BYTES:
+        raise Invalid(f"the result is larger than {requests.MAX_BYTES:,} bytes, the most an "
+                      "output of aggregates may be; ask for fewer groups or fewer statistics")
 
 
 def _settled(findings: Sequence[Finding], report: CheckReport,

@@ -173,12 +173,11 @@ def still_needed(view: OutputView) -> int:
     return max(APPROVALS_NEEDED - approvals(view), 0)
 
 
-def describe(view: OutputView, checker: str | None = None) -> dict[str, Any]:
+def describe(view: OutputView) -> dict[str, Any]:
     """What every page shows beside an output: its verdict and reasons, its status, reviews.
-    The whole check report only to a ``checker`` who did not ask for it (a requester whose
-    answers were rationed sees only that it waits for people)."""
-    full = checker is not None and checker != view.output.requester
-    report = view.check_report if full else view.report
+    The whole check report only to an overseer independent of it (``OutputView.report``: a
+    requester whose answers were rationed, or their colleagues, see only that it waits)."""
+    report = view.report
     verdict = report.verdict
     return {"view": view, "row": view.output, "verdict": verdict.value,
             "verdict_words": verdict_words(verdict), "reasons": view.reasons,
@@ -216,8 +215,8 @@ def queue(request: Request, who: Checker, ctx: Access) -> Response:
     others = sorted((v for v in waiting if v.output.id not in open_ids),
                     key=lambda v: v.output.created_at, reverse=True)
     return render(request, "checks/queue.html", who, titles=_titles(ctx, who),
-                  mine=[describe(v, who.person_id) for v in mine],
-                  others=[describe(v, who.person_id) for v in others],
+                  mine=[describe(v) for v in mine],
+                  others=[describe(v) for v in others],
                   me=who.person_id, needed_total=APPROVALS_NEEDED)
 
 
@@ -244,7 +243,7 @@ def _output_page(request: Request, who: Principal, ctx: Access, output_id: str, 
     may_review = output_id in {v.output.id for v in requests.list_outputs(
         ctx, who, view.output.project_id, queue=True)}
     return render(request, "checks/output.html", who, status=status,
-                  o=describe(view, who.person_id),
+                  o=describe(view),
                   title=_titles(ctx, who).get(view.output.project_id, ""), table=table,
                   hidden=hidden, may_review=may_review, errors=errors or [],
                   comment=comment, notice=notice, me=who.person_id,
