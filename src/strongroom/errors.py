@@ -22,6 +22,12 @@ class Invalid(ServiceError):
     """The request itself is wrong (bad field, bad range, bad value)."""
 
 
+class DataRefusal(Invalid):
+    """Refused while or after reading participants' data: whether it happens can depend on
+    their values, so the output service answers it as a blocked output, rationed like any
+    output the check acted on, never as an error that answers for free."""
+
+
 class NotFound(ServiceError):
     status = "not-found"
 

@@ -35,6 +35,13 @@ KNOWN: dict[str, str] = {
         "whether the check acted is itself an answer: a deterministic check tells whether "
         "a small group exists, one bit per request (only noise hides it; see 'What only "
         "differential privacy can promise'); rationed per person: see the last test"),
+    **dict.fromkeys((
+        "a follow-up too long to tabulate only if the target is obese",
+        "an outcome that is constant unless the target is obese"),
+        "an analysis refused once it has read the data is kept as a blocked output, so the "
+        "refusal is an answer rationed like any other (errors.DataRefusal), but within the "
+        "ration whether it was refused, and why, still answers one question; rationed per "
+        "person: see the last test"),
 }
 
 

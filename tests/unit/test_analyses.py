@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from lifelines import CoxPHFitter, KaplanMeierFitter
 
+from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import group_pids
 from strongroom.enclave.analyses.regression import coefficient_steps
 from strongroom.enclave.analyses.run import run
@@ -384,7 +385,8 @@ def test_ols_matches_least_squares_with_the_most_frequent_level_as_reference() -
     assert len(cell(result, ("x",), "p").contributors) == frame.height
     assert set(result.levels) == {"level:g=a", "level:g=b", "level:g=c", "support:x", "support:y"}
     r2 = cell(result, ("model",), "r_squared")
-    assert r2.kind == CellKind.STATISTIC and 0 < (r2.value or 0) < 1
+    # rounded to what one participant could move it (analyses/sensitivity.py)
+    assert r2.kind == CellKind.STATISTIC and r2.value is not None and 0 <= r2.value <= 1
     assert {c.kind for c in result.cells} == {CellKind.COEFFICIENT, CellKind.STATISTIC}
     assert_sorted_sets(result)
 
@@ -440,10 +442,11 @@ def test_logistic_with_one_binary_covariate_gives_the_log_odds_ratio() -> None:
     outcome = [1] * 30 + [0] * 20 + [1] * 20 + [0] * 60
     frame = pl.DataFrame({"pid": range(130), "e": exposed, "y": outcome})
     result = run({"kind": "logistic", "outcome": "y", "covariates": ["e"]}, frame)
+    # each estimate is rounded to what one participant's outcome could move it by
     assert cell(result, ("e",), "coef").value == pytest.approx(math.log((30 / 20) / (20 / 60)),
-                                                               rel=1e-6)
+                                                               abs=0.1)
     assert cell(result, ("Intercept",), "coef").value == pytest.approx(math.log(20 / 60),
-                                                                       rel=1e-6)
+                                                                       abs=0.1)
     assert result.facts["events"] == 50 and result.facts["non_events"] == 80
     assert list(result.levels["outcome=1"]) == [*range(30), *range(50, 70)]
     assert len(result.levels["outcome=0"]) == 80
@@ -504,8 +507,10 @@ def test_kaplan_meier_matches_lifelines_own_table() -> None:
         assert cell(result, row, "events").value == int(table.loc[inside, "observed"].sum())
         assert cell(result, row, "censored").value == int(table.loc[inside, "censored"].sum())
         survival = cell(result, row, "survival")
-        assert survival.value == pytest.approx(
-            float(fitted.survival_function_at_times([end]).iloc[0]))
+        exact = float(fitted.survival_function_at_times([end]).iloc[0])
+        step = sensitivity.survival_step(exact, expected_at_risk, 1)  # one person's reach
+        assert survival.value is None if not math.isfinite(step) else \
+            abs(survival.value - exact) <= step / 2 + 1e-9
         at_risk_pids = frame.filter(pl.col("t") > start if k else pl.lit(True))["pid"]
         assert ids(survival) == sorted(at_risk_pids.to_list())
         assert ids(cell(result, row, "at_risk")) == ids(survival)
@@ -581,9 +586,10 @@ def test_cox_matches_lifelines_and_keeps_level_contributors() -> None:
         expected = CoxPHFitter().fit(data, duration_col="t", event_col="e").summary
     hr = cell(result, ("x",), "hr")
     assert hr.kind == CellKind.HAZARD_RATIO
-    assert hr.value == pytest.approx(expected.loc["x", "exp(coef)"])
+    # rounded to what one participant's follow-up could move them
+    assert hr.value == pytest.approx(expected.loc["x", "exp(coef)"], abs=0.1)
     assert cell(result, (f"arm={other}",), "ci_high").value == pytest.approx(
-        expected.loc["d", "exp(coef) upper 95%"])
+        expected.loc["d", "exp(coef) upper 95%"], rel=0.25)
     assert ids(cell(result, (f"arm={other}",), "p")) == sorted(
         frame.filter(pl.col("arm") == other)["pid"].to_list())
     assert result.facts["events"] == frame["e"].sum() and result.facts["n_obs"] == 120
@@ -607,14 +613,22 @@ def test_correlations_pairwise_with_their_contributors() -> None:
     pearson = run({"kind": "correlation", "variables": ["x", "y", "z"]}, frame)
     xy = cell(pearson, ("x",), "y")
     assert xy.kind == CellKind.CORRELATION
-    assert xy.value == pytest.approx(np.corrcoef([1, 2, 3, 4, 5], [2, 4, 6, 8, 30])[0, 1])
+    # over five or six people one participant could move any coefficient anywhere: hidden
+    assert xy.value is None and cell(pearson, ("x",), "z").value is None
     assert ids(xy) == [1, 2, 3, 4, 5] and ids(cell(pearson, ("x",), "z")) == [1, 2, 3, 4, 5, 6]
-    assert cell(pearson, ("x",), "z").value == pytest.approx(-1.0)
     assert cell(pearson, ("y",), "y").value == pytest.approx(1.0)
     assert len(pearson.cells) == 9
-    spearman = run({"kind": "correlation", "variables": ["x", "y"], "method": "spearman"},
-                   frame)
-    assert cell(spearman, ("x",), "y").value == pytest.approx(1.0)
+    # over many, rounded to what one participant could move it, Pearson and Spearman alike
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=3000)
+    y = 0.5 * x + rng.normal(size=3000)
+    many = pl.DataFrame({"pid": range(3000), "x": x, "y": y})
+    for method, exact in (("pearson", np.corrcoef(x, y)[0, 1]),
+                          ("spearman", np.corrcoef(np.argsort(np.argsort(x)),
+                                                   np.argsort(np.argsort(y)))[0, 1])):
+        got = cell(run({"kind": "correlation", "variables": ["x", "y"], "method": method},
+                       many), ("x",), "y").value
+        assert got is not None and got != exact and abs(got - exact) <= 0.05
 
 
 def test_a_constant_variable_has_no_correlation() -> None:

@@ -20,10 +20,10 @@ from strongroom.access.pseudonyms import random_ids
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import Cohort
 from strongroom.cohort.synth.generator import synthesise
-from strongroom.outputs import readers, scanner
-from strongroom.outputs.readers import PayloadTable, UnreadablePayload, read_payload
 from strongroom.errors import Invalid
+from strongroom.outputs import readers, scanner
 from strongroom.outputs.ids import IdSet
+from strongroom.outputs.readers import PayloadTable, UnreadablePayload, read_payload
 from strongroom.outputs.scanner import RowIndex, scan
 from strongroom.outputs.verdicts import Finding, Verdict
 

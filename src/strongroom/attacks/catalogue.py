@@ -153,9 +153,10 @@ def total(signs: Sequence[int], parts: Sequence[float | None]) -> float | None:
 
 def fingerprint(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
     """What a researcher sees of each step that does not depend on whom it aimed at: refused
-    or not, the verdict, the release, the size verdict, and how many cells were shown."""
-    return tuple((o.refused is not None, o.verdict, o.status, o.size_ok, len(cells([o], 0)))
-                 for o in obs)
+    or not, the verdict and the rule behind it, the release, the size verdict, and how many
+    cells were shown."""
+    return tuple((o.refused is not None, o.verdict, (o.why or "").split(":")[0], o.status,
+                  o.size_ok, len(cells([o], 0))) for o in obs)
 
 
 # -- recoveries shared by several attacks ---------------------------------------------------
@@ -294,7 +295,8 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
-    return LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
+    return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
+            + FITTED)
 
 
 LABELS = [
@@ -839,4 +841,168 @@ PRECISION = [
                                             for i in (1, 2) for c in ("n", "m")))
            else value(obs, 1, "n", (str(t.sex),)) * value(obs, 1, "m", (str(t.sex),))  # type: ignore[operator]
            - value(obs, 2, "n", (str(t.sex),)) * value(obs, 2, "m", (str(t.sex),))),  # type: ignore[operator]
+]
+
+
+# -- fitted figures: everyone else known by construction, the figure inverted ----------------
+# The others' outcome is 0 or 1 (or 0 or 60) by a rule whose counts a crosstab releases; only
+# the target's is their BMI. A fit's R², log-likelihood or correlation, or a survival
+# estimate, is then a function of that one value (found by an attacker's review).
+_TC = "coalesce({T}, false)"
+_KNOWN_OTHERS = ("SELECT pid, sex, CASE WHEN " + _TC + " THEN bmi WHEN birth_year < 1950 THEN "
+                 "{high} ELSE 0 END AS y, CASE WHEN birth_year < 1950 THEN 1 ELSE 0 END AS old "
+                 "FROM base WHERE bmi IS NOT NULL OR NOT " + _TC)
+_CROSSTAB = {"kind": "crosstab", "definition": "o", "rows": "sex", "columns": "old"}
+
+
+def _others(obs: list[Obs], t: Target, high: float) -> dict[tuple[int, float], float] | None:
+    """(sex, outcome) → how many others, from the released crosstab, less the target."""
+    counts = {(str(c["row"][0]), str(c["column"])): float(c["value"]) for c in cells(obs, 1)
+              if c.get("kind") == "count"}
+    try:
+        found = {(sex, high * old): counts[(str(sex), str(old))]
+                 for sex in (0, 1) for old in (0, 1)}
+    except KeyError:
+        return None
+    found[(t.sex, high if t.birth_year < 1950 else 0.0)] -= 1
+    return found
+
+
+def _invert(figure: Callable[[float], float], seen: float) -> float | None:
+    """The BMI in 10–60 whose figure is ``seen`` (the nearest on a fine grid)."""
+    grid = [10 + i / 1000 for i in range(50_001)]
+    best = min(grid, key=lambda g: abs(figure(g) - seen))
+    return best
+
+
+def _pearson_with(others: dict[tuple[int, float], float], t: Target, y: float) -> float:
+    pairs = [*others.items(), ((t.sex, y), 1.0)]
+    w = sum(n for _, n in pairs)
+    mx = sum(n * s for (s, _), n in pairs) / w
+    my = sum(n * v for (_, v), n in pairs) / w
+    sxy = sum(n * (s - mx) * (v - my) for (s, v), n in pairs)
+    sxx = sum(n * (s - mx) ** 2 for (s, _), n in pairs)
+    syy = sum(n * (v - my) ** 2 for (_, v), n in pairs)
+    return sxy / math.sqrt(sxx * syy)
+
+
+def _rss_with(others: dict[tuple[int, float], float], t: Target, y: float) -> tuple[float, int]:
+    """The residual sum of squares of y on sex (one mean per sex), and the row count."""
+    rss, rows = 0.0, 0
+    for sex in (0, 1):
+        group = [(v, n) for (s, v), n in others.items() if s == sex]
+        if sex == t.sex:
+            group.append((y, 1.0))
+        n = sum(c for _, c in group)
+        mean = sum(v * c for v, c in group) / n
+        rss += sum(c * (v - mean) ** 2 for v, c in group)
+        rows += int(n)
+    return rss, rows
+
+
+def _from_log_likelihood(obs: list[Obs], t: Target) -> float | None:
+    others, llf = _others(obs, t, 1.0), value(obs, 2, "log_likelihood")
+    if others is None or llf is None:
+        return None
+
+    def figure(y: float) -> float:
+        rss, n = _rss_with(others, t, y)
+        return -n / 2 * (1 + math.log(2 * math.pi) + math.log(rss / n))
+    return _invert(figure, llf)
+
+
+def _from_r_squared(obs: list[Obs], t: Target) -> float | None:
+    others, r2 = _others(obs, t, 1.0), value(obs, 2, "r_squared")
+    if others is None or r2 is None:
+        return None
+
+    def figure(y: float) -> float:
+        rss, _ = _rss_with(others, t, y)
+        values = [*others.items(), ((t.sex, y), 1.0)]
+        n = sum(c for _, c in values)
+        mean = sum(v * c for (_, v), c in values) / n
+        return 1 - rss / sum(c * (v - mean) ** 2 for (_, v), c in values)
+    return _invert(figure, r2)
+
+
+def _from_correlation(obs: list[Obs], t: Target) -> float | None:
+    others = _others(obs, t, 60.0)
+    r = next((float(c["value"]) for c in cells(obs, 2)
+              if c["row"] == ["sex"] and c["column"] == "y"), None)
+    if others is None or r is None:
+        return None
+    return _invert(lambda y: _pearson_with(others, t, y), r)
+
+
+def _km_definition(target_time: str, others_time: str) -> str:
+    return ("SELECT pid, CASE WHEN " + _TC + f" THEN {target_time} WHEN sex = 0 THEN "
+            f"{others_time} ELSE 31 END AS t, CASE WHEN " + _TC + " THEN 0 WHEN sex = 0 THEN 1 "
+            "ELSE 0 END AS e FROM base WHERE (sex = 0 OR smoking = 2 OR " + _TC + ") AND ("
+            + _TC + " AND bmi IS NOT NULL OR NOT " + _TC + ")")
+
+
+_BUCKET = "(least(greatest(birth_year, 1939), 1968) - 1938)"  # 1–30
+
+
+def _from_survival(obs: list[Obs], t: Target) -> float | None:
+    """Each survival estimate, recomputed for the target censored in every bucket, names the
+    bucket; two permutations of the others' buckets give the BMI's whole part and fraction."""
+    events: dict[int, float] = {}
+    for c in cells(obs, 3):
+        if c["column"] == "events" and c["value"]:
+            events[int(float(str(c["row"][1]).split(",")[1].split("]")[0]))] = float(c["value"])
+    found = []
+    for i, factor in ((4, 7), (5, 11)):
+        got = {c["column"]: float(c["value"]) for c in cells(obs, i)}
+        if "survival" not in got or "at_risk" not in got or not events:
+            return None
+        moved = {(factor * y) % 31: n for y, n in events.items()}
+        fits = []
+        for k in range(1, 32):
+            at, s, gone = got["at_risk"], 1.0, False
+            for when in sorted(moved):
+                if not gone and k <= when:
+                    at, gone = at - 1, True
+                s *= 1 - moved[when] / at
+                at -= moved[when]
+            fits.append((abs(s - got["survival"]), k))
+        found.append(min(fits)[1])
+    return 15 + (found[0] - 1) + (found[1] - 0.5) / 30
+
+
+FITTED = [
+    Attack("one-bit", "a follow-up too long to tabulate only if the target is obese",
+           (define("f", "SELECT pid, CASE WHEN {T} AND bmi > 30 THEN 100000 ELSE 1 END AS t, "
+                        "1 AS e FROM base"),
+            analyse({"kind": "kaplan_meier", "definition": "f", "time": "t", "event": "e",
+                     "interval": 1})),
+           seen, bit=True),
+    Attack("one-bit", "an outcome that is constant unless the target is obese",
+           (define("f", "SELECT pid, sex, CASE WHEN {T} AND bmi > 30 THEN 1 ELSE 0 END AS y "
+                        "FROM base"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "y", "covariates": ["sex"]})),
+           seen, bit=True),
+    Attack("precision", "a fit's log-likelihood where everyone but the target is 0 or 1",
+           (define("o", _KNOWN_OTHERS.replace("{high}", "1")), analyse(_CROSSTAB),
+            analyse({"kind": "ols", "definition": "o", "outcome": "y", "covariates": ["sex"]})),
+           _from_log_likelihood),
+    Attack("precision", "a fit's R² where everyone but the target is 0 or 1",
+           (define("o", _KNOWN_OTHERS.replace("{high}", "1")), analyse(_CROSSTAB),
+            analyse({"kind": "ols", "definition": "o", "outcome": "y", "covariates": ["sex"]})),
+           _from_r_squared),
+    Attack("precision", "a correlation where everyone but the target is 0 or 60",
+           (define("o", _KNOWN_OTHERS.replace("{high}", "60")), analyse(_CROSSTAB),
+            analyse({"kind": "correlation", "definition": "o", "variables": ["sex", "y"]})),
+           _from_correlation),
+    Attack("precision", "survival estimates that place the target's censoring by its BMI",
+           (define("ref", _km_definition("31", _BUCKET)),
+            define("k1", _km_definition("bmi - 15", f"({_BUCKET} * 7) % 31")),
+            define("k2", _km_definition("30 * (bmi - floor(bmi))", f"({_BUCKET} * 11) % 31")),
+            analyse({"kind": "kaplan_meier", "definition": "ref", "time": "t", "event": "e",
+                     "interval": 1}),
+            analyse({"kind": "kaplan_meier", "definition": "k1", "time": "t", "event": "e",
+                     "interval": 1000}),
+            analyse({"kind": "kaplan_meier", "definition": "k2", "time": "t", "event": "e",
+                     "interval": 1000})),
+           _from_survival),
 ]

@@ -36,7 +36,7 @@ from strongroom.enclave.sqlguard import (
     referenced_columns,
 )
 from strongroom.enclave.view import PID, ProjectSchema
-from strongroom.errors import Invalid
+from strongroom.errors import DataRefusal, Invalid
 
 NULL_LABEL = "NULL"  # how a NULL group key is labelled in a cell's row
 
@@ -115,7 +115,12 @@ def aggregate_sql(
                      if plan.survivors is not None else None)
     finally:
         release(con)
-    cells = cells_of(frame, plan, survivors)
+    try:
+        cells = cells_of(frame, plan, survivors)
+    except DataRefusal:
+        raise
+    except Invalid as refusal:  # read from the rows: it may depend on their values
+        raise DataRefusal(refusal.reasons) from None
     notes = []
     if plan.joined:
         notes.append("count(*) counts rows: a participant with several joined rows is counted "

@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 from polars._typing import PolarsDataType
 
-from strongroom.errors import Invalid
+from strongroom.errors import DataRefusal, Invalid
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
@@ -138,7 +138,7 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> pl.DataFram
     except duckdb.Error as exc:
         raise failure(exc, limits, timed_out=state["stopped"]) from None
     except pl.exceptions.PolarsError:
-        raise Invalid("the result holds a type the enclave cannot keep (an INTERVAL, or a "
+        raise DataRefusal("the result holds a type the enclave cannot keep (an INTERVAL, or a "
                       "number too large for 64 bits); convert it, e.g. to days with "
                       "date_diff or to DOUBLE") from None
     finally:
@@ -146,7 +146,7 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> pl.DataFram
             state["running"] = False
         timer.cancel()
     if frame.height > limits.max_rows:
-        raise Invalid(f"the query returns more than {limits.max_rows:,} rows, the most one "
+        raise DataRefusal(f"the query returns more than {limits.max_rows:,} rows, the most one "
                       "query may produce; narrow it with WHERE or aggregate it")
     return frame
 
@@ -184,14 +184,17 @@ _QUERY_ERRORS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogE
 
 
 def failure(exc: duckdb.Error, limits: Limits, timed_out: bool) -> Invalid:
-    """A DuckDB error as a reason for the researcher, without participant values."""
+    """A DuckDB error as a reason for the researcher, without participant values: a mistake
+    in the query (:class:`Invalid`), or a failure that the data may have caused
+    (:class:`DataRefusal`)."""
     if timed_out or isinstance(exc, duckdb.InterruptException):
-        return Invalid(f"the query ran longer than the limit of {limits.seconds:g} s and was "
-                       "stopped; narrow it (WHERE), join on participant IDs rather than shared "
-                       "values, or split it into definitions")
+        return DataRefusal(f"the query ran longer than the limit of {limits.seconds:g} s and "
+                           "was stopped; narrow it (WHERE), join on participant IDs rather "
+                           "than shared values, or split it into definitions")
     if isinstance(exc, duckdb.OutOfMemoryException):
-        return Invalid(f"the query needed more than its memory limit of {limits.memory} and was "
-                       "stopped; select fewer columns or rows, or avoid joins that multiply rows")
+        return DataRefusal(f"the query needed more than its memory limit of {limits.memory} and "
+                           "was stopped; select fewer columns or rows, or avoid joins that "
+                           "multiply rows")
     if isinstance(exc, duckdb.PermissionException):
         return Invalid("the query tried to reach files, the network, extensions or settings, "
                        "which the enclave does not allow; use the project's tables only")
@@ -200,9 +203,9 @@ def failure(exc: duckdb.Error, limits: Limits, timed_out: bool) -> Invalid:
         return Invalid(f"DuckDB could not run the query: {first_line}")
     for kind, reason in _DATA_ERRORS.items():
         if isinstance(exc, kind):
-            return Invalid(f"the query failed while running: {reason}")
-    return Invalid(f"the query failed while running ({type(exc).__name__}); "
-                   "check it on the dummy data first")
+            return DataRefusal(f"the query failed while running: {reason}")
+    return DataRefusal(f"the query failed while running ({type(exc).__name__}); "
+                       "check it on the dummy data first")
 
 
 def needed(

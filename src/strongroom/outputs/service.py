@@ -29,9 +29,9 @@ from strongroom.access.permissions import Action
 from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import service as enclave_service
-from strongroom.enclave.results import PidArray, Result
+from strongroom.enclave.results import AnalysisKind, PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache
-from strongroom.errors import Conflict, Invalid, NotFound
+from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound
 from strongroom.outputs import answers, combinations, contributions, precision, requests
 from strongroom.outputs.check import check
 from strongroom.outputs.contributions import Vector
@@ -167,7 +167,11 @@ class Outputs:
         """Run, check and record an analysis; ``measured`` is told what it took (for watch)."""
         if self.exact_guard is not None:
             self.exact_guard(principal, project_id)
-        where, result = enclave_service.analyse(self.enclave, principal, project_id, request)
+        try:
+            where, result = enclave_service.analyse(self.enclave, principal, project_id,
+                                                    request)
+        except DataRefusal as refusal:
+            return self._refused(principal, project_id, request, fmt, refusal)
         rules = self.rules_for(project_id)
         precision.apply(result, rules.threshold)  # before anything is rendered or compared
         _fits(result, fmt)
@@ -212,6 +216,30 @@ class Outputs:
             measured(Measures.of(result, held, view.check_report.findings, rules.threshold,
                                  self.enclave.cohort().participants.height))
         return view
+
+    def _refused(self, principal: Principal, project_id: str, request: Mapping[str, Any],
+                 fmt: Format, refusal: DataRefusal) -> requests.OutputView:
+        """An analysis refused once it had read the data, kept as a blocked output: whether
+        it fails can answer a question about one person (an outcome constant but for them,
+        a follow-up too long only if their value is large), so the refusal is an answer,
+        rationed like any output the check acted on, and withheld once the ration is spent."""
+        kind = AnalysisKind(str(request.get("kind")))
+        rules = self.rules_for(project_id)
+        empty = render(Result(kind, dict(request), [], notes=[
+            "the analysis was refused while it ran; the check's findings say why"]), set(), fmt)
+        findings = [Finding(REFUSED_RULE, Verdict.BLOCK, reason) for reason in refusal.reasons]
+        report = CheckReport(Verdict.BLOCK, findings, rules_version=rules.version_id,
+                             thresholds=rules.as_dict())
+
+        def settle(db: Session) -> tuple[CheckReport, bool]:
+            spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
+                                     self._ration(db, principal.person_id))
+            return _settled(findings, report, spent), spent is None
+
+        return requests.record_output(
+            self.ctx, principal, project_id, payload=empty, media_type=MEDIA_TYPE[fmt],
+            filename=f"{kind.value}.{fmt.value}", report=report, kind=kind,
+            spec=dict(request), settle=settle)
 
     def _ration(self, db: Session, person_id: str) -> answers.Ration:
         """One person's ration of answers: the strictest of their projects' rules."""
@@ -369,6 +397,7 @@ class Outputs:
         return scan(self.index(), data, name)
 
 
+REFUSED_RULE = "refused"  # an analysis refused while it ran (see Outputs._refused)
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 

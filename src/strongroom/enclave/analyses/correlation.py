@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import distinct, finite, floats, pids, require_numeric
 from strongroom.enclave.analyses.regression import influence, support
 from strongroom.enclave.analyses.spec import CorrelationSpec
@@ -36,6 +37,9 @@ def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
                 r = _pearson(ranked[a], ranked[b])
             else:
                 r = _coefficient(values[a][both], values[b][both], spec.method)
+            if a != b:  # the diagonal is 1 whatever anyone's values
+                r = sensitivity.shown(r, _step(values[a][both], values[b][both], ids[both],
+                                               spec.method))
             found[a, b] = found[b, a] = Cell((a,), b, CellKind.CORRELATION, r,
                                               distinct(ids[both]))
     cells = [found[a, b] if found[a, b].row == (a,) else
@@ -50,6 +54,13 @@ def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
               for name, x in values.items()}
     return Result(AnalysisKind.CORRELATION, spec.model_dump(mode="json"), cells, notes=notes,
                   levels=levels, influence=_influence(values, present, ids))
+
+
+def _step(a: FloatArray, b: FloatArray, ids: PidArray, method: str) -> float:
+    """What one participant can move the coefficient by."""
+    if method == "spearman":
+        return sensitivity.correlation_step(_ranks(a), _ranks(b), ids, ranks=True)
+    return sensitivity.correlation_step(a, b, ids, ranks=False)
 
 
 def _influence(values: dict[str, FloatArray], present: dict[str, npt.NDArray[np.bool_]],

@@ -25,11 +25,8 @@ IntArray = npt.NDArray[np.int64]
 _KEY_LIMIT = 2**62  # group code × pid span must fit in an int64
 
 
-def prepare(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """``pid`` and ``columns`` of ``frame``, checked and normalised, or :class:`Invalid`.
-
-    Floats' NaN become missing (null); categoricals become text; decimals become floats.
-    """
+def check_schema(frame: pl.DataFrame, columns: list[str]) -> None:
+    """Refuse a definition without ``pid`` or ``columns``: its shape only, not its values."""
     if PID not in frame.columns:
         raise Invalid("the dataset definition has no pid column: select the participant "
                       "pseudonym as pid")
@@ -40,6 +37,14 @@ def prepare(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
                       + [f"its columns are: {available}"])
     if not frame.schema[PID].is_integer():
         raise Invalid("pid must hold the integer participant pseudonyms")
+
+
+def prepare(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """``pid`` and ``columns`` of ``frame``, checked and normalised, or :class:`Invalid`.
+
+    Floats' NaN become missing (null); categoricals become text; decimals become floats.
+    """
+    check_schema(frame, columns)
     if frame.height == 0:
         raise Invalid("the dataset definition has no rows")
     if frame[PID].null_count():

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import scipy.linalg
 
+from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import (
     PID,
     distinct,
@@ -136,7 +137,9 @@ def _rounded(table: FloatArray, steps: FloatArray) -> FloatArray:
     """Estimates, SEs and confidence limits to each term's step; p-values as they are."""
     out = table.copy()
     for i, step in enumerate(steps):
-        if step > 0:
+        if not np.isfinite(step):  # one participant could move it anywhere: not shown
+            out[i, :4] = np.nan
+        elif step > 0:
             out[i, :4] = [round_to_step(float(v), step) if np.isfinite(v) else v
                           for v in table[i, :4]]
     return out
@@ -192,9 +195,12 @@ def coefficient_cells(terms: list[str], term_pids: list[PidArray], kind: CellKin
             for j, column in enumerate(columns)]
 
 
-def statistic_cells(stats: dict[str, float], everyone: PidArray) -> list[Cell]:
-    return [Cell(MODEL_ROW, name, CellKind.STATISTIC, finite(value), everyone,
-                 table=MODEL_TABLE) for name, value in stats.items()]
+def statistic_cells(stats: dict[str, float], everyone: PidArray,
+                    steps: dict[str, float]) -> list[Cell]:
+    """The fit's statistics, each rounded to its step (``sensitivity``; hidden: None)."""
+    return [Cell(MODEL_ROW, name, CellKind.STATISTIC,
+                 sensitivity.shown(finite(value), steps[name]), everyone, table=MODEL_TABLE)
+            for name, value in stats.items()]
 
 
 def ols(spec: OlsSpec, frame: pl.DataFrame) -> Result:
@@ -218,8 +224,10 @@ def ols(spec: OlsSpec, frame: pl.DataFrame) -> Result:
                       "so the model has no error to estimate")
     table = _rounded(table, coefficient_steps(x, y, d.ids))
     cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
+    steps = sensitivity.least_squares_steps(y, np.asarray(fit.resid, dtype=np.float64), d.ids,
+                                            x.shape[1])
     cells += statistic_cells({"r_squared": fit.rsquared, "adj_r_squared": fit.rsquared_adj,
-                              "log_likelihood": fit.llf, "aic": fit.aic}, d.everyone)
+                              "log_likelihood": fit.llf, "aic": fit.aic}, d.everyone, steps)
     facts = {"residual_df": float(fit.df_resid), "n_obs": float(len(d.everyone)),
              "n_parameters": float(x.shape[1])}
     # the outcome too: an outcome that is 0 for all but one person puts their value in the
@@ -277,15 +285,18 @@ def logistic(spec: LogisticSpec, frame: pl.DataFrame) -> Result:
         raise Invalid("the logistic model did not converge: a covariate may almost separate "
                       "the outcome (quasi-separation), or be on a very large scale; band, "
                       "rescale or leave it out")
-    table = np.column_stack([fit.params, fit.bse, fit.conf_int(0.05), fit.pvalues])
+    p = np.asarray(fit.predict(), dtype=np.float64)
+    steps, fit_steps = sensitivity.logistic_steps(x, p, y, ids, float(fit.llnull),
+                                                  float(fit.prsquared))
+    table = _rounded(np.column_stack([fit.params, fit.bse, fit.conf_int(0.05), fit.pvalues]),
+                     steps)
     cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
     cells += statistic_cells({"pseudo_r_squared": fit.prsquared, "log_likelihood": fit.llf,
-                              "ll_null": fit.llnull, "aic": fit.aic}, d.everyone)
+                              "ll_null": fit.llnull, "aic": fit.aic}, d.everyone, fit_steps)
     facts = {"residual_df": float(fit.df_resid), "n_obs": float(len(d.everyone)),
              "n_parameters": float(x.shape[1]), "events": float(len(with_event)),
              "non_events": float(len(without))}
     levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
-    p = np.asarray(fit.predict(), dtype=np.float64)
     return Result(AnalysisKind.LOGISTIC, spec.model_dump(mode="json"), cells, facts=facts,
                   levels=levels, notes=d.notes, influence=influence(x, ids, p * (1 - p)))
 

@@ -9,11 +9,11 @@ from typing import Any
 import polars as pl
 
 from strongroom.enclave.analyses import correlation, regression, summary, survival, tables
-from strongroom.enclave.analyses.frame import prepare
+from strongroom.enclave.analyses.frame import check_schema, prepare
 from strongroom.enclave.analyses.spec import AnySpec, parse_spec
 from strongroom.enclave.results import AnalysisKind, FloatArray, PidArray, Result
 from strongroom.enclave.view import PID
-from strongroom.errors import Invalid
+from strongroom.errors import DataRefusal, Invalid
 
 _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame], Result]] = {
     AnalysisKind.FREQUENCY: tables.frequency,
@@ -37,8 +37,14 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame) -> Result:
     runner = _RUNNERS.get(typed.kind)
     if runner is None:  # a spec kind without a runner is refused, never guessed at
         raise Invalid(f"analyses of kind {typed.kind.value} are not run here")
-    prepared = prepare(frame, typed.reads())
-    result = runner(typed, prepared)
+    check_schema(frame, typed.reads())  # a mistake in the request: the same whatever the data
+    try:  # from here on the data is read: a refusal may depend on participants' values
+        prepared = prepare(frame, typed.reads())
+        result = runner(typed, prepared)
+    except DataRefusal:
+        raise
+    except Invalid as refusal:
+        raise DataRefusal(refusal.reasons) from None
     if typed.kind in FITS:
         result.vectors = vectors(prepared, typed.reads())
     return result

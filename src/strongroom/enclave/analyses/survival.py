@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import polars as pl
 
+from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import (
     IntArray,
     Levels,
@@ -41,6 +42,7 @@ from strongroom.enclave.analyses.regression import (
 )
 from strongroom.enclave.analyses.spec import CoxSpec, KaplanMeierSpec
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
+from strongroom.enclave.steps import nice_step, round_to_step
 from strongroom.errors import Invalid
 
 DURATION_NOTE = ("rows with a missing or negative time, or an event other than 0/1, are left "
@@ -118,7 +120,8 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame) -> Result:
     levels |= {"outcome=1": distinct(ids[e == 1]), "outcome=0": distinct(ids[e == 0])}
     if spec.round_to is not None:
         notes.append(f"numbers at risk, events and censorings are rounded to the nearest "
-                     f"multiple of {spec.round_to}; survival estimates are not")
+                     f"multiple of {spec.round_to}; survival estimates are rounded to what "
+                     f"one participant could move them")
     return Result(AnalysisKind.KAPLAN_MEIER, spec.model_dump(mode="json"), cells, facts=facts,
                   levels=levels, notes=notes)
 
@@ -136,6 +139,7 @@ def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
     censored_pids = group_pids(np.where(happened, -1, index), ids, k)
     order, people, starts = per_pid(ids)
     last = np.maximum.reduceat(index[order], starts) if len(ids) else index  # per participant
+    m = sensitivity.rows_per_person(ids)
     cells: list[Cell] = []
     for i, label in enumerate(labels):
         row = (*group, label)
@@ -147,8 +151,10 @@ def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
                        table=table),
             count_cell(row, "censored", int(censored[i]), censored_pids[i], round_to,
                        CellKind.CENSORED, table=table),
-            Cell(row, "survival", CellKind.SURVIVAL,
-                 finite(survival[i]) if at_risk[i] else None, risk, table=table),
+            Cell(row, "survival", CellKind.SURVIVAL, sensitivity.shown(
+                finite(survival[i]), sensitivity.survival_step(float(survival[i]),
+                                                               int(at_risk[i]), m))
+                 if at_risk[i] else None, risk, table=table),
         ]
     return cells
 
@@ -174,7 +180,8 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
     check_rank(with_intercept, [INTERCEPT, *d.term_variables])
     # lifelines reads a pandas frame: columns get neutral names, never the researcher's text
     names = [f"x{i}" for i in range(d.x.shape[1])]
-    data = pl.DataFrame({**{n: d.x[:, i] for i, n in enumerate(names)},
+    centred = d.x - d.x.mean(axis=0)  # the same ratios; no overflow in the residuals' exp(xβ)
+    data = pl.DataFrame({**{n: centred[:, i] for i, n in enumerate(names)},
                          "duration": t, "observed": e}).to_pandas()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -186,12 +193,21 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
         raise Invalid("the Cox model did not converge: a covariate may (almost) separate "
                       "events from censorings; band it, merge levels or leave it out")
     summary = fitted.summary.loc[names]
-    table = summary[["exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%", "p"]]
+    table = np.asarray(summary[["exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%",
+                                "p"]].to_numpy(), dtype=np.float64)
+    delta = fitted.compute_residuals(data, "delta_beta").reindex(data.index)[names]
+    xb = centred @ np.asarray(fitted.params_.loc[names], dtype=np.float64)
+    steps, llf_step = sensitivity.cox_steps(np.asarray(delta.to_numpy(), dtype=np.float64),
+                                            ids, xb)
+    table = _hazard_ratios_rounded(table, steps)
     cells = coefficient_cells(d.terms, d.term_pids, CellKind.HAZARD_RATIO, HAZARD_COLUMNS,
-                              np.asarray(table.to_numpy(), dtype=np.float64))
+                              table)
+    m = sensitivity.rows_per_person(ids)
     cells += statistic_cells({"concordance": fitted.concordance_index_,
                               "log_likelihood": fitted.log_likelihood_,
-                              "aic": fitted.AIC_partial_}, d.everyone)
+                              "aic": fitted.AIC_partial_}, d.everyone, {
+        "concordance": sensitivity.concordance_step(_comparable_pairs(t, e), len(t), m),
+        "log_likelihood": llf_step, "aic": 2 * llf_step})
     facts = {"n_obs": float(len(d.everyone)), "events": float(len(with_event)),
              "residual_df": float(len(t) - len(names)), "n_parameters": float(len(names))}
     levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
@@ -199,3 +215,26 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
     # singles them out in the partial likelihood too
     return Result(AnalysisKind.COX, spec.model_dump(mode="json"), cells, facts=facts,
                   levels=levels, notes=d.notes, influence=influence(with_intercept, ids))
+
+
+def _hazard_ratios_rounded(table: FloatArray, steps: FloatArray) -> FloatArray:
+    """Hazard ratios and their limits rounded to what one participant can move them: a step
+    ``c`` in the log hazard ratio is ``HR·(eᶜ − 1)`` on the ratio's own scale."""
+    out = table.copy()
+    for i, step in enumerate(steps):
+        if not np.isfinite(step) or step > 50:
+            out[i, :3] = np.nan
+        elif step > 0:
+            top = float(np.nanmax(np.abs(table[i, :3])))
+            ratio_step = nice_step(top * math.expm1(step))
+            if ratio_step > 0:
+                out[i, :3] = [round_to_step(float(v), ratio_step) if np.isfinite(v) else v
+                              for v in table[i, :3]]
+    return out
+
+
+def _comparable_pairs(t: FloatArray, e: FloatArray) -> int:
+    """Pairs Harrell's C compares: an event and anyone followed longer."""
+    later = np.sort(t)
+    return int((len(t) - np.searchsorted(later, t[e == 1], side="right")).sum())
+

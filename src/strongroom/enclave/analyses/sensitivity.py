@@ -1,0 +1,152 @@
+"""How far one participant can move a fitted figure: the rounding steps of model statistics,
+correlations and survival estimates (release precision, docs/explanation/output-check.md).
+
+Six significant digits of R², a log-likelihood, a correlation or a survival estimate pin one
+person's value when everyone else's is known by construction (the others 0 or 1 by a rule
+the researcher chose, their counts released in a crosstab): the figure is then a function of
+that one value, and can be inverted. Each figure here is shown no finer than the most that one
+participant's values (every row of theirs, anywhere in their variable's range) could move it,
+so that the figure no longer pins any one value; a figure that one participant could move
+across its whole range is not shown (None).
+
+The bounds are for a change of one participant's *outcome* (or either variable of a
+correlation, or their follow-up); a covariate that singles someone out is the influence
+check's business (``Result.influence``). They are worst cases, not estimates: statistics over
+many people lose little (an R² over 500,000 keeps its third decimal), over few they are coarse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from strongroom.enclave.results import FloatArray, PidArray
+from strongroom.enclave.steps import nice_step, round_to_step
+
+HIDDEN = math.inf  # a step no rounding can honour: the figure is not shown
+
+
+def rows_per_person(ids: PidArray) -> int:
+    """The most rows any one participant has (each may carry their value)."""
+    if len(ids) == 0:
+        return 1
+    return int(np.unique(ids, return_counts=True)[1].max())
+
+
+def shown(value: float | None, step: float) -> float | None:
+    """``value`` rounded to ``step``; None when no step can hide one participant."""
+    if value is None or not math.isfinite(value) or not math.isfinite(step):
+        return None
+    return round_to_step(value, step) if step > 0 else value
+
+
+def least_squares_steps(y: FloatArray, residuals: FloatArray, ids: PidArray,
+                        parameters: int) -> dict[str, float]:
+    """Steps for R², adjusted R², the log-likelihood and AIC of a least-squares fit.
+
+    One participant moving their outcome by up to the outcome's spread ``s`` on their ``m``
+    rows changes the residual sum of squares by at most ``2·m·s·max|r| + m·s²`` (the fit's
+    own residuals are orthogonal to the change's fitted part) and the total sum of squares by
+    at most ``2·m·s·max|y − ȳ| + m·s²``.
+    """
+    n, m, s = len(y), rows_per_person(ids), float(np.ptp(y))
+    rss = float(residuals @ residuals)
+    tss = float(((y - y.mean()) ** 2).sum())
+    d_rss = 2 * m * s * float(np.abs(residuals).max()) + m * s * s
+    d_tss = 2 * m * s * float(np.abs(y - y.mean()).max()) + m * s * s
+    r2 = HIDDEN if tss <= d_tss else (d_rss + (rss / tss) * d_tss) / (tss - d_tss)
+    if r2 >= 1:
+        r2 = HIDDEN
+    llf = HIDDEN if rss <= d_rss else (n / 2) * math.log(rss / (rss - d_rss))
+    adjusted = r2 * (n - 1) / max(n - parameters, 1)
+    return {"r_squared": _nice(r2), "adj_r_squared": _nice(adjusted),
+            "log_likelihood": _nice(llf), "aic": _nice(2 * llf)}
+
+
+def logistic_steps(x: FloatArray, p: FloatArray, y: FloatArray, ids: PidArray,
+                   ll_null: float, pseudo_r2: float) -> tuple[FloatArray, dict[str, float]]:
+    """Per coefficient, and for the fit's statistics, of a logistic regression.
+
+    A participant's outcomes flipped move the estimates by about ``(XᵀWX)⁻¹ Σ xᵢ`` over their
+    rows (one Newton step, doubled for the refit); the log-likelihood by at most their rows'
+    ``|logit p|`` plus what the refit can regain, and the null one by ``|logit ȳ|`` a row.
+    """
+    m = rows_per_person(ids)
+    w = p * (1 - p)
+    information = x.T @ (x * w[:, None])
+    try:
+        effect = np.abs(np.linalg.solve(information, x.T))  # p × rows
+    except np.linalg.LinAlgError:
+        return np.full(x.shape[1], HIDDEN), dict.fromkeys(
+            ("pseudo_r_squared", "log_likelihood", "ll_null", "aic"), HIDDEN)
+    codes = np.unique(ids, return_inverse=True)[1]
+    coefficients = np.array([_nice(2 * float(np.bincount(codes, weights=row).max()))
+                             for row in effect])
+    logit = np.abs(np.log(np.clip(p, 1e-12, 1)) - np.log(np.clip(1 - p, 1e-12, 1)))
+    llf = 2 * m * (float(logit.max()) + 1)
+    mean = float(np.clip(y.mean(), 1e-12, 1 - 1e-12))
+    null = 2 * m * (abs(math.log(mean / (1 - mean))) + 1)
+    pseudo = HIDDEN if ll_null == 0 else (llf + abs(1 - pseudo_r2) * null) / abs(ll_null)
+    return coefficients, {"pseudo_r_squared": _nice(pseudo), "log_likelihood": _nice(llf),
+                          "ll_null": _nice(null), "aic": _nice(2 * llf)}
+
+
+def correlation_step(a: FloatArray, b: FloatArray, ids: PidArray, ranks: bool) -> float:
+    """The most one participant can move a Pearson (or, ``ranks``, Spearman) coefficient by
+    changing either of their values anywhere in that variable's range."""
+    if len(a) < 3:
+        return HIDDEN
+    m = rows_per_person(ids)
+    return _nice(max(_moved(a, b, m, ranks), _moved(b, a, m, ranks)))
+
+
+def _moved(u_raw: FloatArray, v_raw: FloatArray, m: int, ranks: bool) -> float:
+    """How far r moves when one participant's ``v`` changes (``u`` held)."""
+    u, v = u_raw - u_raw.mean(), v_raw - v_raw.mean()
+    suu, svv = float(u @ u), float(v @ v)
+    if suu == 0 or svv == 0:
+        return 0.0
+    r = float(u @ v) / math.sqrt(suu * svv)
+    s = float(np.ptp(v_raw))
+    # Σuv moves by the person's own change, and (ranks) everyone else's rank by at most one
+    d_uv = m * s * float(np.abs(u).max()) + (float(np.abs(u).sum()) if ranks else 0.0)
+    d_vv = 2 * m * s * float(np.abs(v).max()) + m * s * s + (
+        2 * float(np.abs(v).sum()) + len(v) if ranks else 0.0)
+    if svv <= d_vv:
+        return HIDDEN
+    return d_uv / math.sqrt(suu * (svv - d_vv)) + abs(r) * (math.sqrt(svv / (svv - d_vv)) - 1)
+
+
+def survival_step(survival: float, at_risk_least: int, m: int) -> float:
+    """A Kaplan–Meier estimate: one participant's follow-up moved anywhere changes one factor
+    (1 − d/r) by 1/r and every later risk set by one, together at most S·(1 + |ln S|)·m/r for
+    the smallest risk set r so far; doubled, as the estimate may move up or down."""
+    if at_risk_least <= m or survival <= 0:
+        return HIDDEN if survival > 0 else 0.0
+    return _nice(2 * survival * (1 + abs(math.log(survival))) * m / at_risk_least)
+
+
+def concordance_step(comparable_pairs: int, n: int, m: int) -> float:
+    """Harrell's C: one participant takes part in at most n − 1 of the comparable pairs."""
+    return HIDDEN if comparable_pairs <= 0 else _nice(2 * m * (n - 1) / comparable_pairs)
+
+
+def _nice(bound: float) -> float:
+    return bound if not math.isfinite(bound) else nice_step(bound)
+
+
+def cox_steps(delta_beta: FloatArray, ids: PidArray, xb: FloatArray
+              ) -> tuple[FloatArray, float]:
+    """Per log hazard ratio (from the fit's own delta-beta residuals, summed per participant
+    and doubled: moving someone's follow-up can do more than leaving them out), and for the
+    partial log-likelihood: one participant's own term, and one member more or less in every
+    other event's risk set."""
+    codes = np.unique(ids, return_inverse=True)[1]
+    coefficients = np.array([_nice(2 * float(np.bincount(codes, weights=np.abs(col)).max()))
+                             for col in delta_beta.T])
+    n, m = len(xb), rows_per_person(ids)
+    spread = float(np.ptp(xb)) if len(xb) else 0.0
+    llf = 2 * m * (2 * float(np.abs(xb).max(initial=0)) + math.log(max(n, 2))
+                   + math.exp(min(spread, 50)) * (1 + math.log(max(n, 2))))
+    return coefficients, _nice(llf)
