@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,13 @@ class Console:
             "XDG_CONFIG_HOME": str(tmp / "config"), "STRONGROOM_DATA_DIR": str(self.data),
             "STRONGROOM_KEY_FILE": str(self.key), "STRONGROOM_MASTER_KEY": None}
         self.offset = 0  # each sign-in uses the next TOTP step (a code is accepted once)
+
+    @property
+    def process_env(self) -> dict[str, str]:
+        """The same settings for a real process (a command that must run on its own)."""
+        unset = {k for k, v in self.env.items() if v is None}
+        return {**{k: v for k, v in os.environ.items() if k not in unset},
+                **{k: v for k, v in self.env.items() if v is not None}}
 
     def run(self, *args: str, password: str | None = None) -> Done:
         env = {**self.env, "STRONGROOM_PASSWORD": password}

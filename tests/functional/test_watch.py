@@ -93,7 +93,7 @@ def test_tail_streams_new_alerts_as_they_arrive(signed_in: Console) -> None:
             [sys.executable, "-m", "strongroom.cli", "watch", "tail", "--format", "cef",
              "--interval", "0.2", "--detector", "behaviour."],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=console.env) as tail:
+            env=console.process_env) as tail:
         try:
             assert tail.stdout is not None
             assert first.id in tail.stdout.readline()  # the recent alerts first
