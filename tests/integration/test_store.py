@@ -63,6 +63,12 @@ def test_key_lives_outside_the_store(store: Store, tmp_path: Path) -> None:
         init_store(tmp_path / "other", key_file=tmp_path / "other" / "k.key")
 
 
+def test_the_data_directory_and_its_files_are_the_owner_s_only(store: Store) -> None:
+    assert store.root.stat().st_mode & 0o777 == 0o700
+    made = [p for p in store.root.iterdir() if p.is_file()]
+    assert made and all(p.stat().st_mode & 0o077 == 0 for p in made), made
+
+
 def test_wrong_key_is_refused(store: Store, tmp_path: Path) -> None:
     other = tmp_path / "other.key"
     MasterKey.generate().save(other)

@@ -83,6 +83,24 @@ def test_key_file_is_private_and_never_overwritten(tmp_path: Path, key: MasterKe
         key.save(path)
 
 
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o666])
+def test_a_key_file_others_can_read_or_write_is_refused(tmp_path: Path, key: MasterKey,
+                                                        mode: int) -> None:
+    path = tmp_path / "master.key"
+    key.save(path)
+    path.chmod(mode)
+    with pytest.raises(ValueError, match="chmod 600") as refused:
+        MasterKey.load(path)
+    assert key.secret.hex() not in str(refused.value)
+    path.chmod(0o600)
+    assert MasterKey.load(path).secret == key.secret
+
+
+def test_a_directory_given_as_the_key_file_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is a directory, not a master key file"):
+        MasterKey.load(tmp_path)
+
+
 def test_key_from_environment(monkeypatch: pytest.MonkeyPatch, key: MasterKey) -> None:
     monkeypatch.setenv(crypto.ENV_KEY, base64.b64encode(key.secret).decode())
     assert MasterKey.from_env() == key

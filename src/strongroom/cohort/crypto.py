@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,18 @@ class MasterKey:
 
     @classmethod
     def load(cls, path: Path) -> MasterKey:
+        """Read a key file: refused if it is a directory, or if anyone but its owner may read
+        or write it (a key others can read is a key others have)."""
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory, not a master key file; give the key "
+                             "file itself (nothing was read or changed)")
+        if path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise ValueError(
+                    f"master key file {path} can be read or written by others (mode "
+                    f"{mode:04o}); nothing was opened: make it its owner's only with "
+                    f"`chmod 600 {path}`, and consider the key exposed if others could read it")
         try:
             data = json.loads(path.read_text())
             if data.get("format") != KEY_FILE_FORMAT:

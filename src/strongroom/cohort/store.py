@@ -170,6 +170,9 @@ def init_store(
                 f"empty database (one database, or PostgreSQL schema, per store)")
         migrations.upgrade(store.engine)
         store.claim()
+        for made in root.iterdir():  # configuration, dictionary, metadata.db: the owner's only
+            if made.is_file():
+                made.chmod(0o600)
     except BaseException:
         store.close()
         raise
