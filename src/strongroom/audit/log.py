@@ -156,6 +156,17 @@ class AuditLog:
         with self._cond:
             return self._failure is None and not self._closing
 
+    @property
+    def pending(self) -> int:
+        """Events waiting for the writer (the audit log's lag, for monitoring)."""
+        with self._cond:
+            return len(self._queue)
+
+    def unsigned(self) -> int:
+        """Entries written since the latest signed checkpoint."""
+        with self._engine.connect() as conn:
+            return self._size(conn) - self._latest_size(conn)
+
     def hash_sensitive(self, name: str, value: str) -> str:
         """The stored form of a sensitive value: lets a key holder ask "is this IP in the log?"."""
         return hash_sensitive(self._salt, name, value)

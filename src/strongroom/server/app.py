@@ -18,12 +18,13 @@ from strongroom.audit import AuditError
 from strongroom.errors import Invalid, NotFound, RateLimited, ServiceError
 from strongroom.platform import Platform
 from strongroom.server import web
-from strongroom.server.metering import observation
+from strongroom.server.metering import observation, route_of
 from strongroom.server.routes import admin, audit, auth, enclave, outputs, privacy, transfers
 from strongroom.server.routes import watch as watch_routes
 from strongroom.server.schemas import Problem
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC, SESSION_COOKIE
 from strongroom.server.statuses import HTTP_STATUS
+from strongroom.server.telemetry import CONTENT_TYPE, Telemetry, readiness
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in [*sorted(set(HTTP_STATUS.values())), 422]
@@ -83,10 +84,29 @@ def create_app(platform: Platform | None) -> FastAPI:
     app.include_router(watch_routes.router)
     web.mount(app)
 
+    telemetry = Telemetry(platform)
+    app.state.telemetry = telemetry
+
     @app.get("/health", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"])
     def health() -> dict[str, str]:
         """Liveness only: says nothing about people, projects or data."""
         return {"status": "ok"}
+
+    @app.get("/health/ready", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"],
+             responses={503: {"description": "not ready: the checks say what is wrong"}})
+    def ready() -> JSONResponse:
+        """Readiness: the database answers, the key is the store's, the audit writer records.
+        Each check is "ok" or what is wrong; nothing about people, projects or data."""
+        found = readiness(platform)
+        return JSONResponse({"status": "ready" if found.ready else "not-ready",
+                             "checks": found.checks}, status_code=200 if found.ready else 503)
+
+    @app.get("/metrics", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"],
+             response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics: counts and timings by route template, watch's alerts by
+        detector, the audit writer's lag; never an ID, a person or a value."""
+        return Response(telemetry.exposition(), media_type=CONTENT_TYPE)
 
     @app.exception_handler(ServiceError)
     def service_error(request: Request, exc: ServiceError) -> Response:
@@ -133,10 +153,14 @@ def create_app(platform: Platform | None) -> FastAPI:
         """Every request is metered once its answer is ready (watch judges it there)."""
         started = time.perf_counter()
         response = await call_next(request)
+        seconds = time.perf_counter() - started
+        alerts = []
         if platform is not None:
             obs = observation(request, response.status_code, response.headers,
-                              (time.perf_counter() - started) * 1000, platform.access.clock())
-            await run_in_threadpool(platform.watch.observe, obs)
+                              seconds * 1000, platform.access.clock())
+            alerts = await run_in_threadpool(platform.watch.observe, obs)
+        telemetry.observe(route_of(request)[0].split(" ", 1)[-1], request.method,
+                          response.status_code, seconds, [a.detector for a in alerts])
         return response
 
     @app.middleware("http")

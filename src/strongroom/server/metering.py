@@ -23,7 +23,7 @@ COUNTS = ("rows_scanned", "participants", "cells", "record_rows", "near_threshol
 ANALYSIS_COUNTS = tuple(f.name for f in fields(Measures) if f.name != "cells")
 
 
-def _route(request: Request) -> tuple[str, str]:
+def route_of(request: Request) -> tuple[str, str]:
     """The route's template (never the concrete path: ids stay out) and its action."""
     route = request.scope.get("route")
     template = getattr(route, "path", None) or "(no route)"
@@ -35,7 +35,7 @@ def observation(request: Request, status: int, headers: Mapping[str, str],
                 duration_ms: float, now: dt.datetime) -> Observation:
     who: Principal | None = getattr(request.state, "principal", None)
     measures: dict[str, Any] = getattr(request.state, "measures", {})
-    route, action = _route(request)
+    route, action = route_of(request)
     # a console page names its project only through measure(): a custodian reading a
     # project's page is not that project's transfer
     params = {} if is_page(request) else (request.scope.get("path_params") or {})
