@@ -3,6 +3,10 @@ for its own reason, and the metrics count by route template, never by ID, person
 
 from __future__ import annotations
 
+import io
+import json
+import logging.config
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from strongroom.server import logs
 from strongroom.server.app import create_app
 from tests.access_world import World, build_world
 
@@ -58,3 +63,41 @@ def test_metrics_count_requests_by_route_never_by_id(world: World) -> None:
     assert refused == [1.0]
     assert samples[("strongroom_audit_writing", ())] == 1.0
     assert ("strongroom_audit_queue", ()) in samples
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """The server's logging configuration, into a buffer, undone afterwards (other tests read
+    the logs)."""
+    written = io.StringIO()
+    configured = logs.config(stream=written)
+    logging.config.dictConfig(configured)
+    yield written
+    for name in configured["loggers"]:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+
+
+def test_every_answer_has_a_request_id_and_logs_are_json_lines_with_it(
+        world: World, json_logs: io.StringIO) -> None:
+    seen: list[str] = []
+    with TestClient(create_app(world.platform), client=("127.0.0.1", 50000)) as client:
+        for _ in range(2):
+            answer = client.get("/health")
+            seen.append(answer.headers[logs.HEADER])
+    assert len(set(seen)) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", s) for s in seen)
+    answered = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    access = [line for line in answered if line["logger"] == "strongroom.access"]
+    assert [a["request_id"] for a in access] == seen
+    assert access[0]["route"] == "/health" and access[0]["status"] == 200
+    token = logs.REQUEST_ID.set("abc123")
+    try:
+        logging.getLogger("strongroom.test").warning("a sentence for the platform team")
+    finally:
+        logs.REQUEST_ID.reset(token)
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    line = lines[-1]
+    assert line["request_id"] == "abc123" and line["level"] == "WARNING"
+    assert line["logger"] == "strongroom.test" and line["message"].startswith("a sentence")

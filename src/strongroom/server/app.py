@@ -17,7 +17,7 @@ import strongroom
 from strongroom.audit import AuditError
 from strongroom.errors import Invalid, NotFound, RateLimited, ServiceError
 from strongroom.platform import Platform
-from strongroom.server import web
+from strongroom.server import logs, web
 from strongroom.server.metering import observation, route_of
 from strongroom.server.routes import admin, audit, auth, enclave, outputs, privacy, transfers
 from strongroom.server.routes import watch as watch_routes
@@ -162,6 +162,20 @@ def create_app(platform: Platform | None) -> FastAPI:
         telemetry.observe(route_of(request)[0].split(" ", 1)[-1], request.method,
                           response.status_code, seconds, [a.detector for a in alerts])
         return response
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Any) -> Any:
+        """Each request gets an id, in every log line it causes and in its answer."""
+        token = logs.REQUEST_ID.set(logs.new_request_id())
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+            response.headers[logs.HEADER] = logs.REQUEST_ID.get()
+            logs.access(request.method, route_of(request)[0].split(" ", 1)[-1],
+                        response.status_code, time.perf_counter() - started)
+            return response
+        finally:
+            logs.REQUEST_ID.reset(token)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:

@@ -11,6 +11,7 @@ import uvicorn
 
 from strongroom.errors import Invalid
 from strongroom.platform import Platform
+from strongroom.server import logs
 from strongroom.server.app import create_app
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
@@ -43,7 +44,8 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     # uvicorn re-raises SIGTERM after its graceful shutdown, which would kill the process
     # before the caller closes the platform (and signs the audit log's tail): exit instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(platform), host=host, port=port, log_level="info",
+    uvicorn.run(create_app(platform), host=host, port=port, log_config=logs.config(),
                 ssl_certfile=str(certificate) if certificate else None,
                 ssl_keyfile=str(key) if key else None,
-                server_header=False, proxy_headers=False, access_log=True)
+                server_header=False, proxy_headers=False,
+                access_log=False)  # the app's own access lines carry request ids (logs.py)
