@@ -925,6 +925,29 @@ def _from_r_squared(obs: list[Obs], t: Target) -> float | None:
     return _invert(figure, r2)
 
 
+def _from_p_value(obs: list[Obs], t: Target) -> float | None:
+    """The intercept's p-value is the exact t of the sex-0 group's mean over its standard
+    error, a function of the target's outcome alone (log p, for p can be 1e-100)."""
+    from scipy import stats
+
+    others = _others(obs, t, 1.0)
+    p = next((float(c["value"]) for c in cells(obs, 2)
+              if c["row"] == ["Intercept"] and c["column"] == "p"), None)
+    if others is None or p is None or not 0 < p < 1:
+        return None
+
+    def figure(y: float) -> float:
+        rss, n = _rss_with(others, t, y)
+        group = [(v, c) for (s, v), c in others.items() if s == 0]
+        if t.sex == 0:
+            group.append((y, 1.0))
+        size = sum(c for _, c in group)
+        mean = sum(v * c for v, c in group) / size
+        score = abs(mean) / math.sqrt(rss / (n - 2) / size)
+        return float(stats.t.logsf(score, n - 2)) + math.log(2)
+    return _invert(figure, math.log(p))
+
+
 def _from_correlation(obs: list[Obs], t: Target) -> float | None:
     others = _others(obs, t, 60.0)
     r = next((float(c["value"]) for c in cells(obs, 2)
@@ -990,6 +1013,10 @@ FITTED = [
            (define("o", _KNOWN_OTHERS.replace("{high}", "1")), analyse(_CROSSTAB),
             analyse({"kind": "ols", "definition": "o", "outcome": "y", "covariates": ["sex"]})),
            _from_r_squared),
+    Attack("precision", "a fit's p-value where everyone but the target is 0 or 1",
+           (define("o", _KNOWN_OTHERS.replace("{high}", "1")), analyse(_CROSSTAB),
+            analyse({"kind": "ols", "definition": "o", "outcome": "y", "covariates": ["sex"]})),
+           _from_p_value),
     Attack("precision", "a correlation where everyone but the target is 0 or 60",
            (define("o", _KNOWN_OTHERS.replace("{high}", "60")), analyse(_CROSSTAB),
             analyse({"kind": "correlation", "definition": "o", "variables": ["sex", "y"]})),

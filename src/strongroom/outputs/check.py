@@ -15,6 +15,7 @@ Differencing against earlier releases and the raw-row scan are separate checks.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -102,13 +103,14 @@ def _report(findings: list[Finding], suppressed: set[int], rules: Rules,
 
 def _unnamed(findings: list[Finding], names: list[str]) -> list[Finding]:
     """Reasons that do not name a removed cell (its label is what must not leave)."""
-    out = []
-    for f in findings:
-        reason = f.reason
-        for name in names:
-            reason = reason.replace(name, "a cell left out for its label")
-        out.append(Finding(f.rule, f.verdict, reason, f.cell))
-    return out
+    if not names:
+        return list(findings)
+    # one pass per reason over every name (longest first, so no name eats part of another),
+    # not one pass per name: the time must not grow with how many labels were left out
+    pattern = re.compile("|".join(re.escape(n) for n in sorted(set(names), key=len,
+                                                                reverse=True)))
+    return [Finding(f.rule, f.verdict, pattern.sub("a cell left out for its label", f.reason),
+                    f.cell) for f in findings]
 
 
 def _removed_finding(result: Result, removed: set[int], rules: Rules) -> Finding:

@@ -22,6 +22,7 @@ being worked out from the totals.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 
 import numpy as np
@@ -80,3 +81,25 @@ def _below(sets: list[PidArray], threshold: int) -> bool:
     if any(s.size >= threshold for s in sets):
         return False
     return int(np.unique(np.concatenate(sets)).size) < threshold if sets else True
+
+
+MAX_LABEL = 200  # characters: a category's name, a band, a date; never a paragraph
+_KEPT = MAX_LABEL - 16
+
+
+def shorten_long(result: Result) -> None:
+    """Shorten every label longer than MAX_LABEL, in place, to its start, "…" and a digest of
+    the whole (distinct labels stay distinct). A label of thousands of characters is no
+    category, and its length would set the output's size and the check's time: both answers
+    about whoever holds it (a size limit met, a response slower, only if a row is shown)."""
+    for cell in result.cells:
+        if len(cell.column) > MAX_LABEL or any(len(part) > MAX_LABEL for part in cell.row):
+            cell.row = tuple(_short(part) for part in cell.row)
+            cell.column = _short(cell.column)
+
+
+def _short(label: str) -> str:
+    if len(label) <= MAX_LABEL:
+        return label
+    digest = hashlib.sha256(label.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{label[:_KEPT]}…{digest}"

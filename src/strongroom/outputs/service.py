@@ -35,7 +35,7 @@ from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound
 from strongroom.outputs import answers, combinations, contributions, precision, requests
 from strongroom.outputs.check import check
 from strongroom.outputs.contributions import Vector
-from strongroom.outputs.labels import GRIDS
+from strongroom.outputs.labels import GRIDS, shorten_long
 from strongroom.outputs.ledger import RULE as LEDGER_RULE
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
@@ -167,14 +167,15 @@ class Outputs:
         """Run, check and record an analysis; ``measured`` is told what it took (for watch)."""
         if self.exact_guard is not None:
             self.exact_guard(principal, project_id)
+        rules = self.rules_for(project_id)
         try:
             where, result = enclave_service.analyse(self.enclave, principal, project_id,
                                                     request)
+            precision.apply(result, rules.threshold)  # before anything is rendered or compared
+            shorten_long(result)
+            _fits(result, fmt)
         except DataRefusal as refusal:
             return self._refused(principal, project_id, request, fmt, refusal)
-        rules = self.rules_for(project_id)
-        precision.apply(result, rules.threshold)  # before anything is rendered or compared
-        _fits(result, fmt)
         report = check(result, rules)
         eids = self._to_master(where.project)
         everyone = [bitmap(eids(c.contributors)) for c in result.cells]
@@ -404,9 +405,11 @@ _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 def _fits(result: Result, fmt: Format) -> None:
     """Refuse an output too large to keep, by the size of the whole result, before the check:
     a size limit met only when a row is shown would answer whether the check removed it. (What
-    is released is never larger: hiding a cell adds at most one byte, allowed for here.)"""
+    is released is never larger: hiding a cell adds at most one byte, allowed for here.) The
+    size still depends on the data, so the refusal is a DataRefusal: a blocked, rationed
+    output, never a free error."""
     if len(render(result, set(), fmt)) + len(result.cells) > requests.MAX_BYTES:
-        raise Invalid(f"the result is larger than {requests.MAX_BYTES:,} bytes, the most an "
+        raise DataRefusal(f"the result is larger than {requests.MAX_BYTES:,} bytes, the most an "
                       "output of aggregates may be; ask for fewer groups or fewer statistics")
 
 

@@ -133,8 +133,10 @@ def coefficient_steps(x: FloatArray, y: FloatArray, ids: PidArray) -> FloatArray
                      for w in weights])
 
 
-def _rounded(table: FloatArray, steps: FloatArray) -> FloatArray:
-    """Estimates, SEs and confidence limits to each term's step; p-values as they are."""
+def _rounded(table: FloatArray, steps: FloatArray, df: float | None) -> FloatArray:
+    """Estimates, SEs and confidence limits to each term's step, and p-values worked out
+    from those rounded figures (a p-value at six digits gives back the exact t, so the exact
+    estimate: see sensitivity.py); ``df``: the t distribution's, None for the normal."""
     out = table.copy()
     for i, step in enumerate(steps):
         if not np.isfinite(step):  # one participant could move it anywhere: not shown
@@ -142,6 +144,8 @@ def _rounded(table: FloatArray, steps: FloatArray) -> FloatArray:
         elif step > 0:
             out[i, :4] = [round_to_step(float(v), step) if np.isfinite(v) else v
                           for v in table[i, :4]]
+    out[:, 4] = sensitivity.p_values(out[:, 0], out[:, 1], df,
+                                     np.where(np.isfinite(steps), steps / 2, np.nan))
     return out
 
 
@@ -222,7 +226,7 @@ def ols(spec: OlsSpec, frame: pl.DataFrame) -> Result:
     if fit.ssr <= 1e-12 * float(np.sum((y - y.mean()) ** 2)):
         raise Invalid("the outcome is an exact combination of the covariates (a perfect fit), "
                       "so the model has no error to estimate")
-    table = _rounded(table, coefficient_steps(x, y, d.ids))
+    table = _rounded(table, coefficient_steps(x, y, d.ids), float(fit.df_resid))
     cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
     steps = sensitivity.least_squares_steps(y, np.asarray(fit.resid, dtype=np.float64), d.ids,
                                             x.shape[1])
@@ -289,7 +293,7 @@ def logistic(spec: LogisticSpec, frame: pl.DataFrame) -> Result:
     steps, fit_steps = sensitivity.logistic_steps(x, p, y, ids, float(fit.llnull),
                                                   float(fit.prsquared))
     table = _rounded(np.column_stack([fit.params, fit.bse, fit.conf_int(0.05), fit.pvalues]),
-                     steps)
+                     steps, None)
     cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
     cells += statistic_cells({"pseudo_r_squared": fit.prsquared, "log_likelihood": fit.llf,
                               "ll_null": fit.llnull, "aic": fit.aic}, d.everyone, fit_steps)

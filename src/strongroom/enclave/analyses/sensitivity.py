@@ -150,3 +150,21 @@ def cox_steps(delta_beta: FloatArray, ids: PidArray, xb: FloatArray
     llf = 2 * m * (2 * float(np.abs(xb).max(initial=0)) + math.log(max(n, 2))
                    + math.exp(min(spread, 50)) * (1 + math.log(max(n, 2))))
     return coefficients, _nice(llf)
+
+
+def p_values(estimates: FloatArray, errors: FloatArray, df: float | None,
+             floors: FloatArray) -> FloatArray:
+    """Two-sided p-values of estimate / error from *rounded* figures: a p-value at full
+    precision is the exact t, and with it the exact estimate, which the rounding hides. An
+    error that rounds below ``floors`` (half its step) counts as the floor, the largest it can
+    be, so the p-value is then an upper bound; NaN where a figure is not shown."""
+    from scipy import stats
+
+    errors = np.where(np.isfinite(errors), np.maximum(errors, floors), errors)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.abs(estimates / errors)
+    usable = np.isfinite(t) & (errors > 0)
+    tail = stats.norm.sf(t[usable]) if df is None else stats.t.sf(t[usable], df)
+    out = np.full(len(t), np.nan)
+    out[usable] = 2 * tail
+    return out

@@ -217,19 +217,28 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
                   levels=levels, notes=d.notes, influence=influence(with_intercept, ids))
 
 
+Z_95 = 1.959963984540054  # the normal quantile of a 95 % interval
+
+
 def _hazard_ratios_rounded(table: FloatArray, steps: FloatArray) -> FloatArray:
     """Hazard ratios and their limits rounded to what one participant can move them: a step
     ``c`` in the log hazard ratio is ``HR·(eᶜ − 1)`` on the ratio's own scale."""
     out = table.copy()
+    ratio_steps = [0.0] * len(steps)
     for i, step in enumerate(steps):
         if not np.isfinite(step) or step > 50:
             out[i, :3] = np.nan
         elif step > 0:
             top = float(np.nanmax(np.abs(table[i, :3])))
-            ratio_step = nice_step(top * math.expm1(step))
+            ratio_step = ratio_steps[i] = nice_step(top * math.expm1(step))
             if ratio_step > 0:
                 out[i, :3] = [round_to_step(float(v), ratio_step) if np.isfinite(v) else v
                               for v in table[i, :3]]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a limit rounded to 0: no p
+        log_hr = np.log(out[:, 0])
+        se = (np.log(out[:, 2]) - np.log(out[:, 1])) / (2 * Z_95)
+        floors = np.asarray(ratio_steps, dtype=np.float64) / out[:, 0] / (2 * Z_95)
+    out[:, 3] = sensitivity.p_values(log_hr, se, None, floors)  # the rounded figures only
     return out
 
 
