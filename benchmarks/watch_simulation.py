@@ -141,7 +141,8 @@ class Simulation:
         store.write_version(synthesise(cohort, seed=seed))
         store.close()
         self.platform = Platform.open(root / "data", root / "master.key", clock=self.clock,
-                                      settings=Settings(password_profile="CHEAPEST"))
+                                      settings=Settings(password_profile="CHEAPEST",
+                                                        withheld_seconds=0.0))  # simulated time
         self.app = create_app(self.platform)
         self.clients: dict[str, TestClient] = {}
         self.latencies: dict[str, list[float]] = {}

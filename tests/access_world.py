@@ -100,7 +100,8 @@ def build_world(root: Path, database_url: str | None = None, *, project: bool = 
     # tests/unit/test_credentials.py
     platform = Platform.open(root / "data", root / "master.key", clock=clock,
                              checkpoint_every=checkpoint_every,
-                             settings=Settings(password_profile="CHEAPEST"))
+                             settings=Settings(password_profile="CHEAPEST",
+                                               withheld_seconds=0.0))
     world = World(platform, clock)
     ctx = platform.access
     today = clock().date()

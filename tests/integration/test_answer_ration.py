@@ -10,6 +10,7 @@ receives (in any project) tells whether a small group exists.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -208,3 +209,27 @@ def test_a_person_s_ration_is_the_strictest_of_their_projects(world: AttackWorld
                                               {"answers": {"max_acted": 3}})
     kinds = [_probe(world, who, lax, cast.obese[n]).check_report.withheld for n in range(5)]
     assert kinds == [False, False, False, True, True]
+
+
+def test_a_withheld_answer_takes_the_same_time_whatever_the_check_did(
+        tmp_path: Path) -> None:
+    """Past the ration the check still runs (its checkers need the findings), and it takes
+    longer when it suppresses: an attacker's review told obese from lean targets by the
+    response time alone. A withheld output is answered no sooner than the platform's floor
+    after its request, so every probe takes the floor (the floor is a lower bound the service
+    enforces; that the check fits under it is measured by the attack scripts, not here)."""
+    floor = 1.0
+    slow = AttackWorld.build(tmp_path, withheld_seconds=floor)
+    try:
+        people = runner.cast(slow)
+        who = runner.spent(slow, people)
+        assert who is not None
+        project = runner.another_project(slow, who)
+        service.define(slow.platform.enclave, who, project, "base", BASE)
+        for target in (people.obese[0], people.lean[0]):
+            started = time.monotonic()
+            view = _probe(slow, who, project, target)
+            assert view.check_report.withheld
+            assert time.monotonic() - started >= floor
+    finally:
+        slow.close()

@@ -36,6 +36,10 @@ class Settings:
     session_idle_minutes: int = 15
     session_absolute_hours: int = 12
     password_profile: str = "RFC_9106_LOW_MEMORY"  # argon2-cffi profile for new hashes
+    # a withheld output (its requester's ration of answers spent) is answered no sooner than
+    # this after its request: how long the check took (longer when it suppresses) would
+    # otherwise answer what the withheld report hides
+    withheld_seconds: float = 10.0
 
 
 class Via(StrEnum):

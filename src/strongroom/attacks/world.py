@@ -44,13 +44,17 @@ class AttackWorld:
     serial: itertools.count[int] = field(default_factory=itertools.count)
 
     @classmethod
-    def build(cls, root: Path, cohort: int = 3000, seed: int = 7) -> AttackWorld:
+    def build(cls, root: Path, cohort: int = 3000, seed: int = 7,
+              withheld_seconds: float = 0.0) -> AttackWorld:
+        """``withheld_seconds``: the platform's floor on a withheld output's answer (none by
+        default, so the suite runs quickly; the timing test sets one)."""
         store = init_store(root / "data", key_file=root / "master.key")
         store.write_version(synthesise(cohort, seed=seed))
         store.close()
         clock = Clock()
         platform = Platform.open(root / "data", root / "master.key", clock=clock,
-                                 settings=Settings(password_profile="CHEAPEST"))
+                                 settings=Settings(password_profile="CHEAPEST",
+                                                   withheld_seconds=withheld_seconds))
         bootstrap(platform.access, institution="Custodian", country="GB",
                   jurisdiction="UK GDPR", networks=["10.0.0.0/8"],
                   email="admin@custodian.test", name="Admin", password=PASSWORD)
