@@ -94,10 +94,10 @@ def create_app(platform: Platform | None) -> FastAPI:
 
     @app.get("/health/ready", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"],
              responses={503: {"description": "not ready: the checks say what is wrong"}})
-    def ready() -> JSONResponse:
+    def ready(request: Request) -> JSONResponse:
         """Readiness: the database answers, the key is the store's, the audit writer records.
         Each check is "ok" or what is wrong; nothing about people, projects or data."""
-        found = readiness(platform)
+        found = readiness(request.app.state.platform)
         return JSONResponse({"status": "ready" if found.ready else "not-ready",
                              "checks": found.checks}, status_code=200 if found.ready else 503)
 
