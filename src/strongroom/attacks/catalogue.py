@@ -993,7 +993,26 @@ def _from_survival(obs: list[Obs], t: Target) -> float | None:
     return 15 + (found[0] - 1) + (found[1] - 0.5) / 30
 
 
+def _rows_around(lo: float, hi: float) -> str:
+    """Everyone else two rows, −1000 and 1000 + a number of their own in [lo, hi]; the target
+    one row, their BMI: the middle row of all is the target's, and everyone's *total* lies in
+    [lo, hi], packed around it (an adult's BMI is rarely outside 25–35)."""
+    spread = ("((coalesce(bmi, 0) * 1000 + coalesce(sbp, 0) * 7.31 + coalesce(birth_year, 0) "
+              "* 0.1713 + coalesce(centre, 0) * 0.0137) % 1.0)")
+    return ("SELECT pid, CASE WHEN " + _TC + " THEN bmi ELSE -1000.0 END AS y FROM base WHERE "
+            "bmi IS NOT NULL OR NOT " + _TC + " UNION ALL SELECT pid, 1000.0 + "
+            f"({lo} + {hi - lo} * {spread}) AS y FROM base WHERE NOT " + _TC)
+
+
 FITTED = [
+    Attack("precision", "a median of rows where everyone's total is packed around the target",
+           (define("m", _rows_around(25.0, 35.0)),
+            analyse({"kind": "summary", "definition": "m", "variables": ["y"],
+                     "statistics": ["median"]})),
+           lambda obs, t: value(obs, 1, "median", ("y",))),
+    Attack("precision", "the same median of rows, in aggregate SQL",
+           (define("m", _rows_around(25.0, 35.0)), agg("SELECT median(y) AS md FROM m")),
+           lambda obs, t: value(obs, 1, "md")),
     Attack("one-bit", "a follow-up too long to tabulate only if the target is obese",
            (define("f", "SELECT pid, CASE WHEN {T} AND bmi > 30 THEN 100000 ELSE 1 END AS t, "
                         "1 AS e FROM base"),

@@ -605,6 +605,11 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
             cut = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             below = _participants_where(x < cut[group_of], run, bounds)
             above = _participants_where(x > cut[group_of], run, bounds)
+            # a quantile is of rows: each participant's row nearest it (as cut + distance),
+            # not their total, is what release precision measures its neighbours by
+            with np.errstate(invalid="ignore"):
+                near = np.minimum.reduceat(np.abs(x - cut[group_of]), starts)
+            totals = cut[group_of][starts] + near
     elif aggregate.kind == CellKind.COUNT and not aggregate.distinct:
         # a count of rows sums each participant's rows: when anyone has several, those are
         # their contributions (dominance, release precision and value differencing read them)

@@ -107,7 +107,17 @@ def _quantile(row: tuple[str, ...], column: str, kind: CellKind, q: float, v: _V
     # pinned down by it
     return Cell(row, column, kind, value, v.people,
                 below=int(np.count_nonzero(v.lowest < value)),
-                above=int(np.count_nonzero(v.highest > value)), values=v.total)
+                above=int(np.count_nonzero(v.highest > value)), values=_nearest(v, value))
+
+
+def _nearest(v: _Values, value: float) -> FloatArray:
+    """Per participant, how close their nearest row comes to ``value`` (as value + that
+    distance): what release precision measures a quantile's neighbours by. A quantile is of
+    rows, so a participant's total says nothing of it: others with rows far below and far
+    above, totals packed around the target's, must not make the step small."""
+    order, _, starts = per_pid(v.ids)
+    distance = np.abs(v.x[order] - value)
+    return value + np.minimum.reduceat(distance, starts)
 
 
 def sorted_quantile(ordered: FloatArray, q: float) -> float:
