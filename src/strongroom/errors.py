@@ -5,7 +5,8 @@ Each carries reasons written for the person who asked: what is wrong and what to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 class ServiceError(Exception):
@@ -26,6 +27,17 @@ class DataRefusal(Invalid):
     """Refused while or after reading participants' data: whether it happens can depend on
     their values, so the output service answers it as a blocked output, rationed like any
     output the check acted on, never as an error that answers for free."""
+
+
+@contextmanager
+def reading_data() -> Iterator[None]:
+    """Around work that reads participants' data: any refusal inside is a DataRefusal."""
+    try:
+        yield
+    except DataRefusal:
+        raise
+    except Invalid as refusal:
+        raise DataRefusal(refusal.reasons) from None
 
 
 class NotFound(ServiceError):

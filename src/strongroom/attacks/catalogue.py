@@ -296,7 +296,7 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
-            + FITTED)
+            + FIGURES)
 
 
 LABELS = [
@@ -637,6 +637,13 @@ def _bit(sql_value: str) -> str:
     return f"SELECT pid, CASE WHEN {{T}} AND bmi > 30 THEN {sql_value} ELSE 0 END AS v FROM base"
 
 
+def seen(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
+    """The fingerprint and every released number: for bits carried by a value."""
+    numbers = tuple(tuple(sorted((str(c["row"]), c["column"], c["value"])
+                                 for c in cells([o], 0))) for o in obs)
+    return (*fingerprint(obs), numbers)
+
+
 ONE_BIT = [
     Attack("one-bit", "a cast that fails only if the target is obese",
            (define("b", _bit("CAST('x' AS INTEGER)")),), fingerprint, bit=True),
@@ -689,14 +696,18 @@ ONE_BIT = [
             analyse({"kind": "logistic", "definition": "f", "outcome": "obese",
                      "covariates": ["sex", "flag"]})),
            fingerprint, bit=True),
+    Attack("one-bit", "a follow-up too long to tabulate only if the target is obese",
+           (define("f", "SELECT pid, CASE WHEN {T} AND bmi > 30 THEN 100000 ELSE 1 END AS t, "
+                        "1 AS e FROM base"),
+            analyse({"kind": "kaplan_meier", "definition": "f", "time": "t", "event": "e",
+                     "interval": 1})),
+           seen, bit=True),
+    Attack("one-bit", "an outcome that is constant unless the target is obese",
+           (define("f", "SELECT pid, sex, CASE WHEN {T} AND bmi > 30 THEN 1 ELSE 0 END AS y "
+                        "FROM base"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "y", "covariates": ["sex"]})),
+           seen, bit=True),
 ]
-
-def seen(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
-    """The fingerprint and every released number: for bits carried by a value."""
-    numbers = tuple(tuple(sorted((str(c["row"]), c["column"], c["value"])
-                                 for c in cells([o], 0))) for o in obs)
-    return (*fingerprint(obs), numbers)
-
 
 # A definition may repeat a participant's row as often as their own value says (row-local:
 # each copy is theirs); counts of rows then carry the value while the participants stay the
@@ -844,7 +855,7 @@ PRECISION = [
 ]
 
 
-# -- fitted figures: everyone else known by construction, the figure inverted ----------------
+# -- figures inverted when everyone else is known by construction (fits, medians) -----------
 # The others' outcome is 0 or 1 (or 0 or 60) by a rule whose counts a crosstab releases; only
 # the target's is their BMI. A fit's R², log-likelihood or correlation, or a survival
 # estimate, is then a function of that one value (found by an attacker's review).
@@ -1004,7 +1015,7 @@ def _rows_around(lo: float, hi: float) -> str:
             f"({lo} + {hi - lo} * {spread}) AS y FROM base WHERE NOT " + _TC)
 
 
-FITTED = [
+FIGURES = [
     Attack("precision", "a median of rows where everyone's total is packed around the target",
            (define("m", _rows_around(25.0, 35.0)),
             analyse({"kind": "summary", "definition": "m", "variables": ["y"],
@@ -1013,17 +1024,6 @@ FITTED = [
     Attack("precision", "the same median of rows, in aggregate SQL",
            (define("m", _rows_around(25.0, 35.0)), agg("SELECT median(y) AS md FROM m")),
            lambda obs, t: value(obs, 1, "md")),
-    Attack("one-bit", "a follow-up too long to tabulate only if the target is obese",
-           (define("f", "SELECT pid, CASE WHEN {T} AND bmi > 30 THEN 100000 ELSE 1 END AS t, "
-                        "1 AS e FROM base"),
-            analyse({"kind": "kaplan_meier", "definition": "f", "time": "t", "event": "e",
-                     "interval": 1})),
-           seen, bit=True),
-    Attack("one-bit", "an outcome that is constant unless the target is obese",
-           (define("f", "SELECT pid, sex, CASE WHEN {T} AND bmi > 30 THEN 1 ELSE 0 END AS y "
-                        "FROM base"),
-            analyse({"kind": "ols", "definition": "f", "outcome": "y", "covariates": ["sex"]})),
-           seen, bit=True),
     Attack("precision", "a fit's log-likelihood where everyone but the target is 0 or 1",
            (define("o", _KNOWN_OTHERS.replace("{high}", "1")), analyse(_CROSSTAB),
             analyse({"kind": "ols", "definition": "o", "outcome": "y", "covariates": ["sex"]})),

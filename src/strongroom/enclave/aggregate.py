@@ -36,7 +36,7 @@ from strongroom.enclave.sqlguard import (
     referenced_columns,
 )
 from strongroom.enclave.view import PID, ProjectSchema
-from strongroom.errors import DataRefusal, Invalid
+from strongroom.errors import Invalid, reading_data
 
 NULL_LABEL = "NULL"  # how a NULL group key is labelled in a cell's row
 
@@ -115,12 +115,8 @@ def aggregate_sql(
                      if plan.survivors is not None else None)
     finally:
         release(con)
-    try:
+    with reading_data():  # read from the rows: a refusal may depend on their values
         cells = cells_of(frame, plan, survivors)
-    except DataRefusal:
-        raise
-    except Invalid as refusal:  # read from the rows: it may depend on their values
-        raise DataRefusal(refusal.reasons) from None
     notes = []
     if plan.joined:
         notes.append("count(*) counts rows: a participant with several joined rows is counted "

@@ -214,17 +214,10 @@ class Outputs:
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
         acted = answers.acted(CheckReport.worst(findings), report.suppressed)
-
-        def settle(db: Session) -> tuple[CheckReport, bool]:
-            """Read and spend the ration where the output is recorded (one transaction)."""
-            spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
-                                     self._ration(db, principal.person_id))
-            return _settled(findings, report, spent), acted and spent is None
-
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
             filename=name, report=_settled(findings, report, None), kind=result.kind,
-            spec=dict(request), settle=settle)
+            spec=dict(request), settle=self._settler(principal, findings, report, acted))
         self._keep(where.project, view.output.id, held)
         if measured is not None:
             measured(Measures.of(result, held, view.check_report.findings, rules.threshold,
@@ -244,16 +237,20 @@ class Outputs:
         findings = [Finding(REFUSED_RULE, Verdict.BLOCK, reason) for reason in refusal.reasons]
         report = CheckReport(Verdict.BLOCK, findings, rules_version=rules.version_id,
                              thresholds=rules.as_dict())
-
-        def settle(db: Session) -> tuple[CheckReport, bool]:
-            spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
-                                     self._ration(db, principal.person_id))
-            return _settled(findings, report, spent), spent is None
-
         return requests.record_output(
             self.ctx, principal, project_id, payload=empty, media_type=MEDIA_TYPE[fmt],
             filename=f"{kind.value}.{fmt.value}", report=report, kind=kind,
-            spec=dict(request), settle=settle)
+            spec=dict(request), settle=self._settler(principal, findings, report, True))
+
+    def _settler(self, principal: Principal, findings: Sequence[Finding],
+                 report: CheckReport, acted: bool) -> requests.Settle:
+        """Read and spend the requester's ration where the output is recorded (one
+        transaction, under their lock): the report to keep, and whether it is an answer."""
+        def settle(db: Session) -> tuple[CheckReport, bool]:
+            spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
+                                     self._ration(db, principal.person_id))
+            return _settled(findings, report, spent), acted and spent is None
+        return settle
 
     def _ration(self, db: Session, person_id: str) -> answers.Ration:
         """One person's ration of answers: the strictest of their projects' rules."""
@@ -365,15 +362,13 @@ class Outputs:
         nothing of the check."""
         before = self._reserve(principal, output_id)
         try:
-            view = requests.request_release(self.ctx, principal, output_id, justification,
+            return requests.request_release(self.ctx, principal, output_id, justification,
                                             on_release=self._on_release)
         except Conflict:  # the ledger refused it (an answer): the reservation stands
+            before = None
             raise
-        except BaseException:
+        finally:
             self._give_back(output_id, before)
-            raise
-        self._give_back(output_id, before)
-        return view
 
     def _reserve(self, principal: Principal, output_id: str) -> bool | None:
         """Withhold the output if its requester's ration is spent; otherwise mark it as an
@@ -422,8 +417,9 @@ def _fits(result: Result, fmt: Format) -> None:
     size still depends on the data, so the refusal is a DataRefusal: a blocked, rationed
     output, never a free error."""
     if len(render(result, set(), fmt)) + len(result.cells) > requests.MAX_BYTES:
-        raise DataRefusal(f"the result is larger than {requests.MAX_BYTES:,} bytes, the most an "
-                      "output of aggregates may be; ask for fewer groups or fewer statistics")
+        raise DataRefusal(f"the result is larger than {requests.MAX_BYTES:,} bytes, the most "
+                          "an output of aggregates may be; ask for fewer groups or fewer "
+                          "statistics")
 
 
 def _settled(findings: Sequence[Finding], report: CheckReport,

@@ -13,7 +13,7 @@ from strongroom.enclave.analyses.frame import check_schema, prepare
 from strongroom.enclave.analyses.spec import AnySpec, parse_spec
 from strongroom.enclave.results import AnalysisKind, FloatArray, PidArray, Result
 from strongroom.enclave.view import PID
-from strongroom.errors import DataRefusal, Invalid
+from strongroom.errors import Invalid, reading_data
 
 _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame], Result]] = {
     AnalysisKind.FREQUENCY: tables.frequency,
@@ -38,13 +38,9 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame) -> Result:
     if runner is None:  # a spec kind without a runner is refused, never guessed at
         raise Invalid(f"analyses of kind {typed.kind.value} are not run here")
     check_schema(frame, typed.reads())  # a mistake in the request: the same whatever the data
-    try:  # from here on the data is read: a refusal may depend on participants' values
+    with reading_data():  # from here on a refusal may depend on participants' values
         prepared = prepare(frame, typed.reads())
         result = runner(typed, prepared)
-    except DataRefusal:
-        raise
-    except Invalid as refusal:
-        raise DataRefusal(refusal.reasons) from None
     if typed.kind in FITS:
         result.vectors = vectors(prepared, typed.reads())
     return result
