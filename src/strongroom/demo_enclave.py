@@ -20,7 +20,6 @@ import polars as pl
 from strongroom.access.context import Principal
 from strongroom.access.models import Project
 from strongroom.demo_world import DemoWorld
-from strongroom.enclave import service
 from strongroom.errors import Conflict, Invalid
 from strongroom.platform import Platform
 
@@ -81,7 +80,7 @@ def tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourStop]
     """Define a dataset, run the tour, ask for each output to be released (``who``: the
     researcher leading the first project, signed in)."""
     project_id = world.projects[0][0]
-    service.define(platform.enclave, who, project_id, "base", BASE)
+    platform.outputs.define(who, project_id, "base", BASE)
     target = _a_target(platform, project_id)
     stops = []
     for what, step, request in STOPS:
@@ -89,8 +88,7 @@ def tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourStop]
                    for k, v in request.items()}
         try:
             if step == "define":
-                service.define(platform.enclave, who, project_id, request["name"],
-                               request["sql"])
+                platform.outputs.define(who, project_id, request["name"], request["sql"])
                 stops.append(TourStop(what, "defined", "kept inside", ""))
             else:
                 stops.append(_analyse(platform, who, project_id, what, request))

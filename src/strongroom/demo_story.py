@@ -31,7 +31,6 @@ from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action
 from strongroom.cohort.model import EID
 from strongroom.demo_world import MAIN_PROJECTS, DemoWorld, sign_in
-from strongroom.enclave import service as enclave_service
 from strongroom.errors import Refused, Unavailable
 from strongroom.extracts.service import ExtractResult, create_extract
 from strongroom.platform import Platform
@@ -142,9 +141,9 @@ def hold_outputs(platform: Platform, world: DemoWorld, who: People) -> list[Held
     project's waiting one."""
     priya, camille = who(RESEARCHER), who(CAMILLE)
     main, other = world.projects[0][0], world.projects[1][0]
-    enclave_service.define(platform.enclave, priya, main, "screening", SCREENING)
-    enclave_service.define(platform.enclave, priya, main, "age_bands", AGE_BANDS)
-    enclave_service.define(platform.enclave, camille, other, "hba1c", HBA1C)
+    platform.outputs.define(priya, main, "screening", SCREENING)
+    platform.outputs.define(priya, main, "age_bands", AGE_BANDS)
+    platform.outputs.define(camille, other, "hba1c", HBA1C)
     asks = [
         (priya, main, "sex by screening programme", "screening", "sex", "screening",
          "the zero cells are structural: cervical screening is offered to women only, "

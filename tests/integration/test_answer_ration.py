@@ -16,14 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from strongroom.access.context import Principal
 from strongroom.attacks import runner
 from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
-from strongroom.errors import Conflict
+from strongroom.errors import Conflict, DataRefusal, Invalid
 from strongroom.outputs import answers, requests
+from strongroom.outputs.models import AnswerRow
 from strongroom.outputs.render import Format
 from strongroom.outputs.requests import OutputView
 from strongroom.outputs.states import OutputStatus
@@ -127,7 +129,6 @@ def test_the_ration_ends_the_oracle_in_every_project_and_returns_with_the_window
 
 
 def test_a_project_may_only_ration_harder(world: AttackWorld) -> None:
-    from strongroom.errors import Invalid
     from strongroom.outputs.rules import tighten
 
     base = world.platform.outputs.base_rules
@@ -233,3 +234,85 @@ def test_a_withheld_answer_takes_the_same_time_whatever_the_check_did(
             assert time.monotonic() - started >= floor
     finally:
         slow.close()
+
+
+# a definition past the 5,000,000-row limit only if the target is obese: its refusal, once
+# the data are read, answers the question (2^23 copies of the target's row)
+HUGE = ("WITH d0 AS (SELECT pid FROM base WHERE {T} AND bmi > 30), "
+        + ", ".join(f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL SELECT pid FROM d{j - 1})"
+                    for j in range(1, 24))
+        + " SELECT pid FROM base UNION ALL SELECT b.pid FROM base b JOIN d23 ON b.pid = d23.pid")
+
+
+def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """Guarantee: a definition refused once it read the data spends one answer; a definition
+    built, or refused for its text, spends none; once the ration is spent no definition runs,
+    and the refusal reads the same whoever the definition aims at."""
+    who, project = world.researcher()
+    outputs = world.platform.outputs
+    ration = answers.Ration.strictest([outputs.rules_for(project)])
+
+    def used() -> int:
+        with world.platform.access.transaction() as db:
+            return answers.used(db, who.person_id, world.clock(), ration)
+
+    outputs.define(who, project, "base", BASE)
+    with pytest.raises(Invalid, match="not a definition name"):
+        outputs.define(who, project, "Bad Name", BASE)
+    with pytest.raises(Invalid):  # the guard refuses it before any data is read
+        outputs.define(who, project, "files", "SELECT * FROM read_csv('/etc/passwd')")
+    lean = HUGE.replace("{T}", cast.lean[0].condition)
+    assert outputs.define(who, project, "lean", lean).size_ok
+    assert used() == 0
+
+    with pytest.raises(DataRefusal, match="more than 5,000,000 rows"):
+        outputs.define(who, project, "fat", HUGE.replace("{T}", cast.obese[0].condition))
+    assert used() == 1
+    with world.platform.access.transaction() as db:
+        kept = db.scalars(select(AnswerRow).where(AnswerRow.requester == who.person_id)).all()
+    assert [(a.what, a.spent) for a in kept] == [("definition", False)] * 4 + [
+        ("definition", True)]
+
+    for n in range(ration.max_acted - 1):  # spend the rest
+        _probe(world, who, project, cast.obese[n % len(cast.obese)])
+    assert used() == ration.max_acted
+    refusals = []
+    for target in (cast.obese[1], cast.lean[1]):
+        with pytest.raises(Conflict) as refused:
+            outputs.define(who, project, "again", HUGE.replace("{T}", target.condition))
+        refusals.append(refused.value.reasons)
+    assert refusals[0] == refusals[1] and "ration of answers" in refusals[0][0]
+    with pytest.raises(Conflict):  # nothing runs, however harmless
+        outputs.define(who, project, "plain", BASE)
+    assert used() == ration.max_acted  # a refusal before reading answers nothing
+    assert "again" not in {d.name for d in service.list_definitions(
+        world.platform.enclave, who, project)}
+
+    world.clock.advance(24 * 3600 + 60)  # a day on, definitions run again
+    assert outputs.define(who, project, "plain", BASE).size_ok
+
+
+def test_definitions_sent_at_once_cannot_share_the_last_answer(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """An answer is reserved before a definition runs: with one left, of six definitions sent
+    at once that would each be refused by the data, exactly one reads the data."""
+    who, project = world.researcher()
+    outputs = world.platform.outputs
+    outputs.define(who, project, "base", BASE)
+    limit = outputs.rules_for(project).answers_max_acted
+    for n in range(limit - 1):
+        _probe(world, who, project, cast.obese[n % len(cast.obese)])
+
+    def attempt(n: int) -> str:
+        try:
+            outputs.define(who, project, f"d{n}", HUGE.replace("{T}", cast.obese[0].condition))
+        except DataRefusal:
+            return "read"
+        except Conflict:
+            return "spent"
+        return "built"
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        seen = sorted(pool.map(attempt, range(6)))
+    assert seen == ["read"] + ["spent"] * 5

@@ -37,9 +37,11 @@ KNOWN: dict[str, str] = {
         "differential privacy can promise'); rationed per person: see the last test"),
     **dict.fromkeys((
         "a follow-up too long to tabulate only if the target is obese",
-        "an outcome that is constant unless the target is obese"),
-        "an analysis refused once it has read the data is kept as a blocked output, so the "
-        "refusal is an answer rationed like any other (errors.DataRefusal), but within the "
+        "an outcome that is constant unless the target is obese",
+        "a definition past the row limit only if the target is obese"),
+        "an analysis (or definition) refused once it has read the data is kept as a blocked "
+        "output (or a spent answer), so the refusal is an answer rationed like any other "
+        "(errors.DataRefusal), but within the "
         "ration whether it was refused, and why, still answers one question; rationed per "
         "person: see the last test"),
 }

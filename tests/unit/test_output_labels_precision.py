@@ -10,6 +10,7 @@ Guarantees under test:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -17,12 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.enclave.steps import Rounding, round_to_step
 from strongroom.errors import Invalid
 from strongroom.outputs import precision, requests
 from strongroom.outputs.check import check
 from strongroom.outputs.render import MEDIA_TYPE, Format, render
 from strongroom.outputs.rules import load_rules
 from strongroom.outputs.service import _fits
+
+KEYED = Rounding(b"a key for these figures only")
 
 RULES = load_rules()
 
@@ -101,8 +105,9 @@ def test_nice_steps() -> None:
     assert precision.nice_step(0.002) == 0.002
     assert precision.nice_step(37.0) == 50.0
     assert precision.nice_step(0.0) == 0.0
-    assert precision.round_to_step(27.38417, 0.005) == 27.385
-    assert precision.round_to_step(273841.5, 50.0) == 273850.0
+    assert round_to_step(27.38417, 0.005) == 27.385
+    assert round_to_step(273841.5, 50.0) == 273850.0
+    assert KEYED(27.38417, 0.005) in (27.38, 27.385)
 
 
 def _mean(x: np.ndarray) -> Cell:
@@ -121,10 +126,11 @@ def test_a_mean_moves_at_most_one_step_when_one_value_changes(
     y[0] = np.clip(new, x.min(), x.max())  # any value in the range the others span
     a, b = _mean(x), _mean(y)
     step = max(precision.step_for(a, 10), precision.step_for(b, 10))
-    pa = precision.round_to_step(float(x.mean()), step)
-    pb = precision.round_to_step(float(y.mean()), step)
-    # the difference is 0 or one step: it says less than the range the value lies in
-    assert abs(pa - pb) <= step * (1 + 1e-9)
+    pa, pb = KEYED(float(x.mean()), step), KEYED(float(y.mean()), step)
+    # each is within a step of its mean, so the difference is at most two steps: it says
+    # less than the range the value lies in
+    assert abs(pa - float(x.mean())) <= step * (1 + 1e-9)
+    assert abs(pa - pb) <= 2 * step * (1 + 1e-9)
     assert step * n >= (x.max() - x.min()) * (1 - 1e-9)
 
 
@@ -140,7 +146,7 @@ def test_differencing_one_changed_value_gives_at_most_a_range(kind: CellKind) ->
                  CellKind.SD: values.std(ddof=1), CellKind.MEDIAN: np.median(values)}[kind]
         cell = Cell(("all",), kind.value, kind, float(value), ids(values.size), values=values)
         result = Result(AnalysisKind.SUMMARY, {}, [cell])
-        precision.apply(result, 10)
+        precision.apply(result, 10, KEYED)
         shown.append(result.cells[0].value)
     if kind is CellKind.SUM:
         # the estimate of the target's value is off by up to a whole step (the range)
@@ -160,7 +166,7 @@ def test_a_quantile_is_rounded_to_an_interval_holding_the_threshold() -> None:
     cell = Cell(("all",), "median", CellKind.MEDIAN, 27.3817, ids(x.size), values=x,
                 below=20, above=20)
     result = Result(AnalysisKind.SUMMARY, {}, [cell])
-    precision.apply(result, 10)
+    precision.apply(result, 10, KEYED)
     assert result.cells[0].value != 27.3817
     assert precision.NOTE in result.notes
 
@@ -195,3 +201,43 @@ def test_the_size_limit_is_the_whole_result_s_whatever_the_check_removes(
         _fits(result, Format.JSON)
     monkeypatch.setattr(requests, "MAX_BYTES", whole + len(result.cells))
     _fits(result, Format.JSON)
+
+
+def test_keyed_rounding_is_reproducible_unbiased_and_has_no_boundary_to_find() -> None:
+    """Guarantee: a figure rounds the same way every time, but up or down by a draw no one
+    without the key can foresee, so shifting it a little at a time finds no fixed boundary;
+    on average it is exact."""
+    step = 0.01
+    assert KEYED(27.3841, step) == KEYED(27.3841, step)  # reproducible
+    other = Rounding(b"another project's key, not this")
+    values = 27.38 + np.arange(20_000) * 1e-7  # 27.38 … 27.382: straddles two multiples
+    shown = np.array([KEYED(float(v), step) for v in values])
+    assert set(np.round(shown, 3)) <= {27.38, 27.39}
+    assert abs(shown.mean() - values.mean()) < 2e-4  # unbiased, where nearest is not
+    # nearest rounding flips once, at 27.385; keyed rounding flips all the way along, so
+    # the place where a shifted figure first rounds up says nothing of where it lies
+    ups = shown > 27.385
+    assert ups[:5000].any() and not ups[-5000:].all()
+    assert 0.1 < ups.mean() < 0.3  # the values are 0.0–0.2 of a step past 27.38
+    assert sum(KEYED(float(v), step) != other(float(v), step) for v in values) > 1000
+
+
+def test_a_rounding_boundary_cannot_be_bisected() -> None:
+    """The attack a review ran against nearest rounding: everyone else's values shifted by a
+    known amount each release, so that the mean crosses a rounding boundary exactly when the
+    shift passes a point set by the target's value. Nearest rounding gives the value back to
+    many digits; keyed rounding, to nothing better than the whole step's worth (n × step)."""
+    n, step, truth = 1000, 0.05, 31.4159
+
+    def attack(rounding: Callable[[float, float], float]) -> float:
+        low, high = 0.0, 0.1  # the shift at which the mean first shows as 0.1
+        for _ in range(40):
+            mid = (low + high) / 2
+            if rounding((truth + (n - 1) * mid) / n, step) >= 0.1 - 1e-12:
+                high = mid
+            else:
+                low = mid
+        return n * 0.075 - (n - 1) * high  # nearest: the boundary is at 0.075
+
+    assert attack(round_to_step) == pytest.approx(truth, abs=1e-6)
+    assert abs(attack(KEYED) - truth) > 0.5

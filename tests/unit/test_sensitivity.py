@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from strongroom.enclave.analyses import sensitivity
+from strongroom.enclave.steps import Rounding
+
+KEYED = Rounding(b"a key for these figures only")
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -68,7 +71,7 @@ def test_no_participant_moves_a_correlation_past_its_step(ranks: bool) -> None:
 def test_a_figure_one_participant_could_move_anywhere_is_not_shown() -> None:
     y = np.array([0.0] * 50 + [1.0] * 50 + [30.0])  # everyone known but one outlier
     steps = sensitivity.least_squares_steps(y, y - y.mean(), np.arange(len(y)), 1)
-    assert sensitivity.shown(0.3, steps["r_squared"]) is None
-    assert sensitivity.shown(-200.0, steps["log_likelihood"]) is None
+    assert sensitivity.shown(0.3, steps["r_squared"], KEYED) is None
+    assert sensitivity.shown(-200.0, steps["log_likelihood"], KEYED) is None
     assert sensitivity.correlation_step(np.arange(5.0), np.arange(5.0), np.arange(5),
                                         ranks=False) == math.inf

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from strongroom.enclave.steps import nice_step
+
 KINDS = ("labels", "row-local", "values", "combinations", "models", "one-bit", "precision")
 TOLERANCE = 0.05  # a recovered BMI this close to the truth counts as the value given away
 
@@ -296,7 +298,7 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
-            + FIGURES)
+            + FIGURES + BOUNDARY)
 
 
 LABELS = [
@@ -689,6 +691,12 @@ ONE_BIT = [
     Attack("one-bit", "ntile() with a count of 0 only if the target is obese",
            (define("b", "SELECT pid, ntile(CASE WHEN {T} AND bmi > 30 THEN 0 ELSE 1 END) OVER "
                         "(PARTITION BY pid) AS v FROM base"),), fingerprint, bit=True),
+    Attack("one-bit", "a definition past the row limit only if the target is obese",
+           (define("b", "WITH d0 AS (SELECT pid FROM base WHERE {T} AND bmi > 30), "
+                        + ", ".join(f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL "
+                                    f"SELECT pid FROM d{j - 1})" for j in range(1, 24))
+                        + " SELECT pid FROM base UNION ALL SELECT b.pid FROM base b "
+                          "JOIN d23 ON b.pid = d23.pid"),), fingerprint, bit=True),
     Attack("one-bit", "a logistic regression of obesity on the flag (separation?)",
            (define("f", "SELECT pid, sex, CASE WHEN bmi > 30 THEN 1 ELSE 0 END AS obese, "
                         "CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base "
@@ -1013,6 +1021,75 @@ def _rows_around(lo: float, hi: float) -> str:
     return ("SELECT pid, CASE WHEN " + _TC + " THEN bmi ELSE -1000.0 END AS y FROM base WHERE "
             "bmi IS NOT NULL OR NOT " + _TC + " UNION ALL SELECT pid, 1000.0 + "
             f"({lo} + {hi - lo} * {spread}) AS y FROM base WHERE NOT " + _TC)
+
+
+# A rounding boundary bisected: everyone's contribution is known but the target's (a group
+# G1 at a chosen `a`, a group at 60 so the spread and so the step stay put, one at 30 so the
+# mean is not over a few distinct values, the rest 0), and
+# each release moves `a` to halve the interval where the mean's rounding flips; where it
+# flips gives the target's value. Nearest rounding gave a BMI to 0.015 in a dozen releases.
+_G1 = "birth_year < 1950 AND NOT ({T})"
+_G60 = "birth_year > 1962 AND NOT ({T})"
+_G30 = "birth_year = 1955 AND NOT ({T})"
+_HALVINGS = 14
+
+
+def _shifted_mean(a: float) -> dict[str, Any]:
+    return {"kind": "aggregate_sql", "sql":
+            f"SELECT avg(CASE WHEN {{T}} THEN bmi WHEN {_G1} THEN {a!r} WHEN {_G60} THEN 60 "
+            f"WHEN {_G30} THEN 30 ELSE 0 END) AS m FROM base WHERE bmi IS NOT NULL OR NOT ({{T}})"}
+
+
+def _sizes(obs: list[Obs]) -> tuple[float, float, float, float] | None:
+    """n, the G1 count, what the others at 60 and 30 add, and the step a mean over n with a
+    spread of 60 gets."""
+    n, n1, n60, n30 = (value(obs, 0, c) for c in ("n", "n1", "n60", "n30"))
+    if n is None or n1 is None or n60 is None or n30 is None or not n1:
+        return None
+    return n, n1, 60 * n60 + 30 * n30, nice_step(60.0 / n)
+
+
+def _bracket(obs: list[Obs]) -> tuple[float, float, float] | None:
+    """(first rounded mean, low a, high a) after the releases seen so far."""
+    sizes, first = _sizes(obs), value(obs, 1, "m")
+    if sizes is None or first is None:
+        return None
+    n, n1, _, step = sizes
+    low, high = 0.0, step * n / n1  # the mean rises by one step over it: one boundary
+    for i in range(2, len(obs)):
+        seen = value(obs, i, "m")
+        mid = (low + high) / 2
+        if seen is not None and seen >= first + step / 2:
+            high = mid
+        else:
+            low = mid
+    return first, low, high
+
+
+def _next_shift(obs: list[Obs]) -> dict[str, Any]:
+    found = _bracket(obs)
+    return _shifted_mean(0.0 if found is None else (found[1] + found[2]) / 2)
+
+
+def _from_boundary(obs: list[Obs], t: Target) -> float | None:
+    sizes, found = _sizes(obs), _bracket(obs)
+    if sizes is None or found is None:
+        return None
+    n, n1, fixed, step = sizes
+    first, _, high = found
+    return n * (first + step / 2) - n1 * high - fixed
+
+
+BOUNDARY = [
+    Attack("precision", "a mean's rounding boundary bisected by shifting everyone else",
+           (agg(f"SELECT count(*) AS n, count(CASE WHEN {_G1} THEN 1 END) AS n1, "
+                f"count(CASE WHEN {_G60} THEN 1 END) AS n60, "
+                f"count(CASE WHEN {_G30} THEN 1 END) AS n30 FROM base "
+                "WHERE bmi IS NOT NULL OR NOT ({T})"),
+            analyse(_shifted_mean(0.0)),
+            *(analyse(_next_shift) for _ in range(_HALVINGS))),
+           _from_boundary),
+]
 
 
 FIGURES = [

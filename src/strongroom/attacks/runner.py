@@ -19,7 +19,7 @@ from strongroom.attacks.catalogue import BASE, TOLERANCE, Attack, Obs, Step, Tar
 from strongroom.attacks.honest import HONEST, Honest
 from strongroom.attacks.world import FIELDS, AttackWorld
 from strongroom.enclave import service
-from strongroom.errors import Conflict, Invalid
+from strongroom.errors import Conflict, Invalid, NotFound
 from strongroom.outputs import requests
 from strongroom.outputs.render import Format
 from strongroom.outputs.states import OutputStatus
@@ -163,9 +163,8 @@ def _filler(target: Target, nine: str) -> Callable[[str], str]:
 def _define(world: AttackWorld, who: Principal, project_id: str, step: Step,
             fill: Callable[[str], str]) -> Obs:
     try:
-        made = service.define(world.platform.enclave, who, project_id, step.name,
-                              fill(step.sql))
-    except Invalid as refusal:
+        made = world.platform.outputs.define(who, project_id, step.name, fill(step.sql))
+    except (Invalid, Conflict) as refusal:
         return Obs("define", refused=refusal.reasons[0])
     return Obs("define", size_ok=made.size_ok)
 
@@ -184,7 +183,7 @@ def ask(world: AttackWorld, who: Principal, project_id: str,
     outputs = world.platform.outputs
     try:
         view = outputs.analyse(who, project_id, request, Format("json"))
-    except Invalid as refusal:
+    except (Invalid, NotFound) as refusal:  # NotFound: a definition refused (the ration)
         return Obs("analyse", refused=refusal.reasons[0])
     verdict = view.report.verdict.value
     worst = [f for f in view.report.findings if f.verdict is view.report.verdict]

@@ -30,6 +30,7 @@ from strongroom.enclave.analyses.run import run
 from strongroom.enclave.analyses.spec import parse_spec
 from strongroom.enclave.dummy import dummy_tables, dummy_zip
 from strongroom.enclave.results import AnalysisKind, Result
+from strongroom.enclave.steps import Rounding
 from strongroom.enclave.view import schema_of
 from strongroom.enclave.workspace import Enclave, definition_context
 from strongroom.errors import Invalid, NotFound
@@ -79,7 +80,16 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
 
 def _verdict_key(enclave: Enclave, project: Project) -> bytes:
     """The project's secret for the size verdict's margin (never leaves the enclave)."""
-    return hmac.new(enclave.key(project).secret, f"size verdict:{project.id}".encode(),
+    return _secret(enclave, project, "size verdict")
+
+
+def rounding(enclave: Enclave, project: Project) -> Rounding:
+    """The project's rounding of released figures, keyed by a secret of its own."""
+    return Rounding(_secret(enclave, project, "release rounding"))
+
+
+def _secret(enclave: Enclave, project: Project, purpose: str) -> bytes:
+    return hmac.new(enclave.key(project).secret, f"{purpose}:{project.id}".encode(),
                     hashlib.sha256).digest()
 
 
@@ -122,7 +132,7 @@ def analyse(enclave: Enclave, principal: Principal, project_id: str,
                 raise Invalid("name the dataset definition to analyse: \"definition\": "
                               "\"<name>\" (see GET /projects/{id}/definitions)")
             _, frame = _definition(enclave, where.project, name)
-            result = run(parse_spec(body), frame)
+            result = run(parse_spec(body), frame, rounding=rounding(enclave, where.project))
     except Invalid as refusal:
         _refused(enclave, principal, project_id, str(body.get("kind")), None, refusal)
         raise

@@ -10,6 +10,12 @@ not, so the verdict itself answers nothing until the window moves on.
 The ration is one per person, so the strictest of their projects' rules sets it; it is read
 and spent under a lock on the person (a no-op write), in the transaction that records the
 output, so requests sent at once cannot each see the same unspent ration.
+
+A dataset definition is not an output, but one refused once it has read the data (the row,
+time or memory limit met only when someone's value crosses a threshold) answers a question
+too. Its answer is reserved before it runs (:func:`reserve`, an ``outputs_answers`` row) and
+given back if it was built; once the ration is spent, definitions are refused before they
+read anything, with a text that depends on nothing but the ration.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.access.models import Person
-from strongroom.outputs.models import OutputRow
+from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.rules import Rules
 from strongroom.outputs.verdicts import SEVERITY, Finding, Verdict
 
@@ -52,11 +58,16 @@ class Ration:
 
 
 def used(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> int:
-    """The person's outputs acted on within the ration's window, in every project."""
+    """The person's answers within the ration's window, in every project: outputs acted on,
+    and definitions refused once they read the data (or being built: reserved)."""
     since = now - dt.timedelta(hours=ration.window_hours)
-    return int(db.scalar(select(func.count()).select_from(OutputRow).where(
+    outputs = db.scalar(select(func.count()).select_from(OutputRow).where(
         OutputRow.requester == person_id, OutputRow.acted.is_(True),
-        OutputRow.created_at >= since)) or 0)
+        OutputRow.created_at >= since)) or 0
+    others = db.scalar(select(func.count()).select_from(AnswerRow).where(
+        AnswerRow.requester == person_id, AnswerRow.spent.is_(True),
+        AnswerRow.created_at >= since)) or 0
+    return int(outputs) + int(others)
 
 
 def rationed(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> Finding | None:
@@ -75,3 +86,21 @@ def rationed(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> F
         f"people), the most it answers automatically: whether it acts says whether a small "
         f"group exists, so every output of yours goes to the output checkers, whatever it "
         f"holds, until fewer than {ration.max_acted} fall within that window"))
+
+
+def reserve(db: Session, person_id: str, project_id: str, now: dt.datetime, ration: Ration,
+            what: str) -> int | None:
+    """Spend one answer ahead of work whose refusal would be one (a definition), under the
+    person's lock: the answer's id, or None when the ration is already spent."""
+    if rationed(db, person_id, now, ration) is not None:
+        return None
+    row = AnswerRow(requester=person_id, project_id=project_id, created_at=now, what=what,
+                    spent=True)
+    db.add(row)
+    db.flush()
+    return int(row.id)
+
+
+def give_back(db: Session, answer_id: int) -> None:
+    """The work answered nothing about the data (built, or refused for its text alone)."""
+    db.execute(update(AnswerRow).where(AnswerRow.id == answer_id).values(spent=False))

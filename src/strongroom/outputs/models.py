@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,6 +55,24 @@ class OutputRow(Base):
 
     __table_args__ = (Index("ix_outputs_status_created", "status", "created_at"),
                       Index("ix_outputs_requester_created", "requester", "created_at"))
+
+
+class AnswerRow(Base):
+    """An answer that is not an output: a dataset definition refused once it had read the data
+    (a row limit met only if someone's value is large answers a question about them). Reserved
+    before the definition runs, so that requests sent at once cannot outrun the ration, and
+    given back (``spent`` false) when the definition was built or refused for its text alone."""
+
+    __tablename__ = "outputs_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    requester: Mapped[str] = mapped_column(ForeignKey("access_people.id"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("access_projects.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    what: Mapped[str] = mapped_column(String(16))  # "definition"
+    spent: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    __table_args__ = (Index("ix_outputs_answers_requester_created", "requester", "created_at"),)
 
 
 class ReviewRow(Base):

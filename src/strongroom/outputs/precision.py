@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from strongroom.enclave.results import Cell, CellKind, Result
-from strongroom.enclave.steps import nice_step, round_to_step
+from strongroom.enclave.steps import Rounding, nice_step
 
 ROUNDED = frozenset({CellKind.SUM, CellKind.MEAN, CellKind.SD, CellKind.MEDIAN,
                      CellKind.QUANTILE})
@@ -37,15 +37,16 @@ NOTE = ("sums, means, SDs and quantiles are rounded to a step at least as large 
         "participant could move them (see the output check's release precision)")
 
 
-def apply(result: Result, threshold: int) -> None:
-    """Round each statistic of ``result`` to its release precision, in place."""
+def apply(result: Result, threshold: int, rounding: Rounding) -> None:
+    """Round each statistic of ``result`` to its release precision, in place (``rounding``:
+    the project's, up or down by a keyed draw, see steps.Rounding)."""
     touched = False
     for cell in result.cells:
         if (cell.kind in ROUNDED or _counts_rows(cell)) and cell.value is not None \
                 and cell.values is not None:
             step = step_for(cell, threshold)
             if step > 0:
-                cell.value = round_to_step(cell.value, step)
+                cell.value = rounding(cell.value, step)
                 touched = True
     if touched and NOTE not in result.notes:
         result.notes.append(NOTE)

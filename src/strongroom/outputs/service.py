@@ -30,6 +30,7 @@ from strongroom.access.permissions import Action
 from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import service as enclave_service
+from strongroom.enclave.definitions import Definition
 from strongroom.enclave.results import AnalysisKind, PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound
@@ -160,6 +161,31 @@ class Outputs:
                        .to_numpy())
         return index
 
+    # -- define: a refusal once the data are read is an answer --------------------------------
+
+    def define(self, principal: Principal, project_id: str, name: str,
+               sql: str) -> Definition:
+        """Build a dataset definition (enclave/service.py), its refusal rationed: whether a
+        definition meets the row, time or memory limit can hang on one person's value, so an
+        answer is reserved before it runs and given back unless the data refused it; once
+        the ration is spent no definition runs at all. Every caller defines through here."""
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.DATA_ANALYSE, project_id)
+            answer = answers.reserve(db, principal.person_id, project_id, self.ctx.clock(),
+                                     self._ration(db, principal.person_id), "definition")
+        if answer is None:
+            raise Conflict(DEFINITIONS_SPENT)
+        spent = False
+        try:
+            return enclave_service.define(self.enclave, principal, project_id, name, sql)
+        except DataRefusal:
+            spent = True
+            raise
+        finally:
+            if not spent:
+                with self.ctx.transaction() as db:
+                    answers.give_back(db, answer)
+
     # -- analyse → checked output ----------------------------------------------------------
 
     def analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
@@ -184,7 +210,9 @@ class Outputs:
         try:
             where, result = enclave_service.analyse(self.enclave, principal, project_id,
                                                     request)
-            precision.apply(result, rules.threshold)  # before anything is rendered or compared
+            # before anything is rendered or compared
+            precision.apply(result, rules.threshold,
+                            enclave_service.rounding(self.enclave, where.project))
             shorten_long(result)
             _fits(result, fmt)
         except DataRefusal as refusal:
@@ -407,6 +435,12 @@ class Outputs:
 
 
 REFUSED_RULE = "refused"  # an analysis refused while it ran (see Outputs._refused)
+DEFINITIONS_SPENT = (
+    "no new dataset definitions until your ration of answers comes back: the output check "
+    "has answered as many questions as it may for you within its window (outputs acted on, "
+    "and definitions refused once they read the data), and a definition's refusal would be "
+    "another; analyse the definitions you have (their outputs go to the output checkers) or "
+    "wait for the window to move on")
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 

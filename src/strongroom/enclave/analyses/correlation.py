@@ -15,9 +15,10 @@ from strongroom.enclave.analyses.frame import distinct, finite, floats, pids, re
 from strongroom.enclave.analyses.regression import influence, support
 from strongroom.enclave.analyses.spec import CorrelationSpec
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
+from strongroom.enclave.steps import Rounding
 
 
-def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
+def correlation(spec: CorrelationSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
     """The full square matrix, row and column named by variable, diagonal included."""
     for name in spec.variables:
         require_numeric(frame, name, "a correlation")
@@ -39,7 +40,7 @@ def correlation(spec: CorrelationSpec, frame: pl.DataFrame) -> Result:
                 r = _coefficient(values[a][both], values[b][both], spec.method)
             if a != b:  # the diagonal is 1 whatever anyone's values
                 r = sensitivity.shown(r, _step(values[a][both], values[b][both], ids[both],
-                                               spec.method))
+                                               spec.method), rounding)
             found[a, b] = found[b, a] = Cell((a,), b, CellKind.CORRELATION, r,
                                               distinct(ids[both]))
     cells = [found[a, b] if found[a, b].row == (a,) else

@@ -31,7 +31,7 @@ from strongroom.enclave.analyses.frame import (
 )
 from strongroom.enclave.analyses.spec import LogisticSpec, OlsSpec
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
-from strongroom.enclave.steps import nice_step, round_to_step
+from strongroom.enclave.steps import Rounding, nice_step
 from strongroom.errors import Invalid
 
 INTERCEPT = "Intercept"
@@ -133,7 +133,8 @@ def coefficient_steps(x: FloatArray, y: FloatArray, ids: PidArray) -> FloatArray
                      for w in weights])
 
 
-def _rounded(table: FloatArray, steps: FloatArray, df: float | None) -> FloatArray:
+def _rounded(table: FloatArray, steps: FloatArray, df: float | None,
+             rounding: Rounding) -> FloatArray:
     """Estimates, SEs and confidence limits to each term's step, and p-values worked out
     from those rounded figures (a p-value at six digits gives back the exact t, so the exact
     estimate: see sensitivity.py); ``df``: the t distribution's, None for the normal."""
@@ -142,7 +143,7 @@ def _rounded(table: FloatArray, steps: FloatArray, df: float | None) -> FloatArr
         if not np.isfinite(step):  # one participant could move it anywhere: not shown
             out[i, :4] = np.nan
         elif step > 0:
-            out[i, :4] = [round_to_step(float(v), step) if np.isfinite(v) else v
+            out[i, :4] = [rounding(float(v), step) if np.isfinite(v) else v
                           for v in table[i, :4]]
     out[:, 4] = sensitivity.p_values(out[:, 0], out[:, 1], df,
                                      np.where(np.isfinite(steps), steps / 2, np.nan))
@@ -199,15 +200,16 @@ def coefficient_cells(terms: list[str], term_pids: list[PidArray], kind: CellKin
             for j, column in enumerate(columns)]
 
 
-def statistic_cells(stats: dict[str, float], everyone: PidArray,
-                    steps: dict[str, float]) -> list[Cell]:
+def statistic_cells(stats: dict[str, float], everyone: PidArray, steps: dict[str, float],
+                    rounding: Rounding) -> list[Cell]:
     """The fit's statistics, each rounded to its step (``sensitivity``; hidden: None)."""
     return [Cell(MODEL_ROW, name, CellKind.STATISTIC,
-                 sensitivity.shown(finite(value), steps[name]), everyone, table=MODEL_TABLE)
+                 sensitivity.shown(finite(value), steps[name], rounding), everyone,
+                 table=MODEL_TABLE)
             for name, value in stats.items()]
 
 
-def ols(spec: OlsSpec, frame: pl.DataFrame) -> Result:
+def ols(spec: OlsSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
     """Least squares of a numeric outcome on the covariates, with an intercept."""
     import statsmodels.api as sm
 
@@ -226,12 +228,13 @@ def ols(spec: OlsSpec, frame: pl.DataFrame) -> Result:
     if fit.ssr <= 1e-12 * float(np.sum((y - y.mean()) ** 2)):
         raise Invalid("the outcome is an exact combination of the covariates (a perfect fit), "
                       "so the model has no error to estimate")
-    table = _rounded(table, coefficient_steps(x, y, d.ids), float(fit.df_resid))
+    table = _rounded(table, coefficient_steps(x, y, d.ids), float(fit.df_resid), rounding)
     cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
     steps = sensitivity.least_squares_steps(y, np.asarray(fit.resid, dtype=np.float64), d.ids,
                                             x.shape[1])
     cells += statistic_cells({"r_squared": fit.rsquared, "adj_r_squared": fit.rsquared_adj,
-                              "log_likelihood": fit.llf, "aic": fit.aic}, d.everyone, steps)
+                              "log_likelihood": fit.llf, "aic": fit.aic}, d.everyone, steps,
+                             rounding)
     facts = {"residual_df": float(fit.df_resid), "n_obs": float(len(d.everyone)),
              "n_parameters": float(x.shape[1])}
     # the outcome too: an outcome that is 0 for all but one person puts their value in the
@@ -250,7 +253,7 @@ def binary(frame: pl.DataFrame, name: str, what: str) -> FloatArray:
     return y
 
 
-def logistic(spec: LogisticSpec, frame: pl.DataFrame) -> Result:
+def logistic(spec: LogisticSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
     """Logistic regression of a 0/1 outcome; separation and non-convergence are refused."""
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import (
@@ -293,10 +296,11 @@ def logistic(spec: LogisticSpec, frame: pl.DataFrame) -> Result:
     steps, fit_steps = sensitivity.logistic_steps(x, p, y, ids, float(fit.llnull),
                                                   float(fit.prsquared))
     table = _rounded(np.column_stack([fit.params, fit.bse, fit.conf_int(0.05), fit.pvalues]),
-                     steps, None)
+                     steps, None, rounding)
     cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
     cells += statistic_cells({"pseudo_r_squared": fit.prsquared, "log_likelihood": fit.llf,
-                              "ll_null": fit.llnull, "aic": fit.aic}, d.everyone, fit_steps)
+                              "ll_null": fit.llnull, "aic": fit.aic}, d.everyone, fit_steps,
+                             rounding)
     facts = {"residual_df": float(fit.df_resid), "n_obs": float(len(d.everyone)),
              "n_parameters": float(x.shape[1]), "events": float(len(with_event)),
              "non_events": float(len(without))}

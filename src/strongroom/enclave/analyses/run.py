@@ -12,14 +12,18 @@ from strongroom.enclave.analyses import correlation, regression, summary, surviv
 from strongroom.enclave.analyses.frame import check_schema, prepare
 from strongroom.enclave.analyses.spec import AnySpec, parse_spec
 from strongroom.enclave.results import AnalysisKind, FloatArray, PidArray, Result
+from strongroom.enclave.steps import Rounding
 from strongroom.enclave.view import PID
 from strongroom.errors import Invalid, reading_data
 
-_RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame], Result]] = {
-    AnalysisKind.FREQUENCY: tables.frequency,
-    AnalysisKind.CROSSTAB: tables.crosstab,
-    AnalysisKind.HISTOGRAM: tables.histogram,
-    AnalysisKind.SUMMARY: summary.summary,
+# tables and summaries leave their statistics exact for release precision (outputs/precision.py)
+# to round with the same Rounding; fits round their own, since their p-values are worked out
+# from the rounded figures
+_RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame, Rounding], Result]] = {
+    AnalysisKind.FREQUENCY: lambda spec, frame, _: tables.frequency(spec, frame),
+    AnalysisKind.CROSSTAB: lambda spec, frame, _: tables.crosstab(spec, frame),
+    AnalysisKind.HISTOGRAM: lambda spec, frame, _: tables.histogram(spec, frame),
+    AnalysisKind.SUMMARY: lambda spec, frame, _: summary.summary(spec, frame),
     AnalysisKind.OLS: regression.ols,
     AnalysisKind.LOGISTIC: regression.logistic,
     AnalysisKind.KAPLAN_MEIER: survival.kaplan_meier,
@@ -28,10 +32,12 @@ _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame], Result]] = {
 }
 
 
-def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame) -> Result:
+def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
+        rounding: Rounding) -> Result:
     """The analysis's :class:`Result`, or :class:`Invalid` saying what to change.
 
-    ``frame`` is a dataset definition: a ``pid`` column and the columns the spec names.
+    ``frame`` is a dataset definition: a ``pid`` column and the columns the spec names;
+    ``rounding`` the project's rounding of released figures (steps.Rounding).
     """
     typed = parse_spec(spec) if isinstance(spec, Mapping) else spec
     runner = _RUNNERS.get(typed.kind)
@@ -40,7 +46,7 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame) -> Result:
     check_schema(frame, typed.reads())  # a mistake in the request: the same whatever the data
     with reading_data():  # from here on a refusal may depend on participants' values
         prepared = prepare(frame, typed.reads())
-        result = runner(typed, prepared)
+        result = runner(typed, prepared, rounding)
     if typed.kind in FITS:
         result.vectors = vectors(prepared, typed.reads())
     return result

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from strongroom.enclave.results import FloatArray, PidArray
-from strongroom.enclave.steps import nice_step, round_to_step
+from strongroom.enclave.steps import Rounding, nice_step
 
 HIDDEN = math.inf  # a step no rounding can honour: the figure is not shown
 
@@ -34,11 +34,11 @@ def rows_per_person(ids: PidArray) -> int:
     return int(np.unique(ids, return_counts=True)[1].max())
 
 
-def shown(value: float | None, step: float) -> float | None:
+def shown(value: float | None, step: float, rounding: Rounding) -> float | None:
     """``value`` rounded to ``step``; None when no step can hide one participant."""
     if value is None or not math.isfinite(value) or not math.isfinite(step):
         return None
-    return round_to_step(value, step) if step > 0 else value
+    return rounding(value, step)
 
 
 def least_squares_steps(y: FloatArray, residuals: FloatArray, ids: PidArray,

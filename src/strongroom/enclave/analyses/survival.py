@@ -42,7 +42,7 @@ from strongroom.enclave.analyses.regression import (
 )
 from strongroom.enclave.analyses.spec import CoxSpec, KaplanMeierSpec
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
-from strongroom.enclave.steps import nice_step, round_to_step
+from strongroom.enclave.steps import Rounding, nice_step
 from strongroom.errors import Invalid
 
 DURATION_NOTE = ("rows with a missing or negative time, or an event other than 0/1, are left "
@@ -77,7 +77,7 @@ def _followed(frame: pl.DataFrame, time: str, event: str) -> pl.DataFrame:
                         & happened.is_in([0.0, 1.0]))
 
 
-def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame) -> Result:
+def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
     """The life table of every group on the grid, with lifelines' survival estimates."""
     from lifelines import KaplanMeierFitter
 
@@ -114,7 +114,7 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame) -> Result:
             survival = np.asarray(fitted.survival_function_at_times(ends), dtype=np.float64)
         table = label if spec.group else ""
         cells += _life_table((label,), labels, index[rows], e[rows], ids[rows], survival,
-                             spec.round_to, table)
+                             spec.round_to, table, rounding)
     facts = {"n_obs": float(len(distinct(ids))), "events": float(len(distinct(ids[e == 1]))),
              "censored": float(len(distinct(ids[e == 0])))}
     levels |= {"outcome=1": distinct(ids[e == 1]), "outcome=0": distinct(ids[e == 0])}
@@ -128,7 +128,7 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame) -> Result:
 
 def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
                 event: FloatArray, ids: PidArray, survival: FloatArray, round_to: int | None,
-                table: str) -> list[Cell]:
+                table: str, rounding: Rounding) -> list[Cell]:
     """AT_RISK, EVENTS, CENSORED and SURVIVAL cells for each interval of one group."""
     k = len(labels)
     happened = event == 1
@@ -153,13 +153,14 @@ def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
                        CellKind.CENSORED, table=table),
             Cell(row, "survival", CellKind.SURVIVAL, sensitivity.shown(
                 finite(survival[i]), sensitivity.survival_step(float(survival[i]),
-                                                               int(at_risk[i]), m))
+                                                               int(at_risk[i]), m),
+                rounding)
                  if at_risk[i] else None, risk, table=table),
         ]
     return cells
 
 
-def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
+def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
     """Cox proportional hazards: a row of HAZARD_RATIO cells per term."""
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError, ConvergenceWarning
@@ -199,7 +200,7 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
     xb = centred @ np.asarray(fitted.params_.loc[names], dtype=np.float64)
     steps, llf_step = sensitivity.cox_steps(np.asarray(delta.to_numpy(), dtype=np.float64),
                                             ids, xb)
-    table = _hazard_ratios_rounded(table, steps)
+    table = _hazard_ratios_rounded(table, steps, rounding)
     cells = coefficient_cells(d.terms, d.term_pids, CellKind.HAZARD_RATIO, HAZARD_COLUMNS,
                               table)
     m = sensitivity.rows_per_person(ids)
@@ -207,7 +208,7 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
                               "log_likelihood": fitted.log_likelihood_,
                               "aic": fitted.AIC_partial_}, d.everyone, {
         "concordance": sensitivity.concordance_step(_comparable_pairs(t, e), len(t), m),
-        "log_likelihood": llf_step, "aic": 2 * llf_step})
+        "log_likelihood": llf_step, "aic": 2 * llf_step}, rounding)
     facts = {"n_obs": float(len(d.everyone)), "events": float(len(with_event)),
              "residual_df": float(len(t) - len(names)), "n_parameters": float(len(names))}
     levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
@@ -220,7 +221,8 @@ def cox(spec: CoxSpec, frame: pl.DataFrame) -> Result:
 Z_95 = 1.959963984540054  # the normal quantile of a 95 % interval
 
 
-def _hazard_ratios_rounded(table: FloatArray, steps: FloatArray) -> FloatArray:
+def _hazard_ratios_rounded(table: FloatArray, steps: FloatArray,
+                           rounding: Rounding) -> FloatArray:
     """Hazard ratios and their limits rounded to what one participant can move them: a step
     ``c`` in the log hazard ratio is ``HR·(eᶜ − 1)`` on the ratio's own scale."""
     out = table.copy()
@@ -232,7 +234,7 @@ def _hazard_ratios_rounded(table: FloatArray, steps: FloatArray) -> FloatArray:
             top = float(np.nanmax(np.abs(table[i, :3])))
             ratio_step = ratio_steps[i] = nice_step(top * math.expm1(step))
             if ratio_step > 0:
-                out[i, :3] = [round_to_step(float(v), ratio_step) if np.isfinite(v) else v
+                out[i, :3] = [rounding(float(v), ratio_step) if np.isfinite(v) else v
                               for v in table[i, :3]]
     with np.errstate(divide="ignore", invalid="ignore"):  # a limit rounded to 0: no p
         log_hr = np.log(out[:, 0])

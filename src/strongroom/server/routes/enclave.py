@@ -40,7 +40,7 @@ def define(project_id: str, body: DefinitionIn, who: Caller, work: Work,
     guard(request, who, project_id, Action.DATA_ANALYSE.value)
     digest, shape = fingerprint({"sql": body.sql})
     measure(request, query_digest=digest, query_shape=shape)
-    return definition_out(service.define(work.enclave, who, project_id, body.name, body.sql))
+    return definition_out(work.define(who, project_id, body.name, body.sql))
 
 
 @router.get("/projects/{project_id}/definitions", response_model=list[DefinitionOut],

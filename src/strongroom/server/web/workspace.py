@@ -221,7 +221,7 @@ def define(request: Request, project_id: str, who: Researcher, ctx: Access, work
         guard(request, who, project_id, Action.DATA_ANALYSE.value)
         digest, shape = fingerprint({"sql": sql})
         measure(request, query_digest=digest, query_shape=shape)
-        service.define(work.enclave, who, project_id, name.strip(), sql)
+        work.define(who, project_id, name.strip(), sql)
     except ServiceError as exc:
         return _project_page(request, who, ctx, work, dp, project_id,
                              status=status_of(exc), definition=typed,

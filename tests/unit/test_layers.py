@@ -1,0 +1,56 @@
+"""The layout's two promises, read from the source: no domain package imports the packages that
+compose them (cli/, server/, client/), and the entry points that carry a protection are the
+ones the composing code calls (a route cannot forget a ration it never sees)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import strongroom
+
+ROOT = Path(strongroom.__file__).parent
+COMPOSERS = ("cli", "server", "client")
+
+
+def _modules() -> list[tuple[Path, ast.Module]]:
+    return [(path, ast.parse(path.read_text(), str(path))) for path in sorted(ROOT.rglob("*.py"))]
+
+
+def _imports(tree: ast.Module) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_no_domain_package_imports_the_code_that_composes_it() -> None:
+    upward = []
+    for path, tree in _modules():
+        top = path.relative_to(ROOT).parts[0]
+        if top in COMPOSERS or not (ROOT / top).is_dir():
+            continue  # a composer, or a module at the top (platform.py, the demo)
+        upward += [f"{path.relative_to(ROOT)} imports {name}" for name in _imports(tree)
+                   if name.split(".")[:2] in (["strongroom", c] for c in COMPOSERS)]
+    assert upward == []
+
+
+def test_definitions_are_made_through_the_output_service_that_rations_their_refusals() -> None:
+    """enclave.service.define answers a refusal read from the data for free; everything that
+    acts for a researcher defines through Outputs.define (outputs/service.py)."""
+    direct = []
+    for path, tree in _modules():
+        where = path.relative_to(ROOT)
+        if where.parts[0] in ("enclave", "outputs"):
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "define" and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in ("service", "enclave_service")):
+                direct.append(f"{where}:{node.lineno}")
+    allowed = {"attacks/runner.py"}  # its setup defines the attacker's base, unattacked
+    assert {d.split(":")[0] for d in direct} <= allowed, direct
