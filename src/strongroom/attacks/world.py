@@ -69,18 +69,28 @@ class AttackWorld:
                   email="admin@custodian.test", name="Admin", password=PASSWORD)
         return cls(platform, clock)
 
-    def researcher(self) -> tuple[Principal, str]:
-        """A new vetted, trained researcher of a new institution, leading a new project;
-        signed in. (The ledger of released outputs spans a partner institution, so each
-        attack starts from an empty one.)"""
-        who = self._person("researcher", "researcher")
+    def researcher(self, institution_id: str | None = None) -> tuple[Principal, str]:
+        """A new vetted, trained researcher of a new institution (or of ``institution_id``),
+        leading a new project; signed in. (The ledger of released outputs spans a partner
+        institution, so each attack starts from an empty one.)"""
+        who = self._person("researcher", "researcher", institution_id)
+        return who, self.project(who)
+
+    def project(self, lead: Principal) -> str:
+        """Another project led by ``lead``."""
         today = self.clock().date()
-        project = projects.create(
-            self.platform.access, None, title=f"Attack {who.person_id}",
-            purpose="Trying the output check as an attacker", lead_id=who.person_id,
+        return str(projects.create(
+            self.platform.access, None, title=f"Attack {lead.person_id} {next(self.serial)}",
+            purpose="Trying the output check as an attacker", lead_id=lead.person_id,
             starts_on=today - dt.timedelta(days=10),
-            expires_on=today + dt.timedelta(days=365), fields=FIELDS).project.id
-        return who, project
+            expires_on=today + dt.timedelta(days=365), fields=FIELDS).project.id)
+
+    def grant_export(self, lead: Principal, project_id: str) -> None:
+        """Record-level export asked for by the lead and approved by an access committee."""
+        ctx = self.platform.access
+        projects.request_export(ctx, lead, project_id,
+                                "registry linkage for the study population, record-level")
+        projects.decide_export(ctx, self.staff("access-committee"), project_id, True)
 
     def checker(self) -> Principal:
         """A new output checker of a new institution, signed in."""
@@ -90,13 +100,15 @@ class AttackWorld:
         """A new member of staff with ``role`` (of a new institution), signed in."""
         return self._person("staff", role)
 
-    def _person(self, kind: str, role: str) -> Principal:
+    def _person(self, kind: str, role: str, institution_id: str | None = None) -> Principal:
         n = next(self.serial)
         today = self.clock().date()
         ctx = self.platform.access
-        partner = institutions.create(ctx, None, name=f"Partner {n}", country="GB",
-                                      jurisdiction="UK GDPR", networks=["10.0.0.0/8"])
-        new = people.create(ctx, None, institution_id=partner.id,
+        if institution_id is None:
+            institution_id = institutions.create(
+                ctx, None, name=f"Partner {n}", country="GB", jurisdiction="UK GDPR",
+                networks=["10.0.0.0/8"]).id
+        new = people.create(ctx, None, institution_id=institution_id,
                             email=f"{kind}{n}@partner.test", name=f"{kind.title()} {n}",
                             roles=[role], password=PASSWORD, vetting=Vetting.APPROVED)
         people.record_training(ctx, None, new.person.id, course="Safe Researcher",

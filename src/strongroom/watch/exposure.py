@@ -1,5 +1,6 @@
-"""Which participants each project has received record-level: sealed roaring bitmaps of master
-IDs, one per export, so "distinct participants in 30 days" is exact, not a sum of row counts."""
+"""Which participants each project (and the person it went to, and their institution) has
+received record-level: sealed roaring bitmaps of master IDs, one per export, so "distinct
+participants in 30 days" or "ever" is exact, not a sum of row counts."""
 
 from __future__ import annotations
 
@@ -21,12 +22,16 @@ def seal(key: MasterKey, members: BitMap) -> bytes:
 
 
 def union_since(db: Session, key: MasterKey, column: str, target_id: str,
-                since: dt.datetime, jobs: Collection[str] | None = None) -> BitMap:
-    """Every participant exported to the project (or institution) since ``since``.
+                since: dt.datetime, jobs: Collection[str] | None = None,
+                until: dt.datetime | None = None) -> BitMap:
+    """Every participant exported to the project (or person, or institution) since ``since``.
 
     ``jobs``: count only ordinary exports and those of these (running) jobs; None: all.
+    ``until``: only exports before it.
     """
     where = [getattr(ExposureRow, column) == target_id, ExposureRow.at >= since]
+    if until is not None:
+        where.append(ExposureRow.at < until)
     if jobs is not None:
         where.append(ExposureRow.job_id.is_(None) | ExposureRow.job_id.in_(list(jobs)))
     sealed = db.scalars(select(ExposureRow.members_sealed).where(*where))
@@ -35,10 +40,11 @@ def union_since(db: Session, key: MasterKey, column: str, target_id: str,
 
 
 def reserve(db: Session, key: MasterKey, project_id: str, institution_id: str,
-            at: dt.datetime, members: BitMap, job_id: str | None = None) -> ExposureRow:
+            at: dt.datetime, members: BitMap, job_id: str | None = None,
+            person_id: str | None = None) -> ExposureRow:
     """Count an export before it runs (the caller deletes the row if the export fails)."""
     row = ExposureRow(project_id=project_id, institution_id=institution_id, at=at,
                       participants=len(members), members_sealed=seal(key, members),
-                      job_id=job_id)
+                      job_id=job_id, person_id=person_id)
     db.add(row)
     return row

@@ -1,5 +1,6 @@
-"""Hard limits, checked before a request runs: what it would take, plus what its project and
-institution already took in the limit's window, against their limits and approved jobs."""
+"""Hard limits, checked before a request runs: what it would take, plus what its project, the
+person it goes to and their institution already took in the limit's window (30 days, a day, a
+minute, or the whole life), against their limits and approved jobs."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from strongroom.watch.policy import WINDOWS, WORDS, Limits, Meter, limits_for
 
 # Requests that count against the rate limit: those touching participant data.
 DATA_ACTIONS = ("data.analyse", "data.export", "output.request", "output.download")
-SCOPES = (("project", "project_id"), ("institution", "institution_id"))
+SCOPES = (("project", "project_id"), ("person", "person_id"),
+          ("institution", "institution_id"))
+RECORD_METERS = (Meter.RECORD_PARTICIPANTS, Meter.LIFETIME_PARTICIPANTS)
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Planned:
 
 @dataclass(frozen=True)
 class Breach:
-    scope: str  # project | institution
+    scope: str  # project | person | institution
     target_id: str
     meter: Meter
     limit: int
@@ -83,24 +86,41 @@ def _metered(db: Session, column: str, target_id: str, meter: Meter,
     return int(db.scalar(query) or 0)
 
 
+def lifetime_extra(db: Session, project_id: str) -> int:
+    """What every job ever approved for the project added: room for its whole life too."""
+    return int(db.scalar(select(func.coalesce(func.sum(DeclaredJob.record_participants), 0))
+                         .where(DeclaredJob.project_id == project_id,
+                                DeclaredJob.approved_at.is_not(None))) or 0)
+
+
 def breaches(db: Session, key: MasterKey, project_id: str, institution_id: str,
-             planned: Planned, now: dt.datetime) -> list[Breach]:
-    """Every limit ``planned`` would break (empty: it may run)."""
+             planned: Planned, now: dt.datetime, person_id: str | None = None
+             ) -> list[Breach]:
+    """Every limit ``planned`` would break (empty: it may run). ``person_id``: the person the
+    data goes to (their limits span all their projects); None for a request that goes to no
+    one (the operator's)."""
     extra = allowance(db, project_id, now)
+    targets = {"project": project_id, "person": person_id, "institution": institution_id}
     found: list[Breach] = []
     for scope, column in SCOPES:
-        target = project_id if scope == "project" else institution_id
+        target = targets[scope]
+        if target is None:
+            continue
         limits: Limits = limits_for(db, scope, target)
         for meter in Meter:
-            limit = limits.of(meter) + extra.of(meter)
+            limit = limits.of(meter) + (lifetime_extra(db, project_id)
+                                        if meter is Meter.LIFETIME_PARTICIPANTS
+                                        else extra.of(meter))
             since = now - WINDOWS[meter]
-            if meter is Meter.RECORD_PARTICIPANTS:
+            if meter in RECORD_METERS:
                 if planned.record_members is None:
                     if planned.record_count > limit:
                         found.append(Breach(scope, target, meter, limit, 0,
                                             planned.record_count))
                     continue
-                before = exposure.union_since(db, key, column, target, since, extra.jobs)
+                before = exposure.union_since(
+                    db, key, column, target, since,
+                    extra.jobs if meter is Meter.RECORD_PARTICIPANTS else None)
                 used = len(before)
                 asked = len(planned.record_members - before)  # new participants only
             else:

@@ -111,6 +111,9 @@ class ExposureRow(Base):
                                     primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(String(32), index=True)
     institution_id: Mapped[str] = mapped_column(String(32), index=True)
+    # the person it went to (the project's lead, for exports a custodian made for it): their
+    # limits span all their projects
+    person_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     participants: Mapped[int] = mapped_column(Integer)
     members_sealed: Mapped[bytes] = mapped_column(LargeBinary)

@@ -28,6 +28,7 @@ from strongroom.access.states import PauseLevel
 from strongroom.access.tokens import new_id
 from strongroom.audit import AuditEvent, EventType
 from strongroom.errors import Invalid, NotFound, Refused
+from strongroom.watch import forecast
 from strongroom.watch.detectors import run_all
 from strongroom.watch.detectors.policy import DetectorPolicy
 from strongroom.watch.exposure import reserve, union_since
@@ -93,6 +94,7 @@ class Watch:
         lock, SQLite its write lock, until the reservation commits).
         """
         now = self.ctx.clock()
+        person = charged or (principal.person_id if principal is not None else None)
         with self._lock(project_id), self.ctx.transaction() as db:
             project = db.get(Project, project_id)
             if project is None:
@@ -100,18 +102,27 @@ class Watch:
             institution = _institution_of(db, project)
             db.execute(update(Institution).where(Institution.id == institution)
                        .values(status=Institution.status))  # a no-op write: the lock
-            found = breaches(db, self.ctx.key, project_id, institution, planned, now)
+            found = breaches(db, self.ctx.key, project_id, institution, planned, now, person)
             whole = limits_for(db, "institution", institution).suspend_institution
-            reservation = None
+            reservation, ahead = None, None
             if not found and planned.record_members is not None:
                 jobs = allowance(db, project_id, now).jobs
                 row = reserve(db, self.ctx.key, project_id, institution, now,
-                              planned.record_members, jobs[0] if jobs else None)
+                              planned.record_members, jobs[0] if jobs else None, person)
                 db.flush()
                 reservation = Reservation(row.id)
+                if self.policy.lifetime.enabled:
+                    ahead = forecast.signal(
+                        forecast.forecasts(db, self.ctx.key, {
+                            "project": project_id, "person": person,
+                            "institution": institution}, project_id, now,
+                            self.policy.lifetime),
+                        Subject(person, institution, project_id), self.policy.lifetime,
+                        in_a_job=bool(jobs))
         if found:
-            person = charged or (principal.person_id if principal is not None else None)
             self._over_limit(principal, person, project_id, institution, action, found, whole)
+        if ahead is not None:  # this export stays within the allowance; the next may not run
+            self.respond([ahead], institution_too=whole)
         return reservation
 
     def cancel(self, reservation: Reservation | None) -> None:

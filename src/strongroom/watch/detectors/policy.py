@@ -97,6 +97,18 @@ class HoursPolicy:
 
 
 @dataclass(frozen=True)
+class LifetimePolicy:
+    """``coverage.lifetime``: when, at the pace of the last ``pace_days``, a project, the person
+    it goes to or their institution reaches the participants it may ever receive record-level
+    (run by the gate at every record-level export, watch/forecast.py)."""
+
+    enabled: bool = True
+    pace_days: int = 14
+    warn_days: float = 30.0  # an alert when the allowance is this near at that pace …
+    suspend_days: float = 7.0  # … and a suspension, before it is crossed
+
+
+@dataclass(frozen=True)
 class CoveragePolicy:
     """``coverage.allowance`` and ``coverage.sweep``: distinct participants a project received
     record-level in 30 days."""
@@ -262,6 +274,7 @@ class DetectorPolicy:
     cadence: CadencePolicy = field(default_factory=CadencePolicy)
     hours: HoursPolicy = field(default_factory=HoursPolicy)
     coverage: CoveragePolicy = field(default_factory=CoveragePolicy)
+    lifetime: LifetimePolicy = field(default_factory=LifetimePolicy)
     rewording: RewordingPolicy = field(default_factory=RewordingPolicy)
     reconstruction: ReconstructionPolicy = field(default_factory=ReconstructionPolicy)
     differencing: DifferencingPolicy = field(default_factory=DifferencingPolicy)
