@@ -142,7 +142,8 @@ class Simulation:
         store.close()
         self.platform = Platform.open(root / "data", root / "master.key", clock=self.clock,
                                       settings=Settings(password_profile="CHEAPEST",
-                                                        withheld_seconds=0.0))  # simulated time
+                                                        withheld_seconds=0.0,
+                                                        definition_seconds=0.0))  # simulated
         self.app = create_app(self.platform)
         self.clients: dict[str, TestClient] = {}
         self.latencies: dict[str, list[float]] = {}

@@ -50,15 +50,17 @@ class Platform:
             cohort_eids=self._cohort_eids,
         )
         self.enclave = Enclave(self.access, store)
-        self.outputs = Outputs(self.enclave)
-        self.privacy = Privacy(self.enclave)
-        self.outputs.exact_guard = self.privacy.refuse_exact  # DP mode refuses exact analyses
         self.delivery = Delivery.open(  # refuses a bad watch.yaml, naming every problem
             store.root, store.engine, clock=clock,
             record=lambda kind, subject, details: self.access.record(kind, "watch", subject,
                                                                      details))
         self.watch = Watch(self.access, cohort_size=self._cohort_size,
                            deliver=self.delivery.deliver)
+        # the transfer limits are held inside the services that read data (the gate), and
+        # DP mode refuses exact analyses there too, whoever calls them
+        self.privacy = Privacy(self.enclave, gate=self.watch)
+        self.outputs = Outputs(self.enclave, gate=self.watch,
+                               exact_guard=self.privacy.refuse_exact)
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None, *,

@@ -14,7 +14,7 @@ from sqlalchemy import select, text, update
 from strongroom.access import auth, institutions, pauses, people, projects, pseudonyms
 from strongroom.access.authorize import authorize
 from strongroom.access.keys import open_project_key
-from strongroom.access.models import Project, Training
+from strongroom.access.models import ApiToken, Project, Training
 from strongroom.access.permissions import Action
 from strongroom.access.roles import Role
 from strongroom.audit import EventType
@@ -149,6 +149,29 @@ def test_tokens_are_scoped_expiring_and_bound_to_the_network(world: World) -> No
     with pytest.raises(Unauthenticated, match="expired"):
         auth.resume_token(world.ctx, new.secret, INSIDE)
     assert len(events(world, EventType.AUTH_TOKEN_REFUSED)) == 2
+
+
+def test_a_token_s_last_use_is_kept_to_the_minute_in_a_write_of_its_own(world: World) -> None:
+    """Twenty clients on one token must not each write the token's row (on SQLite every write
+    queues, and a busy one failed a request): its last use is written at most once a minute."""
+    r = world.researcher
+    assert r is not None
+    new = auth.issue_token(world.ctx, world.sign_in(r), world.project_id, ["data.analyse"], 7)
+
+    def last_used() -> dt.datetime | None:
+        with world.ctx.transaction() as db:
+            return db.scalar(select(ApiToken.last_used_at).where(ApiToken.id == new.token.id))
+
+    auth.resume_token(world.ctx, new.secret, INSIDE)
+    first = last_used()
+    assert first is not None
+    world.clock.advance(seconds=30)
+    auth.resume_token(world.ctx, new.secret, INSIDE)
+    assert last_used() == first
+    world.clock.advance(seconds=31)
+    auth.resume_token(world.ctx, new.secret, INSIDE)
+    later = last_used()
+    assert later is not None and later > first
 
 
 def test_revoking_an_institution_cuts_people_sessions_tokens_and_projects(world: World) -> None:

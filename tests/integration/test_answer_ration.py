@@ -9,6 +9,7 @@ receives (in any project) tells whether a small group exists.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -238,10 +239,17 @@ def test_a_withheld_answer_takes_the_same_time_whatever_the_check_did(
 
 # a definition past the 5,000,000-row limit only if the target is obese: its refusal, once
 # the data are read, answers the question (2^23 copies of the target's row)
-HUGE = ("WITH d0 AS (SELECT pid FROM base WHERE {T} AND bmi > 30), "
-        + ", ".join(f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL SELECT pid FROM d{j - 1})"
-                    for j in range(1, 24))
-        + " SELECT pid FROM base UNION ALL SELECT b.pid FROM base b JOIN d23 ON b.pid = d23.pid")
+def _copies(doublings: int, columns: str = "pid") -> str:
+    """2^doublings copies of the target's row if they are obese, beside everyone's own."""
+    picked = ", ".join(f"b.{c.strip()}" for c in columns.split(","))
+    return ("WITH d0 AS (SELECT pid FROM base WHERE {T} AND bmi > 30), "
+            + ", ".join(f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL SELECT pid FROM d{j - 1})"
+                        for j in range(1, doublings + 1))
+            + f" SELECT {columns} FROM base UNION ALL SELECT {picked} FROM base b "
+            f"JOIN d{doublings} ON b.pid = d{doublings}.pid")
+
+
+HUGE = _copies(23)
 
 
 def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
@@ -316,3 +324,36 @@ def test_definitions_sent_at_once_cannot_share_the_last_answer(
     with ThreadPoolExecutor(max_workers=6) as pool:
         seen = sorted(pool.map(attempt, range(6)))
     assert seen == ["read"] + ["spent"] * 5
+
+
+def test_a_definition_is_answered_at_its_floor_and_a_slower_one_spends_an_answer(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """Guarantee: how long a definition takes says nothing for free. Each is answered no
+    sooner than ``Settings.definition_seconds`` after its request; one that takes longer
+    (4 million copies of an obese target's row, against 3,000 rows for a lean one) keeps its
+    reserved answer, so a search by running time is rationed like one by refusals."""
+    ctx = world.platform.access
+    saved = ctx.settings
+    ctx.settings = dataclasses.replace(saved, definition_seconds=0.4)
+    who, project = world.researcher()
+    outputs = world.platform.outputs
+    ration = answers.Ration.strictest([outputs.rules_for(project)])
+
+    def used() -> int:
+        with ctx.transaction() as db:
+            return answers.used(db, who.person_id, world.clock(), ration)
+
+    def timed(name: str, sql: str) -> float:
+        started = time.monotonic()
+        outputs.define(who, project, name, sql)
+        return time.monotonic() - started
+
+    big = _copies(22, "pid, sex, birth_year, sbp, bmi")  # about 1 s when obese
+    try:
+        assert timed("base", BASE) >= 0.4 and used() == 0
+        assert timed("lean", big.replace("{T}", cast.lean[0].condition)) >= 0.4
+        assert used() == 0
+        assert timed("fat", big.replace("{T}", cast.obese[0].condition)) > 0.4
+        assert used() == 1
+    finally:
+        ctx.settings = saved

@@ -232,3 +232,25 @@ def test_three_statistics_in_one_output_that_combine_to_one_person_are_caught(
     estimate = got["/y"] - got["/x"] - got["/z"] if got else None
     assert not recovered(estimate, t.bmi)
     assert got is None, REASONS
+
+
+def test_a_mean_of_constants_per_released_group_but_the_target_is_caught(
+        world: World, researcher: Principal, targets: list[Target]) -> None:
+    """The zoom: 80 groups whose counts are released, a mean where everyone has their group's
+    constant (chosen afresh each time) but the target, who has their BMI less a guess. One
+    release gives the value within its step, and the step shrinks with the guess's error; an
+    attacker's review had a BMI to 4 decimals in a dozen means. Each such mean is blocked."""
+    t = targets[21]
+    key = "(coalesce(sbp, 0) * 7 + birth_year * 13 + sex * 29) % 80"
+    counts = ask(world, researcher, f"SELECT {key} AS g, count(*) AS n FROM base GROUP BY g")
+    assert counts is not None and len(counts) == 80, REASONS
+    for guess, width in ((27.0, 20.0), (t.bmi + 0.3, 0.6)):
+        constants = [round(width * ((g * 37) % 80 / 80 - 0.5), 6) for g in range(80)]
+        cases = " ".join(f"WHEN {key} = {g} THEN {c!r}" for g, c in enumerate(constants))
+        got = ask(world, researcher, f"SELECT avg(CASE WHEN {t.condition} THEN bmi - {guess} "
+                                     f"{cases} END) AS m FROM base")
+        assert got is None, got
+        assert any("takes one value in each group" in r for r in REASONS), REASONS
+    # a measured variable over the same groups is no such thing
+    honest = ask(world, researcher, "SELECT avg(sbp) AS m FROM base WHERE sbp IS NOT NULL")
+    assert honest is not None, REASONS

@@ -182,8 +182,13 @@ def test_request_rate(world: World) -> None:
         body["name"] = f"d{i}"
         codes.append(client.post(f"/projects/{world.project_id}/definitions",
                                  json=body).status_code)
-    assert codes[:3] == [201, 201, 201] and codes[3] == 403
-    assert suspensions(world)
+    # over the rate: slowed with 429 and Retry-After, not suspended (issue [containment])
+    assert codes[:3] == [201, 201, 201] and codes[3:] == [429, 429]
+    assert not suspensions(world)
+    answer = client.post(f"/projects/{world.project_id}/definitions",
+                         json={"name": "late", "sql": body["sql"]})
+    assert answer.status_code == 429 and 1 <= int(answer.headers["Retry-After"]) <= 60
+    assert "try again in" in " ".join(answer.json()["reasons"])
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)

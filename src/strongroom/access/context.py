@@ -40,6 +40,10 @@ class Settings:
     # this after its request: how long the check took (longer when it suppresses) would
     # otherwise answer what the withheld report hides
     withheld_seconds: float = 10.0
+    # a dataset definition is answered no sooner than this after its request, and one that
+    # takes longer spends an answer of its author's ration: its running time grows with its
+    # rows, which can hang on one person's value (0: no floor, and time spends nothing)
+    definition_seconds: float = 2.0
 
 
 class Via(StrEnum):

@@ -98,10 +98,12 @@ def scaled_limits(scale: float) -> dict[str, dict[str, int]]:
             for scope, limits in DEFAULTS.items()}
 
 
-def run(world: AttackWorld, campaign: Campaign, scale: float = 1.0) -> Outcome:
-    """Run one campaign in new people and projects of ``world``; the clock moves a day a day."""
+def run(world: AttackWorld, campaign: Campaign, scale: float = 1.0,
+        limits: dict[str, dict[str, int]] | None = None) -> Outcome:
+    """Run one campaign in new people and projects of ``world``; the clock moves a day a day.
+    ``limits``: each scope's limits to set (default: the defaults, scaled)."""
     takers = _takers(world, campaign)
-    limits = scaled_limits(scale)
+    limits = scaled_limits(scale) if limits is None else limits
     admin = world.staff("custodian-admin")
     scopes = {"project": {p for _, p in takers}, "person": {w.person_id for w, _ in takers},
               "institution": {w.institution_id for w, _ in takers}}

@@ -163,7 +163,11 @@ def _filler(target: Target, nine: str) -> Callable[[str], str]:
 def _define(world: AttackWorld, who: Principal, project_id: str, step: Step,
             fill: Callable[[str], str]) -> Obs:
     try:
-        made = world.platform.outputs.define(who, project_id, step.name, fill(step.sql))
+        # the output service's entry, which rations refusals (enclave's at older commits)
+        define = getattr(world.platform.outputs, "define", None)
+        made = (define(who, project_id, step.name, fill(step.sql)) if define is not None
+                else service.define(world.platform.enclave, who, project_id, step.name,
+                                    fill(step.sql)))
     except (Invalid, Conflict) as refusal:
         return Obs("define", refused=refusal.reasons[0])
     return Obs("define", size_ok=made.size_ok)

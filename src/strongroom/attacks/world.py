@@ -44,6 +44,8 @@ def _settings(withheld_seconds: float) -> Settings:
     settings = Settings(password_profile="CHEAPEST")
     if hasattr(settings, "withheld_seconds"):
         settings = dataclasses.replace(settings, withheld_seconds=withheld_seconds)
+    if hasattr(settings, "definition_seconds"):  # the timing test sets its own
+        settings = dataclasses.replace(settings, definition_seconds=0.0)
     return settings
 
 
@@ -52,13 +54,17 @@ class AttackWorld:
     platform: Platform
     clock: Clock
     serial: itertools.count[int] = field(default_factory=itertools.count)
+    networks: tuple[str, ...] = ("10.0.0.0/8",)  # each new institution's
 
     @classmethod
     def build(cls, root: Path, cohort: int = 3000, seed: int = 7,
-              withheld_seconds: float = 0.0) -> AttackWorld:
+              withheld_seconds: float = 0.0, database_url: str | None = None,
+              networks: tuple[str, ...] = ("10.0.0.0/8",)) -> AttackWorld:
         """``withheld_seconds``: the platform's floor on a withheld output's answer (none by
-        default, so the suite runs quickly; the timing test sets one)."""
-        store = init_store(root / "data", key_file=root / "master.key")
+        default, so the suite runs quickly; the timing test sets one); ``database_url``: the
+        metadata database (default SQLite in the data directory)."""
+        store = init_store(root / "data", key_file=root / "master.key",
+                           database_url=database_url)
         store.write_version(synthesise(cohort, seed=seed))
         store.close()
         clock = Clock()
@@ -67,7 +73,7 @@ class AttackWorld:
         bootstrap(platform.access, institution="Custodian", country="GB",
                   jurisdiction="UK GDPR", networks=["10.0.0.0/8"],
                   email="admin@custodian.test", name="Admin", password=PASSWORD)
-        return cls(platform, clock)
+        return cls(platform, clock, networks=networks)
 
     def researcher(self, institution_id: str | None = None) -> tuple[Principal, str]:
         """A new vetted, trained researcher of a new institution (or of ``institution_id``),
@@ -107,7 +113,7 @@ class AttackWorld:
         if institution_id is None:
             institution_id = institutions.create(
                 ctx, None, name=f"Partner {n}", country="GB", jurisdiction="UK GDPR",
-                networks=["10.0.0.0/8"]).id
+                networks=list(self.networks)).id
         new = people.create(ctx, None, institution_id=institution_id,
                             email=f"{kind}{n}@partner.test", name=f"{kind.title()} {n}",
                             roles=[role], password=PASSWORD, vetting=Vetting.APPROVED)

@@ -62,9 +62,11 @@ def locked_connection(
             con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM "_incoming"')  # noqa: S608
             con.unregister("_incoming")
     except duckdb.OutOfMemoryException:
+        # an earlier definition's size is data (it can hang on one person's value), so this
+        # refusal is an answer: a DataRefusal, rationed by the output service, never free
         con.close()
-        raise Invalid(f"the tables the query reads need more than the memory limit of "
-                      f"{limits.memory}; read fewer columns") from None
+        raise DataRefusal(f"the tables the query reads need more than the memory limit of "
+                          f"{limits.memory}; read fewer columns") from None
     except BaseException:
         con.close()
         raise

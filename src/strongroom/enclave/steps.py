@@ -51,14 +51,21 @@ class Rounding:
             raise ValueError("a rounding key needs at least 16 bytes")
 
     def __call__(self, value: float, step: float) -> float:
-        """``value`` to a multiple of ``step`` (unchanged when not finite or no step)."""
+        """``value`` to a multiple of ``step`` (unchanged when not finite or no step), and
+        never finer than the sixth significant digit a release shows: a display that cut a
+        finer figure to the nearest would put the fixed boundaries back."""
         if not (math.isfinite(value) and math.isfinite(step)) or step <= 0:
             return value
+        if value:
+            step = max(step, 10.0 ** (math.floor(math.log10(abs(value))) - SIGNIFICANT + 1))
         scaled = value / step
         below = math.floor(scaled)
         digest = hmac.new(self.key, struct.pack("<dd", value, step), hashlib.sha256).digest()
         draw = int.from_bytes(digest[:8], "big") / 2.0**64
         return round_to_step((below + (scaled - below > draw)) * step, step)
+
+
+SIGNIFICANT = 6  # the digits a released figure shows (outputs/render.py)
 
 
 def _clean(step: float, exponent: int) -> float:

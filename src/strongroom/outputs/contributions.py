@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
+from pyroaring import BitMap
 
 from strongroom.outputs.verdicts import Finding, Verdict
 
@@ -204,6 +206,60 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         if best < threshold:
             break
     return int(best)
+
+
+def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]],
+                      threshold: int) -> list[tuple[int, int]]:
+    """(position in ``news``, participants isolated) for each statistic that takes one value
+    per group whose count is known, but for a few participants.
+
+    A mean whose every contribution is a constant the researcher chose for a group they know
+    the count of (80 groups of a released count table, say), but the target's, gives the
+    target's value from one release, however the constants change from release to release (an
+    attacker's review "zoomed" on a BMI this way in a handful of means, each step set by their
+    own error). Each of ``partitions`` (the groups of one release) cuts the statistic's
+    participants into cells (those in exactly the same of its groups, and those in none); so
+    do all of them together, finest. In each cell the most common contribution is known with
+    the cell's count, so those off it are counted: between 1 and k − 1 of them in any one
+    cutting is a clash."""
+    found: list[tuple[int, int]] = []
+    every = [g for part in partitions for g in part]
+    keys = np.random.default_rng(20261123).integers(1, 2**63 - 1, size=max(1, len(every)),
+                                                    dtype=np.int64).astype(np.uint64)
+    for i, new in enumerate(news):
+        if _family(new) or new.ids.size < threshold:
+            continue
+        members = BitMap(new.ids.astype(np.uint32))
+        cuts = [every, *partitions[-MAX_PARTITIONS:]]
+        for cut in cuts:
+            isolated = _off_cells(new, members, cut, keys, threshold)
+            if 0 < isolated < threshold:
+                found.append((i, isolated))
+                break
+    return found
+
+
+MAX_PARTITIONS = 32  # earlier releases whose own groups are tried one by one (most recent)
+
+
+def _off_cells(new: Vector, members: BitMap, groups: Sequence[BitMap],
+               keys: npt.NDArray[np.uint64], threshold: int) -> int:
+    """Participants off their cell's most common contribution (cells: an XOR of the keys of
+    the groups each is in)."""
+    cell = np.zeros(new.ids.size, dtype=np.uint64)
+    cut = False
+    for group, key in zip(groups, keys, strict=False):
+        inside = group & members
+        if 0 < len(inside) < len(members):
+            cut = True
+            cell[np.searchsorted(new.ids, np.asarray(inside.to_array(), dtype=np.int64))] ^= key
+    if not cut:
+        return threshold  # one cell: the statistic's own spread is the precision rule's
+    frame = pl.DataFrame({"cell": cell, "value": np.round(new.values, 9)})
+    counts = frame.group_by("cell", "value").agg(pl.len().alias("n"))
+    per_cell = counts.group_by("cell").agg(pl.col("n").sum().alias("size"),
+                                           pl.col("n").max().alias("mode"))
+    return int((per_cell["size"] - per_cell["mode"]).sum() or 0)
 
 
 def _may_overlap(a: Vector, b: Vector) -> bool:

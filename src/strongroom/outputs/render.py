@@ -12,6 +12,7 @@ import json
 import math
 from enum import StrEnum
 
+from strongroom.enclave import steps
 from strongroom.enclave.results import Result
 from strongroom.errors import Invalid
 
@@ -22,7 +23,9 @@ class Format(StrEnum):
 
 
 MEDIA_TYPE = {Format.JSON: "application/json", Format.CSV: "text/csv"}
-SIGNIFICANT = 6  # digits kept: more would only carry noise, and more noise helps attackers
+# digits kept: more would only carry noise, and more noise helps attackers; rounded figures are
+# never finer than this (enclave/steps.py), so the display never rounds them again
+SIGNIFICANT = steps.SIGNIFICANT
 
 
 def _shown(value: float | None) -> float | None:

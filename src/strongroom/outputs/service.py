@@ -48,6 +48,7 @@ from strongroom.outputs.rules import Rules, load_rules, tighten
 from strongroom.outputs.scanner import RowIndex, scan
 from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.verdicts import SEVERITY, CheckReport, Finding, Verdict
+from strongroom.watch.limits import Gate
 
 RULES_FILE = "rules.yaml"  # a project's tightened thresholds, beside its other files
 CELLS = "cells"
@@ -113,16 +114,29 @@ class Measures:
 
 
 class Outputs:
-    """The output services over one enclave: rules, ledger, and the raw-row index."""
+    """The output services over one enclave: rules, ledger, and the raw-row index.
 
-    def __init__(self, enclave: Enclave, rules: Rules | None = None):
+    ``gate``: the transfer limits, held before an analysis or a definition runs and before a
+    download reads a byte; ``exact_guard``: raises to refuse an exact analysis (a project in
+    differential-privacy mode)."""
+
+    def __init__(self, enclave: Enclave, *, gate: Gate,
+                 exact_guard: Callable[[Principal, str], None],
+                 rules: Rules | None = None):
         self.enclave = enclave
         self.ctx = enclave.ctx
+        self.gate = gate
+        self.exact_guard = exact_guard
         self.base_rules = rules or load_rules()
         self.ledger = Ledger(self.ctx.engine, self.ctx.key)
         self._index = LruCache(1)
-        # raises to refuse an exact analysis (a project in DP mode); set by the platform
-        self.exact_guard: Callable[[Principal, str], None] | None = None
+
+    def _hold(self, principal: Principal, project_id: str) -> None:
+        """Authorised to analyse the project, and within its limits (the gate counts the
+        request only once it is known to be theirs to make)."""
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.DATA_ANALYSE, project_id)
+        self.gate.hold(principal, project_id, Action.DATA_ANALYSE.value)
 
     # -- what the check needs --------------------------------------------------------------
 
@@ -169,22 +183,28 @@ class Outputs:
         definition meets the row, time or memory limit can hang on one person's value, so an
         answer is reserved before it runs and given back unless the data refused it; once
         the ration is spent no definition runs at all. Every caller defines through here."""
+        self._hold(principal, project_id)
         with self.ctx.transaction() as db:
-            authorize(self.ctx, db, principal, Action.DATA_ANALYSE, project_id)
             answer = answers.reserve(db, principal.person_id, project_id, self.ctx.clock(),
                                      self._ration(db, principal.person_id), "definition")
         if answer is None:
             raise Conflict(DEFINITIONS_SPENT)
-        spent = False
+        floor = self.ctx.settings.definition_seconds
+        started, spent = time.monotonic(), False
         try:
             return enclave_service.define(self.enclave, principal, project_id, name, sql)
         except DataRefusal:
             spent = True
             raise
         finally:
+            # its running time is an answer too: slower than the floor, the answer stays
+            # spent; faster, it is answered at the floor, like every other
+            took = time.monotonic() - started
+            spent = spent or (floor > 0 and took > floor)
             if not spent:
                 with self.ctx.transaction() as db:
                     answers.give_back(db, answer)
+            time.sleep(max(0.0, floor - took))
 
     # -- analyse → checked output ----------------------------------------------------------
 
@@ -204,8 +224,8 @@ class Outputs:
     def _analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                  fmt: Format, measured: Callable[[Measures], None] | None
                  ) -> requests.OutputView:
-        if self.exact_guard is not None:
-            self.exact_guard(principal, project_id)
+        self._hold(principal, project_id)
+        self.exact_guard(principal, project_id)
         rules = self.rules_for(project_id)
         try:
             where, result = enclave_service.analyse(self.enclave, principal, project_id,
@@ -286,6 +306,20 @@ class Outputs:
         return answers.Ration.strictest([self.rules_for(p) for p in projects] or
                                         [self.base_rules])
 
+    def download(self, principal: Principal, output_id: str,
+                 measured: Callable[[str, int], None] | None = None) -> requests.Download:
+        """A released output's bytes, within the project's limits on cells and bytes released
+        (held here, before a byte is read, for every caller); ``measured`` is told the project
+        and the cells it gives away (for the meter)."""
+        def within_limits(row: OutputRow) -> None:
+            cells = self.shown_cells(row.project_id, row.id)
+            self.gate.hold(principal, row.project_id, Action.OUTPUT_DOWNLOAD.value,
+                           cells=cells, bytes_out=row.size)
+            if measured is not None:
+                measured(row.project_id, cells)
+
+        return requests.download(self.ctx, principal, output_id, within_limits)
+
     def shown_cells(self, project_id: str, output_id: str) -> int:
         """How many counts of groups an output gives away (its shown cells and the
         denominators of its percentages): what its release would let out."""
@@ -316,6 +350,7 @@ class Outputs:
         contributions differ for a few people (within the output and against the ledger),
         and small groups that adding and subtracting released counts would determine."""
         earlier_vectors = self.ledger.released_vectors(institution, session=session)
+        earlier = self.ledger.released_groups(institution, session=session)
         found = contributions.clashes(held.vectors, [], threshold, within=True)
         found += contributions.span_clashes(held.vectors, [], threshold)
         findings = contributions.findings(held.vectors, found, threshold, "", valued,
@@ -324,7 +359,13 @@ class Outputs:
         found += contributions.span_clashes(held.vectors, earlier_vectors, threshold)
         findings += contributions.findings(held.vectors, found, threshold,
                                            " (released earlier)", valued)
-        earlier = self.ledger.released_groups(institution, session=session)
+        findings += [Finding(contributions.RULE, Verdict.BLOCK, (
+            f"{held.vectors[i].label!r} takes one value in each group whose count has been "
+            f"released, but for fewer participants than the threshold of {threshold}: with "
+            "those counts it gives the own values of those few; use a variable as measured, "
+            "not one built from constants per group"), valued[i])
+            for i, _ in contributions.partition_clashes(
+                held.vectors, [*_by_release(earlier), list(held.sets)], threshold)]
         if grid and not earlier:
             # a table of categories and its margins alone: secondary suppression has already
             # solved its whole linear system, so no combination of its cells is left to audit
@@ -500,6 +541,14 @@ def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
 def _label(result: Result, i: int) -> str:
     cell = result.cells[i]
     return f"{' | '.join(cell.row)} / {cell.column}"
+
+
+def _by_release(groups: Sequence[tuple[str, BitMap]]) -> list[list[BitMap]]:
+    """The ledger's released groups, one list per release (labels end "(release …)")."""
+    releases: dict[str, list[BitMap]] = {}
+    for label, members in groups:
+        releases.setdefault(label.rsplit("(release ", 1)[-1], []).append(members)
+    return list(releases.values())
 
 
 def _institution(db: Session, project: Project) -> str:

@@ -36,6 +36,7 @@ from strongroom.errors import Conflict, Invalid, Refused, ServiceError, Unavaila
 from strongroom.privacy import budget, dp
 from strongroom.privacy.budget import Budget, SpendRow
 from strongroom.privacy.dp_runtime import EngineError, EnginePool, engine
+from strongroom.watch.limits import Gate
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,11 @@ def _digest(spec: Mapping[str, Any]) -> str:
 class Privacy:
     """The DP services over one enclave (its views and access context)."""
 
-    def __init__(self, enclave: Enclave, engine_of: Callable[[], EnginePool] = engine):
+    def __init__(self, enclave: Enclave, *, gate: Gate,
+                 engine_of: Callable[[], EnginePool] = engine):
         self.enclave = enclave
         self.ctx = enclave.ctx
+        self.gate = gate  # the transfer limits, held before a query reads anything
         self._engine_of = engine_of
         self._plans = LruCache(256)  # engine headers OpenDP has accepted
 
@@ -143,6 +146,7 @@ class Privacy:
               request: Mapping[str, Any]) -> DPAnswer:
         """Answer one DP query, charging the project's budget first."""
         where = enclave_service.scope(self.enclave, principal, project_id)
+        self.gate.hold(principal, project_id, Action.DATA_ANALYSE.value)
         pool = self._engine_of()
         try:
             query = dp.parse_query(request)

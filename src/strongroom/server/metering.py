@@ -14,8 +14,6 @@ from strongroom.outputs.service import Measures
 from strongroom.server.console_paths import is_page
 from strongroom.server.security import ACTION_KEY, PUBLIC, measure
 from strongroom.watch.history import Observation
-from strongroom.watch.limits import Planned
-from strongroom.watch.service import Reservation, Watch
 
 COUNTS = ("rows_scanned", "participants", "cells", "record_rows", "near_threshold",
           "differencing", "differencing_within")
@@ -61,11 +59,3 @@ def measuring(request: Request) -> Callable[[Measures], None]:
     def measured(m: Measures) -> None:
         measure(request, **{name: getattr(m, name) for name in ANALYSIS_COUNTS})
     return measured
-
-
-def guard(request: Request, who: Principal, project_id: str, action: str,
-          planned: Planned | None = None) -> Reservation | None:
-    """Hold the watch's hard limits before a data route runs (raises Refused over a limit)."""
-    watch: Watch = request.app.state.platform.watch
-    measure(request, project_id=project_id)
-    return watch.guard(who, project_id, action, planned or Planned())

@@ -24,6 +24,8 @@ class LimitsOut(BaseModel):
     cells: int = Field(description="cells released per day")
     bytes: int = Field(description="bytes out per day")
     requests: int = Field(description="data requests per minute")
+    lifetime_participants: int = Field(description="distinct participants received "
+                                                   "record-level, ever")
     suspend_institution: bool
 
 

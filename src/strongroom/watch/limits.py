@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Protocol
 
 from pyroaring import BitMap
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from strongroom.access.context import Principal
 from strongroom.cohort.crypto import MasterKey
 from strongroom.watch import exposure
 from strongroom.watch.models import DeclaredJob, MeterRow
@@ -21,6 +23,14 @@ DATA_ACTIONS = ("data.analyse", "data.export", "output.request", "output.downloa
 SCOPES = (("project", "project_id"), ("person", "person_id"),
           ("institution", "institution_id"))
 RECORD_METERS = (Meter.RECORD_PARTICIPANTS, Meter.LIFETIME_PARTICIPANTS)
+
+
+class Gate(Protocol):
+    """The transfer limits on requests that read data but take no record-level rows
+    (``Watch.hold``): the services that read data hold them, so no caller can forget them."""
+
+    def hold(self, principal: Principal, project_id: str, action: str, *, cells: int = 0,
+             bytes_out: int = 0) -> None: ...
 
 
 @dataclass(frozen=True)

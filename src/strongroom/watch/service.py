@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.access import pauses
@@ -27,15 +28,15 @@ from strongroom.access.permissions import Action
 from strongroom.access.states import PauseLevel
 from strongroom.access.tokens import new_id
 from strongroom.audit import AuditEvent, EventType
-from strongroom.errors import Invalid, NotFound, Refused
+from strongroom.errors import Invalid, NotFound, RateLimited, Refused
 from strongroom.watch import forecast
 from strongroom.watch.detectors import run_all
 from strongroom.watch.detectors.policy import DetectorPolicy
 from strongroom.watch.exposure import reserve, union_since
 from strongroom.watch.history import METER_SCHEMA, DeclaredWindow, History, Observation
-from strongroom.watch.limits import Breach, Planned, allowance, breaches
+from strongroom.watch.limits import DATA_ACTIONS, Breach, Planned, allowance, breaches
 from strongroom.watch.models import AlertRow, DeclaredJob, ExposureRow, MeterRow
-from strongroom.watch.policy import Limits, limits_for, set_limits
+from strongroom.watch.policy import WINDOWS, Limits, Meter, limits_for, set_limits
 from strongroom.watch.raising import raise_alert
 from strongroom.watch.signals import Signal, Subject
 from strongroom.watch.states import Severity
@@ -119,17 +120,48 @@ class Watch:
                             self.policy.lifetime),
                         Subject(person, institution, project_id), self.policy.lifetime,
                         in_a_job=bool(jobs))
+        if found and all(b.meter is Meter.REQUESTS for b in found):
+            self._slow_down(principal, project_id, action, found, now)
         if found:
             self._over_limit(principal, person, project_id, institution, action, found, whole)
         if ahead is not None:  # this export stays within the allowance; the next may not run
             self.respond([ahead], institution_too=whole)
         return reservation
 
+    def hold(self, principal: Principal, project_id: str, action: str, *, cells: int = 0,
+             bytes_out: int = 0) -> None:
+        """The limits on a request that takes no record-level rows (an analysis, a definition,
+        a download of released cells, a DP query): what the services call before any data is
+        read, so that every caller meets them (outputs.service.Gate)."""
+        self.guard(principal, project_id, action, Planned(cells=cells, bytes=bytes_out))
+
     def cancel(self, reservation: Reservation | None) -> None:
         if reservation is None:
             return
         with self.ctx.transaction() as db:
             db.execute(delete(ExposureRow).where(ExposureRow.id == reservation.exposure_id))
+
+    def _slow_down(self, principal: Principal | None, project_id: str, action: str,
+                   found: Sequence[Breach], now: dt.datetime) -> None:
+        """Over the request rate alone: 429 with the seconds until a request leaves the
+        window. A fast honest script is slowed, not suspended; the detectors that mean
+        exfiltration (sweeps, reconstruction, differencing, rewording floods) still suspend."""
+        window = WINDOWS[Meter.REQUESTS]
+        with self.ctx.transaction() as db:
+            columns = {"project": MeterRow.project_id, "person": MeterRow.person_id,
+                       "institution": MeterRow.institution_id}
+            oldest = [db.scalar(select(func.min(MeterRow.at)).where(
+                columns[b.scope] == b.target_id, MeterRow.at >= now - window,
+                MeterRow.action.in_(DATA_ACTIONS))) for b in found]
+        leaves = [o + window for o in oldest if o is not None]
+        wait = max(1, math.ceil(((max(leaves) if leaves else now + window) - now)
+                                .total_seconds()))
+        self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal or "operator", project_id,
+                        {"action": action, "breaches": [b.to_json() for b in found],
+                         "retry_after": wait})
+        raise RateLimited([*(b.sentence() for b in found),
+                           f"nothing was run; slow down and try again in {wait} s (a rate "
+                           f"over the limit is refused, not suspended)"], retry_after=wait)
 
     def _over_limit(self, principal: Principal | None, person: str | None, project_id: str,
                     institution: str, action: str, found: Sequence[Breach],

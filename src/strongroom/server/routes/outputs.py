@@ -8,13 +8,10 @@ from fastapi import APIRouter, Request, Response
 
 from strongroom.access.permissions import Action
 from strongroom.outputs import requests
-from strongroom.outputs.models import OutputRow
 from strongroom.outputs.states import OutputStatus
-from strongroom.server.metering import guard
 from strongroom.server.routes.enclave import Work
 from strongroom.server.security import Caller, Ctx, acts, measure
 from strongroom.server.workbench_schemas import OutputOut, ReleaseIn, ReviewIn, output_out
-from strongroom.watch.limits import Planned
 
 router = APIRouter(tags=["outputs"])
 
@@ -75,10 +72,5 @@ def download(output_id: str, who: Caller, ctx: Ctx, work: Work, request: Request
 
     The cells it shows count against the project's daily limit, checked before it is sent.
     """
-    def within_limits(row: OutputRow) -> None:
-        cells = work.shown_cells(row.project_id, row.id)
-        guard(request, who, row.project_id, Action.OUTPUT_DOWNLOAD.value,
-              Planned(cells=cells, bytes=row.size))
-        measure(request, cells=cells)
-
-    return _bytes(requests.download(ctx, who, output_id, within_limits))
+    return _bytes(work.download(who, output_id, lambda project_id, cells: measure(
+        request, project_id=project_id, cells=cells)))

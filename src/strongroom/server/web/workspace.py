@@ -26,13 +26,12 @@ from strongroom.enclave.analyses.spec import KINDS
 from strongroom.enclave.results import AnalysisKind
 from strongroom.errors import Invalid, ServiceError
 from strongroom.outputs import requests
-from strongroom.outputs.models import OutputRow
 from strongroom.outputs.render import Format
 from strongroom.outputs.requests import MIN_JUSTIFICATION
 from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.verdicts import Verdict
 from strongroom.privacy.budget import show
-from strongroom.server.metering import guard, measuring
+from strongroom.server.metering import measuring
 from strongroom.server.routes.enclave import Work
 from strongroom.server.routes.privacy import Dp
 from strongroom.server.security import acts, measure
@@ -40,7 +39,6 @@ from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
 from strongroom.server.web.checks import describe, table_of
 from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
-from strongroom.watch.limits import Planned
 from strongroom.watch.shapes import fingerprint
 
 router = APIRouter(include_in_schema=False)
@@ -218,7 +216,7 @@ def define(request: Request, project_id: str, who: Researcher, ctx: Access, work
         return _project_page(request, who, ctx, work, dp, project_id, status=400,
                              definition=typed, definition_errors=problems)
     try:
-        guard(request, who, project_id, Action.DATA_ANALYSE.value)
+        measure(request, project_id=project_id)  # the limits are held by the service
         digest, shape = fingerprint({"sql": sql})
         measure(request, query_digest=digest, query_shape=shape)
         work.define(who, project_id, name.strip(), sql)
@@ -243,7 +241,7 @@ def analyse(request: Request, project_id: str, who: Researcher, ctx: Access, wor
         if file_format not in FORMATS:
             raise Invalid(f"choose the file's format: {' or '.join(FORMATS)}")
         spec = spec_from_form(kind, definition, variables, sql, options)
-        guard(request, who, project_id, Action.DATA_ANALYSE.value)
+        measure(request, project_id=project_id)  # the limits are held by the service
         digest, shape = fingerprint(spec)
         measure(request, query_digest=digest, query_shape=shape)
         view = work.analyse(who, project_id, spec, Format(file_format), measuring(request))
@@ -313,13 +311,8 @@ def withdraw(request: Request, output_id: str, who: Researcher, ctx: Access) -> 
 def _released(request: Request, who: Principal, ctx: Access, work: Work,
               output_id: str) -> requests.Download:
     """A released output's bytes, within the project's limits (as GET /outputs/{id}/download)."""
-    def within_limits(row: OutputRow) -> None:
-        cells = work.shown_cells(row.project_id, row.id)
-        guard(request, who, row.project_id, Action.OUTPUT_DOWNLOAD.value,
-              Planned(cells=cells, bytes=row.size))
-        measure(request, cells=cells)
-
-    return requests.download(ctx, who, output_id, within_limits)
+    return work.download(who, output_id, lambda project_id, cells: measure(
+        request, project_id=project_id, cells=cells))
 
 
 @router.get(HOME + "/outputs/{output_id}/download", openapi_extra=acts(Action.OUTPUT_DOWNLOAD))
