@@ -92,3 +92,14 @@ def test_what_still_leaks_stops_once_the_ration_of_answers_is_spent(
     # past the ration every output looks the same: two pairs of targets show it
     outcome = runner.attempt(world, attack, cast, who, pairs=2)
     assert not outcome.recovered, outcome.detail
+
+
+def test_the_honest_analyses_keep_their_automatic_release(world: AttackWorld) -> None:
+    """The cost of the defences, measured on the 31 safe analyses (the existing tests', the
+    demo's and the everyday ones around them) run in order in one project: the benchmark
+    reports the share; here, no measured variable is taken for constants per released group
+    however finely the releases before it cut the cohort, and most keep their release."""
+    found = runner.honest(world)
+    assert [h.analysis.name for h in found if "takes one value in each group" in h.detail] == []
+    assert sum(h.automatic for h in found) >= 22, [(h.analysis.name, h.detail)
+                                                   for h in found if not h.automatic]

@@ -251,6 +251,12 @@ def test_a_mean_of_constants_per_released_group_but_the_target_is_caught(
                                      f"{cases} END) AS m FROM base")
         assert got is None, got
         assert any("takes one value in each group" in r for r in REASONS), REASONS
-    # a measured variable over the same groups is no such thing
-    honest = ask(world, researcher, "SELECT avg(sbp) AS m FROM base WHERE sbp IS NOT NULL")
+    # a measured variable over the same groups is no such thing, however finely other
+    # releases cut it (cells smaller than k count whole: their counts are nobody's)
+    for fine in ("SELECT sex, birth_year, count(*) AS n FROM base GROUP BY sex, birth_year",
+                 "SELECT centre, smoking, count(*) AS n FROM base GROUP BY centre, smoking"):
+        ask(world, researcher, fine)
+    honest = ask(world, researcher, "SELECT floor(birth_year / 10) * 10 AS decade, "
+                                    "count(sbp) AS n, avg(sbp) AS m FROM base "
+                                    "WHERE sbp IS NOT NULL GROUP BY decade")
     assert honest is not None, REASONS

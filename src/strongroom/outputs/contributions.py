@@ -219,9 +219,11 @@ def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]]
     attacker's review "zoomed" on a BMI this way in a handful of means, each step set by their
     own error). Each of ``partitions`` (the groups of one release) cuts the statistic's
     participants into cells (those in exactly the same of its groups, and those in none); so
-    do all of them together, finest. In each cell the most common contribution is known with
-    the cell's count, so those off it are counted: between 1 and k − 1 of them in any one
-    cutting is a clash."""
+    do all of them together, finest. In each cell of at least k the most common contribution
+    is known with the cell's count, so those off it are counted; a smaller cell's count is not
+    known (the combination audit sees to it), so all its members are. Between 1 and k − 1 in
+    any one cutting is a clash: a target alone in a cell that groups built around them is one,
+    and a measured variable is thousands, however finely the releases cut it."""
     found: list[tuple[int, int]] = []
     every = [g for part in partitions for g in part]
     keys = np.random.default_rng(20261123).integers(1, 2**63 - 1, size=max(1, len(every)),
@@ -259,7 +261,9 @@ def _off_cells(new: Vector, members: BitMap, groups: Sequence[BitMap],
     counts = frame.group_by("cell", "value").agg(pl.len().alias("n"))
     per_cell = counts.group_by("cell").agg(pl.col("n").sum().alias("size"),
                                            pl.col("n").max().alias("mode"))
-    return int((per_cell["size"] - per_cell["mode"]).sum() or 0)
+    # a cell smaller than the threshold has no count anyone knows: all its members count
+    known = pl.when(pl.col("size") >= threshold).then(pl.col("mode")).otherwise(0)
+    return int(per_cell.select((pl.col("size") - known).sum()).item() or 0)
 
 
 def _may_overlap(a: Vector, b: Vector) -> bool:
