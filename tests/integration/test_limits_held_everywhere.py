@@ -58,7 +58,8 @@ CLI_NOT_DATA = {
         "admin person vetting", "admin project add", "admin project close",
         "admin project export", "admin project fields", "admin project list",
         "admin project member", "admin project show", "init", "login", "logout",
-        "password", "serve", "upgrade", "store check", "store recover", "dp setup",
+        "password", "serve", "upgrade", "store check", "store recover", "store scrub",
+        "keys show", "keys rotate", "backup", "restore", "dp setup",
         "dp budget", "dp mode", "outputs rules", "outputs list", "outputs show",
         "outputs review"], _ADMIN),
     **dict.fromkeys([

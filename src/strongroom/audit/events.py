@@ -79,6 +79,10 @@ class EventType(StrEnum):
     # operating the store
     STORE_UPGRADED = "store.upgraded"
     STORE_RECOVERED = "store.recovered"
+    STORE_KEY_ROTATED = "store.key.rotated"
+    STORE_BACKED_UP = "store.backed_up"
+    STORE_RESTORED = "store.restored"
+    STORE_SCRUBBED = "store.scrubbed"
     # the enclave and its outputs
     ENCLAVE_DEFINITION_CREATED = "enclave.definition.created"
     ENCLAVE_DEFINITION_DROPPED = "enclave.definition.dropped"
@@ -175,6 +179,14 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.STORE_UPGRADED: "The metadata database was upgraded to a new schema revision.",
     EventType.STORE_RECOVERED: "Sealed cohort versions the database had lost were registered "
                                "again (`strongroom store recover`).",
+    EventType.STORE_KEY_ROTATED: "The master key was rotated: the store key was sealed under a "
+                                 "new master key (phase begun, then done, with both key ids).",
+    EventType.STORE_BACKED_UP: "An encrypted backup of the store was written (`strongroom "
+                               "backup`); the details give its id, size and audit root.",
+    EventType.STORE_RESTORED: "The store was restored from a backup (`strongroom restore`); "
+                              "the details give the backup's id and audit root.",
+    EventType.STORE_SCRUBBED: "Every sealed file was read and checked against its digest "
+                              "(`strongroom store scrub`); the details give the outcome.",
     EventType.ENCLAVE_DEFINITION_CREATED: "A dataset definition was created inside the enclave.",
     EventType.ENCLAVE_DEFINITION_DROPPED: "A dataset definition was deleted.",
     EventType.ENCLAVE_ANALYSIS_RUN: "An analysis ran inside the enclave; its output was checked.",

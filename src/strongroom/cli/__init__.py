@@ -10,15 +10,18 @@ from rich.table import Table
 
 from strongroom.cli.admin import admin_app, login, logout, password, serve
 from strongroom.cli.audit import audit_app
+from strongroom.cli.backups import backup, restore
 from strongroom.cli.cohort import cohort_app, print_summary
 from strongroom.cli.common import console, progress_bar, refusals
 from strongroom.cli.dp import dp_app
 from strongroom.cli.extracts import extracts_app
+from strongroom.cli.keys import keys_app
 from strongroom.cli.outputs import outputs_app
 from strongroom.cli.privacy import anonymise, risk
 from strongroom.cli.store import store_app, upgrade
 from strongroom.cli.watch import watch_app
 from strongroom.cohort.dictionary import Dictionary
+from strongroom.cohort.keysources import KeySpec
 from strongroom.cohort.store import init_store
 from strongroom.demo import DemoResult, run_demo
 from strongroom.demo_story import signposts
@@ -37,6 +40,7 @@ app.add_typer(outputs_app, name="outputs")
 app.add_typer(watch_app, name="watch")
 app.add_typer(dp_app, name="dp")
 app.add_typer(store_app, name="store")
+app.add_typer(keys_app, name="keys")
 app.add_typer(extracts_app)  # `extract create` and `attribute`
 app.command()(serve)
 app.command()(login)
@@ -45,6 +49,8 @@ app.command()(password)
 app.command()(risk)
 app.command()(anonymise)
 app.command()(upgrade)
+app.command()(backup)
+app.command()(restore)
 
 
 @app.command()
@@ -57,12 +63,16 @@ def init(
         help="A data dictionary (JSON) instead of the shipped one.")] = None,
     database_url: Annotated[str | None, typer.Option(
         help="SQLAlchemy URL of the metadata database (default: SQLite in the directory).")] = None,
+    key_source: Annotated[str | None, typer.Option(
+        "--key-source", help="Keep the master key elsewhere than a new key file: env, or a "
+        "pkcs11: URI naming a key in a token (see docs/how-to/operate.md).")] = None,
 ) -> None:
-    """Create a data directory and its master key."""
+    """Create a data directory, its store key and its master key."""
     with refusals():
         chosen = Dictionary.load(dictionary) if dictionary else None
         store = init_store(directory, key_file=key_file, dictionary=chosen,
-                           database_url=database_url)
+                           database_url=database_url,
+                           key_source=KeySpec.parse(key_source) if key_source else None)
         store.close()
     console.print(f"created {store.root} (store {store.config.store_id})")
     if store.config.key_file:

@@ -13,9 +13,11 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from sqlalchemy.exc import DBAPIError
 
 from strongroom.cohort.crypto import DecryptionError
+from strongroom.cohort.keysources import KeySourceError
 from strongroom.cohort.problems import IngestError
 from strongroom.cohort.store import StoreError
 from strongroom.errors import ServiceError
+from strongroom.operations.backup import BackupError
 
 console = Console()
 # an error is one line however long its paths (the terminal wraps it; a script greps it)
@@ -47,7 +49,8 @@ def refusals() -> Iterator[None]:
     except IngestError as exc:
         errors.print(exc.summary(), markup=False)
         raise typer.Exit(1) from None
-    except (StoreError, DecryptionError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (StoreError, DecryptionError, KeySourceError, BackupError, FileExistsError,
+            FileNotFoundError, ValueError) as exc:
         errors.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     except DBAPIError as exc:  # a corrupt, unreadable or unreachable metadata database

@@ -9,8 +9,7 @@ import typer
 from strongroom.audit.events import EventType
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
 from strongroom.cohort import recovery
-from strongroom.cohort.crypto import MasterKey
-from strongroom.cohort.store import Store
+from strongroom.cohort.store import Store, source_for
 from strongroom.db import Base
 from strongroom.platform import Platform
 
@@ -22,7 +21,7 @@ OPERATOR = "operator"  # the person at the machine's console, signed in or not
 
 def _raw(data_dir: Path, key_file: Path | None) -> Store:
     """The store without the checks opening makes (they are what is being repaired)."""
-    return Store(data_dir, MasterKey.load(key_file) if key_file else None)
+    return Store(data_dir, source_for(key_file) if key_file else None)
 
 
 def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
@@ -65,3 +64,21 @@ def store_recover(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None
             platform.access.record(EventType.STORE_RECOVERED, OPERATOR,
                                    platform.store.config.store_id, {"actions": done})
     console.print("the store opens" if done else "nothing to recover: the store opens")
+
+
+@store_app.command("scrub")
+def store_scrub(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+    """Read every sealed file and check it against its digest and authentication tags."""
+    with refusals(), Platform.open(data_dir, key_file) as platform:
+        found = recovery.scrub(platform.store)
+        platform.access.record(EventType.STORE_SCRUBBED, OPERATOR,
+                               platform.store.config.store_id,
+                               {"files": found.files, "bytes": found.bytes,
+                                "problems": found.problems})
+    for problem in found.problems:
+        errors.print(f"problem: {problem}", markup=False)
+    if not found.ok:
+        errors.print("scrub: damaged files found; restore them from a backup "
+                     "(`strongroom restore` into a new directory, then compare)", markup=False)
+        raise typer.Exit(1)
+    console.print(f"scrubbed {found.files} sealed files ({found.bytes:,} bytes): all intact")

@@ -3,13 +3,16 @@
 Layout of a data directory::
 
     strongroom.yaml         configuration (store id, key id, key file path, database URL)
+    keyring.json            the store key, sealed under the master key (cohort/keyring.py)
     dictionary.json.gz      the data dictionary every ingest is validated against
     metadata.db             SQLite metadata database (unless a database URL is configured)
     cohort/<version>/       one sealed Parquet file per table (``<table>.parquet.enc``) and
                             the version's sealed manifest (``manifest.json.enc``)
     quarantine/<version>/   sealed versions the database did not know (see below)
 
-The master key is never inside the directory. A new cohort version is written in full to a
+The master key is never inside the directory: it seals the store key (``keyring.json``), from
+which every other key hangs, so it can be rotated or moved to an HSM without re-encrypting.
+A new cohort version is written in full to a
 staging directory (``cohort/.staging-<id>``), flushed to disk, renamed into place, and only then
 made current in one database transaction; a failure or crash at any point leaves the previous
 version current and intact.
@@ -47,8 +50,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from strongroom import migrations
+from strongroom.cohort import keyring
 from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary_bytes
+from strongroom.cohort.keyring import Keyring
+from strongroom.cohort.keysources import (
+    KeySource,
+    KeySourceError,
+    KeySpec,
+    RawKeySource,
+    open_source,
+)
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, Cohort
 from strongroom.db import Base, UTCDateTime, make_engine
 from strongroom.progress import Progress
@@ -135,33 +147,27 @@ def init_store(
     key_file: Path | None = None,
     dictionary: Dictionary | None = None,
     database_url: str | None = None,
+    key_source: KeySpec | None = None,
 ) -> Store:
-    """Create a data directory and its master key (kept outside the directory)."""
+    """Create a data directory, its store key and (unless one is given, in the environment or
+    in a token) its master key, kept outside the directory."""
     root = root.resolve()
     if (root / CONFIG).exists():
         raise StoreError(f"{root} is already a Strongroom data directory")
     if root.exists() and any(root.iterdir()):
         raise StoreError(f"{root} exists and is not empty; choose a new directory")
     store_id = uuid.uuid4().hex[:12]
-    key_path = (key_file or default_key_file(store_id)).resolve()
-    if key_path.is_relative_to(root):
-        raise StoreError(f"the key file must live outside the data directory, not at {key_path}")
-    key = MasterKey.from_env()
-    stored_at: str | None = None  # a key from the environment is not written anywhere
-    if key is None:
-        if key_path.exists():
-            raise StoreError(f"{key_path} already exists; refusing to overwrite a key")
-        key = MasterKey.generate()
-        key.save(key_path)
-        stored_at = str(key_path)
+    master, stored_at = _new_master(root, store_id, key_file, key_source)
+    store_key = MasterKey.generate()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     (root / COHORT_DIR).mkdir(mode=0o700)
+    keyring.save(root, Keyring.seal(store_id, store_key, master))
     if dictionary is None:  # the shipped file as it is: re-compressing it costs a second
         (root / DICTIONARY).write_bytes(shipped_dictionary_bytes())
     else:
         dictionary.save(root / DICTIONARY)
-    StoreConfig(store_id, key.key_id, stored_at, database_url).save(root)
-    store = Store(root, key)
+    StoreConfig(store_id, store_key.key_id, stored_at, database_url).save(root)
+    store = Store(root, master)
     try:
         found = migrations.state(store.engine)
         if found.schema is not migrations.Schema.EMPTY:
@@ -179,13 +185,41 @@ def init_store(
     return store
 
 
-class Store:
-    """An open data directory with its master key."""
+def _new_master(root: Path, store_id: str, key_file: Path | None,
+                spec: KeySpec | None) -> tuple[KeySource, str | None]:
+    """The new store's master key and the key file it is in (None when it is not a file)."""
+    if spec is not None and spec.kind != "file":
+        try:
+            return open_source(spec), None
+        except KeySourceError as exc:
+            raise StoreError(f"{exc}; nothing was created") from None
+    env = MasterKey.from_env()
+    if env is not None and spec is None:  # a key from the environment is written nowhere
+        return RawKeySource(env, KeySpec("env")), None
+    key_path = Path(str(spec.path)) if spec is not None else \
+        (key_file or default_key_file(store_id)).resolve()
+    if key_path.is_relative_to(root):
+        raise StoreError(f"the key file must live outside the data directory, not at {key_path}")
+    if key_path.exists():
+        raise StoreError(f"{key_path} already exists; refusing to overwrite a key")
+    key = MasterKey.generate()
+    key.save(key_path)
+    return RawKeySource(key, KeySpec("file", path=str(key_path))), str(key_path)
 
-    def __init__(self, root: Path, key: MasterKey | None = None):
+
+class Store:
+    """An open data directory with its store key (opened by its master key)."""
+
+    def __init__(self, root: Path, key: MasterKey | KeySource | None = None):
         self.root = root.resolve()
         self.config = StoreConfig.load(self.root)
-        self.key = key or self._find_key()
+        try:
+            self.keyring = keyring.load(self.root)
+            self.master = (RawKeySource(key, KeySpec("file", path="(given)"))
+                           if isinstance(key, MasterKey) else key or self._find_source())
+            self.key = self._store_key()
+        except KeySourceError as exc:
+            raise StoreError(f"{exc}. Nothing was changed.") from None
         if self.key.key_id != self.config.key_id:
             raise StoreError(
                 f"the key given (id {self.key.key_id}) is not this store's key "
@@ -195,13 +229,21 @@ class Store:
         self.engine = make_engine(url)
         self._dictionary: Dictionary | None = None
 
+    def _store_key(self) -> MasterKey:
+        if self.keyring is not None:
+            return self.keyring.open(self.master)
+        raw = self.master.raw()  # a store made before keyrings: its master is its store key
+        if raw is None:
+            raise KeySourceError(f"{self.root} has no keyring, so its master key must be its "
+                                 f"key file or {ENV_KEY}")
+        return raw
+
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None) -> Store:
         """Open a data directory (use as a context manager, or call ``close``), refusing one
         whose database is not this store's at the code's schema or whose sealed versions it
         does not all know."""
-        key = MasterKey.load(key_file) if key_file else None
-        store = cls(root, key)
+        store = cls(root, source_for(key_file) if key_file else None)
         try:
             with store.lock():
                 store._require_schema()
@@ -347,16 +389,35 @@ class Store:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _find_key(self) -> MasterKey:
+    def _find_source(self) -> KeySource:
+        """The master key: the environment's, a key file named in the environment, then where
+        the keyring (or, before keyrings, the configuration) says it is."""
         env = MasterKey.from_env()
         if env is not None:
-            return env
-        path = os.environ.get(ENV_KEY_FILE) or self.config.key_file
-        if not path:
+            return RawKeySource(env, KeySpec("env"))
+        path = os.environ.get(ENV_KEY_FILE)
+        if path:
+            return source_for(Path(path))
+        if self.keyring is not None:
+            return open_source(self.keyring.master)
+        if not self.config.key_file:
             raise StoreError(
                 f"no master key: set {ENV_KEY} or {ENV_KEY_FILE}, or pass --key-file"
             )
-        return MasterKey.load(Path(path))
+        return source_for(Path(self.config.key_file))
+
+    def rotate_master(self, new: KeySource) -> Keyring:
+        """Seal the store key under ``new`` instead, atomically (the keyring is replaced in one
+        rename); the data, and every key derived from the store key, stay as they are."""
+        with self.lock():
+            ring = Keyring.seal(self.config.store_id, self.key, new)
+            keyring.save(self.root, ring)
+            self.keyring, self.master = ring, new
+            key_file = new.spec.path if new.spec.kind == "file" else None
+            self.config = StoreConfig(self.config.store_id, self.config.key_id, key_file,
+                                      self.config.database_url)
+            self.config.save(self.root)
+        return ring
 
     def _session(self) -> Session:
         # Records are plain values once read: keep them usable after the session closes.
@@ -439,7 +500,7 @@ class Store:
                      frame: pl.DataFrame) -> dict[str, Any]:
         buffer = io.BytesIO()
         pq.write_table(frame.to_arrow(), buffer, compression="zstd")
-        sealed = encrypt(buffer.getvalue(), self.key, _context(self.config, version_id, name))
+        sealed = encrypt(buffer.getvalue(), self.key, context(self.config, version_id, name))
         _atomic_write(where / f"{name}.parquet.enc", sealed)
         return {"rows": frame.height, "columns": frame.width, "bytes": len(sealed),
                 "sha256": hashlib.sha256(sealed).hexdigest()}
@@ -448,7 +509,7 @@ class Store:
         """The version's record, sealed under the master key: what `store recover` reads to
         register a version the database lost (counts and digests only, as the record)."""
         return encrypt(json.dumps(_manifest(version)).encode(), self.key,
-                       _context(self.config, version.id, "manifest"))
+                       context(self.config, version.id, "manifest"))
 
     def open_manifest(self, where: Path) -> CohortVersion:
         """A sealed version's record from its manifest; :class:`StoreError` if it has none or
@@ -458,7 +519,7 @@ class Store:
             raise StoreError(f"{where.name} has no manifest")
         try:
             plain = decrypt(path.read_bytes(), self.key,
-                            _context(self.config, version_id_of(where.name), "manifest"))
+                            context(self.config, version_id_of(where.name), "manifest"))
         except Exception as exc:  # InvalidTag: another store's, another id, or altered
             raise StoreError(f"{where.name}'s manifest is not this store's") from exc
         data = json.loads(plain)
@@ -511,7 +572,7 @@ class Store:
         """One sealed table of version ``version_id`` kept at ``where`` (``InvalidTag`` if it
         was not sealed by this store for that version and table)."""
         blob = (where / f"{name}.parquet.enc").read_bytes()
-        plain = decrypt(blob, self.key, _context(self.config, version_id, name))
+        plain = decrypt(blob, self.key, context(self.config, version_id, name))
         frame = pl.from_arrow(pq.read_table(io.BytesIO(plain)))
         assert isinstance(frame, pl.DataFrame)
         return frame
@@ -529,7 +590,13 @@ class Store:
         return con
 
 
-def _context(config: StoreConfig, version_id: str, table: str) -> str:
+def source_for(key_file: Path) -> RawKeySource:
+    """The master key in ``key_file``."""
+    return RawKeySource(MasterKey.load(key_file), KeySpec("file", path=str(key_file.resolve())))
+
+
+def context(config: StoreConfig, version_id: str, table: str) -> str:
+    """What a sealed table or manifest is bound to: its store, version and name."""
     return f"strongroom/{config.store_id}/{version_id}/{table}"
 
 

@@ -71,22 +71,24 @@ def state(engine: Engine) -> SchemaState:
     return SchemaState(Schema.OLDER if _known(revision) else Schema.NEWER, revision, top)
 
 
-def upgrade(engine: Engine) -> list[str]:
-    """Bring the database to the head revision, each revision in its own transaction (an
-    unversioned database is adopted by the baseline). Returns the revisions applied."""
+def upgrade(engine: Engine, to: str = "head") -> list[str]:
+    """Bring the database to the head revision (or ``to``), each revision in its own
+    transaction (an unversioned database is adopted by the baseline). Returns the revisions
+    applied."""
     before = state(engine)
     if before.schema is Schema.NEWER:
         raise ValueError(f"the database is at revision {before.revision}, which this "
                          f"release does not know (its newest is {before.head})")
     script = ScriptDirectory.from_config(_config())
     start = before.revision
-    applied = [s.revision for s in script.iterate_revisions(before.head, start)]
+    target = before.head if to == "head" else to
+    applied = [s.revision for s in script.iterate_revisions(target, start)]
     if not applied:
         return []
     config = _config()
     with engine.begin() as con:
         config.attributes["connection"] = con
-        command.upgrade(config, "head")
+        command.upgrade(config, to)
     return list(reversed(applied))
 
 

@@ -1,0 +1,67 @@
+"""`strongroom keys …`: where the master key is, and rotating it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from strongroom.audit.events import EventType
+from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
+from strongroom.cohort.keysources import KeySpec, create_source, open_source
+from strongroom.platform import Platform
+
+keys_app = typer.Typer(help="The master key: where it is, and rotating it.",
+                       no_args_is_help=True)
+OPERATOR = "operator"
+
+
+@keys_app.command("show")
+def keys_show(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+    """Which master key opens the store (never the key itself)."""
+    with refusals(), Platform.open(data_dir, key_file) as platform:
+        store = platform.store
+        ring = store.keyring
+    console.print(f"store key id {store.config.key_id}", markup=False)
+    if ring is None:
+        console.print("no keyring (a store made before keyrings): the key file is the store "
+                      "key itself; `strongroom keys rotate` gives it a keyring", markup=False)
+        return
+    console.print(f"master key: {ring.master.describe()} (id {ring.master_key_id}), sealed "
+                  f"{ring.sealed_at:%Y-%m-%d %H:%M} UTC", markup=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    to: Annotated[str, typer.Option(
+        "--to", help="The new master key: file:PATH, env, or pkcs11:token=…;object=…"
+        "?module-path=…")],
+    create: Annotated[bool, typer.Option(
+        "--create", help="Make the new key (a new key file, or a key in the token).")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    key_file: KeyFile = None,
+) -> None:
+    """Seal the store key under a new master key; no data is re-encrypted."""
+    with refusals(), Platform.open(data_dir, key_file) as platform:
+        spec = KeySpec.parse(to)
+        store = platform.store
+        new = create_source(spec) if create else open_source(spec)
+        old = store.master
+        if new.key_id == old.key_id:
+            raise ValueError("the new master key is the one in use; give another")
+        details = {"from": {"key_id": old.key_id, "kind": old.spec.kind},
+                   "to": {"key_id": new.key_id, "kind": new.spec.kind},
+                   "had_keyring": store.keyring is not None}
+        platform.access.record(EventType.STORE_KEY_ROTATED, OPERATOR, store.config.store_id,
+                               {**details, "phase": "begun"})
+        store.rotate_master(new)
+        platform.access.record(EventType.STORE_KEY_ROTATED, OPERATOR, store.config.store_id,
+                               {**details, "phase": "done"})
+    console.print(f"the store key is now sealed under {spec.describe()} (id {new.key_id})",
+                  markup=False)
+    if not details["had_keyring"]:
+        console.print("this store was made before keyrings: the old key file is its store "
+                      "key. Keep it as secret as before, or destroy every copy.", markup=False)
+    else:
+        console.print(f"the old master key (id {old.key_id}) opens only backups made before "
+                      "now: keep it with them, or destroy it", markup=False)

@@ -1,0 +1,335 @@
+"""Backups: one encrypted file that restores a whole store, taken while the server runs.
+
+A backup is a tar file::
+
+    BACKUP.json       what it is and which master key opens it (no secret)
+    keyring.json      the store key, sealed under the master key, as the store holds it
+    index.json.enc    every member's digest, the schema revision and the audit log's root
+    database/<t>.enc  each table of the metadata database (JSON lines), sealed
+    files/<path>      every file of the data directory: sealed files as they are (they are
+                      already encrypted), the rest (configuration, dictionary, the audit
+                      witness) sealed
+
+Everything but the header and the keyring is sealed under the store key, with the backup's id
+in every context: the index cannot be swapped between backups, nor a member altered, without
+the restore refusing. The master key is never in a backup; the store key is, only as sealed.
+
+Consistency: the store's lock is held (no ingest, recovery or key rotation meanwhile); the
+audit witness is read before the database, so every checkpoint it holds is in the snapshot;
+the database is one snapshot (``dbdump.snapshot``). The backup is written to a temporary name,
+flushed, and renamed: a file at the named path is always a whole backup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from strongroom.audit.tables import CHECKPOINTS
+from strongroom.cohort import keyring
+from strongroom.cohort.crypto import MAGIC, DecryptionError, decrypt, encrypt
+from strongroom.cohort.keyring import KEYRING, Keyring
+from strongroom.cohort.keysources import KeySource, KeySourceError
+from strongroom.cohort.store import (
+    COHORT_DIR,
+    CONFIG,
+    LOCK,
+    METADATA_DB,
+    STAGING_PREFIX,
+    Store,
+    StoreConfig,
+    fsync_dir,
+)
+from strongroom.db import make_engine
+from strongroom.operations import dbdump
+
+FORMAT = "strongroom-backup/1"
+HEADER = "BACKUP.json"
+INDEX = "index.json.enc"
+
+
+class BackupError(Exception):
+    """A backup cannot be made or restored; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    path: Path
+    backup_id: str
+    files: int
+    tables: int
+    rows: int
+    bytes: int
+    audit_size: int
+    audit_root: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    root: Path
+    backup_id: str
+    files: int
+    rows: int
+    audit_size: int
+    audit_root: str | None
+    seconds: float
+
+
+def _context(store_id: str, backup_id: str, member: str) -> str:
+    return f"strongroom-backup/{store_id}/{backup_id}/{member}"
+
+
+def _skipped(relative: Path) -> bool:
+    """What a backup leaves out: the live database (dumped instead), the lock, the keyring
+    (a member of its own), unfinished writes."""
+    first = relative.parts[0]
+    return (first in (LOCK, KEYRING) or first.startswith(METADATA_DB)
+            or (relative.name.startswith(".") and relative.name.endswith(".tmp"))
+            or (first == COHORT_DIR and len(relative.parts) > 1
+                and relative.parts[1].startswith(STAGING_PREFIX))
+            or relative.name.startswith(".snapshot-"))
+
+
+def backup(store: Store, out: Path) -> BackupReport:
+    """Write a backup of ``store`` to ``out`` (refusing to overwrite one)."""
+    started = time.perf_counter()
+    out = out.resolve()
+    if out.exists():
+        raise BackupError(f"{out} already exists; choose a new name (a backup never "
+                          f"overwrites another)")
+    if out.is_relative_to(store.root):
+        raise BackupError(f"write the backup outside the data directory, not to {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config, backup_id = store.config, uuid.uuid4().hex
+    members: list[dict[str, Any]] = []
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with store.lock(), tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+            ring = keyring.load(store.root)
+            # the witness before the database: every checkpoint it names is in the snapshot
+            files = _files(store.root)
+            witness = [f for f in files if f.parts[0] == "audit"]
+            copies = {f: (store.root / f).read_bytes() for f in witness}
+            with dbdump.snapshot(store.engine, store.root) as con:
+                revision, tables = dbdump.dump(con)
+                head = con.execute(select(CHECKPOINTS.c.tree_size, CHECKPOINTS.c.root_hash)
+                                   .order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)).first()
+            _add(tar, HEADER, json.dumps(_header(store, ring, backup_id), indent=1).encode())
+            if ring is not None:
+                _add(tar, KEYRING, ring.to_json().encode())
+            for table in tables:
+                name = f"database/{table.name}.enc"
+                sealed = encrypt(table.lines, store.key, _context(config.store_id, backup_id,
+                                                                   name))
+                members.append(_member(name, sealed, "sealed", rows=table.rows))
+                _add(tar, name, sealed)
+            for relative in files:
+                data = copies.get(relative)
+                if data is None:
+                    data = (store.root / relative).read_bytes()
+                name = f"files/{relative.as_posix()}"
+                if data.startswith(MAGIC):
+                    members.append(_member(name, data, "as-is"))
+                else:
+                    data = encrypt(data, store.key, _context(config.store_id, backup_id, name))
+                    members.append(_member(name, data, "sealed"))
+                _add(tar, name, data)
+            audit: dict[str, Any] = {"size": int(head.tree_size) if head else 0,
+                                     "root": bytes(head.root_hash).hex() if head else None}
+            index: dict[str, Any] = {
+                "format": FORMAT, "backup_id": backup_id, "store_id": config.store_id,
+                "schema": revision, "members": members, "audit": audit}
+            _add(tar, INDEX, encrypt(json.dumps(index).encode(), store.key,
+                                     _context(config.store_id, backup_id, INDEX)))
+        with open(partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(partial, 0o600)
+        os.rename(partial, out)
+        fsync_dir(out.parent)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return BackupReport(out, backup_id, sum(m["name"].startswith("files/") for m in members),
+                        len(tables), sum(t.rows for t in tables), out.stat().st_size,
+                        int(audit["size"]), audit["root"],
+                        time.perf_counter() - started)
+
+
+def _files(root: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not (here / d).is_symlink()
+                             and not _skipped((here / d).relative_to(root)))
+        for name in sorted(filenames):
+            relative = (here / name).relative_to(root)
+            if not (here / name).is_symlink() and not _skipped(relative):
+                found.append(relative)
+    return found
+
+
+def _header(store: Store, ring: Keyring | None, backup_id: str) -> dict[str, Any]:
+    return {"format": FORMAT, "backup_id": backup_id, "store_id": store.config.store_id,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "store_key_id": store.config.key_id,
+            "master": (ring.master.describe() if ring else "the store's key file (made "
+                       "before keyrings: the master key is the store key)"),
+            "master_key_id": ring.master_key_id if ring else store.config.key_id}
+
+
+def _member(name: str, data: bytes, how: str, rows: int | None = None) -> dict[str, Any]:
+    member: dict[str, Any] = {"name": name, "sha256": hashlib.sha256(data).hexdigest(),
+                              "bytes": len(data), "how": how}
+    if rows is not None:
+        member["rows"] = rows
+    return member
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+# -- restore ----------------------------------------------------------------------------
+
+
+def read_header(archive: Path) -> dict[str, Any]:
+    """The backup's plain header: which store and master key (no secret)."""
+    try:
+        with tarfile.open(archive, "r:") as tar:
+            header: dict[str, Any] = json.loads(_read(tar, HEADER))
+    except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
+        raise BackupError(f"{archive} is not a Strongroom backup ({exc})") from None
+    if header.get("format") != FORMAT:
+        raise BackupError(f"{archive} is not a Strongroom backup (format "
+                          f"{header.get('format')!r})")
+    return header
+
+
+def _read(tar: tarfile.TarFile, name: str) -> bytes:
+    member = tar.getmember(name)
+    if not member.isfile():
+        raise BackupError(f"the backup's {name} is not a file")
+    handle = tar.extractfile(member)
+    assert handle is not None
+    return handle.read()
+
+
+def restore(archive: Path, into: Path, master: KeySource,
+            database_url: str | None = None) -> RestoreReport:
+    """Restore ``archive`` into ``into`` (new or empty) with the store's master key, onto
+    SQLite in the directory or the empty database at ``database_url``. Everything is
+    checked before it is written, and written beside ``into`` first: a failed restore leaves
+    nothing behind."""
+    started = time.perf_counter()
+    into = into.resolve()
+    if into.exists() and any(into.iterdir()):
+        raise BackupError(f"{into} is not empty: restore into a new or empty directory "
+                          f"(nothing was changed)")
+    header = read_header(archive)
+    store_id, backup_id = header["store_id"], header["backup_id"]
+    staging = into.with_name(f".{into.name}.restoring-{uuid.uuid4().hex[:8]}")
+    try:
+        with tarfile.open(archive, "r:") as tar:
+            names = set(tar.getnames())
+            ring = Keyring.from_json(_read(tar, KEYRING).decode(), "the backup's keyring") \
+                if KEYRING in names else None
+            store_key = _store_key(ring, master, header)
+            try:
+                index = json.loads(decrypt(_read(tar, INDEX), store_key,
+                                           _context(store_id, backup_id, INDEX)))
+            except DecryptionError as exc:
+                raise BackupError(f"the backup's index does not open under this store's key "
+                                  f"({exc}): the backup was altered, or is another store's") \
+                    from None
+            tables: dict[str, bytes] = {}
+            staging.mkdir(mode=0o700, parents=True)
+            for member in index["members"]:
+                data = _checked(tar, member)
+                name = member["name"]
+                if member["how"] == "sealed":
+                    data = decrypt(data, store_key, _context(store_id, backup_id, name))
+                if name.startswith("database/"):
+                    tables[name.removeprefix("database/").removesuffix(".enc")] = data
+                else:
+                    _write(staging, name.removeprefix("files/"), data)
+            if ring is not None:
+                keyring.save(staging, ring)
+        config = StoreConfig.load(staging)
+        config = StoreConfig(config.store_id, config.key_id,
+                             master.spec.path if master.spec.kind == "file" else None,
+                             database_url)
+        config.save(staging)
+        (staging / CONFIG).chmod(0o600)
+        (staging / COHORT_DIR).mkdir(mode=0o700, exist_ok=True)
+        url = database_url or f"sqlite:///{staging / METADATA_DB}"
+        engine = make_engine(url)
+        try:
+            rows = dbdump.load(engine, index["schema"], tables)
+        finally:
+            engine.dispose()
+        if database_url is None:
+            (staging / METADATA_DB).chmod(0o600)
+        if into.exists():
+            into.rmdir()  # empty, checked above
+        os.rename(staging, into)
+        fsync_dir(into.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    audit = index["audit"]
+    return RestoreReport(into, backup_id, sum(m["name"].startswith("files/")
+                                               for m in index["members"]), rows,
+                         int(audit["size"]), audit["root"], time.perf_counter() - started)
+
+
+def _store_key(ring: Keyring | None, master: KeySource, header: dict[str, Any]) -> Any:
+    try:
+        if ring is not None:
+            return ring.open(master)
+    except KeySourceError as exc:
+        raise BackupError(f"{exc}; nothing was restored") from None
+    raw = master.raw()
+    if raw is None or raw.key_id != header["store_key_id"]:
+        raise BackupError(f"this backup's store key (id {header['store_key_id']}) is its "
+                          f"store's key file: give that key file; nothing was restored")
+    return raw
+
+
+def _checked(tar: tarfile.TarFile, member: dict[str, Any]) -> bytes:
+    try:
+        data = _read(tar, member["name"])
+    except KeyError:
+        raise BackupError(f"the backup lacks {member['name']}: it is incomplete") from None
+    if hashlib.sha256(data).hexdigest() != member["sha256"]:
+        raise BackupError(f"the backup's {member['name']} differs from its digest: the "
+                          f"backup was altered or damaged; nothing was restored")
+    return data
+
+
+def _write(root: Path, relative: str, data: bytes) -> None:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()) or relative.startswith("/"):
+        raise BackupError(f"the backup names a file outside the store ({relative})")
+    for parent in reversed(path.relative_to(root.resolve()).parents[:-1]):
+        (root / parent).mkdir(exist_ok=True, mode=0o700)  # each level its owner's only
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
