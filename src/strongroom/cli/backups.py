@@ -26,7 +26,7 @@ def backup(
 ) -> None:
     """Write an encrypted backup of the store (safe while the server runs)."""
     with refusals(), Platform.open(data_dir, key_file) as platform:
-        made = backups.backup(platform.store, out)
+        made = backups.backup(platform.store, out, sign=platform.audit.checkpoint)
         platform.access.record(EventType.STORE_BACKED_UP, OPERATOR,
                                platform.store.config.store_id,
                                {"backup_id": made.backup_id, "bytes": made.bytes,

@@ -31,6 +31,7 @@ import shutil
 import tarfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,10 @@ def _skipped(relative: Path) -> bool:
             or relative.name.startswith(".snapshot-"))
 
 
-def backup(store: Store, out: Path) -> BackupReport:
-    """Write a backup of ``store`` to ``out`` (refusing to overwrite one)."""
+def backup(store: Store, out: Path, sign: Callable[[], object] | None = None) -> BackupReport:
+    """Write a backup of ``store`` to ``out`` (refusing to overwrite one). ``sign`` (the audit
+    log's ``checkpoint``) signs everything logged so far first, so that the backup's root
+    covers it."""
     started = time.perf_counter()
     out = out.resolve()
     if out.exists():
@@ -119,6 +122,8 @@ def backup(store: Store, out: Path) -> BackupReport:
     try:
         with store.lock(), tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
             ring = keyring.load(store.root)
+            if sign is not None:
+                sign()
             # the witness before the database: every checkpoint it names is in the snapshot
             files = _files(store.root)
             witness = [f for f in files if f.parts[0] == "audit"]
