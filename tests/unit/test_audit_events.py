@@ -46,7 +46,8 @@ SHIPPED = {
     "watch.delivery.failed",
     "watch.limit.refused", "watch.alert.raised", "watch.suspended", "watch.limits.set",
     "watch.job.declared", "watch.job.approved", "extract.refused",
-    "store.upgraded", "store.recovered",
+    "store.upgraded", "store.recovered", "store.key.rotated", "store.backed_up",
+    "store.restored", "store.scrubbed",
 }
 
 SALT = bytes(range(32))
