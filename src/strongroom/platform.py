@@ -6,17 +6,23 @@ The server and the CLI both start here, so they run the same services on the sam
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
 
 from strongroom.access.context import AccessContext, Settings, utcnow
 from strongroom.audit import AuditLog
-from strongroom.audit.keys import salt_key_from_secret, signing_key_from_secret
+from strongroom.audit.events import EventType
+from strongroom.audit.keys import key_id, salt_key_from_secret, signing_key_from_secret
+from strongroom.audit.tables import CHECKPOINTS, ENTRIES
+from strongroom.cohort.keyring import KEYRING
 from strongroom.cohort.model import EID
-from strongroom.cohort.store import Store
+from strongroom.cohort.store import Store, StoreError
 from strongroom.enclave.workspace import Enclave
 from strongroom.extracts import models as _extract_tables  # noqa: F401  (every room's tables)
 from strongroom.outputs.service import Outputs
@@ -35,10 +41,11 @@ class Platform:
                  clock: Callable[[], dt.datetime] = utcnow,
                  checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0):
         self.store = store
+        signing_key = signing_key_from_secret(store.key.secret)
+        require_keys_in_step(store, signing_key.public_key())
         witness = self.witness
         witness.parent.mkdir(exist_ok=True, mode=0o700)
-        self.audit = AuditLog(store.engine,
-                              signing_key=signing_key_from_secret(store.key.secret),
+        self.audit = AuditLog(store.engine, signing_key=signing_key,
                               salt_key=salt_key_from_secret(store.key.secret),
                               witness=witness, checkpoint_every=checkpoint_every,
                               checkpoint_seconds=checkpoint_seconds)
@@ -100,3 +107,34 @@ class Platform:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def require_keys_in_step(store: Store, public: Ed25519PublicKey) -> None:
+    """The store key and the master key are the ones the tamper-evident log knows: the latest
+    checkpoint was signed with the key the store key derives, and the keyring is sealed under
+    the master key the last rotation named. A keyring.json (or strongroom.yaml) replaced by
+    someone without the master key, or rolled back to a retired master key, is refused here
+    before anything is written under it."""
+    with store.engine.connect() as con:
+        signed_by = con.execute(select(CHECKPOINTS.c.key_id)
+                                .order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)).scalar()
+        rotations = [json.loads(payload)["details"] for payload in con.execute(
+            select(ENTRIES.c.payload).where(ENTRIES.c.type == EventType.STORE_KEY_ROTATED.value)
+            .order_by(ENTRIES.c.seq.desc()).limit(1)).scalars()]
+    if signed_by is not None and signed_by != key_id(public):
+        raise StoreError(
+            f"the store key in {store.root / KEYRING} does not derive the key that signed the "
+            f"audit log: keyring.json or strongroom.yaml was replaced. Nothing was changed; "
+            f"restore them from a backup (the master key alone cannot open another store key)")
+    if not rotations:
+        return
+    last = rotations[0]
+    allowed = {last["to"]["key_id"]} | ({last["from"]["key_id"]}
+                                       if last.get("phase") == "begun" else set())
+    named = store.keyring.master_key_id if store.keyring is not None else None
+    if named not in allowed:
+        raise StoreError(
+            f"{store.root / KEYRING} names master key {named}, but the audit log's last key "
+            f"rotation sealed the store key under {last['to']['key_id']}: the keyring was "
+            f"rolled back to a retired master key, or removed. Nothing was changed; restore "
+            f"keyring.json from the newest backup")

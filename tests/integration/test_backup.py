@@ -7,10 +7,12 @@ byte."""
 
 from __future__ import annotations
 
+import io
 import tarfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -131,7 +133,7 @@ def test_a_damaged_or_foreign_backup_restores_nothing(live: Platform, tmp_path: 
             data = src.extractfile(member).read()  # type: ignore[union-attr]
             if member.name.endswith("participants.parquet.enc"):
                 data = data[:-5] + bytes([data[-5] ^ 1]) + data[-4:]
-            dst.addfile(member, __import__("io").BytesIO(data))
+            dst.addfile(member, io.BytesIO(data))
     with pytest.raises(BackupError, match="differs from its digest"):
         restore(damaged, tmp_path / "r1", source_for(_key(live)))
     assert not (tmp_path / "r1").exists()
@@ -203,3 +205,93 @@ def test_a_scrub_reads_every_sealed_byte(live: Platform) -> None:
         scrubs = con.execute(select(func.count()).select_from(text("audit_entries"))
                              .where(text("type = 'store.scrubbed'"))).scalar()
     assert scrubs == 2
+
+
+def _rewrite(src: Path, dst: Path, change: Callable[[tarfile.TarFile, tarfile.TarFile], None]
+             ) -> Path:
+    with tarfile.open(src) as one, tarfile.open(dst, "w") as out:
+        change(one, out)
+    return dst
+
+
+def _copy_all(one: tarfile.TarFile, out: tarfile.TarFile,
+              edit: dict[str, Callable[[bytes], bytes]] | None = None) -> None:
+    for member in one.getmembers():
+        data = one.extractfile(member).read()  # type: ignore[union-attr]
+        if edit and member.name in edit:
+            data = edit[member.name](data)
+            member.size = len(data)
+        out.addfile(member, io.BytesIO(data))
+
+
+def _extra(out: tarfile.TarFile, name: str, data: bytes, size: int | None = None) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data) if size is None else size
+    out.addfile(info, io.BytesIO(data))
+
+
+ON_SQLITE = pytest.mark.parametrize("database_url", [None], ids=["sqlite"])  # no engine's
+
+
+@ON_SQLITE
+@pytest.mark.parametrize("alteration", [
+    "header edited", "keyring edited", "extra member", "traversing member",
+    "repeated header", "oversized header", "symlink member"])
+def test_any_alteration_of_a_backup_restores_nothing(live: Platform, tmp_path: Path,
+                                                     alteration: str) -> None:
+    """The header and keyring are in the clear but listed, with their digests, in the sealed
+    index; nothing the index does not list may be in the file; nothing is read past the size
+    it may have."""
+    made = backup(live.store, tmp_path / "one.srbk")
+    bad = tmp_path / "bad.srbk"
+
+    def change(one: tarfile.TarFile, out: tarfile.TarFile) -> None:
+        if alteration == "header edited":
+            _copy_all(one, out, {"BACKUP.json": lambda b: b.replace(b'"master"', b'"Master"')})
+        elif alteration == "keyring edited":
+            _copy_all(one, out, {"keyring.json": lambda b: b.replace(b"sealed_at", b"sealed_at",
+                                                                      1) + b" "})
+        elif alteration == "extra member":
+            _copy_all(one, out)
+            _extra(out, "files/planted.txt", b"mine")
+        elif alteration == "traversing member":
+            _copy_all(one, out)
+            _extra(out, "../../escape.txt", b"mine")
+        elif alteration == "repeated header":
+            _copy_all(one, out)
+            _extra(out, "BACKUP.json", b'{"format": "strongroom-backup/1"}')
+        elif alteration == "oversized header":
+            header = one.getmember("BACKUP.json")
+            out.addfile(header, one.extractfile(header))
+            for member in one.getmembers()[1:]:
+                out.addfile(member, one.extractfile(member))
+            big = tarfile.TarInfo("files/huge")
+            big.size = 1 << 30  # declared, never read
+            out.addfile(big, io.BytesIO(b"\0" * (1 << 16)))
+        else:
+            _copy_all(one, out)
+            link = tarfile.TarInfo("files/link")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            out.addfile(link)
+
+    with suppress(tarfile.TarError, OSError):  # a truncated declared size is a bad tar too
+        _rewrite(made.path, bad, change)
+    with pytest.raises(BackupError):
+        restore(bad, tmp_path / "r", source_for(_key(live)))
+    assert not (tmp_path / "r").exists() and not list(tmp_path.glob(".r.restoring-*"))
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+@ON_SQLITE
+def test_a_restore_never_follows_a_link_and_a_backup_never_holds_a_master_key(
+        live: Platform, tmp_path: Path) -> None:
+    made = backup(live.store, tmp_path / "one.srbk")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(BackupError, match="not a link"):
+        restore(made.path, tmp_path / "link", source_for(_key(live)))
+    assert not any((tmp_path / "elsewhere").iterdir())
+    MasterKey.generate().save(live.store.root / "stray.key")  # an operator's mistake
+    with pytest.raises(BackupError, match="master key file inside the data directory"):
+        backup(live.store, tmp_path / "two.srbk")
+    assert not (tmp_path / "two.srbk").exists()

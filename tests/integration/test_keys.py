@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 import strongroom.platform  # noqa: F401  (every room's tables on Base.metadata)
@@ -25,8 +26,15 @@ from strongroom.cli import app
 from strongroom.cohort import keyring, recovery
 from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.dictionary import Dictionary
-from strongroom.cohort.keysources import ENV_PIN, KeySpec, Pkcs11KeySource, create_source
-from strongroom.cohort.store import COHORT_DIR, Store, StoreError, init_store
+from strongroom.cohort.keysources import (
+    ENV_PIN,
+    KeySourceError,
+    KeySpec,
+    Pkcs11KeySource,
+    create_source,
+    trusted_module,
+)
+from strongroom.cohort.store import COHORT_DIR, Store, StoreError, init_store, source_for
 from strongroom.cohort.validate import validate
 from strongroom.db import Base
 from strongroom.platform import Platform
@@ -103,7 +111,7 @@ def test_rotation_reseals_the_store_key_and_nothing_else(made: tuple[Path, Path]
     assert rotations[1]["from"]["key_id"] == MasterKey.load(old).key_id
     # the configuration follows, so the store opens with no key named at all
     code, out = run("keys", "show", "-d", str(root))
-    assert code == 0 and str(new) in out, out
+    assert code == 0 and str(new) in out.replace("\n", ""), out
 
 
 def test_a_rotation_to_the_key_in_use_or_an_unreadable_key_changes_nothing(
@@ -135,6 +143,62 @@ def test_a_tampered_keyring_opens_nothing(made: tuple[Path, Path]) -> None:
     path.write_text("{not json")
     with pytest.raises(StoreError, match="restore it from a backup"):
         Store.open(root, key)
+
+
+def test_a_keyring_replaced_by_someone_without_the_master_key_is_refused(
+        made: tuple[Path, Path], tmp_path: Path) -> None:
+    """An attacker who can write the data directory seals a store key of their own under a
+    master key of their own and points the configuration at it: new data would be sealed
+    under a key they hold. The store key must open what is sealed and derive the key that
+    signed the log, so the store refuses before writing anything."""
+    root, _ = made
+    theirs = tmp_path / "theirs.key"
+    MasterKey.generate().save(theirs)
+    ring = keyring.Keyring.seal(keyring.load(root).store_id,  # type: ignore[union-attr]
+                                MasterKey.generate(), source_for(theirs))
+    keyring.save(root, ring)
+    config = (root / "strongroom.yaml").read_text()
+    old_id = yaml.safe_load(config)["key_id"]
+    (root / "strongroom.yaml").write_text(config.replace(old_id, ring.store_key_id))
+    with pytest.raises(StoreError, match="does not open the current cohort version"):
+        Store.open(root)
+    code, out = run("cohort", "info", "-d", str(root))
+    assert code == 1 and "replaced" in out and "Traceback" not in out
+
+
+def test_a_keyring_rolled_back_to_a_retired_master_key_is_refused(
+        made: tuple[Path, Path], tmp_path: Path) -> None:
+    root, old = made
+    before = (root / keyring.KEYRING).read_bytes()
+    new = tmp_path / "keys" / "next.key"
+    code, out = run("keys", "rotate", "--to", f"file:{new}", "--create", "-d", str(root),
+                    "--key-file", str(old))
+    assert code == 0, out
+    (root / keyring.KEYRING).write_bytes(before)  # the old keyring, from any old backup
+    with pytest.raises(StoreError, match="rolled back to a retired master key"):
+        Platform.open(root, old)
+    code, out = run("keys", "show", "-d", str(root), "--key-file", str(old))
+    assert code == 1 and "rolled back" in out.replace("\n", " ")
+
+
+def test_a_master_key_never_goes_inside_the_data_directory(made: tuple[Path, Path]) -> None:
+    root, key = made
+    code, out = run("keys", "rotate", "--to", f"file:{root / 'inside.key'}", "--create",
+                    "-d", str(root), "--key-file", str(key))
+    assert code == 1 and "outside the data directory" in out.replace("\n", " ")
+    assert not (root / "inside.key").exists()
+
+
+def test_a_token_library_only_root_can_change_is_loaded(tmp_path: Path) -> None:
+    """A keyring (or a backup's) names the token's library: code this process would run.
+    One in a directory others can write is refused before it is loaded."""
+    planted = tmp_path / "evil.so"
+    planted.write_bytes(b"\x7fELF not really")
+    tmp_path.chmod(0o777)
+    with pytest.raises(KeySourceError, match="not trusted"):
+        Pkcs11KeySource(KeySpec("pkcs11", module=str(planted), token="t", label="k"))
+    with pytest.raises(KeySourceError, match="absolute"):
+        trusted_module("libsofthsm2.so")
 
 
 def test_a_store_made_before_keyrings_rotates_onto_one(tmp_path: Path) -> None:

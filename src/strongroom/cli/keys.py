@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -45,6 +46,9 @@ def keys_rotate(
     with refusals(), Platform.open(data_dir, key_file) as platform:
         spec = KeySpec.parse(to)
         store = platform.store
+        if spec.kind == "file" and Path(str(spec.path)).is_relative_to(store.root):
+            raise ValueError(f"the master key file must live outside the data directory, not "
+                             f"at {spec.path}; nothing was changed")
         new = create_source(spec) if create else open_source(spec)
         old = store.master
         if new.key_id == old.key_id:
@@ -63,5 +67,8 @@ def keys_rotate(
         console.print("this store was made before keyrings: the old key file is its store "
                       "key. Keep it as secret as before, or destroy every copy.", markup=False)
     else:
-        console.print(f"the old master key (id {old.key_id}) opens only backups made before "
-                      "now: keep it with them, or destroy it", markup=False)
+        console.print(f"the old master key (id {old.key_id}) opens the backups made before "
+                      "now, and with any of them the store key, so the store too: keep it as "
+                      "secret as they are, or destroy it with them. Rotation retires a key; "
+                      "it does not undo an exposure (see docs/how-to/operate.md).",
+                      markup=False)

@@ -45,15 +45,21 @@ class Keyring:
     sealed_at: dt.datetime
 
     @staticmethod
-    def context(store_id: str) -> str:
-        return f"strongroom/{store_id}/store-key"
+    def _context(store_id: str, store_key_id: str, master: KeySpec, master_key_id: str,
+                 sealed_at: dt.datetime) -> str:
+        """What the sealed store key is bound to: every other field of the keyring, so that
+        none can be changed without the seal failing."""
+        return "strongroom/store-key/" + json.dumps(
+            [store_id, store_key_id, master.to_dict(), master_key_id, sealed_at.isoformat()],
+            sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def seal(cls, store_id: str, store_key: MasterKey, master: KeySource) -> Keyring:
         """Seal ``store_key`` under ``master`` and check that it opens again."""
-        sealed = master.wrap(store_key.secret, cls.context(store_id))
-        ring = cls(store_id, store_key.key_id, master.spec, master.key_id, sealed,
-                   dt.datetime.now(dt.UTC))
+        at = dt.datetime.now(dt.UTC)
+        sealed = master.wrap(store_key.secret, cls._context(
+            store_id, store_key.key_id, master.spec, master.key_id, at))
+        ring = cls(store_id, store_key.key_id, master.spec, master.key_id, sealed, at)
         if ring.open(master).secret != store_key.secret:  # pragma: no cover - a token fault
             raise KeySourceError(f"{master.spec.describe()} did not give back the store key "
                                  f"it sealed; nothing was changed")
@@ -66,7 +72,8 @@ class Keyring:
                 f"the master key given ({master.spec.describe()}, id {master.key_id}) is not "
                 f"this store's key: its master key is id {self.master_key_id} "
                 f"({self.master.describe()}); give that key")
-        secret = master.unwrap(self.sealed, self.context(self.store_id))
+        secret = master.unwrap(self.sealed, self._context(
+            self.store_id, self.store_key_id, self.master, self.master_key_id, self.sealed_at))
         if len(secret) != KEY_BYTES:
             raise KeySourceError("the keyring holds no store key of the right length")
         key = MasterKey(secret)

@@ -160,16 +160,46 @@ class RawKeySource(KeySource):
         return self._key
 
 
+def trusted_module(module: str) -> Path:
+    """A PKCS#11 module is code this process will run: it must be an absolute path to a
+    regular file that only root can change, in directories only root can change (as sudo and
+    ssh treat the files they trust), so that nobody who can write the data directory, a
+    keyring or a backup can name a library of their own."""
+    path = Path(module)
+    if not path.is_absolute():
+        raise KeySourceError(f"the PKCS#11 module-path must be absolute, not {module!r}")
+    try:
+        real = path.resolve(strict=True)
+    except OSError:
+        raise KeySourceError(f"the PKCS#11 module {module} does not exist; install the "
+                             f"token's library or correct module-path") from None
+    link = path.lstat()
+    if path.is_symlink() and (link.st_uid != 0):
+        raise KeySourceError(f"the PKCS#11 module {module} is a link that root does not own")
+    for place in (real, *real.parents, *path.parents):
+        info = place.stat()
+        if info.st_uid != 0 or info.st_mode & 0o022:
+            raise KeySourceError(
+                f"the PKCS#11 module {real} is not trusted: {place} can be changed by "
+                f"someone other than root (owner uid {info.st_uid}, mode "
+                f"{stat.S_IMODE(info.st_mode):04o}); install the token's library where only "
+                f"root can write (e.g. /usr/lib)")
+    if not stat.S_ISREG(real.stat().st_mode):
+        raise KeySourceError(f"the PKCS#11 module {real} is not a regular file")
+    return path
+
+
 class Pkcs11KeySource(KeySource):
     """An AES-256 key in a PKCS#11 token: wrapping and unwrapping happen in the token."""
 
     def __init__(self, spec: KeySpec):
+        module = trusted_module(str(spec.module))  # before anything is loaded
         import pkcs11  # imported here: only a store whose master is in a token needs it
 
         self.spec = spec
         self._pkcs11 = pkcs11
         try:
-            library = pkcs11.lib(str(spec.module))
+            library = pkcs11.lib(str(module))
         except (RuntimeError, OSError) as exc:
             raise KeySourceError(f"cannot load the PKCS#11 module {spec.module}: {exc}; "
                                  f"install the token's library or correct module-path") from None

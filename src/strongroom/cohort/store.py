@@ -249,6 +249,7 @@ class Store:
                 store._require_schema()
                 store._require_identity()
                 store._require_known_versions()
+                store._require_key_opens_data()
                 store._remove_leftovers(retired=False)
         except DBAPIError as exc:
             store.close()
@@ -341,6 +342,21 @@ class Store:
                 f"its sealed files are not in {self.root / COHORT_DIR}. Nothing was changed. "
                 f"Restore the data directory from a backup.")
 
+    def _require_key_opens_data(self) -> None:
+        """The store key opens what is sealed: the current version's manifest (a keyring
+        swapped for one holding another store key would otherwise seal new data under it)."""
+        current = self.current()
+        where = None if current is None else self.root / COHORT_DIR / current.id
+        if where is None or not (where / MANIFEST).is_file():
+            return  # nothing sealed yet, or a version sealed before manifests
+        try:
+            self.open_manifest(where)
+        except StoreError:
+            raise StoreError(
+                f"the store key (from {self.root / keyring.KEYRING}) does not open the current "
+                f"cohort version's sealed manifest: keyring.json or {CONFIG} was replaced or "
+                f"altered. Nothing was changed; restore them from a backup") from None
+
     @property
     def quarantine_dir(self) -> Path:
         return self.root / QUARANTINE_DIR
@@ -409,6 +425,10 @@ class Store:
     def rotate_master(self, new: KeySource) -> Keyring:
         """Seal the store key under ``new`` instead, atomically (the keyring is replaced in one
         rename); the data, and every key derived from the store key, stay as they are."""
+        if new.spec.kind == "file" and Path(str(new.spec.path)).resolve().is_relative_to(
+                self.root):
+            raise StoreError(f"the master key file must live outside the data directory, not "
+                             f"at {new.spec.path}; nothing was changed")
         with self.lock():
             ring = Keyring.seal(self.config.store_id, self.key, new)
             keyring.save(self.root, ring)

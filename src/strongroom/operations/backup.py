@@ -40,6 +40,7 @@ from sqlalchemy import select
 
 from strongroom.audit.tables import CHECKPOINTS
 from strongroom.cohort import keyring
+from strongroom.cohort.crypto import KEY_FILE_FORMAT as MASTER_KEY_FORMAT
 from strongroom.cohort.crypto import MAGIC, DecryptionError, decrypt, encrypt
 from strongroom.cohort.keyring import KEYRING, Keyring
 from strongroom.cohort.keysources import KeySource, KeySourceError
@@ -59,6 +60,7 @@ from strongroom.operations import dbdump
 FORMAT = "strongroom-backup/1"
 HEADER = "BACKUP.json"
 INDEX = "index.json.enc"
+SMALL = 1 << 16  # the header, keyring and index are small; a larger one is not a backup's
 
 
 class BackupError(Exception):
@@ -132,9 +134,13 @@ def backup(store: Store, out: Path, sign: Callable[[], object] | None = None) ->
                 revision, tables = dbdump.dump(con)
                 head = con.execute(select(CHECKPOINTS.c.tree_size, CHECKPOINTS.c.root_hash)
                                    .order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)).first()
-            _add(tar, HEADER, json.dumps(_header(store, ring, backup_id), indent=1).encode())
+            header = json.dumps(_header(store, ring, backup_id), indent=1).encode()
+            _add(tar, HEADER, header)
+            members.append(_member(HEADER, header, "plain"))
             if ring is not None:
-                _add(tar, KEYRING, ring.to_json().encode())
+                ring_bytes = ring.to_json().encode()
+                _add(tar, KEYRING, ring_bytes)
+                members.append(_member(KEYRING, ring_bytes, "plain"))
             for table in tables:
                 name = f"database/{table.name}.enc"
                 sealed = encrypt(table.lines, store.key, _context(config.store_id, backup_id,
@@ -145,6 +151,11 @@ def backup(store: Store, out: Path, sign: Callable[[], object] | None = None) ->
                 data = copies.get(relative)
                 if data is None:
                     data = (store.root / relative).read_bytes()
+                if MASTER_KEY_FORMAT.encode() in data[:200]:
+                    raise BackupError(
+                        f"{store.root / relative} is a master key file inside the data "
+                        f"directory; a backup never holds a master key: move it out "
+                        f"(`strongroom keys rotate` to a key file elsewhere) and try again")
                 name = f"files/{relative.as_posix()}"
                 if data.startswith(MAGIC):
                     members.append(_member(name, data, "as-is"))
@@ -213,22 +224,38 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def read_header(archive: Path) -> dict[str, Any]:
-    """The backup's plain header: which store and master key (no secret)."""
+    """The backup's plain header: which store and master key (no secret). Authenticated only
+    later, by the sealed index."""
     try:
         with tarfile.open(archive, "r:") as tar:
-            header: dict[str, Any] = json.loads(_read(tar, HEADER))
+            header = json.loads(_read(_members(tar), tar, HEADER, SMALL))
     except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
         raise BackupError(f"{archive} is not a Strongroom backup ({exc})") from None
-    if header.get("format") != FORMAT:
-        raise BackupError(f"{archive} is not a Strongroom backup (format "
-                          f"{header.get('format')!r})")
+    if not isinstance(header, dict) or header.get("format") != FORMAT or not all(
+            isinstance(header.get(k), str) for k in ("store_id", "backup_id", "store_key_id")):
+        raise BackupError(f"{archive} is not a Strongroom backup (its {HEADER} is not one)")
     return header
 
 
-def _read(tar: tarfile.TarFile, name: str) -> bytes:
-    member = tar.getmember(name)
-    if not member.isfile():
-        raise BackupError(f"the backup's {name} is not a file")
+def _members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    """Every member by name: regular files only, each name once."""
+    found: dict[str, tarfile.TarInfo] = {}
+    for member in tar.getmembers():
+        if not member.isfile() or member.name in found:
+            raise BackupError(f"the backup's member {member.name!r} is "
+                              f"{'repeated' if member.name in found else 'not a file'}: it "
+                              f"was altered; nothing was restored")
+        found[member.name] = member
+    return found
+
+
+def _read(members: dict[str, tarfile.TarInfo], tar: tarfile.TarFile, name: str,
+          most: int) -> bytes:
+    """A member's bytes, refusing before reading one larger than it may be."""
+    member = members[name]
+    if member.size > most:
+        raise BackupError(f"the backup's {name} is {member.size:,} bytes, more than it can "
+                          f"be: it was altered; nothing was restored")
     handle = tar.extractfile(member)
     assert handle is not None
     return handle.read()
@@ -241,6 +268,9 @@ def restore(archive: Path, into: Path, master: KeySource,
     checked before it is written, and written beside ``into`` first: a failed restore leaves
     nothing behind."""
     started = time.perf_counter()
+    if into.is_symlink() or not into.absolute().parent.is_dir():
+        raise BackupError(f"{into} must be a new or empty directory (not a link) in an "
+                          f"existing directory; nothing was changed")
     into = into.resolve()
     if into.exists() and any(into.iterdir()):
         raise BackupError(f"{into} is not empty: restore into a new or empty directory "
@@ -250,22 +280,29 @@ def restore(archive: Path, into: Path, master: KeySource,
     staging = into.with_name(f".{into.name}.restoring-{uuid.uuid4().hex[:8]}")
     try:
         with tarfile.open(archive, "r:") as tar:
-            names = set(tar.getnames())
-            ring = Keyring.from_json(_read(tar, KEYRING).decode(), "the backup's keyring") \
-                if KEYRING in names else None
+            members = _members(tar)
+            ring = Keyring.from_json(_read(members, tar, KEYRING, SMALL).decode(),
+                                     "the backup's keyring") if KEYRING in members else None
             store_key = _store_key(ring, master, header)
             try:
-                index = json.loads(decrypt(_read(tar, INDEX), store_key,
+                index = json.loads(decrypt(_read(members, tar, INDEX, 64 * SMALL), store_key,
                                            _context(store_id, backup_id, INDEX)))
             except DecryptionError as exc:
                 raise BackupError(f"the backup's index does not open under this store's key "
                                   f"({exc}): the backup was altered, or is another store's") \
                     from None
+            listed = {m["name"] for m in index["members"]}
+            if set(members) != listed | {INDEX}:
+                raise BackupError(f"the backup holds members its index does not list, or lacks "
+                                  f"some it lists ({sorted(set(members) ^ (listed | {INDEX}))[:3]}"
+                                  f"): it was altered; nothing was restored")
             tables: dict[str, bytes] = {}
-            staging.mkdir(mode=0o700, parents=True)
+            staging.mkdir(mode=0o700)
             for member in index["members"]:
-                data = _checked(tar, member)
+                data = _checked(members, tar, member)
                 name = member["name"]
+                if member["how"] == "plain":  # the header and keyring: checked, read above
+                    continue
                 if member["how"] == "sealed":
                     data = decrypt(data, store_key, _context(store_id, backup_id, name))
                 if name.startswith("database/"):
@@ -315,12 +352,10 @@ def _store_key(ring: Keyring | None, master: KeySource, header: dict[str, Any]) 
     return raw
 
 
-def _checked(tar: tarfile.TarFile, member: dict[str, Any]) -> bytes:
-    try:
-        data = _read(tar, member["name"])
-    except KeyError:
-        raise BackupError(f"the backup lacks {member['name']}: it is incomplete") from None
-    if hashlib.sha256(data).hexdigest() != member["sha256"]:
+def _checked(members: dict[str, tarfile.TarInfo], tar: tarfile.TarFile,
+             member: dict[str, Any]) -> bytes:
+    data = _read(members, tar, member["name"], int(member["bytes"]))
+    if len(data) != member["bytes"] or hashlib.sha256(data).hexdigest() != member["sha256"]:
         raise BackupError(f"the backup's {member['name']} differs from its digest: the "
                           f"backup was altered or damaged; nothing was restored")
     return data

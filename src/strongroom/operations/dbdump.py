@@ -131,6 +131,16 @@ def load(engine: Engine, revision: str, tables: dict[str, bytes]) -> int:
     if found.schema is not migrations.Schema.EMPTY:
         raise ValueError(f"the database {engine.url.render_as_string(hide_password=True)} "
                          f"already holds tables: restore into an empty one")
+    try:
+        return _load(engine, revision, tables)
+    except BaseException:  # the database was empty: leave it so, for the next try
+        leftover = MetaData()
+        leftover.reflect(bind=engine)
+        leftover.drop_all(bind=engine)
+        raise
+
+
+def _load(engine: Engine, revision: str, tables: dict[str, bytes]) -> int:
     migrations.upgrade(engine, to=revision)
     meta = MetaData()
     loaded = 0
