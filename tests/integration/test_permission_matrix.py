@@ -175,8 +175,8 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
         ("POST", "/projects/{project_id}/dp/queries"): lambda: (
             f"/projects/{p}/dp/queries", {"query": {"kind": "count", "epsilon": "2"}}),
         ("GET", "/projects/{project_id}/dp/budget"): lambda: (f"/projects/{p}/dp/budget", None),
-        ("PUT", "/projects/{project_id}/dp"): lambda: (f"/projects/{vp}/dp",
-                                                       {"mode": "dp", "epsilon": "1"}),
+        ("PUT", "/projects/{project_id}/dp"): lambda: (
+            f"/projects/{vp}/dp", {"mode": "dp", "epsilon": "1", "reason": WHY}),
         ("POST", "/projects/{project_id}/extracts"): lambda: (
             f"/projects/{p}/extracts", {"format": "csv", "limit": 50}),
         ("GET", "/projects/{project_id}/limits"): lambda: (f"/projects/{p}/limits", None),
