@@ -27,9 +27,11 @@ from strongroom.errors import Conflict, Invalid, Refused
 from strongroom.extracts import service as extracts
 from strongroom.privacy.budget import SpendRow
 from strongroom.privacy.mixed_access import MixedAccess
+from strongroom.server.web.pages import PREFIX
 from strongroom.watch.alerts import AlertFilter, list_alerts
 from strongroom.watch.states import Severity
 from tests.access_world import World, build_world
+from tests.integration.test_web_permissions import signed_in
 
 WHY = "the committee approved DP answers for this project"
 
@@ -161,6 +163,9 @@ def test_exact_and_dp_access_to_one_field_is_shown_to_the_committee(
                                      "dp_projects": [world.project_id],
                                      "exact_projects": [exact]}]
     assert projects.read(world.ctx, committee, exact).mixed == view.mixed
+    page = signed_in(world, Role.ACCESS_COMMITTEE).get(f"{PREFIX}/custodian/projects/{exact}")
+    assert page.status_code == 200 and 'data-testid="mixed-access"' in page.text
+    assert f"exactly in {exact}, under DP in {world.project_id}" in page.text
     third = other_project(world, [34], "Smoking")
     (made,) = [e for e in events(world, EventType.PROJECT_CREATED) if "mixed_access" in e]
     assert made["mixed_access"] == [{"person": person, "fields": [34],
