@@ -223,10 +223,12 @@ class _PitmanLikelihood:
                                            method="bounded", options={"xatol": 1e-10})
         logit = (float(refined.x) if refined.fun < 1e300 and -refined.fun >= values[best]
                  else float(self.GRID[best]))
-        alpha = float(special.expit(logit))
-        theta = self.theta_at(alpha)
-        assert theta is not None  # finite at the grid's best, and so near it
-        return theta, alpha
+        for candidate in (logit, float(self.GRID[best])):  # the grid's best is finite
+            alpha = float(special.expit(candidate))
+            theta = self.theta_at(alpha)
+            if theta is not None:
+                return theta, alpha
+        return "the Pitman likelihood's maximum could not be located"
 
 
 def _trigamma(x: float | np.ndarray) -> float | np.ndarray:
