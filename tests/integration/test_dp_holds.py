@@ -205,3 +205,17 @@ def test_the_policy_refuses_every_change_that_mixes_exact_and_dp_access(
     assert outsider not in projects.read(world.ctx, committee, world.project_id).members
     refusals = events(world, EventType.DP_BUDGET_REFUSED)
     assert len(refusals) == 1 and "refuse_exact_beside_dp" in str(refusals[0]["reasons"])
+
+
+def test_under_the_policy_access_mixed_before_it_gets_no_exact_answer(
+        world: World, committee: Principal, researcher: Principal) -> None:
+    """Access mixed before the policy was set is not grandfathered: the exact side refuses."""
+    exact = other_project(world, [31])
+    world.platform.privacy.configure(committee, world.project_id, dp_mode=True, epsilon="1",
+                                     reason=WHY)
+    query = {"kind": "aggregate_sql",
+             "sql": "SELECT p31 AS sex, count(*) AS n FROM participants GROUP BY p31"}
+    assert world.platform.outputs.analyse(researcher, exact, query).output.id  # no policy yet
+    world.ctx.settings = replace(world.ctx.settings, refuse_exact_beside_dp=True)
+    with pytest.raises(Refused, match=r"reads field\(s\) 31 exactly"):
+        world.platform.outputs.analyse(researcher, exact, query)

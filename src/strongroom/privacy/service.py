@@ -172,10 +172,21 @@ class Privacy:
     # -- DP mode's hook on exact analyses ------------------------------------------------
 
     def refuse_exact(self, principal: Principal, project_id: str) -> None:
-        """Refuse an exact analysis of a project in DP mode (after the usual authorisation)."""
+        """Refuse an exact analysis of a project in DP mode (after the usual authorisation),
+        and, under ``Settings.refuse_exact_beside_dp``, one by a person who reads the same
+        fields under DP elsewhere (access made before the policy was set)."""
         with self.ctx.transaction() as db:
             authorize(self.ctx, db, principal, Action.DATA_ANALYSE, project_id)
             in_dp_mode = budget.read(db, project_id).dp_mode
+            mixed = ([] if in_dp_mode or not self.ctx.settings.refuse_exact_beside_dp else
+                     mixed_access.mixed_access(db, project_id, [principal.person_id]))
+        if mixed:
+            reason = (f"{mixed[0].sentence()}; the platform's policy refuses exact answers on "
+                      f"fields a person also reads under differential privacy; ask the access "
+                      f"committee to change the projects' fields or modes")
+            self.ctx.record(EventType.ENCLAVE_ANALYSIS_REFUSED, principal, project_id,
+                            {"what": "exact analysis", "reasons": [reason]})
+            raise Refused(reason)
         if not in_dp_mode:
             return
         reason = (f"project {project_id} is in differential-privacy mode: exact analyses are "
