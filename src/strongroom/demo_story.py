@@ -260,7 +260,8 @@ DP_QUERIES: list[dict[str, Any]] = [
 
 def spend_budget(platform: Platform, who: People, project_id: str, notes: list[str]) -> str:
     """DP mode with a budget of ε 1, and a few of the lead's questions charged to it."""
-    platform.privacy.configure(who(COMMITTEE), project_id, dp_mode=True, epsilon=DP_TOTAL)
+    platform.privacy.configure(who(COMMITTEE), project_id, dp_mode=True, epsilon=DP_TOTAL,
+                               reason="approved for DP answers on the demo's cohort")
     priya = who(RESEARCHER)
     spent = "0"
     for query in DP_QUERIES:

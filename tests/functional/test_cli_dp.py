@@ -32,16 +32,24 @@ def test_the_access_team_sets_mode_and_budget_at_the_console(console: Console) -
                                   expires_on=today + dt.timedelta(days=30), fields=[31]).project
     console.login(ADMIN, PASSWORD, admin.totp_secret)
 
-    settings = console.ok("dp", "mode", project.id, "--dp", "--epsilon", "1/3")
+    why = ("--reason", "the committee approved DP answers")
+    unexplained = console.run("dp", "mode", project.id, "--dp", "--epsilon", "1/3")
+    assert unexplained.returncode == 1 and "give the reason" in unexplained.stderr
+    settings = console.ok("dp", "mode", project.id, "--dp", "--epsilon", "1/3", *why)
     assert (settings["mode"], settings["epsilon_total"]) == ("dp", "1/3")
     budget = console.ok("dp", "budget", project.id)
     assert (budget["epsilon_remaining"], budget["spends"]) == ("1/3", [])
-    assert console.ok("dp", "mode", project.id, "--exact")["mode"] == "exact"
+    over = console.run("dp", "mode", project.id, "--epsilon", "11", *why)
+    assert over.returncode == 1 and "ceiling of 10" in over.stderr
 
-    bad = console.run("dp", "mode", project.id, "--epsilon", "-1")
+    bad = console.run("dp", "mode", project.id, "--epsilon", "-1", *why)
     assert bad.returncode == 1 and "cannot be negative" in bad.stderr
-    nothing = console.run("dp", "mode", project.id)
+    nothing = console.run("dp", "mode", project.id, *why)
     assert nothing.returncode == 1 and "say what to set" in nothing.stderr
+    left = console.ok("dp", "mode", project.id, "--exact", *why)
+    assert left["mode"] == "exact" and left["left_dp_reason"] == why[1]
+    again = console.run("dp", "mode", project.id, "--dp", *why)
+    assert again.returncode == 1 and "DP history is closed" in again.stderr
     not_json = console.run("dp", "query", project.id, "{kind: count}", "--url",
                            "https://127.0.0.1:9", "--token", "srt_x")
     assert not_json.returncode == 2 and "not JSON" in not_json.stderr

@@ -38,7 +38,8 @@ def test_dp_mode_budget_and_queries_over_https(dp_server: Server) -> None:
                                     rex.id, today, today + dt.timedelta(days=90),
                                     fields=[31, 21001, 41270])
     pid = project["id"]
-    settings = admin.privacy.configure(pid, mode="dp", epsilon="1")
+    settings = admin.privacy.configure(pid, mode="dp", epsilon="1",
+                                       reason="the committee approved DP answers")
     assert (settings["mode"], settings["epsilon_total"], settings["epsilon_remaining"]) == (
         "dp", "1", "1")
 
@@ -71,7 +72,8 @@ def test_dp_mode_budget_and_queries_over_https(dp_server: Server) -> None:
                                             "GROUP BY p31"})
         assert exact.status == 403 and f"/projects/{pid}/dp/queries" in str(exact)
         # a researcher does not set budgets
-        assert refused(lambda: token.privacy.configure(pid, epsilon="100")).status == 403
+        assert refused(lambda: token.privacy.configure(
+            pid, epsilon="100", reason="not mine to raise")).status == 403
 
     types = {entry["type"] for entry in admin.audit.entries(limit=1000)}
     assert {"dp.budget.set", "dp.query.charged", "dp.query.answered",

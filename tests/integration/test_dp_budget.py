@@ -21,6 +21,8 @@ from strongroom.privacy import budget, dp
 from strongroom.privacy.budget import SpendRow
 from tests.access_world import World, build_world
 
+WHY = "the access committee approved it"  # every DP change gives its reason
+
 COUNT = {"kind": "count", "epsilon": "0.05"}
 
 
@@ -54,7 +56,7 @@ def spends(world: World) -> list[SpendRow]:
 def test_parallel_queries_never_overspend(world: World, researcher: Principal,
                                           committee: Principal) -> None:
     """Forty queries of ε 0.05 at once against ε 1: exactly twenty are answered."""
-    world.platform.privacy.configure(committee, world.project_id, epsilon="1")
+    world.platform.privacy.configure(committee, world.project_id, reason=WHY, epsilon="1")
     start = threading.Barrier(40)
 
     def ask(_: int) -> str:
@@ -85,7 +87,7 @@ def test_hundreds_of_concurrent_charges_spend_exactly_the_total(
         world: World, researcher: Principal, committee: Principal) -> None:
     """The ledger alone, harder: 240 charges of ε 1/150 from 24 threads against ε 1."""
     privacy = world.platform.privacy
-    privacy.configure(committee, world.project_id, epsilon="1")
+    privacy.configure(committee, world.project_id, reason=WHY, epsilon="1")
     share = Fraction(1, 150)
 
     def charge(n: int) -> bool:
@@ -108,7 +110,7 @@ def test_hundreds_of_concurrent_charges_spend_exactly_the_total(
 
 def test_an_exhausted_budget_refuses_saying_what_remains_and_what_was_asked(
         world: World, researcher: Principal, committee: Principal) -> None:
-    world.platform.privacy.configure(committee, world.project_id, epsilon="0.3")
+    world.platform.privacy.configure(committee, world.project_id, reason=WHY, epsilon="0.3")
     for _ in range(3):
         world.platform.privacy.query(researcher, world.project_id, {"kind": "count",
                                                                    "epsilon": "0.1"})
@@ -124,7 +126,7 @@ def test_a_project_without_a_budget_and_bad_queries_cost_nothing(
         world: World, researcher: Principal, committee: Principal) -> None:
     with pytest.raises(Conflict, match="no differential-privacy budget"):
         world.platform.privacy.query(researcher, world.project_id, COUNT)
-    world.platform.privacy.configure(committee, world.project_id, epsilon="1")
+    world.platform.privacy.configure(committee, world.project_id, reason=WHY, epsilon="1")
     with pytest.raises(ServiceError, match="no column"):
         world.platform.privacy.query(researcher, world.project_id, {
             "kind": "mean", "column": "p99999", "bounds": [0, 1], "epsilon": "0.5"})
@@ -134,7 +136,7 @@ def test_a_project_without_a_budget_and_bad_queries_cost_nothing(
 def test_a_failure_after_the_charge_keeps_the_charge(
         world: World, researcher: Principal, committee: Principal,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    world.platform.privacy.configure(committee, world.project_id, epsilon="1")
+    world.platform.privacy.configure(committee, world.project_id, reason=WHY, epsilon="1")
 
     def broken(*_: object) -> None:
         raise RuntimeError("the rows could not be prepared")
@@ -154,7 +156,8 @@ def test_dp_mode_refuses_exact_analyses_and_exact_mode_allows_them(
         world: World, researcher: Principal, committee: Principal) -> None:
     exact = {"kind": "aggregate_sql",
              "sql": "SELECT p31 AS sex, count(*) AS n FROM participants GROUP BY p31"}
-    world.platform.privacy.configure(committee, world.project_id, dp_mode=True, epsilon="1")
+    world.platform.privacy.configure(committee, world.project_id, reason=WHY, dp_mode=True,
+                                     epsilon="1")
     with pytest.raises(Refused) as refused:
         world.platform.outputs.analyse(researcher, world.project_id, exact)
     assert f"/projects/{world.project_id}/dp/queries" in str(refused.value)
@@ -163,15 +166,15 @@ def test_dp_mode_refuses_exact_analyses_and_exact_mode_allows_them(
         "kind": "histogram", "column": "p31", "epsilon": "0.5"})
     assert [e.label for e in answer.estimates] == ["0", "1"]
     assert sum(e.value for e in answer.estimates) == pytest.approx(300, abs=40)  # type: ignore[misc]
-    world.platform.privacy.configure(committee, world.project_id, dp_mode=False)
+    world.platform.privacy.configure(committee, world.project_id, reason=WHY, dp_mode=False)
     assert world.platform.outputs.analyse(researcher, world.project_id, exact).output.id
 
 
 def test_only_the_access_team_sets_mode_and_budget(world: World, researcher: Principal,
                                                    committee: Principal) -> None:
     with pytest.raises(Refused):
-        world.platform.privacy.configure(researcher, world.project_id, epsilon="100")
-    view = world.platform.privacy.configure(committee, world.project_id, dp_mode=True,
+        world.platform.privacy.configure(researcher, world.project_id, reason=WHY, epsilon="100")
+    view = world.platform.privacy.configure(committee, world.project_id, reason=WHY, dp_mode=True,
                                             epsilon="2", delta="1e-6")
     assert (view.budget.dp_mode, view.budget.epsilon_total) == (True, 2)
     assert view.budget.delta_total == Fraction(1, 10**6)

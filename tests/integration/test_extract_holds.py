@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from strongroom.access import pauses, projects
 from strongroom.access.models import Pause
@@ -24,6 +24,7 @@ from strongroom.cohort.store import COHORT_DIR
 from strongroom.errors import Refused
 from strongroom.extracts import service
 from strongroom.extracts.models import ExtractManifest
+from strongroom.privacy.budget import BudgetRow
 from strongroom.server.app import create_app
 from strongroom.server.security import ACTION_KEY
 from strongroom.watch.models import ExposureRow
@@ -61,9 +62,9 @@ def _hold(world: World, hold: str) -> object:
     admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
     assert world.researcher is not None
     if hold == "DP mode":
-        world.platform.privacy.configure(admin, world.project_id, dp_mode=True)
-        return lambda: world.platform.privacy.configure(
-            world.sign_in(world.staff[Role.CUSTODIAN_ADMIN]), world.project_id, dp_mode=False)
+        world.platform.privacy.configure(admin, world.project_id, dp_mode=True,
+                                         reason="the committee moved it to DP answers")
+        return lambda: _forget_budget(world)  # leaving DP mode would end its history for good
     if hold == "over the limit":
         world.platform.watch.set_limits(admin, "project", world.project_id,
                                         {"record_participants": 100})
@@ -75,6 +76,12 @@ def _hold(world: World, hold: str) -> object:
                      "institution paused": ("institution", world.partner_id)}[hold]
     pauses.set_pause(world.ctx, admin, level, target, f"test: {hold}")
     return lambda: None  # _lift_all ends it
+
+
+def _forget_budget(world: World) -> None:
+    """The test's own reset: the project as if it had never had a DP budget."""
+    with world.ctx.transaction() as db:
+        db.execute(delete(BudgetRow).where(BudgetRow.project_id == world.project_id))
 
 
 def _lift_all(world: World) -> None:

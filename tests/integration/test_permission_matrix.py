@@ -38,6 +38,8 @@ from strongroom.watch.signals import Signal, Subject
 from strongroom.watch.states import Severity
 from tests.access_world import INSIDE, OUTSIDE, PASSWORD, Clock, Member, World, build_world
 
+WHY = "the access committee approved it"  # every DP change gives its reason
+
 pytestmark = pytest.mark.slow  # every endpoint × role × state
 
 STATES = ["normal", "institution-revoked", "person-paused", "platform-paused",
@@ -173,8 +175,8 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
         ("POST", "/projects/{project_id}/dp/queries"): lambda: (
             f"/projects/{p}/dp/queries", {"query": {"kind": "count", "epsilon": "2"}}),
         ("GET", "/projects/{project_id}/dp/budget"): lambda: (f"/projects/{p}/dp/budget", None),
-        ("PUT", "/projects/{project_id}/dp"): lambda: (f"/projects/{vp}/dp",
-                                                       {"mode": "dp", "epsilon": "1"}),
+        ("PUT", "/projects/{project_id}/dp"): lambda: (
+            f"/projects/{vp}/dp", {"mode": "dp", "epsilon": "1", "reason": WHY}),
         ("POST", "/projects/{project_id}/extracts"): lambda: (
             f"/projects/{p}/extracts", {"format": "csv", "limit": 50}),
         ("GET", "/projects/{project_id}/limits"): lambda: (f"/projects/{p}/limits", None),
@@ -248,7 +250,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, I
     pause = pauses.set_pause(ctx, admin, "person", victim.person.id, "matrix victim")
     token = auth.issue_token(ctx, world.sign_in(r), world.project_id, ["data.analyse"], 7)
     outputs = enclave_outputs(world)
-    world.platform.privacy.configure(admin, world.project_id, epsilon="1")  # a DP budget
+    world.platform.privacy.configure(admin, world.project_id, reason=WHY,
+                                     epsilon="1")  # a DP budget
     projects.request_export(ctx, world.sign_in(r), world.project_id,
                             "registry linkage needs record-level rows")
     projects.decide_export(ctx, world.sign_in(world.staff[Role.ACCESS_COMMITTEE]),

@@ -31,6 +31,8 @@ from strongroom.enclave.service import scope
 from strongroom.errors import Conflict, Refused
 from tests.access_world import World, build_world
 
+WHY = "the access committee approved it"  # every DP change gives its reason
+
 pytestmark = pytest.mark.slow  # reconstruction attacks solve large systems
 
 PARTICIPANTS, QUERIES = 500, 1000
@@ -91,7 +93,7 @@ def attack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Attack]:
         expires_on=world.clock().date().replace(year=2027), fields=[31]).project.id
     targets = [target(world, researcher, p) for p in (world.project_id, second)]
     for found in targets:
-        world.platform.privacy.configure(committee, found.project_id, dp_mode=True,
+        world.platform.privacy.configure(committee, found.project_id, reason=WHY, dp_mode=True,
                                          epsilon="1")
     yield Attack(world, researcher, committee, targets)
     world.platform.close()

@@ -40,6 +40,7 @@ SHIPPED = {
     "output.rejected", "output.withdrawn", "output.downloaded", "extract.created",
     "attribution.run",
     "dp.budget.set", "dp.query.charged", "dp.query.answered", "dp.query.failed",
+    "dp.budget.refused", "dp.mode.left",
     "dp.query.refused",
     "watch.alert.acknowledged", "watch.alert.resolved", "watch.alert.reopened",
     "watch.appeal.filed", "watch.appeal.upheld", "watch.appeal.lifted",

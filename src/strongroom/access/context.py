@@ -44,6 +44,13 @@ class Settings:
     # takes longer spends an answer of its author's ration: its running time grows with its
     # rows, which can hang on one person's value (0: no floor, and time spends nothing)
     definition_seconds: float = 2.0
+    # the largest differential-privacy totals any project may be given (exact decimals or
+    # fractions); the custodian's to set, for every project at once
+    dp_epsilon_ceiling: str = "10"
+    dp_delta_ceiling: str = "1e-5"
+    # refuse a change that gives one person exact access (an exact-mode project) and DP access
+    # (a DP-mode project) to the same field; either way the committee is shown every such pair
+    refuse_exact_beside_dp: bool = False
 
 
 class Via(StrEnum):

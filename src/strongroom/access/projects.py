@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -28,6 +28,8 @@ from strongroom.audit import EventType
 from strongroom.cohort.dictionary import Field
 from strongroom.db import affected
 from strongroom.errors import Conflict, Invalid, NotFound
+from strongroom.privacy import mixed_access
+from strongroom.privacy.mixed_access import MixedAccess
 
 MAX_YEARS = 5  # UK Biobank approves access for three years, extendable
 
@@ -37,6 +39,8 @@ class ProjectView:
     project: Project
     members: list[str]
     fields: list[int]
+    # members who read one of its fields exactly in one project and under DP in another
+    mixed: list[MixedAccess] = field(default_factory=list)
 
 
 def get(db: Session, project_id: str) -> Project:
@@ -59,7 +63,24 @@ def granted_fields(db: Session, project_id: str) -> list[int]:
 
 
 def view(db: Session, project: Project) -> ProjectView:
-    return ProjectView(project, _members(db, project.id), granted_fields(db, project.id))
+    members = _members(db, project.id)
+    return ProjectView(project, members, granted_fields(db, project.id),
+                       mixed_access.mixed_access(db, project.id, members))
+
+
+def checked_view(ctx: AccessContext, db: Session, project: Project) -> ProjectView:
+    """The project as a change left it (flushed, not committed): the mixed access it makes is
+    shown, or refused when the platform's policy says so (the transaction then rolls back)."""
+    db.flush()
+    result = view(db, project)
+    if ctx.settings.refuse_exact_beside_dp:
+        mixed_access.refuse(result.mixed, project.id)
+    return result
+
+
+def _mixed(result: ProjectView) -> dict[str, object]:
+    """The audit event's record of what the committee was shown."""
+    return {"mixed_access": [m.as_dict() for m in result.mixed]} if result.mixed else {}
 
 
 def check_fields(ctx: AccessContext, fields: Iterable[int]) -> list[int]:
@@ -117,11 +138,12 @@ def create(ctx: AccessContext, principal: Principal | None, *, title: str, purpo
         db.add_all(ProjectMember(project_id=project_id, person_id=m)
                    for m in [lead_id, *member_ids])
         db.add_all(FieldGrant(project_id=project_id, field_id=f) for f in granted)
+        made = checked_view(ctx, db, project)
     actor = principal or "operator"
     ctx.record(EventType.PROJECT_CREATED, actor, project_id,
                {"title": project.title, "lead": lead_id, "members": member_ids,
                 "fields": granted, "starts_on": starts_on.isoformat(),
-                "expires_on": expires_on.isoformat(), "key_id": key.key_id})
+                "expires_on": expires_on.isoformat(), "key_id": key.key_id, **_mixed(made)})
     if ctx.cohort_eids is not None:
         issued = pseudonyms.issue(ctx, project, ctx.cohort_eids())
         ctx.record(EventType.PROJECT_PSEUDONYMS_ISSUED, actor, project_id, {"count": issued})
@@ -166,9 +188,9 @@ def add_member(ctx: AccessContext, principal: Principal, project_id: str,
         if person_id in _members(db, project_id):
             raise Conflict(f"{person_id} is already a member of {project_id}")
         db.add(ProjectMember(project_id=project_id, person_id=person_id))
-        db.flush()
-        result = view(db, project)
-    ctx.record(EventType.PROJECT_MEMBER_ADDED, principal, project_id, {"person": person_id})
+        result = checked_view(ctx, db, project)
+    ctx.record(EventType.PROJECT_MEMBER_ADDED, principal, project_id,
+               {"person": person_id, **_mixed(result)})
     return result
 
 
@@ -199,11 +221,11 @@ def set_fields(ctx: AccessContext, principal: Principal, project_id: str,
         before = set(granted_fields(db, project_id))
         db.execute(delete(FieldGrant).where(FieldGrant.project_id == project_id))
         db.add_all(FieldGrant(project_id=project_id, field_id=f) for f in wanted)
-        db.flush()
-        result = view(db, project)
+        result = checked_view(ctx, db, project)
     added, removed = sorted(set(wanted) - before), sorted(before - set(wanted))
     if added:
-        ctx.record(EventType.PROJECT_FIELDS_GRANTED, principal, project_id, {"fields": added})
+        ctx.record(EventType.PROJECT_FIELDS_GRANTED, principal, project_id,
+                   {"fields": added, **_mixed(result)})
     if removed:
         ctx.record(EventType.PROJECT_FIELDS_REVOKED, principal, project_id,
                    {"fields": removed})

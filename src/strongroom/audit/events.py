@@ -104,6 +104,8 @@ class EventType(StrEnum):
     AUDIT_CHECKPOINT_EXPORTED = "audit.checkpoint.exported"
     # differential privacy: budgets and the queries charged to them
     DP_BUDGET_SET = "dp.budget.set"
+    DP_BUDGET_REFUSED = "dp.budget.refused"
+    DP_MODE_LEFT = "dp.mode.left"
     DP_QUERY_CHARGED = "dp.query.charged"
     DP_QUERY_ANSWERED = "dp.query.answered"
     DP_QUERY_FAILED = "dp.query.failed"
@@ -203,7 +205,13 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.EXTRACT_CREATED: "A traceable record-level extract was made (its manifest).",
     EventType.ATTRIBUTION_RUN: "A suspect file was attributed (its verdict and hashes).",
     EventType.AUDIT_CHECKPOINT_EXPORTED: "A signed checkpoint was exported for anchoring.",
-    EventType.DP_BUDGET_SET: "A project's differential-privacy mode or budget was set.",
+    EventType.DP_BUDGET_SET: "A project's differential-privacy mode or budget was set (with "
+                             "the reason given).",
+    EventType.DP_BUDGET_REFUSED: "A change to a project's DP mode or budget was refused (above "
+                                 "the ceiling, below the spend, after leaving DP mode, or "
+                                 "mixed access).",
+    EventType.DP_MODE_LEFT: "A project left differential-privacy mode: its DP history ended "
+                            "(what it spent, how many answers, and why).",
     EventType.DP_QUERY_CHARGED: "A DP query's privacy loss was charged to its project's budget.",
     EventType.DP_QUERY_ANSWERED: "A DP query was answered (its ε, δ and noise scales).",
     EventType.DP_QUERY_FAILED: "A charged DP query failed; its charge stays spent.",

@@ -86,12 +86,15 @@ def mode(
         help="The project's total ε budget, exact (\"1\", \"0.5\", \"1/3\").")] = None,
     delta: Annotated[str | None, typer.Option(
         help="The project's total δ budget (every query offered today spends δ 0).")] = None,
+    reason: Annotated[str, typer.Option(
+        help="Why (at least 10 characters): audited and shown to the security team.")] = "",
     data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None,
 ) -> None:
-    """Set a project's DP mode and budget totals (access committee or custodian admin)."""
+    """Set a project's DP mode and budget totals (access committee or custodian admin),
+    within the platform's ceiling. --exact on a DP project ends its DP history for good."""
     with admin(data_dir, key_file) as (platform, who):
         result: BaseModel = budget_out(platform.privacy.configure(
-            who, project, dp_mode=dp, epsilon=epsilon, delta=delta))
+            who, project, reason=reason, dp_mode=dp, epsilon=epsilon, delta=delta))
         emit(result)
 
 

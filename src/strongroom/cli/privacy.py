@@ -1,5 +1,6 @@
 """`strongroom risk` and `strongroom anonymise`: re-identification risk of a table file, and a
-least-loss anonymisation of it. Both read CSV, TSV or Parquet and need no data directory.
+least-loss anonymisation of it. Both read CSV (any delimiter), TSV or Parquet and need no
+data directory; ``anonymise`` takes hierarchies from files in ARX's CSV layout.
 
 Quasi-identifiers default to the columns whose data-dictionary field has the role
 ``quasi_identifier`` or ``event_date`` (UK Biobank column names in any style); ``--qi`` names
@@ -17,7 +18,7 @@ import typer
 from strongroom.cli.common import console, refusals
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
 from strongroom.errors import Invalid
-from strongroom.privacy import fields, hierarchies
+from strongroom.privacy import fields, hierarchies, hierarchy_files
 from strongroom.privacy.anonymise import DEFAULT_SUPPRESSION, Targets
 from strongroom.privacy.anonymise import anonymise as run_anonymise
 from strongroom.privacy.classes import MISSING_POLICIES, Missing
@@ -33,6 +34,17 @@ SensitiveOpt = Annotated[list[str] | None, typer.Option(
     "(repeat, or separate with commas).")]
 DictionaryOpt = Annotated[Path | None, typer.Option(
     "--dictionary", help="A data dictionary (JSON) instead of the shipped one.")]
+DelimiterOpt = Annotated[str | None, typer.Option(
+    "--delimiter", help="The text file's delimiter: one character (; , |) or tab. Default: "
+    "told from the header line (tab, else ; when it holds more ; than commas, else ,).")]
+OrderedOpt = Annotated[list[str] | None, typer.Option(
+    "--ordered", help="A sensitive attribute measured with the ordered distance in "
+    "t-closeness (repeat, or separate with commas); when given, the others use the equal "
+    "distance. Default: numeric and date columns the dictionary does not call categorical.")]
+HierarchyOpt = Annotated[list[str] | None, typer.Option(
+    "--hierarchy", help="COLUMN=FILE: the column's generalisation hierarchy in ARX's CSV "
+    "layout (one row per value: the value, then its label at each level, ; separated; "
+    "repeat for each column). Default: the data dictionary's, else by the column's type.")]
 
 
 def _dictionary(path: Path | None) -> Dictionary:
@@ -57,6 +69,8 @@ def risk(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")
                        ] = False,
     dictionary: DictionaryOpt = None,
+    delimiter: DelimiterOpt = None,
+    ordered: OrderedOpt = None,
 ) -> None:
     """Measure a table's re-identification risk: k, uniques, l, t, attacker risks."""
     with refusals():
@@ -64,8 +78,9 @@ def risk(
             raise Invalid("give --population or --sampling-fraction, not both")
         if missing not in MISSING_POLICIES:
             raise Invalid(f"--missing must be one of {', '.join(MISSING_POLICIES)}")
-        frame = read_table(file)
-        chosen = fields.choose(frame, qi or [], sensitive or [], _dictionary(dictionary))
+        frame = read_table(file, delimiter)
+        chosen = fields.choose(frame, qi or [], sensitive or [], _dictionary(dictionary),
+                               ordered)
         if population is not None:
             frame_of = SamplingFrame.of_population(frame.height, population)
         elif sampling_fraction is not None:
@@ -101,18 +116,24 @@ def anonymise(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")
                        ] = False,
     dictionary: DictionaryOpt = None,
+    delimiter: DelimiterOpt = None,
+    ordered: OrderedOpt = None,
+    hierarchy: HierarchyOpt = None,
 ) -> None:
     """Generalise and suppress quasi-identifiers: the least loss meeting k (and l, t)."""
     with refusals():
         if out.exists():
             raise Invalid(f"{out} already exists; choose another name (nothing is "
                           f"overwritten)")
-        frame = read_table(file)
+        files = hierarchy_files.parse_options(hierarchy or [])
+        frame = read_table(file, delimiter)
         words = _dictionary(dictionary)
-        chosen = fields.choose(frame, qi or [], sensitive or [], words)
+        chosen = fields.choose(frame, qi or [], sensitive or [], words, ordered)
         targets = Targets(k=k, l=l_div, t=t_close, suppression_limit=suppression_limit,
                           sensitive=tuple(chosen.sensitive), ordered=chosen.ordered)
-        tree = hierarchies.build(frame, chosen.quasi_identifiers, words)
+        targets.check()
+        given = hierarchy_files.load(frame, files, chosen.quasi_identifiers)
+        tree = hierarchies.build(frame, chosen.quasi_identifiers, words, overrides=given)
         done = run_anonymise(frame, tree, targets)
         after = assess(done.frame, chosen.quasi_identifiers, chosen.sensitive,
                        ordered=chosen.ordered, threshold_k=k)

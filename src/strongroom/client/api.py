@@ -534,11 +534,12 @@ class Privacy(_Section):
         """The project's DP mode, its exact budget (total, spent, remaining), latest charges."""
         return self._c._object("GET", f"/projects/{_segment(project_id)}/dp/budget")
 
-    def configure(self, project_id: str, *, mode: str | None = None,
+    def configure(self, project_id: str, *, reason: str, mode: str | None = None,
                   epsilon: str | float | None = None,
                   delta: str | float | None = None) -> Obj:
-        """Set DP mode (``"dp"`` or ``"exact"``) and the budget's totals (committee, admins).
-        Give amounts as strings (``"1"``, ``"0.5"``) to keep them exact."""
-        body: Obj = {"mode": mode, "epsilon": epsilon, "delta": delta}
+        """Set DP mode (``"dp"`` or ``"exact"``) and the budget's totals (committee, admins),
+        with the reason (audited, shown to the security team). Give amounts as strings
+        (``"1"``, ``"0.5"``) to keep them exact."""
+        body: Obj = {"mode": mode, "epsilon": epsilon, "delta": delta, "reason": reason}
         return self._c._object("PUT", f"/projects/{_segment(project_id)}/dp",
                                json={k: v for k, v in body.items() if v is not None})

@@ -19,7 +19,8 @@ already reaches the best loss found cannot win, nor can anything after it, so th
 there with the optimum. A transformation with too many records missing k or l tags every one
 below it as failing; a binary search up a chain of cheap generalisations from it tags the
 most. t-closeness is not monotone under suppression (a merged class can move further from the
-table), so missing t alone tags nothing (slower, still exact).
+table), so missing t alone tags nothing (more evaluations, still exact; each evaluation counts
+classes and (class, value) pairs in dense tables rather than sorting them).
 Lattices above ``EXACT_LIMIT`` transformations are searched greedily instead (reported as not
 proved optimal).
 """

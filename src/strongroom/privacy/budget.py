@@ -10,6 +10,12 @@ which token, what kind of query, ε, δ, when, and how it ended).
 
 A charge is never refunded. A computation that fails after its charge may have failed because
 of the data (an error is a channel too), so its ε counts as spent; the row says it failed.
+
+Totals stay within the platform's ceiling (``Settings.dp_epsilon_ceiling`` and
+``dp_delta_ceiling``, the custodian's), and a project that leaves DP mode ends its DP history:
+the row keeps when, by whom and why, what it spent stays on record, and nothing more is
+charged to it, nor can it enter DP mode again (its exact answers since then would make any
+later promise of differential privacy untrue).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, TypeVar
 
@@ -48,6 +54,10 @@ class BudgetRow(Base):
     version: Mapped[int] = mapped_column(Integer)  # moves with every change: races lose
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[str] = mapped_column(String(32))
+    # set once, when the project leaves DP mode: its DP history ends there
+    left_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    left_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    left_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SpendRow(Base):
@@ -135,6 +145,8 @@ class Budget:
     queries: int
     updated_at: dt.datetime | None
     updated_by: str | None
+    left_at: dt.datetime | None = None  # when the project left DP mode (its history ended)
+    left_reason: str | None = None
 
     @property
     def epsilon_remaining(self) -> Fraction:
@@ -148,7 +160,7 @@ class Budget:
     def of(cls, row: BudgetRow) -> Budget:
         return cls(row.project_id, row.dp_mode, loaded(row.epsilon_total),
                    loaded(row.epsilon_spent), loaded(row.delta_total), loaded(row.delta_spent),
-                   row.queries, row.updated_at, row.updated_by)
+                   row.queries, row.updated_at, row.updated_by, row.left_at, row.left_reason)
 
     @classmethod
     def none(cls, project_id: str) -> Budget:
@@ -197,13 +209,33 @@ def read(db: Session, project_id: str) -> Budget:
     return Budget.of(row) if row is not None else Budget.none(project_id)
 
 
+@dataclass(frozen=True)
+class Ceiling:
+    """The platform's largest totals (the custodian's ``Settings``): no project's budget is set
+    above them, whoever asks."""
+
+    epsilon: Fraction
+    delta: Fraction
+
+
 def configure(db: Session, project_id: str, *, dp_mode: bool | None,
               epsilon_total: Fraction | None, delta_total: Fraction | None, by: str,
-              now: dt.datetime) -> tuple[Budget, Budget]:
-    """Set a project's mode and totals; (before, after). A total below what is spent is
-    refused: spent privacy cannot be given back."""
+              now: dt.datetime, reason: str = "", ceiling: Ceiling | None = None,
+              ) -> tuple[Budget, Budget]:
+    """Set a project's mode and totals; (before, after).
+
+    Refused: a total above the platform's ceiling; a total below what is spent (spent privacy
+    cannot be given back); any change once the project has left DP mode. Leaving DP mode
+    (``dp_mode=False`` on a project in it) ends the DP history with ``reason``.
+    """
     row = _locked_row(db, project_id)
     before = Budget.of(row) if row is not None else Budget.none(project_id)
+    if before.left_at is not None:
+        raise Conflict(
+            f"project {project_id} left differential-privacy mode on "
+            f"{before.left_at:%Y-%m-%d} ({before.left_reason}); its DP history is closed: its "
+            f"budget cannot change and it cannot enter DP mode again, since its exact answers "
+            f"since then would make that promise untrue; a new DP study needs a new project")
     after = Budget(
         project_id,
         before.dp_mode if dp_mode is None else dp_mode,
@@ -211,6 +243,15 @@ def configure(db: Session, project_id: str, *, dp_mode: bool | None,
         before.epsilon_spent,
         before.delta_total if delta_total is None else delta_total,
         before.delta_spent, before.queries, now, by)
+    problems = [f"{name} {show(total)} is above the platform's ceiling of {show(top)}"
+                for name, total, top in (
+                    ("ε", epsilon_total, ceiling.epsilon if ceiling else None),
+                    ("δ", delta_total, ceiling.delta if ceiling else None))
+                if total is not None and top is not None and total > top]
+    if problems:
+        raise Conflict(f"project {project_id}'s budget cannot be set there: "
+                       f"{'; '.join(problems)}; the custodian sets the ceiling "
+                       f"(Settings.dp_epsilon_ceiling, dp_delta_ceiling) for every project")
     short = [f"{name} {show(total)} is below the {show(spent)} already spent"
              for name, total, spent in (("ε", after.epsilon_total, after.epsilon_spent),
                                         ("δ", after.delta_total, after.delta_spent))
@@ -218,8 +259,12 @@ def configure(db: Session, project_id: str, *, dp_mode: bool | None,
     if short:
         raise Conflict(f"project {project_id}'s budget cannot shrink below what it has spent: "
                        f"{'; '.join(short)}; spent privacy cannot be given back")
-    values = {"dp_mode": after.dp_mode, "epsilon_total": stored(after.epsilon_total),
-              "delta_total": stored(after.delta_total), "updated_at": now, "updated_by": by}
+    values: dict[str, Any] = {
+        "dp_mode": after.dp_mode, "epsilon_total": stored(after.epsilon_total),
+        "delta_total": stored(after.delta_total), "updated_at": now, "updated_by": by}
+    if before.dp_mode and not after.dp_mode:  # leaving: the DP history ends here
+        values |= {"left_at": now, "left_by": by, "left_reason": reason}
+        after = replace(after, left_at=now, left_reason=reason)
     if row is None:
         db.add(BudgetRow(project_id=project_id, epsilon_spent=stored(Fraction(0)),
                          delta_spent=stored(Fraction(0)), queries=0, version=0, **values))
@@ -231,6 +276,10 @@ def configure(db: Session, project_id: str, *, dp_mode: bool | None,
 
 def check_fits(budget: Budget, epsilon: Fraction, delta: Fraction) -> None:
     """Raise :class:`Conflict`, saying what remains and what was asked, unless it fits."""
+    if budget.left_at is not None:
+        raise Conflict(f"project {budget.project_id} left differential-privacy mode on "
+                       f"{budget.left_at:%Y-%m-%d}: its DP history is closed and nothing more "
+                       f"is charged to it; its exact analyses go through the output check")
     if budget.updated_at is None:
         raise Conflict(f"project {budget.project_id} has no differential-privacy budget; "
                        f"the access committee sets one (PUT /projects/{budget.project_id}/dp, "

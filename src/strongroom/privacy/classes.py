@@ -107,11 +107,16 @@ def _comparable(series: pl.Series) -> pl.Series:
 
 
 def combine(columns: Sequence[ColumnCodes], rows: int) -> tuple[np.ndarray, int]:
-    """One integer key per row from several columns' codes, and the key's cardinality."""
+    """One integer key per row from several columns' codes, and the key's cardinality.
+
+    The key is made dense again (order kept) whenever the next column would take it past a
+    few times the rows, so that :func:`densify` counts instead of sorting."""
     key = np.zeros(rows, dtype=np.int64)
     cardinality = 1
+    direct = _DIRECT_RANGE * max(rows, 1)
     for column in columns:
-        if cardinality * column.cardinality >= _KEY_LIMIT:
+        grown = cardinality * column.cardinality
+        if grown >= _KEY_LIMIT or (grown > direct and 1 < cardinality <= direct):
             key, cardinality = densify(key, cardinality)
         key = key * column.cardinality + column.codes
         cardinality *= column.cardinality

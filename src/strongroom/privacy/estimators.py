@@ -5,8 +5,10 @@ classes, n = Σ j·mⱼ rows, drawn from a population of N (sampling fraction π
 the definitions Dankar, El Emam, Neisa and Roffey (2012) compared, which ARX also implements:
 
 - **Pitman** (Hoshino 2001): the class sizes follow Pitman's sampling formula with parameters
-  (θ, α), fitted by maximum likelihood (the score equations solved by Newton's method, with
-  digamma closed forms); population uniques ≈ Γ(θ+1)/Γ(θ+α) · N^α.
+  (θ, α), fitted by maximum likelihood: the likelihood's maximum is located by its profile
+  over α (closed forms in digamma and log-gamma), then the score equations are solved from
+  there (Powell's hybrid method) to full precision; population uniques ≈ Γ(θ+1)/Γ(θ+α) · N^α.
+  No number when the likelihood has no interior maximum (it grows towards α → 0 or 1).
 - **Zayatz** (1991): the share of sample uniques that are population uniques,
   P(F=1 | f=1) ∝ P(f=1 | F=1)·P(F=1), with the sample's class-size distribution standing in for
   the population's and hypergeometric P(f=1 | F=j); population uniques = m₁·P(F=1 | f=1)/π.
@@ -36,7 +38,7 @@ import numpy as np
 from scipy import optimize, special
 
 RESIDUAL = 1e-8  # relative residual of the fitted equations that counts as converged
-MAX_EVALUATIONS = 200  # per start of a fit: a fit that needs more is not converging
+MAX_EVALUATIONS = 200  # per fit: a fit that needs more is not converging
 RECURRENCE_CAP = 20_000  # beyond this class size, E[1/F|f] by its asymptotic expansion
 
 
@@ -130,21 +132,103 @@ def pitman(hist: Histogram, population: int) -> Estimate:
                                                                - special.digamma(1.0 - alpha))
                                                      ).sum())])
 
-    for start in _pitman_starts(m1, hist.count(2), u, n):
-        fitted = _solve(score, start, valid, size)
-        if fitted is None:
-            continue
-        theta, alpha = float(fitted[0]), float(fitted[1])
-        log_uniques = (special.gammaln(theta + 1.0) - special.gammaln(theta + alpha)
-                       + alpha * math.log(population))
-        uniques = math.exp(log_uniques) if log_uniques < 700 else math.inf
-        if not 0.0 <= uniques <= population:
-            return Estimate("pitman", None, False, f"the fit (θ={theta:.4g}, α={alpha:.4g}) "
-                            f"implies {uniques:.3g} uniques, outside 0…N",
-                            {"theta": theta, "alpha": alpha})
-        return Estimate("pitman", uniques, True, "", {"theta": theta, "alpha": alpha})
-    return Estimate("pitman", None, False, "Newton's method found no (θ, α) with 0 < α < 1 "
-                    "solving the likelihood equations")
+    likelihood = _PitmanLikelihood(hist)
+    found = likelihood.maximum()
+    if isinstance(found, str):
+        return Estimate("pitman", None, False, found)
+    theta, alpha = found
+    polished = _solve(score, np.array([theta, alpha]), valid, size)  # the score's own root
+    if polished is not None and likelihood.log(*polished) >= likelihood.log(theta, alpha) - 1e-6:
+        theta, alpha = float(polished[0]), float(polished[1])
+    log_uniques = (special.gammaln(theta + 1.0) - special.gammaln(theta + alpha)
+                   + alpha * math.log(population))
+    uniques = math.exp(log_uniques) if log_uniques < 700 else math.inf
+    if not 0.0 <= uniques <= population:
+        return Estimate("pitman", None, False, f"the fit (θ={theta:.4g}, α={alpha:.4g}) "
+                        f"implies {uniques:.3g} uniques, outside 0…N",
+                        {"theta": theta, "alpha": alpha})
+    return Estimate("pitman", uniques, True, "", {"theta": theta, "alpha": alpha})
+
+
+class _PitmanLikelihood:
+    """Pitman's sampling formula's log-likelihood in closed form (digamma and log-gamma of
+    x = θ/α, so each evaluation costs the number of distinct class sizes, not of classes):
+
+    L(θ, α) = Σᵢ₌₁^{u−1} log(θ + iα) − log Γ(θ+n)/Γ(θ+1) + Σⱼ mⱼ log Γ(j−α)/Γ(1−α),
+    Σᵢ log(θ + iα) = (u−1) log α + log Γ(x+u)/Γ(x+1).
+
+    Its maximum is found by the profile over α: for each α the θ-equation has exactly one
+    sign change between θ → −α (where it tends to +∞) and θ → ∞ (where it tends to
+    (u−n)/θ < 0), found by bracketing; the profile is scanned over α on a logit grid and its
+    best interior point refined. A profile highest at the grid's end means the likelihood
+    grows towards α → 0 or α → 1: there is no interior maximum, and that is said.
+    """
+
+    GRID = np.linspace(-11.0, 11.0, 45)  # logit α: α from 1.7e-5 to 1 − 1.7e-5
+
+    def __init__(self, hist: Histogram):
+        self.u, self.n = float(hist.total), float(hist.rows)
+        self.sizes = hist.sizes.astype(np.float64)
+        self.counts = hist.classes.astype(np.float64)
+
+    def log(self, theta: float, alpha: float) -> float:
+        if not (0.0 < alpha < 1.0 and theta > -alpha):
+            return -math.inf
+        x = theta / alpha
+        gl = special.gammaln
+        value = ((self.u - 1.0) * math.log(alpha) + gl(x + self.u) - gl(x + 1.0)
+                 - gl(theta + self.n) + gl(theta + 1.0)
+                 + float((self.counts * (gl(self.sizes - alpha) - gl(1.0 - alpha))).sum()))
+        return float(value) if math.isfinite(value) else -math.inf
+
+    def theta_at(self, alpha: float) -> float | None:
+        """The θ maximising L at this α (None: L grows without end as θ grows)."""
+        u, n, psi = self.u, self.n, special.digamma
+
+        def equation(s: float) -> float:  # ∂L/∂θ at θ = e^s − α
+            theta = math.exp(s) - alpha
+            x = theta / alpha
+            return float((psi(x + u) - psi(x + 1.0)) / alpha - psi(theta + n)
+                         + psi(theta + 1.0))
+
+        low, high = math.log(alpha) - 30.0, math.log(1e15)
+        with np.errstate(all="ignore"):
+            at_low, at_high = equation(low), equation(high)
+            if not (at_low > 0.0 and math.isfinite(at_high)) or at_high >= 0.0:
+                return None
+            s = optimize.brentq(equation, low, high, xtol=1e-13, rtol=1e-14, maxiter=200)
+        return math.exp(s) - alpha
+
+    def profile(self, logit: float) -> float:
+        alpha = float(special.expit(logit))
+        theta = self.theta_at(alpha)
+        return -math.inf if theta is None else self.log(theta, alpha)
+
+    def maximum(self) -> tuple[float, float] | str:
+        """(θ, α) at the likelihood's interior maximum, or why there is none."""
+        values = np.array([self.profile(a) for a in self.GRID])
+        if not np.isfinite(values).any():
+            return "the Pitman likelihood grows without end as θ grows: no maximum"
+        best = int(np.argmax(values))
+        if best in (0, self.GRID.size - 1):
+            end = "0" if best == 0 else "1"
+            return (f"the Pitman likelihood grows towards α → {end}: it has no interior "
+                    f"maximum, so the model does not fit this sample")
+        def lower(a: float) -> float:  # minimised: off the model's range counts as worst
+            value = self.profile(a)
+            return -value if math.isfinite(value) else 1e300
+
+        refined = optimize.minimize_scalar(lower,
+                                           bounds=(self.GRID[best - 1], self.GRID[best + 1]),
+                                           method="bounded", options={"xatol": 1e-10})
+        logit = (float(refined.x) if refined.fun < 1e300 and -refined.fun >= values[best]
+                 else float(self.GRID[best]))
+        for candidate in (logit, float(self.GRID[best])):  # the grid's best is finite
+            alpha = float(special.expit(candidate))
+            theta = self.theta_at(alpha)
+            if theta is not None:
+                return theta, alpha
+        return "the Pitman likelihood's maximum could not be located"
 
 
 def _trigamma(x: float | np.ndarray) -> float | np.ndarray:
@@ -164,23 +248,6 @@ def _trigamma(x: float | np.ndarray) -> float | np.ndarray:
     out += inv + inv2 / 2 + inv * inv2 * (1 / 6 - inv2 * (1 / 30 - inv2 * (1 / 42 - inv2 / 30)))
     out[bad] = np.nan
     return out if out.ndim else float(out)
-
-
-def _pitman_starts(m1: int, m2: int, u: int, n: int) -> list[np.ndarray]:
-    """Hoshino's moment-based start, then a few fixed ones."""
-    c2 = m2 if m2 else 1
-    c = m1 * (m1 - 1) / c2
-    starts = []
-    denominator = 2 * m1 * u + m1 * c - n * c
-    if denominator:
-        t = (n * u * c - m1 * (n - 1) * (2 * u + c)) / denominator
-        a = (t * (m1 - n) + (n - 1) * m1) / (n * u)
-        if math.isfinite(t) and math.isfinite(a) and 0 < a < 1 and t > -a:
-            starts.append(np.array([t, a]))
-    share = m1 / u
-    starts += [np.array([float(u), min(max(share, 0.05), 0.95)]), np.array([1.0, 0.5]),
-               np.array([float(u) / 10, 0.9]), np.array([float(u) * 10, 0.1])]
-    return starts
 
 
 def _solve(fun: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], start: np.ndarray,

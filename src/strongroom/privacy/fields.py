@@ -63,8 +63,11 @@ class Chosen:
 
 
 def choose(frame: pl.DataFrame, quasi: Sequence[str], sensitive: Sequence[str],
-           dictionary: Dictionary | None) -> Chosen:
-    """Named columns (``a,b`` or repeated), else the dictionary's quasi-identifiers."""
+           dictionary: Dictionary | None, ordered: Sequence[str] | None = None) -> Chosen:
+    """Named columns (``a,b`` or repeated), else the dictionary's quasi-identifiers.
+
+    ``ordered``: the sensitive columns measured with the ordered distance, when named (else
+    numeric and date columns the dictionary does not call categorical)."""
     qis = _names(quasi) or (quasi_identifiers(frame.columns, dictionary) if dictionary else [])
     if not qis:
         raise Invalid("no quasi-identifier columns: none of the table's columns is a data "
@@ -73,10 +76,17 @@ def choose(frame: pl.DataFrame, quasi: Sequence[str], sensitive: Sequence[str],
     chosen = _names(sensitive)
     check_columns(frame, qis, "quasi-identifier")
     check_columns(frame, chosen, "sensitive")
+    named = _names(ordered or [])
+    if named:
+        stray = sorted(set(named) - set(chosen))
+        if stray:
+            raise Invalid(f"--ordered names {', '.join(stray)}, not among the sensitive "
+                          f"attributes; add them with --sensitive")
+        return Chosen(qis, chosen, frozenset(named))
     unordered = categorical(chosen, dictionary)
-    ordered = frozenset(s for s in chosen if s not in unordered and (
+    inferred = frozenset(s for s in chosen if s not in unordered and (
         frame[s].dtype.is_numeric() or frame[s].dtype.is_temporal()))
-    return Chosen(qis, chosen, ordered)
+    return Chosen(qis, chosen, inferred)
 
 
 def _names(given: Sequence[str]) -> list[str]:

@@ -80,8 +80,19 @@ def per_class(classes: Classes, series: pl.Series, *, ordered: bool) -> PerClass
 
 def pairs(ids: np.ndarray, ranks: np.ndarray, values: int,
           weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct (class, value) pairs, sorted, and how many rows (or weight) each has."""
+    """The distinct (class, value) pairs, sorted, and how many rows (or weight) each has.
+
+    Counted into a dense table of every (class, value) when it is no larger than a few times
+    the rows (a pass, no sort: the anonymiser calls this for every transformation it tries),
+    else by sorting the pairs' keys.
+    """
     key = ids * values + ranks
+    span = (int(ids.max()) + 1) * values if ids.size else 0
+    if span <= max(4 * ids.size, 1 << 16):
+        table = np.bincount(key, weights=weights, minlength=span)
+        present = np.flatnonzero(np.bincount(key, minlength=span) if weights is not None
+                                 else table)
+        return present // values, present % values, table[present].astype(np.float64)
     if weights is None:
         unique, count = np.unique(key, return_counts=True)
         return unique // values, unique % values, count.astype(np.float64)

@@ -19,12 +19,13 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from strongroom.access import projects
 from strongroom.access.authorize import authorize
 from strongroom.access.context import Principal
 from strongroom.access.permissions import Action
@@ -33,9 +34,10 @@ from strongroom.audit import EventType
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, Invalid, Refused, ServiceError, Unavailable
-from strongroom.privacy import budget, dp
+from strongroom.privacy import budget, dp, mixed_access
 from strongroom.privacy.budget import Budget, SpendRow
 from strongroom.privacy.dp_runtime import EngineError, EnginePool, engine
+from strongroom.privacy.mixed_access import MixedAccess
 from strongroom.watch.limits import Gate
 
 
@@ -45,6 +47,8 @@ class BudgetView:
 
     budget: Budget
     spends: list[SpendRow]
+    # members reading its fields exactly elsewhere (shown when a mode is set)
+    mixed: list[MixedAccess] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -96,40 +100,93 @@ class Privacy:
             return BudgetView(budget.read(db, project_id),
                               budget.spends(db, project_id, spends))
 
-    def configure(self, principal: Principal, project_id: str, *, dp_mode: bool | None = None,
-                  epsilon: object = None, delta: object = None) -> BudgetView:
-        """Set DP mode and the budget's totals (the access committee's or an admin's call)."""
+    def ceiling(self) -> budget.Ceiling:
+        """The custodian's largest totals, read from the platform's settings."""
+        settings = self.ctx.settings
+        return budget.Ceiling(budget.amount(settings.dp_epsilon_ceiling, "the ε ceiling"),
+                              budget.amount(settings.dp_delta_ceiling, "the δ ceiling"))
+
+    def configure(self, principal: Principal, project_id: str, *, reason: str,
+                  dp_mode: bool | None = None, epsilon: object = None,
+                  delta: object = None) -> BudgetView:
+        """Set DP mode and the budget's totals (the access committee's or an admin's call),
+        within the platform's ceiling, with a reason kept in the audit log.
+
+        Leaving DP mode ends the project's DP history (see :func:`budget.configure`); the
+        security team is shown every change (watch raises an alert from the audit event).
+        """
         if dp_mode is None and epsilon is None and delta is None:
             raise Invalid("say what to set: mode, epsilon (the total) or delta (the total)")
+        if len(reason.strip()) < 10:
+            raise Invalid("give the reason for this change in at least 10 characters; it is "
+                          "kept in the audit log and shown to the security team")
         eps = None if epsilon is None else budget.amount(epsilon, "epsilon")
         dlt = None if delta is None else budget.amount(delta, "delta")
         if dlt is not None and dlt >= 1:
             raise Invalid("delta must be below 1 (it is a probability)")
+        ceiling = self.ceiling()
 
-        def attempt() -> tuple[Budget, Budget]:
+        def attempt() -> tuple[Budget, Budget, list[MixedAccess]]:
             with self.ctx.transaction() as db:
-                authorize(self.ctx, db, principal, Action.PROJECT_WRITE, project_id)
-                return budget.configure(db, project_id, dp_mode=dp_mode, epsilon_total=eps,
-                                        delta_total=dlt, by=principal.person_id,
-                                        now=self.ctx.clock())
+                project = authorize(self.ctx, db, principal, Action.PROJECT_WRITE, project_id)
+                assert project is not None
+                before, after = budget.configure(
+                    db, project_id, dp_mode=dp_mode, epsilon_total=eps, delta_total=dlt,
+                    by=principal.person_id, now=self.ctx.clock(), reason=reason.strip(),
+                    ceiling=ceiling)
+                found: list[MixedAccess] = []
+                if after.dp_mode != before.dp_mode:
+                    db.flush()
+                    found = mixed_access.mixed_access(db, project_id, projects.view(
+                        db, project).members)
+                    if self.ctx.settings.refuse_exact_beside_dp:
+                        mixed_access.refuse(found, project_id)
+                return before, after, found
 
-        before, after = budget.retrying(attempt)
+        try:
+            before, after, found = budget.retrying(attempt)
+        except Conflict as refusal:
+            self.ctx.record(EventType.DP_BUDGET_REFUSED, principal, project_id,
+                            {"reason": reason.strip(), "reasons": refusal.reasons})
+            raise
         self.ctx.record(EventType.DP_BUDGET_SET, principal, project_id, {
+            "reason": reason.strip(),
             "dp_mode": after.dp_mode, "was_dp_mode": before.dp_mode,
             "epsilon_total": budget.show(after.epsilon_total),
             "was_epsilon_total": budget.show(before.epsilon_total),
             "delta_total": budget.show(after.delta_total),
-            "was_delta_total": budget.show(before.delta_total)})
+            "was_delta_total": budget.show(before.delta_total),
+            "ceiling": {"epsilon": budget.show(ceiling.epsilon),
+                        "delta": budget.show(ceiling.delta)},
+            **({"mixed_access": [m.as_dict() for m in found]} if found else {})})
+        if after.left_at is not None:
+            self.ctx.record(EventType.DP_MODE_LEFT, principal, project_id, {
+                "reason": reason.strip(), "epsilon_spent": budget.show(after.epsilon_spent),
+                "delta_spent": budget.show(after.delta_spent), "answers": after.queries,
+                "note": "the answers released in DP mode stay differentially private; "
+                        "exact analyses from now on pass the output check as exact; "
+                        "the project cannot enter DP mode again"})
         with self.ctx.transaction() as db:
-            return BudgetView(after, budget.spends(db, project_id))
+            return BudgetView(after, budget.spends(db, project_id), found)
 
     # -- DP mode's hook on exact analyses ------------------------------------------------
 
     def refuse_exact(self, principal: Principal, project_id: str) -> None:
-        """Refuse an exact analysis of a project in DP mode (after the usual authorisation)."""
+        """Refuse an exact analysis of a project in DP mode (after the usual authorisation),
+        and, under ``Settings.refuse_exact_beside_dp``, one by a person who reads the same
+        fields under DP elsewhere (access made before the policy was set)."""
         with self.ctx.transaction() as db:
             authorize(self.ctx, db, principal, Action.DATA_ANALYSE, project_id)
             in_dp_mode = budget.read(db, project_id).dp_mode
+            mixed = ([] if in_dp_mode or not self.ctx.settings.refuse_exact_beside_dp else
+                     mixed_access.mixed_access(db, project_id, [principal.person_id]))
+        if mixed:
+            reason = (f"{mixed[0].sentence()}; the platform's policy refuses exact answers on "
+                      f"fields a person also reads under differential privacy; ask the access "
+                      f"committee to change the projects' fields or modes")
+            self.ctx.record(EventType.ENCLAVE_ANALYSIS_REFUSED, principal, project_id,
+                            {"what": "exact analysis", "reasons": [reason]})
+            raise Refused(reason)
         if not in_dp_mode:
             return
         reason = (f"project {project_id} is in differential-privacy mode: exact analyses are "

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from strongroom.privacy.budget import Budget, SpendRow, loaded, show
+from strongroom.privacy.mixed_access import MixedAccess
 from strongroom.privacy.service import BudgetView, DPAnswer
 
 Amount = str | float | int
@@ -75,6 +76,20 @@ class DPSettingsIn(BaseModel):
         "dp: only differentially private queries (exact analyses refused); exact: both"))
     epsilon: Amount | None = Field(None, description="the project's total ε budget")
     delta: Amount | None = Field(None, description="the project's total δ budget")
+    reason: str = Field(min_length=10, max_length=2000, description=(
+        "why: kept in the audit log and shown to the security team"))
+
+
+class MixedAccessOut(BaseModel):
+    person: str
+    fields: list[int]
+    dp_projects: list[str]
+    exact_projects: list[str]
+
+
+def mixed_out(found: list[MixedAccess]) -> list[MixedAccessOut]:
+    return [MixedAccessOut(person=m.person_id, fields=m.fields, dp_projects=m.dp_projects,
+                           exact_projects=m.exact_projects) for m in found]
 
 
 class SpendOut(BaseModel):
@@ -101,7 +116,13 @@ class BudgetOut(BaseModel):
     queries: int
     updated_at: dt.datetime | None
     updated_by: str | None
+    left_dp_at: dt.datetime | None = Field(None, description=(
+        "when the project left DP mode: its DP history ended there"))
+    left_dp_reason: str | None = None
     spends: list[SpendOut] = Field(description="the latest charges, newest first")
+    mixed_access: list[MixedAccessOut] = Field(default_factory=list, description=(
+        "members who read the project's fields exactly in one project and under DP in "
+        "another (shown when a mode is set)"))
 
 
 def budget_out(view: BudgetView) -> BudgetOut:
@@ -113,7 +134,8 @@ def budget_out(view: BudgetView) -> BudgetOut:
         delta_total=show(found.delta_total), delta_spent=show(found.delta_spent),
         delta_remaining=show(found.delta_remaining), queries=found.queries,
         updated_at=found.updated_at, updated_by=found.updated_by,
-        spends=[_spend(s) for s in view.spends])
+        left_dp_at=found.left_at, left_dp_reason=found.left_reason,
+        spends=[_spend(s) for s in view.spends], mixed_access=mixed_out(view.mixed))
 
 
 def _spend(row: SpendRow) -> SpendOut:

@@ -18,6 +18,7 @@ from strongroom.access.permissions import Action
 from strongroom.access.projects import ProjectView
 from strongroom.access.roles import Role
 from strongroom.access.states import PauseLevel, PauseState
+from strongroom.server.privacy_schemas import MixedAccessOut, mixed_out
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
@@ -225,6 +226,9 @@ class ProjectOut(BaseModel):
     key_destroyed: bool
     members: list[str]
     fields: list[int]
+    mixed_access: list[MixedAccessOut] = Field(default_factory=list, description=(
+        "members who read one of its fields exactly in one project and under differential "
+        "privacy in another"))
 
 
 class MemberIn(BaseModel):
@@ -322,7 +326,8 @@ def project_out(view: ProjectView) -> ProjectOut:
     return ProjectOut(id=p.id, title=p.title, purpose=p.purpose, lead_id=p.lead_id,
                       starts_on=p.starts_on, expires_on=p.expires_on, status=p.status,
                       export=p.export, key_id=p.key_id, key_destroyed=p.key_sealed is None,
-                      members=view.members, fields=view.fields)
+                      members=view.members, fields=view.fields,
+                      mixed_access=mixed_out(view.mixed))
 
 
 def pause_out(view: PauseView) -> PauseOut:

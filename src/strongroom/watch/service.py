@@ -9,6 +9,7 @@ watched without access knowing about watch.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import math
 import threading
@@ -51,6 +52,39 @@ SECURITY_EVENTS = frozenset({
     EventType.ACCESS_REFUSED,
 })
 STATUS_OF = {EventType.PERSON_CREATED: 201, EventType.ACCESS_REFUSED: 403}
+# Changes to a project's differential privacy the security team is shown as alerts: a budget
+# that grows, a project that leaves DP mode, and an attempt the platform refused.
+DP_CHANGES = {EventType.DP_BUDGET_SET: Severity.LOW, EventType.DP_BUDGET_REFUSED: Severity.LOW,
+              EventType.DP_MODE_LEFT: Severity.MEDIUM}
+
+
+def dp_change_signal(event: AuditEvent) -> Signal:
+    """The alert for a DP change: who, which project, what changed and the reason given."""
+    d = event.details
+    reason = str(d.get("reason", ""))
+    if event.type is EventType.DP_MODE_LEFT:
+        title = f"project {event.subject} left differential-privacy mode"
+        reasons = [f"{event.actor} ended the project's DP history after {d.get('answers')} "
+                   f"answer(s) spending ε {d.get('epsilon_spent')}: {reason}"]
+    elif event.type is EventType.DP_BUDGET_REFUSED:
+        title = f"a change to project {event.subject}'s DP budget was refused"
+        said = d.get("reasons")
+        reasons = [f"{event.actor} asked ({reason}); refused: "
+                   + "; ".join(map(str, said if isinstance(said, list) else []))]
+    else:
+        title = f"project {event.subject}'s DP mode or budget was set"
+        reasons = [f"{event.actor} set DP mode {d.get('was_dp_mode')} → {d.get('dp_mode')}, "
+                   f"ε {d.get('was_epsilon_total')} → {d.get('epsilon_total')}, δ "
+                   f"{d.get('was_delta_total')} → {d.get('delta_total')}: {reason}"]
+        mixed = d.get("mixed_access")
+        reasons += [f"mixed access: {m}" for m in (mixed if isinstance(mixed, list) else [])]
+    evidence = {k: d[k] for k in ("epsilon_total", "was_epsilon_total", "dp_mode",
+                                  "epsilon_spent", "answers") if k in d}
+    return Signal(detector=event.type.value, severity=DP_CHANGES[event.type],
+                  subject=Subject(person_id=event.actor, project_id=event.subject),
+                  title=title, reasons=reasons, evidence=evidence,
+                  dedup=hashlib.sha256(f"{sorted(evidence.items())}|{reason}".encode())
+                  .hexdigest()[:16])
 
 
 MAX_COUNT = 2**31 - 1  # what the job's integer columns hold on every database
@@ -239,7 +273,11 @@ class Watch:
                        record_allowance_30d=allowance_30d, declared_jobs=windows)
 
     def on_audit(self, event: AuditEvent) -> None:
-        """Security events from the audit log become observations (failed MFA, bad tokens…)."""
+        """Security events from the audit log become observations (failed MFA, bad tokens…);
+        changes to a project's differential privacy become alerts of their own."""
+        if event.type in DP_CHANGES:
+            self.respond([dp_change_signal(event)])
+            return
         if event.type not in SECURITY_EVENTS or event.type is EventType.ACCESS_REFUSED:
             return
         person_id = event.actor if event.actor and event.actor.startswith("per_") else None

@@ -58,7 +58,9 @@ def read_budget(project_id: str, who: Caller, dp: Dp) -> BudgetOut:
 @router.put("/projects/{project_id}/dp", response_model=BudgetOut,
             openapi_extra=acts(Action.PROJECT_WRITE))
 def configure(project_id: str, body: DPSettingsIn, who: Caller, dp: Dp) -> BudgetOut:
-    """Set a project's DP mode and budget totals (never below what is already spent)."""
-    return budget_out(dp.configure(who, project_id,
+    """Set a project's DP mode and budget totals with a reason, within the platform's ceiling.
+
+    Never below what is already spent; leaving DP mode ends the project's DP history."""
+    return budget_out(dp.configure(who, project_id, reason=body.reason,
                                    dp_mode=None if body.mode is None else body.mode == "dp",
                                    epsilon=body.epsilon, delta=body.delta))
