@@ -43,7 +43,18 @@ from strongroom.audit import EventType
 from strongroom.cohort.model import EID, PARTICIPANTS, parse_column_name
 from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
-from strongroom.extracts import accuse, carriers, codes, decoys, linkage, manifest, stix, tables
+from strongroom.extracts import (
+    accuse,
+    carriers,
+    codes,
+    decoy_evidence,
+    decoys,
+    linkage,
+    manifest,
+    membership,
+    stix,
+    tables,
+)
 from strongroom.extracts.models import ExtractManifest
 from strongroom.privacy import budget, gate
 from strongroom.privacy import fields as privacy_fields
@@ -228,7 +239,8 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
                    decoy_count: int = decoys.MIN_DECOYS,
                    action: Action = Action.EXTRACT_CREATE,
                    rows: slice | None = None,
-                   risk_policy: gate.GatePolicy | None = None
+                   risk_policy: gate.GatePolicy | None = None,
+                   withhold: float = membership.SHARE
                    ) -> ExtractResult:
     """Make, fingerprint, record and write one project's record-level extract.
 
@@ -240,10 +252,15 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     ``rows``: a page of the cohort (by master ID order) instead of all of it.
     ``risk_policy``: what the risk gate demands (default k = 5, at most 2% suppressed); the
     gate anonymises quasi-identifiers that miss it, or refuses (``privacy/gate.py``).
+    ``withhold``: the share of participants withheld under the extract's key, the carrier
+    that survives any column deletion (``membership.py``; 0 to ``membership.MAX_SHARE``).
     """
     started = time.perf_counter()
     fmt = fmt.lower()
     _check_output(fmt, out_path)
+    if not 0.0 <= withhold <= membership.MAX_SHARE:
+        raise Invalid(f"the withheld share must be between 0 and {membership.MAX_SHARE} (a "
+                      f"share of participants, not a percentage); {withhold} was given")
     who = _project_for_extract(ctx, principal, project_id, action)
     allowed = _check_allowed(ctx, allow, who.fields)
     version = store.current()
@@ -262,6 +279,9 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         frame = frame.sort(EID)[rows]
         if frame.is_empty():
             raise Invalid("that page of the cohort holds no participants; start lower")
+    extract_id = new_id("ext")
+    key = codes.recipient_key(ctx.key, extract_id)
+    frame = membership.withhold(frame, key, withhold)
     choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
     try:
         risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
@@ -275,7 +295,7 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
                               charged=who.person_id)
     try:
         return _make(ctx, principal, who, fmt, out_path, version.id, frame, columns, omitted,
-                     choice, risk, allowed, decoy_count, started)
+                     choice, risk, allowed, decoy_count, started, (extract_id, withhold))
     except BaseException:
         watch.cancel(reservation)
         raise
@@ -284,11 +304,14 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
 def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt: str,
           out_path: Path, version_id: str, frame: pl.DataFrame, columns: list[str],
           omitted: list[int], choice: carriers.Choice, risk: gate.GateDecision,
-          allowed: list[int], decoy_count: int, started: float) -> ExtractResult:
-    """Mark, add decoys, write and record an extract the limits have let through."""
+          allowed: list[int], decoy_count: int, started: float,
+          identity: tuple[str, float]) -> ExtractResult:
+    """Mark, add decoys, write and record an extract the limits have let through.
+
+    ``identity``: the extract's id and the share withheld from ``frame`` under its key."""
     project_id = who.project.id
+    extract_id, withheld = identity
     ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
-    extract_id = new_id("ext")
     key = codes.recipient_key(ctx.key, extract_id)
     marked = risk.release(carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key),
                                                key))
@@ -307,7 +330,7 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
         decoys_sealed=manifest.seal_decoys(ctx.key, extract_id, made.registry),
         decoy_count=made.rows.height, rows=released.height, cohort_version=version_id,
         file_sha256=sha256, format=fmt, created_at=ctx.clock(),
-        created_by=principal.person_id if principal else "operator")
+        created_by=principal.person_id if principal else "operator", withheld_share=withheld)
     try:
         with ctx.transaction() as db:
             db.add(record)
@@ -319,7 +342,8 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
         "decoys": made.rows.height, "fields": list(who.fields), "columns": len(columns),
         "carriers": [c.column for c in choice.carriers], "key_id": record.key_id,
         "cohort_version": version_id, "recipient": who.person_id,
-        "institution": who.institution_id, "allow_listed": allowed, "risk": risk.summary()})
+        "institution": who.institution_id, "allow_listed": allowed, "risk": risk.summary(),
+        "withheld_share": withheld})
     return ExtractResult(extract_id, project_id, who.institution_id, out_path, fmt, sha256,
                          released.height, frame.height, made.rows.height, columns,
                          [c.column for c in choice.carriers], choice.skipped, omitted,
@@ -397,6 +421,8 @@ class AttributionReport:
     linked_columns: dict[str, str]
     manifests: dict[str, tuple[str, str, str]]  # extract -> (project, institution, digest)
     notes: list[str] = field(default_factory=list)
+    subsets: dict[str, membership.Evidence] = field(default_factory=dict)
+    decoys_weighed: dict[str, decoy_evidence.DecoyEvidence] = field(default_factory=dict)
     evidence: Path | None = None
     seconds: float = 0.0
     run_at: dt.datetime | None = None
@@ -467,8 +493,7 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
     if not records:
         notes.append("no extracts are registered, so no recipient can be scored")
     else:
-        linked = _score(ctx, store, suspect, records, report, cap)
-        report.decoys_found = _decoys(ctx, suspect, records, linked)
+        _score(ctx, store, suspect, records, report, cap)
     report.seconds = time.perf_counter() - started
     report.evidence = evidence or suspect_path.with_name(suspect_path.name + ".evidence.md")
     _write_evidence(report)
@@ -484,8 +509,7 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
 
 
 def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
-           records: Sequence[ExtractManifest], report: AttributionReport,
-           cap: int) -> linkage.Linked:
+           records: Sequence[ExtractManifest], report: AttributionReport, cap: int) -> None:
     version = store.current()
     if version is None:
         raise Invalid("the store holds no cohort, so no marks can be read; ingest it first")
@@ -503,9 +527,13 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
                           marked={c.column for c in all_carriers})
     report.rows_linked = linked.rows_linked
     report.linked_columns = dict(linked.columns)
+    recipients = manifest.recipients(ctx.key, records)
+    other = {"membership": _membership(linked, recipients, report),
+             "decoys": _decoys(ctx, suspect, records, linked, master, report)}
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
-                                 manifest.recipients(ctx.key, records), codes.bias_key(ctx.key),
-                                 seed=int(report.suspect_sha256[:16], 16), cap=cap)
+                                 recipients, codes.bias_key(ctx.key),
+                                 seed=int(report.suspect_sha256[:16], 16), cap=cap,
+                                 other=other)
     report.marks = marks
     report.scores = scores
     by_id = {m.id: m for m in records}
@@ -513,17 +541,42 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
                               by_id[s.extract_id].institution_id, s.bound, s.log_bound,
                               s.tardos, s.flat, s.positions) for s in accuse.accused(scores)]
     report.verdict = "attributed" if report.accused else "inconclusive"
-    return linked
+
+
+def _membership(linked: linkage.Linked, recipients: Sequence[accuse.Recipient],
+                report: AttributionReport) -> accuse.Other:
+    """Which participants the suspect holds, against each extract's withheld subset."""
+    found = membership.evidence(linked.eids, {r.extract_id: (r.key, r.withheld)
+                                              for r in recipients})
+    report.subsets = found
+    return accuse.Other({e: v.log_p for e, v in found.items()},
+                        sum(v.positions > 0 for v in found.values()))
 
 
 def _decoys(ctx: AccessContext, suspect: pl.DataFrame, records: Sequence[ExtractManifest],
-            linked: linkage.Linked) -> list[DecoyHit]:
-    """Decoys of any extract found among the suspect rows not linked to real participants."""
-    registry = {m.id: manifest.open_decoys(ctx.key, m) for m in records if m.decoy_count}
+            linked: linkage.Linked, master: pl.DataFrame,
+            report: AttributionReport) -> accuse.Other:
+    """Decoys of any extract among the suspect rows not linked to real participants, kept only
+    when they match on every column present, and weighed (``decoy_evidence.py``)."""
+    sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
+            for m in records if m.decoy_count}
+    candidates = decoys.match_decoys(suspect, sets, linked=linked)
+    weighed = decoy_evidence.weigh(linked, candidates, sets, master)
     by_id = {m.id: m for m in records}
-    return [DecoyHit(extract_id, by_id[extract_id].project_id,
-                     by_id[extract_id].institution_id, str(decoy))
-            for extract_id, decoy in decoys.find_decoys(suspect, registry, linked=linked)]
+    report.decoys_found = [DecoyHit(e.extract_id, by_id[e.extract_id].project_id,
+                                    by_id[e.extract_id].institution_id, decoy)
+                           for e in sorted(weighed.values(), key=lambda e: e.extract_id)
+                           if e.listed for decoy in e.found]
+    report.decoys_weighed = weighed
+    unlisted = sum(len(e.found) for e in weighed.values() if not e.listed)
+    if unlisted:
+        report.notes.append(f"{unlisted} suspect row(s) matched decoys of "
+                            f"{sum(bool(e.found) and not e.listed for e in weighed.values())} "
+                            f"extract(s) on the columns present, but rows like them are "
+                            f"common enough in the cohort that the matches are no evidence; "
+                            f"they are not listed")
+    # every extract with decoys could be matched by chance: each takes its share of the bound
+    return accuse.Other({e: v.log_p for e, v in weighed.items()}, len(sets))
 
 
 def indicators(ctx: AccessContext, principal: Principal | None,
@@ -618,9 +671,26 @@ def _evidence(r: AttributionReport) -> str:
         project, institution, _ = r.manifests.get(s.extract_id, ("?", "?", ""))
         lines.append(f"| {s.extract_id} | {project} | {institution} | {s.positions:,} | "
                      f"{s.tardos:.1f} | {s.flat:.1f} | {_fmt_bound(s.log_bound)} |")
+    lines += ["", "## Participants held (membership)", ""]
+    held = sorted((e for e in r.subsets.items() if e[1].positions), key=lambda e: e[1].log_p)
+    if held:
+        lines += [f"Linked participants: {held[0][1].positions:,}. Each extract withholds a "
+                  f"keyed share of its participants; an innocent extract's withheld count is "
+                  f"Binomial (exact tail below).", "",
+                  "| extract | withheld among linked | ln P(W ≤ w) |", "|---|---|---|"]
+        lines += [f"| {e} | {v.withheld:,} | {v.log_p:.1f} |" for e, v in held[:10]]
+    else:
+        lines.append("No linked participant, or no extract withholds any.")
     lines += ["", "## Decoys found", ""]
+    weighed = sorted(r.decoys_weighed.values(), key=lambda e: e.log_p)
+    if weighed:
+        lines += ["| extract | decoys matched | of | columns compared | chance matches "
+                  "expected | ln P(K ≥ k) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {e.extract_id} | {len(e.found)} | {e.decoys} | {e.columns} | "
+                  f"{e.chance:.2g} | {e.log_p:.1f} |" for e in weighed[:10]]
+        lines.append("")
     lines += [f"- extract {d.extract_id} (project {d.project}, {d.institution}): decoy "
-              f"{d.decoy}" for d in r.decoys_found] or ["- none"]
+              f"{d.decoy}" for d in r.decoys_found] or ["- none listed"]
     lines += ["", "## Manifests (SHA-256 of each manifest's canonical JSON)", ""]
     lines += [f"- {e}: project {p}, {i}, `{d}`" for e, (p, i, d) in sorted(r.manifests.items())]
     if r.notes:
