@@ -481,6 +481,7 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
         records = manifest.list_all(db)
     if not suspect_path.is_file():
         raise NotFound(f"there is no file {suspect_path}")
+    tables.check_suspect(suspect_path)  # size, type and width before any parsing or hashing
     digest = _sha256(suspect_path)
     suspect = tables.read_suspect(suspect_path)
     notes: list[str] = []
