@@ -49,6 +49,7 @@ from strongroom.extracts import (
     codes,
     decoy_evidence,
     decoys,
+    evidence,
     linkage,
     manifest,
     membership,
@@ -529,12 +530,15 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     report.rows_linked = linked.rows_linked
     report.linked_columns = dict(linked.columns)
     recipients = manifest.recipients(ctx.key, records)
-    other = {"membership": _membership(linked, recipients, report),
-             "decoys": _decoys(ctx, suspect, records, linked, master, report)}
+    sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
+            for m in records if m.decoy_count}
+    found = evidence.gather(suspect, linked, recipients, sets, master)
+    report.subsets, report.decoys_weighed = found.subsets, found.decoys
+    report.decoys_found = _decoys_listed(found, records, report.notes)
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
                                  recipients, codes.bias_key(ctx.key),
                                  seed=int(report.suspect_sha256[:16], 16), cap=cap,
-                                 other=other)
+                                 other=found.other())
     report.marks = marks
     report.scores = scores
     by_id = {m.id: m for m in records}
@@ -544,40 +548,20 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     report.verdict = "attributed" if report.accused else "inconclusive"
 
 
-def _membership(linked: linkage.Linked, recipients: Sequence[accuse.Recipient],
-                report: AttributionReport) -> accuse.Other:
-    """Which participants the suspect holds, against each extract's withheld subset."""
-    found = membership.evidence(linked.eids, {r.extract_id: (r.key, r.withheld)
-                                              for r in recipients})
-    report.subsets = found
-    return accuse.Other({e: v.log_p for e, v in found.items()},
-                        sum(v.positions > 0 for v in found.values()))
-
-
-def _decoys(ctx: AccessContext, suspect: pl.DataFrame, records: Sequence[ExtractManifest],
-            linked: linkage.Linked, master: pl.DataFrame,
-            report: AttributionReport) -> accuse.Other:
-    """Decoys of any extract among the suspect rows not linked to real participants, kept only
-    when they match on every column present, and weighed (``decoy_evidence.py``)."""
-    sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
-            for m in records if m.decoy_count}
-    candidates = decoys.match_decoys(suspect, sets, linked=linked)
-    weighed = decoy_evidence.weigh(linked, candidates, sets, master)
+def _decoys_listed(found: evidence.Gathered, records: Sequence[ExtractManifest],
+                   notes: list[str]) -> list[DecoyHit]:
+    """Decoys matched strongly enough to be evidence; the others only counted in a note."""
     by_id = {m.id: m for m in records}
-    report.decoys_found = [DecoyHit(e.extract_id, by_id[e.extract_id].project_id,
-                                    by_id[e.extract_id].institution_id, decoy)
-                           for e in sorted(weighed.values(), key=lambda e: e.extract_id)
-                           if e.listed for decoy in e.found]
-    report.decoys_weighed = weighed
-    unlisted = sum(len(e.found) for e in weighed.values() if not e.listed)
+    weighed = sorted(found.decoys.values(), key=lambda e: e.extract_id)
+    unlisted = [e for e in weighed if e.found and not e.listed]
     if unlisted:
-        report.notes.append(f"{unlisted} suspect row(s) matched decoys of "
-                            f"{sum(bool(e.found) and not e.listed for e in weighed.values())} "
-                            f"extract(s) on the columns present, but rows like them are "
-                            f"common enough in the cohort that the matches are no evidence; "
-                            f"they are not listed")
-    # every extract with decoys could be matched by chance: each takes its share of the bound
-    return accuse.Other({e: v.log_p for e, v in weighed.items()}, len(sets))
+        notes.append(f"{sum(len(e.found) for e in unlisted)} suspect row(s) matched decoys of "
+                     f"{len(unlisted)} extract(s) on the columns present, but rows like them "
+                     f"are common enough in the cohort that the matches are no evidence; "
+                     f"they are not listed")
+    return [DecoyHit(e.extract_id, by_id[e.extract_id].project_id,
+                     by_id[e.extract_id].institution_id, decoy)
+            for e in weighed if e.listed for decoy in e.found]
 
 
 def indicators(ctx: AccessContext, principal: Principal | None,
