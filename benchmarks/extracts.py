@@ -139,8 +139,10 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
             db.execute(update(Project).where(Project.id == project.project.id)
                        .values(export=ExportStatus.APPROVED))
             # whole-cohort extracts are this benchmark's subject: limits above them
-            for scope, target in (("project", project.project.id), ("institution", inst.id)):
-                set_limits(db, scope, target, {"record_participants": 2 * n}, "benchmark")
+            for scope, target in (("project", project.project.id), ("institution", inst.id),
+                                  ("person", lead.person.id)):
+                set_limits(db, scope, target, {"record_participants": 2 * n,
+                                               "lifetime_participants": 2 * n}, "benchmark")
         out = root / f"extract-{i}.csv"
         made = service.create_extract(ctx, None, project.project.id, "csv", out,
                                       store=platform.store,

@@ -146,9 +146,15 @@ def test_an_extract_is_pseudonymous_marked_decoyed_and_recorded(leaks: Leaks) ->
     assert 0 < withheld.sum() < 0.04 * N  # a keyed 2% of the participants is withheld
     assert len(made.columns) == 20 and made.participants == N - withheld.sum()
     assert made.decoys >= 44 and copy.height == made.participants + made.decoys
-    assert set(made.carriers) == {"p21001_i0", "p30690_i0", "p30710_i0", "p30740_i0",
-                                  "p30760_i0", "p30780_i0", "p30870_i0"}
-    assert "p31" in made.skipped and "p50_i0" in made.skipped
+    with leaks.world.ctx.transaction() as db:
+        chosen = {c.column: c for c in manifest.carriers_of(manifest.get(db, made.extract_id))}
+    fine = {"p21001_i0", "p30690_i0", "p30710_i0", "p30740_i0", "p30760_i0", "p30780_i0",
+            "p30870_i0"}
+    assert {c for c, v in chosen.items() if v.density == 1.0} == fine
+    # coarse measurements (integers, centimetres) carry sparse marks; identifiers none
+    assert {"p50_i0", "p48_i0", "p4080_i0_a0", "p21002_i0"} <= set(made.carriers)
+    assert all(chosen[c].density <= carriers.MAX_DENSITY for c in set(made.carriers) - fine)
+    assert "p31" in made.skipped and "p34" in made.skipped
     with leaks.world.ctx.transaction() as db:
         project = db.get(Project, leaks.project_a)
         assert project is not None
@@ -169,7 +175,8 @@ def test_an_extract_is_pseudonymous_marked_decoyed_and_recorded(leaks: Leaks) ->
             step = 10.0 ** -leaks.world.ctx.dictionary.field(
                 int(column[1:].split("_")[0])).precision
             assert np.all(np.isclose(moved, step) | (moved == 0))
-            assert np.mean(np.isclose(moved, step)) > 0.9  # all but the range's ends
+            share = chosen[column].density  # all but the range's ends
+            assert share - 0.1 < np.mean(np.isclose(moved, step)) <= share + 0.03, column
         else:
             assert np.all(moved == 0), column
     assert record.file_sha256 == made.sha256 and record.decoy_count == made.decoys
@@ -415,23 +422,47 @@ def test_decoy_indicators_are_stix_tlp_red_and_match_only_their_leak(leaks: Leak
 
 # -- carriers that survive the marked columns' deletion (issue 24) ---------------------------
 
-def test_every_marked_column_dropped_names_by_the_rows_held(leaks: Leaks) -> None:
-    made = leaks.results[leaks.lone]
-    keep = [c for c in made.columns if c not in made.carriers and c != "p21002_i0"]
-    leak = _shuffled(leaks.copies[leaks.lone].drop(EID), 2500, 21).select(keep)
-    report = leaks.attribute(leak, "unmarked")
+def _unmarked(leaks: Leaks, extract_id: str, rows: int, seed: int) -> pl.DataFrame:
+    """``rows`` of the participants an extract holds, every value the cohort's own: no mark
+    and no decoy left, only which participants are there."""
+    with leaks.world.ctx.transaction() as db:
+        project = db.get(Project, leaks.results[extract_id].project_id)
+        assert project is not None
+        ids = pseudonyms.load(leaks.world.ctx, project)
+    held = leaks.copies[extract_id].join(ids.rename({"eid": "master", "pid": EID}), on=EID)
+    own = leaks.master.filter(pl.col(EID).cast(pl.Int64).is_in(held["master"].implode()))
+    columns = leaks.results[extract_id].columns
+    return _shuffled(own.select(columns), rows, seed)
+
+
+def test_every_mark_wiped_names_by_the_rows_held(leaks: Leaks) -> None:
+    report = leaks.attribute(_unmarked(leaks, leaks.lone, 2500, 21), "unmarked")
     assert _named(report) == {leaks.lone}
     found = report.subsets[leaks.lone]
-    assert found.withheld == 0 and found.positions >= 2000
+    assert found.withheld == 0 and found.positions >= 2400
     assert all(report.subsets[e].withheld > 0 for e in leaks.results if e != leaks.lone)
     assert "Participants held" in report.evidence_text()
 
 
+def test_every_continuous_column_dropped(leaks: Leaks) -> None:
+    made = leaks.results[leaks.lone]
+    kept = [c for c in made.columns if not leaks.copies[leaks.lone][c].dtype.is_float()]
+    leak = _shuffled(leaks.copies[leaks.lone].drop(EID), 2500, 25).select(kept)
+    assert len(kept) >= 4 and {c for c in kept} & set(made.carriers)  # integers: sparse marks
+    assert _named(leaks.attribute(leak, "integers-only")) == {leaks.lone}
+
+
 def test_the_intersection_of_two_copies_names_both(leaks: Leaks) -> None:
     pair = leaks.gang[:2]
-    held = [set(leaks.copies[g][EID].to_list()) for g in pair]
-    rows = leaks.copies[pair[0]].filter(pl.col(EID).is_in(list(held[0] & held[1])))
-    leak = _shuffled(rows.drop(EID, *leaks.results[pair[0]].carriers), 2500, 22)
+    with leaks.world.ctx.transaction() as db:
+        project = db.get(Project, leaks.project_b)
+        assert project is not None
+        ids = pseudonyms.load(leaks.world.ctx, project)
+    held = [set(leaks.copies[g].join(ids.rename({"eid": "master", "pid": EID}), on=EID)
+                ["master"].to_list()) for g in pair]
+    both = leaks.master.filter(pl.col(EID).is_in(list(held[0] & held[1])))
+    assert both.height > 0.9 * N
+    leak = _shuffled(both.select(leaks.results[pair[0]].columns), 2500, 22)  # no mark left
     assert _named(leaks.attribute(leak, "intersection")) == set(pair)
 
 

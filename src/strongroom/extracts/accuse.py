@@ -205,6 +205,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         y_all = np.asarray(suspect[carrier.column], dtype=np.float64)
         m_all = np.asarray(master[carrier.column], dtype=np.float64)
         use = linked & np.isfinite(y_all) & carrier.markable(m_all)
+        use[use] = carrier.chosen(bias_key, eids[use])
         y, m, who = y_all[use], m_all[use], eids[use]
         if len(y) == 0:
             continue

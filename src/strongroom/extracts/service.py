@@ -280,10 +280,11 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         frame = frame.sort(EID)[rows]
         if frame.is_empty():
             raise Invalid("that page of the cohort holds no participants; start lower")
-    extract_id = new_id("ext")
-    key = codes.recipient_key(ctx.key, extract_id)
-    frame = membership.withhold(frame, key, withhold)
+    # carriers from every eligible participant, before any is withheld: extracts of the same
+    # columns and cohort then share their carriers, so attribution reads each cell once
     choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
+    extract_id = new_id("ext")
+    frame = membership.withhold(frame, codes.recipient_key(ctx.key, extract_id), withhold)
     try:
         risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
                           fixed=[c.column for c in choice.carriers])  # marks stay sharp
