@@ -257,7 +257,10 @@ def colluders(c: int, how: str) -> Attack:
     def attack(world: World, n: int, rng: np.random.Generator
                ) -> tuple[pl.DataFrame, set[str]]:
         gang = world.gang[:c]
-        eids = rng.choice(world.master[EID].to_numpy(), n, replace=False)
+        common = world.master[EID].to_numpy()  # the participants every colluder holds
+        for g in gang:
+            common = np.intersect1d(common, world.copies[g]["_eid"].drop_nulls().to_numpy())
+        eids = rng.choice(common, n, replace=False)
         aligned = [world.copies[g].filter(pl.col("_eid").is_in(eids))
                    .unique("_eid", keep="first").sort("_eid") for g in gang]
         stack = {col: np.stack([a[col].cast(pl.Float64).to_numpy() for a in aligned])

@@ -156,10 +156,10 @@ def _held(ctx: AccessContext, db: Session, project: Project, recipient: Person) 
     return reasons
 
 
-def _extract_columns(participants: pl.DataFrame, ctx: AccessContext,
+def _extract_columns(names: Sequence[str], ctx: AccessContext,
                      fields: Sequence[int]) -> tuple[list[str], list[int]]:
     wanted = set(fields)
-    columns = [c for c in participants.columns if c != EID
+    columns = [c for c in names if c != EID
                and parse_column_name(c, ctx.dictionary).field_id in wanted]
     present = {parse_column_name(c, ctx.dictionary).field_id for c in columns}
     return columns, sorted(wanted - present)
@@ -169,7 +169,7 @@ def _pseudonyms(ctx: AccessContext, principal: Principal | None, project: Projec
                 eids: np.ndarray) -> pl.DataFrame:
     """The project's pseudonym map, issuing pseudonyms to participants who have none yet."""
     current = pseudonyms.load(ctx, project)
-    if len(np.setdiff1d(eids, current["eid"].to_numpy())):
+    if not pl.Series(eids).is_in(current["eid"].implode()).all():
         issued = pseudonyms.issue(ctx, project, eids)
         ctx.record(EventType.PROJECT_PSEUDONYMS_ISSUED, principal or "operator", project.id,
                    {"count": issued, "for": "extract"})
@@ -270,8 +270,9 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     count = len(range(*(rows or slice(None)).indices(version.participants)))
     watch.guard(principal, project_id, action.value, Planned(record_count=count),
                 charged=who.person_id)
-    participants = store.load(tables=[PARTICIPANTS]).participants
-    columns, omitted = _extract_columns(participants, ctx, who.fields)
+    participants = store.load_participants(  # decodes only the granted columns
+        lambda names: [EID, *_extract_columns(names, ctx, who.fields)[0]])
+    columns, omitted = _extract_columns(participants.columns, ctx, who.fields)
     if not columns:
         raise Invalid(f"project {project_id} is granted no participant-table fields; grant "
                       f"fields before making an extract")
@@ -366,7 +367,7 @@ def candidate_risk(ctx: AccessContext, principal: Principal, project_id: str, *,
     if store.current() is None:
         raise Invalid("the store holds no cohort yet; ingest one first")
     participants = store.load(tables=[PARTICIPANTS]).participants
-    columns, _ = _extract_columns(participants, ctx, fields)
+    columns, _ = _extract_columns(participants.columns, ctx, fields)
     qis = privacy_fields.quasi_identifiers(columns, ctx.dictionary)
     if not qis:
         raise Invalid(f"project {project_id}'s granted fields hold no quasi-identifier; "
