@@ -385,7 +385,8 @@ def judge(world: World, frame: pl.DataFrame, guilty: set[str], seed: int) -> Tri
     ctx = world.platform.access
     linked = linkage.link(frame, world.master, ctx.dictionary, world.maps,
                           marked={c.column for c in world.carriers})
-    found = evidence.gather(frame, linked, world.recipients, world.decoy_sets, world.master)
+    found = evidence.gather(frame, linked, world.recipients, world.decoy_sets, world.master,
+                            ctx.dictionary)
     _, scores = accuse.judge(linked.eids, dict(linked.values), world.master, world.carriers,
                              world.recipients, codes.bias_key(ctx.key), seed=seed,
                              other=found.other())

@@ -534,7 +534,7 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     recipients = manifest.recipients(ctx.key, records)
     sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
             for m in records if m.decoy_count}
-    found = evidence.gather(suspect, linked, recipients, sets, master)
+    found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
     report.subsets, report.decoys_weighed = found.subsets, found.decoys
     report.decoys_found = _decoys_listed(found, records, report.notes)
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
