@@ -115,8 +115,8 @@ def test_only_fine_measurements_carry_marks(dictionary: Dictionary) -> None:
     chosen = {c.column: c for c in choice.carriers}
     assert list(chosen) == ["p21001_i0", "p30690_i0", "p50_i0", "p20023_i0"]
     assert chosen["p21001_i0"].density == chosen["p30690_i0"].density == 1.0
-    # coarse ones carry sparse marks: f·δ² ≤ 5e-4 of the variance, f ≤ 10%
-    assert chosen["p50_i0"].density == carriers.MAX_DENSITY
+    # coarse ones carry sparse marks: f·δ² ≤ 2.5e-6 of the variance, f ≤ 10%
+    assert carriers.MIN_DENSITY < chosen["p50_i0"].density < carriers.MAX_DENSITY
     for coarse in (chosen["p50_i0"], chosen["p20023_i0"]):
         assert coarse.density * coarse.amplitude**2 <= carriers.VAR_SHARE * coarse.sd**2 + 1e-12
     assert "quasi_identifier" in choice.skipped["p31"]
@@ -132,7 +132,7 @@ def test_only_fine_measurements_carry_marks(dictionary: Dictionary) -> None:
 def test_sparse_marks_move_a_keyed_share_of_cells_and_keep_correlations(
         dictionary: Dictionary) -> None:
     frame = _frame(50_000)
-    frame = frame.with_columns((pl.col("p50_i0") * 4 + pl.Series(
+    frame = frame.with_columns((pl.col("p50_i0") * 10 + pl.Series(
         np.random.default_rng(2).integers(-40, 40, 50_000))).cast(pl.Int64).alias("p20023_i0"))
     choice = carriers.choose(frame, dictionary, ["p50_i0", "p20023_i0"])
     assert all(c.density < 1 for c in choice.carriers) and len(choice.carriers) == 2

@@ -17,15 +17,15 @@ within one unit) are left unmarked, so an extract's range is the cohort's.
 **Sparse marks** carry coarse measurements whose unit is above 0.5% of the SD (integers such
 as blood pressure or pulse, waist to the centimetre, height and weight to 0.1): only a keyed
 share ``f`` (the carrier's *density*) of their cells is marked, ``±δ`` as above, with
-``f·δ² ≤ VAR_SHARE·SD²`` (2.5·10⁻⁵) and ``f ≤ MAX_DENSITY`` (10%): the variance grows by no
-more than a fine column's every-cell marks may add (δ ≤ 0.5% SD, so δ² ≤ 2.5·10⁻⁵ SD²). That
-bound is set by regressions, not by means or correlations: any independent perturbation of a
-predictor attenuates its coefficient by ``f·δ²/SD²``, and the reference regressions' standard
-errors shrink with ``n`` (measured: at 5·10⁻⁴, ±1 marks on 5–10% of blood-pressure cells kept
-|Δmean| ≤ 2·10⁻⁴ SD and |Δcorr| ≤ 5·10⁻⁴ but moved a coefficient by 0.08 SE at 50,000
-participants, growing as √n). The mean moves by ``0 ± δ·√(f/n)``. Which cells are marked is
-drawn once, system-wide, from the bias key (every recipient marks the same cells, as with the
-biases), so a single copy does not show them.
+``f·δ² ≤ VAR_SHARE·SD²`` (2.5·10⁻⁶) and ``f ≤ MAX_DENSITY`` (10%). That bound is set by
+regressions, not by means or correlations: any independent perturbation of a predictor
+attenuates its coefficient by ``f·δ²/SD²``, and the reference regressions' standard errors
+shrink with ``n`` (measured at 50,000 participants: at 5·10⁻⁴, ±1 marks on 5–10% of
+blood-pressure cells kept |Δmean| ≤ 2·10⁻⁴ SD and |Δcorr| ≤ 5·10⁻⁴ but moved a coefficient by
+0.08 SE; at 2.5·10⁻⁵, height marked in 10% of cells moved the weight-on-height-and-BMI
+regression by 0.05 SE; the shift grows as √n). The mean moves by ``0 ± δ·√(f/n)``. Which
+cells are marked is drawn once, system-wide, from the bias key (every recipient marks the same
+cells, as with the biases), so a single copy does not show them.
 A column needing a density below ``MIN_DENSITY`` (1%) carries none.
 
 Utility: each marked cell moves by ``(2x − 1)·δ`` with ``x ~ Bernoulli(p)`` and ``p``
@@ -37,6 +37,7 @@ and regression coefficients by a small fraction of a standard error (measured in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -51,7 +52,7 @@ from strongroom.extracts import codes
 MAX_SHARE_OF_SD = 0.005  # δ ≤ 0.5% of the column's SD
 ON_GRID = 0.999  # share of a column's values that must lie on its recorded grid
 MIN_VALUES = 20  # fewer values than this: no meaningful SD, no marks
-VAR_SHARE = 2.5e-5  # sparse marks: f·δ² ≤ this share of the column's variance …
+VAR_SHARE = 2.5e-6  # sparse marks: f·δ² ≤ this share of the column's variance …
 MAX_DENSITY = 0.1  # … marking at most this share of its cells …
 MIN_DENSITY = 0.01  # … and at least this share, or none
 
@@ -158,7 +159,8 @@ def choose(frame: pl.DataFrame, dictionary: Dictionary, columns: Iterable[str],
             continue
         carriers.append(Carrier(column=column, field_id=fld.field_id, decimals=fld.precision,
                                 amplitude=amplitude, sd=sd, low=float(values.min()),
-                                high=float(values.max()), density=round(density, 6)))
+                                high=float(values.max()),
+                                density=math.floor(density * 1e6) / 1e6))
     return Choice(carriers, skipped)
 
 
