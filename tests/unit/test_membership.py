@@ -60,3 +60,10 @@ def test_the_null_law_is_exact_binomial() -> None:
 def test_old_extracts_have_no_positions() -> None:
     found = membership.evidence(EIDS[:100], {"old": (_key(1), 0.0)})
     assert found["old"] == membership.Evidence(0, 0, 0.0)
+
+
+def test_the_tail_stays_finite_far_out() -> None:
+    assert membership.log_lower_tail(0, 490_000, 0.02) == pytest.approx(490_000 * math.log(0.98))
+    assert membership.log_lower_tail(3, 100, 0.02) == pytest.approx(
+        math.log(sum(math.comb(100, k) * 0.02**k * 0.98 ** (100 - k) for k in range(4))))
+    assert membership.log_lower_tail(100, 100, 0.02) == pytest.approx(0.0, abs=1e-9)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from scipy.special import logsumexp
 from scipy.stats import binom
 
 from strongroom.cohort.model import EID
@@ -71,6 +72,13 @@ class Evidence:
     log_p: float  # ln P(W ≤ withheld) under the null: Binomial(positions, share)
 
 
+def log_lower_tail(count: int, n: int, p: float) -> float:
+    """``ln P(W ≤ count)`` for ``W ~ Binomial(n, p)``, summed in logs (``binom.logcdf``
+    underflows to −∞ far in the tail: 0 of 490,000 at 2% is e⁻⁹⁸⁹⁹)."""
+    terms = binom.logpmf(np.arange(count + 1), n, p)
+    return min(0.0, float(logsumexp(terms)))
+
+
 def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]]
              ) -> dict[str, Evidence]:
     """Each extract's evidence from the suspect's linked master ids (``-1``: unlinked).
@@ -89,6 +97,5 @@ def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]]
         count = int(np.count_nonzero(codes.prf_u32_of(key, blocks)
                                      < np.uint32(threshold(share))))
         exact = threshold(share) / codes.SCALE
-        log_p = float(binom.logcdf(count, len(eids), exact))
-        out[extract_id] = Evidence(len(eids), count, min(0.0, log_p))
+        out[extract_id] = Evidence(len(eids), count, log_lower_tail(count, len(eids), exact))
     return out
