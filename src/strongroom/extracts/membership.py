@@ -75,6 +75,8 @@ class Evidence:
 def log_lower_tail(count: int, n: int, p: float) -> float:
     """``ln P(W ≤ count)`` for ``W ~ Binomial(n, p)``, summed in logs (``binom.logcdf``
     underflows to −∞ far in the tail: 0 of 490,000 at 2% is e⁻⁹⁸⁹⁹)."""
+    if count >= n * p:  # at or above the mean: no evidence (1 is a valid bound), and no sum
+        return 0.0
     terms = binom.logpmf(np.arange(count + 1), n, p)
     return min(0.0, float(logsumexp(terms)))
 
