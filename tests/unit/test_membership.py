@@ -64,6 +64,7 @@ def test_old_extracts_have_no_positions() -> None:
 
 def test_the_tail_stays_finite_far_out() -> None:
     assert membership.log_lower_tail(0, 490_000, 0.02) == pytest.approx(490_000 * math.log(0.98))
-    assert membership.log_lower_tail(3, 100, 0.02) == pytest.approx(
-        math.log(sum(math.comb(100, k) * 0.02**k * 0.98 ** (100 - k) for k in range(4))))
+    assert membership.log_lower_tail(3, 300, 0.02) == pytest.approx(
+        math.log(sum(math.comb(300, k) * 0.02**k * 0.98 ** (300 - k) for k in range(4))))
+    assert membership.log_lower_tail(6, 300, 0.02) == 0.0  # at the mean: 1, a valid bound
     assert membership.log_lower_tail(100, 100, 0.02) == 0.0
