@@ -21,3 +21,6 @@ def test_only_exact_and_unique_matches_name_a_participant() -> None:
     # row 0 is 11 alone; rows 1 and 4 match 12 and 13 both; row 2 no one; row 3 is 14
     # (missing matches missing)
     assert found.tolist() == [11, -1, -1, 14, -1]
+    linked.eids[0] = 12  # a row the linkage linked is left to it
+    assert evidence.exact_unique(linked, master, shipped_dictionary()).tolist() == [
+        -1, -1, -1, 14, -1]

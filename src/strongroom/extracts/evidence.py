@@ -56,13 +56,14 @@ def gather(suspect: pl.DataFrame, linked: Linked, recipients: Sequence[accuse.Re
 
 
 def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -> np.ndarray:
-    """Per suspect row, the one master participant equal to it on every column present
-    (codes, numbers and dates as linkage reads them; missing matches missing); −1 if none or
-    several."""
+    """Per suspect row the linkage left unlinked, the one master participant equal to it on
+    every column present (codes, numbers and dates as linkage reads them; missing matches
+    missing); −1 if none or several, and for rows already linked."""
     columns = sorted(c for c in set(linked.columns.values()) & set(linked.values)
-                     if c in master.columns)
+                     if c in master.columns and bool(np.any(~np.isnan(linked.values[c]))))
     out = np.full(len(linked.eids), -1, dtype=np.int64)
-    if not columns:
+    wanted = np.flatnonzero(linked.eids < 0)  # rows the linkage left: the others are linked
+    if not columns or len(wanted) == 0:
         return out
     specs = linkage.column_specs(columns, dictionary)
     values = linkage.comparable_values(master.select([EID, *columns]), specs)
@@ -72,8 +73,8 @@ def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -
     keys = [f"c{i}" for i in range(len(columns))]
     unique = (cohort.group_by(keys).agg(pl.col(EID).first(), pl.len().alias("n"))
               .filter(pl.col("n") == 1).drop("n"))
-    rows = pl.DataFrame({"row": np.arange(len(linked.eids)),
-                         **{f"c{i}": linked.values[c] for i, c in enumerate(columns)}})
+    rows = pl.DataFrame({"row": wanted,
+                         **{f"c{i}": linked.values[c][wanted] for i, c in enumerate(columns)}})
     rows = rows.with_columns(pl.col(k).fill_nan(None) for k in keys)
     found = rows.join(unique, on=keys, how="inner", nulls_equal=True)
     out[found["row"].to_numpy()] = found[EID].to_numpy()
