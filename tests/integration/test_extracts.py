@@ -190,11 +190,18 @@ def test_an_extract_is_pseudonymous_marked_decoyed_and_recorded(leaks: Leaks) ->
 
 def test_utility_moves_stay_below_the_targets(leaks: Leaks) -> None:
     made = leaks.results[leaks.lone]
-    copy = leaks.copies[leaks.lone]
+    with leaks.world.ctx.transaction() as db:
+        project = db.get(Project, leaks.project_a)
+        assert project is not None
+        ids = pseudonyms.load(leaks.world.ctx, project)
+    # the marks alone: the same participants before and after (the withheld 2% is a random
+    # subsample, measured apart in the benchmark; decoys are not participants)
+    copy = leaks.copies[leaks.lone].join(ids.rename({"eid": "master", "pid": EID}), on=EID)
+    same = leaks.master.join(copy.select("master"), left_on=EID, right_on="master")
     for column in made.carriers:
-        before = leaks.master[column].cast(pl.Float64).drop_nulls().to_numpy()
+        before = same[column].cast(pl.Float64).drop_nulls().to_numpy()
         after = copy[column].cast(pl.Float64).drop_nulls().to_numpy()
-        assert abs(np.mean(after) - np.mean(before)) <= 0.01 * np.std(before)  # 3,000 rows
+        assert abs(np.mean(after) - np.mean(before)) <= 0.002 * np.std(before)  # 2,940 rows
 
 
 def test_who_may_make_an_extract(leaks: Leaks, tmp_path: Path) -> None:
