@@ -126,7 +126,8 @@ def test_with_no_hold_both_paths_make_an_extract(world: World, tmp_path: Path) -
     made = service.create_extract(world.ctx, admin, world.project_id, "csv", tmp_path / "x.csv",
                                   store=world.platform.store, watch=world.platform.watch,
                                   rows=slice(0, 50))
-    assert made.participants == 50
+    assert 40 <= made.participants <= 50  # a keyed 2% withheld (extracts/membership.py)
+    assert made.rows == made.participants + made.decoys
     assert world.researcher is not None
     answer = client_for(world, world.researcher).post(
         f"/projects/{world.project_id}/extracts", json={"format": "csv", "limit": 50})

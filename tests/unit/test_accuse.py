@@ -319,3 +319,21 @@ def test_nothing_linked_names_no_one(world: World) -> None:
     assert len(marks) == 0
     scores = accuse.score(marks, _recipients(carriers, REGISTERED))
     assert not accuse.accused(scores) and all(s.bound == 1.0 for s in scores)
+
+
+def test_other_evidence_shares_the_bound_by_weight(world: World) -> None:
+    eids, master, carriers = world
+    stranger = _copy(world, "ext_not_registered")
+    marks = accuse.read_marks(carriers, eids, stranger, master, BIAS)
+    recipients = _recipients(carriers, REGISTERED)
+    other = {"membership": accuse.Other({"ext_003": -40.0}, len(REGISTERED)),
+             "decoys": accuse.Other({}, len(REGISTERED))}
+    scores = accuse.score(marks, recipients, other=other)
+    total = (2 + 0.1 + 0.1) * len(REGISTERED)
+    top = scores[0]
+    assert top.extract_id == "ext_003" and top.accused
+    assert top.log_bound == pytest.approx(-40.0 - math.log(0.1) + math.log(total))
+    assert len(top.kind_log_p) == len(accuse.ALL_KINDS) and top.log_p == -40.0
+    assert not any(s.accused for s in scores[1:])
+    with pytest.raises(ValueError, match="unknown"):
+        accuse.score(marks, recipients, other={"rumour": accuse.Other({}, 1)})

@@ -112,14 +112,47 @@ def _frame(n: int = 5000) -> pl.DataFrame:
 def test_only_fine_measurements_carry_marks(dictionary: Dictionary) -> None:
     frame = _frame()
     choice = carriers.choose(frame, dictionary, [c for c in frame.columns if c != "eid"])
-    assert [c.column for c in choice.carriers] == ["p21001_i0", "p30690_i0"]
+    chosen = {c.column: c for c in choice.carriers}
+    assert list(chosen) == ["p21001_i0", "p30690_i0", "p50_i0", "p20023_i0"]
+    assert chosen["p21001_i0"].density == chosen["p30690_i0"].density == 1.0
+    # coarse ones carry sparse marks: f·δ² ≤ 2.5e-6 of the variance, f ≤ 10%
+    assert carriers.MIN_DENSITY < chosen["p50_i0"].density < carriers.MAX_DENSITY
+    for coarse in (chosen["p50_i0"], chosen["p20023_i0"]):
+        assert coarse.density * coarse.amplitude**2 <= carriers.VAR_SHARE * coarse.sd**2 + 1e-12
     assert "quasi_identifier" in choice.skipped["p31"]
-    assert "of its SD" in choice.skipped["p50_i0"]
     assert "not measurement" in choice.skipped["p189"]
+    narrow = frame.with_columns(pl.Series("p20023_i0", np.arange(5000) % 3 + 500))  # SD 0.8
+    assert "of its SD" in carriers.choose(narrow, dictionary, ["p20023_i0"]).skipped["p20023_i0"]
     allowed = carriers.choose(frame, dictionary, ["p189"], allow=[189])
     assert [c.column for c in allowed.carriers] == ["p189"]
     coarse = frame.with_columns(pl.col("p30690_i0") + 0.0004)  # off its 3-decimal grid
     assert "grid" in carriers.choose(coarse, dictionary, ["p30690_i0"]).skipped["p30690_i0"]
+
+
+def test_sparse_marks_move_a_keyed_share_of_cells_and_keep_correlations(
+        dictionary: Dictionary) -> None:
+    frame = _frame(50_000)
+    frame = frame.with_columns((pl.col("p50_i0") * 10 + pl.Series(
+        np.random.default_rng(2).integers(-40, 40, 50_000))).cast(pl.Int64).alias("p20023_i0"))
+    choice = carriers.choose(frame, dictionary, ["p50_i0", "p20023_i0"])
+    assert all(c.density < 1 for c in choice.carriers) and len(choice.carriers) == 2
+    bias = codes.bias_key(MASTER)
+    out = carriers.fingerprint(frame, choice.carriers, bias, codes.recipient_key(MASTER, "e1"))
+    other = carriers.fingerprint(frame, choice.carriers, bias, codes.recipient_key(MASTER, "e2"))
+    for carrier in choice.carriers:
+        moved = (out[carrier.column] - frame[carrier.column]).cast(pl.Float64).to_numpy()
+        assert set(np.round(np.abs(moved) / carrier.amplitude, 6)) <= {0.0, 1.0}
+        share = float(np.mean(moved != 0))
+        assert abs(share - carrier.density) < 0.01  # a keyed share, all but the range's ends
+        differs = (out[carrier.column] != other[carrier.column]).to_numpy()
+        assert not (differs & (moved == 0) & ~carrier.chosen(bias, frame["eid"].to_numpy())).any()
+        assert abs(float(np.mean(moved))) / carrier.sd < 1e-3
+    before = np.corrcoef(frame["p50_i0"].to_numpy(), frame["p20023_i0"].to_numpy())[0, 1]
+    after = np.corrcoef(out["p50_i0"].to_numpy(), out["p20023_i0"].cast(pl.Float64).to_numpy())
+    assert abs(after[0, 1] - before) < 1e-3 and out["p20023_i0"].dtype == pl.Int64
+    restored = carriers.Carrier.from_json(choice.carriers[0].to_json())
+    assert restored == choice.carriers[0]
+    assert "density" not in carriers.choose(frame, dictionary, ["p30690_i0"]).carriers[0].to_json()
 
 
 def test_embedding_moves_one_unit_on_the_grid_and_keeps_the_type(dictionary: Dictionary) -> None:

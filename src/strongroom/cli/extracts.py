@@ -15,7 +15,7 @@ import typer
 
 from strongroom.cli.admin import admin
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console
-from strongroom.extracts import service
+from strongroom.extracts import membership, service
 
 extracts_app = typer.Typer()
 extract_app = typer.Typer(help="Traceable record-level extracts (sign in first with "
@@ -33,13 +33,17 @@ def extract_create(
     allow_field: Annotated[list[int] | None, typer.Option(
         "--allow-field", help="A non-measurement field id that may still carry marks "
         "(repeat).")] = None,
+    withhold: Annotated[float, typer.Option(
+        "--withhold", help="Share of eligible participants withheld under the extract's key "
+        "(0 to 0.1): the carrier that survives any column deletion.")] = membership.SHARE,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     key_file: KeyFile = None,
 ) -> None:
     """Make a project's fingerprinted extract with decoys; prints its manifest as JSON."""
     with admin(data_dir, key_file) as (p, who):
         result = service.create_extract(p.access, who, project, fmt, out, store=p.store,
-                                        watch=p.watch, allow=allow_field or [])
+                                        watch=p.watch, allow=allow_field or [],
+                                        withhold=withhold)
     print(json.dumps(result.to_json(), indent=2))
 
 

@@ -36,7 +36,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -584,6 +584,22 @@ class Store:
         participants = frames.pop(PARTICIPANTS, pl.DataFrame())
         order = [t.name for t in EVENT_TABLES]
         return Cohort(participants, {n: frames[n] for n in order if n in frames})
+
+    def load_participants(self, pick: Callable[[list[str]], list[str]]) -> pl.DataFrame:
+        """The current participant table with only the columns ``pick`` chooses from all of
+        its names: the whole table is decrypted, but only those columns are decoded."""
+        version = self.current()
+        if version is None:
+            raise StoreError(
+                "the store holds no cohort yet; add one with `strongroom cohort ingest`")
+        where = self.root / COHORT_DIR / version.id
+        blob = (where / f"{PARTICIPANTS}.parquet.enc").read_bytes()
+        plain = decrypt(blob, self.key, _context(self.config, version.id, PARTICIPANTS))
+        source = pq.ParquetFile(io.BytesIO(plain))
+        columns = pick(list(source.schema_arrow.names))
+        frame = pl.from_arrow(source.read(columns=columns))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
 
     def _read_table(self, version_id: str, name: str) -> pl.DataFrame:
         return self.read_table_at(self.root / COHORT_DIR / version_id, version_id, name)

@@ -51,7 +51,7 @@ for the file) in the tests, and on every innocent recipient of every trial in th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,7 +71,13 @@ FIT_SAMPLE = 20_000
 SIGMAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 14.0, 20.0, 30.0, 50.0,
           100.0)  # candidate noise SDs, in units of δ
 OUTLIERS = (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8)
-KINDS = ("tardos", "flat")
+KINDS = ("tardos", "flat")  # the fingerprint's two scores
+OTHER_KINDS = ("membership", "decoys")  # evidence of other carriers (``score``'s ``other``)
+ALL_KINDS = (*KINDS, *OTHER_KINDS)
+# shares of the 10⁻⁹ given to each kind of evidence, per recipient that could be named by it:
+# the membership and decoy tests are strong when they hold at all, so a tenth each costs them
+# a few rows while the fingerprint keeps almost all of its share (ln 1.1 nats)
+WEIGHTS = {"tardos": 1.0, "flat": 1.0, "membership": 0.1, "decoys": 0.1}
 BERRY_ESSEEN = 0.56  # sup|F − Φ| ≤ 0.56·L, independent non-identical terms (Shevtsova 2010)
 _LAMBDAS = np.geomspace(1e-3, 1e3, 33)  # times 1/√V: the Chernoff grid, refined for the best
 
@@ -199,6 +205,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         y_all = np.asarray(suspect[carrier.column], dtype=np.float64)
         m_all = np.asarray(master[carrier.column], dtype=np.float64)
         use = linked & np.isfinite(y_all) & carrier.markable(m_all)
+        use[use] = carrier.chosen(bias_key, eids[use])
         y, m, who = y_all[use], m_all[use], eids[use]
         if len(y) == 0:
             continue
@@ -264,6 +271,7 @@ class Recipient:
     extract_id: str
     key: bytes
     carriers: frozenset[Carrier]
+    withheld: float = 0.0  # share of participants withheld from it (``membership.py``)
 
 
 @dataclass(frozen=True)
@@ -272,9 +280,9 @@ class Score:
     positions: int
     tardos: float
     flat: float
-    log_bound: float  # natural log of the system-wide false-accusation bound (2N · min)
+    log_bound: float  # natural log of the system-wide false-accusation bound
     log_p: float = 0.0  # ln of this recipient's own bound (smaller score tail), before the union
-    kind_log_p: tuple[float, ...] = ()  # ln of each score's tail bound, in ``KINDS`` order
+    kind_log_p: tuple[float, ...] = ()  # ln of each kind's tail bound, in ``ALL_KINDS`` order
 
     @property
     def bound(self) -> float:
@@ -384,26 +392,57 @@ def log_tail(coef: np.ndarray, p: np.ndarray, score: float, grid: Tilts | None =
     return float(min(0.0, float(values[best]), float(found.fun)))
 
 
+@dataclass(frozen=True)
+class Other:
+    """Evidence of another kind: each recipient's ln p-value under the null (an exact or
+    conservative tail), and how many recipients could be named by it (those with positions)."""
+
+    log_p: dict[str, float]
+    hypotheses: int
+
+
 def score(marks: Marks, recipients: Sequence[Recipient],
-          hypotheses: int | None = None) -> list[Score]:
+          hypotheses: int | None = None, other: Mapping[str, Other] | None = None
+          ) -> list[Score]:
     """Every recipient's scores and the system-wide bound, best (smallest bound) first.
 
-    ``hypotheses`` is the number of recipients the union bound covers. By default, those with
-    at least one position in the suspect: a recipient with none scores 0 whatever its symbols,
-    so its bound is 1 and it can never be named — it needs no share of the 10⁻⁹.
+    ``hypotheses`` is the number of recipients the fingerprint's union bound covers. By
+    default, those with at least one position in the suspect: a recipient with none scores 0
+    whatever its symbols, so its bound is 1 and it can never be named — it needs no share of
+    the 10⁻⁹. ``other`` adds the evidence of other carriers (``OTHER_KINDS``): the 10⁻⁹ is
+    shared over every (recipient, kind) that could be named, in proportion to ``WEIGHTS``, so
+    the system-wide false-accusation probability stays at most 10⁻⁹ over all kinds together.
     """
+    other = dict(other or {})
+    unknown = set(other) - set(OTHER_KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds of evidence: {sorted(unknown)}")
     groups = _groups(recipients)
     masks = {carriers: np.isin(marks.carrier, [i for i, c in enumerate(marks.carriers)
                                                if c in carriers]) for carriers in groups}
     scorable = sum(len(members) for carriers, members in groups.items()
                    if masks[carriers].any())
     n = hypotheses if hypotheses is not None else scorable
-    union = math.log(max(1, len(KINDS) * n))
+    total = sum(WEIGHTS[k] for k in KINDS) * n + sum(
+        WEIGHTS[k] * o.hypotheses for k, o in other.items())
+    union = math.log(max(1.0, total))
     results: list[Score] = []
     for carrier_set, members in groups.items():
         results += _score_group(marks, masks[carrier_set], members, union)
+    if other:
+        results = [_with_other(s, other, union) for s in results]
     results.sort(key=lambda s: (s.log_bound, -s.tardos))
     return results
+
+
+def _with_other(s: Score, other: Mapping[str, Other], union: float) -> Score:
+    """``s`` with the other kinds' evidence: its bound is the best kind's, each kind's p-value
+    divided by its weight (a kind with a smaller share needs a smaller p-value)."""
+    kinds = s.kind_log_p + tuple(other[k].log_p.get(s.extract_id, 0.0) if k in other else 0.0
+                                 for k in OTHER_KINDS)
+    best = min(v - math.log(WEIGHTS[k]) for k, v in zip(ALL_KINDS, kinds, strict=True))
+    return Score(s.extract_id, s.positions, s.tardos, s.flat, min(0.0, best + union),
+                 min(kinds), kinds)
 
 
 def _score_group(marks: Marks, mask: np.ndarray, members: Sequence[Recipient],
@@ -427,7 +466,7 @@ def _score_group(marks: Marks, mask: np.ndarray, members: Sequence[Recipient],
         if min(kinds) + union <= math.log(THRESHOLD) + 10:  # near the line or past it: refine
             kinds = [min(v, log_tail(coef[k], p, float(raw[row, i]), grids[k]))
                      for i, (k, v) in enumerate(zip(KINDS, kinds, strict=True))]
-        best = min(kinds)
+        best = min(kinds)  # the fingerprint kinds' weights are 1
         out.append(Score(member.extract_id, int(mask.sum()), float(raw[row, 0]),
                          float(raw[row, 1]), min(0.0, best + union), best, tuple(kinds)))
     return out
@@ -455,10 +494,11 @@ def accused(scores: Sequence[Score]) -> list[Score]:
 
 def judge(eids: np.ndarray, suspect: dict[str, np.ndarray], master: pl.DataFrame,
           carriers: Sequence[Carrier], recipients: Sequence[Recipient], bias_key: bytes,
-          seed: int = 0, cap: int = MAX_POSITIONS) -> tuple[Marks, list[Score]]:
+          seed: int = 0, cap: int = MAX_POSITIONS, other: Mapping[str, Other] | None = None
+          ) -> tuple[Marks, list[Score]]:
     """Read the marks of linked suspect rows and score every recipient (best first)."""
     eids = np.asarray(eids, dtype=np.int64)
     columns = sorted({c.column for c in carriers} & set(suspect) & set(master.columns))
     marks = read_marks(carriers, eids, {c: suspect[c] for c in columns},
                        master_values(master, eids, columns), bias_key, seed=seed, cap=cap)
-    return marks, score(marks, recipients)
+    return marks, score(marks, recipients, other=other)

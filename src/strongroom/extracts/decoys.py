@@ -422,6 +422,22 @@ def find_decoys(
     rounding and marks is not allowed for. Extracts are searched in groups sharing the
     suspect's columns.
     """
+    return sorted({(extract_id, decoy) for extract_id, decoy, _ in
+                   match_decoys(suspect, registry, linked=linked, seed=seed)})
+
+
+def match_decoys(
+    suspect: pl.DataFrame,
+    registry: DecoyRegistry | Mapping[str, bytes | DecoySet],
+    *,
+    linked: Linked | None = None,
+    seed: int = 0,
+) -> list[tuple[str, str, int]]:
+    """:func:`find_decoys` with the suspect row (index in ``suspect``) of each match.
+
+    These are candidates by nearest neighbour, not evidence: ``decoy_evidence.weigh`` keeps
+    only those that match on every column present and bounds the chance of each.
+    """
     sets = _sets(registry)
     if not sets or suspect.height == 0:
         return []
@@ -429,7 +445,7 @@ def find_decoys(
     if linked is not None:
         rows = rows[linked.eids < 0]
         suspect = suspect[rows]
-    found: set[tuple[str, str]] = set()
+    found: set[tuple[str, str, int]] = set()
     for extract_ids, columns in _groups(sets, linked):
         master, owners = _union(sets, extract_ids, columns)
         specs = {c: sets[extract_ids[0]].specs[c] for c in columns}
@@ -440,8 +456,9 @@ def find_decoys(
                                       seed=seed)
         else:
             eids = linkage.link_frames(suspect, master, specs, mutual=True, seed=seed).eids
-        for index in eids[eids >= 0]:
-            found.add(owners[int(index)])
+        for at in np.flatnonzero(eids >= 0):
+            extract_id, decoy = owners[int(eids[at])]
+            found.add((extract_id, decoy, int(rows[at])))
     return sorted(found)
 
 

@@ -218,6 +218,13 @@ def link_known(
     return np.where(found >= 0, table.eids[np.maximum(found, 0)], -1).astype(np.int64)
 
 
+def comparable_values(frame: pl.DataFrame, specs: Mapping[str, ColumnSpec]
+                      ) -> dict[str, FloatArray]:
+    """``frame``'s code, number and date columns (dates as days) as linkage compares them:
+    the master side of :class:`Linked`'s ``values`` (``frame`` holds ``eid``)."""
+    return _Master.of(frame, specs, np.random.default_rng(0)).values
+
+
 # -- the columns of either side ------------------------------------------------------------
 
 

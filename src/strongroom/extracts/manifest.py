@@ -59,7 +59,8 @@ def recipient_of(master: MasterKey, manifest: ExtractManifest) -> Recipient:
         raise Unavailable(f"extract {manifest.id}'s symbol key does not derive from this "
                           f"master key (key id {manifest.key_id}); attribution cannot score "
                           f"it — check that the store's own master key is in use")
-    return Recipient(manifest.id, key, frozenset(carriers_of(manifest)))
+    return Recipient(manifest.id, key, frozenset(carriers_of(manifest)),
+                     float(manifest.withheld_share or 0.0))
 
 
 def recipients(master: MasterKey, manifests: Sequence[ExtractManifest]) -> list[Recipient]:
@@ -77,7 +78,7 @@ def public_view(manifest: ExtractManifest) -> dict[str, Any]:
         "cohort_version": manifest.cohort_version, "file_sha256": manifest.file_sha256,
         "format": manifest.format, "created_at": manifest.created_at.isoformat(),
         "created_by": manifest.created_by,
-    }
+    } | ({"withheld_share": manifest.withheld_share} if manifest.withheld_share else {})
 
 
 def digest(manifest: ExtractManifest) -> str:

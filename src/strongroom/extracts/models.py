@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Integer, LargeBinary, String
+from sqlalchemy import JSON, Float, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from strongroom.db import Base, UTCDateTime
@@ -37,3 +37,6 @@ class ExtractManifest(Base):
     format: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(32))
+    # share of eligible participants withheld under the extract's key (membership.py); 0 for
+    # extracts made before the participant-subset carrier
+    withheld_share: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")

@@ -43,7 +43,19 @@ from strongroom.audit import EventType
 from strongroom.cohort.model import EID, PARTICIPANTS, parse_column_name
 from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
-from strongroom.extracts import accuse, carriers, codes, decoys, linkage, manifest, stix, tables
+from strongroom.extracts import (
+    accuse,
+    carriers,
+    codes,
+    decoy_evidence,
+    decoys,
+    evidence,
+    linkage,
+    manifest,
+    membership,
+    stix,
+    tables,
+)
 from strongroom.extracts.models import ExtractManifest
 from strongroom.privacy import budget, gate
 from strongroom.privacy import fields as privacy_fields
@@ -144,10 +156,10 @@ def _held(ctx: AccessContext, db: Session, project: Project, recipient: Person) 
     return reasons
 
 
-def _extract_columns(participants: pl.DataFrame, ctx: AccessContext,
+def _extract_columns(names: Sequence[str], ctx: AccessContext,
                      fields: Sequence[int]) -> tuple[list[str], list[int]]:
     wanted = set(fields)
-    columns = [c for c in participants.columns if c != EID
+    columns = [c for c in names if c != EID
                and parse_column_name(c, ctx.dictionary).field_id in wanted]
     present = {parse_column_name(c, ctx.dictionary).field_id for c in columns}
     return columns, sorted(wanted - present)
@@ -157,7 +169,7 @@ def _pseudonyms(ctx: AccessContext, principal: Principal | None, project: Projec
                 eids: np.ndarray) -> pl.DataFrame:
     """The project's pseudonym map, issuing pseudonyms to participants who have none yet."""
     current = pseudonyms.load(ctx, project)
-    if len(np.setdiff1d(eids, current["eid"].to_numpy())):
+    if not pl.Series(eids).is_in(current["eid"].implode()).all():
         issued = pseudonyms.issue(ctx, project, eids)
         ctx.record(EventType.PROJECT_PSEUDONYMS_ISSUED, principal or "operator", project.id,
                    {"count": issued, "for": "extract"})
@@ -228,7 +240,8 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
                    decoy_count: int = decoys.MIN_DECOYS,
                    action: Action = Action.EXTRACT_CREATE,
                    rows: slice | None = None,
-                   risk_policy: gate.GatePolicy | None = None
+                   risk_policy: gate.GatePolicy | None = None,
+                   withhold: float = membership.SHARE
                    ) -> ExtractResult:
     """Make, fingerprint, record and write one project's record-level extract.
 
@@ -240,10 +253,15 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     ``rows``: a page of the cohort (by master ID order) instead of all of it.
     ``risk_policy``: what the risk gate demands (default k = 5, at most 2% suppressed); the
     gate anonymises quasi-identifiers that miss it, or refuses (``privacy/gate.py``).
+    ``withhold``: the share of participants withheld under the extract's key, the carrier
+    that survives any column deletion (``membership.py``; 0 to ``membership.MAX_SHARE``).
     """
     started = time.perf_counter()
     fmt = fmt.lower()
     _check_output(fmt, out_path)
+    if not 0.0 <= withhold <= membership.MAX_SHARE:
+        raise Invalid(f"the withheld share must be between 0 and {membership.MAX_SHARE} (a "
+                      f"share of participants, not a percentage); {withhold} was given")
     who = _project_for_extract(ctx, principal, project_id, action)
     allowed = _check_allowed(ctx, allow, who.fields)
     version = store.current()
@@ -252,8 +270,9 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     count = len(range(*(rows or slice(None)).indices(version.participants)))
     watch.guard(principal, project_id, action.value, Planned(record_count=count),
                 charged=who.person_id)
-    participants = store.load(tables=[PARTICIPANTS]).participants
-    columns, omitted = _extract_columns(participants, ctx, who.fields)
+    participants = store.load_participants(  # decodes only the granted columns
+        lambda names: [EID, *_extract_columns(names, ctx, who.fields)[0]])
+    columns, omitted = _extract_columns(participants.columns, ctx, who.fields)
     if not columns:
         raise Invalid(f"project {project_id} is granted no participant-table fields; grant "
                       f"fields before making an extract")
@@ -262,7 +281,11 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
         frame = frame.sort(EID)[rows]
         if frame.is_empty():
             raise Invalid("that page of the cohort holds no participants; start lower")
+    # carriers from every eligible participant, before any is withheld: extracts of the same
+    # columns and cohort then share their carriers, so attribution reads each cell once
     choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
+    extract_id = new_id("ext")
+    frame = membership.withhold(frame, codes.recipient_key(ctx.key, extract_id), withhold)
     try:
         risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
                           fixed=[c.column for c in choice.carriers])  # marks stay sharp
@@ -275,7 +298,7 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
                               charged=who.person_id)
     try:
         return _make(ctx, principal, who, fmt, out_path, version.id, frame, columns, omitted,
-                     choice, risk, allowed, decoy_count, started)
+                     choice, risk, allowed, decoy_count, started, (extract_id, withhold))
     except BaseException:
         watch.cancel(reservation)
         raise
@@ -284,11 +307,14 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
 def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt: str,
           out_path: Path, version_id: str, frame: pl.DataFrame, columns: list[str],
           omitted: list[int], choice: carriers.Choice, risk: gate.GateDecision,
-          allowed: list[int], decoy_count: int, started: float) -> ExtractResult:
-    """Mark, add decoys, write and record an extract the limits have let through."""
+          allowed: list[int], decoy_count: int, started: float,
+          identity: tuple[str, float]) -> ExtractResult:
+    """Mark, add decoys, write and record an extract the limits have let through.
+
+    ``identity``: the extract's id and the share withheld from ``frame`` under its key."""
     project_id = who.project.id
+    extract_id, withheld = identity
     ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
-    extract_id = new_id("ext")
     key = codes.recipient_key(ctx.key, extract_id)
     marked = risk.release(carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key),
                                                key))
@@ -307,7 +333,7 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
         decoys_sealed=manifest.seal_decoys(ctx.key, extract_id, made.registry),
         decoy_count=made.rows.height, rows=released.height, cohort_version=version_id,
         file_sha256=sha256, format=fmt, created_at=ctx.clock(),
-        created_by=principal.person_id if principal else "operator")
+        created_by=principal.person_id if principal else "operator", withheld_share=withheld)
     try:
         with ctx.transaction() as db:
             db.add(record)
@@ -319,7 +345,8 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
         "decoys": made.rows.height, "fields": list(who.fields), "columns": len(columns),
         "carriers": [c.column for c in choice.carriers], "key_id": record.key_id,
         "cohort_version": version_id, "recipient": who.person_id,
-        "institution": who.institution_id, "allow_listed": allowed, "risk": risk.summary()})
+        "institution": who.institution_id, "allow_listed": allowed, "risk": risk.summary(),
+        "withheld_share": withheld})
     return ExtractResult(extract_id, project_id, who.institution_id, out_path, fmt, sha256,
                          released.height, frame.height, made.rows.height, columns,
                          [c.column for c in choice.carriers], choice.skipped, omitted,
@@ -340,7 +367,7 @@ def candidate_risk(ctx: AccessContext, principal: Principal, project_id: str, *,
     if store.current() is None:
         raise Invalid("the store holds no cohort yet; ingest one first")
     participants = store.load(tables=[PARTICIPANTS]).participants
-    columns, _ = _extract_columns(participants, ctx, fields)
+    columns, _ = _extract_columns(participants.columns, ctx, fields)
     qis = privacy_fields.quasi_identifiers(columns, ctx.dictionary)
     if not qis:
         raise Invalid(f"project {project_id}'s granted fields hold no quasi-identifier; "
@@ -397,6 +424,8 @@ class AttributionReport:
     linked_columns: dict[str, str]
     manifests: dict[str, tuple[str, str, str]]  # extract -> (project, institution, digest)
     notes: list[str] = field(default_factory=list)
+    subsets: dict[str, membership.Evidence] = field(default_factory=dict)
+    decoys_weighed: dict[str, decoy_evidence.DecoyEvidence] = field(default_factory=dict)
     evidence: Path | None = None
     seconds: float = 0.0
     run_at: dt.datetime | None = None
@@ -455,6 +484,7 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
         records = manifest.list_all(db)
     if not suspect_path.is_file():
         raise NotFound(f"there is no file {suspect_path}")
+    tables.check_suspect(suspect_path)  # size, type and width before any parsing or hashing
     digest = _sha256(suspect_path)
     suspect = tables.read_suspect(suspect_path)
     notes: list[str] = []
@@ -467,8 +497,7 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
     if not records:
         notes.append("no extracts are registered, so no recipient can be scored")
     else:
-        linked = _score(ctx, store, suspect, records, report, cap)
-        report.decoys_found = _decoys(ctx, suspect, records, linked)
+        _score(ctx, store, suspect, records, report, cap)
     report.seconds = time.perf_counter() - started
     report.evidence = evidence or suspect_path.with_name(suspect_path.name + ".evidence.md")
     _write_evidence(report)
@@ -484,8 +513,7 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
 
 
 def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
-           records: Sequence[ExtractManifest], report: AttributionReport,
-           cap: int) -> linkage.Linked:
+           records: Sequence[ExtractManifest], report: AttributionReport, cap: int) -> None:
     version = store.current()
     if version is None:
         raise Invalid("the store holds no cohort, so no marks can be read; ingest it first")
@@ -503,9 +531,16 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
                           marked={c.column for c in all_carriers})
     report.rows_linked = linked.rows_linked
     report.linked_columns = dict(linked.columns)
+    recipients = manifest.recipients(ctx.key, records)
+    sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
+            for m in records if m.decoy_count}
+    found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
+    report.subsets, report.decoys_weighed = found.subsets, found.decoys
+    report.decoys_found = _decoys_listed(found, records, report.notes)
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
-                                 manifest.recipients(ctx.key, records), codes.bias_key(ctx.key),
-                                 seed=int(report.suspect_sha256[:16], 16), cap=cap)
+                                 recipients, codes.bias_key(ctx.key),
+                                 seed=int(report.suspect_sha256[:16], 16), cap=cap,
+                                 other=found.other())
     report.marks = marks
     report.scores = scores
     by_id = {m.id: m for m in records}
@@ -513,17 +548,22 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
                               by_id[s.extract_id].institution_id, s.bound, s.log_bound,
                               s.tardos, s.flat, s.positions) for s in accuse.accused(scores)]
     report.verdict = "attributed" if report.accused else "inconclusive"
-    return linked
 
 
-def _decoys(ctx: AccessContext, suspect: pl.DataFrame, records: Sequence[ExtractManifest],
-            linked: linkage.Linked) -> list[DecoyHit]:
-    """Decoys of any extract found among the suspect rows not linked to real participants."""
-    registry = {m.id: manifest.open_decoys(ctx.key, m) for m in records if m.decoy_count}
+def _decoys_listed(found: evidence.Gathered, records: Sequence[ExtractManifest],
+                   notes: list[str]) -> list[DecoyHit]:
+    """Decoys matched strongly enough to be evidence; the others only counted in a note."""
     by_id = {m.id: m for m in records}
-    return [DecoyHit(extract_id, by_id[extract_id].project_id,
-                     by_id[extract_id].institution_id, str(decoy))
-            for extract_id, decoy in decoys.find_decoys(suspect, registry, linked=linked)]
+    weighed = sorted(found.decoys.values(), key=lambda e: e.extract_id)
+    unlisted = [e for e in weighed if e.found and not e.listed]
+    if unlisted:
+        notes.append(f"{sum(len(e.found) for e in unlisted)} suspect row(s) matched decoys of "
+                     f"{len(unlisted)} extract(s) on the columns present, but rows like them "
+                     f"are common enough in the cohort that the matches are no evidence; "
+                     f"they are not listed")
+    return [DecoyHit(e.extract_id, by_id[e.extract_id].project_id,
+                     by_id[e.extract_id].institution_id, decoy)
+            for e in weighed if e.listed for decoy in e.found]
 
 
 def indicators(ctx: AccessContext, principal: Principal | None,
@@ -618,9 +658,26 @@ def _evidence(r: AttributionReport) -> str:
         project, institution, _ = r.manifests.get(s.extract_id, ("?", "?", ""))
         lines.append(f"| {s.extract_id} | {project} | {institution} | {s.positions:,} | "
                      f"{s.tardos:.1f} | {s.flat:.1f} | {_fmt_bound(s.log_bound)} |")
+    lines += ["", "## Participants held (membership)", ""]
+    held = sorted((e for e in r.subsets.items() if e[1].positions), key=lambda e: e[1].log_p)
+    if held:
+        lines += [f"Linked participants: {held[0][1].positions:,}. Each extract withholds a "
+                  f"keyed share of its participants; an innocent extract's withheld count is "
+                  f"Binomial (exact tail below).", "",
+                  "| extract | withheld among linked | ln P(W ≤ w) |", "|---|---|---|"]
+        lines += [f"| {e} | {v.withheld:,} | {v.log_p:.1f} |" for e, v in held[:10]]
+    else:
+        lines.append("No linked participant, or no extract withholds any.")
     lines += ["", "## Decoys found", ""]
+    weighed = sorted(r.decoys_weighed.values(), key=lambda e: e.log_p)
+    if weighed:
+        lines += ["| extract | decoys matched | of | columns compared | chance matches "
+                  "expected | ln P(K ≥ k) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {e.extract_id} | {len(e.found)} | {e.decoys} | {e.columns} | "
+                  f"{e.chance:.2g} | {e.log_p:.1f} |" for e in weighed[:10]]
+        lines.append("")
     lines += [f"- extract {d.extract_id} (project {d.project}, {d.institution}): decoy "
-              f"{d.decoy}" for d in r.decoys_found] or ["- none"]
+              f"{d.decoy}" for d in r.decoys_found] or ["- none listed"]
     lines += ["", "## Manifests (SHA-256 of each manifest's canonical JSON)", ""]
     lines += [f"- {e}: project {p}, {i}, `{d}`" for e, (p, i, d) in sorted(r.manifests.items())]
     if r.notes:

@@ -6,11 +6,18 @@ delimiter is sniffed; every column is read as text first and becomes numeric onl
 non-empty cells parse as numbers (so a column of numbers stored as strings reads as numbers, and
 a column of codes with one stray word stays text). Column names and order are kept as found;
 matching them to the master is the linkage's job, by values.
+
+A hostile file is refused before it is parsed (``check_suspect``): by its size on disk, its
+type (first bytes), and its width (the header line of text, the schema of Parquet, the
+dimension of a workbook's sheet) and, for compressed formats, the size it would unpack to.
+The limits are far above any extract (a 500,000 × 20 CSV is about 60 MiB; the cohort's
+participant table has about 100 columns).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,12 @@ _GZIP = b"\x1f\x8b"
 _DELIMITERS = (",", "\t", ";", "|")
 _MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", ".")
 _SNIFF_LINES = 50
+MAX_BYTES = 256 * 1024 * 1024  # on disk
+MAX_UNPACKED = 1024 * 1024 * 1024  # what a Parquet file or workbook would unpack to
+MAX_COLUMNS = 1_000
+MAX_ROWS = 5_000_000  # Parquet and workbooks say how many before they are read
+MAX_HEADER = 1024 * 1024  # bytes of a text file's first line
+_NESTED = (pl.List, pl.Array, pl.Struct, pl.Object)
 
 
 def file_sha256(path: Path) -> str:
@@ -43,8 +56,10 @@ def file_sha256(path: Path) -> str:
 def read_suspect(path: Path) -> pl.DataFrame:
     """The suspect file as a table: numeric columns typed, others text, names as found.
 
-    Raises ``Invalid`` naming what is wrong when the file cannot be read as a table.
+    Raises ``Invalid`` naming what is wrong when the file cannot be read as a table, or
+    when it is too large or too wide to be a leaked extract (``check_suspect``, first).
     """
+    check_suspect(path)
     head = _head(path)
     if head.startswith(_PARQUET):
         frame = _read_parquet(path)
@@ -59,6 +74,108 @@ def read_suspect(path: Path) -> pl.DataFrame:
     if frame.width == 0 or frame.height == 0:
         raise Invalid(f"{path.name} holds no data rows; nothing to attribute")
     return frame
+
+
+def check_suspect(path: Path) -> None:
+    """Refuse a file too large, too wide or of the wrong kind, before parsing any of it."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise Invalid(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+    if size > MAX_BYTES:
+        raise Invalid(f"{path.name} is {size / 2**20:,.0f} MiB, more than the "
+                      f"{MAX_BYTES // 2**20} MiB a suspect file may be; send a sample of its "
+                      f"rows (a few thousand are plenty to attribute)")
+    if size == 0:
+        raise Invalid(f"{path.name} is empty")
+    head = _head(path)
+    if head.startswith(_PARQUET):
+        _check_parquet(path)
+    elif head.startswith(_ZIP):
+        _check_workbook(path)
+    elif not head.startswith((_OLE, _GZIP)):  # those are refused with their own reasons
+        _check_header(path)
+
+
+def _too_wide(name: str, columns: int) -> Invalid:
+    return Invalid(f"{name} has {columns:,} columns, more than the {MAX_COLUMNS:,} a suspect "
+                   f"file may have; keep the columns that came from the extract")
+
+
+def _too_long(name: str, rows: int) -> Invalid:
+    return Invalid(f"{name} has {rows:,} rows, more than the {MAX_ROWS:,} a suspect file may "
+                   f"have; send a sample of its rows")
+
+
+def _check_header(path: Path) -> None:
+    with path.open("rb") as fh:
+        first = fh.readline(MAX_HEADER + 1)
+    if len(first) > MAX_HEADER:
+        raise Invalid(f"{path.name}'s first line is longer than {MAX_HEADER // 1024:,} KiB; "
+                      f"a table's header is far shorter (is it a table?)")
+    line = first.decode("utf-8", errors="replace")
+    widest = max(_count_outside_quotes(line, sep) for sep in _DELIMITERS) + 1
+    if widest > MAX_COLUMNS:
+        raise _too_wide(path.name, widest)
+
+
+def _check_parquet(path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+        schema = pl.read_parquet_schema(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise Invalid(f"{path.name} looks like Parquet but cannot be read ({_kind(exc)})") from exc
+    except Exception as exc:  # polars raises several types for damaged files
+        raise Invalid(f"{path.name} looks like Parquet but cannot be read ({_kind(exc)})") from exc
+    if meta.num_columns > MAX_COLUMNS:
+        raise _too_wide(path.name, meta.num_columns)
+    if meta.num_rows > MAX_ROWS:
+        raise _too_long(path.name, meta.num_rows)
+    unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if unpacked > MAX_UNPACKED:
+        raise Invalid(f"{path.name} would unpack to {unpacked / 2**20:,.0f} MiB, more than "
+                      f"{MAX_UNPACKED // 2**20:,} MiB; send a sample of its rows")
+    nested = [name for name, dtype in schema.items() if isinstance(dtype, _NESTED)]
+    if nested:
+        raise Invalid(f"{path.name} has nested columns ({', '.join(nested[:5])}); a leaked "
+                      f"extract is a flat table of numbers, dates and text")
+
+
+def _check_workbook(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            sheets = [i for i in archive.infolist() if i.filename.startswith("xl/worksheets/")]
+            dimensions = [_dimension(archive, info) for info in sheets]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise Invalid(f"{path.name} is a zip file but not a readable .xlsx workbook "
+                      f"({_kind(exc)})") from exc
+    if unpacked > MAX_UNPACKED:
+        raise Invalid(f"{path.name} would unpack to {unpacked / 2**20:,.0f} MiB, more than "
+                      f"{MAX_UNPACKED // 2**20:,} MiB; send a sample of its rows")
+    for columns, rows in dimensions:
+        if columns > MAX_COLUMNS:
+            raise _too_wide(path.name, columns)
+        if rows > MAX_ROWS:
+            raise _too_long(path.name, rows)
+
+
+def _dimension(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int]:
+    """A sheet's declared columns and rows, from its ``<dimension ref="A1:XFD9">`` (0, 0 if
+    it declares none; openpyxl then stops at the cells themselves)."""
+    with archive.open(info) as fh:
+        start = fh.read(4096).decode("utf-8", errors="replace")
+    found = re.search(r'<(?:\w+:)?dimension ref="[A-Z]*\d*:?([A-Z]+)(\d+)"', start)
+    if found is None:
+        return 0, 0
+    letters, rows = found.groups()
+    columns = 0
+    for letter in letters:
+        columns = columns * 26 + ord(letter) - ord("A") + 1
+    return columns, int(rows)
 
 
 def _head(path: Path) -> bytes:

@@ -34,6 +34,7 @@ from strongroom.access.states import ExportStatus, PauseLevel, PauseState, Vetti
 from strongroom.errors import Invalid, NotFound, Refused, ServiceError
 from strongroom.extracts import manifest as extract_manifest
 from strongroom.extracts import service as extracts
+from strongroom.extracts import tables as suspect_tables
 from strongroom.platform import Platform
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
@@ -42,7 +43,7 @@ from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
 
 router = APIRouter(include_in_schema=False)
 BASE = PREFIX + "/custodian"
-MAX_SUSPECT_BYTES = 256 * 1024 * 1024  # a leaked 500,000-row CSV is well under this
+MAX_SUSPECT_BYTES = suspect_tables.MAX_BYTES  # a leaked 500,000-row CSV is well under this
 CHUNK = 1 << 20
 
 Custodian = Annotated[Principal, Depends(section("Custodian"))]

@@ -1,0 +1,81 @@
+"""The evidence beside the fingerprint: which participants a suspect holds, and its decoys.
+
+``gather`` reads both from a suspect already linked to the cohort and hands them to
+``accuse.score`` as ``Other`` evidence, which shares the 10⁻⁹ between every kind
+(``accuse.WEIGHTS``). Attribution (``service.attribute``) and the benchmark call it alike.
+
+The membership test needs no confident link, only a rule that names a participant per row
+without looking at any extract's key (the null law holds for any such rule). Besides the
+linkage's links, a row left unlinked counts for the participant it matches *exactly* on every
+column present, when exactly one does (``exact_unique``): coarse columns (a few integers)
+leave most rows with a near twin that the linkage's margin refuses, but an exact and unique
+match is still far more often right than wrong, and a wrong one costs only power.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from strongroom.cohort.dictionary import Dictionary
+from strongroom.cohort.model import EID
+from strongroom.extracts import accuse, decoy_evidence, decoys, linkage, membership
+from strongroom.extracts.linkage import Linked
+
+
+@dataclass(frozen=True)
+class Gathered:
+    subsets: dict[str, membership.Evidence]  # extract id -> participants held
+    decoys: dict[str, decoy_evidence.DecoyEvidence]  # extract id -> decoys matched, weighed
+    decoy_extracts: int  # extracts with decoys: each could be matched by chance
+
+    def other(self) -> dict[str, accuse.Other]:
+        return {
+            "membership": accuse.Other({e: v.log_p for e, v in self.subsets.items()},
+                                       sum(v.positions > 0 for v in self.subsets.values())),
+            "decoys": accuse.Other({e: v.log_p for e, v in self.decoys.items()},
+                                   self.decoy_extracts),
+        }
+
+
+def gather(suspect: pl.DataFrame, linked: Linked, recipients: Sequence[accuse.Recipient],
+           decoy_sets: Mapping[str, decoys.DecoySet], master: pl.DataFrame,
+           dictionary: Dictionary) -> Gathered:
+    """Membership evidence for every recipient; decoys of any extract among the suspect rows
+    not linked to real participants, kept only when they match on every column present."""
+    held = np.where(linked.eids >= 0, linked.eids, exact_unique(linked, master, dictionary))
+    subsets = membership.evidence(held, {r.extract_id: (r.key, r.withheld)
+                                         for r in recipients})
+    sets = {e: s for e, s in decoy_sets.items() if s.rows.height}
+    candidates = decoys.match_decoys(suspect, sets, linked=linked) if sets else []
+    weighed = decoy_evidence.weigh(linked, candidates, sets, master)
+    return Gathered(subsets, weighed, len(sets))
+
+
+def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -> np.ndarray:
+    """Per suspect row the linkage left unlinked, the one master participant equal to it on
+    every column present (codes, numbers and dates as linkage reads them; missing matches
+    missing); −1 if none or several, and for rows already linked."""
+    columns = sorted(c for c in set(linked.columns.values()) & set(linked.values)
+                     if c in master.columns and bool(np.any(~np.isnan(linked.values[c]))))
+    out = np.full(len(linked.eids), -1, dtype=np.int64)
+    wanted = np.flatnonzero(linked.eids < 0)  # rows the linkage left: the others are linked
+    if not columns or len(wanted) == 0:
+        return out
+    specs = linkage.column_specs(columns, dictionary)
+    values = linkage.comparable_values(master.select([EID, *columns]), specs)
+    cohort = pl.DataFrame({EID: master[EID].cast(pl.Int64),
+                           **{f"c{i}": values[c] for i, c in enumerate(columns)}})
+    cohort = cohort.with_columns(pl.col(f"c{i}").fill_nan(None) for i in range(len(columns)))
+    keys = [f"c{i}" for i in range(len(columns))]
+    unique = (cohort.group_by(keys).agg(pl.col(EID).first(), pl.len().alias("n"))
+              .filter(pl.col("n") == 1).drop("n"))
+    rows = pl.DataFrame({"row": wanted,
+                         **{f"c{i}": linked.values[c][wanted] for i, c in enumerate(columns)}})
+    rows = rows.with_columns(pl.col(k).fill_nan(None) for k in keys)
+    found = rows.join(unique, on=keys, how="inner", nulls_equal=True)
+    out[found["row"].to_numpy()] = found[EID].to_numpy()
+    return out

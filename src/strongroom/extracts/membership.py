@@ -1,0 +1,103 @@
+"""The participant-subset carrier: which participants a recipient receives.
+
+Every extract withholds a keyed share ``r`` (``SHARE``, 2%) of the participants it could hold:
+participant ``i`` is withheld from extract ``j`` when ``u(j, i) < r·2³²``, ``u`` the same AES
+pseudo-random function as the symbols (``codes.py``) under the extract's own key, on a tag no
+column uses. So ``withheld(j, i) ~ Bernoulli(r)`` exactly and independently of every symbol and
+of every other extract. For analysis this is a random 2% subsample (missing completely at
+random): no estimate is biased, standard errors grow by about 1%.
+
+The mark lives in *which rows exist*, so it survives any deletion, rewriting or wiping of
+columns: a leaked copy of extract ``j`` holds none of ``j``'s withheld participants, whatever
+was done to its values, as long as its rows can still be linked to the cohort on the columns
+that survive.
+
+**The bound.** For a suspect whose rows link to ``n`` distinct participants, let ``W_j`` be the
+number of them withheld from extract ``j``. Under the null hypothesis (the file holds no row of
+``j``'s copy) the linked set is independent of ``j``'s key, so ``W_j ~ Binomial(n, r)`` exactly,
+whatever the file is; the evidence against ``j`` is the exact lower tail ``P(W ≤ W_j)``. A
+guilty copy gives ``W_j = 0`` (or a few, from wrong links or rows mixed in from elsewhere):
+``(1 − r)ⁿ``, e.g. ``e⁻¹⁰¹`` at 5,000 rows, ``10⁻¹³`` (naming, among 1,000 recipients) at
+about 1,500.
+
+What it cannot do: colluders who pool their copies and keep the *union* of their rows hold
+about ``r·n`` of each one's withheld participants, like an innocent; their values still carry
+the fingerprints. A seller who keeps only the *intersection* of several copies is named by
+each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy.special import logsumexp
+from scipy.stats import binom
+
+from strongroom.cohort.model import EID
+from strongroom.extracts import codes
+
+SHARE = 0.02  # share of eligible participants withheld from each extract
+MAX_SHARE = 0.1  # a custodian may choose up to this; more would cost analyses real power
+TAG = codes.column_tag("\0strongroom membership v1")  # no storage column has this name
+
+
+def threshold(share: float) -> int:
+    """``share`` as a threshold in units of 2⁻³² (the withheld share is exactly this / 2³²)."""
+    return round(share * codes.SCALE)
+
+
+def withheld(key: bytes, eids: np.ndarray, share: float) -> np.ndarray:
+    """Whether each participant is withheld from the extract with symbol key ``key``."""
+    eids = np.asarray(eids, dtype=np.int64)
+    if share <= 0 or len(eids) == 0:
+        return np.zeros(len(eids), dtype=np.bool_)
+    return codes.prf_u32(key, eids, np.array(TAG, dtype=np.uint64)) < np.uint32(threshold(share))
+
+
+def withhold(frame: pl.DataFrame, key: bytes, share: float) -> pl.DataFrame:
+    """``frame`` (master ``eid`` + columns) without the participants withheld under ``key``."""
+    out = withheld(key, frame[EID].cast(pl.Int64).to_numpy(), share)
+    return frame.filter(pl.Series(~out))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One extract's membership evidence in a suspect file."""
+
+    positions: int  # distinct linked participants
+    withheld: int  # of them withheld from this extract
+    log_p: float  # ln P(W ≤ withheld) under the null: Binomial(positions, share)
+
+
+def log_lower_tail(count: int, n: int, p: float) -> float:
+    """``ln P(W ≤ count)`` for ``W ~ Binomial(n, p)``, summed in logs (``binom.logcdf``
+    underflows to −∞ far in the tail: 0 of 490,000 at 2% is e⁻⁹⁸⁹⁹)."""
+    if count >= n * p:  # at or above the mean: no evidence (1 is a valid bound), and no sum
+        return 0.0
+    terms = binom.logpmf(np.arange(count + 1), n, p)
+    return min(0.0, float(logsumexp(terms)))
+
+
+def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]]
+             ) -> dict[str, Evidence]:
+    """Each extract's evidence from the suspect's linked master ids (``-1``: unlinked).
+
+    ``keys``: extract id → (symbol key, withheld share); extracts made before this carrier
+    existed have share 0 and no positions.
+    """
+    eids = np.unique(np.asarray(linked, dtype=np.int64))
+    eids = eids[eids >= 0]
+    blocks = codes.prf_input(eids, np.array(TAG, dtype=np.uint64))  # built once, keyed per extract
+    out: dict[str, Evidence] = {}
+    for extract_id, (key, share) in keys.items():
+        if share <= 0 or len(eids) == 0:
+            out[extract_id] = Evidence(0, 0, 0.0)
+            continue
+        count = int(np.count_nonzero(codes.prf_u32_of(key, blocks)
+                                     < np.uint32(threshold(share))))
+        exact = threshold(share) / codes.SCALE
+        out[extract_id] = Evidence(len(eids), count, log_lower_tail(count, len(eids), exact))
+    return out

@@ -1,0 +1,70 @@
+"""The participant-subset carrier: exact withheld share, exact null law, guilty copies."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from strongroom.cohort.crypto import MasterKey
+from strongroom.cohort.model import EID
+from strongroom.extracts import codes, membership
+
+MASTER = MasterKey(b"\x09" * 32)
+EIDS = np.arange(1_000_000, 1_050_000, dtype=np.int64)
+
+
+def _key(i: int) -> bytes:
+    return codes.recipient_key(MASTER, f"ext_{i:03d}")
+
+
+def test_the_withheld_share_is_keyed_and_near_its_rate() -> None:
+    one, two = (membership.withheld(_key(i), EIDS, membership.SHARE) for i in (1, 2))
+    assert abs(one.mean() - membership.SHARE) < 4 * math.sqrt(0.02 * 0.98 / len(EIDS))
+    assert 0 < (one & two).sum() < 3 * len(EIDS) * membership.SHARE**2  # independent keys
+    assert np.array_equal(one, membership.withheld(_key(1), EIDS, membership.SHARE))
+    assert not membership.withheld(_key(1), EIDS, 0.0).any()
+    frame = pl.DataFrame({EID: EIDS, "x": np.ones(len(EIDS))})
+    kept = membership.withhold(frame, _key(1), membership.SHARE)
+    assert kept.height == len(EIDS) - one.sum()
+    assert not set(kept[EID].to_list()) & set(EIDS[one].tolist())
+
+
+def test_a_guilty_copy_holds_none_of_its_withheld() -> None:
+    held = EIDS[~membership.withheld(_key(1), EIDS, membership.SHARE)]
+    rows = np.random.default_rng(1).choice(held, 1500, replace=False)
+    linked = np.concatenate([rows, [-1, -1]])  # unlinked rows count for nothing
+    found = membership.evidence(linked, {f"ext_{i:03d}": (_key(i), membership.SHARE)
+                                         for i in range(1, 30)})
+    assert found["ext_001"].withheld == 0 and found["ext_001"].positions == 1500
+    assert found["ext_001"].log_p == pytest.approx(1500 * math.log1p(-0.02), rel=1e-6)
+    assert found["ext_001"].log_p < math.log(1e-9 / (0.1 * 1000 / 2.2))
+    assert all(found[f"ext_{i:03d}"].log_p > -12 for i in range(2, 30))
+
+
+def test_the_null_law_is_exact_binomial() -> None:
+    """Innocent extracts against files they never touched: P(p ≤ α) ≤ α at every α."""
+    rng = np.random.default_rng(5)
+    keys = {f"ext_{i:03d}": (_key(i), membership.SHARE) for i in range(400)}
+    logs = []
+    for _ in range(5):
+        rows = rng.choice(EIDS, 300, replace=False)
+        logs += [e.log_p for e in membership.evidence(rows, keys).values()]
+    p = np.exp(np.array(logs))
+    for alpha in (0.01, 0.05, 0.2, 0.5):
+        assert np.mean(p <= alpha) <= alpha + 3 * math.sqrt(alpha / len(p)), alpha
+
+
+def test_old_extracts_have_no_positions() -> None:
+    found = membership.evidence(EIDS[:100], {"old": (_key(1), 0.0)})
+    assert found["old"] == membership.Evidence(0, 0, 0.0)
+
+
+def test_the_tail_stays_finite_far_out() -> None:
+    assert membership.log_lower_tail(0, 490_000, 0.02) == pytest.approx(490_000 * math.log(0.98))
+    assert membership.log_lower_tail(3, 300, 0.02) == pytest.approx(
+        math.log(sum(math.comb(300, k) * 0.02**k * 0.98 ** (300 - k) for k in range(4))))
+    assert membership.log_lower_tail(6, 300, 0.02) == 0.0  # at the mean: 1, a valid bound
+    assert membership.log_lower_tail(100, 100, 0.02) == 0.0

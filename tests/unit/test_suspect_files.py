@@ -1,0 +1,89 @@
+"""Hostile suspect files are refused before parsing: size, width, type, unpacked size."""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import polars as pl
+import pytest
+
+from strongroom.errors import Invalid
+from strongroom.extracts import tables
+
+
+def _refused_fast(path: Path, reason: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(Invalid, match=reason):
+        tables.read_suspect(path)
+    assert time.perf_counter() - started < 5  # refused, not parsed (145 s once, at 10,000)
+
+
+def test_a_file_past_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as fh:  # sparse: a size on disk without writing it
+        fh.write(b"a,b\n1,2\n")
+        fh.truncate(tables.MAX_BYTES + 1)
+    _refused_fast(path, "MiB, more than")
+
+
+def test_ten_thousand_columns_of_text_are_refused_from_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    header = ",".join(f"c{i}" for i in range(10_000))
+    path.write_text(header + "\n" + "\n".join(",".join("1" * 10_000) for _ in range(50)))
+    _refused_fast(path, "10,000 columns")
+    tabs = tmp_path / "wide.tsv"
+    tabs.write_text("\t".join(f"c{i}" for i in range(2_000)) + "\n")
+    _refused_fast(tabs, "2,000 columns")
+
+
+def test_a_header_line_without_end_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "line.csv"
+    path.write_bytes(b"x" * (tables.MAX_HEADER + 10))
+    _refused_fast(path, "first line is longer")
+
+
+def test_wide_long_or_nested_parquet_is_refused_from_its_metadata(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wide = tmp_path / "wide.parquet"
+    pl.DataFrame({f"c{i}": [1.0] for i in range(tables.MAX_COLUMNS + 1)}).write_parquet(wide)
+    _refused_fast(wide, "1,001 columns")
+    nested = tmp_path / "nested.parquet"
+    pl.DataFrame({"a": [1.0, 2.0], "b": [[1, 2], [3]]}).write_parquet(nested)
+    _refused_fast(nested, "nested columns")
+    monkeypatch.setattr(tables, "MAX_UNPACKED", 2**20)  # small limits: small files, same code
+    bomb = tmp_path / "bomb.parquet"  # zeros compress to almost nothing
+    pl.DataFrame({"z": np.zeros(2**20 // 8 * 4)}).write_parquet(bomb, compression="zstd")
+    assert bomb.stat().st_size < 2**16
+    _refused_fast(bomb, "unpack to")
+    monkeypatch.setattr(tables, "MAX_ROWS", 100_000)
+    long = tmp_path / "long.parquet"
+    pl.DataFrame({"z": np.arange(100_001, dtype=np.int8)}).write_parquet(long)
+    _refused_fast(long, "100,001 rows")
+
+
+def test_wide_workbooks_and_zip_bombs_are_refused_unopened(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.cell(row=1, column=1, value="a")
+    sheet.cell(row=2, column=tables.MAX_COLUMNS + 5, value=1.0)
+    wide = tmp_path / "wide.xlsx"
+    book.save(wide)
+    _refused_fast(wide, "1,005 columns")
+    monkeypatch.setattr(tables, "MAX_UNPACKED", 2**20)
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b" " * 2**21)
+    assert bomb.stat().st_size < 2**16
+    _refused_fast(bomb, "unpack to")
+
+
+def test_ordinary_files_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "ok.csv"
+    path.write_text("a,b\n1,2\n3,4\n")
+    assert tables.read_suspect(path).shape == (2, 2)
