@@ -594,7 +594,7 @@ class Store:
                 "the store holds no cohort yet; add one with `strongroom cohort ingest`")
         where = self.root / COHORT_DIR / version.id
         blob = (where / f"{PARTICIPANTS}.parquet.enc").read_bytes()
-        plain = decrypt(blob, self.key, _context(self.config, version.id, PARTICIPANTS))
+        plain = decrypt(blob, self.key, context(self.config, version.id, PARTICIPANTS))
         source = pq.ParquetFile(io.BytesIO(plain))
         columns = pick(list(source.schema_arrow.names))
         frame = pl.from_arrow(source.read(columns=columns))
