@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from scipy.special import logsumexp
-from scipy.stats import binom
 
 from strongroom.cohort.model import EID
 from strongroom.extracts import codes
@@ -77,6 +76,8 @@ def log_lower_tail(count: int, n: int, p: float) -> float:
     underflows to −∞ far in the tail: 0 of 490,000 at 2% is e⁻⁹⁸⁹⁹)."""
     if count >= n * p:  # at or above the mean: no evidence (1 is a valid bound), and no sum
         return 0.0
+    from scipy.stats import binom  # here: scipy.stats takes ~1.5 s to import, every CLI paid it
+
     terms = binom.logpmf(np.arange(count + 1), n, p)
     return min(0.0, float(logsumexp(terms)))
 
