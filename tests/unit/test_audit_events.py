@@ -46,7 +46,7 @@ SHIPPED = {
     "watch.delivery.failed",
     "watch.limit.refused", "watch.alert.raised", "watch.suspended", "watch.limits.set",
     "watch.job.declared", "watch.job.approved", "extract.refused",
-    "store.upgraded", "store.recovered",
+    "store.upgraded", "store.recovered", "store.swept", "cohort.ingested",
 }
 
 SALT = bytes(range(32))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from strongroom.access.permissions import Action
 from strongroom.access.roles import Role
 from strongroom.audit import AuditEvent, AuditLog, EventType
+from strongroom.audit.events import ATTEMPTS
 from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.dictionary import Dictionary
 
@@ -67,6 +69,18 @@ class Principal:
     session_id: str | None = None
 
 
+@dataclass(frozen=True)
+class _Open:
+    """The transaction a thread (or task) is in: where a change's events are written."""
+
+    engine: Engine
+    session: Session
+    staged: list[AuditEvent]
+
+
+_OPEN: ContextVar[_Open | None] = ContextVar("strongroom_open_transaction", default=None)
+
+
 @dataclass
 class AccessContext:
     engine: Engine
@@ -83,9 +97,19 @@ class AccessContext:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One database transaction; rows stay readable after it ends."""
+        """One database transaction; rows stay readable after it ends. Events recorded inside
+        it commit with it (or vanish with its rollback), and are in the audit log, and told to
+        the observers, before this returns."""
+        staged: list[AuditEvent] = []
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+            token = _OPEN.set(_Open(self.engine, session, staged))
+            try:
+                yield session
+            finally:
+                _OPEN.reset(token)
+        if staged:
+            self.audit.drain()
+            self._tell(staged)
 
     def record(
         self,
@@ -95,7 +119,10 @@ class AccessContext:
         details: Mapping[str, Any] | None = None,
         sensitive: Mapping[str, str] | None = None,
     ) -> None:
-        """Append an event to the audit log (after the change it records has committed)."""
+        """Record an event. Inside :meth:`transaction` an event of a change is written in that
+        transaction, so the change and its event commit together or not at all; an attempt
+        (a refusal, a failure, a read: ``ATTEMPTS``) is appended at once, whatever happens to
+        the transaction around it. Outside a transaction, appended at once."""
         who = actor.person_id if isinstance(actor, Principal) else actor
         extra = dict(sensitive or {})
         if isinstance(actor, Principal):
@@ -104,9 +131,18 @@ class AccessContext:
             details = {"via": actor.via.value, **(details or {})}
         event = AuditEvent(type=type, actor=who, subject=subject,
                            details=dict(details or {}), sensitive=extra, at=None)
+        open_ = _OPEN.get()
+        if type not in ATTEMPTS and open_ is not None and open_.engine is self.engine:
+            self.audit.stage(open_.session, event)
+            open_.staged.append(event)
+            return
         self.audit.append(event)
-        for observer in self.observers:
-            observer(event)
+        self._tell([event])
+
+    def _tell(self, events: list[AuditEvent]) -> None:
+        for event in events:
+            for observer in self.observers:
+                observer(event)
 
     def project_dir(self, project_id: str) -> Path:
         return self.root / "projects" / project_id
