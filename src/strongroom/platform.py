@@ -28,6 +28,17 @@ from strongroom.watch.service import Watch
 WITNESS = Path("audit") / "checkpoints.jsonl"
 
 
+def open_audit(store: Store, *, checkpoint_every: int = 1000,
+               checkpoint_seconds: float = 10.0) -> AuditLog:
+    """The store's audit log; its writer first drains events changes left in the outbox
+    (an ingest's, a crash's), so closing it at once leaves them in the signed log."""
+    witness = store.root / WITNESS
+    witness.parent.mkdir(exist_ok=True, mode=0o700)
+    return AuditLog(store.engine, signing_key=signing_key_from_secret(store.key.secret),
+                    salt_key=salt_key_from_secret(store.key.secret), witness=witness,
+                    checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
+
+
 class Platform:
     """Open with :meth:`open`; use as a context manager so the audit tail gets signed."""
 
@@ -35,13 +46,8 @@ class Platform:
                  clock: Callable[[], dt.datetime] = utcnow,
                  checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0):
         self.store = store
-        witness = self.witness
-        witness.parent.mkdir(exist_ok=True, mode=0o700)
-        self.audit = AuditLog(store.engine,
-                              signing_key=signing_key_from_secret(store.key.secret),
-                              salt_key=salt_key_from_secret(store.key.secret),
-                              witness=witness, checkpoint_every=checkpoint_every,
-                              checkpoint_seconds=checkpoint_seconds)
+        self.audit = open_audit(store, checkpoint_every=checkpoint_every,
+                                checkpoint_seconds=checkpoint_seconds)
         self.access = AccessContext(
             engine=store.engine, key=store.key, audit=self.audit,
             dictionary=store.dictionary, root=store.root,

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 4096  # events per transaction
 FETCH = 10_000  # rows per query when reading the log back
 _RETRIES = 5  # sequence clashes with another process before giving up
+_IDLE = 1.0  # at least this long between looks at the outbox while idle (seconds)
 
 
 class AuditError(Exception):
@@ -227,7 +228,7 @@ class AuditLog:
             while True:
                 with self._cond:
                     if not self._queue and not self._closing:
-                        self._cond.wait(self._seconds)
+                        self._cond.wait(max(self._seconds, _IDLE))
                     idle = not self._queue and not self._closing
                     if not self._queue and self._closing:
                         break

@@ -20,6 +20,12 @@ version the database has marked retired. Opening checks that the database is thi
 one it knows; an unknown version (the database missing, empty, swapped or restored from an older
 backup) is moved to ``quarantine/`` unharmed and the store refuses to open until
 ``strongroom store recover`` has re-registered it from its sealed manifest.
+
+Every change is audited in the database transaction that makes it (the audit outbox): an
+ingest's event commits with the version becoming current; removing leftovers, which happens to
+files outside the database, is recorded first (the intent, naming what goes) and done after,
+so a crash in between leaves the event and files that the next open removes (they are provably
+leftovers), never a removal without its event.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from strongroom import migrations
+from strongroom.audit import events
+from strongroom.audit.keys import salt_key_from_secret
+from strongroom.audit.outbox import stage
 from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary_bytes
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, Cohort
@@ -329,13 +338,29 @@ class Store:
         """Remove only what is provably the store's own leftover: its staging directories,
         and (``retired``: right after an ingest retired them) the files of retired versions,
         never the current one's. Opening removes staging only, so a database edited to
-        retire everything cannot make an open delete a sealed version. Call with the lock."""
+        retire everything cannot make an open delete a sealed version. Call with the lock.
+
+        The audit event is committed before the first file goes (intent first): a crash
+        part-way leaves the event and leftovers that the next open removes again."""
         layout = self.layout()
         current = self.current()
-        doomed = [*layout.staging, *(layout.retired if retired else [])]
+        doomed = [name for name in [*layout.staging, *(layout.retired if retired else [])]
+                  if current is None or name != current.id]
+        if not doomed:
+            return
+        with self._session() as session, session.begin():
+            self.audit(session, events.EventType.STORE_SWEPT, "system", self.config.store_id,
+                       {"unfinished": [n for n in doomed if n in layout.staging],
+                        "retired": [n for n in doomed if n not in layout.staging]})
         for name in doomed:
-            if current is None or name != current.id:
-                shutil.rmtree(self.root / COHORT_DIR / name, ignore_errors=True)
+            shutil.rmtree(self.root / COHORT_DIR / name, ignore_errors=True)
+
+    def audit(self, db: Session, type: events.EventType, actor: str, subject: str | None,
+              details: dict[str, events.JSON]) -> None:
+        """Write an audit event in ``db``'s open transaction: it commits with the change
+        (the audit writer moves it into the log; see strongroom.audit.outbox)."""
+        stage(db, events.AuditEvent(type, actor, subject, details),
+              salt_key_from_secret(self.key.secret))
 
     def close(self) -> None:
         """Release the metadata database's connections."""
@@ -423,15 +448,22 @@ class Store:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        try:
-            with self._session() as session, session.begin():
-                session.execute(update(CohortVersion).values(current=False))
-                session.add(record)
-        except BaseException:
-            # the commit's outcome is unknown (it may have landed): keep the files; if it did
-            # not, the next open quarantines them and `store recover` registers them
-            raise
-        self._retire_old()
+        # the version, the retirement of those past retention and the ingest's audit event
+        # commit together. If the commit's outcome is unknown (it may have landed), the files
+        # are kept: if it did not, the next open quarantines them and `store recover`
+        # registers them
+        with self._session() as session, session.begin():
+            session.execute(update(CohortVersion).values(current=False))
+            session.add(record)
+            session.flush()
+            retired = self._retire_old(session)
+            self.audit(session, events.EventType.COHORT_INGESTED, "operator", version_id, {
+                "participants": record.participants,
+                "tables": {name: {"rows": t["rows"], "sha256": t["sha256"]}
+                           for name, t in tables.items()},
+                "sources": [{k: v for k, v in s.items() if k in ("name", "sha256", "bytes")}
+                            for s in sources],
+                "retired": retired})
         self._remove_leftovers(retired=True)
         return record
 
@@ -467,14 +499,17 @@ class Store:
             current=False, participants=data["participants"], tables=data["tables"],
             sources=data["sources"], dictionary_digest=data["dictionary_digest"])
 
-    def _retire_old(self) -> None:
-        """Mark versions past retention retired (the record stays), so their files may go."""
-        kept = self.versions()
+    @staticmethod
+    def _retire_old(session: Session) -> list[str]:
+        """Mark versions past retention retired (the record stays), so their files may go;
+        in the caller's transaction. Returns their ids."""
+        kept = session.scalars(select(CohortVersion).where(CohortVersion.retired_at.is_(None))
+                               .order_by(CohortVersion.created_at.desc())).all()
         old = [v.id for v in kept[KEEP_VERSIONS:] if not v.current]
         if old:
-            with self._session() as session, session.begin():
-                session.execute(update(CohortVersion).where(CohortVersion.id.in_(old))
-                                .values(retired_at=dt.datetime.now(dt.UTC)))
+            session.execute(update(CohortVersion).where(CohortVersion.id.in_(old))
+                            .values(retired_at=dt.datetime.now(dt.UTC)))
+        return old
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -226,11 +226,11 @@ def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
         db.add(row)
         db.flush()
         view = OutputView(row, [])
-    ctx.record(EventType.OUTPUT_CHECKED, principal, row.id,
-               {"project": project_id, "sha256": sha256, "size": len(payload),
-                "media_type": media_type, "kind": row.kind, "verdict": row.verdict,
-                "rules_version": report.rules_version,
-                "thresholds": stored_report["thresholds"], **findings_summary(report)})
+        ctx.record(EventType.OUTPUT_CHECKED, principal, row.id,
+                   {"project": project_id, "sha256": sha256, "size": len(payload),
+                    "media_type": media_type, "kind": row.kind, "verdict": row.verdict,
+                    "rules_version": report.rules_version,
+                    "thresholds": stored_report["thresholds"], **findings_summary(report)})
     return view
 
 

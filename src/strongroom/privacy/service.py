@@ -109,17 +109,18 @@ class Privacy:
         def attempt() -> tuple[Budget, Budget]:
             with self.ctx.transaction() as db:
                 authorize(self.ctx, db, principal, Action.PROJECT_WRITE, project_id)
-                return budget.configure(db, project_id, dp_mode=dp_mode, epsilon_total=eps,
-                                        delta_total=dlt, by=principal.person_id,
-                                        now=self.ctx.clock())
+                before, after = budget.configure(
+                    db, project_id, dp_mode=dp_mode, epsilon_total=eps, delta_total=dlt,
+                    by=principal.person_id, now=self.ctx.clock())
+                self.ctx.record(EventType.DP_BUDGET_SET, principal, project_id, {
+                    "dp_mode": after.dp_mode, "was_dp_mode": before.dp_mode,
+                    "epsilon_total": budget.show(after.epsilon_total),
+                    "was_epsilon_total": budget.show(before.epsilon_total),
+                    "delta_total": budget.show(after.delta_total),
+                    "was_delta_total": budget.show(before.delta_total)})
+                return before, after
 
-        before, after = budget.retrying(attempt)
-        self.ctx.record(EventType.DP_BUDGET_SET, principal, project_id, {
-            "dp_mode": after.dp_mode, "was_dp_mode": before.dp_mode,
-            "epsilon_total": budget.show(after.epsilon_total),
-            "was_epsilon_total": budget.show(before.epsilon_total),
-            "delta_total": budget.show(after.delta_total),
-            "was_delta_total": budget.show(before.delta_total)})
+        _, after = budget.retrying(attempt)
         with self.ctx.transaction() as db:
             return BudgetView(after, budget.spends(db, project_id))
 
