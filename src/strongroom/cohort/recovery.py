@@ -228,6 +228,7 @@ def recover(store: Store) -> list[str]:
             raise StoreError(f"the database's schema is {found.schema.value}: run "
                              f"`strongroom upgrade {store.root}` first")
         _claim_if_unclaimed(store)
+        recorded = 0  # done[:recorded] is in the audit outbox
         with Session(store.engine, expire_on_commit=False) as session:
             known = {v.id for v in session.scalars(select(CohortVersion))}
         for where in _candidates(store):
@@ -258,21 +259,27 @@ def recover(store: Store) -> list[str]:
             with Session(store.engine) as session, session.begin():
                 if version_id not in known:
                     session.add(version)
-                _audit(store, session, version_id, lines)
+                _audit(store, session, version_id, [*done[recorded:], *lines])
             known.add(version_id)
             done.extend(lines)
+            recorded = len(done)
             if not in_cohort:
                 os.rename(where, target)
                 fsync_dir(target.parent)
         if store.quarantine_dir.is_dir() and not any(store.quarantine_dir.iterdir()):
             store.quarantine_dir.rmdir()
-        done.extend(_make_newest_current(store))
+        made = _make_newest_current(store, done[recorded:])
+        if not made and done[recorded:]:  # the tables made, or what was left as it was
+            with Session(store.engine) as session, session.begin():
+                _audit(store, session, store.config.store_id, done[recorded:])
+        done.extend(made)
     return done
 
 
-def _make_newest_current(store: Store) -> list[str]:
+def _make_newest_current(store: Store, unrecorded: list[str]) -> list[str]:
     """If no version is current, or the current one's files are gone (a database older than
-    the directory), the newest version whose files are here becomes current."""
+    the directory), the newest version whose files are here becomes current (audited with
+    the ``unrecorded`` steps before it)."""
     current = store.current()
     present = [v for v in store.versions() if (store.root / COHORT_DIR / v.id).is_dir()]
     if not present or (current is not None and any(v.id == current.id for v in present)):
@@ -283,7 +290,7 @@ def _make_newest_current(store: Store) -> list[str]:
         session.execute(update(CohortVersion).values(current=False))
         session.execute(update(CohortVersion).where(CohortVersion.id == present[0].id)
                         .values(current=True))
-        _audit(store, session, present[0].id, lines)
+        _audit(store, session, present[0].id, [*unrecorded, *lines])
     return lines
 
 
