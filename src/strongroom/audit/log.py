@@ -141,9 +141,13 @@ class AuditLog:
         self._closing = False
         self._failure: BaseException | None = None
         self._conn: Connection | None = None  # the writer thread's
-        self._queue.append(_Request(None, None, drain=True))  # what a crash left behind
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
+        try:  # the events a crash, or another process, left committed in the outbox
+            self.drain()
+        except BaseException:
+            self.close()
+            raise
 
     # -- appending ------------------------------------------------------------------------
 

@@ -499,8 +499,7 @@ class Store:
             current=False, participants=data["participants"], tables=data["tables"],
             sources=data["sources"], dictionary_digest=data["dictionary_digest"])
 
-    @staticmethod
-    def _retire_old(session: Session) -> list[str]:
+    def _retire_old(self, session: Session) -> list[str]:
         """Mark versions past retention retired (the record stays), so their files may go;
         in the caller's transaction. Returns their ids."""
         kept = session.scalars(select(CohortVersion).where(CohortVersion.retired_at.is_(None))
