@@ -59,7 +59,7 @@ from strongroom.audit.outbox import stage
 from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary_bytes
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, Cohort
-from strongroom.db import Base, UTCDateTime, make_engine
+from strongroom.db import Base, UTCDateTime, explain, make_engine
 from strongroom.progress import Progress
 
 CONFIG = "strongroom.yaml"
@@ -155,6 +155,8 @@ def init_store(
     key_path = (key_file or default_key_file(store_id)).resolve()
     if key_path.is_relative_to(root):
         raise StoreError(f"the key file must live outside the data directory, not at {key_path}")
+    if database_url is not None:  # before anything is made: a refusal leaves nothing behind
+        _require_reachable(database_url)
     key = MasterKey.from_env()
     stored_at: str | None = None  # a key from the environment is not written anywhere
     if key is None:
@@ -188,6 +190,17 @@ def init_store(
     return store
 
 
+def _require_reachable(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        migrations.state(engine)
+    except DBAPIError as exc:
+        raise StoreError(f"{explain(exc, 'the --database-url given')}. Nothing was created: "
+                         f"no directory, no key.") from exc
+    finally:
+        engine.dispose()
+
+
 class Store:
     """An open data directory with its master key."""
 
@@ -219,10 +232,8 @@ class Store:
                 store._remove_leftovers(retired=False)
         except DBAPIError as exc:
             store.close()
-            raise StoreError(
-                f"cannot read the metadata database {store.database}: "
-                f"{str(exc.orig).strip()}. Nothing was changed. Check that it is running and "
-                f"reachable, and the database URL in {store.root / CONFIG}") from exc
+            raise StoreError(f"{explain(exc)} (the database: {store.database}). Nothing was "
+                             f"changed.") from exc
         except BaseException:
             store.close()
             raise
@@ -452,7 +463,7 @@ class Store:
         # commit together. If the commit's outcome is unknown (it may have landed), the files
         # are kept: if it did not, the next open quarantines them and `store recover`
         # registers them
-        with self._session() as session, session.begin():
+        with self._committing(final), self._session() as session, session.begin():
             session.execute(update(CohortVersion).values(current=False))
             session.add(record)
             session.flush()
@@ -466,6 +477,19 @@ class Store:
                 "retired": retired})
         self._remove_leftovers(retired=True)
         return record
+
+    @contextlib.contextmanager
+    def _committing(self, final: Path) -> Iterator[None]:
+        """Say what a failed commit of the version sealed at ``final`` leaves."""
+        try:
+            yield
+        except DBAPIError as exc:
+            raise StoreError(
+                f"{explain(exc)} (the database: {self.database}). The new cohort version was "
+                f"sealed but most likely not recorded: the version stored before is unchanged, "
+                f"and the new one's files are kept unharmed in {final}. Once the database "
+                f"works, run `strongroom store check {self.root}`; `strongroom store recover` "
+                f"registers the new version if it is wanted.") from exc
 
     def _write_table(self, where: Path, version_id: str, name: str,
                      frame: pl.DataFrame) -> dict[str, Any]:
@@ -590,11 +614,17 @@ class Layout:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` in full, or what it held before (a failure, say a full disk,
+    removes the half-written temporary file and names ``path`` in the error)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.replace(tmp, path)
 
 
