@@ -75,7 +75,8 @@ class _Open:
 
     engine: Engine
     session: Session
-    staged: list[AuditEvent]
+    staged: list[AuditEvent]  # changes' events, in the transaction
+    attempts: list[AuditEvent]  # appended once it ends, committed or not
 
 
 _OPEN: ContextVar[_Open | None] = ContextVar("strongroom_open_transaction", default=None)
@@ -97,16 +98,24 @@ class AccessContext:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One database transaction; rows stay readable after it ends. Events recorded inside
-        it commit with it (or vanish with its rollback), and are in the audit log, and told to
-        the observers, before this returns."""
+        """One database transaction; rows stay readable after it ends. Changes' events
+        recorded inside it commit with it (or vanish with its rollback); attempts recorded
+        inside it are appended as it ends, however it ends (not during it: on SQLite the
+        audit writer would wait for this transaction's write lock). All are in the audit log,
+        and told to the observers, before this returns or raises."""
         staged: list[AuditEvent] = []
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            token = _OPEN.set(_Open(self.engine, session, staged))
-            try:
-                yield session
-            finally:
-                _OPEN.reset(token)
+        attempts: list[AuditEvent] = []
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                token = _OPEN.set(_Open(self.engine, session, staged, attempts))
+                try:
+                    yield session
+                finally:
+                    _OPEN.reset(token)
+        finally:
+            if attempts:
+                self.audit.append_many(attempts)
+                self._tell(attempts)
         if staged:
             self.audit.drain()
             self._tell(staged)
@@ -121,8 +130,8 @@ class AccessContext:
     ) -> None:
         """Record an event. Inside :meth:`transaction` an event of a change is written in that
         transaction, so the change and its event commit together or not at all; an attempt
-        (a refusal, a failure, a read: ``ATTEMPTS``) is appended at once, whatever happens to
-        the transaction around it. Outside a transaction, appended at once."""
+        (a refusal, a failure, a read: ``ATTEMPTS``) is appended as the transaction ends,
+        whatever happens to it. Outside a transaction, appended at once."""
         who = actor.person_id if isinstance(actor, Principal) else actor
         extra = dict(sensitive or {})
         if isinstance(actor, Principal):
@@ -132,9 +141,13 @@ class AccessContext:
         event = AuditEvent(type=type, actor=who, subject=subject,
                            details=dict(details or {}), sensitive=extra, at=None)
         open_ = _OPEN.get()
-        if type not in ATTEMPTS and open_ is not None and open_.engine is self.engine:
-            self.audit.stage(open_.session, event)
-            open_.staged.append(event)
+        if open_ is not None and open_.engine is self.engine:
+            if type in ATTEMPTS:
+                self.audit.check(event)  # a bad event fails here, not as the block ends
+                open_.attempts.append(event)
+            else:
+                self.audit.stage(open_.session, event)
+                open_.staged.append(event)
             return
         self.audit.append(event)
         self._tell([event])

@@ -161,6 +161,10 @@ class AuditLog:
         futures = self._submit([self._request(e) for e in events])
         return [f.result() for f in futures]
 
+    def check(self, event: AuditEvent) -> None:
+        """Raise as :meth:`append` would for an event it cannot record (appends nothing)."""
+        self._request(event)
+
     def stage(self, db: Connection | Session, event: AuditEvent) -> None:
         """Write ``event`` into ``db``'s open transaction, to be logged once it commits (then
         call :meth:`drain` to wait until it is)."""

@@ -467,7 +467,7 @@ class Store:
             session.execute(update(CohortVersion).values(current=False))
             session.add(record)
             session.flush()
-            retired = self._retire_old(session)
+            retired: list[events.JSON] = list(self._retire_old(session))
             self.audit(session, events.EventType.COHORT_INGESTED, "operator", version_id, {
                 "participants": record.participants,
                 "tables": {name: {"rows": t["rows"], "sha256": t["sha256"]}
