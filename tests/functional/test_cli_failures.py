@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import Result
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 import strongroom.cohort.store as store_module
+from strongroom.audit.outbox import waiting
+from strongroom.audit.tables import ENTRIES
 from strongroom.cli import app
 from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.store import CONFIG, METADATA_DB, Store
@@ -58,6 +61,11 @@ def made(root: Path, key: Path, cohort: Path) -> None:
     assert run("init", str(root), "--key-file", str(key)).exit_code == 0
     done = run("cohort", "ingest", str(cohort), "-d", str(root), "--key-file", str(key))
     assert done.exit_code == 0, done.output
+    with Store(root, None) as store, store.engine.connect() as conn:  # the CLI drained it
+        logged = conn.execute(select(ENTRIES.c.subject)
+                              .where(ENTRIES.c.type == "cohort.ingested")).scalars().all()
+        current = store.current()
+        assert current is not None and logged == [current.id] and waiting(conn) == 0
 
 
 @pytest.fixture
