@@ -5,7 +5,11 @@
 1. ``--threads`` threads append to a fresh SQLite log (WAL, synchronous=FULL) until ``--events``
    are in; every append returns only once its entry is committed. Reports events/s and the
    p50/p99 latency of single appends.
-2. A log of ``--verify-events`` entries is bulk-loaded (the rows ``append`` would write, with a
+2. A change and its event, each thread committing a one-row change then recording its event,
+   two ways in the same run: as before the outbox (commit the change, then ``append``: the
+   anchor) and through it (the change and its outbox row in one transaction, then wait until the
+   writer has drained it into the log). Reported as the ratio outbox ÷ anchor.
+3. A log of ``--verify-events`` entries is bulk-loaded (the rows ``append`` would write, with a
    signed checkpoint every 1,000 entries and a witness file), then verified from a fresh engine.
 
 The last line printed is one JSON object of figures.
@@ -23,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 
 from strongroom.audit import (
     AuditEvent,
@@ -57,19 +61,40 @@ def event(i: int, at: dt.datetime | None = None) -> AuditEvent:
     )
 
 
-def bench_append(where: Path, events: int, threads: int) -> dict[str, float]:
-    engine = make_engine(f"sqlite:///{where / 'append.db'}")
+CHANGES = Table("bench_changes", MetaData(), Column("id", Integer, primary_key=True),
+                Column("what", String(64)))
+
+
+def bench_append(where: Path, events: int, threads: int, *,
+                 mode: str = "append") -> dict[str, float]:
+    """``mode``: "append" (events alone), "change+append" (the anchor), "change+outbox"."""
+    name = {"append": "append", "change+append": "anchor", "change+outbox": "outbox"}[mode]
+    engine = make_engine(f"sqlite:///{where / f'{name}.db'}")
     create_all(engine)
+    CHANGES.create(engine)
     log = AuditLog(engine, signing_key=signing_key_from_secret(SECRET),
-                   salt_key=salt_key_from_secret(SECRET), witness=where / "append.jsonl")
+                   salt_key=salt_key_from_secret(SECRET), witness=where / f"{name}.jsonl")
     per_thread = events // threads
     latencies: list[list[float]] = [[] for _ in range(threads)]
+
+    def record(e: AuditEvent) -> None:
+        if mode == "append":
+            log.append(e)
+            return
+        with engine.begin() as conn:
+            conn.execute(insert(CHANGES).values(what=str(e.subject)))
+            if mode == "change+outbox":
+                log.stage(conn, e)
+        if mode == "change+outbox":
+            log.drain()
+        else:
+            log.append(e)
 
     def work(k: int) -> None:
         mine = latencies[k]
         for i in range(per_thread):
             t0 = time.perf_counter()
-            log.append(event(k * per_thread + i))
+            record(event(k * per_thread + i))
             mine.append(time.perf_counter() - t0)
 
     workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
@@ -83,8 +108,9 @@ def bench_append(where: Path, events: int, threads: int) -> dict[str, float]:
     engine.dispose()
     flat = sorted(x for mine in latencies for x in mine)
     quantiles = statistics.quantiles(flat, n=100, method="inclusive")
-    return {"append_events_per_s": len(flat) / seconds, "append_p50_ms": quantiles[49] * 1000,
-            "append_p99_ms": quantiles[98] * 1000, "append_threads": threads}
+    return {f"{name}_events_per_s": len(flat) / seconds,
+            f"{name}_p50_ms": quantiles[49] * 1000, f"{name}_p99_ms": quantiles[98] * 1000,
+            f"{name}_threads": threads}
 
 
 def build(where: Path, n: int, every: int = 1000) -> Path:
@@ -141,6 +167,15 @@ def main() -> None:
         print(f"append: {figures['append_events_per_s']:,.0f} events/s, "
               f"p50 {figures['append_p50_ms']:.2f} ms, p99 {figures['append_p99_ms']:.2f} ms "
               f"({args.threads} threads)", flush=True)
+        for mode in ("change+append", "change+outbox"):
+            figures |= bench_append(Path(tmp), args.events, args.threads, mode=mode)
+        figures["outbox_to_anchor"] = (figures["outbox_events_per_s"]
+                                       / figures["anchor_events_per_s"])
+        for name in ("anchor", "outbox"):
+            print(f"{name} (change, then its event): {figures[f'{name}_events_per_s']:,.0f} "
+                  f"changes/s, p50 {figures[f'{name}_p50_ms']:.2f} ms, "
+                  f"p99 {figures[f'{name}_p99_ms']:.2f} ms", flush=True)
+        print(f"outbox ÷ anchor: {figures['outbox_to_anchor']:.2f}", flush=True)
         figures |= bench_verify(Path(tmp), args.verify_events)
         print(f"verify {args.verify_events:,}: {figures['verify_s']:.2f} s", flush=True)
         figures["cpus"] = os.cpu_count() or 0

@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import CursorResult, DateTime, Dialect, Engine, Result, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -73,3 +74,26 @@ def purge_deleted(engine: Engine) -> None:
 
 def create_all(engine: Engine) -> None:
     Base.metadata.create_all(engine)
+
+
+def explain(exc: DBAPIError, url_in: str = "the data directory's strongroom.yaml") -> str:
+    """What a failed database call means to an operator, and what to do about it (the caller
+    says what it did or did not change). The driver's first line is quoted: later lines can
+    carry a row's values (PostgreSQL's DETAIL), which never go into a message."""
+    said = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+    low = str(exc.orig).lower()
+    if "disk is full" in low or "no space left" in low or "could not extend file" in low:
+        return (f"the disk holding the metadata database is full ({said}). Free space there, "
+                f"then run the command again")
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return (f"the metadata database is damaged ({said}). Restore it from a backup; "
+                f"`strongroom store check` says what the data directory holds, and `strongroom "
+                f"store recover` rebuilds the cohort's records from its sealed versions")
+    if isinstance(exc, OperationalError) and any(word in low for word in (
+            "connect", "refused", "timeout", "timed out", "could not translate host",
+            "unable to open database file", "server closed")):
+        return (f"cannot reach the metadata database ({said}). Check that its server is "
+                f"running and reachable (or, for SQLite, that the file's directory exists and "
+                f"is readable), and the database URL in {url_in}")
+    return (f"the metadata database failed ({said}). `strongroom store check` says whether "
+            f"the store is consistent")

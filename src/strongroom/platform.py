@@ -34,6 +34,19 @@ from strongroom.watch.service import Watch
 WITNESS = Path("audit") / "checkpoints.jsonl"
 
 
+def open_audit(store: Store, *, checkpoint_every: int = 1000,
+               checkpoint_seconds: float = 10.0) -> AuditLog:
+    """The store's audit log; its writer first drains events changes left in the outbox
+    (an ingest's, a crash's), so closing it at once leaves them in the signed log."""
+    signing_key = signing_key_from_secret(store.key.secret)
+    require_keys_in_step(store, signing_key.public_key())  # before anything is written
+    witness = store.root / WITNESS
+    witness.parent.mkdir(exist_ok=True, mode=0o700)
+    return AuditLog(store.engine, signing_key=signing_key,
+                    salt_key=salt_key_from_secret(store.key.secret), witness=witness,
+                    checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
+
+
 class Platform:
     """Open with :meth:`open`; use as a context manager so the audit tail gets signed."""
 
@@ -41,14 +54,8 @@ class Platform:
                  clock: Callable[[], dt.datetime] = utcnow,
                  checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0):
         self.store = store
-        signing_key = signing_key_from_secret(store.key.secret)
-        require_keys_in_step(store, signing_key.public_key())
-        witness = self.witness
-        witness.parent.mkdir(exist_ok=True, mode=0o700)
-        self.audit = AuditLog(store.engine, signing_key=signing_key,
-                              salt_key=salt_key_from_secret(store.key.secret),
-                              witness=witness, checkpoint_every=checkpoint_every,
-                              checkpoint_seconds=checkpoint_seconds)
+        self.audit = open_audit(store, checkpoint_every=checkpoint_every,
+                                checkpoint_seconds=checkpoint_seconds)
         self.access = AccessContext(
             engine=store.engine, key=store.key, audit=self.audit,
             dictionary=store.dictionary, root=store.root,

@@ -94,7 +94,7 @@ def test_hundreds_of_concurrent_charges_spend_exactly_the_total(
         request = budget.Charge(world.project_id, researcher.person_id, None, "count",
                                 "participants", share, Fraction(0), {"n": n}, "0" * 64)
         try:
-            budget.retrying(lambda: privacy._charge(request, f"dps_{n:012x}"))
+            budget.retrying(lambda: privacy._charge(request, f"dps_{n:012x}", researcher))
             return True
         except Conflict:
             return False
@@ -106,6 +106,13 @@ def test_hundreds_of_concurrent_charges_spend_exactly_the_total(
         found = budget.read(db, world.project_id)
         rows = db.scalar(select(func.count()).select_from(SpendRow))
     assert found.epsilon_spent == 1 and found.queries == 150 and rows == 150
+    # each charge's event committed with it: one per charge that landed, none for the refused
+    # (their transactions, event and all, rolled back) or for a retried conflict
+    spends = [e.details["spend"] for e in world.platform.audit.entries()
+              if e.type == "dp.query.charged"]
+    with world.ctx.transaction() as db:
+        landed = set(db.scalars(select(SpendRow.id)))
+    assert len(spends) == len(set(spends)) == 150 and set(spends) == landed
 
 
 def test_an_exhausted_budget_refuses_saying_what_remains_and_what_was_asked(

@@ -49,6 +49,7 @@ SHIPPED = {
     "watch.job.declared", "watch.job.approved", "extract.refused",
     "store.upgraded", "store.recovered", "store.key.rotated", "store.backed_up",
     "store.restored", "store.scrubbed",
+    "store.swept", "cohort.ingested",
 }
 
 SALT = bytes(range(32))
@@ -149,3 +150,16 @@ def test_keys_are_derived_deterministically_and_independently() -> None:
     assert salt not in (secret, k1.private_bytes_raw())
     with pytest.raises(ValueError, match="32 bytes"):
         salt_key_from_secret(b"short")
+
+
+def test_every_refusal_and_failure_is_an_attempt_kept_whatever_rolls_back() -> None:
+    # an attempt is appended at once; a change's event commits with its transaction (and
+    # vanishes with its rollback): a refusal filed as a change would be lost with the
+    # transaction it refused
+    from strongroom.audit.events import ATTEMPTS
+
+    said_no = {e for e in EventType if e.value.endswith((".refused", ".failed", ".replayed"))}
+    assert said_no <= ATTEMPTS
+    assert {e.value for e in ATTEMPTS - said_no} == {
+        "data.accessed", "audit.verified", "audit.checkpoint.exported",
+        "enclave.dummy.downloaded", "output.downloaded", "attribution.run"}

@@ -153,8 +153,8 @@ def login(ctx: AccessContext, email: str, password: str, code: str,
                          person_id=principal.person_id, created_at=now, last_seen_at=now)
     with ctx.transaction() as db:
         db.add(session)
-    ctx.record(EventType.AUTH_LOGIN_SUCCEEDED, principal, principal.person_id,
-               {"session": session.id}, {"email": email.strip().lower()})
+        ctx.record(EventType.AUTH_LOGIN_SUCCEEDED, principal, principal.person_id,
+                   {"session": session.id}, {"email": email.strip().lower()})
     expires = now + dt.timedelta(hours=ctx.settings.session_absolute_hours)
     return NewSession(replace(principal, session_id=session.id),
                       session.id, secret, csrf, expires)
@@ -201,7 +201,7 @@ def logout(ctx: AccessContext, principal: Principal) -> None:
         session = db.get(WebSession, principal.session_id)
         if session is not None and session.ended_at is None:
             session.ended_at, session.ended_reason = ctx.clock(), "signed out"
-    ctx.record(EventType.AUTH_LOGOUT, principal, principal.session_id)
+        ctx.record(EventType.AUTH_LOGOUT, principal, principal.session_id)
 
 
 def whoami(ctx: AccessContext, principal: Principal) -> Principal:
@@ -241,8 +241,8 @@ def change_password(ctx: AccessContext, principal: Principal, current: str,
             WebSession.person_id == principal.person_id, WebSession.ended_at.is_(None),
             WebSession.id != (principal.session_id or ""),
         ).values(ended_at=now, ended_reason="password changed")))
-    ctx.record(EventType.AUTH_PASSWORD_CHANGED, principal, principal.person_id,
-               {"other_sessions_ended": ended})
+        ctx.record(EventType.AUTH_PASSWORD_CHANGED, principal, principal.person_id,
+                   {"other_sessions_ended": ended})
 
 
 def token_actions(names: Iterable[str]) -> frozenset[Action]:
@@ -281,8 +281,8 @@ def issue_token(ctx: AccessContext, principal: Principal, project_id: str,
                          actions=sorted(a.value for a in wanted), label=label,
                          created_at=now, expires_at=now + dt.timedelta(days=days))
         db.add(token)
-    ctx.record(EventType.AUTH_TOKEN_ISSUED, principal, token.id,
-               {"project": project_id, "actions": token.actions, "days": days})
+        ctx.record(EventType.AUTH_TOKEN_ISSUED, principal, token.id,
+                   {"project": project_id, "actions": token.actions, "days": days})
     return NewToken(token, secret)
 
 
@@ -302,7 +302,7 @@ def revoke_token(ctx: AccessContext, principal: Principal, token_id: str) -> Api
             raise NotFound(f"you have no token {token_id}")
         if token.revoked_at is None:
             token.revoked_at = ctx.clock()
-    ctx.record(EventType.AUTH_TOKEN_REVOKED, principal, token_id)
+        ctx.record(EventType.AUTH_TOKEN_REVOKED, principal, token_id)
     return token
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from strongroom.access.permissions import Action
 from strongroom.access.roles import Role
 from strongroom.audit import AuditEvent, AuditLog, EventType
+from strongroom.audit.events import ATTEMPTS
 from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.dictionary import Dictionary
 
@@ -74,6 +76,19 @@ class Principal:
     session_id: str | None = None
 
 
+@dataclass(frozen=True)
+class _Open:
+    """The transaction a thread (or task) is in: where a change's events are written."""
+
+    engine: Engine
+    session: Session
+    staged: list[AuditEvent]  # changes' events, in the transaction
+    attempts: list[AuditEvent]  # appended once it ends, committed or not
+
+
+_OPEN: ContextVar[_Open | None] = ContextVar("strongroom_open_transaction", default=None)
+
+
 @dataclass
 class AccessContext:
     engine: Engine
@@ -90,9 +105,27 @@ class AccessContext:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One database transaction; rows stay readable after it ends."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        """One database transaction; rows stay readable after it ends. Changes' events
+        recorded inside it commit with it (or vanish with its rollback); attempts recorded
+        inside it are appended as it ends, however it ends (not during it: on SQLite the
+        audit writer would wait for this transaction's write lock). All are in the audit log,
+        and told to the observers, before this returns or raises."""
+        staged: list[AuditEvent] = []
+        attempts: list[AuditEvent] = []
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                token = _OPEN.set(_Open(self.engine, session, staged, attempts))
+                try:
+                    yield session
+                finally:
+                    _OPEN.reset(token)
+        finally:
+            if attempts:
+                self.audit.append_many(attempts)
+                self._tell(attempts)
+        if staged:
+            self.audit.drain()
+            self._tell(staged)
 
     def record(
         self,
@@ -102,7 +135,10 @@ class AccessContext:
         details: Mapping[str, Any] | None = None,
         sensitive: Mapping[str, str] | None = None,
     ) -> None:
-        """Append an event to the audit log (after the change it records has committed)."""
+        """Record an event. Inside :meth:`transaction` an event of a change is written in that
+        transaction, so the change and its event commit together or not at all; an attempt
+        (a refusal, a failure, a read: ``ATTEMPTS``) is appended as the transaction ends,
+        whatever happens to it. Outside a transaction, appended at once."""
         who = actor.person_id if isinstance(actor, Principal) else actor
         extra = dict(sensitive or {})
         if isinstance(actor, Principal):
@@ -111,9 +147,22 @@ class AccessContext:
             details = {"via": actor.via.value, **(details or {})}
         event = AuditEvent(type=type, actor=who, subject=subject,
                            details=dict(details or {}), sensitive=extra, at=None)
+        open_ = _OPEN.get()
+        if open_ is not None and open_.engine is self.engine:
+            if type in ATTEMPTS:
+                self.audit.check(event)  # a bad event fails here, not as the block ends
+                open_.attempts.append(event)
+            else:
+                self.audit.stage(open_.session, event)
+                open_.staged.append(event)
+            return
         self.audit.append(event)
-        for observer in self.observers:
-            observer(event)
+        self._tell([event])
+
+    def _tell(self, events: list[AuditEvent]) -> None:
+        for event in events:
+            for observer in self.observers:
+                observer(event)
 
     def project_dir(self, project_id: str) -> Path:
         return self.root / "projects" / project_id

@@ -61,8 +61,8 @@ def create(ctx: AccessContext, principal: Principal | None, *, name: str, countr
                                   jurisdiction=jurisdiction.strip(), networks=ranges,
                                   status=InstitutionStatus.ACTIVE, created_at=ctx.clock())
         db.add(institution)
-    ctx.record(EventType.INSTITUTION_CREATED, principal or "operator", institution.id,
-               {"name": institution.name, "country": country, "networks": ranges})
+        ctx.record(EventType.INSTITUTION_CREATED, principal or "operator", institution.id,
+                   {"name": institution.name, "country": country, "networks": ranges})
     return institution
 
 
@@ -98,7 +98,7 @@ def update_details(ctx: AccessContext, principal: Principal, institution_id: str
             db.flush()
         except IntegrityError:
             raise Conflict(f"an institution named {name!r} already exists") from None
-    ctx.record(EventType.INSTITUTION_UPDATED, principal, institution_id, changed)
+        ctx.record(EventType.INSTITUTION_UPDATED, principal, institution_id, changed)
     return institution
 
 
@@ -125,14 +125,15 @@ def revoke(ctx: AccessContext, principal: Principal, institution_id: str,
             Project.lead_id.in_(people), Project.status == ProjectStatus.ACTIVE)))
         for project in projects:
             close_project(db, project, ProjectStatus.REVOKED, now)
+            ctx.record(EventType.PROJECT_REVOKED, principal, project.id,
+                       {"because": f"institution {institution_id} revoked"})
+            ctx.record(EventType.PROJECT_KEY_DESTROYED, principal, project.id, {})
+        ctx.record(EventType.INSTITUTION_REVOKED, principal, institution_id,
+                   {"reason": reason.strip(), "sessions_ended": sessions,
+                    "tokens_revoked": tokens, "projects_revoked": [p.id for p in projects]})
+    # the keys went with the commit: the files left are unreadable, so removing them after
+    # (a crash in between leaves ciphertext nobody can open) needs no event of its own
     destroy_project_files(ctx, [p.id for p in projects])
-    for project in projects:
-        ctx.record(EventType.PROJECT_REVOKED, principal, project.id,
-                   {"because": f"institution {institution_id} revoked"})
-        ctx.record(EventType.PROJECT_KEY_DESTROYED, principal, project.id, {})
-    ctx.record(EventType.INSTITUTION_REVOKED, principal, institution_id,
-               {"reason": reason.strip(), "sessions_ended": sessions, "tokens_revoked": tokens,
-                "projects_revoked": [p.id for p in projects]})
     return institution
 
 
@@ -144,5 +145,5 @@ def reinstate(ctx: AccessContext, principal: Principal, institution_id: str) -> 
         institution.status = advance(InstitutionStatus(institution.status), "reinstate",
                                      f"institution {institution_id}")
         institution.revoked_at = institution.revoked_reason = None
-    ctx.record(EventType.INSTITUTION_REINSTATED, principal, institution_id, {})
+        ctx.record(EventType.INSTITUTION_REINSTATED, principal, institution_id, {})
     return institution

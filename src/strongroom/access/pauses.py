@@ -77,8 +77,8 @@ def set_pause(ctx: AccessContext, principal: Principal, level: str, target_id: s
                       reason=reason.strip(), set_by=principal.person_id, set_at=ctx.clock(),
                       kind=MANUAL)
         db.add(pause)
-    ctx.record(EventType.PAUSE_SET, principal, pause.id,
-               {"level": parsed.value, "target": target_id, "reason": pause.reason})
+        ctx.record(EventType.PAUSE_SET, principal, pause.id,
+                   {"level": parsed.value, "target": target_id, "reason": pause.reason})
     return PauseView(pause, PauseState.ACTIVE)
 
 
@@ -140,6 +140,6 @@ def lift(ctx: AccessContext, principal: Principal, pause_id: str) -> PauseView:
             pause.lifted_by, pause.lifted_at = principal.person_id, now
             event = EventType.PAUSE_LIFTED
         result = PauseView(pause, state_of(pause))
-    ctx.record(event, principal, pause_id, {"level": pause.level, "target": pause.target_id,
-                                            "kind": pause.kind})
+        ctx.record(event, principal, pause_id, {"level": pause.level, "target": pause.target_id,
+                                                "kind": pause.kind})
     return result

@@ -117,9 +117,9 @@ def create(ctx: AccessContext, principal: Principal | None, *, institution_id: s
         db.add(person)
         db.flush()
         db.add_all(PersonRole(person_id=person_id, role=r.value) for r in role_list)
-    ctx.record(EventType.PERSON_CREATED, principal or "operator", person_id,
-               {"institution": institution_id, "roles": [r.value for r in role_list],
-                "vetting": vetting.value}, {"email": email})
+        ctx.record(EventType.PERSON_CREATED, principal or "operator", person_id,
+                   {"institution": institution_id, "roles": [r.value for r in role_list],
+                    "vetting": vetting.value}, {"email": email})
     return NewPerson(person, role_list, generated, secret,
                      totp.provisioning_uri(secret, email))
 
@@ -155,7 +155,7 @@ def grant_role(ctx: AccessContext, principal: Principal, person_id: str, role: s
         if parsed in roles_of(db, person_id):
             raise Conflict(f"{person_id} already has the role {parsed.value}")
         db.add(PersonRole(person_id=person_id, role=parsed.value))
-    ctx.record(EventType.PERSON_ROLE_GRANTED, principal, person_id, {"role": parsed.value})
+        ctx.record(EventType.PERSON_ROLE_GRANTED, principal, person_id, {"role": parsed.value})
 
 
 def revoke_role(ctx: AccessContext, principal: Principal, person_id: str, role: str) -> None:
@@ -167,7 +167,7 @@ def revoke_role(ctx: AccessContext, principal: Principal, person_id: str, role: 
             PersonRole.person_id == person_id, PersonRole.role == parsed.value)))
         if not gone:
             raise Conflict(f"{person_id} does not have the role {parsed.value}")
-    ctx.record(EventType.PERSON_ROLE_REVOKED, principal, person_id, {"role": parsed.value})
+        ctx.record(EventType.PERSON_ROLE_REVOKED, principal, person_id, {"role": parsed.value})
 
 
 def record_training(ctx: AccessContext, principal: Principal | None, person_id: str, *,
@@ -186,9 +186,9 @@ def record_training(ctx: AccessContext, principal: Principal | None, person_id: 
         record = Training(person_id=person_id, course=course.strip(),
                           completed_on=completed_on, expires_on=expires_on)
         db.add(record)
-    ctx.record(EventType.PERSON_TRAINING_RECORDED, principal or "operator", person_id,
-               {"course": course.strip(), "completed_on": completed_on.isoformat(),
-                "expires_on": expires_on.isoformat()})
+        ctx.record(EventType.PERSON_TRAINING_RECORDED, principal or "operator", person_id,
+                   {"course": course.strip(), "completed_on": completed_on.isoformat(),
+                    "expires_on": expires_on.isoformat()})
     return record
 
 
@@ -204,7 +204,7 @@ def set_vetting(ctx: AccessContext, principal: Principal, person_id: str,
         authorize(ctx, db, principal, Action.PERSON_WRITE)
         person = get(db, person_id)
         person.vetting = advance(Vetting(person.vetting), action, f"{person_id}'s vetting")
-    ctx.record(EventType.PERSON_VETTING_CHANGED, principal, person_id, {"vetting": status})
+        ctx.record(EventType.PERSON_VETTING_CHANGED, principal, person_id, {"vetting": status})
     return person
 
 
@@ -213,7 +213,7 @@ def unlock(ctx: AccessContext, principal: Principal, person_id: str) -> Person:
         authorize(ctx, db, principal, Action.PERSON_WRITE)
         person = get(db, person_id)
         person.failed_logins, person.locked_until = 0, None
-    ctx.record(EventType.PERSON_UNLOCKED, principal, person_id, {})
+        ctx.record(EventType.PERSON_UNLOCKED, principal, person_id, {})
     return person
 
 
@@ -225,6 +225,6 @@ def set_active(ctx: AccessContext, principal: Principal, person_id: str,
         person = get(db, person_id)
         person.status = advance(PersonStatus(person.status),
                                 "reactivate" if active else "deactivate", person_id)
-    ctx.record(EventType.PERSON_UPDATED if active else EventType.PERSON_DEACTIVATED,
-               principal, person_id, {"status": person.status})
+        ctx.record(EventType.PERSON_UPDATED if active else EventType.PERSON_DEACTIVATED,
+                   principal, person_id, {"status": person.status})
     return person

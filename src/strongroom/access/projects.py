@@ -139,11 +139,12 @@ def create(ctx: AccessContext, principal: Principal | None, *, title: str, purpo
                    for m in [lead_id, *member_ids])
         db.add_all(FieldGrant(project_id=project_id, field_id=f) for f in granted)
         made = checked_view(ctx, db, project)
-    actor = principal or "operator"
-    ctx.record(EventType.PROJECT_CREATED, actor, project_id,
-               {"title": project.title, "lead": lead_id, "members": member_ids,
-                "fields": granted, "starts_on": starts_on.isoformat(),
-                "expires_on": expires_on.isoformat(), "key_id": key.key_id, **_mixed(made)})
+        actor = principal or "operator"
+        ctx.record(EventType.PROJECT_CREATED, actor, project_id,
+                   {"title": project.title, "lead": lead_id, "members": member_ids,
+                    "fields": granted, "starts_on": starts_on.isoformat(),
+                    "expires_on": expires_on.isoformat(), "key_id": key.key_id,
+                    **_mixed(made)})
     if ctx.cohort_eids is not None:
         issued = pseudonyms.issue(ctx, project, ctx.cohort_eids())
         ctx.record(EventType.PROJECT_PSEUDONYMS_ISSUED, actor, project_id, {"count": issued})
@@ -188,9 +189,10 @@ def add_member(ctx: AccessContext, principal: Principal, project_id: str,
         if person_id in _members(db, project_id):
             raise Conflict(f"{person_id} is already a member of {project_id}")
         db.add(ProjectMember(project_id=project_id, person_id=person_id))
+        db.flush()
         result = checked_view(ctx, db, project)
-    ctx.record(EventType.PROJECT_MEMBER_ADDED, principal, project_id,
-               {"person": person_id, **_mixed(result)})
+        ctx.record(EventType.PROJECT_MEMBER_ADDED, principal, project_id,
+                   {"person": person_id, **_mixed(result)})
     return result
 
 
@@ -207,7 +209,7 @@ def remove_member(ctx: AccessContext, principal: Principal, project_id: str,
         if not gone:
             raise Conflict(f"{person_id} is not a member of {project_id}")
         result = view(db, project)
-    ctx.record(EventType.PROJECT_MEMBER_REMOVED, principal, project_id, {"person": person_id})
+        ctx.record(EventType.PROJECT_MEMBER_REMOVED, principal, project_id, {"person": person_id})
     return result
 
 
@@ -221,14 +223,15 @@ def set_fields(ctx: AccessContext, principal: Principal, project_id: str,
         before = set(granted_fields(db, project_id))
         db.execute(delete(FieldGrant).where(FieldGrant.project_id == project_id))
         db.add_all(FieldGrant(project_id=project_id, field_id=f) for f in wanted)
+        db.flush()
         result = checked_view(ctx, db, project)
-    added, removed = sorted(set(wanted) - before), sorted(before - set(wanted))
-    if added:
-        ctx.record(EventType.PROJECT_FIELDS_GRANTED, principal, project_id,
-                   {"fields": added, **_mixed(result)})
-    if removed:
-        ctx.record(EventType.PROJECT_FIELDS_REVOKED, principal, project_id,
-                   {"fields": removed})
+        added, removed = sorted(set(wanted) - before), sorted(before - set(wanted))
+        if added:
+            ctx.record(EventType.PROJECT_FIELDS_GRANTED, principal, project_id,
+                       {"fields": added, **_mixed(result)})
+        if removed:
+            ctx.record(EventType.PROJECT_FIELDS_REVOKED, principal, project_id,
+                       {"fields": removed})
     return result
 
 
@@ -243,8 +246,8 @@ def request_export(ctx: AccessContext, principal: Principal, project_id: str,
                                  f"{project_id}'s export permission")
         project.export_requested_by = principal.person_id
         result = view(db, project)
-    ctx.record(EventType.PROJECT_EXPORT_REQUESTED, principal, project_id,
-               {"justification": justification.strip()})
+        ctx.record(EventType.PROJECT_EXPORT_REQUESTED, principal, project_id,
+                   {"justification": justification.strip()})
     return result
 
 
@@ -260,8 +263,8 @@ def decide_export(ctx: AccessContext, principal: Principal, project_id: str,
                                  f"{project_id}'s export permission")
         project.export_approved_by = principal.person_id if approve else None
         result = view(db, project)
-    ctx.record(EventType.PROJECT_EXPORT_APPROVED if approve else EventType.PROJECT_UPDATED,
-               principal, project_id, {"export": project.export})
+        ctx.record(EventType.PROJECT_EXPORT_APPROVED if approve else EventType.PROJECT_UPDATED,
+                   principal, project_id, {"export": project.export})
     return result
 
 
@@ -276,10 +279,10 @@ def close(ctx: AccessContext, principal: Principal, project_id: str, *, revoke: 
         project = get(db, project_id)
         close_project(db, project, status, ctx.clock())
         result = view(db, project)
-    destroy_project_files(ctx, [project_id])
-    ctx.record(EventType.PROJECT_REVOKED if revoke else EventType.PROJECT_ENDED, principal,
-               project_id, {"reason": reason.strip()})
-    ctx.record(EventType.PROJECT_KEY_DESTROYED, principal, project_id, {})
+        ctx.record(EventType.PROJECT_REVOKED if revoke else EventType.PROJECT_ENDED,
+                   principal, project_id, {"reason": reason.strip()})
+        ctx.record(EventType.PROJECT_KEY_DESTROYED, principal, project_id, {})
+    destroy_project_files(ctx, [project_id])  # unreadable once the key went with the commit
     return result
 
 
@@ -288,5 +291,5 @@ def schema(ctx: AccessContext, principal: Principal, project_id: str) -> list[Fi
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.DATA_ANALYSE, project_id)
         granted = granted_fields(db, project_id)
-    ctx.record(EventType.DATA_ACCESSED, principal, project_id, {"what": "schema"})
+        ctx.record(EventType.DATA_ACCESSED, principal, project_id, {"what": "schema"})
     return [ctx.dictionary.fields[f] for f in granted]

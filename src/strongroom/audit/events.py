@@ -83,6 +83,8 @@ class EventType(StrEnum):
     STORE_BACKED_UP = "store.backed_up"
     STORE_RESTORED = "store.restored"
     STORE_SCRUBBED = "store.scrubbed"
+    STORE_SWEPT = "store.swept"
+    COHORT_INGESTED = "cohort.ingested"
     # the enclave and its outputs
     ENCLAVE_DEFINITION_CREATED = "enclave.definition.created"
     ENCLAVE_DEFINITION_DROPPED = "enclave.definition.dropped"
@@ -189,6 +191,10 @@ DESCRIPTIONS: dict[EventType, str] = {
                               "the details give the backup's id and audit root.",
     EventType.STORE_SCRUBBED: "Every sealed file was read and checked against its digest "
                               "(`strongroom store scrub`); the details give the outcome.",
+    EventType.STORE_SWEPT: "The store set out to remove its own leftovers (unfinished writes, "
+                           "retired versions); written before the files go.",
+    EventType.COHORT_INGESTED: "A new cohort version was sealed and made current (counts "
+                               "and digests of its sources; never a value).",
     EventType.ENCLAVE_DEFINITION_CREATED: "A dataset definition was created inside the enclave.",
     EventType.ENCLAVE_DEFINITION_DROPPED: "A dataset definition was deleted.",
     EventType.ENCLAVE_ANALYSIS_RUN: "An analysis ran inside the enclave; its output was checked.",
@@ -228,6 +234,21 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.WATCH_DELIVERY_FAILED: "An alert could not be delivered to a security tool "
                                      "after every retry.",
 }
+
+
+# Events that record an attempt or a read, not a change: appended at once, even inside a
+# transaction that then rolls back (a refusal is recorded because the change did not happen).
+# Every other event records a change and, recorded inside the change's transaction, commits
+# with it (see strongroom.audit.outbox).
+ATTEMPTS: frozenset[EventType] = frozenset({
+    EventType.AUTH_LOGIN_FAILED, EventType.AUTH_MFA_FAILED, EventType.AUTH_MFA_REPLAYED,
+    EventType.AUTH_TOKEN_REFUSED, EventType.ACCESS_REFUSED, EventType.DATA_ACCESSED,
+    EventType.AUDIT_VERIFIED, EventType.AUDIT_CHECKPOINT_EXPORTED,
+    EventType.ENCLAVE_ANALYSIS_REFUSED, EventType.ENCLAVE_DUMMY_DOWNLOADED,
+    EventType.OUTPUT_DOWNLOADED, EventType.EXTRACT_REFUSED, EventType.ATTRIBUTION_RUN,
+    EventType.DP_QUERY_FAILED, EventType.DP_QUERY_REFUSED, EventType.WATCH_LIMIT_REFUSED,
+    EventType.WATCH_DELIVERY_FAILED,
+})
 
 
 @dataclass(frozen=True)

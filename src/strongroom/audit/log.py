@@ -13,6 +13,13 @@ checkpoint only, after checking that the frontier folds to the signed root.
 
 Another process appending to the same database (a CLI command next to the server) is
 tolerated: a clash on a sequence number makes the writer read the other's entries and retry.
+
+An event that records a change is not queued here but written into ``audit_outbox`` in the
+change's own transaction (:func:`strongroom.audit.outbox.stage`); the writer drains the outbox
+into the log, deleting the rows it appends in the transaction that appends them, so a crash
+at any point leaves each event exactly once: in the outbox or in the log. It drains when asked
+(:meth:`AuditLog.drain`, after each such transaction), when it starts (what a crash or another
+process left) and every ``checkpoint_seconds`` while idle.
 """
 
 from __future__ import annotations
@@ -32,19 +39,21 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from strongroom.audit import merkle
+from strongroom.audit import merkle, outbox
 from strongroom.audit.checkpoints import Checkpoint, append_witness
 from strongroom.audit.events import AuditEvent, format_at, hash_sensitive, leaf_head, leaf_tail
-from strongroom.audit.tables import CHECKPOINTS, ENTRIES
+from strongroom.audit.tables import CHECKPOINTS, ENTRIES, OUTBOX
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # events per transaction
 FETCH = 10_000  # rows per query when reading the log back
 _RETRIES = 5  # sequence clashes with another process before giving up
+_IDLE = 1.0  # at least this long between looks at the outbox while idle (seconds)
 
 
 class AuditError(Exception):
@@ -84,12 +93,14 @@ class StoredEntry:
 
 
 class _Request:
-    """An event waiting for the writer (``tail`` is None for a checkpoint request)."""
+    """An event waiting for the writer (``tail`` is None for a checkpoint or drain request)."""
 
-    __slots__ = ("actor", "at", "future", "subject", "tail", "type")
+    __slots__ = ("actor", "at", "drain", "future", "subject", "tail", "type")
 
-    def __init__(self, event: AuditEvent | None, tail: str | None) -> None:
+    def __init__(self, event: AuditEvent | None, tail: str | None, *,
+                 drain: bool = False) -> None:
         self.tail = tail
+        self.drain = drain
         self.type = str(event.type) if event else ""
         self.actor = event.actor if event else None
         self.subject = event.subject if event else None
@@ -132,6 +143,11 @@ class AuditLog:
         self._conn: Connection | None = None  # the writer thread's
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
+        try:  # the events a crash, or another process, left committed in the outbox
+            self.drain()
+        except BaseException:
+            self.close()
+            raise
 
     # -- appending ------------------------------------------------------------------------
 
@@ -144,6 +160,19 @@ class AuditLog:
         """Record events with consecutive sequence numbers; returns once all are durable."""
         futures = self._submit([self._request(e) for e in events])
         return [f.result() for f in futures]
+
+    def check(self, event: AuditEvent) -> None:
+        """Raise as :meth:`append` would for an event it cannot record (appends nothing)."""
+        self._request(event)
+
+    def stage(self, db: Connection | Session, event: AuditEvent) -> None:
+        """Write ``event`` into ``db``'s open transaction, to be logged once it commits (then
+        call :meth:`drain` to wait until it is)."""
+        outbox.stage(db, event, self._salt)
+
+    def drain(self) -> None:
+        """Return once every event committed to the outbox before this call is in the log."""
+        self._submit([_Request(None, None, drain=True)])[0].result()
 
     def checkpoint(self) -> Checkpoint:
         """Sign the current tree now (or return the latest checkpoint if nothing is new)."""
@@ -206,13 +235,18 @@ class AuditLog:
         try:
             while True:
                 with self._cond:
-                    while not self._queue and not self._closing:
-                        self._cond.wait()
-                    if not self._queue:
+                    if not self._queue and not self._closing:
+                        self._cond.wait(max(self._seconds, _IDLE))
+                    idle = not self._queue and not self._closing
+                    if not self._queue and self._closing:
                         break
                     batch = [self._queue.popleft()
                              for _ in range(min(len(self._queue), MAX_BATCH))]
-                self._process(batch)
+                if idle:  # drain what another process committed (an ingest, a CLI command)
+                    batch = [_Request(None, None, drain=True)] if self._outbox_waiting() else []
+                if batch:
+                    self._process(batch)
+            self._commit([], force=False, drain=True)
             if self._frontier.size > self._cp_size:
                 self._commit([], force=True)
             self._disconnect()
@@ -228,11 +262,23 @@ class AuditLog:
                     request.future.set_exception(
                         AuditError("the audit log's writer has stopped"))
 
+    def _outbox_waiting(self) -> bool:
+        try:
+            return bool(self._connection().execute(select(exists().select_from(OUTBOX)))
+                        .scalar())
+        except Exception:
+            self._disconnect()  # the next batch's commit reports a lost database
+            return False
+        finally:
+            if self._conn is not None:
+                self._conn.rollback()
+
     def _process(self, batch: list[_Request]) -> None:
         events = [r for r in batch if r.tail is not None]
-        force = len(events) < len(batch)
+        drain = any(r.drain for r in batch)
+        force = any(r.tail is None and not r.drain for r in batch)
         try:
-            receipts, checkpoint = self._commit(events, force=force)
+            receipts, checkpoint = self._commit(events, force=force, drain=drain)
         except Exception as exc:
             for request in batch:
                 request.future.set_exception(exc)
@@ -248,15 +294,28 @@ class AuditLog:
                 if request.tail is None and isinstance(result, BaseException):
                     request.future.set_exception(result)
                 elif request.tail is None:
-                    request.future.set_result(result)
+                    request.future.set_result(None if request.drain else result)
+        else:
+            for request in batch:
+                if request.drain:
+                    request.future.set_result(None)
 
     def _commit(
-        self, events: list[_Request], *, force: bool
+        self, events: list[_Request], *, force: bool, drain: bool = False
     ) -> tuple[list[AuditReceipt], Checkpoint | None]:
+        """Append ``events`` (and, with ``drain``, the whole outbox, a batch at a time)."""
+        receipts, checkpoint, full = self._commit_once(events, force=force, drain=drain)
+        while full:  # the outbox held more than one batch
+            _, checkpoint, full = self._commit_once([], force=force, drain=True)
+        return receipts, checkpoint
+
+    def _commit_once(
+        self, events: list[_Request], *, force: bool, drain: bool
+    ) -> tuple[list[AuditReceipt], Checkpoint | None, bool]:
         try:
             for attempt in range(_RETRIES):
                 try:
-                    return self._try_commit(events, force=force)
+                    return self._try_commit(events, force=force, drain=drain)
                 except IntegrityError:
                     if attempt == _RETRIES - 1:
                         raise
@@ -281,12 +340,43 @@ class AuditLog:
             self._conn = None
 
     def _try_commit(
-        self, events: list[_Request], *, force: bool
-    ) -> tuple[list[AuditReceipt], Checkpoint | None]:
+        self, events: list[_Request], *, force: bool, drain: bool
+    ) -> tuple[list[AuditReceipt], Checkpoint | None, bool]:
+        conn = self._connection()
+        with conn.begin():
+            staged: list[Any] = []
+            if drain:  # claimed by deleting them: a concurrent drainer gets the others
+                oldest = select(OUTBOX.c.id).order_by(OUTBOX.c.id).limit(MAX_BATCH)
+                staged = sorted(conn.execute(
+                    delete(OUTBOX).where(OUTBOX.c.id.in_(oldest.scalar_subquery()))
+                    .returning(OUTBOX.c.id, OUTBOX.c.at, OUTBOX.c.type, OUTBOX.c.actor,
+                               OUTBOX.c.subject, OUTBOX.c.tail)).all())
+            receipts, checkpoint, frontier = self._write(conn, events, staged, force=force)
+        self._frontier = frontier
+        if checkpoint is not None:
+            self._cp_size = checkpoint.tree_size
+            self._cp_time = time.monotonic()
+            if self._witness is not None:
+                try:
+                    append_witness(self._witness, checkpoint, self.public_key)
+                except OSError:  # the entries are committed: say so loudly, do not fail them
+                    log.exception("could not write audit checkpoint %d to the witness file %s",
+                                  checkpoint.tree_size, self._witness)
+        return receipts, checkpoint, len(staged) == MAX_BATCH
+
+    def _write(
+        self, conn: Connection, events: list[_Request], staged: list[Any], *, force: bool
+    ) -> tuple[list[AuditReceipt], Checkpoint | None, merkle.Frontier]:
+        """Insert the entries of ``staged`` outbox rows, then of ``events``, and any
+        checkpoint due, in the caller's transaction; the frontier they make."""
         now = dt.datetime.now(dt.UTC)
         now_text = format_at(now)
         frontier = self._frontier.copy()
         rows: list[dict[str, Any]] = []
+        for row in staged:
+            rows.append(_row(frontier.size, row.at, format_at(row.at), row.type, row.actor,
+                             row.subject, row.tail))
+            frontier.append(rows[-1]["leaf_hash"])
         receipts: list[AuditReceipt] = []
         for request in events:
             assert request.tail is not None
@@ -305,23 +395,11 @@ class AuditLog:
             due = True  # a checkpoint of the empty log: still a signed statement
         checkpoint = Checkpoint.sign(self._key, frontier.size, frontier.root(), now) \
             if due else None
-        conn = self._connection()
-        with conn.begin():
-            if rows:
-                conn.execute(insert(ENTRIES), rows)
-            if checkpoint is not None:
-                conn.execute(insert(CHECKPOINTS).values(checkpoint_row(checkpoint, frontier)))
-        self._frontier = frontier
+        if rows:
+            conn.execute(insert(ENTRIES), rows)
         if checkpoint is not None:
-            self._cp_size = checkpoint.tree_size
-            self._cp_time = time.monotonic()
-            if self._witness is not None:
-                try:
-                    append_witness(self._witness, checkpoint, self.public_key)
-                except OSError:  # the entries are committed: say so loudly, do not fail them
-                    log.exception("could not write audit checkpoint %d to the witness file %s",
-                                  checkpoint.tree_size, self._witness)
-        return receipts, checkpoint
+            conn.execute(insert(CHECKPOINTS).values(checkpoint_row(checkpoint, frontier)))
+        return receipts, checkpoint, frontier
 
     def _catch_up(self, conn: Connection) -> None:
         """Fold in entries another process appended after ours."""

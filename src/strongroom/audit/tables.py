@@ -44,3 +44,25 @@ ENTRIES: Table = AuditEntryRow.__table__  # type: ignore[assignment]
 CHECKPOINTS: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
 
 
+
+
+class AuditOutboxRow(Base):
+    """An event written in the transaction of the change it records, not yet in the log.
+
+    The audit writer moves rows into ``audit_entries`` and deletes them in one transaction, so
+    a row is either here or in the log, never both and never neither. ``tail`` is the leaf's
+    details and sensitive values, already hashed: nothing here is in the clear that the log
+    itself would not hold.
+    """
+
+    __tablename__ = "audit_outbox"
+
+    id: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    type: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    subject: Mapped[str | None] = mapped_column(String(128))
+    tail: Mapped[str] = mapped_column(Text)
+
+
+OUTBOX: Table = AuditOutboxRow.__table__  # type: ignore[assignment]

@@ -58,6 +58,10 @@ def cohort_ingest(
         len(files) + 8, "ingesting"
     ) as progress:
         version = ingest(store, files, relax=relax or (), progress=progress)
+        from strongroom.platform import open_audit  # the CLI's start stays light
+
+        with open_audit(store):
+            pass  # the ingest's event, committed with it, goes into the signed log
     console.print(f"stored cohort version {version.id}: {version.participants:,} participants")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from strongroom.cohort.crypto import DecryptionError
 from strongroom.cohort.keysources import KeySourceError
 from strongroom.cohort.problems import IngestError
 from strongroom.cohort.store import StoreError
+from strongroom.db import explain
 from strongroom.errors import ServiceError
 from strongroom.operations.backup import BackupError
 
@@ -53,10 +55,36 @@ def refusals() -> Iterator[None]:
             FileNotFoundError, ValueError) as exc:
         errors.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
-    except DBAPIError as exc:  # a corrupt, unreadable or unreachable metadata database
-        errors.print(f"error: the metadata database cannot be read ({str(exc.orig).strip()}); "
-                     f"nothing was changed. See `strongroom store check`.", markup=False)
+    except DBAPIError as exc:  # a damaged, full or unreachable metadata database
+        # a failed statement rolls its transaction back, and the store writes files before
+        # the transaction that makes them count: nothing is changed by a failure here
+        errors.print(f"error: {explain(exc)}. Nothing was changed.", markup=False)
         raise typer.Exit(1) from None
+    except OSError as exc:  # a full disk, a directory where a file belongs, no permission
+        errors.print(f"error: {os_failure(exc)}", markup=False)
+        raise typer.Exit(1) from None
+
+
+def os_failure(exc: OSError) -> str:
+    """What an operating-system failure means, that the store is unchanged, and what to do.
+
+    The store writes every file to a temporary name, flushed, then renamed into place, and a
+    cohort version counts only once the database commits it: a failed write leaves what was
+    stored before exactly as it was (a half-written file is removed or never named)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full{where}: {exc.strerror or exc}. Nothing was changed: what "
+                f"was being written was discarded, and everything stored before is intact. "
+                f"Free space on that filesystem (or give the data directory a larger one), "
+                f"then run the command again.")
+    if exc.errno == errno.EISDIR:
+        return (f"{exc.filename or 'a path given'} is a directory where a file was expected. "
+                f"Nothing was changed. Give the file itself.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"not permitted{where}: {exc.strerror or exc}. Nothing was changed. Run as the "
+                f"user that owns the data directory, or fix the path's permissions.")
+    return (f"{exc.strerror or exc}{where}. Nothing was changed. Check the path, then run the "
+            f"command again.")
 
 
 @contextmanager

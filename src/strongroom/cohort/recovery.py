@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from strongroom import migrations
+from strongroom.audit.events import EventType
 from strongroom.cohort.crypto import DecryptionError, decrypt
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.store import (
@@ -272,6 +273,7 @@ def recover(store: Store) -> list[str]:
             raise StoreError(f"the database's schema is {found.schema.value}: run "
                              f"`strongroom upgrade {store.root}` first")
         _claim_if_unclaimed(store)
+        recorded = 0  # done[:recorded] is in the audit outbox
         with Session(store.engine, expire_on_commit=False) as session:
             known = {v.id for v in session.scalars(select(CohortVersion))}
         for where in _candidates(store):
@@ -289,34 +291,54 @@ def recover(store: Store) -> list[str]:
                 done.append(f"left {where.relative_to(store.root)} in quarantine: "
                             f"{COHORT_DIR}/{version_id} already exists")
                 continue
+            lines = []
             if version_id not in known:
                 source = "tables" if "recovered" in str(version.sources) else "manifest"
-                line = (f"registered version {version_id} ({version.participants:,} "
-                        f"participants) from its sealed {source}")
-                with Session(store.engine) as session, session.begin():
+                lines.append(f"registered version {version_id} ({version.participants:,} "
+                             f"participants) from its sealed {source}")
+            if not in_cohort:
+                lines.append(f"moved version {version_id} back from quarantine")
+            # the registration and its event commit together; the move back (a rename, outside
+            # the database) is recorded with them and done after: a crash in between leaves it
+            # registered and still in quarantine, where the next `recover` finishes the move
+            with Session(store.engine) as session, session.begin():
+                if version_id not in known:
                     session.add(version)
-                known.add(version_id)
-                done.append(line)
+                _audit(store, session, version_id, [*done[recorded:], *lines])
+            known.add(version_id)
+            done.extend(lines)
+            recorded = len(done)
             if not in_cohort:
                 os.rename(where, target)
                 fsync_dir(target.parent)
-                done.append(f"moved version {version_id} back from quarantine")
         if store.quarantine_dir.is_dir() and not any(store.quarantine_dir.iterdir()):
             store.quarantine_dir.rmdir()
-        done.extend(_make_newest_current(store))
+        made = _make_newest_current(store, done[recorded:])
+        if not made and done[recorded:]:  # the tables made, or what was left as it was
+            with Session(store.engine) as session, session.begin():
+                _audit(store, session, store.config.store_id, done[recorded:])
+        done.extend(made)
     return done
 
 
-def _make_newest_current(store: Store) -> list[str]:
+def _make_newest_current(store: Store, unrecorded: list[str]) -> list[str]:
     """If no version is current, or the current one's files are gone (a database older than
-    the directory), the newest version whose files are here becomes current."""
+    the directory), the newest version whose files are here becomes current (audited with
+    the ``unrecorded`` steps before it)."""
     current = store.current()
     present = [v for v in store.versions() if (store.root / COHORT_DIR / v.id).is_dir()]
     if not present or (current is not None and any(v.id == current.id for v in present)):
         return []
+    was = f" (the current {current.id}'s files are not here)" if current is not None else ""
+    lines = [f"made version {present[0].id}, the newest present, current{was}"]
     with Session(store.engine) as session, session.begin():
         session.execute(update(CohortVersion).values(current=False))
         session.execute(update(CohortVersion).where(CohortVersion.id == present[0].id)
                         .values(current=True))
-    was = f" (the current {current.id}'s files are not here)" if current is not None else ""
-    return [f"made version {present[0].id}, the newest present, current{was}"]
+        _audit(store, session, present[0].id, [*unrecorded, *lines])
+    return lines
+
+
+def _audit(store: Store, session: Session, version_id: str, lines: list[str]) -> None:
+    store.audit(session, EventType.STORE_RECOVERED, "operator", version_id,
+                {"actions": list(lines)})

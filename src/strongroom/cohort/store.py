@@ -23,6 +23,12 @@ version the database has marked retired. Opening checks that the database is thi
 one it knows; an unknown version (the database missing, empty, swapped or restored from an older
 backup) is moved to ``quarantine/`` unharmed and the store refuses to open until
 ``strongroom store recover`` has re-registered it from its sealed manifest.
+
+Every change is audited in the database transaction that makes it (the audit outbox): an
+ingest's event commits with the version becoming current; removing leftovers, which happens to
+files outside the database, is recorded first (the intent, naming what goes) and done after,
+so a crash in between leaves the event and files that the next open removes (they are provably
+leftovers), never a removal without its event.
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from strongroom import migrations
+from strongroom.audit import events
+from strongroom.audit.keys import salt_key_from_secret
+from strongroom.audit.outbox import stage
 from strongroom.cohort import keyring
 from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary_bytes
@@ -62,7 +71,7 @@ from strongroom.cohort.keysources import (
     open_source,
 )
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, Cohort
-from strongroom.db import Base, UTCDateTime, make_engine
+from strongroom.db import Base, UTCDateTime, explain, make_engine
 from strongroom.progress import Progress
 
 CONFIG = "strongroom.yaml"
@@ -157,6 +166,8 @@ def init_store(
     if root.exists() and any(root.iterdir()):
         raise StoreError(f"{root} exists and is not empty; choose a new directory")
     store_id = uuid.uuid4().hex[:12]
+    if database_url is not None:  # before anything is made: a refusal leaves nothing behind
+        _require_reachable(database_url)
     master, stored_at = _new_master(root, store_id, key_file, key_source)
     store_key = MasterKey.generate()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -207,6 +218,17 @@ def _new_master(root: Path, store_id: str, key_file: Path | None,
     return RawKeySource(key, KeySpec("file", path=str(key_path))), str(key_path)
 
 
+def _require_reachable(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        migrations.state(engine)
+    except DBAPIError as exc:
+        raise StoreError(f"{explain(exc, 'the --database-url given')}. Nothing was created: "
+                         f"no directory, no key.") from exc
+    finally:
+        engine.dispose()
+
+
 class Store:
     """An open data directory with its store key (opened by its master key)."""
 
@@ -253,10 +275,8 @@ class Store:
                 store._remove_leftovers(retired=False)
         except DBAPIError as exc:
             store.close()
-            raise StoreError(
-                f"cannot read the metadata database {store.database}: "
-                f"{str(exc.orig).strip()}. Nothing was changed. Check that it is running and "
-                f"reachable, and the database URL in {store.root / CONFIG}") from exc
+            raise StoreError(f"{explain(exc)} (the database: {store.database}). Nothing was "
+                             f"changed.") from exc
         except BaseException:
             store.close()
             raise
@@ -387,13 +407,29 @@ class Store:
         """Remove only what is provably the store's own leftover: its staging directories,
         and (``retired``: right after an ingest retired them) the files of retired versions,
         never the current one's. Opening removes staging only, so a database edited to
-        retire everything cannot make an open delete a sealed version. Call with the lock."""
+        retire everything cannot make an open delete a sealed version. Call with the lock.
+
+        The audit event is committed before the first file goes (intent first): a crash
+        part-way leaves the event and leftovers that the next open removes again."""
         layout = self.layout()
         current = self.current()
-        doomed = [*layout.staging, *(layout.retired if retired else [])]
+        doomed = [name for name in [*layout.staging, *(layout.retired if retired else [])]
+                  if current is None or name != current.id]
+        if not doomed:
+            return
+        with self._session() as session, session.begin():
+            self.audit(session, events.EventType.STORE_SWEPT, "system", self.config.store_id,
+                       {"unfinished": [n for n in doomed if n in layout.staging],
+                        "retired": [n for n in doomed if n not in layout.staging]})
         for name in doomed:
-            if current is None or name != current.id:
-                shutil.rmtree(self.root / COHORT_DIR / name, ignore_errors=True)
+            shutil.rmtree(self.root / COHORT_DIR / name, ignore_errors=True)
+
+    def audit(self, db: Session, type: events.EventType, actor: str, subject: str | None,
+              details: dict[str, events.JSON]) -> None:
+        """Write an audit event in ``db``'s open transaction: it commits with the change
+        (the audit writer moves it into the log; see strongroom.audit.outbox)."""
+        stage(db, events.AuditEvent(type, actor, subject, details),
+              salt_key_from_secret(self.key.secret))
 
     def close(self) -> None:
         """Release the metadata database's connections."""
@@ -504,17 +540,37 @@ class Store:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        try:
-            with self._session() as session, session.begin():
-                session.execute(update(CohortVersion).values(current=False))
-                session.add(record)
-        except BaseException:
-            # the commit's outcome is unknown (it may have landed): keep the files; if it did
-            # not, the next open quarantines them and `store recover` registers them
-            raise
-        self._retire_old()
+        # the version, the retirement of those past retention and the ingest's audit event
+        # commit together. If the commit's outcome is unknown (it may have landed), the files
+        # are kept: if it did not, the next open quarantines them and `store recover`
+        # registers them
+        with self._committing(final), self._session() as session, session.begin():
+            session.execute(update(CohortVersion).values(current=False))
+            session.add(record)
+            session.flush()
+            retired: list[events.JSON] = list(self._retire_old(session))
+            self.audit(session, events.EventType.COHORT_INGESTED, "operator", version_id, {
+                "participants": record.participants,
+                "tables": {name: {"rows": t["rows"], "sha256": t["sha256"]}
+                           for name, t in tables.items()},
+                "sources": [{k: v for k, v in s.items() if k in ("name", "sha256", "bytes")}
+                            for s in sources],
+                "retired": retired})
         self._remove_leftovers(retired=True)
         return record
+
+    @contextlib.contextmanager
+    def _committing(self, final: Path) -> Iterator[None]:
+        """Say what a failed commit of the version sealed at ``final`` leaves."""
+        try:
+            yield
+        except DBAPIError as exc:
+            raise StoreError(
+                f"{explain(exc)} (the database: {self.database}). The new cohort version was "
+                f"sealed but most likely not recorded: the version stored before is unchanged, "
+                f"and the new one's files are kept unharmed in {final}. Once the database "
+                f"works, run `strongroom store check {self.root}`; `strongroom store recover` "
+                f"registers the new version if it is wanted.") from exc
 
     def _write_table(self, where: Path, version_id: str, name: str,
                      frame: pl.DataFrame) -> dict[str, Any]:
@@ -548,14 +604,16 @@ class Store:
             current=False, participants=data["participants"], tables=data["tables"],
             sources=data["sources"], dictionary_digest=data["dictionary_digest"])
 
-    def _retire_old(self) -> None:
-        """Mark versions past retention retired (the record stays), so their files may go."""
-        kept = self.versions()
+    def _retire_old(self, session: Session) -> list[str]:
+        """Mark versions past retention retired (the record stays), so their files may go;
+        in the caller's transaction. Returns their ids."""
+        kept = session.scalars(select(CohortVersion).where(CohortVersion.retired_at.is_(None))
+                               .order_by(CohortVersion.created_at.desc())).all()
         old = [v.id for v in kept[KEEP_VERSIONS:] if not v.current]
         if old:
-            with self._session() as session, session.begin():
-                session.execute(update(CohortVersion).where(CohortVersion.id.in_(old))
-                                .values(retired_at=dt.datetime.now(dt.UTC)))
+            session.execute(update(CohortVersion).where(CohortVersion.id.in_(old))
+                            .values(retired_at=dt.datetime.now(dt.UTC)))
+        return old
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -659,11 +717,17 @@ class Layout:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` in full, or what it held before (a failure, say a full disk,
+    removes the half-written temporary file and names ``path`` in the error)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.replace(tmp, path)
 
 

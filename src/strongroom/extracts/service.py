@@ -39,7 +39,7 @@ from strongroom.access.permissions import Action, Grant
 from strongroom.access.policies import read_control_state, recipient_reasons
 from strongroom.access.states import ProjectStatus
 from strongroom.access.tokens import new_id
-from strongroom.audit import EventType
+from strongroom.audit import AuditError, EventType
 from strongroom.cohort.model import EID, PARTICIPANTS, parse_column_name
 from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
@@ -335,18 +335,21 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
         file_sha256=sha256, format=fmt, created_at=ctx.clock(),
         created_by=principal.person_id if principal else "operator", withheld_share=withheld)
     try:
-        with ctx.transaction() as db:
+        with ctx.transaction() as db:  # the manifest and its event commit together
             db.add(record)
+            ctx.record(EventType.EXTRACT_CREATED, principal or "operator", project_id, {
+                "extract": extract_id, "format": fmt, "sha256": sha256,
+                "rows": released.height, "decoys": made.rows.height,
+                "fields": list(who.fields), "columns": len(columns),
+                "carriers": [c.column for c in choice.carriers], "key_id": record.key_id,
+                "cohort_version": version_id, "recipient": who.person_id,
+                "institution": who.institution_id, "allow_listed": allowed,
+                "risk": risk.summary(), "withheld_share": withheld})
+    except AuditError:  # committed, its event kept in the outbox: the file goes with its record
+        raise
     except BaseException:
         out_path.unlink(missing_ok=True)  # no unrecorded extract is left behind
         raise
-    ctx.record(EventType.EXTRACT_CREATED, principal or "operator", project_id, {
-        "extract": extract_id, "format": fmt, "sha256": sha256, "rows": released.height,
-        "decoys": made.rows.height, "fields": list(who.fields), "columns": len(columns),
-        "carriers": [c.column for c in choice.carriers], "key_id": record.key_id,
-        "cohort_version": version_id, "recipient": who.person_id,
-        "institution": who.institution_id, "allow_listed": allowed, "risk": risk.summary(),
-        "withheld_share": withheld})
     return ExtractResult(extract_id, project_id, who.institution_id, out_path, fmt, sha256,
                          released.height, frame.height, made.rows.height, columns,
                          [c.column for c in choice.carriers], choice.skipped, omitted,

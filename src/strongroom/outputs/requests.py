@@ -226,11 +226,11 @@ def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
         db.add(row)
         db.flush()
         view = OutputView(row, [])
-    ctx.record(EventType.OUTPUT_CHECKED, principal, row.id,
-               {"project": project_id, "sha256": sha256, "size": len(payload),
-                "media_type": media_type, "kind": row.kind, "verdict": row.verdict,
-                "rules_version": report.rules_version,
-                "thresholds": stored_report["thresholds"], **findings_summary(report)})
+        ctx.record(EventType.OUTPUT_CHECKED, principal, row.id,
+                   {"project": project_id, "sha256": sha256, "size": len(payload),
+                    "media_type": media_type, "kind": row.kind, "verdict": row.verdict,
+                    "rules_version": report.rules_version,
+                    "thresholds": stored_report["thresholds"], **findings_summary(report)})
     return view
 
 
@@ -302,11 +302,13 @@ def _act(ctx: AccessContext, principal: Principal, output_id: str, action: Outpu
                 _add_review(db, row, principal, action, reason, now)
             if move.target is OutputStatus.RELEASED and on_release is not None:
                 on_release(row)
-            return _view(db, row, principal), move
+            view = _view(db, row, principal)
+            for event in move.events:  # committed with the move, or not at all
+                ctx.record(event, principal, view.output.id,
+                           _details(event, view, action, reason))
+            return view, move
 
-    view, move = _retrying(attempt)
-    for event in move.events:
-        ctx.record(event, principal, view.output.id, _details(event, view, action, reason))
+    view, _ = _retrying(attempt)
     return view
 
 

@@ -141,31 +141,34 @@ class Privacy:
                         db, project).members)
                     if self.ctx.settings.refuse_exact_beside_dp:
                         mixed_access.refuse(found, project_id)
+                # the change's events commit with it (the audit outbox)
+                self.ctx.record(EventType.DP_BUDGET_SET, principal, project_id, {
+                    "reason": reason.strip(),
+                    "dp_mode": after.dp_mode, "was_dp_mode": before.dp_mode,
+                    "epsilon_total": budget.show(after.epsilon_total),
+                    "was_epsilon_total": budget.show(before.epsilon_total),
+                    "delta_total": budget.show(after.delta_total),
+                    "was_delta_total": budget.show(before.delta_total),
+                    "ceiling": {"epsilon": budget.show(ceiling.epsilon),
+                                "delta": budget.show(ceiling.delta)},
+                    **({"mixed_access": [m.as_dict() for m in found]} if found else {})})
+                if after.left_at is not None and before.left_at is None:
+                    self.ctx.record(EventType.DP_MODE_LEFT, principal, project_id, {
+                        "reason": reason.strip(),
+                        "epsilon_spent": budget.show(after.epsilon_spent),
+                        "delta_spent": budget.show(after.delta_spent),
+                        "answers": after.queries,
+                        "note": "the answers released in DP mode stay differentially "
+                                "private; exact analyses from now on pass the output check "
+                                "as exact; the project cannot enter DP mode again"})
                 return before, after, found
 
         try:
-            before, after, found = budget.retrying(attempt)
+            _, after, found = budget.retrying(attempt)
         except Conflict as refusal:
             self.ctx.record(EventType.DP_BUDGET_REFUSED, principal, project_id,
                             {"reason": reason.strip(), "reasons": refusal.reasons})
             raise
-        self.ctx.record(EventType.DP_BUDGET_SET, principal, project_id, {
-            "reason": reason.strip(),
-            "dp_mode": after.dp_mode, "was_dp_mode": before.dp_mode,
-            "epsilon_total": budget.show(after.epsilon_total),
-            "was_epsilon_total": budget.show(before.epsilon_total),
-            "delta_total": budget.show(after.delta_total),
-            "was_delta_total": budget.show(before.delta_total),
-            "ceiling": {"epsilon": budget.show(ceiling.epsilon),
-                        "delta": budget.show(ceiling.delta)},
-            **({"mixed_access": [m.as_dict() for m in found]} if found else {})})
-        if after.left_at is not None:
-            self.ctx.record(EventType.DP_MODE_LEFT, principal, project_id, {
-                "reason": reason.strip(), "epsilon_spent": budget.show(after.epsilon_spent),
-                "delta_spent": budget.show(after.delta_spent), "answers": after.queries,
-                "note": "the answers released in DP mode stay differentially private; "
-                        "exact analyses from now on pass the output check as exact; "
-                        "the project cannot enter DP mode again"})
         with self.ctx.transaction() as db:
             return BudgetView(after, budget.spends(db, project_id), found)
 
@@ -217,15 +220,11 @@ class Privacy:
             spec = dict(request)
             charged = budget.retrying(lambda: self._charge(budget.Charge(
                 project_id, principal.person_id, principal.token_id, query.kind.value,
-                query.table, epsilon, Fraction(0), spec, _digest(spec)), spend_id))
+                query.table, epsilon, Fraction(0), spec, _digest(spec)), spend_id, principal))
         except (Invalid, Conflict, Unavailable) as refusal:
             self.ctx.record(EventType.DP_QUERY_REFUSED, principal, project_id,
                             {"kind": str(request.get("kind")), "reasons": refusal.reasons})
             raise
-        self.ctx.record(EventType.DP_QUERY_CHARGED, principal, project_id, {
-            "spend": spend_id, "kind": query.kind.value, "table": query.table,
-            "epsilon": budget.show(epsilon), "delta": "0", "spec_sha256": _digest(spec),
-            "epsilon_remaining": budget.show(charged.epsilon_remaining)})
         try:
             rows = dp.frame(planned, tables, np.random.default_rng())
             raw = pool.call({**header, "op": "release"}, rows)
@@ -241,11 +240,13 @@ class Privacy:
                 f"team if it recurs") from exc
         noise = [{"statistic": n.statistic, "distribution": n.distribution, "scale": n.scale}
                  for n in released.noise]
-        self._finish(spend_id, "answered", {"noise": noise,
-                                            "epsilon_used": released.epsilon_used})
-        self.ctx.record(EventType.DP_QUERY_ANSWERED, principal, project_id, {
-            "spend": spend_id, "kind": query.kind.value, "epsilon": budget.show(epsilon),
-            "epsilon_used": released.epsilon_used, "noise": noise})
+        with self.ctx.transaction() as db:  # the answer and its event commit together
+            budget.finish(db, spend_id, "answered",
+                          {"noise": noise, "epsilon_used": released.epsilon_used},
+                          self.ctx.clock())
+            self.ctx.record(EventType.DP_QUERY_ANSWERED, principal, project_id, {
+                "spend": spend_id, "kind": query.kind.value, "epsilon": budget.show(epsilon),
+                "epsilon_used": released.epsilon_used, "noise": noise})
         return DPAnswer(spend_id, project_id, query.kind.value, query.table, epsilon,
                         Fraction(0), released.epsilon_used, query.confidence,
                         released.estimates, released.noise, released.notes, charged)
@@ -272,9 +273,16 @@ class Privacy:
         with self.ctx.transaction() as db:
             budget.check_fits(budget.read(db, project_id), epsilon, Fraction(0))
 
-    def _charge(self, request: budget.Charge, spend_id: str) -> Budget:
+    def _charge(self, request: budget.Charge, spend_id: str, principal: Principal) -> Budget:
+        """Charge the query's loss; the charge and its event commit together."""
         with self.ctx.transaction() as db:
-            return budget.charge(db, spend_id, request, self.ctx.clock())
+            charged = budget.charge(db, spend_id, request, self.ctx.clock())
+            self.ctx.record(EventType.DP_QUERY_CHARGED, principal, request.project_id, {
+                "spend": spend_id, "kind": request.kind, "table": request.table,
+                "epsilon": budget.show(request.epsilon), "delta": "0",
+                "spec_sha256": request.spec_sha256,
+                "epsilon_remaining": budget.show(charged.epsilon_remaining)})
+            return charged
 
     def _finish(self, spend_id: str, status: str, outcome: dict[str, Any]) -> None:
         with self.ctx.transaction() as db:

@@ -207,9 +207,9 @@ def _move(ctx: AccessContext, principal: Principal, alert_id: str, action: Alert
             for name, value in values.items():
                 set_committed_value(row, name, value)
             view = _view(db, row)
-        ctx.record(EVENTS[action], principal, alert_id, {
-            "detector": row.detector, "from": current.value, "to": target.value,
-            "person": row.person_id, "project": row.project_id, "reason": text or None})
+            ctx.record(EVENTS[action], principal, alert_id, {
+                "detector": row.detector, "from": current.value, "to": target.value,
+                "person": row.person_id, "project": row.project_id, "reason": text or None})
         return view
     raise Conflict(f"alert {alert_id} kept changing while you acted on it; read it again "
                    f"and retry")

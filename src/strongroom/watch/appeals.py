@@ -180,9 +180,9 @@ def appeal(ctx: AccessContext, principal: Principal, alert_id: str, text: str) -
                             ("appealed_at", now)):
             set_committed_value(alert, name, value)
         view = view_of(db, alert)
-    ctx.record(EventType.WATCH_APPEAL_FILED, principal, alert_id, {
-        "as": role, "person": alert.person_id, "project": alert.project_id,
-        "suspensions": [s.pause_id for s in held], "text": body})
+        ctx.record(EventType.WATCH_APPEAL_FILED, principal, alert_id, {
+            "as": role, "person": alert.person_id, "project": alert.project_id,
+            "suspensions": [s.pause_id for s in held], "text": body})
     return view
 
 
@@ -240,9 +240,9 @@ def _uphold(ctx: AccessContext, principal: Principal, alert_id: str, why: str) -
             raise Conflict(f"the appeal on alert {alert_id} was decided by another custodian "
                            f"admin just now; read it again") from None
         view = view_of(db, alert)
-    ctx.record(EventType.WATCH_APPEAL_UPHELD, principal, alert_id, {
-        "person": alert.person_id, "project": alert.project_id, "reason": why,
-        "suspensions": [s.pause_id for s in view.suspensions]})
+        ctx.record(EventType.WATCH_APPEAL_UPHELD, principal, alert_id, {
+            "person": alert.person_id, "project": alert.project_id, "reason": why,
+            "suspensions": [s.pause_id for s in view.suspensions]})
     return view
 
 
@@ -287,8 +287,8 @@ def _lift(ctx: AccessContext, principal: Principal, alert_id: str, why: str) -> 
                 raise _RacedError
         db.expire_all()
         view = view_of(db, alert)
-    ctx.record(EventType.WATCH_APPEAL_LIFTED, principal, alert_id, {
-        "person": alert.person_id, "project": alert.project_id, "reason": why,
-        "status": view.status.value, "confirmed": view.status is AppealStatus.LIFTED,
-        "suspensions": {s.pause_id: s.state.value for s in view.suspensions}})
+        ctx.record(EventType.WATCH_APPEAL_LIFTED, principal, alert_id, {
+            "person": alert.person_id, "project": alert.project_id, "reason": why,
+            "status": view.status.value, "confirmed": view.status is AppealStatus.LIFTED,
+            "suspensions": {s.pause_id: s.state.value for s in view.suspensions}})
     return view

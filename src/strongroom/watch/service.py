@@ -312,14 +312,14 @@ class Watch:
                     set_now = self._suspend(db, signal, alert, institution_too)
                     alert.suspensions = [*alert.suspensions, *(p.id for p in set_now)]
                 raised.append((alert, new, set_now))
+                self.ctx.record(EventType.WATCH_ALERT_RAISED, "watch", alert.id, {
+                    "detector": alert.detector, "severity": alert.severity, "new": new,
+                    "count": alert.count, "person": alert.person_id,
+                    "project": alert.project_id, "institution": alert.institution_id})
+                for pause in set_now:
+                    self.ctx.record(EventType.WATCH_SUSPENDED, "watch", pause.id, {
+                        "level": pause.level, "target": pause.target_id, "alert": alert.id})
         for alert, new, set_now in raised:
-            self.ctx.record(EventType.WATCH_ALERT_RAISED, "watch", alert.id, {
-                "detector": alert.detector, "severity": alert.severity, "new": new,
-                "count": alert.count, "person": alert.person_id,
-                "project": alert.project_id, "institution": alert.institution_id})
-            for pause in set_now:
-                self.ctx.record(EventType.WATCH_SUSPENDED, "watch", pause.id, {
-                    "level": pause.level, "target": pause.target_id, "alert": alert.id})
             if self.deliver is not None and (new or set_now):
                 try:
                     self.deliver(alert)
@@ -349,8 +349,8 @@ class Watch:
         with self.ctx.transaction() as db:
             authorize(self.ctx, db, principal, Action.WATCH_LIMITS_SET)
             limits = set_limits(db, scope, target_id, values, principal.person_id)
-        self.ctx.record(EventType.WATCH_LIMITS_SET, principal, target_id,
-                        {"scope": scope, "values": values})
+            self.ctx.record(EventType.WATCH_LIMITS_SET, principal, target_id,
+                            {"scope": scope, "values": values})
         return limits
 
     def limits(self, principal: Principal, project_id: str) -> tuple[Limits, Limits]:
@@ -383,9 +383,9 @@ class Watch:
                               bytes_out=bytes_out, starts_at=starts_at, ends_at=ends_at,
                               declared_by=principal.person_id)
             db.add(job)
-        self.ctx.record(EventType.WATCH_JOB_DECLARED, principal, job.id, {
-            "project": project_id, "record_participants": record_participants,
-            "cells": cells, "bytes_out": bytes_out})
+            self.ctx.record(EventType.WATCH_JOB_DECLARED, principal, job.id, {
+                "project": project_id, "record_participants": record_participants,
+                "cells": cells, "bytes_out": bytes_out})
         return job
 
     def approve_job(self, principal: Principal, job_id: str) -> DeclaredJob:
@@ -397,8 +397,8 @@ class Watch:
             if job.approved_at is not None:
                 return job
             job.approved_by, job.approved_at = principal.person_id, self.ctx.clock()
-        self.ctx.record(EventType.WATCH_JOB_APPROVED, principal, job_id,
-                        {"project": job.project_id})
+            self.ctx.record(EventType.WATCH_JOB_APPROVED, principal, job_id,
+                            {"project": job.project_id})
         return job
 
     def jobs(self, principal: Principal, project_id: str) -> list[DeclaredJob]:
