@@ -5,15 +5,15 @@ real process; each figure is compared with the API's own on the same rows."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from strongroom.cli import app
 from strongroom.privacy import hierarchies
 from strongroom.privacy.anonymise import Targets, anonymise
 from strongroom.privacy.hierarchies import Hierarchy
@@ -22,8 +22,11 @@ ROWS = 800
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "strongroom.cli", *args], capture_output=True,
-                          text=True, check=False, env=dict(os.environ))
+    """The command, in this process through Typer's runner (the process boundary itself is
+    tested in test_cli.py): standard output and error apart, as a shell sees them."""
+    result = CliRunner().invoke(app, list(args))
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout,
+                                       result.stderr)
 
 
 @pytest.fixture(scope="module")

@@ -57,13 +57,14 @@ def run(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def made(tmp_path: Path, dictionary: Dictionary,
+def made(tmp_path: Path, dictionary: Dictionary, database_url: str | None,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
-    """A store with a cohort and some audit history; its root and key file."""
+    """A store with a cohort and some audit history (on SQLite and PostgreSQL); its root and
+    key file."""
     monkeypatch.delenv("STRONGROOM_MASTER_KEY", raising=False)
     monkeypatch.delenv("STRONGROOM_KEY_FILE", raising=False)
     key = tmp_path / "keys" / "master.key"
-    with init_store(tmp_path / "data", key_file=key) as store:
+    with init_store(tmp_path / "data", key_file=key, database_url=database_url) as store:
         store.write_version(validate(small_cohort(), dictionary, "small"))
     with Platform.open(tmp_path / "data", key) as platform:
         for n in range(5):
