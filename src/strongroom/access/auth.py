@@ -118,6 +118,9 @@ def verify_credentials(ctx: AccessContext, email: str, password: str, code: str,
             person.failed_logins += 1
             if person.failed_logins >= ctx.settings.lockout_after:
                 person.locked_until = now + dt.timedelta(minutes=ctx.settings.lockout_minutes)
+                # the lock and its event commit together (the audit outbox)
+                ctx.record(EventType.AUTH_LOGIN_LOCKED, person.id, person.id,
+                           {"until": str(person.locked_until)})
         db.add(LoginAttempt(email_digest=email_key, source_digest=source_key, at=now, ok=ok))
         principal = principal_for(db, person, via, source) if ok and person else None
         locked_until = person.locked_until if person is not None else None
@@ -126,8 +129,6 @@ def verify_credentials(ctx: AccessContext, email: str, password: str, code: str,
         kind, who, why = failure
         ctx.record(kind, who, who, {"why": why, "via": via.value}, sensitive)
         if locked_until is not None and locked_until > now:
-            if why != "locked":
-                ctx.record(EventType.AUTH_LOGIN_LOCKED, who, who, {"until": str(locked_until)})
             raise Unauthenticated(
                 f"this account is locked after {ctx.settings.lockout_after} failed attempts "
                 f"until {locked_until:%H:%M} UTC; wait, or ask a custodian admin to unlock it")
@@ -178,6 +179,8 @@ def resume_session(ctx: AccessContext, secret: str, csrf: str | None, changes_st
             expired = f"older than {ctx.settings.session_absolute_hours} hours"
         if expired:
             session.ended_at, session.ended_reason = now, expired
+            ctx.record(EventType.AUTH_SESSION_EXPIRED, session.person_id, session.id,
+                       {"why": expired})  # with the session's end, in its transaction
         else:
             if changes_state and (csrf is None or not hmac.compare_digest(
                     digest(csrf), session.csrf_digest)):
@@ -188,8 +191,6 @@ def resume_session(ctx: AccessContext, secret: str, csrf: str | None, changes_st
             assert person is not None
             principal = principal_for(db, person, Via.SESSION, source, session_id=session.id)
     if expired:
-        ctx.record(EventType.AUTH_SESSION_EXPIRED, session.person_id, session.id,
-                   {"why": expired})
         raise Unauthenticated(f"your session expired ({expired}); sign in again")
     return principal
 
