@@ -281,6 +281,9 @@ def test_the_previous_release_s_data_directory_upgrades(tmp_path: Path,
         assert _count(platform.store, "access_people") == people_before > 0
         assert audit_verify(platform.store.engine, public_key=platform.audit.public_key,
                             witness=platform.witness).ok
+        # the upgrade's event committed with the upgrade, and is in the signed log now
+        upgraded = [e.details for e in platform.audit.entries() if e.type == "store.upgraded"]
+        assert upgraded == [{"revisions": applied}]
     engine = make_engine(_url(root))
     try:
         assert migrations.differences(engine, Base.metadata) == []

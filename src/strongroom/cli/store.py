@@ -32,9 +32,8 @@ def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> N
         if not applied:
             console.print("the metadata database is already at this release's schema")
             return
-        with Platform.open(data_dir, key_file) as platform:
-            platform.access.record(EventType.STORE_UPGRADED, OPERATOR,
-                                   platform.store.config.store_id, {"revisions": applied})
+        with Platform.open(data_dir, key_file):  # drains store.upgraded into the signed log
+            pass
     console.print(f"upgraded the metadata database: {', '.join(applied)}")
 
 

@@ -14,12 +14,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import MetaData, select, update
+from sqlalchemy import Connection, MetaData, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from strongroom import migrations
-from strongroom.audit.events import EventType
+from strongroom.audit.events import JSON, AuditEvent, EventType
+from strongroom.audit.keys import salt_key_from_secret
+from strongroom.audit.outbox import stage
 from strongroom.cohort.crypto import DecryptionError, decrypt
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.store import (
@@ -230,7 +232,12 @@ def upgrade(store: Store, metadata: MetaData) -> list[str]:
     if found.schema is migrations.Schema.NEWER:
         raise StoreError(f"the metadata database is at schema {found.revision}, newer than "
                          f"this release's {found.head}: run the release that made it")
-    applied = migrations.upgrade(store.engine)
+    def record(con: Connection, applied: list[str]) -> None:  # commits with the upgrade
+        stage(con, AuditEvent(EventType.STORE_UPGRADED, "operator", store.config.store_id,
+                              {"revisions": list[JSON](applied)}),
+              salt_key_from_secret(store.key.secret))
+
+    applied = migrations.upgrade(store.engine, then=record)
     _claim_if_unclaimed(store)
     drift = migrations.differences(store.engine, metadata)
     if drift:

@@ -9,6 +9,7 @@ and says what to do otherwise: ``strongroom upgrade DIR`` for an older one, the 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, inspect
+from sqlalchemy import Connection, Engine, MetaData, inspect
 
 HERE = Path(__file__).parent
 BASELINE = "0001"
@@ -71,10 +72,11 @@ def state(engine: Engine) -> SchemaState:
     return SchemaState(Schema.OLDER if _known(revision) else Schema.NEWER, revision, top)
 
 
-def upgrade(engine: Engine, to: str = "head") -> list[str]:
-    """Bring the database to the head revision (or ``to``), each revision in its own
-    transaction (an unversioned database is adopted by the baseline). Returns the revisions
-    applied."""
+def upgrade(engine: Engine, to: str = "head",
+            then: Callable[[Connection, list[str]], None] | None = None) -> list[str]:
+    """Bring the database to the head revision (or ``to``) in one transaction (an unversioned
+    database is adopted by the baseline); ``then`` runs in that transaction with the revisions
+    applied (the upgrade's audit event commits with it). Returns the revisions applied."""
     before = state(engine)
     if before.schema is Schema.NEWER:
         raise ValueError(f"the database is at revision {before.revision}, which this "
@@ -86,10 +88,13 @@ def upgrade(engine: Engine, to: str = "head") -> list[str]:
     if not applied:
         return []
     config = _config()
+    done = list(reversed(applied))
     with engine.begin() as con:
         config.attributes["connection"] = con
         command.upgrade(config, to)
-    return list(reversed(applied))
+        if then is not None:
+            then(con, done)
+    return done
 
 
 def differences(engine: Engine, metadata: MetaData) -> list[str]:
