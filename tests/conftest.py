@@ -6,6 +6,7 @@ import gc
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,25 +76,35 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None (SQLite in the data directory) or a fresh PostgreSQL schema for this test."""
-    if request.param == "sqlite":
-        yield None
-        return
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL schema, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     try:
         with admin.begin() as con:
             con.execute(text(f'CREATE SCHEMA "{schema}"'))
     except OperationalError as exc:
+        admin.dispose()
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: start it, or set "
                     f"STRONGROOM_TEST_DATABASE_URL ({exc.orig})")
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     try:
-        _drop_schema(admin, schema)
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     finally:
-        admin.dispose()
+        try:
+            _drop_schema(admin, schema)
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (SQLite in the data directory) or a fresh PostgreSQL schema for this test."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with postgres_schema() as url:
+        yield url
 
 
 def _drop_schema(admin: Engine, schema: str) -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from strongroom.access.bootstrap import bootstrap
@@ -30,7 +29,7 @@ from strongroom.cohort.store import COHORT_DIR, Store, init_store, source_for
 from strongroom.cohort.validate import validate
 from strongroom.operations.backup import BackupError, backup, read_header, restore
 from strongroom.platform import Platform
-from tests.conftest import POSTGRES_URL, _drop_schema, small_cohort
+from tests.conftest import postgres_schema, small_cohort
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -45,13 +44,8 @@ def other_engine_url(database_url: str | None) -> Iterator[str | None]:
     if database_url is not None:
         yield None
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as con:
-        con.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    _drop_schema(admin, schema)
-    admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import polars as pl
 import psycopg
 import pytest
 import yaml
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 import strongroom.platform  # noqa: F401  (every room's tables on Base.metadata)
@@ -40,7 +40,7 @@ from strongroom.cohort.store import (
 from strongroom.cohort.validate import validate
 from strongroom.db import Base, make_engine
 from strongroom.platform import Platform
-from tests.conftest import POSTGRES_URL, _drop_schema, small_cohort
+from tests.conftest import POSTGRES_URL, postgres_schema, small_cohort
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "previous-release"
 LOSSES = ["deleted", "emptied", "swapped", "older backup"]
@@ -124,13 +124,8 @@ def other_url(database_url: str | None) -> Iterator[str | None]:
     if database_url is None:
         yield None
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as con:
-        con.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    _drop_schema(admin, schema)
-    admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.mark.parametrize("loss", LOSSES)

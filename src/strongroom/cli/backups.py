@@ -10,7 +10,6 @@ import typer
 from strongroom.audit.events import EventType
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
 from strongroom.cohort.crypto import MasterKey
-from strongroom.cohort.keyring import KEYRING, Keyring
 from strongroom.cohort.keysources import KeySource, KeySpec, RawKeySource, open_source
 from strongroom.cohort.store import source_for
 from strongroom.operations import backup as backups
@@ -71,13 +70,8 @@ def _master(archive: Path, key_file: Path | None, key_source: str | None) -> Key
     env = MasterKey.from_env()
     if env is not None:
         return RawKeySource(env, KeySpec("env"))
-    import tarfile
-
-    with tarfile.open(archive, "r:") as tar:
-        if KEYRING not in tar.getnames():
-            raise ValueError("this backup's store predates keyrings: give its key file with "
-                             "--key-file")
-        handle = tar.extractfile(KEYRING)
-        assert handle is not None
-        ring = Keyring.from_json(handle.read().decode(), "the backup's keyring")
+    ring = backups.read_keyring(archive)
+    if ring is None:
+        raise ValueError("this backup's store predates keyrings: give its key file with "
+                         "--key-file")
     return open_source(ring.master)

@@ -18,7 +18,6 @@ is (never the key itself, nor a PIN):
 from __future__ import annotations
 
 import abc
-import base64
 import hashlib
 import os
 import secrets
@@ -333,7 +332,3 @@ def create_source(spec: KeySpec) -> KeySource:
             return source
     raise KeySourceError(f"a {spec.kind} key cannot be created by Strongroom; set "
                          f"{ENV_KEY} to a new base64 32-byte key instead")
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

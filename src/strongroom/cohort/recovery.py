@@ -166,16 +166,26 @@ def _from_tables(store: Store, where: Path, why: StoreError) -> CohortVersion:
 
 def _digests(store: Store, where: Path, version: CohortVersion) -> list[str]:
     """Sealed tables whose bytes differ from the digest recorded when they were written."""
-    problems = []
-    for name, info in version.tables.items():
-        path = where / f"{name}.parquet.enc"
-        if not path.is_file():
-            problems.append(f"version {version.id}: table {name} is missing")
-        elif "sha256" in info and hashlib.sha256(path.read_bytes()).hexdigest() != info["sha256"]:
-            problems.append(f"version {version.id}: table {name} differs from its digest")
-        elif path.stat().st_size != info.get("bytes", path.stat().st_size):
-            problems.append(f"version {version.id}: table {name} has another size")
-    return problems
+    found = (_table_problem(version.id, name, info, _sealed(where, name))
+             for name, info in version.tables.items())
+    return [problem for problem in found if problem is not None]
+
+
+def _sealed(where: Path, table: str) -> bytes | None:
+    path = where / f"{table}.parquet.enc"
+    return path.read_bytes() if path.is_file() else None
+
+
+def _table_problem(version_id: str, name: str, info: dict[str, object],
+                   data: bytes | None) -> str | None:
+    """What is wrong with a sealed table's bytes against its record, if anything."""
+    if data is None:
+        return f"version {version_id}: table {name} is missing"
+    if "sha256" in info and hashlib.sha256(data).hexdigest() != info["sha256"]:
+        return f"version {version_id}: table {name} differs from its digest"
+    if len(data) != info.get("bytes", len(data)):
+        return f"version {version_id}: table {name} has another size"
+    return None
 
 
 @dataclass(frozen=True)
@@ -199,16 +209,17 @@ def scrub(store: Store) -> Scrub:
     problems: list[str] = []
     for version in store.versions():
         where = store.root / COHORT_DIR / version.id
-        found = _digests(store, where, version)
-        problems.extend(found)
-        for name in version.tables:
-            path = where / f"{name}.parquet.enc"
-            if not path.is_file() or any(f" table {name} " in p for p in found):
+        for name, info in version.tables.items():
+            data = _sealed(where, name)  # read once: the digest, then every tag
+            problem = _table_problem(version.id, name, info, data)
+            if problem is not None:
+                problems.append(problem)
                 continue
+            assert data is not None  # a missing table is a problem above
             files += 1
-            size += path.stat().st_size
+            size += len(data)
             try:
-                decrypt(path.read_bytes(), store.key, context(store.config, version.id, name))
+                decrypt(data, store.key, context(store.config, version.id, name))
             except DecryptionError as exc:
                 problems.append(f"version {version.id}: table {name} does not open: {exc}")
         if (where / MANIFEST).is_file():

@@ -41,7 +41,7 @@ from sqlalchemy import select
 from strongroom.audit.tables import CHECKPOINTS
 from strongroom.cohort import keyring
 from strongroom.cohort.crypto import KEY_FILE_FORMAT as MASTER_KEY_FORMAT
-from strongroom.cohort.crypto import MAGIC, DecryptionError, decrypt, encrypt
+from strongroom.cohort.crypto import MAGIC, DecryptionError, MasterKey, decrypt, encrypt
 from strongroom.cohort.keyring import KEYRING, Keyring
 from strongroom.cohort.keysources import KeySource, KeySourceError
 from strongroom.cohort.store import (
@@ -237,6 +237,18 @@ def read_header(archive: Path) -> dict[str, Any]:
     return header
 
 
+def read_keyring(archive: Path) -> Keyring | None:
+    """The backup's keyring (None for a store made before keyrings): where its master key is.
+    Authenticated only later, by the sealed index."""
+    read_header(archive)
+    with tarfile.open(archive, "r:") as tar:
+        members = _members(tar)
+        if KEYRING not in members:
+            return None
+        return Keyring.from_json(_read(members, tar, KEYRING, SMALL).decode(),
+                                 "the backup's keyring")
+
+
 def _members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
     """Every member by name: regular files only, each name once."""
     found: dict[str, tarfile.TarInfo] = {}
@@ -339,7 +351,8 @@ def restore(archive: Path, into: Path, master: KeySource,
                          int(audit["size"]), audit["root"], time.perf_counter() - started)
 
 
-def _store_key(ring: Keyring | None, master: KeySource, header: dict[str, Any]) -> Any:
+def _store_key(ring: Keyring | None, master: KeySource,
+               header: dict[str, Any]) -> MasterKey:
     try:
         if ring is not None:
             return ring.open(master)
