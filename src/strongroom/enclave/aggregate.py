@@ -416,7 +416,8 @@ def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None,
 def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
     """Each key's values held by fewer than ``k`` distinct participants (NULL included)
     replaced by the key's value held by most (the smallest on a tie), key by key, so that a
-    rare value neither shows as a row nor leaves a gap in the others' counts."""
+    rare value neither shows as a row nor leaves a gap in the others' counts; only when that
+    value is held by ``k`` itself (a label that leaves is held by k)."""
     if k < 1 or not keys or frame.height == 0:
         return frame
     pid = frame["_pid"].to_numpy()
@@ -424,10 +425,13 @@ def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
     merged = []
     for key in keys:
         rows = frame.select(key) if one_row_each else frame.select(key, "_pid").unique()
-        held = rows.group_by(key).len()
-        if int(held["len"].min()) >= k:  # type: ignore[arg-type]
+        held = rows.group_by(key).len().sort(["len", key], descending=[True, False],
+                                             nulls_last=True)
+        # nothing to move; or the most common value is rare too, and its label must not
+        # leave (the safe labels leave the rows out instead)
+        if int(held["len"].min()) >= k or int(held["len"][0]) < k:  # type: ignore[arg-type]
             continue
-        common = held.sort(["len", key], descending=[True, False], nulls_last=True)[key][0]
+        common = held[key][0]
         rare = held.filter(pl.col("len") < k)[key]
         is_rare = pl.col(key).is_in(rare.drop_nulls().implode())
         if rare.null_count():

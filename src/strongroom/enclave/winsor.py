@@ -106,17 +106,20 @@ def weighted_mean_sd(x: FloatArray, w: FloatArray) -> tuple[float | None, float 
 def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
                    k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """Level codes (−1: missing, kept) with every level held by fewer than ``k`` distinct
-    participants moved to the level held by most (the first on a tie); and which levels
-    remain (a level emptied by the move is gone, label and all)."""
+    participants moved to the level held by most (the first on a tie), when that one is held
+    by at least ``k``; and which levels remain (a level emptied by the move is gone, label
+    and all)."""
     held = np.zeros(levels, dtype=np.int64)
     kept = codes >= 0
     if kept.any() and levels:
         pairs = np.unique(np.stack([codes[kept], ids[kept]]), axis=1)
         held = np.bincount(pairs[0], minlength=levels)
     rare = (held > 0) & (held < k) if k >= 1 else np.zeros(levels, dtype=np.bool_)
-    if not rare.any():
+    common = int(np.argmax(held)) if levels else 0
+    # the most common category's label leaves: it must be held by k in its own right, or
+    # nothing is moved (the safe labels then leave the rare ones out, labels and all)
+    if not rare.any() or held[common] < k:
         return codes, np.ones(levels, dtype=np.bool_)
-    common = int(np.argmax(held))
     moved = codes.copy()
     moved[kept] = np.where(rare[codes[kept]], common, codes[kept])
     remain = ~rare
