@@ -16,7 +16,7 @@ from strongroom.attacks import runner
 from strongroom.attacks.catalogue import KINDS, Attack, catalogue
 from strongroom.attacks.world import AttackWorld
 
-pytestmark = pytest.mark.slow  # 77 attacks, each in a fresh institution
+pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 
 # What still gets through, and why it is left (docs/explanation/output-check.md, "What the
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
@@ -27,6 +27,14 @@ KNOWN: dict[str, str] = {
         "the contributors, and no group of fewer than k is determined when the target is "
         "not among them (only noise, i.e. differential privacy, hides an absence); "
         "rationed per person: see the last test"),
+    **dict.fromkeys((
+        "a category held by k − 1 others and by the target if obese",
+        "one more row for k − 1 others and the target if obese, in count(*)"),
+        "winsorisation pulls in what fewer than k hold; with k − 1 accomplices the target "
+        "makes the k-th, so the category (or the extra rows) stands in its own right only "
+        "if they are obese: the same bit as a count of k − 1 people plus the target, which "
+        "any threshold answers (only noise hides it); rationed per person: see the last "
+        "test"),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "
