@@ -719,7 +719,8 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
         x = gathered.x[first:last]
         who = np.repeat(np.arange(hi - lo), rows[lo:hi].astype(np.int64))
         if aggregate.kind is CellKind.SUM:
-            own = winsor.clip(np.bincount(who, weights=x, minlength=hi - lo), k)
+            own = winsor.clip(np.bincount(who, weights=x, minlength=hi - lo).astype(np.float64),
+                              k)
             found.append(_Clipped(float(own.sum()), np.abs(own), own,
                                   int(np.unique(own).size)))
             continue

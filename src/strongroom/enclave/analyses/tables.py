@@ -20,6 +20,7 @@ import math
 import numpy as np
 import polars as pl
 
+from strongroom.enclave import winsor
 from strongroom.enclave.analyses.frame import (
     TOTAL,
     count_cell,
@@ -31,7 +32,6 @@ from strongroom.enclave.analyses.frame import (
     pids,
     require_numeric,
 )
-from strongroom.enclave import winsor
 from strongroom.enclave.analyses.spec import CrosstabSpec, FrequencySpec, HistogramSpec
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 from strongroom.errors import Invalid
