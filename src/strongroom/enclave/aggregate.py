@@ -667,7 +667,8 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
             cells.append(Cell(
                 row=labels[g], column=aggregate.name, kind=aggregate.kind,
                 value=None if empty else _number(c.value), contributors=contributors[lo:hi],
-                magnitudes=c.magnitudes, distinct_values=c.distinct, values=c.values))
+                magnitudes=c.magnitudes, distinct_values=c.distinct, values=c.values,
+                winsorised=True))
             continue
         cells.append(Cell(
             row=labels[g], column=aggregate.name, kind=aggregate.kind,

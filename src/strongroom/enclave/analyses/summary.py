@@ -115,11 +115,13 @@ def _variable(spec: SummarySpec, name: str, v: _Values, k: int) -> list[Cell]:
             assert c is not None
             cells.append(Cell(row, "mean", CellKind.MEAN, c.mean if n else None,
                               v.people, magnitudes=c.magnitude,
-                              distinct_values=c.distinct_values, values=c.total))
+                              distinct_values=c.distinct_values, values=c.total,
+                              winsorised=k >= 1))
         elif statistic == "sd":
             assert c is not None
             cells.append(Cell(row, "sd", CellKind.SD, c.sd if n > 1 else None,
-                              v.people, distinct_values=c.distinct_values, values=c.total))
+                              v.people, distinct_values=c.distinct_values, values=c.total,
+                              winsorised=k >= 1))
         elif statistic in NAMED_QUANTILES:
             kind = CellKind.MEDIAN if statistic == "median" else CellKind.QUANTILE
             cells.append(_quantile(row, statistic, kind, NAMED_QUANTILES[statistic], v))
