@@ -15,6 +15,15 @@ observed value given ``m ± δ``. Untouched copies give ``w = ±1``; rounding ma
 only where ``m + δ`` and ``m − δ`` round apart (≈20% of cells at 10×, ≈2% at 100× coarser);
 noise makes ``w`` small and proportional to the residual.
 
+*Dates* (``kind == "date"``, whole days, ``δ`` one day) are read the same way, except when the
+suspect has coarsened them to the calendar: when ≥ 90% of its dates fall on one day of the
+month (a month, quarter or year truncation, ``1998-05-01``) or on one weekday (a week), the
+cell is read by comparing calendar periods: ``P±`` is 1 when ``m ± δ`` falls in the period of
+the observed date and 0 otherwise. Only cells within a day of a period's end can then tell
+``+δ`` from ``−δ`` (≈ 2 in 30 for months); every other cell reads ``w = 0``. A day-level model
+would read a truncated date as a value moved backwards by half a month — a systematic ``−δ``
+reading of every cell — which is no evidence against anyone but wastes the score's variance.
+
 **Scores.** For recipient ``j`` with symbols ``x`` and biases ``p``, two scores over the same
 positions: the symmetric Tardos score ``Σ w (x − p)/√(p(1−p))`` (Škorić et al.), which resists
 collusion, and the flat correlation ``Σ w (x − p)``, the stronger one against a single noisy
@@ -61,7 +70,7 @@ from scipy.special import erfcx, expit, log_expit, ndtr
 
 from strongroom.cohort.model import EID
 from strongroom.extracts import codes
-from strongroom.extracts.carriers import Carrier
+from strongroom.extracts.carriers import DATE, Carrier, as_numbers
 
 THRESHOLD = 1e-9  # system-wide false-accusation probability for naming anyone
 MAX_POSITIONS = 250_000  # positions scored per recipient (the strongest readings first)
@@ -93,6 +102,7 @@ class ReadModel:
     outlier: float  # share of cells that fit neither mark
     cells: int  # linked, markable cells with a value
     informative: float  # Σ w² over them: hard-mark equivalents
+    calendar: str = ""  # dates only: "week", "month", "quarter" or "year" when truncated
 
 
 def infer_grid(values: np.ndarray) -> float:
@@ -162,6 +172,80 @@ def soft_symbols(y: np.ndarray, m: np.ndarray, carrier: Carrier, grid: float, si
     return clipped
 
 
+# -- dates coarsened to the calendar ----------------------------------------------------------
+
+CALENDAR_DAYS = {"week": 7.0, "month": 30.4375, "quarter": 91.3125, "year": 365.25}
+_UNIX_WEEKDAY = 3  # 1970-01-01 was a Thursday: (days + 3) % 7 is 0 on Mondays
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A suspect's date truncation: the period and its phase (which weekday a week starts
+    on; which month of three a quarter starts on)."""
+
+    period: str
+    phase: int = 0
+
+    def bins(self, days: np.ndarray) -> np.ndarray:
+        """The period each day falls in (an integer label; NaN stays NaN)."""
+        whole = np.floor(np.where(np.isfinite(days), days, 0.0)).astype(np.int64)
+        if self.period == "week":
+            label = (whole + _UNIX_WEEKDAY - self.phase) // 7
+        else:
+            months = whole.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+            size = {"month": 1, "quarter": 3, "year": 12}[self.period]
+            label = (months - self.phase) // size
+        return np.where(np.isfinite(days), label.astype(np.float64), np.nan)
+
+
+def infer_calendar(days: np.ndarray) -> Calendar | None:
+    """The calendar truncation ≥ 90% of ``days`` sit on, coarsest first; None at day level.
+
+    Truncated dates share one day of the month (month, quarter, year: any anchor day, the 1st
+    or the 15th) or one weekday (weeks); day-level dates spread over all of them.
+    """
+    whole = np.floor(days[np.isfinite(days)]).astype(np.int64)
+    if len(whole) == 0:
+        return None
+    dates = whole.astype("datetime64[D]")
+    months = dates.astype("datetime64[M]")
+    day_of_month = (dates - months.astype("datetime64[D]")).astype(np.int64)
+    if _mode_share(day_of_month) >= ON_GRID_SHARE:
+        month_index = months.astype(np.int64)
+        if _mode_share(month_index % 12) >= ON_GRID_SHARE:
+            return Calendar("year", int(_mode(month_index % 12)))
+        if _mode_share(month_index % 3) >= ON_GRID_SHARE:
+            return Calendar("quarter", int(_mode(month_index % 3)))
+        return Calendar("month")
+    weekday = (whole + _UNIX_WEEKDAY) % 7
+    if _mode_share(weekday) >= ON_GRID_SHARE:
+        return Calendar("week", int(_mode(weekday)))
+    return None
+
+
+def _mode(values: np.ndarray) -> int:
+    found, counts = np.unique(values, return_counts=True)
+    return int(found[np.argmax(counts)])
+
+
+def _mode_share(values: np.ndarray) -> float:
+    return float(np.max(np.unique(values, return_counts=True)[1]) / len(values))
+
+
+def read_calendar(y: np.ndarray, m: np.ndarray, carrier: Carrier, calendar: Calendar
+                  ) -> tuple[float, np.ndarray]:
+    """Outlier share and soft symbols of dates truncated to ``calendar``: ``P±`` is whether
+    ``m ± δ`` falls in the observed date's period; a cell where both (or neither) do reads 0."""
+    observed = calendar.bins(y)
+    plus = (calendar.bins(m + carrier.amplitude) == observed).astype(np.float64)
+    minus = (calendar.bins(m - carrier.amplitude) == observed).astype(np.float64)
+    q = CALENDAR_DAYS[calendar.period] / (8.0 * carrier.sd)  # a period of the broad density
+    both = 0.5 * (plus + minus)
+    outlier = max(OUTLIERS, key=lambda eps: float(np.sum(np.log((1 - eps) * both + eps * q))))
+    w = (1 - outlier) * 0.5 * (plus - minus) / ((1 - outlier) * both + outlier * q)
+    return outlier, np.clip(w, -1.0, 1.0)
+
+
 @dataclass
 class Marks:
     """The positions read from a suspect: one entry per (participant, carrier) cell used."""
@@ -209,10 +293,16 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         y, m, who = y_all[use], m_all[use], eids[use]
         if len(y) == 0:
             continue
-        grid = infer_grid(y)
-        sigma, outlier = fit_model(y, m, carrier, grid, seed)
-        w = soft_symbols(y, m, carrier, grid, sigma, outlier)
-        models[carrier.column] = ReadModel(grid, sigma, outlier, len(y), float(np.sum(w * w)))
+        calendar = infer_calendar(y) if carrier.kind == DATE else None
+        if calendar is not None:  # never a day-level model on dates that are not
+            grid, sigma = CALENDAR_DAYS[calendar.period], 0.0
+            outlier, w = read_calendar(y, m, carrier, calendar)
+        else:
+            grid = infer_grid(y)
+            sigma, outlier = fit_model(y, m, carrier, grid, seed)
+            w = soft_symbols(y, m, carrier, grid, sigma, outlier)
+        models[carrier.column] = ReadModel(grid, sigma, outlier, len(y), float(np.sum(w * w)),
+                                           calendar.period if calendar else "")
         keep = np.abs(w) >= MIN_WEIGHT
         parts_eid.append(who[keep])
         parts_idx.append(np.full(int(keep.sum()), index, dtype=np.int32))
@@ -237,14 +327,15 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
 
 def master_values(master: pl.DataFrame, eids: np.ndarray,
                   columns: Iterable[str]) -> dict[str, np.ndarray]:
-    """The master values of each suspect row's participant (NaN: unlinked or missing)."""
+    """The master values of each suspect row's participant (NaN: unlinked or missing; dates
+    as whole days since 1970-01-01, as carriers and linkage read them)."""
     order = master[EID].cast(pl.Int64).to_numpy()
     sort = np.argsort(order)
     rows = sort[np.clip(np.searchsorted(order, eids, sorter=sort), 0, max(len(order) - 1, 0))]
     found = (eids >= 0) & (order[rows] == eids) if len(order) else np.zeros(len(eids), bool)
     out = {}
     for column in columns:
-        values = master[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        values = as_numbers(master[column])
         out[column] = np.where(found, values[rows], np.nan) if len(order) else np.full(
             len(eids), np.nan)
     return out
