@@ -71,6 +71,7 @@ from scipy.special import erfcx, expit, log_expit, ndtr
 from strongroom.cohort.model import EID
 from strongroom.extracts import codes
 from strongroom.extracts.carriers import DATE, Carrier, as_numbers
+from strongroom.extracts.periods import PERIOD_DAYS, Calendar, infer_calendar
 
 THRESHOLD = 1e-9  # system-wide false-accusation probability for naming anyone
 MAX_POSITIONS = 250_000  # positions scored per recipient (the strongest readings first)
@@ -172,65 +173,7 @@ def soft_symbols(y: np.ndarray, m: np.ndarray, carrier: Carrier, grid: float, si
     return clipped
 
 
-# -- dates coarsened to the calendar ----------------------------------------------------------
-
-CALENDAR_DAYS = {"week": 7.0, "month": 30.4375, "quarter": 91.3125, "year": 365.25}
-_UNIX_WEEKDAY = 3  # 1970-01-01 was a Thursday: (days + 3) % 7 is 0 on Mondays
-
-
-@dataclass(frozen=True)
-class Calendar:
-    """A suspect's date truncation: the period and its phase (which weekday a week starts
-    on; which month of three a quarter starts on)."""
-
-    period: str
-    phase: int = 0
-
-    def bins(self, days: np.ndarray) -> np.ndarray:
-        """The period each day falls in (an integer label; NaN stays NaN)."""
-        whole = np.floor(np.where(np.isfinite(days), days, 0.0)).astype(np.int64)
-        if self.period == "week":
-            label = (whole + _UNIX_WEEKDAY - self.phase) // 7
-        else:
-            months = whole.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-            size = {"month": 1, "quarter": 3, "year": 12}[self.period]
-            label = (months - self.phase) // size
-        return np.where(np.isfinite(days), label.astype(np.float64), np.nan)
-
-
-def infer_calendar(days: np.ndarray) -> Calendar | None:
-    """The calendar truncation ≥ 90% of ``days`` sit on, coarsest first; None at day level.
-
-    Truncated dates share one day of the month (month, quarter, year: any anchor day, the 1st
-    or the 15th) or one weekday (weeks); day-level dates spread over all of them.
-    """
-    whole = np.floor(days[np.isfinite(days)]).astype(np.int64)
-    if len(whole) == 0:
-        return None
-    dates = whole.astype("datetime64[D]")
-    months = dates.astype("datetime64[M]")
-    day_of_month = (dates - months.astype("datetime64[D]")).astype(np.int64)
-    if _mode_share(day_of_month) >= ON_GRID_SHARE:
-        month_index = months.astype(np.int64)
-        if _mode_share(month_index % 12) >= ON_GRID_SHARE:
-            return Calendar("year", int(_mode(month_index % 12)))
-        if _mode_share(month_index % 3) >= ON_GRID_SHARE:
-            return Calendar("quarter", int(_mode(month_index % 3)))
-        return Calendar("month")
-    weekday = (whole + _UNIX_WEEKDAY) % 7
-    if _mode_share(weekday) >= ON_GRID_SHARE:
-        return Calendar("week", int(_mode(weekday)))
-    return None
-
-
-def _mode(values: np.ndarray) -> int:
-    found, counts = np.unique(values, return_counts=True)
-    return int(found[np.argmax(counts)])
-
-
-def _mode_share(values: np.ndarray) -> float:
-    return float(np.max(np.unique(values, return_counts=True)[1]) / len(values))
-
+# -- dates coarsened to the calendar ---------------------------------------------------------
 
 def read_calendar(y: np.ndarray, m: np.ndarray, carrier: Carrier, calendar: Calendar
                   ) -> tuple[float, np.ndarray]:
@@ -239,7 +182,7 @@ def read_calendar(y: np.ndarray, m: np.ndarray, carrier: Carrier, calendar: Cale
     observed = calendar.bins(y)
     plus = (calendar.bins(m + carrier.amplitude) == observed).astype(np.float64)
     minus = (calendar.bins(m - carrier.amplitude) == observed).astype(np.float64)
-    q = CALENDAR_DAYS[calendar.period] / (8.0 * carrier.sd)  # a period of the broad density
+    q = PERIOD_DAYS[calendar.period] / (8.0 * carrier.sd)  # a period of the broad density
     both = 0.5 * (plus + minus)
     outlier = max(OUTLIERS, key=lambda eps: float(np.sum(np.log((1 - eps) * both + eps * q))))
     w = (1 - outlier) * 0.5 * (plus - minus) / ((1 - outlier) * both + outlier * q)
@@ -295,7 +238,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
             continue
         calendar = infer_calendar(y) if carrier.kind == DATE else None
         if calendar is not None:  # never a day-level model on dates that are not
-            grid, sigma = CALENDAR_DAYS[calendar.period], 0.0
+            grid, sigma = PERIOD_DAYS[calendar.period], 0.0
             outlier, w = read_calendar(y, m, carrier, calendar)
         else:
             grid = infer_grid(y)
