@@ -4,8 +4,9 @@ Two extracts of one project carry ±1-day marks in the date of attending the ass
 (field 53, allow-listed by the custodian). A copy keeping only that date and unmarked
 categories (no IDs, no decoys, nothing withheld: the date's marks are the only evidence) names
 its recipient and not the other; the same copy with the date truncated to its month still
-links, is read by month and names no one; the date's mean barely moves. At this scale (about two participants a day) day-level
-dates cannot meet k = 5, and the refusal says which column stops it and what to do.
+links, is read by month and names no one; the date's mean barely moves. At this scale (about
+two participants a day) day-level dates cannot meet k = 5: the refusal says which column stops
+it and what to do; at k = 2 the gate, which sees the dates as marked, keeps the marks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from strongroom.cohort.synth import synthesise
 from strongroom.errors import Refused
 from strongroom.extracts import carriers, service
 from strongroom.privacy.gate import GatePolicy
+from strongroom.privacy.risk import assess
 from tests.access_world import World, build_world
 
 DATE = "p53_i0"
@@ -161,3 +163,34 @@ def test_day_level_dates_that_stop_k_are_refused_with_what_to_do(dated: Dated,
     plain = service.create_extract(world.ctx, admin, dated.project, "csv", tmp_path / "p.csv",
                                    store=world.platform.store, watch=world.platform.watch)
     assert DATE not in plain.carriers and plain.risk["file"]["k"] >= 5
+
+
+def test_the_gate_measures_the_marked_dates_so_the_file_meets_k(dated: Dated,
+                                                                 tmp_path: Path) -> None:
+    """k = 2 with up to 30% suppressed: the gate blanks participants alone on their day and
+    generalises the rest. It saw the dates as marked, so the file meets k with every other
+    participant's mark in place; marked afterwards, a mark moving someone off a shared day
+    would leave two alone, and the final check would blank them, marks and all."""
+    world = dated.world
+    admin = world.sign_in(world.member(Role.CUSTODIAN_ADMIN))
+    made = service.create_extract(world.ctx, admin, dated.project, "csv", tmp_path / "k2.csv",
+                                  store=world.platform.store, watch=world.platform.watch,
+                                  allow=[53], risk_policy=GatePolicy(k=2, suppression_limit=0.3))
+    risk = made.risk
+    assert risk["action"] == "anonymised" and risk["kept_for_marks"] == [DATE]
+    assert risk["file"]["k"] >= 2
+    assert risk["file"]["blanked_after_decoys"] <= made.decoys  # decoys only, never a mark
+    copy = pl.read_csv(made.path, try_parse_dates=True)
+    assert assess(copy, risk["quasi_identifiers"], threshold_k=2).k >= 2
+    with world.ctx.transaction() as db:
+        held = db.get(Project, dated.project)
+        assert held is not None
+        ids = pseudonyms.load(world.ctx, held)
+    real = copy.join(ids.rename({"eid": "master", "pid": EID}), on=EID).join(
+        dated.master.select(pl.col(EID).cast(pl.Int64).alias("master"), pl.col(DATE)),
+        on="master", suffix="_m")
+    moved = carriers.as_numbers(real[DATE]) - carriers.as_numbers(real[f"{DATE}_m"])
+    kept = ~np.isnan(moved)
+    assert set(moved[kept]) == {-1.0, 0.0, 1.0}
+    assert kept.sum() >= (1 - 0.3) * real.height  # suppressed by the gate, within its limit
+    assert np.mean(moved[kept] != 0) > 0.05  # the marks went out with the kept dates
