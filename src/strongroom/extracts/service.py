@@ -285,10 +285,15 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     # columns and cohort then share their carriers, so attribution reads each cell once
     choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
     extract_id = new_id("ext")
-    frame = membership.withhold(frame, codes.recipient_key(ctx.key, extract_id), withhold)
+    key = codes.recipient_key(ctx.key, extract_id)
+    frame = membership.withhold(frame, key, withhold)
+    # marked before the gate measures k: an allow-listed date is a quasi-identifier, so the
+    # file, marks included, is what must meet k (marks added after would break it, and
+    # ``enforce`` would blank them); the gate keeps carriers as they are (marks stay sharp)
+    marked = carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key), key)
     try:
-        risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
-                          fixed=[c.column for c in choice.carriers])  # marks stay sharp
+        risk = gate.check(marked, ctx.dictionary, columns, risk_policy, id_column=EID,
+                          fixed=[c.column for c in choice.carriers])
     except Refused as exc:
         ctx.record(EventType.EXTRACT_REFUSED, principal or "operator", project_id,
                    {"reasons": exc.reasons, "rows": frame.height})
@@ -297,29 +302,30 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
                               Planned(record_members=BitMap(frame[EID].to_numpy()), requests=0),
                               charged=who.person_id)
     try:
-        return _make(ctx, principal, who, fmt, out_path, version.id, frame, columns, omitted,
-                     choice, risk, allowed, decoy_count, started, (extract_id, withhold))
+        return _make(ctx, principal, who, fmt, out_path, version.id, (frame, marked), columns,
+                     omitted, choice, risk, allowed, decoy_count, started,
+                     (extract_id, withhold))
     except BaseException:
         watch.cancel(reservation)
         raise
 
 
 def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt: str,
-          out_path: Path, version_id: str, frame: pl.DataFrame, columns: list[str],
-          omitted: list[int], choice: carriers.Choice, risk: gate.GateDecision,
-          allowed: list[int], decoy_count: int, started: float,
+          out_path: Path, version_id: str, rows: tuple[pl.DataFrame, pl.DataFrame],
+          columns: list[str], omitted: list[int], choice: carriers.Choice,
+          risk: gate.GateDecision, allowed: list[int], decoy_count: int, started: float,
           identity: tuple[str, float]) -> ExtractResult:
-    """Mark, add decoys, write and record an extract the limits have let through.
+    """Anonymise, add decoys, write and record an extract the limits have let through.
 
-    ``identity``: the extract's id and the share withheld from ``frame`` under its key."""
+    ``rows``: the participants' rows as read and as marked (the gate has seen the marked
+    ones). ``identity``: the extract's id and the share withheld under its key."""
     project_id = who.project.id
     extract_id, withheld = identity
+    frame, marked = rows
     ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
     key = codes.recipient_key(ctx.key, extract_id)
-    marked = risk.release(carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key),
-                                               key))
-    released = (marked.join(ids, on=EID, how="inner").drop(EID).rename({"pid": EID})
-                .select([EID, *columns]))
+    released = (risk.release(marked).join(ids, on=EID, how="inner").drop(EID)
+                .rename({"pid": EID}).select([EID, *columns]))
     taken = np.concatenate([ids["pid"].to_numpy(), _decoy_ids(ctx, project_id)])
     made = decoys.make_decoys(frame, ctx.dictionary, count=decoy_count, taken=taken)
     decoy_rows = risk.generalise(made.rows.select(released.columns))
@@ -646,7 +652,7 @@ def _evidence(r: AttributionReport) -> str:
         lines += ["| column | cells | suspect grid | noise (× mark) | outliers | Σw² |",
                   "|---|---|---|---|---|---|"]
         for column, m in sorted(r.marks.models.items()):
-            lines.append(f"| `{column}` | {m.cells:,} | {m.grid:g} | "
+            lines.append(f"| `{column}` | {m.cells:,} | {m.calendar or f'{m.grid:g}'} | "
                          f"{m.sigma / amplitude[column]:.1f} | {m.outlier:.4f} | "
                          f"{m.informative:,.0f} |")
         capped = (f" (the strongest of {r.marks.capped_from:,})" if r.marks.capped_from

@@ -9,6 +9,13 @@ change; measurement columns stay exactly as they are, because they carry the ext
 fingerprints. When no generalisation can meet the targets it refuses, with the report's
 reasons.
 
+A quasi-identifier that carries fingerprints (``fixed``: a field the custodian allow-listed
+for marks, such as a date kept to the day) is never generalised, only suppressed, and the
+gate measures the rows as marked. When such a column on its own (or the fixed ones together)
+leaves more participants below k than may be suppressed, no generalisation of the others can
+help: the refusal names the column and says to take its field off the allow-list for this
+extract (it is then generalised like any quasi-identifier and carries no marks).
+
 Decoy participants are added after the check: ``generalise`` gives them the same
 generalisation, and ``enforce`` blanks the quasi-identifiers of any row of the finished file
 (in practice a decoy) left in a class smaller than k, so that the file as written meets k and
@@ -25,7 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from strongroom.cohort.dictionary import Dictionary
+from strongroom.cohort.dictionary import Dictionary, ValueType
 from strongroom.errors import Refused
 from strongroom.privacy import fields, hierarchies
 from strongroom.privacy.anonymise import (
@@ -77,6 +84,7 @@ class GateDecision:
     hierarchies: hierarchies.Hierarchies | None = None
     final: RiskReport | None = None  # the file as written, decoys included
     final_suppressed: int = 0
+    fixed: list[str] = field(default_factory=list)  # quasi-identifiers kept as recorded
 
     @property
     def action(self) -> str:
@@ -112,6 +120,8 @@ class GateDecision:
         out: dict[str, Any] = {"policy": self.policy.to_json(),
                                "quasi_identifiers": list(self.quasi_identifiers),
                                "action": self.action}
+        if self.fixed:
+            out["kept_for_marks"] = list(self.fixed)
         if self.before is not None:
             out["before"] = self.before.summary()
         if self.solution is not None:
@@ -141,17 +151,20 @@ def check(frame: pl.DataFrame, dictionary: Dictionary, columns: Sequence[str],
     if not qis:
         return GateDecision(policy, [], id_column, None)
     before = assess(frame, qis, policy.sensitive, threshold_k=policy.k)
-    decision = GateDecision(policy, qis, id_column, before)
+    kept = [c for c in qis if c in set(fixed)]
+    decision = GateDecision(policy, qis, id_column, before, fixed=kept)
     if before.meets and _diverse_enough(before, policy):
         return decision
     keep = {c: hierarchies.Hierarchy(c, (hierarchies.Level("value", hierarchies.Keep()),),
-                                     "carries fingerprints") for c in fixed if c in qis}
+                                     "carries fingerprints") for c in kept}
     tree = hierarchies.build(frame, qis, dictionary, overrides=keep)
     try:
         done = anonymise(frame.select([*qis, *policy.sensitive]), tree,
                          policy.targets(dictionary, columns))
     except Refused as exc:
-        raise Refused([*_reasons(before, policy), *exc.reasons]) from None
+        raise Refused([*_reasons(before, policy),
+                       *_fixed_reasons(frame, kept, dictionary, policy),
+                       *exc.reasons]) from None
     decision.hierarchies = tree
     decision.solution = done.solution
     decision.suppressed_ids = frame[id_column].filter(pl.Series(done.suppressed_rows)).to_numpy()
@@ -171,6 +184,40 @@ def _reasons(report: RiskReport, policy: GatePolicy) -> list[str]:
     return [f"the extract's quasi-identifiers ({', '.join(report.quasi_identifiers)}) leave "
             f"{report.records_below_threshold:,} of {report.rows:,} participants in classes "
             f"smaller than k={policy.k} ({report.sample_uniques:,} unique)"]
+
+
+def _fixed_reasons(frame: pl.DataFrame, kept: Sequence[str], dictionary: Dictionary,
+                   policy: GatePolicy) -> list[str]:
+    """Which quasi-identifiers kept as recorded (they carry marks) stop k, and what to do.
+
+    With every other quasi-identifier at ``*`` the classes are the kept columns' own, so when
+    those leave more participants below k than may be suppressed, nothing else can help."""
+    limit = policy.suppression_limit * frame.height
+    if not kept or assess(frame, kept, threshold_k=policy.k).records_below_threshold <= limit:
+        return []
+    alone = {c: assess(frame, [c], threshold_k=policy.k).records_below_threshold for c in kept}
+    blamed = [c for c in kept if alone[c] > limit]
+    ids = {c: str(fld.field_id) if (fld := fields.field_of(c, dictionary)) else "?"
+           for c in kept}
+    if not blamed:
+        return [f"the columns kept as recorded because their fields are allow-listed to carry "
+                f"fingerprints ({', '.join(kept)}) together leave more than {int(limit):,} of "
+                f"{frame.height:,} participants (the suppression limit) in classes smaller "
+                f"than k={policy.k}: take one of fields {', '.join(ids[c] for c in kept)} off "
+                f"the allow-list for this extract"]
+    reasons = []
+    for column in blamed:
+        fld = fields.field_of(column, dictionary)
+        what = "to the day" if fld is not None and fld.value_type is ValueType.DATE else (
+            "as recorded")
+        reasons.append(
+            f"{column} is kept {what} because field {ids[column]} is allow-listed to carry "
+            f"fingerprints, and on its own it leaves {alone[column]:,} of {frame.height:,} "
+            f"participants in classes smaller than k={policy.k} (at most {int(limit):,} may "
+            f"be suppressed), whatever the other quasi-identifiers are generalised to: take "
+            f"field {ids[column]} off the allow-list for this extract (it is then generalised "
+            f"like any quasi-identifier and carries no marks)")
+    return reasons
 
 
 def enforce_k(frame: pl.DataFrame, columns: Sequence[str], k: int
