@@ -45,6 +45,7 @@ from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.extracts import (
     accuse,
+    bands,
     carriers,
     codes,
     decoy_evidence,
@@ -285,10 +286,12 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     # columns and cohort then share their carriers, so attribution reads each cell once
     choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
     extract_id = new_id("ext")
-    frame = membership.withhold(frame, codes.recipient_key(ctx.key, extract_id), withhold)
+    key = codes.recipient_key(ctx.key, extract_id)
+    frame = membership.withhold(frame, key, withhold)
     try:
         risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
-                          fixed=[c.column for c in choice.carriers])  # marks stay sharp
+                          fixed=[c.column for c in choice.carriers],  # marks stay sharp
+                          origins=bands.chooser(key))  # bands start where the key says
     except Refused as exc:
         ctx.record(EventType.EXTRACT_REFUSED, principal or "operator", project_id,
                    {"reasons": exc.reasons, "rows": frame.height})
@@ -333,7 +336,8 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
         decoys_sealed=manifest.seal_decoys(ctx.key, extract_id, made.registry),
         decoy_count=made.rows.height, rows=released.height, cohort_version=version_id,
         file_sha256=sha256, format=fmt, created_at=ctx.clock(),
-        created_by=principal.person_id if principal else "operator", withheld_share=withheld)
+        created_by=principal.person_id if principal else "operator", withheld_share=withheld,
+        bands=risk.banded())
     try:
         with ctx.transaction() as db:  # the manifest and its event commit together
             db.add(record)
