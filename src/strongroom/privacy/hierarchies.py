@@ -19,6 +19,10 @@ From the data dictionary (``for_column``):
 | other numbers | value, bands of w, 2w and 4w (w a round number, about 16 bands), * |
 | other categories and text | value, * |
 
+Bands start at 0 (``Bands.origin``) unless an extract's key chose another origin inside the
+narrowest band (``with_origin``, ``origin_grid``; ``gate.check(..., origins=...)``): the
+widths, level names and label format stay the same.
+
 ICD-10 chapter ranges are the WHO's (public facts); blocks are read from the dictionary's
 coding 19 (the "Block A00-A09" entries). A missing value stays missing at every level below
 ``*``; at ``*`` every row reads the same.
