@@ -53,7 +53,8 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
     world.platform.store.write_version(synthesise(N, 29))
     assert world.researcher is not None
     ctx = world.ctx
-    project = projects.create(ctx, None, title="Birth cohorts", purpose="Blood lipids by birth cohort",
+    project = projects.create(ctx, None, title="Birth cohorts",
+                              purpose="Blood lipids by birth cohort",
                               lead_id=world.researcher.person_id,
                               starts_on=world.clock().date(),
                               expires_on=world.clock().date().replace(year=2027),

@@ -154,6 +154,12 @@ def test_the_copy_is_matched_to_the_extract_whose_bands_it_shows() -> None:
     assert all(v.considered == 0 for v in ungranted.values())
 
 
+def test_manifests_made_before_the_carrier_have_no_banded_fields() -> None:
+    assert bands.banded_of([]) == () and bands.banded_of(None) == ()
+    many = pl.Series([f"{y}–{y + 4}" for y in range(-60_000, 60_000, 5)])
+    assert be.read_labels("y", many) is None  # too many labels to be a band column
+
+
 def test_the_tail_is_the_product_only_when_every_field_matches() -> None:
     assert be.log_upper_tail(1, 1) == pytest.approx(math.log(1 / 4))
     assert be.log_upper_tail(2, 2) == pytest.approx(math.log(1 / 16))

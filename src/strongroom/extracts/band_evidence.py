@@ -58,6 +58,7 @@ _NUMBER = r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
 _INTERVAL = re.compile(rf"\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\)\s*")
 MAX_DISTANCE = 0.1  # largest total-variation distance at which a column is taken as a field's
 MARGIN = 0.05  # by how much the nearest field must beat the next
+MAX_LABELS = 10_000  # a column with more distinct labels is not one of bands
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ def read_labels(column: str, series: pl.Series) -> Reading | None:
     if series.dtype != pl.String:
         return None
     labels = series.drop_nulls().str.strip_chars()
-    distinct = [v for v in labels.unique().to_list() if v not in ("", hierarchies.ANY)]
+    unique = labels.unique()
+    if unique.len() > MAX_LABELS:
+        return None
+    distinct = [v for v in unique.to_list() if v not in ("", hierarchies.ANY)]
     if not distinct:
         return None
     starts: list[float] = []
