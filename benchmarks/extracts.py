@@ -66,7 +66,13 @@ from strongroom.watch.policy import set_limits
 
 FIELDS = [31, 34, 48, 50, 4079, 4080, 21001, 21002, 30000, 30020, 30690, 30700, 30710, 30740,
           30750, 30760, 30780, 30870]  # 20 participant-table columns
-TRUE_ROWS = 6  # real extracts: one lone leaker and a gang of five
+# A wider extract beside them, for the attacks on coarse columns: the same fields and
+# categories, a date of attendance and lifestyle codes, as many research extracts hold. The
+# custodian allows that date at day level (``allow``: it may carry marks), so the risk gate
+# keeps it whole and coarsens the other quasi-identifiers instead.
+WIDE_FIELDS = [*FIELDS, 53, 54, 1558, 2178, 2443, 20116, 21000, 22032]
+DAY_LEVEL = [53]  # date of attending the assessment centre
+TRUE_ROWS = 6  # real extracts: one lone leaker and a gang of five (and the wide extract)
 REGRESSIONS = {  # outcome: predictors (a fixed reference panel)
     "p4080_i0_a0": ["p21001_i0", "p34", "p31", "p30690_i0", "p30740_i0"],
     "p30750_i0": ["p21001_i0", "p30740_i0", "p31", "p34"],
@@ -91,6 +97,8 @@ class World:
     numeric: dict[str, int]  # numeric column -> recorded decimals
     decoy_sets: dict[str, decoys.DecoySet] = field(default_factory=dict)  # the real extracts'
     timings: dict[str, float] = field(default_factory=dict)
+    wide: str = ""  # the wide extract's id (its copy is in ``copies``)
+    wide_columns: list[str] = field(default_factory=list)
 
     @property
     def lone(self) -> str:
@@ -98,7 +106,7 @@ class World:
 
     @property
     def gang(self) -> list[str]:
-        return list(self.copies)[1:]
+        return [e for e in list(self.copies)[1:] if e != self.wide]
 
 
 def say(text: str) -> None:
@@ -125,7 +133,9 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
     project_of: dict[str, str] = {}
     maps: dict[str, pl.DataFrame] = {}
     create_seconds = []
-    for i in range(TRUE_ROWS):
+    wide = ""
+    for i in range(TRUE_ROWS + 1):
+        fields = WIDE_FIELDS if i == TRUE_ROWS else FIELDS
         inst = institutions.create(ctx, None, name=f"University {i}", country="GB",
                                    jurisdiction="UK GDPR", networks=["10.0.0.0/8"])
         lead = people.create(ctx, None, institution_id=inst.id, email=f"lead{i}@uni{i}.test",
@@ -134,7 +144,7 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
         project = projects.create(ctx, None, title=f"Study {i}",
                                   purpose="Cardiometabolic risk factors and outcomes",
                                   lead_id=lead.person.id, starts_on=today,
-                                  expires_on=today + dt.timedelta(days=365), fields=FIELDS)
+                                  expires_on=today + dt.timedelta(days=365), fields=fields)
         with ctx.transaction() as db:  # the access committee's approval, recorded directly
             db.execute(update(Project).where(Project.id == project.project.id)
                        .values(export=ExportStatus.APPROVED))
@@ -145,8 +155,9 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
                                                "lifetime_participants": 2 * n}, "benchmark")
         out = root / f"extract-{i}.csv"
         made = service.create_extract(ctx, None, project.project.id, "csv", out,
-                                      store=platform.store,
-                                      watch=platform.watch)
+                                      store=platform.store, watch=platform.watch,
+                                      allow=DAY_LEVEL if fields is WIDE_FIELDS else ())
+        wide = made.extract_id if fields is WIDE_FIELDS else wide
         create_seconds.append(made.seconds)
         with ctx.transaction() as db:
             maps[project.project.id] = pseudonyms.load(ctx, db.get(Project, project.project.id))
@@ -154,14 +165,14 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
         copies[made.extract_id] = released.join(
             maps[project.project.id].rename({"eid": "_eid", "pid": EID}), on=EID, how="left")
         project_of[made.extract_id] = project.project.id
-        say(f"extract {i + 1}/{TRUE_ROWS}: {made.rows:,} rows, carriers {made.carriers}, "
+        say(f"extract {i + 1}/{TRUE_ROWS + 1}: {made.rows:,} rows, carriers {made.carriers}, "
             f"{made.seconds:.1f} s")
     with ctx.transaction() as db:
         template = manifest.get(db, next(iter(copies)))
         real = decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, template))
         registry = decoys.DecoySet(real.rows.head(0), real.specs).to_bytes()  # no file, no decoys
         fakes = []
-        for j in range(registered - TRUE_ROWS):
+        for j in range(registered - TRUE_ROWS - 1):
             extract_id = f"ext_bench{j:05d}"
             fakes.append(ExtractManifest(
                 id=extract_id, project_id=f"prj_bench{j:05d}", institution_id=f"ins_b{j:05d}",
@@ -178,10 +189,16 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
         records = manifest.list_all(db)
         sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
                 for m in records if m.decoy_count}
+        every_carrier = sorted({c for m in records for c in manifest.carriers_of(m)},
+                               key=lambda c: (c.column, c.amplitude, c.low, c.high))
     participants = cohort.participants
-    columns = [c for c in participants.columns if c != EID and parse_column_name(
-        c, ctx.dictionary).field_id in FIELDS]
-    master = participants.select([EID, *columns]).with_columns(pl.col(EID).cast(pl.Int64))
+
+    def of(fields: list[int]) -> list[str]:
+        return [c for c in participants.columns if c != EID and parse_column_name(
+            c, ctx.dictionary).field_id in fields]
+
+    columns, wide_columns = of(FIELDS), of(WIDE_FIELDS)
+    master = participants.select([EID, *wide_columns]).with_columns(pl.col(EID).cast(pl.Int64))
     numeric = {}
     for column in columns:
         fld = ctx.dictionary.field(parse_column_name(column, ctx.dictionary).field_id)
@@ -190,7 +207,8 @@ def build(root: Path, n: int, registered: int, seed: int) -> World:
     foreign = synthesise(max(n // 10, 30_000), seed + 1).participants.select(columns)
     world = World(platform, master, copies, project_of, maps,
                   manifest.recipients(ctx.key, records),
-                  manifest.carriers_of(template), foreign, columns, numeric, sets)
+                  every_carrier, foreign, columns, numeric, sets, wide=wide,
+                  wide_columns=wide_columns)
     world.timings["create_extract_s"] = float(np.median(create_seconds))
     return world
 
@@ -308,6 +326,14 @@ def fewest_marks(world: World, n: int, rng: np.random.Generator
     return _no_id(_rows(world, world.lone, n, rng)).select(kept), {world.lone}
 
 
+def fewest_marks_wide(world: World, n: int, rng: np.random.Generator
+                      ) -> tuple[pl.DataFrame, set[str]]:
+    """The same choice in the wide extract: its 5 columns with fewest marks are categories."""
+    density = {c.column: c.density for c in world.carriers}
+    kept = sorted(world.wide_columns, key=lambda c: (density.get(c, 0.0), c))[:5]
+    return _no_id(_rows(world, world.wide, n, rng)).select(kept), {world.wide}
+
+
 def derived_recomputed(world: World, n: int, rng: np.random.Generator
                        ) -> tuple[pl.DataFrame, set[str]]:
     """BMI recomputed from weight and height (its marks gone); every other carrier dropped."""
@@ -320,9 +346,11 @@ def derived_recomputed(world: World, n: int, rng: np.random.Generator
 
 def categorical_and_dates(world: World, n: int, rng: np.random.Generator
                           ) -> tuple[pl.DataFrame, set[str]]:
-    kept = [c for c in world.columns if _kind(world, c) in (
+    """The wide extract's categorical and date columns, as released (quasi-identifiers as the
+    risk gate coarsened them, the day-level date with its marks): every number dropped."""
+    kept = [c for c in world.wide_columns if _kind(world, c) in (
         ValueType.CATEGORICAL_SINGLE, ValueType.CATEGORICAL_MULTIPLE, ValueType.DATE)]
-    return _no_id(_rows(world, world.lone, n, rng)).select(kept), {world.lone}
+    return _no_id(_rows(world, world.wide, n, rng)).select(kept), {world.wide}
 
 
 def decoys_alone(world: World, n: int, rng: np.random.Generator
@@ -362,6 +390,8 @@ ATTACKS: list[tuple[str, Attack, list[int], int]] = [  # name, attack, ladder, t
     ("BMI recomputed from weight and height, other carriers dropped", derived_recomputed,
      [500, 1000, 2500, 5000], 5000),
     ("only categorical and date columns", categorical_and_dates, [5000, 25_000], 25_000),
+    ("the 5 columns with the fewest marks kept, wide extract", fewest_marks_wide,
+     [5000, 25_000], 5000),
     ("one recipient's decoys among the cohort's unmarked rows", decoys_alone, [1000, 5000],
      5000),
 ]
@@ -494,6 +524,7 @@ def utility(world: World) -> dict[str, float]:
     numeric = list(world.numeric)
     before = aligned.select(numeric).cast(pl.Float64).to_numpy()
     after = aligned.select([f"{c}__x" for c in numeric]).cast(pl.Float64).to_numpy()
+    before[np.isnan(after)] = np.nan  # the same cells on both sides (see the regressions)
     sd = np.nanstd(before, axis=0)
     dmean = np.abs(np.nanmean(after, axis=0) - np.nanmean(before, axis=0)) / sd
     complete = ~np.isnan(before).any(axis=1) & ~np.isnan(after).any(axis=1)
@@ -504,8 +535,11 @@ def utility(world: World) -> dict[str, float]:
     shifts = []
     for outcome, predictors in REGRESSIONS.items():
         pick = [position[outcome], *[position[p] for p in predictors]]
-        b_beta, b_se = _ols(full_b[:, pick])
-        a_beta, _ = _ols(full_a[:, pick])
+        # the same rows before and after: a quasi-identifier the risk gate blanked (a row
+        # left in a class under k) is the gate's doing, reported by its summary, not a mark's
+        rows = ~np.isnan(full_b[:, pick]).any(axis=1) & ~np.isnan(full_a[:, pick]).any(axis=1)
+        b_beta, b_se = _ols(full_b[rows][:, pick])
+        a_beta, _ = _ols(full_a[rows][:, pick])
         shifts.append(float(np.max(np.abs(a_beta - b_beta) / b_se)))
     density = {c.column: c.density for c in world.carriers}
     kinds = {"every cell marked": [density.get(c) == 1.0 for c in numeric],

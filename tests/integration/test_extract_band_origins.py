@@ -22,7 +22,7 @@ from strongroom.access.roles import Role
 from strongroom.access.states import ExportStatus
 from strongroom.cohort.model import EID
 from strongroom.cohort.synth import synthesise
-from strongroom.extracts import bands, codes, manifest, service
+from strongroom.extracts import bands, classes, codes, manifest, service
 from strongroom.privacy import hierarchies
 from tests.access_world import World, build_world
 
@@ -152,3 +152,13 @@ def test_labels_of_two_extracts_mixed_are_no_evidence(two: Two, tmp_path: Path) 
             for r in two.results)
     report = _attribute(two, pl.concat([a, b]), tmp_path / "mixed.csv")
     assert all(v.considered == 0 and v.log_p == 0.0 for v in report.bands.values())
+
+
+def test_membership_reads_the_keyed_bands_through_their_own_origin(two: Two) -> None:
+    """The class reading behind membership evidence takes its origin from the copy's labels
+    (never a key): a copy banded from a keyed origin still narrows its rows to classes."""
+    copy = _copy(two.results[0]).select(["p31", "p34", "p52"])
+    master = two.world.platform.store.load(["participants"]).participants
+    found = classes.generalised_columns(copy, master, two.world.ctx.dictionary, {})
+    year = next(g for g in found if g.suspect == "p34")
+    assert year.master == "p34" and year.level == two.results[0].risk["generalisation"]["p34"]

@@ -68,3 +68,60 @@ def test_the_tail_stays_finite_far_out() -> None:
         math.log(sum(math.comb(300, k) * 0.02**k * 0.98 ** (300 - k) for k in range(4))))
     assert membership.log_lower_tail(6, 300, 0.02) == 0.0  # at the mean: 1, a valid bound
     assert membership.log_lower_tail(100, 100, 0.02) == 0.0
+
+
+# -- rows that match a class of participants, not one (classes.py) ---------------------------
+
+def test_the_weighted_tail_is_the_binomial_one_at_zero_with_unit_weights() -> None:
+    tail = membership.log_weighted_lower_tail(0.0, np.array([1.0]), np.array([1500.0]), 0.02)
+    assert tail == pytest.approx(1500 * math.log1p(-0.02), rel=1e-6)
+    # at or above the mean there is no evidence; 1 is a valid bound
+    assert membership.log_weighted_lower_tail(30.0, np.array([1.0]), np.array([1500.0]),
+                                              0.02) == 0.0
+
+
+def test_the_weighted_null_law_holds_at_every_level() -> None:
+    """Innocent extracts against weighted participants they never touched, the weights mixed
+    as class sizes make them: P(bound ≤ α) ≤ α."""
+    rng = np.random.default_rng(8)
+    keys = {f"ext_{i:03d}": (_key(i), membership.SHARE) for i in range(300)}
+    logs = []
+    for _ in range(4):
+        eids = rng.choice(EIDS, 3000, replace=False)
+        weights = 1.0 / rng.integers(1, 40, size=len(eids))
+        logs += [e.log_p for e in membership.weighted_evidence(eids, weights, keys).values()]
+    p = np.exp(np.array(logs))
+    for alpha in (0.01, 0.05, 0.2, 0.5):
+        assert np.mean(p <= alpha) <= alpha + 3 * math.sqrt(alpha / len(p)), alpha
+
+
+def test_a_guilty_copy_of_classes_is_told_from_innocents() -> None:
+    """Rows each matching a class of 2 (the true member and another): the guilty extract's
+    withheld participants are never a row's true member."""
+    rng = np.random.default_rng(9)
+    first, second = EIDS[:25_000], EIDS[25_000:]  # the rows' members; their class-mates
+    held = first[~membership.withheld(_key(1), first, membership.SHARE)]
+    truth = rng.choice(held, 20_000, replace=False)
+    others = rng.choice(second, len(truth), replace=False)
+    eids = np.concatenate([truth, others])
+    weights = np.full(len(eids), 0.5)
+    keys = {f"ext_{i:03d}": (_key(i), membership.SHARE) for i in range(1, 20)}
+    found = membership.weighted_evidence(eids, weights, keys)
+    assert found["ext_001"].log_p < math.log(1e-9 / 100)
+    assert all(found[f"ext_{i:03d}"].log_p > math.log(1e-4) for i in range(2, 20))
+
+
+def test_unit_weights_keep_the_exact_binomial_test() -> None:
+    rows = EIDS[:300]
+    keys = {"a": (_key(1), membership.SHARE)}
+    assert (membership.weighted_evidence(rows, np.ones(300), keys)
+            == membership.evidence(rows, keys))
+
+
+def test_a_participant_listed_twice_counts_once_with_both_weights() -> None:
+    """Duplicates would make two terms of one Bernoulli: they are summed first."""
+    keys = {"a": (_key(1), membership.SHARE)}
+    rows = EIDS[:400]
+    twice = membership.weighted_evidence(np.concatenate([rows, rows]), np.full(800, 0.5), keys)
+    once = membership.weighted_evidence(rows, np.ones(400), keys)
+    assert twice == once

@@ -10,7 +10,9 @@ without looking at any extract's key (the null law holds for any such rule). Bes
 linkage's links, a row left unlinked counts for the participant it matches *exactly* on every
 column present, when exactly one does (``exact_unique``): coarse columns (a few integers)
 leave most rows with a near twin that the linkage's margin refuses, but an exact and unique
-match is still far more often right than wrong, and a wrong one costs only power.
+match is still far more often right than wrong, and a wrong one costs only power. A row that
+matches several participants (a class, generalised columns read through their hierarchy)
+counts for each of them in proportion (``classes.py``).
 
 The band origins (``band_evidence.py``) are read from the file alone, linked or not, and
 enter as a product with the membership p-value under its own exact law (kind "bands").
@@ -29,6 +31,7 @@ from strongroom.cohort.model import EID
 from strongroom.extracts import (
     accuse,
     band_evidence,
+    classes,
     decoy_evidence,
     decoys,
     linkage,
@@ -66,8 +69,9 @@ def gather(suspect: pl.DataFrame, linked: Linked, recipients: Sequence[accuse.Re
     """Membership evidence for every recipient; decoys of any extract among the suspect rows
     not linked to real participants, kept only when they match on every column present."""
     held = np.where(linked.eids >= 0, linked.eids, exact_unique(linked, master, dictionary))
-    subsets = membership.evidence(held, {r.extract_id: (r.key, r.withheld)
-                                         for r in recipients})
+    eids, weights = classes.weights(suspect, linked, master, dictionary, held)
+    subsets = membership.weighted_evidence(eids, weights, {r.extract_id: (r.key, r.withheld)
+                                                           for r in recipients})
     sets = {e: s for e, s in decoy_sets.items() if s.rows.height}
     candidates = decoys.match_decoys(suspect, sets, linked=linked) if sets else []
     weighed = decoy_evidence.weigh(linked, candidates, sets, master)

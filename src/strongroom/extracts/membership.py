@@ -20,6 +20,17 @@ guilty copy gives ``W_j = 0`` (or a few, from wrong links or rows mixed in from 
 ``(1 − r)ⁿ``, e.g. ``e⁻¹⁰¹`` at 5,000 rows, ``10⁻¹³`` (naming, among 1,000 recipients) at
 about 1,500.
 
+**Rows that match a class, not a participant.** A copy of only coarse columns links few rows
+to one participant, but each matches a class of ``c`` (``classes.py``); each member then
+weighs ``1/c`` (the expected number of the copy's rows that are them) and a linked
+participant 1. The statistic is ``S_j = Σ a_i·[i withheld from j]`` over the participants
+with weight ``a_i > 0``; under the null each indicator is still an independent Bernoulli(r)
+(the weights never look at a key), so the lower tail is bounded by Chernoff with the exact
+moment-generating function, ``ln P(S ≤ s) ≤ min_λ≥0 λs + Σ ln(1 − r + r·e^(−λ·a_i))``, which
+is exact at ``S = 0`` with unit weights (``n·ln(1 − r)``). A guilty copy's rows are never
+withheld, so ``S_j`` falls short of its null mean ``r·Σ a_i`` by about ``r·Σ_rows 1/c``.
+With every weight 1 the exact binomial tail above is used.
+
 What it cannot do: colluders who pool their copies and keep the *union* of their rows hold
 about ``r·n`` of each one's withheld participants, like an innocent; their values still carry
 the fingerprints. A seller who keeps only the *intersection* of several copies is named by
@@ -82,6 +93,25 @@ def log_lower_tail(count: int, n: int, p: float) -> float:
     return min(0.0, float(logsumexp(terms)))
 
 
+def log_weighted_lower_tail(observed: float, weights: np.ndarray, counts: np.ndarray,
+                            p: float) -> float:
+    """A bound on ``ln P(S ≤ observed)`` for ``S = Σ a·Bernoulli(p)``: ``counts[i]`` terms of
+    weight ``weights[i]`` (Chernoff with the exact moment-generating function; any λ ≥ 0
+    gives a valid bound, the best of a bracketed search is taken)."""
+    mean = p * float(np.dot(weights, counts))
+    if observed >= mean or len(weights) == 0:
+        return 0.0
+    from scipy.optimize import minimize_scalar
+
+    def bound(lam: float) -> float:
+        return float(lam * observed + np.dot(counts, np.log1p(p * np.expm1(-lam * weights))))
+
+    top = 50.0 / max(float(weights.min()), 1e-9)
+    best = minimize_scalar(bound, bounds=(0.0, top), method="bounded",
+                           options={"xatol": 1e-6 * top})
+    return min(0.0, float(best.fun), bound(top))
+
+
 def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]]
              ) -> dict[str, Evidence]:
     """Each extract's evidence from the suspect's linked master ids (``-1``: unlinked).
@@ -101,4 +131,34 @@ def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]]
                                      < np.uint32(threshold(share))))
         exact = threshold(share) / codes.SCALE
         out[extract_id] = Evidence(len(eids), count, log_lower_tail(count, len(eids), exact))
+    return out
+
+
+def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
+                      keys: Mapping[str, tuple[bytes, float]]) -> dict[str, Evidence]:
+    """Each extract's evidence from participants weighted by the suspect's rows that may be
+    them (``classes.weights``); unit weights give :func:`evidence`'s exact binomial test.
+
+    ``Evidence.withheld`` is then the number of weighted participants withheld."""
+    eids = np.asarray(eids, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    keep = (eids >= 0) & (weights > 0)
+    # one participant is one Bernoulli: listed twice, their weights are summed first
+    eids, where = np.unique(eids[keep], return_inverse=True)
+    weights = np.bincount(where, weights=weights[keep], minlength=len(eids))
+    if len(weights) and bool(np.all(weights == 1.0)):
+        return evidence(eids, keys)
+    values, inverse = np.unique(weights, return_inverse=True)
+    blocks = codes.prf_input(eids, np.array(TAG, dtype=np.uint64))
+    out: dict[str, Evidence] = {}
+    for extract_id, (key, share) in keys.items():
+        if share <= 0 or len(eids) == 0:
+            out[extract_id] = Evidence(0, 0, 0.0)
+            continue
+        out_of = codes.prf_u32_of(key, blocks) < np.uint32(threshold(share))
+        exact = threshold(share) / codes.SCALE
+        observed = float(weights[out_of].sum())
+        counts = np.bincount(inverse, minlength=len(values)).astype(np.float64)
+        out[extract_id] = Evidence(len(eids), int(np.count_nonzero(out_of)),
+                                   log_weighted_lower_tail(observed, values, counts, exact))
     return out
