@@ -70,6 +70,7 @@ from scipy.special import erfcx, expit, log_expit, ndtr
 
 from strongroom.cohort.model import EID
 from strongroom.extracts import codes
+from strongroom.extracts.bands import Banded
 from strongroom.extracts.carriers import DATE, Carrier, as_numbers
 from strongroom.extracts.periods import PERIOD_DAYS, Calendar, infer_calendar
 
@@ -82,12 +83,15 @@ SIGMAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 14.0, 20.
           100.0)  # candidate noise SDs, in units of δ
 OUTLIERS = (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8)
 KINDS = ("tardos", "flat")  # the fingerprint's two scores
-OTHER_KINDS = ("membership", "decoys")  # evidence of other carriers (``score``'s ``other``)
+# evidence of other carriers (``score``'s ``other``); "bands" is membership's p-value times
+# the band origins' evidence, with its own exact law (``band_evidence.combined_log_p``)
+OTHER_KINDS = ("membership", "decoys", "bands")
 ALL_KINDS = (*KINDS, *OTHER_KINDS)
 # shares of the 10⁻⁹ given to each kind of evidence, per recipient that could be named by it:
-# the membership and decoy tests are strong when they hold at all, so a tenth each costs them
-# a few rows while the fingerprint keeps almost all of its share (ln 1.1 nats)
-WEIGHTS = {"tardos": 1.0, "flat": 1.0, "membership": 0.1, "decoys": 0.1}
+# the membership, decoy and band tests are strong when they hold at all (or, for bands, add
+# to membership), so a tenth each costs them a few rows while the fingerprint keeps almost
+# all of its share (ln 1.15 nats)
+WEIGHTS = {"tardos": 1.0, "flat": 1.0, "membership": 0.1, "decoys": 0.1, "bands": 0.1}
 BERRY_ESSEEN = 0.56  # sup|F − Φ| ≤ 0.56·L, independent non-identical terms (Shevtsova 2010)
 _LAMBDAS = np.geomspace(1e-3, 1e3, 33)  # times 1/√V: the Chernoff grid, refined for the best
 
@@ -306,6 +310,8 @@ class Recipient:
     key: bytes
     carriers: frozenset[Carrier]
     withheld: float = 0.0  # share of participants withheld from it (``membership.py``)
+    fields: frozenset[int] = frozenset()  # fields granted (the band test considers these)
+    banded: tuple[Banded, ...] = ()  # attributes released in keyed bands (``bands.py``)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.extracts import (
     accuse,
+    band_evidence,
+    bands,
     carriers,
     codes,
     decoy_evidence,
@@ -293,7 +295,8 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     marked = carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key), key)
     try:
         risk = gate.check(marked, ctx.dictionary, columns, risk_policy, id_column=EID,
-                          fixed=[c.column for c in choice.carriers])
+                          fixed=[c.column for c in choice.carriers],
+                          origins=bands.chooser(key))  # bands start where the key says
     except Refused as exc:
         ctx.record(EventType.EXTRACT_REFUSED, principal or "operator", project_id,
                    {"reasons": exc.reasons, "rows": frame.height})
@@ -339,7 +342,8 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
         decoys_sealed=manifest.seal_decoys(ctx.key, extract_id, made.registry),
         decoy_count=made.rows.height, rows=released.height, cohort_version=version_id,
         file_sha256=sha256, format=fmt, created_at=ctx.clock(),
-        created_by=principal.person_id if principal else "operator", withheld_share=withheld)
+        created_by=principal.person_id if principal else "operator", withheld_share=withheld,
+        bands=risk.banded())
     try:
         with ctx.transaction() as db:  # the manifest and its event commit together
             db.add(record)
@@ -435,6 +439,7 @@ class AttributionReport:
     notes: list[str] = field(default_factory=list)
     subsets: dict[str, membership.Evidence] = field(default_factory=dict)
     decoys_weighed: dict[str, decoy_evidence.DecoyEvidence] = field(default_factory=dict)
+    bands: dict[str, band_evidence.BandEvidence] = field(default_factory=dict)
     evidence: Path | None = None
     seconds: float = 0.0
     run_at: dt.datetime | None = None
@@ -545,6 +550,7 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
             for m in records if m.decoy_count}
     found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
     report.subsets, report.decoys_weighed = found.subsets, found.decoys
+    report.bands = found.bands
     report.decoys_found = _decoys_listed(found, records, report.notes)
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
                                  recipients, codes.bias_key(ctx.key),
@@ -677,6 +683,23 @@ def _evidence(r: AttributionReport) -> str:
         lines += [f"| {e} | {v.withheld:,} | {v.log_p:.1f} |" for e, v in held[:10]]
     else:
         lines.append("No linked participant, or no extract withholds any.")
+    lines += ["", "## Band origins", ""]
+    shown = sorted((e for e in r.bands.items() if e[1].considered), key=lambda e: e[1].log_p)
+    if shown:
+        lines += [f"Each extract starts its bands of a quasi-identifier at one of "
+                  f"{bands.CHOICES} keyed origins; an innocent extract matches a field's bands "
+                  f"by chance with probability 1/{bands.CHOICES}.", "",
+                  "| extract | fields in bands | in its own bands | ln P |", "|---|---|---|---|"]
+        lines += [f"| {e} | {v.considered} | {v.matched} | {v.log_p:.2f} |"
+                  for e, v in shown[:10]]
+        mismatched = sum(1 for _, v in shown if v.not_theirs)
+        if mismatched:
+            lines += ["", f"{mismatched} extract(s) were granted fields the file shows in bands "
+                          f"that are not theirs (another width or origin): no evidence against "
+                          f"them from those fields."]
+    else:
+        lines.append("No column of band labels with a single origin, or none of a field an "
+                     "extract released in keyed bands.")
     lines += ["", "## Decoys found", ""]
     weighed = sorted(r.decoys_weighed.values(), key=lambda e: e.log_p)
     if weighed:
