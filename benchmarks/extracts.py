@@ -579,7 +579,8 @@ def _date_utility(world: World) -> dict[str, dict[str, float]]:
     dmean, dsd, dcorr = [], [], []
     for column in dated:
         both = aligned.select(pl.col(column).cast(pl.Int32).cast(pl.Float64).alias("b"),
-                              pl.col(f"{column}__x").cast(pl.Int32).cast(pl.Float64).alias("a"),
+                              pl.col(f"{column}__x").cast(pl.String).str.to_date(strict=False)
+                              .cast(pl.Int32).cast(pl.Float64).alias("a"),
                               *[pl.col(n).cast(pl.Float64) for n in numbers]).drop_nulls()
         before, after = both["b"].to_numpy(), both["a"].to_numpy()
         sd = float(np.std(before))
