@@ -130,6 +130,21 @@ def test_labels_read_back_to_width_and_origin() -> None:
     assert be.read_labels("y", pl.Series([1941, 1946])) is None  # numbers are not labels
 
 
+@pytest.mark.parametrize("labels", [
+    ["1–99999999999999999999", "100000000000000000000–199999999999999999999"],
+    ["0–9223372036854775807"],
+    ["[0, 1e308)", "[1e308, 2e308)"],
+    ["[-1e400, 0)"],
+])
+def test_a_junk_column_of_huge_labels_reads_as_no_bands(labels: list[str], people: pl.DataFrame,
+                                                        dictionary: Dictionary) -> None:
+    """A seller's junk column must not stop attribution: banding the cohort at a width of
+    10²⁰ overflowed 64-bit integers and raised, so the guilty copy was never scored."""
+    column = pl.Series("junk", labels * 5)
+    assert be.read_labels("junk", column) is None
+    assert be.readings(pl.DataFrame([column]), people, dictionary) == []
+
+
 def test_the_copy_is_matched_to_the_extract_whose_bands_it_shows() -> None:
     master = MasterKey(b"\x11" * 32)
     keys = {f"ext{i}": codes.recipient_key(master, f"ext{i}") for i in range(40)}

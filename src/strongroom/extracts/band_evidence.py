@@ -59,6 +59,9 @@ _INTERVAL = re.compile(rf"\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\)\s*")
 MAX_DISTANCE = 0.1  # largest total-variation distance at which a column is taken as a field's
 MARGIN = 0.05  # by how much the nearest field must beat the next
 MAX_LABELS = 10_000  # a column with more distinct labels is not one of bands
+# bounds beyond this are no cohort value's band, and banding the cohort at such a width would
+# overflow 64-bit integers: a junk column of them must read as no bands, not stop attribution
+MAX_BOUND = 2.0**53
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ def read_labels(column: str, series: pl.Series) -> Reading | None:
             low, high = float(found[1]), float(found[2])
             width, kind = round(high - low, 9), False
         else:
+            return None
+        if not (abs(low) <= MAX_BOUND and abs(high) <= MAX_BOUND) or not width < MAX_BOUND:
             return None
         if width <= 0 or (integer is not None and kind != integer):
             return None
