@@ -15,7 +15,7 @@ from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import parse_column_name
 from strongroom.cohort.synth import synthesise
 from strongroom.extracts import band_evidence as be
-from strongroom.extracts import bands, codes
+from strongroom.extracts import bands, classes, codes
 from strongroom.privacy import gate
 from strongroom.privacy import hierarchies as h
 
@@ -143,6 +143,26 @@ def test_a_junk_column_of_huge_labels_reads_as_no_bands(labels: list[str], peopl
     column = pl.Series("junk", labels * 5)
     assert be.read_labels("junk", column) is None
     assert be.readings(pl.DataFrame([column]), people, dictionary) == []
+
+
+def test_a_few_junk_rows_do_not_hide_the_origin(people: pl.DataFrame,
+                                               dictionary: Dictionary) -> None:
+    """One row of another origin or width, or junk text, used to make the whole column read
+    as no bands: the band evidence vanished and the class reading lost the column."""
+    keyed = h.Bands(10, integer=True, origin=3).apply(people["p34"]).rename("p34")
+    for junk in ("1940–1949", "1941–1945", "unknown", "1–99999999999999999999"):
+        column = pl.concat([keyed, pl.Series("p34", [junk])])
+        read = be.read_labels("p34", column)
+        assert read is not None and (read.width, read.residue) == (10, 3), junk
+        frame = pl.DataFrame([column, pl.concat([people["p31"], people["p31"].head(1)])])
+        found = {g.suspect: g.level for g in classes.generalised_columns(
+            frame, people, dictionary, {})}
+        assert found.get("p34") == "10-year band", junk
+    tenth = keyed.len() // 9 + 1  # past 10% of the values: no origin holds 90%
+    mixed = pl.concat([keyed, h.Bands(10, integer=True, origin=1).apply(people["p34"])
+                       .head(tenth).rename("p34")])
+    assert be.read_labels("p34", mixed) is not None
+    assert be.read_labels("p34", mixed).residue is None  # type: ignore[union-attr]
 
 
 def test_the_copy_is_matched_to_the_extract_whose_bands_it_shows() -> None:

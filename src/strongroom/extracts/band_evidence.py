@@ -1,9 +1,10 @@
 """Evidence from where a suspect's bands start (the band-origin carrier, ``bands.py``).
 
 **Reading a copy.** A suspect column of band labels (``"1941–1945"``, ``"[1.3, 1.8)"``) tells
-its width ``W`` and, when every label's start is the same modulo ``W``, its origin
-``r = start mod W``. Labels of several widths, or starts that disagree (re-banded or mixed
-copies), give no reading and no evidence. Which field the column holds is decided from the
+its width ``W`` and, when 90% of its values are labels starting at the same offset modulo
+``W``, its origin ``r = start mod W`` (a share of values, not every label: one junk row must
+not hide the origin). Copies mixed or re-banded so that no width and origin hold 90% of the
+values give no reading and no evidence. Which field the column holds is decided from the
 suspect and the cohort only — its name when it is a storage column, otherwise the numeric
 quasi-identifier whose cohort values, banded at ``(W, r)``, have the nearest label
 distribution — never from any extract's key.
@@ -62,6 +63,7 @@ MAX_LABELS = 10_000  # a column with more distinct labels is not one of bands
 # bounds beyond this are no cohort value's band, and banding the cohort at such a width would
 # overflow 64-bit integers: a junk column of them must read as no bands, not stop attribution
 MAX_BOUND = 2.0**53
+READ_SHARE = 0.9  # share of a column's values that must be bands of one width and origin
 
 
 @dataclass(frozen=True)
@@ -76,42 +78,64 @@ class Reading:
 
 
 def read_labels(column: str, series: pl.Series) -> Reading | None:
-    """The width and origin of a column of band labels; None if it is not one."""
+    """The width and origin of a column of band labels; None if it is not one.
+
+    Read from the share of values, not from every distinct label: when at least
+    ``READ_SHARE`` of the column's values (blanks and ``*`` aside) are labels of one width
+    and one origin, that is the reading, whatever the rest holds — one junk row must not hide
+    a copy's origin (from this evidence and from the class reading, which takes its origin
+    from here). Otherwise labels of one width whose origins disagree read with no origin
+    (``residue`` None), and anything else is not a column of bands."""
     if series.dtype != pl.String:
         return None
     labels = series.drop_nulls().str.strip_chars()
-    unique = labels.unique()
-    if unique.len() > MAX_LABELS:
+    labels = labels.filter((labels != "") & (labels != hierarchies.ANY))
+    if labels.is_empty():
         return None
-    distinct = [v for v in unique.to_list() if v not in ("", hierarchies.ANY)]
-    if not distinct:
+    counts = labels.value_counts()
+    if counts.height > MAX_LABELS:
         return None
-    starts: list[float] = []
-    widths: set[float] = set()
-    integer: bool | None = None
-    for label in distinct:
-        if (found := _INTEGER.fullmatch(label)) is not None:
-            low, high = float(found[1]), float(found[2])
-            width, kind = high - low + 1, True
-        elif (found := _INTERVAL.fullmatch(label)) is not None:
-            low, high = float(found[1]), float(found[2])
-            width, kind = round(high - low, 9), False
-        else:
-            return None
-        if not (abs(low) <= MAX_BOUND and abs(high) <= MAX_BOUND) or not width < MAX_BOUND:
-            return None
-        if width <= 0 or (integer is not None and kind != integer):
-            return None
-        integer = kind
-        starts.append(low)
-        widths.add(width)
-    if len(widths) != 1:
+    groups: dict[tuple[bool, float, float], int] = {}
+    widths: set[tuple[bool, float]] = set()
+    parsed = 0
+    for label, count in counts.iter_rows():
+        found = _parse(str(label))
+        if found is None:
+            continue
+        integer, low, width = found
+        residue = float(np.mod(low, width))
+        if math.isclose(residue, width, abs_tol=1e-9 * width):
+            residue = 0.0
+        residue = round(residue, 9)
+        group = next((g for g in groups if g[:2] == (integer, width)
+                      and math.isclose(g[2], residue, abs_tol=1e-9 * width)),
+                     (integer, width, residue))
+        groups[group] = groups.get(group, 0) + int(count)
+        widths.add((integer, width))
+        parsed += int(count)
+    if not groups:
         return None
-    width = widths.pop()
-    residues = np.mod(np.asarray(starts), width)
-    residues = np.where(np.isclose(residues, width, atol=1e-9 * width), 0.0, residues)
-    same = bool(np.allclose(residues, residues[0], atol=1e-9 * width))
-    return Reading(column, width, bool(integer), round(float(residues[0]), 9) if same else None)
+    (integer, width, residue), most = max(groups.items(), key=lambda item: item[1])
+    if most >= READ_SHARE * labels.len():
+        return Reading(column, width, integer, residue)
+    if parsed == labels.len() and len(widths) == 1:
+        return Reading(column, width, integer, None)  # one width, origins that disagree
+    return None
+
+
+def _parse(label: str) -> tuple[bool, float, float] | None:
+    """A band label's (integer?, start, width); None if it is not one."""
+    if (found := _INTEGER.fullmatch(label)) is not None:
+        low, high = float(found[1]), float(found[2])
+        integer, width = True, high - low + 1
+    elif (found := _INTERVAL.fullmatch(label)) is not None:
+        low, high = float(found[1]), float(found[2])
+        integer, width = False, round(high - low, 9)
+    else:
+        return None
+    if not (abs(low) <= MAX_BOUND and abs(high) <= MAX_BOUND) or not 0 < width < MAX_BOUND:
+        return None
+    return integer, low, width
 
 
 def readings(suspect: pl.DataFrame, master: pl.DataFrame,
