@@ -35,7 +35,10 @@ from strongroom.privacy import fields as privacy_fields
 from strongroom.privacy import hierarchies
 
 MAX_CLASS = 64  # a row matching more participants than this adds no weight
-MATCH_SHARE = 0.98  # share of a suspect column's values that must be labels of the level
+# share of a suspect column's values that must be labels of the level: rows whose value is
+# not a label match no class (they weigh nothing), so this only decides that the column is
+# read at all; at 98%, 2% of rows with junk in one column removed it from the reading
+MATCH_SHARE = 0.9
 MIN_LABELS = 2  # a column with one value (or none) says nothing about anyone
 
 
