@@ -1,9 +1,11 @@
 """Keyed band origins through ``create_extract`` and ``attribute``: a real store, real files.
 
-Two extracts of the same project's fields, year of birth banded by the gate in each from the
-origin its key chose (read custodian-side). A copy holding only that banded column and unmarked
-categoricals is evidence against its own extract (1/4 per banded field) and none against the
-other; a copy re-banded from origin 0 is evidence against no one; nobody is ever named.
+Extracts of two projects with the same fields, year of birth banded by the gate in each from
+the origin its project's key chose (read custodian-side). A copy holding only that banded
+column and unmarked categoricals is evidence against its own extract (1/4 per banded field)
+and none against the other; a copy re-banded from origin 0 is evidence against no one; nobody
+is ever named. A project's second extract bands exactly like its first (pooling the two
+narrows nothing), and then a match is evidence against neither (it says "this project").
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ N = 1500
 @dataclass
 class Two:
     world: World
-    project: str
+    projects: list[str]  # one extract each
     results: list[service.ExtractResult]  # two extracts, year banded from different origins
     origins: list[float]
 
@@ -42,19 +44,14 @@ def _origin(world: World, extract_id: str) -> float | None:
     with world.ctx.transaction() as db:
         record = manifest.get(db, extract_id)
         banded = bands.banded_of(record.bands)
-    key = codes.recipient_key(world.ctx.key, extract_id)
+    key = codes.project_band_key(world.ctx.key, record.project_id)
     return next((b.origin(key) for b in banded if b.field_id == 34), None)
 
 
-@pytest.fixture(scope="module")
-def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
-    root = tmp_path_factory.mktemp("bands")
-    world = build_world(root)
-    world.platform.store.write_version(synthesise(N, 29))
+def _project(world: World, title: str) -> str:
     assert world.researcher is not None
     ctx = world.ctx
-    project = projects.create(ctx, None, title="Birth cohorts",
-                              purpose="Blood lipids by birth cohort",
+    project = projects.create(ctx, None, title=title, purpose="Blood lipids by birth cohort",
                               lead_id=world.researcher.person_id,
                               starts_on=world.clock().date(),
                               expires_on=world.clock().date().replace(year=2027),
@@ -63,20 +60,32 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
         row = db.get(Project, project)
         assert row is not None
         row.export = ExportStatus.APPROVED
+    return project
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
+    root = tmp_path_factory.mktemp("bands")
+    world = build_world(root)
+    world.platform.store.write_version(synthesise(N, 29))
+    ctx = world.ctx
     admin = world.sign_in(world.member(Role.CUSTODIAN_ADMIN))
     results: list[service.ExtractResult] = []
     origins: list[float] = []
-    for i in range(10):  # extract ids are random: make them until two origins differ
+    made_in: list[str] = []
+    for i in range(12):  # project ids are random: make them until two origins differ
+        project = _project(world, f"Birth cohorts {i}")
         made = service.create_extract(ctx, admin, project, "csv", root / f"x{i}.csv",
                                       store=world.platform.store, watch=world.platform.watch)
         origin = _origin(world, made.extract_id)
         if origin is not None and origin not in origins:
             results.append(made)
             origins.append(origin)
+            made_in.append(project)
         if len(results) == 2:
             break
-    assert len(results) == 2, "no two extracts banded year of birth from different origins"
-    yield Two(world, project, results, origins)
+    assert len(results) == 2, "no two projects banded year of birth from different origins"
+    yield Two(world, made_in, results, origins)
     world.platform.close()
 
 
@@ -132,7 +141,7 @@ def test_a_copy_rebanded_from_zero_is_evidence_against_no_one(two: Two,
                                                              tmp_path: Path) -> None:
     ctx = two.world.ctx
     with ctx.transaction() as db:
-        project = db.get(Project, two.project)
+        project = db.get(Project, two.projects[0])
         assert project is not None
         ids = pseudonyms.load(ctx, project)
     copy = _copy(two.results[0]).select([EID, "p31", "p52"])
@@ -163,3 +172,32 @@ def test_membership_reads_the_keyed_bands_through_their_own_origin(two: Two) -> 
     found = classes.generalised_columns(copy, master, two.world.ctx.dictionary, {})
     year = next(g for g in found if g.suspect == "p34")
     assert year.master == "p34" and year.level == two.results[0].risk["generalisation"]["p34"]
+
+
+def test_a_projects_second_extract_bands_alike_and_shares_the_evidence(two: Two,
+                                                                      tmp_path: Path) -> None:
+    """Two extracts of one project joined on their common pseudonyms narrow nothing: they
+    show the same bands (the attacker review pooled per-extract origins down to single years).
+    Being alike, a match is evidence against neither; membership still tells them apart."""
+    admin = two.world.sign_in(two.world.member(Role.CUSTODIAN_ADMIN))
+    second = service.create_extract(two.world.ctx, admin, two.projects[0], "csv",
+                                     tmp_path / "second.csv", store=two.world.platform.store,
+                                     watch=two.world.platform.watch)
+    first = two.results[0]
+    assert _origin(two.world, second.extract_id) == two.origins[0]
+    pooled = (_copy(first).select(EID, "p34")
+              .join(_copy(second).select(EID, pl.col("p34").alias("again")), on=EID))
+    assert pooled.height > 0.9 * N
+    both = pooled.drop_nulls()
+    low, high = (both[c].str.split("–").list.first().cast(pl.Int64) for c in ("p34", "again"))
+    top, tip = (both[c].str.split("–").list.last().cast(pl.Int64) for c in ("p34", "again"))
+    # one origin, so the bands nest (the gate may still pick another width for another 2%
+    # withheld): intersecting them gives the narrower band, never anything narrower
+    nested = ((low >= high) & (top <= tip)) | ((high >= low) & (tip <= top))
+    assert nested.all()
+    copy = _copy(first).select(["p31", "p34", "p52"]).sample(fraction=0.8, seed=7)
+    report = _attribute(two, copy, tmp_path / "shared.csv")
+    for extract_id in (first.extract_id, second.extract_id):
+        found = report.bands[extract_id]
+        assert found.shared and found.matched == 1 and found.log_p == 0.0
+    assert not report.accused

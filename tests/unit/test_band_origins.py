@@ -167,11 +167,11 @@ def test_a_few_junk_rows_do_not_hide_the_origin(people: pl.DataFrame,
 
 def test_the_copy_is_matched_to_the_extract_whose_bands_it_shows() -> None:
     master = MasterKey(b"\x11" * 32)
-    keys = {f"ext{i}": codes.recipient_key(master, f"ext{i}") for i in range(40)}
+    keys = {f"ext{i}": codes.project_band_key(master, f"prj{i}") for i in range(40)}
     record = {"attribute": "field 34", "field": 34, "columns": ["p34"], "unit": 1.0,
               "grid": [1.0, 2.0, 3.0, 4.0], "width": 5, "level": "5-year band"}
     banded = (bands.Banded.from_json(record),)
-    extracts = {e: (k, frozenset({31, 34}), banded) for e, k in keys.items()}
+    extracts = {e: (k, frozenset({31, 34}), banded, False) for e, k in keys.items()}
     origin = banded[0].origin(keys["ext0"])
     shown = [be.Reading("y", 5.0, True, origin, 34)]
     found = be.evidence(shown, extracts)
@@ -185,8 +185,15 @@ def test_the_copy_is_matched_to_the_extract_whose_bands_it_shows() -> None:
     assert all(v.matched == 0 and v.log_p == 0.0 for v in zero.values())
     wider = be.evidence([be.Reading("y", 10.0, True, origin, 34)], extracts)
     assert all(v.matched == 0 for v in wider.values())
-    ungranted = be.evidence(shown, {e: (k, frozenset({31}), banded) for e, k in keys.items()})
+    ungranted = be.evidence(shown, {e: (k, frozenset({31}), banded, False)
+                                    for e, k in keys.items()})
     assert all(v.considered == 0 for v in ungranted.values())
+    # an extract whose project has another registered extract: that one bands alike, so a
+    # match says "this project", and the extract gets no evidence from it
+    shared = be.evidence(shown, {e: (k, frozenset({31, 34}), banded, True)
+                                 for e, k in keys.items()})
+    assert all(v.log_p == 0.0 and v.shared for v in shared.values())
+    assert all(be.combined_log_p(v, -30.0, True) == 0.0 for v in shared.values())
 
 
 def test_manifests_made_before_the_carrier_have_no_banded_fields() -> None:

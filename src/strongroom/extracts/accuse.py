@@ -312,6 +312,8 @@ class Recipient:
     withheld: float = 0.0  # share of participants withheld from it (``membership.py``)
     fields: frozenset[int] = frozenset()  # fields granted (the band test considers these)
     banded: tuple[Banded, ...] = ()  # attributes released in keyed bands (``bands.py``)
+    band_key: bytes = b""  # its project's band key (``codes.project_band_key``)
+    project_id: str = ""  # extracts of one project share their band origins
 
 
 @dataclass(frozen=True)

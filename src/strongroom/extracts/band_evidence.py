@@ -11,7 +11,9 @@ distribution — never from any extract's key.
 
 **The test.** For extract ``j``, the *considered* fields are the fields the copy shows in
 bands that ``j`` was granted (``q`` of them: fixed by the file and the grant). Field ``i``
-*matches* when ``j`` released it in bands of width ``W`` starting at ``r``. Under the null
+*matches* when ``j`` released it in bands of width ``W`` starting at ``r`` (its project's band
+key decides; when the project holds other registered extracts they band alike, a match cannot
+tell them apart, and ``j`` gets no band evidence at all: ``BandEvidence.shared``). Under the null
 hypothesis (the file holds nothing of ``j``'s copy, so the file is independent of ``j``'s key)
 a match needs ``o_{j,i} = r_i``, and ``o_{j,i}`` is uniform on ``CHOICES`` origins whatever the
 file, the data and the rest of ``j``'s key material are: so the matches ``S`` are dominated by
@@ -199,22 +201,28 @@ class BandEvidence:
     matched: int  # of them released by the extract in the copy's bands (width and origin)
     log_p: float  # ln P(Binomial(considered, 1/CHOICES) ≥ matched): the bands alone
     not_theirs: tuple[int, ...] = ()  # considered fields whose bands are not this extract's
+    # another registered extract of its project bands alike, so a match says "this project",
+    # not "this extract": no evidence against the extract (log_p 0), the match still shown
+    shared: bool = False
 
 
-def evidence(found: Sequence[Reading], extracts: Mapping[str, tuple[bytes, frozenset[int],
-                                                                   tuple[Banded, ...]]]
+def evidence(found: Sequence[Reading],
+             extracts: Mapping[str, tuple[bytes, frozenset[int], tuple[Banded, ...], bool]]
              ) -> dict[str, BandEvidence]:
-    """Each extract's evidence: ``extracts`` maps its id to (key, granted fields, banded)."""
+    """Each extract's evidence: ``extracts`` maps its id to (its project's band key, granted
+    fields, banded, shared), ``shared`` when another registered extract of the same project
+    exists (it bands alike: under the null the file may be that one's, so no evidence)."""
     shown = _by_field(found)
     out = {}
-    for extract_id, (key, granted, banded) in extracts.items():
+    for extract_id, (key, granted, banded, shared) in extracts.items():
         considered = sorted(set(shown) & granted)
         released = {b.field_id: b for b in banded if b.field_id is not None}
         matched = [f for f in considered if f in released
                    and _same(released[f], key, *shown[f])]
-        out[extract_id] = BandEvidence(len(considered), len(matched),
-                                       log_upper_tail(len(matched), len(considered)),
-                                       tuple(f for f in considered if f not in matched))
+        out[extract_id] = BandEvidence(
+            len(considered), len(matched),
+            0.0 if shared else log_upper_tail(len(matched), len(considered)),
+            tuple(f for f in considered if f not in matched), shared)
     return out
 
 
@@ -253,7 +261,7 @@ def combined_log_p(bands: BandEvidence, membership_log_p: float, membership_held
     0 when the copy shows no field the extract was granted. ``membership_held``: whether the
     membership test had any participant to count (otherwise ``P₁ ≡ 1``)."""
     q, s = bands.considered, bands.matched
-    if q == 0:
+    if q == 0 or bands.shared:
         return 0.0
     if not membership_held:
         return bands.log_p

@@ -2,14 +2,20 @@
 
 When the risk gate releases a quasi-identifier in numeric bands (year of birth in 5-year
 bands, say), the bands may start anywhere on the column's unit grid without changing their
-width, their labels' format or what the anonymisation weighs. Each extract's key chooses, per
-attribute (a field's columns together), one of ``CHOICES`` origins inside the narrowest band
-(``hierarchies.origin_grid``, never 0: see there): index ``⌊u·CHOICES / 2³²⌋`` for ``u`` the
-AES pseudo-random function (``codes.py``) under the extract's key, on the block
-``(0, tag of the attribute)`` — a tag no column and no other carrier uses. ``CHOICES`` divides
-2³², so the index is *exactly* uniform on ``0 … CHOICES − 1``, and it is independent of the
-extract's symbols, of which participants it withholds, and of every other attribute and
-extract (distinct PRF inputs, or distinct keys).
+width, their labels' format or what the anonymisation weighs. Each project's band key
+(``codes.project_band_key``) chooses, per attribute (a field's columns together), one of
+``CHOICES`` origins inside the narrowest band (``hierarchies.origin_grid``, never 0: see
+there): index ``⌊u·CHOICES / 2³²⌋`` for ``u`` the AES pseudo-random function (``codes.py``)
+under that key, on the block ``(0, tag of the attribute)`` — a tag no column and no other
+carrier uses. ``CHOICES`` divides 2³², so the index is *exactly* uniform on ``0 … CHOICES −
+1``, and it is independent of every extract's symbols, of which participants it withholds,
+and of every other attribute and project (distinct PRF inputs, or distinct keys).
+
+Per project and not per extract, because a project's extracts share pseudonyms: joined, two
+extracts banded from different origins intersect to bands narrower than the gate released
+(an attacker review narrowed hundreds of years of birth below k with four). A project's
+extracts therefore band alike, and a match is evidence about the project: when it holds
+several registered extracts the band test gives none of them evidence (``band_evidence``).
 
 The origin is never stored: attribution derives it again from the key. The manifest keeps,
 per attribute released in bands, its field, columns, unit, the candidate origins and the width

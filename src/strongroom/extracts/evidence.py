@@ -20,6 +20,7 @@ enter as a product with the membership p-value under its own exact law (kind "ba
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -76,8 +77,10 @@ def gather(suspect: pl.DataFrame, linked: Linked, recipients: Sequence[accuse.Re
     candidates = decoys.match_decoys(suspect, sets, linked=linked) if sets else []
     weighed = decoy_evidence.weigh(linked, candidates, sets, master)
     read = band_evidence.readings(suspect, master, dictionary)
-    origins = band_evidence.evidence(read, {r.extract_id: (r.key, r.fields, r.banded)
-                                            for r in recipients})
+    projects = Counter(r.project_id for r in recipients if r.project_id)
+    origins = band_evidence.evidence(read, {
+        r.extract_id: (r.band_key, r.fields, r.banded, projects[r.project_id] > 1)
+        for r in recipients})
     return Gathered(subsets, weighed, len(sets), origins, read)
 
 

@@ -61,7 +61,8 @@ def recipient_of(master: MasterKey, manifest: ExtractManifest) -> Recipient:
                           f"it — check that the store's own master key is in use")
     return Recipient(manifest.id, key, frozenset(carriers_of(manifest)),
                      float(manifest.withheld_share or 0.0), frozenset(manifest.fields),
-                     bands.banded_of(manifest.bands))
+                     bands.banded_of(manifest.bands),
+                     codes.project_band_key(master, manifest.project_id), manifest.project_id)
 
 
 def recipients(master: MasterKey, manifests: Sequence[ExtractManifest]) -> list[Recipient]:

@@ -296,7 +296,9 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     try:
         risk = gate.check(marked, ctx.dictionary, columns, risk_policy, id_column=EID,
                           fixed=[c.column for c in choice.carriers],
-                          origins=bands.chooser(key))  # bands start where the key says
+                          # bands start where the project's key says (its extracts alike)
+                          origins=bands.chooser(codes.project_band_key(ctx.key,
+                                                                       who.project.id)))
     except Refused as exc:
         ctx.record(EventType.EXTRACT_REFUSED, principal or "operator", project_id,
                    {"reasons": exc.reasons, "rows": frame.height})

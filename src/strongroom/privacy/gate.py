@@ -31,7 +31,7 @@ nest. The widths, the level names and the label format are unchanged, and so is 
 search weighs (classes and the Loss metric depend on how many values share a band, not where
 bands start), so the extract is as useful as one banded from 0. ``banded`` says which
 attributes ended up in bands, at which width, for the manifest (the origin is not kept: it is
-derived again from the extract's key).
+derived again from the project's band key).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class GateDecision:
     def banded(self) -> list[dict[str, Any]]:
         """Attributes released in bands with a keyed origin: their field, columns, unit,
         candidate origins and the width and level chosen — not the origin (for the manifest;
-        attribution derives it from the extract's key)."""
+        attribution derives it from the project's band key)."""
         if self.solution is None or self.hierarchies is None:
             return []
         out = []
