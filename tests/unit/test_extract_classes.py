@@ -39,6 +39,23 @@ def test_a_coarsened_date_is_read_through_its_hierarchy() -> None:
     assert classes.generalised_columns(other, master, DICTIONARY, {}) == []
 
 
+def test_a_few_junk_rows_do_not_remove_a_column_from_the_reading() -> None:
+    """A seller who writes junk into one coarse column of a few rows: the column is still
+    read (those rows match no class) — at 98%, 3% junk dropped it, and every class with it."""
+    master = _master()
+    quarter = (master["p53_i0"].dt.year().cast(pl.String) + "-Q"
+               + master["p53_i0"].dt.quarter().cast(pl.String))[:500]
+    junk = pl.Series("when", ["unknown"] * 25)  # 5% of the rows
+    suspect = pl.DataFrame({"when": pl.concat([quarter, junk]),
+                            "sex": pl.concat([master["p31"][:500], master["p31"][:25]])})
+    found = classes.generalised_columns(suspect, master, DICTIONARY, {"sex": "p31"})
+    assert [(g.suspect, g.level) for g in found] == [("when", "quarter")]
+    linked = linkage.link(suspect.select("sex"), master.select(EID, "p31"), DICTIONARY)
+    held = np.full(suspect.height, -1, dtype=np.int64)
+    _, weights = classes.weights(suspect, linked, master, DICTIONARY, held)
+    assert weights.sum() <= 500 + 1e-9  # the junk rows weigh nothing
+
+
 def test_each_row_spreads_one_unit_over_its_class() -> None:
     master = _master()
     rows = master[:300]

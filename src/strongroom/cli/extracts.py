@@ -32,7 +32,7 @@ def extract_create(
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     allow_field: Annotated[list[int] | None, typer.Option(
         "--allow-field", help="A non-measurement field id that may still carry marks "
-        "(repeat).")] = None,
+        "(repeat); for a date field, day-level dates with ±1-day marks.")] = None,
     withhold: Annotated[float, typer.Option(
         "--withhold", help="Share of eligible participants withheld under the extract's key "
         "(0 to 0.1): the carrier that survives any column deletion.")] = membership.SHARE,

@@ -8,6 +8,7 @@ manifests, and attribution of a leaked file to its recipient.
 | ``accuse.py`` | reading marks back (rounding- and noise-aware), scores, the bound, the verdict |
 | ``models.py``, ``manifest.py`` | the custodian's record of every extract |
 | ``tables.py``, ``linkage.py`` | reading suspect files; linking their rows to the cohort by value |
+| ``periods.py`` | recognising dates a suspect truncated to the month, quarter, year or week |
 | ``decoys.py``, ``stix.py`` | decoy participants; STIX 2.1 indicators for threat intelligence |
 | ``service.py`` | ``create_extract`` and ``attribute``, as the CLI and the server call them |
 

@@ -15,6 +15,15 @@ observed value given ``m ± δ``. Untouched copies give ``w = ±1``; rounding ma
 only where ``m + δ`` and ``m − δ`` round apart (≈20% of cells at 10×, ≈2% at 100× coarser);
 noise makes ``w`` small and proportional to the residual.
 
+*Dates* (``kind == "date"``, whole days, ``δ`` one day) are read the same way, except when the
+suspect has coarsened them to the calendar: when ≥ 90% of its dates fall on one day of the
+month (a month, quarter or year truncation, ``1998-05-01``) or on one weekday (a week), the
+cell is read by comparing calendar periods: ``P±`` is 1 when ``m ± δ`` falls in the period of
+the observed date and 0 otherwise. Only cells within a day of a period's end can then tell
+``+δ`` from ``−δ`` (≈ 2 in 30 for months); every other cell reads ``w = 0``. A day-level model
+would read a truncated date as a value moved backwards by half a month — a systematic ``−δ``
+reading of every cell — which is no evidence against anyone but wastes the score's variance.
+
 **Scores.** For recipient ``j`` with symbols ``x`` and biases ``p``, two scores over the same
 positions: the symmetric Tardos score ``Σ w (x − p)/√(p(1−p))`` (Škorić et al.), which resists
 collusion, and the flat correlation ``Σ w (x − p)``, the stronger one against a single noisy
@@ -61,7 +70,9 @@ from scipy.special import erfcx, expit, log_expit, ndtr
 
 from strongroom.cohort.model import EID
 from strongroom.extracts import codes
-from strongroom.extracts.carriers import Carrier
+from strongroom.extracts.bands import Banded
+from strongroom.extracts.carriers import DATE, Carrier, as_numbers
+from strongroom.extracts.periods import PERIOD_DAYS, Calendar, infer_calendar
 
 THRESHOLD = 1e-9  # system-wide false-accusation probability for naming anyone
 MAX_POSITIONS = 250_000  # positions scored per recipient (the strongest readings first)
@@ -72,12 +83,15 @@ SIGMAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 14.0, 20.
           100.0)  # candidate noise SDs, in units of δ
 OUTLIERS = (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8)
 KINDS = ("tardos", "flat")  # the fingerprint's two scores
-OTHER_KINDS = ("membership", "decoys")  # evidence of other carriers (``score``'s ``other``)
+# evidence of other carriers (``score``'s ``other``); "bands" is membership's p-value times
+# the band origins' evidence, with its own exact law (``band_evidence.combined_log_p``)
+OTHER_KINDS = ("membership", "decoys", "bands")
 ALL_KINDS = (*KINDS, *OTHER_KINDS)
 # shares of the 10⁻⁹ given to each kind of evidence, per recipient that could be named by it:
-# the membership and decoy tests are strong when they hold at all, so a tenth each costs them
-# a few rows while the fingerprint keeps almost all of its share (ln 1.1 nats)
-WEIGHTS = {"tardos": 1.0, "flat": 1.0, "membership": 0.1, "decoys": 0.1}
+# the membership, decoy and band tests are strong when they hold at all (or, for bands, add
+# to membership), so a tenth each costs them a few rows while the fingerprint keeps almost
+# all of its share (ln 1.15 nats)
+WEIGHTS = {"tardos": 1.0, "flat": 1.0, "membership": 0.1, "decoys": 0.1, "bands": 0.1}
 BERRY_ESSEEN = 0.56  # sup|F − Φ| ≤ 0.56·L, independent non-identical terms (Shevtsova 2010)
 _LAMBDAS = np.geomspace(1e-3, 1e3, 33)  # times 1/√V: the Chernoff grid, refined for the best
 
@@ -93,6 +107,7 @@ class ReadModel:
     outlier: float  # share of cells that fit neither mark
     cells: int  # linked, markable cells with a value
     informative: float  # Σ w² over them: hard-mark equivalents
+    calendar: str = ""  # dates only: "week", "month", "quarter" or "year" when truncated
 
 
 def infer_grid(values: np.ndarray) -> float:
@@ -162,6 +177,22 @@ def soft_symbols(y: np.ndarray, m: np.ndarray, carrier: Carrier, grid: float, si
     return clipped
 
 
+# -- dates coarsened to the calendar ---------------------------------------------------------
+
+def read_calendar(y: np.ndarray, m: np.ndarray, carrier: Carrier, calendar: Calendar
+                  ) -> tuple[float, np.ndarray]:
+    """Outlier share and soft symbols of dates truncated to ``calendar``: ``P±`` is whether
+    ``m ± δ`` falls in the observed date's period; a cell where both (or neither) do reads 0."""
+    observed = calendar.bins(y)
+    plus = (calendar.bins(m + carrier.amplitude) == observed).astype(np.float64)
+    minus = (calendar.bins(m - carrier.amplitude) == observed).astype(np.float64)
+    q = PERIOD_DAYS[calendar.period] / (8.0 * carrier.sd)  # a period of the broad density
+    both = 0.5 * (plus + minus)
+    outlier = max(OUTLIERS, key=lambda eps: float(np.sum(np.log((1 - eps) * both + eps * q))))
+    w = (1 - outlier) * 0.5 * (plus - minus) / ((1 - outlier) * both + outlier * q)
+    return outlier, np.clip(w, -1.0, 1.0)
+
+
 @dataclass
 class Marks:
     """The positions read from a suspect: one entry per (participant, carrier) cell used."""
@@ -209,10 +240,16 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         y, m, who = y_all[use], m_all[use], eids[use]
         if len(y) == 0:
             continue
-        grid = infer_grid(y)
-        sigma, outlier = fit_model(y, m, carrier, grid, seed)
-        w = soft_symbols(y, m, carrier, grid, sigma, outlier)
-        models[carrier.column] = ReadModel(grid, sigma, outlier, len(y), float(np.sum(w * w)))
+        calendar = infer_calendar(y) if carrier.kind == DATE else None
+        if calendar is not None:  # never a day-level model on dates that are not
+            grid, sigma = PERIOD_DAYS[calendar.period], 0.0
+            outlier, w = read_calendar(y, m, carrier, calendar)
+        else:
+            grid = infer_grid(y)
+            sigma, outlier = fit_model(y, m, carrier, grid, seed)
+            w = soft_symbols(y, m, carrier, grid, sigma, outlier)
+        models[carrier.column] = ReadModel(grid, sigma, outlier, len(y), float(np.sum(w * w)),
+                                           calendar.period if calendar else "")
         keep = np.abs(w) >= MIN_WEIGHT
         parts_eid.append(who[keep])
         parts_idx.append(np.full(int(keep.sum()), index, dtype=np.int32))
@@ -237,14 +274,15 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
 
 def master_values(master: pl.DataFrame, eids: np.ndarray,
                   columns: Iterable[str]) -> dict[str, np.ndarray]:
-    """The master values of each suspect row's participant (NaN: unlinked or missing)."""
+    """The master values of each suspect row's participant (NaN: unlinked or missing; dates
+    as whole days since 1970-01-01, as carriers and linkage read them)."""
     order = master[EID].cast(pl.Int64).to_numpy()
     sort = np.argsort(order)
     rows = sort[np.clip(np.searchsorted(order, eids, sorter=sort), 0, max(len(order) - 1, 0))]
     found = (eids >= 0) & (order[rows] == eids) if len(order) else np.zeros(len(eids), bool)
     out = {}
     for column in columns:
-        values = master[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        values = as_numbers(master[column])
         out[column] = np.where(found, values[rows], np.nan) if len(order) else np.full(
             len(eids), np.nan)
     return out
@@ -272,6 +310,10 @@ class Recipient:
     key: bytes
     carriers: frozenset[Carrier]
     withheld: float = 0.0  # share of participants withheld from it (``membership.py``)
+    fields: frozenset[int] = frozenset()  # fields granted (the band test considers these)
+    banded: tuple[Banded, ...] = ()  # attributes released in keyed bands (``bands.py``)
+    band_key: bytes = b""  # its project's band key (``codes.project_band_key``)
+    project_id: str = ""  # extracts of one project share their band origins
 
 
 @dataclass(frozen=True)

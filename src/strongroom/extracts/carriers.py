@@ -5,9 +5,10 @@ A mark moves one cell by ``±δ`` where ``δ`` is one unit of the column's recor
 recorded, on the same grid, with the same type. A column carries marks only when
 
 - it is a measurement (``Role.MEASUREMENT``), or its field is explicitly allow-listed — never
-  sex, ethnicity, codes, dates or identifiers, whose every value means something exact;
+  sex, ethnicity, codes, dates or identifiers unless the custodian allow-lists the field;
 - it is numeric (integer or continuous) with a recorded precision, and its values lie on that
-  grid (a column whose values are not on the grid would betray the marks);
+  grid (a column whose values are not on the grid would betray the marks) — or it is an
+  allow-listed date (below);
 - one unit of precision is at most 0.5% of the column's standard deviation (in the data being
   extracted), so a mark is far below any clinically or statistically meaningful change.
 
@@ -27,6 +28,14 @@ regression by 0.05 SE; the shift grows as √n). The mean moves by ``0 ± δ·�
 cells are marked is drawn once, system-wide, from the bias key (every recipient marks the same
 cells, as with the biases), so a single copy does not show them.
 A column needing a density below ``MIN_DENSITY`` (1%) carries none.
+
+**Dates** carry marks only when the custodian allow-lists their field (day-level dates
+allowed for this extract): a date is read as whole days since 1970-01-01, ``δ`` is one day, and
+the marks are always sparse, with the density of the same rule (an SD of hundreds of days
+puts it at the cap, ``MAX_DENSITY``). The column stays a date column (``pl.Date`` in and out;
+``kind`` is ``"date"`` in the manifest). A date is a quasi-identifier, so the extract is marked
+before the risk gate measures k (``service.create_extract``): the file, marks included, is what
+meets k.
 
 Utility: each marked cell moves by ``(2x − 1)·δ`` with ``x ~ Bernoulli(p)`` and ``p``
 symmetric about 1/2 over positions, so the mean shift is ``0 ± δ/√n`` (≤ 0.005 SD/√n) and the
@@ -55,6 +64,19 @@ MIN_VALUES = 20  # fewer values than this: no meaningful SD, no marks
 VAR_SHARE = 2.5e-6  # sparse marks: f·δ² ≤ this share of the column's variance …
 MAX_DENSITY = 0.1  # … marking at most this share of its cells …
 MIN_DENSITY = 0.01  # … and at least this share, or none
+NUMBER, DATE = "number", "date"  # what a carrier's values are (dates: whole days since 1970)
+DAY = 1.0  # a date carrier's amplitude: one day
+
+
+def as_numbers(series: pl.Series) -> np.ndarray:
+    """``series`` as float64 with NaN where missing; dates (and date-times) as whole days
+    since 1970-01-01, which is how carriers, linkage and detection compare them."""
+    if series.dtype == pl.Datetime:
+        series = series.cast(pl.Date)
+    if series.dtype == pl.Date:
+        series = series.cast(pl.Int32)
+    out: np.ndarray = series.cast(pl.Float64).fill_nan(None).fill_null(np.nan).to_numpy()
+    return np.asarray(out, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -69,11 +91,14 @@ class Carrier:
     low: float  # observed minimum: cells within δ of it stay unmarked
     high: float  # observed maximum
     density: float = 1.0  # share of cells marked (keyed, system-wide); 1 for fine columns
+    kind: str = NUMBER  # NUMBER, or DATE: values are whole days since 1970-01-01
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         if self.density >= 1.0:
             del out["density"]  # manifests of full-density carriers read as they always did
+        if self.kind == NUMBER:
+            del out["kind"]  # as do numeric carriers' (every manifest before date carriers)
         return out
 
     @classmethod
@@ -81,7 +106,8 @@ class Carrier:
         return cls(column=str(data["column"]), field_id=int(data["field_id"]),
                    decimals=int(data["decimals"]), amplitude=float(data["amplitude"]),
                    sd=float(data["sd"]), low=float(data["low"]), high=float(data["high"]),
-                   density=float(data.get("density", 1.0)))
+                   density=float(data.get("density", 1.0)),
+                   kind=_kind(str(data.get("kind", NUMBER))))
 
     def chosen(self, bias_key: bytes, eids: np.ndarray) -> np.ndarray:
         """Which participants' cells of this column are marked at all (all, at density 1)."""
@@ -97,6 +123,13 @@ class Carrier:
         with np.errstate(invalid="ignore"):
             return (~np.isnan(values) & (values - self.amplitude >= self.low - self.amplitude / 2)
                     & (values + self.amplitude <= self.high + self.amplitude / 2))
+
+
+def _kind(kind: str) -> str:
+    if kind not in (NUMBER, DATE):
+        raise ValueError(f"a carrier's kind is {NUMBER!r} or {DATE!r}, not {kind!r}: the "
+                         f"manifest was written by a newer version or altered")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -117,7 +150,8 @@ def choose(frame: pl.DataFrame, dictionary: Dictionary, columns: Iterable[str],
     """The columns of ``frame`` (storage names) that may carry marks, with reasons for others.
 
     ``allow`` lists field ids that may carry marks although they are not measurements; they
-    must still be numeric, on their grid and fine enough.
+    must still be numeric, on their grid and fine enough — or dates (``pl.Date`` columns),
+    which then carry sparse ±1-day marks.
     """
     allowed = set(allow)
     carriers: list[Carrier] = []
@@ -132,36 +166,71 @@ def choose(frame: pl.DataFrame, dictionary: Dictionary, columns: Iterable[str],
         if fld.role is not Role.MEASUREMENT and fld.field_id not in allowed:
             skipped[column] = f"role is {fld.role.value}, not measurement (and not allow-listed)"
             continue
-        if fld.value_type not in (ValueType.INTEGER, ValueType.CONTINUOUS):
-            skipped[column] = f"value type is {fld.value_type.value}, not numeric"
-            continue
-        if fld.precision is None:
-            skipped[column] = "the dictionary records no precision for it"
-            continue
-        values = frame[column].cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
-        if len(values) < MIN_VALUES:
-            skipped[column] = f"fewer than {MIN_VALUES} values"
-            continue
-        amplitude = 10.0 ** -fld.precision
-        sd = float(np.std(values, ddof=1))
-        density = 1.0
-        if not amplitude <= MAX_SHARE_OF_SD * sd:
-            density = min(MAX_DENSITY, VAR_SHARE * sd * sd / amplitude**2) if sd > 0 else 0.0
-            if density < MIN_DENSITY:
-                share = amplitude / sd if sd > 0 else float("inf")
-                skipped[column] = (f"one unit of recorded precision ({amplitude:g}) is "
-                                   f"{share:.2%} of its SD: even {MIN_DENSITY:.0%} of its "
-                                   f"cells marked would move its variance by more than "
-                                   f"{VAR_SHARE:g} of itself")
-                continue
-        if _on_grid(values, fld.precision) < ON_GRID:
-            skipped[column] = f"its values are not on its recorded grid ({fld.precision} decimals)"
-            continue
-        carriers.append(Carrier(column=column, field_id=fld.field_id, decimals=fld.precision,
-                                amplitude=amplitude, sd=sd, low=float(values.min()),
-                                high=float(values.max()),
-                                density=math.floor(density * 1e6) / 1e6))
+        if fld.value_type is ValueType.DATE:
+            found = _date_carrier(frame[column], fld.field_id)
+        elif fld.value_type not in (ValueType.INTEGER, ValueType.CONTINUOUS):
+            found = f"value type is {fld.value_type.value}, not numeric or a date"
+        elif fld.precision is None:
+            found = "the dictionary records no precision for it"
+        else:
+            found = _numeric_carrier(frame[column], fld.field_id, fld.precision)
+        if isinstance(found, str):
+            skipped[column] = found
+        else:
+            carriers.append(found)
     return Choice(carriers, skipped)
+
+
+def _sparse_density(sd: float, amplitude: float) -> float | str:
+    """The share of cells a coarse column may mark (``f·δ² ≤ VAR_SHARE·SD²``, at most
+    ``MAX_DENSITY``), or why it may mark none."""
+    density = min(MAX_DENSITY, VAR_SHARE * sd * sd / amplitude**2) if sd > 0 else 0.0
+    if density < MIN_DENSITY:
+        share = amplitude / sd if sd > 0 else float("inf")
+        return (f"one unit of recorded precision ({amplitude:g}) is {share:.2%} of its SD: "
+                f"even {MIN_DENSITY:.0%} of its cells marked would move its variance by more "
+                f"than {VAR_SHARE:g} of itself")
+    return math.floor(density * 1e6) / 1e6
+
+
+def _numeric_carrier(series: pl.Series, field_id: int, decimals: int) -> Carrier | str:
+    values = as_numbers(series)
+    values = values[~np.isnan(values)]
+    if len(values) < MIN_VALUES:
+        return f"fewer than {MIN_VALUES} values"
+    amplitude = 10.0 ** -decimals
+    sd = float(np.std(values, ddof=1))
+    density = 1.0
+    if not amplitude <= MAX_SHARE_OF_SD * sd:
+        sparse = _sparse_density(sd, amplitude)
+        if isinstance(sparse, str):
+            return sparse
+        density = sparse
+    if _on_grid(values, decimals) < ON_GRID:
+        return f"its values are not on its recorded grid ({decimals} decimals)"
+    return Carrier(column=str(series.name), field_id=field_id, decimals=decimals,
+                   amplitude=amplitude, sd=sd, low=float(values.min()),
+                   high=float(values.max()), density=density)
+
+
+def _date_carrier(series: pl.Series, field_id: int) -> Carrier | str:
+    """An allow-listed date: sparse ±1-day marks, whatever its SD (a day is a fine unit for
+    dates that span years, but a date is also a quasi-identifier: mark as few as the rule
+    allows, never every cell)."""
+    if series.dtype != pl.Date:
+        return (f"a date field stored as {series.dtype}, not as dates: its values cannot be "
+                f"moved by a day and stay what they were")
+    values = as_numbers(series)
+    values = values[~np.isnan(values)]
+    if len(values) < MIN_VALUES:
+        return f"fewer than {MIN_VALUES} values"
+    sd = float(np.std(values, ddof=1))
+    density = _sparse_density(sd, DAY)
+    if isinstance(density, str):
+        return density
+    return Carrier(column=str(series.name), field_id=field_id, decimals=0, amplitude=DAY,
+                   sd=sd, low=float(values.min()), high=float(values.max()),
+                   density=density, kind=DATE)
 
 
 def embed(values: pl.Series, carrier: Carrier, marked: np.ndarray,
@@ -169,13 +238,17 @@ def embed(values: pl.Series, carrier: Carrier, marked: np.ndarray,
     """``values`` with the marks applied: ``+δ`` where ``ones``, ``−δ`` elsewhere in ``marked``.
 
     ``marked`` (bool, per row) is ``carrier.markable(values)``; ``ones`` (bool, per marked row)
-    the recipient's symbols. The result keeps the column's type and its recorded grid.
+    the recipient's symbols. The result keeps the column's type and its recorded grid (a
+    date column stays a date column, moved by whole days).
     """
-    master = values.cast(pl.Float64).fill_null(np.nan).to_numpy()
+    master = as_numbers(values)
     shift = np.zeros(len(master))
     shift[marked] = np.where(ones, carrier.amplitude, -carrier.amplitude)
-    out = np.round(master + shift, carrier.decimals)
-    return pl.Series(values.name, out, dtype=pl.Float64).fill_nan(None).cast(values.dtype)
+    out = pl.Series(values.name, np.round(master + shift, carrier.decimals),
+                    dtype=pl.Float64).fill_nan(None)
+    if values.dtype == pl.Date:
+        return out.cast(pl.Int32).cast(pl.Date)  # whole days since 1970-01-01
+    return out.cast(values.dtype)
 
 
 def fingerprint(frame: pl.DataFrame, carriers: Iterable[Carrier], bias_key: bytes,
@@ -185,8 +258,7 @@ def fingerprint(frame: pl.DataFrame, carriers: Iterable[Carrier], bias_key: byte
     marked_columns = []
     for carrier in carriers:
         values = frame[carrier.column]
-        marked = (carrier.markable(values.cast(pl.Float64).fill_null(np.nan).to_numpy())
-                  & carrier.chosen(bias_key, eids))
+        marked = carrier.markable(as_numbers(values)) & carrier.chosen(bias_key, eids)
         where = eids[marked]
         tags = np.full(len(where), codes.column_tag(carrier.column), dtype=np.uint64)
         ones = codes.symbols(key, where, tags, codes.thresholds(bias_key, where, tags))

@@ -29,13 +29,16 @@ import polars as pl
 
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, parse_column_name
-from strongroom.extracts import linkage
+from strongroom.extracts import band_evidence, linkage
 from strongroom.extracts.linkage import Linked
 from strongroom.privacy import fields as privacy_fields
 from strongroom.privacy import hierarchies
 
 MAX_CLASS = 64  # a row matching more participants than this adds no weight
-MATCH_SHARE = 0.98  # share of a suspect column's values that must be labels of the level
+# share of a suspect column's values that must be labels of the level: rows whose value is
+# not a label match no class (they weigh nothing), so this only decides that the column is
+# read at all; at 98%, 2% of rows with junk in one column removed it from the reading
+MATCH_SHARE = 0.9
 MIN_LABELS = 2  # a column with one value (or none) says nothing about anyone
 
 
@@ -67,10 +70,12 @@ def generalised_columns(suspect: pl.DataFrame, master: pl.DataFrame, dictionary:
         if distinct.len() < MIN_LABELS:
             continue
         best: Generalised | None = None
+        reading = band_evidence.read_labels(name, values)  # bands may start at a keyed origin
+        origin = reading.residue if reading is not None and reading.residue is not None else 0.0
         for column in free_master:
             if column in used:
                 continue
-            for level, labels in _levels(column, master, dictionary):
+            for level, labels in _levels(column, master, dictionary, origin):
                 known = set(labels.drop_nulls().unique().to_list())
                 if len(known) < MIN_LABELS:
                     continue
@@ -91,12 +96,15 @@ def _is_quasi_identifier(column: str, dictionary: Dictionary) -> bool:
     return fld.role in privacy_fields.QUASI_IDENTIFYING_ROLES
 
 
-def _levels(column: str, master: pl.DataFrame, dictionary: Dictionary
+def _levels(column: str, master: pl.DataFrame, dictionary: Dictionary, origin: float = 0.0
             ) -> list[tuple[str, pl.Series]]:
-    """Every level of the column's hierarchy but the top (*), as labels of the master rows."""
+    """Every level of the column's hierarchy but the top (*), as labels of the master rows;
+    bands from ``origin`` (read from the suspect's own labels, never from a key)."""
     series = master[column]
     fld = dictionary.field(parse_column_name(column, dictionary).field_id)
     hierarchy = hierarchies.for_field(column, fld, dictionary, series)
+    if origin:
+        hierarchy = hierarchies.with_origin(hierarchy, origin)
     out = []
     for index, level in enumerate(hierarchy.levels[:-1]):
         out.append((level.name, hierarchy.apply(series, index).cast(pl.String, strict=False)))

@@ -47,6 +47,7 @@ SCALE = 2**32  # biases are thresholds in units of 2⁻³²
 _BIAS_INFO = b"strongroom extracts: tardos biases v1"
 _SYMBOL_INFO = b"strongroom extracts: recipient symbols v1\0"
 _KEY_ID_PREFIX = b"strongroom extract key id\0"
+_BAND_INFO = b"strongroom extracts: project band origins v1\0"
 _CHUNK = 1 << 20  # blocks per AES call: bounds memory at 32 MiB per call
 
 
@@ -70,6 +71,14 @@ def recipient_key(master: MasterKey, extract_id: str) -> bytes:
     if not extract_id:
         raise ValueError("an extract id is needed to derive its key")
     return _derive(master, _SYMBOL_INFO + extract_id.encode())
+
+
+def project_band_key(master: MasterKey, project_id: str) -> bytes:
+    """The key that places one project's bands (``bands.py``): one per project, not per
+    extract, so that a project's own extracts band alike and pooling them narrows nothing."""
+    if not project_id:
+        raise ValueError("a project id is needed to derive its band key")
+    return _derive(master, _BAND_INFO + project_id.encode())
 
 
 def key_id(key: bytes) -> str:

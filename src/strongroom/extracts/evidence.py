@@ -1,6 +1,7 @@
-"""The evidence beside the fingerprint: which participants a suspect holds, and its decoys.
+"""The evidence beside the fingerprint: which participants a suspect holds, its decoys, and
+where its bands of quasi-identifiers start.
 
-``gather`` reads both from a suspect already linked to the cohort and hands them to
+``gather`` reads them from a suspect already linked to the cohort and hands them to
 ``accuse.score`` as ``Other`` evidence, which shares the 10⁻⁹ between every kind
 (``accuse.WEIGHTS``). Attribution (``service.attribute``) and the benchmark call it alike.
 
@@ -12,19 +13,31 @@ leave most rows with a near twin that the linkage's margin refuses, but an exact
 match is still far more often right than wrong, and a wrong one costs only power. A row that
 matches several participants (a class, generalised columns read through their hierarchy)
 counts for each of them in proportion (``classes.py``).
+
+The band origins (``band_evidence.py``) are read from the file alone, linked or not, and
+enter as a product with the membership p-value under its own exact law (kind "bands").
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID
-from strongroom.extracts import accuse, classes, decoy_evidence, decoys, linkage, membership
+from strongroom.extracts import (
+    accuse,
+    band_evidence,
+    classes,
+    decoy_evidence,
+    decoys,
+    linkage,
+    membership,
+)
 from strongroom.extracts.linkage import Linked
 
 
@@ -33,13 +46,21 @@ class Gathered:
     subsets: dict[str, membership.Evidence]  # extract id -> participants held
     decoys: dict[str, decoy_evidence.DecoyEvidence]  # extract id -> decoys matched, weighed
     decoy_extracts: int  # extracts with decoys: each could be matched by chance
+    bands: dict[str, band_evidence.BandEvidence] = field(default_factory=dict)
+    band_readings: list[band_evidence.Reading] = field(default_factory=list)
 
     def other(self) -> dict[str, accuse.Other]:
+        none = membership.Evidence(0, 0, 0.0)
+        combined = {e: band_evidence.combined_log_p(
+                        v, self.subsets.get(e, none).log_p,
+                        self.subsets.get(e, none).positions > 0)
+                    for e, v in self.bands.items()}
         return {
             "membership": accuse.Other({e: v.log_p for e, v in self.subsets.items()},
                                        sum(v.positions > 0 for v in self.subsets.values())),
             "decoys": accuse.Other({e: v.log_p for e, v in self.decoys.items()},
                                    self.decoy_extracts),
+            "bands": accuse.Other(combined, sum(v.considered > 0 for v in self.bands.values())),
         }
 
 
@@ -55,7 +76,12 @@ def gather(suspect: pl.DataFrame, linked: Linked, recipients: Sequence[accuse.Re
     sets = {e: s for e, s in decoy_sets.items() if s.rows.height}
     candidates = decoys.match_decoys(suspect, sets, linked=linked) if sets else []
     weighed = decoy_evidence.weigh(linked, candidates, sets, master)
-    return Gathered(subsets, weighed, len(sets))
+    read = band_evidence.readings(suspect, master, dictionary)
+    projects = Counter(r.project_id for r in recipients if r.project_id)
+    origins = band_evidence.evidence(read, {
+        r.extract_id: (r.band_key, r.fields, r.banded, projects[r.project_id] > 1)
+        for r in recipients})
+    return Gathered(subsets, weighed, len(sets), origins, read)
 
 
 def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -> np.ndarray:

@@ -39,6 +39,7 @@ from scipy.special import chdtri  # chi-square inverse survival: scipy.stats is 
 from strongroom.cohort.dictionary import Dictionary, Role, ValueType
 from strongroom.cohort.model import EID, parse_column_name
 from strongroom.errors import Invalid
+from strongroom.extracts.periods import infer_calendar
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -236,7 +237,8 @@ class _Column:
     kind: Literal["number", "date", "text"]
     values: FloatArray  # NaN where missing (all NaN for text)
     text: pl.Series  # canonical strings, null where missing
-    grid: float  # the coarsest power of ten the values sit on (0 = none; 1 for dates)
+    grid: float  # the coarsest power of ten the values sit on (0 = none; dates: 1 day, or
+    # the calendar period they were truncated to)
 
     @property
     def missing(self) -> float:
@@ -247,7 +249,7 @@ def _profile(series: pl.Series) -> _Column:
     """Parse one suspect column: numbers (even as strings), dates, or text."""
     if series.dtype in (pl.Date, pl.Datetime):
         days = _days(series)
-        return _Column(series.name, "date", days, _canonical(series), 1.0)
+        return _Column(series.name, "date", days, _canonical(series), _date_grid(days))
     if series.dtype == pl.Boolean:
         series = series.cast(pl.Float64)
     if series.dtype.is_numeric():
@@ -264,9 +266,16 @@ def _profile(series: pl.Series) -> _Column:
         return _Column(series.name, "number", values, _canonical(numbers), apparent_grid(values))
     dates = strings.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
     if present and dates.len() - dates.null_count() >= 0.98 * present:
-        return _Column(series.name, "date", _days(dates), _canonical(dates), 1.0)
+        days = _days(dates)
+        return _Column(series.name, "date", days, _canonical(dates), _date_grid(days))
     nan = np.full(strings.len(), np.nan)
     return _Column(series.name, "text", nan, strings, 0.0)
+
+
+def _date_grid(days: FloatArray) -> float:
+    """1 day, or the length of the calendar period the dates were truncated to."""
+    calendar = infer_calendar(days)
+    return calendar.days if calendar is not None else 1.0
 
 
 def _days(series: pl.Series) -> FloatArray:

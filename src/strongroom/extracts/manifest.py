@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.cohort.crypto import MasterKey, decrypt, encrypt
 from strongroom.errors import NotFound, Unavailable
-from strongroom.extracts import codes
+from strongroom.extracts import bands, codes
 from strongroom.extracts.accuse import Recipient
 from strongroom.extracts.carriers import Carrier
 from strongroom.extracts.models import ExtractManifest
@@ -60,7 +60,9 @@ def recipient_of(master: MasterKey, manifest: ExtractManifest) -> Recipient:
                           f"master key (key id {manifest.key_id}); attribution cannot score "
                           f"it — check that the store's own master key is in use")
     return Recipient(manifest.id, key, frozenset(carriers_of(manifest)),
-                     float(manifest.withheld_share or 0.0))
+                     float(manifest.withheld_share or 0.0), frozenset(manifest.fields),
+                     bands.banded_of(manifest.bands),
+                     codes.project_band_key(master, manifest.project_id), manifest.project_id)
 
 
 def recipients(master: MasterKey, manifests: Sequence[ExtractManifest]) -> list[Recipient]:
@@ -78,7 +80,8 @@ def public_view(manifest: ExtractManifest) -> dict[str, Any]:
         "cohort_version": manifest.cohort_version, "file_sha256": manifest.file_sha256,
         "format": manifest.format, "created_at": manifest.created_at.isoformat(),
         "created_by": manifest.created_by,
-    } | ({"withheld_share": manifest.withheld_share} if manifest.withheld_share else {})
+    } | ({"withheld_share": manifest.withheld_share} if manifest.withheld_share else {}) | (
+        {"bands": list(manifest.bands)} if manifest.bands else {})
 
 
 def digest(manifest: ExtractManifest) -> str:

@@ -39,6 +39,7 @@ each.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -139,6 +140,10 @@ def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
     """Each extract's evidence from participants weighted by the suspect's rows that may be
     them (``classes.weights``); unit weights give :func:`evidence`'s exact binomial test.
 
+    Rows matching classes add participants whose indicators are mostly noise beside the
+    linked ones (weight ≥ 1), so they can weaken a test that the links alone would pass: both
+    are taken, the exact binomial over the linked and the weighted tail over everyone, and
+    the smaller p-value doubled (a union over the two tests, ln 2 of evidence).
     ``Evidence.withheld`` is then the number of weighted participants withheld."""
     eids = np.asarray(eids, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.float64)
@@ -149,6 +154,9 @@ def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
     if len(weights) and bool(np.all(weights == 1.0)):
         return evidence(eids, keys)
     values, inverse = np.unique(weights, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(values)).astype(np.float64)
+    whole = weights >= 1.0  # a linked row's participant (and anyone a class adds to it)
+    n_whole = int(np.count_nonzero(whole))
     blocks = codes.prf_input(eids, np.array(TAG, dtype=np.uint64))
     out: dict[str, Evidence] = {}
     for extract_id, (key, share) in keys.items():
@@ -158,7 +166,8 @@ def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
         out_of = codes.prf_u32_of(key, blocks) < np.uint32(threshold(share))
         exact = threshold(share) / codes.SCALE
         observed = float(weights[out_of].sum())
-        counts = np.bincount(inverse, minlength=len(values)).astype(np.float64)
+        weighted = log_weighted_lower_tail(observed, values, counts, exact)
+        linked = log_lower_tail(int(np.count_nonzero(out_of[whole])), n_whole, exact)
         out[extract_id] = Evidence(len(eids), int(np.count_nonzero(out_of)),
-                                   log_weighted_lower_tail(observed, values, counts, exact))
+                                   min(0.0, math.log(2) + min(weighted, linked)))
     return out

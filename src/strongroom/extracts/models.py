@@ -40,3 +40,7 @@ class ExtractManifest(Base):
     # share of eligible participants withheld under the extract's key (membership.py); 0 for
     # extracts made before the participant-subset carrier
     withheld_share: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # attributes released in bands with a keyed origin: field, columns, unit, candidate
+    # origins, width and level (``bands.Banded``), never the origin itself; [] for extracts
+    # made before the band-origin carrier, or with no banded quasi-identifier
+    bands: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")

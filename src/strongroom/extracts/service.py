@@ -45,6 +45,8 @@ from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.extracts import (
     accuse,
+    band_evidence,
+    bands,
     carriers,
     codes,
     decoy_evidence,
@@ -285,10 +287,18 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     # columns and cohort then share their carriers, so attribution reads each cell once
     choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
     extract_id = new_id("ext")
-    frame = membership.withhold(frame, codes.recipient_key(ctx.key, extract_id), withhold)
+    key = codes.recipient_key(ctx.key, extract_id)
+    frame = membership.withhold(frame, key, withhold)
+    # marked before the gate measures k: an allow-listed date is a quasi-identifier, so the
+    # file, marks included, is what must meet k (marks added after would break it, and
+    # ``enforce`` would blank them); the gate keeps carriers as they are (marks stay sharp)
+    marked = carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key), key)
     try:
-        risk = gate.check(frame, ctx.dictionary, columns, risk_policy, id_column=EID,
-                          fixed=[c.column for c in choice.carriers])  # marks stay sharp
+        risk = gate.check(marked, ctx.dictionary, columns, risk_policy, id_column=EID,
+                          fixed=[c.column for c in choice.carriers],
+                          # bands start where the project's key says (its extracts alike)
+                          origins=bands.chooser(codes.project_band_key(ctx.key,
+                                                                       who.project.id)))
     except Refused as exc:
         ctx.record(EventType.EXTRACT_REFUSED, principal or "operator", project_id,
                    {"reasons": exc.reasons, "rows": frame.height})
@@ -297,29 +307,30 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
                               Planned(record_members=BitMap(frame[EID].to_numpy()), requests=0),
                               charged=who.person_id)
     try:
-        return _make(ctx, principal, who, fmt, out_path, version.id, frame, columns, omitted,
-                     choice, risk, allowed, decoy_count, started, (extract_id, withhold))
+        return _make(ctx, principal, who, fmt, out_path, version.id, (frame, marked), columns,
+                     omitted, choice, risk, allowed, decoy_count, started,
+                     (extract_id, withhold))
     except BaseException:
         watch.cancel(reservation)
         raise
 
 
 def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt: str,
-          out_path: Path, version_id: str, frame: pl.DataFrame, columns: list[str],
-          omitted: list[int], choice: carriers.Choice, risk: gate.GateDecision,
-          allowed: list[int], decoy_count: int, started: float,
+          out_path: Path, version_id: str, rows: tuple[pl.DataFrame, pl.DataFrame],
+          columns: list[str], omitted: list[int], choice: carriers.Choice,
+          risk: gate.GateDecision, allowed: list[int], decoy_count: int, started: float,
           identity: tuple[str, float]) -> ExtractResult:
-    """Mark, add decoys, write and record an extract the limits have let through.
+    """Anonymise, add decoys, write and record an extract the limits have let through.
 
-    ``identity``: the extract's id and the share withheld from ``frame`` under its key."""
+    ``rows``: the participants' rows as read and as marked (the gate has seen the marked
+    ones). ``identity``: the extract's id and the share withheld under its key."""
     project_id = who.project.id
     extract_id, withheld = identity
+    frame, marked = rows
     ids = _pseudonyms(ctx, principal, who.project, frame[EID].to_numpy())
     key = codes.recipient_key(ctx.key, extract_id)
-    marked = risk.release(carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key),
-                                               key))
-    released = (marked.join(ids, on=EID, how="inner").drop(EID).rename({"pid": EID})
-                .select([EID, *columns]))
+    released = (risk.release(marked).join(ids, on=EID, how="inner").drop(EID)
+                .rename({"pid": EID}).select([EID, *columns]))
     taken = np.concatenate([ids["pid"].to_numpy(), _decoy_ids(ctx, project_id)])
     made = decoys.make_decoys(frame, ctx.dictionary, count=decoy_count, taken=taken)
     decoy_rows = risk.generalise(made.rows.select(released.columns))
@@ -333,7 +344,8 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
         decoys_sealed=manifest.seal_decoys(ctx.key, extract_id, made.registry),
         decoy_count=made.rows.height, rows=released.height, cohort_version=version_id,
         file_sha256=sha256, format=fmt, created_at=ctx.clock(),
-        created_by=principal.person_id if principal else "operator", withheld_share=withheld)
+        created_by=principal.person_id if principal else "operator", withheld_share=withheld,
+        bands=risk.banded())
     try:
         with ctx.transaction() as db:  # the manifest and its event commit together
             db.add(record)
@@ -429,6 +441,7 @@ class AttributionReport:
     notes: list[str] = field(default_factory=list)
     subsets: dict[str, membership.Evidence] = field(default_factory=dict)
     decoys_weighed: dict[str, decoy_evidence.DecoyEvidence] = field(default_factory=dict)
+    bands: dict[str, band_evidence.BandEvidence] = field(default_factory=dict)
     evidence: Path | None = None
     seconds: float = 0.0
     run_at: dt.datetime | None = None
@@ -539,6 +552,7 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
             for m in records if m.decoy_count}
     found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
     report.subsets, report.decoys_weighed = found.subsets, found.decoys
+    report.bands = found.bands
     report.decoys_found = _decoys_listed(found, records, report.notes)
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
                                  recipients, codes.bias_key(ctx.key),
@@ -646,7 +660,7 @@ def _evidence(r: AttributionReport) -> str:
         lines += ["| column | cells | suspect grid | noise (× mark) | outliers | Σw² |",
                   "|---|---|---|---|---|---|"]
         for column, m in sorted(r.marks.models.items()):
-            lines.append(f"| `{column}` | {m.cells:,} | {m.grid:g} | "
+            lines.append(f"| `{column}` | {m.cells:,} | {m.calendar or f'{m.grid:g}'} | "
                          f"{m.sigma / amplitude[column]:.1f} | {m.outlier:.4f} | "
                          f"{m.informative:,.0f} |")
         capped = (f" (the strongest of {r.marks.capped_from:,})" if r.marks.capped_from
@@ -671,6 +685,23 @@ def _evidence(r: AttributionReport) -> str:
         lines += [f"| {e} | {v.withheld:,} | {v.log_p:.1f} |" for e, v in held[:10]]
     else:
         lines.append("No linked participant, or no extract withholds any.")
+    lines += ["", "## Band origins", ""]
+    shown = sorted((e for e in r.bands.items() if e[1].considered), key=lambda e: e[1].log_p)
+    if shown:
+        lines += [f"Each extract starts its bands of a quasi-identifier at one of "
+                  f"{bands.CHOICES} keyed origins; an innocent extract matches a field's bands "
+                  f"by chance with probability 1/{bands.CHOICES}.", "",
+                  "| extract | fields in bands | in its own bands | ln P |", "|---|---|---|---|"]
+        lines += [f"| {e} | {v.considered} | {v.matched} | {v.log_p:.2f} |"
+                  for e, v in shown[:10]]
+        mismatched = sum(1 for _, v in shown if v.not_theirs)
+        if mismatched:
+            lines += ["", f"{mismatched} extract(s) were granted fields the file shows in bands "
+                          f"that are not theirs (another width or origin): no evidence against "
+                          f"them from those fields."]
+    else:
+        lines.append("No column of band labels with a single origin, or none of a field an "
+                     "extract released in keyed bands.")
     lines += ["", "## Decoys found", ""]
     weighed = sorted(r.decoys_weighed.values(), key=lambda e: e.log_p)
     if weighed:

@@ -19,6 +19,10 @@ From the data dictionary (``for_column``):
 | other numbers | value, bands of w, 2w and 4w (w a round number, about 16 bands), * |
 | other categories and text | value, * |
 
+Bands start at 0 (``Bands.origin``) unless an extract's key chose another origin inside the
+narrowest band (``with_origin``, ``origin_grid``; ``gate.check(..., origins=...)``): the
+widths, level names and label format stay the same.
+
 ICD-10 chapter ranges are the WHO's (public facts); blocks are read from the dictionary's
 coding 19 (the "Block A00-A09" entries). A missing value stays missing at every level below
 ``*``; at ``*`` every row reads the same.
@@ -29,7 +33,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -92,14 +96,20 @@ class Everything:
 
 @dataclass(frozen=True)
 class Bands:
-    """Numbers in bands ``[origin + i·width, origin + (i+1)·width)``."""
+    """Numbers in bands ``[origin + i·width, origin + (i+1)·width)``.
+
+    Every band level of one column shares its origin, so bands of w, 2w and 4w still nest.
+    The origin is 0 unless an extract's key chose another (``with_origin``).
+    """
 
     width: float
     integer: bool  # label integer bands "1950–1954", others "[1.5, 2)"
+    origin: float = 0.0
 
     def apply(self, series: pl.Series) -> pl.Series:
         values = series.cast(pl.Float64).fill_nan(None)
-        low = (values / self.width + 1e-9).floor() * self.width
+        low = (((values - self.origin) / self.width + 1e-9).floor() * self.width
+               + self.origin)
         if self.integer:
             lo = low.cast(pl.Int64)
             labels = lo.cast(pl.String) + "–" + (lo + int(self.width) - 1).cast(pl.String)
@@ -386,6 +396,35 @@ def _round_width(raw: float, integer: bool) -> float:
     power = 10.0 ** math.floor(math.log10(raw))
     width = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-12))
     return max(width, 2.0) if integer else width
+
+
+def band_widths(hierarchy: Hierarchy) -> list[float]:
+    """The widths of the hierarchy's band levels, narrowest first (none: it has no bands)."""
+    return sorted(lv.rule.width for lv in hierarchy.levels if isinstance(lv.rule, Bands))
+
+
+def with_origin(hierarchy: Hierarchy, origin: float) -> Hierarchy:
+    """The same hierarchy with every band level starting at ``origin`` (so they still nest:
+    each width is a multiple of the narrowest, and ``origin`` is below the narrowest)."""
+    levels = tuple(Level(lv.name, replace(lv.rule, origin=origin))
+                   if isinstance(lv.rule, Bands) else lv for lv in hierarchy.levels)
+    return Hierarchy(hierarchy.column, levels, hierarchy.source)
+
+
+def origin_grid(width: float, unit: float, choices: int) -> tuple[float, ...]:
+    """``choices`` band origins on the column's ``unit`` grid, strictly inside (0, ``width``)
+    and spread over it: ``⌊u·n/(choices + 1)⌋`` units for u = 1 … choices, n = width / unit.
+
+    Empty when the narrowest band holds fewer than ``choices + 1`` units (or is not a whole
+    number of them): such a column keeps origin 0. Origin 0 itself is never offered: it is
+    what every un-keyed tool produces, so a copy at origin 0 says nothing of its source.
+    """
+    if unit <= 0 or width <= 0:
+        return ()
+    n = round(width / unit)
+    if n < choices + 1 or abs(n * unit - width) > 1e-9 * width:
+        return ()
+    return tuple(round((u * n // (choices + 1)) * unit, 12) for u in range(1, choices + 1))
 
 
 def categories(column: str) -> Hierarchy:
