@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 
 import polars as pl
-
 from scripts.attack24.world import make
+
 from strongroom.cohort.model import EID
 from strongroom.privacy.risk import assess
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import traceback
 
 import polars as pl
-
 from scripts.attack24.world import make
 
 made = make(3000, 43, [31, 34, 52, 54, 30690, 21001, 48], 2)
@@ -48,6 +47,6 @@ for name, frame in variants.items():
         report = made.attribute(frame, name.replace(" ", "_") + ".csv")
         print(f"{name:22s} verdict={report.verdict} accused={[a.extract_id[-6:] for a in report.accused]}"
               f" linked={report.rows_linked}")
-    except Exception as exc:  # noqa: BLE001 - the point is to see what escapes
+    except Exception as exc:
         print(f"{name:22s} RAISED {type(exc).__name__}: {str(exc)[:200]}")
         traceback.print_exc(limit=-3)

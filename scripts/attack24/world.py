@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from tests.access_world import World, build_world
 
 from strongroom.access import projects, pseudonyms
 from strongroom.access.models import Project
@@ -15,7 +16,6 @@ from strongroom.access.states import ExportStatus
 from strongroom.cohort.synth import synthesise
 from strongroom.extracts import bands, codes, manifest, service
 from strongroom.privacy.gate import GatePolicy
-from tests.access_world import World, build_world
 
 
 @dataclass
