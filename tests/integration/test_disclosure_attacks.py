@@ -16,7 +16,7 @@ from strongroom.attacks import runner
 from strongroom.attacks.catalogue import KINDS, Attack, catalogue
 from strongroom.attacks.world import AttackWorld
 
-pytestmark = pytest.mark.slow  # 77 attacks, each in a fresh institution
+pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 
 # What still gets through, and why it is left (docs/explanation/output-check.md, "What the
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
@@ -28,22 +28,18 @@ KNOWN: dict[str, str] = {
         "not among them (only noise, i.e. differential privacy, hides an absence); "
         "rationed per person: see the last test"),
     **dict.fromkeys((
-        "one more row only if the target is obese, in count(*)",
-        "a sum with one large contribution only if the target is obese",
-        "a category held by the target alone only if they are obese"),
-        "the value no longer leaves (the cell is suppressed, or the category removed), but "
-        "whether the check acted is itself an answer: a deterministic check tells whether "
-        "a small group exists, one bit per request (only noise hides it; see 'What only "
-        "differential privacy can promise'); rationed per person: see the last test"),
-    **dict.fromkeys((
-        "a follow-up too long to tabulate only if the target is obese",
-        "an outcome that is constant unless the target is obese",
-        "a definition past the row limit only if the target is obese"),
-        "an analysis (or definition) refused once it has read the data is kept as a blocked "
-        "output (or a spent answer), so the refusal is an answer rationed like any other "
-        "(errors.DataRefusal), but within the "
-        "ration whether it was refused, and why, still answers one question; rationed per "
-        "person: see the last test"),
+        "a category held by k − 1 others and by the target if obese",
+        "one more row for k − 1 others and the target if obese, in count(*)"),
+        "winsorisation pulls in what fewer than k hold; with k − 1 accomplices the target "
+        "makes the k-th, so the category (or the extra rows) stands in its own right only "
+        "if they are obese: the same bit as a count of k − 1 people plus the target, which "
+        "any threshold answers (only noise hides it); rationed per person: see the last "
+        "test"),
+    "a definition past the row limit only if the target is obese": (
+        "a definition refused once it has read the data is a spent answer, rationed like "
+        "any other (errors.DataRefusal), but within the ration whether it was refused still "
+        "answers one question (winsorised values do not reach a definition's size); "
+        "rationed per person: see the last test"),
 }
 
 

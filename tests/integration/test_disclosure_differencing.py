@@ -43,6 +43,7 @@ class Target:
     bmi: float
     birth_year: int
     sex: int
+    sbp: float
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +61,35 @@ def researcher(world: World) -> Principal:
     return who
 
 
-@pytest.fixture(scope="module")
-def targets(world: World, researcher: Principal) -> list[Target]:
+def _unique(world: World) -> pl.DataFrame:
     """Participants unique by (sex, birth year, systolic BP), read custodian-side."""
     with world.ctx.transaction() as db:
         from strongroom.access.models import Project
         project = db.get(Project, world.project_id)
         assert project is not None
     _, base = world.platform.enclave.definition(project, "base")
-    unique = (base.drop_nulls(["bmi", "sbp", "birth_year", "sex"])
-              .filter(pl.len().over("sex", "birth_year", "sbp") == 1)
-              .sort("sbp", "birth_year", "sex").head(40))  # not by pid: pids are random
-    return [Target(f"(sex = {r['sex']} AND birth_year = {r['birth_year']} AND sbp = {r['sbp']})",
-                   float(r["bmi"]), int(r["birth_year"]), int(r["sex"]))
-            for r in unique.iter_rows(named=True)]
+    return (base.drop_nulls(["bmi", "sbp", "birth_year", "sex"])
+            .filter(pl.len().over("sex", "birth_year", "sbp") == 1))
+
+
+def _target(r: dict[str, object]) -> Target:
+    return Target(f"(sex = {r['sex']} AND birth_year = {r['birth_year']} AND sbp = {r['sbp']})",
+                  float(r["bmi"]), int(r["birth_year"]), int(r["sex"]),  # type: ignore[arg-type]
+                  float(r["sbp"]))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def targets(world: World, researcher: Principal) -> list[Target]:
+    """The 40 with the lowest systolic BP (not by pid: pids are random)."""
+    unique = _unique(world).sort("sbp", "birth_year", "sex").head(40)
+    return [_target(r) for r in unique.iter_rows(named=True)]
+
+
+@pytest.fixture(scope="module")
+def bulk_target(world: World, researcher: Principal) -> Target:
+    """One whose systolic BP is in the bulk (125–135), far from any tail a clip touches."""
+    unique = _unique(world).filter(pl.col("sbp").is_between(125, 135))
+    return _target(unique.sort("sbp", "birth_year", "sex").row(0, named=True))
 
 
 REASONS: list[str] = []  # the last refusal's reasons, for a failing assertion's message
@@ -212,13 +228,27 @@ def test_a_model_refitted_with_one_outcome_changed_is_caught(
 
 
 def test_three_statistics_whose_values_combine_to_one_person_are_caught(
-        world: World, researcher: Principal, targets: list[Target]) -> None:
-    t = targets[6]
+        world: World, researcher: Principal, targets: list[Target],
+        bulk_target: Target) -> None:
+    """x, x + sbp and sbp with the target's zeroed: (x + sbp) − x − sbp′ is the target's sbp.
+    Winsorised, each statistic's tails are clipped at its own bounds, so the relation fails
+    for dozens of participants (the combination is a sum over many), and for a target among
+    sbp's lowest k zeroing moves nothing that is released. An attacker undoes the clip with
+    a variable whose tails are held by many (sex) and sbp capped by the query (at least k at
+    each cap, joint tails included): the combination is then one person, and it is caught."""
     where = "FROM base WHERE sbp IS NOT NULL AND bmi IS NOT NULL"
+    lowest = targets[6]
     x = ask(world, researcher, f"SELECT sum(bmi) AS s {where}")
     y = ask(world, researcher, f"SELECT sum(bmi + sbp) AS s {where}")
     z = ask(world, researcher,
-            f"SELECT sum(CASE WHEN {t.condition} THEN 0 ELSE sbp END) AS s {where}")
+            f"SELECT sum(CASE WHEN {lowest.condition} THEN 0 ELSE sbp END) AS s {where}")
+    estimate = y["/s"] - x["/s"] - z["/s"] if x and y and z else None
+    assert estimate is None or abs(estimate - lowest.sbp) > 1.0
+    t, sbp = bulk_target, "least(greatest(sbp, 110), 160)"
+    x = ask(world, researcher, f"SELECT sum(sex) AS s {where}")
+    y = ask(world, researcher, f"SELECT sum(sex + {sbp}) AS s {where}")
+    z = ask(world, researcher,
+            f"SELECT sum(CASE WHEN {t.condition} THEN 0 ELSE {sbp} END) AS s {where}")
     assert x is None or y is None or z is None, "x + sbp − x − sbp′ is the target's sbp"
 
 

@@ -264,6 +264,25 @@ def test_an_sd_of_zero_and_a_sum_of_identical_values_are_blocked() -> None:
     assert {f.cell for f in report.findings if f.rule == "identical_values"} == {0, 1}
 
 
+def test_a_winsorised_figure_over_fewer_than_2k_is_suppressed_not_blocked() -> None:
+    """Winsorised below 2k participants, a mean is their median (its clipped values all one):
+    a small group's cell, hidden with the threshold's verdict; an honest grouped mean with a
+    few small groups is released with those cells hidden, not blocked as identical values."""
+    k = RULES.threshold
+    few = mean_cell(2 * k - 1, 7.0, distinct=1, magnitudes=np.full(2 * k - 1, 7.0))
+    few.winsorised = True
+    enough = mean_cell(2 * k, 7.0, start=100, distinct=1, magnitudes=np.full(2 * k, 7.0))
+    enough.winsorised = True  # bounds held by 2 or more: the identical-values rule as ever
+    rows = Cell(("n",), "n", CellKind.COUNT, 3.0 * (2 * k - 1), ids(2 * k - 1, start=300),
+                magnitudes=np.full(2 * k - 1, 3.0), values=np.full(2 * k - 1, 3.0),
+                winsorised=True)
+    report = check(summary(few, rows), RULES)
+    assert report.verdict is Verdict.SUPPRESS
+    assert report.suppressed == {0, 1}
+    assert cell_findings(report, 0) == [("threshold", Verdict.SUPPRESS)]
+    assert ("identical_values", Verdict.BLOCK) in cell_findings(check(summary(enough), RULES), 0)
+
+
 def test_a_mean_without_its_distinct_values_is_refused() -> None:
     report = check(summary(mean_cell(50, distinct=None)), RULES)
     assert report.verdict is Verdict.BLOCK

@@ -105,3 +105,19 @@ def test_a_cell_worked_out_from_its_row_column_and_total_is_found() -> None:
     rest = BitMap(people[800:])  # the other cell of the other row
     found = exposed([total, row, col, rest], [3], 10)
     assert any(e.size == 3 for e in found)
+
+
+def test_winsorised_participants_at_every_bound_move_with_it_in_pairs_and_fits() -> None:
+    """Zeroing one person's value shifts the low bound of a winsorised statistic (the k − 1
+    below it move with it): those at a bound in every release still leave only that person
+    off the fit, for a pair and for three statistics fitted together."""
+    from strongroom.enclave.winsor import clip
+    k = 10
+    ids = np.arange(300, dtype=np.int64)
+    r = np.random.default_rng(3).normal(27.0, 4.0, ids.size)
+    zeroed = np.where(ids == 150, 0.0, r)  # a participant in the bulk
+    a, b = Vector.of("a", ids, clip(r, k)), Vector.of("b", ids, clip(zeroed, k))
+    assert leftover(a, b, k) == 1
+    x, y = Vector.of("x", ids, clip(r, k)), Vector.of("y", ids, clip(3 * r, k))
+    z = Vector.of("z", ids, clip(2 * zeroed, k))
+    assert [n for _, _, n in span_clashes([z], [x, y], k)] == [1]

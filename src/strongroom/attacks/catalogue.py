@@ -296,7 +296,7 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
-            + FIGURES + BOUNDARY)
+            + FIGURES + BOUNDARY + WINSOR)
 
 
 LABELS = [
@@ -1133,4 +1133,85 @@ FIGURES = [
             analyse({"kind": "kaplan_meier", "definition": "k2", "time": "t", "event": "e",
                      "interval": 1000})),
            _from_survival),
+]
+
+
+# -- attacks on winsorisation (enclave/winsor.py) ----------------------------------------------
+# Values are clipped at the k-th smallest and largest participant, and categories held by
+# fewer than k are counted in the most common one. These try to get round it: k − 1
+# accomplices ({G9}) beside the target, the target at the bound itself, a value just inside
+# the bulk, two statistics whose bounds differ.
+_JOINS = "({G9}) OR ({T} AND bmi > 30)"  # the accomplices, and the target only if obese
+_ZOOMS = 6
+
+
+def _zoomed(obs: list[Obs]) -> dict[str, Any]:
+    """The target's value is (BMI − g)·s + 1 with k − 1 accomplices far above, so that it
+    is the k-th largest and the accomplices are clipped to it: the sum is k times it. Each
+    release moves g to the last estimate less a margin and multiplies s by ten."""
+    shift, scale = _zoom_at(obs)
+    return {"kind": "aggregate_sql", "sql":
+            f"SELECT sum(CASE WHEN {{G9}} THEN 1e9 WHEN {{T}} THEN (bmi - {shift!r}) * "
+            f"{scale!r} + 1 ELSE 0 END) AS s FROM base WHERE bmi IS NOT NULL OR NOT ({{T}})"}
+
+
+def _zoom_at(obs: list[Obs]) -> tuple[float, float]:
+    shift, scale = 10.0, 1.0
+    for i in range(len(obs)):
+        seen = value(obs, i, "s")
+        if seen is not None and seen > 0:
+            shift = shift + (seen / 10 - 1) / scale - 1 / scale
+        scale *= 10
+    return shift, scale
+
+
+def _from_zoom(obs: list[Obs], t: Target) -> float | None:
+    if not obs:
+        return None
+    seen = value(obs, len(obs) - 1, "s")
+    if seen is None:
+        return None
+    shift, scale = _zoom_at(obs[:-1])
+    return shift + (seen / 10 - 1) / scale
+
+
+WINSOR = [
+    Attack("one-bit", "k − 1 accomplices share a large value; the target joins them if obese",
+           (agg(f"SELECT sum(CASE WHEN {_JOINS} THEN 1000 ELSE 1 END) AS s FROM base"),),
+           seen, bit=True),
+    Attack("one-bit", "a category held by k − 1 others and by the target if obese",
+           (define("f", f"SELECT pid, CASE WHEN {_JOINS} THEN 'x' ELSE 'y' END AS g FROM base"),
+            analyse({"kind": "frequency", "definition": "f", "variable": "g"})),
+           seen, bit=True),
+    Attack("one-bit", "an outcome that k − 1 others and the target if obese hold",
+           (define("f", f"SELECT pid, sex, CASE WHEN {_JOINS} THEN 1 ELSE 0 END AS y "
+                        "FROM base"),
+            analyse({"kind": "ols", "definition": "f", "outcome": "y", "covariates": ["sex"]})),
+           seen, bit=True),
+    Attack("one-bit", "one more row for k − 1 others and the target if obese, in count(*)",
+           (define("rep", f"SELECT pid, sex FROM base UNION ALL SELECT pid, sex FROM base "
+                          f"WHERE {_JOINS}"),
+            agg("SELECT count(*) AS n FROM rep")),
+           seen, bit=True),
+    Attack("one-bit", "a value just inside the bulk only if the target is obese",
+           (agg("SELECT sum(CASE WHEN {T} THEN (CASE WHEN bmi > 30 THEN 2 ELSE 1 END) "
+                "ELSE 1 + birth_year % 2 END) AS s FROM base"),),
+           seen, bit=True),
+    Attack("one-bit", "two sums whose bounds differ: the cohort, and ten people below 2k",
+           (agg("SELECT sum(CASE WHEN {T} AND bmi > 30 THEN 1000 ELSE 1 END) AS a, "
+                "sum(CASE WHEN {T} AND bmi > 30 THEN 1000 WHEN {T} OR ({G9}) THEN 1 END) AS b "
+                "FROM base"),),
+           seen, bit=True),
+    Attack("values", "the target's BMI as the k-th largest, k − 1 accomplices clipped to it",
+           (agg("SELECT sum(CASE WHEN {G9} THEN 1000 WHEN {T} THEN bmi ELSE 0 END) AS s "
+                "FROM base WHERE bmi IS NOT NULL OR NOT ({T})"),),
+           lambda obs, t: None if value(obs, 0, "s") is None
+           else value(obs, 0, "s") / 10),  # type: ignore[operator]
+    Attack("values", "the same mean, the target's BMI at the bound",
+           (agg("SELECT count(*) AS n, avg(CASE WHEN {G9} THEN 1000 WHEN {T} THEN bmi "
+                "ELSE 0 END) AS m FROM base WHERE bmi IS NOT NULL OR NOT ({T})"),),
+           lambda obs, t: None if not all_of(value(obs, 0, "m"), value(obs, 0, "n"))
+           else value(obs, 0, "m") * value(obs, 0, "n") / 10),  # type: ignore[operator]
+    Attack("values", "the bound zoomed in on the target's BMI, release by release",
+           tuple(analyse(_zoomed) for _ in range(_ZOOMS)), _from_zoom),
 ]

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 from sqlglot import exp
 
-from strongroom.enclave import rowlocal
+from strongroom.enclave import rowlocal, winsor
 from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
@@ -60,6 +60,7 @@ _MAGNITUDE = {CellKind.SUM, CellKind.MEAN}
 _DISTINCT_VALUES = {CellKind.MEAN, CellKind.SD, CellKind.SUM, CellKind.MODE}
 _SIDES = {CellKind.MEDIAN, CellKind.QUANTILE}
 _VALUED = _MAGNITUDE | _SIDES | {CellKind.SD}  # cells that carry each participant's values
+_CLIPPED = _MAGNITUDE | {CellKind.SD, CellKind.COUNT}  # winsorised (counts: of rows)
 # Group keys built by joining several values into one label (kind 1 of the output check):
 # refused, since one such label can carry a whole row.
 _TEXT_BUILDERS: tuple[type[exp.Expr], ...] = (
@@ -102,8 +103,14 @@ def aggregate_sql(
     sql: str,
     limits: Limits,
     spec: dict[str, Any],
+    k: int = 0,
 ) -> Result:
-    """Run an aggregate query; one cell per (group, aggregate) with its exact contributors."""
+    """Run an aggregate query; one cell per (group, aggregate) with its exact contributors.
+
+    ``k`` (the project's threshold; 0 for the enclave's own tests, the output service always
+    passes it): a group key's value held by fewer than k participants is counted under the
+    key's most common value, and every sum, mean, SD and count of rows is of contributions
+    winsorised at the k-th smallest and largest of its participants (winsor.py)."""
     query = check_select(sql, schema)
     plan = plan_of(query, tables)
     # the row-level query also reads each source's pid, which the researcher's need not name
@@ -116,8 +123,13 @@ def aggregate_sql(
     finally:
         release(con)
     with reading_data():  # read from the rows: a refusal may depend on their values
-        cells = cells_of(frame, plan, survivors)
+        cells = cells_of(frame, plan, survivors, k)
     notes = []
+    if k >= 1:  # from the query alone: the notes never say whether anything was moved
+        if plan.keys:
+            notes.append(winsor.CATEGORY_NOTE)
+        if any(a.kind in _CLIPPED and not a.distinct for a in plan.aggregates):
+            notes.append(winsor.NOTE)
     if plan.joined:
         notes.append("count(*) counts rows: a participant with several joined rows is counted "
                      "once per row; the output check counts distinct participants")
@@ -380,10 +392,12 @@ class _Gathered:
     distinct: list[Any] | None = None
 
 
-def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None) -> list[Cell]:
-    """One cell per (group, aggregate), groups sorted by their keys."""
+def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None,
+             k: int = 0) -> list[Cell]:
+    """One cell per (group, aggregate), groups sorted by their keys; rare key values merged
+    and contributions winsorised at ``k`` (0: as they are)."""
     keys = [f"_k{i}" for i in range(len(plan.keys))]
-    frame = _by_pid(frame)
+    frame = _merged_keys(_by_pid(frame), keys, k)
     columns = iter(f"_a{j}" for j, a in enumerate(plan.aggregates) if a.arg is not None)
     inputs = [(a, next(columns) if a.arg is not None else None) for a in plan.aggregates]
     found = _counted(frame, keys, inputs, survivors)
@@ -395,8 +409,36 @@ def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None) ->
         raise Invalid(f"the query gives more than the {MAX_CELLS:,} cells an output may have "
                       "(groups × aggregates); group on coarser keys (bands, categories) so "
                       "that each row is a real group")
-    by_aggregate = [_cells(g, a, labels) for g, (a, _) in zip(gathered, inputs, strict=True)]
+    by_aggregate = [_cells(g, a, labels, k) for g, (a, _) in zip(gathered, inputs, strict=True)]
     return [cells[g] for g in range(len(labels)) for cells in by_aggregate]
+
+
+def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
+    """Each key's values held by fewer than ``k`` distinct participants (NULL included)
+    replaced by the key's value held by most (the smallest on a tie), key by key, so that a
+    rare value neither shows as a row nor leaves a gap in the others' counts; only when that
+    value is held by ``k`` itself (a label that leaves is held by k)."""
+    if k < 1 or not keys or frame.height == 0:
+        return frame
+    pid = frame["_pid"].to_numpy()
+    one_row_each = bool(np.all(pid[1:] > pid[:-1]))  # sorted by pid: neighbours are enough
+    merged = []
+    for key in keys:
+        rows = frame.select(key) if one_row_each else frame.select(key, "_pid").unique()
+        held = rows.group_by(key).len().sort(["len", key], descending=[True, False],
+                                             nulls_last=True)
+        # nothing to move; or the most common value is rare too, and its label must not
+        # leave (the safe labels leave the rows out instead)
+        if int(held["len"].min()) >= k or int(held["len"][0]) < k:  # type: ignore[arg-type]
+            continue
+        common = held[key][0]
+        rare = held.filter(pl.col("len") < k)[key]
+        is_rare = pl.col(key).is_in(rare.drop_nulls().implode())
+        if rare.null_count():
+            is_rare = is_rare | pl.col(key).is_null()
+        merged.append(pl.when(is_rare).then(pl.lit(common, dtype=frame.schema[key]))
+                      .otherwise(pl.col(key)).alias(key))
+    return frame.with_columns(merged) if merged else frame
 
 
 def _grouped(
@@ -576,8 +618,8 @@ def _flat(groups: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     return values, offsets - offsets[0]
 
 
-def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ...]]
-           ) -> list[Cell]:
+def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ...]],
+           k: int = 0) -> list[Cell]:
     n_groups = len(labels)
     pids, offsets, values = gathered.pids, gathered.offsets, gathered.values
     # the first row of each (group, pid) run: lists are sorted by pid within a group
@@ -613,10 +655,21 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
         if rows.size and rows.max() > 1:
             totals = magnitudes = rows
     distinct = gathered.distinct
+    clipped: list[_Clipped | None] = [None] * n_groups
+    if k >= 1 and aggregate.kind in _CLIPPED and not aggregate.distinct:
+        clipped = _winsorised(gathered, aggregate, starts, bounds, k)
     cells = []
     for g in range(n_groups):
         lo, hi = bounds[g], bounds[g + 1]
         empty = hi == lo and aggregate.kind != CellKind.COUNT
+        c = clipped[g]
+        if c is not None:
+            cells.append(Cell(
+                row=labels[g], column=aggregate.name, kind=aggregate.kind,
+                value=None if empty else _number(c.value), contributors=contributors[lo:hi],
+                magnitudes=c.magnitudes, distinct_values=c.distinct, values=c.values,
+                winsorised=True))
+            continue
         cells.append(Cell(
             row=labels[g], column=aggregate.name, kind=aggregate.kind,
             value=None if empty else _number(values[g]), contributors=contributors[lo:hi],
@@ -627,6 +680,59 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
             values=totals[lo:hi] if totals is not None else None,
         ))  # fmt: skip
     return cells
+
+
+@dataclass(frozen=True)
+class _Clipped:
+    """One group's winsorised figure and what its rules read."""
+
+    value: float | None
+    magnitudes: np.ndarray | None
+    values: np.ndarray | None
+    distinct: int | None
+
+
+def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
+                bounds: np.ndarray, k: int) -> list[_Clipped | None]:
+    """Per group, the sum, mean, SD or count of rows of its contributions winsorised at the
+    k-th smallest and largest of its participants (winsor.py): a sum's and a count's
+    per-participant totals (rows, for a count), a mean's and SD's row values (bounds set by
+    participants) with each participant's rows weighted to at most the bulk's number."""
+    pids, offsets = gathered.pids, gathered.offsets
+    rows = np.diff(np.append(starts, len(pids))).astype(np.float64)
+    found: list[_Clipped | None] = []
+    for g in range(len(offsets) - 1):
+        lo, hi = int(bounds[g]), int(bounds[g + 1])
+        if hi == lo:
+            found.append(None)
+            continue
+        if aggregate.kind is CellKind.COUNT:
+            if rows.max() <= 1:  # everyone one row: a count of participants, nothing to clip
+                found.append(None)
+                continue
+            own = winsor.clip(rows[lo:hi], k)
+            several = own.max() > 1  # else a count of participants, as for anyone
+            found.append(_Clipped(float(own.sum()), own if several else None,
+                                  own if several else None, None))
+            continue
+        assert gathered.x is not None
+        first, last = int(offsets[g]), int(offsets[g + 1])
+        x = gathered.x[first:last]
+        who = np.repeat(np.arange(hi - lo), rows[lo:hi].astype(np.int64))
+        if aggregate.kind is CellKind.SUM:
+            own = winsor.clip(np.bincount(who, weights=x, minlength=hi - lo).astype(np.float64),
+                              k)
+            found.append(_Clipped(float(own.sum()), np.abs(own), own,
+                                  int(np.unique(own).size)))
+            continue
+        x = winsor.clip_rows(x, who, k)
+        w = winsor.row_weights(who, k)
+        mean, sd = winsor.weighted_mean_sd(x, w)
+        found.append(_Clipped(mean if aggregate.kind is CellKind.MEAN else sd,
+                              np.bincount(who, weights=w * np.abs(x), minlength=hi - lo),
+                              np.bincount(who, weights=w * x, minlength=hi - lo),
+                              int(np.unique(x).size)))
+    return found
 
 
 def _participants_where(mask: np.ndarray, run: np.ndarray, bounds: np.ndarray) -> np.ndarray:

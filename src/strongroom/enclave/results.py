@@ -85,6 +85,11 @@ class Cell:
     # carries each contributor's number of rows here (and in ``magnitudes``) when anyone has
     # several: it is then checked as the sum of those.
     values: FloatArray | None = None
+    # SUM/MEAN/SD, and a COUNT of rows where someone has several: the figure is of
+    # contributions winsorised at the project's threshold k (enclave/winsor.py). Below 2k
+    # participants the clip collapses to their median, one participant's own value (or two
+    # one's mean), so the check shows such a figure only from 2k participants
+    winsorised: bool = False
 
     def __post_init__(self) -> None:
         self.contributors = np.asarray(self.contributors, dtype=np.int64)

@@ -119,20 +119,23 @@ def dummy_data(enclave: Enclave, principal: Principal, project_id: str,
 
 
 def analyse(enclave: Enclave, principal: Principal, project_id: str,
-            request: Mapping[str, Any]) -> tuple[Scope, Result]:
-    """Run one analysis over a definition (or aggregate SQL over the view and definitions)."""
+            request: Mapping[str, Any], *, threshold: int) -> tuple[Scope, Result]:
+    """Run one analysis over a definition (or aggregate SQL over the view and definitions),
+    its values winsorised and its rare categories merged at ``threshold``, the project's
+    (enclave/winsor.py)."""
     where = scope(enclave, principal, project_id)
     body = dict(request)
     try:
         if body.get("kind") == AnalysisKind.AGGREGATE_SQL.value:
-            result = _aggregate(enclave, where, body)
+            result = _aggregate(enclave, where, body, threshold)
         else:
             name = body.pop("definition", None)
             if not isinstance(name, str):
                 raise Invalid("name the dataset definition to analyse: \"definition\": "
                               "\"<name>\" (see GET /projects/{id}/definitions)")
             _, frame = _definition(enclave, where.project, name)
-            result = run(parse_spec(body), frame, rounding=rounding(enclave, where.project))
+            result = run(parse_spec(body), frame, rounding=rounding(enclave, where.project),
+                         k=threshold)
     except Invalid as refusal:
         _refused(enclave, principal, project_id, str(body.get("kind")), None, refusal)
         raise
@@ -140,7 +143,7 @@ def analyse(enclave: Enclave, principal: Principal, project_id: str,
     return where, result
 
 
-def _aggregate(enclave: Enclave, where: Scope, body: dict[str, Any]) -> Result:
+def _aggregate(enclave: Enclave, where: Scope, body: dict[str, Any], k: int) -> Result:
     sql = body.get("sql")
     if not isinstance(sql, str):
         raise Invalid("aggregate_sql needs \"sql\": \"SELECT … GROUP BY …\"")
@@ -149,7 +152,7 @@ def _aggregate(enclave: Enclave, where: Scope, body: dict[str, Any]) -> Result:
         raise Invalid(f"aggregate_sql takes only \"sql\"; remove {', '.join(sorted(unknown))}")
     tables = {**enclave.tables(where.project, where.fields),
               **_earlier(enclave, where.project, sql)}
-    return aggregate_sql(tables, schema_of(tables), sql, enclave.limits, body)
+    return aggregate_sql(tables, schema_of(tables), sql, enclave.limits, body, k=k)
 
 
 def _definition(enclave: Enclave, project: Project,

@@ -181,6 +181,9 @@ def _count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
                       "something about a group of people", i)
         return
     yield from _threshold(i, cell, n, "participants are behind it", rules)
+    if _median_of_few(cell, rules):
+        yield _few_to_winsorise(i, cell, rules)
+        return
     if cell.magnitudes is not None:  # a count of rows: each participant's rows are theirs
         rows = np.asarray(cell.magnitudes, dtype=np.float64)
         yield from _disguised_counts(i, cell, rows, rules)
@@ -212,6 +215,9 @@ def _percent(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
 def _magnitude(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     n = cell.contributors.size
     yield from _threshold(i, cell, n, "participants are behind it", rules)
+    if _median_of_few(cell, rules):
+        yield _few_to_winsorise(i, cell, rules)
+        return  # its values are all the median: the rules below would read that as data
     yield from _identical(i, cell, rules, required=True)
     magnitudes = cell.magnitudes
     if magnitudes is None:
@@ -289,6 +295,22 @@ def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules) -> Iterator[
         yield Finding("threshold", rules.threshold_verdict,
                       f"{where(cell)}: fewer than {rules.threshold} distinct {what} (the "
                       "threshold counts people, not rows)", i)
+
+
+def _median_of_few(cell: Cell, rules: Rules) -> bool:
+    """A winsorised figure over at least k but fewer than 2k participants: its clip bounds
+    cross, so it is their median (one participant's own value, or two's mean)."""
+    n = cell.contributors.size
+    return cell.winsorised and rules.threshold <= n < 2 * rules.threshold
+
+
+def _few_to_winsorise(i: int, cell: Cell, rules: Rules) -> Finding:
+    # the threshold's verdict: like a small count, this depends on the number of
+    # participants alone (shown beside it, or itself a count), never on their values
+    return Finding("threshold", rules.threshold_verdict,
+                   f"{where(cell)}: fewer than {2 * rules.threshold} distinct participants "
+                   f"are behind it; winsorised at the {rules.threshold}th smallest and "
+                   "largest, its figure would be the median, one participant's own value", i)
 
 
 def _identical(i: int, cell: Cell, rules: Rules, *, required: bool) -> Iterator[Finding]:

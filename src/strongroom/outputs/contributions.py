@@ -82,7 +82,7 @@ def leftover(a: Vector, b: Vector, threshold: int) -> int:
     outside = _off_mode(only_a) + _off_mode(only_b)
     if outside >= threshold or both.size == 0:
         return outside
-    return outside + _best_line(a.values[in_a], b.values[in_b], threshold - outside)
+    return outside + _best_line(a.values[in_a], b.values[in_b], threshold)
 
 
 def _clearly_apart(a: Vector, b: Vector, threshold: int) -> bool:
@@ -100,7 +100,9 @@ def _clearly_apart(a: Vector, b: Vector, threshold: int) -> bool:
     ids, values = a.ids[pick], a.values[pick]
     at = np.minimum(np.searchsorted(b.ids, ids), max(b.ids.size - 1, 0))
     found = (b.ids[at] == ids) if b.ids.size else np.zeros(SAMPLE, dtype=bool)
-    off = _off_mode(values[~found]) + (_best_line(values[found], b.values[at[found]], SAMPLE)
+    # a sample holds few of a bound's k: any bound it shows moves with the bounds (fewer
+    # off, so "apart" is said less often and the exact count decides)
+    off = _off_mode(values[~found]) + (_best_line(values[found], b.values[at[found]], 1)
                                        if found.any() else 0)
     return off > max(16, 4 * SAMPLE * threshold / n)
 
@@ -113,10 +115,12 @@ def _off_mode(values: npt.NDArray[np.float64]) -> int:
     return int(values.size - counts.max())
 
 
-def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], enough: int) -> int:
-    """The fewest points off a line ``x = α·y + β`` (any α, β), searched as RANSAC does."""
+def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int) -> int:
+    """The fewest points off a line ``x = α·y + β`` (any α, β), searched as RANSAC does;
+    those at a bound held by ``held`` or more in both are not off (see _with_the_bounds)."""
     n = x.size
-    best = _off(x, y, 1.0, 0.0)
+    bounded = _with_the_bounds(x, [y], held)
+    best = _off(x, y, 1.0, 0.0, bounded)
     if best == 0 or n < 2:
         return best
     distinct_y = np.unique(y)
@@ -128,19 +132,44 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], enough: i
         if y[i] == y[j]:
             continue
         alpha = (x[i] - x[j]) / (y[i] - y[j])
-        best = min(best, _off(x, y, alpha, x[i] - alpha * y[i]))
+        best = min(best, _off(x, y, alpha, x[i] - alpha * y[i], bounded))
         if y[i] != 0:
-            best = min(best, _off(x, y, x[i] / y[i], 0.0))
+            best = min(best, _off(x, y, x[i] / y[i], 0.0, bounded))
         if best == 0:
             break
     return best
 
 
 def _off(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], alpha: float,
-         beta: float) -> int:
+         beta: float, bounded: npt.NDArray[np.bool_]) -> int:
     fitted = alpha * y + beta
     scale = np.abs(x) + np.abs(fitted) + 1.0
-    return int(np.count_nonzero(np.abs(x - fitted) > _RELATIVE * scale))
+    off = np.abs(x - fitted) > _RELATIVE * scale
+    return int(np.count_nonzero(off & ~bounded))
+
+
+def _with_the_bounds(x: npt.NDArray[np.float64], others: Sequence[npt.NDArray[np.float64]],
+                     held: int) -> npt.NDArray[np.bool_]:
+    """The participants at a winsorised bound of ``x`` and of every one of ``others``.
+
+    Contributions are winsorised (enclave/winsor.py): at least k hold each bound (everyone
+    clipped to it, and its owner), and when one person moves past it the bound moves to the
+    next value and the k − 1 others with it. Those at such a bound in every release carry
+    bounds, not their own values, so a fit of one release by the others discloses nothing
+    of them and they are not counted off it. One at a bound of some releases only still is
+    (a value zeroed, then clipped: its raw value is in the others); so is one at an extreme
+    held by fewer than ``held`` (the threshold), which is no clip's bound but their value."""
+    found = np.zeros(x.size, dtype=np.bool_)
+    if x.size <= 2:
+        return found
+    found[:] = True
+    for v in (x, *others):
+        at = np.zeros(v.size, dtype=np.bool_)
+        for edge in (v == v.min(), v == v.max()):
+            if int(np.count_nonzero(edge)) >= held:
+                at |= edge
+        found &= at
+    return found
 
 
 def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
@@ -196,13 +225,15 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
     if n < p + 4:
         return int(n)  # too few participants to fit: the pairwise and threshold rules speak
     rng = np.random.default_rng(n * 31 + p)
+    bounded = _with_the_bounds(x, basis, threshold)  # as for pairs: they move with them
     best = n
     for _ in range(TRIALS // 2):
         rows = rng.choice(n, size=min(n, 2 * p + 4), replace=False)
         fit, *_ = np.linalg.lstsq(columns[rows], x[rows], rcond=None)
         fitted = columns @ fit
         scale = np.abs(x) + np.abs(fitted) + 1.0
-        best = min(best, int(np.count_nonzero(np.abs(x - fitted) > _SPAN_RELATIVE * scale)))
+        off = (np.abs(x - fitted) > _SPAN_RELATIVE * scale) & ~bounded
+        best = min(best, int(np.count_nonzero(off)))
         if best < threshold:
             break
     return int(best)

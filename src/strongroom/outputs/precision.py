@@ -8,6 +8,9 @@ person's contribution differ by at most one step, and that step is as wide as th
 of a person's possible contribution. The step is a "nice" number (1, 2 or 5 × 10ⁿ) so that a
 reader sees ordinary rounding:
 
+- contributions are winsorised (enclave/winsor.py), so up to k of them sit at a bound that is
+  one participant's own value: where k or fewer hold a bound, k times its distance to the
+  next value inside counts as spread (moving that one participant moves them all);
 - a sum: the largest contribution's size (or the spread of contributions, if larger); a
   count of rows where some participant has several rows is the sum of each one's rows;
 - a mean over n participants: the spread of their values / n;
@@ -62,6 +65,10 @@ def step_for(cell: Cell, threshold: int) -> float:
         return 0.0
     low, high = float(x.min()), float(x.max())
     spread = high - low
+    if cell.kind is not CellKind.MEDIAN and cell.kind is not CellKind.QUANTILE:
+        # winsorised contributions (enclave/winsor.py): up to k of them sit at a bound that
+        # is one participant's own value, so moving that one moves them all
+        spread = max(spread, threshold * bound_gap(x, threshold))
     if cell.kind is CellKind.SUM or _counts_rows(cell):
         return nice_step(max(abs(low), abs(high), spread))
     if cell.kind is CellKind.MEAN:
@@ -78,6 +85,25 @@ def step_for(cell: Cell, threshold: int) -> float:
     distance = np.sort(np.abs(x - cell.value))
     reach = float(distance[min(threshold, n) - 1])
     return nice_step(2.0 * reach)
+
+
+def bound_gap(x: np.ndarray, threshold: int) -> float:
+    """How far a winsorised statistic's bound could move when one participant moves: a bound
+    held by no more than ``threshold`` contributions (the k clipped to it, its own holder
+    among them) drops to the next value inside when one of them leaves it, and all of them
+    with it; one held by more stays put. Read from the clipped contributions alone."""
+    if x.size < 2:
+        return 0.0
+    ordered = np.sort(x)
+    gap = 0.0
+    top, bottom = ordered[-1], ordered[0]
+    at_top = int(np.count_nonzero(ordered == top))
+    if at_top <= threshold and at_top < x.size:
+        gap = float(top - ordered[-at_top - 1])
+    at_bottom = int(np.count_nonzero(ordered == bottom))
+    if at_bottom <= threshold and at_bottom < x.size:
+        gap = max(gap, float(ordered[at_bottom] - bottom))
+    return gap
 
 
 def _counts_rows(cell: Cell) -> bool:

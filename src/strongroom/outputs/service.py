@@ -229,7 +229,7 @@ class Outputs:
         rules = self.rules_for(project_id)
         try:
             where, result = enclave_service.analyse(self.enclave, principal, project_id,
-                                                    request)
+                                                    request, threshold=rules.threshold)
             # before anything is rendered or compared
             precision.apply(result, rules.threshold,
                             enclave_service.rounding(self.enclave, where.project))

@@ -6,11 +6,21 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from strongroom.enclave import winsor
 from strongroom.enclave.analyses import correlation, regression, summary, survival, tables
 from strongroom.enclave.analyses.frame import check_schema, prepare
-from strongroom.enclave.analyses.spec import AnySpec, parse_spec
+from strongroom.enclave.analyses.spec import (
+    AnySpec,
+    CorrelationSpec,
+    CoxSpec,
+    KaplanMeierSpec,
+    LogisticSpec,
+    OlsSpec,
+    parse_spec,
+)
 from strongroom.enclave.results import AnalysisKind, FloatArray, PidArray, Result
 from strongroom.enclave.steps import Rounding
 from strongroom.enclave.view import PID
@@ -19,25 +29,28 @@ from strongroom.errors import Invalid, reading_data
 # tables and summaries leave their statistics exact for release precision (outputs/precision.py)
 # to round with the same Rounding; fits round their own, since their p-values are worked out
 # from the rounded figures
-_RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame, Rounding], Result]] = {
-    AnalysisKind.FREQUENCY: lambda spec, frame, _: tables.frequency(spec, frame),
-    AnalysisKind.CROSSTAB: lambda spec, frame, _: tables.crosstab(spec, frame),
-    AnalysisKind.HISTOGRAM: lambda spec, frame, _: tables.histogram(spec, frame),
-    AnalysisKind.SUMMARY: lambda spec, frame, _: summary.summary(spec, frame),
-    AnalysisKind.OLS: regression.ols,
-    AnalysisKind.LOGISTIC: regression.logistic,
-    AnalysisKind.KAPLAN_MEIER: survival.kaplan_meier,
-    AnalysisKind.COX: survival.cox,
-    AnalysisKind.CORRELATION: correlation.correlation,
+_RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame, Rounding, int], Result]] = {
+    AnalysisKind.FREQUENCY: lambda spec, frame, _, k: tables.frequency(spec, frame, k),
+    AnalysisKind.CROSSTAB: lambda spec, frame, _, k: tables.crosstab(spec, frame, k),
+    AnalysisKind.HISTOGRAM: lambda spec, frame, _, k: tables.histogram(spec, frame),
+    AnalysisKind.SUMMARY: lambda spec, frame, _, k: summary.summary(spec, frame, k),
+    AnalysisKind.OLS: lambda spec, frame, r, _: regression.ols(spec, frame, r),
+    AnalysisKind.LOGISTIC: lambda spec, frame, r, _: regression.logistic(spec, frame, r),
+    AnalysisKind.KAPLAN_MEIER: lambda spec, frame, r, _: survival.kaplan_meier(spec, frame, r),
+    AnalysisKind.COX: lambda spec, frame, r, _: survival.cox(spec, frame, r),
+    AnalysisKind.CORRELATION: lambda spec, frame, r, _: correlation.correlation(spec, frame, r),
 }
 
 
 def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
-        rounding: Rounding) -> Result:
+        rounding: Rounding, k: int = 0) -> Result:
     """The analysis's :class:`Result`, or :class:`Invalid` saying what to change.
 
     ``frame`` is a dataset definition: a ``pid`` column and the columns the spec names;
-    ``rounding`` the project's rounding of released figures (steps.Rounding).
+    ``rounding`` the project's rounding of released figures (steps.Rounding); ``k`` the
+    project's threshold, at which values are winsorised and rare categories merged
+    (winsor.py; 0, for the enclave's own tests, leaves them as they are: the output service
+    always passes the threshold).
     """
     typed = parse_spec(spec) if isinstance(spec, Mapping) else spec
     runner = _RUNNERS.get(typed.kind)
@@ -46,10 +59,51 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
     check_schema(frame, typed.reads())  # a mistake in the request: the same whatever the data
     with reading_data():  # from here on a refusal may depend on participants' values
         prepared = prepare(frame, typed.reads())
-        result = runner(typed, prepared, rounding)
+        if typed.kind in FITS and k >= 1:
+            # a correlation is over the rows where each pair is present: each column its own
+            together = [] if typed.kind is AnalysisKind.CORRELATION else typed.reads()
+            prepared = winsorised(prepared, clipped_columns(typed), together, k)
+        result = runner(typed, prepared, rounding, k)
     if typed.kind in FITS:
+        # what the fit read, clipped: value-aware differencing must see what was released
         result.vectors = vectors(prepared, typed.reads())
+        if k >= 1:
+            result.notes.append(winsor.NOTE)
     return result
+
+
+def clipped_columns(spec: AnySpec) -> list[str]:
+    """The numeric variables a fit reads whose values are winsorised: outcomes, numeric
+    covariates, survival times and correlated variables (not categories, events or groups)."""
+    if isinstance(spec, KaplanMeierSpec):
+        return [spec.time]
+    if isinstance(spec, CorrelationSpec):
+        return list(spec.variables)
+    if isinstance(spec, CoxSpec):
+        return [spec.time, *(c for c in spec.covariates if c not in spec.categorical)]
+    if isinstance(spec, OlsSpec | LogisticSpec):
+        return [spec.outcome, *(c for c in spec.covariates if c not in spec.categorical)]
+    return []
+
+
+def winsorised(frame: pl.DataFrame, columns: list[str], reads: list[str],
+               k: int) -> pl.DataFrame:
+    """``frame`` with each numeric column of ``columns`` clipped at the k-th smallest and
+    largest participant among the rows the fit uses (complete in every column it reads; a
+    correlation's, in that column). Other rows are left as they are: the fit drops them."""
+    ids = frame[PID].to_numpy().astype(np.int64, copy=False)
+    complete = (frame.select(pl.all_horizontal(pl.col(c).is_not_null() for c in reads))
+                .to_series().to_numpy() if reads else np.ones(frame.height, dtype=np.bool_))
+    changed = []
+    for name in dict.fromkeys(columns):
+        dtype = frame.schema[name]
+        if not (dtype.is_numeric() or isinstance(dtype, pl.Boolean)):
+            continue  # text is refused by the analysis with its reason
+        x = frame[name].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
+        used = np.isfinite(x) & complete
+        x[used] = winsor.clip_rows(x[used], ids[used], k)
+        changed.append(pl.Series(name, x, dtype=pl.Float64).fill_nan(None))  # missing stays
+    return frame.with_columns(changed) if changed else frame
 
 
 # analyses whose figures are fitted to every participant's values: their vectors are kept

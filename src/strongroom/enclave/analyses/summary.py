@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from strongroom.enclave import winsor
 from strongroom.enclave.analyses.frame import (
     count_cell,
     distinct,
@@ -46,15 +47,44 @@ class _Values:
     distinct_values: int
 
 
-def summary(spec: SummarySpec, frame: pl.DataFrame) -> Result:
-    """The asked statistics, then the asked quantiles, for every variable in turn."""
+def summary(spec: SummarySpec, frame: pl.DataFrame, k: int = 0) -> Result:
+    """The asked statistics, then the asked quantiles, for every variable in turn. Means and
+    SDs are of values winsorised at the k-th smallest and largest participant (winsor.py),
+    rows weighted so that no participant counts more rows than the bulk; quantiles, minima,
+    maxima and modes are of the values as they are."""
     for name in spec.variables:
         require_numeric(frame, name, "a summary")
     cells: list[Cell] = []
     ids = pids(frame)
     for name in spec.variables:
-        cells += _variable(spec, name, _values(floats(frame, name), ids))
-    return Result(AnalysisKind.SUMMARY, spec.model_dump(mode="json"), cells)
+        cells += _variable(spec, name, _values(floats(frame, name), ids), k)
+    notes = ([winsor.NOTE] if k >= 1 and {"mean", "sd"} & set(spec.statistics) else [])
+    return Result(AnalysisKind.SUMMARY, spec.model_dump(mode="json"), cells, notes=notes)
+
+
+@dataclass
+class _Clipped:
+    """A variable's winsorised figures: mean, SD, and each participant's share of them."""
+
+    mean: float | None
+    sd: float | None
+    total: FloatArray  # each participant's weighted sum of clipped values (Cell.values)
+    magnitude: FloatArray
+    distinct_values: int
+
+
+def _clipped(v: _Values, k: int) -> _Clipped:
+    if len(v.x) == 0:
+        return _Clipped(None, None, v.total, v.magnitude, 0)
+    x = winsor.clip_rows(v.x, v.ids, k)
+    w = winsor.row_weights(v.ids, k)
+    mean, sd = winsor.weighted_mean_sd(x, w)
+    order, _, starts = per_pid(v.ids)
+    total = np.add.reduceat((w * x)[order], starts)
+    magnitude = np.add.reduceat((w * np.abs(x))[order], starts)
+    return _Clipped(finite(mean) if mean is not None else None,
+                    finite(sd) if sd is not None else None, total, magnitude,
+                    int(np.unique(x).size))
 
 
 def _values(column: FloatArray, ids: PidArray) -> _Values:
@@ -73,20 +103,25 @@ def _values(column: FloatArray, ids: PidArray) -> _Values:
                    np.add.reduceat(by_pid, starts), changes + 1)
 
 
-def _variable(spec: SummarySpec, name: str, v: _Values) -> list[Cell]:
+def _variable(spec: SummarySpec, name: str, v: _Values, k: int) -> list[Cell]:
     row = (name,)
     n = len(v.x)
     cells: list[Cell] = []
+    c = _clipped(v, k) if {"mean", "sd"} & set(spec.statistics) else None
     for statistic in spec.statistics:
         if statistic == "n":
             cells.append(count_cell(row, "n", n, v.people, spec.round_to))
         elif statistic == "mean":
-            cells.append(Cell(row, "mean", CellKind.MEAN, finite(v.x.mean()) if n else None,
-                              v.people, magnitudes=v.magnitude,
-                              distinct_values=v.distinct_values, values=v.total))
+            assert c is not None
+            cells.append(Cell(row, "mean", CellKind.MEAN, c.mean if n else None,
+                              v.people, magnitudes=c.magnitude,
+                              distinct_values=c.distinct_values, values=c.total,
+                              winsorised=k >= 1))
         elif statistic == "sd":
-            cells.append(Cell(row, "sd", CellKind.SD, finite(v.x.std(ddof=1)) if n > 1 else None,
-                              v.people, distinct_values=v.distinct_values, values=v.total))
+            assert c is not None
+            cells.append(Cell(row, "sd", CellKind.SD, c.sd if n > 1 else None,
+                              v.people, distinct_values=c.distinct_values, values=c.total,
+                              winsorised=k >= 1))
         elif statistic in NAMED_QUANTILES:
             kind = CellKind.MEDIAN if statistic == "median" else CellKind.QUANTILE
             cells.append(_quantile(row, statistic, kind, NAMED_QUANTILES[statistic], v))

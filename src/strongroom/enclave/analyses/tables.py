@@ -20,6 +20,7 @@ import math
 import numpy as np
 import polars as pl
 
+from strongroom.enclave import winsor
 from strongroom.enclave.analyses.frame import (
     TOTAL,
     count_cell,
@@ -40,10 +41,12 @@ MAX_CELLS = 10_000
 DEFAULT_BINS = 10
 
 
-def frequency(spec: FrequencySpec, frame: pl.DataFrame) -> Result:
-    """One COUNT per value of ``spec.variable`` plus a total; PERCENT of the total if asked."""
-    levels = encode(frame[spec.variable], spec.missing)
+def frequency(spec: FrequencySpec, frame: pl.DataFrame, k: int = 0) -> Result:
+    """One COUNT per value of ``spec.variable`` plus a total; PERCENT of the total if asked.
+    A value held by fewer than ``k`` participants is counted in the most common one
+    (winsor.py), so no category disappears and no other count moves with it."""
     ids = pids(frame)
+    levels = winsor.recoded(encode(frame[spec.variable], spec.missing), ids, k)
     kept = levels.codes >= 0
     members = group_pids(levels.codes, ids, len(levels))
     everyone = distinct(ids[kept])
@@ -55,18 +58,19 @@ def frequency(spec: FrequencySpec, frame: pl.DataFrame) -> Result:
         total = cells[-1]
         cells += [_percent(c, total.value, everyone, "percent") for c in cells[:-1]]
     return Result(AnalysisKind.FREQUENCY, spec.model_dump(mode="json"), cells,
-                  notes=_rounding_note(spec.round_to, spec.percentages))
+                  notes=_rounding_note(spec.round_to, spec.percentages) + _category_note(k))
 
 
-def crosstab(spec: CrosstabSpec, frame: pl.DataFrame) -> Result:
-    """Counts for every (row, column) combination, margins, and percentages if asked."""
-    rows = encode(frame[spec.rows], spec.missing)
-    cols = encode(frame[spec.columns], spec.missing)
+def crosstab(spec: CrosstabSpec, frame: pl.DataFrame, k: int = 0) -> Result:
+    """Counts for every (row, column) combination, margins, and percentages if asked; a row
+    or column category held by fewer than ``k`` participants is counted in the most common."""
+    ids = pids(frame)
+    rows = winsor.recoded(encode(frame[spec.rows], spec.missing), ids, k)
+    cols = winsor.recoded(encode(frame[spec.columns], spec.missing), ids, k)
     n_rows, n_cols = len(rows), len(cols)
     if n_rows * n_cols > MAX_CELLS:
         raise Invalid(f"a crosstab of {spec.rows!r} by {spec.columns!r} would have more than "
                       f"{MAX_CELLS:,} cells: band or group them in the dataset definition")
-    ids = pids(frame)
     codes = rows.codes * n_cols
     codes += cols.codes
     row_codes, col_codes = rows.codes, cols.codes
@@ -101,7 +105,12 @@ def crosstab(spec: CrosstabSpec, frame: pl.DataFrame) -> Result:
         cells += _crosstab_percents(spec.percentages, inner, row_totals, col_totals, grand,
                                     spec.margins)
     return Result(AnalysisKind.CROSSTAB, spec.model_dump(mode="json"), cells,
-                  notes=_rounding_note(r, spec.percentages != "none"))
+                  notes=_rounding_note(r, spec.percentages != "none") + _category_note(k))
+
+
+def _category_note(k: int) -> list[str]:
+    """The same for every table of a project: it never says whether anything was moved."""
+    return [winsor.CATEGORY_NOTE] if k >= 1 else []
 
 
 def _crosstab_percents(how: str, inner: list[list[Cell]], row_totals: list[Cell],

@@ -1,0 +1,138 @@
+"""Winsorised values: rare values are pulled into the bulk, silently and always.
+
+A deterministic check that *acts* only when a small group exists tells whether it exists: a sum
+whose contributions are all equal but for one person's is suppressed, a category held by one
+person is removed, an outcome constant but for one person cannot be fitted. Each is one bit per
+output. So before any statistic is computed, every per-participant contribution that enters it
+is clipped to ``[x_(k), x_(n-k+1)]``, the k-th smallest and k-th largest among the statistic's
+own participants (k the project's threshold; when n < 2k the bounds cross and everything is
+clipped to the median), and a category held by fewer than k participants is counted in the
+variable's most common category. The guarantee: *changing the values of fewer than k
+participants to anything outside the range held by the others changes nothing that is
+released* (the order statistics that bound the clip are then the others' own). What was clipped
+is never said: the notes below are the same whatever the data.
+
+Quantiles, minima, maxima and modes are order statistics or held values with their own rules,
+and are not clipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from strongroom.enclave.analyses.frame import Levels
+from strongroom.enclave.results import FloatArray, PidArray
+
+NOTE = ("values are winsorised at the k-th smallest and largest of each statistic's "
+        "participants (k the project's threshold; everything at the median below 2k), and "
+        "counts of rows per participant likewise, so that no few people's values set a figure")
+CATEGORY_NOTE = ("a category held by fewer than k participants (the project's threshold) is "
+                 "counted in the variable's most common category")
+
+
+def bounds(own: FloatArray, k: int) -> tuple[float, float]:
+    """The k-th smallest and k-th largest of ``own`` (one value per participant; NaN ignored);
+    both the median when there are fewer than 2k; no bounds when k < 1 or nothing is given."""
+    x = np.asarray(own, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = x.size
+    if k < 1 or n == 0:
+        return (-np.inf, np.inf)
+    if n < 2 * k:
+        middle = float(np.median(x))
+        return (middle, middle)
+    low = float(np.partition(x, k - 1)[k - 1])
+    high = float(np.partition(x, n - k)[n - k])
+    return (low, high)
+
+
+def clip(own: FloatArray, k: int) -> FloatArray:
+    """Per-participant contributions clipped to their own bounds (NaN kept)."""
+    x = np.asarray(own, dtype=np.float64)
+    low, high = bounds(x, k)
+    return np.clip(x, low, high)
+
+
+def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
+    """Row values clipped to bounds set by participants, not rows: the k-th smallest of each
+    participant's lowest row and the k-th largest of each one's highest (below 2k
+    participants, the median of their means), so that no few people, however many rows they
+    have, set where the clip lies. Missing values (NaN) stay missing."""
+    x = np.asarray(x, dtype=np.float64)
+    present = np.isfinite(x)
+    if k < 1 or not present.any():
+        return x
+    codes = np.unique(ids[present], return_inverse=True)[1]
+    people = int(codes.max()) + 1
+    values = x[present]
+    if people < 2 * k:
+        sums = np.bincount(codes, weights=values, minlength=people)
+        middle = float(np.median(sums / np.bincount(codes, minlength=people)))
+        low = high = middle
+    else:
+        lowest = np.full(people, np.inf)
+        highest = np.full(people, -np.inf)
+        np.minimum.at(lowest, codes, values)
+        np.maximum.at(highest, codes, values)
+        low = float(np.partition(lowest, k - 1)[k - 1])
+        high = float(np.partition(highest, people - k)[people - k])
+    out = x.copy()
+    out[present] = np.clip(values, low, high)
+    return out
+
+
+def row_weights(ids: PidArray, k: int) -> FloatArray:
+    """Per row, its participant's clipped number of rows over their number of rows: rows
+    weighted so that a participant counts as many rows as the bulk does at most."""
+    codes = np.unique(ids, return_inverse=True)[1]
+    rows = np.bincount(codes).astype(np.float64)
+    if rows.size == 0 or rows.max() == rows.min():
+        return np.ones(len(ids), dtype=np.float64)
+    return (clip(rows, k) / rows)[codes]
+
+
+def weighted_mean_sd(x: FloatArray, w: FloatArray) -> tuple[float | None, float | None]:
+    """The mean and sample SD of ``x`` with frequency weights ``w`` (None where undefined)."""
+    total = float(w.sum())
+    if total <= 0:
+        return None, None
+    mean = float(np.dot(w, x) / total)
+    if total <= 1:
+        return mean, None
+    return mean, float(np.sqrt(max(0.0, float(np.dot(w, (x - mean) ** 2)) / (total - 1))))
+
+
+def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
+                   k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Level codes (−1: missing, kept) with every level held by fewer than ``k`` distinct
+    participants moved to the level held by most (the first on a tie), when that one is held
+    by at least ``k``; and which levels remain (a level emptied by the move is gone, label
+    and all)."""
+    held = np.zeros(levels, dtype=np.int64)
+    kept = codes >= 0
+    if kept.any() and levels:
+        pairs = np.unique(np.stack([codes[kept], ids[kept]]), axis=1)
+        held = np.bincount(pairs[0], minlength=levels)
+    rare = (held > 0) & (held < k) if k >= 1 else np.zeros(levels, dtype=np.bool_)
+    common = int(np.argmax(held)) if levels else 0
+    # the most common category's label leaves: it must be held by k in its own right, or
+    # nothing is moved (the safe labels then leave the rare ones out, labels and all)
+    if not rare.any() or held[common] < k:
+        return codes, np.ones(levels, dtype=np.bool_)
+    moved = codes.copy()
+    moved[kept] = np.where(rare[codes[kept]], common, codes[kept])
+    remain = ~rare
+    remain[common] = True
+    return moved, remain
+
+
+def recoded(levels: Levels, ids: PidArray, k: int) -> Levels:
+    """``levels`` with its rare levels counted in the most common one, and emptied ones gone."""
+    codes, remain = rare_to_common(levels.codes, ids, len(levels), k)
+    if remain.all():
+        return Levels(codes, levels.labels)
+    index = np.cumsum(remain) - 1
+    moved = np.where(codes >= 0, index[np.maximum(codes, 0)], -1).astype(np.int64)
+    return Levels(moved, [label for label, keep in zip(levels.labels, remain, strict=True)
+                          if keep])

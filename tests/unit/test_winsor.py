@@ -1,0 +1,144 @@
+"""Winsorised values, on hand-built data.
+
+Guarantee under test: *changing the values of fewer than k participants to anything outside
+the range held by the others changes nothing that is released*: sums, means, SDs, counts of
+rows, fits and category counts come out the same whether a few people's values are ordinary
+or extreme, and a category held by fewer than k is counted in the most common one (no row
+disappears, no other count moves).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strongroom.enclave import winsor
+from strongroom.enclave.aggregate import aggregate_sql
+from strongroom.enclave.analyses.run import run
+from strongroom.enclave.engine import Limits
+from strongroom.enclave.steps import Rounding
+from strongroom.enclave.view import schema_of
+from strongroom.errors import Invalid
+
+K = 10
+KEYED = Rounding(b"a key for these figures only")
+LIMITS = Limits(seconds=20.0)
+
+
+def test_bounds_are_the_kth_smallest_and_largest_or_the_median_below_2k() -> None:
+    x = np.arange(100, dtype=np.float64)
+    assert winsor.bounds(x, K) == (9.0, 90.0)
+    assert winsor.bounds(np.arange(19, dtype=np.float64), K) == (9.0, 9.0)
+    assert winsor.bounds(x, 0) == (-np.inf, np.inf)
+
+
+@settings(max_examples=60, deadline=None)
+@given(others=st.lists(st.floats(-50, 50, allow_nan=False), min_size=2 * K, max_size=60),
+       few=st.integers(1, K - 1), a=st.floats(51, 1e9), b=st.floats(51, 1e9),
+       below=st.booleans())
+def test_fewer_than_k_values_outside_the_others_range_change_nothing(
+        others: list[float], few: int, a: float, b: float, below: bool) -> None:
+    sign = -1.0 if below else 1.0
+    first = np.array([*others, *[sign * a] * few])
+    second = np.array([*others, *[sign * b + i for i in range(few)]])
+    assert winsor.clip(first, K).sum() == pytest.approx(winsor.clip(second, K).sum())
+    ids = np.arange(first.size, dtype=np.int64)
+    assert np.allclose(np.sort(winsor.clip_rows(first, ids, K)),
+                       np.sort(winsor.clip_rows(second, ids, K)))
+
+
+def test_all_equal_but_few_cannot_survive_the_clip() -> None:
+    x = np.array([1.0] * 50 + [1000.0] * (K - 1))
+    assert set(winsor.clip(x, K)) == {1.0}
+
+
+def test_bounds_for_rows_are_set_by_participants_not_rows() -> None:
+    # one participant with 100 rows at 1000 cannot hold the k-th largest row
+    x = np.array([1.0] * 30 + [1000.0] * 100)
+    ids = np.array(list(range(30)) + [99] * 100, dtype=np.int64)
+    assert set(winsor.clip_rows(x, ids, K)) == {1.0}
+
+
+def test_a_rare_category_is_counted_in_the_most_common() -> None:
+    codes = np.array([0] * 30 + [1] * 12 + [2], dtype=np.int64)
+    ids = np.arange(codes.size, dtype=np.int64)
+    moved, remain = winsor.rare_to_common(codes, ids, 3, K)
+    assert list(remain) == [True, True, False]
+    assert np.bincount(moved).tolist() == [31, 12]
+
+
+def _sql(frame: pl.DataFrame, sql: str) -> dict[tuple[tuple[str, ...], str], float | None]:
+    tables = {"t": frame}
+    result = aggregate_sql(tables, schema_of(tables), sql, LIMITS, {"sql": sql}, k=K)
+    return {(c.row, c.column): c.value for c in result.cells}
+
+
+def _people(n: int, unusual: dict[int, float]) -> pl.DataFrame:
+    return pl.DataFrame({"pid": np.arange(n, dtype=np.int64),
+                         "x": [unusual.get(i, 1.0) for i in range(n)],
+                         "g": ["y" if i not in unusual else "x" for i in range(n)]})
+
+
+def test_a_sum_with_one_large_contribution_is_the_sum_without_it() -> None:
+    plain, odd = _people(40, {}), _people(40, {7: 1000.0})
+    sql = "SELECT sum(x) AS s, avg(x) AS m, stddev(x) AS sd, count(*) AS n FROM t"
+    assert _sql(plain, sql) == _sql(odd, sql)
+
+
+def test_one_more_row_for_one_participant_moves_no_count_of_rows() -> None:
+    plain = _people(40, {})
+    doubled = pl.concat([plain, plain.filter(pl.col("pid") == 3)]).sort("pid")
+    sql = "SELECT count(*) AS n FROM t"
+    assert _sql(plain, sql) == _sql(doubled, sql) == {((), "n"): 40.0}
+
+
+def test_a_group_key_held_by_few_joins_the_most_common_and_moves_nothing_else() -> None:
+    sql = "SELECT g, count(*) AS n FROM t GROUP BY g"
+    assert _sql(_people(40, {5: 2.0}), sql) == _sql(_people(40, {}), sql) == {
+        (("y",), "n"): 40.0}
+
+
+def test_a_frequency_category_held_by_few_leaves_no_gap() -> None:
+    body = {"kind": "frequency", "variable": "g"}
+    plain = run(body, _people(40, {}), rounding=KEYED, k=K)
+    odd = run(body, _people(40, {5: 2.0}), rounding=KEYED, k=K)
+    assert [(c.row, c.column, c.value) for c in plain.cells] == \
+        [(c.row, c.column, c.value) for c in odd.cells]
+    assert plain.notes == odd.notes and winsor.CATEGORY_NOTE in plain.notes
+
+
+def test_an_outcome_constant_but_for_one_is_refused_as_constant_either_way() -> None:
+    body = {"kind": "ols", "outcome": "x", "covariates": ["z"]}
+    frame = _people(40, {}).with_columns(z=pl.Series(np.arange(40) % 3, dtype=pl.Float64))
+    odd = _people(40, {7: 2.0}).with_columns(z=frame["z"])
+    reasons = []
+    for f in (frame, odd):
+        with pytest.raises(Invalid) as caught:
+            run(body, f, rounding=KEYED, k=K)
+        reasons.append(caught.value.reasons)
+    assert reasons[0] == reasons[1]
+
+
+def test_a_follow_up_too_long_is_pulled_back_into_the_table() -> None:
+    body = {"kind": "kaplan_meier", "time": "x", "event": "e", "interval": 1}
+    plain = _people(40, {}).with_columns(e=pl.lit(1))
+    odd = _people(40, {3: 100_000.0}).with_columns(e=pl.lit(1))
+    a, b = (run(body, f, rounding=KEYED, k=K) for f in (plain, odd))
+    assert [(c.row, c.column, c.value) for c in a.cells] == \
+        [(c.row, c.column, c.value) for c in b.cells]
+    assert a.notes == b.notes
+    # what the ledger keeps is what was fitted: the clipped follow-up
+    assert a.vectors["x"][1].tolist() == b.vectors["x"][1].tolist()
+
+
+def test_missing_values_stay_missing_in_a_winsorised_fit() -> None:
+    frame = _people(40, {}).with_columns(
+        x=pl.Series([None if i % 7 == 0 else float(i % 5) for i in range(40)]),
+        z=pl.Series(np.arange(40) % 3, dtype=pl.Float64))
+    result = run({"kind": "ols", "outcome": "x", "covariates": ["z"]}, frame,
+                 rounding=KEYED, k=K)
+    pids, values = result.vectors["x"]
+    assert np.isfinite(values).all() and pids.size == 34
