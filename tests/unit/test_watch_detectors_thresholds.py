@@ -296,6 +296,9 @@ def near(count: int, showing: int, cells_each: int, past: int = 0,
     (50, 21, 3, 100, 15, None), (50, 24, 3, 100, 15, Severity.MEDIUM),  # 3 × a past 15 %
     (50, 19, 3, 100, 4, Severity.MEDIUM), (50, 21, 3, 100, 4, Severity.HIGH),  # 10 × 4 %
     (50, 23, 3, 45, 2, Severity.MEDIUM), (50, 23, 3, 55, 2, Severity.HIGH),  # 50+ past
+    # a past share rests on at least 50 analyses: one sparse table among four is 1 in 50,
+    # not a quarter that would need 75 % today (the watch scenario's tracker, winsorised)
+    (12, 7, 14, 4, 1, Severity.HIGH), (12, 7, 14, 50, 13, None),
 ])
 def test_near_threshold_bars(count: int, showing: int, each: int, past: int,
                              past_showing: int, expected: Severity | None) -> None:

@@ -198,7 +198,9 @@ class NearThresholdPolicy:
     extreme_cells: int = 40  # extreme: this many near-threshold cells, and either …
     extreme_share: float = 0.5  # … this share of analyses, or …
     extreme_past_ratio: float = 10.0  # … this many times a past share resting on …
-    min_past_analyses: int = 50  # … at least this many analyses
+    # … at least this many analyses; a past share is of at least this many (fewer past
+    # analyses: the missing ones count as showing none)
+    min_past_analyses: int = 50
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,10 @@ def near_threshold(obs: Observation, history: History,
         return []
     _, past_showing, past_analyses, _ = _near(
         between(history.person, now - dt.timedelta(days=p.look_back_days), start))
-    past_share = past_showing / past_analyses if past_analyses else 0.0
+    # a habit is read from enough analyses: below ``min_past_analyses`` the missing ones
+    # count as showing none, so one sparse table among a newcomer's four (or a tracker's
+    # few primed ones) does not set their bar at three times a quarter
+    past_share = past_showing / max(past_analyses, p.min_past_analyses)
     if share < p.past_ratio * past_share:
         return []
     extreme = near >= p.extreme_cells and (share >= p.extreme_share or (
