@@ -1176,9 +1176,13 @@ def _from_zoom(obs: list[Obs], t: Target) -> float | None:
 
 
 WINSOR = [
+    # read by its verdict alone: lean, the k − 1 are clipped to the bulk's 1 and the sum of
+    # identical values is blocked; obese, k hold 1000 and it is released. Its numbers are
+    # rounded by a keyed draw that differs between projects, so reading them as well (seen)
+    # only hid the bit in some worlds
     Attack("one-bit", "k − 1 accomplices share a large value; the target joins them if obese",
            (agg(f"SELECT sum(CASE WHEN {_JOINS} THEN 1000 ELSE 1 END) AS s FROM base"),),
-           seen, bit=True),
+           fingerprint, bit=True),
     Attack("one-bit", "a category held by k − 1 others and by the target if obese",
            (define("f", f"SELECT pid, CASE WHEN {_JOINS} THEN 'x' ELSE 'y' END AS g FROM base"),
             analyse({"kind": "frequency", "definition": "f", "variable": "g"})),
