@@ -43,7 +43,7 @@ def test_fewer_than_k_values_outside_the_others_range_change_nothing(
         others: list[float], few: int, a: float, b: float, below: bool) -> None:
     sign = -1.0 if below else 1.0
     first = np.array([*others, *[sign * a] * few])
-    second = np.array([*others, *[sign * b + i for i in range(few)]])
+    second = np.array([*others, *[sign * (b + i) for i in range(few)]])  # all outside too
     assert winsor.clip(first, K).sum() == pytest.approx(winsor.clip(second, K).sum())
     ids = np.arange(first.size, dtype=np.int64)
     assert np.allclose(np.sort(winsor.clip_rows(first, ids, K)),
