@@ -112,8 +112,15 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
     held = np.zeros(levels, dtype=np.int64)
     kept = codes >= 0
     if kept.any() and levels:
-        pairs = np.unique(np.stack([codes[kept], ids[kept]]), axis=1)
-        held = np.bincount(pairs[0], minlength=levels)
+        # distinct (level, participant) pairs as one sorted int64 key: np.unique(axis=1) on
+        # stacked pairs took 0.3 s at 500,000 rows, this a sort
+        level, who = codes[kept].astype(np.int64), ids[kept].astype(np.int64)
+        low = int(who.min())
+        span = int(who.max()) - low + 1
+        key = level * span + (who - low)
+        key.sort()
+        key = key[np.r_[True, key[1:] != key[:-1]]]
+        held = np.bincount(key // span, minlength=levels)
     rare = (held > 0) & (held < k) if k >= 1 else np.zeros(levels, dtype=np.bool_)
     common = int(np.argmax(held)) if levels else 0
     # the most common category's label leaves: it must be held by k in its own right, or
