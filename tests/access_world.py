@@ -14,8 +14,9 @@ from strongroom.access import institutions, people, projects
 from strongroom.access.auth import verify_credentials
 from strongroom.access.bootstrap import bootstrap
 from strongroom.access.context import AccessContext, Principal, Settings, Via
+from strongroom.access.models import Project
 from strongroom.access.roles import Role
-from strongroom.access.states import Vetting
+from strongroom.access.states import ExportStatus, Vetting
 from strongroom.access.totp import code_at
 from strongroom.cohort.store import init_store
 from strongroom.cohort.synth.generator import synthesise
@@ -68,6 +69,20 @@ class World:
     def sign_in(self, member: Member, source: str = INSIDE) -> Principal:
         return verify_credentials(self.ctx, member.email, PASSWORD, self.code(member), source,
                                   Via.SESSION)
+
+    def export_project(self, title: str, purpose: str, fields: list[int]) -> str:
+        """A project of the researcher's with ``fields`` granted and the export permission
+        already approved (set directly: the tests that use it are about extracts)."""
+        assert self.researcher is not None
+        today = self.clock().date()
+        project = projects.create(self.ctx, None, title=title, purpose=purpose,
+                                  lead_id=self.researcher.person_id, starts_on=today,
+                                  expires_on=today.replace(year=2027), fields=fields).project.id
+        with self.ctx.transaction() as db:
+            row = db.get(Project, project)
+            assert row is not None
+            row.export = ExportStatus.APPROVED
+        return project
 
     def member(self, role: Role) -> Member:
         if role is Role.RESEARCHER:

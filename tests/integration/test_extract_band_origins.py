@@ -18,10 +18,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from strongroom.access import projects, pseudonyms
+from strongroom.access import pseudonyms
 from strongroom.access.models import Project
 from strongroom.access.roles import Role
-from strongroom.access.states import ExportStatus
 from strongroom.cohort.model import EID
 from strongroom.cohort.synth import synthesise
 from strongroom.extracts import bands, classes, codes, manifest, service
@@ -48,21 +47,6 @@ def _origin(world: World, extract_id: str) -> float | None:
     return next((b.origin(key) for b in banded if b.field_id == 34), None)
 
 
-def _project(world: World, title: str) -> str:
-    assert world.researcher is not None
-    ctx = world.ctx
-    project = projects.create(ctx, None, title=title, purpose="Blood lipids by birth cohort",
-                              lead_id=world.researcher.person_id,
-                              starts_on=world.clock().date(),
-                              expires_on=world.clock().date().replace(year=2027),
-                              fields=FIELDS).project.id
-    with ctx.transaction() as db:
-        row = db.get(Project, project)
-        assert row is not None
-        row.export = ExportStatus.APPROVED
-    return project
-
-
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
     root = tmp_path_factory.mktemp("bands")
@@ -74,7 +58,8 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
     origins: list[float] = []
     made_in: list[str] = []
     for i in range(12):  # project ids are random: make them until two origins differ
-        project = _project(world, f"Birth cohorts {i}")
+        project = world.export_project(f"Birth cohorts {i}", "Blood lipids by birth cohort",
+                                       FIELDS)
         made = service.create_extract(ctx, admin, project, "csv", root / f"x{i}.csv",
                                       store=world.platform.store, watch=world.platform.watch)
         origin = _origin(world, made.extract_id)

@@ -19,10 +19,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from strongroom.access import projects, pseudonyms
+from strongroom.access import pseudonyms
 from strongroom.access.models import Project
 from strongroom.access.roles import Role
-from strongroom.access.states import ExportStatus
 from strongroom.audit import EventType
 from strongroom.cohort.model import EID
 from strongroom.cohort.synth import synthesise
@@ -59,17 +58,8 @@ def dated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dated]:
     root = tmp_path_factory.mktemp("dates")
     world = build_world(root)
     world.platform.store.write_version(synthesise(N, 31))
-    assert world.researcher is not None
     ctx = world.ctx
-    project = projects.create(ctx, None, title="Visit dates", purpose="Seasonality of lipids",
-                              lead_id=world.researcher.person_id,
-                              starts_on=world.clock().date(),
-                              expires_on=world.clock().date().replace(year=2027),
-                              fields=FIELDS).project.id
-    with ctx.transaction() as db:
-        row = db.get(Project, project)
-        assert row is not None
-        row.export = ExportStatus.APPROVED
+    project = world.export_project("Visit dates", "Seasonality of lipids", FIELDS)
     admin = world.sign_in(world.member(Role.CUSTODIAN_ADMIN))
     made = [service.create_extract(ctx, admin, project, "csv", root / f"x{i}.csv",
                                    store=world.platform.store, watch=world.platform.watch,
