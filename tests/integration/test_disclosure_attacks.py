@@ -27,15 +27,6 @@ KNOWN: dict[str, str] = {
         "the contributors, and no group of fewer than k is determined when the target is "
         "not among them (only noise, i.e. differential privacy, hides an absence); "
         "rationed per person: see the last test"),
-    **dict.fromkeys((
-        "a category held by k − 1 others and by the target if obese",
-        "one more row for k − 1 others and the target if obese, in count(*)",
-        "k − 1 accomplices share a large value; the target joins them if obese"),
-        "winsorisation pulls in what fewer than k hold; with k − 1 accomplices the target "
-        "makes the k-th, so the category (the extra rows, the large value that sets the "
-        "bound) stands in its own right only if they are obese: the same bit as a count of "
-        "k − 1 people plus the target, which any threshold answers (only noise, or a keyed "
-        "margin on k, hides it); rationed per person: see the last test"),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "

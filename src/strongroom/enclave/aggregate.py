@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 from sqlglot import exp
 
-from strongroom.enclave import rowlocal, winsor
+from strongroom.enclave import margin, rowlocal, winsor
 from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
@@ -429,10 +429,15 @@ def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
                                              nulls_last=True)
         # nothing to move; or the most common value is rare too, and its label must not
         # leave (the safe labels leave the rows out instead)
-        if int(held["len"].min()) >= k or int(held["len"][0]) < k:  # type: ignore[arg-type]
+        if int(held["len"].min()) >= margin.highest(k) or int(held["len"][0]) < k:  # type: ignore[arg-type]
             continue
         common = held[key][0]
-        rare = held.filter(pl.col("len") < k)[key]
+        # below k always; from k to 2k − 1 by the value's keyed margin (margin.py)
+        near = held.filter(pl.col("len") < margin.highest(k))
+        rare = near.filter(pl.Series([n < margin.reach(k, "category", key, value) for value, n
+                                      in near.iter_rows()], dtype=pl.Boolean))[key]
+        if rare.len() == 0:
+            continue
         is_rare = pl.col(key).is_in(rare.drop_nulls().implode())
         if rare.null_count():
             is_rare = is_rare | pl.col(key).is_null()
@@ -657,7 +662,7 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
     distinct = gathered.distinct
     clipped: list[_Clipped | None] = [None] * n_groups
     if k >= 1 and aggregate.kind in _CLIPPED and not aggregate.distinct:
-        clipped = _winsorised(gathered, aggregate, starts, bounds, k)
+        clipped = _winsorised(gathered, aggregate, starts, bounds, k, labels)
     cells = []
     for g in range(n_groups):
         lo, hi = bounds[g], bounds[g + 1]
@@ -693,7 +698,8 @@ class _Clipped:
 
 
 def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
-                bounds: np.ndarray, k: int) -> list[_Clipped | None]:
+                bounds: np.ndarray, k: int,
+                labels: list[tuple[str, ...]]) -> list[_Clipped | None]:
     """Per group, the sum, mean, SD or count of rows of its contributions winsorised at the
     k-th smallest and largest of its participants (winsor.py): a sum's and a count's
     per-participant totals (rows, for a count), a mean's and SD's row values (bounds set by
@@ -706,11 +712,12 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
         if hi == lo:
             found.append(None)
             continue
+        what = (aggregate.name, labels[g])  # the clip's keyed margin is this cell's own
         if aggregate.kind is CellKind.COUNT:
             if rows.max() <= 1:  # everyone one row: a count of participants, nothing to clip
                 found.append(None)
                 continue
-            own = winsor.clip(rows[lo:hi], k)
+            own = winsor.clip(rows[lo:hi], k, *what)
             several = own.max() > 1  # else a count of participants, as for anyone
             found.append(_Clipped(float(own.sum()), own if several else None,
                                   own if several else None, None))
@@ -721,12 +728,12 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
         who = np.repeat(np.arange(hi - lo), rows[lo:hi].astype(np.int64))
         if aggregate.kind is CellKind.SUM:
             own = winsor.clip(np.bincount(who, weights=x, minlength=hi - lo).astype(np.float64),
-                              k)
+                              k, *what)
             found.append(_Clipped(float(own.sum()), np.abs(own), own,
                                   int(np.unique(own).size)))
             continue
-        x = winsor.clip_rows(x, who, k)
-        w = winsor.row_weights(who, k)
+        x = winsor.clip_rows(x, who, k, *what)
+        w = winsor.row_weights(who, k, *what)
         mean, sd = winsor.weighted_mean_sd(x, w)
         found.append(_Clipped(mean if aggregate.kind is CellKind.MEAN else sd,
                               np.bincount(who, weights=w * np.abs(x), minlength=hi - lo),

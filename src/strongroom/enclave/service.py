@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,7 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
     try:
         definition, frame = definitions.build(
             tables, schema_of({**tables, **earlier}), name, sql, enclave.limits,
-            earlier=earlier, verdict_key=_verdict_key(enclave, where.project))
+            earlier=earlier, verdict_key=_verdict_key(enclave, where.project, sql))
     except Invalid as refusal:
         _refused(enclave, principal, project_id, "definition", sql, refusal)
         raise
@@ -78,9 +79,32 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
     return definition
 
 
-def _verdict_key(enclave: Enclave, project: Project) -> bytes:
-    """The project's secret for the size verdict's margin (never leaves the enclave)."""
-    return _secret(enclave, project, "size verdict")
+def _verdict_key(enclave: Enclave, project: Project, sql: str) -> bytes:
+    """The secret of a definition's size verdict (never leaves the enclave): the project's,
+    and the definition's text, so that a calibrating definition (the accomplices and the
+    target, unconditionally) draws a margin of its own, not the conditional one's
+    (enclave/margin.py says why)."""
+    return hmac.new(_secret(enclave, project, "size verdict"), sql.encode(),
+                    hashlib.sha256).digest()
+
+
+def decision_key(enclave: Enclave, project: Project, request: Mapping[str, Any]) -> bytes:
+    """The secret of one request's keyed margins (enclave/margin.py): the project's, and the
+    request's lineage, its text and the text and making (its time) of every definition it
+    reads. A request that reads the target's value never has a calibrating request's
+    lineage; the same request over the same definitions always draws the same."""
+    names: set[str] = set()
+    if request.get("kind") == AnalysisKind.AGGREGATE_SQL.value:
+        sql = request.get("sql")
+        names = _named(sql) if isinstance(sql, str) else set()
+    elif isinstance(request.get("definition"), str):
+        names = {str(request["definition"])}
+    made = {d.name: d for d in definitions.list_(enclave.definitions_dir(project.id))}
+    lineage = json.dumps({"request": request, "definitions": {
+        name: [made[name].sql, made[name].created_at.isoformat()]
+        for name in sorted(names & made.keys())}}, sort_keys=True, default=str)
+    return hmac.new(_secret(enclave, project, "threshold margin"), lineage.encode(),
+                    hashlib.sha256).digest()
 
 
 def rounding(enclave: Enclave, project: Project) -> Rounding:
@@ -165,12 +189,17 @@ def _definition(enclave: Enclave, project: Project,
 
 def _earlier(enclave: Enclave, project: Project, sql: str) -> dict[str, pl.DataFrame]:
     """The project's definitions that ``sql`` names, so SQL can build on earlier ones."""
-    try:
-        named = {t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)}
-    except sqlglot.errors.ParseError:
-        return {}  # the guard refuses it with its reason
+    named = _named(sql)
     known = {d.name for d in definitions.list_(enclave.definitions_dir(project.id))}
     return {name: enclave.definition(project, name)[1] for name in sorted(named & known)}
+
+
+def _named(sql: str) -> set[str]:
+    """The tables ``sql`` names (none if it does not parse: the guard refuses it)."""
+    try:
+        return {t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)}
+    except sqlglot.errors.ParseError:
+        return set()
 
 
 def _refused(enclave: Enclave, principal: Principal, project_id: str, what: str,

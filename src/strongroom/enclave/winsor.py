@@ -18,9 +18,12 @@ and are not clipped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
+from strongroom.enclave import margin
 from strongroom.enclave.analyses.frame import Levels
 from strongroom.enclave.results import FloatArray, PidArray
 
@@ -31,9 +34,18 @@ CATEGORY_NOTE = ("a category held by fewer than k participants (the project's th
                  "counted in the variable's most common category")
 
 
-def bounds(own: FloatArray, k: int) -> tuple[float, float]:
-    """The k-th smallest and k-th largest of ``own`` (one value per participant; NaN ignored);
-    both the median when there are fewer than 2k; no bounds when k < 1 or nothing is given."""
+def rank(k: int, n: int, what: tuple[object, ...]) -> int:
+    """The order statistic a clip of ``n`` participants is set at: k plus the keyed margin of
+    the statistic named ``what`` (margin.py), so that k − 1 accomplices and the target do not
+    make the bound exactly when the target has the value asked about; never past n // 2, where
+    the bounds would cross (below 2k they are the median anyway)."""
+    return min(margin.reach(k, "clip", *what), n // 2)
+
+
+def bounds(own: FloatArray, k: int, *what: object) -> tuple[float, float]:
+    """The r-th smallest and r-th largest of ``own`` (one value per participant; NaN
+    ignored), r the rank above (k outside a keyed request); both the median when there are
+    fewer than 2k; no bounds when k < 1 or nothing is given."""
     x = np.asarray(own, dtype=np.float64)
     x = x[np.isfinite(x)]
     n = x.size
@@ -42,19 +54,20 @@ def bounds(own: FloatArray, k: int) -> tuple[float, float]:
     if n < 2 * k:
         middle = float(np.median(x))
         return (middle, middle)
-    low = float(np.partition(x, k - 1)[k - 1])
-    high = float(np.partition(x, n - k)[n - k])
+    r = rank(k, n, what)
+    low = float(np.partition(x, r - 1)[r - 1])
+    high = float(np.partition(x, n - r)[n - r])
     return (low, high)
 
 
-def clip(own: FloatArray, k: int) -> FloatArray:
+def clip(own: FloatArray, k: int, *what: object) -> FloatArray:
     """Per-participant contributions clipped to their own bounds (NaN kept)."""
     x = np.asarray(own, dtype=np.float64)
-    low, high = bounds(x, k)
+    low, high = bounds(x, k, *what)
     return np.clip(x, low, high)
 
 
-def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
+def clip_rows(x: FloatArray, ids: PidArray, k: int, *what: object) -> FloatArray:
     """Row values clipped to bounds set by participants, not rows: the k-th smallest of each
     participant's lowest row and the k-th largest of each one's highest (below 2k
     participants, the median of their means), so that no few people, however many rows they
@@ -75,21 +88,22 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
         highest = np.full(people, -np.inf)
         np.minimum.at(lowest, codes, values)
         np.maximum.at(highest, codes, values)
-        low = float(np.partition(lowest, k - 1)[k - 1])
-        high = float(np.partition(highest, people - k)[people - k])
+        r = rank(k, people, what)
+        low = float(np.partition(lowest, r - 1)[r - 1])
+        high = float(np.partition(highest, people - r)[people - r])
     out = x.copy()
     out[present] = np.clip(values, low, high)
     return out
 
 
-def row_weights(ids: PidArray, k: int) -> FloatArray:
+def row_weights(ids: PidArray, k: int, *what: object) -> FloatArray:
     """Per row, its participant's clipped number of rows over their number of rows: rows
     weighted so that a participant counts as many rows as the bulk does at most."""
     codes = np.unique(ids, return_inverse=True)[1]
     rows = np.bincount(codes).astype(np.float64)
     if rows.size == 0 or rows.max() == rows.min():
         return np.ones(len(ids), dtype=np.float64)
-    return (clip(rows, k) / rows)[codes]
+    return (clip(rows, k, "rows", *what) / rows)[codes]
 
 
 def weighted_mean_sd(x: FloatArray, w: FloatArray) -> tuple[float | None, float | None]:
@@ -104,11 +118,13 @@ def weighted_mean_sd(x: FloatArray, w: FloatArray) -> tuple[float | None, float 
 
 
 def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
-                   k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """Level codes (−1: missing, kept) with every level held by fewer than ``k`` distinct
-    participants moved to the level held by most (the first on a tie), when that one is held
-    by at least ``k``; and which levels remain (a level emptied by the move is gone, label
-    and all)."""
+                   k: int, names: Sequence[object] = (),
+                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Level codes (−1: missing, kept) with every level held by fewer than its reach (k plus
+    the keyed margin of the level's name, margin.py) distinct participants moved to the
+    level held by most (the first on a tie), when that one is held by at least ``k``; and
+    which levels remain (a level emptied by the move is gone, label and all). ``names``: a
+    name per level and, first, the variable's (a level's position when not given)."""
     held = np.zeros(levels, dtype=np.int64)
     kept = codes >= 0
     if kept.any() and levels:
@@ -121,7 +137,12 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
         key.sort()
         key = key[np.r_[True, key[1:] != key[:-1]]]
         held = np.bincount(key // span, minlength=levels)
-    rare = (held > 0) & (held < k) if k >= 1 else np.zeros(levels, dtype=np.bool_)
+    rare = (held > 0) & (held < margin.highest(k)) if k >= 1 \
+        else np.zeros(levels, dtype=np.bool_)
+    variable = names[0] if names else ""
+    for at in np.flatnonzero(rare & (held >= k)).tolist():  # only these depend on a draw
+        name = names[1 + at] if len(names) > at + 1 else at
+        rare[at] = held[at] < margin.reach(k, "category", variable, name)
     common = int(np.argmax(held)) if levels else 0
     # the most common category's label leaves: it must be held by k in its own right, or
     # nothing is moved (the safe labels then leave the rare ones out, labels and all)
@@ -134,9 +155,9 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
     return moved, remain
 
 
-def recoded(levels: Levels, ids: PidArray, k: int) -> Levels:
+def recoded(levels: Levels, ids: PidArray, k: int, name: str = "") -> Levels:
     """``levels`` with its rare levels counted in the most common one, and emptied ones gone."""
-    codes, remain = rare_to_common(levels.codes, ids, len(levels), k)
+    codes, remain = rare_to_common(levels.codes, ids, len(levels), k, (name, *levels.labels))
     if remain.all():
         return Levels(codes, levels.labels)
     index = np.cumsum(remain) - 1

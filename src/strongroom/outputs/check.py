@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
+from strongroom.enclave import margin
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.outputs.labels import RULE as LABELS_RULE
 from strongroom.outputs.labels import unsafe_cells
@@ -291,10 +292,17 @@ _RULES = {
 
 
 def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules) -> Iterator[Finding]:
-    if n < rules.threshold:
+    # k plus the cell's keyed margin (enclave/margin.py): k − 1 accomplices and the target
+    # must not make a shown count exactly when the target has the value asked about; the
+    # reason names the range, never where in it the line was drawn
+    k = rules.threshold
+    if n < k or (n < margin.highest(k) and n < margin.reach(k, "threshold", cell.table,
+                                                             cell.row, cell.column, what)):
+        top = margin.highest(k)
+        line = f"{k}" if top == k else f"the threshold ({k} to {top}, drawn per cell)"
         yield Finding("threshold", rules.threshold_verdict,
-                      f"{where(cell)}: fewer than {rules.threshold} distinct {what} (the "
-                      "threshold counts people, not rows)", i)
+                      f"{where(cell)}: fewer than {line} distinct {what} (the threshold "
+                      "counts people, not rows)", i)
 
 
 def _median_of_few(cell: Cell, rules: Rules) -> bool:

@@ -27,6 +27,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from strongroom.enclave import margin
 from strongroom.enclave.analyses.frame import TOTAL
 from strongroom.enclave.results import AnalysisKind, Cell, PidArray, Result
 
@@ -47,7 +48,7 @@ def _rows_below(cells: list[Cell], threshold: int) -> set[int]:
     members: dict[tuple[str, ...], list[PidArray]] = defaultdict(list)
     for cell in cells:
         members[cell.row].append(cell.contributors)
-    small = {row for row, sets in members.items() if row and _below(sets, threshold)}
+    small = {row for row, sets in members.items() if row and _below(sets, threshold, row)}
     return {i for i, cell in enumerate(cells) if cell.row in small}
 
 
@@ -61,8 +62,9 @@ def _categories_below(result: Result, threshold: int) -> set[int]:
             rows[label].append(cell.contributors)
         if crosstab and cell.column != TOTAL:
             columns[cell.column].append(cell.contributors)
-    small_rows = {label for label, sets in rows.items() if _below(sets, threshold)}
-    small_columns = {label for label, sets in columns.items() if _below(sets, threshold)}
+    small_rows = {label for label, sets in rows.items() if _below(sets, threshold, "row", label)}
+    small_columns = {label for label, sets in columns.items()
+                     if _below(sets, threshold, "column", label)}
     return {i for i, cell in enumerate(result.cells)
             if _row_label(cell) in small_rows
             or (crosstab and cell.column != TOTAL and cell.column in small_columns)}
@@ -75,12 +77,17 @@ def _row_label(cell: Cell) -> str | None:
     return cell.row[0]
 
 
-def _below(sets: list[PidArray], threshold: int) -> bool:
+def _below(sets: list[PidArray], threshold: int, *what: object) -> bool:
     """Whether fewer than ``threshold`` distinct participants are in the sets together
     (one large set settles it: the union is only counted when every set is small)."""
-    if any(s.size >= threshold for s in sets):
+    top = margin.highest(threshold)
+    if any(s.size >= top for s in sets):
         return False
-    return int(np.unique(np.concatenate(sets)).size) < threshold if sets else True
+    if not sets:
+        return True
+    held = int(np.unique(np.concatenate(sets)).size)
+    # from k to 2k − 1 by the label's keyed margin (enclave/margin.py)
+    return held < threshold or (held < top and held < margin.reach(threshold, "label", *what))
 
 
 MAX_LABEL = 200  # characters: a category's name, a band, a date; never a paragraph

@@ -8,9 +8,10 @@ person's contribution differ by at most one step, and that step is as wide as th
 of a person's possible contribution. The step is a "nice" number (1, 2 or 5 × 10ⁿ) so that a
 reader sees ordinary rounding:
 
-- contributions are winsorised (enclave/winsor.py), so up to k of them sit at a bound that is
-  one participant's own value: where k or fewer hold a bound, k times its distance to the
-  next value inside counts as spread (moving that one participant moves them all);
+- contributions are winsorised (enclave/winsor.py), so up to r of them sit at a bound that is
+  one participant's own value (r the clip's rank, k plus a keyed margin, at most 2k − 1):
+  where 2k − 1 or fewer hold a bound, 2k − 1 times its distance to the next value inside
+  counts as spread (moving that one participant moves them all);
 - a sum: the largest contribution's size (or the spread of contributions, if larger); a
   count of rows where some participant has several rows is the sum of each one's rows;
 - a mean over n participants: the spread of their values / n;
@@ -31,6 +32,7 @@ import math
 
 import numpy as np
 
+from strongroom.enclave import margin
 from strongroom.enclave.results import Cell, CellKind, Result
 from strongroom.enclave.steps import Rounding, nice_step
 
@@ -66,9 +68,11 @@ def step_for(cell: Cell, threshold: int) -> float:
     low, high = float(x.min()), float(x.max())
     spread = high - low
     if cell.kind is not CellKind.MEDIAN and cell.kind is not CellKind.QUANTILE:
-        # winsorised contributions (enclave/winsor.py): up to k of them sit at a bound that
-        # is one participant's own value, so moving that one moves them all
-        spread = max(spread, threshold * bound_gap(x, threshold))
+        # winsorised contributions (enclave/winsor.py): up to the clip's rank (k plus its
+        # keyed margin, at most 2k − 1) sit at a bound that is one participant's own value,
+        # so moving that one moves them all
+        top = margin.highest(threshold)
+        spread = max(spread, top * bound_gap(x, top))
     if cell.kind is CellKind.SUM or _counts_rows(cell):
         return nice_step(max(abs(low), abs(high), spread))
     if cell.kind is CellKind.MEAN:

@@ -29,6 +29,7 @@ from strongroom.access.models import Person, Project
 from strongroom.access.permissions import Action
 from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
+from strongroom.enclave import margin
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.definitions import Definition
 from strongroom.enclave.results import AnalysisKind, PidArray, Result
@@ -227,17 +228,21 @@ class Outputs:
         self._hold(principal, project_id)
         self.exact_guard(principal, project_id)
         rules = self.rules_for(project_id)
-        try:
-            where, result = enclave_service.analyse(self.enclave, principal, project_id,
-                                                    request, threshold=rules.threshold)
-            # before anything is rendered or compared
-            precision.apply(result, rules.threshold,
-                            enclave_service.rounding(self.enclave, where.project))
-            shorten_long(result)
-            _fits(result, fmt)
-        except DataRefusal as refusal:
-            return self._refused(principal, project_id, request, fmt, refusal)
-        report = check(result, rules)
+        # every "is this group held by k?" of this request is drawn at k plus a margin keyed
+        # by the request's lineage (enclave/margin.py): in the enclave and in the check
+        project = enclave_service.scope(self.enclave, principal, project_id).project
+        with margin.keyed(enclave_service.decision_key(self.enclave, project, request)):
+            try:
+                where, result = enclave_service.analyse(self.enclave, principal, project_id,
+                                                        request, threshold=rules.threshold)
+                # before anything is rendered or compared
+                precision.apply(result, rules.threshold,
+                                enclave_service.rounding(self.enclave, where.project))
+                shorten_long(result)
+                _fits(result, fmt)
+            except DataRefusal as refusal:
+                return self._refused(principal, project_id, request, fmt, refusal)
+            report = check(result, rules)
         eids = self._to_master(where.project)
         everyone = [bitmap(eids(c.contributors)) for c in result.cells]
         shown = [i for i in range(len(result.cells)) if i not in report.suppressed]

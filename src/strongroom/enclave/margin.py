@@ -1,0 +1,60 @@
+"""Keyed margins: whether a group reaches the threshold, told without a fixed line to find.
+
+Every decision "is this group held by k?" (a count shown or suppressed, a category standing or
+counted in the most common, a label shown or left out, the rank a clip is set at) answers one
+question about its members. With the line fixed at k, k − 1 accomplices and the target make a
+group that reaches it only if the target has the value asked about: the suite's "exactly k"
+attacks. So each such decision is taken at k plus a margin from 0 to k − 1, drawn by a keyed
+hash (HMAC-SHA-256) of a secret of the project, the request's lineage (its text and the text
+and making of every definition it reads, see ``enclave.service.decision_key``) and the
+decision's own name (the column, the category, the cell).
+
+Why keyed by the request and not by the data: a margin drawn from the group's members (as the
+size verdict once was) can be calibrated, since the attacker can build the group "accomplices
+and the target" unconditionally, read whether it stands, and only then ask the conditional
+question whose one outcome has that very group. A request that reads the target's value is
+never the text of a calibrating request, so its draw is its own. The same request over the same
+data always gets the same answer (a release can be reproduced); a reworded one draws afresh,
+so what repeated rewordings give is a noisy bit (the odds move by at most one in k per answer),
+each answer metered, rationed when the check acts, and watched.
+
+The key lives in a context variable, set by the output service around one request's enclave
+run and check (``keyed``): the enclave's own tests, which run without it, see the plain k.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+_KEY: ContextVar[bytes | None] = ContextVar("strongroom_margin_key", default=None)
+
+
+@contextmanager
+def keyed(key: bytes) -> Iterator[None]:
+    """Decisions taken inside draw their margins from ``key`` (one request's)."""
+    if len(key) < 16:
+        raise ValueError("a margin key needs at least 16 bytes")
+    token = _KEY.set(key)
+    try:
+        yield
+    finally:
+        _KEY.reset(token)
+
+
+def reach(k: int, *what: object) -> int:
+    """The size a group named ``what`` must reach: ``k`` plus a keyed margin in [0, k − 1]
+    (just ``k`` outside a keyed request, or when k < 2)."""
+    key = _KEY.get()
+    if key is None or k < 2:
+        return k
+    digest = hmac.new(key, repr(what).encode(), hashlib.sha256).digest()
+    return k + int.from_bytes(digest[:8], "big") % k
+
+
+def highest(k: int) -> int:
+    """The most ``reach`` can ask of a group: 2k − 1 in a keyed request."""
+    return 2 * k - 1 if _KEY.get() is not None and k >= 2 else k
