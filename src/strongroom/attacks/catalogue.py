@@ -11,7 +11,7 @@ researcher observes (refusals, failures, sizes, released numbers) differs betwee
 Placeholders: ``{T}`` the target's condition; ``{S}``, ``{Y}``, ``{P}`` their sex, birth year
 and systolic BP; ``{G9}`` a condition true for exactly k - 1 other participants (an attacker
 finds one with repeated size questions; the runner finds it custodian-side to keep the suite
-short).
+short), and ``{G18}`` one true for 2k − 2 (two such groups).
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
-            + FIGURES + BOUNDARY + WINSOR)
+            + FIGURES + BOUNDARY + WINSOR + EXACTLY_K)
 
 
 LABELS = [
@@ -1218,4 +1218,41 @@ WINSOR = [
            else value(obs, 0, "m") * value(obs, 0, "n") / 10),  # type: ignore[operator]
     Attack("values", "the bound zoomed in on the target's BMI, release by release",
            tuple(analyse(_zoomed) for _ in range(_ZOOMS)), _from_zoom),
+]
+
+
+# -- the threshold's own line (enclave/margin.py) ------------------------------------------
+# k − 1 accomplices and the target make a group of exactly k only if the target is obese:
+# every decision "is this group held by k?" answers it unless the line moves. Each is drawn
+# at k plus a margin keyed by the request, so the obese target's group of k stands only when
+# its draw is 0.
+_K = "({G9}) OR ({T} AND bmi > 30)"
+EXACTLY_K = [
+    Attack("one-bit", "a count of k − 1 accomplices and the target if obese",
+           (agg(f"SELECT count(*) AS n FROM base WHERE {_K}"),), seen, bit=True),
+    Attack("one-bit", "a group key held by k − 1 accomplices and the target if obese",
+           (agg(f"SELECT CASE WHEN {_K} THEN 'x' ELSE 'y' END AS g, count(*) AS n FROM base "
+                "GROUP BY g"),), seen, bit=True),
+    Attack("one-bit", "a mean over k − 1 accomplices and the target if obese",
+           (agg(f"SELECT count(*) AS n, avg(birth_year) AS m FROM base WHERE {_K}"),), seen,
+           bit=True),
+    Attack("one-bit", "a crosstab column held by k − 1 accomplices and the target if obese",
+           (define("f", f"SELECT pid, sex, CASE WHEN {_K} THEN 'x' ELSE 'y' END AS g "
+                        "FROM base"),
+            analyse({"kind": "crosstab", "definition": "f", "rows": "sex", "columns": "g"})),
+           seen, bit=True),
+    Attack("one-bit", "a definition of k − 1 accomplices and the target if obese, counted",
+           (define("f", f"SELECT pid, sex FROM base WHERE {_K}"),
+            analyse({"kind": "frequency", "definition": "f", "variable": "sex"})),
+           seen, bit=True),
+    Attack("one-bit", "a summary's n over k − 1 accomplices and the target if obese",
+           (define("f", f"SELECT pid, birth_year FROM base WHERE {_K}"),
+            analyse({"kind": "summary", "definition": "f", "variables": ["birth_year"],
+                     "statistics": ["n"]})),
+           seen, bit=True),
+    # past the margin: a group whose size the attacker knows from outside and that reaches
+    # 2k − 1 is shown whatever the draw, and its exact count says whether the target is in it
+    Attack("one-bit", "a count of 2k − 2 accomplices and the target if obese",
+           (agg("SELECT count(*) AS n FROM base WHERE ({G18}) OR ({T} AND bmi > 30)"),), seen,
+           bit=True),
 ]

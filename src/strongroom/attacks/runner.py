@@ -117,10 +117,11 @@ def _told_apart(world: AttackWorld, attack: Attack, cast: Cast,
     must then be read right (a noisy answer, such as the size verdict's, is not)."""
     pairs = list(zip(cast.obese, cast.lean, strict=True))[:count]
     nines = cast.nines
-    seen = [(attack.recover(observe(world, attack, fat, nines[(2 * i) % len(nines)], who),
-                            fat),
-             attack.recover(observe(world, attack, thin, nines[(2 * i + 1) % len(nines)], who),
-                            thin))
+    def nine(j: int) -> str:  # each target its own accomplices; two groups for {G18}
+        return f"{nines[j % len(nines)]}\0{nines[(j + len(nines) // 2) % len(nines)]}"
+
+    seen = [(attack.recover(observe(world, attack, fat, nine(2 * i), who), fat),
+             attack.recover(observe(world, attack, thin, nine(2 * i + 1), who), thin))
             for i, (fat, thin) in enumerate(pairs)]
     yes, no = seen[0]
     apart = yes != no and all(a == yes and b == no for a, b in seen[1:])
@@ -155,8 +156,11 @@ def observe(world: AttackWorld, attack: Attack, target: Target, nine: str,
 
 
 def _filler(target: Target, nine: str) -> Callable[[str], str]:
+    """``nine``: a condition for k − 1 others, and after a NUL, optionally, another."""
+    first, _, second = nine.partition("\0")
     values = {"T": target.condition, "S": str(target.sex), "Y": str(target.birth_year),
-              "P": str(target.sbp), "G9": nine}
+              "P": str(target.sbp), "G9": first,
+              "G18": f"({first}) OR ({second or first})"}
     return lambda text: text.format(**values)
 
 

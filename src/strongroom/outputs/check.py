@@ -183,7 +183,8 @@ def _count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
         return
     yield from _threshold(i, cell, n, "participants are behind it", rules)
     if _median_of_few(cell, rules):
-        yield _few_to_winsorise(i, cell, rules)
+        if cell.contributors.size >= rules.threshold:
+            yield _few_to_winsorise(i, cell, rules)
         return
     if cell.magnitudes is not None:  # a count of rows: each participant's rows are theirs
         rows = np.asarray(cell.magnitudes, dtype=np.float64)
@@ -217,7 +218,8 @@ def _magnitude(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     n = cell.contributors.size
     yield from _threshold(i, cell, n, "participants are behind it", rules)
     if _median_of_few(cell, rules):
-        yield _few_to_winsorise(i, cell, rules)
+        if cell.contributors.size >= rules.threshold:
+            yield _few_to_winsorise(i, cell, rules)
         return  # its values are all the median: the rules below would read that as data
     yield from _identical(i, cell, rules, required=True)
     magnitudes = cell.magnitudes
@@ -306,10 +308,12 @@ def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules) -> Iterator[
 
 
 def _median_of_few(cell: Cell, rules: Rules) -> bool:
-    """A winsorised figure over at least k but fewer than 2k participants: its clip bounds
-    cross, so it is their median (one participant's own value, or two's mean)."""
-    n = cell.contributors.size
-    return cell.winsorised and rules.threshold <= n < 2 * rules.threshold
+    """A winsorised figure over fewer than 2k participants: its clip bounds cross, so it is
+    their median (one participant's own value, or two's mean). Below k the threshold hides
+    it; either way no rule that reads its values may speak (identical values, say: below k
+    they are always the median, from k by their draw, and "blocked below k, suppressed at
+    k" was the bit of k − 1 accomplices and the target)."""
+    return cell.winsorised and 0 < cell.contributors.size < 2 * rules.threshold
 
 
 def _few_to_winsorise(i: int, cell: Cell, rules: Rules) -> Finding:

@@ -1,0 +1,125 @@
+"""Keyed margins (enclave/margin.py): every "is this group held by k?" is taken at k plus a
+margin in [0, k − 1] drawn from the request's key and the decision's name.
+
+Guarantee under test: k − 1 accomplices and the target make a group that reaches the line
+only by its draw, so across requests the obese target's group of k stands about one time in
+k, and the lean target's k − 1 never; a group of 2k − 1 always stands; outside a keyed
+request the line is k, as the enclave's own tests expect. Each adversarial test reads the
+truth (who is in the group) from the test's own data, and counts over many request keys how
+often the two outcomes can be told apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import polars as pl
+import pytest
+
+from strongroom.enclave import margin, winsor
+from strongroom.enclave.aggregate import aggregate_sql
+from strongroom.enclave.engine import Limits
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.enclave.view import schema_of
+from strongroom.outputs.check import check
+from strongroom.outputs.labels import unsafe_cells
+from strongroom.outputs.rules import load_rules
+
+K = 10
+KEYS = [hashlib.sha256(f"request {i}".encode()).digest() for i in range(300)]
+
+
+def test_outside_a_keyed_request_the_line_is_k() -> None:
+    assert margin.reach(K, "anything") == K == margin.highest(K)
+    assert winsor.bounds(np.arange(100, dtype=np.float64), K) == (9.0, 90.0)
+
+
+def test_a_draw_is_the_same_for_the_same_request_and_name_and_spans_k_to_2k_minus_1() -> None:
+    seen = []
+    for key in KEYS:
+        with margin.keyed(key):
+            line = margin.reach(K, "cell", ("x",))
+            assert line == margin.reach(K, "cell", ("x",))  # reproducible
+            assert margin.highest(K) == 2 * K - 1
+        seen.append(line)
+    assert set(seen) == set(range(K, 2 * K))
+    # two decisions of one request draw apart (no calibration inside a request)
+    with margin.keyed(KEYS[0]):
+        lines = {margin.reach(K, "cell", (str(i),)) for i in range(200)}
+    assert lines == set(range(K, 2 * K))
+
+
+def test_a_short_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="16 bytes"), margin.keyed(b"short"):
+        pass
+
+
+def _share_told_apart(outcome: object) -> float:
+    """Over many requests, how often the obese world's outcome differs from the lean one's."""
+    apart = 0
+    for key in KEYS:
+        with margin.keyed(key):
+            apart += outcome(True) != outcome(False)  # type: ignore[operator]
+    return apart / len(KEYS)
+
+
+def test_a_category_of_k_minus_1_accomplices_and_the_target_is_a_noisy_bit() -> None:
+    def stands(obese: bool) -> bool:
+        holders = K - 1 + obese
+        codes = np.array([0] * 50 + [1] * holders, dtype=np.int64)
+        _, remain = winsor.rare_to_common(codes, np.arange(codes.size, dtype=np.int64), 2,
+                                          K, ("g", "y", "x"))
+        return bool(remain[1])
+    share = _share_told_apart(stands)
+    assert 0.0 < share < 0.2  # one in k, not every time
+
+
+def test_a_count_of_k_minus_1_accomplices_and_the_target_is_a_noisy_bit() -> None:
+    rules = load_rules()
+
+    def shown(obese: bool) -> bool:
+        n = K - 1 + obese
+        cell = Cell(("x",), "n", CellKind.COUNT, float(n), np.arange(n, dtype=np.int64))
+        report = check(Result(AnalysisKind.AGGREGATE_SQL, {}, [cell]), rules)
+        return 0 not in report.suppressed
+    assert 0.0 < _share_told_apart(shown) < 0.2
+
+
+def test_a_label_held_by_k_stands_by_its_draw_and_by_2k_minus_1_always() -> None:
+    def kept(n: int) -> bool:
+        cell = Cell(("x",), "n", CellKind.COUNT, float(n), np.arange(n, dtype=np.int64))
+        return not unsafe_cells(Result(AnalysisKind.AGGREGATE_SQL, {}, [cell]), K)
+    shares = []
+    for n in (K - 1, K, 2 * K - 1):
+        hits = 0
+        for key in KEYS:
+            with margin.keyed(key):
+                hits += kept(n)
+        shares.append(hits / len(KEYS))
+    assert shares[0] == 0.0 and 0.0 < shares[1] < 0.2 and shares[2] == 1.0
+
+
+def test_a_large_value_shared_by_k_minus_1_accomplices_and_the_target_rarely_sets_the_bound(
+) -> None:
+    """Lean: k − 1 hold 1000 and are clipped to the bulk's 1; obese: k hold it, and with the
+    line at k it was the bound (the sum's verdict told them apart)."""
+    def bound(obese: bool) -> float:
+        x = np.array([1.0] * 60 + [1000.0] * (K - 1 + obese))
+        return winsor.bounds(x, K, "s", ())[1]
+    assert 0.0 < _share_told_apart(bound) < 0.2
+
+
+def test_aggregate_sql_draws_per_request_and_per_cell() -> None:
+    frame = pl.DataFrame({"pid": np.arange(60, dtype=np.int64),
+                          "g": ["x"] * K + ["y"] * 50})
+    tables = {"t": frame}
+    sql = "SELECT g, count(*) AS n FROM t GROUP BY g"
+    rows = []
+    for key in KEYS[:100]:
+        with margin.keyed(key):
+            result = aggregate_sql(tables, schema_of(tables), sql, Limits(seconds=20.0),
+                                   {"sql": sql}, k=K)
+        rows.append(tuple(sorted(c.row for c in result.cells)))
+    stood = sum(("x",) in r for r in rows) / len(rows)
+    assert 0.0 < stood < 0.25
