@@ -88,10 +88,14 @@ def test_the_ration_ends_the_oracle_in_every_project_and_returns_with_the_window
 
     # while the ration lasts, the check's action answers the question (the limit left)
     fat, thin, nine = cast.obese[0], cast.lean[0], cast.nines[0]
-    assert _oracle(world, who, first, fat, nine).report.verdict is Verdict.RELEASE
+    # (the obese target's ten ones stand only by their keyed margin, enclave/margin.py; the
+    # lean target's nine never do: clipped to all zeros, blocked as identical values)
+    _oracle(world, who, first, fat, nine)
     assert _oracle(world, who, first, thin, nine).report.verdict is Verdict.BLOCK  # all 0
-    spent = 1
-    for n in range(2, 40):  # the attacker keeps asking, alternating projects and targets
+    with world.platform.access.transaction() as db:
+        spent = answers.used(db, who.person_id, world.clock(),
+                             answers.Ration.strictest([rules]))
+    for n in range(2, 60):  # the attacker keeps asking, alternating projects and targets
         project = (first, second)[n % 2]
         target = cast.obese[n % len(cast.obese)] if n % 2 else cast.lean[n % len(cast.lean)]
         spent += (_oracle(world, who, project, target, nine).report.verdict
@@ -109,7 +113,7 @@ def test_the_ration_ends_the_oracle_in_every_project_and_returns_with_the_window
     # what the check found is kept for the output checkers
     found = {name: {(f.rule, f.verdict) for f in view.check_report.findings}
              for name, view in (("obese", obese), ("lean", lean), ("clean", clean))}
-    assert found["obese"] == {(answers.RULE, Verdict.REVIEW)}
+    assert (answers.RULE, Verdict.REVIEW) in found["obese"]
     assert ("identical_values", Verdict.BLOCK) in found["lean"]
     assert lean.check_report.verdict is Verdict.BLOCK
     assert found["clean"] == {(answers.RULE, Verdict.REVIEW)}

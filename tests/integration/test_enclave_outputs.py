@@ -23,7 +23,7 @@ from strongroom.access.models import Project
 from strongroom.access.roles import Role
 from strongroom.access.states import Vetting
 from strongroom.audit import EventType
-from strongroom.enclave import service
+from strongroom.enclave import margin, service
 from strongroom.errors import Conflict, Invalid
 from strongroom.outputs import requests
 from strongroom.outputs.check import check
@@ -145,19 +145,25 @@ def test_raw_rows_as_group_labels_are_blocked(world: World, researcher: Principa
         assert project is not None
     _, base = world.platform.enclave.definition(project, "base")
     threshold = world.platform.outputs.rules_for(world.project_id).threshold
-    _, result = service.analyse(world.platform.enclave, researcher, world.project_id,
-                                {"kind": "aggregate_sql", "sql": sql}, threshold=threshold)
-    removed = check(result, world.platform.outputs.rules_for(world.project_id)).removed
+    request = {"kind": "aggregate_sql", "sql": sql}
+    # the same request key as the output service's, so the same keyed margins
+    with margin.keyed(service.decision_key(world.platform.enclave, project, request)):
+        _, result = service.analyse(world.platform.enclave, researcher, world.project_id,
+                                    request, threshold=threshold)
+        removed = check(result, world.platform.outputs.rules_for(world.project_id)).removed
     shown = {c.row for i, c in enumerate(result.cells) if i not in removed}
     for position, key in enumerate(("bmi", "sbp", "birth_year")):
         held = base.group_by(pl.col(key).cast(pl.String).fill_null("NULL")).len()
         for row in shown:
             assert int(held.filter(pl.col(key) == row[position])["len"].sum()) >= threshold, \
                 (key, row, held.sort("len").tail(3))
-    # the reasons of an output do not hand over its labels (participants' own values)
-    reasons = [f.reason for f in view.report.findings]
-    assert not any(re.search(r"\b19[2-7][0-9]\b", reason) for reason in reasons), \
-        "a birth year from the labels appears in the reasons"
+    # the reasons of an output hand over no label it does not show (a removed row's are
+    # participants' own values); a shown row's cell suppressed by its keyed margin
+    # (enclave/margin.py) may be named, its labels being released anyway
+    reasons = " ".join(f.reason for f in view.report.findings)
+    released = {part for row in shown for part in row}
+    assert set(re.findall(r"\b19[2-7][0-9]\b", reasons)) <= released, \
+        "a birth year from a removed row appears in the reasons"
 
 
 def test_an_unknown_aggregation_is_refused_with_its_reason(world: World,
