@@ -99,7 +99,9 @@ class Measures:
     rows_scanned: int
     participants: int  # distinct participants behind the shown cells
     cells: int  # cells shown (not released: release is counted at download)
-    near_threshold: int  # shown cells with fewer than twice the threshold's participants
+    # cells with k to 2k − 1 participants, shown or not: since the keyed margins
+    # (enclave/margin.py) such cells are hidden by their draw, and probing is probing
+    near_threshold: int
     differencing: int  # differencing findings against what was released (the ledger)
     differencing_within: int  # … between the output's own cells (often missing values)
 
@@ -109,8 +111,8 @@ class Measures:
         sizes = [len(members) for _, members in held.cells()]
         rules = [f.rule for f in findings]
         against = (LEDGER_RULE, contributions.RULE, combinations.RULE)
-        return cls(rows, len(held.population), len(sizes),
-                   sum(1 for n in sizes if threshold <= n < 2 * threshold),
+        near = sum(1 for c in result.cells if threshold <= c.contributors.size < 2 * threshold)
+        return cls(rows, len(held.population), len(sizes), near,
                    sum(rules.count(r) for r in against), rules.count(WITHIN_RULE))
 
 
