@@ -27,12 +27,6 @@ KNOWN: dict[str, str] = {
         "the contributors, and no group of fewer than k is determined when the target is "
         "not among them (only noise, i.e. differential privacy, hides an absence); "
         "rationed per person: see the last test"),
-    "a count of 2k − 2 accomplices and the target if obese": (
-        "a count is exact: a group whose size the attacker knows from outside (2k − 2 "
-        "accomplices) reaches the threshold's highest line (2k − 1) whatever its keyed "
-        "margin, and its count says whether the target is in it; only noise on counts "
-        "(keyed random rounding, a cell key) or differential privacy hides it; the check "
-        "does not act, so it is not rationed, but past the ration nothing is released"),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "

@@ -19,10 +19,14 @@ import pytest
 
 from strongroom.enclave import margin, winsor
 from strongroom.enclave.aggregate import aggregate_sql
+from strongroom.enclave.analyses.run import run
 from strongroom.enclave.engine import Limits
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.enclave.steps import Rounding
 from strongroom.enclave.view import schema_of
+from strongroom.outputs import precision
 from strongroom.outputs.check import check
+from strongroom.outputs.contributions import Vector, leftover
 from strongroom.outputs.labels import unsafe_cells
 from strongroom.outputs.rules import load_rules
 
@@ -123,3 +127,69 @@ def test_aggregate_sql_draws_per_request_and_per_cell() -> None:
         rows.append(tuple(sorted(c.row for c in result.cells)))
     stood = sum(("x",) in r for r in rows) / len(rows)
     assert 0.0 < stood < 0.25
+
+
+# -- rounded counts (outputs/precision.py) -------------------------------------------------
+
+BASE = 5
+
+
+def _frequency(n_x: int, n_y: int) -> Result:
+    frame = pl.DataFrame({"pid": np.arange(n_x + n_y, dtype=np.int64),
+                          "g": ["x"] * n_x + ["y"] * n_y})
+    return run({"kind": "frequency", "variable": "g", "percentages": True}, frame,
+               rounding=Rounding(b"a key for these figures only"))
+
+
+def _rounded(result: Result, key: bytes) -> dict[tuple[tuple[str, ...], str], float | None]:
+    with margin.keyed(key):
+        precision.apply(result, K, Rounding(b"the project's own secret"), BASE)
+    return {(c.row, c.column): c.value for c in result.cells}
+
+
+def test_counts_are_multiples_of_the_base_within_one_of_it_and_right_on_average() -> None:
+    seen = [_rounded(_frequency(23, 51), key) for key in KEYS]
+    xs = np.array([s[(("x",), "count")] for s in seen])
+    assert set(xs) == {20.0, 25.0}  # 23 goes down or up, never further
+    assert abs(xs.mean() - 23) < 0.6  # unbiased: 23 on average (SD of the mean ≈ 0.14)
+    for s in seen:  # percentages are of the rounded counts shown beside them
+        assert s[(("x",), "percent")] == pytest.approx(
+            100 * s[(("x",), "count")] / s[(("Total",), "count")])  # type: ignore[operator]
+
+
+def test_a_known_group_with_or_without_the_target_is_a_one_in_base_bit() -> None:
+    """2k − 2 accomplices, plus the target if obese: the exact counts 18 and 19 differ by one;
+    what is shown differs in distribution by at most one in the base (here the share of
+    requests where the shown count is 20 moves from 3/5 to 4/5)."""
+    def shown(n: int) -> list[float | None]:
+        return [_rounded(_frequency(n, 40), key)[(("x",), "count")] for key in KEYS]
+    lean, obese = np.array(shown(18)), np.array(shown(19))
+    gap = abs(float((lean == 20).mean()) - float((obese == 20).mean()))
+    assert gap < 1 / BASE + 0.1
+
+
+def test_a_count_asked_rounded_to_a_base_is_rounded_at_random_from_its_exact_value() -> None:
+    frame = pl.DataFrame({"pid": np.arange(60, dtype=np.int64), "g": ["x"] * 14 + ["y"] * 46})
+    values = set()
+    for key in KEYS[:60]:
+        result = run({"kind": "frequency", "variable": "g", "round_to": 10}, frame,
+                     rounding=Rounding(b"a key for these figures only"))
+        values.add(_rounded(result, key)[(("x",), "count")])
+    assert values == {10.0, 20.0}  # "nearest" would always show 10: a fixed boundary
+
+
+def test_value_differencing_sees_through_clips_at_different_ranks() -> None:
+    """Two releases of the same values, each clipped at its own keyed rank, differ for those
+    between the ranks; a value zeroed for one person is still found, and nothing else."""
+    rng = np.random.default_rng(3)
+    raw = rng.normal(27, 5, 400).round(4)
+    ids = np.arange(400, dtype=np.int64)
+    zeroed = raw.copy()
+    zeroed[7] = 0.0  # the target, inside the bulk in the first release
+
+    def clipped(x: np.ndarray, r: int) -> np.ndarray:
+        low, high = np.sort(x)[r - 1], np.sort(x)[x.size - r]
+        return np.clip(x, low, high)
+    a = Vector.of("a", ids, clipped(raw, 12))
+    assert leftover(a, Vector.of("b", ids, clipped(raw, 17)), K) == 0
+    assert leftover(a, Vector.of("b", ids, clipped(zeroed, 17)), K) == 1

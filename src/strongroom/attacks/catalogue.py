@@ -1251,7 +1251,8 @@ EXACTLY_K = [
                      "statistics": ["n"]})),
            seen, bit=True),
     # past the margin: a group whose size the attacker knows from outside and that reaches
-    # 2k − 1 is shown whatever the draw, and its exact count says whether the target is in it
+    # 2k − 1 is shown whatever the draw; its count, were it exact, would say whether the
+    # target is in it (counts are rounded by a keyed unbiased draw: outputs/precision.py)
     Attack("one-bit", "a count of 2k − 2 accomplices and the target if obese",
            (agg("SELECT count(*) AS n FROM base WHERE ({G18}) OR ({T} AND bmi > 30)"),), seen,
            bit=True),

@@ -55,6 +55,12 @@ def reach(k: int, *what: object) -> int:
     return k + int.from_bytes(digest[:8], "big") % k
 
 
+def salt() -> bytes:
+    """The request's key, for other keyed draws of the request (steps.Rounding); empty
+    outside a keyed request."""
+    return _KEY.get() or b""
+
+
 def highest(k: int) -> int:
     """The most ``reach`` can ask of a group: 2k − 1 in a keyed request."""
     return 2 * k - 1 if _KEY.get() is not None and k >= 2 else k

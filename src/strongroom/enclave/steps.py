@@ -10,6 +10,8 @@ import math
 import struct
 from dataclasses import dataclass
 
+from strongroom.enclave import margin
+
 
 def nice_step(size: float) -> float:
     """The smallest of 1, 2, 5 × 10ⁿ that is at least ``size`` (0 for no size)."""
@@ -50,17 +52,24 @@ class Rounding:
         if len(self.key) < 16:
             raise ValueError("a rounding key needs at least 16 bytes")
 
-    def __call__(self, value: float, step: float) -> float:
+    def __call__(self, value: float, step: float, *name: object) -> float:
         """``value`` to a multiple of ``step`` (unchanged when not finite or no step), and
         never finer than the sixth significant digit a release shows: a display that cut a
-        finer figure to the nearest would put the fixed boundaries back."""
+        finer figure to the nearest would put the fixed boundaries back.
+
+        The draw is of the exact figure and its step; or, given a ``name`` (a released
+        cell's), of that name alone. Inside a keyed request (enclave/margin.py) the request's
+        key is in it too, so no other request, and no other cell of this one, shares it: a
+        draw of the value alone would let a calibrating figure of the same value (the
+        accomplices and the target, unconditionally) foretell the conditional one's."""
         if not (math.isfinite(value) and math.isfinite(step)) or step <= 0:
             return value
         if value:
             step = max(step, 10.0 ** (math.floor(math.log10(abs(value))) - SIGNIFICANT + 1))
         scaled = value / step
         below = math.floor(scaled)
-        digest = hmac.new(self.key, struct.pack("<dd", value, step), hashlib.sha256).digest()
+        message = repr(name).encode() if name else struct.pack("<dd", value, step)
+        digest = hmac.new(self.key, message + margin.salt(), hashlib.sha256).digest()
         draw = int.from_bytes(digest[:8], "big") / 2.0**64
         return round_to_step((below + (scaled - below > draw)) * step, step)
 

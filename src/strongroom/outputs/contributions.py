@@ -120,7 +120,8 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
     those at a bound held by ``held`` or more in both are not off (see _with_the_bounds)."""
     n = x.size
     bounded = _with_the_bounds(x, [y], held)
-    best = _off(x, y, 1.0, 0.0, bounded)
+    edges = (_at_a_bound(x, held), _at_a_bound(y, held)) if n > 2 else None
+    best = _off(x, y, 1.0, 0.0, bounded, edges)
     if best == 0 or n < 2:
         return best
     distinct_y = np.unique(y)
@@ -132,20 +133,46 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
         if y[i] == y[j]:
             continue
         alpha = (x[i] - x[j]) / (y[i] - y[j])
-        best = min(best, _off(x, y, alpha, x[i] - alpha * y[i], bounded))
+        best = min(best, _off(x, y, alpha, x[i] - alpha * y[i], bounded, edges))
         if y[i] != 0:
-            best = min(best, _off(x, y, x[i] / y[i], 0.0, bounded))
+            best = min(best, _off(x, y, x[i] / y[i], 0.0, bounded, edges))
         if best == 0:
             break
     return best
 
 
 def _off(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], alpha: float,
-         beta: float, bounded: npt.NDArray[np.bool_]) -> int:
+         beta: float, bounded: npt.NDArray[np.bool_],
+         edges: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]] | None = None) -> int:
+    """How many are off the line, not counting those whom the clips alone put off it.
+
+    Each statistic is clipped at its own keyed rank (enclave/margin.py, winsor.rank), so the
+    same values clipped at the 12th and at the 17th largest differ for those between: such a
+    point lies where clipping the line's value to x's bounds, or x to the line's bounds of y,
+    would put it. The target of "a value zeroed, then clipped" does not (their raw value is
+    inside the other's bounds), and is counted."""
     fitted = alpha * y + beta
     scale = np.abs(x) + np.abs(fitted) + 1.0
-    off = np.abs(x - fitted) > _RELATIVE * scale
+    tolerance = _RELATIVE * scale
+    off = np.abs(x - fitted) > tolerance
+    if off.any() and edges is not None:
+        # only a point at its own vector's bound (held by the threshold: a clip's) can have
+        # been put there by a clip
+        here, there = edges
+        ends = sorted((alpha * float(y.min()) + beta, alpha * float(y.max()) + beta))
+        clipped_here = here & (np.abs(np.clip(fitted, x.min(), x.max()) - x) <= tolerance)
+        clipped_there = there & (np.abs(np.clip(x, ends[0], ends[1]) - fitted) <= tolerance)
+        off &= ~(clipped_here | clipped_there)
     return int(np.count_nonzero(off & ~bounded))
+
+
+def _at_a_bound(v: npt.NDArray[np.float64], held: int) -> npt.NDArray[np.bool_]:
+    """Those at ``v``'s lowest or highest value when ``held`` or more share it (a clip's)."""
+    at = np.zeros(v.size, dtype=np.bool_)
+    for edge in (v == v.min(), v == v.max()):
+        if int(np.count_nonzero(edge)) >= held:
+            at |= edge
+    return at
 
 
 def _with_the_bounds(x: npt.NDArray[np.float64], others: Sequence[npt.NDArray[np.float64]],
@@ -164,11 +191,7 @@ def _with_the_bounds(x: npt.NDArray[np.float64], others: Sequence[npt.NDArray[np
         return found
     found[:] = True
     for v in (x, *others):
-        at = np.zeros(v.size, dtype=np.bool_)
-        for edge in (v == v.min(), v == v.max()):
-            if int(np.count_nonzero(edge)) >= held:
-                at |= edge
-        found &= at
+        found &= _at_a_bound(v, held)
     return found
 
 

@@ -42,19 +42,65 @@ NOTE = ("sums, means, SDs and quantiles are rounded to a step at least as large 
         "participant could move them (see the output check's release precision)")
 
 
-def apply(result: Result, threshold: int, rounding: Rounding) -> None:
+def apply(result: Result, threshold: int, rounding: Rounding, count_base: int = 1) -> None:
     """Round each statistic of ``result`` to its release precision, in place (``rounding``:
-    the project's, up or down by a keyed draw, see steps.Rounding)."""
+    the project's, up or down by a keyed draw of the request and the cell, see
+    steps.Rounding), and each count of people to a multiple of ``count_base`` (below)."""
     touched = False
     for cell in result.cells:
         if (cell.kind in ROUNDED or _counts_rows(cell)) and cell.value is not None \
                 and cell.values is not None:
             step = step_for(cell, threshold)
             if step > 0:
-                cell.value = rounding(cell.value, step)
+                cell.value = rounding(cell.value, step, "figure", *_name(cell))
                 touched = True
     if touched and NOTE not in result.notes:
         result.notes.append(NOTE)
+    if count_base > 1:
+        _counts(result, rounding, count_base)
+
+
+COUNTS = frozenset({CellKind.COUNT, CellKind.AT_RISK, CellKind.EVENTS, CellKind.CENSORED})
+
+
+def _counts(result: Result, rounding: Rounding, base: int) -> None:
+    """Every count of people to a multiple of ``base``, up with the chance of the fraction of
+    a base it is past the multiple below (so unbiased), by a draw of the request and the cell
+    (steps.Rounding): a count is exact otherwise, and a group whose size an attacker knows
+    from outside (accomplices) says by it whether one more person is in it. Each count then
+    tells one person's presence one time in ``base``, and no calibrating count (another
+    request's, or another cell's of this one) shares its draw. A count the researcher asked to
+    be rounded (``round_to``) is rounded so from its exact value, to the larger base.
+    Percentages are of the rounded counts, their numerator's and denominator's own cells: a
+    percentage of exact counts would give them back (and its own draw, a second look)."""
+    shown: dict[int, float] = {}  # id of a count's participants -> its rounded value
+    for cell in result.cells:
+        if cell.kind not in COUNTS or cell.value is None or _counts_rows(cell):
+            continue
+        exact = cell.exact if cell.exact is not None else cell.value
+        step = max(base, cell.rounded_to or 1)
+        cell.value = float(rounding(exact, float(step), "count", *_name(cell)))
+        cell.exact, cell.rounded_to = exact, step
+        shown.setdefault(id(cell.contributors), cell.value)
+    for cell in result.cells:
+        if cell.kind is not CellKind.PERCENT or cell.value is None:
+            continue
+        top = shown.get(id(cell.contributors))
+        bottom = shown.get(id(cell.denominator))
+        # a percentage whose counts are not cells of this result: its own draws, coarse
+        if top is None or bottom is None:
+            den = cell.denominator.size if cell.denominator is not None else 0
+            top = rounding(cell.value * den / 100, float(base), "numerator", *_name(cell))
+            bottom = rounding(float(den), float(base), "denominator", *_name(cell))
+        cell.value = 100.0 * top / bottom if bottom else None
+    result.notes = [n for n in result.notes if not n.startswith("counts are rounded to")]
+    result.notes.append(f"counts of people are rounded to a multiple of {base} (or of the base "
+                        "asked for, if larger), up or down at random so that they are right on "
+                        "average; percentages are of the rounded counts")
+
+
+def _name(cell: Cell) -> tuple[str, tuple[str, ...], str]:
+    return cell.table, cell.row, cell.column
 
 
 def step_for(cell: Cell, threshold: int) -> float:

@@ -87,8 +87,10 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "min_censored": Setting("km_min_censored", "int", "higher", low=1),
         "verdict": Setting("km_verdict", "verdict", "severer", verdicts=_NOT_HIDDEN),
     },
-    "rounding": {"verdict": Setting("rounding_verdict", "verdict", "severer",
-                                    verdicts=_NOT_HIDDEN)},
+    "rounding": {
+        "count_base": Setting("count_base", "int", "higher", low=1),
+        "verdict": Setting("rounding_verdict", "verdict", "severer", verdicts=_NOT_HIDDEN),
+    },
     "unknown": {"verdict": Setting("unknown_verdict", "verdict", "severer",
                                    verdicts=_ONLY_BLOCK)},
     "answers": {
@@ -131,6 +133,7 @@ class Rules:
     km_min_events: int
     km_min_censored: int
     km_verdict: Verdict
+    count_base: int  # released counts go to multiples of this, by a keyed unbiased draw
     rounding_verdict: Verdict
     unknown_verdict: Verdict
     answers_max_acted: int  # outputs a person may see acted on automatically in the window

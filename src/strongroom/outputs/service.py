@@ -239,7 +239,8 @@ class Outputs:
                                                         request, threshold=rules.threshold)
                 # before anything is rendered or compared
                 precision.apply(result, rules.threshold,
-                                enclave_service.rounding(self.enclave, where.project))
+                                enclave_service.rounding(self.enclave, where.project),
+                                rules.count_base)
                 shorten_long(result)
                 _fits(result, fmt)
             except DataRefusal as refusal:
