@@ -193,3 +193,20 @@ def test_value_differencing_sees_through_clips_at_different_ranks() -> None:
     a = Vector.of("a", ids, clipped(raw, 12))
     assert leftover(a, Vector.of("b", ids, clipped(raw, 17)), K) == 0
     assert leftover(a, Vector.of("b", ids, clipped(zeroed, 17)), K) == 1
+
+
+def test_a_models_counts_are_rounded_and_its_residual_df_moves_with_them() -> None:
+    rng = np.random.default_rng(5)
+    frame = pl.DataFrame({"pid": np.arange(43, dtype=np.int64), "x": rng.normal(0, 1, 43),
+                          "y": rng.normal(0, 1, 43)})
+    seen = set()
+    for key in KEYS[:40]:
+        result = run({"kind": "ols", "outcome": "y", "covariates": ["x"]}, frame,
+                     rounding=Rounding(b"a key for these figures only"))
+        with margin.keyed(key):
+            precision.apply(result, K, Rounding(b"the project's own secret"), BASE,
+                            load_rules().fact_counts)
+        assert result.exact_facts["n_obs"] == 43 and result.exact_facts["residual_df"] == 41
+        assert result.facts["n_obs"] - result.facts["residual_df"] == 2  # n less the parameters
+        seen.add(result.facts["n_obs"])
+    assert seen == {40.0, 45.0}  # 43 is not shown, and n − df does not give it back

@@ -105,6 +105,9 @@ class Result:
     # model-level facts: "residual_df", "n_obs", "events" …; and for regressions the
     # contributors of every categorical covariate level, keyed "level:<variable>=<value>"
     facts: dict[str, float] = field(default_factory=dict)
+    # the exact value of each fact that release precision rounded (server-side only, for the
+    # check's rules: outputs/precision.py rounds counts of people, and what follows from them)
+    exact_facts: dict[str, float] = field(default_factory=dict)
     levels: dict[str, PidArray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # plain-words caveats for the researcher
     # models, survival and correlations: each variable the fit read, as (pids, each one's own

@@ -439,7 +439,8 @@ def _count_consistent(cell: Cell) -> bool:
 
 
 def _fact_findings(result: Result, rules: Rules) -> Iterator[Finding]:
-    for name, value in result.facts.items():
+    for name, shown in result.facts.items():
+        value = result.exact_facts.get(name, shown)  # the rules read exact counts
         if name in rules.fact_statistics:
             continue
         if name not in rules.fact_counts:
@@ -467,7 +468,7 @@ def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:
 
 
 def _residual_df(result: Result, rules: Rules) -> Iterator[Finding]:
-    df = result.facts.get("residual_df")
+    df = result.exact_facts.get("residual_df", result.facts.get("residual_df"))
     if df is None or not math.isfinite(df):
         yield Finding("unknown", rules.unknown_verdict,
                       "the model's residual degrees of freedom are not known, so it cannot "

@@ -42,7 +42,8 @@ NOTE = ("sums, means, SDs and quantiles are rounded to a step at least as large 
         "participant could move them (see the output check's release precision)")
 
 
-def apply(result: Result, threshold: int, rounding: Rounding, count_base: int = 1) -> None:
+def apply(result: Result, threshold: int, rounding: Rounding, count_base: int = 1,
+          fact_counts: frozenset[str] = frozenset()) -> None:
     """Round each statistic of ``result`` to its release precision, in place (``rounding``:
     the project's, up or down by a keyed draw of the request and the cell, see
     steps.Rounding), and each count of people to a multiple of ``count_base`` (below)."""
@@ -58,6 +59,21 @@ def apply(result: Result, threshold: int, rounding: Rounding, count_base: int = 
         result.notes.append(NOTE)
     if count_base > 1:
         _counts(result, rounding, count_base)
+        _facts(result, rounding, count_base, fact_counts)
+
+
+def _facts(result: Result, rounding: Rounding, base: int, counts: frozenset[str]) -> None:
+    """A model's counts of people (``counts``: the rules' fact counts, n_obs, events …)
+    rounded like any count, and the residual degrees of freedom moved with n_obs (n_obs less
+    the parameters would give the exact n back); the exact ones kept for the check."""
+    for name in sorted(counts & result.facts.keys()):
+        exact = result.facts[name]
+        result.exact_facts[name] = exact
+        result.facts[name] = float(rounding(exact, float(base), "fact", name))
+    if "n_obs" in result.exact_facts and "residual_df" in result.facts:
+        moved = result.facts["n_obs"] - result.exact_facts["n_obs"]
+        result.exact_facts["residual_df"] = result.facts["residual_df"]
+        result.facts["residual_df"] += moved
 
 
 COUNTS = frozenset({CellKind.COUNT, CellKind.AT_RISK, CellKind.EVENTS, CellKind.CENSORED})

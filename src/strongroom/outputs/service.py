@@ -240,7 +240,7 @@ class Outputs:
                 # before anything is rendered or compared
                 precision.apply(result, rules.threshold,
                                 enclave_service.rounding(self.enclave, where.project),
-                                rules.count_base)
+                                rules.count_base, rules.fact_counts)
                 shorten_long(result)
                 _fits(result, fmt)
             except DataRefusal as refusal:
