@@ -21,12 +21,25 @@ pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 # What still gets through, and why it is left (docs/explanation/output-check.md, "What the
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
 # to update here.
+_DIFFERENCING = (
+    "differencing (within one output, against the ledger, of values, of combined counts) "
+    "is a decision on the size of the group two releases differ by, still at a fixed k: "
+    "k − 1 accomplices and the target apart pass only if the target is obese; keyed "
+    "margins there cost honest work too much (11 of 31 automatic, not 22: honest outputs "
+    "often differ by 10 to 18); it needs a cheaper action than blocking first (hide the "
+    "newer cell); rationed per person")
 KNOWN: dict[str, str] = {
     "three counts give away whether the target smokes": (
         "an empty result says the target lacks the attribute: the combination audit sees "
         "the contributors, and no group of fewer than k is determined when the target is "
         "not among them (only noise, i.e. differential privacy, hides an absence); "
         "rationed per person: see the last test"),
+    **dict.fromkeys([
+        "two counts of one output, k − 1 accomplices and the target if obese apart",
+        "a count k − 1 accomplices and the target if obese apart from a released one",
+        "two means of one output, values apart for k − 1 accomplices and the target if obese",
+        "a mean, values apart from a released one's for k − 1 accomplices and the target if "
+        "obese"], _DIFFERENCING),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "

@@ -1227,6 +1227,7 @@ WINSOR = [
 # at k plus a margin keyed by the request, so the obese target's group of k stands only when
 # its draw is 0.
 _K = "({G9}) OR ({T} AND bmi > 30)"
+_OUT = f"NOT coalesce({_K}, false)"  # everyone else (a NULL is not left out by chance)
 EXACTLY_K = [
     Attack("one-bit", "a count of k − 1 accomplices and the target if obese",
            (agg(f"SELECT count(*) AS n FROM base WHERE {_K}"),), seen, bit=True),
@@ -1254,6 +1255,24 @@ EXACTLY_K = [
     # 2k − 1 is shown whatever the draw; its count, were it exact, would say whether the
     # target is in it (counts are rounded by a keyed unbiased draw: outputs/precision.py)
     Attack("one-bit", "a count of 2k − 2 accomplices and the target if obese",
-           (agg("SELECT count(*) AS n FROM base WHERE ({G18}) OR ({T} AND bmi > 30)"),), seen,
-           bit=True),
+           (agg("SELECT count(*) AS n FROM base WHERE ({G18}) OR ({T} AND bmi > 30)"),),
+           lambda obs, t: value(obs, 0, "n"), bit=True),
+    # differencing is a decision on a group's size too: two cells (or statistics) k − 1
+    # accomplices and the target apart pass only if the target is obese, at a line of k
+    # (listed after the known one above: run before it, they change what it sees)
+    Attack("one-bit", "two counts of one output, k − 1 accomplices and the target if obese "
+           "apart", (agg(f"SELECT count(*) AS a, count(CASE WHEN {_OUT} THEN 1 END) AS b "
+                         "FROM base"),), fingerprint, bit=True),
+    Attack("one-bit", "a count k − 1 accomplices and the target if obese apart from a released "
+           "one", (agg("SELECT count(*) AS a FROM base"),
+                   agg(f"SELECT count(*) AS b FROM base WHERE {_OUT}")), fingerprint, bit=True),
+    Attack("one-bit", "two means of one output, values apart for k − 1 accomplices and the "
+           "target if obese",
+           (agg(f"SELECT count(*) AS n, avg(birth_year) AS a, avg(CASE WHEN {_K} THEN "
+                "birth_year + 1 ELSE birth_year END) AS b FROM base"),), fingerprint, bit=True),
+    Attack("one-bit", "a mean, values apart from a released one's for k − 1 accomplices and "
+           "the target if obese",
+           (agg("SELECT count(*) AS n, avg(birth_year) AS a FROM base"),
+            agg(f"SELECT count(*) AS n, avg(CASE WHEN {_K} THEN birth_year + 1 ELSE "
+                "birth_year END) AS b FROM base")), fingerprint, bit=True),
 ]
