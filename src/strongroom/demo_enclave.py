@@ -5,7 +5,8 @@ calls, so the demo shows what a researcher would see: verdicts and reasons, neve
 attacks are those an approved researcher could try against the output check (see
 docs/explanation/output-check.md): labels that are participants' values, a definition that
 copies one participant's value onto every row, a value changed for one person, three releases
-that add up to one person, and a model fixed by one participant. The attacker's prior
+that add up to one person, a count of nine accomplices and the target (the threshold's own
+line, drawn per request), and a model fixed by one participant. The attacker's prior
 knowledge (the target's sex, birth year and blood pressure) is read here from the view, as a
 neighbour or a published record would give it.
 """
@@ -68,6 +69,10 @@ STOPS: list[tuple[str, str, dict[str, Any]]] = [
      {"kind": "aggregate_sql",
       "sql": "SELECT count(bmi) AS n, sum(bmi) AS s FROM base "
              "WHERE bmi IS NOT NULL AND (birth_year < 1945 OR birth_year > 1965)"}),
+    ("a count of nine known people and the target if their BMI is over 30 (the threshold's "
+     "own line: keyed per request)", "analyse",
+     {"kind": "aggregate_sql",
+      "sql": "SELECT count(*) AS n FROM base WHERE NINE OR (TARGET AND bmi > 30)"}),
     ("a flag that is 1 for the target alone", "define",
      {"name": "flagged",
       "sql": "SELECT pid, bmi, sex, CASE WHEN TARGET THEN 1 ELSE 0 END AS flag FROM base"}),
@@ -81,11 +86,11 @@ def tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourStop]
     researcher leading the first project, signed in)."""
     project_id = world.projects[0][0]
     platform.outputs.define(who, project_id, "base", BASE)
-    target = _a_target(platform, project_id)
+    target, nine = _a_target(platform, project_id)
     stops = []
     for what, step, request in STOPS:
-        request = {k: v.replace("TARGET", target) if isinstance(v, str) else v
-                   for k, v in request.items()}
+        request = {k: v.replace("TARGET", target).replace("NINE", nine)
+                   if isinstance(v, str) else v for k, v in request.items()}
         try:
             if step == "define":
                 platform.outputs.define(who, project_id, request["name"], request["sql"])
@@ -110,8 +115,9 @@ def _analyse(platform: Platform, who: Principal, project_id: str, what: str,
                     reasons[0] if reasons else "")
 
 
-def _a_target(platform: Platform, project_id: str) -> str:
-    """SQL true for one participant born 1945–1965: what an attacker knows of a neighbour."""
+def _a_target(platform: Platform, project_id: str) -> tuple[str, str]:
+    """SQL true for one participant born 1945–1965 (what an attacker knows of a neighbour),
+    and SQL true for nine others (accomplices whom the attacker knows to be in the cohort)."""
     with platform.access.transaction() as db:
         project = db.get(Project, project_id)
         assert project is not None
@@ -121,4 +127,10 @@ def _a_target(platform: Platform, project_id: str) -> str:
              .filter(pl.len().over("sex", "birth_year", "sbp") == 1)
              .sort("pid").head(1))
     row = alone.row(0, named=True)
-    return f"(sex = {row['sex']} AND birth_year = {row['birth_year']} AND sbp = {row['sbp']})"
+    nine = (base.drop_nulls(["sex", "birth_year", "sbp"])
+            .group_by("sex", "birth_year", "sbp").len().filter(pl.col("len") == 9)
+            .sort("sex", "birth_year", "sbp").head(1))
+    group = "(1 = 0)" if nine.is_empty() else "(sex = {sex} AND birth_year = {birth_year} " \
+        "AND sbp = {sbp})".format(**nine.row(0, named=True))
+    return (f"(sex = {row['sex']} AND birth_year = {row['birth_year']} AND sbp = {row['sbp']})",
+            group)
