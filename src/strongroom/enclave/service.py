@@ -143,11 +143,13 @@ def dummy_data(enclave: Enclave, principal: Principal, project_id: str,
 
 
 def analyse(enclave: Enclave, principal: Principal, project_id: str,
-            request: Mapping[str, Any], *, threshold: int) -> tuple[Scope, Result]:
+            request: Mapping[str, Any], *, threshold: int,
+            where: Scope | None = None) -> tuple[Scope, Result]:
     """Run one analysis over a definition (or aggregate SQL over the view and definitions),
     its values winsorised and its rare categories merged at ``threshold``, the project's
-    (enclave/winsor.py)."""
-    where = scope(enclave, principal, project_id)
+    (enclave/winsor.py). ``where``: the scope, if the caller has just read it."""
+    if where is None or where.project.id != project_id:
+        where = scope(enclave, principal, project_id)
     body = dict(request)
     try:
         if body.get("kind") == AnalysisKind.AGGREGATE_SQL.value:

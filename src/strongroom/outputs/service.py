@@ -232,11 +232,12 @@ class Outputs:
         rules = self.rules_for(project_id)
         # every "is this group held by k?" of this request is drawn at k plus a margin keyed
         # by the request's lineage (enclave/margin.py): in the enclave and in the check
-        project = enclave_service.scope(self.enclave, principal, project_id).project
-        with margin.keyed(enclave_service.decision_key(self.enclave, project, request)):
+        where = enclave_service.scope(self.enclave, principal, project_id)
+        with margin.keyed(enclave_service.decision_key(self.enclave, where.project, request)):
             try:
                 where, result = enclave_service.analyse(self.enclave, principal, project_id,
-                                                        request, threshold=rules.threshold)
+                                                        request, threshold=rules.threshold,
+                                                        where=where)
                 # before anything is rendered or compared
                 precision.apply(result, rules.threshold,
                                 enclave_service.rounding(self.enclave, where.project),
