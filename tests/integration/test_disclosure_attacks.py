@@ -22,12 +22,12 @@ pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
 # to update here.
 _DIFFERENCING = (
-    "differencing (within one output, against the ledger, of values, of combined counts) "
-    "is a decision on the size of the group two releases differ by, still at a fixed k: "
-    "k − 1 accomplices and the target apart pass only if the target is obese; keyed "
-    "margins there cost honest work too much (11 of 31 automatic, not 22: honest outputs "
-    "often differ by 10 to 18); it needs a cheaper action than blocking first (hide the "
-    "newer cell); rationed per person")
+    "differencing against the ledger and of values is a decision on the size of the group "
+    "two releases differ by, still at a fixed k: k − 1 accomplices and the target apart pass "
+    "only if the target is obese; a keyed line there blocked honest work too often (11 of 31 "
+    "automatic, not 22); two close cells of one output now hide the later one at a keyed "
+    "line (outputs/check.py, _close_pairs), the ledger and values need the same cheaper "
+    "action; rationed per person")
 KNOWN: dict[str, str] = {
     "three counts give away whether the target smokes": (
         "an empty result says the target lacks the attribute: the combination audit sees "
@@ -35,7 +35,6 @@ KNOWN: dict[str, str] = {
         "not among them (only noise, i.e. differential privacy, hides an absence); "
         "rationed per person: see the last test"),
     **dict.fromkeys([
-        "two counts of one output, k − 1 accomplices and the target if obese apart",
         "a count k − 1 accomplices and the target if obese apart from a released one",
         "two means of one output, values apart for k − 1 accomplices and the target if obese",
         "a mean, values apart from a released one's for k − 1 accomplices and the target if "
