@@ -1226,7 +1226,7 @@ WINSOR = [
 # every decision "is this group held by k?" answers it unless the line moves. Each is drawn
 # at k plus a margin keyed by the request, so the obese target's group of k stands only when
 # its draw is 0.
-_K = "({G9}) OR ({T} AND bmi > 30)"
+_K = _JOINS  # the accomplices, and the target only if obese
 _OUT = f"NOT coalesce({_K}, false)"  # everyone else (a NULL is not left out by chance)
 EXACTLY_K = [
     Attack("one-bit", "a count of k − 1 accomplices and the target if obese",

@@ -434,7 +434,7 @@ def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
         common = held[key][0]
         # below k always; from k to 2k − 1 by the value's keyed margin (margin.py)
         near = held.filter(pl.col("len") < margin.highest(k))
-        rare = near.filter(pl.Series([n < margin.reach(k, "category", key, value) for value, n
+        rare = near.filter(pl.Series([margin.short(n, k, "category", key, value) for value, n
                                       in near.iter_rows()], dtype=pl.Boolean))[key]
         if rare.len() == 0:
             continue

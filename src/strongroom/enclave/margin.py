@@ -55,6 +55,12 @@ def reach(k: int, *what: object) -> int:
     return k + int.from_bytes(digest[:8], "big") % k
 
 
+def short(n: int, k: int, *what: object) -> bool:
+    """Whether a group of ``n`` named ``what`` falls short of its line: below k always, from
+    2k − 1 never, between by its draw (hashed only there, where it decides)."""
+    return n < k or (n < highest(k) and n < reach(k, *what))
+
+
 def salt() -> bytes:
     """The request's key, for other keyed draws of the request (steps.Rounding); empty
     outside a keyed request."""

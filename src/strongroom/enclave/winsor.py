@@ -140,9 +140,9 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
     rare = (held > 0) & (held < margin.highest(k)) if k >= 1 \
         else np.zeros(levels, dtype=np.bool_)
     variable = names[0] if names else ""
-    for at in np.flatnonzero(rare & (held >= k)).tolist():  # only these depend on a draw
+    for at in np.flatnonzero(rare).tolist():  # below 2k − 1: by the level's line
         name = names[1 + at] if len(names) > at + 1 else at
-        rare[at] = held[at] < margin.reach(k, "category", variable, name)
+        rare[at] = margin.short(int(held[at]), k, "category", variable, name)
     common = int(np.argmax(held)) if levels else 0
     # the most common category's label leaves: it must be held by k in its own right, or
     # nothing is moved (the safe labels then leave the rare ones out, labels and all)

@@ -126,9 +126,7 @@ def _close_pairs(result: Result, rules: Rules, hidden: set[int]) -> Iterator[Fin
                 return
             common = np.intersect1d(ci.contributors, cj.contributors, assume_unique=True).size
             apart = ci.contributors.size + cj.contributors.size - 2 * common
-            if apart == 0 or apart >= top:
-                continue
-            if apart < k or apart < margin.reach(k, "apart", where(ci), where(cj)):
+            if apart > 0 and margin.short(apart, k, "apart", where(ci), where(cj)):
                 later = max(i, j)
                 gone.add(later)
                 # the threshold's rule and verdict: a group (the difference) under its line
@@ -344,8 +342,7 @@ def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules) -> Iterator[
     # must not make a shown count exactly when the target has the value asked about; the
     # reason names the range, never where in it the line was drawn
     k = rules.threshold
-    if n < k or (n < margin.highest(k) and n < margin.reach(k, "threshold", cell.table,
-                                                             cell.row, cell.column, what)):
+    if margin.short(n, k, "threshold", cell.table, cell.row, cell.column, what):
         top = margin.highest(k)
         line = f"{k}" if top == k else f"the threshold ({k} to {top}, drawn per cell)"
         yield Finding("threshold", rules.threshold_verdict,

@@ -80,14 +80,12 @@ def _row_label(cell: Cell) -> str | None:
 def _below(sets: list[PidArray], threshold: int, *what: object) -> bool:
     """Whether fewer than ``threshold`` distinct participants are in the sets together
     (one large set settles it: the union is only counted when every set is small)."""
-    top = margin.highest(threshold)
-    if any(s.size >= top for s in sets):
+    if any(s.size >= margin.highest(threshold) for s in sets):
         return False
     if not sets:
         return True
-    held = int(np.unique(np.concatenate(sets)).size)
     # from k to 2k − 1 by the label's keyed margin (enclave/margin.py)
-    return held < threshold or (held < top and held < margin.reach(threshold, "label", *what))
+    return margin.short(int(np.unique(np.concatenate(sets)).size), threshold, "label", *what)
 
 
 MAX_LABEL = 200  # characters: a category's name, a band, a date; never a paragraph
