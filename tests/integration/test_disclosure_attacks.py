@@ -21,24 +21,12 @@ pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 # What still gets through, and why it is left (docs/explanation/output-check.md, "What the
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
 # to update here.
-_DIFFERENCING = (
-    "differencing against the ledger and of values is a decision on the size of the group "
-    "two releases differ by, still at a fixed k: k − 1 accomplices and the target apart pass "
-    "only if the target is obese; a keyed line there blocked honest work too often (11 of 31 "
-    "automatic, not 22); two close cells of one output now hide the later one at a keyed "
-    "line (outputs/check.py, _close_pairs), the ledger and values need the same cheaper "
-    "action; rationed per person")
 KNOWN: dict[str, str] = {
     "three counts give away whether the target smokes": (
         "an empty result says the target lacks the attribute: the combination audit sees "
         "the contributors, and no group of fewer than k is determined when the target is "
         "not among them (only noise, i.e. differential privacy, hides an absence); "
         "rationed per person: see the last test"),
-    **dict.fromkeys([
-        "a count k − 1 accomplices and the target if obese apart from a released one",
-        "two means of one output, values apart for k − 1 accomplices and the target if obese",
-        "a mean, values apart from a released one's for k − 1 accomplices and the target if "
-        "obese"], _DIFFERENCING),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "

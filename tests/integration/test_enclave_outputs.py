@@ -89,8 +89,8 @@ def test_rows_duplicated_to_inflate_a_count_do_not_pass(world: World,
     assert small, "cells of few participants but many rows must fail the threshold"
 
 
-def test_differencing_by_excluding_one_person_is_blocked(world: World,
-                                                         researcher: Principal) -> None:
+def test_differencing_by_excluding_one_person_hides_the_later_count(
+        world: World, researcher: Principal) -> None:
     everyone = analyse(world, researcher, {
         "kind": "aggregate_sql", "sql": "SELECT count(*) AS n FROM base"})
     assert world.platform.outputs.request_release(
@@ -104,10 +104,15 @@ def test_differencing_by_excluding_one_person_is_blocked(world: World,
                    f"SELECT * FROM base WHERE NOT coalesce({_one_person(world)}, false)")
     all_but_one = analyse(world, researcher, {
         "kind": "aggregate_sql", "sql": "SELECT count(*) AS n FROM all_but_one"})
-    assert all_but_one.report.verdict is Verdict.BLOCK
-    assert "differencing" in rules_hit(all_but_one)
+    # the clash costs the cell, not the output: the count is hidden, with the ledger's reason
+    assert all_but_one.report.verdict is Verdict.SUPPRESS
+    # (by the pair's rule, or by the combination audit when earlier counts are in it too)
+    hidden = [f for f in all_but_one.report.findings if f.rule.startswith("differencing")]
+    assert hidden and {f.cell for f in hidden} == all_but_one.report.suppressed == {0}
     assert world.platform.outputs.request_release(
-        researcher, all_but_one.output.id).status is OutputStatus.BLOCKED
+        researcher, all_but_one.output.id).status is OutputStatus.RELEASED
+    body = json.loads(requests.download(world.ctx, researcher, all_but_one.output.id).payload)
+    assert [c["value"] for c in body["cells"]] == [None]
 
 
 def _one_person(world: World) -> str:

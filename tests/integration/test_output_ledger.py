@@ -52,7 +52,7 @@ def test_excluding_one_person_is_blocked(ledger: Ledger, everyone: np.ndarray) -
     assert (found.rule, found.verdict, found.cell) == ("differencing", Verdict.BLOCK, 0)
     assert "'everyone but one'" in found.reason and "'everyone'" in found.reason
     assert "release rel-1" in found.reason
-    assert "by fewer participants than the threshold of" in found.reason
+    assert "by too few participants (the threshold of" in found.reason
     assert str(everyone[2500]) not in found.reason  # never which (nor how many)
 
 
@@ -65,7 +65,7 @@ def test_identical_sets_and_sets_far_enough_apart_pass(ledger: Ledger,
     close = everyone[THRESHOLD - 1:]  # one fewer than the threshold: blocked
     findings = ledger.check("inst-1", "proj-a", [("nine fewer", close)], close, THRESHOLD)
     assert [f.cell for f in findings] == [0]
-    assert "by fewer participants than the threshold" in findings[0].reason
+    assert "by too few participants (the threshold" in findings[0].reason
     assert "9" not in findings[0].reason  # the size of the small group is not said
 
 
@@ -77,7 +77,7 @@ def test_a_set_against_an_earlier_complement(ledger: Ledger, everyone: np.ndarra
                             population, THRESHOLD)
     assert len(findings) == 1
     assert "rest of its population outside cell 'smokers'" in findings[0].reason
-    assert "by fewer participants than the threshold" in findings[0].reason
+    assert "by too few participants (the threshold" in findings[0].reason
 
 
 def test_a_new_complement_against_an_earlier_set(ledger: Ledger, everyone: np.ndarray) -> None:
@@ -91,7 +91,7 @@ def test_a_new_complement_against_an_earlier_set(ledger: Ledger, everyone: np.nd
     assert len(findings) == 1
     assert findings[0].reason.startswith(
         "The rest of the population outside cell 'recent and one more' differs from cell "
-        "'non-smokers' in release rel-1 by fewer participants than the threshold")
+        "'non-smokers' in release rel-1 by too few participants (the threshold")
 
 
 def test_only_the_same_institution_counts(ledger: Ledger, everyone: np.ndarray) -> None:
@@ -137,7 +137,7 @@ def test_every_rule_agrees_with_plain_set_arithmetic(ledger: Ledger) -> None:
         assert {f.cell: f for f in findings}.keys() == expected.keys()
         for f in findings:
             assert f.cell is not None
-            assert "by fewer participants than the threshold of 4" in f.reason
+            assert "by too few participants (the threshold of 4" in f.reason
 
 
 def test_size_pruning_with_20000_cells(ledger: Ledger) -> None:
@@ -257,4 +257,4 @@ def test_many_cell_sizes_are_looked_up_in_several_queries(ledger: Ledger) -> Non
         cells.append(("late but three", universe[3:15_003]))
         findings = ledger.check("inst-1", "proj-b", cells, universe, THRESHOLD)
         assert [f.cell for f in findings] == [count]
-        assert "by fewer participants than the threshold" in findings[0].reason
+        assert "by too few participants (the threshold" in findings[0].reason

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -51,8 +51,11 @@ KM_COUNTS = frozenset({CellKind.AT_RISK, CellKind.EVENTS, CellKind.CENSORED})
 COUNTS_OF_PEOPLE = frozenset({CellKind.COUNT, *KM_COUNTS})
 
 
-def check(result: Result, rules: Rules) -> CheckReport:
-    """Apply every rule in ``rules`` to ``result``; the verdict is the worst finding."""
+def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckReport:
+    """Apply every rule in ``rules`` to ``result``; the verdict is the worst finding.
+
+    ``hide``: suppressions found outside this result (cells that difference against what was
+    released), hidden like the check's own, secondary suppression and all."""
     kind = result.kind
     if not isinstance(kind, AnalysisKind) or kind not in rules.analyses:
         finding = Finding("unknown", rules.unknown_verdict,
@@ -67,6 +70,7 @@ def check(result: Result, rules: Rules) -> CheckReport:
         findings.extend(f for f in found if i not in removed or f.verdict is Verdict.SUPPRESS)
     findings.extend(_fact_findings(result, rules))
     findings.extend(_model_findings(result, rules))
+    findings.extend(hide)
     hidden = {f.cell for f in findings if f.verdict is Verdict.SUPPRESS and f.cell is not None}
     findings.extend(_close_pairs(result, rules, hidden | removed))
     findings = [_settle(f, result) for f in findings]
@@ -74,7 +78,7 @@ def check(result: Result, rules: Rules) -> CheckReport:
         findings.append(_removed_finding(result, removed, rules))
     primary = {f.cell for f in findings if f.verdict is Verdict.SUPPRESS and f.cell is not None}
     primary |= removed
-    eligible = {i for i in range(len(result.cells)) if _hideable(result, i)} | removed
+    eligible = {i for i in range(len(result.cells)) if hideable(result, i)} | removed
     try:
         protection = protect(result.cells, primary, eligible,
                              relate=result.kind in ADDITIVE_ANALYSES)
@@ -110,7 +114,7 @@ def _close_pairs(result: Result, rules: Rules, hidden: set[int]) -> Iterator[Fin
     k = rules.threshold
     top = margin.highest(k)
     cells = [(i, c) for i, c in enumerate(result.cells)
-             if i not in hidden and c.value is not None and _hideable(result, i)
+             if i not in hidden and c.value is not None and hideable(result, i)
              and _is_set(c.contributors)]
     cells.sort(key=lambda ic: ic[1].contributors.size)
     gone: set[int] = set()
@@ -170,7 +174,7 @@ def _removed_finding(result: Result, removed: set[int], rules: Rules) -> Finding
                    "many people share")
 
 
-def _hideable(result: Result, i: int) -> bool:
+def hideable(result: Result, i: int) -> bool:
     cell = result.cells[i]
     return (isinstance(cell.kind, CellKind) and cell.kind in HIDEABLE
             and result.kind in TABLE_ANALYSES)
@@ -180,7 +184,7 @@ def _settle(finding: Finding, result: Result) -> Finding:
     """A suppression where nothing can be hidden (a model, a survival curve) is a block."""
     if finding.verdict is not Verdict.SUPPRESS:
         return finding
-    if finding.cell is not None and _hideable(result, finding.cell):
+    if finding.cell is not None and hideable(result, finding.cell):
         return finding
     return Finding(finding.rule, Verdict.BLOCK,
                    f"{finding.reason}. It cannot be hidden from this kind of output without "

@@ -15,7 +15,9 @@ one:
 - on A′ (and B′), every contribution but the most common one counts (a constant is removed
   with the group's count);
 - the participants left over are those whose own values the combination would disclose. If
-  there are some, but fewer than the threshold, the two clash.
+  there are some, but they fall short of the threshold's keyed line (k plus a margin drawn
+  per pair, ``enclave.margin``: at a fixed k, k − 1 accomplices and the target left over
+  only if the target is obese is a bit), the two clash.
 
 Identical vectors clash with nothing (nothing new is learnt), and statistics of unrelated
 variables or groups leave thousands over.
@@ -31,6 +33,7 @@ import numpy.typing as npt
 import polars as pl
 from pyroaring import BitMap
 
+from strongroom.enclave import margin
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing.values"
@@ -68,19 +71,21 @@ class Vector:
         return cls(label, ids, values)
 
 
-def leftover(a: Vector, b: Vector, threshold: int) -> int:
+def leftover(a: Vector, b: Vector, threshold: int, upto: int | None = None) -> int:
     """How many participants' values a combination of ``a`` and ``b`` isolates, at best.
 
     Returns the smallest number found (0: the two say the same thing); only numbers below
-    ``threshold`` need to be exact, so the search stops early once it is clear.
+    ``upto`` (the highest keyed line, default the threshold) need to be exact, so the search
+    stops early once it is clear. A winsorised bound is held by at least ``threshold``.
     """
-    if _clearly_apart(a, b, threshold):
-        return threshold  # a sample shows too many left over to be worth counting
+    upto = threshold if upto is None else upto
+    if _clearly_apart(a, b, upto):
+        return upto  # a sample shows too many left over to be worth counting
     both, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
     only_a = np.delete(a.values, in_a)
     only_b = np.delete(b.values, in_b)
     outside = _off_mode(only_a) + _off_mode(only_b)
-    if outside >= threshold or both.size == 0:
+    if outside >= upto or both.size == 0:
         return outside
     return outside + _best_line(a.values[in_a], b.values[in_b], threshold)
 
@@ -202,13 +207,15 @@ def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
     ``within``: also compare the new statistics with each other (one output's own cells).
     """
     found: list[tuple[int, str, int]] = []
+    top = margin.highest(threshold)  # counted exactly up to the highest line a pair can draw
     for i, new in enumerate(news):
         others = list(earlier) + (news[i + 1:] if within else [])
         for other in others:
             if not _may_overlap(new, other):
                 continue
-            isolated = leftover(new, other, threshold)
-            if 0 < isolated < threshold:
+            isolated = leftover(new, other, threshold, top)
+            if isolated > 0 and margin.short(isolated, threshold, RULE, new.label,
+                                             other.label):
                 found.append((i, other.label, isolated))
                 break
     return found
@@ -232,8 +239,10 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
                 and np.array_equal(o.ids, new.ids)]
         same = same[-MAX_BASIS:]
         if len(same) >= 2:
-            isolated = _off_span(new.values, [o.values for o in same], threshold)
-            if 0 < isolated < threshold:
+            isolated = _off_span(new.values, [o.values for o in same], threshold,
+                                 margin.highest(threshold))
+            if isolated > 0 and margin.short(isolated, threshold, "span", new.label,
+                                             *(o.label for o in same)):
                 found.append((i, " + ".join(repr(o.label) for o in same[:3])
                               + (" …" if len(same) > 3 else ""), isolated))
         pool.append(new)
@@ -241,8 +250,9 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
 
 
 def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
-              threshold: int) -> int:
-    """The fewest points off an exact fit of ``x`` by ``basis`` and a constant."""
+              threshold: int, upto: int) -> int:
+    """The fewest points off an exact fit of ``x`` by ``basis`` and a constant (exact below
+    ``upto``; bounds held by ``threshold``)."""
     columns = np.column_stack([*basis, np.ones_like(x)])
     n, p = columns.shape
     if n < p + 4:
@@ -257,7 +267,7 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         scale = np.abs(x) + np.abs(fitted) + 1.0
         off = (np.abs(x - fitted) > _SPAN_RELATIVE * scale) & ~bounded
         best = min(best, int(np.count_nonzero(off)))
-        if best < threshold:
+        if best < upto:
             break
     return int(best)
 
@@ -346,7 +356,7 @@ def findings(news: list[Vector], found: list[tuple[int, str, int]], threshold: i
         out.append(Finding(
             rule, Verdict.BLOCK,
             f"{news[i].label!r} and {other!r}{where} are computed from the same values of the "
-            f"same people except for fewer participants than the threshold of "
-            f"{threshold}: subtracting one from the other would give the own values of "
+            f"same people except for too few participants (the threshold of {threshold}, "
+            "drawn per pair): subtracting one from the other would give the own values of "
             "those few; use the same definition of the variable in both", positions[i]))
     return out

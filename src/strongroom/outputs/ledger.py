@@ -8,11 +8,14 @@ Roaring bitmaps, each sealed with the master key under a context naming its row,
 cannot be read without the key nor moved to another institution, project or release.
 
 A new set A (of a release with population U_A) and an earlier set B (population U_B) clash
-when 0 < |A Δ B| < threshold, and likewise for the complements: A against U_B \\ B, U_A \\ A
-against B, and U_A \\ A against U_B \\ B (a complement is known by subtraction from the
-released total). Identical sets reveal nothing new. Since |A Δ B| ≥ ||A| − |B||, only rows
-whose size, or complement size, lies within the threshold of |A| or |U_A \\ A| can clash: the
-database selects those by index before any bitmap is decrypted.
+when |A Δ B| > 0 falls short of the threshold's keyed line (k plus a margin drawn per pair of
+cells, ``enclave.margin``: at a fixed k, "everyone" and "everyone but k − 1 accomplices and
+the target if obese" clash only for a lean target), and likewise for the complements: A
+against U_B \\ B, U_A \\ A against B, and U_A \\ A against U_B \\ B (a complement is known by
+subtraction from the released total). Identical sets reveal nothing new. Since
+|A Δ B| ≥ ||A| − |B||, only rows whose size, or complement size, lies within the highest line
+(2k − 1) of |A| or |U_A \\ A| can clash: the database selects those by index before any bitmap is
+decrypted.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from sqlalchemy.sql.base import Executable
 
 from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
 from strongroom.db import Base, UTCDateTime
+from strongroom.enclave import margin
 from strongroom.errors import Conflict, Invalid, Unavailable
 from strongroom.outputs.contributions import Vector
 from strongroom.outputs.verdicts import Finding, Verdict
@@ -261,7 +265,8 @@ class Ledger:
                     threshold: int) -> list[_Earlier]:
         """Rows whose size or complement size is within the threshold of a new size."""
         sizes = sorted({len(n.members) for n in news} | {n.complement_size for n in news})
-        ranges = _merge([(s - threshold + 1, s + threshold - 1) for s in sizes])
+        top = margin.highest(threshold)
+        ranges = _merge([(s - top + 1, s + top - 1) for s in sizes])
         found: dict[tuple[str, int], _Earlier] = {}
         for start in range(0, len(ranges), _RANGES_PER_QUERY):
             chunk = ranges[start:start + _RANGES_PER_QUERY]
@@ -279,11 +284,11 @@ class Ledger:
         Symmetric differences are counted from intersections (B ⊆ U_B, A ⊆ U_A), so no
         complement of a large population is ever built.
         """
+        top = margin.highest(threshold)
         for new in news:
             a, b = len(new.members), old.size
             ca, cb = new.complement_size, old.complement_size
-            rules = [abs(a - b) < threshold, abs(a - cb) < threshold,
-                     abs(ca - b) < threshold, abs(ca - cb) < threshold]
+            rules = [abs(a - b) < top, abs(a - cb) < top, abs(ca - b) < top, abs(ca - cb) < top]
             if not any(rules):
                 continue
             members = self._members(old, stats)
@@ -302,7 +307,9 @@ class Ledger:
                      ("complement", "complement")]
             for applies, delta, (new_side, old_side) in zip(rules, deltas, sides, strict=True):
                 stats.comparisons += applies
-                if applies and 0 < delta < threshold:
+                if applies and delta > 0 and margin.short(
+                        int(delta), threshold, "ledger", new.label, new_side, old.release_id,
+                        old.ordinal, old_side):
                     new.clashes.append(_Clash(int(delta), old, new_side, old_side))
 
     def _members(self, old: _Earlier, stats: CheckStats) -> BitMap:
@@ -505,7 +512,8 @@ def _finding(position: int, new: _New, project_id: str, threshold: int) -> Findi
     return Finding(
         RULE, Verdict.BLOCK,
         f"{mine[0].upper()}{mine[1:]} differs from {theirs} in release {old.release_id}{where} "
-        f"by fewer participants than the threshold of {threshold}{more}: together they "
+        f"by too few participants (the threshold of {threshold}, drawn per pair){more}: "
+        "together they "
         "would reveal a group that small by subtraction (how many is not said: that number "
         "would be the small group's count)",
         position,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from pyroaring import BitMap
 
+from strongroom.enclave import margin
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing.within"  # apart from the ledger's "differencing": see Measures
@@ -41,25 +42,30 @@ def bitmap(eids: np.ndarray) -> BitMap:
 
 
 def within_output(cells: Sequence[tuple[str, BitMap]], threshold: int) -> list[Finding]:
-    """Pairs of distinct shown cells whose sets differ by fewer than ``threshold`` people."""
+    """Pairs of distinct shown cells whose sets differ by too few people: below the
+    threshold's keyed line for the pair (enclave.margin); each finding names the later cell."""
     sizes = np.array([len(s) for _, s in cells], dtype=np.int64)
     order = np.argsort(sizes, kind="stable")
+    top = margin.highest(threshold)
     findings: list[Finding] = []
     pairs = 0
     for a_pos, a in enumerate(order):
-        # |A Δ B| ≥ ||A| − |B||: only cells within threshold in size can be too close
+        # |A Δ B| ≥ ||A| − |B||: only cells within the highest line in size can be too close
         for b in order[a_pos + 1:]:
-            if sizes[b] - sizes[a] >= threshold:
+            if sizes[b] - sizes[a] >= top:
                 break
             pairs += 1
             if pairs > MAX_PAIRS:
                 return [Finding(RULE, Verdict.BLOCK, "the output has too many cells of nearly "
                                 "equal size to compare; split it into smaller outputs")]
             apart = cells[a][1].symmetric_difference_cardinality(cells[b][1])
-            if 0 < apart < threshold:
+            first, second = sorted((int(a), int(b)))
+            if apart > 0 and margin.short(apart, threshold, RULE, cells[first][0],
+                                          cells[second][0]):
                 findings.append(Finding(
                     RULE, Verdict.BLOCK,
-                    f"cells {cells[a][0]!r} and {cells[b][0]!r} differ by fewer than "
-                    f"{threshold} participants, so together they would disclose those few; "
-                    f"drop one of them or group differently"))
+                    f"cells {cells[first][0]!r} and {cells[second][0]!r} differ by too few "
+                    f"participants (the threshold of {threshold}, drawn per pair), so "
+                    "together they would disclose those few; drop one of them or group "
+                    "differently", second))
     return findings

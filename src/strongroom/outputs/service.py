@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from strongroom.enclave.results import AnalysisKind, PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound
 from strongroom.outputs import answers, combinations, contributions, precision, requests
-from strongroom.outputs.check import check
+from strongroom.outputs.check import FITS, check, hideable
 from strongroom.outputs.contributions import Vector
 from strongroom.outputs.labels import GRIDS, shorten_long
 from strongroom.outputs.ledger import RULE as LEDGER_RULE
@@ -48,6 +49,7 @@ from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
 from strongroom.outputs.rules import Rules, load_rules, tighten
 from strongroom.outputs.scanner import RowIndex, scan
 from strongroom.outputs.states import OutputStatus
+from strongroom.outputs.suppression import where
 from strongroom.outputs.verdicts import SEVERITY, CheckReport, Finding, Verdict
 from strongroom.watch.limits import Gate
 
@@ -64,11 +66,13 @@ class Contributors:
     sets: list[BitMap]
     population: BitMap
     vectors: list[Vector] = field(default_factory=list)
+    key: bytes = b""  # the request's margin key: release re-checks at the analysis's lines
 
     def to_bytes(self) -> bytes:
         blobs = [self.population.serialize(), *(s.serialize() for s in self.sets)]
         values = [v.to_bytes() for v in self.vectors]
         head = json.dumps({"labels": self.labels, "sizes": [len(b) for b in blobs],
+                           "key": self.key.hex(),
                            "vectors": [v.label for v in self.vectors],
                            "vector_sizes": [len(b) for b in values]}).encode()
         return len(head).to_bytes(4, "big") + head + b"".join(blobs) + b"".join(values)
@@ -86,7 +90,8 @@ class Contributors:
                                  strict=True):
             vectors.append(Vector.from_bytes(label, data[at:at + length]))
             at += length
-        return cls(head["labels"], blobs[1:], blobs[0], vectors)
+        return cls(head["labels"], blobs[1:], blobs[0], vectors,
+                   bytes.fromhex(head.get("key", "")))
 
     def cells(self) -> list[tuple[str, BitMap]]:
         return list(zip(self.labels, self.sets, strict=True))
@@ -233,7 +238,8 @@ class Outputs:
         # every "is this group held by k?" of this request is drawn at k plus a margin keyed
         # by the request's lineage (enclave/margin.py): in the enclave and in the check
         where = enclave_service.scope(self.enclave, principal, project_id)
-        with margin.keyed(enclave_service.decision_key(self.enclave, where.project, request)):
+        key = enclave_service.decision_key(self.enclave, where.project, request)
+        with margin.keyed(key):
             try:
                 where, result = enclave_service.analyse(self.enclave, principal, project_id,
                                                         request, threshold=rules.threshold,
@@ -246,27 +252,10 @@ class Outputs:
                 _fits(result, fmt)
             except DataRefusal as refusal:
                 return self._refused(principal, project_id, request, fmt, refusal)
-            report = check(result, rules)
-        eids = self._to_master(where.project)
-        everyone = [bitmap(eids(c.contributors)) for c in result.cells]
-        shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
-        valued: list[int | None] = [i for i in shown if result.cells[i].values is not None]
-        vectors = [Vector.of(_label(result, i), eids(result.cells[i].contributors),
-                             np.asarray(result.cells[i].values))
-                   for i in valued if i is not None]
-        for name, (pids, values) in sorted(result.vectors.items()):
-            vectors.append(Vector.of(f"{result.kind.value} variable {name}", eids(pids), values))
-            valued.append(None)  # the fit's variable, not one cell
-        groups, positions = _released_groups(result, shown, everyone, eids)
-        held = Contributors([label for label, _ in groups], [g for _, g in groups],
-                            BitMap.union(BitMap(), *everyone), vectors)
-        findings = list(report.findings) + within_output(held.cells(), rules.threshold)
-        with self.ctx.transaction() as db:
-            institution = _institution(db, where.project)
-        findings += self.ledger.check(institution, project_id,
-                                      held.cells(), held.population, rules.threshold)
-        findings += self._combined(institution, held, rules.threshold, positions, valued,
-                                   grid=result.kind in GRIDS)
+            with self.ctx.transaction() as db:
+                institution = _institution(db, where.project)
+            report, held, findings = self._checked(result, rules, institution, project_id,
+                                                   self._to_master(where.project), key)
         payload = render(result, report.suppressed, fmt, report.removed)
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
@@ -352,6 +341,37 @@ class Outputs:
 
         return convert
 
+    def _checked(self, result: Result, rules: Rules, institution: str, project_id: str,
+                 eids: Callable[[PidArray], PidArray], key: bytes
+                 ) -> tuple[CheckReport, Contributors, list[Finding]]:
+        """The check, then differencing of the cells it shows against each other and against
+        everything released. A table's cell that differences is hidden like any other (with
+        secondary suppression), and what is still shown is differenced again; what cannot be
+        hidden (a model's figure, a clash left after ``MAX_ROUNDS``) blocks the output.
+
+        Each clash is a decision on the size of the group two releases differ by, so each is
+        taken at the threshold's keyed line (enclave/margin.py), and costs a cell, not the
+        output: at a fixed k, "everyone" beside "everyone but k − 1 accomplices and the target
+        if obese" passes only for an obese target."""
+        everyone = [bitmap(eids(c.contributors)) for c in result.cells]
+        hide: list[Finding] = []
+        for _ in range(MAX_ROUNDS):
+            report = check(result, rules, hide)
+            held, positions, valued = _held(result, report, everyone, eids, key)
+            found = _at(within_output(held.cells(), rules.threshold), positions)
+            found += _at(self.ledger.check(institution, project_id, held.cells(),
+                                           held.population, rules.threshold), positions)
+            found += self._combined(institution, held, rules.threshold, positions, valued,
+                                    grid=result.kind in GRIDS)
+            more = {f.cell: f for f in found if f.verdict is Verdict.BLOCK
+                    and f.cell is not None and hideable(result, f.cell)
+                    and f.cell not in report.suppressed}
+            if not more:
+                break
+            hide += [Finding(f.rule, Verdict.SUPPRESS, f"{where(result.cells[i])} is hidden: "
+                             f"{f.reason}", i) for i, f in sorted(more.items())]
+        return report, held, [*report.findings, *found]
+
     def _combined(self, institution: str, held: Contributors, threshold: int,
                   positions: list[int], valued: Sequence[int | None], *,
                   session: Session | None = None, grid: bool = False) -> list[Finding]:
@@ -416,6 +436,11 @@ class Outputs:
         project = db.get(Project, row.project_id)
         assert project is not None
         held = self._held(project, row.id)
+        with margin.keyed(held.key) if held.key else nullcontext():  # the analysis's lines
+            self._differenced_again(db, project, row, held)
+
+    def _differenced_again(self, db: Session, project: Project, row: OutputRow,
+                           held: Contributors) -> None:
         institution = _institution(db, project)
         threshold = self.rules_for(project.id).threshold
         clashes = self.ledger.check(institution, project.id, held.cells(), held.population,
@@ -528,12 +553,47 @@ def _without_labels(finding: Finding) -> Finding:
                    finding.cell)
 
 
+MAX_ROUNDS = 4  # hide what differences, check again; a clash left after this many blocks
+
+
+def _held(result: Result, report: CheckReport, everyone: list[BitMap],
+          eids: Callable[[PidArray], PidArray], key: bytes
+          ) -> tuple[Contributors, list[int], list[int | None]]:
+    """What the shown cells give away (their groups and statistics, in master-ID space), the
+    cell each group comes from, and the cell each statistic is (None: a fit's variable)."""
+    shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
+    valued: list[int | None] = [i for i in shown if result.cells[i].values is not None]
+    vectors = [Vector.of(_label(result, i), eids(result.cells[i].contributors),
+                         np.asarray(result.cells[i].values))
+               for i in valued if i is not None]
+    for name, (pids, values) in sorted(result.vectors.items()):
+        vectors.append(Vector.of(f"{result.kind.value} variable {name}", eids(pids), values))
+        valued.append(None)  # the fit's variable, not one cell
+    groups, positions = _released_groups(result, shown, everyone, eids)
+    held = Contributors([label for label, _ in groups], [g for _, g in groups],
+                        BitMap.union(BitMap(), *everyone), vectors, key)
+    return held, positions, valued
+
+
+def _at(findings: list[Finding], positions: list[int]) -> list[Finding]:
+    """Findings about released groups, moved to the cells the groups come from."""
+    return [Finding(f.rule, f.verdict, f.reason, None if f.cell is None else positions[f.cell])
+            for f in findings]
+
+
 def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
                      eids: Callable[[PidArray], PidArray]
                      ) -> tuple[list[tuple[str, BitMap]], list[int]]:
     """Every group of participants whose count an output gives away, with the cell it comes
     from: each shown cell's contributors, and each shown percentage's denominator (count ÷
-    percentage is the denominator's count, even when the table shows no margins)."""
+    percentage is the denominator's count, even when the table shows no margins).
+
+    A fit (a model, a correlation) gives none away: its counts of people are rounded by a
+    keyed draw and its estimates to what one participant can move (precision.py), so its
+    complete cases are no count to subtract; what a refit over a few people fewer would give
+    is its variables' values, which value differencing compares (contributions.py)."""
+    if result.kind in FITS:
+        return [], []
     groups = [(_label(result, i), everyone[i]) for i in shown]
     positions = list(shown)
     seen: set[bytes] = set()
