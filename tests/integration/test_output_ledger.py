@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from strongroom import migrations
 from strongroom.cohort.crypto import MasterKey
 from strongroom.db import make_engine
+from strongroom.enclave import margin
 from strongroom.errors import Conflict, Invalid, Unavailable
 from strongroom.outputs.ledger import CELLS, RELEASES, Ledger
 from strongroom.outputs.verdicts import Verdict
@@ -258,3 +260,22 @@ def test_many_cell_sizes_are_looked_up_in_several_queries(ledger: Ledger) -> Non
         findings = ledger.check("inst-1", "proj-b", cells, universe, THRESHOLD)
         assert [f.cell for f in findings] == [count]
         assert "by too few participants (the threshold" in findings[0].reason
+
+
+def test_in_a_keyed_request_a_pair_clashes_by_its_draw(ledger: Ledger,
+                                                       everyone: np.ndarray) -> None:
+    """"Everyone" beside "everyone but k − 1 accomplices and the target if obese": at a fixed
+    line the pair clashes only for the lean target. Keyed (enclave/margin.py), k − 1 apart
+    always clash, 2k − 1 never, and k by the pair's draw: about one request in k passes."""
+    ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone)
+    keys = [hashlib.sha256(f"request {i}".encode()).digest() for i in range(60)]
+
+    def clashes(apart: int, key: bytes) -> bool:
+        rest = everyone[apart:]
+        with margin.keyed(key):
+            return bool(ledger.check("inst-1", "proj-a", [("rest", rest)], everyone,
+                                     THRESHOLD))
+    assert all(clashes(THRESHOLD - 1, key) for key in keys[:10])
+    assert not any(clashes(2 * THRESHOLD - 1, key) for key in keys[:10])
+    passed = sum(not clashes(THRESHOLD, key) for key in keys)
+    assert 0 < passed < len(keys) / 3

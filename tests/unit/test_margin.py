@@ -16,6 +16,7 @@ import hashlib
 import numpy as np
 import polars as pl
 import pytest
+from pyroaring import BitMap
 
 from strongroom.enclave import margin, winsor
 from strongroom.enclave.aggregate import aggregate_sql
@@ -24,10 +25,11 @@ from strongroom.enclave.engine import Limits
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.enclave.steps import Rounding
 from strongroom.enclave.view import schema_of
-from strongroom.outputs import precision
+from strongroom.outputs import contributions, precision
 from strongroom.outputs.check import check
 from strongroom.outputs.contributions import Vector, leftover
 from strongroom.outputs.labels import unsafe_cells
+from strongroom.outputs.overlap import within_output
 from strongroom.outputs.rules import load_rules
 
 K = 10
@@ -210,3 +212,43 @@ def test_a_models_counts_are_rounded_and_its_residual_df_moves_with_them() -> No
         assert result.facts["n_obs"] - result.facts["residual_df"] == 2  # n less the parameters
         seen.add(result.facts["n_obs"])
     assert seen == {40.0, 45.0}  # 43 is not shown, and n − df does not give it back
+
+
+# -- differencing: a clash is a decision on the size of the group two releases differ by ----
+
+
+def test_two_statistics_k_minus_1_accomplices_and_the_target_apart_are_a_noisy_bit() -> None:
+    """Value differencing (contributions.clashes) at the pair's keyed line: the lean
+    target's k − 1 apart always clash, the obese target's k about one time in k does not."""
+    ids = np.arange(500, dtype=np.int64)
+    base = np.random.default_rng(3).normal(1950, 8, ids.size).round()
+
+    def clash(obese: bool) -> bool:
+        moved = base.copy()
+        moved[: K - 1 + obese] += 1  # the accomplices' values, and the target's if obese
+        found = contributions.clashes([Vector.of("b", ids, moved)],
+                                      [Vector.of("a", ids, base)], K, within=False)
+        return bool(found)
+    share = _share_told_apart(clash)
+    assert 0.0 < share < 0.2
+    with margin.keyed(KEYS[0]):  # below k always, from 2k − 1 never
+        for n, expected in ((K - 1, True), (2 * K - 1, False)):
+            moved = base.copy()
+            moved[:n] += 1
+            assert bool(contributions.clashes([Vector.of("b", ids, moved)],
+                                              [Vector.of("a", ids, base)], K,
+                                              within=False)) is expected
+
+
+def test_two_cells_of_one_output_k_minus_1_and_the_target_apart_are_a_noisy_bit() -> None:
+    everyone = BitMap(range(1000))
+
+    def clash(obese: bool) -> bool:
+        rest = everyone - BitMap(range(K - 1 + obese))
+        return bool(within_output([("all", everyone), ("rest", rest)], K))
+    assert 0.0 < _share_told_apart(clash) < 0.2
+    with margin.keyed(KEYS[1]):
+        assert within_output([("all", everyone), ("rest", everyone - BitMap(range(K - 1)))],
+                             K)[0].cell == 1  # the later cell, for the service to hide
+        assert not within_output([("all", everyone),
+                                  ("rest", everyone - BitMap(range(2 * K - 1)))], K)
