@@ -9,7 +9,9 @@ quantile) is hidden, then secondary suppression (:mod:`strongroom.outputs.suppre
 what would give it away; a failing cell that cannot be hidden (a coefficient, a model figure,
 a Kaplan–Meier step) blocks the output. Anything the check does not recognise is blocked.
 
-Differencing against earlier releases and the raw-row scan are separate checks.
+Differencing (of the shown cells against each other and against earlier releases) and the
+raw-row scan are separate checks; a cell that differences comes back in ``hide`` (the output
+service's ``_checked``) and is hidden here like any other.
 """
 
 from __future__ import annotations
@@ -71,8 +73,6 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
     findings.extend(_fact_findings(result, rules))
     findings.extend(_model_findings(result, rules))
     findings.extend(hide)
-    hidden = {f.cell for f in findings if f.verdict is Verdict.SUPPRESS and f.cell is not None}
-    findings.extend(_close_pairs(result, rules, hidden | removed))
     findings = [_settle(f, result) for f in findings]
     if removed:
         findings.append(_removed_finding(result, removed, rules))
@@ -97,48 +97,6 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
                                 "prevent that; coarsen or drop the table's categories", i))
     return _report(findings, primary | set(protection.secondary), rules, removed,
                    result.cells)
-
-
-MAX_CLOSE_PAIRS = 20_000  # beyond this the service's pairwise rule decides (it blocks)
-
-
-def _close_pairs(result: Result, rules: Rules, hidden: set[int]) -> Iterator[Finding]:
-    """Two cells of one table whose participants differ by a few give those few away; the
-    later of each such pair is hidden (a cell, not the whole output), at a line drawn like the
-    threshold's (enclave/margin.py): "everyone" beside "everyone but k − 1 accomplices and
-    the target if obese" differs by k only for the obese target, and at a fixed k that was a
-    bit. Below k always, from 2k − 1 never, between by the pair's keyed draw. What is still
-    close among the shown cells (groups this cannot hide) the service's rule blocks."""
-    if result.kind not in TABLE_ANALYSES:
-        return
-    k = rules.threshold
-    top = margin.highest(k)
-    cells = [(i, c) for i, c in enumerate(result.cells)
-             if i not in hidden and c.value is not None and hideable(result, i)
-             and _is_set(c.contributors)]
-    cells.sort(key=lambda ic: ic[1].contributors.size)
-    gone: set[int] = set()
-    pairs = 0
-    for a, (i, ci) in enumerate(cells):
-        for j, cj in cells[a + 1:]:
-            if cj.contributors.size - ci.contributors.size >= top:
-                break
-            if i in gone or j in gone:
-                continue
-            pairs += 1
-            if pairs > MAX_CLOSE_PAIRS:
-                return
-            common = np.intersect1d(ci.contributors, cj.contributors, assume_unique=True).size
-            apart = ci.contributors.size + cj.contributors.size - 2 * common
-            if apart > 0 and margin.short(apart, k, "apart", where(ci), where(cj)):
-                later = max(i, j)
-                gone.add(later)
-                # the threshold's rule and verdict: a group (the difference) under its line
-                yield Finding("threshold", rules.threshold_verdict,
-                              f"{where(result.cells[later])} is hidden: its participants "
-                              f"differ from those of {where(result.cells[min(i, j)])} by too "
-                              "few people (the threshold, drawn per pair), so together they "
-                              "would disclose those few", later)
 
 
 def _report(findings: list[Finding], suppressed: set[int], rules: Rules,
