@@ -6,7 +6,9 @@ attacks are those an approved researcher could try against the output check (see
 docs/explanation/output-check.md): labels that are participants' values, a definition that
 copies one participant's value onto every row, a value changed for one person, three releases
 that add up to one person, a count of nine accomplices and the target (the threshold's own
-line, drawn per request), and a model fixed by one participant. The attacker's prior
+line, drawn per request), everyone but those nine and the target beside everyone (the
+differencing line, drawn per pair: the newer cell is hidden), and a model fixed by one
+participant. The attacker's prior
 knowledge (the target's sex, birth year and blood pressure) is read here from the view, as a
 neighbour or a published record would give it.
 """
@@ -73,6 +75,15 @@ STOPS: list[tuple[str, str, dict[str, Any]]] = [
      "own line: keyed per request)", "analyse",
      {"kind": "aggregate_sql",
       "sql": "SELECT count(*) AS n FROM base WHERE NINE OR (TARGET AND bmi > 30)"}),
+    ("everyone born 1945 to 1965 (a count)", "analyse",
+     {"kind": "aggregate_sql",
+      "sql": "SELECT count(*) AS n FROM base WHERE birth_year BETWEEN 1945 AND 1965"}),
+    ("… all of them but nine known people and the target if their BMI is over 30 (two "
+     "releases apart by a group of about k: the newer cell is hidden, at a line keyed per "
+     "pair)", "analyse",
+     {"kind": "aggregate_sql",
+      "sql": "SELECT count(*) AS n FROM base WHERE birth_year BETWEEN 1945 AND 1965 "
+             "AND NOT coalesce(NINE OR (TARGET AND bmi > 30), false)"}),
     ("a flag that is 1 for the target alone", "define",
      {"name": "flagged",
       "sql": "SELECT pid, bmi, sex, CASE WHEN TARGET THEN 1 ELSE 0 END AS flag FROM base"}),
@@ -117,7 +128,8 @@ def _analyse(platform: Platform, who: Principal, project_id: str, what: str,
 
 def _a_target(platform: Platform, project_id: str) -> tuple[str, str]:
     """SQL true for one participant born 1945–1965 (what an attacker knows of a neighbour),
-    and SQL true for nine others (accomplices whom the attacker knows to be in the cohort)."""
+    and SQL true for nine others born then too (accomplices whom the attacker knows to be in
+    the cohort)."""
     with platform.access.transaction() as db:
         project = db.get(Project, project_id)
         assert project is not None
@@ -128,6 +140,7 @@ def _a_target(platform: Platform, project_id: str) -> tuple[str, str]:
              .sort("pid").head(1))
     row = alone.row(0, named=True)
     nine = (base.drop_nulls(["sex", "birth_year", "sbp"])
+            .filter(pl.col("birth_year").is_between(1945, 1965))
             .group_by("sex", "birth_year", "sbp").len().filter(pl.col("len") == 9)
             .sort("sex", "birth_year", "sbp").head(1))
     group = "(1 = 0)" if nine.is_empty() else "(sex = {sex} AND birth_year = {birth_year} " \
