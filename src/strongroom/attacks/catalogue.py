@@ -296,7 +296,7 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
-            + FIGURES + BOUNDARY + WINSOR + EXACTLY_K)
+            + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2)
 
 
 LABELS = [
@@ -1275,4 +1275,105 @@ EXACTLY_K = [
            (agg("SELECT count(*) AS n, avg(birth_year) AS a FROM base"),
             agg(f"SELECT count(*) AS n, avg(CASE WHEN {_K} THEN birth_year + 1 ELSE "
                 "birth_year END) AS b FROM base")), fingerprint, bit=True),
+]
+
+
+# -- attacker 2: the combination audit's fixed line, and one output of many keyed pairs -------
+# The combination audit (outputs/combinations.py) decides "is a determined atom smaller than
+# k?" at k itself, not at the keyed line: three cells none of which is close to another
+# (A ∪ K, B, A ∪ B, with A and B large and disjoint) determine |K| = x + y − z, and K is
+# k − 1 accomplices and the target only if obese.
+
+
+def _three(cond: str) -> str:
+    k = f"coalesce(({{G9}}) OR ({{T}} AND {cond}), false)"
+    return (f"SELECT count(CASE WHEN ({G1} AND NOT {k}) OR {k} THEN 1 END) AS x, "
+            f"count(CASE WHEN {G2} AND NOT {k} THEN 1 END) AS y, "
+            f"count(CASE WHEN ({G1} OR {G2}) AND NOT {k} THEN 1 END) AS z FROM base")
+
+
+_LOW, _HIGH, _CUTS = 12.0, 60.0, 12
+
+
+def _cut_range(obs: list[Obs]) -> tuple[float, float]:
+    low, high = _LOW, _HIGH
+    for o in obs:
+        if o.step != "analyse":
+            continue
+        mid = (low + high) / 2
+        above = any(c["column"] == "x" for c in cells([o], 0))
+        low, high = (mid, high) if above else (low, mid)
+    return low, high
+
+
+def _next_cut(obs: list[Obs]) -> dict[str, Any]:
+    low, high = _cut_range(obs)
+    return {"kind": "aggregate_sql", "sql": _three(f"bmi > {(low + high) / 2!r}")}
+
+
+def _from_cuts(obs: list[Obs], t: Target) -> float | None:
+    low, high = _cut_range(obs)
+    return (low + high) / 2
+
+
+def _many_pairs(count: int, padding: int = 0) -> str:
+    """One count of everyone and ``count`` identical counts of everyone but k − 1 accomplices
+    and the target if obese: each (a, b_j) pair draws its own line; ``padding`` identical small
+    counts first use up the check's own close-pair budget (check.MAX_CLOSE_PAIRS), so each
+    pair is drawn once (the service's within-output rule), not twice."""
+    parts = [f"count(CASE WHEN {G1} THEN 1 END) AS p{m}" for m in range(padding)]
+    parts.append("count(*) AS a")
+    parts += [f"count(CASE WHEN {_OUT} THEN 1 END) AS b{j}" for j in range(count)]
+    return "SELECT " + ", ".join(parts) + " FROM base"
+
+
+ATTACKER_2 = [
+    Attack("one-bit", "three cells none close to another determine k − 1 accomplices and the "
+           "target if obese (the combination audit's line is fixed)",
+           (agg(_three("bmi > 30")),), fingerprint, bit=True),
+    Attack("values", "the combination audit's fixed line bisects the target's BMI",
+           tuple(analyse(_next_cut) for _ in range(_CUTS)), _from_cuts),
+    Attack("one-bit", "three hundred pairs in one output, each k − 1 accomplices and the "
+           "target if obese apart: any shown says obese",
+           (agg(_many_pairs(300, 201)),),
+           lambda obs, t: any(c["column"].startswith("b") for c in cells(obs, 0)), bit=True),
+    # check._disguised_counts: a mean over at most few_values distinct values, each held by
+    # k at a fixed k: sex everywhere but 0.5 (no extreme, so no clip) for k − 1 accomplices
+    # and the target if obese
+    Attack("one-bit", "a mean of sex but 0.5 for k − 1 accomplices and the target if obese "
+           "(the few-values rule's fixed line)",
+           (agg("SELECT sex, count(*) AS n FROM base GROUP BY sex"),
+            agg(f"SELECT count(*) AS n, avg(CASE WHEN {_K} THEN 0.5 ELSE sex END) AS m "
+                "FROM base WHERE sex IS NOT NULL")),
+           fingerprint, bit=True),
+    Attack("one-bit", "a mean of birth year but half a year more for k − 1 accomplices and "
+           "the target if obese, beside released counts by birth year (the partition rule's fixed line)",
+           (agg(f"SELECT birth_year, count(*) AS n FROM base WHERE {MIDDLE} GROUP BY birth_year"),
+            agg(f"SELECT count(*) AS n, avg(CASE WHEN {_K} THEN birth_year + 0.5 WHEN "
+                f"{MIDDLE} THEN birth_year ELSE 0 END) AS m FROM base")),
+           fingerprint, bit=True),
+    # precision._counts: each count's unbiased rounding is drawn per cell, so three hundred
+    # copies of one count in one output average back to its exact size (sd ~0.15)
+    Attack("one-bit", "three hundred copies of a count of 2k − 2 accomplices and the target "
+           "if obese, their rounding averaged",
+           (agg("SELECT " + ", ".join(
+               f"count(CASE WHEN ({{G18}}) OR ({{T}} AND bmi > 30) THEN 1 END) AS n{j}"
+               for j in range(300)) + " FROM base"),),
+           lambda obs, t: (lambda v: None if not v else sum(v) / len(v) > 18.5)(
+               [float(c["value"]) for c in cells(obs, 0)]), bit=True),
+    # margin.reach per cell name: the threshold's own line drawn three hundred times in one
+    # output (lean: 9 < k, every copy hidden; obese: 10, each shown one time in ten)
+    Attack("one-bit", "three hundred copies of a count of k − 1 accomplices and the target if "
+           "obese: any shown says obese",
+           (agg("SELECT " + ", ".join(f"count(CASE WHEN {_K} THEN 1 END) AS n{j}"
+                                      for j in range(300)) + " FROM base"),),
+           lambda obs, t: bool(cells(obs, 0)), bit=True),
+    # check._km_count: events per interval at k itself (and a blocked output names its rule)
+    Attack("one-bit", "a survival curve whose one interval of events is k − 1 accomplices and "
+           "the target if obese",
+           (define("f", f"SELECT pid, CASE WHEN {_K} THEN 5 ELSE 50 END AS t, CASE WHEN {_K} "
+                        "THEN 1 ELSE 0 END AS e FROM base"),
+            analyse({"kind": "kaplan_meier", "definition": "f", "time": "t", "event": "e",
+                     "interval": 10})),
+           fingerprint, bit=True),
 ]
