@@ -74,8 +74,7 @@ def test_a_category_of_k_minus_1_accomplices_and_the_target_is_a_noisy_bit() -> 
     def stands(obese: bool) -> bool:
         holders = K - 1 + obese
         codes = np.array([0] * 50 + [1] * holders, dtype=np.int64)
-        _, remain = winsor.rare_to_common(codes, np.arange(codes.size, dtype=np.int64), 2,
-                                          K, ("g", "y", "x"))
+        _, remain = winsor.rare_to_common(codes, np.arange(codes.size, dtype=np.int64), 2, K)
         return bool(remain[1])
     share = _share_told_apart(stands)
     assert 0.0 < share < 0.2  # one in k, not every time
@@ -112,7 +111,7 @@ def test_a_large_value_shared_by_k_minus_1_accomplices_and_the_target_rarely_set
     line at k it was the bound (the sum's verdict told them apart)."""
     def bound(obese: bool) -> float:
         x = np.array([1.0] * 60 + [1000.0] * (K - 1 + obese))
-        return winsor.bounds(x, K, "s", ())[1]
+        return winsor.bounds(x, K)[1]
     assert 0.0 < _share_told_apart(bound) < 0.2
 
 
@@ -252,3 +251,40 @@ def test_two_cells_of_one_output_k_minus_1_and_the_target_apart_are_a_noisy_bit(
                              K)[0].cell == 1  # the later cell, for the service to hide
         assert not within_output([("all", everyone),
                                   ("rest", everyone - BitMap(range(2 * K - 1)))], K)
+
+
+# -- one draw per group: copies in one output do not draw again ------------------------------
+
+
+def test_copies_of_one_group_share_their_draw_and_their_rounding() -> None:
+    """Three hundred copies of "k − 1 accomplices and the target if obese" in one output drew
+    three hundred lines (some copy of the obese target's group stood), and three hundred
+    copies of one count, each rounded by its own draw, averaged to the exact count. Named by
+    their members, copies are one decision and one rounded value; another group draws its
+    own."""
+    rules = load_rules()
+    group = np.arange(100, 100 + K, dtype=np.int64)
+    copies = [Cell(("",), f"n{j}", CellKind.COUNT, float(K), group.copy()) for j in range(300)]
+    for key in KEYS[:40]:
+        with margin.keyed(key):
+            report = check(Result(AnalysisKind.AGGREGATE_SQL, {}, copies), rules)
+        shown = {i for i in range(len(copies)) if i not in report.suppressed}
+        assert shown in (set(), set(range(len(copies))))  # all stand, or none
+    big = np.arange(1000, 1019, dtype=np.int64)  # 19 people: rounded to 15 or 20
+    result = Result(AnalysisKind.AGGREGATE_SQL, {}, [
+        Cell(("",), f"n{j}", CellKind.COUNT, 19.0, big.copy()) for j in range(300)])
+    values = _rounded(result, KEYS[0])
+    assert len(set(values.values())) == 1
+    other = [_rounded(Result(AnalysisKind.AGGREGATE_SQL, {}, [
+        Cell(("",), "n", CellKind.COUNT, 19.0, big + shift)]), KEYS[0])[(("",), "n")]
+        for shift in range(1, 200)]
+    assert set(other) == {15.0, 20.0}  # other groups of 19 draw their own
+
+
+def test_a_decision_without_a_line_outside_the_band_is_not_named() -> None:
+    """Below k and from 2k − 1 the line is not drawn, so nothing is hashed there."""
+    with margin.keyed(KEYS[0]):
+        assert margin.short(K - 1, K, members=np.arange(K - 1)) is True
+        assert margin.short(2 * K - 1, K, members=np.arange(2 * K - 1)) is False
+    assert margin.of(np.arange(5)) == margin.of(np.arange(5)[::-1])
+    assert margin.of(np.arange(5)) != margin.of(np.arange(1, 6))

@@ -1328,6 +1328,17 @@ def _many_pairs(count: int, padding: int = 0) -> str:
 
 
 ATTACKER_2 = [
+    # a released group and the same group with the target only if obese: identical (nothing
+    # new, shown) or one apart (hidden): the exemption of identical sets is the bit
+    Attack("one-bit", "a large group with the target, then with the target only if obese",
+           (agg(f"SELECT count(*) AS n FROM base WHERE {G1} OR {{T}}"),
+            agg(f"SELECT count(*) AS n FROM base WHERE {G1} OR ({{T}} AND bmi > 30)")),
+           fingerprint, bit=True),
+    Attack("one-bit", "one output: a large group with the target, and with the target only if "
+           "obese",
+           (agg(f"SELECT count(CASE WHEN {G1} OR {{T}} THEN 1 END) AS a, count(CASE WHEN {G1} "
+                f"OR ({{T}} AND bmi > 30) THEN 1 END) AS b FROM base"),),
+           fingerprint, bit=True),
     Attack("one-bit", "three cells none close to another determine k − 1 accomplices and the "
            "target if obese (the combination audit's line is fixed)",
            (agg(_three("bmi > 30")),), fingerprint, bit=True),
@@ -1347,7 +1358,8 @@ ATTACKER_2 = [
                 "FROM base WHERE sex IS NOT NULL")),
            fingerprint, bit=True),
     Attack("one-bit", "a mean of birth year but half a year more for k − 1 accomplices and "
-           "the target if obese, beside released counts by birth year (the partition rule's fixed line)",
+           "the target if obese, beside released counts by birth year (the partition rule's "
+           "fixed line)",
            (agg(f"SELECT birth_year, count(*) AS n FROM base WHERE {MIDDLE} GROUP BY birth_year"),
             agg(f"SELECT count(*) AS n, avg(CASE WHEN {_K} THEN birth_year + 0.5 WHEN "
                 f"{MIDDLE} THEN birth_year ELSE 0 END) AS m FROM base")),

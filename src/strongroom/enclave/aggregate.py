@@ -662,7 +662,7 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
     distinct = gathered.distinct
     clipped: list[_Clipped | None] = [None] * n_groups
     if k >= 1 and aggregate.kind in _CLIPPED and not aggregate.distinct:
-        clipped = _winsorised(gathered, aggregate, starts, bounds, k, labels)
+        clipped = _winsorised(gathered, aggregate, starts, bounds, k)
     cells = []
     for g in range(n_groups):
         lo, hi = bounds[g], bounds[g + 1]
@@ -698,8 +698,7 @@ class _Clipped:
 
 
 def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
-                bounds: np.ndarray, k: int,
-                labels: list[tuple[str, ...]]) -> list[_Clipped | None]:
+                bounds: np.ndarray, k: int) -> list[_Clipped | None]:
     """Per group, the sum, mean, SD or count of rows of its contributions winsorised at the
     k-th smallest and largest of its participants (winsor.py): a sum's and a count's
     per-participant totals (rows, for a count), a mean's and SD's row values (bounds set by
@@ -712,12 +711,11 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
         if hi == lo:
             found.append(None)
             continue
-        what = (aggregate.name, labels[g])  # the clip's keyed margin is this cell's own
         if aggregate.kind is CellKind.COUNT:
             if rows.max() <= 1:  # everyone one row: a count of participants, nothing to clip
                 found.append(None)
                 continue
-            own = winsor.clip(rows[lo:hi], k, *what)
+            own = winsor.clip(rows[lo:hi], k)
             several = own.max() > 1  # else a count of participants, as for anyone
             found.append(_Clipped(float(own.sum()), own if several else None,
                                   own if several else None, None))
@@ -728,12 +726,12 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
         who = np.repeat(np.arange(hi - lo), rows[lo:hi].astype(np.int64))
         if aggregate.kind is CellKind.SUM:
             own = winsor.clip(np.bincount(who, weights=x, minlength=hi - lo).astype(np.float64),
-                              k, *what)
+                              k)
             found.append(_Clipped(float(own.sum()), np.abs(own), own,
                                   int(np.unique(own).size)))
             continue
-        x = winsor.clip_rows(x, who, k, *what)
-        w = winsor.row_weights(who, k, *what)
+        x = winsor.clip_rows(x, who, k)
+        w = winsor.row_weights(who, k)
         mean, sd = winsor.weighted_mean_sd(x, w)
         found.append(_Clipped(mean if aggregate.kind is CellKind.MEAN else sd,
                               np.bincount(who, weights=w * np.abs(x), minlength=hi - lo),

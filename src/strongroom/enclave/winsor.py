@@ -18,8 +18,6 @@ and are not clipped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import numpy.typing as npt
 
@@ -34,15 +32,16 @@ CATEGORY_NOTE = ("a category held by fewer than k participants (the project's th
                  "counted in the variable's most common category")
 
 
-def rank(k: int, n: int, what: tuple[object, ...]) -> int:
-    """The order statistic a clip of ``n`` participants is set at: k plus the keyed margin of
-    the statistic named ``what`` (margin.py), so that k − 1 accomplices and the target do not
-    make the bound exactly when the target has the value asked about; never past n // 2, where
-    the bounds would cross (below 2k they are the median anyway)."""
-    return min(margin.reach(k, "clip", *what), n // 2)
+def rank(k: int, *ranked: FloatArray) -> int:
+    """The order statistic a clip of the participants' values ``ranked`` is set at: k plus
+    the keyed margin of those values (margin.py, named by what they are, so copies of one
+    statistic share it), so that k − 1 accomplices and the target do not make the bound
+    exactly when the target has the value asked about; never past n // 2, where the bounds
+    would cross (below 2k they are the median anyway)."""
+    return min(margin.reach(k, "clip", *map(margin.of, ranked)), ranked[0].size // 2)
 
 
-def bounds(own: FloatArray, k: int, *what: object) -> tuple[float, float]:
+def bounds(own: FloatArray, k: int) -> tuple[float, float]:
     """The r-th smallest and r-th largest of ``own`` (one value per participant; NaN
     ignored), r the rank above (k outside a keyed request); both the median when there are
     fewer than 2k; no bounds when k < 1 or nothing is given."""
@@ -54,20 +53,20 @@ def bounds(own: FloatArray, k: int, *what: object) -> tuple[float, float]:
     if n < 2 * k:
         middle = float(np.median(x))
         return (middle, middle)
-    r = rank(k, n, what)
+    r = rank(k, x)
     low = float(np.partition(x, r - 1)[r - 1])
     high = float(np.partition(x, n - r)[n - r])
     return (low, high)
 
 
-def clip(own: FloatArray, k: int, *what: object) -> FloatArray:
+def clip(own: FloatArray, k: int) -> FloatArray:
     """Per-participant contributions clipped to their own bounds (NaN kept)."""
     x = np.asarray(own, dtype=np.float64)
-    low, high = bounds(x, k, *what)
+    low, high = bounds(x, k)
     return np.clip(x, low, high)
 
 
-def clip_rows(x: FloatArray, ids: PidArray, k: int, *what: object) -> FloatArray:
+def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
     """Row values clipped to bounds set by participants, not rows: the k-th smallest of each
     participant's lowest row and the k-th largest of each one's highest (below 2k
     participants, the median of their means), so that no few people, however many rows they
@@ -88,7 +87,7 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int, *what: object) -> FloatArray
         highest = np.full(people, -np.inf)
         np.minimum.at(lowest, codes, values)
         np.maximum.at(highest, codes, values)
-        r = rank(k, people, what)
+        r = rank(k, lowest, highest)
         low = float(np.partition(lowest, r - 1)[r - 1])
         high = float(np.partition(highest, people - r)[people - r])
     out = x.copy()
@@ -96,14 +95,14 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int, *what: object) -> FloatArray
     return out
 
 
-def row_weights(ids: PidArray, k: int, *what: object) -> FloatArray:
+def row_weights(ids: PidArray, k: int) -> FloatArray:
     """Per row, its participant's clipped number of rows over their number of rows: rows
     weighted so that a participant counts as many rows as the bulk does at most."""
     codes = np.unique(ids, return_inverse=True)[1]
     rows = np.bincount(codes).astype(np.float64)
     if rows.size == 0 or rows.max() == rows.min():
         return np.ones(len(ids), dtype=np.float64)
-    return (clip(rows, k, "rows", *what) / rows)[codes]
+    return (clip(rows, k) / rows)[codes]
 
 
 def weighted_mean_sd(x: FloatArray, w: FloatArray) -> tuple[float | None, float | None]:
@@ -118,15 +117,14 @@ def weighted_mean_sd(x: FloatArray, w: FloatArray) -> tuple[float | None, float 
 
 
 def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
-                   k: int, names: Sequence[object] = (),
-                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+                   k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """Level codes (−1: missing, kept) with every level held by fewer than its reach (k plus
-    the keyed margin of the level's name, margin.py) distinct participants moved to the
+    the keyed margin of the level's holders, margin.py) distinct participants moved to the
     level held by most (the first on a tie), when that one is held by at least ``k``; and
-    which levels remain (a level emptied by the move is gone, label and all). ``names``: a
-    name per level and, first, the variable's (a level's position when not given)."""
+    which levels remain (a level emptied by the move is gone, label and all)."""
     held = np.zeros(levels, dtype=np.int64)
     kept = codes >= 0
+    key, span, low = np.zeros(0, dtype=np.int64), 1, 0
     if kept.any() and levels:
         # distinct (level, participant) pairs as one sorted int64 key: np.unique(axis=1) on
         # stacked pairs took 0.3 s at 500,000 rows, this a sort
@@ -139,10 +137,9 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
         held = np.bincount(key // span, minlength=levels)
     rare = (held > 0) & (held < margin.highest(k)) if k >= 1 \
         else np.zeros(levels, dtype=np.bool_)
-    variable = names[0] if names else ""
-    for at in np.flatnonzero(rare).tolist():  # below 2k − 1: by the level's line
-        name = names[1 + at] if len(names) > at + 1 else at
-        rare[at] = margin.short(int(held[at]), k, "category", variable, name)
+    for at in np.flatnonzero(rare).tolist():  # below 2k − 1: by the line of its holders
+        holders = key[key // span == at] % span + low
+        rare[at] = margin.short(int(held[at]), k, "category", members=holders)
     common = int(np.argmax(held)) if levels else 0
     # the most common category's label leaves: it must be held by k in its own right, or
     # nothing is moved (the safe labels then leave the rare ones out, labels and all)
@@ -155,9 +152,9 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
     return moved, remain
 
 
-def recoded(levels: Levels, ids: PidArray, k: int, name: str = "") -> Levels:
+def recoded(levels: Levels, ids: PidArray, k: int) -> Levels:
     """``levels`` with its rare levels counted in the most common one, and emptied ones gone."""
-    codes, remain = rare_to_common(levels.codes, ids, len(levels), k, (name, *levels.labels))
+    codes, remain = rare_to_common(levels.codes, ids, len(levels), k)
     if remain.all():
         return Levels(codes, levels.labels)
     index = np.cumsum(remain) - 1

@@ -250,21 +250,23 @@ def _quantile(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
                                        "and above it")
         return
     least = rules.quantile_min_each_side
-    if min(cell.below, cell.above) < least:
-        side = "below" if cell.below < least else "above"
+    below = margin.short(cell.below, least, "below", members=cell.contributors)
+    if below or margin.short(cell.above, least, "above", members=cell.contributors):
+        side = "below" if below else "above"
         yield Finding("quantiles", rules.quantile_verdict,
-                      f"{where(cell)}: fewer than {least} participants lie {side} it, so the "
-                      "value is close to the own values of a few people", i)
+                      f"{where(cell)}: fewer than {_line(least)} participants lie {side} it, "
+                      "so the value is close to the own values of a few people", i)
     yield from _identical(i, cell, rules, required=False)
 
 
 def _extreme(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     # no separate support threshold: the holders are among the supporters
     holders = cell.holders
-    if holders is None or holders < rules.threshold:
+    if holders is None or margin.short(holders, rules.threshold, "holders",
+                                       members=cell.contributors):
         yield Finding("extremes", rules.extremes_verdict,
                       f"{where(cell)} is a {cell.kind.value}: one participant's own value, "
-                      f"shown only when at least {rules.threshold} participants share it "
+                      f"shown only when {_line(rules.threshold)} participants or more share it "
                       "(round it coarsely or use a quantile)", i)
     if cell.kind is CellKind.MODE:
         yield from _identical(i, cell, rules, required=False)
@@ -278,12 +280,13 @@ def _km_count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     n = cell.contributors.size
     least = {CellKind.AT_RISK: rules.km_min_at_risk, CellKind.EVENTS: rules.km_min_events,
              CellKind.CENSORED: rules.km_min_censored}[cell.kind]
-    if 0 < n < least:  # an interval with no events (or nobody left) is fine
+    # an interval with no events (or nobody left) is fine; a few, by the keyed line
+    if _few(n, least, cell.kind, cell.contributors):
         what = {CellKind.AT_RISK: "participants at risk", CellKind.EVENTS: "participants with "
                 "events", CellKind.CENSORED: "participants censored"}[cell.kind]
         yield Finding("kaplan_meier", rules.km_verdict,
-                      f"{where(cell)}: fewer than {least} {what} (and more than none); widen "
-                      "the time intervals", i)
+                      f"{where(cell)}: fewer than {_line(least)} {what} (and more than none); "
+                      "widen the time intervals", i)
 
 
 _RULES = {
@@ -304,12 +307,27 @@ def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules) -> Iterator[
     # must not make a shown count exactly when the target has the value asked about; the
     # reason names the range, never where in it the line was drawn
     k = rules.threshold
-    if margin.short(n, k, "threshold", cell.table, cell.row, cell.column, what):
+    if margin.short(n, k, "threshold", what, members=cell.contributors):
         top = margin.highest(k)
         line = f"{k}" if top == k else f"the threshold ({k} to {top}, drawn per cell)"
         yield Finding("threshold", rules.threshold_verdict,
                       f"{where(cell)}: fewer than {line} distinct {what} (the threshold "
                       "counts people, not rows)", i)
+
+
+def _line(least: int) -> str:
+    """A keyed line as a researcher reads it (the margin's draw is not shown)."""
+    top = margin.highest(least)
+    return f"{least}" if top == least else f"its line ({least} to {top}, drawn per group)"
+
+
+def _few(n: int, least: int, what: object, group: object) -> bool:
+    """More than none but short of the line (``least`` plus its keyed margin, enclave/margin.py):
+    a fixed line is the bit of k − 1 accomplices and the target, in every rule that counts
+    people. ``group``: the participants (copies share the draw), or a name."""
+    if isinstance(group, np.ndarray):
+        return n > 0 and margin.short(n, least, what, members=group)
+    return n > 0 and margin.short(n, least, what, group)
 
 
 def _median_of_few(cell: Cell, rules: Rules) -> bool:
@@ -353,28 +371,30 @@ def _disguised_counts(i: int, cell: Cell, x: npt.NDArray[np.float64],
     and where all but a few participants contribute the same value, it is (less that value
     times the group's count) the sum of those few's own values."""
     nonzero = int(np.count_nonzero(x))
-    if 0 < nonzero < rules.threshold:
+    if _few(nonzero, rules.threshold, "non-zero", cell.contributors):
         yield Finding("threshold", rules.threshold_verdict,
-                      f"{where(cell)}: fewer than {rules.threshold} distinct participants "
+                      f"{where(cell)}: fewer than {_line(rules.threshold)} distinct participants "
                       "contribute a non-zero value to it", i)
         return
     own = np.asarray(cell.values if cell.values is not None else x, dtype=np.float64)
     if own.size:
         _, counts = np.unique(own, return_counts=True)
-        if 0 < own.size - int(counts.max()) < rules.threshold:
+        if _few(own.size - int(counts.max()), rules.threshold, "off the mode",
+                cell.contributors):
             yield Finding("threshold", rules.threshold_verdict,
-                          f"{where(cell)}: all but fewer than {rules.threshold} of its "
+                          f"{where(cell)}: all but fewer than {_line(rules.threshold)} of its "
                           "participants contribute the same value, so it gives away the sum "
                           "of those few's own values", i)
             return
     distinct = cell.distinct_values
     if distinct is not None and distinct <= rules.few_values and x.size:
         _, counts = np.unique(x, return_counts=True)
-        if counts.min() < rules.threshold:
+        if _few(int(counts.min()), rules.threshold, "value", cell.contributors):
             yield Finding("threshold", rules.threshold_verdict,
                           f"{where(cell)} is over a variable with at most {rules.few_values} "
                           f"distinct values, so it is a frequency table in disguise; one of "
-                          f"its values is held by fewer than {rules.threshold} participants", i)
+                          f"its values is held by fewer than {_line(rules.threshold)} "
+                          "participants", i)
 
 
 def _dominance(i: int, cell: Cell, x: npt.NDArray[np.float64],
@@ -455,9 +475,9 @@ def _fact_findings(result: Result, rules: Rules) -> Iterator[Finding]:
         elif not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             yield Finding("unknown", rules.unknown_verdict,
                           f"the figure {name!r} is not a number of participants")
-        elif 0 < value < rules.threshold:
+        elif _few(int(value), rules.threshold, "fact", name):
             yield Finding("threshold", rules.threshold_verdict,
-                          f"the figure {name!r} counts fewer than {rules.threshold} "
+                          f"the figure {name!r} counts fewer than {_line(rules.threshold)} "
                           "participants (and more than none)")
 
 
@@ -529,14 +549,14 @@ def _levels(result: Result, rules: Rules) -> Iterator[Finding]:
             yield Finding("unknown", rules.unknown_verdict,
                           f"the participants of the level {label!r} are not established; "
                           "the output is refused")
-        elif key.startswith("support:") and 0 < members.size < least:
+        elif key.startswith("support:") and _few(members.size, least, "support", members):
             yield Finding(rule, verdict,
                           f"{key.removeprefix('support:')!r} differs from its most common value "
-                          f"for fewer than {least} participants, so what the output says about "
-                          "it describes those few people; band it or leave it out")
-        elif 0 < members.size < least:
+                          f"for fewer than {_line(least)} participants, so what the output says "
+                          "about it describes those few people; band it or leave it out")
+        elif _few(members.size, least, "level", members):
             yield Finding(rule, verdict,
-                          f"the level {label!r} is held by fewer than {least} participants: "
+                          f"the level {label!r} is held by fewer than {_line(least)} participants: "
                           "what the output says about it describes those few people; merge "
                           "it with another level")
 

@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse
 from pyroaring import BitMap
 
+from strongroom.enclave import margin
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing.combinations"
@@ -58,10 +59,18 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
         return []
     positions, atom_of, sizes = _atoms(groups)
     membership = _membership(positions, atom_of, len(sizes))  # groups × atoms, 0/1
-    small = np.flatnonzero((sizes > 0) & (sizes < threshold))
+    # small: below the keyed line of each atom (k to 2k − 1, enclave/margin.py), drawn by its
+    # members; at a fixed k, an atom of k − 1 accomplices and the target if obese is the bit
+    near = np.flatnonzero((sizes > 0) & (sizes < margin.highest(threshold)))
+    if near.size == 0:
+        return []
+    columns = membership.tocsc()[:, near].toarray()  # groups × atoms that may be small
+    short = np.array([margin.short(int(sizes[atom]), threshold, "atom",
+                                   members=_members_of(atom, columns[:, j], positions, atom_of))
+                      for j, atom in enumerate(near.tolist())], dtype=np.bool_)
+    small, columns = near[short], columns[:, short]
     if small.size == 0:
         return []
-    columns = membership.tocsc()[:, small].toarray()  # groups × small atoms
     determined = _leverage(membership, columns) >= _DETERMINED
     if not determined.any():
         return []
@@ -82,6 +91,14 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
             used = np.flatnonzero(np.abs(weights) > 1e-9 * max(np.abs(weights).max(), 1.0))
             found.append(Exposure(int(sizes[atom]), used.tolist()))
     return found
+
+
+def _members_of(atom: int, column: npt.NDArray[np.float64],
+                positions: list[npt.NDArray[np.int64]], atom_of: npt.NDArray[np.int64]
+                ) -> npt.NDArray[np.int64]:
+    """An atom's participants (as indexes), read from one group that holds it."""
+    group = positions[int(np.flatnonzero(column)[0])]
+    return np.asarray(group[atom_of[group] == atom], dtype=np.int64)
 
 
 def _leverage(q: scipy.sparse.csr_matrix, columns: npt.NDArray[np.float64]

@@ -214,8 +214,9 @@ def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
             if not _may_overlap(new, other):
                 continue
             isolated = leftover(new, other, threshold, top)
-            if isolated > 0 and margin.short(isolated, threshold, RULE, new.label,
-                                             other.label):
+            if isolated > 0 and margin.short(isolated, threshold, RULE, margin.of(other.ids),
+                                             margin.of(other.values),
+                                             members=_content(new)):
                 found.append((i, other.label, isolated))
                 break
     return found
@@ -241,8 +242,8 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
         if len(same) >= 2:
             isolated = _off_span(new.values, [o.values for o in same], threshold,
                                  margin.highest(threshold))
-            if isolated > 0 and margin.short(isolated, threshold, "span", new.label,
-                                             *(o.label for o in same)):
+            if isolated > 0 and margin.short(isolated, threshold, "span", len(same),
+                                             members=_content(new)):
                 found.append((i, " + ".join(repr(o.label) for o in same[:3])
                               + (" …" if len(same) > 3 else ""), isolated))
         pool.append(new)
@@ -299,7 +300,8 @@ def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]]
         cuts = [every, *partitions[-MAX_PARTITIONS:]]
         for cut in cuts:
             isolated = _off_cells(new, members, cut, keys, threshold)
-            if 0 < isolated < threshold:
+            if isolated > 0 and margin.short(isolated, threshold, "partition",
+                                             members=_content(new)):
                 found.append((i, isolated))
                 break
     return found
@@ -328,6 +330,12 @@ def _off_cells(new: Vector, members: BitMap, groups: Sequence[BitMap],
     # a cell smaller than the threshold has no count anyone knows: all its members count
     known = pl.when(pl.col("size") >= threshold).then(pl.col("mode")).otherwise(0)
     return int(per_cell.select((pl.col("size") - known).sum()).item() or 0)
+
+
+def _content(vector: Vector) -> npt.NDArray[np.int64]:
+    """A statistic's contributions as what names its keyed draws (enclave/margin.py): copies
+    of one statistic share them."""
+    return np.concatenate([vector.ids, vector.values.view(np.int64)])
 
 
 def _may_overlap(a: Vector, b: Vector) -> bool:

@@ -85,7 +85,8 @@ def _below(sets: list[PidArray], threshold: int, *what: object) -> bool:
     if not sets:
         return True
     # from k to 2k − 1 by the label's keyed margin (enclave/margin.py)
-    return margin.short(int(np.unique(np.concatenate(sets)).size), threshold, "label", *what)
+    members = np.unique(np.concatenate(sets))
+    return margin.short(int(members.size), threshold, "label", members=members)
 
 
 MAX_LABEL = 200  # characters: a category's name, a band, a date; never a paragraph

@@ -308,8 +308,8 @@ class Ledger:
             for applies, delta, (new_side, old_side) in zip(rules, deltas, sides, strict=True):
                 stats.comparisons += applies
                 if applies and delta > 0 and margin.short(
-                        int(delta), threshold, "ledger", new.label, new_side, old.release_id,
-                        old.ordinal, old_side):
+                        int(delta), threshold, "ledger", new_side, old.release_id,
+                        old.ordinal, old_side, members=np.asarray(new.members.to_array())):
                     new.clashes.append(_Clash(int(delta), old, new_side, old_side))
 
     def _members(self, old: _Earlier, stats: CheckStats) -> BitMap:

@@ -53,7 +53,8 @@ def apply(result: Result, threshold: int, rounding: Rounding, count_base: int = 
                 and cell.values is not None:
             step = step_for(cell, threshold)
             if step > 0:
-                cell.value = rounding(cell.value, step, "figure", *_name(cell))
+                cell.value = rounding(cell.value, step, "figure", str(cell.kind),
+                                      *_members(cell), margin.of(cell.values))
                 touched = True
     if touched and NOTE not in result.notes:
         result.notes.append(NOTE)
@@ -89,25 +90,28 @@ def _counts(result: Result, rounding: Rounding, base: int) -> None:
     be rounded (``round_to``) is rounded so from its exact value, to the larger base.
     Percentages are of the rounded counts, their numerator's and denominator's own cells: a
     percentage of exact counts would give them back (and its own draw, a second look)."""
-    shown: dict[int, float] = {}  # id of a count's participants -> its rounded value
+    shown: dict[tuple[object, ...], float] = {}  # a count's participants -> its rounded value
     for cell in result.cells:
         if cell.kind not in COUNTS or cell.value is None or _counts_rows(cell):
             continue
         exact = cell.exact if cell.exact is not None else cell.value
         step = max(base, cell.rounded_to or 1)
-        cell.value = float(rounding(exact, float(step), "count", *_name(cell)))
+        members = _members(cell)
+        cell.value = float(rounding(exact, float(step), "count", step, *members))
         cell.exact, cell.rounded_to = exact, step
-        shown.setdefault(id(cell.contributors), cell.value)
+        shown.setdefault(members, cell.value)
     for cell in result.cells:
         if cell.kind is not CellKind.PERCENT or cell.value is None:
             continue
-        top = shown.get(id(cell.contributors))
-        bottom = shown.get(id(cell.denominator))
+        top = shown.get(_members(cell))
+        bottom = None if cell.denominator is None else shown.get((margin.of(cell.denominator),))
         # a percentage whose counts are not cells of this result: its own draws, coarse
         if top is None or bottom is None:
             den = cell.denominator.size if cell.denominator is not None else 0
-            top = rounding(cell.value * den / 100, float(base), "numerator", *_name(cell))
-            bottom = rounding(float(den), float(base), "denominator", *_name(cell))
+            top = rounding(cell.value * den / 100, float(base), "count", base, *_members(cell))
+            bottom = rounding(float(den), float(base), "count", base,
+                              margin.of(cell.denominator if cell.denominator is not None
+                                        else np.zeros(0, dtype=np.int64)))
         cell.value = 100.0 * top / bottom if bottom else None
     result.notes = [n for n in result.notes if not n.startswith("counts are rounded to")]
     result.notes.append(f"counts of people are rounded to a multiple of {base} (or of the base "
@@ -115,8 +119,10 @@ def _counts(result: Result, rounding: Rounding, base: int) -> None:
                         "average; percentages are of the rounded counts")
 
 
-def _name(cell: Cell) -> tuple[str, tuple[str, ...], str]:
-    return cell.table, cell.row, cell.column
+def _members(cell: Cell) -> tuple[object, ...]:
+    """A cell named by its participants (enclave/margin.py, ``of``): copies of one group share
+    one draw, so 300 copies of a count are one rounded count, not an average to take."""
+    return (margin.of(cell.contributors),)
 
 
 def step_for(cell: Cell, threshold: int) -> float:

@@ -101,7 +101,7 @@ def winsorised(frame: pl.DataFrame, columns: list[str], reads: list[str],
             continue  # text is refused by the analysis with its reason
         x = frame[name].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
         used = np.isfinite(x) & complete
-        x[used] = winsor.clip_rows(x[used], ids[used], k, name)
+        x[used] = winsor.clip_rows(x[used], ids[used], k)
         changed.append(pl.Series(name, x, dtype=pl.Float64).fill_nan(None))  # missing stays
     return frame.with_columns(changed) if changed else frame
 

@@ -73,11 +73,11 @@ class _Clipped:
     distinct_values: int
 
 
-def _clipped(v: _Values, k: int, name: str) -> _Clipped:
+def _clipped(v: _Values, k: int) -> _Clipped:
     if len(v.x) == 0:
         return _Clipped(None, None, v.total, v.magnitude, 0)
-    x = winsor.clip_rows(v.x, v.ids, k, name)
-    w = winsor.row_weights(v.ids, k, name)
+    x = winsor.clip_rows(v.x, v.ids, k)
+    w = winsor.row_weights(v.ids, k)
     mean, sd = winsor.weighted_mean_sd(x, w)
     order, _, starts = per_pid(v.ids)
     total = np.add.reduceat((w * x)[order], starts)
@@ -107,7 +107,7 @@ def _variable(spec: SummarySpec, name: str, v: _Values, k: int) -> list[Cell]:
     row = (name,)
     n = len(v.x)
     cells: list[Cell] = []
-    c = _clipped(v, k, name) if {"mean", "sd"} & set(spec.statistics) else None
+    c = _clipped(v, k) if {"mean", "sd"} & set(spec.statistics) else None
     for statistic in spec.statistics:
         if statistic == "n":
             cells.append(count_cell(row, "n", n, v.people, spec.round_to))

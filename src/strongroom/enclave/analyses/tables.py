@@ -46,7 +46,7 @@ def frequency(spec: FrequencySpec, frame: pl.DataFrame, k: int = 0) -> Result:
     A value held by fewer than ``k`` participants is counted in the most common one
     (winsor.py), so no category disappears and no other count moves with it."""
     ids = pids(frame)
-    levels = winsor.recoded(encode(frame[spec.variable], spec.missing), ids, k, spec.variable)
+    levels = winsor.recoded(encode(frame[spec.variable], spec.missing), ids, k)
     kept = levels.codes >= 0
     members = group_pids(levels.codes, ids, len(levels))
     everyone = distinct(ids[kept])
@@ -65,8 +65,8 @@ def crosstab(spec: CrosstabSpec, frame: pl.DataFrame, k: int = 0) -> Result:
     """Counts for every (row, column) combination, margins, and percentages if asked; a row
     or column category held by fewer than ``k`` participants is counted in the most common."""
     ids = pids(frame)
-    rows = winsor.recoded(encode(frame[spec.rows], spec.missing), ids, k, spec.rows)
-    cols = winsor.recoded(encode(frame[spec.columns], spec.missing), ids, k, spec.columns)
+    rows = winsor.recoded(encode(frame[spec.rows], spec.missing), ids, k)
+    cols = winsor.recoded(encode(frame[spec.columns], spec.missing), ids, k)
     n_rows, n_cols = len(rows), len(cols)
     if n_rows * n_cols > MAX_CELLS:
         raise Invalid(f"a crosstab of {spec.rows!r} by {spec.columns!r} would have more than "
