@@ -53,6 +53,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     found.platform.close()
 
 
+@pytest.fixture(autouse=True)
+def a_new_day(world: World) -> None:
+    """Each attack on a day of its own: hidden cells are answers, rationed per person per day
+    (outputs/answers.py); the module's one researcher would spend the ration on the attacks
+    before it, and the ration is tested in test_answer_ration.py."""
+    world.clock.advance(hours=25)
+
+
 @pytest.fixture(scope="module")
 def researcher(world: World) -> Principal:
     assert world.researcher is not None

@@ -307,9 +307,8 @@ class Ledger:
                      ("complement", "complement")]
             for applies, delta, (new_side, old_side) in zip(rules, deltas, sides, strict=True):
                 stats.comparisons += applies
-                if applies and delta > 0 and margin.short(
-                        int(delta), threshold, "ledger", new_side, old.release_id,
-                        old.ordinal, old_side, members=np.asarray(new.members.to_array())):
+                if applies and delta > 0 and _short(int(delta), threshold, new.members,
+                                                    members):
                     new.clashes.append(_Clash(int(delta), old, new_side, old_side))
 
     def _members(self, old: _Earlier, stats: CheckStats) -> BitMap:
@@ -419,6 +418,16 @@ class Ledger:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _short(delta: int, threshold: int, new: BitMap, old: BitMap) -> bool:
+    """Whether two cells ``delta`` apart clash: below the threshold's keyed line (drawn by
+    the people the two cells differ by, so a pair's complements, which differ by the same
+    people, and copies of a cell share the draw; the set is built only where it decides)."""
+    if delta < threshold or delta >= margin.highest(threshold):
+        return delta < threshold
+    return margin.short(delta, threshold, "ledger",
+                        members=np.asarray((new ^ old).to_array(), dtype=np.int64))
 
 
 def _bitmap(eids: np.ndarray | BitMap, what: str) -> BitMap:
