@@ -1278,11 +1278,13 @@ EXACTLY_K = [
 ]
 
 
-# -- attacker 2: the combination audit's fixed line, and one output of many keyed pairs -------
-# The combination audit (outputs/combinations.py) decides "is a determined atom smaller than
-# k?" at k itself, not at the keyed line: three cells none of which is close to another
-# (A ∪ K, B, A ∪ B, with A and B large and disjoint) determine |K| = x + y − z, and K is
-# k − 1 accomplices and the target only if obese.
+# -- attacker 2: the lines left at k, and one output of many keyed draws -------------------
+# A review of the keyed margins found every rule that counted people at a fixed k (the
+# combination audit's atoms, few values, partitions, Kaplan–Meier) and draws named per cell,
+# which copies in one output repeat. Three cells none of which is close to another (A ∪ K, B,
+# A ∪ B, with A and B large and disjoint) determine |K| = x + y − z, K being k − 1
+# accomplices and the target only if obese. Each rule now decides at the keyed line, and a
+# draw is named by the group's members (enclave/margin.py), so copies share it.
 
 
 def _three(cond: str) -> str:
@@ -1349,8 +1351,8 @@ ATTACKER_2 = [
            (agg(_many_pairs(300, 201)),),
            lambda obs, t: any(c["column"].startswith("b") for c in cells(obs, 0)), bit=True),
     # check._disguised_counts: a mean over at most few_values distinct values, each held by
-    # k at a fixed k: sex everywhere but 0.5 (no extreme, so no clip) for k − 1 accomplices
-    # and the target if obese
+    # k (once at a fixed k): sex everywhere but 0.5 (no extreme, so no clip) for k − 1
+    # accomplices and the target if obese
     Attack("one-bit", "a mean of sex but 0.5 for k − 1 accomplices and the target if obese "
            "(the few-values rule's fixed line)",
            (agg("SELECT sex, count(*) AS n FROM base GROUP BY sex"),
@@ -1364,8 +1366,8 @@ ATTACKER_2 = [
             agg(f"SELECT count(*) AS n, avg(CASE WHEN {_K} THEN birth_year + 0.5 WHEN "
                 f"{MIDDLE} THEN birth_year ELSE 0 END) AS m FROM base")),
            fingerprint, bit=True),
-    # precision._counts: each count's unbiased rounding is drawn per cell, so three hundred
-    # copies of one count in one output average back to its exact size (sd ~0.15)
+    # precision._counts: each count's unbiased rounding, once drawn per cell, so that three
+    # hundred copies of one count in one output averaged back to its exact size (sd ~0.15)
     Attack("one-bit", "three hundred copies of a count of 2k − 2 accomplices and the target "
            "if obese, their rounding averaged",
            (agg("SELECT " + ", ".join(
@@ -1373,14 +1375,14 @@ ATTACKER_2 = [
                for j in range(300)) + " FROM base"),),
            lambda obs, t: (lambda v: None if not v else sum(v) / len(v) > 18.5)(
                [float(c["value"]) for c in cells(obs, 0)]), bit=True),
-    # margin.reach per cell name: the threshold's own line drawn three hundred times in one
-    # output (lean: 9 < k, every copy hidden; obese: 10, each shown one time in ten)
+    # margin.reach once per cell name: the threshold's own line drawn three hundred times in
+    # one output (lean: 9 < k, every copy hidden; obese: 10, each shown one time in ten)
     Attack("one-bit", "three hundred copies of a count of k − 1 accomplices and the target if "
            "obese: any shown says obese",
            (agg("SELECT " + ", ".join(f"count(CASE WHEN {_K} THEN 1 END) AS n{j}"
                                       for j in range(300)) + " FROM base"),),
            lambda obs, t: bool(cells(obs, 0)), bit=True),
-    # check._km_count: events per interval at k itself (and a blocked output names its rule)
+    # check._km_count: events per interval once at k itself (a blocked output names its rule)
     Attack("one-bit", "a survival curve whose one interval of events is k − 1 accomplices and "
            "the target if obese",
            (define("f", f"SELECT pid, CASE WHEN {_K} THEN 5 ELSE 50 END AS t, CASE WHEN {_K} "
