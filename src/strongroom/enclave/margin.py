@@ -43,6 +43,9 @@ import numpy as np
 import numpy.typing as npt
 
 _KEY: ContextVar[bytes | None] = ContextVar("strongroom_margin_key", default=None)
+# decisions short of k itself (not by a draw), by kind: a group surely that small, which the
+# watch reads as an attempt (a drawn line is not evidence of one); never shown to anyone
+_SURE: ContextVar[dict[str, int] | None] = ContextVar("strongroom_margin_sure", default=None)
 
 
 @contextmanager
@@ -51,10 +54,18 @@ def keyed(key: bytes) -> Iterator[None]:
     if len(key) < 16:
         raise ValueError("a margin key needs at least 16 bytes")
     token = _KEY.set(key)
+    tally = _SURE.set({})
     try:
         yield
     finally:
+        _SURE.reset(tally)
         _KEY.reset(token)
+
+
+def sure() -> dict[str, int]:
+    """How many decisions of this request, by kind (their names' first part), fell below k
+    itself so far: a copy, so that a caller can count one stretch of work."""
+    return dict(_SURE.get() or {})
 
 
 def reach(k: int, *what: object) -> int:
@@ -73,6 +84,9 @@ def short(n: int, k: int, *what: object, members: npt.ArrayLike | None = None) -
     the group's (or the difference's) IDs, which then name it (``of``), so that copies of
     one group share the draw."""
     if n < k or n >= highest(k):
+        tally = _SURE.get()
+        if n < k and tally is not None and what:
+            tally[str(what[0])] = tally.get(str(what[0]), 0) + 1
         return n < k
     return n < reach(k, *what, *(() if members is None else (of(members),)))
 

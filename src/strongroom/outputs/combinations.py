@@ -61,16 +61,10 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
     membership = _membership(positions, atom_of, len(sizes))  # groups × atoms, 0/1
     # small: below the keyed line of each atom (k to 2k − 1, enclave/margin.py), drawn by its
     # members; at a fixed k, an atom of k − 1 accomplices and the target if obese is the bit
-    near = np.flatnonzero((sizes > 0) & (sizes < margin.highest(threshold)))
-    if near.size == 0:
-        return []
-    columns = membership.tocsc()[:, near].toarray()  # groups × atoms that may be small
-    short = np.array([margin.short(int(sizes[atom]), threshold, "atom",
-                                   members=_members_of(atom, columns[:, j], positions, atom_of))
-                      for j, atom in enumerate(near.tolist())], dtype=np.bool_)
-    small, columns = near[short], columns[:, short]
+    small = np.flatnonzero((sizes > 0) & (sizes < margin.highest(threshold)))
     if small.size == 0:
         return []
+    columns = membership.tocsc()[:, small].toarray()  # groups × atoms that may be small
     determined = _leverage(membership, columns) >= _DETERMINED
     if not determined.any():
         return []
@@ -80,6 +74,10 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
     if earlier.size:
         before = _leverage(membership[earlier], columns[earlier]) >= _DETERMINED
         determined &= ~before
+    for j in np.flatnonzero(determined).tolist():  # each determined atom by its own line
+        determined[j] = margin.short(int(sizes[small[j]]), threshold, "atom",
+                                     members=_members_of(int(small[j]), columns[:, j],
+                                                         positions, atom_of))
     if not determined.any():
         return []
     # the combination itself: y = (QQᵀ)⁺q_a gives Qᵀy = e_a; its non-zero terms are the groups

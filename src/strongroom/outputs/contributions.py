@@ -37,6 +37,7 @@ from strongroom.enclave import margin
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing.values"
+WITHIN = "differencing.within"  # the service's name for clashes inside one output
 TRIALS = 12  # random lines tried per pair; a few leftovers rarely spoil every draw
 _RELATIVE = 1e-9  # contributions equal to this relative precision are the same
 _SPAN_RELATIVE = 1e-7  # a least-squares fit is exact to about this
@@ -214,9 +215,7 @@ def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
             if not _may_overlap(new, other):
                 continue
             isolated = leftover(new, other, threshold, top)
-            if isolated > 0 and margin.short(isolated, threshold, RULE, margin.of(other.ids),
-                                             margin.of(other.values),
-                                             members=_content(new)):
+            if _short(isolated, threshold, WITHIN if within else RULE, new, other):
                 found.append((i, other.label, isolated))
                 break
     return found
@@ -242,8 +241,7 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
         if len(same) >= 2:
             isolated = _off_span(new.values, [o.values for o in same], threshold,
                                  margin.highest(threshold))
-            if isolated > 0 and margin.short(isolated, threshold, "span", len(same),
-                                             members=_content(new)):
+            if _short(isolated, threshold, "span", new):
                 found.append((i, " + ".join(repr(o.label) for o in same[:3])
                               + (" …" if len(same) > 3 else ""), isolated))
         pool.append(new)
@@ -300,8 +298,7 @@ def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]]
         cuts = [every, *partitions[-MAX_PARTITIONS:]]
         for cut in cuts:
             isolated = _off_cells(new, members, cut, keys, threshold)
-            if isolated > 0 and margin.short(isolated, threshold, "partition",
-                                             members=_content(new)):
+            if _short(isolated, threshold, "partition", new):
                 found.append((i, isolated))
                 break
     return found
@@ -332,10 +329,18 @@ def _off_cells(new: Vector, members: BitMap, groups: Sequence[BitMap],
     return int(per_cell.select((pl.col("size") - known).sum()).item() or 0)
 
 
-def _content(vector: Vector) -> npt.NDArray[np.int64]:
-    """A statistic's contributions as what names its keyed draws (enclave/margin.py): copies
-    of one statistic share them."""
-    return np.concatenate([vector.ids, vector.values.view(np.int64)])
+def _short(isolated: int, threshold: int, kind: str, new: Vector,
+           other: Vector | None = None) -> bool:
+    """Whether ``isolated`` participants (more than none) fall short of the keyed line,
+    drawn by the statistics' contributions (enclave/margin.py: copies of one statistic share
+    the draw), which are read only where the line is drawn."""
+    if isolated <= 0:
+        return False
+    if isolated < threshold or isolated >= margin.highest(threshold):
+        return margin.short(isolated, threshold, kind)
+    against = () if other is None else (margin.of(other.ids), margin.of(other.values))
+    return margin.short(isolated, threshold, kind, *against,
+                        members=np.concatenate([new.ids, new.values.view(np.int64)]))
 
 
 def _may_overlap(a: Vector, b: Vector) -> bool:

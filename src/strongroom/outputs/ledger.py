@@ -425,7 +425,7 @@ def _short(delta: int, threshold: int, new: BitMap, old: BitMap) -> bool:
     the people the two cells differ by, so a pair's complements, which differ by the same
     people, and copies of a cell share the draw; the set is built only where it decides)."""
     if delta < threshold or delta >= margin.highest(threshold):
-        return delta < threshold
+        return margin.short(delta, threshold, "ledger")  # nothing drawn: nothing to build
     return margin.short(delta, threshold, "ledger",
                         members=np.asarray((new ^ old).to_array(), dtype=np.int64))
 

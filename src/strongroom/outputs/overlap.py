@@ -60,9 +60,9 @@ def within_output(cells: Sequence[tuple[str, BitMap]], threshold: int) -> list[F
                                 "equal size to compare; split it into smaller outputs")]
             apart = cells[a][1].symmetric_difference_cardinality(cells[b][1])
             first, second = sorted((int(a), int(b)))
-            if apart > 0 and (apart < threshold or (apart < top and margin.short(
-                    apart, threshold, RULE,
-                    members=np.asarray((cells[first][1] ^ cells[second][1]).to_array())))):
+            drawn = threshold <= apart < top  # the difference is built only where it decides
+            if apart > 0 and margin.short(apart, threshold, RULE, members=np.asarray(
+                    (cells[first][1] ^ cells[second][1]).to_array()) if drawn else None):
                 findings.append(Finding(
                     RULE, Verdict.BLOCK,
                     f"cells {cells[first][0]!r} and {cells[second][0]!r} differ by too few "

@@ -40,7 +40,6 @@ from strongroom.outputs import answers, combinations, contributions, precision, 
 from strongroom.outputs.check import FITS, check, hideable
 from strongroom.outputs.contributions import Vector
 from strongroom.outputs.labels import GRIDS, shorten_long
-from strongroom.outputs.ledger import RULE as LEDGER_RULE
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.overlap import RULE as WITHIN_RULE
@@ -107,18 +106,25 @@ class Measures:
     # cells with k to 2k − 1 participants, shown or not: since the keyed margins
     # (enclave/margin.py) such cells are hidden by their draw, and probing is probing
     near_threshold: int
-    differencing: int  # differencing findings against what was released (the ledger)
-    differencing_within: int  # … between the output's own cells (often missing values)
+    # differencing against what was released (the ledger, values, combinations), and between
+    # the output's own cells (often missing values): clashes below k itself, the few people
+    # surely apart; a clash by the keyed line's draw (k to 2k − 1) is not evidence of an
+    # attempt, and honest outputs a dozen people apart from earlier ones meet it often
+    differencing: int
+    differencing_within: int
 
     @classmethod
-    def of(cls, result: Result, held: Contributors, findings: Sequence[Finding],
+    def of(cls, result: Result, held: Contributors, sure: Mapping[str, int],
            threshold: int, rows: int) -> Measures:
         sizes = [len(members) for _, members in held.cells()]
-        rules = [f.rule for f in findings]
-        against = (LEDGER_RULE, contributions.RULE, combinations.RULE)
         near = sum(1 for c in result.cells if threshold <= c.contributors.size < 2 * threshold)
         return cls(rows, len(held.population), len(sizes), near,
-                   sum(rules.count(r) for r in against), rules.count(WITHIN_RULE))
+                   sum(sure.get(kind, 0) for kind in AGAINST_RELEASED),
+                   sure.get(WITHIN_RULE, 0))
+
+
+# the kinds of keyed decision (enclave/margin.py) that difference against released outputs
+AGAINST_RELEASED = ("ledger", contributions.RULE, "span", "partition", "atom")
 
 
 class Outputs:
@@ -254,8 +260,8 @@ class Outputs:
                 return self._refused(principal, project_id, request, fmt, refusal)
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
-            report, held, findings = self._checked(result, rules, institution, project_id,
-                                                   self._to_master(where.project), key)
+            report, held, findings, sure = self._checked(
+                result, rules, institution, project_id, self._to_master(where.project), key)
         payload = render(result, report.suppressed, fmt, report.removed)
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
@@ -266,7 +272,7 @@ class Outputs:
             spec=dict(request), settle=self._settler(principal, findings, report, acted))
         self._keep(where.project, view.output.id, held)
         if measured is not None:
-            measured(Measures.of(result, held, view.check_report.findings, rules.threshold,
+            measured(Measures.of(result, held, sure, rules.threshold,
                                  self.enclave.cohort().participants.height))
         return view
 
@@ -343,7 +349,7 @@ class Outputs:
 
     def _checked(self, result: Result, rules: Rules, institution: str, project_id: str,
                  eids: Callable[[PidArray], PidArray], key: bytes
-                 ) -> tuple[CheckReport, Contributors, list[Finding]]:
+                 ) -> tuple[CheckReport, Contributors, list[Finding], dict[str, int]]:
         """The check, then differencing of the cells it shows against each other and against
         everything released. A table's cell that differences is hidden like any other (with
         secondary suppression), and what is still shown is differenced again; what cannot be
@@ -356,6 +362,7 @@ class Outputs:
         everyone = [bitmap(eids(c.contributors)) for c in result.cells]
         hide: list[Finding] = []
         for _ in range(MAX_ROUNDS):
+            before = margin.sure()
             report = check(result, rules, hide)
             held, positions, valued = _held(result, report, everyone, eids, key)
             found = _at(within_output(held.cells(), rules.threshold), positions)
@@ -370,7 +377,9 @@ class Outputs:
                 break
             hide += [Finding(f.rule, Verdict.SUPPRESS, f"{where(result.cells[i])} is hidden: "
                              f"{f.reason}", i) for i, f in sorted(more.items())]
-        return report, held, [*report.findings, *found]
+        # what the last round found below k itself, for the watch (Measures)
+        sure = {kind: n - before.get(kind, 0) for kind, n in margin.sure().items()}
+        return report, held, [*report.findings, *found], sure
 
     def _combined(self, institution: str, held: Contributors, threshold: int,
                   positions: list[int], valued: Sequence[int | None], *,
