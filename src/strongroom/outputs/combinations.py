@@ -74,19 +74,20 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
     if earlier.size:
         before = _leverage(membership[earlier], columns[earlier]) >= _DETERMINED
         determined &= ~before
-    for j in np.flatnonzero(determined).tolist():  # each determined atom by its own line
-        determined[j] = margin.short(int(sizes[small[j]]), threshold, "atom",
-                                     members=_members_of(int(small[j]), columns[:, j],
-                                                         positions, atom_of))
     if not determined.any():
         return []
     # the combination itself: y = (QQᵀ)⁺q_a gives Qᵀy = e_a; its non-zero terms are the groups
     pseudo = _pseudo_inverse((membership @ membership.T).toarray().astype(np.float64))
     found = []
-    for k, atom in enumerate(small):
-        if determined[k]:
-            weights = pseudo @ columns[:, k]
-            used = np.flatnonzero(np.abs(weights) > 1e-9 * max(np.abs(weights).max(), 1.0))
+    for j in np.flatnonzero(determined).tolist():
+        weights = pseudo @ columns[:, j]
+        used = np.flatnonzero(np.abs(weights) > 1e-9 * max(np.abs(weights).max(), 1.0))
+        # one group, or two that differ by a few: the threshold and the pairwise rules speak;
+        # past them, each atom by its own keyed line
+        atom = int(small[j])
+        if used.size >= 3 and margin.short(int(sizes[atom]), threshold, "atom",
+                                           members=_members_of(atom, columns[:, j], positions,
+                                                               atom_of)):
             found.append(Exposure(int(sizes[atom]), used.tolist()))
     return found
 

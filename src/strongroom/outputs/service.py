@@ -361,6 +361,7 @@ class Outputs:
         if obese" passes only for an obese target."""
         everyone = [bitmap(eids(c.contributors)) for c in result.cells]
         hide: list[Finding] = []
+        sure: dict[str, int] = {}
         for _ in range(MAX_ROUNDS):
             before = margin.sure()
             report = check(result, rules, hide)
@@ -370,6 +371,10 @@ class Outputs:
                                            held.population, rules.threshold), positions)
             found += self._combined(institution, held, rules.threshold, positions, valued,
                                     grid=result.kind in GRIDS)
+            # below k itself, for the watch (Measures): the most any round found (the first
+            # round sees the output as asked; later ones only what is still shown)
+            for kind, n in margin.sure().items():
+                sure[kind] = max(sure.get(kind, 0), n - before.get(kind, 0))
             more = {f.cell: f for f in found if f.verdict is Verdict.BLOCK
                     and f.cell is not None and hideable(result, f.cell)
                     and f.cell not in report.suppressed}
@@ -377,8 +382,6 @@ class Outputs:
                 break
             hide += [Finding(f.rule, Verdict.SUPPRESS, f"{where(result.cells[i])} is hidden: "
                              f"{f.reason}", i) for i, f in sorted(more.items())]
-        # what the last round found below k itself, for the watch (Measures)
-        sure = {kind: n - before.get(kind, 0) for kind, n in margin.sure().items()}
         return report, held, [*report.findings, *found], sure
 
     def _combined(self, institution: str, held: Contributors, threshold: int,
