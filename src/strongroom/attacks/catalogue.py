@@ -296,7 +296,7 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
-            + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2)
+            + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3)
 
 
 LABELS = [
@@ -1390,4 +1390,52 @@ ATTACKER_2 = [
             analyse({"kind": "kaplan_meier", "definition": "f", "time": "t", "event": "e",
                      "interval": 10})),
            fingerprint, bit=True),
+]
+
+
+# -- attacker 3: one identity over many indicator sums -------------------------------------
+# Sums of a 0/1 indicator over everyone are counts the set rules did not see (their
+# participants are everyone), exact once more than 2k − 1 hold each value. Cell j sums the
+# indicator of K ∪ X_j, X_j the residue classes (a hash of blood pressure, birth year, centre
+# and sex) in a cyclic shift of a perfect difference set: every class lies in exactly 5 of
+# the 21 sets, so no pair of cells isolates a few, but Σ_j s_j = 16·|K| + 5·(everyone). The
+# holders of a few-valued sum are released groups now (the combination audit sees K), and the
+# span fit leaves K off. With 200 classes (beyond the span fit's 64-statistic basis) and a
+# count of one sex that splits K into two atoms, it still gave the bit: a union of atoms is
+# the audit's known limit (docs/explanation/output-check.md); kept small here for the suite.
+_RING, _RULER = 21, (0, 1, 4, 14, 16)
+# pid may not be computed on: the class is a hash of fields everyone has (or NULL's 0)
+_CLASS = ("((coalesce(sbp, 0) * 37 + coalesce(birth_year, 0) * 11 + coalesce(centre, 0) * 3 "
+          f"+ coalesce(sex, 0)) % {_RING})")
+
+
+def _ring(cond: str, ring: int = _RING, ruler: Sequence[int] = _RULER) -> str:
+    k = f"coalesce(({{G9}}) OR ({{T}} AND {cond}), false)"
+    members = ", ".join(str(m) for m in ruler)
+    # a count of one sex splits K into two atoms of the combination audit
+    parts = ["count(*) AS d", "count(CASE WHEN sex = 1 THEN 1 END) AS h"] + [
+        f"sum(CASE WHEN {k} OR (({_CLASS} + {ring} - {j}) % {ring}) IN ({members}) "
+        f"THEN 1 ELSE 0 END) AS s{j}" for j in range(ring)]
+    return "SELECT " + ", ".join(parts) + " FROM base"
+
+
+def _ring_size(i: int, ring: int = _RING, ruler: Sequence[int] = _RULER) -> Recovery:
+    def recover(obs: list[Obs], t: Target | None) -> float | None:
+        d = value(obs, i, "d")
+        s = [value(obs, i, f"s{j}") for j in range(ring)]
+        if d is None or any(x is None for x in s):
+            return None
+        return (sum(s) - len(ruler) * d) / (ring - len(ruler))  # type: ignore[arg-type]
+    return recover
+
+
+def _ring_bit(obs: list[Obs], t: Target) -> Any:
+    size = _ring_size(0)(obs, t)
+    return None if size is None else round(size)
+
+
+ATTACKER_3 = [
+    Attack("one-bit", "exact indicator sums over a cyclic design of classes add up to k − 1 "
+           "accomplices and the target if obese",
+           (agg(_ring("bmi > 30")),), _ring_bit, bit=True),
 ]

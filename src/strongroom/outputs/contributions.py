@@ -319,7 +319,7 @@ def _off_cells(new: Vector, members: BitMap, groups: Sequence[BitMap],
             cut = True
             cell[np.searchsorted(new.ids, np.asarray(inside.to_array(), dtype=np.int64))] ^= key
     if not cut:
-        return threshold  # one cell: the statistic's own spread is the precision rule's
+        return 0  # one cell: the statistic's own spread is the precision rule's, none isolated
     frame = pl.DataFrame({"cell": cell, "value": np.round(new.values, 9)})
     counts = frame.group_by("cell", "value").agg(pl.len().alias("n"))
     per_cell = counts.group_by("cell").agg(pl.col("n").sum().alias("size"),

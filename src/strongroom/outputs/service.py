@@ -33,11 +33,11 @@ from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import margin
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.definitions import Definition
-from strongroom.enclave.results import AnalysisKind, PidArray, Result
+from strongroom.enclave.results import AnalysisKind, Cell, PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound
 from strongroom.outputs import answers, combinations, contributions, precision, requests
-from strongroom.outputs.check import FITS, check, hideable
+from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
 from strongroom.outputs.contributions import Vector
 from strongroom.outputs.labels import GRIDS, shorten_long
 from strongroom.outputs.ledger import Ledger
@@ -365,7 +365,8 @@ class Outputs:
         for _ in range(MAX_ROUNDS):
             before = margin.sure()
             report = check(result, rules, hide)
-            held, positions, valued = _held(result, report, everyone, eids, key)
+            held, positions, valued = _shown(result, report, everyone, eids, key,
+                                             rules.few_values)
             found = _at(within_output(held.cells(), rules.threshold), positions)
             found += _at(self.ledger.check(institution, project_id, held.cells(),
                                            held.population, rules.threshold), positions)
@@ -568,9 +569,9 @@ def _without_labels(finding: Finding) -> Finding:
 MAX_ROUNDS = 4  # hide what differences, check again; a clash left after this many blocks
 
 
-def _held(result: Result, report: CheckReport, everyone: list[BitMap],
-          eids: Callable[[PidArray], PidArray], key: bytes
-          ) -> tuple[Contributors, list[int], list[int | None]]:
+def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
+           eids: Callable[[PidArray], PidArray], key: bytes, few: int
+           ) -> tuple[Contributors, list[int], list[int | None]]:
     """What the shown cells give away (their groups and statistics, in master-ID space), the
     cell each group comes from, and the cell each statistic is (None: a fit's variable)."""
     shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
@@ -581,7 +582,7 @@ def _held(result: Result, report: CheckReport, everyone: list[BitMap],
     for name, (pids, values) in sorted(result.vectors.items()):
         vectors.append(Vector.of(f"{result.kind.value} variable {name}", eids(pids), values))
         valued.append(None)  # the fit's variable, not one cell
-    groups, positions = _released_groups(result, shown, everyone, eids)
+    groups, positions = _released_groups(result, shown, everyone, eids, few)
     held = Contributors([label for label, _ in groups], [g for _, g in groups],
                         BitMap.union(BitMap(), *everyone), vectors, key)
     return held, positions, valued
@@ -594,7 +595,7 @@ def _at(findings: list[Finding], positions: list[int]) -> list[Finding]:
 
 
 def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
-                     eids: Callable[[PidArray], PidArray]
+                     eids: Callable[[PidArray], PidArray], few: int
                      ) -> tuple[list[tuple[str, BitMap]], list[int]]:
     """Every group of participants whose count an output gives away, with the cell it comes
     from: each shown cell's contributors, and each shown percentage's denominator (count ÷
@@ -603,11 +604,22 @@ def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
     A fit (a model, a correlation) gives none away: its counts of people are rounded by a
     keyed draw and its estimates to what one participant can move (precision.py), so its
     complete cases are no count to subtract; what a refit over a few people fewer would give
-    is its variables' values, which value differencing compares (contributions.py)."""
+    is its variables' values, which value differencing compares (contributions.py).
+
+    A sum or mean over at most ``few`` distinct contributions is a count in disguise: the sum
+    of an indicator is the number who hold 1, and a mean times its count is the same. So the
+    holders of each value but the most common are released groups too: two hundred indicator
+    sums over a cyclic design of classes, each set holding k − 1 accomplices and the target
+    if obese, were "everyone" each to the set rules, and added up to that group's size."""
     if result.kind in FITS:
         return [], []
     groups = [(_label(result, i), everyone[i]) for i in shown]
     positions = list(shown)
+    for i in shown:
+        for holders in _value_holders(result.cells[i], few):
+            groups.append((f"{_label(result, i)} (the holders of one of its values)",
+                           bitmap(eids(holders))))
+            positions.append(i)
     seen: set[bytes] = set()
     for i in shown:
         denominator = result.cells[i].denominator
@@ -617,6 +629,21 @@ def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
         groups.append((f"{_label(result, i)} (its denominator)", bitmap(eids(denominator))))
         positions.append(i)
     return groups, positions
+
+
+def _value_holders(cell: Cell, few: int) -> list[PidArray]:
+    """The participants holding each of a few-valued sum's or mean's contributions, but the
+    most common one's (its holders follow from the count)."""
+    if cell.kind not in MAGNITUDES or cell.values is None or cell.value is None:
+        return []
+    values = np.asarray(cell.values, dtype=np.float64)
+    if values.size != cell.contributors.size:
+        return []
+    distinct, codes, counts = np.unique(values, return_inverse=True, return_counts=True)
+    if not 2 <= distinct.size <= few:
+        return []
+    common = int(np.argmax(counts))
+    return [cell.contributors[codes == v] for v in range(distinct.size) if v != common]
 
 
 def _label(result: Result, i: int) -> str:
