@@ -84,6 +84,17 @@ STOPS: list[tuple[str, str, dict[str, Any]]] = [
      {"kind": "aggregate_sql",
       "sql": "SELECT count(*) AS n FROM base WHERE birth_year BETWEEN 1945 AND 1965 "
              "AND NOT coalesce(NINE OR (TARGET AND bmi > 30), false)"}),
+    ("everyone born before 1945 with the target, beside the same with the target only if "
+     "their BMI is over 20, 25, 30, 35 or 40, in one output (which cells are identical would "
+     "say the BMI: a repeat is hidden like a count one person apart)", "analyse",
+     {"kind": "aggregate_sql",
+      "sql": "SELECT count(CASE WHEN birth_year < 1945 OR TARGET THEN 1 END) AS u, "
+             "count(CASE WHEN birth_year < 1945 OR (TARGET AND bmi > 20) THEN 1 END) AS o20, "
+             "count(CASE WHEN birth_year < 1945 OR (TARGET AND bmi > 25) THEN 1 END) AS o25, "
+             "count(CASE WHEN birth_year < 1945 OR (TARGET AND bmi > 30) THEN 1 END) AS o30, "
+             "count(CASE WHEN birth_year < 1945 OR (TARGET AND bmi > 35) THEN 1 END) AS o35, "
+             "count(CASE WHEN birth_year < 1945 OR (TARGET AND bmi > 40) THEN 1 END) AS o40 "
+             "FROM base"}),
     ("a flag that is 1 for the target alone", "define",
      {"name": "flagged",
       "sql": "SELECT pid, bmi, sex, CASE WHEN TARGET THEN 1 ELSE 0 END AS flag FROM base"}),

@@ -27,15 +27,6 @@ KNOWN: dict[str, str] = {
         "the contributors, and no group of fewer than k is determined when the target is "
         "not among them (only noise, i.e. differential privacy, hides an absence); "
         "rationed per person: see the last test"),
-    **dict.fromkeys([
-        "a large group with the target, then with the target only if obese",
-        "one output: a large group with the target, and with the target only if obese"], (
-        "a presence: a group identical to a released one says nothing new and is shown, one "
-        "person apart is hidden, so whether the check acts says whether the target is in it "
-        "(the line between 0 and 1 apart cannot move: hiding identical repeats would hide "
-        "every group asked twice); only noise hides a presence, as an absence; rationed per "
-        "person, and each lean answer is a differencing finding the watch suspends on at three "
-        "a day")),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "

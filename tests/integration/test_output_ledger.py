@@ -19,6 +19,7 @@ from strongroom.db import make_engine
 from strongroom.enclave import margin
 from strongroom.errors import Conflict, Invalid, Unavailable
 from strongroom.outputs.ledger import CELLS, RELEASES, Ledger
+from strongroom.outputs.overlap import VALUES
 from strongroom.outputs.verdicts import Verdict
 from tests.leaks import binary_leaks, text_leaks
 
@@ -54,20 +55,25 @@ def test_excluding_one_person_is_blocked(ledger: Ledger, everyone: np.ndarray) -
     assert (found.rule, found.verdict, found.cell) == ("differencing", Verdict.BLOCK, 0)
     assert "'everyone but one'" in found.reason and "'everyone'" in found.reason
     assert "release rel-1" in found.reason
-    assert "by too few participants (the threshold of" in found.reason
+    assert "but for fewer than a line drawn from the threshold of" in found.reason
     assert str(everyone[2500]) not in found.reason  # never which (nor how many)
 
 
-def test_identical_sets_and_sets_far_enough_apart_pass(ledger: Ledger,
-                                                       everyone: np.ndarray) -> None:
+def test_sets_far_enough_apart_pass_and_repeats_clash(ledger: Ledger,
+                                                      everyone: np.ndarray) -> None:
     ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone)
-    assert ledger.check("inst-1", "proj-a", [("again", everyone)], everyone, THRESHOLD) == []
+    # a repeat says nothing new, and hiding only one apart would tell the two apart
+    again = ledger.check("inst-1", "proj-a", [("again", everyone)], everyone, THRESHOLD)
+    assert [f.cell for f in again] == [0]
+    # a statistic's group is not compared with a count's (its contributions are, elsewhere)
+    assert ledger.check("inst-1", "proj-a", [("again", everyone)], everyone, THRESHOLD,
+                        families=[VALUES]) == []
     apart = everyone[THRESHOLD:]  # differs by exactly the threshold: allowed
     assert ledger.check("inst-1", "proj-a", [("ten fewer", apart)], apart, THRESHOLD) == []
     close = everyone[THRESHOLD - 1:]  # one fewer than the threshold: blocked
     findings = ledger.check("inst-1", "proj-a", [("nine fewer", close)], close, THRESHOLD)
     assert [f.cell for f in findings] == [0]
-    assert "by too few participants (the threshold" in findings[0].reason
+    assert "but for fewer than a line drawn from the threshold" in findings[0].reason
     assert "9" not in findings[0].reason  # the size of the small group is not said
 
 
@@ -79,7 +85,7 @@ def test_a_set_against_an_earlier_complement(ledger: Ledger, everyone: np.ndarra
                             population, THRESHOLD)
     assert len(findings) == 1
     assert "rest of its population outside cell 'smokers'" in findings[0].reason
-    assert "by too few participants (the threshold" in findings[0].reason
+    assert "but for fewer than a line drawn from the threshold" in findings[0].reason
 
 
 def test_a_new_complement_against_an_earlier_set(ledger: Ledger, everyone: np.ndarray) -> None:
@@ -92,8 +98,8 @@ def test_a_new_complement_against_an_earlier_set(ledger: Ledger, everyone: np.nd
                             THRESHOLD)
     assert len(findings) == 1
     assert findings[0].reason.startswith(
-        "The rest of the population outside cell 'recent and one more' differs from cell "
-        "'non-smokers' in release rel-1 by too few participants (the threshold")
+        "The rest of the population outside cell 'recent and one more' rests on the same "
+        "participants as cell 'non-smokers' in release rel-1 but for fewer than a line")
 
 
 def test_only_the_same_institution_counts(ledger: Ledger, everyone: np.ndarray) -> None:
@@ -139,7 +145,7 @@ def test_every_rule_agrees_with_plain_set_arithmetic(ledger: Ledger) -> None:
         assert {f.cell: f for f in findings}.keys() == expected.keys()
         for f in findings:
             assert f.cell is not None
-            assert "by too few participants (the threshold of 4" in f.reason
+            assert "but for fewer than a line drawn from the threshold of 4" in f.reason
 
 
 def test_size_pruning_with_20000_cells(ledger: Ledger) -> None:
@@ -182,8 +188,8 @@ def test_sets_are_sealed_at_rest(ledger: Ledger, engine: Engine, tmp_path: Path,
         assert not [i for i in range(0, 198, 10) if struct.pack("<3I", *eids[i:i + 3]) in blob]
         plain = BitMap(eids.tolist()).serialize()
         assert all(plain[i:i + 32] not in blob for i in range(0, len(plain) - 32, 64))
-    assert ledger.check("inst-1", "proj-a", [("again", cells[0][1])], everyone,
-                        THRESHOLD) == []  # and it still reads back
+    again = ledger.check("inst-1", "proj-a", [("again", cells[0][1])], everyone, THRESHOLD)
+    assert [f.cell for f in again] == [0]  # and it still reads back: the repeat is seen
 
 
 def test_a_row_moved_to_another_institution_does_not_open(ledger: Ledger, engine: Engine,
@@ -259,7 +265,7 @@ def test_many_cell_sizes_are_looked_up_in_several_queries(ledger: Ledger) -> Non
         cells.append(("late but three", universe[3:15_003]))
         findings = ledger.check("inst-1", "proj-b", cells, universe, THRESHOLD)
         assert [f.cell for f in findings] == [count]
-        assert "by too few participants (the threshold" in findings[0].reason
+        assert "but for fewer than a line drawn from the threshold" in findings[0].reason
 
 
 def test_in_a_keyed_request_a_pair_clashes_by_its_draw(ledger: Ledger,

@@ -296,7 +296,8 @@ def sd_recovery(obs: list[Obs], t: Target) -> float | None:
 def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
-            + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3)
+            + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3
+            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5)
 
 
 LABELS = [
@@ -1438,4 +1439,399 @@ ATTACKER_3 = [
     Attack("one-bit", "exact indicator sums over a cyclic design of classes add up to k − 1 "
            "accomplices and the target if obese",
            (agg(_ring("bmi > 30")),), _ring_bit, bit=True),
+]
+
+
+# -- presence grids (session 11): one count of a large group with the target, beside the same
+# group with the target only if BMI > c for a grid of c, in one output. Identical cells were
+# shown and one-apart ones hidden, so which were shown gave the BMI to the grid's step: to
+# 0.02 in two outputs. Counts, means, and a count beside means; both forms recovered the
+# value before two figures of one kind within the line clashed identical too.
+
+_PRESENCE_COARSE = tuple(12.0 + i for i in range(49))
+
+
+def _presence(cuts: Sequence[float], figure: str = "count(CASE WHEN {} THEN 1 END)",
+              first: str = "count(CASE WHEN {} THEN 1 END)") -> str:
+    parts = [first.format(f"{G1} OR {{T}}") + " AS u"]
+    parts += [figure.format(f"{G1} OR ({{T}} AND bmi > {c!r})") + f" AS c{i}"
+              for i, c in enumerate(cuts)]
+    return "SELECT " + ", ".join(parts) + " FROM base"
+
+
+def _presence_fine(low: float) -> list[float]:
+    return [round(low + 0.02 * j, 4) for j in range(51)]
+
+
+def _presence_cut(obs: list[Obs], i: int, cuts: Sequence[float]) -> float | None:
+    """The highest cut whose figure is shown as the group with the target's (u's, or the
+    most common shown one's when u is hidden): shown alike means the target is in."""
+    shown = {c["column"]: c["value"] for c in cells(obs, i)}
+    grid = [shown.get(f"c{j}") for j in range(len(cuts))]
+    values = [v for v in grid if v is not None]
+    if not values:
+        return None
+    ref = shown.get("u", max(set(values), key=values.count))
+    above = [c for c, v in zip(cuts, grid, strict=True) if v == ref]
+    return max(above) if above and len(above) < len(cuts) else None
+
+
+def _presence_attack(name: str, figure: str, first: str) -> Attack:
+    def fine(obs: list[Obs]) -> dict[str, Any]:
+        low = _presence_cut(obs, 0, _PRESENCE_COARSE)
+        return {"kind": "aggregate_sql",
+                "sql": _presence(_presence_fine(11.0 if low is None else low), figure, first)}
+
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        low = _presence_cut(obs, 0, _PRESENCE_COARSE)
+        got = _presence_cut(obs, 1, _presence_fine(11.0 if low is None else low))
+        return None if got is None else got + 0.01
+
+    return Attack("values", name, (agg(_presence(_PRESENCE_COARSE, figure, first)),
+                                   analyse(fine)), recover)
+
+
+PRESENCE_GRIDS = [
+    # copies of the group with the target beside copies without: the combination audit once
+    # counted copies as groups and acted only when the target's BMI lay inside the cuts
+    Attack("one-bit", "a grid of counts with cuts from 12 to 30: whether the combination "
+           "audit acts says whether the BMI lies above them all",
+           (agg(_presence(tuple(12.0 + i for i in range(19)))),), fingerprint, bit=True),
+    _presence_attack("a grid of counts: a large group with the target, and with the target "
+                     "only if BMI > c", "count(CASE WHEN {} THEN 1 END)",
+                     "count(CASE WHEN {} THEN 1 END)"),
+    _presence_attack("a grid of means: a large group's mean SBP with the target, and with the "
+                     "target only if BMI > c", "avg(CASE WHEN {} THEN sbp END)",
+                     "avg(CASE WHEN {} THEN sbp END)"),
+    _presence_attack("a count of a large group with the target beside means over it with the "
+                     "target only if BMI > c", "avg(CASE WHEN {} THEN sbp END)",
+                     "count(CASE WHEN {} THEN 1 END)"),
+]
+
+
+# -- attacker 4: order statistics of rows that every participant holds alike ------------------
+# A mode (or a quantile) of *rows* is decided by one row when every other participant holds
+# the same rows: everyone has a row 0 and a row 1 (so each value is held by everyone and the
+# counts tie), and the target has one row more, 1 if obese and 0 if not. The mode (the
+# smallest on a tie) is then the bit, its holders everyone (no extreme's rule acts), its
+# distinct values two (no identical-values rule), nothing is a sum or a count, and nothing is
+# winsorised (order statistics are left as they are). A summary takes 50 variables: one per
+# binary digit of the BMI in hundredths gives it exactly in one request.
+_BITS = 13  # BMI × 100 < 8192
+
+
+def _tied(expression: str, columns: Sequence[str], values: Sequence[Sequence[str]]) -> str:
+    """Every participant one row per entry of ``values``; the target one more, ``expression``
+    (per column)."""
+    names = ", ".join(f"{{v}} AS {c}".format(v=v) for c, v in zip(columns, values[0],
+                                                                     strict=True))
+    parts = [f"SELECT pid, {names} FROM base"]
+    parts += ["SELECT pid, " + ", ".join(row) + " FROM base" for row in values[1:]]
+    parts.append("SELECT pid, " + ", ".join(expression.format(j=j, p=2 ** j)
+                                           for j in range(len(columns))) + " FROM base WHERE {T}")
+    return " UNION ALL ".join(parts)
+
+
+def _digits(statistic: str) -> Recovery:
+    def recover(obs: list[Obs], t: Target) -> float | None:
+        return _binary([value(obs, len(obs) - 1, statistic, [f"x{j}"]) for j in range(_BITS)],
+                       lambda v: round(v) == 1)
+    return recover
+
+
+def _binary(found: Sequence[float | None], one: Callable[[float], bool]) -> float | None:
+    """The BMI from its binary digits in hundredths, each read off one figure."""
+    if any(f is None for f in found):
+        return None
+    return sum(1 << j for j, f in enumerate(found) if f is not None and one(f)) / 100
+
+
+_XS = [f"x{j}" for j in range(_BITS)]
+_DIGIT = "CASE WHEN floor(round(bmi * 100) / {p}) % 2 = 1 THEN 1 ELSE 0 END"
+_DIGIT_MID = "CASE WHEN floor(round(bmi * 100) / {p}) % 2 = 1 THEN 2 ELSE 1 END"
+
+_ORDER_OF_ROWS = [
+    Attack("one-bit", "a mode of rows: everyone a row 0 and a row 1, the target one more row, "
+           "1 if obese",
+           (define("f", _tied("CASE WHEN bmi > 30 THEN 1 ELSE 0 END", ["x0"],
+                              [["0"], ["1"]])),
+            analyse({"kind": "summary", "definition": "f", "variables": ["x0"],
+                     "statistics": ["mode"]})),
+           lambda obs, t: value(obs, 1, "mode"), bit=True),
+    Attack("values", "modes of rows, one per binary digit of the target's BMI in hundredths, "
+           "in one summary",
+           (define("f", _tied(_DIGIT, _XS, [["0"] * _BITS, ["1"] * _BITS])),
+            analyse({"kind": "summary", "definition": "f", "variables": _XS,
+                     "statistics": ["mode"]})),
+           _digits("mode")),
+    Attack("one-bit", "a median of rows: everyone rows 0, 1, 2 and 3, the target one more, 2 "
+           "if obese and 1 if not",
+           (define("f", _tied("CASE WHEN bmi > 30 THEN 2 ELSE 1 END", ["x0"],
+                              [["0"], ["1"], ["2"], ["3"]])),
+            analyse({"kind": "summary", "definition": "f", "variables": ["x0"],
+                     "statistics": ["median"]})),
+           lambda obs, t: value(obs, 1, "median"), bit=True),
+    Attack("values", "medians of rows, one per binary digit of the target's BMI in hundredths",
+           (define("f", _tied(_DIGIT_MID, _XS, [["0"] * _BITS, ["1"] * _BITS, ["2"] * _BITS,
+                                                ["3"] * _BITS])),
+            analyse({"kind": "summary", "definition": "f", "variables": _XS,
+                     "statistics": ["median"]})),
+           lambda obs, t: _digits_mid(obs)),
+]
+
+
+def _digits_mid(obs: list[Obs]) -> float | None:
+    return _binary([value(obs, len(obs) - 1, "median", [f"x{j}"]) for j in range(_BITS)],
+                   lambda v: round(v) == 2)
+
+
+_ORDER_OF_ROWS_SQL = [
+    Attack("values", "aggregate SQL: medians of rows, one per binary digit of the target's BMI "
+           "in hundredths",
+           (define("f", _tied(_DIGIT_MID, _XS, [["0"] * _BITS, ["1"] * _BITS, ["2"] * _BITS,
+                                                ["3"] * _BITS])),
+            agg("SELECT " + ", ".join(f"median(x{j}) AS x{j}" for j in range(_BITS))
+                + " FROM f")),
+           lambda obs, t: _binary([value(obs, 1, f"x{j}") for j in range(_BITS)],
+                                  lambda v: round(v) == 2)),
+]
+
+
+# Kaplan–Meier's numbers are counts of *rows* (lifelines fits rows), rounded to a multiple of
+# 5 as counts of people: five copies of every row make them multiples of 5 already, which
+# the unbiased rounding leaves exact. Everyone: five censored rows and five event rows in the
+# first interval; the target five more, events if obese and censored if not. Events less
+# censored is then +5 or −5, the participants behind each are everyone either way, and
+# nothing is small.
+def _five(select: str) -> list[str]:
+    return [select] * 5
+
+
+def _km_rows(flag: str, group: str = "", groups: int = 1) -> str:
+    parts: list[str] = []
+    for j in range(groups):
+        g = f", {j} AS g" if group else ""
+        parts += _five(f"SELECT pid, 5 AS t, 0 AS e{g} FROM base")
+        parts += _five(f"SELECT pid, 5 AS t, 1 AS e{g} FROM base")
+        parts += _five(f"SELECT pid, 5 AS t, {flag.format(p=2 ** j)} AS e{g} FROM base "
+                       "WHERE {T}")
+    return " UNION ALL ".join(parts)
+
+
+def _km_gap(obs: list[Obs], i: int, group: str | None = None) -> float | None:
+    found: dict[str, float] = {}
+    for c in cells(obs, i):
+        if group is not None and str(c["row"][0]) != group:
+            continue
+        if c["column"] in ("events", "censored") and c["column"] not in found:
+            found[c["column"]] = float(c["value"])
+    if len(found) != 2:
+        return None
+    return found["events"] - found["censored"]
+
+
+_KM_DIGIT = "CASE WHEN floor(round(bmi * 100) / {p}) % 2 = 1 THEN 1 ELSE 0 END"
+
+_ROW_COUNTS_KM = [
+    Attack("one-bit", "Kaplan–Meier counts of rows, every row five times: events less "
+           "censored in the first interval is +5 if the target is obese, −5 if not",
+           (define("f", _km_rows("CASE WHEN bmi > 30 THEN 1 ELSE 0 END")),
+            analyse({"kind": "kaplan_meier", "definition": "f", "time": "t", "event": "e",
+                     "interval": 10})),
+           lambda obs, t: _km_gap(obs, 1), bit=True),
+]
+
+
+_C5 = " UNION ALL ".join(["SELECT * FROM base"] * 5)  # every participant's row five times
+
+
+def _km_mixed(flag: str, groups: int) -> str:
+    """As _km_rows (over c5, each row five times), by group, but each group gives the others a
+    number of balanced extra rows (as many events as censored) by a hash of their own fields
+    that differs per group, so no two groups' contributions are a scale and shift of each
+    other but for the target."""
+    parts: list[str] = []
+    for j in range(groups):
+        h = (f"((coalesce(sbp, 0) * 37 + coalesce(birth_year, 0) * 11 + {7 * j + 3} * "
+             f"coalesce(centre, 0) + {j}) % 3)")
+        # times inside the first interval by a second hash: t is no affine copy of e
+        u = (f"(1 + (coalesce(sbp, 0) * 13 + coalesce(birth_year, 0) * 7 + {5 * j + 1} * "
+             f"coalesce(sex, 0) + {j}) % 4)")
+        for where in ("", f" WHERE {h} >= 1", f" WHERE {h} = 2"):
+            parts.append(f"SELECT pid, {u} AS t, 0 AS e, {j} AS g FROM c5{where}")
+            parts.append(f"SELECT pid, {u} AS t, 1 AS e, {j} AS g FROM c5{where}")
+        parts.append(f"SELECT pid, 5 AS t, {flag.format(p=2 ** j)} AS e, {j} AS g FROM c5 "
+                     "WHERE {T}")
+    return " UNION ALL ".join(parts)
+
+
+_ROW_COUNTS_KM.append(
+    Attack("values", "Kaplan–Meier counts of rows by group, one group per binary digit of the "
+           "target's BMI in hundredths, the others' rows varied per group",
+           (define("c5", _C5), define("f", _km_mixed(_KM_DIGIT, _BITS)),
+            analyse({"kind": "kaplan_meier", "definition": "f", "time": "t", "event": "e",
+                     "group": "g", "interval": 10})),
+           lambda obs, t: _binary([_km_gap(obs, 2, str(j)) for j in range(_BITS)],
+                                  lambda gap: gap > 0)))
+
+
+# A summary's n is a count of rows, rounded as a count of people: five copies of every row
+# leave it exact as well. Everyone five rows (x and y both 1); the target five more, y 1 and
+# x 1 only if obese (else missing). n(y) − n(x) is 0 if obese and 5 if not; the participants
+# behind both are everyone.
+def _n_rows(flags: Sequence[str]) -> str:
+    xs = ", ".join(f"1 AS x{j}" for j in range(len(flags)))
+    mine = ", ".join(f"CASE WHEN {f} THEN 1 END" for f in flags)
+    return " UNION ALL ".join(_five(f"SELECT pid, 1 AS y, {xs} FROM base")
+                              + _five(f"SELECT pid, 1, {mine} FROM base WHERE {{T}}"))
+
+
+def _n_gap(obs: list[Obs], i: int, j: int) -> float | None:
+    y, x = value(obs, i, "n", ["y"]), value(obs, i, "n", [f"x{j}"])
+    return None if y is None or x is None else y - x
+
+
+_N_DIGIT = "floor(round(bmi * 100) / {p}) % 2 = 1"
+_ROW_COUNTS_N = [
+    Attack("one-bit", "a summary's n, a count of rows, every row five times: n(y) − n(x) is "
+           "0 if the target is obese and 5 if not",
+           (define("f", _n_rows(["bmi > 30"])),
+            analyse({"kind": "summary", "definition": "f", "variables": ["y", "x0"],
+                     "statistics": ["n"]})),
+           lambda obs, t: _n_gap(obs, 1, 0), bit=True),
+    Attack("values", "a summary's n of rows, every row five times, one variable per binary "
+           "digit of the target's BMI in hundredths",
+           (define("f", _n_rows([_N_DIGIT.format(p=2 ** j) for j in range(_BITS)])),
+            analyse({"kind": "summary", "definition": "f",
+                     "variables": ["y", *(f"x{j}" for j in range(_BITS))],
+                     "statistics": ["n"]})),
+           lambda obs, t: _binary([_n_gap(obs, 1, j) for j in range(_BITS)],
+                                  lambda gap: gap == 0)),
+]
+
+
+# A histogram asked for by a number of bins takes its edges from the data's own minimum and
+# maximum (rounded outward to a step of about span / bins), and none of it is winsorised.
+# Everyone else is spread over the integers 0–100 by a hash of their own fields (about 30 to
+# a value); the target is at 100, or at 101 if obese. With 10 bins the span 100 gives a step
+# of 10 (ten bins), 101 a step of 20 (six bins, the last [100, 120] holding the thirty at 100
+# and the target): every bin is large, nothing is hidden, and the grid is the bit.
+_SPREAD = ("((coalesce(sbp, 0) * 37 + coalesce(birth_year, 0) * 11 + coalesce(centre, 0) * 3 "
+           "+ coalesce(sex, 0)) % 101)")
+
+
+def _edges_bit(flag: str) -> tuple[Step, ...]:
+    return (define("f", f"SELECT pid, CASE WHEN {{T}} THEN (CASE WHEN {flag} THEN 101 ELSE "
+                        f"100 END) ELSE {_SPREAD} END AS x FROM base"),
+            analyse({"kind": "histogram", "definition": "f", "variable": "x", "bins": 10}))
+
+
+def _grid(i: int) -> Recovery:
+    return lambda obs, t: len(shown(obs, i)) if obs[i].body else None
+
+
+_DATA_EDGES = [
+    Attack("one-bit", "a histogram's data-driven edges: the target at 100, or 101 if obese, "
+           "everyone else spread over 0–100 (ten bins or six)",
+           _edges_bit("bmi > 30"), _grid(1), bit=True),
+    # the same, one binary digit of the BMI in hundredths per request (13 released outputs)
+    Attack("values", "a histogram's data-driven edges, one binary digit of the target's BMI "
+           "per request",
+           tuple(s for j in range(_BITS) for s in _edges_bit(
+               f"floor(round(bmi * 100) / {2 ** j}) % 2 = 1")),
+           lambda obs, t: _binary([_grid(2 * j + 1)(obs, t) for j in range(_BITS)],
+                                  lambda bins: bins < 10)),
+]
+
+
+# Attacker 4: every attack above got through (8 of 8 pairs, or the BMI to 0.005), each
+# released automatically with nothing hidden, before order statistics were of participants
+# (each by the median of their own rows), a survival table and a summary's n counted people
+# and data-driven histogram edges were drawn from winsorised values.
+ATTACKER_4 = [*_ORDER_OF_ROWS, *_ORDER_OF_ROWS_SQL, *_ROW_COUNTS_KM, *_ROW_COUNTS_N,
+              *_DATA_EDGES]
+
+
+# -- attacker 5: a presence grid across two outputs and two families -------------------------
+# Repeats clashed only within one family (two counts, two percentages, two statistics of one
+# kind), and a count beside a figure of another family was compared as before: one person
+# apart clashed, identical did not (now pairs of different families are not compared by sets
+# at all, overlap.acts). So the reference groups are released as minima (the "other"
+# family: min(1) over G_i ∪ {target}, every participant holding the extreme, released with
+# nothing hidden; or Kaplan–Meier numbers at risk, counts of people of the "other" family),
+# one per group G_i (everyone but a 51st of the cohort, a different 51st each, so no two
+# references or grid cells are within the line of each other; one class in no G_i, so the
+# target is not alone in every group of the survival table's vectors), and a second output
+# counts G_i ∪ {target if BMI > c_i}: against the ledger's
+# minimum of the same i it is identical (shown) when the target's BMI is over c_i and one
+# person apart (hidden) when not. Two rounds (1 unit, then 0.02) give the BMI.
+
+
+def _g5(i: int, salt: int) -> str:
+    return (f"(((coalesce(sbp, 0) * {salt} + coalesce(birth_year, 0)) % 51 <> {i}) "
+            "AND NOT {T})")
+
+
+def _minima(n: int, salt: int) -> tuple[Step, Step]:
+    columns = ", ".join(f"CASE WHEN {_g5(i, salt)} OR {{T}} THEN 1 END AS x{i}"
+                        for i in range(n))
+    return (define(f"ref{salt}", f"SELECT pid, {columns} FROM base"),
+            analyse({"kind": "summary", "definition": f"ref{salt}",
+                     "variables": [f"x{i}" for i in range(n)], "statistics": ["min"]}))
+
+
+def _at_risk(n: int, salt: int) -> tuple[Step, Step]:
+    """One Kaplan–Meier group per i, everyone in G_i ∪ {target} once, all censored: each
+    group's number at risk is G_i ∪ {target}."""
+    rows = " UNION ALL ".join(
+        f"SELECT pid, {i} AS g, 5 AS t, 0 AS e FROM base WHERE {_g5(i, salt)} OR {{T}}"
+        for i in range(n))
+    return (define(f"km{salt}", rows),
+            analyse({"kind": "kaplan_meier", "definition": f"km{salt}", "time": "t",
+                     "event": "e", "group": "g", "interval": 10}))
+
+
+def _counted(cuts: Sequence[float], salt: int) -> str:
+    return "SELECT " + ", ".join(
+        f"count(CASE WHEN {_g5(i, salt)} OR ({{T}} AND bmi > {c!r}) THEN 1 END) AS c{i}"
+        for i, c in enumerate(cuts)) + " FROM base"
+
+
+def _highest_shown(obs: list[Obs], i: int, cuts: Sequence[float]) -> float | None:
+    shown_ = {c["column"] for c in cells(obs, i)}
+    above = [c for j, c in enumerate(cuts) if f"c{j}" in shown_]
+    return max(above) if above and len(above) < len(cuts) else None
+
+
+_COARSE5 = [12.0 + i for i in range(49)]
+
+
+def _fine5(obs: list[Obs]) -> list[float]:
+    low = _highest_shown(obs, 2, _COARSE5)
+    return [round((11.0 if low is None else low) + 0.02 * j, 4) for j in range(50)]
+
+
+def _recover5(obs: list[Obs], t: Target) -> float | None:
+    got = _highest_shown(obs, 5, _fine5(obs))
+    return None if got is None else got + 0.01
+
+
+ATTACKER_5 = [
+    Attack("values", "minima (the other family) of G_i with the target, then counts of G_i with "
+           "the target only if BMI > c_i: a presence grid across two outputs, one group per cut",
+           (*_minima(49, 7), agg(_counted(_COARSE5, 7)),
+            *_minima(50, 13), Step("analyse", request=lambda obs: {
+                "kind": "aggregate_sql", "sql": _counted(_fine5(obs), 13)})),
+           _recover5),
+    Attack("one-bit", "the minimum (other family) of a large group with the target, then the "
+           "count of the group with the target only if obese: shown if obese, hidden if not",
+           (*_minima(1, 7), agg(_counted([30.0], 7))),
+           lambda obs, t: "c0" in {c["column"] for c in cells(obs, 2)} if obs[2].body else None,
+           bit=True),
+    Attack("values", "Kaplan–Meier numbers at risk (a count of people, but of the other family) "
+           "of G_i with the target, then counts of G_i with the target only if BMI > c_i",
+           (*_at_risk(49, 7), agg(_counted(_COARSE5, 7)),
+            *_at_risk(50, 13), Step("analyse", request=lambda obs: {
+                "kind": "aggregate_sql", "sql": _counted(_fine5(obs), 13)})),
+           _recover5),
 ]

@@ -70,6 +70,7 @@ class Cell:
     denominator: PidArray | None = None  # PERCENT: the pids of the denominator
     below: int | None = None  # QUANTILE/MEDIAN: participants strictly below / above value
     above: int | None = None
+    level: float | None = None  # QUANTILE/MEDIAN: the probability (0.5 for a median)
     distinct_values: int | None = None  # MEAN/SD/SUM/MODE: distinct values among contributors
     margin: bool = False  # a row or column total of a table (secondary suppression)
     table: str = ""  # cells of one 2-D table share this (crosstab: "" = the whole result)

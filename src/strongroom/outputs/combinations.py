@@ -83,9 +83,14 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
         weights = pseudo @ columns[:, j]
         used = np.flatnonzero(np.abs(weights) > 1e-9 * max(np.abs(weights).max(), 1.0))
         # one group, or two that differ by a few: the threshold and the pairwise rules speak;
-        # past them, each atom by its own keyed line
+        # past them, each atom by its own keyed line. Groups are counted as distinct sets:
+        # the least-norm combination spreads over copies, and copies of "everyone with the
+        # target" beside copies of "everyone but the target" made three where there are two
+        # (so the audit acted only when the target's BMI lay inside a grid of cuts)
         atom = int(small[j])
-        if used.size >= 3 and margin.short(int(sizes[atom]), threshold, "atom",
+        distinct = {frozenset(membership.indices[membership.indptr[g]:membership.indptr[g + 1]])
+                    for g in used.tolist()}
+        if len(distinct) >= 3 and margin.short(int(sizes[atom]), threshold, "atom",
                                            members=_members_of(atom, columns[:, j], positions,
                                                                atom_of)):
             found.append(Exposure(int(sizes[atom]), used.tolist()))

@@ -19,12 +19,16 @@ one:
   per pair, ``enclave.margin``: at a fixed k, k − 1 accomplices and the target left over
   only if the target is obese is a bit), the two clash.
 
-Identical vectors clash with nothing (nothing new is learnt), and statistics of unrelated
+Two statistics of one kind (``kind_of``: two means, say) clash identical too: a repeat says
+nothing new, and hiding only the one a person apart would tell which it is (a count of
+"everyone with the target" beside "everyone with the target if BMI > c" for a grid of c gave
+a BMI in one output). Statistics of different kinds or of unrelated
 variables or groups leave thousands over.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +43,7 @@ from strongroom.outputs.verdicts import Finding, Verdict
 RULE = "differencing.values"
 WITHIN = "differencing.within"  # the service's name for clashes inside one output
 TRIALS = 12  # random lines tried per pair; a few leftovers rarely spoil every draw
+_ALL_PAIRS = 300  # up to this many pairs of points (25 participants), every line is tried
 _RELATIVE = 1e-9  # contributions equal to this relative precision are the same
 _SPAN_RELATIVE = 1e-7  # a least-squares fit is exact to about this
 SAMPLE = 128  # participants drawn to tell unrelated statistics apart before counting exactly
@@ -52,24 +57,40 @@ class Vector:
     label: str
     ids: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
+    # the statistic it is (``kind_of``): two of one kind clash identical too; "" (a fit's
+    # variable, or one recorded before kinds were kept) only when some are left over
+    kind: str = ""
 
     @classmethod
-    def of(cls, label: str, ids: npt.ArrayLike, values: npt.ArrayLike) -> Vector:
+    def of(cls, label: str, ids: npt.ArrayLike, values: npt.ArrayLike,
+           kind: str = "") -> Vector:
         order_ids = np.asarray(ids, dtype=np.int64)
         vals = np.asarray(values, dtype=np.float64)
         order = np.argsort(order_ids, kind="stable")
-        return cls(label, order_ids[order], vals[order])
+        return cls(label, order_ids[order], vals[order], kind)
 
     def to_bytes(self) -> bytes:
         head = len(self.ids).to_bytes(8, "big")
         return head + self.ids.astype("<u4").tobytes() + self.values.astype("<f8").tobytes()
 
     @classmethod
-    def from_bytes(cls, label: str, data: bytes) -> Vector:
+    def from_bytes(cls, label: str, data: bytes, kind: str = "") -> Vector:
         n = int.from_bytes(data[:8], "big")
         ids = np.frombuffer(data, dtype="<u4", count=n, offset=8).astype(np.int64)
         values = np.frombuffer(data, dtype="<f8", count=n, offset=8 + 4 * n).astype(np.float64)
-        return cls(label, ids, values)
+        return cls(label, ids, values, kind)
+
+
+def kind_of(kind: str, level: float | None = None) -> str:
+    """The kind a statistic is compared as: sums and means (and counts of rows) are one
+    linear kind, since a mean times its group's count is a sum; an SD its own; a quantile by
+    its probability (quartiles of one variable are three quantiles of the same values, and
+    fifty medians named apart are one kind)."""
+    if kind in ("sum", "mean", "count"):
+        return "linear"
+    if kind in ("median", "quantile"):
+        return f"quantile {0.5 if level is None else level:.6g}"
+    return kind[:40]
 
 
 def leftover(a: Vector, b: Vector, threshold: int, upto: int | None = None) -> int:
@@ -134,8 +155,11 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
     if distinct_y.size < 2:  # y constant: x must be constant too
         return min(best, _off_mode(x))
     rng = np.random.default_rng(n)  # deterministic: the same outputs, the same answer
-    for _ in range(TRIALS):
-        i, j = rng.integers(0, n, size=2)
+    # a few participants: every pair (12 random pairs missed the line through 11 of 20, one
+    # time in seventy); many: pairs drawn at random, as RANSAC does
+    pairs = (list(itertools.combinations(range(n), 2)) if n * (n - 1) // 2 <= _ALL_PAIRS
+             else [tuple(rng.integers(0, n, size=2)) for _ in range(TRIALS)])
+    for i, j in pairs:
         if y[i] == y[j]:
             continue
         alpha = (x[i] - x[j]) / (y[i] - y[j])
@@ -215,7 +239,10 @@ def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
             if not _may_overlap(new, other):
                 continue
             isolated = leftover(new, other, threshold, top)
-            if _short(isolated, threshold, WITHIN if within else RULE, new, other):
+            if (isolated == 0 and new.kind and new.kind == other.kind) or _short(
+                    isolated, threshold, WITHIN if within else RULE, new, other):
+                # two statistics of one kind clash identical too: the later repeats the
+                # earlier, and hiding it only when one person apart would say which it is
                 found.append((i, other.label, isolated))
                 break
     return found
@@ -369,7 +396,8 @@ def findings(news: list[Vector], found: list[tuple[int, str, int]], threshold: i
         out.append(Finding(
             rule, Verdict.BLOCK,
             f"{news[i].label!r} and {other!r}{where} are computed from the same values of the "
-            f"same people except for too few participants (the threshold of {threshold}, "
-            "drawn per pair): subtracting one from the other would give the own values of "
-            "those few; use the same definition of the variable in both", positions[i]))
+            f"same people except for fewer than a line drawn from the threshold of "
+            f"{threshold} (perhaps none): the later would say nothing new, or subtracting one "
+            "from the other would give the own values of those few; use the same definition "
+            "of the variable in both, once", positions[i]))
     return out

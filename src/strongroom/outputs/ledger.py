@@ -12,7 +12,9 @@ when |A Δ B| > 0 falls short of the threshold's keyed line (k plus a margin dra
 cells, ``enclave.margin``: at a fixed k, "everyone" and "everyone but k − 1 accomplices and
 the target if obese" clash only for a lean target), and likewise for the complements: A
 against U_B \\ B, U_A \\ A against B, and U_A \\ A against U_B \\ B (a complement is known by
-subtraction from the released total). Identical sets reveal nothing new. Since
+subtraction from the released total). Two counts of people (or two percentages) clash
+identical too (``overlap.close``): a repeat says nothing new, and showing it only when
+identical would tell "the target is in both" from "one apart". Since
 |A Δ B| ≥ ||A| − |B||, only rows whose size, or complement size, lies within the highest line
 (2k − 1) of |A| or |U_A \\ A| can clash: the database selects those by index before any bitmap is
 decrypted.
@@ -58,6 +60,7 @@ from strongroom.db import Base, UTCDateTime
 from strongroom.enclave import margin
 from strongroom.errors import Conflict, Invalid, Unavailable
 from strongroom.outputs.contributions import Vector
+from strongroom.outputs.overlap import COUNT, acts, close
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing"
@@ -96,6 +99,9 @@ class LedgerCell(Base):
     # keyed digest of the release's population: an identical population needs no opening
     population_digest: Mapped[str] = mapped_column(String(64))
     members_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # what the group counts (overlap.COUNT, PERCENT, VALUES, OTHER): which pairs are compared;
+    # cells recorded before it was kept count as counts (compared with every new count)
+    family: Mapped[str] = mapped_column(String(8), default=COUNT, server_default=COUNT)
 
     __table_args__ = (
         Index("ix_outputs_ledger_cells_size", "institution_id", "size"),
@@ -117,6 +123,8 @@ class LedgerVector(Base):
     label: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer)
     values_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # the statistic's kind (contributions.Vector.kind); "" for those recorded before it was kept
+    kind: Mapped[str] = mapped_column(String(40), default="", server_default="")
 
 
 RELEASES: Table = LedgerRelease.__table__  # type: ignore[assignment]
@@ -149,6 +157,7 @@ class _Earlier:
     population_size: int
     population_digest: str
     sealed: bytes
+    family: str = COUNT
     members: BitMap | None = None
 
     @property
@@ -170,6 +179,7 @@ class _New:
     members: BitMap
     population: BitMap
     population_digest: Callable[[], str]  # computed once, and only if a comparison needs it
+    family: str = COUNT
     clashes: list[_Clash] = field(default_factory=list)
 
     @property
@@ -216,7 +226,7 @@ class Ledger:
         with self._session(session) as db:
             rows = db.execute(select(VECTORS.c.release_id, VECTORS.c.ordinal,
                                      VECTORS.c.project_id, VECTORS.c.label,
-                                     VECTORS.c.values_sealed)
+                                     VECTORS.c.values_sealed, VECTORS.c.kind)
                               .where(VECTORS.c.institution_id == institution_id)
                               .order_by(VECTORS.c.release_id, VECTORS.c.ordinal))
             for row in rows:
@@ -225,7 +235,7 @@ class Ledger:
                     plain = zlib.decompress(self._unseal(row.values_sealed, _vector_context(
                         institution_id, row.project_id, row.release_id, row.ordinal)))
                     self._opened_vectors[key] = Vector.from_bytes(
-                        f"{row.label} (release {row.release_id})", plain)
+                        f"{row.label} (release {row.release_id})", plain, row.kind)
                 found.append(self._opened_vectors[key])
         return found
 
@@ -234,11 +244,14 @@ class Ledger:
     def check(self, institution_id: str, project_id: str,
               cells: Sequence[tuple[str, np.ndarray | BitMap]],
               population: np.ndarray | BitMap, threshold: int, *,
-              session: Session | None = None) -> list[Finding]:
+              session: Session | None = None,
+              families: Sequence[str] | None = None) -> list[Finding]:
         """Findings for new cells that difference against anything already released.
 
         ``cells`` are (label, eids) pairs; a finding's ``cell`` is the position in ``cells``.
         Every earlier release of the institution's projects counts, this project's included.
+        ``families`` (overlap.COUNT …, one per cell): which earlier cells each is compared
+        with, and whether an identical one clashes (two counts: yes).
         """
         started = time.perf_counter()
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
@@ -248,7 +261,9 @@ class Ledger:
         members = [(label, _bitmap(e, f"cell {label!r}")) for label, e in cells]
         _require_inside(members, universe)
         digest = cache(lambda: self._digest(universe))
-        news = [_New(label, m, universe, digest) for label, m in members]
+        kinds = list(families) if families is not None else [COUNT] * len(members)
+        news = [_New(label, m, universe, digest, family)
+                for (label, m), family in zip(members, kinds, strict=True)]
         stats = CheckStats()
         with self._session(session) as db:
             earlier = self._candidates(db, institution_id, news, threshold)
@@ -286,6 +301,8 @@ class Ledger:
         """
         top = margin.highest(threshold)
         for new in news:
+            if not acts(new.family, old.family):
+                continue
             a, b = len(new.members), old.size
             ca, cb = new.complement_size, old.complement_size
             rules = [abs(a - b) < top, abs(a - cb) < top, abs(ca - b) < top, abs(ca - cb) < top]
@@ -305,10 +322,12 @@ class Ledger:
                       ca + cb - 2 * both_rest]
             sides = [("cell", "cell"), ("cell", "complement"), ("complement", "cell"),
                      ("complement", "complement")]
-            for applies, delta, (new_side, old_side) in zip(rules, deltas, sides, strict=True):
+            for applies, delta, (new_side, old_side), size in zip(
+                    rules, deltas, sides, (a, a, ca, ca), strict=True):
                 stats.comparisons += applies
-                if applies and delta > 0 and _short(int(delta), threshold, new.members,
-                                                    members):
+                if applies and (delta or size) and close(
+                        int(delta), threshold, new.family, old.family, "ledger",
+                        new.members, members):
                     new.clashes.append(_Clash(int(delta), old, new_side, old_side))
 
     def _members(self, old: _Earlier, stats: CheckStats) -> BitMap:
@@ -354,7 +373,8 @@ class Ledger:
     def record(self, institution_id: str, project_id: str, release_id: str,
                cells: Sequence[tuple[str, np.ndarray | BitMap]],
                population: np.ndarray | BitMap, *,
-               session: Session | None = None, vectors: Sequence[Vector] = ()) -> None:
+               session: Session | None = None, vectors: Sequence[Vector] = (),
+               families: Sequence[str] | None = None) -> None:
         """Remember a release's cells and population, in one transaction.
 
         With ``session``, the rows join the caller's transaction (commit is the caller's).
@@ -362,6 +382,9 @@ class Ledger:
         universe = _bitmap(population, "the population")
         members = [(label, _bitmap(e, f"cell {label!r}")) for label, e in cells]
         _require_inside(members, universe)
+        kinds = list(families) if families is not None else [COUNT] * len(members)
+        if len(kinds) != len(members):
+            raise Invalid("give one family per cell (or none)")
         for name, value, limit in (("institution id", institution_id, 32),
                                    ("project id", project_id, 32),
                                    ("release id", release_id, 64)):
@@ -387,7 +410,7 @@ class Ledger:
                     {"release_id": release_id, "ordinal": i, "institution_id": institution_id,
                      "project_id": project_id, "label": label, "size": len(m),
                      "population_size": len(universe), "complement_size": len(universe) - len(m),
-                     "population_digest": digest,
+                     "population_digest": digest, "family": kinds[i],
                      "members_sealed": encrypt(_serialise(m), self.key, _cell_context(
                          institution_id, project_id, release_id, i))}
                     for i, (label, m) in enumerate(members)])
@@ -395,6 +418,7 @@ class Ledger:
                 db.execute(insert(VECTORS), [
                     {"release_id": release_id, "ordinal": i, "institution_id": institution_id,
                      "project_id": project_id, "label": v.label, "size": int(v.ids.size),
+                     "kind": v.kind,
                      "values_sealed": encrypt(zlib.compress(v.to_bytes(), 6), self.key,
                                               _vector_context(institution_id, project_id,
                                                               release_id, i))}
@@ -418,16 +442,6 @@ class Ledger:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _short(delta: int, threshold: int, new: BitMap, old: BitMap) -> bool:
-    """Whether two cells ``delta`` apart clash: below the threshold's keyed line (drawn by
-    the people the two cells differ by, so a pair's complements, which differ by the same
-    people, and copies of a cell share the draw; the set is built only where it decides)."""
-    if delta < threshold or delta >= margin.highest(threshold):
-        return margin.short(delta, threshold, "ledger")  # nothing drawn: nothing to build
-    return margin.short(delta, threshold, "ledger",
-                        members=np.asarray((new ^ old).to_array(), dtype=np.int64))
 
 
 def _bitmap(eids: np.ndarray | BitMap, what: str) -> BitMap:
@@ -464,7 +478,7 @@ def _near_query(ranges: int) -> Executable:
         _NEAR_QUERIES[ranges] = select(
             CELLS.c.release_id, CELLS.c.ordinal, CELLS.c.institution_id,
             CELLS.c.project_id, CELLS.c.label, CELLS.c.size, CELLS.c.population_size,
-            CELLS.c.population_digest, CELLS.c.members_sealed,
+            CELLS.c.population_digest, CELLS.c.members_sealed, CELLS.c.family,
         ).where(and_(CELLS.c.institution_id == bindparam("institution_id"), or_(*near)))
     return _NEAR_QUERIES[ranges]
 
@@ -520,10 +534,10 @@ def _finding(position: int, new: _New, project_id: str, threshold: int) -> Findi
     more = f" (and {others} other earlier cell{'s' if others > 1 else ''})" if others else ""
     return Finding(
         RULE, Verdict.BLOCK,
-        f"{mine[0].upper()}{mine[1:]} differs from {theirs} in release {old.release_id}{where} "
-        f"by too few participants (the threshold of {threshold}, drawn per pair){more}: "
-        "together they "
-        "would reveal a group that small by subtraction (how many is not said: that number "
-        "would be the small group's count)",
+        f"{mine[0].upper()}{mine[1:]} rests on the same participants as {theirs} in release "
+        f"{old.release_id}{where} but for fewer than a line drawn from the threshold of "
+        f"{threshold} (perhaps none){more}: it would say nothing new, or reveal a group that "
+        "small by subtraction (how many is not said: that number would be the small group's "
+        "count)",
         position,
     )

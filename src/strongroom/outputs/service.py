@@ -33,17 +33,17 @@ from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import margin
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.definitions import Definition
-from strongroom.enclave.results import AnalysisKind, Cell, PidArray, Result
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound
 from strongroom.outputs import answers, combinations, contributions, precision, requests
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
-from strongroom.outputs.contributions import Vector
+from strongroom.outputs.contributions import Vector, kind_of
 from strongroom.outputs.labels import GRIDS, shorten_long
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
+from strongroom.outputs.overlap import COUNT, OTHER, PERCENT, VALUES, bitmap, within_output
 from strongroom.outputs.overlap import RULE as WITHIN_RULE
-from strongroom.outputs.overlap import bitmap, within_output
 from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
 from strongroom.outputs.rules import Rules, load_rules, tighten
 from strongroom.outputs.scanner import RowIndex, scan
@@ -66,13 +66,17 @@ class Contributors:
     population: BitMap
     vectors: list[Vector] = field(default_factory=list)
     key: bytes = b""  # the request's margin key: release re-checks at the analysis's lines
+    # what each set counts (overlap.COUNT, PERCENT, VALUES, OTHER); empty: all COUNT (kept
+    # before families were: the cautious reading)
+    families: list[str] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         blobs = [self.population.serialize(), *(s.serialize() for s in self.sets)]
         values = [v.to_bytes() for v in self.vectors]
         head = json.dumps({"labels": self.labels, "sizes": [len(b) for b in blobs],
-                           "key": self.key.hex(),
+                           "key": self.key.hex(), "families": self.families,
                            "vectors": [v.label for v in self.vectors],
+                           "vector_kinds": [v.kind for v in self.vectors],
                            "vector_sizes": [len(b) for b in values]}).encode()
         return len(head).to_bytes(4, "big") + head + b"".join(blobs) + b"".join(values)
 
@@ -85,15 +89,21 @@ class Contributors:
             blobs.append(BitMap.deserialize(data[at:at + length]))
             at += length
         vectors = []
-        for label, length in zip(head.get("vectors", []), head.get("vector_sizes", []),
-                                 strict=True):
-            vectors.append(Vector.from_bytes(label, data[at:at + length]))
+        labels = head.get("vectors", [])
+        kinds = head.get("vector_kinds", [""] * len(labels))
+        for label, kind, length in zip(labels, kinds, head.get("vector_sizes", []),
+                                       strict=True):
+            vectors.append(Vector.from_bytes(label, data[at:at + length], kind))
             at += length
         return cls(head["labels"], blobs[1:], blobs[0], vectors,
-                   bytes.fromhex(head.get("key", "")))
+                   bytes.fromhex(head.get("key", "")), head.get("families", []))
 
     def cells(self) -> list[tuple[str, BitMap]]:
         return list(zip(self.labels, self.sets, strict=True))
+
+    def kinds(self) -> list[str]:
+        """Each set's family (COUNT for sets kept before families were)."""
+        return self.families or [COUNT] * len(self.sets)
 
 
 @dataclass(frozen=True)
@@ -367,9 +377,11 @@ class Outputs:
             report = check(result, rules, hide)
             held, positions, valued = _shown(result, report, everyone, eids, key,
                                              rules.few_values)
-            found = _at(within_output(held.cells(), rules.threshold), positions)
+            found = _at(within_output(held.cells(), rules.threshold, held.kinds()),
+                        positions)
             found += _at(self.ledger.check(institution, project_id, held.cells(),
-                                           held.population, rules.threshold), positions)
+                                           held.population, rules.threshold,
+                                           families=held.kinds()), positions)
             found += self._combined(institution, held, rules.threshold, positions, valued,
                                     grid=result.kind in GRIDS)
             # below k itself, for the watch (Measures): the most any round found (the first
@@ -457,7 +469,7 @@ class Outputs:
         institution = _institution(db, project)
         threshold = self.rules_for(project.id).threshold
         clashes = self.ledger.check(institution, project.id, held.cells(), held.population,
-                                    threshold, session=db)
+                                    threshold, session=db, families=held.kinds())
         positions = list(range(len(held.sets)))
         grid = row.kind in {kind.value for kind in GRIDS}
         clashes += [f for f in self._combined(institution, held, threshold, positions,
@@ -467,7 +479,7 @@ class Outputs:
         if clashes:
             raise Conflict([f.reason for f in clashes])
         self.ledger.record(institution, project.id, row.id, held.cells(), held.population,
-                           session=db, vectors=held.vectors)
+                           session=db, vectors=held.vectors, families=held.kinds())
 
     def request_release(self, principal: Principal, output_id: str,
                         justification: str | None = None) -> requests.OutputView:
@@ -577,14 +589,16 @@ def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
     shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
     valued: list[int | None] = [i for i in shown if result.cells[i].values is not None]
     vectors = [Vector.of(_label(result, i), eids(result.cells[i].contributors),
-                         np.asarray(result.cells[i].values))
+                         np.asarray(result.cells[i].values),
+                         kind_of(result.cells[i].kind.value, result.cells[i].level))
                for i in valued if i is not None]
     for name, (pids, values) in sorted(result.vectors.items()):
         vectors.append(Vector.of(f"{result.kind.value} variable {name}", eids(pids), values))
         valued.append(None)  # the fit's variable, not one cell
     groups, positions = _released_groups(result, shown, everyone, eids, few)
-    held = Contributors([label for label, _ in groups], [g for _, g in groups],
-                        BitMap.union(BitMap(), *everyone), vectors, key)
+    held = Contributors([label for label, _, _ in groups], [g for _, g, _ in groups],
+                        BitMap.union(BitMap(), *everyone), vectors, key,
+                        [family for _, _, family in groups])
     return held, positions, valued
 
 
@@ -596,7 +610,7 @@ def _at(findings: list[Finding], positions: list[int]) -> list[Finding]:
 
 def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
                      eids: Callable[[PidArray], PidArray], few: int
-                     ) -> tuple[list[tuple[str, BitMap]], list[int]]:
+                     ) -> tuple[list[tuple[str, BitMap, str]], list[int]]:
     """Every group of participants whose count an output gives away, with the cell it comes
     from: each shown cell's contributors, and each shown percentage's denominator (count ÷
     percentage is the denominator's count, even when the table shows no margins).
@@ -613,12 +627,12 @@ def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
     if obese, were "everyone" each to the set rules, and added up to that group's size."""
     if result.kind in FITS:
         return [], []
-    groups = [(_label(result, i), everyone[i]) for i in shown]
+    groups = [(_label(result, i), everyone[i], _family(result.cells[i])) for i in shown]
     positions = list(shown)
     for i in shown:
         for holders in _value_holders(result.cells[i], few):
             groups.append((f"{_label(result, i)} (the holders of one of its values)",
-                           bitmap(eids(holders))))
+                           bitmap(eids(holders)), COUNT))
             positions.append(i)
     seen: set[bytes] = set()
     for i in shown:
@@ -626,9 +640,21 @@ def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
         if denominator is None or denominator.tobytes() in seen:
             continue
         seen.add(denominator.tobytes())
-        groups.append((f"{_label(result, i)} (its denominator)", bitmap(eids(denominator))))
+        groups.append((f"{_label(result, i)} (its denominator)", bitmap(eids(denominator)),
+                       PERCENT))
         positions.append(i)
     return groups, positions
+
+
+def _family(cell: Cell) -> str:
+    """What a shown cell's group is for pairwise differencing (overlap.acts, close)."""
+    if cell.values is not None:
+        return VALUES  # its contributions are compared instead (contributions.py)
+    if cell.kind is CellKind.COUNT:
+        return COUNT
+    if cell.kind is CellKind.PERCENT:
+        return PERCENT
+    return OTHER
 
 
 def _value_holders(cell: Cell, few: int) -> list[PidArray]:

@@ -207,6 +207,13 @@ def per_pid(ids: PidArray) -> tuple[IntArray, PidArray, IntArray]:
     return order, ordered[starts], starts
 
 
+def own_medians(x: FloatArray, ids: PidArray) -> FloatArray:
+    """Each participant's median of their own rows (in pid order): one value per person for
+    order statistics, which rows would let one person's extra row decide."""
+    frame = pl.DataFrame({"p": ids, "x": x}).group_by("p").agg(pl.col("x").median()).sort("p")
+    return frame["x"].to_numpy().astype(np.float64)
+
+
 def rounded(count: float, base: int | None) -> float:
     """``count`` to the nearest multiple of ``base`` (halves up), or as it is."""
     if base is None:

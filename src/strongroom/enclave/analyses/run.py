@@ -32,7 +32,7 @@ from strongroom.errors import Invalid, reading_data
 _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame, Rounding, int], Result]] = {
     AnalysisKind.FREQUENCY: lambda spec, frame, _, k: tables.frequency(spec, frame, k),
     AnalysisKind.CROSSTAB: lambda spec, frame, _, k: tables.crosstab(spec, frame, k),
-    AnalysisKind.HISTOGRAM: lambda spec, frame, _, k: tables.histogram(spec, frame),
+    AnalysisKind.HISTOGRAM: lambda spec, frame, _, k: tables.histogram(spec, frame, k),
     AnalysisKind.SUMMARY: lambda spec, frame, _, k: summary.summary(spec, frame, k),
     AnalysisKind.OLS: lambda spec, frame, r, _: regression.ols(spec, frame, r),
     AnalysisKind.LOGISTIC: lambda spec, frame, r, _: regression.logistic(spec, frame, r),
@@ -59,6 +59,9 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
     check_schema(frame, typed.reads())  # a mistake in the request: the same whatever the data
     with reading_data():  # from here on a refusal may depend on participants' values
         prepared = prepare(frame, typed.reads())
+        if isinstance(typed, KaplanMeierSpec):  # counts of people: one row each (and vectors)
+            prepared = survival.once_each(survival.followed(prepared, typed.time, typed.event),
+                                          typed.time, typed.event, typed.group)
         if typed.kind in FITS and k >= 1:
             # a correlation is over the rows where each pair is present: each column its own
             together = [] if typed.kind is AnalysisKind.CORRELATION else typed.reads()

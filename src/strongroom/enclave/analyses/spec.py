@@ -107,7 +107,9 @@ class CrosstabSpec(_Spec):
 
 
 class SummarySpec(_Spec):
-    """Summary statistics of numeric variables (min, max and mode only where the check allows)."""
+    """Summary statistics of numeric variables (min, max and mode only where the check allows);
+    ``n`` counts participants with a value, and quantiles and the mode are of participants
+    (each by the median of their own rows)."""
 
     kind: Literal[AnalysisKind.SUMMARY] = AnalysisKind.SUMMARY
     variables: list[Column] = Field(min_length=1, max_length=MAX_COVARIATES)
@@ -135,7 +137,8 @@ class SummarySpec(_Spec):
 
 
 class HistogramSpec(_Spec):
-    """Counts per bin: ``bins`` equal bins on rounded edges, or the researcher's ``edges``."""
+    """Counts per bin: ``bins`` equal bins on rounded edges drawn from values winsorised at
+    about the k-th participant from either end, or the researcher's ``edges``."""
 
     kind: Literal[AnalysisKind.HISTOGRAM] = AnalysisKind.HISTOGRAM
     variable: Column
@@ -213,7 +216,8 @@ class _Survival(_Spec):
 
 
 class KaplanMeierSpec(_Survival):
-    """Kaplan–Meier survival, reported per interval of a grid (never at event times)."""
+    """Kaplan–Meier survival, reported per interval of a grid (never at event times); a
+    participant on several rows is followed once, to their first event or last time."""
 
     kind: Literal[AnalysisKind.KAPLAN_MEIER] = AnalysisKind.KAPLAN_MEIER
     group: Column | None = None

@@ -22,6 +22,7 @@ from strongroom.enclave.analyses.frame import (
     finite,
     floats,
     number,
+    own_medians,
     per_pid,
     pids,
     require_numeric,
@@ -38,7 +39,7 @@ class _Values:
 
     x: FloatArray  # row values
     ids: PidArray  # row pids
-    ordered: FloatArray  # row values sorted
+    ordered: FloatArray  # values sorted: rows, or each participant's median if any has several
     people: PidArray  # distinct pids, sorted
     lowest: FloatArray  # each participant's smallest value (aligned with ``people``)
     highest: FloatArray
@@ -98,6 +99,11 @@ def _values(column: FloatArray, ids: PidArray) -> _Values:
     order, people, starts = per_pid(who)
     by_pid = x[order]
     changes = int(np.count_nonzero(ordered[1:] != ordered[:-1]))
+    if len(people) < len(x):
+        # order statistics of participants, each by the median of their own rows: of rows,
+        # one participant's extra row broke a tie that everyone else's identical rows made
+        # (rows 0 and 1 each, the target a third, 1 if obese: the median was the bit)
+        ordered = np.sort(own_medians(x, who))
     return _Values(x, who, ordered, people, np.minimum.reduceat(by_pid, starts),
                    np.maximum.reduceat(by_pid, starts), np.add.reduceat(np.abs(by_pid), starts),
                    np.add.reduceat(by_pid, starts), changes + 1)
@@ -109,8 +115,8 @@ def _variable(spec: SummarySpec, name: str, v: _Values, k: int) -> list[Cell]:
     cells: list[Cell] = []
     c = _clipped(v, k) if {"mean", "sd"} & set(spec.statistics) else None
     for statistic in spec.statistics:
-        if statistic == "n":
-            cells.append(count_cell(row, "n", n, v.people, spec.round_to))
+        if statistic == "n":  # participants with a value, not rows: a count of people
+            cells.append(count_cell(row, "n", len(v.people), v.people, spec.round_to))
         elif statistic == "mean":
             assert c is not None
             cells.append(Cell(row, "mean", CellKind.MEAN, c.mean if n else None,
@@ -136,13 +142,15 @@ def _variable(spec: SummarySpec, name: str, v: _Values, k: int) -> list[Cell]:
 
 def _quantile(row: tuple[str, ...], column: str, kind: CellKind, q: float, v: _Values) -> Cell:
     if len(v.x) == 0:
-        return Cell(row, column, kind, None, v.people, below=0, above=0, values=v.total)
+        return Cell(row, column, kind, None, v.people, below=0, above=0, values=v.total,
+                    level=q)
     value = sorted_quantile(v.ordered, q)
     # a participant with rows on both sides counts on both sides: each side is who could be
     # pinned down by it
     return Cell(row, column, kind, value, v.people,
                 below=int(np.count_nonzero(v.lowest < value)),
-                above=int(np.count_nonzero(v.highest > value)), values=_nearest(v, value))
+                above=int(np.count_nonzero(v.highest > value)), values=_nearest(v, value),
+                level=q)
 
 
 def _nearest(v: _Values, value: float) -> FloatArray:
@@ -167,19 +175,21 @@ def _extreme(row: tuple[str, ...], which: str, v: _Values) -> Cell:
     kind = CellKind.MIN if which == "min" else CellKind.MAX
     if len(v.x) == 0:
         return Cell(row, which, kind, None, v.people, holders=0)
-    value = float(v.ordered[0] if which == "min" else v.ordered[-1])
     own = v.lowest if which == "min" else v.highest
+    value = float(own.min() if which == "min" else own.max())
     return Cell(row, which, kind, value, v.people, holders=int(np.count_nonzero(own == value)),
                 distinct_values=v.distinct_values)
 
 
 def _mode(row: tuple[str, ...], v: _Values) -> Cell:
-    """The most frequent value (by rows; the smallest on a tie); contributors hold it."""
+    """The value held by the most participants (the smallest on a tie; by participants, not
+    rows, so that one participant's extra row cannot break a tie that everyone else's rows
+    made); contributors hold it."""
     if len(v.x) == 0:
         return Cell(row, "mode", CellKind.MODE, None, v.people, holders=0, distinct_values=0)
-    starts = np.flatnonzero(np.r_[True, v.ordered[1:] != v.ordered[:-1]])
-    runs = np.diff(np.r_[starts, len(v.ordered)])
-    value = float(v.ordered[starts[int(np.argmax(runs))]])
+    held = (pl.DataFrame({"p": v.ids, "x": v.x}).unique().group_by("x").len()
+            .sort(["len", "x"], descending=[True, False]))
+    value = float(held["x"][0])
     holders = distinct(v.ids[v.x == value])
     return Cell(row, "mode", CellKind.MODE, value, holders, holders=len(holders),
                 distinct_values=v.distinct_values)

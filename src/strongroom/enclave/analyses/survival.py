@@ -19,6 +19,7 @@ import polars as pl
 
 from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import (
+    PID,
     IntArray,
     Levels,
     count_cell,
@@ -60,7 +61,7 @@ def _durations(frame: pl.DataFrame, time: str, event: str) -> tuple[FloatArray, 
     return floats(frame, time), binary(frame, event, "the event")
 
 
-def _followed(frame: pl.DataFrame, time: str, event: str) -> pl.DataFrame:
+def followed(frame: pl.DataFrame, time: str, event: str) -> pl.DataFrame:
     """The rows with a time of at least 0 and an event of 0/1. Others are left out (see
     DURATION_NOTE), never refused: a refusal would say whether anyone the definition picked
     out has a negative time or an odd event. Wrong types are refused (the same whatever the
@@ -77,11 +78,29 @@ def _followed(frame: pl.DataFrame, time: str, event: str) -> pl.DataFrame:
                         & happened.is_in([0.0, 1.0]))
 
 
+def once_each(frame: pl.DataFrame, time: str, event: str, group: str | None
+               ) -> pl.DataFrame:
+    """One row per participant (per group): their first event, else their last time.
+
+    Numbers at risk, events and censorings are then counts of people, as they are rounded:
+    of rows, five copies of every row made each count a multiple of five, which the rounding
+    left exact, and the target's five extra rows, events if obese and censored if not, were
+    the bit."""
+    keys = [PID, group] if group else [PID]
+    if frame.select(keys).n_unique() == frame.height:
+        return frame
+    t, e = pl.col(time).cast(pl.Float64), pl.col(event).cast(pl.Float64)
+    return frame.group_by(keys, maintain_order=True).agg(
+        pl.when((e == 1).any()).then(t.filter(e == 1).min()).otherwise(t.max()).alias(time),
+        e.max().alias(event))
+
+
 def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
     """The life table of every group on the grid, with lifelines' survival estimates."""
     from lifelines import KaplanMeierFitter
 
-    used = _followed(frame, spec.time, spec.event)
+    used = once_each(followed(frame, spec.time, spec.event), spec.time, spec.event,
+                      spec.group)
     notes = [DURATION_NOTE]
     if used.height == 0:
         raise Invalid("no row has both a time and an event")
@@ -99,8 +118,8 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
     ids = pids(used)
     groups = (encode(used[spec.group], missing=True) if spec.group
               else Levels(np.zeros(used.height, dtype=np.int64), [ALL]))
-    notes.append("a participant on several rows is followed once per row, as separate "
-                 "subjects")
+    notes.append("a participant on several rows (of one group) is followed once: to their "
+                 "first event, or censored at their last time")
 
     cells: list[Cell] = []
     levels: dict[str, PidArray] = {}
@@ -165,7 +184,7 @@ def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
-    d = design(_followed(frame, spec.time, spec.event), [spec.time, spec.event],
+    d = design(followed(frame, spec.time, spec.event), [spec.time, spec.event],
                spec.covariates, spec.categorical)
     t, e = _durations(d.used, spec.time, spec.event)
     ids = d.ids

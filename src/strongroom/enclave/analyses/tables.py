@@ -154,9 +154,12 @@ def _rounding_note(round_to: int | None, percentages: bool) -> list[str]:
                     else "")]
 
 
-def histogram(spec: HistogramSpec, frame: pl.DataFrame) -> Result:
-    """COUNT per bin. With ``bins``, edges are rounded outward so they do not show the data's
-    own minimum and maximum; with ``edges``, values outside go to open-ended bins."""
+def histogram(spec: HistogramSpec, frame: pl.DataFrame, k: int = 0) -> Result:
+    """COUNT per bin. With ``bins``, edges are drawn from the values winsorised at the k-th
+    participant from either end (winsor.clip_rows) and rounded outward, so neither the data's
+    own minimum and maximum nor one participant past everyone else moves them (the target at
+    101 beside thirty people at 100 made six bins of 20 instead of ten of 10); the values
+    beyond are counted in the end bins. With ``edges``, values outside go to open-ended bins."""
     require_numeric(frame, spec.variable, "a histogram")
     x = floats(frame, spec.variable)
     present = ~np.isnan(x)
@@ -165,6 +168,10 @@ def histogram(spec: HistogramSpec, frame: pl.DataFrame) -> Result:
     if len(x) == 0:
         return Result(AnalysisKind.HISTOGRAM, spec.model_dump(mode="json"), [],
                       notes=[*notes, f"{spec.variable!r} has no values"])
+    if spec.edges is None and k >= 1:
+        x = winsor.clip_rows(x, ids, k)
+        notes.append(f"values beyond about the {k}th participant from either end are "
+                     "counted in the end bins")
     edges = (np.asarray(spec.edges, dtype=np.float64) if spec.edges is not None
              else nice_edges(float(x.min()), float(x.max()), spec.bins or DEFAULT_BINS))
     k = len(edges) - 1
