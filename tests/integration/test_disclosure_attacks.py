@@ -22,11 +22,6 @@ pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
 # to update here.
 KNOWN: dict[str, str] = {
-    "three counts give away whether the target smokes": (
-        "an empty result says the target lacks the attribute: the combination audit sees "
-        "the contributors, and no group of fewer than k is determined when the target is "
-        "not among them (only noise, i.e. differential privacy, hides an absence); "
-        "rationed per person: see the last test"),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "

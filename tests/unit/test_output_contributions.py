@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyroaring import BitMap
 
-from strongroom.outputs.combinations import exposed
+from strongroom.outputs.combinations import exposed, findings
 from strongroom.outputs.contributions import Vector, clashes, leftover, span_clashes
 
 
@@ -93,8 +93,29 @@ def test_margins_without_their_cells_determine_nothing(cells: int) -> None:
     b = rng.integers(0, 2, 2000)
     rows = [BitMap(people[a == i].tolist()) for i in range(cells)]
     cols = [BitMap(people[b == j].tolist()) for j in range(2)]
-    # every inner cell is an atom; row and column totals alone never give one
-    assert exposed([*rows, *cols], list(range(cells + 2)), 10 ** 6) == []
+    # every inner cell is an atom; row and column totals alone never give one, and their
+    # tie (each set of totals adds up to everyone) is the table's shape
+    assert exposed([*rows, *cols], list(range(cells + 2)), 10 ** 6, structured=True) == []
+    # asked for by a researcher's SQL, the same tie is a count that follows from the others
+    assert [e.size for e in exposed([*rows, *cols], list(range(cells + 2)), 10 ** 6)] == [0]
+
+
+def test_a_count_that_follows_from_others_is_treated_as_a_group_of_a_few() -> None:
+    """Absent or present, the target's combination reports the same cell."""
+    x, y = BitMap(range(0, 100)), BitMap(range(100, 250))
+    for target in (BitMap([500]), BitMap()):  # the target has the attribute, or not
+        for new in ([2], [0, 1, 2]):  # the third released alone, or all three in one
+            found = exposed([x | target, y, x | y], new, 10)
+            assert [(e.size, sorted(e.groups)) for e in found] == [(len(target), [0, 1, 2])]
+            assert findings(found, ["a", "b", "c"], 10, {g: g for g in new})[0].cell == 2
+
+
+def test_ties_with_earlier_releases_count_for_every_analysis_but_copies_do_not() -> None:
+    x, y = BitMap(range(0, 100)), BitMap(range(100, 250))
+    # a table of x and y after the count of both: the table's own shape ties nothing here
+    assert [e.size for e in exposed([x | y, x, y], [1, 2], 10, structured=True)] == [0]
+    assert exposed([x, x, y, y], [1, 3], 10) == []  # copies: the pairwise rules speak
+    assert exposed([x | y, x], [1], 10) == []  # two groups tie nothing
 
 
 def test_a_cell_worked_out_from_its_row_column_and_total_is_found() -> None:

@@ -297,7 +297,7 @@ def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
             + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3
-            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5)
+            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE)
 
 
 LABELS = [
@@ -1347,9 +1347,9 @@ ATTACKER_2 = [
            (agg(_three("bmi > 30")),), fingerprint, bit=True),
     Attack("values", "the combination audit's fixed line bisects the target's BMI",
            tuple(analyse(_next_cut) for _ in range(_CUTS)), _from_cuts),
-    Attack("one-bit", "three hundred pairs in one output, each k − 1 accomplices and the "
+    Attack("one-bit", "a hundred pairs in one output, each k − 1 accomplices and the "
            "target if obese apart: any shown says obese",
-           (agg(_many_pairs(300, 201)),),
+           (agg(_many_pairs(100, 201)),),
            lambda obs, t: any(c["column"].startswith("b") for c in cells(obs, 0)), bit=True),
     # check._disguised_counts: a mean over at most few_values distinct values, each held by
     # k (once at a fixed k): sex everywhere but 0.5 (no extreme, so no clip) for k − 1
@@ -1369,19 +1369,19 @@ ATTACKER_2 = [
            fingerprint, bit=True),
     # precision._counts: each count's unbiased rounding, once drawn per cell, so that three
     # hundred copies of one count in one output averaged back to its exact size (sd ~0.15)
-    Attack("one-bit", "three hundred copies of a count of 2k − 2 accomplices and the target "
+    Attack("one-bit", "a hundred copies of a count of 2k − 2 accomplices and the target "
            "if obese, their rounding averaged",
            (agg("SELECT " + ", ".join(
                f"count(CASE WHEN ({{G18}}) OR ({{T}} AND bmi > 30) THEN 1 END) AS n{j}"
-               for j in range(300)) + " FROM base"),),
+               for j in range(100)) + " FROM base"),),
            lambda obs, t: (lambda v: None if not v else sum(v) / len(v) > 18.5)(
                [float(c["value"]) for c in cells(obs, 0)]), bit=True),
-    # margin.reach once per cell name: the threshold's own line drawn three hundred times in
-    # one output (lean: 9 < k, every copy hidden; obese: 10, each shown one time in ten)
-    Attack("one-bit", "three hundred copies of a count of k − 1 accomplices and the target if "
+    # margin.reach once per cell name: the threshold's own line drawn a hundred times in one
+    # output (lean: 9 < k, every copy hidden; obese: 10, each shown one time in ten)
+    Attack("one-bit", "a hundred copies of a count of k − 1 accomplices and the target if "
            "obese: any shown says obese",
            (agg("SELECT " + ", ".join(f"count(CASE WHEN {_K} THEN 1 END) AS n{j}"
-                                      for j in range(300)) + " FROM base"),),
+                                      for j in range(100)) + " FROM base"),),
            lambda obs, t: bool(cells(obs, 0)), bit=True),
     # check._km_count: events per interval once at k itself (a blocked output names its rule)
     Attack("one-bit", "a survival curve whose one interval of events is k − 1 accomplices and "
@@ -1834,4 +1834,50 @@ ATTACKER_5 = [
             *_at_risk(50, 13), Step("analyse", request=lambda obs: {
                 "kind": "aggregate_sql", "sql": _counted(_fine5(obs), 13)})),
            _recover5),
+]
+
+
+# Absence: a combination of three or more releases is one person when the target has the
+# attribute and nobody (the counts add up) when not. The audit hid the first and showed the
+# second, which answered "has the target the attribute?"; a count (or sum, or statistic) that
+# follows from the others is now hidden alike (combinations._repeats, contributions.span).
+_OBESE_T = "({T} AND bmi > 30)"
+ABSENCE = [
+    Attack("one-bit", "three counts across three outputs: G1 with the target if obese, G2, "
+           "and G1 with G2 (they add up unless the target is obese)",
+           (agg(f"SELECT count(*) AS n FROM base WHERE {G1} OR {_OBESE_T}"),
+            agg(f"SELECT count(*) AS n FROM base WHERE {G2}"),
+            agg(f"SELECT count(*) AS n FROM base WHERE {G1} OR {G2}")),
+           fingerprint, bit=True),
+    Attack("one-bit", "the same three counts in one output",
+           (agg(f"SELECT count(CASE WHEN {G1} OR {_OBESE_T} THEN 1 END) AS a, "
+                f"count(CASE WHEN {G2} THEN 1 END) AS b, "
+                f"count(CASE WHEN {G1} OR {G2} THEN 1 END) AS c FROM base"),),
+           fingerprint, bit=True),
+    Attack("one-bit", "three sums of BMI: G1 with the target if obese, G2, and G1 with G2",
+           (agg(f"SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                f"({G1} OR {_OBESE_T})"),
+            agg(f"SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND {G2}"),
+            agg(f"SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND ({G1} OR {G2})")),
+           fingerprint, bit=True),
+    Attack("one-bit", "the count of a group with the target, then its frequency of smoking "
+           "with the target's smoking blanked if obese (the cells add up to the count unless)",
+           (define("p", f"SELECT pid, CASE WHEN {_OBESE_T} THEN NULL ELSE smoking END AS "
+                        f"smoking FROM base WHERE smoking IS NOT NULL AND ({G1} OR {{T}})"),
+            agg(f"SELECT count(*) AS n FROM base WHERE smoking IS NOT NULL AND "
+                f"({G1} OR {{T}})"),
+            analyse({"kind": "frequency", "definition": "p", "variable": "smoking"})),
+           fingerprint, bit=True),
+    Attack("one-bit", "sums of BMI, of blood pressure, and of both with the target's pressure "
+           "changed if obese, over the same people (their precision, or the span rule)",
+           (agg(f"SELECT sum(bmi) AS a, sum(sbp) AS b, sum(bmi + CASE WHEN {_OBESE_T} THEN "
+                "sbp + 1 ELSE sbp END) AS c FROM base WHERE bmi IS NOT NULL AND "
+                "sbp IS NOT NULL"),),
+           fingerprint, bit=True),
+    Attack("one-bit", "the median of BMI over a group, then its sum with the target if obese "
+           "(statistics of two kinds, compared only when one person apart)",
+           (agg(f"SELECT median(bmi) AS m FROM base WHERE bmi IS NOT NULL AND {G1}"),
+            agg(f"SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
+                f"({G1} OR {_OBESE_T})")),
+           fingerprint, bit=True),
 ]

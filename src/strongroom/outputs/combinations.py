@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.linalg
 import scipy.sparse
 from pyroaring import BitMap
 
@@ -37,6 +38,7 @@ MAX_GROUPS = 4000  # groups in one audit; beyond this it cannot be done quickly:
 DENSE_IDS = 1 << 26  # master IDs below this index arrays directly (UK Biobank's are 7 digits)
 _DETERMINED = 1.0 - 1e-6  # P_aa this close to 1: the atom's size is in the row space
 _EIGEN_CUTOFF = 1e-9  # relative: eigenvalues below this are the null space of QQᵀ
+_TIED = 1e-7  # relative: a group this close to the span of others is a combination of them
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,16 @@ class Exposure:
     groups: list[int]  # the positions (in the audited list) of the groups combined
 
 
-def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> list[Exposure]:
-    """Small atoms determined by ``groups`` that lie in at least one of the ``new`` groups.
+def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
+            structured: bool = False) -> list[Exposure]:
+    """Small atoms determined by ``groups`` that lie in at least one of the ``new`` groups,
+    and new groups whose count the others give exactly (an empty atom determined: size 0).
 
     ``groups`` are the participant sets of every shown count (earlier and new); ``new`` the
-    positions of this release's. Raises :class:`TooManyGroupsError` past ``MAX_GROUPS``.
+    positions of this release's; ``structured``: the new groups come from an analysis whose
+    own shape ties them (a table and its margins, the numbers at risk of a survival curve),
+    so that ties among the new groups alone say nothing about the data. Raises
+    :class:`TooManyGroupsError` past ``MAX_GROUPS``.
     """
     if len(groups) > MAX_GROUPS:
         raise TooManyGroupsError(len(groups))
@@ -59,15 +66,16 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
         return []
     positions, atom_of, sizes = _atoms(groups)
     membership = _membership(positions, atom_of, len(sizes))  # groups × atoms, 0/1
+    found = _repeats(membership, new, structured)
     # small: below the keyed line of each atom (k to 2k − 1, enclave/margin.py), drawn by its
     # members; at a fixed k, an atom of k − 1 accomplices and the target if obese is the bit
     small = np.flatnonzero((sizes > 0) & (sizes < margin.highest(threshold)))
     if small.size == 0:
-        return []
+        return found
     columns = membership.tocsc()[:, small].toarray()  # groups × atoms that may be small
     determined = _leverage(membership, columns) >= _DETERMINED
     if not determined.any():
-        return []
+        return found
     # only what this release makes known: an atom the earlier groups already determined was
     # known before (and refusing now would refuse every later output for ever)
     earlier = np.setdiff1d(np.arange(len(groups)), np.asarray(new, dtype=np.int64))
@@ -75,10 +83,9 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
         before = _leverage(membership[earlier], columns[earlier]) >= _DETERMINED
         determined &= ~before
     if not determined.any():
-        return []
+        return found
     # the combination itself: y = (QQᵀ)⁺q_a gives Qᵀy = e_a; its non-zero terms are the groups
     pseudo = _pseudo_inverse((membership @ membership.T).toarray().astype(np.float64))
-    found = []
     for j in np.flatnonzero(determined).tolist():
         weights = pseudo @ columns[:, j]
         used = np.flatnonzero(np.abs(weights) > 1e-9 * max(np.abs(weights).max(), 1.0))
@@ -95,6 +102,59 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int) -> lis
                                                                atom_of)):
             found.append(Exposure(int(sizes[atom]), used.tolist()))
     return found
+
+
+def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], structured: bool
+             ) -> list[Exposure]:
+    """New groups whose count adding and subtracting other shown counts gives exactly.
+
+    Such a count says nothing new, yet it must be hidden: where a combination of three
+    releases is one person when the target has an attribute, it is nobody (the counts add
+    up) when they have not, and a rule that hid only the first would answer "has the target
+    the attribute?" (the pairwise rule hides a repeat for the same reason). So an empty atom
+    determined is treated as a small one. Groups are taken earlier first, then the new ones
+    in order; a group in the span of those before it completes a tie, and is the one
+    reported (as the last new group of an exposure is). Ties among a structured analysis's
+    own new groups alone (a table's margins) are its shape, not the data's, and pass."""
+    keys = [membership.indices[membership.indptr[g]:membership.indptr[g + 1]].tobytes()
+            for g in range(membership.shape[0])]
+    first: dict[bytes, int] = {}
+    for g, key in enumerate(keys):  # a copy is its first instance (the pairwise rules speak)
+        if key:
+            first.setdefault(key, g)
+    fresh = set(new)
+    old = [g for g in first.values() if g not in fresh]
+    mine = [g for g in sorted(fresh) if keys[g] and first[keys[g]] == g]
+    if len(mine) + len(old) < 3 or not mine:
+        return []
+    tied = _ties(membership, [*old, *mine])
+    if structured:
+        tied = {g: used for g, used in tied.items() if g not in _ties(membership, mine)}
+    return [Exposure(0, sorted(used)) for g, used in tied.items() if g in fresh]
+
+
+def _ties(membership: scipy.sparse.csr_matrix, order: list[int]) -> dict[int, list[int]]:
+    """Each group of ``order`` in the span of those before it, with the groups of that
+    combination (itself included): a greedy Cholesky factorisation of their Gram matrix."""
+    rows = membership[order]
+    gram = (rows @ rows.T).toarray().astype(np.float64)
+    lower = np.zeros_like(gram)
+    basis: list[int] = []
+    tied: dict[int, list[int]] = {}
+    for i, g in enumerate(order):
+        factor = lower[:len(basis), :len(basis)]
+        y = (scipy.linalg.solve_triangular(factor, gram[basis, i], lower=True)
+             if basis else np.zeros(0))
+        rest = gram[i, i] - float(y @ y)
+        if rest > _TIED * max(gram[i, i], 1.0):
+            lower[len(basis), :len(basis)] = y
+            lower[len(basis), len(basis)] = np.sqrt(rest)
+            basis.append(i)
+            continue
+        weights = scipy.linalg.solve_triangular(factor.T, y, lower=False)
+        used = [order[basis[b]] for b in np.flatnonzero(np.abs(weights) > 1e-9)]
+        tied[g] = [*used, g]
+    return tied
 
 
 def _members_of(atom: int, column: npt.NDArray[np.float64],
@@ -186,13 +246,16 @@ def findings(exposures: list[Exposure], labels: Sequence[str], threshold: int,
         if len(exposure.groups) < 3:
             continue  # one group, or two that differ by a few: the pairwise rules speak
         mine = [labels[g] for g in exposure.groups if g in new_positions]
-        cell = next((new_positions[g] for g in exposure.groups if g in new_positions), None)
+        # the last new group: the one a tie reports too, so the same cell goes either way
+        cell = max((new_positions[g] for g in exposure.groups if g in new_positions),
+                   default=None)
         others = len(exposure.groups) - len(mine)
         out.append(Finding(
             RULE, Verdict.BLOCK,
             f"adding and subtracting the counts of {', '.join(repr(m) for m in mine[:3])}"
             f"{' …' if len(mine) > 3 else ''} and {others} group{'s' if others != 1 else ''} "
             f"released earlier gives the size of a group of fewer than {threshold} "
-            "participants (and, with their sums or means, the values of those few); group "
-            "differently or drop one of the groups", cell))
+            "participants, perhaps none (and, with their sums or means, the values of those "
+            "few): it is not shown, as a count that follows from the others is not either; "
+            "group differently or drop one of the groups", cell))
     return out

@@ -236,10 +236,10 @@ def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
     for i, new in enumerate(news):
         others = list(earlier) + (news[i + 1:] if within else [])
         for other in others:
-            if not _may_overlap(new, other):
+            if not (_may_overlap(new, other) and _comparable(new, other)):
                 continue
             isolated = leftover(new, other, threshold, top)
-            if (isolated == 0 and new.kind and new.kind == other.kind) or _short(
+            if (isolated == 0 and new.kind) or _short(
                     isolated, threshold, WITHIN if within else RULE, new, other):
                 # two statistics of one kind clash identical too: the later repeats the
                 # earlier, and hiding it only when one person apart would say which it is
@@ -254,21 +254,23 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
 
     Three sums over the same people, x, x + z and z with one person's z changed, differ
     pairwise everywhere, yet (x + z) − x − z′ is that person's value. For each new statistic,
-    the earlier statistics (and the new ones before it) over exactly the same participants
-    form a basis; the new one is fitted as a combination of them plus a constant, exactly, on
-    a few participants drawn at random (as RANSAC does), and the participants off that fit
-    are counted. Between 1 and k − 1 of them is a clash: the combination isolates them.
+    the earlier statistics of its kind (and the new ones before it) over exactly the same
+    participants form a basis; the new one is fitted as a combination of them plus a
+    constant, exactly, on a few participants drawn at random (as RANSAC does), and the
+    participants off that fit are counted. Between 1 and k − 1 of them is a clash: the
+    combination isolates them. None is a clash too, for a statistic: it follows from the
+    others, and showing it only then would say whether the one person's z was changed.
     """
     found: list[tuple[int, str, int]] = []
     pool = list(earlier)
     for i, new in enumerate(news):
-        same = [o for o in pool if _family(o) == _family(new) and o.ids.size == new.ids.size
-                and np.array_equal(o.ids, new.ids)]
+        same = [o for o in pool if _family(o) == _family(new) and _comparable(o, new)
+                and o.ids.size == new.ids.size and np.array_equal(o.ids, new.ids)]
         same = same[-MAX_BASIS:]
         if len(same) >= 2:
             isolated = _off_span(new.values, [o.values for o in same], threshold,
                                  margin.highest(threshold))
-            if _short(isolated, threshold, "span", new):
+            if (isolated == 0 and new.kind) or _short(isolated, threshold, "span", new):
                 found.append((i, " + ".join(repr(o.label) for o in same[:3])
                               + (" …" if len(same) > 3 else ""), isolated))
         pool.append(new)
@@ -368,6 +370,14 @@ def _short(isolated: int, threshold: int, kind: str, new: Vector,
     against = () if other is None else (margin.of(other.ids), margin.of(other.values))
     return margin.short(isolated, threshold, kind, *against,
                         members=np.concatenate([new.ids, new.values.view(np.int64)]))
+
+
+def _comparable(a: Vector, b: Vector) -> bool:
+    """Statistics of one kind (or of an unknown one, kept before kinds were): across kinds no
+    combination gives a value back (a sum less a median is no one's), and comparing them
+    would hide a pair one person apart while showing an identical one, which tells them
+    apart."""
+    return not (a.kind and b.kind and a.kind != b.kind)
 
 
 def _may_overlap(a: Vector, b: Vector) -> bool:

@@ -383,7 +383,8 @@ class Outputs:
                                            held.population, rules.threshold,
                                            families=held.kinds()), positions)
             found += self._combined(institution, held, rules.threshold, positions, valued,
-                                    grid=result.kind in GRIDS)
+                                    grid=result.kind in GRIDS,
+                                    structured=result.kind is not AnalysisKind.AGGREGATE_SQL)
             # below k itself, for the watch (Measures): the most any round found (the first
             # round sees the output as asked; later ones only what is still shown)
             for kind, n in margin.sure().items():
@@ -399,10 +400,13 @@ class Outputs:
 
     def _combined(self, institution: str, held: Contributors, threshold: int,
                   positions: list[int], valued: Sequence[int | None], *,
-                  session: Session | None = None, grid: bool = False) -> list[Finding]:
+                  session: Session | None = None, grid: bool = False,
+                  structured: bool = False) -> list[Finding]:
         """What combinations with everything released would disclose: statistics whose
         contributions differ for a few people (within the output and against the ledger),
-        and small groups that adding and subtracting released counts would determine."""
+        and small groups (or none) that adding and subtracting released counts would
+        determine; ``structured``: the analysis's shape, not the researcher's SQL, ties its
+        own groups (combinations.exposed)."""
         earlier_vectors = self.ledger.released_vectors(institution, session=session)
         earlier = self.ledger.released_groups(institution, session=session)
         found = contributions.clashes(held.vectors, [], threshold, within=True)
@@ -428,7 +432,8 @@ class Outputs:
         labels = [label for label, _ in earlier] + list(held.labels)
         new = {len(earlier) + k: positions[k] for k in range(len(held.sets))}
         try:
-            exposures = combinations.exposed(groups, list(new), threshold)
+            exposures = combinations.exposed(groups, list(new), threshold,
+                                             structured=structured)
         except combinations.TooManyGroupsError as many:
             return [*findings, Finding(
                 combinations.RULE, Verdict.REVIEW,
@@ -474,7 +479,8 @@ class Outputs:
         grid = row.kind in {kind.value for kind in GRIDS}
         clashes += [f for f in self._combined(institution, held, threshold, positions,
                                               [None] * len(held.vectors), session=db,
-                                              grid=grid)
+                                              grid=grid, structured=row.kind != (
+                                                  AnalysisKind.AGGREGATE_SQL.value))
                     if f.verdict is Verdict.BLOCK]
         if clashes:
             raise Conflict([f.reason for f in clashes])
