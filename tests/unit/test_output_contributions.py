@@ -116,6 +116,9 @@ def test_ties_with_earlier_releases_count_for_every_analysis_but_copies_do_not()
     assert [e.size for e in exposed([x | y, x, y], [1, 2], 10, structured=True)] == [0]
     assert exposed([x, x, y, y], [1, 3], 10) == []  # copies: the pairwise rules speak
     assert exposed([x | y, x], [1], 10) == []  # two groups tie nothing
+    # a statistic's people (no size shown) tied to counts: the statistic is not hidden
+    assert exposed([x | y, x, y], [1, 2], 10, counted=[1]) == []
+    assert [e.size for e in exposed([x | y, x, y], [1, 2], 10, counted=[2])] == [0]
 
 
 def test_a_cell_worked_out_from_its_row_column_and_total_is_found() -> None:

@@ -50,14 +50,18 @@ class Exposure:
 
 
 def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
-            structured: bool = False) -> list[Exposure]:
+            structured: bool = False, counted: Sequence[int] | None = None
+            ) -> list[Exposure]:
     """Small atoms determined by ``groups`` that lie in at least one of the ``new`` groups,
     and new groups whose count the others give exactly (an empty atom determined: size 0).
 
     ``groups`` are the participant sets of every shown count (earlier and new); ``new`` the
     positions of this release's; ``structured``: the new groups come from an analysis whose
     own shape ties them (a table and its margins, the numbers at risk of a survival curve),
-    so that ties among the new groups alone say nothing about the data. Raises
+    so that ties among the new groups alone say nothing about the data; ``counted``: the
+    new groups whose size is shown (counts, percentages; default all), the only ones a tie
+    hides (a statistic's people tied to released counts cost the statistic, which the
+    counts do not give: the honest analyses lost a fifth of their automatic releases). Raises
     :class:`TooManyGroupsError` past ``MAX_GROUPS``.
     """
     if len(groups) > MAX_GROUPS:
@@ -66,7 +70,8 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
         return []
     positions, atom_of, sizes = _atoms(groups)
     membership = _membership(positions, atom_of, len(sizes))  # groups × atoms, 0/1
-    found = _repeats(membership, new, structured)
+    found = _repeats(membership, new if counted is None else
+                     [g for g in new if g in set(counted)], structured, all_new=new)
     # small: below the keyed line of each atom (k to 2k − 1, enclave/margin.py), drawn by its
     # members; at a fixed k, an atom of k − 1 accomplices and the target if obese is the bit
     small = np.flatnonzero((sizes > 0) & (sizes < margin.highest(threshold)))
@@ -104,8 +109,8 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
     return found
 
 
-def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], structured: bool
-             ) -> list[Exposure]:
+def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], structured: bool, *,
+             all_new: Sequence[int]) -> list[Exposure]:
     """New groups whose count adding and subtracting other shown counts gives exactly.
 
     Such a count says nothing new, yet it must be hidden: where a combination of three
@@ -122,15 +127,15 @@ def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], structured
     for g, key in enumerate(keys):  # a copy is its first instance (the pairwise rules speak)
         if key:
             first.setdefault(key, g)
-    fresh = set(new)
+    fresh = set(all_new)
     old = [g for g in first.values() if g not in fresh]
     mine = [g for g in sorted(fresh) if keys[g] and first[keys[g]] == g]
-    if len(mine) + len(old) < 3 or not mine:
+    if len(mine) + len(old) < 3 or not new:
         return []
     tied = _ties(membership, [*old, *mine])
     if structured:
         tied = {g: used for g, used in tied.items() if g not in _ties(membership, mine)}
-    return [Exposure(0, sorted(used)) for g, used in tied.items() if g in fresh]
+    return [Exposure(0, sorted(used)) for g, used in tied.items() if g in set(new)]
 
 
 def _ties(membership: scipy.sparse.csr_matrix, order: list[int]) -> dict[int, list[int]]:

@@ -432,8 +432,10 @@ class Outputs:
         labels = [label for label, _ in earlier] + list(held.labels)
         new = {len(earlier) + k: positions[k] for k in range(len(held.sets))}
         try:
+            counted = [len(earlier) + k for k, family in enumerate(held.kinds())
+                       if family in (COUNT, PERCENT)]
             exposures = combinations.exposed(groups, list(new), threshold,
-                                             structured=structured)
+                                             structured=structured, counted=counted)
         except combinations.TooManyGroupsError as many:
             return [*findings, Finding(
                 combinations.RULE, Verdict.REVIEW,
