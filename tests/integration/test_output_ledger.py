@@ -285,3 +285,23 @@ def test_in_a_keyed_request_a_pair_clashes_by_its_draw(ledger: Ledger,
     assert not any(clashes(2 * THRESHOLD - 1, key) for key in keys[:10])
     passed = sum(not clashes(THRESHOLD, key) for key in keys)
     assert 0 < passed < len(keys) / 3
+
+
+def test_cells_recorded_before_families_count_as_counts_after_the_upgrade(
+        ledger: Ledger, engine: Engine, everyone: np.ndarray) -> None:
+    """Migration 0010 on a ledger made before it: a statistic's group recorded then has no
+    family, and is read the cautious way, as a count (compared with every new count)."""
+    from alembic import command
+    from alembic.config import Config
+
+    ledger.record("inst-1", "proj-a", "rel-1", [("a mean's people", everyone)], everyone,
+                  families=[VALUES])
+    assert ledger.check("inst-1", "proj-a", [("again", everyone)], everyone, THRESHOLD) == []
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    with engine.begin() as con:  # back to the store as it was before families
+        config.attributes["connection"] = con
+        command.downgrade(config, "0009")
+    assert migrations.upgrade(engine) == ["0010"]
+    again = ledger.check("inst-1", "proj-a", [("again", everyone)], everyone, THRESHOLD)
+    assert [f.cell for f in again] == [0]

@@ -70,8 +70,7 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
         return []
     positions, atom_of, sizes = _atoms(groups)
     membership = _membership(positions, atom_of, len(sizes))  # groups × atoms, 0/1
-    found = _repeats(membership, new if counted is None else
-                     [g for g in new if g in set(counted)], structured, all_new=new)
+    found = _repeats(membership, new, set(new if counted is None else counted), structured)
     # small: below the keyed line of each atom (k to 2k − 1, enclave/margin.py), drawn by its
     # members; at a fixed k, an atom of k − 1 accomplices and the target if obese is the bit
     small = np.flatnonzero((sizes > 0) & (sizes < margin.highest(threshold)))
@@ -109,8 +108,8 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
     return found
 
 
-def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], structured: bool, *,
-             all_new: Sequence[int]) -> list[Exposure]:
+def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], hideable: set[int],
+             structured: bool) -> list[Exposure]:
     """New groups whose count adding and subtracting other shown counts gives exactly.
 
     Such a count says nothing new, yet it must be hidden: where a combination of three
@@ -120,22 +119,23 @@ def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], structured
     determined is treated as a small one. Groups are taken earlier first, then the new ones
     in order; a group in the span of those before it completes a tie, and is the one
     reported (as the last new group of an exposure is). Ties among a structured analysis's
-    own new groups alone (a table's margins) are its shape, not the data's, and pass."""
+    own new groups alone (a table's margins) are its shape, not the data's, and pass.
+    Only ``hideable`` groups (those whose size is shown) are reported."""
     keys = [membership.indices[membership.indptr[g]:membership.indptr[g + 1]].tobytes()
             for g in range(membership.shape[0])]
     first: dict[bytes, int] = {}
     for g, key in enumerate(keys):  # a copy is its first instance (the pairwise rules speak)
         if key:
             first.setdefault(key, g)
-    fresh = set(all_new)
+    fresh = set(new)
     old = [g for g in first.values() if g not in fresh]
     mine = [g for g in sorted(fresh) if keys[g] and first[keys[g]] == g]
-    if len(mine) + len(old) < 3 or not new:
+    if len(mine) + len(old) < 3 or not hideable & fresh:
         return []
     tied = _ties(membership, [*old, *mine])
     if structured:
         tied = {g: used for g, used in tied.items() if g not in _ties(membership, mine)}
-    return [Exposure(0, sorted(used)) for g, used in tied.items() if g in set(new)]
+    return [Exposure(0, sorted(used)) for g, used in tied.items() if g in hideable & fresh]
 
 
 def _ties(membership: scipy.sparse.csr_matrix, order: list[int]) -> dict[int, list[int]]:
