@@ -22,11 +22,16 @@ pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
 # to update here.
 KNOWN: dict[str, str] = {
-    "three sums of BMI: G1 with the target if obese, G2, and G1 with G2": (
-        "a tie hides only counts (combinations.exposed, counted): a statistic's people tied to "
-        "released counts would cost the statistic, and hid a fifth of the honest analyses; "
-        "so a sum over X ∪ {target} is hidden as a group of one, a sum over X alone shown; "
-        "rationed per person: see the last test"),
+    "one Kaplan–Meier table whose three groups are G1 with the target if obese, G2, and G1 "
+    "with G2 (a table's own shape, or the data's?)": (
+        "blocked either way (a tie, or a group of one), but when obese the target's three "
+        "rows also make the survival table's variables differ for one person, a second "
+        "reason the researcher reads; rationed per person: see the last test"),
+    "one frequency whose three categories overlap: G1 with the target if obese, G2, and G1 "
+    "with G2 (a participant in several categories)": (
+        "acted on either way, but when lean one category holds everyone counted (a share of "
+        "100%, sent to people) and when obese all but one (a repeat, hidden); rationed per "
+        "person: see the last test"),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "

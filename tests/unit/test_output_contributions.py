@@ -94,8 +94,10 @@ def test_margins_without_their_cells_determine_nothing(cells: int) -> None:
     rows = [BitMap(people[a == i].tolist()) for i in range(cells)]
     cols = [BitMap(people[b == j].tolist()) for j in range(2)]
     # every inner cell is an atom; row and column totals alone never give one, and their
-    # tie (each set of totals adds up to everyone) is the table's shape
-    assert exposed([*rows, *cols], list(range(cells + 2)), 10 ** 6, structured=True) == []
+    # tie (each set of totals adds up to everyone) is the table's shape: the column totals
+    # are its margins, derived from the rows
+    margins = range(cells, cells + 2)
+    assert exposed([*rows, *cols], list(range(cells + 2)), 10 ** 6, derived=margins) == []
     # asked for by a researcher's SQL, the same tie is a count that follows from the others
     assert [e.size for e in exposed([*rows, *cols], list(range(cells + 2)), 10 ** 6)] == [0]
 
@@ -113,12 +115,22 @@ def test_a_count_that_follows_from_others_is_treated_as_a_group_of_a_few() -> No
 def test_ties_with_earlier_releases_count_for_every_analysis_but_copies_do_not() -> None:
     x, y = BitMap(range(0, 100)), BitMap(range(100, 250))
     # a table of x and y after the count of both: the table's own shape ties nothing here
-    assert [e.size for e in exposed([x | y, x, y], [1, 2], 10, structured=True)] == [0]
+    assert [e.size for e in exposed([x | y, x, y], [1, 2], 10, derived=[1, 2])] == [0]
     assert exposed([x, x, y, y], [1, 3], 10) == []  # copies: the pairwise rules speak
     assert exposed([x | y, x], [1], 10) == []  # two groups tie nothing
-    # a statistic's people (no size shown) tied to counts: the statistic is not hidden
-    assert exposed([x | y, x, y], [1, 2], 10, counted=[1]) == []
-    assert [e.size for e in exposed([x | y, x, y], [1, 2], 10, counted=[2])] == [0]
+
+
+def test_only_a_derived_group_passes_a_tie_with_its_own_analysis() -> None:
+    """Three groups of one survival table, G1 with the target if obese, G2, and G1 with G2:
+    their first numbers at risk are not derived, so the tie (lean) is hidden as the
+    exposure (obese) is; the same tie at a margin of the analysis passes."""
+    x, y = BitMap(range(0, 100)), BitMap(range(100, 250))
+    for target in (BitMap([500]), BitMap()):
+        found = exposed([x | target, y, x | y], [0, 1, 2], 10)
+        assert [e.size for e in found] == [len(target)]
+    assert exposed([x, y, x | y], [0, 1, 2], 10, derived=[2]) == []
+    # derived, but tied to an earlier release rather than to its own cells: hidden
+    assert [e.size for e in exposed([x, y, x | y], [2], 10, derived=[2])] == [0]
 
 
 def test_a_cell_worked_out_from_its_row_column_and_total_is_found() -> None:

@@ -297,7 +297,7 @@ def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
             + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3
-            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE)
+            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE + ABSENCE_OTHER)
 
 
 LABELS = [
@@ -1880,4 +1880,58 @@ ABSENCE = [
             agg(f"SELECT sum(bmi) AS s FROM base WHERE bmi IS NOT NULL AND "
                 f"({G1} OR {_OBESE_T})")),
            fingerprint, bit=True),
+]
+
+
+# Absence in the other family: figures whose groups are counts of people too (a survival
+# table's numbers at risk) or whose groups' sizes are not shown (minima). The audit and the
+# tie must hide the same figures, or the difference between "one person" and "nobody" shows.
+def _km_of(name: str, groups: Sequence[str]) -> tuple[Step, Step]:
+    """A Kaplan–Meier table with one group per condition (a participant in several groups
+    once in each), everyone censored at 5: each group's number at risk is its size."""
+    rows = " UNION ALL ".join(f"SELECT pid, {i} AS g, 5 AS t, 0 AS e FROM base WHERE {where}"
+                              for i, where in enumerate(groups))
+    return (define(name, rows),
+            analyse({"kind": "kaplan_meier", "definition": name, "time": "t", "event": "e",
+                     "group": "g", "interval": 10}))
+
+
+def _minimum_of(name: str, where: str) -> tuple[Step, Step]:
+    return (define(name, f"SELECT pid, CASE WHEN {where} THEN 1 END AS x FROM base"),
+            analyse({"kind": "summary", "definition": name, "variables": ["x"],
+                     "statistics": ["min"]}))
+
+
+_THREE = (f"{G1} OR {_OBESE_T}", G2, f"{G1} OR {G2}")
+ABSENCE_OTHER = [
+    Attack("one-bit", "three Kaplan–Meier tables, one group each: G1 with the target if obese, "
+           "G2, and G1 with G2 (numbers at risk that add up unless the target is obese)",
+           (*_km_of("k1", _THREE[:1]), *_km_of("k2", _THREE[1:2]), *_km_of("k3", _THREE[2:])),
+           fingerprint, bit=True),
+    Attack("one-bit", "one Kaplan–Meier table whose three groups are G1 with the target if "
+           "obese, G2, and G1 with G2 (a table's own shape, or the data's?)",
+           _km_of("k", _THREE), fingerprint, bit=True),
+    Attack("one-bit", "one frequency whose three categories overlap: G1 with the target if "
+           "obese, G2, and G1 with G2 (a participant in several categories)",
+           (define("f", " UNION ALL ".join(f"SELECT pid, {i} AS g FROM base WHERE {where}"
+                                           for i, where in enumerate(_THREE))),
+            analyse({"kind": "frequency", "definition": "f", "variable": "g"})),
+           fingerprint, bit=True),
+    Attack("one-bit", "three minima of an indicator (their groups' sizes unshown): G1 with the "
+           "target if obese, G2, and G1 with G2",
+           (*_minimum_of("m1", _THREE[0]), *_minimum_of("m2", _THREE[1]),
+            *_minimum_of("m3", _THREE[2])), fingerprint, bit=True),
+    Attack("one-bit", "a count of G1 with the target if obese and of G2, then a Kaplan–Meier "
+           "table of G1 with G2 (a tie across the families)",
+           (agg(f"SELECT count(CASE WHEN {_THREE[0]} THEN 1 END) AS a, "
+                f"count(CASE WHEN {G2} THEN 1 END) AS b FROM base"),
+            *_km_of("k", _THREE[2:])), fingerprint, bit=True),
+    Attack("one-bit", "a Kaplan–Meier table of G1 with the target if obese and of G2, then "
+           "the count of G1 with G2 (the tie the other way)",
+           (*_km_of("k", _THREE[:2]), agg(f"SELECT count(*) AS n FROM base WHERE {G1} OR {G2}")),
+           fingerprint, bit=True),
+    Attack("one-bit", "a minimum over G1 with the target if obese, a count of G2, then the "
+           "minimum over G1 with G2",
+           (*_minimum_of("m1", _THREE[0]), agg(f"SELECT count(*) AS n FROM base WHERE {G2}"),
+            *_minimum_of("m3", _THREE[2])), fingerprint, bit=True),
 ]

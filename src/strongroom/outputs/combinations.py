@@ -20,7 +20,7 @@ pairwise rule; the limits are in docs/explanation/output-check.md.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,18 +50,15 @@ class Exposure:
 
 
 def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
-            structured: bool = False, counted: Sequence[int] | None = None
-            ) -> list[Exposure]:
+            derived: Collection[int] = ()) -> list[Exposure]:
     """Small atoms determined by ``groups`` that lie in at least one of the ``new`` groups,
     and new groups whose count the others give exactly (an empty atom determined: size 0).
 
-    ``groups`` are the participant sets of every shown count (earlier and new); ``new`` the
-    positions of this release's; ``structured``: the new groups come from an analysis whose
-    own shape ties them (a table and its margins, the numbers at risk of a survival curve),
-    so that ties among the new groups alone say nothing about the data; ``counted``: the
-    new groups whose size is shown (counts, percentages; default all), the only ones a tie
-    hides (a statistic's people tied to released counts cost the statistic, which the
-    counts do not give: the honest analyses lost a fifth of their automatic releases). Raises
+    ``groups`` are the participant sets of every shown count (earlier and new; statistics'
+    groups are left to release precision by the caller); ``new`` the positions of this
+    release's; ``derived``: new groups that their analysis's earlier cells give by
+    construction (a table's margins, a survival table's later numbers at risk), whose tie
+    with those cells is the analysis's shape and says nothing about the data. Raises
     :class:`TooManyGroupsError` past ``MAX_GROUPS``.
     """
     if len(groups) > MAX_GROUPS:
@@ -70,7 +67,7 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
         return []
     positions, atom_of, sizes = _atoms(groups)
     membership = _membership(positions, atom_of, len(sizes))  # groups × atoms, 0/1
-    found = _repeats(membership, new, set(new if counted is None else counted), structured)
+    found = _repeats(membership, new, set(derived))
     # small: below the keyed line of each atom (k to 2k − 1, enclave/margin.py), drawn by its
     # members; at a fixed k, an atom of k − 1 accomplices and the target if obese is the bit
     small = np.flatnonzero((sizes > 0) & (sizes < margin.highest(threshold)))
@@ -108,8 +105,8 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
     return found
 
 
-def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], hideable: set[int],
-             structured: bool) -> list[Exposure]:
+def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], derived: set[int]
+             ) -> list[Exposure]:
     """New groups whose count adding and subtracting other shown counts gives exactly.
 
     Such a count says nothing new, yet it must be hidden: where a combination of three
@@ -118,9 +115,15 @@ def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], hideable: 
     the attribute?" (the pairwise rule hides a repeat for the same reason). So an empty atom
     determined is treated as a small one. Groups are taken earlier first, then the new ones
     in order; a group in the span of those before it completes a tie, and is the one
-    reported (as the last new group of an exposure is). Ties among a structured analysis's
-    own new groups alone (a table's margins) are its shape, not the data's, and pass.
-    Only ``hideable`` groups (those whose size is shown) are reported."""
+    reported (as the last new group of an exposure is).
+
+    A ``derived`` group tied to its own analysis's groups before it alone (a margin to its
+    cells) is that analysis's shape, not the data's, and passes. Only a derived one: three
+    groups of one survival table, G1 with the target if obese, G2 and G1 with G2, tie when
+    the target is lean and expose them when obese, and passing every tie among an
+    analysis's own groups passed the first and hid the second. Any other tie the data make
+    among its groups (or with earlier ones) is met first at a group that is not derived (the
+    derived ones follow the cells they are made of), and hidden there."""
     keys = [membership.indices[membership.indptr[g]:membership.indptr[g + 1]].tobytes()
             for g in range(membership.shape[0])]
     first: dict[bytes, int] = {}
@@ -130,12 +133,19 @@ def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], hideable: 
     fresh = set(new)
     old = [g for g in first.values() if g not in fresh]
     mine = [g for g in sorted(fresh) if keys[g] and first[keys[g]] == g]
-    if len(mine) + len(old) < 3 or not hideable & fresh:
+    if len(mine) + len(old) < 3:
         return []
     tied = _ties(membership, [*old, *mine])
-    if structured:
-        tied = {g: used for g, used in tied.items() if g not in _ties(membership, mine)}
-    return [Exposure(0, sorted(used)) for g, used in tied.items() if g in hideable & fresh]
+    if derived & tied.keys():
+        # its own shape: ties among its own groups, a group that repeats an earlier one
+        # included (a survival table's first number at risk is the count of its group)
+        own: dict[bytes, int] = {}
+        for g in sorted(fresh):
+            if keys[g]:
+                own.setdefault(keys[g], g)
+        shape = _ties(membership, list(own.values()))
+        tied = {g: used for g, used in tied.items() if g not in derived or g not in shape}
+    return [Exposure(0, sorted(used)) for g, used in tied.items() if g in fresh]
 
 
 def _ties(membership: scipy.sparse.csr_matrix, order: list[int]) -> dict[int, list[int]]:

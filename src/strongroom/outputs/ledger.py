@@ -201,12 +201,13 @@ class Ledger:
     # -- everything released (for the combination audit and value differencing) ------------
 
     def released_groups(self, institution_id: str, *,
-                        session: Session | None = None) -> list[tuple[str, BitMap]]:
-        """Every released cell of the institution's projects, as (label, participants)."""
+                        session: Session | None = None) -> list[tuple[str, BitMap, str]]:
+        """Every released cell of the institution's projects, as (label, participants,
+        family)."""
         found = []
         with self._session(session) as db:
             rows = db.execute(select(CELLS.c.release_id, CELLS.c.ordinal, CELLS.c.project_id,
-                                     CELLS.c.label, CELLS.c.members_sealed)
+                                     CELLS.c.label, CELLS.c.members_sealed, CELLS.c.family)
                               .where(CELLS.c.institution_id == institution_id)
                               .order_by(CELLS.c.release_id, CELLS.c.ordinal))
             for row in rows:
@@ -216,7 +217,7 @@ class Ledger:
                         institution_id, row.project_id, row.release_id, row.ordinal)))
                     self._opened_cells[key] = (f"{row.label} (release {row.release_id})",
                                                members)
-                found.append(self._opened_cells[key])
+                found.append((*self._opened_cells[key], row.family))
         return found
 
     def released_vectors(self, institution_id: str, *,

@@ -69,12 +69,16 @@ class Contributors:
     # what each set counts (overlap.COUNT, PERCENT, VALUES, OTHER); empty: all COUNT (kept
     # before families were: the cautious reading)
     families: list[str] = field(default_factory=list)
+    # the sets that are their cells' own and that the analysis's earlier cells give by
+    # construction (Cell.derived); None: kept before these were, the analysis's kind decides
+    derived: list[int] | None = None
 
     def to_bytes(self) -> bytes:
         blobs = [self.population.serialize(), *(s.serialize() for s in self.sets)]
         values = [v.to_bytes() for v in self.vectors]
         head = json.dumps({"labels": self.labels, "sizes": [len(b) for b in blobs],
                            "key": self.key.hex(), "families": self.families,
+                           "derived": self.derived,
                            "vectors": [v.label for v in self.vectors],
                            "vector_kinds": [v.kind for v in self.vectors],
                            "vector_sizes": [len(b) for b in values]}).encode()
@@ -96,7 +100,8 @@ class Contributors:
             vectors.append(Vector.from_bytes(label, data[at:at + length], kind))
             at += length
         return cls(head["labels"], blobs[1:], blobs[0], vectors,
-                   bytes.fromhex(head.get("key", "")), head.get("families", []))
+                   bytes.fromhex(head.get("key", "")), head.get("families", []),
+                   head.get("derived"))
 
     def cells(self) -> list[tuple[str, BitMap]]:
         return list(zip(self.labels, self.sets, strict=True))
@@ -383,8 +388,7 @@ class Outputs:
                                            held.population, rules.threshold,
                                            families=held.kinds()), positions)
             found += self._combined(institution, held, rules.threshold, positions, valued,
-                                    grid=result.kind in GRIDS,
-                                    structured=result.kind is not AnalysisKind.AGGREGATE_SQL)
+                                    grid=result.kind in GRIDS)
             # below k itself, for the watch (Measures): the most any round found (the first
             # round sees the output as asked; later ones only what is still shown)
             for kind, n in margin.sure().items():
@@ -405,8 +409,8 @@ class Outputs:
         """What combinations with everything released would disclose: statistics whose
         contributions differ for a few people (within the output and against the ledger),
         and small groups (or none) that adding and subtracting released counts would
-        determine; ``structured``: the analysis's shape, not the researcher's SQL, ties its
-        own groups (combinations.exposed)."""
+        determine; ``structured``: for cells kept before derived cells were, whether the
+        analysis's shape, not the researcher's SQL, ties its own groups (combinations)."""
         earlier_vectors = self.ledger.released_vectors(institution, session=session)
         earlier = self.ledger.released_groups(institution, session=session)
         found = contributions.clashes(held.vectors, [], threshold, within=True)
@@ -428,14 +432,23 @@ class Outputs:
             # a table of categories and its margins alone: secondary suppression has already
             # solved its whole linear system, so no combination of its cells is left to audit
             return findings
-        groups = [members for _, members in earlier] + list(held.sets)
-        labels = [label for label, _ in earlier] + list(held.labels)
-        new = {len(earlier) + k: positions[k] for k in range(len(held.sets))}
+        # a statistic's group is left out: its size is not shown, and what adding and
+        # subtracting its values could give is a few people's values to within the sum of
+        # the steps rounded to, each as wide as one person's range (precision.py); an audit
+        # that hid it when the combination is one person and showed it when it is nobody
+        # would answer whether that person is in it (and hiding both cost a fifth of the
+        # honest analyses)
+        before = [(label, members) for label, members, family in earlier if family != VALUES]
+        mine = [k for k, family in enumerate(held.kinds()) if family != VALUES]
+        groups = [members for _, members in before] + [held.sets[k] for k in mine]
+        labels = [label for label, _ in before] + [held.labels[k] for k in mine]
+        new = {len(before) + at: positions[k] for at, k in enumerate(mine)}
+        # kept before derived cells were: the analysis's kind says whether its ties are its own
+        own = (set(held.derived) if held.derived is not None
+               else set(range(len(held.sets))) if structured else set())
+        derived = {len(before) + at for at, k in enumerate(mine) if k in own}
         try:
-            counted = [len(earlier) + k for k, family in enumerate(held.kinds())
-                       if family in (COUNT, PERCENT)]
-            exposures = combinations.exposed(groups, list(new), threshold,
-                                             structured=structured, counted=counted)
+            exposures = combinations.exposed(groups, list(new), threshold, derived=derived)
         except combinations.TooManyGroupsError as many:
             return [*findings, Finding(
                 combinations.RULE, Verdict.REVIEW,
@@ -606,7 +619,9 @@ def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
     groups, positions = _released_groups(result, shown, everyone, eids, few)
     held = Contributors([label for label, _, _ in groups], [g for _, g, _ in groups],
                         BitMap.union(BitMap(), *everyone), vectors, key,
-                        [family for _, _, family in groups])
+                        [family for _, _, family in groups],
+                        [k for k, i in enumerate(positions[:len(shown)])
+                         if result.cells[i].derived])
     return held, positions, valued
 
 
@@ -685,10 +700,10 @@ def _label(result: Result, i: int) -> str:
     return f"{' | '.join(cell.row)} / {cell.column}"
 
 
-def _by_release(groups: Sequence[tuple[str, BitMap]]) -> list[list[BitMap]]:
+def _by_release(groups: Sequence[tuple[str, BitMap, str]]) -> list[list[BitMap]]:
     """The ledger's released groups, one list per release (labels end "(release …)")."""
     releases: dict[str, list[BitMap]] = {}
-    for label, members in groups:
+    for label, members, _ in groups:
         releases.setdefault(label.rsplit("(release ", 1)[-1], []).append(members)
     return list(releases.values())
 

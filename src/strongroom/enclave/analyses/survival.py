@@ -165,7 +165,7 @@ def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
         risk = people[last >= i]  # sorted, since ``people`` is
         cells += [
             count_cell(row, "at_risk", int(at_risk[i]), risk, round_to, CellKind.AT_RISK,
-                       table=table),
+                       table=table, derived=i > 0),
             count_cell(row, "events", int(events[i]), event_pids[i], round_to, CellKind.EVENTS,
                        table=table),
             count_cell(row, "censored", int(censored[i]), censored_pids[i], round_to,
