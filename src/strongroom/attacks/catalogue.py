@@ -297,7 +297,7 @@ def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
             + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3
-            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE + ABSENCE_OTHER)
+            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE + ABSENCE_OTHER + ZERO)
 
 
 LABELS = [
@@ -1934,4 +1934,21 @@ ABSENCE_OTHER = [
            "minimum over G1 with G2",
            (*_minimum_of("m1", _THREE[0]), agg(f"SELECT count(*) AS n FROM base WHERE {G2}"),
             *_minimum_of("m3", _THREE[2])), fingerprint, bit=True),
+]
+
+
+# Zero or a few: a count of none went to people as a zero, a count of one was hidden.
+ZERO = [
+    Attack("one-bit", "the count of the target alone if obese (none, or one)",
+           (agg(f"SELECT count(*) AS n FROM base WHERE {_OBESE_T}"),), fingerprint, bit=True),
+    Attack("one-bit", "the count of a large group and of the target if obese, in one output",
+           (agg(f"SELECT count(CASE WHEN {G1} THEN 1 END) AS a, "
+                f"count(CASE WHEN {_OBESE_T} THEN 1 END) AS b FROM base"),),
+           fingerprint, bit=True),
+    Attack("one-bit", "the share of a large group that is the group less the target if obese "
+           "(100%, or all but one)",
+           (define("p", f"SELECT pid, CASE WHEN {_OBESE_T} THEN 0 ELSE 1 END AS x FROM base "
+                        f"WHERE {G1} OR {{T}}"),
+            analyse({"kind": "frequency", "definition": "p", "variable": "x",
+                     "percentages": True})), fingerprint, bit=True),
 ]
