@@ -5,11 +5,14 @@ different kinds over the same people (a summary's n, mean, SD and median) do not
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from pyroaring import BitMap
 
 from strongroom.outputs.contributions import Vector, clashes, kind_of
 from strongroom.outputs.overlap import COUNT, OTHER, PERCENT, VALUES, acts, close, within_output
+from strongroom.outputs.service import Contributors
 
 K = 10
 rng = np.random.default_rng(11)
@@ -73,3 +76,20 @@ def test_quantiles_are_one_kind_by_probability_not_by_name() -> None:
 def test_a_fit_variable_without_a_kind_clashes_only_when_some_are_left_over() -> None:
     a = Vector.of("ols variable x", IDS, SBP)
     assert clashes([a, Vector.of("ols variable y", IDS, SBP.copy())], [], K, within=True) == []
+
+
+def test_sealed_groups_keep_which_cells_are_derived_and_older_ones_say_they_do_not_know(
+        ) -> None:
+    """What release re-checks: the derived cells travel with the sealed groups; groups
+    sealed before derived cells were read back as None (the analysis's kind then decides)."""
+    held = Contributors(["a", "Total"], [BitMap([1, 2]), BitMap([1, 2, 3])],
+                        BitMap([1, 2, 3]), [], b"k", [COUNT, COUNT], [1])
+    again = Contributors.from_bytes(held.to_bytes())
+    assert again.derived == [1] and again.kinds() == [COUNT, COUNT]
+    data = held.to_bytes()
+    size = int.from_bytes(data[:4], "big")
+    head = json.loads(data[4:4 + size])
+    del head["derived"]
+    older = json.dumps(head).encode()
+    assert Contributors.from_bytes(len(older).to_bytes(4, "big") + older
+                                   + data[4 + size:]).derived is None
