@@ -73,9 +73,9 @@ class Cell:
     level: float | None = None  # QUANTILE/MEDIAN: the probability (0.5 for a median)
     distinct_values: int | None = None  # MEAN/SD/SUM/MODE: distinct values among contributors
     margin: bool = False  # a row or column total of a table (secondary suppression)
-    # a figure its analysis's earlier cells give by construction, whatever the data (a
-    # margin; a number at risk after the first interval): its group's tie with them is the
-    # analysis's shape, not the data's (outputs/combinations.py)
+    # a figure its analysis's earlier cells give by construction, whatever the data (a number
+    # at risk after the first interval; a margin is one too): its group's tie with them is
+    # the analysis's shape, not the data's (outputs/combinations.py)
     derived: bool = False
     table: str = ""  # cells of one 2-D table share this (crosstab: "" = the whole result)
     rounded_to: int | None = None  # the rounding base the researcher claims for this value

@@ -20,7 +20,7 @@ pairwise rule; the limits are in docs/explanation/output-check.md.)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,10 +126,8 @@ def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], derived: s
     derived ones follow the cells they are made of), and hidden there."""
     keys = [membership.indices[membership.indptr[g]:membership.indptr[g + 1]].tobytes()
             for g in range(membership.shape[0])]
-    first: dict[bytes, int] = {}
-    for g, key in enumerate(keys):  # a copy is its first instance (the pairwise rules speak)
-        if key:
-            first.setdefault(key, g)
+    # a copy is its first instance (the pairwise rules speak)
+    first = _first_instances(keys, range(len(keys)))
     fresh = set(new)
     old = [g for g in first.values() if g not in fresh]
     mine = [g for g in sorted(fresh) if keys[g] and first[keys[g]] == g]
@@ -139,13 +137,18 @@ def _repeats(membership: scipy.sparse.csr_matrix, new: Sequence[int], derived: s
     if derived & tied.keys():
         # its own shape: ties among its own groups, a group that repeats an earlier one
         # included (a survival table's first number at risk is the count of its group)
-        own: dict[bytes, int] = {}
-        for g in sorted(fresh):
-            if keys[g]:
-                own.setdefault(keys[g], g)
-        shape = _ties(membership, list(own.values()))
+        shape = _ties(membership, list(_first_instances(keys, sorted(fresh)).values()))
         tied = {g: used for g, used in tied.items() if g not in derived or g not in shape}
     return [Exposure(0, sorted(used)) for g, used in tied.items() if g in fresh]
+
+
+def _first_instances(keys: list[bytes], order: Iterable[int]) -> dict[bytes, int]:
+    """Each distinct non-empty group of ``order`` (by its atoms), at its first position."""
+    first: dict[bytes, int] = {}
+    for g in order:
+        if keys[g]:
+            first.setdefault(keys[g], g)
+    return first
 
 
 def _ties(membership: scipy.sparse.csr_matrix, order: list[int]) -> dict[int, list[int]]:

@@ -621,7 +621,7 @@ def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
                         BitMap.union(BitMap(), *everyone), vectors, key,
                         [family for _, _, family in groups],
                         [k for k, i in enumerate(positions[:len(shown)])
-                         if result.cells[i].derived])
+                         if result.cells[i].derived or result.cells[i].margin])
     return held, positions, valued
 
 

@@ -224,12 +224,10 @@ def rounded(count: float, base: int | None) -> float:
 def count_cell(row: tuple[str, ...], column: str, rows: int, contributors: PidArray,
                round_to: int | None, kind: CellKind = CellKind.COUNT, margin: bool = False,
                table: str = "", derived: bool = False) -> Cell:
-    """A count of rows whose contributors are distinct participants, rounded if asked (a
-    margin is ``derived`` too: the table's cells give it)."""
+    """A count of rows whose contributors are distinct participants, rounded if asked."""
     return Cell(row=row, column=column, kind=kind, value=rounded(float(rows), round_to),
                 contributors=contributors, margin=margin, table=table, rounded_to=round_to,
-                exact=float(rows) if round_to is not None else None,
-                derived=derived or margin)
+                exact=float(rows) if round_to is not None else None, derived=derived)
 
 
 def finite(value: float) -> float | None:
