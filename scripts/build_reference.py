@@ -17,7 +17,7 @@ from strongroom.access.roles import ROLE_DESCRIPTIONS, Role
 from strongroom.access.states import TRANSITIONS
 from strongroom.enclave.analyses import spec as analysis_specs
 from strongroom.outputs import states as output_states
-from strongroom.outputs.rules import SHIPPED, load_rules
+from strongroom.outputs.rules import RETIRED, SHIPPED, load_rules
 from strongroom.server.app import create_app
 from strongroom.server.security import ACTION_KEY
 
@@ -107,6 +107,9 @@ def render_outputs() -> str:
              "A project may only tighten these (`strongroom outputs rules --project P --set "
              "FILE`); anything looser is refused, naming the setting.", "", "```yaml",
              SHIPPED.read_text().rstrip(), "```", "",
+             "A retired section is read and ignored, so that a custodian's older rules file "
+             "or a project's stored overrides still load: "
+             + "; ".join(f"`{name}` ({why})" for name, why in RETIRED.items()) + ".", "",
              "## Checks beyond the per-cell rules", "",
              "Each finding's `rule` names the check that gave it. These are not settings: "
              "they follow from the threshold above.", "",
@@ -130,6 +133,9 @@ def render_outputs() -> str:
              "than the threshold (`outputs/combinations.py`) |",
              "| `raw_rows`, `identifiers` | block | the bytes that would leave hold "
              "participants' rows or IDs (`outputs/scanner.py`) |", "",
+             "An output that is not released as it is (review or block) reports every "
+             "`differencing` finding above as one `differencing` reason without cells: which "
+             "of them fired, and where, can differ for one person.", "",
              "Release precision (`outputs/precision.py`) is not a finding: every sum, mean, SD "
              "and quantile is rounded to a step at least as large as one participant could "
              "move it, and the result's notes say so."]

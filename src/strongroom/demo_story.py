@@ -2,9 +2,10 @@
 
 All of it happens through the same services the API calls, as the demo's people:
 
-- outputs held for the output checkers' review (structural zeros): one untouched, one with a
-  first approval (Kofi's) waiting for a second, one rejected with a comment, one from another
-  project;
+- outputs held for the output checkers' review: the first two projects' rules are tightened
+  so that small cells (zeros included) go to two checkers rather than being hidden, and four
+  crosstabs with structural zeros wait there: one untouched, one with a first approval
+  (Kofi's) waiting for a second, one rejected with a comment, one from another project;
 - Mallory, at a commercial partner, on a linkage project with the export permission and a low
   record-level limit, takes a fingerprinted extract, then asks for a bulk one over the limit:
   watch refuses it before anything is made, raises a high alert and suspends her and her
@@ -123,8 +124,10 @@ def tell(platform: Platform, world: DemoWorld, who: People, leaked: Path,
 
 # -- outputs for the output checkers ---------------------------------------------------------
 
-# Crosstabs whose zero cells are zeros by construction: the check holds each for two output
-# checkers (the "zeros" rule) rather than deciding itself.
+# The first two projects' rules, tightened by the access team: a cell short of the threshold
+# (a zero included) goes to two output checkers instead of being hidden automatically.
+SMALL_CELLS_TO_PEOPLE = {"threshold": {"verdict": "review"}}
+# Crosstabs whose zero cells are zeros by construction: held for the checkers by that rule.
 SCREENING = ("SELECT pid, p31 AS sex, CASE WHEN p31 = 0 THEN 'cervical screening' "
              "ELSE 'prostate examination' END AS screening FROM participants")
 AGE_BANDS = ("SELECT pid, CASE WHEN p21003_i0 < 50 THEN 'under 50' ELSE '50 and over' END "
@@ -141,6 +144,8 @@ def hold_outputs(platform: Platform, world: DemoWorld, who: People) -> list[Held
     project's waiting one."""
     priya, camille = who(RESEARCHER), who(CAMILLE)
     main, other = world.projects[0][0], world.projects[1][0]
+    for project in (main, other):
+        platform.outputs.set_project_rules(who(ADMIN), project, SMALL_CELLS_TO_PEOPLE)
     platform.outputs.define(priya, main, "screening", SCREENING)
     platform.outputs.define(priya, main, "age_bands", AGE_BANDS)
     platform.outputs.define(camille, other, "hba1c", HBA1C)

@@ -440,15 +440,20 @@ def test_analyse_check_review_and_download_released_bytes(enclave_server: Server
         assert hashlib.sha256(payload).hexdigest() == out["sha256"]
         assert len(payload) == out["size"]
 
+        # a near-perfect fit goes to people: BMI on itself to the quarter unit (R² ≈ 0.999)
+        researcher.enclave.define(project["id"], "fit", (
+            "SELECT pid, p21001_i0 AS bmi, round(p21001_i0 * 4) / 4 AS quarter "
+            "FROM participants WHERE p21001_i0 IS NOT NULL"))
         held = researcher.enclave.analyse(project["id"], {
-            "kind": "crosstab", "definition": "base", "rows": "sex", "columns": "grp"})
+            "kind": "ols", "definition": "fit", "outcome": "bmi", "covariates": ["quarter"]})
         assert held["verdict"] == "review", held["findings"]
-        researcher.outputs.request_release(held["id"], "structural zeros: group a is one sex")
+        researcher.outputs.request_release(held["id"], "a calibration check: the covariate is "
+                                                       "the outcome rounded, so R² is near 1")
         for i, checker in enumerate(checkers):
             with server.client(MAIN_SOURCE) as checking:
                 checking.login(checker.email, checker.password, code(checker.totp_secret))
                 assert checking.outputs.content(held["id"])
-                decided = checking.outputs.review(held["id"], True, "structural zeros")
+                decided = checking.outputs.review(held["id"], True, "a fit by construction")
                 assert decided["status"] == ("approved_once", "released")[i]
                 assert (decided["sha256"] is None) == (i == 0)
         released = researcher.outputs.download(held["id"])

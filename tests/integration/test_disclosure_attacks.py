@@ -22,23 +22,6 @@ pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
 # to update here.
 KNOWN: dict[str, str] = {
-    "the count of the target alone if obese (none, or one)": (
-        "a zero goes to people (the zeros rule, for structural zeros) and a one is hidden "
-        "(threshold): both act, so the answer is rationed, but which is the bit; the fix "
-        "(a zero below the threshold like a few) moves the demo's and the console's review "
-        "examples, and is the next step; rationed per person: see the last test"),
-    "the count of a large group and of the target if obese, in one output": (
-        "the same zero or one, beside a large count; rationed per person: see the last test"),
-    "one Kaplan–Meier table whose three groups are G1 with the target if obese, G2, and G1 "
-    "with G2 (a table's own shape, or the data's?)": (
-        "blocked either way (a tie, or a group of one), but when obese the target's three "
-        "rows also make the survival table's variables differ for one person, a second "
-        "reason the researcher reads; rationed per person: see the last test"),
-    "one frequency whose three categories overlap: G1 with the target if obese, G2, and G1 "
-    "with G2 (a participant in several categories)": (
-        "acted on either way, but when lean one category holds everyone counted (a share of "
-        "100%, sent to people) and when obese all but one (a repeat, hidden); rationed per "
-        "person: see the last test"),
     "a definition past the row limit only if the target is obese": (
         "a definition refused once it has read the data is a spent answer, rationed like "
         "any other (errors.DataRefusal), but within the ration whether it was refused still "

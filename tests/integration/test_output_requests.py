@@ -66,8 +66,8 @@ def report(verdict: Verdict) -> CheckReport:
         Verdict.RELEASE: [],
         Verdict.SUPPRESS: [Finding("threshold", Verdict.SUPPRESS,
                                    "fewer than 10 participants in this cell", cell=1)],
-        Verdict.REVIEW: [Finding("zeros", Verdict.REVIEW, "a structural zero needs a person "
-                                 "to look at it", cell=0)],
+        Verdict.REVIEW: [Finding("threshold", Verdict.REVIEW, "fewer than 10 participants "
+                                 "(a project that sends small cells to people)", cell=0)],
         Verdict.BLOCK: [Finding("differencing", Verdict.BLOCK, "this cell and one already "
                                 "released differ by 1 participant", cell=0)],
     }[verdict]
@@ -173,7 +173,7 @@ def test_review_needs_two_different_checkers_and_releases_the_bytes_reviewed(
     (release,) = events(world, EventType.OUTPUT_RELEASED)
     assert release["reviewers"] == [first.person_id, second.person_id]
     assert release["sha256"] == files.digest(seen.payload)
-    assert release["by_rule"] == {"zeros": {"review": 1}}
+    assert release["by_rule"] == {"threshold": {"review": 1}}
     reviewed = events(world, EventType.OUTPUT_REVIEWED)
     assert [(e["status"], e["approvals"]) for e in reviewed] == [("approved_once", 1),
                                                                  ("released", 2)]

@@ -398,9 +398,31 @@ def km_result(events: list[int], censored: list[int], *, with_at_risk: bool = Tr
 
 
 def test_kaplan_meier_tables_are_not_falsely_failed() -> None:
-    # intervals without events or censorings are fine, not zeros to review
-    report = check(km_result([40, 0, 25, 12], [0, 30, 0, 60]), RULES)
+    # censorings only at the end of follow-up (the everyday case): the intervals without any
+    # have their (zero) count hidden, as a few would be, and the table is released
+    report = check(km_result([40, 30, 25, 12], [0, 0, 0, 60]), RULES)
+    assert report.verdict is Verdict.SUPPRESS, report.findings
+    assert rules_of(report) == {"kaplan_meier"}
+    assert report.suppressed == {2, 6, 10}  # the censored cells of the first three intervals
+    report = check(km_result([40, 30, 25, 12], [20, 30, 15, 60]), RULES)
     assert report.verdict is Verdict.RELEASE, report.findings
+
+
+def test_a_kaplan_meier_zero_is_held_like_a_few() -> None:
+    """A definition can place one person alone in an interval, or make them the only one
+    without the event: none with an event while people are at risk, none without one, and
+    none censored are each acted on as one would be."""
+    for events in ([40, 0, 25], [40, 1, 25]):
+        assert check(km_result(events, [20, 30, 60]), RULES).verdict is Verdict.BLOCK
+    for last in (0, 1):  # everyone at risk in the last interval has the event, or all but one
+        assert check(km_result([40, 30, 25], [20, 30, last]), RULES).verdict is Verdict.BLOCK
+    none, one = (check(km_result([40, 30, 25], [20, c, 60]), RULES) for c in (0, 1))
+    assert none.verdict is one.verdict is Verdict.SUPPRESS
+    assert none.suppressed == one.suppressed == {6}
+    for facts in ({"events": 0.0}, {"censored": 0.0}, {"censored": 1.0}):
+        result = km_result([40, 30, 25], [20, 30, 60])
+        result.facts.update(facts)
+        assert "threshold" in rules_of(check(result, RULES)), facts
 
 
 def test_a_kaplan_meier_step_of_few_events_is_blocked() -> None:
@@ -519,15 +541,23 @@ def test_a_mean_over_few_non_zero_contributors_or_a_rare_flag_fails() -> None:
                  RULES).verdict is Verdict.RELEASE
 
 
-def test_zeros_go_to_review_and_are_not_threshold_failures() -> None:
-    t = crosstab([[120, 0, 60], [80, 30, 95]], percents=True)
-    report = check(t.result, RULES)
-    assert report.verdict is Verdict.REVIEW
-    assert rules_of(report) == {"zeros"}
-    assert {f.cell for f in report.findings} == {t.inner[0, 1], t.percent[0, 1]}
+def test_a_zero_or_a_share_of_everyone_is_held_like_a_few() -> None:
+    """A zero shown where a one is hidden would answer whether one person has the attribute:
+    a zero, a 0% and a 100% fail the threshold as a few would (a margin's 100% does not)."""
+    zero = crosstab([[120, 0, 60], [80, 30, 95]], percents=True)
+    one = crosstab([[120, 1, 60], [80, 30, 95]], percents=True)
+    reports = [check(t.result, RULES) for t in (zero, one)]
+    assert {r.verdict for r in reports} == {Verdict.SUPPRESS}
+    held = [{(f.rule, f.cell) for f in r.findings if f.rule == "threshold"} for r in reports]
+    assert held[0] == held[1] == {("threshold", zero.inner[0, 1]),
+                                  ("threshold", zero.percent[0, 1])}
+    assert zero.inner[0, 1] in reports[0].suppressed
     everyone = Cell(("a",), "percent", CellKind.PERCENT, 100.0, ids(40), denominator=ids(40))
     report = check(Result(AnalysisKind.FREQUENCY, {}, [everyone]), RULES)
-    assert rules_of(report) == {"zeros"}
+    assert rules_of(report) == {"threshold"}
+    total = Cell(("a",), "percent", CellKind.PERCENT, 100.0, ids(40), denominator=ids(40),
+                 margin=True)
+    assert check(Result(AnalysisKind.FREQUENCY, {}, [total]), RULES).verdict is Verdict.RELEASE
 
 
 def test_quantiles_with_too_few_on_one_side_fail() -> None:

@@ -37,7 +37,6 @@ def test_shipped_rules_load_with_the_documented_defaults() -> None:
     assert rules.threshold == 10
     assert rules.threshold_verdict is Verdict.SUPPRESS
     assert (rules.dominance_p, rules.dominance_n, rules.dominance_k) == (10.0, 2, 85.0)
-    assert rules.zeros_verdict is Verdict.REVIEW
     assert rules.extremes_verdict is Verdict.BLOCK
     assert rules.identical_verdict is Verdict.BLOCK
     assert rules.quantile_min_each_side == 10
@@ -74,14 +73,15 @@ def test_as_dict_round_trips_through_yaml(tmp_path: Path) -> None:
     (lambda d: d["threshold"].update(min_particpants=12),
      "unknown setting threshold.min_particpants"),
     (lambda d: d["threshold"].pop("min_participants"), "threshold.min_participants is missing"),
-    (lambda d: d.pop("zeros"), "section 'zeros' is missing"),
+    (lambda d: d.pop("quantiles"), "section 'quantiles' is missing"),
     (lambda d: d["threshold"].update(min_participants=True), "must be a whole number"),
     (lambda d: d["threshold"].update(min_participants=10.5), "must be a whole number"),
     (lambda d: d["threshold"].update(min_participants="ten"), "must be a whole number"),
     (lambda d: d["threshold"].update(min_participants=0), "must be ≥ 1"),
     (lambda d: d["dominance_p"].update(p="10%"), "must be a number"),
     (lambda d: d["dominance_nk"].update(k=100), "≤ 99.999"),
-    (lambda d: d["zeros"].update(verdict="ignore"), "must be one of block, review, suppress"),
+    (lambda d: d["quantiles"].update(verdict="ignore"),
+     "must be one of block, review, suppress"),
     (lambda d: d["extremes"].update(verdict="suppress"), "must be one of block, review"),
     (lambda d: d["unknown"].update(verdict="review"), "must be one of block"),
     (lambda d: d.update(version=2), "version 2 is not supported"),
@@ -104,7 +104,7 @@ def test_a_bad_rules_file_is_refused_with_its_reason(tmp_path: Path, change: Any
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     doc = shipped_doc()
     doc["threshold"]["min_participants"] = -1
-    doc["zeros"]["verdict"] = "maybe"
+    doc["quantiles"]["verdict"] = "maybe"
     doc["bogus"] = 1
     with pytest.raises(Invalid) as exc:
         load_rules(write(tmp_path, doc))
@@ -123,6 +123,18 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     assert "cannot read the rules file" in reasons(exc)
 
 
+def test_a_retired_section_is_read_and_ignored(tmp_path: Path) -> None:
+    """An older rules file and a project's stored overrides may still hold ``zeros``."""
+    doc = shipped_doc()
+    assert "zeros" not in doc
+    doc["zeros"] = {"verdict": "review"}
+    assert load_rules(write(tmp_path, doc)).as_dict() == load_rules().as_dict() | {
+        "version_id": load_rules(write(tmp_path, doc)).version_id}
+    base = load_rules()
+    kept = tighten(base, {"zeros": {"verdict": "suppress"}})
+    assert kept.as_dict() | {"version_id": base.version_id} == base.as_dict()
+
+
 def test_every_schema_setting_is_in_the_shipped_file() -> None:
     doc = shipped_doc()
     for section, keys in SCHEMA.items():
@@ -138,7 +150,6 @@ def test_every_schema_setting_is_in_the_shipped_file() -> None:
     {"threshold": {"few_values": 5}},
     {"dominance_p": {"p": 15}},
     {"dominance_nk": {"n": 3, "k": 70}},
-    {"zeros": {"verdict": "block"}},
     {"identical_values": {"min_distinct": 3}},
     {"quantiles": {"min_each_side": 25, "verdict": "review"}},
     {"regression": {"min_residual_df": 50, "min_level_participants": 20}},
@@ -174,7 +185,6 @@ def test_tightened_values_are_applied() -> None:
     ({"dominance_p": {"p": 5}}, "dominance_p.p"),
     ({"dominance_nk": {"n": 1}}, "dominance_nk.n"),
     ({"dominance_nk": {"k": 95}}, "dominance_nk.k"),
-    ({"zeros": {"verdict": "suppress"}}, "zeros.verdict"),
     ({"extremes": {"verdict": "review"}}, "extremes.verdict"),
     ({"identical_values": {"verdict": "review"}}, "identical_values.verdict"),
     ({"quantiles": {"min_each_side": 3}}, "quantiles.min_each_side"),

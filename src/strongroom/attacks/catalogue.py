@@ -1937,7 +1937,15 @@ ABSENCE_OTHER = [
 ]
 
 
-# Zero or a few: a count of none went to people as a zero, a count of one was hidden.
+def _km_alone(event: str, where: str) -> tuple[Step, Step]:
+    """A survival table of one group, everyone's time 50 (interval 10), events by ``event``."""
+    return (define("k", f"SELECT pid, 50 AS t, {event} AS e FROM base WHERE {where}"),
+            analyse({"kind": "kaplan_meier", "definition": "k", "time": "t", "event": "e",
+                     "interval": 10}))
+
+
+# Zero or a few: a count of none went to people as a zero, a count of one was hidden; an
+# interval of a survival table with no censorings was fine, with one blocked.
 ZERO = [
     Attack("one-bit", "the count of the target alone if obese (none, or one)",
            (agg(f"SELECT count(*) AS n FROM base WHERE {_OBESE_T}"),), fingerprint, bit=True),
@@ -1951,4 +1959,20 @@ ZERO = [
                         f"WHERE {G1} OR {{T}}"),
             analyse({"kind": "frequency", "definition": "p", "variable": "x",
                      "percentages": True})), fingerprint, bit=True),
+    # survival tables: an interval's events or censorings, none or the target alone
+    Attack("one-bit", "a survival table where everyone has the event at 50 and the target, "
+           "if obese, is censored there (none censored, or one)",
+           _km_alone(f"CASE WHEN {_OBESE_T} THEN 0 ELSE 1 END", f"{G1} OR {_OBESE_T}"),
+           fingerprint, bit=True),
+    Attack("one-bit", "a survival table where everyone is censored at 50 and the target, if "
+           "obese, has the event there (no events, or one)",
+           _km_alone(f"CASE WHEN {_OBESE_T} THEN 1 ELSE 0 END", f"{G1} OR {_OBESE_T}"),
+           fingerprint, bit=True),
+    Attack("one-bit", "a survival table whose middle interval holds only the target, censored, "
+           "if obese (nothing happens there, or one censoring)",
+           (define("k", f"SELECT pid, CASE WHEN {_OBESE_T} THEN 50 WHEN birth_year < 1940 "
+                        f"THEN 20 ELSE 90 END AS t, CASE WHEN {_OBESE_T} THEN 0 ELSE 1 END AS e "
+                        f"FROM base WHERE {G1} OR {_OBESE_T}"),
+            analyse({"kind": "kaplan_meier", "definition": "k", "time": "t", "event": "e",
+                     "interval": 10})), fingerprint, bit=True),
 ]

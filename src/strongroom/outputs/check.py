@@ -51,6 +51,9 @@ SUPPORT_ONLY = frozenset({CellKind.COEFFICIENT, CellKind.HAZARD_RATIO, CellKind.
                           CellKind.STATISTIC, CellKind.SURVIVAL})
 KM_COUNTS = frozenset({CellKind.AT_RISK, CellKind.EVENTS, CellKind.CENSORED})
 COUNTS_OF_PEOPLE = frozenset({CellKind.COUNT, *KM_COUNTS})
+# a model's or survival table's outcome counts: none is held like a few (no one had the event,
+# or everyone did, answers for the one person a definition may have placed among the rest)
+OUTCOME_FACTS = frozenset({"events", "non_events", "censored"})
 
 
 def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckReport:
@@ -81,7 +84,7 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
     eligible = {i for i in range(len(result.cells)) if hideable(result, i)} | removed
     try:
         protection = protect(result.cells, primary, eligible,
-                             relate=result.kind in ADDITIVE_ANALYSES)
+                             relate=result.kind in ADDITIVE_ANALYSES, threshold=rules.threshold)
     except TooLargeToProveError:  # fail closed: what cannot be proven safe does not leave
         findings.append(Finding("secondary_suppression", Verdict.BLOCK,
                                 "the table hides too many cells to prove that none can be "
@@ -134,6 +137,8 @@ def _removed_finding(result: Result, removed: set[int], rules: Rules) -> Finding
 
 def hideable(result: Result, i: int) -> bool:
     cell = result.cells[i]
+    if result.kind is AnalysisKind.KAPLAN_MEIER:  # the numbers at risk give it only roughly
+        return cell.kind is CellKind.CENSORED
     return (isinstance(cell.kind, CellKind) and cell.kind in HIDEABLE
             and result.kind in TABLE_ANALYSES)
 
@@ -182,11 +187,7 @@ def _count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     n = cell.contributors.size
     if cell.value is None and n > 0:
         return  # not shown
-    if n == 0 and not cell.value:
-        yield Finding("zeros", rules.zeros_verdict,
-                      f"{where(cell)} is a zero: an output checker decides whether it says "
-                      "something about a group of people", i)
-        return
+    # a zero is held like a few: shown, it answers whether one person has what the cell counts
     yield from _threshold(i, cell, n, "participants are behind it", rules)
     if _median_of_few(cell, rules):
         if cell.contributors.size >= rules.threshold:
@@ -207,15 +208,11 @@ def _percent(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
         yield _unknown(i, cell, rules, "its numerator has more participants than its "
                                        "denominator")
         return
-    if num == 0 or (num == den and not cell.margin):
-        share = "100%" if num == den and num else "0%"
-        yield Finding("zeros", rules.zeros_verdict,
-                      f"{where(cell)} is a share of {share}: everyone in the group has, or "
-                      "lacks, the attribute; an output checker decides", i)
-        return
+    # 0% and 100% are held like a few either side: shown, they answer whether one person has,
+    # or lacks, the attribute (a margin's 100% is its table's shape, not data)
     yield from _threshold(i, cell, num, "participants are in its numerator", rules)
     yield from _threshold(i, cell, den, "participants are in its denominator", rules)
-    if num < den:
+    if num < den or not cell.margin:
         yield from _threshold(i, cell, den - num, "participants are in its denominator but "
                                                   "not its numerator", rules)
 
@@ -276,17 +273,17 @@ def _support(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     yield from _threshold(i, cell, cell.contributors.size, "participants are behind it", rules)
 
 
-def _km_count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
-    n = cell.contributors.size
-    least = {CellKind.AT_RISK: rules.km_min_at_risk, CellKind.EVENTS: rules.km_min_events,
-             CellKind.CENSORED: rules.km_min_censored}[cell.kind]
-    # an interval with no events (or nobody left) is fine; a few, by the keyed line
-    if _few(n, least, cell.kind, cell.contributors):
-        what = {CellKind.AT_RISK: "participants at risk", CellKind.EVENTS: "participants with "
-                "events", CellKind.CENSORED: "participants censored"}[cell.kind]
+def _at_risk(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    # nobody left is fine (the times are winsorised: no one person ends the follow-up); a
+    # few, by the keyed line. Events and censorings are judged per interval (_km_intervals)
+    if _few(cell.contributors.size, rules.km_min_at_risk, cell.kind, cell.contributors):
         yield Finding("kaplan_meier", rules.km_verdict,
-                      f"{where(cell)}: fewer than {_line(least)} {what} (and more than none); "
-                      "widen the time intervals", i)
+                      f"{where(cell)}: fewer than {_line(rules.km_min_at_risk)} participants at "
+                      "risk (and more than none); widen the time intervals", i)
+
+
+def _per_interval(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    return iter(())  # events and censorings: by their interval, in _km_intervals
 
 
 _RULES = {
@@ -295,7 +292,8 @@ _RULES = {
     CellKind.MEDIAN: _quantile, CellKind.QUANTILE: _quantile,
     CellKind.MIN: _extreme, CellKind.MAX: _extreme, CellKind.MODE: _extreme,
     **{kind: _support for kind in SUPPORT_ONLY},
-    **{kind: _km_count for kind in KM_COUNTS},
+    CellKind.AT_RISK: _at_risk, CellKind.EVENTS: _per_interval,
+    CellKind.CENSORED: _per_interval,
 }
 
 
@@ -307,7 +305,8 @@ def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules) -> Iterator[
     # must not make a shown count exactly when the target has the value asked about; the
     # reason names the range, never where in it the line was drawn
     k = rules.threshold
-    if margin.short(n, k, "threshold", what, members=cell.contributors):
+    # none is short without a draw and untallied (empty cells are everyday, not a sign)
+    if n == 0 or margin.short(n, k, "threshold", what, members=cell.contributors):
         top = margin.highest(k)
         line = f"{k}" if top == k else f"the threshold ({k} to {top}, drawn per cell)"
         yield Finding("threshold", rules.threshold_verdict,
@@ -475,10 +474,11 @@ def _fact_findings(result: Result, rules: Rules) -> Iterator[Finding]:
         elif not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             yield Finding("unknown", rules.unknown_verdict,
                           f"the figure {name!r} is not a number of participants")
-        elif _few(int(value), rules.threshold, "fact", name):
+        elif (int(value) == 0 and name in OUTCOME_FACTS) or _few(int(value), rules.threshold,
+                                                                 "fact", name):
             yield Finding("threshold", rules.threshold_verdict,
                           f"the figure {name!r} counts fewer than {_line(rules.threshold)} "
-                          "participants (and more than none)")
+                          f"participants{'' if name in OUTCOME_FACTS else ' (and more than none)'}")
 
 
 def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:
@@ -490,6 +490,7 @@ def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:
     yield from _levels(result, rules)
     if result.kind is AnalysisKind.KAPLAN_MEIER:
         yield from _km_steps(result, rules)
+        yield from _km_intervals(result, rules)
 
 
 def _residual_df(result: Result, rules: Rules) -> Iterator[Finding]:
@@ -526,8 +527,10 @@ def _influence(result: Result, rules: Rules) -> Iterator[Finding]:
 
 
 def _near_perfect(result: Result, rules: Rules) -> Iterator[Finding]:
-    fits = [c.value for c in result.cells
-            if c.kind is CellKind.STATISTIC and c.column == "r_squared" and c.value is not None]
+    # the exact R² where the enclave kept it: the shown one is rounded by a keyed draw
+    shown = [c.exact if c.exact is not None else c.value for c in result.cells
+             if c.kind is CellKind.STATISTIC and c.column == "r_squared"]
+    fits = [f for f in shown if f is not None]
     if fits and fits[0] > rules.regression_max_r_squared:
         yield Finding("regression", rules.regression_near_perfect_verdict,
                       f"the covariates reproduce the outcome almost exactly (R² above "
@@ -559,6 +562,51 @@ def _levels(result: Result, rules: Rules) -> Iterator[Finding]:
                           f"the level {label!r} is held by fewer than {_line(least)} participants: "
                           "what the output says about it describes those few people; merge "
                           "it with another level")
+
+
+def _km_intervals(result: Result, rules: Rules) -> Iterator[Finding]:
+    """In every interval anyone is at risk in, its events, those at risk without an event, and
+    its censorings are each held like a few when short of their line, *zero included*: a zero
+    shown where a one is acted on told whether one person (placed alone in an interval, or the
+    only one without the event) had the event or was censored. Events and those without
+    cannot be hidden (the survival step shows them), so they block; a censoring count is
+    hidden (the numbers at risk, rounded, give it only roughly)."""
+    rows: dict[tuple[str, tuple[str, ...]], dict[CellKind, int]] = defaultdict(dict)
+    for i, cell in enumerate(result.cells):  # cells refused as unknown already say why
+        if cell.kind in KM_COUNTS and _is_set(cell.contributors) and _count_consistent(cell):
+            rows[(cell.table, cell.row)][cell.kind] = i
+    for at in rows.values():
+        risk = at.get(CellKind.AT_RISK)
+        at_risk = None if risk is None else result.cells[risk].contributors
+        if at_risk is not None and at_risk.size == 0:
+            continue  # nobody at risk: its zeros are the table's shape
+        if CellKind.EVENTS in at:
+            i = at[CellKind.EVENTS]
+            had = result.cells[i].contributors
+            if _short(had, rules.km_min_events, CellKind.EVENTS):
+                yield Finding("kaplan_meier", rules.km_verdict,
+                              f"{where(result.cells[i])}: fewer than "
+                              f"{_line(rules.km_min_events)} participants with events (none "
+                              "included, while people are at risk); widen the time intervals",
+                              i)
+            if at_risk is not None and _short(np.setdiff1d(at_risk, had, assume_unique=True),
+                                              rules.km_min_events, "without events"):
+                yield Finding("kaplan_meier", rules.km_verdict,
+                              f"{where(result.cells[i])}: fewer than "
+                              f"{_line(rules.km_min_events)} of those at risk are without an "
+                              "event (none included); widen the time intervals", i)
+        if CellKind.CENSORED in at:
+            i = at[CellKind.CENSORED]
+            if _short(result.cells[i].contributors, rules.km_min_censored, CellKind.CENSORED):
+                yield Finding("kaplan_meier", Verdict.SUPPRESS,
+                              f"{where(result.cells[i])}: fewer than "
+                              f"{_line(rules.km_min_censored)} participants censored (none "
+                              "included), so it is hidden", i)
+
+
+def _short(members: npt.NDArray[np.int64], least: int, what: object) -> bool:
+    """Short of the line, zero included (none is short without a draw, and untallied)."""
+    return members.size == 0 or margin.short(members.size, least, what, members=members)
 
 
 def _km_steps(result: Result, rules: Rules) -> Iterator[Finding]:

@@ -61,7 +61,6 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "k": Setting("dominance_k", "number", "lower", low=1, high=99.999),
         "verdict": Setting("dominance_nk_verdict", "verdict", "severer"),
     },
-    "zeros": {"verdict": Setting("zeros_verdict", "verdict", "severer")},
     "extremes": {"verdict": Setting("extremes_verdict", "verdict", "severer",
                                     verdicts=_NOT_HIDDEN)},
     "identical_values": {
@@ -100,6 +99,13 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     },
 }
 LIST_SECTIONS = ("analyses", "facts")
+# sections that once were rules: read (a custodian's older file, a project's stored overrides)
+# and ignored, so that retiring a rule neither breaks a project nor loosens it silently
+RETIRED: dict[str, str] = {
+    "zeros": "since session 14 a zero, 0% or 100% is held to the threshold like any few: a "
+             "zero sent to people beside a one hidden answered whether one person had the "
+             "attribute",
+}
 FACT_LISTS = ("counts", "statistics")
 
 
@@ -117,7 +123,6 @@ class Rules:
     dominance_n: int
     dominance_k: float
     dominance_nk_verdict: Verdict
-    zeros_verdict: Verdict
     extremes_verdict: Verdict
     identical_min_distinct: int
     identical_verdict: Verdict
@@ -185,7 +190,8 @@ def parse_rules(raw: bytes, name: str = "rules.yaml") -> Rules:
         reasons.append(f"{name}: version {version} is not supported; this Strongroom reads "
                        f"versions {sorted(SUPPORTED_VERSIONS)}")
     for key in doc:
-        if key != "version" and key not in SCHEMA and key not in LIST_SECTIONS:
+        if key != "version" and key not in SCHEMA and key not in LIST_SECTIONS \
+                and key not in RETIRED:
             reasons.append(f"{name}: unknown section {key!r}; known sections are "
                            f"{', '.join([*SCHEMA, *LIST_SECTIONS])}")
     values: dict[str, Any] = {}
@@ -240,6 +246,8 @@ def tighten(base: Rules, overrides: Mapping[str, Any]) -> Rules:
                                    "what is accepted; a project may only remove kinds")
                 merged[analysis] = kinds
             changes["analyses"] = MappingProxyType(merged)
+        elif section in RETIRED:
+            continue  # kept in the version id (the overrides' hash), read as nothing
         elif section == "facts":
             given_facts = _facts(body, name, reasons, partial=True)
             for key, names in given_facts.items():

@@ -584,9 +584,30 @@ def _settled(findings: Sequence[Finding], report: CheckReport,
     found = [*findings, *([spent] if spent is not None else [])]
     verdict = CheckReport.worst(found)
     if SEVERITY[verdict] >= SEVERITY[Verdict.REVIEW]:
-        found = [_without_labels(f) for f in found]
+        found = _one_differencing([_without_labels(f) for f in found])
     return CheckReport(verdict, found, report.suppressed, report.rules_version,
                        report.thresholds, report.removed, withheld=spent is not None)
+
+
+DIFFERENCING = "differencing"  # the ledger's rule, and the prefix of every overlap rule
+DIFFERENCING_REASON = (
+    "figures of this output, with each other or with what has been released before, rest on "
+    "the same participants but for fewer than a line drawn from the threshold (perhaps "
+    "none), or add and subtract to a group that small; which figures, and how, is not said, "
+    "since that would itself say something about those few. Group more coarsely, drop the "
+    "groups that overlap, or ask for fewer figures at once")
+
+
+def _one_differencing(findings: list[Finding]) -> list[Finding]:
+    """An output not released as it is says *that* its figures difference, in one reason,
+    never which flavour or which cells: which of within-output repeats, value clashes, ledger
+    repeats and combinations fired can differ for one person (a survival table whose groups
+    overlap gave three reasons when the target was obese and one when lean)."""
+    overlap = [f for f in findings if f.rule.split(".")[0] == DIFFERENCING]
+    if not overlap:
+        return findings
+    rest = [f for f in findings if f.rule.split(".")[0] != DIFFERENCING]
+    return [*rest, Finding(DIFFERENCING, CheckReport.worst(overlap), DIFFERENCING_REASON)]
 
 
 def _without_labels(finding: Finding) -> Finding:

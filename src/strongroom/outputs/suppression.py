@@ -12,7 +12,10 @@ The procedure, to a fixed point:
 
 1. **derived cells**: a percentage whose numerator or denominator is a hidden count is hidden
    (and the count behind a hidden percentage); the sum, mean and SD of one row over the same
-   participants likewise;
+   participants likewise. "The same" is within the threshold's keyed line (enclave/margin.py),
+   as repeats are: a count of everyone beside a hidden 100% share says it to within a few
+   people, and were only identical groups hidden, what is shown would tell whether the share
+   was 100% or one short;
 2. **lines**: every line with exactly one hidden cell gets its smallest remaining cell hidden
    too (non-zero parts before zeros, parts before margins);
 3. **audit**: the whole system of line relations is solved for the hidden cells; any hidden
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from strongroom.enclave import margin
 from strongroom.enclave.results import Cell, CellKind
 
 ADDITIVE = frozenset({CellKind.COUNT, CellKind.PERCENT, CellKind.SUM, CellKind.MEAN,
@@ -84,11 +88,12 @@ def relations(cells: Sequence[Cell], eligible: Collection[int]) -> list[Relation
 
 
 def protect(cells: Sequence[Cell], primary: Collection[int], eligible: Collection[int],
-            *, relate: bool = True) -> Protection:
+            *, relate: bool = True, threshold: int = 1) -> Protection:
     """Secondary suppression for ``primary`` hidden cells; only ``eligible`` cells are hidden.
 
     ``relate`` False: the table's lines do not add up (e.g. rows that are different
-    variables), so only derived cells are hidden.
+    variables), so only derived cells are hidden. ``threshold``: groups that differ by fewer
+    people than its keyed line count as the same participants (1: only identical ones).
     """
     allowed = set(eligible)
     hidden = set(primary)
@@ -107,7 +112,7 @@ def protect(cells: Sequence[Cell], primary: Collection[int], eligible: Collectio
         result.secondary[i] = why
 
     while True:
-        added = (_derived(cells, hidden, groups, hide)
+        added = (_derived(cells, hidden, groups, hide, threshold)
                  + _lines(cells, lines, by_cell, hidden, hide))
         if added:
             continue
@@ -204,24 +209,29 @@ def _group_index(cells: Sequence[Cell], allowed: set[int]) -> GroupIndex:
     return index
 
 
-def _derived(cells: Sequence[Cell], hidden: set[int], index: GroupIndex, hide: Hide) -> int:
+def _derived(cells: Sequence[Cell], hidden: set[int], index: GroupIndex, hide: Hide,
+             threshold: int = 1) -> int:
     """Hide the cells that another hidden cell's participants would give away."""
     added = 0
     queue = sorted(hidden)
+    reach = margin.highest(threshold) if threshold > 1 else 1
     while queue:
         i = queue.pop()
         a = cells[i]
         group = a.contributors  # a hidden percentage does not hide its denominator
         for kind in PARTNERS.get(a.kind, frozenset()):
-            for j in index.get((kind, group.size), []):
-                b = cells[j]
-                if j in hidden or (a.kind in SAME_ROW and (b.row, b.table) != (a.row, a.table)):
-                    continue
-                if any(_same(group, g) for g in _groups(b)):
-                    hide(j, f"it is derived from the same participants as {where(a)}, which "
-                            "is hidden")
-                    added += 1
-                    queue.append(j)
+            # |A Δ B| ≥ ||A| − |B||: only groups within the highest line in size can be near
+            for size in range(max(group.size - reach + 1, 0), group.size + reach):
+                for j in index.get((kind, size), []):
+                    b = cells[j]
+                    if j in hidden or (a.kind in SAME_ROW
+                                       and (b.row, b.table) != (a.row, a.table)):
+                        continue
+                    if any(_near(group, g, threshold) for g in _groups(b)):
+                        hide(j, f"it is derived from the same participants as {where(a)} "
+                                "(or from all but a few of them), which is hidden")
+                        added += 1
+                        queue.append(j)
     return added
 
 
@@ -236,6 +246,18 @@ def _groups(cell: Cell) -> list[npt.NDArray[np.int64]]:
 def _same(x: npt.NDArray[np.int64], y: npt.NDArray[np.int64]) -> bool:
     return x.shape == y.shape and (x.size == 0 or (x[0] == y[0] and x[-1] == y[-1]
                                                    and bool(np.array_equal(x, y))))
+
+
+def _near(x: npt.NDArray[np.int64], y: npt.NDArray[np.int64], threshold: int) -> bool:
+    """The same participants, or (threshold above 1) two groups that differ by fewer people
+    than the pair's keyed line, drawn by the people they differ by (as repeats are)."""
+    if _same(x, y):
+        return True
+    if threshold <= 1 or abs(x.size - y.size) >= margin.highest(threshold):
+        return False
+    apart = np.setxor1d(x, y, assume_unique=True)
+    return apart.size > 0 and margin.short(apart.size, threshold, "secondary_suppression",
+                                           members=apart)
 
 
 def _lines(cells: Sequence[Cell], lines: list[Relation], by_cell: Mapping[int, list[Relation]],

@@ -1,7 +1,8 @@
 """The output checker's pages in a real browser: the queue, an output, the decision.
 
 The outputs under review are made through the services by a researcher of the tests' own on a
-project of their own (a crosstab with structural zeros, which the check holds for review);
+project of their own (a crosstab with structural zeros, which the project's rules send to
+review);
 the whole path from the researcher's form to the download is in test_workspace.py.
 """
 
@@ -46,7 +47,7 @@ def test_the_queue_shows_each_output_with_its_verdict_and_reasons(
     expect(row).to_contain_text(lab.title)
     expect(row).to_contain_text(lab.name)
     expect(row.get_by_test_id("verdict")).to_have_text("review")
-    expect(row.get_by_test_id("reasons")).to_contain_text("zeros")
+    expect(row.get_by_test_id("reasons")).to_contain_text("threshold")
     expect(row.get_by_test_id("approvals")).to_contain_text("0 of 2 approvals; 2 more needed")
     screenshot(checker, "checks-queue")
 

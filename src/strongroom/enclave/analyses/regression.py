@@ -202,10 +202,12 @@ def coefficient_cells(terms: list[str], term_pids: list[PidArray], kind: CellKin
 
 def statistic_cells(stats: dict[str, float], everyone: PidArray, steps: dict[str, float],
                     rounding: Rounding) -> list[Cell]:
-    """The fit's statistics, each rounded to its step (``sensitivity``; hidden: None)."""
+    """The fit's statistics, each rounded to its step (``sensitivity``; hidden: None); the
+    exact value stays with the cell for the check (a near-perfect fit is judged on it, not on
+    a draw that may round 0.995 down to 0.98), never rendered."""
     return [Cell(MODEL_ROW, name, CellKind.STATISTIC,
                  sensitivity.shown(finite(value), steps[name], rounding), everyone,
-                 table=MODEL_TABLE)
+                 table=MODEL_TABLE, exact=finite(value))
             for name, value in stats.items()]
 
 
