@@ -474,11 +474,11 @@ def _fact_findings(result: Result, rules: Rules) -> Iterator[Finding]:
         elif not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             yield Finding("unknown", rules.unknown_verdict,
                           f"the figure {name!r} is not a number of participants")
-        elif (int(value) == 0 and name in OUTCOME_FACTS) or _few(int(value), rules.threshold,
-                                                                 "fact", name):
+        elif _few(int(value), rules.threshold, "fact", name) or (
+                name in OUTCOME_FACTS and int(value) == 0):
             yield Finding("threshold", rules.threshold_verdict,
                           f"the figure {name!r} counts fewer than {_line(rules.threshold)} "
-                          f"participants{'' if name in OUTCOME_FACTS else ' (and more than none)'}")
+                          "participants (more than none, or none of an outcome)")
 
 
 def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:

@@ -22,6 +22,7 @@ from strongroom.access import projects
 from strongroom.access.auth import verify_credentials
 from strongroom.access.context import Principal, Via
 from strongroom.access.models import Person
+from strongroom.demo_story import SMALL_CELLS_TO_PEOPLE
 from strongroom.demo_world import DemoLogin
 from strongroom.enclave import service
 from strongroom.outputs.verdicts import Verdict
@@ -30,8 +31,8 @@ from tests.functional.web.conftest import Console, fresh_code, new_person, scree
 
 FIELDS = [31, 34, 54, 20116, 21001, 4080]
 # sex, and a group that is structurally empty for one sex: the crosstab's zeros are held like
-# any small cell, and go to review in a project whose rules send small cells to people
-SMALL_CELLS_TO_PEOPLE = {"threshold": {"verdict": "review"}}
+# any small cell, and go to review in a project whose rules send small cells to people (the
+# demo's SMALL_CELLS_TO_PEOPLE)
 GROUPED = ("SELECT pid, p31 AS sex, CASE WHEN p31 = 0 THEN 'a' WHEN p34 >= 1950 THEN 'b' "
            "ELSE 'c' END AS grp FROM participants")
 WHY = "the zero cells are structural: group a is defined by sex"
