@@ -142,3 +142,61 @@ def test_missing_values_stay_missing_in_a_winsorised_fit() -> None:
                  rounding=KEYED, k=K)
     pids, values = result.vectors["x"]
     assert np.isfinite(values).all() and pids.size == 34
+
+
+def _levels_frame(rare: int) -> pl.DataFrame:
+    """60 participants at level "a", 40 at "b", and ``rare`` more at "c"; y depends on x."""
+    n = 100 + rare
+    x = np.arange(n, dtype=np.float64) % 17
+    return pl.DataFrame({"pid": np.arange(n, dtype=np.int64), "x": x,
+                         "y": 2.0 * x + (np.arange(n) % 5),
+                         "g": ["a"] * 60 + ["b"] * 40 + ["c"] * rare})
+
+
+@pytest.mark.parametrize("kind", ["ols", "logistic"])
+def test_a_fit_counts_a_level_held_by_few_in_the_reference(kind: str) -> None:
+    """A dummy held by a few people gives back their outcomes; the level is counted in the
+    reference, silently and always (as a table's category is), so the model has no row for
+    it and needs no block (the honest OLS with a rare smoking answer lost its release)."""
+    frame = _levels_frame(3)
+    if kind == "logistic":
+        frame = frame.with_columns(y=(pl.col("y") > 16).cast(pl.Int64))
+    body = {"kind": kind, "outcome": "y", "covariates": ["x", "g"], "categorical": ["g"]}
+    result = run(body, frame, rounding=KEYED, k=K)
+    terms = {c.row[0] for c in result.cells if c.table != "model"}
+    assert terms == {"Intercept", "x", "g=b"}
+    assert winsor.CATEGORY_NOTE in result.notes
+    assert result.levels["level:g=a"].size == 63  # the reference holds the three
+    # a level held by k or more stays its own term
+    wide = _levels_frame(2 * K)
+    if kind == "logistic":
+        wide = wide.with_columns(y=(pl.col("y") > 16).cast(pl.Int64))
+    wide = run(body, wide, rounding=KEYED, k=K)
+    assert "g=c" in {c.row[0] for c in wide.cells}
+
+
+def test_a_category_kept_passes_the_threshold_of_its_own_count() -> None:
+    """The merge and the threshold take one keyed draw for the same members: for every size
+    between k and 2k − 1, a category kept is never then hidden as short (two draws asked the
+    question twice, and the honest frequency lost a category to the second)."""
+    from strongroom.enclave import margin
+    from strongroom.outputs.check import check
+    from strongroom.outputs.rules import load_rules
+
+    rules = load_rules()
+    seen: set[bool] = set()
+    for size in range(K, 2 * K):
+        for salt in range(6):
+            with margin.keyed(f"a request key {salt:04d} {size:04d}".encode()):
+                frame = pl.DataFrame({"pid": np.arange(150 + size, dtype=np.int64),
+                                      "g": ["a"] * 100 + ["c"] * 50 + ["b"] * size})
+                result = run({"kind": "frequency", "variable": "g"}, frame, rounding=KEYED,
+                             k=K)
+                kept = [c for c in result.cells if c.row == ("b",) and c.column == "count"]
+                report = check(result, rules)
+            if kept:  # not merged: then its count and its label pass the threshold
+                assert not report.findings, (size, report.findings)
+                seen.add(True)
+            else:
+                seen.add(False)
+    assert seen == {True, False}  # both outcomes were tried

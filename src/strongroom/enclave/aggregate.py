@@ -424,7 +424,7 @@ def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
     one_row_each = bool(np.all(pid[1:] > pid[:-1]))  # sorted by pid: neighbours are enough
     merged = []
     for key in keys:
-        rows = frame.select(key) if one_row_each else frame.select(key, "_pid").unique()
+        rows = frame.select(key, "_pid") if one_row_each else frame.select(key, "_pid").unique()
         held = rows.group_by(key).len().sort(["len", key], descending=[True, False],
                                              nulls_last=True)
         # nothing to move; or the most common value is rare too, and its label must not
@@ -432,10 +432,13 @@ def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
         if int(held["len"].min()) >= margin.highest(k) or int(held["len"][0]) < k:  # type: ignore[arg-type]
             continue
         common = held[key][0]
-        # below k always; from k to 2k − 1 by the value's keyed margin (margin.py)
+        # below k always; from k to 2k − 1 by the threshold's own draw for its holders
+        # (margin.THRESHOLD): a value kept then passes the threshold of its own count
         near = held.filter(pl.col("len") < margin.highest(k))
-        rare = near.filter(pl.Series([margin.short(n, k, "category", key, value) for value, n
-                                      in near.iter_rows()], dtype=pl.Boolean))[key]
+        holders = _holders(rows, key, near[key])
+        rare = near.filter(pl.Series([margin.short(n, k, *margin.THRESHOLD,
+                                                   members=holders[value])
+                                      for value, n in near.iter_rows()], dtype=pl.Boolean))[key]
         if rare.len() == 0:
             continue
         is_rare = pl.col(key).is_in(rare.drop_nulls().implode())
@@ -444,6 +447,15 @@ def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
         merged.append(pl.when(is_rare).then(pl.lit(common, dtype=frame.schema[key]))
                       .otherwise(pl.col(key)).alias(key))
     return frame.with_columns(merged) if merged else frame
+
+
+def _holders(rows: pl.DataFrame, key: str, values: pl.Series) -> dict[Any, np.ndarray]:
+    """The distinct participants holding each of ``values`` (NULL included) of ``key``."""
+    wanted = pl.col(key).is_in(values.drop_nulls().implode())
+    if values.null_count():
+        wanted = wanted | pl.col(key).is_null()
+    return {value: np.asarray(pids, dtype=np.int64) for value, pids in
+            rows.filter(wanted).group_by(key).agg(pl.col("_pid").unique()).iter_rows()}
 
 
 def _grouped(

@@ -48,6 +48,12 @@ _KEY: ContextVar[bytes | None] = ContextVar("strongroom_margin_key", default=Non
 _SURE: ContextVar[dict[str, int] | None] = ContextVar("strongroom_margin_sure", default=None)
 
 
+# The threshold's decision on a group of people, by name: a count shown or hidden, and a
+# category kept or counted in the most common, take the same draw for the same members, so a
+# category kept passes the threshold of its own count (two draws were two questions asked)
+THRESHOLD = ("threshold", "participants are behind it")
+
+
 @contextmanager
 def keyed(key: bytes) -> Iterator[None]:
     """Decisions taken inside draw their margins from ``key`` (one request's)."""

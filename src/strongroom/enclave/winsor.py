@@ -139,7 +139,7 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
         else np.zeros(levels, dtype=np.bool_)
     for at in np.flatnonzero(rare).tolist():  # below 2k − 1: by the line of its holders
         holders = key[key // span == at] % span + low
-        rare[at] = margin.short(int(held[at]), k, "category", members=holders)
+        rare[at] = margin.short(int(held[at]), k, *margin.THRESHOLD, members=holders)
     common = int(np.argmax(held)) if levels else 0
     # the most common category's label leaves: it must be held by k in its own right, or
     # nothing is moved (the safe labels then leave the rare ones out, labels and all)

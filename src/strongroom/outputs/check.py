@@ -67,7 +67,13 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
                           f"the analysis kind {str(kind)!r} is not one the output check knows; "
                           "it is refused rather than passed unchecked")
         return _report([finding], set(), rules)
-    removed = unsafe_cells(result, rules.threshold)
+    unlabelled = unsafe_cells(result, rules.threshold)
+    # a survival table's intervals, each decision taken once: a table that thins out ends
+    # before its first interval that fails (its rows left out), or the output is held
+    survival = list(_km_intervals(result, rules)) \
+        if result.kind is AnalysisKind.KAPLAN_MEIER else []
+    cut, survival, ended = _km_cut(result, survival, rules)
+    removed = unlabelled | cut
     findings: list[Finding] = []
     for i, cell in enumerate(result.cells):
         found = _cell_findings(i, cell, result, rules)
@@ -75,10 +81,13 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
         findings.extend(f for f in found if i not in removed or f.verdict is Verdict.SUPPRESS)
     findings.extend(_fact_findings(result, rules))
     findings.extend(_model_findings(result, rules))
+    findings.extend(survival)
     findings.extend(hide)
     findings = [_settle(f, result) for f in findings]
-    if removed:
-        findings.append(_removed_finding(result, removed, rules))
+    if unlabelled:
+        findings.append(_removed_finding(result, unlabelled, rules))
+    if ended is not None:  # rows left out, as labels are: nothing of them needs hiding
+        findings.append(ended)
     primary = {f.cell for f in findings if f.verdict is Verdict.SUPPRESS and f.cell is not None}
     primary |= removed
     eligible = {i for i in range(len(result.cells)) if hideable(result, i)} | removed
@@ -188,7 +197,7 @@ def _count(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     if cell.value is None and n > 0:
         return  # not shown
     # a zero is held like a few: shown, it answers whether one person has what the cell counts
-    yield from _threshold(i, cell, n, "participants are behind it", rules)
+    yield from _threshold(i, cell, n, margin.THRESHOLD[1], rules)
     if _median_of_few(cell, rules):
         if cell.contributors.size >= rules.threshold:
             yield _few_to_winsorise(i, cell, rules)
@@ -210,7 +219,9 @@ def _percent(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
         return
     # 0% and 100% are held like a few either side: shown, they answer whether one person has,
     # or lacks, the attribute (a margin's 100% is its table's shape, not data)
-    yield from _threshold(i, cell, num, "participants are in its numerator", rules)
+    # the numerator's draw is its count's (the same people, the same question)
+    yield from _threshold(i, cell, num, "participants are in its numerator", rules,
+                          margin.THRESHOLD[1])
     yield from _threshold(i, cell, den, "participants are in its denominator", rules)
     if num < den or not cell.margin:
         yield from _threshold(i, cell, den - num, "participants are in its denominator but "
@@ -219,7 +230,7 @@ def _percent(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
 
 def _magnitude(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     n = cell.contributors.size
-    yield from _threshold(i, cell, n, "participants are behind it", rules)
+    yield from _threshold(i, cell, n, margin.THRESHOLD[1], rules)
     if _median_of_few(cell, rules):
         if cell.contributors.size >= rules.threshold:
             yield _few_to_winsorise(i, cell, rules)
@@ -241,7 +252,7 @@ def _magnitude(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
 
 
 def _quantile(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
-    yield from _threshold(i, cell, cell.contributors.size, "participants are behind it", rules)
+    yield from _threshold(i, cell, cell.contributors.size, margin.THRESHOLD[1], rules)
     if cell.below is None or cell.above is None:
         yield _unknown(i, cell, rules, "a quantile needs the numbers of participants below "
                                        "and above it")
@@ -270,20 +281,11 @@ def _extreme(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
 
 
 def _support(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
-    yield from _threshold(i, cell, cell.contributors.size, "participants are behind it", rules)
-
-
-def _at_risk(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
-    # nobody left is fine (the times are winsorised: no one person ends the follow-up); a
-    # few, by the keyed line. Events and censorings are judged per interval (_km_intervals)
-    if _few(cell.contributors.size, rules.km_min_at_risk, cell.kind, cell.contributors):
-        yield Finding("kaplan_meier", rules.km_verdict,
-                      f"{where(cell)}: fewer than {_line(rules.km_min_at_risk)} participants at "
-                      "risk (and more than none); widen the time intervals", i)
+    yield from _threshold(i, cell, cell.contributors.size, margin.THRESHOLD[1], rules)
 
 
 def _per_interval(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
-    return iter(())  # events and censorings: by their interval, in _km_intervals
+    return iter(())  # numbers at risk, events and censorings: by interval, in _km_intervals
 
 
 _RULES = {
@@ -292,7 +294,7 @@ _RULES = {
     CellKind.MEDIAN: _quantile, CellKind.QUANTILE: _quantile,
     CellKind.MIN: _extreme, CellKind.MAX: _extreme, CellKind.MODE: _extreme,
     **{kind: _support for kind in SUPPORT_ONLY},
-    CellKind.AT_RISK: _at_risk, CellKind.EVENTS: _per_interval,
+    CellKind.AT_RISK: _per_interval, CellKind.EVENTS: _per_interval,
     CellKind.CENSORED: _per_interval,
 }
 
@@ -300,13 +302,15 @@ _RULES = {
 # ---------------------------------------------------------------- single rules
 
 
-def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules) -> Iterator[Finding]:
+def _threshold(i: int, cell: Cell, n: int, what: str, rules: Rules,
+               draw: str | None = None) -> Iterator[Finding]:
     # k plus the cell's keyed margin (enclave/margin.py): k − 1 accomplices and the target
     # must not make a shown count exactly when the target has the value asked about; the
     # reason names the range, never where in it the line was drawn
     k = rules.threshold
     # none is short without a draw and untallied (empty cells are everyday, not a sign)
-    if n == 0 or margin.short(n, k, "threshold", what, members=cell.contributors):
+    if n == 0 or margin.short(n, k, margin.THRESHOLD[0], draw or what,
+                              members=cell.contributors):
         top = margin.highest(k)
         line = f"{k}" if top == k else f"the threshold ({k} to {top}, drawn per cell)"
         yield Finding("threshold", rules.threshold_verdict,
@@ -490,7 +494,6 @@ def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:
     yield from _levels(result, rules)
     if result.kind is AnalysisKind.KAPLAN_MEIER:
         yield from _km_steps(result, rules)
-        yield from _km_intervals(result, rules)
 
 
 def _residual_df(result: Result, rules: Rules) -> Iterator[Finding]:
@@ -557,7 +560,10 @@ def _levels(result: Result, rules: Rules) -> Iterator[Finding]:
                           f"{key.removeprefix('support:')!r} differs from its most common value "
                           f"for fewer than {_line(least)} participants, so what the output says "
                           "about it describes those few people; band it or leave it out")
-        elif _few(members.size, least, "level", members):
+        elif members.size and margin.short(members.size, least, *margin.THRESHOLD,
+                                           members=members):
+            # the threshold's own draw: the analysis counted a level short of it in the most
+            # common (winsor.recoded), so one kept here passes whenever the lines agree
             yield Finding(rule, verdict,
                           f"the level {label!r} is held by fewer than {_line(least)} participants: "
                           "what the output says about it describes those few people; merge "
@@ -580,6 +586,14 @@ def _km_intervals(result: Result, rules: Rules) -> Iterator[Finding]:
         at_risk = None if risk is None else result.cells[risk].contributors
         if at_risk is not None and at_risk.size == 0:
             continue  # nobody at risk: its zeros are the table's shape
+        if risk is not None and at_risk is not None and _few(
+                at_risk.size, rules.km_min_at_risk, CellKind.AT_RISK, at_risk):
+            # nobody left is fine (the times are winsorised: no one person ends the
+            # follow-up); a few, by the keyed line
+            yield Finding("kaplan_meier", rules.km_verdict,
+                          f"{where(result.cells[risk])}: fewer than "
+                          f"{_line(rules.km_min_at_risk)} participants at risk (and more than "
+                          "none); widen the time intervals", risk)
         if CellKind.EVENTS in at:
             i = at[CellKind.EVENTS]
             had = result.cells[i].contributors
@@ -602,6 +616,43 @@ def _km_intervals(result: Result, rules: Rules) -> Iterator[Finding]:
                               f"{where(result.cells[i])}: fewer than "
                               f"{_line(rules.km_min_censored)} participants censored (none "
                               "included), so it is hidden", i)
+
+
+def _km_cut(result: Result, found: list[Finding],
+            rules: Rules) -> tuple[set[int], list[Finding], Finding | None]:
+    """With the survival verdict ``suppress``, a table whose numbers at risk,
+    events or those without fall short in some interval ends before the first such interval
+    in any group: every group's rows from there are left out, labels and all (a group's empty
+    rows would otherwise show how far another's follow-up went), and the censorings of the
+    last interval shown are hidden (with the numbers at risk and events they give the number
+    still followed). Returns the cells left out, the findings to keep, and the one that says
+    where the table ends (None: it does not end early)."""
+    thin = [f for f in found if f.cell is not None
+            and result.cells[f.cell].kind in (CellKind.AT_RISK, CellKind.EVENTS)]
+    if rules.km_verdict is not Verdict.SUPPRESS or not thin:
+        return set(), found, None
+    order = list(dict.fromkeys(c.row[-1] for c in result.cells if c.kind in KM_COUNTS))
+    first = min(order.index(result.cells[f.cell].row[-1]) for f in thin if f.cell is not None)
+    gone = set(order[first:])
+    table = {CellKind.SURVIVAL, *KM_COUNTS}
+    cut = {i for i, c in enumerate(result.cells) if c.kind in table and c.row[-1] in gone}
+    kept = [f for f in found if f.cell not in cut]
+    if first:
+        last = order[first - 1]
+        for i, c in enumerate(result.cells):
+            if c.kind is CellKind.CENSORED and c.row[-1] == last and \
+                    not any(f.cell == i for f in kept):
+                kept.append(Finding("kaplan_meier", Verdict.SUPPRESS,
+                                    f"{where(c)} is hidden: the table ends after it, and with "
+                                    "the numbers at risk and events it would give how many "
+                                    "are still followed", i))
+    ends = f"after {last!r}" if first else "before its first interval"
+    return cut, kept, Finding("kaplan_meier", Verdict.SUPPRESS, (
+        f"the table ends {ends}: from the next interval on, fewer than "
+        f"{_line(min(rules.km_min_at_risk, rules.km_min_events))} participants are at risk, "
+        "have an event or are at risk without one (none included) in some group, so every "
+        "group's later rows are left out, labels and all (to show more, widen the intervals "
+        "or end follow-up earlier)"))
 
 
 def _short(members: npt.NDArray[np.int64], least: int, what: object) -> bool:

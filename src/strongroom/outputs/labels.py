@@ -84,9 +84,10 @@ def _below(sets: list[PidArray], threshold: int, *what: object) -> bool:
         return False
     if not sets:
         return True
-    # from k to 2k − 1 by the label's keyed margin (enclave/margin.py)
+    # from k to 2k − 1 by the threshold's own draw for these members (enclave/margin.py):
+    # a category kept by the analysis (winsor.recoded) keeps its label too
     members = np.unique(np.concatenate(sets))
-    return margin.short(int(members.size), threshold, "label", members=members)
+    return margin.short(int(members.size), threshold, *margin.THRESHOLD, members=members)
 
 
 MAX_LABEL = 200  # characters: a category's name, a band, a date; never a paragraph

@@ -1,12 +1,14 @@
 """OLS and logistic regression (statsmodels, on arrays: no formula is built from user text).
 
 Rows with a missing outcome or covariate are left out. A categorical covariate becomes one
-dummy per level against its most frequent level (the reference). Every term is a row of
-COEFFICIENT cells (coef, se, ci_low, ci_high, p) whose contributors are the participants the
-estimate rests on: a dummy's are the participants at that level, so a dummy held by one
-participant shows as one contributor; the intercept's and a continuous term's are all
-participants in the fit. ``Result.levels`` lists the participants at every level (reference
-included) and, for logistic regression, at each outcome value.
+dummy per level against its most frequent level (the reference); a level held by fewer than
+the project's threshold is counted in the reference (``winsor.recoded``, the threshold's own
+decision, silently and always), so no coefficient rests on a few people's outcomes. Every
+term is a row of COEFFICIENT cells (coef, se, ci_low, ci_high, p) whose contributors are the
+participants the estimate rests on: a dummy's are the participants at that level; the
+intercept's and a continuous term's are all participants in the fit. ``Result.levels`` lists
+the participants at every level (reference included) and, for logistic regression, at each
+outcome value.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import numpy as np
 import polars as pl
 import scipy.linalg
 
+from strongroom.enclave import winsor
 from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import (
     PID,
+    Levels,
     distinct,
     encode,
     finite,
@@ -53,6 +57,7 @@ class Design:
     everyone: PidArray  # the distinct participants in the fit
     levels: dict[str, PidArray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    categories: dict[str, Levels] = field(default_factory=dict)  # as fitted (rare ones moved)
 
     @property
     def ids(self) -> PidArray:
@@ -65,12 +70,13 @@ REPEATED_NOTE = ("a participant on several rows counts once per row: the model t
 
 
 def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
-           categorical: list[str]) -> Design:
-    """Complete rows of ``responses`` and ``covariates``, with dummies for the categorical."""
+           categorical: list[str], k: int = 0) -> Design:
+    """Complete rows of ``responses`` and ``covariates``, with dummies for the categorical
+    (a level held by fewer than ``k``, the project's threshold, counted in the reference)."""
     used = frame.select(PID, *responses, *covariates).drop_nulls()
     # the notes are the same whatever the data: a note shown only when some row is missing
     # (or repeated) would answer a question about whoever the definition picked out
-    notes = [MISSING_NOTE, REPEATED_NOTE]
+    notes = [MISSING_NOTE, REPEATED_NOTE, *([winsor.CATEGORY_NOTE] if categorical and k else [])]
     if used.height == 0:
         raise Invalid("no row has values for the outcome and every covariate")
     ids = pids(used)
@@ -80,9 +86,12 @@ def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
     term_variables: list[str] = []
     term_pids: list[PidArray] = []
     levels: dict[str, PidArray] = {}
+    categories: dict[str, Levels] = {}
     for name in covariates:
         if name in categorical:
-            dummies = _dummies(used[name], ids, levels)
+            categories[name] = winsor.recoded(encode(used[name], missing=False,
+                                                     limit=MAX_LEVELS), ids, k)
+            dummies = _dummies(name, categories[name], ids, levels)
             for label, column, who in dummies:
                 columns.append(column)
                 terms.append(f"{name}={label}")
@@ -99,7 +108,7 @@ def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
         term_variables.append(name)
         term_pids.append(everyone)
     x = np.column_stack(columns) if columns else np.empty((used.height, 0))
-    return Design(used, x, terms, term_variables, term_pids, everyone, levels, notes)
+    return Design(used, x, terms, term_variables, term_pids, everyone, levels, notes, categories)
 
 
 def support(values: FloatArray, ids: PidArray) -> PidArray:
@@ -150,18 +159,18 @@ def _rounded(table: FloatArray, steps: FloatArray, df: float | None,
     return out
 
 
-def _dummies(series: pl.Series, ids: PidArray,
+def _dummies(name: str, coded: Levels, ids: PidArray,
              levels: dict[str, PidArray]) -> list[tuple[str, FloatArray, PidArray]]:
     """(label, 0/1 column, participants) per non-reference level; ``levels`` gets them all."""
-    coded = encode(series, missing=False, limit=MAX_LEVELS)
     if len(coded) < 2:
-        raise Invalid(f"{series.name!r} has a single level in the rows used, so it cannot be a "
-                      "categorical covariate: leave it out")
+        raise Invalid(f"{name!r} has a single level in the rows used (levels held by fewer "
+                      "than the threshold are counted in the most common), so it cannot be a "
+                      "categorical covariate: leave it out or merge levels")
     counts = np.bincount(coded.codes, minlength=len(coded))
     reference = int(np.argmax(counts))  # the most frequent level (the first on a tie)
     members = group_pids(coded.codes, ids, len(coded))
     for label, who in zip(coded.labels, members, strict=True):
-        levels[f"level:{series.name}={label}"] = who
+        levels[f"level:{name}={label}"] = who
     return [(label, (coded.codes == j).astype(np.float64), members[j])
             for j, label in enumerate(coded.labels) if j != reference]
 
@@ -211,11 +220,11 @@ def statistic_cells(stats: dict[str, float], everyone: PidArray, steps: dict[str
             for name, value in stats.items()]
 
 
-def ols(spec: OlsSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
+def ols(spec: OlsSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> Result:
     """Least squares of a numeric outcome on the covariates, with an intercept."""
     import statsmodels.api as sm
 
-    d = design(frame, [spec.outcome], spec.covariates, spec.categorical)
+    d = design(frame, [spec.outcome], spec.covariates, spec.categorical, k)
     if not d.used.schema[spec.outcome].is_numeric():
         raise Invalid(f"the outcome {spec.outcome!r} is not numeric: OLS needs a number")
     x, terms, variables, term_pids = _with_intercept(d)
@@ -255,7 +264,8 @@ def binary(frame: pl.DataFrame, name: str, what: str) -> FloatArray:
     return y
 
 
-def logistic(spec: LogisticSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
+def logistic(spec: LogisticSpec, frame: pl.DataFrame, rounding: Rounding,
+             k: int = 0) -> Result:
     """Logistic regression of a 0/1 outcome; separation and non-convergence are refused."""
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import (
@@ -265,7 +275,7 @@ def logistic(spec: LogisticSpec, frame: pl.DataFrame, rounding: Rounding) -> Res
         PerfectSeparationWarning,
     )
 
-    d = design(frame, [spec.outcome], spec.covariates, spec.categorical)
+    d = design(frame, [spec.outcome], spec.covariates, spec.categorical, k)
     y = binary(d.used, spec.outcome, "the outcome")
     ids = d.ids
     with_event, without = distinct(ids[y == 1]), distinct(ids[y == 0])
@@ -319,8 +329,8 @@ def _classifies_all(fit: Any, y: FloatArray) -> bool:
 
 
 def _separates(d: Design, name: str, y: FloatArray) -> bool:
-    """Whether some level of ``name`` has only events or only non-events."""
-    coded = encode(d.used[name], missing=False, limit=MAX_LEVELS)
+    """Whether some level of ``name`` (as fitted) has only events or only non-events."""
+    coded = d.categories[name]
     rows = np.bincount(coded.codes, minlength=len(coded))
     events = np.bincount(coded.codes, weights=y, minlength=len(coded))
     return bool(np.any((events == 0) | (events == rows)))

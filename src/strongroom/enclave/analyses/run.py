@@ -34,10 +34,10 @@ _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame, Rounding, int], Result
     AnalysisKind.CROSSTAB: lambda spec, frame, _, k: tables.crosstab(spec, frame, k),
     AnalysisKind.HISTOGRAM: lambda spec, frame, _, k: tables.histogram(spec, frame, k),
     AnalysisKind.SUMMARY: lambda spec, frame, _, k: summary.summary(spec, frame, k),
-    AnalysisKind.OLS: lambda spec, frame, r, _: regression.ols(spec, frame, r),
-    AnalysisKind.LOGISTIC: lambda spec, frame, r, _: regression.logistic(spec, frame, r),
+    AnalysisKind.OLS: regression.ols,
+    AnalysisKind.LOGISTIC: regression.logistic,
     AnalysisKind.KAPLAN_MEIER: lambda spec, frame, r, _: survival.kaplan_meier(spec, frame, r),
-    AnalysisKind.COX: lambda spec, frame, r, _: survival.cox(spec, frame, r),
+    AnalysisKind.COX: survival.cox,
     AnalysisKind.CORRELATION: lambda spec, frame, r, _: correlation.correlation(spec, frame, r),
 }
 

@@ -189,7 +189,9 @@ class _Model(_Spec):
 
 
 class OlsSpec(_Model):
-    """Linear regression of a numeric outcome (statsmodels OLS)."""
+    """Linear regression of a numeric outcome (statsmodels OLS); a ``categorical``
+    level held by fewer than the project's threshold is counted in its reference
+    (the most common level)."""
 
     kind: Literal[AnalysisKind.OLS] = AnalysisKind.OLS
     outcome: Column
@@ -199,7 +201,9 @@ class OlsSpec(_Model):
 
 
 class LogisticSpec(_Model):
-    """Logistic regression of a 0/1 (or true/false) outcome (statsmodels Logit)."""
+    """Logistic regression of a 0/1 (or true/false) outcome (statsmodels Logit); a
+    ``categorical`` level held by fewer than the project's threshold is counted in its reference
+    (the most common level)."""
 
     kind: Literal[AnalysisKind.LOGISTIC] = AnalysisKind.LOGISTIC
     outcome: Column
@@ -217,7 +221,9 @@ class _Survival(_Spec):
 
 class KaplanMeierSpec(_Survival):
     """Kaplan–Meier survival, reported per interval of a grid (never at event times); a
-    participant on several rows is followed once, to their first event or last time."""
+    participant on several rows is followed once, to their first event or last time. The
+    table ends before the first interval where few are at risk, have an event or are at risk
+    without one in any group (the output check's ``kaplan_meier`` rule)."""
 
     kind: Literal[AnalysisKind.KAPLAN_MEIER] = AnalysisKind.KAPLAN_MEIER
     group: Column | None = None
@@ -239,7 +245,9 @@ class KaplanMeierSpec(_Survival):
 
 
 class CoxSpec(_Model):
-    """Cox proportional hazards (lifelines CoxPHFitter)."""
+    """Cox proportional hazards (lifelines CoxPHFitter); a ``categorical`` level
+    held by fewer than the project's threshold is counted in its reference
+    (the most common level)."""
 
     kind: Literal[AnalysisKind.COX] = AnalysisKind.COX
     time: Column

@@ -134,8 +134,9 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
         table = label if spec.group else ""
         cells += _life_table((label,), labels, index[rows], e[rows], ids[rows], survival,
                              spec.round_to, table, rounding)
-    facts = {"n_obs": float(len(distinct(ids))), "events": float(len(distinct(ids[e == 1]))),
-             "censored": float(len(distinct(ids[e == 0])))}
+    # no totals of events or censorings: the rows give them, and beside a table that ends
+    # early (check._km_cut) they would give what its rows left out
+    facts = {"n_obs": float(len(distinct(ids)))}
     levels |= {"outcome=1": distinct(ids[e == 1]), "outcome=0": distinct(ids[e == 0])}
     if spec.round_to is not None:
         notes.append(f"numbers at risk, events and censorings are rounded to the nearest "
@@ -179,20 +180,20 @@ def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
     return cells
 
 
-def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
+def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> Result:
     """Cox proportional hazards: a row of HAZARD_RATIO cells per term."""
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
     d = design(followed(frame, spec.time, spec.event), [spec.time, spec.event],
-               spec.covariates, spec.categorical)
+               spec.covariates, spec.categorical, k)
     t, e = _durations(d.used, spec.time, spec.event)
     ids = d.ids
     with_event, without = distinct(ids[e == 1]), distinct(ids[e == 0])
     if len(with_event) == 0:
         raise Invalid("no row used has an event, so hazards cannot be compared")
     for name in spec.categorical:
-        coded = encode(d.used[name], missing=False)
+        coded = d.categories[name]
         if np.any(np.bincount(coded.codes, weights=e, minlength=len(coded)) == 0):
             raise Invalid(f"a level of {name!r} has no events, so its hazard ratio cannot be "
                           "estimated: merge that level with another or leave the covariate out")
