@@ -634,7 +634,9 @@ def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
                          np.asarray(result.cells[i].values),
                          kind_of(result.cells[i].kind.value, result.cells[i].level))
                for i in valued if i is not None]
-    for name, (pids, values) in sorted(result.vectors.items()):
+    # a fit's variables leave through its shown figures: none shown (a survival table that
+    # ends before its first interval), none to difference
+    for name, (pids, values) in sorted(result.vectors.items() if shown else ()):
         vectors.append(Vector.of(f"{result.kind.value} variable {name}", eids(pids), values))
         valued.append(None)  # the fit's variable, not one cell
     groups, positions = _released_groups(result, shown, everyone, eids, few)
