@@ -1,6 +1,6 @@
 """Disclosure benchmark: the attack catalogue and the honest analyses, now and at a baseline.
 
-    python benchmarks/disclosure.py [--baseline 606ebb9] [--cohort 3000]
+    python benchmarks/disclosure.py [--baseline 606ebb9] [--cohort 3000] [--honest-only]
 
 Runs every attack of ``strongroom.attacks.catalogue`` (each in a fresh institution, researcher
 and project; ground truth custodian-side) and prints, per kind, attacks tried and values
@@ -28,8 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(cohort: int) -> dict[str, Any]:
-    """Run everything on the strongroom importable here; a JSON-able summary."""
+def measure(cohort: int, attacks_too: bool = True) -> dict[str, Any]:
+    """Run everything on the strongroom importable here; a JSON-able summary (with
+    ``attacks_too`` false, only the honest analyses, in a world no attack has touched)."""
     from strongroom.attacks import runner
     from strongroom.attacks.catalogue import catalogue
     from strongroom.attacks.world import AttackWorld
@@ -40,7 +41,7 @@ def measure(cohort: int) -> dict[str, Any]:
         try:
             cast = runner.cast(world)
             attacks = []
-            for attack in catalogue():
+            for attack in (catalogue() if attacks_too else ()):
                 try:
                     outcome = runner.attempt(world, attack, cast)
                     attacks.append({"kind": attack.kind, "name": attack.name,
@@ -116,9 +117,18 @@ def main() -> None:
                         help="a commit to compare with in the same run ('' for none)")
     parser.add_argument("--cohort", type=int, default=3000)
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--honest-only", action="store_true",
+                        help="only the honest analyses, in a fresh world (seconds, not minutes)")
     args = parser.parse_args()
     if args.inner:
         print(json.dumps(measure(args.cohort)))
+        return
+    if args.honest_only:
+        honest = measure(args.cohort, attacks_too=False)["honest"]
+        for h in honest:
+            print(("kept " if h["automatic"] else "LOST ") + h["name"] + ": " + h["detail"])
+        print(f"honest analyses: {len(honest)}; released automatically: "
+              f"{sum(h['automatic'] for h in honest)}")
         return
     now = measure(args.cohort)
     base = at_baseline(args.baseline, args.cohort) if args.baseline else None

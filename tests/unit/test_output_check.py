@@ -408,17 +408,14 @@ def test_kaplan_meier_tables_are_not_falsely_failed() -> None:
     assert report.verdict is Verdict.RELEASE, report.findings
 
 
-BLOCK_KM = tighten(RULES, {"kaplan_meier": {"verdict": "block"}})
-
-
 def test_a_kaplan_meier_zero_is_held_like_a_few() -> None:
     """A definition can place one person alone in an interval, or make them the only one
     without the event: none with an event while people are at risk, none without one, and
     none censored are each acted on as one would be."""
     for events in ([40, 0, 25], [40, 1, 25]):
-        assert check(km_result(events, [20, 30, 60]), BLOCK_KM).verdict is Verdict.BLOCK
+        assert check(km_result(events, [20, 30, 60]), RULES).verdict is Verdict.BLOCK
     for last in (0, 1):  # everyone at risk in the last interval has the event, or all but one
-        assert check(km_result([40, 30, 25], [20, 30, last]), BLOCK_KM).verdict is Verdict.BLOCK
+        assert check(km_result([40, 30, 25], [20, 30, last]), RULES).verdict is Verdict.BLOCK
     none, one = (check(km_result([40, 30, 25], [20, c, 60]), RULES) for c in (0, 1))
     assert none.verdict is one.verdict is Verdict.SUPPRESS
     assert none.suppressed == one.suppressed == {6}
@@ -428,30 +425,8 @@ def test_a_kaplan_meier_zero_is_held_like_a_few() -> None:
         assert "threshold" in rules_of(check(result, RULES)), facts
 
 
-def test_a_kaplan_meier_table_that_thins_out_ends_before_it() -> None:
-    """By default a table ends before its first interval that fails: the zero and the one
-    are answered alike, rows from there are left out labels and all, and the censorings of
-    the last interval shown are hidden (with at risk and events they give who is left)."""
-    reports = [check(km_result(events, [20, 30, 60]), RULES)
-               for events in ([40, 0, 25], [40, 1, 25])]
-    for report in reports:
-        assert report.verdict is Verdict.SUPPRESS, report.findings
-        assert report.removed == set(range(4, 12))  # intervals 2 and 3, every cell
-        assert report.suppressed - report.removed == {2}  # the first interval's censorings
-    assert [f.reason for f in reports[0].findings] == [f.reason for f in reports[1].findings]
-    public = km_result([40, 0, 25], [20, 30, 60]).public(reports[0].suppressed,
-                                                          reports[0].removed)
-    assert {tuple(c["row"]) for c in public["cells"]} == {("All", "(0, 1] years")}
-    # everyone at risk in the last interval has the event: the table ends before it
-    last = check(km_result([40, 30, 25], [20, 30, 0]), RULES)
-    assert last.verdict is Verdict.SUPPRESS and last.removed == set(range(8, 12))
-    # the first interval thin: nothing of the table is shown
-    first = check(km_result([3, 30, 25], [20, 30, 60]), RULES)
-    assert first.removed == set(range(12)) and first.verdict is Verdict.SUPPRESS
-
-
 def test_a_kaplan_meier_step_of_few_events_is_blocked() -> None:
-    report = check(km_result([40, 3, 25], [20, 30, 60]), BLOCK_KM)
+    report = check(km_result([40, 3, 25], [20, 30, 60]), RULES)
     assert report.verdict is Verdict.BLOCK
     assert rules_of(report) == {"kaplan_meier"}
     assert report.suppressed == set()

@@ -67,13 +67,10 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
                           f"the analysis kind {str(kind)!r} is not one the output check knows; "
                           "it is refused rather than passed unchecked")
         return _report([finding], set(), rules)
-    unlabelled = unsafe_cells(result, rules.threshold)
-    # a survival table's intervals, each decision taken once: a table that thins out ends
-    # before its first interval that fails (its rows left out), or the output is held
+    removed = unsafe_cells(result, rules.threshold)
+    # a survival table's intervals (numbers at risk, events, those without, censorings)
     survival = list(_km_intervals(result, rules)) \
         if result.kind is AnalysisKind.KAPLAN_MEIER else []
-    cut, survival, ended = _km_cut(result, survival, rules)
-    removed = unlabelled | cut
     findings: list[Finding] = []
     for i, cell in enumerate(result.cells):
         found = _cell_findings(i, cell, result, rules)
@@ -84,10 +81,8 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
     findings.extend(survival)
     findings.extend(hide)
     findings = [_settle(f, result) for f in findings]
-    if unlabelled:
-        findings.append(_removed_finding(result, unlabelled, rules))
-    if ended is not None:  # rows left out, as labels are: nothing of them needs hiding
-        findings.append(ended)
+    if removed:
+        findings.append(_removed_finding(result, removed, rules))
     primary = {f.cell for f in findings if f.verdict is Verdict.SUPPRESS and f.cell is not None}
     primary |= removed
     eligible = {i for i in range(len(result.cells)) if hideable(result, i)} | removed
@@ -616,43 +611,6 @@ def _km_intervals(result: Result, rules: Rules) -> Iterator[Finding]:
                               f"{where(result.cells[i])}: fewer than "
                               f"{_line(rules.km_min_censored)} participants censored (none "
                               "included), so it is hidden", i)
-
-
-def _km_cut(result: Result, found: list[Finding],
-            rules: Rules) -> tuple[set[int], list[Finding], Finding | None]:
-    """With the survival verdict ``suppress``, a table whose numbers at risk,
-    events or those without fall short in some interval ends before the first such interval
-    in any group: every group's rows from there are left out, labels and all (a group's empty
-    rows would otherwise show how far another's follow-up went), and the censorings of the
-    last interval shown are hidden (with the numbers at risk and events they give the number
-    still followed). Returns the cells left out, the findings to keep, and the one that says
-    where the table ends (None: it does not end early)."""
-    thin = [f for f in found if f.cell is not None
-            and result.cells[f.cell].kind in (CellKind.AT_RISK, CellKind.EVENTS)]
-    if rules.km_verdict is not Verdict.SUPPRESS or not thin:
-        return set(), found, None
-    order = list(dict.fromkeys(c.row[-1] for c in result.cells if c.kind in KM_COUNTS))
-    first = min(order.index(result.cells[f.cell].row[-1]) for f in thin if f.cell is not None)
-    gone = set(order[first:])
-    table = {CellKind.SURVIVAL, *KM_COUNTS}
-    cut = {i for i, c in enumerate(result.cells) if c.kind in table and c.row[-1] in gone}
-    kept = [f for f in found if f.cell not in cut]
-    if first:
-        last = order[first - 1]
-        for i, c in enumerate(result.cells):
-            if c.kind is CellKind.CENSORED and c.row[-1] == last and \
-                    not any(f.cell == i for f in kept):
-                kept.append(Finding("kaplan_meier", Verdict.SUPPRESS,
-                                    f"{where(c)} is hidden: the table ends after it, and with "
-                                    "the numbers at risk and events it would give how many "
-                                    "are still followed", i))
-    ends = f"after {last!r}" if first else "before its first interval"
-    return cut, kept, Finding("kaplan_meier", Verdict.SUPPRESS, (
-        f"the table ends {ends}: from the next interval on, fewer than "
-        f"{_line(min(rules.km_min_at_risk, rules.km_min_events))} participants are at risk, "
-        "have an event or are at risk without one (none included) in some group, so every "
-        "group's later rows are left out, labels and all (to show more, widen the intervals "
-        "or end follow-up earlier)"))
 
 
 def _short(members: npt.NDArray[np.int64], least: int, what: object) -> bool:

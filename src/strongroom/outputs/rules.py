@@ -84,8 +84,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "min_at_risk": Setting("km_min_at_risk", "int", "higher", low=1),
         "min_events": Setting("km_min_events", "int", "higher", low=1),
         "min_censored": Setting("km_min_censored", "int", "higher", low=1),
-        # suppress: the table ends before an interval that fails (check._km_cut)
-        "verdict": Setting("km_verdict", "verdict", "severer"),
+        "verdict": Setting("km_verdict", "verdict", "severer", verdicts=_NOT_HIDDEN),
     },
     "rounding": {
         "count_base": Setting("count_base", "int", "higher", low=1),

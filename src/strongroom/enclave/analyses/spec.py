@@ -221,9 +221,7 @@ class _Survival(_Spec):
 
 class KaplanMeierSpec(_Survival):
     """Kaplan–Meier survival, reported per interval of a grid (never at event times); a
-    participant on several rows is followed once, to their first event or last time. The
-    table ends before the first interval where few are at risk, have an event or are at risk
-    without one in any group (the output check's ``kaplan_meier`` rule)."""
+    participant on several rows is followed once, to their first event or last time."""
 
     kind: Literal[AnalysisKind.KAPLAN_MEIER] = AnalysisKind.KAPLAN_MEIER
     group: Column | None = None

@@ -134,9 +134,8 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
         table = label if spec.group else ""
         cells += _life_table((label,), labels, index[rows], e[rows], ids[rows], survival,
                              spec.round_to, table, rounding)
-    # no totals of events or censorings: the rows give them, and beside a table that ends
-    # early (check._km_cut) they would give what its rows left out
-    facts = {"n_obs": float(len(distinct(ids)))}
+    facts = {"n_obs": float(len(distinct(ids))), "events": float(len(distinct(ids[e == 1]))),
+             "censored": float(len(distinct(ids[e == 0])))}
     levels |= {"outcome=1": distinct(ids[e == 1]), "outcome=0": distinct(ids[e == 0])}
     if spec.round_to is not None:
         notes.append(f"numbers at risk, events and censorings are rounded to the nearest "
