@@ -68,9 +68,6 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
                           "it is refused rather than passed unchecked")
         return _report([finding], set(), rules)
     removed = unsafe_cells(result, rules.threshold)
-    # a survival table's intervals (numbers at risk, events, those without, censorings)
-    survival = list(_km_intervals(result, rules)) \
-        if result.kind is AnalysisKind.KAPLAN_MEIER else []
     findings: list[Finding] = []
     for i, cell in enumerate(result.cells):
         found = _cell_findings(i, cell, result, rules)
@@ -78,7 +75,6 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
         findings.extend(f for f in found if i not in removed or f.verdict is Verdict.SUPPRESS)
     findings.extend(_fact_findings(result, rules))
     findings.extend(_model_findings(result, rules))
-    findings.extend(survival)
     findings.extend(hide)
     findings = [_settle(f, result) for f in findings]
     if removed:
@@ -279,8 +275,17 @@ def _support(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
     yield from _threshold(i, cell, cell.contributors.size, margin.THRESHOLD[1], rules)
 
 
+def _at_risk(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
+    # nobody left is fine (the times are winsorised: no one person ends the follow-up); a
+    # few, by the keyed line. Events and censorings are judged per interval (_km_intervals)
+    if _few(cell.contributors.size, rules.km_min_at_risk, cell.kind, cell.contributors):
+        yield Finding("kaplan_meier", rules.km_verdict,
+                      f"{where(cell)}: fewer than {_line(rules.km_min_at_risk)} participants at "
+                      "risk (and more than none); widen the time intervals", i)
+
+
 def _per_interval(i: int, cell: Cell, rules: Rules) -> Iterator[Finding]:
-    return iter(())  # numbers at risk, events and censorings: by interval, in _km_intervals
+    return iter(())  # events and censorings: by their interval, in _km_intervals
 
 
 _RULES = {
@@ -289,7 +294,7 @@ _RULES = {
     CellKind.MEDIAN: _quantile, CellKind.QUANTILE: _quantile,
     CellKind.MIN: _extreme, CellKind.MAX: _extreme, CellKind.MODE: _extreme,
     **{kind: _support for kind in SUPPORT_ONLY},
-    CellKind.AT_RISK: _per_interval, CellKind.EVENTS: _per_interval,
+    CellKind.AT_RISK: _at_risk, CellKind.EVENTS: _per_interval,
     CellKind.CENSORED: _per_interval,
 }
 
@@ -489,6 +494,7 @@ def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:
     yield from _levels(result, rules)
     if result.kind is AnalysisKind.KAPLAN_MEIER:
         yield from _km_steps(result, rules)
+        yield from _km_intervals(result, rules)
 
 
 def _residual_df(result: Result, rules: Rules) -> Iterator[Finding]:
@@ -581,14 +587,6 @@ def _km_intervals(result: Result, rules: Rules) -> Iterator[Finding]:
         at_risk = None if risk is None else result.cells[risk].contributors
         if at_risk is not None and at_risk.size == 0:
             continue  # nobody at risk: its zeros are the table's shape
-        if risk is not None and at_risk is not None and _few(
-                at_risk.size, rules.km_min_at_risk, CellKind.AT_RISK, at_risk):
-            # nobody left is fine (the times are winsorised: no one person ends the
-            # follow-up); a few, by the keyed line
-            yield Finding("kaplan_meier", rules.km_verdict,
-                          f"{where(result.cells[risk])}: fewer than "
-                          f"{_line(rules.km_min_at_risk)} participants at risk (and more than "
-                          "none); widen the time intervals", risk)
         if CellKind.EVENTS in at:
             i = at[CellKind.EVENTS]
             had = result.cells[i].contributors
