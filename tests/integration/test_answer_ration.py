@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ from strongroom.access.context import Principal
 from strongroom.attacks import runner
 from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
-from strongroom.enclave import service
+from strongroom.enclave import service, sizes
+from strongroom.enclave.engine import Limits
 from strongroom.errors import Conflict, DataRefusal, Invalid
 from strongroom.outputs import answers, requests
 from strongroom.outputs.models import AnswerRow
@@ -255,19 +257,37 @@ def test_a_withheld_answer_takes_the_same_time_whatever_the_check_did(
         slow.close()
 
 
-# a definition past the 5,000,000-row limit only if the target is obese: its refusal, once
-# the data are read, answers the question (2^23 copies of the target's row)
-def _copies(doublings: int, columns: str = "pid") -> str:
-    """2^doublings copies of the target's row if they are obese, beside everyone's own."""
-    picked = ", ".join(f"b.{c.strip()}" for c in columns.split(","))
+# A definition that works hard only if the target is obese: as many copies of their row as
+# the size bound allows (enclave/sizes.py counts every participant as if they all matched,
+# so with a few thousand participants that is 2^10 of one person's rows), each building
+# texts of 10,000 characters. Its size is never refused, but its time is the data's: past
+# the time limit it is refused after reading the data, and its running time is an answer.
+SLOW_TEXTS = 100  # a gigabyte of text when the target is obese: seconds
+SLOW_LIMIT = 1.0  # the time limit the slow definition meets, when it is slow
+
+
+def _copies(world: AttackWorld, texts: int) -> str:
+    """The slow definition, with ``{T}`` for the target's condition."""
+    people = world.platform.enclave.cohort().participants.height
+    doublings = (Limits().max_rows // sizes.rounded(people)).bit_length() - 1
+    built = ", ".join(f"lpad(CAST(b.bmi AS VARCHAR), 10000, '{i % 10}') AS t{i}"
+                      for i in range(texts))
     return ("WITH d0 AS (SELECT pid FROM base WHERE {T} AND bmi > 30), "
             + ", ".join(f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL SELECT pid FROM d{j - 1})"
                         for j in range(1, doublings + 1))
-            + f" SELECT {columns} FROM base UNION ALL SELECT {picked} FROM base b "
-            f"JOIN d{doublings} ON b.pid = d{doublings}.pid")
+            + f" SELECT b.pid, {built} FROM base b JOIN d{doublings} ON b.pid = d{doublings}.pid")
 
 
-HUGE = _copies(23)
+@contextmanager
+def _time_limit(world: AttackWorld, seconds: float) -> Iterator[None]:
+    """The enclave's time limit lowered, so that the slow definition meets it soon."""
+    enclave = world.platform.enclave
+    saved = enclave.limits
+    enclave.limits = dataclasses.replace(saved, seconds=seconds)
+    try:
+        yield
+    finally:
+        enclave.limits = saved
 
 
 def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
@@ -288,16 +308,20 @@ def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
         outputs.define(who, project, "Bad Name", BASE)
     with pytest.raises(Invalid):  # the guard refuses it before any data is read
         outputs.define(who, project, "files", "SELECT * FROM read_csv('/etc/passwd')")
-    lean = HUGE.replace("{T}", cast.lean[0].condition)
-    assert outputs.define(who, project, "lean", lean).size_ok
-    assert used() == 0
-
-    with pytest.raises(DataRefusal, match="more than 5,000,000 rows"):
-        outputs.define(who, project, "fat", HUGE.replace("{T}", cast.obese[0].condition))
+    with pytest.raises(Invalid, match="could hold up to"):  # so does the size bound
+        outputs.define(who, project, "many", "WITH d0 AS (SELECT pid FROM base), " + ", ".join(
+            f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL SELECT pid FROM d{j - 1})"
+            for j in range(1, 24)) + " SELECT pid FROM d23")
+    slow = _copies(world, SLOW_TEXTS)
+    with _time_limit(world, SLOW_LIMIT):
+        assert outputs.define(who, project, "lean", slow.replace("{T}", cast.lean[0].condition))
+        assert used() == 0
+        with pytest.raises(DataRefusal, match="ran longer than the limit"):
+            outputs.define(who, project, "fat", slow.replace("{T}", cast.obese[0].condition))
     assert used() == 1
     with world.platform.access.transaction() as db:
         kept = db.scalars(select(AnswerRow).where(AnswerRow.requester == who.person_id)).all()
-    assert [(a.what, a.spent) for a in kept] == [("definition", False)] * 4 + [
+    assert [(a.what, a.spent) for a in kept] == [("definition", False)] * 5 + [
         ("definition", True)]
 
     for n in range(ration.max_acted - 1):  # spend the rest
@@ -306,7 +330,7 @@ def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
     refusals = []
     for target in (cast.obese[1], cast.lean[1]):
         with pytest.raises(Conflict) as refused:
-            outputs.define(who, project, "again", HUGE.replace("{T}", target.condition))
+            outputs.define(who, project, "again", slow.replace("{T}", target.condition))
         refusals.append(refused.value.reasons)
     assert refusals[0] == refusals[1] and "ration of answers" in refusals[0][0]
     with pytest.raises(Conflict):  # nothing runs, however harmless
@@ -330,16 +354,18 @@ def test_definitions_sent_at_once_cannot_share_the_last_answer(
     for n in range(limit - 1):
         _probe(world, who, project, cast.obese[n % len(cast.obese)])
 
+    slow = _copies(world, SLOW_TEXTS).replace("{T}", cast.obese[0].condition)
+
     def attempt(n: int) -> str:
         try:
-            outputs.define(who, project, f"d{n}", HUGE.replace("{T}", cast.obese[0].condition))
+            outputs.define(who, project, f"d{n}", slow)
         except DataRefusal:
             return "read"
         except Conflict:
             return "spent"
         return "built"
 
-    with ThreadPoolExecutor(max_workers=6) as pool:
+    with _time_limit(world, SLOW_LIMIT), ThreadPoolExecutor(max_workers=6) as pool:
         seen = sorted(pool.map(attempt, range(6)))
     assert seen == ["read"] + ["spent"] * 5
 
@@ -348,7 +374,7 @@ def test_a_definition_is_answered_at_its_floor_and_a_slower_one_spends_an_answer
         world: AttackWorld, cast: runner.Cast) -> None:
     """Guarantee: how long a definition takes says nothing for free. Each is answered no
     sooner than ``Settings.definition_seconds`` after its request; one that takes longer
-    (4 million copies of an obese target's row, against 3,000 rows for a lean one) keeps its
+    (a thousand copies of an obese target's row with long texts, none for a lean one) keeps its
     reserved answer, so a search by running time is rationed like one by refusals."""
     ctx = world.platform.access
     saved = ctx.settings
@@ -365,7 +391,7 @@ def test_a_definition_is_answered_at_its_floor_and_a_slower_one_spends_an_answer
         outputs.define(who, project, name, sql)
         return time.monotonic() - started
 
-    big = _copies(22, "pid, sex, birth_year, sbp, bmi")  # 4 million rows when obese
+    big = _copies(world, 20)
     lean, fat = (big.replace("{T}", t[0].condition) for t in (cast.lean, cast.obese))
     try:
         # this machine's own times first, with no floor (nothing is kept): the floor is then

@@ -20,14 +20,11 @@ pytestmark = pytest.mark.slow  # 100 attacks, each in a fresh institution
 
 # What still gets through, and why it is left (docs/explanation/output-check.md, "What the
 # check cannot promise"): each is expected to leak, strictly, so a fix shows up as a failure
-# to update here.
-KNOWN: dict[str, str] = {
-    "a definition past the row limit only if the target is obese": (
-        "a definition refused once it has read the data is a spent answer, rationed like "
-        "any other (errors.DataRefusal), but within the ration whether it was refused still "
-        "answers one question (winsorised values do not reach a definition's size); "
-        "rationed per person: see the last test"),
-}
+# to update here. None today: the last one (a definition past the row limit only if the
+# target is obese) is refused from its text alone (enclave/sizes.py); what remains of it,
+# the time a definition takes, is no attack of this catalogue's (the runner does not time
+# requests) and is rationed (tests/integration/test_answer_ration.py).
+KNOWN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +58,6 @@ def test_the_catalogue_covers_every_kind_with_at_least_sixty_attacks() -> None:
 def test_the_attack_gives_nothing_away(world: AttackWorld, cast: runner.Cast,
                                        attack: Attack) -> None:
     outcome = runner.attempt(world, attack, cast)
-    assert not outcome.recovered, outcome.detail
-
-
-@pytest.mark.parametrize("attack", [a for a in catalogue() if a.name in KNOWN],
-                         ids=lambda a: f"{a.kind}: {a.name}")
-def test_what_still_leaks_stops_once_the_ration_of_answers_is_spent(
-        world: AttackWorld, cast: runner.Cast, attack: Attack) -> None:
-    """The known leaks are the check's action itself; one person's answers are rationed
-    (outputs/answers.py), after which the same attack, run by them, tells nothing."""
-    who = runner.spent(world, cast)
-    assert who is not None
-    # past the ration every output looks the same: two pairs of targets show it
-    outcome = runner.attempt(world, attack, cast, who, pairs=2)
     assert not outcome.recovered, outcome.detail
 
 

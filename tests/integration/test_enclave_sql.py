@@ -19,7 +19,7 @@ from strongroom.enclave.aggregate import aggregate_sql
 from strongroom.enclave.engine import Limits, locked_connection, release, run
 from strongroom.enclave.results import CellKind
 from strongroom.enclave.view import ProjectSchema, project_view, schema_of
-from strongroom.errors import Invalid, NotFound
+from strongroom.errors import DataRefusal, Invalid, NotFound
 from tests.leaks import binary_leaks, stored_bytes, text_leaks
 
 # sex, birth year, assessment centre, BMI; hospital diagnoses; the date (only) of death
@@ -198,37 +198,46 @@ def test_connections_never_see_each_others_tables(view: dict[str, pl.DataFrame])
 
 
 def test_the_time_limit_stops_a_runaway_query() -> None:
-    # a row-local self-join on pid that multiplies 20 participants' 10,000 records each by
-    # themselves (2 billion pairs), with a condition no optimiser can push below the join
-    rng = np.random.default_rng(3)
+    # within the size bound (one row per record), but each row builds and rewrites a text of
+    # 10,000 characters: two billion characters in all
     pids = np.arange(20) + 1_000_000
     big = {"participants": pl.DataFrame({"pid": pids}),
            "events": pl.DataFrame({"pid": np.repeat(pids, 10_000),
-                                   "value": rng.normal(27.0, 4.0, 200_000)})}
-    sql = ("SELECT a.pid FROM events a JOIN events b ON a.pid = b.pid "
-           "WHERE a.value + b.value > 1000")
+                                   "value": np.arange(200_000, dtype=np.float64)})}
+    sql = ("SELECT pid, length(regexp_replace(lpad(CAST(value AS VARCHAR), 10000, 'ab'), 'a', "
+           "'b', 'g')) AS n FROM events")
     with pytest.raises(Invalid, match=r"longer than the limit of 0.2 s"):
         definitions.build(big, schema_of(big), "slow", sql, Limits(seconds=0.2))
 
 
-def test_the_row_limit_bounds_a_result(
+def test_a_query_that_could_grow_past_the_row_limit_is_refused_before_it_runs(
     view: dict[str, pl.DataFrame], schema: ProjectSchema
 ) -> None:
-    with pytest.raises(Invalid, match="more than 100 rows"):
-        definitions.build(view, schema, "big", "SELECT pid FROM participants",
-                          Limits(max_rows=100))
+    # the bound counts every participant as if they all matched: refused whatever the data
+    # (enclave/sizes.py), so the refusal says nothing about anyone's value
+    largest = max(view, key=lambda name: view[name].height)
+    for sql in (f"SELECT pid FROM {largest} UNION ALL SELECT pid FROM {largest}",
+                f"SELECT pid FROM {largest} UNION ALL SELECT pid FROM {largest} "
+                "WHERE pid IS NULL",
+                "SELECT a.pid FROM diagnoses a JOIN diagnoses b ON a.pid = b.pid "
+                "WHERE a.code = 'none such'"):
+        with pytest.raises(Invalid, match="could hold up to") as refused:
+            definitions.build(view, schema, "big", sql, Limits(max_rows=100))
+        assert not isinstance(refused.value, DataRefusal)
+    # a definition may always be as large as the tables it reads
+    made, _ = definitions.build(view, schema, "all", "SELECT pid FROM participants",
+                                Limits(max_rows=1))
+    assert made.rows == view["participants"].height
 
 
-def test_the_memory_limit_stops_a_greedy_query(
-    view: dict[str, pl.DataFrame], schema: ProjectSchema
-) -> None:
-    # each of 20 participants' 5,000 records paired with each other: 500 million list items
+def test_the_memory_limit_stops_a_greedy_query() -> None:
+    # within the size bound (one row per participant), but each holds a list of 10,000
+    # texts of 10,000 characters: a gigabyte each
     pids = np.arange(20) + 1_000_000
     big = {"participants": pl.DataFrame({"pid": pids}),
            "events": pl.DataFrame({"pid": np.repeat(pids, 5_000),
                                    "value": np.arange(100_000, dtype=np.float64)})}
-    sql = ("SELECT a.pid, list(b.value) AS all_values FROM events a "
-           "JOIN events b ON a.pid = b.pid GROUP BY a.pid")
+    sql = "SELECT pid, list(lpad('', 10000, 'x')) AS texts FROM events GROUP BY pid"
     with pytest.raises(Invalid, match="memory limit of 8MB"):
         definitions.build(big, schema_of(big), "greedy", sql, Limits(memory="8MB"))
 
@@ -372,11 +381,13 @@ def test_the_size_threshold_is_flagged(
 def test_earlier_definitions_can_be_built_on(
     view: dict[str, pl.DataFrame], schema: ProjectSchema
 ) -> None:
-    _, obese = definitions.build(view, schema, "obese", OBESE, LIMITS)
+    made, obese = definitions.build(view, schema, "obese", OBESE, LIMITS)
+    assert made.bound(LIMITS.max_rows).per_pid == 1  # one row per participant, from its SQL
     sql = ("SELECT o.pid, o.bmi FROM obese o JOIN deaths d ON o.pid = d.pid "
            "WHERE d.date IS NOT NULL")
     definition, frame = definitions.build(view, schema, "obese_dead", sql, LIMITS,
-                                          earlier={"obese": obese})
+                                          earlier={"obese": obese},
+                                          bounds={"obese": made.bound(LIMITS.max_rows)})
     dead = set(view["deaths"]["pid"])
     assert set(frame["pid"]) == set(obese["pid"]) & dead
     assert definition.columns == {"pid": "BIGINT", "bmi": "DOUBLE"}

@@ -696,6 +696,18 @@ ONE_BIT = [
                                     f"SELECT pid FROM d{j - 1})" for j in range(1, 24))
                         + " SELECT pid FROM base UNION ALL SELECT b.pid FROM base b "
                           "JOIN d23 ON b.pid = d23.pid"),), fingerprint, bit=True),
+    Attack("one-bit", "the target's copies joined with themselves past the row limit if obese",
+           (define("b", "WITH d0 AS (SELECT pid FROM base WHERE {T} AND bmi > 30), "
+                        + ", ".join(f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL "
+                                    f"SELECT pid FROM d{j - 1})" for j in range(1, 12))
+                        + " SELECT a.pid FROM d11 a JOIN d11 b ON a.pid = b.pid"),),
+           fingerprint, bit=True),
+    Attack("one-bit", "aggregate SQL over a definition's rows joined with themselves",
+           (define("rep", "SELECT pid, sex FROM base UNION ALL SELECT pid, sex FROM base "
+                          "WHERE {T} AND bmi > 30"),
+            agg("SELECT r.sex, count(*) AS n FROM rep r JOIN rep s ON r.pid = s.pid "
+                "JOIN rep u ON r.pid = u.pid JOIN rep v ON r.pid = v.pid GROUP BY r.sex")),
+           seen, bit=True),
     Attack("one-bit", "a logistic regression of obesity on the flag (separation?)",
            (define("f", "SELECT pid, sex, CASE WHEN bmi > 30 THEN 1 ELSE 0 END AS obese, "
                         "CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base "

@@ -24,10 +24,11 @@ import numpy as np
 import polars as pl
 from sqlglot import exp
 
-from strongroom.enclave import margin, rowlocal, winsor
+from strongroom.enclave import margin, rowlocal, sizes, winsor
 from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.enclave.sizes import Size
 from strongroom.enclave.sqlguard import (
     DIALECT,
     check_select,
@@ -104,21 +105,28 @@ def aggregate_sql(
     limits: Limits,
     spec: dict[str, Any],
     k: int = 0,
+    bounds: Mapping[str, Size] | None = None,
 ) -> Result:
     """Run an aggregate query; one cell per (group, aggregate) with its exact contributors.
 
     ``k`` (the project's threshold; 0 for the enclave's own tests, the output service always
     passes it): a group key's value held by fewer than k participants is counted under the
     key's most common value, and every sum, mean, SD and count of rows is of contributions
-    winsorised at the k-th smallest and largest of its participants (winsor.py)."""
+    winsorised at the k-th smallest and largest of its participants (winsor.py).
+
+    ``bounds``: the size bounds of the tables that are definitions (:mod:`sizes`); a table
+    without one is bounded by its own rounded size, right only for the project's tables."""
     query = check_select(sql, schema)
     plan = plan_of(query, tables)
+    known = {**sizes.of_tables(tables), **(bounds or {})}
+    most = sizes.limit(limits.max_rows, known)
+    sizes.check(plan.rows, known, most)
     # the row-level query also reads each source's pid, which the researcher's need not name
     used = {table: columns | {PID} for table, columns in referenced_columns(query).items()}
     con = locked_connection(needed(tables, used), limits)
     try:
-        frame = run(con, plan.rows.sql(dialect=DIALECT), limits)
-        survivors = (run(con, plan.survivors.sql(dialect=DIALECT), limits)
+        frame = run(con, plan.rows.sql(dialect=DIALECT), limits, most)
+        survivors = (run(con, plan.survivors.sql(dialect=DIALECT), limits, most)
                      if plan.survivors is not None else None)
     finally:
         release(con)

@@ -27,8 +27,9 @@ import polars as pl
 
 from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
 from strongroom.cohort.model import PARTICIPANTS
-from strongroom.enclave import rowlocal
+from strongroom.enclave import rowlocal, sizes
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
+from strongroom.enclave.sizes import Size
 from strongroom.enclave.sqlguard import DIALECT, check_select, referenced_columns
 from strongroom.enclave.view import PID, ProjectSchema, schema_of
 from strongroom.errors import Invalid, NotFound
@@ -52,6 +53,16 @@ class Definition:
     # checked row-local (enclave/rowlocal.py); definitions stored before that check are not,
     # and must be made again before anything reads them
     row_local: bool = True
+    # the most rows (and rows of one participant) its SQL could give, judged from the text
+    # and the tables' rounded sizes (enclave/sizes.py); 0 for definitions made before
+    bound_rows: int = 0
+    bound_per_pid: int = 0
+
+    def bound(self, most: int) -> Size:
+        """Its size bound; one made before bounds were kept could be as large as ``most``."""
+        if self.bound_rows < 1:
+            return Size(most, most)
+        return Size(self.bound_rows, self.bound_per_pid)
 
     def public(self) -> dict[str, Any]:
         """What a researcher may see: no row or participant counts, only the size verdict."""
@@ -60,7 +71,8 @@ class Definition:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.public(), "rows": self.rows, "participants": self.participants,
-                "row_local": self.row_local}
+                "row_local": self.row_local,
+                "bound": {"rows": self.bound_rows, "per_pid": self.bound_per_pid}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Definition:
@@ -70,6 +82,8 @@ class Definition:
             columns={str(k): str(v) for k, v in dict(data["columns"]).items()},
             rows=int(data["rows"]), participants=int(data["participants"]),
             size_ok=bool(data["size_ok"]), row_local=bool(data.get("row_local", False)),
+            bound_rows=int(dict(data.get("bound") or {}).get("rows", 0)),
+            bound_per_pid=int(dict(data.get("bound") or {}).get("per_pid", 0)),
         )  # fmt: skip
 
 
@@ -93,11 +107,15 @@ def build(
     min_participants: int = 10,
     earlier: Mapping[str, pl.DataFrame] | None = None,
     verdict_key: bytes | None = None,
+    bounds: Mapping[str, Size] | None = None,
 ) -> tuple[Definition, pl.DataFrame]:
     """Run a definition's SQL over the project view (and earlier definitions) in the enclave.
 
     ``verdict_key``: the project's secret for the size verdict's margin (:func:`size_verdict`);
     without one the verdict is the bare threshold (for tests of the threshold itself).
+    ``bounds``: the earlier definitions' size bounds (:meth:`Definition.bound`); one not
+    given is taken to be as large as a query may be. A definition whose SQL could give more
+    rows than that is refused before it runs (enclave/sizes.py).
     """
     check_name(name, tables)
     earlier = dict(earlier or {})
@@ -108,9 +126,13 @@ def build(
     refused = rowlocal.reasons(query)
     if refused:
         raise Invalid(refused)
+    own = sizes.of_tables(tables)
+    most = sizes.limit(limits.max_rows, own)
+    bound = sizes.check(query, {**own, **{other: (bounds or {}).get(other, Size(most, most))
+                                          for other in earlier}}, most)
     con = locked_connection(needed(world, referenced_columns(query)), limits)
     try:
-        frame = run(con, query.sql(dialect=DIALECT), limits)
+        frame = run(con, query.sql(dialect=DIALECT), limits, most)
     finally:
         release(con)
     _check_pids(frame, tables)
@@ -124,6 +146,7 @@ def build(
         name=name, sql=sql, created_at=datetime.now(UTC),
         columns=schema_of({name: frame}).tables[name], rows=frame.height,
         participants=participants, size_ok=size_ok,
+        bound_rows=bound.rows, bound_per_pid=bound.per_pid,
     )  # fmt: skip
     return definition, frame
 

@@ -27,9 +27,11 @@ _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 @dataclass(frozen=True)
 class Limits:
-    """What queries may use. ``seconds`` and ``max_rows`` bound each query (``max_rows`` also a
-    definition's size); ``memory`` and ``threads`` bound the database that queries with these
-    limits share, so one greedy query can make concurrent ones fail rather than the server."""
+    """What queries may use. ``seconds`` bounds each query's run time; ``max_rows`` the rows a
+    query could produce, judged from its SQL before it runs (enclave/sizes.py; a project
+    whose largest table is larger may use that size instead); ``memory`` and ``threads``
+    bound the database that queries with these limits share, so one greedy query can make
+    concurrent ones fail rather than the server."""
 
     memory: str = "512MB"
     threads: int = 2
@@ -119,9 +121,15 @@ def _close_databases() -> None:
         _DATABASES.clear()
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> pl.DataFrame:
-    """The result of one checked SELECT, stopped after ``limits.seconds`` or ``max_rows`` rows."""
-    bounded = f"SELECT * FROM ({sql}) AS _result LIMIT {limits.max_rows + 1}"  # noqa: S608
+def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits,
+        max_rows: int | None = None) -> pl.DataFrame:
+    """The result of one checked SELECT, stopped after ``limits.seconds`` or ``max_rows`` rows.
+
+    ``max_rows`` (at least ``limits.max_rows``): what the query's size bound was checked
+    against (enclave/sizes.py), so that a checked query never meets this limit; it stays as
+    a safety net."""
+    most = max(limits.max_rows, max_rows or 0)
+    bounded = f"SELECT * FROM ({sql}) AS _result LIMIT {most + 1}"  # noqa: S608
     lock = threading.Lock()
     state = {"running": True, "stopped": False}
 
@@ -147,8 +155,8 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> pl.DataFram
         with lock:
             state["running"] = False
         timer.cancel()
-    if frame.height > limits.max_rows:
-        raise DataRefusal(f"the query returns more than {limits.max_rows:,} rows, the most one "
+    if frame.height > most:
+        raise DataRefusal(f"the query returns more than {most:,} rows, the most one "
                       "query may produce; narrow it with WHERE or aggregate it")
     return frame
 

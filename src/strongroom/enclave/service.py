@@ -31,6 +31,7 @@ from strongroom.enclave.analyses.run import run
 from strongroom.enclave.analyses.spec import parse_spec
 from strongroom.enclave.dummy import dummy_tables, dummy_zip
 from strongroom.enclave.results import AnalysisKind, Result
+from strongroom.enclave.sizes import Size
 from strongroom.enclave.steps import Rounding
 from strongroom.enclave.view import schema_of
 from strongroom.enclave.workspace import Enclave, definition_context
@@ -62,11 +63,13 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
     """Build a participant-level table inside the enclave; answer with its schema and size."""
     where = scope(enclave, principal, project_id)
     tables = enclave.tables(where.project, where.fields)
-    earlier = _earlier(enclave, where.project, sql)
+    made = _earlier(enclave, where.project, sql)
+    earlier = {other: frame for other, (_, frame) in made.items()}
     try:
         definition, frame = definitions.build(
             tables, schema_of({**tables, **earlier}), name, sql, enclave.limits,
-            earlier=earlier, verdict_key=_verdict_key(enclave, where.project, sql))
+            earlier=earlier, verdict_key=_verdict_key(enclave, where.project, sql),
+            bounds=_bounds(enclave, made))
     except Invalid as refusal:
         _refused(enclave, principal, project_id, "definition", sql, refusal)
         raise
@@ -176,9 +179,11 @@ def _aggregate(enclave: Enclave, where: Scope, body: dict[str, Any], k: int) -> 
     unknown = set(body) - {"kind", "sql"}
     if unknown:
         raise Invalid(f"aggregate_sql takes only \"sql\"; remove {', '.join(sorted(unknown))}")
+    made = _earlier(enclave, where.project, sql)
     tables = {**enclave.tables(where.project, where.fields),
-              **_earlier(enclave, where.project, sql)}
-    return aggregate_sql(tables, schema_of(tables), sql, enclave.limits, body, k=k)
+              **{name: frame for name, (_, frame) in made.items()}}
+    return aggregate_sql(tables, schema_of(tables), sql, enclave.limits, body, k=k,
+                         bounds=_bounds(enclave, made))
 
 
 def _definition(enclave: Enclave, project: Project,
@@ -189,11 +194,19 @@ def _definition(enclave: Enclave, project: Project,
     return enclave.definition(project, name)
 
 
-def _earlier(enclave: Enclave, project: Project, sql: str) -> dict[str, pl.DataFrame]:
+def _earlier(enclave: Enclave, project: Project,
+             sql: str) -> dict[str, tuple[definitions.Definition, pl.DataFrame]]:
     """The project's definitions that ``sql`` names, so SQL can build on earlier ones."""
     named = _named(sql)
     known = {d.name for d in definitions.list_(enclave.definitions_dir(project.id))}
-    return {name: enclave.definition(project, name)[1] for name in sorted(named & known)}
+    return {name: enclave.definition(project, name) for name in sorted(named & known)}
+
+
+def _bounds(enclave: Enclave,
+            made: Mapping[str, tuple[definitions.Definition, pl.DataFrame]]) -> dict[str, Size]:
+    """The earlier definitions' size bounds (from their SQL, never their actual sizes)."""
+    return {name: definition.bound(enclave.limits.max_rows)
+            for name, (definition, _) in made.items()}
 
 
 def _named(sql: str) -> set[str]:
