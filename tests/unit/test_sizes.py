@@ -1,0 +1,144 @@
+"""The size bound (enclave/sizes.py). Guarantee: whether a query is refused for its rows is
+decided from its text and the tables' rounded sizes, never a participant's value; and a query
+it admits never produces more rows than its bound, so the limit checked on the actual result
+(engine.run) cannot be met by the data. Tried against: queries of every shape the row-local
+rules allow, run on tables where one participant holds many rows, and the doubling attacks
+that once met the row limit only when the target was obese."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from strongroom.enclave import sizes
+from strongroom.enclave.engine import Limits, locked_connection, release, run
+from strongroom.enclave.sizes import Size
+from strongroom.enclave.sqlguard import DIALECT, check_select
+from strongroom.enclave.view import schema_of
+from strongroom.errors import DataRefusal, Invalid
+
+
+def _tables(heavy: int, seed: int = 0) -> dict[str, pl.DataFrame]:
+    """300 participants; events where one participant holds ``heavy`` rows, others 0–3."""
+    rng = np.random.default_rng(seed)
+    pids = np.arange(300) + 1_000_000
+    counts = rng.integers(0, 4, size=pids.size)
+    counts[7] = heavy
+    events = np.repeat(pids, counts)
+    return {
+        "participants": pl.DataFrame({"pid": pids, "bmi": rng.normal(27, 4, pids.size),
+                                      "sex": rng.integers(0, 2, pids.size)}),
+        "events": pl.DataFrame({"pid": events, "code": rng.choice(["A", "B", "C"], events.size),
+                                "day": rng.integers(0, 1000, events.size)}),
+        "visits": pl.DataFrame({"pid": pids[::2], "kind": rng.integers(0, 3, pids.size // 2)}),
+    }
+
+
+SHAPES = [
+    "SELECT pid, bmi FROM participants WHERE bmi > 30",
+    "SELECT p.pid, e.code FROM participants p JOIN events e ON p.pid = e.pid",
+    "SELECT p.pid, e.code FROM participants p LEFT JOIN events e ON p.pid = e.pid",
+    "SELECT pid, code FROM participants JOIN events USING (pid)",
+    "SELECT e.pid, p.sex FROM events e JOIN participants p ON e.pid = p.pid WHERE e.code = 'A'",
+    "SELECT pid, count(*) AS n FROM events GROUP BY pid",
+    "SELECT pid, code, count(*) AS n FROM events GROUP BY pid, code",
+    "SELECT p.pid, p.sex, count(e.pid) AS n FROM participants p LEFT JOIN events e "
+    "ON p.pid = e.pid GROUP BY p.pid, p.sex",
+    "SELECT pid FROM events UNION ALL SELECT pid FROM events",
+    "SELECT pid FROM events UNION SELECT pid FROM visits",
+    "SELECT pid FROM events INTERSECT SELECT pid FROM participants",
+    "SELECT pid FROM events EXCEPT SELECT pid FROM visits",
+    "SELECT DISTINCT pid, code FROM events",
+    "SELECT pid, bmi FROM participants WHERE pid IN (SELECT pid FROM events WHERE code = 'B')",
+    "WITH e AS (SELECT pid, min(day) AS first FROM events GROUP BY pid) "
+    "SELECT p.pid, e.first FROM participants p JOIN e ON p.pid = e.pid",
+    "WITH a AS (SELECT pid FROM events UNION ALL SELECT pid FROM visits) "
+    "SELECT a.pid, p.bmi FROM a JOIN participants p ON a.pid = p.pid",
+    "SELECT v.pid, e.code FROM visits v JOIN events e ON v.pid = e.pid",
+    "SELECT e.pid FROM events e JOIN visits v ON e.pid = v.pid JOIN participants p "
+    "ON p.pid = e.pid",
+    "SELECT x.pid FROM (SELECT pid FROM events WHERE day > 500) x JOIN participants p "
+    "ON x.pid = p.pid",
+    "SELECT pid, row_number() OVER (PARTITION BY pid ORDER BY day) AS k FROM events",
+]
+
+
+@pytest.mark.parametrize("sql", SHAPES)
+@pytest.mark.parametrize("heavy", [0, 1, 40])
+def test_an_admitted_query_never_gives_more_rows_than_its_bound(sql: str, heavy: int) -> None:
+    tables = _tables(heavy)
+    query = check_select(sql, schema_of(tables))
+    bound = sizes.check(query, sizes.of_tables(tables), 10**9)
+    con = locked_connection(tables, Limits())
+    try:
+        frame = run(con, query.sql(dialect=DIALECT), Limits())
+    finally:
+        release(con)
+    assert frame.height <= bound.rows
+    if "pid" in frame.columns and frame.height:
+        most = int(frame.group_by("pid").len()["len"].max())  # type: ignore[arg-type]
+        assert most <= bound.per_pid
+
+
+DOUBLED = ("WITH d0 AS (SELECT pid FROM participants WHERE {who}), "
+           + ", ".join(f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL SELECT pid FROM d{j - 1})"
+                       for j in range(1, 24))
+           + " SELECT pid FROM participants UNION ALL SELECT p.pid FROM participants p "
+             "JOIN d23 ON p.pid = d23.pid")
+
+
+@pytest.mark.parametrize("sql", [
+    DOUBLED,
+    "SELECT a.pid FROM events a JOIN events b ON a.pid = b.pid",
+    "SELECT a.pid FROM events a JOIN events b ON a.pid = b.pid WHERE a.code = 'none such'",
+    "WITH d AS (SELECT pid FROM events UNION ALL SELECT pid FROM events) "
+    "SELECT d.pid FROM d JOIN events e ON d.pid = e.pid",
+])
+def test_a_query_that_could_grow_is_refused_the_same_whatever_the_data(sql: str) -> None:
+    """The refusal reads the same for a target who matches and one who does not, and for a
+    participant who holds no events or forty in a table of the same rounded size: the bound
+    never read a row."""
+    seen = set()
+    for tables in (_tables(0), _tables(40, seed=5)):
+        assert sizes.of_tables(tables) == sizes.of_tables(_tables(0))
+        for who in ("bmi > 30 AND pid = 1000007", "bmi < 0"):
+            query = check_select(sql.replace("{who}", "pid IS NOT NULL AND " + who),
+                                 schema_of(tables))
+            with pytest.raises(Invalid, match="could hold up to") as refused:
+                sizes.check(query, sizes.of_tables(tables), 20_000)
+            assert not isinstance(refused.value, DataRefusal)
+            seen.add(tuple(refused.value.reasons))
+    assert len(seen) == 1
+
+
+def test_the_refusal_names_where_the_query_grows() -> None:
+    tables = _tables(0)
+    query = check_select(DOUBLED.replace("{who}", "bmi > 30"), schema_of(tables))
+    with pytest.raises(Invalid, match=r"^the CTE d\d+ could hold up to [\d,]+ rows"):
+        sizes.check(query, sizes.of_tables(tables), 100_000)
+
+
+def test_tables_are_bounded_by_their_size_rounded_up_and_participants_one_each() -> None:
+    tables = _tables(40)
+    bounds = sizes.of_tables(tables)
+    assert bounds["participants"] == Size(512, 1)
+    assert bounds["events"].rows == sizes.rounded(tables["events"].height)
+    assert bounds["events"].per_pid == bounds["events"].rows  # nothing known per person
+    assert [sizes.rounded(n) for n in (0, 1, 2, 3, 1000, 1024, 1025)] == [
+        1, 1, 2, 4, 1024, 1024, 2048]
+    assert sizes.limit(100, bounds) == bounds["events"].rows  # as large as the largest table
+
+
+def test_an_earlier_definition_is_bounded_by_its_sql_not_its_rows() -> None:
+    """A definition built on another reads its bound, not its actual size (which is data):
+    one that could be large is bounded as large even when it came out empty."""
+    tables = _tables(0)
+    sql = "SELECT d.pid FROM d JOIN events e ON d.pid = e.pid"
+    schema = schema_of({**tables, "d": pl.DataFrame({"pid": [], "x": []},
+                                                    schema={"pid": pl.Int64, "x": pl.Int64})})
+    known = sizes.of_tables(tables)
+    small = sizes.check(check_select(sql, schema), {**known, "d": Size(512, 1)}, 10**6)
+    assert small.rows == known["events"].rows
+    with pytest.raises(Invalid, match="the join of e could hold"):
+        sizes.check(check_select(sql, schema), {**known, "d": Size(8192, 8192)}, 10**6)
