@@ -433,8 +433,7 @@ def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
     merged = []
     for key in keys:
         rows = frame.select(key, "_pid") if one_row_each else frame.select(key, "_pid").unique()
-        held = rows.group_by(key).len().sort(["len", key], descending=[True, False],
-                                             nulls_last=True)
+        held = _held(rows, key)
         # nothing to move; or the most common value is rare too, and its label must not
         # leave (the safe labels leave the rows out instead)
         if int(held["len"].min()) >= margin.highest(k) or int(held["len"][0]) < k:  # type: ignore[arg-type]
@@ -455,6 +454,32 @@ def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
         merged.append(pl.when(is_rare).then(pl.lit(common, dtype=frame.schema[key]))
                       .otherwise(pl.col(key)).alias(key))
     return frame.with_columns(merged) if merged else frame
+
+
+def _held(rows: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Each value of ``key`` (NULL included) and its rows (``len``), most held first, then by
+    value, NULL last; whole-number keys counted with one ``bincount`` (a group-by's cost
+    is most of a grouped count's at 500,000 rows)."""
+    series = rows[key]
+    if series.dtype not in _CODED or series.len() == 0:
+        return rows.group_by(key).len().sort(["len", key], descending=[True, False],
+                                             nulls_last=True)
+    whole = series.cast(pl.Int64)
+    low, high = whole.min(), whole.max()
+    if low is None or int(high) - int(low) >= _MAX_KEY_CODES:  # type: ignore[arg-type]
+        return rows.group_by(key).len().sort(["len", key], descending=[True, False],
+                                             nulls_last=True)
+    low, high = int(low), int(high)  # type: ignore[arg-type]
+    null = high - low + 1  # NULL's code: after every value, as it sorts
+    code = whole.fill_null(high + 1).to_numpy() - low
+    counts = np.bincount(code, minlength=null + 1)
+    present = np.flatnonzero(counts)
+    order = present[np.lexsort((present, -counts[present]))]
+    values = pl.Series(key, order + low, dtype=pl.Int64)
+    if counts[null]:
+        values = values.scatter(np.flatnonzero(order == null), None)
+    return pl.DataFrame([values.cast(series.dtype),
+                         pl.Series("len", counts[order], dtype=pl.UInt32)])
 
 
 def _holders(rows: pl.DataFrame, key: str, values: pl.Series) -> dict[Any, np.ndarray]:
