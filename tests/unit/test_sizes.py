@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from strongroom.enclave import sizes
+from strongroom.enclave import rowlocal, sizes
 from strongroom.enclave.engine import Limits, locked_connection, release, run
 from strongroom.enclave.sizes import Size
 from strongroom.enclave.sqlguard import DIALECT, check_select
@@ -61,6 +61,20 @@ SHAPES = [
     "SELECT x.pid FROM (SELECT pid FROM events WHERE day > 500) x JOIN participants p "
     "ON x.pid = p.pid",
     "SELECT pid, row_number() OVER (PARTITION BY pid ORDER BY day) AS k FROM events",
+    # found by an attacker: a LEFT-joined table's columns are NULL on some of a person's
+    # rows and not on others; an aggregate inside IN (SELECT …) is not this select's own
+    "SELECT e.pid, p.sex FROM events e LEFT JOIN participants p ON e.pid = p.pid "
+    "AND e.code = 'A' GROUP BY e.pid, p.sex",
+    "SELECT e.pid, v.kind FROM events e LEFT JOIN visits v ON e.pid = v.pid AND e.code = 'A' "
+    "GROUP BY e.pid, v.kind",
+    "SELECT pid, pid IN (SELECT pid FROM events GROUP BY pid HAVING count(*) > 2) AS many "
+    "FROM events",
+    "SELECT pid, CASE WHEN pid IN (SELECT pid FROM events GROUP BY pid HAVING min(day) >= 0) "
+    "THEN 1 ELSE 0 END AS f FROM events",
+    "SELECT pid FROM events WHERE code = 'A' UNION SELECT pid FROM visits",
+    "SELECT DISTINCT pid FROM events",
+    "SELECT p.pid, count(*) AS n FROM participants p JOIN events USING (pid) GROUP BY p.pid",
+    "SELECT p.pid, e.code FROM participants p JOIN events e ON (p.pid = e.pid)",
 ]
 
 
@@ -127,7 +141,9 @@ def test_tables_are_bounded_by_their_size_rounded_up_and_participants_one_each()
     assert bounds["events"].per_pid == bounds["events"].rows  # nothing known per person
     assert [sizes.rounded(n) for n in (0, 1, 2, 3, 1000, 1024, 1025)] == [
         1, 1, 2, 4, 1024, 1024, 2048]
-    assert sizes.limit(100, bounds) == bounds["events"].rows  # as large as the largest table
+    # a definition may hold the largest table beside another (LEFT JOIN, UNION)
+    assert sizes.limit(100, bounds) == 2 * bounds["events"].rows
+    assert sizes.limit(10**6, bounds) == 10**6
 
 
 def test_an_earlier_definition_is_bounded_by_its_sql_not_its_rows() -> None:
@@ -142,3 +158,43 @@ def test_an_earlier_definition_is_bounded_by_its_sql_not_its_rows() -> None:
     assert small.rows == known["events"].rows
     with pytest.raises(Invalid, match="the join of e could hold"):
         sizes.check(check_select(sql, schema), {**known, "d": Size(8192, 8192)}, 10**6)
+
+
+def test_a_limit_on_a_parenthesised_query_is_not_row_local() -> None:
+    """LIMIT picks rows by position among everyone, wherever it is written."""
+    tables = _tables(0)
+    query = check_select("SELECT x.pid FROM ((SELECT pid FROM events) LIMIT 1) x",
+                         schema_of(tables))
+    assert any("LIMIT and OFFSET" in reason for reason in rowlocal.reasons(query))
+
+
+def test_a_join_on_pid_in_parentheses_is_a_join_on_pid() -> None:
+    tables = _tables(0)
+    query = check_select("SELECT p.pid, e.code FROM participants p JOIN events e "
+                         "ON (p.pid = e.pid)", schema_of(tables))
+    assert rowlocal.reasons(query) == []
+    assert sizes.check(query, sizes.of_tables(tables), 10**6).rows == 512
+
+
+# What a study writes, at UK Biobank's scale: 500,000 participants, 5 million diagnoses.
+AT_SCALE = {"participants": Size(1 << 19, 1), "events": Size(1 << 23, 1 << 23),
+            "visits": Size(1 << 22, 1 << 22)}
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT p.pid, count(e.pid) AS n FROM participants p LEFT JOIN events e ON p.pid = e.pid "
+    "GROUP BY p.pid",
+    "SELECT p.pid, e.code FROM participants p LEFT JOIN events e ON p.pid = e.pid "
+    "AND e.code = 'A'",
+    "SELECT p.sex, count(*) AS n FROM participants p JOIN events e ON p.pid = e.pid "
+    "GROUP BY p.sex",
+    "SELECT pid, code, day FROM events UNION ALL SELECT pid, 'visit' AS code, kind AS day "
+    "FROM visits",
+    "SELECT pid FROM events WHERE code = 'A' UNION SELECT pid FROM visits WHERE kind = 1",
+    "SELECT pid, count(*) AS n FROM participants JOIN events USING (pid) GROUP BY pid",
+    "WITH f AS (SELECT pid, min(day) AS first FROM events GROUP BY pid) "
+    "SELECT v.pid, v.kind FROM visits v JOIN f ON v.pid = f.pid WHERE v.kind > 0",
+])
+def test_what_a_study_writes_is_admitted_at_scale(sql: str) -> None:
+    query = check_select(sql, schema_of(_tables(0)))
+    sizes.check(query, AT_SCALE, sizes.limit(Limits().max_rows, AT_SCALE))

@@ -702,6 +702,14 @@ ONE_BIT = [
                                     f"SELECT pid FROM d{j - 1})" for j in range(1, 12))
                         + " SELECT a.pid FROM d11 a JOIN d11 b ON a.pid = b.pid"),),
            fingerprint, bit=True),
+    Attack("one-bit", "a LEFT join's NULLs split the target's group if obese, then doubled",
+           (define("rep", "SELECT pid, 0 AS flag FROM base UNION ALL SELECT pid, 1 AS flag "
+                          "FROM base"),
+            define("g", "SELECT r.pid, b.sex FROM rep r LEFT JOIN base b ON r.pid = b.pid "
+                        "AND r.flag = 1 AND {T} AND b.bmi > 30 GROUP BY r.pid, b.sex"),
+            define("h", "SELECT g0.pid FROM g g0 "
+                        + " ".join(f"JOIN g g{j} ON g0.pid = g{j}.pid" for j in range(1, 13)))),
+           fingerprint, bit=True),
     Attack("one-bit", "aggregate SQL over a definition's rows joined with themselves",
            (define("rep", "SELECT pid, sex FROM base UNION ALL SELECT pid, sex FROM base "
                           "WHERE {T} AND bmi > 30"),

@@ -49,6 +49,11 @@ def reasons(query: exp.Query, *, named_pid: bool = True) -> list[str]:
         for reason in _scope_reasons(scope, named_pid and not _is_selection(scope)):
             if reason not in found:
                 found.append(reason)
+    # a LIMIT on a parenthesised query belongs to no scope's SELECT: found wherever it is
+    for node in query.find_all(exp.Subquery):
+        for reason in _limit_reasons(node):
+            if reason not in found:
+                found.append(reason)
     return found
 
 
@@ -90,12 +95,12 @@ def _is_selection(scope: Scope) -> bool:
     top = _top(scope.expression)
     member = top.parent
     return (isinstance(member, exp.In) and member.args.get("query") is top
-            and _is_pid(member.this) and all(_projects_only_pid(s) for s in _branches(top)))
+            and is_pid(member.this) and all(_projects_only_pid(s) for s in _branches(top)))
 
 
 def _projects_only_pid(select: exp.Expr) -> bool:
     return (isinstance(select, exp.Select) and len(select.expressions) == 1
-            and _is_pid(select.expressions[0].unalias()))
+            and is_pid(select.expressions[0].unalias()))
 
 
 def _subquery_refusal(top: exp.Expr) -> str:
@@ -123,9 +128,9 @@ def _own_nodes(select: exp.Select) -> list[exp.Expr]:
 
 def _select_reasons(select: exp.Select, named_pid: bool) -> list[str]:
     nodes = _own_nodes(select)
-    anchored, found = _anchored(select)
+    anchored, found = anchored_sources(select)
     found += _limit_reasons(select)
-    grouped = any(_is_pid(key, anchored) for key in _group(select))
+    grouped = any(is_pid(key, anchored) for key in _group(select))
     windows = [n for n in nodes if isinstance(n, exp.Window)]
     aggregates = [n for n in nodes if _is_aggregate(n) and not isinstance(n.parent, exp.Window)]
     if aggregates and not grouped:
@@ -136,17 +141,17 @@ def _select_reasons(select: exp.Select, named_pid: bool) -> list[str]:
         found.append("GROUP BY without pid merges different participants' rows; include "
                      "pid in GROUP BY")
     for window in windows:
-        if not any(_is_pid(p, anchored) for p in window.args.get("partition_by") or []):
+        if not any(is_pid(p, anchored) for p in window.args.get("partition_by") or []):
             found.append("a window function over other participants' rows (it can copy one "
                          "participant's value onto others); use OVER (PARTITION BY pid …)")
     distinct = select.args.get("distinct")
     if distinct is not None:
         on = distinct.args.get("on")
         keys = on.expressions if isinstance(on, exp.Tuple) else ([on] if on else [])
-        if on is not None and not any(_is_pid(k, anchored) for k in keys):
+        if on is not None and not any(is_pid(k, anchored) for k in keys):
             found.append("DISTINCT ON without pid keeps one row for several participants; "
                          "include pid in DISTINCT ON")
-        if on is None and not any(_is_pid(p.unalias(), anchored)
+        if on is None and not any(is_pid(p.unalias(), anchored)
                                   for p in select.expressions):
             found.append("SELECT DISTINCT without pid merges different participants' rows; "
                          "select pid too")
@@ -158,7 +163,7 @@ def _select_reasons(select: exp.Select, named_pid: bool) -> list[str]:
     return found
 
 
-def _anchored(select: exp.Select) -> tuple[set[str], list[str]]:
+def anchored_sources(select: exp.Select) -> tuple[set[str], list[str]]:
     """The sources whose pid is never NULL in this select's rows, and refused outer joins."""
     source = select.args.get("from_")
     anchored = {source.this.alias_or_name} if source is not None else set()
@@ -174,7 +179,7 @@ def _anchored(select: exp.Select) -> tuple[set[str], list[str]]:
     return anchored, found
 
 
-def _limit_reasons(query: exp.Query) -> list[str]:
+def _limit_reasons(query: exp.Expr) -> list[str]:
     if any(query.args.get(k) for k in ("limit", "offset", "fetch")):
         return ["LIMIT and OFFSET pick rows by their position among all participants; "
                 "select people by their own values instead"]
@@ -197,7 +202,7 @@ def _joins_on_pid(join: exp.Join) -> bool:
     if on is None:
         return False
     for term in conjuncts(on):
-        if isinstance(term, exp.EQ) and _is_pid(term.left) and _is_pid(term.right):
+        if isinstance(term, exp.EQ) and is_pid(term.left) and is_pid(term.right):
             sides = _tables(term.left), _tables(term.right)
             if (joined in sides[0]) != (joined in sides[1]):
                 return True
@@ -211,7 +216,7 @@ def _tables(node: exp.Expr) -> set[str]:
 # -- where pid may appear --------------------------------------------------------------------
 
 
-def _is_pid(node: exp.Expr | None, anchored: set[str] | None = None) -> bool:
+def is_pid(node: exp.Expr | None, anchored: set[str] | None = None) -> bool:
     """A participant's pid as it stands: a pid column, or COALESCE of them (JOIN USING);
     with ``anchored``, one of them from a source whose pid is never NULL."""
     node = node.unnest() if node is not None else None
@@ -227,15 +232,15 @@ def _pid_reasons(select: exp.Select, nodes: list[exp.Expr], named_pid: bool,
                  anchored: set[str]) -> list[str]:
     found: list[str] = []
     for projection in select.expressions:
-        if projection.alias_or_name == PID and not _is_pid(projection.unalias(), anchored):
+        if projection.alias_or_name == PID and not is_pid(projection.unalias(), anchored):
             found.append(f"the output column pid must be the pid of the table in FROM or of an "
                          f"inner join, as it stands, not {plain_sql(projection.unalias())}")
-        elif named_pid and _is_pid(projection.unalias()) and projection.alias_or_name != PID:
+        elif named_pid and is_pid(projection.unalias()) and projection.alias_or_name != PID:
             found.append(f"pid is selected as {projection.alias_or_name!r}; keep the name pid")
     for node in nodes:
         if not (isinstance(node, exp.Column) and node.name == PID):
             continue
-        if isinstance(node.parent, exp.Coalesce) and _is_pid(node.parent):
+        if isinstance(node.parent, exp.Coalesce) and is_pid(node.parent):
             node = node.parent
         if not _pid_use_ok(node, select):
             found.append(f"pid is used in {_context(node)}; {_PID_USES}")
@@ -253,7 +258,7 @@ def _pid_use_ok(node: exp.Expr, select: exp.Select) -> bool:
     if isinstance(parent, exp.Window):
         return node in (parent.args.get("partition_by") or [])
     if isinstance(parent, exp.EQ):
-        return _is_pid(parent.left) and _is_pid(parent.right)
+        return is_pid(parent.left) and is_pid(parent.right)
     if isinstance(parent, exp.In):
         return parent.this is node and parent.args.get("query") is not None
     if isinstance(parent, exp.Is):
@@ -289,7 +294,7 @@ def _branch_reasons(union: exp.SetOperation) -> list[str]:
         return []
     first = [p.alias_or_name == PID for p in branches[0].expressions]
     for branch in branches[1:]:
-        here = [_is_pid(p.unalias()) for p in branch.expressions]
+        here = [is_pid(p.unalias()) for p in branch.expressions]
         if here != first:
             return ["the branches of UNION/INTERSECT/EXCEPT must each select pid in the same "
                     "position (and no other column in its place)"]

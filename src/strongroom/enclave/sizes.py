@@ -33,6 +33,7 @@ import polars as pl
 from sqlglot import exp
 
 from strongroom.cohort.model import PARTICIPANTS
+from strongroom.enclave import rowlocal
 from strongroom.enclave.sqlguard import conjuncts, plain_sql
 from strongroom.enclave.view import PID
 from strongroom.errors import Invalid
@@ -63,9 +64,10 @@ def of_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, Size]:
 
 
 def limit(max_rows: int, tables: Mapping[str, Size]) -> int:
-    """The most rows a query may be able to produce: ``max_rows``, or the project's largest
-    table (rounded), so that a definition may always be as large as a table it reads."""
-    return max([max_rows, *(size.rows for size in tables.values())])
+    """The most rows a query may be able to produce: ``max_rows``, or twice the project's
+    largest table (rounded) if that is more, so that a definition may always hold a table it
+    reads beside the participants (a LEFT JOIN) or beside another table (a UNION)."""
+    return max([max_rows, *(2 * size.rows for size in tables.values())])
 
 
 def check(query: exp.Query, sources: Mapping[str, Size], most: int) -> Size:
@@ -88,6 +90,8 @@ def check(query: exp.Query, sources: Mapping[str, Size], most: int) -> Size:
 class _Bounder:
     def __init__(self, sources: Mapping[str, Size]) -> None:
         self.sources = sources
+        # every pid of a project table is a participant's (the view joins each table to
+        # the same pseudonyms), so distinct pids are at most the participants
         self.people = sources[PARTICIPANTS].rows if PARTICIPANTS in sources else None
         self.relations: list[tuple[str, Size]] = []
 
@@ -105,6 +109,9 @@ class _Bounder:
                 size = Size(min(left.rows, right.rows), min(left.per_pid, right.per_pid))
             elif isinstance(node, exp.Except):
                 size = left
+            elif node.args.get("distinct") and self.people is not None and all(
+                    _only_pid(branch) for branch in (node.this, node.expression)):
+                size = Size(min(left.rows + right.rows, self.people), 1)
             else:
                 size = Size(left.rows + right.rows, left.per_pid + right.per_pid)
             return self._seen(label or f"the union ({_short(node)})", self._limited(node, size))
@@ -143,11 +150,16 @@ class _Bounder:
                 rows = size.rows * (max(right.rows, 1) if left_join else right.rows)
                 size = Size(rows, rows)
             size = self._seen(f"the join of {join.this.alias_or_name}", size)
-        size = self._grouped(select, size, {a for a, s in each.items() if s.per_pid == 1})
+        anchored, _ = rowlocal.anchored_sources(select)
+        size = self._grouped(select, size, anchored,
+                             {a for a, s in each.items() if s.per_pid == 1 and a in anchored})
         return self._seen(label or f"the query ({_short(select)})",
                           self._limited(select, size))
 
     def _source(self, node: exp.Expr, ctes: Mapping[str, Size]) -> Size:
+        while isinstance(node, exp.Subquery | exp.Paren) and isinstance(node.this, exp.Table
+                                                                         | exp.Subquery):
+            node = node.this  # FROM (events): the table itself
         if isinstance(node, exp.Table):
             name = node.name
             if name in ctes:
@@ -157,17 +169,22 @@ class _Bounder:
             raise Invalid(f"the enclave does not know the size of {name!r}")  # safety net
         return self.query(node, ctes)
 
-    def _grouped(self, select: exp.Select, size: Size, single: set[str]) -> Size:
-        """``single``: the sources with one row per participant, whose columns are fixed by
-        ``pid`` (grouping by them beside it still gives one row per participant)."""
+    def _grouped(self, select: exp.Select, size: Size, anchored: set[str],
+                 single: set[str]) -> Size:
+        """``anchored``: the sources whose ``pid`` is never NULL here (FROM, inner joins);
+        ``single``: those of them with one row per participant, whose columns are fixed by
+        ``pid`` (grouping by them beside it still gives one row per participant). A column
+        of a LEFT-joined source is NULL on some of a participant's rows and not on others."""
         group = select.args.get("group")
         keys = list(group.expressions) if group is not None else []
         if not keys:
             if any(isinstance(n, exp.AggFunc) and not isinstance(n.parent, exp.Window)
-                   for p in select.expressions for n in p.walk()):
+                   for n in _own_nodes(select)):
                 return Size(1, 1)
+            if select.args.get("distinct") and self.people is not None and _only_pid(select):
+                return Size(min(size.rows, self.people), 1)
             return size
-        by_pid = [k for k in keys if isinstance(k, exp.Column) and k.name == PID]
+        by_pid = [k for k in keys if rowlocal.is_pid(k, anchored)]
         if not by_pid:
             return Size(size.rows, size.rows)
         if all(k in by_pid or (isinstance(k, exp.Column) and k.table in single)
@@ -193,6 +210,20 @@ def _selections(select: exp.Select) -> list[exp.Expr]:
         if isinstance(node, exp.In) and node.args.get("query") is not None:
             found.append(node.args["query"])
     return found
+
+
+def _own_nodes(select: exp.Select) -> list[exp.Expr]:
+    """The select's nodes, not those of queries nested in it (bounded on their own)."""
+    return list(select.walk(prune=lambda n: n is not select and isinstance(n, exp.Query)))
+
+
+def _only_pid(query: exp.Expr) -> bool:
+    """A SELECT of ``pid`` alone (its rows are participants, at most one each if distinct)."""
+    query = query.unnest() if isinstance(query, exp.Paren) else query
+    while isinstance(query, exp.Subquery):
+        query = query.this
+    return (isinstance(query, exp.Select) and len(query.expressions) == 1
+            and rowlocal.is_pid(query.expressions[0].unalias()))
 
 
 def _on_pid(join: exp.Join, joined: str) -> bool:

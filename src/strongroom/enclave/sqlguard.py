@@ -227,8 +227,8 @@ def _wraps(node: exp.Expr) -> bool:
         return False  # an aggregate sqlglot does not know by class
     if not isinstance(node, exp.Func | exp.Binary | exp.Unary | exp.Predicate | exp.Bracket):
         return False
-    if _pid_equality(node):
-        return False
+    if _pid_equality(node.unnest()):
+        return False  # (a.pid = b.pid) too: the join keeps its condition, and its hash join
     return not any(isinstance(n, _UNWRAPPABLE) or (isinstance(n, exp.Anonymous)
                                                      and n.name.lower() == "mean")
                    for n in node.walk())
