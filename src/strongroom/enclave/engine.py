@@ -28,10 +28,10 @@ _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 @dataclass(frozen=True)
 class Limits:
     """What queries may use. ``seconds`` bounds each query's run time; ``max_rows`` the rows a
-    query could produce, judged from its SQL before it runs (enclave/sizes.py; a project
-    whose largest table is larger may use that size instead); ``memory`` and ``threads``
-    bound the database that queries with these limits share, so one greedy query can make
-    concurrent ones fail rather than the server."""
+    query could produce, judged from its SQL before it runs (enclave/sizes.py; twice the
+    project's largest table if that is more); ``memory`` and ``threads`` bound the database
+    that queries with these limits share, so one greedy query can make concurrent ones fail
+    rather than the server."""
 
     memory: str = "512MB"
     threads: int = 2
