@@ -190,5 +190,10 @@ def test_a_projects_second_extract_bands_alike_and_shares_the_evidence(two: Two,
     report = _attribute(two, copy, tmp_path / "shared.csv")
     for extract_id in (first.extract_id, second.extract_id):
         found = report.bands[extract_id]
-        assert found.shared and found.matched == 1 and found.log_p == 0.0
+        assert found.shared and found.log_p == 0.0  # alike: evidence against neither
+    assert report.bands[first.extract_id].matched == 1
+    # the second matches too, unless its gate banded the years at another width (the 2%
+    # above: seen once in CI, keys being random per run); then its years are not its own
+    again = report.bands[second.extract_id]
+    assert again.matched == 1 or (again.matched == 0 and again.not_theirs == (34,))
     assert _accused(report) <= {first.extract_id}  # the rows held may name it; no one else
