@@ -125,8 +125,9 @@ def aggregate_sql(
     used = {table: columns | {PID} for table, columns in referenced_columns(query).items()}
     con = locked_connection(needed(tables, used), limits)
     try:
-        frame = run(con, plan.rows.sql(dialect=DIALECT), limits, most)
-        survivors = (run(con, plan.survivors.sql(dialect=DIALECT), limits, most)
+        # copy=False: the trees are not used again (sqlglot copies a tree to write it)
+        frame = run(con, plan.rows.sql(dialect=DIALECT, copy=False), limits, most)
+        survivors = (run(con, plan.survivors.sql(dialect=DIALECT, copy=False), limits, most)
                      if plan.survivors is not None else None)
     finally:
         release(con)

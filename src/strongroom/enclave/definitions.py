@@ -132,7 +132,7 @@ def build(
                                           for other in earlier}}, most)
     con = locked_connection(needed(world, referenced_columns(query)), limits)
     try:
-        frame = run(con, query.sql(dialect=DIALECT), limits, most)
+        frame = run(con, query.sql(dialect=DIALECT, copy=False), limits, most)  # not used again
     finally:
         release(con)
     _check_pids(frame, tables)

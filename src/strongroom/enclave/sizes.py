@@ -26,7 +26,7 @@ output-check.md, "What the check cannot promise").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -78,7 +78,8 @@ def check(query: exp.Query, sources: Mapping[str, Size], most: int) -> Size:
     result = bounder.query(query, {})
     over = [(what, size) for what, size in bounder.relations if size.rows > most]
     if over:
-        what, size = over[0]  # the first, in the order the query builds them: where it grows
+        named, size = over[0]  # the first, in the order the query builds them: where it grows
+        what = named if isinstance(named, str) else named()
         raise Invalid(f"{what} could hold up to {size.rows:,} rows (counting every "
                       f"participant as if they all matched), more than the {most:,} one query "
                       "may produce; join event tables to participants rather than to each "
@@ -93,9 +94,10 @@ class _Bounder:
         # every pid of a project table is a participant's (the view joins each table to
         # the same pseudonyms), so distinct pids are at most the participants
         self.people = sources[PARTICIPANTS].rows if PARTICIPANTS in sources else None
-        self.relations: list[tuple[str, Size]] = []
+        # each relation with its name, or how to name it (only a refusal needs the SQL text)
+        self.relations: list[tuple[str | Callable[[], str], Size]] = []
 
-    def _seen(self, what: str, size: Size) -> Size:
+    def _seen(self, what: str | Callable[[], str], size: Size) -> Size:
         self.relations.append((what, size))
         return size
 
@@ -114,7 +116,8 @@ class _Bounder:
                 size = Size(min(left.rows + right.rows, self.people), 1)
             else:
                 size = Size(left.rows + right.rows, left.per_pid + right.per_pid)
-            return self._seen(label or f"the union ({_short(node)})", self._limited(node, size))
+            return self._seen(label or (lambda: f"the union ({_short(node)})"),
+                              self._limited(node, size))
         if isinstance(node, exp.Select):
             return self._select(node, ctes, label)
         raise Invalid(f"the enclave cannot bound the size of {_short(node)}; write it as a "
@@ -153,7 +156,7 @@ class _Bounder:
         anchored, _ = rowlocal.anchored_sources(select)
         size = self._grouped(select, size, anchored,
                              {a for a, s in each.items() if s.per_pid == 1 and a in anchored})
-        return self._seen(label or f"the query ({_short(select)})",
+        return self._seen(label or (lambda: f"the query ({_short(select)})"),
                           self._limited(select, size))
 
     def _source(self, node: exp.Expr, ctes: Mapping[str, Size]) -> Size:

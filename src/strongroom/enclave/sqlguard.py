@@ -177,8 +177,10 @@ def harden(tree: exp.Query) -> exp.Query:
     _cap_text(tree)
     for _ in tree.walk(prune=prune):
         pass
-    for node in chosen:
-        node.replace(exp.Try(this=node.copy()))
+    for node in chosen:  # moved into its TRY, not copied (copying cost a long query seconds)
+        wrapper = exp.Try()
+        node.replace(wrapper)
+        wrapper.set("this", node)
     for cast in list(tree.find_all(exp.Cast)):
         if type(cast) is exp.Cast:
             cast.replace(exp.TryCast(**cast.args))
