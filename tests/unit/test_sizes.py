@@ -32,6 +32,7 @@ def _tables(heavy: int, seed: int = 0) -> dict[str, pl.DataFrame]:
         "events": pl.DataFrame({"pid": events, "code": rng.choice(["A", "B", "C"], events.size),
                                 "day": rng.integers(0, 1000, events.size)}),
         "visits": pl.DataFrame({"pid": pids[::2], "kind": rng.integers(0, 3, pids.size // 2)}),
+        "tiny": pl.DataFrame({"pid": pids[:1], "x": [1]}),
     }
 
 
@@ -72,6 +73,12 @@ SHAPES = [
     "SELECT pid, CASE WHEN pid IN (SELECT pid FROM events GROUP BY pid HAVING min(day) >= 0) "
     "THEN 1 ELSE 0 END AS f FROM events",
     "SELECT pid FROM events WHERE code = 'A' UNION SELECT pid FROM visits",
+    # a second review: an anti join keeps the left rows a small right side does not hold;
+    # DISTINCT ON (pid, day) keeps one row a day, not one a participant
+    "SELECT p.pid FROM participants p ANTI JOIN tiny t ON p.pid = t.pid",
+    "SELECT p.pid FROM participants p SEMI JOIN events e ON p.pid = e.pid",
+    "SELECT DISTINCT ON (e.pid, e.day) e.pid FROM events e",
+    "SELECT DISTINCT ON (e.pid) e.pid, e.code FROM events e",
     "SELECT DISTINCT pid FROM events",
     "SELECT p.pid, count(*) AS n FROM participants p JOIN events USING (pid) GROUP BY p.pid",
     "SELECT p.pid, e.code FROM participants p JOIN events e ON (p.pid = e.pid)",

@@ -142,8 +142,17 @@ class _Bounder:
         for join in select.args.get("joins") or []:
             right = self._source(join.this, ctes)
             each[join.this.alias_or_name] = right
-            left_join = (join.args.get("side") or "").upper() == "LEFT"
-            if _on_pid(join, join.this.alias_or_name):
+            kind = (join.args.get("kind") or "").upper()
+            side = (join.args.get("side") or "").upper()
+            left_join = side == "LEFT"
+            if kind in ("SEMI", "ANTI"):
+                pass  # the left rows that have (or lack) a match: never more of them
+            elif kind not in ("", "INNER", "OUTER") or side in ("RIGHT", "FULL"):
+                # not a join this bound reads (row-local SQL has none): every pair, and
+                # every row of either side unmatched
+                rows = (size.rows + 1) * (right.rows + 1)
+                size = Size(rows, rows)
+            elif _on_pid(join, join.this.alias_or_name):
                 # each participant's rows on the left meet theirs on the right; a left
                 # join also keeps a left row that meets none
                 rows = min(size.rows * right.per_pid,
@@ -184,7 +193,9 @@ class _Bounder:
             if any(isinstance(n, exp.AggFunc) and not isinstance(n.parent, exp.Window)
                    for n in _own_nodes(select)):
                 return Size(1, 1)
-            if select.args.get("distinct") and self.people is not None and _only_pid(select):
+            distinct = select.args.get("distinct")
+            if distinct is not None and self.people is not None and _one_each(
+                    select, distinct, anchored):
                 return Size(min(size.rows, self.people), 1)
             return size
         by_pid = [k for k in keys if rowlocal.is_pid(k, anchored)]
@@ -220,12 +231,23 @@ def _own_nodes(select: exp.Select) -> list[exp.Expr]:
     return list(select.walk(prune=lambda n: n is not select and isinstance(n, exp.Query)))
 
 
+def _one_each(select: exp.Select, distinct: exp.Distinct, anchored: set[str]) -> bool:
+    """SELECT DISTINCT pid, or DISTINCT ON (pid): at most one row per participant (not
+    DISTINCT ON (pid, day), which keeps one a day)."""
+    on = distinct.args.get("on")
+    if on is None:
+        return _only_pid(select)
+    keys = on.expressions if isinstance(on, exp.Tuple) else [on]
+    return all(rowlocal.is_pid(key, anchored) for key in keys)
+
+
 def _only_pid(query: exp.Expr) -> bool:
     """A SELECT of ``pid`` alone (its rows are participants, at most one each if distinct)."""
     query = query.unnest() if isinstance(query, exp.Paren) else query
     while isinstance(query, exp.Subquery):
         query = query.this
     return (isinstance(query, exp.Select) and len(query.expressions) == 1
+            and query.expressions[0].alias_or_name == PID
             and rowlocal.is_pid(query.expressions[0].unalias()))
 
 
