@@ -118,9 +118,7 @@ def aggregate_sql(
     without one is bounded by its own rounded size, right only for the project's tables."""
     query = check_select(sql, schema)
     plan = plan_of(query, tables)
-    known = {**sizes.of_tables(tables), **(bounds or {})}
-    most = sizes.limit(limits.max_rows, known)
-    sizes.check(plan.rows, known, most)
+    _, most = sizes.admit(plan.rows, tables, limits.max_rows, dict(bounds or {}))
     # the row-level query also reads each source's pid, which the researcher's need not name
     used = {table: columns | {PID} for table, columns in referenced_columns(query).items()}
     con = locked_connection(needed(tables, used), limits)
@@ -462,12 +460,9 @@ def _held(rows: pl.DataFrame, key: str) -> pl.DataFrame:
     value, NULL last; whole-number keys counted with one ``bincount`` (a group-by's cost
     is most of a grouped count's at 500,000 rows)."""
     series = rows[key]
-    if series.dtype not in _CODED or series.len() == 0:
-        return rows.group_by(key).len().sort(["len", key], descending=[True, False],
-                                             nulls_last=True)
-    whole = series.cast(pl.Int64)
-    low, high = whole.min(), whole.max()
-    if low is None or int(high) - int(low) >= _MAX_KEY_CODES:  # type: ignore[arg-type]
+    whole = series.cast(pl.Int64) if series.dtype in _CODED else None
+    low, high = (whole.min(), whole.max()) if whole is not None else (None, None)
+    if whole is None or low is None or int(high) - int(low) >= _MAX_KEY_CODES:  # type: ignore[arg-type]
         return rows.group_by(key).len().sort(["len", key], descending=[True, False],
                                              nulls_last=True)
     low, high = int(low), int(high)  # type: ignore[arg-type]

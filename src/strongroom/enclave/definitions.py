@@ -126,10 +126,8 @@ def build(
     refused = rowlocal.reasons(query)
     if refused:
         raise Invalid(refused)
-    own = sizes.of_tables(tables)
-    most = sizes.limit(limits.max_rows, own)
-    bound = sizes.check(query, {**own, **{other: (bounds or {}).get(other, Size(most, most))
-                                          for other in earlier}}, most)
+    bound, most = sizes.admit(query, tables, limits.max_rows,
+                              {other: (bounds or {}).get(other) for other in earlier})
     con = locked_connection(needed(world, referenced_columns(query)), limits)
     try:
         frame = run(con, query.sql(dialect=DIALECT, copy=False), limits, most)  # not used again

@@ -70,6 +70,20 @@ def limit(max_rows: int, tables: Mapping[str, Size]) -> int:
     return max([max_rows, *(2 * size.rows for size in tables.values())])
 
 
+def admit(query: exp.Query, tables: Mapping[str, pl.DataFrame], max_rows: int,
+          definitions: Mapping[str, Size | None]) -> tuple[Size, int]:
+    """The bound of a query over the project's ``tables`` and earlier ``definitions`` (their
+    stored bounds; None for one made before bounds were kept, taken to be as large as a
+    query may be), and the limit it was held to; refused as :func:`check` refuses. A
+    definition's frame among ``tables`` is bounded by its stored bound, never its size."""
+    own = of_tables({name: frame for name, frame in tables.items()
+                     if name not in definitions})
+    most = limit(max_rows, own)
+    sources = {**own, **{name: bound or Size(most, most)
+                         for name, bound in definitions.items()}}
+    return check(query, sources, most), most
+
+
 def check(query: exp.Query, sources: Mapping[str, Size], most: int) -> Size:
     """The bound of a checked, qualified query's result; refused (:class:`Invalid`, before
     any row is read, so never an answer about the data) if it or any relation on its way
