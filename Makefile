@@ -67,4 +67,4 @@ migration: $(STAMP)  ## write the next schema revision: make migration m="what c
 	  --rev-id $$(printf %04d $$(( $$(ls src/strongroom/migrations/versions/[0-9]*.py | wc -l) + 1 )))
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache strongroom-demo strongroom-demo.key
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache strongroom-demo strongroom-demo.key strongroom-demo-leaked.csv
