@@ -297,7 +297,8 @@ def catalogue() -> list[Attack]:
     """Every attack; SQL placeholders are filled per target by the runner."""
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
             + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3
-            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE + ABSENCE_OTHER + ZERO)
+            + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE + ABSENCE_OTHER + ZERO
+            + HAVING_RAW)
 
 
 LABELS = [
@@ -1995,4 +1996,80 @@ ZERO = [
                         f"FROM base WHERE {G1} OR {_OBESE_T}"),
             analyse({"kind": "kaplan_meier", "definition": "k", "time": "t", "event": "e",
                      "interval": 10})), fingerprint, bit=True),
+]
+
+
+# Session 17's attacker: HAVING tested its condition on the raw figures, before winsorising
+# and rounding, so whether a group's row came back said what the released count would not.
+_SPAN = 8  # a rounded count is within this of the exact one
+_BISECTIONS = 5  # 2 ** 5 ≥ 2 × _SPAN + 1
+
+
+def _present(obs: Obs) -> bool:
+    """The group's row came back (shown, or hidden with its label)."""
+    return bool(obs.body and obs.body.get("cells"))
+
+
+def _bounds(obs: list[Obs]) -> tuple[int, int] | None:
+    """What the bisection has left of a group's exact size: step 0 released its rounded
+    count, each later step asked ``HAVING count(DISTINCT pid) >= n`` at the middle."""
+    rounded = value(obs, 0, "n")
+    if rounded is None:
+        return None
+    low, high = int(rounded) - _SPAN, int(rounded) + _SPAN
+    for seen in obs[1:]:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if _present(seen) else (low, middle - 1)
+    return low, high
+
+
+def _middle(obs: list[Obs]) -> int | None:
+    left = _bounds(obs)
+    return None if left is None else (left[0] + left[1] + 1) // 2
+
+
+def _one_more(obs: list[Obs]) -> int | None:
+    left = _bounds(obs[:1 + _BISECTIONS])
+    return None if left is None else left[0] + 1
+
+
+def _sized(where: str, n: Callable[[list[Obs]], int | None]) -> Request:
+    def request(obs: list[Obs]) -> dict[str, Any]:
+        size = n(obs)
+        return {"kind": "aggregate_sql", "sql": f"SELECT sex AS g, count(*) AS n FROM base "
+                f"WHERE {where} GROUP BY sex HAVING count(DISTINCT pid) >= {size or 0}"}
+    return request
+
+
+_REST = "sex = {S} AND birth_year <> 1950"
+_REST_IF_OBESE = f"{_REST} AND (({{T}}) IS NOT TRUE OR bmi > 30)"
+
+
+def _last_back(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
+    """What the last step showed, and whether its row came back."""
+    return (*fingerprint(obs[-1:]), _present(obs[-1]))
+
+
+_COPIES = ("SELECT pid, 0 AS j FROM base "
+           + " ".join(f"UNION ALL SELECT pid, {j} AS j FROM base WHERE {{T}}"
+                      for j in range(1, 20)))
+
+HAVING_RAW = [
+    Attack("one-bit", "HAVING count(*) on rows the target's copies add if obese",
+           (define("rep20", _COPIES),
+            define("rep", "SELECT a.pid, a.j * 20 + b.j AS j FROM rep20 a JOIN rep20 b "
+                          "ON a.pid = b.pid"),
+            agg(f"SELECT sex AS g, count(*) AS n FROM base WHERE {_REST} GROUP BY sex"),
+            analyse(lambda obs: {"kind": "aggregate_sql", "sql": (
+                "SELECT b.sex AS g, count(*) AS n FROM base b JOIN rep r ON b.pid = r.pid "
+                "WHERE b.sex = {S} AND b.birth_year <> 1951 AND (r.j = 0 OR b.bmi > 30) "
+                f"GROUP BY b.sex HAVING count(*) >= {int(value(obs, 2, 'n') or 0) + 150}")})),
+           _last_back, bit=True),
+    Attack("one-bit", "HAVING count(DISTINCT pid) bisected to a group's exact size, the "
+           "target in it only if obese",
+           (agg(f"SELECT sex AS g, count(*) AS n FROM base WHERE {_REST_IF_OBESE} "
+                "GROUP BY sex"),
+            *(analyse(_sized(_REST_IF_OBESE, _middle)) for _ in range(_BISECTIONS)),
+            analyse(_sized(_REST, _one_more))),
+           _last_back, bit=True),
 ]

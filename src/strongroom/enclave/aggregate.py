@@ -32,7 +32,6 @@ from strongroom.enclave.sizes import Size
 from strongroom.enclave.sqlguard import (
     DIALECT,
     check_select,
-    conjuncts,
     plain_sql,
     referenced_columns,
 )
@@ -68,8 +67,17 @@ _TEXT_BUILDERS: tuple[type[exp.Expr], ...] = (
     exp.DPipe, exp.Concat, exp.ConcatWs, exp.ArrayToString, exp.Array, exp.ArrayConcat)
 
 SHAPE = ("Write SELECT <group keys>, <aggregates> FROM <table with pid> [JOIN <table with pid> "
-         "ON a.pid = b.pid] [WHERE …] GROUP BY <keys> [HAVING …], each aggregate one of count, "
+         "ON a.pid = b.pid] [WHERE …] GROUP BY <keys>, each aggregate one of count, "
          "sum, avg/mean, stddev, median, quantile_cont, min, max, mode")
+
+
+# HAVING was tested on the raw figures, before winsorising and rounding: whether a group's
+# row came back then said what its released count does not (a group's exact size by
+# bisection, or a target's copied rows over a line), so it is refused, not reasoned about.
+HAVING = ("HAVING is not part of an aggregate query: its test would see the exact figures, "
+          "which the output check winsorises and rounds before anything leaves. Groups "
+          "under the project's threshold are already removed; filter the released table for "
+          "larger groups, or select the people in WHERE")
 
 
 def unknown(detail: str) -> Invalid:
@@ -94,7 +102,6 @@ class Plan:
     aggregates: list[Aggregate]
     order: list[str]  # output columns in SELECT order
     rows: exp.Select  # the row-level query: _pid, _k0…, _a0…
-    survivors: exp.Select | None  # HAVING: the keys of the groups that pass it
     joined: bool
 
 
@@ -125,12 +132,10 @@ def aggregate_sql(
     try:
         # copy=False: the trees are not used again (sqlglot copies a tree to write it)
         frame = run(con, plan.rows.sql(dialect=DIALECT, copy=False), limits, most)
-        survivors = (run(con, plan.survivors.sql(dialect=DIALECT, copy=False), limits, most)
-                     if plan.survivors is not None else None)
     finally:
         release(con)
     with reading_data():  # read from the rows: a refusal may depend on their values
-        cells = cells_of(frame, plan, survivors, k)
+        cells = cells_of(frame, plan, k)
     notes = []
     if k >= 1:  # from the query alone: the notes never say whether anything was moved
         if plan.keys:
@@ -151,7 +156,9 @@ def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
     if not isinstance(query, exp.Select):
         raise unknown("UNION, INTERSECT and EXCEPT combine groups")
     extra = [k for k, v in query.args.items()
-             if v and k not in ("expressions", "from_", "joins", "where", "group", "having")]
+             if v and k not in ("expressions", "from_", "joins", "where", "group")]
+    if query.args.get("having"):
+        raise Invalid(HAVING)
     if extra:
         raise unknown(f"{', '.join(k.rstrip('_').upper() for k in extra)} is not part of an "
                       "aggregate query (results come sorted by their group keys)")
@@ -160,9 +167,6 @@ def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
     aliases = _sources(query, tables)
     keys_in_group = _group_keys(query)
     keys, aggregates, order = _outputs(query, keys_in_group)
-    having = query.args.get("having")
-    if having is not None:
-        _check_having(having)
     from_alias = aliases[0]
     rows = exp.Select(expressions=[
         exp.alias_(exp.column(PID, table=from_alias, quoted=True), "_pid", quoted=True),
@@ -174,44 +178,11 @@ def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
         if query.args.get(arg):
             rows.set(arg, query.args[arg].copy() if arg != "joins"
                      else [j.copy() for j in query.args[arg]])
-    survivors = None
-    if having is not None:
-        survivors = query.copy()
-        labels = [exp.alias_(expr.copy(), f"_k{i}", quoted=True)
-                  for i, (_, expr) in enumerate(keys)]
-        survivors.set("expressions", labels or [exp.Literal.number(1)])
     # each row the aggregates read is one participant's own (enclave/rowlocal.py)
     refused = rowlocal.reasons(rows, named_pid=False)
     if refused:
         raise Invalid(refused)
-    return Plan(keys, aggregates, order, rows, survivors, bool(query.args.get("joins")))
-
-
-def _check_having(having: exp.Expr) -> None:
-    """HAVING may only ask for groups of at least n rows or people: ``count(*) >= n`` or
-    ``count(DISTINCT pid) >= n`` (joined by AND). A test on any other aggregate
-    (``max(x) > 40``, ``count(CASE WHEN <them> …) = count(*)``) answers a yes/no question
-    about values the output check would not release, so repeated requests could find them;
-    a size test says no more than the released count does."""
-    condition = having.this if isinstance(having, exp.Having) else having
-    for term in conjuncts(condition):
-        if not (isinstance(term, exp.GTE | exp.GT) and _is_size(term.left)
-                and isinstance(term.right, exp.Literal) and term.right.is_number):
-            raise unknown(f"HAVING {plain_sql(term)}: HAVING may only keep groups of at "
-                          "least a size, as count(*) >= n or count(DISTINCT pid) >= n; filter "
-                          "other conditions in WHERE, or on the released table")
-
-
-def _is_size(node: exp.Expr) -> bool:
-    """count(*) or count(DISTINCT pid)."""
-    node = node.unnest()
-    if not isinstance(node, exp.Count):
-        return False
-    arg = node.this
-    if isinstance(arg, exp.Star):
-        return True
-    return (isinstance(arg, exp.Distinct) and len(arg.expressions) == 1
-            and isinstance(arg.expressions[0], exp.Column) and arg.expressions[0].name == PID)
+    return Plan(keys, aggregates, order, rows, bool(query.args.get("joins")))
 
 
 def _has_pid(table: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> bool:
@@ -399,17 +370,16 @@ class _Gathered:
     distinct: list[Any] | None = None
 
 
-def cells_of(frame: pl.DataFrame, plan: Plan, survivors: pl.DataFrame | None,
-             k: int = 0) -> list[Cell]:
+def cells_of(frame: pl.DataFrame, plan: Plan, k: int = 0) -> list[Cell]:
     """One cell per (group, aggregate), groups sorted by their keys; rare key values merged
     and contributions winsorised at ``k`` (0: as they are)."""
     keys = [f"_k{i}" for i in range(len(plan.keys))]
     frame = _merged_keys(_by_pid(frame), keys, k)
     columns = iter(f"_a{j}" for j, a in enumerate(plan.aggregates) if a.arg is not None)
     inputs = [(a, next(columns) if a.arg is not None else None) for a in plan.aggregates]
-    found = _counted(frame, keys, inputs, survivors)
+    found = _counted(frame, keys, inputs)
     if found is None:
-        found = _grouped(frame, keys, inputs, survivors)
+        found = _grouped(frame, keys, inputs)
     labels, gathered = found
     if len(labels) * len(inputs) > MAX_CELLS:  # the same limit as any table of the enclave
         # the number of groups is not named: it would count the data's distinct values
@@ -489,20 +459,14 @@ def _holders(rows: pl.DataFrame, key: str, values: pl.Series) -> dict[Any, np.nd
 
 def _grouped(
     frame: pl.DataFrame, keys: list[str], inputs: list[tuple[Aggregate, str | None]],
-    survivors: pl.DataFrame | None,
 ) -> tuple[list[tuple[str, ...]], list[_Gathered]]:
     """Any aggregates by any keys: one Polars group-by gathers each group's lists."""
     frame = frame.with_columns(_numeric(frame, c, a) for a, c in inputs if c is not None)
     exprs = [e for j, (a, c) in enumerate(inputs) for e in _exprs(j, a, c)]
     if keys:
         groups = frame.group_by(keys).agg(exprs).sort(keys, nulls_last=True)
-        if survivors is not None:
-            groups = groups.join(_wanted(survivors, groups, keys), on=keys, how="semi",
-                                 nulls_equal=True, maintain_order="left")
     else:
         groups = frame.select(exprs)
-        if survivors is not None and survivors.height == 0:
-            groups = groups.head(0)
     gathered = []
     for j, (aggregate, _) in enumerate(inputs):
         pids, offsets = _flat(groups, f"_p{j}")
@@ -514,13 +478,8 @@ def _grouped(
     return _labels(groups, keys), gathered
 
 
-def _wanted(survivors: pl.DataFrame, groups: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    return survivors.select(pl.col(k).cast(groups.schema[k]) for k in keys)
-
-
 def _counted(
     frame: pl.DataFrame, keys: list[str], inputs: list[tuple[Aggregate, str | None]],
-    survivors: pl.DataFrame | None,
 ) -> tuple[list[tuple[str, ...]], list[_Gathered]] | None:
     """Counts (``count(*)``, ``count(x)``) by whole-number or boolean keys, gathered by each
     row's key code; None for anything else (``_grouped`` then gathers it).
@@ -534,15 +493,6 @@ def _counted(
         return None
     code, counts, present, groups = coded
     order = np.argsort(code, kind="stable")  # radix: groups in order, each in pid order
-    if survivors is not None:
-        kept = (groups.with_row_index("_g")
-                .join(_wanted(survivors, groups, keys), on=keys, how="semi", nulls_equal=True,
-                      maintain_order="left")["_g"].to_numpy()
-                if keys else np.arange(1 if survivors.height else 0))
-        groups, present = groups[kept], present[kept]
-        wanted = np.zeros(len(counts), dtype=np.bool_)
-        wanted[present] = True
-        order = order[wanted[code[order]]]
     pids = frame["_pid"].to_numpy()[order].astype(np.int64, copy=False)
     gathered = []
     for _, column in inputs:

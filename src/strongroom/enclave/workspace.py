@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from strongroom.access import pseudonyms
@@ -29,10 +30,12 @@ from strongroom.cohort.store import Store
 from strongroom.enclave import definitions
 from strongroom.enclave.engine import Limits
 from strongroom.enclave.view import project_view
-from strongroom.errors import Unavailable
+from strongroom.errors import Invalid, Unavailable
 
 T = TypeVar("T")
 DEFINITIONS = "definitions"
+OUTSIDE = ("the result names participants outside the project's view; its contributors "
+           "cannot be established, so it is refused")
 
 
 class LruCache:
@@ -57,6 +60,48 @@ class LruCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+class MasterIds:
+    """A project's pids mapped to master IDs (the ledger's, shared by an institution's
+    projects). ``ranks[pid]`` is one more than the position of the pid's master ID among the
+    project's, ascending (0: not a pid of the project); so a set of contributors comes out in
+    master-ID order by marking positions, without the sort that was a tenth of a grouped
+    count's time at 500,000."""
+
+    DENSE = 16  # sets above 1/16 of the project are marked, smaller ones sorted
+
+    def __init__(self, ranks: np.ndarray, eids: np.ndarray):
+        self.ranks = ranks
+        self.eids = eids
+
+    def positions(self, contributors: npt.ArrayLike) -> np.ndarray:
+        """Each contributor's position among the project's master IDs; a pid that is not the
+        project's refuses the result (its contributors cannot be established)."""
+        pids = np.asarray(contributors, dtype=np.int64)
+        if pids.size and (int(pids.min()) < 0 or int(pids.max()) >= len(self.ranks)):
+            raise Invalid(OUTSIDE)
+        found: np.ndarray = self.ranks[pids]
+        if pids.size and int(found.min()) == 0:
+            raise Invalid(OUTSIDE)
+        return found - 1
+
+    def __call__(self, contributors: npt.ArrayLike) -> np.ndarray:
+        """The contributors' master IDs, in the contributors' order."""
+        found: np.ndarray = self.eids[self.positions(contributors)]
+        return found.astype(np.int64)
+
+    def distinct(self, contributors: npt.ArrayLike) -> np.ndarray:
+        """The contributors' distinct master IDs, ascending."""
+        positions = self.positions(contributors)
+        if positions.size * self.DENSE > self.eids.size:
+            marks = np.zeros(self.eids.size, dtype=np.bool_)
+            marks[positions] = True
+            positions = np.flatnonzero(marks)
+        else:
+            positions = np.unique(positions)
+        found: np.ndarray = self.eids[positions]
+        return found
 
 
 class Enclave:
@@ -94,19 +139,16 @@ class Enclave:
         return self._views.get(("pseudonyms", project.id, self.pseudonym_stamp(project)),
                                lambda: pseudonyms.load(self.ctx, project))
 
-    def master_lookup(self, project: Project) -> np.ndarray:
-        """``lookup[pid]`` is the participant's eid (0: not a pid of the project).
+    def master_ids(self, project: Project) -> MasterIds:
+        """The project's pids in master-ID space (memory only: 40 MB over the 7-digit pid
+        range, so that mapping a result's contributors is one gather, not a search)."""
+        def build() -> MasterIds:
+            mapping = self.pseudonym_map(project).sort("eid")
+            ranks = np.zeros(pseudonyms.HIGH, dtype=np.uint32)
+            ranks[mapping["pid"].to_numpy()] = np.arange(1, mapping.height + 1, dtype=np.uint32)
+            return MasterIds(ranks, mapping["eid"].to_numpy().astype(np.uint32))
 
-        A dense table over the 7-digit pid range (40 MB, memory only): mapping a result's
-        contributors to master IDs is then one gather, not a search.
-        """
-        def build() -> np.ndarray:
-            mapping = self.pseudonym_map(project)
-            lookup = np.zeros(pseudonyms.HIGH, dtype=np.uint32)
-            lookup[mapping["pid"].to_numpy()] = mapping["eid"].to_numpy()
-            return lookup
-
-        return self._views.get(("lookup", project.id, self.pseudonym_stamp(project)), build)
+        return self._views.get(("master", project.id, self.pseudonym_stamp(project)), build)
 
     def tables(self, project: Project, fields: list[int]) -> dict[str, pl.DataFrame]:
         """The project's view: its pseudonyms and granted fields only."""

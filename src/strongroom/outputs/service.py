@@ -34,8 +34,8 @@ from strongroom.enclave import margin
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.definitions import Definition
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
-from strongroom.enclave.workspace import Enclave, LruCache
-from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound
+from strongroom.enclave.workspace import Enclave, LruCache, MasterIds
+from strongroom.errors import Conflict, DataRefusal, NotFound
 from strongroom.outputs import answers, combinations, contributions, precision, requests
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
 from strongroom.outputs.contributions import Vector, kind_of
@@ -276,7 +276,7 @@ class Outputs:
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
             report, held, findings, sure = self._checked(
-                result, rules, institution, project_id, self._to_master(where.project), key)
+                result, rules, institution, project_id, self.enclave.master_ids(where.project), key)
         payload = render(result, report.suppressed, fmt, report.removed)
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
@@ -348,22 +348,8 @@ class Outputs:
             raise NotFound(f"there is no project {project_id}")
         return len(self._held(project, output_id).labels)
 
-    def _to_master(self, project: Project) -> Callable[[np.ndarray], np.ndarray]:
-        lookup = self.enclave.master_lookup(project)
-
-        def convert(contributors: np.ndarray) -> np.ndarray:
-            pids = np.asarray(contributors, dtype=np.int64)
-            inside = (pids >= 0) & (pids < len(lookup))
-            eids = lookup[pids[inside]]
-            if not inside.all() or (eids == 0).any():
-                raise Invalid("the result names participants outside the project's view; "
-                              "its contributors cannot be established, so it is refused")
-            return np.asarray(eids, dtype=np.int64)
-
-        return convert
-
     def _checked(self, result: Result, rules: Rules, institution: str, project_id: str,
-                 eids: Callable[[PidArray], PidArray], key: bytes
+                 eids: MasterIds, key: bytes
                  ) -> tuple[CheckReport, Contributors, list[Finding], dict[str, int]]:
         """The check, then differencing of the cells it shows against each other and against
         everything released. A table's cell that differences is hidden like any other (with
@@ -374,7 +360,7 @@ class Outputs:
         taken at the threshold's keyed line (enclave/margin.py), and costs a cell, not the
         output: at a fixed k, "everyone" beside "everyone but k − 1 accomplices and the target
         if obese" passes only for an obese target."""
-        everyone = [bitmap(eids(c.contributors)) for c in result.cells]
+        everyone = [_members(eids, c.contributors) for c in result.cells]
         hide: list[Finding] = []
         sure: dict[str, int] = {}
         for _ in range(MAX_ROUNDS):
@@ -624,7 +610,7 @@ MAX_ROUNDS = 4  # hide what differences, check again; a clash left after this ma
 
 
 def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
-           eids: Callable[[PidArray], PidArray], key: bytes, few: int
+           eids: MasterIds, key: bytes, few: int
            ) -> tuple[Contributors, list[int], list[int | None]]:
     """What the shown cells give away (their groups and statistics, in master-ID space), the
     cell each group comes from, and the cell each statistic is (None: a fit's variable)."""
@@ -655,7 +641,7 @@ def _at(findings: list[Finding], positions: list[int]) -> list[Finding]:
 
 
 def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
-                     eids: Callable[[PidArray], PidArray], few: int
+                     eids: MasterIds, few: int
                      ) -> tuple[list[tuple[str, BitMap, str]], list[int]]:
     """Every group of participants whose count an output gives away, with the cell it comes
     from: each shown cell's contributors, and each shown percentage's denominator (count ÷
@@ -678,7 +664,7 @@ def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
     for i in shown:
         for holders in _value_holders(result.cells[i], few):
             groups.append((f"{_label(result, i)} (the holders of one of its values)",
-                           bitmap(eids(holders)), COUNT))
+                           _members(eids, holders), COUNT))
             positions.append(i)
     seen: set[bytes] = set()
     for i in shown:
@@ -686,10 +672,15 @@ def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
         if denominator is None or denominator.tobytes() in seen:
             continue
         seen.add(denominator.tobytes())
-        groups.append((f"{_label(result, i)} (its denominator)", bitmap(eids(denominator)),
+        groups.append((f"{_label(result, i)} (its denominator)", _members(eids, denominator),
                        PERCENT))
         positions.append(i)
     return groups, positions
+
+
+def _members(eids: MasterIds, pids: PidArray) -> BitMap:
+    """A set of contributors in master-ID space (the ledger's)."""
+    return bitmap(eids.distinct(pids), ordered=True)
 
 
 def _family(cell: Cell) -> str:
