@@ -374,7 +374,10 @@ def cells_of(frame: pl.DataFrame, plan: Plan, k: int = 0) -> list[Cell]:
     """One cell per (group, aggregate), groups sorted by their keys; rare key values merged
     and contributions winsorised at ``k`` (0: as they are)."""
     keys = [f"_k{i}" for i in range(len(plan.keys))]
-    frame = _merged_keys(_by_pid(frame), keys, k)
+    frame = _by_pid(frame)
+    pid = frame["_pid"].to_numpy()
+    once = bool(np.all(pid[1:] > pid[:-1]))  # one row each (sorted by pid: neighbours)
+    frame = _merged_keys(frame, keys, k, once)
     columns = iter(f"_a{j}" for j, a in enumerate(plan.aggregates) if a.arg is not None)
     inputs = [(a, next(columns) if a.arg is not None else None) for a in plan.aggregates]
     found = _counted(frame, keys, inputs)
@@ -386,22 +389,22 @@ def cells_of(frame: pl.DataFrame, plan: Plan, k: int = 0) -> list[Cell]:
         raise Invalid(f"the query gives more than the {MAX_CELLS:,} cells an output may have "
                       "(groups × aggregates); group on coarser keys (bands, categories) so "
                       "that each row is a real group")
-    by_aggregate = [_cells(g, a, labels, k) for g, (a, _) in zip(gathered, inputs, strict=True)]
+    by_aggregate = [_cells(g, a, labels, k, once)
+                    for g, (a, _) in zip(gathered, inputs, strict=True)]
     return [cells[g] for g in range(len(labels)) for cells in by_aggregate]
 
 
-def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int) -> pl.DataFrame:
+def _merged_keys(frame: pl.DataFrame, keys: list[str], k: int, once: bool) -> pl.DataFrame:
     """Each key's values held by fewer than ``k`` distinct participants (NULL included)
     replaced by the key's value held by most (the smallest on a tie), key by key, so that a
     rare value neither shows as a row nor leaves a gap in the others' counts; only when that
-    value is held by ``k`` itself (a label that leaves is held by k)."""
+    value is held by ``k`` itself (a label that leaves is held by k). ``once``: each
+    participant has one row."""
     if k < 1 or not keys or frame.height == 0:
         return frame
-    pid = frame["_pid"].to_numpy()
-    one_row_each = bool(np.all(pid[1:] > pid[:-1]))  # sorted by pid: neighbours are enough
     merged = []
     for key in keys:
-        rows = frame.select(key, "_pid") if one_row_each else frame.select(key, "_pid").unique()
+        rows = frame.select(key, "_pid") if once else frame.select(key, "_pid").unique()
         held = _held(rows, key)
         # nothing to move; or the most common value is rare too, and its label must not
         # leave (the safe labels leave the rows out instead)
@@ -615,20 +618,25 @@ def _flat(groups: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ...]],
-           k: int = 0) -> list[Cell]:
+           k: int = 0, once: bool = False) -> list[Cell]:
+    """``once``: each participant has one row (each group's rows are its participants)."""
     n_groups = len(labels)
     pids, offsets, values = gathered.pids, gathered.offsets, gathered.values
-    # the first row of each (group, pid) run: lists are sorted by pid within a group
-    first = np.empty(len(pids), dtype=np.bool_)
-    first[1:] = pids[1:] != pids[:-1]
-    first[offsets[:-1][offsets[:-1] < len(pids)]] = True
-    starts = np.flatnonzero(first)
-    bounds = np.searchsorted(starts, offsets)  # each group's slice of ``contributors``
-    contributors = pids[starts]
+    if once:
+        starts, bounds, contributors, rows = np.arange(len(pids)), offsets, pids, None
+    else:
+        # the first row of each (group, pid) run: lists are sorted by pid within a group
+        first = np.empty(len(pids), dtype=np.bool_)
+        first[1:] = pids[1:] != pids[:-1]
+        first[offsets[:-1][offsets[:-1] < len(pids)]] = True
+        starts = np.flatnonzero(first)
+        bounds = np.searchsorted(starts, offsets)  # each group's slice of ``contributors``
+        contributors = pids[starts]
+        rows = np.diff(np.append(starts, len(pids)))  # each participant's rows in the group
     magnitudes = below = above = totals = None
     if gathered.x is not None:
         x = gathered.x
-        run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(pids))))
+        run = starts if rows is None else np.repeat(np.arange(len(starts)), rows)
         # each participant's own total: release precision and value-aware differencing
         totals = np.bincount(run, weights=x, minlength=len(starts)).astype(np.float64)
         if aggregate.kind in _MAGNITUDE:
@@ -645,16 +653,15 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
             with np.errstate(invalid="ignore"):
                 near = np.minimum.reduceat(np.abs(x - cut[group_of]), starts)
             totals = cut[group_of][starts] + near
-    elif aggregate.kind == CellKind.COUNT and not aggregate.distinct:
+    elif (aggregate.kind == CellKind.COUNT and not aggregate.distinct and rows is not None
+          and rows.max(initial=0) > 1):
         # a count of rows sums each participant's rows: when anyone has several, those are
         # their contributions (dominance, release precision and value differencing read them)
-        rows = np.diff(np.append(starts, len(pids))).astype(np.float64)
-        if rows.size and rows.max() > 1:
-            totals = magnitudes = rows
+        totals = magnitudes = rows.astype(np.float64)
     distinct = gathered.distinct
     clipped: list[_Clipped | None] = [None] * n_groups
     if k >= 1 and aggregate.kind in _CLIPPED and not aggregate.distinct:
-        clipped = _winsorised(gathered, aggregate, starts, bounds, k)
+        clipped = _winsorised(gathered, aggregate, rows, bounds, k)
     cells = []
     for g in range(n_groups):
         lo, hi = bounds[g], bounds[g + 1]
@@ -711,14 +718,16 @@ class _Clipped:
     distinct: int | None
 
 
-def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
+def _winsorised(gathered: _Gathered, aggregate: Aggregate, rows: np.ndarray | None,
                 bounds: np.ndarray, k: int) -> list[_Clipped | None]:
     """Per group, the sum, mean, SD or count of rows of its contributions winsorised at the
     k-th smallest and largest of its participants (winsor.py): a sum's and a count's
     per-participant totals (rows, for a count), a mean's and SD's row values (bounds set by
-    participants) with each participant's rows weighted to at most the bulk's number."""
-    pids, offsets = gathered.pids, gathered.offsets
-    rows = np.diff(np.append(starts, len(pids))).astype(np.float64)
+    participants) with each participant's rows weighted to at most the bulk's number.
+    ``rows``: each participant's rows in their group, in contributor order (None: one each)."""
+    offsets = gathered.offsets
+    if aggregate.kind is CellKind.COUNT and (rows is None or rows.max(initial=0) <= 1):
+        return [None] * (len(offsets) - 1)  # a count of participants: nothing to clip
     found: list[_Clipped | None] = []
     for g in range(len(offsets) - 1):
         lo, hi = int(bounds[g]), int(bounds[g + 1])
@@ -726,10 +735,8 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
             found.append(None)
             continue
         if aggregate.kind is CellKind.COUNT:
-            if rows.max() <= 1:  # everyone one row: a count of participants, nothing to clip
-                found.append(None)
-                continue
-            own = winsor.clip(rows[lo:hi], k)
+            assert rows is not None
+            own = winsor.clip(rows[lo:hi].astype(np.float64), k)
             several = own.max() > 1  # else a count of participants, as for anyone
             found.append(_Clipped(float(own.sum()), own if several else None,
                                   own if several else None, None))
@@ -737,7 +744,7 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, starts: np.ndarray,
         assert gathered.x is not None
         first, last = int(offsets[g]), int(offsets[g + 1])
         x = gathered.x[first:last]
-        who = np.repeat(np.arange(hi - lo), rows[lo:hi].astype(np.int64))
+        who = np.arange(hi - lo) if rows is None else np.repeat(np.arange(hi - lo), rows[lo:hi])
         if aggregate.kind is CellKind.SUM:
             own = winsor.clip(np.bincount(who, weights=x, minlength=hi - lo).astype(np.float64),
                               k)

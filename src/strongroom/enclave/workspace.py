@@ -69,7 +69,7 @@ class MasterIds:
     master-ID order by marking positions, without the sort that was a tenth of a grouped
     count's time at 500,000."""
 
-    DENSE = 16  # sets above 1/16 of the project are marked, smaller ones sorted
+    DENSE = 64  # sets above 1/64 of the project are marked, smaller ones sorted
 
     def __init__(self, ranks: np.ndarray, eids: np.ndarray):
         self.ranks = ranks

@@ -276,7 +276,8 @@ class Outputs:
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
             report, held, findings, sure = self._checked(
-                result, rules, institution, project_id, self.enclave.master_ids(where.project), key)
+                result, rules, institution, project_id, self.enclave.master_ids(where.project),
+                key)
         payload = render(result, report.suppressed, fmt, report.removed)
         name = filename(result, fmt)
         findings += scan(self.index(), payload, name)
