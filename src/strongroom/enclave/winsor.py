@@ -18,11 +18,13 @@ and are not clipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
 from strongroom.enclave import margin
-from strongroom.enclave.analyses.frame import Levels
+from strongroom.enclave.analyses.frame import Levels, increasing
 from strongroom.enclave.results import FloatArray, PidArray
 
 NOTE = ("values are winsorised at the k-th smallest and largest of each statistic's "
@@ -122,24 +124,12 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
     the keyed margin of the level's holders, margin.py) distinct participants moved to the
     level held by most (the first on a tie), when that one is held by at least ``k``; and
     which levels remain (a level emptied by the move is gone, label and all)."""
-    held = np.zeros(levels, dtype=np.int64)
     kept = codes >= 0
-    key, span, low = np.zeros(0, dtype=np.int64), 1, 0
-    if kept.any() and levels:
-        # distinct (level, participant) pairs as one sorted int64 key: np.unique(axis=1) on
-        # stacked pairs took 0.3 s at 500,000 rows, this a sort
-        level, who = codes[kept].astype(np.int64), ids[kept].astype(np.int64)
-        low = int(who.min())
-        span = int(who.max()) - low + 1
-        key = level * span + (who - low)
-        key.sort()
-        key = key[np.r_[True, key[1:] != key[:-1]]]
-        held = np.bincount(key // span, minlength=levels)
+    held, holders = _holders(codes[kept].astype(np.int64), ids[kept].astype(np.int64), levels)
     rare = (held > 0) & (held < margin.highest(k)) if k >= 1 \
         else np.zeros(levels, dtype=np.bool_)
     for at in np.flatnonzero(rare).tolist():  # below 2k − 1: by the line of its holders
-        holders = key[key // span == at] % span + low
-        rare[at] = margin.short(int(held[at]), k, *margin.THRESHOLD, members=holders)
+        rare[at] = margin.short(int(held[at]), k, *margin.THRESHOLD, members=holders(at))
     common = int(np.argmax(held)) if levels else 0
     # the most common category's label leaves: it must be held by k in its own right, or
     # nothing is moved (the safe labels then leave the rare ones out, labels and all)
@@ -150,6 +140,24 @@ def rare_to_common(codes: npt.NDArray[np.int64], ids: PidArray, levels: int,
     remain = ~rare
     remain[common] = True
     return moved, remain
+
+
+def _holders(level: npt.NDArray[np.int64], who: PidArray, levels: int
+             ) -> tuple[npt.NDArray[np.int64], Callable[[int], PidArray]]:
+    """Each level's count of distinct participants, and a level's participants, sorted."""
+    if len(who) == 0 or levels == 0:
+        return np.zeros(levels, dtype=np.int64), lambda _: np.empty(0, dtype=np.int64)
+    if increasing(who):  # one row each, in order: rows are participants
+        return np.bincount(level, minlength=levels), lambda at: who[level == at]
+    # distinct (level, participant) pairs as one sorted int64 key: np.unique(axis=1) on
+    # stacked pairs took 0.3 s at 500,000 rows, this a sort
+    low = int(who.min())
+    span = int(who.max()) - low + 1
+    key = level * span + (who - low)
+    key.sort()
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    return (np.bincount(key // span, minlength=levels),
+            lambda at: key[key // span == at] % span + low)
 
 
 def recoded(levels: Levels, ids: PidArray, k: int) -> Levels:

@@ -152,9 +152,15 @@ def _small_integers(series: pl.Series, limit: int) -> tuple[IntArray, list[str]]
     return codes, [str(int(v) + low) for v in present]
 
 
+def increasing(ids: PidArray) -> bool:
+    """Strictly increasing: one row per participant, in pid order (a participant-level
+    definition's rows), so that no sort or dedupe is needed."""
+    return bool(np.all(ids[1:] > ids[:-1]))
+
+
 def distinct(ids: PidArray) -> PidArray:
     """Sorted unique pids (a sort and a mask: faster than np.unique)."""
-    return _dedupe_sorted(np.sort(ids))
+    return ids if increasing(ids) else _dedupe_sorted(np.sort(ids))
 
 
 def _dedupe_sorted(ordered: PidArray) -> PidArray:
@@ -178,6 +184,12 @@ def group_pids(codes: IntArray, ids: PidArray, n_groups: int) -> list[PidArray]:
         codes, ids = codes[keep], ids[keep]
     if len(ids) == 0:
         return [np.empty(0, dtype=np.int64) for _ in range(n_groups)]
+    if increasing(ids) and n_groups <= np.iinfo(np.uint16).max:
+        # one row each, in order: a stable (radix) sort by group keeps each group's pids
+        # in order, and none repeats (a 500,000-row crosstab's int64 sort took 25 ms)
+        order = np.argsort(codes.astype(np.uint16), kind="stable")
+        ends = np.cumsum(np.bincount(codes, minlength=n_groups))
+        return np.split(ids[order], ends[:-1])
     low = int(ids.min())
     span = int(ids.max()) - low + 1
     table: PidArray | None = None
