@@ -129,8 +129,13 @@ def test_the_generalised_copy_is_still_attributed(made: Made, tmp_path: Path) ->
     report = service.attribute(made.world.ctx, analyst, leak, store=made.world.platform.store)
     assert report.verdict == "attributed"
     assert {a.extract_id for a in report.accused} == {made.result.extract_id}
-    assert report.decoys_found  # the decoys, generalised like everyone, are still found
-    assert {d.extract_id for d in report.decoys_found} == {made.result.extract_id}
+    # the decoys, generalised like everyone, still match on every column present; whether
+    # they are listed as evidence depends on how common rows like these random decoys are in
+    # the cohort (decoy_evidence.py; 1 full run in about 30 had none listed), and a note then
+    # says they matched
+    listed = {d.extract_id for d in report.decoys_found}
+    noted = [n for n in report.notes if "matched decoys of 1 extract(s)" in n]
+    assert listed == {made.result.extract_id} or (not listed and noted), report.notes
 
 
 def test_without_ids_the_copy_is_linked_by_its_measurements(made: Made, tmp_path: Path) -> None:
