@@ -259,6 +259,16 @@ def test_histogram_with_edges_and_open_ended_bins() -> None:
     assert {c.kind for c in result.cells} == {CellKind.COUNT}
 
 
+def test_a_histogram_s_open_bins_are_shown_whether_or_not_anyone_is_in_them() -> None:
+    """Which bins exist follows the request, never the data: an open bin shown only when
+    someone is past the edge said so of one person (catalogue: "a histogram with edges")."""
+    for x, beyond in (([1.0, 2, 3], 0), ([1.0, 2, 31], 1)):
+        frame = pl.DataFrame({"pid": range(1, 4), "x": x})
+        result = run({"kind": "histogram", "variable": "x", "edges": [0, 30]}, frame)
+        assert [(c.row[0], c.value) for c in result.cells] == [
+            ("< 0", 0), ("[0, 30]", 3 - beyond), ("> 30", beyond)]
+
+
 def test_histogram_bins_do_not_show_the_minimum_or_maximum() -> None:
     x = [3.7, 11.0, 15.2, 33.3, 50.0, 61.9, 77.7, 96.2]
     frame = pl.DataFrame({"pid": range(len(x)), "x": x})

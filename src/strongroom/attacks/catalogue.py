@@ -298,7 +298,7 @@ def catalogue() -> list[Attack]:
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
             + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3
             + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE + ABSENCE_OTHER + ZERO
-            + HAVING_RAW)
+            + HAVING_RAW + HISTOGRAM_EDGES)
 
 
 LABELS = [
@@ -2072,4 +2072,29 @@ HAVING_RAW = [
             *(analyse(_sized(_REST_IF_OBESE, _middle)) for _ in range(_BISECTIONS)),
             analyse(_sized(_REST, _one_more))),
            _last_back, bit=True),
+]
+
+
+def _hidden_pattern(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
+    """The last step's verdict and status, and which of its cells came back hidden."""
+    last = obs[-1]
+    return (last.verdict, last.status, last.refused is not None,
+            tuple(bool(c.get("suppressed")) for c in (last.body or {}).get("cells", [])))
+
+
+# Session 17's second attacker: a histogram with the researcher's edges showed its open-ended
+# bin only when someone was past the last edge, a decision on the raw values.
+HISTOGRAM_EDGES = [
+    Attack("one-bit", "a histogram with edges [-1, 30], everyone 0 and the target their BMI: "
+           "the open bin '> 30' only if the target is obese",
+           (define("d", "SELECT pid, CASE WHEN {T} THEN bmi ELSE 0 END AS x FROM base"),
+            analyse({"kind": "histogram", "definition": "d", "variable": "x",
+                     "edges": [-1, 30]})),
+           _hidden_pattern, bit=True),
+    Attack("one-bit", "a histogram with edges [30, 100], everyone 50 and the target their BMI: "
+           "the open bin '< 30' only if the target is not obese",
+           (define("d", "SELECT pid, CASE WHEN {T} THEN bmi ELSE 50 END AS x FROM base"),
+            analyse({"kind": "histogram", "definition": "d", "variable": "x",
+                     "edges": [30, 100]})),
+           _hidden_pattern, bit=True),
 ]

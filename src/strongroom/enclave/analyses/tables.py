@@ -159,7 +159,9 @@ def histogram(spec: HistogramSpec, frame: pl.DataFrame, k: int = 0) -> Result:
     participant from either end (winsor.clip_rows) and rounded outward, so neither the data's
     own minimum and maximum nor one participant past everyone else moves them (the target at
     101 beside thirty people at 100 made six bins of 20 instead of ten of 10); the values
-    beyond are counted in the end bins. With ``edges``, values outside go to open-ended bins."""
+    beyond are counted in the end bins. With ``edges``, values outside go to open-ended bins,
+    both always shown (a zero is held like a few by the check): an open bin shown only when
+    someone is past the last edge said so of one person, whatever the check then hid."""
     require_numeric(frame, spec.variable, "a histogram")
     x = floats(frame, spec.variable)
     present = ~np.isnan(x)
@@ -179,18 +181,19 @@ def histogram(spec: HistogramSpec, frame: pl.DataFrame, k: int = 0) -> Result:
     index = np.searchsorted(edges, x, side="right") - 1
     index[x == edges[-1]] = k - 1
     below, above = x < edges[0], x > edges[-1]
-    index[below], index[above] = k, k + 1  # the open-ended bins, shown only when used
+    index[below], index[above] = k, k + 1  # the open-ended bins (none with drawn edges)
     members = group_pids(index.astype(np.int64), ids, k + 2)
     counts = [m.size for m in members]
     labels = [f"[{number(edges[i])}, {number(edges[i + 1])})" for i in range(k)]
     labels[-1] = labels[-1][:-1] + "]"
+    opened = spec.edges is not None  # from the request alone, never from the data
     cells = []
-    if counts[k]:
+    if opened:
         cells.append(count_cell((f"< {number(edges[0])}",), "count", int(counts[k]), members[k],
                                 spec.round_to))
     cells += [count_cell((labels[i],), "count", int(counts[i]), members[i], spec.round_to)
               for i in range(k)]
-    if counts[k + 1]:
+    if opened:
         cells.append(count_cell((f"> {number(edges[-1])}",), "count", int(counts[k + 1]),
                                 members[k + 1], spec.round_to))
     return Result(AnalysisKind.HISTOGRAM, spec.model_dump(mode="json"), cells, notes=notes)
