@@ -171,6 +171,21 @@ def test_a_quantile_is_rounded_to_an_interval_holding_the_threshold() -> None:
     assert precision.NOTE in result.notes
 
 
+@pytest.mark.parametrize("side", [-0.3, 0.3])
+def test_a_quantile_at_a_gap_is_rounded_past_what_one_crossing_moves(side: float) -> None:
+    """Others set in two dense clusters either side of a cut, the quantile where they meet:
+    the side of the cut the target is on moved it across the gap, while the k values nearest
+    it (all on one side) made a step finer than the gap. The step must be at least k times
+    the gap, so the side moves the rounded value by at most a tenth of a step at k = 10."""
+    from strongroom.enclave.analyses.summary import sorted_quantile
+    jitter = np.arange(1500) % 97 / 200.0
+    x = np.sort(np.concatenate([30 - 0.01 - jitter, 30 + 0.01 + jitter, [30 + side]]))
+    for q in np.linspace(0.4975, 0.5025, 9):  # within 8 ranks of where the clusters meet
+        value = sorted_quantile(x, float(q))
+        cell = Cell(("all",), "p", CellKind.QUANTILE, value, ids(x.size), values=x, level=q)
+        assert precision.step_for(cell, 10) >= 10 * 0.02, q
+
+
 def test_a_histograms_small_tail_bins_are_left_out() -> None:
     cells = [count(("[10, 20)",), 1), count(("[20, 30)",), 40, 1), count(("[30, 40)",), 55, 41),
              count(("[40, 50]",), 2, 96)]

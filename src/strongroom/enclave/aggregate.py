@@ -25,6 +25,7 @@ import polars as pl
 from sqlglot import exp
 
 from strongroom.enclave import margin, rowlocal, sizes, winsor
+from strongroom.enclave.analyses.frame import nearest_rows
 from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
@@ -648,11 +649,9 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
             cut = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             below = _participants_where(x < cut[group_of], run, bounds)
             above = _participants_where(x > cut[group_of], run, bounds)
-            # a quantile is of rows: each participant's row nearest it (as cut + distance),
-            # not their total, is what release precision measures its neighbours by
-            with np.errstate(invalid="ignore"):
-                near = np.minimum.reduceat(np.abs(x - cut[group_of]), starts)
-            totals = cut[group_of][starts] + near
+            # a quantile is of rows: each participant's row nearest it, not their total, is
+            # what release precision measures its neighbours and gaps by
+            totals = nearest_rows(x, run, cut[group_of])[starts]
     elif (aggregate.kind == CellKind.COUNT and not aggregate.distinct and rows is not None
           and rows.max(initial=0) > 1):
         # a count of rows sums each participant's rows: when anyone has several, those are

@@ -18,7 +18,10 @@ reader sees ordinary rounding:
 - a standard deviation: the most one value can change it, min(spread / √(n−1),
   spread² / (SD·(n−1)));
 - a median or other quantile: the step is wide enough that the rounded value's interval holds
-  at least the threshold of participants' values, so it no longer pins any one person.
+  at least the threshold of participants' values, so it no longer pins any one person, and at
+  least k times the widest gap between neighbouring values within k ranks of it, the most one
+  participant crossing it can move it (others' values set around a gap at a cut made the
+  quantile jump across the gap with the side of the cut the target was on).
 
 Statistics over many people lose nothing a reader needs (a mean BMI of 500,000 is shown to
 the fourth decimal); statistics over few are coarse, as they should be. Each step is worked
@@ -153,10 +156,25 @@ def step_for(cell: Cell, threshold: int) -> float:
         if sd > 0:
             bound = min(bound, spread * spread / (sd * (n - 1)))
         return nice_step(bound)
-    # a quantile: wide enough that `threshold` participants' values fall within half a step
+    # a quantile: wide enough that `threshold` participants' values fall within half a step,
+    # and `threshold` times the widest gap between neighbouring values within `threshold`
+    # ranks of it: one participant crossing it shifts every rank by at most one, so moves it
+    # by at most one such gap, a tenth of a step at k = 10 (the others' values set around a
+    # gap at a cut, the side of the cut the target is on moved the quantile across the gap,
+    # and the k values nearest it, all on one side, made a step finer than the gap)
     distance = np.sort(np.abs(x - cell.value))
     reach = float(distance[min(threshold, n) - 1])
-    return nice_step(2.0 * reach)
+    return nice_step(max(2.0 * reach, threshold * _widest_gap(x, cell.value, threshold)))
+
+
+def _widest_gap(x: np.ndarray, at: float, ranks: int) -> float:
+    """The widest gap between neighbouring values within ``ranks`` ranks of ``at`` (of
+    every value tied with it: a quantile inside a run of ties is at any of their ranks)."""
+    ordered = np.sort(x)
+    first = int(np.searchsorted(ordered, at, side="left"))
+    last = int(np.searchsorted(ordered, at, side="right"))
+    window = ordered[max(first - ranks - 1, 0):last + ranks + 1]
+    return float(np.diff(window).max()) if window.size > 1 else 0.0
 
 
 def bound_gap(x: np.ndarray, threshold: int) -> float:

@@ -211,6 +211,18 @@ def group_pids(codes: IntArray, ids: PidArray, n_groups: int) -> list[PidArray]:
     return [table[b] for b in blocks] if table is not None else blocks
 
 
+def nearest_rows(x: FloatArray, runs: npt.NDArray[np.int64], at: FloatArray) -> FloatArray:
+    """Each row replaced by its participant's row nearest ``at`` (``runs``: each row's
+    participant, non-decreasing): on the side of ``at`` it is on, so that release precision
+    sees the gaps either side of a quantile, not only distances from it."""
+    offset = x - at
+    with np.errstate(invalid="ignore"):
+        order = np.lexsort((np.abs(offset), runs))  # within each run, the nearest first
+    first = np.flatnonzero(np.r_[True, runs[order][1:] != runs[order][:-1]])
+    nearest = np.repeat(order[first], np.diff(np.r_[first, len(order)]))
+    return at + offset[nearest]
+
+
 def per_pid(ids: PidArray) -> tuple[IntArray, PidArray, IntArray]:
     """(order, the distinct pids, where each pid's run starts in ``ids[order]``)."""
     order = np.argsort(ids).astype(np.int64)  # the order within a participant is irrelevant

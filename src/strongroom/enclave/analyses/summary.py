@@ -21,6 +21,7 @@ from strongroom.enclave.analyses.frame import (
     distinct,
     finite,
     floats,
+    nearest_rows,
     number,
     own_medians,
     per_pid,
@@ -154,13 +155,14 @@ def _quantile(row: tuple[str, ...], column: str, kind: CellKind, q: float, v: _V
 
 
 def _nearest(v: _Values, value: float) -> FloatArray:
-    """Per participant, how close their nearest row comes to ``value`` (as value + that
-    distance): what release precision measures a quantile's neighbours by. A quantile is of
-    rows, so a participant's total says nothing of it: others with rows far below and far
-    above, totals packed around the target's, must not make the step small."""
+    """Per participant, their row nearest ``value``, on its own side: what release precision
+    measures a quantile's neighbours and gaps by. A quantile is of rows, so a participant's
+    total says nothing of it: others with rows far below and far above, totals packed around
+    the target's, must not make the step small."""
     order, _, starts = per_pid(v.ids)
-    distance = np.abs(v.x[order] - value)
-    return value + np.minimum.reduceat(distance, starts)
+    runs = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+    at = np.full(len(order), value)
+    return nearest_rows(v.x[order], runs, at)[starts]
 
 
 def sorted_quantile(ordered: FloatArray, q: float) -> float:
