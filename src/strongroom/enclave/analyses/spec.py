@@ -138,7 +138,8 @@ class SummarySpec(_Spec):
 
 class HistogramSpec(_Spec):
     """Counts per bin: ``bins`` equal bins on rounded edges drawn from values winsorised at
-    about the k-th participant from either end, or the researcher's ``edges``."""
+    about the k-th participant from either end, or the researcher's ``edges`` (with
+    open-ended bins below and above, always shown)."""
 
     kind: Literal[AnalysisKind.HISTOGRAM] = AnalysisKind.HISTOGRAM
     variable: Column
