@@ -168,7 +168,9 @@ def render_analyses() -> str:
              "is `{\"kind\": \"aggregate_sql\", \"sql\": \"SELECT … GROUP BY …\"}` over "
              "the project's tables and definitions: each output column is a group key or one "
              "of `count`, `sum`, `avg`/`mean`, `stddev`, `median`, `quantile_cont`, `min`, "
-             "`max`, `mode`. How to use them: [analyse in the enclave]"
+             "`max`, `mode`. There is no `HAVING` (its test would see the exact figures "
+             "before the check rounds them): filter the released table instead. How to use "
+             "them: [analyse in the enclave]"
              "(../how-to/analyse-in-the-enclave.md).", ""]
     for model in analysis_specs.AnySpec.__args__:  # type: ignore[attr-defined]
         schema = model.model_json_schema()
