@@ -25,7 +25,7 @@ import polars as pl
 from sqlglot import exp
 
 from strongroom.enclave import margin, rowlocal, sizes, winsor
-from strongroom.enclave.analyses.frame import nearest_rows
+from strongroom.enclave.analyses.frame import increasing, nearest_rows
 from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
@@ -376,8 +376,7 @@ def cells_of(frame: pl.DataFrame, plan: Plan, k: int = 0) -> list[Cell]:
     and contributions winsorised at ``k`` (0: as they are)."""
     keys = [f"_k{i}" for i in range(len(plan.keys))]
     frame = _by_pid(frame)
-    pid = frame["_pid"].to_numpy()
-    once = bool(np.all(pid[1:] > pid[:-1]))  # one row each (sorted by pid: neighbours)
+    once = increasing(frame["_pid"].to_numpy())  # one row each
     frame = _merged_keys(frame, keys, k, once)
     columns = iter(f"_a{j}" for j, a in enumerate(plan.aggregates) if a.arg is not None)
     inputs = [(a, next(columns) if a.arg is not None else None) for a in plan.aggregates]

@@ -20,23 +20,11 @@ RULE = "differencing.within"  # apart from the ledger's "differencing": see Meas
 MAX_PAIRS = 200_000  # beyond this many close-sized pairs the output is refused as too fine
 
 
-def _sorted(ids: np.ndarray) -> np.ndarray:
-    """Distinct IDs in order: by a mark per possible ID when the set is dense in its range (a
-    scatter and one pass, where a sort of 250,000 IDs took 14 ms on a slow machine), else by
-    a sort. Duplicates, which a set drops anyway, go either way."""
-    if ids.size > 4096 and int(ids.max()) < 32 * ids.size:
-        marks = np.zeros(int(ids.max()) + 1, dtype=np.bool_)
-        marks[ids] = True
-        return np.flatnonzero(marks).astype(np.uint32)
-    return np.sort(ids)
-
-
-def bitmap(eids: np.ndarray, *, ordered: bool = False) -> BitMap:
-    """A compressed set of participant IDs (fast: built from a typed buffer, not a loop);
-    ``ordered``: the IDs are already distinct and ascending."""
-    ids = np.asarray(eids, dtype=np.uint32)
-    typed = array.array("I")  # sorted input builds ten times faster than unsorted
-    typed.frombytes((ids if ordered else _sorted(ids)).tobytes())
+def bitmap(eids: np.ndarray) -> BitMap:
+    """A compressed set of participant IDs, given distinct and ascending (enclave's
+    ``MasterIds.distinct``): built from a typed buffer, ten times faster than unsorted."""
+    typed = array.array("I")
+    typed.frombytes(np.asarray(eids, dtype=np.uint32).tobytes())
     found = BitMap()
     found.update(typed)
     return found

@@ -681,7 +681,7 @@ def _released_groups(result: Result, shown: list[int], everyone: list[BitMap],
 
 def _members(eids: MasterIds, pids: PidArray) -> BitMap:
     """A set of contributors in master-ID space (the ledger's)."""
-    return bitmap(eids.distinct(pids), ordered=True)
+    return bitmap(eids.distinct(pids))
 
 
 def _family(cell: Cell) -> str:
