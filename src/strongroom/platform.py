@@ -25,6 +25,7 @@ from strongroom.cohort.model import EID
 from strongroom.cohort.store import Store, StoreError
 from strongroom.enclave.workspace import Enclave
 from strongroom.extracts import models as _extract_tables  # noqa: F401  (every room's tables)
+from strongroom.genomics.store import Genotypes
 from strongroom.outputs.service import Outputs
 from strongroom.privacy.service import Privacy
 from strongroom.watch import appeals  # noqa: F401  (every room's tables)
@@ -64,6 +65,7 @@ class Platform:
             cohort_eids=self._cohort_eids,
         )
         self.enclave = Enclave(self.access, store)
+        self.genotypes = Genotypes(store)
         self.delivery = Delivery.open(  # refuses a bad watch.yaml, naming every problem
             store.root, store.engine, clock=clock,
             record=lambda kind, subject, details: self.access.record(kind, "watch", subject,

@@ -416,3 +416,19 @@ def test_nothing_runs_once_the_audit_log_cannot_record(world: World) -> None:
         projects.schema(world.ctx, who, world.project_id)
     with pytest.raises(Unavailable, match="audit log"):
         projects.read(world.ctx, who, world.project_id)
+
+
+def test_a_genotype_grant_is_given_and_withdrawn_by_the_custodian_with_its_event(
+        world: World) -> None:
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    assert projects.read(world.ctx, admin, world.project_id).genotypes is False
+    assert projects.set_genotypes(world.ctx, admin, world.project_id, True).genotypes is True
+    with pytest.raises(Conflict, match="already holds"):
+        projects.set_genotypes(world.ctx, admin, world.project_id, True)
+    assert projects.set_genotypes(world.ctx, admin, world.project_id, False).genotypes is False
+    kinds = [e.type for e in world.platform.audit.entries() if "genotypes" in e.type]
+    assert kinds == ["project.genotypes.granted", "project.genotypes.revoked"]
+    assert world.researcher is not None
+    researcher = world.sign_in(world.researcher)
+    with pytest.raises(Refused):  # only the custodian's side grants genomes
+        projects.set_genotypes(world.ctx, researcher, world.project_id, True)

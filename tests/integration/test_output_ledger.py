@@ -302,6 +302,6 @@ def test_cells_recorded_before_families_count_as_counts_after_the_upgrade(
     with engine.begin() as con:  # back to the store as it was before families
         config.attributes["connection"] = con
         command.downgrade(config, "0009")
-    assert migrations.upgrade(engine) == ["0010"]
+    assert migrations.upgrade(engine)[:1] == ["0010"]  # and any revision after it
     again = ledger.check("inst-1", "proj-a", [("again", everyone)], everyone, THRESHOLD)
     assert [f.cell for f in again] == [0]

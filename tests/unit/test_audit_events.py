@@ -49,7 +49,8 @@ SHIPPED = {
     "watch.job.declared", "watch.job.approved", "extract.refused",
     "store.upgraded", "store.recovered", "store.key.rotated", "store.backed_up",
     "store.restored", "store.scrubbed",
-    "store.swept", "cohort.ingested",
+    "store.swept", "cohort.ingested", "genotypes.ingested", "project.genotypes.granted",
+    "project.genotypes.revoked",
 }
 
 SALT = bytes(range(32))

@@ -97,6 +97,17 @@ class FieldGrant(Base):
     field_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
+class GenotypeGrant(Base):
+    """A project whose members may analyse the genotypes (GWAS inside the enclave): granted
+    apart from fields, because genomes are the one thing a participant can never replace."""
+
+    __tablename__ = "access_genotype_grants"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("access_projects.id"), primary_key=True)
+    granted_by: Mapped[str] = mapped_column(String(32))
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class ApiToken(Base):
     __tablename__ = "access_tokens"
 

@@ -18,7 +18,7 @@ from strongroom.access.authorize import authorize, is_member
 from strongroom.access.closing import close_project, destroy_project_files
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.keys import new_project_key
-from strongroom.access.models import FieldGrant, Person, Project, ProjectMember
+from strongroom.access.models import FieldGrant, GenotypeGrant, Person, Project, ProjectMember
 from strongroom.access.people import roles_of
 from strongroom.access.permissions import Action
 from strongroom.access.roles import Role
@@ -41,6 +41,7 @@ class ProjectView:
     fields: list[int]
     # members who read one of its fields exactly in one project and under DP in another
     mixed: list[MixedAccess] = field(default_factory=list)
+    genotypes: bool = False  # holds a genotype grant
 
 
 def get(db: Session, project_id: str) -> Project:
@@ -62,10 +63,16 @@ def granted_fields(db: Session, project_id: str) -> list[int]:
                            .order_by(FieldGrant.field_id)))
 
 
+def has_genotypes(db: Session, project_id: str) -> bool:
+    """Whether the project holds a genotype grant (GWAS inside the enclave)."""
+    return db.get(GenotypeGrant, project_id) is not None
+
+
 def view(db: Session, project: Project) -> ProjectView:
     members = _members(db, project.id)
     return ProjectView(project, members, granted_fields(db, project.id),
-                       mixed_access.mixed_access(db, project.id, members))
+                       mixed_access.mixed_access(db, project.id, members),
+                       has_genotypes(db, project.id))
 
 
 def checked_view(ctx: AccessContext, db: Session, project: Project) -> ProjectView:
@@ -232,6 +239,28 @@ def set_fields(ctx: AccessContext, principal: Principal, project_id: str,
         if removed:
             ctx.record(EventType.PROJECT_FIELDS_REVOKED, principal, project_id,
                        {"fields": removed})
+    return result
+
+
+def set_genotypes(ctx: AccessContext, principal: Principal, project_id: str,
+                  granted: bool) -> ProjectView:
+    """Grant or withdraw the project's genotype grant (audited; a no-op is refused so the log
+    never says a grant changed when it did not)."""
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PROJECT_WRITE)
+        project = _open_project(db, project_id)
+        held = db.get(GenotypeGrant, project_id)
+        if granted == (held is not None):
+            raise Conflict(f"{project_id} {'already holds' if granted else 'holds no'} "
+                           "genotype grant")
+        if granted:
+            db.add(GenotypeGrant(project_id=project_id, granted_by=principal.person_id,
+                                 granted_at=ctx.clock()))
+        else:
+            db.delete(held)
+        result = checked_view(ctx, db, project)
+        ctx.record(EventType.PROJECT_GENOTYPES_GRANTED if granted
+                   else EventType.PROJECT_GENOTYPES_REVOKED, principal, project_id, {})
     return result
 
 

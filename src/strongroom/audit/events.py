@@ -85,6 +85,9 @@ class EventType(StrEnum):
     STORE_SCRUBBED = "store.scrubbed"
     STORE_SWEPT = "store.swept"
     COHORT_INGESTED = "cohort.ingested"
+    GENOTYPES_INGESTED = "genotypes.ingested"
+    PROJECT_GENOTYPES_GRANTED = "project.genotypes.granted"
+    PROJECT_GENOTYPES_REVOKED = "project.genotypes.revoked"
     # the enclave and its outputs
     ENCLAVE_DEFINITION_CREATED = "enclave.definition.created"
     ENCLAVE_DEFINITION_DROPPED = "enclave.definition.dropped"
@@ -195,6 +198,11 @@ DESCRIPTIONS: dict[EventType, str] = {
                            "retired versions); written before the files go.",
     EventType.COHORT_INGESTED: "A new cohort version was sealed and made current (counts "
                                "and digests of its sources; never a value).",
+    EventType.GENOTYPES_INGESTED: "A genotype set was sealed in chunks and made current "
+                                  "(sample and variant counts, digests of its files).",
+    EventType.PROJECT_GENOTYPES_GRANTED: "A project was granted its members' analyses of "
+                                         "the genotypes (GWAS inside the enclave).",
+    EventType.PROJECT_GENOTYPES_REVOKED: "A project's genotype grant was withdrawn.",
     EventType.ENCLAVE_DEFINITION_CREATED: "A dataset definition was created inside the enclave.",
     EventType.ENCLAVE_DEFINITION_DROPPED: "A dataset definition was deleted.",
     EventType.ENCLAVE_ANALYSIS_RUN: "An analysis ran inside the enclave; its output was checked.",

@@ -142,7 +142,7 @@ class StoreConfig:
             "key_file": self.key_file,
             "database_url": self.database_url,
         }, sort_keys=False)
-        _atomic_write(root / CONFIG, text.encode())
+        atomic_write(root / CONFIG, text.encode())
 
 
 def default_key_file(store_id: str) -> Path:
@@ -531,7 +531,7 @@ class Store:
                 sources=sources,
                 dictionary_digest=self.dictionary.digest,
             )
-            _atomic_write(staging / MANIFEST, self.seal_manifest(record))
+            atomic_write(staging / MANIFEST, self.seal_manifest(record))
             fsync_dir(staging)
             # a crash from here until the commit leaves a sealed version the database does
             # not know: the next open quarantines it and `store recover` registers it
@@ -577,7 +577,7 @@ class Store:
         buffer = io.BytesIO()
         pq.write_table(frame.to_arrow(), buffer, compression="zstd")
         sealed = encrypt(buffer.getvalue(), self.key, context(self.config, version_id, name))
-        _atomic_write(where / f"{name}.parquet.enc", sealed)
+        atomic_write(where / f"{name}.parquet.enc", sealed)
         return {"rows": frame.height, "columns": frame.width, "bytes": len(sealed),
                 "sha256": hashlib.sha256(sealed).hexdigest()}
 
@@ -716,7 +716,7 @@ class Layout:
     missing: list[str]  # versions the database keeps whose files are not here
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """``path`` holds ``data`` in full, or what it held before (a failure, say a full disk,
     removes the half-written temporary file and names ``path`` in the error)."""
     tmp = path.with_name(f".{path.name}.tmp")

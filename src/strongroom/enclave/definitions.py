@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import polars as pl
 
 from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
 from strongroom.cohort.model import PARTICIPANTS
+from strongroom.cohort.store import atomic_write
 from strongroom.enclave import rowlocal, sizes
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.sizes import Size
@@ -200,9 +200,9 @@ def save(
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="zstd")
     sealed = encrypt(buffer.getvalue(), key, _context(context, definition.name))
-    _atomic_write(directory / (definition.name + DATA_SUFFIX), sealed)
+    atomic_write(directory / (definition.name + DATA_SUFFIX), sealed)
     meta = json.dumps(definition.to_json(), indent=2, sort_keys=True).encode()
-    _atomic_write(directory / (definition.name + META_SUFFIX), meta)
+    atomic_write(directory / (definition.name + META_SUFFIX), meta)
 
 
 def load(
@@ -260,9 +260,3 @@ def drop(directory: Path, name: str) -> None:
 def _context(context: str, name: str) -> str:
     # binds the sealed bytes to the project and the name: a file cannot be swapped for another
     return f"{context}/definition/{name}"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(data)
-    os.replace(staging, path)
