@@ -15,6 +15,7 @@ from strongroom.cli.cohort import cohort_app, print_summary
 from strongroom.cli.common import console, progress_bar, refusals
 from strongroom.cli.dp import dp_app
 from strongroom.cli.extracts import extracts_app
+from strongroom.cli.genotypes import genotypes_app
 from strongroom.cli.keys import keys_app
 from strongroom.cli.outputs import outputs_app
 from strongroom.cli.privacy import anonymise, risk
@@ -34,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(cohort_app, name="cohort")
+app.add_typer(genotypes_app, name="genotypes")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(outputs_app, name="outputs")
