@@ -3,7 +3,9 @@
 Layout, inside the data directory::
 
     genotypes/<set id>/samples.parquet.enc     the set's sample order, as store eids
-    genotypes/<set id>/variants.parquet.enc    its variant table (chrom, pos, id, ref, alt)
+    genotypes/<set id>/variants.parquet.enc    its variant table (chrom, pos, id, ref, alt), with
+                                               every sample's ALT frequency, call count and
+                                               imputation quality (MACH r²)
     genotypes/<set id>/chunk-000000.enc …      dosages by slices of variants (encoding.py)
     genotypes/<set id>/manifest.json.enc       the set's record, for recovery
 
@@ -178,12 +180,20 @@ class Genotypes:
         final = self.root / set_id
         staging.mkdir(mode=0o700)
         per_chunk = max(1, CHUNK_BYTES // max(1, -(-source.n_samples // 4)))
+        alt_sum = np.zeros(source.n_variants, dtype=np.float64)
+        alt_sq = np.zeros(source.n_variants, dtype=np.float64)
+        called = np.zeros(source.n_variants, dtype=np.int64)
+        imputed = np.zeros(source.n_variants, dtype=np.bool_)
         try:
             self._seal_table(staging, set_id, SAMPLES, pl.DataFrame({EID: eids}))
-            self._seal_table(staging, set_id, VARIANTS, source.variants)
             chunks = []
             done = 0
             for k, (first, dosages) in enumerate(source.chunks(per_chunk)):
+                span = slice(first, first + dosages.shape[1])
+                alt_sum[span] = np.nansum(dosages, axis=0, dtype=np.float64)
+                alt_sq[span] = np.nansum(np.square(dosages, dtype=np.float64), axis=0)
+                called[span] = dosages.shape[0] - np.isnan(dosages).sum(axis=0)
+                imputed[span] = np.any(np.abs(dosages - np.round(dosages)) > 0, axis=0)
                 name = f"chunk-{k:06d}.enc"
                 sealed = encrypt(encoding.encode(dosages), self.store.key,
                                  self._context(set_id, name))
@@ -195,6 +205,13 @@ class Genotypes:
                     step = (100 * (first + dosages.shape[1])) // source.n_variants - done
                     done += step
                     progress("genotypes", step)
+            # every sample's ALT frequency: the reference the membership rule measures a
+            # released group against (genomics/membership.py)
+            freq = np.divide(alt_sum, 2 * called, out=np.full_like(alt_sum, np.nan),
+                             where=called > 0)
+            self._seal_table(staging, set_id, VARIANTS, source.variants.with_columns(
+                pl.Series("alt_freq", freq), pl.Series("called", called),
+                pl.Series("info", mach_r2(alt_sum, alt_sq, called, freq, imputed))))
             record = GenotypeSet(
                 id=set_id, created_at=dt.datetime.now(dt.UTC), current=True,
                 samples=source.n_samples, variants=source.n_variants, chunks=chunks,
@@ -243,6 +260,18 @@ class Genotypes:
         for leftover in self.root.glob(f"{STAGING_PREFIX}*"):
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+def mach_r2(alt_sum: npt.NDArray[np.float64], alt_sq: npt.NDArray[np.float64],
+          called: npt.NDArray[np.int64], freq: npt.NDArray[np.float64],
+          imputed: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    """Imputation quality per variant: the MACH r² (the dosages' variance over what it would
+    be with certain calls, 2p(1−p)), capped at 1; a variant of hard calls only is 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = alt_sq / called - np.square(alt_sum / called)
+        r2 = np.minimum(1.0, variance / (2 * freq * (1 - freq)))
+    r2 = np.where(np.isfinite(r2), r2, 0.0)  # monomorphic or never called: no information
+    return np.where(imputed, r2, 1.0)
 
 
 def _describe(path: Path) -> dict[str, Any]:

@@ -1,0 +1,57 @@
+"""Genotype chunks as they are sealed: packed losslessly, refused when they are not a chunk,
+and the imputation quality worked out at ingest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from strongroom.genomics import encoding
+from strongroom.genomics.store import mach_r2
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 101])
+def test_hard_calls_round_trip_for_any_number_of_samples(n: int) -> None:
+    rng = np.random.default_rng(n)
+    calls = rng.integers(0, 3, (n, 9)).astype(np.float32)
+    calls[rng.random(calls.shape) < 0.1] = np.nan
+    packed = encoding.encode(calls)
+    assert len(packed) < 16 + 9 * (n // 4 + 1) + 1  # two bits a call
+    assert np.array_equal(encoding.decode(packed), calls, equal_nan=True)
+    rows = np.arange(n)[::-2].copy()
+    assert np.array_equal(encoding.decode(packed, rows), calls[rows], equal_nan=True)
+
+
+def test_dosages_are_kept_to_sixteen_bits() -> None:
+    rng = np.random.default_rng(0)
+    dosages = rng.uniform(0, 2, (50, 7)).astype(np.float32)
+    back = encoding.decode(encoding.encode(dosages))
+    assert np.max(np.abs(back - dosages)) <= 1 / 32767
+
+
+@pytest.mark.parametrize("bad", [np.full((3, 2), 2.5, np.float32), np.full((3, 2), -1, np.float32),
+                                 np.zeros(4, np.float32)])
+def test_values_that_are_not_dosages_are_refused(bad: np.ndarray) -> None:
+    with pytest.raises(encoding.ChunkError):
+        encoding.encode(bad)
+
+
+def test_a_chunk_that_is_not_whole_is_refused() -> None:
+    packed = encoding.encode(np.ones((10, 3), np.float32))
+    for broken in (packed[:-1], packed[:5], b"XXXXX" + packed[5:]):
+        with pytest.raises(encoding.ChunkError):
+            encoding.decode(broken)
+
+
+def test_imputation_quality_is_the_mach_r2_and_one_for_hard_calls() -> None:
+    certain = np.array([0, 1, 2, 1, 0, 2], np.float64)
+    vague = np.full(6, 2 * certain.mean() / 2, np.float64)  # everyone at the mean: no information
+    columns = np.stack([certain, vague, certain], axis=1)
+    called = np.full(3, 6)
+    freq = columns.sum(axis=0) / 12
+    info = mach_r2(columns.sum(axis=0), np.square(columns).sum(axis=0), called, freq,
+                 np.array([True, True, False]))
+    expected = certain.var() / (2 * freq[0] * (1 - freq[0]))
+    assert info[0] == pytest.approx(min(1.0, expected))
+    assert info[1] == pytest.approx(0.0)
+    assert info[2] == 1.0
