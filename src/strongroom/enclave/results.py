@@ -30,6 +30,7 @@ class AnalysisKind(StrEnum):
     COX = "cox"
     CORRELATION = "correlation"
     AGGREGATE_SQL = "aggregate_sql"
+    GWAS = "gwas"  # per-variant association statistics (genomics/, outputs/genetics.py)
 
 
 class CellKind(StrEnum):

@@ -90,6 +90,17 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "count_base": Setting("count_base", "int", "higher", low=1),
         "verdict": Setting("rounding_verdict", "verdict", "severer", verdicts=_NOT_HIDDEN),
     },
+    "genetics": {
+        "min_minor_allele_count": Setting("genetics_min_mac", "int", "higher", low=1),
+        "min_case_control_minor_allele_count": Setting("genetics_min_group_mac", "int",
+                                                       "higher", low=1),
+        "min_frequency_group": Setting("genetics_min_frequency_group", "int", "higher", low=1),
+        # a higher false-positive rate asks more of the bound: the test is easier to pass
+        "membership_alpha": Setting("genetics_alpha", "number", "higher", low=1e-9, high=0.5),
+        "membership_max_power": Setting("genetics_max_power", "number", "lower", low=0,
+                                        high=1),
+        "verdict": Setting("genetics_verdict", "verdict", "severer"),
+    },
     "unknown": {"verdict": Setting("unknown_verdict", "verdict", "severer",
                                    verdicts=_ONLY_BLOCK)},
     "answers": {
@@ -140,6 +151,12 @@ class Rules:
     km_verdict: Verdict
     count_base: int  # released counts go to multiples of this, by a keyed unbiased draw
     rounding_verdict: Verdict
+    genetics_min_mac: int
+    genetics_min_group_mac: int  # among cases and among controls of a 0/1 trait
+    genetics_min_frequency_group: int
+    genetics_alpha: float
+    genetics_max_power: float
+    genetics_verdict: Verdict
     unknown_verdict: Verdict
     answers_max_acted: int  # outputs a person may see acted on automatically in the window
     answers_window_hours: int
