@@ -363,6 +363,19 @@ def project_fields(
         emit(schemas.project_out(projects.set_fields(p.access, who, project_id, field)))
 
 
+@project_app.command("genotypes")
+def project_genotypes(
+    project_id: Annotated[str, typer.Argument(help="The project's id.")],
+    withdraw: Annotated[bool, typer.Option("--withdraw",
+                                           help="Withdraw the grant instead.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None,
+) -> None:
+    """Grant a project its analyses of the genotypes (GWAS in the enclave), or withdraw it."""
+    with admin(data_dir, key_file) as (p, who):
+        emit(schemas.project_out(projects.set_genotypes(p.access, who, project_id,
+                                                        not withdraw)))
+
+
 @project_app.command("export")
 def project_export(
     project_id: Annotated[str, typer.Argument(help="The project's id.")],

@@ -229,10 +229,15 @@ class ProjectOut(BaseModel):
     mixed_access: list[MixedAccessOut] = Field(default_factory=list, description=(
         "members who read one of its fields exactly in one project and under differential "
         "privacy in another"))
+    genotypes: bool = Field(False, description="holds a genotype grant (GWAS in the enclave)")
 
 
 class MemberIn(BaseModel):
     person_id: Id
+
+
+class GenotypesIn(BaseModel):
+    granted: bool = Field(description="true to grant the genotypes, false to withdraw them")
 
 
 class FieldsIn(BaseModel):
@@ -327,7 +332,7 @@ def project_out(view: ProjectView) -> ProjectOut:
                       starts_on=p.starts_on, expires_on=p.expires_on, status=p.status,
                       export=p.export, key_id=p.key_id, key_destroyed=p.key_sealed is None,
                       members=view.members, fields=view.fields,
-                      mixed_access=mixed_out(view.mixed))
+                      mixed_access=mixed_out(view.mixed), genotypes=view.genotypes)
 
 
 def pause_out(view: PauseView) -> PauseOut:

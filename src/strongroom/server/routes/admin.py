@@ -14,6 +14,7 @@ from strongroom.server.schemas import (
     ExportRequestIn,
     FieldOut,
     FieldsIn,
+    GenotypesIn,
     InstitutionIn,
     InstitutionOut,
     InstitutionPatch,
@@ -193,6 +194,13 @@ def remove_member(project_id: str, person_id: str, who: Caller, ctx: Ctx) -> Pro
 def set_fields(project_id: str, body: FieldsIn, who: Caller, ctx: Ctx) -> ProjectOut:
     """Replace the project's field grants with this list."""
     return project_out(projects.set_fields(ctx, who, project_id, body.fields))
+
+
+@router.put("/projects/{project_id}/genotypes", response_model=ProjectOut, tags=["projects"],
+            openapi_extra=acts(Action.PROJECT_WRITE))
+def set_genotypes(project_id: str, body: GenotypesIn, who: Caller, ctx: Ctx) -> ProjectOut:
+    """Grant (or withdraw) the project's analyses of the genotypes."""
+    return project_out(projects.set_genotypes(ctx, who, project_id, body.granted))
 
 
 @router.post("/projects/{project_id}/export/request", response_model=ProjectOut,
