@@ -136,6 +136,8 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
             f"/projects/{vp}/members/{vpe}", None),
         ("PUT", "/projects/{project_id}/fields"): lambda: (f"/projects/{vp}/fields",
                                                            {"fields": [31, 34]}),
+        ("PUT", "/projects/{project_id}/genotypes"): lambda: (f"/projects/{vp}/genotypes",
+                                                              {"granted": True}),
         ("POST", "/projects/{project_id}/export/request"): lambda: (
             f"/projects/{p}/export/request",
             {"justification": "Registry linkage needs record-level rows"}),
