@@ -76,7 +76,7 @@ class Platform:
         # DP mode refuses exact analyses there too, whoever calls them
         self.privacy = Privacy(self.enclave, gate=self.watch)
         self.outputs = Outputs(self.enclave, gate=self.watch,
-                               exact_guard=self.privacy.refuse_exact)
+                               exact_guard=self.privacy.refuse_exact, genotypes=self.genotypes)
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None, *,

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, progress_bar, refusals
+from strongroom.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    KeyFile,
+    console,
+    progress_bar,
+    refusals,
+)
 from strongroom.cohort.store import Store
 
 genotypes_app = typer.Typer(help="Genotypes: ingest PLINK 1, PLINK 2 or BGEN files; describe "

@@ -163,7 +163,7 @@ def analyse(enclave: Enclave, principal: Principal, project_id: str,
             if not isinstance(name, str):
                 raise Invalid("name the dataset definition to analyse: \"definition\": "
                               "\"<name>\" (see GET /projects/{id}/definitions)")
-            _, frame = _definition(enclave, where.project, name)
+            _, frame = definition(enclave, where.project, name)
             result = run(parse_spec(body), frame, rounding=rounding(enclave, where.project),
                          k=threshold)
     except Invalid as refusal:
@@ -187,8 +187,9 @@ def _aggregate(enclave: Enclave, where: Scope, body: dict[str, Any], k: int) -> 
                          bounds=_bounds(enclave, made))
 
 
-def _definition(enclave: Enclave, project: Project,
-                name: str) -> tuple[definitions.Definition, pl.DataFrame]:
+def definition(enclave: Enclave, project: Project,
+               name: str) -> tuple[definitions.Definition, pl.DataFrame]:
+    """A project's dataset definition and its rows (NotFound, saying what to do, if absent)."""
     if name not in {d.name for d in definitions.list_(enclave.definitions_dir(project.id))}:
         raise NotFound(f"project {project.id} has no dataset definition {name!r}; define it "
                        f"first (POST /projects/{project.id}/definitions)")

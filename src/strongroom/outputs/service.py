@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from pyroaring import BitMap
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
+from strongroom.access import projects
 from strongroom.access.authorize import authorize, projects_of
 from strongroom.access.context import Principal
 from strongroom.access.models import Person, Project
@@ -32,11 +33,22 @@ from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import margin
 from strongroom.enclave import service as enclave_service
+from strongroom.enclave.analyses.spec import GwasSpec, parse_spec
 from strongroom.enclave.definitions import Definition
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache, MasterIds
-from strongroom.errors import Conflict, DataRefusal, NotFound
-from strongroom.outputs import answers, combinations, contributions, precision, requests
+from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused
+from strongroom.genomics.membership import Spent
+from strongroom.genomics.store import Genotypes
+from strongroom.genomics.study import group_eids, run_gwas
+from strongroom.outputs import (
+    answers,
+    combinations,
+    contributions,
+    genetics,
+    precision,
+    requests,
+)
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
 from strongroom.outputs.contributions import Vector, kind_of
 from strongroom.outputs.labels import GRIDS, shorten_long
@@ -151,8 +163,9 @@ class Outputs:
 
     def __init__(self, enclave: Enclave, *, gate: Gate,
                  exact_guard: Callable[[Principal, str], None],
-                 rules: Rules | None = None):
+                 rules: Rules | None = None, genotypes: Genotypes | None = None):
         self.enclave = enclave
+        self.genotypes = genotypes
         self.ctx = enclave.ctx
         self.gate = gate
         self.exact_guard = exact_guard
@@ -244,7 +257,10 @@ class Outputs:
         A withheld output is answered no sooner than ``Settings.withheld_seconds`` after the
         request, so the check's running time answers nothing either."""
         started = time.monotonic()
-        view = self._analyse(principal, project_id, request, fmt, measured)
+        if isinstance(request, Mapping) and request.get("kind") == AnalysisKind.GWAS.value:
+            view = self._gwas(principal, project_id, request, fmt)
+        else:
+            view = self._analyse(principal, project_id, request, fmt, measured)
         if view.check_report.withheld:
             time.sleep(max(0.0, started + self.ctx.settings.withheld_seconds
                            - time.monotonic()))
@@ -291,6 +307,83 @@ class Outputs:
             measured(Measures.of(result, held, sure, rules.threshold,
                                  self.enclave.cohort().participants.height))
         return view
+
+    def _gwas(self, principal: Principal, project_id: str, request: Mapping[str, Any],
+              fmt: Format) -> requests.OutputView:
+        """A GWAS over the sealed genotypes: the genetics rules withhold variants, then the
+        ordinary check (a fit per trait, its vectors differenced against every release), the
+        raw-row scan and the ration, as for any analysis. Needs the project's genotype grant."""
+        self._hold(principal, project_id)
+        self.exact_guard(principal, project_id)
+        with self.ctx.transaction() as db:
+            granted = projects.has_genotypes(db, project_id)
+        if not granted:
+            raise Refused(f"project {project_id} holds no genotype grant; the custodian grants "
+                          "it (PUT /projects/{id}/genotypes) once the access committee has "
+                          "approved genetic analyses")
+        if self.genotypes is None or self.genotypes.current() is None:
+            raise Conflict("this Strongroom holds no genotypes yet; a custodian ingests them "
+                           "(strongroom genotypes ingest)")
+        rules = self.rules_for(project_id)
+        where = enclave_service.scope(self.enclave, principal, project_id)
+        body = dict(request)
+        name = body.pop("definition", None)
+        if not isinstance(name, str):
+            raise Invalid("name the dataset definition to analyse: \"definition\": \"<name>\"")
+        spec = parse_spec(body)
+        assert isinstance(spec, GwasSpec)
+        _, frame = enclave_service.definition(self.enclave, where.project, name)
+        pseudonyms = self.enclave.pseudonym_map(where.project)
+        key = enclave_service.decision_key(self.enclave, where.project, request)
+        with margin.keyed(key):
+            try:
+                run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold)
+            except DataRefusal as refusal:
+                return self._refused(principal, project_id, request, fmt, refusal)
+            groups = {t: genetics.group_key(group_eids(run, t, pseudonyms))
+                      for t in spec.traits}
+            budget = self._genetic_budget(where.project)
+            out = genetics.prepare(run, rules, enclave_service.rounding(self.enclave,
+                                                                        where.project),
+                                   {t: budget[g] for t, g in groups.items() if g in budget})
+            out.result.spec = dict(request)
+            with self.ctx.transaction() as db:
+                institution = _institution(db, where.project)
+            report, held, findings, _ = self._checked(
+                out.result, rules, institution, project_id,
+                self.enclave.master_ids(where.project), key)
+        blocked = bool(findings) and CheckReport.worst(findings) is Verdict.BLOCK
+        payload = genetics.render(out, fmt, hidden=blocked)
+        name = f"gwas.{fmt.value}"
+        findings += out.findings
+        findings += scan(self.index(), payload, name)
+        acted = answers.acted(CheckReport.worst(findings), report.suppressed)
+        view = requests.record_output(
+            self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
+            filename=name, report=_settled(findings, report, None), kind=AnalysisKind.GWAS,
+            spec=dict(request), settle=self._settler(principal, findings, report, acted))
+        self._keep(where.project, view.output.id, held)
+        # the membership budget is spent when the output exists, released or not (cautious)
+        self._save_genetic_budget(where.project, budget | {
+            groups[t]: out.released.spent[t] for t in spec.traits if t in out.released.spent})
+        return view
+
+    def _genetic_budget(self, project: Project) -> dict[str, Spent]:
+        """What each group's earlier GWAS in this project spent of the membership budget."""
+        path = self.ctx.project_dir(project.id) / genetics.SPENT_FILE
+        if not path.exists():
+            return {}
+        data = json.loads(decrypt(path.read_bytes(), self.enclave.key(project),
+                                  genetics.SPENT_FILE))
+        return {group: Spent(**spent) for group, spent in data.items()}
+
+    def _save_genetic_budget(self, project: Project, budget: dict[str, Spent]) -> None:
+        path = self.ctx.project_dir(project.id) / genetics.SPENT_FILE
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        plain = json.dumps({g: asdict(s) for g, s in budget.items()}, sort_keys=True).encode()
+        staging = path.with_suffix(".tmp")
+        staging.write_bytes(encrypt(plain, self.enclave.key(project), genetics.SPENT_FILE))
+        staging.replace(path)
 
     def _refused(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                  fmt: Format, refusal: DataRefusal) -> requests.OutputView:

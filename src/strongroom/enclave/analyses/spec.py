@@ -268,13 +268,59 @@ class CorrelationSpec(_Spec):
         return list(self.variables)
 
 
+MAX_TRAITS = 10
+MAX_PCS = 20
+
+
+class GwasSpec(_Spec):
+    """A genome-wide association study of one or more traits over the genotypes (the project
+    needs a genotype grant): per variant, ``trait ~ dosage + covariates + principal
+    components`` by least squares (``linear``) or logistic regression of a 0/1 trait with
+    Firth's fallback for rare variants (``logistic``, one trait), as ``plink2 --glm`` fits
+    them. The top ``principal_components`` of the analysed participants' genotypes are
+    computed inside and added as covariates. Variants below ``min_mac`` (minor allele count)
+    or ``min_info`` (imputation r²) are not tested; the genetics rules then withhold variants
+    whose minor allele is too rare or whose release would reveal who took part. Out come
+    per-variant statistics, a Manhattan and a QQ plot, and the genomic inflation factor."""
+
+    kind: Literal[AnalysisKind.GWAS] = AnalysisKind.GWAS
+    traits: list[Column] = Field(min_length=1, max_length=MAX_TRAITS)
+    model: Literal["linear", "logistic"] = "linear"
+    covariates: list[Column] = Field(default_factory=list, max_length=MAX_COVARIATES)
+    categorical: list[Column] = Field(default_factory=list, max_length=MAX_COVARIATES)
+    principal_components: int = Field(default=10, ge=0, le=MAX_PCS)
+    min_mac: int = Field(default=0, ge=0)
+    min_info: float = Field(default=0.0, ge=0, le=1)
+
+    def reads(self) -> list[str]:
+        return [*self.traits, *self.covariates]
+
+    @field_validator("traits")
+    @classmethod
+    def _traits_once(cls, names: list[str]) -> list[str]:
+        return _unique(names)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        stray = [c for c in self.categorical if c not in self.covariates]
+        if stray:
+            raise ValueError(f"categorical names {stray[0]!r}, which is not among the "
+                             "covariates; list it in covariates too")
+        both = [t for t in self.traits if t in self.covariates]
+        if both:
+            raise ValueError(f"{both[0]!r} is both a trait and a covariate")
+        if self.model == "logistic" and len(self.traits) != 1:
+            raise ValueError("a logistic GWAS takes one 0/1 trait; run one per trait")
+        return self
+
+
 Spec = Annotated[
     FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
-    | KaplanMeierSpec | CoxSpec | CorrelationSpec,
+    | KaplanMeierSpec | CoxSpec | CorrelationSpec | GwasSpec,
     Field(discriminator="kind"),
 ]
 AnySpec = (FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
-           | KaplanMeierSpec | CoxSpec | CorrelationSpec)
+           | KaplanMeierSpec | CoxSpec | CorrelationSpec | GwasSpec)
 _ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(Spec)
 KINDS = sorted(k.value for k in AnalysisKind if k is not AnalysisKind.AGGREGATE_SQL)
 

@@ -1,0 +1,120 @@
+"""The genetics rules on a GWAS's results: which variants may leave, with what, and why not.
+
+A variant is withheld (left out whole, never rounded) when its minor allele is carried fewer
+than ``min_mac`` times in the analysed group (or, for a 0/1 trait, fewer than ``min_group_mac``
+times among the cases or among the controls), or when releasing it would give the
+likelihood-ratio membership test more than ``max_power`` power at ``alpha``
+(``membership.select_releasable``: the most significant variants are admitted first). Allele
+frequencies are shown only for groups of at least ``min_frequency_group``. The counts of what
+was withheld, and why, go with the release; the variants themselves do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from scipy import stats
+
+from strongroom.genomics import membership
+from strongroom.genomics.study import VARIANT_COLUMNS, GwasRun
+
+_Z95 = float(stats.norm.isf(0.025))
+
+
+@dataclass(frozen=True)
+class GeneticRules:
+    """The ``genetics`` section of the output rules (outputs/rules.yaml)."""
+
+    min_mac: int
+    min_group_mac: int
+    min_frequency_group: int
+    alpha: float
+    max_power: float
+
+
+@dataclass
+class Released:
+    table: pl.DataFrame  # what the researcher receives: one row per released variant and trait
+    withheld: dict[str, int] = field(default_factory=dict)  # reason -> variants × traits
+    power: dict[str, float] = field(default_factory=dict)  # per trait: the LR power reached
+    spent: dict[str, membership.Spent] = field(default_factory=dict)  # per trait, running
+    frequencies: bool = True  # whether allele frequencies are shown
+
+    @property
+    def count(self) -> int:
+        return self.table.height
+
+
+def release(run: GwasRun, rules: GeneticRules,
+            spent: dict[str, membership.Spent] | None = None) -> Released:
+    """Apply the rules to every trait of ``run``; ``spent``: what earlier releases for each
+    trait's group have already spent of the membership budget."""
+    parts = []
+    out = Released(pl.DataFrame())
+    floor = max(rules.min_mac, run.spec.min_mac)
+    logistic = run.spec.model == "logistic"
+    for trait in run.spec.traits:
+        rows = run.results.filter(pl.col("trait") == trait).sort("variant")
+        n = int(run.groups[trait].size)
+        unfitted = rows["error"].is_not_null() | rows["beta"].is_null() | rows["se"].is_null()
+        _count(out, "could not be fitted (plink2's error codes: constant, collinear, "
+                    "no convergence)", int(unfitted.sum()))
+        rows = rows.filter(~unfitted)
+        rare = rows["mac"] < floor
+        _count(out, f"minor allele count below {floor}", int(rare.sum()))
+        rows = rows.filter(~rare)
+        if logistic:
+            few = (rows["mac_cases"] < rules.min_group_mac) | (
+                rows["mac_controls"] < rules.min_group_mac)
+            _count(out, f"minor allele count below {rules.min_group_mac} among the cases or "
+                        "among the controls", int(few.sum()))
+            rows = rows.filter(~few)
+        if rows.height:
+            pool = rows["alt_freq"].to_numpy()
+            chosen = membership.select_releasable(
+                n, pool, attackers_reference(pool, n), rules.max_power, rules.alpha,
+                p_values=rows["p"].to_numpy(), spent=(spent or {}).get(trait))
+            _count(out, f"releasing them would let a membership test tell participants "
+                        f"from others with more than {rules.max_power:g} power at a "
+                        f"{rules.alpha:g} false-positive rate", chosen.withheld)
+            rows = rows.filter(pl.Series(chosen.released))
+            out.power[trait] = chosen.power
+            out.spent[trait] = chosen.spent
+        parts.append(rows)
+    out.frequencies = all(run.groups[t].size >= rules.min_frequency_group
+                          for t in run.spec.traits)
+    out.table = _shown(pl.concat(parts) if parts else run.results.clear(), logistic,
+                       out.frequencies)
+    return out
+
+
+def attackers_reference(pool: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float64]:
+    """The reference the membership rule measures a group against: the strongest attacker's,
+    who knows the population's frequencies exactly (Sankararaman et al.'s setting), from which
+    a group of ``n`` departs by sampling alone: by √(p(1−p)/2n) per variant, its expected
+    deviation. The cohort outside the group is no such reference: when the group is most of
+    the cohort, its few others are noise, and when the group is small, the attacker's panel
+    may be larger than they are."""
+    reference: npt.NDArray[np.float64] = np.clip(pool - np.sqrt(pool * (1 - pool) / (2 * n)),
+                                                 0.0, 1.0)
+    return reference
+
+
+def _count(out: Released, reason: str, n: int) -> None:
+    if n:
+        out.withheld[reason] = out.withheld.get(reason, 0) + n
+
+
+def _shown(rows: pl.DataFrame, logistic: bool, frequencies: bool) -> pl.DataFrame:
+    """The released columns, in a GWAS summary statistics file's usual order."""
+    effect = [pl.col("beta").exp().alias("odds_ratio"),
+              (pl.col("beta") - _Z95 * pl.col("se")).exp().alias("or_ci_low"),
+              (pl.col("beta") + _Z95 * pl.col("se")).exp().alias("or_ci_high")] if logistic \
+        else [(pl.col("beta") - _Z95 * pl.col("se")).alias("ci_low"),
+              (pl.col("beta") + _Z95 * pl.col("se")).alias("ci_high")]
+    return rows.sort("trait", "variant").select(
+        "trait", *VARIANT_COLUMNS, "test", "n", *(["alt_freq"] if frequencies else []),
+        "info", "beta", "se", *effect, pl.col("stat").alias("z" if logistic else "t"), "p")

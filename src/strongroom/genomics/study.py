@@ -1,0 +1,176 @@
+"""A GWAS inside the enclave: a project's dataset definition against the sealed genotypes.
+
+The definition gives each participant (by project pseudonym, ``pid``) their traits and
+covariates; the project's pseudonym map ties pids to the store's eids, and so to the genotype
+set's samples. Nothing here leaves: :class:`GwasRun` holds every variant's statistics and who
+was analysed, for the genetics rules (``release.py``) and the output check to decide what may.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from strongroom.enclave.analyses.frame import check_schema, prepare
+from strongroom.enclave.analyses.spec import GwasSpec
+from strongroom.enclave.results import FloatArray, PidArray
+from strongroom.errors import Invalid, reading_data
+from strongroom.genomics.gwas import Chunk, genomic_inflation, linear_gwas
+from strongroom.genomics.logistic import logistic_gwas
+from strongroom.genomics.store import Genotypes
+
+PID, EID = "pid", "eid"
+VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt")
+
+
+@dataclass
+class GwasRun:
+    """A GWAS's full results, custodian-side only."""
+
+    spec: GwasSpec
+    results: pl.DataFrame  # one row per tested variant and trait; variant columns, cohort_freq
+    groups: dict[str, PidArray]  # per trait: the pids analysed (sorted)
+    vectors: dict[str, tuple[PidArray, FloatArray]]  # what the fit read, per column
+    genotyped: int  # samples in the genotype set (the membership rule's reference size)
+    tested: int  # variants tested (after the researcher's own MAC and INFO filters)
+    covariates: list[str]  # as fitted, dummies and principal components included
+    notes: list[str] = field(default_factory=list)
+
+    def inflation(self, trait: str) -> float:
+        return genomic_inflation(self.results.filter(pl.col("trait") == trait)["p"])
+
+
+def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
+             genotypes: Genotypes, k: int) -> GwasRun:
+    """Fit ``spec`` over the definition ``frame`` (``pid`` and the columns it names) for the
+    participants of ``pseudonyms`` (``eid``, ``pid``) who are genotyped; ``k`` is the project's
+    threshold, below which a categorical covariate's level joins its reference."""
+    check_schema(frame, spec.reads())
+    held = genotypes.require_current()
+    with reading_data():
+        used = prepare(frame, spec.reads())
+        if used[PID].is_duplicated().any():
+            raise Invalid("a GWAS reads one row per participant: aggregate the definition by "
+                          "pid first (GROUP BY pid)")
+        rows, used = _genotyped(used, pseudonyms, genotypes.samples(held))
+        if used.height < max(k, 2):
+            raise Invalid("too few of the definition's participants are genotyped for a GWAS")
+        traits = _traits(used, spec)
+        covariates, names = _covariates(used, spec, k)
+        tested = _tested(genotypes.variants(held), spec)
+
+        def chunks() -> Iterator[Chunk]:
+            yield from genotypes.chunks(held, rows)
+
+        if spec.principal_components:
+            from strongroom.genomics import pca
+
+            components = pca.principal_components(
+                chunks, held.variants, spec.principal_components,
+                usable=tested["index"].to_numpy())
+            covariates = np.hstack([covariates, components])
+            names += [f"PC{i + 1}" for i in range(components.shape[1])]
+        fit: Callable[..., pl.DataFrame] = (logistic_gwas if spec.model == "logistic"
+                                            else linear_gwas)
+        raw = fit(_only(chunks(), tested["index"].to_numpy()), traits, covariates,
+                  trait_names=spec.traits, covariate_names=names)
+    pids = used[PID].to_numpy().astype(np.int64)
+    results = raw.join(tested.rename({"index": "variant"}), on="variant", how="inner")
+    groups = {t: np.sort(pids[np.isfinite(traits[:, j]) & np.isfinite(covariates).all(axis=1)])
+              for j, t in enumerate(spec.traits)}
+    vectors = {}
+    for c in spec.reads():
+        if used.schema[c].is_numeric() or used.schema[c] == pl.Boolean:
+            values = used[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            present = np.isfinite(values)
+            vectors[c] = (pids[present], values[present])
+    return GwasRun(spec, results, groups, vectors, held.samples, tested.height, names)
+
+
+def _genotyped(used: pl.DataFrame, pseudonyms: pl.DataFrame,
+               samples: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.intp], pl.DataFrame]:
+    """The definition's genotyped participants, in the genotype set's order, and the rows of
+    the set they are at."""
+    at = pl.DataFrame({EID: samples, "row": np.arange(samples.size)})
+    joined = (used.join(pseudonyms.select(EID, PID), on=PID, how="inner")
+              .join(at, on=EID, how="inner").sort("row"))
+    return joined["row"].to_numpy().astype(np.intp), joined.drop(EID, "row")
+
+
+def _traits(used: pl.DataFrame, spec: GwasSpec) -> FloatArray:
+    columns = []
+    for name in spec.traits:
+        dtype = used.schema[name]
+        if not (dtype.is_numeric() or dtype == pl.Boolean):
+            raise Invalid(f"trait {name!r} is not numeric; a GWAS trait is a measurement or a "
+                          "0/1 flag")
+        columns.append(used[name].cast(pl.Float64).fill_null(np.nan).to_numpy())
+    traits = np.column_stack(columns)
+    if spec.model == "logistic":
+        present = traits[np.isfinite(traits)]
+        if not np.isin(present, (0.0, 1.0)).all():
+            raise Invalid(f"a logistic GWAS's trait must be 0/1 (or true/false); "
+                          f"{spec.traits[0]!r} holds other values")
+    return traits
+
+
+def _covariates(used: pl.DataFrame, spec: GwasSpec, k: int) -> tuple[FloatArray, list[str]]:
+    """Numeric covariates as they are; each categorical one as indicators of its levels but
+    the reference (its most common level), a level held by fewer than ``k`` joining it."""
+    columns: list[FloatArray] = []
+    names: list[str] = []
+    for name in spec.covariates:
+        series = used[name]
+        if name in spec.categorical:
+            text = series.cast(pl.String)
+            counts = text.drop_nulls().value_counts(sort=True)
+            levels = [v for v, c in counts.iter_rows() if c >= max(k, 1)][1:]
+            for level in sorted(levels):
+                indicator = (text == level).cast(pl.Float64).to_numpy().copy()
+                indicator[text.is_null().to_numpy()] = np.nan
+                columns.append(indicator)
+                names.append(f"{name}={level}")
+        elif series.dtype.is_numeric() or series.dtype == pl.Boolean:
+            columns.append(series.cast(pl.Float64).fill_null(np.nan).to_numpy().copy())
+            names.append(name)
+        else:
+            raise Invalid(f"covariate {name!r} is text: list it in categorical too")
+    if not columns:
+        return np.zeros((used.height, 0)), names
+    return np.column_stack(columns), names
+
+
+def _tested(variants: pl.DataFrame, spec: GwasSpec) -> pl.DataFrame:
+    """The variants the researcher asked to test (their INFO filter), with the cohort's ALT
+    frequency (the membership rule's reference) and their index in the set."""
+    table = variants.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64))
+    if spec.min_info > 0:
+        table = table.filter(pl.col("info") >= spec.min_info)
+    return table.select("index", *VARIANT_COLUMNS, "info", cohort_freq="alt_freq")
+
+
+def _only(chunks: Iterator[Chunk], wanted: npt.NDArray[np.int64]) -> Iterator[Chunk]:
+    """Each chunk cut to the wanted variants, re-indexed as runs of consecutive ones (the
+    engine reports a chunk's variants by their position from its first)."""
+    for first, dosages in chunks:
+        m = dosages.shape[1]
+        keep = np.isin(np.arange(first, first + m), wanted)
+        if keep.all():
+            yield first, dosages
+            continue
+        at = np.flatnonzero(keep)
+        if at.size == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(at) != 1) + 1
+        for run in np.split(at, breaks):
+            yield first + int(run[0]), np.asfortranarray(dosages[:, run[0]:run[-1] + 1])
+
+
+def group_eids(run: GwasRun, trait: str, pseudonyms: pl.DataFrame) -> npt.NDArray[np.int64]:
+    """The store eids of a trait's analysed group (for the differencing ledger)."""
+    mapping = pseudonyms.filter(pl.col(PID).is_in(run.groups[trait].tolist()))
+    return np.sort(mapping[EID].to_numpy().astype(np.int64))
