@@ -258,7 +258,7 @@ class Outputs:
         request, so the check's running time answers nothing either."""
         started = time.monotonic()
         if isinstance(request, Mapping) and request.get("kind") == AnalysisKind.GWAS.value:
-            view = self._gwas(principal, project_id, request, fmt)
+            view = self._gwas(principal, project_id, request, fmt, measured)
         else:
             view = self._analyse(principal, project_id, request, fmt, measured)
         if view.check_report.withheld:
@@ -309,7 +309,8 @@ class Outputs:
         return view
 
     def _gwas(self, principal: Principal, project_id: str, request: Mapping[str, Any],
-              fmt: Format) -> requests.OutputView:
+              fmt: Format, measured: Callable[[Measures], None] | None
+              ) -> requests.OutputView:
         """A GWAS over the sealed genotypes: the genetics rules withhold variants, then the
         ordinary check (a fit per trait, its vectors differenced against every release), the
         raw-row scan and the ration, as for any analysis. Needs the project's genotype grant."""
@@ -349,7 +350,7 @@ class Outputs:
             out.result.spec = dict(request)
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
-            report, held, findings, _ = self._checked(
+            report, held, findings, sure = self._checked(
                 out.result, rules, institution, project_id,
                 self.enclave.master_ids(where.project), key)
         blocked = bool(findings) and CheckReport.worst(findings) is Verdict.BLOCK
@@ -363,6 +364,9 @@ class Outputs:
             filename=name, report=_settled(findings, report, None), kind=AnalysisKind.GWAS,
             spec=dict(request), settle=self._settler(principal, findings, report, acted))
         self._keep(where.project, view.output.id, held)
+        if measured is not None:  # metered like any analysis: the people it read
+            measured(Measures.of(out.result, held, sure, rules.threshold,
+                                 self.enclave.cohort().participants.height))
         # the membership budget is spent when the output exists, released or not (cautious)
         self._save_genetic_budget(where.project, budget | {
             groups[t]: out.released.spent[t] for t in spec.traits if t in out.released.spent})
