@@ -418,6 +418,17 @@ def set_fields(request: Request, project_id: str, who: Custodian, ctx: Access,
     return _see(f"{BASE}/projects/{project_id}")
 
 
+@router.post(BASE + "/projects/{project_id}/genotypes",
+             openapi_extra=acts(Action.PROJECT_WRITE))
+def set_genotypes(request: Request, project_id: str, who: Custodian, ctx: Access,
+                  granted: Annotated[str, Form()] = "") -> Response:
+    failed = _attempt(lambda: projects.set_genotypes(ctx, who, project_id, granted == "true"),
+                      {"granted": granted})
+    if failed:
+        return _project_page(request, who, ctx, project_id, failed)
+    return _see(f"{BASE}/projects/{project_id}")
+
+
 @router.post(BASE + "/projects/{project_id}/export",
              openapi_extra=acts(Action.EXPORT_APPROVE))
 def decide_export(request: Request, project_id: str, who: Custodian, ctx: Access,
