@@ -54,6 +54,10 @@ class CellKind(StrEnum):
     CENSORED = "censored"  # censored within an interval
     HAZARD_RATIO = "hazard_ratio"
     STATISTIC = "statistic"  # a model-level figure (R², log-likelihood, n): support = all
+    # a GWAS's analysed group (value: its rounded size): every per-variant figure carries the
+    # group's genotype sums, so two such groups a few people apart give those people's
+    # genotypes by subtraction; the ledger compares them with each other (overlap.GENOMES)
+    GENOTYPES = "genotypes"
 
 
 @dataclass

@@ -11,6 +11,7 @@ was withheld, and why, go with the release; the variants themselves do not.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ class GeneticRules:
     min_frequency_group: int
     alpha: float
     max_power: float
+    max_residual_share: float = 0.5
 
 
 @dataclass
@@ -49,9 +51,13 @@ class Released:
 
 
 def release(run: GwasRun, rules: GeneticRules,
-            spent: dict[str, membership.Spent] | None = None) -> Released:
+            spent: dict[str, membership.Spent | None] | None = None, *,
+            shown_n: dict[str, float] | None = None, count_base: int = 1,
+            salt: bytes = b"") -> Released:
     """Apply the rules to every trait of ``run``; ``spent``: what earlier releases for each
-    trait's group have already spent of the membership budget."""
+    trait's group have already spent of the membership budget; ``shown_n``: each group's size
+    as shown (rounded), which the frequencies are shown over; ``count_base``: allele counts go
+    to multiples of it; ``salt``: the request's key, for the keyed rounding draws."""
     parts = []
     out = Released(pl.DataFrame())
     floor = max(rules.min_mac, run.spec.min_mac)
@@ -83,7 +89,8 @@ def release(run: GwasRun, rules: GeneticRules,
             rows = rows.filter(pl.Series(chosen.released))
             out.power[trait] = chosen.power
             out.spent[trait] = chosen.spent
-        parts.append(rows)
+        shown = (shown_n or {}).get(trait, float(n))
+        parts.append(_rounded(rows, run, trait, shown, count_base, salt))
     out.frequencies = all(run.groups[t].size >= rules.min_frequency_group
                           for t in run.spec.traits)
     out.table = _shown(pl.concat(parts) if parts else run.results.clear(), logistic,
@@ -101,6 +108,51 @@ def attackers_reference(pool: npt.NDArray[np.float64], n: int) -> npt.NDArray[np
     reference: npt.NDArray[np.float64] = np.clip(pool - np.sqrt(pool * (1 - pool) / (2 * n)),
                                                  0.0, 1.0)
     return reference
+
+
+def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
+             salt: bytes) -> pl.DataFrame:
+    """Release precision: each effect and standard error to what one participant could move
+    it, each allele count to a multiple of ``base`` (by keyed unbiased draws), the group's
+    size as shown, and the test statistic, p-value and interval worked out from the rounded
+    figures. One participant moves an effect Σ g̃·r / Σ g̃² by at most 2·max|r| / Σ g̃²
+    (a residualised dosage is within about 2 of zero), where Σ g̃² = σ² / SE² for a least-
+    squares fit and 1 / SE² for a logistic one (whose residuals are within 1)."""
+    if rows.is_empty():
+        return rows
+    spread = run.spread.get(trait)
+    se = rows["se"].to_numpy()
+    logistic = run.spec.model == "logistic"
+    if logistic or spread is None:
+        moved = 2.0 * np.square(se)
+    else:
+        moved = 2.0 * spread.largest * np.square(se) / max(spread.variance, 1e-300)
+    digits = 10.0 ** (np.floor(np.log10(np.maximum(se, 1e-300))) - 3)  # 4 significant
+    step = np.maximum(moved, digits)
+    beta = keyed_round(rows["beta"].to_numpy(), step, salt, "beta", trait)
+    se_r = np.maximum(keyed_round(se, np.maximum(step, digits), salt, "se", trait), digits)
+    counts = keyed_round(rows["alt_count"].to_numpy(), np.full(rows.height, float(base)), salt,
+                         "alleles", trait)
+    df = spread.df if spread is not None else max(int(n) - 2, 1)
+    stat = beta / se_r
+    p = 2 * (stats.norm.sf(np.abs(stat)) if logistic else stats.t.sf(np.abs(stat), df))
+    return rows.with_columns(
+        pl.Series("beta", beta), pl.Series("se", se_r), pl.Series("stat", stat),
+        pl.Series("p", p), pl.lit(n).alias("n"),
+        pl.Series("alt_freq", np.round(np.clip(counts / (2 * max(n, 1.0)), 0.0, 1.0), 4)))
+
+
+def keyed_round(values: npt.NDArray[np.float64], step: npt.NDArray[np.float64], salt: bytes,
+                *name: object) -> npt.NDArray[np.float64]:
+    """Each value to a multiple of its step, up with the chance of the fraction of a step it
+    is past the multiple below (unbiased), by draws keyed by the request (``salt``) and
+    ``name``: the same request draws the same, and no one can aim at a boundary."""
+    seed = int.from_bytes(hashlib.sha256(salt + repr(name).encode()).digest()[:8], "big")
+    draws = np.random.default_rng(seed).random(values.shape)
+    q = values / step
+    low = np.floor(q)
+    rounded: npt.NDArray[np.float64] = step * (low + (draws < q - low))
+    return rounded
 
 
 def _count(out: Released, reason: str, n: int) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from strongroom.enclave import margin, winsor
 from strongroom.enclave.analyses.frame import check_schema, prepare
 from strongroom.enclave.analyses.spec import GwasSpec
 from strongroom.enclave.results import FloatArray, PidArray
@@ -25,6 +26,16 @@ from strongroom.genomics.store import Genotypes
 
 PID, EID = "pid", "eid"
 VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt")
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How far one participant can move a trait's per-variant figures: the largest residual
+    (after the covariates) and the residual variance, for release precision (release.py)."""
+
+    largest: float
+    variance: float
+    df: int  # residual degrees of freedom of the fit without the variant
 
 
 @dataclass
@@ -38,17 +49,22 @@ class GwasRun:
     genotyped: int  # samples in the genotype set (the membership rule's reference size)
     tested: int  # variants tested (after the researcher's own MAC and INFO filters)
     covariates: list[str]  # as fitted, dummies and principal components included
+    spread: dict[str, Spread] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def inflation(self, trait: str) -> float:
-        return genomic_inflation(self.results.filter(pl.col("trait") == trait)["p"])
+    def inflation(self, trait: str) -> float | None:
+        """λ_GC of a trait, or None when no variant gave a p-value."""
+        p = self.results.filter(pl.col("trait") == trait)["p"].drop_nulls()
+        return genomic_inflation(p) if p.len() else None
 
 
 def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
-             genotypes: Genotypes, k: int) -> GwasRun:
+             genotypes: Genotypes, k: int, max_share: float = 0.5) -> GwasRun:
     """Fit ``spec`` over the definition ``frame`` (``pid`` and the columns it names) for the
     participants of ``pseudonyms`` (``eid``, ``pid``) who are genotyped; ``k`` is the project's
-    threshold, below which a categorical covariate's level joins its reference."""
+    threshold, below which a categorical covariate's level joins its reference, at which
+    quantitative traits are winsorised, and which, with ``max_share``, each trait's residual
+    variation must be spread over (:func:`_spread`)."""
     check_schema(frame, spec.reads())
     held = genotypes.require_current()
     with reading_data():
@@ -67,28 +83,66 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
             yield from genotypes.chunks(held, rows)
 
         if spec.principal_components:
-            from strongroom.genomics import pca
+            from strongroom.genomics.pca import genotype_pcs
 
-            components = pca.principal_components(
-                chunks, held.variants, spec.principal_components,
-                usable=tested["index"].to_numpy())
+            components = genotype_pcs(chunks, spec.principal_components).scores
             covariates = np.hstack([covariates, components])
             names += [f"PC{i + 1}" for i in range(components.shape[1])]
+        pids = used[PID].to_numpy().astype(np.int64)
+        if spec.model == "linear" and k >= 1:  # no few participants set a trait's range
+            traits = np.column_stack([winsor.clip_rows(traits[:, j], pids, k)
+                                      for j in range(traits.shape[1])])
+        spread = {t: _spread(traits[:, j], covariates, pids, k, max_share, spec, t)
+                  for j, t in enumerate(spec.traits)}
         fit: Callable[..., pl.DataFrame] = (logistic_gwas if spec.model == "logistic"
                                             else linear_gwas)
         raw = fit(_only(chunks(), tested["index"].to_numpy()), traits, covariates,
                   trait_names=spec.traits, covariate_names=names)
-    pids = used[PID].to_numpy().astype(np.int64)
     results = raw.join(tested.rename({"index": "variant"}), on="variant", how="inner")
     groups = {t: np.sort(pids[np.isfinite(traits[:, j]) & np.isfinite(covariates).all(axis=1)])
-              for j, t in enumerate(spec.traits)}
+              for j, t in enumerate(spec.traits)}  # as the engine drops them
     vectors = {}
-    for c in spec.reads():
-        if used.schema[c].is_numeric() or used.schema[c] == pl.Boolean:
+    for c in spec.reads():  # what the fit read: the traits as winsorised
+        if c in spec.traits:
+            values = traits[:, spec.traits.index(c)]
+        elif used.schema[c].is_numeric() or used.schema[c] == pl.Boolean:
             values = used[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            present = np.isfinite(values)
-            vectors[c] = (pids[present], values[present])
-    return GwasRun(spec, results, groups, vectors, held.samples, tested.height, names)
+        else:
+            continue
+        present = np.isfinite(values)
+        vectors[c] = (pids[present], values[present])
+    return GwasRun(spec, results, groups, vectors, held.samples, tested.height, names, spread)
+
+
+def _spread(y: FloatArray, covariates: FloatArray, pids: PidArray, k: int, max_share: float,
+            spec: GwasSpec, name: str) -> Spread:
+    """Refuse a trait whose variation, once the covariates are accounted for, rests on fewer
+    than k participants, or of which k participants hold more than ``max_share``: each
+    variant's effect is Σ g̃·r / Σ g̃², so a residual r that is zero but for a few gives those
+    few's genotypes and values (a trait that is 0 but for the target, or a covariate's exact
+    copy but for them). A 0/1 trait needs k cases and k controls. Both at the keyed line."""
+    use = np.isfinite(y) & np.isfinite(covariates).all(axis=1)
+    n = int(use.sum())
+    if spec.model == "logistic":
+        cases = int(y[use].sum())
+        for count, what in ((cases, "cases"), (n - cases, "controls")):
+            if margin.short(count, k, "gwas", name, what):
+                raise Invalid(f"trait {name!r} has too few {what} for a GWAS: fewer than the "
+                              f"threshold of {k}")
+    design = np.column_stack([np.ones(n), covariates[use]])
+    fitted, *_ = np.linalg.lstsq(design, y[use], rcond=None)
+    r = y[use] - design @ fitted
+    squares = np.sort(np.square(r))[::-1]
+    total = float(squares.sum())
+    moving = int((squares > 1e-18 * max(total, 1e-300)).sum()) if total > 0 else 0
+    top = float(squares[:margin.reach(k, "gwas share", name)].sum())
+    if margin.short(moving, k, "gwas", name, "varies") or top > max_share * total:
+        raise Invalid(f"trait {name!r}, once the covariates are accounted for, varies for too "
+                      f"few participants (its variation must not rest on fewer than the "
+                      f"threshold of {k}, nor {k} hold more than {max_share:.0%} of it): "
+                      "analyse a trait as measured")
+    df = n - design.shape[1] - 1
+    return Spread(float(np.sqrt(squares[0])), total / max(df, 1), df)
 
 
 def _genotyped(used: pl.DataFrame, pseudonyms: pl.DataFrame,

@@ -48,6 +48,7 @@ FITS = MODELS | {AnalysisKind.CORRELATION}  # leverage and covariate support are
 VALUED_ANALYSES = frozenset({AnalysisKind.SUMMARY, AnalysisKind.AGGREGATE_SQL})
 MAGNITUDES = frozenset({CellKind.SUM, CellKind.MEAN})  # dominance rules need their magnitudes
 SUPPORT_ONLY = frozenset({CellKind.COEFFICIENT, CellKind.HAZARD_RATIO, CellKind.CORRELATION,
+                          CellKind.GENOTYPES,
                           CellKind.STATISTIC, CellKind.SURVIVAL})
 KM_COUNTS = frozenset({CellKind.AT_RISK, CellKind.EVENTS, CellKind.CENSORED})
 COUNTS_OF_PEOPLE = frozenset({CellKind.COUNT, *KM_COUNTS})

@@ -10,16 +10,16 @@ any two models (their per-variant effects would give those people's genotypes).
 
 from __future__ import annotations
 
+import base64
 import csv
-import hashlib
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import polars as pl
+from pyroaring import BitMap
 
 from strongroom.enclave import margin
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
@@ -38,7 +38,7 @@ SPENT_FILE = "genetic-releases.json"  # per project, sealed: membership budget s
 def genetic_rules(rules: Rules) -> GeneticRules:
     return GeneticRules(rules.genetics_min_mac, rules.genetics_min_group_mac,
                         rules.genetics_min_frequency_group, rules.genetics_alpha,
-                        rules.genetics_max_power)
+                        rules.genetics_max_power, rules.genetics_max_residual_share)
 
 
 @dataclass
@@ -52,13 +52,10 @@ class GwasOutput:
 
 
 def prepare(run: GwasRun, rules: Rules, rounding: Rounding,
-            spent: dict[str, Spent]) -> GwasOutput:
+            spent: dict[str, Spent | None]) -> GwasOutput:
     """Apply the genetics rules to ``run``; ``spent``: the membership budget each trait's
     group has used in this project's earlier GWAS."""
-    released = release(run, genetic_rules(rules), spent)
     cells = []
-    facts: dict[str, Any] = {"variants_tested": run.tested,
-                             "variants_released": released.table.select("id").n_unique()}
     shown_n: dict[str, float] = {}
     for trait in run.spec.traits:
         group = run.groups[trait]
@@ -66,11 +63,17 @@ def prepare(run: GwasRun, rules: Rules, rounding: Rounding,
         # it would say whether one more person is in a group an attacker sized from outside
         shown_n[trait] = float(rounding(float(group.size), float(rules.count_base), "count",
                                         rules.count_base, margin.of(group)))
+        # the group itself, compared in the ledger with every other GWAS's (overlap.GENOMES)
+        cells.append(Cell(row=(trait,), column="n", kind=CellKind.GENOTYPES,
+                          value=shown_n[trait], contributors=group))
         inflation = run.inflation(trait)
         cells.append(Cell(row=(trait,), column="lambda_gc", kind=CellKind.STATISTIC,
-                          value=round(inflation, 4) if math.isfinite(inflation) else None,
-                          contributors=group))
-    facts["n"] = shown_n
+                          value=round(inflation, 3) if inflation is not None
+                          and math.isfinite(inflation) else None, contributors=group))
+    released = release(run, genetic_rules(rules), spent, shown_n=shown_n,
+                       count_base=rules.count_base, salt=margin.salt())
+    facts: dict[str, Any] = {"n": shown_n, "variants_tested": run.tested,
+                             "variants_released": released.table.select("id").n_unique()}
     findings = [Finding(RULE, rules.genetics_verdict,
                         f"{count:,} variant results withheld: {reason}")
                 for reason, count in sorted(released.withheld.items())]
@@ -97,7 +100,8 @@ def render(output: GwasOutput, fmt: Format, hidden: bool) -> bytes:
     payload = {
         "kind": AnalysisKind.GWAS.value, "spec": output.result.spec,
         "facts": output.facts,
-        "lambda_gc": {c.row[0]: c.value for c in output.result.cells},
+        "lambda_gc": {c.row[0]: c.value for c in output.result.cells
+                      if c.column == "lambda_gc"},
         "withheld": output.released.withheld,
         "notes": output.result.notes,
         "columns": table.columns,
@@ -106,9 +110,40 @@ def render(output: GwasOutput, fmt: Format, hidden: bool) -> bytes:
     return json.dumps(payload, sort_keys=True, allow_nan=False).encode()
 
 
-def group_key(eids: np.ndarray) -> str:
-    """A group's name in the spent-budget file: a digest of its members (never the members)."""
-    return hashlib.sha256(np.sort(eids).astype("<i8").tobytes()).hexdigest()
+# what a project's GWAS spent of the membership budget: (the group, what that release added)
+Budget = list[tuple[BitMap, Spent]]
+OVERLAP = 0.5  # an earlier group sharing this share of a new one's members is charged to it
+
+
+def spent_on(budget: Budget, group: BitMap) -> Spent | None:
+    """What earlier releases spent on (much of) ``group``: every earlier group holding at
+    least half of its members is charged in full, so a group a few people (or many) from
+    another does not come with a fresh budget. Cautious: overlapping groups' variants are
+    counted as if their members were all in this one."""
+    total: Spent | None = None
+    for members, spent in budget:
+        if len(group) and len(members & group) >= OVERLAP * len(group):
+            total = spent if total is None else total + spent
+    return total
+
+
+def increment(after: Spent, before: Spent | None) -> Spent:
+    """What one release added to the budget (``after`` is the running total it reached)."""
+    if before is None:
+        return after
+    return Spent(after.separation - before.separation, after.var_null - before.var_null,
+                 after.var_member - before.var_member, after.third_null - before.third_null,
+                 after.third_member - before.third_member, after.variants - before.variants)
+
+
+def budget_bytes(budget: Budget) -> bytes:
+    return json.dumps([{"members": base64.b64encode(members.serialize()).decode(),
+                        "spent": asdict(spent)} for members, spent in budget]).encode()
+
+
+def budget_from(data: bytes) -> Budget:
+    return [(BitMap.deserialize(base64.b64decode(entry["members"])), Spent(**entry["spent"]))
+            for entry in json.loads(data)]
 
 
 def _text(value: object) -> str:

@@ -74,6 +74,7 @@ def within_output(cells: Sequence[tuple[str, BitMap]], threshold: int,
 # holders of a few-valued sum), a percentage's numerator or denominator, a statistic of
 # values (compared by its contributions instead, contributions.py), or another figure.
 COUNT, PERCENT, VALUES, OTHER = "count", "percent", "values", "other"
+GENOMES = "genomes"  # a GWAS's analysed group: its genotype sums are in every figure
 
 
 def acts(a: str, b: str) -> bool:
@@ -85,7 +86,7 @@ def acts(a: str, b: str) -> bool:
     shown when identical and hidden one apart, gave a BMI in two outputs. Across families
     the rounding of counts (a keyed draw per group) and the other rules speak; a statistic's
     contributions are compared by value differencing."""
-    return a == b and a in (COUNT, PERCENT)
+    return a == b and a in (COUNT, PERCENT, GENOMES)
 
 
 def close(apart: int, threshold: int, a: str, b: str, rule: str, one: BitMap,
@@ -98,7 +99,8 @@ def close(apart: int, threshold: int, a: str, b: str, rule: str, one: BitMap,
     if not acts(a, b):
         return False
     if apart == 0:  # an empty group (a zero, a complement of nobody) repeats nothing
-        return len(one) > 0
+        # two GWAS over the same people (other traits) subtract to nothing: no one's genotypes
+        return len(one) > 0 and a != GENOMES
     drawn = threshold <= apart < margin.highest(threshold)
     return margin.short(apart, threshold, rule, members=np.asarray(
         (one ^ other).to_array(), dtype=np.int64) if drawn else None)

@@ -99,6 +99,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "membership_alpha": Setting("genetics_alpha", "number", "higher", low=1e-9, high=0.5),
         "membership_max_power": Setting("genetics_max_power", "number", "lower", low=0,
                                         high=1),
+        "max_residual_share": Setting("genetics_max_residual_share", "number", "lower",
+                                      low=0.01, high=1),
         "verdict": Setting("genetics_verdict", "verdict", "severer"),
     },
     "unknown": {"verdict": Setting("unknown_verdict", "verdict", "severer",
@@ -156,6 +158,7 @@ class Rules:
     genetics_min_frequency_group: int
     genetics_alpha: float
     genetics_max_power: float
+    genetics_max_residual_share: float  # of a trait's variation, the most k people may hold
     genetics_verdict: Verdict
     unknown_verdict: Verdict
     answers_max_acted: int  # outputs a person may see acted on automatically in the window

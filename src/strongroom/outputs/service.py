@@ -15,8 +15,8 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -37,24 +37,23 @@ from strongroom.enclave.analyses.spec import GwasSpec, parse_spec
 from strongroom.enclave.definitions import Definition
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache, MasterIds
-from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused
-from strongroom.genomics.membership import Spent
+from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused, reading_data
 from strongroom.genomics.store import Genotypes
-from strongroom.genomics.study import group_eids, run_gwas
-from strongroom.outputs import (
-    answers,
-    combinations,
-    contributions,
-    genetics,
-    precision,
-    requests,
-)
+from strongroom.outputs import answers, combinations, contributions, precision, requests
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
 from strongroom.outputs.contributions import Vector, kind_of
 from strongroom.outputs.labels import GRIDS, shorten_long
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
-from strongroom.outputs.overlap import COUNT, OTHER, PERCENT, VALUES, bitmap, within_output
+from strongroom.outputs.overlap import (
+    COUNT,
+    GENOMES,
+    OTHER,
+    PERCENT,
+    VALUES,
+    bitmap,
+    within_output,
+)
 from strongroom.outputs.overlap import RULE as WITHIN_RULE
 from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
 from strongroom.outputs.rules import Rules, load_rules, tighten
@@ -63,6 +62,9 @@ from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.suppression import where
 from strongroom.outputs.verdicts import SEVERITY, CheckReport, Finding, Verdict
 from strongroom.watch.limits import Gate
+
+if TYPE_CHECKING:  # the GWAS path imports its numerics (SciPy) only when a GWAS runs
+    from strongroom.outputs.genetics import Budget
 
 RULES_FILE = "rules.yaml"  # a project's tightened thresholds, beside its other files
 CELLS = "cells"
@@ -314,6 +316,9 @@ class Outputs:
         """A GWAS over the sealed genotypes: the genetics rules withhold variants, then the
         ordinary check (a fit per trait, its vectors differenced against every release), the
         raw-row scan and the ration, as for any analysis. Needs the project's genotype grant."""
+        from strongroom.genomics.study import group_eids, run_gwas
+        from strongroom.outputs import genetics
+
         self._hold(principal, project_id)
         self.exact_guard(principal, project_id)
         with self.ctx.transaction() as db:
@@ -337,16 +342,19 @@ class Outputs:
         pseudonyms = self.enclave.pseudonym_map(where.project)
         key = enclave_service.decision_key(self.enclave, where.project, request)
         with margin.keyed(key):
+            budget = self._genetic_budget(where.project)
             try:
-                run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold)
+                run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold,
+                               rules.genetics_max_residual_share)
+                groups = {t: BitMap(group_eids(run, t, pseudonyms).tolist())
+                          for t in spec.traits}
+                before = {t: genetics.spent_on(budget, g) for t, g in groups.items()}
+                with reading_data():  # what the rules make of the data is an answer too
+                    out = genetics.prepare(
+                        run, rules, enclave_service.rounding(self.enclave, where.project),
+                        before)
             except DataRefusal as refusal:
                 return self._refused(principal, project_id, request, fmt, refusal)
-            groups = {t: genetics.group_key(group_eids(run, t, pseudonyms))
-                      for t in spec.traits}
-            budget = self._genetic_budget(where.project)
-            out = genetics.prepare(run, rules, enclave_service.rounding(self.enclave,
-                                                                        where.project),
-                                   {t: budget[g] for t, g in groups.items() if g in budget})
             out.result.spec = dict(request)
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
@@ -368,25 +376,29 @@ class Outputs:
             measured(Measures.of(out.result, held, sure, rules.threshold,
                                  self.enclave.cohort().participants.height))
         # the membership budget is spent when the output exists, released or not (cautious)
-        self._save_genetic_budget(where.project, budget | {
-            groups[t]: out.released.spent[t] for t in spec.traits if t in out.released.spent})
+        self._save_genetic_budget(where.project, budget + [
+            (groups[t], genetics.increment(out.released.spent[t], before.get(t)))
+            for t in spec.traits if t in out.released.spent])
         return view
 
-    def _genetic_budget(self, project: Project) -> dict[str, Spent]:
-        """What each group's earlier GWAS in this project spent of the membership budget."""
+    def _genetic_budget(self, project: Project) -> Budget:
+        """What this project's earlier GWAS spent of the membership budget, by group."""
+        from strongroom.outputs import genetics
+
         path = self.ctx.project_dir(project.id) / genetics.SPENT_FILE
         if not path.exists():
-            return {}
-        data = json.loads(decrypt(path.read_bytes(), self.enclave.key(project),
-                                  genetics.SPENT_FILE))
-        return {group: Spent(**spent) for group, spent in data.items()}
+            return []
+        return genetics.budget_from(decrypt(path.read_bytes(), self.enclave.key(project),
+                                            genetics.SPENT_FILE))
 
-    def _save_genetic_budget(self, project: Project, budget: dict[str, Spent]) -> None:
+    def _save_genetic_budget(self, project: Project, budget: Budget) -> None:
+        from strongroom.outputs import genetics
+
         path = self.ctx.project_dir(project.id) / genetics.SPENT_FILE
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        plain = json.dumps({g: asdict(s) for g, s in budget.items()}, sort_keys=True).encode()
         staging = path.with_suffix(".tmp")
-        staging.write_bytes(encrypt(plain, self.enclave.key(project), genetics.SPENT_FILE))
+        staging.write_bytes(encrypt(genetics.budget_bytes(budget), self.enclave.key(project),
+                                    genetics.SPENT_FILE))
         staging.replace(path)
 
     def _refused(self, principal: Principal, project_id: str, request: Mapping[str, Any],
@@ -789,6 +801,8 @@ def _family(cell: Cell) -> str:
         return COUNT
     if cell.kind is CellKind.PERCENT:
         return PERCENT
+    if cell.kind is CellKind.GENOTYPES:
+        return GENOMES
     return OTHER
 
 

@@ -1,0 +1,153 @@
+"""A leaker's GWAS requests, each aimed at one participant's genotypes, value or membership, and
+each stopped: the guarantee is that no released GWAS figure, alone or beside any other release,
+rests on fewer than k participants.
+
+The target is picked in SQL by values an attacker could know (sex, birth year, systolic blood
+pressure: unique for them). Ground truth (their genotypes and BMI) is read custodian-side, from
+the store, only to score what was released. The attacks come from a red-team review of the
+first GWAS release path (session 18), which got one participant's genotypes at every variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from strongroom.access.context import Principal
+from strongroom.enclave import service
+from strongroom.outputs.genetics import frame_of
+from strongroom.outputs.verdicts import Verdict
+from tests.access_world import World
+from tests.gwas_world import BASE, build_gwas_world, granted, gwas, stored
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    found = build_gwas_world(tmp_path_factory.mktemp("gwas-attacks"))
+    granted(found)
+    yield found
+    found.platform.close()
+
+
+@pytest.fixture(scope="module")
+def attacker(world: World) -> Principal:
+    assert world.researcher is not None
+    return world.sign_in(world.researcher)
+
+
+@pytest.fixture(scope="module")
+def target(world: World) -> dict[str, Any]:
+    """A participant unique on (sex, birth year, SBP), with their genotypes: custodian-side."""
+    people = world.platform.store.load().participants.drop_nulls(
+        ["p21001_i0", "p4080_i0_a0"])
+    keys = ["p31", "p34", "p4080_i0_a0"]
+    unique = people.filter(pl.len().over(keys) == 1).row(5, named=True)
+    genotypes = world.platform.genotypes
+    held = genotypes.require_current()
+    row = int(np.flatnonzero(genotypes.samples(held) == unique["eid"])[0])
+    calls = np.concatenate([d for _, d in genotypes.chunks(held, np.array([row]))], axis=1)[0]
+    where = " AND ".join(f"{k} = {unique[k]}" for k in keys)
+    return {"where": where, "bmi": unique["p21001_i0"], "calls": calls,
+            "diabetic": unique["p2443_i0"] == 1}
+
+
+def define(world: World, who: Principal, name: str, sql: str) -> None:
+    service.define(world.platform.enclave, who, world.project_id, name, sql)
+
+
+def released(world: World, view: Any) -> pl.DataFrame | None:
+    """What the attacker would download: the table, if the output may be released."""
+    if view.report.verdict is Verdict.BLOCK:
+        return None
+    table = frame_of(stored(world, view))
+    return table if table.height else None
+
+
+def test_a_trait_that_is_zero_but_for_the_target_is_refused(
+        world: World, attacker: Principal, target: dict[str, Any]) -> None:
+    define(world, attacker, "solo", f"SELECT pid, CASE WHEN {target['where']} THEN p21001_i0 "
+           "ELSE 0 END AS y, p34 AS birth_year, p31 AS sex FROM participants "
+           "WHERE p21001_i0 IS NOT NULL")
+    view = gwas(world, attacker, definition="solo", traits=["y"], covariates=[],
+                categorical=[])
+    assert released(world, view) is None
+    assert any("varies for too few" in f.reason or "refused" in f.reason
+               for f in view.report.findings)
+
+
+def test_a_trait_that_copies_a_covariate_but_for_the_target_is_refused(
+        world: World, attacker: Principal, target: dict[str, Any]) -> None:
+    """Everyone else's trait is a covariate less a constant: the fit absorbs them exactly, and
+    the residual is the target's alone (a subset of years left out beats set comparisons)."""
+    define(world, attacker, "copy", "SELECT pid, p34 + 0.37 * p31 AS c, CASE WHEN p21001_i0 IS "
+           f"NULL OR p34 = 1950 THEN NULL WHEN {target['where']} THEN p21001_i0 ELSE "
+           "p34 + 0.37 * p31 - 1960 END AS y FROM participants")
+    view = gwas(world, attacker, definition="copy", traits=["y"], covariates=["c"],
+                categorical=[])
+    assert released(world, view) is None
+
+
+def test_a_trait_dominated_by_the_target_is_refused_even_with_noise_around_it(
+        world: World, attacker: Principal, target: dict[str, Any]) -> None:
+    define(world, attacker, "noisy", f"SELECT pid, CASE WHEN {target['where']} THEN "
+           "p21001_i0 * 1000 ELSE (p34 % 7) * 0.001 END AS y FROM participants "
+           "WHERE p21001_i0 IS NOT NULL")
+    view = gwas(world, attacker, definition="noisy", traits=["y"], covariates=[],
+                categorical=[])
+    table = released(world, view)
+    if table is not None:  # winsorised away: the target's value no longer shows
+        assert not _genotypes_read(table, target)
+
+
+def test_allele_counts_of_two_groups_one_apart_do_not_give_the_targets_genotypes(
+        world: World, attacker: Principal, target: dict[str, Any]) -> None:
+    base = ("SELECT pid, ln(p21001_i0) AS lbmi, p4080_i0_a0 * p4080_i0_a0 AS sbp2 FROM "
+            "participants WHERE p21001_i0 IS NOT NULL AND p4080_i0_a0 IS NOT NULL")
+    define(world, attacker, "all", base)
+    define(world, attacker, "all_but", base + f" AND NOT ({target['where']})")
+    first = gwas(world, attacker, definition="all", traits=["lbmi"], covariates=[],
+                 categorical=[])
+    world.platform.outputs.request_release(attacker, first.output.id)
+    second = gwas(world, attacker, definition="all_but", traits=["sbp2"], covariates=[],
+                  categorical=[])
+    a, b = released(world, first), released(world, second)
+    assert a is not None  # the honest first one
+    assert b is None  # two GWAS groups one person apart: the second is refused whole
+    assert a["n"].n_unique() == 1 and a["n"][0] % 5 == 0  # no exact per-variant n
+
+
+def test_whether_the_target_has_a_condition_is_not_answered_for_free(
+        world: World, attacker: Principal, target: dict[str, Any]) -> None:
+    """A trait that is 1 only if the target is diabetic (else constant) must give the same
+    kind of answer either way: a recorded, rationed output, never a free error."""
+    define(world, attacker, "if_diabetic", f"SELECT pid, CASE WHEN {target['where']} AND "
+           "p2443_i0 = 1 THEN 1 ELSE 0 END AS y FROM participants WHERE p21001_i0 IS NOT NULL")
+    view = gwas(world, attacker, definition="if_diabetic", traits=["y"], model="logistic",
+                covariates=[], categorical=[])
+    assert view.report.verdict is Verdict.BLOCK
+    assert released(world, view) is None
+
+
+def test_an_honest_gwas_over_a_different_group_is_still_released(
+        world: World, attacker: Principal) -> None:
+    define(world, attacker, "base", BASE)
+    view = gwas(world, attacker, definition="base", traits=["sbp"])
+    assert view.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS), view.report.findings
+
+
+def _genotypes_read(table: pl.DataFrame, target: dict[str, Any]) -> bool:
+    """Whether the attacker's decoding of a one-person trait (t² gives a² / Σ g̃²) recovers the
+    target's genotypes at most variants."""
+    n = table["n"].to_numpy()
+    f = table["alt_freq"].to_numpy() if "alt_freq" in table.columns else np.full(n.size, 0.3)
+    t, beta = table["t"].to_numpy(), table["beta"].to_numpy()
+    r = t ** 2 * (1 - 1 / n) / (n - 2 + t ** 2)
+    cand = np.array([0, 1, 2])[:, None] - 2 * f
+    guess = (np.abs(cand ** 2 / (2 * n * f * (1 - f)) - r)
+             + 1e9 * (np.sign(cand) != np.sign(beta))).argmin(0)
+    truth = target["calls"][:guess.size]
+    return bool(np.mean(guess == truth) > 0.9)
