@@ -1,0 +1,445 @@
+"""Synthetic genotypes for the synthetic cohort: a coalescent simulation with a published human
+demography, so that allele frequencies, linkage disequilibrium and population structure have
+real shapes, written as PLINK 1 files one variant at a time.
+
+Markers are spread over the 22 autosomes in proportion to their length (GRCh38, stdpopsim's
+HomSap genome). Each chromosome's share is simulated as independent regions of about 1 Mb
+(``markers_per_mb`` sets the density, 1,000 by default: one marker a kilobase, between a
+genotyping array and imputed data; denser means fewer, shorter simulations), at the
+chromosome's mean recombination rate. msprime runs the most recent 25 generations as a discrete
+Wright–Fisher model (a coalescent is wrong when the sample outnumbers the population, and it is
+faster there), then the standard coalescent. From each region's biallelic SNPs it picks common
+ones (MAF ≥ 1% in the cohort) and a share (``low_frequency_share``) of low-frequency ones
+(MAF < 1%, at least 0.1% or one allele); REF is the ancestral allele, ALT the derived.
+
+Regions are simulated by worker processes while the main process decodes the previous region's
+picked sites, sums each participant's two haplotypes, accumulates the genetic scores of the
+causal variants and hands the dosages to bed-reader's writer: nothing holds the samples ×
+variants matrix. Files are written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import os
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import msprime
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import stdpopsim
+import tskit
+from bed_reader import create_bed
+
+from strongroom.cohort import model
+from strongroom.genomics import ancestry, plant
+from strongroom.progress import Progress
+
+REGION_TARGET = 1_000_000  # bp a simulated region aims at
+MIN_REGION = 50_000  # bp: enough common sites even when a chromosome's share is a few markers
+MARKERS_PER_MB = 1_000.0
+COMMON_MAF = 0.01
+LOW_MAF_FLOOR = 0.001
+LOW_FREQUENCY_SHARE = 0.1
+WRIGHT_FISHER_GENERATIONS = 25
+ATTEMPTS = 6  # a region short of sites is simulated again, twice as long, up to this often
+POOL_FROM = 20_000  # participants from which regions are simulated in worker processes
+MISSING = -127  # bed-reader's missing call for int8 vectors
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+class SimulationInputError(ValueError):
+    """Input that genotypes cannot be simulated for."""
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """What :func:`simulate` wrote and what the tests and :func:`plant.plant` need to know."""
+
+    prefix: Path  # the files are prefix.bed, prefix.bim and prefix.fam
+    variants: pl.DataFrame  # chrom, pos, id, ref, alt, in file order
+    causal: pl.DataFrame  # id, index (0-based variant index), trait, locus, effect, alt_freq
+    scores: pl.DataFrame  # eid, genetic values: bmi, sbp (measured scale), diabetes (log odds)
+    ancestry: pl.DataFrame  # eid, ancestry ("EUR", or "AFR+EUR" for two populations)
+    seed: int
+
+    @property
+    def bed(self) -> Path:
+        return _with_suffix(self.prefix, ".bed")
+
+    @property
+    def bim(self) -> Path:
+        return _with_suffix(self.prefix, ".bim")
+
+    @property
+    def fam(self) -> Path:
+        return _with_suffix(self.prefix, ".fam")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A stretch of a chromosome simulated on its own, and how many markers it gives."""
+
+    chrom: str
+    start: int  # 0-based offset in the chromosome
+    length: int
+    room: int  # how far it may grow, if it comes up short of sites
+    markers: int
+    recombination_rate: float
+
+
+@dataclass(frozen=True)
+class _Task:
+    index: int
+    region: Region
+    sample_counts: tuple[int, ...]
+    seed: int
+    low_share: float
+
+
+@dataclass(frozen=True)
+class _Sites:
+    """A region's picked markers: a tree sequence holding only them, and their description."""
+
+    ts: tskit.TreeSequence
+    pos: IntArray  # 1-based, in the chromosome
+    ref: list[str]
+    alt: list[str]
+    alt_freq: FloatArray
+
+
+def simulate(
+    people: pl.DataFrame,
+    variants: int,
+    seed: int,
+    out: str | Path,
+    progress: Progress | None = None,
+    *,
+    effect_scale: float = 1.0,
+    missing_rate: float = 0.0,
+    low_frequency_share: float = LOW_FREQUENCY_SHARE,
+    markers_per_mb: float = MARKERS_PER_MB,
+    workers: int | None = None,
+) -> Simulated:
+    """Simulate ``variants`` markers for ``people`` (``eid`` and ethnic background
+    ``p21000_i0``) and write ``out.bed/.bim/.fam`` in their order, FID = IID = eid.
+
+    The same seed gives the same files. ``effect_scale`` multiplies every causal effect;
+    ``missing_rate`` blanks that share of calls at random (the scores use the true genotypes);
+    ``workers`` is how many processes simulate regions (default: up to two for 20,000 people or
+    more, none below; they are spawned, so a script calling this needs the
+    ``if __name__ == "__main__":`` guard). ``progress(stage, advance)`` advances sum to 100.
+    """
+    eid, ethnicity = _check(people, variants, out)
+    _check_options(effect_scale, missing_rate, low_frequency_share, markers_per_mb, workers)
+    n = eid.shape[0]
+    lineage = ancestry.assign(ethnicity, seed)
+    regions = layout(variants, markers_per_mb, seed)
+    hosted = plant.place(len(regions), seed)
+    counts = tuple(int(c) for c in lineage.sample_counts)
+    tasks = [_Task(i, r, counts, seed, low_frequency_share) for i, r in enumerate(regions)]
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if n >= POOL_FROM else 0
+
+    prefix = Path(out)
+    prefix = prefix.with_name(prefix.name.removesuffix(".bed"))
+    temp = prefix.with_name(f"{prefix.name}.partial-{uuid.uuid4().hex[:8]}")
+    temps = [_with_suffix(temp, s) for s in (".bed", ".bim", ".fam")]
+    ids = eid.astype(str)
+    writer: create_bed | None = None
+    hap_a, hap_b = lineage.haplotypes[:, 0], lineage.haplotypes[:, 1]
+    scores = np.zeros((n, len(plant.TRAITS)), dtype=np.float64)
+    missing_rng = np.random.default_rng([seed, 5])
+    tables: list[pl.DataFrame] = []
+    causal: list[dict[str, object]] = []
+    dosage = np.empty(n, dtype=np.int8)
+    written = 0
+    ticked = 0
+    try:
+        writer = create_bed(
+            temps[0], iid_count=n, sid_count=variants, properties={"fid": ids, "iid": ids},
+            bim_location=temps[1], fam_location=temps[2], num_threads=1,
+        )  # fmt: skip
+        for task, sites in _regions(tasks, workers):
+            chosen = plant.pick(hosted[task.index], sites.alt_freq, seed, task.index)
+            table = _variant_table(task.region.chrom, sites)
+            for row, variant in enumerate(sites.ts.variants(copy=False, isolated_as_missing=False)):
+                g = variant.genotypes
+                np.add(g[hap_a], g[hap_b], out=dosage, casting="unsafe")
+                if row in chosen:
+                    locus, effect = chosen[row][0], chosen[row][1] * effect_scale
+                    trait = plant.TRAITS.index(locus.trait)
+                    scores[:, trait] += effect * dosage
+                    causal.append({"id": table["id"][row], "index": written + row,
+                                   "trait": locus.trait, "locus": locus.name, "effect": effect,
+                                   "alt_freq": float(sites.alt_freq[row])})  # fmt: skip
+                if missing_rate > 0:
+                    call = dosage.copy()
+                    call[missing_rng.random(n) < missing_rate] = MISSING
+                    writer.write(call)
+                else:
+                    writer.write(dosage)
+            written += table.height
+            tables.append(table)
+            done = 100 * written // variants
+            if progress is not None and done > ticked:
+                progress("genotypes", done - ticked)
+                ticked = done
+        writer.close()
+        variant_table = pl.concat(tables)
+        _write_bim(variant_table, temps[1])
+        finals = [_with_suffix(prefix, s) for s in (".bed", ".bim", ".fam")]
+        for src, dst in zip(temps, finals, strict=True):
+            src.replace(dst)
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(ValueError):
+                writer.close()  # refuses an incomplete file and removes it; the rest goes here
+        for path in temps:
+            path.unlink(missing_ok=True)
+        raise
+    return Simulated(
+        prefix=prefix,
+        variants=variant_table,
+        causal=pl.DataFrame(causal, schema=_CAUSAL_SCHEMA),
+        scores=pl.DataFrame(
+            {model.EID: eid, **{t: scores[:, i] for i, t in enumerate(plant.TRAITS)}}
+        ),
+        ancestry=pl.DataFrame({model.EID: eid, "ancestry": lineage.labels}),
+        seed=seed,
+    )
+
+
+_CAUSAL_SCHEMA = {
+    "id": pl.String, "index": pl.Int64, "trait": pl.String, "locus": pl.String,
+    "effect": pl.Float64, "alt_freq": pl.Float64,
+}  # fmt: skip
+
+
+def layout(variants: int, markers_per_mb: float, seed: int) -> list[Region]:
+    """The regions to simulate: each autosome's share of the markers (by length) in regions of
+    about 1 Mb, one to a slot of the chromosome, placed at random within it."""
+    chroms = _autosomes()
+    lengths = np.array([c.length for c in chroms], dtype=np.float64)
+    rng = np.random.default_rng([seed, 22])
+    regions: list[Region] = []
+    for chrom, quota in zip(chroms, _apportion(variants, lengths), strict=True):
+        if quota == 0:
+            continue
+        span = max(quota / markers_per_mb * 1e6, MIN_REGION)
+        k = int(min(max(1, round(span / REGION_TARGET)), quota))
+        slot = int(chrom.length) // k
+        length = int(min(span / k, slot))
+        for i, markers in enumerate(_apportion(int(quota), np.ones(k))):
+            start = i * slot + int(rng.integers(0, slot - length + 1))
+            regions.append(
+                Region(chrom.id, start, length, (i + 1) * slot - start, int(markers),
+                       float(chrom.recombination_rate))
+            )  # fmt: skip
+    return regions
+
+
+def _apportion(total: int, weights: FloatArray) -> IntArray:
+    """``total`` split in proportion to ``weights`` in whole numbers (largest remainder)."""
+    exact = total * weights / weights.sum()
+    whole: IntArray = np.floor(exact).astype(np.int64)
+    short = total - int(whole.sum())
+    whole[np.argsort(-(exact - whole), kind="stable")[:short]] += 1
+    return whole
+
+
+@cache
+def _autosomes() -> tuple[stdpopsim.Chromosome, ...]:
+    genome = stdpopsim.get_species("HomSap").genome
+    return tuple(genome.get_chromosome(str(c)) for c in range(1, 23))
+
+
+def _regions(tasks: list[_Task], workers: int) -> Iterator[tuple[_Task, _Sites]]:
+    """Each region's sites in order, simulated ahead by ``workers`` processes (0: here)."""
+    if workers == 0:
+        for task in tasks:
+            yield task, simulate_region(task)
+        return
+    # spawn, not fork: the parent holds Polars' and bed-reader's threads
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        ahead: deque[tuple[_Task, Future[_Sites]]] = deque()
+        pending = iter(tasks)
+        for task in pending:
+            ahead.append((task, pool.submit(simulate_region, task)))
+            if len(ahead) > workers:  # at most `workers` + 1 regions held at once
+                first, future = ahead.popleft()
+                yield first, future.result()
+        while ahead:
+            first, future = ahead.popleft()
+            yield first, future.result()
+
+
+def simulate_region(task: _Task) -> _Sites:
+    """Simulate one region and pick its markers (runs in a worker process)."""
+    region = task.region
+    dem = _demography()
+    samples = [
+        msprime.SampleSet(count, population=name, ploidy=1)
+        for name, count in zip(ancestry.POPULATIONS, task.sample_counts, strict=True)
+        if count > 0
+    ]
+    for attempt in range(ATTEMPTS):
+        length = min(region.length * 2**attempt, region.room)
+        ancestry_seed, mutation_seed, pick_seed = (
+            int(s) % (2**31 - 1) + 1
+            for s in np.random.SeedSequence([task.seed, task.index, attempt]).generate_state(3)
+        )
+        ts = msprime.sim_ancestry(
+            samples=samples,
+            demography=dem,
+            sequence_length=length,
+            recombination_rate=region.recombination_rate,
+            ploidy=2,
+            model=[
+                msprime.DiscreteTimeWrightFisher(duration=WRIGHT_FISHER_GENERATIONS),
+                msprime.StandardCoalescent(),
+            ],
+            random_seed=ancestry_seed,
+        )
+        ts = msprime.sim_mutations(ts, rate=ancestry.mutation_rate(), random_seed=mutation_seed)
+        sites = _pick(ts, region, task.low_share, np.random.default_rng(pick_seed))
+        if sites is not None:
+            return sites
+        if length == region.room:
+            break
+    raise SimulationInputError(
+        f"chromosome {region.chrom} region at {region.start} has too few polymorphic sites for "
+        f"{region.markers} markers; lower markers_per_mb"
+    )
+
+
+@cache
+def _demography() -> msprime.Demography:
+    return ancestry.demography()
+
+
+def _pick(ts: tskit.TreeSequence, region: Region, low_share: float,
+          rng: np.random.Generator) -> _Sites | None:  # fmt: skip
+    haplotypes = ts.num_samples
+    count = _derived_counts(ts)
+    single = count >= 0
+    minor = np.minimum(count, haplotypes - count)
+    common = single & (minor >= COMMON_MAF * haplotypes)
+    low = single & ~common & (minor >= max(1, math.ceil(LOW_MAF_FLOOR * haplotypes)))
+    n_low = min(round(region.markers * low_share), int(low.sum()))
+    n_common = min(region.markers - n_low, int(common.sum()))
+    n_low = min(region.markers - n_common, int(low.sum()))
+    if n_low + n_common < region.markers:
+        return None
+    keep = np.sort(
+        np.concatenate([
+            rng.choice(np.flatnonzero(common), n_common, replace=False),
+            rng.choice(np.flatnonzero(low), n_low, replace=False),
+        ])
+    )  # fmt: skip
+    kept = ts.delete_sites(np.setdiff1d(np.arange(ts.num_sites), keep))
+    ref = [ts.site(int(s)).ancestral_state for s in keep]
+    alt = [ts.site(int(s)).mutations[0].derived_state for s in keep]
+    pos = region.start + ts.sites_position[keep].astype(np.int64) + 1
+    return _Sites(kept, pos, ref, alt, count[keep] / haplotypes)
+
+
+def _derived_counts(ts: tskit.TreeSequence) -> IntArray:
+    """Each site's derived allele count, -1 where the site has more than one mutation."""
+    site, position = ts.mutations_site, ts.sites_position
+    single = (np.bincount(site, minlength=ts.num_sites) == 1)[site]
+    node = np.full(ts.num_sites, -1, dtype=np.int64)
+    node[site[single]] = ts.mutations_node[single]
+    count = np.full(ts.num_sites, -1, dtype=np.int64)
+    # plain integers, not Site objects: this loop meets every site, tens of thousands a region
+    for tree in ts.trees():
+        first, last = np.searchsorted(position, tree.interval)
+        for s in range(int(first), int(last)):
+            if node[s] >= 0:
+                count[s] = tree.num_samples(int(node[s]))
+    return count
+
+
+def _variant_table(chrom: str, sites: _Sites) -> pl.DataFrame:
+    pos = pl.Series("pos", sites.pos, dtype=pl.Int64)
+    ref = pl.Series("ref", sites.ref, dtype=pl.String)
+    alt = pl.Series("alt", sites.alt, dtype=pl.String)
+    frame = pl.DataFrame({"chrom": pl.Series([chrom] * pos.len(), dtype=pl.String)})
+    return frame.with_columns(pos, ref, alt).select(
+        "chrom",
+        "pos",
+        pl.concat_str([pl.col("chrom"), pl.col("pos"), pl.col("ref"), pl.col("alt")],
+                      separator=":").alias("id"),
+        "ref",
+        "alt",
+    )  # fmt: skip
+
+
+def _write_bim(table: pl.DataFrame, path: Path) -> None:
+    """The .bim for the table (allele 1 = ALT, which the .bed counts): it is only known once
+    every region is simulated, so it replaces the placeholder bed-reader wrote at the start."""
+    table.select(
+        "chrom", "id", pl.lit(0).alias("cm"), "pos", "alt", "ref"
+    ).write_csv(path, separator="\t", include_header=False)  # fmt: skip
+
+
+def _with_suffix(prefix: Path, suffix: str) -> Path:
+    return prefix.with_name(prefix.name + suffix)
+
+
+def _check(people: pl.DataFrame, variants: int, out: str | Path) -> tuple[IntArray, FloatArray]:
+    if isinstance(variants, bool) or not isinstance(variants, int | np.integer) or variants < 1:
+        raise SimulationInputError(f"variants must be a whole number ≥ 1, not {variants!r}")
+    column = next((c for c in (ancestry.ETHNICITY_COLUMN, "p21000") if c in people.columns), None)
+    if model.EID not in people.columns or column is None:
+        raise SimulationInputError(
+            f"people needs columns {model.EID!r} and {ancestry.ETHNICITY_COLUMN!r} (ethnic "
+            f"background, field {ancestry.ETHNICITY_FIELD}); it has {people.columns[:10]}"
+        )
+    if people.height == 0:
+        raise SimulationInputError("people is empty: genotypes need at least one participant")
+    eids = people[model.EID]
+    if eids.null_count() or not eids.dtype.is_integer():
+        raise SimulationInputError(f"{model.EID} must be whole numbers with none missing")
+    if eids.n_unique() != eids.len():
+        raise SimulationInputError(
+            f"{model.EID} repeats ({eids.len() - eids.n_unique()} duplicate(s)); each "
+            f"participant must appear once"
+        )
+    ethnicity = people[column]
+    if not (ethnicity.dtype.is_integer() or ethnicity.dtype == pl.Null):
+        raise SimulationInputError(
+            f"{column} must hold integer coding 1001 codes, not {ethnicity.dtype}"
+        )
+    parent = Path(out).parent
+    if not parent.is_dir():
+        raise SimulationInputError(f"cannot write to {out}: folder {parent} does not exist")
+    eid: IntArray = eids.cast(pl.Int64).to_numpy()
+    codes: FloatArray = ethnicity.cast(pl.Float64).fill_null(np.nan).to_numpy()
+    return eid, codes
+
+
+def _check_options(effect_scale: float, missing_rate: float, low_share: float,
+                   markers_per_mb: float, workers: int | None) -> None:  # fmt: skip
+    if not (math.isfinite(effect_scale) and effect_scale >= 0):
+        raise SimulationInputError(f"effect_scale must be ≥ 0, not {effect_scale}")
+    if not 0 <= missing_rate < 1:
+        raise SimulationInputError(f"missing_rate must be in [0, 1), not {missing_rate}")
+    if not 0 <= low_share <= 1:
+        raise SimulationInputError(f"low_frequency_share must be in [0, 1], not {low_share}")
+    if not (math.isfinite(markers_per_mb) and markers_per_mb > 0):
+        raise SimulationInputError(f"markers_per_mb must be > 0, not {markers_per_mb}")
+    if workers is not None and workers < 0:
+        raise SimulationInputError(f"workers must be ≥ 0, not {workers}")
