@@ -21,9 +21,13 @@ from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.store import Store, init_store
 from strongroom.cohort.summary import StoreSummary, summarise
 from strongroom.cohort.synth import synthesise
-from strongroom.demo_enclave import TourStop, tour
+from strongroom.demo_enclave import GwasHit, TourStop, gwas_hits, gwas_tour, tour
 from strongroom.demo_story import People, Story, tell
-from strongroom.demo_world import RESEARCHERS, DemoWorld, populate
+from strongroom.demo_world import COMMITTEE, RESEARCHERS, DemoWorld, populate
+from strongroom.genomics.formats import open_genotypes
+from strongroom.genomics.plant import plant
+from strongroom.genomics.simulate import simulate
+from strongroom.genomics.store import Genotypes
 from strongroom.platform import Platform
 from strongroom.progress import Progress
 
@@ -39,6 +43,7 @@ class DemoResult:
     world: DemoWorld
     tour: list[TourStop]
     story: Story
+    gwas: list[GwasHit]  # the released GWAS's strongest variants, beside the planted loci
 
 
 def leaked_file(root: Path) -> Path:
@@ -46,13 +51,18 @@ def leaked_file(root: Path) -> Path:
     return root.with_name(root.name + "-leaked.csv")
 
 
+DEMO_VARIANTS = 2_000  # genotyped markers: enough for the planted loci and the PCs, quick
+
+
 def run_demo(
     root: Path,
     participants: int = 500_000,
     seed: int = 2026,
     progress: Progress | None = None,
+    variants: int = DEMO_VARIANTS,
 ) -> DemoResult:
-    """(Re)create the demo data directory at ``root`` with a synthetic cohort."""
+    """(Re)create the demo data directory at ``root`` with a synthetic cohort and its
+    genotypes (``variants`` markers; 0 for none)."""
     root = root.resolve()
     key_file = root.with_name(root.name + ".key")
     _clear_previous_demo(root, key_file)
@@ -61,15 +71,33 @@ def run_demo(
     start = time.perf_counter()
     cohort = synthesise(participants, seed, progress=progress)
     timings["synthesise"] = time.perf_counter() - start
-    with init_store(root, key_file=key_file) as store:
+    causal = None
+    with init_store(root, key_file=key_file) as store, \
+            tempfile.TemporaryDirectory(prefix="strongroom-synth-") as tmp:
         (root / MARKER).write_text("created by `strongroom demo`; safe to delete\n")
-        with tempfile.TemporaryDirectory(prefix="strongroom-synth-") as tmp:
-            handover = Path(tmp) / "cohort"
+        simulated = None
+        if variants:
+            # the custodian's genotype files, simulated for these participants, and the
+            # planted loci's effects added to their BMI, blood pressure and diabetes
             start = time.perf_counter()
-            write_cohort_dir(cohort, handover, {"seed": seed, "participants": participants})
-            del cohort
-            ingest(store, [handover], progress=progress)
-            timings["ingest"] = time.perf_counter() - start
+            (Path(tmp) / "genotypes").mkdir()
+            simulated = simulate(cohort.participants.select("eid", "p21000_i0"), variants,
+                                 seed, Path(tmp) / "genotypes" / "array", progress)
+            cohort = plant(cohort, simulated)
+            causal = simulated.causal
+            timings["simulate genotypes"] = time.perf_counter() - start
+        handover = Path(tmp) / "cohort"
+        start = time.perf_counter()
+        write_cohort_dir(cohort, handover, {"seed": seed, "participants": participants})
+        del cohort
+        ingest(store, [handover], progress=progress)
+        timings["ingest"] = time.perf_counter() - start
+        if simulated is not None:
+            start = time.perf_counter()
+            with open_genotypes(simulated.bed) as source:
+                Genotypes(store).ingest(source)
+            timings["ingest genotypes"] = time.perf_counter() - start
+    with Store.open(root, key_file) as store:
         start = time.perf_counter()
         counts = smoking_by_sex(store)
         timings["query"] = time.perf_counter() - start
@@ -82,9 +110,16 @@ def run_demo(
         people = People(platform.access, world)
         stops = tour(platform, world, people(RESEARCHERS[0][0]))
         timings["enclave tour"] = time.perf_counter() - start
+        hits: list[GwasHit] = []
+        if causal is not None:
+            start = time.perf_counter()
+            stops += gwas_tour(platform, world, people(COMMITTEE),
+                               people(RESEARCHERS[0][0]))
+            hits = gwas_hits(platform, world, people(RESEARCHERS[0][0]), causal)
+            timings["GWAS"] = time.perf_counter() - start
         story = tell(platform, world, people, leaked_file(root), participants)
         timings.update(story.timings)
-    return DemoResult(summary, key_file, timings, counts, world, stops, story)
+    return DemoResult(summary, key_file, timings, counts, world, stops, story, hits)
 
 
 def smoking_by_sex(store: Store) -> list[tuple[str, str, int]]:

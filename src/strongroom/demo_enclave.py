@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from strongroom.access import projects
 from strongroom.access.context import Principal
 from strongroom.access.models import Project
 from strongroom.demo_world import DemoWorld
@@ -158,3 +159,65 @@ def _a_target(platform: Platform, project_id: str) -> tuple[str, str]:
         "AND sbp = {sbp})".format(**nine.row(0, named=True))
     return (f"(sex = {row['sex']} AND birth_year = {row['birth_year']} AND sbp = {row['sbp']})",
             group)
+
+
+@dataclass(frozen=True)
+class GwasHit:
+    """One of the released GWAS's strongest variants, beside what the custodian planted."""
+
+    variant: str
+    beta: float
+    p: float
+    planted: str  # the planted locus it is (or sits beside), or ""
+
+
+GWAS = {"kind": "gwas", "definition": "base", "traits": ["bmi"],
+        "covariates": ["sex", "birth_year"], "categorical": ["sex"], "principal_components": 10}
+GWAS_STOPS: list[tuple[str, str, dict[str, Any]]] = [
+    ("a GWAS of BMI on the genotypes, with sex, birth year and 10 principal components "
+     "(the project holds a genotype grant)", "analyse", GWAS),
+    ("a trait that is the target's BMI and 0 for everyone else", "define",
+     {"name": "solo", "sql": "SELECT pid, CASE WHEN TARGET THEN bmi ELSE 0 END AS y, sex, "
+                             "birth_year FROM base WHERE bmi IS NOT NULL"}),
+    ("… its GWAS (every variant's effect would be the target's genotype times their BMI)",
+     "analyse", {**GWAS, "definition": "solo", "traits": ["y"], "principal_components": 0}),
+]
+
+
+def gwas_tour(platform: Platform, world: DemoWorld, committee: Principal,
+              who: Principal) -> list[TourStop]:
+    """The access committee grants the first project its genotypes; its lead runs a GWAS,
+    then tries to read one participant's genotypes through one."""
+    project_id = world.projects[0][0]
+    projects.set_genotypes(platform.access, committee, project_id, True)
+    target, _ = _a_target(platform, project_id)
+    stops = []
+    for what, step, request in GWAS_STOPS:
+        request = {k: v.replace("TARGET", target) if isinstance(v, str) else v
+                   for k, v in request.items()}
+        if step == "define":
+            platform.outputs.define(who, project_id, request["name"], request["sql"])
+            stops.append(TourStop(what, "defined", "kept inside", ""))
+        else:
+            stops.append(_analyse(platform, who, project_id, what, request))
+    return stops
+
+
+def gwas_hits(platform: Platform, world: DemoWorld, who: Principal, causal: pl.DataFrame,
+              top: int = 8) -> list[GwasHit]:
+    """The strongest variants of the tour's released GWAS, as the researcher downloads them,
+    each named with the planted BMI locus it is, if any (the custodian's truth)."""
+    from strongroom.outputs import requests
+    from strongroom.outputs.genetics import frame_of
+    from strongroom.outputs.states import OutputStatus
+
+    project_id = world.projects[0][0]
+    released = [v.output for v in requests.list_outputs(platform.access, who, project_id,
+                                                         OutputStatus.RELEASED)
+                if v.output.kind == "gwas"]
+    if not released:
+        return []
+    table = frame_of(requests.download(platform.access, who, released[-1].id).payload)
+    planted = dict(causal.filter(pl.col("trait") == "bmi").select("id", "locus").iter_rows())
+    return [GwasHit(row["id"], row["beta"], row["p"], planted.get(row["id"], ""))
+            for row in table.sort("p").head(top).iter_rows(named=True)]

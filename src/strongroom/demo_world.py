@@ -75,6 +75,7 @@ STAFF = [
     ("security@custodian.example", "Sam Watch", [Role.SECURITY_ANALYST]),
     ("auditor@custodian.example", "Aud Itor", [Role.AUDITOR]),
 ]
+COMMITTEE = "access@custodian.example"  # grants the first project its genotypes
 RESEARCHERS = [
     # email, name, institution index
     ("priya@northbridge.example", "Priya Raman", 0),

@@ -24,7 +24,7 @@ from strongroom.cli.watch import watch_app
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.keysources import KeySpec
 from strongroom.cohort.store import init_store
-from strongroom.demo import DemoResult, run_demo
+from strongroom.demo import DEMO_VARIANTS, DemoResult, run_demo
 from strongroom.demo_story import signposts
 from strongroom.platform import Platform
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
@@ -92,10 +92,13 @@ def demo(
                                             help="Serve the API on localhost afterwards.")
                          ] = True,
     port: Annotated[int, typer.Option(help="Port to serve on.")] = DEFAULT_PORT,
+    variants: Annotated[int, typer.Option(
+        min=0, help="Genotyped markers to simulate (0: no genotypes).")] = DEMO_VARIANTS,
 ) -> None:
-    """The main job: a synthetic cohort ingested encrypted, demo people and projects, served."""
-    with refusals(), progress_bar(100 + 8, "demo") as progress:
-        result = run_demo(directory, participants, seed, progress)
+    """The main job: a synthetic cohort and its genotypes ingested encrypted, demo people and
+    projects, a tour of the enclave and a GWAS, served."""
+    with refusals(), progress_bar(100 + (100 if variants else 0) + 8, "demo") as progress:
+        result = run_demo(directory, participants, seed, progress, variants)
     print_summary(result.summary)
     console.print(f"master key: {result.key_file} (outside the data directory)")
     table = Table(title="Participants by sex and smoking status (DuckDB over the decrypted store)")
@@ -106,6 +109,7 @@ def demo(
     console.print(table)
     console.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     _print_tour(result)
+    _print_gwas(result)
     _print_story(result, directory)
     _print_logins(result)
     _print_console(result, directory, port, serve_api)
@@ -125,6 +129,18 @@ def _print_tour(result: DemoResult) -> None:
         table.add_column(column)
     for stop in result.tour:
         table.add_row(stop.what, stop.verdict, stop.status, stop.reason[:160])
+    console.print(table)
+
+
+def _print_gwas(result: DemoResult) -> None:
+    if not result.gwas:
+        return
+    table = Table(title="The released GWAS of BMI: its strongest variants, and the loci the "
+                        "custodian planted (known only to them)")
+    for column in ("variant", "beta", "p", "planted locus"):
+        table.add_column(column, justify="right" if column in ("beta", "p") else "left")
+    for hit in result.gwas:
+        table.add_row(hit.variant, f"{hit.beta:.3f}", f"{hit.p:.2g}", hit.planted or "—")
     console.print(table)
 
 
