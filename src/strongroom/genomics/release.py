@@ -78,6 +78,10 @@ def release(run: GwasRun, rules: GeneticRules,
             _count(out, f"minor allele count below {rules.min_group_mac} among the cases or "
                         "among the controls", int(few.sum()))
             rows = rows.filter(~few)
+        swayed = pl.Series(_moved(rows, run, trait) >= rows["se"].to_numpy())
+        _count(out, "one participant could move the effect by a standard error or more (too "
+                    "few carriers for their own values to be lost in it)", int(swayed.sum()))
+        rows = rows.filter(~swayed)
         if rows.height:
             pool = rows["alt_freq"].to_numpy()
             chosen = membership.select_releasable(
@@ -123,14 +127,11 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
     spread = run.spread.get(trait)
     se = rows["se"].to_numpy()
     logistic = run.spec.model == "logistic"
-    if logistic or spread is None:
-        moved = 2.0 * np.square(se)
-    else:
-        moved = 2.0 * spread.largest * np.square(se) / max(spread.variance, 1e-300)
-    digits = 10.0 ** (np.floor(np.log10(np.maximum(se, 1e-300))) - 3)  # 4 significant
+    moved = _moved(rows, run, trait)
+    digits = 10.0 ** (np.floor(np.log10(np.maximum(se, 1e-300))) - 2)  # 3 significant
     step = np.maximum(moved, digits)
     beta = keyed_round(rows["beta"].to_numpy(), step, salt, "beta", trait)
-    se_r = np.maximum(keyed_round(se, np.maximum(step, digits), salt, "se", trait), digits)
+    se_r = np.maximum(keyed_round(se, digits, salt, "se", trait), digits)
     counts = keyed_round(rows["alt_count"].to_numpy(), np.full(rows.height, float(base)), salt,
                          "alleles", trait)
     df = spread.df if spread is not None else max(int(n) - 2, 1)
@@ -140,6 +141,16 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
         pl.Series("beta", beta), pl.Series("se", se_r), pl.Series("stat", stat),
         pl.Series("p", p), pl.lit(n).alias("n"),
         pl.Series("alt_freq", np.round(np.clip(counts / (2 * max(n, 1.0)), 0.0, 1.0), 4)))
+
+
+def _moved(rows: pl.DataFrame, run: GwasRun, trait: str) -> npt.NDArray[np.float64]:
+    """The most one participant moves each variant's effect (see :func:`_rounded`)."""
+    se = rows["se"].to_numpy()
+    spread = run.spread.get(trait)
+    if run.spec.model == "logistic" or spread is None:
+        return np.asarray(2.0 * np.square(se), dtype=np.float64)
+    return np.asarray(2.0 * spread.largest * np.square(se) / max(spread.variance, 1e-300),
+                      dtype=np.float64)
 
 
 def keyed_round(values: npt.NDArray[np.float64], step: npt.NDArray[np.float64], salt: bytes,

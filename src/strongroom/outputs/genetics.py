@@ -164,3 +164,28 @@ def frame_of(payload: bytes) -> pl.DataFrame:
     """A JSON GWAS output's variants as a frame (for tests and readers)."""
     data = json.loads(payload)
     return pl.DataFrame(data["variants"], schema=data["columns"], orient="row")
+
+
+def figures(table: pl.DataFrame) -> list[tuple[str, bytes]]:
+    """A Manhattan and a QQ plot (PNG) per trait, drawn from a released table alone: they show
+    nothing the table does not."""
+    from strongroom.genomics.plots import manhattan_png, qq_png
+
+    drawn = []
+    for trait in table["trait"].unique(maintain_order=True).to_list():
+        rows = table.filter(pl.col("trait") == trait).with_row_index("variant")
+        results = rows.select(pl.col("variant").cast(pl.Int64), "trait", "p")
+        if results["p"].drop_nulls().len() == 0:
+            continue
+        drawn.append((f"{trait}: Manhattan plot of the released variants",
+                      manhattan_png(results, rows.select("chrom", "pos"), title=trait)))
+        drawn.append((f"{trait}: QQ plot of the released variants",
+                      qq_png(results, title=f"{trait}, released variants")))
+    return drawn
+
+
+def read_table(payload: bytes, media_type: str) -> pl.DataFrame:
+    """A released GWAS output's variants, from its JSON or its CSV."""
+    if media_type == "application/json":
+        return frame_of(payload)
+    return pl.read_csv(io.BytesIO(payload), infer_schema_length=None)

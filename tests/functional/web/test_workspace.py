@@ -286,6 +286,20 @@ def test_the_demo_researcher_sees_the_tour_s_results(page: Page, console: Consol
     expect(researcher.get_by_test_id("released")).to_contain_text("crosstab")
 
 
+def test_a_released_gwas_shows_its_strongest_variants_and_its_plots(
+        page: Page, console: Console, as_role: Callable[[str], Page]) -> None:
+    researcher = as_role("researcher")
+    open_project(researcher, console, console.demo.world.projects[0][1])
+    researcher.get_by_test_id("released").get_by_role("link", name="gwas.json").first.click()
+    researcher.get_by_role("button", name="Show the table and chart").click()
+    table = researcher.get_by_test_id("released-table")
+    expect(table).to_be_visible()
+    expect(table.get_by_test_id("cells")).to_contain_text("bmi")
+    expect(table.locator("img")).to_have_count(2)  # Manhattan and QQ, drawn from the table
+    expect(table).to_contain_text("λ_GC bmi")
+    screenshot(researcher, "workspace-gwas")
+
+
 def test_an_output_checker_cannot_open_the_workspace(page: Page, console: Console,
                                                     as_role: Callable[[str], Page],
                                                     refusals: list[int]) -> None:

@@ -11,12 +11,14 @@ by the researcher's pages too (``workspace.py``).
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import polars as pl
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
@@ -87,6 +89,40 @@ def _shown(value: Any) -> str:
     return f"{number:,.0f}" if number.is_integer() else f"{number:.6g}"
 
 
+GWAS_SHOWN = 25  # the strongest variants a page shows (the file holds every one)
+GWAS_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "beta", "odds_ratio", "se", "p")
+
+
+def _gwas_table(payload: bytes, media_type: str) -> Table | None:
+    """A GWAS output as its strongest variants, its facts and its Manhattan and QQ plots
+    (drawn from the released table alone); None if the output is not a GWAS."""
+    from strongroom.outputs import genetics
+
+    try:
+        body = json.loads(payload) if media_type == "application/json" else {}
+        if media_type == "application/json" and body.get("kind") != "gwas":
+            return None
+        table = genetics.read_table(payload, media_type)
+    except (UnicodeDecodeError, ValueError, KeyError, pl.exceptions.PolarsError):
+        return None
+    if "trait" not in table.columns or "p" not in table.columns:
+        return None
+    shown = [c for c in GWAS_COLUMNS if c in table.columns]
+    rows = [(str(r["trait"]), [_shown(r[c]) for c in shown])
+            for r in table.sort("p").head(GWAS_SHOWN).iter_rows(named=True)]
+    facts = [(f"λ_GC {trait}", _shown(v)) for trait, v in (body.get("lambda_gc") or {}).items()]
+    facts += [(f"n {trait}", _shown(v)) for trait, v in
+              ((body.get("facts") or {}).get("n") or {}).items()]
+    facts += [(f"withheld: {reason}", str(n)) for reason, n in
+              (body.get("withheld") or {}).items()]
+    image = Markup('<img alt="{}" src="data:image/png;base64,{}">')
+    images = Markup("").join(image.format(name, base64.b64encode(png).decode())
+                             for name, png in genetics.figures(table))
+    return Table(shown, rows, facts,
+                 [str(n) for n in body.get("notes") or []],
+                 images or None, max(table.height - GWAS_SHOWN, 0))
+
+
 def _cells(payload: bytes, media_type: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The cells (row labels, column, kind, value, suppressed) and, for JSON, the rest."""
     text = payload.decode("utf-8")
@@ -115,6 +151,9 @@ def _count_bars(cells: list[dict[str, Any]], title: str) -> Markup | None:
 
 def table_of(payload: bytes, media_type: str, title: str) -> Table:
     """The table a person reads (aggregates only: the bytes passed the output check)."""
+    gwas = _gwas_table(payload, media_type)
+    if gwas is not None:
+        return gwas
     try:
         cells, body = _cells(payload, media_type)
     except (UnicodeDecodeError, ValueError, KeyError):
