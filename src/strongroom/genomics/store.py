@@ -53,7 +53,7 @@ from strongroom.progress import Progress
 
 GENOTYPES_DIR = "genotypes"
 SAMPLES, VARIANTS, MANIFEST = "samples", "variants", "manifest"
-CHUNK_BYTES = 32 * 1024 * 1024  # packed bytes a chunk aims at (well under a segment's 16 MiB × n)
+CHUNK_BYTES = 8 * 1024 * 1024  # packed bytes a chunk aims at: 67 variants of 500,000 people
 KEEP_SETS = 2  # the current set and the one before it
 _SHOWN = 5
 
