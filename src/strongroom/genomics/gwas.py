@@ -51,7 +51,7 @@ UNFINISHED: Final = "UNFINISHED"  # out of iterations; the fit is reported all t
 ERRORS: Final = (None, TOO_FEW_SAMPLES, CONSTANT_GENOTYPE, CORR_TOO_HIGH, VIF_INFINITE,
                  VIF_TOO_HIGH, INVALID_RESULT, "LOGISTIC_CONVERGE_FAIL", "FIRTH_CONVERGE_FAIL",
                  "SEPARATION", UNFINISHED)
-_ERR = {name: code for code, name in enumerate(ERRORS)}
+ERROR_CODE = {name: code for code, name in enumerate(ERRORS)}
 
 _SINGULAR = 1e-14  # plink2's kMatrixSingularRcond, on a correlation-matrix Schur complement
 
@@ -168,9 +168,10 @@ def _drop_lone_samples(mask: NDArray[np.bool_], covariates: F64) -> NDArray[np.b
     return mask
 
 
-def design(mask: NDArray[np.bool_], covariates: F64, names: Sequence[str], *,
+def design(mask: NDArray[np.bool_], covariates: F64, names: Sequence[str], *, traits: str,
            quantitative: bool, max_corr: float = MAX_CORR, max_vif: float = MAX_VIF) -> Design:
-    """Samples and covariate basis for a set of samples (those with every value present)."""
+    """Samples and covariate basis for a set of samples (those with every value present);
+    ``traits`` names the traits that use them, for messages."""
     if quantitative and covariates.shape[1]:
         mask = _drop_lone_samples(mask, covariates)
     rows = np.flatnonzero(mask)
@@ -179,7 +180,7 @@ def design(mask: NDArray[np.bool_], covariates: F64, names: Sequence[str], *,
     raw = np.ascontiguousarray(covariates[rows][:, kept])
     c = len(kept)
     if n <= c + 2:
-        raise GwasInputError(f"only {n} samples have the trait and every covariate, too few "
+        raise GwasInputError(f"only {n} samples have {traits} and every covariate, too few "
                              f"for {c} covariates: drop covariates or check missing values")
     mean = raw.mean(axis=0)
     sd = raw.std(axis=0, ddof=1)
@@ -225,6 +226,10 @@ class Inputs:
     @property
     def n(self) -> int:
         return int(self.traits.shape[0])
+
+    def describe(self, traits: Sequence[int]) -> str:
+        return "trait" + ("s " if len(traits) > 1 else " ") + ", ".join(
+            repr(self.trait_names[j]) for j in traits)
 
 
 def inputs(phenotypes: ArrayLike, covariates: ArrayLike | None,
@@ -323,8 +328,8 @@ def check_variants(d: Design, s: VariantSums, max_corr: float, max_vif: float) -
     err = np.zeros(v, dtype=np.int8)
     nf = s.n.astype(np.float64)
     var_ss = s.squares - s.total**2 / nf
-    err[var_ss <= 1e-12 * np.maximum(s.squares, 1.0)] = _ERR[CONSTANT_GENOTYPE]
-    err[s.n <= d.k + 1] = _ERR[TOO_FEW_SAMPLES]
+    err[var_ss <= 1e-12 * np.maximum(s.squares, 1.0)] = ERROR_CODE[CONSTANT_GENOTYPE]
+    err[s.n <= d.k + 1] = ERROR_CODE[TOO_FEW_SAMPLES]
     if c == 0:
         return err
     # On each variant's samples: sums and centred cross-products of the standardised
@@ -341,12 +346,12 @@ def check_variants(d: Design, s: VariantSums, max_corr: float, max_vif: float) -
             zss[j] = np.diag(css)
             corr = css / np.sqrt(np.outer(zss[j], zss[j]))
             if c > 1 and np.abs(corr[np.tril_indices(c, -1)]).max() > max_corr:
-                err[j] = err[j] or _ERR[CORR_TOO_HIGH]
+                err[j] = err[j] or ERROR_CODE[CORR_TOO_HIGH]
                 continue
             try:
                 corr_inv[j] = np.linalg.inv(corr)
             except np.linalg.LinAlgError:
-                err[j] = err[j] or _ERR[VIF_INFINITE]
+                err[j] = err[j] or ERROR_CODE[VIF_INFINITE]
     zg = (d.r[:, 1:].T @ s.proj).T  # v × c: Σ z g
     with np.errstate(divide="ignore", invalid="ignore"):
         r = (zg - zsum * (s.total / nf)[:, None]) / np.sqrt(zss * var_ss[:, None])
@@ -358,7 +363,7 @@ def check_variants(d: Design, s: VariantSums, max_corr: float, max_vif: float) -
                       (VIF_INFINITE, np.abs(schur) < _SINGULAR),
                       (VIF_TOO_HIGH, (1.0 / schur > max_vif) | (vif_cov > max_vif).any(axis=1))):
         hit &= ok
-        err[hit] = _ERR[code]
+        err[hit] = ERROR_CODE[code]
         ok &= ~hit
     return err
 
@@ -413,7 +418,7 @@ def _linear_block(group: _LinearGroup, first: int, dosages: NDArray[np.float32],
         tstat = beta / se
     errs = np.repeat(err[:, None], t, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        errs[(errs == 0) & ~(sigma2 / gpg[:, None] >= 1e-20)] = _ERR[INVALID_RESULT]
+        errs[(errs == 0) & ~(sigma2 / gpg[:, None] >= 1e-20)] = ERROR_CODE[INVALID_RESULT]
     with np.errstate(invalid="ignore"):
         p = 2.0 * special.stdtr(np.broadcast_to(df, tstat.shape), -np.abs(tstat))
     bad = errs != 0
@@ -438,14 +443,18 @@ def linear_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
     """Least-squares association of each variant with each quantitative trait.
 
     ``phenotypes`` is samples × traits (or one trait as a vector), ``covariates`` samples ×
-    covariates, NaN where missing; the intercept is added here. Returns one row per variant
-    and trait (see ``RESULT_COLUMNS``), in variant order, traits in the order given.
-    ``threads`` > 1 splits each chunk's variants between threads: then let BLAS run one
-    thread each (OPENBLAS_NUM_THREADS=1).
+    covariates, NaN where missing, rows in the genotypes' sample order; the intercept is
+    added here. Returns one row per variant and trait, in variant order, traits in the order
+    given: ``variant`` (index in the genotypes), ``trait``, ``test`` ("linear"), ``n``
+    (samples used), ``alt_count`` (Σ ALT dosage over them), ``alt_freq``, ``mac`` (minor
+    allele count), ``beta``, ``se``, ``stat`` (t), ``p`` and ``error`` (plink2's ERRCODE, or
+    null; beta to p are null when it is set). ``threads`` > 1 splits each chunk's variants
+    between threads: then let BLAS run one thread each (OPENBLAS_NUM_THREADS=1).
     """
     data = inputs(phenotypes, covariates, trait_names, covariate_names)
     groups = [
-        _LinearGroup.build(design(mask, data.covariates, data.covariate_names, quantitative=True,
+        _LinearGroup.build(design(mask, data.covariates, data.covariate_names,
+                                  traits=data.describe(traits), quantitative=True,
                                   max_corr=max_corr, max_vif=max_vif),
                            data.traits[:, traits], traits)
         for mask, traits in trait_groups(data)
@@ -454,8 +463,8 @@ def linear_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
     def fit(first: int, dosages: NDArray[np.float32]) -> list[Block]:
         return [_linear_block(group, first, dosages, max_corr, max_vif) for group in groups]
 
-    return results_frame(in_parallel(fit, _checked(chunks, data.n), threads), data.trait_names,
-                         test="linear")
+    blocks = in_parallel(fit, checked_chunks(chunks, data.n), threads)
+    return results_frame(blocks, data.trait_names, test="linear")
 
 
 Block = dict[str, NDArray[np.generic]]
@@ -476,13 +485,9 @@ def in_parallel(fit: Callable[[int, NDArray[np.float32]], list[Block]], chunks: 
     return blocks
 
 
-def _checked(chunks: Iterable[Chunk], n: int) -> Iterator[Chunk]:
+def checked_chunks(chunks: Iterable[Chunk], n: int) -> Iterator[Chunk]:
     for chunk in chunks:
         yield read_chunk(chunk, n)
-
-
-RESULT_COLUMNS: Final = ("variant", "trait", "test", "n", "alt_count", "alt_freq", "mac", "beta",
-                         "se", "stat", "p", "error")
 
 
 def results_frame(blocks: Sequence[Block], trait_names: Sequence[str],

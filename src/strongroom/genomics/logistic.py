@@ -1,22 +1,24 @@
 """Logistic GWAS for case/control traits, with plink2 --glm's Firth fallback.
 
 Per variant, ``trait ~ 1 + dosage + covariates`` is fitted by Newton–Raphson (IRLS) from
-zero, the variants of a chunk together: the Hessian's covariate blocks for all of them come
-from two matrix products. The iteration, its stopping and failure rules, and the Hessian the
-standard error comes from (the one of the last step's starting point) are plink2's, so that
-results agree with it (plink2 runs them in single precision, this in double).
+zero, the variants of a chunk together: the information matrices of all of them come from a
+few matrix products per step (covariate pairs × weights, covariates × weighted dosages). The
+iteration, its stopping and failure rules, and the Hessian the standard error comes from
+(the one at the last step's start) are plink2's, so that results agree with it; plink2 runs
+them in single precision, this in double.
 
 As in ``plink2 --glm firth-fallback`` (its default), a variant goes to Firth's penalised
 regression when no case or no control carries one of its alleles, or when the ordinary fit
 fails; so does every variant of a trait that a covariate separates. Firth's fit is plink2's
-port of logistf: Newton steps on the penalised score capped at 5, up to five step-halvings
-on the penalised likelihood, at most 25 iterations.
+port of logistf (Newton steps on the penalised score capped at 5, up to five step-halvings on
+the penalised likelihood, at most 25 iterations), also run on all such variants of a chunk at
+once, each with its own step-halvings.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from strongroom.genomics.gwas import (
-    _ERR,
+    ERROR_CODE,
     F64,
     INVALID_RESULT,
     MAX_CORR,
@@ -36,8 +38,8 @@ from strongroom.genomics.gwas import (
     Chunk,
     Design,
     GwasInputError,
-    _checked,
     check_variants,
+    checked_chunks,
     design,
     in_parallel,
     inputs,
@@ -49,14 +51,6 @@ from strongroom.genomics.gwas import (
 LOGISTIC: Final = "logistic"
 FIRTH: Final = "firth"
 _BATCH_ELEMENTS: Final = 1 << 23  # samples × variants per Newton batch: bounds its memory
-
-
-@dataclass
-class _Fit:
-    beta: F64  # v
-    se: F64
-    err: NDArray[np.int8]
-    firth: NDArray[np.bool_]
 
 
 def _separated_by(covariate: F64, cases: NDArray[np.bool_]) -> bool:
@@ -89,19 +83,65 @@ def _inverse(h: F64) -> F64:
         return out
 
 
-def _newton(c1: F64, cross: F64, pairs: tuple[NDArray[np.intp], NDArray[np.intp]], y: F64,
-            g: F64, present: F64) -> tuple[F64, F64, NDArray[np.bool_], NDArray[np.bool_]]:
+@dataclass(frozen=True)
+class _Model:
+    """What every fit of one trait shares: [1, covariates], its row-wise products and y."""
+
+    c1: F64  # n × kc
+    cross: F64  # n × pairs: c1[:, a] * c1[:, b] for a ≤ b
+    pairs: tuple[NDArray[np.intp], NDArray[np.intp]]
+    y: F64  # 0/1
+
+    @classmethod
+    def of(cls, covariates: F64, y: F64) -> _Model:
+        c1 = np.column_stack([np.ones(y.size), covariates])
+        pairs = np.triu_indices(c1.shape[1])
+        return cls(c1, np.asfortranarray(c1[:, pairs[0]] * c1[:, pairs[1]]), pairs, y)
+
+    @property
+    def k(self) -> int:
+        return int(self.c1.shape[1]) + 1  # coefficients: intercept, covariates, genotype
+
+    def eta(self, coef: F64, g: F64) -> F64:
+        kc = self.k - 1
+        return np.asarray(self.c1 @ coef[:, :kc].T + g * coef[:, kc])
+
+    def information(self, w: F64, g: F64) -> F64:
+        """Xᵀ diag(w) X for each column: one product per block of the matrix."""
+        kc = self.k - 1
+        info = np.empty((g.shape[1], kc + 1, kc + 1))
+        info[:, self.pairs[0], self.pairs[1]] = (self.cross.T @ w).T
+        info[:, self.pairs[1], self.pairs[0]] = info[:, self.pairs[0], self.pairs[1]]
+        wg = w * g
+        info[:, :kc, kc] = (self.c1.T @ wg).T
+        info[:, kc, :kc] = info[:, :kc, kc]
+        info[:, kc, kc] = np.einsum("ij,ij->j", wg, g)
+        return info
+
+    def score(self, r: F64, g: F64) -> F64:
+        """Xᵀ r for each column."""
+        return np.column_stack([(self.c1.T @ r).T, np.einsum("ij,ij->j", g, r)])
+
+    def leverage(self, info_inv: F64, g: F64) -> F64:
+        """xᵢᵀ info⁻¹ xᵢ for each sample and column, as products too."""
+        kc = self.k - 1
+        twice = np.where(self.pairs[0] == self.pairs[1], 1.0, 2.0)
+        quad = self.cross @ (info_inv[:, self.pairs[0], self.pairs[1]] * twice).T
+        quad += 2.0 * g * (self.c1 @ info_inv[:, :kc, kc].T)
+        return np.asarray(quad + g * g * info_inv[:, kc, kc])
+
+
+def _newton(model: _Model, g: F64, present: F64
+            ) -> tuple[F64, F64, NDArray[np.bool_], NDArray[np.bool_]]:
     """plink2's LogisticRegression for each column of ``g``, all at once.
 
-    ``c1`` is [1, covariates]; ``cross`` its row-wise products for the pairs ``pairs``;
-    ``present`` is 1 where the variant's call is present (0 drops the sample). Coefficients
-    are ordered (intercept, covariates, genotype). Returns the coefficients, the inverse of
-    the Hessian at the last step's start, which fits failed and which ran out of steps.
+    ``present`` is 1 where the variant's call is present (0 drops the sample). Returns the
+    coefficients, the inverse of the Hessian at the last step's start, which fits failed and
+    which ran out of steps.
     """
     v = g.shape[1]
-    kc = c1.shape[1]
-    coef = np.zeros((v, kc + 1))
-    h_last = np.full((v, kc + 1, kc + 1), np.nan)
+    coef = np.zeros((v, model.k))
+    h_last = np.full((v, model.k, model.k), np.nan)
     failed = np.zeros(v, dtype=bool)
     unfinished = np.zeros(v, dtype=bool)
     min_delta = np.full(v, 1e9)
@@ -109,18 +149,10 @@ def _newton(c1: F64, cross: F64, pairs: tuple[NDArray[np.intp], NDArray[np.intp]
     for iteration in range(15):
         cols = active
         gc = g[:, cols]
-        p = special.expit(c1 @ coef[cols, :kc].T + gc * coef[cols, kc])
-        w = p * (1.0 - p) * present[:, cols]
-        res = (y[:, None] - p) * present[:, cols]
-        wg = w * gc
-        h = h_last[cols]
-        h[:, pairs[0], pairs[1]] = (cross.T @ w).T
-        h[:, pairs[1], pairs[0]] = h[:, pairs[0], pairs[1]]
-        h[:, :kc, kc] = h[:, kc, :kc] = (c1.T @ wg).T
-        h[:, kc, kc] = np.einsum("ij,ij->j", wg, gc)
-        grad = np.column_stack([(c1.T @ res).T, np.einsum("ij,ij->j", gc, res)])
+        p = special.expit(model.eta(coef[cols], gc))
+        h = model.information(p * (1.0 - p) * present[:, cols], gc)
         h_last[cols] = h
-        delta = _solve(h, grad)
+        delta = _solve(h, model.score((model.y[:, None] - p) * present[:, cols], gc))
         coef[cols] += delta
         size = np.abs(delta).sum(axis=1)
         min_delta[cols] = np.minimum(min_delta[cols], size)
@@ -156,96 +188,99 @@ def _solve(h: F64, rhs: F64) -> F64:
         return out
 
 
-def _penalised(x: F64, y: F64, coef: F64) -> tuple[float, F64, F64, F64] | None:
-    """Firth's penalised log-likelihood at ``coef``, with p, the weights and the inverse
-    information; None if the information matrix is singular."""
-    eta = x @ coef
-    p = special.expit(eta)
-    w = p * (1.0 - p)
-    info = x.T @ (x * w[:, None])
-    try:
-        chol = np.linalg.cholesky(info)
-    except np.linalg.LinAlgError:
-        return None
-    loglik = float(np.sum(np.where(y > 0, special.log_expit(eta), special.log_expit(-eta))))
-    loglik += float(np.sum(np.log(np.diag(chol))))  # ½ log det(info)
-    return loglik, p, w, np.asarray(np.linalg.inv(info))
+@dataclass
+class _Penalised:
+    """Firth's penalised fit of each column, at its current coefficients."""
+
+    loglik: F64  # v: log-likelihood + ½ log det(information)
+    p: F64  # n × v
+    w: F64  # n × v: p (1 − p), 0 where the call is missing
+    info_inv: F64  # v × k × k
+    singular: NDArray[np.bool_]  # v
+
+    def update(self, model: _Model, coef: F64, g: F64, present: F64,
+               cols: NDArray[np.intp]) -> None:
+        gc = g[:, cols]
+        eta = model.eta(coef[cols], gc)
+        p = special.expit(eta)
+        w = p * (1.0 - p) * present[:, cols]
+        info = model.information(w, gc)
+        log_half_det = np.full(cols.size, np.nan)
+        for i, m in enumerate(info):  # each alone: one singular must not stop the rest
+            try:
+                log_half_det[i] = np.log(np.diag(np.linalg.cholesky(m))).sum()
+            except np.linalg.LinAlgError:
+                self.singular[cols[i]] = True
+        fitted = np.where(model.y[:, None] > 0, special.log_expit(eta), special.log_expit(-eta))
+        self.loglik[cols] = np.einsum("ij,ij->j", fitted, present[:, cols]) + log_half_det
+        self.p[:, cols], self.w[:, cols] = p, w
+        self.info_inv[cols] = _inverse(info)
 
 
-def firth_regression(x: F64, y: F64) -> tuple[F64, F64, bool] | None:
-    """plink2's FirthRegression: coefficients, inverse information and whether it ran out
-    of iterations; None if the information matrix turns singular."""
-    coef = np.zeros(x.shape[1])
-    state = _penalised(x, y, coef)
-    if state is None:
-        return None
-    loglik, p, w, info_inv = state
-    for _ in range(25):
-        hat = np.einsum("ij,jk,ik->i", x, info_inv, x) * w
-        grad = x.T @ (y - p + hat * (0.5 - p))
-        grad_max = float(np.abs(grad).max())
-        step = info_inv @ grad
-        step_max = float(np.abs(step).max())
-        if step_max > 5.0:
-            step *= 5.0 / step_max
-            step_max = 5.0
-        coef = coef + step
-        converged = step_max <= 1e-4 and grad_max < 1e-4
-        old = loglik
-        threshold = old - 0.999999e-4 if converged else old
-        max_halvings, halving, bailed = 5, 1, False
-        while True:
-            state = _penalised(x, y, coef)
-            if state is None:
-                return None
-            loglik, p, w, info_inv = state
-            if halving > max_halvings:
-                break
-            if loglik >= threshold:
-                if loglik >= old:
-                    break
-                max_halvings = halving
-            elif halving == max_halvings and step_max < 1e-3 and grad_max < 0.05 and (
-                    loglik >= old - 1e-4):
-                halving -= 1  # as good as it gets: undo the step altogether
-                max_halvings -= 1
-                bailed = True
-            coef = coef - step * 2.0 ** -halving
-            halving += 1
-        if abs(loglik - old) <= 1e-4 and (converged or bailed):
-            return coef, info_inv, False
-    return coef, info_inv, True
-
-
-def _firth_fits(c1: F64, y: F64, g: F64, present: F64, which: NDArray[np.intp],
-                fit: _Fit) -> None:
-    for j in which:
-        keep = present[:, j] > 0
-        x = np.column_stack([c1[keep], g[keep, j]])
-        out = firth_regression(x, y[keep])
-        fit.firth[j] = True
-        if out is None:
-            fit.err[j] = _ERR["FIRTH_CONVERGE_FAIL"]
-            continue
-        coef, info_inv, unfinished = out
-        if not _valid(info_inv[None])[0]:
-            fit.err[j] = _ERR[INVALID_RESULT]
-            continue
-        fit.beta[j], fit.se[j] = coef[-1], np.sqrt(info_inv[-1, -1])
-        if unfinished:
-            fit.err[j] = _ERR[UNFINISHED]
+def _firth(model: _Model, g: F64, present: F64
+           ) -> tuple[F64, F64, NDArray[np.bool_], NDArray[np.bool_]]:
+    """plink2's FirthRegression (logistf's algorithm) for each column of ``g``, all at once:
+    coefficients, inverse information, which failed (singular information) and which ran
+    out of its 25 iterations."""
+    n, v = g.shape
+    coef = np.zeros((v, model.k))
+    fit = _Penalised(np.zeros(v), np.zeros((n, v)), np.zeros((n, v)),
+                     np.zeros((v, model.k, model.k)), np.zeros(v, dtype=bool))
+    fit.update(model, coef, g, present, np.arange(v))
+    active = ~fit.singular
+    unfinished = np.zeros(v, dtype=bool)
+    for iteration in range(25):
+        cols = np.flatnonzero(active & ~fit.singular)
+        if not cols.size:
+            break
+        gc, p = g[:, cols], fit.p[:, cols]
+        hat = fit.w[:, cols] * model.leverage(fit.info_inv[cols], gc)
+        grad = model.score((model.y[:, None] - p + hat * (0.5 - p)) * present[:, cols], gc)
+        grad_max = np.abs(grad).max(axis=1)
+        step = np.einsum("vij,vj->vi", fit.info_inv[cols], grad)
+        step_max = np.abs(step).max(axis=1)
+        capped = step_max > 5.0
+        step[capped] *= (5.0 / step_max[capped])[:, None]
+        step_max[capped] = 5.0
+        coef[cols] += step
+        converged = (step_max <= 1e-4) & (grad_max < 1e-4)
+        old = fit.loglik[cols].copy()
+        threshold = np.where(converged, old - 0.999999e-4, old)
+        halving = np.ones(cols.size, dtype=np.int64)
+        most = np.full(cols.size, 5)
+        bailed = np.zeros(cols.size, dtype=bool)
+        halving_more = np.ones(cols.size, dtype=bool)
+        while halving_more.any():  # up to five step-halvings on the penalised likelihood
+            at = np.flatnonzero(halving_more)
+            fit.update(model, coef, g, present, cols[at])
+            loglik = fit.loglik[cols[at]]
+            stop = (halving[at] > most[at]) | fit.singular[cols[at]]
+            better = loglik >= threshold[at]
+            stop |= better & (loglik >= old[at])
+            most[at] = np.where(better & ~stop, halving[at], most[at])
+            bail = (~better & ~stop & (halving[at] == most[at]) & (step_max[at] < 1e-3)
+                    & (grad_max[at] < 0.05) & (loglik >= old[at] - 1e-4))
+            halving[at] -= bail  # as good as it gets: undo the step altogether
+            most[at] -= bail
+            bailed[at] |= bail
+            go = at[~stop]
+            coef[cols[go]] -= step[go] * (2.0 ** -halving[go].astype(np.float64))[:, None]
+            halving[go] += 1
+            halving_more[at[stop]] = False
+        settled = (np.abs(fit.loglik[cols] - old) <= 1e-4) & (converged | bailed)
+        active[cols[settled]] = False
+        if iteration == 24:
+            unfinished[cols[~settled]] = True
+    return coef, fit.info_inv, fit.singular, unfinished
 
 
 @dataclass
 class _Trait:
     design: Design
     index: int
-    y: F64  # 0/1 on the design's samples
     extra: F64  # n × 2: [1, y]
-    c1: F64  # n × (1 + c): [1, raw covariates]
-    cross: F64  # n × pairs: products of c1's columns, for the Hessian
-    pairs: tuple[NDArray[np.intp], NDArray[np.intp]]
-    all_firth: bool
+    model: _Model
+    all_firth: bool  # a covariate separates cases from controls: Firth for every variant
 
     @classmethod
     def build(cls, d: Design, y: F64, index: int, name: str, covariate_names: Sequence[str],
@@ -261,57 +296,65 @@ class _Trait:
             raise GwasInputError(
                 f"covariate {separating[0]!r} separates the cases of {name!r} from its controls, "
                 "so ordinary logistic regression cannot be fitted: drop it or allow Firth")
-        c1 = np.column_stack([np.ones(d.n), d.covariates])
-        pairs = np.triu_indices(c1.shape[1])
-        return cls(d, index, ys, np.asfortranarray(np.column_stack([np.ones(d.n), ys])), c1,
-                   np.asfortranarray(c1[:, pairs[0]] * c1[:, pairs[1]]), pairs, bool(separating))
+        return cls(d, index, np.asfortranarray(np.column_stack([np.ones(d.n), ys])),
+                   _Model.of(d.covariates, ys), bool(separating))
+
+
+def _fits(fitter: Callable[[_Model, F64, F64], tuple[F64, F64, NDArray[np.bool_],
+                                                      NDArray[np.bool_]]],
+          model: _Model, g: F64, present: F64, cols: NDArray[np.intp], beta: F64, se: F64,
+          err: NDArray[np.int8]) -> NDArray[np.intp]:
+    """Fit the columns ``cols`` in batches; fill beta, SE and errors; return those failed."""
+    failed = []
+    batch = max(1, _BATCH_ELEMENTS // g.shape[0])
+    for start in range(0, cols.size, batch):
+        part = cols[start:start + batch]
+        coef, h_inv, bad, unfinished = fitter(model, g[:, part], present[:, part])
+        valid = _valid(h_inv)
+        good = valid & ~bad
+        beta[part[good]] = coef[good, -1]
+        se[part[good]] = np.sqrt(h_inv[good, -1, -1])
+        err[part[~bad & ~valid]] = ERROR_CODE[INVALID_RESULT]
+        err[part[good & unfinished]] = ERROR_CODE[UNFINISHED]
+        failed.append(part[bad])
+    return np.concatenate(failed) if failed else cols[:0]
 
 
 def _logistic_block(trait: _Trait, first: int, dosages: NDArray[np.float32], firth_fallback: bool,
                     max_corr: float, max_vif: float) -> Block:
     d = trait.design
+    y = trait.model.y
     s = variant_sums(d, dosages, trait.extra)
     err = check_variants(d, s, max_corr, max_vif)
     v = s.n.size
-    cases = np.full(v, trait.y.sum())
+    cases = np.full(v, y.sum())
     for j in np.flatnonzero(s.n < d.n):
-        cases[j] -= trait.y[s.missing[j]].sum()
+        cases[j] -= y[s.missing[j]].sum()
     alt_cases = s.products[1]
     alt_controls = s.total - alt_cases
     ref_cases = 2.0 * cases - alt_cases
     ref_controls = 2.0 * (s.n - cases) - alt_controls
+    # plink2: when no case or no control carries one of the alleles, straight to Firth
     separated = np.minimum.reduce([alt_cases, alt_controls, ref_cases, ref_controls]) <= 0
-    fit = _Fit(np.full(v, np.nan), np.full(v, np.nan), err, np.zeros(v, dtype=bool))
     firth = np.flatnonzero((err == 0) & (separated | trait.all_firth))
     if not firth_fallback:
-        err[firth] = _ERR["SEPARATION"]
+        err[firth] = ERROR_CODE["SEPARATION"]
         firth = firth[:0]
-    ordinary = np.flatnonzero((err == 0) & ~separated & ~trait.all_firth)
-    g32 = d.take(dosages)
-    g = g32.astype(np.float64)
+    ordinary = np.setdiff1d(np.flatnonzero(err == 0), firth)
+    g = d.take(dosages).astype(np.float64)
     present = (~np.isnan(g)).astype(np.float64)
     np.nan_to_num(g, copy=False)
-    batch = max(1, _BATCH_ELEMENTS // max(d.n, 1))
-    failed: list[NDArray[np.intp]] = []
-    for start in range(0, ordinary.size, batch):
-        cols = ordinary[start:start + batch]
-        coef, h_inv, bad, unfinished = _newton(trait.c1, trait.cross, trait.pairs, trait.y,
-                                               g[:, cols], present[:, cols])
-        valid = _valid(h_inv)
-        good = valid & ~bad
-        fit.beta[cols[good]] = coef[good, -1]
-        fit.se[cols[good]] = np.sqrt(h_inv[good, -1, -1])
-        err[cols[~bad & ~valid]] = _ERR[INVALID_RESULT]
-        err[cols[good & unfinished]] = _ERR[UNFINISHED]
-        failed.append(cols[bad])
-    gave_up = np.concatenate(failed) if failed else ordinary[:0]
+    beta, se = np.full(v, np.nan), np.full(v, np.nan)
+    gave_up = _fits(_newton, trait.model, g, present, ordinary, beta, se, err)
     if firth_fallback:
         firth = np.concatenate([firth, gave_up])
     else:
-        err[gave_up] = _ERR["LOGISTIC_CONVERGE_FAIL"]
-    _firth_fits(trait.c1, trait.y, g, present, firth, fit)
-    z = fit.beta / fit.se
-    p = 2.0 * special.ndtr(-np.abs(z))
+        err[gave_up] = ERROR_CODE["LOGISTIC_CONVERGE_FAIL"]
+    err[_fits(_firth, trait.model, g, present, firth, beta, se, err)] = ERROR_CODE[
+        "FIRTH_CONVERGE_FAIL"]
+    used_firth = np.zeros(v, dtype=bool)
+    used_firth[firth] = True
+    z = beta / se
     minor_is_alt = s.total <= s.n
     return {
         "variant": first + np.arange(v, dtype=np.int64),
@@ -322,9 +365,9 @@ def _logistic_block(trait: _Trait, first: int, dosages: NDArray[np.float32], fir
         "alt_count_cases": alt_cases,
         "mac_cases": np.where(minor_is_alt, alt_cases, ref_cases),
         "mac_controls": np.where(minor_is_alt, alt_controls, ref_controls),
-        "beta": fit.beta, "se": fit.se, "stat": z, "p": p,
+        "beta": beta, "se": se, "stat": z, "p": 2.0 * special.ndtr(-np.abs(z)),
         "error": err,
-        "firth": fit.firth,
+        "firth": used_firth,
     }
 
 
@@ -349,7 +392,8 @@ def logistic_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
                              "(missing); recode them (e.g. plink's 2/1 as 1/0)")
     traits = []
     for mask, members in trait_groups(data):
-        d = design(mask, data.covariates, data.covariate_names, quantitative=False,
+        d = design(mask, data.covariates, data.covariate_names,
+                   traits=data.describe(members), quantitative=False,
                    max_corr=max_corr, max_vif=max_vif)
         traits += [_Trait.build(d, data.traits[:, j], j, data.trait_names[j],
                                 data.covariate_names, firth_fallback) for j in members]
@@ -358,7 +402,7 @@ def logistic_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
         return [_logistic_block(trait, first, dosages, firth_fallback, max_corr, max_vif)
                 for trait in traits]
 
-    blocks = in_parallel(fit, _checked(chunks, data.n), threads)
+    blocks = in_parallel(fit, checked_chunks(chunks, data.n), threads)
     tests = np.concatenate([np.where(b.pop("firth"), FIRTH, LOGISTIC) for b in blocks]) if (
         blocks) else np.zeros(0, dtype=str)
     return results_frame(blocks, data.trait_names, tests, extra=LOGISTIC_EXTRA)

@@ -1,0 +1,264 @@
+"""The GWAS engine against independent fits: least squares and maximum likelihood from
+statsmodels on each variant's own samples, Firth's penalised likelihood maximised by scipy,
+principal components from a full SVD. (Agreement with plink2 itself is in
+tests/integration/test_gwas_plink2.py.)"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+from polars.testing import assert_frame_equal
+from scipy import optimize, special
+
+from strongroom.genomics.gwas import (
+    GwasInputError,
+    genomic_inflation,
+    linear_gwas,
+)
+from strongroom.genomics.logistic import logistic_gwas
+from strongroom.genomics.pca import genotype_pcs
+from strongroom.genomics.plots import manhattan_png, qq_png
+
+N, M = 240, 40
+
+
+def _genotypes(rng: np.random.Generator, n: int = N, m: int = M) -> np.ndarray:
+    freq = rng.uniform(0.05, 0.5, m)
+    g = rng.binomial(2, freq, (n, m)).astype(np.float32)
+    for j in range(0, m, 3):  # a third of the variants lack a few calls
+        g[rng.choice(n, int(rng.integers(1, 12)), replace=False), j] = np.nan
+    return g
+
+
+def _chunks(g: np.ndarray, size: int) -> list[tuple[int, np.ndarray]]:
+    return [(s, g[:, s:s + size]) for s in range(0, g.shape[1], size)]
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    g = _genotypes(rng)
+    age = rng.uniform(40, 70, N)
+    sex = rng.integers(0, 2, N).astype(float)
+    pc = rng.normal(size=N)
+    cov = np.column_stack([age, sex, pc])
+    cov[rng.choice(N, 5, replace=False), 0] = np.nan  # missing covariate: sample dropped
+    gz = np.nan_to_num(g)
+    y1 = 0.5 * gz[:, 4] + 0.03 * age + 0.4 * sex + rng.normal(size=N) + 160.0
+    y2 = rng.normal(size=N) * 2.0
+    y2[rng.choice(N, 30, replace=False)] = np.nan  # its own samples
+    lin = -0.7 + 0.9 * gz[:, 7] + 0.03 * (age - 55) + 0.5 * pc
+    case = (rng.random(N) < special.expit(lin)).astype(float)
+    return {"g": g, "cov": cov, "y": np.column_stack([y1, y2]), "case": case}
+
+
+def _own_samples(*columns: np.ndarray) -> np.ndarray:
+    return np.all([np.isfinite(c).all(axis=1) if c.ndim == 2 else np.isfinite(c)
+                   for c in columns], axis=0)
+
+
+def test_linear_is_least_squares_on_each_variants_own_samples(data):
+    res = linear_gwas(_chunks(data["g"], 16), data["y"], data["cov"], trait_names=["y1", "y2"])
+    assert res.height == M * 2
+    assert res["trait"].to_list()[:4] == ["y1", "y2", "y1", "y2"]
+    for row in res.iter_rows(named=True):
+        j, t = row["variant"], int(row["trait"][1]) - 1
+        keep = _own_samples(data["y"][:, t], data["cov"], data["g"][:, j])
+        x = np.column_stack([np.ones(keep.sum()), data["g"][keep, j], data["cov"][keep]])
+        fit = sm.OLS(data["y"][keep, t], x).fit()
+        assert row["n"] == keep.sum()
+        assert row["alt_count"] == data["g"][keep, j].sum()
+        # the covariate projection runs in float32: ~1e-9 here, ≲1e-7 when covariates
+        # explain half the genotype's variance
+        assert row["beta"] == pytest.approx(fit.params[1], rel=1e-7)
+        assert row["se"] == pytest.approx(fit.bse[1], rel=1e-7)
+        assert row["stat"] == pytest.approx(fit.tvalues[1], rel=1e-7)
+        assert row["p"] == pytest.approx(fit.pvalues[1], rel=1e-6)
+        assert row["test"] == "linear" and row["error"] is None
+
+
+def test_results_do_not_depend_on_the_chunks_or_threads(data):
+    one = linear_gwas(_chunks(data["g"], M), data["y"], data["cov"])
+    many = linear_gwas(reversed(_chunks(data["g"], 7)), data["y"], data["cov"], threads=3)
+    # BLAS may sum the float32 projections in another order for another chunk width
+    assert_frame_equal(one, many, rel_tol=1e-8, abs_tol=1e-12)
+    one = logistic_gwas(_chunks(data["g"], M), data["case"], data["cov"])
+    many = logistic_gwas(_chunks(data["g"], 9), data["case"], data["cov"], threads=2)
+    assert_frame_equal(one, many, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_variants_plink2_refuses_are_reported_with_its_codes(data):
+    g = data["g"][:, :4].copy()
+    g[:, 0] = 1.0  # constant
+    cov = np.column_stack([data["cov"], np.nan_to_num(data["g"][:, 9])])
+    g[:, 1] = cov[:, 3]  # the same as a covariate
+    noise = np.random.default_rng(1).normal(0, 0.05, N)
+    g[:, 2] = cov[:, 3] + noise  # nearly so: correlation 0.997, VIF above 50
+    res = linear_gwas([(0, g)], data["y"][:, 0], cov)
+    assert res["error"].to_list() == ["CONST_OMITTED_ALLELE", "CORR_TOO_HIGH", "VIF_TOO_HIGH",
+                                      None]
+    assert res["beta"].null_count() == 3 and res["se"][3] is not None
+
+
+def test_a_constant_covariate_is_dropped_as_plink2_does(data):
+    base = linear_gwas([(0, data["g"])], data["y"], data["cov"])
+    padded = linear_gwas([(0, data["g"])], data["y"],
+                         np.column_stack([data["cov"], np.full(N, 3.0)]))
+    assert_frame_equal(base, padded, rel_tol=1e-10)
+
+
+def test_a_covariate_only_one_sample_sets_drops_that_sample_as_plink2_does(data):
+    one = int(np.flatnonzero(_own_samples(data["y"], data["cov"]))[0])
+    lone = np.zeros(N)
+    lone[one] = 1.0
+    res = linear_gwas([(0, data["g"])], data["y"], np.column_stack([data["cov"], lone]))
+    rest = np.arange(N) != one
+    without = linear_gwas([(0, data["g"][rest])], data["y"][rest], data["cov"][rest])
+    assert_frame_equal(res, without, rel_tol=1e-8)
+    assert res["n"][0] < linear_gwas([(0, data["g"])], data["y"], data["cov"])["n"][0]
+
+
+def test_collinear_covariates_are_refused_by_name(data):
+    cov = np.column_stack([data["cov"], 2.0 * data["cov"][:, 0] + 1.0])
+    with pytest.raises(GwasInputError, match="'age' and 'age2'"):
+        linear_gwas([(0, data["g"])], data["y"], cov,
+                    covariate_names=["age", "sex", "pc", "age2"])
+
+
+@pytest.mark.parametrize(("chunk", "message"), [
+    ((0, np.zeros((N, 3), dtype=np.float64)), "float32"),
+    ((0, np.zeros((N - 1, 3), dtype=np.float32)), f"with {N} rows"),
+])
+def test_bad_chunks_are_refused_saying_why(data, chunk, message):
+    with pytest.raises(GwasInputError, match=message):
+        linear_gwas([chunk], data["y"], data["cov"])
+
+
+def test_logistic_is_maximum_likelihood_on_each_variants_own_samples(data):
+    res = logistic_gwas(_chunks(data["g"], 16), data["case"], data["cov"])
+    assert set(res["test"]) == {"logistic"}
+    for row in res.iter_rows(named=True):
+        j = row["variant"]
+        keep = _own_samples(data["case"], data["cov"], data["g"][:, j])
+        x = np.column_stack([np.ones(keep.sum()), data["g"][keep, j], data["cov"][keep]])
+        fit = sm.Logit(data["case"][keep], x).fit(disp=0, tol=1e-12)
+        cases = data["case"][keep] > 0
+        assert row["n"] == keep.sum() and row["n_cases"] == cases.sum()
+        assert row["alt_count_cases"] == data["g"][keep, j][cases].sum()
+        assert row["beta"] == pytest.approx(fit.params[1], rel=1e-6, abs=1e-8)
+        # plink2 takes the standard error from the Hessian where its last step started
+        assert row["se"] == pytest.approx(fit.bse[1], rel=2e-4)
+
+
+def _firth_by_optimiser(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    def minus(beta: np.ndarray) -> float:
+        eta = x @ beta
+        w = special.expit(eta) * special.expit(-eta)
+        loglik = np.sum(np.where(y > 0, special.log_expit(eta), special.log_expit(-eta)))
+        return -(loglik + 0.5 * np.linalg.slogdet(x.T @ (x * w[:, None]))[1])
+    beta = optimize.minimize(minus, np.zeros(x.shape[1]), method="BFGS",
+                             options={"gtol": 1e-10}).x
+    w = special.expit(x @ beta) * special.expit(-(x @ beta))
+    return beta[1], float(np.sqrt(np.linalg.inv(x.T @ (x * w[:, None]))[1, 1]))
+
+
+def test_firth_takes_over_when_no_case_carries_the_allele(data):
+    g = data["g"][:, :3].copy()
+    controls = np.flatnonzero(data["case"] == 0)
+    g[:, 0] = 0.0
+    g[controls[:4], 0] = 1.0  # a rare allele carried by controls only
+    res = logistic_gwas([(0, g)], data["case"], data["cov"])
+    assert res["test"].to_list() == ["firth", "logistic", "logistic"]
+    keep = _own_samples(data["case"], data["cov"])
+    x = np.column_stack([np.ones(keep.sum()), g[keep, 0], data["cov"][keep]])
+    beta, se = _firth_by_optimiser(x, data["case"][keep])
+    assert res["beta"][0] == pytest.approx(beta, rel=1e-4)
+    assert res["se"][0] == pytest.approx(se, rel=1e-4)
+    assert (res["mac_cases"][0], res["mac_controls"][0]) == (0.0, 4.0)
+    plain = logistic_gwas([(0, g)], data["case"], data["cov"], firth_fallback=False)
+    assert plain["error"][0] == "SEPARATION" and plain["beta"][0] is None
+
+
+def test_a_covariate_that_separates_cases_sends_every_variant_to_firth(data):
+    cov = np.column_stack([data["cov"], data["case"] * 10.0 + np.arange(N) / N])
+    res = logistic_gwas([(0, data["g"][:, :5])], data["case"], cov)
+    assert set(res["test"]) == {"firth"} and res["beta"].null_count() == 0
+    with pytest.raises(GwasInputError, match="'sep' separates the cases"):
+        logistic_gwas([(0, data["g"][:, :5])], data["case"], cov, firth_fallback=False,
+                      covariate_names=["age", "sex", "pc", "sep"])
+
+
+def test_case_control_traits_must_be_coded_0_1(data):
+    with pytest.raises(GwasInputError, match="1 \\(case\\), 0 \\(control\\)"):
+        logistic_gwas([(0, data["g"])], data["case"] + 1.0, data["cov"])
+
+
+def test_genomic_inflation_is_the_median_chi2_over_its_null_median():
+    chi2 = np.array([1.0, 2.0, 3.0]) * 0.4549364231195724
+    assert genomic_inflation(special.chdtrc(1, chi2)) == pytest.approx(2.0, rel=1e-9)
+    p = np.random.default_rng(0).uniform(size=20_000)
+    assert genomic_inflation(p) == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(GwasInputError):
+        genomic_inflation([np.nan])
+
+
+def test_principal_components_streamed_in_a_few_passes():
+    rng = np.random.default_rng(5)
+    n, m = 300, 400
+    pop = np.repeat([0, 1, 2], n // 3)
+    base = rng.uniform(0.1, 0.5, m)
+    freq = np.clip(base + rng.normal(0, 0.15, (3, m)), 0.01, 0.99)[pop]
+    g = rng.binomial(2, freq).astype(np.float32)
+    g[:, :50] = rng.binomial(2, 0.02, (n, 50))  # rare: below the MAF cut
+    g[rng.random((n, m)) < 0.01] = np.nan
+    variants = pl.DataFrame({"chrom": ["1"] * m, "pos": np.arange(m, dtype=np.int64) * 1000})
+    passes = []
+
+    def chunks():
+        passes.append(1)
+        return _chunks(g, 64)
+
+    pcs = genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000)
+    assert len(passes) == 2 + 2 * 2  # two, and two per power iteration
+    genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, power_iterations=0)
+    assert len(passes) == 8
+    p = np.nanmean(g, axis=0) / 2
+    common = np.flatnonzero(np.minimum(p, 1 - p) >= 0.05)
+    thinned = [common[0]]
+    for j in common[1:]:
+        if j - thinned[-1] >= 2:
+            thinned.append(j)
+    assert pcs.variants.tolist() == thinned
+    x = (g[:, thinned] - 2 * p[thinned]) / np.sqrt(2 * p[thinned] * (1 - p[thinned]))
+    u, s, _ = np.linalg.svd(np.nan_to_num(x), full_matrices=False)
+    for k in range(2):
+        assert abs(np.corrcoef(pcs.scores[:, k], u[:, k])[0, 1]) > 0.999
+    assert pcs.eigenvalues == pytest.approx(s[:2] ** 2 / len(thinned), rel=1e-3)
+    assert pcs.scores.std(axis=0) == pytest.approx([1.0, 1.0])
+    labels = np.eye(3)[pop]
+    fit = np.linalg.lstsq(np.column_stack([np.ones(n), pcs.scores]), labels, rcond=None)[0]
+    assert np.abs(np.column_stack([np.ones(n), pcs.scores]) @ fit - labels).max() < 0.5
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+def test_plots_are_the_same_png_bytes_every_time(data):
+    res = linear_gwas([(0, data["g"])], data["y"], data["cov"], trait_names=["y1", "y2"])
+    variants = pl.DataFrame({"chrom": ["1"] * 20 + ["2"] * 20,
+                             "pos": np.tile(np.arange(20, dtype=np.int64) * 5000 + 1, 2)})
+    manhattan = manhattan_png(res, variants, trait="y1", width=8, height=3, dpi=50)
+    assert manhattan == manhattan_png(res, variants, trait="y1", width=8, height=3, dpi=50)
+    assert _png_size(manhattan) == (400, 150)
+    qq = qq_png(res, trait="y2", size=4, dpi=50)
+    assert qq == qq_png(res, trait="y2", size=4, dpi=50) and _png_size(qq) == (200, 200)
+    assert qq != qq_png(res, trait="y1", size=4, dpi=50)
+    with pytest.raises(GwasInputError, match="say which"):
+        qq_png(res)
