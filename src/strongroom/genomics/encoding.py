@@ -69,7 +69,11 @@ def decode(chunk: bytes, rows: npt.NDArray[np.intp] | None = None) -> Dosages:
             raise ChunkError(f"a chunk of {n} samples × {m} variants holds {len(body)} bytes")
         packed = np.frombuffer(body, dtype=np.uint8).reshape(m, per)
         if rows is None:
-            out = _TABLE[packed].reshape(m, per * 4)[:, :n]
+            # variants × samples rows, C order, are samples × variants in Fortran order: the
+            # lookup writes straight into what the GWAS reads, with no copy after it
+            buffer = np.empty((m, per, 4), dtype=np.float32)
+            np.take(_TABLE, packed, axis=0, out=buffer)
+            out = buffer.reshape(m, per * 4)[:, :n]
         else:
             out = _TABLE[packed[:, rows // 4], rows % 4]
         return np.asfortranarray(out.T)

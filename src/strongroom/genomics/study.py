@@ -8,12 +8,14 @@ was analysed, for the genetics rules (``release.py``) and the output check to de
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from strongroom.enclave import margin, winsor
 from strongroom.enclave.analyses.frame import check_schema, prepare
@@ -25,6 +27,7 @@ from strongroom.genomics.logistic import logistic_gwas
 from strongroom.genomics.store import Genotypes
 
 PID, EID = "pid", "eid"
+THREADS = max(1, min(2, os.cpu_count() or 1))  # a GWAS uses the machine's two cores
 VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt")
 
 
@@ -96,8 +99,10 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
                   for j, t in enumerate(spec.traits)}
         fit: Callable[..., pl.DataFrame] = (logistic_gwas if spec.model == "logistic"
                                             else linear_gwas)
-        raw = fit(_only(chunks(), tested["index"].to_numpy()), traits, covariates,
-                  trait_names=spec.traits, covariate_names=names)
+        # the engine splits each chunk's variants between threads, each with one BLAS thread
+        with threadpool_limits(limits=1, user_api="blas"):
+            raw = fit(_only(chunks(), tested["index"].to_numpy()), traits, covariates,
+                      trait_names=spec.traits, covariate_names=names, threads=THREADS)
     results = raw.join(tested.rename({"index": "variant"}), on="variant", how="inner")
     groups = {t: np.sort(pids[np.isfinite(traits[:, j]) & np.isfinite(covariates).all(axis=1)])
               for j, t in enumerate(spec.traits)}  # as the engine drops them

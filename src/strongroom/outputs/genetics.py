@@ -26,7 +26,7 @@ from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.enclave.steps import Rounding
 from strongroom.genomics.membership import Spent
 from strongroom.genomics.release import GeneticRules, Released, release
-from strongroom.genomics.study import GwasRun
+from strongroom.genomics.study import VARIANT_COLUMNS, GwasRun
 from strongroom.outputs.render import Format
 from strongroom.outputs.rules import Rules
 from strongroom.outputs.verdicts import Finding, Verdict
@@ -86,10 +86,16 @@ def prepare(run: GwasRun, rules: Rules, rounding: Rounding,
     return GwasOutput(result, released, findings, facts)
 
 
-def render(output: GwasOutput, fmt: Format, hidden: bool) -> bytes:
+def render(output: GwasOutput, fmt: Format, hidden: bool, *, annotated: bool = True) -> bytes:
     """The researcher's file: the variants as CSV, or everything as JSON. ``hidden``: the
-    check hid the output's statistics (a clash): nothing per variant is written."""
+    check hid the output's statistics (a clash): nothing per variant is written.
+    ``annotated=False`` leaves out the variant annotation (chromosome, position, ID, alleles):
+    what the raw-row scanner reads. The annotation is the custodian's variant table, never a
+    participant's value, and positions are seven-digit numbers that would match participant
+    IDs by chance."""
     table = output.released.table.head(0) if hidden else output.released.table
+    if not annotated:
+        table = table.drop(VARIANT_COLUMNS)
     if fmt is Format.CSV:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -365,7 +365,8 @@ class Outputs:
         payload = genetics.render(out, fmt, hidden=blocked)
         name = f"gwas.{fmt.value}"
         findings += out.findings
-        findings += scan(self.index(), payload, name)
+        findings += scan(self.index(), genetics.render(out, fmt, hidden=blocked,
+                                                      annotated=False), name)
         acted = answers.acted(CheckReport.worst(findings), report.suppressed)
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
