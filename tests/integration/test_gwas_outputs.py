@@ -117,3 +117,31 @@ def test_a_small_group_gets_no_allele_frequencies(world: World,
     assert view.report.verdict is Verdict.SUPPRESS, view.report.findings
     assert "alt_freq" not in frame_of(stored(world, view)).columns
     assert any("allele frequencies are not shown" in f.reason for f in view.report.findings)
+
+
+def test_positions_that_look_like_participant_ids_do_not_block_a_gwas(
+        world: World, researcher: Principal, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Variant positions are seven-digit numbers like participant IDs; they come from the
+    custodian's variant table, so the raw-row scanner reads the statistics without them."""
+    import numpy as np
+
+    from strongroom.genomics.formats import open_genotypes
+    from tests.genotype_files import write_bed
+
+    granted(world)
+    people = world.platform.store.load().participants
+    eids = people["eid"].to_numpy()
+    held = world.platform.genotypes.require_current()
+    calls = np.concatenate([d for _, d in world.platform.genotypes.chunks(held)], axis=1)
+    bed = write_bed(tmp_path_factory.mktemp("ids") / "array", calls,
+                    [str(e) for e in world.platform.genotypes.samples(held)], seed=0)
+    bim = bed.with_suffix(".bim")
+    rows = [line.split("\t") for line in bim.read_text().splitlines()]
+    positions = np.sort(eids)[: len(rows)]  # every position is some participant's ID
+    bim.write_text("".join("\t".join([*r[:3], str(p), *r[4:]]) + "\n"
+                           for r, p in zip(rows, positions, strict=True)))
+    with open_genotypes(bed) as source:  # the same variants, now at ID-like positions
+        world.platform.genotypes.ingest(source)
+    view = gwas(world, researcher, traits=["sbp"])
+    assert view.report.verdict is Verdict.SUPPRESS, view.report.findings
+    assert not [f for f in view.report.findings if "participant IDs" in f.reason]
