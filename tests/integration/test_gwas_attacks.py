@@ -4,8 +4,9 @@ rests on fewer than k participants.
 
 The target is picked in SQL by values an attacker could know (sex, birth year, systolic blood
 pressure: unique for them). Ground truth (their genotypes and BMI) is read custodian-side, from
-the store, only to score what was released. The attacks come from a red-team review of the
-first GWAS release path (session 18), which got one participant's genotypes at every variant.
+the store, only to score what was released. The attacks come from two red-team reviews of the
+GWAS release path (session 18); each of the first versions got one participant's genotypes at
+every variant.
 """
 
 from __future__ import annotations
@@ -137,6 +138,69 @@ def test_an_honest_gwas_over_a_different_group_is_still_released(
     define(world, attacker, "base", BASE)
     view = gwas(world, attacker, definition="base", traits=["sbp"])
     assert view.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS), view.report.findings
+
+
+N_COPIES = 10
+
+
+@pytest.mark.parametrize("bystanders", [False, True])
+def test_a_disguised_covariate_that_takes_the_target_out_of_the_fit_is_refused(
+        world: World, attacker: Principal, target: dict[str, Any], bystanders: bool) -> None:
+    """A covariate ``z + 10000·[target]`` fits the target's trait exactly: every effect then
+    differs from the same GWAS without it by their genotype times their residual. (With
+    bystanders: the covariate split into u, w and u + w + 10000·[target], each missing for a
+    different bystander so that no two vectors share their participants.) The second review
+    read 85–93% of the target's genotypes from one such pair."""
+    people = world.platform.store.load().participants.drop_nulls(["p21001_i0", "p4080_i0_a0"])
+    keys = ["p31", "p34", "p4080_i0_a0"]
+    unique = people.filter(pl.len().over(keys) == 1)
+
+    def who(i: int) -> str:
+        return " AND ".join(f"{k} = {unique.row(i, named=True)[k]}" for k in keys)
+
+    sbp = unique.row(5, named=True)["p4080_i0_a0"]
+    t, b1, b2, b3 = target["where"], who(20), who(21), who(22)
+    y = f"-least(abs(p4080_i0_a0 - {sbp}), 10)"  # the target at the top of the trait
+    u, w = "(p34 % 7)", "((p34 * 13 + CAST(p4080_i0_a0 AS INTEGER)) % 11)"
+    tail = " FROM participants WHERE p21001_i0 IS NOT NULL AND p4080_i0_a0 IS NOT NULL"
+    copies = ", ".join(f"{y} AS y{i}" for i in range(N_COPIES))
+    tag = "split" if bystanders else "plain"
+    if bystanders:
+        head = (f"SELECT pid, CASE WHEN {b1} THEN NULL ELSE {u} * 1.0 END AS u, "
+                f"CASE WHEN {b2} THEN NULL ELSE {w} * 1.0 END AS w, ")
+        define(world, attacker, f"b_{tag}", head + ", ".join(
+            f"CASE WHEN {b3} THEN NULL ELSE {y} END AS z{i}" for i in range(N_COPIES)) + tail)
+        define(world, attacker, f"a_{tag}", head + f"CASE WHEN {b3} THEN NULL ELSE {u} + {w} + "
+               f"CASE WHEN {t} THEN 10000.0 ELSE 0 END END AS s, {copies}" + tail)
+        plain, aimed = ["u", "w"], ["u", "w", "s"]
+    else:
+        define(world, attacker, f"b_{tag}", "SELECT pid, " + ", ".join(
+            f"{y} AS z{i}" for i in range(N_COPIES)) + tail)
+        define(world, attacker, f"a_{tag}", f"SELECT pid, {u} + {w} + CASE WHEN {t} THEN "
+               f"10000.0 ELSE 0 END AS s, {copies}" + tail)
+        plain, aimed = [], ["s"]
+    base = gwas(world, attacker, definition=f"b_{tag}",
+                traits=[f"z{i}" for i in range(N_COPIES)], covariates=plain, categorical=[])
+    world.platform.outputs.request_release(attacker, base.output.id)
+    view = gwas(world, attacker, definition=f"a_{tag}",
+                traits=[f"y{i}" for i in range(N_COPIES)], covariates=aimed, categorical=[])
+    assert released(world, view) is None
+    assert any("single out a few participants" in f.reason for f in view.report.findings)
+
+
+def test_copies_of_a_trait_in_one_request_round_alike(world: World,
+                                                      attacker: Principal) -> None:
+    """Each copy drawn apart would let their mean beat the rounding (the second review)."""
+    copies = ", ".join(f"p4080_i0_a0 * 1.0 AS c{i}" for i in range(4))
+    define(world, attacker, "copies", f"SELECT pid, p31 AS sex, {copies} FROM participants "
+           "WHERE p4080_i0_a0 IS NOT NULL AND p34 >= 1950")
+    view = gwas(world, attacker, definition="copies", traits=[f"c{i}" for i in range(4)],
+                covariates=["sex"], categorical=["sex"])
+    table = released(world, view)
+    assert table is not None, view.report.findings
+    spread = table.group_by("id").agg(pl.col("beta").n_unique().alias("k"),
+                                      pl.col("se").n_unique().alias("s"))
+    assert spread["k"].max() == 1 and spread["s"].max() == 1
 
 
 def _genotypes_read(table: pl.DataFrame, target: dict[str, Any]) -> bool:

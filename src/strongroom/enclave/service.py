@@ -116,6 +116,12 @@ def rounding(enclave: Enclave, project: Project) -> Rounding:
     return Rounding(_secret(enclave, project, "release rounding"))
 
 
+def figure_secret(enclave: Enclave, project: Project) -> bytes:
+    """The project's key for rounding draws that must not depend on the request (a GWAS's
+    effects: the same figures asked for again, or copied under another name, draw alike)."""
+    return _secret(enclave, project, "figure rounding")
+
+
 def _secret(enclave: Enclave, project: Project, purpose: str) -> bytes:
     return hmac.new(enclave.key(project).secret, f"{purpose}:{project.id}".encode(),
                     hashlib.sha256).digest()

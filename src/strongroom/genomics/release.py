@@ -130,10 +130,15 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
     moved = _moved(rows, run, trait)
     digits = 10.0 ** (np.floor(np.log10(np.maximum(se, 1e-300))) - 2)  # 3 significant
     step = np.maximum(moved, digits)
-    beta = keyed_round(rows["beta"].to_numpy(), step, salt, "beta", trait)
-    se_r = np.maximum(keyed_round(se, digits, salt, "se", trait), digits)
+    # keyed by the project and the residuals' shape, not the request or the trait's name:
+    # the same figures however asked for draw alike (no averaging over copies); and per
+    # variant, by its index, so each draw stays with its own variant
+    key = spread.digest if spread is not None else trait.encode()
+    variants = rows["variant"].to_numpy()
+    beta = keyed_round(rows["beta"].to_numpy(), step, salt, "beta", key, variants)
+    se_r = np.maximum(keyed_round(se, digits, salt, "se", key, variants), digits)
     counts = keyed_round(rows["alt_count"].to_numpy(), np.full(rows.height, float(base)), salt,
-                         "alleles", trait)
+                         "alleles", key, variants)
     df = spread.df if spread is not None else max(int(n) - 2, 1)
     stat = beta / se_r
     p = 2 * (stats.norm.sf(np.abs(stat)) if logistic else stats.t.sf(np.abs(stat), df))
@@ -154,12 +159,15 @@ def _moved(rows: pl.DataFrame, run: GwasRun, trait: str) -> npt.NDArray[np.float
 
 
 def keyed_round(values: npt.NDArray[np.float64], step: npt.NDArray[np.float64], salt: bytes,
-                *name: object) -> npt.NDArray[np.float64]:
+                what: str, key: bytes, variants: npt.NDArray[np.int64]
+                ) -> npt.NDArray[np.float64]:
     """Each value to a multiple of its step, up with the chance of the fraction of a step it
-    is past the multiple below (unbiased), by draws keyed by the request (``salt``) and
-    ``name``: the same request draws the same, and no one can aim at a boundary."""
-    seed = int.from_bytes(hashlib.sha256(salt + repr(name).encode()).digest()[:8], "big")
-    draws = np.random.default_rng(seed).random(values.shape)
+    is past the multiple below (unbiased), by a draw per variant keyed by ``salt`` (a secret),
+    ``what`` and ``key``: the same figures draw the same, and no one can aim at a boundary."""
+    seed = int.from_bytes(hashlib.sha256(salt + what.encode() + key).digest()[:8], "big")
+    # one uniform per variant index, whichever variants this release holds
+    stream = np.random.default_rng(seed).random(int(variants.max()) + 1 if variants.size else 0)
+    draws = stream[variants]
     q = values / step
     low = np.floor(q)
     rounded: npt.NDArray[np.float64] = step * (low + (draws < q - low))

@@ -8,6 +8,7 @@ was analysed, for the genetics rules (``release.py``) and the output check to de
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,12 @@ class Spread:
     largest: float
     variance: float
     df: int  # residual degrees of freedom of the fit without the variant
+    # the residuals' shape (scaled to the largest, sign fixed): what keys the trait's rounding
+    # draws, so a copy of it (renamed, rescaled, shifted) draws alike and averages nothing away
+    digest: bytes = b""
+    # who the fit used and their residuals: compared, as a vector, with every release's (two
+    # GWAS whose residuals differ for a few people differ by those people's genotypes)
+    residuals: tuple[PidArray, FloatArray] | None = None
 
 
 @dataclass
@@ -62,12 +69,14 @@ class GwasRun:
 
 
 def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
-             genotypes: Genotypes, k: int, max_share: float = 0.5) -> GwasRun:
+             genotypes: Genotypes, k: int, max_share: float = 0.5,
+             max_leverage: float = 0.125) -> GwasRun:
     """Fit ``spec`` over the definition ``frame`` (``pid`` and the columns it names) for the
     participants of ``pseudonyms`` (``eid``, ``pid``) who are genotyped; ``k`` is the project's
     threshold, below which a categorical covariate's level joins its reference, at which
     quantitative traits are winsorised, and which, with ``max_share``, each trait's residual
-    variation must be spread over (:func:`_spread`)."""
+    variation must be spread over; ``max_leverage`` bounds what the researcher's covariates
+    may single out (:func:`_spread`)."""
     check_schema(frame, spec.reads())
     held = genotypes.require_current()
     with reading_data():
@@ -80,6 +89,7 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
             raise Invalid("too few of the definition's participants are genotyped for a GWAS")
         traits = _traits(used, spec)
         covariates, names = _covariates(used, spec, k)
+        own = covariates.shape[1]  # the researcher's; principal components come after
         tested = _tested(genotypes.variants(held), spec)
 
         def chunks() -> Iterator[Chunk]:
@@ -95,8 +105,8 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
         if spec.model == "linear" and k >= 1:  # no few participants set a trait's range
             traits = np.column_stack([winsor.clip_rows(traits[:, j], pids, k)
                                       for j in range(traits.shape[1])])
-        spread = {t: _spread(traits[:, j], covariates, pids, k, max_share, spec, t)
-                  for j, t in enumerate(spec.traits)}
+        spread = {t: _spread(traits[:, j], covariates, pids, k, max_share, spec, t, own,
+                             max_leverage) for j, t in enumerate(spec.traits)}
         fit: Callable[..., pl.DataFrame] = (logistic_gwas if spec.model == "logistic"
                                             else linear_gwas)
         # the engine splits each chunk's variants between threads, each with one BLAS thread
@@ -116,18 +126,32 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
             continue
         present = np.isfinite(values)
         vectors[c] = (pids[present], values[present])
+    for trait, fitted in spread.items():
+        if fitted.residuals is not None:
+            vectors[f"{trait} (residual)"] = fitted.residuals
     return GwasRun(spec, results, groups, vectors, held.samples, tested.height, names, spread)
 
 
 def _spread(y: FloatArray, covariates: FloatArray, pids: PidArray, k: int, max_share: float,
-            spec: GwasSpec, name: str) -> Spread:
+            spec: GwasSpec, name: str, own: int, max_leverage: float) -> Spread:
     """Refuse a trait whose variation, once the covariates are accounted for, rests on fewer
     than k participants, or of which k participants hold more than ``max_share``: each
     variant's effect is Σ g̃·r / Σ g̃², so a residual r that is zero but for a few gives those
     few's genotypes and values (a trait that is 0 but for the target, or a covariate's exact
-    copy but for them). A 0/1 trait needs k cases and k controls. Both at the keyed line."""
+    copy but for them). A 0/1 trait needs k cases and k controls. Both at the keyed line.
+
+    And refuse covariates that single a few participants out: the researcher's own (the
+    first ``own`` columns; principal components come from the genotypes) may give no one a
+    leverage above ``max_leverage``. A covariate that is 1 for the target alone, however
+    disguised (``z + 10000·[target]``), fits their trait exactly and takes them out of every
+    effect, and the same GWAS without it then differs by their genotypes."""
     use = np.isfinite(y) & np.isfinite(covariates).all(axis=1)
     n = int(use.sum())
+    if own and leverage(np.column_stack([np.ones(n), covariates[use][:, :own]])).max() \
+            > max_leverage:
+        raise Invalid(f"the covariates of trait {name!r} single out a few participants (one "
+                      f"participant's own row fixes more than {max_leverage:.0%} of their "
+                      "fitted value): use covariates as measured, and categories held by many")
     if spec.model == "logistic":
         cases = int(y[use].sum())
         for count, what in ((cases, "cases"), (n - cases, "controls")):
@@ -147,7 +171,24 @@ def _spread(y: FloatArray, covariates: FloatArray, pids: PidArray, k: int, max_s
                       f"threshold of {k}, nor {k} hold more than {max_share:.0%} of it): "
                       "analyse a trait as measured")
     df = n - design.shape[1] - 1
-    return Spread(float(np.sqrt(squares[0])), total / max(df, 1), df)
+    largest = float(np.sqrt(squares[0]))
+    shape = r / largest
+    shape *= np.sign(shape[np.flatnonzero(np.abs(shape) > 1e-9)[0]])
+    order = np.argsort(pids[use], kind="stable")
+    digest = hashlib.sha256(np.round(shape[order], 9).tobytes()
+                            + pids[use][order].tobytes()).digest()
+    return Spread(largest, total / max(df, 1), df, digest, (pids[use], r))
+
+
+def leverage(design: FloatArray) -> FloatArray:
+    """Each row's leverage in a least-squares fit on ``design``: the diagonal of its hat
+    matrix, the share of a participant's own value in their fitted value (1/m for a
+    combination of covariates that only m participants share)."""
+    scale = np.abs(design).max(axis=0)
+    q, r = np.linalg.qr(design / np.where(scale > 0, scale, 1.0))
+    keep = np.abs(np.diag(r)) > 1e-10 * max(float(np.abs(np.diag(r)).max()), 1e-300)
+    h: FloatArray = np.einsum("ij,ij->i", q[:, keep], q[:, keep])
+    return h
 
 
 def _genotyped(used: pl.DataFrame, pseudonyms: pl.DataFrame,

@@ -52,9 +52,10 @@ class GwasOutput:
 
 
 def prepare(run: GwasRun, rules: Rules, rounding: Rounding,
-            spent: dict[str, Spent | None]) -> GwasOutput:
+            spent: dict[str, Spent | None], secret: bytes = b"") -> GwasOutput:
     """Apply the genetics rules to ``run``; ``spent``: the membership budget each trait's
-    group has used in this project's earlier GWAS."""
+    group has used in this project's earlier GWAS; ``secret``: the project's, keying the
+    rounding draws of the released figures."""
     cells = []
     shown_n: dict[str, float] = {}
     for trait in run.spec.traits:
@@ -71,7 +72,7 @@ def prepare(run: GwasRun, rules: Rules, rounding: Rounding,
                           value=round(inflation, 3) if inflation is not None
                           and math.isfinite(inflation) else None, contributors=group))
     released = release(run, genetic_rules(rules), spent, shown_n=shown_n,
-                       count_base=rules.count_base, salt=margin.salt())
+                       count_base=rules.count_base, salt=secret)
     facts: dict[str, Any] = {"n": shown_n, "variants_tested": run.tested,
                              "variants_released": released.table.select("id").n_unique()}
     findings = [Finding(RULE, rules.genetics_verdict,
@@ -122,15 +123,27 @@ OVERLAP = 0.5  # an earlier group sharing this share of a new one's members is c
 
 
 def spent_on(budget: Budget, group: BitMap) -> Spent | None:
-    """What earlier releases spent on (much of) ``group``: every earlier group holding at
-    least half of its members is charged in full, so a group a few people (or many) from
-    another does not come with a fresh budget. Cautious: overlapping groups' variants are
-    counted as if their members were all in this one."""
+    """What earlier releases spent on ``group``: every earlier group holding at least half of
+    its members is charged in full, and any other in proportion to the share of its members
+    it holds, so that neither a group a few people from another nor a patchwork of groups
+    each overlapping it a little comes with a fresh budget. Cautious: an overlapping group's
+    variants count as if their members were all in this one."""
     total: Spent | None = None
     for members, spent in budget:
-        if len(group) and len(members & group) >= OVERLAP * len(group):
-            total = spent if total is None else total + spent
+        if not len(group):
+            break
+        share = len(members & group) / len(group)
+        if share == 0:
+            continue
+        charged = spent if share >= OVERLAP else _scaled(spent, share)
+        total = charged if total is None else total + charged
     return total
+
+
+def _scaled(spent: Spent, share: float) -> Spent:
+    return Spent(spent.separation * share, spent.var_null * share, spent.var_member * share,
+                 spent.third_null * share, spent.third_member * share,
+                 round(spent.variants * share))
 
 
 def increment(after: Spent, before: Spent | None) -> Spent:

@@ -345,14 +345,15 @@ class Outputs:
             budget = self._genetic_budget(where.project)
             try:
                 run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold,
-                               rules.genetics_max_residual_share)
+                               rules.genetics_max_residual_share,
+                               rules.regression_max_leverage)
                 groups = {t: BitMap(group_eids(run, t, pseudonyms).tolist())
                           for t in spec.traits}
                 before = {t: genetics.spent_on(budget, g) for t, g in groups.items()}
                 with reading_data():  # what the rules make of the data is an answer too
                     out = genetics.prepare(
                         run, rules, enclave_service.rounding(self.enclave, where.project),
-                        before)
+                        before, enclave_service.figure_secret(self.enclave, where.project))
             except DataRefusal as refusal:
                 return self._refused(principal, project_id, request, fmt, refusal)
             out.result.spec = dict(request)
