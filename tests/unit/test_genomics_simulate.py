@@ -257,3 +257,27 @@ def test_a_failure_midway_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(SimulationInputError, match="too few polymorphic sites"):
         simulate(people(c1001=1), 100_000, 1, tmp_path / "dense", markers_per_mb=1e6)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_our_gwas_finds_the_planted_loci_genome_wide(
+    sim: Simulated, cohort: Cohort, dosages: Matrix
+) -> None:
+    """The planted BMI and SBP leads come out of Strongroom's own GWAS (with the first ten
+    principal components as covariates, as in the enclave) at p < 5e-8, each its trait's top
+    variant or beside it (the same locus)."""
+    from strongroom.genomics.gwas import GENOME_WIDE, linear_gwas
+    from strongroom.genomics.pca import genotype_pcs
+
+    planted = plant(cohort, sim).participants
+    traits = np.column_stack([planted[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                              for c in ("p21001_i0", "p4080_i0_a0")])
+    pcs = genotype_pcs(lambda: [(0, dosages)], 10).scores
+    results = linear_gwas([(0, dosages)], traits, pcs, trait_names=["bmi", "sbp"])
+    for trait, locus in (("bmi", "FTO-like"), ("sbp", "SBP lead")):
+        lead = sim.causal.filter(pl.col("locus") == locus).row(0, named=True)
+        rows = results.filter(pl.col("trait") == trait)
+        assert rows.filter(pl.col("variant") == lead["index"])["p"][0] < GENOME_WIDE, trait
+        top = rows.sort("p")["variant"][0]
+        same_chrom = sim.variants["chrom"][top] == sim.variants["chrom"][lead["index"]]
+        assert same_chrom and abs(sim.variants["pos"][top] - sim.variants["pos"][lead["index"]]
+                                  ) < 1_000_000, (trait, top, lead["index"])
