@@ -215,3 +215,50 @@ def _genotypes_read(table: pl.DataFrame, target: dict[str, Any]) -> bool:
              + 1e9 * (np.sign(cand) != np.sign(beta))).argmin(0)
     truth = target["calls"][:guess.size]
     return bool(np.mean(guess == truth) > 0.9)
+
+
+@pytest.fixture
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A world of its own: nothing released before the attack's first GWAS."""
+    found = build_gwas_world(tmp_path_factory.mktemp("gwas-fresh"))
+    granted(found)
+    yield found
+    found.platform.close()
+
+
+LOW, HIGH = 20.0, 35.0
+
+
+def _jitter(i: int) -> str:
+    """Different for every participant and copy, and under 0.013: far below what the effects'
+    rounding shows, far above exact comparison's tolerance (the third review)."""
+    return (f"(((CAST(p21001_i0 * 1000 AS BIGINT) * 7919 + p34 * 31 + CAST(coalesce("
+            f"p4080_i0_a0, 0) AS BIGINT) * 13) % {1009 + 4 * i}) * 1e-5)")
+
+
+@pytest.mark.parametrize("jittered", [False, True])
+def test_moving_the_target_from_one_clip_to_the_other_is_caught(
+        fresh: World, jittered: bool) -> None:
+    """Two GWAS of BMI capped at 20 and 35 (many people on each cap), the target set to the
+    top cap in one and the bottom in the other: their effects differ by the target's
+    genotypes times 15. Exact comparison excused people at a bound in both releases, even at
+    opposite bounds, and jitter far below the rounding made everyone "differ"; the second
+    must be refused either way."""
+    assert fresh.researcher is not None
+    who = fresh.sign_in(fresh.researcher)
+    people = fresh.platform.store.load().participants.drop_nulls(["p21001_i0", "p4080_i0_a0"])
+    keys = ["p31", "p34", "p4080_i0_a0"]
+    row = people.filter(pl.len().over(keys) == 1).row(5, named=True)
+    where = " AND ".join(f"{k} = {row[k]}" for k in keys)
+    views = []
+    for name, value, copy in (("top", HIGH, 0), ("bottom", LOW, 1)):
+        noise = f" + {_jitter(copy)}" if jittered else ""
+        define(fresh, who, name, f"SELECT pid, CASE WHEN {where} THEN {value} ELSE least("
+               f"greatest(p21001_i0{noise}, {LOW}), {HIGH}) END AS y FROM participants "
+               "WHERE p21001_i0 IS NOT NULL")
+        view = gwas(fresh, who, definition=name, traits=["y"], covariates=[], categorical=[])
+        if released(fresh, view) is not None:
+            fresh.platform.outputs.request_release(who, view.output.id)
+        views.append(view)
+    assert released(fresh, views[0]) is not None  # the first, alone, is an honest GWAS
+    assert released(fresh, views[1]) is None

@@ -68,14 +68,16 @@ def decode(chunk: bytes, rows: npt.NDArray[np.intp] | None = None) -> Dosages:
         if len(body) != per * m:
             raise ChunkError(f"a chunk of {n} samples × {m} variants holds {len(body)} bytes")
         packed = np.frombuffer(body, dtype=np.uint8).reshape(m, per)
-        if rows is None:
-            # variants × samples rows, C order, are samples × variants in Fortran order: the
-            # lookup writes straight into what the GWAS reads, with no copy after it
-            buffer = np.empty((m, per, 4), dtype=np.float32)
-            np.take(_TABLE, packed, axis=0, out=buffer)
-            out = buffer.reshape(m, per * 4)[:, :n]
-        else:
-            out = _TABLE[packed[:, rows // 4], rows % 4]
+        if rows is not None and rows.size * 8 < n:  # a few samples: gather them alone
+            return np.asfortranarray(_TABLE[packed[:, rows // 4], rows % 4].T)
+        # variants × samples rows, C order, are samples × variants in Fortran order: the
+        # lookup writes straight into what the GWAS reads, with no copy after it (most of the
+        # samples: every one decoded, then the rows taken, is faster than gathering them)
+        buffer = np.empty((m, per, 4), dtype=np.float32)
+        np.take(_TABLE, packed, axis=0, out=buffer)
+        out = buffer.reshape(m, per * 4)[:, :n]
+        if rows is not None:
+            out = np.take(out, rows, axis=1)
         return np.asfortranarray(out.T)
     if layout == FIXED:
         if len(body) != 2 * n * m:

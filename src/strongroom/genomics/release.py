@@ -130,10 +130,10 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
     moved = _moved(rows, run, trait)
     digits = 10.0 ** (np.floor(np.log10(np.maximum(se, 1e-300))) - 2)  # 3 significant
     step = np.maximum(moved, digits)
-    # keyed by the project and the residuals' shape, not the request or the trait's name:
-    # the same figures however asked for draw alike (no averaging over copies); and per
-    # variant, by its index, so each draw stays with its own variant
-    key = spread.digest if spread is not None else trait.encode()
+    # keyed by the project and the group, not the request, the trait or its name: every GWAS
+    # over these people draws alike at each variant, so copies of a trait, jittered or not,
+    # and the same GWAS asked again round alike and their mean averages nothing away
+    key = hashlib.sha256(np.sort(run.groups[trait]).astype("<i8").tobytes()).digest()
     variants = rows["variant"].to_numpy()
     beta = keyed_round(rows["beta"].to_numpy(), step, salt, "beta", key, variants)
     se_r = np.maximum(keyed_round(se, digits, salt, "se", key, variants), digits)

@@ -8,7 +8,6 @@ was analysed, for the genetics rules (``release.py``) and the output check to de
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,9 +39,6 @@ class Spread:
     largest: float
     variance: float
     df: int  # residual degrees of freedom of the fit without the variant
-    # the residuals' shape (scaled to the largest, sign fixed): what keys the trait's rounding
-    # draws, so a copy of it (renamed, rescaled, shifted) draws alike and averages nothing away
-    digest: bytes = b""
     # who the fit used and their residuals: compared, as a vector, with every release's (two
     # GWAS whose residuals differ for a few people differ by those people's genotypes)
     residuals: tuple[PidArray, FloatArray] | None = None
@@ -171,13 +167,7 @@ def _spread(y: FloatArray, covariates: FloatArray, pids: PidArray, k: int, max_s
                       f"threshold of {k}, nor {k} hold more than {max_share:.0%} of it): "
                       "analyse a trait as measured")
     df = n - design.shape[1] - 1
-    largest = float(np.sqrt(squares[0]))
-    shape = r / largest
-    shape *= np.sign(shape[np.flatnonzero(np.abs(shape) > 1e-9)[0]])
-    order = np.argsort(pids[use], kind="stable")
-    digest = hashlib.sha256(np.round(shape[order], 9).tobytes()
-                            + pids[use][order].tobytes()).digest()
-    return Spread(largest, total / max(df, 1), df, digest, (pids[use], r))
+    return Spread(float(np.sqrt(squares[0])), total / max(df, 1), df, (pids[use], r))
 
 
 def leverage(design: FloatArray) -> FloatArray:

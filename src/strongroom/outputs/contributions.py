@@ -219,10 +219,19 @@ def _with_the_bounds(x: npt.NDArray[np.float64], others: Sequence[npt.NDArray[np
     found = np.zeros(x.size, dtype=np.bool_)
     if x.size <= 2:
         return found
-    found[:] = True
+    # at the same end in every release: one at the top of one and the bottom of another has
+    # been moved, not clipped (a GWAS's trait set to its top clip, then its bottom, for one)
+    low, high = np.ones(x.size, dtype=np.bool_), np.ones(x.size, dtype=np.bool_)
     for v in (x, *others):
-        found &= _at_a_bound(v, held)
-    return found
+        low &= _at_end(v, held, v.min())
+        high &= _at_end(v, held, v.max())
+    return low | high
+
+
+def _at_end(v: npt.NDArray[np.float64], held: int, end: float) -> npt.NDArray[np.bool_]:
+    """Those at ``end`` of ``v`` when ``held`` or more share it (a clip's bound)."""
+    at = v == end
+    return at if int(np.count_nonzero(at)) >= held else np.zeros(v.size, dtype=np.bool_)
 
 
 def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
@@ -411,3 +420,50 @@ def findings(news: list[Vector], found: list[tuple[int, str, int]], threshold: i
             "from the other would give the own values of those few; use the same definition "
             "of the variable in both, once", positions[i]))
     return out
+
+
+RESIDUAL = " (residual)"  # a GWAS trait's residuals: what every per-variant effect is made of
+CONCENTRATED = "differencing.concentrated"
+
+
+def concentrated_clashes(news: list[Vector], earlier: list[Vector], threshold: int,
+                         share: float) -> list[tuple[int, str]]:
+    """(position in ``news``, the other's label) for each GWAS residual vector that differs
+    from another (an earlier release's, or one before it in ``news``) mostly for a few people.
+
+    A GWAS's effects are Σ g̃·r / Σ g̃² over its residuals r, so two GWAS whose residuals
+    differ mostly for a few participants differ, per variant, by those few's genotypes. Exact
+    comparison (``clashes``) is beaten by jitter far below what the effects' rounding shows,
+    or by moving the target from one clip to the other; so here the difference is weighed:
+    over everyone in either (no residual where absent), the part of one that the best line
+    ``α·other + β`` leaves is a clash when the keyed k of them hold more than ``share`` of
+    it (the residual spread rule of genomics/study.py, applied to differences)."""
+    found: list[tuple[int, str]] = []
+    residuals = [i for i, v in enumerate(news) if RESIDUAL in v.label]
+    before = [v for v in earlier if RESIDUAL in v.label]  # "… (residual) (release out_…)"
+    for at, i in enumerate(residuals):
+        others = before + [news[j] for j in residuals[at + 1:]]
+        for other in others:
+            if _concentrated(news[i], other, threshold, share):
+                found.append((i, other.label))
+                break
+    return found
+
+
+def _concentrated(a: Vector, b: Vector, threshold: int, share: float) -> bool:
+    if a.ids.size == 0 or b.ids.size == 0 or not np.intersect1d(
+            a.ids, b.ids, assume_unique=True).size:
+        return False
+    ids = np.union1d(a.ids, b.ids)
+    x, y = np.zeros(ids.size), np.zeros(ids.size)
+    x[np.searchsorted(ids, a.ids)] = a.values
+    y[np.searchsorted(ids, b.ids)] = b.values
+    design = np.column_stack([y, np.ones(ids.size)])
+    fitted, *_ = np.linalg.lstsq(design, x, rcond=None)
+    d2 = np.square(x - design @ fitted)
+    total = float(d2.sum())
+    if total <= 1e-12 * max(float(np.square(x).sum()), 1e-300):
+        return False  # the same residuals (rescaled, shifted): the same figures, no one's
+    k = margin.reach(threshold, "gwas difference", a.label, b.label)
+    top = float(np.partition(d2, d2.size - k)[d2.size - k:].sum()) if d2.size > k else total
+    return top > share * total

@@ -486,7 +486,8 @@ class Outputs:
                                            held.population, rules.threshold,
                                            families=held.kinds()), positions)
             found += self._combined(institution, held, rules.threshold, positions, valued,
-                                    grid=result.kind in GRIDS)
+                                    grid=result.kind in GRIDS,
+                                    share=rules.genetics_max_residual_share)
             # below k itself, for the watch (Measures): the most any round found (the first
             # round sees the output as asked; later ones only what is still shown)
             for kind, n in margin.sure().items():
@@ -503,7 +504,7 @@ class Outputs:
     def _combined(self, institution: str, held: Contributors, threshold: int,
                   positions: list[int], valued: Sequence[int | None], *,
                   session: Session | None = None, grid: bool = False,
-                  structured: bool = False) -> list[Finding]:
+                  structured: bool = False, share: float = 0.5) -> list[Finding]:
         """What combinations with everything released would disclose: statistics whose
         contributions differ for a few people (within the output and against the ledger),
         and small groups (or none) that adding and subtracting released counts would
@@ -519,6 +520,12 @@ class Outputs:
         found += contributions.span_clashes(held.vectors, earlier_vectors, threshold)
         findings += contributions.findings(held.vectors, found, threshold,
                                            " (released earlier)", valued)
+        findings += [Finding(contributions.CONCENTRATED, Verdict.BLOCK, (
+            f"{held.vectors[i].label!r} differs from {other!r} mostly for a few participants: "
+            "every variant's effect would differ by their genotypes; analyse a trait as "
+            "measured, over a group that differs from earlier ones by many"))
+            for i, other in contributions.concentrated_clashes(
+                held.vectors, earlier_vectors, threshold, share)]
         findings += [Finding(contributions.RULE, Verdict.BLOCK, (
             f"{held.vectors[i].label!r} takes one value in each group whose count has been "
             f"released, but for fewer participants than the threshold of {threshold}: with "
@@ -585,7 +592,8 @@ class Outputs:
     def _differenced_again(self, db: Session, project: Project, row: OutputRow,
                            held: Contributors) -> None:
         institution = _institution(db, project)
-        threshold = self.rules_for(project.id).threshold
+        rules = self.rules_for(project.id)
+        threshold = rules.threshold
         clashes = self.ledger.check(institution, project.id, held.cells(), held.population,
                                     threshold, session=db, families=held.kinds())
         positions = list(range(len(held.sets)))
@@ -593,7 +601,8 @@ class Outputs:
         clashes += [f for f in self._combined(institution, held, threshold, positions,
                                               [None] * len(held.vectors), session=db,
                                               grid=grid, structured=row.kind != (
-                                                  AnalysisKind.AGGREGATE_SQL.value))
+                                                  AnalysisKind.AGGREGATE_SQL.value),
+                                              share=rules.genetics_max_residual_share)
                     if f.verdict is Verdict.BLOCK]
         if clashes:
             raise Conflict([f.reason for f in clashes])
