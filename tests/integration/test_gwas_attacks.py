@@ -262,3 +262,26 @@ def test_moving_the_target_from_one_clip_to_the_other_is_caught(
         views.append(view)
     assert released(fresh, views[0]) is not None  # the first, alone, is an honest GWAS
     assert released(fresh, views[1]) is None
+
+
+def test_three_gwas_that_add_up_to_the_target_are_caught(fresh: World) -> None:
+    """BMI, then SBP, then BMI + SBP with the target's moved by 10: no two differ mostly for
+    the target, but the third less the first two does."""
+    assert fresh.researcher is not None
+    who = fresh.sign_in(fresh.researcher)
+    people = fresh.platform.store.load().participants.drop_nulls(["p21001_i0", "p4080_i0_a0"])
+    keys = ["p31", "p34", "p4080_i0_a0"]
+    row = people.filter(pl.len().over(keys) == 1).row(5, named=True)
+    where = " AND ".join(f"{k} = {row[k]}" for k in keys)
+    define(fresh, who, "three", "SELECT pid, p21001_i0 AS a, p4080_i0_a0 * 1.0 AS b, "
+           f"p21001_i0 + p4080_i0_a0 + CASE WHEN {where} THEN 10 ELSE 0 END AS c "
+           "FROM participants WHERE p21001_i0 IS NOT NULL AND p4080_i0_a0 IS NOT NULL")
+    views = []
+    for trait in ("a", "b", "c"):
+        view = gwas(fresh, who, definition="three", traits=[trait], covariates=[],
+                    categorical=[])
+        if released(fresh, view) is not None:
+            fresh.platform.outputs.request_release(who, view.output.id)
+        views.append(view)
+    assert released(fresh, views[0]) is not None and released(fresh, views[1]) is not None
+    assert released(fresh, views[2]) is None

@@ -442,28 +442,43 @@ def concentrated_clashes(news: list[Vector], earlier: list[Vector], threshold: i
     residuals = [i for i, v in enumerate(news) if RESIDUAL in v.label]
     before = [v for v in earlier if RESIDUAL in v.label]  # "… (residual) (release out_…)"
     for at, i in enumerate(residuals):
-        others = before + [news[j] for j in residuals[at + 1:]]
-        for other in others:
-            if _concentrated(news[i], other, threshold, share):
-                found.append((i, other.label))
-                break
+        others = [v for v in before + [news[j] for j in residuals[at + 1:]]
+                  if _overlap(news[i], v)]
+        clash = next((o.label for o in others
+                      if _concentrated(news[i], [o], threshold, share)), None)
+        # and against all of them at once: y1 − y2 − y3 can isolate one person when no pair
+        # does (the most recent MAX_BASIS, as for the span of statistics)
+        if clash is None and len(others) > 1 and _concentrated(
+                news[i], others[-MAX_BASIS:], threshold, share):
+            clash = f"a combination of {min(len(others), MAX_BASIS)} earlier GWAS"
+        if clash is not None:
+            found.append((i, clash))
     return found
 
 
-def _concentrated(a: Vector, b: Vector, threshold: int, share: float) -> bool:
-    if a.ids.size == 0 or b.ids.size == 0 or not np.intersect1d(
-            a.ids, b.ids, assume_unique=True).size:
-        return False
-    ids = np.union1d(a.ids, b.ids)
-    x, y = np.zeros(ids.size), np.zeros(ids.size)
+def _overlap(a: Vector, b: Vector) -> bool:
+    return bool(a.ids.size and b.ids.size
+                and np.intersect1d(a.ids, b.ids, assume_unique=True).size)
+
+
+def _concentrated(a: Vector, others: list[Vector], threshold: int, share: float) -> bool:
+    """Whether what the best combination ``Σ α·other + β`` leaves of ``a`` (over everyone in
+    any of them, 0 where absent) has more than ``share`` of its sum of squares in the keyed k
+    largest."""
+    ids = a.ids
+    for other in others:
+        ids = np.union1d(ids, other.ids)
+    x = np.zeros(ids.size)
     x[np.searchsorted(ids, a.ids)] = a.values
-    y[np.searchsorted(ids, b.ids)] = b.values
-    design = np.column_stack([y, np.ones(ids.size)])
+    design = np.zeros((ids.size, len(others) + 1))
+    design[:, -1] = 1.0
+    for column, other in enumerate(others):
+        design[np.searchsorted(ids, other.ids), column] = other.values
     fitted, *_ = np.linalg.lstsq(design, x, rcond=None)
     d2 = np.square(x - design @ fitted)
     total = float(d2.sum())
     if total <= 1e-12 * max(float(np.square(x).sum()), 1e-300):
-        return False  # the same residuals (rescaled, shifted): the same figures, no one's
-    k = margin.reach(threshold, "gwas difference", a.label, b.label)
+        return False  # the same residuals (rescaled, shifted, combined): no one's figures
+    k = margin.reach(threshold, "gwas difference", a.label, *(o.label for o in others))
     top = float(np.partition(d2, d2.size - k)[d2.size - k:].sum()) if d2.size > k else total
     return top > share * total
