@@ -3,7 +3,7 @@ custodian's own files, in the same run.
 
 Builds a platform over the synthetic cohort the genotype simulation was made for (same size and
 seed, so the eids match), seals the simulation's PLINK 1 files into the store, and has a
-researcher with a genotype grant define their traits and run a GWAS of BMI on sex and birth year
+researcher with a genotype grant define their traits and run a GWAS of BMI on ten covariates
 through `Outputs.analyse`: the request, the definition, the genotypes decrypted chunk by chunk,
 the fit, the genetics rules, the check, the recorded output. Then plink2 --glm fits the same
 model on the plain .bed (the custodian's copy, which no researcher sees), with the traits and
@@ -29,8 +29,17 @@ from strongroom.attacks.world import AttackWorld
 from strongroom.genomics.formats import open_genotypes
 
 PLINK2 = "/usr/bin/plink2"
-SQL = ("SELECT pid, p31 AS sex, p34 AS birth_year, p21001_i0 AS bmi FROM participants "
-       "WHERE p21001_i0 IS NOT NULL")
+# ten covariates, as the target has: sex, birth year, two blood pressure readings,
+# smoking (never / former / current as two indicators) and four of their products
+COVARIATES = {
+    "sex": "p31", "by": "p34 - 1950", "s0": "p4080_i0_a0 - 140", "s1": "p4080_i0_a1 - 140",
+    "former": "CASE WHEN p20116_i0 = 1 THEN 1 ELSE 0 END",
+    "current": "CASE WHEN p20116_i0 = 2 THEN 1 ELSE 0 END",
+    "by2": "(p34 - 1950) * (p34 - 1950)", "s0sex": "(p4080_i0_a0 - 140) * p31",
+    "bysex": "(p34 - 1950) * p31", "s1sq": "(p4080_i0_a1 - 140) * (p4080_i0_a1 - 140)",
+}
+SQL = ("SELECT pid, p21001_i0 AS bmi, " + ", ".join(f"{v} AS {k}" for k, v in COVARIATES.items())
+       + " FROM participants WHERE p21001_i0 IS NOT NULL")
 
 
 def main() -> None:
@@ -59,23 +68,22 @@ def main() -> None:
                                True)
         platform.outputs.define(who, project_id, "traits", SQL)
         request = {"kind": "gwas", "definition": "traits", "traits": ["bmi"],
-                   "covariates": ["sex", "birth_year"], "principal_components": args.pcs}
+                   "covariates": list(COVARIATES), "principal_components": args.pcs}
         started = time.perf_counter()
         view = platform.outputs.analyse(who, project_id, request)
         timings["GWAS in the enclave (request to checked output)"] = (
             time.perf_counter() - started)
         print(f"verdict: {view.report.verdict.value}; "
               + "; ".join(f.reason for f in view.report.findings)[:300])
-        # plink2 on the custodian's plain files, the same traits and covariates
-        people = platform.store.load().participants.select(
-            "eid", "p31", "p34", "p21001_i0").drop_nulls("p21001_i0")
+        # plink2 on the custodian's plain files, the same trait and covariates (made by the
+        # same SQL over the custodian's cohort, so they are the researcher's exactly)
+        con = platform.store.connect(["participants"])
+        people = con.sql(SQL.replace("SELECT pid,", "SELECT eid,")).pl()
         pheno = Path(tmp) / "bmi.tsv"
         covar = Path(tmp) / "covar.tsv"
-        people.select(pl.col("eid").alias("#FID"), pl.col("eid").alias("IID"),
-                      pl.col("p21001_i0").alias("bmi")).write_csv(pheno, separator="\t")
-        people.select(pl.col("eid").alias("#FID"), pl.col("eid").alias("IID"),
-                      pl.col("p31").alias("sex"), pl.col("p34").alias("birth_year")
-                      ).write_csv(covar, separator="\t")
+        ids = [pl.col("eid").alias("#FID"), pl.col("eid").alias("IID")]
+        people.select(*ids, "bmi").write_csv(pheno, separator="\t")
+        people.select(*ids, *COVARIATES).write_csv(covar, separator="\t", null_value="NA")
         started = time.perf_counter()
         command = [PLINK2, "--bfile", str(args.bed.with_suffix("")), "--pheno", str(pheno),
                    "--covar", str(covar), "--glm", "hide-covar", "omit-ref",
