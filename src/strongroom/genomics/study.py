@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,7 +90,7 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
         tested = _tested(genotypes.variants(held), spec)
 
         def chunks() -> Iterator[Chunk]:
-            yield from genotypes.chunks(held, rows)
+            yield from ahead(genotypes.chunks(held, rows))
 
         if spec.principal_components:
             from strongroom.genomics.pca import genotype_pcs
@@ -241,6 +242,16 @@ def _tested(variants: pl.DataFrame, spec: GwasSpec) -> pl.DataFrame:
     if spec.min_info > 0:
         table = table.filter(pl.col("info") >= spec.min_info)
     return table.select("index", *VARIANT_COLUMNS, "info", cohort_freq="alt_freq")
+
+
+def ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``chunks``, each decrypted and decoded in a thread while the one before is fitted:
+    NumPy's decoding lets the other threads run, so the two overlap on two cores."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="genotypes") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
 
 
 def _only(chunks: Iterator[Chunk], wanted: npt.NDArray[np.int64]) -> Iterator[Chunk]:
