@@ -285,3 +285,45 @@ def test_three_gwas_that_add_up_to_the_target_are_caught(fresh: World) -> None:
         views.append(view)
     assert released(fresh, views[0]) is not None and released(fresh, views[1]) is not None
     assert released(fresh, views[2]) is None
+
+
+def test_a_cycle_of_traits_summing_to_the_target_is_caught_whatever_was_released_between(
+        fresh: World) -> None:
+    """Twenty traits u_i = a_i + a_(i+1) (a cycle: a_20 = a_0, each a_i = ±1 from the data),
+    the target's 2·(−1)^i: every pair is spread, but Σ(−1)^i u_i is the target's alone. The
+    fourth review released seventy filler traits between the halves so that a window of the
+    64 most recent vectors missed part of the cycle; every overlapping trait is weighed."""
+    assert fresh.researcher is not None
+    who = fresh.sign_in(fresh.researcher)
+    people = fresh.platform.store.load().participants.drop_nulls(["p21001_i0", "p4080_i0_a0"])
+    keys = ["p31", "p34", "p4080_i0_a0"]
+    row = people.filter(pl.len().over(keys) == 1).row(5, named=True)
+    where = " AND ".join(f"{k} = {row[k]}" for k in keys)
+    size = 20
+
+    def a(i: int) -> str:
+        j = i % size
+        return (f"(2 * (((CAST(p21001_i0 * 1000 AS BIGINT) * {7919 + 2 * j} + p34 * {31 + j} "
+                f"+ CAST(p4080_i0_a0 AS BIGINT) * {13 + j}) % 1000003) % 2) - 1)")
+
+    traits = ", ".join(f"CASE WHEN {where} THEN {2 * (-1) ** i} ELSE {a(i)} + {a(i + 1)} END "
+                       f"AS u{i}" for i in range(size))
+    noise = ", ".join(f"(p21001_i0 * {k + 3}) % 7 + p4080_i0_a0 * 0.01 * {k + 1} AS f{k}"
+                      for k in range(10))
+    define(fresh, who, "cycle", f"SELECT pid, {traits}, {noise} FROM participants "
+           "WHERE p21001_i0 IS NOT NULL AND p4080_i0_a0 IS NOT NULL")
+
+    def ask(names: list[str], **extra: object) -> Any:
+        fresh.clock.advance(days=1)  # a patient attacker: a new day, a new ration
+        view = gwas(fresh, who, definition="cycle", traits=names, covariates=[],
+                    categorical=[], **extra)
+        if released(fresh, view) is not None or view.report.verdict is not Verdict.BLOCK:
+            fresh.platform.outputs.request_release(who, view.output.id)
+        return view
+
+    first = ask([f"u{i}" for i in range(size // 2)])
+    assert released(fresh, first) is not None
+    for _ in range(7):  # fillers: no variant tested, seventy residual vectors released
+        ask([f"f{k}" for k in range(10)], min_mac=10**7)
+    second = ask([f"u{i}" for i in range(size // 2, size)])
+    assert released(fresh, second) is None

@@ -22,6 +22,7 @@ from strongroom.enclave import margin, winsor
 from strongroom.enclave.analyses.frame import check_schema, prepare
 from strongroom.enclave.analyses.spec import GwasSpec
 from strongroom.enclave.results import FloatArray, PidArray
+from strongroom.enclave.spans import column_basis
 from strongroom.errors import Invalid, reading_data
 from strongroom.genomics.gwas import Chunk, genomic_inflation, linear_gwas
 from strongroom.genomics.logistic import logistic_gwas
@@ -175,10 +176,8 @@ def leverage(design: FloatArray) -> FloatArray:
     """Each row's leverage in a least-squares fit on ``design``: the diagonal of its hat
     matrix, the share of a participant's own value in their fitted value (1/m for a
     combination of covariates that only m participants share)."""
-    scale = np.abs(design).max(axis=0)
-    q, r = np.linalg.qr(design / np.where(scale > 0, scale, 1.0))
-    keep = np.abs(np.diag(r)) > 1e-10 * max(float(np.abs(np.diag(r)).max()), 1e-300)
-    h: FloatArray = np.einsum("ij,ij->i", q[:, keep], q[:, keep])
+    q = column_basis(design)
+    h: FloatArray = np.einsum("ij,ij->i", q, q)
     return h
 
 

@@ -38,6 +38,7 @@ import polars as pl
 from pyroaring import BitMap
 
 from strongroom.enclave import margin
+from strongroom.enclave.spans import column_basis
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing.values"
@@ -427,7 +428,7 @@ CONCENTRATED = "differencing.concentrated"
 
 
 def concentrated_clashes(news: list[Vector], earlier: list[Vector], threshold: int,
-                         share: float) -> list[tuple[int, str]]:
+                         share: float, cap: int = 100) -> list[tuple[int, str]]:
     """(position in ``news``, the other's label) for each GWAS residual vector that differs
     from another (an earlier release's, or one before it in ``news``) mostly for a few people.
 
@@ -444,16 +445,27 @@ def concentrated_clashes(news: list[Vector], earlier: list[Vector], threshold: i
     for at, i in enumerate(residuals):
         others = [v for v in before + [news[j] for j in residuals[at + 1:]]
                   if _overlap(news[i], v)]
-        clash = next((o.label for o in others
-                      if _concentrated(news[i], [o], threshold, share)), None)
-        # and against all of them at once: y1 − y2 − y3 can isolate one person when no pair
-        # does (the most recent MAX_BASIS, as for the span of statistics)
-        if clash is None and len(others) > 1 and _concentrated(
-                news[i], others[-MAX_BASIS:], threshold, share):
-            clash = f"a combination of {min(len(others), MAX_BASIS)} earlier GWAS"
+        # every trait over (much of) this group is another sum Σ g̃·r of the same genotypes:
+        # past ``cap`` of them, combinations are too many to weigh, so no more are released
+        many = sum(1 for v in others if _shared(news[i], v) >= 0.5)
+        clash = (f"{many} GWAS traits released over much the same group, the most allowed "
+                 f"is {cap}") if many >= cap else None
+        clash = clash or next((o.label for o in others
+                               if _concentrated(news[i], [o], threshold, share)), None)
+        # and against all of them at once, however many (a window of the most recent is one
+        # an attacker steers by what they release): y1 − y2 − y3, or a cycle of thirty
+        # traits summing to one person, isolates them when no pair does
+        if clash is None and len(others) > 1 and _concentrated(news[i], others, threshold,
+                                                                share):
+            clash = f"a combination of {len(others)} GWAS traits"
         if clash is not None:
             found.append((i, clash))
     return found
+
+
+def _shared(a: Vector, b: Vector) -> float:
+    """The share of ``a``'s participants that ``b`` has too."""
+    return np.intersect1d(a.ids, b.ids, assume_unique=True).size / max(a.ids.size, 1)
 
 
 def _overlap(a: Vector, b: Vector) -> bool:
@@ -463,8 +475,8 @@ def _overlap(a: Vector, b: Vector) -> bool:
 
 def _concentrated(a: Vector, others: list[Vector], threshold: int, share: float) -> bool:
     """Whether what the best combination ``Σ α·other + β`` leaves of ``a`` (over everyone in
-    any of them, 0 where absent) has more than ``share`` of its sum of squares in the keyed k
-    largest."""
+    any of them, 0 where absent) is mostly a few people's: more than ``share`` of it goes when
+    the keyed k with most left over are let go too."""
     ids = a.ids
     for other in others:
         ids = np.union1d(ids, other.ids)
@@ -474,11 +486,24 @@ def _concentrated(a: Vector, others: list[Vector], threshold: int, share: float)
     design[:, -1] = 1.0
     for column, other in enumerate(others):
         design[np.searchsorted(ids, other.ids), column] = other.values
-    fitted, *_ = np.linalg.lstsq(design, x, rcond=None)
-    d2 = np.square(x - design @ fitted)
+    # the part of x outside the span of the others: an orthonormal basis of their columns
+    # (scaled, and those that add nothing dropped), so duplicates and near-copies among them
+    # change nothing and the answer does not hang on a solver's rank cut-off
+    basis = column_basis(design)
+    d2 = np.square(x - basis @ (basis.T @ x))
     total = float(d2.sum())
     if total <= 1e-12 * max(float(np.square(x).sum()), 1e-300):
         return False  # the same residuals (rescaled, shifted, combined): no one's figures
     k = margin.reach(threshold, "gwas difference", a.label, *(o.label for o in others))
-    top = float(np.partition(d2, d2.size - k)[d2.size - k:].sum()) if d2.size > k else total
-    return top > share * total
+    if d2.size <= k:
+        return True
+    # the k with most left over, let go as well: a fit of the others absorbs part of one
+    # person's difference into everyone's (their row is unlike anyone's), so what is left is
+    # weighed with them free, and a clash when freeing k takes away more than ``share``
+    few = np.argpartition(d2, d2.size - k)[d2.size - k:]
+    free = np.zeros((ids.size, few.size))
+    free[few, np.arange(few.size)] = 1.0
+    wider = column_basis(np.hstack([design, free]))
+    rest = float(np.square(x - wider @ (wider.T @ x)).sum())
+    return total - rest > share * total
+

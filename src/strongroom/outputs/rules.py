@@ -101,6 +101,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
                                         high=1),
         "max_residual_share": Setting("genetics_max_residual_share", "number", "lower",
                                       low=0.01, high=1),
+        "max_traits_per_group": Setting("genetics_max_traits_per_group", "int", "lower",
+                                        low=1),
         "verdict": Setting("genetics_verdict", "verdict", "severer"),
     },
     "unknown": {"verdict": Setting("unknown_verdict", "verdict", "severer",
@@ -159,6 +161,7 @@ class Rules:
     genetics_alpha: float
     genetics_max_power: float
     genetics_max_residual_share: float  # of a trait's variation, the most k people may hold
+    genetics_max_traits_per_group: int  # GWAS traits released over much the same people
     genetics_verdict: Verdict
     unknown_verdict: Verdict
     answers_max_acted: int  # outputs a person may see acted on automatically in the window

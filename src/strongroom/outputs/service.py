@@ -487,7 +487,8 @@ class Outputs:
                                            families=held.kinds()), positions)
             found += self._combined(institution, held, rules.threshold, positions, valued,
                                     grid=result.kind in GRIDS,
-                                    share=rules.genetics_max_residual_share)
+                                    share=rules.genetics_max_residual_share,
+                                    cap=rules.genetics_max_traits_per_group)
             # below k itself, for the watch (Measures): the most any round found (the first
             # round sees the output as asked; later ones only what is still shown)
             for kind, n in margin.sure().items():
@@ -504,7 +505,8 @@ class Outputs:
     def _combined(self, institution: str, held: Contributors, threshold: int,
                   positions: list[int], valued: Sequence[int | None], *,
                   session: Session | None = None, grid: bool = False,
-                  structured: bool = False, share: float = 0.5) -> list[Finding]:
+                  structured: bool = False, share: float = 0.5,
+                  cap: int = 100) -> list[Finding]:
         """What combinations with everything released would disclose: statistics whose
         contributions differ for a few people (within the output and against the ledger),
         and small groups (or none) that adding and subtracting released counts would
@@ -525,7 +527,7 @@ class Outputs:
             "every variant's effect would differ by their genotypes; analyse a trait as "
             "measured, over a group that differs from earlier ones by many"))
             for i, other in contributions.concentrated_clashes(
-                held.vectors, earlier_vectors, threshold, share)]
+                held.vectors, earlier_vectors, threshold, share, cap)]
         findings += [Finding(contributions.RULE, Verdict.BLOCK, (
             f"{held.vectors[i].label!r} takes one value in each group whose count has been "
             f"released, but for fewer participants than the threshold of {threshold}: with "
@@ -602,7 +604,8 @@ class Outputs:
                                               [None] * len(held.vectors), session=db,
                                               grid=grid, structured=row.kind != (
                                                   AnalysisKind.AGGREGATE_SQL.value),
-                                              share=rules.genetics_max_residual_share)
+                                              share=rules.genetics_max_residual_share,
+                                              cap=rules.genetics_max_traits_per_group)
                     if f.verdict is Verdict.BLOCK]
         if clashes:
             raise Conflict([f.reason for f in clashes])
