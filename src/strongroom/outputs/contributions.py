@@ -48,7 +48,10 @@ _ALL_PAIRS = 300  # up to this many pairs of points (25 participants), every lin
 _RELATIVE = 1e-9  # contributions equal to this relative precision are the same
 _SPAN_RELATIVE = 1e-7  # a least-squares fit is exact to about this
 SAMPLE = 128  # participants drawn to tell unrelated statistics apart before counting exactly
-MAX_BASIS = 64  # earlier statistics over the same people fitted at once (the most recent)
+# earlier statistics over exactly the same people fitted at once; past this many the new one
+# clashes (fail closed): a window of the most recent would be one a researcher pushes a
+# combination out of by releasing fillers between its parts (a GWAS review did, session 18)
+MAX_BASIS = 512
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,11 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
     for i, new in enumerate(news):
         same = [o for o in pool if _family(o) == _family(new) and _comparable(o, new)
                 and o.ids.size == new.ids.size and np.array_equal(o.ids, new.ids)]
-        same = same[-MAX_BASIS:]
+        if len(same) > MAX_BASIS:
+            found.append((i, f"{len(same)} statistics over exactly these participants, more "
+                             f"than the {MAX_BASIS} that can be weighed together", 0))
+            pool.append(new)
+            continue
         if len(same) >= 2:
             isolated = _off_span(new.values, [o.values for o in same], threshold,
                                  margin.highest(threshold))
