@@ -129,7 +129,9 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
     logistic = run.spec.model == "logistic"
     moved = _moved(rows, run, trait)
     digits = 10.0 ** (np.floor(np.log10(np.maximum(se, 1e-300))) - 2)  # 3 significant
-    step = np.maximum(moved, digits)
+    # a power of two: a step worked out from the exact SE would be read back from the
+    # released effect (m·step) and give the exact Σ g̃² of each release (the fifth review)
+    step = np.exp2(np.ceil(np.log2(np.maximum(moved, digits))))
     # keyed by the project and the group, not the request, the trait or its name: every GWAS
     # over these people draws alike at each variant, so copies of a trait, jittered or not,
     # and the same GWAS asked again round alike and their mean averages nothing away

@@ -500,7 +500,11 @@ def _concentrated(a: Vector, others: list[Vector], threshold: int, share: float)
     d2 = np.square(x - basis @ (basis.T @ x))
     total = float(d2.sum())
     if total <= 1e-12 * max(float(np.square(x).sum()), 1e-300):
-        return False  # the same residuals (rescaled, shifted, combined): no one's figures
+        # the same residuals (rescaled, shifted, combined): every effect's numerator is an
+        # earlier one's, so all a repeat can add is what its other covariates do to the
+        # denominators, which a few people's cells change (the fifth review read a target's
+        # genotypes that way): a repeat clashes, as identical statistics do elsewhere
+        return True
     k = margin.reach(threshold, "gwas difference", a.label, *(o.label for o in others))
     if d2.size <= k:
         return True
