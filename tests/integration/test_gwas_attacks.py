@@ -56,6 +56,15 @@ def target(world: World) -> dict[str, Any]:
             "diabetic": unique["p2443_i0"] == 1}
 
 
+def unique_where(world: World, i: int) -> str:
+    """SQL true for the i-th participant unique on (sex, birth year, SBP): what an attacker
+    knows of a neighbour."""
+    people = world.platform.store.load().participants.drop_nulls(["p21001_i0", "p4080_i0_a0"])
+    keys = ["p31", "p34", "p4080_i0_a0"]
+    row = people.filter(pl.len().over(keys) == 1).row(i, named=True)
+    return " AND ".join(f"{k} = {row[k]}" for k in keys)
+
+
 def define(world: World, who: Principal, name: str, sql: str) -> None:
     service.define(world.platform.enclave, who, world.project_id, name, sql)
 
@@ -244,10 +253,7 @@ def test_moving_the_target_from_one_clip_to_the_other_is_caught(
     must be refused either way."""
     assert fresh.researcher is not None
     who = fresh.sign_in(fresh.researcher)
-    people = fresh.platform.store.load().participants.drop_nulls(["p21001_i0", "p4080_i0_a0"])
-    keys = ["p31", "p34", "p4080_i0_a0"]
-    row = people.filter(pl.len().over(keys) == 1).row(5, named=True)
-    where = " AND ".join(f"{k} = {row[k]}" for k in keys)
+    where = unique_where(fresh, 5)
     views = []
     for name, value, copy in (("top", HIGH, 0), ("bottom", LOW, 1)):
         noise = f" + {_jitter(copy)}" if jittered else ""
@@ -267,10 +273,7 @@ def test_three_gwas_that_add_up_to_the_target_are_caught(fresh: World) -> None:
     the target, but the third less the first two does."""
     assert fresh.researcher is not None
     who = fresh.sign_in(fresh.researcher)
-    people = fresh.platform.store.load().participants.drop_nulls(["p21001_i0", "p4080_i0_a0"])
-    keys = ["p31", "p34", "p4080_i0_a0"]
-    row = people.filter(pl.len().over(keys) == 1).row(5, named=True)
-    where = " AND ".join(f"{k} = {row[k]}" for k in keys)
+    where = unique_where(fresh, 5)
     define(fresh, who, "three", "SELECT pid, p21001_i0 AS a, p4080_i0_a0 * 1.0 AS b, "
            f"p21001_i0 + p4080_i0_a0 + CASE WHEN {where} THEN 10 ELSE 0 END AS c "
            "FROM participants WHERE p21001_i0 IS NOT NULL AND p4080_i0_a0 IS NOT NULL")
@@ -293,10 +296,7 @@ def test_a_cycle_of_traits_summing_to_the_target_is_caught_whatever_was_released
     64 most recent vectors missed part of the cycle; every overlapping trait is weighed."""
     assert fresh.researcher is not None
     who = fresh.sign_in(fresh.researcher)
-    people = fresh.platform.store.load().participants.drop_nulls(["p21001_i0", "p4080_i0_a0"])
-    keys = ["p31", "p34", "p4080_i0_a0"]
-    row = people.filter(pl.len().over(keys) == 1).row(5, named=True)
-    where = " AND ".join(f"{k} = {row[k]}" for k in keys)
+    where = unique_where(fresh, 5)
     size = 20
 
     def a(i: int) -> str:

@@ -48,6 +48,14 @@ def _unique(names: list[str]) -> list[str]:
     return names
 
 
+def _categorical_among(categorical: list[str], covariates: list[str]) -> None:
+    """Every categorical variable must be one of the covariates too."""
+    stray = [c for c in categorical if c not in covariates]
+    if stray:
+        raise ValueError(f"categorical names {stray[0]!r}, which is not among the "
+                         "covariates; list it in covariates too")
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -177,10 +185,7 @@ class _Model(_Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        stray = [c for c in self.categorical if c not in self.covariates]
-        if stray:
-            raise ValueError(f"categorical names {stray[0]!r}, which is not among the "
-                             "covariates; list it in covariates too")
+        _categorical_among(self.categorical, self.covariates)
         for response in self._responses():
             if response in self.covariates:
                 raise ValueError(f"{response!r} is both a response and a covariate")
@@ -302,10 +307,7 @@ class GwasSpec(_Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        stray = [c for c in self.categorical if c not in self.covariates]
-        if stray:
-            raise ValueError(f"categorical names {stray[0]!r}, which is not among the "
-                             "covariates; list it in covariates too")
+        _categorical_among(self.categorical, self.covariates)
         both = [t for t in self.traits if t in self.covariates]
         if both:
             raise ValueError(f"{both[0]!r} is both a trait and a covariate")
