@@ -26,6 +26,8 @@ from strongroom.cohort.store import Store, StoreError
 from strongroom.enclave.workspace import Enclave
 from strongroom.extracts import models as _extract_tables  # noqa: F401  (every room's tables)
 from strongroom.genomics.store import Genotypes
+from strongroom.jobs.sandbox import Limits as JobLimits
+from strongroom.jobs.service import Jobs
 from strongroom.outputs.service import Outputs
 from strongroom.privacy.service import Privacy
 from strongroom.watch import appeals  # noqa: F401  (every room's tables)
@@ -53,7 +55,8 @@ class Platform:
 
     def __init__(self, store: Store, *, settings: Settings | None = None,
                  clock: Callable[[], dt.datetime] = utcnow,
-                 checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0):
+                 checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0,
+                 job_limits: JobLimits | None = None):
         self.store = store
         self.audit = open_audit(store, checkpoint_every=checkpoint_every,
                                 checkpoint_seconds=checkpoint_seconds)
@@ -77,6 +80,8 @@ class Platform:
         self.privacy = Privacy(self.enclave, gate=self.watch)
         self.outputs = Outputs(self.enclave, gate=self.watch,
                                exact_guard=self.privacy.refuse_exact, genotypes=self.genotypes)
+        # researchers' own code: planned outputs go through the outputs above, nothing else
+        self.jobs = Jobs(self.enclave, self.outputs, self.watch, limits=job_limits)
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None, *,

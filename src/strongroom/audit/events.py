@@ -95,6 +95,8 @@ class EventType(StrEnum):
     ENCLAVE_ANALYSIS_REFUSED = "enclave.analysis.refused"
     ENCLAVE_DUMMY_DOWNLOADED = "enclave.dummy.downloaded"
     OUTPUT_CHECKED = "output.checked"
+    JOB_SUBMITTED = "job.submitted"
+    JOB_ENDED = "job.ended"
     OUTPUT_REQUESTED = "output.requested"
     OUTPUT_REVIEWED = "output.reviewed"
     OUTPUT_RELEASED = "output.released"
@@ -209,6 +211,10 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.ENCLAVE_ANALYSIS_REFUSED: "An analysis or SQL statement was refused before it ran.",
     EventType.ENCLAVE_DUMMY_DOWNLOADED: "A dummy dataset with a project's schema was taken.",
     EventType.OUTPUT_CHECKED: "An output was checked for disclosure.",
+    EventType.JOB_SUBMITTED: "A researcher's job was accepted to run in the sandbox, with "
+                             "the SHA-256 of its code and of each file.",
+    EventType.JOB_ENDED: "A job ended (finished, failed or refused), with its outputs, the "
+                         "walls it met and what it used.",
     EventType.OUTPUT_REQUESTED: "A researcher asked for an output to be released.",
     EventType.OUTPUT_REVIEWED: "An output checker approved or rejected an output.",
     EventType.OUTPUT_RELEASED: "An output was released (its SHA-256 and the rules applied).",

@@ -31,6 +31,7 @@ class AnalysisKind(StrEnum):
     CORRELATION = "correlation"
     AGGREGATE_SQL = "aggregate_sql"
     GWAS = "gwas"  # per-variant association statistics (genomics/, outputs/genetics.py)
+    JOB_FILE = "job_file"  # a file a job wrote by itself: for the output checkers (jobs/)
 
 
 class CellKind(StrEnum):

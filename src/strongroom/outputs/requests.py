@@ -48,7 +48,11 @@ from strongroom.outputs.states import (
 )
 from strongroom.outputs.verdicts import SEVERITY, CheckReport, Finding, Verdict
 
-MEDIA_TYPES = {"application/json": ".json", "text/csv": ".csv"}
+MEDIA_TYPES = {"application/json": ".json", "text/csv": ".csv",
+               # a job's own files (jobs/files.py), for the output checkers
+               "image/png": ".png", "image/svg+xml": ".svg", "text/plain": ".txt",
+               "text/markdown": ".md"}
+PNG = b"\x89PNG\r\n\x1a\n"
 MAX_BYTES = 64 * 1024 * 1024  # a table of aggregates; anything larger is not one
 MIN_JUSTIFICATION = 20
 MIN_REJECTION = 10
@@ -167,12 +171,14 @@ def _payload_problems(payload: bytes, media_type: str, filename: str) -> list[st
         problems.append(f"a {media_type} output's file name must end in {suffix}")
     if problems:
         return problems
+    if media_type == "image/png":
+        return [] if payload.startswith(PNG) else ["the output is not a PNG image"]
     try:  # fail closed: bytes that are not what they claim to be are not recorded
         text = payload.decode("utf-8")
         if media_type == "application/json":
             json.loads(text)
         elif "\x00" in text:
-            problems.append("the CSV output holds NUL characters")
+            problems.append("the output holds NUL characters")
     except (UnicodeDecodeError, ValueError):
         problems.append(f"the output is not valid UTF-8 {MEDIA_TYPES[media_type][1:].upper()}")
     return problems

@@ -135,8 +135,10 @@ class Measures:
     # cells with k to 2k − 1 participants, shown or not: since the keyed margins
     # (enclave/margin.py) such cells are hidden by their draw, and probing is probing
     near_threshold: int
-    # differencing against what was released (the ledger, values, combinations), and between
-    # the output's own cells (often missing values): clashes below k itself, the few people
+    # differencing against what was released (the ledger, values, spans), and what honest work
+    # meets as often as attacks do: between the output's own cells (often missing values),
+    # and combinations of three or more released groups (a sitting stepping one query through
+    # its bands in a small category makes them); clashes below k itself, the few people
     # surely apart; a clash by the keyed line's draw (k to 2k − 1) is not evidence of an
     # attempt, and honest outputs a dozen people apart from earlier ones meet it often
     differencing: int
@@ -149,11 +151,16 @@ class Measures:
         near = sum(1 for c in result.cells if threshold <= c.contributors.size < 2 * threshold)
         return cls(rows, len(held.population), len(sizes), near,
                    sum(sure.get(kind, 0) for kind in AGAINST_RELEASED),
-                   sure.get(WITHIN_RULE, 0))
+                   sum(sure.get(kind, 0) for kind in (WITHIN_RULE, COMBINED)))
 
 
 # the kinds of keyed decision (enclave/margin.py) that difference against released outputs
-AGAINST_RELEASED = ("ledger", contributions.RULE, "span", "partition", "atom")
+AGAINST_RELEASED = ("ledger", contributions.RULE, "span", "partition")
+# the combination audit's: three or more released groups whose sum and differences give a
+# small one; counted with the differencing within outputs (an alert, never a suspension):
+# a sitting of honest sweeps through a small category met it three times in a day in one
+# run of four of the watch simulation, and suspended that partner
+COMBINED = "atom"
 
 
 class Outputs:
@@ -430,6 +437,16 @@ class Outputs:
                                      self._ration(db, principal.person_id))
             return _settled(findings, report, spent), acted and spent is None
         return settle
+
+    def reserve_answer(self, db: Session, principal: Principal, project_id: str,
+                       what: str) -> int | None:
+        """Spend one of the person's answers ahead of work whose outcome would be one (a job
+        whose real run may end otherwise than its dummy run): its id, or None if spent."""
+        return answers.reserve(db, principal.person_id, project_id, self.ctx.clock(),
+                               self._ration(db, principal.person_id), what)
+
+    def give_back_answer(self, db: Session, answer_id: int) -> None:
+        answers.give_back(db, answer_id)
 
     def _ration(self, db: Session, person_id: str) -> answers.Ration:
         """One person's ration of answers: the strictest of their projects' rules."""

@@ -34,6 +34,7 @@ METER_SCHEMA: dict[str, pl.DataType] = {
     "near_threshold": pl.Int64(),
     "differencing": pl.Int64(),
     "differencing_within": pl.Int64(),
+    "walls": pl.Int64(),
     "query_digest": pl.String(),
     "query_shape": pl.String(),
     "duration_ms": pl.Float64(),
@@ -63,6 +64,7 @@ class Observation:
     near_threshold: int = 0
     differencing: int = 0
     differencing_within: int = 0
+    walls: int = 0  # a job's tries at its sandbox's walls (network, other programs)
     query_digest: str | None = None
     query_shape: str | None = None
     duration_ms: float = 0.0

@@ -43,6 +43,8 @@ class MeterRow(Base):
     # output's own cells
     differencing: Mapped[int] = mapped_column(Integer, default=0)
     differencing_within: Mapped[int] = mapped_column(Integer, default=0)
+    # a job's tries at its sandbox's walls (jobs/sandbox.py)
+    walls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     query_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # exact query
     query_shape: Mapped[str | None] = mapped_column(String(64), nullable=True)  # constants out
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)

@@ -324,7 +324,8 @@ Spec = Annotated[
 AnySpec = (FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
            | KaplanMeierSpec | CoxSpec | CorrelationSpec | GwasSpec)
 _ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(Spec)
-KINDS = sorted(k.value for k in AnalysisKind if k is not AnalysisKind.AGGREGATE_SQL)
+KINDS = sorted(k.value for k in AnalysisKind
+               if k not in (AnalysisKind.AGGREGATE_SQL, AnalysisKind.JOB_FILE))
 
 
 def parse_spec(data: Mapping[str, Any]) -> AnySpec:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from strongroom.watch.detectors import accounts, baselines, coverage, network, queries
+from strongroom.watch.detectors import accounts, baselines, coverage, jobs, network, queries
 from strongroom.watch.detectors.frames import person_subject, sharing
 from strongroom.watch.detectors.policy import DetectorPolicy
 from strongroom.watch.history import History, Observation
@@ -40,6 +40,7 @@ DETECTORS: dict[str, Detector] = {
     "accounts.new-accounts": accounts.new_accounts,
     "accounts.refused-token": accounts.refused_token,
     "accounts.auth-failures": accounts.auth_failures,
+    "jobs.sandbox": jobs.sandbox,
 }
 
 FAILED = "watch.detector-failed"

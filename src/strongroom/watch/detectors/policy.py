@@ -26,6 +26,7 @@ ALL_DETECTORS: tuple[str, ...] = (
     "queries.near-threshold",
     "network.new", "network.travel", "network.token-replay",
     "accounts.new-accounts", "accounts.refused-token", "accounts.auth-failures",
+    "jobs.sandbox",
 )
 
 
@@ -250,6 +251,7 @@ class CorroborationPolicy:
         ("time", ("baseline.hours",)),
         ("accounts", ("accounts.new-accounts", "accounts.refused-token",
                       "accounts.auth-failures")),
+        ("sandbox", ("jobs.sandbox",)),
     )
     medium_groups: int = 3  # groups at medium or above …
     high_groups: int = 2  # … or groups at high or above

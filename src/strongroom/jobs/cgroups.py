@@ -1,0 +1,140 @@
+"""Control groups for one job: its processes and its memory, counted by the kernel.
+
+Rlimits are per process, and a process limit (RLIMIT_NPROC) is not enforced for root, which
+the platform may run as; a control group holds every process a job starts, however many.
+The job's group is made beneath the platform's own (so the platform's limits bound it too),
+in cgroup v2 where its controllers are delegated, else in the v1 ``pids`` and ``memory``
+hierarchies. Where neither can be written, :func:`available` says why, and jobs are refused
+(a job whose processes cannot be held is not run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the kernel counted for a job's group."""
+
+    memory_peak: int  # bytes
+    memory_limited: bool  # the memory limit was met (allocations failed or the OOM killer ran)
+    processes_limited: bool  # a fork was refused at the process limit
+
+
+@dataclass(frozen=True)
+class Group:
+    """One job's groups: ``dirs`` are where its processes are put (v2: one; v1: two)."""
+
+    dirs: tuple[Path, ...]
+    v2: bool
+
+    def join(self) -> None:
+        """Put the calling process in the groups (in the child, before the sandbox starts)."""
+        for d in self.dirs:
+            (d / "cgroup.procs").write_text(str(os.getpid()))
+
+    def usage(self) -> Usage:
+        if self.v2:
+            d = self.dirs[0]
+            events = _keyed(d / "memory.events")
+            return Usage(_int(d / "memory.peak"), events.get("max", 0) + events.get(
+                "oom_kill", 0) > 0, _keyed(d / "pids.events").get("max", 0) > 0)
+        pids, memory = self.dirs
+        return Usage(_int(memory / "memory.max_usage_in_bytes"),
+                     _int(memory / "memory.failcnt") > 0,
+                     _keyed(pids / "pids.events").get("max", 0) > 0)
+
+    def stop(self) -> None:
+        """Kill whatever is left in the groups."""
+        for _ in range(50):
+            alive = [int(p) for d in self.dirs
+                     for p in _read(d / "cgroup.procs").split() if p.strip()]
+            if not alive:
+                break
+            for pid in alive:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, 9)
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def available() -> str | None:
+    """Why jobs' groups cannot be made here (None: they can)."""
+    try:
+        group = make("strongroom-probe-" + str(os.getpid()), memory=1 << 30, processes=8)
+    except OSError as error:
+        return (f"control groups cannot be written here ({error}); a job's processes and "
+                "memory would not be held, so jobs are refused. Run Strongroom where cgroup v2 "
+                "delegates 'pids' and 'memory' to it, or as root with cgroup v1")
+    group.stop()
+    group.remove()
+    return None
+
+
+def make(name: str, *, memory: int, processes: int) -> Group:
+    """A new group ``name`` with the limits set (OSError if it cannot be made)."""
+    own = _own()
+    unified = ROOT / own.get("", "/").lstrip("/")
+    if own.get("") is not None and {"pids", "memory"} <= set(
+            _read(unified / "cgroup.controllers").split()):
+        d = unified / name
+        d.mkdir()
+        (d / "pids.max").write_text(str(processes))
+        (d / "memory.max").write_text(str(memory))
+        if (d / "memory.swap.max").exists():
+            (d / "memory.swap.max").write_text("0")
+        return Group((d,), v2=True)
+    dirs = []
+    try:
+        for controller, limits in (("pids", {"pids.max": processes}),
+                                   ("memory", {"memory.limit_in_bytes": memory})):
+            base = ROOT / controller / own.get(controller, "/").lstrip("/")
+            d = base / name
+            d.mkdir()
+            dirs.append(d)
+            for knob, value in limits.items():
+                (d / knob).write_text(str(value))
+    except OSError:
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    return Group(tuple(dirs), v2=False)
+
+
+def _own() -> dict[str, str]:
+    """This process's group in each hierarchy ("" for v2)."""
+    groups: dict[str, str] = {}
+    for line in _read(Path("/proc/self/cgroup")).splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(","):
+            groups[controller] = path
+    return groups
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _int(path: Path) -> int:
+    text = _read(path).strip()
+    return int(text) if text.isdigit() else 0
+
+
+def _keyed(path: Path) -> dict[str, int]:
+    pairs = (line.split() for line in _read(path).splitlines())
+    return {p[0]: int(p[1]) for p in pairs if len(p) == 2 and p[1].isdigit()}

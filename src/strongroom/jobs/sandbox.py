@@ -1,0 +1,308 @@
+"""One run of a job's code in a bubblewrap sandbox, with its walls and limits.
+
+The walls: new user, PID, network, IPC, UTS and mount namespaces (no network device but
+loopback, nothing to connect to); a file system of the read-only runtime (``/usr`` and the
+Python environment), the job's code and inputs read-only, a writable output folder and a
+private ``/tmp`` tmpfs, and nothing else: not the data directory, the key files, the metadata
+database or another project's files; an empty environment; no capabilities and no new user
+namespaces. The limits: the job's processes and memory held by a control group (cgroups.py),
+CPU seconds and file size by rlimits, wall time and the output folder's size watched from
+outside. A try at a wall is reported by the monitor hook (sitecustomize.py) through a pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from strongroom.errors import Refused
+from strongroom.jobs import cgroups
+
+BWRAP = "bwrap"
+NOBODY = 65534
+LOG_BYTES = 1 << 20  # kept of each of stdout and stderr (the rest is cut, and said to be)
+HOOK = Path(__file__).with_name("sitecustomize.py")
+SDC = Path(__file__).parent.parent / "sdc.py"
+
+
+class Wall(StrEnum):
+    """Why a run was stopped, or what it tried (an alert for the watch)."""
+
+    TIME = "time"  # wall-clock limit
+    CPU = "cpu"  # CPU seconds
+    MEMORY = "memory"
+    PROCESSES = "processes"
+    FILE_SIZE = "file_size"  # one file larger than the limit
+    OUTPUT_SIZE = "output_size"  # the output folder larger than the limit
+    NETWORK = "network"  # a network call (there is no network; it only failed)
+    PROGRAM = "program"  # started another program
+    MONITOR = "monitor"  # closed or broke the monitor's pipe
+
+
+STOPPING = frozenset({Wall.TIME, Wall.CPU, Wall.MEMORY, Wall.PROCESSES, Wall.FILE_SIZE,
+                      Wall.OUTPUT_SIZE, Wall.MONITOR})
+REASON: dict[Wall, str] = {
+    Wall.TIME: "it ran longer than its wall-time limit and was stopped",
+    Wall.CPU: "it used more CPU time than its limit and was stopped",
+    Wall.MEMORY: "it asked for more memory than its limit",
+    Wall.PROCESSES: "it started more processes than its limit",
+    Wall.FILE_SIZE: "it wrote a file larger than the limit",
+    Wall.OUTPUT_SIZE: "its output folder grew past the limit and it was stopped",
+    Wall.NETWORK: "it tried to use the network; the sandbox has none",
+    Wall.PROGRAM: "it tried to start another program",
+    Wall.MONITOR: "it broke the sandbox's monitor pipe and was stopped",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_seconds: float = 3600.0
+    cpu_seconds: int = 4 * 3600
+    memory_bytes: int = 8 << 30
+    processes: int = 64
+    file_bytes: int = 256 << 20
+    output_bytes: int = 512 << 20
+    tmp_bytes: int = 1 << 30
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str  # inside the sandbox
+    writable: bool = False
+
+
+@dataclass
+class Ending:
+    """How a run ended."""
+
+    exit_code: int | None
+    signal: int | None
+    seconds: float
+    stdout: bytes
+    stderr: bytes
+    walls: list[Wall] = field(default_factory=list)  # what stopped it or what it tried
+    tries: list[str] = field(default_factory=list)  # the monitor's lines (event, arguments)
+    memory_peak: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not any(w in STOPPING for w in self.walls)
+
+    def reason(self) -> str:
+        """Why it failed, in words (empty when it did not)."""
+        if self.ok:
+            return ""
+        said = [REASON[w] for w in self.walls if w in STOPPING]
+        if said:
+            return "; ".join(said)
+        if self.signal is not None:
+            return f"it was ended by signal {signal.Signals(self.signal).name}"
+        return f"it exited with status {self.exit_code}"
+
+
+def unavailable() -> str | None:
+    """Why jobs cannot run on this machine (None: they can)."""
+    if shutil.which(BWRAP) is None:
+        return ("bubblewrap is not installed; install it (apt-get install bubblewrap, or "
+                "'make install') to run jobs")
+    return cgroups.available()
+
+
+def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
+        env: dict[str, str] | None = None, output: Path | None = None,
+        cwd: str = "/job") -> Ending:
+    """Run ``argv`` in a new sandbox holding only ``mounts`` (and the runtime); ``output``:
+    the host folder whose size is watched (mounted among ``mounts``)."""
+    problem = unavailable()
+    if problem:
+        raise Refused(problem)
+    monitor_r, monitor_w = os.pipe()
+    group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes)
+    args = [BWRAP, *_walls(limits, env or {}, monitor_w), *_runtime(),
+            *_binds(mounts), "--chdir", cwd, "--", *argv]
+    started = time.monotonic()
+    walls: list[Wall] = []
+    try:
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=(monitor_w,), preexec_fn=_child(group, limits),
+            start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+    except BaseException:
+        os.close(monitor_r)
+        os.close(monitor_w)
+        group.stop()
+        group.remove()
+        raise
+    os.close(monitor_w)
+    out, err, tries = _Drain(process.stdout), _Drain(process.stderr), _Drain(monitor_r)
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_output, args=(output, limits, process, walls,
+                                                           stop), daemon=True)
+    watcher.start()
+    try:
+        process.wait(timeout=limits.wall_seconds)
+    except subprocess.TimeoutExpired:
+        walls.append(Wall.TIME)
+    finally:
+        stop.set()
+        _kill(process)
+        group.stop()
+        usage = group.usage()
+        group.remove()
+        for drain in (out, err, tries):
+            drain.join()
+    seconds = time.monotonic() - started
+    code = process.returncode
+    ending = Ending(code if code is not None and code >= 0 else None,
+                    -code if code is not None and code < 0 else None, seconds,
+                    out.data, err.data, walls, tries.data.decode(errors="replace").splitlines(),
+                    usage.memory_peak)
+    _classify(ending, usage)
+    return ending
+
+
+def _walls(limits: Limits, env: dict[str, str], monitor: int) -> list[str]:
+    args = ["--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
+            "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL",
+            "--disable-userns", "--hostname", "job"]
+    values = {"HOME": "/tmp", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+              "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/.matplotlib",
+              "PYTHONPATH": "/job-lib", "PYTHONDONTWRITEBYTECODE": "1",
+              "STRONGROOM_MONITOR_FD": str(monitor), "OPENBLAS_NUM_THREADS": "1",
+              "OMP_NUM_THREADS": "1", "POLARS_MAX_THREADS": str(os.cpu_count() or 1), **env}
+    for key, value in values.items():
+        args += ["--setenv", key, value]
+    return [*args, "--proc", "/proc", "--dev", "/dev",
+            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+
+
+def _runtime() -> list[str]:
+    """The operating system's programs and libraries and the Python environment, read-only."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):
+        path = Path(top)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), top]
+        elif path.exists():
+            args += ["--ro-bind", top, top]
+    if Path("/etc/fonts").is_dir():  # fontconfig's settings, for figures' text
+        args += ["--ro-bind", "/etc/fonts", "/etc/fonts"]
+    for prefix in sorted({sys.base_prefix, sys.prefix}):
+        if not prefix.startswith("/usr/"):
+            args += ["--ro-bind", prefix, prefix]
+    # the in-job library and the monitor, and nothing else of Strongroom
+    args += ["--dir", "/job-lib/strongroom", "--ro-bind", str(HOOK), "/job-lib/sitecustomize.py",
+             "--ro-bind", str(SDC), "/job-lib/strongroom/sdc.py",
+             "--ro-bind", "/dev/null", "/job-lib/strongroom/__init__.py"]
+    return args
+
+
+def _binds(mounts: list[Mount]) -> list[str]:
+    args: list[str] = []
+    for m in mounts:
+        args += ["--bind" if m.writable else "--ro-bind", str(m.source), m.target]
+    return args
+
+
+def _child(group: cgroups.Group, limits: Limits):  # type: ignore[no-untyped-def]
+    def setup() -> None:  # in the child, before bwrap starts
+        group.join()
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return setup
+
+
+class _Drain(threading.Thread):
+    """Reads a pipe to its end, keeping the first ``LOG_BYTES``."""
+
+    def __init__(self, pipe: object) -> None:
+        super().__init__(daemon=True)
+        self.fd = pipe if isinstance(pipe, int) else pipe.fileno()  # type: ignore[attr-defined]
+        self.pipe = pipe
+        self.data = b""
+        self.start()
+
+    def run(self) -> None:
+        kept = bytearray()
+        cut = False
+        while chunk := os.read(self.fd, 65536):
+            room = LOG_BYTES - len(kept)
+            kept += chunk[:max(room, 0)]
+            cut = cut or len(chunk) > room
+        self.data = bytes(kept) + (b"\n[cut: more than 1 MiB]\n" if cut else b"")
+        if isinstance(self.pipe, int):
+            os.close(self.pipe)
+        else:
+            self.pipe.close()  # type: ignore[attr-defined]
+
+
+def _watch_output(output: Path | None, limits: Limits, process: subprocess.Popen[bytes],
+                  walls: list[Wall], stop: threading.Event) -> None:
+    while output is not None and not stop.wait(0.2):
+        if _size(output) > limits.output_bytes:
+            walls.append(Wall.OUTPUT_SIZE)
+            _kill(process)
+            return
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for root, _, names in os.walk(folder):
+        for n in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, n)).st_size
+    return total
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+_STDERR_WALLS = ((b"MemoryError", Wall.MEMORY), (b"Cannot allocate memory", Wall.MEMORY),
+                 (b"Resource temporarily unavailable", Wall.PROCESSES),
+                 (b"File too large", Wall.FILE_SIZE))
+
+
+def _classify(ending: Ending, usage: cgroups.Usage) -> None:
+    """What stopped the run, and what it tried, from the kernel's counters, the signals, the
+    monitor's lines and (for what only the job's own errors show) its stderr."""
+    walls = ending.walls
+    if usage.memory_limited:
+        walls.append(Wall.MEMORY)
+    if usage.processes_limited:
+        walls.append(Wall.PROCESSES)
+    if ending.signal in (signal.SIGXCPU, signal.SIGKILL) and Wall.TIME not in walls and (
+            not walls) and _cpu_spent(ending):
+        walls.append(Wall.CPU)
+    if ending.signal == signal.SIGXFSZ:
+        walls.append(Wall.FILE_SIZE)
+    if ending.exit_code == 86:
+        walls.append(Wall.MONITOR)
+    if not ending.ok or ending.exit_code != 0:
+        for needle, wall in _STDERR_WALLS:
+            if needle in ending.stderr[-65536:]:
+                walls.append(wall)
+    for line in ending.tries:
+        kind = line.split("\t", 1)[0]
+        if kind in {w.value for w in Wall}:
+            walls.append(Wall(kind))
+    ending.walls = list(dict.fromkeys(walls))
+
+
+def _cpu_spent(ending: Ending) -> bool:
+    return ending.signal == signal.SIGXCPU or ending.seconds >= 1.0

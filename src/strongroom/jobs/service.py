@@ -1,0 +1,510 @@
+"""Jobs: a researcher's own code, run next to the data, with only checked outputs let out.
+
+A job is one action of the project's pipeline (pipeline.py) and the actions it needs. It runs
+twice in the sandbox (sandbox.py): first on dummy data with exactly the project's schema, then
+on the real data. What may leave, and how:
+
+- **planned outputs**: the analyses the script asked for through :mod:`strongroom.sdc`. The
+  platform runs the *dummy run's* plan itself, through the output service (the same engine,
+  rules, ledger, suppression, ration and watch as any analysis), so no number in them was made
+  by the job. The real run must make the same plan; a plan that depends on the data is refused.
+- **the job's own files** (declared, not planned): kept with the check's best reading (the
+  raw-row scanner; figures re-encoded with their metadata dropped) and sent to two output
+  checkers, with the code that made them, whatever they hold.
+- **nothing else**: undeclared files, internal outputs and the real run's logs stay inside
+  (the researcher sees the dummy run's log, and the real run's outcome in words).
+
+Whether the real run ends as the dummy run did is an answer about the data (a script can fail
+on purpose when one person's value is large), so each job reserves one of the person's ration
+of answers and gives it back only when both runs ended alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import polars as pl
+from sqlalchemy import select
+
+from strongroom.access.authorize import authorize
+from strongroom.access.context import AccessContext, Principal
+from strongroom.access.permissions import Action as Permission
+from strongroom.access.tokens import new_id
+from strongroom.audit import EventType
+from strongroom.cohort.crypto import decrypt, encrypt
+from strongroom.enclave import definitions
+from strongroom.enclave import service as enclave_service
+from strongroom.enclave.dummy import dummy_tables
+from strongroom.enclave.view import schema_of
+from strongroom.enclave.workspace import Enclave
+from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused
+from strongroom.jobs import code as job_code
+from strongroom.jobs import files as job_files
+from strongroom.jobs import sandbox
+from strongroom.jobs.models import JobRow
+from strongroom.jobs.pipeline import FILE, Action, OutputKind, Pipeline, parse
+from strongroom.jobs.states import JobStatus, move
+from strongroom.outputs.render import Format
+from strongroom.outputs.service import Measures, Outputs
+from strongroom.sdc import INPUTS_ENV, PLAN_ENV
+from strongroom.watch.history import Observation
+from strongroom.watch.service import Watch
+
+FOLDER = "jobs"
+SHM = Path("/dev/shm")  # noqa: S108 (a private folder is made in it, mode 0700)
+SCRATCH = SHM if SHM.is_dir() else None  # decrypted inputs in memory, where they can be
+DUMMY_PARTICIPANTS = 1000
+MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
+ROUTE = "JOB /projects/{project_id}/jobs"
+_PLAN_FILE = "plan.jsonl"
+
+
+@dataclass
+class Run:
+    """One run of one action: how it ended and what it asked for."""
+
+    ending: sandbox.Ending
+    plan: list[dict[str, Any]]
+    files: dict[str, bytes] = field(default_factory=dict)  # declared outputs it wrote
+    problems: list[str] = field(default_factory=list)  # plan lines that were not plans
+
+    def outcome(self) -> tuple[Any, ...]:
+        """What a researcher could tell apart: ended well or not, the plan, which files."""
+        return (self.ending.ok, json.dumps(self.plan, sort_keys=True), sorted(self.files))
+
+
+class Jobs:
+    """Submit and run jobs; built once in the platform's composition root."""
+
+    def __init__(self, enclave: Enclave, outputs: Outputs, watch: Watch, *,
+                 limits: sandbox.Limits | None = None,
+                 dummy_participants: int = DUMMY_PARTICIPANTS) -> None:
+        self.enclave, self.outputs, self.watch = enclave, outputs, watch
+        self.ctx: AccessContext = enclave.ctx
+        self.limits = limits or sandbox.Limits()
+        self.dummy_participants = dummy_participants
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def submit(self, principal: Principal, project_id: str, archive: bytes,
+               action: str) -> JobRow:
+        """Accept a job (QUEUED) once its code and pipeline are understood; nothing runs yet.
+        Every problem with project.yaml is named before anything runs."""
+        self._hold(principal, project_id)
+        problem = sandbox.unavailable()
+        if problem:
+            raise Refused(problem)
+        files = job_code.unpack(archive)
+        pipeline = _pipeline(files)
+        pipeline.action(action)
+        pipeline.check_inputs(self._held(principal, project_id))
+        row = JobRow(id=new_id("job"), project_id=project_id, requester=principal.person_id,
+                     action=action, status=JobStatus.QUEUED.value, created_at=self.ctx.clock(),
+                     code_sha256=hashlib.sha256(archive).hexdigest(),
+                     files=job_code.digests(files), pipeline=files[FILE].decode(),
+                     plan=[], outputs={}, reasons=[], walls=[], usage={}, dummy_log="")
+        self._seal(row, "code.zip", archive)
+        with self.ctx.transaction() as db:
+            db.add(row)
+            self.ctx.record(EventType.JOB_SUBMITTED, principal, row.id, {
+                "project": project_id, "action": action, "code_sha256": row.code_sha256,
+                "files": row.files})
+        return row
+
+    def _hold(self, principal: Principal, project_id: str) -> None:
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Permission.DATA_ANALYSE, project_id)
+        self.watch.hold(principal, project_id, Permission.DATA_ANALYSE.value)
+
+    def _held(self, principal: Principal, project_id: str) -> set[str]:
+        """The names a job may read: the project's tables and dataset definitions."""
+        where = enclave_service.scope(self.enclave, principal, project_id)
+        tables = self.enclave.tables(where.project, where.fields)
+        made = definitions.list_(self.enclave.definitions_dir(project_id))
+        return set(tables) | {d.name for d in made}
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, principal: Principal, job_id: str) -> JobRow:
+        with self.ctx.transaction() as db:
+            row = db.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"there is no job {job_id}")
+            authorize(self.ctx, db, principal, Permission.PROJECT_READ, row.project_id)
+            db.expunge(row)
+        return row
+
+    def of_project(self, principal: Principal, project_id: str) -> list[JobRow]:
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Permission.PROJECT_READ, project_id)
+            rows = list(db.scalars(select(JobRow).where(JobRow.project_id == project_id)
+                                   .order_by(JobRow.created_at.desc())))
+            for row in rows:
+                db.expunge(row)
+        return rows
+
+    def code(self, principal: Principal, job_id: str) -> dict[str, bytes]:
+        """The code a job ran (for its project's members and the output checkers)."""
+        row = self.get(principal, job_id)
+        return job_code.unpack(self._unseal(row, "code.zip"))
+
+    def real_log(self, principal: Principal, job_id: str) -> bytes:
+        """The real run's log: custodian-side only (it may hold participants' values)."""
+        row = self.get(principal, job_id)
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Permission.AUDIT_READ)
+        return self._unseal(row, "log.txt")
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self, job_id: str, principal: Principal) -> JobRow:
+        """Run a queued job to its end: dummy, then real, then its outputs checked.
+        ``principal``: the requester as they submitted it (authorisation is read again at
+        each step, so a suspension or revocation since stops the job)."""
+        with self.ctx.transaction() as db:
+            row = db.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"there is no job {job_id}")
+            row.status = move(row.status, JobStatus.RUNNING).value
+            row.started_at = self.ctx.clock()
+            db.flush()
+            db.expunge(row)
+        try:
+            outcome = self._run(row, principal)
+        except (Refused, Invalid, Conflict, NotFound) as refusal:
+            outcome = (JobStatus.REFUSED, _reasons(refusal))
+        return self._end(row, principal, *outcome)
+
+    def _run(self, row: JobRow, principal: Principal) -> tuple[JobStatus, list[str]]:
+        self._hold(principal, row.project_id)
+        files = job_code.unpack(self._unseal(row, "code.zip"))
+        pipeline = _pipeline(files)
+        chain = pipeline.order(row.action)
+        where = enclave_service.scope(self.enclave, principal, row.project_id)
+        with self.ctx.transaction() as db:
+            answer = self.outputs.reserve_answer(db, principal, row.project_id, "job")
+        if answer is None:
+            raise Conflict(JOBS_SPENT)
+        alike = False
+        try:
+            with _scratch(row.id) as scratch:
+                dummy = self._chain(row, pipeline, chain, files, scratch / "dummy",
+                                    self._dummy_inputs(where, pipeline, chain))
+                row.dummy_log = _log(dummy[-1].ending)
+                row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
+                if not dummy[-1].ending.ok:
+                    alike = True  # the real data was not read
+                    return JobStatus.FAILED, [
+                        f"it failed on the dummy data: {dummy[-1].ending.reason()}; run it "
+                        "with 'strongroom jobs run ACTION --dummy' and read its log"]
+                read: dict[str, int] = {}
+                real = self._chain(row, pipeline, chain, files, scratch / "real",
+                                   self._real_inputs(where, read))
+            row.walls = sorted({w.value for r in [*dummy, *real] for w in r.ending.walls})
+            self._keep_log(row, real)
+            row.usage = {"rows": read.get("rows", 0),
+                         "seconds": round(sum(r.ending.seconds for r in real), 3),
+                         "dummy_seconds": round(sum(r.ending.seconds for r in dummy), 3),
+                         "memory_peak": max(r.ending.memory_peak for r in real)}
+            alike = [r.outcome() for r in dummy] == [r.outcome() for r in real]
+            self._meter(row, principal, dummy + real)
+            if not real[-1].ending.ok:
+                return JobStatus.FAILED, [f"it failed on the real data: "
+                                          f"{real[-1].ending.reason()}"]
+            if [r.plan for r in dummy] != [r.plan for r in real]:
+                return JobStatus.REFUSED, [
+                    "the analyses it asked for through strongroom.sdc on the real data differ "
+                    "from those on the dummy data: which analyses a job asks for must not "
+                    "depend on the participants' values",
+                    f"on the dummy data: {_plan_words(dummy[-1].plan)}",
+                    f"on the real data: {_plan_words(real[-1].plan)}"]
+            return self._release(row, principal, pipeline.actions[row.action], dummy[-1],
+                                 real[-1], files)
+        finally:
+            if alike:
+                with self.ctx.transaction() as db:
+                    self.outputs.give_back_answer(db, answer)
+
+    def _chain(self, row: JobRow, pipeline: Pipeline, chain: list[str],
+               files: dict[str, bytes], root: Path, inputs: Callable[[str, Path], None]
+               ) -> list[Run]:
+        """Run ``chain`` in order, each action reading the outputs of those it needs; stop at
+        the first that fails."""
+        carried: dict[str, dict[str, bytes]] = {}
+        runs = []
+        for name in chain:
+            action = pipeline.actions[name]
+            run = self._action(row, name, action, files, root / name, inputs, {
+                path: data for need in action.needs for path, data in carried[need].items()})
+            runs.append(run)
+            if not run.ending.ok:
+                break
+            carried[name] = run.files
+        return runs
+
+    def _action(self, row: JobRow, name: str, action: Action, files: dict[str, bytes],
+                root: Path, inputs: Callable[[str, Path], None],
+                carried: dict[str, bytes]) -> Run:
+        code, data, out, plan = (root / d for d in ("code", "inputs", "output", "plan"))
+        for d in (code, data, out, plan):
+            d.mkdir(parents=True)
+        job_code.write(files, code)
+        (code / "output").mkdir(exist_ok=True)
+        (code / "inputs").mkdir(exist_ok=True)
+        for input_name in action.inputs:
+            inputs(input_name, data / f"{input_name}.parquet")
+        job_code.write(carried, out)  # the outputs of the actions it needs, as they wrote them
+        for path in carried:
+            out.joinpath(*PurePosixPath(path).parts).chmod(0o644)
+        argv = [sys.executable, "-B", action.script]
+        if action.runner == "notebook":
+            argv = [sys.executable, "-B", "-m", "strongroom_notebook", action.script]
+        ending = sandbox.run(
+            argv, [sandbox.Mount(code, "/job"), sandbox.Mount(data, "/job/inputs"),
+                   sandbox.Mount(out, "/job/output", writable=True),
+                   sandbox.Mount(plan, "/job-plan", writable=True)],
+            limits=self.limits, name=f"strongroom-{row.id}-{name}-{root.parent.name}",
+            env={PLAN_ENV: f"/job-plan/{_PLAN_FILE}", INPUTS_ENV: "/job/inputs"}, output=out)
+        run = Run(ending, [])
+        run.plan, run.problems = _read_plan(plan / _PLAN_FILE)
+        for declared in action.outputs.values():
+            written = out.joinpath(*PurePosixPath(declared.path).parts[1:])
+            if written.is_file() and not written.is_symlink():
+                run.files[declared.path] = written.read_bytes()
+        if run.problems and ending.ok:
+            ending.exit_code, ending.stderr = 1, ending.stderr + "\n".join(
+                run.problems).encode()
+        return run
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def _real_inputs(self, where: enclave_service.Scope,
+                     read: dict[str, int]) -> Callable[[str, Path], None]:
+        """The project's real tables and definitions (``read`` counts the rows written)."""
+        tables = self.enclave.tables(where.project, where.fields)
+
+        def write(name: str, path: Path) -> None:
+            frame = tables.get(name)
+            if frame is None:
+                frame = enclave_service.definition(self.enclave, where.project, name)[1]
+            frame.write_parquet(path)
+            read["rows"] = read.get("rows", 0) + frame.height
+        return write
+
+    def _dummy_inputs(self, where: enclave_service.Scope, pipeline: Pipeline,
+                      chain: list[str]) -> Callable[[str, Path], None]:
+        """The project's tables as dummy data, and its definitions rebuilt over them (their
+        SQL runs on the dummy tables exactly as on the real)."""
+        schema = schema_of(self.enclave.tables(where.project, where.fields))
+        tables = dummy_tables(schema, self.ctx.dictionary, self.dummy_participants,
+                              seed=_seed(where.project.id))
+        made: dict[str, pl.DataFrame] = {}
+        wanted = {i for name in chain for i in pipeline.actions[name].inputs}
+        for d in definitions.list_(self.enclave.definitions_dir(where.project.id)):
+            if d.name not in wanted and not any(d.name in w for w in wanted):
+                continue
+            with contextlib.suppress(Invalid, DataRefusal):
+                made[d.name] = definitions.build(tables, schema, d.name, d.sql,
+                                                 self.enclave.limits, min_participants=1,
+                                                 earlier=made)[1]
+
+        def write(name: str, path: Path) -> None:
+            frame = tables.get(name)
+            if frame is None:
+                frame = made.get(name)
+            if frame is None:
+                raise Invalid(f"the definition {name!r} cannot be built over the dummy data")
+            frame.write_parquet(path)
+        return write
+
+    # -- outputs --------------------------------------------------------------------------------
+
+    def _release(self, row: JobRow, principal: Principal, action: Action, dummy: Run,
+                 real: Run, files: dict[str, bytes]) -> tuple[JobStatus, list[str]]:
+        """The planned outputs through the output service; the job's own files to the output
+        checkers; nothing else."""
+        reasons: list[str] = []
+        planned = {item["output"] for item in dummy.plan}
+        for item in dummy.plan[:MAX_PLAN]:
+            name = item["output"]
+            declared = action.outputs.get(name)
+            if declared is None or declared.kind not in (OutputKind.TABLE, OutputKind.MODEL):
+                reasons.append(f"sdc output {name!r} is not declared as a table or model "
+                               f"output of action {row.action!r} in project.yaml; not run")
+                continue
+            fmt = Format.CSV if declared.path.endswith(".csv") else Format.JSON
+            try:
+                view = self.outputs.analyse(principal, row.project_id, item["analysis"], fmt,
+                                        measured=self._metered(row, principal))
+            except (Invalid, DataRefusal, Refused) as refusal:
+                reasons += [f"sdc output {name!r}: {r}" for r in _reasons(refusal)]
+                continue
+            row.outputs[name] = view.output.id
+        if len(dummy.plan) > MAX_PLAN:
+            reasons.append(f"only the first {MAX_PLAN} planned outputs were run")
+        for name, declared in action.outputs.items():
+            if name in planned or declared.kind is OutputKind.INTERNAL:
+                continue
+            data = real.files.get(declared.path)
+            if data is None:
+                reasons.append(f"output {name!r} ({declared.path}) was not written")
+                continue
+            try:
+                view = job_files.record(self.ctx, self.outputs, principal, row.project_id,
+                                        data=data, path=declared.path, kind=declared.kind,
+                                        job={"job": row.id, "action": row.action,
+                                             "output": name, "code_sha256": row.code_sha256,
+                                             "script": action.script})
+            except Invalid as refusal:
+                reasons += [f"output {name!r}: {r}" for r in _reasons(refusal)]
+                continue
+            row.outputs[name] = view.output.id
+        return JobStatus.FINISHED, reasons
+
+    # -- ending -------------------------------------------------------------------------------
+
+    def _meter(self, row: JobRow, principal: Principal, runs: Iterable[Run]) -> None:
+        """The job as one metered request: what its real run read, its tries at the walls
+        (the planned outputs are metered as analyses of their own)."""
+        tries = sum(1 for r in runs for line in r.ending.tries
+                    if line.split("\t", 1)[0] in {w.value for w in sandbox.Wall})
+        self.watch.observe(Observation(
+            at=self.ctx.clock(), action=Permission.DATA_ANALYSE.value, route=ROUTE, status=200,
+            person_id=principal.person_id, institution_id=principal.institution_id,
+            project_id=row.project_id, via="job", walls=tries,
+            rows_scanned=int(row.usage.get("rows", 0)),
+            duration_ms=round(1000 * float(row.usage.get("seconds", 0.0)), 3)))
+
+    def _metered(self, row: JobRow, principal: Principal) -> Callable[[Measures], None]:
+        """A planned output is metered as the analysis request it stands for."""
+        def measured(m: Measures) -> None:
+            self.watch.observe(Observation(
+                at=self.ctx.clock(), action=Permission.DATA_ANALYSE.value,
+                route=ROUTE + " sdc", status=201, person_id=principal.person_id,
+                institution_id=principal.institution_id, project_id=row.project_id,
+                via="job", rows_scanned=m.rows_scanned, participants=m.participants,
+                near_threshold=m.near_threshold, differencing=m.differencing,
+                differencing_within=m.differencing_within))
+        return measured
+
+    def _end(self, row: JobRow, principal: Principal, status: JobStatus,
+             reasons: list[str]) -> JobRow:
+        with self.ctx.transaction() as db:
+            stored = db.get(JobRow, row.id)
+            assert stored is not None
+            stored.status = move(stored.status, status).value
+            stored.ended_at = self.ctx.clock()
+            for column in ("dummy_log", "walls", "usage", "outputs", "plan"):
+                setattr(stored, column, getattr(row, column))
+            stored.reasons = reasons
+            self.ctx.record(EventType.JOB_ENDED, principal, row.id, {
+                "project": row.project_id, "status": status.value, "reasons": reasons,
+                "walls": row.walls, "outputs": row.outputs, "code_sha256": row.code_sha256,
+                "usage": row.usage})
+            db.flush()
+            db.expunge(stored)
+        return stored
+
+    # -- sealed files -------------------------------------------------------------------------
+
+    def _path(self, row: JobRow, what: str) -> Path:
+        return self.ctx.project_dir(row.project_id) / FOLDER / f"{row.id}.{what}.srenc"
+
+    def _seal(self, row: JobRow, what: str, data: bytes) -> None:
+        path = self._path(row, what)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        project = self._project(row.project_id)
+        staging = path.with_suffix(".tmp")
+        staging.write_bytes(encrypt(data, self.enclave.key(project), f"job:{row.id}:{what}"))
+        staging.replace(path)
+
+    def _unseal(self, row: JobRow, what: str) -> bytes:
+        project = self._project(row.project_id)
+        return decrypt(self._path(row, what).read_bytes(), self.enclave.key(project),
+                       f"job:{row.id}:{what}")
+
+    def _project(self, project_id: str) -> Any:
+        from strongroom.access.models import Project
+
+        with self.ctx.transaction() as db:
+            project = db.get(Project, project_id)
+            if project is None:
+                raise NotFound(f"there is no project {project_id}")
+            db.expunge(project)
+        return project
+
+    def _keep_log(self, row: JobRow, real: list[Run]) -> None:
+        self._seal(row, "log.txt", "\n".join(_log(r.ending) for r in real).encode())
+
+
+JOBS_SPENT = (
+    "no job runs on the real data until your ration of answers comes back: whether a job "
+    "ends as it did on the dummy data is an answer about the data, and the output check has "
+    "answered as many questions as it may for you within its window; wait for it to move on")
+
+
+def _pipeline(files: dict[str, bytes]) -> Pipeline:
+    try:
+        text = files[FILE].decode()
+    except UnicodeDecodeError:
+        raise Invalid(f"{FILE} is not UTF-8 text") from None
+    return parse(text, files)
+
+
+def _read_plan(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The plan lines the script wrote (problems: lines that are not a plan's)."""
+    if not path.is_file():
+        return [], []
+    plan, problems = [], []
+    for n, line in enumerate(path.read_bytes()[:1 << 20].decode(errors="replace")
+                             .splitlines(), 1):
+        try:
+            item = json.loads(line)
+        except ValueError:
+            problems.append(f"strongroom.sdc plan line {n} is not JSON; write the plan only "
+                            "through strongroom.sdc")
+            continue
+        if not (isinstance(item, dict) and set(item) == {"output", "analysis"}
+                and isinstance(item["output"], str) and isinstance(item["analysis"], dict)):
+            problems.append(f"strongroom.sdc plan line {n} is not a planned output")
+            continue
+        plan.append(item)
+    return plan, problems
+
+
+def _plan_words(plan: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{p['output']}: {p['analysis'].get('kind')}" for p in plan) or "nothing"
+
+
+def _log(ending: sandbox.Ending) -> str:
+    return (ending.stdout.decode(errors="replace") + ending.stderr.decode(errors="replace"))
+
+
+def _reasons(refusal: Exception) -> list[str]:
+    reasons = getattr(refusal, "reasons", None)
+    return list(reasons) if reasons else [str(refusal)]
+
+
+def _seed(project_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(project_id.encode()).digest()[:4], "big")
+
+
+@contextlib.contextmanager
+def _scratch(job_id: str) -> Any:
+    """A private folder in memory for one job's decrypted inputs and outputs, gone after."""
+    folder = Path(tempfile.mkdtemp(prefix=f"strongroom-{job_id}-", dir=SCRATCH))
+    folder.chmod(0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+

@@ -1,0 +1,57 @@
+"""A world for job tests: a platform with a 3,000-participant cohort, a project with a
+dataset definition ``cohort``, and helpers to submit a repository of files and run it."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+import zipfile
+from pathlib import Path
+
+from strongroom.access.context import Principal
+from strongroom.jobs.models import JobRow
+from strongroom.jobs.sandbox import Limits
+from tests.access_world import World, build_world
+
+FIELDS = [31, 34, 21001, 4080, 20116, 2443]
+COHORT = ("SELECT pid, p31 AS sex, p34 AS birth_year, p21001_i0 AS bmi, p4080_i0_a0 AS sbp, "
+          "p20116_i0 AS smoking, CASE WHEN p2443_i0 = 1 THEN 1 ELSE 0 END AS diabetes "
+          "FROM participants WHERE p21001_i0 IS NOT NULL")
+# small enough that a hostile job meets them in seconds
+LIMITS = Limits(wall_seconds=60, cpu_seconds=60, memory_bytes=1 << 30, processes=48,
+                file_bytes=16 << 20, output_bytes=32 << 20, tmp_bytes=64 << 20)
+
+
+def build_jobs_world(root: Path) -> World:
+    """Close it with ``world.platform.close()``."""
+    world = build_world(root, cohort=3000, fields=FIELDS)
+    world.platform.jobs.limits = LIMITS
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    world.platform.outputs.define(me, world.project_id, "cohort", COHORT)
+    return world
+
+
+def pipeline(outputs: str, *, run: str = "python analysis/study.py",
+             inputs: str = "[cohort]") -> str:
+    """A project.yaml with one action ``study``; ``outputs``: its outputs block's lines."""
+    body = textwrap.indent(textwrap.dedent(outputs).strip(), " " * 6)
+    return (f"version: 1\nactions:\n  study:\n    run: {run}\n    inputs: {inputs}\n"
+            f"    outputs:\n{body}\n")
+
+
+def archive(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, textwrap.dedent(text) if isinstance(text, str) else text)
+    return buffer.getvalue()
+
+
+def run_job(world: World, files: dict[str, str | bytes], action: str = "study",
+            who: Principal | None = None) -> JobRow:
+    assert world.researcher is not None
+    me = who or world.sign_in(world.researcher)
+    jobs = world.platform.jobs
+    job = jobs.submit(me, world.project_id, archive(files), action)
+    return jobs.run(job.id, me)
