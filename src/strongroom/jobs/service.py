@@ -344,7 +344,8 @@ class Jobs:
             fmt = Format.CSV if declared.path.endswith(".csv") else Format.JSON
             try:
                 view = self.outputs.analyse(principal, row.project_id, item["analysis"], fmt,
-                                        measured=self._metered(row, principal))
+                                        measured=self._metered(row, principal),
+                                        name=PurePosixPath(declared.path).name)
             except (Invalid, DataRefusal, Refused) as refusal:
                 reasons += [f"sdc output {name!r}: {r}" for r in _reasons(refusal)]
                 continue

@@ -261,23 +261,25 @@ class Outputs:
 
     def analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                 fmt: Format = Format.JSON,
-                measured: Callable[[Measures], None] | None = None) -> requests.OutputView:
-        """Run, check and record an analysis; ``measured`` is told what it took (for watch).
+                measured: Callable[[Measures], None] | None = None,
+                name: str | None = None) -> requests.OutputView:
+        """Run, check and record an analysis; ``measured`` is told what it took (for watch);
+        ``name``: the output's file name (a job's declared path), if not the kind's own.
         A withheld output is answered no sooner than ``Settings.withheld_seconds`` after the
         request, so the check's running time answers nothing either."""
         started = time.monotonic()
         if isinstance(request, Mapping) and request.get("kind") == AnalysisKind.GWAS.value:
             view = self._gwas(principal, project_id, request, fmt, measured)
         else:
-            view = self._analyse(principal, project_id, request, fmt, measured)
+            view = self._analyse(principal, project_id, request, fmt, measured, name)
         if view.check_report.withheld:
             time.sleep(max(0.0, started + self.ctx.settings.withheld_seconds
                            - time.monotonic()))
         return view
 
     def _analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
-                 fmt: Format, measured: Callable[[Measures], None] | None
-                 ) -> requests.OutputView:
+                 fmt: Format, measured: Callable[[Measures], None] | None,
+                 named: str | None = None) -> requests.OutputView:
         self._hold(principal, project_id)
         self.exact_guard(principal, project_id)
         rules = self.rules_for(project_id)
@@ -304,7 +306,7 @@ class Outputs:
                 result, rules, institution, project_id, self.enclave.master_ids(where.project),
                 key)
         payload = render(result, report.suppressed, fmt, report.removed)
-        name = filename(result, fmt)
+        name = named or filename(result, fmt)
         findings += scan(self.index(), payload, name)
         acted = answers.acted(CheckReport.worst(findings), report.suppressed)
         view = requests.record_output(
