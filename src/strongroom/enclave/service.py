@@ -8,6 +8,7 @@ definition answers with its schema and size; an analysis answers with a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -36,7 +37,7 @@ from strongroom.enclave.sizes import Size
 from strongroom.enclave.steps import Rounding
 from strongroom.enclave.view import schema_of
 from strongroom.enclave.workspace import Enclave, definition_context
-from strongroom.errors import Invalid, NotFound
+from strongroom.errors import DataRefusal, Invalid, NotFound
 
 
 @dataclass(frozen=True)
@@ -143,13 +144,27 @@ def drop_definition(enclave: Enclave, principal: Principal, project_id: str,
 
 def dummy_data(enclave: Enclave, principal: Principal, project_id: str,
                n: int = 1000) -> bytes:
-    """A zip of synthetic tables with exactly the project's schema, to develop code outside."""
+    """A zip of synthetic tables with exactly the project's schema, and its dataset
+    definitions rebuilt over them, to develop code (and jobs) outside."""
     where = scope(enclave, principal, project_id)
-    tables = enclave.tables(where.project, where.fields)
-    payload = dummy_zip(dummy_tables(schema_of(tables), enclave.ctx.dictionary, n))
+    payload = dummy_zip(dummy_inputs(enclave, where, n))
     enclave.ctx.record(EventType.ENCLAVE_DUMMY_DOWNLOADED, principal, project_id,
                        {"participants": n, "sha256": hashlib.sha256(payload).hexdigest()})
     return payload
+
+
+def dummy_inputs(enclave: Enclave, where: Scope, n: int) -> dict[str, pl.DataFrame]:
+    """The project's tables as ``n`` dummy participants (seeded by the project, so the same
+    each time), and each of its dataset definitions whose SQL builds over them, by name."""
+    schema = schema_of(enclave.tables(where.project, where.fields))
+    seed = int.from_bytes(hashlib.sha256(where.project.id.encode()).digest()[:4], "big")
+    tables = dummy_tables(schema, enclave.ctx.dictionary, n, seed=seed)
+    made: dict[str, pl.DataFrame] = {}
+    for d in definitions.list_(enclave.definitions_dir(where.project.id)):
+        with contextlib.suppress(Invalid, DataRefusal):  # one that cannot: left out
+            made[d.name] = definitions.build(tables, schema, d.name, d.sql, enclave.limits,
+                                             min_participants=1, earlier=made)[1]
+    return {**tables, **made}
 
 
 def analyse(enclave: Enclave, principal: Principal, project_id: str,

@@ -21,18 +21,11 @@ of answers and gives it back only when both runs ended alike.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import shutil
-import sys
-import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import polars as pl
 from sqlalchemy import select
 
 from strongroom.access.authorize import authorize
@@ -43,43 +36,24 @@ from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import definitions
 from strongroom.enclave import service as enclave_service
-from strongroom.enclave.dummy import dummy_tables
-from strongroom.enclave.view import schema_of
 from strongroom.enclave.workspace import Enclave
 from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused
 from strongroom.jobs import code as job_code
 from strongroom.jobs import files as job_files
-from strongroom.jobs import sandbox
+from strongroom.jobs import runner, sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.pipeline import FILE, Action, OutputKind, Pipeline, parse
+from strongroom.jobs.runner import Run
 from strongroom.jobs.states import JobStatus, move
 from strongroom.outputs.render import Format
 from strongroom.outputs.service import Measures, Outputs
-from strongroom.sdc import INPUTS_ENV, PLAN_ENV
 from strongroom.watch.history import Observation
 from strongroom.watch.service import Watch
 
 FOLDER = "jobs"
-SHM = Path("/dev/shm")  # noqa: S108 (a private folder is made in it, mode 0700)
-SCRATCH = SHM if SHM.is_dir() else None  # decrypted inputs in memory, where they can be
 DUMMY_PARTICIPANTS = 1000
 MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
-_PLAN_FILE = "plan.jsonl"
-
-
-@dataclass
-class Run:
-    """One run of one action: how it ended and what it asked for."""
-
-    ending: sandbox.Ending
-    plan: list[dict[str, Any]]
-    files: dict[str, bytes] = field(default_factory=dict)  # declared outputs it wrote
-    problems: list[str] = field(default_factory=list)  # plan lines that were not plans
-
-    def outcome(self) -> tuple[Any, ...]:
-        """What a researcher could tell apart: ended well or not, the plan, which files."""
-        return (self.ending.ok, json.dumps(self.plan, sort_keys=True), sorted(self.files))
 
 
 class Jobs:
@@ -196,10 +170,11 @@ class Jobs:
             raise Conflict(JOBS_SPENT)
         alike = False
         try:
-            with _scratch(row.id) as scratch:
-                dummy = self._chain(row, pipeline, chain, files, scratch / "dummy",
-                                    self._dummy_inputs(where, pipeline, chain))
-                row.dummy_log = _log(dummy[-1].ending)
+            with runner.scratch(row.id) as scratch:
+                dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
+                                     self._dummy_inputs(where, pipeline, chain),
+                                     limits=self.limits, name=f"strongroom-{row.id}-dummy")
+                row.dummy_log = dummy[-1].log()
                 row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
                 if not dummy[-1].ending.ok:
                     alike = True  # the real data was not read
@@ -207,8 +182,9 @@ class Jobs:
                         f"it failed on the dummy data: {dummy[-1].ending.reason()}; run it "
                         "with 'strongroom jobs run ACTION --dummy' and read its log"]
                 read: dict[str, int] = {}
-                real = self._chain(row, pipeline, chain, files, scratch / "real",
-                                   self._real_inputs(where, read))
+                real = runner.chain(pipeline, chain, files, scratch / "real",
+                                    self._real_inputs(where, read),
+                                    limits=self.limits, name=f"strongroom-{row.id}-real")
             row.walls = sorted({w.value for r in [*dummy, *real] for w in r.ending.walls})
             self._keep_log(row, real)
             row.usage = {"rows": read.get("rows", 0),
@@ -234,57 +210,6 @@ class Jobs:
                 with self.ctx.transaction() as db:
                     self.outputs.give_back_answer(db, answer)
 
-    def _chain(self, row: JobRow, pipeline: Pipeline, chain: list[str],
-               files: dict[str, bytes], root: Path, inputs: Callable[[str, Path], None]
-               ) -> list[Run]:
-        """Run ``chain`` in order, each action reading the outputs of those it needs; stop at
-        the first that fails."""
-        carried: dict[str, dict[str, bytes]] = {}
-        runs = []
-        for name in chain:
-            action = pipeline.actions[name]
-            run = self._action(row, name, action, files, root / name, inputs, {
-                path: data for need in action.needs for path, data in carried[need].items()})
-            runs.append(run)
-            if not run.ending.ok:
-                break
-            carried[name] = run.files
-        return runs
-
-    def _action(self, row: JobRow, name: str, action: Action, files: dict[str, bytes],
-                root: Path, inputs: Callable[[str, Path], None],
-                carried: dict[str, bytes]) -> Run:
-        code, data, out, plan = (root / d for d in ("code", "inputs", "output", "plan"))
-        for d in (code, data, out, plan):
-            d.mkdir(parents=True)
-        job_code.write(files, code)
-        (code / "output").mkdir(exist_ok=True)
-        (code / "inputs").mkdir(exist_ok=True)
-        for input_name in action.inputs:
-            inputs(input_name, data / f"{input_name}.parquet")
-        job_code.write(carried, out)  # the outputs of the actions it needs, as they wrote them
-        for path in carried:
-            out.joinpath(*PurePosixPath(path).parts).chmod(0o644)
-        argv = [sys.executable, "-B", action.script]
-        if action.runner == "notebook":
-            argv = [sys.executable, "-B", "-m", "strongroom_notebook", action.script]
-        ending = sandbox.run(
-            argv, [sandbox.Mount(code, "/job"), sandbox.Mount(data, "/job/inputs"),
-                   sandbox.Mount(out, "/job/output", writable=True),
-                   sandbox.Mount(plan, "/job-plan", writable=True)],
-            limits=self.limits, name=f"strongroom-{row.id}-{name}-{root.parent.name}",
-            env={PLAN_ENV: f"/job-plan/{_PLAN_FILE}", INPUTS_ENV: "/job/inputs"}, output=out)
-        run = Run(ending, [])
-        run.plan, run.problems = _read_plan(plan / _PLAN_FILE)
-        for declared in action.outputs.values():
-            written = out.joinpath(*PurePosixPath(declared.path).parts[1:])
-            if written.is_file() and not written.is_symlink():
-                run.files[declared.path] = written.read_bytes()
-        if run.problems and ending.ok:
-            ending.exit_code, ending.stderr = 1, ending.stderr + "\n".join(
-                run.problems).encode()
-        return run
-
     # -- inputs ---------------------------------------------------------------------------------
 
     def _real_inputs(self, where: enclave_service.Scope,
@@ -302,28 +227,13 @@ class Jobs:
 
     def _dummy_inputs(self, where: enclave_service.Scope, pipeline: Pipeline,
                       chain: list[str]) -> Callable[[str, Path], None]:
-        """The project's tables as dummy data, and its definitions rebuilt over them (their
-        SQL runs on the dummy tables exactly as on the real)."""
-        schema = schema_of(self.enclave.tables(where.project, where.fields))
-        tables = dummy_tables(schema, self.ctx.dictionary, self.dummy_participants,
-                              seed=_seed(where.project.id))
-        made: dict[str, pl.DataFrame] = {}
-        wanted = {i for name in chain for i in pipeline.actions[name].inputs}
-        for d in definitions.list_(self.enclave.definitions_dir(where.project.id)):
-            if d.name not in wanted and not any(d.name in w for w in wanted):
-                continue
-            with contextlib.suppress(Invalid, DataRefusal):
-                made[d.name] = definitions.build(tables, schema, d.name, d.sql,
-                                                 self.enclave.limits, min_participants=1,
-                                                 earlier=made)[1]
+        """The project's tables as dummy data, and its definitions rebuilt over them."""
+        tables = enclave_service.dummy_inputs(self.enclave, where, self.dummy_participants)
 
         def write(name: str, path: Path) -> None:
-            frame = tables.get(name)
-            if frame is None:
-                frame = made.get(name)
-            if frame is None:
+            if name not in tables:
                 raise Invalid(f"the definition {name!r} cannot be built over the dummy data")
-            frame.write_parquet(path)
+            tables[name].write_parquet(path)
         return write
 
     # -- outputs --------------------------------------------------------------------------------
@@ -444,7 +354,7 @@ class Jobs:
         return project
 
     def _keep_log(self, row: JobRow, real: list[Run]) -> None:
-        self._seal(row, "log.txt", "\n".join(_log(r.ending) for r in real).encode())
+        self._seal(row, "log.txt", "\n".join(r.log() for r in real).encode())
 
 
 JOBS_SPENT = (
@@ -461,33 +371,8 @@ def _pipeline(files: dict[str, bytes]) -> Pipeline:
     return parse(text, files)
 
 
-def _read_plan(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The plan lines the script wrote (problems: lines that are not a plan's)."""
-    if not path.is_file():
-        return [], []
-    plan, problems = [], []
-    for n, line in enumerate(path.read_bytes()[:1 << 20].decode(errors="replace")
-                             .splitlines(), 1):
-        try:
-            item = json.loads(line)
-        except ValueError:
-            problems.append(f"strongroom.sdc plan line {n} is not JSON; write the plan only "
-                            "through strongroom.sdc")
-            continue
-        if not (isinstance(item, dict) and set(item) == {"output", "analysis"}
-                and isinstance(item["output"], str) and isinstance(item["analysis"], dict)):
-            problems.append(f"strongroom.sdc plan line {n} is not a planned output")
-            continue
-        plan.append(item)
-    return plan, problems
-
-
 def _plan_words(plan: list[dict[str, Any]]) -> str:
     return "; ".join(f"{p['output']}: {p['analysis'].get('kind')}" for p in plan) or "nothing"
-
-
-def _log(ending: sandbox.Ending) -> str:
-    return (ending.stdout.decode(errors="replace") + ending.stderr.decode(errors="replace"))
 
 
 def _reasons(refusal: Exception) -> list[str]:
@@ -497,15 +382,3 @@ def _reasons(refusal: Exception) -> list[str]:
 
 def _seed(project_id: str) -> int:
     return int.from_bytes(hashlib.sha256(project_id.encode()).digest()[:4], "big")
-
-
-@contextlib.contextmanager
-def _scratch(job_id: str) -> Any:
-    """A private folder in memory for one job's decrypted inputs and outputs, gone after."""
-    folder = Path(tempfile.mkdtemp(prefix=f"strongroom-{job_id}-", dir=SCRATCH))
-    folder.chmod(0o700)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-

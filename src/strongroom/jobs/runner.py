@@ -1,0 +1,172 @@
+"""Running a job's actions: the layout every run sees, in the sandbox or (a researcher's own
+machine, on dummy data) outside it.
+
+Inside a run the repository is at ``/job`` (read-only), its inputs are Parquet files in
+``/job/inputs``, the outputs are written to ``/job/output``, and :mod:`strongroom.sdc` writes
+the plan to ``$STRONGROOM_PLAN``. Relative paths (``inputs/cohort.parquet``,
+``output/table1.csv``) therefore work the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from strongroom.jobs import code as job_code
+from strongroom.jobs import sandbox
+from strongroom.jobs.pipeline import Action, Pipeline
+from strongroom.sdc import INPUTS_ENV, PLAN_ENV
+
+SHM = Path("/dev/shm")  # noqa: S108 (a private folder is made in it, mode 0700)
+SCRATCH = SHM if SHM.is_dir() else None  # decrypted inputs in memory, where they can be
+PLAN_FILE = "plan.jsonl"
+# runs a script: (argv, code, inputs, output, plan folders, limits, name) -> how it ended
+Runs = Callable[[list[str], Path, Path, Path, Path, sandbox.Limits, str], sandbox.Ending]
+
+
+@dataclass
+class Run:
+    """One run of one action: how it ended and what it asked for."""
+
+    ending: sandbox.Ending
+    plan: list[dict[str, Any]]
+    files: dict[str, bytes] = field(default_factory=dict)  # declared outputs it wrote
+    problems: list[str] = field(default_factory=list)  # plan lines that were not plans
+
+    def outcome(self) -> tuple[Any, ...]:
+        """What a researcher could tell apart: ended well or not, the plan, which files."""
+        return (self.ending.ok, json.dumps(self.plan, sort_keys=True), sorted(self.files))
+
+    def log(self) -> str:
+        return (self.ending.stdout.decode(errors="replace")
+                + self.ending.stderr.decode(errors="replace"))
+
+
+def chain(pipeline: Pipeline, names: list[str], files: dict[str, bytes], root: Path,
+          inputs: Callable[[str, Path], None], *, limits: sandbox.Limits, name: str,
+          runs_in: Runs | None = None) -> list[Run]:
+    """Run the actions ``names`` in order, each reading the outputs of those it needs
+    (``inputs`` writes an input as Parquet where it is asked to); stop at the first that
+    fails. ``runs_in``: what runs the script (the sandbox, unless said otherwise)."""
+    carried: dict[str, dict[str, bytes]] = {}
+    runs = []
+    for at in names:
+        action = pipeline.actions[at]
+        run = _action(action, files, root / at, inputs, {
+            path: data for need in action.needs for path, data in carried[need].items()},
+            limits=limits, name=f"{name}-{at}", runs_in=runs_in or sandboxed)
+        runs.append(run)
+        if not run.ending.ok:
+            break
+        carried[at] = run.files
+    return runs
+
+
+def _action(action: Action, files: dict[str, bytes], root: Path,
+        inputs: Callable[[str, Path], None], carried: dict[str, bytes], *,
+        limits: sandbox.Limits, name: str, runs_in: Runs) -> Run:
+
+    code, data, out, plan = (root / d for d in ("code", "inputs", "output", "plan"))
+    for d in (code, data, out, plan):
+        d.mkdir(parents=True)
+    job_code.write(files, code)
+    (code / "output").mkdir(exist_ok=True)
+    (code / "inputs").mkdir(exist_ok=True)
+    for input_name in action.inputs:
+        inputs(input_name, data / f"{input_name}.parquet")
+    job_code.write(carried, out)  # the outputs of the actions it needs, as they wrote them
+    for path in carried:
+        out.joinpath(*PurePosixPath(path).parts).chmod(0o644)
+    argv = [sys.executable, "-B", action.script]
+    if action.runner == "notebook":
+        argv = [sys.executable, "-B", "-m", "strongroom_notebook", action.script]
+    ending = runs_in(argv, code, data, out, plan, limits, name)
+    run = Run(ending, [])
+    run.plan, run.problems = read_plan(plan / PLAN_FILE)
+    for declared in action.outputs.values():
+        written = out.joinpath(*PurePosixPath(declared.path).parts[1:])
+        if written.is_file() and not written.is_symlink():
+            run.files[declared.path] = written.read_bytes()
+    if run.problems and ending.ok:
+        ending.exit_code, ending.stderr = 1, ending.stderr + "\n".join(
+            run.problems).encode()
+    return run
+
+
+def read_plan(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The plan lines the script wrote (problems: lines that are not a plan's)."""
+    if not path.is_file():
+        return [], []
+    plan, problems = [], []
+    for n, line in enumerate(path.read_bytes()[:1 << 20].decode(errors="replace")
+                             .splitlines(), 1):
+        try:
+            item = json.loads(line)
+        except ValueError:
+            problems.append(f"strongroom.sdc plan line {n} is not JSON; write the plan only "
+                            "through strongroom.sdc")
+            continue
+        if not (isinstance(item, dict) and set(item) == {"output", "analysis"}
+                and isinstance(item["output"], str) and isinstance(item["analysis"], dict)):
+            problems.append(f"strongroom.sdc plan line {n} is not a planned output")
+            continue
+        plan.append(item)
+    return plan, problems
+
+
+@contextlib.contextmanager
+def scratch(job_id: str) -> Iterator[Path]:
+    """A private folder in memory for one job's decrypted inputs and outputs, gone after."""
+    folder = Path(tempfile.mkdtemp(prefix=f"strongroom-{job_id}-", dir=SCRATCH))
+    folder.chmod(0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
+              limits: sandbox.Limits, name: str) -> sandbox.Ending:
+    """In a new sandbox (the enclave's way, and a researcher's where bubblewrap runs)."""
+    return sandbox.run(
+        argv, [sandbox.Mount(code, "/job"), sandbox.Mount(data, "/job/inputs"),
+               sandbox.Mount(out, "/job/output", writable=True),
+               sandbox.Mount(plan, "/job-plan", writable=True)],
+        limits=limits, name=name, output=out,
+        env={PLAN_ENV: f"/job-plan/{PLAN_FILE}", INPUTS_ENV: "/job/inputs"})
+
+
+def unsandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
+                limits: sandbox.Limits, name: str) -> sandbox.Ending:
+    """Outside any sandbox, with the same layout: for a researcher's machine without
+    bubblewrap, on dummy data only (the enclave never runs a job this way)."""
+    (code / "inputs").rmdir()
+    (code / "inputs").symlink_to(data)
+    (code / "output").rmdir()
+    (code / "output").symlink_to(out)
+    library = code.parent / "job-lib"
+    (library / "strongroom").mkdir(parents=True)
+    shutil.copy(sandbox.SDC, library / "strongroom" / "sdc.py")
+    (library / "strongroom" / "__init__.py").touch()
+    env = {**os.environ, "PYTHONPATH": str(library), "MPLBACKEND": "Agg",
+           PLAN_ENV: str(plan / PLAN_FILE), INPUTS_ENV: str(data)}
+    started = time.monotonic()
+    try:
+        done = subprocess.run(argv, cwd=code, env=env, capture_output=True,  # noqa: S603
+                              timeout=limits.wall_seconds, check=False)
+    except subprocess.TimeoutExpired as late:
+        return sandbox.Ending(None, None, time.monotonic() - started, late.stdout or b"",
+                              late.stderr or b"", [sandbox.Wall.TIME])
+    return sandbox.Ending(done.returncode if done.returncode >= 0 else None,
+                          -done.returncode if done.returncode < 0 else None,
+                          time.monotonic() - started, done.stdout, done.stderr)
