@@ -112,6 +112,7 @@ class Platform:
         return 0 if version is None else version.participants
 
     def close(self) -> None:
+        self.jobs.close()
         self.delivery.close()
         self.audit.close()
         self.store.close()

@@ -84,7 +84,7 @@ def crosstab(output: str, definition: str, rows: str, columns: str, **options: A
 
 
 def summary(output: str, definition: str, variables: list[str], **options: Any) -> None:
-    """n, mean, SD, quantiles… of numeric variables (``by=`` a grouping variable)."""
+    """n, mean, SD, quantiles… of numeric variables (``statistics=``, ``quantiles=``)."""
     analysis(output, "summary", definition=definition, variables=list(variables), **options)
 
 

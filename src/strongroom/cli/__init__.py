@@ -16,6 +16,7 @@ from strongroom.cli.common import console, progress_bar, refusals
 from strongroom.cli.dp import dp_app
 from strongroom.cli.extracts import extracts_app
 from strongroom.cli.genotypes import genotypes_app
+from strongroom.cli.jobs import jobs_app
 from strongroom.cli.keys import keys_app
 from strongroom.cli.outputs import outputs_app
 from strongroom.cli.privacy import anonymise, risk
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(genotypes_app, name="genotypes")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(outputs_app, name="outputs")

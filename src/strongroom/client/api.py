@@ -24,11 +24,14 @@ documents their fields). Network failures (refused connection, TLS errors) are r
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
 import ssl
+import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -130,6 +133,7 @@ class Client:
         self.outputs = Outputs(self)
         self.watch = Watch(self)
         self.privacy = Privacy(self)
+        self.jobs = Jobs(self)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -420,6 +424,42 @@ class Enclave(_Section):
         """Run an analysis; the answer is the checked output's verdict and reasons."""
         return self._c._object("POST", f"/projects/{_segment(project_id)}/analyses",
                                json={"analysis": dict(analysis), "format": format})
+
+
+class Jobs(_Section):
+    """A researcher's own code, run in the sandbox next to the data (only checked outputs
+    come back; see docs/how-to/run-a-job.md)."""
+
+    def submit(self, project_id: str, action: str, code: bytes | os.PathLike[str] | str
+               ) -> Obj:
+        """Run ``action`` of project.yaml; ``code``: the repository's folder, or its zip."""
+        from strongroom.jobs.code import pack
+
+        archive = code if isinstance(code, bytes) else pack(Path(code))
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/pipeline-jobs",
+                               json={"action": action,
+                                     "code": base64.b64encode(archive).decode()})
+
+    def get(self, job_id: str) -> Obj:
+        return self._c._object("GET", f"/pipeline-jobs/{_segment(job_id)}")
+
+    def list(self, project_id: str) -> Objs:
+        return self._c._objects(f"/projects/{_segment(project_id)}/pipeline-jobs")
+
+    def code(self, job_id: str) -> bytes:
+        """The code a job ran, as a zip (output checkers read it beside its outputs)."""
+        return self._c.content(f"/pipeline-jobs/{_segment(job_id)}/code")
+
+    def wait(self, job_id: str, timeout: float = 3600.0, every: float = 1.0) -> Obj:
+        """The job once it has ended (TimeoutError if it has not within ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if job["status"] in ("finished", "failed", "refused"):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job['status']}")
+            time.sleep(every)
 
 
 class Outputs(_Section):

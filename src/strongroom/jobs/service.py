@@ -22,13 +22,16 @@ of answers and gives it back only when both runs ended alike.
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
 
-from strongroom.access.authorize import authorize
+from strongroom.access.authorize import authorize, reasons_against
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action as Permission
 from strongroom.access.tokens import new_id
@@ -44,11 +47,13 @@ from strongroom.jobs import runner, sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.pipeline import FILE, Action, OutputKind, Pipeline, parse
 from strongroom.jobs.runner import Run
-from strongroom.jobs.states import JobStatus, move
+from strongroom.jobs.states import ENDED, JobStatus, move
 from strongroom.outputs.render import Format
 from strongroom.outputs.service import Measures, Outputs
 from strongroom.watch.history import Observation
 from strongroom.watch.service import Watch
+
+log = logging.getLogger(__name__)
 
 FOLDER = "jobs"
 DUMMY_PARTICIPANTS = 1000
@@ -66,6 +71,51 @@ class Jobs:
         self.ctx: AccessContext = enclave.ctx
         self.limits = limits or sandbox.Limits()
         self.dummy_participants = dummy_participants
+        # one job at a time, beside the server's requests: a job may use the machine's cores
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def start(self, principal: Principal, project_id: str, archive: bytes,
+              action: str) -> JobRow:
+        """Submit a job and run it in the background (the server's way); its status is read
+        with :meth:`get`."""
+        row = self.submit(principal, project_id, archive, action)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
+            self._pool.submit(self._background, row.id, principal)
+        return row
+
+    def _background(self, job_id: str, principal: Principal) -> None:
+        try:
+            self.run(job_id, principal)
+        except Exception:  # the job is ended as refused, with the reason, below
+            log.exception("job %s could not be run", job_id)
+            self._abandon(job_id, "the platform could not run it (see the server log)")
+
+    def _abandon(self, job_id: str, reason: str) -> None:
+        with self.ctx.transaction() as db:
+            row = db.get(JobRow, job_id)
+            if row is not None and JobStatus(row.status) not in ENDED:
+                row.status, row.reasons = JobStatus.REFUSED.value, [reason]
+                row.ended_at = self.ctx.clock()
+                self.ctx.record(EventType.JOB_ENDED, "jobs", job_id, {
+                    "project": row.project_id, "status": row.status, "reasons": [reason]})
+
+    def recover(self) -> None:
+        """Jobs left queued or running by a platform that stopped: ended, to be submitted
+        again (nothing of theirs was released)."""
+        with self.ctx.transaction() as db:
+            left = list(db.scalars(select(JobRow.id).where(JobRow.status.in_(
+                [JobStatus.QUEUED.value, JobStatus.RUNNING.value]))))
+        for job_id in left:
+            self._abandon(job_id, "the platform stopped before it ended; submit it again")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -126,10 +176,19 @@ class Jobs:
                 db.expunge(row)
         return rows
 
-    def code(self, principal: Principal, job_id: str) -> dict[str, bytes]:
-        """The code a job ran (for its project's members and the output checkers)."""
-        row = self.get(principal, job_id)
-        return job_code.unpack(self._unseal(row, "code.zip"))
+    def code(self, principal: Principal, job_id: str) -> bytes:
+        """The code a job ran, as submitted (a zip): for its project's members, and for the
+        output checkers, who review its outputs beside it."""
+        with self.ctx.transaction() as db:
+            row = db.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"there is no job {job_id}")
+            member, _ = reasons_against(self.ctx, db, principal, Permission.PROJECT_READ,
+                                        row.project_id)
+            if member:
+                authorize(self.ctx, db, principal, Permission.OUTPUT_REVIEW, row.project_id)
+            db.expunge(row)
+        return self._unseal(row, "code.zip")
 
     def real_log(self, principal: Principal, job_id: str) -> bytes:
         """The real run's log: custodian-side only (it may hold participants' values)."""

@@ -602,6 +602,8 @@ class Outputs:
 
     def _on_release(self, row: OutputRow) -> None:
         """Differencing once more, then the ledger, inside the release's transaction."""
+        if row.kind == AnalysisKind.JOB_FILE.value:
+            return  # a job's own file: no contributor sets; two checkers released it
         db = object_session(row)
         assert db is not None
         project = db.get(Project, row.project_id)
