@@ -29,7 +29,7 @@ from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.verdicts import Verdict
 from strongroom.watch.models import AlertRow
 from tests.access_world import World
-from tests.jobs_world import LIMITS, archive, build_jobs_world, pipeline, run_job
+from tests.jobs_world import LIMITS, build_jobs_world, pipeline, run_job
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
                                 reason=str(sandbox.unavailable()))
@@ -343,7 +343,7 @@ def test_execing_an_interpreter_without_the_monitor_is_seen_first(world: World) 
     assert "program" in row.walls
 
 
-# -- row-level data through the outputs --------------------------------------------------------------
+# -- row-level data through the outputs ---------------------------------------------------------
 
 
 def test_rows_in_an_undeclared_file_never_leave(world: World) -> None:
@@ -432,7 +432,6 @@ def test_rows_in_a_figures_low_bits_are_wiped(world: World) -> None:
     from PIL import Image
 
     kept = np.asarray(Image.open(io.BytesIO(files_of(world, row)["figure"])).convert("RGB"))
-    _, bmi = truth(world)
     low = kept.reshape(-1)[:100] & 0x0F
     assert len(set(low.tolist())) == 1  # one constant: nothing of the 100 values is left
 

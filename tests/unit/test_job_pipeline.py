@@ -102,7 +102,7 @@ def test_too_many_outputs_are_refused() -> None:
 
 def test_the_job_status_table_is_complete() -> None:
     assert set(MOVES) == set(JobStatus)
-    assert ENDED == {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.REFUSED}
+    assert {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.REFUSED} == ENDED
     assert move("queued", JobStatus.RUNNING) is JobStatus.RUNNING
     for ended in ENDED:
         for target in JobStatus:

@@ -30,6 +30,7 @@ from strongroom.sdc import INPUTS_ENV, PLAN_ENV
 SHM = Path("/dev/shm")  # noqa: S108 (a private folder is made in it, mode 0700)
 SCRATCH = SHM if SHM.is_dir() else None  # decrypted inputs in memory, where they can be
 PLAN_FILE = "plan.jsonl"
+NOTEBOOK_MODULE = "strongroom_notebook"
 # runs a script: (argv, code, inputs, output, plan folders, limits, name) -> how it ended
 Runs = Callable[[list[str], Path, Path, Path, Path, sandbox.Limits, str], sandbox.Ending]
 
@@ -84,12 +85,12 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
     (code / "inputs").mkdir(exist_ok=True)
     for input_name in action.inputs:
         inputs(input_name, data / f"{input_name}.parquet")
-    job_code.write(carried, out)  # the outputs of the actions it needs, as they wrote them
-    for path in carried:
-        out.joinpath(*PurePosixPath(path).parts).chmod(0o644)
+    # the outputs of the actions it needs, as they wrote them, where they wrote them
+    job_code.write({str(PurePosixPath(*PurePosixPath(p).parts[1:])): data
+                    for p, data in carried.items()}, out)
     argv = [sys.executable, "-B", action.script]
     if action.runner == "notebook":
-        argv = [sys.executable, "-B", "-m", "strongroom_notebook", action.script]
+        argv = [sys.executable, "-B", "-m", NOTEBOOK_MODULE, action.script]
     ending = runs_in(argv, code, data, out, plan, limits, name)
     run = Run(ending, [])
     run.plan, run.problems = read_plan(plan / PLAN_FILE)
@@ -143,7 +144,12 @@ def sandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
                sandbox.Mount(out, "/job/output", writable=True),
                sandbox.Mount(plan, "/job-plan", writable=True)],
         limits=limits, name=name, output=out,
-        env={PLAN_ENV: f"/job-plan/{PLAN_FILE}", INPUTS_ENV: "/job/inputs"})
+        env={PLAN_ENV: f"/job-plan/{PLAN_FILE}", INPUTS_ENV: "/job/inputs", **_notebook(argv)})
+
+
+def _notebook(argv: list[str]) -> dict[str, str]:
+    """A notebook's runner starts its kernel: the monitor lets that one program be."""
+    return {"STRONGROOM_NOTEBOOK": "1"} if NOTEBOOK_MODULE in argv else {}
 
 
 def unsandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
@@ -157,9 +163,10 @@ def unsandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
     library = code.parent / "job-lib"
     (library / "strongroom").mkdir(parents=True)
     shutil.copy(sandbox.SDC, library / "strongroom" / "sdc.py")
+    shutil.copy(sandbox.NOTEBOOK, library / "strongroom_notebook.py")
     (library / "strongroom" / "__init__.py").touch()
     env = {**os.environ, "PYTHONPATH": str(library), "MPLBACKEND": "Agg",
-           PLAN_ENV: str(plan / PLAN_FILE), INPUTS_ENV: str(data)}
+           PLAN_ENV: str(plan / PLAN_FILE), INPUTS_ENV: str(data), **_notebook(argv)}
     started = time.monotonic()
     try:
         done = subprocess.run(argv, cwd=code, env=env, capture_output=True,  # noqa: S603

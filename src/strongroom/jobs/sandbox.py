@@ -32,6 +32,7 @@ BWRAP = "bwrap"
 NOBODY = 65534
 LOG_BYTES = 1 << 20  # kept of each of stdout and stderr (the rest is cut, and said to be)
 HOOK = Path(__file__).with_name("sitecustomize.py")
+NOTEBOOK = Path(__file__).with_name("notebook.py")
 SDC = Path(__file__).parent.parent / "sdc.py"
 
 
@@ -204,6 +205,7 @@ def _runtime() -> list[str]:
     # the in-job library and the monitor, and nothing else of Strongroom
     args += ["--dir", "/job-lib/strongroom", "--ro-bind", str(HOOK), "/job-lib/sitecustomize.py",
              "--ro-bind", str(SDC), "/job-lib/strongroom/sdc.py",
+             "--ro-bind", str(NOTEBOOK), "/job-lib/strongroom_notebook.py",
              "--ro-bind", "/dev/null", "/job-lib/strongroom/__init__.py"]
     return args
 

@@ -11,6 +11,8 @@ import os
 import sys
 
 _FD = int(os.environ.get("STRONGROOM_MONITOR_FD", "-1"))
+# read once, before the job's code runs (which could set it afterwards)
+_NOTEBOOK = os.environ.get("STRONGROOM_NOTEBOOK") == "1"
 _WATCHED = {
     "socket.connect": "network", "socket.bind": "network", "socket.sendto": "network",
     "socket.sendmsg": "network", "socket.getaddrinfo": "network",
@@ -20,8 +22,9 @@ _WATCHED = {
 }
 
 
-# programs libraries start on their own: matplotlib lists the fonts with fontconfig's
-_HARMLESS = frozenset({"fc-list", "fc-match"})
+# programs libraries start on their own: matplotlib lists fonts with fontconfig, and
+# platform.processor() (IPython) asks uname
+_HARMLESS = frozenset({"fc-list", "fc-match", "uname"})
 
 
 def _hook(event: str, args: tuple[object, ...]) -> None:
@@ -44,8 +47,10 @@ def _harmless(event: str, args: tuple[object, ...]) -> bool:
 
 def _kernel(args: tuple[object, ...]) -> bool:
     """A notebook's kernel, started by the runner (nbclient) with this interpreter."""
-    text = repr(args)
-    return os.environ.get("STRONGROOM_NOTEBOOK") == "1" and "ipykernel_launcher" in text
+    if not _NOTEBOOK or len(args) < 2 or not isinstance(args[1], (list, tuple)):
+        return False
+    argv = [str(a) for a in args[1]]
+    return argv[:3] == [sys.executable, "-m", "ipykernel_launcher"] and len(argv) <= 6
 
 
 if _FD >= 0:

@@ -1,0 +1,160 @@
+"""Honest jobs: what a researcher's study needs works, and every step is on the record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+
+import nbformat
+import pytest
+from sqlalchemy import select
+
+from strongroom.audit.tables import ENTRIES
+from strongroom.errors import Invalid
+from strongroom.jobs import sandbox
+from strongroom.jobs.models import JobRow
+from strongroom.outputs.models import OutputRow
+from tests.access_world import World
+from tests.jobs_world import archive, build_jobs_world, run_job
+
+pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
+                                reason=str(sandbox.unavailable()))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    found = build_jobs_world(tmp_path_factory.mktemp("honest-jobs"))
+    yield found
+    found.platform.close()
+
+
+def notebook(*cells: str) -> bytes:
+    book = nbformat.v4.new_notebook()
+    book.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    return nbformat.writes(book).encode()
+
+
+def events(world: World, kind: str) -> list[dict[str, object]]:
+    with world.ctx.engine.connect() as con:
+        return [json.loads(p)["details"] for p in con.execute(
+            select(ENTRIES.c.payload).where(ENTRIES.c.type == kind)).scalars()]
+
+
+def test_a_notebook_runs_headless_and_its_cells_go_to_the_checkers(world: World) -> None:
+    row = run_job(world, {
+        "project.yaml": """
+            version: 1
+            actions:
+              study:
+                run: notebook analysis/study.ipynb
+                inputs: [cohort]
+                outputs:
+                  smokers: {path: output/smokers.csv, kind: table}
+                  cells: {path: output/study.md, kind: text}
+            """,
+        "analysis/study.ipynb": notebook(
+            "from strongroom import sdc\nframe = sdc.read('cohort')\nprint(len(frame) > 0)",
+            "sdc.frequency('smokers', 'cohort', 'smoking')")})
+    assert row.status == "finished", row.reasons
+    assert row.walls == []  # the kernel it starts is no try at a wall
+    with world.ctx.transaction() as db:
+        cells = db.get(OutputRow, row.outputs["cells"])
+        smokers = db.get(OutputRow, row.outputs["smokers"])
+        assert cells is not None and smokers is not None
+        assert (cells.kind, cells.verdict, cells.media_type) == ("job_file", "review",
+                                                                  "text/markdown")
+        assert smokers.kind == "frequency"
+
+
+def test_an_action_reads_what_the_actions_it_needs_wrote(world: World) -> None:
+    row = run_job(world, {
+        "project.yaml": """
+            version: 1
+            actions:
+              prepare:
+                run: python analysis/prepare.py
+                inputs: [cohort]
+                outputs:
+                  frame: {path: output/frame.parquet, kind: internal}
+              study:
+                run: python analysis/study.py
+                needs: [prepare]
+                outputs:
+                  notes: {path: output/notes.txt, kind: text}
+            """,
+        "analysis/prepare.py": """
+            from strongroom import sdc
+            sdc.read("cohort")[["bmi"]].to_parquet("output/frame.parquet")
+            """,
+        "analysis/study.py": """
+            import pandas as pd
+            frame = pd.read_parquet("output/frame.parquet")
+            open("output/notes.txt", "w").write("read a frame of one column"
+                                                if list(frame.columns) == ["bmi"] else "no")
+            """})
+    assert row.status == "finished", row.reasons
+    assert set(row.outputs) == {"notes"}  # the internal frame never becomes an output
+
+
+def test_the_audit_log_holds_each_files_and_each_outputs_digest(world: World) -> None:
+    files = {"project.yaml": """
+                version: 1
+                actions:
+                  study:
+                    run: python analysis/study.py
+                    outputs:
+                      notes: {path: output/notes.txt, kind: text}
+                """,
+             "analysis/study.py": "open('output/notes.txt', 'w').write('hello')\n"}
+    row = run_job(world, files)
+    submitted = [e for e in events(world, "job.submitted") if e["code_sha256"] == row.code_sha256]
+    assert submitted and submitted[0]["files"]["analysis/study.py"] == hashlib.sha256(
+        archive_files(files)["analysis/study.py"]).hexdigest()
+    ended = [e for e in events(world, "job.ended") if e["code_sha256"] == row.code_sha256]
+    assert ended[0]["status"] == "finished" and ended[0]["outputs"] == row.outputs
+    with world.ctx.transaction() as db:
+        out = db.get(OutputRow, row.outputs["notes"])
+        assert out is not None and out.sha256 == hashlib.sha256(b"hello").hexdigest()
+
+
+def archive_files(files: dict[str, str]) -> dict[str, bytes]:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(archive(files))) as z:  # type: ignore[arg-type]
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def test_a_bad_project_yaml_is_refused_before_anything_runs(world: World) -> None:
+    with pytest.raises(Invalid) as refused:
+        run_job(world, {"project.yaml": """
+            version: 1
+            actions:
+              study:
+                run: python analysis/missing.py
+                inputs: [nowhere]
+                outputs:
+                  notes: {path: notes.txt, kind: text}
+            """})
+    reasons = " | ".join(refused.value.reasons)
+    assert "not in the code submitted" in reasons and "outside the output folder" in reasons
+    with world.ctx.transaction() as db:
+        assert not list(db.scalars(select(JobRow).where(JobRow.action == "nothing")))
+
+
+def test_a_job_left_running_by_a_stopped_platform_is_ended_on_recovery(world: World) -> None:
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    job = world.platform.jobs.submit(me, world.project_id, archive({
+        "project.yaml": """
+            version: 1
+            actions:
+              study:
+                run: python a.py
+                outputs:
+                  notes: {path: output/notes.txt, kind: text}
+            """, "a.py": "pass\n"}), "study")
+    world.platform.jobs.recover()
+    ended = world.platform.jobs.get(me, job.id)
+    assert ended.status == "refused" and "submit it again" in ended.reasons[0]
