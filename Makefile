@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/strongroom dp setup  # OpenDP's engine in its own venv (it pins an older Polars)
+	@# researchers' jobs run in bubblewrap: installed here where it is missing and we may
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; } \
+	  || echo "note: install bubblewrap (apt-get install bubblewrap) to run jobs"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them encrypted, summarise

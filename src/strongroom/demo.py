@@ -22,6 +22,7 @@ from strongroom.cohort.store import Store, init_store
 from strongroom.cohort.summary import StoreSummary, summarise
 from strongroom.cohort.synth import synthesise
 from strongroom.demo_enclave import GwasHit, TourStop, gwas_hits, gwas_tour, tour
+from strongroom.demo_jobs import job_tour
 from strongroom.demo_story import People, Story, tell
 from strongroom.demo_world import COMMITTEE, RESEARCHERS, DemoWorld, populate
 from strongroom.genomics.formats import open_genotypes
@@ -110,6 +111,9 @@ def run_demo(
         people = People(platform.access, world)
         stops = tour(platform, world, people(RESEARCHERS[0][0]))
         timings["enclave tour"] = time.perf_counter() - start
+        start = time.perf_counter()
+        stops += job_tour(platform, world, people(RESEARCHERS[0][0]))
+        timings["jobs"] = time.perf_counter() - start
         hits: list[GwasHit] = []
         if causal is not None:
             start = time.perf_counter()

@@ -113,6 +113,7 @@ def test_the_audit_log_holds_each_files_and_each_outputs_digest(world: World) ->
         archive_files(files)["analysis/study.py"]).hexdigest()
     ended = [e for e in events(world, "job.ended") if e["code_sha256"] == row.code_sha256]
     assert ended[0]["status"] == "finished" and ended[0]["outputs"] == row.outputs
+    assert ended[0]["output_sha256"] == {"notes": hashlib.sha256(b"hello").hexdigest()}
     with world.ctx.transaction() as db:
         out = db.get(OutputRow, row.outputs["notes"])
         assert out is not None and out.sha256 == hashlib.sha256(b"hello").hexdigest()

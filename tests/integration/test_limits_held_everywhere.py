@@ -10,6 +10,7 @@ Guarantee under test: with the project's request rate at 0, no data route answer
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +31,14 @@ from strongroom.server import web
 from strongroom.server.app import create_app
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER
 from tests.access_world import INSIDE, PASSWORD, World, build_world
+from tests.jobs_world import archive
 
 pytestmark = pytest.mark.slow
 
 DATA = {"data.analyse", "data.export", "output.download"}
+JOB = base64.b64encode(archive({"project.yaml": (
+    "version: 1\nactions:\n  study:\n    run: python a.py\n    outputs:\n"
+    "      notes: {path: output/notes.txt, kind: text}\n"), "a.py": "pass\n"})).decode()
 # routes with such an action that hand out no participant data, and why
 NO_DATA = {
     "GET /projects/{project_id}/definitions": "the researcher's own definitions (name, SQL)",
@@ -78,6 +83,10 @@ CLI_NOT_DATA = {
     "risk": "a re-identification report on a file the custodian gives it",
     "anonymise": "anonymises a file the custodian gives it",
     "demo": "builds a demonstration platform on synthetic data",
+    "jobs dummy": "downloads the project's dummy data (synthetic) through the HTTP API",
+    "jobs run": "runs a researcher's code on dummy data on their own machine",
+    "jobs submit": "goes through the HTTP API with the researcher's token (held there)",
+    "jobs status": "reads a job through the HTTP API (status, reasons, the dummy run's log)",
 }
 
 
@@ -152,6 +161,11 @@ def _requests(s: Scene) -> dict[str, Callable[[], Any]]:
             f"/ui/workspace/outputs/{out}/download"),
         "GET /ui/workspace/outputs/{output_id}/released": lambda: c.get(
             f"/ui/workspace/outputs/{out}/released"),
+        "POST /projects/{project_id}/pipeline-jobs": lambda: c.post(
+            f"/projects/{p}/pipeline-jobs", json={"action": "study", "code": JOB}),
+        "POST /ui/workspace/projects/{project_id}/jobs": lambda: c.post(
+            f"/ui/workspace/projects/{p}/jobs", data={"action": "study"},
+            files={"code": ("repo.zip", base64.b64decode(JOB), "application/zip")}),
     }
 
 

@@ -7,6 +7,7 @@ fails the test: a new endpoint cannot slip in without rules.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import shutil
@@ -37,8 +38,13 @@ from strongroom.watch.raising import raise_alert
 from strongroom.watch.signals import Signal, Subject
 from strongroom.watch.states import Severity
 from tests.access_world import INSIDE, OUTSIDE, PASSWORD, Clock, Member, World, build_world
+from tests.jobs_world import archive
 
 WHY = "the access committee approved it"  # every DP change gives its reason
+PIPELINE = ("version: 1\nactions:\n  study:\n    run: python a.py\n    outputs:\n"
+            "      notes: {path: output/notes.txt, kind: text}\n")
+JOB_CODE = archive({"project.yaml": PIPELINE, "a.py": "pass\n"})
+MISSING_SCRIPT = archive({"project.yaml": PIPELINE})
 
 pytestmark = pytest.mark.slow  # every endpoint × role × state
 
@@ -77,6 +83,7 @@ class Ids:
     released: str
     job: str  # a declared large job, for the approval route
     alert: str = ""  # a watch alert about the researcher holding a suspension, to appeal
+    pipeline_job: str = ""  # a researcher's job (queued, never run), for the jobs routes
 
 
 _n = itertools.count()
@@ -191,6 +198,16 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
         ("GET", "/projects/{project_id}/jobs"): lambda: (f"/projects/{p}/jobs", None),
         ("POST", "/watch/jobs/{job_id}/approve"): lambda: (f"/watch/jobs/{ids.job}/approve",
                                                            None),
+        # a pipeline whose script is missing: refused (400) once the caller may submit, so the
+        # matrix queues no job
+        ("POST", "/projects/{project_id}/pipeline-jobs"): lambda: (
+            f"/projects/{p}/pipeline-jobs",
+            {"action": "study", "code": base64.b64encode(MISSING_SCRIPT).decode()}),
+        ("GET", "/projects/{project_id}/pipeline-jobs"): lambda: (
+            f"/projects/{p}/pipeline-jobs", None),
+        ("GET", "/pipeline-jobs/{job_id}"): lambda: (f"/pipeline-jobs/{ids.pipeline_job}", None),
+        ("GET", "/pipeline-jobs/{job_id}/code"): lambda: (
+            f"/pipeline-jobs/{ids.pipeline_job}/code", None),
         ("GET", "/watch/alerts"): lambda: ("/watch/alerts?status=open&limit=10", None),
         ("GET", "/watch/alerts/{alert_id}"): lambda: (f"/watch/alerts/{ids.alert}", None),
         ("POST", "/watch/alerts/{alert_id}/acknowledge"): lambda: (
@@ -265,6 +282,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, I
     ids = Ids(world.project_id, victim_project.project.id, victim_inst.id, victim.person.id,
               pause.pause.id, token.token.id, r.person_id, *outputs, job.id)
     ids.alert = watch_alert(world, admin)
+    ids.pipeline_job = world.platform.jobs.submit(world.sign_in(r), world.project_id,
+                                                  JOB_CODE, "study").id
     world.platform.close()
     yield root, ids, world
 

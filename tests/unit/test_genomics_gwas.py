@@ -84,8 +84,9 @@ def test_linear_is_least_squares_on_each_variants_own_samples(data):
 def test_results_do_not_depend_on_the_chunks_or_threads(data):
     one = linear_gwas(_chunks(data["g"], M), data["y"], data["cov"])
     many = linear_gwas(reversed(_chunks(data["g"], 7)), data["y"], data["cov"], threads=3)
-    # BLAS may sum the float32 projections in another order for another chunk width
-    assert_frame_equal(one, many, rel_tol=1e-8, abs_tol=1e-12)
+    # BLAS may sum the float32 projections in another order for another chunk width (and
+    # another BLAS build: 1.3e-8 apart on one), within the float32 projection's own 1e-7
+    assert_frame_equal(one, many, rel_tol=1e-7, abs_tol=1e-12)
     one = logistic_gwas(_chunks(data["g"], M), data["case"], data["cov"])
     many = logistic_gwas(_chunks(data["g"], 9), data["case"], data["cov"], threads=2)
     assert_frame_equal(one, many, rel_tol=1e-9, abs_tol=1e-12)

@@ -108,3 +108,10 @@ def test_the_job_status_table_is_complete() -> None:
         for target in JobStatus:
             with pytest.raises(Exception, match="cannot become"):
                 move(ended.value, target)
+
+
+def test_anchors_and_long_files_are_refused() -> None:
+    bomb = ("version: 1\na: &a [x, x]\nb: &b [*a, *a]\nactions: {s: {run: python a.py, "
+            "outputs: {o: {path: output/o.txt, kind: text}}}}")
+    assert "anchors and aliases" in reasons(bomb, {"a.py"})[0]
+    assert "longer than" in reasons("#" * 70_000)[0]

@@ -24,7 +24,7 @@ TIMEOUT = 24 * 3600  # the sandbox's wall time is the limit that counts
 
 
 def main(path: str) -> int:
-    notebook = nbformat.read(path, as_version=4)
+    notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     manager = KernelManager(kernel_name="python3", transport="ipc",
                             ip=str(Path(tempfile.mkdtemp()) / "kernel"))
     # the kernel keeps the monitor's pipe (it reports the notebook's tries at the walls)

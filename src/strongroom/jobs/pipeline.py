@@ -33,6 +33,7 @@ from strongroom.errors import Invalid
 FILE = "project.yaml"
 OUTPUT_DIR = "output"
 MAX_ACTIONS = 50
+MAX_TEXT = 64 * 1024
 MAX_OUTPUTS = 50  # per action: many small outputs are a channel, and no study needs more
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")]
 _RUN = re.compile(r"(python|notebook) (\S+)")
@@ -125,7 +126,12 @@ class Pipeline(_Strict):
 def parse(text: str, files: Collection[str] = ()) -> Pipeline:
     """The pipeline in ``text``, with every problem named (``files``: the paths the code
     holds, to find scripts that are missing)."""
+    if len(text) > MAX_TEXT:
+        raise Invalid(f"{FILE} is longer than {MAX_TEXT:,} characters; a pipeline is short")
     try:
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise Invalid(f"{FILE} uses YAML anchors and aliases (& and *); write each action "
+                          "out in full")
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise Invalid(f"{FILE} is not YAML: {error}") from None

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from strongroom.access.authorize import authorize, reasons_against
 from strongroom.access.context import AccessContext, Principal
@@ -48,6 +48,7 @@ from strongroom.jobs.models import JobRow
 from strongroom.jobs.pipeline import FILE, Action, OutputKind, Pipeline, parse
 from strongroom.jobs.runner import Run
 from strongroom.jobs.states import ENDED, JobStatus, move
+from strongroom.outputs.models import OutputRow
 from strongroom.outputs.render import Format
 from strongroom.outputs.service import Measures, Outputs
 from strongroom.watch.history import Observation
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 FOLDER = "jobs"
 DUMMY_PARTICIPANTS = 1000
+MAX_WAITING = 3  # a person's jobs queued or running at once (jobs run one at a time)
 MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
 
@@ -131,6 +133,13 @@ class Jobs:
         pipeline = _pipeline(files)
         pipeline.action(action)
         pipeline.check_inputs(self._held(principal, project_id))
+        with self.ctx.transaction() as db:
+            waiting = db.scalar(select(func.count()).select_from(JobRow).where(
+                JobRow.requester == principal.person_id,
+                JobRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))) or 0
+        if waiting >= MAX_WAITING:
+            raise Conflict(f"you have {waiting} jobs queued or running, the most at once; "
+                           "submit this one when one of them has ended")
         row = JobRow(id=new_id("job"), project_id=project_id, requester=principal.person_id,
                      action=action, status=JobStatus.QUEUED.value, created_at=self.ctx.clock(),
                      code_sha256=hashlib.sha256(archive).hexdigest(),
@@ -376,10 +385,12 @@ class Jobs:
             for column in ("dummy_log", "walls", "usage", "outputs", "plan"):
                 setattr(stored, column, getattr(row, column))
             stored.reasons = reasons
+            digests = {name: db.scalar(select(OutputRow.sha256).where(OutputRow.id == oid))
+                       for name, oid in row.outputs.items()}
             self.ctx.record(EventType.JOB_ENDED, principal, row.id, {
                 "project": row.project_id, "status": status.value, "reasons": reasons,
-                "walls": row.walls, "outputs": row.outputs, "code_sha256": row.code_sha256,
-                "usage": row.usage})
+                "walls": row.walls, "outputs": row.outputs, "output_sha256": digests,
+                "code_sha256": row.code_sha256, "usage": row.usage})
             db.flush()
             db.expunge(stored)
         return stored

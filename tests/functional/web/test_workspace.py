@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from itertools import count
+from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 from sqlalchemy import select
 
@@ -25,6 +27,7 @@ from strongroom.access.models import Person
 from strongroom.demo_story import SMALL_CELLS_TO_PEOPLE
 from strongroom.demo_world import DemoLogin
 from strongroom.enclave import service
+from strongroom.jobs import sandbox
 from strongroom.outputs.verdicts import Verdict
 from strongroom.privacy import budget
 from tests.functional.web.conftest import Console, fresh_code, new_person, screenshot, sign_in
@@ -309,3 +312,66 @@ def test_an_output_checker_cannot_open_the_workspace(page: Page, console: Consol
     expect(checker.get_by_role("heading", name="Not allowed")).to_be_visible()
     expect(checker.get_by_role("alert")).to_contain_text("the Workspace pages are for")
     assert not refusals
+
+
+JOB_YAML = """version: 1
+actions:
+  study:
+    run: python analysis/study.py
+    inputs: [people]
+    outputs:
+      by_sex: {path: output/by_sex.csv, kind: table}
+      figure: {path: output/figure.png, kind: figure}
+"""
+JOB_SCRIPT = """import matplotlib.pyplot as plt
+from strongroom import sdc
+
+frame = sdc.read("people")
+print("rows read:", len(frame))
+sdc.frequency("by_sex", "people", "sex")
+plt.hist(frame.birth_year, bins=10)
+plt.savefig("output/figure.png")
+"""
+
+
+def test_a_job_from_upload_to_the_checkers_who_see_its_code(
+        browser: Browser, console: Console, as_role: Callable[[str], Page],
+        tmp_path: Path) -> None:
+    if sandbox.unavailable():
+        pytest.skip(str(sandbox.unavailable()))
+    me = new_person(console, "researcher")
+    project_id, title = own_project(console, me)
+    console.platform.outputs.define(principal_of(console, me), project_id, "people",
+                                    "SELECT pid, p31 AS sex, p34 AS birth_year FROM participants")
+    repo = tmp_path / "repo.zip"
+    with zipfile.ZipFile(repo, "w") as z:
+        z.writestr("project.yaml", JOB_YAML)
+        z.writestr("analysis/study.py", JOB_SCRIPT)
+    with another_page(browser) as mine:
+        sign_in(mine, console, me)
+        open_project(mine, console, title)
+        mine.get_by_text("Run a job").click()
+        mine.get_by_label("The repository, as a zip").set_input_files(str(repo))
+        mine.get_by_label("Action").fill("study")
+        mine.get_by_role("button", name="Run it").click()
+        for _ in range(60):  # the job runs in the background: the page is reloaded to follow
+            if mine.get_by_test_id("job-status").inner_text() in ("finished", "failed",
+                                                                 "refused"):
+                break
+            mine.wait_for_timeout(500)
+            mine.reload()
+        expect(mine.get_by_test_id("job-status")).to_have_text("finished")
+        expect(mine.get_by_test_id("job-log")).to_contain_text("rows read: 1000")  # dummy
+        expect(mine.get_by_test_id("job-outputs")).to_contain_text("your code")
+        screenshot(mine, "workspace-job")
+        mine.get_by_role("link", name="figure").click()
+        mine.get_by_label("Justification").fill("the distribution of birth years, figure 1")
+        mine.get_by_role("button", name="Request release").click()
+        expect(mine.get_by_test_id("status")).to_have_text("waiting for two output checkers")
+        figure_id = mine.url.split("/outputs/")[1].split("?")[0]
+
+        checker = as_role("output-checker")
+        checker.goto(console.base + f"/ui/checks/outputs/{figure_id}")
+        expect(checker.get_by_test_id("job-figure")).to_be_visible()
+        expect(checker.get_by_test_id("job-code")).to_contain_text("plt.hist(frame.birth_year")
+        screenshot(checker, "checks-job-figure")

@@ -15,6 +15,7 @@ import base64
 import csv
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from strongroom.access import projects
 from strongroom.access.context import Principal
 from strongroom.access.permissions import Action
 from strongroom.enclave.analyses.frame import TOTAL
+from strongroom.enclave.results import AnalysisKind
 from strongroom.errors import Invalid, ServiceError
 from strongroom.outputs import requests
 from strongroom.outputs.requests import MIN_REJECTION, OutputView
@@ -41,6 +43,8 @@ from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
 
 router = APIRouter(include_in_schema=False)
 Checker = Annotated[Principal, Depends(section("Output checks"))]
+JOB_FILE = AnalysisKind.JOB_FILE.value
+MAX_TEXT_SHOWN = 200_000  # characters of a job's own text file or code shown on the page
 
 APPROVALS_NEEDED = 2  # the workflow's rule (outputs/states.py): two different checkers
 MAX_CELLS_SHOWN = 2000  # a table of aggregates; more is cut with a note
@@ -259,8 +263,18 @@ def queue(request: Request, who: Checker, ctx: Access) -> Response:
                   me=who.person_id, needed_total=APPROVALS_NEEDED)
 
 
-def _content(ctx: Access, who: Principal, view: OutputView) -> tuple[Table | None, list[str]]:
-    """The bytes under review as a table, or why they are not shown."""
+@dataclass(frozen=True)
+class JobFile:
+    """A file a job wrote by itself, as a checker sees it: the image, or the text."""
+
+    image: str | None  # a data: URI (shown in <img>, which runs nothing in an SVG)
+    text: str | None
+
+
+def _content(ctx: Access, who: Principal, view: OutputView
+             ) -> tuple[Table | JobFile | None, list[str]]:
+    """The bytes under review as a table (a job's own file: as it is), or why they are not
+    shown."""
     if view.status not in AWAITING_REVIEW:
         return None, [f"the output is {STATUS_WORDS[view.status]}: checkers see its content "
                       f"only while it waits for review"]
@@ -268,7 +282,26 @@ def _content(ctx: Access, who: Principal, view: OutputView) -> tuple[Table | Non
         found = requests.content_for_review(ctx, who, view.output.id)
     except ServiceError as exc:
         return None, exc.reasons
+    if view.output.kind == JOB_FILE:
+        if found.media_type.startswith("image/"):
+            encoded = base64.b64encode(found.payload).decode()
+            return JobFile(f"data:{found.media_type};base64,{encoded}", None), []
+        return JobFile(None, found.payload[:MAX_TEXT_SHOWN].decode(errors="replace")), []
     return table_of(found.payload, found.media_type, "Counts in this output"), []
+
+
+def _code(request: Request, who: Principal, view: OutputView) -> list[tuple[str, str]]:
+    """The code of the job that wrote a file, file by file (for a job's own file only)."""
+    job = view.output.spec.get("job") if view.output.kind == JOB_FILE else None
+    if not isinstance(job, str):
+        return []
+    try:
+        archive = request.app.state.platform.jobs.code(who, job)
+    except ServiceError as exc:
+        return [("(not shown)", "; ".join(exc.reasons))]
+    with zipfile.ZipFile(io.BytesIO(archive)) as files:
+        return [(name, files.read(name)[:MAX_TEXT_SHOWN].decode(errors="replace"))
+                for name in sorted(files.namelist())]
 
 
 def _output_page(request: Request, who: Principal, ctx: Access, output_id: str, *,
@@ -279,6 +312,7 @@ def _output_page(request: Request, who: Principal, ctx: Access, output_id: str, 
     # the notice of a decision, while it is still this checker's latest word on the output
     notice = NOTICES.get(done or "") if mine and _outcome(view) == done else None
     table, hidden = _content(ctx, who, view)
+    code = _code(request, who, view) if view.status in AWAITING_REVIEW else []
     may_review = output_id in {v.output.id for v in requests.list_outputs(
         ctx, who, view.output.project_id, queue=True)}
     return render(request, "checks/output.html", who, status=status,
@@ -287,7 +321,8 @@ def _output_page(request: Request, who: Principal, ctx: Access, output_id: str, 
                   hidden=hidden, may_review=may_review, errors=errors or [],
                   comment=comment, notice=notice, me=who.person_id,
                   spec=json.dumps(view.output.spec, indent=1, sort_keys=True),
-                  min_rejection=MIN_REJECTION)
+                  min_rejection=MIN_REJECTION, code=code,
+                  job_file=table if isinstance(table, JobFile) else None)
 
 
 @router.get(PREFIX + "/checks/outputs/{output_id}", openapi_extra=acts(Action.OUTPUT_READ))

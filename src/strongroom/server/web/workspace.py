@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from strongroom.access import projects
 from strongroom.access.context import Principal
@@ -25,6 +26,9 @@ from strongroom.enclave import service
 from strongroom.enclave.analyses.spec import KINDS
 from strongroom.enclave.results import AnalysisKind
 from strongroom.errors import Invalid, ServiceError
+from strongroom.jobs.code import MAX_ARCHIVE
+from strongroom.jobs.service import Jobs
+from strongroom.jobs.states import ENDED, JobStatus
 from strongroom.outputs import requests
 from strongroom.outputs.render import Format
 from strongroom.outputs.requests import MIN_JUSTIFICATION
@@ -33,6 +37,8 @@ from strongroom.outputs.verdicts import Verdict
 from strongroom.privacy.budget import show
 from strongroom.server.metering import measuring
 from strongroom.server.routes.enclave import Work
+from strongroom.server.routes.jobs import Work as JobsWork
+from strongroom.server.routes.jobs import jobs_of
 from strongroom.server.routes.privacy import Dp
 from strongroom.server.security import acts, measure
 from strongroom.server.statuses import status_of
@@ -159,7 +165,7 @@ def _budget(dp: Dp, who: Principal, project_id: str) -> dict[str, Any]:
                                   unit=" ε")}
 
 
-def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp,
+def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp, jobs: Jobs,
                      project_id: str) -> dict[str, Any]:
     found = projects.read(ctx, who, project_id)
     try:
@@ -168,6 +174,7 @@ def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp,
         definitions, refused = [], exc.reasons
     outputs = [describe(v) for v in requests.list_outputs(ctx, who, project_id, limit=200)]
     return {"project": found.project, "members": found.members, "fields": found.fields,
+            "jobs": jobs.of_project(who, project_id)[:50],
             "definitions": definitions, "refused": refused, "outputs": outputs,
             "released": [o for o in outputs if o["status"] == OutputStatus.RELEASED],
             "kinds": ALL_KINDS, "fills": {k: _takes(k) for k in FILLS}, "formats": FORMATS,
@@ -177,11 +184,13 @@ def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp,
 def _project_page(request: Request, who: Principal, ctx: Access, work: Work, dp: Dp,
                   project_id: str, *, status: int = 200, **extra: Any) -> Response:
     context = {"definition": {"name": "", "sql": ""}, "definition_errors": [],
+               "job_errors": [], "job_action": "",
                "analysis": {"kind": "frequency", "definition": "", "variables": "",
                             "sql": "", "options": "", "format": "json"},
                "analysis_errors": [], "notice": None, **extra}
     return render(request, "workspace/project.html", who, status=status,
-                  **_project_context(who, ctx, work, dp, project_id), **context)
+                  **_project_context(who, ctx, work, dp, jobs_of(request), project_id),
+                  **context)
 
 
 def waiting(ctx: Access, who: Principal) -> list[Waiting]:
@@ -251,6 +260,41 @@ def analyse(request: Request, project_id: str, who: Researcher, ctx: Access, wor
                              analysis_errors=exc.reasons)
     return RedirectResponse(f"{HOME}/outputs/{view.output.id}?done=analysed",
                             status_code=303)
+
+
+@router.post(HOME + "/projects/{project_id}/jobs", openapi_extra=acts(Action.DATA_ANALYSE))
+async def submit_job(request: Request, project_id: str, who: Researcher, ctx: Access,
+                     work: Work, dp: Dp, jobs: JobsWork) -> Response:
+    """Run an action of the uploaded repository (a zip) as a job; its page follows it."""
+    form = await request.form(max_files=1, max_fields=4)
+    action, code = str(form.get("action") or "").strip(), form.get("code")
+    problems = [m for m, bad in (("name the action of project.yaml to run", not action),
+                                 ("choose the repository's zip", not hasattr(code, "read")))
+                if bad]
+    try:
+        if problems:
+            raise Invalid(problems)
+        archive = await code.read(MAX_ARCHIVE + 1)  # type: ignore[union-attr]
+        measure(request, project_id=project_id)  # the limits are held by the service
+        job = await run_in_threadpool(jobs.start, who, project_id, archive, action)
+    except ServiceError as exc:
+        await form.close()
+        return await run_in_threadpool(
+            _project_page, request, who, ctx, work, dp, project_id, status=status_of(exc),
+            job_errors=exc.reasons, job_action=action)
+    await form.close()
+    return RedirectResponse(f"{HOME}/jobs/{job.id}", status_code=303)
+
+
+@router.get(HOME + "/jobs/{job_id}", openapi_extra=acts(Action.PROJECT_READ))
+def job_page(request: Request, job_id: str, who: Researcher, ctx: Access,
+             jobs: JobsWork) -> Response:
+    """A job: its status, reasons, the dummy run's log, and its outputs with their verdicts."""
+    job = jobs.get(who, job_id)
+    outputs = {name: describe(requests.read(ctx, who, output_id))
+               for name, output_id in job.outputs.items()}
+    return render(request, "workspace/job.html", who, job=job, outputs=outputs,
+                  ended=JobStatus(job.status) in ENDED)
 
 
 @router.get(HOME + "/projects/{project_id}/dummy", openapi_extra=acts(Action.DATA_ANALYSE))
