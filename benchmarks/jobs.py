@@ -24,9 +24,11 @@ import textwrap
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from strongroom.access import projects
 from strongroom.attacks.world import AttackWorld
+from strongroom.errors import Conflict
 from strongroom.jobs import runner, sandbox
 from strongroom.jobs.pipeline import parse
 
@@ -35,8 +37,10 @@ STUDY_SQL = (
     "SELECT p.pid, p.p31 AS sex, 2008 - p.p34 AS age, p.p21001_i0 AS bmi, "
     "p.p189 AS deprivation, p.p20116_i0 AS smoking, "
     "CASE WHEN p.p2443_i0 = 1 THEN 1 ELSE 0 END AS diabetes, "
-    "(coalesce(d.died, DATE '2023-01-01') - p.p53_i0) / 365.25 AS years, "
-    "CASE WHEN d.died IS NULL THEN 0 ELSE 1 END AS died "
+    # follow-up to death or twelve years, whichever is first
+    "least((coalesce(d.died, DATE '2023-01-01') - p.p53_i0) / 365.25, 12) AS years, "
+    "CASE WHEN d.died IS NOT NULL AND d.died - p.p53_i0 <= 12 * 365.25 THEN 1 ELSE 0 END "
+    "AS died "
     "FROM participants p LEFT JOIN (SELECT pid, min(date) AS died FROM deaths GROUP BY pid) d "
     "ON p.pid = d.pid "
     "WHERE p.p21001_i0 IS NOT NULL AND p.p189 IS NOT NULL AND p.p20116_i0 >= 0")
@@ -86,6 +90,27 @@ ax.set_xlabel("years since recruitment")
 plt.savefig("output/km.png", dpi=100)
 print("fitted", len(frame), "participants")
 """
+
+# the same study as a researcher would run it on their own machine with the rows in hand:
+# the four outputs strongroom.sdc asks the platform for, computed here with pandas,
+# statsmodels and lifelines (the anchor: no sandbox, no dummy run, no check)
+PLAIN = STUDY.replace("from strongroom import sdc\n", "").replace(
+    'frame = sdc.read("study")', 'frame = pd.read_parquet("inputs/study.parquet")').replace(
+    '''sdc.summary("table1_numeric", "study", ["age", "bmi", "deprivation"])
+sdc.crosstab("table1_smoking", "study", rows="smoking", columns="diabetes")
+sdc.logistic("diabetes_model", "study", outcome="diabetes",
+             covariates=["bmi", "age", "sex", "deprivation"], categorical=["sex"])
+sdc.kaplan_meier("survival", "study", time="years", event="died", group="smoking",
+                 interval=2)''', '''numeric = frame[["age", "bmi", "deprivation"]].describe().T
+numeric.to_csv("output/table1_numeric.csv")
+pd.crosstab(frame.smoking, frame.diabetes, margins=True).to_csv("output/table1_smoking.csv")
+main = smf.logit("diabetes ~ bmi + age + C(sex) + deprivation", data=frame).fit(disp=0)
+main.summary2().tables[1].to_json("output/diabetes_model.json")
+grid = range(2, 13, 2)
+survival = {s: KaplanMeierFitter().fit(g.years, g.died).survival_function_at_times(grid)
+            for s, g in frame.groupby("smoking")}
+pd.DataFrame(survival).to_csv("output/survival.csv")''')
+assert "sdc." not in PLAIN
 
 
 def main() -> None:
@@ -141,16 +166,64 @@ def main() -> None:
 
         pipeline = parse(PROJECT_YAML, files)
         started = time.perf_counter()
-        plain = runner.chain(pipeline, ["study"], files, outside_root, write,
-                             limits=sandbox.Limits(), name="outside",
-                             runs_in=runner.unsandboxed)
+        same = runner.chain(pipeline, ["study"], files, outside_root / "same", write,
+                            limits=sandbox.Limits(), name="outside",
+                            runs_in=runner.unsandboxed)
         outside = time.perf_counter() - started
+        assert same[-1].ending.ok, same[-1].log()[-2000:]
+        plain_files = {**files, "analysis/study.py": textwrap.dedent(PLAIN).encode()}
+        started = time.perf_counter()
+        plain = runner.chain(pipeline, ["study"], plain_files, outside_root / "plain", write,
+                             limits=sandbox.Limits(), name="plain", runs_in=runner.unsandboxed)
+        by_hand = time.perf_counter() - started
         assert plain[-1].ending.ok, plain[-1].log()[-2000:]
-        print(f"the same script outside the sandbox: {outside:.1f} s "
-              f"(script {plain[-1].ending.seconds:.1f} s)")
-        print(f"{len(frame):,} participants: submit to checked outputs {inside:.1f} s; outside "
-              f"{outside:.1f} s; ratio {inside / outside:.2f} (target ≤ 1.5)")
+        print(f"outside the sandbox: the same script {outside:.1f} s (its sdc calls only "
+              f"plan); the same study computed by hand {by_hand:.1f} s")
+        print(f"{len(frame):,} participants: submit to checked outputs {inside:.1f} s (runs "
+              f"side by side: real {job.usage['seconds']} s, dummy {job.usage['dummy_seconds']}"
+              f" s; the plan and own files checked {job.usage.get('check_seconds')} s); "
+              f"ratio {inside / outside:.2f} to the same script, {inside / by_hand:.2f} to "
+              f"the study by hand (target ≤ 1.5)")
+        release(world, who, job.outputs)
         world.close()
+
+
+def release(world: AttackWorld, who: Any, outputs: dict[str, str]) -> None:
+    """Ask for each output's release; two output checkers approve what waits for them."""
+    platform = world.platform
+    checkers = [world.staff("output-checker") for _ in range(2)]
+    shown = {}
+    for name, output_id in outputs.items():
+        try:
+            view = platform.outputs.request_release(
+                who, output_id, "the study's figure 1 and its spline model, for the paper")
+        except Conflict:
+            # the ledger refused it against an output released a moment before (a total
+            # repeated): asked again, the check hides the repeated cell, as for any analysis
+            again = platform.outputs.analyse(who, project_of(platform, output_id),
+                                             spec_of(platform, output_id))
+            view = platform.outputs.request_release(who, again.output.id)
+            name += " (asked again)"
+        if view.status.value == "under_review":
+            for checker in checkers:
+                view = platform.outputs.review(checker, output_id, True,
+                                               "read beside the code: aggregates only")
+        shown[name] = view.status.value
+    print(f"after release: {shown}")
+
+
+def project_of(platform: Any, output_id: str) -> str:
+    from strongroom.outputs.models import OutputRow
+
+    with platform.access.transaction() as db:
+        return str(db.get(OutputRow, output_id).project_id)
+
+
+def spec_of(platform: Any, output_id: str) -> dict[str, Any]:
+    from strongroom.outputs.models import OutputRow
+
+    with platform.access.transaction() as db:
+        return dict(db.get(OutputRow, output_id).spec)
 
 
 def _verdict(platform: object, output_id: str) -> str:

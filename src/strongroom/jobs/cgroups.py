@@ -11,7 +11,10 @@ hierarchies. Where neither can be written, :func:`available` says why, and jobs 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +55,12 @@ class Group:
                      _keyed(pids / "pids.events").get("max", 0) > 0)
 
     def stop(self) -> None:
-        """Kill whatever is left in the groups."""
-        for _ in range(50):
+        """Kill whatever is left in the groups (v2: the kernel's cgroup.kill, at once)."""
+        for d in self.dirs:
+            if (d / "cgroup.kill").exists():
+                with contextlib.suppress(OSError):
+                    (d / "cgroup.kill").write_text("1")
+        for _ in range(100):
             alive = [int(p) for d in self.dirs
                      for p in _read(d / "cgroup.procs").split() if p.strip()]
             if not alive:
@@ -64,15 +71,31 @@ class Group:
             time.sleep(0.02)
 
     def remove(self) -> None:
-        for d in self.dirs:
-            with contextlib.suppress(OSError):
-                d.rmdir()
+        """Remove the groups once their last process is gone: killed processes leave them
+        when their new parent reaps them, which can take a while on a busy machine, so a
+        group still busy is removed by a thread that keeps trying."""
+        if not self._removed(tries=40):
+            threading.Thread(target=self._removed, kwargs={"tries": 600}, daemon=True,
+                             name="cgroup-cleanup").start()
+
+    def _removed(self, tries: int) -> bool:
+        for _ in range(tries):
+            self.stop()
+            for d in self.dirs:
+                with contextlib.suppress(OSError):  # gone already, or still busy
+                    d.rmdir()
+            if not any(d.exists() for d in self.dirs):
+                return True
+            time.sleep(0.25)
+        return False
 
 
+@functools.cache
 def available() -> str | None:
-    """Why jobs' groups cannot be made here (None: they can)."""
+    """Why jobs' groups cannot be made here (None: they can); asked once a process."""
     try:
-        group = make("strongroom-probe-" + str(os.getpid()), memory=1 << 30, processes=8)
+        group = make(f"strongroom-probe-{os.getpid()}-{secrets.token_hex(4)}",
+                     memory=1 << 30, processes=8)
     except OSError as error:
         return (f"control groups cannot be written here ({error}); a job's processes and "
                 "memory would not be held, so jobs are refused. Run Strongroom where cgroup v2 "

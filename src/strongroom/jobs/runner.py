@@ -45,8 +45,10 @@ class Run:
     problems: list[str] = field(default_factory=list)  # plan lines that were not plans
 
     def outcome(self) -> tuple[Any, ...]:
-        """What a researcher could tell apart: ended well or not, the plan, which files."""
-        return (self.ending.ok, json.dumps(self.plan, sort_keys=True), sorted(self.files))
+        """What a researcher could tell apart: ended well or not, the plan, which files, the
+        limits met and walls tried."""
+        return (self.ending.ok, json.dumps(self.plan, sort_keys=True), sorted(self.files),
+                sorted(self.ending.walls))
 
     def log(self) -> str:
         return (self.ending.stdout.decode(errors="replace")
