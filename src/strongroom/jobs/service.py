@@ -240,19 +240,30 @@ class Jobs:
         alike = False
         try:
             read: dict[str, int] = {}
-            # the two runs side by side (they are independent; a job's time is their longer)
-            with runner.scratch(row.id) as scratch, ThreadPoolExecutor(2) as pool:
+            action = pipeline.actions[row.action]
+            # the two runs side by side (they are independent), and the dummy run's plan
+            # carried out while the real run goes on: it depends on the dummy data alone
+            with runner.scratch(row.id) as scratch, ThreadPoolExecutor(3) as pool:
                 dummy_run = pool.submit(runner.chain, pipeline, chain, files, scratch / "dummy",
                                         self._dummy_inputs(where, pipeline, chain),
                                         limits=self.limits, name=f"strongroom-{row.id}-dummy")
                 real_run = pool.submit(runner.chain, pipeline, chain, files, scratch / "real",
                                        self._real_inputs(where, read),
                                        limits=self.limits, name=f"strongroom-{row.id}-real")
-                dummy, real = dummy_run.result(), real_run.result()
+                dummy = dummy_run.result()
+                row.plan = dummy[-1].plan[:MAX_PLAN] if dummy[-1].ending.ok else []
+                started = time.monotonic()
+                planning = (pool.submit(self._planned, row, principal, action, dummy[-1].plan)
+                            if dummy[-1].ending.ok else None)
+                real = real_run.result()
+                planned: tuple[dict[str, str], list[str]] = (
+                    planning.result() if planning is not None else ({}, []))
+                row.usage["check_seconds"] = round(time.monotonic() - started, 3)
+            row.outputs.update(planned[0])
             self._keep_log(row, real)
             self._meter(row, principal, dummy + real)
             row.dummy_log = dummy[-1].log()
-            row.usage = {"rows": read.get("rows", 0),
+            row.usage |= {"rows": read.get("rows", 0),
                          "seconds": round(sum(r.ending.seconds for r in real), 3),
                          "dummy_seconds": round(sum(r.ending.seconds for r in dummy), 3),
                          "memory_peak": max(r.ending.memory_peak for r in real)}
@@ -273,13 +284,12 @@ class Jobs:
                     "from those on the dummy data: which analyses a job asks for must not "
                     "depend on the participants' values",
                     f"on the dummy data: {_plan_words(dummy[-1].plan)}",
-                    f"on the real data: {_plan_words(real[-1].plan)}"]
-            started = time.monotonic()
-            try:
-                return self._release(row, principal, pipeline.actions[row.action], dummy[-1],
-                                     real[-1], files)
-            finally:
-                row.usage["check_seconds"] = round(time.monotonic() - started, 3)
+                    f"on the real data: {_plan_words(real[-1].plan)}",
+                    *(["the dummy run's plan was carried out as for any job (it depends on no "
+                       "participant's value); nothing of the real run's own files is kept"]
+                      if row.outputs else [])]
+            return JobStatus.FINISHED, [*planned[1], *self._own(row, principal, action,
+                                                                  dummy[-1], real[-1])]
         finally:
             if alike:
                 with self.ctx.transaction() as db:
@@ -313,13 +323,13 @@ class Jobs:
 
     # -- outputs --------------------------------------------------------------------------------
 
-    def _release(self, row: JobRow, principal: Principal, action: Action, dummy: Run,
-                 real: Run, files: dict[str, bytes]) -> tuple[JobStatus, list[str]]:
-        """The planned outputs through the output service; the job's own files to the output
-        checkers; nothing else."""
+    def _planned(self, row: JobRow, principal: Principal, action: Action,
+                 plan: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
+        """The dummy run's plan through the output service: each planned output, by name,
+        and what could not be made."""
+        outputs: dict[str, str] = {}
         reasons: list[str] = []
-        planned = {item["output"] for item in dummy.plan}
-        for item in dummy.plan[:MAX_PLAN]:
+        for item in plan[:MAX_PLAN]:
             name = item["output"]
             declared = action.outputs.get(name)
             if declared is None or declared.kind not in (OutputKind.TABLE, OutputKind.MODEL):
@@ -334,9 +344,17 @@ class Jobs:
             except (Invalid, DataRefusal, Refused) as refusal:
                 reasons += [f"sdc output {name!r}: {r}" for r in _reasons(refusal)]
                 continue
-            row.outputs[name] = view.output.id
-        if len(dummy.plan) > MAX_PLAN:
+            outputs[name] = view.output.id
+        if len(plan) > MAX_PLAN:
             reasons.append(f"only the first {MAX_PLAN} planned outputs were run")
+        return outputs, reasons
+
+    def _own(self, row: JobRow, principal: Principal, action: Action, dummy: Run,
+             real: Run) -> list[str]:
+        """The files the job wrote itself, declared and not planned, to the output checkers;
+        what could not be kept."""
+        reasons: list[str] = []
+        planned = {item["output"] for item in dummy.plan}
         for name, declared in action.outputs.items():
             if name in planned or declared.kind is OutputKind.INTERNAL:
                 continue
@@ -354,7 +372,7 @@ class Jobs:
                 reasons += [f"output {name!r}: {r}" for r in _reasons(refusal)]
                 continue
             row.outputs[name] = view.output.id
-        return JobStatus.FINISHED, reasons
+        return reasons
 
     # -- ending -------------------------------------------------------------------------------
 

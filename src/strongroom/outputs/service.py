@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import yaml
 from pyroaring import BitMap
 from sqlalchemy import select, update
@@ -754,6 +755,7 @@ def _without_labels(finding: Finding) -> Finding:
 MAX_ROUNDS = 4  # hide what differences, check again; a clash left after this many blocks
 
 
+
 def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
            eids: MasterIds, key: bytes, few: int
            ) -> tuple[Contributors, list[int], list[int | None]]:
@@ -761,10 +763,19 @@ def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
     cell each group comes from, and the cell each statistic is (None: a fit's variable)."""
     shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
     valued: list[int | None] = [i for i in shown if result.cells[i].values is not None]
-    vectors = [Vector.of(_label(result, i), eids(result.cells[i].contributors),
-                         np.asarray(result.cells[i].values),
-                         kind_of(result.cells[i].kind.value, result.cells[i].level))
-               for i in valued if i is not None]
+    # the cells of one statistic's group share their participants: mapped and sorted once
+    mapped: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]] = {}
+    vectors = []
+    for i in shown:
+        cell = result.cells[i]
+        if cell.values is None:
+            continue
+        if id(cell.contributors) not in mapped:
+            found = eids(cell.contributors)
+            mapped[id(cell.contributors)] = (found, contributions.sorting(found))
+        ids, order = mapped[id(cell.contributors)]
+        vectors.append(Vector.of(_label(result, i), ids, np.asarray(cell.values),
+                                 kind_of(cell.kind.value, cell.level), order=order))
     # a fit's variables leave through its shown figures: none shown (a survival table that
     # ends before its first interval), none to difference
     for name, (pids, values) in sorted(result.vectors.items() if shown else ()):
