@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,19 @@ pd.DataFrame(survival).to_csv("output/survival.csv")''')
 assert "sdc." not in PLAIN
 
 
+# as `strongroom jobs run study --dummy` writes it on the researcher's machine
+PLAN = [{"output": o, "analysis": a} for o, a in [
+    ("table1_numeric", {"kind": "summary", "definition": "study",
+                        "variables": ["age", "bmi", "deprivation"]}),
+    ("table1_smoking", {"kind": "crosstab", "definition": "study", "rows": "smoking",
+                        "columns": "diabetes"}),
+    ("diabetes_model", {"kind": "logistic", "definition": "study", "outcome": "diabetes",
+                        "covariates": ["bmi", "age", "sex", "deprivation"],
+                        "categorical": ["sex"]}),
+    ("survival", {"kind": "kaplan_meier", "definition": "study", "time": "years",
+                  "event": "died", "group": "smoking", "interval": 2})]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=500_000)
@@ -137,7 +151,8 @@ def main() -> None:
             fields=FIELDS).project.id
         platform.outputs.define(who, project_id, "study", STUDY_SQL)
         files = {"project.yaml": PROJECT_YAML.encode(),
-                 "analysis/study.py": textwrap.dedent(STUDY).encode()}
+                 "analysis/study.py": textwrap.dedent(STUDY).encode(),
+                 "plans/study.json": json.dumps(PLAN).encode()}
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             for path, data in files.items():

@@ -4,6 +4,7 @@ dataset definition ``cohort``, and helpers to submit a repository of files and r
 from __future__ import annotations
 
 import io
+import json
 import textwrap
 import zipfile
 from pathlib import Path
@@ -48,10 +49,18 @@ def archive(files: dict[str, str | bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def planned(*items: tuple[str, dict[str, object]]) -> str:
+    """plans/ACTION.json as `strongroom jobs run --dummy` writes it: (output, analysis)."""
+    return json.dumps([{"output": o, "analysis": a} for o, a in items])
+
+
 def run_job(world: World, files: dict[str, str | bytes], action: str = "study",
             who: Principal | None = None) -> JobRow:
+    """Submit and run ``files``; with no plan among them, the plan submitted is empty (the
+    script asks for no sdc output)."""
     assert world.researcher is not None
     me = who or world.sign_in(world.researcher)
     jobs = world.platform.jobs
+    files = {f"plans/{action}.json": "[]", **files}
     job = jobs.submit(me, world.project_id, archive(files), action)
     return jobs.run(job.id, me)

@@ -8,6 +8,7 @@ from inside its sandbox (the wall holds, and the security team is alerted).
 from __future__ import annotations
 
 import io
+import json
 import textwrap
 import zipfile
 
@@ -56,8 +57,12 @@ def job_tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourS
         return [TourStop("a job of the researcher's own code", "not run", "no sandbox",
                          problem)]
     project_id = world.projects[0][0]
-    job = platform.jobs.submit(who, project_id, _zip({"project.yaml": PROJECT_YAML,
-                                                      "analysis/study.py": STUDY}), "study")
+    job = platform.jobs.submit(who, project_id, _zip({
+        "project.yaml": PROJECT_YAML, "analysis/study.py": STUDY,
+        # as `strongroom jobs run study --dummy` writes it on the researcher's machine
+        "plans/study.json": json.dumps([{"output": "smoking_by_sex", "analysis": {
+            "kind": "crosstab", "definition": "base", "rows": "smoking", "columns": "sex"}}])}),
+        "study")
     job = platform.jobs.run(job.id, who)
     stops = []
     for name, what in (("smoking_by_sex", "a job's crosstab, asked for through strongroom.sdc"),
@@ -80,7 +85,7 @@ def job_tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourS
             "      smoking_by_sex: {path: output/smoking_by_sex.csv, kind: table}\n"
             "      bmi: {path: output/bmi.png, kind: figure}",
             "      notes: {path: output/notes.txt, kind: text}"),
-        "analysis/study.py": NETWORK}), "study")
+        "analysis/study.py": NETWORK, "plans/study.json": "[]"}), "study")
     hostile = platform.jobs.run(hostile.id, who)
     stops.append(TourStop("a job that tries to reach the internet from its sandbox",
                           hostile.status, "walls tried: " + (", ".join(hostile.walls) or "none"),

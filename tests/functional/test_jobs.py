@@ -98,13 +98,14 @@ def test_a_job_from_dummy_data_to_released_outputs(jobs_server: Server, tmp_path
     assert status == 0, err
     assert "participants: 1000" in out and "planned: by_sex" in out
     assert (repo / "output" / "bmi.png").exists()
+    assert json.loads((repo / "plans" / "study.json").read_text())[0]["output"] == "by_sex"
 
     status, out, err = cli("jobs", "submit", "study", "--project", project, *where,
                            "--repo", str(repo), "--wait", cwd=repo)
     assert status == 0, err
     job = json.loads(out)
     assert job["status"] == "finished", job["reasons"]
-    assert "participants: 1000" in job["dummy_log"]  # the dummy run's log; the real stays in
+    assert "dummy_log" not in job  # both runs' logs stay inside: it was read at home
     assert set(job["outputs"]) == {"by_sex", "bmi"}, job["reasons"]
 
     with server.client(SOURCE, token=token) as researcher:

@@ -14,6 +14,7 @@ import ast
 import io
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,11 +27,12 @@ from sqlalchemy import select
 from strongroom.errors import Invalid
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
+from strongroom.outputs import requests
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.verdicts import Verdict
 from strongroom.watch.models import AlertRow
 from tests.access_world import World
-from tests.jobs_world import LIMITS, build_jobs_world, pipeline, run_job
+from tests.jobs_world import LIMITS, archive, build_jobs_world, pipeline, planned, run_job
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
                                 reason=str(sandbox.unavailable()))
@@ -56,9 +58,10 @@ def limits(world: World) -> Iterator[None]:
     world.platform.jobs.limits = LIMITS
 
 
-def job(world: World, script: str, outputs: str = TEXT, **more: str | bytes) -> JobRow:
+def job(world: World, script: str, outputs: str = TEXT, plan: str = "[]",
+        **more: str | bytes) -> JobRow:
     return run_job(world, {"project.yaml": pipeline(outputs), "analysis/study.py": script,
-                           **more})
+                           "plans/study.json": plan, **more})
 
 
 def truth(world: World) -> tuple[set[str], list[float]]:
@@ -70,14 +73,17 @@ def truth(world: World) -> tuple[set[str], list[float]]:
 
 
 def seen(world: World, row: JobRow) -> str:
-    """Everything about a job its researcher can read: status, reasons, walls, the dummy run's
-    log, and each output's released bytes (none are released without the checkers)."""
+    """Everything about a job its researcher can read: status, reasons, walls, the plan, each
+    output's report as they may read it, and each output's released bytes (none are released
+    without the checkers)."""
     text = json.dumps({"status": row.status, "reasons": row.reasons, "walls": row.walls,
-                       "log": row.dummy_log, "plan": row.plan})
+                       "plan": row.plan})
+    me = world.sign_in(world.researcher)
     with world.ctx.transaction() as db:
         for output_id in row.outputs.values():
             out = db.get(OutputRow, output_id)
             assert out is not None
+            text += json.dumps(requests.read(world.ctx, me, output_id).report.as_dict())
             if out.status == "released":
                 text += world.platform.outputs.download(
                     world.sign_in(world.researcher), output_id).payload.decode(errors="replace")
@@ -361,13 +367,19 @@ def test_rows_in_an_undeclared_file_never_leave(world: World) -> None:
     no_leak(world, row)
 
 
-def test_rows_in_a_declared_table_are_blocked_by_the_scanner(world: World) -> None:
+def test_rows_in_a_declared_table_are_shown_to_the_checkers_only(world: World) -> None:
+    """The scanner finds the IDs; its finding is the checkers' (reject it), and the
+    researcher reads the same constant words as for any file of their own."""
     row = job(world, """
         from strongroom import sdc
         sdc.read("cohort")[["pid", "bmi", "sbp"]].head(200).to_csv("output/table.csv",
                                                                     index=False)
         """, outputs=TABLE)
-    assert outputs_of(world, row)["table"].verdict == Verdict.BLOCK.value
+    out = outputs_of(world, row)["table"]
+    assert out.verdict == Verdict.REVIEW.value
+    whole = requests.report_of(out)
+    assert any("the scanner:" in f.reason and "reject it" in f.reason for f in whole.findings)
+    assert whole.withheld and [f.rule for f in whole.shown().findings] == ["job_file"]
     no_leak(world, row)
 
 
@@ -447,8 +459,8 @@ def test_data_in_a_plans_output_name_is_refused(world: World) -> None:
         bmi = sdc.read("cohort").bmi.dropna().iloc[0]
         sdc.frequency(f"o{int(bmi * 10)}", "cohort", "sex")
         """, outputs="table: {path: output/table.csv, kind: table}")
-    assert row.status == "refused"
-    assert any("must not depend on the participants' values" in r for r in row.reasons)
+    assert row.status == "refused"  # the dummy run planned otherwise than the plan submitted
+    assert any("planned otherwise than plans/study.json" in r for r in row.reasons)
     no_leak(world, row)
 
 
@@ -460,9 +472,10 @@ def test_a_plan_that_branches_on_one_persons_value_is_refused(world: World) -> N
             sdc.frequency("table", "cohort", "sex")
         else:
             sdc.summary("table", "cohort", ["bmi"])
-        """, outputs=TABLE)
-    if row.status == "refused":  # the dummy and real maxima fell on different sides
-        assert any("on the real data:" in r for r in row.reasons)
+        """, outputs=TABLE, plan=planned(("table", {"kind": "frequency", "definition": "cohort",
+                                                     "variable": "sex"})))
+    if row.status == "refused":  # a run's maximum fell on the other side
+        assert any("planned otherwise" in r for r in row.reasons)
     else:
         assert row.status == "finished"
     no_leak(world, row)
@@ -486,7 +499,9 @@ def test_failing_on_purpose_spends_an_answer(world: World) -> None:
         open("output/notes.txt", "w").write("dummy")
         """)
     assert row.status == "failed" and spent() == before + 1
-    assert row.reasons == ["it failed on the real data: it exited with status 1"]
+    # never its exit status, which the job chooses
+    assert row.reasons == ["it failed on the real data (an error; its log stays inside the "
+                           "enclave)"]
 
 
 def test_the_real_runs_log_stays_inside(world: World) -> None:
@@ -509,8 +524,6 @@ def test_an_own_files_size_says_nothing_before_release(world: World) -> None:
         open("output/notes.txt", "w").write("x" * n)
         """)
     me = world.sign_in(world.researcher)
-    from strongroom.outputs import requests
-
     view = requests.read(world.ctx, me, row.outputs["notes"])
     assert view.digest == (None, None)
 
@@ -527,7 +540,8 @@ def test_a_plan_for_row_level_sql_is_refused_by_the_guard(world: World) -> None:
     row = job(world, """
         from strongroom import sdc
         sdc.sql("table", "SELECT pid, bmi FROM cohort")
-        """, outputs=TABLE)
+        """, outputs=TABLE, plan=planned(("table", {"kind": "aggregate_sql",
+                                                     "sql": "SELECT pid, bmi FROM cohort"})))
     assert row.status == "finished" and "table" not in row.outputs
     assert any(r.startswith("sdc output 'table':") for r in row.reasons), row.reasons
     no_leak(world, row)
@@ -544,7 +558,8 @@ def test_a_planned_output_is_checked_like_any_analysis(world: World) -> None:
     row = job(world, """
         from strongroom import sdc
         sdc.crosstab("table", "cohort", rows="sex", columns="smoking")
-        """, outputs=TABLE)
+        """, outputs=TABLE, plan=planned(("table", {"kind": "crosstab", "definition": "cohort",
+                                                     "rows": "sex", "columns": "smoking"})))
     out = outputs_of(world, row)["table"]
     assert out.kind == "crosstab" and out.filename == "table.csv"
     assert out.verdict in ("release", "release_with_suppression")
@@ -552,3 +567,105 @@ def test_a_planned_output_is_checked_like_any_analysis(world: World) -> None:
 
 
 
+
+
+# -- the red team's second round: what a file's bytes, runs side by side, and the platform's
+# own reading of the output folder could say -------------------------------------------------
+
+
+def _shown(world: World, row: JobRow, name: str) -> tuple[str, str, list[str]]:
+    view = requests.read(world.ctx, world.sign_in(world.researcher), row.outputs[name])
+    return view.status.value, view.report.verdict.value, [f.reason for f in
+                                                          view.report.findings]
+
+
+BAD_PNG = """
+import struct, zlib
+head = struct.pack(">IIBBBBB", PID, 1, 8, 2, 0, 0, 0)
+chunk = b"IHDR" + head
+data = (b"\\x89PNG\\r\\n\\x1a\\n" + struct.pack(">I", 13) + chunk
+        + struct.pack(">I", zlib.crc32(chunk)) + b"\\x00\\x00\\x00\\x02IDATxx" + b"\\x00" * 8)
+open("output/figure.png", "wb").write(data)
+"""
+
+
+def test_a_files_content_changes_nothing_the_researcher_sees(world: World) -> None:
+    """A figure whose header says a pseudonym (and breaks the decoder), a note over the size
+    limit, a table of IDs: each is kept (a placeholder where it cannot be), and the
+    researcher reads exactly what they read for a plain file of their own."""
+    pids, _ = truth(world)
+    reference = _shown(world, job(world, "open('output/notes.txt', 'w').write('fine')"),
+                       "notes")
+    for name, outputs, script in [
+        ("notes", TEXT, "open('output/notes.txt', 'w').write('x' * (2 << 20))"),
+        ("figure", "figure: {path: output/figure.png, kind: figure}",
+         BAD_PNG.replace("PID", str(min(int(p) for p in pids)))),
+        ("table", TABLE, """
+            from strongroom import sdc
+            sdc.read("cohort")[["pid"]].head(37).to_csv("output/table.csv", index=False)
+            """),
+    ]:
+        row = job(world, script, outputs=outputs)
+        assert row.status == "finished" and row.reasons == [], row.reasons
+        status, verdict, reasons = _shown(world, row, name)
+        same = [re.sub("SHA-256 [0-9a-f]+", "SHA-256 …", r) for r in reasons]
+        assert (status, verdict, same) == (reference[0], reference[1], [
+            re.sub("SHA-256 [0-9a-f]+", "SHA-256 …", r) for r in reference[2]]), name
+        no_leak(world, row)
+
+
+def test_sparse_files_past_the_output_limit_are_caught_after_the_run(world: World) -> None:
+    row = job(world, """
+        for n in range(10):
+            with open(f"output/part{n}.bin", "wb") as f:
+                f.truncate(16 << 20)  # 16 MiB each, at once, with no pages behind them
+        open("output/notes.txt", "w").write("done")
+        """)
+    assert row.status == "failed" and "output_size" in row.walls, (row.walls, row.reasons)
+
+
+def test_a_deep_tree_of_folders_is_removed_with_the_inputs(world: World) -> None:
+    row = job(world, """
+        import os
+        path = "output"
+        for n in range(3000):
+            path = os.path.join(path, "d")
+            os.mkdir(path)
+        open("output/notes.txt", "w").write("deep")
+        """)
+    assert row.status in ("finished", "failed")
+    assert not list(Path("/dev/shm").glob(f"strongroom-{row.id}-*"))
+
+
+def test_a_linked_folder_in_an_outputs_path_is_not_followed(world: World) -> None:
+    secret = world.platform.store.root.parent / "custodian"
+    secret.mkdir(exist_ok=True)
+    (secret / "notes.txt").write_text("the custodian's own file")
+    row = job(world, f"""
+        import os
+        os.symlink("{secret}", "output/sub")
+        """, outputs="notes: {path: output/sub/notes.txt, kind: text}")
+    assert "notes" not in row.outputs
+    assert any("was not written" in r for r in row.reasons)
+
+
+def test_colliding_paths_in_the_code_are_refused_before_anything_runs(world: World) -> None:
+    for extra in ({"output": "a file where the outputs go"}, {"lib": "x", "lib/a.py": "y"}):
+        with pytest.raises(Invalid):
+            job(world, "pass", **extra)
+    with pytest.raises(Invalid, match="written plainly"):
+        job(world, "pass", outputs="notes: {path: output//notes.txt, kind: text}")
+
+
+def test_a_deeply_nested_project_yaml_is_refused_at_once(world: World) -> None:
+    deep = "version: 1\nactions: " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(Invalid, match="nests deeper"):
+        run_job(world, {"project.yaml": deep})
+
+
+def test_a_job_without_its_plan_is_refused_with_what_to_do(world: World) -> None:
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    with pytest.raises(Invalid, match="strongroom jobs run study --dummy"):
+        world.platform.jobs.submit(me, world.project_id, archive({
+            "project.yaml": pipeline(TEXT), "analysis/study.py": "pass"}), "study")

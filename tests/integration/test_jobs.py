@@ -16,7 +16,7 @@ from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.outputs.models import OutputRow
 from tests.access_world import World
-from tests.jobs_world import archive, build_jobs_world, run_job
+from tests.jobs_world import archive, build_jobs_world, planned, run_job
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
                                 reason=str(sandbox.unavailable()))
@@ -55,7 +55,9 @@ def test_a_notebook_runs_headless_and_its_cells_go_to_the_checkers(world: World)
             """,
         "analysis/study.ipynb": notebook(
             "from strongroom import sdc\nframe = sdc.read('cohort')\nprint(len(frame) > 0)",
-            "sdc.frequency('smokers', 'cohort', 'smoking')")})
+            "sdc.frequency('smokers', 'cohort', 'smoking')"),
+        "plans/study.json": planned(("smokers", {"kind": "frequency", "definition": "cohort",
+                                                 "variable": "smoking"}))})
     assert row.status == "finished", row.reasons
     assert row.walls == []  # the kernel it starts is no try at a wall
     with world.ctx.transaction() as db:
@@ -148,7 +150,7 @@ def test_a_job_left_running_by_a_stopped_platform_is_ended_on_recovery(world: Wo
     assert world.researcher is not None
     me = world.sign_in(world.researcher)
     job = world.platform.jobs.submit(me, world.project_id, archive({
-        "project.yaml": """
+        "plans/study.json": "[]", "project.yaml": """
             version: 1
             actions:
               study:

@@ -43,7 +43,7 @@ from tests.jobs_world import archive
 WHY = "the access committee approved it"  # every DP change gives its reason
 PIPELINE = ("version: 1\nactions:\n  study:\n    run: python a.py\n    outputs:\n"
             "      notes: {path: output/notes.txt, kind: text}\n")
-JOB_CODE = archive({"project.yaml": PIPELINE, "a.py": "pass\n"})
+JOB_CODE = archive({"project.yaml": PIPELINE, "a.py": "pass\n", "plans/study.json": "[]"})
 MISSING_SCRIPT = archive({"project.yaml": PIPELINE})
 
 pytestmark = pytest.mark.slow  # every endpoint × role × state

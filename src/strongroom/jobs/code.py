@@ -62,6 +62,12 @@ def unpack(archive: bytes) -> dict[str, bytes]:
                 problems.append(f"{name!r} cannot be read: {error}")
     if not problems and FILE not in files:
         problems.append(f"the archive holds no {FILE} at its top")
+    folders = {str(parent) for path in files for parent in PurePosixPath(path).parents}
+    problems += [f"{path!r} is a file and a folder of other files at once" for path in files
+                 if path in folders]
+    problems += [f"{top!r} is where the job's {top} are put: the code may hold a folder "
+                 f"{top}/ (it is hidden while the job runs), not a file" for top in
+                 (OUTPUT_DIR, "inputs") if top in files]
     if problems:
         raise Invalid(problems)
     return files
@@ -84,6 +90,9 @@ def pack(folder: Path) -> bytes:
     """A zip of the repository at ``folder``: the files git tracks, if it is a repository,
     else every file but outputs, dummy data, environments and caches."""
     paths = _tracked(folder)
+    if paths is not None:  # the plans the dummy runs wrote, committed or not
+        paths = sorted({*paths, *(p.relative_to(folder).as_posix()
+                                  for p in (folder / "plans").glob("*.json") if p.is_file())})
     if paths is None:
         paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                        if p.is_file() and not p.is_symlink()

@@ -48,39 +48,76 @@ _DIGITS = re.compile(rb"(?<![0-9])[0-9]{7}(?![0-9])")
 def record(ctx: AccessContext, outputs: Outputs, principal: Principal, project_id: str, *,
            data: bytes, path: str, kind: OutputKind, job: dict[str, Any]
            ) -> requests.OutputView:
-    """Keep the file as an output waiting for the output checkers (Invalid if it cannot be:
-    too large, not what its name says, or an SVG with active content)."""
+    """Keep the file as an output waiting for the output checkers.
+
+    What the researcher sees of it is the same whatever the file holds: one constant finding,
+    under review. Everything read from the bytes (the scanner's findings, a figure's size, why
+    it could not be kept) is for the checkers alone: the file was written on the real data,
+    and a refusal's words, a count of IDs found or a verdict that changed with it would carry
+    what the job read. A file that cannot be kept as it is (too large, not what its name
+    says, an SVG with active content) is kept as a placeholder of the same name and type,
+    with the reason for the checkers to reject it."""
     name = PurePosixPath(path).name
     suffix = PurePosixPath(path).suffix.lower()
     media = MEDIA[suffix]
-    if len(data) > MAX_BYTES[kind]:
-        raise Invalid(f"{name} is larger than {MAX_BYTES[kind] >> 20} MiB, the most a "
-                      f"{kind.value} output may be")
     findings = [Finding(RULE, Verdict.REVIEW, (
         f"written by the job's own code ({job['script']}, code SHA-256 "
         f"{job['code_sha256'][:12]}…), not through strongroom.sdc: the check cannot tell what "
         "it holds, so two output checkers decide, with the code beside it"))]
-    if suffix == ".png":
-        data = plain_png(data)
-        findings.append(Finding(SCAN_RULE, Verdict.REVIEW, (
-            "a figure's pixels cannot be scanned: it was encoded again from its pixels alone "
-            f"(metadata dropped, {LEVELS} levels per colour); check that it shows only what "
-            "checked tables would")))
-    elif suffix == ".svg":
-        _svg(data, name)
-        findings.append(Finding(SCAN_RULE, Verdict.REVIEW, (
-            "an SVG's shapes cannot be scanned: check that it shows only what checked tables "
-            "would (each point of a scatter plot is a participant)")))
-    elif suffix in (".csv", ".json"):
-        findings += outputs.scan_file(data, name)
-    else:
-        findings += _text(outputs, data)
-    report = CheckReport(CheckReport.worst(findings), findings,
+    try:
+        payload, found = _read(outputs, data, name, suffix, kind)
+    except Exception as problem:  # fail closed: whatever the bytes did, a placeholder
+        why = "; ".join(getattr(problem, "reasons", None) or [f"{type(problem).__name__}"])
+        payload, found = PLACEHOLDER[suffix], [Finding(SCAN_RULE, Verdict.REVIEW, (
+            f"the file could not be kept as the job wrote it ({why}): this is a placeholder; "
+            "reject it"))]
+    # the scanner's blocks become the checkers' to act on: a verdict that changed with the
+    # bytes would answer what they hold
+    findings += [Finding(f.rule, Verdict.REVIEW, f"the scanner: {f.reason}; reject it")
+                 if f.verdict is Verdict.BLOCK else f for f in found]
+    report = CheckReport(Verdict.REVIEW, findings, withheld=True,
                          rules_version=outputs.rules_for(project_id).version_id)
     return requests.record_output(
-        ctx, principal, project_id, payload=data, media_type=media, filename=name,
-        report=report, kind=AnalysisKind.JOB_FILE, spec=job,
-        acted=report.verdict is Verdict.BLOCK)
+        ctx, principal, project_id, payload=payload, media_type=media, filename=name,
+        report=report, kind=AnalysisKind.JOB_FILE, spec=job)
+
+
+def _read(outputs: Outputs, data: bytes, name: str, suffix: str, kind: OutputKind
+          ) -> tuple[bytes, list[Finding]]:
+    """The bytes to keep and what reading them found (Invalid: they cannot be kept)."""
+    if len(data) > MAX_BYTES[kind]:
+        raise Invalid(f"{name} is larger than {MAX_BYTES[kind] >> 20} MiB, the most a "
+                      f"{kind.value} output may be")
+    if suffix == ".png":
+        return plain_png(data), [Finding(SCAN_RULE, Verdict.REVIEW, (
+            "a figure's pixels cannot be scanned: it was encoded again from its pixels alone "
+            f"(metadata dropped, {LEVELS} levels per colour); check that it shows only what "
+            "checked tables would"))]
+    if suffix == ".svg":
+        _svg(data, name)
+        return data, [Finding(SCAN_RULE, Verdict.REVIEW, (
+            "an SVG's shapes cannot be scanned: check that it shows only what checked tables "
+            "would (each point of a scatter plot is a participant)"))]
+    if suffix in (".csv", ".json"):
+        return data, outputs.scan_file(data, name)
+    data.decode("utf-8")
+    if b"\x00" in data:
+        raise Invalid(f"{name} holds NUL characters")
+    return data, _text(outputs, data)
+
+
+# what is kept of a file that could not be (same name, same type: nothing to tell apart)
+PLACEHOLDER: dict[str, bytes] = {
+    ".csv": b"note\nthe job's file could not be kept; the output checkers have the reason\n",
+    ".json": b'{"note": "the job\'s file could not be kept; the output checkers have the '
+             b'reason"}',
+    ".txt": b"the job's file could not be kept; the output checkers have the reason\n",
+    ".md": b"the job's file could not be kept; the output checkers have the reason\n",
+    ".svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>',
+    ".png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08"
+             b"\x02\x00\x00\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00"
+             b"\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82"),
+}
 
 
 def plain_png(data: bytes) -> bytes:
@@ -95,7 +132,8 @@ def plain_png(data: bytes) -> bytes:
             if getattr(image, "n_frames", 1) != 1:
                 raise Invalid("the figure is an animation; a figure is one image")
             pixels = np.asarray(image.convert("RGB"), dtype=np.uint16)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
+            Image.DecompressionBombError):
         raise Invalid("the figure is not a PNG image that can be read") from None
     step = 256 // LEVELS
     cut = (pixels // step * step + step // 2).clip(0, 255).astype(np.uint8)

@@ -9,6 +9,7 @@ repository's ``output/`` folder, so the researcher sees what their code makes; t
 
 from __future__ import annotations
 
+import json
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 from strongroom.errors import Invalid, Refused
 from strongroom.jobs import code as job_code
 from strongroom.jobs import runner, sandbox
-from strongroom.jobs.pipeline import FILE, parse
+from strongroom.jobs.pipeline import FILE, PLANS, parse
 
 LIMITS = sandbox.Limits(wall_seconds=1800.0, memory_bytes=4 << 30)
 
@@ -68,6 +69,12 @@ def run(repo: Path, action: str, data: Path, *, sandboxed: bool = True) -> Repor
             raise LocalError([str(refusal)]) from None
     last = runs[-1]
     written = []
+    if last.ending.ok and len(runs) == len(chain):  # the plan the enclave will hold it to
+        plans = repo / PLANS
+        plans.mkdir(exist_ok=True)
+        (plans / f"{action}.json").write_text(json.dumps(last.plan, indent=1, sort_keys=True)
+                                              + "\n")
+        written.append(f"{PLANS}/{action}.json")
     for path, payload in last.files.items():
         target = repo.joinpath(*PurePosixPath(path).parts)
         target.parent.mkdir(parents=True, exist_ok=True)

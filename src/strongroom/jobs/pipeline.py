@@ -19,6 +19,7 @@ code does not hold, a need that is not an action or that closes a cycle, an outp
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable
 from enum import StrEnum
@@ -34,6 +35,7 @@ FILE = "project.yaml"
 OUTPUT_DIR = "output"
 MAX_ACTIONS = 50
 MAX_TEXT = 64 * 1024
+MAX_DEPTH = 8
 MAX_OUTPUTS = 50  # per action: many small outputs are a channel, and no study needs more
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")]
 _RUN = re.compile(r"(python|notebook) (\S+)")
@@ -129,12 +131,21 @@ def parse(text: str, files: Collection[str] = ()) -> Pipeline:
     if len(text) > MAX_TEXT:
         raise Invalid(f"{FILE} is longer than {MAX_TEXT:,} characters; a pipeline is short")
     try:
-        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
-            raise Invalid(f"{FILE} uses YAML anchors and aliases (& and *); write each action "
-                          "out in full")
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise Invalid(f"{FILE} uses YAML anchors and aliases (& and *); write each "
+                              "action out in full")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise Invalid(f"{FILE} nests deeper than {MAX_DEPTH} levels; a pipeline "
+                                  "is four")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
         data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise Invalid(f"{FILE} is not YAML: {error}") from None
+    except (yaml.YAMLError, RecursionError) as error:
+        raise Invalid(f"{FILE} is not YAML: {type(error).__name__}") from None
     if not isinstance(data, dict):
         raise Invalid(f"{FILE} must be a mapping with 'version: 1' and 'actions:'")
     try:
@@ -242,8 +253,39 @@ def _relative(path: str) -> str | None:
     pure = PurePosixPath(path)
     if pure.is_absolute() or "\\" in path:
         return "must be relative to the repository, with '/'"
+    if str(pure) != path:
+        return "must be written plainly (no '//', no '/' at the end)"
     if any(part in ("..", ".") for part in pure.parts) or not pure.parts:
         return "may not hold '.' or '..'"
     if any(not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", part) for part in pure.parts):
         return "may hold only letters, digits, '_', '-' and '.' in each part"
     return None
+
+
+PLANS = "plans"  # the repository's folder of plans, one per action, made on dummy data
+
+
+def submitted_plan(files: dict[str, bytes], action: str) -> list[dict[str, Any]]:
+    """The plan submitted with the code (``plans/ACTION.json``, written by ``strongroom jobs
+    run ACTION --dummy`` on the researcher's machine). The platform carries out this plan,
+    fixed before the job came near the data, and only if both of its own runs make it: what
+    a run in the enclave plans (or prints) could carry something of another job's run
+    through the machine they share, so nothing of the dummy run here reaches the researcher
+    but whether it matched."""
+    path = f"{PLANS}/{action}.json"
+    if path not in files:
+        raise Invalid(f"the code holds no {path}: run the action on the dummy data first "
+                      f"('strongroom jobs run {action} --dummy' writes it) and submit it "
+                      "with the code")
+    try:
+        plan = json.loads(files[path])
+    except (UnicodeDecodeError, ValueError):
+        raise Invalid(f"{path} is not JSON; write it with 'strongroom jobs run {action} "
+                      "--dummy'") from None
+    if not (isinstance(plan, list) and all(
+            isinstance(i, dict) and set(i) == {"output", "analysis"}
+            and isinstance(i["output"], str) and isinstance(i["analysis"], dict)
+            for i in plan)):
+        raise Invalid(f"{path} is not a plan (a list of outputs and their analyses); write "
+                      f"it with 'strongroom jobs run {action} --dummy'")
+    return plan

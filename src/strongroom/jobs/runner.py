@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ SHM = Path("/dev/shm")  # noqa: S108 (a private folder is made in it, mode 0700)
 SCRATCH = SHM if SHM.is_dir() else None  # decrypted inputs in memory, where they can be
 PLAN_FILE = "plan.jsonl"
 NOTEBOOK_MODULE = "strongroom_notebook"
+INODES = 10_000  # files and folders a run may make in its writable folders
 # runs a script: (argv, code, inputs, output, plan folders, limits, name) -> how it ended
 Runs = Callable[[list[str], Path, Path, Path, Path, sandbox.Limits, str], sandbox.Ending]
 
@@ -76,43 +78,81 @@ def chain(pipeline: Pipeline, names: list[str], files: dict[str, bytes], root: P
 
 
 def _action(action: Action, files: dict[str, bytes], root: Path,
-        inputs: Callable[[str, Path], None], carried: dict[str, bytes], *,
-        limits: sandbox.Limits, name: str, runs_in: Runs) -> Run:
-
-    code, data, out, plan = (root / d for d in ("code", "inputs", "output", "plan"))
-    for d in (code, data, out, plan):
+            inputs: Callable[[str, Path], None], carried: dict[str, bytes], *,
+            limits: sandbox.Limits, name: str, runs_in: Runs) -> Run:
+    code, data, writable = root / "code", root / "inputs", root / "rw"
+    for d in (code, data, writable):
         d.mkdir(parents=True)
-    job_code.write(files, code)
-    (code / "output").mkdir(exist_ok=True)
-    (code / "inputs").mkdir(exist_ok=True)
-    for input_name in action.inputs:
-        inputs(input_name, data / f"{input_name}.parquet")
-    # the outputs of the actions it needs, as they wrote them, where they wrote them
-    job_code.write({str(PurePosixPath(*PurePosixPath(p).parts[1:])): data
-                    for p, data in carried.items()}, out)
-    argv = [sys.executable, "-B", action.script]
-    if action.runner == "notebook":
-        argv = [sys.executable, "-B", "-m", NOTEBOOK_MODULE, action.script]
-    ending = runs_in(argv, code, data, out, plan, limits, name)
-    run = Run(ending, [])
-    run.plan, run.problems = read_plan(plan / PLAN_FILE)
-    for declared in action.outputs.values():
-        written = out.joinpath(*PurePosixPath(declared.path).parts[1:])
-        if written.is_file() and not written.is_symlink():
-            run.files[declared.path] = written.read_bytes()
+    with _bounded(writable, limits.output_bytes):
+        out, plan = writable / "output", writable / "plan"
+        out.mkdir()
+        plan.mkdir()
+        job_code.write(files, code)
+        (code / "output").mkdir(exist_ok=True)
+        (code / "inputs").mkdir(exist_ok=True)
+        for input_name in action.inputs:
+            inputs(input_name, data / f"{input_name}.parquet")
+        # the outputs of the actions it needs, as they wrote them, where they wrote them
+        job_code.write({str(PurePosixPath(*PurePosixPath(p).parts[1:])): data
+                        for p, data in carried.items()}, out)
+        argv = [sys.executable, "-B", action.script]
+        if action.runner == "notebook":
+            argv = [sys.executable, "-B", "-m", NOTEBOOK_MODULE, action.script]
+        ending = runs_in(argv, code, data, out, plan, limits, name)
+        run = Run(ending, [])
+        # read once every process of the run is gone, and only plain files inside
+        if sandbox.folder_size(writable) > limits.output_bytes:
+            ending.walls = [*ending.walls, sandbox.Wall.OUTPUT_SIZE]
+            return run
+        run.plan, run.problems = read_plan(_regular(plan / PLAN_FILE, plan, 1 << 20))
+        for declared in action.outputs.values():
+            written = _regular(out.joinpath(*PurePosixPath(declared.path).parts[1:]), out,
+                               limits.file_bytes)
+            if written is not None:
+                run.files[declared.path] = written
     if run.problems and ending.ok:
         ending.exit_code, ending.stderr = 1, ending.stderr + "\n".join(
             run.problems).encode()
     return run
 
 
-def read_plan(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def _regular(path: Path, inside: Path, most: int) -> bytes | None:
+    """The bytes of ``path`` if it is a plain file under ``inside`` reached through no link
+    (a link the job made would point the platform at its own files), at most ``most``."""
+    try:
+        if os.path.realpath(path) != os.path.join(os.path.realpath(inside),
+                                                  os.path.relpath(path, inside)):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        data = f.read(most + 1)
+    return data if len(data) <= most else None
+
+
+@contextlib.contextmanager
+def _bounded(folder: Path, size: int) -> Iterator[None]:
+    """A tmpfs of its own on ``folder`` (bytes and inodes capped by the kernel) where it can
+    be mounted; else the sandbox's watch and the size read after the run hold it."""
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},nr_inodes={INODES},mode=0755",
+         "tmpfs", str(folder)], capture_output=True, check=False).returncode == 0
+    try:
+        yield
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+
+
+def read_plan(text: bytes | None) -> tuple[list[dict[str, Any]], list[str]]:
     """The plan lines the script wrote (problems: lines that are not a plan's)."""
-    if not path.is_file():
+    if text is None:
         return [], []
     plan, problems = [], []
-    for n, line in enumerate(path.read_bytes()[:1 << 20].decode(errors="replace")
-                             .splitlines(), 1):
+    for n, line in enumerate(text.decode(errors="replace").splitlines(), 1):
         try:
             item = json.loads(line)
         except ValueError:
@@ -135,6 +175,10 @@ def scratch(job_id: str) -> Iterator[Path]:
     try:
         yield folder
     finally:
+        # rm walks a tree of any depth (shutil.rmtree recurses, and a job can nest
+        # thousands of folders); the decrypted inputs must not outlive the job
+        subprocess.run(["rm", "-rf", "--one-file-system", str(folder)], check=False,
+                       capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -171,7 +215,7 @@ def unsandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
            PLAN_ENV: str(plan / PLAN_FILE), INPUTS_ENV: str(data), **_notebook(argv)}
     started = time.monotonic()
     try:
-        done = subprocess.run(argv, cwd=code, env=env, capture_output=True,  # noqa: S603
+        done = subprocess.run(argv, cwd=code, env=env, capture_output=True,
                               timeout=limits.wall_seconds, check=False)
     except subprocess.TimeoutExpired as late:
         return sandbox.Ending(None, None, time.monotonic() - started, late.stdout or b"",

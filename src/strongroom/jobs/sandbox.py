@@ -253,18 +253,30 @@ class _Drain(threading.Thread):
 def _watch_output(output: Path | None, limits: Limits, process: subprocess.Popen[bytes],
                   walls: list[Wall], stop: threading.Event) -> None:
     while output is not None and not stop.wait(0.2):
-        if _size(output) > limits.output_bytes:
+        if folder_size(output) > limits.output_bytes:
             walls.append(Wall.OUTPUT_SIZE)
             _kill(process)
             return
 
 
-def _size(folder: Path) -> int:
-    total = 0
-    for root, _, names in os.walk(folder):
-        for n in names:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, n)).st_size
+def folder_size(folder: Path, most_entries: int = 100_000) -> int:
+    """The bytes under ``folder`` (links not followed, any depth: no recursion); a folder of
+    more than ``most_entries`` entries counts as endless."""
+    total, entries, stack = 0, 0, [str(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as found:
+                for entry in found:
+                    entries += 1
+                    if entries > most_entries:
+                        return 1 << 62
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        with contextlib.suppress(OSError):
+                            total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
     return total
 
 
@@ -277,7 +289,8 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 _STDERR_WALLS = ((b"MemoryError", Wall.MEMORY), (b"Cannot allocate memory", Wall.MEMORY),
                  (b"Resource temporarily unavailable", Wall.PROCESSES),
-                 (b"File too large", Wall.FILE_SIZE))
+                 (b"File too large", Wall.FILE_SIZE),
+                 (b"No space left on device", Wall.OUTPUT_SIZE))
 
 
 def _classify(ending: Ending, usage: cgroups.Usage) -> None:

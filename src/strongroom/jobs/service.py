@@ -46,7 +46,15 @@ from strongroom.jobs import code as job_code
 from strongroom.jobs import files as job_files
 from strongroom.jobs import runner, sandbox
 from strongroom.jobs.models import JobRow
-from strongroom.jobs.pipeline import FILE, Action, OutputKind, Pipeline, parse
+from strongroom.jobs.pipeline import (
+    FILE,
+    PLANS,
+    Action,
+    OutputKind,
+    Pipeline,
+    parse,
+    submitted_plan,
+)
 from strongroom.jobs.runner import Run
 from strongroom.jobs.states import ENDED, JobStatus, move
 from strongroom.outputs.models import OutputRow
@@ -134,6 +142,7 @@ class Jobs:
         pipeline = _pipeline(files)
         pipeline.action(action)
         pipeline.check_inputs(self._held(principal, project_id))
+        submitted_plan(files, action)
         with self.ctx.transaction() as db:
             waiting = db.scalar(select(func.count()).select_from(JobRow).where(
                 JobRow.requester == principal.person_id,
@@ -232,6 +241,8 @@ class Jobs:
         files = job_code.unpack(self._unseal(row, "code.zip"))
         pipeline = _pipeline(files)
         chain = pipeline.order(row.action)
+        action = pipeline.actions[row.action]
+        submitted = submitted_plan(files, row.action)
         where = enclave_service.scope(self.enclave, principal, row.project_id)
         with self.ctx.transaction() as db:
             answer = self.outputs.reserve_answer(db, principal, row.project_id, "job")
@@ -240,56 +251,59 @@ class Jobs:
         alike = False
         try:
             read: dict[str, int] = {}
-            action = pipeline.actions[row.action]
-            # the two runs side by side (they are independent), and the dummy run's plan
-            # carried out while the real run goes on: it depends on the dummy data alone
-            with runner.scratch(row.id) as scratch, ThreadPoolExecutor(3) as pool:
-                dummy_run = pool.submit(runner.chain, pipeline, chain, files, scratch / "dummy",
-                                        self._dummy_inputs(where, pipeline, chain),
-                                        limits=self.limits, name=f"strongroom-{row.id}-dummy")
-                real_run = pool.submit(runner.chain, pipeline, chain, files, scratch / "real",
-                                       self._real_inputs(where, read),
-                                       limits=self.limits, name=f"strongroom-{row.id}-real")
-                dummy = dummy_run.result()
-                row.plan = dummy[-1].plan[:MAX_PLAN] if dummy[-1].ending.ok else []
+            # one run after the other: nothing of the real run exists while the dummy run
+            # runs; the submitted plan is carried out while the real run goes on (it was
+            # made on the researcher's machine, before any of this)
+            with runner.scratch(row.id) as scratch, ThreadPoolExecutor(1) as pool:
+                dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
+                                     self._dummy_inputs(where, pipeline, chain),
+                                     limits=self.limits, name=f"strongroom-{row.id}-dummy")
+                row.dummy_log = dummy[-1].log()  # custodian-side: see submitted_plan
+                row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
+                if not dummy[-1].ending.ok:
+                    self._meter(row, principal, dummy)
+                    return JobStatus.FAILED, [
+                        f"it failed on the dummy data: {dummy[-1].ending.reason()}; run it "
+                        "on your machine with 'strongroom jobs run ACTION --dummy' (the same "
+                        "dummy data, the same layout) and read its log"]
+                if dummy[-1].plan != submitted:
+                    self._meter(row, principal, dummy)
+                    return JobStatus.REFUSED, [
+                        f"on the dummy data here it planned otherwise than {PLANS}/"
+                        f"{row.action}.json, the plan submitted with it: run it again with "
+                        "'strongroom jobs run ACTION --dummy' and submit the plan it writes"]
+                row.plan = submitted[:MAX_PLAN]
                 started = time.monotonic()
-                planning = (pool.submit(self._planned, row, principal, action, dummy[-1].plan)
-                            if dummy[-1].ending.ok else None)
-                real = real_run.result()
-                planned: tuple[dict[str, str], list[str]] = (
-                    planning.result() if planning is not None else ({}, []))
+                planning = pool.submit(self._planned, row, principal, action, submitted)
+                real = runner.chain(pipeline, chain, files, scratch / "real",
+                                    self._real_inputs(where, read),
+                                    limits=self.limits, name=f"strongroom-{row.id}-real")
+                planned = planning.result()
                 row.usage["check_seconds"] = round(time.monotonic() - started, 3)
             row.outputs.update(planned[0])
             self._keep_log(row, real)
             self._meter(row, principal, dummy + real)
-            row.dummy_log = dummy[-1].log()
             row.usage |= {"rows": read.get("rows", 0),
-                         "seconds": round(sum(r.ending.seconds for r in real), 3),
-                         "dummy_seconds": round(sum(r.ending.seconds for r in dummy), 3),
-                         "memory_peak": max(r.ending.memory_peak for r in real)}
-            if not dummy[-1].ending.ok:  # nothing of the real run is shown: no answer
-                alike = True
-                row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
-                return JobStatus.FAILED, [
-                    f"it failed on the dummy data: {dummy[-1].ending.reason()}; run it "
-                    "with 'strongroom jobs run ACTION --dummy' and read its log"]
-            row.walls = sorted({w.value for r in [*dummy, *real] for w in r.ending.walls})
+                          "seconds": round(sum(r.ending.seconds for r in real), 3),
+                          "dummy_seconds": round(sum(r.ending.seconds for r in dummy), 3),
+                          "memory_peak": max(r.ending.memory_peak for r in real)}
+            stopped = [w for r in real for w in r.ending.walls if w in sandbox.STOPPING][:1]
+            row.walls = sorted({*row.walls, *(w.value for w in stopped)})
             alike = [r.outcome() for r in dummy] == [r.outcome() for r in real]
             if not real[-1].ending.ok:
-                return JobStatus.FAILED, [f"it failed on the real data: "
-                                          f"{real[-1].ending.reason()}"]
-            if [r.plan for r in dummy] != [r.plan for r in real]:
+                # what it met, in a word; never its exit status or its log (they are the
+                # job's to choose, and would carry what it read)
+                return JobStatus.FAILED, ["it failed on the real data" + (
+                    f": {sandbox.REASON[stopped[0]]}" if stopped else
+                    " (an error; its log stays inside the enclave)")]
+            if real[-1].plan != submitted:
                 return JobStatus.REFUSED, [
-                    "the analyses it asked for through strongroom.sdc on the real data differ "
-                    "from those on the dummy data: which analyses a job asks for must not "
-                    "depend on the participants' values",
-                    f"on the dummy data: {_plan_words(dummy[-1].plan)}",
-                    f"on the real data: {_plan_words(real[-1].plan)}",
-                    *(["the dummy run's plan was carried out as for any job (it depends on no "
-                       "participant's value); nothing of the real run's own files is kept"]
-                      if row.outputs else [])]
+                    "on the real data it planned otherwise than on the dummy data: which "
+                    "analyses a job asks for through strongroom.sdc must not depend on the "
+                    "participants' values (the submitted plan's outputs were made as usual; "
+                    "none of the real run's own files is kept)"]
             return JobStatus.FINISHED, [*planned[1], *self._own(row, principal, action,
-                                                                  dummy[-1], real[-1])]
+                                                                  submitted, real[-1])]
         finally:
             if alike:
                 with self.ctx.transaction() as db:
@@ -349,12 +363,12 @@ class Jobs:
             reasons.append(f"only the first {MAX_PLAN} planned outputs were run")
         return outputs, reasons
 
-    def _own(self, row: JobRow, principal: Principal, action: Action, dummy: Run,
-             real: Run) -> list[str]:
+    def _own(self, row: JobRow, principal: Principal, action: Action,
+             plan: list[dict[str, Any]], real: Run) -> list[str]:
         """The files the job wrote itself, declared and not planned, to the output checkers;
-        what could not be kept."""
+        which were not written (the same on the dummy data, or the answer is spent)."""
         reasons: list[str] = []
-        planned = {item["output"] for item in dummy.plan}
+        planned = {item["output"] for item in plan}
         for name, declared in action.outputs.items():
             if name in planned or declared.kind is OutputKind.INTERNAL:
                 continue
@@ -464,10 +478,6 @@ def _pipeline(files: dict[str, bytes]) -> Pipeline:
     except UnicodeDecodeError:
         raise Invalid(f"{FILE} is not UTF-8 text") from None
     return parse(text, files)
-
-
-def _plan_words(plan: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{p['output']}: {p['analysis'].get('kind')}" for p in plan) or "nothing"
 
 
 def _reasons(refusal: Exception) -> list[str]:

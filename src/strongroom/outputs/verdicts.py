@@ -22,6 +22,11 @@ SEVERITY: dict[Verdict, int] = {Verdict.RELEASE: 0, Verdict.SUPPRESS: 1, Verdict
                                 Verdict.BLOCK: 3}
 
 
+# findings whose words depend on nothing in the data (the ration's; a job's own file's): a
+# withheld report shows its requester these and nothing else
+CONSTANT = frozenset({"answers", "job_file"})
+
+
 @dataclass(frozen=True)
 class Finding:
     """One rule's decision about one cell (``cell`` None: about the whole output)."""
@@ -69,6 +74,6 @@ class CheckReport:
         """What the requester may read: all of it, or, withheld, that it waits for people."""
         if not self.withheld:
             return self
-        return CheckReport(Verdict.REVIEW, [f for f in self.findings if f.rule == "answers"],
+        return CheckReport(Verdict.REVIEW, [f for f in self.findings if f.rule in CONSTANT],
                            rules_version=self.rules_version, thresholds=self.thresholds,
                            withheld=True)

@@ -52,7 +52,6 @@ class PipelineJobOut(BaseModel):
     reasons: list[str] = Field(description="why it failed or was refused, and outputs that "
                                            "could not be kept")
     walls: list[str] = Field(description="limits met and sandbox walls tried")
-    dummy_log: str = Field(description="the dummy run's output (the real run's stays inside)")
 
 
 def job_out(row: JobRow) -> PipelineJobOut:
@@ -60,4 +59,4 @@ def job_out(row: JobRow) -> PipelineJobOut:
                   action=row.action, status=JobStatus(row.status), created_at=row.created_at,
                   started_at=row.started_at, ended_at=row.ended_at, code_sha256=row.code_sha256,
                   files=row.files, plan=row.plan, outputs=row.outputs, reasons=row.reasons,
-                  walls=row.walls, dummy_log=row.dummy_log)
+                  walls=row.walls)
