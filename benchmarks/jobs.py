@@ -194,9 +194,10 @@ def main() -> None:
         assert plain[-1].ending.ok, plain[-1].log()[-2000:]
         print(f"outside the sandbox: the same script {outside:.1f} s (its sdc calls only "
               f"plan); the same study computed by hand {by_hand:.1f} s")
-        print(f"{len(frame):,} participants: submit to checked outputs {inside:.1f} s (runs "
-              f"side by side: real {job.usage['seconds']} s, dummy {job.usage['dummy_seconds']}"
-              f" s; the plan and own files checked {job.usage.get('check_seconds')} s); "
+        print(f"{len(frame):,} participants: submit to checked outputs {inside:.1f} s (dummy "
+              f"run {job.usage['dummy_seconds']} s, then the real run {job.usage['seconds']} s "
+              f"with the submitted plan checked beside it, and the own files: "
+              f"{job.usage.get('check_seconds')} s); "
               f"ratio {inside / outside:.2f} to the same script, {inside / by_hand:.2f} to "
               f"the study by hand (target ≤ 1.5)")
         release(world, who, job.outputs)
