@@ -27,6 +27,7 @@ def build_jobs_world(root: Path) -> World:
     """Close it with ``world.platform.close()``."""
     world = build_world(root, cohort=3000, fields=FIELDS)
     world.platform.jobs.limits = LIMITS
+    world.platform.jobs.end_ladder = ()  # no wait for the end's moment (tests/…/test_jobs.py)
     assert world.researcher is not None
     me = world.sign_in(world.researcher)
     world.platform.outputs.define(me, world.project_id, "cohort", COHORT)

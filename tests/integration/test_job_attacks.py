@@ -669,3 +669,24 @@ def test_a_job_without_its_plan_is_refused_with_what_to_do(world: World) -> None
     with pytest.raises(Invalid, match="strongroom jobs run study --dummy"):
         world.platform.jobs.submit(me, world.project_id, archive({
             "project.yaml": pipeline(TEXT), "analysis/study.py": "pass"}), "study")
+
+
+def test_files_no_output_may_be_are_placeholders_with_nothing_said(world: World) -> None:
+    """An empty note, invalid JSON, JSON nested past the parser's depth, a CSV of a million
+    repeated columns: each is kept as a placeholder, the job finishes with no reason about
+    them, and the researcher reads what they read for any file of their own."""
+    outputs = "\n".join(f"{n}: {{path: output/{n}.{s}, kind: {k}}}" for n, s, k in (
+        ("empty", "txt", "text"), ("broken", "json", "table"), ("deep", "json", "model"),
+        ("wide", "csv", "table")))
+    row = job(world, """
+        open("output/empty.txt", "w").close()
+        open("output/broken.json", "w").write("{not json")
+        open("output/deep.json", "w").write("[" * 200_000 + "]" * 200_000)
+        open("output/wide.csv", "w").write(",".join(["a"] * 1_000_000) + "\\n")
+        """, outputs=outputs)
+    assert row.status == "finished" and row.reasons == [], row.reasons
+    assert set(row.outputs) == {"empty", "broken", "deep", "wide"}
+    for name in row.outputs:
+        status, verdict, reasons = _shown(world, row, name)
+        assert (status, verdict, len(reasons)) == ("checked", "review", 1), (name, reasons)
+    no_leak(world, row)

@@ -161,3 +161,25 @@ def test_a_job_left_running_by_a_stopped_platform_is_ended_on_recovery(world: Wo
     world.platform.jobs.recover()
     ended = world.platform.jobs.get(me, job.id)
     assert ended.status == "refused" and "submit it again" in ended.reasons[0]
+
+
+def test_a_jobs_end_is_seen_at_a_step_of_the_ladder(world: World) -> None:
+    """How long the real run took is not on the clock: the job ends at the ladder's next
+    step from its start (here 3 s), whatever it did."""
+    import time
+
+    world.platform.jobs.end_ladder = (3.0, 6.0)
+    try:
+        started = time.monotonic()
+        row = run_job(world, {"project.yaml": """
+            version: 1
+            actions:
+              study:
+                run: python a.py
+                outputs:
+                  notes: {path: output/notes.txt, kind: text}
+            """, "a.py": "open('output/notes.txt', 'w').write('quick')\n"})
+        took = time.monotonic() - started
+    finally:
+        world.platform.jobs.end_ladder = ()
+    assert row.status == "finished" and took >= 3.0  # a quick job waits for the first step

@@ -201,7 +201,7 @@ def test_no_label_can_make_an_output_fail_to_record_once_the_check_has_acted() -
     result = Result(AnalysisKind.AGGREGATE_SQL, {}, cells)
     for fmt in Format:
         payload = render(result, set(), fmt)
-        assert requests._payload_problems(payload, MEDIA_TYPE[fmt], f"t.{fmt.value}") == []
+        assert requests.payload_problems(payload, MEDIA_TYPE[fmt], f"t.{fmt.value}") == []
     assert "\ufffd" in render(result, set(), Format.CSV).decode()
 
 

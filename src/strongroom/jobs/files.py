@@ -37,6 +37,7 @@ MEDIA: dict[str, str] = {".csv": "text/csv", ".json": "application/json", ".png"
 MAX_BYTES: dict[OutputKind, int] = {OutputKind.TABLE: 4 << 20, OutputKind.MODEL: 4 << 20,
                                     OutputKind.FIGURE: 8 << 20, OutputKind.TEXT: 1 << 20}
 MAX_PIXELS = 4000 * 4000
+MAX_COLUMNS = 10_000  # in a job's own CSV: wider is no table a person reads
 LEVELS = 16  # per colour channel, after re-encoding a PNG
 _SVG_REFUSED = re.compile(
     rb"<script|<!doctype|<!entity|<foreignobject|<iframe|<embed|<object|javascript:|"
@@ -84,12 +85,24 @@ def record(ctx: AccessContext, outputs: Outputs, principal: Principal, project_i
 
 def _read(outputs: Outputs, data: bytes, name: str, suffix: str, kind: OutputKind
           ) -> tuple[bytes, list[Finding]]:
-    """The bytes to keep and what reading them found (Invalid: they cannot be kept)."""
+    """The bytes to keep and what reading them found (Invalid, or any other exception: they
+    cannot be kept). Every test an output's bytes must pass is made here, so that none is
+    left to fail later where its words would reach the researcher."""
     if len(data) > MAX_BYTES[kind]:
         raise Invalid(f"{name} is larger than {MAX_BYTES[kind] >> 20} MiB, the most a "
                       f"{kind.value} output may be")
+    if suffix == ".csv" and data.split(b"\n", 1)[0].count(b",") >= MAX_COLUMNS:
+        raise Invalid(f"{name} has {MAX_COLUMNS:,} columns or more")
+    if suffix != ".png":  # a PNG is tested once encoded again (below)
+        problems = requests.payload_problems(data, MEDIA[suffix], name)
+        if problems:
+            raise Invalid(problems)
     if suffix == ".png":
-        return plain_png(data), [Finding(SCAN_RULE, Verdict.REVIEW, (
+        png = plain_png(data)
+        problems = requests.payload_problems(png, MEDIA[suffix], name)
+        if problems:
+            raise Invalid(problems)
+        return png, [Finding(SCAN_RULE, Verdict.REVIEW, (
             "a figure's pixels cannot be scanned: it was encoded again from its pixels alone "
             f"(metadata dropped, {LEVELS} levels per colour); check that it shows only what "
             "checked tables would"))]
@@ -100,9 +113,6 @@ def _read(outputs: Outputs, data: bytes, name: str, suffix: str, kind: OutputKin
             "would (each point of a scatter plot is a participant)"))]
     if suffix in (".csv", ".json"):
         return data, outputs.scan_file(data, name)
-    data.decode("utf-8")
-    if b"\x00" in data:
-        raise Invalid(f"{name} holds NUL characters")
     return data, _text(outputs, data)
 
 

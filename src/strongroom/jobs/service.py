@@ -67,6 +67,9 @@ log = logging.getLogger(__name__)
 
 FOLDER = "jobs"
 DUMMY_PARTICIPANTS = 1000
+# the moments (seconds from its start) at which a job's end may be seen: a doubling ladder,
+# so an honest job waits at most as long again, and the moment says about three bits
+END_LADDER = (10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0, 2560.0, 5120.0, 10240.0)
 MAX_WAITING = 3  # a person's jobs queued or running at once (jobs run one at a time)
 MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
@@ -77,12 +80,16 @@ class Jobs:
 
     def __init__(self, enclave: Enclave, outputs: Outputs, watch: Watch, *,
                  limits: sandbox.Limits | None = None,
-                 dummy_participants: int = DUMMY_PARTICIPANTS) -> None:
+                 dummy_participants: int = DUMMY_PARTICIPANTS,
+                 end_ladder: tuple[float, ...] = END_LADDER) -> None:
         self.enclave, self.outputs, self.watch = enclave, outputs, watch
         self.ctx: AccessContext = enclave.ctx
         self.limits = limits or sandbox.Limits()
         self.dummy_participants = dummy_participants
-        # one job at a time, beside the server's requests: a job may use the machine's cores
+        self.end_ladder = end_ladder
+        # one job's runs at a time, beside the server's requests (a job may use the machine's
+        # cores); jobs waiting for their end to be due wait beside it
+        self._running = threading.Semaphore(1)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -93,7 +100,7 @@ class Jobs:
         row = self.submit(principal, project_id, archive, action)
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="job")
             self._pool.submit(self._background, row.id, principal)
         return row
 
@@ -230,13 +237,28 @@ class Jobs:
             row.started_at = self.ctx.clock()
             db.flush()
             db.expunge(row)
+        started = time.monotonic()
+        finish: Callable[[], list[str]] | None = None
         try:
-            outcome = self._run(row, principal)
+            with self._running:  # one job's runs at a time; the wait below is not a run
+                status, reasons, finish = self._run(row, principal)
         except (Refused, Invalid, Conflict, NotFound) as refusal:
-            outcome = (JobStatus.REFUSED, _reasons(refusal))
-        return self._end(row, principal, *outcome)
+            status, reasons = JobStatus.REFUSED, _reasons(refusal)
+        self._pad(started)
+        if finish is not None:  # its own files, kept once the end is due
+            reasons = [*reasons, *finish()]
+        return self._end(row, principal, status, reasons)
 
-    def _run(self, row: JobRow, principal: Principal) -> tuple[JobStatus, list[str]]:
+    def _pad(self, started: float) -> None:
+        """Wait until the next step of the ladder from the job's start: when a job ends (and
+        its own files appear) is then one of a few moments, whatever the real run took; a
+        run that slept for a participant's value would otherwise be read off the clock."""
+        took = time.monotonic() - started
+        due = next((step for step in self.end_ladder if step >= took), took)
+        time.sleep(max(0.0, due - took))
+
+    def _run(self, row: JobRow, principal: Principal
+             ) -> tuple[JobStatus, list[str], Callable[[], list[str]] | None]:
         self._hold(principal, row.project_id)
         files = job_code.unpack(self._unseal(row, "code.zip"))
         pipeline = _pipeline(files)
@@ -248,66 +270,68 @@ class Jobs:
             answer = self.outputs.reserve_answer(db, principal, row.project_id, "job")
         if answer is None:
             raise Conflict(JOBS_SPENT)
-        alike = False
-        try:
-            read: dict[str, int] = {}
-            # one run after the other: nothing of the real run exists while the dummy run
-            # runs; the submitted plan is carried out while the real run goes on (it was
-            # made on the researcher's machine, before any of this)
-            with runner.scratch(row.id) as scratch, ThreadPoolExecutor(1) as pool:
-                dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
-                                     self._dummy_inputs(where, pipeline, chain),
-                                     limits=self.limits, name=f"strongroom-{row.id}-dummy")
-                row.dummy_log = dummy[-1].log()  # custodian-side: see submitted_plan
-                row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
-                if not dummy[-1].ending.ok:
-                    self._meter(row, principal, dummy)
-                    return JobStatus.FAILED, [
-                        f"it failed on the dummy data: {dummy[-1].ending.reason()}; run it "
-                        "on your machine with 'strongroom jobs run ACTION --dummy' (the same "
-                        "dummy data, the same layout) and read its log"]
-                if dummy[-1].plan != submitted:
-                    self._meter(row, principal, dummy)
-                    return JobStatus.REFUSED, [
-                        f"on the dummy data here it planned otherwise than {PLANS}/"
-                        f"{row.action}.json, the plan submitted with it: run it again with "
-                        "'strongroom jobs run ACTION --dummy' and submit the plan it writes"]
-                row.plan = submitted[:MAX_PLAN]
-                started = time.monotonic()
-                planning = pool.submit(self._planned, row, principal, action, submitted)
-                real = runner.chain(pipeline, chain, files, scratch / "real",
-                                    self._real_inputs(where, read),
-                                    limits=self.limits, name=f"strongroom-{row.id}-real")
-                planned = planning.result()
-                row.usage["check_seconds"] = round(time.monotonic() - started, 3)
-            row.outputs.update(planned[0])
-            self._keep_log(row, real)
-            self._meter(row, principal, dummy + real)
-            row.usage |= {"rows": read.get("rows", 0),
-                          "seconds": round(sum(r.ending.seconds for r in real), 3),
-                          "dummy_seconds": round(sum(r.ending.seconds for r in dummy), 3),
-                          "memory_peak": max(r.ending.memory_peak for r in real)}
-            stopped = [w for r in real for w in r.ending.walls if w in sandbox.STOPPING][:1]
-            row.walls = sorted({*row.walls, *(w.value for w in stopped)})
-            alike = [r.outcome() for r in dummy] == [r.outcome() for r in real]
-            if not real[-1].ending.ok:
-                # what it met, in a word; never its exit status or its log (they are the
-                # job's to choose, and would carry what it read)
-                return JobStatus.FAILED, ["it failed on the real data" + (
-                    f": {sandbox.REASON[stopped[0]]}" if stopped else
-                    " (an error; its log stays inside the enclave)")]
-            if real[-1].plan != submitted:
+        read: dict[str, int] = {}
+        # one run after the other: nothing of the real run exists while the dummy run
+        # runs; the submitted plan is carried out while the real run goes on (it was
+        # made on the researcher's machine, before any of this)
+        with runner.scratch(row.id) as scratch, ThreadPoolExecutor(1) as pool:
+            dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
+                                 self._dummy_inputs(where, pipeline, chain),
+                                 limits=self.limits, name=f"strongroom-{row.id}-dummy")
+            row.dummy_log = dummy[-1].log()  # custodian-side: see submitted_plan
+            row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
+            if not dummy[-1].ending.ok:
+                self._meter(row, principal, dummy)
+                return JobStatus.FAILED, [
+                    f"it failed on the dummy data: {dummy[-1].ending.reason()}; run it "
+                    "on your machine with 'strongroom jobs run ACTION --dummy' (the same "
+                    "dummy data, the same layout) and read its log"], None
+            if dummy[-1].plan != submitted:
+                self._meter(row, principal, dummy)
                 return JobStatus.REFUSED, [
-                    "on the real data it planned otherwise than on the dummy data: which "
-                    "analyses a job asks for through strongroom.sdc must not depend on the "
-                    "participants' values (the submitted plan's outputs were made as usual; "
-                    "none of the real run's own files is kept)"]
-            return JobStatus.FINISHED, [*planned[1], *self._own(row, principal, action,
-                                                                  submitted, real[-1])]
-        finally:
-            if alike:
+                    f"on the dummy data here it planned otherwise than {PLANS}/"
+                    f"{row.action}.json, the plan submitted with it: run it again with "
+                    "'strongroom jobs run ACTION --dummy' and submit the plan it writes"], None
+            row.plan = submitted[:MAX_PLAN]
+            started = time.monotonic()
+            planning = pool.submit(self._planned, row, principal, action, submitted)
+            real = runner.chain(pipeline, chain, files, scratch / "real",
+                                self._real_inputs(where, read),
+                                limits=self.limits, name=f"strongroom-{row.id}-real")
+            planned = planning.result()
+            row.usage["check_seconds"] = round(time.monotonic() - started, 3)
+        row.outputs.update(planned[0])
+        self._keep_log(row, real)
+        self._meter(row, principal, dummy + real)
+        row.usage |= {"rows": read.get("rows", 0),
+                      "seconds": round(sum(r.ending.seconds for r in real), 3),
+                      "dummy_seconds": round(sum(r.ending.seconds for r in dummy), 3),
+                      "memory_peak": max(r.ending.memory_peak for r in real)}
+        stopped = [w for r in real for w in r.ending.walls if w in sandbox.STOPPING][:1]
+        row.walls = sorted({*row.walls, *(w.value for w in stopped)})
+        alike = [r.outcome() for r in dummy] == [r.outcome() for r in real]
+        if not real[-1].ending.ok:
+            # what it met, in a word; never its exit status or its log (they are the
+            # job's to choose, and would carry what it read)
+            return JobStatus.FAILED, ["it failed on the real data" + (
+                f": {sandbox.REASON[stopped[0]]}" if stopped else
+                " (an error; its log stays inside the enclave)")], None
+        if real[-1].plan != submitted:
+            return JobStatus.REFUSED, [
+                "on the real data it planned otherwise than on the dummy data: which "
+                "analyses a job asks for through strongroom.sdc must not depend on the "
+                "participants' values (the submitted plan's outputs were made as usual; "
+                "none of the real run's own files is kept)"], None
+
+        def finish() -> list[str]:
+            """Keep its own files; give the answer back only now, when all went as on
+            the dummy data (anything unforeseen keeps it spent)."""
+            reasons, troubled = self._own(row, principal, action, submitted, real[-1])
+            if alike and not troubled:
                 with self.ctx.transaction() as db:
                     self.outputs.give_back_answer(db, answer)
+            return reasons
+        return JobStatus.FINISHED, planned[1], finish
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -364,10 +388,13 @@ class Jobs:
         return outputs, reasons
 
     def _own(self, row: JobRow, principal: Principal, action: Action,
-             plan: list[dict[str, Any]], real: Run) -> list[str]:
+             plan: list[dict[str, Any]], real: Run) -> tuple[list[str], bool]:
         """The files the job wrote itself, declared and not planned, to the output checkers;
-        which were not written (the same on the dummy data, or the answer is spent)."""
+        which were not written (the same on the dummy data, or the answer is spent), and
+        whether any could not be kept (its reason is the custodian's: the bytes are the real
+        run's)."""
         reasons: list[str] = []
+        troubled = False
         planned = {item["output"] for item in plan}
         for name, declared in action.outputs.items():
             if name in planned or declared.kind is OutputKind.INTERNAL:
@@ -382,11 +409,14 @@ class Jobs:
                                         job={"job": row.id, "action": row.action,
                                              "output": name, "code_sha256": row.code_sha256,
                                              "script": action.script})
-            except Invalid as refusal:
-                reasons += [f"output {name!r}: {r}" for r in _reasons(refusal)]
+            except Exception:
+                log.exception("job %s: output %s could not be kept", row.id, name)
+                reasons.append(f"output {name!r} could not be kept (the custodian has the "
+                               "reason)")
+                troubled = True
                 continue
             row.outputs[name] = view.output.id
-        return reasons
+        return reasons, troubled
 
     # -- ending -------------------------------------------------------------------------------
 

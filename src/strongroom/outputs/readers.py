@@ -304,12 +304,18 @@ def _with_header(raw: pl.DataFrame) -> pl.DataFrame:
 
 
 def _unique_names(values: Any) -> list[str]:
+    """Each header made unique with a suffix, in time linear in the header (a file of
+    thousands of repeated names is a job's to write, and the scanner reads it)."""
     names: list[str] = []
+    taken: set[str] = set()
+    tried: dict[str, int] = {}
     for i, v in enumerate(values):
         base = (v or "").strip() or f"column_{i + 1}"
-        name, k = base, 2
-        while name in names:
+        name, k = base, tried.get(base, 2)
+        while name in taken:
             name, k = f"{base}_{k}", k + 1
+        tried[base] = k
+        taken.add(name)
         names.append(name)
     return names
 

@@ -153,7 +153,7 @@ def _json(value: Any, what: str, problems: list[str]) -> Any:
         return None
 
 
-def _payload_problems(payload: bytes, media_type: str, filename: str) -> list[str]:
+def payload_problems(payload: bytes, media_type: str, filename: str) -> list[str]:
     problems = []
     if not payload:
         problems.append("the output is empty")
@@ -179,7 +179,7 @@ def _payload_problems(payload: bytes, media_type: str, filename: str) -> list[st
             json.loads(text)
         elif "\x00" in text:
             problems.append("the output holds NUL characters")
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         problems.append(f"the output is not valid UTF-8 {MEDIA_TYPES[media_type][1:].upper()}")
     return problems
 
@@ -207,7 +207,7 @@ def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
     ``settle(db)``, if given, runs in the recording transaction before the row is added and
     returns the report to keep and ``acted`` in place of those given (the ration of answers
     is read and spent there, atomically)."""
-    problems = _payload_problems(payload, media_type, filename)
+    problems = payload_problems(payload, media_type, filename)
     stored_report = _report_json(report, problems)
     stored_spec = _json(spec, "analysis specification", problems)
     if kind not in set(AnalysisKind):
