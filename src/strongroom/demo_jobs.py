@@ -11,6 +11,7 @@ import io
 import json
 import textwrap
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 from strongroom.access.context import Principal
 from strongroom.demo_enclave import TourStop
@@ -57,13 +58,21 @@ def job_tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourS
         return [TourStop("a job of the researcher's own code", "not run", "no sandbox",
                          problem)]
     project_id = world.projects[0][0]
-    job = platform.jobs.submit(who, project_id, _zip({
+    study = platform.jobs.submit(who, project_id, _zip({
         "project.yaml": PROJECT_YAML, "analysis/study.py": STUDY,
         # as `strongroom jobs run study --dummy` writes it on the researcher's machine
         "plans/study.json": json.dumps([{"output": "smoking_by_sex", "analysis": {
             "kind": "crosstab", "definition": "base", "rows": "smoking", "columns": "sex"}}])}),
         "study")
-    job = platform.jobs.run(job.id, who)
+    hostile = platform.jobs.submit(who, project_id, _zip({
+        "project.yaml": PROJECT_YAML.replace("inputs: [base]", "inputs: []").replace(
+            "      smoking_by_sex: {path: output/smoking_by_sex.csv, kind: table}\n"
+            "      bmi: {path: output/bmi.png, kind: figure}",
+            "      notes: {path: output/notes.txt, kind: text}"),
+        "analysis/study.py": NETWORK, "plans/study.json": "[]"}), "study")
+    # both at once: their runs take turns, and each waits for its end's moment beside the other
+    with ThreadPoolExecutor(2) as pool:
+        job, hostile = pool.map(lambda j: platform.jobs.run(j.id, who), [study, hostile])
     stops = []
     for name, what in (("smoking_by_sex", "a job's crosstab, asked for through strongroom.sdc"),
                        ("bmi", "a job's own figure (BMI histogram, drawn by its script)")):
@@ -80,13 +89,6 @@ def job_tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourS
             continue
         stops.append(TourStop(what, verdict, asked.status.value,
                               asked.reasons[0] if asked.reasons else ""))
-    hostile = platform.jobs.submit(who, project_id, _zip({
-        "project.yaml": PROJECT_YAML.replace("inputs: [base]", "inputs: []").replace(
-            "      smoking_by_sex: {path: output/smoking_by_sex.csv, kind: table}\n"
-            "      bmi: {path: output/bmi.png, kind: figure}",
-            "      notes: {path: output/notes.txt, kind: text}"),
-        "analysis/study.py": NETWORK, "plans/study.json": "[]"}), "study")
-    hostile = platform.jobs.run(hostile.id, who)
     stops.append(TourStop("a job that tries to reach the internet from its sandbox",
                           hostile.status, "walls tried: " + (", ".join(hostile.walls) or "none"),
                           "there is no network in the sandbox; the security team is alerted"))

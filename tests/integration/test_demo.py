@@ -61,7 +61,7 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     root = tmp_path_factory.mktemp("demo") / "demo"
-    result = run_demo(root, participants=1_500, seed=5)
+    result = run_demo(root, participants=1_500, seed=5, jobs=False)  # the CLI's demo runs them
     platform = Platform.open(root, result.key_file)
     yield Demo(result, platform, root)
     platform.close()

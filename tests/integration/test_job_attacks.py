@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -171,8 +172,9 @@ def test_a_local_socket_server_reaches_nothing_outside(world: World) -> None:
 def test_the_key_the_store_and_the_database_are_not_in_the_sandbox(world: World) -> None:
     root = world.platform.store.root
     key = root.parent / "master.key"
+    venv = Path(sys.prefix)
     targets = [str(key), str(root), str(root / "strongroom.db"), str(root / "projects"),
-               "/root", "/work", "/etc/passwd", "/etc/shadow"]
+               str(venv.parent), "/etc/passwd", "/etc/shadow"]
     row = job(world, f"""
         import os
         found = []
@@ -190,7 +192,7 @@ def test_the_key_the_store_and_the_database_are_not_in_the_sandbox(world: World)
     held = dict(ast.literal_eval(files_of(world, row)["notes"].decode()))
     for path in targets[:4]:  # the key, the store, its database, the projects' files
         assert held[path] == "FileNotFoundError", (path, held[path])
-    assert held["/work"] == ["main"]  # the Python environment's parent, and only that
+    assert held[str(venv.parent)] == [venv.name]  # the Python environment, and only that
     assert keyhex not in repr(held) and keyhex.encode() not in note
 
 

@@ -66,7 +66,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does)")
     root = tmp_path_factory.mktemp("web") / "demo"
-    demo = run_demo(root, participants=3_000, seed=11)
+    demo = run_demo(root, participants=3_000, seed=11, jobs=False)  # test_workspace runs one
     # every test signs in from 127.0.0.1: the per-source limit (10 a minute) would refuse
     # the suite's sign-ins, so it is raised here; test_signin checks wrong codes still fail
     platform = Platform.open(root, demo.key_file,
