@@ -16,7 +16,10 @@ from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.outputs.models import OutputRow
 from tests.access_world import World
-from tests.jobs_world import archive, build_jobs_world, planned, run_job
+from tests.jobs_world import archive, build_jobs_world, pipeline, planned, run_job
+
+# one action writing one note, reading nothing
+NOTES = pipeline("notes: {path: output/notes.txt, kind: text}", inputs="[]")
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
                                 reason=str(sandbox.unavailable()))
@@ -100,14 +103,7 @@ def test_an_action_reads_what_the_actions_it_needs_wrote(world: World) -> None:
 
 
 def test_the_audit_log_holds_each_files_and_each_outputs_digest(world: World) -> None:
-    files = {"project.yaml": """
-                version: 1
-                actions:
-                  study:
-                    run: python analysis/study.py
-                    outputs:
-                      notes: {path: output/notes.txt, kind: text}
-                """,
+    files = {"project.yaml": NOTES,
              "analysis/study.py": "open('output/notes.txt', 'w').write('hello')\n"}
     row = run_job(world, files)
     submitted = [e for e in events(world, "job.submitted") if e["code_sha256"] == row.code_sha256]
@@ -150,14 +146,8 @@ def test_a_job_left_running_by_a_stopped_platform_is_ended_on_recovery(world: Wo
     assert world.researcher is not None
     me = world.sign_in(world.researcher)
     job = world.platform.jobs.submit(me, world.project_id, archive({
-        "plans/study.json": "[]", "project.yaml": """
-            version: 1
-            actions:
-              study:
-                run: python a.py
-                outputs:
-                  notes: {path: output/notes.txt, kind: text}
-            """, "a.py": "pass\n"}), "study")
+        "plans/study.json": "[]", "project.yaml": NOTES, "analysis/study.py": "pass\n"}),
+        "study")
     world.platform.jobs.recover()
     ended = world.platform.jobs.get(me, job.id)
     assert ended.status == "refused" and "submit it again" in ended.reasons[0]
@@ -171,14 +161,8 @@ def test_a_jobs_end_is_seen_at_a_step_of_the_ladder(world: World) -> None:
     world.platform.jobs.end_ladder = (3.0, 6.0)
     try:
         started = time.monotonic()
-        row = run_job(world, {"project.yaml": """
-            version: 1
-            actions:
-              study:
-                run: python a.py
-                outputs:
-                  notes: {path: output/notes.txt, kind: text}
-            """, "a.py": "open('output/notes.txt', 'w').write('quick')\n"})
+        row = run_job(world, {"project.yaml": NOTES,
+                              "analysis/study.py": "open('output/notes.txt', 'w').write('quick')"})
         took = time.monotonic() - started
     finally:
         world.platform.jobs.end_ladder = ()

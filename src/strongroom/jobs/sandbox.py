@@ -301,9 +301,9 @@ def _classify(ending: Ending, usage: cgroups.Usage) -> None:
         walls.append(Wall.MEMORY)
     if usage.processes_limited:
         walls.append(Wall.PROCESSES)
-    if ending.signal in (signal.SIGXCPU, signal.SIGKILL) and Wall.TIME not in walls and (
-            not walls) and _cpu_spent(ending):
-        walls.append(Wall.CPU)
+    if not walls and (ending.signal == signal.SIGXCPU or (
+            ending.signal == signal.SIGKILL and ending.seconds >= 1.0)):
+        walls.append(Wall.CPU)  # the kernel's CPU limit (SIGKILL past the hard one)
     if ending.signal == signal.SIGXFSZ:
         walls.append(Wall.FILE_SIZE)
     if ending.exit_code == 86:
@@ -318,6 +318,3 @@ def _classify(ending: Ending, usage: cgroups.Usage) -> None:
             walls.append(Wall(kind))
     ending.walls = list(dict.fromkeys(walls))
 
-
-def _cpu_spent(ending: Ending) -> bool:
-    return ending.signal == signal.SIGXCPU or ending.seconds >= 1.0

@@ -216,13 +216,6 @@ class Jobs:
             db.expunge(row)
         return self._unseal(row, "code.zip")
 
-    def real_log(self, principal: Principal, job_id: str) -> bytes:
-        """The real run's log: custodian-side only (it may hold participants' values)."""
-        row = self.get(principal, job_id)
-        with self.ctx.transaction() as db:
-            authorize(self.ctx, db, principal, Permission.AUDIT_READ)
-        return self._unseal(row, "log.txt")
-
     # -- running --------------------------------------------------------------------------------
 
     def run(self, job_id: str, principal: Principal) -> JobRow:
@@ -276,7 +269,7 @@ class Jobs:
         # made on the researcher's machine, before any of this)
         with runner.scratch(row.id) as scratch, ThreadPoolExecutor(1) as pool:
             dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
-                                 self._dummy_inputs(where, pipeline, chain),
+                                 self._dummy_inputs(where),
                                  limits=self.limits, name=f"strongroom-{row.id}-dummy")
             row.dummy_log = dummy[-1].log()  # custodian-side: see submitted_plan
             row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
@@ -348,8 +341,7 @@ class Jobs:
             read["rows"] = read.get("rows", 0) + frame.height
         return write
 
-    def _dummy_inputs(self, where: enclave_service.Scope, pipeline: Pipeline,
-                      chain: list[str]) -> Callable[[str, Path], None]:
+    def _dummy_inputs(self, where: enclave_service.Scope) -> Callable[[str, Path], None]:
         """The project's tables as dummy data, and its definitions rebuilt over them."""
         tables = enclave_service.dummy_inputs(self.enclave, where, self.dummy_participants)
 
