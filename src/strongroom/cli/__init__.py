@@ -14,6 +14,7 @@ from strongroom.cli.backups import backup, restore
 from strongroom.cli.cohort import cohort_app, print_summary
 from strongroom.cli.common import console, progress_bar, refusals
 from strongroom.cli.dp import dp_app
+from strongroom.cli.enclave import enclave_app
 from strongroom.cli.extracts import extracts_app
 from strongroom.cli.genotypes import genotypes_app
 from strongroom.cli.jobs import jobs_app
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(genotypes_app, name="genotypes")
+app.add_typer(enclave_app, name="enclave")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")

@@ -10,62 +10,35 @@ Output is the API's JSON.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel
 
 from strongroom.cli.admin import admin, emit
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
-from strongroom.client import Client, StrongroomError
+from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
+from strongroom.cli.remote import Ca, ProjectId, Token, Url, json_argument, remote, show
 from strongroom.privacy import dp_runtime
 from strongroom.server.privacy_schemas import budget_out
 
 dp_app = typer.Typer(help="Differential privacy: DP queries, a project's DP mode and budget.",
                      no_args_is_help=True)
 
-ProjectId = Annotated[str, typer.Argument(help="The project's id (prj_…).")]
-
-
-def _query_of(text: str) -> dict[str, Any]:
-    """A query as JSON text, or ``@path`` to a JSON file."""
-    source = Path(text[1:]).read_text() if text.startswith("@") else text
-    try:
-        found = json.loads(source)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"the query is not JSON ({exc.msg}); give it as JSON text or "
-                                 f"@file.json") from None
-    if not isinstance(found, dict):
-        raise typer.BadParameter("the query must be a JSON object")
-    return found
-
-
 @dp_app.command("query")
 def query(
     project: ProjectId,
     spec: Annotated[str, typer.Argument(help="The query as JSON, or @file.json, e.g. "
                                              "'{\"kind\": \"count\", \"epsilon\": \"0.1\"}'.")],
-    url: Annotated[str, typer.Option(envvar="STRONGROOM_URL",
-                                     help="The Strongroom server, e.g. https://sr.example.org.")],
-    token: Annotated[str, typer.Option(envvar="STRONGROOM_TOKEN",
-                                       help="Your API token for the project (srt_…).")],
-    ca: Annotated[Path | None, typer.Option(envvar="STRONGROOM_CA", help=(
-        "The server's CA or self-signed certificate file (default: the system's CAs)."))]
-    = None,
+    url: Url,
+    token: Token,
+    ca: Ca = None,
 ) -> None:
     """Ask a differentially private question; its ε is charged to the project's budget."""
-    body = _query_of(spec)
-    try:
-        with Client(url, token=token, verify=ca or True) as client:
-            print(json.dumps(client.privacy.query(project, body), indent=2))
-    except StrongroomError as exc:
-        errors.print(f"refused ({exc.status}):", markup=False)
-        for reason in exc.reasons:
-            errors.print(f"  - {reason}", markup=False)
-        raise typer.Exit(1) from None
+    body = json_argument(spec, "query")
+    with remote(url, token, ca) as client:
+        show(client.privacy.query(project, body))
 
 
 @dp_app.command("budget")

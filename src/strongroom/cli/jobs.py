@@ -14,39 +14,19 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import typer
 
 from strongroom.cli.common import console, errors
-from strongroom.client import Client, StrongroomError
+from strongroom.cli.remote import Ca, Token, Url, remote
 
 jobs_app = typer.Typer(help="Jobs: your own code, tried on dummy data here and run next to the "
                             "real data in the enclave.", no_args_is_help=True)
 
-Url = Annotated[str, typer.Option(envvar="STRONGROOM_URL",
-                                  help="The Strongroom server, e.g. https://sr.example.org.")]
-Token = Annotated[str, typer.Option(envvar="STRONGROOM_TOKEN",
-                                    help="Your API token for the project (srt_…).")]
-Ca = Annotated[Path | None, typer.Option(envvar="STRONGROOM_CA", help=(
-    "The server's CA or self-signed certificate file (default: the system's CAs)."))]
 Repo = Annotated[Path, typer.Option(help="The repository holding project.yaml.")]
 DUMMY = Path("dummy")
-
-
-@contextmanager
-def _client(url: str, token: str, ca: Path | None) -> Iterator[Client]:
-    try:
-        with Client(url, token=token, verify=ca or True) as client:
-            yield client
-    except StrongroomError as exc:
-        errors.print(f"refused ({exc.status}):", markup=False)
-        for reason in exc.reasons:
-            errors.print(f"  - {reason}", markup=False)
-        raise typer.Exit(1) from None
 
 
 @jobs_app.command("dummy")
@@ -54,7 +34,7 @@ def dummy(project: Annotated[str, typer.Argument(help="The project's id (prj_…
           url: Url, token: Token, ca: Ca = None,
           into: Annotated[Path, typer.Option(help="Where to put it.")] = DUMMY) -> None:
     """Download the project's dummy data (synthetic: no real participant) for `jobs run`."""
-    with _client(url, token, ca) as client:
+    with remote(url, token, ca) as client:
         payload = client.content(f"/projects/{project}/dummy")
     into.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(payload)) as archive:
@@ -108,7 +88,7 @@ def submit(action: Annotated[str, typer.Argument(help="The action of project.yam
            url: Url, token: Token, ca: Ca = None, repo: Repo = Path("."),
            wait: Annotated[bool, typer.Option(help="Wait until it ends.")] = False) -> None:
     """Send the repository to run ACTION next to the real data; print the job."""
-    with _client(url, token, ca) as client:
+    with remote(url, token, ca) as client:
         job: dict[str, Any] = client.jobs.submit(project, action, repo)
         if wait:
             job = client.jobs.wait(job["id"])
@@ -119,8 +99,28 @@ def submit(action: Annotated[str, typer.Argument(help="The action of project.yam
 def status(job: Annotated[str, typer.Argument(help="The job's id (job_…).")],
            url: Url, token: Token, ca: Ca = None) -> None:
     """A job's status, reasons, outputs (with their verdicts) and the dummy run's log."""
-    with _client(url, token, ca) as client:
+    with remote(url, token, ca) as client:
         found = client.jobs.get(job)
         found["verdicts"] = {name: client.outputs.get(output_id)["verdict"]
                              for name, output_id in found["outputs"].items()}
     print(json.dumps(found, indent=2))
+
+
+@jobs_app.command("list")
+def list_jobs(project: Annotated[str, typer.Argument(help="The project's id (prj_…).")],
+              url: Url, token: Token, ca: Ca = None) -> None:
+    """The project's jobs, newest first."""
+    with remote(url, token, ca) as client:
+        print(json.dumps(client.jobs.list(project), indent=2))
+
+
+@jobs_app.command("code")
+def code(job: Annotated[str, typer.Argument(help="The job's id (job_…).")],
+         url: Url, token: Token, ca: Ca = None,
+         out: Annotated[Path, typer.Option(help="Where to write the zip.")] = Path("code.zip")
+         ) -> None:
+    """The code a job ran, as submitted (its SHA-256 is in the audit log)."""
+    with remote(url, token, ca) as client:
+        payload = client.jobs.code(job)
+    out.write_bytes(payload)
+    console.print(f"wrote {len(payload):,} bytes to {out}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 import os
 import ssl
@@ -134,6 +135,7 @@ class Client:
         self.watch = Watch(self)
         self.privacy = Privacy(self)
         self.jobs = Jobs(self)
+        self.transfers = Transfers(self)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -170,9 +172,19 @@ class Client:
             raise StrongroomError(200, "bad-answer", [f"GET {path} did not answer a list"])
         return found
 
-    def content(self, path: str) -> bytes:
+    def content(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
         """GET bytes that are not JSON (a download); refusals still raise StrongroomError."""
-        response = self._http.request("GET", path, headers={"Accept": "*/*"})
+        response = self._http.request("GET", path, params=params, headers={"Accept": "*/*"})
+        if not response.is_success:
+            raise StrongroomError.from_response(response)
+        return response.content
+
+    def post_content(self, path: str, json: Any = None) -> bytes:
+        """POST for bytes that are not JSON (an extract); refusals raise StrongroomError."""
+        headers = {"Accept": "*/*"}
+        if self._csrf is not None:
+            headers[CSRF_HEADER] = self._csrf
+        response = self._http.request("POST", path, json=json, headers=headers)
         if not response.is_success:
             raise StrongroomError.from_response(response)
         return response.content
@@ -496,6 +508,17 @@ class Outputs(_Section):
         """A released output's bytes (refused for anything not released)."""
         return self._c.content(f"/outputs/{_segment(output_id)}/download")
 
+    def table(self, output_id: str, format: str = "csv") -> bytes:
+        """A released output as a labelled tidy table: ``csv`` or ``parquet`` bytes."""
+        return self._c.content(f"/outputs/{_segment(output_id)}/table",
+                               params={"format": format})
+
+    def frame(self, output_id: str) -> Any:
+        """A released output as a labelled Polars DataFrame (``.to_pandas()`` for pandas)."""
+        import polars as pl  # only for those who ask for frames
+
+        return pl.read_parquet(io.BytesIO(self.table(output_id, "parquet")))
+
 
 class Watch(_Section):
     """Watch alerts: read, acknowledge, resolve, reopen, export; appeals and their review."""
@@ -552,6 +575,32 @@ class Watch(_Section):
             return text.strip()
         found: Obj = json.loads(text)
         return found
+
+
+class Transfers(_Section):
+    """A project's transfer limits, large transfers declared ahead, record-level extracts."""
+
+    def limits(self, project_id: str) -> Obj:
+        """The limits that hold for the project and its institution."""
+        return self._c._object("GET", f"/projects/{_segment(project_id)}/limits")
+
+    def declare(self, project_id: str, description: str, starts_at: dt.datetime,
+                ends_at: dt.datetime, *, record_participants: int = 0, cells: int = 0,
+                bytes_out: int = 0) -> Obj:
+        """Declare a large job ahead of running it (a custodian admin approves it)."""
+        return self._c._object("POST", f"/projects/{_segment(project_id)}/jobs", json={
+            "description": description, "record_participants": record_participants,
+            "cells": cells, "bytes_out": bytes_out, "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat()})
+
+    def declared(self, project_id: str) -> Objs:
+        return self._c._objects(f"/projects/{_segment(project_id)}/jobs")
+
+    def extract(self, project_id: str, format: str = "csv", offset: int = 0,
+                limit: int | None = None) -> bytes:
+        """A traceable record-level extract (the project needs the export permission)."""
+        return self._c.post_content(f"/projects/{_segment(project_id)}/extracts", json={
+            "format": format, "offset": offset, "limit": limit})
 
 
 class Privacy(_Section):

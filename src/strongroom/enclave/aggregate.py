@@ -33,6 +33,7 @@ from strongroom.enclave.sizes import Size
 from strongroom.enclave.sqlguard import (
     DIALECT,
     check_select,
+    parse,
     plain_sql,
     referenced_columns,
 )
@@ -147,6 +148,19 @@ def aggregate_sql(
         notes.append("count(*) counts rows: a participant with several joined rows is counted "
                      "once per row; the output check counts distinct participants")
     return Result(AnalysisKind.AGGREGATE_SQL, dict(spec), cells, notes=notes)
+
+
+def key_names(sql: str) -> list[str] | None:
+    """The output names of an aggregate query's group keys, in SELECT order, from its text
+    (None if it is not one): the names of a released table's label columns."""
+    try:
+        query = parse(sql)
+        if not isinstance(query, exp.Select):
+            return None
+        keys, _, _ = _outputs(query, _group_keys(query))
+    except Invalid:
+        return None
+    return [name for name, _ in keys]
 
 
 # -- the plan -------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -27,8 +28,8 @@ from strongroom.access.models import Project
 from strongroom.access.permissions import Action
 from strongroom.access.projects import granted_fields
 from strongroom.audit import EventType
-from strongroom.enclave import definitions
-from strongroom.enclave.aggregate import aggregate_sql
+from strongroom.enclave import codings, definitions
+from strongroom.enclave.aggregate import aggregate_sql, key_names
 from strongroom.enclave.analyses.run import run
 from strongroom.enclave.analyses.spec import parse_spec
 from strongroom.enclave.dummy import dummy_tables, dummy_zip
@@ -75,6 +76,8 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
     except Invalid as refusal:
         _refused(enclave, principal, project_id, "definition", sql, refusal)
         raise
+    # the platform's clock, as outputs' times are: what an output read is told by the times
+    definition = replace(definition, created_at=enclave.ctx.clock())
     definitions.save(enclave.definitions_dir(project_id), enclave.key(where.project),
                      definition_context(project_id), definition, frame)
     enclave.ctx.record(EventType.ENCLAVE_DEFINITION_CREATED, principal, project_id,
@@ -215,6 +218,34 @@ def definition(enclave: Enclave, project: Project,
         raise NotFound(f"project {project.id} has no dataset definition {name!r}; define it "
                        f"first (POST /projects/{project.id}/definitions)")
     return enclave.definition(project, name)
+
+
+@dataclass(frozen=True)
+class Naming:
+    """What a released table's labels mean: the value labels of the coded columns an analysis
+    grouped by, and aggregate SQL's key names (enclave/codings.py)."""
+
+    labels: dict[str, dict[str, str]]
+    keys: list[str] | None = None
+
+
+def naming(enclave: Enclave, project_id: str, spec: Mapping[str, Any],
+           made_at: datetime) -> Naming:
+    """How to label an output made at ``made_at`` from ``spec``, read from the project's
+    definitions' text alone (the caller has authorised reading the output). A definition
+    made again since the output gives no labels: it may not be what the output read."""
+    found: dict[str, dict[str, int]] = {}
+    for d in sorted(definitions.list_(enclave.definitions_dir(project_id)),
+                    key=lambda d: d.created_at):
+        if d.created_at <= made_at:
+            found[d.name] = codings.coded_columns(d.sql, enclave.ctx.dictionary, found)
+    dictionary = enclave.ctx.dictionary
+    sql = spec.get("sql")
+    if spec.get("kind") == AnalysisKind.AGGREGATE_SQL.value and isinstance(sql, str):
+        coded = codings.coded_columns(sql, dictionary, found)
+        return Naming(codings.value_labels(coded, dictionary), key_names(sql))
+    read = found.get(str(spec.get("definition")), {})
+    return Naming(codings.value_labels(read, dictionary))
 
 
 def _earlier(enclave: Enclave, project: Project,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import yaml
 from pyroaring import BitMap
 from sqlalchemy import select, update
@@ -40,7 +41,14 @@ from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, R
 from strongroom.enclave.workspace import Enclave, LruCache, MasterIds
 from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused, reading_data
 from strongroom.genomics.store import Genotypes
-from strongroom.outputs import answers, combinations, contributions, precision, requests
+from strongroom.outputs import (
+    answers,
+    combinations,
+    contributions,
+    precision,
+    requests,
+    tidy,
+)
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
 from strongroom.outputs.contributions import Vector, kind_of
 from strongroom.outputs.labels import GRIDS, shorten_long
@@ -61,6 +69,7 @@ from strongroom.outputs.rules import Rules, load_rules, tighten
 from strongroom.outputs.scanner import RowIndex, scan
 from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.suppression import where
+from strongroom.outputs.tidy import TableFormat
 from strongroom.outputs.verdicts import SEVERITY, CheckReport, Finding, Verdict
 from strongroom.watch.limits import Gate
 
@@ -470,6 +479,31 @@ class Outputs:
                 measured(row.project_id, cells)
 
         return requests.download(self.ctx, principal, output_id, within_limits)
+
+    def table(self, principal: Principal, output_id: str, fmt: TableFormat,
+              measured: Callable[[str, int], None] | None = None) -> requests.Download:
+        """A released output as a labelled table (outputs/tidy.py): a download like any other,
+        held to the same limits and recorded the same way, of the same checked figures."""
+        row = requests.read(self.ctx, principal, output_id).output
+        if row.kind == AnalysisKind.JOB_FILE.value:
+            raise Invalid(f"output {output_id} is a file a job wrote; it has no table form: "
+                          f"download it as it is (GET /outputs/{output_id}/download)")
+        got = self.download(principal, output_id, measured)
+        frame = self.readable(row, got.payload)
+        stem = row.filename.rsplit(".", 1)[0]
+        return requests.Download(tidy.encode(frame, fmt), tidy.MEDIA_TYPE[fmt],
+                                 f"{stem}.{fmt.value}")
+
+    def readable(self, row: OutputRow, payload: bytes) -> pl.DataFrame:
+        """An output's checked bytes as a labelled table; the caller has authorised reading
+        them (a download, or an output checker's review)."""
+        if row.kind == AnalysisKind.GWAS.value:
+            from strongroom.outputs.genetics import read_table
+            return read_table(payload, row.media_type)
+        naming = enclave_service.naming(self.enclave, row.project_id, row.spec, row.created_at)
+        if row.media_type == MEDIA_TYPE[Format.CSV]:
+            return tidy.tidy_csv(payload, row.spec, row.kind, naming.labels, naming.keys)
+        return tidy.tidy(tidy.record_of(payload), naming.labels, naming.keys)
 
     def shown_cells(self, project_id: str, output_id: str) -> int:
         """How many counts of groups an output gives away (its shown cells and the

@@ -39,7 +39,8 @@ from strongroom.enclave.steps import Rounding, nice_step
 from strongroom.errors import Invalid
 
 INTERCEPT = "Intercept"
-MODEL_ROW = ("model",)
+MODEL_ROW_LABEL = "model"  # the row of a model's own figures (R², log-likelihood …)
+MODEL_ROW = (MODEL_ROW_LABEL,)
 MODEL_TABLE = "model"
 MAX_LEVELS = 100  # per categorical covariate: more is not a covariate but an identifier
 COEFFICIENT_COLUMNS = ("coef", "se", "ci_low", "ci_high", "p")

@@ -9,12 +9,16 @@ from fastapi import APIRouter, Request, Response
 from strongroom.access.permissions import Action
 from strongroom.outputs import requests
 from strongroom.outputs.states import OutputStatus
+from strongroom.outputs.tidy import TableFormat
 from strongroom.server.routes.enclave import Work
 from strongroom.server.security import Caller, Ctx, acts, measure
 from strongroom.server.workbench_schemas import OutputOut, ReleaseIn, ReviewIn, output_out
 
 router = APIRouter(tags=["outputs"])
 
+TABLE: dict[int | str, dict[str, Any]] = {200: {
+    "content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
+    "description": "the released figures as a labelled table"}}
 BYTES: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {}, "text/csv": {}},
                "description": "the output's bytes, exactly as checked"}}
 
@@ -51,6 +55,17 @@ def withdraw(output_id: str, who: Caller, ctx: Ctx) -> OutputOut:
 def review(output_id: str, body: ReviewIn, who: Caller, work: Work) -> OutputOut:
     """An output checker's decision; two different checkers must approve."""
     return output_out(work.review(who, output_id, body.approve, body.reason))
+
+
+@router.get("/outputs/{output_id}/table", response_class=Response, responses=TABLE,
+            openapi_extra=acts(Action.OUTPUT_DOWNLOAD))
+def table(output_id: str, who: Caller, work: Work, request: Request,
+          format: TableFormat = TableFormat.CSV) -> Response:
+    """A released output as a tidy table: a column per group variable, holding the
+    dictionary's labels (the codes beside them), and a column per figure; models with their
+    odds ratios. CSV or Parquet; a download like /download, counted the same way."""
+    return _bytes(work.table(who, output_id, format, lambda project_id, cells: measure(
+        request, project_id=project_id, cells=cells)))
 
 
 def _bytes(found: requests.Download) -> Response:

@@ -1,0 +1,231 @@
+"""`strongroom enclave …`: a researcher's work in the enclave, at the command line.
+
+The same verbs as the Python client (`Client.enclave`, `.outputs`, `.transfers`), through the
+HTTP API with the project's API token (``STRONGROOM_URL``, ``STRONGROOM_TOKEN`` and, for a
+self-signed server, ``STRONGROOM_CA``): see what you may use, take the dummy data, define
+populations, analyse, read verdicts, ask for release, download the released figures as a
+labelled table. Answers are the API's JSON; refusals print every reason and exit 1.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from strongroom.cli.common import console
+from strongroom.cli.remote import Ca, ProjectId, Token, Url, json_argument, remote, show
+
+enclave_app = typer.Typer(help="Your work in the enclave, over the API with your token: "
+                               "schema, dummy data, definitions, analyses, verdicts, release, "
+                               "downloads.", no_args_is_help=True)
+
+OutputId = Annotated[str, typer.Argument(help="The output's id (out_…).")]
+
+
+class As(StrEnum):
+    """What `download` writes: the released record itself, or it as a labelled table."""
+
+    RECORD = "record"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+def _text(value: str) -> str:
+    """SQL as text, or ``@path`` to a file holding it."""
+    return Path(value[1:]).read_text() if value.startswith("@") else value
+
+
+@enclave_app.command("whoami")
+def whoami(url: Url, token: Token, ca: Ca = None) -> None:
+    """Who the token is, for which project, and what it may do."""
+    with remote(url, token, ca) as client:
+        show(client.me())
+
+
+@enclave_app.command("tokens")
+def tokens(url: Url, token: Token, ca: Ca = None) -> None:
+    """Your API tokens (never their secrets): what each allows, and until when."""
+    with remote(url, token, ca) as client:
+        show(client.tokens.list())
+
+
+@enclave_app.command("revoke")
+def revoke(token_id: Annotated[str, typer.Argument(help="The token's id (tok_…).")],
+           url: Url, token: Token, ca: Ca = None) -> None:
+    """Revoke one of your API tokens (this one too: it stops working at once)."""
+    with remote(url, token, ca) as client:
+        show(client.tokens.revoke(token_id))
+
+
+@enclave_app.command("projects")
+def list_projects(url: Url, token: Token, ca: Ca = None) -> None:
+    """The projects you may see."""
+    with remote(url, token, ca) as client:
+        show(client.projects.list())
+
+
+@enclave_app.command("project")
+def project(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> None:
+    """One project: its state, members, fields and dates."""
+    with remote(url, token, ca) as client:
+        show(client.projects.get(project_id))
+
+
+@enclave_app.command("schema")
+def schema(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> None:
+    """The granted fields: their ids, names, types, units, instances and arrays."""
+    with remote(url, token, ca) as client:
+        show(client.projects.schema(project_id))
+
+
+@enclave_app.command("dummy")
+def dummy(project_id: ProjectId, url: Url, token: Token, ca: Ca = None,
+          out: Annotated[Path, typer.Option(help="Where to write the zip.")] = Path(
+              "dummy.zip")) -> None:
+    """The project's dummy data (synthetic participants, exactly its tables and definitions)."""
+    with remote(url, token, ca) as client:
+        payload = client.enclave.dummy(project_id)
+    out.write_bytes(payload)
+    console.print(f"wrote {len(payload):,} bytes of dummy data to {out}")
+
+
+@enclave_app.command("define")
+def define(project_id: ProjectId,
+           name: Annotated[str, typer.Argument(help="The definition's name (a-z, 0-9, _).")],
+           sql: Annotated[str, typer.Argument(help="One SELECT returning pid, or @file.sql.")],
+           url: Url, token: Token, ca: Ca = None) -> None:
+    """Define an analysis population; you get its columns and whether it is large enough."""
+    with remote(url, token, ca) as client:
+        show(client.enclave.define(project_id, name, _text(sql)))
+
+
+@enclave_app.command("definitions")
+def definitions(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> None:
+    """The project's dataset definitions."""
+    with remote(url, token, ca) as client:
+        show(client.enclave.definitions(project_id))
+
+
+@enclave_app.command("drop")
+def drop(project_id: ProjectId, name: Annotated[str, typer.Argument(help="The definition.")],
+         url: Url, token: Token, ca: Ca = None) -> None:
+    """Drop a dataset definition."""
+    with remote(url, token, ca) as client:
+        client.enclave.drop(project_id, name)
+    console.print(f"dropped {name}")
+
+
+@enclave_app.command("analyse")
+def analyse(project_id: ProjectId,
+            spec: Annotated[str, typer.Argument(help=(
+                "The analysis as JSON or @file.json, e.g. '{\"kind\": \"crosstab\", "
+                "\"definition\": \"adults\", \"rows\": \"sex\", \"columns\": \"smoking\"}' "
+                "(docs/reference/analyses.md)."))],
+            url: Url, token: Token, ca: Ca = None,
+            release: Annotated[bool, typer.Option(
+                help="Ask for release at once if the verdict allows it.")] = False) -> None:
+    """Run an analysis inside; the answer is its verdict and reasons, never its values."""
+    with remote(url, token, ca) as client:
+        found = client.enclave.analyse(project_id, json_argument(spec, "analysis"))
+        if release and found["verdict"] in ("release", "release_with_suppression"):
+            found = client.outputs.request_release(found["id"])
+    show(found)
+
+
+@enclave_app.command("outputs")
+def outputs(url: Url, token: Token, ca: Ca = None,
+            project_id: Annotated[str | None, typer.Option(
+                "--project", help="Only this project's outputs.")] = None,
+            status: Annotated[str | None, typer.Option(
+                help="Only outputs in this state (checked, requested, released, …).")]
+            = None) -> None:
+    """Your outputs, newest first, with their verdicts."""
+    with remote(url, token, ca) as client:
+        show(client.outputs.list(project_id, status))
+
+
+@enclave_app.command("status")
+def status(output_id: OutputId, url: Url, token: Token, ca: Ca = None) -> None:
+    """An output's state, verdict and every finding with its reason."""
+    with remote(url, token, ca) as client:
+        show(client.outputs.get(output_id))
+
+
+@enclave_app.command("release")
+def release(output_id: OutputId, url: Url, token: Token, ca: Ca = None,
+            justification: Annotated[str | None, typer.Option(
+                help="Why it should leave (output checkers read it when they must decide).")]
+            = None) -> None:
+    """Ask for release: at once if the check allows it, else held for two output checkers."""
+    with remote(url, token, ca) as client:
+        show(client.outputs.request_release(output_id, justification))
+
+
+@enclave_app.command("withdraw")
+def withdraw(output_id: OutputId, url: Url, token: Token, ca: Ca = None) -> None:
+    """Withdraw a request for release."""
+    with remote(url, token, ca) as client:
+        show(client.outputs.withdraw(output_id))
+
+
+@enclave_app.command("download")
+def download(output_id: OutputId, url: Url, token: Token, ca: Ca = None,
+             as_: Annotated[As, typer.Option(
+                 "--as", help="record: the released bytes as checked; csv or parquet: them "
+                              "as a labelled table.")] = As.CSV,
+             out: Annotated[Path | None, typer.Option(
+                 help="Where to write it (default: standard output for text, "
+                      "OUTPUT.parquet for Parquet).")] = None) -> None:
+    """Download a released output (only released outputs leave)."""
+    with remote(url, token, ca) as client:
+        payload = (client.outputs.download(output_id) if as_ is As.RECORD
+                   else client.outputs.table(output_id, as_.value))
+    if out is None and as_ is As.PARQUET:
+        out = Path(f"{output_id}.parquet")
+    if out is None:
+        print(payload.decode("utf-8"), end="")
+        return
+    out.write_bytes(payload)
+    console.print(f"wrote {len(payload):,} bytes to {out}")
+
+
+@enclave_app.command("limits")
+def limits(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> None:
+    """The transfer limits that hold for the project and its institution."""
+    with remote(url, token, ca) as client:
+        show(client.transfers.limits(project_id))
+
+
+@enclave_app.command("declared")
+def declared(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> None:
+    """The large transfers declared for the project, and whether they were approved."""
+    with remote(url, token, ca) as client:
+        show(client.transfers.declared(project_id))
+
+
+@enclave_app.command("extract")
+def extract(project_id: ProjectId, url: Url, token: Token, ca: Ca = None,
+            out: Annotated[Path, typer.Option(help="Where to write the extract.")] = Path(
+                "extract.csv"),
+            format: Annotated[str, typer.Option(help="csv or parquet.")] = "csv",
+            offset: Annotated[int, typer.Option(min=0, help="First participant of a page.")]
+            = 0,
+            limit: Annotated[int | None, typer.Option(min=1, help="Participants in the page.")]
+            = None) -> None:
+    """A traceable record-level extract (only with the project's export permission; its
+    participants count against the 30-day limit before anything is made)."""
+    with remote(url, token, ca) as client:
+        payload = client.transfers.extract(project_id, format, offset, limit)
+    out.write_bytes(payload)
+    console.print(f"wrote {len(payload):,} bytes to {out}; it is fingerprinted to you")
+
+
+@enclave_app.command("budget")
+def budget(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> None:
+    """The project's differential-privacy budget (`strongroom dp query` spends it)."""
+    with remote(url, token, ca) as client:
+        show(client.privacy.budget(project_id))
+
