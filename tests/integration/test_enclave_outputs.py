@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -24,11 +25,12 @@ from strongroom.access.roles import Role
 from strongroom.access.states import Vetting
 from strongroom.audit import EventType
 from strongroom.enclave import margin, service
-from strongroom.errors import Conflict, Invalid
+from strongroom.errors import Conflict, Invalid, Refused
 from strongroom.outputs import requests
 from strongroom.outputs.check import check
 from strongroom.outputs.render import Format
 from strongroom.outputs.states import OutputStatus
+from strongroom.outputs.tidy import TableFormat
 from strongroom.outputs.verdicts import Verdict
 from tests.access_world import PASSWORD, Member, World, build_world
 
@@ -238,3 +240,53 @@ def test_review_needs_two_different_checkers_and_then_releases(
         world.platform.outputs.review(checker, view.output.id, True, "again")
     done = world.platform.outputs.review(other, view.output.id, True, "agreed")
     assert done.status is OutputStatus.RELEASED
+
+
+def _released_crosstab(world: World, who: Principal, definition: str) -> str:
+    view = analyse(world, who, {"kind": "crosstab", "definition": definition, "rows": "sex",
+                                "columns": "era"})
+    released = world.platform.outputs.request_release(who, view.output.id)
+    assert released.status is OutputStatus.RELEASED, view.reasons
+    return view.output.id
+
+
+def test_a_released_output_downloads_as_a_labelled_table_counted_as_a_download(
+        world: World, researcher: Principal) -> None:
+    output_id = _released_crosstab(world, researcher, "base")
+    before = world.platform.audit.size()
+    got = world.platform.outputs.table(researcher, output_id, TableFormat.PARQUET)
+    frame = pl.read_parquet(io.BytesIO(got.payload))
+    assert got.media_type == "application/vnd.apache.parquet"
+    assert got.filename == "crosstab.parquet"
+    assert set(frame["sex"]) == {"Female", "Male", "Total"}  # the codes' meanings, coding 9
+    assert set(frame["sex_code"]) == {"0", "1", "Total"}
+    assert "era_code" not in frame.columns  # computed in SQL: no coding to give it
+    record = json.loads(requests.download(world.ctx, researcher, output_id).payload)
+    shown = {(c["row"][0], c["column"]): c["value"] for c in record["cells"]}
+    for row in frame.iter_rows(named=True):  # the same figures, nothing more
+        assert shown[(row["sex_code"], row["era"])] == row["count"]
+    types = [e.type for e in world.platform.audit.entries(before)]
+    assert types.count(EventType.OUTPUT_DOWNLOADED) >= 2  # the table, then the record
+
+
+def test_a_table_is_refused_until_the_output_is_released(world: World,
+                                                         researcher: Principal) -> None:
+    view = analyse(world, researcher, {"kind": "frequency", "definition": "base",
+                                       "variable": "sex"})
+    with pytest.raises(Refused, match="not released"):
+        world.platform.outputs.table(researcher, view.output.id, TableFormat.CSV)
+
+
+def test_a_definition_made_again_after_the_output_gives_its_table_no_labels(
+        world: World, researcher: Principal) -> None:
+    enclave = world.platform.enclave
+    service.define(enclave, researcher, world.project_id, "relabel",
+                   "SELECT pid, sex, era FROM base")
+    output_id = _released_crosstab(world, researcher, "relabel")
+    world.clock.advance(minutes=1)
+    service.drop_definition(enclave, researcher, world.project_id, "relabel")
+    service.define(enclave, researcher, world.project_id, "relabel",
+                   "SELECT pid, smoking AS sex, era FROM base")  # smoking: 0 never, 1 previous
+    got = world.platform.outputs.table(researcher, output_id, TableFormat.CSV)
+    frame = pl.read_csv(io.BytesIO(got.payload), schema_overrides={"sex": pl.String})
+    assert "sex_code" not in frame.columns and set(frame["sex"]) == {"0", "1", "Total"}
