@@ -290,3 +290,67 @@ def test_a_definition_made_again_after_the_output_gives_its_table_no_labels(
     got = world.platform.outputs.table(researcher, output_id, TableFormat.CSV)
     frame = pl.read_csv(io.BytesIO(got.payload), schema_overrides={"sex": pl.String})
     assert "sex_code" not in frame.columns and set(frame["sex"]) == {"0", "1", "Total"}
+
+
+# -- what the reasons of a held or blocked output may name -----------------------------------
+# The guarantee: a reason names a label only where the output would show it if released (a
+# group, level or interval held by the threshold); everything else it quotes is "…".
+
+QUOTED = re.compile(r"\"([^\"]*)\"|'([^']*)'")
+
+
+def quoted(view: requests.OutputView) -> set[str]:
+    return {a or b for f in view.report.findings for a, b in QUOTED.findall(f.reason)}
+
+
+def _base(world: World) -> pl.DataFrame:
+    with world.platform.access.transaction() as db:
+        project = db.get(Project, world.project_id)
+        assert project is not None
+    return world.platform.enclave.definition(project, "base")[1]
+
+
+def test_a_blocked_survival_table_names_the_group_and_interval_that_failed(
+        world: World, researcher: Principal) -> None:
+    # follow-up "time" is BMI, so the last intervals hold few people
+    service.define(world.platform.enclave, researcher, world.project_id, "followed",
+                   "SELECT pid, smoking, bmi AS t, CASE WHEN sex = 1 THEN 1 ELSE 0 END AS e "
+                   "FROM base WHERE bmi IS NOT NULL")
+    view = analyse(world, researcher, {"kind": "kaplan_meier", "definition": "followed",
+                                       "time": "t", "event": "e", "group": "smoking",
+                                       "interval": 5})
+    assert view.report.verdict is Verdict.BLOCK, view.reasons
+    named = quoted(view) - {""}
+    assert named, view.reasons  # the researcher is told which group and interval
+    frame = _base(world).filter(pl.col("bmi").is_not_null())
+    groups = frame.group_by(pl.col("smoking").cast(pl.String).fill_null("(missing)")).len()
+    common = set(groups.filter(pl.col("len") >= 10)["smoking"])  # every line is at k or more
+    for label in named:
+        parts = set(label.split(" / "))
+        group = parts - {p for p in parts if p.endswith(" days") or p in (
+            "at_risk", "events", "censored", "survival")}
+        assert group <= common, (label, groups)
+        for interval in (p for p in parts if p.endswith(" days")):
+            start = float(interval.strip("[(").split(",")[0])
+            assert frame.filter(pl.col("bmi") > start).height >= 10, interval
+
+
+@pytest.mark.parametrize("kind", ["kaplan_meier", "logistic"])
+def test_participants_values_as_groups_or_levels_are_never_named(
+        world: World, researcher: Principal, kind: str) -> None:
+    # the attacker's labels: the obese participants' own blood pressures
+    service.define(world.platform.enclave, researcher, world.project_id, f"leaky_{kind}",
+                   "SELECT pid, CASE WHEN bmi > 40 THEN 'sbp ' || CAST(sbp AS VARCHAR) "
+                   "ELSE 'other' END AS g, coalesce(birth_year, 1950) - 1900 AS t, "
+                   "CASE WHEN sex = 1 THEN 1 ELSE 0 END AS e, "
+                   "coalesce(birth_year, 1950) AS y FROM base")
+    spec: dict[str, object] = (
+        {"kind": "kaplan_meier", "time": "t", "event": "e", "group": "g", "interval": 3}
+        if kind == "kaplan_meier" else
+        {"kind": "logistic", "outcome": "e", "covariates": ["g", "y"], "categorical": ["g"]})
+    view = analyse(world, researcher, {**spec, "definition": f"leaky_{kind}"})
+    secret = {f"sbp {v}" for v in _base(world).filter(pl.col("bmi") > 40)["sbp"].drop_nulls()
+              .cast(pl.Int64).cast(pl.String)}
+    assert secret, "the world has obese participants"
+    reasons = " ".join(f.reason for f in view.report.findings)
+    assert not any(s in reasons for s in secret), reasons

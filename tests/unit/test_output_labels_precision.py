@@ -256,3 +256,60 @@ def test_a_rounding_boundary_cannot_be_bisected() -> None:
 
     assert attack(round_to_step) == pytest.approx(truth, abs=1e-6)
     assert abs(attack(KEYED) - truth) > 0.5
+
+
+# -- what a held or blocked output's reasons may name (outputs/labels.py namable) ------------
+
+def _held_reasons(result: Result, findings: list[tuple[int | None, str]]) -> list[str]:
+    """The reasons kept for an output people must decide, as the researcher reads them."""
+    from strongroom.outputs.labels import namable
+    from strongroom.outputs.service import _settled
+    from strongroom.outputs.verdicts import CheckReport, Finding, Verdict
+
+    report = check(result, RULES)
+    found = [Finding("threshold", Verdict.REVIEW, reason, cell) for cell, reason in findings]
+    held = CheckReport(Verdict.REVIEW, found, report.suppressed, report.rules_version,
+                       report.thresholds, report.removed)
+    kept = _settled(found, held, None, namable(result, RULES.threshold, report.removed))
+    return [f.reason for f in kept.findings]
+
+
+def test_a_held_output_names_a_cell_only_by_labels_it_would_show() -> None:
+    cells = [count(("27.3817", "143"), 1), count(("obese", "high"), 40, 10),
+             count(("obese", "low"), 40, 60)]
+    reasons = _held_reasons(Result(AnalysisKind.AGGREGATE_SQL, {}, cells), [
+        (0, 'row "27.3817 / 143", column "n": fewer than the threshold'),
+        (1, 'row "obese / high", column "n": fewer than the threshold'),
+        (1, 'row "obese / high" beside row "27.3817 / 143"'),  # another cell's: never
+        (None, 'the level "27.3817" is held by fewer'),
+    ])
+    assert reasons == ['row “…”, column “…”: fewer than the threshold',
+                       'row "obese / high", column "n": fewer than the threshold',
+                       'row "obese / high" beside row “…”',
+                       'the level “…” is held by fewer']
+
+
+def test_a_model_level_or_survival_group_held_by_few_is_not_named() -> None:
+    coefficient = Cell(("g=sbp 143",), "coef", CellKind.COEFFICIENT, 0.4, ids(500))
+    common = Cell(("g=other",), "coef", CellKind.COEFFICIENT, 0.1, ids(500))
+    model = Result(AnalysisKind.LOGISTIC, {}, [coefficient, common],
+                   levels={"level:g=sbp 143": ids(2), "level:g=other": ids(498, 2)})
+    assert _held_reasons(model, [(0, 'row "g=sbp 143"'), (1, 'row "g=other"')]) == [
+        "row “…”", 'row "g=other"']
+    at_risk = [Cell((g, "[0, 5] years"), "at_risk", CellKind.AT_RISK, float(n), ids(n, s),
+                    table=g) for g, n, s in (("sbp 143", 3, 0), ("other", 400, 3))]
+    late = Cell(("other", "(5, 10] years"), "at_risk", CellKind.AT_RISK, 2.0, ids(2, 3),
+                table="other")
+    survival = Result(AnalysisKind.KAPLAN_MEIER, {"group": "g"}, [*at_risk, late],
+                      levels={"level:g=sbp 143": ids(3), "level:g=other": ids(400, 3)})
+    assert _held_reasons(survival, [
+        (0, 'table "sbp 143", row "sbp 143 / [0, 5] years"'),
+        (1, 'table "other", row "other / [0, 5] years"'),
+        (2, 'row "other / (5, 10] years"'),  # followed into by two: the grid says so
+    ]) == ['table “…”, row “…”', 'table "other", row "other / [0, 5] years"', "row “…”"]
+
+
+def test_a_gwas_names_no_variant_when_held() -> None:
+    cell = Cell(("rs123",), "beta", CellKind.COEFFICIENT, 0.1, ids(500))
+    assert _held_reasons(Result(AnalysisKind.GWAS, {}, [cell]), [(0, 'variant "rs123"')]) \
+        == ["variant “…”"]

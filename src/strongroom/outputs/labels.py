@@ -29,7 +29,7 @@ import numpy as np
 
 from strongroom.enclave import margin
 from strongroom.enclave.analyses.frame import TOTAL
-from strongroom.enclave.results import AnalysisKind, Cell, PidArray, Result
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 
 GRIDS = frozenset({AnalysisKind.FREQUENCY, AnalysisKind.CROSSTAB, AnalysisKind.HISTOGRAM})
 RULE = "labels"
@@ -110,3 +110,52 @@ def _short(label: str) -> str:
         return label
     digest = hashlib.sha256(label.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{label[:_KEPT]}…{digest}"
+
+
+# what a finding may name of a cell (cell index -> the label texts it may quote) when the
+# output is not released as it is
+Namable = dict[int, frozenset[str]]
+_NEVER = frozenset({AnalysisKind.GWAS, AnalysisKind.JOB_FILE})
+_MODELS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX})
+
+
+def namable(result: Result, threshold: int, removed: set[int]) -> Namable:
+    """The labels each cell's findings may name, for an output held or blocked: those the
+    output would show if it were released (the guarantee above), so a reason can say which
+    group and interval failed. A label held by too few, a model level or survival group held
+    by too few, an interval only a few are followed into, and a GWAS's variants: never."""
+    if result.kind in _NEVER:
+        return {}
+    small_levels = {key for key, pids in result.levels.items()
+                    if _below([pids], threshold, "level", key)}
+    late = _late_intervals(result, threshold) if result.kind is AnalysisKind.KAPLAN_MEIER \
+        else set()
+    found: Namable = {}
+    for i, cell in enumerate(result.cells):
+        if i in removed or any(part in late for part in cell.row):
+            continue
+        if _level_keys(result, cell) & small_levels:
+            continue
+        parts = {*cell.row, cell.column, *([cell.table] if cell.table else [])}
+        found[i] = frozenset({*parts, " / ".join(cell.row), " | ".join(cell.row)})
+    return found
+
+
+def _level_keys(result: Result, cell: Cell) -> set[str]:
+    """The level keys (``level:<variable>=<value>``) a cell's labels name."""
+    if result.kind in _MODELS and cell.row and "=" in cell.row[0]:
+        return {f"level:{cell.row[0]}"}
+    if result.kind is AnalysisKind.KAPLAN_MEIER and result.spec.get("group") and cell.row:
+        return {f"level:{result.spec['group']}={cell.row[0]}"}
+    return set()
+
+
+def _late_intervals(result: Result, threshold: int) -> set[str]:
+    """Survival intervals into which fewer than ``threshold`` are followed (in all groups):
+    the grid reaches the longest follow-up, so such an interval's label tells of a few."""
+    at_risk: dict[str, list[PidArray]] = defaultdict(list)
+    for cell in result.cells:
+        if cell.kind is CellKind.AT_RISK and len(cell.row) > 1:
+            at_risk[cell.row[1]].append(cell.contributors)
+    return {label for label, sets in at_risk.items()
+            if _below(sets, threshold, "interval", label)}

@@ -51,7 +51,7 @@ from strongroom.outputs import (
 )
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
 from strongroom.outputs.contributions import Vector, kind_of
-from strongroom.outputs.labels import GRIDS, shorten_long
+from strongroom.outputs.labels import GRIDS, Namable, namable, shorten_long
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.overlap import (
@@ -315,14 +315,15 @@ class Outputs:
             report, held, findings, sure = self._checked(
                 result, rules, institution, project_id, self.enclave.master_ids(where.project),
                 key)
+            sayable = namable(result, rules.threshold, report.removed)
         payload = render(result, report.suppressed, fmt, report.removed)
         name = named or filename(result, fmt)
         findings += scan(self.index(), payload, name)
         acted = answers.acted(CheckReport.worst(findings), report.suppressed)
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
-            filename=name, report=_settled(findings, report, None), kind=result.kind,
-            spec=dict(request), settle=self._settler(principal, findings, report, acted))
+            filename=name, report=_settled(findings, report, None, sayable), kind=result.kind,
+            spec=dict(request), settle=self._settler(principal, findings, report, acted, sayable))
         self._keep(where.project, view.output.id, held)
         if measured is not None:
             measured(Measures.of(result, held, sure, rules.threshold,
@@ -441,13 +442,14 @@ class Outputs:
             spec=dict(request), settle=self._settler(principal, findings, report, True))
 
     def _settler(self, principal: Principal, findings: Sequence[Finding],
-                 report: CheckReport, acted: bool) -> requests.Settle:
+                 report: CheckReport, acted: bool,
+                 named: Namable | None = None) -> requests.Settle:
         """Read and spend the requester's ration where the output is recorded (one
         transaction, under their lock): the report to keep, and whether it is an answer."""
         def settle(db: Session) -> tuple[CheckReport, bool]:
             spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
                                      self._ration(db, principal.person_id))
-            return _settled(findings, report, spent), acted and spent is None
+            return _settled(findings, report, spent, named), acted and spent is None
         return settle
 
     def reserve_answer(self, db: Session, principal: Principal, project_id: str,
@@ -744,13 +746,14 @@ def _fits(result: Result, fmt: Format) -> None:
 
 
 def _settled(findings: Sequence[Finding], report: CheckReport,
-             spent: Finding | None) -> CheckReport:
+             spent: Finding | None, named: Namable | None = None) -> CheckReport:
     """The report kept with an output: the worst verdict of ``findings`` (and of the ration's
-    finding, withheld, when ``spent``), without labels once people must decide."""
+    finding, withheld, when ``spent``), naming only the cells' ``named`` labels once people
+    must decide (outputs/labels.py)."""
     found = [*findings, *([spent] if spent is not None else [])]
     verdict = CheckReport.worst(found)
     if SEVERITY[verdict] >= SEVERITY[Verdict.REVIEW]:
-        found = _one_differencing([_without_labels(f) for f in found])
+        found = _one_differencing([_without_labels(f, named or {}) for f in found])
     return CheckReport(verdict, found, report.suppressed, report.rules_version,
                        report.thresholds, report.removed, withheld=spent is not None)
 
@@ -776,13 +779,20 @@ def _one_differencing(findings: list[Finding]) -> list[Finding]:
     return [*rest, Finding(DIFFERENCING, CheckReport.worst(overlap), DIFFERENCING_REASON)]
 
 
-def _without_labels(finding: Finding) -> Finding:
-    """A reason without the quoted cell labels, for outputs that are not released as they are.
+def _without_labels(finding: Finding, named: Namable) -> Finding:
+    """A reason without the quoted labels it may not name, for outputs that are not released
+    as they are.
 
     Group labels can be participants' own values (``GROUP BY bmi, sbp``); a blocked output's
-    reasons must not hand them over. The cell index still says which cell is meant.
+    reasons must not hand them over. A finding about one cell keeps that cell's own labels
+    where its output would show them (``named``), so it says which group and interval
+    failed; anything else it quotes becomes “…”. The cell index still says which cell.
     """
-    return Finding(finding.rule, finding.verdict, _QUOTED.sub("“…”", finding.reason),
+    allowed = named.get(finding.cell, frozenset()) if finding.cell is not None else frozenset()
+
+    def label(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0)[1:-1] in allowed else "“…”"
+    return Finding(finding.rule, finding.verdict, _QUOTED.sub(label, finding.reason),
                    finding.cell)
 
 
