@@ -56,6 +56,10 @@ def test_the_queue_shows_each_output_with_its_verdict_and_reasons(
     expect(checker.get_by_test_id("justification")).to_have_text(WHY)
     cells = checker.get_by_test_id("cells")
     expect(cells).to_contain_text("Total")  # the very table that would be released
+    flagged = cells.get_by_test_id("flagged")  # the cells the findings are about, marked
+    expect(flagged.first).to_be_visible()
+    expect(cells.locator("td.flagged[title*='threshold']").first).to_be_visible()
+    expect(checker.get_by_test_id("flagged-note")).to_be_visible()
     expect(checker.locator("figure.chart svg")).to_be_visible()
     expect(checker.get_by_role("button", name="Approve")).to_be_visible()
     screenshot(checker, "checks-output")

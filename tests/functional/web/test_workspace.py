@@ -193,6 +193,9 @@ def test_from_a_definition_to_a_released_file_through_two_checkers(
         assert body["kind"] == "crosstab" and "contributors" not in json.dumps(body)
         mine.get_by_role("button", name="Show the table and chart").click()
         expect(mine.get_by_test_id("released-table")).to_be_visible()
+        released = mine.get_by_test_id("released-table").get_by_test_id("cells")
+        expect(released).to_contain_text("Female")  # p31's codes by the dictionary's words
+        expect(released.locator("thead")).to_contain_text("sex")
         expect(mine.locator("#released-table svg.chart")).to_be_visible()
         screenshot(mine, "workspace-result")
 

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from strongroom.outputs import requests
 from strongroom.outputs.requests import MIN_REJECTION, OutputView
 from strongroom.outputs.service import verdict_words
 from strongroom.outputs.states import AWAITING_REVIEW, OutputAction, OutputStatus
+from strongroom.outputs.tidy import CODE_SUFFIX, SUPPRESSED
 from strongroom.outputs.verdicts import Finding, Verdict
 from strongroom.server.routes.enclave import Work
 from strongroom.server.security import acts
@@ -77,6 +79,9 @@ class Table:
     chart: Markup | None = None
     cut: int = 0  # cells left out of the page (the file holds them all)
     suppressed: int = 0
+    # (row, column position) -> the check's reasons about that cell, for output checkers
+    flagged: dict[tuple[int, int], str] = field(default_factory=dict)
+    head: str = "Row"  # the first column's heading
 
 
 def _shown(value: Any) -> str:
@@ -153,8 +158,11 @@ def _count_bars(cells: list[dict[str, Any]], title: str) -> Markup | None:
     return charts.bars(items, title)
 
 
-def table_of(payload: bytes, media_type: str, title: str) -> Table:
-    """The table a person reads (aggregates only: the bytes passed the output check)."""
+def table_of(payload: bytes, media_type: str, title: str,
+             flagged: Mapping[int, str] | None = None) -> Table:
+    """The table a person reads (aggregates only: the bytes passed the output check).
+
+    ``flagged``: the check's reasons by position of a cell in the bytes, to mark them."""
     gwas = _gwas_table(payload, media_type)
     if gwas is not None:
         return gwas
@@ -166,20 +174,52 @@ def table_of(payload: bytes, media_type: str, title: str) -> Table:
     columns: dict[tuple[str, str], None] = {}
     named: dict[str, set[str]] = {}
     rows: dict[str, dict[tuple[str, str], str]] = {}
-    for cell in cells[:MAX_CELLS_SHOWN]:
+    reasons: dict[tuple[str, tuple[str, str]], str] = {}
+    for position, cell in enumerate(cells[:MAX_CELLS_SHOWN]):
         key = (str(cell["column"]), str(cell["kind"]))
         columns.setdefault(key, None)
         named.setdefault(key[0], set()).add(key[1])
         label = " · ".join(str(x) for x in cell["row"]) or "(all)"
         rows.setdefault(label, {})[key] = ("suppressed" if cell["suppressed"]
                                            else _shown(cell["value"]))
+        if flagged and position in flagged:
+            reasons[(label, key)] = flagged[position]
     heads = [name if len(named[name]) == 1 else f"{name} ({kind})" for name, kind in columns]
     facts = [(str(k), _shown(v)) for k, v in sorted(dict(body.get("facts") or {}).items())]
+    order = list(columns)
+    marks = {(r, order.index(key)): reason for r, label in enumerate(rows)
+             for (at, key), reason in reasons.items() if at == label}
     return Table(heads, [(label, [values.get(k, "") for k in columns])
                          for label, values in rows.items()],
                  facts, [str(n) for n in body.get("notes") or []],
                  _count_bars(cells, title), max(len(cells) - MAX_CELLS_SHOWN, 0),
-                 sum(1 for c in cells if c["suppressed"]))
+                 sum(1 for c in cells if c["suppressed"]), marks)
+
+
+def labelled_table(frame: pl.DataFrame, payload: bytes, media_type: str,
+                   title: str) -> Table:
+    """A released output as its labelled table (outputs/tidy.py): group variables by the
+    dictionary's meanings, a column per figure; the notes and model facts from the record."""
+    shown = [c for c in frame.columns if not c.endswith(CODE_SUFFIX) and c != SUPPRESSED]
+    keys = [c for c in shown if frame.schema[c] == pl.String()]
+    rows = []
+    for row in frame.head(MAX_CELLS_SHOWN).iter_rows(named=True):
+        hidden = set(str(row.get(SUPPRESSED) or "").split("; "))
+        rows.append((_shown(row[shown[0]]), [
+            "suppressed" if c in hidden else _shown(row[c]) for c in shown[1:]]))
+    try:
+        cells, body = _cells(payload, media_type)
+    except (UnicodeDecodeError, ValueError, KeyError):
+        cells, body = [], {}
+    counted = [(" · ".join(str(r[k]) for k in keys), float(r["count"]))
+               for r in frame.iter_rows(named=True)
+               if "count" in frame.columns and r["count"] is not None
+               and TOTAL not in {r[k] for k in keys}]
+    chart = charts.bars(counted, title) if 0 < len(counted) <= MAX_BARS else None
+    facts = [(str(k), _shown(v)) for k, v in sorted(dict(body.get("facts") or {}).items())]
+    return Table(shown[1:], rows, facts, [str(n) for n in body.get("notes") or []], chart,
+                 max(frame.height - MAX_CELLS_SHOWN, 0),
+                 sum(1 for c in cells if c.get("suppressed")), head=shown[0])
 
 
 # -- what the pages say about an output -------------------------------------------------
@@ -287,7 +327,23 @@ def _content(ctx: Access, who: Principal, view: OutputView
             encoded = base64.b64encode(found.payload).decode()
             return JobFile(f"data:{found.media_type};base64,{encoded}", None), []
         return JobFile(None, found.payload[:MAX_TEXT_SHOWN].decode(errors="replace")), []
-    return table_of(found.payload, found.media_type, "Counts in this output"), []
+    return table_of(found.payload, found.media_type, "Counts in this output",
+                    flagged_positions(view)), []
+
+
+def flagged_positions(view: OutputView) -> dict[int, str]:
+    """The check's reasons by the position of their cell in the bytes (a cell left out for
+    its label is not in them), for the output checker, who reads the whole report."""
+    report = view.check_report
+    removed = sorted(report.removed)
+    found: dict[int, list[str]] = {}
+    for finding in report.findings:
+        if finding.cell is None or finding.cell in report.removed \
+                or finding.verdict is Verdict.RELEASE:
+            continue
+        position = finding.cell - sum(1 for r in removed if r < finding.cell)
+        found.setdefault(position, []).append(f"{finding.rule}: {finding.reason}")
+    return {p: "\n".join(reasons) for p, reasons in found.items()}
 
 
 def _code(request: Request, who: Principal, view: OutputView) -> list[tuple[str, str]]:

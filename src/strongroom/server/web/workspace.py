@@ -43,7 +43,7 @@ from strongroom.server.routes.privacy import Dp
 from strongroom.server.security import acts, measure
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
-from strongroom.server.web.checks import describe, table_of
+from strongroom.server.web.checks import describe, labelled_table, table_of
 from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
 from strongroom.watch.shapes import fingerprint
 
@@ -374,7 +374,12 @@ def released_table(request: Request, output_id: str, who: Researcher, ctx: Acces
 
     htmx asks for the fragment only; without script the link opens it as a page."""
     found = _released(request, who, ctx, work, output_id)
-    table = table_of(found.payload, found.media_type, "Counts in the released output")
+    row = requests.read(ctx, who, output_id).output
+    try:  # the labelled table (outputs/tidy.py); the cells as they are if it has none
+        table = labelled_table(work.readable(row, found.payload), found.payload,
+                               found.media_type, "Counts in the released output")
+    except Invalid:
+        table = table_of(found.payload, found.media_type, "Counts in the released output")
     page = ("workspace/_released.html" if request.headers.get("HX-Request") == "true"
             else "workspace/released.html")
     return render(request, page, who, table=table, output_id=output_id,
