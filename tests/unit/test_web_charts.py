@@ -42,3 +42,13 @@ def test_meter_caps_at_full_and_says_the_share() -> None:
     svg = parse(charts.meter(1.5, 1.0, "Budget", unit=" ε"))
     assert "150%" not in ET.tostring(svg, encoding="unicode")
     assert "100%" in ET.tostring(svg, encoding="unicode")
+
+
+def test_counts_have_whole_ticks_however_small() -> None:
+    for values in ([0, 0], [1], [3, 1], [7], [1234, 17]):
+        svg = parse(charts.bars([(str(i), v) for i, v in enumerate(values)], "People",
+                                counts=True))
+        ticks = [t.text or "" for t in svg.findall(f"{NS}text") if t.get("text-anchor") == "end"]
+        assert len(ticks) == 3 and all("." not in t for t in ticks), (values, ticks)
+    fractions = parse(charts.bars([("a", 0.0)], "Share"))  # not counts: halves may show
+    assert any("." in (t.text or "") for t in fractions.findall(f"{NS}text"))

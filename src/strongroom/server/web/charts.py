@@ -64,11 +64,21 @@ def _scale(values: Sequence[float], *extra: float | None) -> float:
                 if step * power >= top)
 
 
+def whole_top(top: float) -> float:
+    """An axis top for counts: an even whole number, so that its three ticks are whole too
+    (a count of 0.5 people is no count)."""
+    return float(max(2, math.ceil(top / 2) * 2))
+
+
 def bars(items: Sequence[tuple[str, float]], title: str, *, unit: str = "",
-         limit: float | None = None, hot: float | None = None) -> Markup:
-    """Vertical bars with their labels; a dashed line at ``limit``; bars above ``hot`` red."""
+         limit: float | None = None, hot: float | None = None,
+         counts: bool = False) -> Markup:
+    """Vertical bars with their labels; a dashed line at ``limit``; bars above ``hot`` red;
+    ``counts``: the values are counts, so the axis shows whole numbers only."""
     values = [float(v) for _, v in items]
     top = _scale(values, limit)
+    if counts:
+        top = whole_top(top)
     y0 = HEIGHT - BOTTOM
     span = (WIDTH - LEFT - RIGHT) / max(len(items), 1)
     body = _axis(top)

@@ -155,7 +155,7 @@ def _count_bars(cells: list[dict[str, Any]], title: str) -> Markup | None:
     several = len({c["column"] for c in counts}) > 1
     items = [(" · ".join(c["row"]) + (f" / {c['column']}" if several else ""),
               float(c["value"])) for c in counts]
-    return charts.bars(items, title)
+    return charts.bars(items, title, counts=True)
 
 
 def table_of(payload: bytes, media_type: str, title: str,
@@ -215,7 +215,8 @@ def labelled_table(frame: pl.DataFrame, payload: bytes, media_type: str,
                for r in frame.iter_rows(named=True)
                if "count" in frame.columns and r["count"] is not None
                and TOTAL not in {r[k] for k in keys}]
-    chart = charts.bars(counted, title) if 0 < len(counted) <= MAX_BARS else None
+    chart = (charts.bars(counted, title, counts=True) if 0 < len(counted) <= MAX_BARS
+             else None)
     facts = [(str(k), _shown(v)) for k, v in sorted(dict(body.get("facts") or {}).items())]
     return Table(shown[1:], rows, facts, [str(n) for n in body.get("notes") or []], chart,
                  max(frame.height - MAX_CELLS_SHOWN, 0),

@@ -403,7 +403,8 @@ def project_risk(request: Request, project_id: str, who: Custodian) -> Response:
         return render(request, "custodian/_risk.html", who, status=status_of(exc),
                       errors=exc.reasons, report=None)
     bands = [(row["sizes"], float(row["records"])) for row in report["class_sizes"]]
-    chart = charts.bars(bands, "Participants by the size of their class", unit=" people")
+    chart = charts.bars(bands, "Participants by the size of their class", unit=" people",
+                        counts=True)
     return render(request, "custodian/_risk.html", who, errors=[], report=report,
                   chart=chart)
 

@@ -163,7 +163,7 @@ def overview(request: Request, who: Analyst, ctx: Access) -> Response:
     by_severity = [(s.value, counts[(s.value, "open")], counts[(s.value, "acknowledged")])
                    for s in levels]
     chart = charts.bars([(s, o + a) for s, o, a in by_severity],
-                        "Unresolved alerts by severity", unit=" alerts")
+                        "Unresolved alerts by severity", unit=" alerts", counts=True)
     return render(request, "security/overview.html", who, by_severity=by_severity,
                   chart=chart, latest=unresolved[:8], total=len(unresolved),
                   held=_held(ctx, who), audit=_last_verification(ctx, who))
