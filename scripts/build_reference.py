@@ -9,6 +9,7 @@ fail when a page is stale.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,7 @@ def render_analyses() -> str:
         schema = model.model_json_schema()
         required = set(schema.get("required", []))
         lines += [f"## `{model.model_fields['kind'].default.value}`", "",
-                  (model.__doc__ or "").strip(), "",
+                  inspect.cleandoc(model.__doc__ or ""), "",
                   "| field | type | default |", "|---|---|---|"]
         for name, prop in schema["properties"].items():
             if name == "kind":

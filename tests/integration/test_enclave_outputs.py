@@ -354,3 +354,72 @@ def test_participants_values_as_groups_or_levels_are_never_named(
     assert secret, "the world has obese participants"
     reasons = " ".join(f.reason for f in view.report.findings)
     assert not any(s in reasons for s in secret), reasons
+
+
+# -- models from formulas (enclave/analyses/glm.py) ------------------------------------------
+
+def test_a_formula_model_is_released_with_its_odds_ratios_as_fitted_inside(
+        world: World, researcher: Principal) -> None:
+    import formulaic
+    import statsmodels.api as sm
+
+    # everyone, and columns none is missing: a fit over a few fewer participants than an
+    # earlier release would difference against it (and is blocked: see the ledger's tests)
+    service.define(world.platform.enclave, researcher, world.project_id, "obesity",
+                   "SELECT pid, sex, birth_year, CASE WHEN bmi > 30 THEN 1 ELSE 0 END AS obese "
+                   "FROM base")
+    formula = "obese ~ cr(birth_year, df=3) * C(sex)"
+    view = analyse(world, researcher, {"kind": "glm", "definition": "obesity",
+                                       "formula": formula, "family": "binomial"})
+    assert view.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS), view.reasons
+    released = world.platform.outputs.request_release(researcher, view.output.id)
+    assert released.status is OutputStatus.RELEASED
+    got = world.platform.outputs.table(researcher, view.output.id, TableFormat.CSV)
+    frame = pl.read_csv(io.BytesIO(got.payload))
+    male = frame.filter(pl.col("term") == "sex=1").row(0, named=True)
+    assert male["level"] == "Male" and male["odds_ratio"] > 0
+    # custodian-side, the same fit on the same rows: the released estimate is within its SE
+    with world.platform.access.transaction() as db:
+        project = db.get(Project, world.project_id)
+        assert project is not None
+    rows = world.platform.enclave.definition(project, "obesity")[1].drop_nulls().to_pandas()
+    rows["sex"] = rows["sex"].astype(str)
+    x = formulaic.model_matrix("cr(birth_year, df=3, constraints='center') * "
+                               "C(sex, contr.treatment('0'))", rows)
+    truth = sm.GLM(rows["obese"], x, family=sm.families.Binomial()).fit()
+    exact = float(truth.params["C(sex, contr.treatment('0'))[T.1]"])
+    assert abs(male["coef"] - exact) <= male["se"], (male, exact)
+
+
+def test_a_rate_model_with_exposure_and_clustered_errors(world: World,
+                                                         researcher: Principal) -> None:
+    service.define(world.platform.enclave, researcher, world.project_id, "visits",
+                   "SELECT pid, sex, birth_year, CAST(coalesce(sbp, 120) / 30 AS INTEGER) "
+                   "AS visits, 2020 - birth_year AS years FROM base")
+    view = analyse(world, researcher, {"kind": "glm", "definition": "visits",
+                                       "formula": "visits ~ birth_year + C(sex)",
+                                       "family": "poisson",
+                                       "exposure": "years", "errors": "cluster"})
+    assert view.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS), view.reasons
+    world.platform.outputs.request_release(researcher, view.output.id)
+    record = json.loads(requests.download(world.ctx, researcher, view.output.id).payload)
+    assert any("clustered by participant" in n for n in record["notes"])
+    got = world.platform.outputs.table(researcher, view.output.id, TableFormat.CSV)
+    frame = pl.read_csv(io.BytesIO(got.payload))
+    assert {"rate_ratio", "rr_ci_low", "rr_ci_high"} <= set(frame.columns)
+
+
+def test_a_formula_that_is_not_allowed_costs_nothing_and_names_the_researchers_column(
+        world: World, researcher: Principal) -> None:
+    before = len(requests.list_outputs(world.ctx, researcher, world.project_id))
+    with pytest.raises(Invalid, match="is not one of"):
+        analyse(world, researcher, {"kind": "glm", "definition": "base",
+                                    "formula": "bmi ~ np.log(sbp)"})
+    assert len(requests.list_outputs(world.ctx, researcher, world.project_id)) == before
+    # refused once it read the data (a blocked output): the reason names the outcome asked for
+    service.define(world.platform.enclave, researcher, world.project_id, "flat",
+                   "SELECT pid, sex, 1 AS constant FROM base")
+    view = analyse(world, researcher, {"kind": "glm", "definition": "flat",
+                                       "formula": "constant ~ C(sex)", "family": "poisson"})
+    assert view.report.verdict is Verdict.BLOCK
+    assert "'constant'" in " ".join(view.reasons), view.reasons

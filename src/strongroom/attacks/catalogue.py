@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+INTERCEPT = "Intercept"  # as enclave/analyses/regression.py names it
 KINDS = ("labels", "row-local", "values", "combinations", "models", "one-bit", "precision")
 TOLERANCE = 0.05  # a recovered BMI this close to the truth counts as the value given away
 
@@ -222,7 +223,8 @@ def only_label(i: int, other: Sequence[str]) -> Recovery:
 
 
 def coef(obs: list[Obs], i: int, term: str) -> float | None:
-    return value(obs, i, "coef", (term,))
+    """A released coefficient; ``const`` is the intercept (the models name it Intercept)."""
+    return value(obs, i, "coef", (INTERCEPT if term == "const" else term,))
 
 
 def fitted(i: int, terms: Sequence[tuple[str, float | str]]) -> Recovery:
@@ -553,6 +555,7 @@ def _bin_difference(obs: list[Obs], i: int, j: int) -> float | None:
 
 
 FLAG = "SELECT pid, bmi, sex, CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base"
+_ABC = ("const", "a", "b", "c", "a:b", "a:c", "b:c", "a:b:c")  # all of them: the target's fit
 
 
 def _trickle(obs: list[Obs], t: Target) -> float | None:
@@ -623,6 +626,37 @@ MODELS = [
             agg("SELECT sex, count(*) AS n, count(CASE WHEN birth_year % 2 = 1 THEN 1 END) "
                 "AS odd FROM base GROUP BY sex")),
            _trickle),
+    # generalised linear models from formulas (enclave/analyses/glm.py)
+    Attack("models", "a Poisson model of BMI × 100 as a count, with the target's flag",
+           (define("f", "SELECT pid, sex, CAST(round(bmi * 100) AS INTEGER) AS y, "
+                        "CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base "
+                        "WHERE bmi IS NOT NULL"),
+            analyse({"kind": "glm", "definition": "f", "formula": "y ~ sex + flag",
+                     "family": "poisson"})),
+           lambda obs, t: None if not all_of(coef(obs, 1, "const"), coef(obs, 1, "sex"),
+                                          coef(obs, 1, "flag"))
+           else math.exp(coef(obs, 1, "const") + t.sex * coef(obs, 1, "sex")  # type: ignore[operator]
+                         + coef(obs, 1, "flag")) / 100),
+    Attack("models", "three common flags whose interaction is the target alone",
+           (define("f", "SELECT pid, bmi, CASE WHEN sex = {S} THEN 1 ELSE 0 END AS a, "
+                        "CASE WHEN birth_year = {Y} THEN 1 ELSE 0 END AS b, "
+                        "CASE WHEN sbp = {P} THEN 1 ELSE 0 END AS c FROM base"),
+            analyse({"kind": "glm", "definition": "f", "formula": "bmi ~ a * b * c"})),
+           lambda obs, t: None if not all_of(*(coef(obs, 1, term) for term in _ABC))
+           else sum(coef(obs, 1, term) or 0.0 for term in _ABC)),
+    Attack("models", "weights that make the target weigh as much as everyone else",
+           (define("f", "SELECT pid, bmi, sex, CASE WHEN {T} THEN 1000000.0 ELSE 1.0 END AS w "
+                        "FROM base"),
+            analyse({"kind": "glm", "definition": "f", "formula": "bmi ~ sex",
+                     "weights": "w"})),
+           fitted(1, [("sex", "sex")])),
+    Attack("models", "a binomial model with the flag: is the target obese? (the odds ratio)",
+           (define("f", "SELECT pid, sex, CASE WHEN bmi > 30 THEN 1 ELSE 0 END AS obese, "
+                        "CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base "
+                        "WHERE bmi IS NOT NULL"),
+            analyse({"kind": "glm", "definition": "f", "formula": "obese ~ sex + flag",
+                     "family": "binomial", "errors": "robust"})),
+           fingerprint, bit=True),
     Attack("models", "a Cox model with the flag: is the target obese? (the hazard ratio)",
            (define("f", "SELECT pid, 2030 - birth_year AS t, CASE WHEN bmi > 30 THEN 1 ELSE 0 "
                         "END AS e, CASE WHEN {T} THEN 1 ELSE 0 END AS flag FROM base "

@@ -28,6 +28,7 @@ class AnalysisKind(StrEnum):
     LOGISTIC = "logistic"
     KAPLAN_MEIER = "kaplan_meier"
     COX = "cox"
+    GLM = "glm"  # a formula: splines, interactions; Gaussian, binomial, Poisson, neg. binomial
     CORRELATION = "correlation"
     AGGREGATE_SQL = "aggregate_sql"
     GWAS = "gwas"  # per-variant association statistics (genomics/, outputs/genetics.py)

@@ -42,7 +42,8 @@ ADDITIVE_ANALYSES = TABLE_ANALYSES - {AnalysisKind.SUMMARY}
 # cells of a table that can be hidden without making the rest meaningless
 HIDEABLE = frozenset({CellKind.COUNT, CellKind.PERCENT, CellKind.SUM, CellKind.MEAN,
                       CellKind.SD, CellKind.MEDIAN, CellKind.QUANTILE})
-MODELS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX})
+MODELS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX,
+                    AnalysisKind.GLM})
 FITS = MODELS | {AnalysisKind.CORRELATION}  # leverage and covariate support are checked
 # analyses whose statistics carry each participant's values (release precision needs them)
 VALUED_ANALYSES = frozenset({AnalysisKind.SUMMARY, AnalysisKind.AGGREGATE_SQL})

@@ -23,7 +23,9 @@ being worked out from the totals.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -113,10 +115,20 @@ def _short(label: str) -> str:
 
 
 # what a finding may name of a cell (cell index -> the label texts it may quote) when the
-# output is not released as it is
+# output is not released as it is; ANY_CELL: what any finding may name (the columns the
+# researcher named in the request: their own words, shaped as names, never a value)
 Namable = dict[int, frozenset[str]]
+ANY_CELL = -1
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def own_names(columns: Iterable[str]) -> Namable:
+    """The researcher's column names that any reason may quote: only name-shaped ones, so
+    that a column named like a value ("140", "31.2") never lets a value through."""
+    return {ANY_CELL: frozenset(c for c in columns if _NAME.fullmatch(c))}
 _NEVER = frozenset({AnalysisKind.GWAS, AnalysisKind.JOB_FILE})
-_MODELS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX})
+_MODELS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX,
+                     AnalysisKind.GLM})
 
 
 def namable(result: Result, threshold: int, removed: set[int]) -> Namable:

@@ -51,7 +51,14 @@ from strongroom.outputs import (
 )
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
 from strongroom.outputs.contributions import Vector, kind_of
-from strongroom.outputs.labels import GRIDS, Namable, namable, shorten_long
+from strongroom.outputs.labels import (
+    ANY_CELL,
+    GRIDS,
+    Namable,
+    namable,
+    own_names,
+    shorten_long,
+)
 from strongroom.outputs.ledger import Ledger
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.overlap import (
@@ -315,7 +322,7 @@ class Outputs:
             report, held, findings, sure = self._checked(
                 result, rules, institution, project_id, self.enclave.master_ids(where.project),
                 key)
-            sayable = namable(result, rules.threshold, report.removed)
+            sayable = namable(result, rules.threshold, report.removed) | _own(request)
         payload = render(result, report.suppressed, fmt, report.removed)
         name = named or filename(result, fmt)
         findings += scan(self.index(), payload, name)
@@ -439,7 +446,8 @@ class Outputs:
         return requests.record_output(
             self.ctx, principal, project_id, payload=empty, media_type=MEDIA_TYPE[fmt],
             filename=f"{kind.value}.{fmt.value}", report=report, kind=kind,
-            spec=dict(request), settle=self._settler(principal, findings, report, True))
+            spec=dict(request), settle=self._settler(principal, findings, report, True,
+                                                     _own(request)))
 
     def _settler(self, principal: Principal, findings: Sequence[Finding],
                  report: CheckReport, acted: bool,
@@ -779,6 +787,16 @@ def _one_differencing(findings: list[Finding]) -> list[Finding]:
     return [*rest, Finding(DIFFERENCING, CheckReport.worst(overlap), DIFFERENCING_REASON)]
 
 
+def _own(request: Mapping[str, Any]) -> Namable:
+    """The columns the request names (labels.own_names); none for one that does not parse
+    or for aggregate SQL, whose names are in its text."""
+    try:
+        return own_names(parse_spec({k: v for k, v in request.items()
+                                     if k != "definition"}).reads())
+    except Invalid:
+        return {}
+
+
 def _without_labels(finding: Finding, named: Namable) -> Finding:
     """A reason without the quoted labels it may not name, for outputs that are not released
     as they are.
@@ -788,7 +806,8 @@ def _without_labels(finding: Finding, named: Namable) -> Finding:
     where its output would show them (``named``), so it says which group and interval
     failed; anything else it quotes becomes “…”. The cell index still says which cell.
     """
-    allowed = named.get(finding.cell, frozenset()) if finding.cell is not None else frozenset()
+    allowed = named.get(ANY_CELL, frozenset()) | (
+        named.get(finding.cell, frozenset()) if finding.cell is not None else frozenset())
 
     def label(match: re.Match[str]) -> str:
         return match.group(0) if match.group(0)[1:-1] in allowed else "“…”"

@@ -37,11 +37,21 @@ SUPPRESSED = "suppressed"  # the row's hidden figures, by name ("" when none)
 CODE_SUFFIX = "_code"
 # figures that count people or rows: whole numbers, shown without a decimal point
 _COUNTS = frozenset({CellKind.COUNT, CellKind.AT_RISK, CellKind.EVENTS, CellKind.CENSORED})
-# a model's ratio scale: exp(coef) and its limits, by the model whose coefficients are logs
-_RATIOS: dict[str, tuple[str, str, str]] = {
-    AnalysisKind.LOGISTIC.value: ("odds_ratio", "or_ci_low", "or_ci_high"),
-}
-MODELS = frozenset({AnalysisKind.OLS.value, AnalysisKind.LOGISTIC.value, AnalysisKind.COX.value})
+# a model's ratio scale: exp(coef) and its limits, for models whose coefficients are logs
+ODDS = ("odds_ratio", "or_ci_low", "or_ci_high")
+RATES = ("rate_ratio", "rr_ci_low", "rr_ci_high")
+_GLM_RATIOS = {"binomial": ODDS, "poisson": RATES, "negative_binomial": RATES}
+MODELS = frozenset({AnalysisKind.OLS.value, AnalysisKind.LOGISTIC.value, AnalysisKind.COX.value,
+                    AnalysisKind.GLM.value})
+
+
+def ratio_names(kind: str, spec: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """The names of a model's exponentiated effects, if its coefficients are logs."""
+    if kind == AnalysisKind.LOGISTIC.value:
+        return ODDS
+    if kind == AnalysisKind.GLM.value:
+        return _GLM_RATIOS.get(str(spec.get("family", "gaussian")))
+    return None
 
 
 class TableFormat(StrEnum):
@@ -73,7 +83,7 @@ def tidy(record: Mapping[str, Any], labels: Labels,
     keys = _keys(kind, spec, key_names, cells)
     if kind == AnalysisKind.CROSSTAB.value:  # a grid: both categories are keys, kinds figures
         cells = [Cell((*c.row, c.column), c.kind, c.kind, c.value, c.suppressed) for c in cells]
-    return _labelled(kind, _wide(cells, keys), keys, labels)
+    return _labelled(kind, _wide(cells, keys), keys, labels, ratio_names(kind, spec))
 
 
 def tidy_csv(payload: bytes, spec: Mapping[str, Any], kind: str, labels: Labels,
@@ -150,11 +160,12 @@ def _wide(cells: Sequence[Cell], keys: list[str]) -> pl.DataFrame:
         schema=schema)
 
 
-def _labelled(kind: str, frame: pl.DataFrame, keys: list[str], labels: Labels) -> pl.DataFrame:
+def _labelled(kind: str, frame: pl.DataFrame, keys: list[str], labels: Labels,
+              ratios: tuple[str, str, str] | None) -> pl.DataFrame:
     if kind in MODELS:
         frame = _terms(frame, labels)
-        if kind in _RATIOS:
-            frame = _ratios(frame, *_RATIOS[kind])
+        if ratios is not None:
+            frame = _ratios(frame, *ratios)
     elif kind == AnalysisKind.HISTOGRAM.value:
         frame = _edges(frame)
     elif kind == AnalysisKind.KAPLAN_MEIER.value:

@@ -10,12 +10,13 @@ import numpy as np
 import polars as pl
 
 from strongroom.enclave import winsor
-from strongroom.enclave.analyses import correlation, regression, summary, survival, tables
+from strongroom.enclave.analyses import correlation, glm, regression, summary, survival, tables
 from strongroom.enclave.analyses.frame import check_schema, prepare
 from strongroom.enclave.analyses.spec import (
     AnySpec,
     CorrelationSpec,
     CoxSpec,
+    GlmSpec,
     KaplanMeierSpec,
     LogisticSpec,
     OlsSpec,
@@ -38,6 +39,7 @@ _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame, Rounding, int], Result
     AnalysisKind.LOGISTIC: regression.logistic,
     AnalysisKind.KAPLAN_MEIER: lambda spec, frame, r, _: survival.kaplan_meier(spec, frame, r),
     AnalysisKind.COX: survival.cox,
+    AnalysisKind.GLM: glm.glm,
     AnalysisKind.CORRELATION: lambda spec, frame, r, _: correlation.correlation(spec, frame, r),
 }
 
@@ -86,6 +88,11 @@ def clipped_columns(spec: AnySpec) -> list[str]:
         return [spec.time, *(c for c in spec.covariates if c not in spec.categorical)]
     if isinstance(spec, OlsSpec | LogisticSpec):
         return [spec.outcome, *(c for c in spec.covariates if c not in spec.categorical)]
+    if isinstance(spec, GlmSpec):  # a binomial outcome is 0/1; the weights are clipped too
+        found = spec.parsed()
+        return [*([found.outcome] if spec.family != "binomial" else []),
+                *(v for v in found.variables if v not in found.categorical),
+                *(c for c in (spec.offset, spec.exposure, spec.weights) if c is not None)]
     return []
 
 
@@ -110,7 +117,7 @@ def winsorised(frame: pl.DataFrame, columns: list[str], reads: list[str],
 
 
 # analyses whose figures are fitted to every participant's values: their vectors are kept
-FITS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX,
+FITS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX, AnalysisKind.GLM,
                   AnalysisKind.KAPLAN_MEIER, AnalysisKind.CORRELATION})
 
 

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from strongroom.enclave.analyses.formula import MAX_FORMULA, Parsed
+from strongroom.enclave.analyses.formula import parse as parse_formula
 from strongroom.enclave.results import AnalysisKind
 from strongroom.errors import Invalid
 
@@ -262,6 +264,60 @@ class CoxSpec(_Model):
         return [self.time, self.event]
 
 
+Family = Literal["gaussian", "binomial", "poisson", "negative_binomial"]
+
+
+class GlmSpec(_Spec):
+    """A generalised linear model written as a formula (``diabetes ~ cr(age, df=4) + bmi *
+    C(sex)``, see enclave/analyses/formula.py): Gaussian (identity link), binomial (logit),
+    Poisson or negative binomial (log) with an ``offset`` (on the log scale) or an
+    ``exposure`` (its log is the offset: person-years), prior ``weights``, and model-based,
+    robust (HC1) or participant-clustered standard errors."""
+
+    kind: Literal[AnalysisKind.GLM] = AnalysisKind.GLM
+    formula: Annotated[str, StringConstraints(min_length=3, max_length=MAX_FORMULA)]
+    family: Family = "gaussian"
+    offset: Column | None = None
+    exposure: Column | None = None
+    weights: Column | None = None
+    errors: Literal["model", "robust", "cluster"] = "model"
+
+    def parsed(self) -> Parsed:
+        return parse_formula(self.formula)
+
+    def reads(self) -> list[str]:
+        found = self.parsed()
+        extra = [c for c in (self.offset, self.exposure, self.weights) if c is not None]
+        return list(dict.fromkeys([found.outcome, *found.variables, *extra]))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formula_reads(cls, data: Any) -> Any:
+        """The formula is checked before anything else: a refusal names what it may hold."""
+        if isinstance(data, Mapping) and isinstance(data.get("formula"), str):
+            try:
+                parse_formula(data["formula"])
+            except Invalid as refusal:
+                raise ValueError("; ".join(refusal.reasons)) from None
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.offset is not None and self.exposure is not None:
+            raise ValueError("give an offset or an exposure, not both")
+        if (self.offset or self.exposure) and self.family in ("gaussian", "binomial"):
+            raise ValueError("an offset or exposure is for a poisson or negative_binomial "
+                             "rate model")
+        if self.weights is not None and self.family == "negative_binomial":
+            raise ValueError("weights are not taken by the negative binomial model; use "
+                             "poisson with errors \"robust\", or leave the weights out")
+        extra = [c for c in (self.offset, self.exposure, self.weights) if c is not None]
+        if set(extra) & set(self.parsed().variables) or self.parsed().outcome in extra:
+            raise ValueError("the offset, exposure and weights must be columns of their own, "
+                             "not in the formula")
+        return self
+
+
 class CorrelationSpec(_Spec):
     """Pairwise correlation matrix of numeric variables (each pair over rows with both)."""
 
@@ -318,11 +374,11 @@ class GwasSpec(_Spec):
 
 Spec = Annotated[
     FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
-    | KaplanMeierSpec | CoxSpec | CorrelationSpec | GwasSpec,
+    | KaplanMeierSpec | CoxSpec | GlmSpec | CorrelationSpec | GwasSpec,
     Field(discriminator="kind"),
 ]
 AnySpec = (FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
-           | KaplanMeierSpec | CoxSpec | CorrelationSpec | GwasSpec)
+           | KaplanMeierSpec | CoxSpec | GlmSpec | CorrelationSpec | GwasSpec)
 _ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(Spec)
 KINDS = sorted(k.value for k in AnalysisKind
                if k not in (AnalysisKind.AGGREGATE_SQL, AnalysisKind.JOB_FILE))
