@@ -420,7 +420,7 @@ class Ledger:
                     {"release_id": release_id, "ordinal": i, "institution_id": institution_id,
                      "project_id": project_id, "label": v.label, "size": int(v.ids.size),
                      "kind": v.kind,
-                     "values_sealed": encrypt(zlib.compress(v.to_bytes(), 6), self.key,
+                     "values_sealed": encrypt(zlib.compress(v.to_bytes(), 1), self.key,
                                               _vector_context(institution_id, project_id,
                                                               release_id, i))}
                     for i, v in enumerate(vectors)])

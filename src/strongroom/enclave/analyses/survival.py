@@ -215,10 +215,11 @@ def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
     summary = fitted.summary.loc[names]
     table = np.asarray(summary[["exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%",
                                 "p"]].to_numpy(), dtype=np.float64)
-    delta = fitted.compute_residuals(data, "delta_beta").reindex(data.index)[names]
-    xb = centred @ np.asarray(fitted.params_.loc[names], dtype=np.float64)
-    steps, llf_step = sensitivity.cox_steps(np.asarray(delta.to_numpy(), dtype=np.float64),
-                                            ids, xb)
+    beta = np.asarray(fitted.params_.loc[names], dtype=np.float64)
+    variance = np.asarray(fitted.variance_matrix_.loc[names, names], dtype=np.float64)
+    delta = score_residuals(centred, t, e, beta) @ variance
+    xb = centred @ beta
+    steps, llf_step = sensitivity.cox_steps(delta, ids, xb)
     table = _hazard_ratios_rounded(table, steps, rounding)
     cells = coefficient_cells(d.terms, d.term_pids, CellKind.HAZARD_RATIO, HAZARD_COLUMNS,
                               table)
@@ -235,6 +236,34 @@ def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
     # singles them out in the partial likelihood too
     return Result(AnalysisKind.COX, spec.model_dump(mode="json"), cells, facts=facts,
                   levels=levels, notes=d.notes, influence=influence(with_intercept, ids))
+
+
+def score_residuals(x: FloatArray, t: FloatArray, e: FloatArray,
+                    beta: FloatArray) -> FloatArray:
+    """Each row's score residual of a Cox fit (Breslow's risk sets, ties included), by
+    cumulative sums over the rows sorted by time: O(n·p), where lifelines' own loop is
+    O(n²) (an hour at 500,000 rows). With the fit's variance, they give each row's
+    delta-beta (how far leaving it out moves the estimates):
+
+        Uᵢ = eᵢ (xᵢ − x̄(tᵢ)) − φᵢ Σ_{events j, tⱼ ≤ tᵢ} (xᵢ − x̄(tⱼ)) / S₀(tⱼ),
+
+    with φ = exp(xβ), S₀(t) = Σ_{tₖ ≥ t} φₖ and x̄(t) = Σ_{tₖ ≥ t} φₖ xₖ / S₀(t)."""
+    order = np.argsort(t, kind="stable")
+    xs, ts, es = x[order], t[order], e[order].astype(np.float64)
+    phi = np.exp(xs @ beta)
+    s0 = np.cumsum(phi[::-1])[::-1]
+    s1 = np.cumsum((xs * phi[:, None])[::-1], axis=0)[::-1]
+    first = np.searchsorted(ts, ts, side="left")  # a tie's risk set starts at its first row
+    at_risk, weighted = s0[first], s1[first]
+    mean = weighted / at_risk[:, None]
+    hazard = es / at_risk
+    last = np.searchsorted(ts, ts, side="right") - 1  # every event tied at tᵢ counts
+    cumulative = np.cumsum(hazard)[last]
+    drift = np.cumsum(mean * hazard[:, None], axis=0)[last]
+    u: FloatArray = es[:, None] * (xs - mean) - phi[:, None] * (xs * cumulative[:, None] - drift)
+    out = np.empty_like(u)
+    out[order] = u
+    return out
 
 
 Z_95 = 1.959963984540054  # the normal quantile of a 95 % interval
