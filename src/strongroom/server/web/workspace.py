@@ -63,6 +63,8 @@ FILLS: dict[str, tuple[str, ...]] = {
     "logistic": ("outcome", "covariates*"),
     "kaplan_meier": ("time", "event", "group?"),
     "cox": ("time", "event", "covariates*"),
+    "glm": ("formula",),  # typed whole: "diabetes ~ cr(age, df=4) + bmi * C(sex)"
+    "gwas": ("traits*",),  # covariates and the rest in more options
 }
 ALL_KINDS = [*KINDS, AnalysisKind.AGGREGATE_SQL.value]
 FORMATS = [f.value for f in Format]
@@ -145,8 +147,15 @@ def spec_from_form(kind: str, definition: str, variables: str, sql: str,
     else:
         if not definition:
             problems.append("choose the dataset definition to analyse")
-        spec = {"kind": kind, "definition": definition,
-                **_fill(kind, [n for n in _SPLIT.split(variables) if n], problems)}
+        if kind == AnalysisKind.GLM:  # the formula as typed: its commas are its own
+            if not variables.strip():
+                problems.append('a glm takes its formula in Variables, e.g. "diabetes ~ '
+                                'cr(age, df=4) + bmi * C(sex)", and its family in more '
+                                'options, e.g. {"family": "binomial"}')
+            filled: dict[str, Any] = {"formula": variables.strip()}
+        else:
+            filled = _fill(kind, [n for n in _SPLIT.split(variables) if n], problems)
+        spec = {"kind": kind, "definition": definition, **filled}
     spec.update({k: v for k, v in _options(options, problems).items()
                  if k not in ("kind", "definition")})
     if problems:
