@@ -99,6 +99,11 @@ REPORTS = [
      "with its own token and network, the platform's clock set to each request's moment), a "
      "normal workload (with sittings of reworded queries) and declared large jobs, and "
      "injected attacks; then 30 more bulk exports for the refusal latency percentile."),
+    ("Workbench: the researcher how-to's study, each output to its labelled table "
+     "(issue [workbench])", ["workbench.py", "--participants", "500000"],
+     "The study of docs/how-to/run-a-study.md on 500,000 participants through the output "
+     "service: each output run, checked, released and downloaded as a labelled table, timed "
+     "(target: under 2 s each)."),
     ("Watch: alert exports and delivery (issue [watch])", ["watch_exports.py"],
      "Rendering alerts as OCSF, ECS and CEF, and delivering them to a syslog collector and a "
      "signed webhook on loopback."),
