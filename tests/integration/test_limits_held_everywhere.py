@@ -87,6 +87,13 @@ CLI_NOT_DATA = {
     "jobs run": "runs a researcher's code on dummy data on their own machine",
     "jobs submit": "goes through the HTTP API with the researcher's token (held there)",
     "jobs status": "reads a job through the HTTP API (status, reasons, the dummy run's log)",
+    "jobs list": "lists a project's jobs through the HTTP API",
+    "jobs code": "the researcher's own code, as submitted, through the HTTP API",
+    **dict.fromkeys([f"enclave {c}" for c in (
+        "whoami", "tokens", "revoke", "projects", "project", "schema", "dummy", "define",
+        "definitions", "drop", "analyse", "outputs", "status", "release", "withdraw",
+        "download", "limits", "declared", "extract", "budget")],
+        "goes through the HTTP API with the researcher's token: the routes are held there"),
 }
 
 
@@ -147,6 +154,7 @@ def _requests(s: Scene) -> dict[str, Callable[[], Any]]:
             f"/projects/{p}/analyses", json={"analysis": {
                 "kind": "frequency", "definition": "base", "variable": "sex"}}),
         "GET /outputs/{output_id}/download": lambda: c.get(f"/outputs/{out}/download"),
+        "GET /outputs/{output_id}/table": lambda: c.get(f"/outputs/{out}/table"),
         "POST /projects/{project_id}/dp/queries": lambda: c.post(
             f"/projects/{p}/dp/queries", json={"query": {"kind": "count", "epsilon": "0.1"}}),
         "POST /projects/{project_id}/extracts": lambda: c.post(

@@ -180,6 +180,8 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
             f"/outputs/{ids.under_review}/content", None),
         ("GET", "/outputs/{output_id}/download"): lambda: (
             f"/outputs/{ids.released}/download", None),
+        ("GET", "/outputs/{output_id}/table"): lambda: (
+            f"/outputs/{ids.released}/table?format=parquet", None),
         # more ε than the project's budget holds: refused (409) once authorised, engine unused
         ("POST", "/projects/{project_id}/dp/queries"): lambda: (
             f"/projects/{p}/dp/queries", {"query": {"kind": "count", "epsilon": "2"}}),

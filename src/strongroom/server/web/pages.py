@@ -28,6 +28,7 @@ from sqlalchemy import select
 from strongroom.access.auth import resume_session
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.models import Institution, Person, Project
+from strongroom.access.permissions import Action, who_may
 from strongroom.access.roles import Role
 from strongroom.errors import Refused, ServiceError, Unauthenticated
 from strongroom.server.console_paths import PREFIX, is_page
@@ -136,6 +137,9 @@ def render(request: Request, template: str, who: Principal | None = None, *,
         "name_of": _names(request),
         "roles": sorted(r.value for r in who.roles) if who else [],
         "sections": sections_for(who.roles) if who else [],
+        # allowed("attribute"): whether one of the person's roles may take that action, so
+        # a page links only to what its reader may open
+        "allowed": (lambda action: who is not None and not who_may(Action(action), who.roles)),
         "csrf": request.cookies.get(CSRF_COOKIE, ""),
         "path": request.url.path,
     }

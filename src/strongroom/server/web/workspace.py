@@ -15,6 +15,7 @@ import json
 import re
 from typing import Annotated, Any
 
+import polars as pl
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -384,10 +385,12 @@ def released_table(request: Request, output_id: str, who: Researcher, ctx: Acces
     htmx asks for the fragment only; without script the link opens it as a page."""
     found = _released(request, who, ctx, work, output_id)
     row = requests.read(ctx, who, output_id).output
-    try:  # the labelled table (outputs/tidy.py); the cells as they are if it has none
+    try:  # the labelled table (outputs/tidy.py); a GWAS's own view, or the cells as they are
+        if row.kind == AnalysisKind.GWAS.value:
+            raise Invalid("a GWAS is shown by its strongest variants and its plots")
         table = labelled_table(work.readable(row, found.payload), found.payload,
                                found.media_type, "Counts in the released output")
-    except Invalid:
+    except (Invalid, ValueError, KeyError, pl.exceptions.PolarsError):
         table = table_of(found.payload, found.media_type, "Counts in the released output")
     page = ("workspace/_released.html" if request.headers.get("HX-Request") == "true"
             else "workspace/released.html")
