@@ -15,10 +15,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-from strongroom.access import institutions, projects
+from strongroom.access import institutions, pauses, projects
 from strongroom.access.context import Principal, Via
 from strongroom.access.models import Person
 from strongroom.access.roles import Role
+from strongroom.access.states import PauseLevel
 from strongroom.cohort.model import EID
 from strongroom.demo_world import DemoLogin
 from strongroom.extracts import service as extracts
@@ -388,3 +389,28 @@ def test_the_committee_measures_an_extracts_risk_with_the_class_sizes_drawn(
     expect(chart).to_have_count(1)
     assert "bars; largest" in (chart.locator("desc").text_content() or "")
     screenshot(page, "custodian-project-risk")
+
+
+def test_a_suspended_project_and_its_lead_say_so_on_every_page_about_them(
+        as_role: AsRole, console: Console) -> None:
+    """A project the watch suspended is not shown as plain "active": its page, the list, its
+    lead's page and the researcher's own workspace say it is held, since when and why."""
+    project_id, lead = project_asking_for_export(console, "Suspended for a bulk pattern")
+    ctx = console.platform.access
+    with ctx.transaction() as db:
+        pauses.suspend(ctx, db, PauseLevel.PROJECT, project_id,
+                       "automatic: 40 near-identical queries in 10 minutes", "alt_test")
+    page = as_role("custodian-admin")
+    page.goto(f"{console.base}/ui/custodian/projects/{project_id}")
+    expect(page.get_by_test_id("held")).to_contain_text("Suspended automatically")
+    expect(page.get_by_test_id("held")).to_contain_text("near-identical queries")
+    expect(page.get_by_test_id("project-status")).to_contain_text("active, suspended")
+    page.goto(f"{console.base}/ui/custodian/projects")
+    expect(page.get_by_test_id(f"project-{project_id}")).to_contain_text("suspended")
+    page.goto(f"{console.base}/ui/custodian/people/{lead.person_id}")
+    expect(page.get_by_test_id("held")).to_have_count(0)  # the project is held, not its lead
+    with ctx.transaction() as db:
+        pauses.suspend(ctx, db, PauseLevel.PERSON, lead.person_id, "automatic: a drip",
+                       "alt_test2")
+    page.reload()
+    expect(page.get_by_test_id("held")).to_contain_text("a drip")

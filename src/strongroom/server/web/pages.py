@@ -27,9 +27,10 @@ from sqlalchemy import select
 
 from strongroom.access.auth import resume_session
 from strongroom.access.context import AccessContext, Principal
-from strongroom.access.models import Institution, Person, Project
+from strongroom.access.models import Institution, Pause, Person, Project
 from strongroom.access.permissions import Action, who_may
 from strongroom.access.roles import Role
+from strongroom.access.states import PauseLevel
 from strongroom.errors import Refused, ServiceError, Unauthenticated
 from strongroom.server.console_paths import PREFIX, is_page
 from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
@@ -140,11 +141,41 @@ def render(request: Request, template: str, who: Principal | None = None, *,
         # allowed("attribute"): whether one of the person's roles may take that action, so
         # a page links only to what its reader may open
         "allowed": (lambda action: who is not None and not who_may(Action(action), who.roles)),
+        "held": _holds(request) if who else (lambda *_: []),
         "csrf": request.cookies.get(CSRF_COOKIE, ""),
         "path": request.url.path,
     }
     return templates.TemplateResponse(request, template, {**base, **context},
                                       status_code=status)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A pause or suspension in force, as a page shows it."""
+
+    level: str
+    target_id: str | None
+    kind: str  # "manual" or "suspension"
+    reason: str
+    set_by: str
+    set_at: dt.datetime
+
+
+def _holds(request: Request) -> Callable[..., list[Held]]:
+    """``held(id, …)`` for templates: the pauses and suspensions in force on any of these
+    (a project, a person, an institution) or on the whole platform, read once per page, so
+    every page about a thing says when it is held (a suspended project is not "active")."""
+    read: list[list[Held]] = []
+
+    def held(*target_ids: str | None) -> list[Held]:
+        if not read:
+            with access(request).transaction() as db:
+                read.append([Held(p.level, p.target_id, p.kind, p.reason, p.set_by, p.set_at)
+                             for p in db.scalars(select(Pause).where(Pause.lifted_at.is_(None))
+                                                 .order_by(Pause.set_at))])
+        wanted = {t for t in target_ids if t}
+        return [h for h in read[0] if h.level == PauseLevel.PLATFORM or h.target_id in wanted]
+    return held
 
 
 # an id's prefix → (its key column, the column that names it)
