@@ -418,6 +418,10 @@ def test_a_suspended_project_and_its_lead_say_so_on_every_page_about_them(
                                        "automatic: a drip", "alt_test2"))
         page.reload()
         expect(page.get_by_test_id("held")).to_contain_text("a drip")
+        # the security page lists them though their alerts are not there (it was a 404)
+        page.goto(f"{console.base}/ui/security/suspensions")
+        expect(page.get_by_role("heading", name="Suspensions and appeals")).to_be_visible()
+        expect(page.locator("main")).to_contain_text("a drip")
     finally:
         with ctx.transaction() as db:
             for pause in made:

@@ -344,6 +344,15 @@ def export_alert(alert_id: str, who: Analyst, ctx: Access, format: str = "ocsf")
 
 # -- suspensions and appeals --------------------------------------------------------------------
 
+def _alert_or_none(ctx: AccessContext, who: Principal, alert_id: str) -> Any:
+    """A suspension's alert, or None when it is gone (a suspension set by hand through the
+    service, or an alert of a store restored without it): the page still lists the rest."""
+    try:
+        return alerts.get(ctx, who, alert_id)
+    except NotFound:
+        return None
+
+
 def _suspensions_page(request: Request, who: Principal, ctx: AccessContext, *,
                       status: int = 200, errors: Sequence[str] = ()) -> Response:
     every = _held(ctx, who, lifted=True)
@@ -352,8 +361,8 @@ def _suspensions_page(request: Request, who: Principal, ctx: AccessContext, *,
                     key=lambda v: v.pause.lifted_at, reverse=True)[:20]
     alert_ids = list(dict.fromkeys(v.pause.alert_id for v in [*active, *lifted]
                                    if v.pause.alert_id))[:50]
-    appealed = [view for view in (alerts.get(ctx, who, a) for a in alert_ids)
-                if view.appeal.status is not appeals.AppealStatus.NONE]
+    appealed = [view for view in (_alert_or_none(ctx, who, a) for a in alert_ids)
+                if view is not None and view.appeal.status is not appeals.AppealStatus.NONE]
     return render(request, "security/suspensions.html", who, status=status,
                   errors=list(errors), active=active, lifted=lifted, appealed=appealed,
                   may_lift=_may(who, Action.PAUSE_LIFT))
