@@ -315,7 +315,8 @@ def _projects_page(request: Request, who: Principal, ctx: AccessContext,
     return render(request, "custodian/projects.html", who,
                   status=failed.status if failed else 200,
                   errors=failed.errors if failed else [],
-                  form=failed.form if failed else {"members": []},
+                  form=failed.form if failed else {"members": [], "picked": []},
+                  dictionary=_dictionary(ctx),
                   projects=views, researchers=researchers,
                   names={p.id: p.name for p, _ in people.list_all(ctx, who)},
                   requests=[v for v in views if v.project.export == ExportStatus.REQUESTED],
@@ -335,12 +336,23 @@ def _date(value: str, what: str) -> dt.date:
         raise Invalid(f"the {what} {value!r} is not a date such as 2026-01-31") from None
 
 
-def _field_ids(text: str) -> list[int]:
-    bad = [t for t in text.replace(",", " ").split() if not t.isdigit()]
+def _field_ids(text: str, picked: list[str] | None = None) -> list[int]:
+    """The ids typed and the ones picked from the dictionary, once each, in order."""
+    words = [*text.replace(",", " ").split(), *(picked or [])]
+    bad = [t for t in words if not t.isdigit()]
     if bad:
         raise Invalid(f"field ids are whole numbers such as 31 or 21001, not "
                       f"{', '.join(repr(b) for b in bad[:5])}")
-    return [int(t) for t in text.replace(",", " ").split()]
+    return list(dict.fromkeys(int(t) for t in words))
+
+
+def _dictionary(ctx: AccessContext) -> list[tuple[str, list[tuple[int, str, bool]]]]:
+    """The data dictionary's fields by role, for picking grants (ids stay the truth)."""
+    by_role: dict[str, list[tuple[int, str, bool]]] = {}
+    for f in sorted(ctx.dictionary, key=lambda f: (f.role.value, f.name)):
+        by_role.setdefault(f.role.value, []).append(
+            (f.field_id, f.name, f.coding_id is not None))
+    return sorted(by_role.items())
 
 
 @router.post(BASE + "/projects", openapi_extra=acts(Action.PROJECT_CREATE))
@@ -350,9 +362,11 @@ def create_project(request: Request, who: Custodian, ctx: Access,
                    members: Annotated[list[str] | None, Form()] = None,
                    starts_on: Annotated[str, Form()] = "",
                    expires_on: Annotated[str, Form()] = "",
-                   fields: Annotated[str, Form()] = "") -> Response:
+                   fields: Annotated[str, Form()] = "",
+                   picked: Annotated[list[str] | None, Form()] = None) -> Response:
     form = {"title": title, "purpose": purpose, "lead_id": lead_id, "members": members or [],
-            "starts_on": starts_on, "expires_on": expires_on, "fields": fields}
+            "starts_on": starts_on, "expires_on": expires_on, "fields": fields,
+            "picked": picked or []}
     made: list[str] = []
 
     def create() -> None:
@@ -361,7 +375,7 @@ def create_project(request: Request, who: Custodian, ctx: Access,
         made.append(projects.create(
             ctx, who, title=title, purpose=purpose, lead_id=lead_id,
             starts_on=_date(starts_on, "start date"),
-            expires_on=_date(expires_on, "expiry date"), fields=_field_ids(fields),
+            expires_on=_date(expires_on, "expiry date"), fields=_field_ids(fields, picked),
             members=members or []).project.id)
 
     failed = _attempt(create, form)
@@ -380,8 +394,9 @@ def _project_page(request: Request, who: Principal, ctx: AccessContext, project_
                   status=failed.status if failed else 200,
                   errors=failed.errors if failed else [],
                   view=view, project=view.project, names=names, fields=fields,
-                  field_text=(failed.form.get("fields") if failed and failed.form else
-                              " ".join(str(f) for f in view.fields)),
+                  dictionary=_dictionary(ctx),
+                  chosen={int(p) for p in (failed.form.get("picked") or [])
+                          if str(p).isdigit()} if failed and failed.form else set(view.fields),
                   may=_may(who, Action.PROJECT_WRITE, Action.EXPORT_APPROVE,
                            Action.RISK_READ))
 
@@ -411,9 +426,12 @@ def project_risk(request: Request, project_id: str, who: Custodian) -> Response:
 
 @router.post(BASE + "/projects/{project_id}/fields", openapi_extra=acts(Action.PROJECT_WRITE))
 def set_fields(request: Request, project_id: str, who: Custodian, ctx: Access,
-               fields: Annotated[str, Form()] = "") -> Response:
-    failed = _attempt(lambda: projects.set_fields(ctx, who, project_id, _field_ids(fields)),
-                      {"fields": fields})
+               fields: Annotated[str, Form()] = "",
+               picked: Annotated[list[str] | None, Form()] = None) -> Response:
+    """Replace the grants with the fields picked from the dictionary (and any typed)."""
+    failed = _attempt(lambda: projects.set_fields(ctx, who, project_id,
+                                                  _field_ids(fields, picked)),
+                      {"fields": fields, "picked": picked or []})
     if failed:
         return _project_page(request, who, ctx, project_id, failed)
     return _see(f"{BASE}/projects/{project_id}")
