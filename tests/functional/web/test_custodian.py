@@ -436,3 +436,15 @@ def test_a_suspended_project_and_its_lead_say_so_on_every_page_about_them(
             for pause in made:
                 if pause is not None:
                     db.delete(db.merge(pause))
+
+
+def test_the_people_list_searches_by_any_word(as_role: AsRole, console: Console) -> None:
+    page = as_role("custodian-admin")
+    page.goto(console.base + "/ui/custodian/people")
+    everyone = page.locator("tbody tr[data-testid^='person-']").count()
+    page.get_by_label("Search people").fill("checker")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("tbody tr[data-testid^='person-']")
+    expect(rows.first).to_contain_text("checker")
+    assert 0 < rows.count() < everyone
+    expect(page.get_by_test_id("shown")).to_contain_text("match “checker”")

@@ -39,7 +39,7 @@ from strongroom.platform import Platform
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
-from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
+from strongroom.server.web.pages import PREFIX, Access, Waiting, paged, render, section
 
 router = APIRouter(include_in_schema=False)
 BASE = PREFIX + "/custodian"
@@ -135,18 +135,21 @@ def overview(request: Request, who: Custodian, ctx: Access) -> Response:
 # -- institutions --------------------------------------------------------------------------
 
 def _institutions_page(request: Request, who: Principal, ctx: AccessContext,
-                       failed: Failed | None = None) -> Response:
+                       failed: Failed | None = None, q: str = "", page: int = 1) -> Response:
+    listed = paged(institutions.list_all(ctx, who),
+                   lambda i: f"{i.name} {i.id} {i.country} {i.jurisdiction} {i.status}", q, page)
     return render(request, "custodian/institutions.html", who,
                   status=failed.status if failed else 200,
                   errors=failed.errors if failed else [],
                   form=failed.form if failed else {},
-                  institutions=institutions.list_all(ctx, who),
+                  institutions=listed.items, listed=listed,
                   may=_may(who, Action.INSTITUTION_WRITE, Action.INSTITUTION_REVOKE))
 
 
 @router.get(BASE + "/institutions", openapi_extra=acts(Action.INSTITUTION_READ))
-def list_institutions(request: Request, who: Custodian, ctx: Access) -> Response:
-    return _institutions_page(request, who, ctx)
+def list_institutions(request: Request, who: Custodian, ctx: Access, q: str = "",
+                      page: int = 1) -> Response:
+    return _institutions_page(request, who, ctx, q=q, page=page)
 
 
 @router.post(BASE + "/institutions", openapi_extra=acts(Action.INSTITUTION_WRITE))
@@ -199,22 +202,27 @@ def reinstate_institution(request: Request, institution_id: str, who: Custodian,
 # -- people --------------------------------------------------------------------------------
 
 def _people_page(request: Request, who: Principal, ctx: AccessContext,
-                 failed: Failed | None = None) -> Response:
+                 failed: Failed | None = None, q: str = "", page: int = 1) -> Response:
     places = institutions.list_all(ctx, who)
+    names = {i.id: i.name for i in places}
+    listed = paged(people.list_all(ctx, who), lambda pr: (
+        f"{pr[0].name} {pr[0].email} {pr[0].id} {names.get(pr[0].institution_id, '')} "
+        f"{' '.join(pr[1])} {pr[0].status} {pr[0].vetting}"), q, page)
     return render(request, "custodian/people.html", who,
                   status=failed.status if failed else 200,
                   errors=failed.errors if failed else [],
                   form=failed.form if failed else {"roles": []},
-                  people=people.list_all(ctx, who),
-                  names={i.id: i.name for i in places},
+                  people=listed.items, listed=listed,
+                  names=names,
                   open_institutions=[i for i in places if i.status == "active"],
                   all_roles=[(r.value, ROLE_DESCRIPTIONS[r]) for r in Role],
                   may=_may(who, Action.PERSON_WRITE))
 
 
 @router.get(BASE + "/people", openapi_extra=acts(Action.PERSON_READ))
-def list_people(request: Request, who: Custodian, ctx: Access) -> Response:
-    return _people_page(request, who, ctx)
+def list_people(request: Request, who: Custodian, ctx: Access, q: str = "",
+                page: int = 1) -> Response:
+    return _people_page(request, who, ctx, q=q, page=page)
 
 
 def _qr(uri: str) -> Markup:
@@ -309,24 +317,28 @@ def _researchers(ctx: AccessContext, who: Principal) -> list[Person]:
 
 
 def _projects_page(request: Request, who: Principal, ctx: AccessContext,
-                   failed: Failed | None = None) -> Response:
+                   failed: Failed | None = None, q: str = "", page: int = 1) -> Response:
     views = projects.list_visible(ctx, who)
     researchers = _researchers(ctx, who)
-    return render(request, "custodian/projects.html", who,
+    names = {p.id: p.name for p, _ in people.list_all(ctx, who)}
+    listed = paged(views, lambda v: (f"{v.project.title} {v.project.id} {v.project.status} "
+                                     f"{v.project.export} {names.get(v.project.lead_id, '')}"),
+                   q, page)
+    return render(request, "custodian/projects.html", who, listed=listed,
                   status=failed.status if failed else 200,
                   errors=failed.errors if failed else [],
                   form=failed.form if failed else {"members": [], "picked": []},
                   dictionary=_dictionary(ctx),
-                  projects=views, researchers=researchers,
-                  names={p.id: p.name for p, _ in people.list_all(ctx, who)},
+                  projects=listed.items, researchers=researchers, names=names,
                   requests=[v for v in views if v.project.export == ExportStatus.REQUESTED],
                   today=dt.date.today(),
                   may=_may(who, Action.PROJECT_CREATE, Action.EXPORT_APPROVE))
 
 
 @router.get(BASE + "/projects", openapi_extra=acts(Action.PROJECT_READ))
-def list_projects(request: Request, who: Custodian, ctx: Access) -> Response:
-    return _projects_page(request, who, ctx)
+def list_projects(request: Request, who: Custodian, ctx: Access, q: str = "",
+                  page: int = 1) -> Response:
+    return _projects_page(request, who, ctx, q=q, page=page)
 
 
 def _date(value: str, what: str) -> dt.date:

@@ -14,11 +14,11 @@ digest of it is what it is checked against.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -35,6 +35,7 @@ from strongroom.errors import Refused, ServiceError, Unauthenticated
 from strongroom.server.console_paths import PREFIX, is_page
 from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
 
+T = TypeVar("T")
 __all__ = ["PREFIX", "is_page"]  # re-exported: the console's modules take them from here
 CSRF_COOKIE = "strongroom_csrf"
 CSRF_FIELD = "csrf_token"
@@ -176,6 +177,35 @@ def _holds(request: Request) -> Callable[..., list[Held]]:
         wanted = {t for t in target_ids if t}
         return [h for h in read[0] if h.level == PauseLevel.PLATFORM or h.target_id in wanted]
     return held
+
+
+PER_PAGE = 50  # rows of a list a page shows; search narrows, links page through the rest
+
+
+@dataclass(frozen=True)
+class Paged(Generic[T]):
+    """One page of a list that can grow, after a search: what the page shows, and where."""
+
+    items: list[T]
+    total: int  # before the search
+    matched: int  # after it
+    page: int
+    pages: int
+    q: str
+
+    def link(self, page: int) -> str:
+        return "?" + urlencode({"q": self.q, "page": page} if self.q else {"page": page})
+
+
+def paged(items: Sequence[T], text: Callable[[T], str], q: str = "", page: int = 1,
+          per_page: int = PER_PAGE) -> Paged[T]:
+    """The rows whose ``text`` holds every word of ``q`` (any case), page ``page`` of them."""
+    words = q.lower().split()
+    matched = [i for i in items if all(w in text(i).lower() for w in words)]
+    pages = max(1, -(-len(matched) // per_page))
+    page = min(max(page, 1), pages)
+    return Paged(matched[(page - 1) * per_page:page * per_page], len(items), len(matched),
+                 page, pages, q.strip())
 
 
 # an id's prefix → (its key column, the column that names it)
