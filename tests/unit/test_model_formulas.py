@@ -50,6 +50,10 @@ def test_a_study_formula_reads_its_outcome_variables_and_categories() -> None:
     ("y x", "outcome ~ terms"),
     ("y ~ " + " + ".join(f"x{i}" for i in range(60)), "more than 50 terms"),
     ("y ~ " + "x + " * 400 + "x", "longer than 1000"),
+    ("y ~ (x + z)**20", "power of 1 to 3"),  # expanded one product at a time: 27 s
+    ("y ~ (x + z)^20", "power of 1 to 3"),
+    ("y ~ (x + z)**(2)", "power of 1 to 3"),
+    ("y ~ a*b*c*d*e*f*g*h*i*j", "at most 8 `*`"),  # 2^10 terms
 ])
 def test_anything_else_is_refused_saying_what_is_allowed(formula: str, says: str) -> None:
     with pytest.raises(Invalid) as refused:
@@ -118,3 +122,13 @@ def test_cox_score_residuals_are_the_textbook_ones_in_linear_time() -> None:
             mean = (phi[risk, None] * x[risk]).sum(0) / phi[risk].sum()
             brute[i] -= phi[i] * (x[i] - mean) / phi[risk].sum()
     assert np.allclose(score_residuals(x, t, e, beta), brute, atol=1e-12)
+
+
+def test_the_model_matrix_is_bounded_before_it_is_built() -> None:
+    """An interaction of splines of splines would be 30,000 columns (1.9 GiB on 3,000 rows):
+    its size is known from the terms before any matrix is made."""
+    found = parse("bmi ~ cr(sbp, df=10):bs(sbp, df=10, degree=3):cr(age, df=10)"
+                  ":bs(age, df=10, degree=3):poly(sbp, degree=3)")
+    assert found.most_columns({}) == 30_000
+    study = parse("diabetes ~ cr(age, df=4) + bmi * C(sex) + C(smoking)")
+    assert study.most_columns({"sex": 2, "smoking": 3}) == 4 + 1 + 2 + 3 + 2

@@ -313,3 +313,24 @@ def test_a_gwas_names_no_variant_when_held() -> None:
     cell = Cell(("rs123",), "beta", CellKind.COEFFICIENT, 0.1, ids(500))
     assert _held_reasons(Result(AnalysisKind.GWAS, {}, [cell]), [(0, 'variant "rs123"')]) \
         == ["variant “…”"]
+
+
+def test_quote_marks_in_labels_cannot_end_a_reason_s_quotes() -> None:
+    """A label the researcher builds with a quote mark (`'x"' || sbp`) would close the quotes
+    a reason puts round it, and its rest would escape the redaction: quote marks in labels
+    become primes, before the check writes any reason, and the levels' keys with them."""
+    from strongroom.outputs.labels import shorten_long
+
+    secret = 'x"142\' and “143”'
+    cells = [count((secret,), 3), count(("common",), 40, 10)]
+    result = Result(AnalysisKind.KAPLAN_MEIER, {"group": "g"},
+                    [Cell((secret, "[0, 5] years"), "at_risk", CellKind.AT_RISK, 3.0, ids(3),
+                          table=secret), *cells],
+                    levels={f"level:g={secret}": ids(3)})
+    shorten_long(result)
+    shown = [p for c in result.cells for p in (*c.row, c.column, c.table)]
+    assert not any(q in p for p in shown for q in "\"'“”‘’")
+    assert list(result.levels) == ["level:g=x″142′ and ″143″"]
+    label = result.cells[0].row[0]
+    reasons = _held_reasons(result, [(2, f'row "common" beside row "{label}" and \'{label}\'')])
+    assert "142" not in reasons[0] and "143" not in reasons[0]

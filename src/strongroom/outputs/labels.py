@@ -96,15 +96,39 @@ MAX_LABEL = 200  # characters: a category's name, a band, a date; never a paragr
 _KEPT = MAX_LABEL - 16
 
 
+# quotes in a label would end the quotes a reason puts around it, and what follows would
+# escape the redaction of labels in reasons (service._without_labels): they become primes
+_QUOTES = str.maketrans({'"': "″", "'": "′", "“": "″", "”": "″", "‘": "′", "’": "′"})
+
+
 def shorten_long(result: Result) -> None:
     """Shorten every label longer than MAX_LABEL, in place, to its start, "…" and a digest of
-    the whole (distinct labels stay distinct). A label of thousands of characters is no
-    category, and its length would set the output's size and the check's time: both answers
-    about whoever holds it (a size limit met, a response slower, only if a row is shown)."""
+    the whole (distinct labels stay distinct), and write its quote marks as primes. A label
+    of thousands of characters is no category, and its length would set the output's size
+    and the check's time: both answers about whoever holds it (a size limit met, a response
+    slower, only if a row is shown)."""
     for cell in result.cells:
-        if len(cell.column) > MAX_LABEL or any(len(part) > MAX_LABEL for part in cell.row):
-            cell.row = tuple(_short(part) for part in cell.row)
-            cell.column = _short(cell.column)
+        cell.row = tuple(_label(part) for part in cell.row)
+        cell.column = _label(cell.column)
+        cell.table = _label(cell.table)
+    # the levels' keys name the same labels (namable matches a cell's to them)
+    group = result.spec.get("group") if result.kind is AnalysisKind.KAPLAN_MEIER else None
+    result.levels = {_level_key(key, group): pids for key, pids in result.levels.items()}
+
+
+def _label(text: str) -> str:
+    return _short(text.translate(_QUOTES))
+
+
+def _level_key(key: str, group: object) -> str:
+    """``level:<variable>=<label>`` as the cell that names the level shows it: a model's row
+    is the whole ``<variable>=<label>``, a survival table's the group's label alone."""
+    if not key.startswith("level:"):
+        return key
+    rest = key.removeprefix("level:")
+    if isinstance(group, str) and rest.startswith(f"{group}="):
+        return f"level:{group}={_label(rest.removeprefix(f'{group}='))}"
+    return f"level:{_label(rest)}"
 
 
 def _short(label: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from strongroom.enclave.view import PID
@@ -30,6 +31,7 @@ MAX_FORMULA = 1000  # characters
 MAX_TERMS = 50
 MAX_DF = 10  # spline bases per variable
 MAX_DEGREE = 3
+MAX_LEVELS_GUESS = 100  # a categorical variable whose levels are not given: as many as allowed
 CATEGORICAL = "C"
 SPLINES = frozenset({"cr", "bs"})
 NUMERIC = frozenset({"center", "scale", "poly"})
@@ -53,6 +55,19 @@ class Parsed:
     variables: tuple[str, ...]  # every column the right-hand side reads, once, in order
     categorical: tuple[str, ...]  # those inside C()
     right: str  # the right-hand side, as formulaic wrote it back (terms in its order)
+    terms: tuple[tuple[str, ...], ...] = ()  # each term's factors (the intercept left out)
+
+    def most_columns(self, levels: Mapping[str, int]) -> int:
+        """An upper bound on the model matrix's columns, from the terms alone and each
+        categorical variable's number of ``levels``: checked before the matrix is built (an
+        interaction of splines of splines is millions of columns)."""
+        total = 0
+        for term in self.terms:
+            size = 1
+            for factor in term:
+                size *= _columns(factor, levels)
+            total += size
+        return total
 
 
 @functools.lru_cache(maxsize=256)
@@ -67,6 +82,7 @@ def parse(text: str) -> Parsed:
     if text.count("~") != 1:
         raise Invalid("write the formula as `outcome ~ terms`, e.g. "
                       "`diabetes ~ cr(age, df=4) + bmi * C(sex)`")
+    _within_bounds(text)
     try:
         formula = Formula(text)
     except (FormulaicError, SyntaxError, ValueError, TypeError) as exc:
@@ -112,7 +128,28 @@ def parse(text: str) -> Parsed:
         raise Invalid(list(dict.fromkeys(problems)))
     if not variables:
         raise Invalid("the formula has no covariate on the right of ~")
-    return Parsed(outcome, tuple(variables), tuple(categorical), str(formula.rhs))
+    kept = tuple(tuple(str(f.expr) for f in t.factors) for t in terms if str(t) != "1")
+    return Parsed(outcome, tuple(variables), tuple(categorical), str(formula.rhs), kept)
+
+
+_POWER = re.compile(r"(\*\*|\^)\s*([^\s()+*:/^~|-]*)")
+_PRODUCT = re.compile(r"(?<!\*)\*(?!\*)")
+MAX_POWER = 3
+MAX_PRODUCTS = 8  # `a * b * …` expands to 2^n terms
+
+
+def _within_bounds(text: str) -> None:
+    """Refuse, before formulaic reads it, a formula whose expansion would take long: a power
+    of a sum is expanded one product at a time (`(x + z)**20` took 27 s), and a chain of
+    products doubles the terms with each `*`."""
+    powers = _POWER.findall(text)
+    if any(not e.isdigit() or not 1 <= int(e) <= MAX_POWER for _, e in powers) \
+            or len(powers) > MAX_POWER:
+        raise Invalid(f"a formula may raise a sum to a power of 1 to {MAX_POWER} (`(a + b)**2`"
+                      f"), at most {MAX_POWER} times")
+    if len(_PRODUCT.findall(text)) > MAX_PRODUCTS:
+        raise Invalid(f"a formula may hold at most {MAX_PRODUCTS} `*` (each doubles its terms); "
+                      "write the interactions you need with `:`")
 
 
 def _column(expr: str, what: str) -> str:
@@ -162,6 +199,22 @@ def centred(right: str) -> str:
     """The checked right-hand side with each natural spline centred: unconstrained, its
     pieces add up to the intercept (collinear); centred, each piece is a contrast."""
     return _CR.sub(lambda m: f"cr({m.group(1)}{CENTRED})", right)
+
+
+def _columns(factor: str, levels: Mapping[str, int]) -> int:
+    """The columns one checked factor can give: a category's levels, a spline's df, a
+    polynomial's degree, else one."""
+    name, transform = _factor(factor)
+    if transform == CATEGORICAL:
+        return max(levels.get(name, MAX_LEVELS_GUESS), 1)
+    call = ast.parse(factor.strip(), mode="eval").body
+    given = {k.arg: k.value.value for k in getattr(call, "keywords", [])
+             if isinstance(k.value, ast.Constant) and isinstance(k.value.value, int)}
+    if transform in SPLINES:
+        return int(given.get("df", MAX_DF))
+    if transform == "poly":
+        return int(given.get("degree", 1))
+    return 1
 
 
 def term_name(column: str) -> str:

@@ -65,6 +65,10 @@ def glm(spec: GlmSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
     ids = pids(used)
     everyone = distinct(ids)
     data, levels = _columns(used, parsed.variables, parsed.categorical, ids, k)
+    counts = {name: len(data[name].cat.categories) for name in parsed.categorical}
+    if parsed.most_columns(counts) > MAX_COLUMNS:  # before the matrix is built
+        raise Invalid(f"the formula makes more than {MAX_COLUMNS} terms (levels × spline "
+                      "pieces × interactions): interact fewer or coarser variables")
     x, names = _matrix(parsed.right, data)
     if x.shape[1] > MAX_COLUMNS:
         raise Invalid(f"the formula makes more than {MAX_COLUMNS} terms (levels × spline "
