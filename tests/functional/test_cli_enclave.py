@@ -13,20 +13,18 @@ import contextlib
 import datetime as dt
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
 from strongroom.access.permissions import RULES, Action
 from strongroom.access.roles import Role
-from strongroom.cli import app
 from strongroom.client import StrongroomError
 from strongroom.server.app import create_app
 from strongroom.server.security import ACTION_KEY, PUBLIC
+from tests.cli_runner import cli
 from tests.functional.test_server import Server, code, register, running_server
 
 SOURCE = "127.0.0.51"
@@ -73,18 +71,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
     directory = Path(tmp_path_factory.mktemp("cli-enclave"))
     with running_server(directory, None, cohort=2000) as started:
         yield started, directory / "server.log"
-
-
-def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
-    before = Path.cwd()
-    os.chdir(cwd)
-    try:
-        done = CliRunner().invoke(app, list(args))
-    finally:
-        os.chdir(before)
-    if done.exception is not None and not isinstance(done.exception, SystemExit):
-        raise done.exception
-    return done.exit_code, done.stdout, done.stderr
 
 
 def test_a_study_at_the_command_line_and_every_researcher_operation_reached(

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from strongroom.cli import app
 from strongroom.jobs import sandbox
+from tests.cli_runner import cli
 from tests.functional.test_server import Server, code, register, running_server
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
@@ -50,20 +49,6 @@ plt.savefig("output/bmi.png")
 def jobs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(Path(tmp_path_factory.mktemp("jobs")), None, cohort=2000) as started:
         yield started
-
-
-def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
-    import os
-
-    before = Path.cwd()
-    os.chdir(cwd)
-    try:
-        done = CliRunner().invoke(app, list(args))
-    finally:
-        os.chdir(before)
-    if done.exception is not None and not isinstance(done.exception, SystemExit):
-        raise done.exception
-    return done.exit_code, done.stdout, done.stderr
 
 
 def test_a_job_from_dummy_data_to_released_outputs(jobs_server: Server, tmp_path: Path) -> None:

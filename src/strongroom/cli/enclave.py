@@ -16,7 +16,16 @@ from typing import Annotated
 import typer
 
 from strongroom.cli.common import console
-from strongroom.cli.remote import Ca, ProjectId, Token, Url, json_argument, remote, show
+from strongroom.cli.remote import (
+    Ca,
+    ProjectId,
+    Token,
+    Url,
+    json_argument,
+    remote,
+    show,
+    written,
+)
 
 enclave_app = typer.Typer(help="Your work in the enclave, over the API with your token: "
                                "schema, dummy data, definitions, analyses, verdicts, release, "
@@ -87,9 +96,7 @@ def dummy(project_id: ProjectId, url: Url, token: Token, ca: Ca = None,
               "dummy.zip")) -> None:
     """The project's dummy data (synthetic participants, exactly its tables and definitions)."""
     with remote(url, token, ca) as client:
-        payload = client.enclave.dummy(project_id)
-    out.write_bytes(payload)
-    console.print(f"wrote {len(payload):,} bytes of dummy data to {out}")
+        written(out, client.enclave.dummy(project_id), " (dummy data)")
 
 
 @enclave_app.command("define")
@@ -188,8 +195,7 @@ def download(output_id: OutputId, url: Url, token: Token, ca: Ca = None,
     if out is None:
         print(payload.decode("utf-8"), end="")
         return
-    out.write_bytes(payload)
-    console.print(f"wrote {len(payload):,} bytes to {out}")
+    written(out, payload)
 
 
 @enclave_app.command("limits")
@@ -218,9 +224,8 @@ def extract(project_id: ProjectId, url: Url, token: Token, ca: Ca = None,
     """A traceable record-level extract (only with the project's export permission; its
     participants count against the 30-day limit before anything is made)."""
     with remote(url, token, ca) as client:
-        payload = client.transfers.extract(project_id, format, offset, limit)
-    out.write_bytes(payload)
-    console.print(f"wrote {len(payload):,} bytes to {out}; it is fingerprinted to you")
+        written(out, client.transfers.extract(project_id, format, offset, limit),
+                "; it is fingerprinted to you")
 
 
 @enclave_app.command("budget")

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from strongroom.cli.common import console, errors
-from strongroom.cli.remote import Ca, Token, Url, remote
+from strongroom.cli.remote import Ca, Token, Url, remote, written
 
 jobs_app = typer.Typer(help="Jobs: your own code, tried on dummy data here and run next to the "
                             "real data in the enclave.", no_args_is_help=True)
@@ -121,6 +121,4 @@ def code(job: Annotated[str, typer.Argument(help="The job's id (job_…).")],
          ) -> None:
     """The code a job ran, as submitted (its SHA-256 is in the audit log)."""
     with remote(url, token, ca) as client:
-        payload = client.jobs.code(job)
-    out.write_bytes(payload)
-    console.print(f"wrote {len(payload):,} bytes to {out}")
+        written(out, client.jobs.code(job))

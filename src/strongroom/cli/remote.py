@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli.common import errors
+from strongroom.cli.common import console, errors
 from strongroom.client import Client, StrongroomError
 
 Url = Annotated[str, typer.Option(envvar="STRONGROOM_URL",
@@ -56,3 +56,9 @@ def json_argument(text: str, what: str) -> dict[str, Any]:
     if not isinstance(found, dict):
         raise typer.BadParameter(f"the {what} must be a JSON object")
     return found
+
+
+def written(out: Path, payload: bytes, note: str = "") -> None:
+    """Write bytes the API answered to ``out`` and say so."""
+    out.write_bytes(payload)
+    console.print(f"wrote {len(payload):,} bytes to {out}{note}")
