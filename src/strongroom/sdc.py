@@ -59,8 +59,9 @@ def input_path(name: str) -> Path:
 
 def analysis(output: str, kind: str, **spec: Any) -> None:
     """Plan the analysis ``kind`` (any kind the platform runs: frequency, crosstab, summary,
-    histogram, ols, logistic, kaplan_meier, cox, correlation, aggregate_sql) as the declared
-    output ``output``; ``spec`` is the analysis's specification as the API takes it."""
+    histogram, ols, logistic, kaplan_meier, cumulative_incidence, cox, glm, correlation,
+    aggregate_sql) as the declared output ``output``; ``spec`` is the analysis's
+    specification as the API takes it."""
     if not isinstance(output, str) or not _NAME.fullmatch(output):
         raise PlanError(f"{output!r} is not an output name: letters, digits and '_', "
                         "starting with a letter")
@@ -111,6 +112,14 @@ def kaplan_meier(output: str, definition: str, time: str, event: str,
                  **options: Any) -> None:
     """Kaplan–Meier survival per interval of a grid (``group=``, ``interval=``)."""
     analysis(output, "kaplan_meier", definition=definition, time=time, event=event, **options)
+
+
+def cumulative_incidence(output: str, definition: str, time: str, event: str,
+                         **options: Any) -> None:
+    """Competing risks: each cause's Aalen–Johansen cumulative incidence per interval of a
+    grid (``event``: 0 censored, 1, 2 … the cause; ``group=``, ``interval=``)."""
+    analysis(output, "cumulative_incidence", definition=definition, time=time, event=event,
+             **options)
 
 
 def cox(output: str, definition: str, time: str, event: str, covariates: list[str],

@@ -423,3 +423,37 @@ def test_a_formula_that_is_not_allowed_costs_nothing_and_names_the_researchers_c
                                        "formula": "constant ~ C(sex)", "family": "poisson"})
     assert view.report.verdict is Verdict.BLOCK
     assert "'constant'" in " ".join(view.reasons), view.reasons
+
+
+def test_competing_risks_are_released_as_a_table_by_cause_as_estimated_inside(
+        world: World, researcher: Principal) -> None:
+    import warnings
+
+    from lifelines import AalenJohansenFitter
+
+    service.define(world.platform.enclave, researcher, world.project_id, "causes",
+                   "SELECT pid, sex, (birth_year % 20) / 2.0 + 0.25 AS years, "
+                   "CASE WHEN sbp > 150 THEN 1 WHEN bmi > 30 THEN 2 ELSE 0 END AS cause "
+                   "FROM base WHERE birth_year IS NOT NULL")
+    view = analyse(world, researcher, {"kind": "cumulative_incidence", "definition": "causes",
+                                       "time": "years", "event": "cause", "unit": "years",
+                                       "interval": 5})
+    assert view.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS), view.reasons
+    world.platform.outputs.request_release(researcher, view.output.id)
+    got = world.platform.outputs.table(researcher, view.output.id, TableFormat.CSV)
+    frame = pl.read_csv(io.BytesIO(got.payload), schema_overrides={"cause": pl.String})
+    assert frame.columns[:4] == ["interval", "start", "end", "cause"]
+    # custodian-side: lifelines' Aalen–Johansen on the same rows, at the first interval's end
+    with world.platform.access.transaction() as db:
+        project = db.get(Project, world.project_id)
+        assert project is not None
+    rows = world.platform.enclave.definition(project, "causes")[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for cause in ("1", "2"):
+            fitted = AalenJohansenFitter(calculate_variance=False, seed=1).fit(
+                rows["years"].to_numpy(), rows["cause"].to_numpy(), int(cause))
+            curve = fitted.cumulative_density_
+            truth = float(curve[curve.index <= 5].iloc[-1, 0])
+            shown = frame.filter((pl.col("cause") == cause) & (pl.col("end") == 5))
+            assert abs(shown["incidence"][0] - truth) < 0.02, (cause, shown, truth)

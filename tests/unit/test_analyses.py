@@ -60,6 +60,7 @@ MINIMAL = {
     "ols": {"outcome": "y", "covariates": ["x"]},
     "logistic": {"outcome": "y", "covariates": ["x"]},
     "kaplan_meier": {"time": "t", "event": "e"},
+    "cumulative_incidence": {"time": "t", "event": "e"},
     "cox": {"time": "t", "event": "e", "covariates": ["x"]},
     "correlation": {"variables": ["x", "y"]},
 }

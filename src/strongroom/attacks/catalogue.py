@@ -300,7 +300,7 @@ def catalogue() -> list[Attack]:
     return (LABELS + ROW_LOCAL + VALUES + COMBINATIONS + MODELS + ONE_BIT + ROWS + PRECISION
             + FIGURES + BOUNDARY + WINSOR + EXACTLY_K + ATTACKER_2 + ATTACKER_3
             + PRESENCE_GRIDS + ATTACKER_4 + ATTACKER_5 + ABSENCE + ABSENCE_OTHER + ZERO
-            + HAVING_RAW + HISTOGRAM_EDGES)
+            + COMPETING + HAVING_RAW + HISTOGRAM_EDGES)
 
 
 LABELS = [
@@ -2032,6 +2032,45 @@ ZERO = [
                      "interval": 10})), fingerprint, bit=True),
 ]
 
+
+
+def _causes(time: str, cause: str, where: str, interval: int = 50) -> tuple[Step, Step]:
+    """A competing-risks table of one group: times by ``time``, causes by ``cause``."""
+    return (define("c", f"SELECT pid, {time} AS t, {cause} AS c FROM base WHERE {where}"),
+            analyse({"kind": "cumulative_incidence", "definition": "c", "time": "t",
+                     "event": "c", "interval": interval}))
+
+
+# Competing risks (enclave/analyses/competing.py): the survival table's attacks, with the
+# cause as the new place to hide the bit: a cause column that exists only for the target, a
+# cause's events none or one, k − 1 accomplices, a cause code left out, a later interval.
+COMPETING = [
+    Attack("one-bit", "a Kaplan–Meier group held by the target alone if obese",
+           (define("c", f"SELECT pid, 50 AS t, sex AS e, CASE WHEN {_OBESE_T} THEN 'x' "
+                        f"ELSE 'y' END AS g FROM base WHERE {G1} OR {{T}}"),
+            analyse({"kind": "kaplan_meier", "definition": "c", "time": "t", "event": "e",
+                     "group": "g", "interval": 50})), fingerprint, bit=True),
+    Attack("one-bit", "everyone censored at 50 but a cause-2 event for the target if obese",
+           _causes("50", f"CASE WHEN {_OBESE_T} THEN 2 WHEN sex = 0 THEN 1 ELSE 0 END",
+                   f"{G1} OR {{T}}"), fingerprint, bit=True),
+    Attack("one-bit", "two common causes, and a third the target's alone if obese",
+           _causes("50", f"CASE WHEN {_OBESE_T} THEN 3 WHEN sex = 0 THEN 1 WHEN "
+                         "birth_year < 1950 THEN 2 ELSE 0 END", "true"),
+           fingerprint, bit=True),
+    Attack("one-bit", "a third cause held by k − 1 accomplices and the target if obese",
+           _causes("50", f"CASE WHEN {_K} THEN 3 WHEN sex = 0 THEN 1 WHEN birth_year < 1950 "
+                         "THEN 2 ELSE 0 END", "true"), seen, bit=True),
+    Attack("one-bit", "a cause code that is left out (11) only for the target if obese",
+           _causes("50", f"CASE WHEN {_OBESE_T} THEN 11 WHEN sex = 0 THEN 1 ELSE 0 END",
+                   f"{G1} OR {{T}}"), seen, bit=True),
+    Attack("one-bit", "the target's event, if obese, alone in a later interval",
+           _causes(f"CASE WHEN {_OBESE_T} THEN 50 ELSE 15 END",
+                   f"CASE WHEN {_OBESE_T} THEN 2 WHEN sex = 0 THEN 1 ELSE 0 END",
+                   f"{G1} OR {{T}}", interval=20), seen, bit=True),
+    Attack("one-bit", "the target's cause, 1 if obese and 2 if lean, among many of each",
+           _causes("50", f"CASE WHEN {_OBESE_T} THEN 1 WHEN {{T}} THEN 2 WHEN sex = 0 THEN 1 "
+                         "WHEN birth_year < 1950 THEN 2 ELSE 0 END", "true"), seen, bit=True),
+]
 
 # Session 17's attacker: HAVING tested its condition on the raw figures, before winsorising
 # and rounding, so whether a group's row came back said what the released count would not.

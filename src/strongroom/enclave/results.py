@@ -27,6 +27,7 @@ class AnalysisKind(StrEnum):
     OLS = "ols"
     LOGISTIC = "logistic"
     KAPLAN_MEIER = "kaplan_meier"
+    CUMULATIVE_INCIDENCE = "cumulative_incidence"  # competing risks (Aalen–Johansen)
     COX = "cox"
     GLM = "glm"  # a formula: splines, interactions; Gaussian, binomial, Poisson, neg. binomial
     CORRELATION = "correlation"
@@ -51,6 +52,7 @@ class CellKind(StrEnum):
     COEFFICIENT = "coefficient"  # a regression estimate (and its SE, CI, p in the row)
     CORRELATION = "correlation"
     SURVIVAL = "survival"  # Kaplan–Meier estimate at the end of an interval
+    INCIDENCE = "incidence"  # cumulative incidence of a cause at the end of an interval
     AT_RISK = "at_risk"  # participants at risk at the start of an interval
     EVENTS = "events"  # events within an interval
     CENSORED = "censored"  # censored within an interval

@@ -50,7 +50,10 @@ VALUED_ANALYSES = frozenset({AnalysisKind.SUMMARY, AnalysisKind.AGGREGATE_SQL})
 MAGNITUDES = frozenset({CellKind.SUM, CellKind.MEAN})  # dominance rules need their magnitudes
 SUPPORT_ONLY = frozenset({CellKind.COEFFICIENT, CellKind.HAZARD_RATIO, CellKind.CORRELATION,
                           CellKind.GENOTYPES,
-                          CellKind.STATISTIC, CellKind.SURVIVAL})
+                          CellKind.STATISTIC, CellKind.SURVIVAL, CellKind.INCIDENCE})
+# life tables: counts per interval of a grid, and the estimates those counts give
+LIFE_TABLES = frozenset({AnalysisKind.KAPLAN_MEIER, AnalysisKind.CUMULATIVE_INCIDENCE})
+ESTIMATES = frozenset({CellKind.SURVIVAL, CellKind.INCIDENCE})
 KM_COUNTS = frozenset({CellKind.AT_RISK, CellKind.EVENTS, CellKind.CENSORED})
 COUNTS_OF_PEOPLE = frozenset({CellKind.COUNT, *KM_COUNTS})
 # a model's or survival table's outcome counts: none is held like a few (no one had the event,
@@ -139,7 +142,7 @@ def _removed_finding(result: Result, removed: set[int], rules: Rules) -> Finding
 
 def hideable(result: Result, i: int) -> bool:
     cell = result.cells[i]
-    if result.kind is AnalysisKind.KAPLAN_MEIER:  # the numbers at risk give it only roughly
+    if result.kind in LIFE_TABLES:  # the numbers at risk give it only roughly
         return cell.kind is CellKind.CENSORED
     return (isinstance(cell.kind, CellKind) and cell.kind in HIDEABLE
             and result.kind in TABLE_ANALYSES)
@@ -494,7 +497,7 @@ def _model_findings(result: Result, rules: Rules) -> Iterator[Finding]:
     if result.kind in FITS:
         yield from _influence(result, rules)
     yield from _levels(result, rules)
-    if result.kind is AnalysisKind.KAPLAN_MEIER:
+    if result.kind in LIFE_TABLES:
         yield from _km_steps(result, rules)
         yield from _km_intervals(result, rules)
 
@@ -574,23 +577,28 @@ def _levels(result: Result, rules: Rules) -> Iterator[Finding]:
 
 
 def _km_intervals(result: Result, rules: Rules) -> Iterator[Finding]:
-    """In every interval anyone is at risk in, its events, those at risk without an event, and
-    its censorings are each held like a few when short of their line, *zero included*: a zero
-    shown where a one is acted on told whether one person (placed alone in an interval, or the
-    only one without the event) had the event or was censored. Events and those without
-    cannot be hidden (the survival step shows them), so they block; a censoring count is
-    hidden (the numbers at risk, rounded, give it only roughly)."""
-    rows: dict[tuple[str, tuple[str, ...]], dict[CellKind, int]] = defaultdict(dict)
+    """In every interval anyone is at risk in, its events (of each cause), those at risk
+    without such an event, and its censorings are each held like a few when short of their
+    line, *zero included*: a zero shown where a one is acted on told whether one person
+    (placed alone in an interval, or the only one without the event) had the event or was
+    censored. Events and those without cannot be hidden (the estimate's step shows them), so
+    they block; a censoring count is hidden (the numbers at risk, rounded, give it only
+    roughly)."""
+    rows: dict[tuple[str, tuple[str, ...]], dict[CellKind, list[int]]] = defaultdict(
+        lambda: defaultdict(list))
     for i, cell in enumerate(result.cells):  # cells refused as unknown already say why
         if cell.kind in KM_COUNTS and _is_set(cell.contributors) and _count_consistent(cell):
-            rows[(cell.table, cell.row)][cell.kind] = i
+            rows[(cell.table, cell.row)][cell.kind].append(i)
     for at in rows.values():
-        risk = at.get(CellKind.AT_RISK)
-        at_risk = None if risk is None else result.cells[risk].contributors
+        risks = at.get(CellKind.AT_RISK, [])
+        if len(risks) > 1:  # one interval, two numbers at risk: not a table the check reads
+            yield _unknown(risks[1], result.cells[risks[1]], rules,
+                           "an interval is shown with two numbers at risk")
+            continue
+        at_risk = result.cells[risks[0]].contributors if risks else None
         if at_risk is not None and at_risk.size == 0:
             continue  # nobody at risk: its zeros are the table's shape
-        if CellKind.EVENTS in at:
-            i = at[CellKind.EVENTS]
+        for i in at.get(CellKind.EVENTS, []):
             had = result.cells[i].contributors
             if _short(had, rules.km_min_events, CellKind.EVENTS):
                 yield Finding("kaplan_meier", rules.km_verdict,
@@ -604,8 +612,7 @@ def _km_intervals(result: Result, rules: Rules) -> Iterator[Finding]:
                               f"{where(result.cells[i])}: fewer than "
                               f"{_line(rules.km_min_events)} of those at risk are without an "
                               "event (none included); widen the time intervals", i)
-        if CellKind.CENSORED in at:
-            i = at[CellKind.CENSORED]
+        for i in at.get(CellKind.CENSORED, []):
             if _short(result.cells[i].contributors, rules.km_min_censored, CellKind.CENSORED):
                 yield Finding("kaplan_meier", Verdict.SUPPRESS,
                               f"{where(result.cells[i])}: fewer than "
@@ -627,7 +634,7 @@ def _km_steps(result: Result, rules: Rules) -> Iterator[Finding]:
         kinds[key].add(cell.kind)
         first.setdefault(key, i)
     for key, present in kinds.items():
-        if CellKind.SURVIVAL in present and not {CellKind.AT_RISK, CellKind.EVENTS} <= present:
+        if present & ESTIMATES and not {CellKind.AT_RISK, CellKind.EVENTS} <= present:
             i = first[key]
             yield _unknown(i, result.cells[i], rules, "a survival step is shown without its "
                                                       "numbers at risk and events in the same row")

@@ -92,6 +92,8 @@ def _below(sets: list[PidArray], threshold: int, *what: object) -> bool:
     return margin.short(int(members.size), threshold, *margin.THRESHOLD, members=members)
 
 
+# survival tables: a group's label in each row, an interval's in the second place
+_LIFE_TABLES = frozenset({AnalysisKind.KAPLAN_MEIER, AnalysisKind.CUMULATIVE_INCIDENCE})
 MAX_LABEL = 200  # characters: a category's name, a band, a date; never a paragraph
 _KEPT = MAX_LABEL - 16
 
@@ -112,7 +114,7 @@ def shorten_long(result: Result) -> None:
         cell.column = _label(cell.column)
         cell.table = _label(cell.table)
     # the levels' keys name the same labels (namable matches a cell's to them)
-    group = result.spec.get("group") if result.kind is AnalysisKind.KAPLAN_MEIER else None
+    group = result.spec.get("group") if result.kind in _LIFE_TABLES else None
     result.levels = {_level_key(key, group): pids for key, pids in result.levels.items()}
 
 
@@ -164,8 +166,7 @@ def namable(result: Result, threshold: int, removed: set[int]) -> Namable:
         return {}
     small_levels = {key for key, pids in result.levels.items()
                     if _below([pids], threshold, "level", key)}
-    late = _late_intervals(result, threshold) if result.kind is AnalysisKind.KAPLAN_MEIER \
-        else set()
+    late = _late_intervals(result, threshold) if result.kind in _LIFE_TABLES else set()
     found: Namable = {}
     for i, cell in enumerate(result.cells):
         if i in removed or any(part in late for part in cell.row):
@@ -181,9 +182,13 @@ def _level_keys(result: Result, cell: Cell) -> set[str]:
     """The level keys (``level:<variable>=<value>``) a cell's labels name."""
     if result.kind in _MODELS and cell.row and "=" in cell.row[0]:
         return {f"level:{cell.row[0]}"}
-    if result.kind is AnalysisKind.KAPLAN_MEIER and result.spec.get("group") and cell.row:
-        return {f"level:{result.spec['group']}={cell.row[0]}"}
-    return set()
+    keys = set()
+    if result.kind in _LIFE_TABLES and result.spec.get("group") and cell.row:
+        keys.add(f"level:{result.spec['group']}={cell.row[0]}")
+    if result.kind is AnalysisKind.CUMULATIVE_INCIDENCE and ":" in cell.column:
+        # a cause's column (events:<cause>) names the cause
+        keys.add(f"level:{result.spec.get('event')}={cell.column.partition(':')[2]}")
+    return keys
 
 
 def _late_intervals(result: Result, threshold: int) -> set[str]:

@@ -41,6 +41,8 @@ _COUNTS = frozenset({CellKind.COUNT, CellKind.AT_RISK, CellKind.EVENTS, CellKind
 ODDS = ("odds_ratio", "or_ci_low", "or_ci_high")
 RATES = ("rate_ratio", "rr_ci_low", "rr_ci_high")
 _GLM_RATIOS = {"binomial": ODDS, "poisson": RATES, "negative_binomial": RATES}
+_LIFE_TABLES = frozenset({AnalysisKind.KAPLAN_MEIER.value,
+                          AnalysisKind.CUMULATIVE_INCIDENCE.value})
 MODELS = frozenset({AnalysisKind.OLS.value, AnalysisKind.LOGISTIC.value, AnalysisKind.COX.value,
                     AnalysisKind.GLM.value})
 
@@ -83,6 +85,8 @@ def tidy(record: Mapping[str, Any], labels: Labels,
     keys = _keys(kind, spec, key_names, cells)
     if kind == AnalysisKind.CROSSTAB.value:  # a grid: both categories are keys, kinds figures
         cells = [Cell((*c.row, c.column), c.kind, c.kind, c.value, c.suppressed) for c in cells]
+    elif kind == AnalysisKind.CUMULATIVE_INCIDENCE.value:
+        cells = _by_cause(cells)
     return _labelled(kind, _wide(cells, keys), keys, labels, ratio_names(kind, spec))
 
 
@@ -97,12 +101,29 @@ def tidy_csv(payload: bytes, spec: Mapping[str, Any], kind: str, labels: Labels,
                       "kind": line["kind"], "value": float(value) if value else None,
                       "suppressed": line["suppressed"] == "yes"})
     widths = {len(c["row"]) for c in cells}
-    expected = _keys(kind, spec, key_names, [])
-    if widths and widths != {len(expected)}:
+    expected = len(_keys(kind, spec, key_names, []))
+    if kind == AnalysisKind.CUMULATIVE_INCIDENCE.value:
+        expected -= 1  # the cause is in the column's name
+    if widths and widths != {expected}:
         raise Invalid("this output was released as CSV and a group label holds \" | \", so its "
                       "groups cannot be told apart here; download its record "
                       "(GET /outputs/{id}/download) or ask for the analysis as JSON")
     return tidy({"kind": kind, "spec": dict(spec), "cells": cells}, labels, key_names)
+
+
+def _by_cause(cells: Sequence[Cell]) -> list[Cell]:
+    """A competing-risks table by cause: a row per group, interval and cause, with that
+    cause's events and incidence beside the interval's numbers at risk and censored."""
+    causes = list(dict.fromkeys(c.column.partition(":")[2] for c in cells if ":" in c.column))
+    out: list[Cell] = []
+    for c in cells:
+        if ":" in c.column:
+            figure, _, cause = c.column.partition(":")
+            out.append(Cell((*c.row, cause), figure, c.kind, c.value, c.suppressed))
+        else:
+            out += [Cell((*c.row, cause), c.column, c.kind, c.value, c.suppressed)
+                    for cause in causes]
+    return out
 
 
 def _keys(kind: str, spec: Mapping[str, Any], key_names: Sequence[str] | None,
@@ -120,6 +141,8 @@ def _keys(kind: str, spec: Mapping[str, Any], key_names: Sequence[str] | None,
         return ["term"]
     if kind == AnalysisKind.KAPLAN_MEIER.value:
         return [str(spec.get("group") or "group"), "interval"]
+    if kind == AnalysisKind.CUMULATIVE_INCIDENCE.value:
+        return [str(spec.get("group") or "group"), "interval", str(spec.get("event", "cause"))]
     if kind == AnalysisKind.AGGREGATE_SQL.value:
         width = max((len(c.row) for c in cells), default=len(key_names or []))
         names = list(key_names or [])
@@ -168,12 +191,12 @@ def _labelled(kind: str, frame: pl.DataFrame, keys: list[str], labels: Labels,
             frame = _ratios(frame, *ratios)
     elif kind == AnalysisKind.HISTOGRAM.value:
         frame = _edges(frame)
-    elif kind == AnalysisKind.KAPLAN_MEIER.value:
+    elif kind in _LIFE_TABLES:
         frame = _intervals(frame)
     for key in keys:
         if key in labels and key in frame.columns:
             frame = _with_meaning(frame, key, labels[key])
-    if kind == AnalysisKind.KAPLAN_MEIER.value and keys[0] == "group":
+    if kind in _LIFE_TABLES and keys[0] == "group":
         frame = frame.drop("group")  # no grouping variable: one curve, "All"
     return frame.select([*[c for c in frame.columns if c != SUPPRESSED], SUPPRESSED])
 

@@ -10,14 +10,22 @@ import numpy as np
 import polars as pl
 
 from strongroom.enclave import winsor
-from strongroom.enclave.analyses import correlation, glm, regression, summary, survival, tables
+from strongroom.enclave.analyses import (
+    competing,
+    correlation,
+    glm,
+    regression,
+    summary,
+    survival,
+    tables,
+)
 from strongroom.enclave.analyses.frame import check_schema, prepare
 from strongroom.enclave.analyses.spec import (
     AnySpec,
     CorrelationSpec,
     CoxSpec,
     GlmSpec,
-    KaplanMeierSpec,
+    LifeTableSpec,
     LogisticSpec,
     OlsSpec,
     parse_spec,
@@ -38,6 +46,8 @@ _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame, Rounding, int], Result
     AnalysisKind.OLS: regression.ols,
     AnalysisKind.LOGISTIC: regression.logistic,
     AnalysisKind.KAPLAN_MEIER: lambda spec, frame, r, _: survival.kaplan_meier(spec, frame, r),
+    AnalysisKind.CUMULATIVE_INCIDENCE:
+        lambda spec, frame, r, _: competing.cumulative_incidence(spec, frame, r),
     AnalysisKind.COX: survival.cox,
     AnalysisKind.GLM: glm.glm,
     AnalysisKind.CORRELATION: lambda spec, frame, r, _: correlation.correlation(spec, frame, r),
@@ -61,14 +71,15 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
     check_schema(frame, typed.reads())  # a mistake in the request: the same whatever the data
     with reading_data():  # from here on a refusal may depend on participants' values
         prepared = prepare(frame, typed.reads())
-        if isinstance(typed, KaplanMeierSpec):  # counts of people: one row each (and vectors)
-            prepared = survival.once_each(survival.followed(prepared, typed.time, typed.event),
-                                          typed.time, typed.event, typed.group)
+        merged: list[str] = []
+        if isinstance(typed, LifeTableSpec):  # counts of people: one row each (and vectors)
+            prepared, merged = survival.life_table_rows(prepared, typed, k)
         if typed.kind in FITS and k >= 1:
             # a correlation is over the rows where each pair is present: each column its own
             together = [] if typed.kind is AnalysisKind.CORRELATION else typed.reads()
             prepared = winsorised(prepared, clipped_columns(typed), together, k)
         result = runner(typed, prepared, rounding, k)
+        result.notes += merged
     if typed.kind in FITS:
         # what the fit read, clipped: value-aware differencing must see what was released
         result.vectors = vectors(prepared, typed.reads())
@@ -80,7 +91,7 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
 def clipped_columns(spec: AnySpec) -> list[str]:
     """The numeric variables a fit reads whose values are winsorised: outcomes, numeric
     covariates, survival times and correlated variables (not categories, events or groups)."""
-    if isinstance(spec, KaplanMeierSpec):
+    if isinstance(spec, LifeTableSpec):
         return [spec.time]
     if isinstance(spec, CorrelationSpec):
         return list(spec.variables)
@@ -118,7 +129,8 @@ def winsorised(frame: pl.DataFrame, columns: list[str], reads: list[str],
 
 # analyses whose figures are fitted to every participant's values: their vectors are kept
 FITS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX, AnalysisKind.GLM,
-                  AnalysisKind.KAPLAN_MEIER, AnalysisKind.CORRELATION})
+                  AnalysisKind.KAPLAN_MEIER, AnalysisKind.CUMULATIVE_INCIDENCE,
+                  AnalysisKind.CORRELATION})
 
 
 def vectors(frame: pl.DataFrame, columns: list[str]) -> dict[str, tuple[PidArray, FloatArray]]:

@@ -127,6 +127,18 @@ def survival_step(survival: float, at_risk_least: int, m: int) -> float:
     return _nice(2 * survival * (1 + abs(math.log(survival))) * m / at_risk_least)
 
 
+def incidence_step(hazard: float, remaining: int, m: int) -> float:
+    """A cumulative incidence F(t) = Σ S(s−)·d(s)/n(s): one participant's follow-up moved
+    anywhere adds or takes one event term (at most 1/n(s)), changes every later risk set by
+    one (at most Σ d/n² ≤ H/n) and moves S(s−) by at most m/n (S·(1 + |ln S|) ≤ 1), which
+    multiplies Σ d/n ≤ H: together at most m·(1 + 2H)/r, with H the all-cause Nelson–Aalen
+    hazard at t and r the smallest risk set up to t, less the participant's own m rows if
+    they were among them; doubled, as the estimate may move up or down."""
+    if remaining <= m:
+        return HIDDEN
+    return _nice(2 * m * (1 + 2 * hazard) / (remaining - m + 1))
+
+
 def concordance_step(comparable_pairs: int, n: int, m: int) -> float:
     """Harrell's C: one participant takes part in at most n − 1 of the comparable pairs."""
     return HIDDEN if comparable_pairs <= 0 else _nice(2 * m * (n - 1) / comparable_pairs)

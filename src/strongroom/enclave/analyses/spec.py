@@ -227,11 +227,13 @@ class _Survival(_Spec):
     unit: TimeUnit = "days"
 
 
-class KaplanMeierSpec(_Survival):
-    """Kaplan–Meier survival, reported per interval of a grid (never at event times); a
-    participant on several rows is followed once, to their first event or last time."""
+MAX_CAUSES = 10  # competing causes of a cumulative incidence: 1 … MAX_CAUSES
 
-    kind: Literal[AnalysisKind.KAPLAN_MEIER] = AnalysisKind.KAPLAN_MEIER
+
+class LifeTableSpec(_Survival):
+    """Survival reported per interval of a grid (never at event times); a participant on
+    several rows is followed once, to their first event or last time."""
+
     group: Column | None = None
     interval: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # in ``unit``
     round_to: RoundTo | None = None
@@ -248,6 +250,28 @@ class KaplanMeierSpec(_Survival):
     def width(self) -> float:
         """The grid's interval width in the time column's unit (default: one year)."""
         return self.interval if self.interval is not None else YEAR_IN[self.unit]
+
+    def causes(self) -> int:
+        """The highest event code: 1 (0/1 events) unless causes compete."""
+        return 1
+
+
+class KaplanMeierSpec(LifeTableSpec):
+    """Kaplan–Meier survival on a grid of intervals."""
+
+    kind: Literal[AnalysisKind.KAPLAN_MEIER] = AnalysisKind.KAPLAN_MEIER
+
+
+class CumulativeIncidenceSpec(LifeTableSpec):
+    """Competing risks: the Aalen–Johansen cumulative incidence of each cause on a grid of
+    intervals (as Kaplan–Meier's). ``event`` holds 0 for censored and 1 to 10 for the cause
+    of the event (other values are left out); a participant on several rows is followed to
+    their first event, and its cause."""
+
+    kind: Literal[AnalysisKind.CUMULATIVE_INCIDENCE] = AnalysisKind.CUMULATIVE_INCIDENCE
+
+    def causes(self) -> int:
+        return MAX_CAUSES
 
 
 class CoxSpec(_Model):
@@ -374,11 +398,13 @@ class GwasSpec(_Spec):
 
 Spec = Annotated[
     FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
-    | KaplanMeierSpec | CoxSpec | GlmSpec | CorrelationSpec | GwasSpec,
+    | KaplanMeierSpec | CumulativeIncidenceSpec | CoxSpec | GlmSpec | CorrelationSpec
+    | GwasSpec,
     Field(discriminator="kind"),
 ]
 AnySpec = (FrequencySpec | CrosstabSpec | SummarySpec | HistogramSpec | OlsSpec | LogisticSpec
-           | KaplanMeierSpec | CoxSpec | GlmSpec | CorrelationSpec | GwasSpec)
+           | KaplanMeierSpec | CumulativeIncidenceSpec | CoxSpec | GlmSpec | CorrelationSpec
+           | GwasSpec)
 _ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(Spec)
 KINDS = sorted(k.value for k in AnalysisKind
                if k not in (AnalysisKind.AGGREGATE_SQL, AnalysisKind.JOB_FILE))

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import polars as pl
 
+from strongroom.enclave import winsor
 from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import (
     PID,
@@ -41,7 +42,7 @@ from strongroom.enclave.analyses.regression import (
     influence,
     statistic_cells,
 )
-from strongroom.enclave.analyses.spec import CoxSpec, KaplanMeierSpec
+from strongroom.enclave.analyses.spec import CoxSpec, KaplanMeierSpec, LifeTableSpec
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
 from strongroom.enclave.steps import Rounding, nice_step
 from strongroom.errors import Invalid
@@ -51,6 +52,10 @@ DURATION_NOTE = ("rows with a missing or negative time, or an event other than 0
 MAX_INTERVALS = 100  # each interval keeps its at-risk set: widen the interval instead
 ALL = "All"  # the group label when there is no grouping variable
 HAZARD_COLUMNS = ("hr", "ci_low", "ci_high", "p")
+GROUP_NOTE = ("a group held by fewer than k participants (the project's threshold) is counted "
+              "in the most common group")
+RARE_CAUSE_NOTE = ("a cause held by fewer than k participants (the project's threshold) is "
+                   "counted as the most common cause")
 
 
 def _durations(frame: pl.DataFrame, time: str, event: str) -> tuple[FloatArray, FloatArray]:
@@ -61,11 +66,11 @@ def _durations(frame: pl.DataFrame, time: str, event: str) -> tuple[FloatArray, 
     return floats(frame, time), binary(frame, event, "the event")
 
 
-def followed(frame: pl.DataFrame, time: str, event: str) -> pl.DataFrame:
-    """The rows with a time of at least 0 and an event of 0/1. Others are left out (see
-    DURATION_NOTE), never refused: a refusal would say whether anyone the definition picked
-    out has a negative time or an odd event. Wrong types are refused (the same whatever the
-    data)."""
+def followed(frame: pl.DataFrame, time: str, event: str, causes: int = 1) -> pl.DataFrame:
+    """The rows with a time of at least 0 and an event of 0 (censored) to ``causes`` (a whole
+    number: 0/1 unless there are competing causes). Others are left out (see DURATION_NOTE),
+    never refused: a refusal would say whether anyone the definition picked out has a
+    negative time or an odd event. Wrong types are refused (the same whatever the data)."""
     kinds = frame.schema[time], frame.schema[event]
     if not kinds[0].is_numeric():
         raise Invalid(f"the time {time!r} must be a number of days, weeks, months or years "
@@ -75,12 +80,13 @@ def followed(frame: pl.DataFrame, time: str, event: str) -> pl.DataFrame:
     happened = pl.col(event).cast(pl.Float64)
     return frame.filter(pl.col(time).cast(pl.Float64).is_finite()
                         & (pl.col(time).cast(pl.Float64) >= 0)
-                        & happened.is_in([0.0, 1.0]))
+                        & happened.is_in([float(c) for c in range(causes + 1)]))
 
 
 def once_each(frame: pl.DataFrame, time: str, event: str, group: str | None
                ) -> pl.DataFrame:
-    """One row per participant (per group): their first event, else their last time.
+    """One row per participant (per group): their first event (the lowest cause among
+    events at the same time), else their last time.
 
     Numbers at risk, events and censorings are then counts of people, as they are rounded:
     of rows, five copies of every row made each count a multiple of five, which the rounding
@@ -90,9 +96,68 @@ def once_each(frame: pl.DataFrame, time: str, event: str, group: str | None
     if frame.select(keys).n_unique() == frame.height:
         return frame
     t, e = pl.col(time).cast(pl.Float64), pl.col(event).cast(pl.Float64)
+    first = e.filter(e > 0).sort_by([t.filter(e > 0), e.filter(e > 0)]).first()
     return frame.group_by(keys, maintain_order=True).agg(
-        pl.when((e == 1).any()).then(t.filter(e == 1).min()).otherwise(t.max()).alias(time),
-        e.max().alias(event))
+        pl.when((e > 0).any()).then(t.filter(e > 0).min()).otherwise(t.max()).alias(time),
+        pl.when((e > 0).any()).then(first).otherwise(0.0).alias(event))
+
+
+def common_groups(frame: pl.DataFrame, group: str | None, k: int
+                  ) -> tuple[pl.DataFrame, list[str]]:
+    """``frame`` with each group held by fewer than k participants counted in the most
+    common group (winsor.recoded, as a table's categories are), and the note saying so.
+
+    A group's label and its curve describe its few members; blocking the table instead
+    would answer whether the few exist (a group that is the target alone if obese)."""
+    if group is None or k < 1 or frame.height == 0:
+        return frame, []
+    levels = encode(frame[group], missing=True)
+    kept = winsor.recoded(levels, pids(frame), k)
+    if len(kept) == len(levels):
+        return frame, []
+    gone = [i for i, label in enumerate(levels.labels) if label not in kept.labels]
+    rare = np.isin(levels.codes, gone)
+    common = levels.labels.index(kept.labels[int(kept.codes[np.flatnonzero(rare)[0]])])
+    value = frame[group][int(np.flatnonzero(levels.codes == common)[0])]
+    merged = frame.with_columns(pl.when(pl.Series(rare)).then(
+        pl.lit(value, frame.schema[group])).otherwise(pl.col(group)).alias(group))
+    return merged, [GROUP_NOTE]
+
+
+def common_causes(frame: pl.DataFrame, event: str, k: int) -> tuple[pl.DataFrame, list[str]]:
+    """``frame`` with each cause of ``event`` (1, 2, …; 0 is censored) held by fewer than k
+    participants counted as the most common cause (winsor.recoded), and the note saying so:
+    a cause's column and label describe its few, and blocking the table instead would
+    answer whether they exist."""
+    cause = frame[event].cast(pl.Float64).to_numpy().astype(np.int64)
+    happened = cause > 0
+    if k < 1 or not happened.any():
+        return frame, []
+    present = np.unique(cause[happened])
+    codes = np.where(happened, np.searchsorted(present, cause), -1).astype(np.int64)
+    kept = winsor.recoded(Levels(codes, [str(c) for c in present]), pids(frame), k)
+    if len(kept) == len(present):
+        return frame, []
+    numbers = np.asarray([int(label) for label in kept.labels], dtype=np.int64)
+    moved = np.where(kept.codes >= 0, numbers[np.maximum(kept.codes, 0)], 0)
+    return (frame.with_columns(pl.Series(event, moved.astype(np.float64))),
+            [RARE_CAUSE_NOTE])
+
+
+def life_table_rows(frame: pl.DataFrame, spec: LifeTableSpec, k: int
+                    ) -> tuple[pl.DataFrame, list[str]]:
+    """The rows a life table counts, and notes on what was changed: those followed, with
+    groups held by fewer than k counted in the most common, one row per participant per
+    group, and causes held by fewer than k counted as the most common. The analysis's
+    vectors (value-aware differencing) are of these rows: a label that was merged must not
+    show as a value of one participant there."""
+    rows, notes = common_groups(followed(frame, spec.time, spec.event, spec.causes()),
+                                spec.group, k)
+    rows = once_each(rows, spec.time, spec.event, spec.group)
+    if spec.causes() > 1:
+        rows, more = common_causes(rows, spec.event, k)
+        notes += more
+    return rows, notes
 
 
 def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
@@ -100,21 +165,12 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
     from lifelines import KaplanMeierFitter
 
     used = once_each(followed(frame, spec.time, spec.event), spec.time, spec.event,
-                      spec.group)
+                     spec.group)
     notes = [DURATION_NOTE]
     if used.height == 0:
         raise Invalid("no row has both a time and an event")
     t, e = _durations(used, spec.time, spec.event)
-    width = spec.width()
-    k = max(1, math.ceil(float(t.max()) / width))
-    if k > MAX_INTERVALS:
-        raise Invalid(f"follow-up would span more than {MAX_INTERVALS} intervals of "
-                      f"{number(width)} {spec.unit}: give a wider interval")
-    # interval k is (k·w, (k+1)·w], the first also holding time 0
-    index = np.maximum(np.ceil(t / width).astype(np.int64) - 1, 0)
-    ends = width * np.arange(1, k + 1)
-    labels = [f"{'[' if i == 0 else '('}{number(width * i)}, {number(ends[i])}] {spec.unit}"
-              for i in range(k)]
+    index, ends, labels = grid(t, spec.width(), spec.unit)
     ids = pids(used)
     groups = (encode(used[spec.group], missing=True) if spec.group
               else Levels(np.zeros(used.height, dtype=np.int64), [ALL]))
@@ -143,6 +199,20 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
                      f"one participant could move them")
     return Result(AnalysisKind.KAPLAN_MEIER, spec.model_dump(mode="json"), cells, facts=facts,
                   levels=levels, notes=notes)
+
+
+def grid(t: FloatArray, width: float, unit: str) -> tuple[IntArray, FloatArray, list[str]]:
+    """Each row's interval of the grid, the intervals' ends and their labels: interval k is
+    (k·w, (k+1)·w], the first also holding time 0."""
+    k = max(1, math.ceil(float(t.max()) / width))
+    if k > MAX_INTERVALS:
+        raise Invalid(f"follow-up would span more than {MAX_INTERVALS} intervals of "
+                      f"{number(width)} {unit}: give a wider interval")
+    index: IntArray = np.maximum(np.ceil(t / width).astype(np.int64) - 1, 0)
+    ends: FloatArray = width * np.arange(1, k + 1, dtype=np.float64)
+    labels = [f"{'[' if i == 0 else '('}{number(width * i)}, {number(ends[i])}] {unit}"
+              for i in range(k)]
+    return index, ends, labels
 
 
 def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,

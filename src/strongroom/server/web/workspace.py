@@ -63,6 +63,7 @@ FILLS: dict[str, tuple[str, ...]] = {
     "ols": ("outcome", "covariates*"),
     "logistic": ("outcome", "covariates*"),
     "kaplan_meier": ("time", "event", "group?"),
+    "cumulative_incidence": ("time", "event", "group?"),  # event: 0 censored, 1, 2 … causes
     "cox": ("time", "event", "covariates*"),
     "glm": ("formula",),  # typed whole: "diabetes ~ cr(age, df=4) + bmi * C(sex)"
     "gwas": ("traits*",),  # covariates and the rest in more options

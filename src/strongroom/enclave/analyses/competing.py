@@ -1,0 +1,174 @@
+"""Competing risks: each cause's Aalen–Johansen cumulative incidence on the life-table grid.
+
+Where people can leave follow-up by more than one event (death from the disease studied, or
+from anything else first), one minus Kaplan–Meier overstates each cause's risk; the
+cumulative incidence function F_c(t) = Σ_{s ≤ t} S(s−)·d_c(s)/n(s) does not (S the all-cause
+Kaplan–Meier, d_c the events of cause c, n the number at risk). The estimates are
+statsmodels' ``CumIncidenceRight`` (exact with tied times), read at the grid's ends.
+
+The table is the Kaplan–Meier life table with one pair of columns per cause: for each
+interval and group, the number at risk at its start (AT_RISK), censorings within it
+(CENSORED), and per cause ``events:<cause>`` (EVENTS) and ``incidence:<cause>`` (INCIDENCE,
+whose contributors are the at-risk set). The output check judges every cause's events, and
+those at risk without them, as it judges a survival curve's events.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from strongroom.enclave.analyses import sensitivity
+from strongroom.enclave.analyses.frame import (
+    IntArray,
+    Levels,
+    count_cell,
+    distinct,
+    encode,
+    floats,
+    group_pids,
+    per_pid,
+    pids,
+)
+from strongroom.enclave.analyses.spec import CumulativeIncidenceSpec
+from strongroom.enclave.analyses.survival import (
+    ALL,
+    DURATION_NOTE,
+    followed,
+    grid,
+    once_each,
+)
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
+from strongroom.enclave.steps import Rounding
+from strongroom.errors import Invalid
+
+EVENTS = "events"
+INCIDENCE = "incidence"
+CAUSE_NOTE = ("the event holds 0 for censored and 1, 2, … for the cause; other values are "
+              "left out")
+
+
+
+def column(figure: str, cause: str) -> str:
+    """A cause's column: ``events:2``, ``incidence:2``."""
+    return f"{figure}:{cause}"
+
+
+def cumulative_incidence(spec: CumulativeIncidenceSpec, frame: pl.DataFrame,
+                         rounding: Rounding) -> Result:
+    """The life table of every group on the grid, with each cause's cumulative incidence."""
+    used = once_each(followed(frame, spec.time, spec.event, spec.causes()), spec.time,
+                     spec.event, spec.group)
+    if used.height == 0:
+        raise Invalid("no row has both a time and an event")
+    t = floats(used, spec.time)
+    ids = pids(used)
+    cause = used[spec.event].cast(pl.Float64).to_numpy().astype(np.int64)
+    index, ends, labels = grid(t, spec.width(), spec.unit)
+    causes = [int(c) for c in np.unique(cause[cause > 0])]
+    if not causes:
+        raise Invalid("no row used has an event, so there is no incidence to estimate")
+    groups = (encode(used[spec.group], missing=True) if spec.group
+              else Levels(np.zeros(used.height, dtype=np.int64), [ALL]))
+
+    cells: list[Cell] = []
+    levels: dict[str, PidArray] = {}
+    for g, label in enumerate(groups.labels):
+        rows = groups.codes == g
+        if spec.group:
+            levels[f"level:{spec.group}={label}"] = distinct(ids[rows])
+        cells += _life_table((label,), labels, ends, index[rows], t[rows], cause[rows],
+                             ids[rows], causes, spec.round_to, label if spec.group else "",
+                             rounding)
+    happened = cause > 0
+    facts = {"n_obs": float(len(distinct(ids))), "events": float(len(distinct(ids[happened]))),
+             "censored": float(len(distinct(ids[~happened])))}
+    # each cause is a label the table shows: held by enough people, as a group's is
+    levels |= {f"level:{spec.event}={c}": distinct(ids[cause == c]) for c in causes}
+    levels |= {"outcome=1": distinct(ids[happened]), "outcome=0": distinct(ids[~happened])}
+    notes = [DURATION_NOTE, CAUSE_NOTE,
+             "a participant on several rows (of one group) is followed once: to their first "
+             "event (its cause), or censored at their last time"]
+    if spec.round_to is not None:
+        notes.append(f"numbers at risk, events and censorings are rounded to the nearest "
+                     f"multiple of {spec.round_to}; incidences are rounded to what one "
+                     "participant could move them")
+    return Result(AnalysisKind.CUMULATIVE_INCIDENCE, spec.model_dump(mode="json"), cells,
+                  facts=facts, levels=levels, notes=notes)
+
+
+def incidence(t: FloatArray, cause: IntArray, causes: list[int],
+              ends: FloatArray) -> FloatArray:
+    """Each cause's Aalen–Johansen cumulative incidence at each end (causes × ends)."""
+    from statsmodels.duration.survfunc import CumIncidenceRight
+
+    out = np.zeros((len(causes), len(ends)), dtype=np.float64)
+    if not (cause > 0).any():
+        return out
+    with warnings.catch_warnings():  # its standard errors divide by zero at the last time
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fitted = CumIncidenceRight(t, cause)
+    at = np.searchsorted(fitted.times, ends, side="right") - 1
+    for i, c in enumerate(causes):
+        if c <= len(fitted.cinc):
+            curve = np.asarray(fitted.cinc[c - 1], dtype=np.float64)
+            out[i] = np.where(at >= 0, curve[np.maximum(at, 0)], 0.0)
+    return out
+
+
+def steps(t: FloatArray, happened: npt.NDArray[np.bool_], ends: FloatArray, m: int) -> list[float]:
+    """The rounding step of every cause's incidence at each end (sensitivity.incidence_step),
+    from the all-cause Nelson–Aalen hazard there and the smallest risk set the estimate
+    used: at the last event up to the end (as Kaplan–Meier's step reads its risk sets;
+    before any event, those followed to the end)."""
+    ordered = np.sort(t)
+    times, deaths = np.unique(t[happened], return_counts=True)
+    risk = len(t) - np.searchsorted(ordered, times, side="left")
+    hazard = np.cumsum(deaths / risk)
+    at = np.searchsorted(times, ends, side="right") - 1
+    known = at >= 0
+    so_far = np.where(known, hazard[np.maximum(at, 0)] if len(times) else 0.0, 0.0)
+    least = np.where(known, risk[np.maximum(at, 0)] if len(times) else 0,
+                     len(t) - np.searchsorted(ordered, ends, side="left"))
+    return [sensitivity.incidence_step(float(h), int(r), m)
+            for h, r in zip(so_far, least, strict=True)]
+
+
+def _life_table(group: tuple[str, ...], labels: list[str], ends: FloatArray, index: IntArray,
+                t: FloatArray, cause: IntArray, ids: PidArray, causes: list[int],
+                round_to: int | None, table: str, rounding: Rounding) -> list[Cell]:
+    k = len(labels)
+    happened = cause > 0
+    events = {c: np.bincount(index[cause == c], minlength=k) for c in causes}
+    event_pids = {c: group_pids(np.where(cause == c, index, -1), ids, k) for c in causes}
+    censored = np.bincount(index[~happened], minlength=k)
+    censored_pids = group_pids(np.where(happened, -1, index), ids, k)
+    at_risk = np.cumsum((sum(events.values()) + censored)[::-1])[::-1]
+    order, people, starts = per_pid(ids)
+    last = np.maximum.reduceat(index[order], starts) if len(ids) else index
+    m = sensitivity.rows_per_person(ids)
+    estimates = incidence(t, cause, causes, ends)
+    step = steps(t, happened, ends, m)
+    cells: list[Cell] = []
+    for i, label in enumerate(labels):
+        row = (*group, label)
+        risk = people[last >= i]
+        cells.append(count_cell(row, "at_risk", int(at_risk[i]), risk, round_to,
+                                CellKind.AT_RISK, table=table, derived=i > 0))
+        for j, c in enumerate(causes):
+            cells += [
+                count_cell(row, column(EVENTS, str(c)), int(events[c][i]), event_pids[c][i],
+                           round_to, CellKind.EVENTS, table=table),
+                Cell(row, column(INCIDENCE, str(c)), CellKind.INCIDENCE,
+                     sensitivity.shown(float(estimates[j, i]), step[i], rounding)
+                     if at_risk[i] else None, risk, table=table),
+            ]
+        # last, as in Kaplan–Meier's rows: the count that completes the interval's sum (at
+        # risk = events + censored + those still followed) is the one the combination audit
+        # hides, and a censoring count can be hidden where events cannot
+        cells.append(count_cell(row, "censored", int(censored[i]), censored_pids[i], round_to,
+                                CellKind.CENSORED, table=table))
+    return cells
