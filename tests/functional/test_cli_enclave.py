@@ -107,8 +107,13 @@ def test_a_study_at_the_command_line_and_every_researcher_operation_reached(
     assert json.loads(ok("enclave", "whoami"))["roles"] == ["researcher"]
     assert [p["id"] for p in json.loads(ok("enclave", "projects"))] == [project]
     assert json.loads(ok("enclave", "project", project))["id"] == project
-    assert {f["field_id"] for f in json.loads(ok("enclave", "schema", project))} \
-        == {31, 20116, 21001}
+    fields = {f["field_id"]: f for f in json.loads(ok("enclave", "schema", project))}
+    assert set(fields) == {31, 20116, 21001}
+    assert fields[31]["codes"] == {"0": "Female", "1": "Male"}  # a small coding, in full
+    smoking = json.loads(ok("enclave", "coding", project, str(fields[20116]["coding_id"]),
+                            "--search", "NEVER"))
+    assert [c["meaning"] for c in smoking["codes"]] == ["Never"] and smoking["total"] == 1
+    assert "no field this project may analyse" in refused("enclave", "coding", project, "19")
     ok("enclave", "dummy", project, "--out", "dummy.zip")
     assert (tmp_path / "dummy.zip").stat().st_size > 0
     (tmp_path / "base.sql").write_text(BASE)
@@ -157,6 +162,7 @@ def test_a_study_at_the_command_line_and_every_researcher_operation_reached(
             session.me, session.roles, session.projects.list, session.tokens.list,
             lambda: session.tokens.issue(project, ["output.read"], 1),
             lambda: session.projects.get(project), lambda: session.projects.schema(project),
+            lambda: session.projects.coding(project, 90, search="smok"),
             lambda: session.projects.request_export(project, "linkage to GP records"),
             lambda: session.enclave.define(project, "again", BASE),
             lambda: session.enclave.definitions(project),

@@ -15,7 +15,7 @@ import pytest
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.enclave.codings import coded_columns, value_labels
 from strongroom.errors import Invalid
-from strongroom.outputs.tidy import TableFormat, encode, tidy, tidy_csv
+from strongroom.outputs.tidy import TableFormat, encode, term_parts, tidy, tidy_csv
 
 SEX = {"0": "Female", "1": "Male"}
 SMOKING = {"-3": "Prefer not to answer", "0": "Never", "1": "Previous", "2": "Current"}
@@ -73,6 +73,20 @@ def test_a_logistic_model_gets_odds_ratios_from_its_released_coefficients() -> N
     assert sex["or_ci_low"] == pytest.approx(math.exp(0.3), rel=1e-5)
     assert frame.row(0, named=True)["variable"] is None  # the intercept is no variable
     assert frame.row(3, named=True)["odds_ratio"] is None  # model figures have no ratio
+
+
+@pytest.mark.parametrize(("term", "parts"), [
+    ("sex=1", ("sex", "Male")),
+    ("sex=1:smoking=2", ("sex:smoking", "Male:Current")),
+    ("bmi:sex=0", ("bmi:sex", "Female")),
+    ("cr(age, df=4)[0]", ("cr(age, df=4)[0]", None)),
+    ("cr(age, df=4)[1]:sex=1", ("cr(age, df=4)[1]:sex", "Male")),
+    ("centre=11012", ("centre", "11012")),  # no coding: the code as released
+    ("Intercept", (None, None)),
+])
+def test_model_terms_are_split_into_variables_and_levels_by_meaning(
+        term: str, parts: tuple[str | None, str | None]) -> None:
+    assert term_parts(term, {"sex": SEX, "smoking": SMOKING}) == parts
 
 
 def test_a_survival_table_has_its_intervals_as_numbers() -> None:

@@ -322,3 +322,36 @@ def schema(ctx: AccessContext, principal: Principal, project_id: str) -> list[Fi
         granted = granted_fields(db, project_id)
         ctx.record(EventType.DATA_ACCESSED, principal, project_id, {"what": "schema"})
     return [ctx.dictionary.fields[f] for f in granted]
+
+
+MAX_CODES = 1000  # codes returned by one coding lookup: search or page for the rest
+
+
+@dataclass(frozen=True)
+class CodingView:
+    """A coding's codes and meanings (public metadata), as far as one lookup returns them."""
+
+    coding_id: int
+    total: int  # codes matching the search
+    codes: list[tuple[str, str]]  # (code, meaning), in the coding's order
+
+
+def coding(ctx: AccessContext, principal: Principal, project_id: str, coding_id: int, *,
+           search: str | None = None, offset: int = 0, limit: int = 100) -> CodingView:
+    """The codes of a coding one of the project's granted fields uses, optionally only those
+    whose code or meaning holds ``search`` (any case): how a researcher reads what a coded
+    column's values mean before defining with it."""
+    if not 1 <= limit <= MAX_CODES or offset < 0:
+        raise Invalid(f"limit must be 1 to {MAX_CODES} and offset 0 or more")
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.DATA_ANALYSE, project_id)
+        granted = granted_fields(db, project_id)
+    used = {ctx.dictionary.fields[f].coding_id for f in granted}
+    if coding_id not in used:
+        raise NotFound(f"no field this project may analyse uses coding {coding_id}; the "
+                       "schema (GET /projects/{id}/schema) names each field's coding")
+    codes = list(ctx.dictionary.codings[coding_id].codes.items())
+    if search:
+        wanted = search.casefold()
+        codes = [(c, m) for c, m in codes if wanted in c.casefold() or wanted in m.casefold()]
+    return CodingView(coding_id, len(codes), codes[offset:offset + limit])

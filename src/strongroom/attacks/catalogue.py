@@ -154,10 +154,12 @@ def total(signs: Sequence[int], parts: Sequence[float | None]) -> float | None:
 
 def fingerprint(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
     """What a researcher sees of each step that does not depend on whom it aimed at: refused
-    or not, the verdict and the rule behind it, the release, the size verdict, and how many
-    cells were shown."""
+    or not, the verdict and the rule behind it, the release, the size verdict, how many
+    cells were shown, and the notes released with them (a note said only when a rare group
+    was merged would be the bit)."""
     return tuple((o.refused is not None, o.verdict, (o.why or "").split(":")[0], o.status,
-                  o.size_ok, len(cells([o], 0))) for o in obs)
+                  o.size_ok, len(cells([o], 0)), tuple((o.body or {}).get("notes") or ()))
+                 for o in obs)
 
 
 # -- recoveries shared by several attacks ---------------------------------------------------

@@ -85,9 +85,25 @@ def project(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> Non
 
 @enclave_app.command("schema")
 def schema(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> None:
-    """The granted fields: their ids, names, types, units, instances and arrays."""
+    """The granted fields: their ids, names, types, units, instances, arrays and codings (a
+    small coding's codes and meanings in full; `coding` looks up a larger one)."""
     with remote(url, token, ca) as client:
         show(client.projects.schema(project_id))
+
+
+@enclave_app.command("coding")
+def coding(project_id: ProjectId,
+           coding_id: Annotated[int, typer.Argument(help="A coding a granted field uses.")],
+           url: Url, token: Token, ca: Ca = None,
+           search: Annotated[str | None, typer.Option(
+               help="Only codes whose code or meaning holds this (any case).")] = None,
+           offset: Annotated[int, typer.Option(help="Codes to skip.")] = 0,
+           limit: Annotated[int, typer.Option(help="Codes to show (1 to 1000).")] = 100,
+           ) -> None:
+    """The codes and meanings of a coding (an ICD-10 chapter, a medication list …)."""
+    with remote(url, token, ca) as client:
+        show(client.projects.coding(project_id, coding_id, search=search, offset=offset,
+                                    limit=limit))
 
 
 @enclave_app.command("dummy")

@@ -357,8 +357,17 @@ class Projects(_Section):
                                json={"revoke": revoke, "reason": reason})
 
     def schema(self, project_id: str) -> Objs:
-        """The fields the project may analyse (a data access: every condition applies)."""
+        """The fields the project may analyse (a data access: every condition applies), with
+        each field's coding (a small one's codes in full)."""
         return self._c._objects(f"/projects/{_segment(project_id)}/schema")
+
+    def coding(self, project_id: str, coding_id: int, *, search: str | None = None,
+               offset: int = 0, limit: int = 100) -> Obj:
+        """The codes and meanings of a coding a granted field uses (``search``: those whose
+        code or meaning holds it)."""
+        params = {"offset": offset, "limit": limit, **({"search": search} if search else {})}
+        return self._c._object("GET", f"/projects/{_segment(project_id)}/codings/"
+                                      f"{int(coding_id)}", params=params)
 
 
 class Tokens(_Section):

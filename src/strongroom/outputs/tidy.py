@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -221,17 +222,35 @@ def _with_meaning(frame: pl.DataFrame, key: str, coding: Mapping[str, str]) -> p
         at + 1, pl.Series(f"{key}{CODE_SUFFIX}", codes, dtype=pl.String))
 
 
+_LEVEL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")  # a categorical part: ``sex=1``
+
+
+def term_parts(term: str, labels: Labels) -> tuple[str | None, str | None]:
+    """A model term's variable and (for categorical parts) level, by meaning:
+    ``sex=1`` is ("sex", "Male"); an interaction ``sex=1:smoking=2`` is ("sex:smoking",
+    "Male:Current"), ``bmi:sex=1`` ("bmi:sex", "Male"); a spline piece
+    ``cr(age, df=4)[0]`` is itself, with no level."""
+    if term in (MODEL_ROW_LABEL, INTERCEPT):
+        return None, None
+    names: list[str] = []
+    levels: list[str] = []
+    for part in term.split(":"):
+        found = _LEVEL.fullmatch(part)
+        if found is None:
+            names.append(part)
+            continue
+        name, level = found.groups()
+        names.append(name)
+        levels.append((meaning(level, labels[name]) or level) if name in labels else level)
+    return ":".join(names), ":".join(levels) or None
+
+
 def _terms(frame: pl.DataFrame, labels: Labels) -> pl.DataFrame:
     """A model's ``term`` split into its variable and (for a categorical one) its level."""
-    variables: list[str | None] = []
-    levels: list[str | None] = []
-    for term in frame["term"].to_list():
-        name, _, level = term.partition("=")
-        variables.append(None if term in (MODEL_ROW_LABEL, INTERCEPT) else name)
-        levels.append((meaning(level, labels[name]) or level) if level and name in labels
-                      else (level or None))
-    return frame.insert_column(1, pl.Series("variable", variables, dtype=pl.String)
-                               ).insert_column(2, pl.Series("level", levels, dtype=pl.String))
+    parts = [term_parts(term, labels) for term in frame["term"].to_list()]
+    return frame.insert_column(1, pl.Series("variable", [p[0] for p in parts], dtype=pl.String)
+                               ).insert_column(2, pl.Series("level", [p[1] for p in parts],
+                                                            dtype=pl.String))
 
 
 def _shown(value: float) -> float:

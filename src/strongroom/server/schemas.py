@@ -18,6 +18,8 @@ from strongroom.access.permissions import Action
 from strongroom.access.projects import ProjectView
 from strongroom.access.roles import Role
 from strongroom.access.states import PauseLevel, PauseState
+from strongroom.cohort.dictionary import Coding
+from strongroom.cohort.dictionary import Field as DictionaryField
 from strongroom.server.privacy_schemas import MixedAccessOut, mixed_out
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -265,6 +267,35 @@ class FieldOut(Out):
     unit: str
     instances: int
     arrays: int
+    description: str = ""
+    coding_id: int | None = None  # the codes' meanings: GET /projects/{id}/codings/{coding}
+    # a small coding's codes and meanings in full (code -> meaning); a larger one's by lookup
+    codes: dict[str, str] | None = None
+    codes_total: int = 0
+
+
+SCHEMA_CODES = 50  # codings up to this many codes are shown in the schema itself
+
+
+def field_out(field: DictionaryField, coding: Coding | None) -> FieldOut:
+    small = coding is not None and len(coding.codes) <= SCHEMA_CODES
+    return FieldOut(field_id=field.field_id, name=field.name, value_type=field.value_type,
+                    role=field.role, unit=field.unit, instances=field.instances,
+                    arrays=field.arrays, description=field.description,
+                    coding_id=field.coding_id,
+                    codes=dict(coding.codes) if small and coding is not None else None,
+                    codes_total=0 if coding is None else len(coding.codes))
+
+
+class CodeOut(BaseModel):
+    code: str
+    meaning: str
+
+
+class CodingOut(BaseModel):
+    coding_id: int
+    total: int  # codes matching the search (those returned are at most the limit)
+    codes: list[CodeOut]
 
 
 # -- pauses --------------------------------------------------------------------------------

@@ -108,13 +108,17 @@ def common_groups(frame: pl.DataFrame, group: str | None, k: int
     common group (winsor.recoded, as a table's categories are), and the note saying so.
 
     A group's label and its curve describe its few members; blocking the table instead
-    would answer whether the few exist (a group that is the target alone if obese)."""
-    if group is None or k < 1 or frame.height == 0:
+    would answer whether the few exist (a group that is the target alone if obese). The
+    note is there whenever groups are (were it there only when one was merged, it would
+    answer the same question)."""
+    if group is None or k < 1:
         return frame, []
+    if frame.height == 0:
+        return frame, [GROUP_NOTE]
     levels = encode(frame[group], missing=True)
     kept = winsor.recoded(levels, pids(frame), k)
     if len(kept) == len(levels):
-        return frame, []
+        return frame, [GROUP_NOTE]
     gone = [i for i, label in enumerate(levels.labels) if label not in kept.labels]
     rare = np.isin(levels.codes, gone)
     common = levels.labels.index(kept.labels[int(kept.codes[np.flatnonzero(rare)[0]])])
@@ -128,16 +132,18 @@ def common_causes(frame: pl.DataFrame, event: str, k: int) -> tuple[pl.DataFrame
     """``frame`` with each cause of ``event`` (1, 2, …; 0 is censored) held by fewer than k
     participants counted as the most common cause (winsor.recoded), and the note saying so:
     a cause's column and label describe its few, and blocking the table instead would
-    answer whether they exist."""
+    answer whether they exist. The note is there whatever the data (see common_groups)."""
+    if k < 1:
+        return frame, []
     cause = frame[event].cast(pl.Float64).to_numpy().astype(np.int64)
     happened = cause > 0
-    if k < 1 or not happened.any():
-        return frame, []
+    if not happened.any():
+        return frame, [RARE_CAUSE_NOTE]
     present = np.unique(cause[happened])
     codes = np.where(happened, np.searchsorted(present, cause), -1).astype(np.int64)
     kept = winsor.recoded(Levels(codes, [str(c) for c in present]), pids(frame), k)
     if len(kept) == len(present):
-        return frame, []
+        return frame, [RARE_CAUSE_NOTE]
     numbers = np.asarray([int(label) for label in kept.labels], dtype=np.int64)
     moved = np.where(kept.codes >= 0, numbers[np.maximum(kept.codes, 0)], 0)
     return (frame.with_columns(pl.Series(event, moved.astype(np.float64))),

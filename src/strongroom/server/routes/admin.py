@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from strongroom.access import institutions, pauses, people, projects
 from strongroom.access.permissions import Action
@@ -10,6 +12,8 @@ from strongroom.access.roles import Role
 from strongroom.server.schemas import (
     ActiveIn,
     CloseIn,
+    CodeOut,
+    CodingOut,
     ExportDecisionIn,
     ExportRequestIn,
     FieldOut,
@@ -30,6 +34,7 @@ from strongroom.server.schemas import (
     RoleIn,
     TrainingIn,
     VettingIn,
+    field_out,
     pause_out,
     person_out,
     project_out,
@@ -228,8 +233,25 @@ def close_project(project_id: str, body: CloseIn, who: Caller, ctx: Ctx) -> Proj
 @router.get("/projects/{project_id}/schema", response_model=list[FieldOut],
             tags=["projects"], openapi_extra=acts(Action.DATA_ANALYSE))
 def project_schema(project_id: str, who: Caller, ctx: Ctx) -> list[FieldOut]:
-    """The fields this project may analyse (a data access: every "when may" applies)."""
-    return [FieldOut.model_validate(f) for f in projects.schema(ctx, who, project_id)]
+    """The fields this project may analyse (a data access: every "when may" applies), each
+    with its coding: a small one's codes and meanings in full, a larger one's by lookup."""
+    return [field_out(f, ctx.dictionary.coding_of(f))
+            for f in projects.schema(ctx, who, project_id)]
+
+
+@router.get("/projects/{project_id}/codings/{coding_id}", response_model=CodingOut,
+            tags=["projects"], openapi_extra=acts(Action.DATA_ANALYSE))
+def project_coding(project_id: str, coding_id: int, who: Caller, ctx: Ctx,
+                   search: Annotated[str | None, Query(max_length=200)] = None,
+                   offset: Annotated[int, Query(ge=0)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=projects.MAX_CODES)] = 100
+                   ) -> CodingOut:
+    """The codes and meanings of a coding a granted field uses; ``search`` keeps those whose
+    code or meaning holds it (any case), ``offset`` and ``limit`` page through the rest."""
+    found = projects.coding(ctx, who, project_id, coding_id, search=search, offset=offset,
+                            limit=limit)
+    return CodingOut(coding_id=found.coding_id, total=found.total,
+                     codes=[CodeOut(code=c, meaning=m) for c, m in found.codes])
 
 
 # -- pauses --------------------------------------------------------------------------------
