@@ -65,6 +65,25 @@ def test_the_queue_shows_each_output_with_its_verdict_and_reasons(
     screenshot(checker, "checks-output")
 
 
+def test_the_queue_searches_by_project_and_pages_each_list(
+        console: Console, lab: Lab, as_role: RoleOf) -> None:
+    output_id = held_output(console, lab.researcher, lab.project_id)
+    checker = as_role("output-checker")
+    checker.goto(console.base + "/ui/checks")
+    checker.get_by_label("Search the queue").fill(lab.project_id)
+    checker.get_by_role("button", name="Search").click()
+    mine = checker.get_by_test_id("queue-mine").locator("tbody tr")
+    expect(mine.first).to_contain_text(lab.title)
+    assert mine.count() == len(checker.locator(f"tbody tr:has-text('{lab.project_id}')")
+                               .all())  # only this project's outputs
+    expect(checker.get_by_test_id("queue-mine").locator(
+        f"tr[data-output='{output_id}']")).to_be_visible()
+    expect(checker.get_by_test_id("shown").first).to_contain_text(f"match “{lab.project_id}”")
+    checker.get_by_label("Search the queue").fill("no such output anywhere")
+    checker.get_by_role("button", name="Search").click()
+    expect(checker.get_by_test_id("queue-mine")).to_have_count(0)
+
+
 def test_a_rejection_without_a_comment_is_refused_with_the_reason(
         console: Console, lab: Lab, as_role: RoleOf, refusals: list[int]) -> None:
     output_id = held_output(console, lab.researcher, lab.project_id)

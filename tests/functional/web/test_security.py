@@ -270,3 +270,37 @@ def test_an_appeal_is_lifted_only_by_two_custodian_admins(
     expect(page.get_by_test_id("timeline")).to_contain_text("Suspension of person")
     page.goto(f"{console.base}/ui/security/suspensions")
     expect(page.get_by_role("heading", name="Recently lifted")).to_be_visible()
+
+
+def test_the_alert_list_pages_through_every_alert_that_matches(
+        as_role: Callable[[str], Page], console: Console) -> None:
+    """More alerts than a page holds: the page shows the newest 50, and its links walk to the
+    rest, keeping the filter (the list once stopped at 200 without saying more existed)."""
+    from strongroom.watch.raising import raise_alert
+    from strongroom.watch.signals import Signal, Subject
+    from strongroom.watch.states import Severity
+
+    ctx = console.platform.access
+    start = dt.datetime.now(dt.UTC)
+    with ctx.transaction() as db:
+        made = [raise_alert(db, Signal("paging.test", Severity.LOW, Subject(),
+                                       f"paging alert {i}", ["a test of the list's pages"],
+                                       dedup=str(i)), start + dt.timedelta(seconds=i))[0].id
+                for i in range(57)]
+    try:
+        page = as_role("security-analyst")
+        page.goto(console.base + "/ui/security/alerts?detector=paging.test")
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(50)
+        expect(rows.first).to_contain_text("paging alert 56")  # newest first
+        page.get_by_role("link", name="Older →").click()
+        expect(rows).to_have_count(7)
+        expect(rows.last).to_contain_text("paging alert 0")
+        assert "detector=paging.test" in page.url
+        expect(page.get_by_role("link", name="Older →")).to_have_count(0)
+        page.get_by_role("link", name="← Newer").click()
+        expect(rows).to_have_count(50)
+    finally:
+        with ctx.transaction() as db:
+            for alert_id in made:
+                db.delete(db.get(AlertRow, alert_id))

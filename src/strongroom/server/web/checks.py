@@ -41,7 +41,7 @@ from strongroom.server.routes.enclave import Work
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
-from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
+from strongroom.server.web.pages import PREFIX, Access, Waiting, paged, render, section
 
 router = APIRouter(include_in_schema=False)
 Checker = Annotated[Principal, Depends(section("Output checks"))]
@@ -290,17 +290,29 @@ def waiting(ctx: Access, who: Principal) -> list[Waiting]:
 
 
 @router.get(PREFIX + "/checks", openapi_extra=acts(Action.OUTPUT_READ))
-def queue(request: Request, who: Checker, ctx: Access) -> Response:
-    """Outputs waiting for review: those this checker may review, then those they may not."""
+def queue(request: Request, who: Checker, ctx: Access, q: str = "", page: int = 1,
+          others_page: int = 1) -> Response:
+    """Outputs waiting for review: those this checker may review, then those they may not;
+    a search (output, kind, project, asker) narrows both, each pages by itself."""
     mine = requests.list_outputs(ctx, who, queue=True)
     open_ids = {v.output.id for v in mine}
     waiting = [v for status in sorted(AWAITING_REVIEW)
                for v in requests.list_outputs(ctx, who, status=status)]
     others = sorted((v for v in waiting if v.output.id not in open_ids),
                     key=lambda v: v.output.created_at, reverse=True)
-    return render(request, "checks/queue.html", who, titles=_titles(ctx, who),
-                  mine=[describe(v) for v in mine],
-                  others=[describe(v) for v in others],
+    titles = _titles(ctx, who)
+
+    def text(v: OutputView) -> str:
+        o = v.output
+        return f"{o.id} {o.kind} {o.project_id} {titles.get(o.project_id, '')} {o.requester}"
+
+    listed = paged(mine, text, q, page, keep=[("others_page", str(others_page))])
+    listed_others = paged(others, text, q, others_page, param="others_page",
+                          keep=[("page", str(listed.page))])
+    return render(request, "checks/queue.html", who, titles=titles,
+                  mine=[describe(v) for v in listed.items],
+                  others=[describe(v) for v in listed_others.items],
+                  listed=listed, listed_others=listed_others,
                   me=who.person_id, needed_total=APPROVALS_NEEDED)
 
 

@@ -192,20 +192,24 @@ class Paged(Generic[T]):
     page: int
     pages: int
     q: str
+    param: str = "page"  # the query parameter of this list's page (two lists on one page)
+    keep: tuple[tuple[str, str], ...] = ()  # other parameters the links carry unchanged
 
     def link(self, page: int) -> str:
-        return "?" + urlencode({"q": self.q, "page": page} if self.q else {"page": page})
+        search = [("q", self.q)] if self.q else []
+        return "?" + urlencode([*search, *self.keep, (self.param, str(page))])
 
 
 def paged(items: Sequence[T], text: Callable[[T], str], q: str = "", page: int = 1,
-          per_page: int = PER_PAGE) -> Paged[T]:
+          per_page: int = PER_PAGE, *, param: str = "page",
+          keep: Sequence[tuple[str, str]] = ()) -> Paged[T]:
     """The rows whose ``text`` holds every word of ``q`` (any case), page ``page`` of them."""
     words = q.lower().split()
     matched = [i for i in items if all(w in text(i).lower() for w in words)]
     pages = max(1, -(-len(matched) // per_page))
     page = min(max(page, 1), pages)
     return Paged(matched[(page - 1) * per_page:page * per_page], len(items), len(matched),
-                 page, pages, q.strip())
+                 page, pages, q.strip(), param, tuple(keep))
 
 
 # an id's prefix → (its key column, the column that names it)

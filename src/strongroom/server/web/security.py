@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import polars as pl
@@ -35,7 +35,7 @@ from strongroom.cohort.crypto import decrypt
 from strongroom.errors import Invalid, NotFound, ServiceError
 from strongroom.server.security import acts
 from strongroom.server.web import charts
-from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section, when
+from strongroom.server.web.pages import PER_PAGE, PREFIX, Access, Waiting, render, section, when
 from strongroom.watch import alerts, appeals, exposure
 from strongroom.watch.alerts import AlertView
 from strongroom.watch.delivery import DeliveryRow
@@ -182,7 +182,9 @@ def verify_audit(request: Request, who: Analyst, ctx: Access) -> Response:
 @router.get(HOME + "/alerts", openapi_extra=acts(Action.WATCH_READ))
 def alert_list(request: Request, who: Analyst, ctx: Access, status: str = "",
                severity: str = "", detector: str = "", project: str = "",
-               institution: str = "") -> Response:
+               institution: str = "", page: int = 1) -> Response:
+    """Alerts by filter, newest first, PER_PAGE at a time (paged in the database: there may
+    be hundreds of thousands)."""
     shown = {"status": status, "severity": severity, "detector": detector,
              "project": project, "institution": institution}
     base: dict[str, Any] = {"statuses": [s.value for s in AlertStatus],
@@ -193,8 +195,16 @@ def alert_list(request: Request, who: Analyst, ctx: Access, status: str = "",
     except Invalid as exc:
         return render(request, "security/alerts.html", who, status=400, errors=exc.reasons,
                       rows=[], **base)
-    rows = alerts.list_alerts(ctx, who, flt, limit=200)
-    return render(request, "security/alerts.html", who, rows=rows, **base)
+    page = min(max(page, 1), alerts.MAX_OFFSET // PER_PAGE)
+    found = alerts.list_alerts(ctx, who, flt, limit=PER_PAGE + 1, offset=(page - 1) * PER_PAGE)
+    kept = [(k, v) for k, v in shown.items() if v]
+
+    def link(to: int) -> str:
+        return "?" + urlencode([*kept, ("page", str(to))])
+
+    return render(request, "security/alerts.html", who, rows=found[:PER_PAGE], page=page,
+                  newer=link(page - 1) if page > 1 else None,
+                  older=link(page + 1) if len(found) > PER_PAGE else None, **base)
 
 
 @dataclass(frozen=True)
