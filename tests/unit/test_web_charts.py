@@ -52,3 +52,18 @@ def test_counts_have_whole_ticks_however_small() -> None:
         assert len(ticks) == 3 and all("." not in t for t in ticks), (values, ticks)
     fractions = parse(charts.bars([("a", 0.0)], "Share"))  # not counts: halves may show
     assert any("." in (t.text or "") for t in fractions.findall(f"{NS}text"))
+
+
+def test_step_curves_have_a_legend_and_end_where_a_value_is_hidden() -> None:
+    svg = parse(charts.steps({"Never": [(1.0, 0.98), (2.0, 0.95), (3.0, None)],
+                              "<b>Current</b>": [(1.0, 0.96), (2.0, 0.9), (3.0, 0.85)]},
+                             "Survival by interval", start=1.0))
+    lines = svg.findall(f"{NS}polyline")
+    assert [line.find(f"{NS}title").text for line in lines] == ["Never", "<b>Current</b>"]  # type: ignore[union-attr]
+    assert len(lines[0].get("points", "").split()) == 5  # start, then two steps: hidden ends it
+    assert len(lines[1].get("points", "").split()) == 7
+    legend = [t.text for t in svg.findall(f"{NS}text")]
+    assert "Never" in legend and "<b>Current</b>" in legend  # escaped text, not markup
+    assert svg.find(f"{NS}desc").text == (  # type: ignore[union-attr]
+        "2 lines; Never: 0.95 at 2; <b>Current</b>: 0.85 at 3")
+    assert lines[0].get("class") == "step s0" and lines[1].get("class") == "step s1"

@@ -381,3 +381,29 @@ def test_a_job_from_upload_to_the_checkers_who_see_its_code(
         expect(checker.get_by_test_id("job-figure")).to_be_visible()
         expect(checker.get_by_test_id("job-code")).to_contain_text("plt.hist(frame.birth_year")
         screenshot(checker, "checks-job-figure")
+
+
+def test_a_released_competing_risks_table_is_drawn_as_curves_with_a_legend(
+        page: Page, console: Console) -> None:
+    me = new_person(console, "researcher")
+    project_id, _ = own_project(console, me)
+    who = principal_of(console, me)
+    service.define(console.platform.enclave, who, project_id, "causes",
+                   "SELECT pid, (p34 % 20) / 2.0 + 0.25 AS years, "
+                   "CASE WHEN p4080_i0_a0 > 150 THEN 1 WHEN p21001_i0 > 30 THEN 2 ELSE 0 END "
+                   "AS cause "
+                   "FROM participants WHERE p34 IS NOT NULL")
+    view = console.platform.outputs.analyse(who, project_id, {
+        "kind": "cumulative_incidence", "definition": "causes", "time": "years",
+        "event": "cause", "unit": "years", "interval": 5})
+    assert view.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS), view.reasons
+    console.platform.outputs.request_release(who, view.output.id)
+    sign_in(page, console, me)
+    page.goto(f"{console.base}/ui/workspace/outputs/{view.output.id}")
+    page.get_by_role("button", name="Show the table and chart").click()
+    table = page.get_by_test_id("released-table")
+    expect(table.get_by_test_id("cells")).to_contain_text("incidence")
+    curves = table.locator("svg.chart polyline.step")
+    expect(curves).to_have_count(2)  # one per cause
+    expect(table.locator("svg.chart")).to_contain_text("1")  # the legend names the causes
+    screenshot(page, "workspace-competing-risks")

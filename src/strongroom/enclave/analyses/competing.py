@@ -36,7 +36,6 @@ from strongroom.enclave.analyses.frame import (
 from strongroom.enclave.analyses.spec import CumulativeIncidenceSpec
 from strongroom.enclave.analyses.survival import (
     ALL,
-    DURATION_NOTE,
     followed,
     grid,
     once_each,
@@ -47,8 +46,8 @@ from strongroom.errors import Invalid
 
 EVENTS = "events"
 INCIDENCE = "incidence"
-CAUSE_NOTE = ("the event holds 0 for censored and 1, 2, … for the cause; other values are "
-              "left out")
+CAUSE_NOTE = ("rows with a missing or negative time, or an event other than 0 (censored) or "
+              "a cause from 1 to 10, are left out")
 
 
 
@@ -89,7 +88,7 @@ def cumulative_incidence(spec: CumulativeIncidenceSpec, frame: pl.DataFrame,
     # each cause is a label the table shows: held by enough people, as a group's is
     levels |= {f"level:{spec.event}={c}": distinct(ids[cause == c]) for c in causes}
     levels |= {"outcome=1": distinct(ids[happened]), "outcome=0": distinct(ids[~happened])}
-    notes = [DURATION_NOTE, CAUSE_NOTE,
+    notes = [CAUSE_NOTE,
              "a participant on several rows (of one group) is followed once: to their first "
              "event (its cause), or censored at their last time"]
     if spec.round_to is not None:

@@ -8,7 +8,7 @@ come from classes styled in ``static/app.css`` (the page's CSP allows no inline 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -157,3 +157,48 @@ def meter(used: float, total: float, title: str, *, unit: str = "") -> Markup:
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(title)}</title><desc>{escape(_fmt(used))} of {escape(_fmt(total))}"
         f"{escape(unit)} used</desc>{''.join(body)}</svg>")
+
+
+SERIES = 6  # line colours (static/app.css .s0 … .s5); further lines reuse them, dashed
+
+
+def steps(lines: Mapping[str, Sequence[tuple[float, float | None]]], title: str, *,
+          start: float, unit: str = "") -> Markup:
+    """Step curves on a 0–1 scale (a survival or cumulative incidence per interval): each
+    line starts at ``start`` at time 0 and steps to each (end, value); a hidden value (None)
+    ends the line there. A legend names every line."""
+    ends = [end for points in lines.values() for end, _ in points]
+    right = max(ends, default=1.0) or 1.0
+    y0 = HEIGHT - BOTTOM
+    legend_width = 150
+    plot = WIDTH - RIGHT - legend_width
+
+    def xy(t: float, v: float) -> str:
+        return f"{LEFT + t / right * (plot - LEFT):.1f},{y0 - v * (y0 - TOP):.1f}"
+
+    body = _axis(1.0)  # the y axis: 0, 0.5, 1; the x axis ends where the legend starts
+    body[0] = f'<line class="axis" x1="{LEFT}" y1="{y0}" x2="{plot}" y2="{y0}"/>'
+    for share in (0.0, 0.5, 1.0):
+        x = LEFT + share * (plot - LEFT)
+        body.append(f'<text x="{x:.1f}" y="{y0 + 14}" text-anchor="middle">'
+                    f"{escape(_fmt(right * share))}</text>")
+    if unit:
+        body.append(f'<text x="{(LEFT + plot) / 2:.1f}" y="{y0 + 28}" text-anchor="middle">'
+                    f"{escape(unit)}</text>")
+    described = []
+    for n, (name, points) in enumerate(lines.items()):
+        path, at, last = [xy(0.0, start)], 0.0, start
+        for end, value in points:
+            if value is None:
+                break
+            path += [xy(end, last), xy(end, value)]
+            at, last = end, value
+        cls = f"step s{n % SERIES}" + (" dashed" if n >= SERIES else "")
+        body.append(f'<polyline class="{cls}" points="{" ".join(path)}">'
+                    f"<title>{escape(name)}</title></polyline>")
+        y = TOP + 14 * n + 6
+        body.append(f'<line class="{cls}" x1="{plot + 10}" y1="{y}" x2="{plot + 28}" '
+                    f'y2="{y}"/><text x="{plot + 32}" y="{y + 4}">{escape(name[:20])}</text>')
+        described.append(f"{name}: {_fmt(last)} at {_fmt(at)}")
+    desc = f"{len(lines)} lines; " + "; ".join(described)
+    return _frame(title, desc, body, title)

@@ -215,12 +215,35 @@ def labelled_table(frame: pl.DataFrame, payload: bytes, media_type: str,
                for r in frame.iter_rows(named=True)
                if "count" in frame.columns and r["count"] is not None
                and TOTAL not in {r[k] for k in keys}]
-    chart = (charts.bars(counted, title, counts=True) if 0 < len(counted) <= MAX_BARS
-             else None)
+    chart = _curves(frame, keys) or (charts.bars(counted, title, counts=True)
+                                     if 0 < len(counted) <= MAX_BARS else None)
     facts = [(str(k), _shown(v)) for k, v in sorted(dict(body.get("facts") or {}).items())]
     return Table(shown[1:], rows, facts, [str(n) for n in body.get("notes") or []], chart,
                  max(frame.height - MAX_CELLS_SHOWN, 0),
                  sum(1 for c in cells if c.get("suppressed")), head=shown[0])
+
+
+MAX_CURVES = 12  # lines one survival chart draws; more is a table's job
+
+
+def _curves(frame: pl.DataFrame, keys: list[str]) -> Markup | None:
+    """A life table's survival (Kaplan–Meier) or cumulative incidence (competing risks) as
+    step curves, one per group (and cause), by the interval ends: the released figures
+    only, a hidden one ending its line."""
+    figure = next((f for f in ("survival", "incidence") if f in frame.columns), None)
+    if figure is None or "end" not in frame.columns:
+        return None
+    names = [k for k in keys if k != "interval"]
+    lines: dict[str, list[tuple[float, float | None]]] = {}
+    for row in frame.iter_rows(named=True):
+        name = " · ".join(str(row[k]) for k in names) or "All"
+        if row["end"] is not None:
+            lines.setdefault(name, []).append((float(row["end"]), row[figure]))
+    if not lines or len(lines) > MAX_CURVES:
+        return None
+    what = "Survival" if figure == "survival" else "Cumulative incidence"
+    return charts.steps(lines, f"{what} by interval", start=1.0 if figure == "survival"
+                        else 0.0)
 
 
 # -- what the pages say about an output -------------------------------------------------
