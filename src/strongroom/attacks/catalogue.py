@@ -2043,6 +2043,26 @@ def _causes(time: str, cause: str, where: str, interval: int = 50) -> tuple[Step
                      "event": "c", "interval": interval}))
 
 
+_NICE = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002, 0.0001)
+
+
+def _grain(values: list[float]) -> float:
+    """The coarsest nice step every value is a multiple of."""
+    return next((s for s in _NICE if all(abs(v / s - round(v / s)) < 1e-6 for v in values)),
+                0.0)
+
+
+def estimates_seen(obs: list[Obs], t: Target | None = None) -> tuple[Any, ...]:
+    """The fingerprint, which estimates came back empty, and how finely they are rounded:
+    a rounding step read off a risk set one participant decides, or a figure hidden only
+    then, is the bit."""
+    shown = [[c for c in (o.body or {}).get("cells", [])
+              if str(c["column"]).startswith(("incidence", "survival"))] for o in obs]
+    return (*fingerprint(obs), tuple(tuple(c["value"] is None for c in s) for s in shown),
+            tuple(_grain([float(c["value"]) for c in s if c["value"] is not None])
+                  for s in shown))
+
+
 # Competing risks (enclave/analyses/competing.py): the survival table's attacks, with the
 # cause as the new place to hide the bit: a cause column that exists only for the target, a
 # cause's events none or one, k − 1 accomplices, a cause code left out, a later interval.
@@ -2069,6 +2089,33 @@ COMPETING = [
            _causes(f"CASE WHEN {_OBESE_T} THEN 50 ELSE 15 END",
                    f"CASE WHEN {_OBESE_T} THEN 2 WHEN sex = 0 THEN 1 ELSE 0 END",
                    f"{G1} OR {{T}}", interval=20), seen, bit=True),
+    # session 21's attacker: the step read the risk set at the last event, which the target's
+    # own event decides; a refusal of a table with no event had its own reason; a fit's time
+    # and event compared with each other blocked only when the target was off their line
+    Attack("one-bit", "the target's event late in the interval if obese: the incidence step",
+           (define("c", f"SELECT pid, CASE WHEN {_OBESE_T} THEN 9 WHEN {{T}} THEN 5 "
+                        "WHEN smoking = 2 THEN 10 WHEN birth_year = 1944 THEN 3 ELSE 5 END AS t, "
+                        "CASE WHEN smoking = 2 AND NOT ({T}) THEN 0 WHEN sex = 0 THEN 1 ELSE 2 "
+                        f"END AS c FROM base WHERE {G1} OR {{T}}"),
+            analyse({"kind": "cumulative_incidence", "definition": "c", "time": "t",
+                     "event": "c", "interval": 10})), estimates_seen, bit=True),
+    Attack("one-bit", "the target alone at risk at a group's last event if obese: hidden?",
+           (define("c", f"SELECT pid, CASE WHEN {_OBESE_T} THEN 9 WHEN {{T}} THEN 5 "
+                        f"WHEN ({G1}) AND sex = 1 THEN 4 WHEN sex = 1 THEN 10 "
+                        "WHEN birth_year = 1944 THEN 3 ELSE 5 END AS t, CASE WHEN {T} THEN 1 "
+                        "WHEN sex = 1 THEN 0 ELSE 1 END AS c, "
+                        f"CASE WHEN {G1} OR {{T}} THEN 'x' ELSE 'y' END AS g FROM base"),
+            analyse({"kind": "cumulative_incidence", "definition": "c", "time": "t",
+                     "event": "c", "group": "g", "interval": 10})), estimates_seen, bit=True),
+    Attack("one-bit", "everyone censored but the target's event if obese (a refusal of none?)",
+           _causes("50", f"CASE WHEN {_OBESE_T} THEN 1 ELSE 0 END", f"{G1} OR {{T}}"),
+           fingerprint, bit=True),
+    Attack("one-bit", "a Kaplan–Meier time on its event's line but for the target if obese",
+           (define("c", f"SELECT pid, CASE WHEN {_OBESE_T} THEN 9 WHEN {{T}} THEN 5 "
+                        "WHEN smoking = 2 THEN 10 ELSE 5 END AS t, CASE WHEN smoking = 2 AND "
+                        f"NOT ({{T}}) THEN 0 ELSE 1 END AS c FROM base WHERE {G1} OR {{T}}"),
+            analyse({"kind": "kaplan_meier", "definition": "c", "time": "t", "event": "c",
+                     "interval": 10})), fingerprint, bit=True),
     Attack("one-bit", "the target's cause, 1 if obese and 2 if lean, among many of each",
            _causes("50", f"CASE WHEN {_OBESE_T} THEN 1 WHEN {{T}} THEN 2 WHEN sex = 0 THEN 1 "
                          "WHEN birth_year < 1950 THEN 2 ELSE 0 END", "true"), seen, bit=True),

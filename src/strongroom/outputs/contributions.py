@@ -258,12 +258,14 @@ def clashes(news: list[Vector], earlier: list[Vector], threshold: int, *,
             within: bool) -> list[tuple[int, str, int]]:
     """(position in ``news``, the other's label, participants isolated) for every clash.
 
-    ``within``: also compare the new statistics with each other (one output's own cells).
+    ``within``: also compare the new statistics with each other (one output's own cells),
+    but never one fit's variables with each other (see ``_own_fit``).
     """
     found: list[tuple[int, str, int]] = []
     top = margin.highest(threshold)  # counted exactly up to the highest line a pair can draw
     for i, new in enumerate(news):
-        others = list(earlier) + (news[i + 1:] if within else [])
+        others = list(earlier) + ([o for o in news[i + 1:] if not _own_fit(new, o)]
+                                  if within else [])
         for other in others:
             if not (_may_overlap(new, other) and _comparable(new, other)):
                 continue
@@ -292,8 +294,10 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
     """
     found: list[tuple[int, str, int]] = []
     pool = list(earlier)
+    mine = {id(v) for v in news}
     for i, new in enumerate(news):
         same = [o for o in pool if _family(o) == _family(new) and _comparable(o, new)
+                and not (id(o) in mine and _own_fit(new, o))
                 and o.ids.size == new.ids.size and np.array_equal(o.ids, new.ids)]
         if len(same) > MAX_BASIS:
             found.append((i, f"{len(same)} statistics over exactly these participants, more "
@@ -423,6 +427,15 @@ def _comparable(a: Vector, b: Vector) -> bool:
     would hide a pair one person apart while showing an identical one, which tells them
     apart."""
     return not (a.kind and b.kind and a.kind != b.kind)
+
+
+def _own_fit(a: Vector, b: Vector) -> bool:
+    """Two variables one fit read (its time and event, outcome and covariate). They are not
+    two releases of one thing: the fit's figures are rounded to what one participant can
+    move (precision), so no difference of them gives a value back; and comparing them made
+    the check's action the bit (a time that is the event's line but for the target, only if
+    obese, blocked the table only then)."""
+    return bool(_family(a)) and _family(a) == _family(b)
 
 
 def _may_overlap(a: Vector, b: Vector) -> bool:

@@ -44,6 +44,9 @@ from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray,
 from strongroom.enclave.steps import Rounding
 from strongroom.errors import Invalid
 
+HIDDEN_NOTE = ("an incidence is shown only where more participants than one person's rows are "
+               "followed to the interval's end (so that none can move it past its rounding); "
+               "else it is empty")
 EVENTS = "events"
 INCIDENCE = "incidence"
 CAUSE_NOTE = ("rows with a missing or negative time, or an event other than 0 (censored) or "
@@ -67,9 +70,9 @@ def cumulative_incidence(spec: CumulativeIncidenceSpec, frame: pl.DataFrame,
     ids = pids(used)
     cause = used[spec.event].cast(pl.Float64).to_numpy().astype(np.int64)
     index, ends, labels = grid(t, spec.width(), spec.unit)
+    # no event at all is a table of numbers at risk and censored, blocked by the check as
+    # any table with none of an outcome is (a refusal here had its own reason: the bit)
     causes = [int(c) for c in np.unique(cause[cause > 0])]
-    if not causes:
-        raise Invalid("no row used has an event, so there is no incidence to estimate")
     groups = (encode(used[spec.group], missing=True) if spec.group
               else Levels(np.zeros(used.height, dtype=np.int64), [ALL]))
 
@@ -90,7 +93,7 @@ def cumulative_incidence(spec: CumulativeIncidenceSpec, frame: pl.DataFrame,
     levels |= {"outcome=1": distinct(ids[happened]), "outcome=0": distinct(ids[~happened])}
     notes = [CAUSE_NOTE,
              "a participant on several rows (of one group) is followed once: to their first "
-             "event (its cause), or censored at their last time"]
+             "event (its cause), or censored at their last time", HIDDEN_NOTE]
     if spec.round_to is not None:
         notes.append(f"numbers at risk, events and censorings are rounded to the nearest "
                      f"multiple of {spec.round_to}; incidences are rounded to what one "
@@ -118,22 +121,25 @@ def incidence(t: FloatArray, cause: IntArray, causes: list[int],
     return out
 
 
-def steps(t: FloatArray, happened: npt.NDArray[np.bool_], ends: FloatArray, m: int) -> list[float]:
+def steps(index: IntArray, happened: npt.NDArray[np.bool_], t: FloatArray,
+          ends: FloatArray, m: int) -> list[float]:
     """The rounding step of every cause's incidence at each end (sensitivity.incidence_step),
-    from the all-cause Nelson–Aalen hazard there and the smallest risk set the estimate
-    used: at the last event up to the end (as Kaplan–Meier's step reads its risk sets;
-    before any event, those followed to the end)."""
+    from counts per interval only: r, those followed to the end or later, bounds every risk
+    set up to it from below, and H, the sum over intervals so far of their events over their
+    own r, bounds the all-cause Nelson–Aalen hazard from above (each event of an interval
+    has at least that interval's r at risk, and at least itself).
+
+    One participant moves each count by at most m, wherever in an interval their follow-up
+    ends, so the step is as stable as a count. (The smallest risk set the estimate used, at
+    the last event, is a closer bound, but one participant decides which event is last: an
+    event placed late, with few at risk, made the step ten times coarser, or hid the
+    figure, only when the target had it.)"""
     ordered = np.sort(t)
-    times, deaths = np.unique(t[happened], return_counts=True)
-    risk = len(t) - np.searchsorted(ordered, times, side="left")
-    hazard = np.cumsum(deaths / risk)
-    at = np.searchsorted(times, ends, side="right") - 1
-    known = at >= 0
-    so_far = np.where(known, hazard[np.maximum(at, 0)] if len(times) else 0.0, 0.0)
-    least = np.where(known, risk[np.maximum(at, 0)] if len(times) else 0,
-                     len(t) - np.searchsorted(ordered, ends, side="left"))
+    remaining = len(t) - np.searchsorted(ordered, ends, side="left")
+    events = np.bincount(index[happened], minlength=len(ends))
+    hazard = np.cumsum(events / np.maximum(remaining, 1))
     return [sensitivity.incidence_step(float(h), int(r), m)
-            for h, r in zip(so_far, least, strict=True)]
+            for h, r in zip(hazard, remaining, strict=True)]
 
 
 def _life_table(group: tuple[str, ...], labels: list[str], ends: FloatArray, index: IntArray,
@@ -150,7 +156,7 @@ def _life_table(group: tuple[str, ...], labels: list[str], ends: FloatArray, ind
     last = np.maximum.reduceat(index[order], starts) if len(ids) else index
     m = sensitivity.rows_per_person(ids)
     estimates = incidence(t, cause, causes, ends)
-    step = steps(t, happened, ends, m)
+    step = steps(index, happened, t, ends, m)
     cells: list[Cell] = []
     for i, label in enumerate(labels):
         row = (*group, label)

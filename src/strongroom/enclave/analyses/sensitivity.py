@@ -132,8 +132,9 @@ def incidence_step(hazard: float, remaining: int, m: int) -> float:
     anywhere adds or takes one event term (at most 1/n(s)), changes every later risk set by
     one (at most Σ d/n² ≤ H/n) and moves S(s−) by at most m/n (S·(1 + |ln S|) ≤ 1), which
     multiplies Σ d/n ≤ H: together at most m·(1 + 2H)/r, with H the all-cause Nelson–Aalen
-    hazard at t and r the smallest risk set up to t, less the participant's own m rows if
-    they were among them; doubled, as the estimate may move up or down."""
+    hazard at t and r a lower bound of every risk set up to t (those followed to t or later,
+    ``remaining``), less the participant's own m rows if they were among them; doubled, as
+    the estimate may move up or down."""
     if remaining <= m:
         return HIDDEN
     return _nice(2 * m * (1 + 2 * hazard) / (remaining - m + 1))
