@@ -153,6 +153,8 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
         ("POST", "/projects/{project_id}/close"): lambda: (
             f"/projects/{vp}/close", {"reason": "matrix", "revoke": False}),
         ("GET", "/projects/{project_id}/schema"): lambda: (f"/projects/{p}/schema", None),
+        ("GET", "/projects/{project_id}/codings/{coding_id}"): lambda: (
+            f"/projects/{p}/codings/9", None),
         ("GET", "/pauses"): lambda: ("/pauses", None),
         ("POST", "/pauses"): lambda: ("/pauses", {"level": "project", "target_id": vp,
                                                   "reason": "matrix"}),
