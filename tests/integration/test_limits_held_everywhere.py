@@ -46,6 +46,8 @@ NO_DATA = {
     "GET /projects/{project_id}/dummy": "synthetic rows with the schema, nobody's values",
     "GET /ui/workspace/projects/{project_id}/dummy": "synthetic rows, as above",
     "GET /projects/{project_id}/schema": "the fields the project may analyse",
+    "GET /projects/{project_id}/codings/{coding_id}": "a coding's codes and meanings (public "
+                                                      "metadata of the dictionary)",
 }
 # Every command-line command, placed: DATA hands a project's data out of the platform (and
 # calls the gated service), the rest say why they do not. A new command fails the test until
@@ -90,7 +92,8 @@ CLI_NOT_DATA = {
     "jobs list": "lists a project's jobs through the HTTP API",
     "jobs code": "the researcher's own code, as submitted, through the HTTP API",
     **dict.fromkeys([f"enclave {c}" for c in (
-        "whoami", "tokens", "revoke", "projects", "project", "schema", "dummy", "define",
+        "whoami", "tokens", "revoke", "projects", "project", "schema", "coding", "dummy",
+        "define",
         "definitions", "drop", "analyse", "outputs", "status", "release", "withdraw",
         "download", "limits", "declared", "extract", "budget")],
         "goes through the HTTP API with the researcher's token: the routes are held there"),
