@@ -28,6 +28,7 @@ variables or groups leave thousands over.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -360,17 +361,20 @@ def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]]
     cuts = [every, *partitions[-MAX_PARTITIONS:]]
     # statistics over the same participants (a variable's mean, SD and quantiles) share
     # their cells: each cutting is made once per set of participants
-    cells: dict[tuple[int, int], npt.NDArray[np.uint64] | None] = {}
+    # (by the participants themselves: each statistic holds its own copy of the same ids, and
+    # keyed by the copy, a summary after a survival table cut 500,000 people 90 times, 20 s)
+    cells: dict[tuple[bytes, int], npt.NDArray[np.uint64] | None] = {}
     for i, new in enumerate(news):
         if _family(new) or new.ids.size < threshold:
             continue
         members: BitMap | None = None
+        same = hashlib.blake2b(new.ids.tobytes(), digest_size=16).digest()
         for c, cut in enumerate(cuts):
-            if (id(new.ids), c) not in cells:
+            if (same, c) not in cells:
                 if members is None:
                     members = BitMap(new.ids.astype(np.uint32))
-                cells[(id(new.ids), c)] = _cells_of(new.ids, members, cut, keys)
-            isolated = _off_cells(new, cells[(id(new.ids), c)], threshold)
+                cells[(same, c)] = _cells_of(new.ids, members, cut, keys)
+            isolated = _off_cells(new, cells[(same, c)], threshold)
             if _short(isolated, threshold, "partition", new):
                 found.append((i, isolated))
                 break
