@@ -4,8 +4,9 @@ labelled table, timed (issue [workbench]: under 2 s each at 500,000 participants
 The study (docs/how-to/run-a-study.md): a table 1 (a summary of age and BMI, smoking by sex
 with column percentages), a logistic model of diabetes with a natural spline of age and a BMI
 × sex interaction, Kaplan–Meier, competing risks (circulatory and other deaths) and Cox by
-smoking status, and a Poisson model of deaths per person-year. Each is asked for as a researcher asks (the output service the API calls: run,
-check, record), released, and downloaded as its labelled table (CSV), and each step is timed.
+smoking status, and a Poisson model of deaths per person-year. Each is asked for as a
+researcher asks (the output service the API calls: run, check, record), released, and
+downloaded as its labelled table (CSV), and each step is timed.
 
     python benchmarks/workbench.py [--participants 500000] [--survival-first]
 """
