@@ -24,10 +24,8 @@ import polars as pl
 from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import (
     IntArray,
-    Levels,
     count_cell,
     distinct,
-    encode,
     floats,
     group_pids,
     per_pid,
@@ -35,10 +33,11 @@ from strongroom.enclave.analyses.frame import (
 )
 from strongroom.enclave.analyses.spec import CumulativeIncidenceSpec
 from strongroom.enclave.analyses.survival import (
-    ALL,
     followed,
     grid,
+    groups_of,
     once_each,
+    outcomes,
 )
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, FloatArray, PidArray, Result
 from strongroom.enclave.steps import Rounding
@@ -73,24 +72,18 @@ def cumulative_incidence(spec: CumulativeIncidenceSpec, frame: pl.DataFrame,
     # no event at all is a table of numbers at risk and censored, blocked by the check as
     # any table with none of an outcome is (a refusal here had its own reason: the bit)
     causes = [int(c) for c in np.unique(cause[cause > 0])]
-    groups = (encode(used[spec.group], missing=True) if spec.group
-              else Levels(np.zeros(used.height, dtype=np.int64), [ALL]))
+    groups, levels = groups_of(used, spec.group, ids)
 
     cells: list[Cell] = []
-    levels: dict[str, PidArray] = {}
     for g, label in enumerate(groups.labels):
         rows = groups.codes == g
-        if spec.group:
-            levels[f"level:{spec.group}={label}"] = distinct(ids[rows])
         cells += _life_table((label,), labels, ends, index[rows], t[rows], cause[rows],
                              ids[rows], causes, spec.round_to, label if spec.group else "",
                              rounding)
-    happened = cause > 0
-    facts = {"n_obs": float(len(distinct(ids))), "events": float(len(distinct(ids[happened]))),
-             "censored": float(len(distinct(ids[~happened])))}
+    facts, outcome = outcomes(ids, cause > 0)
     # each cause is a label the table shows: held by enough people, as a group's is
     levels |= {f"level:{spec.event}={c}": distinct(ids[cause == c]) for c in causes}
-    levels |= {"outcome=1": distinct(ids[happened]), "outcome=0": distinct(ids[~happened])}
+    levels |= outcome
     notes = [CAUSE_NOTE,
              "a participant on several rows (of one group) is followed once: to their first "
              "event (its cause), or censored at their last time", HIDDEN_NOTE]

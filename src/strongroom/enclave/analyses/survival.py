@@ -15,6 +15,7 @@ import math
 import warnings
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from strongroom.enclave import winsor
@@ -178,17 +179,13 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
     t, e = _durations(used, spec.time, spec.event)
     index, ends, labels = grid(t, spec.width(), spec.unit)
     ids = pids(used)
-    groups = (encode(used[spec.group], missing=True) if spec.group
-              else Levels(np.zeros(used.height, dtype=np.int64), [ALL]))
+    groups, levels = groups_of(used, spec.group, ids)
     notes.append("a participant on several rows (of one group) is followed once: to their "
                  "first event, or censored at their last time")
 
     cells: list[Cell] = []
-    levels: dict[str, PidArray] = {}
     for g, label in enumerate(groups.labels):
         rows = groups.codes == g
-        if spec.group:
-            levels[f"level:{spec.group}={label}"] = distinct(ids[rows])
         with warnings.catch_warnings(record=True):  # pandas deprecations inside lifelines
             warnings.simplefilter("always")
             fitted = KaplanMeierFitter().fit(t[rows], e[rows])
@@ -196,9 +193,8 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
         table = label if spec.group else ""
         cells += _life_table((label,), labels, index[rows], e[rows], ids[rows], survival,
                              spec.round_to, table, rounding)
-    facts = {"n_obs": float(len(distinct(ids))), "events": float(len(distinct(ids[e == 1]))),
-             "censored": float(len(distinct(ids[e == 0])))}
-    levels |= {"outcome=1": distinct(ids[e == 1]), "outcome=0": distinct(ids[e == 0])}
+    facts, outcome = outcomes(ids, e == 1)
+    levels |= outcome
     if spec.round_to is not None:
         notes.append(f"numbers at risk, events and censorings are rounded to the nearest "
                      f"multiple of {spec.round_to}; survival estimates are rounded to what "
@@ -219,6 +215,25 @@ def grid(t: FloatArray, width: float, unit: str) -> tuple[IntArray, FloatArray, 
     labels = [f"{'[' if i == 0 else '('}{number(width * i)}, {number(ends[i])}] {unit}"
               for i in range(k)]
     return index, ends, labels
+
+
+def groups_of(used: pl.DataFrame, group: str | None, ids: PidArray
+              ) -> tuple[Levels, dict[str, PidArray]]:
+    """Each row's group (one, "All", without a grouping variable) and each group's
+    participants as a level of the result (``level:<group>=<label>``)."""
+    if group is None:
+        return Levels(np.zeros(used.height, dtype=np.int64), [ALL]), {}
+    groups = encode(used[group], missing=True)
+    return groups, {f"level:{group}={label}": distinct(ids[groups.codes == g])
+                    for g, label in enumerate(groups.labels)}
+
+
+def outcomes(ids: PidArray, happened: npt.NDArray[np.bool_]
+             ) -> tuple[dict[str, float], dict[str, PidArray]]:
+    """A life table's facts (participants, with an event, censored) and its outcome levels."""
+    had, not_had = distinct(ids[happened]), distinct(ids[~happened])
+    return ({"n_obs": float(len(distinct(ids))), "events": float(len(had)),
+             "censored": float(len(not_had))}, {"outcome=1": had, "outcome=0": not_had})
 
 
 def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,

@@ -43,8 +43,9 @@ def _frame(title: str, desc: str, body: list[str], label: str) -> Markup:
     return Markup(svg)  # noqa: S704 — every text inside went through escape()
 
 
-def _axis(top: float) -> list[str]:
-    y0, x0, x1 = HEIGHT - BOTTOM, LEFT, WIDTH - RIGHT
+def _axis(top: float, x1: float = WIDTH - RIGHT) -> list[str]:
+    """The axes (the x axis ending at ``x1``) and three ticks on the y axis, 0 to ``top``."""
+    y0, x0 = HEIGHT - BOTTOM, LEFT
     parts = [f'<line class="axis" x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}"/>',
              f'<line class="axis" x1="{x0}" y1="{TOP}" x2="{x0}" y2="{y0}"/>']
     for share in (0.0, 0.5, 1.0):
@@ -176,8 +177,7 @@ def steps(lines: Mapping[str, Sequence[tuple[float, float | None]]], title: str,
     def xy(t: float, v: float) -> str:
         return f"{LEFT + t / right * (plot - LEFT):.1f},{y0 - v * (y0 - TOP):.1f}"
 
-    body = _axis(1.0)  # the y axis: 0, 0.5, 1; the x axis ends where the legend starts
-    body[0] = f'<line class="axis" x1="{LEFT}" y1="{y0}" x2="{plot}" y2="{y0}"/>'
+    body = _axis(1.0, plot)  # the x axis ends where the legend starts
     for share in (0.0, 0.5, 1.0):
         x = LEFT + share * (plot - LEFT)
         body.append(f'<text x="{x:.1f}" y="{y0 + 14}" text-anchor="middle">'
