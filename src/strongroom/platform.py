@@ -23,6 +23,7 @@ from strongroom.audit.tables import CHECKPOINTS, ENTRIES
 from strongroom.cohort.keyring import KEYRING
 from strongroom.cohort.model import EID
 from strongroom.cohort.store import Store, StoreError
+from strongroom.enclave.engines import engine_from
 from strongroom.enclave.workspace import Enclave
 from strongroom.extracts import models as _extract_tables  # noqa: F401  (every room's tables)
 from strongroom.genomics.store import Genotypes
@@ -67,7 +68,10 @@ class Platform:
             clock=clock,
             cohort_eids=self._cohort_eids,
         )
-        self.enclave = Enclave(self.access, store)
+        # where checked SQL runs: DuckDB here, or the Spark cluster strongroom.yaml names;
+        # the cluster's Parquet keys derive from the store key and never leave this process
+        self.enclave = Enclave(self.access, store,
+                               engine=engine_from(store.config.engine, store.key.secret))
         self.genotypes = Genotypes(store)
         self.delivery = Delivery.open(  # refuses a bad watch.yaml, naming every problem
             store.root, store.engine, clock=clock,
@@ -113,6 +117,7 @@ class Platform:
 
     def close(self) -> None:
         self.jobs.close()
+        self.enclave.engine.close()
         self.delivery.close()
         self.audit.close()
         self.store.close()

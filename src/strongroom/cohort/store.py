@@ -43,7 +43,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,9 @@ class StoreConfig:
     key_id: str
     key_file: str | None
     database_url: str | None = None
+    # where the enclave's SQL runs: absent for DuckDB here; {kind: spark, master: …, store: …}
+    # for a Spark cluster (enclave/engines.py, enclave/spark/cluster.py SparkSettings)
+    engine: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, root: Path) -> StoreConfig:
@@ -132,8 +135,12 @@ class StoreConfig:
                 f"create one with `strongroom init {root}`"
             )
         data = yaml.safe_load(path.read_text())
+        engine = data.get("engine")
+        if engine is not None and not isinstance(engine, dict):
+            raise StoreError(f"{path}: engine: is a mapping (kind: spark, master: …, store: …), "
+                             f"not {type(engine).__name__}; nothing was opened")
         return cls(data["store_id"], data["key_id"], data.get("key_file"),
-                   data.get("database_url"))
+                   data.get("database_url"), engine)
 
     def save(self, root: Path) -> None:
         text = yaml.safe_dump({
@@ -141,6 +148,7 @@ class StoreConfig:
             "key_id": self.key_id,
             "key_file": self.key_file,
             "database_url": self.database_url,
+            **({"engine": self.engine} if self.engine is not None else {}),
         }, sort_keys=False)
         atomic_write(root / CONFIG, text.encode())
 
@@ -470,8 +478,7 @@ class Store:
             keyring.save(self.root, ring)
             self.keyring, self.master = ring, new
             key_file = new.spec.path if new.spec.kind == "file" else None
-            self.config = StoreConfig(self.config.store_id, self.config.key_id, key_file,
-                                      self.config.database_url)
+            self.config = replace(self.config, key_file=key_file)
             self.config.save(self.root)
         return ring
 

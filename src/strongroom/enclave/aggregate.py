@@ -27,11 +27,11 @@ from sqlglot import exp
 from strongroom.enclave import margin, rowlocal, sizes, winsor
 from strongroom.enclave.analyses.frame import increasing, nearest_rows
 from strongroom.enclave.analyses.tables import MAX_CELLS
-from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
+from strongroom.enclave.engine import Limits
+from strongroom.enclave.engines import DuckDBEngine, Engine
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.enclave.sizes import Size
 from strongroom.enclave.sqlguard import (
-    DIALECT,
     check_select,
     parse,
     plain_sql,
@@ -115,6 +115,7 @@ def aggregate_sql(
     spec: dict[str, Any],
     k: int = 0,
     bounds: Mapping[str, Size] | None = None,
+    engine: Engine | None = None,
 ) -> Result:
     """Run an aggregate query; one cell per (group, aggregate) with its exact contributors.
 
@@ -124,18 +125,14 @@ def aggregate_sql(
     winsorised at the k-th smallest and largest of its participants (winsor.py).
 
     ``bounds``: the size bounds of the tables that are definitions (:mod:`sizes`); a table
-    without one is bounded by its own rounded size, right only for the project's tables."""
+    without one is bounded by its own rounded size, right only for the project's tables.
+    ``engine``: where the row-level query runs (DuckDB on this machine unless given)."""
     query = check_select(sql, schema)
     plan = plan_of(query, tables)
     _, most = sizes.admit(plan.rows, tables, limits.max_rows, dict(bounds or {}))
     # the row-level query also reads each source's pid, which the researcher's need not name
     used = {table: columns | {PID} for table, columns in referenced_columns(query).items()}
-    con = locked_connection(needed(tables, used), limits)
-    try:
-        # copy=False: the trees are not used again (sqlglot copies a tree to write it)
-        frame = run(con, plan.rows.sql(dialect=DIALECT, copy=False), limits, most)
-    finally:
-        release(con)
+    frame = (engine or DuckDBEngine()).select(tables, used, plan.rows, limits, most)
     with reading_data():  # read from the rows: a refusal may depend on their values
         cells = cells_of(frame, plan, k)
     notes = []

@@ -28,9 +28,10 @@ from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encryp
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.store import atomic_write
 from strongroom.enclave import rowlocal, sizes
-from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
+from strongroom.enclave.engine import Limits
+from strongroom.enclave.engines import DuckDBEngine, Engine
 from strongroom.enclave.sizes import Size
-from strongroom.enclave.sqlguard import DIALECT, check_select, referenced_columns
+from strongroom.enclave.sqlguard import check_select, referenced_columns
 from strongroom.enclave.view import PID, ProjectSchema, schema_of
 from strongroom.errors import Invalid, NotFound
 
@@ -108,6 +109,7 @@ def build(
     earlier: Mapping[str, pl.DataFrame] | None = None,
     verdict_key: bytes | None = None,
     bounds: Mapping[str, Size] | None = None,
+    engine: Engine | None = None,
 ) -> tuple[Definition, pl.DataFrame]:
     """Run a definition's SQL over the project view (and earlier definitions) in the enclave.
 
@@ -115,7 +117,8 @@ def build(
     without one the verdict is the bare threshold (for tests of the threshold itself).
     ``bounds``: the earlier definitions' size bounds (:meth:`Definition.bound`); one not
     given is taken to be as large as a query may be. A definition whose SQL could give more
-    rows than that is refused before it runs (enclave/sizes.py).
+    rows than that is refused before it runs (enclave/sizes.py). ``engine``: where the SQL
+    runs (DuckDB on this machine unless given).
     """
     check_name(name, tables)
     earlier = dict(earlier or {})
@@ -128,11 +131,8 @@ def build(
         raise Invalid(refused)
     bound, most = sizes.admit(query, tables, limits.max_rows,
                               {other: (bounds or {}).get(other) for other in earlier})
-    con = locked_connection(needed(world, referenced_columns(query)), limits)
-    try:
-        frame = run(con, query.sql(dialect=DIALECT, copy=False), limits, most)  # not used again
-    finally:
-        release(con)
+    frame = (engine or DuckDBEngine()).select(world, referenced_columns(query), query, limits,
+                                              most)
     _check_pids(frame, tables)
     # stored by pid: aggregates over it then need no sort, and row order says nothing
     frame = frame.sort(PID, maintain_order=True)

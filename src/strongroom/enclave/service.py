@@ -72,7 +72,7 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
         definition, frame = definitions.build(
             tables, schema_of({**tables, **earlier}), name, sql, enclave.limits,
             earlier=earlier, verdict_key=_verdict_key(enclave, where.project, sql),
-            bounds=_bounds(enclave, made))
+            bounds=_bounds(enclave, made), engine=enclave.engine)
     except Invalid as refusal:
         _refused(enclave, principal, project_id, "definition", sql, refusal)
         raise
@@ -208,7 +208,7 @@ def _aggregate(enclave: Enclave, where: Scope, body: dict[str, Any], k: int) -> 
     tables = {**enclave.tables(where.project, where.fields),
               **{name: frame for name, (_, frame) in made.items()}}
     return aggregate_sql(tables, schema_of(tables), sql, enclave.limits, body, k=k,
-                         bounds=_bounds(enclave, made))
+                         bounds=_bounds(enclave, made), engine=enclave.engine)
 
 
 def definition(enclave: Enclave, project: Project,

@@ -29,6 +29,7 @@ from strongroom.cohort.model import Cohort
 from strongroom.cohort.store import Store
 from strongroom.enclave import definitions
 from strongroom.enclave.engine import Limits
+from strongroom.enclave.engines import DuckDBEngine, Engine
 from strongroom.enclave.view import project_view
 from strongroom.errors import Invalid, Unavailable
 
@@ -105,12 +106,15 @@ class MasterIds:
 
 
 class Enclave:
-    """What enclave services need: the access context, the store, limits and the caches."""
+    """What enclave services need: the access context, the store, limits, the engine that
+    runs checked SQL (DuckDB here unless given) and the caches."""
 
-    def __init__(self, ctx: AccessContext, store: Store, limits: Limits | None = None):
+    def __init__(self, ctx: AccessContext, store: Store, limits: Limits | None = None,
+                 engine: Engine | None = None):
         self.ctx = ctx
         self.store = store
         self.limits = limits or Limits()
+        self.engine: Engine = engine or DuckDBEngine()
         self._cohorts = LruCache(1)
         self._views = LruCache(8)
         self._definitions = LruCache(32)

@@ -32,7 +32,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -324,9 +324,8 @@ def restore(archive: Path, into: Path, master: KeySource,
             if ring is not None:
                 keyring.save(staging, ring)
         config = StoreConfig.load(staging)
-        config = StoreConfig(config.store_id, config.key_id,
-                             master.spec.path if master.spec.kind == "file" else None,
-                             database_url)
+        config = replace(config, key_file=master.spec.path if master.spec.kind == "file"
+                         else None, database_url=database_url)
         config.save(staging)
         (staging / CONFIG).chmod(0o600)
         (staging / COHORT_DIR).mkdir(mode=0o700, exist_ok=True)

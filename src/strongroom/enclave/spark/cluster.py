@@ -1,0 +1,286 @@
+"""Reaching a Spark cluster: its settings, a locked-down session, and a cluster on loopback.
+
+:class:`SparkSettings` is what a custodian writes under ``engine:`` in ``strongroom.yaml``.
+:func:`open_session` starts the driver with every wall the enclave needs switched on: RPC
+authentication and encryption (``spark.authenticate``, ``spark.network.crypto.enabled``), every
+shuffle, spill and cached block encrypted on the workers' disks (``spark.io.encryption``), no
+SQL over file paths (``spark.sql.runSQLOnFiles``), no web UI and no event log (they show query
+plans), and Parquet decryption through Strongroom's key service (:mod:`.keys`).
+:class:`LocalCluster` starts a standalone master and workers on this machine with Spark's own
+launch classes: the tests, the benchmarks and a custodian's first try use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from strongroom.enclave.spark.keys import KeyService
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+CLIENT_SOURCE = Path(__file__).with_name("StrongroomKmsClient.java")
+CLIENT_CLASS = "org.strongroom.StrongroomKmsClient"
+_KEYS = {"master", "store", "key_host", "key_port", "driver_host", "secret_file",
+         "executor_memory", "shuffle_partitions", "conf"}
+
+
+class SparkUnavailableError(RuntimeError):
+    """Spark (PySpark, a JDK) is missing or the cluster cannot be reached; says what to do."""
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Where the cluster is and how Strongroom talks to it.
+
+    ``master``: the cluster manager (``spark://host:7077``, ``yarn``, ``k8s://…``).
+    ``store``: a directory every worker reads at the same path (a shared filesystem); only
+    encrypted Parquet is written there. ``key_host``/``key_port``: the address executors reach
+    Strongroom's key service at. ``driver_host``: the address executors reach the driver at.
+    ``secret_file``: the cluster's shared RPC secret (standalone clusters; YARN and Kubernetes
+    make one per application). ``conf``: further Spark settings; none may switch a wall off.
+    """
+
+    master: str
+    store: Path
+    key_host: str = "127.0.0.1"
+    key_port: int = 0
+    driver_host: str = "127.0.0.1"
+    secret_file: Path | None = None
+    executor_memory: str = "1g"
+    shuffle_partitions: int = 8
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any]) -> SparkSettings:
+        """From ``strongroom.yaml``'s ``engine:`` section; every problem named at once."""
+        problems = [f"unknown setting {k!r}" for k in sorted(set(data) - _KEYS - {"kind"})]
+        problems += [f"{k!r} is required" for k in ("master", "store") if not data.get(k)]
+        conf = {str(k): str(v) for k, v in dict(data.get("conf") or {}).items()}
+        problems += [f"conf {k!r} switches off a wall the enclave needs"
+                     for k in sorted(conf) if k in _WALLS]
+        if problems:
+            raise ValueError("the Spark engine's settings in strongroom.yaml: "
+                             + "; ".join(problems))
+        secret = data.get("secret_file")
+        return cls(master=str(data["master"]), store=Path(data["store"]),
+                   key_host=str(data.get("key_host", "127.0.0.1")),
+                   key_port=int(data.get("key_port", 0)),
+                   driver_host=str(data.get("driver_host", "127.0.0.1")),
+                   secret_file=Path(secret) if secret else None,
+                   executor_memory=str(data.get("executor_memory", "1g")),
+                   shuffle_partitions=int(data.get("shuffle_partitions", 8)), conf=conf)
+
+    def secret(self) -> str | None:
+        if self.secret_file is None:
+            return None
+        return self.secret_file.read_text().strip()
+
+
+# The walls: set by open_session, never by a custodian's conf.
+_WALLS = frozenset({
+    "spark.authenticate", "spark.authenticate.secret", "spark.network.crypto.enabled",
+    "spark.io.encryption.enabled", "spark.sql.runSQLOnFiles", "spark.ui.enabled",
+    "spark.sql.ansi.enabled", "spark.sql.legacy.timeParserPolicy",
+    "spark.eventLog.enabled", "spark.jars",
+    "spark.hadoop.parquet.crypto.factory.class",
+    "spark.hadoop.parquet.encryption.kms.client.class",
+    "spark.hadoop.parquet.encryption.kms.instance.url",
+    "spark.hadoop.parquet.encryption.key.access.token",
+})
+
+
+def spark_home() -> Path:
+    try:
+        import pyspark
+    except ImportError:
+        raise SparkUnavailableError("the Spark engine needs PySpark: "
+                                    "pip install 'strongroom[spark]'") from None
+    return Path(pyspark.__file__).parent
+
+
+def client_jar(cache: Path | None = None) -> Path:
+    """The key service's Parquet client, compiled against this PySpark's jars (once: the jar
+    is kept under the source's and Spark's hash)."""
+    home = spark_home()
+    jars = sorted(p.name for p in (home / "jars").glob("parquet-hadoop-*.jar"))
+    digest = hashlib.sha256(CLIENT_SOURCE.read_bytes() + "".join(jars).encode()).hexdigest()[:16]
+    where = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / \
+        "strongroom" / "spark"
+    jar = where / f"strongroom-kms-{digest}.jar"
+    if jar.exists():
+        return jar
+    javac, jar_tool = shutil.which("javac"), shutil.which("jar")
+    if javac is None or jar_tool is None:
+        raise SparkUnavailableError("the Spark engine compiles its key client with a JDK; install "
+                               "one (apt-get install default-jdk-headless)")
+    where.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=where) as scratch:
+        classes = Path(scratch) / "classes"
+        _run([javac, "-d", str(classes), "-cp", str(home / "jars" / "*"), str(CLIENT_SOURCE)])
+        made = Path(scratch) / "kms.jar"
+        _run([jar_tool, "cf", str(made), "-C", str(classes), "."])
+        made.replace(jar)  # whole, or not at all
+    return jar
+
+
+def open_session(settings: SparkSettings, keys: KeyService, jar: Path,
+                 name: str = "strongroom-enclave") -> SparkSession:
+    """A driver on ``settings.master`` with the enclave's walls (see the module's notes)."""
+    spark_home()
+    from pyspark.sql import SparkSession
+
+    walls = {
+        "spark.ui.enabled": "false",
+        "spark.eventLog.enabled": "false",
+        "spark.network.crypto.enabled": "true",
+        "spark.io.encryption.enabled": "true",
+        "spark.sql.runSQLOnFiles": "false",
+        # no participant's value may make a query fail (sqlguard.harden): with ANSI mode off,
+        # a bad cast, a division by zero or an index out of range is NULL, as under DuckDB's
+        # TRY; dates that fail to parse are NULL too, not an error naming the value
+        "spark.sql.ansi.enabled": "false",
+        "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.jars": str(jar),
+        "spark.hadoop.parquet.crypto.factory.class":
+            "org.apache.parquet.crypto.keytools.PropertiesDrivenCryptoFactory",
+        "spark.hadoop.parquet.encryption.kms.client.class": CLIENT_CLASS,
+        "spark.hadoop.parquet.encryption.kms.instance.url": keys.url,
+        "spark.hadoop.parquet.encryption.key.access.token": keys.token,
+        "spark.authenticate": "true",
+    }
+    secret = settings.secret()
+    if secret:
+        walls["spark.authenticate.secret"] = secret
+    builder = SparkSession.builder.master(settings.master).appName(name)
+    for key, value in {
+        "spark.driver.host": settings.driver_host,
+        "spark.driver.bindAddress": settings.driver_host,
+        "spark.executor.memory": settings.executor_memory,
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.driver.maxResultSize": "2g",
+        **settings.conf, **walls,
+    }.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+class LocalCluster:
+    """A standalone master and ``workers`` workers on loopback, each worker with ``cores``
+    cores and ``memory``; their work and local directories under ``root``."""
+
+    def __init__(self, root: Path, workers: int = 2, cores: int = 1, memory: str = "1g"):
+        self.root = root
+        self.workers = workers
+        self.cores = cores
+        self.memory = memory
+        self.port = _free_port()
+        self.secret_file = root / "cluster.secret"
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def master(self) -> str:
+        return f"spark://127.0.0.1:{self.port}"
+
+    def settings(self, **overrides: Any) -> SparkSettings:
+        values: dict[str, Any] = {"master": self.master, "store": self.root / "store",
+                                  "secret_file": self.secret_file, "executor_memory": "512m",
+                                  "shuffle_partitions": 2 * self.workers * self.cores}
+        return SparkSettings(**{**values, **overrides})
+
+    def start(self, timeout: float = 120.0) -> LocalCluster:
+        home = spark_home()
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.secret_file.touch(mode=0o600)
+        self.secret_file.write_text(secrets.token_hex(32))
+        properties = self.root / "cluster.properties"
+        properties.touch(mode=0o600)
+        properties.write_text("spark.authenticate true\n"
+                              f"spark.authenticate.secret {self.secret_file.read_text()}\n"
+                              "spark.network.crypto.enabled true\n"
+                              "spark.io.encryption.enabled true\n")
+        env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
+               "SPARK_SCALA_VERSION": "2.13"}
+        java = ["java", "-Xmx256m", "-cp", str(home / "jars" / "*")]
+        self._spawn([*java, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                     "--port", str(self.port), "--webui-port", "0",
+                     "--properties-file", str(properties)], env, "master")
+        for i in range(self.workers):
+            local = self.root / f"worker{i}" / "local"
+            local.mkdir(parents=True, exist_ok=True)
+            self._spawn([*java, "org.apache.spark.deploy.worker.Worker", self.master,
+                         "--host", "127.0.0.1", "--cores", str(self.cores),
+                         "--memory", self.memory, "--webui-port", "0",
+                         "--work-dir", str(self.root / f"worker{i}" / "work"),
+                         "--properties-file", str(properties)],
+                        {**env, "SPARK_LOCAL_DIRS": str(local)}, f"worker{i}")
+        self._wait(timeout)
+        return self
+
+    def local_dirs(self) -> list[Path]:
+        """Where the workers and their executors write (shuffles, spills, executor logs)."""
+        return [self.root / f"worker{i}" for i in range(self.workers)]
+
+    def _spawn(self, command: list[str], env: dict[str, str], name: str) -> None:
+        with open(self.root / f"{name}.log", "wb") as log:  # the process keeps its own copy
+            self._processes.append(subprocess.Popen(command, env=env, stdout=log,  # noqa: S603
+                                                    stderr=subprocess.STDOUT, cwd=self.root))
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        log = self.root / "master.log"
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if text.count("Registering worker") >= self.workers:
+                return
+            dead = [p for p in self._processes if p.poll() is not None]
+            if dead:
+                self.stop()
+                raise SparkUnavailableError(f"a Spark process of the local cluster exited; see "
+                                       f"the logs in {self.root}")
+            time.sleep(0.2)
+        self.stop()
+        raise SparkUnavailableError(f"the local Spark cluster did not start in {timeout:g} s; "
+                               f"see the logs in {self.root}")
+
+    def stop(self) -> None:
+        for process in reversed(self._processes):
+            process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self._processes.clear()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, check=False)  # noqa: S603
+    if done.returncode:
+        raise SparkUnavailableError(f"{Path(command[0]).name} failed: "
+                               + done.stderr.decode(errors="replace")[-2000:])

@@ -1,0 +1,225 @@
+"""The enclave's checked SQL on a Spark cluster.
+
+The project's tables reach the cluster as Parquet under modular encryption, written by
+Strongroom into the cluster's store with keys only Strongroom's key service unwraps
+(:mod:`.keys`); each table is published once, the first time a query reads it, and dropped
+(its files removed, its master key forgotten) when it leaves the cache or the engine closes.
+A query runs as the guard passed it, translated to Spark SQL and checked again
+(:mod:`.dialect`), in a session of its own (temporary views no other query sees) over only
+the columns it reads, stopped after ``limits.seconds`` (its jobs cancelled) and bounded to
+``most`` + 1 rows. What comes back is a Polars frame, as from DuckDB.
+
+Errors raised while Spark reads data can quote a value (a string that failed to convert);
+for those only the kind of failure is reported, never Spark's message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from strongroom.enclave.engine import Limits, plain_types
+from strongroom.enclave.spark.cluster import SparkSettings, client_jar, open_session
+from strongroom.enclave.spark.dialect import spark_sql
+from strongroom.enclave.spark.keys import KeyService
+from strongroom.errors import DataRefusal, Invalid
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+ROWS_PER_FILE = 100_000
+# Spark reads unsigned Parquet integers as wider signed ones (UINT64 as a decimal): the
+# enclave's tables are published already widened, so both engines see the same types.
+_WIDER: dict[type[pl.DataType], type[pl.DataType]] = {
+    pl.UInt8: pl.Int16, pl.UInt16: pl.Int32, pl.UInt32: pl.Int64, pl.UInt64: pl.Int64}
+# Spark's error classes for failures the data causes, and what to tell the researcher.
+_DATA_ERRORS = {
+    "CAST_INVALID_INPUT": "a value could not be converted to the type asked for (use "
+                          "TRY_CAST to get NULL instead)",
+    "CAST_OVERFLOW": "a value fell out of range of its type (cast to a wider type, e.g. "
+                     "BIGINT or DOUBLE)",
+    "ARITHMETIC_OVERFLOW": "a value fell out of range of its type (cast to a wider type, "
+                           "e.g. BIGINT or DOUBLE)",
+    "DIVIDE_BY_ZERO": "a division by zero (use NULLIF(divisor, 0))",
+    "INVALID_ARRAY_INDEX": "a list index out of range",
+}
+
+
+@dataclass
+class _Published:
+    frame: pl.DataFrame  # held, so that no other frame takes its id() while it is published
+    path: Path
+    identifier: str
+
+
+class SparkEngine:
+    """Checked queries on the cluster ``settings`` names; ``secret`` derives its keys.
+
+    The driver starts with the first query (a command that runs none, such as
+    ``strongroom audit verify``, never waits for a cluster)."""
+
+    name = "spark"
+
+    def __init__(self, settings: SparkSettings, secret: bytes, cache_size: int = 64):
+        self.settings = settings
+        self.keys = KeyService(secret, settings.key_host, settings.key_port)
+        # this engine's own folder in the cluster's store: the only files it ever removes
+        self.folder = settings.store / f"session-{uuid.uuid4().hex}"
+        self._spark: SparkSession | None = None
+        self._published: OrderedDict[int, _Published] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.RLock()
+
+    @property
+    def spark(self) -> SparkSession:
+        with self._lock:
+            if self._spark is None:
+                self.keys.start()
+                try:
+                    self._spark = open_session(self.settings, self.keys, client_jar())
+                except BaseException:
+                    self.keys.close()
+                    raise
+                self.folder.mkdir(parents=True, mode=0o700)
+            return self._spark
+
+    # -- tables on the cluster ------------------------------------------------------------
+
+    def publish(self, frame: pl.DataFrame) -> Path:
+        """Where ``frame`` is on the cluster, as encrypted Parquet (written the first time)."""
+        self.spark  # noqa: B018 (started: the key service and the folder exist)
+        with self._lock:
+            found = self._published.get(id(frame))
+            if found is not None and found.frame is frame:
+                self._published.move_to_end(id(frame))
+                return found.path
+            identifier = self.keys.new_identifier()
+            path = self.folder / identifier
+            path.mkdir(mode=0o700)
+            _write(frame, path, self.keys, identifier)
+            self._published[id(frame)] = _Published(frame, path, identifier)
+            while len(self._published) > self._cache_size:
+                _, old = self._published.popitem(last=False)
+                self._drop(old)
+            return path
+
+    def _drop(self, published: _Published) -> None:
+        self.keys.forget(published.identifier)
+        shutil.rmtree(published.path, ignore_errors=True)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def select(self, tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]],
+               query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
+        text = spark_sql(query)  # refused here, before anything is published, if unlisted
+        missing = sorted(set(used) - set(tables))
+        if missing:
+            raise Invalid(f"the tables {', '.join(missing)} are in the project's schema but "
+                          "not loaded; ask the custodian to check the project view")
+        session = self.spark.newSession()  # its temporary views are its own
+        for name, columns in used.items():
+            if not _TABLE_NAME.fullmatch(name):
+                raise Invalid(f"{name!r} is not a table name (lower-case letters, digits, _)")
+            frame = tables[name]
+            keep = [c for c in frame.columns if c in columns] or frame.columns[:1]
+            session.read.parquet(str(self.publish(frame))).select(*keep) \
+                .createOrReplaceTempView(name)
+        bounded = f"SELECT * FROM ({text}) AS _result LIMIT {most + 1}"  # noqa: S608
+        return self._collect(session, bounded,
+                             limits, most)
+
+    def _collect(self, session: SparkSession, text: str, limits: Limits,
+                 most: int) -> pl.DataFrame:
+        from py4j.protocol import Py4JError
+        from pyspark.errors import AnalysisException, PySparkException
+
+        context = session.sparkContext
+        group = f"strongroom-{uuid.uuid4().hex}"
+        state = {"stopped": False}
+
+        def stop() -> None:
+            state["stopped"] = True
+            context.cancelJobGroup(group)
+
+        context.setJobGroup(group, "an enclave query", interruptOnCancel=True)
+        timer = threading.Timer(limits.seconds, stop)
+        timer.start()
+        try:
+            arrow = session.sql(text).toArrow()
+        except AnalysisException as exc:  # about the query's words: no data was read yet
+            raise Invalid(f"Spark could not run the query: {_first(exc)}") from None
+        except (PySparkException, Py4JError) as exc:
+            raise _failure(exc, limits, state["stopped"]) from None
+        finally:
+            timer.cancel()
+            context.setJobGroup("", "")
+        frame = plain_types(pl.from_arrow(arrow))  # type: ignore[arg-type]
+        if frame.height > most:
+            raise DataRefusal(f"the query returns more than {most:,} rows, the most one "
+                              "query may produce; narrow it with WHERE or aggregate it")
+        return frame
+
+    def close(self) -> None:
+        with self._lock:
+            for published in self._published.values():
+                self._drop(published)
+            self._published.clear()
+            if self._spark is not None:
+                self._spark.stop()
+                self._spark = None
+            self.keys.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write(frame: pl.DataFrame, path: Path, keys: KeyService, identifier: str) -> None:
+    widened = frame.with_columns(pl.col(c).cast(_WIDER[type(t)]) for c, t in frame.schema.items()
+                                 if type(t) in _WIDER)
+    table = widened.to_arrow(compat_level=pl.CompatLevel.oldest())
+    factory, kms, config = keys.encryption(identifier)
+    files = max(1, math.ceil(table.num_rows / ROWS_PER_FILE))
+    step = math.ceil(table.num_rows / files) if table.num_rows else 1
+    for i in range(files):
+        properties = factory.file_encryption_properties(kms, config)
+        pq.write_table(table.slice(i * step, step), path / f"part-{i:05d}.parquet",
+                       encryption_properties=properties)
+
+
+def _failure(exc: Exception, limits: Limits, timed_out: bool) -> DataRefusal:
+    if timed_out:
+        return DataRefusal(f"the query ran longer than the limit of {limits.seconds:g} s and "
+                           "was stopped; narrow it (WHERE), join on participant IDs rather "
+                           "than shared values, or split it into definitions")
+    condition = _condition(exc)
+    reason = _DATA_ERRORS.get(condition or "")
+    if reason is not None:
+        return DataRefusal(f"the query failed while running: {reason}")
+    return DataRefusal(f"the query failed while running ({condition or type(exc).__name__}); "
+                       "check it on the dummy data first")
+
+
+def _condition(exc: Exception) -> str | None:
+    """Spark's error class, read from the error (never its message, which can quote data)."""
+    getter = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    condition = getter() if getter is not None else None
+    if condition:
+        return str(condition).split(".")[0]
+    found = re.search(r"\[([A-Z][A-Z_]+)(\.[A-Z_]+)?\]", str(exc))
+    return found.group(1) if found else None
+
+
+def _first(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -1,0 +1,186 @@
+"""Strongroom's key service for the cluster: the master keys of encrypted Parquet never leave.
+
+Tables published to the cluster are Parquet files under modular encryption (the format's own
+AES-GCM encryption of every page, column index and the footer, read natively by Spark and
+Arrow). Each file's data keys are wrapped, through Parquet's key tools, by a *master key* that
+lives only here: derived from the store key (HKDF-SHA256, its own ``info`` and the key's
+identifier), one per published table, so a table dropped from the cluster is one whose key
+the service will no longer unwrap.
+
+Strongroom writes the files (PyArrow, :meth:`KeyService.crypto_factory`); Spark's executors
+read them through ``org.strongroom.StrongroomKmsClient`` (``StrongroomKmsClient.java``),
+which asks this service to unwrap a key over HTTP with the session's bearer token. The
+cluster never sees a master key, only the data keys of the files it reads, and only while
+the session's token and the table's identifier are live.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pyarrow.parquet.encryption as pe
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+_INFO = b"strongroom cluster parquet master key v1\0"
+_NONCE = 12
+# the body of an unwrap request: an identifier and a wrapped key of a few hundred bytes
+_MAX_BODY = 4096
+
+
+class KeyService:
+    """Wraps and unwraps Parquet keys under master keys derived from ``secret``.
+
+    ``host``/``port``: where the cluster's executors reach the service (loopback for a
+    cluster on this machine; an address the workers can route to otherwise). Until
+    :meth:`start` it answers nobody; :meth:`close` stops it and forgets the token."""
+
+    def __init__(self, secret: bytes, host: str = "127.0.0.1", port: int = 0):
+        if len(secret) < 32:
+            raise ValueError("the cluster's master keys derive from a secret of 32 bytes")
+        self._secret = secret
+        self._host = host
+        self._port = port
+        self._live: set[str] = set()
+        self._lock = threading.Lock()
+        self.token = secrets.token_urlsafe(32)
+        self.unwraps = 0  # how many keys the cluster has asked for (tests read it)
+        self._server: ThreadingHTTPServer | None = None
+
+    def __repr__(self) -> str:  # the secret and the token stay out of logs and tracebacks
+        return f"KeyService(url={self.url!r}, tables={len(self._live)})"
+
+    # -- identifiers ----------------------------------------------------------------------
+
+    def new_identifier(self) -> str:
+        """A fresh master key identifier, live until :meth:`forget`."""
+        identifier = "t" + secrets.token_hex(12)
+        with self._lock:
+            self._live.add(identifier)
+        return identifier
+
+    def forget(self, identifier: str) -> None:
+        """Unwrap nothing more under ``identifier`` (its table left the cluster)."""
+        with self._lock:
+            self._live.discard(identifier)
+
+    def _master_key(self, identifier: str) -> AESGCM:
+        with self._lock:
+            if identifier not in self._live:
+                raise PermissionError(f"master key {identifier!r} is not one of this session's "
+                                      "published tables")
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                   info=_INFO + identifier.encode()).derive(self._secret)
+        return AESGCM(key)
+
+    # -- wrapping -------------------------------------------------------------------------
+
+    def wrap(self, key: bytes, identifier: str) -> str:
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = self._master_key(identifier).encrypt(nonce, key, identifier.encode())
+        return base64.b64encode(nonce + sealed).decode()
+
+    def unwrap(self, wrapped: str, identifier: str) -> bytes:
+        try:
+            raw = base64.b64decode(wrapped, validate=True)
+            return self._master_key(identifier).decrypt(raw[:_NONCE], raw[_NONCE:],
+                                                        identifier.encode())
+        except (InvalidTag, ValueError, binascii.Error):
+            raise PermissionError("the wrapped key was not made by this service") from None
+
+    def crypto_factory(self) -> pe.CryptoFactory:
+        """PyArrow's key tools, wrapping with this service (in process, no HTTP)."""
+        service = self
+
+        class _Client(pe.KmsClient):  # type: ignore[misc]
+            def __init__(self, _config: Any):
+                pe.KmsClient.__init__(self)
+
+            def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
+                return service.wrap(key_bytes, master_key_identifier)
+
+            def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
+                return service.unwrap(wrapped_key, master_key_identifier)
+
+        return pe.CryptoFactory(_Client)
+
+    def encryption(self, identifier: str) -> tuple[pe.CryptoFactory, pe.KmsConnectionConfig,
+                                                   pe.EncryptionConfiguration]:
+        """What :func:`pyarrow.parquet.write_table` needs to encrypt a file under
+        ``identifier``: every column and the footer (so the column names too)."""
+        return (self.crypto_factory(), pe.KmsConnectionConfig(),
+                pe.EncryptionConfiguration(footer_key=identifier, uniform_encryption=True,
+                                           plaintext_footer=False, double_wrapping=True))
+
+    # -- the HTTP side --------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            return f"http://{self._host}:{self._port}"
+        port = self._server.server_address[1]
+        return f"http://{self._host}:{port}"
+
+    def start(self) -> KeyService:
+        if self._server is None:
+            self._server = ThreadingHTTPServer((self._host, self._port), _handler(self))
+            self._server.daemon_threads = True
+            threading.Thread(target=self._server.serve_forever, name="strongroom-keys",
+                             daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.token = secrets.token_urlsafe(32)  # whatever the cluster held is worth nothing
+        with self._lock:
+            self._live.clear()
+
+    def authorised(self, header: str | None) -> bool:
+        return header is not None and hmac.compare_digest(header, f"Bearer {self.token}")
+
+
+def _handler(service: KeyService) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "strongroom-keys"
+
+        def do_POST(self) -> None:
+            if self.path != "/unwrap":
+                return self._answer(404, "only POST /unwrap is served")
+            if not service.authorised(self.headers.get("Authorization")):
+                return self._answer(403, "the session's token is required")
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= _MAX_BODY:
+                return self._answer(400, "the body is an identifier and a wrapped key")
+            try:
+                identifier, wrapped = self.rfile.read(length).decode().split("\n", 1)
+                key = service.unwrap(wrapped.strip(), identifier.strip())
+            except (ValueError, UnicodeDecodeError):
+                return self._answer(400, "the body is an identifier and a wrapped key")
+            except PermissionError as exc:
+                return self._answer(403, str(exc))
+            service.unwraps += 1
+            return self._answer(200, base64.b64encode(key).decode())
+
+        def _answer(self, status: int, text: str) -> None:
+            body = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:  # requests carry keys: nothing is logged
+            return
+
+    return Handler

@@ -1,0 +1,233 @@
+"""The engine conformance suite: the same definitions and aggregate queries on DuckDB and on a
+Spark cluster (a standalone master and two workers on loopback, started by Spark's own launch
+classes) give the same frames and the same cells, contributors included.
+
+Also here: the walls the Spark engine adds — the tables are encrypted Parquet the cluster opens
+only through Strongroom's key service, nothing readable is left in the workers' directories,
+and a translation that would answer differently is refused before Spark sees it.
+
+The small set runs in CI (marked ``spark``); `python benchmarks/engines.py` runs the demo's
+analyses on both engines at scale.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
+from strongroom.cohort.model import Cohort
+from strongroom.cohort.synth.generator import synthesise
+from strongroom.enclave import definitions
+from strongroom.enclave.aggregate import aggregate_sql
+from strongroom.enclave.engine import Limits
+from strongroom.enclave.engines import DuckDBEngine
+from strongroom.enclave.spark.cluster import LocalCluster
+from strongroom.enclave.spark.engine import SparkEngine
+from strongroom.enclave.view import ProjectSchema, project_view, schema_of
+from strongroom.errors import Invalid
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+GRANT = (31, 34, 54, 21001, 41270, 41280, 40000)
+LIMITS = Limits(seconds=120.0)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path_factory.mktemp("spark"), workers=2) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def spark(cluster: LocalCluster) -> Iterator[SparkEngine]:
+    engine = SparkEngine(cluster.settings(), secrets.token_bytes(32))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def dictionary() -> Dictionary:
+    return shipped_dictionary()
+
+
+@pytest.fixture(scope="module")
+def cohort() -> Cohort:
+    return synthesise(3000, 23)
+
+
+@pytest.fixture(scope="module")
+def view(cohort: Cohort, dictionary: Dictionary) -> dict[str, pl.DataFrame]:
+    rng = np.random.default_rng(3)
+    eids = cohort.participants["eid"].to_numpy()
+    pids = 1_000_000 + rng.choice(9_000_000, size=len(eids), replace=False)
+    return project_view(cohort, pl.DataFrame({"eid": eids, "pid": pids}), GRANT, dictionary)
+
+
+@pytest.fixture(scope="module")
+def schema(view: dict[str, pl.DataFrame]) -> ProjectSchema:
+    return schema_of(view)
+
+
+DEFINITIONS = [
+    "SELECT pid, p31 AS sex, p21001_i0 AS bmi FROM participants WHERE p21001_i0 > 30",
+    "SELECT pid, p34 AS born, 2010 - p34 AS age, p21001_i0 / 2 AS half FROM participants",
+    "SELECT p.pid, count(d.pid) AS diagnoses FROM participants p "
+    "LEFT JOIN diagnoses d ON p.pid = d.pid GROUP BY p.pid",
+    "SELECT pid, min(date) AS first FROM diagnoses WHERE code LIKE 'I%' GROUP BY pid",
+    "SELECT pid, CASE WHEN p21001_i0 >= 30 THEN 'obese' WHEN p21001_i0 >= 25 THEN 'over' "
+    "ELSE 'lean' END AS band, coalesce(p54_i0, -1) AS centre FROM participants",
+    "SELECT pid, year(date) AS died FROM deaths",
+    "SELECT pid, date_diff('day', min(date), max(date)) AS span FROM diagnoses GROUP BY pid",
+    "WITH firsts AS (SELECT pid, min(date) AS d FROM diagnoses GROUP BY pid) "
+    "SELECT p.pid, f.d FROM participants p JOIN firsts f ON p.pid = f.pid WHERE p.p31 = 0",
+    "SELECT pid, round(p21001_i0, 1) AS bmi, upper(substring(CAST(p34 AS VARCHAR), 1, 3)) "
+    "AS decade FROM participants",
+]
+
+AGGREGATES = [
+    "SELECT p31 AS sex, count(*) AS n, avg(p21001_i0) AS bmi FROM participants GROUP BY p31",
+    "SELECT p31 AS sex, p54_i0 AS centre, count(*) AS n, sum(p21001_i0) AS total, "
+    "stddev(p21001_i0) AS sd FROM participants GROUP BY p31, p54_i0",
+    "SELECT p31 AS sex, median(p21001_i0) AS med, quantile_cont(p21001_i0, 0.9) AS q9, "
+    "min(p34) AS oldest FROM participants GROUP BY p31",
+    "SELECT p.p31 AS sex, count(DISTINCT d.pid) AS people, count(*) AS n FROM participants p "
+    "JOIN diagnoses d ON p.pid = d.pid GROUP BY p.p31",
+    "SELECT p31 AS sex, count(*) AS n FROM participants WHERE pid IN "
+    "(SELECT pid FROM diagnoses WHERE code LIKE 'I%') GROUP BY sex",
+    "SELECT count(*) AS n, avg(p21001_i0) AS bmi FROM participants WHERE p21001_i0 > 35",
+]
+
+
+def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    assert a.columns == b.columns
+    assert a.height == b.height
+    order = list(a.columns)
+    left, right = a.sort(order, nulls_last=True), b.sort(order, nulls_last=True)
+    for column in order:
+        x, y = left[column], right[column]
+        if x.dtype.is_float() or y.dtype.is_float():
+            assert np.allclose(x.cast(pl.Float64).to_numpy(), y.cast(pl.Float64).to_numpy(),
+                               rtol=1e-12, equal_nan=True), column
+        elif x.dtype.is_temporal():
+            assert x.cast(pl.String).to_list() == y.cast(pl.String).to_list(), column
+        else:
+            assert x.to_list() == y.to_list(), column
+
+
+@pytest.mark.parametrize("sql", DEFINITIONS)
+def test_definitions_give_the_same_rows_on_both_engines(
+        sql: str, view: dict[str, pl.DataFrame], schema: ProjectSchema,
+        spark: SparkEngine) -> None:
+    duck, duck_frame = definitions.build(view, schema, "d", sql, LIMITS,
+                                         engine=DuckDBEngine())
+    sparked, spark_frame = definitions.build(view, schema, "d", sql, LIMITS, engine=spark)
+    _same(duck_frame, spark_frame)
+    assert (duck.rows, duck.participants, duck.size_ok) == \
+        (sparked.rows, sparked.participants, sparked.size_ok)
+
+
+@pytest.mark.parametrize("sql", AGGREGATES)
+def test_aggregates_give_the_same_cells_and_contributors(
+        sql: str, view: dict[str, pl.DataFrame], schema: ProjectSchema,
+        spark: SparkEngine) -> None:
+    spec = {"kind": "aggregate_sql", "sql": sql}
+    duck = aggregate_sql(view, schema, sql, LIMITS, spec, k=10, engine=DuckDBEngine())
+    sparked = aggregate_sql(view, schema, sql, LIMITS, spec, k=10, engine=spark)
+    assert [(c.row, c.column) for c in duck.cells] == [(c.row, c.column) for c in sparked.cells]
+    for a, b in zip(duck.cells, sparked.cells, strict=True):
+        assert a.kind == b.kind
+        if a.value is None:
+            assert b.value is None
+        else:
+            assert a.value == pytest.approx(b.value, rel=1e-12, nan_ok=True)
+        assert np.array_equal(np.sort(np.asarray(a.contributors)),
+                              np.sort(np.asarray(b.contributors)))
+    assert duck.notes == sparked.notes
+
+
+def test_a_definition_over_earlier_definitions_runs_on_spark(
+        view: dict[str, pl.DataFrame], schema: ProjectSchema, spark: SparkEngine) -> None:
+    _, obese = definitions.build(view, schema, "obese", DEFINITIONS[0], LIMITS, engine=spark)
+    sql = ("SELECT o.pid, o.bmi, p.p34 AS born FROM obese o JOIN participants p "
+           "ON o.pid = p.pid WHERE p.p31 = 1")
+    earlier = {"obese": obese}
+    _, duck = definitions.build(view, schema, "dead", sql, LIMITS, earlier=earlier)
+    _, sparked = definitions.build(view, schema, "dead", sql, LIMITS, earlier=earlier,
+                                   engine=spark)
+    _same(duck, sparked)
+
+
+@pytest.mark.parametrize(("sql", "reason"), [
+    # DuckDB functions Spark lacks are refused by name, before Spark sees the query
+    ("SELECT pid FROM participants WHERE isfinite(p21001_i0)", r"isfinite\(\) has no equiv"),
+    ("SELECT pid FROM participants WHERE prefix(CAST(p34 AS VARCHAR), '19')",
+     r"prefix\(\) has no equivalent"),
+    ("SELECT pid, round(p21001_i0, 11) AS b FROM participants",
+     "places a whole number"),
+])
+def test_translations_that_would_answer_differently_are_refused(
+        sql: str, reason: str, view: dict[str, pl.DataFrame], schema: ProjectSchema,
+        spark: SparkEngine) -> None:
+    definitions.build(view, schema, "d", sql, LIMITS)  # DuckDB runs it
+    with pytest.raises(Invalid, match=reason):
+        definitions.build(view, schema, "d", sql, LIMITS, engine=spark)
+
+
+def test_no_value_makes_a_query_fail_on_spark_either(
+        view: dict[str, pl.DataFrame], schema: ProjectSchema, spark: SparkEngine) -> None:
+    # codes are 'I21…': the cast fails for nearly everyone, and is NULL on both engines
+    # (sqlguard.harden; ANSI mode off on Spark), never an error that names a value
+    sql = ("SELECT pid, CAST(code AS INTEGER) AS c, p21001_i0 / (p31 - p31) AS z, "
+           "(p31 - p31) / (p31 - p31) AS nan, p34 // (p31 - p31) AS d, p34 % (p31 - p31) AS m "
+           "FROM diagnoses JOIN participants USING (pid)")
+    _, duck = definitions.build(view, schema, "bad", sql, LIMITS)
+    _, sparked = definitions.build(view, schema, "bad", sql, LIMITS, engine=spark)
+    _same(duck, sparked)
+    assert sparked["c"].null_count() == sparked.height  # as DuckDB's TRY gives
+    assert sparked["z"].is_infinite().all() and sparked["nan"].is_nan().all()  # IEEE, as DuckDB
+
+
+def test_the_cluster_holds_only_ciphertext(
+        view: dict[str, pl.DataFrame], schema: ProjectSchema, spark: SparkEngine,
+        cluster: LocalCluster) -> None:
+    # a shuffle of text values: a join and a grouping by diagnosis code
+    sql = ("SELECT d.code AS code, count(*) AS n FROM participants p JOIN diagnoses d "
+           "ON p.pid = d.pid GROUP BY d.code")
+    aggregate_sql(view, schema, sql, LIMITS, {"kind": "aggregate_sql", "sql": sql}, k=10,
+                  engine=spark)
+    codes = {c.encode() for c in view["diagnoses"]["code"].unique().to_list() if len(c) >= 4}
+    names = {b"p21001_i0", b"diagnoses"}
+    written = [p for where in [*cluster.local_dirs(), spark.folder]
+               for p in Path(where).rglob("*") if p.is_file()]
+    assert any(p.suffix == ".parquet" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert not any(code in data for code in codes), path
+        if path.suffix == ".parquet":  # the footer is encrypted: not even column names
+            assert not any(name in data for name in names), path
+            assert data[:4] == b"PARE"  # Parquet's magic for an encrypted footer
+
+
+def test_the_cluster_cannot_open_a_table_without_the_key_service(
+        view: dict[str, pl.DataFrame], spark: SparkEngine) -> None:
+    import pyarrow.parquet as pq
+
+    path = spark.publish(view["participants"])
+    part = next(path.glob("*.parquet"))
+    with pytest.raises(OSError):
+        pq.read_table(part)  # no keys
+    token = spark.keys.token
+    import httpx
+
+    refused = httpx.post(f"{spark.keys.url}/unwrap", content="t\nAAAA",
+                         headers={"Authorization": "Bearer wrong"})
+    assert refused.status_code == 403
+    unknown = httpx.post(f"{spark.keys.url}/unwrap", content="tnotpublished\nAAAA",
+                         headers={"Authorization": f"Bearer {token}"})
+    assert unknown.status_code == 403 and "not one of this session" in unknown.text
