@@ -6,9 +6,11 @@ without waiting.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from strongroom.access import institutions, people, projects
 from strongroom.access.auth import verify_credentials
@@ -104,11 +106,15 @@ def _add(ctx: AccessContext, institution_id: str, email: str, roles: list[Role],
 
 def build_world(root: Path, database_url: str | None = None, *, project: bool = True,
                 checkpoint_every: int = 1000, cohort: int = 0,
-                fields: list[int] | None = None) -> World:
-    """``cohort``: synthesise and store that many participants first (for enclave tests)."""
+                fields: list[int] | None = None,
+                engine: dict[str, Any] | None = None) -> World:
+    """``cohort``: synthesise and store that many participants first (for enclave tests);
+    ``engine``: strongroom.yaml's ``engine:`` section (DuckDB when None)."""
     store = init_store(root / "data", key_file=root / "master.key", database_url=database_url)
     if cohort:
         store.write_version(synthesise(cohort, seed=7))
+    if engine is not None:
+        dataclasses.replace(store.config, engine=engine).save(store.root)
     store.close()
     clock = Clock()
     # argon2-cffi's CHEAPEST profile keeps tests quick; production hashes are checked in

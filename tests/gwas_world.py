@@ -4,6 +4,7 @@ are drawn so that a few variants track BMI (the true hits) and a few are rare.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +25,9 @@ BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p21001_i0 AS bmi, p4080_i0_a
 M, HITS, RARE = 300, (10, 50, 120), (200, 201, 202)
 
 
-def build_gwas_world(root: Path) -> World:
-    """Close it with ``world.platform.close()``."""
-    found = build_world(root, cohort=3000, fields=FIELDS)
+def build_gwas_world(root: Path, engine: dict[str, Any] | None = None) -> World:
+    """Close it with ``world.platform.close()``; ``engine`` as for :func:`build_world`."""
+    found = build_world(root, cohort=3000, fields=FIELDS, engine=engine)
     people = found.platform.store.load().participants
     eid = people["eid"].to_numpy()
     bmi = people["p21001_i0"].fill_null(strategy="mean").to_numpy()

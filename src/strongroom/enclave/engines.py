@@ -8,19 +8,23 @@ computed from that frame, so none of them knows which engine ran.
 - :class:`DuckDBEngine` (the default): an in-memory, locked DuckDB on this machine
   (:mod:`strongroom.enclave.engine`).
 - :class:`strongroom.enclave.spark.engine.SparkEngine`: a Spark cluster reading the tables as
-  encrypted Parquet, the query translated to Spark SQL after the guard passed it.
+  encrypted Parquet, the query translated to Spark SQL after the guard passed it; a GWAS's
+  association runs there too, over the genotype set published the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 from sqlglot import exp
 
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
 from strongroom.enclave.sqlguard import DIALECT
+
+if TYPE_CHECKING:
+    from strongroom.genomics.study import GenotypeCluster
 
 
 class Engine(Protocol):
@@ -30,6 +34,10 @@ class Engine(Protocol):
                query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
         """The result of the checked ``query`` over ``tables`` (of which it reads ``used``),
         held to ``limits``; ``most``: the rows its size bound allows (enclave/sizes.py)."""
+        ...
+
+    def genotype_cluster(self) -> GenotypeCluster | None:
+        """Where a GWAS's association runs when not on this machine (None: here)."""
         ...
 
     def close(self) -> None: ...
@@ -48,6 +56,9 @@ class DuckDBEngine:
             return run(con, query.sql(dialect=DIALECT, copy=False), limits, most)
         finally:
             release(con)
+
+    def genotype_cluster(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

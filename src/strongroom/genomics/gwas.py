@@ -16,6 +16,7 @@ dropped. Collinear covariates are refused with an error naming them.
 
 from __future__ import annotations
 
+import abc
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -123,6 +124,17 @@ class Design:
 
     def __post_init__(self) -> None:
         self.rest32 = np.asfortranarray(self.basis[:, 1:], dtype=np.float32)
+
+    # a design travels to a cluster's workers with the fit (enclave/spark/genotypes.py); each
+    # process makes its own scratch buffers
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     @property
     def k(self) -> int:
@@ -434,7 +446,7 @@ def _linear_block(group: _LinearGroup, first: int, dosages: NDArray[np.float32],
     }
 
 
-def linear_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
+def linear_gwas(chunks: Iterable[Chunk] | Distributed, phenotypes: ArrayLike,
                 covariates: ArrayLike | None = None, *,
                 trait_names: Sequence[str] | None = None,
                 covariate_names: Sequence[str] | None = None,
@@ -450,6 +462,7 @@ def linear_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
     allele count), ``beta``, ``se``, ``stat`` (t), ``p`` and ``error`` (plink2's ERRCODE, or
     null; beta to p are null when it is set). ``threads`` > 1 splits each chunk's variants
     between threads: then let BLAS run one thread each (OPENBLAS_NUM_THREADS=1).
+    ``chunks`` on a cluster (:class:`Distributed`) are fitted there.
     """
     data = inputs(phenotypes, covariates, trait_names, covariate_names)
     groups = [
@@ -463,15 +476,52 @@ def linear_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
     def fit(first: int, dosages: NDArray[np.float32]) -> list[Block]:
         return [_linear_block(group, first, dosages, max_corr, max_vif) for group in groups]
 
-    blocks = in_parallel(fit, checked_chunks(chunks, data.n), threads)
+    blocks = fitted(fit, chunks, data.n, threads)
     return results_frame(blocks, data.trait_names, test="linear")
 
 
 Block = dict[str, NDArray[np.generic]]
+Fit = Callable[[int, NDArray[np.float32]], list[Block]]
+"""Fits one chunk ``(first, dosages)``: a block of result columns per trait group."""
 
 
-def in_parallel(fit: Callable[[int, NDArray[np.float32]], list[Block]], chunks: Iterable[Chunk],
-                threads: int) -> list[Block]:
+class Distributed(abc.ABC):
+    """Genotype chunks held on a cluster: each chunk is fitted where it is, by ``fit``
+    (a closure over the design and traits, shipped to the workers), and only the result
+    columns come back. The same fit as on one machine, so the same statistics."""
+
+    @abc.abstractmethod
+    def fit_each(self, fit: Fit, n: int) -> list[Block]:
+        """``fit`` on every chunk (``n`` samples each, checked by :func:`read_chunk`)."""
+
+
+def fitted(fit: Fit, chunks: Iterable[Chunk] | Distributed, n: int, threads: int
+           ) -> list[Block]:
+    """``fit`` on each chunk: where the chunks are held when they are on a cluster, here
+    (in ``threads`` threads) otherwise."""
+    if isinstance(chunks, Distributed):
+        return chunks.fit_each(fit, n)
+    return in_parallel(fit, checked_chunks(chunks, n), threads)
+
+
+def only_variants(chunks: Iterable[Chunk], wanted: NDArray[np.int64]) -> Iterator[Chunk]:
+    """Each chunk cut to the ``wanted`` variants, re-indexed as runs of consecutive ones (the
+    engine reports a chunk's variants by their position from its first)."""
+    for first, dosages in chunks:
+        m = dosages.shape[1]
+        keep = np.isin(np.arange(first, first + m), wanted)
+        if keep.all():
+            yield first, dosages
+            continue
+        at = np.flatnonzero(keep)
+        if at.size == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(at) != 1) + 1
+        for run in np.split(at, breaks):
+            yield first + int(run[0]), np.asfortranarray(dosages[:, run[0]:run[-1] + 1])
+
+
+def in_parallel(fit: Fit, chunks: Iterable[Chunk], threads: int) -> list[Block]:
     """``fit`` on each chunk, or on ``threads`` slices of its variants at once."""
     if threads <= 1:
         return [block for first, dosages in chunks for block in fit(first, dosages)]

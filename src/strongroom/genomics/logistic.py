@@ -37,11 +37,11 @@ from strongroom.genomics.gwas import (
     Block,
     Chunk,
     Design,
+    Distributed,
     GwasInputError,
     check_variants,
-    checked_chunks,
     design,
-    in_parallel,
+    fitted,
     inputs,
     results_frame,
     trait_groups,
@@ -374,7 +374,7 @@ def _logistic_block(trait: _Trait, first: int, dosages: NDArray[np.float32], fir
 LOGISTIC_EXTRA: Final = ("n_cases", "alt_count_cases", "mac_cases", "mac_controls")
 
 
-def logistic_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
+def logistic_gwas(chunks: Iterable[Chunk] | Distributed, phenotypes: ArrayLike,
                   covariates: ArrayLike | None = None, *,
                   trait_names: Sequence[str] | None = None,
                   covariate_names: Sequence[str] | None = None,
@@ -402,7 +402,7 @@ def logistic_gwas(chunks: Iterable[Chunk], phenotypes: ArrayLike,
         return [_logistic_block(trait, first, dosages, firth_fallback, max_corr, max_vif)
                 for trait in traits]
 
-    blocks = in_parallel(fit, checked_chunks(chunks, data.n), threads)
+    blocks = fitted(fit, chunks, data.n, threads)
     tests = np.concatenate([np.where(b.pop("firth"), FIRTH, LOGISTIC) for b in blocks]) if (
         blocks) else np.zeros(0, dtype=str)
     return results_frame(blocks, data.trait_names, tests, extra=LOGISTIC_EXTRA)

@@ -105,11 +105,17 @@ class Genotypes:
                ) -> Iterator[tuple[int, encoding.Dosages]]:
         """``(first variant, dosages)`` chunk by chunk, decrypted in memory only; the samples
         at ``rows`` of the set's order if given (say, a project's analysed group)."""
+        for first, plain in self.packed(held):
+            yield first, encoding.decode(plain, rows)
+
+    def packed(self, held: GenotypeSet) -> Iterator[tuple[int, bytes]]:
+        """``(first variant, the chunk's packed bytes)`` (encoding.py), decrypted in memory
+        only: what a cluster engine republishes under its own keys."""
         where = self.root / held.id
         for chunk in held.chunks:
             blob = (where / chunk["name"]).read_bytes()
-            plain = decrypt(blob, self.store.key, self._context(held.id, chunk["name"]))
-            yield int(chunk["first"]), encoding.decode(plain, rows)
+            yield int(chunk["first"]), decrypt(blob, self.store.key,
+                                               self._context(held.id, chunk["name"]))
 
     def _table(self, held: GenotypeSet, name: str) -> pl.DataFrame:
         blob = (self.root / held.id / f"{name}.parquet.enc").read_bytes()

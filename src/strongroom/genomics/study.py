@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +25,15 @@ from strongroom.enclave.analyses.spec import GwasSpec
 from strongroom.enclave.results import FloatArray, PidArray
 from strongroom.enclave.spans import column_basis
 from strongroom.errors import Invalid, reading_data
-from strongroom.genomics.gwas import Chunk, genomic_inflation, linear_gwas
+from strongroom.genomics.gwas import (
+    Chunk,
+    Distributed,
+    genomic_inflation,
+    linear_gwas,
+    only_variants,
+)
 from strongroom.genomics.logistic import logistic_gwas
-from strongroom.genomics.store import Genotypes
+from strongroom.genomics.store import Genotypes, GenotypeSet
 
 PID, EID = "pid", "eid"
 THREADS = max(1, min(2, os.cpu_count() or 1))  # a GWAS uses the machine's two cores
@@ -66,15 +73,26 @@ class GwasRun:
         return genomic_inflation(p) if p.len() else None
 
 
+class GenotypeCluster(Protocol):
+    """A cluster the association runs on (enclave/spark/genotypes.py): it holds a genotype
+    set under its own keys and fits each chunk where it is."""
+
+    def chunks(self, genotypes: Genotypes, held: GenotypeSet, rows: npt.NDArray[np.intp],
+               wanted: npt.NDArray[np.int64]) -> Distributed:
+        """The set's chunks, the samples at ``rows`` (in order) and the ``wanted`` variants."""
+        ...
+
+
 def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
              genotypes: Genotypes, k: int, max_share: float = 0.5,
-             max_leverage: float = 0.125) -> GwasRun:
+             max_leverage: float = 0.125, cluster: GenotypeCluster | None = None) -> GwasRun:
     """Fit ``spec`` over the definition ``frame`` (``pid`` and the columns it names) for the
     participants of ``pseudonyms`` (``eid``, ``pid``) who are genotyped; ``k`` is the project's
     threshold, below which a categorical covariate's level joins its reference, at which
     quantitative traits are winsorised, and which, with ``max_share``, each trait's residual
     variation must be spread over; ``max_leverage`` bounds what the researcher's covariates
-    may single out (:func:`_spread`)."""
+    may single out (:func:`_spread`). ``cluster``: where the association runs when the
+    enclave's engine is a cluster (principal components are taken here, from the store)."""
     check_schema(frame, spec.reads())
     held = genotypes.require_current()
     with reading_data():
@@ -108,9 +126,12 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
         fit: Callable[..., pl.DataFrame] = (logistic_gwas if spec.model == "logistic"
                                             else linear_gwas)
         # the engine splits each chunk's variants between threads, each with one BLAS thread
+        wanted = tested["index"].to_numpy()
+        source = (only_variants(chunks(), wanted) if cluster is None
+                  else cluster.chunks(genotypes, held, rows, wanted))
         with threadpool_limits(limits=1, user_api="blas"):
-            raw = fit(_only(chunks(), tested["index"].to_numpy()), traits, covariates,
-                      trait_names=spec.traits, covariate_names=names, threads=THREADS)
+            raw = fit(source, traits, covariates, trait_names=spec.traits,
+                      covariate_names=names, threads=THREADS)
     results = raw.join(tested.rename({"index": "variant"}), on="variant", how="inner")
     groups = {t: np.sort(pids[np.isfinite(traits[:, j]) & np.isfinite(covariates).all(axis=1)])
               for j, t in enumerate(spec.traits)}  # as the engine drops them
@@ -251,23 +272,6 @@ def ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
         while (chunk := pending.result()) is not None:
             pending = pool.submit(next, chunks, None)
             yield chunk
-
-
-def _only(chunks: Iterator[Chunk], wanted: npt.NDArray[np.int64]) -> Iterator[Chunk]:
-    """Each chunk cut to the wanted variants, re-indexed as runs of consecutive ones (the
-    engine reports a chunk's variants by their position from its first)."""
-    for first, dosages in chunks:
-        m = dosages.shape[1]
-        keep = np.isin(np.arange(first, first + m), wanted)
-        if keep.all():
-            yield first, dosages
-            continue
-        at = np.flatnonzero(keep)
-        if at.size == 0:
-            continue
-        breaks = np.flatnonzero(np.diff(at) != 1) + 1
-        for run in np.split(at, breaks):
-            yield first + int(run[0]), np.asfortranarray(dosages[:, run[0]:run[-1] + 1])
 
 
 def group_eids(run: GwasRun, trait: str, pseudonyms: pl.DataFrame) -> npt.NDArray[np.int64]:

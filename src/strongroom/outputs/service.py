@@ -373,7 +373,8 @@ class Outputs:
             try:
                 run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold,
                                rules.genetics_max_residual_share,
-                               rules.regression_max_leverage)
+                               rules.regression_max_leverage,
+                               cluster=self.enclave.engine.genotype_cluster())
                 groups = {t: BitMap(group_eids(run, t, pseudonyms).tolist())
                           for t in spec.traits}
                 before = {t: genetics.spent_on(budget, g) for t, g in groups.items()}

@@ -18,7 +18,9 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 CLIENT_SOURCE = Path(__file__).with_name("StrongroomKmsClient.java")
 CLIENT_CLASS = "org.strongroom.StrongroomKmsClient"
 _KEYS = {"master", "store", "key_host", "key_port", "driver_host", "secret_file",
-         "executor_memory", "shuffle_partitions", "conf"}
+         "executor_memory", "shuffle_partitions", "python", "conf"}
 
 
 class SparkUnavailableError(RuntimeError):
@@ -49,7 +51,9 @@ class SparkSettings:
     encrypted Parquet is written there. ``key_host``/``key_port``: the address executors reach
     Strongroom's key service at. ``driver_host``: the address executors reach the driver at.
     ``secret_file``: the cluster's shared RPC secret (standalone clusters; YARN and Kubernetes
-    make one per application). ``conf``: further Spark settings; none may switch a wall off.
+    make one per application). ``python``: the Python the executors run a GWAS's fits in,
+    with Strongroom installed (this one, when the workers share this machine's image).
+    ``conf``: further Spark settings; none may switch a wall off.
     """
 
     master: str
@@ -60,6 +64,7 @@ class SparkSettings:
     secret_file: Path | None = None
     executor_memory: str = "1g"
     shuffle_partitions: int = 8
+    python: str = field(default_factory=lambda: sys.executable)
     conf: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -80,7 +85,8 @@ class SparkSettings:
                    driver_host=str(data.get("driver_host", "127.0.0.1")),
                    secret_file=Path(secret) if secret else None,
                    executor_memory=str(data.get("executor_memory", "1g")),
-                   shuffle_partitions=int(data.get("shuffle_partitions", 8)), conf=conf)
+                   shuffle_partitions=int(data.get("shuffle_partitions", 8)),
+                   python=str(data.get("python") or sys.executable), conf=conf)
 
     def secret(self) -> str | None:
         if self.secret_file is None:
@@ -98,6 +104,7 @@ _WALLS = frozenset({
     "spark.hadoop.parquet.encryption.kms.client.class",
     "spark.hadoop.parquet.encryption.kms.instance.url",
     "spark.hadoop.parquet.encryption.key.access.token",
+    "parquet.encryption.kms.instance.url", "parquet.encryption.key.access.token",
 })
 
 
@@ -135,46 +142,86 @@ def client_jar(cache: Path | None = None) -> Path:
     return jar
 
 
-def open_session(settings: SparkSettings, keys: KeyService, jar: Path,
+# PySpark allows one SparkContext a process: every engine in this process shares it (counted,
+# stopped with the last), and each engine's sessions carry their own key service's address
+# and token (session settings reach the Parquet reader's Hadoop configuration).
+_SHARED: dict[str, Any] = {"session": None, "settings": None, "users": 0}
+_SHARED_LOCK = threading.Lock()
+
+
+def open_session(settings: SparkSettings, jar: Path,
                  name: str = "strongroom-enclave") -> SparkSession:
-    """A driver on ``settings.master`` with the enclave's walls (see the module's notes)."""
+    """A driver on ``settings.master`` with the enclave's walls (see the module's notes);
+    shared by the process's engines, so close each with :func:`close_session`."""
     spark_home()
     from pyspark.sql import SparkSession
 
-    walls = {
-        "spark.ui.enabled": "false",
-        "spark.eventLog.enabled": "false",
-        "spark.network.crypto.enabled": "true",
-        "spark.io.encryption.enabled": "true",
-        "spark.sql.runSQLOnFiles": "false",
-        # no participant's value may make a query fail (sqlguard.harden): with ANSI mode off,
-        # a bad cast, a division by zero or an index out of range is NULL, as under DuckDB's
-        # TRY; dates that fail to parse are NULL too, not an error naming the value
-        "spark.sql.ansi.enabled": "false",
-        "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.jars": str(jar),
-        "spark.hadoop.parquet.crypto.factory.class":
-            "org.apache.parquet.crypto.keytools.PropertiesDrivenCryptoFactory",
-        "spark.hadoop.parquet.encryption.kms.client.class": CLIENT_CLASS,
-        "spark.hadoop.parquet.encryption.kms.instance.url": keys.url,
-        "spark.hadoop.parquet.encryption.key.access.token": keys.token,
-        "spark.authenticate": "true",
-    }
-    secret = settings.secret()
-    if secret:
-        walls["spark.authenticate.secret"] = secret
-    builder = SparkSession.builder.master(settings.master).appName(name)
-    for key, value in {
-        "spark.driver.host": settings.driver_host,
-        "spark.driver.bindAddress": settings.driver_host,
-        "spark.executor.memory": settings.executor_memory,
-        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
-        "spark.driver.maxResultSize": "2g",
-        **settings.conf, **walls,
-    }.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    with _SHARED_LOCK:
+        if _SHARED["session"] is not None:
+            if _SHARED["settings"] != settings:
+                raise SparkUnavailableError(
+                    "this process already drives a Spark cluster with other settings; one "
+                    "Strongroom process uses one cluster (PySpark allows one context a "
+                    "process)")
+            _SHARED["users"] += 1
+            return _SHARED["session"]  # type: ignore[no-any-return]
+        walls = {
+            "spark.ui.enabled": "false",
+            "spark.eventLog.enabled": "false",
+            "spark.network.crypto.enabled": "true",
+            "spark.io.encryption.enabled": "true",
+            "spark.sql.runSQLOnFiles": "false",
+            # no participant's value may make a query fail (sqlguard.harden): with ANSI mode
+            # off, a bad cast, a division by zero or an index out of range is NULL, as under
+            # DuckDB's TRY; dates that fail to parse are NULL too, not an error naming the value
+            "spark.sql.ansi.enabled": "false",
+            "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.jars": str(jar),
+            "spark.hadoop.parquet.crypto.factory.class":
+                "org.apache.parquet.crypto.keytools.PropertiesDrivenCryptoFactory",
+            "spark.hadoop.parquet.encryption.kms.client.class": CLIENT_CLASS,
+            "spark.authenticate": "true",
+        }
+        secret = settings.secret()
+        if secret:
+            walls["spark.authenticate.secret"] = secret
+        builder = SparkSession.builder.master(settings.master).appName(name)
+        for key, value in {
+            "spark.driver.host": settings.driver_host,
+            "spark.driver.bindAddress": settings.driver_host,
+            "spark.executor.memory": settings.executor_memory,
+            "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+            "spark.driver.maxResultSize": "2g",
+            **settings.conf, **walls,
+        }.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        # the Python each Python function (a GWAS's fits) runs in on the executors: PySpark
+        # reads it from PYSPARK_PYTHON when the context starts, which a service should not set
+        session.sparkContext.pythonExec = settings.python
+        _SHARED.update(session=session, settings=settings, users=1)
+        return session
+
+
+def close_session() -> None:
+    """One engine is done with the shared context; the last one stops it."""
+    with _SHARED_LOCK:
+        if _SHARED["session"] is None:
+            return
+        _SHARED["users"] -= 1
+        if _SHARED["users"] <= 0:
+            _SHARED["session"].stop()
+            _SHARED.update(session=None, settings=None, users=0)
+
+
+def keyed_session(root: SparkSession, keys: KeyService) -> SparkSession:
+    """A session of its own (temporary views no other query sees) whose Parquet reads ask
+    ``keys`` for their keys, with its token."""
+    session = root.newSession()
+    session.conf.set("parquet.encryption.kms.instance.url", keys.url)
+    session.conf.set("parquet.encryption.key.access.token", keys.token)
+    return session
 
 
 class LocalCluster:

@@ -27,17 +27,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
 from strongroom.enclave.engine import Limits, plain_types
-from strongroom.enclave.spark.cluster import SparkSettings, client_jar, open_session
+from strongroom.enclave.spark.cluster import (
+    SparkSettings,
+    client_jar,
+    close_session,
+    keyed_session,
+    open_session,
+)
 from strongroom.enclave.spark.dialect import spark_sql
+from strongroom.enclave.spark.genotypes import ClusterGenotypes
 from strongroom.enclave.spark.keys import KeyService
 from strongroom.errors import DataRefusal, Invalid
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 ROWS_PER_FILE = 100_000
@@ -82,6 +90,7 @@ class SparkEngine:
         self._published: OrderedDict[int, _Published] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.RLock()
+        self._genotypes = ClusterGenotypes(self)
 
     @property
     def spark(self) -> SparkSession:
@@ -89,7 +98,7 @@ class SparkEngine:
             if self._spark is None:
                 self.keys.start()
                 try:
-                    self._spark = open_session(self.settings, self.keys, client_jar())
+                    self._spark = open_session(self.settings, client_jar())
                 except BaseException:
                     self.keys.close()
                     raise
@@ -129,7 +138,7 @@ class SparkEngine:
         if missing:
             raise Invalid(f"the tables {', '.join(missing)} are in the project's schema but "
                           "not loaded; ask the custodian to check the project view")
-        session = self.spark.newSession()  # its temporary views are its own
+        session = self.session()
         for name, columns in used.items():
             if not _TABLE_NAME.fullmatch(name):
                 raise Invalid(f"{name!r} is not a table name (lower-case letters, digits, _)")
@@ -143,10 +152,25 @@ class SparkEngine:
 
     def _collect(self, session: SparkSession, text: str, limits: Limits,
                  most: int) -> pl.DataFrame:
+        from pyspark.errors import AnalysisException
+
+        try:
+            query = session.sql(text)
+        except AnalysisException as exc:  # about the query's words: no data was read yet
+            raise Invalid(f"Spark could not run the query: {_first(exc)}") from None
+        frame = plain_types(pl.from_arrow(self.collect_arrow(query, limits)))  # type: ignore[arg-type]
+        if frame.height > most:
+            raise DataRefusal(f"the query returns more than {most:,} rows, the most one "
+                              "query may produce; narrow it with WHERE or aggregate it")
+        return frame
+
+    def collect_arrow(self, frame: DataFrame, limits: Limits | None = None) -> pa.Table:
+        """``frame``'s rows at the driver, its jobs cancelled after ``limits.seconds``;
+        a failure reported by its kind only (Spark's messages can quote values)."""
         from py4j.protocol import Py4JError
         from pyspark.errors import AnalysisException, PySparkException
 
-        context = session.sparkContext
+        context = frame.sparkSession.sparkContext
         group = f"strongroom-{uuid.uuid4().hex}"
         state = {"stopped": False}
 
@@ -155,30 +179,36 @@ class SparkEngine:
             context.cancelJobGroup(group)
 
         context.setJobGroup(group, "an enclave query", interruptOnCancel=True)
-        timer = threading.Timer(limits.seconds, stop)
-        timer.start()
+        timer = threading.Timer(limits.seconds, stop) if limits is not None else None
+        if timer is not None:
+            timer.start()
         try:
-            arrow = session.sql(text).toArrow()
-        except AnalysisException as exc:  # about the query's words: no data was read yet
+            return frame.toArrow()
+        except AnalysisException as exc:
             raise Invalid(f"Spark could not run the query: {_first(exc)}") from None
         except (PySparkException, Py4JError) as exc:
             raise _failure(exc, limits, state["stopped"]) from None
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             context.setJobGroup("", "")
-        frame = plain_types(pl.from_arrow(arrow))  # type: ignore[arg-type]
-        if frame.height > most:
-            raise DataRefusal(f"the query returns more than {most:,} rows, the most one "
-                              "query may produce; narrow it with WHERE or aggregate it")
-        return frame
+
+    def session(self) -> SparkSession:
+        """A session for one query: its own temporary views, this engine's key service."""
+        return keyed_session(self.spark, self.keys)
+
+    def genotype_cluster(self) -> ClusterGenotypes:
+        """Where a GWAS's association runs: the genotype sets this engine publishes."""
+        return self._genotypes
 
     def close(self) -> None:
         with self._lock:
+            self._genotypes.close()
             for published in self._published.values():
                 self._drop(published)
             self._published.clear()
             if self._spark is not None:
-                self._spark.stop()
+                close_session()
                 self._spark = None
             self.keys.close()
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -197,8 +227,8 @@ def _write(frame: pl.DataFrame, path: Path, keys: KeyService, identifier: str) -
                        encryption_properties=properties)
 
 
-def _failure(exc: Exception, limits: Limits, timed_out: bool) -> DataRefusal:
-    if timed_out:
+def _failure(exc: Exception, limits: Limits | None, timed_out: bool) -> DataRefusal:
+    if timed_out and limits is not None:
         return DataRefusal(f"the query ran longer than the limit of {limits.seconds:g} s and "
                            "was stopped; narrow it (WHERE), join on participant IDs rather "
                            "than shared values, or split it into definitions")
