@@ -11,6 +11,12 @@ process (bed-reader reading --chunk variants at a time with 2 threads, linear_gw
 written as Parquet). With several traits it also times one plink2 run per trait
 (--separate-plink2). Prints wall seconds, sample-variants per second for both, their ratio,
 both peak RSS and how far our beta and SE are from plink2's printed ones.
+
+--spark adds the same GWAS on a loopback Spark cluster (a standalone master and two workers
+of one core each, the enclave's Spark engine): the chunks packed as the sealed store holds
+them and published as encrypted Parquet (timed apart), then fitted on the executors; its
+statistics are compared with ours (to 1e-6) and with plink2's, and its throughput per
+executor core is the figure a cluster's size is planned from (docs/how-to/run-on-spark.md).
 """
 
 from __future__ import annotations
@@ -137,6 +143,66 @@ def ours(where: Path, traits: int, chunk: int, threads: int) -> None:
                       "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def on_spark(where: Path, traits: int, chunk: int) -> None:
+    """The child process for --spark: publish the packed chunks, fit them on the cluster,
+    write the results; print the seconds of each step as JSON."""
+    import secrets
+    import tempfile
+
+    from bed_reader import open_bed
+
+    from strongroom.enclave.spark.cluster import LocalCluster
+    from strongroom.enclave.spark.engine import SparkEngine
+    from strongroom.enclave.spark.genotypes import SparkChunks
+    from strongroom.genomics import encoding
+    from strongroom.genomics.gwas import linear_gwas
+
+    bed = open_bed(where / "genotypes.bed", num_threads=2)
+    order = pl.DataFrame({"iid": bed.iid.astype(str)})
+    covar = order.join(pl.read_csv(where / "covar.tsv", separator="\t"), left_on="iid",
+                       right_on="IID", how="left", maintain_order="left")
+    pheno = order.join(pl.read_csv(where / f"pheno{traits}.tsv", separator="\t"),
+                       left_on="iid", right_on="IID", how="left", maintain_order="left")
+    names = [f"y{t + 1}" for t in range(traits)]
+    n, m = bed.iid_count, bed.sid_count
+    with tempfile.TemporaryDirectory(prefix="strongroom-gwas-spark-") as scratch, \
+            LocalCluster(Path(scratch), workers=2, cores=1, memory="4g") as cluster:
+        engine = SparkEngine(cluster.settings(executor_memory="3g"), secrets.token_bytes(32))
+        try:
+            started = time.perf_counter()
+            engine.spark  # noqa: B018 (the driver and the key service)
+            startup = time.perf_counter() - started
+            started = time.perf_counter()
+            with bed:
+                packed = ((s, encoding.encode(bed.read(index=np.s_[:, s:s + chunk],
+                                                       dtype="float32")))
+                          for s in range(0, m, chunk))
+                path = engine.genotype_cluster().publish("bench", packed)
+            published = time.perf_counter() - started
+            started = time.perf_counter()
+            results = linear_gwas(SparkChunks(engine, path, np.arange(n, dtype=np.intp),
+                                              np.arange(m, dtype=np.int64)),
+                                  pheno.select(names).to_numpy(),
+                                  covar.select(pl.col(r"^c\d+$")).to_numpy(), trait_names=names)
+            fitted = time.perf_counter() - started
+        finally:
+            engine.close()
+    results.write_parquet(where / f"spark{traits}.parquet")
+    print(json.dumps({"startup_seconds": startup, "publish_seconds": published,
+                      "fit_seconds": fitted}))
+
+
+def _spark_agreement(where: Path, traits: int) -> float:
+    mine = pl.read_parquet(where / f"ours{traits}.parquet")
+    theirs = pl.read_parquet(where / f"spark{traits}.parquet")
+    worst = 0.0
+    for col in ("beta", "se", "p"):
+        a, b = mine[col].fill_null(np.nan).to_numpy(), theirs[col].fill_null(np.nan).to_numpy()
+        ok = np.isfinite(a) & (a != 0)
+        worst = max(worst, float(np.max(np.abs(a[ok] - b[ok]) / np.abs(a[ok]))))
+    return worst
+
+
 def _agreement(where: Path, out: str, traits: int) -> dict[str, float]:
     mine = pl.read_parquet(where / f"ours{traits}.parquet")
     worst = {"beta": 0.0, "se": 0.0}
@@ -171,11 +237,17 @@ def main() -> None:
     parser.add_argument("--haswell-blas", action="store_true",
                         help="keep this workplace's OPENBLAS_CORETYPE=Haswell for ours")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--spark", action="store_true",
+                        help="also run it on a loopback Spark cluster (two workers)")
     parser.add_argument("--ours", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--on-spark", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     chunk = args.chunk or max(8, (256 << 20) // (4 * args.participants))
     if args.ours:
         ours(Path(args.ours), args.traits, chunk, args.threads)
+        return
+    if args.on_spark:
+        on_spark(Path(args.on_spark), args.traits, chunk)
         return
     where = _dataset(args)
     print(f"data: {where} ({(where / 'complete').read_text().strip()}), chunk {chunk} variants")
@@ -210,6 +282,24 @@ def main() -> None:
                "plink2_peak_mib": round(p_mib), "ours_peak_mib": round(o_mib),
                "max_rel_diff_beta": float(f"{gap['beta']:.3g}"),
                "max_rel_diff_se": float(f"{gap['se']:.3g}")}
+    if args.spark:
+        s_sec, _, out = _timed([sys.executable, __file__, "--on-spark", str(where),
+                                    "--traits", str(args.traits), "--chunk", str(chunk)],
+                                   env=dict(env, OPENBLAS_NUM_THREADS="1"))
+        inner = json.loads(out.strip().splitlines()[-1])
+        fit = inner["fit_seconds"]
+        summary |= {"spark_seconds_all": round(s_sec, 2),
+                    "spark_startup_seconds": round(inner["startup_seconds"], 2),
+                    "spark_publish_seconds": round(inner["publish_seconds"], 2),
+                    "spark_fit_seconds": round(fit, 2),
+                    "spark_throughput_per_core": float(f"{cells / fit / 2:.4g}"),
+                    "speed_ratio_spark_fit_over_ours": round(o_sec / fit, 3),
+                    "speed_ratio_spark_fit_over_plink2": round(p_sec / fit, 3),
+                    "max_rel_diff_spark_vs_ours": float(
+                        f"{_spark_agreement(where, args.traits):.3g}")}
+        print(f"spark: start {inner['startup_seconds']:.1f} s, publish "
+              f"{inner['publish_seconds']:.1f} s, fit {fit:.1f} s "
+              f"({cells / fit / 2:.3e} sample-variants/s per executor core)", flush=True)
     if args.separate_plink2 and args.traits > 1:
         started = time.perf_counter()
         for t in range(1, args.traits + 1):

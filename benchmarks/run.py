@@ -104,6 +104,11 @@ REPORTS = [
      "The study of docs/how-to/run-a-study.md on 500,000 participants through the output "
      "service: each output run, checked, released and downloaded as a labelled table, timed "
      "(target: under 2 s each)."),
+    ("Engines: DuckDB and a loopback Spark cluster, 1× to 10× UK Biobank (issue [scale])",
+     ["engines.py", "--scales", "1,2,5,10", "--repeat", "1"],
+     "The demo study's definitions and aggregate SQL through the enclave's own code on both "
+     "engines, the 500,000-participant view tiled to 5,000,000; the Spark cluster a master "
+     "and two one-core workers on this machine."),
     ("Watch: alert exports and delivery (issue [watch])", ["watch_exports.py"],
      "Rendering alerts as OCSF, ECS and CEF, and delivering them to a syslog collector and a "
      "signed webhook on loopback."),

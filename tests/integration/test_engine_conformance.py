@@ -28,7 +28,7 @@ from strongroom.enclave import definitions, service
 from strongroom.enclave.aggregate import aggregate_sql
 from strongroom.enclave.engine import Limits
 from strongroom.enclave.engines import DuckDBEngine
-from strongroom.enclave.spark.cluster import LocalCluster
+from strongroom.enclave.spark.cluster import LocalCluster, driver_dir
 from strongroom.enclave.spark.engine import SparkEngine
 from strongroom.enclave.view import ProjectSchema, project_view, schema_of
 from strongroom.errors import Invalid
@@ -209,7 +209,9 @@ def test_the_cluster_holds_only_ciphertext(
                   engine=spark)
     codes = {c.encode() for c in view["diagnoses"]["code"].unique().to_list() if len(c) >= 4}
     names = {b"p21001_i0", b"diagnoses"}
-    written = [p for where in [*cluster.local_dirs(), spark.folder]
+    driver = driver_dir()
+    assert driver is not None and driver.stat().st_mode & 0o077 == 0
+    written = [p for where in [*cluster.local_dirs(), spark.folder, driver]
                for p in Path(where).rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" for p in written)
     for path in written:
@@ -228,15 +230,38 @@ def test_the_cluster_cannot_open_a_table_without_the_key_service(
     part = next(path.glob("*.parquet"))
     with pytest.raises(OSError):
         pq.read_table(part)  # no keys
-    token = spark.keys.token
+    import ssl
+
     import httpx
 
+    token = spark.keys.token
+    trusted = ssl.create_default_context(cadata=spark.keys.certificate.decode())
     refused = httpx.post(f"{spark.keys.url}/unwrap", content="t\nAAAA",
-                         headers={"Authorization": "Bearer wrong"})
+                         headers={"Authorization": "Bearer wrong"}, verify=trusted)
     assert refused.status_code == 403
     unknown = httpx.post(f"{spark.keys.url}/unwrap", content="tnotpublished\nAAAA",
-                         headers={"Authorization": f"Bearer {token}"})
+                         headers={"Authorization": f"Bearer {token}"}, verify=trusted)
     assert unknown.status_code == 403 and "not one of this session" in unknown.text
+    with pytest.raises(httpx.TransportError):  # TLS only: no plain HTTP answer
+        httpx.post(spark.keys.url.replace("https:", "http:") + "/unwrap", content="x")
+
+
+@pytest.mark.parametrize("wrong", ["certificate", "plain http"])
+def test_an_executor_asks_only_the_pinned_key_service_over_tls(
+        wrong: str, view: dict[str, pl.DataFrame], spark: SparkEngine) -> None:
+    fresh = view["participants"].clone()  # a new table: a data key no executor has cached
+    path = spark.publish(fresh)
+    session = spark.session()
+    if wrong == "certificate":
+        session.conf.set("parquet.encryption.kms.instance.id", "sha256:" + "00" * 32)
+    else:  # Parquet keeps a client per instance id: the same pin in capitals makes a new one
+        session.conf.set("parquet.encryption.kms.instance.id",
+                         "sha256:" + spark.keys.pin.removeprefix("sha256:").upper())
+        session.conf.set("parquet.encryption.kms.instance.url",
+                         spark.keys.url.replace("https:", "http:"))
+    with pytest.raises(Exception, match=r"KeyAccessDenied|access denied"):
+        session.read.parquet(str(path)).count()
+    assert spark.session().read.parquet(str(path)).count() == fresh.height
 
 
 # -- GWAS: the association fitted on the cluster -----------------------------------------------

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 CLIENT_SOURCE = Path(__file__).with_name("StrongroomKmsClient.java")
 CLIENT_CLASS = "org.strongroom.StrongroomKmsClient"
 _KEYS = {"master", "store", "key_host", "key_port", "driver_host", "secret_file",
-         "executor_memory", "shuffle_partitions", "python", "conf"}
+         "executor_memory", "driver_memory", "shuffle_partitions", "python", "conf"}
 
 
 class SparkUnavailableError(RuntimeError):
@@ -63,6 +63,7 @@ class SparkSettings:
     driver_host: str = "127.0.0.1"
     secret_file: Path | None = None
     executor_memory: str = "1g"
+    driver_memory: str = "2g"  # the driver collects definitions' rows: a row per participant
     shuffle_partitions: int = 8
     python: str = field(default_factory=lambda: sys.executable)
     conf: Mapping[str, str] = field(default_factory=dict)
@@ -85,6 +86,7 @@ class SparkSettings:
                    driver_host=str(data.get("driver_host", "127.0.0.1")),
                    secret_file=Path(secret) if secret else None,
                    executor_memory=str(data.get("executor_memory", "1g")),
+                   driver_memory=str(data.get("driver_memory", "2g")),
                    shuffle_partitions=int(data.get("shuffle_partitions", 8)),
                    python=str(data.get("python") or sys.executable), conf=conf)
 
@@ -99,12 +101,13 @@ _WALLS = frozenset({
     "spark.authenticate", "spark.authenticate.secret", "spark.network.crypto.enabled",
     "spark.io.encryption.enabled", "spark.sql.runSQLOnFiles", "spark.ui.enabled",
     "spark.sql.ansi.enabled", "spark.sql.legacy.timeParserPolicy",
-    "spark.eventLog.enabled", "spark.jars",
+    "spark.eventLog.enabled", "spark.jars", "spark.local.dir",
     "spark.hadoop.parquet.crypto.factory.class",
     "spark.hadoop.parquet.encryption.kms.client.class",
     "spark.hadoop.parquet.encryption.kms.instance.url",
     "spark.hadoop.parquet.encryption.key.access.token",
     "parquet.encryption.kms.instance.url", "parquet.encryption.key.access.token",
+    "parquet.encryption.kms.instance.id", "spark.hadoop.parquet.encryption.kms.instance.id",
 })
 
 
@@ -145,7 +148,7 @@ def client_jar(cache: Path | None = None) -> Path:
 # PySpark allows one SparkContext a process: every engine in this process shares it (counted,
 # stopped with the last), and each engine's sessions carry their own key service's address
 # and token (session settings reach the Parquet reader's Hadoop configuration).
-_SHARED: dict[str, Any] = {"session": None, "settings": None, "users": 0}
+_SHARED: dict[str, Any] = {"session": None, "settings": None, "users": 0, "local": None}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -165,6 +168,7 @@ def open_session(settings: SparkSettings, jar: Path,
                     "process)")
             _SHARED["users"] += 1
             return _SHARED["session"]  # type: ignore[no-any-return]
+        local = Path(tempfile.mkdtemp(prefix="strongroom-spark-driver-"))  # 0700
         walls = {
             "spark.ui.enabled": "false",
             "spark.eventLog.enabled": "false",
@@ -178,6 +182,8 @@ def open_session(settings: SparkSettings, jar: Path,
             "spark.sql.legacy.timeParserPolicy": "CORRECTED",
             "spark.sql.session.timeZone": "UTC",
             "spark.jars": str(jar),
+            # the driver's own blocks (broadcasts, results) in a folder of its own, not /tmp
+            "spark.local.dir": str(local),
             "spark.hadoop.parquet.crypto.factory.class":
                 "org.apache.parquet.crypto.keytools.PropertiesDrivenCryptoFactory",
             "spark.hadoop.parquet.encryption.kms.client.class": CLIENT_CLASS,
@@ -191,6 +197,7 @@ def open_session(settings: SparkSettings, jar: Path,
             "spark.driver.host": settings.driver_host,
             "spark.driver.bindAddress": settings.driver_host,
             "spark.executor.memory": settings.executor_memory,
+            "spark.driver.memory": settings.driver_memory,
             "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
             "spark.driver.maxResultSize": "2g",
             **settings.conf, **walls,
@@ -200,7 +207,7 @@ def open_session(settings: SparkSettings, jar: Path,
         # the Python each Python function (a GWAS's fits) runs in on the executors: PySpark
         # reads it from PYSPARK_PYTHON when the context starts, which a service should not set
         session.sparkContext.pythonExec = settings.python
-        _SHARED.update(session=session, settings=settings, users=1)
+        _SHARED.update(session=session, settings=settings, users=1, local=local)
         return session
 
 
@@ -212,7 +219,13 @@ def close_session() -> None:
         _SHARED["users"] -= 1
         if _SHARED["users"] <= 0:
             _SHARED["session"].stop()
-            _SHARED.update(session=None, settings=None, users=0)
+            shutil.rmtree(_SHARED["local"], ignore_errors=True)
+            _SHARED.update(session=None, settings=None, users=0, local=None)
+
+
+def driver_dir() -> Path | None:
+    """Where the running driver writes its blocks (None when none runs)."""
+    return _SHARED["local"]  # type: ignore[no-any-return]
 
 
 def keyed_session(root: SparkSession, keys: KeyService) -> SparkSession:
@@ -220,6 +233,7 @@ def keyed_session(root: SparkSession, keys: KeyService) -> SparkSession:
     ``keys`` for their keys, with its token."""
     session = root.newSession()
     session.conf.set("parquet.encryption.kms.instance.url", keys.url)
+    session.conf.set("parquet.encryption.kms.instance.id", keys.pin)  # the certificate trusted
     session.conf.set("parquet.encryption.key.access.token", keys.token)
     return session
 

@@ -9,24 +9,37 @@ the service will no longer unwrap.
 
 Strongroom writes the files (PyArrow, :meth:`KeyService.crypto_factory`); Spark's executors
 read them through ``org.strongroom.StrongroomKmsClient`` (``StrongroomKmsClient.java``),
-which asks this service to unwrap a key over HTTP with the session's bearer token. The
+which asks this service to unwrap a key over HTTPS with the session's bearer token. The
 cluster never sees a master key, only the data keys of the files it reads, and only while
 the session's token and the table's identifier are live.
+
+The service's TLS certificate is made when it starts (ECDSA P-256, for its address only) and
+pinned: executors learn its SHA-256 with the session's settings (Parquet's KMS instance id)
+and trust no other certificate, so an unwrapped key crosses the network only encrypted, to
+no one but the executor that asked, even on a network someone else can answer on.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import hashlib
 import hmac
+import ipaddress
 import secrets
+import ssl
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet.encryption as pe
+from cryptography import x509
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -54,6 +67,7 @@ class KeyService:
         self.token = secrets.token_urlsafe(32)
         self.unwraps = 0  # how many keys the cluster has asked for (tests read it)
         self._server: ThreadingHTTPServer | None = None
+        self.certificate: bytes = b""  # PEM, made by start()
 
     def __repr__(self) -> str:  # the secret and the token stay out of logs and tracebacks
         return f"KeyService(url={self.url!r}, tables={len(self._live)})"
@@ -124,16 +138,26 @@ class KeyService:
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            return f"http://{self._host}:{self._port}"
-        port = self._server.server_address[1]
-        return f"http://{self._host}:{port}"
+        port = self._port if self._server is None else self._server.server_address[1]
+        return f"https://{_url_host(self._host)}:{port}"
+
+    @property
+    def pin(self) -> str:
+        """What executors trust: ``sha256:`` and the hex digest of the certificate's DER."""
+        der = x509.load_pem_x509_certificate(self.certificate).public_bytes(
+            serialization.Encoding.DER)
+        return "sha256:" + hashlib.sha256(der).hexdigest()
 
     def start(self) -> KeyService:
         if self._server is None:
-            self._server = ThreadingHTTPServer((self._host, self._port), _handler(self))
-            self._server.daemon_threads = True
-            threading.Thread(target=self._server.serve_forever, name="strongroom-keys",
+            server = _Server((self._host, self._port), _handler(self))
+            self.certificate, context = _tls(self._host)
+            # the handshake happens in the request's own thread, not in the accept loop
+            server.socket = context.wrap_socket(server.socket, server_side=True,
+                                                do_handshake_on_connect=False)
+            server.daemon_threads = True
+            self._server = server
+            threading.Thread(target=server.serve_forever, name="strongroom-keys",
                              daemon=True).start()
         return self
 
@@ -150,9 +174,52 @@ class KeyService:
         return header is not None and hmac.compare_digest(header, f"Bearer {self.token}")
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that fails the TLS handshake or hangs up: nothing to log (and nothing
+        about keys ever is)."""
+
+
+def _url_host(host: str) -> str:
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        return host
+
+
+def _tls(host: str) -> tuple[bytes, ssl.SSLContext]:
+    """A certificate for ``host`` alone, a day long, and a server context holding it (its
+    private key is loaded from a file that exists only while it is read)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "strongroom key service")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory() as scratch:  # ssl loads a chain from files only
+        chain = Path(scratch) / "chain.pem"
+        chain.touch(mode=0o600)
+        chain.write_bytes(pem + key.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+        context.load_cert_chain(chain)
+    return pem, context
+
+
 def _handler(service: KeyService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "strongroom-keys"
+        timeout = 30  # seconds a connection may idle (the TLS handshake included)
 
         def do_POST(self) -> None:
             if self.path != "/unwrap":
