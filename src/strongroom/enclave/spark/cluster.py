@@ -101,7 +101,7 @@ _WALLS = frozenset({
     "spark.authenticate", "spark.authenticate.secret", "spark.network.crypto.enabled",
     "spark.io.encryption.enabled", "spark.sql.runSQLOnFiles", "spark.ui.enabled",
     "spark.sql.ansi.enabled", "spark.sql.legacy.timeParserPolicy",
-    "spark.eventLog.enabled", "spark.jars", "spark.local.dir",
+    "spark.eventLog.enabled", "spark.jars", "spark.local.dir", "spark.executor.extraJavaOptions",
     "spark.hadoop.parquet.crypto.factory.class",
     "spark.hadoop.parquet.encryption.kms.client.class",
     "spark.hadoop.parquet.encryption.kms.instance.url",
@@ -169,8 +169,10 @@ def open_session(settings: SparkSettings, jar: Path,
             _SHARED["users"] += 1
             return _SHARED["session"]  # type: ignore[no-any-return]
         local = Path(tempfile.mkdtemp(prefix="strongroom-spark-driver-"))  # 0700
+        quiet = _executor_logging(settings.store)
         walls = {
             "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
             "spark.eventLog.enabled": "false",
             "spark.network.crypto.enabled": "true",
             "spark.io.encryption.enabled": "true",
@@ -184,6 +186,9 @@ def open_session(settings: SparkSettings, jar: Path,
             "spark.jars": str(jar),
             # the driver's own blocks (broadcasts, results) in a folder of its own, not /tmp
             "spark.local.dir": str(local),
+            # executors log errors only: at INFO they write each query's pushed-down
+            # predicates (its literals, and runtime filters built from the data)
+            "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{quiet}",
             "spark.hadoop.parquet.crypto.factory.class":
                 "org.apache.parquet.crypto.keytools.PropertiesDrivenCryptoFactory",
             "spark.hadoop.parquet.encryption.kms.client.class": CLIENT_CLASS,
@@ -207,8 +212,34 @@ def open_session(settings: SparkSettings, jar: Path,
         # the Python each Python function (a GWAS's fits) runs in on the executors: PySpark
         # reads it from PYSPARK_PYTHON when the context starts, which a service should not set
         session.sparkContext.pythonExec = settings.python
+        # the driver's log is the server's: Spark's warnings and task failures can quote a
+        # query's plan; its errors reach the caller as refusals that name their kind only
+        session.sparkContext.setLogLevel("ERROR")
         _SHARED.update(session=session, settings=settings, users=1, local=local)
         return session
+
+
+_QUIET_LOGGING = """\
+# Strongroom's executors: errors only (at INFO, Spark logs pushed-down predicates)
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+"""
+
+
+def _executor_logging(store: Path) -> Path:
+    """The executors' log settings, written where every worker reads (the cluster's store)."""
+    store.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = store / "strongroom-executor-log4j2.properties"
+    if not path.exists() or path.read_text() != _QUIET_LOGGING:
+        staged = path.with_suffix(".tmp")
+        staged.write_text(_QUIET_LOGGING)
+        staged.replace(path)
+    return path
 
 
 def close_session() -> None:

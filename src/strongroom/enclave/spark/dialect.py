@@ -13,6 +13,10 @@ than on DuckDB, and no name can reach Spark's own functions that call Java (``re
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
@@ -31,27 +35,39 @@ _TRANSLATED: frozenset[type[exp.Func]] = frozenset({
     exp.TimeStrToUnix,
 })
 # Functions Spark knows by these names, produced by translating listed DuckDB functions.
-_NAMED: frozenset[str] = frozenset({"MEAN", "DATE_PART", "MAKE_DATE"})
+_NAMED: frozenset[str] = frozenset({"MEAN", "DATE_PART", "MAKE_DATE", "BROUND"})
 
 
-def spark_sql(query: exp.Query) -> str:
+def spark_sql(query: exp.Query, types: Mapping[str, str] | None = None) -> str:
     """The checked query as Spark SQL; refused if the translation holds anything unlisted.
 
-    Where Spark's meaning differs, the DuckDB meaning is written out: ``round(x, s)``
-    (:func:`_round`) and ``/`` (:func:`_divide`).
+    ``types``: the kind of each column the query may read (``float``, ``int``, ``string``,
+    ``date``, ``other``; a name two tables give different kinds is ``other``), for the
+    rewrites whose meaning depends on it.
+
+    Where Spark's meaning differs, the DuckDB meaning is written out (:data:`_REWRITES`), or
+    the construct is refused by name where it cannot be: the rules were found by running
+    the same expressions on both engines (tests/integration/test_engine_conformance.py).
 
     The guard's ``TRY(…)`` wrappers (:func:`~strongroom.enclave.sqlguard.harden`: no value
     may make a query fail) are dropped: Spark has no such function, and the session runs
     with ANSI mode off (:mod:`.cluster`), where a failed cast, a division by zero or an index
-    out of range gives NULL, as under TRY. ``TRY_CAST`` stays ``TRY_CAST``."""
+    out of range gives NULL, as under TRY."""
     query = query.copy()
-    for node in reversed(list(query.walk(bfs=False))):  # a node's children before it
+    kinds = dict(types or {})
+    nodes = list(reversed(list(query.walk(bfs=False))))  # a node's children before it
+    for node in nodes:  # what DuckDB makes of each, read before anything is rewritten
+        node.meta[_KIND] = _kind(node, kinds)
+    for node in nodes:
         if isinstance(node, exp.Try):
             node.replace(node.this)
-        elif isinstance(node, exp.Round) and node.args.get("decimals") is not None:
-            node.replace(_round(node))
-        elif type(node) is exp.Div:
-            node.replace(_divide(node))
+            continue
+        rewrite = _REWRITES.get(type(node))
+        if rewrite is not None:
+            replaced = rewrite(node, kinds)
+            if replaced is not node:
+                replaced.meta[_KIND] = node.meta[_KIND]
+                node.replace(replaced)
     try:
         text = query.sql(dialect=SPARK, unsupported_level=sqlglot.ErrorLevel.RAISE)
         again = sqlglot.parse_one(text, read=SPARK)
@@ -70,6 +86,279 @@ def spark_sql(query: exp.Query) -> str:
                           f"{type(node).__name__}, which does not give DuckDB's answer; "
                           "write it another way (e.g. quantile_cont for percentiles)")
     return text
+
+
+def _spark(text: str) -> exp.Expr:
+    return sqlglot.parse_one(text, read=SPARK)
+
+
+def _sql(node: exp.Expr | None) -> str:
+    assert node is not None
+    return node.sql(dialect=SPARK)
+
+
+def _whole(node: exp.Expr | None) -> int | None:
+    """A whole-number literal's value (a negative one too), else None."""
+    if isinstance(node, exp.Neg):
+        inner = _whole(node.this)
+        return None if inner is None else -inner
+    if isinstance(node, exp.Literal) and node.is_int:
+        return int(node.name)
+    return None
+
+
+def _substring(node: exp.Substring, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's start 0 or below counts positions before the first character; Spark's 0 is
+    its 1. Only a start of 1 or more, and a length of 0 or more, are the same on both."""
+    start, length = _whole(node.args.get("start")), node.args.get("length")
+    if start is None or start < 1 or (length is not None and (_whole(length) or 0) < 0):
+        raise Invalid("substring(s, start, length) runs on the Spark engine with start a whole "
+                      "number from 1 and length one from 0 (a negative or computed start "
+                      "means something else there)")
+    if length is not None and _whole(length) is None:
+        raise Invalid("substring(s, start, length) runs on the Spark engine with length a "
+                      "whole number (a computed one may be negative, which differs there)")
+    return node
+
+
+def _left_right(node: exp.Left | exp.Right, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's left(s, -n) is all but the last n characters; Spark's is ''."""
+    count = _whole(node.expression)
+    if count is None or count < 0:
+        raise Invalid(f"{type(node).__name__.lower()}(s, n) runs on the Spark engine with n a "
+                      "whole number from 0")
+    return node
+
+
+def _like(node: exp.Like | exp.ILike, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's LIKE has no escape character; Spark's escapes with a backslash unless told
+    otherwise. The pattern is given an escape character it does not hold, so every
+    character in it means what it means on DuckDB."""
+    if isinstance(node.parent, exp.Escape):
+        return node  # the researcher named one: it means the same on both
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        raise Invalid("LIKE runs on the Spark engine with a pattern written in the query "
+                      "(a computed pattern's backslashes would mean something else there)")
+    free = next(c for c in "!#~^|@`$&" + "".join(map(chr, range(0x2400, 0x2500)))
+                if c not in pattern.name)
+    return exp.Escape(this=node.copy(), expression=exp.Literal.string(free))
+
+
+def _logarithm(node: exp.Ln | exp.Log, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's log(x) is base 10 (Spark's is e); of 0 it is -inf and of a negative NaN
+    (Spark's: NULL)."""
+    if isinstance(node, exp.Ln):
+        value, call = node.this, "LN({x})"
+    elif node.args.get("expression") is None:
+        value, call = node.this, "LOG10({x})"
+    else:
+        base = _sql(node.this)
+        value, call = node.expression, f"LOG(CAST(({base}) AS DOUBLE), {{x}})"
+    x = f"CAST(({_sql(value)}) AS DOUBLE)"
+    return _spark(f"CASE WHEN {x} IS NULL THEN NULL WHEN ISNAN({x}) OR {x} < 0 THEN "
+                  f"CAST('NaN' AS DOUBLE) WHEN {x} = 0 THEN CAST('-Infinity' AS DOUBLE) "
+                  f"ELSE {call.format(x=x)} END")
+
+
+# DuckDB's integer types and their ranges (a value outside is NULL under TRY_CAST and the
+# guard's TRY; Spark with ANSI off wraps or saturates instead)
+_T = exp.DataType.Type
+_INTEGERS = {
+    _T.TINYINT: (-(2**7), 2**7 - 1), _T.SMALLINT: (-(2**15), 2**15 - 1),
+    _T.INT: (-(2**31), 2**31 - 1), _T.BIGINT: (-(2**63), 2**63 - 1),
+    _T.UTINYINT: (0, 2**8 - 1), _T.USMALLINT: (0, 2**16 - 1), _T.UINT: (0, 2**32 - 1),
+}
+_TEXT = {_T.VARCHAR, _T.TEXT, _T.CHAR, _T.NVARCHAR}
+
+
+def _cast(node: exp.Cast, kinds: Mapping[str, str]) -> exp.Expr:
+    """To an integer DuckDB rounds: a double half to even (2.5 is 2), a decimal or numeric
+    text half away from zero (2.5 is 3, '1e3' is 1000); Spark truncates. And DuckDB writes a
+    double as text its own way ('10000000000.0', '1e-09'; Spark '1.0E10'), so a number that
+    may be fractional is not cast to text on Spark. Where the operand's kind is not known
+    from the query, the cast is refused."""
+    target = node.to.this
+    kind = _kind(node.this, kinds)
+    if target in _INTEGERS:
+        if kind not in ("int", "float", "decimal", "string", "bool"):
+            raise Invalid("CAST(… AS an integer type) runs on the Spark engine only where the "
+                          "value's type follows from the query (a column, a literal, or "
+                          "arithmetic on them): wrap it in CAST(… AS DOUBLE) first")
+        if kind in ("int", "bool"):
+            return node
+        low, high = _INTEGERS[target]
+        rounding = "BROUND" if kind == "float" else "ROUND"
+        whole = f"{rounding}(CAST(({_sql(node.this)}) AS DECIMAL(38, 9)), 0)"
+        spark_type = _sql(exp.DataType.build("BIGINT" if target == _T.UINT else target.value))
+        return _spark(f"CAST(CASE WHEN {whole} BETWEEN {low} AND {high} THEN {whole} END "
+                      f"AS {spark_type})")
+    if target in _TEXT and kind not in ("int", "string", "date", "bool"):
+        raise Invalid("CAST(… AS VARCHAR) of a number that may have a fraction runs "
+                      "differently on the Spark engine (it writes 1.0E10 where DuckDB writes "
+                      "10000000000.0): round it and cast to BIGINT first, or keep it a number")
+    return node
+
+
+# what a function gives, whatever it is given
+_INT_RESULTS = (exp.Year, exp.Quarter, exp.Month, exp.Week, exp.WeekOfYear, exp.Day,
+                exp.DayOfWeek, exp.DayOfYear, exp.Length, exp.Count, exp.CountIf,
+                exp.DateDiff, exp.StrPosition, exp.IntDiv, exp.Extract)
+_TEXT_RESULTS = (exp.Upper, exp.Lower, exp.Substring, exp.Trim, exp.Concat, exp.ConcatWs,
+                 exp.Left, exp.Right, exp.Replace, exp.TimeToStr, exp.Pad, exp.DPipe)
+_FLOAT_RESULTS = (exp.Avg, exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance,
+                  exp.VariancePop, exp.Corr, exp.CovarSamp, exp.Sqrt, exp.Ln, exp.Log, exp.Exp,
+                  exp.Pow, exp.Median, exp.Quantile, exp.PercentileCont)
+# what a function gives: the kind of its first argument
+_SAME_RESULTS = (exp.Paren, exp.Neg, exp.Round, exp.Floor, exp.Ceil, exp.Abs, exp.Trunc,
+                 exp.Sum, exp.Min, exp.Max, exp.Try)
+_CAST_KINDS = {**dict.fromkeys(_INTEGERS, "int"), **dict.fromkeys(_TEXT, "string"),
+               _T.DATE: "date", _T.DOUBLE: "float", _T.FLOAT: "float", _T.DECIMAL: "decimal",
+               _T.BOOLEAN: "bool"}
+
+
+def _kind(node: exp.Expr | None, kinds: Mapping[str, str]) -> str:
+    """What DuckDB would make of ``node``: int, float (a double), decimal, string, date,
+    bool, or other (not known from the query alone)."""
+    if node is not None and _KIND in node.meta:
+        return str(node.meta[_KIND])
+    if isinstance(node, exp.Column):
+        return kinds.get(node.name, "other")
+    if isinstance(node, exp.Literal):
+        return "string" if node.is_string else "int" if node.is_int else "decimal"
+    if isinstance(node, exp.Cast):
+        return _CAST_KINDS.get(node.to.this, "other")
+    if isinstance(node, _INT_RESULTS):
+        return "int"
+    if isinstance(node, _TEXT_RESULTS):
+        return "string"
+    if isinstance(node, _FLOAT_RESULTS):
+        return "float"
+    if isinstance(node, _SAME_RESULTS):
+        return _kind(node.this, kinds)
+    if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Mod)):
+        both = {_kind(node.this, kinds), _kind(node.expression, kinds)}
+        for kind in ("other", "string", "date", "bool", "float", "decimal"):
+            if kind in both:
+                return "other" if kind in ("string", "date", "bool") else kind
+        return "int"
+    if isinstance(node, exp.Div):
+        both = {_kind(node.this, kinds), _kind(node.expression, kinds)}
+        return "float" if both <= {"int", "float"} else "other"
+    if isinstance(node, (exp.Coalesce, exp.Greatest, exp.Least, exp.Case, exp.If)):
+        values = ([node.this, *node.expressions] if not isinstance(node, (exp.Case, exp.If))
+                  else [*(i.args.get("true") for i in node.args.get("ifs") or []),
+                        node.args.get("true"), node.args.get("default")])
+        found = {_kind(v, kinds) for v in values if v is not None and not isinstance(v, exp.Null)}
+        if len(found) == 1:
+            return found.pop()
+        return "float" if found == {"int", "float"} else "decimal" if found == {
+            "int", "decimal"} else "other"
+    return "other"
+
+
+_KIND = "strongroom_kind"
+
+
+def _day_of_week(node: exp.DayOfWeek, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB counts Sunday as 0; Spark's dayofweek counts it as 1."""
+    return _spark(f"(DAYOFWEEK({_sql(node.this)}) - 1)")
+
+
+def _extract(node: exp.Extract, _: Mapping[str, str]) -> exp.Expr:
+    unit = node.this.name.upper()
+    if unit in ("DOW", "DAYOFWEEK"):
+        return _spark(f"(DAYOFWEEK({_sql(node.expression)}) - 1)")
+    if unit not in ("YEAR", "QUARTER", "MONTH", "DAY", "DOY", "DAYOFYEAR", "HOUR", "MINUTE"):
+        raise Invalid(f"extract({unit.lower()} FROM …) has no equivalent on the Spark engine; "
+                      "use year, quarter, month, day, dayofyear or dayofweek")
+    return node
+
+
+def _date_diff(node: exp.DateDiff, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's date_diff counts the boundaries crossed (months from January 31 to February
+    1: 1); Spark's counts whole months (0). Days and weeks are the same on both."""
+    unit = (node.unit.name if node.unit is not None else "DAY").upper().rstrip("S")
+    later, earlier = _sql(node.this), _sql(node.expression)
+    if unit in ("DAY", "WEEK"):
+        return node
+    years = f"(YEAR({later}) - YEAR({earlier}))"
+    if unit == "YEAR":
+        return _spark(years)
+    if unit == "QUARTER":
+        return _spark(f"({years} * 4 + QUARTER({later}) - QUARTER({earlier}))")
+    if unit == "MONTH":
+        return _spark(f"({years} * 12 + MONTH({later}) - MONTH({earlier}))")
+    raise Invalid(f"date_diff('{unit.lower()}', …) has no equivalent on the Spark engine; "
+                  "use day, week, month, quarter or year")
+
+
+def _interval_arithmetic(node: exp.Add | exp.Sub, _: Mapping[str, str]) -> exp.Expr:
+    """A date plus or minus an interval is a timestamp on DuckDB, a date on Spark."""
+    if isinstance(node.expression, exp.Interval) or isinstance(node.this, exp.Interval):
+        return exp.Cast(this=exp.Paren(this=node.copy()),
+                        to=exp.DataType.build("TIMESTAMP"))
+    return node
+
+
+# strftime's directives that Spark's date_format writes the same way
+_FORMATS = {"%Y", "%m", "%d", "%H", "%M", "%S", "%y"}
+
+
+def _strftime(node: exp.TimeToStr, _: Mapping[str, str]) -> exp.Expr:
+    found = node.args.get("format")
+    text = found.name if isinstance(found, exp.Literal) else None
+    if text is None or any(d not in _FORMATS for d in re.findall(r"%.", text)) \
+            or re.search(r"[A-Za-z']", re.sub(r"%.", "", text)):
+        raise Invalid("strftime runs on the Spark engine with a format written in the query "
+                      "of %Y, %y, %m, %d, %H, %M, %S and punctuation only")
+    return node
+
+
+def _is_nan(node: exp.IsNan, _: Mapping[str, str]) -> exp.Expr:
+    """isnan(NULL) is NULL on DuckDB, false on Spark."""
+    x = _sql(node.this)
+    return _spark(f"CASE WHEN ({x}) IS NULL THEN NULL ELSE ISNAN({x}) END")
+
+
+def _regex(node: exp.Expr, _: Mapping[str, str]) -> exp.Expr:
+    raise Invalid(f"{type(node).__name__.replace('Regexp', 'regexp_').lower()}() does not run "
+                  "on the Spark engine: its regular expressions are Java's, not DuckDB's RE2 "
+                  "(other syntax, and a pattern can backtrack without end); use LIKE, "
+                  "starts_with or contains")
+
+
+def _round_places(node: exp.Round, _: Mapping[str, str]) -> exp.Expr:
+    return _round(node) if node.args.get("decimals") is not None else node
+
+
+def _division(node: exp.Div, _: Mapping[str, str]) -> exp.Expr:
+    return _divide(node)
+
+
+_REWRITES: dict[type[exp.Expr], Callable[[Any, Mapping[str, str]], exp.Expr]] = {
+    exp.Round: _round_places,
+    exp.Div: _division,
+    exp.Substring: _substring,
+    exp.Left: _left_right,
+    exp.Right: _left_right,
+    exp.Like: _like,
+    exp.ILike: _like,
+    exp.Ln: _logarithm,
+    exp.Log: _logarithm,
+    exp.Cast: _cast,
+    exp.TryCast: _cast,
+    exp.DayOfWeek: _day_of_week,
+    exp.Extract: _extract,
+    exp.DateDiff: _date_diff,
+    exp.Add: _interval_arithmetic,
+    exp.Sub: _interval_arithmetic,
+    exp.TimeToStr: _strftime,
+    exp.IsNan: _is_nan,
+    exp.RegexpLike: _regex,
+    exp.RegexpExtract: _regex,
+    exp.RegexpReplace: _regex,
+}
 
 
 def _divide(node: exp.Div) -> exp.Expr:

@@ -133,7 +133,8 @@ class SparkEngine:
 
     def select(self, tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]],
                query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
-        text = spark_sql(query)  # refused here, before anything is published, if unlisted
+        # refused here, before anything is published, if it would answer otherwise on Spark
+        text = spark_sql(query, _kinds(tables, used))
         missing = sorted(set(used) - set(tables))
         if missing:
             raise Invalid(f"the tables {', '.join(missing)} are in the project's schema but "
@@ -158,7 +159,7 @@ class SparkEngine:
             query = session.sql(text)
         except AnalysisException as exc:  # about the query's words: no data was read yet
             raise Invalid(f"Spark could not run the query: {_first(exc)}") from None
-        frame = plain_types(pl.from_arrow(self.collect_arrow(query, limits)))  # type: ignore[arg-type]
+        frame = _as_duckdb(pl.from_arrow(self.collect_arrow(query, limits)))  # type: ignore[arg-type]
         if frame.height > most:
             raise DataRefusal(f"the query returns more than {most:,} rows, the most one "
                               "query may produce; narrow it with WHERE or aggregate it")
@@ -212,6 +213,29 @@ class SparkEngine:
                 self._spark = None
             self.keys.close()
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _kinds(tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]]) -> dict[str, str]:
+    """Each column name the query may read and its kind (``other`` where two tables differ)."""
+    kinds: dict[str, str] = {}
+    for name, columns in used.items():
+        schema = tables[name].schema if name in tables else {}
+        for column in columns:
+            dtype = schema.get(column)
+            kind = ("other" if dtype is None else "float" if dtype.is_float()
+                    else "int" if dtype.is_integer() else "string" if dtype == pl.String
+                    else "date" if dtype == pl.Date else "bool" if dtype == pl.Boolean
+                    else "other")
+            kinds[column] = kind if kinds.get(column, kind) == kind else "other"
+    return kinds
+
+
+def _as_duckdb(frame: pl.DataFrame) -> pl.DataFrame:
+    """Spark's result as DuckDB gives it: timestamps without a time zone (the session's is
+    UTC; DuckDB's TIMESTAMP has none) and decimals as 64-bit numbers."""
+    zoned = [pl.col(c).dt.replace_time_zone(None) for c, t in frame.schema.items()
+             if isinstance(t, pl.Datetime) and t.time_zone is not None]
+    return plain_types(frame.with_columns(zoned) if zoned else frame)
 
 
 def _write(frame: pl.DataFrame, path: Path, keys: KeyService, identifier: str) -> None:
