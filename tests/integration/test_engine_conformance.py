@@ -399,7 +399,8 @@ _CODES = ["I21", "I%x", "a\\b", "it's", "ÄÖü", "", None, "abc\\", "_x", "I_2"
 def awkward() -> dict[str, pl.DataFrame]:
     """Values at the edges where the engines' meanings part."""
     n = len(_CODES)
-    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=37 * i) for i in range(n)]
+    dates: list[dt.date | None] = [dt.date(2020, 1, 1) + dt.timedelta(days=37 * i)
+                                   for i in range(n)]
     dates[5] = None
     return {"participants": pl.DataFrame({
         "pid": np.arange(1, n + 1), "code": _CODES,
