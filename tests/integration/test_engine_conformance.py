@@ -34,6 +34,7 @@ from strongroom.enclave.spark.engine import SparkEngine
 from strongroom.enclave.view import ProjectSchema, project_view, schema_of
 from strongroom.errors import Invalid
 from strongroom.outputs.genetics import frame_of
+from strongroom.outputs.render import Format
 from strongroom.outputs.verdicts import Verdict
 from tests.access_world import World
 from tests.gwas_world import BASE as GWAS_BASE
@@ -533,6 +534,13 @@ def test_a_researchers_gwas_runs_on_the_cluster_and_is_released(spark_world: Wor
     hits = {f"rs{1000 + j}" for j in HITS}
     assert hits <= set(table["id"].to_list())
     assert not {f"rs{1000 + j}" for j in RARE} & set(table["id"].to_list())
+    # aggregate SQL over the definition, through the same output service
+    counted = world.platform.outputs.analyse(who, world.project_id, {
+        "kind": "aggregate_sql",
+        "sql": "SELECT sex, count(*) AS n, avg(bmi) AS bmi FROM base GROUP BY sex"},
+        Format("json"))
+    assert counted.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS), counted.report.findings
+    assert b'"bmi"' in stored(world, counted)
     published = list((engine.folder).glob("genotypes-*/*.parquet"))
     assert published and all(p.read_bytes()[:4] == b"PARE" for p in published)
 
