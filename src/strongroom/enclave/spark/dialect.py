@@ -8,7 +8,9 @@ Spark functions by name that the translation is known to produce with the same m
 else appears (a DuckDB function Spark lacks, kept by name; an approximate percentile standing
 in for an exact one) is refused with its name, so no query gives a different answer on Spark
 than on DuckDB, and no name can reach Spark's own functions that call Java (``reflect``,
-``java_method``), which Spark SQL would otherwise run.
+``java_method``), which Spark SQL would otherwise run. Before that, constructs whose meaning
+differs between the engines (found by running the same expressions on both) are written out
+with DuckDB's meaning, or refused by name where they cannot be (:data:`_REWRITES`).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ def spark_sql(query: exp.Query, types: Mapping[str, str] | None = None) -> str:
     """The checked query as Spark SQL; refused if the translation holds anything unlisted.
 
     ``types``: the kind of each column the query may read (``float``, ``int``, ``string``,
-    ``date``, ``other``; a name two tables give different kinds is ``other``), for the
-    rewrites whose meaning depends on it.
+    ``date``, ``bool``, ``other``; a name two tables give different kinds is ``other``), for
+    the rewrites whose meaning depends on it (:func:`_kind`).
 
     Where Spark's meaning differs, the DuckDB meaning is written out (:data:`_REWRITES`), or
     the construct is refused by name where it cannot be: the rules were found by running
