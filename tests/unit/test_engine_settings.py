@@ -3,6 +3,7 @@ the Spark engine's translation refusals that need no cluster."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,10 +87,23 @@ def test_a_construct_spark_would_answer_otherwise_is_refused_by_name(sql: str,
     ("SELECT log(x) FROM t", "LOG(10, "),  # base 10 as on DuckDB (Spark's LOG(x) is ln)
     ("SELECT dayofweek(d) FROM t", "DAYOFWEEK(d) - 1"),
     ("SELECT CAST(x AS INTEGER) FROM t", "BROUND("),
-    ("SELECT CAST(code AS INTEGER) FROM t", "ROUND(CAST((code) AS DECIMAL(38, 9)), 0)"),
+    ("SELECT CAST(code AS INTEGER) FROM t", "ROUND(CAST((code) AS DECIMAL(38, 18)), 0)"),
     ("SELECT code FROM t WHERE code LIKE 'a\\%'", "ESCAPE '!'"),
     ("SELECT date_diff('month', d, d) FROM t", "MONTH(d) - MONTH(d)"),
 ])
 def test_a_construct_is_written_with_duckdbs_meaning(sql: str, written: str) -> None:
     kinds = {"code": "string", "x": "float", "d": "date"}
     assert written in spark_sql(sqlglot.parse_one(sql, read="duckdb"), kinds)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("separator", ["\\E(", "\\E.\\Q", "a|b", ".", "\\", "'"])
+def test_a_split_separator_is_text_never_a_regex(separator: str) -> None:
+    """string_split's separator reaches Spark as a Java regex: every character is escaped,
+    so none (not even \\E, which would end sqlglot's \\Q quoting) is read as a pattern."""
+    literal = separator.replace("'", "''")
+    text = spark_sql(sqlglot.parse_one(  # type: ignore[arg-type]
+        f"SELECT string_split(code, '{literal}') FROM t", read="duckdb"), {"code": "string"})
+    pattern = sqlglot.parse_one(text, read="spark").find(sqlglot.exp.RegexpSplit)
+    assert pattern is not None
+    regex = pattern.expression.name
+    assert re.fullmatch(regex, separator) and not re.fullmatch(regex, "x" + separator)

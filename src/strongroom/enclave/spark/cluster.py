@@ -100,7 +100,7 @@ class SparkSettings:
 _WALLS = frozenset({
     "spark.authenticate", "spark.authenticate.secret", "spark.network.crypto.enabled",
     "spark.io.encryption.enabled", "spark.sql.runSQLOnFiles", "spark.ui.enabled",
-    "spark.sql.ansi.enabled", "spark.sql.legacy.timeParserPolicy",
+    "spark.sql.ansi.enabled", "spark.sql.legacy.timeParserPolicy", "spark.sql.legacy.sizeOfNull",
     "spark.eventLog.enabled", "spark.jars", "spark.local.dir", "spark.executor.extraJavaOptions",
     "spark.hadoop.parquet.crypto.factory.class",
     "spark.hadoop.parquet.encryption.kms.client.class",
@@ -182,12 +182,13 @@ def open_session(settings: SparkSettings, jar: Path,
             # DuckDB's TRY; dates that fail to parse are NULL too, not an error naming the value
             "spark.sql.ansi.enabled": "false",
             "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+            "spark.sql.legacy.sizeOfNull": "false",  # the length of a NULL list is NULL
             "spark.sql.session.timeZone": "UTC",
             "spark.jars": str(jar),
             # the driver's own blocks (broadcasts, results) in a folder of its own, not /tmp
             "spark.local.dir": str(local),
-            # executors log errors only: at INFO they write each query's pushed-down
-            # predicates (its literals, and runtime filters built from the data)
+            # executors log nothing: at INFO they write each query's pushed-down predicates
+            # (its literals, runtime filters built from the data), and errors can quote values
             "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{quiet}",
             "spark.hadoop.parquet.crypto.factory.class":
                 "org.apache.parquet.crypto.keytools.PropertiesDrivenCryptoFactory",
@@ -212,16 +213,18 @@ def open_session(settings: SparkSettings, jar: Path,
         # the Python each Python function (a GWAS's fits) runs in on the executors: PySpark
         # reads it from PYSPARK_PYTHON when the context starts, which a service should not set
         session.sparkContext.pythonExec = settings.python
-        # the driver's log is the server's: Spark's warnings and task failures can quote a
-        # query's plan; its errors reach the caller as refusals that name their kind only
-        session.sparkContext.setLogLevel("ERROR")
+        # the driver's log is the server's: Spark's warnings and task failures quote plans and
+        # executors' errors (which can hold a value); failures reach the caller as refusals
+        # that name their kind only, and nothing of Spark's is logged
+        session.sparkContext.setLogLevel("OFF")
         _SHARED.update(session=session, settings=settings, users=1, local=local)
         return session
 
 
 _QUIET_LOGGING = """\
-# Strongroom's executors: errors only (at INFO, Spark logs pushed-down predicates)
-rootLogger.level = error
+# Strongroom's executors log nothing: at INFO Spark writes pushed-down predicates, and an
+# error's message can quote a value (a pattern, a string that failed to parse)
+rootLogger.level = off
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console
 appender.console.name = console
@@ -232,7 +235,8 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
 
 
 def _executor_logging(store: Path) -> Path:
-    """The executors' log settings, written where every worker reads (the cluster's store)."""
+    """The executors' log settings (nothing logged), written where every worker reads (the
+    cluster's store)."""
     store.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = store / "strongroom-executor-log4j2.properties"
     if not path.exists() or path.read_text() != _QUIET_LOGGING:

@@ -35,6 +35,7 @@ _TRANSLATED: frozenset[type[exp.Func]] = frozenset({
     exp.TimeStrToTime, exp.TsOrDsToDate, exp.TsOrDsAdd, exp.UnixToTime,
     exp.First, exp.Last, exp.ArrayAgg, exp.CurrentTimestamp, exp.DateStrToDate,
     exp.TimeStrToUnix,
+    exp.SafeAdd, exp.SafeSubtract, exp.SafeMultiply,  # whole numbers' overflow as NULL
 })
 # Functions Spark knows by these names, produced by translating listed DuckDB functions.
 _NAMED: frozenset[str] = frozenset({"MEAN", "DATE_PART", "MAKE_DATE", "BROUND"})
@@ -187,14 +188,19 @@ def _cast(node: exp.Cast, kinds: Mapping[str, str]) -> exp.Expr:
             raise Invalid("CAST(… AS an integer type) runs on the Spark engine only where the "
                           "value's type follows from the query (a column, a literal, or "
                           "arithmetic on them): wrap it in CAST(… AS DOUBLE) first")
-        if kind in ("int", "bool"):
-            return node
         low, high = _INTEGERS[target]
-        rounding = "BROUND" if kind == "float" else "ROUND"
-        whole = f"{rounding}(CAST(({_sql(node.this)}) AS DECIMAL(38, 9)), 0)"
+        value = _sql(node.this)
+        if kind == "bool":
+            return node
+        if kind == "int":  # out of the target's range: NULL, as DuckDB's TRY gives
+            whole = f"({value})"
+        elif kind == "float":  # a double's own value, ties to even (BROUND of a double is
+            whole = f"BROUND(CAST(({value}) AS DOUBLE), 0)"  # exact at 0 places)
+        else:  # decimal or numeric text: its digits, ties away from zero
+            whole = f"ROUND(CAST(({value}) AS DECIMAL(38, 18)), 0)"
         spark_type = _sql(exp.DataType.build("BIGINT" if target == _T.UINT else target.value))
-        return _spark(f"CAST(CASE WHEN {whole} BETWEEN {low} AND {high} THEN {whole} END "
-                      f"AS {spark_type})")
+        return _spark(f"CAST(CASE WHEN {whole} >= {low} AND {whole} < {high + 1} "
+                      f"THEN {whole} END AS {spark_type})")
     if target in _TEXT and kind not in ("int", "string", "date", "bool"):
         raise Invalid("CAST(… AS VARCHAR) of a number that may have a fraction runs "
                       "differently on the Spark engine (it writes 1.0E10 where DuckDB writes "
@@ -323,11 +329,133 @@ def _is_nan(node: exp.IsNan, _: Mapping[str, str]) -> exp.Expr:
     return _spark(f"CASE WHEN ({x}) IS NULL THEN NULL ELSE ISNAN({x}) END")
 
 
+def _split(node: exp.Split, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's string_split splits on the separator's text; Spark's SPLIT on a Java regular
+    expression. sqlglot quotes it as ``\\Q…\\E``, which a separator holding ``\\E`` ends
+    early (a regex of the researcher's, or of a participant's value, run in the JVM). The
+    separator is a literal here, each of its characters escaped for Java's regex alone, and
+    the empty separator (characters on DuckDB, a trailing '' more on Spark) is refused."""
+    separator = node.expression
+    if not (isinstance(separator, exp.Literal) and separator.is_string and separator.name):
+        raise Invalid("string_split runs on the Spark engine with a separator written in the "
+                      "query, of one character or more")
+    escaped = "".join(c if c.isalnum() and c.isascii() else "\\" + c
+                      if c not in "\n\r" else {"\n": "\\n", "\r": "\\r"}[c]
+                      for c in separator.name)
+    pattern = exp.Literal.string(escaped)
+    return exp.RegexpSplit(this=node.this, expression=pattern)
+
+
 def _regex(node: exp.Expr, _: Mapping[str, str]) -> exp.Expr:
     raise Invalid(f"{type(node).__name__.replace('Regexp', 'regexp_').lower()}() does not run "
                   "on the Spark engine: its regular expressions are Java's, not DuckDB's RE2 "
                   "(other syntax, and a pattern can backtrack without end); use LIKE, "
                   "starts_with or contains")
+
+
+def _whole_part(node: exp.Floor | exp.Ceil | exp.Trunc, _: Mapping[str, str]) -> exp.Expr:
+    """Spark's FLOOR, CEIL and TRUNC of a double give a BIGINT (NaN is 0, 1e300 saturates);
+    DuckDB's a double. A double of 2^52 or more is whole already."""
+    if node.meta.get(_KIND) != "float" or node.args.get("decimals") is not None:
+        return node
+    x = f"CAST(({_sql(node.this)}) AS DOUBLE)"
+    whole = {exp.Floor: f"FLOOR({x})", exp.Ceil: f"CEIL({x})",
+             exp.Trunc: f"IF({x} < 0, CEIL({x}), FLOOR({x}))"}[type(node)]
+    return _spark(f"CASE WHEN ISNAN({x}) OR ABS({x}) >= 4503599627370496.0 THEN {x} "
+                  f"ELSE CAST({whole} AS DOUBLE) END")
+
+
+def _sign(node: exp.Sign, _: Mapping[str, str]) -> exp.Expr:
+    """sign(NaN) is 0 on DuckDB, NaN on Spark."""
+    if node.meta.get(_KIND) not in ("float", "other"):
+        return node
+    x = _sql(node.this)
+    return _spark(f"CASE WHEN ISNAN(CAST(({x}) AS DOUBLE)) THEN 0 ELSE SIGN({x}) END")
+
+
+def _modulo(node: exp.Mod, kinds: Mapping[str, str]) -> exp.Expr:
+    """A double modulo 0 is NaN on DuckDB, NULL on Spark."""
+    if _kind(node.this, kinds) != "float" and _kind(node.expression, kinds) != "float":
+        return node
+    a, b = _sql(node.this), _sql(node.expression)
+    return _spark(f"CASE WHEN CAST(({b}) AS DOUBLE) = 0 AND ({a}) IS NOT NULL "
+                  f"THEN CAST('NaN' AS DOUBLE) ELSE ({a}) % ({b}) END")
+
+
+_COMPARED = ("int", "float", "decimal", "date", "string", "bool")
+
+
+def _comparison(node: exp.Expr, kinds: Mapping[str, str]) -> exp.Expr:
+    """A text compared with a number or a date: DuckDB casts the text to the other's type (an
+    error, so NULL, where it does not parse), Spark often the other way. Refused; cast one
+    side explicitly. A FLOAT column against a decimal literal is refused too (DuckDB
+    compares it as a FLOAT, Spark as a double)."""
+    sides = [node.this, node.expression] if not isinstance(node, (exp.In, exp.Between)) else (
+        [node.this, *node.expressions] if isinstance(node, exp.In)
+        else [node.this, node.args.get("low"), node.args.get("high")])
+    found = {_kind(side, kinds) for side in sides if side is not None
+             and not isinstance(side, exp.Null)} & set(_COMPARED)
+    if "string" in found and found - {"string"}:
+        raise Invalid("a text compared with a number or a date means something else on the "
+                      "Spark engine: cast one side, e.g. CAST(code AS INTEGER) = 12 or "
+                      "d >= DATE '2020-01-01'")
+    return node
+
+
+def _concatenation(node: exp.Expr, kinds: Mapping[str, str]) -> exp.Expr:
+    """A number joined to text is written as text its own way by each engine (1e+300 and
+    1.0E300, nan and NaN)."""
+    parts = [node.this, node.expression] if isinstance(node, exp.DPipe) else node.expressions
+    if any(_kind(part, kinds) in ("float", "decimal") for part in parts):
+        raise Invalid("a number that may have a fraction joined to text is written "
+                      "differently on the Spark engine: round it and cast it to BIGINT first")
+    return node
+
+
+def _date_part(node: exp.Anonymous, _: Mapping[str, str]) -> exp.Expr:
+    if node.name.upper() != "DATE_PART":
+        return node
+    part = node.expressions[0] if node.expressions else None
+    unit = part.name.upper() if isinstance(part, exp.Literal) else ""
+    value = _sql(node.expressions[1]) if len(node.expressions) > 1 else "NULL"
+    if unit in ("DOW", "DAYOFWEEK"):
+        return _spark(f"(DAYOFWEEK({value}) - 1)")
+    if unit in ("YEAR", "QUARTER", "MONTH", "DAY", "DOY", "DAYOFYEAR"):
+        return node
+    raise Invalid(f"date_part('{unit.lower()}', …) has no equivalent on the Spark engine; use "
+                  "year, quarter, month, day, dayofyear or dayofweek")
+
+
+def _index(node: exp.Bracket, _: Mapping[str, str]) -> exp.Expr:
+    """A list's index: 1-based on DuckDB, and a negative one counts from the end; sqlglot
+    holds a literal one 0-based and writes it for Spark, which cannot count from the end."""
+    found = [_whole(i) for i in node.expressions]
+    if any(i is None or i < 0 for i in found):
+        raise Invalid("a list is indexed on the Spark engine by a whole number from 1 written "
+                      "in the query")
+    return node
+
+
+def _overflow(node: exp.Add | exp.Sub | exp.Mul, kinds: Mapping[str, str]) -> exp.Expr:
+    """Whole numbers that overflow: NULL on DuckDB (its error, under the guard's TRY); Spark
+    wraps round. Spark's try_add, try_subtract and try_multiply give NULL."""
+    if isinstance(node, (exp.Add, exp.Sub)) and (
+            isinstance(node.expression, exp.Interval) or isinstance(node.this, exp.Interval)):
+        return _interval_arithmetic(node, kinds)
+    if node.meta.get(_KIND) != "int":
+        return node
+    call = {exp.Add: "TRY_ADD", exp.Sub: "TRY_SUBTRACT", exp.Mul: "TRY_MULTIPLY"}[type(node)]
+    return _spark(f"{call}({_sql(node.this)}, {_sql(node.expression)})")
+
+
+def _negation(node: exp.Neg | exp.Abs, _: Mapping[str, str]) -> exp.Expr:
+    """The negation (and the absolute value) of a whole number's least value overflows."""
+    if node.meta.get(_KIND) != "int" or _whole(node) is not None:
+        return node
+    x = _sql(node.this)
+    if isinstance(node, exp.Neg):
+        return _spark(f"TRY_SUBTRACT(0, {x})")
+    return _spark(f"IF(({x}) < 0, TRY_SUBTRACT(0, {x}), {x})")
 
 
 def _round_places(node: exp.Round, _: Mapping[str, str]) -> exp.Expr:
@@ -353,10 +481,25 @@ _REWRITES: dict[type[exp.Expr], Callable[[Any, Mapping[str, str]], exp.Expr]] = 
     exp.DayOfWeek: _day_of_week,
     exp.Extract: _extract,
     exp.DateDiff: _date_diff,
-    exp.Add: _interval_arithmetic,
-    exp.Sub: _interval_arithmetic,
+    exp.Add: _overflow,
+    exp.Sub: _overflow,
+    exp.Mul: _overflow,
+    exp.Neg: _negation,
+    exp.Abs: _negation,
+    exp.Floor: _whole_part,
+    exp.Ceil: _whole_part,
+    exp.Trunc: _whole_part,
+    exp.Sign: _sign,
+    exp.Mod: _modulo,
+    exp.EQ: _comparison, exp.NEQ: _comparison, exp.GT: _comparison, exp.GTE: _comparison,
+    exp.LT: _comparison, exp.LTE: _comparison, exp.In: _comparison, exp.Between: _comparison,
+    exp.DPipe: _concatenation,
+    exp.Concat: _concatenation,
+    exp.Anonymous: _date_part,
+    exp.Bracket: _index,
     exp.TimeToStr: _strftime,
     exp.IsNan: _is_nan,
+    exp.Split: _split,
     exp.RegexpLike: _regex,
     exp.RegexpExtract: _regex,
     exp.RegexpReplace: _regex,
@@ -396,9 +539,12 @@ def _round(node: exp.Round) -> exp.Expr:
     c = f"(134217729.0 * {x})"
     high = f"({c} - ({c} - {x}))"
     e = f"(({high} * {scale} - {p}) + ({x} - {high}) * {scale})"
-    f = f"({p} - FLOOR({p}))"
-    text = (f"SIGN(CAST(({value}) AS DOUBLE)) * (FLOOR({p}) + CASE WHEN {f} > 0.5 OR "
-            f"({f} = 0.5 AND {e} >= 0) THEN 1 ELSE 0 END) / {scale}")
+    f = f"({p} % 1.0)"  # p ≥ 0: its fraction, exactly (FLOOR would be a BIGINT on Spark)
+    rounded = (f"SIGN(CAST(({value}) AS DOUBLE)) * (({p} - {f}) + CASE WHEN {f} > 0.5 OR "
+               f"({f} = 0.5 AND {e} >= 0) THEN 1 ELSE 0 END) / {scale}")
+    # NaN, ±inf and doubles of 2^52 or more (whole already) are their own rounding
+    text = (f"CASE WHEN ISNAN(CAST(({value}) AS DOUBLE)) OR {x} >= 4503599627370496.0 "
+            f"THEN CAST(({value}) AS DOUBLE) ELSE {rounded} END")
     return sqlglot.parse_one(text, read=SPARK)
 
 
