@@ -282,6 +282,12 @@ EXPRESSIONS_THE_SAME = [
     '-big',
     'big - 1',
     'abs(big)',
+    'CAST(big AS UTINYINT)',
+    'CAST(x AS REAL)',
+    "date_diff('day', d + INTERVAL 12 HOUR, DATE '2021-01-01')",
+    "date_diff('week', d + INTERVAL 12 HOUR, DATE '2021-01-01')",
+    'd + INTERVAL 1 MONTH * 2',
+    'date_add(d, 1)',
     'abs(i)',
     '-i',
     'i32 + 2147483647',
@@ -413,6 +419,9 @@ EXPRESSIONS_THE_SAME = [
 # refused before the cluster runs them (or by Spark's analyser, naming what it lacks)
 EXPRESSIONS_REFUSED = [
     'string_split(code, code)',
+    "coalesce(x, 'a')",
+    "CASE WHEN i > 5 THEN x ELSE 'a' END",
+    "CASE WHEN i > 5 THEN 1 ELSE 'a' END",
     "string_split(code, '')",
     'code = 12',
     "code IN ('I21', 1)",

@@ -173,6 +173,11 @@ _INTEGERS = {
     _T.UTINYINT: (0, 2**8 - 1), _T.USMALLINT: (0, 2**16 - 1), _T.UINT: (0, 2**32 - 1),
 }
 _TEXT = {_T.VARCHAR, _T.TEXT, _T.CHAR, _T.NVARCHAR}
+# Spark has no unsigned types: each unsigned one in the next wider signed one
+_SPARK_INTEGER = {_T.UTINYINT: "SMALLINT", _T.USMALLINT: "INT", _T.UINT: "BIGINT",
+                  _T.TINYINT: "TINYINT", _T.SMALLINT: "SMALLINT", _T.INT: "INT",
+                  _T.BIGINT: "BIGINT"}
+_FLOAT_MAX = 3.4028234663852886e38  # a FLOAT beyond it is NULL on DuckDB, inf on Spark
 
 
 def _cast(node: exp.Cast, kinds: Mapping[str, str]) -> exp.Expr:
@@ -198,9 +203,13 @@ def _cast(node: exp.Cast, kinds: Mapping[str, str]) -> exp.Expr:
             whole = f"BROUND(CAST(({value}) AS DOUBLE), 0)"  # exact at 0 places)
         else:  # decimal or numeric text: its digits, ties away from zero
             whole = f"ROUND(CAST(({value}) AS DECIMAL(38, 18)), 0)"
-        spark_type = _sql(exp.DataType.build("BIGINT" if target == _T.UINT else target.value))
+        spark_type = _SPARK_INTEGER.get(target, target.value)
         return _spark(f"CAST(CASE WHEN {whole} >= {low} AND {whole} < {high + 1} "
                       f"THEN {whole} END AS {spark_type})")
+    if target == _T.FLOAT and kind in ("float", "decimal", "int"):
+        x = f"CAST(({_sql(node.this)}) AS DOUBLE)"
+        return _spark(f"CASE WHEN ABS({x}) > {_FLOAT_MAX} AND ABS({x}) < "
+                      f"CAST('Infinity' AS DOUBLE) THEN NULL ELSE CAST({x} AS FLOAT) END")
     if target in _TEXT and kind not in ("int", "string", "date", "bool"):
         raise Invalid("CAST(… AS VARCHAR) of a number that may have a fraction runs "
                       "differently on the Spark engine (it writes 1.0E10 where DuckDB writes "
@@ -288,8 +297,9 @@ def _date_diff(node: exp.DateDiff, _: Mapping[str, str]) -> exp.Expr:
     1: 1); Spark's counts whole months (0). Days and weeks are the same on both."""
     unit = (node.unit.name if node.unit is not None else "DAY").upper().rstrip("S")
     later, earlier = _sql(node.this), _sql(node.expression)
-    if unit in ("DAY", "WEEK"):
-        return node
+    if unit in ("DAY", "WEEK"):  # DuckDB counts the days between the two dates
+        days = f"DATEDIFF(CAST(({later}) AS DATE), CAST(({earlier}) AS DATE))"
+        return _spark(days if unit == "DAY" else f"CAST(({days}) / 7 AS BIGINT)")  # toward 0
     years = f"(YEAR({later}) - YEAR({earlier}))"
     if unit == "YEAR":
         return _spark(years)
@@ -301,9 +311,12 @@ def _date_diff(node: exp.DateDiff, _: Mapping[str, str]) -> exp.Expr:
                   "use day, week, month, quarter or year")
 
 
-def _interval_arithmetic(node: exp.Add | exp.Sub, _: Mapping[str, str]) -> exp.Expr:
-    """A date plus or minus an interval is a timestamp on DuckDB, a date on Spark."""
-    if isinstance(node.expression, exp.Interval) or isinstance(node.this, exp.Interval):
+def _interval_arithmetic(node: exp.Expr, _: Mapping[str, str]) -> exp.Expr:
+    """A date plus or minus an interval (or date_add) is a timestamp on DuckDB, a date on
+    Spark."""
+    if isinstance(node, (exp.DateAdd, exp.DateSub)) or any(
+            side is not None and side.find(exp.Interval) is not None
+            for side in (node.this, node.args.get("expression"))):
         return exp.Cast(this=exp.Paren(this=node.copy()),
                         to=exp.DataType.build("TIMESTAMP"))
     return node
@@ -402,6 +415,21 @@ def _comparison(node: exp.Expr, kinds: Mapping[str, str]) -> exp.Expr:
     return node
 
 
+def _mixed(node: exp.Expr, kinds: Mapping[str, str]) -> exp.Expr:
+    """CASE, coalesce, greatest and least over text and a number (or a date): DuckDB makes
+    the text the number (NULL where it does not parse), Spark the number text."""
+    if isinstance(node, (exp.Case, exp.If)):
+        values = [*(i.args.get("true") for i in node.args.get("ifs") or []),
+                  node.args.get("true"), node.args.get("default")]
+    else:
+        values = [node.this, *node.expressions]
+    found = {_kind(v, kinds) for v in values if v is not None and not isinstance(v, exp.Null)}
+    if "string" in found and found & {"int", "float", "decimal", "date"}:
+        raise Invalid(f"{type(node).__name__.upper()} over text and numbers (or dates) gives "
+                      "another type on the Spark engine: cast the values to one type")
+    return node
+
+
 def _concatenation(node: exp.Expr, kinds: Mapping[str, str]) -> exp.Expr:
     """A number joined to text is written as text its own way by each engine (1e+300 and
     1.0E300, nan and NaN)."""
@@ -439,8 +467,9 @@ def _index(node: exp.Bracket, _: Mapping[str, str]) -> exp.Expr:
 def _overflow(node: exp.Add | exp.Sub | exp.Mul, kinds: Mapping[str, str]) -> exp.Expr:
     """Whole numbers that overflow: NULL on DuckDB (its error, under the guard's TRY); Spark
     wraps round. Spark's try_add, try_subtract and try_multiply give NULL."""
-    if isinstance(node, (exp.Add, exp.Sub)) and (
-            isinstance(node.expression, exp.Interval) or isinstance(node.this, exp.Interval)):
+    if isinstance(node, (exp.Add, exp.Sub)) and any(
+            side is not None and side.find(exp.Interval) is not None
+            for side in (node.this, node.expression)):
         return _interval_arithmetic(node, kinds)
     if node.meta.get(_KIND) != "int":
         return node
@@ -494,6 +523,10 @@ _REWRITES: dict[type[exp.Expr], Callable[[Any, Mapping[str, str]], exp.Expr]] = 
     exp.EQ: _comparison, exp.NEQ: _comparison, exp.GT: _comparison, exp.GTE: _comparison,
     exp.LT: _comparison, exp.LTE: _comparison, exp.In: _comparison, exp.Between: _comparison,
     exp.DPipe: _concatenation,
+    exp.Case: _mixed, exp.If: _mixed, exp.Coalesce: _mixed, exp.Greatest: _mixed,
+    exp.Least: _mixed,
+    exp.DateAdd: _interval_arithmetic,
+    exp.DateSub: _interval_arithmetic,
     exp.Concat: _concatenation,
     exp.Anonymous: _date_part,
     exp.Bracket: _index,
