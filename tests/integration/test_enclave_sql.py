@@ -278,6 +278,20 @@ def test_a_participant_s_value_cannot_make_a_query_fail(
     aggregate_sql(view, schema, aggregate, LIMITS, {"sql": aggregate})
 
 
+@pytest.mark.parametrize("condition", [
+    "WHERE d.code", "WHERE NOT d.code", "WHERE p.p31 = 1 AND (d.code OR p.p31 = 0)",
+    "WHERE CASE WHEN d.code THEN true ELSE false END", "WHERE 'x'",
+])
+def test_text_standing_alone_as_a_condition_cannot_make_a_query_fail(
+    view: dict[str, pl.DataFrame], schema: ProjectSchema, condition: str
+) -> None:
+    # DuckDB casts a condition's text to BOOLEAN, which fails on 'I21…' and not on 'true':
+    # whether the query ran would say whether anyone's code is a truth value
+    sql = (f"SELECT p.p31, count(*) AS n FROM participants p JOIN diagnoses d "
+           f"ON d.pid = p.pid {condition} GROUP BY p.p31")
+    aggregate_sql(view, schema, sql, LIMITS, {"sql": sql})
+
+
 # -- definitions ----------------------------------------------------------------------------
 
 OBESE = ("SELECT p.pid, p.p31 AS sex, p.p21001_i0 AS bmi, count(d.pid) AS diagnoses "

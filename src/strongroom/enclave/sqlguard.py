@@ -175,6 +175,7 @@ def harden(tree: exp.Query) -> exp.Query:
         return False
 
     _cap_text(tree)
+    _bare_conditions(tree)
     for _ in tree.walk(prune=prune):
         pass
     for node in chosen:  # moved into its TRY, not copied (copying cost a long query seconds)
@@ -187,6 +188,23 @@ def harden(tree: exp.Query) -> exp.Query:
     for parse in tree.find_all(exp.StrToTime, exp.StrToDate):
         parse.set("safe", True)
     return tree
+
+
+def _bare_conditions(tree: exp.Expr) -> None:
+    """A column or literal standing alone as a condition (``WHERE code``, ``CASE WHEN code``,
+    ``… AND NOT code``) is cast to BOOLEAN by DuckDB, which fails on text that is not a
+    truth value; it becomes ``TRY_CAST(… AS BOOLEAN)`` (NULL there), as a written cast
+    would."""
+    spots = [node.this for node in tree.find_all(exp.Where, exp.Having, exp.If)]
+    spots += [join.args.get("on") for join in tree.find_all(exp.Join)]
+    while spots:
+        spot = spots.pop()
+        if isinstance(spot, (exp.And, exp.Or)):
+            spots += [spot.this, spot.expression]
+        elif isinstance(spot, (exp.Not, exp.Paren)):
+            spots.append(spot.this)
+        elif isinstance(spot, (exp.Column, exp.Literal)):
+            spot.replace(exp.TryCast(this=spot.copy(), to=exp.DataType.build("BOOLEAN")))
 
 
 # Text that functions build is cut at this length, so no value can make a query build a
