@@ -263,15 +263,28 @@ def _kind(node: exp.Expr | None, kinds: Mapping[str, str]) -> str:
         both = {_kind(node.this, kinds), _kind(node.expression, kinds)}
         return "float" if both <= {"int", "float"} else "other"
     if isinstance(node, (exp.Coalesce, exp.Greatest, exp.Least, exp.Case, exp.If)):
-        values = ([node.this, *node.expressions] if not isinstance(node, (exp.Case, exp.If))
-                  else [*(i.args.get("true") for i in node.args.get("ifs") or []),
-                        node.args.get("true"), node.args.get("default")])
-        found = {_kind(v, kinds) for v in values if v is not None and not isinstance(v, exp.Null)}
+        found = _branch_kinds(node, kinds)
         if len(found) == 1:
             return found.pop()
         return "float" if found == {"int", "float"} else "decimal" if found == {
             "int", "decimal"} else "other"
     return "other"
+
+
+def _branch_kinds(node: exp.Expr, kinds: Mapping[str, str]) -> set[str]:
+    """The kinds of the values a CASE, IF, coalesce, greatest or least can give (NULLs
+    aside)."""
+    if isinstance(node, (exp.Case, exp.If)):
+        values = [*(i.args.get("true") for i in node.args.get("ifs") or []),
+                  node.args.get("true"), node.args.get("default")]
+    else:
+        values = [node.this, *node.expressions]
+    return {_kind(v, kinds) for v in values if v is not None and not isinstance(v, exp.Null)}
+
+
+def _has_interval(node: exp.Expr) -> bool:
+    return any(side is not None and side.find(exp.Interval) is not None
+               for side in (node.this, node.args.get("expression")))
 
 
 _KIND = "strongroom_kind"
@@ -314,9 +327,7 @@ def _date_diff(node: exp.DateDiff, _: Mapping[str, str]) -> exp.Expr:
 def _interval_arithmetic(node: exp.Expr, _: Mapping[str, str]) -> exp.Expr:
     """A date plus or minus an interval (or date_add) is a timestamp on DuckDB, a date on
     Spark."""
-    if isinstance(node, (exp.DateAdd, exp.DateSub)) or any(
-            side is not None and side.find(exp.Interval) is not None
-            for side in (node.this, node.args.get("expression"))):
+    if isinstance(node, (exp.DateAdd, exp.DateSub)) or _has_interval(node):
         return exp.Cast(this=exp.Paren(this=node.copy()),
                         to=exp.DataType.build("TIMESTAMP"))
     return node
@@ -418,12 +429,7 @@ def _comparison(node: exp.Expr, kinds: Mapping[str, str]) -> exp.Expr:
 def _mixed(node: exp.Expr, kinds: Mapping[str, str]) -> exp.Expr:
     """CASE, coalesce, greatest and least over text and a number (or a date): DuckDB makes
     the text the number (NULL where it does not parse), Spark the number text."""
-    if isinstance(node, (exp.Case, exp.If)):
-        values = [*(i.args.get("true") for i in node.args.get("ifs") or []),
-                  node.args.get("true"), node.args.get("default")]
-    else:
-        values = [node.this, *node.expressions]
-    found = {_kind(v, kinds) for v in values if v is not None and not isinstance(v, exp.Null)}
+    found = _branch_kinds(node, kinds)
     if "string" in found and found & {"int", "float", "decimal", "date"}:
         raise Invalid(f"{type(node).__name__.upper()} over text and numbers (or dates) gives "
                       "another type on the Spark engine: cast the values to one type")
@@ -467,9 +473,7 @@ def _index(node: exp.Bracket, _: Mapping[str, str]) -> exp.Expr:
 def _overflow(node: exp.Add | exp.Sub | exp.Mul, kinds: Mapping[str, str]) -> exp.Expr:
     """Whole numbers that overflow: NULL on DuckDB (its error, under the guard's TRY); Spark
     wraps round. Spark's try_add, try_subtract and try_multiply give NULL."""
-    if isinstance(node, (exp.Add, exp.Sub)) and any(
-            side is not None and side.find(exp.Interval) is not None
-            for side in (node.this, node.expression)):
+    if isinstance(node, (exp.Add, exp.Sub)) and _has_interval(node):
         return _interval_arithmetic(node, kinds)
     if node.meta.get(_KIND) != "int":
         return node

@@ -45,7 +45,6 @@ _PARTITION_BYTES = "16m"
 class _PublishedSet:
     path: Path
     identifier: str
-    chunks: int
 
 
 class ClusterGenotypes:
@@ -75,13 +74,13 @@ class ClusterGenotypes:
             path = engine.folder / f"genotypes-{identifier}"
             path.mkdir(mode=0o700)
             try:
-                count = _write_chunks(packed, path, engine, identifier)
+                _write_chunks(packed, path, engine, identifier)
             except BaseException:
-                self._forget(_PublishedSet(path, identifier, 0))
+                self._forget(_PublishedSet(path, identifier))
                 raise
             while len(self._sets) >= self._keep:
                 self._forget(self._sets.pop(next(iter(self._sets))))
-            self._sets[set_id] = _PublishedSet(path, identifier, count)
+            self._sets[set_id] = _PublishedSet(path, identifier)
             return path
 
     def _forget(self, published: _PublishedSet) -> None:
@@ -96,16 +95,13 @@ class ClusterGenotypes:
 
 
 def _write_chunks(packed: Iterable[tuple[int, bytes]], path: Path, engine: SparkEngine,
-                  identifier: str) -> int:
+                  identifier: str) -> None:
     factory, kms, config = engine.keys.encryption(identifier)
-    count = 0
-    for first, plain in packed:
+    for count, (first, plain) in enumerate(packed):
         table = pa.table({"first": pa.array([first], pa.int64()),
                           "chunk": pa.array([plain], pa.large_binary())})
         pq.write_table(table, path / f"chunk-{count:06d}.parquet", compression="none",
                        encryption_properties=factory.file_encryption_properties(kms, config))
-        count += 1
-    return count
 
 
 class SparkChunks(Distributed):
