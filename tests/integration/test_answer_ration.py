@@ -367,7 +367,9 @@ def test_definitions_sent_at_once_cannot_share_the_last_answer(
 
     with _time_limit(world, SLOW_LIMIT), ThreadPoolExecutor(max_workers=6) as pool:
         seen = sorted(pool.map(attempt, range(6)))
-    assert seen == ["read"] + ["spent"] * 5
+    # exactly one reads the data: refused by it ("read"), or, on a loaded machine where the
+    # slow query still ends inside the limit, built; the other five find the answer spent
+    assert seen[1:] == ["spent"] * 5 and seen[0] in ("built", "read"), seen
 
 
 def test_a_definition_is_answered_at_its_floor_and_a_slower_one_spends_an_answer(
