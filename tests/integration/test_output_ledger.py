@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -305,3 +306,31 @@ def test_cells_recorded_before_families_count_as_counts_after_the_upgrade(
     assert migrations.upgrade(engine)[:1] == ["0010"]  # and any revision after it
     again = ledger.check("inst-1", "proj-a", [("again", everyone)], everyone, THRESHOLD)
     assert [f.cell for f in again] == [0]
+
+
+def test_vectors_read_back_whichever_form_they_were_kept_in(ledger: Ledger, engine: Engine,
+                                                            everyone: np.ndarray) -> None:
+    """Vectors are kept compact now (gaps and values, Zstandard); those kept before, zlib over
+    the plain form, still read back as they were."""
+    from strongroom.cohort.crypto import encrypt
+    from strongroom.outputs.contributions import Vector
+    from strongroom.outputs.ledger import VECTORS, _vector_context
+
+    rng = np.random.default_rng(12)
+    ages = Vector.of("age", everyone, rng.integers(40, 70, everyone.size), "linear")
+    edge = Vector.of("edge", np.array([0, 7, 2**32 - 1]), [1.5, -0.0, 1e300], "linear")
+    ledger.record("inst-1", "proj-a", "rel-1", [("everyone", everyone)], everyone,
+                  vectors=[ages, edge])
+    plain = ages.ids.astype("<u4").tobytes()
+    assert ages.to_bytes()[:4] == b"SRV\x02" and len(ages.to_bytes()) < len(plain)
+    with engine.begin() as con:  # the second as an earlier version kept it
+        legacy = len(edge.ids).to_bytes(8, "big") + edge.ids.astype("<u4").tobytes() + \
+            edge.values.astype("<f8").tobytes()
+        con.execute(update(VECTORS).where(VECTORS.c.ordinal == 1).values(
+            values_sealed=encrypt(zlib.compress(legacy, 1), ledger.key, _vector_context(
+                "inst-1", "proj-a", "rel-1", 1))))
+    back = Ledger(engine, ledger.key).released_vectors("inst-1")
+    for kept, read in zip([ages, edge], back, strict=True):
+        assert read.kind == kept.kind and read.label.startswith(kept.label)
+        assert np.array_equal(read.ids, kept.ids) and read.ids.dtype == np.int64
+        assert np.array_equal(read.values, kept.values)

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from pyroaring import BitMap
 
 from strongroom.outputs.combinations import exposed, findings
-from strongroom.outputs.contributions import Vector, clashes, leftover, span_clashes
+from strongroom.outputs.contributions import (
+    Vector,
+    _best_line,
+    clashes,
+    leftover,
+    span_clashes,
+)
 
 
 def vec(ids: np.ndarray, values: np.ndarray, label: str = "v") -> Vector:
@@ -35,6 +41,24 @@ def test_a_few_changed_values_are_found_whatever_the_scale_and_shift(
     who = rng.choice(n, min(changed, n - 2), replace=False)
     y[who] = 0.0 if beta != 0.0 else 1.0  # a CASE that sets the targets' values
     assert 0 < leftover(vec(ids, y), vec(ids, x), 10) < 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=9_000, max_value=40_000), st.integers(min_value=0, max_value=30),
+       st.integers(min_value=1, max_value=30), st.integers(min_value=0, max_value=2**31))
+def test_the_probe_spares_only_lines_that_cannot_isolate_fewer(
+        n: int, changed: int, upto: int, seed: int) -> None:
+    """Each line is tried on a probe of the points first: the count with the probe equals the
+    exact count wherever it is below ``upto``, and is at least ``upto`` wherever that is."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(27, 5, n).round(3)
+    y = 2.5 * x - 4 if seed % 3 else rng.normal(140, 20, n)  # related, or not
+    y[rng.choice(n, changed, replace=False)] = 0.0
+    if seed % 5 == 0:  # clipped at a bound held by many: not counted off either way
+        y = np.minimum(y, np.sort(y)[-40])
+    exact = _best_line(x, y, 10)
+    probed = _best_line(x, y, 10, upto)
+    assert probed == exact if exact < upto else probed >= upto
 
 
 def test_zero_padding_with_other_people_does_not_hide_a_change() -> None:

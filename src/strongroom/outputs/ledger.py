@@ -46,6 +46,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    func,
     insert,
     or_,
     select,
@@ -200,6 +201,14 @@ class Ledger:
 
     # -- everything released (for the combination audit and value differencing) ------------
 
+    def releases(self, institution_id: str, *, session: Session | None = None) -> int:
+        """How many releases the institution's ledger holds. Nothing is ever taken out of
+        the ledger, so an unchanged number is an unchanged ledger."""
+        with self._session(session) as db:
+            return int(db.scalar(select(func.count()).select_from(RELEASES).where(
+                RELEASES.c.institution_id == institution_id)) or 0)
+
+
     def released_groups(self, institution_id: str, *,
                         session: Session | None = None) -> list[tuple[str, BitMap, str]]:
         """Every released cell of the institution's projects, as (label, participants,
@@ -233,7 +242,7 @@ class Ledger:
             for row in rows:
                 key = (row.release_id, row.ordinal)
                 if key not in self._opened_vectors:
-                    plain = zlib.decompress(self._unseal(row.values_sealed, _vector_context(
+                    plain = _vector_bytes(self._unseal(row.values_sealed, _vector_context(
                         institution_id, row.project_id, row.release_id, row.ordinal)))
                     self._opened_vectors[key] = Vector.from_bytes(
                         f"{row.label} (release {row.release_id})", plain, row.kind)
@@ -420,7 +429,7 @@ class Ledger:
                     {"release_id": release_id, "ordinal": i, "institution_id": institution_id,
                      "project_id": project_id, "label": v.label, "size": int(v.ids.size),
                      "kind": v.kind,
-                     "values_sealed": encrypt(zlib.compress(v.to_bytes(), 1), self.key,
+                     "values_sealed": encrypt(v.to_bytes(), self.key,
                                               _vector_context(institution_id, project_id,
                                                               release_id, i))}
                     for i, v in enumerate(vectors)])
@@ -510,6 +519,12 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _cell_context(institution_id: str, project_id: str, release_id: str, ordinal: int) -> str:
     # JSON keeps the parts apart whatever characters the IDs hold
     return "outputs-ledger:cell:" + json.dumps([institution_id, project_id, release_id, ordinal])
+
+
+def _vector_bytes(unsealed: bytes) -> bytes:
+    """A kept vector's bytes: compact ones as they are (Vector.to_bytes), those kept before
+    compressed by zlib (whose streams begin 0x78, never the compact mark)."""
+    return unsealed if unsealed[:1] != b"\x78" else zlib.decompress(unsealed)
 
 
 def _vector_context(institution_id: str, project_id: str, release_id: str, ordinal: int) -> str:

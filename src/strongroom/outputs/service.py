@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, object_session
 from strongroom.access import projects
 from strongroom.access.authorize import authorize, projects_of
 from strongroom.access.context import Principal
-from strongroom.access.models import Person, Project
+from strongroom.access.models import Institution, Person, Project
 from strongroom.access.permissions import Action
 from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
@@ -103,6 +103,9 @@ class Contributors:
     # the sets that are their cells' own and that the analysis's earlier cells give by
     # construction (Cell.derived); None: kept before these were, the analysis's kind decides
     derived: list[int] | None = None
+    # the ledger and the rules the check differenced against (``Outputs._mark``): a release
+    # that finds them unchanged has nothing new to difference against
+    checked_against: str = ""
 
     def to_bytes(self) -> bytes:
         blobs = [self.population.serialize(), *(s.serialize() for s in self.sets)]
@@ -110,6 +113,7 @@ class Contributors:
         head = json.dumps({"labels": self.labels, "sizes": [len(b) for b in blobs],
                            "key": self.key.hex(), "families": self.families,
                            "derived": self.derived,
+                           "checked_against": self.checked_against,
                            "vectors": [v.label for v in self.vectors],
                            "vector_kinds": [v.kind for v in self.vectors],
                            "vector_sizes": [len(b) for b in values]}).encode()
@@ -132,7 +136,7 @@ class Contributors:
             at += length
         return cls(head["labels"], blobs[1:], blobs[0], vectors,
                    bytes.fromhex(head.get("key", "")), head.get("families", []),
-                   head.get("derived"))
+                   head.get("derived"), head.get("checked_against", ""))
 
     def cells(self) -> list[tuple[str, BitMap]]:
         return list(zip(self.labels, self.sets, strict=True))
@@ -537,6 +541,7 @@ class Outputs:
         taken at the threshold's keyed line (enclave/margin.py), and costs a cell, not the
         output: at a fixed k, "everyone" beside "everyone but k − 1 accomplices and the target
         if obese" passes only for an obese target."""
+        mark = self._mark(institution, rules)  # before the ledger is read: see _mark
         everyone = [_members(eids, c.contributors) for c in result.cells]
         hide: list[Finding] = []
         sure: dict[str, int] = {}
@@ -565,7 +570,18 @@ class Outputs:
                 break
             hide += [Finding(f.rule, Verdict.SUPPRESS, f"{where(result.cells[i])} is hidden: "
                              f"{f.reason}", i) for i, f in sorted(more.items())]
+        held = replace(held, checked_against=mark)
         return report, held, [*report.findings, *found], sure
+
+    def _mark(self, institution: str, rules: Rules, session: Session | None = None) -> str:
+        """What differencing was decided against: the institution's ledger (how many
+        releases it holds; nothing is ever taken out of it) and the rules it reads. Taken
+        before the check reads the ledger, so a release recorded while it ran changes the
+        mark; found unchanged at release, under the institution's lock, the ledger is the
+        very one the check's last round read and passed, and there is nothing new."""
+        return json.dumps([institution, self.ledger.releases(institution, session=session),
+                           rules.threshold, rules.genetics_max_residual_share,
+                           rules.genetics_max_traits_per_group])
 
     def _combined(self, institution: str, held: Contributors, threshold: int,
                   positions: list[int], valued: Sequence[int | None], *,
@@ -660,11 +676,27 @@ class Outputs:
 
     def _differenced_again(self, db: Session, project: Project, row: OutputRow,
                            held: Contributors) -> None:
+        """Under the institution's lock (a no-op write on its row, held to the commit), so
+        that two releases sent at once are differenced one after the other: each sees the
+        other's cells, or the other is not yet recorded and waits."""
         institution = _institution(db, project)
+        db.execute(update(Institution).where(Institution.id == institution)
+                   .values(id=Institution.id))
         rules = self.rules_for(project.id)
+        if not held.checked_against or held.checked_against != self._mark(
+                institution, rules, session=db):  # else nothing new since the check
+            self._clashes_again(db, institution, rules, row, held)
+        self.ledger.record(institution, project.id, row.id, held.cells(), held.population,
+                           session=db, vectors=held.vectors, families=held.kinds())
+
+    def _clashes_again(self, db: Session, institution: str, rules: Rules, row: OutputRow,
+                       held: Contributors) -> None:
+        """Refuse the release if what is shown now differences against what was released
+        since the check (or under rules changed since)."""
         threshold = rules.threshold
-        clashes = self.ledger.check(institution, project.id, held.cells(), held.population,
-                                    threshold, session=db, families=held.kinds())
+        clashes = self.ledger.check(institution, row.project_id, held.cells(),
+                                    held.population, threshold, session=db,
+                                    families=held.kinds())
         positions = list(range(len(held.sets)))
         grid = row.kind in {kind.value for kind in GRIDS}
         clashes += [f for f in self._combined(institution, held, threshold, positions,
@@ -676,8 +708,6 @@ class Outputs:
                     if f.verdict is Verdict.BLOCK]
         if clashes:
             raise Conflict([f.reason for f in clashes])
-        self.ledger.record(institution, project.id, row.id, held.cells(), held.population,
-                           session=db, vectors=held.vectors, families=held.kinds())
 
     def request_release(self, principal: Principal, output_id: str,
                         justification: str | None = None) -> requests.OutputView:

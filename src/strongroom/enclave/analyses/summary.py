@@ -47,6 +47,8 @@ class _Values:
     magnitude: FloatArray  # each participant's sum of |x|
     total: FloatArray  # each participant's sum of x (Cell.values)
     distinct_values: int
+    order: PidArray  # per_pid(ids): the rows by participant, and where each one's run starts
+    starts: PidArray
 
 
 def summary(spec: SummarySpec, frame: pl.DataFrame, k: int = 0) -> Result:
@@ -81,9 +83,8 @@ def _clipped(v: _Values, k: int) -> _Clipped:
     x = winsor.clip_rows(v.x, v.ids, k)
     w = winsor.row_weights(v.ids, k)
     mean, sd = winsor.weighted_mean_sd(x, w)
-    order, _, starts = per_pid(v.ids)
-    total = np.add.reduceat((w * x)[order], starts)
-    magnitude = np.add.reduceat((w * np.abs(x))[order], starts)
+    total = np.add.reduceat((w * x)[v.order], v.starts)
+    magnitude = np.add.reduceat((w * np.abs(x))[v.order], v.starts)
     return _Clipped(finite(mean) if mean is not None else None,
                     finite(sd) if sd is not None else None, total, magnitude,
                     int(np.unique(x).size))
@@ -94,9 +95,8 @@ def _values(column: FloatArray, ids: PidArray) -> _Values:
     x, who = column[present], ids[present]
     ordered = np.sort(x)
     if len(x) == 0:
-        empty = np.empty(0, dtype=np.float64)
-        return _Values(x, who, ordered, np.empty(0, dtype=np.int64), empty, empty, empty,
-                       empty, 0)
+        empty, none = np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int64)
+        return _Values(x, who, ordered, none, empty, empty, empty, empty, 0, none, none)
     order, people, starts = per_pid(who)
     by_pid = x[order]
     changes = int(np.count_nonzero(ordered[1:] != ordered[:-1]))
@@ -107,7 +107,7 @@ def _values(column: FloatArray, ids: PidArray) -> _Values:
         ordered = np.sort(own_medians(x, who))
     return _Values(x, who, ordered, people, np.minimum.reduceat(by_pid, starts),
                    np.maximum.reduceat(by_pid, starts), np.add.reduceat(np.abs(by_pid), starts),
-                   np.add.reduceat(by_pid, starts), changes + 1)
+                   np.add.reduceat(by_pid, starts), changes + 1, order, starts)
 
 
 def _variable(spec: SummarySpec, name: str, v: _Values, k: int) -> list[Cell]:
@@ -159,7 +159,9 @@ def _nearest(v: _Values, value: float) -> FloatArray:
     measures a quantile's neighbours and gaps by. A quantile is of rows, so a participant's
     total says nothing of it: others with rows far below and far above, totals packed around
     the target's, must not make the step small."""
-    order, _, starts = per_pid(v.ids)
+    order, starts = v.order, v.starts
+    if len(starts) == len(order):
+        return v.x[order]  # a row each: their own
     runs = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
     at = np.full(len(order), value)
     return nearest_rows(v.x[order], runs, at)[starts]
