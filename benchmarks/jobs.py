@@ -49,6 +49,7 @@ PROJECT_YAML = """
 version: 1
 actions:
   study:
+    expected_seconds: {expected}
     run: python analysis/study.py
     inputs: [study]
     outputs:
@@ -131,6 +132,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=500_000)
     parser.add_argument("--startups", type=int, default=20)
+    parser.add_argument("--expected", type=int, default=8,
+                        help="the action's expected_seconds: when the job is to be seen ending "
+                             "(a researcher's estimate from an earlier run)")
     args = parser.parse_args()
     problem = sandbox.unavailable()
     if problem:
@@ -150,7 +154,8 @@ def main() -> None:
             lead_id=who.person_id, starts_on=today, expires_on=today.replace(year=today.year + 1),
             fields=FIELDS).project.id
         platform.outputs.define(who, project_id, "study", STUDY_SQL)
-        files = {"project.yaml": PROJECT_YAML.encode(),
+        project_yaml = PROJECT_YAML.replace("{expected}", str(args.expected))
+        files = {"project.yaml": project_yaml.encode(),
                  "analysis/study.py": textwrap.dedent(STUDY).encode(),
                  "plans/study.json": json.dumps(PLAN).encode()}
         buffer = io.BytesIO()
@@ -179,7 +184,7 @@ def main() -> None:
         def write(name: str, path: Path) -> None:
             frame.write_parquet(path)
 
-        pipeline = parse(PROJECT_YAML, files)
+        pipeline = parse(project_yaml, files)
         started = time.perf_counter()
         same = runner.chain(pipeline, ["study"], files, outside_root / "same", write,
                             limits=sandbox.Limits(), name="outside",
@@ -194,12 +199,16 @@ def main() -> None:
         assert plain[-1].ending.ok, plain[-1].log()[-2000:]
         print(f"outside the sandbox: the same script {outside:.1f} s (its sdc calls only "
               f"plan); the same study computed by hand {by_hand:.1f} s")
-        print(f"{len(frame):,} participants: submit to checked outputs {inside:.1f} s (dummy "
-              f"run {job.usage['dummy_seconds']} s, then the real run {job.usage['seconds']} s "
-              f"with the submitted plan checked beside it, and the own files: "
-              f"{job.usage.get('check_seconds')} s); "
-              f"ratio {inside / outside:.2f} to the same script, {inside / by_hand:.2f} to "
-              f"the study by hand (target ≤ 1.5)")
+        checked = float(job.usage["checked_seconds"])
+        late = any("expected time" in r for r in job.reasons)
+        print(f"{len(frame):,} participants: submit to the planned outputs checked "
+              f"{checked:.1f} s (dummy run {job.usage['dummy_seconds']} s, then the real run "
+              f"{job.usage['seconds']} s with the submitted plan checked beside it in "
+              f"{job.usage.get('check_seconds')} s); the job's end, with its own files, at "
+              f"{inside:.1f} s ({'past' if late else 'at'} its expected {args.expected} s)")
+        print(f"ratio, the planned outputs checked: {checked / outside:.2f} to the same "
+              f"script, {checked / by_hand:.2f} to the study by hand; the job's end: "
+              f"{inside / outside:.2f} and {inside / by_hand:.2f} (target ≤ 1.5)")
         release(world, who, job.outputs)
         world.close()
 

@@ -153,17 +153,40 @@ def test_a_job_left_running_by_a_stopped_platform_is_ended_on_recovery(world: Wo
     assert ended.status == "refused" and "submit it again" in ended.reasons[0]
 
 
-def test_a_jobs_end_is_seen_at_a_step_of_the_ladder(world: World) -> None:
-    """How long the real run took is not on the clock: the job ends at the ladder's next
-    step from its start (here 3 s), whatever it did."""
+def test_a_jobs_end_is_seen_when_expected_or_else_spends_an_answer(world: World) -> None:
+    """How long the real run took is not on the clock for free: a job done within its
+    expected time (``expected_seconds``, else the ladder's first step, here 3 s) ends then,
+    whatever it did, and gives its answer back; one past it ends at the ladder's next step,
+    which the real run decides, so its answer stays spent and it says so."""
     import time
 
-    world.platform.jobs.end_ladder = (3.0, 6.0)
-    try:
+    from strongroom.jobs.service import LATE
+    from strongroom.outputs.models import AnswerRow
+
+    def spent() -> int:
+        with world.ctx.transaction() as db:
+            return len(list(db.scalars(select(AnswerRow).where(
+                AnswerRow.what == "job", AnswerRow.spent.is_(True)))))
+
+    def timed(expected: str, script: str) -> tuple[JobRow, float]:
+        yaml = NOTES.replace("    run:", f"    {expected}\n    run:") if expected else NOTES
         started = time.monotonic()
-        row = run_job(world, {"project.yaml": NOTES,
-                              "analysis/study.py": "open('output/notes.txt', 'w').write('quick')"})
-        took = time.monotonic() - started
+        row = run_job(world, {"project.yaml": yaml, "analysis/study.py": script})
+        return row, time.monotonic() - started
+
+    quick = "open('output/notes.txt', 'w').write('quick')"
+    slow = "import time\ntime.sleep(2)\n" + quick
+    world.platform.jobs.end_ladder = (3.0, 6.0)
+    before = spent()
+    try:
+        plain, took = timed("", quick)
+        assert plain.status == "finished" and 3.0 <= took < 5.0 and spent() == before
+        declared, took = timed("expected_seconds: 4", quick)
+        assert declared.status == "finished" and 4.0 <= took < 6.0 and spent() == before
+        assert declared.usage["expected_seconds"] == 4
+        late, took = timed("expected_seconds: 1", slow)  # two runs of 2 s each: past 1 s
     finally:
         world.platform.jobs.end_ladder = ()
-    assert row.status == "finished" and took >= 3.0  # a quick job waits for the first step
+    assert late.status == "finished" and LATE in late.reasons
+    assert took >= 4.0 and spent() == before + 1
+    assert LATE not in plain.reasons + declared.reasons

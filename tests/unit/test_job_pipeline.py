@@ -115,3 +115,15 @@ def test_anchors_and_long_files_are_refused() -> None:
             "outputs: {o: {path: output/o.txt, kind: text}}}}")
     assert "anchors and aliases" in reasons(bomb, {"a.py"})[0]
     assert "longer than" in reasons("#" * 70_000)[0]
+
+
+def test_an_expected_time_is_a_whole_number_of_seconds_within_the_wall() -> None:
+    from strongroom.jobs.pipeline import MAX_EXPECTED_SECONDS
+
+    for bad in ("0", str(MAX_EXPECTED_SECONDS + 1), "'soon'", "2.5"):
+        with pytest.raises(Invalid, match="expected_seconds"):
+            parse(GOOD.replace("    run: python", f"    expected_seconds: {bad}\n    run: python",
+                               1), FILES)
+    fine = parse(GOOD.replace("    run: python", "    expected_seconds: 30\n    run: python", 1),
+                 FILES)
+    assert {a.expected_seconds for a in fine.actions.values()} >= {30}

@@ -62,6 +62,9 @@ SUFFIXES: dict[OutputKind, frozenset[str]] = {
 }
 
 
+MAX_EXPECTED_SECONDS = 3600  # the sandbox's wall time (sandbox.Limits)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,6 +79,10 @@ class Action(_Strict):
     inputs: list[Name] = Field(default_factory=list, max_length=50)
     needs: list[Name] = Field(default_factory=list, max_length=MAX_ACTIONS)
     outputs: dict[Name, Output] = Field(min_length=1, max_length=MAX_OUTPUTS)
+    # when the job (this action and those it needs) is to be seen ending, in seconds from its
+    # start: a job that is done by then ends then, whatever it took; one past it ends at the
+    # next step of the ladder and its answer is spent (service.Jobs._pad)
+    expected_seconds: int | None = Field(default=None, ge=1, le=MAX_EXPECTED_SECONDS)
 
     @property
     def runner(self) -> str:

@@ -67,9 +67,14 @@ log = logging.getLogger(__name__)
 
 FOLDER = "jobs"
 DUMMY_PARTICIPANTS = 1000
-# the moments (seconds from its start) at which a job's end may be seen: a doubling ladder,
-# so an honest job waits at most as long again, and the moment says about three bits
+# the moments (seconds from its start) at which a job's end may be seen, past its expected
+# time (the action's ``expected_seconds``, else the first step): a doubling ladder, so an honest
+# job waits at most as long again; the step it ends at is an answer, and spends one
 END_LADDER = (10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0, 2560.0, 5120.0, 10240.0)
+LATE = ("it ran past its expected time (the action's expected_seconds in project.yaml, or "
+        "the first step of the ladder if none is given), so it was seen to end at the next "
+        "step: which step that is depends on the real data, and it was counted against your "
+        "ration of answers; declare a longer expected_seconds to end at that moment instead")
 MAX_WAITING = 3  # a person's jobs queued or running at once (jobs run one at a time)
 MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
@@ -231,32 +236,55 @@ class Jobs:
             db.flush()
             db.expunge(row)
         started = time.monotonic()
-        finish: Callable[[], list[str]] | None = None
+        finish: Callable[[bool], list[str]] | None = None
+        expected: float | None = None
         try:
             with self._running:  # one job's runs at a time; the wait below is not a run
-                status, reasons, finish = self._run(row, principal)
+                status, reasons, finish, expected = self._run(row, principal, started)
         except (Refused, Invalid, Conflict, NotFound) as refusal:
             status, reasons = JobStatus.REFUSED, _reasons(refusal)
-        self._pad(started)
+        on_time = self._pad(started, expected)
+        row.usage["expected_seconds"] = expected
         if finish is not None:  # its own files, kept once the end is due
-            reasons = [*reasons, *finish()]
+            reasons = [*reasons, *finish(on_time)]
         return self._end(row, principal, status, reasons)
 
-    def _pad(self, started: float) -> None:
-        """Wait until the next step of the ladder from the job's start: when a job ends (and
-        its own files appear) is then one of a few moments, whatever the real run took; a
-        run that slept for a participant's value would otherwise be read off the clock."""
-        took = time.monotonic() - started
-        due = next((step for step in self.end_ladder if step >= took), took)
-        time.sleep(max(0.0, due - took))
+    def _pad(self, started: float, expected: float | None) -> bool:
+        """Wait until the job's end is due, and say whether that moment answers nothing.
 
-    def _run(self, row: JobRow, principal: Principal
-             ) -> tuple[JobStatus, list[str], Callable[[], list[str]] | None]:
+        A job done within its expected time (the action's ``expected_seconds``, else the
+        ladder's first step) ends exactly then, whatever the real run took: the moment is the
+        researcher's own number. One past it ends at the ladder's next step, and which step
+        that is depends on the real run (a run that slept for a participant's value), so it
+        is an answer: the caller keeps its answer spent."""
+        took = time.monotonic() - started
+        due = expected if expected is not None else (
+            self.end_ladder[0] if self.end_ladder else None)
+        if due is None:  # no ladder (tests): seen as it ends
+            return True
+        if took <= due:
+            time.sleep(due - took)
+            return True
+        step = next((step for step in self.end_ladder if step >= took), took)
+        time.sleep(max(0.0, step - took))
+        return False
+
+    def _run(self, row: JobRow, principal: Principal, started: float
+             ) -> tuple[JobStatus, list[str], Callable[[bool], list[str]] | None, float | None]:
         self._hold(principal, row.project_id)
         files = job_code.unpack(self._unseal(row, "code.zip"))
         pipeline = _pipeline(files)
         chain = pipeline.order(row.action)
         action = pipeline.actions[row.action]
+        expected = (float(action.expected_seconds) if action.expected_seconds is not None
+                    else None)
+        status, reasons, finish = self._runs(row, principal, files, pipeline, chain, action,
+                                             started)
+        return status, reasons, finish, expected
+
+    def _runs(self, row: JobRow, principal: Principal, files: dict[str, bytes],
+              pipeline: Pipeline, chain: list[str], action: Action, begun: float
+              ) -> tuple[JobStatus, list[str], Callable[[bool], list[str]] | None]:
         submitted = submitted_plan(files, row.action)
         where = enclave_service.scope(self.enclave, principal, row.project_id)
         with self.ctx.transaction() as db:
@@ -287,12 +315,16 @@ class Jobs:
                     "'strongroom jobs run ACTION --dummy' and submit the plan it writes"], None
             row.plan = submitted[:MAX_PLAN]
             started = time.monotonic()
-            planning = pool.submit(self._planned, row, principal, action, submitted)
+            planning = pool.submit(lambda: (self._planned(row, principal, action, submitted),
+                                            time.monotonic()))
             real = runner.chain(pipeline, chain, files, scratch / "real",
                                 self._real_inputs(where, read),
                                 limits=self.limits, name=f"strongroom-{row.id}-real")
-            planned = planning.result()
-            row.usage["check_seconds"] = round(time.monotonic() - started, 3)
+            planned, checked = planning.result()
+            # the check of the plan, and from the job's start to its planned outputs checked
+            # (the researcher sees each as it is made, as for any analysis): for the custodian
+            row.usage["check_seconds"] = round(checked - started, 3)
+            row.usage["checked_seconds"] = round(checked - begun, 3)
         row.outputs.update(planned[0])
         self._keep_log(row, real)
         self._meter(row, principal, dummy + real)
@@ -316,11 +348,14 @@ class Jobs:
                 "participants' values (the submitted plan's outputs were made as usual; "
                 "none of the real run's own files is kept)"], None
 
-        def finish() -> list[str]:
+        def finish(on_time: bool) -> list[str]:
             """Keep its own files; give the answer back only now, when all went as on
-            the dummy data (anything unforeseen keeps it spent)."""
+            the dummy data and the job ended when it was expected to (anything unforeseen
+            keeps it spent)."""
             reasons, troubled = self._own(row, principal, action, submitted, real[-1])
-            if alike and not troubled:
+            if not on_time:
+                reasons.append(LATE)
+            if alike and not troubled and on_time:
                 with self.ctx.transaction() as db:
                     self.outputs.give_back_answer(db, answer)
             return reasons
