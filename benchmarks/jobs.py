@@ -132,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=500_000)
     parser.add_argument("--startups", type=int, default=20)
-    parser.add_argument("--expected", type=int, default=8,
+    parser.add_argument("--expected", type=int, default=30,
                         help="the action's expected_seconds: when the job is to be seen ending "
                              "(a researcher's estimate from an earlier run)")
     args = parser.parse_args()
@@ -202,9 +202,9 @@ def main() -> None:
         checked = float(job.usage["checked_seconds"])
         late = any("expected time" in r for r in job.reasons)
         print(f"{len(frame):,} participants: submit to the planned outputs checked "
-              f"{checked:.1f} s (dummy run {job.usage['dummy_seconds']} s, then the real run "
-              f"{job.usage['seconds']} s with the submitted plan checked beside it in "
-              f"{job.usage.get('check_seconds')} s); the job's end, with its own files, at "
+              f"{checked:.1f} s (the dummy run {job.usage['dummy_seconds']} s, then the "
+              f"submitted plan checked in {job.usage.get('check_seconds')} s), then the real "
+              f"run {job.usage['seconds']} s; the job's end, with its own files, at "
               f"{inside:.1f} s ({'past' if late else 'at'} its expected {args.expected} s)")
         print(f"ratio, the planned outputs checked: {checked / outside:.2f} to the same "
               f"script, {checked / by_hand:.2f} to the study by hand; the job's end: "
