@@ -61,6 +61,29 @@ def test_the_probe_spares_only_lines_that_cannot_isolate_fewer(
     assert probed == exact if exact < upto else probed >= upto
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=9_000, max_value=30_000), st.integers(min_value=0, max_value=30),
+       st.integers(min_value=1, max_value=30), st.integers(min_value=0, max_value=2**31))
+def test_the_probe_spares_only_fits_that_cannot_isolate_fewer(
+        n: int, changed: int, upto: int, seed: int) -> None:
+    """The same for fits by several statistics (span_clashes): with the probe, the count is
+    exact wherever it is below ``upto``, and at least ``upto`` wherever that is."""
+    from strongroom.outputs import contributions
+
+    rng = np.random.default_rng(seed)
+    basis = [rng.normal(27, 5, n).round(3), rng.normal(140, 20, n).round(1)]
+    x = (basis[0] - 2 * basis[1] + 7 if seed % 3 else rng.normal(0, 1, n))  # related, or not
+    x[rng.choice(n, changed, replace=False)] = 0.0
+    probed = contributions._off_span(x, basis, 10, upto)
+    saved = contributions._PROBE
+    contributions._PROBE = 10**9  # no probe: every fit counted over everyone
+    try:
+        exact = contributions._off_span(x, basis, 10, upto)
+    finally:
+        contributions._PROBE = saved
+    assert probed == exact if exact < upto else probed >= upto
+
+
 def test_zero_padding_with_other_people_does_not_hide_a_change() -> None:
     rng = np.random.default_rng(1)
     ids = np.arange(5000)

@@ -378,17 +378,29 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         return int(n)  # too few participants to fit: the pairwise and threshold rules speak
     rng = np.random.default_rng(n * 31 + p)
     bounded = _with_the_bounds(x, basis, threshold)  # as for pairs: they move with them
+    # as for lines (_best_line): each fit is tried on a probe of the points first, and one
+    # that already leaves ``upto`` off there cannot be one that leaves fewer
+    probe = (np.random.default_rng(n).choice(n, _PROBE, replace=False)
+             if n > 4 * _PROBE else None)
+    if probe is not None:
+        probed = (columns[probe], x[probe], bounded[probe])
     best = n
     for _ in range(TRIALS // 2):
         rows = rng.choice(n, size=min(n, 2 * p + 4), replace=False)
         fit, *_ = np.linalg.lstsq(columns[rows], x[rows], rcond=None)
-        fitted = columns @ fit
-        scale = np.abs(x) + np.abs(fitted) + 1.0
-        off = (np.abs(x - fitted) > _SPAN_RELATIVE * scale) & ~bounded
-        best = min(best, int(np.count_nonzero(off)))
+        if probe is not None and _off_fit(*probed, fit) >= upto:
+            continue
+        best = min(best, _off_fit(columns, x, bounded, fit))
         if best < upto:
             break
     return int(best)
+
+
+def _off_fit(columns: npt.NDArray[np.float64], x: npt.NDArray[np.float64],
+             bounded: npt.NDArray[np.bool_], fit: npt.NDArray[np.float64]) -> int:
+    fitted = columns @ fit
+    scale = np.abs(x) + np.abs(fitted) + 1.0
+    return int(np.count_nonzero((np.abs(x - fitted) > _SPAN_RELATIVE * scale) & ~bounded))
 
 
 def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]],

@@ -543,12 +543,13 @@ class Outputs:
         if obese" passes only for an obese target."""
         mark = self._mark(institution, rules)  # before the ledger is read: see _mark
         everyone = [_members(eids, c.contributors) for c in result.cells]
+        mapped: Mapped = {}
         hide: list[Finding] = []
         sure: dict[str, int] = {}
         for _ in range(MAX_ROUNDS):
             before = margin.sure()
             report = check(result, rules, hide)
-            held, positions, valued = _shown(result, report, everyone, eids, key,
+            held, positions, valued = _shown(result, report, everyone, eids, key, mapped,
                                              rules.few_values)
             found = _at(within_output(held.cells(), rules.threshold, held.kinds()),
                         positions)
@@ -850,15 +851,18 @@ MAX_ROUNDS = 4  # hide what differences, check again; a clash left after this ma
 
 
 
+Mapped = dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]]  # see _shown
+
+
 def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
-           eids: MasterIds, key: bytes, few: int
+           eids: MasterIds, key: bytes, mapped: Mapped, few: int
            ) -> tuple[Contributors, list[int], list[int | None]]:
     """What the shown cells give away (their groups and statistics, in master-ID space), the
-    cell each group comes from, and the cell each statistic is (None: a fit's variable)."""
+    cell each group comes from, and the cell each statistic is (None: a fit's variable).
+    ``mapped``: the participants of each cell's group already mapped and sorted (the cells of
+    one statistic's group share them, and each round of the check asks again)."""
     shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
     valued: list[int | None] = [i for i in shown if result.cells[i].values is not None]
-    # the cells of one statistic's group share their participants: mapped and sorted once
-    mapped: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]] = {}
     vectors = []
     for i in shown:
         cell = result.cells[i]
