@@ -50,7 +50,7 @@ from strongroom.outputs import (
     tidy,
 )
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
-from strongroom.outputs.contributions import Vector, kind_of
+from strongroom.outputs.contributions import ASCENDING, Vector, kind_of
 from strongroom.outputs.labels import (
     ANY_CELL,
     GRIDS,
@@ -543,13 +543,13 @@ class Outputs:
         if obese" passes only for an obese target."""
         mark = self._mark(institution, rules)  # before the ledger is read: see _mark
         everyone = [_members(eids, c.contributors) for c in result.cells]
-        mapped: Mapped = {}
+        built = _Built()
         hide: list[Finding] = []
         sure: dict[str, int] = {}
         for _ in range(MAX_ROUNDS):
             before = margin.sure()
             report = check(result, rules, hide)
-            held, positions, valued = _shown(result, report, everyone, eids, key, mapped,
+            held, positions, valued = _shown(result, report, everyone, eids, key, built,
                                              rules.few_values)
             found = _at(within_output(held.cells(), rules.threshold, held.kinds()),
                         positions)
@@ -851,16 +851,33 @@ MAX_ROUNDS = 4  # hide what differences, check again; a clash left after this ma
 
 
 
-Mapped = dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]]  # see _shown
+@dataclass
+class _Built:
+    """What each round of the check builds alike: each statistic's vector (by cell, and by
+    fit variable), and each group's participants in master-ID space, sorted (the cells of one
+    statistic's group share them)."""
+
+    vectors: dict[int | str, Vector] = field(default_factory=dict)
+    groups: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]] = field(
+        default_factory=dict)
+
+    def vector(self, label: str, pids: PidArray, values: npt.ArrayLike, kind: str,
+               eids: MasterIds) -> Vector:
+        if id(pids) not in self.groups:
+            found = eids(pids)
+            order = contributions.sorting(found)
+            self.groups[id(pids)] = (found if order is ASCENDING else found[order], order)
+        ids, order = self.groups[id(pids)]
+        values = np.asarray(values, dtype=np.float64)
+        return Vector(label, ids, values if order is ASCENDING else values[order], kind)
 
 
 def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
-           eids: MasterIds, key: bytes, mapped: Mapped, few: int
+           eids: MasterIds, key: bytes, built: _Built, few: int
            ) -> tuple[Contributors, list[int], list[int | None]]:
     """What the shown cells give away (their groups and statistics, in master-ID space), the
     cell each group comes from, and the cell each statistic is (None: a fit's variable).
-    ``mapped``: the participants of each cell's group already mapped and sorted (the cells of
-    one statistic's group share them, and each round of the check asks again)."""
+    ``built``: what earlier rounds of the check built of the same result."""
     shown = [i for i in range(len(result.cells)) if i not in report.suppressed]
     valued: list[int | None] = [i for i in shown if result.cells[i].values is not None]
     vectors = []
@@ -868,16 +885,17 @@ def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
         cell = result.cells[i]
         if cell.values is None:
             continue
-        if id(cell.contributors) not in mapped:
-            found = eids(cell.contributors)
-            mapped[id(cell.contributors)] = (found, contributions.sorting(found))
-        ids, order = mapped[id(cell.contributors)]
-        vectors.append(Vector.of(_label(result, i), ids, np.asarray(cell.values),
-                                 kind_of(cell.kind.value, cell.level), order=order))
+        if i not in built.vectors:
+            built.vectors[i] = built.vector(_label(result, i), cell.contributors, cell.values,
+                                            kind_of(cell.kind.value, cell.level), eids)
+        vectors.append(built.vectors[i])
     # a fit's variables leave through its shown figures: none shown (a survival table that
     # ends before its first interval), none to difference
     for name, (pids, values) in sorted(result.vectors.items() if shown else ()):
-        vectors.append(Vector.of(f"{result.kind.value} variable {name}", eids(pids), values))
+        if name not in built.vectors:
+            built.vectors[name] = built.vector(f"{result.kind.value} variable {name}", pids,
+                                               values, "", eids)
+        vectors.append(built.vectors[name])
         valued.append(None)  # the fit's variable, not one cell
     groups, positions = _released_groups(result, shown, everyone, eids, few)
     held = Contributors([label for label, _, _ in groups], [g for _, g, _ in groups],
