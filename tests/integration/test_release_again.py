@@ -78,19 +78,18 @@ def test_two_releases_sent_at_once_are_differenced_one_after_the_other(
         world: AttackWorld, cast: runner.Cast) -> None:
     """Each was checked against the same empty ledger; sent at once, exactly one is released
     (without the institution's lock both read the ledger before either was recorded)."""
+    def release(who: Principal, view: OutputView, start: threading.Barrier) -> str:
+        start.wait()
+        try:
+            return world.platform.outputs.request_release(who, view.output.id).status.value
+        except Conflict:
+            return "refused"
+
     for _ in range(3):
         who, first, second = _pair(world, cast)
         start = threading.Barrier(2)
-
-        def release(view: OutputView) -> str:
-            start.wait()
-            try:
-                return world.platform.outputs.request_release(who, view.output.id).status.value
-            except Conflict:
-                return "refused"
-
         with ThreadPoolExecutor(2) as pool:
-            got = sorted(pool.map(release, (first, second)))
+            got = sorted(pool.map(release, (who, who), (first, second), (start, start)))
         assert got == ["refused", OutputStatus.RELEASED.value]
 
 

@@ -604,8 +604,9 @@ def test_cox_matches_lifelines_and_keeps_level_contributors() -> None:
         expected = CoxPHFitter().fit(data, duration_col="t", event_col="e").summary
     hr = cell(result, ("x",), "hr")
     assert hr.kind == CellKind.HAZARD_RATIO
-    # rounded to what one participant's follow-up could move them
-    assert hr.value == pytest.approx(expected.loc["x", "exp(coef)"], abs=0.1)
+    # rounded to what one participant's follow-up could move them (a step of 0.2 here), up
+    # or down by a keyed draw of the exact figure (steps.Rounding): within a step of lifelines'
+    assert hr.value == pytest.approx(expected.loc["x", "exp(coef)"], abs=0.2)
     assert cell(result, (f"arm={other}",), "ci_high").value == pytest.approx(
         expected.loc["d", "exp(coef) upper 95%"], rel=0.25)
     assert ids(cell(result, (f"arm={other}",), "p")) == sorted(

@@ -275,9 +275,9 @@ class CumulativeIncidenceSpec(LifeTableSpec):
 
 
 class CoxSpec(_Model):
-    """Cox proportional hazards (lifelines CoxPHFitter); a ``categorical`` level
-    held by fewer than the project's threshold is counted in its reference
-    (the most common level)."""
+    """Cox proportional hazards, Efron's method for ties (lifelines' estimator,
+    vectorised); a ``categorical`` level held by fewer than the project's threshold
+    is counted in its reference (the most common level)."""
 
     kind: Literal[AnalysisKind.COX] = AnalysisKind.COX
     time: Column

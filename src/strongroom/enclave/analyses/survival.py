@@ -1,4 +1,5 @@
-"""Kaplan–Meier life tables on a grid of intervals, and Cox models (lifelines).
+"""Kaplan–Meier life tables on a grid of intervals (lifelines), and Cox models (Efron's ties,
+proportional_hazards: lifelines' estimator, vectorised).
 
 Kaplan–Meier is reported per interval of a fixed grid (one year by default): the first
 interval is [0, w], the next (w, 2w], and so on. For each interval and group: the number at
@@ -19,7 +20,7 @@ import numpy.typing as npt
 import polars as pl
 
 from strongroom.enclave import winsor
-from strongroom.enclave.analyses import sensitivity
+from strongroom.enclave.analyses import proportional_hazards, sensitivity
 from strongroom.enclave.analyses.frame import (
     PID,
     IntArray,
@@ -272,9 +273,6 @@ def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
 
 def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> Result:
     """Cox proportional hazards: a row of HAZARD_RATIO cells per term."""
-    from lifelines import CoxPHFitter
-    from lifelines.exceptions import ConvergenceError, ConvergenceWarning
-
     d = design(followed(frame, spec.time, spec.event), [spec.time, spec.event],
                spec.covariates, spec.categorical, k)
     t, e = _durations(d.used, spec.time, spec.event)
@@ -289,39 +287,28 @@ def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
                           "estimated: merge that level with another or leave the covariate out")
     with_intercept = np.column_stack([np.ones(len(t)), d.x])
     check_rank(with_intercept, [INTERCEPT, *d.term_variables])
-    # lifelines reads a pandas frame: columns get neutral names, never the researcher's text
-    names = [f"x{i}" for i in range(d.x.shape[1])]
     centred = d.x - d.x.mean(axis=0)  # the same ratios; no overflow in the residuals' exp(xβ)
-    data = pl.DataFrame({**{n: centred[:, i] for i, n in enumerate(names)},
-                         "duration": t, "observed": e}).to_pandas()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            fitted = CoxPHFitter().fit(data, duration_col="duration", event_col="observed")
-        except ConvergenceError:
-            fitted = None
-    if fitted is None or any(issubclass(w.category, ConvergenceWarning) for w in caught):
+    try:
+        fitted = proportional_hazards.fit(centred, t, e)
+    except proportional_hazards.NotConverged:  # its reason is the custodian's, not shown
         raise Invalid("the Cox model did not converge: a covariate may (almost) separate "
-                      "events from censorings; band it, merge levels or leave it out")
-    summary = fitted.summary.loc[names]
-    table = np.asarray(summary[["exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%",
-                                "p"]].to_numpy(), dtype=np.float64)
-    beta = np.asarray(fitted.params_.loc[names], dtype=np.float64)
-    variance = np.asarray(fitted.variance_matrix_.loc[names, names], dtype=np.float64)
+                      "events from censorings; band it, merge levels or leave it out") from None
+    beta, variance = fitted.beta, fitted.variance
     delta = score_residuals(centred, t, e, beta) @ variance
     xb = centred @ beta
     steps, llf_step = sensitivity.cox_steps(delta, ids, xb)
-    table = _hazard_ratios_rounded(table, steps, rounding)
+    table = _hazard_ratios_rounded(fitted.table(), steps, rounding)
     cells = coefficient_cells(d.terms, d.term_pids, CellKind.HAZARD_RATIO, HAZARD_COLUMNS,
                               table)
     m = sensitivity.rows_per_person(ids)
-    cells += statistic_cells({"concordance": fitted.concordance_index_,
-                              "log_likelihood": fitted.log_likelihood_,
-                              "aic": fitted.AIC_partial_}, d.everyone, {
+    p = len(beta)
+    cells += statistic_cells({"concordance": proportional_hazards.concordance(t, e, xb),
+                              "log_likelihood": fitted.log_likelihood,
+                              "aic": -2 * fitted.log_likelihood + 2 * p}, d.everyone, {
         "concordance": sensitivity.concordance_step(_comparable_pairs(t, e), len(t), m),
         "log_likelihood": llf_step, "aic": 2 * llf_step}, rounding)
     facts = {"n_obs": float(len(d.everyone)), "events": float(len(with_event)),
-             "residual_df": float(len(t) - len(names)), "n_parameters": float(len(names))}
+             "residual_df": float(len(t) - p), "n_parameters": float(p)}
     levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
     # the covariates' own leverage: a combination of them that singles out a few people
     # singles them out in the partial likelihood too
