@@ -190,3 +190,53 @@ def test_a_jobs_end_is_seen_when_expected_or_else_spends_an_answer(world: World)
     assert late.status == "finished" and LATE in late.reasons
     assert took >= 4.0 and spent() == before + 1
     assert LATE not in plain.reasons + declared.reasons
+
+
+def test_a_job_starts_when_the_one_before_it_was_due_not_when_its_real_run_ended(
+        world: World) -> None:
+    """Jobs run one at a time, each to its end's moment: a second job's planned outputs
+    appear only after the first job was due to end (its declared time), however soon the
+    first one's real run was done. (A red-team pair timed the first job's real run, slept for
+    a participant's value, off the second's outputs, spending no answer.)"""
+    import threading
+    import time
+
+    from strongroom.outputs.models import OutputRow
+
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    jobs = world.platform.jobs
+    first = jobs.submit(me, world.project_id, archive({
+        "project.yaml": NOTES.replace("    run:", "    expected_seconds: 6\n    run:"),
+        "analysis/study.py": "open('output/notes.txt', 'w').write('quick')",
+        "plans/study.json": "[]"}), "study")
+    second = jobs.submit(me, world.project_id, archive({
+        "project.yaml": pipeline("smokers: {path: output/smokers.csv, kind: table}"),
+        "analysis/study.py": "from strongroom import sdc\n"
+                             "sdc.frequency('smokers', 'cohort', 'sex')\n",
+        "plans/study.json": planned(("smokers", {"kind": "frequency", "definition": "cohort",
+                                                 "variable": "sex"}))}), "study")
+
+    def frequencies() -> int:
+        with world.ctx.transaction() as db:
+            return len(list(db.scalars(select(OutputRow.id).where(
+                OutputRow.kind == "frequency"))))
+
+    before = frequencies()
+    jobs.end_ladder = (3.0, 6.0)
+    try:
+        started = time.monotonic()
+        runs = [threading.Thread(target=jobs.run, args=(job.id, me)) for job in (first, second)]
+        runs[0].start()
+        time.sleep(0.2)  # the second waits behind the first
+        runs[1].start()
+        appeared = None
+        while runs[1].is_alive():
+            if appeared is None and frequencies() > before:
+                appeared = time.monotonic() - started
+            time.sleep(0.05)
+        for run in runs:
+            run.join()
+    finally:
+        jobs.end_ladder = ()
+    assert appeared is not None and appeared >= 6.0  # the first's real run took ~1 s

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -46,10 +47,20 @@ _SVG_REFUSED = re.compile(
 _DIGITS = re.compile(rb"(?<![0-9])[0-9]{7}(?![0-9])")
 
 
-def record(ctx: AccessContext, outputs: Outputs, principal: Principal, project_id: str, *,
-           data: bytes, path: str, kind: OutputKind, job: dict[str, Any]
-           ) -> requests.OutputView:
-    """Keep the file as an output waiting for the output checkers.
+@dataclass(frozen=True)
+class Kept:
+    """A job's own file made ready to keep: everything read from its bytes is done."""
+
+    payload: bytes
+    media_type: str
+    filename: str
+    report: CheckReport
+    job: dict[str, Any]
+
+
+def prepare(outputs: Outputs, project_id: str, *, data: bytes, path: str, kind: OutputKind,
+            job: dict[str, Any]) -> Kept:
+    """Read the file for the output checkers (:func:`keep` records it).
 
     What the researcher sees of it is the same whatever the file holds: one constant finding,
     under review. Everything read from the bytes (the scanner's findings, a figure's size, why
@@ -57,10 +68,10 @@ def record(ctx: AccessContext, outputs: Outputs, principal: Principal, project_i
     and a refusal's words, a count of IDs found or a verdict that changed with it would carry
     what the job read. A file that cannot be kept as it is (too large, not what its name
     says, an SVG with active content) is kept as a placeholder of the same name and type,
-    with the reason for the checkers to reject it."""
+    with the reason for the checkers to reject it. How long the reading takes depends on the
+    bytes too, so it is done before the job's end is due, and only :func:`keep` after."""
     name = PurePosixPath(path).name
     suffix = PurePosixPath(path).suffix.lower()
-    media = MEDIA[suffix]
     findings = [Finding(RULE, Verdict.REVIEW, (
         f"written by the job's own code ({job['script']}, code SHA-256 "
         f"{job['code_sha256'][:12]}…), not through strongroom.sdc: the check cannot tell what "
@@ -78,9 +89,15 @@ def record(ctx: AccessContext, outputs: Outputs, principal: Principal, project_i
                  if f.verdict is Verdict.BLOCK else f for f in found]
     report = CheckReport(Verdict.REVIEW, findings, withheld=True,
                          rules_version=outputs.rules_for(project_id).version_id)
+    return Kept(payload, MEDIA[suffix], name, report, job)
+
+
+def keep(ctx: AccessContext, principal: Principal, project_id: str,
+         kept: Kept) -> requests.OutputView:
+    """Keep a prepared file as an output waiting for the output checkers."""
     return requests.record_output(
-        ctx, principal, project_id, payload=payload, media_type=media, filename=name,
-        report=report, kind=AnalysisKind.JOB_FILE, spec=job)
+        ctx, principal, project_id, payload=kept.payload, media_type=kept.media_type,
+        filename=kept.filename, report=kept.report, kind=AnalysisKind.JOB_FILE, spec=kept.job)
 
 
 def _read(outputs: Outputs, data: bytes, name: str, suffix: str, kind: OutputKind

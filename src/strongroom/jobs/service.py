@@ -235,18 +235,22 @@ class Jobs:
             row.started_at = self.ctx.clock()
             db.flush()
             db.expunge(row)
-        started = time.monotonic()
         finish: Callable[[bool], list[str]] | None = None
         expected: float | None = None
-        try:
-            with self._running:  # one job's runs at a time; the wait below is not a run
+        # one job at a time, to its end: held through the wait for the end's moment, so
+        # that the next job starts (and its outputs appear) when this one was due, not when
+        # its real run happened to end (a red-team job timed a first job's real run off a
+        # second job's planned outputs, for no answer); its time counts from here
+        with self._running:
+            started = time.monotonic()
+            try:
                 status, reasons, finish, expected = self._run(row, principal, started)
-        except (Refused, Invalid, Conflict, NotFound) as refusal:
-            status, reasons = JobStatus.REFUSED, _reasons(refusal)
-        on_time = self._pad(started, expected)
-        row.usage["expected_seconds"] = expected
-        if finish is not None:  # its own files, kept once the end is due
-            reasons = [*reasons, *finish(on_time)]
+            except (Refused, Invalid, Conflict, NotFound) as refusal:
+                status, reasons = JobStatus.REFUSED, _reasons(refusal)
+            on_time = self._pad(started, expected)
+            row.usage["expected_seconds"] = expected
+            if finish is not None:  # its own files, read before and kept once the end is due
+                reasons = [*reasons, *finish(on_time)]
         return self._end(row, principal, status, reasons)
 
     def _pad(self, started: float, expected: float | None) -> bool:
@@ -348,11 +352,13 @@ class Jobs:
                 "participants' values (the submitted plan's outputs were made as usual; "
                 "none of the real run's own files is kept)"], None
 
+        own = self._own(row, action, submitted, real[-1])  # read now: it takes data's time
+
         def finish(on_time: bool) -> list[str]:
             """Keep its own files; give the answer back only now, when all went as on
             the dummy data and the job ended when it was expected to (anything unforeseen
             keeps it spent)."""
-            reasons, troubled = self._own(row, principal, action, submitted, real[-1])
+            reasons, troubled = self._keep_own(row, principal, own)
             if not on_time:
                 reasons.append(LATE)
             if alike and not troubled and on_time:
@@ -414,32 +420,48 @@ class Jobs:
             reasons.append(f"only the first {MAX_PLAN} planned outputs were run")
         return outputs, reasons
 
-    def _own(self, row: JobRow, principal: Principal, action: Action,
-             plan: list[dict[str, Any]], real: Run) -> tuple[list[str], bool]:
-        """The files the job wrote itself, declared and not planned, to the output checkers;
-        which were not written (the same on the dummy data, or the answer is spent), and
-        whether any could not be kept (its reason is the custodian's: the bytes are the real
-        run's)."""
-        reasons: list[str] = []
-        troubled = False
+    def _own(self, row: JobRow, action: Action, plan: list[dict[str, Any]], real: Run
+             ) -> list[tuple[str, job_files.Kept | str]]:
+        """The files the job wrote itself, declared and not planned, read for the output
+        checkers: each name with the file to keep, or why it is not kept (not written: the
+        same on the dummy data, or the answer is spent; could not be read: the custodian's
+        reason, for the bytes are the real run's)."""
+        found: list[tuple[str, job_files.Kept | str]] = []
         planned = {item["output"] for item in plan}
         for name, declared in action.outputs.items():
             if name in planned or declared.kind is OutputKind.INTERNAL:
                 continue
             data = real.files.get(declared.path)
             if data is None:
-                reasons.append(f"output {name!r} ({declared.path}) was not written")
+                found.append((name, f"output {name!r} ({declared.path}) was not written"))
                 continue
             try:
-                view = job_files.record(self.ctx, self.outputs, principal, row.project_id,
-                                        data=data, path=declared.path, kind=declared.kind,
-                                        job={"job": row.id, "action": row.action,
+                found.append((name, job_files.prepare(
+                    self.outputs, row.project_id, data=data, path=declared.path,
+                    kind=declared.kind, job={"job": row.id, "action": row.action,
                                              "output": name, "code_sha256": row.code_sha256,
-                                             "script": action.script})
+                                             "script": action.script})))
             except Exception:
                 log.exception("job %s: output %s could not be kept", row.id, name)
-                reasons.append(f"output {name!r} could not be kept (the custodian has the "
-                               "reason)")
+                found.append((name, _not_kept(name)))
+        return found
+
+    def _keep_own(self, row: JobRow, principal: Principal,
+                  own: list[tuple[str, job_files.Kept | str]]) -> tuple[list[str], bool]:
+        """Keep the files read by :meth:`_own`: what was said of those not kept, and whether
+        any could not be."""
+        reasons: list[str] = []
+        troubled = False
+        for name, kept in own:
+            if isinstance(kept, str):
+                reasons.append(kept)
+                troubled = troubled or kept == _not_kept(name)
+                continue
+            try:
+                view = job_files.keep(self.ctx, principal, row.project_id, kept)
+            except Exception:
+                log.exception("job %s: output %s could not be kept", row.id, name)
+                reasons.append(_not_kept(name))
                 troubled = True
                 continue
             row.outputs[name] = view.output.id
@@ -535,6 +557,10 @@ def _pipeline(files: dict[str, bytes]) -> Pipeline:
     except UnicodeDecodeError:
         raise Invalid(f"{FILE} is not UTF-8 text") from None
     return parse(text, files)
+
+
+def _not_kept(name: str) -> str:
+    return f"output {name!r} could not be kept (the custodian has the reason)"
 
 
 def _reasons(refusal: Exception) -> list[str]:
