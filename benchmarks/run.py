@@ -104,6 +104,10 @@ REPORTS = [
      "The study of docs/how-to/run-a-study.md on 500,000 participants through the output "
      "service: each output run, checked, released and downloaded as a labelled table, timed "
      "(target: under 2 s each)."),
+    ("Cox at 500,000 rows: Strongroom's fit against lifelines (issue [workbench])",
+     ["cox.py", "--rows", "500000"],
+     "The vectorised Efron fit and Harrell's C against lifelines' CoxPHFitter, the anchor "
+     "they replaced, on the same synthetic follow-up, with how far apart the estimates are."),
     ("Engines: DuckDB and a loopback Spark cluster, 1× to 10× UK Biobank (issue [scale])",
      ["engines.py", "--scales", "1,2,5,10", "--repeat", "1"],
      "The demo study's definitions and aggregate SQL through the enclave's own code on both "

@@ -10,6 +10,7 @@ differencing is checked once more (another release may have landed meanwhile).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -542,8 +543,8 @@ class Outputs:
         output: at a fixed k, "everyone" beside "everyone but k − 1 accomplices and the target
         if obese" passes only for an obese target."""
         mark = self._mark(institution, rules)  # before the ledger is read: see _mark
-        everyone = [_members(eids, c.contributors) for c in result.cells]
         built = _Built()
+        everyone = [built.members(c.contributors, eids) for c in result.cells]
         hide: list[Finding] = []
         sure: dict[str, int] = {}
         for _ in range(MAX_ROUNDS):
@@ -854,20 +855,36 @@ MAX_ROUNDS = 4  # hide what differences, check again; a clash left after this ma
 @dataclass
 class _Built:
     """What each round of the check builds alike: each statistic's vector (by cell, and by
-    fit variable), and each group's participants in master-ID space, sorted (the cells of one
-    statistic's group share them)."""
+    fit variable), each group's participants in master-ID space, sorted, and each cell's set
+    of them. Groups are known by their participants (a fit's variables, a table's cells and
+    its margins hold their own copies of the same IDs: each is mapped and sorted once)."""
 
     vectors: dict[int | str, Vector] = field(default_factory=dict)
-    groups: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]] = field(
+    groups: dict[bytes, tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]] = field(
         default_factory=dict)
+    sets: dict[bytes, BitMap] = field(default_factory=dict)
+    _named: dict[int, bytes] = field(default_factory=dict)
+
+    def _name(self, pids: PidArray) -> bytes:
+        if id(pids) not in self._named:  # the arrays live as long as the result does
+            self._named[id(pids)] = hashlib.blake2b(
+                np.ascontiguousarray(pids).tobytes(), digest_size=16).digest()
+        return self._named[id(pids)]
+
+    def members(self, pids: PidArray, eids: MasterIds) -> BitMap:
+        name = self._name(pids)
+        if name not in self.sets:
+            self.sets[name] = _members(eids, pids)
+        return self.sets[name]
 
     def vector(self, label: str, pids: PidArray, values: npt.ArrayLike, kind: str,
                eids: MasterIds) -> Vector:
-        if id(pids) not in self.groups:
+        name = self._name(pids)
+        if name not in self.groups:
             found = eids(pids)
             order = contributions.sorting(found)
-            self.groups[id(pids)] = (found if order is ASCENDING else found[order], order)
-        ids, order = self.groups[id(pids)]
+            self.groups[name] = (found if order is ASCENDING else found[order], order)
+        ids, order = self.groups[name]
         values = np.asarray(values, dtype=np.float64)
         return Vector(label, ids, values if order is ASCENDING else values[order], kind)
 
