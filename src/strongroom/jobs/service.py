@@ -352,16 +352,18 @@ class Jobs:
                 "participants' values (the submitted plan's outputs were made as usual; "
                 "none of the real run's own files is kept)"], None
 
-        own = self._own(row, action, submitted, real[-1])  # read now: it takes data's time
+        # read now, before the end is due: reading takes the data's time
+        found, said, troubled = self._own(row, action, submitted, real[-1])
 
         def finish(on_time: bool) -> list[str]:
             """Keep its own files; give the answer back only now, when all went as on
             the dummy data and the job ended when it was expected to (anything unforeseen
             keeps it spent)."""
-            reasons, troubled = self._keep_own(row, principal, own)
+            not_kept = self._keep_own(row, principal, found)
+            reasons = [*said, *not_kept]
             if not on_time:
                 reasons.append(LATE)
-            if alike and not troubled and on_time:
+            if alike and not troubled and not not_kept and on_time:
                 with self.ctx.transaction() as db:
                     self.outputs.give_back_answer(db, answer)
             return reasons
@@ -421,19 +423,21 @@ class Jobs:
         return outputs, reasons
 
     def _own(self, row: JobRow, action: Action, plan: list[dict[str, Any]], real: Run
-             ) -> list[tuple[str, job_files.Kept | str]]:
+             ) -> tuple[list[tuple[str, job_files.Kept]], list[str], bool]:
         """The files the job wrote itself, declared and not planned, read for the output
-        checkers: each name with the file to keep, or why it is not kept (not written: the
-        same on the dummy data, or the answer is spent; could not be read: the custodian's
-        reason, for the bytes are the real run's)."""
-        found: list[tuple[str, job_files.Kept | str]] = []
+        checkers: each name with the file to keep; what is said of those not kept (not
+        written: the same on the dummy data, or the answer is spent; could not be read: the
+        custodian's reason, for the bytes are the real run's); whether any could not be."""
+        found: list[tuple[str, job_files.Kept]] = []
+        reasons: list[str] = []
+        troubled = False
         planned = {item["output"] for item in plan}
         for name, declared in action.outputs.items():
             if name in planned or declared.kind is OutputKind.INTERNAL:
                 continue
             data = real.files.get(declared.path)
             if data is None:
-                found.append((name, f"output {name!r} ({declared.path}) was not written"))
+                reasons.append(f"output {name!r} ({declared.path}) was not written")
                 continue
             try:
                 found.append((name, job_files.prepare(
@@ -443,29 +447,24 @@ class Jobs:
                                              "script": action.script})))
             except Exception:
                 log.exception("job %s: output %s could not be kept", row.id, name)
-                found.append((name, _not_kept(name)))
-        return found
+                reasons.append(_not_kept(name))
+                troubled = True
+        return found, reasons, troubled
 
     def _keep_own(self, row: JobRow, principal: Principal,
-                  own: list[tuple[str, job_files.Kept | str]]) -> tuple[list[str], bool]:
-        """Keep the files read by :meth:`_own`: what was said of those not kept, and whether
-        any could not be."""
+                  found: list[tuple[str, job_files.Kept]]) -> list[str]:
+        """Keep the files read by :meth:`_own`: what is said of those that could not be
+        kept."""
         reasons: list[str] = []
-        troubled = False
-        for name, kept in own:
-            if isinstance(kept, str):
-                reasons.append(kept)
-                troubled = troubled or kept == _not_kept(name)
-                continue
+        for name, kept in found:
             try:
                 view = job_files.keep(self.ctx, principal, row.project_id, kept)
             except Exception:
                 log.exception("job %s: output %s could not be kept", row.id, name)
                 reasons.append(_not_kept(name))
-                troubled = True
                 continue
             row.outputs[name] = view.output.id
-        return reasons, troubled
+        return reasons
 
     # -- ending -------------------------------------------------------------------------------
 

@@ -202,8 +202,7 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
     # off it among all, so a line the probe already puts ``upto`` off cannot be one that
     # isolates fewer, and its exact count is spared (most lines, between unrelated
     # statistics at 500,000 participants); an exact count decides every line that might
-    probe = (np.random.default_rng(n).choice(n, _PROBE, replace=False)
-             if upto is not None and n > 4 * _PROBE else None)
+    probe = _probe(n) if upto is not None else None
     if probe is not None:
         probed = (x[probe], y[probe], bounded[probe],
                   edges and (edges[0][probe], edges[1][probe]))
@@ -235,6 +234,14 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
         if best == 0:
             break
     return best
+
+
+def _probe(n: int) -> npt.NDArray[np.int64] | None:
+    """The points a candidate line or fit is tried on first (None: few enough to count all);
+    drawn by ``n`` alone, so the same outputs are decided alike."""
+    if n <= 4 * _PROBE:
+        return None
+    return np.random.default_rng(n).choice(n, _PROBE, replace=False)
 
 
 def _ranges(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
@@ -380,8 +387,7 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
     bounded = _with_the_bounds(x, basis, threshold)  # as for pairs: they move with them
     # as for lines (_best_line): each fit is tried on a probe of the points first, and one
     # that already leaves ``upto`` off there cannot be one that leaves fewer
-    probe = (np.random.default_rng(n).choice(n, _PROBE, replace=False)
-             if n > 4 * _PROBE else None)
+    probe = _probe(n)
     if probe is not None:
         probed = (columns[probe], x[probe], bounded[probe])
     best = n
