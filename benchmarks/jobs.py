@@ -202,9 +202,9 @@ def main() -> None:
         checked = float(job.usage["checked_seconds"])
         late = any("expected time" in r for r in job.reasons)
         print(f"{len(frame):,} participants: submit to the planned outputs checked "
-              f"{checked:.1f} s (the dummy run {job.usage['dummy_seconds']} s, then the "
-              f"submitted plan checked in {job.usage.get('check_seconds')} s), then the real "
-              f"run {job.usage['seconds']} s; the job's end, with its own files, at "
+              f"{checked:.1f} s (the submitted plan through the check, first), then the "
+              f"dummy run {job.usage['dummy_seconds']} s and the real run "
+              f"{job.usage['seconds']} s; the job's end, with its own files, at "
               f"{inside:.1f} s ({'past' if late else 'at'} its expected {args.expected} s)")
         print(f"ratio, the planned outputs checked: {checked / outside:.2f} to the same "
               f"script, {checked / by_hand:.2f} to the study by hand; the job's end: "

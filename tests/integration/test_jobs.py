@@ -240,3 +240,28 @@ def test_a_job_starts_when_the_one_before_it_was_due_not_when_its_real_run_ended
     finally:
         jobs.end_ladder = ()
     assert appeared is not None and appeared >= 6.0  # the first's real run took ~1 s
+
+
+def test_the_plans_outputs_come_first_and_a_dummy_failure_says_no_exit_status(
+        world: World) -> None:
+    """The submitted plan is carried out before either run (each output an analysis the
+    researcher could ask for by hand); a dummy run that then fails is told by the wall it met
+    only, never by the exit status it chose (it could say what an earlier job left behind)."""
+    row = run_job(world, {
+        "project.yaml": pipeline("smokers: {path: output/smokers.csv, kind: table}"),
+        "analysis/study.py": """
+            import sys
+            from strongroom import sdc
+            sdc.frequency("smokers", "cohort", "smoking")
+            sys.exit(173)
+            """,
+        "plans/study.json": planned(("smokers", {"kind": "frequency", "definition": "cohort",
+                                                 "variable": "smoking"}))})
+    assert row.status == "failed"
+    assert any("failed on the dummy data" in r for r in row.reasons), row.reasons
+    assert not any("173" in r or "status" in r for r in row.reasons), row.reasons
+    assert set(row.outputs) == {"smokers"}  # made first, and it stands
+    with world.ctx.transaction() as db:
+        smokers = db.get(OutputRow, row.outputs["smokers"])
+        assert smokers is not None and smokers.kind == "frequency"
+    assert row.usage["checked_seconds"] > 0

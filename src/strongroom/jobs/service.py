@@ -296,11 +296,17 @@ class Jobs:
         if answer is None:
             raise Conflict(JOBS_SPENT)
         read: dict[str, int] = {}
-        # one step after the other, nothing beside another: the dummy run (nothing of the
-        # real data is read while it runs), then the submitted plan (made on the
-        # researcher's machine before any of this) through the output check, whose outputs
-        # the researcher sees as each is made, then the real run. Beside the real run, the
-        # check took twice as long, on two cores
+        # one step after the other, nothing beside another (beside a run, the check took
+        # twice as long on two cores): first the submitted plan (made on the researcher's
+        # machine before any of this) through the output check, whose outputs the
+        # researcher sees as each is made. They are analyses the researcher could ask for
+        # by hand, each checked and rationed as such, so they need not wait for the runs.
+        # Then the dummy run (its plan must be the one submitted), then the real run
+        row.plan = submitted[:MAX_PLAN]
+        planned = self._planned(row, principal, action, submitted)
+        # from the job's start to its planned outputs checked: for the custodian
+        row.usage["checked_seconds"] = round(time.monotonic() - begun, 3)
+        row.outputs.update(planned[0])
         with runner.scratch(row.id) as scratch:
             dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
                                  self._dummy_inputs(where),
@@ -309,24 +315,22 @@ class Jobs:
             row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
             if not dummy[-1].ending.ok:
                 self._meter(row, principal, dummy)
+                # the walls it met, never its exit status or signal: a dummy run can
+                # read what an earlier job left on the shared machine (the page cache)
+                # and would say it in those; the researcher reads them at home
+                stopped = [sandbox.REASON[w] for w in dummy[-1].ending.walls
+                           if w in sandbox.STOPPING]
                 return JobStatus.FAILED, [
-                    f"it failed on the dummy data: {dummy[-1].ending.reason()}; run it "
-                    "on your machine with 'strongroom jobs run ACTION --dummy' (the same "
-                    "dummy data, the same layout) and read its log"], None
+                    f"it failed on the dummy data{': ' + stopped[0] if stopped else ''}; "
+                    "run it on your machine with 'strongroom jobs run ACTION --dummy' (the "
+                    "same dummy data, the same layout) and read its log", *planned[1]], None
             if dummy[-1].plan != submitted:
                 self._meter(row, principal, dummy)
                 return JobStatus.REFUSED, [
                     f"on the dummy data here it planned otherwise than {PLANS}/"
                     f"{row.action}.json, the plan submitted with it: run it again with "
-                    "'strongroom jobs run ACTION --dummy' and submit the plan it writes"], None
-            row.plan = submitted[:MAX_PLAN]
-            started = time.monotonic()
-            planned = self._planned(row, principal, action, submitted)
-            # the check of the plan, and from the job's start to its planned outputs checked
-            # (the researcher sees each as it is made, as for any analysis): for the custodian
-            row.usage["check_seconds"] = round(time.monotonic() - started, 3)
-            row.usage["checked_seconds"] = round(time.monotonic() - begun, 3)
-            row.outputs.update(planned[0])
+                    "'strongroom jobs run ACTION --dummy' and submit the plan it writes "
+                    "(the submitted plan's outputs were made as usual)", *planned[1]], None
             real = runner.chain(pipeline, chain, files, scratch / "real",
                                 self._real_inputs(where, read),
                                 limits=self.limits, name=f"strongroom-{row.id}-real")
