@@ -654,3 +654,36 @@ def test_a_constant_variable_has_no_correlation() -> None:
     frame = pl.DataFrame({"pid": [1, 2, 3], "x": [1.0, 2, 3], "k": [4.0, 4, 4]})
     result = run({"kind": "correlation", "variables": ["x", "k"]}, frame)
     assert cell(result, ("x",), "k").value is None and result.notes
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_a_fits_vectors_are_each_participants_own_total_over_the_complete_rows(
+        repeated: bool) -> None:
+    """What value-aware differencing compares: per column, over the rows complete in every
+    column read, each participant's total (a category as a stable number), by participant."""
+    import zlib
+
+    from strongroom.enclave.analyses.run import vectors
+    rng = np.random.default_rng(7)
+    n = 500
+    pid = rng.choice(np.arange(100, 10_000), n, replace=not repeated)
+    if repeated:
+        pid = np.concatenate([pid[:300], pid[:200]])
+    m = pid.size
+    frame = pl.DataFrame({
+        "pid": pid, "bmi": pl.Series(rng.normal(27, 4, m)).set(
+            pl.Series(rng.random(m) < 0.1), None),
+        "smoker": rng.random(m) < 0.3, "sex": rng.choice(["F", "M"], m),
+        "visits": rng.integers(0, 5, m)})
+    found = vectors(frame, ["bmi", "smoker", "sex", "visits"])
+    complete = frame.drop_nulls()
+    expected_ids = np.unique(complete["pid"].to_numpy())
+    for name, (got_ids, values) in found.items():
+        assert np.array_equal(got_ids, expected_ids)
+        column = complete[name]
+        numbers = (column.cast(pl.Float64) if column.dtype != pl.String else
+                   column.map_elements(lambda v: float(zlib.crc32(v.encode())),
+                                       return_dtype=pl.Float64))
+        totals = (pl.DataFrame({"pid": complete["pid"], "x": numbers}).group_by("pid")
+                  .agg(pl.col("x").sum()).sort("pid"))
+        assert np.allclose(values, totals["x"].to_numpy(), rtol=0, atol=1e-9), name

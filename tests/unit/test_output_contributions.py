@@ -16,8 +16,10 @@ from pyroaring import BitMap
 
 from strongroom.outputs.combinations import exposed, findings
 from strongroom.outputs.contributions import (
+    _DENSE,
     Vector,
     _best_line,
+    _cells_of,
     clashes,
     leftover,
     span_clashes,
@@ -204,3 +206,30 @@ def test_winsorised_participants_at_every_bound_move_with_it_in_pairs_and_fits()
     x, y = Vector.of("x", ids, clip(r, k)), Vector.of("y", ids, clip(3 * r, k))
     z = Vector.of("z", ids, clip(2 * zeroed, k))
     assert [n for _, _, n in span_clashes([z], [x, y], k)] == [1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(min_value=1, max_value=400), st.integers(min_value=0, max_value=6),
+       st.booleans(), st.integers(min_value=0, max_value=2**31))
+def test_each_participants_cell_is_the_same_placed_by_table_or_by_search(
+        n: int, groups: int, large: bool, seed: int) -> None:
+    """Cells are placed by a table indexed by id where the ids are small (pseudonyms), else
+    searched; both give each participant the XOR of the keys of the groups they are in."""
+    rng = np.random.default_rng(seed)
+    top = 2**32 - 1 if large else 10_000_000
+    ids = np.sort(rng.choice(np.arange(top - 5_000, top) if large else top, n, replace=False)
+                  ).astype(np.int64)
+    assert (ids[-1] >= _DENSE) == large
+    cut = [BitMap(rng.choice(ids, rng.integers(0, n + 1), replace=False).astype(np.uint32)
+                  .tolist()) for _ in range(groups)]
+    keys = rng.integers(1, 2**63 - 1, size=max(1, groups)).astype(np.uint64)
+    found = _cells_of(ids, BitMap(ids.astype(np.uint32).tolist()), cut, keys)
+    expected = np.zeros(n, dtype=np.uint64)
+    for group, key in zip(cut, keys, strict=False):
+        inside = np.isin(ids, np.asarray(list(group), dtype=np.int64))
+        if 0 < inside.sum() < n:
+            expected[inside] ^= key
+    if not any(0 < len(g) < n for g in cut):  # no group cuts them
+        assert found is None
+    else:
+        assert found is not None and np.array_equal(found, expected)

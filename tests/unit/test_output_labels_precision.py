@@ -334,3 +334,64 @@ def test_quote_marks_in_labels_cannot_end_a_reason_s_quotes() -> None:
     label = result.cells[0].row[0]
     reasons = _held_reasons(result, [(2, f'row "common" beside row "{label}" and \'{label}\'')])
     assert "142" not in reasons[0] and "143" not in reasons[0]
+
+
+def _step_as_it_was(cell: Cell, threshold: int) -> float:
+    """step_for before it shared one sort per variable (session 24): every sort its own."""
+    from strongroom.enclave import margin
+    from strongroom.enclave.steps import nice_step
+    x = np.asarray(cell.values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = x.size
+    if n == 0:
+        return 0.0
+    low, high = float(x.min()), float(x.max())
+    spread = high - low
+    if cell.kind not in (CellKind.MEDIAN, CellKind.QUANTILE):
+        top = margin.highest(threshold)
+        ordered, gap = np.sort(x), 0.0
+        if x.size >= 2:
+            at_top = int(np.count_nonzero(ordered == ordered[-1]))
+            if at_top <= top and at_top < x.size:
+                gap = float(ordered[-1] - ordered[-at_top - 1])
+            at_bottom = int(np.count_nonzero(ordered == ordered[0]))
+            if at_bottom <= top and at_bottom < x.size:
+                gap = max(gap, float(ordered[at_bottom] - ordered[0]))
+        spread = max(spread, top * gap)
+    if cell.kind is CellKind.SUM:
+        return nice_step(max(abs(low), abs(high), spread))
+    if cell.kind is CellKind.MEAN:
+        return nice_step(max(spread, abs(high) if n == 1 else 0.0) / n)
+    if cell.kind is CellKind.SD:
+        if n < 2:
+            return 0.0
+        bound = spread / np.sqrt(n - 1)
+        if abs(cell.value) > 0:
+            bound = min(bound, spread * spread / (abs(cell.value) * (n - 1)))
+        return nice_step(bound)
+    reach = float(np.sort(np.abs(x - cell.value))[min(threshold, n) - 1])
+    ordered = np.sort(x)
+    first = int(np.searchsorted(ordered, cell.value, side="left"))
+    last = int(np.searchsorted(ordered, cell.value, side="right"))
+    window = ordered[max(first - threshold - 1, 0):last + threshold + 1]
+    widest = float(np.diff(window).max()) if window.size > 1 else 0.0
+    return nice_step(max(2.0 * reach, threshold * widest))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.integers(-5, 5).map(float),
+                                 st.floats(-1e3, 1e3, allow_nan=False),
+                                 st.just(float("nan"))), min_size=1, max_size=60),
+       kind=st.sampled_from([CellKind.SUM, CellKind.MEAN, CellKind.SD, CellKind.MEDIAN,
+                             CellKind.QUANTILE]),
+       at=st.floats(0, 1), threshold=st.integers(1, 12))
+def test_the_step_from_one_shared_sort_is_the_step_as_it_was(
+        values: list[float], kind: CellKind, at: float, threshold: int) -> None:
+    x = np.asarray(values)
+    finite = x[np.isfinite(x)]
+    value = (float(np.quantile(finite, at)) if finite.size else 1.0) if kind in (
+        CellKind.MEDIAN, CellKind.QUANTILE) else float(np.nansum(x) or 1.0)
+    cell = Cell(("all",), kind.value, kind, value, ids(x.size), values=x)
+    assert precision.step_for(cell, threshold) == _step_as_it_was(cell, threshold)
+    assert precision.step_for(cell, threshold, precision.finite_sorted(x)) == \
+        _step_as_it_was(cell, threshold)

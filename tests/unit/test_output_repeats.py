@@ -93,3 +93,36 @@ def test_sealed_groups_keep_which_cells_are_derived_and_older_ones_say_they_do_n
     older = json.dumps(head).encode()
     assert Contributors.from_bytes(len(older).to_bytes(4, "big") + older
                                    + data[4 + size:]).derived is None
+
+
+def test_statistics_with_the_same_contributions_are_kept_once_and_read_back_each() -> None:
+    """A variable's mean and SD (and its quantiles) hold the very same contributions: kept
+    once, each read back under its own label and kind; groups kept before this was (every
+    vector written out) read back as they were."""
+    values = SBP.astype(np.float64)
+    mean = Vector.of("x mean", IDS, values, "linear")
+    sd = Vector(mean.label.replace("mean", "sd"), mean.ids, mean.values, "sd")
+    other = Vector.of("y mean", IDS, values + 1.0, "linear")
+    held = Contributors(["a"], [BitMap([1, 2])], BitMap([1, 2, 3]), [mean, sd, other], b"k",
+                        [COUNT], None)
+    data = held.to_bytes()
+    head = Contributors.head(data)
+    assert head["vector_same"] == [None, 0, None] and head["vector_sizes"][1] == 0
+    again = Contributors.from_bytes(data)
+    assert [(v.label, v.kind) for v in again.vectors] == [
+        ("x mean", "linear"), ("x sd", "sd"), ("y mean", "linear")]
+    for read, made in zip(again.vectors, held.vectors, strict=True):
+        assert np.array_equal(read.ids, made.ids)
+        assert np.array_equal(read.values, made.values)
+        assert read.to_bytes() == made.to_bytes()
+    # as kept before: each vector written out, no "vector_same"
+    packed = [v.to_bytes() for v in held.vectors]
+    size = int.from_bytes(data[:4], "big")
+    blobs = data[4 + size:4 + size + sum(head["sizes"])]
+    del head["vector_same"]
+    head["vector_sizes"] = [len(p) for p in packed]
+    older = json.dumps(head).encode()
+    back = Contributors.from_bytes(len(older).to_bytes(4, "big") + older + blobs
+                                   + b"".join(packed))
+    assert [np.array_equal(v.values, m.values) for v, m in
+            zip(back.vectors, held.vectors, strict=True)] == [True, True, True]

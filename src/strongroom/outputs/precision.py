@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from strongroom.enclave import margin
-from strongroom.enclave.results import Cell, CellKind, Result
+from strongroom.enclave.results import Cell, CellKind, FloatArray, Result
 from strongroom.enclave.steps import Rounding, nice_step
 
 ROUNDED = frozenset({CellKind.SUM, CellKind.MEAN, CellKind.SD, CellKind.MEDIAN,
@@ -51,10 +51,14 @@ def apply(result: Result, threshold: int, rounding: Rounding, count_base: int = 
     the project's, up or down by a keyed draw of the request and the cell, see
     steps.Rounding), and each count of people to a multiple of ``count_base`` (below)."""
     touched = False
+    # a variable's mean, SD and quantiles share one array of contributions: sorted once
+    ordered: dict[int, tuple[object, FloatArray]] = {}
     for cell in result.cells:
         if (cell.kind in ROUNDED or _counts_rows(cell)) and cell.value is not None \
                 and cell.values is not None:
-            step = step_for(cell, threshold)
+            if id(cell.values) not in ordered:
+                ordered[id(cell.values)] = (cell.values, finite_sorted(cell.values))
+            step = step_for(cell, threshold, ordered[id(cell.values)][1])
             if step > 0:
                 cell.value = rounding(cell.value, step, "figure", str(cell.kind),
                                       *_members(cell), margin.of(cell.values))
@@ -128,15 +132,21 @@ def _members(cell: Cell) -> tuple[object, ...]:
     return (margin.of(cell.contributors),)
 
 
-def step_for(cell: Cell, threshold: int) -> float:
-    """The rounding step of a statistic (0: nothing to round, e.g. no spread at all)."""
+def finite_sorted(values: FloatArray) -> FloatArray:
+    """A statistic's contributions as :func:`step_for` reads them: the finite ones, sorted."""
+    x = np.asarray(values, dtype=np.float64)
+    return np.sort(x[np.isfinite(x)])
+
+
+def step_for(cell: Cell, threshold: int, ordered: FloatArray | None = None) -> float:
+    """The rounding step of a statistic (0: nothing to round, e.g. no spread at all);
+    ``ordered``: its contributions as :func:`finite_sorted` gives them, if at hand."""
     assert cell.values is not None and cell.value is not None
-    x = np.asarray(cell.values, dtype=np.float64)
-    x = x[np.isfinite(x)]
+    x = finite_sorted(cell.values) if ordered is None else ordered
     n = x.size
     if n == 0:
         return 0.0
-    low, high = float(x.min()), float(x.max())
+    low, high = float(x[0]), float(x[-1])
     spread = high - low
     if cell.kind is not CellKind.MEDIAN and cell.kind is not CellKind.QUANTILE:
         # winsorised contributions (enclave/winsor.py): up to the clip's rank (k plus its
@@ -160,38 +170,46 @@ def step_for(cell: Cell, threshold: int) -> float:
     # and `threshold` times the widest gap between neighbouring values within `threshold`
     # ranks of it: one participant crossing it shifts every rank by at most one, so moves it
     # by at most one such gap, a tenth of a step at k = 10 (the others' values set around a
-    # gap at a cut, the side of the cut the target is on moved the quantile across the gap,
+    # gap at a cut, the side of the cut the target was on moved the quantile across the gap,
     # and the k values nearest it, all on one side, made a step finer than the gap)
-    distance = np.sort(np.abs(x - cell.value))
-    reach = float(distance[min(threshold, n) - 1])
-    return nice_step(max(2.0 * reach, threshold * _widest_gap(x, cell.value, threshold)))
+    return nice_step(max(2.0 * _reach(x, cell.value, threshold),
+                         threshold * _widest_gap(x, cell.value, threshold)))
 
 
-def _widest_gap(x: np.ndarray, at: float, ranks: int) -> float:
+def _reach(ordered: FloatArray, at: float, k: int) -> float:
+    """How far from ``at`` its ``k``-th nearest value is (all of them, if fewer): the k
+    nearest lie within k places of where ``at`` falls in the sorted values."""
+    where = int(np.searchsorted(ordered, at))
+    near = np.sort(np.abs(ordered[max(where - k, 0):where + k] - at))
+    return float(near[min(k, near.size) - 1])
+
+
+def _widest_gap(ordered: FloatArray, at: float, ranks: int) -> float:
     """The widest gap between neighbouring values within ``ranks`` ranks of ``at`` (of
-    every value tied with it: a quantile inside a run of ties is at any of their ranks)."""
-    ordered = np.sort(x)
+    every value tied with it: a quantile inside a run of ties is at any of their ranks);
+    ``ordered``: the values, sorted."""
     first = int(np.searchsorted(ordered, at, side="left"))
     last = int(np.searchsorted(ordered, at, side="right"))
     window = ordered[max(first - ranks - 1, 0):last + ranks + 1]
     return float(np.diff(window).max()) if window.size > 1 else 0.0
 
 
-def bound_gap(x: np.ndarray, threshold: int) -> float:
+def bound_gap(ordered: FloatArray, threshold: int) -> float:
     """How far a winsorised statistic's bound could move when one participant moves: a bound
     held by no more than ``threshold`` contributions (the k clipped to it, its own holder
     among them) drops to the next value inside when one of them leaves it, and all of them
-    with it; one held by more stays put. Read from the clipped contributions alone."""
-    if x.size < 2:
+    with it; one held by more stays put. Read from the clipped contributions alone, sorted
+    (``ordered``)."""
+    n = ordered.size
+    if n < 2:
         return 0.0
-    ordered = np.sort(x)
     gap = 0.0
     top, bottom = ordered[-1], ordered[0]
-    at_top = int(np.count_nonzero(ordered == top))
-    if at_top <= threshold and at_top < x.size:
+    at_top = n - int(np.searchsorted(ordered, top, side="left"))
+    if at_top <= threshold and at_top < n:
         gap = float(top - ordered[-at_top - 1])
-    at_bottom = int(np.count_nonzero(ordered == bottom))
-    if at_bottom <= threshold and at_bottom < x.size:
+    at_bottom = int(np.searchsorted(ordered, bottom, side="right"))
+    if at_bottom <= threshold and at_bottom < n:
         gap = max(gap, float(ordered[at_bottom] - bottom))
     return gap
 

@@ -110,30 +110,49 @@ class Contributors:
 
     def to_bytes(self) -> bytes:
         blobs = [self.population.serialize(), *(s.serialize() for s in self.sets)]
-        values = [v.to_bytes() for v in self.vectors]
+        # statistics with the very same contributions (a variable's mean and SD, its
+        # quantiles) are kept once: each later one names the first ("vector_same")
+        first: dict[tuple[int, int], int] = {}
+        same: list[int | None] = []
+        values: list[bytes] = []
+        for i, v in enumerate(self.vectors):
+            at = first.setdefault((id(v.ids), id(v.values)), i)
+            same.append(None if at == i else at)
+            values.append(v.to_bytes() if at == i else b"")
         head = json.dumps({"labels": self.labels, "sizes": [len(b) for b in blobs],
                            "key": self.key.hex(), "families": self.families,
                            "derived": self.derived,
                            "checked_against": self.checked_against,
                            "vectors": [v.label for v in self.vectors],
                            "vector_kinds": [v.kind for v in self.vectors],
-                           "vector_sizes": [len(b) for b in values]}).encode()
+                           "vector_sizes": [len(b) for b in values],
+                           "vector_same": same}).encode()
         return len(head).to_bytes(4, "big") + head + b"".join(blobs) + b"".join(values)
+
+    @staticmethod
+    def head(data: bytes) -> dict[str, Any]:
+        """What :meth:`to_bytes` says of itself before its sets and vectors."""
+        size = int.from_bytes(data[:4], "big")
+        found: dict[str, Any] = json.loads(data[4:4 + size])
+        return found
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Contributors:
-        size = int.from_bytes(data[:4], "big")
-        head = json.loads(data[4:4 + size])
-        at, blobs = 4 + size, []
+        head = cls.head(data)
+        at, blobs = 4 + int.from_bytes(data[:4], "big"), []
         for length in head["sizes"]:
             blobs.append(BitMap.deserialize(data[at:at + length]))
             at += length
-        vectors = []
+        vectors: list[Vector] = []
         labels = head.get("vectors", [])
         kinds = head.get("vector_kinds", [""] * len(labels))
-        for label, kind, length in zip(labels, kinds, head.get("vector_sizes", []),
-                                       strict=True):
-            vectors.append(Vector.from_bytes(label, data[at:at + length], kind))
+        same = head.get("vector_same", [None] * len(labels))  # None: kept before it was
+        for label, kind, length, like in zip(labels, kinds, head.get("vector_sizes", []),
+                                             same, strict=True):
+            if like is None:
+                vectors.append(Vector.from_bytes(label, data[at:at + length], kind))
+            else:
+                vectors.append(vectors[like].named(label, kind))
             at += length
         return cls(head["labels"], blobs[1:], blobs[0], vectors,
                    bytes.fromhex(head.get("key", "")), head.get("families", []),
@@ -528,7 +547,7 @@ class Outputs:
             project = db.get(Project, project_id)
         if project is None:
             raise NotFound(f"there is no project {project_id}")
-        return len(self._held(project, output_id).labels)
+        return len(Contributors.head(self._unsealed_cells(project, output_id))["labels"])
 
     def _checked(self, result: Result, rules: Rules, institution: str, project_id: str,
                  eids: MasterIds, key: bytes
@@ -658,9 +677,11 @@ class Outputs:
         staging.replace(path)
 
     def _held(self, project: Project, output_id: str) -> Contributors:
+        return Contributors.from_bytes(self._unsealed_cells(project, output_id))
+
+    def _unsealed_cells(self, project: Project, output_id: str) -> bytes:
         path = self._cells_path(project.id, output_id)
-        return Contributors.from_bytes(decrypt(path.read_bytes(), self.enclave.key(project),
-                                               f"{CELLS}:{output_id}"))
+        return decrypt(path.read_bytes(), self.enclave.key(project), f"{CELLS}:{output_id}")
 
     # -- release ---------------------------------------------------------------------------
 
@@ -864,6 +885,8 @@ class _Built:
         default_factory=dict)
     sets: dict[bytes, BitMap] = field(default_factory=dict)
     _named: dict[int, bytes] = field(default_factory=dict)
+    _values: dict[tuple[bytes, int], tuple[object, npt.NDArray[np.float64]]] = field(
+        default_factory=dict)
 
     def _name(self, pids: PidArray) -> bytes:
         if id(pids) not in self._named:  # the arrays live as long as the result does
@@ -885,8 +908,13 @@ class _Built:
             order = contributions.sorting(found)
             self.groups[name] = (found if order is ASCENDING else found[order], order)
         ids, order = self.groups[name]
-        values = np.asarray(values, dtype=np.float64)
-        return Vector(label, ids, values if order is ASCENDING else values[order], kind)
+        # cells sharing their contributions (a variable's mean and SD) share them here too,
+        # sorted once and kept once (Contributors.to_bytes)
+        if (name, id(values)) not in self._values:
+            found = np.asarray(values, dtype=np.float64)
+            self._values[(name, id(values))] = (
+                values, found if order is ASCENDING else found[order])
+        return Vector(label, ids, self._values[(name, id(values))][1], kind)
 
 
 def _shown(result: Result, report: CheckReport, everyone: list[BitMap],
@@ -992,6 +1020,8 @@ def _value_holders(cell: Cell, few: int) -> list[PidArray]:
         return []
     values = np.asarray(cell.values, dtype=np.float64)
     if values.size != cell.contributors.size:
+        return []
+    if np.unique(values[:4 * few + 64]).size > few:  # many values among the first: not few
         return []
     distinct, codes, counts = np.unique(values, return_inverse=True, return_counts=True)
     if not 2 <= distinct.size <= few:

@@ -139,17 +139,21 @@ def vectors(frame: pl.DataFrame, columns: list[str]) -> dict[str, tuple[PidArray
     Text (a category) becomes a stable number per value, so that a category changed for one
     participant shows as a changed value.
     """
-    used = frame.select(PID, *columns).drop_nulls()
-    found: dict[str, tuple[PidArray, FloatArray]] = {}
-    for name in columns:
+    used = frame.select(PID, *dict.fromkeys(columns)).drop_nulls()
+    numbers: list[pl.Series] = []
+    for name in dict.fromkeys(columns):
         column = used[name]
         if column.dtype.is_numeric() or column.dtype == pl.Boolean:
-            numbers = column.cast(pl.Float64)
+            numbers.append(column.cast(pl.Float64))
         else:
             text = column.cast(pl.String)
             codes = {v: float(zlib.crc32(v.encode())) for v in text.unique().to_list()}
-            numbers = text.replace_strict(codes, return_dtype=pl.Float64)
-        totals = (pl.DataFrame({PID: used[PID], "x": numbers}).group_by(PID).agg(pl.col("x").sum())
-                  .sort(PID))
-        found[name] = (totals[PID].cast(pl.Int64).to_numpy(), totals["x"].to_numpy())
-    return found
+            numbers.append(text.replace_strict(codes, return_dtype=pl.Float64).alias(name))
+    table = pl.DataFrame([used[PID], *numbers])
+    # one pass for every column (each its own group-by and sort took 0.1 s at 500,000),
+    # and none where each participant has one row
+    if used[PID].n_unique() < used.height:
+        table = table.group_by(PID).agg(pl.all().sum())
+    totals = table.sort(PID)
+    ids = totals[PID].cast(pl.Int64).to_numpy()
+    return {name: (ids, totals[name].to_numpy()) for name in columns}

@@ -161,7 +161,8 @@ def _nearest(v: _Values, value: float) -> FloatArray:
     the target's, must not make the step small."""
     order, starts = v.order, v.starts
     if len(starts) == len(order):
-        return v.x[order]  # a row each: their own
+        # a row each: their own, which is their total (one array for every quantile)
+        return v.total
     runs = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
     at = np.full(len(order), value)
     return nearest_rows(v.x[order], runs, at)[starts]
