@@ -318,10 +318,10 @@ class Jobs:
                 # the walls it met, never its exit status or signal: a dummy run can
                 # read what an earlier job left on the shared machine (the page cache)
                 # and would say it in those; the researcher reads them at home
-                stopped = [sandbox.REASON[w] for w in dummy[-1].ending.walls
-                           if w in sandbox.STOPPING]
+                met = [sandbox.REASON[w] for w in dummy[-1].ending.walls
+                       if w in sandbox.STOPPING]
                 return JobStatus.FAILED, [
-                    f"it failed on the dummy data{': ' + stopped[0] if stopped else ''}; "
+                    f"it failed on the dummy data{': ' + met[0] if met else ''}; "
                     "run it on your machine with 'strongroom jobs run ACTION --dummy' (the "
                     "same dummy data, the same layout) and read its log", *planned[1]], None
             if dummy[-1].plan != submitted:
