@@ -20,6 +20,7 @@ from strongroom.outputs.contributions import (
     Vector,
     _best_line,
     _cells_of,
+    _cuttings,
     clashes,
     leftover,
     span_clashes,
@@ -233,3 +234,48 @@ def test_each_participants_cell_is_the_same_placed_by_table_or_by_search(
         assert found is None
     else:
         assert found is not None and np.array_equal(found, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=2, max_value=300), st.lists(st.integers(0, 5), min_size=0,
+                                                          max_size=5),
+       st.integers(min_value=0, max_value=2**31))
+def test_all_releases_together_cut_as_the_xor_of_each_releases_cells(
+        n: int, sizes: list[int], seed: int) -> None:
+    """The finest cutting (every release's groups at once) is made from each release's own
+    cells: the same cells as cutting by every group at once."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(10_000_000, n, replace=False)).astype(np.int64)
+    partitions = [[BitMap(rng.choice(ids, rng.integers(0, n + 1), replace=False)
+                          .astype(np.uint32).tolist()) for _ in range(size)]
+                  for size in sizes]
+    keys = rng.integers(1, 2**63 - 1, size=max(1, sum(sizes))).astype(np.uint64)
+    together, *each = _cuttings(ids, partitions, keys)
+    assert len(each) == len(partitions)
+    every = _cells_of(ids, BitMap(ids.astype(np.uint32).tolist()),
+                      [g for part in partitions for g in part], keys)
+    if every is None:
+        assert together is None
+    else:
+        assert together is not None and np.array_equal(together, every)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=300), st.integers(min_value=1, max_value=12),
+       st.booleans(), st.integers(min_value=0, max_value=2**31))
+def test_each_groups_atoms_are_read_from_one_member_of_each(
+        n: int, count: int, large: bool, seed: int) -> None:
+    """The release matrix (groups × atoms) read through one member per atom is the one read
+    through every member: an atom's members are in exactly the same groups."""
+    from strongroom.outputs.combinations import _atoms, _membership
+    rng = np.random.default_rng(seed)
+    start = 2**32 - 10_000 if large else 0
+    ids = np.sort(rng.choice(np.arange(start, start + 10_000), n, replace=False))
+    groups = [BitMap(rng.choice(ids, rng.integers(1, n + 1), replace=False).tolist())
+              for _ in range(count)]
+    positions, atom_of, sizes, representatives = _atoms(groups)
+    assert sizes.sum() == len(BitMap.union(BitMap(), *groups))
+    got = _membership(groups, representatives).toarray()
+    expected = np.stack([np.bincount(atom_of[at], minlength=sizes.size) > 0
+                         for at in positions]).astype(float)
+    assert np.array_equal(got, expected)

@@ -31,6 +31,7 @@ import scipy.sparse
 from pyroaring import BitMap
 
 from strongroom.enclave import margin
+from strongroom.outputs.contributions import secret_keys
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing.combinations"
@@ -65,8 +66,8 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
         raise TooManyGroupsError(len(groups))
     if not new or not groups or _disjoint(groups):
         return []
-    positions, atom_of, sizes = _atoms(groups)
-    membership = _membership(positions, atom_of, len(sizes))  # groups × atoms, 0/1
+    positions, atom_of, sizes, representatives = _atoms(groups)
+    membership = _membership(groups, representatives)  # groups × atoms, 0/1
     found = _repeats(membership, new, set(derived))
     # small: below the keyed line of each atom (k to 2k − 1, enclave/margin.py), drawn by its
     # members; at a fixed k, an atom of k − 1 accomplices and the target if obese is the bit
@@ -176,7 +177,7 @@ def _ties(membership: scipy.sparse.csr_matrix, order: list[int]) -> dict[int, li
 
 
 def _members_of(atom: int, column: npt.NDArray[np.float64],
-                positions: list[npt.NDArray[np.int64]], atom_of: npt.NDArray[np.int64]
+                positions: list[npt.NDArray[np.integer]], atom_of: npt.NDArray[np.int32]
                 ) -> npt.NDArray[np.int64]:
     """An atom's participants (as indexes), read from one group that holds it."""
     group = positions[int(np.flatnonzero(column)[0])]
@@ -211,42 +212,58 @@ def _disjoint(groups: Sequence[BitMap]) -> bool:
 
 
 def _atoms(groups: Sequence[BitMap]) -> tuple[
-        list[npt.NDArray[np.int64]], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        list[npt.NDArray[np.integer]], npt.NDArray[np.int32], npt.NDArray[np.int64],
+        npt.NDArray[np.uint32]]:
     """Each group's members (as indexes into the second array), each participant's atom (by
-    a random 64-bit signature per group, summed) and the atoms' sizes.
+    a random 64-bit signature per group, summed), the atoms' sizes, and one member of each
+    atom (its master ID).
 
     Master IDs below ``DENSE_IDS`` index dense arrays directly (one gather per group);
-    larger ones are first ranked among everyone (a binary search per member).
+    larger ones are first ranked among everyone (a binary search per member). The
+    signatures are sums of secret random words (contributions.secret_keys).
     """
-    members = [np.asarray(g.to_array(), dtype=np.int64) for g in groups]
-    everyone = np.asarray(BitMap.union(BitMap(), *groups).to_array(), dtype=np.int64)
-    rng = np.random.default_rng(20261123)
-    weights = rng.integers(1, 2**63 - 1, size=len(groups), dtype=np.int64).astype(np.uint64)
+    members: list[npt.NDArray[np.integer]] = [
+        np.frombuffer(g.to_array(), dtype=np.uint32) for g in groups]
+    ids = np.frombuffer(BitMap.union(BitMap(), *groups).to_array(), dtype=np.uint32)
+    everyone: npt.NDArray[np.integer] = ids
+    # drawn afresh, after the groups: known weights (a fixed seed in public code) would let
+    # a researcher choose groups whose sums collide, merging a small atom into a large one
+    weights = secret_keys(len(groups))
     top = int(everyone[-1]) if everyone.size else -1
     if top >= DENSE_IDS:
-        members = [np.searchsorted(everyone, m) for m in members]
-        everyone, top = np.arange(everyone.size, dtype=np.int64), everyone.size - 1
+        members = [np.searchsorted(ids, m) for m in members]
+        everyone, top = np.arange(ids.size, dtype=np.int64), ids.size - 1
     signature = np.zeros(top + 1, dtype=np.uint64)  # calloc: only touched pages are made
     for at, weight in zip(members, weights, strict=True):
         signature[at] += weight  # wraps modulo 2⁶⁴: a sum of random words, collisions ~2⁻⁶⁴
     # hash-based factorising: linear in the participants (a sort would be n log n)
     codes, _ = pd.factorize(signature[everyone])
-    atom_of = np.zeros(top + 1, dtype=np.int64)
+    atom_of = np.zeros(top + 1, dtype=np.int32)
     atom_of[everyone] = codes
-    return members, atom_of, np.bincount(codes).astype(np.int64)
+    sizes = np.bincount(codes).astype(np.int64)
+    first = np.empty(sizes.size, dtype=np.int64)
+    first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)  # the last write is the first
+    return members, atom_of, sizes, ids[first]
 
 
-def _membership(positions: list[npt.NDArray[np.int64]], atom_of: npt.NDArray[np.int64],
-                atoms: int) -> scipy.sparse.csr_matrix:
+def _membership(groups: Sequence[BitMap], representatives: npt.NDArray[np.uint32]
+                ) -> scipy.sparse.csr_matrix:
+    """Groups × atoms, 0/1. The members of an atom are in exactly the same groups, so a
+    group holds an atom when it holds the atom's one member ``representatives`` names: a
+    small set meets each group (no pass over the groups' members)."""
+    order = np.argsort(representatives)
+    ordered = representatives[order]
+    few = BitMap(ordered)
     rows, cols = [], []
-    for g, at in enumerate(positions):
-        present = np.flatnonzero(np.bincount(atom_of[at], minlength=atoms))
-        rows.append(np.full(present.size, g, dtype=np.int64))
-        cols.append(present)
+    for g, group in enumerate(groups):
+        inside = np.frombuffer((group & few).to_array(), dtype=np.uint32)
+        rows.append(np.full(inside.size, g, dtype=np.int64))
+        cols.append(order[np.searchsorted(ordered, inside)])
     row = np.concatenate(rows) if rows else np.empty(0, np.int64)
     col = np.concatenate(cols) if cols else np.empty(0, np.int64)
     data = np.ones(row.size, dtype=np.float64)
-    return scipy.sparse.csr_matrix((data, (row, col)), shape=(len(positions), atoms))
+    return scipy.sparse.csr_matrix((data, (row, col)),
+                                   shape=(len(groups), representatives.size))
 
 
 def _pseudo_inverse(gram: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -433,54 +434,82 @@ def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]]
     any one cutting is a clash: a target alone in a cell that groups built around them is one,
     and a measured variable is thousands, however finely the releases cut it."""
     found: list[tuple[int, int]] = []
-    every = [g for part in partitions for g in part]
-    keys = np.random.default_rng(20261123).integers(1, 2**63 - 1, size=max(1, len(every)),
-                                                    dtype=np.int64).astype(np.uint64)
-    cuts = [every, *partitions[-MAX_PARTITIONS:]]
+    keys = secret_keys(sum(len(part) for part in partitions))
     # statistics over the same participants (a variable's mean, SD and quantiles) share
-    # their cells: each cutting is made once per set of participants
+    # their cuttings: each is made once per set of participants
     # (by the participants themselves: each statistic holds its own copy of the same ids, and
     # keyed by the copy, a summary after a survival table cut 500,000 people 90 times, 20 s)
-    cells: dict[tuple[bytes, int], npt.NDArray[np.uint64] | None] = {}
+    cuttings: dict[bytes, list[npt.NDArray[np.uint64] | None]] = {}
     # and statistics with the same contributions too (a variable's mean and SD) share
-    # what each cutting isolates
-    off: dict[tuple[bytes, bytes, int], int] = {}
+    # what each cutting isolates (by the cutting's array: all releases together are one
+    # release's cutting when only it cuts them)
+    off: dict[tuple[int, bytes], int] = {}
     for i, new in enumerate(news):
         if _family(new) or new.ids.size < threshold:
             continue
-        members: BitMap | None = None
         same = hashlib.blake2b(new.ids.tobytes(), digest_size=16).digest()
+        if same not in cuttings:
+            cuttings[same] = _cuttings(new.ids, partitions, keys)
         alike = hashlib.blake2b(np.round(new.values, 9).tobytes(), digest_size=16).digest()
-        for c, cut in enumerate(cuts):
-            if (same, c) not in cells:
-                if members is None:
-                    members = BitMap(new.ids.astype(np.uint32))
-                cells[(same, c)] = _cells_of(new.ids, members, cut, keys)
-            if (same, alike, c) not in off:
-                off[(same, alike, c)] = _off_cells(new, cells[(same, c)], threshold)
-            isolated = off[(same, alike, c)]
+        for cells in cuttings[same]:
+            if (id(cells), alike) not in off:
+                off[(id(cells), alike)] = _off_cells(new, cells, threshold)
+            isolated = off[(id(cells), alike)]
             if _short(isolated, threshold, "partition", new):
                 found.append((i, isolated))
                 break
     return found
 
 
+def secret_keys(n: int) -> npt.NDArray[np.uint64]:
+    """``n`` random 64-bit keys, none 0, drawn afresh for each audit. Groups are told apart
+    by sums or XORs of their keys, which are linear: keys anyone could compute (a fixed seed
+    in public code) let a researcher choose groups whose combinations collide, and so merge
+    a small cell into a large one. Drawn after the groups, any two cells collide by chance
+    alone (2⁻⁶⁴)."""
+    keys = np.frombuffer(os.urandom(8 * max(1, n)), dtype=np.uint64).copy()
+    keys[keys == 0] = 1
+    return keys
+
+
+def _cuttings(ids: npt.NDArray[np.int64], partitions: Sequence[Sequence[BitMap]],
+              keys: npt.NDArray[np.uint64]) -> list[npt.NDArray[np.uint64] | None]:
+    """The cells ``ids`` fall into (each participant's XOR of the keys of the groups they
+    are in; None: not cut), cut by all ``partitions`` together, finest, then by each of the
+    ``MAX_PARTITIONS`` most recent alone. Each release's groups are placed once: all of
+    them together are the XOR of each one's cells."""
+    members = BitMap(ids.astype(np.uint32))
+    place: list[_Place] = []
+    own: list[npt.NDArray[np.uint64] | None] = []
+    at = 0
+    for part in partitions:
+        own.append(_cells_of(ids, members, part, keys[at:at + len(part)], place))
+        at += len(part)
+    cut = [cells for cells in own if cells is not None]
+    together = cut[0] if len(cut) == 1 else None
+    if len(cut) > 1:
+        together = np.bitwise_xor.reduce(cut)
+    return [together, *own[-MAX_PARTITIONS:]]
+
+
 MAX_PARTITIONS = 32  # earlier releases whose own groups are tried one by one (most recent)
 
 
 def _cells_of(ids: npt.NDArray[np.int64], members: BitMap, groups: Sequence[BitMap],
-              keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64] | None:
+              keys: npt.NDArray[np.uint64], place: list[_Place] | None = None
+              ) -> npt.NDArray[np.uint64] | None:
     """Each participant's cell (an XOR of the keys of the groups they are in), or None when
-    the groups do not cut them."""
+    the groups do not cut them; ``place``: where :func:`_places` is kept between calls."""
     cell = np.zeros(ids.size, dtype=np.uint64)
     cut = False
-    place: _Place | None = None
+    place = [] if place is None else place
     for group, key in zip(groups, keys, strict=False):
         inside = group & members
         if 0 < len(inside) < len(members):
             cut = True
-            place = place or _places(ids)
-            cell[place(np.frombuffer(inside.to_array(), dtype=np.uint32))] ^= key
+            if not place:
+                place.append(_places(ids))
+            cell[place[0](np.frombuffer(inside.to_array(), dtype=np.uint32))] ^= key
     return cell if cut else None
 
 
