@@ -279,3 +279,21 @@ def test_each_groups_atoms_are_read_from_one_member_of_each(
     expected = np.stack([np.bincount(atom_of[at], minlength=sizes.size) > 0
                          for at in positions]).astype(float)
     assert np.array_equal(got, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=3_000), st.integers(min_value=0, max_value=9),
+       st.booleans(), st.integers(min_value=0, max_value=2**31))
+def test_statistics_over_the_same_people_are_compared_as_any_others(
+        n: int, changed: int, copy: bool, seed: int) -> None:
+    """Two statistics over the same participants skip the merge of their lists: the count
+    left over is the one the merge gives."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(10_000_000, n, replace=False)).astype(np.int64)
+    x = rng.normal(27, 5, n).round(3)
+    y = 2 * x + 1
+    y[:min(changed, n)] += 7.0
+    a, b = vec(ids, x), vec(ids.copy() if copy else ids, y)
+    both, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
+    expected = _best_line(a.values[in_a], b.values[in_b], 10, 19) if both.size else 0
+    assert leftover(a, b, 10, 19) == expected
