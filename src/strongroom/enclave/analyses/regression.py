@@ -182,7 +182,7 @@ def check_rank(x: FloatArray, term_variables: list[str]) -> None:
     if x.shape[0] <= x.shape[1]:  # the row count itself is not said: it is unchecked output
         raise Invalid(f"the model has {x.shape[1]} parameters and no more rows than that: use "
                       "fewer covariates or levels, or a larger population")
-    scale = np.linalg.norm(x, axis=0)
+    scale = np.sqrt(np.einsum("ij,ij->j", x, x))  # each column's norm (norm() copies x)
     scale[scale == 0] = 1.0
     _, r, pivots = scipy.linalg.qr(x / scale, mode="economic", pivoting=True)
     diagonal = np.abs(np.diag(r))
