@@ -223,7 +223,9 @@ def release(world: AttackWorld, who: Any, outputs: dict[str, str]) -> None:
     platform = world.platform
     checkers = [world.staff("output-checker") for _ in range(2)]
     shown = {}
-    for name, output_id in outputs.items():
+    # the survival table first, as the how-to says: after table 1 its numbers at risk
+    # follow from table 1's counts (docs/how-to/run-a-study.md)
+    for name, output_id in sorted(outputs.items(), key=lambda item: item[0] != "survival"):
         try:
             view = platform.outputs.request_release(
                 who, output_id, "the study's figure 1 and its spline model, for the paper")

@@ -197,3 +197,48 @@ def test_a_study_at_the_command_line_and_every_researcher_operation_reached(
     unreached = every - reached(log, start)
     assert not unreached, f"no client method reaches {sorted(unreached)}"
 
+
+
+HOW_TO = Path(__file__).parents[2] / "docs" / "how-to" / "run-a-study.md"
+
+
+def test_the_how_to_study_runs_as_written_at_the_command_line(
+        served: tuple[Server, Path], tmp_path: Path) -> None:
+    """Every `strongroom enclave analyse` of the researcher how-to, in its order, with its
+    definition, over HTTPS: each is understood and answered with a record (a small cohort
+    blocks some for too few events: what matters is that none is a mistake in the how-to),
+    and each released one downloads as a labelled table."""
+    import re
+    server, _ = served
+    admin = server.admin
+    uni = admin.institutions.create("How-to University", "GB", "UK GDPR", ["127.0.0.0/8"])
+    rae = register(server, "rae@howto.ac.uk", ["researcher"], uni["id"], vetted=True)
+    text = HOW_TO.read_text()
+    needed = [int(f) for f in re.findall(r"(\d+) \(", text.split("## 1.")[0])]
+    assert {31, 53, 2443, 40000} <= set(needed)
+    today = dt.date.today()
+    project = admin.projects.create("The how-to's study", "Smoking, adiposity and survival",
+                                    rae.id, today, today + dt.timedelta(days=90),
+                                    fields=needed)["id"]
+    with server.client(SOURCE) as session:
+        session.login(rae.email, rae.password, code(rae.totp_secret))
+        token = session.tokens.issue(project, ["data.analyse", "output.read", "output.request",
+                                               "output.download"], 7)["secret"]
+    where = ("--url", server.url, "--token", token, "--ca", str(server.ca))
+
+    def ok(*args: str) -> str:
+        status, out, err = cli(*args, *where, cwd=tmp_path)
+        assert status == 0, (args, err)
+        return out
+
+    (tmp_path / "study.sql").write_text(text.split("```sql\n", 1)[1].split("```", 1)[0])
+    assert json.loads(ok("enclave", "define", project, "study", "@study.sql"))["size_ok"]
+    asked = re.findall(r"strongroom enclave analyse \$P '(.*?)'( --release)?", text, re.S)
+    kinds = [json.loads(spec)["kind"] for spec, _ in asked]
+    assert kinds[:2] == ["kaplan_meier", "cox"] and "summary" in kinds and "glm" in kinds
+    for spec, release in asked:
+        output = json.loads(ok("enclave", "analyse", project, spec, *release.split()))
+        assert output["verdict"] in ("release", "release_with_suppression", "review", "block")
+        if output["status"] == "released":
+            frame = pl.read_csv(io.StringIO(ok("enclave", "download", output["id"])))
+            assert frame.height > 0 and frame.width > 1, spec
