@@ -273,7 +273,7 @@ def test_each_groups_atoms_are_read_from_one_member_of_each(
     ids = np.sort(rng.choice(np.arange(start, start + 10_000), n, replace=False))
     groups = [BitMap(rng.choice(ids, rng.integers(1, n + 1), replace=False).tolist())
               for _ in range(count)]
-    positions, atom_of, sizes, representatives = _atoms(groups)
+    positions, atom_of, sizes, representatives, _ = _atoms(groups)
     assert sizes.sum() == len(BitMap.union(BitMap(), *groups))
     got = _membership(groups, representatives).toarray()
     expected = np.stack([np.bincount(atom_of[at], minlength=sizes.size) > 0
@@ -297,3 +297,33 @@ def test_statistics_over_the_same_people_are_compared_as_any_others(
     both, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
     expected = _best_line(a.values[in_a], b.values[in_b], 10, 19) if both.size else 0
     assert leftover(a, b, 10, 19) == expected
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=9_000, max_value=20_000), st.integers(min_value=0, max_value=30),
+       st.integers(min_value=1, max_value=6), st.integers(min_value=0, max_value=2**31))
+def test_a_probe_spares_only_counts_that_would_not_be_short(
+        n: int, odd: int, groups: int, seed: int) -> None:
+    """The partition audit's probe (a lower bound on those off their cells' values) decides
+    nothing the exact count would not: the clashes found are the same with it and without."""
+    import strongroom.outputs.contributions as contributions
+    from strongroom.enclave import margin
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(10_000_000, n, replace=False)).astype(np.int64)
+    partitions = [[BitMap(ids[rng.random(n) < rng.uniform(0.1, 0.9)].astype(np.uint32)
+                          .tolist()) for _ in range(groups)]]
+    first = np.isin(ids, np.asarray(list(partitions[0][0]), dtype=np.int64))
+    constant = np.where(first, 3.0, 1.0)  # a constant per group …
+    constant[rng.choice(n, odd, replace=False)] = 7.0  # … but for a few
+    news = [vec(ids, constant, "zoomed"), vec(ids, rng.normal(27, 5, n).round(2), "bmi"),
+            vec(ids, (rng.random(n) < 0.01).astype(float), "rare")]
+    with margin.keyed(b"one request's own margin key"):
+        found = contributions.partition_clashes(news, partitions, 10)
+        original = contributions._probed_apart
+        try:
+            contributions._probed_apart = lambda *_: False  # type: ignore[assignment]
+            exact = contributions.partition_clashes(news, partitions, 10)
+        finally:
+            contributions._probed_apart = original
+    assert [i for i, _ in found] == [i for i, _ in exact]
+    assert 1 not in [i for i, _ in found]  # a measured variable is thousands off

@@ -31,12 +31,11 @@ import scipy.sparse
 from pyroaring import BitMap
 
 from strongroom.enclave import margin
-from strongroom.outputs.contributions import secret_keys
+from strongroom.outputs.contributions import places, secret_keys
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "differencing.combinations"
 MAX_GROUPS = 4000  # groups in one audit; beyond this it cannot be done quickly: review
-DENSE_IDS = 1 << 26  # master IDs below this index arrays directly (UK Biobank's are 7 digits)
 _DETERMINED = 1.0 - 1e-6  # P_aa this close to 1: the atom's size is in the row space
 _EIGEN_CUTOFF = 1e-9  # relative: eigenvalues below this are the null space of QQᵀ
 _TIED = 1e-7  # relative: a group this close to the span of others is a combination of them
@@ -66,7 +65,7 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
         raise TooManyGroupsError(len(groups))
     if not new or not groups or _disjoint(groups):
         return []
-    positions, atom_of, sizes, representatives = _atoms(groups)
+    positions, atom_of, sizes, representatives, ids = _atoms(groups)
     membership = _membership(groups, representatives)  # groups × atoms, 0/1
     found = _repeats(membership, new, set(derived))
     # small: below the keyed line of each atom (k to 2k − 1, enclave/margin.py), drawn by its
@@ -101,7 +100,7 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
                     for g in used.tolist()}
         if len(distinct) >= 3 and margin.short(int(sizes[atom]), threshold, "atom",
                                            members=_members_of(atom, columns[:, j], positions,
-                                                               atom_of)):
+                                                               atom_of, ids)):
             found.append(Exposure(int(sizes[atom]), used.tolist()))
     return found
 
@@ -177,11 +176,13 @@ def _ties(membership: scipy.sparse.csr_matrix, order: list[int]) -> dict[int, li
 
 
 def _members_of(atom: int, column: npt.NDArray[np.float64],
-                positions: list[npt.NDArray[np.integer]], atom_of: npt.NDArray[np.int32]
-                ) -> npt.NDArray[np.int64]:
-    """An atom's participants (as indexes), read from one group that holds it."""
+                positions: list[npt.NDArray[np.integer]], atom_of: npt.NDArray[np.integer],
+                ids: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
+    """An atom's participants (their master IDs, the same in every audit, so that an atom
+    meets the same keyed line however the releases around it change), read from one group
+    that holds it."""
     group = positions[int(np.flatnonzero(column)[0])]
-    return np.asarray(group[atom_of[group] == atom], dtype=np.int64)
+    return np.asarray(ids[group[atom_of[group] == atom]], dtype=np.int64)
 
 
 def _leverage(q: scipy.sparse.csr_matrix, columns: npt.NDArray[np.float64]
@@ -212,38 +213,30 @@ def _disjoint(groups: Sequence[BitMap]) -> bool:
 
 
 def _atoms(groups: Sequence[BitMap]) -> tuple[
-        list[npt.NDArray[np.integer]], npt.NDArray[np.int32], npt.NDArray[np.int64],
-        npt.NDArray[np.uint32]]:
-    """Each group's members (as indexes into the second array), each participant's atom (by
-    a random 64-bit signature per group, summed), the atoms' sizes, and one member of each
-    atom (its master ID).
+        list[npt.NDArray[np.integer]], npt.NDArray[np.integer], npt.NDArray[np.int64],
+        npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+    """Each group's members (as places among everyone in a group), each place's atom (by a
+    random 64-bit word per group, summed), the atoms' sizes, one member of each atom, and
+    everyone's master IDs (by place).
 
-    Master IDs below ``DENSE_IDS`` index dense arrays directly (one gather per group);
-    larger ones are first ranked among everyone (a binary search per member). The
-    signatures are sums of secret random words (contributions.secret_keys).
-    """
-    members: list[npt.NDArray[np.integer]] = [
-        np.frombuffer(g.to_array(), dtype=np.uint32) for g in groups]
+    The words are secret and drawn afresh (contributions.secret_keys); the sums are kept by
+    place, an array the size of the groups' union, not of the ID space (two arrays of ten
+    million zeroed for every audit took most of its time)."""
     ids = np.frombuffer(BitMap.union(BitMap(), *groups).to_array(), dtype=np.uint32)
-    everyone: npt.NDArray[np.integer] = ids
+    place = places(ids.astype(np.int64))
+    positions = [place(np.frombuffer(g.to_array(), dtype=np.uint32)) for g in groups]
     # drawn afresh, after the groups: known weights (a fixed seed in public code) would let
     # a researcher choose groups whose sums collide, merging a small atom into a large one
     weights = secret_keys(len(groups))
-    top = int(everyone[-1]) if everyone.size else -1
-    if top >= DENSE_IDS:
-        members = [np.searchsorted(ids, m) for m in members]
-        everyone, top = np.arange(ids.size, dtype=np.int64), ids.size - 1
-    signature = np.zeros(top + 1, dtype=np.uint64)  # calloc: only touched pages are made
-    for at, weight in zip(members, weights, strict=True):
+    signature = np.zeros(ids.size, dtype=np.uint64)
+    for at, weight in zip(positions, weights, strict=True):
         signature[at] += weight  # wraps modulo 2⁶⁴: a sum of random words, collisions ~2⁻⁶⁴
     # hash-based factorising: linear in the participants (a sort would be n log n)
-    codes, _ = pd.factorize(signature[everyone])
-    atom_of = np.zeros(top + 1, dtype=np.int32)
-    atom_of[everyone] = codes
+    codes, _ = pd.factorize(signature)
     sizes = np.bincount(codes).astype(np.int64)
     first = np.empty(sizes.size, dtype=np.int64)
     first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)  # the last write is the first
-    return members, atom_of, sizes, ids[first]
+    return positions, codes, sizes, ids[first], ids
 
 
 def _membership(groups: Sequence[BitMap], representatives: npt.NDArray[np.uint32]
