@@ -687,3 +687,21 @@ def test_a_fits_vectors_are_each_participants_own_total_over_the_complete_rows(
         totals = (pl.DataFrame({"pid": complete["pid"], "x": numbers}).group_by("pid")
                   .agg(pl.col("x").sum()).sort("pid"))
         assert np.allclose(values, totals["x"].to_numpy(), rtol=0, atol=1e-9), name
+
+
+@pytest.mark.parametrize("collinear", [0.0, 1e-3, 1e-7])
+def test_leverages_by_cholesky_are_the_qr_leverages(collinear: float) -> None:
+    """Each row's leverage (what the influence rule sums per participant) from the Gram
+    matrix's Cholesky factor equals the Householder QR's; a design near collinearity takes
+    the QR itself."""
+    from strongroom.enclave.analyses.regression import _leverages
+    rng = np.random.default_rng(11)
+    n = 20_000
+    a = rng.normal(50, 8, n)
+    x = np.column_stack([np.ones(n), a, rng.normal(27, 4, n) * 1e4, rng.random(n) < 0.01,
+                         a + collinear * rng.normal(0, 1, n) if collinear else
+                         rng.normal(0, 1, n)])
+    q, _ = np.linalg.qr(x)
+    expected = np.einsum("ij,ij->i", q, q)
+    assert np.allclose(_leverages(x), expected, rtol=1e-6, atol=1e-12)
+

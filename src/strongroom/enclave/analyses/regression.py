@@ -125,10 +125,29 @@ def influence(x: FloatArray, ids: PidArray, weights: FloatArray | None = None) -
     for logistic regression): the share of their own value in their fitted value, so 1/m
     for a group of m that some combination of covariates singles out."""
     xw = x if weights is None else x * np.sqrt(weights)[:, None]
-    q, _ = np.linalg.qr(xw)  # full rank: check_rank ran first
-    h = np.einsum("ij,ij->i", q, q)
+    h = _leverages(xw)
     codes = np.unique(ids, return_inverse=True)[1]
     return float(np.bincount(codes, weights=h).max())
+
+
+def _leverages(x: FloatArray) -> FloatArray:
+    """Each row's leverage, the diagonal of x(xᵀx)⁻¹xᵀ, from the Cholesky factor of the
+    Gram matrix of unit columns (the leverages do not depend on the columns' scale): a
+    fraction of a Householder QR at 500,000 rows, and within 1e-6 of it for any design
+    check_rank passes whose columns are not near-collinear; one that is gets the QR."""
+    scale = np.sqrt(np.einsum("ij,ij->j", x, x))
+    scale[scale == 0] = 1.0
+    unit = x / scale
+    gram = unit.T @ unit
+    if np.linalg.cond(gram) < 1e8:  # the Cholesky route squares the condition number
+        try:
+            factor = scipy.linalg.cholesky(gram, lower=True)
+            z = scipy.linalg.solve_triangular(factor, unit.T, lower=True, check_finite=False)
+            return np.asarray(np.einsum("ij,ij->j", z, z), dtype=np.float64)
+        except np.linalg.LinAlgError:
+            pass
+    q, _ = np.linalg.qr(x)  # full rank: check_rank ran first
+    return np.asarray(np.einsum("ij,ij->i", q, q), dtype=np.float64)
 
 
 def coefficient_steps(x: FloatArray, y: FloatArray, ids: PidArray) -> FloatArray:
@@ -184,7 +203,8 @@ def check_rank(x: FloatArray, term_variables: list[str]) -> None:
                       "fewer covariates or levels, or a larger population")
     scale = np.sqrt(np.einsum("ij,ij->j", x, x))  # each column's norm (norm() copies x)
     scale[scale == 0] = 1.0
-    _, r, pivots = scipy.linalg.qr(x / scale, mode="economic", pivoting=True)
+    r, pivots = scipy.linalg.qr(x / scale, mode="r", pivoting=True, overwrite_a=True,
+                                check_finite=False)
     diagonal = np.abs(np.diag(r))
     rank = int(np.count_nonzero(diagonal > diagonal[0] * max(x.shape) * np.finfo(float).eps))
     if rank < x.shape[1]:
