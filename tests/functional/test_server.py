@@ -56,9 +56,9 @@ from strongroom.platform import Platform
 from strongroom.server.run import serve
 
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-data, key, host, port, certificate, private_key = sys.argv[1:]
+data, key, host, port, certificate, private_key, warm = sys.argv[1:]
 with Platform.open(Path(data), Path(key)) as platform:
-    serve(platform, host, int(port), Path(certificate), Path(private_key))
+    serve(platform, host, int(port), Path(certificate), Path(private_key), warm=warm == "warm")
 """
 HOST = "127.0.0.1"
 ADMIN_EMAIL, PASSWORD = "admin@custodian.example.org", "correct horse battery staple"
@@ -143,10 +143,12 @@ def wait_until_up(url: str, ca: Path, process: subprocess.Popen[bytes], log: Pat
 
 @contextlib.contextmanager
 def running_server(directory: Path, database_url: str | None,
-                   cohort: int = 0) -> Iterator[Server]:
+                   cohort: int = 0, *, warm: bool = False) -> Iterator[Server]:
     """Bootstrap a platform, close it, serve it over TLS in a subprocess; stop it after.
 
-    ``cohort``: store that many synthetic participants first (for the enclave's routes).
+    ``cohort``: store that many synthetic participants first (for the enclave's routes);
+    ``warm``: as a real server starts, loading what its first output would (the tests' many
+    servers skip it).
     """
     directory.mkdir(parents=True, exist_ok=True)
     data, key = directory / "data", directory / "keys" / "master.key"
@@ -171,7 +173,7 @@ def running_server(directory: Path, database_url: str | None,
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", SERVER, str(data), str(key), HOST, str(port),
-             str(certificate), str(private_key)],
+             str(certificate), str(private_key), "warm" if warm else "cold"],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         wait_until_up(url, certificate, process, log)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import uvicorn
 
+from strongroom.enclave.analyses.run import preload
 from strongroom.errors import Invalid
 from strongroom.platform import Platform
 from strongroom.server import logs
@@ -39,8 +42,15 @@ def check_listen(host: str, certificate: Path | None, key: Path | None) -> None:
 
 
 def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          certificate: Path | None = None, key: Path | None = None) -> None:
+          certificate: Path | None = None, key: Path | None = None, *,
+          warm: bool = True) -> None:
+    """``warm``: load the model libraries and build the raw-row scanner's index beside the
+    first requests, not in the first researcher's (the tests' many short-lived servers
+    skip it)."""
     check_listen(host, certificate, key)
+    if warm:
+        threading.Thread(target=_warm, args=(platform,), name="strongroom-warm",
+                         daemon=True).start()
     # uvicorn re-raises SIGTERM after its graceful shutdown, which would kill the process
     # before the caller closes the platform (and signs the audit log's tail): exit instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -49,3 +59,14 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
                 ssl_keyfile=str(key) if key else None,
                 server_header=False, proxy_headers=False,
                 access_log=False)  # the app's own access lines carry request ids (logs.py)
+
+
+def _warm(platform: Platform) -> None:
+    """What every server pays once (about four seconds at 500,000 participants), paid before
+    a researcher asks: never fatal, since the first output builds it anyway."""
+    try:
+        preload()
+        platform.outputs.index()
+    except Exception:  # the first output will build it, and say why
+        logging.getLogger(__name__).exception("warming the server failed; the first output "
+                                              "will build its index")

@@ -88,6 +88,15 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
     return result
 
 
+def preload() -> None:
+    """Import the model libraries the analyses import on first use (statsmodels, formulaic,
+    lifelines: two seconds or so), so that no researcher's first model waits for them."""
+    import formulaic  # noqa: F401
+    import lifelines  # noqa: F401
+    import statsmodels.api
+    import statsmodels.duration.survfunc  # noqa: F401
+
+
 def clipped_columns(spec: AnySpec) -> list[str]:
     """The numeric variables a fit reads whose values are winsorised: outcomes, numeric
     covariates, survival times and correlated variables (not categories, events or groups)."""
