@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+import scipy.linalg
 from lifelines import CoxPHFitter, KaplanMeierFitter
 
 from strongroom.enclave.analyses import sensitivity
@@ -705,3 +706,28 @@ def test_leverages_by_cholesky_are_the_qr_leverages(collinear: float) -> None:
     expected = np.einsum("ij,ij->i", q, q)
     assert np.allclose(_leverages(x), expected, rtol=1e-6, atol=1e-12)
 
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-12, 1e-6, 1e-3, 1.0])
+def test_the_rank_check_decides_as_the_qr_alone_would(noise: float) -> None:
+    """A design the Gram matrix shows clearly full rank is passed without the QR; every
+    other goes to the QR, which refuses what it refused before."""
+    from strongroom.enclave.analyses.regression import _clearly_full_rank, check_rank
+    rng = np.random.default_rng(5)
+    n = 5_000
+    a = rng.normal(50, 8, n)
+    x = np.column_stack([np.ones(n), a, rng.normal(27, 4, n), 2 * a + noise * rng.normal(0, 1, n)])
+    scale = np.linalg.norm(x, axis=0)
+    unit = x / scale
+    r = scipy.linalg.qr(unit, mode="r", pivoting=True)[0]
+    diagonal = np.abs(np.diag(r))
+    qr_full = bool(np.all(diagonal > diagonal[0] * n * np.finfo(float).eps))
+    if _clearly_full_rank(unit.T @ unit):
+        assert qr_full
+    if qr_full:
+        check_rank(x, ["intercept", "a", "b", "c"])
+    else:
+        with pytest.raises(Invalid, match="collinear"):
+            check_rank(x, ["intercept", "a", "b", "c"])
+    if noise in (0.0, 1.0):  # collinear: to the QR; far from it: passed at once
+        assert _clearly_full_rank(unit.T @ unit) == (noise == 1.0)

@@ -158,6 +158,14 @@ def increasing(ids: PidArray) -> bool:
     return bool(np.all(ids[1:] > ids[:-1]))
 
 
+def person_codes(ids: PidArray) -> npt.NDArray[np.intp]:
+    """Each row's participant as 0 … m − 1 in pid order (``np.unique``'s inverse), without
+    the sort where the rows are one per participant in pid order already."""
+    if increasing(ids):
+        return np.arange(len(ids))
+    return np.unique(ids, return_inverse=True)[1]
+
+
 def distinct(ids: PidArray) -> PidArray:
     """Sorted unique pids (a sort and a mask: faster than np.unique)."""
     return ids if increasing(ids) else _dedupe_sorted(np.sort(ids))

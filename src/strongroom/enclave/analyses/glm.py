@@ -23,7 +23,7 @@ import polars as pl
 from strongroom.enclave import winsor
 from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.formula import centred, term_name
-from strongroom.enclave.analyses.frame import PID, distinct, encode, floats, pids
+from strongroom.enclave.analyses.frame import PID, distinct, encode, floats, person_codes, pids
 from strongroom.enclave.analyses.regression import (
     COEFFICIENT_COLUMNS,
     INTERCEPT,
@@ -221,7 +221,7 @@ def _fit(spec: GlmSpec, y: FloatArray, x: FloatArray, offset: FloatArray | None,
 
     kwargs: dict[str, Any] = {"cov_type": ERRORS[spec.errors]}
     if spec.errors == "cluster":
-        kwargs["cov_kwds"] = {"groups": np.unique(ids, return_inverse=True)[1]}
+        kwargs["cov_kwds"] = {"groups": person_codes(ids)}
     fit: Any = None
     converged = False
     with warnings.catch_warnings(record=True) as caught:
@@ -283,6 +283,6 @@ def _steps(x: FloatArray, irls: FloatArray, weights: FloatArray | None, spread: 
         effect = np.abs(np.linalg.solve(information, (x * prior[:, None]).T))
     except np.linalg.LinAlgError:
         return np.full(x.shape[1], sensitivity.HIDDEN)
-    codes = np.unique(ids, return_inverse=True)[1]
+    codes = person_codes(ids)
     return np.array([nice_step(2 * spread * float(np.bincount(codes, weights=row).max()))
                      for row in effect])

@@ -32,6 +32,7 @@ from strongroom.enclave.analyses.frame import (
     finite,
     floats,
     group_pids,
+    person_codes,
     pids,
 )
 from strongroom.enclave.analyses.spec import LogisticSpec, OlsSpec
@@ -126,7 +127,7 @@ def influence(x: FloatArray, ids: PidArray, weights: FloatArray | None = None) -
     for a group of m that some combination of covariates singles out."""
     xw = x if weights is None else x * np.sqrt(weights)[:, None]
     h = _leverages(xw)
-    codes = np.unique(ids, return_inverse=True)[1]
+    codes = person_codes(ids)
     return float(np.bincount(codes, weights=h).max())
 
 
@@ -157,7 +158,7 @@ def coefficient_steps(x: FloatArray, y: FloatArray, ids: PidArray) -> FloatArray
     docs/explanation/output-check.md, release precision."""
     q, r = np.linalg.qr(x)
     weights = np.abs(scipy.linalg.solve_triangular(r, q.T))  # (XᵀX)⁻¹Xᵀ, p × rows
-    codes = np.unique(ids, return_inverse=True)[1]
+    codes = person_codes(ids)
     spread = float(np.ptp(y))
     return np.array([nice_step(float(np.bincount(codes, weights=w).max()) * spread)
                      for w in weights])
@@ -201,10 +202,12 @@ def check_rank(x: FloatArray, term_variables: list[str]) -> None:
     if x.shape[0] <= x.shape[1]:  # the row count itself is not said: it is unchecked output
         raise Invalid(f"the model has {x.shape[1]} parameters and no more rows than that: use "
                       "fewer covariates or levels, or a larger population")
-    scale = np.sqrt(np.einsum("ij,ij->j", x, x))  # each column's norm (norm() copies x)
+    gram = x.T @ x
+    scale = np.sqrt(np.abs(np.diag(gram)))  # each column's norm
     scale[scale == 0] = 1.0
-    r, pivots = scipy.linalg.qr(x / scale, mode="r", pivoting=True, overwrite_a=True,
-                                check_finite=False)
+    if _clearly_full_rank(gram / np.outer(scale, scale)):
+        return
+    r, pivots = scipy.linalg.qr(x / scale, mode="r", pivoting=True, overwrite_a=True)
     diagonal = np.abs(np.diag(r))
     rank = int(np.count_nonzero(diagonal > diagonal[0] * max(x.shape) * np.finfo(float).eps))
     if rank < x.shape[1]:
@@ -215,6 +218,17 @@ def check_rank(x: FloatArray, term_variables: list[str]) -> None:
         raise Invalid(f"the covariates are collinear: {which} is constant, or a combination "
                       "of other covariates or of the levels of a categorical one; leave it out "
                       "or merge levels")
+
+
+def _clearly_full_rank(unit_gram: FloatArray) -> bool:
+    """Whether the Gram matrix of the unit columns already shows the design far from
+    singular: its eigenvalues are the squared singular values, accurate to about 1e-15 of
+    the largest, so a smallest above 1e-8 of it (singular values 1e-4 apart) leaves no doubt
+    where the QR's test draws the line at 1e-10. Anything closer goes to the QR."""
+    if not np.all(np.isfinite(unit_gram)):
+        return False
+    values = np.linalg.eigvalsh(unit_gram)
+    return bool(values[0] > 1e-8 * values[-1])
 
 
 def _with_intercept(d: Design) -> tuple[FloatArray, list[str], list[str], list[PidArray]]:

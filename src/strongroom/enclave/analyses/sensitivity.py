@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from strongroom.enclave.analyses.frame import person_codes
 from strongroom.enclave.results import FloatArray, PidArray
 from strongroom.enclave.steps import Rounding, nice_step
 
@@ -80,7 +81,7 @@ def logistic_steps(x: FloatArray, p: FloatArray, y: FloatArray, ids: PidArray,
     except np.linalg.LinAlgError:
         return np.full(x.shape[1], HIDDEN), dict.fromkeys(
             ("pseudo_r_squared", "log_likelihood", "ll_null", "aic"), HIDDEN)
-    codes = np.unique(ids, return_inverse=True)[1]
+    codes = person_codes(ids)
     coefficients = np.array([_nice(2 * float(np.bincount(codes, weights=row).max()))
                              for row in effect])
     logit = np.abs(np.log(np.clip(p, 1e-12, 1)) - np.log(np.clip(1 - p, 1e-12, 1)))
@@ -155,7 +156,7 @@ def cox_steps(delta_beta: FloatArray, ids: PidArray, xb: FloatArray
     and doubled: moving someone's follow-up can do more than leaving them out), and for the
     partial log-likelihood: one participant's own term, and one member more or less in every
     other event's risk set."""
-    codes = np.unique(ids, return_inverse=True)[1]
+    codes = person_codes(ids)
     coefficients = np.array([_nice(2 * float(np.bincount(codes, weights=np.abs(col)).max()))
                              for col in delta_beta.T])
     n, m = len(xb), rows_per_person(ids)
