@@ -262,14 +262,15 @@ def _likelihood(family: str, y: FloatArray, x: FloatArray,
     """The family's own maximum-likelihood model, and where to start it."""
     import statsmodels.api as sm
 
+    # the design's rank was checked (check_rank): statsmodels need not decompose it again
     if family == "binomial":
-        return sm.Logit(y, x, offset=offset), None
+        return sm.Logit(y, x, offset=offset, check_rank=False), None
     if family == "poisson":
-        return sm.Poisson(y, x, offset=offset), None
+        return sm.Poisson(y, x, offset=offset, check_rank=False), None
     # started from the Poisson fit: statsmodels' own start overflows when the events are
     # rare against a long exposure
-    start = sm.Poisson(y, x, offset=offset).fit(disp=0, maxiter=200).params
-    return sm.NegativeBinomial(y, x, offset=offset), np.append(start, 0.1)
+    start = sm.Poisson(y, x, offset=offset, check_rank=False).fit(disp=0, maxiter=200).params
+    return sm.NegativeBinomial(y, x, offset=offset, check_rank=False), np.append(start, 0.1)
 
 
 def _steps(x: FloatArray, irls: FloatArray, weights: FloatArray | None, spread: float,

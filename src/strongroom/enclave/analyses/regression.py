@@ -327,7 +327,7 @@ def logistic(spec: LogisticSpec, frame: pl.DataFrame, rounding: Rounding,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fit = sm.Logit(y, x).fit(disp=0, maxiter=200)
+            fit = sm.Logit(y, x, check_rank=False).fit(disp=0, maxiter=200)  # rank: above
         except (PerfectSeparationError, np.linalg.LinAlgError):
             fit = None
     bad = {w.category for w in caught} & {PerfectSeparationWarning, ConvergenceWarning,
