@@ -70,7 +70,9 @@ def main() -> None:
                     out = sr.enclave.analyse(project, {**spec, "definition": "study"})
                     t1 = time.perf_counter()
                     if out["verdict"] not in ("release", "release_with_suppression"):
-                        print(f"| {title} | {out['verdict']} | {t1 - t0:.2f} s | | | | |")
+                        reasons = [f["reason"] for f in out.get("findings", [])]
+                        print(f"| {title} | {out['verdict']}: {reasons} | {t1 - t0:.2f} s "
+                              "| | | | |")
                         continue
                     try:
                         status = sr.outputs.request_release(out["id"])["status"]
