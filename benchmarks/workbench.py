@@ -71,6 +71,8 @@ SURVIVAL = ("kaplan_meier", "cumulative_incidence")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=500_000)
+    parser.add_argument("--seed", type=int, default=5,
+                        help="the synthetic cohort's seed (the HTTPS benchmark's is 3)")
     parser.add_argument("--competing-risks", action="store_true",
                         help="the competing-risks table in the Kaplan–Meier table's place (the "
                              "how-to's choice when causes compete)")
@@ -84,7 +86,7 @@ def main() -> None:
         study.sort(key=lambda item: item[1]["kind"] in SURVIVAL)
     with tempfile.TemporaryDirectory(prefix="strongroom-workbench-") as tmp:
         started = time.perf_counter()
-        world = AttackWorld.build(Path(tmp), cohort=args.participants, seed=5)
+        world = AttackWorld.build(Path(tmp), cohort=args.participants, seed=args.seed)
         print(f"platform with {args.participants:,} participants: "
               f"{time.perf_counter() - started:.1f} s", flush=True)
         platform = world.platform
