@@ -731,3 +731,19 @@ def test_the_rank_check_decides_as_the_qr_alone_would(noise: float) -> None:
             check_rank(x, ["intercept", "a", "b", "c"])
     if noise in (0.0, 1.0):  # collinear: to the QR; far from it: passed at once
         assert _clearly_full_rank(unit.T @ unit) == (noise == 1.0)
+
+
+@pytest.mark.parametrize("exponent", [-160.5, -160.0, -159.25, 120.0])
+def test_collinear_columns_at_extreme_scales_are_refused_as_before(exponent: float) -> None:
+    """A red-team design (session 24): collinear columns near 1e-160 underflowed the Gram
+    matrix's squares, which then looked full rank; such scales go to the QR, which refuses."""
+    from strongroom.enclave.analyses.regression import _leverages, check_rank
+    rng = np.random.default_rng(3)
+    n = 5_000
+    v = rng.normal(size=n) * 10.0 ** exponent
+    x = np.column_stack([np.ones(n), v, 3.0 * v])
+    with pytest.raises(Invalid, match="collinear"):
+        check_rank(x, ["intercept", "b", "c"])
+    w = np.column_stack([np.ones(n), v, rng.normal(size=n)])
+    q, _ = np.linalg.qr(w)
+    assert np.allclose(_leverages(w), np.einsum("ij,ij->i", q, q), rtol=1e-6, atol=1e-12)

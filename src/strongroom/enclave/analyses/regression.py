@@ -136,17 +136,19 @@ def _leverages(x: FloatArray) -> FloatArray:
     Gram matrix of unit columns (the leverages do not depend on the columns' scale): a
     fraction of a Householder QR at 500,000 rows, and within 1e-6 of it for any design
     check_rank passes whose columns are not near-collinear; one that is gets the QR."""
-    scale = np.sqrt(np.einsum("ij,ij->j", x, x))
-    scale[scale == 0] = 1.0
-    unit = x / scale
-    gram = unit.T @ unit
-    if np.linalg.cond(gram) < 1e8:  # the Cholesky route squares the condition number
-        try:
-            factor = scipy.linalg.cholesky(gram, lower=True)
-            z = scipy.linalg.solve_triangular(factor, unit.T, lower=True, check_finite=False)
-            return np.asarray(np.einsum("ij,ij->j", z, z), dtype=np.float64)
-        except np.linalg.LinAlgError:
-            pass
+    if _moderate(x):
+        scale = np.sqrt(np.einsum("ij,ij->j", x, x))
+        scale[scale == 0] = 1.0
+        unit = x / scale
+        gram = unit.T @ unit
+        if np.linalg.cond(gram) < 1e8:  # the Cholesky route squares the condition number
+            try:
+                factor = scipy.linalg.cholesky(gram, lower=True)
+                z = scipy.linalg.solve_triangular(factor, unit.T, lower=True,
+                                                  check_finite=False)
+                return np.asarray(np.einsum("ij,ij->j", z, z), dtype=np.float64)
+            except np.linalg.LinAlgError:
+                pass
     q, _ = np.linalg.qr(x)  # full rank: check_rank ran first
     return np.asarray(np.einsum("ij,ij->i", q, q), dtype=np.float64)
 
@@ -202,11 +204,15 @@ def check_rank(x: FloatArray, term_variables: list[str]) -> None:
     if x.shape[0] <= x.shape[1]:  # the row count itself is not said: it is unchecked output
         raise Invalid(f"the model has {x.shape[1]} parameters and no more rows than that: use "
                       "fewer covariates or levels, or a larger population")
-    gram = x.T @ x
-    scale = np.sqrt(np.abs(np.diag(gram)))  # each column's norm
-    scale[scale == 0] = 1.0
-    if _clearly_full_rank(gram / np.outer(scale, scale)):
-        return
+    if _moderate(x):
+        gram = x.T @ x
+        scale = np.sqrt(np.abs(np.diag(gram)))  # each column's norm
+        scale[scale == 0] = 1.0
+        if _clearly_full_rank(gram / np.outer(scale, scale)):
+            return
+    else:
+        scale = np.linalg.norm(x, axis=0)
+        scale[scale == 0] = 1.0
     r, pivots = scipy.linalg.qr(x / scale, mode="r", pivoting=True, overwrite_a=True)
     diagonal = np.abs(np.diag(r))
     rank = int(np.count_nonzero(diagonal > diagonal[0] * max(x.shape) * np.finfo(float).eps))
@@ -218,6 +224,14 @@ def check_rank(x: FloatArray, term_variables: list[str]) -> None:
         raise Invalid(f"the covariates are collinear: {which} is constant, or a combination "
                       "of other covariates or of the levels of a categorical one; leave it out "
                       "or merge levels")
+
+
+def _moderate(x: FloatArray) -> bool:
+    """Whether every column's largest value is within 1e±100, where the Gram matrix's sums of
+    squares and products are exact enough to read (a red-team design of collinear columns
+    near 1e-160 underflowed them and passed as full rank): others go to the QR."""
+    peak = np.max(np.abs(x), axis=0) if x.size else np.ones(x.shape[1])
+    return bool(np.all((peak > 1e-100) & (peak < 1e100)))
 
 
 def _clearly_full_rank(unit_gram: FloatArray) -> bool:
