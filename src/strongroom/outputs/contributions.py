@@ -500,11 +500,8 @@ def _off_every_cell(values: npt.NDArray[np.float64],
                     cells: npt.NDArray[np.uint64] | None) -> int:
     """Those off their cell's most common value, in every cell whatever its size (None:
     all in one cell)."""
-    frame = pl.DataFrame({"cell": np.zeros(values.size, dtype=np.uint64) if cells is None
-                          else cells, "value": values})
-    modes = frame.group_by("cell", "value").agg(pl.len().alias("n")).group_by("cell").agg(
-        pl.col("n").max())
-    return int(values.size - (modes["n"].sum() or 0))
+    return _off_modes(np.zeros(values.size, dtype=np.uint64) if cells is None else cells,
+                      values, 0)
 
 
 def secret_keys(n: int) -> npt.NDArray[np.uint64]:
@@ -525,7 +522,7 @@ def _cuttings(ids: npt.NDArray[np.int64], partitions: Sequence[Sequence[BitMap]]
     ``MAX_PARTITIONS`` most recent alone. Each release's groups are placed once: all of
     them together are the XOR of each one's cells."""
     members = BitMap(ids.astype(np.uint32))
-    place: list[_Place] = []
+    place = places(ids)
     own: list[npt.NDArray[np.uint64] | None] = []
     at = 0
     for part in partitions:
@@ -542,20 +539,18 @@ MAX_PARTITIONS = 32  # earlier releases whose own groups are tried one by one (m
 
 
 def _cells_of(ids: npt.NDArray[np.int64], members: BitMap, groups: Sequence[BitMap],
-              keys: npt.NDArray[np.uint64], place: list[_Place] | None = None
+              keys: npt.NDArray[np.uint64], place: _Place | None = None
               ) -> npt.NDArray[np.uint64] | None:
     """Each participant's cell (an XOR of the keys of the groups they are in), or None when
-    the groups do not cut them; ``place``: where :func:`places` is kept between calls."""
+    the groups do not cut them; ``place``: :func:`places` of ``ids``, if made already."""
     cell = np.zeros(ids.size, dtype=np.uint64)
     cut = False
-    place = [] if place is None else place
+    place = places(ids) if place is None else place
     for group, key in zip(groups, keys, strict=False):
         inside = group & members
         if 0 < len(inside) < len(members):
             cut = True
-            if not place:
-                place.append(places(ids))
-            cell[place[0](np.frombuffer(inside.to_array(), dtype=np.uint32))] ^= key
+            cell[place(np.frombuffer(inside.to_array(), dtype=np.uint32))] ^= key
     return cell if cut else None
 
 
@@ -578,11 +573,17 @@ def _off_cells(new: Vector, cell: npt.NDArray[np.uint64] | None, threshold: int)
     """Participants off their cell's most common contribution."""
     if cell is None:
         return 0  # one cell: the statistic's own spread is the precision rule's, none isolated
-    frame = pl.DataFrame({"cell": cell, "value": np.round(new.values, 9)})
+    return _off_modes(cell, np.round(new.values, 9), threshold)
+
+
+def _off_modes(cell: npt.NDArray[np.uint64], values: npt.NDArray[np.float64],
+               threshold: int) -> int:
+    """Those off their cell's most common value; a cell smaller than ``threshold`` has no
+    count anyone knows, so all its members count."""
+    frame = pl.DataFrame({"cell": cell, "value": values})
     counts = frame.group_by("cell", "value").agg(pl.len().alias("n"))
     per_cell = counts.group_by("cell").agg(pl.col("n").sum().alias("size"),
                                            pl.col("n").max().alias("mode"))
-    # a cell smaller than the threshold has no count anyone knows: all its members count
     known = pl.when(pl.col("size") >= threshold).then(pl.col("mode")).otherwise(0)
     return int(per_cell.select((pl.col("size") - known).sum()).item() or 0)
 
