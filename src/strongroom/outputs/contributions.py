@@ -208,24 +208,7 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
     those at a bound held by ``held`` or more in both are not off (see _with_the_bounds).
     Exact below ``upto``; a number at or above it may be any number at or above it."""
     n = x.size
-    bounded = _with_the_bounds(x, [y], held)
-    edges = (_at_a_bound(x, held), _at_a_bound(y, held)) if n > 2 else None
-    ranges = _ranges(x, y) if n else None
-    # each line is tried on a probe of the points first: those off it among the probe are
-    # off it among all, so a line the probe already puts ``upto`` off cannot be one that
-    # isolates fewer, and its exact count is spared (most lines, between unrelated
-    # statistics at 500,000 participants); an exact count decides every line that might
-    probe = _probe(n) if upto is not None else None
-    if probe is not None:
-        probed = (x[probe], y[probe], bounded[probe],
-                  edges and (edges[0][probe], edges[1][probe]))
-
-    def off(alpha: float, beta: float) -> int:
-        if probe is not None and upto is not None and _off(
-                probed[0], probed[1], alpha, beta, probed[2], probed[3], ranges) >= upto:
-            return upto
-        return _off(x, y, alpha, beta, bounded, edges, ranges)
-
+    off = _Lines(x, y, held, upto).off
     best = off(1.0, 0.0)
     if best == 0 or n < 2:
         return best
@@ -236,7 +219,7 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
     # a few participants: every pair (12 random pairs missed the line through 11 of 20, one
     # time in seventy); many: pairs drawn at random, as RANSAC does
     pairs = (list(itertools.combinations(range(n), 2)) if n * (n - 1) // 2 <= _ALL_PAIRS
-             else [tuple(rng.integers(0, n, size=2)) for _ in range(TRIALS)])
+             else [_apart(y, *rng.integers(0, n, size=2), rng) for _ in range(TRIALS)])
     for i, j in pairs:
         if y[i] == y[j]:
             continue
@@ -247,6 +230,46 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
         if best == 0:
             break
     return best
+
+
+def _apart(y: npt.NDArray[np.float64], i: int, j: int, rng: np.random.Generator
+           ) -> tuple[int, int]:
+    """``(i, j)``, or where ``y`` is the same at both, ``j`` drawn again among those whose
+    ``y`` differs from ``i``'s: a line needs two values, and in a column constant but for a
+    few (a crafted one of accomplices at three levels) two drawn at random hardly ever
+    differ."""
+    if y[i] != y[j]:
+        return i, j
+    other = np.flatnonzero(y != y[i])
+    return (i, int(rng.choice(other))) if other.size else (i, j)
+
+
+class _Lines:
+    """Counts the points off lines ``x = α·y + β`` as the pairwise audit does: not those at a
+    bound held by ``held`` in both (_with_the_bounds), nor those a clip alone put off the
+    line (_off). Exact below ``upto``: each line is tried on a probe of the points first;
+    those off it among the probe are off it among all, so a line the probe already puts
+    ``upto`` off cannot be one that isolates fewer, and its exact count is spared (most
+    lines, between unrelated statistics at 500,000 participants)."""
+
+    def __init__(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int,
+                 upto: int | None = None) -> None:
+        n = x.size
+        self.x, self.y, self.upto = x, y, upto
+        self.bounded = _with_the_bounds(x, [y], held)
+        self.edges = (_at_a_bound(x, held), _at_a_bound(y, held)) if n > 2 else None
+        self.ranges = _ranges(x, y) if n else None
+        probe = _probe(n) if upto is not None else None
+        self.probed = None if probe is None else (
+            x[probe], y[probe], self.bounded[probe],
+            self.edges and (self.edges[0][probe], self.edges[1][probe]))
+
+    def off(self, alpha: float, beta: float) -> int:
+        if self.probed is not None and self.upto is not None:
+            x, y, bounded, edges = self.probed
+            if _off(x, y, alpha, beta, bounded, edges, self.ranges) >= self.upto:
+                return self.upto
+        return _off(self.x, self.y, alpha, beta, self.bounded, self.edges, self.ranges)
 
 
 def _probe(n: int) -> npt.NDArray[np.int64] | None:
@@ -391,7 +414,15 @@ def span_clashes(news: list[Vector], earlier: list[Vector], threshold: int
 def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
               threshold: int, upto: int) -> int:
     """The fewest points off an exact fit of ``x`` by ``basis`` and a constant (exact below
-    ``upto``; bounds held by ``threshold``)."""
+    ``upto``; bounds held by ``threshold``).
+
+    A fit that is one earlier statistic's line (every other column's weight negligible) is
+    counted as the pairwise audit counts that line, clips and all: two fits winsorise a
+    variable at their own keyed ranks, so the same ages differ for the few between the
+    ranks, and only the clips put them off (the pairwise audit excuses them; here they
+    blocked an honest Poisson model after a logistic one, one time in four). A fit of
+    several columns excuses nothing but the bounds every release shares: a clip of one
+    column does not say what the others' weights do to a point."""
     columns = np.column_stack([*basis, np.ones_like(x)])
     n, p = columns.shape
     if n < p + 4:
@@ -403,16 +434,69 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
     probe = _probe(n)
     if probe is not None:
         probed = (columns[probe], x[probe], bounded[probe])
+    reach = np.abs(columns[:, :-1]).max(axis=0)  # how far each column can move a point
+    lines: dict[int, _Lines] = {}
     best = n
     for _ in range(TRIALS // 2):
-        rows = rng.choice(n, size=min(n, 2 * p + 4), replace=False)
+        rows = _determining(columns, rng.choice(n, size=min(n, 2 * p + 4), replace=False),
+                            reach, rng)
         fit, *_ = np.linalg.lstsq(columns[rows], x[rows], rcond=None)
-        if probe is not None and _off_fit(*probed, fit) >= upto:
+        one = _one_column(fit, reach)
+        if one is not None:
+            if one not in lines:
+                lines[one] = _Lines(x, basis[one], threshold, upto)
+            best = min(best, lines[one].off(float(fit[one]), float(fit[-1])))
+        elif probe is not None and _off_fit(*probed, fit) >= upto:
             continue
-        best = min(best, _off_fit(columns, x, bounded, fit))
+        else:
+            best = min(best, _off_fit(columns, x, bounded, fit))
         if best < upto:
             break
     return int(best)
+
+
+def _determining(columns: npt.NDArray[np.float64], rows: npt.NDArray[np.int64],
+                 reach: npt.NDArray[np.float64], rng: np.random.Generator
+                 ) -> npt.NDArray[np.int64]:
+    """``rows`` and, where they do not determine the fit as all rows do, a few more that
+    do: a column that is constant but for a few participants (or another column's copy but
+    for a few) is constant among rows drawn at random, so its weight would be anyone's and
+    the fit would put those few off, a count over the line that hid the target among them
+    (an earlier fit's variable made of k accomplices and the target at 100, beside age, and
+    a new one, age plus it plus the target's value). For each direction the drawn rows do
+    not see, two participants it moves are drawn at random among all it moves."""
+    scale = np.append(np.where(reach > 0, reach, 1.0), 1.0)
+    for _ in range(columns.shape[1]):
+        _, singular, vt = np.linalg.svd(columns[rows] / scale, full_matrices=True)
+        seen = int(np.count_nonzero(singular > 1e-9 * max(float(singular.max(initial=0)),
+                                                            1e-300)))
+        if seen == vt.shape[0]:
+            return rows
+        # how far each participant moves along the unseen directions (columns scaled to at
+        # most 1, directions of unit length: at most √p; rounding, about 1e-16)
+        moved = np.abs(columns @ (vt[seen:] / scale).T).max(axis=1)
+        movers = np.flatnonzero(moved > 1e-9)
+        if movers.size == 0:
+            return rows  # collinear in every row too: any weight is the same fit
+        rows = np.union1d(rows, rng.choice(movers, size=min(2, movers.size), replace=False))
+    return rows
+
+
+_NEGLIGIBLE = 0.1 * _RELATIVE  # what all other columns together may move a point, at most
+
+
+def _one_column(fit: npt.NDArray[np.float64], reach: npt.NDArray[np.float64]) -> int | None:
+    """The one column a fit weighs (the others together move no point by more than a tenth
+    of the pairwise audit's tolerance, so its line is the fit); None: several, or none (a
+    constant, which no column's clip explains)."""
+    weights = np.abs(fit[:-1]) * reach
+    if weights.size == 0:
+        return None
+    one = int(np.argmax(weights))
+    rest = float(weights.sum()) - float(weights[one])
+    if weights[one] <= _NEGLIGIBLE or not np.isfinite(weights).all() or rest > _NEGLIGIBLE:
+        return None
+    return one
 
 
 def _off_fit(columns: npt.NDArray[np.float64], x: npt.NDArray[np.float64],

@@ -1,0 +1,193 @@
+"""The span audit's clip excuse, attacked.
+
+Guarantee: a fit of a new statistic by earlier ones over the same people (and a constant)
+that isolates between 1 and k − 1 participants' own values is found; the only points it does
+not count are those the pairwise audit would not count on the same line: a fit that weighs
+one earlier statistic alone is that statistic's line, and a point only a clip put off it (its
+own vector's bound, in the direction the bound hides) is no one's value. A fit of several
+columns excuses no clip, and a column of negligible weight excuses nothing.
+
+Ground truth is built here, custodian-side: the raw values, the ranks each release clipped
+at, and the participants whose values the combination would give back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strongroom.outputs.contributions import Vector, _best_line, span_clashes
+
+K = 10
+
+
+def clipped(raw: np.ndarray, rank: int) -> np.ndarray:
+    """``raw`` winsorised at its ``rank``-th smallest and largest (a fit's keyed rank)."""
+    order = np.sort(raw)
+    return np.clip(raw, order[rank - 1], order[raw.size - rank])
+
+
+def world(n: int = 4000, seed: int = 5) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"ids": np.arange(n, dtype=np.int64), "age": rng.uniform(40, 70, n),
+            "bmi": rng.normal(27, 4, n), "sex": rng.integers(0, 2, n).astype(float),
+            "outcome": rng.integers(0, 2, n).astype(float)}
+
+
+def fits(w: dict[str, np.ndarray], age: np.ndarray, family: str = "glm") -> list[Vector]:
+    """An earlier fit's variables, each a vector over the same participants."""
+    return [Vector.of(f"{family} variable {name}", w["ids"], values)
+            for name, values in (("age", age), ("bmi", clipped(w["bmi"], K + 2)),
+                                 ("sex", w["sex"]), ("outcome", w["outcome"]))]
+
+
+def isolated(new: np.ndarray, earlier: list[Vector], ids: np.ndarray) -> list[int]:
+    return [n for _, _, n in span_clashes([Vector.of("glm variable age", ids, new)],
+                                          earlier, K)]
+
+
+def test_one_variable_clipped_at_two_ranks_beside_others_is_not_a_clash() -> None:
+    """The how-to's Poisson model after its logistic model: each fit clipped age at its own
+    keyed rank, so a few at each end differ; only the clips put them off the fit."""
+    w = world()
+    before, now = clipped(w["age"], K + 4), clipped(w["age"], K + 1)
+    both_ends = ((before == before.min()) & (now == now.min())) | (
+        (before == before.max()) & (now == now.max()))
+    between = int(np.count_nonzero((before != now) & ~both_ends))
+    assert 0 < between < K  # without the excuse, a clash of these few (3 at each end)
+    assert isolated(now, fits(w, before), w["ids"]) == []
+    assert isolated(before, fits(w, now), w["ids"]) == []  # either way round
+
+
+def test_a_value_zeroed_then_clipped_is_still_found_beside_a_clip_difference() -> None:
+    """The attack the clip excuse must not hide: the target's age set to 0 (then clipped to
+    the low bound) in a fit clipped at another rank; their raw age is inside both bounds."""
+    w = world()
+    target = int(np.argsort(w["age"])[w["age"].size // 2])  # in the bulk
+    zeroed = w["age"].copy()
+    zeroed[target] = 0.0
+    assert isolated(clipped(zeroed, K + 1), fits(w, clipped(w["age"], K + 6)),
+                    w["ids"]) == [1]
+
+
+def test_a_change_the_clip_does_not_hide_is_found_at_the_bound() -> None:
+    """The target at the earlier fit's top bound, moved down (inside both ranges): a clip at
+    the top hides only what lies above it."""
+    w = world()
+    earlier = clipped(w["age"], K + 3)
+    target = int(np.flatnonzero(earlier == earlier.max())[0])
+    moved = earlier.copy()
+    moved[target] -= 2.5
+    assert isolated(moved, fits(w, earlier), w["ids"]) == [1]
+
+
+def test_a_column_with_the_target_at_its_bound_excuses_nothing_in_a_fit_of_several() -> None:
+    """A crafted column D holds the target and k − 1 accomplices at its top bound; the new
+    statistic is age + D, with the target's secret added. The fit weighs age and D: D's clip
+    'explains' a rise at the target, so a several-column excuse would hide the secret."""
+    w = world()
+    ids = w["ids"]
+    age = clipped(w["age"], K + 3)
+    target, accomplices = 2000, np.arange(1990, 1999)
+    d = np.zeros(ids.size)
+    d[[target, *accomplices]] = 100.0  # k at the top: a bound held by the threshold
+    earlier = [*fits(w, age), Vector.of("glm variable d", ids, d)]
+    new = age + d
+    new[target] += w["bmi"][target] / 10  # the secret, inside the new statistic's range
+    assert isolated(new, earlier, ids) == [1]
+
+
+def test_a_column_of_negligible_weight_excuses_nothing() -> None:
+    """The same target at a crafted column's top bound, but the new statistic does not use
+    that column: the fit weighs age alone, and the target is not at age's bound."""
+    w = world()
+    ids = w["ids"]
+    age = clipped(w["age"], K + 3)
+    target, accomplices = 2000, np.arange(1990, 1999)
+    d = np.zeros(ids.size)
+    d[[target, *accomplices]] = 1e9
+    new = age.copy()
+    new[target] += 1.5
+    assert age[target] not in (age.min(), age.max())
+    assert isolated(new, [*fits(w, age), Vector.of("glm variable d", ids, d)], ids) == [1]
+
+
+def test_a_combination_of_several_fits_is_still_found() -> None:
+    """Three fits' variables over the same people, x, x + z and z with one person's z
+    changed: no pair differs for few, the combination does."""
+    w = world()
+    ids = w["ids"]
+    x, z = clipped(w["age"], K + 2), clipped(w["bmi"], K + 2)
+    changed = z.copy()
+    changed[1234] += 3.0
+    earlier = [Vector.of("glm variable x", ids, x), Vector.of("glm variable y", ids, x + z)]
+    assert isolated(changed, earlier, ids) == [1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=600, max_value=5000), st.integers(min_value=0, max_value=8),
+       st.integers(min_value=0, max_value=8), st.integers(min_value=1, max_value=K - 1),
+       st.floats(min_value=0.5, max_value=30.0), st.integers(min_value=0, max_value=2**31))
+def test_the_span_audit_counts_a_one_column_fit_as_the_pairwise_audit_counts_it(
+        n: int, first: int, second: int, changed: int, by: float, seed: int) -> None:
+    """Whatever the two ranks and however many are changed (in the bulk, by any amount):
+    the span audit never isolates fewer than the pairwise audit's best line for the same
+    pair, and finds every change when the clips alone differ for none."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n, dtype=np.int64)
+    raw = rng.normal(50, 8, n)
+    bulk = np.flatnonzero(np.abs(raw - 50) < 8)
+    who = rng.choice(bulk, size=changed, replace=False)
+    moved = raw.copy()
+    moved[who] += by * rng.choice([-1.0, 1.0], size=changed)
+    earlier_values = clipped(raw, K + first)
+    new = clipped(moved, K + second)
+    earlier = [Vector.of("glm variable age", ids, earlier_values),
+               Vector.of("glm variable bmi", ids, rng.normal(27, 4, n)),
+               Vector.of("glm variable sex", ids, rng.integers(0, 2, n).astype(float))]
+    pairwise = _best_line(new, earlier_values, K)
+    found = span_clashes([Vector.of("glm variable age", ids, new)], earlier, K)
+    span = found[0][2] if found else None
+    assert span is None or span >= pairwise
+    if first == second and pairwise < K:
+        assert span == pairwise  # the same clips: the changed are found, as pairs find them
+
+
+@pytest.mark.parametrize("rank", [K, K + 4, K + 9])
+def test_the_same_clip_twice_is_one_statistic(rank: int) -> None:
+    """Nothing is excused that was not off: a repeat of one fit leaves none off."""
+    w = world()
+    age = clipped(w["age"], rank)
+    assert isolated(age, fits(w, age), w["ids"]) == []
+
+
+def test_a_line_through_a_column_constant_but_for_a_few_is_tried() -> None:
+    """Pairs drawn at random from a column constant but for k accomplices all share its
+    value: a line through it must be drawn through one of them, or the statistic built on
+    it (the accomplices' values doubled, the target's own added to the constant) passes."""
+    from strongroom.outputs.contributions import leftover
+    w = world(n=20_000)
+    ids = w["ids"]
+    d = np.zeros(ids.size)
+    d[np.arange(100, 100 + 2 * K)] = 100.0
+    new = 2 * d + 5.0
+    new[7000] += w["bmi"][7000] / 10
+    assert leftover(Vector.of("a", ids, new), Vector.of("b", ids, d), K) == 1
+    assert isolated(new, [*fits(w, clipped(w["age"], K)), Vector.of("glm variable d", ids, d)],
+                    ids) == [1]
+
+
+def test_a_line_through_a_column_of_three_levels_held_by_a_few_is_tried() -> None:
+    """The same with the crafted column at three levels (its middle one at no bound, so the
+    bounds shared by both do not cover it): the pairwise audit draws its lines through two
+    different values of it."""
+    from strongroom.outputs.contributions import leftover
+    w = world(n=20_000)
+    ids = w["ids"]
+    d = np.zeros(ids.size)
+    d[100:120], d[200:220], d[300:320] = 100.0, 50.0, -50.0
+    new = 2 * d + 5.0
+    new[7000] += w["bmi"][7000] / 10
+    assert leftover(Vector.of("a", ids, new), Vector.of("b", ids, d), K) == 1
