@@ -219,7 +219,8 @@ def _best_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], held: int
     # a few participants: every pair (12 random pairs missed the line through 11 of 20, one
     # time in seventy); many: pairs drawn at random, as RANSAC does
     pairs = (list(itertools.combinations(range(n), 2)) if n * (n - 1) // 2 <= _ALL_PAIRS
-             else [_apart(y, *rng.integers(0, n, size=2), rng) for _ in range(TRIALS)])
+             else [_apart(y, int(i), int(j), rng)
+                   for i, j in rng.integers(0, n, size=(TRIALS, 2))])
     for i, j in pairs:
         if y[i] == y[j]:
             continue
@@ -440,7 +441,8 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
     for _ in range(TRIALS // 2):
         rows = _determining(columns, rng.choice(n, size=min(n, 2 * p + 4), replace=False),
                             reach, rng)
-        fit, *_ = np.linalg.lstsq(columns[rows], x[rows], rcond=None)
+        fit = np.asarray(np.linalg.lstsq(columns[rows], x[rows], rcond=None)[0],
+                         dtype=np.float64)
         one = _one_column(fit, reach)
         if one is not None:
             if one not in lines:
