@@ -10,6 +10,11 @@ asks (the output service the API calls: run, check, record), released, and downl
 labelled table (CSV), and each step is timed.
 
     python benchmarks/workbench.py [--participants 500000] [--competing-risks] [--table-first]
+        [--repeats N]
+
+``--repeats N`` runs the study N times over the same cohort, each time by a researcher of a
+new institution in a new project (an empty ledger, the project's own keys: fresh clip ranks
+and margins), and counts the outputs blocked: an honest study should never be.
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ def main() -> None:
     parser.add_argument("--table-first", action="store_true",
                         help="table 1 before the survival tables (their numbers at risk then "
                              "follow from its counts, and they are blocked: see BENCHMARKS.md)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="the study this many times, each in a new institution's project")
     args = parser.parse_args()
     study = [COMPETING if item is KAPLAN_MEIER and args.competing_risks else item
              for item in STUDY]
@@ -89,44 +96,61 @@ def main() -> None:
         world = AttackWorld.build(Path(tmp), cohort=args.participants, seed=args.seed)
         print(f"platform with {args.participants:,} participants: "
               f"{time.perf_counter() - started:.1f} s", flush=True)
-        platform = world.platform
-        who = world._person("researcher", "researcher", None)
-        today = world.clock().date()
-        project_id = projects.create(
-            platform.access, None, title="Smoking, adiposity and survival",
-            purpose="The researcher how-to's study", lead_id=who.person_id, starts_on=today,
-            expires_on=today.replace(year=today.year + 1), fields=FIELDS).project.id
-        started = time.perf_counter()
-        platform.outputs.define(who, project_id, "study", STUDY_SQL)
-        print(f"definition: {time.perf_counter() - started:.1f} s", flush=True)
+        blocked: dict[str, int] = {}
+        worst = 0.0
+        for repeat in range(args.repeats):
+            if args.repeats > 1:
+                print(f"\nrepeat {repeat + 1} of {args.repeats}: a new institution's project")
+            worst = max(worst, _study(world, study, blocked, first=repeat == 0))
+        print(f"slowest output, request to labelled table: {worst:.2f} s (target < 2 s)")
+        if args.repeats > 1:
+            print(f"blocked in {args.repeats} studies: "
+                  + (", ".join(f"{title} {n}" for title, n in blocked.items()) or "none"))
+        world.close()
+
+
+def _study(world: AttackWorld, study: list[tuple[str, dict[str, Any]]],
+           blocked: dict[str, int], *, first: bool) -> float:
+    """The study once, in a new project of a new institution; the slowest output's time."""
+    platform = world.platform
+    who = world._person("researcher", "researcher", None)
+    today = world.clock().date()
+    project_id = projects.create(
+        platform.access, None, title="Smoking, adiposity and survival",
+        purpose="The researcher how-to's study", lead_id=who.person_id, starts_on=today,
+        expires_on=today.replace(year=today.year + 1), fields=FIELDS).project.id
+    started = time.perf_counter()
+    platform.outputs.define(who, project_id, "study", STUDY_SQL)
+    print(f"definition: {time.perf_counter() - started:.1f} s", flush=True)
+    if first:
         started = time.perf_counter()
         platform.outputs.index()  # built once per cohort version, by the first output
         import statsmodels.api  # noqa: F401  (imported once per server process)
         print(f"the raw-row scanner's index and the model libraries, once per server: "
               f"{time.perf_counter() - started:.1f} s", flush=True)
-        print("| output | verdict | analyse + check | release | labelled table | total | "
-              "rows × columns |")
-        print("|---|---|---|---|---|---|---|")
-        worst = 0.0
-        for title, spec in study:
-            t0 = time.perf_counter()
-            view = platform.outputs.analyse(who, project_id, {**spec, "definition": "study"})
-            t1 = time.perf_counter()
-            if view.report.verdict.value not in ("release", "release_with_suppression"):
-                print(f"| {title} | {view.report.verdict.value}: {view.reasons} | "
-                      f"{t1 - t0:.2f} s | | | | |", flush=True)
-                continue
-            released = platform.outputs.request_release(who, view.output.id)
-            t2 = time.perf_counter()
-            got = platform.outputs.table(who, view.output.id, TableFormat.CSV)
-            t3 = time.perf_counter()
-            frame = pl.read_csv(io.BytesIO(got.payload), infer_schema_length=None)
-            worst = max(worst, t3 - t0)
-            print(f"| {title} | {view.report.verdict.value} → {released.status.value} | "
-                  f"{t1 - t0:.2f} s | {t2 - t1:.2f} s | {t3 - t2:.2f} s | {t3 - t0:.2f} s | "
-                  f"{frame.height} × {frame.width} |", flush=True)
-        print(f"slowest output, request to labelled table: {worst:.2f} s (target < 2 s)")
-        world.close()
+    print("| output | verdict | analyse + check | release | labelled table | total | "
+          "rows × columns |")
+    print("|---|---|---|---|---|---|---|")
+    worst = 0.0
+    for title, spec in study:
+        t0 = time.perf_counter()
+        view = platform.outputs.analyse(who, project_id, {**spec, "definition": "study"})
+        t1 = time.perf_counter()
+        if view.report.verdict.value not in ("release", "release_with_suppression"):
+            blocked[title] = blocked.get(title, 0) + 1
+            print(f"| {title} | {view.report.verdict.value}: {view.reasons} | "
+                  f"{t1 - t0:.2f} s | | | | |", flush=True)
+            continue
+        released = platform.outputs.request_release(who, view.output.id)
+        t2 = time.perf_counter()
+        got = platform.outputs.table(who, view.output.id, TableFormat.CSV)
+        t3 = time.perf_counter()
+        frame = pl.read_csv(io.BytesIO(got.payload), infer_schema_length=None)
+        worst = max(worst, t3 - t0)
+        print(f"| {title} | {view.report.verdict.value} → {released.status.value} | "
+              f"{t1 - t0:.2f} s | {t2 - t1:.2f} s | {t3 - t2:.2f} s | {t3 - t0:.2f} s | "
+              f"{frame.height} × {frame.width} |", flush=True)
+    return worst
 
 
 if __name__ == "__main__":
