@@ -191,3 +191,35 @@ def test_a_line_through_a_column_of_three_levels_held_by_a_few_is_tried() -> Non
     new = 2 * d + 5.0
     new[7000] += w["bmi"][7000] / 10
     assert leftover(Vector.of("a", ids, new), Vector.of("b", ids, d), K) == 1
+
+
+@pytest.mark.parametrize("ranks", [(10, 12, 11), (11, 12, 10), (10, 19, 18), (11, 12, 13),
+                                   (10, 11, 15), (17, 19, 13)])
+@pytest.mark.parametrize("others", [False, True])
+def test_three_fits_of_one_variable_at_their_own_ranks_are_not_a_clash(
+        ranks: tuple[int, int, int], others: bool) -> None:
+    """A third model after two (model 1, model 2 adjusted, ...): each clipped age at its own
+    keyed rank and read the same BMI, sex and outcome. The earlier two ages are one variable
+    clipped twice, so a fit weighs both; in a keyed request (lines from k to 2k − 1) the
+    red team's rank triples were blocked (two ages alone: 195 of 360 before this change)."""
+    from strongroom.enclave import margin
+    w = world()
+    ids = w["ids"]
+    first, second, third = (clipped(w["age"], r) for r in ranks)
+    earlier = ([*fits(w, first), *fits(w, second)] if others else
+               [Vector.of("glm variable age", ids, first),
+                Vector.of("glm variable age2", ids, second)])
+    with margin.keyed(b"q" * 32):
+        assert isolated(third, earlier, ids) == []
+
+
+def test_a_change_beside_one_variable_clipped_twice_is_found() -> None:
+    """The two clips' group excuses only what a clip explains: the target's age moved in the
+    bulk, beside two earlier fits' ages at two ranks, is found."""
+    w = world()
+    ids = w["ids"]
+    moved = w["age"].copy()
+    target = int(np.argsort(moved)[moved.size // 3])
+    moved[target] += 1.7
+    earlier = [*fits(w, clipped(w["age"], K + 2)), *fits(w, clipped(w["age"], K + 8))]
+    assert isolated(clipped(moved, K + 5), earlier, ids) == [1]

@@ -424,6 +424,7 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
     blocked an honest Poisson model after a logistic one, one time in four). A fit of
     several columns excuses nothing but the bounds every release shares: a clip of one
     column does not say what the others' weights do to a point."""
+    basis = _distinct(basis)
     columns = np.column_stack([*basis, np.ones_like(x)])
     n, p = columns.shape
     if n < p + 4:
@@ -437,17 +438,42 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         probed = (columns[probe], x[probe], bounded[probe])
     reach = np.abs(columns[:, :-1]).max(axis=0)  # how far each column can move a point
     lines: dict[int, _Lines] = {}
+    copies: dict[int, bool] = {}
+    pairs: dict[int, int] = {}
+
+    def line(j: int) -> _Lines:
+        if j not in lines:
+            lines[j] = _Lines(x, basis[j], threshold, upto)
+        return lines[j]
+
+    def pair(j: int) -> int:
+        if j not in pairs:
+            pairs[j] = _best_line(x, basis[j], threshold, upto)
+        return pairs[j]
+
+    def copy_of(j: int, first: int) -> bool:
+        """Whether column ``j`` is column ``first`` clipped elsewhere: the same values but
+        where a clip alone puts one off the other (the pairwise audit's identity line)."""
+        if j not in copies:
+            copies[j] = _Lines(basis[j], basis[first], threshold).off(1.0, 0.0) == 0
+        return copies[j]
+
     best = n
     for _ in range(TRIALS // 2):
         rows = _determining(columns, rng.choice(n, size=min(n, 2 * p + 4), replace=False),
                             reach, rng)
         fit = np.asarray(np.linalg.lstsq(columns[rows], x[rows], rcond=None)[0],
                          dtype=np.float64)
-        one = _one_column(fit, reach)
-        if one is not None:
-            if one not in lines:
-                lines[one] = _Lines(x, basis[one], threshold, upto)
-            best = min(best, lines[one].off(float(fit[one]), float(fit[-1])))
+        weighed = _weighed(fit, reach)
+        if len(weighed) == 1:
+            best = min(best, line(weighed[0]).off(float(fit[weighed[0]]), float(fit[-1])))
+        elif len(weighed) > 1 and all(copy_of(j, weighed[0]) for j in weighed[1:]):
+            # one variable as several fits clipped it: the fit is a line through any of its
+            # clips but where the clips differ, so each clip's best line counts as the
+            # pairwise audit counts it; and the fit itself, which a clip excuses nothing
+            # of, in case it leaves fewer
+            best = min(best, _off_fit(columns, x, bounded, fit),
+                       *(pair(j) for j in weighed))
         elif probe is not None and _off_fit(*probed, fit) >= upto:
             continue
         else:
@@ -455,6 +481,21 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         if best < upto:
             break
     return int(best)
+
+
+def _distinct(basis: list[npt.NDArray[np.float64]]) -> list[npt.NDArray[np.float64]]:
+    """``basis`` without repeats: two fits of one cohort read the same BMI, and a column
+    twice splits its weight between the copies however it likes (a fit that weighs one
+    variable then seemed to weigh two). Told apart by a few values first, then whole."""
+    kept: list[npt.NDArray[np.float64]] = []
+    seen: dict[bytes, list[npt.NDArray[np.float64]]] = {}
+    for column in basis:
+        head = np.ascontiguousarray(column[:: max(1, column.size // 64)]).tobytes()
+        alike = seen.setdefault(head, [])
+        if not any(other is column or np.array_equal(other, column) for other in alike):
+            alike.append(column)
+            kept.append(column)
+    return kept
 
 
 def _determining(columns: npt.NDArray[np.float64], rows: npt.NDArray[np.int64],
@@ -476,7 +517,8 @@ def _determining(columns: npt.NDArray[np.float64], rows: npt.NDArray[np.int64],
             return rows
         # how far each participant moves along the unseen directions (columns scaled to at
         # most 1, directions of unit length: at most √p; rounding, about 1e-16)
-        moved = np.abs(columns @ (vt[seen:] / scale).T).max(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):  # an infinite value: moved
+            moved = np.abs(columns @ (vt[seen:] / scale).T).max(axis=1)
         movers = np.flatnonzero(moved > 1e-9)
         if movers.size == 0:
             return rows  # collinear in every row too: any weight is the same fit
@@ -487,18 +529,17 @@ def _determining(columns: npt.NDArray[np.float64], rows: npt.NDArray[np.int64],
 _NEGLIGIBLE = 0.1 * _RELATIVE  # what all other columns together may move a point, at most
 
 
-def _one_column(fit: npt.NDArray[np.float64], reach: npt.NDArray[np.float64]) -> int | None:
-    """The one column a fit weighs (the others together move no point by more than a tenth
-    of the pairwise audit's tolerance, so its line is the fit); None: several, or none (a
-    constant, which no column's clip explains)."""
+def _weighed(fit: npt.NDArray[np.float64], reach: npt.NDArray[np.float64]) -> list[int]:
+    """The columns a fit weighs, heaviest first: all but those that together move no point
+    by more than a tenth of the pairwise audit's tolerance (so that the fit is theirs). None:
+    a constant, which no column's clip explains."""
     weights = np.abs(fit[:-1]) * reach
-    if weights.size == 0:
-        return None
-    one = int(np.argmax(weights))
-    rest = float(weights.sum()) - float(weights[one])
-    if weights[one] <= _NEGLIGIBLE or not np.isfinite(weights).all() or rest > _NEGLIGIBLE:
-        return None
-    return one
+    if not np.isfinite(weights).all():
+        return list(range(weights.size))
+    order = np.argsort(-weights, kind="stable")
+    # the lightest columns whose weights add up to no more than the negligible
+    light = np.cumsum(weights[order][::-1])[::-1] <= _NEGLIGIBLE
+    return [int(j) for j in order[~light]]
 
 
 def _off_fit(columns: npt.NDArray[np.float64], x: npt.NDArray[np.float64],
