@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strongroom.outputs.contributions import Vector, _best_line, span_clashes
+from strongroom.outputs.contributions import Vector, _best_line, clashes, span_clashes
 
 K = 10
 
@@ -193,33 +193,44 @@ def test_a_line_through_a_column_of_three_levels_held_by_a_few_is_tried() -> Non
     assert leftover(Vector.of("a", ids, new), Vector.of("b", ids, d), K) == 1
 
 
-@pytest.mark.parametrize("ranks", [(10, 12, 11), (11, 12, 10), (10, 19, 18), (11, 12, 13),
-                                   (10, 11, 15), (17, 19, 13)])
-@pytest.mark.parametrize("others", [False, True])
-def test_three_fits_of_one_variable_at_their_own_ranks_are_not_a_clash(
-        ranks: tuple[int, int, int], others: bool) -> None:
-    """A third model after two (model 1, model 2 adjusted, ...): each clipped age at its own
-    keyed rank and read the same BMI, sex and outcome. The earlier two ages are one variable
-    clipped twice, so a fit weighs both; in a keyed request (lines from k to 2k − 1) the
-    red team's rank triples were blocked (two ages alone: 195 of 360 before this change)."""
-    from strongroom.enclave import margin
-    w = world()
-    ids = w["ids"]
-    first, second, third = (clipped(w["age"], r) for r in ranks)
-    earlier = ([*fits(w, first), *fits(w, second)] if others else
-               [Vector.of("glm variable age", ids, first),
-                Vector.of("glm variable age2", ids, second)])
-    with margin.keyed(b"q" * 32):
-        assert isolated(third, earlier, ids) == []
+def audited(new: np.ndarray, earlier: list[Vector], ids: np.ndarray) -> list[int]:
+    """What the service's audits find, pairwise and span, against earlier statistics."""
+    vector = Vector.of("glm variable age", ids, new)
+    return ([n for _, _, n in clashes([vector], earlier, K, within=False)]
+            + [n for _, _, n in span_clashes([vector], earlier, K)])
 
 
 def test_a_change_beside_one_variable_clipped_twice_is_found() -> None:
-    """The two clips' group excuses only what a clip explains: the target's age moved in the
-    bulk, beside two earlier fits' ages at two ranks, is found."""
+    """The target's age moved in the bulk, beside two earlier fits' ages at two ranks: the
+    clip differences between the two leave too many off a fit of both, and the pairwise
+    audit's line through either finds the one."""
     w = world()
     ids = w["ids"]
     moved = w["age"].copy()
     target = int(np.argsort(moved)[moved.size // 3])
     moved[target] += 1.7
     earlier = [*fits(w, clipped(w["age"], K + 2)), *fits(w, clipped(w["age"], K + 8))]
-    assert isolated(clipped(moved, K + 5), earlier, ids) == [1]
+    assert 1 in audited(clipped(moved, K + 5), earlier, ids)
+
+
+@pytest.mark.parametrize("ranks", [(12, 12, 12), (10, 14, 11), (17, 11, 13), (13, 19, 12)])
+def test_a_top_coded_copy_does_not_excuse_a_fit_of_both(ranks: tuple[int, int, int]) -> None:
+    """The second red team's attack on a fit of several clips of one variable counted by the
+    best line through any of them (tried, and taken out): B1 is age, B2 age top-coded at 60
+    (a bound held by a third of the cohort, which passes for a clip of B1), and the new
+    statistic age below 60 and 2·age − 60 above, with the target's value added. x − 2·B1 + B2
+    is the target's value alone; x against B2 is all clip, which must not excuse the fit."""
+    rng = np.random.default_rng(11)
+    n = 4000
+    ids = np.arange(n, dtype=np.int64)
+    age, bmi = rng.uniform(40, 70, n), rng.normal(27, 4, n)
+    target = int(np.argmin(np.abs(age - 62)))
+    raw = np.where(age > 60, 2 * age - 60, age)
+    raw[target] += bmi[target] / 10
+    first, second, third = ranks
+    earlier = [Vector.of("glm variable age", ids, clipped(age, first)),
+               Vector.of("glm variable top", ids, clipped(np.minimum(age, 60.0), second))]
+    x = clipped(raw, third)
+    assert x[target] == raw[target]  # the target's value survives its own clip
+    found = audited(x, earlier, ids)
+    assert found and min(found) < K

@@ -438,26 +438,6 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         probed = (columns[probe], x[probe], bounded[probe])
     reach = np.abs(columns[:, :-1]).max(axis=0)  # how far each column can move a point
     lines: dict[int, _Lines] = {}
-    copies: dict[int, bool] = {}
-    pairs: dict[int, int] = {}
-
-    def line(j: int) -> _Lines:
-        if j not in lines:
-            lines[j] = _Lines(x, basis[j], threshold, upto)
-        return lines[j]
-
-    def pair(j: int) -> int:
-        if j not in pairs:
-            pairs[j] = _best_line(x, basis[j], threshold, upto)
-        return pairs[j]
-
-    def copy_of(j: int, first: int) -> bool:
-        """Whether column ``j`` is column ``first`` clipped elsewhere: the same values but
-        where a clip alone puts one off the other (the pairwise audit's identity line)."""
-        if j not in copies:
-            copies[j] = _Lines(basis[j], basis[first], threshold).off(1.0, 0.0) == 0
-        return copies[j]
-
     best = n
     for _ in range(TRIALS // 2):
         rows = _determining(columns, rng.choice(n, size=min(n, 2 * p + 4), replace=False),
@@ -466,14 +446,10 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
                          dtype=np.float64)
         weighed = _weighed(fit, reach)
         if len(weighed) == 1:
-            best = min(best, line(weighed[0]).off(float(fit[weighed[0]]), float(fit[-1])))
-        elif len(weighed) > 1 and all(copy_of(j, weighed[0]) for j in weighed[1:]):
-            # one variable as several fits clipped it: the fit is a line through any of its
-            # clips but where the clips differ, so each clip's best line counts as the
-            # pairwise audit counts it; and the fit itself, which a clip excuses nothing
-            # of, in case it leaves fewer
-            best = min(best, _off_fit(columns, x, bounded, fit),
-                       *(pair(j) for j in weighed))
+            one = weighed[0]
+            if one not in lines:
+                lines[one] = _Lines(x, basis[one], threshold, upto)
+            best = min(best, lines[one].off(float(fit[one]), float(fit[-1])))
         elif probe is not None and _off_fit(*probed, fit) >= upto:
             continue
         else:
