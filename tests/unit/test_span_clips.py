@@ -212,6 +212,27 @@ def test_a_line_through_a_column_of_three_levels_held_by_a_few_is_tried() -> Non
     assert leftover(Vector.of("a", ids, new), Vector.of("b", ids, d), K) == 1
 
 
+@pytest.mark.parametrize("ranks", [(10, 12, 11), (11, 12, 10), (10, 19, 18), (11, 12, 13),
+                                   (10, 11, 15), (17, 19, 13), (11, 13, 10), (12, 12, 10)])
+@pytest.mark.parametrize("others", [False, True])
+def test_three_fits_of_one_variable_at_their_own_ranks_are_not_a_clash(
+        ranks: tuple[int, int, int], others: bool) -> None:
+    """A third model after two (model 1, model 2 adjusted, ...): each clipped age at its own
+    keyed rank and read the same BMI, sex and outcome. A fit weighs both earlier ages, and
+    the few between the ranks are one age clipped three ways; in keyed requests the red
+    team's rank triples were blocked (two ages alone: 195 of 360 at the session's start,
+    213 with the fit's rows determined, none now)."""
+    from strongroom.enclave import margin
+    w = world()
+    ids = w["ids"]
+    first, second, third = (clipped(w["age"], r) for r in ranks)
+    earlier = ([*fits(w, first), *fits(w, second)] if others else
+               [Vector.of("glm variable age", ids, first),
+                Vector.of("glm variable age2", ids, second)])
+    with margin.keyed(b"q" * 32):
+        assert isolated(third, earlier, ids) == []
+
+
 def audited(new: np.ndarray, earlier: list[Vector], ids: np.ndarray) -> list[int]:
     """What the service's audits find, pairwise and span, against earlier statistics."""
     vector = Vector.of("glm variable age", ids, new)

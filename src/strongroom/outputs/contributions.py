@@ -422,8 +422,11 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
     variable at their own keyed ranks, so the same ages differ for the few between the
     ranks, and only the clips put them off (the pairwise audit excuses them; here they
     blocked an honest Poisson model after a logistic one, one time in four). A fit of
-    several columns excuses nothing but the bounds every release shares: a clip of one
-    column does not say what the others' weights do to a point."""
+    several columns excuses a point only where one value, clipped by x's bounds and by
+    each weighed column's own, gives all their values there (``_Clips``): a third model's
+    age beside two earlier ones is one age clipped three ways, and a target whose value is
+    moved inside any of them, or a column's clip borrowed for another's value (age
+    top-coded at 60 beside age), is counted."""
     basis = _distinct(basis)
     columns = np.column_stack([*basis, np.ones_like(x)])
     n, p = columns.shape
@@ -438,6 +441,7 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         probed = (columns[probe], x[probe], bounded[probe])
     reach = np.abs(columns[:, :-1]).max(axis=0)  # how far each column can move a point
     lines: dict[int, _Lines] = {}
+    clips = _Clips([x, *basis], threshold)
     best = n
     for _ in range(TRIALS // 2):
         rows = _determining(columns, rng.choice(n, size=min(n, 2 * p + 4), replace=False),
@@ -449,14 +453,60 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
             one = weighed[0]
             if one not in lines:
                 lines[one] = _Lines(x, basis[one], threshold, upto)
-            best = min(best, lines[one].off(float(fit[one]), float(fit[-1])))
-        elif probe is not None and _off_fit(*probed, fit) >= upto:
-            continue
+            count = lines[one].off(float(fit[one]), float(fit[-1]))
         else:
-            best = min(best, _off_fit(columns, x, bounded, fit))
+            # several columns: a point is not off where one value, clipped by x's bounds
+            # and by each weighed column's own, gives all their values there (the same
+            # variable as several fits clipped it at their own ranks); a constant (none
+            # weighed) excuses no one
+            clipped = clips.consistent(weighed, probe) if weighed else None
+            if probe is not None and _off_fit(*probed, fit, clipped) >= upto:
+                continue
+            count = _off_fit(columns, x, bounded, fit,
+                             clips.consistent(weighed) if weighed else None)
+        best = min(best, count)
         if best < upto:
             break
     return int(best)
+
+
+class _Clips:
+    """Where each vector's clips lie: its lowest and highest values, and who holds them
+    when ``held`` or more do (a clip's bound, as for pairs)."""
+
+    def __init__(self, vectors: list[npt.NDArray[np.float64]], held: int) -> None:
+        self.vectors = vectors
+        self.ends = [(float(v.min()), float(v.max()), _at_end(v, held, v.min()),
+                      _at_end(v, held, v.max())) for v in vectors]
+
+    def consistent(self, weighed: list[int], among: npt.NDArray[np.int64] | None = None
+                   ) -> Callable[[npt.NDArray[np.intp]], npt.NDArray[np.bool_]]:
+        """For points ``at``: whether one value v gives x's value and each weighed
+        column's (x is vector 0, column j vector j + 1), each its own clip of v: v itself
+        where a vector is inside its bounds, at least its top where it holds its top, at
+        most its bottom where it holds its bottom. Direction-aware, and a vector that holds
+        a point's own value fixes v: a target moved inside any vector is no clip's."""
+        which = [0, *(j + 1 for j in weighed)]
+
+        def at(places: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+            """``places`` among all points, or among ``among`` (a probe's) if given."""
+            points = places if among is None else among[places]
+            low = np.full(points.size, -np.inf)
+            high = np.full(points.size, np.inf)
+            for i in which:
+                values = self.vectors[i][points]
+                bottom, top, at_bottom, at_top = self.ends[i]
+                lows, tops = at_bottom[points], at_top[points]
+                inside = ~(lows | tops)
+                low = np.where(inside, np.maximum(low, values), low)
+                high = np.where(inside, np.minimum(high, values), high)
+                low = np.where(tops, np.maximum(low, top), low)
+                high = np.where(lows, np.minimum(high, bottom), high)
+            scale = (np.abs(np.where(np.isfinite(low), low, 0.0))
+                     + np.abs(np.where(np.isfinite(high), high, 0.0)) + 1.0)
+            return np.asarray(low <= high + _RELATIVE * scale)
+
+        return at
 
 
 def _distinct(basis: list[npt.NDArray[np.float64]]) -> list[npt.NDArray[np.float64]]:
@@ -519,10 +569,17 @@ def _weighed(fit: npt.NDArray[np.float64], reach: npt.NDArray[np.float64]) -> li
 
 
 def _off_fit(columns: npt.NDArray[np.float64], x: npt.NDArray[np.float64],
-             bounded: npt.NDArray[np.bool_], fit: npt.NDArray[np.float64]) -> int:
+             bounded: npt.NDArray[np.bool_], fit: npt.NDArray[np.float64],
+             clipped: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.bool_]] | None = None
+             ) -> int:
+    """Points off the fit but for ``bounded`` and, among the rest, those ``clipped``
+    (given their places) explains."""
     fitted = columns @ fit
     scale = np.abs(x) + np.abs(fitted) + 1.0
-    return int(np.count_nonzero((np.abs(x - fitted) > _SPAN_RELATIVE * scale) & ~bounded))
+    off = np.flatnonzero((np.abs(x - fitted) > _SPAN_RELATIVE * scale) & ~bounded)
+    if clipped is None or off.size == 0:
+        return int(off.size)
+    return int(np.count_nonzero(~clipped(off)))
 
 
 def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]],
