@@ -274,3 +274,44 @@ def test_a_top_coded_copy_does_not_excuse_a_fit_of_both(ranks: tuple[int, int, i
     assert x[target] == raw[target]  # the target's value survives its own clip
     found = audited(x, earlier, ids)
     assert found and min(found) < K
+
+
+def _third_red_team(case: str, targets: int) -> tuple[np.ndarray, list[Vector], np.ndarray]:
+    """The third red team's attacks on the clip-consistency excuse (each target's own value
+    given back by a fit whose excused points were consistent with one value clipped)."""
+    rng = np.random.default_rng(targets)
+    n = 3000
+    ids = np.arange(n, dtype=np.int64)
+    if case == "weights adding up to 2":  # nothing clipped: a, b and x all the target's w
+        a, b = rng.normal(50, 10, n), rng.normal(30, 5, n)
+        x = a + b
+        who = rng.choice(n, targets, replace=False)
+        a[who] = b[who] = x[who] = rng.uniform(35, 45, targets)
+    elif case == "opposite bounds":  # at a's top and b's bottom, x holds w between them
+        a, b = rng.uniform(0, 10, n), rng.uniform(20, 30, n)
+        a[:40], b[20:60] = 10.0, 20.0
+        x = a - b + 30
+        who = rng.choice(np.arange(100, n), targets, replace=False)
+        a[who], b[who], x[who] = 10.0, 20.0, rng.uniform(11, 19, targets)
+    else:  # x at its own top, the columns holding w inside theirs, weights adding up to 2
+        a, b = rng.normal(20, 3, n), rng.normal(20, 3, n)
+        x = np.minimum(a + b, 55.0)
+        hold = np.union1d(np.flatnonzero(x >= 55.0), np.argsort(-(a + b))[:12])
+        x[hold] = 55.0
+        b[hold] = 55.0 - a[hold]
+        who = rng.choice(np.flatnonzero(x < 50.0), targets, replace=False)
+        a[who] = b[who] = rng.uniform(56, 70, targets)
+        x[who] = 55.0
+    earlier = [Vector.of("glm variable a", ids, a), Vector.of("glm variable b", ids, b)]
+    return x, earlier, ids
+
+
+@pytest.mark.parametrize("case", ["weights adding up to 2", "opposite bounds",
+                                  "x at its own top"])
+@pytest.mark.parametrize("targets", [1, 4, 9])
+def test_only_one_variable_clipped_several_ways_is_excused(case: str, targets: int) -> None:
+    """The excuse holds for a fit that gives an unclipped value back unchanged (weights
+    adding up to 1, no constant) at a point whose clipped vectors are all cut at one end;
+    each attack breaks one of those and gave its targets' values back with none found."""
+    x, earlier, ids = _third_red_team(case, targets)
+    assert audited(x, earlier, ids) == [targets]

@@ -422,11 +422,12 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
     variable at their own keyed ranks, so the same ages differ for the few between the
     ranks, and only the clips put them off (the pairwise audit excuses them; here they
     blocked an honest Poisson model after a logistic one, one time in four). A fit of
-    several columns excuses a point only where one value, clipped by x's bounds and by
-    each weighed column's own, gives all their values there (``_Clips``): a third model's
-    age beside two earlier ones is one age clipped three ways, and a target whose value is
-    moved inside any of them, or a column's clip borrowed for another's value (age
-    top-coded at 60 beside age), is counted."""
+    several columns excuses a point only as one variable clipped several ways: its weights
+    add up to 1 and its constant is 0, one value clipped by x's bounds and each weighed
+    column's gives all their values there (``_Clips``), cut at one end: a third model's age
+    beside two earlier ones. A target whose value is moved inside any of them, or a
+    column's clip borrowed for another's value (age top-coded at 60 beside age), is
+    counted."""
     basis = _distinct(basis)
     columns = np.column_stack([*basis, np.ones_like(x)])
     n, p = columns.shape
@@ -441,7 +442,21 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         probed = (columns[probe], x[probe], bounded[probe])
     reach = np.abs(columns[:, :-1]).max(axis=0)  # how far each column can move a point
     lines: dict[int, _Lines] = {}
-    clips = _Clips([x, *basis], threshold)
+    clips: list[_Clips] = []  # made when a fit first weighs several columns
+
+    def explained(weighed: list[int], among: npt.NDArray[np.int64] | None = None
+                  ) -> Callable[[npt.NDArray[np.intp]], npt.NDArray[np.bool_]] | None:
+        # only a fit that gives back an unclipped value unchanged (weights adding up to 1,
+        # no constant: one variable as several fits clipped it) has clips to excuse; any
+        # other leaves each excused point a function of its own value (the third red team:
+        # weights adding up to 2, or 1 and −1, over points no column clips)
+        if not weighed or abs(float(fit[weighed].sum()) - 1.0) > _ONE or abs(
+                float(fit[-1])) > _ONE * (float(np.abs(x).max(initial=0.0)) + 1.0):
+            return None
+        if not clips:
+            clips.append(_Clips([x, *basis], threshold))
+        return clips[0].consistent(weighed, among)
+
     best = n
     for _ in range(TRIALS // 2):
         rows = _determining(columns, rng.choice(n, size=min(n, 2 * p + 4), replace=False),
@@ -459,11 +474,10 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
             # and by each weighed column's own, gives all their values there (the same
             # variable as several fits clipped it at their own ranks); a constant (none
             # weighed) excuses no one
-            clipped = clips.consistent(weighed, probe) if weighed else None
-            if probe is not None and _off_fit(*probed, fit, clipped) >= upto:
+            if probe is not None and _off_fit(*probed, fit,
+                                              explained(weighed, probe)) >= upto:
                 continue
-            count = _off_fit(columns, x, bounded, fit,
-                             clips.consistent(weighed) if weighed else None)
+            count = _off_fit(columns, x, bounded, fit, explained(weighed))
         best = min(best, count)
         if best < upto:
             break
@@ -493,18 +507,24 @@ class _Clips:
             points = places if among is None else among[places]
             low = np.full(points.size, -np.inf)
             high = np.full(points.size, np.inf)
+            topped = np.zeros(points.size, dtype=np.bool_)
+            bottomed = np.zeros(points.size, dtype=np.bool_)
             for i in which:
                 values = self.vectors[i][points]
                 bottom, top, at_bottom, at_top = self.ends[i]
                 lows, tops = at_bottom[points], at_top[points]
                 inside = ~(lows | tops)
+                topped |= tops & ~lows
+                bottomed |= lows & ~tops
                 low = np.where(inside, np.maximum(low, values), low)
                 high = np.where(inside, np.minimum(high, values), high)
                 low = np.where(tops, np.maximum(low, top), low)
                 high = np.where(lows, np.minimum(high, bottom), high)
             scale = (np.abs(np.where(np.isfinite(low), low, 0.0))
                      + np.abs(np.where(np.isfinite(high), high, 0.0)) + 1.0)
-            return np.asarray(low <= high + _RELATIVE * scale)
+            # clips of one variable cut one end each time: a point at one vector's top
+            # and another's bottom lies between bounds no clip of one variable puts there
+            return np.asarray((low <= high + _RELATIVE * scale) & ~(topped & bottomed))
 
         return at
 
@@ -553,6 +573,7 @@ def _determining(columns: npt.NDArray[np.float64], rows: npt.NDArray[np.int64],
 
 
 _NEGLIGIBLE = 0.1 * _RELATIVE  # what all other columns together may move a point, at most
+_ONE = 1e-6  # a fit's weights add up to 1, and its constant is 0, to within this
 
 
 def _weighed(fit: npt.NDArray[np.float64], reach: npt.NDArray[np.float64]) -> list[int]:
