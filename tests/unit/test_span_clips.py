@@ -1,11 +1,13 @@
 """The span audit's clip excuse, attacked.
 
 Guarantee: a fit of a new statistic by earlier ones over the same people (and a constant)
-that isolates between 1 and k − 1 participants' own values is found; the only points it does
-not count are those the pairwise audit would not count on the same line: a fit that weighs
-one earlier statistic alone is that statistic's line, and a point only a clip put off it (its
-own vector's bound, in the direction the bound hides) is no one's value. A fit of several
-columns excuses no clip, and a column of negligible weight excuses nothing.
+that isolates between 1 and k − 1 participants' own values is found (by the span audit or
+the pairwise one). The only points not counted are those a clip explains: for a fit that
+weighs one earlier statistic alone, as the pairwise audit counts that line (a point its own
+vector's bound put off it, in the direction the bound hides); for a fit of several, only as
+one variable clipped several ways (weights adding up to 1, no constant, one value whose
+clips give every vector's value there, all cut at one end). A column of negligible weight
+excuses nothing. Three red teams attacked it in session 25; their attacks are here.
 
 Ground truth is built here, custodian-side: the raw values, the ranks each release clipped
 at, and the participants whose values the combination would give back.
