@@ -7,7 +7,7 @@ weighs one earlier statistic alone, as the pairwise audit counts that line (a po
 vector's bound put off it, in the direction the bound hides); for a fit of several, only as
 one variable clipped several ways (weights adding up to 1, no constant, one value whose
 clips give every vector's value there, all cut at one end). A column of negligible weight
-excuses nothing. Three red teams attacked it in session 25; their attacks are here.
+excuses nothing. Four red teams attacked it in session 25; their attacks are here.
 
 Ground truth is built here, custodian-side: the raw values, the ranks each release clipped
 at, and the participants whose values the combination would give back.
@@ -223,7 +223,7 @@ def test_three_fits_of_one_variable_at_their_own_ranks_are_not_a_clash(
     keyed rank and read the same BMI, sex and outcome. A fit weighs both earlier ages, and
     the few between the ranks are one age clipped three ways; in keyed requests the red
     team's rank triples were blocked (two ages alone: 195 of 360 at the session's start,
-    213 with the fit's rows determined, none now)."""
+    213 with the fit's rows determined, 1 now)."""
     from strongroom.enclave import margin
     w = world()
     ids = w["ids"]
@@ -316,4 +316,24 @@ def test_only_one_variable_clipped_several_ways_is_excused(case: str, targets: i
     adding up to 1, no constant) at a point whose clipped vectors are all cut at one end;
     each attack breaks one of those and gave its targets' values back with none found."""
     x, earlier, ids = _third_red_team(case, targets)
+    assert audited(x, earlier, ids) == [targets]
+
+
+@pytest.mark.parametrize("targets", [1, 3, 9])
+@pytest.mark.parametrize("weights", [(0.5, 0.5), (5.0, -4.0)])
+def test_weights_that_miss_one_by_a_little_excuse_no_one(
+        targets: int, weights: tuple[float, float]) -> None:
+    """The fourth red team: x = a1·B1 + a2·B2 with a1 + a2 = 1 + 9e-7, and at the targets
+    x = B1 = B2 = their own value w, inside every bound. Their residual is −9e-7·w: off the
+    fit, consistent with one value, and excused while the weights' slack was 1e-6; the sums
+    gave Σw back to six decimals."""
+    rng = np.random.default_rng(targets)
+    n = 3000
+    ids = np.arange(n, dtype=np.int64)
+    b1, b2 = rng.normal(50, 10, n), rng.normal(30, 5, n)
+    first, second = weights[0], weights[1] + 9e-7
+    x = first * b1 + second * b2
+    who = rng.choice(n, targets, replace=False)
+    b1[who] = b2[who] = x[who] = rng.uniform(35, 45, targets)
+    earlier = [Vector.of("glm variable a", ids, b1), Vector.of("glm variable b", ids, b2)]
     assert audited(x, earlier, ids) == [targets]

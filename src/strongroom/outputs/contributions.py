@@ -451,7 +451,7 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         # other leaves each excused point a function of its own value (the third red team:
         # weights adding up to 2, or 1 and −1, over points no column clips)
         if not weighed or abs(float(fit[weighed].sum()) - 1.0) > _ONE or abs(
-                float(fit[-1])) > _ONE * (float(np.abs(x).max(initial=0.0)) + 1.0):
+                float(fit[-1])) > _CONSTANT * (float(np.abs(x).max(initial=0.0)) + 1.0):
             return None
         if not clips:
             clips.append(_Clips([x, *basis], threshold))
@@ -573,7 +573,13 @@ def _determining(columns: npt.NDArray[np.float64], rows: npt.NDArray[np.int64],
 
 
 _NEGLIGIBLE = 0.1 * _RELATIVE  # what all other columns together may move a point, at most
-_ONE = 1e-6  # a fit's weights add up to 1, and its constant is 0, to within this
+# a fit's weights add up to 1 to within half the fit's own tolerance, so that what they miss
+# by never puts a point off the fit by itself (the fourth red team: weights 1 + 9e-7 put
+# targets holding their own values inside every bound off it, and excused them, leaving
+# each one's value times 9e-7 in the sums); a constant is the same for everyone, and says
+# nothing of anyone, so it is 0 to within a looser share of x's scale
+_ONE = 0.5 * _SPAN_RELATIVE
+_CONSTANT = 1e-6
 
 
 def _weighed(fit: npt.NDArray[np.float64], reach: npt.NDArray[np.float64]) -> list[int]:
