@@ -442,20 +442,23 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
         probed = (columns[probe], x[probe], bounded[probe])
     reach = np.abs(columns[:, :-1]).max(axis=0)  # how far each column can move a point
     lines: dict[int, _Lines] = {}
-    clips: list[_Clips] = []  # made when a fit first weighs several columns
+    x_scale = float(np.abs(x).max(initial=0.0)) + 1.0
+    clips: _Clips | None = None  # made when a fit first weighs several columns
 
-    def explained(weighed: list[int], among: npt.NDArray[np.int64] | None = None
+    def explained(fit: npt.NDArray[np.float64], weighed: list[int],
+                  among: npt.NDArray[np.int64] | None = None
                   ) -> Callable[[npt.NDArray[np.intp]], npt.NDArray[np.bool_]] | None:
         # only a fit that gives back an unclipped value unchanged (weights adding up to 1,
         # no constant: one variable as several fits clipped it) has clips to excuse; any
         # other leaves each excused point a function of its own value (the third red team:
         # weights adding up to 2, or 1 and −1, over points no column clips)
+        nonlocal clips
         if not weighed or abs(float(fit[weighed].sum()) - 1.0) > _ONE or abs(
-                float(fit[-1])) > _CONSTANT * (float(np.abs(x).max(initial=0.0)) + 1.0):
+                float(fit[-1])) > _CONSTANT * x_scale:
             return None
-        if not clips:
-            clips.append(_Clips([x, *basis], threshold))
-        return clips[0].consistent(weighed, among)
+        if clips is None:
+            clips = _Clips([x, *basis], threshold)
+        return clips.consistent(weighed, among)
 
     best = n
     for _ in range(TRIALS // 2):
@@ -475,9 +478,9 @@ def _off_span(x: npt.NDArray[np.float64], basis: list[npt.NDArray[np.float64]],
             # variable as several fits clipped it at their own ranks); a constant (none
             # weighed) excuses no one
             if probe is not None and _off_fit(*probed, fit,
-                                              explained(weighed, probe)) >= upto:
+                                              explained(fit, weighed, probe)) >= upto:
                 continue
-            count = _off_fit(columns, x, bounded, fit, explained(weighed))
+            count = _off_fit(columns, x, bounded, fit, explained(fit, weighed))
         best = min(best, count)
         if best < upto:
             break
