@@ -12,14 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
 from sqlalchemy import delete, func, select
 
 from strongroom.access import pauses, projects
 from strongroom.access.models import Pause
 from strongroom.access.permissions import Action
 from strongroom.access.roles import Role
-from strongroom.cli import app as cli_app
 from strongroom.cohort.store import COHORT_DIR
 from strongroom.errors import Refused
 from strongroom.extracts import service
@@ -29,6 +27,7 @@ from strongroom.server.app import create_app
 from strongroom.server.security import ACTION_KEY
 from strongroom.watch.models import ExposureRow
 from tests.access_world import World, build_world
+from tests.cli_runner import leaf_commands
 from tests.integration.test_watch_limits import client_for
 
 HOLDS = ["project suspended", "recipient paused", "institution paused", "DP mode",
@@ -165,7 +164,7 @@ def test_every_route_and_command_that_makes_an_extract_is_in_the_held_list(
               for method, operation in item.items()
               if operation.get(ACTION_KEY) in record_level}
     assert routes == HELD_ROUTES
-    assert _commands_calling(cli_app, "create_extract") == HELD_COMMANDS
+    assert _commands_calling("create_extract") == HELD_COMMANDS
     # no other module of the server (console pages included) or the CLI makes one
     src = Path(service.__file__).resolve().parents[1]
     callers = {str(p.relative_to(src)) for top in ("server", "cli")
@@ -173,13 +172,7 @@ def test_every_route_and_command_that_makes_an_extract_is_in_the_held_list(
     assert callers == {"server/routes/transfers.py", "cli/extracts.py"}
 
 
-def _commands_calling(app: typer.Typer, name: str, prefix: str = "") -> set[str]:
-    found = set()
-    for command in app.registered_commands:
-        if command.callback is not None and name in inspect.getsource(command.callback):
-            found.add(f"{prefix}{command.name or command.callback.__name__}".strip())
-    for group in app.registered_groups:
-        assert group.typer_instance is not None
-        found |= _commands_calling(group.typer_instance, name,
-                                   f"{prefix}{group.name or ''} ".lstrip())
-    return found
+def _commands_calling(name: str) -> set[str]:
+    return {path.removeprefix("strongroom ") for path, command in leaf_commands()
+            if command.callback is not None
+            and name in inspect.getsource(inspect.unwrap(command.callback))}

@@ -23,3 +23,24 @@ def test_the_gateways_metering_imports_on_its_own() -> None:
     # used to loop back into the console and fail
     subprocess.run([sys.executable, "-c", "import strongroom.server.metering"], check=True,
                    capture_output=True)
+
+
+# a researcher's command over the API needs the client, never the store or the analyses: they
+# took about 2 s to import, paid by every `strongroom enclave …` before its request was sent
+STORE_SIDE = ("strongroom.platform", "strongroom.cohort", "strongroom.enclave",
+              "strongroom.outputs", "strongroom.server", "numpy", "polars", "sqlalchemy")
+
+
+def test_a_researchers_commands_start_without_the_store_or_the_analyses() -> None:
+    for command in ("enclave", "jobs"):
+        probe = ("import sys; from strongroom.cli import app\n"
+                 "try:\n"
+                 f"    app([{command!r}, '--help'], prog_name='strongroom')\n"
+                 "except SystemExit:\n"
+                 "    pass\n"
+                 f"print(' '.join(m for m in sys.modules if m.startswith({STORE_SIDE!r})),"
+                 " file=sys.stderr)")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              check=True)
+        assert "Usage: strongroom" in done.stdout, done.stdout
+        assert done.stderr.split() == [], f"{command}: {done.stderr}"

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import typer.main
-
-from strongroom.cli import app
+from tests.cli_runner import leaf_commands
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md"
 
 
-def commands(group: Any, prefix: str = "strongroom") -> list[tuple[str, Any]]:
-    """(path, command) for every leaf command under ``group``."""
-    found = []
-    for name, command in group.commands.items():
-        path = f"{prefix} {name}"
-        if hasattr(command, "commands"):
-            found += commands(command, path)
-        else:
-            found.append((path, command))
-    return found
-
-
 def test_every_command_and_option_is_documented() -> None:
     text = DOC.read_text()
-    listed = commands(typer.main.get_command(app))
+    listed = leaf_commands()
     assert len(listed) >= 5
     checked = 0
     for path, command in listed:

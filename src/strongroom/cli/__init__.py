@@ -1,206 +1,85 @@
-"""The command line. Thin: every command composes a domain package's service functions."""
+"""The command line. Thin: every command composes a domain package's service functions.
+
+Each command's module is imported only when that command runs: a researcher's
+`strongroom enclave …` loads the HTTP client, not the platform, the cohort store and the
+model libraries that a custodian's commands need (about 2 s before anything was asked).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+import importlib
+from typing import Any
 
 import typer
-from rich.table import Table
+from typer.core import TyperGroup
 
-from strongroom.cli.admin import admin_app, login, logout, password, serve
-from strongroom.cli.audit import audit_app
-from strongroom.cli.backups import backup, restore
-from strongroom.cli.cohort import cohort_app, print_summary
-from strongroom.cli.common import console, progress_bar, refusals
-from strongroom.cli.dp import dp_app
-from strongroom.cli.enclave import enclave_app
-from strongroom.cli.extracts import extracts_app
-from strongroom.cli.genotypes import genotypes_app
-from strongroom.cli.jobs import jobs_app
-from strongroom.cli.keys import keys_app
-from strongroom.cli.outputs import outputs_app
-from strongroom.cli.privacy import anonymise, risk
-from strongroom.cli.store import store_app, upgrade
-from strongroom.cli.watch import watch_app
-from strongroom.cohort.dictionary import Dictionary
-from strongroom.cohort.keysources import KeySpec
-from strongroom.cohort.store import init_store
-from strongroom.demo import DEMO_VARIANTS, DemoResult, run_demo
-from strongroom.demo_story import signposts
-from strongroom.platform import Platform
-from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
-
-app = typer.Typer(
-    help="Strongroom: a trusted research environment for sensitive health cohorts.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-app.add_typer(cohort_app, name="cohort")
-app.add_typer(genotypes_app, name="genotypes")
-app.add_typer(enclave_app, name="enclave")
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(admin_app, name="admin")
-app.add_typer(audit_app, name="audit")
-app.add_typer(outputs_app, name="outputs")
-app.add_typer(watch_app, name="watch")
-app.add_typer(dp_app, name="dp")
-app.add_typer(store_app, name="store")
-app.add_typer(keys_app, name="keys")
-app.add_typer(extracts_app)  # `extract create` and `attribute`
-app.command()(serve)
-app.command()(login)
-app.command()(logout)
-app.command()(password)
-app.command()(risk)
-app.command()(anonymise)
-app.command()(upgrade)
-app.command()(backup)
-app.command()(restore)
+# name → "module:attribute": a Typer app (a group of commands) or one command's function, in
+# the order `strongroom --help` lists them
+COMMANDS: dict[str, str] = {
+    "serve": "strongroom.cli.admin:serve",
+    "login": "strongroom.cli.admin:login",
+    "logout": "strongroom.cli.admin:logout",
+    "password": "strongroom.cli.admin:password",
+    "risk": "strongroom.cli.privacy:risk",
+    "anonymise": "strongroom.cli.privacy:anonymise",
+    "upgrade": "strongroom.cli.store:upgrade",
+    "backup": "strongroom.cli.backups:backup",
+    "restore": "strongroom.cli.backups:restore",
+    "init": "strongroom.cli.store:init",
+    "demo": "strongroom.cli.demo:demo",
+    "cohort": "strongroom.cli.cohort:cohort_app",
+    "genotypes": "strongroom.cli.genotypes:genotypes_app",
+    "enclave": "strongroom.cli.enclave:enclave_app",
+    "jobs": "strongroom.cli.jobs:jobs_app",
+    "admin": "strongroom.cli.admin:admin_app",
+    "audit": "strongroom.cli.audit:audit_app",
+    "outputs": "strongroom.cli.outputs:outputs_app",
+    "watch": "strongroom.cli.watch:watch_app",
+    "dp": "strongroom.cli.dp:dp_app",
+    "store": "strongroom.cli.store:store_app",
+    "keys": "strongroom.cli.keys:keys_app",
+    "attribute": "strongroom.cli.extracts:attribute",
+    "extract": "strongroom.cli.extracts:extract_app",
+}
 
 
-@app.command()
-def init(
-    directory: Annotated[Path, typer.Argument(help="The data directory to create.")],
-    key_file: Annotated[Path | None, typer.Option(
-        "--key-file", help="Where to write the master key (outside the directory). "
-        "Default: ~/.config/strongroom/keys/<store-id>.key")] = None,
-    dictionary: Annotated[Path | None, typer.Option(
-        help="A data dictionary (JSON) instead of the shipped one.")] = None,
-    database_url: Annotated[str | None, typer.Option(
-        help="SQLAlchemy URL of the metadata database (default: SQLite in the directory).")] = None,
-    key_source: Annotated[str | None, typer.Option(
-        "--key-source", help="Keep the master key elsewhere than a new key file: env, or a "
-        "pkcs11: URI naming a key in a token (see docs/how-to/operate.md).")] = None,
-) -> None:
-    """Create a data directory, its store key and its master key."""
-    with refusals():
-        chosen = Dictionary.load(dictionary) if dictionary else None
-        store = init_store(directory, key_file=key_file, dictionary=chosen,
-                           database_url=database_url,
-                           key_source=KeySpec.parse(key_source) if key_source else None)
-        store.close()
-    console.print(f"created {store.root} (store {store.config.store_id})")
-    if store.config.key_file:
-        console.print(f"master key written to {store.config.key_file}: keep it apart from "
-                      "the data directory and back it up; without it the cohort is unreadable")
+# Typer's command classes are Click's (vendored by newer releases): typed Any here, so that
+# either works
+Command = Any
 
 
-@app.command()
-def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Demo data directory.")] = Path(
-        "strongroom-demo"),
-    participants: Annotated[int, typer.Option(min=1)] = 500_000,
-    seed: Annotated[int, typer.Option()] = 2026,
-    serve_api: Annotated[bool, typer.Option("--serve/--no-serve",
-                                            help="Serve the API on localhost afterwards.")
-                         ] = True,
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = DEFAULT_PORT,
-    variants: Annotated[int, typer.Option(
-        min=0, help="Genotyped markers to simulate (0: no genotypes).")] = DEMO_VARIANTS,
-) -> None:
-    """The main job: a synthetic cohort and its genotypes ingested encrypted, demo people and
-    projects, a tour of the enclave and a GWAS, served."""
-    with refusals(), progress_bar(100 + (100 if variants else 0) + 8, "demo") as progress:
-        result = run_demo(directory, participants, seed, progress, variants)
-    print_summary(result.summary)
-    console.print(f"master key: {result.key_file} (outside the data directory)")
-    table = Table(title="Participants by sex and smoking status (DuckDB over the decrypted store)")
-    for column in ("sex", "smoking status", "participants"):
-        table.add_column(column, justify="right" if column == "participants" else "left")
-    for sex, smoking, count in result.smoking_by_sex:
-        table.add_row(sex, smoking, f"{count:,}")
-    console.print(table)
-    console.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
-    _print_tour(result)
-    _print_gwas(result)
-    _print_story(result, directory)
-    _print_logins(result)
-    _print_console(result, directory, port, serve_api)
-    if serve_api:
-        console.print(f"serving the web console and the API on http://{DEFAULT_HOST}:{port} "
-                      f"(spec at /openapi.json; Ctrl-C stops it). At the command line: "
-                      f"`strongroom login -d {directory} --as EMAIL`", highlight=False)
-        from strongroom.server.run import serve as run_server
-
-        with refusals(), Platform.open(directory, result.key_file) as platform:
-            run_server(platform, DEFAULT_HOST, port)
+def load(name: str) -> Command:
+    """The command ``name`` names in :data:`COMMANDS`, its module imported now."""
+    module, attribute = COMMANDS[name].split(":")
+    found: Any = getattr(importlib.import_module(module), attribute)
+    if isinstance(found, typer.Typer):
+        command: Command = typer.main.get_group(found)
+    else:
+        one = typer.Typer(add_completion=False)
+        one.command(name)(found)
+        command = typer.main.get_command(one)
+    command.name = name
+    return command
 
 
-def _print_tour(result: DemoResult) -> None:
-    table = Table(title="The enclave, as a researcher sees it: verdicts and reasons, no values")
-    for column in ("analysis", "verdict", "after asking for release", "first reason"):
-        table.add_column(column)
-    for stop in result.tour:
-        table.add_row(stop.what, stop.verdict, stop.status, stop.reason[:160])
-    console.print(table)
+class _Lazy(TyperGroup):
+    """The root group: lists every command, imports one only when it is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = load(cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
-def _print_gwas(result: DemoResult) -> None:
-    if not result.gwas:
-        return
-    table = Table(title="The released GWAS of BMI: its strongest variants, and the loci the "
-                        "custodian planted (known only to them)")
-    for column in ("variant", "beta", "p", "planted locus"):
-        table.add_column(column, justify="right" if column in ("beta", "p") else "left")
-    for hit in result.gwas:
-        table.add_row(hit.variant, f"{hit.beta:.3f}", f"{hit.p:.2g}", hit.planted or "—")
-    console.print(table)
+app = typer.Typer(cls=_Lazy, no_args_is_help=True, add_completion=False)
 
 
-def _print_story(result: DemoResult, directory: Path) -> None:
-    story = result.story
-    table = Table(title="What the demo left for each role to find (all through the services)")
-    for column in ("what", "where it stands"):
-        table.add_column(column)
-    for held in story.held:
-        table.add_row(f"output {held.output_id}: {held.what}", held.status.replace("_", " "))
-    if story.extract is not None:
-        made = story.extract
-        table.add_row(f"extract {made.extract_id} (project {made.project_id})",
-                      f"{made.participants:,} participants and {made.decoys} decoys, "
-                      f"fingerprinted in {len(made.carriers)} columns; manifest kept")
-    if story.alert_id is not None:
-        table.add_row(f"alert {story.alert_id}", "open: a bulk extract over the limit was "
-                      "refused; suspended: " + ", ".join(story.suspended) + "; appealed")
-    if story.dp_project is not None:
-        table.add_row(f"project {story.dp_project}", f"differential-privacy mode, "
-                      f"ε {story.dp_spent} of {story.dp_total} spent")
-    for note in story.notes:
-        table.add_row("note", note)
-    console.print(table)
-    if story.leaked is not None:
-        console.print(f"a leaked file: {story.leaked} (some of the extract's rows, ID column "
-                      f"dropped). Name its source as the security analyst:", highlight=False)
-        print(f"  strongroom login -d {directory} --as security@custodian.example\n"
-              f"  strongroom attribute {story.leaked} -d {directory}")
-
-
-def _print_console(result: DemoResult, directory: Path, port: int, serving: bool) -> None:
-    from strongroom.server.web.pages import PREFIX  # the web stack only when it is needed
-
-    address = f"http://{DEFAULT_HOST}:{port}{PREFIX}/"
-    later = f"strongroom serve -d {directory}" + (f" --port {port}" if port != DEFAULT_PORT
-                                                  else "")
-    verb = "Open" if serving else f"After `{later}`, open"
-    console.print(f"[bold]The web console[/]: {verb} {address} and sign in with an email, its "
-                  f"password and a current code. Who to sign in as:", highlight=False)
-    for post in signposts(result.world, result.story):
-        print(f"  {post.role}: {post.email} ({post.name}) — {post.finds}")
-
-
-def _print_logins(result: DemoResult) -> None:
-    """Plain lines, never truncated: a secret cut short by a narrow terminal is useless."""
-    console.print("[bold]Demo sign-ins, shown once[/] (email, roles, institution, password, "
-                  "TOTP secret):", highlight=False)
-    for person in result.world.logins:
-        print(f"  {person.email}  [{', '.join(person.roles)}]  {person.institution}  "
-              f"password: {person.password}  totp: {person.totp_secret}")
-    for pid, title in result.world.projects:
-        print(f"  project {pid}: {title}")
-    console.print("A current code for a TOTP secret: python -c \"import pyotp; "
-                  "print(pyotp.TOTP('SECRET').now())\" (or add it to an authenticator app)",
-                  highlight=False)
+@app.callback()
+def _root() -> None:
+    """Strongroom: a trusted research environment for sensitive health cohorts."""
 
 
 def main() -> None:

@@ -11,15 +11,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import DBAPIError
 
-from strongroom.cohort.crypto import DecryptionError
-from strongroom.cohort.keysources import KeySourceError
-from strongroom.cohort.problems import IngestError
-from strongroom.cohort.store import StoreError
-from strongroom.db import explain
 from strongroom.errors import ServiceError
-from strongroom.operations.backup import BackupError
 
 console = Console()
 # an error is one line however long its paths (the terminal wraps it; a script greps it)
@@ -43,26 +36,43 @@ def refusals() -> Iterator[None]:
     """Turn expected failures into a clear message and exit code 1 (no traceback)."""
     try:
         yield
-    except ServiceError as exc:
-        errors.print(f"refused ({exc.status}):", markup=False)
-        for reason in exc.reasons:
-            errors.print(f"  - {reason}", markup=False)
+    except Exception as exc:
+        said = refusal(exc)
+        if said is None:
+            raise
+        for line in said:
+            errors.print(line, markup=False)
         raise typer.Exit(1) from None
-    except IngestError as exc:
-        errors.print(exc.summary(), markup=False)
-        raise typer.Exit(1) from None
-    except (StoreError, DecryptionError, KeySourceError, BackupError, FileExistsError,
-            FileNotFoundError, ValueError) as exc:
-        errors.print(f"error: {exc}", markup=False)
-        raise typer.Exit(1) from None
-    except DBAPIError as exc:  # a damaged, full or unreachable metadata database
+
+
+def refusal(exc: Exception) -> list[str] | None:
+    """What to print for an expected failure, or None for one that is not expected.
+
+    The store's error classes are imported here, when a command has failed, so that a
+    command that never opens the store (a researcher's, over the API) starts without them."""
+    from sqlalchemy.exc import DBAPIError
+
+    from strongroom.cohort.crypto import DecryptionError
+    from strongroom.cohort.keysources import KeySourceError
+    from strongroom.cohort.problems import IngestError
+    from strongroom.cohort.store import StoreError
+    from strongroom.db import explain
+    from strongroom.operations.backup import BackupError
+
+    if isinstance(exc, ServiceError):
+        return [f"refused ({exc.status}):", *(f"  - {reason}" for reason in exc.reasons)]
+    if isinstance(exc, IngestError):
+        return [exc.summary()]
+    if isinstance(exc, StoreError | DecryptionError | KeySourceError | BackupError
+                  | FileExistsError | FileNotFoundError | ValueError):
+        return [f"error: {exc}"]
+    if isinstance(exc, DBAPIError):  # a damaged, full or unreachable metadata database
         # a failed statement rolls its transaction back, and the store writes files before
         # the transaction that makes them count: nothing is changed by a failure here
-        errors.print(f"error: {explain(exc)}. Nothing was changed.", markup=False)
-        raise typer.Exit(1) from None
-    except OSError as exc:  # a full disk, a directory where a file belongs, no permission
-        errors.print(f"error: {os_failure(exc)}", markup=False)
-        raise typer.Exit(1) from None
+        return [f"error: {explain(exc)}. Nothing was changed."]
+    if isinstance(exc, OSError):  # a full disk, a directory where a file belongs, no permission
+        return [f"error: {os_failure(exc)}"]
+    return None
 
 
 def os_failure(exc: OSError) -> str:

@@ -1,15 +1,19 @@
-"""`strongroom upgrade` and `strongroom store …`: schema upgrades, checks and recovery."""
+"""`strongroom init`, `strongroom upgrade` and `strongroom store …`: a new data directory, schema
+upgrades, checks and recovery."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from strongroom.audit.events import EventType
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
 from strongroom.cohort import recovery
-from strongroom.cohort.store import Store, source_for
+from strongroom.cohort.dictionary import Dictionary
+from strongroom.cohort.keysources import KeySpec
+from strongroom.cohort.store import Store, init_store, source_for
 from strongroom.db import Base
 from strongroom.platform import Platform
 
@@ -22,6 +26,32 @@ OPERATOR = "operator"  # the person at the machine's console, signed in or not
 def _raw(data_dir: Path, key_file: Path | None) -> Store:
     """The store without the checks opening makes (they are what is being repaired)."""
     return Store(data_dir, source_for(key_file) if key_file else None)
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="The data directory to create.")],
+    key_file: Annotated[Path | None, typer.Option(
+        "--key-file", help="Where to write the master key (outside the directory). "
+        "Default: ~/.config/strongroom/keys/<store-id>.key")] = None,
+    dictionary: Annotated[Path | None, typer.Option(
+        help="A data dictionary (JSON) instead of the shipped one.")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the metadata database (default: SQLite in the directory).")] = None,
+    key_source: Annotated[str | None, typer.Option(
+        "--key-source", help="Keep the master key elsewhere than a new key file: env, or a "
+        "pkcs11: URI naming a key in a token (see docs/how-to/operate.md).")] = None,
+) -> None:
+    """Create a data directory, its store key and its master key."""
+    with refusals():
+        chosen = Dictionary.load(dictionary) if dictionary else None
+        store = init_store(directory, key_file=key_file, dictionary=chosen,
+                           database_url=database_url,
+                           key_source=KeySpec.parse(key_source) if key_source else None)
+        store.close()
+    console.print(f"created {store.root} (store {store.config.store_id})")
+    if store.config.key_file:
+        console.print(f"master key written to {store.config.key_file}: keep it apart from "
+                      "the data directory and back it up; without it the cohort is unreadable")
 
 
 def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:

@@ -1,0 +1,132 @@
+"""`strongroom demo`: the main job on the embedded defaults, and what it prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from strongroom.cli.cohort import print_summary
+from strongroom.cli.common import console, progress_bar, refusals
+from strongroom.demo import DEMO_VARIANTS, DemoResult, run_demo
+from strongroom.demo_story import signposts
+from strongroom.platform import Platform
+from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
+
+
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Demo data directory.")] = Path(
+        "strongroom-demo"),
+    participants: Annotated[int, typer.Option(min=1)] = 500_000,
+    seed: Annotated[int, typer.Option()] = 2026,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve",
+                                            help="Serve the API on localhost afterwards.")
+                         ] = True,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = DEFAULT_PORT,
+    variants: Annotated[int, typer.Option(
+        min=0, help="Genotyped markers to simulate (0: no genotypes).")] = DEMO_VARIANTS,
+) -> None:
+    """The main job: a synthetic cohort and its genotypes ingested encrypted, demo people and
+    projects, a tour of the enclave and a GWAS, served."""
+    with refusals(), progress_bar(100 + (100 if variants else 0) + 8, "demo") as progress:
+        result = run_demo(directory, participants, seed, progress, variants)
+    print_summary(result.summary)
+    console.print(f"master key: {result.key_file} (outside the data directory)")
+    table = Table(title="Participants by sex and smoking status (DuckDB over the decrypted store)")
+    for column in ("sex", "smoking status", "participants"):
+        table.add_column(column, justify="right" if column == "participants" else "left")
+    for sex, smoking, count in result.smoking_by_sex:
+        table.add_row(sex, smoking, f"{count:,}")
+    console.print(table)
+    console.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    _print_tour(result)
+    _print_gwas(result)
+    _print_story(result, directory)
+    _print_logins(result)
+    _print_console(result, directory, port, serve_api)
+    if serve_api:
+        console.print(f"serving the web console and the API on http://{DEFAULT_HOST}:{port} "
+                      f"(spec at /openapi.json; Ctrl-C stops it). At the command line: "
+                      f"`strongroom login -d {directory} --as EMAIL`", highlight=False)
+        from strongroom.server.run import serve as run_server
+
+        with refusals(), Platform.open(directory, result.key_file) as platform:
+            run_server(platform, DEFAULT_HOST, port)
+
+
+def _print_tour(result: DemoResult) -> None:
+    table = Table(title="The enclave, as a researcher sees it: verdicts and reasons, no values")
+    for column in ("analysis", "verdict", "after asking for release", "first reason"):
+        table.add_column(column)
+    for stop in result.tour:
+        table.add_row(stop.what, stop.verdict, stop.status, stop.reason[:160])
+    console.print(table)
+
+
+def _print_gwas(result: DemoResult) -> None:
+    if not result.gwas:
+        return
+    table = Table(title="The released GWAS of BMI: its strongest variants, and the loci the "
+                        "custodian planted (known only to them)")
+    for column in ("variant", "beta", "p", "planted locus"):
+        table.add_column(column, justify="right" if column in ("beta", "p") else "left")
+    for hit in result.gwas:
+        table.add_row(hit.variant, f"{hit.beta:.3f}", f"{hit.p:.2g}", hit.planted or "—")
+    console.print(table)
+
+
+def _print_story(result: DemoResult, directory: Path) -> None:
+    story = result.story
+    table = Table(title="What the demo left for each role to find (all through the services)")
+    for column in ("what", "where it stands"):
+        table.add_column(column)
+    for held in story.held:
+        table.add_row(f"output {held.output_id}: {held.what}", held.status.replace("_", " "))
+    if story.extract is not None:
+        made = story.extract
+        table.add_row(f"extract {made.extract_id} (project {made.project_id})",
+                      f"{made.participants:,} participants and {made.decoys} decoys, "
+                      f"fingerprinted in {len(made.carriers)} columns; manifest kept")
+    if story.alert_id is not None:
+        table.add_row(f"alert {story.alert_id}", "open: a bulk extract over the limit was "
+                      "refused; suspended: " + ", ".join(story.suspended) + "; appealed")
+    if story.dp_project is not None:
+        table.add_row(f"project {story.dp_project}", f"differential-privacy mode, "
+                      f"ε {story.dp_spent} of {story.dp_total} spent")
+    for note in story.notes:
+        table.add_row("note", note)
+    console.print(table)
+    if story.leaked is not None:
+        console.print(f"a leaked file: {story.leaked} (some of the extract's rows, ID column "
+                      f"dropped). Name its source as the security analyst:", highlight=False)
+        print(f"  strongroom login -d {directory} --as security@custodian.example\n"
+              f"  strongroom attribute {story.leaked} -d {directory}")
+
+
+def _print_console(result: DemoResult, directory: Path, port: int, serving: bool) -> None:
+    from strongroom.server.web.pages import PREFIX  # the web stack only when it is needed
+
+    address = f"http://{DEFAULT_HOST}:{port}{PREFIX}/"
+    later = f"strongroom serve -d {directory}" + (f" --port {port}" if port != DEFAULT_PORT
+                                                  else "")
+    verb = "Open" if serving else f"After `{later}`, open"
+    console.print(f"[bold]The web console[/]: {verb} {address} and sign in with an email, its "
+                  f"password and a current code. Who to sign in as:", highlight=False)
+    for post in signposts(result.world, result.story):
+        print(f"  {post.role}: {post.email} ({post.name}) — {post.finds}")
+
+
+def _print_logins(result: DemoResult) -> None:
+    """Plain lines, never truncated: a secret cut short by a narrow terminal is useless."""
+    console.print("[bold]Demo sign-ins, shown once[/] (email, roles, institution, password, "
+                  "TOTP secret):", highlight=False)
+    for person in result.world.logins:
+        print(f"  {person.email}  [{', '.join(person.roles)}]  {person.institution}  "
+              f"password: {person.password}  totp: {person.totp_secret}")
+    for pid, title in result.world.projects:
+        print(f"  project {pid}: {title}")
+    console.print("A current code for a TOTP secret: python -c \"import pyotp; "
+                  "print(pyotp.TOTP('SECRET').now())\" (or add it to an authenticator app)",
+                  highlight=False)
