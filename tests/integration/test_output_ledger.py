@@ -334,3 +334,31 @@ def test_vectors_read_back_whichever_form_they_were_kept_in(ledger: Ledger, engi
         assert read.kind == kept.kind and read.label.startswith(kept.label)
         assert np.array_equal(read.ids, kept.ids) and read.ids.dtype == np.int64
         assert np.array_equal(read.values, kept.values)
+
+
+def test_released_rows_are_opened_once_and_read_back_in_order(
+        ledger: Ledger, everyone: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What was opened is kept: a later read fetches and opens only the rows released since,
+    and every read gives every row, in release order, however many were opened before."""
+    from strongroom.outputs.contributions import Vector
+
+    rng = np.random.default_rng(5)
+    vectors = [Vector.of(f"v{i}", everyone, rng.normal(size=everyone.size), "linear")
+               for i in range(3)]
+    ledger.record("inst-1", "proj-a", "rel-1", [("all", everyone), ("half", everyone[::2])],
+                  everyone, vectors=vectors[:2])
+    first = ledger.released_vectors("inst-1")
+    groups = ledger.released_groups("inst-1")
+    ledger.record("inst-1", "proj-a", "rel-2", [("third", everyone[::3])], everyone,
+                  vectors=vectors[2:])
+    opened: list[str] = []
+    real = ledger._unseal
+    monkeypatch.setattr(ledger, "_unseal",
+                        lambda sealed, context: opened.append(context) or real(sealed, context))
+    again = ledger.released_vectors("inst-1")
+    more = ledger.released_groups("inst-1")
+    assert len(opened) == 2  # the new release's one vector and one cell, nothing else
+    assert again[:2] == first and [v.label.split(" ")[0] for v in again] == ["v0", "v1", "v2"]
+    assert np.array_equal(again[2].values, vectors[2].values)
+    assert more[:2] == groups and [g[0].split(" ")[0] for g in more] == ["all", "half", "third"]
+    assert more[2][1] == BitMap(everyone[::3].astype(np.uint32))

@@ -50,6 +50,20 @@ def test_fewer_than_k_values_outside_the_others_range_change_nothing(
                        np.sort(winsor.clip_rows(second, ids, K)))
 
 
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), min_size=1,
+                       max_size=80),
+       gaps=st.lists(st.integers(1, 5), min_size=80, max_size=80), k=st.integers(0, 12))
+def test_rows_one_per_participant_clip_as_participants_with_one_row_each(
+        values: list[float], gaps: list[int], k: int) -> None:
+    # rows in pid order, one each (the shortcut) against the same rows with a second row
+    # copied for each participant (the general path: each one's lowest and highest)
+    x = np.array(values)
+    ids = np.cumsum(gaps[:x.size]).astype(np.int64)
+    doubled = winsor.clip_rows(np.repeat(x, 2), np.repeat(ids, 2), k)
+    assert np.array_equal(winsor.clip_rows(x, ids, k), doubled[::2], equal_nan=True)
+
+
 def test_all_equal_but_few_cannot_survive_the_clip() -> None:
     x = np.array([1.0] * 50 + [1000.0] * (K - 1))
     assert set(winsor.clip(x, K)) == {1.0}

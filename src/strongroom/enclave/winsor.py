@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from strongroom.enclave import margin
-from strongroom.enclave.analyses.frame import Levels, increasing
+from strongroom.enclave.analyses.frame import Levels, increasing, person_codes
 from strongroom.enclave.results import FloatArray, PidArray
 
 NOTE = ("values are winsorised at the k-th smallest and largest of each statistic's "
@@ -77,7 +77,9 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
     present = np.isfinite(x)
     if k < 1 or not present.any():
         return x
-    codes = np.unique(ids[present], return_inverse=True)[1]
+    kept = ids[present]
+    one_each = increasing(kept)  # one row per participant, in pid order: rows are people
+    codes = np.arange(kept.size) if one_each else np.unique(kept, return_inverse=True)[1]
     people = int(codes.max()) + 1
     values = x[present]
     if people < 2 * k:
@@ -85,10 +87,13 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
         middle = float(np.median(sums / np.bincount(codes, minlength=people)))
         low = high = middle
     else:
-        lowest = np.full(people, np.inf)
-        highest = np.full(people, -np.inf)
-        np.minimum.at(lowest, codes, values)
-        np.maximum.at(highest, codes, values)
+        if one_each:
+            lowest = highest = values
+        else:
+            lowest = np.full(people, np.inf)
+            highest = np.full(people, -np.inf)
+            np.minimum.at(lowest, codes, values)
+            np.maximum.at(highest, codes, values)
         r = rank(k, lowest, highest)
         low = float(np.partition(lowest, r - 1)[r - 1])
         high = float(np.partition(highest, people - r)[people - r])
@@ -100,7 +105,7 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
 def row_weights(ids: PidArray, k: int) -> FloatArray:
     """Per row, its participant's clipped number of rows over their number of rows: rows
     weighted so that a participant counts as many rows as the bulk does at most."""
-    codes = np.unique(ids, return_inverse=True)[1]
+    codes = person_codes(ids)
     rows = np.bincount(codes).astype(np.float64)
     if rows.size == 0 or rows.max() == rows.min():
         return np.ones(len(ids), dtype=np.float64)

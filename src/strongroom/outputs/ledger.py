@@ -29,10 +29,11 @@ import hmac
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import numpy as np
 from pyroaring import BitMap
@@ -68,6 +69,7 @@ RULE = "differencing"
 UINT32 = 2**32
 assert array.array("I").itemsize == 4, "the ledger needs 32-bit unsigned ints"
 _RANGES_PER_QUERY = 200  # SQLite refuses expressions nested deeper than 1000
+_ORDINALS_PER_QUERY = 500  # well within every database's count of bound parameters
 
 
 class LedgerRelease(Base):
@@ -213,40 +215,54 @@ class Ledger:
                         session: Session | None = None) -> list[tuple[str, BitMap, str]]:
         """Every released cell of the institution's projects, as (label, participants,
         family)."""
-        found = []
         with self._session(session) as db:
-            rows = db.execute(select(CELLS.c.release_id, CELLS.c.ordinal, CELLS.c.project_id,
-                                     CELLS.c.label, CELLS.c.members_sealed, CELLS.c.family)
-                              .where(CELLS.c.institution_id == institution_id)
-                              .order_by(CELLS.c.release_id, CELLS.c.ordinal))
-            for row in rows:
-                key = (row.release_id, row.ordinal)
-                if key not in self._opened_cells:
-                    members = BitMap.deserialize(self._unseal(row.members_sealed, _cell_context(
-                        institution_id, row.project_id, row.release_id, row.ordinal)))
-                    self._opened_cells[key] = (f"{row.label} (release {row.release_id})",
-                                               members)
-                found.append((*self._opened_cells[key], row.family))
-        return found
+            rows = self._listed(db, CELLS, institution_id, CELLS.c.family)
+            for release_id, ordinal, project_id, label, sealed in self._sealed(
+                    db, CELLS, CELLS.c.members_sealed, rows, self._opened_cells):
+                members = BitMap.deserialize(self._unseal(sealed, _cell_context(
+                    institution_id, project_id, release_id, ordinal)))
+                self._opened_cells[(release_id, ordinal)] = (
+                    f"{label} (release {release_id})", members)
+        return [(*self._opened_cells[(row.release_id, row.ordinal)], row.family)
+                for row in rows]
 
     def released_vectors(self, institution_id: str, *,
                          session: Session | None = None) -> list[Vector]:
         """Every released statistic's contributions for the institution's projects."""
-        found = []
         with self._session(session) as db:
-            rows = db.execute(select(VECTORS.c.release_id, VECTORS.c.ordinal,
-                                     VECTORS.c.project_id, VECTORS.c.label,
-                                     VECTORS.c.values_sealed, VECTORS.c.kind)
-                              .where(VECTORS.c.institution_id == institution_id)
-                              .order_by(VECTORS.c.release_id, VECTORS.c.ordinal))
-            for row in rows:
-                key = (row.release_id, row.ordinal)
-                if key not in self._opened_vectors:
-                    plain = _vector_bytes(self._unseal(row.values_sealed, _vector_context(
-                        institution_id, row.project_id, row.release_id, row.ordinal)))
-                    self._opened_vectors[key] = Vector.from_bytes(
-                        f"{row.label} (release {row.release_id})", plain, row.kind)
-                found.append(self._opened_vectors[key])
+            rows = self._listed(db, VECTORS, institution_id, VECTORS.c.kind)
+            kinds = {(row.release_id, row.ordinal): row.kind for row in rows}
+            for release_id, ordinal, project_id, label, sealed in self._sealed(
+                    db, VECTORS, VECTORS.c.values_sealed, rows, self._opened_vectors):
+                plain = _vector_bytes(self._unseal(sealed, _vector_context(
+                    institution_id, project_id, release_id, ordinal)))
+                self._opened_vectors[(release_id, ordinal)] = Vector.from_bytes(
+                    f"{label} (release {release_id})", plain, kinds[(release_id, ordinal)])
+        return [self._opened_vectors[(row.release_id, row.ordinal)] for row in rows]
+
+    @staticmethod
+    def _listed(db: Session, table: Table, institution_id: str, *more: Any) -> list[Any]:
+        """The institution's released rows of ``table`` in order, without their sealed
+        bytes (a vector is about 1 MB: read from the database only the first time)."""
+        return list(db.execute(select(table.c.release_id, table.c.ordinal, *more)
+                               .where(table.c.institution_id == institution_id)
+                               .order_by(table.c.release_id, table.c.ordinal)))
+
+    @staticmethod
+    def _sealed(db: Session, table: Table, sealed: Any, rows: list[Any],
+                opened: Mapping[tuple[str, int], object]) -> list[Any]:
+        """(release, ordinal, project, label, sealed bytes) of the ``rows`` not yet opened."""
+        wanted: dict[str, list[int]] = {}
+        for row in rows:
+            if (row.release_id, row.ordinal) not in opened:
+                wanted.setdefault(row.release_id, []).append(row.ordinal)
+        found: list[Any] = []
+        for release_id, ordinals in wanted.items():
+            for at in range(0, len(ordinals), _ORDINALS_PER_QUERY):
+                found += db.execute(select(table.c.release_id, table.c.ordinal,
+                                           table.c.project_id, table.c.label, sealed)
+                                    .where(table.c.release_id == release_id, table.c.ordinal.in_(
+                                        ordinals[at:at + _ORDINALS_PER_QUERY])))
         return found
 
     # -- check -----------------------------------------------------------------------------

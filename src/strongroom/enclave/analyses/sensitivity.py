@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from strongroom.enclave.analyses.frame import person_codes
+from strongroom.enclave.analyses.frame import increasing, person_codes
 from strongroom.enclave.results import FloatArray, PidArray
 from strongroom.enclave.steps import Rounding, nice_step
 
@@ -30,7 +30,7 @@ HIDDEN = math.inf  # a step no rounding can honour: the figure is not shown
 
 def rows_per_person(ids: PidArray) -> int:
     """The most rows any one participant has (each may carry their value)."""
-    if len(ids) == 0:
+    if len(ids) == 0 or increasing(ids):  # one row each: no sort to count them
         return 1
     return int(np.unique(ids, return_counts=True)[1].max())
 
