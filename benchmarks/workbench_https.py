@@ -3,9 +3,9 @@ own process, each output from the request to its labelled table, timed (issue [w
 under 2 s each at 500,000), by each way a researcher works:
 
 - ``client``: the Python client, with a project token (analyse, release, the table as CSV);
-- ``cli``: the command line, a new process per command as at a terminal
-  (``strongroom enclave analyse P @spec.json --release``, then
-  ``strongroom enclave download OUT --as csv``);
+- ``cli``: the command line, as the how-to runs it: one command per output at a terminal
+  (``strongroom enclave analyse P @spec.json --table out.csv``: analysed, released and
+  written as a labelled table; its whole run is in "analyse + check");
 - ``console``: the web console in Debian's Chromium, driven by Playwright (the analysis form,
   *Run and check*, *Request release*, *Show the table and chart*, until the labelled table
   is drawn).
@@ -137,31 +137,30 @@ def _by_client(server: Server, who: Person, project: str, tmp: Path) -> Iterator
 
 
 def _by_cli(server: Server, who: Person, project: str, tmp: Path) -> Iterator[Timed]:
-    """Each output as two commands at a terminal; "analyse + check" is the first command's
-    whole run (it asks for release too, with --release), "table" the download's."""
+    """Each output as the how-to asks for it: one command at a terminal (a new process),
+    ``strongroom enclave analyse P @spec.json --table out.csv``, which analyses, releases
+    and writes the labelled table; timed whole, from the command to its exit."""
     env = {**os.environ, "STRONGROOM_URL": server.url, "STRONGROOM_CA": str(server.ca),
            "STRONGROOM_TOKEN": _token(server, who, project)}
     command = [str(Path(sys.executable).with_name("strongroom")), "enclave"]
 
-    def run(*args: str) -> str:
-        return subprocess.run([*command, *args], env=env, capture_output=True, text=True,
-                              check=True).stdout
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*command, *args], env=env, capture_output=True, text=True)
 
-    run("define", project, "study", workbench.STUDY_SQL)
+    run("define", project, "study", workbench.STUDY_SQL).check_returncode()
     for n, (title, spec) in enumerate(workbench.STUDY):
         asked = tmp / f"spec{n}.json"
         asked.write_text(json.dumps({**spec, "definition": "study"}))
+        table = tmp / f"output{n}.csv"
         t0 = time.perf_counter()
-        out = json.loads(run("analyse", project, f"@{asked}", "--release"))
+        done = run("analyse", project, f"@{asked}", "--table", str(table))
         t1 = time.perf_counter()
-        if out["status"] != "released":
+        out = json.loads(done.stdout)
+        if done.returncode != 0:
             yield title, f"{out['verdict']} → {out['status']}", t1 - t0, None, None, ""
             continue
-        table = tmp / f"output{n}.csv"
-        run("download", out["id"], "--as", "csv", "--out", str(table))
-        t2 = time.perf_counter()
         frame = pl.read_csv(table, infer_schema_length=None)
-        yield (title, f"{out['verdict']} → {out['status']}", t1 - t0, 0.0, t2 - t1,
+        yield (title, f"{out['verdict']} → {out['status']}", t1 - t0, 0.0, 0.0,
                f"{frame.height} × {frame.width}")
 
 

@@ -7,6 +7,8 @@ parameters), so a page added later is covered without touching this test; its se
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -119,6 +121,20 @@ def test_pages_carry_the_strict_content_security_policy(world: World) -> None:
     policy = answer.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_pages_are_never_kept_but_their_assets_are_by_content(world: World) -> None:
+    client = TestClient(create_app(world.platform))
+    page = client.get(f"{PREFIX}/login")
+    assert page.headers["cache-control"] == "no-store"  # a page may hold data: never kept
+    named = re.findall(rf'"({PREFIX}/static/[^"?]+)\?v=([0-9a-f]{{16}})"', page.text)
+    assert {path.rsplit("/", 1)[-1] for path, _ in named} >= {
+        "pico.min.css", "app.css", "htmx.min.js", "favicon.svg"}
+    for path, digest in named:
+        answer = client.get(f"{path}?v={digest}")
+        assert answer.status_code == 200, path
+        assert hashlib.sha256(answer.content).hexdigest()[:16] == digest, path
+        assert answer.headers["cache-control"] == "public, max-age=31536000, immutable", path
 
 
 def test_a_page_that_does_not_exist_is_an_html_404(world: World) -> None:

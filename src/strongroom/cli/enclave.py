@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import console
+from strongroom.cli.common import console, errors
 from strongroom.cli.remote import (
     Ca,
     ProjectId,
@@ -149,13 +149,28 @@ def analyse(project_id: ProjectId,
                 "(docs/reference/analyses.md)."))],
             url: Url, token: Token, ca: Ca = None,
             release: Annotated[bool, typer.Option(
-                help="Ask for release at once if the verdict allows it.")] = False) -> None:
+                help="Ask for release at once if the verdict allows it.")] = False,
+            table: Annotated[Path | None, typer.Option(
+                help="Ask for release at once and, once released, write the output as a "
+                     "labelled table to this file (Parquet for .parquet, else CSV).")] = None
+            ) -> None:
     """Run an analysis inside; the answer is its verdict and reasons, never its values."""
+    asked = json_argument(spec, "analysis")
     with remote(url, token, ca) as client:
-        found = client.enclave.analyse(project_id, json_argument(spec, "analysis"))
-        if release and found["verdict"] in ("release", "release_with_suppression"):
+        found = client.enclave.analyse(project_id, asked)
+        if (release or table) and found["verdict"] in ("release", "release_with_suppression"):
             found = client.outputs.request_release(found["id"])
+        labelled = None
+        if table is not None and found.get("status") == "released":
+            labelled = client.outputs.table(
+                found["id"], "parquet" if table.suffix == ".parquet" else "csv")
     show(found)
+    if labelled is not None and table is not None:
+        written(table, labelled, " (the labelled table)", to=errors)
+    elif table is not None:
+        errors.print(f"not released (verdict {found.get('verdict')}, status "
+                     f"{found.get('status')}): nothing was written to {table}", markup=False)
+        raise typer.Exit(1)
 
 
 @enclave_app.command("outputs")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from strongroom.cli.common import console, errors
 from strongroom.client import Client, StrongroomError
@@ -58,7 +59,8 @@ def json_argument(text: str, what: str) -> dict[str, Any]:
     return found
 
 
-def written(out: Path, payload: bytes, note: str = "") -> None:
-    """Write bytes the API answered to ``out`` and say so."""
+def written(out: Path, payload: bytes, note: str = "", to: Console = console) -> None:
+    """Write bytes the API answered to ``out`` and say so (on ``to``: standard error where
+    standard output carries the API's JSON)."""
     out.write_bytes(payload)
-    console.print(f"wrote {len(payload):,} bytes to {out}{note}")
+    to.print(f"wrote {len(payload):,} bytes to {out}{note}", markup=False)

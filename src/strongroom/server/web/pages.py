@@ -14,6 +14,8 @@ digest of it is what it is checked against.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,17 @@ CSRF_FIELD = "csrf_token"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["prefix"] = PREFIX
+
+
+@functools.cache
+def asset(path: str) -> str:
+    """A static file's address, named by its content's digest: a changed file is a new
+    address, so browsers may keep each one for good (web.Assets)."""
+    digest = hashlib.sha256((HERE / "static" / path).read_bytes()).hexdigest()[:16]
+    return f"{PREFIX}/static/{path}?v={digest}"
+
+
+templates.env.globals["asset"] = asset
 
 # Each role's place in the console: (title, path, roles allowed). Navigation shows a person
 # only what their roles may open; the services behind each page refuse everyone else anyway.
