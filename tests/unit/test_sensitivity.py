@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.steps import Rounding
@@ -75,3 +77,30 @@ def test_a_figure_one_participant_could_move_anywhere_is_not_shown() -> None:
     assert sensitivity.shown(-200.0, steps["log_likelihood"], KEYED) is None
     assert sensitivity.correlation_step(np.arange(5.0), np.arange(5.0), np.arange(5),
                                         ranks=False) == math.inf
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(3, 60), columns=st.integers(1, 5), repeats=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_the_most_one_participant_moves_is_the_solve_it_replaced(
+        rows: int, columns: int, repeats: bool, seed: int) -> None:
+    # the per-row solve (XᵀWX)⁻¹xᵢ, summed by participant, as the steps were computed before,
+    # for designs the rank check lets through (regression.check_rank refuses the rest)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, columns)) * rng.choice([1e-3, 1.0, 1e3], size=columns)
+    w = rng.random(rows) + 0.01
+    ids = (np.sort(rng.integers(0, rows // 2 + 1, rows)) if repeats
+           else np.arange(rows) * 3 + 7).astype(np.int64)
+    information = x.T @ (x * w[:, None])
+    assume(rows >= 3 * columns and np.linalg.cond(information) < 1e8)
+    effect = np.abs(np.linalg.solve(information, x.T))
+    codes = np.unique(ids, return_inverse=True)[1]
+    before = np.array([np.bincount(codes, weights=row).max() for row in effect])
+    after = sensitivity.most_moved(information, x, ids)
+    assert after is not None
+    np.testing.assert_allclose(after, before, rtol=1e-7, atol=1e-12 * float(before.max()))
+
+
+def test_a_singular_information_moves_every_coefficient_out_of_sight() -> None:
+    x = np.ones((20, 2))  # two identical columns
+    assert sensitivity.most_moved(x.T @ x, x, np.arange(20)) is None

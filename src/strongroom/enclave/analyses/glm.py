@@ -280,10 +280,8 @@ def _steps(x: FloatArray, irls: FloatArray, weights: FloatArray | None, spread: 
     for the refit (as for logistic regression; OLS's exact bound is the Gaussian case)."""
     prior = np.ones(len(irls)) if weights is None else weights
     information = x.T @ (x * (irls * prior)[:, None])
-    try:
-        effect = np.abs(np.linalg.solve(information, (x * prior[:, None]).T))
-    except np.linalg.LinAlgError:
+    most = sensitivity.most_moved(information, x if weights is None else x * prior[:, None],
+                                  ids)
+    if most is None:
         return np.full(x.shape[1], sensitivity.HIDDEN)
-    codes = person_codes(ids)
-    return np.array([nice_step(2 * spread * float(np.bincount(codes, weights=row).max()))
-                     for row in effect])
+    return np.array([nice_step(2 * spread * float(one)) for one in most])

