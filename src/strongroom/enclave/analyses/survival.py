@@ -31,6 +31,7 @@ from strongroom.enclave.analyses.frame import (
     finite,
     floats,
     group_pids,
+    increasing,
     number,
     per_pid,
     pids,
@@ -95,7 +96,9 @@ def once_each(frame: pl.DataFrame, time: str, event: str, group: str | None
     left exact, and the target's five extra rows, events if obese and censored if not, were
     the bit."""
     keys = [PID, group] if group else [PID]
-    if frame.select(keys).n_unique() == frame.height:
+    # one row per participant in pid order (a participant-level definition) is one row each
+    # without hashing every key (80 ms at 500,000)
+    if increasing(frame[PID].to_numpy()) or frame.select(keys).n_unique() == frame.height:
         return frame
     t, e = pl.col(time).cast(pl.Float64), pl.col(event).cast(pl.Float64)
     first = e.filter(e > 0).sort_by([t.filter(e > 0), e.filter(e > 0)]).first()
