@@ -19,11 +19,9 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from typer.main import get_command
 
 from strongroom.access import projects
 from strongroom.access.roles import Role
-from strongroom.cli import app as cli_app
 from strongroom.errors import RateLimited
 from strongroom.extracts.service import create_extract
 from strongroom.outputs.render import Format
@@ -31,6 +29,7 @@ from strongroom.server import web
 from strongroom.server.app import create_app
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER
 from tests.access_world import INSIDE, PASSWORD, World, build_world
+from tests.cli_runner import leaf_commands
 from tests.jobs_world import archive
 
 pytestmark = pytest.mark.slow
@@ -219,19 +218,10 @@ def test_python_callers_meet_the_same_gate(scene: Scene, tmp_path: Path) -> None
     assert not (tmp_path / "x.csv").exists()
 
 
-def _commands(group: Any, prefix: str = "") -> list[str]:
-    """Every command's full name (Typer vendors its own click: groups have ``commands``)."""
-    subcommands = getattr(group, "commands", None)
-    if isinstance(subcommands, dict):
-        return [name for sub, cmd in sorted(subcommands.items())
-                for name in _commands(cmd, f"{prefix} {sub}".strip())]
-    return [prefix]
-
-
 def test_every_command_is_placed_and_the_data_ones_are_held() -> None:
     """``extract create`` calls create_extract, whose gate the tests above meet; every other
     command is named with the reason it hands out no project's data."""
-    commands = set(_commands(get_command(cli_app)))
+    commands = {path.removeprefix("strongroom ") for path, _ in leaf_commands()}
     placed = set(CLI_DATA) | set(CLI_NOT_DATA)
     assert commands - placed == set(), "commands not yet placed as data or not"
     assert placed - commands == set(), "placed commands that no longer exist"
