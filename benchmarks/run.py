@@ -104,6 +104,11 @@ REPORTS = [
      "The study of docs/how-to/run-a-study.md on 500,000 participants through the output "
      "service: each output run, checked, released and downloaded as a labelled table, timed "
      "(target: under 2 s each)."),
+    ("Workbench over HTTPS: the client, the command line and the console (issue [workbench])",
+     ["workbench_https.py", "--participants", "500000"],
+     "The same study against the real server over TLS by each way a researcher works: the "
+     "Python client, one `strongroom enclave analyse … --table` process per output, and the "
+     "web console in Chromium (Playwright), each output to its labelled table."),
     ("Cox at 500,000 rows: Strongroom's fit against lifelines (issue [workbench])",
      ["cox.py", "--rows", "500000"],
      "The vectorised Efron fit and Harrell's C against lifelines' CoxPHFitter, the anchor "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -106,6 +107,7 @@ def main() -> None:
         if args.repeats > 1:
             print(f"blocked in {args.repeats} studies: "
                   + (", ".join(f"{title} {n}" for title, n in blocked.items()) or "none"))
+        print(json.dumps({"slowest_s": round(worst, 3), "blocked": sum(blocked.values())}))
         world.close()
 
 
