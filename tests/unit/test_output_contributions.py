@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyroaring import BitMap
 
+from strongroom.outputs import contributions
 from strongroom.outputs.combinations import exposed, findings
 from strongroom.outputs.contributions import (
     _DENSE,
@@ -327,3 +328,23 @@ def test_a_probe_spares_only_counts_that_would_not_be_short(
             contributions._probed_apart = original
     assert [i for i, _ in found] == [i for i, _ in exact]
     assert 1 not in [i for i, _ in found]  # a measured variable is thousands off
+
+
+def test_vectors_packed_ahead_are_packed_as_to_bytes_packs_them() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    ids = np.sort(rng.choice(10_000_000, 20_000, replace=False)).astype(np.int64)
+    mean = Vector("mean", ids, rng.normal(size=ids.size), "linear")
+    sd = mean.named("sd", "sd")  # the same arrays: packed once
+    other = Vector("other", ids, rng.normal(size=ids.size), "linear")
+    fresh = [Vector(v.label, v.ids.copy(), v.values.copy(), v.kind) for v in (mean, sd, other)]
+    with ThreadPoolExecutor(2) as pool:
+        kept = contributions.pack_ahead([mean, sd, other], pool)
+        kept()
+    assert "_packed" in mean.__dict__ and "_packed" in other.__dict__
+    assert "_packed" not in sd.__dict__  # the second of a pair names the first
+    for ahead, made in zip([mean, sd, other], fresh, strict=True):
+        assert ahead.to_bytes() == made.to_bytes()
+        back = Vector.from_bytes(ahead.label, ahead.to_bytes(), ahead.kind)
+        assert np.array_equal(back.ids, ahead.ids) and np.array_equal(back.values, ahead.values)

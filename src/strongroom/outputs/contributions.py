@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -99,10 +100,7 @@ class Vector:
 
     @cached_property
     def _packed(self) -> bytes:
-        gaps = np.diff(self.ids, prepend=0).astype("<u4")  # modulo 2³², undone by cumsum
-        plain = gaps.tobytes() + self.values.astype("<f8").tobytes()
-        packed: bytes = pa.Codec("zstd", compression_level=1).compress(plain, asbytes=True)
-        return _COMPACT + len(self.ids).to_bytes(8, "big") + packed
+        return _pack(self.ids, self.values)
 
     @classmethod
     def from_bytes(cls, label: str, data: bytes, kind: str = "") -> Vector:
@@ -124,6 +122,32 @@ class Vector:
 
 
 _COMPACT = b"SRV\x02"  # a compact vector; plain ones began with their length's zero bytes
+
+
+def _pack(ids: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> bytes:
+    gaps = np.diff(ids, prepend=0).astype("<u4")  # modulo 2³², undone by cumsum
+    plain = gaps.tobytes() + values.astype("<f8").tobytes()
+    packed: bytes = pa.Codec("zstd", compression_level=1).compress(plain, asbytes=True)
+    return _COMPACT + len(ids).to_bytes(8, "big") + packed
+
+
+def pack_ahead(vectors: Sequence[Vector], pool: Executor) -> Callable[[], None]:
+    """Pack ``vectors`` (each pair of arrays once) on ``pool``'s threads, beside whatever the
+    caller does next; the call returned waits for them and keeps each with its vector, as
+    ``to_bytes`` would have made it. Zstandard releases the GIL, so two pack at once on two
+    cores; ``cached_property`` would not let them (its lock, in Python 3.11, is one for
+    every vector)."""
+    pending: dict[tuple[int, int], tuple[Vector, Future[bytes]]] = {}
+    for vector in vectors:
+        pair = (id(vector.ids), id(vector.values))
+        if "_packed" not in vector.__dict__ and pair not in pending:
+            pending[pair] = (vector, pool.submit(_pack, vector.ids, vector.values))
+
+    def kept() -> None:
+        for vector, packing in pending.values():
+            vector.__dict__["_packed"] = packing.result()
+
+    return kept
 
 
 ASCENDING: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)  # "already in order"
