@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -285,7 +287,9 @@ class Outputs:
         floor = self.ctx.settings.definition_seconds
         started, spent = time.monotonic(), False
         try:
-            return enclave_service.define(self.enclave, principal, project_id, name, sql)
+            made = enclave_service.define(self.enclave, principal, project_id, name, sql)
+            self._read_back(project_id, name)
+            return made
         except DataRefusal:
             spent = True
             raise
@@ -298,6 +302,24 @@ class Outputs:
                 with self.ctx.transaction() as db:
                     answers.give_back(db, answer)
             time.sleep(max(0.0, floor - took))
+
+    def _read_back(self, project_id: str, name: str) -> None:
+        """Open a new definition, and the project's master IDs, on a thread of their own:
+        the first analysis of it then waits for neither (they are built once, under the
+        caches' locks), and the definition's answer, timed to its floor, waits for nothing."""
+        def read() -> None:
+            try:
+                with self.ctx.transaction() as db:
+                    project = db.get(Project, project_id)
+                if project is not None:
+                    self.enclave.definition(project, name)
+                    self.enclave.master_ids(project)
+            except Exception:  # the first analysis opens them anyway, and says what failed
+                logging.getLogger(__name__).warning(
+                    "reading back the definition %r of %s failed", name, project_id,
+                    exc_info=True)
+
+        threading.Thread(target=read, name="strongroom-definition", daemon=True).start()
 
     # -- analyse → checked output ----------------------------------------------------------
 
