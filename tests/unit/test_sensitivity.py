@@ -87,12 +87,14 @@ def test_the_most_one_participant_moves_is_the_solve_it_replaced(
     # the per-row solve (XᵀWX)⁻¹xᵢ, summed by participant, as the steps were computed before,
     # for designs the rank check lets through (regression.check_rank refuses the rest)
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, columns)) * rng.choice([1e-3, 1.0, 1e3], size=columns)
+    x = rng.normal(size=(rows, columns)) * rng.choice([1e-6, 1e-3, 1.0, 1e3, 1e6],
+                                                      size=columns)
     w = rng.random(rows) + 0.01
     ids = (np.sort(rng.integers(0, rows // 2 + 1, rows)) if repeats
            else np.arange(rows) * 3 + 7).astype(np.int64)
     information = x.T @ (x * w[:, None])
-    assume(rows >= 3 * columns and np.linalg.cond(information) < 1e8)
+    unit = information / np.outer(*[np.sqrt(np.diag(information))] * 2)
+    assume(rows >= 3 * columns and np.linalg.cond(unit) < 1e8)
     effect = np.abs(np.linalg.solve(information, x.T))
     codes = np.unique(ids, return_inverse=True)[1]
     before = np.array([np.bincount(codes, weights=row).max() for row in effect])

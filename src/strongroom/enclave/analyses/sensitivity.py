@@ -70,9 +70,14 @@ def most_moved(information: FloatArray, x: FloatArray, ids: PidArray) -> FloatAr
     (``x`` weighted as the caller's step needs); None where the information is singular.
 
     A product with the inverse: a solve with a right-hand side per row took 0.23 s at
-    500,000 rows, this 0.02 s (the two agree to about 1e-11, far inside a nice step)."""
+    500,000 rows, this 0.02 s (the two agree to about 1e-11, far inside a nice step). The
+    inverse is taken of the information with its columns scaled to unit diagonal and scaled
+    back, so that a covariate in other units (grams beside tonnes) costs it no accuracy."""
+    scale = np.sqrt(np.abs(np.diag(information)))
+    scale[scale == 0] = 1.0
+    outer = np.outer(scale, scale)
     try:
-        inverse = np.linalg.inv(information)
+        inverse = np.linalg.inv(information / outer) / outer
     except np.linalg.LinAlgError:
         return None
     effect = np.abs(inverse @ x.T)  # p × rows
