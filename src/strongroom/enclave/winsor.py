@@ -79,7 +79,7 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
         return x
     kept = ids[present]
     one_each = increasing(kept)  # one row per participant, in pid order: rows are people
-    codes = np.arange(kept.size) if one_each else np.unique(kept, return_inverse=True)[1]
+    codes = person_codes(kept)
     people = int(codes.max()) + 1
     values = x[present]
     if people < 2 * k:

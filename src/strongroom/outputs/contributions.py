@@ -682,8 +682,7 @@ def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]]
     upto = margin.highest(threshold)
     # the probe's cuttings and counts are shared alike (a summary's ten statistics over the
     # same people cut the same probe: 20 cuttings were a fifth of a table 1 summary's check)
-    probes: dict[bytes, tuple[npt.NDArray[np.intp],
-                              list[npt.NDArray[np.uint64] | None]] | None] = {}
+    probes: dict[bytes, _Probe | None] = {}
     apart: dict[tuple[bytes, bytes], bool] = {}
     for i, new in enumerate(news):
         if _family(new) or new.ids.size < threshold:
@@ -691,13 +690,13 @@ def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]]
         same = digest(new.ids)
         if same not in probes:
             probes[same] = _probe_cuttings(new.ids, partitions, keys)
-        if (same, digest(new.values)) not in apart:
-            apart[(same, digest(new.values))] = _probed_apart(new, probes[same], upto)
-        if apart[(same, digest(new.values))]:
+        alike = digest(new.values)
+        if (same, alike) not in apart:
+            apart[(same, alike)] = _probed_apart(new, probes[same], upto)
+        if apart[(same, alike)]:
             continue
         if same not in cuttings:
             cuttings[same] = _cuttings(new.ids, partitions, keys)
-        alike = digest(new.values)
         for cells in cuttings[same]:
             if (id(cells), alike) not in off:
                 off[(id(cells), alike)] = _off_cells(new, cells, threshold)
@@ -708,9 +707,12 @@ def partition_clashes(news: list[Vector], partitions: Sequence[Sequence[BitMap]]
     return found
 
 
+# a probe's positions among a statistic's participants, and its cuttings (_cuttings)
+_Probe = tuple[npt.NDArray[np.intp], list[npt.NDArray[np.uint64] | None]]
+
+
 def _probe_cuttings(ids: npt.NDArray[np.int64], partitions: Sequence[Sequence[BitMap]],
-                    keys: npt.NDArray[np.uint64]
-                    ) -> tuple[npt.NDArray[np.intp], list[npt.NDArray[np.uint64] | None]] | None:
+                    keys: npt.NDArray[np.uint64]) -> _Probe | None:
     """A probe of ``ids`` (positions, sorted; drawn by their number alone) and its cuttings
     (:func:`_cuttings`); None where there are too few to probe."""
     pick = _probe(ids.size)
@@ -720,9 +722,7 @@ def _probe_cuttings(ids: npt.NDArray[np.int64], partitions: Sequence[Sequence[Bi
     return pick, _cuttings(ids[pick], partitions, keys)
 
 
-def _probed_apart(new: Vector, probe: tuple[npt.NDArray[np.intp],
-                                            list[npt.NDArray[np.uint64] | None]] | None,
-                  upto: int) -> bool:
+def _probed_apart(new: Vector, probe: _Probe | None, upto: int) -> bool:
     """Whether a probe of the statistic's participants (``_probe_cuttings`` of its ids)
     already puts ``upto`` or more off their cell's most common contribution in every
     cutting: then so does the whole, and the exact count is spared (a measured variable,
