@@ -35,6 +35,8 @@ METER_SCHEMA: dict[str, pl.DataType] = {
     "differencing": pl.Int64(),
     "differencing_within": pl.Int64(),
     "walls": pl.Int64(),
+    "diverged": pl.Int64(),
+    "late": pl.Int64(),
     "query_digest": pl.String(),
     "query_shape": pl.String(),
     "duration_ms": pl.Float64(),
@@ -65,6 +67,10 @@ class Observation:
     differencing: int = 0
     differencing_within: int = 0
     walls: int = 0  # a job's tries at its sandbox's walls (network, other programs)
+    # a job whose real run ended otherwise than its dummy run (failed, planned or wrote
+    # otherwise, met other walls): 1; one seen to end at a late step of the ladder: ``late`` 1
+    diverged: int = 0
+    late: int = 0
     query_digest: str | None = None
     query_shape: str | None = None
     duration_ms: float = 0.0

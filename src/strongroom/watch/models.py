@@ -45,6 +45,10 @@ class MeterRow(Base):
     differencing_within: Mapped[int] = mapped_column(Integer, default=0)
     # a job's tries at its sandbox's walls (jobs/sandbox.py)
     walls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # a job whose real run ended otherwise than its dummy run; one that ended at a late step
+    # of the ladder (jobs/service.py): the shape of what it showed varied with the data
+    diverged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    late: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     query_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # exact query
     query_shape: Mapped[str | None] = mapped_column(String(64), nullable=True)  # constants out
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)

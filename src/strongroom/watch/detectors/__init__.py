@@ -41,6 +41,7 @@ DETECTORS: dict[str, Detector] = {
     "accounts.refused-token": accounts.refused_token,
     "accounts.auth-failures": accounts.auth_failures,
     "jobs.sandbox": jobs.sandbox,
+    "jobs.shape": jobs.shape,
 }
 
 FAILED = "watch.detector-failed"

@@ -26,7 +26,7 @@ ALL_DETECTORS: tuple[str, ...] = (
     "queries.near-threshold",
     "network.new", "network.travel", "network.token-replay",
     "accounts.new-accounts", "accounts.refused-token", "accounts.auth-failures",
-    "jobs.sandbox",
+    "jobs.sandbox", "jobs.shape",
 )
 
 
@@ -234,6 +234,18 @@ class AccountsPolicy:
 
 
 @dataclass(frozen=True)
+class JobShapePolicy:
+    """``jobs.shape``: jobs whose real run ended otherwise than their dummy run (each one an
+    alert, being the mark of a job's answer asked for on purpose), and jobs seen to end at a
+    late step of the ladder (an honest job can run late; repeats alert)."""
+
+    window_days: int = 7
+    diverged_extreme: int = 3  # such jobs in the window: high (suspends if in auto_suspend)
+    late_alert: int = 3  # late jobs in the window: medium …
+    late_extreme: int = 6  # … and high
+
+
+@dataclass(frozen=True)
 class CorroborationPolicy:
     """Several detectors on one request: suspension even if none is extreme alone.
 
@@ -251,7 +263,7 @@ class CorroborationPolicy:
         ("time", ("baseline.hours",)),
         ("accounts", ("accounts.new-accounts", "accounts.refused-token",
                       "accounts.auth-failures")),
-        ("sandbox", ("jobs.sandbox",)),
+        ("sandbox", ("jobs.sandbox", "jobs.shape")),
     )
     medium_groups: int = 3  # groups at medium or above …
     high_groups: int = 2  # … or groups at high or above
@@ -285,4 +297,5 @@ class DetectorPolicy:
     near_threshold: NearThresholdPolicy = field(default_factory=NearThresholdPolicy)
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
     accounts: AccountsPolicy = field(default_factory=AccountsPolicy)
+    job_shape: JobShapePolicy = field(default_factory=JobShapePolicy)
     corroboration: CorroborationPolicy = field(default_factory=CorroborationPolicy)
