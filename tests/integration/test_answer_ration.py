@@ -123,7 +123,9 @@ def test_the_ration_ends_the_oracle_in_every_project_and_returns_with_the_window
     assert seen[0][:2] == seen[1][:2] == (seen[0][0], OutputStatus.UNDER_REVIEW)
     assert seen[0] == seen[1]
     reason = next(f.reason for f in clean.report.findings if f.rule == answers.RULE)
-    assert "acted on 20 of your outputs in the last 24 hours" in reason
+    # which budget, what is left of it, when it renews (a fixed period: the UTC day), whom to ask
+    assert "your own budget of 20 answers a day (0 left; it renews at 2026-06-02 00:00 UTC)" \
+        in reason and "custodian" in reason
     assert [f.rule for f in obese.report.findings] == [answers.RULE]
     assert obese.digest == lean.digest == (None, None)  # no digest to test a guess against
 

@@ -46,6 +46,17 @@ class Settings:
     # takes longer spends an answer of its author's ration: its running time grows with its
     # rows, which can hang on one person's value (0: no floor, and time spends nothing)
     definition_seconds: float = 2.0
+    # budgets of answers (outputs the check acted on or that sat just over its line,
+    # definitions and jobs refused by the data: strongroom.outputs.answers), charged to the
+    # person, the project and the institutions (the person's and the project lead's) at once;
+    # the smallest remaining decides. A person's day is rules.yaml's answers.max_acted (20);
+    # a day is a UTC day (answers.window_hours), a year a fixed period of answers_year_days
+    answers_person_year: int = 200
+    answers_project_day: int = 30
+    answers_project_year: int = 400
+    answers_institution_day: int = 60
+    answers_institution_year: int = 1000
+    answers_year_days: int = 365
     # the largest differential-privacy totals any project may be given (exact decimals or
     # fractions); the custodian's to set, for every project at once
     dp_epsilon_ceiling: str = "10"

@@ -2,37 +2,57 @@
 
 A deterministic check that hides a cell, removes a category or sends an output to people tells
 the researcher that a small group exists: one yes/no question per request, which no rule on the
-numbers can hide (only noise can, see docs/explanation/output-check.md). So each person has a
-ration of outputs acted on automatically (rules.yaml ``answers``), counted across all their
-projects; once it is spent, every output of theirs goes to the output checkers, acted on or
-not, so the verdict itself answers nothing until the window moves on.
+numbers can hide (only noise can, see docs/explanation/output-check.md). So the outputs acted
+on automatically are answers, and answers are budgeted **where the people are**:
 
-The ration is one per person, so the strictest of their projects' rules sets it; it is read
-and spent under a lock on the person (a no-op write), in the transaction that records the
-output, so requests sent at once cannot each see the same unspent ration.
+- per person (rules.yaml ``answers.max_acted`` a day, the strictest of their projects' rules,
+  and ``Settings.answers_person_year`` a year), across all their projects;
+- per project (``answers_project_day``, ``answers_project_year``), whoever of its members asks;
+- per institution (``answers_institution_day``, ``answers_institution_year``): the asker's own
+  institution and the project's lead institution (its lead's), if different, are both charged.
 
-A dataset definition is not an output, but one refused once it has read the data (the row,
-time or memory limit met only when someone's value crosses a threshold) answers a question
-too. Its answer is reserved before it runs (:func:`reserve`, an ``outputs_answers`` row) and
-given back if it was built; once the ration is spent, definitions are refused before they
-read anything, with a text that depends on nothing but the ration.
+Every answer is charged to every budget that applies to it, and the smallest remaining decides:
+a second member, a second project, a second institution or a second account adds nothing
+beyond the budgets they share. Once any applicable budget is spent, every output goes to the
+output checkers, acted on or not, so the verdict answers nothing until that budget renews.
+
+What counts as an answer: an output the check acted on (:func:`acted`); an output it did not
+act on only because a shown group sat just over the threshold, within the band the keyed
+margins draw from (k ≤ n < 2k − 1, enclave/margin.py: :func:`near`), since another draw would
+have acted on it; a checker's decision on a withheld output; and work whose refusal by the
+data would be one (a dataset definition, a job), reserved before it runs (:func:`reserve`, an
+``outputs_answers`` row) and given back if the data said nothing.
+
+Windows are fixed periods, not rolling ones: a day is a period of ``window_hours`` (24: the UTC
+day) and a year one of ``Settings.answers_year_days`` days, both counted from the Unix epoch.
+So the moment a budget renews depends on nothing asked, and a refusal can say it (a rolling
+window renews when its oldest answer ages out, which would date that answer). A budget is
+read and charged under row locks taken in one order (the institutions, by id, then the
+project, then the person; a no-op write), in the transaction that records the output or the
+reservation, so requests sent at once, by one person or by many, cannot each see the same
+unspent answer.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
-from strongroom.access.models import Person
+from strongroom.access.context import Settings
+from strongroom.access.models import Institution, Person, Project
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.rules import Rules
 from strongroom.outputs.verdicts import SEVERITY, Finding, Verdict
 
 RULE = "answers"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+ASK = ("to ask for a larger budget, write to the custodian's data access team (a custodian "
+       "admin), who sets them")
 
 
 def acted(verdict: Verdict, suppressed: set[int]) -> bool:
@@ -40,65 +60,262 @@ def acted(verdict: Verdict, suppressed: set[int]) -> bool:
     return verdict is not Verdict.RELEASE or bool(suppressed)
 
 
+def near(sizes: Iterable[int], threshold: int) -> bool:
+    """Whether a group shown sat where the check could have acted on it: from the threshold
+    up to the highest line a keyed margin draws (k ≤ n < 2k − 1, enclave/margin.py). Released
+    whole, such an output still answers the question its line was drawn for (k − 1
+    accomplices and a target just over the line), so it is an answer too."""
+    if threshold < 2:
+        return False
+    return any(threshold <= n < 2 * threshold - 1 for n in sizes)
+
+
+class Scope(StrEnum):
+    PERSON = "person"
+    PROJECT = "project"
+    INSTITUTION = "institution"
+
+
+class Window(StrEnum):
+    DAY = "day"
+    YEAR = "year"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The budgets beyond a person's day (which is rules.yaml's), from the custodian's
+    :class:`~strongroom.access.context.Settings`."""
+
+    person_year: int = 200
+    project_day: int = 30
+    project_year: int = 400
+    institution_day: int = 60
+    institution_year: int = 1000
+    year_days: int = 365
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.answers_person_year, settings.answers_project_day,
+                   settings.answers_project_year, settings.answers_institution_day,
+                   settings.answers_institution_year, settings.answers_year_days)
+
+
 @dataclass(frozen=True)
 class Ration:
-    """How many outputs acted on a person may see answered in a window, and what the rest get."""
+    """A person's day (how many answers, over how many hours, and the verdict of what is
+    asked once any budget is spent), and the other budgets' limits."""
 
     max_acted: int
     window_hours: int
     verdict: Verdict
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
-    def strictest(cls, rules: Iterable[Rules]) -> Ration:
+    def strictest(cls, rules: Iterable[Rules], limits: Limits | None = None) -> Ration:
         """The tightest ration of several projects' rules (one person, one ration)."""
         every = list(rules)
         return cls(min(r.answers_max_acted for r in every),
                    max(r.answers_window_hours for r in every),
-                   max((r.answers_verdict for r in every), key=SEVERITY.__getitem__))
+                   max((r.answers_verdict for r in every), key=SEVERITY.__getitem__),
+                   limits or Limits())
+
+    def period(self, window: Window, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The fixed period of ``window`` that holds ``now``: its start and its end."""
+        length = (dt.timedelta(hours=self.window_hours) if window is Window.DAY
+                  else dt.timedelta(days=self.limits.year_days))
+        start = EPOCH + length * ((now - EPOCH) // length)
+        return start, start + length
+
+    def limit(self, scope: Scope, window: Window) -> int:
+        if scope is Scope.PERSON:
+            return self.max_acted if window is Window.DAY else self.limits.person_year
+        if scope is Scope.PROJECT:
+            return (self.limits.project_day if window is Window.DAY
+                    else self.limits.project_year)
+        return (self.limits.institution_day if window is Window.DAY
+                else self.limits.institution_year)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget that applies to an answer: whose, over which period, and how much of it is
+    spent."""
+
+    scope: Scope
+    subject: str  # the person's, project's or institution's id
+    window: Window
+    limit: int
+    used: int
+    renews: dt.datetime
+    role: str = ""  # an institution's: "yours", "the project lead's", or both
+
+    @property
+    def left(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def describe(self) -> str:
+        whose = {Scope.PERSON: "your own",
+                 Scope.PROJECT: f"project {self.subject}'s",
+                 Scope.INSTITUTION: f"institution {self.subject}'s ({self.role})"}[self.scope]
+        return (f"{whose} budget of {self.limit} answers a {self.window.value} "
+                f"({self.left} left; it renews at {self.renews:%Y-%m-%d %H:%M} UTC)")
+
+
+@dataclass(frozen=True)
+class Spent:
+    """The budgets with nothing left: why an answer is refused, in words that depend on the
+    budgets alone (their limits and fixed periods), never on what was asked."""
+
+    budgets: tuple[Budget, ...]
+
+    @property
+    def renews(self) -> dt.datetime:
+        return max(b.renews for b in self.budgets)
+
+    def explain(self) -> str:
+        return ("answers spent: " + "; ".join(b.describe() for b in self.budgets)
+                + f". Answers flow again at {self.renews:%Y-%m-%d %H:%M} UTC; " + ASK)
+
+    def finding(self, verdict: Verdict) -> Finding:
+        return Finding(RULE, verdict, (
+            "the output check has answered as many questions as it may (outputs it hid, "
+            "removed or found something in, outputs with a group just over its line, and "
+            "definitions or jobs refused by the data: whether it acts says whether a small "
+            "group exists), so every output goes to the output checkers, whatever it holds, "
+            "until the budget renews. " + self.explain()))
+
+
+def institutions(db: Session, person_id: str, project_id: str | None) -> dict[str, str]:
+    """The institutions an answer of ``person_id`` in ``project_id`` is charged to, with
+    their role: the person's own and the project's lead's."""
+    own = db.scalar(select(Person.institution_id).where(Person.id == person_id))
+    lead = None if project_id is None else db.scalar(
+        select(Person.institution_id).join(Project, Project.lead_id == Person.id)
+        .where(Project.id == project_id))
+    roles: dict[str, list[str]] = {}
+    for institution, role in ((own, "yours"), (lead, "the project lead's")):
+        if institution is not None:
+            roles.setdefault(institution, []).append(role)
+    return {i: " and ".join(r) for i, r in roles.items()}
+
+
+def lock(db: Session, person_id: str, project_id: str | None,
+         charged: Iterable[str]) -> None:
+    """Row locks on everything an answer is charged to, always in one order (institutions by
+    id, the project, the person): requests sent at once wait for each other, and two that
+    share only an institution cannot deadlock."""
+    for institution in sorted(charged):
+        db.execute(update(Institution).where(Institution.id == institution)
+                   .values(id=Institution.id))
+    if project_id is not None:
+        db.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
+    db.execute(update(Person).where(Person.id == person_id).values(id=Person.id))
+
+
+def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
+            ration: Ration, charged: dict[str, str] | None = None) -> list[Budget]:
+    """Every budget an answer of ``person_id`` in ``project_id`` is charged to, with what is
+    spent of it in its current period."""
+    if charged is None:
+        charged = institutions(db, person_id, project_id)
+    periods = {w: ration.period(w, now) for w in Window}
+    starts = [periods[Window.DAY][0], periods[Window.YEAR][0]]
+    found: list[Budget] = []
+
+    def add(scope: Scope, subject: str, counts: list[int], role: str = "") -> None:
+        for window, used in zip(Window, counts, strict=True):
+            found.append(Budget(scope, subject, window, ration.limit(scope, window), used,
+                                periods[window][1], role))
+
+    add(Scope.PERSON, person_id, _person(db, person_id, starts))
+    if project_id is not None:
+        add(Scope.PROJECT, project_id, _project(db, project_id, starts))
+    for institution, role in sorted(charged.items()):
+        add(Scope.INSTITUTION, institution, _institution(db, institution, starts), role)
+    return found
+
+
+def _tally(db: Session, starts: list[dt.datetime], joined: bool, where: Callable[
+        [type[OutputRow] | type[AnswerRow], type[Person], type[Person]], ColumnElement[bool]]
+           ) -> list[int]:
+    """Answers since each of ``starts`` (outputs acted on, and answers spent) that ``where``
+    selects, given the table, the asker and the project's lead (joined only if ``joined``)."""
+    total = [0] * len(starts)
+    for table in (OutputRow, AnswerRow):
+        spent = table.acted if table is OutputRow else table.spent  # type: ignore[union-attr]
+        asker, lead = aliased(Person, name="asker"), aliased(Person, name="lead")
+        query = select(*(func.coalesce(func.sum(case((table.created_at >= s, 1), else_=0)), 0)
+                         for s in starts))
+        if joined:
+            query = (query.join(asker, asker.id == table.requester)
+                     .join(Project, Project.id == table.project_id)
+                     .join(lead, lead.id == Project.lead_id))
+        row = db.execute(query.where(spent.is_(True), table.created_at >= min(starts),
+                                     where(table, asker, lead))).one()
+        total = [t + int(n or 0) for t, n in zip(total, row, strict=True)]
+    return total
+
+
+def _person(db: Session, person_id: str, starts: list[dt.datetime]) -> list[int]:
+    return _tally(db, starts, False, lambda t, _a, _l: t.requester == person_id)
+
+
+def _project(db: Session, project_id: str, starts: list[dt.datetime]) -> list[int]:
+    return _tally(db, starts, False, lambda t, _a, _l: t.project_id == project_id)
+
+
+def _institution(db: Session, institution_id: str, starts: list[dt.datetime]) -> list[int]:
+    """Answers charged to an institution: asked by its people, or in projects it leads."""
+    return _tally(db, starts, True, lambda _t, asker, lead: or_(
+        asker.institution_id == institution_id, lead.institution_id == institution_id))
 
 
 def used(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> int:
-    """The person's answers within the ration's window, in every project: outputs acted on,
-    and definitions refused once they read the data (or being built: reserved)."""
-    since = now - dt.timedelta(hours=ration.window_hours)
-    outputs = db.scalar(select(func.count()).select_from(OutputRow).where(
-        OutputRow.requester == person_id, OutputRow.acted.is_(True),
-        OutputRow.created_at >= since)) or 0
-    others = db.scalar(select(func.count()).select_from(AnswerRow).where(
-        AnswerRow.requester == person_id, AnswerRow.spent.is_(True),
-        AnswerRow.created_at >= since)) or 0
-    return int(outputs) + int(others)
+    """The person's answers in the current day, in every project: outputs acted on (or near
+    the line), and definitions or jobs refused once they read the data (or reserved)."""
+    return _person(db, person_id, [ration.period(Window.DAY, now)[0]])[0]
 
 
-def rationed(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> Finding | None:
-    """A finding that sends the output to people when the person's ration is spent.
+def spent(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
+          ration: Ration) -> Spent | None:
+    """Lock every budget an answer here is charged to, and say which are spent (None: none).
 
-    Takes the person's lock first: the caller spends the ration (records an output acted on)
-    in the same transaction, so the count it read cannot move under it."""
-    db.execute(update(Person).where(Person.id == person_id).values(id=Person.id))
-    if used(db, person_id, now, ration) < ration.max_acted:
-        return None
-    # the constant, never the count: outputs withheld do not count (they answered nothing),
-    # and a count that moved with them would answer what they held
-    return Finding(RULE, ration.verdict, (
-        f"the output check has acted on {ration.max_acted} of your outputs in the last "
-        f"{ration.window_hours} hours (hidden cells, removed categories or findings for "
-        f"people), the most it answers automatically: whether it acts says whether a small "
-        f"group exists, so every output of yours goes to the output checkers, whatever it "
-        f"holds, until fewer than {ration.max_acted} fall within that window"))
+    The caller charges the answer (records an output acted on, or a reservation) in the same
+    transaction, so the counts read here cannot move under it."""
+    charged = institutions(db, person_id, project_id)
+    lock(db, person_id, project_id, charged)
+    empty = tuple(b for b in budgets(db, person_id, project_id, now, ration, charged)
+                  if b.left <= 0)
+    return Spent(empty) if empty else None
 
 
-def reserve(db: Session, person_id: str, project_id: str, now: dt.datetime, ration: Ration,
-            what: str) -> int | None:
-    """Spend one answer ahead of work whose refusal would be one (a definition), under the
-    person's lock: the answer's id, or None when the ration is already spent."""
-    if rationed(db, person_id, now, ration) is not None:
-        return None
+def rationed(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
+             ration: Ration) -> Finding | None:
+    """A finding that sends the output to people when a budget it would be charged to is
+    spent (see :func:`spent`)."""
+    found = spent(db, person_id, project_id, now, ration)
+    return None if found is None else found.finding(ration.verdict)
+
+
+def charge(db: Session, person_id: str, project_id: str, now: dt.datetime, ration: Ration,
+           what: str) -> int | Spent:
+    """Spend one answer ahead of work whose refusal would be one (a definition, a job),
+    charged to every budget at once under their locks: the answer's id, or what is spent."""
+    found = spent(db, person_id, project_id, now, ration)
+    if found is not None:
+        return found
     row = AnswerRow(requester=person_id, project_id=project_id, created_at=now, what=what,
                     spent=True)
     db.add(row)
     db.flush()
     return int(row.id)
+
+
+def reserve(db: Session, person_id: str, project_id: str, now: dt.datetime, ration: Ration,
+            what: str) -> int | None:
+    """:func:`charge`, None when a budget is spent."""
+    got = charge(db, person_id, project_id, now, ration, what)
+    return got if isinstance(got, int) else None
 
 
 def give_back(db: Session, answer_id: int) -> None:

@@ -280,10 +280,10 @@ class Outputs:
         the ration is spent no definition runs at all. Every caller defines through here."""
         self._hold(principal, project_id)
         with self.ctx.transaction() as db:
-            answer = answers.reserve(db, principal.person_id, project_id, self.ctx.clock(),
-                                     self._ration(db, principal.person_id), "definition")
-        if answer is None:
-            raise Conflict(DEFINITIONS_SPENT)
+            answer = answers.charge(db, principal.person_id, project_id, self.ctx.clock(),
+                                    self._ration(db, principal.person_id), "definition")
+        if isinstance(answer, answers.Spent):
+            raise Conflict([DEFINITIONS_SPENT, answer.explain()])
         floor = self.ctx.settings.definition_seconds
         started, spent = time.monotonic(), False
         try:
@@ -377,12 +377,15 @@ class Outputs:
             payload = render(result, report.suppressed, fmt, report.removed)
             name = named or filename(result, fmt)
             findings += scan(self.index(), payload, name)
-            acted = answers.acted(CheckReport.worst(findings), report.suppressed)
+            # a group shown just over the line answered as much as one hidden below it
+            acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
+                     or answers.near(map(len, held.sets), rules.threshold))
             view = requests.record_output(
                 self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
                 filename=name, report=_settled(findings, report, None, sayable),
                 kind=result.kind, spec=dict(request),
-                settle=self._settler(principal, findings, report, acted, sayable))
+                settle=self._settler(principal, project_id, findings, report, acted,
+                                     sayable))
             packed()
         self._keep(where.project, view.output.id, held)
         if measured is not None:
@@ -449,11 +452,13 @@ class Outputs:
         findings += out.findings
         findings += scan(self.index(), genetics.render(out, fmt, hidden=blocked,
                                                       annotated=False), name)
-        acted = answers.acted(CheckReport.worst(findings), report.suppressed)
+        acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
+                 or answers.near(map(len, held.sets), rules.threshold))
         view = requests.record_output(
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
             filename=name, report=_settled(findings, report, None), kind=AnalysisKind.GWAS,
-            spec=dict(request), settle=self._settler(principal, findings, report, acted))
+            spec=dict(request), settle=self._settler(principal, project_id, findings, report,
+                                                     acted))
         self._keep(where.project, view.output.id, held)
         if measured is not None:  # metered like any analysis: the people it read
             measured(Measures.of(out.result, held, sure, rules.threshold,
@@ -500,16 +505,17 @@ class Outputs:
         return requests.record_output(
             self.ctx, principal, project_id, payload=empty, media_type=MEDIA_TYPE[fmt],
             filename=f"{kind.value}.{fmt.value}", report=report, kind=kind,
-            spec=dict(request), settle=self._settler(principal, findings, report, True,
-                                                     _own(request)))
+            spec=dict(request), settle=self._settler(principal, project_id, findings, report,
+                                                     True, _own(request)))
 
-    def _settler(self, principal: Principal, findings: Sequence[Finding],
+    def _settler(self, principal: Principal, project_id: str, findings: Sequence[Finding],
                  report: CheckReport, acted: bool,
                  named: Namable | None = None) -> requests.Settle:
-        """Read and spend the requester's ration where the output is recorded (one
-        transaction, under their lock): the report to keep, and whether it is an answer."""
+        """Read and spend the budgets of answers where the output is recorded (one
+        transaction, under their locks: the person's, the project's, the institutions'):
+        the report to keep, and whether it is an answer."""
         def settle(db: Session) -> tuple[CheckReport, bool]:
-            spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
+            spent = answers.rationed(db, principal.person_id, project_id, self.ctx.clock(),
                                      self._ration(db, principal.person_id))
             return _settled(findings, report, spent, named), acted and spent is None
         return settle
@@ -525,10 +531,12 @@ class Outputs:
         answers.give_back(db, answer_id)
 
     def _ration(self, db: Session, person_id: str) -> answers.Ration:
-        """One person's ration of answers: the strictest of their projects' rules."""
+        """One person's ration of answers: their day is the strictest of their projects'
+        rules; the other budgets (a year's, the projects' and institutions') are Settings."""
         projects = sorted(projects_of(db, person_id))
         return answers.Ration.strictest([self.rules_for(p) for p in projects] or
-                                        [self.base_rules])
+                                        [self.base_rules],
+                                        answers.Limits.of(self.ctx.settings))
 
     def download(self, principal: Principal, output_id: str,
                  measured: Callable[[str, int], None] | None = None) -> requests.Download:
@@ -786,8 +794,8 @@ class Outputs:
             if row is None or row.requester != principal.person_id or row.report.get(
                     "withheld") or row.status != OutputStatus.CHECKED.value:
                 return None  # the workflow refuses these itself, with its reasons
-            spent = answers.rationed(db, principal.person_id, self.ctx.clock(),
-                                     self._ration(db, principal.person_id))
+            spent = answers.rationed(db, principal.person_id, row.project_id,
+                                     self.ctx.clock(), self._ration(db, principal.person_id))
             if spent is not None:
                 report = requests.report_of(row)
                 withheld = _settled(report.findings, report, spent)
@@ -817,10 +825,10 @@ class Outputs:
 REFUSED_RULE = "refused"  # an analysis refused while it ran (see Outputs._refused)
 DEFINITIONS_SPENT = (
     "no new dataset definitions until your ration of answers comes back: the output check "
-    "has answered as many questions as it may for you within its window (outputs acted on, "
-    "and definitions refused once they read the data), and a definition's refusal would be "
-    "another; analyse the definitions you have (their outputs go to the output checkers) or "
-    "wait for the window to move on")
+    "has answered as many questions as it may within a budget this request is charged to "
+    "(outputs acted on or near its line, and definitions refused once they read the data), "
+    "and a definition's refusal would be another; analyse the definitions you have (their "
+    "outputs go to the output checkers) or wait for the budget to renew")
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
