@@ -51,8 +51,8 @@ from strongroom.outputs.verdicts import SEVERITY, Finding, Verdict
 
 RULE = "answers"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-ASK = ("to ask for a larger budget, write to the custodian's data access team (a custodian "
-       "admin), who sets them")
+ASK = ("to ask for a larger budget, write to the data access team of the custodian (a "
+       "custodian admin), who sets them")
 
 
 def acted(verdict: Verdict, suppressed: set[int]) -> bool:
@@ -154,9 +154,10 @@ class Budget:
         return max(0, self.limit - self.used)
 
     def describe(self) -> str:
+        # no apostrophes: a reason's quoted spans are taken for labels (outputs/labels.py)
         whose = {Scope.PERSON: "your own",
-                 Scope.PROJECT: f"project {self.subject}'s",
-                 Scope.INSTITUTION: f"institution {self.subject}'s ({self.role})"}[self.scope]
+                 Scope.PROJECT: f"project {self.subject}:",
+                 Scope.INSTITUTION: f"institution {self.subject} ({self.role}):"}[self.scope]
         return (f"{whose} budget of {self.limit} answers a {self.window.value} "
                 f"({self.left} left; it renews at {self.renews:%Y-%m-%d %H:%M} UTC)")
 
@@ -187,13 +188,13 @@ class Spent:
 
 def institutions(db: Session, person_id: str, project_id: str | None) -> dict[str, str]:
     """The institutions an answer of ``person_id`` in ``project_id`` is charged to, with
-    their role: the person's own and the project's lead's."""
+    their role: the person's own and the project lead's."""
     own = db.scalar(select(Person.institution_id).where(Person.id == person_id))
     lead = None if project_id is None else db.scalar(
         select(Person.institution_id).join(Project, Project.lead_id == Person.id)
         .where(Project.id == project_id))
     roles: dict[str, list[str]] = {}
-    for institution, role in ((own, "yours"), (lead, "the project lead's")):
+    for institution, role in ((own, "yours"), (lead, "the project lead")):
         if institution is not None:
             roles.setdefault(institution, []).append(role)
     return {i: " and ".join(r) for i, r in roles.items()}

@@ -1,0 +1,333 @@
+"""The ration of answers does not multiply (issue 50, channel 4): answers are budgeted per
+person, per project and per institution (the asker's and the project lead's), per day and per
+year, and a question the check could have acted on is counted whether or not it did.
+
+Guarantee under test: *the answers a group of researchers can draw about the participants is
+bounded per person, per project and per institution, per day and over a year, whatever the
+number of members, accounts or projects; and a question the check could have acted on is
+counted whether or not it did.* Each attack below tries to draw more than the smallest budget
+that applies to it, by adding members, a second project, a second institution, a second
+account, or questions built so that the check never acts; the answers drawn are counted
+custodian-side, from the database, not from what the service says of itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import aliased
+
+from strongroom.access import projects
+from strongroom.access.context import Principal
+from strongroom.access.models import Person, Project
+from strongroom.attacks import runner
+from strongroom.attacks.catalogue import BASE
+from strongroom.attacks.world import AttackWorld
+from strongroom.enclave import service
+from strongroom.errors import Conflict
+from strongroom.outputs import answers
+from strongroom.outputs.models import AnswerRow, OutputRow
+from strongroom.outputs.render import Format
+from strongroom.outputs.requests import OutputView
+from strongroom.outputs.verdicts import Verdict
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackWorld]:
+    built = AttackWorld.build(Path(tmp_path_factory.mktemp("multiply")))
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def cast(world: AttackWorld) -> runner.Cast:
+    return runner.cast(world)
+
+
+@contextmanager
+def budgets(world: AttackWorld, **limits: int) -> Iterator[None]:
+    """The custodian's Settings with ``limits`` (answers_… fields), for one attack."""
+    ctx = world.platform.access
+    saved = ctx.settings
+    ctx.settings = dataclasses.replace(saved, **{f"answers_{k}": v for k, v in limits.items()})
+    try:
+        yield
+    finally:
+        ctx.settings = saved
+
+
+def _probe(world: AttackWorld, who: Principal, project_id: str, cast: runner.Cast,
+           n: int) -> OutputView:
+    """A sum over one participant: the check always acts on it (one answer, while any)."""
+    target = cast.obese[n % len(cast.obese)]
+    return world.platform.outputs.analyse(who, project_id, {
+        "kind": "aggregate_sql",
+        "sql": f"SELECT sum(bmi) AS s FROM base WHERE {target.condition} AND {n} = {n}"},
+        Format("json"))
+
+
+def _answered(views: list[OutputView]) -> int:
+    """Outputs whose verdict the requester saw (not withheld for a spent budget)."""
+    return sum(1 for v in views if not v.check_report.withheld)
+
+
+def _member(world: AttackWorld, project_id: str, institution: str | None = None
+            ) -> Principal:
+    """A new researcher (of a new institution, or of ``institution``) added to a project."""
+    who = world._person("researcher", "researcher", institution)
+    projects.add_member(world.platform.access, world.staff("access-committee"), project_id,
+                        who.person_id)
+    return who
+
+
+def _institution(world: AttackWorld, who: Principal) -> str:
+    with world.platform.access.transaction() as db:
+        return str(db.get(Person, who.person_id).institution_id)  # type: ignore[union-attr]
+
+
+# -- ground truth, custodian-side ------------------------------------------------------------
+
+
+def charged(world: AttackWorld, *, person: str | None = None, project: str | None = None,
+            institution: str | None = None) -> int:
+    """Answers in the database charged to a person, a project or an institution (asked by
+    its people or in projects its people lead), counted here independently of the service."""
+    total = 0
+    with world.platform.access.transaction() as db:
+        for table, spent in ((OutputRow, OutputRow.acted), (AnswerRow, AnswerRow.spent)):
+            asker, lead = aliased(Person), aliased(Person)
+            query: Any = (select(func.count()).select_from(table)
+                          .join(asker, asker.id == table.requester)
+                          .join(Project, Project.id == table.project_id)
+                          .join(lead, lead.id == Project.lead_id).where(spent.is_(True)))
+            if person is not None:
+                query = query.where(table.requester == person)
+            if project is not None:
+                query = query.where(table.project_id == project)
+            if institution is not None:
+                query = query.where(or_(asker.institution_id == institution,
+                                        lead.institution_id == institution))
+            total += int(db.scalar(query) or 0)
+    return total
+
+
+# -- the attacks -----------------------------------------------------------------------------
+
+
+def test_members_added_to_a_project_share_its_budget(world: AttackWorld,
+                                                     cast: runner.Cast) -> None:
+    """Three members of one project, each of their own institution, each ask for up to ten
+    answers: together they draw the project's day (6), not three persons' days (60)."""
+    lead, project = world.researcher()
+    service.define(world.platform.enclave, lead, project, "base", BASE)
+    members = [lead, *(_member(world, project) for _ in range(3))]
+    with budgets(world, project_day=6):
+        views = [_probe(world, who, project, cast, n)
+                 for n in range(10) for who in members]
+        assert _answered(views) == 6
+        assert charged(world, project=project) == 6
+        # once spent, every member's output is withheld, however harmless
+        clean = world.platform.outputs.analyse(members[2], project, {
+            "kind": "frequency", "definition": "base", "variable": "sex"}, Format("json"))
+        assert clean.check_report.withheld
+        reason = next(f.reason for f in clean.report.findings if f.rule == answers.RULE)
+        assert f"project {project}: budget of 6 answers a day (0 left" in reason
+
+
+def test_a_second_project_adds_nothing_to_a_person_s_day(world: AttackWorld,
+                                                         cast: runner.Cast) -> None:
+    """One researcher leading two projects, alternating: the shipped person's day (20)
+    holds across both, with the shipped project and institution budgets above it."""
+    who, first = world.researcher()
+    second = runner.another_project(world, who)
+    service.define(world.platform.enclave, who, first, "base", BASE)
+    views = [_probe(world, who, (first, second)[n % 2], cast, n) for n in range(30)]
+    assert _answered(views) == 20
+    assert charged(world, person=who.person_id) == 20
+    assert charged(world, project=first) + charged(world, project=second) == 20
+
+
+def test_a_second_institution_is_held_by_the_lead_institution(world: AttackWorld,
+                                                              cast: runner.Cast) -> None:
+    """A project led from one institution, with members from two others: every member's
+    answers are charged to the lead's institution too, so they draw its day (7)."""
+    lead, project = world.researcher()
+    service.define(world.platform.enclave, lead, project, "base", BASE)
+    lead_institution = _institution(world, lead)
+    members = [_member(world, project), _member(world, project)]
+    with budgets(world, institution_day=7):
+        views = [_probe(world, who, project, cast, n) for n in range(6) for who in members]
+        assert _answered(views) == 7
+        assert charged(world, institution=lead_institution) == 7
+        # the lead finds the institution's budget spent by the others
+        assert _probe(world, lead, project, cast, 99).check_report.withheld
+
+
+def test_an_institution_s_people_in_different_projects_share_its_budget(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """Two researchers of one institution, each leading a project of their own: their
+    institution's day (7) holds both, whatever the projects."""
+    first, one = world.researcher()
+    institution = _institution(world, first)
+    second, other = world.researcher(institution)
+    for who, project in ((first, one), (second, other)):
+        service.define(world.platform.enclave, who, project, "base", BASE)
+    with budgets(world, institution_day=7):
+        views = [_probe(world, who, project, cast, n)
+                 for n in range(6) for who, project in ((first, one), (second, other))]
+        assert _answered(views) == 7
+        assert charged(world, institution=institution) == 7
+
+
+def test_two_accounts_of_one_person_in_different_projects(world: AttackWorld,
+                                                          cast: runner.Cast) -> None:
+    """One human with two accounts (two emails, one institution), each in its own project,
+    and a third project the first joins as a member: the institution's day (9) and year
+    (12) hold all of them, and the year goes on holding them the next day."""
+    one, first = world.researcher()
+    institution = _institution(world, one)
+    two, second = world.researcher(institution)
+    third = world.project(one)
+    for who, project in ((one, first), (two, second), (one, third)):
+        service.define(world.platform.enclave, who, project, "base", BASE)
+    accounts = ((one, first), (two, second), (one, third))
+    with budgets(world, institution_day=9, institution_year=12):
+        views = [_probe(world, who, project, cast, n)
+                 for n in range(5) for who, project in accounts]
+        assert _answered(views) == 9
+        world.clock.advance(24 * 3600)  # the next day: the year is what is left
+        views = [_probe(world, who, project, cast, 100 + n)
+                 for n in range(3) for who, project in accounts]
+        assert _answered(views) == 3
+        assert charged(world, institution=institution) == 12
+        refused = next(v for v in views if v.check_report.withheld)
+        reason = next(f.reason for f in refused.report.findings if f.rule == answers.RULE)
+        assert f"institution {institution} (yours and the project lead): budget of 12 " \
+               f"answers a year (0 left" in reason
+
+
+def test_a_person_s_year_holds_across_days(world: AttackWorld, cast: runner.Cast) -> None:
+    """Coming back day after day adds nothing beyond the person's year (25)."""
+    who, project = world.researcher()
+    service.define(world.platform.enclave, who, project, "base", BASE)
+    with budgets(world, person_year=25):
+        first = [_probe(world, who, project, cast, n) for n in range(22)]
+        world.clock.advance(24 * 3600)
+        second = [_probe(world, who, project, cast, 100 + n) for n in range(10)]
+    assert (_answered(first), _answered(second)) == (20, 5)
+    assert charged(world, person=who.person_id) == 25
+
+
+def test_definitions_refused_by_a_spent_project_budget_say_which(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """A member whose own day is untouched still cannot define once the project's is
+    spent by a colleague; the refusal names the budget, its renewal and whom to ask."""
+    lead, project = world.researcher()
+    service.define(world.platform.enclave, lead, project, "base", BASE)
+    member = _member(world, project)
+    with budgets(world, project_day=3):
+        for n in range(3):
+            _probe(world, lead, project, cast, n)
+        with pytest.raises(Conflict) as refused:
+            world.platform.outputs.define(member, project, "again", BASE)
+    text = " ".join(refused.value.reasons)
+    assert "ration of answers" in text and f"project {project}: budget of 3" in text
+    assert "renews at" in text and "custodian" in text
+
+
+# -- near misses: a question the check could have acted on is counted ------------------------
+
+COUNT = "SELECT count(*) AS n FROM base WHERE ({G}) OR ({T} AND bmi > 30) AND {r} = {r}"
+
+
+def _size(world: AttackWorld, project_id: str, where: str) -> int:
+    """Custodian-side: the participants of ``base`` a condition holds."""
+    with world.platform.access.transaction() as db:
+        project = db.get(Project, project_id)
+        assert project is not None
+    _, base = world.platform.enclave.definition(project, "base")
+    return base.filter(pl.sql_expr(where)).height
+
+
+@pytest.mark.parametrize("accomplices", [9, 18], ids=["k-1", "2k-2"])
+def test_near_miss_questions_are_counted(world: AttackWorld, cast: runner.Cast,
+                                         accomplices: int) -> None:
+    """k − 1 accomplices and the target if obese (a group of k or k − 1), and 2k − 2
+    accomplices and the target (2k − 1 or 2k − 2: just over the line), asked in many
+    rewordings, each drawing its own margin: every output whose group the check could have
+    acted on (below 2k − 1) spends an answer, released whole or not; so the questions
+    answered are at most the person's day, and none goes free by sitting above the line."""
+    who, project = world.researcher()
+    service.define(world.platform.enclave, who, project, "base", BASE)
+    k = world.platform.outputs.rules_for(project).threshold
+    group = cast.nines[0] if accomplices == 9 else f"({cast.nines[0]}) OR ({cast.nines[1]})"
+    seen: list[tuple[int, bool, bool]] = []  # (group size, released whole, counted)
+    for r in range(24):
+        target = (cast.obese, cast.lean)[r % 2][r // 2 % len(cast.obese)]
+        view = world.platform.outputs.analyse(who, project, {
+            "kind": "aggregate_sql",
+            "sql": COUNT.format(G=group, T=target.condition, r=r)}, Format("json"))
+        with world.platform.access.transaction() as db:
+            counted = bool(db.get(OutputRow, view.output.id).acted)  # type: ignore[union-attr]
+        size = _size(world, project, f"({group}) OR ({target.condition} AND bmi > 30)")
+        whole = (view.check_report.verdict is Verdict.RELEASE
+                 and not view.check_report.suppressed)
+        if not view.check_report.withheld:
+            seen.append((size, whole, counted))
+    assert {s for s, _, _ in seen} == {accomplices, accomplices + 1}
+    for size, whole, counted in seen:
+        if size < 2 * k - 1:  # the check could have acted: counted, whatever it did
+            assert counted, (size, whole)
+        else:  # above every line a margin draws: nothing the check could decide
+            assert whole
+    # the attack's point: outputs released whole yet counted (near misses) did occur
+    assert any(whole and counted for _, whole, counted in seen)
+    assert len(seen) <= 20 + sum(1 for s, _, _ in seen if s >= 2 * k - 1)
+    assert charged(world, person=who.person_id) <= 20
+
+
+# -- concurrency: reserve, then serve -------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_thirty_reservations_at_once_for_the_last_unit_let_one_through(
+        tmp_path: Path, database_url: str | None) -> None:
+    """Six members of one project, thirty reservations at once (five each) with one answer
+    left of the project's day: exactly one is charged, on SQLite and on PostgreSQL."""
+    built = AttackWorld.build(tmp_path, cohort=300, database_url=database_url)
+    try:
+        lead, project = built.researcher()
+        members = [lead, *(_member(built, project) for _ in range(5))]
+        ctx = built.platform.access
+        ration = answers.Ration(20, 24, Verdict.REVIEW, answers.Limits(project_day=4))
+        for who in members[:3]:
+            with ctx.transaction() as db:
+                assert isinstance(answers.charge(db, who.person_id, project, built.clock(),
+                                                 ration, "job"), int)
+        start = threading.Barrier(30)
+
+        def attempt(n: int) -> bool:
+            who = members[n % len(members)]
+            start.wait()
+            with ctx.transaction() as db:
+                got = answers.charge(db, who.person_id, project, built.clock(), ration,
+                                     "definition")
+            return isinstance(got, int)
+
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            through = sum(pool.map(attempt, range(30)))
+        assert through == 1
+        assert charged(built, project=project) == 4
+    finally:
+        built.close()
