@@ -11,12 +11,20 @@ on the real data. What may leave, and how:
 - **the job's own files** (declared, not planned): kept with the check's best reading (the
   raw-row scanner; figures re-encoded with their metadata dropped) and sent to two output
   checkers, with the code that made them, whatever they hold.
-- **nothing else**: undeclared files, internal outputs and the real run's logs stay inside
-  (the researcher sees the dummy run's log, and the real run's outcome in words).
+- **nothing else**: undeclared files, internal outputs and both runs' logs stay inside.
+
+What the researcher sees of the real run is **one fixed shape**, the same whatever the
+participants' values: every declared output of the job's own, in declared order (a
+placeholder where one cannot be kept), or the whole job failed with one constant reason
+(:data:`REAL_FAILED`), whatever happened: a missing or unreadable output, a wall, an exit
+status, a signal, another plan. The real run's walls, exit status, usage and problems are the
+custodian's (the job's ``usage``, the audit log), never the researcher's. Only the dummy run's
+own facts (its wall, its plan) are told, and never which of its outputs it did not write.
 
 Whether the real run ends as the dummy run did is an answer about the data (a script can fail
 on purpose when one person's value is large), so each job reserves one of the person's ration
-of answers and gives it back only when both runs ended alike.
+of answers and gives it back only when both runs ended alike; a job whose runs did not is
+metered so (``diverged``) and raises a ``jobs.shape`` alert.
 """
 
 from __future__ import annotations
@@ -75,6 +83,21 @@ LATE = ("it ran past its expected time (the action's expected_seconds in project
         "the first step of the ladder if none is given), so it was seen to end at the next "
         "step: which step that is depends on the real data, and it was counted against your "
         "ration of answers; declare a longer expected_seconds to end at that moment instead")
+# the one reason a failed real run gives, whatever happened: the same words for a missing or
+# unreadable output, a wall, an exit status, a signal or another plan (each would carry bits)
+REAL_FAILED = (
+    "it failed on the real data: the real run did not end as it did on the dummy data (it "
+    "stopped, met a limit, planned otherwise, or did not write every declared output as a "
+    "plain file within the limits). What happened stays inside the enclave, whatever it was, "
+    "and it was counted against your ration of answers; run it on your machine on the dummy "
+    "data with 'strongroom jobs run ACTION --dummy' and make it robust to the data")
+# the dummy run's: which outputs it left unwritten is not said (a dummy run can read what an
+# earlier job left on the shared machine, and would say it in those names)
+DUMMY_UNWRITTEN = (
+    "on the dummy data it did not write every output declared in project.yaml as a plain file "
+    "within the limits: a job's run writes each of its declared outputs (those not internal "
+    "and not planned through strongroom.sdc), or the job fails; run it on your machine with "
+    "'strongroom jobs run ACTION --dummy' to see which")
 MAX_WAITING = 3  # a person's jobs queued or running at once (jobs run one at a time)
 MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
@@ -235,7 +258,7 @@ class Jobs:
             row.started_at = self.ctx.clock()
             db.flush()
             db.expunge(row)
-        finish: Callable[[bool], list[str]] | None = None
+        finish: Callable[[bool], tuple[JobStatus, list[str]]] | None = None
         expected: float | None = None
         # one job at a time, to its end: held through the wait for the end's moment, so
         # that the next job starts (and its outputs appear) when this one was due, not when
@@ -247,14 +270,19 @@ class Jobs:
                 status, reasons, finish, expected = self._run(row, principal, started)
             except (Refused, Invalid, Conflict, NotFound) as refusal:
                 status, reasons = JobStatus.REFUSED, _reasons(refusal)
-            on_time = self._pad(started, expected)
+            due, on_time = self._due(started, expected)
             row.usage["expected_seconds"] = expected
+            if "tries" in row.usage:  # it ran: metered before its end is due (the meter's
+                # and the watch's time is then nobody's to read)
+                self._meter(row, principal, late=not on_time and "real" in row.usage)
+            time.sleep(max(0.0, due - (time.monotonic() - started)))
             if finish is not None:  # its own files, read before and kept once the end is due
-                reasons = [*reasons, *finish(on_time)]
+                status, reasons = finish(on_time)
         return self._end(row, principal, status, reasons)
 
-    def _pad(self, started: float, expected: float | None) -> bool:
-        """Wait until the job's end is due, and say whether that moment answers nothing.
+    def _due(self, started: float, expected: float | None) -> tuple[float, bool]:
+        """When the job's end is due (seconds from ``started``), and whether that moment
+        answers nothing.
 
         A job done within its expected time (the action's ``expected_seconds``, else the
         ladder's first step) ends exactly then, whatever the real run took: the moment is the
@@ -265,16 +293,14 @@ class Jobs:
         due = expected if expected is not None else (
             self.end_ladder[0] if self.end_ladder else None)
         if due is None:  # no ladder (tests): seen as it ends
-            return True
+            return took, True
         if took <= due:
-            time.sleep(due - took)
-            return True
-        step = next((step for step in self.end_ladder if step >= took), took)
-        time.sleep(max(0.0, step - took))
-        return False
+            return due, True
+        return next((step for step in self.end_ladder if step >= took), took), False
 
     def _run(self, row: JobRow, principal: Principal, started: float
-             ) -> tuple[JobStatus, list[str], Callable[[bool], list[str]] | None, float | None]:
+             ) -> tuple[JobStatus, list[str], Callable[[bool], tuple[JobStatus, list[str]]] | None,
+                        float | None]:
         self._hold(principal, row.project_id)
         files = job_code.unpack(self._unseal(row, "code.zip"))
         pipeline = _pipeline(files)
@@ -288,7 +314,8 @@ class Jobs:
 
     def _runs(self, row: JobRow, principal: Principal, files: dict[str, bytes],
               pipeline: Pipeline, chain: list[str], action: Action, begun: float
-              ) -> tuple[JobStatus, list[str], Callable[[bool], list[str]] | None]:
+              ) -> tuple[JobStatus, list[str],
+                         Callable[[bool], tuple[JobStatus, list[str]]] | None]:
         submitted = submitted_plan(files, row.action)
         where = enclave_service.scope(self.enclave, principal, row.project_id)
         with self.ctx.transaction() as db:
@@ -306,15 +333,15 @@ class Jobs:
         planned = self._planned(row, principal, action, submitted)
         # from the job's start to its planned outputs checked: for the custodian
         row.usage["checked_seconds"] = round(time.monotonic() - begun, 3)
-        row.outputs.update(planned[0])
+        row.outputs.update(_in_order(action, planned[0]))
         with runner.scratch(row.id) as scratch:
             dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
                                  self._dummy_inputs(where),
                                  limits=self.limits, name=f"strongroom-{row.id}-dummy")
             row.dummy_log = dummy[-1].log()  # custodian-side: see submitted_plan
             row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
+            row.usage["tries"] = _tries(dummy)
             if not dummy[-1].ending.ok:
-                self._meter(row, principal, dummy)
                 # the walls it met, never its exit status or signal: a dummy run can
                 # read what an earlier job left on the shared machine (the page cache)
                 # and would say it in those; the researcher reads them at home
@@ -325,52 +352,57 @@ class Jobs:
                     "run it on your machine with 'strongroom jobs run ACTION --dummy' (the "
                     "same dummy data, the same layout) and read its log", *planned[1]], None
             if dummy[-1].plan != submitted:
-                self._meter(row, principal, dummy)
                 return JobStatus.REFUSED, [
                     f"on the dummy data here it planned otherwise than {PLANS}/"
                     f"{row.action}.json, the plan submitted with it: run it again with "
                     "'strongroom jobs run ACTION --dummy' and submit the plan it writes "
                     "(the submitted plan's outputs were made as usual)", *planned[1]], None
+            if _unwritten(action, submitted, dummy[-1]):  # which: the custodian's
+                row.usage["dummy_unwritten"] = _unwritten(action, submitted, dummy[-1])
+                return JobStatus.FAILED, [DUMMY_UNWRITTEN, *planned[1]], None
             real = runner.chain(pipeline, chain, files, scratch / "real",
                                 self._real_inputs(where, read),
                                 limits=self.limits, name=f"strongroom-{row.id}-real")
         self._keep_log(row, real)
-        self._meter(row, principal, dummy + real)
+        # the real run's facts: the custodian's (the job's usage, the audit log), never the
+        # researcher's; the job's walls stay the dummy run's
         row.usage |= {"rows": read.get("rows", 0),
                       "seconds": round(sum(r.ending.seconds for r in real), 3),
                       "dummy_seconds": round(sum(r.ending.seconds for r in dummy), 3),
-                      "memory_peak": max(r.ending.memory_peak for r in real)}
-        stopped = [w for r in real for w in r.ending.walls if w in sandbox.STOPPING][:1]
-        row.walls = sorted({*row.walls, *(w.value for w in stopped)})
+                      "memory_peak": max(r.ending.memory_peak for r in real),
+                      "tries": _tries(dummy + real)}
         alike = [r.outcome() for r in dummy] == [r.outcome() for r in real]
-        if not real[-1].ending.ok:
-            # what it met, in a word; never its exit status or its log (they are the
-            # job's to choose, and would carry what it read)
-            return JobStatus.FAILED, ["it failed on the real data" + (
-                f": {sandbox.REASON[stopped[0]]}" if stopped else
-                " (an error; its log stays inside the enclave)")], None
-        if real[-1].plan != submitted:
-            return JobStatus.REFUSED, [
-                "on the real data it planned otherwise than on the dummy data: which "
-                "analyses a job asks for through strongroom.sdc must not depend on the "
-                "participants' values (the submitted plan's outputs were made as usual; "
-                "none of the real run's own files is kept)"], None
+        problems = _went_wrong(real, chain, submitted)
+        found: list[tuple[str, job_files.Kept]] = []
+        if not problems:  # read now, before the end is due: reading takes the data's time
+            found, problems = self._own(row, action, submitted, real[-1])
+        row.usage["real"] = {
+            "alike": alike and not problems, "problems": problems,
+            "walls": sorted({w.value for r in real for w in r.ending.walls}),
+            "exit_code": real[-1].ending.exit_code, "signal": real[-1].ending.signal}
+        if problems:
+            # one fixed shape: every declared output, or this one reason, whatever it was
+            # (a missing output, a wall, an exit status, another plan); the answer stays spent
+            return JobStatus.FAILED, [REAL_FAILED, *planned[1]], None
 
-        # read now, before the end is due: reading takes the data's time
-        found, said, troubled = self._own(row, action, submitted, real[-1])
-
-        def finish(on_time: bool) -> list[str]:
+        def finish(on_time: bool) -> tuple[JobStatus, list[str]]:
             """Keep its own files; give the answer back only now, when all went as on
             the dummy data and the job ended when it was expected to (anything unforeseen
             keeps it spent)."""
-            not_kept = self._keep_own(row, principal, found)
-            reasons = [*said, *not_kept]
+            if not self._keep_own(row, principal, found):
+                row.usage["real"]["problems"] = ["its own files could not all be kept "
+                                                 "(see the server log)"]
+                row.usage["real"]["alike"] = False
+                row.outputs = _in_order(action, {n: row.outputs[n] for n in planned[0]})
+                return JobStatus.FAILED, [REAL_FAILED, *planned[1]]
+            row.outputs = _in_order(action, row.outputs)
+            reasons = list(planned[1])
             if not on_time:
                 reasons.append(LATE)
-            if alike and not troubled and not not_kept and on_time:
+            if alike and on_time:
                 with self.ctx.transaction() as db:
                     self.outputs.give_back_answer(db, answer)
-            return reasons
+            return JobStatus.FINISHED, reasons
         return JobStatus.FINISHED, planned[1], finish
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -427,21 +459,17 @@ class Jobs:
         return outputs, reasons
 
     def _own(self, row: JobRow, action: Action, plan: list[dict[str, Any]], real: Run
-             ) -> tuple[list[tuple[str, job_files.Kept]], list[str], bool]:
+             ) -> tuple[list[tuple[str, job_files.Kept]], list[str]]:
         """The files the job wrote itself, declared and not planned, read for the output
-        checkers: each name with the file to keep; what is said of those not kept (not
-        written: the same on the dummy data, or the answer is spent; could not be read: the
-        custodian's reason, for the bytes are the real run's); whether any could not be."""
+        checkers: each name with the file to keep, and what went wrong (for the custodian:
+        any of it fails the job with the one constant reason, for the bytes are the real
+        run's). A file that cannot be kept as written is kept as a placeholder (files.py)."""
         found: list[tuple[str, job_files.Kept]] = []
-        reasons: list[str] = []
-        troubled = False
-        planned = {item["output"] for item in plan}
-        for name, declared in action.outputs.items():
-            if name in planned or declared.kind is OutputKind.INTERNAL:
-                continue
+        problems = [f"output {name!r} ({path}) was not written as a plain file within the "
+                    "limits" for name, path in _unwritten(action, plan, real)]
+        for name, declared in _own_declared(action, plan):
             data = real.files.get(declared.path)
             if data is None:
-                reasons.append(f"output {name!r} ({declared.path}) was not written")
                 continue
             try:
                 found.append((name, job_files.prepare(
@@ -449,38 +477,37 @@ class Jobs:
                     kind=declared.kind, job={"job": row.id, "action": row.action,
                                              "output": name, "code_sha256": row.code_sha256,
                                              "script": action.script})))
-            except Exception:
+            except Exception as problem:
                 log.exception("job %s: output %s could not be kept", row.id, name)
-                reasons.append(_not_kept(name))
-                troubled = True
-        return found, reasons, troubled
+                problems.append(f"output {name!r} could not be read for the checkers "
+                                f"({type(problem).__name__})")
+        return found, problems
 
     def _keep_own(self, row: JobRow, principal: Principal,
-                  found: list[tuple[str, job_files.Kept]]) -> list[str]:
-        """Keep the files read by :meth:`_own`: what is said of those that could not be
-        kept."""
-        reasons: list[str] = []
+                  found: list[tuple[str, job_files.Kept]]) -> bool:
+        """Keep the files read by :meth:`_own`: whether all of them were."""
         for name, kept in found:
             try:
                 view = job_files.keep(self.ctx, principal, row.project_id, kept)
             except Exception:
                 log.exception("job %s: output %s could not be kept", row.id, name)
-                reasons.append(_not_kept(name))
-                continue
+                return False
             row.outputs[name] = view.output.id
-        return reasons
+        return True
 
     # -- ending -------------------------------------------------------------------------------
 
-    def _meter(self, row: JobRow, principal: Principal, runs: Iterable[Run]) -> None:
-        """The job as one metered request: what its real run read, its tries at the walls
-        (the planned outputs are metered as analyses of their own)."""
-        tries = sum(1 for r in runs for line in r.ending.tries
-                    if line.split("\t", 1)[0] in {w.value for w in sandbox.Wall})
+    def _meter(self, row: JobRow, principal: Principal, *, late: bool) -> None:
+        """The job as one metered request: what its real run read, its tries at the walls,
+        whether its real run ended otherwise than its dummy run and whether it ended late
+        (the ``jobs.shape`` detector's); the planned outputs are metered as analyses of
+        their own."""
+        real = row.usage.get("real")
         self.watch.observe(Observation(
             at=self.ctx.clock(), action=Permission.DATA_ANALYSE.value, route=ROUTE, status=200,
             person_id=principal.person_id, institution_id=principal.institution_id,
-            project_id=row.project_id, via="job", walls=tries,
+            project_id=row.project_id, via="job", walls=int(row.usage.get("tries", 0)),
+            diverged=int(real is not None and not real["alike"]), late=int(late),
             rows_scanned=int(row.usage.get("rows", 0)),
             duration_ms=round(1000 * float(row.usage.get("seconds", 0.0)), 3)))
 
@@ -562,8 +589,40 @@ def _pipeline(files: dict[str, bytes]) -> Pipeline:
     return parse(text, files)
 
 
-def _not_kept(name: str) -> str:
-    return f"output {name!r} could not be kept (the custodian has the reason)"
+def _own_declared(action: Action, plan: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The outputs a run writes itself, in declared order: not planned, not internal."""
+    planned = {item["output"] for item in plan}
+    return [(name, declared) for name, declared in action.outputs.items()
+            if name not in planned and declared.kind is not OutputKind.INTERNAL]
+
+
+def _unwritten(action: Action, plan: list[dict[str, Any]], run: Run) -> list[tuple[str, str]]:
+    """The outputs ``run`` should have written itself and did not (as a plain file, reached
+    through no link, within the limits): names and paths."""
+    return [(name, declared.path) for name, declared in _own_declared(action, plan)
+            if declared.path not in run.files]
+
+
+def _went_wrong(real: list[Run], chain: list[str], plan: list[dict[str, Any]]) -> list[str]:
+    """What went wrong in the real run, for the custodian (the researcher reads
+    :data:`REAL_FAILED` whatever it is)."""
+    last = real[-1]
+    if not last.ending.ok or len(real) != len(chain):
+        return [f"action {chain[len(real) - 1]!r}: {last.ending.reason() or 'it failed'}"]
+    if last.plan != plan:
+        return ["it planned otherwise on the real data than on the dummy data"]
+    return []
+
+
+def _tries(runs: Iterable[Run]) -> int:
+    """The runs' tries at the sandbox's walls, as the monitor reported them."""
+    return sum(1 for r in runs for line in r.ending.tries
+               if line.split("\t", 1)[0] in {w.value for w in sandbox.Wall})
+
+
+def _in_order(action: Action, outputs: dict[str, str]) -> dict[str, str]:
+    """``outputs`` in the order project.yaml declares them (whatever order they were made)."""
+    return {name: outputs[name] for name in action.outputs if name in outputs}
 
 
 def _reasons(refusal: Exception) -> list[str]:
