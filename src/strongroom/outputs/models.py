@@ -54,14 +54,18 @@ class OutputRow(Base):
     acted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (Index("ix_outputs_status_created", "status", "created_at"),
-                      Index("ix_outputs_requester_created", "requester", "created_at"))
+                      Index("ix_outputs_requester_created", "requester", "created_at"),
+                      # a project's budget of answers is counted by project and period
+                      Index("ix_outputs_project_created", "project_id", "created_at"))
 
 
 class AnswerRow(Base):
-    """An answer that is not an output: a dataset definition refused once it had read the data
-    (a row limit met only if someone's value is large answers a question about them). Reserved
-    before the definition runs, so that requests sent at once cannot outrun the ration, and
-    given back (``spent`` false) when the definition was built or refused for its text alone."""
+    """An answer that is not an output: a dataset definition (or a job) refused once it had
+    read the data (a row limit met only if someone's value is large answers a question about
+    them). Reserved before the definition runs, charged at once to the person's, the project's
+    and the institutions' budgets (strongroom.outputs.answers), so that requests sent at once
+    cannot outrun them, and given back (``spent`` false) when the definition was built or
+    refused for its text alone."""
 
     __tablename__ = "outputs_answers"
 
@@ -72,7 +76,8 @@ class AnswerRow(Base):
     what: Mapped[str] = mapped_column(String(16))  # "definition"
     spent: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
-    __table_args__ = (Index("ix_outputs_answers_requester_created", "requester", "created_at"),)
+    __table_args__ = (Index("ix_outputs_answers_requester_created", "requester", "created_at"),
+                      Index("ix_outputs_answers_project_created", "project_id", "created_at"))
 
 
 class ReviewRow(Base):
