@@ -10,6 +10,7 @@ repository's ``output/`` folder, so the researcher sees what their code makes; t
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ def run(repo: Path, action: str, data: Path, *, sandboxed: bool = True) -> Repor
         path.write_bytes(tables[name])
 
     with tempfile.TemporaryDirectory(prefix="strongroom-job-") as scratch:
+        if os.geteuid() == 0:  # the sandbox runs as the jobs' own user: let it reach in
+            os.chmod(scratch, 0o711)  # noqa: S103 (enter, not list)
         try:
             runs = runner.chain(pipeline, chain, files, Path(scratch), write, limits=LIMITS,
                                 name=f"strongroom-local-{action}",

@@ -10,6 +10,7 @@ the plan to ``$STRONGROOM_PLAN``. Relative paths (``inputs/cohort.parquet``,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from strongroom.jobs import code as job_code
-from strongroom.jobs import sandbox
+from strongroom.jobs import identity, sandbox, vault
 from strongroom.jobs.pipeline import Action, Pipeline
 from strongroom.sdc import INPUTS_ENV, PLAN_ENV
 
@@ -83,10 +84,11 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
     code, data, writable = root / "code", root / "inputs", root / "rw"
     for d in (code, data, writable):
         d.mkdir(parents=True)
-    with _bounded(writable, limits.output_bytes):
+    with _bounded(writable, limits.output_bytes) as full:
         out, plan = writable / "output", writable / "plan"
         out.mkdir()
         plan.mkdir()
+        _give(out, plan)
         job_code.write(files, code)
         (code / "output").mkdir(exist_ok=True)
         (code / "inputs").mkdir(exist_ok=True)
@@ -101,7 +103,7 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
         ending = runs_in(argv, code, data, out, plan, limits, name)
         run = Run(ending, [])
         # read once every process of the run is gone, and only plain files inside
-        if sandbox.folder_size(writable) > limits.output_bytes:
+        if full() or sandbox.folder_size(writable) > limits.output_bytes:
             ending.walls = [*ending.walls, sandbox.Wall.OUTPUT_SIZE]
             return run
         run.plan, run.problems = read_plan(_regular(plan / PLAN_FILE, plan, 1 << 20))
@@ -116,16 +118,35 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
     return run
 
 
+def _give(*folders: Path) -> None:
+    """The job's writable folders to the job's host user (the platform made them)."""
+    if os.geteuid() == 0:
+        user = identity.job_user()
+        for folder in folders:
+            os.chown(folder, user.uid, user.gid)
+
+
 def _regular(path: Path, inside: Path, most: int) -> bytes | None:
     """The bytes of ``path`` if it is a plain file under ``inside`` reached through no link
-    (a link the job made would point the platform at its own files), at most ``most``."""
+    (a link the job made would point the platform at its own files), at most ``most``: each
+    folder on the way is opened from the one before without following links."""
+    parts = PurePosixPath(os.path.relpath(path, inside)).parts
+    if not parts or ".." in parts or "." in parts:
+        return None
     try:
-        if os.path.realpath(path) != os.path.join(os.path.realpath(inside),
-                                                  os.path.relpath(path, inside)):
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        at = os.open(inside, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
+    try:
+        for part in parts[:-1]:
+            below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=at)
+            os.close(at)
+            at = below
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=at)
+    except OSError:
+        return None
+    finally:
+        os.close(at)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             return None
@@ -134,16 +155,34 @@ def _regular(path: Path, inside: Path, most: int) -> bytes | None:
 
 
 @contextlib.contextmanager
-def _bounded(folder: Path, size: int) -> Iterator[None]:
-    """A tmpfs of its own on ``folder`` (bytes and inodes capped by the kernel) where it can
-    be mounted; else the sandbox's watch and the size read after the run hold it."""
-    mounted = os.geteuid() == 0 and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},nr_inodes={INODES},mode=0755",
-         "tmpfs", str(folder)], capture_output=True, check=False).returncode == 0
+def _bounded(folder: Path, size: int) -> Iterator[Callable[[], bool]]:
+    """A tmpfs of its own on ``folder`` (bytes and inodes capped by the kernel; no setuid,
+    devices or programs; owned by the job's user) where it can be mounted, in the job's vault
+    if it has one; else the sandbox's watch and the size read after the run hold it. Yields
+    whether the kernel's cap was met (read after the run)."""
+    inside = vault.where(folder)
+    user = identity.job_user()
+    if inside is not None:
+        mounted = vault.mount_tmpfs(inside, size=size, inodes=INODES, uid=user.uid,
+                                    gid=user.gid)
+    else:
+        mounted = os.geteuid() == 0 and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o",
+             f"size={size},nr_inodes={INODES},mode=0700,uid={user.uid},gid={user.gid},"
+             "nosuid,nodev,noexec", "tmpfs", str(folder)],
+            capture_output=True, check=False).returncode == 0
+
+    def full() -> bool:
+        if not mounted:
+            return False
+        found = os.statvfs(folder)
+        return found.f_bavail == 0 or found.f_favail == 0
     try:
-        yield
+        yield full
     finally:
-        if mounted:
+        if mounted and inside is not None:
+            vault.unmount(inside)
+        elif mounted:
             subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
@@ -169,9 +208,23 @@ def read_plan(text: bytes | None) -> tuple[list[dict[str, Any]], list[str]]:
 
 @contextlib.contextmanager
 def scratch(job_id: str) -> Iterator[Path]:
-    """A private folder in memory for one job's decrypted inputs and outputs, gone after."""
-    folder = Path(tempfile.mkdtemp(prefix=f"strongroom-{job_id}-", dir=SCRATCH))
-    folder.chmod(0o700)
+    """A private place in memory for one job's decrypted inputs and outputs, gone after: a
+    vault (vault.py) that no other process sees and that the kernel frees if the platform
+    dies, where the platform is root; else a folder in ``/dev/shm`` only the platform and the
+    job's user may enter, removed when the job ends (and by :func:`leftovers` after a
+    crash)."""
+    if vault.possible():
+        with vault.opened(job_id, SCRATCH or Path(tempfile.gettempdir())) as inside:
+            yield inside
+        return
+    folder = Path(tempfile.mkdtemp(prefix=f"{vault.PREFIX}{job_id}-", dir=SCRATCH))
+    lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if os.geteuid() == 0:  # the job's user enters it to reach its mounts, no one else
+        os.chown(folder, 0, identity.job_user().gid)
+        folder.chmod(0o750)
+    else:
+        folder.chmod(0o700)
     try:
         yield folder
     finally:
@@ -180,6 +233,12 @@ def scratch(job_id: str) -> Iterator[Path]:
         subprocess.run(["rm", "-rf", "--one-file-system", str(folder)], check=False,
                        capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+        os.close(lock)
+
+
+def leftovers(job_ids: set[str]) -> list[Path]:
+    """Scratch of the jobs ``job_ids`` that a stopped platform left and no process holds."""
+    return vault.leftovers(SCRATCH or Path(tempfile.gettempdir()), job_ids)
 
 
 def sandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,

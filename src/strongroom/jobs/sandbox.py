@@ -1,13 +1,16 @@
 """One run of a job's code in a bubblewrap sandbox, with its walls and limits.
 
-The walls: new user, PID, network, IPC, UTS and mount namespaces (no network device but
-loopback, nothing to connect to); a file system of the read-only runtime (``/usr`` and the
-Python environment), the job's code and inputs read-only, a writable output folder and a
-private ``/tmp`` tmpfs, and nothing else: not the data directory, the key files, the metadata
-database or another project's files; an empty environment; no capabilities and no new user
-namespaces. The limits: the job's processes and memory held by a control group (cgroups.py),
-CPU seconds and file size by rlimits, wall time and the output folder's size watched from
-outside. A try at a wall is reported by the monitor hook (sitecustomize.py) through a pipe.
+The walls: a host user of its own, never root (identity.py); new user, PID, network, IPC,
+UTS and mount namespaces (no network device but loopback, nothing to connect to); a seccomp
+filter on the kernel's dangerous calls (syscalls.py); a read-only file system of the runtime
+(``/usr`` and the Python environment), the job's code and inputs, a writable output folder,
+size-capped ``/tmp`` and ``/dev/shm`` tmpfs, ``/proc/sys`` read-only, and nothing else: not
+the data directory, the key files, the metadata database or another project's files; an
+empty environment; no capabilities, no setuid, no new user namespaces. Where the platform is
+root the whole scratch lives in a vault (vault.py) that dies with the platform. The limits:
+the job's processes and memory held by a control group (cgroups.py), CPU seconds and file
+size by rlimits, wall time and the output folder's size watched from outside. A try at a
+wall is reported by the monitor hook (sitecustomize.py) through a pipe.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from strongroom.errors import Refused
-from strongroom.jobs import cgroups
+from strongroom.jobs import cgroups, identity, syscalls, vault
 
 BWRAP = "bwrap"
 NOBODY = 65534
@@ -48,10 +51,15 @@ class Wall(StrEnum):
     NETWORK = "network"  # a network call (there is no network; it only failed)
     PROGRAM = "program"  # started another program
     MONITOR = "monitor"  # closed or broke the monitor's pipe
+    SYSCALL = "syscall"  # a system call the filter forbids (syscalls.py): ended at once
+    SPACE = "space"  # filled /tmp or /dev/shm (each a capped tmpfs)
 
 
 STOPPING = frozenset({Wall.TIME, Wall.CPU, Wall.MEMORY, Wall.PROCESSES, Wall.FILE_SIZE,
-                      Wall.OUTPUT_SIZE, Wall.MONITOR})
+                      Wall.OUTPUT_SIZE, Wall.MONITOR, Wall.SYSCALL, Wall.SPACE})
+# what the monitor's lines may report: tries, never what stopped a run (the job writes them)
+TRIED = frozenset({Wall.NETWORK, Wall.PROGRAM})
+SIGSYS_EXIT = 128 + signal.SIGSYS  # bubblewrap's exit status for a job ended by the filter
 REASON: dict[Wall, str] = {
     Wall.TIME: "it ran longer than its wall-time limit and was stopped",
     Wall.CPU: "it used more CPU time than its limit and was stopped",
@@ -62,6 +70,9 @@ REASON: dict[Wall, str] = {
     Wall.NETWORK: "it tried to use the network; the sandbox has none",
     Wall.PROGRAM: "it tried to start another program",
     Wall.MONITOR: "it broke the sandbox's monitor pipe and was stopped",
+    Wall.SYSCALL: ("it made a system call the sandbox forbids (ptrace, mount, namespaces, "
+                   "keyrings, BPF, kernel modules, clocks…) and was ended"),
+    Wall.SPACE: "it filled its scratch space (/tmp or /dev/shm) past the limit",
 }
 
 
@@ -74,6 +85,7 @@ class Limits:
     file_bytes: int = 256 << 20
     output_bytes: int = 512 << 20
     tmp_bytes: int = 1 << 30
+    shm_bytes: int = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -129,23 +141,28 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
     if problem:
         raise Refused(problem)
     monitor_r, monitor_w = os.pipe()
+    filter_fd = syscalls.descriptor()
     group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes)
-    args = [BWRAP, *_walls(limits, env or {}, monitor_w), *_runtime(),
-            *_binds(mounts), "--chdir", cwd, "--", *argv]
+    enter, mounts = _entered(mounts)
+    binds = [*_runtime(), *_binds(mounts)]
+    args = [*enter, BWRAP, *_walls(limits, env or {}, monitor_w), *_parents(binds), *binds,
+            *_sealed(limits), "--seccomp", str(filter_fd), "--chdir", cwd, "--",
+            *identity.job_user().drop(), *argv]
     started = time.monotonic()
     walls: list[Wall] = []
     try:
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(monitor_w,), preexec_fn=_child(group, limits),
+            pass_fds=(monitor_w, filter_fd), preexec_fn=_child(group, limits),
             start_new_session=True, env={"PATH": "/usr/bin:/bin"})
     except BaseException:
-        os.close(monitor_r)
-        os.close(monitor_w)
+        for fd in (monitor_r, monitor_w, filter_fd):
+            os.close(fd)
         group.stop()
         group.remove()
         raise
     os.close(monitor_w)
+    os.close(filter_fd)
     out, err, tries = _Drain(process.stdout), _Drain(process.stderr), _Drain(monitor_r)
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_output, args=(output, limits, process, walls,
@@ -174,9 +191,17 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
 
 
 def _walls(limits: Limits, env: dict[str, str], monitor: int) -> list[str]:
-    args = ["--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
-            "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL",
-            "--disable-userns", "--hostname", "job"]
+    if os.geteuid() == 0:
+        # started by root, a user namespace would map the job to host root: none is made,
+        # and the job's first step (identity.HostUser.drop) becomes its own host user, with
+        # no capability left; the filter forbids the namespaces bubblewrap's flag would
+        who = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+               "--unshare-cgroup-try", "--cap-drop", "ALL",
+               *(arg for cap in identity.DROPPING for arg in ("--cap-add", cap))]
+    else:  # unprivileged already: the sandbox's nobody is this user
+        who = ["--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
+               "--cap-drop", "ALL", "--disable-userns"]
+    args = [*who, "--die-with-parent", "--new-session", "--clearenv", "--hostname", "job"]
     values = {"HOME": "/tmp", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
               "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/.matplotlib",
               "PYTHONPATH": "/job-lib", "PYTHONDONTWRITEBYTECODE": "1",
@@ -185,7 +210,47 @@ def _walls(limits: Limits, env: dict[str, str], monitor: int) -> list[str]:
     for key, value in values.items():
         args += ["--setenv", key, value]
     return [*args, "--proc", "/proc", "--dev", "/dev",
-            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+            "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+
+
+def _entered(mounts: list[Mount]) -> tuple[list[str], list[Mount]]:
+    """Mounts whose sources are in a vault: the prefix that starts the sandbox inside it, and
+    the sources as they are named there (all must be in the same vault, or none)."""
+    places = {vault.where(m.source) for m in mounts}
+    if places == {None}:
+        return [], mounts
+    pids = {p.pid for p in places if p is not None}
+    if None in places or len(pids) != 1:
+        raise ValueError("a sandbox's mounts must all be in one vault, or none")
+    inside = [vault.where(m.source) for m in mounts]
+    return (next(p for p in inside if p is not None).enter(),
+            [Mount(Path(p.path), m.target, m.writable) for p, m in zip(inside, mounts,
+                                                                      strict=True) if p])
+
+
+def _parents(binds: list[str]) -> list[str]:
+    """The folders above each bind's target, made readable first (bubblewrap run by root
+    makes them 0700, which the job's own user could not pass)."""
+    targets = [binds[i + 2] for i, op in enumerate(binds) if op in ("--bind", "--ro-bind")]
+    made: list[str] = []
+    for target in targets:
+        for above in reversed(Path(target).parents[:-1]):
+            path = str(above)
+            if path not in made and not any(path == t or path.startswith(t.rstrip("/") + "/")
+                                            for t in targets):
+                made.append(path)
+    return [arg for path in made for arg in ("--perms", "0755", "--dir", path)]
+
+
+def _sealed(limits: Limits) -> list[str]:
+    """Once everything is in place: the kernel's settings read-only, ``/dev/shm`` capped,
+    and the root, ``/dev`` and ``/job-lib`` read-only (their tmpfs had no size cap)."""
+    args = []
+    for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"):
+        if Path(path).exists():
+            args += ["--ro-bind", path, path]
+    return [*args, "--perms", "1777", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
+            "--remount-ro", "/dev", "--remount-ro", "/"]
 
 
 def _runtime() -> list[str]:
@@ -290,7 +355,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 _STDERR_WALLS = ((b"MemoryError", Wall.MEMORY), (b"Cannot allocate memory", Wall.MEMORY),
                  (b"Resource temporarily unavailable", Wall.PROCESSES),
                  (b"File too large", Wall.FILE_SIZE),
-                 (b"No space left on device", Wall.OUTPUT_SIZE))
+                 (b"No space left on device", Wall.SPACE))
 
 
 def _classify(ending: Ending, usage: cgroups.Usage) -> None:
@@ -308,13 +373,16 @@ def _classify(ending: Ending, usage: cgroups.Usage) -> None:
         walls.append(Wall.FILE_SIZE)
     if ending.exit_code == 86:
         walls.append(Wall.MONITOR)
+    if ending.exit_code == SIGSYS_EXIT:
+        walls.append(Wall.SYSCALL)
     if not ending.ok or ending.exit_code != 0:
         for needle, wall in _STDERR_WALLS:
-            if needle in ending.stderr[-65536:]:
+            if needle in ending.stderr[-65536:] and not (
+                    wall is Wall.SPACE and Wall.OUTPUT_SIZE in walls):
                 walls.append(wall)
-    for line in ending.tries:
+    for line in ending.tries:  # the job writes these: they name tries, never a stop
         kind = line.split("\t", 1)[0]
-        if kind in {w.value for w in Wall}:
+        if kind in {w.value for w in TRIED}:
             walls.append(Wall(kind))
     ending.walls = list(dict.fromkeys(walls))
 

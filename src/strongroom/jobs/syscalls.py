@@ -1,0 +1,88 @@
+"""The system calls a job may not make: a seccomp filter bubblewrap loads before the job runs.
+
+A Python or notebook job reads Parquet, computes and writes files; it has no use for the
+kernel's debugging, mounting, namespace, key, BPF, module, clock or raw-I/O calls, and each
+is a way to the host's kernel that namespaces alone do not close (``ptrace`` of the
+sandbox's init, ``keyctl`` into the host's keyrings, ``perf_event_open`` and ``bpf`` into
+the kernel's tracing, ``userfaultfd`` as an exploit's timer). Those calls end the job's
+process at once (``SIGSYS``: the :data:`~strongroom.jobs.sandbox.Wall.SYSCALL` wall, named on
+the dummy run); a few that libraries probe for and do without (``io_uring``, ``clone3``) fail
+as if the kernel lacked them. The filter is compiled by libseccomp (through pyseccomp) for
+this machine's architecture, once a process.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import io
+import os
+import socket
+
+import pyseccomp as seccomp
+
+# ended with SIGSYS: no Python or notebook job needs them
+KILLED = (
+    # another process's memory and state
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+    # the file system's shape
+    "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
+    "fsmount", "fsconfig", "fspick", "mount_setattr", "open_by_handle_at",
+    "name_to_handle_at", "quotactl", "quotactl_fd", "swapon", "swapoff",
+    # namespaces (bubblewrap already forbids new user namespaces; these close the rest)
+    "unshare", "setns",
+    # the kernel's keyrings, BPF, tracing and page-fault handling
+    "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+    "fanotify_init", "lookup_dcookie",
+    # modules, kexec, the machine itself
+    "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+    "reboot", "acct", "syslog", "vhangup", "iopl", "ioperm", "uselib", "nfsservctl",
+    # the clocks every process shares
+    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+)
+# fail as absent: libraries probe for them and carry on without
+ABSENT = ("io_uring_setup", "io_uring_enter", "io_uring_register", "clone3")
+# flags of clone(2) that would make a namespace (its first argument on x86-64 and arm64):
+# NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
+NAMESPACES = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
+              0x40000000, 0x00000080)
+# socket families a job may open: local, IPv4/6 for loopback (its network has nothing else),
+# and netlink, which glibc's getifaddrs reads interfaces with (a notebook's kernel does)
+FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK)
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C  # typing into, and driving, a terminal
+
+
+@functools.cache
+def program() -> bytes:
+    """The filter as a compiled BPF program (bubblewrap's ``--seccomp`` reads it)."""
+    f = seccomp.SyscallFilter(seccomp.ALLOW)
+    for name in KILLED:
+        f.add_rule(seccomp.KILL_PROCESS, name)
+    for name in ABSENT:
+        f.add_rule(seccomp.ERRNO(errno.ENOSYS), name)
+    for flag in NAMESPACES:
+        f.add_rule(seccomp.KILL_PROCESS, "clone",
+                   seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    top = max(FAMILIES)
+    for family in range(top):
+        if family not in FAMILIES:
+            f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket",
+                       seccomp.Arg(0, seccomp.EQ, family))
+    f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket", seccomp.Arg(0, seccomp.GT, top))
+    for request in (TIOCSTI, TIOCLINUX):
+        f.add_rule(seccomp.KILL_PROCESS, "ioctl",
+                   seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, request))
+    buffer = io.BytesIO()
+    with os.fdopen(os.memfd_create("seccomp"), "w+b") as out:
+        f.export_bpf(out)
+        out.seek(0)
+        buffer.write(out.read())
+    return buffer.getvalue()
+
+
+def descriptor() -> int:
+    """A new file descriptor holding :func:`program`, at its start, for one sandbox."""
+    fd = os.memfd_create("strongroom-seccomp")
+    os.write(fd, program())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
