@@ -123,7 +123,8 @@ def build_world(root: Path, database_url: str | None = None, *, project: bool = 
                              checkpoint_every=checkpoint_every,
                              settings=Settings(password_profile="CHEAPEST",
                                                withheld_seconds=0.0,
-                                               definition_seconds=0.0))
+                                               definition_seconds=0.0,
+                                               analysis_seconds=0.0))
     world = World(platform, clock)
     ctx = platform.access
     today = clock().date()

@@ -46,6 +46,13 @@ class Settings:
     # takes longer spends an answer of its author's ration: its running time grows with its
     # rows, which can hang on one person's value (0: no floor, and time spends nothing)
     definition_seconds: float = 2.0
+    # an analysis (every kind: tables, models, aggregate SQL, GWAS) is answered at the first
+    # step of its schedule that its run has reached (outputs/timing.py): a floor of this many
+    # seconds times its kind's weight and the cohort's scale, then steps ``analysis_ladder``
+    # times the last; a run past its floor spends an answer of its requester's ration, since
+    # its step can hang on one person's value (0: no floor, and time spends nothing)
+    analysis_seconds: float = 0.5
+    analysis_ladder: float = 2.0
     # budgets of answers (outputs the check acted on or that sat just over its line,
     # definitions and jobs refused by the data: strongroom.outputs.answers), charged to the
     # person, the project and the institutions (the person's and the project lead's) at once;

@@ -22,6 +22,8 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokenizer_core import TokenType
 
+from strongroom.enclave import amplifiers
+from strongroom.enclave.amplifiers import MAX_TEXT
 from strongroom.enclave.view import ProjectSchema
 from strongroom.errors import Invalid
 
@@ -131,6 +133,8 @@ def check_select(sql: str, schema: ProjectSchema) -> exp.Query:
     """The checked, fully qualified query; refuses anything else with every reason found."""
     tree = parse(sql)
     reasons = scan(tree, schema)
+    # the work one row can cause, bounded from the text (enclave/amplifiers.py)
+    reasons += [r for r in amplifiers.reasons(tree, schema.tables) if r not in reasons]
     if reasons:
         raise Invalid(reasons)
     name_outputs(tree)
@@ -207,9 +211,8 @@ def _bare_conditions(tree: exp.Expr) -> None:
             spot.replace(exp.TryCast(this=spot.copy(), to=exp.DataType.build("BOOLEAN")))
 
 
-# Text that functions build is cut at this length, so no value can make a query build a
-# gigabyte string (lpad(x, <huge if …>)) and fail on the memory limit instead of answering.
-MAX_TEXT = 10_000
+# Text that functions build is cut at MAX_TEXT (enclave/amplifiers.py), so no value can make a
+# query build a gigabyte string and fail on the memory limit instead of answering.
 _TEXT_BUILDERS: tuple[type[exp.Expr], ...] = (
     exp.DPipe, exp.Concat, exp.ConcatWs, exp.Replace, exp.RegexpReplace, exp.Pad,
     exp.ArrayToString)

@@ -52,6 +52,7 @@ from strongroom.outputs import (
     precision,
     requests,
     tidy,
+    timing,
 )
 from strongroom.outputs.check import FITS, MAGNITUDES, check, hideable
 from strongroom.outputs.contributions import ASCENDING, Vector, kind_of
@@ -225,6 +226,8 @@ class Outputs:
         self.base_rules = rules or load_rules()
         self.ledger = Ledger(self.ctx.engine, self.ctx.key)
         self._index = LruCache(1)
+        # how an answer waits for its step (outputs/timing.py); tests may record instead
+        self.sleep: Callable[[float], None] = time.sleep
 
     def _hold(self, principal: Principal, project_id: str) -> None:
         """Authorised to analyse the project, and within its limits (the gate counts the
@@ -326,25 +329,58 @@ class Outputs:
     def analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                 fmt: Format = Format.JSON,
                 measured: Callable[[Measures], None] | None = None,
-                name: str | None = None) -> requests.OutputView:
+                name: str | None = None,
+                answered: Callable[[Answered], None] | None = None) -> requests.OutputView:
         """Run, check and record an analysis; ``measured`` is told what it took (for watch);
-        ``name``: the output's file name (a job's declared path), if not the kind's own.
-        A withheld output is answered no sooner than ``Settings.withheld_seconds`` after the
-        request, so the check's running time answers nothing either."""
-        started = time.monotonic()
-        if isinstance(request, Mapping) and request.get("kind") == AnalysisKind.GWAS.value:
-            view = self._gwas(principal, project_id, request, fmt, measured)
-        else:
-            view = self._analyse(principal, project_id, request, fmt, measured, name)
-        if view.check_report.withheld:
-            time.sleep(max(0.0, started + self.ctx.settings.withheld_seconds
-                           - time.monotonic()))
+        ``name``: the output's file name (a job's declared path), if not the kind's own;
+        ``answered`` is told the step of its schedule it was answered at.
+
+        Time is an output (outputs/timing.py): once the request is authorised and within its
+        limits, it is answered at the first step of its schedule (a floor, then a doubling
+        ladder, fixed by the request and published settings) that its run has reached, and a
+        run past its floor spends an answer (reserved before it runs, given back in the
+        recording transaction if it was within the floor, or if the output is an answer
+        already: one answer, not two). A withheld output is answered no sooner than
+        ``Settings.withheld_seconds`` after the request either, so the check's running time
+        answers nothing."""
+        timer = _Timer(self, principal, project_id, request, time.monotonic())
+        view: requests.OutputView | None = None
+        try:
+            if isinstance(request, Mapping) and request.get("kind") == AnalysisKind.GWAS.value:
+                view = self._gwas(principal, project_id, request, fmt, measured, timer)
+            else:
+                view = self._analyse(principal, project_id, request, fmt, measured, name,
+                                     timer)
+        finally:
+            # however it ends (an output, a refusal of its text, an error), at its step
+            done = timer.finish(view is not None and view.check_report.withheld)
+            if answered is not None and done is not None:
+                answered(done)
+        assert view is not None
         return view
+
+    def schedule(self, request: Mapping[str, Any]) -> timing.Schedule:
+        """When an analysis request may be answered (outputs/timing.py): from the request,
+        the settings and the published sizes of the cohort and the genotype store."""
+        settings = self.ctx.settings
+        seconds = float(getattr(settings, "analysis_seconds", 0.0))
+        ratio = float(getattr(settings, "analysis_ladder", 2.0))
+        if seconds <= 0:
+            return timing.Schedule(0.0, ratio)
+        held = self.genotypes.current() if (
+            self.genotypes is not None and request.get("kind") == AnalysisKind.GWAS.value
+        ) else None
+        return timing.schedule_for(request, seconds=seconds, ratio=ratio,
+                                   participants=self.enclave.cohort().participants.height,
+                                   variants=int(held.variants) if held is not None else 0)
 
     def _analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                  fmt: Format, measured: Callable[[Measures], None] | None,
-                 named: str | None = None) -> requests.OutputView:
+                 named: str | None = None, timer: _Timer | None = None
+                 ) -> requests.OutputView:
         self._hold(principal, project_id)
+        if timer is not None:
+            timer.begin()
         self.exact_guard(principal, project_id)
         rules = self.rules_for(project_id)
         # every "is this group held by k?" of this request is drawn at k plus a margin keyed
@@ -363,7 +399,7 @@ class Outputs:
                 shorten_long(result)
                 _fits(result, fmt)
             except DataRefusal as refusal:
-                return self._refused(principal, project_id, request, fmt, refusal)
+                return self._refused(principal, project_id, request, fmt, refusal, timer)
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
             report, held, findings, sure = self._checked(
@@ -385,7 +421,7 @@ class Outputs:
                 filename=name, report=_settled(findings, report, None, sayable),
                 kind=result.kind, spec=dict(request),
                 settle=self._settler(principal, project_id, findings, report, acted,
-                                     sayable))
+                                     sayable, timer))
             packed()
         self._keep(where.project, view.output.id, held)
         if measured is not None:
@@ -394,8 +430,8 @@ class Outputs:
         return view
 
     def _gwas(self, principal: Principal, project_id: str, request: Mapping[str, Any],
-              fmt: Format, measured: Callable[[Measures], None] | None
-              ) -> requests.OutputView:
+              fmt: Format, measured: Callable[[Measures], None] | None,
+              timer: _Timer | None = None) -> requests.OutputView:
         """A GWAS over the sealed genotypes: the genetics rules withhold variants, then the
         ordinary check (a fit per trait, its vectors differenced against every release), the
         raw-row scan and the ration, as for any analysis. Needs the project's genotype grant."""
@@ -403,6 +439,8 @@ class Outputs:
         from strongroom.outputs import genetics
 
         self._hold(principal, project_id)
+        if timer is not None:
+            timer.begin()
         self.exact_guard(principal, project_id)
         with self.ctx.transaction() as db:
             granted = projects.has_genotypes(db, project_id)
@@ -439,7 +477,7 @@ class Outputs:
                         run, rules, enclave_service.rounding(self.enclave, where.project),
                         before, enclave_service.figure_secret(self.enclave, where.project))
             except DataRefusal as refusal:
-                return self._refused(principal, project_id, request, fmt, refusal)
+                return self._refused(principal, project_id, request, fmt, refusal, timer)
             out.result.spec = dict(request)
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
@@ -458,7 +496,7 @@ class Outputs:
             self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
             filename=name, report=_settled(findings, report, None), kind=AnalysisKind.GWAS,
             spec=dict(request), settle=self._settler(principal, project_id, findings, report,
-                                                     acted))
+                                                     acted, timer=timer))
         self._keep(where.project, view.output.id, held)
         if measured is not None:  # metered like any analysis: the people it read
             measured(Measures.of(out.result, held, sure, rules.threshold,
@@ -490,7 +528,8 @@ class Outputs:
         staging.replace(path)
 
     def _refused(self, principal: Principal, project_id: str, request: Mapping[str, Any],
-                 fmt: Format, refusal: DataRefusal) -> requests.OutputView:
+                 fmt: Format, refusal: DataRefusal,
+                 timer: _Timer | None = None) -> requests.OutputView:
         """An analysis refused once it had read the data, kept as a blocked output: whether
         it fails can answer a question about one person (an outcome constant but for them,
         a follow-up too long only if their value is large), so the refusal is an answer,
@@ -506,15 +545,19 @@ class Outputs:
             self.ctx, principal, project_id, payload=empty, media_type=MEDIA_TYPE[fmt],
             filename=f"{kind.value}.{fmt.value}", report=report, kind=kind,
             spec=dict(request), settle=self._settler(principal, project_id, findings, report,
-                                                     True, _own(request)))
+                                                     True, _own(request), timer))
 
     def _settler(self, principal: Principal, project_id: str, findings: Sequence[Finding],
                  report: CheckReport, acted: bool,
-                 named: Namable | None = None) -> requests.Settle:
+                 named: Namable | None = None,
+                 timer: _Timer | None = None) -> requests.Settle:
         """Read and spend the budgets of answers where the output is recorded (one
         transaction, under their locks: the person's, the project's, the institutions'):
-        the report to keep, and whether it is an answer."""
+        the report to keep, and whether it is an answer. ``timer``: the run's schedule, whose
+        answer reserved for time is settled first (outputs/timing.py)."""
         def settle(db: Session) -> tuple[CheckReport, bool]:
+            if timer is not None:
+                timer.settle(db, acted)
             spent = answers.rationed(db, principal.person_id, project_id, self.ctx.clock(),
                                      self._ration(db, principal.person_id))
             return _settled(findings, report, spent, named), acted and spent is None
@@ -820,6 +863,74 @@ class Outputs:
     def scan_file(self, data: bytes, name: str) -> list[Finding]:
         """The raw-row scanner on any file (for the custodian's command line)."""
         return scan(self.index(), data, name)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """When an analysis was answered: its schedule's ``step`` (0: the floor), that step's
+    time after the request (``seconds``), and whether its run passed the floor (``overran``:
+    its time was an answer, spent unless the output was one already)."""
+
+    step: int
+    seconds: float
+    overran: bool
+    schedule: timing.Schedule
+
+
+class _Timer:
+    """One analysis's schedule (outputs/timing.py): begun once the request is authorised and
+    within its limits (an answer reserved for its time), settled in the transaction that
+    records its output, finished when it is answered."""
+
+    def __init__(self, outputs: Outputs, principal: Principal, project_id: str,
+                 request: Mapping[str, Any], started: float) -> None:
+        self.outputs, self.principal, self.project_id = outputs, principal, project_id
+        self.request = request
+        self.started = started
+        self.schedule: timing.Schedule | None = None
+        self.answer: int | None = None
+        self.took: float | None = None  # when the output was recorded
+
+    def begin(self) -> None:
+        """Fix the schedule and reserve the answer a run past its floor would spend."""
+        if self.schedule is not None:
+            return
+        self.schedule = self.outputs.schedule(
+            self.request if isinstance(self.request, Mapping) else {})
+        if self.schedule.timed:
+            with self.outputs.ctx.transaction() as db:
+                self.answer = self.outputs.reserve_answer(db, self.principal,
+                                                          self.project_id, "time")
+
+    def settle(self, db: Session, acted: bool) -> None:
+        """In the recording transaction, before the budgets are read: the reserved answer is
+        given back unless the run passed its floor and the output is not an answer already."""
+        self.took = time.monotonic() - self.started
+        overran = self.schedule is not None and self.schedule.overran(self.took)
+        if self.answer is not None and not (overran and not acted):
+            self.outputs.give_back_answer(db, self.answer)
+        self.answer = None
+
+    def finish(self, withheld: bool) -> Answered | None:
+        """Wait until the step the run reached; give back an answer still reserved (nothing
+        was recorded: the text was refused) if the run was within its floor."""
+        if self.schedule is None:
+            return None
+        took = self.took if self.took is not None else time.monotonic() - self.started
+        overran = self.schedule.overran(took)
+        if self.answer is not None and not overran:
+            with self.outputs.ctx.transaction() as db:
+                self.outputs.give_back_answer(db, self.answer)
+            self.answer = None
+        step = self.schedule.step(took)
+        # recording after the step was decided may have taken the run past it: never sooner
+        while self.schedule.timed and self.schedule.at(step) < time.monotonic() - self.started:
+            step += 1
+        until = self.schedule.at(step) if self.schedule.timed else 0.0
+        if withheld:
+            until = max(until, self.outputs.ctx.settings.withheld_seconds)
+        self.outputs.sleep(max(0.0, self.started + until - time.monotonic()))
+        return Answered(step, self.schedule.at(step), overran, self.schedule)
 
 
 REFUSED_RULE = "refused"  # an analysis refused while it ran (see Outputs._refused)
