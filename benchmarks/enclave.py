@@ -9,6 +9,10 @@ status) from the client's send to its parsed answer: guard, DuckDB, contributor 
 suppression, differencing, rendering, the raw-row scan, the sealed file, the database row and
 the audit entries. The first call (cold: decrypting the cohort, building the project's view and
 the scanner's index) is reported apart. Prints a Markdown table, then the figures as JSON.
+
+Every analysis is answered on its schedule (outputs/timing.py): a grouped count no sooner
+than its floor (``Settings.analysis_seconds`` at 500,000, scaled by the cohort's size), so
+the target is 100 ms plus that floor; ``--floor 0`` measures the work alone.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def free_port() -> int:
         return port
 
 
-def build(root: Path, n: int) -> tuple[Platform, str, str]:
+def build(root: Path, n: int, floor: float) -> tuple[Platform, str, str]:
     """A platform with a cohort, a project and a researcher's API token (its secret)."""
     started = time.perf_counter()
     store = init_store(root / "data", key_file=root / "master.key")
@@ -59,7 +63,8 @@ def build(root: Path, n: int) -> tuple[Platform, str, str]:
     store.close()
     print(f"cohort of {n:,} synthesised and stored in {time.perf_counter() - started:.1f} s")
     platform = Platform.open(root / "data", root / "master.key",
-                             settings=Settings(password_profile="CHEAPEST"))
+                             settings=Settings(password_profile="CHEAPEST",
+                                               analysis_seconds=floor))
     ctx = platform.access
     admin = bootstrap.bootstrap(ctx, institution="Custodian", country="GB",
                                 jurisdiction="UK GDPR", networks=["127.0.0.0/8"],
@@ -94,9 +99,12 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=500_000)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--floor", type=float, default=Settings().analysis_seconds,
+                        help="Settings.analysis_seconds (0: no schedule)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        platform, project_id, secret = build(Path(tmp), args.participants)
+        platform, project_id, secret = build(Path(tmp), args.participants, args.floor)
+        floor_ms = platform.outputs.schedule({"kind": "aggregate_sql"}).floor * 1000
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1",
                                                port=port, log_level="warning"))
@@ -115,13 +123,16 @@ def main() -> None:
         platform.close()
     p50 = statistics.median(warm)
     p95 = statistics.quantiles(warm, n=20)[-1]
+    target = P50_TARGET_MS + floor_ms
     figures = {"participants": args.participants, "runs": args.runs, "cold_ms": cold,
+               "floor_ms": floor_ms, "target_ms": target,
+               "runs_over_target": sum(1 for t in warm if t > target),
                "grouped_p50_ms": p50, "grouped_p95_ms": p95, "verdict": verdict,
                "crosstab_2x22_p50_ms": statistics.median(crosstab)}
     print("| what | figure | target | ratio |")
     print("|---|---|---|---|")
-    print(f"| grouped count, request → checked result, p50 | {p50:.0f} ms | ≤ "
-          f"{P50_TARGET_MS:.0f} ms | {p50 / P50_TARGET_MS:.2f} |")
+    print(f"| grouped count, request → checked result, p50 (floor {floor_ms:.0f} ms) | "
+          f"{p50:.0f} ms | ≤ {target:.0f} ms | {p50 / target:.2f} |")
     print(f"| same, p95 | {p95:.0f} ms | — | — |")
     print(f"| first call (decrypt cohort, build view and scanner index) | {cold:.0f} ms | — | — |")
     print(f"| crosstab sex × centre (2×22 + margins), p50 | "

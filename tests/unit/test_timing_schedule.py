@@ -1,0 +1,76 @@
+"""The schedule an analysis is answered on (outputs/timing.py): a floor, then a ladder of
+steps, fixed by the request, the settings and published sizes, never by the data."""
+
+from __future__ import annotations
+
+import pytest
+
+from strongroom.access.context import Settings
+from strongroom.outputs.timing import (
+    MAX_STEPS,
+    MIN_SCALE,
+    REFERENCE_PARTICIPANTS,
+    Schedule,
+    scale,
+    schedule_for,
+)
+
+
+def test_the_shipped_floor_and_ladder() -> None:
+    settings = Settings()
+    assert (settings.analysis_seconds, settings.analysis_ladder) == (0.5, 2.0)
+    grouped = schedule_for({"kind": "aggregate_sql", "sql": "SELECT 1"},
+                           seconds=settings.analysis_seconds, ratio=settings.analysis_ladder,
+                           participants=REFERENCE_PARTICIPANTS)
+    assert grouped == Schedule(0.5, 2.0)
+
+
+def test_a_run_is_answered_at_the_first_step_it_reached() -> None:
+    plan = Schedule(0.5, 2.0)
+    assert [plan.at(j) for j in range(4)] == [0.5, 1.0, 2.0, 4.0]
+    for took, step in [(0.0, 0), (0.3, 0), (0.5, 0), (0.5001, 1), (1.0, 1), (1.0001, 2),
+                       (3.9, 3), (4.0, 3), (4.01, 4)]:
+        assert plan.step(took) == step, took
+        assert plan.overran(took) is (step > 0)
+        assert plan.at(plan.step(took)) >= took  # never answered before it is done
+    assert plan.step(1e9) == MAX_STEPS + 1  # a bounded number of steps: bounded bits
+
+
+def test_every_step_is_a_power_of_the_ratio_whatever_the_run() -> None:
+    plan = Schedule(0.25, 3.0)
+    seen = {plan.at(plan.step(t / 1000)) for t in range(1, 20_000, 7)}
+    assert seen == {0.25 * 3.0 ** j for j in range(len(seen))}
+
+
+def test_no_floor_means_no_schedule() -> None:
+    plan = schedule_for({"kind": "cox"}, seconds=0.0, ratio=2.0, participants=10)
+    assert not plan.timed and plan.step(100.0) == 0 and not plan.overran(100.0)
+
+
+def test_the_floor_is_the_request_s_kind_and_published_sizes_only() -> None:
+    def floor(request: dict[str, object], participants: int = REFERENCE_PARTICIPANTS,
+              variants: int = 0) -> float:
+        return schedule_for(request, seconds=0.5, ratio=2.0, participants=participants,
+                            variants=variants).floor
+
+    # the text of the query is not read: any aggregate SQL has the same floor
+    assert floor({"kind": "aggregate_sql", "sql": "SELECT sex, count(*) FROM base"}) == \
+        floor({"kind": "aggregate_sql", "sql": "SELECT … WHERE CASE WHEN … bmi > 30 …"})
+    assert floor({"kind": "frequency"}) == floor({"kind": "crosstab"}) == 0.5
+    assert floor({"kind": "summary"}) == 2.0
+    assert floor({"kind": "cox"}) == floor({"kind": "logistic"}) == 4.0
+    assert floor({"kind": "no such kind"}) == 4.0  # unknown: as a model
+    # a GWAS by its variants and traits
+    assert floor({"kind": "gwas", "traits": ["bmi"]}, variants=2_000) == 64.0
+    assert floor({"kind": "gwas", "traits": ["bmi", "sbp"]}, variants=2_000) == 128.0
+    assert floor({"kind": "gwas", "traits": ["bmi"]}, variants=100_000) == 64.0 * 64
+    # the cohort's size, by powers of two, never below a quarter
+    assert floor({"kind": "frequency"}, participants=1_000_000) == 1.0
+    assert floor({"kind": "frequency"}, participants=3_000) == 0.5 * MIN_SCALE
+    assert scale(REFERENCE_PARTICIPANTS + 1) == 2.0 and scale(250_000) == 0.5
+
+
+@pytest.mark.parametrize(("floor", "ratio"), [(-1.0, 2.0), (0.5, 1.0), (float("nan"), 2.0)])
+def test_a_schedule_must_make_sense(floor: float, ratio: float) -> None:
+    with pytest.raises(ValueError):
+        Schedule(floor, ratio)
