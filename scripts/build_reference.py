@@ -95,6 +95,34 @@ def render_api() -> str:
     return "\n".join(lines) + "\n"
 
 
+ANSWER_BUDGETS = [  # the budgets of answers (outputs/answers.py, Settings)
+    "## Budgets of answers (`outputs/answers.py`, `Settings`)", "",
+    "Every answer (an output the check acted on, an output with a shown group just over the "
+    "threshold, k ≤ n < 2k − 1, a checker's decision on a withheld output, a definition or job "
+    "refused by the data) is charged at once to every budget below that applies to it; the "
+    "smallest remaining decides, and once any is spent every output goes to the output "
+    "checkers (the `answers` finding, verdict `answers.verdict`) and no definition or job runs "
+    "until it renews.", "",
+    "| budget | per day | per year | set by |",
+    "|---|---|---|---|",
+    "| the person (all their projects) | 20 | 200 | day: rules.yaml `answers.max_acted` (a "
+    "project may lower it for its members); year: `Settings.answers_person_year` |",
+    "| the project (all its members) | 30 | 400 | `Settings.answers_project_day`, "
+    "`answers_project_year` |",
+    "| the asker's institution, and the project lead's if different (all their people and the "
+    "projects they lead) | 60 | 1,000 | `Settings.answers_institution_day`, "
+    "`answers_institution_year` |", "",
+    "A day is a fixed period of `answers.window_hours` (24: the UTC day, 00:00 to 00:00) and a "
+    "year a fixed period of `Settings.answers_year_days` (365) days, both counted from "
+    "1970-01-01 UTC, so every budget renews at a moment that depends on nothing asked, and a "
+    "refusal names it. The custodian sets the `Settings` for the whole platform "
+    "(`Platform.open(settings=…)`); a refusal reads, for instance, \"answers spent: project "
+    "prj_…: budget of 30 answers a day (0 left; it renews at 2026-06-02 00:00 UTC). Answers "
+    "flow again at 2026-06-02 00:00 UTC; to ask for a larger budget, write to the data access "
+    "team of the custodian (a custodian admin), who sets them\".", "",
+]
+
+
 def render_outputs() -> str:
     rules = load_rules()
     lines = ["# Outputs reference: release states and disclosure rules", "", GENERATED, "",
@@ -111,6 +139,7 @@ def render_outputs() -> str:
              "A retired section is read and ignored, so that a custodian's older rules file "
              "or a project's stored overrides still load: "
              + "; ".join(f"`{name}` ({why})" for name, why in RETIRED.items()) + ".", "",
+             *ANSWER_BUDGETS,
              "## Checks beyond the per-cell rules", "",
              "Each finding's `rule` names the check that gave it. These are not settings: "
              "they follow from the threshold above.", "",
