@@ -44,7 +44,8 @@ FIELDS = [31, 34, 54, 20116, 21001, 4080]
 BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p54_i0 AS centre, p20116_i0 AS smoking, "
         "p21001_i0 AS bmi FROM participants")
 GROUPED = "SELECT sex, smoking, count(*) AS n FROM base GROUP BY sex, smoking"
-CROSSTAB = {"kind": "crosstab", "definition": "base", "rows": "sex", "columns": "centre"}
+CROSSTAB: dict[str, object] = {"kind": "crosstab", "definition": "base", "rows": "sex",
+                               "columns": "centre"}
 P50_TARGET_MS = 100.0
 
 
@@ -114,7 +115,7 @@ def main() -> None:
             time.sleep(0.05)
         with Client(f"http://127.0.0.1:{port}", token=secret) as client:
             client.enclave.define(project_id, "base", BASE)
-            grouped = {"kind": "aggregate_sql", "sql": GROUPED}
+            grouped: dict[str, object] = {"kind": "aggregate_sql", "sql": GROUPED}
             cold, verdict = timed(client, project_id, grouped)
             warm = [timed(client, project_id, grouped)[0] for _ in range(args.runs)]
             crosstab = [timed(client, project_id, CROSSTAB)[0] for _ in range(args.runs // 4)]
