@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -12,7 +16,7 @@ from sqlalchemy import select
 
 from strongroom.audit.tables import ENTRIES
 from strongroom.errors import Invalid
-from strongroom.jobs import sandbox
+from strongroom.jobs import runner, sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.outputs.models import OutputRow
 from tests.access_world import World
@@ -151,6 +155,36 @@ def test_a_job_left_running_by_a_stopped_platform_is_ended_on_recovery(world: Wo
     world.platform.jobs.recover()
     ended = world.platform.jobs.get(me, job.id)
     assert ended.status == "refused" and "submit it again" in ended.reasons[0]
+
+
+def test_scratch_a_stopped_platform_left_is_destroyed_on_recovery_and_recorded(
+        world: World) -> None:
+    """Where scratch could not be kept in a vault (a platform that is not root), a killed
+    platform leaves its folder: start-up destroys those of its own store's jobs that no live
+    process holds, and says so in the audit log; anyone else's it leaves alone."""
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    job = world.platform.jobs.submit(me, world.project_id, archive({
+        "plans/study.json": "[]", "project.yaml": NOTES, "analysis/study.py": "pass\n"}),
+        "study")
+    parent = runner.SCRATCH or Path(tempfile.gettempdir())
+    left = Path(tempfile.mkdtemp(prefix=f"strongroom-{job.id}-", dir=parent))
+    (left / "real" / "study" / "inputs").mkdir(parents=True)
+    (left / "real" / "study" / "inputs" / "cohort.parquet").write_bytes(b"PAR1 rows")
+    strangers = Path(tempfile.mkdtemp(prefix="strongroom-job_notthisstore-", dir=parent))
+    running = Path(tempfile.mkdtemp(prefix=f"strongroom-{job.id}-", dir=parent))
+    held = os.open(running, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as a live platform's running job holds it
+    try:
+        world.platform.jobs.recover()
+        assert not left.exists()
+        assert strangers.exists() and running.exists()
+        destroyed = events(world, "job.scratch_destroyed")
+        assert [(e["folder"], e["files"]) for e in destroyed] == [(str(left), 1)]
+    finally:
+        os.close(held)
+        for folder in (strangers, running):
+            folder.rmdir()
 
 
 def test_a_jobs_end_is_seen_when_expected_or_else_spends_an_answer(world: World) -> None:

@@ -97,6 +97,7 @@ class EventType(StrEnum):
     OUTPUT_CHECKED = "output.checked"
     JOB_SUBMITTED = "job.submitted"
     JOB_ENDED = "job.ended"
+    JOB_SCRATCH_DESTROYED = "job.scratch_destroyed"
     OUTPUT_REQUESTED = "output.requested"
     OUTPUT_REVIEWED = "output.reviewed"
     OUTPUT_RELEASED = "output.released"
@@ -215,6 +216,8 @@ DESCRIPTIONS: dict[EventType, str] = {
                              "the SHA-256 of its code and of each file.",
     EventType.JOB_ENDED: "A job ended (finished, failed or refused), with its outputs, the "
                          "walls it met and what it used.",
+    EventType.JOB_SCRATCH_DESTROYED: "A job's scratch space, left by a platform that stopped "
+                                     "while the job ran, was found and destroyed at start.",
     EventType.OUTPUT_REQUESTED: "A researcher asked for an output to be released.",
     EventType.OUTPUT_REVIEWED: "An output checker approved or rejected an output.",
     EventType.OUTPUT_RELEASED: "An output was released (its SHA-256 and the rules applied).",

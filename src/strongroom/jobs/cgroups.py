@@ -136,6 +136,24 @@ def make(name: str, *, memory: int, processes: int) -> Group:
     return Group(tuple(dirs), v2=False)
 
 
+def leftovers(job_ids: set[str]) -> int:
+    """Remove the groups of the jobs ``job_ids`` that a stopped platform left, once empty (a
+    group with a live process is a running job's, and ``rmdir`` refuses it): how many."""
+    own = _own()
+    bases = {ROOT / own[""].lstrip("/")} if "" in own else set()
+    bases |= {ROOT / c / own[c].lstrip("/") for c in ("pids", "memory") if c in own}
+    removed = 0
+    for base in bases:
+        with contextlib.suppress(OSError):
+            for d in base.iterdir():
+                job = d.name.removeprefix("strongroom-").split("-", 1)[0]
+                if d.name.startswith("strongroom-") and job in job_ids:
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+                        removed += 1
+    return removed
+
+
 def _own() -> dict[str, str]:
     """This process's group in each hierarchy ("" for v2)."""
     groups: dict[str, str] = {}

@@ -104,7 +104,9 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
         run = Run(ending, [])
         # read once every process of the run is gone, and only plain files inside
         if full() or sandbox.folder_size(writable) > limits.output_bytes:
-            ending.walls = [*ending.walls, sandbox.Wall.OUTPUT_SIZE]
+            # the output folder's, not scratch's: the job's own "no space" was this
+            ending.walls = [*(w for w in ending.walls if w is not sandbox.Wall.SPACE),
+                            sandbox.Wall.OUTPUT_SIZE]
             return run
         run.plan, run.problems = read_plan(_regular(plan / PLAN_FILE, plan, 1 << 20))
         for declared in action.outputs.values():
@@ -236,9 +238,19 @@ def scratch(job_id: str) -> Iterator[Path]:
         os.close(lock)
 
 
-def leftovers(job_ids: set[str]) -> list[Path]:
-    """Scratch of the jobs ``job_ids`` that a stopped platform left and no process holds."""
-    return vault.leftovers(SCRATCH or Path(tempfile.gettempdir()), job_ids)
+def leftovers() -> list[tuple[str, Path]]:
+    """Jobs' scratch that a stopped platform left and no live process holds: (job, folder)."""
+    return vault.leftovers(SCRATCH or Path(tempfile.gettempdir()))
+
+
+def destroy(folder: Path) -> dict[str, int]:
+    """Remove a job's scratch left behind: what it held (files and bytes), for the record."""
+    held = {"files": 0, "bytes": 0}
+    for _, _, names in os.walk(folder):
+        held["files"] += len(names)
+    held["bytes"] = sandbox.folder_size(folder)
+    vault.destroy(folder)
+    return held
 
 
 def sandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,

@@ -124,6 +124,18 @@ class Ending:
         return f"it exited with status {self.exit_code}"
 
 
+_LIVE: set[subprocess.Popen[bytes]] = set()  # the sandboxes running now, for stop_all
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_all() -> None:
+    """End every sandbox this process is running (the platform is stopping)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for process in live:
+        _kill(process)
+
+
 def unavailable() -> str | None:
     """Why jobs cannot run on this machine (None: they can)."""
     if shutil.which(BWRAP) is None:
@@ -163,6 +175,8 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
         raise
     os.close(monitor_w)
     os.close(filter_fd)
+    with _LIVE_LOCK:
+        _LIVE.add(process)
     out, err, tries = _Drain(process.stdout), _Drain(process.stderr), _Drain(monitor_r)
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_output, args=(output, limits, process, walls,
@@ -175,6 +189,8 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
     finally:
         stop.set()
         _kill(process)
+        with _LIVE_LOCK:
+            _LIVE.discard(process)
         group.stop()
         usage = group.usage()
         group.remove()

@@ -29,6 +29,7 @@ metered so (``diverged``) and raises a ``jobs.shape`` alert.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import threading
@@ -50,9 +51,9 @@ from strongroom.enclave import definitions
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.workspace import Enclave
 from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused
+from strongroom.jobs import cgroups, runner, sandbox
 from strongroom.jobs import code as job_code
 from strongroom.jobs import files as job_files
-from strongroom.jobs import runner, sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.pipeline import (
     FILE,
@@ -101,6 +102,8 @@ DUMMY_UNWRITTEN = (
 MAX_WAITING = 3  # a person's jobs queued or running at once (jobs run one at a time)
 MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
+STOPPED = "the platform stopped before it ended; submit it again"
+LEFT_FOR = dt.timedelta(days=7)  # how far back start-up looks for a stopped job's groups
 
 
 class Jobs:
@@ -118,6 +121,7 @@ class Jobs:
         # one job's runs at a time, beside the server's requests (a job may use the machine's
         # cores); jobs waiting for their end to be due wait beside it
         self._running = threading.Semaphore(1)
+        self._closing = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -155,9 +159,35 @@ class Jobs:
             left = list(db.scalars(select(JobRow.id).where(JobRow.status.in_(
                 [JobStatus.QUEUED.value, JobStatus.RUNNING.value]))))
         for job_id in left:
-            self._abandon(job_id, "the platform stopped before it ended; submit it again")
+            self._abandon(job_id, STOPPED)
+        self._destroy_leftovers()
+
+    def _destroy_leftovers(self) -> None:
+        """Scratch a stopped platform left behind (decrypted inputs and outputs, where it
+        could not be kept in a vault; an empty mount point where it was), destroyed and
+        recorded. Only this store's jobs' scratch that no live process holds is touched."""
+        found = runner.leftovers()
+        with self.ctx.transaction() as db:
+            ended = set(db.scalars(select(JobRow.id).where(JobRow.status.in_(
+                [s.value for s in ENDED]), JobRow.ended_at >= self.ctx.clock() - LEFT_FOR)))
+            ours = set(db.scalars(select(JobRow.id).where(JobRow.id.in_(
+                [job_id for job_id, _ in found])))) if found else set()
+        cgroups.leftovers(ended)
+        for job_id, folder in found:
+            if job_id not in ours:
+                continue
+            held = runner.destroy(folder)
+            with self.ctx.transaction():
+                self.ctx.record(EventType.JOB_SCRATCH_DESTROYED, "jobs", job_id, {
+                    "folder": str(folder), "files": held["files"], "bytes": held["bytes"]})
+            log.warning("destroyed job %s's scratch left by a stopped platform (%s files)",
+                        job_id, held["files"])
 
     def close(self) -> None:
+        """Stop: the running job's sandboxes are ended (their scratch goes with them) and
+        the job is ended as stopped, to be submitted again."""
+        self._closing.set()
+        sandbox.stop_all()
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
@@ -270,13 +300,22 @@ class Jobs:
                 status, reasons, finish, expected = self._run(row, principal, started)
             except (Refused, Invalid, Conflict, NotFound) as refusal:
                 status, reasons = JobStatus.REFUSED, _reasons(refusal)
+            except Exception:
+                if "real" not in row.usage:
+                    raise  # before the real run: the platform's fault (_background)
+                # once the real run started, whatever broke may be the job's doing on the
+                # real data (a folder where an output goes): the one reason, as any failure
+                log.exception("job %s: its real run could not be run or read", row.id)
+                status, reasons = JobStatus.FAILED, [REAL_FAILED, *row.reasons]
             due, on_time = self._due(started, expected)
             row.usage["expected_seconds"] = expected
             if "tries" in row.usage:  # it ran: metered before its end is due (the meter's
                 # and the watch's time is then nobody's to read)
                 self._meter(row, principal, late=not on_time and "real" in row.usage)
             time.sleep(max(0.0, due - (time.monotonic() - started)))
-            if finish is not None:  # its own files, read before and kept once the end is due
+            if self._closing.is_set():  # stopped mid-run by close(): nothing it met is news
+                status, reasons = JobStatus.REFUSED, [STOPPED]
+            elif finish is not None:  # its own files, read before and kept once it is due
                 status, reasons = finish(on_time)
         return self._end(row, principal, status, reasons)
 
@@ -334,6 +373,7 @@ class Jobs:
         # from the job's start to its planned outputs checked: for the custodian
         row.usage["checked_seconds"] = round(time.monotonic() - begun, 3)
         row.outputs.update(_in_order(action, planned[0]))
+        row.reasons = list(planned[1])  # what is said whatever the runs do
         with runner.scratch(row.id) as scratch:
             dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
                                  self._dummy_inputs(where),
@@ -360,6 +400,10 @@ class Jobs:
             if _unwritten(action, submitted, dummy[-1]):  # which: the custodian's
                 row.usage["dummy_unwritten"] = _unwritten(action, submitted, dummy[-1])
                 return JobStatus.FAILED, [DUMMY_UNWRITTEN, *planned[1]], None
+            # until the real run's facts are read: a platform failure from here on is told
+            # as any failure of the real run (Jobs.run)
+            row.usage["real"] = {"alike": False, "problems": [
+                "the platform could not run or read the real run (see the server log)"]}
             real = runner.chain(pipeline, chain, files, scratch / "real",
                                 self._real_inputs(where, read),
                                 limits=self.limits, name=f"strongroom-{row.id}-real")

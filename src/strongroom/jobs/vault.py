@@ -100,10 +100,10 @@ def unmount(inside: Inside) -> None:
                    check=False)
 
 
-def leftovers(parent: Path, job_ids: set[str]) -> list[Path]:
-    """Scratch folders under ``parent`` of the jobs ``job_ids`` that no process holds (a
-    platform stopped while they ran): ours to remove. A folder locked by a live process, or
-    of a job this store does not know, is not touched."""
+def leftovers(parent: Path) -> list[tuple[str, Path]]:
+    """Jobs' scratch folders under ``parent`` that no process holds (a platform stopped while
+    they ran), each with its job's ID: the caller removes those of its own store's jobs. A
+    folder locked by a live process is a running job's, and is not listed."""
     found = []
     with contextlib.suppress(OSError):
         for entry in parent.iterdir():
@@ -111,14 +111,12 @@ def leftovers(parent: Path, job_ids: set[str]) -> list[Path]:
             if not name.startswith(PREFIX) or entry.is_symlink() or not entry.is_dir():
                 continue
             job_id = name[len(PREFIX):].rsplit("-", 1)[0]
-            if job_id not in job_ids:
-                continue
             try:
                 fd = _lock(entry)
             except OSError:
                 continue  # a live platform's running job
             os.close(fd)
-            found.append(entry)
+            found.append((job_id, entry))
     return found
 
 

@@ -48,6 +48,8 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     first requests, not in the first researcher's (the tests' many short-lived servers
     skip it)."""
     check_listen(host, certificate, key)
+    # jobs a stopped server left running are ended, and their scratch destroyed (recorded)
+    platform.jobs.recover()
     if warm:
         threading.Thread(target=_warm, args=(platform,), name="strongroom-warm",
                          daemon=True).start()

@@ -1,0 +1,408 @@
+"""Hostile jobs against the sandbox's walls around the host (issue 51), each run in the real
+sandbox (bubblewrap, the seccomp filter, control groups, the vault) as the platform runs it,
+as root where the platform is root (CI).
+
+The guarantee: **a job never acts on the host: it is never host root, cannot reach the
+kernel's dangerous calls, writes only to its capped scratch, and nothing decrypted outlives
+it, even when the platform is killed.** Each attack reads its ground truth host-side: the
+file's owner, the kernel setting unchanged, the host process still alive, nothing left in
+memory or on disk; and the wall it met is named as the dummy run would name it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from strongroom.jobs import identity, runner, sandbox, syscalls, vault
+from strongroom.jobs.pipeline import parse
+
+pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
+                                reason=str(sandbox.unavailable()))
+
+LIMITS = sandbox.Limits(wall_seconds=30, cpu_seconds=30, memory_bytes=512 << 20, processes=32,
+                        file_bytes=8 << 20, output_bytes=8 << 20, tmp_bytes=8 << 20,
+                        shm_bytes=8 << 20)
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the platform is not root here")
+
+
+class Ran:
+    def __init__(self, ending: sandbox.Ending, files: dict[str, bytes], owners: set[int]):
+        self.ending, self.files, self.owners = ending, files, owners
+
+    @property
+    def said(self) -> str:
+        return self.files.get("said.txt", b"").decode()
+
+
+PROJECT = """version: 1
+actions:
+  study:
+    run: python study.py
+    inputs: [cohort]
+    outputs:
+      said: {path: output/said.txt, kind: text}
+"""
+
+
+@pytest.fixture(scope="module")
+def place() -> Iterator[Path]:
+    with runner.scratch("job_sandboxwalls") as folder:
+        yield folder
+
+
+def attack(place: Path, script: str, limits: sandbox.Limits = LIMITS) -> Ran:
+    """Run ``script`` as the platform runs a job's action (runner.chain: its folders in the
+    scratch, the output folder a capped tmpfs of its own); what it wrote, and who owns the
+    files it left, read host-side after."""
+    files = {"project.yaml": PROJECT.encode(), "study.py": textwrap.dedent(script).encode()}
+    owners: set[int] = set()
+
+    def runs_in(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
+                limits: sandbox.Limits, name: str) -> sandbox.Ending:
+        ending = runner.sandboxed(argv, code, data, out, plan, limits, name)
+        owners.update(p.lstat().st_uid for p in out.iterdir())
+        return ending
+
+    def inputs(name: str, path: Path) -> None:
+        path.write_bytes(b"PAR1 not really")
+
+    at = time.monotonic_ns()
+    run = runner.chain(parse(PROJECT, files), ["study"], files, place / f"run{at}", inputs,
+                       limits=limits, name=f"strongroom-walls-{at}", runs_in=runs_in)[0]
+    return Ran(run.ending, {PurePosixPath(p).name: d for p, d in run.files.items()}, owners)
+
+
+SAY = """
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+def say(*words):
+    with open("/job/output/said.txt", "a") as f:
+        f.write(" ".join(str(w) for w in words) + "\\n")
+"""
+
+
+def forbidden_call(place: Path, call: str) -> Ran:
+    """A call the filter ends the job for: the job says it tried, then is ended (SIGSYS)."""
+    return attack(place, SAY + f"say('trying')\n{call}\nsay('survived')\n")
+
+
+# -- never host root -----------------------------------------------------------------------------
+
+
+def test_the_job_is_an_unprivileged_host_user_never_root(place: Path) -> None:
+    ran = attack(place, SAY + "say(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
+                 "say(open('/proc/self/status').read())")
+    assert ran.ending.ok, ran.ending.stderr
+    assert 0 not in ran.owners  # the host sees the job's files as its user's
+    uid, euid, gid, *_ = ran.said.split()
+    assert int(uid) == int(euid) != 0 and int(gid) != 0
+    for line in ran.said.splitlines():
+        if line.startswith(("CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh")):
+            assert line.split()[-1] == "0" * 16, line  # no capability, even bounded
+    if os.geteuid() == 0:
+        assert ran.owners == {identity.job_user().uid}
+        assert pwd.getpwuid(identity.job_user().uid).pw_name in (identity.USER,
+                                                                   identity.NOBODY)
+
+
+@pytest.mark.parametrize("setting", ["kernel/core_pattern", "kernel/panic", "vm/drop_caches",
+                                     "vm/overcommit_memory", "kernel/hostname"])
+def test_the_kernels_settings_cannot_be_opened_for_writing(place: Path, setting: str) -> None:
+    before = Path(f"/proc/sys/{setting}").read_bytes() if setting != "vm/drop_caches" else b""
+    ran = attack(place, SAY + f"""
+        try:
+            open("/proc/sys/{setting}", "r+")
+            say("opened")
+        except OSError as e:
+            say("refused", errno.errorcode[e.errno])
+        """.replace("\n        ", "\n"))
+    assert ran.said.startswith("refused"), ran.said
+    if before:
+        assert Path(f"/proc/sys/{setting}").read_bytes() == before
+
+
+def test_sysrq_and_the_host_devices_are_not_there(place: Path) -> None:
+    ran = attack(place, SAY + """
+for path in ("/proc/sysrq-trigger", "/dev/mem", "/dev/kmem", "/dev/kmsg", "/dev/sda",
+             "/dev/vda", "/dev/port", "/proc/kcore", "/dev/fuse", "/dev/net/tun"):
+    try:
+        open(path, "r+b")
+        say("opened", path)
+    except OSError as e:
+        say("refused", path, errno.errorcode[e.errno])
+""")
+    assert "opened" not in ran.said and ran.said.count("refused") == 10, ran.said
+
+
+def test_a_setuid_file_it_leaves_is_its_own_users_and_inert(place: Path) -> None:
+    ran = attack(place, SAY + """
+import shutil, stat
+shutil.copy("/usr/bin/id", "/job/output/id")
+os.chmod("/job/output/id", 0o4755)
+try:
+    os.chown("/job/output/id", 0, 0)
+    say("chowned to root")
+except OSError as e:
+    say("chown refused", errno.errorcode[e.errno])
+for line in open("/proc/self/mountinfo"):
+    if line.split()[4] == "/job/output":
+        say("mounted", line.split()[5])
+""")
+    assert "chown refused" in ran.said, ran.said
+    assert 0 not in ran.owners
+    # as the job sees it: no setuid, no devices, nothing to run
+    mounted = [line.split()[1] for line in ran.said.splitlines() if line.startswith("mounted")]
+    assert mounted and all({"nosuid", "nodev"} <= set(o.split(",")) for o in mounted)
+    if os.geteuid() == 0:  # a tmpfs of its own: nothing there runs either
+        assert "noexec" in mounted[-1].split(",")
+
+
+# -- read-only except its scratch -----------------------------------------------------------------
+
+
+def test_the_root_job_lib_dev_code_and_inputs_are_read_only(place: Path) -> None:
+    ran = attack(place, SAY + """
+for path in ("/evil", "/job-lib/evil.py", "/job-lib/sitecustomize.py", "/dev/evil",
+             "/job/evil", "/job/inputs/cohort.parquet", "/usr/evil", "/etc/evil"):
+    try:
+        open(path, "w")
+        say("wrote", path)
+    except OSError as e:
+        say("refused", path, errno.errorcode[e.errno])
+""")
+    assert "wrote" not in ran.said and ran.said.count("refused") == 8, ran.said
+
+
+@pytest.mark.parametrize("folder", ["/tmp", "/dev/shm"])
+def test_filling_tmp_or_dev_shm_meets_its_cap_and_is_named(place: Path, folder: str) -> None:
+    ran = attack(place, f"""
+        with open("{folder}/fill", "wb") as f:
+            for _ in range(64):
+                f.write(b"x" * (1 << 20))
+                f.flush()
+        """)
+    assert not ran.ending.ok
+    assert sandbox.Wall.SPACE in ran.ending.walls or sandbox.Wall.FILE_SIZE in ran.ending.walls
+    assert sandbox.Wall.OUTPUT_SIZE not in ran.ending.walls
+
+
+def test_filling_the_output_folder_is_named_as_the_output(place: Path) -> None:
+    ran = attack(place, """
+        for n in range(64):
+            with open(f"output/f{n}", "wb") as f:
+                f.write(b"x" * (1 << 20))
+        """)
+    assert not ran.ending.ok
+    assert sandbox.Wall.OUTPUT_SIZE in ran.ending.walls
+
+
+# -- the system-call filter ---------------------------------------------------------------------
+
+CALLS = {
+    "ptrace of the sandbox's init": "libc.ptrace(16, 1, 0, 0)",  # PTRACE_ATTACH
+    "ptrace of itself (traceme)": "libc.ptrace(0, 0, 0, 0)",
+    "mount a tmpfs": "libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)",
+    "a new user namespace": "libc.unshare(0x10000000)",
+    "a new mount namespace": "libc.unshare(0x00020000)",
+    "join a namespace": "libc.setns(os.open('/proc/self/ns/mnt', os.O_RDONLY), 0)",
+    "the kernel's keyrings": "libc.syscall(250, 0, -3, 0, 0, 0)",  # keyctl GET_KEYRING_ID
+    "a key of its own": "libc.syscall(248, b'user', b'k', b'v', 1, -3)",  # add_key
+    "a BPF program": "libc.syscall(321, 0, 0, 0)",
+    "perf events": "libc.syscall(298, 0, 0, -1, -1, 0)",
+    "userfaultfd": "libc.syscall(323, 0)",
+    "load a kernel module": "libc.syscall(313, -1, b'', 0)",  # finit_module
+    "kexec": "libc.syscall(246, 0, 0, 0, 0)",
+    "set the clock": "libc.syscall(227, 0, ctypes.byref((ctypes.c_long * 2)(0, 0)))",
+    "adjust the clock": "libc.syscall(159, ctypes.byref((ctypes.c_char * 256)()))",
+    "another process's memory": "libc.syscall(310, 1, 0, 0, 0, 0, 0)",  # process_vm_readv
+    "type into a terminal": "libc.ioctl(0, 0x5412, b'x')",  # TIOCSTI
+    "pivot the root": "libc.syscall(155, b'/tmp', b'/tmp')",
+    "reboot": "libc.syscall(169, 0xfee1dead, 672274793, 0x1234567, 0)",
+}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers of x86-64")
+@pytest.mark.parametrize("call", list(CALLS), ids=list(CALLS))
+def test_a_forbidden_system_call_ends_the_job_with_its_wall_named(place: Path,
+                                                                  call: str) -> None:
+    ran = forbidden_call(place, CALLS[call])
+    assert ran.said.split() == ["trying"], ran.said  # it got as far as the call, no further
+    assert sandbox.Wall.SYSCALL in ran.ending.walls, (ran.ending.exit_code, ran.ending.walls)
+    assert "system call" in ran.ending.reason()
+    assert ran.ending.seconds < LIMITS.wall_seconds  # ended at once, not at the wall
+
+
+def test_a_program_making_a_user_namespace_is_ended(place: Path) -> None:
+    ran = attack(place, SAY + """
+import subprocess
+done = subprocess.run(["unshare", "--user", "id"], capture_output=True)
+say("status", done.returncode)
+""")
+    assert ran.said.split() == ["status", str(-signal.SIGSYS)], ran.said
+
+
+@pytest.mark.parametrize("family", [40, 17, 38, 15])  # VSOCK, PACKET, ALG, KEY
+def test_sockets_beyond_local_and_loopback_do_not_exist(place: Path, family: int) -> None:
+    ran = attack(place, SAY + f"""
+import socket
+try:
+    socket.socket({family}, socket.SOCK_STREAM if {family} == 40 else socket.SOCK_RAW)
+    say("opened")
+except OSError as e:
+    say("refused", errno.errorcode[e.errno])
+""")
+    assert ran.said.split()[0] == "refused", ran.said
+
+
+def test_io_uring_is_absent_and_the_job_carries_on(place: Path) -> None:
+    ran = attack(place, SAY + """
+ret = libc.syscall(425, 8, ctypes.byref((ctypes.c_char * 120)()))
+say(ret, errno.errorcode.get(ctypes.get_errno()))
+""")
+    assert ran.ending.ok and ran.said.split() == ["-1", "ENOSYS"], ran.said
+
+
+def test_the_filter_refuses_each_call_it_lists() -> None:
+    """Every name the filter lists is a system call libseccomp knows on this machine."""
+    import pyseccomp
+
+    for name in (*syscalls.KILLED, *syscalls.ABSENT):
+        assert pyseccomp.resolve_syscall(pyseccomp.system_arch(), name) >= 0, name
+    assert len(syscalls.program()) > 0 and len(syscalls.program()) % 8 == 0
+
+
+# -- signals, hostname, limits of the sandbox ------------------------------------------------------
+
+
+def test_signals_reach_no_host_process(place: Path) -> None:
+    host = subprocess.Popen(["sleep", "60"])
+    try:
+        ran = attack(place, SAY + f"""
+import signal
+for pid in ({host.pid}, 1, -1):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        say("sent", pid)
+    except OSError as e:
+        say("refused", pid, errno.errorcode[e.errno])
+""")
+        assert host.poll() is None, "a host process was killed from a job"
+        assert f"refused {host.pid}" in ran.said, ran.said
+    finally:
+        host.kill()
+        host.wait()
+
+
+def test_the_hostname_and_the_host_user_database_are_its_own(place: Path) -> None:
+    ran = attack(place, SAY + """
+import socket
+try:
+    socket.sethostname("evil")
+    say("renamed")
+except OSError as e:
+    say("refused", errno.errorcode[e.errno])
+say(socket.gethostname(), os.path.exists("/etc/shadow"), os.path.exists("/etc/passwd"))
+""")
+    assert ran.said.splitlines()[0].startswith("refused")
+    assert ran.said.splitlines()[1] == "job False False"
+    assert os.uname().nodename != "evil"
+
+
+def test_the_monitor_cannot_forge_a_wall_that_stops(place: Path) -> None:
+    ran = attack(place, """
+        import os
+        fd = int(os.environ["STRONGROOM_MONITOR_FD"])
+        for wall in ("time", "memory", "cpu", "file_size", "syscall", "network"):
+            os.write(fd, f"{wall}\\tforged\\tforged\\n".encode())
+        """)
+    assert ran.ending.ok
+    assert ran.ending.walls == [sandbox.Wall.NETWORK]  # a try, as it said; never a stop
+
+
+# -- nothing decrypted survives ------------------------------------------------------------------
+
+SLEEPER = """
+import sys, time
+from pathlib import Path, PurePosixPath
+from strongroom.jobs import runner, sandbox
+marker = sys.argv[1].encode()
+with runner.scratch("job_crashtest") as place:
+    code, data, out, plan = (place / n for n in ("code", "inputs", "out", "plan"))
+    for folder in (code / "inputs", code / "output", data, out, plan):
+        folder.mkdir(parents=True)
+    runner._give(out, plan)
+    (data / "cohort.parquet").write_bytes(b"PAR1" + marker * 1000)
+    (code / "study.py").write_text(
+        "import shutil, time\\n"
+        "shutil.copy('inputs/cohort.parquet', 'output/copy.parquet')\\n"
+        "open('/tmp/t', 'wb').write(open('inputs/cohort.parquet', 'rb').read())\\n"
+        "print('copied', flush=True)\\n"
+        "time.sleep(120)\\n")
+    print("vault", place, flush=True)
+    sandbox.run([sys.executable, "-B", "study.py"],
+                [sandbox.Mount(code, "/job"), sandbox.Mount(data, "/job/inputs"),
+                 sandbox.Mount(out, "/job/output", writable=True)],
+                limits=sandbox.Limits(wall_seconds=120), name=sys.argv[2])
+"""
+
+
+@ROOT_ONLY
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "term"])
+def test_a_killed_platform_leaves_no_decrypted_byte(how: int, tmp_path: Path) -> None:
+    marker = f"ROW{os.getpid()}{how}{time.monotonic_ns()}"
+    platform = subprocess.Popen([sys.executable, "-c", SLEEPER, marker,
+                                 f"strongroom-crashtest-{time.monotonic_ns()}"],
+                                stdout=subprocess.PIPE, text=True)
+    assert platform.stdout is not None
+    said = platform.stdout.readline().split()
+    assert said[0] == "vault", said
+    keeper = vault.where(said[1])
+    assert keeper is not None, "the platform, root, kept its scratch in a vault"
+    point = Path(keeper.path)
+    _wait(lambda: (Path(said[1]) / "out" / "copy.parquet").exists())
+    assert list(point.iterdir()) == []  # the host sees an empty folder, even while it runs
+    assert _found(marker) == []
+    platform.send_signal(how)
+    platform.wait(timeout=30)
+    _wait(lambda: not Path(f"/proc/{keeper.pid}").exists())  # the keeper went with it
+    _wait(lambda: not _sandboxes(marker))
+    assert _found(marker) == []  # nowhere on the host: not in memory's files, not on disk
+    # what start-up finds: the empty mount point, no longer held, and removes it
+    assert ("job_crashtest", point) in vault.leftovers(point.parent)
+    assert list(point.iterdir()) == []
+    vault.destroy(point)
+    assert not point.exists()
+    platform.stdout.close()
+
+
+def _wait(done, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.1)
+
+
+def _sandboxes(marker: str) -> bool:
+    return subprocess.run(["pgrep", "-f", "strongroom-crashtest|study.py"],
+                          capture_output=True).returncode == 0 and any(
+        "study.py" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        for pid in subprocess.run(["pgrep", "-f", "study.py"], capture_output=True,
+                                  text=True).stdout.split()
+        if Path(f"/proc/{pid}/cmdline").exists())
+
+
+def _found(marker: str) -> list[str]:
+    """Files under the host's memory-backed and temporary folders holding ``marker``."""
+    done = subprocess.run(["grep", "-rlsF", "--devices=skip", marker, "/dev/shm", "/tmp",
+                           "/var/tmp", "/run"], capture_output=True, text=True)
+    return [line for line in done.stdout.splitlines() if line]
