@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -135,11 +136,15 @@ def main() -> None:
     parser.add_argument("--expected", type=int, default=30,
                         help="the action's expected_seconds: when the job is to be seen ending "
                              "(a researcher's estimate from an earlier run)")
+    parser.add_argument("--startup-only", action="store_true",
+                        help="measure the sandbox's start-up overhead alone")
     args = parser.parse_args()
     problem = sandbox.unavailable()
     if problem:
         raise SystemExit(problem)
     startup(args.startups)
+    if args.startup_only:
+        return
     with tempfile.TemporaryDirectory(prefix="strongroom-jobs-bench-") as tmp:
         started = time.perf_counter()
         world = AttackWorld.build(Path(tmp), cohort=args.participants, seed=5)
@@ -286,6 +291,15 @@ def startup(n: int) -> None:
     print(f"sandbox start-up: median {a * 1000:.0f} ms in bubblewrap vs {b * 1000:.0f} ms "
           f"plain, overhead {(a - b) * 1000:.0f} ms per run (target ≤ 1000 ms); a job makes "
           f"two runs (dummy, real)", flush=True)
+    scratch = []  # a job's scratch opened and closed once (its vault, where root)
+    for k in range(n):
+        started = time.perf_counter()
+        with runner.scratch(f"job_bench{k}"):
+            pass
+        scratch.append(time.perf_counter() - started)
+    print(f"a job's scratch opened and closed: median {statistics.median(scratch) * 1000:.0f} "
+          f"ms (once per job); load {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores",
+          flush=True)
 
 
 if __name__ == "__main__":

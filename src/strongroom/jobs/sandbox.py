@@ -152,10 +152,10 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
     problem = unavailable()
     if problem:
         raise Refused(problem)
+    enter, mounts = _entered(mounts)
     monitor_r, monitor_w = os.pipe()
     filter_fd = syscalls.descriptor()
     group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes)
-    enter, mounts = _entered(mounts)
     binds = [*_runtime(), *_binds(mounts)]
     args = [*enter, BWRAP, *_walls(limits, env or {}, monitor_w), *_parents(binds), *binds,
             *_sealed(limits), "--seccomp", str(filter_fd), "--chdir", cwd, "--",
@@ -233,7 +233,7 @@ def _entered(mounts: list[Mount]) -> tuple[list[str], list[Mount]]:
     """Mounts whose sources are in a vault: the prefix that starts the sandbox inside it, and
     the sources as they are named there (all must be in the same vault, or none)."""
     places = {vault.where(m.source) for m in mounts}
-    if places == {None}:
+    if places <= {None}:
         return [], mounts
     pids = {p.pid for p in places if p is not None}
     if None in places or len(pids) != 1:
