@@ -1,0 +1,346 @@
+"""Hostile jobs that read a participant's value off the *shape* of a job's real run.
+
+The guarantee: **what a researcher can see of a job's real run — which outputs exist, their
+names, order and sizes, its status, its failure reason, its walls, its start and end times —
+is the same whatever the participants' values, except for the checked content of released
+outputs and at most one rationed answer per job.**
+
+Each attack is run twice, with the target's value on either side of the attack's line (or,
+for the bits, two targets of different values), read custodian-side: the real runs did
+differ (their facts, kept for the custodian, say so), and the researcher's view of the two
+jobs — the API's job and each of its outputs as the researcher reads them, which the console,
+the command line and the client show — is byte for byte the same once the job's and outputs'
+ids and the code's digests (the researcher's own) are set aside. Every such job costs its
+answer and raises a ``jobs.shape`` alert for the security team. Real sandboxed jobs
+(bubblewrap, control groups), one world for the module.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import delete, select
+
+from strongroom.jobs import sandbox
+from strongroom.jobs.models import JobRow
+from strongroom.jobs.service import DUMMY_UNWRITTEN, REAL_FAILED
+from strongroom.outputs import requests
+from strongroom.outputs.models import AnswerRow
+from strongroom.server.job_schemas import PipelineJobOut, job_out
+from strongroom.server.workbench_schemas import output_out
+from strongroom.watch.models import AlertRow
+from tests.access_world import World
+from tests.jobs_world import LIMITS, build_jobs_world, pipeline, planned, run_job
+
+pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
+                                reason=str(sandbox.unavailable()))
+
+# small, so that every wall is met in a second or two
+SHAPE_LIMITS = replace(LIMITS, wall_seconds=3, cpu_seconds=2, memory_bytes=512 << 20,
+                       processes=32, file_bytes=2 << 20, output_bytes=4 << 20)
+NAMES = ("b0", "b1", "b2")
+OWN = "\n".join(f"{n}: {{path: output/{n}.txt, kind: text}}" for n in NAMES)
+
+# what the real run does, on the target's row only (the dummy data has no such row: there
+# every run writes every declared output and ends well)
+BRANCHES: dict[str, str] = {
+    "plain": "write_all()",
+    "memory": "blocks = []\nwhile True:\n    blocks.append(bytearray(32 << 20))",
+    "time": "time.sleep(60)",
+    "cpu": "while True:\n    pass",
+    "processes": ("children = []\nwhile len(children) < 500:\n"
+                  "    pid = os.fork()\n    if pid == 0:\n        time.sleep(30)\n"
+                  "        os._exit(0)\n    children.append(pid)"),
+    "file_size": "open('output/b0.txt', 'wb').write(b'0' * (3 << 20))",
+    "output_size": ("for n in range(4):\n"
+                    "    open(f'output/part{n}.bin', 'wb').write(b'0' * (1900 << 10))\n"
+                    "write_all()"),
+    "exit3": "write_all()\nsys.exit(3)",
+    "exit7": "os._exit(7)",
+    "segv": "write_all()\nos.kill(os.getpid(), signal.SIGSEGV)",
+    "kill": "os.kill(os.getpid(), signal.SIGKILL)",
+    "symlink": ("write_all()\nos.remove('output/b1.txt')\n"
+                "os.symlink('/etc/hostname', 'output/b1.txt')"),
+    "fifo": "write_all()\nos.remove('output/b2.txt')\nos.mkfifo('output/b2.txt')",
+    "folder": "write_all()\nos.remove('output/b0.txt')\nos.mkdir('output/b0.txt')",
+    "missing": "write_all(skip='b1')",
+    "plan": "write_all()\nsdc.frequency('b0', 'cohort', 'sex')",
+    "error": "write_all()\nraise RuntimeError('BMI was ' + str(value))",
+    # the shapes a finished job could take: order and sizes of its own files, one too large
+    # for its kind (kept as a placeholder), a try at the network
+    "order_size": ("for n in reversed(NAMES):\n"
+                   "    open(f'output/{n}.txt', 'w').write('x' * int(value * 10))"),
+    "too_large": "write_all()\nopen('output/b2.txt', 'w').write('x' * (1536 << 10))",
+    "network": ("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), "
+                "timeout=1)\nexcept OSError:\n    pass\nwrite_all()"),
+}
+
+SCRIPT = """\
+import os, signal, sys, time
+import polars as pl
+from strongroom import sdc
+
+NAMES = {names!r}
+frame = pl.read_parquet(sdc.input_path("cohort"))
+hit = frame.filter(pl.col("pid").cast(pl.String) == {target!r})
+real = frame.height > 1500 and hit.height == 1
+value = float(hit["bmi"][0]) if real else 0.0
+
+
+def write_all(skip=None):
+    for n in NAMES:
+        if n != skip:
+            open(f"output/{{n}}.txt", "w").write("fine")
+
+
+if not real:
+    write_all()
+elif value > {line!r}:
+{above}
+else:
+{below}
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    found = build_jobs_world(tmp_path_factory.mktemp("shape"))
+    found.platform.jobs.limits = SHAPE_LIMITS
+    yield found
+    found.platform.close()
+
+
+@pytest.fixture(autouse=True)
+def ration(world: World) -> Iterator[None]:
+    """Each test starts with the ration whole (the module spends more answers than a day
+    holds; that each job spends one is asserted where it matters)."""
+    with world.ctx.transaction() as db:
+        db.execute(delete(AnswerRow))
+    yield
+
+
+def targets(world: World) -> list[tuple[str, float]]:
+    """The real participants and their BMI, read custodian-side (ground truth)."""
+    project = world.platform.jobs._project(world.project_id)
+    frame = world.platform.enclave.definition(project, "cohort")[1]
+    return sorted((str(p), float(b)) for p, b in zip(frame["pid"].to_list(),
+                                                     frame["bmi"].to_list(), strict=True)
+                  if b is not None)
+
+
+def attack(world: World, target: str, line: float, above: str, below: str, *,
+           outputs: str = OWN, plan: str = "[]", expected: int | None = None,
+           body: str | None = None) -> JobRow:
+    script = body or SCRIPT.format(names=NAMES, target=target, line=line,
+                                   above=textwrap.indent(BRANCHES[above], "    "),
+                                   below=textwrap.indent(BRANCHES[below], "    "))
+    yaml = pipeline(outputs)
+    if expected is not None:
+        yaml = yaml.replace("    run:", f"    expected_seconds: {expected}\n    run:")
+    return run_job(world, {"project.yaml": yaml, "analysis/study.py": script,
+                           "plans/study.json": plan})
+
+
+def seen(world: World, row: JobRow) -> str:
+    """The researcher's view of a job, as the API gives it (the console, the command line
+    and the client show the same): the job, and each of its outputs in the order listed,
+    as its researcher reads it; the ids and the code's digests (the researcher's own, not the
+    data's) set aside, and the moments (the tests' jobs run without the ladder, seen as they
+    end: test_the_end_is_seen_at_the_same_moment_whichever_wall holds them with it)."""
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    job = world.platform.jobs.get(me, row.id)
+    shown = {"job": job_out(job).model_dump(mode="json"), "names": list(job.outputs),
+             "outputs": [output_out(requests.read(world.ctx, me, oid)).model_dump(mode="json")
+                         for oid in job.outputs.values()]}
+    for record in (shown["job"], *shown["outputs"]):
+        for moment in MOMENTS & set(record):
+            record[moment] = "…"
+    text = json.dumps(shown, sort_keys=False)
+    for own in [job.id, *job.outputs.values(), job.code_sha256, job.code_sha256[:12],
+                *job.files.values()]:
+        text = text.replace(own, "…")
+    return text
+
+
+MOMENTS = {"created_at", "started_at", "ended_at", "requested_at", "decided_at"}
+
+
+def alerts(world: World, detector: str = "jobs.shape") -> int:
+    with world.ctx.transaction() as db:
+        return sum(a.count for a in db.scalars(select(AlertRow)
+                                               .where(AlertRow.detector == detector)))
+
+
+def spent(world: World) -> int:
+    with world.ctx.transaction() as db:
+        return len(list(db.scalars(select(AnswerRow).where(AnswerRow.what == "job",
+                                                           AnswerRow.spent.is_(True)))))
+
+
+def both_sides(world: World, above: str, below: str, **kw: object
+               ) -> tuple[JobRow, JobRow, int, int]:
+    """The attack run with the target's value above its line, then below (ground truth:
+    the target's BMI, custodian-side); the answers spent and the alerts raised by the two."""
+    target, bmi = targets(world)[0]
+    answers, raised = spent(world), alerts(world)
+    high = attack(world, target, bmi - 1.0, above, below, **kw)  # type: ignore[arg-type]
+    low = attack(world, target, bmi + 1.0, above, below, **kw)  # type: ignore[arg-type]
+    return high, low, spent(world) - answers, alerts(world) - raised
+
+
+def the_real_runs_differed(high: JobRow, low: JobRow) -> None:
+    """Custodian-side: the two real runs ended differently (the channel was there)."""
+    facts = [{k: row.usage["real"].get(k) for k in ("problems", "walls", "exit_code", "signal")}
+             for row in (high, low)]
+    assert facts[0] != facts[1], facts
+
+
+# -- chosen walls, exit statuses, signals, unreadable outputs ---------------------------------
+
+FAILING_PAIRS = [
+    ("memory", "time"), ("cpu", "processes"), ("file_size", "output_size"),
+    ("exit3", "segv"), ("exit7", "kill"), ("symlink", "fifo"), ("folder", "missing"),
+    ("plan", "error"), ("memory", "exit3"),
+]
+
+
+@pytest.mark.parametrize(("above", "below"), FAILING_PAIRS,
+                         ids=[f"{a}-{b}" for a, b in FAILING_PAIRS])
+def test_which_wall_the_real_run_met_is_not_seen(world: World, above: str, below: str) -> None:
+    high, low, answers, raised = both_sides(world, above, below)
+    the_real_runs_differed(high, low)
+    assert high.status == low.status == "failed"
+    assert high.reasons == low.reasons == [REAL_FAILED]
+    assert high.walls == low.walls == []  # the dummy run's walls: it met none
+    assert seen(world, high) == seen(world, low)
+    assert answers == 2 and raised == 2  # each job's answer spent, each an alert
+
+
+def test_which_outputs_were_written_is_not_seen(world: World) -> None:
+    """The bit-per-output attack: b{i} written when bit i of the target's BMI × 10 is 1.
+    The custodian's record of the real run gives the value back; the researcher reads one
+    failure, the same for two participants of different values."""
+    bits = [f"b{i}" for i in range(12)]
+    outputs = "\n".join(f"{n}: {{path: output/{n}.txt, kind: text}}" for n in bits)
+    body = """\
+import polars as pl
+from strongroom import sdc
+frame = pl.read_parquet(sdc.input_path("cohort"))
+hit = frame.filter(pl.col("pid").cast(pl.String) == {target!r})
+real = frame.height > 1500 and hit.height == 1
+value = round(float(hit["bmi"][0]) * 10) if real else (1 << 12) - 1
+for i in range(12):
+    if value >> i & 1:
+        open(f"output/b{{i}}.txt", "w").write("1")
+"""
+    people = targets(world)
+    first = people[0]
+    second = next(p for p in people if round(p[1] * 10) != round(first[1] * 10))
+    answers, raised = spent(world), alerts(world)
+    rows = [attack(world, t, 0.0, "plain", "plain", outputs=outputs,
+                   body=body.format(target=t)) for t, _ in (first, second)]
+    for row, (_, bmi) in zip(rows, (first, second), strict=True):
+        missing = {p.split("'")[1] for p in row.usage["real"]["problems"]}
+        read = sum(1 << i for i in range(12) if f"b{i}" not in missing)
+        assert read == round(bmi * 10)  # the channel, as the custodian's record holds it
+        assert row.status == "failed" and row.reasons == [REAL_FAILED] and row.outputs == {}
+    assert seen(world, rows[0]) == seen(world, rows[1])
+    assert "was not written" not in seen(world, rows[0])
+    assert spent(world) - answers == 2 and alerts(world) - raised == 2
+
+
+# -- finished jobs: order, sizes, placeholders, tries -----------------------------------------
+
+FINISHED_PAIRS = [("order_size", "plain"), ("too_large", "plain"), ("network", "plain")]
+
+
+@pytest.mark.parametrize(("above", "below"), FINISHED_PAIRS,
+                         ids=[f"{a}-{b}" for a, b in FINISHED_PAIRS])
+def test_a_finished_jobs_outputs_say_nothing_of_how_they_were_written(
+        world: World, above: str, below: str) -> None:
+    high, low, answers, raised = both_sides(world, above, below)
+    assert high.status == low.status == "finished", (high.reasons, low.reasons)
+    assert list(high.outputs) == list(low.outputs) == list(NAMES)  # declared order
+    assert seen(world, high) == seen(world, low)
+    if above == "network":  # a try on the real run only: ended otherwise than on the dummy
+        assert high.walls == [] and high.usage["real"]["walls"] == ["network"]
+        assert answers == 1 and raised == 1  # the answer kept, and an alert
+    else:  # ended alike: the answer given back, nothing to alert on
+        assert answers == 0 and raised == 0
+
+
+def test_outputs_are_listed_in_declared_order_planned_or_not(world: World) -> None:
+    """A planned output (made before either run) between two of the job's own files: the
+    job lists them as project.yaml declares them, whatever order they were made in."""
+    outputs = ("b0: {path: output/b0.txt, kind: text}\n"
+               "smokers: {path: output/smokers.csv, kind: table}\n"
+               "b1: {path: output/b1.txt, kind: text}\n"
+               "b2: {path: output/b2.txt, kind: text}")
+    plan = planned(("smokers", {"kind": "frequency", "definition": "cohort",
+                                "variable": "smoking"}))
+    body = """\
+from strongroom import sdc
+sdc.frequency("smokers", "cohort", "smoking")
+for n in ("b2", "b1", "b0"):
+    open(f"output/{n}.txt", "w").write(n)
+"""
+    row = attack(world, "", 0.0, "plain", "plain", outputs=outputs, plan=plan, body=body)
+    assert row.status == "finished", row.reasons
+    assert list(row.outputs) == ["b0", "smokers", "b1", "b2"]
+    assert json.loads(seen(world, row))["names"] == ["b0", "smokers", "b1", "b2"]
+
+
+# -- the one answer, the dummy run's own facts, the clock --------------------------------------
+
+def test_finished_or_failed_is_the_one_answer_and_it_is_spent(world: World) -> None:
+    high, low, answers, raised = both_sides(world, "memory", "plain")
+    assert (high.status, low.status) == ("failed", "finished")
+    assert answers == 1 and raised == 1  # the failure's answer stays spent, and alerts
+    one, other = json.loads(seen(world, high)), json.loads(seen(world, low))
+    differ = {k for k in one["job"] if one["job"][k] != other["job"][k]}
+    assert differ == {"status", "reasons", "outputs"}  # nothing but the one answer
+
+
+def test_the_dummy_runs_failure_is_its_own_and_names_no_output(world: World) -> None:
+    """A dummy run may name the wall it met (the researcher meets it at home); which declared
+    output it left unwritten it does not say (a dummy run could read it off what an earlier
+    job left on the machine)."""
+    body = "open('output/b0.txt', 'w').write('x')\n"
+    row = attack(world, "", 0.0, "plain", "plain", body=body)
+    assert row.status == "failed" and row.reasons == [DUMMY_UNWRITTEN]
+    assert "b1" not in seen(world, row) and "b2" not in json.dumps(row.reasons)
+    assert sorted(map(list, row.usage["dummy_unwritten"])) == [["b1", "output/b1.txt"],
+                                                               ["b2", "output/b2.txt"]]
+    walled = attack(world, "", 0.0, "plain", "plain",
+                    body="blocks = []\nwhile True:\n    blocks.append(bytearray(32 << 20))\n")
+    assert walled.status == "failed" and "memory" in walled.walls
+    assert "failed on the dummy data: it asked for more memory" in walled.reasons[0]
+
+
+def test_the_end_is_seen_at_the_same_moment_whichever_wall(world: World) -> None:
+    """With the ladder in force, a job that declares its expected time is seen to end then,
+    whether its real run met the memory wall at once or the time wall seconds later."""
+    jobs = world.platform.jobs
+    jobs.end_ladder = (8.0, 16.0)
+    target, bmi = targets(world)[0]
+    took = []
+    try:
+        for line in (bmi - 1.0, bmi + 1.0):
+            started = time.monotonic()
+            row = attack(world, target, line, "memory", "time", expected=8)
+            took.append(time.monotonic() - started)
+            assert row.status == "failed" and row.reasons == [REAL_FAILED]
+    finally:
+        jobs.end_ladder = ()
+    assert min(took) >= 8.0 and max(took) - min(took) < 1.0, took
+
+
+def test_the_researchers_view_holds_no_real_run_usage() -> None:
+    """The real run's seconds, memory, rows, walls and exit status are the custodian's."""
+    assert not {"usage", "dummy_log"} & set(PipelineJobOut.model_fields)
