@@ -77,6 +77,9 @@ def run_local(
                       markup=False, highlight=False)
     for path in report.written:
         console.print(f"wrote {path}", markup=False)
+    for output in report.unwritten:
+        errors.print(f"not written: {output} (in the enclave a run must write every declared "
+                     "output, or the job fails)", markup=False)
     if not report.ok:
         errors.print(f"failed: {report.reason}", markup=False)
         raise typer.Exit(1)

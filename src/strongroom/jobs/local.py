@@ -20,7 +20,7 @@ from typing import Any
 from strongroom.errors import Invalid, Refused
 from strongroom.jobs import code as job_code
 from strongroom.jobs import runner, sandbox
-from strongroom.jobs.pipeline import FILE, PLANS, parse
+from strongroom.jobs.pipeline import FILE, PLANS, OutputKind, parse
 
 LIMITS = sandbox.Limits(wall_seconds=1800.0, memory_bytes=4 << 30)
 
@@ -38,6 +38,9 @@ class Report:
     log: str
     plan: list[dict[str, Any]] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
+    # declared outputs it should have written itself and did not (as a plain file within
+    # the limits): in the enclave such a run fails the job
+    unwritten: list[str] = field(default_factory=list)
 
 
 def run(repo: Path, action: str, data: Path, *, sandboxed: bool = True) -> Report:
@@ -83,7 +86,13 @@ def run(repo: Path, action: str, data: Path, *, sandboxed: bool = True) -> Repor
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(payload)
         written.append(path)
-    return Report(last.ending.ok, last.ending.reason(), last.log(), last.plan, written)
+    planned = {item["output"] for item in last.plan}
+    unwritten = [f"{name} ({declared.path})"
+                 for name, declared in pipeline.actions[action].outputs.items()
+                 if name not in planned and declared.kind is not OutputKind.INTERNAL
+                 and declared.path not in last.files] if len(runs) == len(chain) else []
+    return Report(last.ending.ok, last.ending.reason(), last.log(), last.plan, written,
+                  unwritten)
 
 
 def _tables(data: Path) -> dict[str, bytes]:

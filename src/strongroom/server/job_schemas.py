@@ -48,10 +48,14 @@ class PipelineJobOut(BaseModel):
     plan: list[dict[str, Any]] = Field(description="the analyses asked for through "
                                                    "strongroom.sdc (on the dummy data)")
     outputs: dict[str, str] = Field(description="each output's name and its checked output's "
-                                                "id (GET /outputs/{id})")
-    reasons: list[str] = Field(description="why it failed or was refused, and outputs that "
-                                           "could not be kept")
-    walls: list[str] = Field(description="limits met and sandbox walls tried")
+                                                "id (GET /outputs/{id}), in the order "
+                                                "project.yaml declares them; once it has "
+                                                "finished, every declared output is here")
+    reasons: list[str] = Field(description="why it failed or was refused; a failure on the "
+                                           "real data gives one reason, the same whatever "
+                                           "happened")
+    walls: list[str] = Field(description="limits met and sandbox walls tried on the dummy "
+                                         "data (the real run's are the custodian's)")
 
 
 def job_out(row: JobRow) -> PipelineJobOut:
