@@ -206,6 +206,12 @@ def test_filling_the_output_folder_is_named_as_the_output(place: Path) -> None:
     assert sandbox.Wall.OUTPUT_SIZE in ran.ending.walls
 
 
+def test_a_folder_or_fifo_where_an_output_goes_is_no_output(place: Path) -> None:
+    for make in ("os.mkdir('/job/output/said.txt')", "os.mkfifo('/job/output/said.txt')"):
+        ran = attack(place, f"import os\n{make}\n")
+        assert ran.ending.ok and ran.files == {}, make
+
+
 # -- the system-call filter ---------------------------------------------------------------------
 
 CALLS = {

@@ -36,7 +36,7 @@ SHIPPED = {
     "audit.verified", "audit.checkpoint.exported",
     "enclave.definition.created", "enclave.definition.dropped", "enclave.analysis.run",
     "enclave.analysis.refused", "enclave.dummy.downloaded", "output.checked",
-    "job.submitted", "job.ended",
+    "job.submitted", "job.ended", "job.scratch_destroyed",
     "output.requested", "output.reviewed", "output.released", "output.blocked",
     "output.rejected", "output.withdrawn", "output.downloaded", "extract.created",
     "attribution.run",

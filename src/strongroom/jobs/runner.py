@@ -149,9 +149,10 @@ def _regular(path: Path, inside: Path, most: int) -> bytes | None:
         return None
     finally:
         os.close(at)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a FIFO, a device: not an output
+        os.close(fd)
+        return None
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return None
         data = f.read(most + 1)
     return data if len(data) <= most else None
 
