@@ -303,6 +303,18 @@ def test_filling_memory_is_stopped(world: World) -> None:
     assert "memory" in row.walls, (row.walls, row.reasons)
 
 
+def test_a_forbidden_system_call_is_the_wall_the_dummy_run_names(world: World) -> None:
+    """ptrace of the sandbox's init (it stopped PID 1 before the filter): ended at once, and
+    the job says which wall, as it says memory or time (the dummy run's own fact)."""
+    row = job(world, """
+        import ctypes
+        ctypes.CDLL(None).ptrace(16, 1, 0, 0)
+        open("output/notes.txt", "w").write("attached")
+        """)
+    assert row.status == "failed" and "syscall" in row.walls, (row.walls, row.reasons)
+    assert any("system call the sandbox forbids" in r for r in row.reasons), row.reasons
+
+
 def test_running_forever_is_stopped_at_the_wall_time(world: World) -> None:
     world.platform.jobs.limits = replace(LIMITS, wall_seconds=4)
     row = job(world, "while True:\n    pass\n")
