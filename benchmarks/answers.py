@@ -24,12 +24,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
-import workbench  # noqa: E402  (benchmarks/workbench.py: the how-to's study)
-
-from strongroom.access import projects  # noqa: E402
-from strongroom.attacks import runner  # noqa: E402
-from strongroom.attacks.world import AttackWorld  # noqa: E402
-from strongroom.outputs.models import AnswerRow, OutputRow  # noqa: E402
+import workbench
+from strongroom.access import projects
+from strongroom.attacks import runner
+from strongroom.attacks.world import AttackWorld
+from strongroom.outputs.models import AnswerRow, OutputRow
 
 AUTOMATIC = ("release", "release_with_suppression")
 
