@@ -412,3 +412,63 @@ def _found(marker: str) -> list[str]:
     done = subprocess.run(["grep", "-rlsF", "--devices=skip", marker, "/dev/shm", "/tmp",
                            "/var/tmp", "/run"], capture_output=True, text=True)
     return [line for line in done.stdout.splitlines() if line]
+
+
+# -- the red team's second look (session 27): what a refused call, a crash or a walk told --------
+
+
+def test_a_refused_call_writes_nothing_of_the_jobs_into_the_hosts_log(place: Path) -> None:
+    """The kernel logs every seccomp *kill* with the process's name and path, both the job's
+    to choose: a job named its processes after decrypted bytes and wrote them into the host's
+    log. Refusals are traps, which the kernel does not log."""
+    name = f"L{time.monotonic_ns() % 10**12}"
+    ran = attack(place, SAY + f"""
+if os.fork() == 0:
+    libc.prctl(15, b"{name}", 0, 0, 0)  # PR_SET_NAME
+    libc.ptrace(0, 0, 0, 0)
+    os._exit(0)
+_, status = os.wait()
+say("child", os.WIFSIGNALED(status) and os.WTERMSIG(status))
+""")
+    assert ran.said.split() == ["child", str(int(signal.SIGSYS))], ran.said
+    log = subprocess.run(["dmesg"], capture_output=True, text=True)
+    if log.returncode == 0:  # readable here (root): the name is nowhere in it
+        assert name not in log.stdout
+
+
+def test_no_core_dump_leaves_the_sandbox(place: Path) -> None:
+    ran = attack(place, SAY + """
+import resource
+say(*resource.getrlimit(resource.RLIMIT_CORE))
+try:
+    resource.setrlimit(resource.RLIMIT_CORE, (1 << 30, 1 << 30))
+    say("raised")
+except (ValueError, OSError):
+    say("refused")
+""")
+    assert ran.said.split() == ["1", "1", "refused"], ran.said
+
+
+def test_the_hosts_device_events_cannot_be_heard(place: Path) -> None:
+    ran = attack(place, SAY + """
+import socket
+for protocol in (15, 9, 12):  # KOBJECT_UEVENT, AUDIT, NETFILTER
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
+        say("opened", protocol)
+    except OSError as e:
+        say("refused", protocol, errno.errorcode[e.errno])
+socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close()  # routing: its own interfaces
+say("route")
+""")
+    assert "opened" not in ran.said and ran.said.split()[-1] == "route", ran.said
+
+
+def test_the_size_watch_never_walks_a_link_to_a_host_folder(tmp_path: Path) -> None:
+    """The watch runs as root beside the job: a folder swapped for a link to a host folder
+    must not be walked (a red-team job learnt host folders' sizes from the wall it met)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"x" * 10)
+    (tmp_path / "host").symlink_to("/usr")
+    (tmp_path / "d" / "host").symlink_to("/usr/lib")
+    assert sandbox.folder_size(tmp_path) == 10 + len("/usr") + len("/usr/lib")

@@ -16,6 +16,7 @@ wall is reported by the monitor hook (sitecustomize.py) through a pipe.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 import shutil
@@ -303,7 +304,10 @@ def _child(group: cgroups.Group, limits: Limits):  # type: ignore[no-untyped-def
         group.join()
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # 1, not 0: the kernel ignores a core limit of 0 when cores go to a program (a pipe
+        # in core_pattern), and would hand the job's memory to a root helper on the host; a
+        # limit of 1 it refuses outright
+        resource.setrlimit(resource.RLIMIT_CORE, (1, 1))
     return setup
 
 
@@ -341,23 +345,41 @@ def _watch_output(output: Path | None, limits: Limits, process: subprocess.Popen
 
 
 def folder_size(folder: Path, most_entries: int = 100_000) -> int:
-    """The bytes under ``folder`` (links not followed, any depth: no recursion); a folder of
-    more than ``most_entries`` entries counts as endless."""
-    total, entries, stack = 0, 0, [str(folder)]
+    """The bytes under ``folder`` (any depth: no recursion); a folder of more than
+    ``most_entries`` entries counts as endless. Each folder is opened from the one above it
+    without following links: a job that swaps a folder for a link to a host folder while
+    this runs would otherwise have root walk the host folder and tell it the size."""
+    total, entries = 0, 0
+    try:
+        stack = [os.open(folder, os.O_RDONLY | os.O_DIRECTORY)]
+    except OSError:
+        return 0
     while stack:
+        at = stack.pop()
         try:
-            with os.scandir(stack.pop()) as found:
+            with os.scandir(at) as found:
                 for entry in found:
                     entries += 1
                     if entries > most_entries:
+                        for fd in stack:
+                            os.close(fd)
                         return 1 << 62
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        with contextlib.suppress(OSError):
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY
+                                                 | os.O_NOFOLLOW, dir_fd=at))
+                        else:
                             total += entry.stat(follow_symlinks=False).st_size
-        except OSError:
-            continue
+                    except OSError as error:  # a link swapped in, or gone: not counted
+                        if error.errno in (errno.EMFILE, errno.ENFILE):
+                            raise  # more folders than can be held open: endless
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                for fd in stack:
+                    os.close(fd)
+                return 1 << 62
+        finally:
+            os.close(at)
     return total
 
 

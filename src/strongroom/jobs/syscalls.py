@@ -4,11 +4,15 @@ A Python or notebook job reads Parquet, computes and writes files; it has no use
 kernel's debugging, mounting, namespace, key, BPF, module, clock or raw-I/O calls, and each
 is a way to the host's kernel that namespaces alone do not close (``ptrace`` of the
 sandbox's init, ``keyctl`` into the host's keyrings, ``perf_event_open`` and ``bpf`` into
-the kernel's tracing, ``userfaultfd`` as an exploit's timer). Those calls end the job's
-process at once (``SIGSYS``: the :data:`~strongroom.jobs.sandbox.Wall.SYSCALL` wall, named on
-the dummy run); a few that libraries probe for and do without (``io_uring``, ``clone3``) fail
-as if the kernel lacked them. The filter is compiled by libseccomp (through pyseccomp) for
-this machine's architecture, once a process.
+the kernel's tracing, ``userfaultfd`` as an exploit's timer). Those calls are refused with
+``SIGSYS`` (seccomp's *trap*: a process that does not catch it ends, the
+:data:`~strongroom.jobs.sandbox.Wall.SYSCALL` wall, named on the dummy run). Not *kill*: the
+kernel writes every seccomp kill to its log with the process's name and program path, both
+the job's to choose, so a job could write decrypted bytes into the host's log a line at a
+time (a red team did); a trap is not logged. So is any call of another architecture's ABI
+(32-bit ``int 0x80``). A few calls libraries probe for and do without (``io_uring``,
+``clone3``) fail as if the kernel lacked them. The filter is compiled by libseccomp (through
+pyseccomp) for this machine's architecture, once a process.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import socket
 
 import pyseccomp as seccomp
 
-# ended with SIGSYS: no Python or notebook job needs them
+# refused with SIGSYS: no Python or notebook job needs them
 KILLED = (
     # another process's memory and state
     "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
@@ -37,6 +41,7 @@ KILLED = (
     # modules, kexec, the machine itself
     "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
     "reboot", "acct", "syslog", "vhangup", "iopl", "ioperm", "uselib", "nfsservctl",
+    "modify_ldt",
     # the clocks every process shares
     "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
 )
@@ -50,27 +55,32 @@ NAMESPACES = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x2000
 # and netlink, which glibc's getifaddrs reads interfaces with (a notebook's kernel does)
 FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK)
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C  # typing into, and driving, a terminal
+NETLINK_ROUTE = 0  # the one netlink protocol a job may open (interfaces, its own namespace's)
 
 
 @functools.cache
 def program() -> bytes:
     """The filter as a compiled BPF program (bubblewrap's ``--seccomp`` reads it)."""
     f = seccomp.SyscallFilter(seccomp.ALLOW)
+    f.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.TRAP)  # another ABI's calls: refused too
     for name in KILLED:
-        f.add_rule(seccomp.KILL_PROCESS, name)
+        f.add_rule(seccomp.TRAP, name)
     for name in ABSENT:
         f.add_rule(seccomp.ERRNO(errno.ENOSYS), name)
     for flag in NAMESPACES:
-        f.add_rule(seccomp.KILL_PROCESS, "clone",
-                   seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+        f.add_rule(seccomp.TRAP, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
     top = max(FAMILIES)
     for family in range(top):
         if family not in FAMILIES:
             f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket",
                        seccomp.Arg(0, seccomp.EQ, family))
     f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket", seccomp.Arg(0, seccomp.GT, top))
+    # netlink but its routing protocol: the kernel's device events (uevents) are the host's
+    f.add_rule(seccomp.ERRNO(errno.EPROTONOSUPPORT), "socket",
+               seccomp.Arg(0, seccomp.EQ, socket.AF_NETLINK),
+               seccomp.Arg(2, seccomp.NE, NETLINK_ROUTE))
     for request in (TIOCSTI, TIOCLINUX):
-        f.add_rule(seccomp.KILL_PROCESS, "ioctl",
+        f.add_rule(seccomp.TRAP, "ioctl",
                    seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, request))
     buffer = io.BytesIO()
     with os.fdopen(os.memfd_create("seccomp"), "w+b") as out:
