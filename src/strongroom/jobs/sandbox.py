@@ -233,16 +233,14 @@ def _walls(limits: Limits, env: dict[str, str], monitor: int) -> list[str]:
 def _entered(mounts: list[Mount]) -> tuple[list[str], list[Mount]]:
     """Mounts whose sources are in a vault: the prefix that starts the sandbox inside it, and
     the sources as they are named there (all must be in the same vault, or none)."""
-    places = {vault.where(m.source) for m in mounts}
-    if places <= {None}:
+    places = [vault.where(m.source) for m in mounts]
+    held = [p for p in places if p is not None]
+    if not held:
         return [], mounts
-    pids = {p.pid for p in places if p is not None}
-    if None in places or len(pids) != 1:
+    if len(held) != len(mounts) or len({p.pid for p in held}) != 1:
         raise ValueError("a sandbox's mounts must all be in one vault, or none")
-    inside = [vault.where(m.source) for m in mounts]
-    return (next(p for p in inside if p is not None).enter(),
-            [Mount(Path(p.path), m.target, m.writable) for p, m in zip(inside, mounts,
-                                                                      strict=True) if p])
+    return held[0].enter(), [Mount(Path(p.path), m.target, m.writable)
+                             for p, m in zip(held, mounts, strict=True)]
 
 
 def _parents(binds: list[str]) -> list[str]:

@@ -397,8 +397,9 @@ class Jobs:
                     f"{row.action}.json, the plan submitted with it: run it again with "
                     "'strongroom jobs run ACTION --dummy' and submit the plan it writes "
                     "(the submitted plan's outputs were made as usual)", *planned[1]], None
-            if _unwritten(action, submitted, dummy[-1]):  # which: the custodian's
-                row.usage["dummy_unwritten"] = _unwritten(action, submitted, dummy[-1])
+            unwritten = _unwritten(action, submitted, dummy[-1])
+            if unwritten:  # which: the custodian's
+                row.usage["dummy_unwritten"] = unwritten
                 return JobStatus.FAILED, [DUMMY_UNWRITTEN, *planned[1]], None
             # until the real run's facts are read: a platform failure from here on is told
             # as any failure of the real run (Jobs.run)

@@ -362,9 +362,8 @@ class Outputs:
     def schedule(self, request: Mapping[str, Any]) -> timing.Schedule:
         """When an analysis request may be answered (outputs/timing.py): from the request,
         the settings and the published sizes of the cohort and the genotype store."""
-        settings = self.ctx.settings
-        seconds = float(getattr(settings, "analysis_seconds", 0.0))
-        ratio = float(getattr(settings, "analysis_ladder", 2.0))
+        seconds = self.ctx.settings.analysis_seconds
+        ratio = self.ctx.settings.analysis_ladder
         if seconds <= 0:
             return timing.Schedule(0.0, ratio)
         held = self.genotypes.current() if (
