@@ -565,7 +565,7 @@ class Jobs:
                 institution_id=principal.institution_id, project_id=row.project_id,
                 via="job", rows_scanned=m.rows_scanned, participants=m.participants,
                 near_threshold=m.near_threshold, differencing=m.differencing,
-                differencing_within=m.differencing_within))
+                differencing_within=m.differencing_within, late=m.late))
         return measured
 
     def _end(self, row: JobRow, principal: Principal, status: JobStatus,

@@ -188,15 +188,19 @@ class Measures:
     # attempt, and honest outputs a dozen people apart from earlier ones meet it often
     differencing: int
     differencing_within: int
+    # 1 when the run passed its schedule's floor (outputs/timing.py): answered at a later
+    # step, its time an answer; repeats are timing bisection (the ``queries.overrun``
+    # detector), so every caller's meter has it: the API, the console, the jobs
+    late: int = 0
 
     @classmethod
     def of(cls, result: Result, held: Contributors, sure: Mapping[str, int],
-           threshold: int, rows: int) -> Measures:
+           threshold: int, rows: int, late: bool = False) -> Measures:
         sizes = [len(members) for _, members in held.cells()]
         near = sum(1 for c in result.cells if threshold <= c.contributors.size < 2 * threshold)
         return cls(rows, len(held.population), len(sizes), near,
                    sum(sure.get(kind, 0) for kind in AGAINST_RELEASED),
-                   sum(sure.get(kind, 0) for kind in (WITHIN_RULE, COMBINED)))
+                   sum(sure.get(kind, 0) for kind in (WITHIN_RULE, COMBINED)), int(late))
 
 
 # the kinds of keyed decision (enclave/margin.py) that difference against released outputs
@@ -398,7 +402,12 @@ class Outputs:
                 shorten_long(result)
                 _fits(result, fmt)
             except DataRefusal as refusal:
-                return self._refused(principal, project_id, request, fmt, refusal, timer)
+                refused = self._refused(principal, project_id, request, fmt, refusal, timer)
+                if measured is not None and timer is not None and timer.overran:
+                    # a run cut off or refused once it read the data, past its floor: its
+                    # counts are none, its lateness is metered like any overrun's
+                    measured(Measures(0, 0, 0, 0, 0, 0, late=1))
+                return refused
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
             report, held, findings, sure = self._checked(
@@ -425,7 +434,8 @@ class Outputs:
         self._keep(where.project, view.output.id, held)
         if measured is not None:
             measured(Measures.of(result, held, sure, rules.threshold,
-                                 self.enclave.cohort().participants.height))
+                                 self.enclave.cohort().participants.height,
+                                 late=timer is not None and timer.overran))
         return view
 
     def _gwas(self, principal: Principal, project_id: str, request: Mapping[str, Any],
@@ -499,7 +509,8 @@ class Outputs:
         self._keep(where.project, view.output.id, held)
         if measured is not None:  # metered like any analysis: the people it read
             measured(Measures.of(out.result, held, sure, rules.threshold,
-                                 self.enclave.cohort().participants.height))
+                                 self.enclave.cohort().participants.height,
+                                 late=timer is not None and timer.overran))
         # the membership budget is spent when the output exists, released or not (cautious)
         self._save_genetic_budget(where.project, budget + [
             (groups[t], genetics.increment(out.released.spent[t], before.get(t)))
@@ -889,6 +900,13 @@ class _Timer:
         self.schedule: timing.Schedule | None = None
         self.answer: int | None = None
         self.took: float | None = None  # when the output was recorded
+
+    @property
+    def overran(self) -> bool:
+        """Whether the recorded run passed its floor (known once settled): what
+        :class:`Answered` says, for the meter before the answer's wait."""
+        return (self.schedule is not None and self.took is not None
+                and self.schedule.overran(self.took))
 
     def begin(self) -> None:
         """Fix the schedule and reserve the answer a run past its floor would spend."""

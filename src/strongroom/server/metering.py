@@ -16,7 +16,7 @@ from strongroom.server.security import ACTION_KEY, PUBLIC, measure
 from strongroom.watch.history import Observation
 
 COUNTS = ("rows_scanned", "participants", "cells", "record_rows", "near_threshold",
-          "differencing", "differencing_within")
+          "differencing", "differencing_within", "late")
 # what an analysis measures of itself, but the cells it shows: cells count when released
 ANALYSIS_COUNTS = tuple(f.name for f in fields(Measures) if f.name != "cells")
 

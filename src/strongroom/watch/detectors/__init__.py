@@ -34,6 +34,7 @@ DETECTORS: dict[str, Detector] = {
     "queries.reconstruction": queries.reconstruction,
     "queries.differencing": queries.differencing,
     "queries.near-threshold": queries.near_threshold,
+    "queries.overrun": queries.overrun,
     "network.new": network.new_network,
     "network.travel": network.travel,
     "network.token-replay": network.token_replay,

@@ -15,6 +15,7 @@ import polars as pl
 
 from strongroom.watch.detectors.frames import between, person_subject
 from strongroom.watch.detectors.policy import DetectorPolicy
+from strongroom.watch.detectors.queries import JOB_ROUTE
 from strongroom.watch.history import History, Observation
 from strongroom.watch.signals import Signal
 from strongroom.watch.states import Severity
@@ -49,10 +50,13 @@ def shape(obs: Observation, history: History, policy: DetectorPolicy) -> list[Si
     an honest underestimate, so only repeats alert."""
     if obs.person_id is None or (obs.diverged <= 0 and obs.late <= 0):
         return []
+    if obs.via == "job" and obs.route != JOB_ROUTE:
+        return []  # an analysis the job planned: its overrun is ``queries.overrun``'s
     p = policy.job_shape
     since = history.now - dt.timedelta(days=p.window_days)
     jobs = between(history.person, since)
-    jobs = jobs.filter(pl.col("via") == "job") if jobs.height else jobs
+    jobs = (jobs.filter((pl.col("via") == "job") & (pl.col("route") == JOB_ROUTE))
+            if jobs.height else jobs)
     diverged = max(int(jobs["diverged"].gt(0).sum()) if jobs.height else 0, obs.diverged)
     late = max(int(jobs["late"].gt(0).sum()) if jobs.height else 0, obs.late)
     found: list[Signal] = []

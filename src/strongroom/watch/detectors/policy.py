@@ -23,7 +23,7 @@ ALL_DETECTORS: tuple[str, ...] = (
     "baseline.volume", "baseline.cadence", "baseline.hours",
     "coverage.allowance", "coverage.sweep",
     "queries.rewording", "queries.reconstruction", "queries.differencing",
-    "queries.near-threshold",
+    "queries.near-threshold", "queries.overrun",
     "network.new", "network.travel", "network.token-replay",
     "accounts.new-accounts", "accounts.refused-token", "accounts.auth-failures",
     "jobs.sandbox", "jobs.shape",
@@ -246,6 +246,19 @@ class JobShapePolicy:
 
 
 @dataclass(frozen=True)
+class OverrunPolicy:
+    """``queries.overrun``: analyses whose run passed their schedule's floor and were answered
+    at a later step (outputs/timing.py). Each such answer's step is about the data and costs
+    an answer; an honest heavy analysis can overrun now and then (a loaded machine), so only
+    repeats in a day alert. Not in ``auto_suspend``: the ration already bounds what the steps
+    can tell; the alert asks a person to read the queries."""
+
+    window_hours: int = 24
+    alert: int = 3  # overruns of one person in the window: medium …
+    extreme: int = 6  # … and high (suspends only if the custodian adds it to auto_suspend)
+
+
+@dataclass(frozen=True)
 class CorroborationPolicy:
     """Several detectors on one request: suspension even if none is extreme alone.
 
@@ -257,7 +270,8 @@ class CorroborationPolicy:
     groups: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("volume", ("baseline.volume", "baseline.cadence", "queries.reconstruction")),
         ("repetition", ("queries.rewording",)),
-        ("disclosure", ("queries.differencing", "queries.near-threshold")),
+        ("disclosure", ("queries.differencing", "queries.near-threshold",
+                        "queries.overrun")),
         ("coverage", ("coverage.allowance", "coverage.sweep")),
         ("place", ("network.new", "network.travel", "network.token-replay")),
         ("time", ("baseline.hours",)),
@@ -298,4 +312,5 @@ class DetectorPolicy:
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
     accounts: AccountsPolicy = field(default_factory=AccountsPolicy)
     job_shape: JobShapePolicy = field(default_factory=JobShapePolicy)
+    overrun: OverrunPolicy = field(default_factory=OverrunPolicy)
     corroboration: CorroborationPolicy = field(default_factory=CorroborationPolicy)

@@ -9,6 +9,8 @@ questions can rebuild records.
 several requests (many requests blocked for differencing between an output's own cells alert).
 ``queries.near-threshold``: many analyses showing cells just over the disclosure threshold
 (a tracker: small populations made to pass one cell at a time).
+``queries.overrun``: analyses that repeatedly ran past their schedule's floor and were answered
+at a later step (timing bisection: an expensive branch taken only on one person's row).
 """
 
 from __future__ import annotations
@@ -256,3 +258,48 @@ def _near(frame: pl.DataFrame) -> tuple[int, int, int, float]:
     width = float(np.median(rows["participants"].to_numpy()[showing])) if showing.any() \
         else 0.0
     return int(near.sum()), int(showing.sum()), rows.height, width
+
+
+# a job's own meter row (jobs/service.py ROUTE): its lateness is ``jobs.shape``'s; the analyses
+# it plans are metered under this route with " sdc" added, and are analyses like any other
+JOB_ROUTE = "JOB /projects/{project_id}/jobs"
+
+
+def overrun(obs: Observation, history: History, policy: DetectorPolicy) -> list[Signal]:
+    """``queries.overrun``: a person's analyses that passed their schedule's floor, again and
+    again in a day.
+
+    An analysis is answered at the first step of its schedule its run reached
+    (outputs/timing.py): at the floor unless it ran past it. The step it was answered at is
+    then an answer about the data, and spends one; an attacker bisecting a participant's value
+    on response time (an expensive expression evaluated only on their row, only when the value
+    is over a line) makes run after run overrun. One overrun is a loaded machine or a heavy
+    model; several in a day alert, more are high."""
+    if obs.person_id is None or obs.late <= 0 or obs.route == JOB_ROUTE:
+        return []
+    p = policy.overrun
+    now = history.now
+    rows = between(history.person, now - dt.timedelta(hours=p.window_hours))
+    if rows.height:
+        rows = rows.filter((pl.col("late") > 0) & (pl.col("route") != JOB_ROUTE))
+    late = max(rows.height, 1)
+    if late < p.alert:
+        return []
+    high = late >= p.extreme
+    routes = sorted(set(rows["route"].to_list())) if rows.height else [obs.route]
+    return [Signal(
+        detector="queries.overrun",
+        severity=Severity.HIGH if high else Severity.MEDIUM,
+        subject=person_subject(obs),
+        title=f"analyses of person {obs.person_id} ran past their time floor {late} times in "
+              f"{p.window_hours} hours",
+        reasons=[f"{late} analyses run for person {obs.person_id} in the last "
+                 f"{p.window_hours} hours ran past their schedule's floor and were answered at "
+                 "a later step. Which step is an answer about the data: a query that does "
+                 "expensive work only on one participant's row, only when their value is over "
+                 "a line, reads that value off the response time. Each cost an answer; "
+                 f"repeats look like the clock being read on purpose (alert from {p.alert}, "
+                 f"high from {p.extreme}): read the queries (their digests are in the meter) "
+                 "and ask the researcher why."],
+        evidence={"late": late, "window_hours": p.window_hours, "routes": routes},
+        suspend=high, dedup=midnight(now).date().isoformat())]
