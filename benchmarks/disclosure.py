@@ -1,6 +1,7 @@
 """Disclosure benchmark: the attack catalogue and the honest analyses, now and at a baseline.
 
     python benchmarks/disclosure.py [--baseline 606ebb9] [--cohort 3000] [--honest-only]
+    python benchmarks/disclosure.py --observables [--baseline 1fbd69b] [--cohort 3000]
 
 Runs every attack of ``strongroom.attacks.catalogue`` (each in a fresh institution, researcher
 and project; ground truth custodian-side) and prints, per kind, attacks tried and values
@@ -9,11 +10,18 @@ prints how many kept their automatic release. With ``--baseline`` the same catal
 that commit (a git worktree under benchmarks/.work, the attacks package copied in), in the
 same run, so the table shows what the check stopped and what it cost: the honest analyses
 auto-released at the baseline that lose it now.
+
+With ``--observables``, the channel attacks of issue 50 instead (strongroom.attacks.observables,
+the code the tests run): the amplifier bisection on response time, the bit-per-output job, the
+chosen-wall pairs of jobs, and the ration multiplied by members, projects and institutions;
+per channel, attacks tried, exact values recovered, bits the researcher observed and answers
+spent (custodian-side), now and at the baseline (default 1fbd69b) in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -62,7 +70,24 @@ def measure(cohort: int, attacks_too: bool = True) -> dict[str, Any]:
     return {"attacks": attacks, "honest": honest, "seconds": time.perf_counter() - started}
 
 
-def at_baseline(commit: str, cohort: int) -> dict[str, Any]:
+def measure_observables(cohort: int) -> dict[str, Any]:
+    """The observables' channel attacks on the strongroom importable here (JSON-able)."""
+    from strongroom.attacks import observables
+    from strongroom.attacks.world import AttackWorld
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        world = AttackWorld.build(Path(tmp), cohort=cohort)
+        try:
+            rows = observables.run_all(world, log=lambda line: print(line, file=sys.stderr,
+                                                                     flush=True))
+        finally:
+            world.close()
+    return {"channels": [dataclasses.asdict(r) for r in rows],
+            "seconds": time.perf_counter() - started}
+
+
+def at_baseline(commit: str, cohort: int, *extra: str) -> dict[str, Any]:
     """The same run on ``commit``: a worktree with today's attacks package copied in."""
     work = ROOT / "benchmarks" / ".work" / f"baseline-{commit}"
     if not work.exists():
@@ -73,8 +98,9 @@ def at_baseline(commit: str, cohort: int) -> dict[str, Any]:
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(ROOT / "src" / "strongroom" / "attacks", target)
     env = {**os.environ, "PYTHONPATH": str(work / "src")}
-    done = subprocess.run([sys.executable, __file__, "--inner", "--cohort", str(cohort)],
-                          env=env, cwd=work, check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--inner", "--cohort", str(cohort),
+                           *extra], env=env, cwd=work, check=True, capture_output=True,
+                          text=True)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -111,18 +137,59 @@ def report(now: dict[str, Any], base: dict[str, Any] | None, label: str) -> None
                                                     if base else ""))
 
 
+def report_observables(now: dict[str, Any], base: dict[str, Any] | None, label: str) -> None:
+    """Per channel: tried, exact values recovered, bits observed, answers spent; now and at
+    the baseline (a channel the baseline could not run says so)."""
+    def cells(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return f"{'(not run)':>30}"
+        errors = [n for n in row["notes"] if n.startswith("error") or ": error" in n]
+        if row["tried"] == 0 or (row["notes"] and len(errors) == len(row["notes"])):
+            return f"{'(cannot run: its API differs)':>30}"
+        spent = "—" if row["answers"] is None else str(row["answers"])
+        return f"{row['tried']:>5} {row['recovered']:>5} {row['bits']:>8g} {spent:>8}"
+    before = {r["channel"]: r for r in base["channels"]} if base else {}
+    head = f"{'tried':>5} {'exact':>5} {'bits':>8} {'answers':>8}"
+    print(f"{'channel':<28} {head}" + (f"   at {label}: {head}" if base else ""))
+    for row in now["channels"]:
+        line = f"{row['channel']:<28} {cells(row)}"
+        print(line + (f"   {' ' * len(label) + '    '}{cells(before.get(row['channel']))}"
+                      if base else ""))
+    for name, result in (("now", now), (label, base)):
+        if result is None:
+            continue
+        print(f"\n{name}:")
+        for row in result["channels"]:
+            for note in row["notes"]:
+                print(f"  [{row['channel']}] {note}"[:200])
+    print(f"\nseconds: now {now['seconds']:.0f}" + (f", {label} {base['seconds']:.0f}"
+                                                    if base else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="606ebb9",
-                        help="a commit to compare with in the same run ('' for none)")
+    parser.add_argument("--baseline", default=None,
+                        help="a commit to compare with in the same run ('' for none; "
+                             "default 606ebb9, with --observables 1fbd69b)")
     parser.add_argument("--cohort", type=int, default=3000)
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--honest-only", action="store_true",
                         help="only the honest analyses, in a fresh world (seconds, not minutes)")
+    parser.add_argument("--observables", action="store_true",
+                        help="the channel attacks of issue 50 (time, jobs, the ration)")
     args = parser.parse_args()
     if args.inner:
-        print(json.dumps(measure(args.cohort)))
+        print(json.dumps(measure_observables(args.cohort) if args.observables
+                         else measure(args.cohort)))
         return
+    if args.observables:
+        commit = "1fbd69b" if args.baseline is None else args.baseline
+        now = measure_observables(args.cohort)
+        base = at_baseline(commit, args.cohort, "--observables") if commit else None
+        report_observables(now, base, commit)
+        return
+    if args.baseline is None:
+        args.baseline = "606ebb9"
     if args.honest_only:
         honest = measure(args.cohort, attacks_too=False)["honest"]
         for h in honest:

@@ -1,15 +1,15 @@
 """A world for job tests: a platform with a 3,000-participant cohort, a project with a
-dataset definition ``cohort``, and helpers to submit a repository of files and run it."""
+dataset definition ``cohort``, and helpers to submit a repository of files and run it
+(``pipeline`` and ``archive`` are shared with the benchmark's job attacks)."""
 
 from __future__ import annotations
 
-import io
 import json
-import textwrap
-import zipfile
 from pathlib import Path
 
 from strongroom.access.context import Principal
+from strongroom.attacks.observables import archive as archive
+from strongroom.attacks.observables import pipeline as pipeline
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.sandbox import Limits
 from tests.access_world import World, build_world
@@ -32,22 +32,6 @@ def build_jobs_world(root: Path) -> World:
     me = world.sign_in(world.researcher)
     world.platform.outputs.define(me, world.project_id, "cohort", COHORT)
     return world
-
-
-def pipeline(outputs: str, *, run: str = "python analysis/study.py",
-             inputs: str = "[cohort]") -> str:
-    """A project.yaml with one action ``study``; ``outputs``: its outputs block's lines."""
-    body = textwrap.indent(textwrap.dedent(outputs).strip(), " " * 6)
-    return (f"version: 1\nactions:\n  study:\n    run: {run}\n    inputs: {inputs}\n"
-            f"    outputs:\n{body}\n")
-
-
-def archive(files: dict[str, str | bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, textwrap.dedent(text) if isinstance(text, str) else text)
-    return buffer.getvalue()
 
 
 def planned(*items: tuple[str, dict[str, object]]) -> str:

@@ -18,7 +18,6 @@ answer and raises a ``jobs.shape`` alert for the security team. Real sandboxed j
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,13 +25,22 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import delete, select
 
+from strongroom.attacks.observables import (
+    BIT_JOB,
+    BIT_OUTPUTS,
+    BITS,
+    FAILING_PAIRS,
+    FINISHED_PAIRS,
+    NAMES,
+    OWN,
+    job_view,
+    script,
+)
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.service import DUMMY_UNWRITTEN, REAL_FAILED
-from strongroom.outputs import requests
 from strongroom.outputs.models import AnswerRow
-from strongroom.server.job_schemas import PipelineJobOut, job_out
-from strongroom.server.workbench_schemas import output_out
+from strongroom.server.job_schemas import PipelineJobOut
 from strongroom.watch.models import AlertRow
 from tests.access_world import World
 from tests.jobs_world import LIMITS, build_jobs_world, pipeline, planned, run_job
@@ -43,68 +51,8 @@ pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
 # small, so that every wall is met in a second or two
 SHAPE_LIMITS = replace(LIMITS, wall_seconds=3, cpu_seconds=2, memory_bytes=512 << 20,
                        processes=32, file_bytes=2 << 20, output_bytes=4 << 20)
-NAMES = ("b0", "b1", "b2")
-OWN = "\n".join(f"{n}: {{path: output/{n}.txt, kind: text}}" for n in NAMES)
-
-# what the real run does, on the target's row only (the dummy data has no such row: there
-# every run writes every declared output and ends well)
-BRANCHES: dict[str, str] = {
-    "plain": "write_all()",
-    "memory": "blocks = []\nwhile True:\n    blocks.append(bytearray(32 << 20))",
-    "time": "time.sleep(60)",
-    "cpu": "while True:\n    pass",
-    "processes": ("children = []\nwhile len(children) < 500:\n"
-                  "    pid = os.fork()\n    if pid == 0:\n        time.sleep(30)\n"
-                  "        os._exit(0)\n    children.append(pid)"),
-    "file_size": "open('output/b0.txt', 'wb').write(b'0' * (3 << 20))",
-    "output_size": ("for n in range(4):\n"
-                    "    open(f'output/part{n}.bin', 'wb').write(b'0' * (1900 << 10))\n"
-                    "write_all()"),
-    "exit3": "write_all()\nsys.exit(3)",
-    "exit7": "os._exit(7)",
-    "segv": "write_all()\nos.kill(os.getpid(), signal.SIGSEGV)",
-    "kill": "os.kill(os.getpid(), signal.SIGKILL)",
-    "symlink": ("write_all()\nos.remove('output/b1.txt')\n"
-                "os.symlink('/etc/hostname', 'output/b1.txt')"),
-    "fifo": "write_all()\nos.remove('output/b2.txt')\nos.mkfifo('output/b2.txt')",
-    "folder": "write_all()\nos.remove('output/b0.txt')\nos.mkdir('output/b0.txt')",
-    "missing": "write_all(skip='b1')",
-    "plan": "write_all()\nsdc.frequency('b0', 'cohort', 'sex')",
-    "error": "write_all()\nraise RuntimeError('BMI was ' + str(value))",
-    # the shapes a finished job could take: order and sizes of its own files, one too large
-    # for its kind (kept as a placeholder), a try at the network
-    "order_size": ("for n in reversed(NAMES):\n"
-                   "    open(f'output/{n}.txt', 'w').write('x' * int(value * 10))"),
-    "too_large": "write_all()\nopen('output/b2.txt', 'w').write('x' * (1536 << 10))",
-    "network": ("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), "
-                "timeout=1)\nexcept OSError:\n    pass\nwrite_all()"),
-}
-
-SCRIPT = """\
-import os, signal, sys, time
-import polars as pl
-from strongroom import sdc
-
-NAMES = {names!r}
-frame = pl.read_parquet(sdc.input_path("cohort"))
-hit = frame.filter(pl.col("pid").cast(pl.String) == {target!r})
-real = frame.height > 1500 and hit.height == 1
-value = float(hit["bmi"][0]) if real else 0.0
-
-
-def write_all(skip=None):
-    for n in NAMES:
-        if n != skip:
-            open(f"output/{{n}}.txt", "w").write("fine")
-
-
-if not real:
-    write_all()
-elif value > {line!r}:
-{above}
-else:
-{below}
-"""
+# the jobs, their branches (which wall the real run meets, on the target's row only) and
+# the pairs are shared with the benchmark (benchmarks/disclosure.py --observables)
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +84,11 @@ def targets(world: World) -> list[tuple[str, float]]:
 def attack(world: World, target: str, line: float, above: str, below: str, *,
            outputs: str = OWN, plan: str = "[]", expected: int | None = None,
            body: str | None = None) -> JobRow:
-    script = body or SCRIPT.format(names=NAMES, target=target, line=line,
-                                   above=textwrap.indent(BRANCHES[above], "    "),
-                                   below=textwrap.indent(BRANCHES[below], "    "))
+    code = body or script(target, line, above, below)
     yaml = pipeline(outputs)
     if expected is not None:
         yaml = yaml.replace("    run:", f"    expected_seconds: {expected}\n    run:")
-    return run_job(world, {"project.yaml": yaml, "analysis/study.py": script,
+    return run_job(world, {"project.yaml": yaml, "analysis/study.py": code,
                            "plans/study.json": plan})
 
 
@@ -153,22 +99,7 @@ def seen(world: World, row: JobRow) -> str:
     data's) set aside, and the moments (the tests' jobs run without the ladder, seen as they
     end: test_the_end_is_seen_at_the_same_moment_whichever_wall holds them with it)."""
     assert world.researcher is not None
-    me = world.sign_in(world.researcher)
-    job = world.platform.jobs.get(me, row.id)
-    shown = {"job": job_out(job).model_dump(mode="json"), "names": list(job.outputs),
-             "outputs": [output_out(requests.read(world.ctx, me, oid)).model_dump(mode="json")
-                         for oid in job.outputs.values()]}
-    for record in (shown["job"], *shown["outputs"]):
-        for moment in MOMENTS & set(record):
-            record[moment] = "…"
-    text = json.dumps(shown, sort_keys=False)
-    for own in [job.id, *job.outputs.values(), job.code_sha256, job.code_sha256[:12],
-                *job.files.values()]:
-        text = text.replace(own, "…")
-    return text
-
-
-MOMENTS = {"created_at", "started_at", "ended_at", "requested_at", "decided_at"}
+    return json.dumps(job_view(world.platform, world.sign_in(world.researcher), row))
 
 
 def alerts(world: World, detector: str = "jobs.shape") -> int:
@@ -203,13 +134,6 @@ def the_real_runs_differed(high: JobRow, low: JobRow) -> None:
 
 # -- chosen walls, exit statuses, signals, unreadable outputs ---------------------------------
 
-FAILING_PAIRS = [
-    ("memory", "time"), ("cpu", "processes"), ("file_size", "output_size"),
-    ("exit3", "segv"), ("exit7", "kill"), ("symlink", "fifo"), ("folder", "missing"),
-    ("plan", "error"), ("memory", "exit3"),
-]
-
-
 @pytest.mark.parametrize(("above", "below"), FAILING_PAIRS,
                          ids=[f"{a}-{b}" for a, b in FAILING_PAIRS])
 def test_which_wall_the_real_run_met_is_not_seen(world: World, above: str, below: str) -> None:
@@ -226,28 +150,16 @@ def test_which_outputs_were_written_is_not_seen(world: World) -> None:
     """The bit-per-output attack: b{i} written when bit i of the target's BMI × 10 is 1.
     The custodian's record of the real run gives the value back; the researcher reads one
     failure, the same for two participants of different values."""
-    bits = [f"b{i}" for i in range(12)]
-    outputs = "\n".join(f"{n}: {{path: output/{n}.txt, kind: text}}" for n in bits)
-    body = """\
-import polars as pl
-from strongroom import sdc
-frame = pl.read_parquet(sdc.input_path("cohort"))
-hit = frame.filter(pl.col("pid").cast(pl.String) == {target!r})
-real = frame.height > 1500 and hit.height == 1
-value = round(float(hit["bmi"][0]) * 10) if real else (1 << 12) - 1
-for i in range(12):
-    if value >> i & 1:
-        open(f"output/b{{i}}.txt", "w").write("1")
-"""
+    body = BIT_JOB
     people = targets(world)
     first = people[0]
     second = next(p for p in people if round(p[1] * 10) != round(first[1] * 10))
     answers, raised = spent(world), alerts(world)
-    rows = [attack(world, t, 0.0, "plain", "plain", outputs=outputs,
+    rows = [attack(world, t, 0.0, "plain", "plain", outputs=BIT_OUTPUTS,
                    body=body.format(target=t)) for t, _ in (first, second)]
     for row, (_, bmi) in zip(rows, (first, second), strict=True):
         missing = {p.split("'")[1] for p in row.usage["real"]["problems"]}
-        read = sum(1 << i for i in range(12) if f"b{i}" not in missing)
+        read = sum(1 << i for i in range(BITS) if f"b{i}" not in missing)
         assert read == round(bmi * 10)  # the channel, as the custodian's record holds it
         assert row.status == "failed" and row.reasons == [REAL_FAILED] and row.outputs == {}
     assert seen(world, rows[0]) == seen(world, rows[1])
@@ -256,9 +168,6 @@ for i in range(12):
 
 
 # -- finished jobs: order, sizes, placeholders, tries -----------------------------------------
-
-FINISHED_PAIRS = [("order_size", "plain"), ("too_large", "plain"), ("network", "plain")]
-
 
 @pytest.mark.parametrize(("above", "below"), FINISHED_PAIRS,
                          ids=[f"{a}-{b}" for a, b in FINISHED_PAIRS])

@@ -19,25 +19,20 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import aliased
 
-from strongroom.access import projects
-from strongroom.access.context import Principal
-from strongroom.access.models import Person, Project
+from strongroom.access.models import Project
 from strongroom.attacks import runner
 from strongroom.attacks.catalogue import BASE
+from strongroom.attacks.observables import answered, charged, institution_of, member, probe
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
 from strongroom.errors import Conflict
 from strongroom.outputs import answers
-from strongroom.outputs.models import AnswerRow, OutputRow
+from strongroom.outputs.models import OutputRow
 from strongroom.outputs.render import Format
-from strongroom.outputs.requests import OutputView
 from strongroom.outputs.verdicts import Verdict
 
 pytestmark = pytest.mark.slow
@@ -67,59 +62,9 @@ def budgets(world: AttackWorld, **limits: int) -> Iterator[None]:
         ctx.settings = saved
 
 
-def _probe(world: AttackWorld, who: Principal, project_id: str, cast: runner.Cast,
-           n: int) -> OutputView:
-    """A sum over one participant: the check always acts on it (one answer, while any)."""
-    target = cast.obese[n % len(cast.obese)]
-    return world.platform.outputs.analyse(who, project_id, {
-        "kind": "aggregate_sql",
-        "sql": f"SELECT sum(bmi) AS s FROM base WHERE {target.condition} AND {n} = {n}"},
-        Format("json"))
-
-
-def _answered(views: list[OutputView]) -> int:
-    """Outputs whose verdict the requester saw (not withheld for a spent budget)."""
-    return sum(1 for v in views if not v.check_report.withheld)
-
-
-def _member(world: AttackWorld, project_id: str, institution: str | None = None
-            ) -> Principal:
-    """A new researcher (of a new institution, or of ``institution``) added to a project."""
-    who = world._person("researcher", "researcher", institution)
-    projects.add_member(world.platform.access, world.staff("access-committee"), project_id,
-                        who.person_id)
-    return who
-
-
-def _institution(world: AttackWorld, who: Principal) -> str:
-    with world.platform.access.transaction() as db:
-        return str(db.get(Person, who.person_id).institution_id)  # type: ignore[union-attr]
-
-
-# -- ground truth, custodian-side ------------------------------------------------------------
-
-
-def charged(world: AttackWorld, *, person: str | None = None, project: str | None = None,
-            institution: str | None = None) -> int:
-    """Answers in the database charged to a person, a project or an institution (asked by
-    its people or in projects its people lead), counted here independently of the service."""
-    total = 0
-    with world.platform.access.transaction() as db:
-        for table, spent in ((OutputRow, OutputRow.acted), (AnswerRow, AnswerRow.spent)):
-            asker, lead = aliased(Person), aliased(Person)
-            query: Any = (select(func.count()).select_from(table)
-                          .join(asker, asker.id == table.requester)
-                          .join(Project, Project.id == table.project_id)
-                          .join(lead, lead.id == Project.lead_id).where(spent.is_(True)))
-            if person is not None:
-                query = query.where(table.requester == person)
-            if project is not None:
-                query = query.where(table.project_id == project)
-            if institution is not None:
-                query = query.where(or_(asker.institution_id == institution,
-                                        lead.institution_id == institution))
-            total += int(db.scalar(query) or 0)
-    return total
+# the probe, its counting and ground truth are shared with the benchmark
+# (benchmarks/disclosure.py --observables): strongroom/attacks/observables.py
+_probe, _answered, _member, _institution = probe, answered, member, institution_of
 
 
 # -- the attacks -----------------------------------------------------------------------------

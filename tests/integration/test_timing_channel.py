@@ -27,7 +27,8 @@ import pytest
 
 from strongroom.access.context import Principal
 from strongroom.attacks import runner
-from strongroom.attacks.catalogue import BASE, Target
+from strongroom.attacks.catalogue import BASE
+from strongroom.attacks.observables import PROBE, QUERIES, REFUSED, SORTS, STRONGEST, sides
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
 from strongroom.errors import DataRefusal, Invalid
@@ -42,77 +43,8 @@ pytestmark = pytest.mark.slow
 # a floor far above what a 3,000-participant aggregate takes, even on a loaded machine: the
 # suite records the waits instead of sleeping them, so it costs nothing to be generous
 FLOOR = 4.0
-# what the attacker's query releases: counts by sex over everyone, the same every time
-PROBE = ("SELECT sex, count(*) AS n FROM base WHERE CASE WHEN {T} AND bmi > {M} THEN {X} "
-         "ELSE true END GROUP BY sex")
-LONG = "lpad(CAST(bmi AS VARCHAR), 10000, 'a')"
-# the most expensive allowed expression: two patterns of about 100 steps per character over
-# texts of 10,000 characters, within the work per row (amplifiers.MAX_ROW_WORK)
-ALLOWED = "a{1,9}[ab]{1,9}a{1,9}[ab]{1,9}a{1,9}[ab]{1,9}a{1,9}[ab]{1,9}a{1,9}c"
-# (summed, not OR-ed with true, which DuckDB folds away before evaluating anything)
-STRONGEST = (f"(CASE WHEN regexp_matches({LONG}, '{ALLOWED}') THEN 1 ELSE 0 END + "
-             f"CASE WHEN regexp_matches(rpad(CAST(bmi AS VARCHAR), 10000, 'a'), '{ALLOWED}x') "
-             "THEN 1 ELSE 0 END) >= 0")
-# eight sorted lists of 10,000 characters each: about 20 ms of one core for one row, the
-# costliest allowed per row that was found (the patterns above compile once and cost little)
-SORTS = " + ".join(f"array_length(list_sort(string_split(lpad(CAST(bmi AS VARCHAR), 10000, "
-                   f"'{i}'), '')))" for i in range(8)) + " >= 0"
-
-# (name, the expensive expression {X} or a whole query, a word its refusal must hold)
-REFUSED = [
-    ("regex counted repetition (the issue's)",
-     "regexp_matches(lpad('', 100000, 'a'), '(a{1,100}){1,100}b') OR true", "counted"),
-    ("regex counted repetition over a row's text",
-     f"regexp_matches({LONG}, '(a|aa){{1,1000}}b') OR true", "counted"),
-    ("regex a character repeated a thousand times",
-     f"regexp_matches({LONG}, '[a-z]{{1,1000}}[a-z]{{1,1000}}b') OR true", "more than 10"),
-    ("regex nested quantifiers", f"regexp_matches({LONG}, '(a+)+b') OR true", "nested"),
-    ("regex_extract counted repetition",
-     f"length(regexp_extract({LONG}, '(a|aa){{1,1000}}b')) >= 0", "counted"),
-    ("regex_replace counted repetition",
-     f"length(regexp_replace({LONG}, '(a{{1,100}}){{1,100}}', 'b', 'g')) >= 0", "counted"),
-    ("the ~ operator with a long pattern", f"{LONG} ~ '{'a?' * 60}b' OR true", "longer than"),
-    ("a pattern built from the data",
-     "regexp_matches('aaaa', lpad('a', CAST(bmi AS INTEGER), 'a') || '+b') OR true",
-     "written in the query"),
-    ("lpad to a length computed from the data",
-     "length(lpad('', CAST(bmi * 100000 AS INTEGER), 'a')) >= 0", "pads to"),
-    ("lpad to a huge length", "length(lpad('', 100000000, 'a')) >= 0", "pads to"),
-    ("repeat", "length(repeat('a', 100000000)) >= 0", "repeat"),
-    ("SIMILAR TO", f"{LONG} SIMILAR TO '(a|aa)*b' OR true", "SIMILAR"),
-    ("regexp_full_match", f"regexp_full_match({LONG}, 'a+b') OR true", "regexp_full_match"),
-    ("a LIKE pattern that is a long built text",
-     f"{LONG} LIKE rpad('%', 10000, '%a') OR true", "character steps"),
-    ("stacked LIKEs", " OR ".join(f"{LONG} LIKE '%a%a%a%a%a%a%a%a%a%a%a%a%a%a%{i}%b'"
-                                  for i in range(12)) + " OR true", "character steps"),
-    ("nested lists: sorted splits of long texts",
-     " OR ".join(f"array_length(list_sort(string_split(lpad(CAST(bmi AS VARCHAR), 10000, "
-                 f"'{i}'), ''))) > 0" for i in range(16)), "character steps"),
-    ("range() producing a huge list", "array_length(range(100000000)) > 0", "range"),
-    ("generate_series", "array_length(generate_series(1, 100000000)) > 0", "generate_series"),
-    ("a lambda over a list (a user function's nearest kin)",
-     "array_length(list_transform(string_split(bmi::VARCHAR, ''), x -> x || x)) > 0",
-     "lambda"),
-    ("printf padding", "length(printf('%100000000d', 1)) > 0", "printf"),
-]
-QUERIES = [
-    ("a recursive CTE counting to a million",
-     "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 1000000) "
-     "SELECT sex, count(*) AS n FROM base WHERE {T} AND bmi > {M} AND "
-     "(SELECT max(x) FROM r) > 0 GROUP BY sex", "RECURSIVE"),
-    ("a cross join of the view with itself",
-     "SELECT sex, count(*) AS n FROM base WHERE pid IN (SELECT a.pid FROM base a CROSS JOIN "
-     "base b WHERE a.bmi > {M}) GROUP BY sex", "cross join"),
-    ("the view joined with itself on a shared value",
-     "SELECT sex, count(*) AS n FROM base WHERE pid IN (SELECT a.pid FROM base a JOIN base b "
-     "ON a.sex = b.sex WHERE {T} AND a.bmi > {M}) GROUP BY sex", "mix participants"),
-    ("string_agg of a long text", "SELECT sex, string_agg(lpad(CAST(bmi AS VARCHAR), 10000, "
-     "'a'), ',') AS s FROM base WHERE {T} AND bmi > {M} GROUP BY sex", "not allowed"),
-    ("unnest of a huge list", "SELECT sex, count(*) AS n FROM base, unnest(range(1000000)) "
-     "WHERE {T} AND bmi > {M} GROUP BY sex", "UNNEST"),
-    ("a macro (a user-defined function)",
-     "CREATE MACRO slow(x) AS regexp_matches(x, '(a|aa){1,1000}b')", "CREATE"),
-]
+# the attack's query, its amplifiers and the refusals they meet are shared with the
+# benchmark (benchmarks/disclosure.py --observables): strongroom/attacks/observables.py
 
 
 @pytest.fixture(scope="module")
@@ -163,12 +95,6 @@ def _ask(world: AttackWorld, who: Principal, project: str,
     return view, seen[0]
 
 
-def _sides(target: Target) -> tuple[str, str]:
-    """The bisection's two questions for one target: a line just under their BMI (the
-    expensive branch runs) and just over it (it does not); the truth read custodian-side."""
-    return f"{target.bmi - 0.05:.2f}", f"{target.bmi + 0.05:.2f}"
-
-
 def _refusal(world: AttackWorld, who: Principal, project: str, sql: str) -> str:
     """The refusal's reasons; it is answered at the floor, as everything else is."""
     seen: list[Answered] = []
@@ -190,7 +116,7 @@ def test_each_amplifier_is_refused_for_its_text_whatever_the_target(
     target = cast.obese[0]
     reasons = {_refusal(world, who, project, PROBE.replace("{T}", target.condition)
                         .replace("{M}", m).replace("{X}", expensive))
-               for m in _sides(target)}
+               for m in sides(target)}
     assert len(reasons) == 1, reasons  # the same refusal over m and under it
     reason = reasons.pop()
     assert word.lower() in reason.lower(), reason
@@ -207,7 +133,7 @@ def test_each_amplifying_query_shape_is_refused_for_its_text(
     who, project = _attacker(world)
     target = cast.obese[0]
     reasons = {_refusal(world, who, project, sql.replace("{T}", target.condition)
-                        .replace("{M}", m)) for m in _sides(target)}
+                        .replace("{M}", m)) for m in sides(target)}
     assert len(reasons) == 1, reasons
     assert word.lower() in reasons.pop().lower()
     assert _used(world, who, project) == 0
@@ -221,7 +147,7 @@ def test_the_strongest_allowed_amplifier_answers_at_the_same_step_over_and_under
     who, project = _attacker(world)
     seen: set[tuple[int, float, bool]] = set()
     for target in (*cast.obese[:3], *cast.lean[:3]):
-        for m, expensive in itertools.product(_sides(target), (STRONGEST, SORTS)):
+        for m, expensive in itertools.product(sides(target), (STRONGEST, SORTS)):
             sql = (PROBE.replace("{T}", target.condition).replace("{M}", m)
                    .replace("{X}", expensive))
             view, answered = _ask(world, who, project, sql)
@@ -239,7 +165,7 @@ def test_the_schedule_is_the_request_s_not_the_data_s(
     outputs = world.platform.outputs
     floors = set()
     for target in (cast.obese[0], cast.lean[0]):
-        for m in _sides(target):
+        for m in sides(target):
             sql = PROBE.replace("{T}", target.condition).replace("{M}", m).replace(
                 "{X}", STRONGEST)
             floors.add(outputs.schedule({"kind": "aggregate_sql", "sql": sql}))
