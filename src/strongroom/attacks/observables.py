@@ -29,6 +29,7 @@ import dataclasses
 import inspect
 import io
 import json
+import statistics
 import textwrap
 import time
 import zipfile
@@ -188,19 +189,27 @@ QUERIES = [
      "CREATE MACRO slow(x) AS regexp_matches(x, '(a|aa){1,1000}b')", "CREATE"),
 ]
 
+def _unfolded(expression: str) -> str:
+    """An amplifier as the bisection needs it: ``… OR true`` (enough to be refused) is folded
+    away by DuckDB before anything is evaluated, so it is summed instead."""
+    if expression.endswith(" OR true"):
+        return f"(CASE WHEN {expression[:-len(' OR true')]} THEN 1 ELSE 0 END) >= 0"
+    return expression
+
+
 # the benchmark's amplifiers: the two strongest allowed, and those refused now whose cost one
 # row can still cause on a platform without the guard in seconds (not minutes)
 BENCH_AMPLIFIERS: list[tuple[str, str]] = [
     ("strongest allowed: two patterns over long texts", PROBE.replace("{X}", STRONGEST)),
     ("strongest allowed: sorted splits of long texts", PROBE.replace("{X}", SORTS)),
-    *((name, PROBE.replace("{X}", x)) for name, x, _ in REFUSED if name in {
+    *((name, PROBE.replace("{X}", _unfolded(x))) for name, x, _ in REFUSED if name in {
         "regex counted repetition over a row's text", "regex nested quantifiers",
         "lpad to a huge length", "SIMILAR TO", "stacked LIKEs",
         "nested lists: sorted splits of long texts"}),
     *((name, q) for name, q, _ in QUERIES if name == "a recursive CTE counting to a million"),
 ]
 LOW, HIGH = 10.0, 80.0  # the BMI range the attacker bisects
-CALIBRATION = 3  # runs of each side before bisecting
+CALIBRATION = 5  # runs of each side before bisecting
 
 
 def sides(target: Target) -> tuple[str, str]:
@@ -264,18 +273,21 @@ def timing(world: AttackWorld, cast: runner.Cast, name: str, template: str) -> C
         return observe_time(world, who, project, template.replace("{T}", target.condition)
                             .replace("{M}", f"{m:.4f}"))
 
+    ask(0.0), ask(1000.0)  # warm the engine and the caches: not judged
     slow = [ask(0.0) for _ in range(CALIBRATION)]  # the branch runs on the target's row
     fast = [ask(1000.0) for _ in range(CALIBRATION)]  # it never does
     if {r for _, r in slow} != {r for _, r in fast} or any(r for _, r in slow):
         found.notes.append(f"{name}: refused ({(slow[0][1] or fast[0][1])[:60]}…)")
-    elif min(t for t, _ in slow) <= max(t for t, _ in fast):
+    elif _median(slow) <= _median(fast) or (
+            _median(slow) - _median(fast) < 2 * (_spread(slow) + _spread(fast))):
         found.notes.append(f"{name}: no difference in time ({_span(slow)} vs {_span(fast)})")
     else:
-        line = (min(t for t, _ in slow) + max(t for t, _ in fast)) / 2
+        line = (_median(slow) + _median(fast)) / 2
         lo, hi = LOW, HIGH
         while hi - lo > 0.01:
             mid = (lo + hi) / 2
-            over = ask(mid)[0] > line  # slow: the branch ran, their BMI is over mid
+            # slow: the branch ran, their BMI is over mid (the median of three answers)
+            over = _median([ask(mid) for _ in range(3)]) > line
             lo, hi = (mid, hi) if over else (lo, mid)
             found.bits += 1
         estimate = (lo + hi) / 2
@@ -284,6 +296,16 @@ def timing(world: AttackWorld, cast: runner.Cast, name: str, template: str) -> C
                            f"({_span(slow)} vs {_span(fast)})")
     found.answers = charged(world, person=who.person_id)
     return found
+
+
+def _median(runs: list[tuple[float, str]]) -> float:
+    return float(statistics.median(t for t, _ in runs))
+
+
+def _spread(runs: list[tuple[float, str]]) -> float:
+    """The median absolute deviation of the runs' times."""
+    middle = _median(runs)
+    return float(statistics.median(abs(t - middle) for t, _ in runs))
 
 
 def _span(runs: list[tuple[float, str]]) -> str:
@@ -436,6 +458,14 @@ class JobBench:
             return jobs.run(job.id, who)
         return cls(world, who, project, run)
 
+    def view(self, files: dict[str, str | bytes]) -> dict[str, Any]:
+        """Run a job and return the researcher's view of it; a platform that failed on it
+        shows the researcher that failure instead (an observable like any other)."""
+        try:
+            return job_view(self.world.platform, self.who, self.run(files))
+        except Exception as exc:  # an older platform's error on a hostile job
+            return {"error": type(exc).__name__}
+
     def targets(self) -> list[tuple[str, float]]:
         """The real participants and their BMI, read custodian-side (ground truth)."""
         with self.world.platform.access.transaction() as db:
@@ -477,22 +507,20 @@ def bit_per_output(world: AttackWorld) -> Channel:
     first = people[0]
     second = next(p for p in people if round(p[1] * 10) != round(first[1] * 10))
     found = Channel(JOB_CHANNELS["bit_per_output"], answers=None)
-    views = []
+    views, reads = [], []
     for target, bmi in (first, second):
-        row = bench.run({"project.yaml": pipeline(BIT_OUTPUTS),
-                         "analysis/study.py": BIT_JOB.format(target=target)})
-        view = job_view(world.platform, bench.who, row)
+        view = bench.view({"project.yaml": pipeline(BIT_OUTPUTS),
+                           "analysis/study.py": BIT_JOB.format(target=target)})
         views.append(view)
-        text = json.dumps(view["job"])
-        present = {n for n in view["names"]} | {
-            f"b{i}" for i in range(BITS)
-            if "was not written" in text and f"'b{i}' was not written" not in text}
+        present = set(view.get("names", ()))  # the outputs the researcher sees listed
         read = sum(1 << i for i in range(BITS) if f"b{i}" in present)
+        reads.append(read)
         found.tried += 1
         found.recovered += int(read == round(bmi * 10))
-        found.notes.append(f"read {read / 10:.1f}, truth {bmi:.2f}; {row.status}")
-    if views[0] != views[1]:
-        found.bits = BITS * len(views)  # each view shows which of the 12 outputs exist
+        status = view.get("job", {}).get("status", view.get("error"))
+        found.notes.append(f"read {read / 10:.1f}, truth {bmi:.2f}; {status}")
+    if reads[0] != reads[1]:
+        found.bits = BITS * len(views)  # each view showed which of the 12 outputs exist
     found.answers = charged(world, person=bench.who.person_id)
     return found
 
@@ -507,13 +535,15 @@ def chosen_walls(world: AttackWorld, pairs: list[tuple[str, str]] | None = None)
                          else FAILING_PAIRS + FINISHED_PAIRS + ONE_ANSWER):
         views = []
         for line in (bmi - 1.0, bmi + 1.0):
-            row = bench.run({"project.yaml": pipeline(OWN),
-                             "analysis/study.py": script(target, line, above, below)})
-            views.append(job_view(world.platform, bench.who, row))
+            views.append(bench.view({"project.yaml": pipeline(OWN),
+                                     "analysis/study.py": script(target, line, above,
+                                                                 below)}))
         found.tried += 1
         if views[0] != views[1]:
             found.bits += 1
-            found.notes.append(f"{above}/{below}: told apart")
+            errors = [v["error"] for v in views if "error" in v]
+            found.notes.append(f"{above}/{below}: told apart"
+                               + (f" (the platform failed: {errors[0]})" if errors else ""))
     found.answers = charged(world, person=bench.who.person_id)
     return found
 
