@@ -236,8 +236,11 @@ def test_near_miss_questions_are_counted(world: AttackWorld, cast: runner.Cast,
             assert counted, (size, whole)
         else:  # above every line a margin draws: nothing the check could decide
             assert whole
-    # the attack's point: outputs released whole yet counted (near misses) did occur
-    assert any(whole and counted for _, whole, counted in seen)
+    # the attack's point: outputs released whole yet counted (near misses) did occur; just
+    # over the line (2k − 2) they are most of the answers; at k − 1 a group of k is released
+    # whole only on a rare margin draw (keyed by the world's random key), so not asserted
+    if accomplices == 18:
+        assert any(whole and counted for _, whole, counted in seen)
     assert len(seen) <= 20 + sum(1 for s, _, _ in seen if s >= 2 * k - 1)
     assert charged(world, person=who.person_id) <= 20
 
