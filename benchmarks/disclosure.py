@@ -74,13 +74,18 @@ def measure_observables(cohort: int) -> dict[str, Any]:
     """The observables' channel attacks on the strongroom importable here (JSON-able)."""
     from strongroom.attacks import observables
     from strongroom.attacks.world import AttackWorld
+    from strongroom.server.job_schemas import job_out
+    from strongroom.server.workbench_schemas import output_out
+
+    shows = (lambda job: job_out(job).model_dump(mode="json"),
+             lambda view: output_out(view).model_dump(mode="json"))
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         world = AttackWorld.build(Path(tmp), cohort=cohort)
         try:
-            rows = observables.run_all(world, log=lambda line: print(line, file=sys.stderr,
-                                                                     flush=True))
+            rows = observables.run_all(world, shows=shows, log=lambda line: print(
+                line, file=sys.stderr, flush=True))
         finally:
             world.close()
     return {"channels": [dataclasses.asdict(r) for r in rows],

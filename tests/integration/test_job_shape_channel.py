@@ -40,10 +40,15 @@ from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.service import DUMMY_UNWRITTEN, REAL_FAILED
 from strongroom.outputs.models import AnswerRow
-from strongroom.server.job_schemas import PipelineJobOut
+from strongroom.server.job_schemas import PipelineJobOut, job_out
+from strongroom.server.workbench_schemas import output_out
 from strongroom.watch.models import AlertRow
 from tests.access_world import World
 from tests.jobs_world import LIMITS, build_jobs_world, pipeline, planned, run_job
+
+# the API's view of a job and of an output, as JSON
+SHOWS = (lambda job: job_out(job).model_dump(mode="json"),
+         lambda view: output_out(view).model_dump(mode="json"))
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
                                 reason=str(sandbox.unavailable()))
@@ -99,7 +104,7 @@ def seen(world: World, row: JobRow) -> str:
     data's) set aside, and the moments (the tests' jobs run without the ladder, seen as they
     end: test_the_end_is_seen_at_the_same_moment_whichever_wall holds them with it)."""
     assert world.researcher is not None
-    return json.dumps(job_view(world.platform, world.sign_in(world.researcher), row))
+    return json.dumps(job_view(world.platform, world.sign_in(world.researcher), row, SHOWS))
 
 
 def alerts(world: World, detector: str = "jobs.shape") -> int:

@@ -47,7 +47,6 @@ from strongroom.access.models import Person, Project
 from strongroom.attacks import runner
 from strongroom.attacks.catalogue import BASE, TOLERANCE, Target
 from strongroom.attacks.world import AttackWorld
-from strongroom.enclave import service
 from strongroom.errors import Invalid
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.render import Format
@@ -111,7 +110,7 @@ def charged(world: AttackWorld, *, person: str | None = None, project: str | Non
 def attacker(world: AttackWorld, institution_id: str | None = None) -> tuple[Principal, str]:
     """A new researcher and project, with the catalogue's ``base`` definition."""
     who, project = world.researcher(institution_id)
-    service.define(world.platform.enclave, who, project, "base", BASE)
+    world.platform.outputs.define(who, project, "base", BASE)
     return who, project
 
 
@@ -439,9 +438,10 @@ class JobBench:
     who: Principal
     project: str
     run: Callable[[dict[str, str | bytes]], Any]
+    shows: Shows
 
     @classmethod
-    def build(cls, world: AttackWorld) -> JobBench:
+    def build(cls, world: AttackWorld, shows: Shows) -> JobBench:
         from strongroom.jobs.sandbox import Limits
         who, project = world.researcher()
         world.platform.outputs.define(who, project, "cohort", JOB_COHORT)
@@ -456,13 +456,13 @@ class JobBench:
             files = {"plans/study.json": "[]", **files}
             job = jobs.submit(who, project, archive(files), "study")
             return jobs.run(job.id, who)
-        return cls(world, who, project, run)
+        return cls(world, who, project, run, shows)
 
     def view(self, files: dict[str, str | bytes]) -> dict[str, Any]:
         """Run a job and return the researcher's view of it; a platform that failed on it
         shows the researcher that failure instead (an observable like any other)."""
         try:
-            return job_view(self.world.platform, self.who, self.run(files))
+            return job_view(self.world.platform, self.who, self.run(files), self.shows)
         except Exception as exc:  # an older platform's error on a hostile job
             return {"error": type(exc).__name__}
 
@@ -476,18 +476,23 @@ class JobBench:
             frame["pid"].to_list(), frame["bmi"].to_list(), strict=True) if b is not None)
 
 
-def job_view(platform: Platform, who: Principal, row: Any) -> dict[str, Any]:
+# what the API shows of a job and of an output (server/job_schemas.job_out and
+# server/workbench_schemas.output_out, as JSON): the composing code (a test, the benchmark)
+# gives them, for this package imports nothing of the server
+Shows = tuple[Callable[[Any], dict[str, Any]], Callable[[Any], dict[str, Any]]]
+
+
+def job_view(platform: Platform, who: Principal, row: Any, shows: Shows) -> dict[str, Any]:
     """The researcher's view of a job as the API gives it (the console, the command line and
     the client show the same): the job, its outputs' names and each output as its researcher
     reads it; ids, the code's digests (the researcher's own) and moments set aside."""
     from strongroom.outputs import requests
-    from strongroom.server.job_schemas import job_out
-    from strongroom.server.workbench_schemas import output_out
+    job_shown, output_shown = shows
     job = platform.jobs.get(who, row.id)
     shown: dict[str, Any] = {
-        "job": job_out(job).model_dump(mode="json"), "names": list(job.outputs),
-        "outputs": [output_out(requests.read(platform.access, who, oid))
-                    .model_dump(mode="json") for oid in job.outputs.values()]}
+        "job": job_shown(job), "names": list(job.outputs),
+        "outputs": [output_shown(requests.read(platform.access, who, oid))
+                    for oid in job.outputs.values()]}
     for record in (shown["job"], *shown["outputs"]):
         for moment in {"created_at", "started_at", "ended_at", "requested_at",
                        "decided_at"} & set(record):
@@ -499,10 +504,10 @@ def job_view(platform: Platform, who: Principal, row: Any) -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def bit_per_output(world: AttackWorld) -> Channel:
+def bit_per_output(world: AttackWorld, shows: Shows) -> Channel:
     """Two targets of different values; the value decoded from which outputs the researcher
     sees (listed, or not named as unwritten)."""
-    bench = JobBench.build(world)
+    bench = JobBench.build(world, shows)
     people = bench.targets()
     first = people[0]
     second = next(p for p in people if round(p[1] * 10) != round(first[1] * 10))
@@ -525,10 +530,11 @@ def bit_per_output(world: AttackWorld) -> Channel:
     return found
 
 
-def chosen_walls(world: AttackWorld, pairs: list[tuple[str, str]] | None = None) -> Channel:
+def chosen_walls(world: AttackWorld, shows: Shows,
+                 pairs: list[tuple[str, str]] | None = None) -> Channel:
     """Each pair: the target's value over the line in one job, under it in the other; one bit
     if the researcher's views of the two jobs differ."""
-    bench = JobBench.build(world)
+    bench = JobBench.build(world, shows)
     target, bmi = bench.targets()[0]
     found = Channel(JOB_CHANNELS["chosen_walls"], answers=None)
     for above, below in (pairs if pairs is not None
@@ -611,9 +617,10 @@ def ration(world: AttackWorld, cast: runner.Cast, how: str, people: int = 5,
     return found
 
 
-def run_all(world: AttackWorld, *, jobs: bool = True,
+def run_all(world: AttackWorld, *, shows: Shows | None = None,
             log: Callable[[str], None] = lambda _: None) -> list[Channel]:
-    """Every channel's attacks on ``world``: one row per channel."""
+    """Every channel's attacks on ``world``: one row per channel (the jobs' only with the
+    API's ``shows`` of a job and an output)."""
     cast = runner.cast(world)
     rows: list[Channel] = []
     time_row = Channel("time (amplifier bisection)")
@@ -626,10 +633,10 @@ def run_all(world: AttackWorld, *, jobs: bool = True,
                 time_row.notes.append(f"{name}: error {exc!r}"[:200])
             log(time_row.notes[-1])
     rows.append(time_row)
-    if jobs:
+    if shows is not None:
         for attack in (bit_per_output, chosen_walls):
             try:
-                rows.append(attack(world))
+                rows.append(attack(world, shows))
             except Exception as exc:
                 rows.append(Channel(JOB_CHANNELS[attack.__name__],
                                     notes=[f"error {exc!r}"[:300]], answers=None))
