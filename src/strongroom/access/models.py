@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from strongroom.access.names import name_key
 from strongroom.db import Base, UTCDateTime
 
 
@@ -44,6 +45,35 @@ class Person(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # who the account belongs to, across accounts (strongroom.access.identity): the ORCID iD
+    # (canonical 0000-0000-0000-000X; not unique: two accounts with one share an allowance)
+    # and the name's key (strongroom.access.names), stored so a lookup is a query, not a scan
+    orcid: Mapped[str | None] = mapped_column(String(19), nullable=True, index=True)
+    name_key: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+
+    @validates("name")
+    def _keep_name_key(self, _: str, value: str) -> str:
+        self.name_key = name_key(value)  # whoever sets a name sets its key
+        return value
+
+
+class AccountLink(Base):
+    """A custodian's word on two accounts: the same human (``same``: they share one person
+    allowance, transitively) or two humans that only look alike (``distinct``: the name and
+    domain rule does not join that pair). Ended, never deleted: the history stays readable."""
+
+    __tablename__ = "access_account_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("access_people.id"), index=True)
+    same_as: Mapped[str] = mapped_column(ForeignKey("access_people.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(16))  # "same" or "distinct"
+    reason: Mapped[str] = mapped_column(Text)
+    linked_by: Mapped[str] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class PersonRole(Base):

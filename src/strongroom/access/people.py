@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 from strongroom.access import passwords, totp
 from strongroom.access.authorize import authorize
 from strongroom.access.context import AccessContext, Principal
+from strongroom.access.identity import accounts_of
 from strongroom.access.models import Institution, Person, PersonRole, Training
+from strongroom.access.names import optional_orcid
 from strongroom.access.permissions import Action
 from strongroom.access.roles import Role
 from strongroom.access.states import InstitutionStatus, PersonStatus, Vetting, advance
@@ -73,10 +75,16 @@ def parse_roles(names: Iterable[str]) -> list[Role]:
 
 def create(ctx: AccessContext, principal: Principal | None, *, institution_id: str,
            email: str, name: str, roles: Iterable[str], password: str | None = None,
-           vetting: Vetting = Vetting.PENDING) -> NewPerson:
-    """Register a person; their TOTP secret (and password, if generated) are returned once."""
+           vetting: Vetting = Vetting.PENDING, orcid: str | None = None) -> NewPerson:
+    """Register a person; their TOTP secret (and password, if generated) are returned once.
+    An ORCID iD another account already has is accepted: the two are then one human and share
+    one person allowance (strongroom.access.identity), and the audit event names the others."""
     email = email.strip().lower()
     problems = []
+    try:
+        orcid = optional_orcid(orcid)
+    except Invalid as exc:
+        problems.extend(exc.reasons)
     if not EMAIL.match(email) or len(email) > 254:
         problems.append(f"{email!r} is not an email address")
     if not 1 <= len(name.strip()) <= 200:
@@ -111,15 +119,19 @@ def create(ctx: AccessContext, principal: Principal | None, *, institution_id: s
             raise Conflict(f"someone is already registered with {email}")
         person_id = new_id("per")
         person = Person(id=person_id, institution_id=institution_id, email=email,
-                        name=name.strip(), password_hash=password_hash,
+                        name=name.strip(), orcid=orcid, password_hash=password_hash,
                         totp_sealed=seal_totp(ctx.key, person_id, secret),
                         vetting=vetting, status=PersonStatus.ACTIVE, created_at=ctx.clock())
         db.add(person)
         db.flush()
         db.add_all(PersonRole(person_id=person_id, role=r.value) for r in role_list)
+        # the accounts this one is the same human as, from the first day: an allowance
+        # shared is visible where the account was made, not only when a limit bites
+        same = [a for a in accounts_of(db, person_id) if a != person_id]
         ctx.record(EventType.PERSON_CREATED, principal or "operator", person_id,
                    {"institution": institution_id, "roles": [r.value for r in role_list],
-                    "vetting": vetting.value}, {"email": email})
+                    "vetting": vetting.value, "same_human_as": same},
+                   {"email": email} | ({"orcid": orcid} if orcid else {}))
     return NewPerson(person, role_list, generated, secret,
                      totp.provisioning_uri(secret, email))
 
