@@ -57,6 +57,8 @@ class EventType(StrEnum):
     PERSON_VETTING_CHANGED = "person.vetting.changed"
     PERSON_UNLOCKED = "person.unlocked"
     PERSON_DEACTIVATED = "person.deactivated"
+    PERSON_LINKED = "person.linked"
+    PERSON_UNLINKED = "person.unlinked"
     PROJECT_CREATED = "project.created"
     PROJECT_UPDATED = "project.updated"
     PROJECT_MEMBER_ADDED = "project.member.added"
@@ -168,6 +170,9 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.PERSON_VETTING_CHANGED: "A person's vetting status changed.",
     EventType.PERSON_UNLOCKED: "A locked account was unlocked by an administrator.",
     EventType.PERSON_DEACTIVATED: "A person's account was deactivated.",
+    EventType.PERSON_LINKED: "A custodian said two accounts are one human (they share one "
+                             "person allowance) or two humans who only look alike, and why.",
+    EventType.PERSON_UNLINKED: "A custodian ended their link between two accounts, and why.",
     EventType.PROJECT_CREATED: "A project was created.",
     EventType.PROJECT_UPDATED: "A project's details were changed.",
     EventType.PROJECT_MEMBER_ADDED: "A person was added to a project.",
