@@ -6,9 +6,20 @@ Domain packages declare their tables on :class:`Base`; this module only makes en
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
 from typing import Any
 
-from sqlalchemy import CursorResult, DateTime, Dialect, Engine, Result, create_engine, event
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    DateTime,
+    Dialect,
+    Engine,
+    Result,
+    create_engine,
+    event,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -35,22 +46,77 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
+# How long a SQLite transaction waits for the one writer before it fails (then: "database is
+# busy", a 503 the client may retry): longer than any transaction the platform holds.
+SQLITE_WAIT_SECONDS = 60.0
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and foreign keys, as production databases have."""
-    engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
+    """An engine for ``url``; SQLite gets WAL and foreign keys, as production databases have,
+    and one writer at a time (:class:`_OneWriter`)."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, future=True)
+    memory = url in ("sqlite://", "sqlite:///:memory:")
+    # many request threads wait their turn for the writer: the pool must not be what fails
+    engine = create_engine(url, future=True, connect_args={"timeout": SQLITE_WAIT_SECONDS},
+                           **({} if memory else {"pool_size": 8, "max_overflow": -1}))
 
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            # deleted rows (a destroyed project key, an ended session) are zeroed on disk
-            cursor.execute("PRAGMA secure_delete=ON")
-            cursor.close()
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # the driver's own transaction handling off: the "begin" event says how to begin
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        # deleted rows (a destroyed project key, an ended session) are zeroed on disk
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.close()
 
+    _OneWriter(engine)
     return engine
+
+
+class _OneWriter:
+    """SQLite's transactions, one at a time in this process, each holding the write lock from
+    its first statement (``BEGIN IMMEDIATE``).
+
+    A deferred transaction that reads and then writes fails at once with "database is locked"
+    when another connection wrote in between (its snapshot is stale, and SQLite's busy wait
+    cannot help); thirty clients made that an HTTP 500 in three. Taking the write lock at
+    BEGIN makes every transaction wait its turn instead, in this process on a lock (first come,
+    first served) and against other processes (the CLI beside the server) on SQLite's busy
+    timeout. A transaction begun on a thread that already holds the writer (a read nested in a
+    write) begins deferred: waiting for itself would never end.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._holder: tuple[Connection, int] | None = None  # and the thread that began it
+        event.listen(engine, "begin", self._begin)
+        event.listen(engine, "commit", self._end)
+        event.listen(engine, "rollback", self._end)
+
+    def _begin(self, conn: Connection) -> None:
+        holder = self._holder
+        if holder is not None and holder[1] == threading.get_ident():
+            conn.exec_driver_sql("BEGIN")
+            return
+        if not self._lock.acquire(timeout=SQLITE_WAIT_SECONDS):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                f"database is busy: no turn to write within {SQLITE_WAIT_SECONDS:g} s"))
+        self._holder = (conn, threading.get_ident())
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self._end(conn)
+            raise
+
+    def _end(self, conn: Connection) -> None:
+        holder = self._holder
+        if holder is not None and holder[0] is conn:
+            self._holder = None
+            self._lock.release()
 
 
 def affected(result: Result[Any]) -> int:
