@@ -11,6 +11,8 @@ import pytest
 from strongroom.access import identity, people
 from strongroom.access.roles import Role
 from strongroom.access.states import Vetting
+from strongroom.audit import EventType
+from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from tests.access_world import PASSWORD, World, build_world
 
 ORCID = "0000-0002-1825-0097"
@@ -54,3 +56,102 @@ def test_same_orcid_is_one_human_across_domains(world: World) -> None:
                  orcid=f"https://orcid.org/{ORCID}")
     third = add(world, "as@elsewhere.test", "Annie Jones Smith")  # joined through second
     assert accounts(world, first) == tuple(sorted((first, second, third)))
+
+
+def events(world: World, kind: EventType) -> list[dict[str, object]]:
+    return [e.details for e in world.platform.audit.entries() if e.type == kind.value]
+
+
+def test_a_custodian_links_transitively_and_unlinks(world: World) -> None:
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    a = add(world, "ann@uni.test", "Ann Smith")
+    b = add(world, "annie@gmail.test", "Annie Smith")
+    c = add(world, "a.smith@hospital.test", "A. Smith")
+    identity.link(world.ctx, admin, a, b, reason="same passport at vetting")
+    identity.link(world.ctx, admin, c, b, reason="she told us (ticket 41)")
+    assert accounts(world, c) == tuple(sorted((a, b, c)))
+    with pytest.raises(Conflict, match="already linked as same"):
+        identity.link(world.ctx, admin, b, a, reason="again")
+    identity.unlink(world.ctx, admin, b, c, reason="ticket 41 was about someone else")
+    assert accounts(world, c) == (c,) and accounts(world, a) == tuple(sorted((a, b)))
+    with pytest.raises(NotFound, match="no custodian's link"):
+        identity.unlink(world.ctx, admin, b, c, reason="twice")
+    linked = events(world, EventType.PERSON_LINKED)
+    assert [e["relation"] for e in linked] == ["same", "same"]
+    assert linked[-1]["accounts"] == sorted((a, b, c))
+    (unlinked,) = events(world, EventType.PERSON_UNLINKED)
+    assert unlinked["reason"] == "ticket 41 was about someone else"
+    assert sorted(map(tuple, unlinked["groups"])) == sorted([(c,), tuple(sorted((a, b)))])
+
+
+def test_distinct_parts_namesakes_but_not_an_orcid(world: World) -> None:
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    one = add(world, "john.smith@nhs.test", "John Smith")
+    two = add(world, "jsmith7@nhs.test", "Dr John SMITH")
+    assert accounts(world, one) == tuple(sorted((one, two)))
+    identity.link(world.ctx, admin, one, two, relation="distinct",
+                  reason="two consultants, different GMC numbers")
+    assert accounts(world, one) == (one,)
+    identity.set_orcid(world.ctx, admin, one, ORCID)
+    identity.set_orcid(world.ctx, admin, two, ORCID.replace("-", ""))
+    assert accounts(world, one) == tuple(sorted((one, two)))  # one ORCID is one human
+    assert events(world, EventType.PERSON_UPDATED)[-1]["same_human_as"] == [one]
+
+
+def test_only_custodian_admins_link_and_the_refusal_is_audited(world: World) -> None:
+    a = add(world, "ann@uni.test", "Ann Smith")
+    b = add(world, "annie@gmail.test", "Annie Smith")
+    analyst = world.sign_in(world.staff[Role.SECURITY_ANALYST])
+    with pytest.raises(Refused, match="custodian admin"):
+        identity.link(world.ctx, analyst, a, b, reason="looks like her")
+    assert accounts(world, a) == (a,)
+    assert any(e.type == EventType.ACCESS_REFUSED.value for e in world.platform.audit.entries())
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    with pytest.raises(Invalid, match="reason"):
+        identity.link(world.ctx, admin, a, b, reason=" ")
+    with pytest.raises(Invalid, match="two different accounts"):
+        identity.link(world.ctx, admin, a, a, reason="myself")
+    with pytest.raises(NotFound, match="per_gone"):
+        identity.link(world.ctx, admin, a, "per_gone", reason="a ghost")
+    with pytest.raises(Invalid, match=r"same.*distinct"):
+        identity.link(world.ctx, admin, a, b, reason="maybe", relation="perhaps")
+
+
+def test_an_orcid_is_checked_and_may_be_shared(world: World) -> None:
+    with pytest.raises(Invalid, match="check digit"):
+        add(world, "x@uni.test", "X Y", orcid="0000-0002-1825-0098")
+    with pytest.raises(Invalid, match="not an ORCID"):
+        add(world, "x@uni.test", "X Y", orcid="orcid:12")
+    first = add(world, "x@uni.test", "X Y", orcid=ORCID)
+    second = add(world, "xy@elsewhere.test", "Xavier Yu", orcid=ORCID)
+    created = events(world, EventType.PERSON_CREATED)
+    assert created[-1]["same_human_as"] == [first]
+    assert accounts(world, second) == tuple(sorted((first, second)))
+
+
+def test_suspected_duplicates_say_why_and_agree_with_accounts_of(world: World) -> None:
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    a1 = add(world, "ann.oneil@uni.test", "Ann O'Neil")
+    a2 = add(world, "aoneil@uni.test", "Dr Ann O’Neil")
+    b1 = add(world, "bob.jones@uni.test", "Bob Jones")
+    b2 = add(world, "bob.jones@gmail.test", "Robert Jones")  # e-mail name only: weaker
+    c1 = add(world, "carol@uni.test", "Carol King")
+    c2 = add(world, "ck@other.test", "Carol King")  # name only, elsewhere: weaker
+    d1 = add(world, "dee@uni.test", "Dee Lee")
+    d2 = add(world, "dl@other.test", "Dee Lee")
+    identity.link(world.ctx, admin, d1, d2, reason="one passport")
+    e1 = add(world, "eve@uni.test", "Eve Ho")
+    e2 = add(world, "eve.ho@other.test", "Eve Ho")
+    identity.link(world.ctx, admin, e1, e2, relation="distinct", reason="two people")
+    found = identity.duplicates(world.ctx, admin)
+    shared = {s.ids: s.why for s in found if s.shared}
+    weaker = {s.ids: s.why for s in found if not s.shared}
+    assert set(shared) == {tuple(sorted((a1, a2))), tuple(sorted((d1, d2)))}
+    assert "same name (ann oneil) and e-mail domain uni.test" in shared[tuple(sorted((a1, a2)))][0]
+    assert "linked by" in shared[tuple(sorted((d1, d2)))][0]
+    assert set(weaker) == {tuple(sorted((b1, b2))), tuple(sorted((c1, c2)))}
+    assert "same e-mail name (bobjones)" in weaker[tuple(sorted((b1, b2)))][0]
+    assert "different e-mail domains: other.test, uni.test" in weaker[tuple(sorted((c1, c2)))][0]
+    for suspect in found:  # the console's groups are the limits' groups
+        for account in suspect.ids:
+            assert (accounts(world, account) == suspect.ids) is suspect.shared
