@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, text
 
 from strongroom.access.bootstrap import bootstrap
 from strongroom.audit.events import AuditEvent, EventType
+from strongroom.audit.operators import Operator
 from strongroom.audit.verify import verify
 from strongroom.cohort import recovery
 from strongroom.cohort.crypto import decrypt, encrypt
@@ -41,6 +42,7 @@ from strongroom.cohort.synth import synthesise
 from strongroom.operations.backup import backup, restore
 from strongroom.platform import Platform
 
+BY = Operator("benchmarks/operations.py", "measuring backup and restore")
 POSTGRES = os.environ.get("STRONGROOM_TEST_DATABASE_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -77,7 +79,7 @@ def run(tmp: Path, participants: int, audit: int) -> None:
         batch = [AuditEvent(EventType.AUDIT_VERIFIED, "operator", None, {"n": n})
                  for n in range(audit)]
         platform.audit.append_many(batch)
-        made, backup_s = timed(lambda: backup(platform.store, tmp / "b.srbk",
+        made, backup_s = timed(lambda: backup(platform.store, tmp / "b.srbk", by=BY,
                                               sign=platform.audit.checkpoint))
         sealed_files = sorted((root / COHORT_DIR).rglob("*.enc"))
         store_key, config = platform.store.key, platform.store.config
@@ -88,7 +90,8 @@ def run(tmp: Path, participants: int, audit: int) -> None:
                  f"{backup_s:.1f} s ({made.bytes / 2**20:.0f} MiB, {made.rows:,} rows)",
                  f"{backup_s / copy_s:.1f}× a plain copy ({copy_s:.1f} s)"))
 
-    done, restore_s = timed(lambda: restore(tmp / "b.srbk", tmp / "r-sqlite", source_for(key)))
+    done, restore_s = timed(lambda: restore(tmp / "b.srbk", tmp / "r-sqlite", source_for(key),
+                                                by=BY))
     rows.append(("restore onto SQLite", f"{restore_s:.1f} s ({done.rows:,} rows)",
                  f"{restore_s / copy_s:.1f}× a plain copy"))
     with Platform.open(tmp / "r-sqlite", key) as restored:
@@ -107,7 +110,8 @@ def run(tmp: Path, participants: int, audit: int) -> None:
         con.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
-        pg, pg_s = timed(lambda: restore(tmp / "b.srbk", tmp / "r-pg", source_for(key), url))
+        pg, pg_s = timed(lambda: restore(tmp / "b.srbk", tmp / "r-pg", source_for(key), url,
+                                             by=BY))
         rows.append(("restore onto PostgreSQL", f"{pg_s:.1f} s ({pg.rows:,} rows)",
                      f"{pg_s / copy_s:.1f}× a plain copy"))
     finally:

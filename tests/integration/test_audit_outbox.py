@@ -162,9 +162,14 @@ def test_an_ingest_killed_before_its_commit_records_nothing_and_loses_nothing(
     with Store(root, None) as raw:
         assert raw.current() is None and entries_of(raw, "cohort.ingested") == 0
         assert verified(raw)
-        # the sealed files are kept: the next open holds them for `store recover`, audited
+        # the sealed files are there, and the intent naming them: the next open rolls the
+        # ingest back, audited (tests/integration/test_crash_resolution.py has every step)
         sealed = [p for p in (root / COHORT_DIR).iterdir() if not p.name.startswith(".")]
         assert len(sealed) == 1
+    with Store.open(root, key_of(tmp_path)) as store:
+        assert store.current() is None and not sealed[0].exists()
+        assert verified(store)
+        assert entries_of(store, "cohort.ingest_rolled_back", sealed[0].name) == 1
 
 
 def test_an_ingest_killed_after_its_commit_has_its_event(root: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from strongroom.access.bootstrap import bootstrap
 from strongroom.audit.events import EventType
+from strongroom.audit.operators import Operator
 from strongroom.audit.tables import CHECKPOINTS
 from strongroom.audit.verify import verify as audit_verify
 from strongroom.cli import app
@@ -30,6 +31,9 @@ from strongroom.cohort.validate import validate
 from strongroom.operations.backup import BackupError, backup, read_header, restore
 from strongroom.platform import Platform
 from tests.conftest import postgres_schema, small_cohort
+
+BY = Operator("Test Operator", "the backup tests")
+WHO = ("--operator", "Test Operator", "--reason", "the backup tests")
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -81,7 +85,7 @@ def test_a_backup_taken_while_the_platform_writes_restores_the_same_store(
     writer.start()
     try:
         made = backup(live.store, tmp_path / "backups" / "one.srbk",
-                      sign=live.audit.checkpoint)
+                      by=BY, sign=live.audit.checkpoint)
     finally:
         stop.set()
         writer.join()
@@ -91,7 +95,8 @@ def test_a_backup_taken_while_the_platform_writes_restores_the_same_store(
     assert master.secret not in blob and live.store.key.secret not in blob
     assert oct(made.path.stat().st_mode & 0o777) == "0o600"
 
-    done = restore(made.path, tmp_path / "restored", source_for(_key(live)), other_engine_url)
+    done = restore(made.path, tmp_path / "restored", source_for(_key(live)), other_engine_url,
+                   by=BY)
     assert done.audit_root == made.audit_root
     with Platform.open(tmp_path / "restored", _key(live)) as restored:
         report = audit_verify(restored.store.engine, public_key=restored.audit.public_key,
@@ -119,7 +124,7 @@ def test_a_backup_taken_while_the_platform_writes_restores_the_same_store(
 
 
 def test_a_damaged_or_foreign_backup_restores_nothing(live: Platform, tmp_path: Path) -> None:
-    made = backup(live.store, tmp_path / "one.srbk")
+    made = backup(live.store, tmp_path / "one.srbk", by=BY)
     # a bit flipped inside a sealed table of the cohort
     damaged = tmp_path / "damaged.srbk"
     with tarfile.open(made.path) as src, tarfile.open(damaged, "w") as dst:
@@ -129,22 +134,22 @@ def test_a_damaged_or_foreign_backup_restores_nothing(live: Platform, tmp_path: 
                 data = data[:-5] + bytes([data[-5] ^ 1]) + data[-4:]
             dst.addfile(member, io.BytesIO(data))
     with pytest.raises(BackupError, match="differs from its digest"):
-        restore(damaged, tmp_path / "r1", source_for(_key(live)))
+        restore(damaged, tmp_path / "r1", source_for(_key(live)), by=BY)
     assert not (tmp_path / "r1").exists()
     assert not list(tmp_path.glob(".r1.restoring-*"))
     # the wrong master key
     other = tmp_path / "other.key"
     MasterKey.generate().save(other)
     with pytest.raises(BackupError, match="not this store's key"):
-        restore(made.path, tmp_path / "r2", source_for(other))
+        restore(made.path, tmp_path / "r2", source_for(other), by=BY)
     # a directory that holds something
     (tmp_path / "r3").mkdir()
     (tmp_path / "r3" / "keep.txt").write_text("mine")
     with pytest.raises(BackupError, match="not empty"):
-        restore(made.path, tmp_path / "r3", source_for(_key(live)))
+        restore(made.path, tmp_path / "r3", source_for(_key(live)), by=BY)
     assert (tmp_path / "r3" / "keep.txt").read_text() == "mine"
     # an index swapped in from another backup of the same store
-    second = backup(live.store, tmp_path / "two.srbk")
+    second = backup(live.store, tmp_path / "two.srbk", by=BY)
     swapped = tmp_path / "swapped.srbk"
     with tarfile.open(made.path) as one, tarfile.open(second.path) as two, \
             tarfile.open(swapped, "w") as dst:
@@ -153,21 +158,22 @@ def test_a_damaged_or_foreign_backup_restores_nothing(live: Platform, tmp_path: 
             found = source.getmember(member.name)
             dst.addfile(found, source.extractfile(found))
     with pytest.raises(BackupError, match="index does not open"):
-        restore(swapped, tmp_path / "r4", source_for(_key(live)))
+        restore(swapped, tmp_path / "r4", source_for(_key(live)), by=BY)
     # never over an existing backup
     with pytest.raises(BackupError, match="already exists"):
-        backup(live.store, made.path)
+        backup(live.store, made.path, by=BY)
 
 
 def test_backup_and_restore_through_the_command_line(live: Platform, tmp_path: Path) -> None:
     root, key = live.store.root, _key(live)
     live.close()
-    code, out = run("backup", str(tmp_path / "b.srbk"), "-d", str(root), "--key-file", str(key))
+    code, out = run("backup", str(tmp_path / "b.srbk"), "-d", str(root), "--key-file", str(key),
+                    *WHO)
     assert code == 0, out
     assert read_header(tmp_path / "b.srbk")["store_id"] in root.joinpath(
         "strongroom.yaml").read_text()
     # no key named: the backup's keyring says where the master key is
-    code, out = run("restore", str(tmp_path / "b.srbk"), str(tmp_path / "r"))
+    code, out = run("restore", str(tmp_path / "b.srbk"), str(tmp_path / "r"), *WHO)
     assert code == 0, out
     code, out = run("audit", "verify", "-d", str(tmp_path / "r"), "--key-file", str(key))
     assert code == 0, out
@@ -176,11 +182,11 @@ def test_backup_and_restore_through_the_command_line(live: Platform, tmp_path: P
     with Platform.open(root, key) as source:  # the backup's own event is after its snapshot
         assert EventType.STORE_BACKED_UP in [e.type for e in source.audit.entries()]
     assert EventType.STORE_RESTORED in kinds and EventType.STORE_BACKED_UP not in kinds
-    code, out = run("restore", str(tmp_path / "b.srbk"), str(tmp_path / "r"))
+    code, out = run("restore", str(tmp_path / "b.srbk"), str(tmp_path / "r"), *WHO)
     assert code == 1 and "not empty" in out and "Traceback" not in out
     (tmp_path / "junk.srbk").write_bytes(b"not a tar file at all")
     code, out = run("restore", str(tmp_path / "junk.srbk"), str(tmp_path / "r5"),
-                    "--key-file", str(key))
+                    "--key-file", str(key), *WHO)
     assert code == 1 and "not a Strongroom backup" in out
 
 
@@ -236,7 +242,7 @@ def test_any_alteration_of_a_backup_restores_nothing(live: Platform, tmp_path: P
     """The header and keyring are in the clear but listed, with their digests, in the sealed
     index; nothing the index does not list may be in the file; nothing is read past the size
     it may have."""
-    made = backup(live.store, tmp_path / "one.srbk")
+    made = backup(live.store, tmp_path / "one.srbk", by=BY)
     bad = tmp_path / "bad.srbk"
 
     def change(one: tarfile.TarFile, out: tarfile.TarFile) -> None:
@@ -271,7 +277,7 @@ def test_any_alteration_of_a_backup_restores_nothing(live: Platform, tmp_path: P
     with suppress(tarfile.TarError, OSError):  # a truncated declared size is a bad tar too
         _rewrite(made.path, bad, change)
     with pytest.raises(BackupError):
-        restore(bad, tmp_path / "r", source_for(_key(live)))
+        restore(bad, tmp_path / "r", source_for(_key(live)), by=BY)
     assert not (tmp_path / "r").exists() and not list(tmp_path.glob(".r.restoring-*"))
     assert not (tmp_path.parent / "escape.txt").exists()
 
@@ -279,13 +285,13 @@ def test_any_alteration_of_a_backup_restores_nothing(live: Platform, tmp_path: P
 @ON_SQLITE
 def test_a_restore_never_follows_a_link_and_a_backup_never_holds_a_master_key(
         live: Platform, tmp_path: Path) -> None:
-    made = backup(live.store, tmp_path / "one.srbk")
+    made = backup(live.store, tmp_path / "one.srbk", by=BY)
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(BackupError, match="not a link"):
-        restore(made.path, tmp_path / "link", source_for(_key(live)))
+        restore(made.path, tmp_path / "link", source_for(_key(live)), by=BY)
     assert not any((tmp_path / "elsewhere").iterdir())
     MasterKey.generate().save(live.store.root / "stray.key")  # an operator's mistake
     with pytest.raises(BackupError, match="master key file inside the data directory"):
-        backup(live.store, tmp_path / "two.srbk")
+        backup(live.store, tmp_path / "two.srbk", by=BY)
     assert not (tmp_path / "two.srbk").exists()

@@ -51,6 +51,9 @@ def sealed_bytes(root: Path) -> dict[str, str]:
             for p in sorted((root / COHORT_DIR).rglob("*.enc"))}
 
 
+WHO = ("--operator", "Test Operator", "--reason", "the key tests")
+
+
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.output
@@ -93,7 +96,7 @@ def test_rotation_reseals_the_store_key_and_nothing_else(made: tuple[Path, Path]
     with Store.open(root, old) as store:
         cohort = dict(store.load().tables())
     new = tmp_path / "keys" / "next.key"
-    code, out = run("keys", "rotate", "--to", f"file:{new}", "--create", "-d", str(root),
+    code, out = run("keys", "rotate", *WHO, "--to", f"file:{new}", "--create", "-d", str(root),
                     "--key-file", str(old))
     assert code == 0, out
     assert sealed_bytes(root) == before  # no sealed byte re-encrypted
@@ -119,13 +122,13 @@ def test_a_rotation_to_the_key_in_use_or_an_unreadable_key_changes_nothing(
         made: tuple[Path, Path], tmp_path: Path) -> None:
     root, key = made
     ring = (root / keyring.KEYRING).read_bytes()
-    code, out = run("keys", "rotate", "--to", f"file:{key}", "-d", str(root), "--key-file",
+    code, out = run("keys", "rotate", *WHO, "--to", f"file:{key}", "-d", str(root), "--key-file",
                     str(key))
     assert code == 1 and "the one in use" in out
     shared = tmp_path / "shared.key"
     MasterKey.generate().save(shared)
     shared.chmod(0o644)
-    code, out = run("keys", "rotate", "--to", f"file:{shared}", "-d", str(root), "--key-file",
+    code, out = run("keys", "rotate", *WHO, "--to", f"file:{shared}", "-d", str(root), "--key-file",
                     str(key))
     assert code == 1 and "chmod 600" in out
     assert (root / keyring.KEYRING).read_bytes() == ring
@@ -172,7 +175,7 @@ def test_a_keyring_rolled_back_to_a_retired_master_key_is_refused(
     root, old = made
     before = (root / keyring.KEYRING).read_bytes()
     new = tmp_path / "keys" / "next.key"
-    code, out = run("keys", "rotate", "--to", f"file:{new}", "--create", "-d", str(root),
+    code, out = run("keys", "rotate", *WHO, "--to", f"file:{new}", "--create", "-d", str(root),
                     "--key-file", str(old))
     assert code == 0, out
     (root / keyring.KEYRING).write_bytes(before)  # the old keyring, from any old backup
@@ -184,7 +187,7 @@ def test_a_keyring_rolled_back_to_a_retired_master_key_is_refused(
 
 def test_a_master_key_never_goes_inside_the_data_directory(made: tuple[Path, Path]) -> None:
     root, key = made
-    code, out = run("keys", "rotate", "--to", f"file:{root / 'inside.key'}", "--create",
+    code, out = run("keys", "rotate", *WHO, "--to", f"file:{root / 'inside.key'}", "--create",
                     "-d", str(root), "--key-file", str(key))
     assert code == 1 and "outside the data directory" in out.replace("\n", " ")
     assert not (root / "inside.key").exists()
@@ -215,7 +218,7 @@ def test_a_store_made_before_keyrings_rotates_onto_one(tmp_path: Path) -> None:
         recovery.upgrade(raw, Base.metadata)
     before = sealed_bytes(root)
     new = tmp_path / "new.key"
-    code, out = run("keys", "rotate", "--to", f"file:{new}", "--create", "-d", str(root),
+    code, out = run("keys", "rotate", *WHO, "--to", f"file:{new}", "--create", "-d", str(root),
                     "--key-file", str(legacy))
     assert code == 0, out
     assert "made before keyrings" in out
@@ -283,11 +286,12 @@ def test_a_store_whose_master_key_is_in_a_token(token: str, tmp_path: Path,
     assert code == 1 and ENV_PIN in out and "Traceback" not in out
     # out of the token and back: file, then a second key in the token
     monkeypatch.setenv(ENV_PIN, PIN)
-    code, out = run("keys", "rotate", "--to", f"file:{tmp_path / 'out.key'}", "--create",
+    code, out = run("keys", "rotate", *WHO, "--to", f"file:{tmp_path / 'out.key'}", "--create",
                     "-d", str(tmp_path / "data"))
     assert code == 0, out
     second = token.replace("object=master", "object=second")
-    code, out = run("keys", "rotate", "--to", second, "--create", "-d", str(tmp_path / "data"),
+    code, out = run("keys", "rotate", *WHO, "--to", second, "--create", "-d",
+                    str(tmp_path / "data"),
                     "--key-file", str(tmp_path / "out.key"))
     assert code == 0, out
     with Store.open(tmp_path / "data") as store:

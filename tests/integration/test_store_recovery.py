@@ -176,7 +176,8 @@ def test_a_store_cli_command_on_a_lost_database_exits_1_with_the_reason(
     check = runner.invoke(app, ["store", "check", *args])
     assert check.exit_code == 1 and "does not know" in check.output
     assert sealed(filled.root) == before
-    done = runner.invoke(app, ["store", "recover", *args])
+    done = runner.invoke(app, ["store", "recover", *args, "--operator", "Test Operator",
+                               "--reason", "the database was deleted"])
     assert done.exit_code == 0, done.output
     assert "registered version" in done.output
     assert runner.invoke(app, ["store", "check", *args]).exit_code == 0

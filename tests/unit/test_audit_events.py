@@ -51,7 +51,8 @@ SHIPPED = {
     "watch.job.declared", "watch.job.approved", "extract.refused",
     "store.upgraded", "store.recovered", "store.key.rotated", "store.backed_up",
     "store.restored", "store.scrubbed",
-    "store.swept", "cohort.ingested", "genotypes.ingested", "project.genotypes.granted",
+    "store.swept", "store.backup_abandoned", "cohort.ingest_rolled_back",
+    "audit.loss_accepted", "cohort.ingested", "genotypes.ingested", "project.genotypes.granted",
     "project.genotypes.revoked",
 }
 

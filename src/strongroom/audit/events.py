@@ -86,6 +86,9 @@ class EventType(StrEnum):
     STORE_RESTORED = "store.restored"
     STORE_SCRUBBED = "store.scrubbed"
     STORE_SWEPT = "store.swept"
+    STORE_BACKUP_ABANDONED = "store.backup_abandoned"
+    COHORT_INGEST_ROLLED_BACK = "cohort.ingest_rolled_back"
+    AUDIT_LOSS_ACCEPTED = "audit.loss_accepted"
     COHORT_INGESTED = "cohort.ingested"
     GENOTYPES_INGESTED = "genotypes.ingested"
     PROJECT_GENOTYPES_GRANTED = "project.genotypes.granted"
@@ -204,6 +207,16 @@ DESCRIPTIONS: dict[EventType, str] = {
                               "(`strongroom store scrub`); the details give the outcome.",
     EventType.STORE_SWEPT: "The store set out to remove its own leftovers (unfinished writes, "
                            "retired versions); written before the files go.",
+    EventType.STORE_BACKUP_ABANDONED: "A backup cut off before its file was whole was found "
+                                      "on the next open or backup; its partial file was "
+                                      "removed and no backup exists at its path.",
+    EventType.COHORT_INGEST_ROLLED_BACK: "An ingest cut off before its version was recorded "
+                                         "was found on the next open and rolled back: its "
+                                         "sealed files removed, the version before current.",
+    EventType.AUDIT_LOSS_ACCEPTED: "An operator acknowledged, with a reason, that the log "
+                                   "lost history its witness or anchors had signed (a "
+                                   "database rebuilt or restored); `audit verify` then "
+                                   "reports the loss instead of failing.",
     EventType.COHORT_INGESTED: "A new cohort version was sealed and made current (counts "
                                "and digests of its sources; never a value).",
     EventType.GENOTYPES_INGESTED: "A genotype set was sealed in chunks and made current "

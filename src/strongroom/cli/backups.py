@@ -7,30 +7,26 @@ from typing import Annotated
 
 import typer
 
-from strongroom.audit.events import EventType
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
+from strongroom.cli.operators import OperatorName, Reason, named, named_or_signed_in
 from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.keysources import KeySource, KeySpec, RawKeySource, open_source
 from strongroom.cohort.store import source_for
 from strongroom.operations import backup as backups
 from strongroom.platform import Platform
 
-OPERATOR = "operator"
-
 
 def backup(
     out: Annotated[Path, typer.Argument(help="The backup file to write (outside the store).")],
+    operator: OperatorName = None,
+    reason: Reason = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     key_file: KeyFile = None,
 ) -> None:
     """Write an encrypted backup of the store (safe while the server runs)."""
     with refusals(), Platform.open(data_dir, key_file) as platform:
-        made = backups.backup(platform.store, out, sign=platform.audit.checkpoint)
-        platform.access.record(EventType.STORE_BACKED_UP, OPERATOR,
-                               platform.store.config.store_id,
-                               {"backup_id": made.backup_id, "bytes": made.bytes,
-                                "files": made.files, "rows": made.rows,
-                                "audit_size": made.audit_size, "audit_root": made.audit_root})
+        by = named_or_signed_in(platform, operator, reason, "backup")
+        made = backups.backup(platform.store, out, by=by, sign=platform.audit.checkpoint)
     console.print(f"wrote {made.path} ({made.bytes:,} bytes: {made.files} files, {made.rows:,} "
                   f"database rows; audit log at {made.audit_size} entries) in "
                   f"{made.seconds:.1f} s", markup=False)
@@ -40,6 +36,8 @@ def backup(
 def restore(
     archive: Annotated[Path, typer.Argument(help="The backup file.")],
     into: Annotated[Path, typer.Argument(help="A new or empty data directory.")],
+    operator: OperatorName = None,
+    reason: Reason = None,
     key_file: KeyFile = None,
     key_source: Annotated[str | None, typer.Option(
         "--key-source", help="The master key if not a file: env, or a pkcs11: URI. Default: "
@@ -49,14 +47,11 @@ def restore(
 ) -> None:
     """Restore a backup into a new directory; its audit log verifies with the same root."""
     with refusals():
+        by = named(operator, reason, "restore")
         master = _master(archive, key_file, key_source)
-        done = backups.restore(archive, into, master, database_url)
-        with Platform.open(into, key_file) as platform:
-            platform.access.record(EventType.STORE_RESTORED, OPERATOR,
-                                   platform.store.config.store_id,
-                                   {"backup_id": done.backup_id, "rows": done.rows,
-                                    "audit_size": done.audit_size,
-                                    "audit_root": done.audit_root})
+        done = backups.restore(archive, into, master, database_url, by=by)
+        with Platform.open(into, key_file):
+            pass  # its audit writer moves the restore's event (in the outbox) into the log
     console.print(f"restored {done.files} files and {done.rows:,} database rows into "
                   f"{done.root} in {done.seconds:.1f} s; check it with `strongroom audit verify "
                   f"-d {done.root}` and `strongroom store scrub -d {done.root}`", markup=False)

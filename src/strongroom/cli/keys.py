@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from strongroom.audit.events import EventType
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
+from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
+from strongroom.cli.operators import OperatorName, Reason, named_or_signed_in
 from strongroom.cohort.keysources import KeySpec, create_source, open_source
+from strongroom.cohort.store import ENV_KEY_FILE
 from strongroom.platform import Platform
 
 keys_app = typer.Typer(help="The master key: where it is, and rotating it.",
                        no_args_is_help=True)
-OPERATOR = "operator"
 
 
 @keys_app.command("show")
@@ -39,11 +41,14 @@ def keys_rotate(
         "?module-path=…")],
     create: Annotated[bool, typer.Option(
         "--create", help="Make the new key (a new key file, or a key in the token).")] = False,
+    operator: OperatorName = None,
+    reason: Reason = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     key_file: KeyFile = None,
 ) -> None:
     """Seal the store key under a new master key; no data is re-encrypted."""
     with refusals(), Platform.open(data_dir, key_file) as platform:
+        by = named_or_signed_in(platform, operator, reason, "keys rotate")
         spec = KeySpec.parse(to)
         store = platform.store
         if spec.kind == "file" and Path(str(spec.path)).is_relative_to(store.root):
@@ -55,11 +60,11 @@ def keys_rotate(
             raise ValueError("the new master key is the one in use; give another")
         details = {"from": {"key_id": old.key_id, "kind": old.spec.kind},
                    "to": {"key_id": new.key_id, "kind": new.spec.kind},
-                   "had_keyring": store.keyring is not None}
-        platform.access.record(EventType.STORE_KEY_ROTATED, OPERATOR, store.config.store_id,
+                   "had_keyring": store.keyring is not None, **by.details()}
+        platform.access.record(EventType.STORE_KEY_ROTATED, by.actor, store.config.store_id,
                                {**details, "phase": "begun"})
         store.rotate_master(new)
-        platform.access.record(EventType.STORE_KEY_ROTATED, OPERATOR, store.config.store_id,
+        platform.access.record(EventType.STORE_KEY_ROTATED, by.actor, store.config.store_id,
                                {**details, "phase": "done"})
     console.print(f"the store key is now sealed under {spec.describe()} (id {new.key_id})",
                   markup=False)
@@ -72,3 +77,9 @@ def keys_rotate(
                       "secret as they are, or destroy it with them. Rotation retires a key; "
                       "it does not undo an exposure (see docs/how-to/operate.md).",
                       markup=False)
+    if os.environ.get(ENV_KEY_FILE):  # it names the old key: a service setting it won't start
+        errors.print(f"warning: {ENV_KEY_FILE} is set here ({os.environ[ENV_KEY_FILE]}) and "
+                     f"names a key file over the keyring: a service or script that sets it "
+                     f"must drop it (the keyring names the new key) or it will not open the "
+                     f"store. See docs/how-to/operate.md (Install it as a service).",
+                     markup=False)

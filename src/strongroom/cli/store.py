@@ -10,6 +10,7 @@ import typer
 
 from strongroom.audit.events import EventType
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
+from strongroom.cli.operators import OperatorName, Reason, named
 from strongroom.cohort import recovery
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.keysources import KeySpec
@@ -54,11 +55,13 @@ def init(
                       "the data directory and back it up; without it the cohort is unreadable")
 
 
-def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+def upgrade(operator: OperatorName = None, reason: Reason = None,
+            data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Bring the metadata database to this release's schema (back it up first)."""
     with refusals():
+        by = named(operator, reason, "upgrade")
         with _raw(data_dir, key_file) as store:
-            applied = recovery.upgrade(store, Base.metadata)
+            applied = recovery.upgrade(store, Base.metadata, by=by)
         if not applied:
             console.print("the metadata database is already at this release's schema")
             return
@@ -82,11 +85,13 @@ def store_check(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) 
 
 
 @store_app.command("recover")
-def store_recover(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+def store_recover(operator: OperatorName = None, reason: Reason = None,
+                  data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Register sealed cohort versions the database lost (never deletes anything)."""
     with refusals():
+        by = named(operator, reason, "store recover")
         with _raw(data_dir, key_file) as store:
-            done = recovery.recover(store)
+            done = recovery.recover(store, by=by)
         for line in done:
             console.print(line, markup=False)
         with Platform.open(data_dir, key_file):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from strongroom import migrations
 from strongroom.audit.events import JSON, AuditEvent, EventType
 from strongroom.audit.keys import salt_key_from_secret
+from strongroom.audit.operators import Operator
 from strongroom.audit.outbox import stage
 from strongroom.cohort.crypto import DecryptionError, decrypt
 from strongroom.cohort.model import PARTICIPANTS
@@ -231,7 +232,7 @@ def scrub(store: Store) -> Scrub:
     return Scrub(files, size, problems)
 
 
-def upgrade(store: Store, metadata: MetaData) -> list[str]:
+def upgrade(store: Store, metadata: MetaData, *, by: Operator | None = None) -> list[str]:
     """Bring the database to the code's schema (the caller has backed it up). Refuses an
     empty database (that is `recover`'s) and one another store claimed; after upgrading,
     refuses to call the result current if its tables differ from ``metadata``."""
@@ -244,8 +245,8 @@ def upgrade(store: Store, metadata: MetaData) -> list[str]:
         raise StoreError(f"the metadata database is at schema {found.revision}, newer than "
                          f"this release's {found.head}: run the release that made it")
     def record(con: Connection, applied: list[str]) -> None:  # commits with the upgrade
-        stage(con, AuditEvent(EventType.STORE_UPGRADED, "operator", store.config.store_id,
-                              {"revisions": list[JSON](applied)}),
+        stage(con, AuditEvent(EventType.STORE_UPGRADED, _actor(by), store.config.store_id,
+                              {"revisions": list[JSON](applied), **_who(by)}),
               salt_key_from_secret(store.key.secret))
 
     applied = migrations.upgrade(store.engine, then=record)
@@ -277,9 +278,10 @@ def _claim_if_unclaimed(store: Store) -> None:
                          f"{store.config.store_id}: point the store at its own database")
 
 
-def recover(store: Store) -> list[str]:
+def recover(store: Store, *, by: Operator | None = None) -> list[str]:
     """Register every sealed version of this store that the database does not know, move
-    quarantined ones back, and make the newest current if none is. Returns what was done."""
+    quarantined ones back, and make the newest current if none is. Returns what was done.
+    Each step's ``store.recovered`` names ``by`` (who ran it and why)."""
     done: list[str] = []
     with store.lock():
         found = migrations.state(store.engine)
@@ -322,7 +324,7 @@ def recover(store: Store) -> list[str]:
             with Session(store.engine) as session, session.begin():
                 if version_id not in known:
                     session.add(version)
-                _audit(store, session, version_id, [*done[recorded:], *lines])
+                _audit(store, by, session, version_id, [*done[recorded:], *lines])
             known.add(version_id)
             done.extend(lines)
             recorded = len(done)
@@ -331,15 +333,16 @@ def recover(store: Store) -> list[str]:
                 fsync_dir(target.parent)
         if store.quarantine_dir.is_dir() and not any(store.quarantine_dir.iterdir()):
             store.quarantine_dir.rmdir()
-        made = _make_newest_current(store, done[recorded:])
+        made = _make_newest_current(store, done[recorded:], by)
         if not made and done[recorded:]:  # the tables made, or what was left as it was
             with Session(store.engine) as session, session.begin():
-                _audit(store, session, store.config.store_id, done[recorded:])
+                _audit(store, by, session, store.config.store_id, done[recorded:])
         done.extend(made)
     return done
 
 
-def _make_newest_current(store: Store, unrecorded: list[str]) -> list[str]:
+def _make_newest_current(store: Store, unrecorded: list[str],
+                         by: Operator | None = None) -> list[str]:
     """If no version is current, or the current one's files are gone (a database older than
     the directory), the newest version whose files are here becomes current (audited with
     the ``unrecorded`` steps before it)."""
@@ -353,10 +356,21 @@ def _make_newest_current(store: Store, unrecorded: list[str]) -> list[str]:
         session.execute(update(CohortVersion).values(current=False))
         session.execute(update(CohortVersion).where(CohortVersion.id == present[0].id)
                         .values(current=True))
-        _audit(store, session, present[0].id, [*unrecorded, *lines])
+        _audit(store, by, session, present[0].id, [*unrecorded, *lines])
     return lines
 
 
-def _audit(store: Store, session: Session, version_id: str, lines: list[str]) -> None:
-    store.audit(session, EventType.STORE_RECOVERED, "operator", version_id,
-                {"actions": list(lines)})
+def _audit(store: Store, by: Operator | None, session: Session, version_id: str,
+           lines: list[str]) -> None:
+    store.audit(session, EventType.STORE_RECOVERED, _actor(by), version_id,
+                {"actions": list[JSON](lines), **_who(by)})
+
+
+def _actor(by: Operator | None) -> str:
+    return by.actor if by is not None else "operator"
+
+
+def _who(by: Operator | None) -> dict[str, JSON]:
+    """Who ran an operator step and why (none when code, not a person at the console, ran
+    it: a test, a benchmark)."""
+    return by.details() if by is not None else {}

@@ -41,6 +41,7 @@ import io
 import json
 import os
 import shutil
+import tarfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -51,15 +52,17 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import yaml
-from sqlalchemy import JSON, Boolean, Integer, String, select, update
+from sqlalchemy import JSON, Boolean, Integer, String, exists, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from strongroom import migrations
 from strongroom.audit import events
 from strongroom.audit.keys import salt_key_from_secret
+from strongroom.audit.operators import SYSTEM
 from strongroom.audit.outbox import stage
-from strongroom.cohort import keyring
+from strongroom.audit.tables import ENTRIES, OUTBOX
+from strongroom.cohort import journal, keyring
 from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary_bytes
 from strongroom.cohort.keyring import Keyring
@@ -84,6 +87,7 @@ STAGING_PREFIX = ".staging-"
 LOCK = ".lock"
 KEEP_VERSIONS = 2  # the current version and the one before it (for rollback)
 ENV_KEY_FILE = "STRONGROOM_KEY_FILE"
+BACKUP_HEADER = "BACKUP.json"  # a backup's first member (strongroom.operations.backup)
 
 
 class StoreError(Exception):
@@ -249,7 +253,7 @@ class Store:
                            if isinstance(key, MasterKey) else key or self._find_source())
             self.key = self._store_key()
         except KeySourceError as exc:
-            raise StoreError(f"{exc}. Nothing was changed.") from None
+            raise StoreError(f"{exc}. Nothing was changed.{self._stale_key_file()}") from None
         if self.key.key_id != self.config.key_id:
             raise StoreError(
                 f"the key given (id {self.key.key_id}) is not this store's key "
@@ -258,6 +262,18 @@ class Store:
         url = self.config.database_url or f"sqlite:///{self.root / METADATA_DB}"
         self.engine = make_engine(url)
         self._dictionary: Dictionary | None = None
+
+    def _stale_key_file(self) -> str:
+        """A hint when the key refused came from STRONGROOM_KEY_FILE while the keyring names
+        another key: the environment was set before a rotation (a service unit's, say)."""
+        named = os.environ.get(ENV_KEY_FILE)
+        if not named or self.keyring is None or self.keyring.master.path == str(
+                Path(named).resolve()):
+            return ""
+        return (f" {ENV_KEY_FILE} is set ({named}), but the keyring names "
+                f"{self.keyring.master.describe()}: the master key was rotated since it was set. "
+                f"Remove {ENV_KEY_FILE} from the environment (a systemd unit's too): the "
+                f"keyring says where the key is, so no rotation needs it changed again.")
 
     def _store_key(self) -> MasterKey:
         if self.keyring is not None:
@@ -278,6 +294,7 @@ class Store:
             with store.lock():
                 store._require_schema()
                 store._require_identity()
+                store.resolve()
                 store._require_known_versions()
                 store._require_key_opens_data()
                 store._remove_leftovers(retired=False)
@@ -349,6 +366,79 @@ class Store:
             if session.get(StoreIdentity, self.config.store_id) is None:
                 session.add(StoreIdentity(store_id=self.config.store_id,
                                           claimed_at=dt.datetime.now(dt.UTC)))
+
+    def resolve(self) -> None:
+        """Finish or undo what a crash cut off, as the journal names it, each outcome recorded
+        in the audit log (once: an outcome already recorded is not recorded again). Call with
+        the lock, once the database is known to be this store's."""
+        for intent in journal.pending(self.root):
+            if intent.kind == "ingest":
+                self._resolve_ingest(intent)
+            else:
+                self._resolve_backup(intent)
+            journal.finish(intent)
+
+    def _recorded(self, session: Session, type: events.EventType, subject: str) -> bool:
+        """Whether an event of ``type`` about ``subject`` is in the log or its outbox."""
+        return any(session.scalar(select(exists().where(table.c.type == type.value,
+                                                        table.c.subject == subject)))
+                   for table in (ENTRIES, OUTBOX))
+
+    def _resolve_ingest(self, intent: journal.Intent) -> None:
+        """An ingest that did not finish: if the database recorded its version, it did (its
+        ``cohort.ingested`` committed with it); if not, roll it back: its files (the journal
+        names them: no one else's) are removed after the event that says so commits."""
+        version_id = intent.id
+        final = self.root / COHORT_DIR / version_id
+        staging = self.root / COHORT_DIR / f"{STAGING_PREFIX}{version_id}"
+        with self._session() as session:
+            if session.get(CohortVersion, version_id) is not None:
+                return
+            done = self._recorded(session, events.EventType.COHORT_INGEST_ROLLED_BACK,
+                                  version_id)
+        ours = [p for p in (final, staging) if p.is_dir() and not p.is_symlink()]
+        if not done:
+            with self._session() as session, session.begin():
+                self.audit(session, events.EventType.COHORT_INGEST_ROLLED_BACK, SYSTEM,
+                           version_id, {
+                               "cut_off": ("after its files were sealed and renamed into "
+                                           "place, before the database recorded it"
+                                           if final in ours else "while its files were "
+                                           "being sealed" if ours else "before it wrote "
+                                           "anything"),
+                               "removed": [str(p.relative_to(self.root)) for p in ours],
+                               "started_at": intent.data.get("started_at")})
+        for path in ours:
+            shutil.rmtree(path)
+
+    def _resolve_backup(self, intent: journal.Intent) -> None:
+        """A backup that did not finish: if its file is at its path, whole (it is renamed
+        there only once written and flushed) and this backup's, record ``store.backed_up``;
+        if not, remove its partial file (its name carries the backup's id: no one else's)
+        and record ``store.backup_abandoned``."""
+        data, backup_id = intent.data, intent.id
+        out, partial = Path(data["out"]), Path(data["partial"])
+        with self._session() as session:
+            made = self._recorded(session, events.EventType.STORE_BACKED_UP, backup_id)
+            dropped = self._recorded(session, events.EventType.STORE_BACKUP_ABANDONED,
+                                     backup_id)
+        whole = (data.get("bytes") is not None and out.is_file() and not out.is_symlink()
+                 and out.stat().st_size == data["bytes"] and backup_id_of(out) == backup_id)
+        who = {"operator": data.get("operator"), "reason": data.get("reason")}
+        if whole and not made:
+            with self._session() as session, session.begin():
+                self.audit(session, events.EventType.STORE_BACKED_UP,
+                           data.get("actor") or "operator", backup_id,
+                           {**data.get("report", {}), **who, "path": str(out),
+                            "recorded_on_open": True})
+        elif not whole and not dropped and not made:
+            with self._session() as session, session.begin():
+                self.audit(session, events.EventType.STORE_BACKUP_ABANDONED, SYSTEM,
+                           backup_id, {**who, "path": str(out),
+                                       "removed_partial": partial.is_file(),
+                                       "started_at": data.get("started_at")})
+        if not whole and partial.name == partial_name(out, backup_id):
+            partial.unlink(missing_ok=True)
 
     def _require_known_versions(self) -> None:
         layout = self.layout()
@@ -522,8 +612,11 @@ class Store:
         version_id = str(uuid.uuid4())
         staging = self.root / COHORT_DIR / f"{STAGING_PREFIX}{version_id}"
         final = self.root / COHORT_DIR / version_id
-        staging.mkdir(mode=0o700)
+        # the intent first: a crash from here on leaves a record naming what this ingest
+        # makes, and the next open rolls it back (Store._resolve) instead of quarantining it
+        intent = journal.begin(self.root, "ingest", version_id, {"step": "sealing"})
         try:
+            staging.mkdir(mode=0o700)
             tables = {}
             for name, frame in cohort.tables():
                 tables[name] = self._write_table(staging, version_id, name, frame)
@@ -541,11 +634,13 @@ class Store:
             atomic_write(staging / MANIFEST, self.seal_manifest(record))
             fsync_dir(staging)
             # a crash from here until the commit leaves a sealed version the database does
-            # not know: the next open quarantines it and `store recover` registers it
+            # not know, which the intent explains: the next open rolls it back, audited
             os.rename(staging, final)
             fsync_dir(final.parent)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            if not final.exists():  # nothing of it is left: the ingest simply failed
+                journal.finish(intent)
             raise
         # the version, the retirement of those past retention and the ingest's audit event
         # commit together. If the commit's outcome is unknown (it may have landed), the files
@@ -563,6 +658,7 @@ class Store:
                 "sources": [{k: v for k, v in s.items() if k in ("name", "sha256", "bytes")}
                             for s in sources],
                 "retired": retired})
+        journal.finish(intent)  # a crash before this: the next open finds the version recorded
         self._remove_leftovers(retired=True)
         return record
 
@@ -575,9 +671,10 @@ class Store:
             raise StoreError(
                 f"{explain(exc)} (the database: {self.database}). The new cohort version was "
                 f"sealed but most likely not recorded: the version stored before is unchanged, "
-                f"and the new one's files are kept unharmed in {final}. Once the database "
-                f"works, run `strongroom store check {self.root}`; `strongroom store recover` "
-                f"registers the new version if it is wanted.") from exc
+                f"and the new one's files are kept in {final} with an intent naming them. Once "
+                f"the database works, the next open keeps the version if the database recorded "
+                f"it, or rolls it back (removes its files, recorded in the audit log) if not; "
+                f"then ingest again.") from exc
 
     def _write_table(self, where: Path, version_id: str, name: str,
                      frame: pl.DataFrame) -> dict[str, Any]:
@@ -710,6 +807,27 @@ def _manifest(version: CohortVersion) -> dict[str, Any]:
     return {"id": version.id, "created_at": version.created_at.isoformat(),
             "participants": version.participants, "tables": version.tables,
             "sources": version.sources, "dictionary_digest": version.dictionary_digest}
+
+
+def partial_name(out: Path, backup_id: str) -> str:
+    """The hidden name a backup is written under beside ``out`` until it is whole: it carries
+    the backup's id, so a leftover is provably that backup's."""
+    return f".{out.name}.{backup_id}.partial"
+
+
+def backup_id_of(path: Path) -> str | None:
+    """The id in a backup file's header (its first member), or None if it is not one."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            first = tar.next()
+            if first is None or first.name != BACKUP_HEADER or first.size > 1 << 16:
+                return None
+            handle = tar.extractfile(first)
+            header = json.loads(handle.read()) if handle is not None else None
+    except (tarfile.TarError, OSError, ValueError):
+        return None
+    found = header.get("backup_id") if isinstance(header, dict) else None
+    return found if isinstance(found, str) else None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ flushed, and renamed: a file at the named path is always a whole backup.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import io
 import json
@@ -37,14 +38,21 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from strongroom.audit.events import AuditEvent, EventType
+from strongroom.audit.keys import salt_key_from_secret
+from strongroom.audit.operators import Operator
+from strongroom.audit.outbox import stage
 from strongroom.audit.tables import CHECKPOINTS
-from strongroom.cohort import keyring
+from strongroom.cohort import journal, keyring
 from strongroom.cohort.crypto import KEY_FILE_FORMAT as MASTER_KEY_FORMAT
 from strongroom.cohort.crypto import MAGIC, DecryptionError, MasterKey, decrypt, encrypt
+from strongroom.cohort.journal import JOURNAL_DIR
 from strongroom.cohort.keyring import KEYRING, Keyring
 from strongroom.cohort.keysources import KeySource, KeySourceError
 from strongroom.cohort.store import (
+    BACKUP_HEADER,
     COHORT_DIR,
     CONFIG,
     LOCK,
@@ -53,13 +61,15 @@ from strongroom.cohort.store import (
     Store,
     StoreConfig,
     fsync_dir,
+    partial_name,
 )
 from strongroom.db import make_engine
 from strongroom.operations import dbdump
 
 FORMAT = "strongroom-backup/1"
-HEADER = "BACKUP.json"
+HEADER = BACKUP_HEADER
 INDEX = "index.json.enc"
+RESTORING = ".restoring"  # a restore's marker in its staging directory, removed at its rename
 SMALL = 1 << 16  # the header, keyring and index are small; a larger one is not a backup's
 
 
@@ -97,19 +107,26 @@ def _context(store_id: str, backup_id: str, member: str) -> str:
 
 def _skipped(relative: Path) -> bool:
     """What a backup leaves out: the live database (dumped instead), the lock, the keyring
-    (a member of its own), unfinished writes."""
+    (a member of its own), unfinished writes and the journal of unfinished operations."""
     first = relative.parts[0]
-    return (first in (LOCK, KEYRING) or first.startswith(METADATA_DB)
+    return (first in (LOCK, KEYRING, JOURNAL_DIR) or first.startswith(METADATA_DB)
             or (relative.name.startswith(".") and relative.name.endswith(".tmp"))
             or (first == COHORT_DIR and len(relative.parts) > 1
                 and relative.parts[1].startswith(STAGING_PREFIX))
             or relative.name.startswith(".snapshot-"))
 
 
-def backup(store: Store, out: Path, sign: Callable[[], object] | None = None) -> BackupReport:
-    """Write a backup of ``store`` to ``out`` (refusing to overwrite one). ``sign`` (the audit
-    log's ``checkpoint``) signs everything logged so far first, so that the backup's root
-    covers it."""
+def backup(store: Store, out: Path, *, by: Operator,
+           sign: Callable[[], object] | None = None) -> BackupReport:
+    """Write a backup of ``store`` to ``out`` (refusing to overwrite one) and record
+    ``store.backed_up`` with who made it and why. ``sign`` (the audit log's ``checkpoint``)
+    signs everything logged so far first, so that the backup's root covers it.
+
+    All or nothing, and the log says which: an intent naming the backup is journalled first,
+    the file is written under a hidden name carrying the backup's id, flushed, renamed into
+    place, and only then recorded; a crash anywhere leaves the intent, and the next open (or
+    backup) records the backup if its file is whole at ``out``, or removes the partial file
+    and records ``store.backup_abandoned``."""
     started = time.perf_counter()
     out = out.resolve()
     if out.exists():
@@ -118,70 +135,94 @@ def backup(store: Store, out: Path, sign: Callable[[], object] | None = None) ->
     if out.is_relative_to(store.root):
         raise BackupError(f"write the backup outside the data directory, not to {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    config, backup_id = store.config, uuid.uuid4().hex
+    backup_id = uuid.uuid4().hex
     members: list[dict[str, Any]] = []
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        with store.lock(), tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-            ring = keyring.load(store.root)
-            if sign is not None:
-                sign()
-            # the witness before the database: every checkpoint it names is in the snapshot
-            files = _files(store.root)
-            witness = [f for f in files if f.parts[0] == "audit"]
-            copies = {f: (store.root / f).read_bytes() for f in witness}
-            with dbdump.snapshot(store.engine, store.root) as con:
-                revision, tables = dbdump.dump(con)
-                head = con.execute(select(CHECKPOINTS.c.tree_size, CHECKPOINTS.c.root_hash)
-                                   .order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)).first()
-            header = json.dumps(_header(store, ring, backup_id), indent=1).encode()
-            _add(tar, HEADER, header)
-            members.append(_member(HEADER, header, "plain"))
-            if ring is not None:
-                ring_bytes = ring.to_json().encode()
-                _add(tar, KEYRING, ring_bytes)
-                members.append(_member(KEYRING, ring_bytes, "plain"))
-            for table in tables:
-                name = f"database/{table.name}.enc"
-                sealed = encrypt(table.lines, store.key, _context(config.store_id, backup_id,
-                                                                   name))
-                members.append(_member(name, sealed, "sealed", rows=table.rows))
-                _add(tar, name, sealed)
-            for relative in files:
-                data = copies.get(relative)
-                if data is None:
-                    data = (store.root / relative).read_bytes()
-                if MASTER_KEY_FORMAT.encode() in data[:200]:
-                    raise BackupError(
-                        f"{store.root / relative} is a master key file inside the data "
-                        f"directory; a backup never holds a master key: move it out "
-                        f"(`strongroom keys rotate` to a key file elsewhere) and try again")
-                name = f"files/{relative.as_posix()}"
-                if data.startswith(MAGIC):
-                    members.append(_member(name, data, "as-is"))
-                else:
-                    data = encrypt(data, store.key, _context(config.store_id, backup_id, name))
-                    members.append(_member(name, data, "sealed"))
-                _add(tar, name, data)
-            audit: dict[str, Any] = {"size": int(head.tree_size) if head else 0,
-                                     "root": bytes(head.root_hash).hex() if head else None}
-            index: dict[str, Any] = {
-                "format": FORMAT, "backup_id": backup_id, "store_id": config.store_id,
-                "schema": revision, "members": members, "audit": audit}
-            _add(tar, INDEX, encrypt(json.dumps(index).encode(), store.key,
-                                     _context(config.store_id, backup_id, INDEX)))
-        with open(partial, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(partial, 0o600)
-        os.rename(partial, out)
+    partial = out.with_name(partial_name(out, backup_id))
+    with store.lock():
+        store.resolve()  # a backup cut off before this one: recorded, its partial removed
+        intent = journal.begin(store.root, "backup", backup_id, {
+            "out": str(out), "partial": str(partial), "actor": by.actor, **by.details()})
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as raw:
+                with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                    tables, audit = _write_members(store, tar, backup_id, members, sign)
+                raw.flush()
+                os.fsync(raw.fileno())
+            report = {"backup_id": backup_id, "bytes": partial.stat().st_size,
+                      "files": sum(m["name"].startswith("files/") for m in members),
+                      "rows": sum(t.rows for t in tables), "audit_size": int(audit["size"]),
+                      "audit_root": audit["root"]}
+            intent = journal.update(intent, bytes=report["bytes"], report=report)
+            os.rename(partial, out)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # nothing at ``out``: the backup simply failed
+            journal.finish(intent)
+            raise
+        # the file is whole at ``out``: a failure from here leaves the intent, and the next
+        # open records the backup that exists
         fsync_dir(out.parent)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return BackupReport(out, backup_id, sum(m["name"].startswith("files/") for m in members),
-                        len(tables), sum(t.rows for t in tables), out.stat().st_size,
-                        int(audit["size"]), audit["root"],
+        with Session(store.engine) as session, session.begin():
+            store.audit(session, EventType.STORE_BACKED_UP, by.actor, backup_id,
+                        {**report, **by.details(), "path": str(out)})
+        journal.finish(intent)
+    return BackupReport(out, backup_id, int(report["files"]), len(tables), int(report["rows"]),
+                        int(report["bytes"]), int(audit["size"]), audit["root"],
                         time.perf_counter() - started)
+
+
+def _write_members(store: Store, tar: tarfile.TarFile, backup_id: str,
+                   members: list[dict[str, Any]], sign: Callable[[], object] | None
+                   ) -> tuple[list[dbdump.TableDump], dict[str, Any]]:
+    """Every member of the backup, into ``tar`` (with the store's lock held)."""
+    config = store.config
+    ring = keyring.load(store.root)
+    if sign is not None:
+        sign()
+    # the witness before the database: every checkpoint it names is in the snapshot
+    files = _files(store.root)
+    witness = [f for f in files if f.parts[0] == "audit"]
+    copies = {f: (store.root / f).read_bytes() for f in witness}
+    with dbdump.snapshot(store.engine, store.root) as con:
+        revision, tables = dbdump.dump(con)
+        head = con.execute(select(CHECKPOINTS.c.tree_size, CHECKPOINTS.c.root_hash)
+                           .order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)).first()
+    header = json.dumps(_header(store, ring, backup_id), indent=1).encode()
+    _add(tar, HEADER, header)  # first: what the journal's resolution reads (backup_id_of)
+    members.append(_member(HEADER, header, "plain"))
+    if ring is not None:
+        ring_bytes = ring.to_json().encode()
+        _add(tar, KEYRING, ring_bytes)
+        members.append(_member(KEYRING, ring_bytes, "plain"))
+    for table in tables:
+        name = f"database/{table.name}.enc"
+        sealed = encrypt(table.lines, store.key, _context(config.store_id, backup_id, name))
+        members.append(_member(name, sealed, "sealed", rows=table.rows))
+        _add(tar, name, sealed)
+    for relative in files:
+        data = copies.get(relative)
+        if data is None:
+            data = (store.root / relative).read_bytes()
+        if MASTER_KEY_FORMAT.encode() in data[:200]:
+            raise BackupError(
+                f"{store.root / relative} is a master key file inside the data "
+                f"directory; a backup never holds a master key: move it out "
+                f"(`strongroom keys rotate` to a key file elsewhere) and try again")
+        name = f"files/{relative.as_posix()}"
+        if data.startswith(MAGIC):
+            members.append(_member(name, data, "as-is"))
+        else:
+            data = encrypt(data, store.key, _context(config.store_id, backup_id, name))
+            members.append(_member(name, data, "sealed"))
+        _add(tar, name, data)
+    audit: dict[str, Any] = {"size": int(head.tree_size) if head else 0,
+                             "root": bytes(head.root_hash).hex() if head else None}
+    index: dict[str, Any] = {
+        "format": FORMAT, "backup_id": backup_id, "store_id": config.store_id,
+        "schema": revision, "members": members, "audit": audit}
+    _add(tar, INDEX, encrypt(json.dumps(index).encode(), store.key,
+                             _context(config.store_id, backup_id, INDEX)))
+    return tables, audit
 
 
 def _files(root: Path) -> list[Path]:
@@ -274,11 +315,17 @@ def _read(members: dict[str, tarfile.TarInfo], tar: tarfile.TarFile, name: str,
 
 
 def restore(archive: Path, into: Path, master: KeySource,
-            database_url: str | None = None) -> RestoreReport:
+            database_url: str | None = None, *, by: Operator) -> RestoreReport:
     """Restore ``archive`` into ``into`` (new or empty) with the store's master key, onto
     SQLite in the directory or the empty database at ``database_url``. Everything is
     checked before it is written, and written beside ``into`` first: a failed restore leaves
-    nothing behind."""
+    nothing behind.
+
+    All or nothing, with its event: ``store.restored`` (who, why, which backup) is written into
+    the restored database's audit outbox before the directory is renamed into place, so a
+    restored store never exists without it (its first open moves it into the log), and a
+    crash before the rename leaves no store at ``into`` (and a staging directory the next
+    restore into ``into`` removes)."""
     started = time.perf_counter()
     if into.is_symlink() or not into.absolute().parent.is_dir():
         raise BackupError(f"{into} must be a new or empty directory (not a link) in an "
@@ -289,8 +336,14 @@ def restore(archive: Path, into: Path, master: KeySource,
                           f"(nothing was changed)")
     header = read_header(archive)
     store_id, backup_id = header["store_id"], header["backup_id"]
-    staging = into.with_name(f".{into.name}.restoring-{uuid.uuid4().hex[:8]}")
+    _remove_abandoned_restores(into)
+    staging = into.with_name(f"{_restoring_prefix(into)}{uuid.uuid4().hex[:8]}")
+    staging.mkdir(mode=0o700)
+    marker = os.open(staging / RESTORING, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        fcntl.flock(marker, fcntl.LOCK_EX)  # held while this restore runs
+        os.write(marker, json.dumps({"restoring": backup_id, "into": str(into),
+                                     "staging": staging.name}).encode())
         with tarfile.open(archive, "r:") as tar:
             members = _members(tar)
             ring = Keyring.from_json(_read(members, tar, KEYRING, SMALL).decode(),
@@ -309,7 +362,6 @@ def restore(archive: Path, into: Path, master: KeySource,
                                   f"some it lists ({sorted(set(members) ^ (listed | {INDEX}))[:3]}"
                                   f"): it was altered; nothing was restored")
             tables: dict[str, bytes] = {}
-            staging.mkdir(mode=0o700)
             for member in index["members"]:
                 data = _checked(members, tar, member)
                 name = member["name"]
@@ -331,23 +383,58 @@ def restore(archive: Path, into: Path, master: KeySource,
         (staging / COHORT_DIR).mkdir(mode=0o700, exist_ok=True)
         url = database_url or f"sqlite:///{staging / METADATA_DB}"
         engine = make_engine(url)
+        audit = index["audit"]
         try:
             rows = dbdump.load(engine, index["schema"], tables)
+            with engine.begin() as con:  # the event, in the restored database, before it counts
+                stage(con, AuditEvent(EventType.STORE_RESTORED, by.actor, store_id, {
+                    "backup_id": backup_id, "rows": rows, "audit_size": int(audit["size"]),
+                    "audit_root": audit["root"], **by.details()}),
+                    salt_key_from_secret(store_key.secret))
         finally:
             engine.dispose()
         if database_url is None:
             (staging / METADATA_DB).chmod(0o600)
         if into.exists():
             into.rmdir()  # empty, checked above
-        os.rename(staging, into)
+        (staging / RESTORING).unlink()
+        fsync_dir(staging)
+        os.rename(staging, into)  # the restore's commit: before it, no store is at ``into``
         fsync_dir(into.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    audit = index["audit"]
+    finally:
+        os.close(marker)
     return RestoreReport(into, backup_id, sum(m["name"].startswith("files/")
                                                for m in index["members"]), rows,
                          int(audit["size"]), audit["root"], time.perf_counter() - started)
+
+
+def _restoring_prefix(into: Path) -> str:
+    return f".{into.name}.restoring-"
+
+
+def _remove_abandoned_restores(into: Path) -> None:
+    """Remove what a restore into ``into`` killed before its rename left beside it: only a
+    staging directory of that name holding the marker a restore writes first, naming it, and
+    that no running restore holds locked."""
+    for staging in into.parent.glob(f"{_restoring_prefix(into)}*"):
+        if staging.is_symlink() or not staging.is_dir():
+            continue
+        try:
+            fd = os.open(staging / RESTORING, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no marker (or being made): not provably an abandoned restore
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            named = json.loads(os.read(fd, SMALL) or b"{}")
+        except (OSError, ValueError):
+            continue  # a restore still running holds it, or the marker is not ours
+        finally:
+            os.close(fd)
+        if isinstance(named, dict) and named.get("staging") == staging.name:
+            shutil.rmtree(staging)
 
 
 def _store_key(ring: Keyring | None, master: KeySource,
