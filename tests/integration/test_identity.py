@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from strongroom.access import identity, people
 from strongroom.access.roles import Role
 from strongroom.access.states import Vetting
 from strongroom.audit import EventType
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
-from tests.access_world import PASSWORD, World, build_world
+from strongroom.server.app import create_app
+from strongroom.server.security import CSRF_HEADER
+from tests.access_world import INSIDE, PASSWORD, World, build_world
 
 ORCID = "0000-0002-1825-0097"
 
@@ -155,3 +159,47 @@ def test_suspected_duplicates_say_why_and_agree_with_accounts_of(world: World) -
     for suspect in found:  # the console's groups are the limits' groups
         for account in suspect.ids:
             assert (accounts(world, account) == suspect.ids) is suspect.shared
+
+
+def test_the_api_registers_an_orcid_links_and_lists_duplicates(world: World) -> None:
+    admin = world.staff[Role.CUSTODIAN_ADMIN]
+    client = TestClient(create_app(world.platform), client=(INSIDE, 50000))
+    answer = client.post("/auth/login", json={"email": admin.email, "password": PASSWORD,
+                                              "code": world.code(admin)})
+    assert answer.status_code == 200, answer.text
+    client.headers[CSRF_HEADER] = answer.json()["csrf_token"]
+
+    def person(email: str, name: str, orcid: str | None = None) -> Any:
+        return client.post("/people", json={
+            "institution_id": world.partner_id, "email": email, "name": name,
+            "roles": ["researcher"], "password": PASSWORD, "orcid": orcid})
+
+    made = person("ann@uni.test", "Ann Lee", f"https://orcid.org/{ORCID}")
+    assert made.status_code == 201, made.text
+    first = made.json()["person"]
+    assert first["orcid"] == ORCID
+    bad = person("bob@uni.test", "Bob", "0000-0002-1825-0098")
+    assert bad.status_code == 400 and "check digit" in bad.text
+    second = person("a.lee@gmail.test", "Annie Lee").json()["person"]
+    weak = client.get("/identity/duplicates").json()
+    assert weak == []  # different names, different domains: nothing to suspect yet
+    answer = client.post("/identity/links", json={"person_id": first["id"],
+                                                  "same_as": second["id"],
+                                                  "reason": "one passport at vetting"})
+    assert answer.status_code == 201, answer.text
+    pair = sorted((first["id"], second["id"]))
+    assert client.get(f"/people/{second['id']}/accounts").json()["accounts"] == pair
+    (suspect,) = client.get("/identity/duplicates").json()
+    assert suspect["shared"] and [a["id"] for a in suspect["accounts"]] == pair
+    assert "linked by" in suspect["why"][0]
+    assert client.post("/identity/links", json={"person_id": first["id"],
+                                                "same_as": second["id"],
+                                                "reason": "again"}).status_code == 409
+    answer = client.post("/identity/unlink", json={"person_id": second["id"],
+                                                   "same_as": first["id"],
+                                                   "reason": "a mistake"})
+    assert answer.status_code == 200, answer.text
+    assert client.get("/identity/links").json() == []
+    answer = client.post(f"/people/{second['id']}/orcid", json={"orcid": ORCID})
+    assert answer.status_code == 200 and answer.json()["orcid"] == ORCID
+    assert client.get(f"/people/{first['id']}/accounts").json()["accounts"] == pair

@@ -131,6 +131,16 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
         ("POST", "/people/{person_id}/unlock"): lambda: (f"/people/{vpe}/unlock", None),
         ("POST", "/people/{person_id}/active"): lambda: (f"/people/{vpe}/active",
                                                          {"active": False}),
+        ("POST", "/people/{person_id}/orcid"): lambda: (f"/people/{vpe}/orcid",
+                                                        {"orcid": "0000-0002-1825-0097"}),
+        ("GET", "/people/{person_id}/accounts"): lambda: (f"/people/{vpe}/accounts", None),
+        ("GET", "/identity/duplicates"): lambda: ("/identity/duplicates", None),
+        ("GET", "/identity/links"): lambda: ("/identity/links", None),
+        ("POST", "/identity/links"): lambda: ("/identity/links", {  # distinct: no allowance
+            "person_id": vpe, "same_as": ids.researcher, "relation": "distinct",
+            "reason": "matrix"}),
+        ("POST", "/identity/unlink"): lambda: ("/identity/unlink", {
+            "person_id": vpe, "same_as": ids.researcher, "reason": "matrix"}),
         ("GET", "/projects"): lambda: ("/projects", None),
         ("POST", "/projects"): lambda: ("/projects", {
             "title": "New", "purpose": "A new approved purpose for testing",

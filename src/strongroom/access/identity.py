@@ -249,6 +249,15 @@ def duplicates(ctx: AccessContext, principal: Principal) -> list[Suspect]:
         return suspected_duplicates(db)
 
 
+def same_human(ctx: AccessContext, principal: Principal, person_id: str) -> tuple[str, ...]:
+    """accounts_of for people who may read people (an unknown person is refused)."""
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PERSON_READ)
+        if db.get(Person, person_id) is None:
+            raise NotFound(f"there is no person {person_id}")
+        return accounts_of(db, person_id)
+
+
 def links(ctx: AccessContext, principal: Principal) -> list[LinkView]:
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.PERSON_READ)

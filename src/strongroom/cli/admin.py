@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel
 
-from strongroom.access import auth, bootstrap, institutions, pauses, people, projects
+from strongroom.access import auth, bootstrap, identity, institutions, pauses, people, projects
 from strongroom.access.context import Principal
 from strongroom.cli import session
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
@@ -218,12 +218,15 @@ def person_add(
     email: Annotated[str, typer.Option(help="Their email address (their sign-in name).")],
     name: Annotated[str, typer.Option(help="Their name.")],
     role: Annotated[list[str], typer.Option(help="A role (repeat).")],
+    orcid: Annotated[str | None, typer.Option(
+        help="Their ORCID iD (0000-0000-0000-000X); accounts with one ORCID share one "
+             "person allowance.")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None,
 ) -> None:
     """Register a person; a password and TOTP secret are generated and shown once."""
     with admin(data_dir, key_file) as (p, who):
         new = people.create(p.access, who, institution_id=institution_id, email=email,
-                            name=name, roles=role)
+                            name=name, roles=role, orcid=orcid)
     _show_new_person(new)
 
 
@@ -299,6 +302,77 @@ def person_active(
     with admin(data_dir, key_file) as (p, who):
         people.set_active(p.access, who, person_id, active)
         emit(schemas.person_out(*people.read(p.access, who, person_id)))
+
+
+# -- identity across accounts --------------------------------------------------------------
+
+PersonArg = Annotated[str, typer.Argument(help="The person's id.")]
+OtherArg = Annotated[str, typer.Argument(help="The other account's person id.")]
+LinkReason = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
+
+
+@person_app.command("orcid")
+def person_orcid(
+    person_id: PersonArg,
+    orcid: Annotated[str | None, typer.Argument(help="The ORCID iD; leave out with --clear.")]
+    = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove their ORCID iD.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None,
+) -> None:
+    """Record (or --clear) a person's ORCID iD; accounts with one ORCID are one human."""
+    if (orcid is None) != clear:
+        raise typer.BadParameter("give an ORCID iD, or --clear to remove theirs (not both)")
+    with admin(data_dir, key_file) as (p, who):
+        identity.set_orcid(p.access, who, person_id, orcid)
+        emit(schemas.person_out(*people.read(p.access, who, person_id)))
+
+
+@person_app.command("accounts")
+def person_accounts(person_id: PersonArg, data_dir: DataDir = DEFAULT_DATA_DIR,
+                    key_file: KeyFile = None) -> None:
+    """The accounts treated as the same human (they share one person allowance)."""
+    with admin(data_dir, key_file, changes_state=False) as (p, who):
+        emit(schemas.AccountsOut(person_id=person_id,
+                                 accounts=list(identity.same_human(p.access, who, person_id))))
+
+
+@person_app.command("duplicates")
+def person_duplicates(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+    """Suspected duplicate accounts and why: shared (one allowance now) or a weaker hint."""
+    with admin(data_dir, key_file, changes_state=False) as (p, who):
+        emit([schemas.SuspectOut(
+            accounts=[schemas.AccountOut.model_validate(a) for a in s.accounts],
+            why=list(s.why), shared=s.shared) for s in identity.duplicates(p.access, who)])
+
+
+@person_app.command("links")
+def person_links(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+    """The custodians' links in force between accounts."""
+    with admin(data_dir, key_file, changes_state=False) as (p, who):
+        emit([schemas.LinkOut.model_validate(k) for k in identity.links(p.access, who)])
+
+
+@person_app.command("link")
+def person_link(
+    person_id: PersonArg, same_as: OtherArg, reason: LinkReason,
+    distinct: Annotated[bool, typer.Option(
+        "--distinct", help="Two humans who only look alike (not one).")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None,
+) -> None:
+    """Link two accounts as one human (they share one person allowance), or --distinct."""
+    with admin(data_dir, key_file) as (p, who):
+        emit(schemas.LinkOut.model_validate(identity.link(
+            p.access, who, person_id, same_as, reason=reason,
+            relation=identity.DISTINCT if distinct else identity.SAME)))
+
+
+@person_app.command("unlink")
+def person_unlink(person_id: PersonArg, same_as: OtherArg, reason: LinkReason,
+                  data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+    """End a custodian's link between two accounts."""
+    with admin(data_dir, key_file) as (p, who):
+        emit(schemas.LinkOut.model_validate(identity.unlink(p.access, who, person_id,
+                                                            same_as, reason=reason)))
 
 
 # -- projects ------------------------------------------------------------------------------

@@ -157,6 +157,9 @@ class PersonIn(BaseModel):
     roles: Annotated[list[Role], Field(min_length=1, max_length=len(Role))]
     password: NewPassword | None = Field(
         default=None, description="leave out to have one generated and shown once")
+    orcid: Annotated[str, StringConstraints(max_length=60)] | None = Field(
+        default=None, description="ORCID iD, 0000-0000-0000-000X or https://orcid.org/…; "
+        "accounts with one ORCID share one person allowance")
 
 
 class TrainingOut(Out):
@@ -175,6 +178,7 @@ class PersonOut(BaseModel):
     status: str
     mfa_confirmed: bool
     locked_until: dt.datetime | None
+    orcid: str | None = None
     training: list[TrainingOut] = []
 
 
@@ -201,6 +205,58 @@ class VettingIn(BaseModel):
 
 class ActiveIn(BaseModel):
     active: bool
+
+
+class OrcidIn(BaseModel):
+    orcid: Annotated[str, StringConstraints(max_length=60)] | None = Field(
+        description="ORCID iD (0000-0000-0000-000X or https://orcid.org/…); null clears it")
+
+
+class AccountsOut(BaseModel):
+    person_id: str
+    accounts: list[str] = Field(description="every account treated as the same human, this "
+                                            "one included: they share one person allowance")
+
+
+class LinkIn(BaseModel):
+    person_id: Id
+    same_as: Id
+    relation: Annotated[str, StringConstraints(pattern="^(same|distinct)$")] = Field(
+        default="same", description="same: one human (one person allowance); distinct: two "
+                                    "humans who only look alike")
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=500)]
+
+
+class UnlinkIn(BaseModel):
+    person_id: Id
+    same_as: Id
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=500)]
+
+
+class LinkOut(Out):
+    id: int
+    person_id: str
+    same_as: str
+    relation: str
+    reason: str
+    linked_by: str
+    at: dt.datetime
+
+
+class AccountOut(Out):
+    id: str
+    name: str
+    email: str
+    orcid: str | None
+    institution_id: str
+    status: str
+
+
+class SuspectOut(BaseModel):
+    accounts: list[AccountOut]
+    why: list[str]
+    shared: bool = Field(description="true: these accounts share one person allowance now; "
+                                     "false: a weaker hint, for a custodian to link or not")
 
 
 # -- projects ------------------------------------------------------------------------------
@@ -353,7 +409,7 @@ def person_out(person: Person, roles: frozenset[Role],
     return PersonOut(id=person.id, institution_id=person.institution_id, email=person.email,
                      name=person.name, roles=sorted(roles), vetting=person.vetting,
                      status=person.status, mfa_confirmed=person.mfa_confirmed,
-                     locked_until=person.locked_until,
+                     locked_until=person.locked_until, orcid=person.orcid,
                      training=[TrainingOut.model_validate(t) for t in training or []])
 
 

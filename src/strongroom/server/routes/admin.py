@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from strongroom.access import institutions, pauses, people, projects
+from strongroom.access import identity, institutions, pauses, people, projects
 from strongroom.access.permissions import Action
 from strongroom.access.roles import Role
 from strongroom.server.schemas import (
+    AccountOut,
+    AccountsOut,
     ActiveIn,
     CloseIn,
     CodeOut,
@@ -22,8 +24,11 @@ from strongroom.server.schemas import (
     InstitutionIn,
     InstitutionOut,
     InstitutionPatch,
+    LinkIn,
+    LinkOut,
     MemberIn,
     NewPersonOut,
+    OrcidIn,
     PauseIn,
     PauseOut,
     PersonIn,
@@ -32,7 +37,9 @@ from strongroom.server.schemas import (
     ProjectOut,
     RevokeIn,
     RoleIn,
+    SuspectOut,
     TrainingIn,
+    UnlinkIn,
     VettingIn,
     field_out,
     pause_out,
@@ -104,7 +111,7 @@ def create_person(body: PersonIn, who: Caller, ctx: Ctx) -> NewPersonOut:
     """Register a person; their TOTP secret (and a generated password) are shown once."""
     new = people.create(ctx, who, institution_id=body.institution_id, email=body.email,
                         name=body.name, roles=[r.value for r in body.roles],
-                        password=body.password)
+                        password=body.password, orcid=body.orcid)
     return NewPersonOut(person=person_out(new.person, frozenset(new.roles)),
                         password=new.password, totp_secret=new.totp_secret,
                         totp_uri=new.totp_uri)
@@ -252,6 +259,55 @@ def project_coding(project_id: str, coding_id: int, who: Caller, ctx: Ctx,
                             limit=limit)
     return CodingOut(coding_id=found.coding_id, total=found.total,
                      codes=[CodeOut(code=c, meaning=m) for c, m in found.codes])
+
+
+# -- identity across accounts --------------------------------------------------------------
+
+@router.post("/people/{person_id}/orcid", response_model=PersonOut, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def set_orcid(person_id: str, body: OrcidIn, who: Caller, ctx: Ctx) -> PersonOut:
+    """Record or clear (null) a person's ORCID iD; accounts with one ORCID are one human."""
+    identity.set_orcid(ctx, who, person_id, body.orcid)
+    return person_out(*people.read(ctx, who, person_id))
+
+
+@router.get("/people/{person_id}/accounts", response_model=AccountsOut, tags=["people"],
+            openapi_extra=acts(Action.PERSON_READ))
+def accounts_of(person_id: str, who: Caller, ctx: Ctx) -> AccountsOut:
+    """The accounts that share this person's allowance (the same human)."""
+    return AccountsOut(person_id=person_id,
+                       accounts=list(identity.same_human(ctx, who, person_id)))
+
+
+@router.get("/identity/duplicates", response_model=list[SuspectOut], tags=["people"],
+            openapi_extra=acts(Action.PERSON_READ))
+def suspected_duplicates(who: Caller, ctx: Ctx) -> list[SuspectOut]:
+    """Accounts that look like one human, and why: shared (one allowance now) or weaker."""
+    return [SuspectOut(accounts=[AccountOut.model_validate(a) for a in s.accounts],
+                       why=list(s.why), shared=s.shared)
+            for s in identity.duplicates(ctx, who)]
+
+
+@router.get("/identity/links", response_model=list[LinkOut], tags=["people"],
+            openapi_extra=acts(Action.PERSON_READ))
+def list_links(who: Caller, ctx: Ctx) -> list[LinkOut]:
+    return [LinkOut.model_validate(k) for k in identity.links(ctx, who)]
+
+
+@router.post("/identity/links", response_model=LinkOut, status_code=201, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def link(body: LinkIn, who: Caller, ctx: Ctx) -> LinkOut:
+    """Say two accounts are one human (same: one person allowance) or two (distinct)."""
+    return LinkOut.model_validate(identity.link(ctx, who, body.person_id, body.same_as,
+                                                reason=body.reason, relation=body.relation))
+
+
+@router.post("/identity/unlink", response_model=LinkOut, tags=["people"],
+             openapi_extra=acts(Action.PERSON_WRITE))
+def unlink(body: UnlinkIn, who: Caller, ctx: Ctx) -> LinkOut:
+    """End a custodian's link between two accounts."""
+    return LinkOut.model_validate(identity.unlink(ctx, who, body.person_id, body.same_as,
+                                                  reason=body.reason))
 
 
 # -- pauses --------------------------------------------------------------------------------
