@@ -69,7 +69,7 @@ from strongroom.operations import dbdump
 FORMAT = "strongroom-backup/1"
 HEADER = BACKUP_HEADER
 INDEX = "index.json.enc"
-RESTORING = ".restoring"  # a restore's marker in its staging directory, removed at its rename
+RESTORING = ".restoring"  # a restore's marker in its staging directory, removed once renamed
 SMALL = 1 << 16  # the header, keyring and index are small; a larger one is not a backup's
 
 
@@ -107,9 +107,11 @@ def _context(store_id: str, backup_id: str, member: str) -> str:
 
 def _skipped(relative: Path) -> bool:
     """What a backup leaves out: the live database (dumped instead), the lock, the keyring
-    (a member of its own), unfinished writes and the journal of unfinished operations."""
+    (a member of its own), unfinished writes, the journal of unfinished operations and a
+    restore's marker."""
     first = relative.parts[0]
-    return (first in (LOCK, KEYRING, JOURNAL_DIR) or first.startswith(METADATA_DB)
+    return (first in (LOCK, KEYRING, JOURNAL_DIR, RESTORING)
+            or first.startswith(METADATA_DB)
             or (relative.name.startswith(".") and relative.name.endswith(".tmp"))
             or (first == COHORT_DIR and len(relative.parts) > 1
                 and relative.parts[1].startswith(STAGING_PREFIX))
@@ -397,10 +399,9 @@ def restore(archive: Path, into: Path, master: KeySource,
             (staging / METADATA_DB).chmod(0o600)
         if into.exists():
             into.rmdir()  # empty, checked above
-        (staging / RESTORING).unlink()
-        fsync_dir(staging)
         os.rename(staging, into)  # the restore's commit: before it, no store is at ``into``
         fsync_dir(into.parent)
+        (into / RESTORING).unlink()  # a crash before this leaves it: backups skip it
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
