@@ -11,6 +11,7 @@ log mean it was truncated (the database's own) or rolled back (the witness's or 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -58,14 +59,36 @@ class VerifyReport:
     kind: str | None
     seconds: float
     signed_size: int = 0  # entries covered by the largest checkpoint that checked out
+    # witness or anchor checkpoints of a lost history, acknowledged in the log (accept_loss)
+    acknowledged: int = 0
+    acceptances: tuple[Acceptance, ...] = ()
 
     def summary(self) -> str:
         if self.ok:
             tail = self.entries - self.signed_size
             unsigned = f"; the last {tail} not yet signed" if tail else ""
+            lost = "".join(
+                f"; {len(a.checkpoints)} checkpoint(s) of a lost history acknowledged at "
+                f"entry {a.seq} by {a.operator} ({a.reason})" for a in self.acceptances
+            ) if self.acknowledged else ""
             return (f"audit log OK: {self.entries} entries and {self.checkpoints} checkpoints "
-                    f"verified in {self.seconds:.2f} s{unsigned}")
+                    f"verified in {self.seconds:.2f} s{unsigned}{lost}")
         return f"audit log FAILED ({self.kind}): {self.problem}"
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """An ``audit.loss_accepted`` entry: the witness or anchor checkpoints (size, root) of a
+    history the database no longer holds, acknowledged by an operator with a reason."""
+
+    seq: int
+    operator: str
+    reason: str
+    checkpoints: frozenset[tuple[int, bytes]]
+
+
+LOSS_ACCEPTED = "audit.loss_accepted"  # EventType.AUDIT_LOSS_ACCEPTED's value
+LOSSES = (Tampering.ROLLED_BACK.value, Tampering.FORKED.value)  # what an operator may accept
 
 
 class _FoundError(Exception):
@@ -84,8 +107,13 @@ class _Claim:
 
 
 class _Pass:
-    def __init__(self, public_key: Ed25519PublicKey, claims: list[_Claim]) -> None:
+    def __init__(self, public_key: Ed25519PublicKey, claims: list[_Claim],
+                 accepted: frozenset[tuple[int, bytes]] = frozenset(),
+                 lost: list[Checkpoint] | None = None) -> None:
         self.public_key = public_key
+        self.accepted = accepted  # external checkpoints of a lost history, acknowledged
+        self.acknowledged = 0
+        self.lost = lost  # when a list: collect external disagreements instead of failing
         self.claims = sorted(claims, key=lambda c: (c.checkpoint.tree_size, c.external))
         self.next_claim = 0
         self.checked = 0
@@ -125,12 +153,18 @@ class _Pass:
                 self.agreed = max(self.agreed, size)
             return
         if claim.external:
+            if self._lost(cp):
+                return
             a = self.agreed
             raise _FoundError(
                 Tampering.FORKED, a,
                 f"the {claim.where} signed a different history of the first {size} "
-                f"entries than this database holds: the log was forked (or rewritten "
-                f"and re-signed); the histories part within entries {a}..{size - 1}")
+                f"entries than this database holds; the histories part within entries "
+                f"{a}..{size - 1}. Either the log was forked (rewritten and re-signed), or "
+                f"the database was restored to an earlier state or rebuilt (`store "
+                f"recover`) and has grown past this checkpoint since: a rollback. If that "
+                f"is what happened, acknowledge it with `strongroom audit verify "
+                f"--accept-loss --operator NAME --reason TEXT`")
         raise _FoundError(
             Tampering.EDITED, a,
             f"entries {a}..{size - 1} no longer match the {claim.where}: an entry in "
@@ -152,11 +186,25 @@ class _Pass:
                     Tampering.TRUNCATED, n,
                     f"the log ends after {n} entries but the {claim.where} covers "
                     f"{size}: entries {n}..{size - 1} were removed from its end")
+            if self._lost(claim.checkpoint):
+                continue
             raise _FoundError(
                 Tampering.ROLLED_BACK, n,
                 f"the {claim.where} covers {size} entries but the database holds {n}: "
-                f"the database was restored to an earlier state, losing entries "
-                f"{n}..{size - 1}")
+                f"the database was restored to an earlier state (or rebuilt), losing "
+                f"entries {n}..{size - 1}. If that is what happened, acknowledge it with "
+                f"`strongroom audit verify --accept-loss --operator NAME --reason TEXT`")
+
+    def _lost(self, cp: Checkpoint) -> bool:
+        """An external checkpoint this database disagrees with that is acknowledged as a
+        lost history's (or, collecting, noted as one): not a failure."""
+        if (cp.tree_size, cp.root_hash) in self.accepted:
+            self.acknowledged += 1
+            return True
+        if self.lost is not None:
+            self.lost.append(cp)
+            return True
+        return False
 
 
 def verify(
@@ -165,26 +213,60 @@ def verify(
     public_key: Ed25519PublicKey,
     witness: Path | None = None,
     anchors: Sequence[dict[str, Any]] = (),
+    lost: list[Checkpoint] | None = None,
 ) -> VerifyReport:
-    """Check the whole log against its checkpoints, the witness file and any anchors."""
+    """Check the whole log against its checkpoints, the witness file and any anchors.
+
+    A witness or anchor checkpoint that an ``audit.loss_accepted`` entry acknowledges (a
+    history lost when the database was restored or rebuilt) is not a failure, provided that
+    entry is itself covered by a signed checkpoint of this log. With ``lost`` (a list), every
+    external checkpoint this database disagrees with is appended to it instead of failing:
+    what an operator would be acknowledging (:func:`LOSSES` kinds only)."""
     start = time.perf_counter()
     n = 0
     run: _Pass | None = None
+    acceptances: list[Acceptance] = []
     try:
         with engine.connect() as conn:
-            run = _Pass(public_key, _claims(conn, witness, anchors))
+            acceptances = _acceptances(conn)
+            accepted = frozenset().union(*(a.checkpoints for a in acceptances))
+            run = _Pass(public_key, _claims(conn, witness, anchors), accepted, lost)
             for leaves, problem in _batches(conn):
                 run.grow(leaves)
                 n += len(leaves)
                 if problem is not None:
                     raise problem
             run.finish(n)
+        unsigned = [a.seq for a in acceptances if a.seq >= run.verified]
+        if run.acknowledged and unsigned:
+            raise _FoundError(
+                Tampering.ROLLED_BACK, unsigned[0],
+                f"entry {unsigned[0]} acknowledges a lost history but no signed checkpoint "
+                f"covers it yet: an acknowledgement counts once signed. Run `strongroom "
+                f"audit checkpoint`, then verify again")
     except _FoundError as found:
         return VerifyReport(False, n, run.checked if run else 0, found.seq, found.problem,
                             found.kind.value, time.perf_counter() - start,
                             run.verified if run else 0)
     return VerifyReport(True, n, run.checked, None, None, None, time.perf_counter() - start,
-                        run.verified)
+                        run.verified, run.acknowledged, tuple(acceptances))
+
+
+def _acceptances(conn: Connection) -> list[Acceptance]:
+    """Every ``audit.loss_accepted`` entry, as the log holds it (checked by the pass)."""
+    found = []
+    for seq, payload in conn.execute(select(ENTRIES.c.seq, ENTRIES.c.payload)
+                                     .where(ENTRIES.c.type == LOSS_ACCEPTED)
+                                     .order_by(ENTRIES.c.seq)):
+        try:
+            details = json.loads(payload)["details"]
+            pairs = frozenset((int(c["tree_size"]), bytes.fromhex(c["root_hash"]))
+                              for c in details["checkpoints"])
+            found.append(Acceptance(int(seq), str(details.get("operator")),
+                                    str(details.get("reason")), pairs))
+        except (ValueError, KeyError, TypeError):
+            continue  # not an acceptance this release wrote: it acknowledges nothing
+    return found
 
 
 def _claims(conn: Connection, witness: Path | None,
