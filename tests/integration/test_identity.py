@@ -3,6 +3,8 @@ e-mail domain and name, a custodian's links), the suspected duplicates, linking,
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from strongroom.audit import EventType
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.server.app import create_app
 from strongroom.server.security import CSRF_HEADER
+from strongroom.server.web.pages import PREFIX
 from tests.access_world import INSIDE, PASSWORD, World, build_world
 
 ORCID = "0000-0002-1825-0097"
@@ -203,3 +206,47 @@ def test_the_api_registers_an_orcid_links_and_lists_duplicates(world: World) -> 
     answer = client.post(f"/people/{second['id']}/orcid", json={"orcid": ORCID})
     assert answer.status_code == 200 and answer.json()["orcid"] == ORCID
     assert client.get(f"/people/{first['id']}/accounts").json()["accounts"] == pair
+
+
+def test_the_console_shows_suspects_and_links_them(world: World) -> None:
+    client = TestClient(create_app(world.platform), client=(INSIDE, 50000),
+                        follow_redirects=False)
+    admin = world.staff[Role.CUSTODIAN_ADMIN]
+    answer = client.post(f"{PREFIX}/login", data={"email": admin.email, "password": PASSWORD,
+                                                  "code": world.code(admin)})
+    assert answer.status_code == 303, answer.text
+    a = add(world, "carol@uni.test", "Carol King")
+    b = add(world, "ck@other.test", "Prof. Carol KING")
+    page = client.get(f"{PREFIX}/custodian/people")
+    assert page.status_code == 200
+    assert "Suspected duplicate accounts" in page.text
+    assert "same name (carol king) at different e-mail domains: other.test, uni.test" \
+        in html.unescape(page.text)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    form = {"csrf_token": csrf[1], "person_id": a, "same_as": b, "relation": "same"}
+    refused = client.post(f"{PREFIX}/custodian/people/links", data=form | {"reason": ""})
+    assert refused.status_code == 400 and "give a reason" in refused.text
+    done = client.post(f"{PREFIX}/custodian/people/links", data=form | {"reason": "one human"})
+    assert done.status_code == 303, done.text
+    assert accounts(world, a) == tuple(sorted((a, b)))
+    page = client.get(f"{PREFIX}/custodian/people")
+    assert "one allowance" in page.text and "linked by" in page.text
+    person = client.get(f"{PREFIX}/custodian/people/{a}")
+    assert b in person.text and "one person allowance" in person.text
+    done = client.post(f"{PREFIX}/custodian/people/{a}/orcid",
+                       data={"csrf_token": csrf[1], "orcid": "0000-0002-1825-0098"})
+    assert done.status_code == 400 and "check digit" in done.text
+    done = client.post(f"{PREFIX}/custodian/people/unlink",
+                       data={"csrf_token": csrf[1], "person_id": b, "same_as": a,
+                             "reason": "a mistake"})
+    assert done.status_code == 303, done.text
+    assert accounts(world, a) == (a,)
+    committee = world.staff[Role.ACCESS_COMMITTEE]  # reads people, may not link them
+    other = TestClient(create_app(world.platform), client=(INSIDE, 50000),
+                       follow_redirects=False)
+    other.post(f"{PREFIX}/login", data={"email": committee.email, "password": PASSWORD,
+                                        "code": world.code(committee)})
+    page = other.get(f"{PREFIX}/custodian/people")
+    assert page.status_code == 200 and "Suspected duplicate accounts" in page.text
+    assert "/custodian/people/links" not in page.text  # no forms for those who may not link

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 
-from strongroom.access import institutions, pauses, people, projects
+from strongroom.access import identity, institutions, pauses, people, projects
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.models import Person
 from strongroom.access.pauses import PauseView
@@ -213,7 +213,8 @@ def _people_page(request: Request, who: Principal, ctx: AccessContext,
                   errors=failed.errors if failed else [],
                   form=failed.form if failed else {"roles": []},
                   people=listed.items, listed=listed,
-                  names=names,
+                  names=names, suspects=identity.duplicates(ctx, who),
+                  links=identity.links(ctx, who),
                   open_institutions=[i for i in places if i.status == "active"],
                   all_roles=[(r.value, ROLE_DESCRIPTIONS[r]) for r in Role],
                   may=_may(who, Action.PERSON_WRITE))
@@ -237,16 +238,18 @@ def add_person(request: Request, who: Custodian, ctx: Access,
                institution_id: Annotated[str, Form()] = "", email: Annotated[str, Form()] = "",
                name: Annotated[str, Form()] = "",
                roles: Annotated[list[str] | None, Form()] = None,
-               password: Annotated[str, Form()] = "") -> Response:
+               password: Annotated[str, Form()] = "",
+               orcid: Annotated[str, Form()] = "") -> Response:
     """Register a person and show their authenticator enrolment once (never again)."""
     chosen = roles or []
-    form = {"institution_id": institution_id, "email": email, "name": name, "roles": chosen}
+    form = {"institution_id": institution_id, "email": email, "name": name, "roles": chosen,
+            "orcid": orcid}
     if not institution_id:
         return _people_page(request, who, ctx,
                             Failed(400, ["choose the person's institution"], form))
     try:
         new = people.create(ctx, who, institution_id=institution_id, email=email, name=name,
-                            roles=chosen, password=password or None)
+                            roles=chosen, password=password or None, orcid=orcid or None)
     except ServiceError as exc:
         return _people_page(request, who, ctx, Failed(status_of(exc), exc.reasons, form))
     answer = render(request, "custodian/enrolled.html", who, new=new, qr=_qr(new.totp_uri))
@@ -262,6 +265,8 @@ def _person_page(request: Request, who: Principal, ctx: AccessContext, person_id
                   errors=failed.errors if failed else [],
                   person=person, person_roles=sorted(r.value for r in roles),
                   training=training,
+                  same_human=[a for a in identity.same_human(ctx, who, person_id)
+                              if a != person_id],
                   institution=institutions.read(ctx, who, person.institution_id),
                   other_roles=[r.value for r in Role if r not in roles],
                   vettings=[v.value for v in Vetting if v is not Vetting.PENDING],
@@ -308,6 +313,43 @@ def set_active(request: Request, person_id: str, who: Custodian, ctx: Access,
                active: Annotated[str, Form()] = "") -> Response:
     return _change_person(request, who, ctx, person_id,
                           lambda: people.set_active(ctx, who, person_id, active == "yes"))
+
+
+@router.post(BASE + "/people/{person_id}/orcid", openapi_extra=acts(Action.PERSON_WRITE))
+def set_orcid(request: Request, person_id: str, who: Custodian, ctx: Access,
+              orcid: Annotated[str, Form()] = "") -> Response:
+    """Record (or, left empty, clear) a person's ORCID iD."""
+    return _change_person(request, who, ctx, person_id,
+                          lambda: identity.set_orcid(ctx, who, person_id, orcid or None))
+
+
+def _linked(request: Request, who: Principal, ctx: AccessContext, change: Callable[[], object],
+            form: dict[str, Any]) -> Response:
+    failed = _attempt(change, form)
+    if failed:
+        return _people_page(request, who, ctx, failed)
+    return _see(f"{BASE}/people#duplicates")
+
+
+@router.post(BASE + "/people/links", openapi_extra=acts(Action.PERSON_WRITE))
+def link_accounts(request: Request, who: Custodian, ctx: Access,
+                  person_id: Annotated[str, Form()] = "", same_as: Annotated[str, Form()] = "",
+                  relation: Annotated[str, Form()] = identity.SAME,
+                  reason: Annotated[str, Form()] = "") -> Response:
+    """Link two accounts as one human (one person allowance), or mark them distinct."""
+    return _linked(request, who, ctx, lambda: identity.link(
+        ctx, who, person_id.strip(), same_as.strip(), reason=reason, relation=relation),
+        {"person_id": person_id, "same_as": same_as, "relation": relation, "reason": reason})
+
+
+@router.post(BASE + "/people/unlink", openapi_extra=acts(Action.PERSON_WRITE))
+def unlink_accounts(request: Request, who: Custodian, ctx: Access,
+                    person_id: Annotated[str, Form()] = "",
+                    same_as: Annotated[str, Form()] = "",
+                    reason: Annotated[str, Form()] = "") -> Response:
+    """End a custodian's link between two accounts."""
+    return _linked(request, who, ctx, lambda: identity.unlink(
+        ctx, who, person_id.strip(), same_as.strip(), reason=reason), {})
 
 
 # -- projects ------------------------------------------------------------------------------
