@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
 
+from strongroom import migrations
 from strongroom.access import identity, people
 from strongroom.access.roles import Role
 from strongroom.access.states import Vetting
 from strongroom.audit import EventType
+from strongroom.db import Base
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.server.app import create_app
 from strongroom.server.security import CSRF_HEADER
@@ -250,3 +255,23 @@ def test_the_console_shows_suspects_and_links_them(world: World) -> None:
     page = other.get(f"{PREFIX}/custodian/people")
     assert page.status_code == 200 and "Suspected duplicate accounts" in page.text
     assert "/custodian/people/links" not in page.text  # no forms for those who may not link
+
+
+def test_migration_0015_keys_the_people_registered_before_it(world: World) -> None:
+    """Upgraded from 0014 (people, no keys), each person's name key is computed as a new
+    person's is, so the rules hold from the first limit check after the upgrade."""
+    first = add(world, "ann.oneil@uni.test", "Dr Ann O'Neil")
+    second = add(world, "aoneil@uni.test", "O’Neil, Ann")
+    engine = world.platform.store.engine
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    with engine.begin() as con:
+        config.attributes["connection"] = con
+        command.downgrade(config, "0014")
+    assert "orcid" not in {c["name"] for c in inspect(engine).get_columns("access_people")}
+    assert migrations.upgrade(engine)[:1] == ["0015"]
+    assert migrations.differences(engine, Base.metadata) == []
+    with engine.connect() as con:
+        keys = dict(con.execute(text("SELECT id, name_key FROM access_people")).all())
+    assert keys[first] == keys[second] == "ann oneil"
+    assert accounts(world, first) == tuple(sorted((first, second)))

@@ -38,7 +38,9 @@ ORCID_SHAPE = re.compile(r"^(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dX])$")
 
 def name_words(name: str) -> list[str]:
     """A name's words after normalisation, in the order given (titles dropped)."""
-    plain = unicodedata.normalize("NFKD", name.casefold())
+    # NFKD before casefold (𝐀 is A only once decomposed) and after it (İ folds to i and a
+    # combining dot)
+    plain = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", name).casefold())
     plain = "".join(c for c in plain if not unicodedata.combining(c)).translate(WHOLE)
     plain = APOSTROPHES.sub("", plain)
     return [w for w in NOT_WORD.sub(" ", plain).split() if w not in TITLES]

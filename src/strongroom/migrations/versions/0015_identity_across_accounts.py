@@ -61,8 +61,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_access_account_links_same_as'))
         batch_op.drop_index(batch_op.f('ix_access_account_links_person_id'))
     op.drop_table('access_account_links')
-    with op.batch_alter_table('access_people', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_access_people_name_key'))
-        batch_op.drop_index(batch_op.f('ix_access_people_orcid'))
-        batch_op.drop_column('name_key')
-        batch_op.drop_column('orcid')
+    # not batch: on SQLite a batch drop copies access_people and drops the original, which
+    # the tables that refer to it refuse; SQLite (3.35 and later) drops a column in place
+    op.drop_index(op.f('ix_access_people_name_key'), table_name='access_people')
+    op.drop_index(op.f('ix_access_people_orcid'), table_name='access_people')
+    op.drop_column('access_people', 'name_key')
+    op.drop_column('access_people', 'orcid')
