@@ -1,9 +1,9 @@
 """Researchers at once against a real server, on SQLite and on PostgreSQL (issue 52): the small
 version of ``benchmarks/load.py``, sharing its driver (strongroom.attacks.load).
 
-Ten clients, each a researcher with their own connection and loopback address (most signing in
-with password and code, the rest with API tokens; most in a project led at another
-institution), do mixed work for ten seconds: who-am-I, limits, grouped counts, small
+Fifteen clients, each a researcher with their own connection and loopback address (two in three
+signing in with password and code, the rest with API tokens; several institutions, members of
+projects led at another), do mixed work for eight seconds: who-am-I, limits, grouped counts, small
 record-level extracts, release requests, downloads of released outputs (bytes and table).
 Then 30 requests, released together by a barrier, race at the last unit of three limits.
 The ground truth is read custodian-side from the database.
@@ -34,8 +34,8 @@ from tests.conftest import POSTGRES_URL, postgres_schema
 
 pytestmark = pytest.mark.slow
 
-CLIENTS = 10
-SECONDS = 10.0
+CLIENTS = 15
+SECONDS = 8.0
 COHORT = 1000
 SEED = 7
 TIMEOUT = 60.0  # an answer slower than this counts as a dropped connection

@@ -78,7 +78,7 @@ ROUTES = {
 }
 KINDS = tuple(ROUTES)
 # how often a client picks each kind of work (sign-in is taken when a new code is due)
-WEIGHTS = {"who-am-I": 15, "limits": 10, "analysis": 25, "extract": 10, "output request": 10,
+WEIGHTS = {"who-am-I": 15, "limits": 10, "analysis": 25, "output request": 10, "extract": 10,
            "download": 18, "table": 12}
 SIGN_IN_AGAIN = 0.15  # the chance, once a new code is due, that a session client signs in
 DROPPED = (httpx.TransportError,)  # connection refused, reset, closed mid-answer, timed out
@@ -89,13 +89,15 @@ DROPPED = (httpx.TransportError,)  # connection refused, reset, closed mid-answe
 @contextmanager
 def real_time(world: AttackWorld) -> Iterator[None]:
     """The world's clock runs in real time from where it stands (sessions, codes and windows
-    move as they would), instead of moving only when the world moves it."""
-    start, origin = world.clock.now, time.monotonic()
+    move as they would), as well as when the world moves it (``Clock.advance``)."""
     stop = threading.Event()
 
     def tick() -> None:
+        last = time.monotonic()
         while not stop.wait(0.02):
-            world.clock.now = start + dt.timedelta(seconds=time.monotonic() - origin)
+            now = time.monotonic()
+            world.clock.advance(now - last)
+            last = now
 
     thread = threading.Thread(target=tick, daemon=True, name="load-clock")
     thread.start()
@@ -394,12 +396,15 @@ class Desk:
             if self.session:
                 self.sign_in()
             kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
+            # each kind once first, from a different one at each desk (so that a short run
+            # has them all), then at random
+            first = kinds[self.r.n % len(kinds):] + kinds[:self.r.n % len(kinds)]
             while time.monotonic() < stop:
                 step = int(self.scene.world.clock().timestamp()) // 30
                 if self.session and step > self.step and self.rng.random() < SIGN_IN_AGAIN:
                     self.sign_in()
                     continue
-                self.one(self.rng.choices(kinds, weights)[0])
+                self.one(first.pop(0) if first else self.rng.choices(kinds, weights)[0])
         finally:
             self.http.close()
 
@@ -496,6 +501,7 @@ class LoadResult:
     projects: int
     led_elsewhere: int
     sessions: int
+    setup: float  # seconds to set the scene up (people, projects, outputs, tokens)
 
     def served(self, kind: str) -> int:
         return self.kinds[kind].served
@@ -536,7 +542,9 @@ class LoadResult:
 def run_load(world: AttackWorld, app_factory: AppFactory, *, database: str, clients: int,
              seconds: float, seed: int, cohort: int, timeout: float = 120.0) -> LoadResult:
     """Build the scene, serve it, run ``clients`` desks for ``seconds``, read the truth."""
+    began = time.monotonic()
     scene = build_scene(world, clients, seed, cohort)
+    setup = time.monotonic() - began
     tally = Tally()
     server_log = ServerLog()
     meter_since, exposure_since = meter_mark(world.platform), exposure_mark(world.platform)
@@ -558,7 +566,7 @@ def run_load(world: AttackWorld, app_factory: AppFactory, *, database: str, clie
     return LoadResult(database, clients, seconds, wall, seed, tally.kinds, truth, server_log,
                       load_before, load_after, os.cpu_count() or 1, len(scene.institutions),
                       len(scene.projects), scene.led_elsewhere,
-                      sum(1 for r in scene.researchers if r.session))
+                      sum(1 for r in scene.researchers if r.session), setup)
 
 
 # -- the races at the last unit ----------------------------------------------------------------
@@ -732,10 +740,12 @@ def _ms(value: float | None) -> str:
 
 
 def _statuses(statuses: Counter[int], dropped: Counter[str] | int) -> str:
+    """``200×12 500×2 ReadError×1``: the answers by status, then the dropped by exception."""
     parts = [f"{s}×{n}" for s, n in sorted(statuses.items())]
-    gone = dropped if isinstance(dropped, int) else sum(dropped.values())
-    if gone:
-        parts.append(f"dropped×{gone}")
+    if isinstance(dropped, int):
+        parts += [f"dropped×{dropped}"] if dropped else []
+    else:
+        parts += [f"{name}×{n}" for name, n in sorted(dropped.items())]
     return " ".join(parts) or "–"
 
 
@@ -756,8 +766,8 @@ def load_table(results: list[LoadResult]) -> str:
 def summary_table(results: list[LoadResult]) -> str:
     lines = ["| database | clients × s | requests | 5xx | dropped | lost / dup. meter rows | "
              "extracts served / exposure rows | cells downloaded / metered | server log: "
-             "locked / could not meter | load (1 min) before → after, CPUs |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "locked / could not meter | load (1 min) before → after, CPUs | setup s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lost = sum(r.lost(k) for k in KINDS)
         dup = sum(r.duplicated(k) for k in KINDS)
@@ -767,7 +777,7 @@ def summary_table(results: list[LoadResult]) -> str:
             f"| {r.extracts_served:,} / {r.truth.exposures:,} | {r.cells_served:,} / "
             f"{r.truth.cells_metered:,} | {r.server_log.mentions('database is locked')} / "
             f"{r.server_log.mentions('could not meter')} | {r.load_before[0]:.1f} → "
-            f"{r.load_after[0]:.1f}, {r.cpus} |")
+            f"{r.load_after[0]:.1f}, {r.cpus} | {r.setup:.0f} |")
     return "\n".join(lines)
 
 
