@@ -96,7 +96,8 @@ RULES: dict[Action, Rule] = {
                                     "revoke or reinstate an institution"),
     Action.PERSON_READ: Rule(READERS, Kind.ADMIN, "list and read people"),
     Action.PERSON_WRITE: Rule(ADMINS, Kind.ADMIN,
-                              "register people, their roles, training, vetting; unlock"),
+                              "register people, their roles, training, vetting, ORCID iDs; "
+                              "unlock; link accounts that are one human (or mark them not)"),
     Action.PROJECT_READ: Rule(READERS | {Role.RESEARCHER, Role.OUTPUT_CHECKER}, Kind.ADMIN,
                               "read a project (researchers: their own projects)",
                               member=True, by_token=True),
