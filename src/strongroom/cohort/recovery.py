@@ -69,10 +69,13 @@ def check(store: Store) -> Report:
         report.problems.append(f"the metadata database {store.database} holds no tables")
         _sealed_on_disk(store, report, known=set())
         return report
+    if found.schema is migrations.Schema.NEWER:
+        report.problems.append(migrations.newer_schema(found))
+        return report
     if found.schema is not migrations.Schema.CURRENT:
         report.problems.append(f"the schema is {found.revision or 'unversioned (16a023a)'}, "
-                               f"the code's is {found.head} ({found.schema.value}); "
-                               f"`strongroom upgrade` brings an older one up")
+                               f"the code's is {found.head} ({found.schema.value}): back the "
+                               f"store up, then run {upgrade_hint(store)}")
         return report
     with Session(store.engine) as session:
         owners = list(session.scalars(select(StoreIdentity.store_id)))
@@ -111,7 +114,7 @@ def _sealed_on_disk(store: Store, report: Report, known: set[str]) -> None:
             f"{where.relative_to(store.root)} is a sealed version of this store "
             f"({version.participants:,} participants, written "
             f"{version.created_at:%Y-%m-%d %H:%M} UTC) that the database does not know: "
-            f"`strongroom store recover` "
+            f"`strongroom store recover -d {store.root} --operator NAME --reason TEXT` "
             f"registers it")
 
 
@@ -232,30 +235,39 @@ def scrub(store: Store) -> Scrub:
     return Scrub(files, size, problems)
 
 
+def upgrade_hint(store: Store) -> str:
+    """The command that upgrades ``store``, as it runs when pasted."""
+    return f"`strongroom upgrade -d {store.root} --operator NAME --reason TEXT`"
+
+
 def upgrade(store: Store, metadata: MetaData, *, by: Operator | None = None) -> list[str]:
-    """Bring the database to the code's schema (the caller has backed it up). Refuses an
-    empty database (that is `recover`'s) and one another store claimed; after upgrading,
-    refuses to call the result current if its tables differ from ``metadata``."""
+    """Bring the database to the code's schema, all or nothing (see
+    :func:`strongroom.migrations.upgrade`). Refuses an empty database (that is `recover`'s)
+    and a newer one; refuses to commit a result whose tables differ from ``metadata``; then
+    claims an unclaimed database for this store (or refuses one another store claimed)."""
     found = migrations.state(store.engine)
     if found.schema is migrations.Schema.EMPTY:
         raise StoreError(f"the metadata database {store.database} holds no tables: there is "
                          f"nothing to upgrade. Restore it from a backup, or run `strongroom "
-                         f"store recover {store.root}`.")
+                         f"store recover -d {store.root} --operator NAME --reason TEXT`.")
     if found.schema is migrations.Schema.NEWER:
-        raise StoreError(f"the metadata database is at schema {found.revision}, newer than "
-                         f"this release's {found.head}: run the release that made it")
+        raise StoreError(migrations.newer_schema(found))
+
     def record(con: Connection, applied: list[str]) -> None:  # commits with the upgrade
+        drift = migrations.differences(con, metadata)
+        if drift:
+            raise StoreError("the upgraded tables would still differ from this release's ("
+                             + "; ".join(drift) + "): the database was not made by a "
+                             "Strongroom release this one can upgrade")
         stage(con, AuditEvent(EventType.STORE_UPGRADED, _actor(by), store.config.store_id,
                               {"revisions": list[JSON](applied), **_who(by)}),
               salt_key_from_secret(store.key.secret))
 
-    applied = migrations.upgrade(store.engine, then=record)
+    try:
+        applied = migrations.upgrade(store.engine, then=record)
+    except migrations.UpgradeError as exc:
+        raise StoreError(f"{exc}. No sealed file was touched.") from exc
     _claim_if_unclaimed(store)
-    drift = migrations.differences(store.engine, metadata)
-    if drift:
-        raise StoreError("the upgraded database still differs from this release's tables ("
-                         + "; ".join(drift) + "): it was not made by a Strongroom release "
-                         "this one can upgrade. Restore a backup; nothing was deleted.")
     return applied
 
 
@@ -289,9 +301,11 @@ def recover(store: Store, *, by: Operator | None = None) -> list[str]:
             migrations.upgrade(store.engine)
             done.append(f"created the metadata tables (schema {found.head}) in the empty "
                         f"database {store.database}")
+        elif found.schema is migrations.Schema.NEWER:
+            raise StoreError(migrations.newer_schema(found))
         elif found.schema is not migrations.Schema.CURRENT:
             raise StoreError(f"the database's schema is {found.schema.value}: run "
-                             f"`strongroom upgrade {store.root}` first")
+                             f"{upgrade_hint(store)} first")
         _claim_if_unclaimed(store)
         recorded = 0  # done[:recorded] is in the audit outbox
         with Session(store.engine, expire_on_commit=False) as session:

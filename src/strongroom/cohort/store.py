@@ -335,20 +335,18 @@ class Store:
                     f"the metadata database is at schema "
                     f"{found.revision or 'of 16a023a (before schema versions)'}, and this "
                     f"release needs {found.head}. Nothing was changed. Back it up, then run "
-                    f"`strongroom upgrade {self.root}`.")
-            case migrations.Schema.NEWER:
-                raise StoreError(
-                    f"the metadata database is at schema {found.revision}, made by a newer "
-                    f"Strongroom than this one (which knows up to {found.head}). Nothing was "
-                    f"changed. Run that release, or restore a backup made by this one.")
+                    f"`strongroom upgrade -d {self.root} --operator NAME --reason TEXT`.")
+            case migrations.Schema.NEWER:  # a downgrade: nothing is written to it
+                raise StoreError(migrations.newer_schema(found) + ".")
 
     def _no_database(self, what: str) -> str:
         return (f"{what}, but {self.root} is an initialised store: the database may be "
                 f"misconfigured, deleted, or restored from elsewhere. Nothing was changed "
                 f"and no sealed file was touched. Point the store at its database (the URL "
                 f"in {self.root / CONFIG}), restore it from a backup, or run `strongroom "
-                f"store recover {self.root}` to rebuild the cohort's records from the sealed "
-                f"versions (people, projects and the audit log are only in the database).")
+                f"store recover -d {self.root} --operator NAME --reason TEXT` to rebuild the "
+                f"cohort's records from the sealed versions (people, projects and the audit "
+                f"log are only in the database).")
 
     def _require_identity(self) -> None:
         with self._session() as session:
@@ -451,8 +449,9 @@ class Store:
                 f"{len(held)} sealed cohort version(s) are not in the metadata database "
                 f"({', '.join(held)}); they are held unharmed in {self.quarantine_dir}. The "
                 f"database may be missing, swapped or restored from an older backup. Nothing "
-                f"was deleted. See `strongroom store check {self.root}`; `strongroom store "
-                f"recover {self.root}` registers them again from their sealed manifests.")
+                f"was deleted. See `strongroom store check -d {self.root}`; `strongroom store "
+                f"recover -d {self.root} --operator NAME --reason TEXT` registers them again "
+                f"from their sealed manifests.")
         current = self.current()
         if current is not None and current.id in layout.missing:
             raise StoreError(

@@ -9,6 +9,8 @@ and says what to do otherwise: ``strongroom upgrade DIR`` for an older one, the 
 from __future__ import annotations
 
 import enum
+import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,14 @@ class SchemaState:
     schema: Schema
     revision: str | None  # the database's revision (None when it has none)
     head: str
+
+
+def newer_schema(found: SchemaState) -> str:
+    """Why a database a newer release made is refused (a downgrade), and what to do."""
+    return (f"the metadata database is at schema revision {found.revision}, which this release "
+            f"does not know (it knows up to {found.head}): a newer Strongroom release made or "
+            f"upgraded it, and this older one must not write to it. Nothing was changed. Run "
+            f"that release or a newer one, or restore a backup this release made")
 
 
 def _config() -> Config:
@@ -72,36 +82,186 @@ def state(engine: Engine) -> SchemaState:
     return SchemaState(Schema.OLDER if _known(revision) else Schema.NEWER, revision, top)
 
 
+class UpgradeError(Exception):
+    """An upgrade that did not happen; the message says what the database holds now."""
+
+
 def upgrade(engine: Engine, to: str = "head",
             then: Callable[[Connection, list[str]], None] | None = None) -> list[str]:
-    """Bring the database to the head revision (or ``to``) in one transaction (an unversioned
-    database is adopted by the baseline); ``then`` runs in that transaction with the revisions
-    applied (the upgrade's audit event commits with it). Returns the revisions applied."""
+    """Bring the database to the head revision (or ``to``), all or nothing (an unversioned
+    database is adopted by the baseline). ``then`` runs last in the upgrade's transaction with
+    the revisions applied (the upgrade's audit event commits with it; raising there undoes the
+    upgrade). Returns the revisions applied; raises :class:`UpgradeError` saying what
+    happened to the database when any step fails.
+
+    PostgreSQL: every revision runs in one transaction (its DDL is transactional). SQLite: the
+    same, with foreign keys off while tables are rebuilt (the pragma only takes effect outside
+    a transaction) and every foreign key checked before commit; and a copy of the database,
+    taken under the upgrade's write lock, is restored if anything fails."""
     before = state(engine)
     if before.schema is Schema.NEWER:
-        raise ValueError(f"the database is at revision {before.revision}, which this "
-                         f"release does not know (its newest is {before.head})")
+        raise UpgradeError(newer_schema(before))
     script = ScriptDirectory.from_config(_config())
-    start = before.revision
     target = before.head if to == "head" else to
-    applied = [s.revision for s in script.iterate_revisions(target, start)]
-    if not applied:
+    done = list(reversed([s.revision for s in script.iterate_revisions(target, before.revision)]))
+    if not done:
         return []
+    file = _sqlite_file(engine)
+    if file is None:
+        try:
+            with engine.begin() as con:
+                _migrate(con, to, done, then)
+        except Exception as exc:
+            raise UpgradeError(f"the upgrade to {target} failed ({_said(exc)}); nothing was "
+                                f"changed: it ran in one transaction, which was rolled "
+                                f"back") from exc
+        return done
+    return _upgrade_sqlite(engine, file, to, target, done, then)
+
+
+def _migrate(con: Connection, to: str, done: list[str],
+             then: Callable[[Connection, list[str]], None] | None) -> None:
     config = _config()
-    done = list(reversed(applied))
-    with engine.begin() as con:
-        config.attributes["connection"] = con
-        command.upgrade(config, to)
-        if then is not None:
-            then(con, done)
+    config.attributes["connection"] = con
+    command.upgrade(config, to)
+    if then is not None:
+        then(con, done)
+
+
+COPY_SUFFIX = ".before-upgrade"  # the copy taken before an upgrade, beside the database
+KEPT_SUFFIX = ".upgrade-failed"  # that copy, kept when restoring it failed
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(url.database))
+
+
+def _upgrade_sqlite(engine: Engine, file: Path, to: str, target: str, done: list[str],
+                    then: Callable[[Connection, list[str]], None] | None) -> list[str]:
+    copy = file.with_name(file.name + COPY_SUFFIX)
+    kept = file.with_name(file.name + KEPT_SUFFIX)
+    if kept.exists():
+        raise UpgradeError(
+            f"an earlier upgrade failed and could not restore its copy of the database, kept "
+            f"at {kept}. Nothing was changed. Stop Strongroom, copy {kept} over {file} (and "
+            f"remove {file}-wal and {file}-shm), then remove {kept} and upgrade again")
+    # A copy left by an upgrade that was killed is stale, never needed: the upgrade commits
+    # in one SQLite transaction, so the database itself is either as it was or upgraded.
+    _remove(copy)
+    try:
+        with engine.connect() as con:
+            raw = con.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys=OFF")  # outside a transaction, or it is ignored
+            try:
+                with con.begin():  # BEGIN IMMEDIATE: no one writes until this ends
+                    _take_copy(file, copy)
+                    _migrate(con, to, done, then)
+                    _check_foreign_keys(con)
+            finally:
+                raw.execute("PRAGMA foreign_keys=ON")
+    except Exception as exc:
+        raise UpgradeError(_restore(engine, file, copy, kept, target, exc)) from exc
+    _remove(copy)
     return done
 
 
-def differences(engine: Engine, metadata: MetaData) -> list[str]:
+def _take_copy(file: Path, copy: Path) -> None:
+    """The database as it stands (its write-ahead log included), through SQLite's backup API
+    from a second connection: the upgrade's own holds the write lock, so the copy is exactly
+    what the upgrade starts from. Written aside, then renamed: a copy is whole or absent."""
+    partial = copy.with_name(copy.name + ".partial")
+    _remove(partial)
+    source = sqlite3.connect(file)
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    with open(partial, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.rename(partial, copy)
+    _fsync_dir(copy.parent)
+
+
+def _check_foreign_keys(con: Connection) -> None:
+    """Every foreign key holds (they were off while tables were rebuilt)."""
+    broken = con.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({f"{row[0]} → {row[2]}" for row in broken})
+        raise UpgradeError(f"{len(broken)} row(s) break a foreign key after the migrations "
+                            f"({', '.join(tables)}): the database was damaged before the "
+                            f"upgrade")
+
+
+def _restore(engine: Engine, file: Path, copy: Path, kept: Path, target: str,
+             exc: Exception) -> str:
+    """Put the copy back (the upgrade's transaction was rolled back already; the copy makes
+    sure of it) and say what the database holds now."""
+    failed = f"the upgrade to {target} failed ({_said(exc)})"
+    if not copy.exists():  # it failed before the copy was taken: the transaction held all
+        return (f"{failed}; nothing was changed: it failed before its first change, and its "
+                f"transaction was rolled back")
+    engine.dispose()  # no pooled connection holds the old pages
+    try:
+        source = sqlite3.connect(copy)
+        try:
+            target_con = sqlite3.connect(file, timeout=60)
+            try:
+                source.backup(target_con)
+                target_con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                target_con.close()
+        finally:
+            source.close()
+    except sqlite3.Error as error:
+        os.rename(copy, kept)
+        _fsync_dir(kept.parent)
+        return (f"{failed}, and restoring the copy taken before it failed too ({error}). "
+                f"The upgrade's transaction was rolled back, so the database is most likely "
+                f"unchanged, but the copy is kept at {kept}: stop Strongroom, copy it over "
+                f"{file} (and remove {file}-wal and {file}-shm), then remove {kept}")
+    _remove(copy)
+    return (f"{failed}; nothing was changed: the database was restored from the copy taken "
+            f"before the upgrade")
+
+
+def _said(exc: BaseException) -> str:
+    """The failure in one line (a driver's first line: later ones can quote a row)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _remove(path: Path) -> None:
+    if path.exists():
+        path.unlink()
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def differences(engine: Engine | Connection, metadata: MetaData) -> list[str]:
     """How the database's tables differ from ``metadata`` (the code's), one line each; empty
-    when they agree. Alembic's comparison, so it reads what upgrade would have to change."""
-    with engine.connect() as con:
-        diffs = compare_metadata(MigrationContext.configure(con), metadata)
+    when they agree. Alembic's comparison, so it reads what upgrade would have to change; on
+    a connection, what that connection sees (an upgrade's, before it commits)."""
+    if isinstance(engine, Connection):
+        diffs = compare_metadata(MigrationContext.configure(engine), metadata)
+    else:
+        with engine.connect() as con:
+            diffs = compare_metadata(MigrationContext.configure(con), metadata)
     return [_describe(d) for d in diffs]
 
 

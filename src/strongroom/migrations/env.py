@@ -29,7 +29,8 @@ if connection is None:  # a developer writing a revision: every room's tables
                           render_item=_render_item, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
-else:
-    context.configure(connection=connection, render_as_batch=True)
+else:  # the caller's transaction holds every revision: an upgrade is all or nothing
+    context.configure(connection=connection, render_as_batch=True,
+                      transaction_per_migration=False)
     with context.begin_transaction():
         context.run_migrations()
