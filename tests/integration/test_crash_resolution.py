@@ -32,6 +32,7 @@ import strongroom.platform
 from strongroom.audit.outbox import waiting
 from strongroom.audit.tables import ENTRIES
 from strongroom.audit.verify import verify as audit_verify
+from strongroom.cohort import recovery
 from strongroom.cohort.journal import JOURNAL_DIR
 from strongroom.cohort.store import COHORT_DIR, QUARANTINE_DIR, Store, init_store
 from strongroom.cohort.validate import validate
@@ -177,6 +178,9 @@ def test_an_ingest_cut_off_before_its_commit_is_rolled_back_by_the_next_open(
     root, key, first = made
     crash(f"ingest:{step}", root, key, tmp_path / "unused")
     assert (root / JOURNAL_DIR).is_dir()  # the intent survived the kill
+    with Store(root, None) as raw:  # `store check` says so, and that it is no problem
+        report = recovery.check(raw)
+    assert report.ok and any("cut off" in note for note in report.notes), report
     with Store.open(root, key) as store:  # opens: nothing held, no operator needed
         assert store.current() is not None and store.current().id == first
         assert [v.id for v in store.versions()] == [first]

@@ -23,6 +23,7 @@ from strongroom.audit.events import JSON, AuditEvent, EventType
 from strongroom.audit.keys import salt_key_from_secret
 from strongroom.audit.operators import Operator
 from strongroom.audit.outbox import stage
+from strongroom.cohort import journal
 from strongroom.cohort.crypto import DecryptionError, decrypt
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.store import (
@@ -93,7 +94,7 @@ def check(store: Store) -> Report:
         report.notes.append(f"{len(layout.staging)} unfinished write(s) to remove on open")
     if layout.retired:
         report.notes.append(f"{len(layout.retired)} retired version(s) to remove on open")
-    _sealed_on_disk(store, report, known=set(known))
+    _sealed_on_disk(store, report, known=set(known) | _cut_off(store, report, set(known)))
     for name in layout.live:
         report.problems.extend(_digests(store, store.root / COHORT_DIR / name, known[name]))
     if not report.problems:
@@ -116,6 +117,17 @@ def _sealed_on_disk(store: Store, report: Report, known: set[str]) -> None:
             f"{version.created_at:%Y-%m-%d %H:%M} UTC) that the database does not know: "
             f"`strongroom store recover -d {store.root} --operator NAME --reason TEXT` "
             f"registers it")
+
+
+def _cut_off(store: Store, report: Report, known: set[str]) -> set[str]:
+    """Versions an ingest cut off by a crash left, which its intent explains: the next open
+    rolls them back by itself (a note, not a problem). Returns their ids."""
+    cut = {i.id for i in journal.pending(store.root) if i.kind == "ingest"} - known
+    if cut:
+        report.notes.append(f"{len(cut)} ingest(s) cut off before the database recorded them "
+                            f"({', '.join(sorted(cut))}): the next open rolls them back and "
+                            f"records it in the audit log")
+    return cut
 
 
 def _candidates(store: Store) -> list[Path]:
