@@ -325,7 +325,8 @@ class Store:
                 f"the metadata database {file} is {'empty' if file.exists() else 'missing'}"))
         found = migrations.state(self.engine)
         match found.schema:
-            case migrations.Schema.CURRENT:
+            case migrations.Schema.CURRENT:  # an upgrade killed after its commit left a copy
+                migrations.discard_stale_copy(self.engine)
                 return
             case migrations.Schema.EMPTY:
                 raise StoreError(self._no_database(

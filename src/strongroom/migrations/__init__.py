@@ -104,6 +104,7 @@ def upgrade(engine: Engine, to: str = "head",
     script = ScriptDirectory.from_config(_config())
     target = before.head if to == "head" else to
     done = list(reversed([s.revision for s in script.iterate_revisions(target, before.revision)]))
+    discard_stale_copy(engine)
     if not done:
         return []
     file = _sqlite_file(engine)
@@ -148,9 +149,6 @@ def _upgrade_sqlite(engine: Engine, file: Path, to: str, target: str, done: list
             f"an earlier upgrade failed and could not restore its copy of the database, kept "
             f"at {kept}. Nothing was changed. Stop Strongroom, copy {kept} over {file} (and "
             f"remove {file}-wal and {file}-shm), then remove {kept} and upgrade again")
-    # A copy left by an upgrade that was killed is stale, never needed: the upgrade commits
-    # in one SQLite transaction, so the database itself is either as it was or upgraded.
-    _remove(copy)
     try:
         with engine.connect() as con:
             raw = con.connection.dbapi_connection
@@ -167,6 +165,15 @@ def _upgrade_sqlite(engine: Engine, file: Path, to: str, target: str, done: list
         raise UpgradeError(_restore(engine, file, copy, kept, target, exc)) from exc
     _remove(copy)
     return done
+
+
+def discard_stale_copy(engine: Engine) -> None:
+    """Remove the copy an upgrade killed before it finished left beside a SQLite database: it
+    is never needed, since the upgrade commits in one SQLite transaction, so the database
+    itself is either as it was or upgraded (and a stale copy keeps deleted rows alive)."""
+    file = _sqlite_file(engine)
+    if file is not None:
+        _remove(file.with_name(file.name + COPY_SUFFIX))
 
 
 def _take_copy(file: Path, copy: Path) -> None:
@@ -241,7 +248,7 @@ def _said(exc: BaseException) -> str:
 
 def _remove(path: Path) -> None:
     if path.exists():
-        path.unlink()
+        path.unlink(missing_ok=True)
         _fsync_dir(path.parent)
 
 
