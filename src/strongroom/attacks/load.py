@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -128,7 +129,8 @@ class ServerLog(logging.Handler):
         text = message
         if record.exc_info and record.exc_info[1] is not None:
             text = f"{message}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-        key = " ".join(text.split())[:160]
+        # counted by kind: numbers (process ids, tuple and transaction numbers) left out
+        key = re.sub(r"\d+", "#", " ".join(text.split()))[:160]
         with self._lock:
             self.counts[key] += 1
             if record.exc_info and key not in self.tracebacks:
