@@ -85,7 +85,7 @@ if point == "ingest:intent":  # the intent is durable; nothing sealed yet
 elif point == "ingest:sealing":  # some tables sealed in the staging directory
     after(store_module.Store, "_write_table")
 elif point == "ingest:sealed":  # every file sealed and flushed, not yet renamed into place
-    before(store_module.os, "rename", lambda src, dst: ".staging-" in str(src))
+    before(store_module.os, "rename", lambda src, dst: Path(src).name.startswith(".staging-"))
 elif point == "ingest:renamed":  # in place; the database transaction open, not committed
     after(store_module.Store, "_retire_old")
 elif point == "ingest:committed":  # the version and its event committed; the intent not removed
@@ -103,9 +103,9 @@ elif point == "backup:recorded":  # its event committed; the intent not removed
 elif point == "restore:loading":  # the database loaded in the staging directory
     after(backup_module.dbdump, "load")
 elif point == "restore:staged":  # its event in the restored outbox; not renamed into place
-    before(backup_module.os, "rename", lambda src, dst: ".restoring-" in str(src))
+    before(backup_module.os, "rename", lambda src, dst: Path(dst) == out)
 elif point == "restore:renamed":  # the store at its path; no process has opened it yet
-    after(backup_module.os, "rename", lambda src, dst: ".restoring-" in str(src))
+    after(backup_module.os, "rename", lambda src, dst: Path(dst) == out)
 else:
     raise SystemExit(f"no point {point}")
 
