@@ -154,13 +154,32 @@ def test_a_lost_database_loses_no_sealed_byte(filled: Store, loss: str, tmp_path
     assert not (filled.root / "quarantine").exists()
     with Store.open(filled.root, key_of(filled)) as reopened:
         assert {v.id for v in reopened.versions()} == versions
-        got = frames(reopened)
-        if loss == "older backup":  # the backup's current version stays current
-            assert got["participants"].height == 3
-        else:
-            assert {n: f.equals(expected[n]) for n, f in got.items()} == \
-                dict.fromkeys(expected, True)
+        got = frames(reopened)  # the newest sealed version is current again, whatever
+        assert {n: f.equals(expected[n]) for n, f in got.items()} == \
+            dict.fromkeys(expected, True)  # version the database (an older backup) named
         assert recovery.check(reopened).ok
+
+
+def test_recovery_passes_over_a_damaged_newer_version(filled: Store) -> None:
+    """A database that names the older version current, the newer one known but a byte of its
+    sealed files changed: the older, sound one stays current, and the log says why."""
+    newest, older = (v.id for v in filled.versions())
+    filled.close()
+    with filled.engine.begin() as con:
+        con.execute(text("UPDATE cohort_versions SET current = (id = :id)"), {"id": older})
+    filled.engine.dispose()
+    damaged = filled.root / COHORT_DIR / newest / "participants.parquet.enc"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 1
+    damaged.write_bytes(bytes(data))
+    raw = Store(filled.root, MasterKey.load(key_of(filled)))
+    staged = _count(raw, "audit_outbox")
+    done = recovery.recover(raw)
+    current = raw.current()
+    assert _count(raw, "audit_outbox") == staged + 1  # store.recovered, saying so
+    raw.close()
+    assert [line for line in done if line.startswith(f"passed over version {newest}")], done
+    assert current is not None and current.id == older
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the file case

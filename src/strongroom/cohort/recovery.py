@@ -369,20 +369,43 @@ def recover(store: Store, *, by: Operator | None = None) -> list[str]:
 
 def _make_newest_current(store: Store, unrecorded: list[str],
                          by: Operator | None = None) -> list[str]:
-    """If no version is current, or the current one's files are gone (a database older than
-    the directory), the newest version whose files are here becomes current (audited with
-    the ``unrecorded`` steps before it)."""
+    """The newest version whose sealed files are here and match their digests becomes current
+    (audited with the ``unrecorded`` steps before it), if it is not already: a database
+    restored from an older backup names an older version current, or none, or one whose files
+    are gone. Every ingest makes its version current, so the newest sound one is the one
+    that was; a damaged newer one is passed over, and said so. Whatever it returns, it has
+    audited with ``unrecorded``."""
     current = store.current()
-    present = [v for v in store.versions() if (store.root / COHORT_DIR / v.id).is_dir()]
-    if not present or (current is not None and any(v.id == current.id for v in present)):
-        return []
-    was = f" (the current {current.id}'s files are not here)" if current is not None else ""
-    lines = [f"made version {present[0].id}, the newest present, current{was}"]
+    passed: list[str] = []
+    newest = None
+    for version in store.versions():  # newest first
+        where = store.root / COHORT_DIR / version.id
+        if not where.is_dir():
+            continue
+        damaged = _digests(store, where, version)
+        if not damaged:
+            newest = version
+            break
+        passed.append(f"passed over version {version.id}, newer but damaged "
+                      f"({'; '.join(damaged)})")
+    if newest is None or (current is not None and current.id == newest.id):
+        if passed:  # nothing changes, but what was passed over is said in the log
+            with Session(store.engine) as session, session.begin():
+                _audit(store, by, session, store.config.store_id, [*unrecorded, *passed])
+        return passed
+    if current is None:
+        was = ""
+    elif not (store.root / COHORT_DIR / current.id).is_dir():
+        was = f" (the current {current.id}'s files are not here)"
+    else:
+        was = f" instead of the older {current.id} the database named"
+    lines = [*passed, f"made version {newest.id}, the newest present whose sealed files "
+                      f"verify, current{was}"]
     with Session(store.engine) as session, session.begin():
         session.execute(update(CohortVersion).values(current=False))
-        session.execute(update(CohortVersion).where(CohortVersion.id == present[0].id)
+        session.execute(update(CohortVersion).where(CohortVersion.id == newest.id)
                         .values(current=True))
-        _audit(store, by, session, present[0].id, [*unrecorded, *lines])
+        _audit(store, by, session, newest.id, [*unrecorded, *lines])
     return lines
 
 
