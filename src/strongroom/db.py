@@ -134,8 +134,13 @@ def purge_deleted(engine: Engine) -> None:
     maintenance (see docs/explanation/access-control.md).
     """
     if engine.dialect.name == "sqlite":
-        with engine.connect() as con:
-            con.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # outside any transaction (in one, SQLite refuses: "database table is locked"); the
+        # driver's own handling is off (make_engine), so the statement runs as it is
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
 
 
 def create_all(engine: Engine) -> None:

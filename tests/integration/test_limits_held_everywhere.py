@@ -61,6 +61,8 @@ CLI_NOT_DATA = {
         "admin institution revoke", "admin pause lift", "admin pause list", "admin pause set",
         "admin person active", "admin person add", "admin person list", "admin person role",
         "admin person show", "admin person training", "admin person unlock",
+        "admin person orcid", "admin person link", "admin person unlink",
+        "admin person accounts", "admin person duplicates", "admin person links",
         "admin person vetting", "admin project add", "admin project close",
         "admin project export", "admin project fields", "admin project genotypes",
         "admin project list",

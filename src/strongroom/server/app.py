@@ -150,15 +150,22 @@ def create_app(platform: Platform | None) -> FastAPI:
 
     @app.middleware("http")
     async def meter(request: Request, call_next: Any) -> Any:
-        """Every request is metered once its answer is ready (watch judges it there)."""
+        """Every request is metered once its answer is ready (watch judges it there). A
+        request that takes data reserved its meter row before it read any (``Watch.guard``,
+        on the ticket held here); its answer completes that row, or releases what it
+        reserved if it failed."""
         started = time.perf_counter()
-        response = await call_next(request)
+        if platform is None:
+            response = await call_next(request)
+        else:
+            with platform.watch.request() as ticket:
+                response = await call_next(request)
         seconds = time.perf_counter() - started
         alerts = []
         if platform is not None:
             obs = observation(request, response.status_code, response.headers,
                               seconds * 1000, platform.access.clock())
-            alerts = await run_in_threadpool(platform.watch.observe, obs)
+            alerts = await run_in_threadpool(platform.watch.observe, obs, ticket)
         telemetry.observe(route_of(request)[0].split(" ", 1)[-1], request.method,
                           response.status_code, seconds, [a.detector for a in alerts])
         return response

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from strongroom.cohort.crypto import MasterKey, decrypt, encrypt
+from strongroom.watch import charges
 from strongroom.watch.models import ExposureRow
 
 CONTEXT = "watch-exposure"
@@ -24,12 +25,13 @@ def seal(key: MasterKey, members: BitMap) -> bytes:
 def union_since(db: Session, key: MasterKey, column: str, target_id: str,
                 since: dt.datetime, jobs: Collection[str] | None = None,
                 until: dt.datetime | None = None) -> BitMap:
-    """Every participant exported to the project (or person, or institution) since ``since``.
+    """Every participant exported to the project (or person, or institution) since ``since``:
+    everything charged to it (watch/charges.py).
 
     ``jobs``: count only ordinary exports and those of these (running) jobs; None: all.
     ``until``: only exports before it.
     """
-    where = [getattr(ExposureRow, column) == target_id, ExposureRow.at >= since]
+    where = [charges.exposure_taken(db, column, target_id), ExposureRow.at >= since]
     if until is not None:
         where.append(ExposureRow.at < until)
     if jobs is not None:

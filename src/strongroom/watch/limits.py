@@ -5,7 +5,8 @@ minute, or the whole life), against their limits and approved jobs."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 from pyroaring import BitMap
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.access.context import Principal
 from strongroom.cohort.crypto import MasterKey
-from strongroom.watch import exposure
+from strongroom.watch import charges, exposure
 from strongroom.watch.models import DeclaredJob, MeterRow
 from strongroom.watch.policy import WINDOWS, WORDS, Limits, Meter, limits_for
 
@@ -87,7 +88,7 @@ def allowance(db: Session, project_id: str, now: dt.datetime) -> Allowance:
 
 def _metered(db: Session, column: str, target_id: str, meter: Meter,
              since: dt.datetime) -> int:
-    where = [getattr(MeterRow, column) == target_id, MeterRow.at >= since]
+    where = [charges.meter_taken(db, column, target_id), MeterRow.at >= since]
     if meter is Meter.REQUESTS:
         query = select(func.count()).where(*where, MeterRow.action.in_(DATA_ACTIONS))
     else:
@@ -103,20 +104,32 @@ def lifetime_extra(db: Session, project_id: str) -> int:
                                 DeclaredJob.approved_at.is_not(None))) or 0)
 
 
-def breaches(db: Session, key: MasterKey, project_id: str, institution_id: str,
+def limits_of(db: Session, scope: str, target_id: str) -> Limits:
+    """The limits on a target; a person's are the smallest of every account of theirs."""
+    if scope != "person":
+        return limits_for(db, scope, target_id)
+    accounts = [limits_for(db, scope, a) for a in charges.people(db, target_id)]
+    return Limits(**{f.name: min(getattr(a, f.name) for a in accounts)
+                     for f in fields(Limits)})
+
+
+def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequence[str],
              planned: Planned, now: dt.datetime, person_id: str | None = None
              ) -> list[Breach]:
     """Every limit ``planned`` would break (empty: it may run). ``person_id``: the person the
-    data goes to (their limits span all their projects); None for a request that goes to no
-    one (the operator's)."""
+    data goes to (their limits span all their projects and accounts); None for a request that
+    goes to no one (the operator's). ``institutions``: every one it is charged to
+    (watch/charges.py)."""
     extra = allowance(db, project_id, now)
-    targets = {"project": project_id, "person": person_id, "institution": institution_id}
+    targets = [("project", project_id), ("person", person_id),
+               *(("institution", i) for i in institutions)]
+    columns = dict(SCOPES)
     found: list[Breach] = []
-    for scope, column in SCOPES:
-        target = targets[scope]
+    for scope, target in targets:
+        column = columns[scope]
         if target is None:
             continue
-        limits: Limits = limits_for(db, scope, target)
+        limits: Limits = limits_of(db, scope, target)
         for meter in Meter:
             limit = limits.of(meter) + (lifetime_extra(db, project_id)
                                         if meter is Meter.LIFETIME_PARTICIPANTS

@@ -13,8 +13,10 @@ import hashlib
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import polars as pl
@@ -30,7 +32,7 @@ from strongroom.access.states import PauseLevel
 from strongroom.access.tokens import new_id
 from strongroom.audit import AuditEvent, EventType
 from strongroom.errors import Invalid, NotFound, RateLimited, Refused
-from strongroom.watch import forecast
+from strongroom.watch import charges, forecast
 from strongroom.watch.detectors import run_all
 from strongroom.watch.detectors.policy import DetectorPolicy
 from strongroom.watch.exposure import reserve, union_since
@@ -91,6 +93,21 @@ MAX_COUNT = 2**31 - 1  # what the job's integer columns hold on every database
 MAX_BYTES = 2**62
 
 
+# the status of a meter row reserved before its request was served, until its answer is
+# known: the CLI's and jobs' rows keep it, as does a request whose client went away
+RESERVED = 0
+
+
+@dataclass
+class Ticket:
+    """The meter row one request's reservations are written on (none yet: None)."""
+
+    row_id: int | None = None
+
+
+TICKET: ContextVar[Ticket | None] = ContextVar("strongroom_watch_ticket", default=None)
+
+
 @dataclass(frozen=True)
 class Reservation:
     """A record-level export counted before it runs; cancel it if the export fails."""
@@ -118,49 +135,94 @@ class Watch:
 
     def guard(self, principal: Principal | None, project_id: str, action: str,
               planned: Planned, *, charged: str | None = None) -> Reservation | None:
-        """Refuse (and suspend) if ``planned`` breaks a limit; else reserve any export.
+        """Refuse (and suspend) if ``planned`` breaks a limit; else reserve it: its meter row
+        (cells, bytes, the request), and any export's participants, written in the same
+        transaction as the check, before a byte is read or sent (reserve, then serve).
 
         ``charged``: the person the data goes to, when not the caller (a custodian making an
         extract for a project's lead): they and the project are suspended over a limit.
 
-        Check and reservation are one step per institution: a lock in this process, and the
-        institution's row written first in the transaction, so that servers sharing the
-        database cannot each let through the last of an allowance (PostgreSQL holds the row
-        lock, SQLite its write lock, until the reservation commits).
+        Check and reservation are one step: a lock in this process, and the rows of every
+        institution and account it is charged to locked first in the transaction (always in
+        one order), so that requests and servers sharing the database cannot each let through
+        the last of an allowance (PostgreSQL holds the row locks, SQLite its write lock, until
+        the reservation commits).
         """
         now = self.ctx.clock()
         person = charged or (principal.person_id if principal is not None else None)
+        ticket = TICKET.get()
         with self._lock(project_id), self.ctx.transaction() as db:
             project = db.get(Project, project_id)
             if project is None:
                 raise NotFound(f"there is no project {project_id}")
-            institution = _institution_of(db, project)
-            db.execute(update(Institution).where(Institution.id == institution)
-                       .values(status=Institution.status))  # a no-op write: the lock
-            found = breaches(db, self.ctx.key, project_id, institution, planned, now, person)
-            whole = limits_for(db, "institution", institution).suspend_institution
+            lead = db.get(Person, project.lead_id)
+            if lead is None:
+                raise Invalid(f"project {project_id} has no lead; it cannot be metered")
+            own = db.get(Person, person) if person is not None else None
+            # charged to the person's own institution and to the project's lead's
+            institution = own.institution_id if own is not None else lead.institution_id
+            institutions = sorted({lead.institution_id, institution})
+            accounts = list(charges.people(db, person)) if person is not None else []
+            _lock_rows(db, institutions, accounts, project_id)
+            if ticket is not None and ticket.row_id is not None:
+                planned = replace(planned, requests=0)  # this request is counted already
+            found = breaches(db, self.ctx.key, project_id, institutions, planned, now, person)
+            breached = [b.target_id for b in found if b.scope == "institution"]
+            whole = any(limits_for(db, "institution", i).suspend_institution
+                        for i in (breached or institutions))
+            subject_institution = breached[0] if breached else institution
             reservation, ahead = None, None
+            if not found:
+                self._reserve(db, ticket, principal, person, institution, project_id, action,
+                              planned, now)
             if not found and planned.record_members is not None:
                 jobs = allowance(db, project_id, now).jobs
-                row = reserve(db, self.ctx.key, project_id, institution, now,
+                row = reserve(db, self.ctx.key, project_id, lead.institution_id, now,
                               planned.record_members, jobs[0] if jobs else None, person)
                 db.flush()
                 reservation = Reservation(row.id)
                 if self.policy.lifetime.enabled:
                     ahead = forecast.signal(
-                        forecast.forecasts(db, self.ctx.key, {
-                            "project": project_id, "person": person,
-                            "institution": institution}, project_id, now,
+                        forecast.forecasts(db, self.ctx.key, [
+                            ("project", project_id), ("person", person),
+                            *(("institution", i) for i in institutions)], project_id, now,
                             self.policy.lifetime),
                         Subject(person, institution, project_id), self.policy.lifetime,
                         in_a_job=bool(jobs))
         if found and all(b.meter is Meter.REQUESTS for b in found):
             self._slow_down(principal, project_id, action, found, now)
         if found:
-            self._over_limit(principal, person, project_id, institution, action, found, whole)
+            self._over_limit(principal, person, project_id, subject_institution, action,
+                             found, whole)
         if ahead is not None:  # this export stays within the allowance; the next may not run
             self.respond([ahead], institution_too=whole)
         return reservation
+
+    def _reserve(self, db: Session, ticket: Ticket | None, principal: Principal | None,
+                 person: str | None, institution: str, project_id: str, action: str,
+                 planned: Planned, now: dt.datetime) -> None:
+        """The request's meter row, written with its check: a request served over HTTP has one
+        (``ticket``), completed by :meth:`observe` when its answer is ready; one from the CLI
+        or a job keeps status 0, reserved and never confirmed by an HTTP answer, as does a
+        request whose client went away (it costs what was made)."""
+        row = db.get(MeterRow, ticket.row_id) if ticket is not None and \
+            ticket.row_id is not None else None
+        if row is not None:
+            row.cells += planned.cells
+            row.bytes_out += planned.bytes
+            return
+        row = MeterRow(at=now, person_id=person, institution_id=institution,
+                       project_id=project_id, action=action[:40],
+                       token_id=principal.token_id if principal is not None else None,
+                       via=principal.via.value if principal is not None else None,
+                       route=f"(reserved) {action}"[:120], status=RESERVED,
+                       cells=planned.cells, bytes_out=planned.bytes, rows_scanned=0,
+                       participants=0, record_rows=0, near_threshold=0, differencing=0,
+                       differencing_within=0, walls=0, diverged=0, late=0, duration_ms=0.0)
+        db.add(row)
+        db.flush()
+        if ticket is not None:
+            ticket.row_id = row.id
 
     def hold(self, principal: Principal, project_id: str, action: str, *, cells: int = 0,
              bytes_out: int = 0) -> None:
@@ -220,11 +282,31 @@ class Watch:
 
     # -- metering, after a request -----------------------------------------------------------
 
-    def observe(self, obs: Observation) -> list[AlertRow]:
-        """Meter one request and run the detectors on it; never raises into the request."""
+    @contextmanager
+    def request(self) -> Iterator[Ticket]:
+        """While a request is served: the ticket its reservations are written on (the gateway
+        holds it around the request, and passes it to :meth:`observe` after)."""
+        ticket = Ticket()
+        token = TICKET.set(ticket)
+        try:
+            yield ticket
+        finally:
+            TICKET.reset(token)
+
+    def observe(self, obs: Observation, ticket: Ticket | None = None) -> list[AlertRow]:
+        """Meter one request and run the detectors on it; never raises into the request.
+
+        A request that reserved (``ticket``) completes its own row: one row per request. Its
+        reserved cells and bytes stand when it was answered; a request that failed (4xx, 5xx)
+        sent nothing, and its reservation is released."""
         try:
             with self.ctx.transaction() as db:
-                db.add(obs.to_row())
+                row = db.get(MeterRow, ticket.row_id) if ticket is not None and \
+                    ticket.row_id is not None else None
+                if row is None:
+                    db.add(obs.to_row())
+                else:
+                    _complete(row, obs)
             if obs.person_id is None and obs.project_id is None and \
                     obs.institution_id is None:
                 return []
@@ -406,6 +488,34 @@ class Watch:
             authorize(self.ctx, db, principal, Action.PROJECT_READ, project_id)
             return list(db.scalars(select(DeclaredJob).where(
                 DeclaredJob.project_id == project_id).order_by(DeclaredJob.starts_at)))
+
+
+def _lock_rows(db: Session, institutions: Sequence[str], accounts: Sequence[str],
+               project_id: str) -> None:
+    """Lock what a check-and-reserve counts against, in one order everywhere (institutions,
+    then accounts, then the project; each sorted) so that two requests never wait on each
+    other in a circle. A no-op write: PostgreSQL holds the row locks and SQLite its write
+    lock until the transaction ends."""
+    db.execute(update(Institution).where(Institution.id.in_(list(institutions)))
+               .values(status=Institution.status))
+    if accounts:
+        db.execute(update(Person).where(Person.id.in_(list(accounts)))
+                   .values(status=Person.status))
+    db.execute(update(Project).where(Project.id == project_id).values(status=Project.status))
+
+
+# what a request's reserved row is completed with; who it was charged to stays as reserved
+_COMPLETED = tuple(f.name for f in fields(Observation)
+                   if f.name not in ("at", "person_id", "institution_id", "project_id",
+                                     "cells", "bytes_out"))
+
+
+def _complete(row: MeterRow, obs: Observation) -> None:
+    for name in _COMPLETED:
+        setattr(row, name, getattr(obs, name))
+    answered = 200 <= obs.status < 400
+    row.cells = max(row.cells, obs.cells) if answered else obs.cells
+    row.bytes_out = max(row.bytes_out, obs.bytes_out) if answered else obs.bytes_out
 
 
 def _institution_of(db: Session, project: Project) -> str:

@@ -107,6 +107,9 @@ class LifetimePolicy:
     pace_days: int = 14
     warn_days: float = 30.0  # an alert when the allowance is this near at that pace …
     suspend_days: float = 7.0  # … and a suspension, before it is crossed
+    # a high alert once this share of a lifetime allowance is taken, whatever the pace: a
+    # geometric drip (most of what is left, each fortnight) never looks a week away
+    near_share: float = 0.8
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,213 @@
+"""Every allowance that applies is charged, and none is overshot by a race (issue 52).
+
+Guarantees, each tried here as the leaker would, the ground truth read custodian-side:
+
+* a transfer is charged to the project, to every account of the human it goes to, and to
+  both the person's own institution and the project's lead's: colleagues who are members of
+  projects led elsewhere stop within their own institution's allowance;
+* one human with two accounts has one person allowance;
+* a person near their lifetime allowance raises a high alert whatever the pace (a geometric
+  drip that takes most of what is left each fortnight);
+* check and reservation are one transaction: thirty requests at once for the last units of
+  an allowance are let through exactly as many times as there is room, and a request's meter
+  row exists from its reservation (one row per request; released if it failed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyroaring import BitMap
+from sqlalchemy import func, select
+
+from strongroom.access import institutions, projects
+from strongroom.access.context import Principal
+from strongroom.access.models import Person
+from strongroom.access.roles import Role
+from strongroom.errors import Refused
+from strongroom.watch.exposure import union_since
+from strongroom.watch.history import Observation
+from strongroom.watch.limits import Planned
+from strongroom.watch.models import AlertRow, MeterRow
+from strongroom.watch.service import RESERVED
+from tests.access_world import Member, World, _add, build_world
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str | None) -> Iterator[World]:
+    built = build_world(tmp_path, database_url)
+    yield built
+    built.platform.close()
+
+
+def _admin(world: World) -> Principal:
+    return world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+
+
+def _institution(world: World, name: str) -> str:
+    return institutions.create(world.ctx, None, name=name, country="GB",
+                               jurisdiction="UK GDPR", networks=["10.0.0.0/8"]).id
+
+
+def _researcher(world: World, institution_id: str, email: str) -> Member:
+    return _add(world.ctx, institution_id, email, [Role.RESEARCHER], world.clock().date())
+
+
+def _project(world: World, lead: Member, *members: Member) -> str:
+    today = world.clock().date()
+    project = projects.create(world.ctx, None, title=f"study led by {lead.email}",
+                              purpose="registry linkage of hospital records",
+                              lead_id=lead.person_id, starts_on=today,
+                              expires_on=today.replace(year=today.year + 1),
+                              fields=[31]).project.id
+    for member in members:
+        projects.add_member(world.ctx, _admin(world), project, member.person_id)
+    return project
+
+
+def _take(world: World, who: Member, project: str, members: range) -> bool:
+    """A record-level export of ``members`` as the watch's gate sees it: True if let through."""
+    try:
+        world.platform.watch.guard(world.sign_in(who), project, "data.export",
+                                   Planned(record_members=BitMap(members)))
+    except Refused:
+        return False
+    return True
+
+
+def test_colleagues_in_projects_led_elsewhere_stop_within_their_institutions_allowance(
+        world: World) -> None:
+    ring = _institution(world, "Ring University")
+    colleagues = [_researcher(world, ring, f"colleague{i}@ring.test") for i in range(3)]
+    leads = [_researcher(world, _institution(world, f"Lead {i}"), f"lead{i}@lead{i}.test")
+             for i in range(3)]
+    studies = [_project(world, lead, colleague)
+               for lead, colleague in zip(leads, colleagues, strict=True)]
+    world.platform.watch.set_limits(_admin(world), "institution", ring,
+                                    {"record_participants": 2_500,
+                                     "lifetime_participants": 2_500})
+    taken = [_take(world, c, p, range(i * 1_000, (i + 1) * 1_000))
+             for i, (c, p) in enumerate(zip(colleagues, studies, strict=True))]
+    assert taken == [True, True, False]
+    with world.ctx.transaction() as db:  # custodian-side: what the ring's institution received
+        received = union_since(db, world.ctx.key, "institution_id", ring,
+                               world.clock() - dt.timedelta(days=30))
+        suspended = db.scalar(select(func.count()).select_from(AlertRow).where(
+            AlertRow.detector.like("limit.%"), AlertRow.institution_id == ring))
+    assert len(received) == 2_000 <= 2_500
+    assert suspended == 1
+
+
+def test_the_lead_s_institution_is_charged_too(world: World) -> None:
+    """A member from elsewhere still uses the allowance of the institution leading the study."""
+    assert world.researcher is not None
+    guest = _researcher(world, _institution(world, "Guest College"), "guest@guest.test")
+    study = _project(world, world.researcher, guest)
+    world.platform.watch.set_limits(_admin(world), "institution", world.partner_id,
+                                    {"record_participants": 1_500})
+    assert _take(world, guest, study, range(0, 1_000))
+    assert not _take(world, guest, study, range(1_000, 2_000))  # the lead's institution: full
+
+
+def test_one_human_with_two_accounts_has_one_person_allowance(world: World) -> None:
+    first = _add(world.ctx, world.partner_id, "ann.smith@partner.test", [Role.RESEARCHER],
+                 world.clock().date())
+    second = _add(world.ctx, world.partner_id, "asmith@partner.test", [Role.RESEARCHER],
+                  world.clock().date())
+    with world.ctx.transaction() as db:  # the same name, written otherwise
+        for person_id, name in ((first.person_id, "Dr Ann Smith"),
+                                (second.person_id, "Smith, Ann")):
+            row = db.get(Person, person_id)
+            assert row is not None
+            row.name = name
+    one, two = _project(world, first), _project(world, second)
+    world.platform.watch.set_limits(_admin(world), "person", first.person_id,
+                                    {"record_participants": 1_000})
+    assert _take(world, first, one, range(0, 700))
+    assert not _take(world, second, two, range(700, 1_400))  # the second account: same human
+
+
+def test_a_geometric_drip_raises_a_high_alert_before_the_allowance_is_gone(
+        world: World) -> None:
+    assert world.researcher is not None
+    project = world.export_project("drip", "a patient drip of record-level rows", [31])
+    world.platform.watch.set_limits(_admin(world), "project", project,
+                                    {"lifetime_participants": 1_000,
+                                     "record_participants": 1_000})
+    start, left = 0, 1_000
+    for _ in range(3):  # 60% of what is left, every fifteen days
+        take = int(left * 0.6)
+        assert _take(world, world.researcher, project, range(start, start + take))
+        start, left = start + take, left - take
+        world.clock.advance(days=15)
+    with world.ctx.transaction() as db:
+        alerts = db.scalars(select(AlertRow).where(AlertRow.detector == "coverage.lifetime",
+                                                   AlertRow.project_id == project)).all()
+    assert alerts and all(a.severity == "high" for a in alerts)
+    assert any("of it)" in r for a in alerts for r in a.reasons)  # says the share taken
+
+
+def test_thirty_requests_at_once_for_the_last_cells_let_through_exactly_the_room(
+        world: World) -> None:
+    assert world.researcher is not None
+    watch = world.platform.watch
+    watch.set_limits(_admin(world), "project", world.project_id,
+                     {"cells": 36 * 5, "requests": 10**6})
+    who = world.sign_in(world.researcher)
+    gate = threading.Barrier(30)
+    served: list[bool] = []
+
+    def download() -> None:
+        gate.wait()
+        try:
+            watch.hold(who, world.project_id, "output.download", cells=36)
+            served.append(True)
+        except Refused:
+            served.append(False)
+
+    threads = [threading.Thread(target=download) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with world.ctx.transaction() as db:
+        cells = db.scalar(select(func.sum(MeterRow.cells)).where(
+            MeterRow.project_id == world.project_id))
+        rows = db.scalar(select(func.count()).select_from(MeterRow).where(
+            MeterRow.project_id == world.project_id, MeterRow.action == "output.download"))
+    assert served.count(True) == 5
+    assert cells == 36 * 5 and rows == 5
+
+
+def test_a_request_s_reservation_is_its_one_meter_row_and_a_failure_releases_it(
+        world: World) -> None:
+    assert world.researcher is not None
+    watch = world.platform.watch
+    who = world.sign_in(world.researcher)
+
+    def served(status: int) -> MeterRow:
+        with watch.request() as ticket:
+            watch.hold(who, world.project_id, "output.download", cells=10, bytes_out=100)
+            watch.hold(who, world.project_id, "output.download", cells=5)
+        watch.observe(Observation(at=world.clock(), action="output.download",
+                                  route="GET /outputs/{output_id}/download", status=status,
+                                  person_id=who.person_id, project_id=world.project_id,
+                                  cells=15 if status == 200 else 0), ticket)
+        with world.ctx.transaction() as db:
+            row = db.get(MeterRow, ticket.row_id)
+            assert row is not None
+            return row
+
+    ok, failed = served(200), served(500)
+    assert (ok.status, ok.cells, ok.bytes_out) == (200, 15, 100)
+    assert (failed.status, failed.cells, failed.bytes_out) == (500, 0, 0)
+    watch.hold(who, world.project_id, "output.download", cells=7)  # no HTTP: the CLI, a job
+    with world.ctx.transaction() as db:
+        rows = db.scalars(select(MeterRow).where(MeterRow.project_id == world.project_id)
+                          .order_by(MeterRow.id)).all()
+    assert len(rows) == 3  # one per request: the reservation became the record
+    assert (rows[-1].status, rows[-1].cells) == (RESERVED, 7)
