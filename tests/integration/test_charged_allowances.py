@@ -29,6 +29,7 @@ from strongroom.access.context import Principal
 from strongroom.access.models import Person
 from strongroom.access.roles import Role
 from strongroom.errors import Refused
+from strongroom.outputs import answers
 from strongroom.watch.exposure import union_since
 from strongroom.watch.history import Observation
 from strongroom.watch.limits import Planned
@@ -211,3 +212,24 @@ def test_a_request_s_reservation_is_its_one_meter_row_and_a_failure_releases_it(
                           .order_by(MeterRow.id)).all()
     assert len(rows) == 3  # one per request: the reservation became the record
     assert (rows[-1].status, rows[-1].cells) == (RESERVED, 7)
+
+
+def test_one_human_with_two_accounts_has_one_answer_budget(world: World) -> None:
+    first, second = (_add(world.ctx, world.partner_id, email, [Role.RESEARCHER],
+                          world.clock().date())
+                     for email in ("bo.lee@partner.test", "blee@partner.test"))
+    with world.ctx.transaction() as db:
+        for person_id in (first.person_id, second.person_id):
+            row = db.get(Person, person_id)
+            assert row is not None
+            row.name = "Bo Lee"
+    one, two = _project(world, first), _project(world, second)
+    with world.ctx.transaction() as db:
+        ration = world.platform.outputs._ration(db, first.person_id)
+        day = ration.limit(answers.Scope.PERSON, answers.Window.DAY)
+        charged = [answers.reserve(db, first.person_id, one, world.clock(), ration,
+                                   "definition") for _ in range(day)]
+        assert None not in charged
+        # the second account's first answer: the human's day is spent
+        assert answers.reserve(db, second.person_id, two, world.clock(), ration,
+                               "definition") is None

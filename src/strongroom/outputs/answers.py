@@ -44,6 +44,7 @@ from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from strongroom.access.context import Settings
+from strongroom.access.identity import accounts_of
 from strongroom.access.models import Institution, Person, Project
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.rules import Rules
@@ -203,14 +204,15 @@ def institutions(db: Session, person_id: str, project_id: str | None) -> dict[st
 def lock(db: Session, person_id: str, project_id: str | None,
          charged: Iterable[str]) -> None:
     """Row locks on everything an answer is charged to, always in one order (institutions by
-    id, the project, the person): requests sent at once wait for each other, and two that
-    share only an institution cannot deadlock."""
+    id, the project, the person's accounts by id, as watch/service.py does): requests sent
+    at once wait for each other, and two that share only an institution cannot deadlock."""
     for institution in sorted(charged):
         db.execute(update(Institution).where(Institution.id == institution)
                    .values(id=Institution.id))
     if project_id is not None:
         db.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
-    db.execute(update(Person).where(Person.id == person_id).values(id=Person.id))
+    for account in accounts_of(db, person_id):  # sorted: every account of the human
+        db.execute(update(Person).where(Person.id == account).values(id=Person.id))
 
 
 def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
@@ -258,7 +260,9 @@ def _tally(db: Session, starts: list[dt.datetime], joined: bool, where: Callable
 
 
 def _person(db: Session, person_id: str, starts: list[dt.datetime]) -> list[int]:
-    return _tally(db, starts, False, lambda t, _a, _l: t.requester == person_id)
+    """Answers of the human: every account of theirs (one human, one budget)."""
+    accounts = list(accounts_of(db, person_id))
+    return _tally(db, starts, False, lambda t, _a, _l: t.requester.in_(accounts))
 
 
 def _project(db: Session, project_id: str, starts: list[dt.datetime]) -> list[int]:

@@ -492,16 +492,16 @@ class Watch:
 
 def _lock_rows(db: Session, institutions: Sequence[str], accounts: Sequence[str],
                project_id: str) -> None:
-    """Lock what a check-and-reserve counts against, in one order everywhere (institutions,
-    then accounts, then the project; each sorted) so that two requests never wait on each
-    other in a circle. A no-op write: PostgreSQL holds the row locks and SQLite its write
-    lock until the transaction ends."""
-    db.execute(update(Institution).where(Institution.id.in_(list(institutions)))
-               .values(status=Institution.status))
-    if accounts:
-        db.execute(update(Person).where(Person.id.in_(list(accounts)))
-                   .values(status=Person.status))
-    db.execute(update(Project).where(Project.id == project_id).values(status=Project.status))
+    """Lock what a check-and-reserve counts against, in the one order every charge uses
+    (institutions, the project, then the accounts; each sorted, as outputs/answers.py does)
+    so that two requests never wait on each other in a circle. A no-op write: PostgreSQL
+    holds the row locks and SQLite its write lock until the transaction ends."""
+    for institution in sorted(institutions):
+        db.execute(update(Institution).where(Institution.id == institution)
+                   .values(id=Institution.id))
+    db.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
+    for account in sorted(accounts):
+        db.execute(update(Person).where(Person.id == account).values(id=Person.id))
 
 
 # what a request's reserved row is completed with; who it was charged to stays as reserved
