@@ -23,7 +23,8 @@ def bootstrap(ctx: AccessContext, *, institution: str, country: str, jurisdictio
     with ctx.transaction() as db:
         if db.scalar(select(func.count()).select_from(Person)):
             raise Conflict("this platform already has people; custodian admins add others "
-                           "with `strongroom admin person add`")
+                           "with `strongroom admin person add --institution ID --email "
+                           "EMAIL --name NAME --role ROLE`")
     home = institutions.create(ctx, None, name=institution, country=country,
                                jurisdiction=jurisdiction, networks=networks)
     admin = people.create(ctx, None, institution_id=home.id, email=email, name=name,

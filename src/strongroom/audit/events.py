@@ -196,13 +196,16 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.AUDIT_VERIFIED: "The audit log was verified; the details give the outcome.",
     EventType.STORE_UPGRADED: "The metadata database was upgraded to a new schema revision.",
     EventType.STORE_RECOVERED: "Sealed cohort versions the database had lost were registered "
-                               "again (`strongroom store recover`).",
+                               "again (`strongroom store recover -d DIR --operator NAME "
+                               "--reason TEXT`).",
     EventType.STORE_KEY_ROTATED: "The master key was rotated: the store key was sealed under a "
                                  "new master key (phase begun, then done, with both key ids).",
     EventType.STORE_BACKED_UP: "An encrypted backup of the store was written (`strongroom "
-                               "backup`); the details give its id, size and audit root.",
-    EventType.STORE_RESTORED: "The store was restored from a backup (`strongroom restore`); "
-                              "the details give the backup's id and audit root.",
+                               "backup OUT --reason TEXT`); the details give its id, size and "
+                               "audit root.",
+    EventType.STORE_RESTORED: "The store was restored from a backup (`strongroom restore "
+                              "ARCHIVE INTO --operator NAME --reason TEXT`); the details give "
+                              "the backup's id and audit root.",
     EventType.STORE_SCRUBBED: "Every sealed file was read and checked against its digest "
                               "(`strongroom store scrub`); the details give the outcome.",
     EventType.STORE_SWEPT: "The store set out to remove its own leftovers (unfinished writes, "

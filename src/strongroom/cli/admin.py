@@ -25,7 +25,7 @@ from strongroom.server import schemas
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
 admin_app = typer.Typer(help="Administration: institutions, people, projects, pauses "
-                        "(sign in first with `strongroom login`).", no_args_is_help=True)
+                        "(sign in first with `strongroom login --as EMAIL`).", no_args_is_help=True)
 institution_app = typer.Typer(help="Institutions and their networks.", no_args_is_help=True)
 person_app = typer.Typer(help="People, roles, training, vetting.", no_args_is_help=True)
 project_app = typer.Typer(help="Projects, members, field grants, export.",

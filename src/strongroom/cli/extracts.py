@@ -19,7 +19,7 @@ from strongroom.extracts import membership, service
 
 extracts_app = typer.Typer()
 extract_app = typer.Typer(help="Traceable record-level extracts (sign in first with "
-                          "`strongroom login`).", no_args_is_help=True)
+                          "`strongroom login --as EMAIL`).", no_args_is_help=True)
 extracts_app.add_typer(extract_app, name="extract")
 
 

@@ -63,7 +63,8 @@ def run_local(
 
     if not dummy_data:
         raise typer.BadParameter("outside the enclave a job runs on dummy data only: add "
-                                 "--dummy (`strongroom jobs submit` runs it on the real data)")
+                                 "--dummy (`strongroom jobs submit ACTION --project ID` runs "
+                                 "it on the real data)")
     try:
         report = local.run(repo, action, data, sandboxed=sandboxed)
     except local.LocalError as problem:

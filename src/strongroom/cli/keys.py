@@ -28,7 +28,8 @@ def keys_show(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) ->
     console.print(f"store key id {store.config.key_id}", markup=False)
     if ring is None:
         console.print("no keyring (a store made before keyrings): the key file is the store "
-                      "key itself; `strongroom keys rotate` gives it a keyring", markup=False)
+                      "key itself; `strongroom keys rotate --to file:PATH --create "
+                      "--reason TEXT` gives it a keyring", markup=False)
         return
     console.print(f"master key: {ring.master.describe()} (id {ring.master_key_id}), sealed "
                   f"{ring.sealed_at:%Y-%m-%d %H:%M} UTC", markup=False)

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 OperatorName = Annotated[str | None, typer.Option(
     "--operator", help="Who runs this (your name), kept in the audit log. Required unless "
-    "you are signed in at this console (`strongroom login`) where the command allows it.")]
+    "you are signed in at this console (`strongroom login --as EMAIL`) where the command "
+    "allows it.")]
 Reason = Annotated[str | None, typer.Option(
     "--reason", help="Why it is run (a ticket, a change request), kept in the audit log.")]
 

@@ -112,6 +112,7 @@ def store_scrub(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) 
         errors.print(f"problem: {problem}", markup=False)
     if not found.ok:
         errors.print("scrub: damaged files found; restore them from a backup "
-                     "(`strongroom restore` into a new directory, then compare)", markup=False)
+                     "(`strongroom restore ARCHIVE NEW_DIR --operator NAME --reason TEXT`, "
+                     "then compare)", markup=False)
         raise typer.Exit(1)
     console.print(f"scrubbed {found.files} sealed files ({found.bytes:,} bytes): all intact")

@@ -33,7 +33,7 @@ from strongroom.watch.exports import Format, render
 from strongroom.watch.states import AlertStatus, Severity
 
 watch_app = typer.Typer(help="Watch: alerts, the live view, SIEM exports, appeals, delivery "
-                        "(sign in first with `strongroom login`).", no_args_is_help=True)
+                        "(sign in first with `strongroom login --as EMAIL`).", no_args_is_help=True)
 
 AlertId = Annotated[str, typer.Argument(help="The alert's id (alr_…).")]
 Status = Annotated[AlertStatus | None, typer.Option(help="Only alerts in this state.")]

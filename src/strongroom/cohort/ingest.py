@@ -77,7 +77,7 @@ def read_inputs(
             inputs.append(Input(path.name, read_cohort_dir(path), [_describe(p) for p in files]))
         elif path.is_dir():
             problems.append(Problem(str(path), "a directory, but not a cohort directory made by "
-                                    "`strongroom cohort synth` (no cohort.json)"))
+                                    "`strongroom cohort synth --out DIR` (no cohort.json)"))
             continue
         else:
             try:

@@ -226,7 +226,8 @@ class Pkcs11KeySource(KeySource):
         except self._pkcs11.exceptions.NoSuchKey:
             raise KeySourceError(
                 f"PKCS#11 token {self.spec.token!r} holds no AES key labelled "
-                f"{self.spec.label!r}; create one with `strongroom keys rotate --create`") from None
+                f"{self.spec.label!r}; create one with `strongroom keys rotate --to "
+                f"'{self.spec}' --create --reason TEXT`") from None
         except self._pkcs11.exceptions.MultipleObjectsReturned:
             raise KeySourceError(f"PKCS#11 token {self.spec.token!r} holds several keys "
                                  f"labelled {self.spec.label!r}; labels must be unique") from None

@@ -736,7 +736,8 @@ class Store:
         version = self.current()
         if version is None:
             raise StoreError(
-                "the store holds no cohort yet; add one with `strongroom cohort ingest`")
+                "the store holds no cohort yet; add one with `strongroom cohort ingest "
+                "FILE…`")
         wanted = set(tables) if tables is not None else set(version.tables)
         frames = {
             name: self._read_table(version.id, name)
@@ -753,7 +754,8 @@ class Store:
         version = self.current()
         if version is None:
             raise StoreError(
-                "the store holds no cohort yet; add one with `strongroom cohort ingest`")
+                "the store holds no cohort yet; add one with `strongroom cohort ingest "
+                "FILE…`")
         where = self.root / COHORT_DIR / version.id
         blob = (where / f"{PARTICIPANTS}.parquet.enc").read_bytes()
         plain = decrypt(blob, self.key, context(self.config, version.id, PARTICIPANTS))

@@ -123,7 +123,7 @@ class Enclave:
         current = self.store.current()
         if current is None:
             raise Unavailable("the store holds no cohort yet, so there is nothing to analyse; "
-                              "the custodian must ingest one (`strongroom cohort ingest`)")
+                              "the custodian must ingest one (`strongroom cohort ingest FILE…`)")
         return current.id
 
     def cohort(self) -> Cohort:

@@ -91,7 +91,7 @@ class Genotypes:
         found = self.current()
         if found is None:
             raise StoreError("the store holds no genotypes; a custodian adds them with "
-                             "`strongroom genotypes ingest`")
+                             "`strongroom genotypes ingest FILE`")
         return found
 
     def samples(self, held: GenotypeSet) -> npt.NDArray[np.int64]:
@@ -143,7 +143,7 @@ class Genotypes:
         cohort = self.store.current()
         if cohort is None:
             raise StoreError("genotypes belong to participants: ingest the cohort first "
-                             "(`strongroom cohort ingest`); nothing was changed")
+                             "(`strongroom cohort ingest FILE…`); nothing was changed")
         ids = pl.Series(source.samples, dtype=pl.String)
         eids = ids.cast(pl.Int64, strict=False)
         not_numbers = ids.filter(eids.is_null())

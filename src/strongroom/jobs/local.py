@@ -55,7 +55,7 @@ def run(repo: Path, action: str, data: Path, *, sandboxed: bool = True) -> Repor
     missing = sorted({i for a in chain for i in pipeline.actions[a].inputs} - set(tables))
     if missing:
         raise LocalError([f"the dummy data has no {name!r} (download it again with `strongroom "
-                          f"jobs dummy`, after defining {name!r} in the project)"
+                          f"jobs dummy PROJECT`, after defining {name!r} in the project)"
                           for name in missing])
     if sandboxed and sandbox.unavailable():
         raise LocalError([f"{sandbox.unavailable()}; or run with --no-sandboxed (your own "

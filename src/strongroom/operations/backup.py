@@ -209,7 +209,9 @@ def _write_members(store: Store, tar: tarfile.TarFile, backup_id: str,
             raise BackupError(
                 f"{store.root / relative} is a master key file inside the data "
                 f"directory; a backup never holds a master key: move it out "
-                f"(`strongroom keys rotate` to a key file elsewhere) and try again")
+                f"(`strongroom keys rotate -d {store.root} --to file:PATH --create "
+                f"--reason TEXT`, "
+                f"PATH outside it) and try again")
         name = f"files/{relative.as_posix()}"
         if data.startswith(MAGIC):
             members.append(_member(name, data, "as-is"))

@@ -283,7 +283,7 @@ def check_fits(budget: Budget, epsilon: Fraction, delta: Fraction) -> None:
     if budget.updated_at is None:
         raise Conflict(f"project {budget.project_id} has no differential-privacy budget; "
                        f"the access committee sets one (PUT /projects/{budget.project_id}/dp, "
-                       f"`strongroom dp mode`)")
+                       f"`strongroom dp mode {budget.project_id}`)")
     if epsilon > budget.epsilon_remaining or delta > budget.delta_remaining:
         raise Conflict(
             f"project {budget.project_id}'s privacy budget cannot pay for this query: it asks "

@@ -195,7 +195,7 @@ class Privacy:
         reason = (f"project {project_id} is in differential-privacy mode: exact analyses are "
                   f"refused, because enough exact answers rebuild participants' values; ask "
                   f"differentially private questions instead (POST /projects/{project_id}/"
-                  f"dp/queries, client.privacy.query, `strongroom dp query`)")
+                  f"dp/queries, client.privacy.query, `strongroom dp query {project_id} SPEC`)")
         self.ctx.record(EventType.ENCLAVE_ANALYSIS_REFUSED, principal, project_id,
                         {"what": "exact analysis", "reasons": [reason]})
         raise Refused(reason)
