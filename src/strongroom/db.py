@@ -158,13 +158,29 @@ def explain(exc: DBAPIError, url_in: str = "the data directory's strongroom.yaml
                 f"then run the command again")
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return (f"the metadata database is damaged ({said}). Restore it from a backup; "
-                f"`strongroom store check` says what the data directory holds, and `strongroom "
-                f"store recover` rebuilds the cohort's records from its sealed versions")
+                f"`strongroom store check -d DIR` says what the data directory holds, and "
+                f"`strongroom store recover -d DIR --operator NAME --reason TEXT` rebuilds the "
+                f"cohort's records from its sealed versions")
+    if busy(exc):
+        return (f"the metadata database is busy ({said}): every transaction waited its turn "
+                f"for {SQLITE_WAIT_SECONDS:g} s. Try again; if it persists, something holds "
+                f"a transaction open (another process on the same SQLite file), or the load "
+                f"needs PostgreSQL")
     if isinstance(exc, OperationalError) and any(word in low for word in (
             "connect", "refused", "timeout", "timed out", "could not translate host",
             "unable to open database file", "server closed")):
         return (f"cannot reach the metadata database ({said}). Check that its server is "
                 f"running and reachable (or, for SQLite, that the file's directory exists and "
                 f"is readable), and the database URL in {url_in}")
-    return (f"the metadata database failed ({said}). `strongroom store check` says whether "
-            f"the store is consistent")
+    return (f"the metadata database failed ({said}). `strongroom store check -d DIR` says "
+            f"whether the store is consistent")
+
+
+def busy(exc: BaseException) -> bool:
+    """The database had no turn to give within its wait (SQLite's lock, PostgreSQL's lock or
+    statement timeout): a request to try again, not a fault."""
+    if not isinstance(exc, OperationalError):
+        return False
+    low = str(exc.orig).lower()
+    return any(word in low for word in ("database is locked", "database is busy",
+                                        "lock timeout", "deadlock detected"))

@@ -114,8 +114,7 @@ def _who_runs() -> dict[str, set[str]]:
 WHO_RUNS = _who_runs()
 # files another change owns at the time of writing, whose hints are theirs to fix: expected
 # to fail, and the test fails once they run as printed, so the entry goes
-ELSEWHERE = {"strongroom/db.py": "db.py's explain() is being changed by the meter work; its "
-                                 "`strongroom store recover` lacks --operator and --reason"}
+ELSEWHERE: dict[str, str] = {}
 
 
 def test_hints_are_found_and_a_wrong_form_fails() -> None:

@@ -9,12 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import strongroom
 from strongroom.audit import AuditError
+from strongroom.db import busy
 from strongroom.errors import Invalid, NotFound, RateLimited, ServiceError
 from strongroom.platform import Platform
 from strongroom.server import logs, web
@@ -129,6 +130,15 @@ def create_app(platform: Platform | None) -> FastAPI:
         # e.g. a NUL character, which PostgreSQL text cannot hold: the request, not the server
         return problem(400, "invalid", ["a value in this request cannot be stored (a NUL "
                                         "character or a number out of range); remove it"])
+
+    @app.exception_handler(OperationalError)
+    def database_failed(_: Request, exc: OperationalError) -> JSONResponse:
+        if busy(exc):  # its turn to write did not come in time: its transaction rolled back
+            return problem(503, "unavailable", [
+                "the platform is busy: this request waited too long for its turn to write and "
+                "was stopped (its unfinished step was rolled back); try again in a few "
+                "seconds"], {"Retry-After": "2"})
+        raise exc
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, exc: RequestValidationError) -> Response:
