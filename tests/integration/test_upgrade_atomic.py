@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -86,14 +87,15 @@ def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- failures: nothing changes, and the message says so -------------------------------------
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql",
+                                                          marks=pytest.mark.postgres)])
 @pytest.mark.usefixtures("no_env_key")
 def test_a_migration_failing_midway_changes_nothing(tmp_path: Path, kind: str) -> None:
     # 558d613 (0006) on SQLite: 0007-0010 run, then 0011 meets a genotype_sets already there;
     # 80a1abb (0013) on PostgreSQL: 0014 runs, then 0015 meets access_account_links
     archive, stray = (("558d613-sqlite.tar.gz", "genotype_sets") if kind == "sqlite" else
                       ("80a1abb-postgresql.tar.gz", "access_account_links"))
-    with postgres_schema() if kind == "postgresql" else _nothing() as url:
+    with postgres_schema() if kind == "postgresql" else nullcontext() as url:
         found = unpack(archive, tmp_path, url)
         _execute(found, f"CREATE TABLE {stray} (id INTEGER PRIMARY KEY)")
         before = dump(found)
@@ -142,18 +144,6 @@ def test_a_database_no_release_made_is_refused_unchanged(tmp_path: Path) -> None
     flat = " ".join(said.split())
     assert code == 1 and "differencing_within" in flat and "nothing was changed" in flat
     assert dump(found) == before and sqlite_schema(found) == schema
-
-
-def _nothing() -> _Null:
-    return _Null()
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 # -- downgrades --------------------------------------------------------------------------------
@@ -286,6 +276,7 @@ def test_an_upgrade_killed_at_any_step_leaves_the_old_store_or_the_new_one(
                             witness=platform.witness).ok
 
 
+@pytest.mark.postgres
 @pytest.mark.usefixtures("no_env_key")
 def test_an_upgrade_killed_midway_on_postgresql_is_rolled_back(tmp_path: Path) -> None:
     with postgres_schema() as url:

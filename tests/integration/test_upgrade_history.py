@@ -122,7 +122,8 @@ def sealed(root: Path) -> dict[str, str]:
             for p in sorted((root / top).rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(params=ARCHIVES)
+@pytest.fixture(params=[pytest.param(a, marks=[pytest.mark.postgres] if "-postgresql" in a else [])
+                        for a in ARCHIVES], ids=ARCHIVES)
 def fixture_store(request: pytest.FixtureRequest, tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> Iterator[Unpacked]:
     monkeypatch.delenv("STRONGROOM_MASTER_KEY", raising=False)
