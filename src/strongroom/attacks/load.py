@@ -190,7 +190,7 @@ class Researcher:
     totp: str
     institution_id: str
     project_id: str = ""
-    output_id: str = ""  # a released output of theirs, to download
+    output_id: str = ""  # a released output of their project, to download
     cells: int = 0  # the cells it shows
     token: str = ""
     session: bool = True  # signs in (else works with the token, as a script)
@@ -240,7 +240,8 @@ def build_scene(world: AttackWorld, clients: int, seed: int, cohort: int) -> Sce
     """``clients`` researchers at ``max(2, clients // 8)`` institutions (up to 6), in
     ``max(2, clients // 5)`` projects; each project's lead is one of them, and its members
     are drawn so most work in a project led at another institution. Each defines the base
-    dataset, has a released output of their own, and an API token."""
+    dataset, releases an output of their own, and has an API token; they download their
+    project's released output that gives away most cells."""
     rng = random.Random(seed)
     admin = world.staff("custodian-admin")
     committee = world.staff("access-committee")
@@ -285,6 +286,14 @@ def build_scene(world: AttackWorld, clients: int, seed: int, cohort: int) -> Sce
         r.output_id = view.output.id
         r.cells = outputs.shown_cells(r.project_id, r.output_id)
         r.token = auth.issue_token(ctx, r.principal, r.project_id, ACTIONS, 1).secret
+    # everyone downloads their project's output that gives away most cells: an output whose
+    # cells its institution already released gives away none, and cells are what is counted
+    best: dict[str, tuple[int, str]] = {}
+    for r in researchers:
+        if r.cells > best.get(r.project_id, (-1, ""))[0]:
+            best[r.project_id] = (r.cells, r.output_id)
+    for r in researchers:
+        r.cells, r.output_id = best[r.project_id]
     return Scene(world, admin, researchers, institutions, projects_of, cohort)
 
 
@@ -353,7 +362,7 @@ class Desk:
         self.mine: list[str] = []  # own outputs not yet asked for release
 
     def _connect(self, cookies: httpx.Cookies | None = None) -> httpx.Client:
-        headers = {} if self.r.session else {"Authorization": f"Bearer {self.r.token}"}
+        headers = {} if self.session else {"Authorization": f"Bearer {self.r.token}"}
         made = client(self.base, self.r.n, self.timeout, headers)
         if cookies is not None:
             made.cookies = cookies
