@@ -212,7 +212,9 @@ def before(owner, name, when=lambda *a, **k: True):
     setattr(owner, name, patched)
 
 removals = []
-if point == "copied":  # the copy taken, no revision run
+if point == "copying":  # the copy written aside, not yet renamed into place
+    before(migrations.os, "rename", lambda source, _: str(source).endswith(".partial"))
+elif point == "copied":  # the copy taken, no revision run
     after(migrations, "_take_copy")
 elif point == "midway":  # 0001-0004 run in the transaction, 0005 not yet
     after(alembic_migration.HeadMaintainer, "update_to_step",
@@ -230,7 +232,7 @@ app(["upgrade", "-d", root, "--key-file", key, "--operator", "Kill Test", "--rea
 print("finished")
 '''
 
-POINTS = ["copied", "midway", "checked", "committed", "restoring"]
+POINTS = ["copying", "copied", "midway", "checked", "committed", "restoring"]
 
 
 def crash(found: Unpacked, point: str) -> None:
@@ -251,6 +253,8 @@ def test_an_upgrade_killed_at_any_step_leaves_the_old_store_or_the_new_one(
         _execute(found, "CREATE TABLE outputs_answers (id INTEGER PRIMARY KEY)")
     before, schema = dump(found), sqlite_schema(found)
     crash(found, point)
+    left = found.root / (COPY + ".partial" if point == "copying" else COPY)
+    assert left.stat().st_mode & 0o777 == 0o600  # the owner's only, as the database is
     revision, tables = dump(found)
     if point == "committed":  # all of it: the new schema, every row kept
         assert revision == migrations.head()
@@ -260,7 +264,6 @@ def test_an_upgrade_killed_at_any_step_leaves_the_old_store_or_the_new_one(
         finally:
             engine.dispose()
         assert set(before[1]) <= set(tables)
-        assert (found.root / COPY).exists()  # the copy the killed run did not get to remove
     else:  # none of it: the old schema, table for table and row for row
         assert (revision, tables) == before and sqlite_schema(found) == schema
     if point == "restoring":
@@ -268,7 +271,7 @@ def test_an_upgrade_killed_at_any_step_leaves_the_old_store_or_the_new_one(
     code, said = upgrade(found)  # a stale copy is no obstacle; the upgrade finishes the job
     assert code == 0, said
     assert ("already at this release's schema" in said) == (point == "committed")
-    assert not (found.root / COPY).exists()
+    assert not (found.root / COPY).exists() and not left.exists()
     with Platform.open(found.root, found.key) as platform:
         upgraded = [e for e in platform.audit.entries() if e.type == "store.upgraded"]
         assert len(upgraded) == 1  # the killed run's event committed only if it did

@@ -114,8 +114,8 @@ def upgrade(engine: Engine, to: str = "head",
                 _migrate(con, to, done, then)
         except Exception as exc:
             raise UpgradeError(f"the upgrade to {target} failed ({_said(exc)}); nothing was "
-                                f"changed: it ran in one transaction, which was rolled "
-                                f"back") from exc
+                               f"changed: it ran in one transaction, which was rolled "
+                               f"back") from exc
         return done
     return _upgrade_sqlite(engine, file, to, target, done, then)
 
@@ -174,6 +174,7 @@ def discard_stale_copy(engine: Engine) -> None:
     file = _sqlite_file(engine)
     if file is not None:
         _remove(file.with_name(file.name + COPY_SUFFIX))
+        _remove(file.with_name(file.name + COPY_SUFFIX + ".partial"))
 
 
 def _take_copy(file: Path, copy: Path) -> None:
@@ -182,6 +183,8 @@ def _take_copy(file: Path, copy: Path) -> None:
     what the upgrade starts from. Written aside, then renamed: a copy is whole or absent."""
     partial = copy.with_name(copy.name + ".partial")
     _remove(partial)
+    # the owner's only, as the database is (sqlite3 would make it with the umask's mode)
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     source = sqlite3.connect(file)
     try:
         target = sqlite3.connect(partial)
@@ -203,8 +206,8 @@ def _check_foreign_keys(con: Connection) -> None:
     if broken:
         tables = sorted({f"{row[0]} → {row[2]}" for row in broken})
         raise UpgradeError(f"{len(broken)} row(s) break a foreign key after the migrations "
-                            f"({', '.join(tables)}): the database was damaged before the "
-                            f"upgrade")
+                           f"({', '.join(tables)}): the database was damaged before the "
+                           f"upgrade")
 
 
 def _restore(engine: Engine, file: Path, copy: Path, kept: Path, target: str,
