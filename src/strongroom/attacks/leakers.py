@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
+from strongroom.access import projects
 from strongroom.access.context import Principal
 from strongroom.access.permissions import Action
 from strongroom.attacks.world import AttackWorld
@@ -39,6 +40,10 @@ class Campaign:
     pages: Callable[[int, float], list[Page]]  # (day, scale) → what is taken that day
     # the allowance that must hold it: the lifetime limit of this scope
     held_by: str  # project | person | institution
+    # how the takers stand: each leads their projects ("lead"), each is a member of a project
+    # led at another institution ("member": a ring), or they are accounts of one human, the
+    # same name at the same e-mail domain ("accounts")
+    standing: str = "lead"
 
     def rows(self, scale: float) -> int:
         """The cohort it needs: every row it would take if never stopped."""
@@ -74,6 +79,11 @@ def _institution(day: int, scale: float) -> list[Page]:  # three people, 600 new
     return [(i, size * (3 * day + i), size) for i in range(3)]
 
 
+def _accounts(day: int, scale: float) -> list[Page]:  # two accounts, 600 new each a day
+    size = round(600 * scale)
+    return [(i, size * (2 * day + i), size) for i in range(2)]
+
+
 def _window_drip(day: int, scale: float) -> list[Page]:  # the 30-day allowance, spread evenly
     size = round(20_000 * scale / 30)
     return [(0, size * day, size)]
@@ -88,6 +98,10 @@ CAMPAIGNS = [
              _institution, "institution"),
     Campaign("a drip at exactly the 30-day allowance (667 a day)", 1, 1, False, 80,
              _window_drip, "project"),
+    Campaign("a ring: three people of one institution, members of projects led elsewhere",
+             3, 1, True, 60, _institution, "institution", "member"),
+    Campaign("one human, two accounts, 600 new each a day", 2, 1, True, 60, _accounts,
+             "person", "accounts"),
 ]
 
 
@@ -134,14 +148,23 @@ def run(world: AttackWorld, campaign: Campaign, scale: float = 1.0,
 def _takers(world: AttackWorld, campaign: Campaign) -> list[tuple[Principal, str]]:
     takers: list[tuple[Principal, str]] = []
     institution = None
+    name = f"Alex Morgan {next(world.serial)}" if campaign.standing == "accounts" else None
     for _ in range(campaign.people):
-        who, project = world.researcher(institution)
+        if campaign.standing == "member":  # a colleague joins a project led elsewhere
+            lead, project = world.researcher()
+            world.grant_export(lead, project)
+            who = world.person("researcher", institution)
+            projects.add_member(world.platform.access, world.staff("custodian-admin"),
+                                project, who.person_id)
+            mine = [project]
+        else:
+            who, project = world.researcher(institution, name=name)
+            mine = [project] + [world.project(who) for _ in range(campaign.projects_each - 1)]
+            for p in mine:
+                world.grant_export(who, p)
         if campaign.one_institution:
             institution = who.institution_id
-        mine = [project] + [world.project(who) for _ in range(campaign.projects_each - 1)]
-        for p in mine:
-            world.grant_export(who, p)
-            takers.append((who, p))
+        takers += [(who, p) for p in mine]
     return takers
 
 

@@ -77,12 +77,18 @@ class AttackWorld:
                   email="admin@custodian.test", name="Admin", password=PASSWORD)
         return cls(platform, clock, networks=networks)
 
-    def researcher(self, institution_id: str | None = None) -> tuple[Principal, str]:
+    def researcher(self, institution_id: str | None = None,
+                   name: str | None = None) -> tuple[Principal, str]:
         """A new vetted, trained researcher of a new institution (or of ``institution_id``),
         leading a new project; signed in. (The ledger of released outputs spans a partner
-        institution, so each attack starts from an empty one.)"""
-        who = self._person("researcher", "researcher", institution_id)
+        institution, so each attack starts from an empty one.) ``name``: theirs, when a
+        campaign registers one human twice."""
+        who = self._person("researcher", "researcher", institution_id, name)
         return who, self.project(who)
+
+    def person(self, role: str, institution_id: str | None = None) -> Principal:
+        """A new vetted, trained person with ``role`` and no project; signed in."""
+        return self._person(role, role, institution_id)
 
     def project(self, lead: Principal) -> str:
         """Another project led by ``lead``."""
@@ -108,7 +114,8 @@ class AttackWorld:
         """A new member of staff with ``role`` (of a new institution), signed in."""
         return self._person("staff", role)
 
-    def _person(self, kind: str, role: str, institution_id: str | None = None) -> Principal:
+    def _person(self, kind: str, role: str, institution_id: str | None = None,
+                name: str | None = None) -> Principal:
         n = next(self.serial)
         today = self.clock().date()
         ctx = self.platform.access
@@ -117,7 +124,7 @@ class AttackWorld:
                 ctx, None, name=f"Partner {n}", country="GB", jurisdiction="UK GDPR",
                 networks=list(self.networks)).id
         new = people.create(ctx, None, institution_id=institution_id,
-                            email=f"{kind}{n}@partner.test", name=f"{kind.title()} {n}",
+                            email=f"{kind}{n}@partner.test", name=name or f"{kind.title()} {n}",
                             roles=[role], password=PASSWORD, vetting=Vetting.APPROVED)
         people.record_training(ctx, None, new.person.id, course="Safe Researcher",
                                completed_on=today - dt.timedelta(days=30),
