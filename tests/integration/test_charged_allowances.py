@@ -233,3 +233,19 @@ def test_one_human_with_two_accounts_has_one_answer_budget(world: World) -> None
         # the second account's first answer: the human's day is spent
         assert answers.reserve(db, second.person_id, two, world.clock(), ration,
                                "definition") is None
+
+
+def test_the_limits_shown_are_the_ones_that_hold(world: World) -> None:
+    """A member from elsewhere is shown the smallest of their own institution's and the
+    lead's limits, and their own (the smallest over their accounts)."""
+    assert world.researcher is not None
+    home = _institution(world, "Home College")
+    guest = _researcher(world, home, "guest@home.test")
+    study = _project(world, world.researcher, guest)
+    admin = _admin(world)
+    world.platform.watch.set_limits(admin, "institution", home, {"cells": 300})
+    world.platform.watch.set_limits(admin, "institution", world.partner_id, {"bytes": 4_000})
+    world.platform.watch.set_limits(admin, "person", guest.person_id, {"requests": 7})
+    project, person, institution = world.platform.watch.limits(world.sign_in(guest), study)
+    assert (institution.cells, institution.bytes) == (300, 4_000)
+    assert person.requests == 7 and project.requests > 7

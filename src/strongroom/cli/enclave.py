@@ -231,7 +231,8 @@ def download(output_id: OutputId, url: Url, token: Token, ca: Ca = None,
 
 @enclave_app.command("limits")
 def limits(project_id: ProjectId, url: Url, token: Token, ca: Ca = None) -> None:
-    """The transfer limits that hold for the project and its institution."""
+    """The transfer limits that hold for your transfers in the project: the project's, your
+    own and your institutions' (yours and the lead's, the smallest of each)."""
     with remote(url, token, ca) as client:
         show(client.transfers.limits(project_id))
 

@@ -590,7 +590,8 @@ class Transfers(_Section):
     """A project's transfer limits, large transfers declared ahead, record-level extracts."""
 
     def limits(self, project_id: str) -> Obj:
-        """The limits that hold for the project and its institution."""
+        """The limits that hold for your transfers in the project: the project's, your own and
+        your institutions' (yours and the lead's, the smallest of each)."""
         return self._c._object("GET", f"/projects/{_segment(project_id)}/limits")
 
     def declare(self, project_id: str, description: str, starts_at: dt.datetime,

@@ -35,7 +35,10 @@ def limits_out(limits: Limits) -> LimitsOut:
 
 class ProjectLimitsOut(BaseModel):
     project: LimitsOut
-    institution: LimitsOut
+    person: LimitsOut | None = Field(None, description="the caller's own, over every account "
+                                                      "of theirs")
+    institution: LimitsOut = Field(description="the smallest of the caller's institution's "
+                                               "and the project lead's institution's")
 
 
 class LimitsIn(BaseModel):

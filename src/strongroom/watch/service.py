@@ -37,7 +37,14 @@ from strongroom.watch.detectors import run_all
 from strongroom.watch.detectors.policy import DetectorPolicy
 from strongroom.watch.exposure import reserve, union_since
 from strongroom.watch.history import METER_SCHEMA, DeclaredWindow, History, Observation
-from strongroom.watch.limits import DATA_ACTIONS, Breach, Planned, allowance, breaches
+from strongroom.watch.limits import (
+    DATA_ACTIONS,
+    Breach,
+    Planned,
+    allowance,
+    breaches,
+    limits_of,
+)
 from strongroom.watch.models import AlertRow, DeclaredJob, ExposureRow, MeterRow
 from strongroom.watch.policy import WINDOWS, Limits, Meter, limits_for, set_limits
 from strongroom.watch.raising import raise_alert
@@ -435,12 +442,17 @@ class Watch:
                             {"scope": scope, "values": values})
         return limits
 
-    def limits(self, principal: Principal, project_id: str) -> tuple[Limits, Limits]:
+    def limits(self, principal: Principal, project_id: str) -> tuple[Limits, Limits, Limits]:
+        """What holds for the caller's transfers in the project: the project's limits, the
+        caller's own (the smallest of every account of theirs), and their institutions' (the
+        smallest of their own institution's and the lead's, each limit separately)."""
         with self.ctx.transaction() as db:
             project = authorize(self.ctx, db, principal, Action.PROJECT_READ, project_id)
             assert project is not None
+            charged = {_institution_of(db, project), principal.institution_id}
+            institution = _smallest([limits_for(db, "institution", i) for i in charged])
             return (limits_for(db, "project", project_id),
-                    limits_for(db, "institution", _institution_of(db, project)))
+                    limits_of(db, "person", principal.person_id), institution)
 
     def declare_job(self, principal: Principal, project_id: str, description: str, *,
                     record_participants: int = 0, cells: int = 0, bytes_out: int = 0,
@@ -516,6 +528,12 @@ def _complete(row: MeterRow, obs: Observation) -> None:
     answered = 200 <= obs.status < 400
     row.cells = max(row.cells, obs.cells) if answered else obs.cells
     row.bytes_out = max(row.bytes_out, obs.bytes_out) if answered else obs.bytes_out
+
+
+def _smallest(limits: Sequence[Limits]) -> Limits:
+    """Each limit the smallest of ``limits`` (a breach of any suspends the institution)."""
+    return Limits(**{f.name: (any if f.type == "bool" else min)(
+        getattr(one, f.name) for one in limits) for f in fields(Limits)})
 
 
 def _institution_of(db: Session, project: Project) -> str:

@@ -78,9 +78,12 @@ def candidate_risk(project_id: str, who: Caller, request: Request,
 @router.get("/projects/{project_id}/limits", response_model=ProjectLimitsOut,
             openapi_extra=acts(Action.PROJECT_READ))
 def read_limits(project_id: str, who: Caller, request: Request) -> ProjectLimitsOut:
-    """The transfer limits that hold for a project and its institution."""
-    project, institution = platform_of(request).watch.limits(who, project_id)
-    return ProjectLimitsOut(project=limits_out(project), institution=limits_out(institution))
+    """The transfer limits that hold for the caller's transfers in a project: the project's,
+    the caller's own (over every account of theirs), and their institutions' (the smallest of
+    their own institution's and the project lead's). Every one applies."""
+    project, person, institution = platform_of(request).watch.limits(who, project_id)
+    return ProjectLimitsOut(project=limits_out(project), person=limits_out(person),
+                            institution=limits_out(institution))
 
 
 @router.put("/watch/limits/{scope}/{target_id}", response_model=LimitsOut,
