@@ -315,9 +315,13 @@ def test_another_projects_researcher_sees_nothing_and_checkers_see_the_queue(
 
 def race(world: World, out: str, first: Principal, second: Principal,
          problems: list[BaseException]) -> requests.OutputView:
-    """``second`` approves and commits between ``first``'s read and write."""
+    """``second`` approves and commits between ``first``'s read and write. On SQLite no
+    transaction can commit inside another (one writer at a time, db.py): there ``second``
+    is sent at that moment and waits its turn, deciding on what ``first`` committed."""
     engine = world.platform.store.engine
+    one_writer = serial(world)
     raced = threading.Event()
+    racers: list[threading.Thread] = []
 
     def other_checker() -> None:
         try:
@@ -330,14 +334,22 @@ def race(world: World, out: str, first: Principal, second: Principal,
             raced.set()
             racer = threading.Thread(target=other_checker)
             racer.start()
-            racer.join()
+            racers.append(racer)
+            if not one_writer:
+                racer.join()
 
     event.listen(engine, "before_cursor_execute", before)
     try:
         return requests.review(world.ctx, first, out, True, "agreed")
     finally:
         event.remove(engine, "before_cursor_execute", before)
+        for racer in racers:
+            racer.join()
         assert raced.is_set()
+
+
+def serial(world: World) -> bool:
+    return world.platform.store.engine.dialect.name == "sqlite"
 
 
 def test_two_checkers_approving_at_once_count_once_each(world: World) -> None:
@@ -348,10 +360,12 @@ def test_two_checkers_approving_at_once_count_once_each(world: World) -> None:
     requests.request_release(world.ctx, who, out, JUSTIFICATION)
     first, second = checkers(world)
     problems: list[BaseException] = []
-    view = race(world, out, first, second, problems)
+    race(world, out, first, second, problems)
     assert problems == []
+    view = requests.read(world.ctx, first, out)
     assert view.status is OutputStatus.RELEASED
-    assert [r.reviewer for r in view.reviews] == [second.person_id, first.person_id]
+    order = [first, second] if serial(world) else [second, first]
+    assert [r.reviewer for r in view.reviews] == [p.person_id for p in order]
     assert len(events(world, EventType.OUTPUT_RELEASED)) == 1
 
 
@@ -362,9 +376,14 @@ def test_one_checker_approving_twice_at_once_counts_once(world: World) -> None:
     first, _ = checkers(world)
     again = world.sign_in(world.staff[Role.OUTPUT_CHECKER])  # the same person, a 2nd session
     problems: list[BaseException] = []
-    with pytest.raises(Conflict, match="already reviewed"):
+    if serial(world):  # the second session waits its turn and finds the first's review
         race(world, out, first, again, problems)
-    assert problems == []
+        assert len(problems) == 1 and isinstance(problems[0], Conflict)
+        assert "already reviewed" in str(problems[0])
+    else:
+        with pytest.raises(Conflict, match="already reviewed"):
+            race(world, out, first, again, problems)
+        assert problems == []
     view = requests.read(world.ctx, first, out)
     assert view.status is OutputStatus.APPROVED_ONCE and len(view.reviews) == 1
     with world.ctx.transaction() as db, pytest.raises(IntegrityError):  # the backstop

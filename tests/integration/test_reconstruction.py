@@ -92,6 +92,13 @@ def attack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Attack]:
         lead_id=world.researcher.person_id, starts_on=world.clock().date(),
         expires_on=world.clock().date().replace(year=2027), fields=[31]).project.id
     targets = [target(world, researcher, p) for p in (world.project_id, second)]
+    # a thousand queries in a test's minute: the request rate is the watch's (metered by the
+    # service, whoever calls it), not what this attack is about
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    for scope_, target_id in (("project", world.project_id), ("project", second),
+                              ("person", researcher.person_id),
+                              ("institution", researcher.institution_id)):
+        world.platform.watch.set_limits(admin, scope_, target_id, {"requests": 10**6})
     for found in targets:
         world.platform.privacy.configure(committee, found.project_id, reason=WHY, dp_mode=True,
                                          epsilon="1")
