@@ -332,8 +332,12 @@ class Watch:
                 if value is None:
                     return pl.DataFrame(schema=METER_SCHEMA)
                 cols = [getattr(MeterRow, name) for name in METER_SCHEMA]
-                rows = db.execute(select(*cols).where(getattr(MeterRow, column) == value,
-                                                      MeterRow.at >= start)
+                # a person's history is every account of the human's (watch/charges.py): a
+                # sweep split between two accounts is one sweep. An institution's is its own
+                # people's (their networks, their hours), not its projects' members elsewhere
+                taken = (charges.meter_taken(db, column, value) if column == "person_id"
+                         else getattr(MeterRow, column) == value)
+                rows = db.execute(select(*cols).where(taken, MeterRow.at >= start)
                                   .order_by(MeterRow.at, MeterRow.id)).all()
                 return pl.DataFrame(rows, schema=METER_SCHEMA, orient="row")
 
@@ -523,8 +527,11 @@ _COMPLETED = tuple(f.name for f in fields(Observation)
 
 
 def _complete(row: MeterRow, obs: Observation) -> None:
+    reserved = row.action
     for name in _COMPLETED:
         setattr(row, name, getattr(obs, name))
+    if reserved in DATA_ACTIONS:  # it took data, whatever its route is named: the rate counts it
+        row.action = reserved
     answered = 200 <= obs.status < 400
     row.cells = max(row.cells, obs.cells) if answered else obs.cells
     row.bytes_out = max(row.bytes_out, obs.bytes_out) if answered else obs.bytes_out
