@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+WHO = ("--operator", "A. Tester", "--reason", "a test")  # ingest names who and why
+
 pytestmark = pytest.mark.slow  # the demo and ingest commands in subprocesses
 
 
@@ -42,7 +44,7 @@ def test_synth_ingest_info(tmp_path: Path, store_dir: tuple[Path, Path]) -> None
     out = tmp_path / "synth"
     done = run("cohort", "synth", "--participants", "3000", "--seed", "5", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    done = run("cohort", "ingest", str(out), "-d", str(data), "--key-file", str(key))
+    done = run("cohort", "ingest", str(out), "-d", str(data), "--key-file", str(key), *WHO)
     assert done.returncode == 0, done.stderr
     summary = info(data, key)
     version = summary["version"]
@@ -58,12 +60,12 @@ def test_bad_file_is_refused_and_changes_nothing(
     data, key = store_dir
     good = tmp_path / "good.csv"
     good.write_text("eid,31-0.0,34-0.0\n1000017,0,1950\n1000025,1,1961\n")
-    done = run("cohort", "ingest", str(good), "-d", str(data), "--key-file", str(key))
+    done = run("cohort", "ingest", str(good), "-d", str(data), "--key-file", str(key), *WHO)
     assert done.returncode == 0, done.stderr
     before = info(data, key)["version"]
     bad = tmp_path / "bad.csv"
     bad.write_text("eid,31-0.0,34-0.0\n1000017,0,1950\n1000025,3,1961\n1000025,1,19x1\n")
-    done = run("cohort", "ingest", str(bad), "-d", str(data), "--key-file", str(key))
+    done = run("cohort", "ingest", str(bad), "-d", str(data), "--key-file", str(key), *WHO)
     assert done.returncode == 1
     assert "nothing was changed" in done.stderr
     assert "field 31 (Sex), row 2: code is not in coding 9" in done.stderr

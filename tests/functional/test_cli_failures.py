@@ -29,6 +29,8 @@ from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.store import CONFIG, METADATA_DB, Store
 from strongroom.cohort.synth import synthesise
 
+WHO = ("--operator", "A. Tester", "--reason", "a test")  # ingest names who and why
+
 REFUSED_URL = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"  # port 1: refused
 
 
@@ -59,7 +61,7 @@ def cohorts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def made(root: Path, key: Path, cohort: Path) -> None:
     assert run("init", str(root), "--key-file", str(key)).exit_code == 0
-    done = run("cohort", "ingest", str(cohort), "-d", str(root), "--key-file", str(key))
+    done = run("cohort", "ingest", str(cohort), "-d", str(root), "--key-file", str(key), *WHO)
     assert done.exit_code == 0, done.output
     with Store(root, None) as store, store.engine.connect() as conn:  # the CLI drained it
         logged = conn.execute(select(ENTRIES.c.subject)
@@ -89,7 +91,7 @@ def assert_full_disk_refused(root: Path, key: Path, big: Path) -> None:
     with Store.open(root, key) as store:
         current = store.current()
     assert current is not None
-    full = run("cohort", "ingest", str(big), "-d", str(root), "--key-file", str(key))
+    full = run("cohort", "ingest", str(big), "-d", str(root), "--key-file", str(key), *WHO)
     assert full.exit_code == 1
     said = " ".join(full.output.split())
     assert "the disk is full" in said and "Nothing was changed" in said
@@ -134,7 +136,7 @@ def test_a_damaged_metadata_database_is_named_and_left_alone(
         (root / f"{METADATA_DB}{extra}").unlink(missing_ok=True)
     (root / METADATA_DB).write_bytes(uuid.uuid4().bytes * 256)  # garbage, not a database
     before = snapshot(root)
-    for command in (["cohort", "info"], ["cohort", "ingest", str(cohorts[0])]):
+    for command in (["cohort", "info"], ["cohort", "ingest", str(cohorts[0]), *WHO]):
         done = run(*command, "-d", str(root), "--key-file", str(key))
         said = " ".join(done.output.split())
         assert done.exit_code == 1, said

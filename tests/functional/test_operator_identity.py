@@ -52,6 +52,8 @@ def test_each_operator_command_refuses_without_who_and_why(
                         *d],
         "store recover": ["store", "recover", *d],
         "audit verify --accept-loss": ["audit", "verify", "--accept-loss", *d],
+        "cohort ingest": ["cohort", "ingest", str(tmp_path / "cohort"), *d],
+        "genotypes ingest": ["genotypes", "ingest", str(tmp_path / "calls.bed"), *d],
     }
     for name, args in commands.items():
         for missing in ([], ["--operator", "Ada"], ["--reason", "why"]):
@@ -99,3 +101,16 @@ def test_the_events_name_the_operator_or_the_person_signed_in(
                      ("store.key.rotated", "operator", "Ada Operator", "CHG-7"),
                      ("store.key.rotated", "operator", "Ada Operator", "CHG-7"),
                      ("store.backed_up", person, person, "CHG-8")]
+
+
+def test_an_ingest_names_its_operator(made: tuple[Path, Path], tmp_path: Path) -> None:
+    root, key = made
+    d = ["-d", str(root), "--key-file", str(key)]
+    assert cli("cohort", "synth", "--participants", "200", "--seed", "3", "--out",
+               str(tmp_path / "cohort"), cwd=tmp_path)[0] == 0
+    code, _, err = cli("cohort", "ingest", str(tmp_path / "cohort"), *d, *WHO, cwd=tmp_path)
+    assert code == 0, err
+    with Platform.open(root, key) as platform:
+        (event,) = [e for e in platform.audit.entries() if e.type == "cohort.ingested"][-1:]
+    assert (event.actor, event.details["operator"], event.details["reason"]) == (
+        "operator", "Ada Operator", "CHG-7")

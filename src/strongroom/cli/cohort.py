@@ -17,6 +17,7 @@ from strongroom.cli.common import (
     progress_bar,
     refusals,
 )
+from strongroom.cli.operators import OperatorName, Reason, named
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
 from strongroom.cohort.formats import Style, read_table, write_table
 from strongroom.cohort.ingest import ingest
@@ -52,12 +53,17 @@ def cohort_ingest(
     key_file: KeyFile = None,
     relax: Annotated[list[str] | None, typer.Option(
         help=f"Relax a cross-field rule by name ({', '.join(CONSISTENCY_RULES)}).")] = None,
+    operator: OperatorName = None,
+    reason: Reason = None,
 ) -> None:
-    """Validate files against the data dictionary and store them as the new cohort."""
+    """Validate files against the data dictionary and store them as the new cohort (who
+    ingests it and why are kept in its audit event)."""
+    with refusals():
+        by = named(operator, reason, "cohort ingest")
     with refusals(), Store.open(data_dir, key_file) as store, progress_bar(
         len(files) + 8, "ingesting"
     ) as progress:
-        version = ingest(store, files, relax=relax or (), progress=progress)
+        version = ingest(store, files, relax=relax or (), progress=progress, by=by)
         from strongroom.platform import open_audit  # the CLI's start stays light
 
         with open_audit(store):
@@ -105,7 +111,8 @@ def print_summary(summary: StoreSummary) -> None:
     console.print(f"dictionary: {summary.dictionary_fields} fields "
                   f"(sha256 {summary.dictionary_digest[:16]}…)")
     if summary.version is None:
-        console.print("no cohort stored yet: `strongroom cohort ingest FILE…`")
+        console.print("no cohort stored yet: `strongroom cohort ingest FILE… -d DIR "
+                      "--operator NAME --reason TEXT`")
         return
     version = summary.version
     table = Table(title=f"cohort version {version['id']} ({version['created_at']})")

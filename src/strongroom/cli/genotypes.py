@@ -16,6 +16,7 @@ from strongroom.cli.common import (
     progress_bar,
     refusals,
 )
+from strongroom.cli.operators import OperatorName, Reason, named
 from strongroom.cohort.store import Store
 
 genotypes_app = typer.Typer(help="Genotypes: ingest PLINK 1, PLINK 2 or BGEN files; describe "
@@ -29,16 +30,21 @@ def genotypes_ingest(
              "files that go with it (.bim/.fam, .pvar/.psam, .sample) beside it.")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
     key_file: KeyFile = None,
+    operator: OperatorName = None,
+    reason: Reason = None,
 ) -> None:
     """Check genotype files against the cohort and seal them into the store as its current
-    genotypes (in chunks; no genotype is written in the clear)."""
+    genotypes (in chunks; no genotype is written in the clear). Who ingests them and why are
+    kept in the audit event."""
     from strongroom.genomics.formats import open_genotypes
     from strongroom.genomics.store import Genotypes
     from strongroom.platform import open_audit
 
+    with refusals():
+        by = named(operator, reason, "genotypes ingest")
     with (refusals(), Store.open(data_dir, key_file) as store, open_genotypes(path) as source,
           progress_bar(100, "sealing genotypes") as progress):
-        held = Genotypes(store).ingest(source, progress=progress)
+        held = Genotypes(store).ingest(source, progress=progress, by=by)
         with open_audit(store):
             pass  # the ingest's event, committed with it, goes into the signed log
     console.print(f"stored genotype set {held.id}: {held.samples:,} samples × "

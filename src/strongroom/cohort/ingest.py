@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from strongroom.audit.operators import Operator
 from strongroom.cohort.formats import read_table
 from strongroom.cohort.model import EID, Cohort
 from strongroom.cohort.modeldir import is_cohort_dir, read_cohort_dir
@@ -38,8 +39,10 @@ def ingest(
     *,
     relax: Iterable[str] = (),
     progress: Progress | None = None,
+    by: Operator | None = None,
 ) -> CohortVersion:
-    """Validate ``paths`` against the store's dictionary and store them as the new cohort."""
+    """Validate ``paths`` against the store's dictionary and store them as the new cohort
+    (``by``: the operator, named in its audit event)."""
     if not paths:
         raise IngestError([Problem("(no input)", "give at least one file or cohort directory")])
     inputs, problems = read_inputs(paths, store, progress)
@@ -60,7 +63,7 @@ def ingest(
     if progress:
         progress("validated", 1)
     sources = [f for i in inputs for f in i.files]
-    return store.write_version(cohort, sources, progress)
+    return store.write_version(cohort, sources, progress, by=by)
 
 
 def read_inputs(

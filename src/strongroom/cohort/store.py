@@ -59,7 +59,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from strongroom import migrations
 from strongroom.audit import events
 from strongroom.audit.keys import salt_key_from_secret
-from strongroom.audit.operators import SYSTEM
+from strongroom.audit.operators import SYSTEM, Operator
 from strongroom.audit.outbox import stage
 from strongroom.audit.tables import ENTRIES, OUTBOX
 from strongroom.cohort import journal, keyring
@@ -601,13 +601,17 @@ class Store:
         cohort: Cohort,
         sources: Iterable[dict[str, Any]] = (),
         progress: Progress | None = None,
+        by: Operator | None = None,
     ) -> CohortVersion:
-        """Seal and store a validated cohort as the new current version, atomically."""
+        """Seal and store a validated cohort as the new current version, atomically.
+        ``by``: the operator who ingests it, named in its audit event (a test's or a demo's
+        own store: plain ``operator``)."""
         with self.lock():
-            return self._write_version(cohort, list(sources), progress)
+            return self._write_version(cohort, list(sources), progress, by)
 
     def _write_version(
-        self, cohort: Cohort, sources: list[dict[str, Any]], progress: Progress | None
+        self, cohort: Cohort, sources: list[dict[str, Any]], progress: Progress | None,
+        by: Operator | None,
     ) -> CohortVersion:
         version_id = str(uuid.uuid4())
         staging = self.root / COHORT_DIR / f"{STAGING_PREFIX}{version_id}"
@@ -651,7 +655,9 @@ class Store:
             session.add(record)
             session.flush()
             retired: list[events.JSON] = list(self._retire_old(session))
-            self.audit(session, events.EventType.COHORT_INGESTED, "operator", version_id, {
+            self.audit(session, events.EventType.COHORT_INGESTED,
+                       by.actor if by else "operator", version_id, {
+                **(by.details() if by else {}),
                 "participants": record.participants,
                 "tables": {name: {"rows": t["rows"], "sha256": t["sha256"]}
                            for name, t in tables.items()},
@@ -737,7 +743,7 @@ class Store:
         if version is None:
             raise StoreError(
                 "the store holds no cohort yet; add one with `strongroom cohort ingest "
-                "FILE…`")
+                "FILE… --operator NAME --reason TEXT`")
         wanted = set(tables) if tables is not None else set(version.tables)
         frames = {
             name: self._read_table(version.id, name)
@@ -755,7 +761,7 @@ class Store:
         if version is None:
             raise StoreError(
                 "the store holds no cohort yet; add one with `strongroom cohort ingest "
-                "FILE…`")
+                "FILE… --operator NAME --reason TEXT`")
         where = self.root / COHORT_DIR / version.id
         blob = (where / f"{PARTICIPANTS}.parquet.enc").read_bytes()
         plain = decrypt(blob, self.key, context(self.config, version.id, PARTICIPANTS))

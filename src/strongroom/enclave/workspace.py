@@ -123,7 +123,8 @@ class Enclave:
         current = self.store.current()
         if current is None:
             raise Unavailable("the store holds no cohort yet, so there is nothing to analyse; "
-                              "the custodian must ingest one (`strongroom cohort ingest FILE…`)")
+                              "the custodian must ingest one (`strongroom cohort ingest "
+                              "FILE… --operator NAME --reason TEXT`)")
         return current.id
 
     def cohort(self) -> Cohort:

@@ -43,6 +43,7 @@ from sqlalchemy import JSON, Boolean, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from strongroom.audit import events
+from strongroom.audit.operators import Operator
 from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.cohort.model import EID
 from strongroom.cohort.store import STAGING_PREFIX, Store, StoreError, atomic_write, fsync_dir
@@ -91,7 +92,8 @@ class Genotypes:
         found = self.current()
         if found is None:
             raise StoreError("the store holds no genotypes; a custodian adds them with "
-                             "`strongroom genotypes ingest FILE`")
+                             "`strongroom genotypes ingest FILE --operator NAME "
+                             "--reason TEXT`")
         return found
 
     def samples(self, held: GenotypeSet) -> npt.NDArray[np.int64]:
@@ -129,7 +131,8 @@ class Genotypes:
 
     # -- ingest ---------------------------------------------------------------------------
 
-    def ingest(self, source: GenotypeFile, progress: Progress | None = None) -> GenotypeSet:
+    def ingest(self, source: GenotypeFile, progress: Progress | None = None,
+               by: Operator | None = None) -> GenotypeSet:
         """Seal ``source`` into the store as the new current genotype set, atomically.
 
         Refused before anything is written if a sample is not a participant of the current
@@ -137,13 +140,14 @@ class Genotypes:
         with self.store.lock():
             eids = self._check_samples(source)
             self._check_alleles(source.variants)
-            return self._write(source, eids, progress)
+            return self._write(source, eids, progress, by)
 
     def _check_samples(self, source: GenotypeFile) -> npt.NDArray[np.int64]:
         cohort = self.store.current()
         if cohort is None:
             raise StoreError("genotypes belong to participants: ingest the cohort first "
-                             "(`strongroom cohort ingest FILE…`); nothing was changed")
+                             "(`strongroom cohort ingest FILE… --operator NAME --reason "
+                             "TEXT`); nothing was changed")
         ids = pl.Series(source.samples, dtype=pl.String)
         eids = ids.cast(pl.Int64, strict=False)
         not_numbers = ids.filter(eids.is_null())
@@ -178,7 +182,7 @@ class Genotypes:
                 "so effects keep their direction. Nothing was changed.")
 
     def _write(self, source: GenotypeFile, eids: npt.NDArray[np.int64],
-               progress: Progress | None) -> GenotypeSet:
+               progress: Progress | None, by: Operator | None) -> GenotypeSet:
         set_id = str(uuid.uuid4())
         self.root.mkdir(mode=0o700, exist_ok=True)
         self._remove_staging()
@@ -236,7 +240,9 @@ class Genotypes:
             session.add(record)
             session.flush()
             retired = self._retire_old(session)
-            self.store.audit(session, events.EventType.GENOTYPES_INGESTED, "operator", set_id, {
+            self.store.audit(session, events.EventType.GENOTYPES_INGESTED,
+                             by.actor if by else "operator", set_id, {
+                **(by.details() if by else {}),
                 "samples": record.samples, "variants": record.variants,
                 "chunks": len(chunks), "kind": source.kind,
                 "sources": [{k: v for k, v in f.items() if k in ("name", "sha256", "bytes")}
