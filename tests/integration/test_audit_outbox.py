@@ -29,18 +29,17 @@ from strongroom.cohort.store import COHORT_DIR, STAGING_PREFIX, CohortVersion, S
 from strongroom.cohort.validate import validate
 from strongroom.platform import Platform, open_audit
 from tests.conftest import small_cohort
+from tests.kill_points import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 
 # Each step is patched to run, then kill the process: "after X" is the instant after X.
+
 CHILD = r'''
 import os, signal, sys
 from pathlib import Path
 
 point, root, key = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
 
 OPEN = False  # the store is open: the writer's own first drain is behind us
 
@@ -52,23 +51,6 @@ from strongroom.cohort.store import Store
 from strongroom.cohort.validate import validate
 from strongroom.platform import Platform
 from tests.conftest import small_cohort
-
-def after(owner, name, when=lambda *a, **k: True):
-    original = getattr(owner, name)
-    def patched(*args, **kwargs):
-        result = original(*args, **kwargs)
-        if when(*args, **kwargs):
-            die()
-        return result
-    setattr(owner, name, patched)
-
-def before(owner, name, when):
-    original = getattr(owner, name)
-    def patched(*args, **kwargs):
-        if when(*args, **kwargs):
-            die()
-        return original(*args, **kwargs)
-    setattr(owner, name, patched)
 
 if point == "staged":  # the event is in the change's transaction, which has not committed
     after(log.AuditLog, "stage")
@@ -102,7 +84,8 @@ def crash(root: Path, key: Path, point: str) -> None:
     """Run the child; it must die of SIGKILL at ``point`` (not finish, not fail)."""
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     env.pop("STRONGROOM_MASTER_KEY", None)
-    done = subprocess.run([sys.executable, "-c", CHILD, point, str(root), str(key)],
+    done = subprocess.run([sys.executable, "-c", HOOKS + CHILD,
+                            point, str(root), str(key)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert done.returncode == -signal.SIGKILL, (point, done.returncode, done.stderr[-2000:])
     assert "finished" not in done.stdout

@@ -40,6 +40,7 @@ from strongroom.operations.backup import read_header
 from strongroom.platform import Platform, open_audit
 from tests.cli_runner import cli
 from tests.conftest import small_cohort
+from tests.kill_points import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 WHO = ["--operator", "Ada Operator", "--reason", "CHG-1234 nightly"]
@@ -50,29 +51,9 @@ from pathlib import Path
 
 point, root, key, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
 import strongroom.cohort.journal as journal
 import strongroom.cohort.store as store_module
 import strongroom.operations.backup as backup_module
-
-def after(owner, name, when=lambda *a, **k: True):
-    original = getattr(owner, name)
-    def patched(*args, **kwargs):
-        result = original(*args, **kwargs)
-        if when(*args, **kwargs):
-            die()
-        return result
-    setattr(owner, name, patched)
-
-def before(owner, name, when=lambda *a, **k: True):
-    original = getattr(owner, name)
-    def patched(*args, **kwargs):
-        if when(*args, **kwargs):
-            die()
-        return original(*args, **kwargs)
-    setattr(owner, name, patched)
 
 kind, step = point.split(":")
 calls = {"n": 0}
@@ -134,7 +115,8 @@ def crash(point: str, root: Path, key: Path, out: Path, *extra: str) -> None:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     env.pop("STRONGROOM_MASTER_KEY", None)
     env.pop("STRONGROOM_KEY_FILE", None)
-    done = subprocess.run([sys.executable, "-c", CHILD, point, str(root), str(key), str(out),
+    done = subprocess.run([sys.executable, "-c", HOOKS + CHILD,
+                            point, str(root), str(key), str(out),
                            *extra], capture_output=True, text=True, env=env, cwd=REPO,
                           timeout=180)
     assert done.returncode == -signal.SIGKILL, (point, done.returncode, done.stderr[-3000:])

@@ -33,6 +33,7 @@ from strongroom.db import Base, make_engine
 from strongroom.platform import Platform
 from tests.conftest import postgres_schema
 from tests.integration.test_upgrade_history import Unpacked, rows, unpack
+from tests.kill_points import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR = ["--operator", "Upgrade Test", "--reason", "the atomic upgrade test"]
@@ -187,29 +188,9 @@ CHILD = r'''
 import os, signal, sys
 point, root, key = sys.argv[1], sys.argv[2], sys.argv[3]
 
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
 from alembic.runtime import migration as alembic_migration
 from strongroom import migrations
 from strongroom.cli import app
-
-def after(owner, name, when=lambda *a, **k: True):
-    original = getattr(owner, name)
-    def patched(*args, **kwargs):
-        result = original(*args, **kwargs)
-        if when(*args, **kwargs):
-            die()
-        return result
-    setattr(owner, name, patched)
-
-def before(owner, name, when=lambda *a, **k: True):
-    original = getattr(owner, name)
-    def patched(*args, **kwargs):
-        if when(*args, **kwargs):
-            die()
-        return original(*args, **kwargs)
-    setattr(owner, name, patched)
 
 removals = []
 if point == "copying":  # the copy written aside, not yet renamed into place
@@ -238,7 +219,8 @@ POINTS = ["copying", "copied", "midway", "checked", "committed", "restoring"]
 def crash(found: Unpacked, point: str) -> None:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     env.pop("STRONGROOM_MASTER_KEY", None)
-    done = subprocess.run([sys.executable, "-c", CHILD, point, str(found.root), str(found.key)],
+    done = subprocess.run([sys.executable, "-c", HOOKS + CHILD,
+                            point, str(found.root), str(found.key)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=180)
     assert done.returncode == -signal.SIGKILL, (point, done.returncode, done.stderr[-2000:])
     assert "finished" not in done.stdout
