@@ -15,7 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from strongroom.access.bootstrap import bootstrap
@@ -194,17 +194,22 @@ def test_a_scrub_reads_every_sealed_byte(live: Platform) -> None:
     root, key = live.store.root, _key(live)
     live.close()
     code, out = run("store", "scrub", "-d", str(root), "--key-file", str(key))
+    assert code == 1 and "--operator NAME --reason TEXT" in out, out  # who scrubs, and why
+    code, out = run("store", "scrub", "-d", str(root), "--key-file", str(key), *WHO)
     assert code == 0 and "all intact" in out, out
     table = next((root / COHORT_DIR).glob("*/diagnoses.parquet.enc"))
     data = bytearray(table.read_bytes())
     data[len(data) // 2] ^= 0x10
     table.write_bytes(bytes(data))
-    code, out = run("store", "scrub", "-d", str(root), "--key-file", str(key))
+    code, out = run("store", "scrub", "-d", str(root), "--key-file", str(key), *WHO)
     assert code == 1 and "table diagnoses differs from its digest" in out, out
     with Store.open(root, key) as store, store.engine.connect() as con:
-        scrubs = con.execute(select(func.count()).select_from(text("audit_entries"))
-                             .where(text("type = 'store.scrubbed'"))).scalar()
-    assert scrubs == 2
+        scrubs = con.execute(select(text("actor"), text("payload"))
+                             .select_from(text("audit_entries"))
+                             .where(text("type = 'store.scrubbed'"))).all()
+    assert len(scrubs) == 2  # the refused one changed nothing, not even the log
+    assert all(actor == "operator" and WHO[1] in details and WHO[3] in details
+               for actor, details in scrubs), scrubs
 
 
 def _rewrite(src: Path, dst: Path, change: Callable[[tarfile.TarFile, tarfile.TarFile], None]

@@ -207,7 +207,8 @@ DESCRIPTIONS: dict[EventType, str] = {
                               "ARCHIVE INTO --operator NAME --reason TEXT`); the details give "
                               "the backup's id and audit root.",
     EventType.STORE_SCRUBBED: "Every sealed file was read and checked against its digest "
-                              "(`strongroom store scrub`); the details give the outcome.",
+                              "(`strongroom store scrub --operator NAME --reason TEXT`); the "
+                              "details give the outcome, who ran it and why.",
     EventType.STORE_SWEPT: "The store set out to remove its own leftovers (unfinished writes, "
                            "retired versions); written before the files go.",
     EventType.STORE_BACKUP_ABANDONED: "A backup cut off before its file was whole was found "

@@ -54,7 +54,8 @@ def restore(
             pass  # its audit writer moves the restore's event (in the outbox) into the log
     console.print(f"restored {done.files} files and {done.rows:,} database rows into "
                   f"{done.root} in {done.seconds:.1f} s; check it with `strongroom audit verify "
-                  f"-d {done.root}` and `strongroom store scrub -d {done.root}`", markup=False)
+                  f"-d {done.root}` and `strongroom store scrub -d {done.root} --operator NAME "
+                  f"--reason TEXT`", markup=False)
 
 
 def _master(archive: Path, key_file: Path | None, key_source: str | None) -> KeySource:

@@ -10,7 +10,7 @@ import typer
 
 from strongroom.audit.events import EventType
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
-from strongroom.cli.operators import OperatorName, Reason, named
+from strongroom.cli.operators import OperatorName, Reason, named, named_or_signed_in
 from strongroom.cohort import recovery
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.keysources import KeySpec
@@ -20,8 +20,6 @@ from strongroom.platform import Platform
 
 store_app = typer.Typer(help="The data directory: check it, recover what its database lost.",
                         no_args_is_help=True)
-
-OPERATOR = "operator"  # the person at the machine's console, signed in or not
 
 
 def _raw(data_dir: Path, key_file: Path | None) -> Store:
@@ -100,14 +98,16 @@ def store_recover(operator: OperatorName = None, reason: Reason = None,
 
 
 @store_app.command("scrub")
-def store_scrub(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
+def store_scrub(operator: OperatorName = None, reason: Reason = None,
+                data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Read every sealed file and check it against its digest and authentication tags."""
     with refusals(), Platform.open(data_dir, key_file) as platform:
+        by = named_or_signed_in(platform, operator, reason, "store scrub")
         found = recovery.scrub(platform.store)
-        platform.access.record(EventType.STORE_SCRUBBED, OPERATOR,
+        platform.access.record(EventType.STORE_SCRUBBED, by.actor,
                                platform.store.config.store_id,
                                {"files": found.files, "bytes": found.bytes,
-                                "problems": found.problems})
+                                "problems": found.problems, **by.details()})
     for problem in found.problems:
         errors.print(f"problem: {problem}", markup=False)
     if not found.ok:
