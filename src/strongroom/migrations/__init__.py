@@ -18,6 +18,7 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, inspect
@@ -86,13 +87,60 @@ class UpgradeError(Exception):
     """An upgrade that did not happen; the message says what the database holds now."""
 
 
+@dataclass(frozen=True)
+class Late:
+    """A revision merged in beneath revisions that had already shipped without it: a store
+    stamped at one of ``stamped`` by such a release never ran it, though Alembic's chain says
+    it did. Whether it ran is read from what it makes (``table``, or ``column`` in it)."""
+    revision: str
+    stamped: frozenset[str]
+    table: str
+    column: str | None = None
+
+
+# 0006 (the audit outbox) and 0007 were written on branches beside 0007 and 0008, each on 0005:
+# from d333bc7 (0007 on 0005) until 79ab28d put 0006 under 0007, releases stamped their stores
+# 0007 or 0008 with no audit_outbox; the trace branch (0008 on 0005, before 6f65838 put 0008
+# on 0007) stamped them 0008 with neither. Such a store has the missing ones applied first,
+# in order: each only adds its own table or columns, which nothing between touches.
+LATE = (
+    Late("0006", frozenset({"0007", "0008"}), "audit_outbox"),
+    Late("0007", frozenset({"0008"}), "privacy_budgets", "left_at"),
+)
+
+
+def _skipped(engine: Engine, revision: str | None) -> list[str]:
+    """The late revisions a database stamped ``revision`` never ran (see :data:`LATE`)."""
+    late = [lr for lr in LATE if revision in lr.stamped]
+    if not late:
+        return []
+    with engine.connect() as con:
+        seen = inspect(con)
+        tables = set(seen.get_table_names())
+        return [lr.revision for lr in late
+                if lr.table not in tables or (lr.column is not None and lr.column not in
+                                               {c["name"] for c in seen.get_columns(lr.table)})]
+
+
+def _apply(con: Connection, revisions: list[str]) -> None:
+    """Run ``revisions``' own upgrade steps, in order, in the caller's transaction (for the
+    late ones a store's stamp skips: Alembic's own upgrade would not run them)."""
+    script = ScriptDirectory.from_config(_config())
+    with Operations.context(MigrationContext.configure(con)):
+        for revision in revisions:
+            found = script.get_revision(revision)
+            assert found is not None and found.module is not None
+            found.module.upgrade()
+
+
 def upgrade(engine: Engine, to: str = "head",
             then: Callable[[Connection, list[str]], None] | None = None) -> list[str]:
     """Bring the database to the head revision (or ``to``), all or nothing (an unversioned
     database is adopted by the baseline). ``then`` runs last in the upgrade's transaction with
     the revisions applied (the upgrade's audit event commits with it; raising there undoes the
     upgrade). Returns the revisions applied; raises :class:`UpgradeError` saying what
-    happened to the database when any step fails.
+    happened to the database when any step fails. A revision the database's release skipped
+    though its stamp is past it (:data:`LATE`) is applied first and listed first.
 
     PostgreSQL: every revision runs in one transaction (its DDL is transactional). SQLite: the
     same, with foreign keys off while tables are rebuilt (the pragma only takes effect outside
@@ -103,7 +151,9 @@ def upgrade(engine: Engine, to: str = "head",
         raise UpgradeError(newer_schema(before))
     script = ScriptDirectory.from_config(_config())
     target = before.head if to == "head" else to
-    done = list(reversed([s.revision for s in script.iterate_revisions(target, before.revision)]))
+    late = _skipped(engine, before.revision)
+    done = late + list(reversed([s.revision
+                                 for s in script.iterate_revisions(target, before.revision)]))
     discard_stale_copy(engine)
     if not done:
         return []
@@ -111,17 +161,18 @@ def upgrade(engine: Engine, to: str = "head",
     if file is None:
         try:
             with engine.begin() as con:
-                _migrate(con, to, done, then)
+                _migrate(con, to, done, then, late)
         except Exception as exc:
             raise UpgradeError(f"the upgrade to {target} failed ({_said(exc)}); nothing was "
                                f"changed: it ran in one transaction, which was rolled "
                                f"back") from exc
         return done
-    return _upgrade_sqlite(engine, file, to, target, done, then)
+    return _upgrade_sqlite(engine, file, to, target, done, then, late)
 
 
 def _migrate(con: Connection, to: str, done: list[str],
-             then: Callable[[Connection, list[str]], None] | None) -> None:
+             then: Callable[[Connection, list[str]], None] | None, late: list[str]) -> None:
+    _apply(con, late)
     config = _config()
     config.attributes["connection"] = con
     command.upgrade(config, to)
@@ -141,7 +192,8 @@ def _sqlite_file(engine: Engine) -> Path | None:
 
 
 def _upgrade_sqlite(engine: Engine, file: Path, to: str, target: str, done: list[str],
-                    then: Callable[[Connection, list[str]], None] | None) -> list[str]:
+                    then: Callable[[Connection, list[str]], None] | None,
+                    late: list[str]) -> list[str]:
     copy = file.with_name(file.name + COPY_SUFFIX)
     kept = file.with_name(file.name + KEPT_SUFFIX)
     if kept.exists():
@@ -157,7 +209,7 @@ def _upgrade_sqlite(engine: Engine, file: Path, to: str, target: str, done: list
             try:
                 with con.begin():  # BEGIN IMMEDIATE: no one writes until this ends
                     _take_copy(file, copy)
-                    _migrate(con, to, done, then)
+                    _migrate(con, to, done, then, late)
                     _check_foreign_keys(con)
             finally:
                 raw.execute("PRAGMA foreign_keys=ON")
