@@ -4,6 +4,8 @@
 ``recover`` re-registers sealed versions the database lost, from their sealed manifests (or, for
 versions written before manifests, from their sealed tables): it never deletes, and never
 registers a directory that is not provably this store's (sealed under its key, for that id).
+Both hold the data directory alone (:meth:`Store.exclusive`): while anything else has the store
+open (a running server, another command) they refuse, having read and changed nothing.
 """
 
 from __future__ import annotations
@@ -252,11 +254,23 @@ def upgrade_hint(store: Store) -> str:
     return f"`strongroom upgrade -d {store.root} --operator NAME --reason TEXT`"
 
 
+def recover_hint(store: Store) -> str:
+    """The command that recovers ``store``, as it runs when pasted."""
+    return f"`strongroom store recover -d {store.root} --operator NAME --reason TEXT`"
+
+
 def upgrade(store: Store, metadata: MetaData, *, by: Operator | None = None) -> list[str]:
     """Bring the database to the code's schema, all or nothing (see
-    :func:`strongroom.migrations.upgrade`). Refuses an empty database (that is `recover`'s)
-    and a newer one; refuses to commit a result whose tables differ from ``metadata``; then
-    claims an unclaimed database for this store (or refuses one another store claimed)."""
+    :func:`strongroom.migrations.upgrade`). Refuses, changing nothing, while anything else
+    has the store open (a running server would find its schema changed under it), an empty
+    database (that is `recover`'s) and a newer one; refuses to commit a result whose tables
+    differ from ``metadata``; then claims an unclaimed database for this store (or refuses
+    one another store claimed)."""
+    with store.exclusive(upgrade_hint(store)):
+        return _upgrade(store, metadata, by)
+
+
+def _upgrade(store: Store, metadata: MetaData, by: Operator | None) -> list[str]:
     found = migrations.state(store.engine)
     if found.schema is migrations.Schema.EMPTY:
         raise StoreError(f"the metadata database {store.database} holds no tables: there is "
@@ -305,9 +319,10 @@ def _claim_if_unclaimed(store: Store) -> None:
 def recover(store: Store, *, by: Operator | None = None) -> list[str]:
     """Register every sealed version of this store that the database does not know, move
     quarantined ones back, and make the newest current if none is. Returns what was done.
-    Each step's ``store.recovered`` names ``by`` (who ran it and why)."""
+    Each step's ``store.recovered`` names ``by`` (who ran it and why). Refuses, changing
+    nothing, while anything else has the store open."""
     done: list[str] = []
-    with store.lock():
+    with store.exclusive(recover_hint(store)), store.lock():
         found = migrations.state(store.engine)
         if found.schema is migrations.Schema.EMPTY:
             migrations.upgrade(store.engine)

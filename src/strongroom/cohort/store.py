@@ -29,6 +29,15 @@ ingest's event commits with the version becoming current; removing leftovers, wh
 files outside the database, is recorded first (the intent, naming what goes) and done after,
 so a crash in between leaves the event and files that the next open removes (they are provably
 leftovers), never a removal without its event.
+
+Two locks, both ``flock`` on files in the data directory. ``.lock`` (exclusive, held briefly):
+one writer at a time (open's checks, an ingest, a backup, a recovery, a key rotation).
+``.in-use`` (held for a store's lifetime): every open store, from ``Store.open`` (or
+``init_store``) until ``close``, holds it shared, so any number may be open at once, in any
+number of processes; ``strongroom upgrade`` and ``strongroom store recover`` take it
+exclusively and without waiting (:meth:`Store.exclusive`), so they refuse, changing nothing,
+while anything (a running server, another command) has the store open, and an open waits for
+neither: it refuses while one of them runs. The kernel releases both when a process dies.
 """
 
 from __future__ import annotations
@@ -85,6 +94,7 @@ QUARANTINE_DIR = "quarantine"
 MANIFEST = "manifest.json.enc"
 STAGING_PREFIX = ".staging-"
 LOCK = ".lock"
+IN_USE = ".in-use"  # held shared by every open store, exclusively by upgrade and recover
 KEEP_VERSIONS = 2  # the current version and the one before it (for rollback)
 ENV_KEY_FILE = "STRONGROOM_KEY_FILE"
 BACKUP_HEADER = "BACKUP.json"  # a backup's first member (strongroom.operations.backup)
@@ -192,6 +202,7 @@ def init_store(
     StoreConfig(store_id, store_key.key_id, stored_at, database_url).save(root)
     store = Store(root, master)
     try:
+        store._hold_in_use()
         found = migrations.state(store.engine)
         if found.schema is not migrations.Schema.EMPTY:
             raise StoreError(
@@ -242,9 +253,14 @@ def _require_reachable(url: str) -> None:
 
 
 class Store:
-    """An open data directory with its store key (opened by its master key)."""
+    """An open data directory with its store key (opened by its master key).
+
+    ``Store(root, key)`` itself makes none of the checks :meth:`open` makes and holds no lock
+    (the repair commands use it: those checks are what they repair); :meth:`open` and
+    :func:`init_store` also hold the data directory's in-use lock, shared, until ``close``."""
 
     def __init__(self, root: Path, key: MasterKey | KeySource | None = None):
+        self._in_use: io.FileIO | None = None  # held from open until close
         self.root = root.resolve()
         self.config = StoreConfig.load(self.root)
         try:
@@ -291,6 +307,7 @@ class Store:
         does not all know."""
         store = cls(root, source_for(key_file) if key_file else None)
         try:
+            store._hold_in_use()  # before anything is read or written; close() releases it
             with store.lock():
                 store._require_schema()
                 store._require_identity()
@@ -530,8 +547,13 @@ class Store:
               salt_key_from_secret(self.key.secret))
 
     def close(self) -> None:
-        """Release the metadata database's connections."""
-        self.engine.dispose()
+        """Release the metadata database's connections and the in-use lock (again: nothing)."""
+        try:
+            self.engine.dispose()
+        finally:
+            held, self._in_use = self._in_use, None
+            if held is not None:
+                held.close()  # closing the file releases its flock
 
     def __enter__(self) -> Store:
         return self
@@ -724,6 +746,61 @@ class Store:
             session.execute(update(CohortVersion).where(CohortVersion.id.in_(old))
                             .values(retired_at=dt.datetime.now(dt.UTC)))
         return old
+
+    def _open_in_use(self) -> io.FileIO:
+        """The in-use lock's file, made (the owner's only) if it is not there yet. Each call
+        is a new open file description, whose flock conflicts with every other one, this
+        process's included."""
+        return io.FileIO(self.root / IN_USE, "r",
+                         opener=lambda path, flags: os.open(path, flags | os.O_CREAT, 0o600))
+
+    def _hold_in_use(self) -> None:
+        """Hold the in-use lock shared until ``close`` (any number of open stores share it);
+        refused at once, not waited for, while an upgrade or a recovery holds it."""
+        handle = self._open_in_use()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreError(
+                f"the store at {self.root} is being upgraded or recovered by another process "
+                f"(an upgrade or a store recovery holds it alone until it finishes). Nothing "
+                f"was changed. Wait until it has finished, then try again.") from None
+        except BaseException:
+            handle.close()
+            raise
+        self._in_use = handle
+
+    @contextlib.contextmanager
+    def exclusive(self, again: str) -> Iterator[None]:
+        """This store alone: nothing else has the data directory open, in any process (nor
+        another open store in this one), until the block ends; for ``upgrade`` and ``recover``,
+        which change what an open store relies on. Not waited for: while anything holds the
+        in-use lock this raises :class:`StoreError` at once, before anything is read or
+        written, saying to stop it and run ``again`` (the command, as printed) again.
+
+        A store that holds the lock shared itself (opened with :meth:`open`) converts it for
+        the block and takes it back shared after; a store made with ``Store(root, key)``
+        takes it in a file description of its own, released after."""
+        own = self._in_use
+        handle = own if own is not None else self._open_in_use()
+        try:
+            try:
+                # on our own handle this converts shared to exclusive; if it is refused the
+                # kernel has already dropped our shared lock: the finally takes it back
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(
+                    f"the store at {self.root} is open in another process (a running "
+                    f"`strongroom serve`, or another command), or by another open store in "
+                    f"this one. Nothing was changed. Stop it, then run {again} "
+                    f"again.") from None
+            yield
+        finally:
+            if own is None:
+                handle.close()
+            else:  # shared again, as open left it (waits only if another took it meanwhile)
+                fcntl.flock(handle, fcntl.LOCK_SH)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -55,6 +55,7 @@ from strongroom.cohort.store import (
     BACKUP_HEADER,
     COHORT_DIR,
     CONFIG,
+    IN_USE,
     LOCK,
     METADATA_DB,
     STAGING_PREFIX,
@@ -106,11 +107,11 @@ def _context(store_id: str, backup_id: str, member: str) -> str:
 
 
 def _skipped(relative: Path) -> bool:
-    """What a backup leaves out: the live database (dumped instead), the lock, the keyring
+    """What a backup leaves out: the live database (dumped instead), the locks, the keyring
     (a member of its own), unfinished writes, the journal of unfinished operations and a
     restore's marker."""
     first = relative.parts[0]
-    return (first in (LOCK, KEYRING, JOURNAL_DIR, RESTORING)
+    return (first in (LOCK, IN_USE, KEYRING, JOURNAL_DIR, RESTORING)
             or first.startswith(METADATA_DB)
             or (relative.name.startswith(".") and relative.name.endswith(".tmp"))
             or (first == COHORT_DIR and len(relative.parts) > 1
