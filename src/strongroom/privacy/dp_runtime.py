@@ -54,10 +54,14 @@ def engine_python() -> Path:
 
 
 def setup_command(environment: Path) -> list[list[str]]:
-    """The commands that make the engine's environment (``strongroom dp setup`` runs them)."""
+    """The commands that make the engine's environment (``strongroom dp setup`` runs them):
+    with uv where the running environment has it (`make install` puts it there; it installs
+    in seconds what pip takes a minute over), else with pip."""
     python = environment / "bin" / "python"
-    return [[sys.executable, "-m", "venv", str(environment)],
-            [str(python), "-m", "pip", "install", "--quiet", REQUIREMENT]]
+    uv = Path(sys.executable).parent / "uv"
+    install = ([str(uv), "pip", "install", "--quiet", "--python", str(python), REQUIREMENT]
+               if uv.is_file() else [str(python), "-m", "pip", "install", "--quiet", REQUIREMENT])
+    return [[sys.executable, "-m", "venv", str(environment)], install]
 
 
 def missing_reason(python: Path) -> str:

@@ -1,0 +1,63 @@
+"""The per-test time budget (tests/budget.py) fails a run that has a slow test, naming it, with
+and without xdist; a run within the budget passes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FUZZ_MARK = re.compile(r"^\s*(pytestmark = .*|@)pytest\.mark\.fuzz", re.MULTILINE)
+SLOW = """
+import time
+
+def test_quick():
+    pass
+
+def test_slow():
+    time.sleep(0.6)
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_some.py").write_text(SLOW)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist",
+         "-p", "tests.budget",
+         "--rootdir", str(tmp_path), "-c", "/dev/null", str(tmp_path), *args],
+        cwd=REPO, capture_output=True, text=True, check=False,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
+             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})  # only what is named: quick to start
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_a_test_over_the_budget_fails_the_run_and_is_named(tmp_path: Path,
+                                                            workers: list[str]) -> None:
+    done = _run(tmp_path, "--budget", "0.3", *workers)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "2 passed" in done.stdout  # every test passed: the budget is what failed
+    assert "over the budget of 0.3 s per test" in done.stdout
+    named = [line for line in done.stdout.splitlines() if "test_some.py::" in line
+             and " s  " in line]
+    assert len(named) == 1 and named[0].endswith("test_some.py::test_slow"), done.stdout
+
+
+def test_within_the_budget_or_without_one_nothing_fails(tmp_path: Path) -> None:
+    done = _run(tmp_path, "--budget", "30")
+    assert done.returncode == 0 and "under the budget of 30 s" in done.stdout, done.stdout
+    done = _run(tmp_path)
+    assert done.returncode == 0 and "budget" not in done.stdout, done.stdout
+
+
+def test_the_fuzz_module_make_test_names_is_the_only_one() -> None:
+    """`make test` runs the fuzz tests from one module (collecting the whole suite for them
+    costs half a minute); a fuzz test anywhere else would run in neither of its two runs."""
+    named = {line.split(":=", 1)[1].strip() for line in (REPO / "Makefile").read_text()
+             .splitlines() if line.startswith("FUZZ :=")}
+    marked = {str(path.relative_to(REPO)) for path in (REPO / "tests").rglob("test_*.py")
+              if FUZZ_MARK.search(path.read_text())}
+    assert marked == named == {"tests/integration/test_api_fuzz.py"}, (marked, named)
