@@ -79,7 +79,7 @@ def setup(environment: Annotated[Path | None, typer.Option(
     where = environment or dp_runtime.default_environment()
     with refusals():
         for command in dp_runtime.setup_command(where):
-            console.print(" ".join(command), highlight=False)
+            console.print(" ".join(command), highlight=False, markup=False)
             done = subprocess.run(command, check=False)  # noqa: S603 (our own commands)
             if done.returncode != 0:
                 raise ValueError(f"`{' '.join(command)}` failed (exit {done.returncode})")
