@@ -10,10 +10,7 @@ what the crash left in the outbox, and checks the change against the log.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +26,7 @@ from strongroom.cohort.store import COHORT_DIR, STAGING_PREFIX, CohortVersion, S
 from strongroom.cohort.validate import validate
 from strongroom.platform import Platform, open_audit
 from tests.conftest import small_cohort
-from tests.kill_points import HOOKS
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.kill_points import run_child
 
 # Each step is patched to run, then kill the process: "after X" is the instant after X.
 
@@ -82,11 +77,8 @@ print("finished")
 
 def crash(root: Path, key: Path, point: str) -> None:
     """Run the child; it must die of SIGKILL at ``point`` (not finish, not fail)."""
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-    env.pop("STRONGROOM_MASTER_KEY", None)
-    done = subprocess.run([sys.executable, "-c", HOOKS + CHILD,
-                            point, str(root), str(key)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    done = run_child(CHILD, [point, str(root), str(key)], drop=["STRONGROOM_MASTER_KEY"],
+                     timeout=120)
     assert done.returncode == -signal.SIGKILL, (point, done.returncode, done.stderr[-2000:])
     assert "finished" not in done.stdout
 

@@ -18,10 +18,7 @@ compiled into the code. The parent then opens the store as any later command wou
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,9 +37,8 @@ from strongroom.operations.backup import read_header
 from strongroom.platform import Platform, open_audit
 from tests.cli_runner import cli
 from tests.conftest import small_cohort
-from tests.kill_points import HOOKS
+from tests.kill_points import run_child
 
-REPO = Path(__file__).resolve().parents[2]
 WHO = ["--operator", "Ada Operator", "--reason", "CHG-1234 nightly"]
 
 CHILD = r'''
@@ -112,13 +108,8 @@ print("finished")
 
 def crash(point: str, root: Path, key: Path, out: Path, *extra: str) -> None:
     """Run the child; it must die of SIGKILL at ``point`` (not finish, not fail)."""
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-    env.pop("STRONGROOM_MASTER_KEY", None)
-    env.pop("STRONGROOM_KEY_FILE", None)
-    done = subprocess.run([sys.executable, "-c", HOOKS + CHILD,
-                            point, str(root), str(key), str(out),
-                           *extra], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=180)
+    done = run_child(CHILD, [point, str(root), str(key), str(out), *extra],
+                     drop=["STRONGROOM_MASTER_KEY", "STRONGROOM_KEY_FILE"])
     assert done.returncode == -signal.SIGKILL, (point, done.returncode, done.stderr[-3000:])
     assert "finished" not in done.stdout
 

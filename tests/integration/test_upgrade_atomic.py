@@ -11,11 +11,8 @@ store either at its old revision, whole, or at the new one; upgrading again fini
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -33,9 +30,8 @@ from strongroom.db import Base, make_engine
 from strongroom.platform import Platform
 from tests.conftest import postgres_schema
 from tests.integration.test_upgrade_history import Unpacked, rows, unpack
-from tests.kill_points import HOOKS
+from tests.kill_points import run_child
 
-REPO = Path(__file__).resolve().parents[2]
 OPERATOR = ["--operator", "Upgrade Test", "--reason", "the atomic upgrade test"]
 COPY = "metadata.db" + migrations.COPY_SUFFIX
 
@@ -217,11 +213,8 @@ POINTS = ["copying", "copied", "midway", "checked", "committed", "restoring"]
 
 
 def crash(found: Unpacked, point: str) -> None:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-    env.pop("STRONGROOM_MASTER_KEY", None)
-    done = subprocess.run([sys.executable, "-c", HOOKS + CHILD,
-                            point, str(found.root), str(found.key)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=180)
+    done = run_child(CHILD, [point, str(found.root), str(found.key)],
+                     drop=["STRONGROOM_MASTER_KEY"])
     assert done.returncode == -signal.SIGKILL, (point, done.returncode, done.stderr[-2000:])
     assert "finished" not in done.stdout
 
