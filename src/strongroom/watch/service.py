@@ -317,6 +317,8 @@ class Watch:
             if obs.person_id is None and obs.project_id is None and \
                     obs.institution_id is None:
                 return []
+            if not self.policy.enabled:  # no detector to judge it: metered, history unread
+                return []
             history = self.history(obs)
             signals = run_all(obs, history, self.policy)
             return self.respond(signals) if signals else []
