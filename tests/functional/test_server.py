@@ -11,10 +11,12 @@ its own loopback address (127.0.0.0/8 is all loopback, and the institutions regi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import io
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -36,6 +38,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from strongroom.access import oversight
 from strongroom.access.bootstrap import bootstrap
+from strongroom.access.context import Settings
 from strongroom.access.totp import STEP_SECONDS, code_at
 from strongroom.client import Client, StrongroomError
 from strongroom.cohort.store import init_store
@@ -48,18 +51,30 @@ from strongroom.server.run import check_listen
 # that kills the process before ``Platform.close`` signs the audit log's tail, so the launcher
 # turns it into SystemExit (`strongroom serve` has the same gap: see the report on run.py).
 SERVER = """
+import json
 import signal
 import sys
 from pathlib import Path
 
+from strongroom.access.context import Settings
 from strongroom.platform import Platform
 from strongroom.server.run import serve
 
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-data, key, host, port, certificate, private_key, warm = sys.argv[1:]
-with Platform.open(Path(data), Path(key)) as platform:
+data, key, host, port, certificate, private_key, warm, settings = sys.argv[1:]
+with Platform.open(Path(data), Path(key), settings=Settings(**json.loads(settings))) as platform:
+    platform.jobs.end_ladder = ()  # a job's end is seen when it ends (see SETTINGS)
     serve(platform, host, int(port), Path(certificate), Path(private_key), warm=warm == "warm")
 """
+# The server's settings, as every world the tests build has them (tests/access_world.py):
+# argon2-cffi's CHEAPEST profile for passwords, and no timing floors on answers (a
+# definition's 2 s, an analysis's, a withheld output's), nor the jobs' end ladder (a job's end
+# held to 10 s or more); the production hashes, floors and ladder are tested elsewhere
+# (tests/unit/test_credentials.py, tests/integration/test_timing_channel.py,
+# test_answer_ration.py, test_job_shape_channel.py). The sign-in limits these tests try (ten a
+# minute from an address, a lockout after five failures) are production's.
+SETTINGS = Settings(password_profile="CHEAPEST", withheld_seconds=0.0, definition_seconds=0.0,
+                    analysis_seconds=0.0)
 HOST = "127.0.0.1"
 ADMIN_EMAIL, PASSWORD = "admin@custodian.example.org", "correct horse battery staple"
 FIELDS = [31, 34, 21001]  # sex, year of birth, body mass index
@@ -159,7 +174,7 @@ def running_server(directory: Path, database_url: str | None,
         if cohort:
             store.write_version(synthesise(cohort, seed=3))
         store.close()
-        with Platform.open(data, key) as platform:
+        with Platform.open(data, key, settings=SETTINGS) as platform:
             admin = bootstrap(platform.access, institution="Custodian Trust", country="GB",
                               jurisdiction="UK GDPR", networks=["127.0.0.0/8"],
                               email=ADMIN_EMAIL, name="Ada Admin", password=PASSWORD)
@@ -173,7 +188,8 @@ def running_server(directory: Path, database_url: str | None,
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", SERVER, str(data), str(key), HOST, str(port),
-             str(certificate), str(private_key), "warm" if warm else "cold"],
+             str(certificate), str(private_key), "warm" if warm else "cold",
+             json.dumps(dataclasses.asdict(SETTINGS))],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         wait_until_up(url, certificate, process, log)
