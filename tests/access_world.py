@@ -28,6 +28,12 @@ PASSWORD = "a long test passphrase"
 INSIDE = "10.1.2.3"  # in every test institution's registered networks
 OUTSIDE = "203.0.113.9"
 FIELDS = [31, 34, 21001, 4080]
+# The settings of every world the tests build: argon2-cffi's CHEAPEST profile keeps tests quick
+# (production hashes are checked in tests/unit/test_credentials.py), and answers have no timing
+# floors (a definition's 2 s, an analysis's, a withheld output's: tests/integration/
+# test_timing_channel.py and test_answer_ration.py hold them)
+SETTINGS = Settings(password_profile="CHEAPEST", withheld_seconds=0.0, definition_seconds=0.0,
+                    analysis_seconds=0.0)
 
 
 class Clock:
@@ -117,14 +123,8 @@ def build_world(root: Path, database_url: str | None = None, *, project: bool = 
         dataclasses.replace(store.config, engine=engine).save(store.root)
     store.close()
     clock = Clock()
-    # argon2-cffi's CHEAPEST profile keeps tests quick; production hashes are checked in
-    # tests/unit/test_credentials.py
     platform = Platform.open(root / "data", root / "master.key", clock=clock,
-                             checkpoint_every=checkpoint_every,
-                             settings=Settings(password_profile="CHEAPEST",
-                                               withheld_seconds=0.0,
-                                               definition_seconds=0.0,
-                                               analysis_seconds=0.0))
+                             checkpoint_every=checkpoint_every, settings=SETTINGS)
     world = World(platform, clock)
     ctx = platform.access
     today = clock().date()
