@@ -38,7 +38,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from strongroom.access import oversight
 from strongroom.access.bootstrap import bootstrap
-from strongroom.access.context import Settings
 from strongroom.access.totp import STEP_SECONDS, code_at
 from strongroom.client import Client, StrongroomError
 from strongroom.cohort.store import init_store
@@ -46,6 +45,7 @@ from strongroom.cohort.synth.generator import synthesise
 from strongroom.errors import Invalid
 from strongroom.platform import Platform
 from strongroom.server.run import check_listen
+from tests.access_world import SETTINGS
 
 # uvicorn shuts down gracefully on SIGTERM and then re-raises it; with the default handler
 # that kills the process before ``Platform.close`` signs the audit log's tail, so the launcher
@@ -63,18 +63,13 @@ from strongroom.server.run import serve
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 data, key, host, port, certificate, private_key, warm, settings = sys.argv[1:]
 with Platform.open(Path(data), Path(key), settings=Settings(**json.loads(settings))) as platform:
-    platform.jobs.end_ladder = ()  # a job's end is seen when it ends (see SETTINGS)
+    platform.jobs.end_ladder = ()  # a job's end is seen when it ends (below)
     serve(platform, host, int(port), Path(certificate), Path(private_key), warm=warm == "warm")
 """
-# The server's settings, as every world the tests build has them (tests/access_world.py):
-# argon2-cffi's CHEAPEST profile for passwords, and no timing floors on answers (a
-# definition's 2 s, an analysis's, a withheld output's), nor the jobs' end ladder (a job's end
-# held to 10 s or more); the production hashes, floors and ladder are tested elsewhere
-# (tests/unit/test_credentials.py, tests/integration/test_timing_channel.py,
-# test_answer_ration.py, test_job_shape_channel.py). The sign-in limits these tests try (ten a
-# minute from an address, a lockout after five failures) are production's.
-SETTINGS = Settings(password_profile="CHEAPEST", withheld_seconds=0.0, definition_seconds=0.0,
-                    analysis_seconds=0.0)
+# The server has the settings every world the tests build has (tests/access_world.SETTINGS:
+# argon2-cffi's CHEAPEST profile, no timing floors on answers), and no jobs' end ladder (a
+# job's end held to 10 s or more; test_job_shape_channel.py holds it). The sign-in limits
+# these tests try (ten a minute from an address, a lockout after five failures) are production's.
 HOST = "127.0.0.1"
 ADMIN_EMAIL, PASSWORD = "admin@custodian.example.org", "correct horse battery staple"
 FIELDS = [31, 34, 21001]  # sex, year of birth, body mass index
