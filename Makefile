@@ -34,7 +34,7 @@ PYTEST_PARALLEL := -n auto --dist loadscope
 # The run fails if any one test takes longer than TEST_BUDGET seconds (tests/budget.py), and
 # says how long the whole of it took.
 FUZZ := tests/integration/test_api_fuzz.py
-TEST_BUDGET ?= 90
+TEST_BUDGET ?= 300
 test: $(STAMP)  ## lint, then every test (unit, integration, functional) with the type check alongside
 	@start=$$(date +%s); \
 	$(BIN)/ruff check src tests benchmarks scripts || exit 1; \
