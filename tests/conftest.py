@@ -28,9 +28,10 @@ BROWSER = TESTS / "functional" / "web"
 BROWSER_IDS = str(BROWSER.relative_to(TESTS.parent)) + "/"  # how node ids begin there
 
 
-# modules whose tests take minutes together: each test function is a scope of its own, and
-# the parameters that begin with a heavy word another (each scope builds the module's world)
-SPLIT_BY_PARAMETER = {"tests/integration/test_disclosure_attacks.py": frozenset({"one-bit"})}
+# modules whose tests take minutes together: their tests are dealt in turn, in the order
+# collected, into this many scopes of a minute or so each (a worker that takes up another
+# module in between builds the module's world again: a second or two)
+SPLIT_INTO_SCOPES = {"tests/integration/test_disclosure_attacks.py": 5}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -51,14 +52,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def __init__(self, config: pytest.Config, log: Any = None) -> None:
+            super().__init__(config, log)
+            self.dealt: dict[str, dict[str, int]] = {}  # module: its test ids' turns
+
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             if module.startswith(BROWSER_IDS):
                 return "browser"
-            if module in SPLIT_BY_PARAMETER:  # minutes of tests: the heavy kind apart
-                test, _, parameter = nodeid.split("::", 1)[1].partition("[")
-                heavy = parameter.split(":", 1)[0] in SPLIT_BY_PARAMETER[module]
-                return f"{module}::{test}::{'heavy' if heavy else 'rest'}"
+            if module in SPLIT_INTO_SCOPES:  # minutes of tests: dealt into a few scopes
+                # first called in collection order (schedule), then again as each test ends
+                turns = self.dealt.setdefault(module, {})
+                turn = turns.setdefault(nodeid, len(turns))
+                return f"{module}::{turn % SPLIT_INTO_SCOPES[module]}"
             return module
 
     return ByModule(config, log)

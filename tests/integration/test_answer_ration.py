@@ -73,6 +73,14 @@ def _oracle(world: AttackWorld, who: Principal, project_id: str, target: runner.
                                           Format("json"))
 
 
+def _ration(world: AttackWorld, project_id: str, most: int = 3) -> None:
+    """The project's ration tightened to ``most`` answers a day (a project may only ration
+    harder, and a person's ration is the strictest of their projects'): the tests that spend
+    a ration to its last answer spend a few, not the shipped 20 (the first test's)."""
+    world.platform.outputs.set_project_rules(world.staff("custodian-admin"), project_id,
+                                              {"answers": {"max_acted": most}})
+
+
 def _seen(world: AttackWorld, who: Principal, view: OutputView) -> tuple[object, ...]:
     """Everything the requester can read of an output, and its status once asked for."""
     shown = view.report.as_dict()
@@ -168,6 +176,7 @@ def test_asking_for_release_is_rationed_too(world: AttackWorld, cast: runner.Cas
     and a release the ledger refuses (it would single out a few) is an answer that counts."""
     who, project = world.researcher()
     service.define(world.platform.enclave, who, project, "base", BASE)
+    _ration(world, project)
     outputs = world.platform.outputs
     rules = outputs.rules_for(project)
     every = "SELECT count(*) AS n FROM base WHERE birth_year < 1945"
@@ -207,6 +216,7 @@ def test_requests_sent_at_once_cannot_share_the_last_answer(
     on the person: twelve probes in parallel with one answer left get exactly one."""
     who, project = world.researcher()
     service.define(world.platform.enclave, who, project, "base", BASE)
+    _ration(world, project)
     outputs = world.platform.outputs
     limit = outputs.rules_for(project).answers_max_acted
     for n in range(limit - 1):
@@ -298,6 +308,7 @@ def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
     built, or refused for its text, spends none; once the ration is spent no definition runs,
     and the refusal reads the same whoever the definition aims at."""
     who, project = world.researcher()
+    _ration(world, project)
     outputs = world.platform.outputs
     ration = answers.Ration.strictest([outputs.rules_for(project)])
 
@@ -350,6 +361,7 @@ def test_definitions_sent_at_once_cannot_share_the_last_answer(
     """An answer is reserved before a definition runs: with one left, of six definitions sent
     at once that would each be refused by the data, exactly one reads the data."""
     who, project = world.researcher()
+    _ration(world, project)
     outputs = world.platform.outputs
     outputs.define(who, project, "base", BASE)
     limit = outputs.rules_for(project).answers_max_acted

@@ -72,14 +72,15 @@ _probe, _answered, _member, _institution = probe, answered, member, institution_
 
 def test_members_added_to_a_project_share_its_budget(world: AttackWorld,
                                                      cast: runner.Cast) -> None:
-    """Three members of one project, each of their own institution, each ask for up to ten
-    answers: together they draw the project's day (6), not three persons' days (60)."""
+    """Three members of one project and its lead, each of their own institution, each ask
+    three questions: together they draw the project's day (6), not what they asked (12),
+    each well inside their own day (20) and institution's."""
     lead, project = world.researcher()
     service.define(world.platform.enclave, lead, project, "base", BASE)
     members = [lead, *(_member(world, project) for _ in range(3))]
     with budgets(world, project_day=6):
         views = [_probe(world, who, project, cast, n)
-                 for n in range(10) for who in members]
+                 for n in range(3) for who in members]
         assert _answered(views) == 6
         assert charged(world, project=project) == 6
         # once spent, every member's output is withheld, however harmless
@@ -97,7 +98,7 @@ def test_a_second_project_adds_nothing_to_a_person_s_day(world: AttackWorld,
     who, first = world.researcher()
     second = runner.another_project(world, who)
     service.define(world.platform.enclave, who, first, "base", BASE)
-    views = [_probe(world, who, (first, second)[n % 2], cast, n) for n in range(30)]
+    views = [_probe(world, who, (first, second)[n % 2], cast, n) for n in range(24)]
     assert _answered(views) == 20
     assert charged(world, person=who.person_id) == 20
     assert charged(world, project=first) + charged(world, project=second) == 20
@@ -169,7 +170,7 @@ def test_a_person_s_year_holds_across_days(world: AttackWorld, cast: runner.Cast
     with budgets(world, person_year=25):
         first = [_probe(world, who, project, cast, n) for n in range(22)]
         world.clock.advance(24 * 3600)
-        second = [_probe(world, who, project, cast, 100 + n) for n in range(10)]
+        second = [_probe(world, who, project, cast, 100 + n) for n in range(7)]
     assert (_answered(first), _answered(second)) == (20, 5)
     assert charged(world, person=who.person_id) == 25
 

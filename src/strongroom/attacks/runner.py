@@ -80,11 +80,15 @@ def _target(row: dict[str, Any]) -> Target:
 
 
 def attempt(world: AttackWorld, attack: Attack, cast: Cast,
-            who: Principal | None = None, pairs: int = PAIRS) -> Outcome:
+            who: Principal | None = None, pairs: int = PAIRS,
+            stop_early: bool = False) -> Outcome:
     """Run one attack (against ``pairs`` pairs of targets, for a bit attack) and judge it:
-    each time as a new researcher, or all as ``who`` (one person's ration of answers, say)."""
+    each time as a new researcher, or all as ``who`` (one person's ration of answers, say).
+    ``stop_early``: a bit attack stops at the first observation read wrong, from which it
+    cannot tell the targets apart whatever follows; the verdict is the same, the detail
+    counts only the pairs seen (the benchmark sees them all, for how many differed)."""
     if attack.bit:
-        return _told_apart(world, attack, cast, who, pairs)
+        return _told_apart(world, attack, cast, who, pairs, stop_early)
     target = cast.value
     obs = observe(world, attack, target, cast.nines[0], who)
     estimate = attack.recover(obs, target)
@@ -111,23 +115,41 @@ def spent(world: AttackWorld, cast: Cast) -> Principal | None:
 
 
 def _told_apart(world: AttackWorld, attack: Attack, cast: Cast,
-                who: Principal | None, count: int) -> Outcome:
+                who: Principal | None, count: int, stop_early: bool = False) -> Outcome:
     """A bit attack succeeds if what is seen tells obese targets from lean ones every time:
     the first pair shows the attacker which observation means which, and every later pair
-    must then be read right (a noisy answer, such as the size verdict's, is not)."""
+    must then be read right (a noisy answer, such as the size verdict's, is not). With
+    ``stop_early``, the targets are observed in the same order and the first observation
+    that breaks this (the first pair alike, or a later target read unlike the first pair's)
+    ends the attack: it has failed whatever the rest would show."""
     pairs = list(zip(cast.obese, cast.lean, strict=True))[:count]
     nines = cast.nines
     def nine(j: int) -> str:  # each target its own accomplices; two groups for {G18}
         return f"{nines[j % len(nines)]}\0{nines[(j + len(nines) // 2) % len(nines)]}"
 
-    seen = [(attack.recover(observe(world, attack, fat, nine(2 * i), who), fat),
-             attack.recover(observe(world, attack, thin, nine(2 * i + 1), who), thin))
-            for i, (fat, thin) in enumerate(pairs)]
+    def read(i: int, j: int) -> Any:  # pair i's obese (j = 0) or lean (j = 1) target
+        target = pairs[i][j]
+        return attack.recover(observe(world, attack, target, nine(2 * i + j), who), target)
+
+    seen: list[tuple[Any, Any]] = []
+    wrong = None  # the pair read wrong, when stopped early
+    for i in range(len(pairs)):
+        fat = read(i, 0)
+        if stop_early and seen and fat != seen[0][0]:
+            wrong = i
+            break
+        thin = read(i, 1)
+        seen.append((fat, thin))
+        if stop_early and (thin == fat if not i else thin != seen[0][1]):
+            wrong = i
+            break
     yes, no = seen[0]
-    apart = yes != no and all(a == yes and b == no for a, b in seen[1:])
+    apart = (wrong is None and yes != no
+             and all(a == yes and b == no for a, b in seen[1:]))
+    differed = f"{sum(a != b for a, b in seen)} of {len(seen)} pairs differed"
     return Outcome(attack, apart, f"told apart in all {len(pairs)} pairs" if apart else
-                   f"not told apart ({sum(a != b for a, b in seen)} of {len(pairs)} pairs "
-                   "differed)")
+                   f"not told apart ({differed})" if wrong is None else
+                   f"not told apart (pair {wrong + 1} of {len(pairs)} read wrong; {differed})")
 
 
 def _seen(obs: list[Obs]) -> str:
