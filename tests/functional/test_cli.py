@@ -1,4 +1,5 @@
-"""The command line end to end, as a custodian runs it (real processes, real files)."""
+"""The command line end to end, as a custodian runs it: real processes (forked from a server
+that has imported Strongroom once, and one fresh interpreter), real files."""
 
 from __future__ import annotations
 
@@ -10,17 +11,27 @@ from pathlib import Path
 
 import pytest
 
+from tests.kill_points import Done, run_child
+
 WHO = ("--operator", "A. Tester", "--reason", "a test")  # ingest names who and why
 
 pytestmark = pytest.mark.slow  # the demo and ingest commands in subprocesses
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "strongroom.cli", *args],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, **(env or {})},
-    )
+CLI = "from strongroom.cli import main\nmain()\n"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Done:
+    """`strongroom ARGS` in a process of its own, forked from a server that has imported
+    Strongroom (tests/kill_points.run_child): a fresh interpreter spent seconds of CPU on
+    imports before each command's first line."""
+    return run_child(CLI, args, env={**os.environ, **(env or {})})
+
+
+def run_fresh(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m strongroom.cli ARGS` in a fresh interpreter, as the installed command runs."""
+    return subprocess.run([sys.executable, "-m", "strongroom.cli", *args],
+                          capture_output=True, text=True, check=False)
 
 
 @pytest.fixture
@@ -104,7 +115,7 @@ def test_convert_between_styles(tmp_path: Path) -> None:
 
 def test_demo_runs_on_a_small_cohort(tmp_path: Path) -> None:
     demo_dir = tmp_path / "demo"
-    done = run("demo", "--dir", str(demo_dir), "--participants", "2000", "--no-serve")
+    done = run_fresh("demo", "--dir", str(demo_dir), "--participants", "2000", "--no-serve")
     assert done.returncode == 0, done.stderr
     assert "2,000 participants" in done.stdout
     assert "Participants by sex and smoking status" in done.stdout
@@ -119,8 +130,8 @@ def test_demo_runs_on_a_small_cohort(tmp_path: Path) -> None:
     assert f"strongroom attribute {tmp_path / 'demo-leaked.csv'}" in done.stdout
     assert (tmp_path / "demo-leaked.csv").is_file()
     # made again over the first (no genotypes this time: the recreation is what is tested)
-    again = run("demo", "--dir", str(demo_dir), "--participants", "1000", "--no-serve",
-                "--variants", "0")
+    again = run_fresh("demo", "--dir", str(demo_dir), "--participants", "1000", "--no-serve",
+                      "--variants", "0")
     assert again.returncode == 0, again.stderr
     assert "1,000 participants" in again.stdout
 
@@ -129,7 +140,7 @@ def test_demo_never_deletes_a_foreign_directory(tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
-    done = run("demo", "--dir", str(precious), "--participants", "100", "--no-serve")
+    done = run_fresh("demo", "--dir", str(precious), "--participants", "100", "--no-serve")
     assert done.returncode == 1
     assert "not made by `strongroom demo`" in done.stderr
     assert (precious / "thesis.tex").read_text() == "years of work"
