@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from strongroom.access.context import Settings
 from strongroom.cohort.ingest import ingest
 from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.store import Store, init_store
@@ -62,10 +63,14 @@ def run_demo(
     progress: Progress | None = None,
     variants: int = DEMO_VARIANTS,
     jobs: bool = True,
+    settings: Settings | None = None,
 ) -> DemoResult:
     """(Re)create the demo data directory at ``root`` with a synthetic cohort and its
     genotypes (``variants`` markers; 0 for none); ``jobs``: run the tour's two jobs (the
-    console's tests, which run jobs of their own, leave them out)."""
+    console's tests, which run jobs of their own, leave them out); ``settings``: the
+    platform's while the demo's people act (None: the defaults, as a server has them; the
+    console's tests pass cheap password hashes and no answer floors, so the tour's dozens of
+    analyses and definitions are not each held to their production floor)."""
     root = root.resolve()
     key_file = root.with_name(root.name + ".key")
     _clear_previous_demo(root, key_file)
@@ -106,7 +111,7 @@ def run_demo(
         timings["query"] = time.perf_counter() - start
         summary = summarise(store)
     start = time.perf_counter()
-    with Platform.open(root, key_file) as platform:
+    with Platform.open(root, key_file, settings=settings) as platform:
         world = populate(platform.access)
         timings["people and projects"] = time.perf_counter() - start
         start = time.perf_counter()
