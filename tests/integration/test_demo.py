@@ -30,6 +30,7 @@ from strongroom.watch import alerts
 from strongroom.watch.alerts import AlertFilter
 from strongroom.watch.appeals import AppealStatus
 from strongroom.watch.states import AlertStatus
+from tests.access_world import SETTINGS
 
 ROLES = ("custodian-admin", "access-committee", "output-checker", "researcher",
          "security-analyst", "auditor")
@@ -61,8 +62,12 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     root = tmp_path_factory.mktemp("demo") / "demo"
-    result = run_demo(root, participants=1_500, seed=5, jobs=False)  # the CLI's demo runs them
-    platform = Platform.open(root, result.key_file)
+    # the jobs are the CLI's demo's (tests/functional/test_cli.py); 500 markers give a GWAS
+    # the check releases; the demo's people act with the test worlds' settings (cheap password
+    # hashes, no timing floors: the tour and the story waited a minute on them)
+    result = run_demo(root, participants=1_500, seed=5, variants=500, jobs=False,
+                      settings=SETTINGS)
+    platform = Platform.open(root, result.key_file, settings=SETTINGS)
     yield Demo(result, platform, root)
     platform.close()
 
