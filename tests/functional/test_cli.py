@@ -1,8 +1,10 @@
 """The command line end to end, as a custodian runs it: real processes (forked from a server
-that has imported Strongroom once, and one fresh interpreter), real files."""
+that has imported Strongroom once, and one fresh interpreter), real files; the demo's full run
+in this process, so that its people act with the test worlds' settings."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.access_world import SETTINGS
+from tests.cli_runner import cli
 from tests.kill_points import Done, run_child
 
 WHO = ("--operator", "A. Tester", "--reason", "a test")  # ingest names who and why
@@ -113,27 +117,42 @@ def test_convert_between_styles(tmp_path: Path) -> None:
     assert "NA" in lines[2]
 
 
-def test_demo_runs_on_a_small_cohort(tmp_path: Path) -> None:
+def test_demo_runs_on_a_small_cohort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`strongroom demo` at the least its story needs (1,000 participants: the extract, the
+    alert and the leaked file), with genotypes enough for its GWAS (500 markers) and its two
+    jobs (run nowhere else); in this process (Typer's runner), its people acting with the test
+    worlds' settings: no timing floors on their answers, which held the tour for minutes
+    (tests/integration/test_timing_channel.py holds them), and cheap password hashes."""
+    from strongroom.cli import demo as command
+    from strongroom.demo import run_demo
+
+    monkeypatch.setattr(command, "run_demo", functools.partial(run_demo, settings=SETTINGS))
     demo_dir = tmp_path / "demo"
-    done = run_fresh("demo", "--dir", str(demo_dir), "--participants", "2000", "--no-serve")
-    assert done.returncode == 0, done.stderr
-    assert "2,000 participants" in done.stdout
-    assert "Participants by sex and smoking status" in done.stdout
+    status, out, err = cli("demo", "--dir", str(demo_dir), "--participants", "1000",
+                           "--variants", "500", "--no-serve", cwd=tmp_path)
+    assert status == 0, err
+    assert "1,000 participants" in out
+    assert "Participants by sex and smoking status" in out
+    assert "The released GWAS of BMI" in out
     assert (tmp_path / "demo.key").is_file()
     for role in ("custodian-admin", "access-committee", "output-checker", "researcher",
                  "security-analyst", "auditor"):
-        assert f"[{role}]" in done.stdout
-    assert "Institut Lumière de Santé" in done.stdout  # an institution in another jurisdiction
-    assert done.stdout.count("totp: ") == 11 and done.stdout.count("\n  project prj_") == 4
-    assert "http://127.0.0.1:8600/ui/" in done.stdout  # the web console, and who to sign in as
-    assert "output-checker: checker@custodian.example" in done.stdout
-    assert f"strongroom attribute {tmp_path / 'demo-leaked.csv'}" in done.stdout
+        assert f"[{role}]" in out
+    assert "Institut Lumière de Santé" in out  # an institution in another jurisdiction
+    assert out.count("totp: ") == 11 and out.count("\n  project prj_") == 4
+    assert "http://127.0.0.1:8600/ui/" in out  # the web console, and who to sign in as
+    assert "output-checker: checker@custodian.example" in out
+    assert f"strongroom attribute {tmp_path / 'demo-leaked.csv'}" in out
     assert (tmp_path / "demo-leaked.csv").is_file()
-    # made again over the first (no genotypes this time: the recreation is what is tested)
-    again = run_fresh("demo", "--dir", str(demo_dir), "--participants", "1000", "--no-serve",
-                      "--variants", "0")
-    assert again.returncode == 0, again.stderr
-    assert "1,000 participants" in again.stdout
+    # made again over the first, smaller, with no genotypes and no jobs: the recreation is
+    # what is tested
+    monkeypatch.setattr(command, "run_demo",
+                        functools.partial(run_demo, settings=SETTINGS, jobs=False))
+    status, again, err = cli("demo", "--dir", str(demo_dir), "--participants", "500",
+                             "--variants", "0", "--no-serve", cwd=tmp_path)
+    assert status == 0, err
+    assert "500 participants" in again and "1,000 participants" not in again
+    assert not (tmp_path / "demo-leaked.csv").exists()  # the first run's, cleared
 
 
 def test_demo_never_deletes_a_foreign_directory(tmp_path: Path) -> None:
