@@ -8,6 +8,7 @@ cohort, so every page shows the demo's story.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -30,6 +31,7 @@ from strongroom.access import people
 from strongroom.access.context import Settings
 from strongroom.access.models import Person
 from strongroom.access.states import Vetting
+from strongroom.access.totp import DRIFT_STEPS, STEP_SECONDS
 from strongroom.demo import DemoResult, run_demo
 from strongroom.demo_world import DemoLogin
 from strongroom.platform import Platform
@@ -41,8 +43,43 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 PASSWORD = "a long web console passphrase"
+# the demo's story as the pages show it, on a world no larger than they need: the story's
+# extract, alert and suspension need 1,000 participants (demo_story.STORY_MIN); the released
+# GWAS page needs a GWAS that passes the check and draws its plots, which 500 markers give
+# (the demo's 2,000, and 3,000 participants, cost seconds of simulation and fitting that no
+# page's test looks at)
+PARTICIPANTS, VARIANTS = 1_500, 500
+# as in every world the tests build (tests/access_world.py): argon2-cffi's CHEAPEST profile
+# for the passwords made here (the demo's people's and the tests' own), and no timing floors
+# on answers (a definition's 2 s, an analysis's, a withheld output's: the tour alone waited a
+# minute on them); the floors are tests/integration/test_timing_channel.py's and
+# test_answer_ration.py's. Every test signs in from 127.0.0.1: the per-source limit (10 a
+# minute) would refuse the suite's sign-ins, so it is raised; test_signin checks wrong codes
+# still fail.
+SETTINGS = Settings(attempts_per_minute=1_000, password_profile="CHEAPEST",
+                    withheld_seconds=0.0, definition_seconds=0.0, analysis_seconds=0.0)
 # `make screenshots` sets this to docs/screenshots; an ordinary test run leaves the tree alone
 SCREENSHOTS = os.environ.get("STRONGROOM_SCREENSHOTS")
+
+
+WORLD_TEST = "test_world.py::"  # the world's own test: the first of the browser tests
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the world's own test (test_world.py) before every other browser test, whatever
+    order they were collected or shuffled in: the session's world is then built in it, and
+    charged to it (tests/budget.py), not to the page test that happens to come first. Under
+    xdist the browser tests are one scope (tests/conftest.py), run in this order."""
+    here = Path(__file__).parent
+    world = [item for item in items
+             if Path(str(item.fspath)).parent == here and WORLD_TEST in item.nodeid]
+    if not world:
+        return
+    rest = [item for item in items if item not in world]
+    at = next((i for i, item in enumerate(rest) if Path(str(item.fspath)).parent == here),
+              len(rest))
+    items[:] = rest[:at] + world + rest[at:]
 
 
 @dataclass
@@ -66,11 +103,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does)")
     root = tmp_path_factory.mktemp("web") / "demo"
-    demo = run_demo(root, participants=3_000, seed=11, jobs=False)  # test_workspace runs one
-    # every test signs in from 127.0.0.1: the per-source limit (10 a minute) would refuse
-    # the suite's sign-ins, so it is raised here; test_signin checks wrong codes still fail
-    platform = Platform.open(root, demo.key_file,
-                             settings=Settings(attempts_per_minute=1_000))
+    demo = run_demo(root, participants=PARTICIPANTS, seed=11, variants=VARIANTS,
+                    jobs=False,  # test_workspace runs one
+                    settings=SETTINGS)
+    platform = Platform.open(root, demo.key_file, settings=SETTINGS)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
@@ -104,11 +140,36 @@ def refusals() -> list[int]:
     return []
 
 
+@dataclass
+class _Tab:
+    browser: Browser
+    page: Page | None = None
+
+    def clean(self) -> Page:
+        """The tab, made anew if the last test left it closed (emptying it failed)."""
+        if self.page is None or self.page.is_closed():
+            self.page = self.browser.new_context().new_page()
+        self.page.context.clear_cookies()
+        return self.page
+
+
+@pytest.fixture(scope="session")
+def tab(browser: Browser) -> Iterator[_Tab]:
+    """The session's browser context and tab, lent to each test in turn: a context costs
+    Chromium half a second of CPU to make (a test of its own each, 60 of them), and its cache
+    of the console's stylesheet and scripts starts empty."""
+    held = _Tab(browser)
+    yield held
+    if held.page is not None and not held.page.is_closed():
+        held.page.context.close()
+
+
 @pytest.fixture
-def page(browser: Browser, refusals: list[int]) -> Iterator[Page]:
-    """A fresh browser context; any console error or failed page script fails the test."""
-    context = browser.new_context()
-    opened = context.new_page()
+def page(tab: _Tab, refusals: list[int]) -> Iterator[Page]:
+    """A clean tab: nobody signed in (no cookies) and nothing stored; any console error or
+    failed page script fails the test. It is the session's tab, emptied before and after each
+    test (a test that needs a second person at once opens a context of its own)."""
+    opened = tab.clean()
     problems: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
@@ -120,24 +181,51 @@ def page(browser: Browser, refusals: list[int]) -> Iterator[Page]:
                 return
         problems.append(f"console error: {message.text}")
 
+    def on_error(exc: Exception) -> None:
+        problems.append(f"page error: {exc}")
+
     opened.on("console", on_console)
-    opened.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    yield opened
-    context.close()
+    opened.on("pageerror", on_error)
+    try:
+        yield opened
+    finally:
+        opened.remove_listener("console", on_console)
+        opened.remove_listener("pageerror", on_error)
+        _empty(opened)
     assert not problems, problems
+
+
+def _empty(opened: Page) -> None:
+    """Leave the tab as the next test should find it: on a blank page, its storage and cookies
+    gone (a tab that cannot be emptied, crashed or stuck, is closed: the next test gets a new
+    one)."""
+    try:
+        if opened.url.startswith("http"):
+            opened.evaluate("() => { localStorage.clear(); sessionStorage.clear(); }")
+        opened.goto("about:blank")
+        opened.context.clear_cookies()
+    except Exception:  # whatever broke it, the next test gets a new context and tab
+        with contextlib.suppress(Exception):
+            opened.context.close()
+        with contextlib.suppress(Exception):
+            opened.close()
 
 
 _used_steps: dict[str, int] = {}  # a code is good once: the last time step used per secret
 
 
 def fresh_code(secret: str) -> str:
-    """The authenticator's code, waiting for the next 30 s step if this one was used."""
-    step = int(time.time() // 30)
-    if _used_steps.get(secret, -1) >= step:
-        time.sleep((step + 1) * 30 - time.time() + 0.2)
-        step += 1
+    """The authenticator's code for a step not used yet: this one, else the next (a phone's
+    clock a little ahead: the server takes one step either side, totp.DRIFT_STEPS), so a
+    person signed in to the services and then in the browser waits for nothing; only a third
+    sign-in in the same 30 s waits for the next step. (A code of the previous step could
+    fall out of the window before the server reads it; the next step's cannot.)"""
+    now = int(time.time() // STEP_SECONDS)
+    step = max(now, _used_steps.get(secret, -1) + 1)
+    if step > now + DRIFT_STEPS:
+        time.sleep((step - DRIFT_STEPS) * STEP_SECONDS - time.time() + 0.2)
     _used_steps[secret] = step
-    return pyotp.TOTP(secret).at(step * 30)
+    return pyotp.TOTP(secret).at(step * STEP_SECONDS)
 
 
 def sign_in(page: Page, console: Console, login: DemoLogin) -> None:
@@ -171,23 +259,23 @@ def new_person(console: Console, role: str) -> DemoLogin:
 
 
 @pytest.fixture(scope="session")
-def states(browser: Browser, console: Console) -> dict[str, Any]:
-    """Each demo role signed in once (its browser storage), for tests that only read."""
+def states(console: Console) -> dict[str, Any]:
+    """Each demo role signed in once (its cookies), for tests that only read."""
     return {}
 
 
 @pytest.fixture
-def as_role(browser: Browser, console: Console, states: dict[str, Any],
-            page: Page) -> Callable[[str], Page]:
+def as_role(console: Console, states: dict[str, Any], page: Page) -> Callable[[str], Page]:
     """``as_role("researcher")``: the test's page, signed in as the demo's person of that
-    role (one sign-in per role per test session; the cookies are reused)."""
+    role (one sign-in per role per test session, in the test's own tab; the cookies are
+    reused)."""
     def open_as(role: str) -> Page:
-        if role not in states:
-            with browser.new_context() as context:
-                first = context.new_page()
-                sign_in(first, console, console.login_of(role))
-                states[role] = context.storage_state()
-        page.context.add_cookies(states[role]["cookies"])
+        page.context.clear_cookies()
+        if role in states:
+            page.context.add_cookies(states[role])
+        else:
+            sign_in(page, console, console.login_of(role))
+            states[role] = page.context.cookies()
         return page
     return open_as
 

@@ -1,0 +1,28 @@
+"""The world the console's pages are tested on: the demo's, built once for the session.
+
+This test runs first of the browser tests (conftest.py puts it there), so the world's build,
+the session's largest cost, is its own time, not that of whichever page test happens to come
+first; and a demo that no longer leaves what the pages' tests look for fails here, saying
+what is missing, before any of them does.
+"""
+
+from __future__ import annotations
+
+from tests.functional.web.conftest import Console
+
+ROLES = ["custodian-admin", "access-committee", "output-checker", "researcher",
+         "security-analyst", "auditor"]
+
+
+def test_the_demo_world_holds_what_the_pages_are_tested_on(console: Console) -> None:
+    demo = console.demo
+    for role in ROLES:  # as_role signs in as the demo's person of each role
+        assert any(role in login.roles for login in demo.world.logins), role
+    story = demo.story
+    # the home pages' cards: a suspension in force, outputs waiting for the checkers
+    assert story.alert_id is not None and len(story.suspended) == 2, story.notes
+    assert any(h.status in ("under_review", "approved_once") for h in story.held)
+    # the first project's workspace: blocked and released tour outputs, a released GWAS
+    assert any(stop.verdict == "block" for stop in demo.tour)
+    assert any(stop.status == "released" for stop in demo.tour)
+    assert demo.gwas, "the tour's GWAS was not released"
