@@ -2,6 +2,7 @@
 
     python benchmarks/watch_simulation.py [--partners 50] [--days 180] [--cohort 50000]
                                           [--bulk-trials 30] [--json PATH]
+    python benchmarks/watch_simulation.py --smoke   # the test suite's run (SMOKE), ~2 min
 
 Drives the real service through its HTTP API (FastAPI's ASGI app in process, each partner with
 its own API token and network address; admin steps such as revoking an institution go through
@@ -13,9 +14,14 @@ Normal workload: each partner has its own intensity (analyses per working day), 
 busy days, a quiet weekend, trips to a second registered site, sittings of reworded queries
 (one aggregate query's cut-off or band stepped through, minutes apart), releases and
 downloads, and — for partners holding the export permission — occasional record-level
-extracts; three partners declare large jobs that a custodian admin approves in advance and
-then run them. Attacks are injected into some partners after a stretch of normal history.
-Prints the per-scenario table, the false suspensions, and the figures as JSON.
+extracts; some partners (three by default) declare large jobs that a custodian admin approves
+in advance and then run them. Attacks are injected into some partners after a stretch of
+normal history. Prints the per-scenario table, the false suspensions, and the figures as JSON.
+
+The platform answers every request as soon as it is done: the floors that make time an output
+(an analysis's schedule, a withheld output's, a definition's) run on the wall clock, not the
+simulated one, and would only make the simulation wait (tests/integration/test_timing_channel.py
+holds them).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from strongroom.cohort.synth.generator import synthesise
 from strongroom.errors import Refused
 from strongroom.platform import Platform
 from strongroom.server.app import create_app
+from strongroom.watch.detectors.policy import DetectorPolicy
 from strongroom.watch.exposure import union_since
 from strongroom.watch.models import AlertRow
 from strongroom.watch.policy import PROJECT_DEFAULT
@@ -129,8 +136,13 @@ class Event:
 
 class Simulation:
     def __init__(self, root: Path, n_partners: int, days: int, cohort: int, seed: int,
-                 bulk_trials: int, limit: int = PROJECT_DEFAULT.record_participants):
+                 bulk_trials: int, limit: int = PROJECT_DEFAULT.record_participants,
+                 jobs: int = 3, attacks_from: int | None = None):
         self.root, self.days, self.cohort = root, days, cohort
+        self.n_jobs = jobs  # partners who declare a large job, approved, then run it
+        # the attacks begin after a stretch of normal history (a third of the run, at least
+        # ten days, unless told): the detectors judge each person against their own past days
+        self.attacks_from = max(10, days // 3) if attacks_from is None else attacks_from
         self.limit = limit  # record-level participants per project per 30 days
         self.scale = limit / PROJECT_DEFAULT.record_participants  # drips and pages follow it
         self.rng = random.Random(seed)
@@ -143,7 +155,8 @@ class Simulation:
         self.platform = Platform.open(root / "data", root / "master.key", clock=self.clock,
                                       settings=Settings(password_profile="CHEAPEST",
                                                         withheld_seconds=0.0,
-                                                        definition_seconds=0.0))  # simulated
+                                                        definition_seconds=0.0,
+                                                        analysis_seconds=0.0))
         self.app = create_app(self.platform)
         self.clients: dict[str, TestClient] = {}
         self.latencies: dict[str, list[float]] = {}
@@ -179,8 +192,7 @@ class Simulation:
             p.start_hour = self.rng.gauss(9.0, 0.8)
             p.export = p.index % 4 == 0 or p in self.extra
             self._partner(p)
-        jobs = [p for p in self.partners if p.export][:3]
-        self.jobs = jobs
+        self.jobs = [p for p in self.partners if p.export][:self.n_jobs]
 
     def _sign_in(self, email: str, secret: str, source: str = "192.168.0.1") -> Any:
         self.clock.now += dt.timedelta(seconds=31)
@@ -346,15 +358,18 @@ class Simulation:
     def attack_events(self) -> list[Event]:
         """Each scenario in its own partners (after a stretch of normal history)."""
         available = [p for p in self.partners if p not in self.jobs]
-        events = []
-        first = max(10, self.days // 3)
-        for i, name in enumerate(SCENARIOS):
+        events: dict[str, Event] = {}
+        first = self.attacks_from
+        # the scenarios judged against the person's own past choose first (the one that needs
+        # most days first), the steadiest workers: telling a rare hour needs a history of
+        # requests (HoursPolicy.min_requests), a new network one of active days
+        order = sorted(enumerate(SCENARIOS), key=lambda s: -LEARNING.get(s[1], -1))
+        for i, name in order:
             count = 3 if name.startswith("parallel") else 1
             needs_export = name in EXPORTING
-            # the right kind first; the off-hours spike in a steady worker, since telling a
-            # rare hour needs a history of requests (HoursPolicy.min_requests)
+            # the right kind first
             available.sort(key=lambda p: (p.export != needs_export,
-                                          -p.intensity if name == "off-hours spike" else 0))
+                                          -p.intensity if name in LEARNING else 0))
             if len(available) < count:
                 raise SystemExit(f"too few partners for every scenario; use more than "
                                  f"{len(self.partners)}")
@@ -365,12 +380,14 @@ class Simulation:
             day = first + (i * 7) % max(1, self.days - first - 25)
             if name == "off-hours spike":  # late, after weeks of office hours to learn from
                 day = max(first, self.days - 5)
+            if name in LEARNING:  # never before the detector can have learnt the person
+                day = max(day, _after_working_days(LEARNING[name] + SPARE_DAYS))
             at = START + dt.timedelta(days=day, hours=2.17 if name == "off-hours spike"
                                       else 11)
             for t in targets:
                 t.attack, t.attack_at = name, at
-            events.append(Event(at, targets[0], "attack", {"name": name, "all": targets}))
-        return events
+            events[name] = Event(at, targets[0], "attack", {"name": name, "all": targets})
+        return [events[name] for name in SCENARIOS]  # at one moment, in the table's order
 
     def _grant_export(self, p: Partner) -> None:
         if p.export:
@@ -509,6 +526,11 @@ class _Refused:
 
 
 REFUSED = _Refused()
+# scenarios whose detector judges the person against their own past, with the active days it
+# needs first: each waits for them (in a short run) and goes to the steadiest workers
+LEARNING = {"off-hours spike": DetectorPolicy().hours.min_days,
+            "new network": DetectorPolicy().network.min_days}
+SPARE_DAYS = 2  # working days to spare (the steadiest worker can still have an idle day)
 GRACE = dt.timedelta(hours=1)  # an alert this soon after an attack's last request is its own
 # refused by a hard limit before running (the other scenarios are caught by behaviour)
 LIMIT_SCENARIOS = {"single bulk export", "parallel bulk (3 partners)"}
@@ -519,6 +541,11 @@ def _pct(values: list[float], q: float) -> float:
         return 0.0
     k = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
     return values[k]
+
+
+def _after_working_days(n: int) -> int:
+    """The first working day (days after START, a Monday) after ``n`` working days."""
+    return 7 * (n // 5) + n % 5
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -747,6 +774,23 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The test suite's run (tests/functional/test_watch_scenarios.py): every scenario in days,
+# not months. The fewest partners (a scenario each, three for the parallel bulk, one declared
+# job); attacks from day 3 (a Thursday), except the two judged against the person's own past,
+# which wait for it (LEARNING: the new network on day 9, the off-hours spike on day 16);
+# a cohort of 3,000 with the record-level limit scaled to it (1,200 for 20,000 in 50,000).
+SMOKE: dict[str, Any] = {"n_partners": 17, "days": 17, "cohort": 3_000, "seed": 11,
+                         "bulk_trials": 2, "limit": 1_200, "jobs": 1, "attacks_from": 3}
+
+
+def scratch() -> tempfile.TemporaryDirectory[str]:
+    """A folder for the simulated platform, on tmpfs where there is one: the simulation
+    measures detection, not disk flushes (every commit is an fsync on disk)."""
+    shm = Path("/dev/shm")
+    return tempfile.TemporaryDirectory(prefix="watch-simulation-",
+                                       dir=shm if shm.is_dir() else None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partners", type=int, default=50)
@@ -756,13 +800,19 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=PROJECT_DEFAULT.record_participants,
                         help="record-level participants per project per 30 days")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--jobs", type=int, default=3, help="partners with a declared job")
+    parser.add_argument("--attacks-from", type=int,
+                        help="the day the attacks begin (default: a third of the run, ≥ 10)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the test suite's small run (SMOKE); the other options ignored")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    # tmpfs where there is one: the simulation measures detection, not disk flushes
-    shm = Path("/dev/shm")
-    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
-        sim = Simulation(Path(tmp), args.partners, args.days, args.cohort, args.seed,
-                         args.bulk_trials, args.limit)
+    options = SMOKE if args.smoke else {
+        "n_partners": args.partners, "days": args.days, "cohort": args.cohort,
+        "seed": args.seed, "bulk_trials": args.bulk_trials, "limit": args.limit,
+        "jobs": args.jobs, "attacks_from": args.attacks_from}
+    with scratch() as tmp:
+        sim = Simulation(Path(tmp), **options)
         try:
             result = sim.run()
         finally:

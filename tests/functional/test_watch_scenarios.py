@@ -1,23 +1,24 @@
 """Every attack of the watch simulation, at small scale, through the real API.
 
 The benchmark (``benchmarks/watch_simulation.py``) runs the same scenarios with 50 partners
-over 180 days; here 19 partners over a month with a small cohort and limits scaled to it, so
-each scenario has a test that fails if its detection or its limit stops working.
+over 180 days; here its smoke run (``SMOKE``): 17 partners over 17 days, a cohort of 3,000 and
+limits scaled to it, the attacks from day 3 (the new network and the off-hours spike once
+their detectors can have learnt the person: days 9 and 16), so each scenario has a test that
+fails if its detection or its limit stops working.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks.watch_simulation import EXPORTING, SCENARIOS, Simulation
+from benchmarks.watch_simulation import EXPORTING, SCENARIOS, SMOKE, Simulation, scratch
 
-pytestmark = pytest.mark.slow  # a month of simulated traffic per scenario
+pytestmark = pytest.mark.slow  # two and a half weeks of simulated traffic
 
-LIMIT = 2_400
+LIMIT = SMOKE["limit"]
 BULK = {"single bulk export", "parallel bulk (3 partners)"}
 # by policy these only alert: travel and late work are not misconduct on their own, and a
 # revoked institution is already cut off
@@ -26,9 +27,8 @@ ALERT_ONLY = {"new network", "off-hours spike", "revoked institution's token"}
 
 @pytest.fixture(scope="module")
 def run() -> Iterator[dict[str, Any]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulation(Path(tmp), n_partners=19, days=20, cohort=6_000, seed=11,
-                         bulk_trials=2, limit=LIMIT)
+    with scratch() as tmp:
+        sim = Simulation(Path(tmp), **SMOKE)
         try:
             yield sim.run()
         finally:
