@@ -98,7 +98,7 @@ def verify_credentials(ctx: AccessContext, email: str, password: str, code: str,
         person = db.scalar(select(Person).where(Person.email == email))
         ok = False
         if person is None:
-            passwords.burn_time(password)
+            passwords.burn_time(password, ctx.settings.password_profile)
             failure = (EventType.AUTH_LOGIN_FAILED, None, "unknown account")
         elif person.locked_until is not None and person.locked_until > now:
             failure = (EventType.AUTH_LOGIN_LOCKED, person.id, "locked")

@@ -54,10 +54,11 @@ def verify_password(stored: str, password: str) -> bool:
 
 
 @cache
-def _dummy() -> str:
-    return _hasher.hash("strongroom-timing-equaliser")
+def _dummy(profile: str) -> str:
+    return hasher(profile).hash("strongroom-timing-equaliser")
 
 
-def burn_time(password: str) -> None:
-    """Spent on unknown accounts so a login's timing does not tell whether the email exists."""
-    verify_password(_dummy(), password[:MAX_LENGTH] + "x")
+def burn_time(password: str, profile: str = DEFAULT_PROFILE) -> None:
+    """Spent on unknown accounts so a login's timing does not tell whether the email exists:
+    a hash at the platform's own profile costs what checking a real account's does."""
+    verify_password(_dummy(profile), password[:MAX_LENGTH] + "x")
