@@ -59,7 +59,9 @@ def setup_command(environment: Path) -> list[list[str]]:
     in seconds what pip takes a minute over), else with pip."""
     python = environment / "bin" / "python"
     uv = Path(sys.executable).parent / "uv"
-    install = ([str(uv), "pip", "install", "--quiet", "--python", str(python), REQUIREMENT]
+    # compiled as installed (pip's default): each engine process starts without compiling
+    install = ([str(uv), "pip", "install", "--quiet", "--compile-bytecode", "--python",
+                str(python), REQUIREMENT]
                if uv.is_file() else [str(python), "-m", "pip", "install", "--quiet", REQUIREMENT])
     return [[sys.executable, "-m", "venv", str(environment)], install]
 
