@@ -121,6 +121,7 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
     goes to no one (the operator's). ``institutions``: every one it is charged to
     (watch/charges.py)."""
     extra = allowance(db, project_id, now)
+    lifetime = lifetime_extra(db, project_id)  # the project's, whichever scope is charged
     targets = [("project", project_id), ("person", person_id),
                *(("institution", i) for i in institutions)]
     columns = dict(SCOPES)
@@ -131,8 +132,7 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
             continue
         limits: Limits = limits_of(db, scope, target)
         for meter in Meter:
-            limit = limits.of(meter) + (lifetime_extra(db, project_id)
-                                        if meter is Meter.LIFETIME_PARTICIPANTS
+            limit = limits.of(meter) + (lifetime if meter is Meter.LIFETIME_PARTICIPANTS
                                         else extra.of(meter))
             since = now - WINDOWS[meter]
             if meter in RECORD_METERS:
