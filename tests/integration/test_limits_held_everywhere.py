@@ -92,6 +92,9 @@ CLI_NOT_DATA = {
     "jobs status": "reads a job through the HTTP API (status, reasons, the dummy run's log)",
     "jobs list": "lists a project's jobs through the HTTP API",
     "jobs code": "the researcher's own code, as submitted, through the HTTP API",
+    **dict.fromkeys(["token issue", "token list", "token revoke"],
+                    "a researcher's own API tokens through the HTTP API, signed in"),
+    "token presets": "prints the token presets; reaches nothing",
     **dict.fromkeys([f"enclave {c}" for c in (
         "whoami", "tokens", "revoke", "projects", "project", "schema", "coding", "dummy",
         "define",

@@ -81,3 +81,12 @@ def test_the_apis_token_actions_are_exactly_those_a_rule_allows_by_token() -> No
     from strongroom.server.schemas import TokenAction
 
     assert {a.value for a in TokenAction} == {a.value for a, r in RULES.items() if r.by_token}
+
+
+def test_the_apis_token_presets_are_the_services_and_carry_only_token_actions() -> None:
+    from strongroom.access.presets import PRESETS
+    from strongroom.server.schemas import TokenPreset
+
+    assert {p.value for p in TokenPreset} == set(PRESETS)
+    for preset in PRESETS.values():
+        assert preset.actions and all(RULES[a].by_token for a in preset.actions), preset.name

@@ -28,6 +28,7 @@ from strongroom.access.networks import address_in
 from strongroom.access.people import open_totp, roles_of
 from strongroom.access.permissions import RULES, Action
 from strongroom.access.policies import account_reasons, read_control_state
+from strongroom.access.presets import PRESETS, preset_of
 from strongroom.access.tokens import SESSION_PREFIX, TOKEN_PREFIX, digest, new_id, new_secret
 from strongroom.audit import EventType
 from strongroom.db import affected
@@ -246,8 +247,14 @@ def change_password(ctx: AccessContext, principal: Principal, current: str,
                    {"other_sessions_ended": ended})
 
 
-def token_actions(names: Iterable[str]) -> frozenset[Action]:
-    out = set()
+def token_actions(names: Iterable[str], preset: str | None = None) -> frozenset[Action]:
+    """The actions a token is asked for: a preset's (access/presets.py) and those named."""
+    out: set[Action] = set()
+    if preset is not None:
+        try:
+            out |= preset_of(preset).actions
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
     for name in names:
         try:
             action = Action(name)
@@ -259,18 +266,21 @@ def token_actions(names: Iterable[str]) -> frozenset[Action]:
                           f"{usable}")
         out.add(action)
     if not out:
-        raise Invalid("give the token at least one action")
+        raise Invalid(f"give the token a preset ({', '.join(PRESETS)}) or at least one "
+                      f"action")
     return frozenset(out)
 
 
 def issue_token(ctx: AccessContext, principal: Principal, project_id: str,
-                actions: Iterable[str], days: int, label: str = "") -> NewToken:
-    """An API token for one project and named actions, expiring within 30 days."""
+                actions: Iterable[str], days: int, label: str = "",
+                preset: str | None = None) -> NewToken:
+    """An API token for one project and the actions of a preset and those named, expiring
+    within 30 days."""
     if principal.via is Via.TOKEN:
         raise Refused("an API token cannot issue tokens; sign in to issue one")
     if not 1 <= days <= ctx.settings.token_max_days:
         raise Invalid(f"a token lasts 1 to {ctx.settings.token_max_days} days, not {days}")
-    wanted = token_actions(actions)
+    wanted = token_actions(actions, preset)
     if len(label) > 100:
         raise Invalid("a token label has at most 100 characters")
     secret = new_secret(TOKEN_PREFIX)
@@ -283,7 +293,8 @@ def issue_token(ctx: AccessContext, principal: Principal, project_id: str,
                          created_at=now, expires_at=now + dt.timedelta(days=days))
         db.add(token)
         ctx.record(EventType.AUTH_TOKEN_ISSUED, principal, token.id,
-                   {"project": project_id, "actions": token.actions, "days": days})
+                   {"project": project_id, "actions": token.actions, "days": days,
+                    **({"preset": preset} if preset is not None else {})})
     return NewToken(token, secret)
 
 

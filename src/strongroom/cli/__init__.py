@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "genotypes": "strongroom.cli.genotypes:genotypes_app",
     "enclave": "strongroom.cli.enclave:enclave_app",
     "jobs": "strongroom.cli.jobs:jobs_app",
+    "token": "strongroom.cli.tokens:token_app",
     "admin": "strongroom.cli.admin:admin_app",
     "audit": "strongroom.cli.audit:audit_app",
     "outputs": "strongroom.cli.outputs:outputs_app",

@@ -29,7 +29,7 @@ ProjectId = Annotated[str, typer.Argument(help="The project's id (prj_…).")]
 
 
 @contextmanager
-def remote(url: str, token: str, ca: Path | None) -> Iterator[Client]:
+def remote(url: str, token: str | None, ca: Path | None) -> Iterator[Client]:
     """A client for the server; a refusal is printed with every reason, and exits 1."""
     try:
         with Client(url, token=token, verify=ca or True) as client:

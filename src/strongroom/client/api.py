@@ -371,12 +371,16 @@ class Projects(_Section):
 
 
 class Tokens(_Section):
-    def issue(self, project_id: str, actions: Iterable[str], days: int,
-              label: str = "") -> Obj:
-        """A project-scoped API token; its ``secret`` is in the answer, shown once."""
-        return self._c._object("POST", "/auth/tokens", json={
-            "project_id": project_id, "actions": list(actions), "days": days,
-            "label": label})
+    def issue(self, project_id: str, actions: Iterable[str] = (), days: int = 30,
+              label: str = "", preset: str | None = None) -> Obj:
+        """A project-scoped API token for a ``preset``'s actions (``study``, ``jobs``,
+        ``read``, ``export``) and/or those named; its ``secret`` is in the answer, shown
+        once. Only a signed-in person issues tokens (never a token)."""
+        body: Obj = {"project_id": project_id, "actions": list(actions), "days": days,
+                     "label": label}
+        if preset is not None:
+            body["preset"] = preset
+        return self._c._object("POST", "/auth/tokens", json=body)
 
     def list(self) -> Objs:
         return self._c._objects("/auth/tokens")

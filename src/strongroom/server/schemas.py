@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from strongroom.access.models import Person, Training
 from strongroom.access.pauses import PauseView
 from strongroom.access.permissions import Action
+from strongroom.access.presets import PRESETS
 from strongroom.access.projects import ProjectView
 from strongroom.access.roles import Role
 from strongroom.access.states import PauseLevel, PauseState
@@ -89,9 +90,22 @@ class MeOut(BaseModel):
     token_actions: list[Action] = []
 
 
+class TokenPreset(StrEnum):
+    """The token presets (a test checks these are access/presets.py's)."""
+
+    STUDY = "study"
+    JOBS = "jobs"
+    READ = "read"
+    EXPORT = "export"
+
+
 class TokenIn(BaseModel):
     project_id: Id
-    actions: Annotated[list[TokenAction], Field(min_length=1, max_length=len(Action))]
+    preset: TokenPreset | None = Field(None, description=(
+        "a named set of actions for one way of working (access/presets.py): "
+        + "; ".join(f"{p.name}: {', '.join(sorted(p.actions))}" for p in PRESETS.values())))
+    actions: Annotated[list[TokenAction], Field(max_length=len(Action), description=(
+        "actions beside the preset's (at least one when there is no preset)"))] = []
     days: int = Field(ge=1, le=30)
     label: Annotated[str, StringConstraints(max_length=100)] = ""
 

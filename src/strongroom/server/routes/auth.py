@@ -66,9 +66,11 @@ def list_tokens(who: Caller, ctx: Ctx) -> list[TokenOut]:
 @router.post("/auth/tokens", response_model=NewTokenOut, status_code=201,
              openapi_extra=acts(Action.TOKEN_MANAGE))
 def issue_token(body: TokenIn, who: Caller, ctx: Ctx) -> NewTokenOut:
-    """An API token for one project and some actions, for at most 30 days; shown once."""
+    """An API token for one project and a preset's actions or some named (or both), for at
+    most 30 days; its secret is shown once."""
     new = auth.issue_token(ctx, who, body.project_id, [a.value for a in body.actions],
-                           body.days, body.label)
+                           body.days, body.label,
+                           body.preset.value if body.preset is not None else None)
     return NewTokenOut(token=TokenOut.model_validate(new.token), secret=new.secret)
 
 
