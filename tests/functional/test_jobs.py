@@ -65,8 +65,13 @@ def test_a_job_from_dummy_data_to_released_outputs(jobs_server: Server, tmp_path
         session.login(rex.email, rex.password, code(rex.totp_secret))
         session.enclave.define(project, "cohort", "SELECT pid, p31 AS sex, p34 AS birth_year, "
                                                   "p21001_i0 AS bmi FROM participants")
-        token = session.tokens.issue(project, ["data.analyse", "project.read", "output.read",
-                                               "output.request", "output.download"], 7)["secret"]
+    # the token as the how-to issues it: the jobs preset, at the command line
+    status, out, err = cli("token", "issue", project, "--preset", "jobs", "--url", server.url,
+                           "--ca", str(server.ca), "--email", rex.email, "--password",
+                           rex.password, "--code", code(rex.totp_secret, ahead=1),
+                           cwd=tmp_path)
+    assert status == 0, err
+    token = json.loads(out)["secret"]
 
     repo = tmp_path / "study"
     (repo / "analysis").mkdir(parents=True)
@@ -108,5 +113,11 @@ def test_a_job_from_dummy_data_to_released_outputs(jobs_server: Server, tmp_path
             assert checking.outputs.content(figure["id"]).startswith(b"\x89PNG")
             decided = checking.outputs.review(figure["id"], True, "a histogram of bins of 20+")
             assert decided["status"] == ("approved_once", "released")[i]
+    # a job refused on its way (its plan is not the one it makes): `--wait` exits 1, why said
+    (repo / "plans" / "study.json").write_text("[]")
+    status, out, err = cli("jobs", "submit", "study", "--project", project, *where,
+                           "--repo", str(repo), "--wait", cwd=repo)
+    assert json.loads(out)["status"] == "refused"
+    assert status == 1 and "refused:" in err and "planned otherwise" in err, err
     types = {entry["type"] for entry in admin.audit.entries(limit=1000)}
     assert {"job.submitted", "job.ended"} <= types

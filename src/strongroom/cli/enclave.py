@@ -22,6 +22,7 @@ from strongroom.cli.remote import (
     Token,
     Url,
     json_argument,
+    output_outcome,
     remote,
     show,
     written,
@@ -154,7 +155,8 @@ def analyse(project_id: ProjectId,
                 help="Ask for release at once and, once released, write the output as a "
                      "labelled table to this file (Parquet for .parquet, else CSV).")] = None
             ) -> None:
-    """Run an analysis inside; the answer is its verdict and reasons, never its values."""
+    """Run an analysis inside; the answer is its verdict and reasons, never its values
+    (blocked by the check: exit 1; held for review: said on standard error, exit 0)."""
     asked = json_argument(spec, "analysis")
     with remote(url, token, ca) as client:
         found = client.enclave.analyse(project_id, asked)
@@ -167,9 +169,12 @@ def analyse(project_id: ProjectId,
     show(found)
     if labelled is not None and table is not None:
         written(table, labelled, " (the labelled table)", to=errors)
-    elif table is not None:
+        return
+    if table is not None:
         errors.print(f"not released (verdict {found.get('verdict')}, status "
                      f"{found.get('status')}): nothing was written to {table}", markup=False)
+    output_outcome(found)  # blocked: exit 1; held for review: said, exit 0
+    if table is not None:
         raise typer.Exit(1)
 
 
@@ -197,9 +202,12 @@ def release(output_id: OutputId, url: Url, token: Token, ca: Ca = None,
             justification: Annotated[str | None, typer.Option(
                 help="Why it should leave (output checkers read it when they must decide).")]
             = None) -> None:
-    """Ask for release: at once if the check allows it, else held for two output checkers."""
+    """Ask for release: at once if the check allows it, else held for two output checkers
+    (said on standard error, exit 0); blocked by the check exits 1."""
     with remote(url, token, ca) as client:
-        show(client.outputs.request_release(output_id, justification))
+        found = client.outputs.request_release(output_id, justification)
+    show(found)
+    output_outcome(found)
 
 
 @enclave_app.command("withdraw")

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from strongroom.cli.common import console, errors
-from strongroom.cli.remote import Ca, Token, Url, remote, written
+from strongroom.cli.remote import Ca, Token, Url, job_outcome, remote, written
 
 jobs_app = typer.Typer(help="Jobs: your own code, tried on dummy data here and run next to the "
                             "real data in the enclave.", no_args_is_help=True)
@@ -91,12 +91,20 @@ def submit(action: Annotated[str, typer.Argument(help="The action of project.yam
            project: Annotated[str, typer.Option(help="The project's id (prj_…).")],
            url: Url, token: Token, ca: Ca = None, repo: Repo = Path("."),
            wait: Annotated[bool, typer.Option(help="Wait until it ends.")] = False) -> None:
-    """Send the repository to run ACTION next to the real data; print the job."""
+    """Send the repository to run ACTION next to the real data; print the job (a job that
+    failed or was refused exits 1, with its reasons on standard error)."""
     with remote(url, token, ca) as client:
         job: dict[str, Any] = client.jobs.submit(project, action, repo)
         if wait:
-            job = client.jobs.wait(job["id"])
+            try:
+                job = client.jobs.wait(job["id"])
+            except TimeoutError:
+                errors.print(f"job {job['id']} has not ended within an hour; it goes on: "
+                             f"`strongroom jobs status {job['id']}` tells how it ends",
+                             markup=False)
+                raise typer.Exit(1) from None
     print(json.dumps(job, indent=2))
+    job_outcome(job)
 
 
 @jobs_app.command("status")

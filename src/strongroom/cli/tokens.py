@@ -63,6 +63,9 @@ def issue(
     (--action); its secret is printed once."""
     if preset is None and not action:
         raise typer.BadParameter(f"give --preset ({', '.join(PRESETS)}) or --action")
+    if preset is not None and preset not in PRESETS:
+        raise typer.BadParameter(f"there is no preset {preset!r}; the presets are "
+                                 f"{', '.join(PRESETS)} (`strongroom token presets`)")
     with signed_in(url, email, password, code, ca) as client:
         new = client.tokens.issue(project, action or [], days, label,
                                   preset)
