@@ -20,9 +20,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from strongroom.access import projects
+from strongroom.access import auth, projects
 from strongroom.access.context import Principal
-from strongroom.access.permissions import Action
+from strongroom.access.permissions import RULES, Action
+from strongroom.access.presets import PRESETS
 from strongroom.enclave import service
 from strongroom.enclave.analyses.spec import KINDS
 from strongroom.enclave.results import AnalysisKind
@@ -314,6 +315,80 @@ def dummy_data(project_id: str, who: Researcher, work: Work) -> Response:
     payload = service.dummy_data(work.enclave, who, project_id)
     return Response(payload, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{project_id}-dummy.zip"'})
+
+
+# -- the project's API tokens -----------------------------------------------------------
+
+TOKEN_DAYS = 30  # the form's default: the longest a token may last (Settings.token_max_days)
+
+
+def _tokens_page(request: Request, who: Principal, ctx: Access, project_id: str, *,
+                 status: int = 200, **extra: Any) -> Response:
+    """The person's tokens for the project, a form to issue one, and (once) a new secret."""
+    found = projects.read(ctx, who, project_id)
+    mine = [t for t in auth.list_tokens(ctx, who) if t.project_id == project_id]
+    now = ctx.clock()
+    context: dict[str, Any] = {
+        "issue": {"preset": "study", "actions": [], "days": min(TOKEN_DAYS,
+                                                               ctx.settings.token_max_days),
+                  "label": ""},
+        "errors": [], "new": None, "notice": None, **extra}
+    return render(request, "workspace/tokens.html", who, status=status,
+                  project=found.project, presets=list(PRESETS.values()),
+                  usable=sorted(a.value for a, r in RULES.items() if r.by_token),
+                  active=[t for t in reversed(mine) if t.revoked_at is None
+                          and t.expires_at > now],
+                  ended=[t for t in reversed(mine) if t.revoked_at is not None
+                         or t.expires_at <= now],
+                  max_days=ctx.settings.token_max_days, **context)
+
+
+@router.get(HOME + "/projects/{project_id}/tokens", openapi_extra=acts(Action.SELF_READ))
+def tokens_page(request: Request, project_id: str, who: Researcher, ctx: Access,
+                done: str | None = None) -> Response:
+    return _tokens_page(request, who, ctx, project_id,
+                        notice="The token was revoked: it stopped working at once."
+                        if done == "revoked" else None)
+
+
+@router.post(HOME + "/projects/{project_id}/tokens", openapi_extra=acts(Action.TOKEN_MANAGE))
+async def issue_token(request: Request, project_id: str, who: Researcher,
+                      ctx: Access) -> Response:
+    """Issue a token of a preset (and any actions ticked); the page shows its secret once,
+    in this answer only (never in an address, never again)."""
+    form = await request.form(max_fields=20)
+    preset = str(form.get("preset") or "")
+    actions = [str(a) for a in form.getlist("action")]
+    label = str(form.get("label") or "").strip()
+    days_text = str(form.get("days") or "")
+    typed = {"preset": preset, "actions": actions, "days": days_text, "label": label}
+    try:
+        if not days_text.isdigit():
+            raise Invalid(f"give the days it lasts as a whole number, 1 to "
+                          f"{ctx.settings.token_max_days}")
+        new = await run_in_threadpool(auth.issue_token, ctx, who, project_id, actions,
+                                      int(days_text), label, preset or None)
+    except ServiceError as exc:
+        return await run_in_threadpool(_tokens_page, request, who, ctx, project_id,
+                                       status=status_of(exc), issue=typed,
+                                       errors=exc.reasons)
+    response = await run_in_threadpool(_tokens_page, request, who, ctx, project_id,
+                                       status=201, new=new)
+    response.headers["Cache-Control"] = "no-store"  # the secret is in this page only
+    return response
+
+
+@router.post(HOME + "/projects/{project_id}/tokens/{token_id}/revoke",
+             openapi_extra=acts(Action.SELF_READ))
+def revoke_token(request: Request, project_id: str, token_id: str, who: Researcher,
+                 ctx: Access) -> Response:
+    try:
+        auth.revoke_token(ctx, who, token_id)
+    except ServiceError as exc:
+        return _tokens_page(request, who, ctx, project_id, status=status_of(exc),
+                            errors=exc.reasons)
+    return RedirectResponse(f"{HOME}/projects/{project_id}/tokens?done=revoked#tokens",
+                            status_code=303)
 
 
 # -- a result ---------------------------------------------------------------------------
