@@ -9,6 +9,7 @@ is decoded without outside knowledge, and a chunk of another shape is refused.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +54,31 @@ def encode(dosages: Dosages) -> bytes:
         return _HEADER.pack(MAGIC, HARD, n, m) + bytes(packed.tobytes())
     fixed = np.where(missing, _FIXED_MISSING, np.rint(np.nan_to_num(values) * _FIXED_SCALE))
     return _HEADER.pack(MAGIC, FIXED, n, m) + fixed.astype("<u2").tobytes()
+
+
+@dataclass(frozen=True)
+class Packed:
+    """One chunk as it goes into the store: its packed bytes and, per variant, the sums the
+    store keeps (ALT frequency, call count, imputation quality) so that nothing reads the
+    dosages twice."""
+
+    first: int  # the chunk's first variant in the file
+    count: int
+    chunk: bytes
+    alt_sum: npt.NDArray[np.float64]
+    alt_sq: npt.NDArray[np.float64]
+    called: npt.NDArray[np.int64]
+    imputed: npt.NDArray[np.bool_]
+
+
+def pack(first: int, dosages: Dosages) -> Packed:
+    """Samples × variants dosages from variant ``first`` on, packed with their sums."""
+    return Packed(
+        first=first, count=dosages.shape[1], chunk=encode(dosages),
+        alt_sum=np.nansum(dosages, axis=0, dtype=np.float64),
+        alt_sq=np.nansum(np.square(dosages, dtype=np.float64), axis=0),
+        called=(dosages.shape[0] - np.isnan(dosages).sum(axis=0)).astype(np.int64),
+        imputed=np.any(np.abs(dosages - np.round(dosages)) > 0, axis=0))
 
 
 def decode(chunk: bytes, rows: npt.NDArray[np.intp] | None = None) -> Dosages:

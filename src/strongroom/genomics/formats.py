@@ -3,10 +3,13 @@
 
 Each is opened into a :class:`GenotypeFile`: its sample IDs, its variant table and a reader of
 ALT dosages by slices of variants (never the whole matrix). Everything a file says about its own
-shape is checked when it is opened, before a byte of it is used, so a truncated file, a file
-whose sample list does not match its genotypes, or a variant with impossible alleles is refused
-naming the problem. Readers are the formats' own well-kept libraries: bed-reader, pgenlib
-(plink2's) and cbgen (BGEN's reference implementation, ``bgen``, in C).
+shape is checked when it is opened, before a byte of it is used (layouts.py and bgen.py walk
+each format's structure to its exact end), so a truncated or padded file, a file whose sample
+list does not match its genotypes, or a variant with impossible alleles is refused naming the
+problem. PLINK files are read by the formats' own well-kept libraries, bed-reader and pgenlib
+(plink2's); BGEN by bgen.py, because the reference reader (cbgen) crashes on files whose
+lengths lie. :func:`open_genotypes` reads in a child process (isolated.py), so a reader that
+crashes on a damaged file refuses it instead of taking the platform down.
 
 Which allele is ALT: PLINK 1's allele 1 (the ``.bim``'s fifth column), PLINK 2's ALT, and
 BGEN's second allele (UK Biobank's imputed files put the reference allele first; plink2 reads
@@ -15,29 +18,25 @@ them with ``ref-first``).
 
 from __future__ import annotations
 
+import mmap
 import re
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+
+from strongroom.genomics import bgen, encoding, layouts
+from strongroom.genomics.layouts import GenotypeFileError as GenotypeFileError
 
 Dosages = npt.NDArray[np.float32]
 
 VARIANT_SCHEMA = {"chrom": pl.String, "pos": pl.Int64, "id": pl.String, "ref": pl.String,
                   "alt": pl.String}
 _ALLELE = re.compile(r"^[ACGT]+$")
-_BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
 _SHOWN = 5  # how many offending rows an error names
-
-
-class GenotypeFileError(ValueError):
-    """A genotype file that cannot be taken as it is; the message says what and what to do."""
 
 
 class GenotypeFile(ABC):
@@ -69,6 +68,11 @@ class GenotypeFile(ABC):
         for start in range(0, self.n_variants, size):
             yield start, self.read(start, min(start + size, self.n_variants))
 
+    def packed(self, size: int) -> Iterator[encoding.Packed]:
+        """The whole file as packed chunks of ``size`` variants, with their sums."""
+        for start, dosages in self.chunks(size):
+            yield encoding.pack(start, dosages)
+
     def files(self) -> list[Path]:
         """The files this set is made of (what an ingest records the digests of)."""
         return [self.path]
@@ -85,10 +89,18 @@ class GenotypeFile(ABC):
 
 
 def open_genotypes(path: Path) -> GenotypeFile:
-    """Open a genotype file set by its main file or its stem (``cohort`` for ``cohort.bed``).
+    """Open a genotype file set by its main file or its stem (``cohort`` for ``cohort.bed``),
+    read in a child process that a crashing reader cannot take the caller down with.
 
     The format comes from the suffix: ``.bed`` PLINK 1, ``.pgen`` PLINK 2, ``.bgen`` BGEN.
     """
+    from strongroom.genomics.isolated import Isolated
+
+    return Isolated(find_main_file(path))
+
+
+def find_main_file(path: Path) -> Path:
+    """The ``.bed``, ``.pgen`` or ``.bgen`` a path or stem names."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".bed", ".pgen", ".bgen"):
@@ -101,6 +113,12 @@ def open_genotypes(path: Path) -> GenotypeFile:
         path, suffix = found[0], found[0].suffix
     if not path.is_file():
         raise GenotypeFileError(f"{path} does not exist (or is not a file)")
+    return path
+
+
+def open_direct(path: Path) -> GenotypeFile:
+    """Open a genotype file set in this process (what the isolated reader's child runs)."""
+    suffix = path.suffix.lower()
     if suffix == ".bed":
         return Plink1.open(path)
     return Plink2.open(path) if suffix == ".pgen" else Bgen.open(path)
@@ -128,20 +146,7 @@ class Plink1(GenotypeFile):
         samples = _columns(fam, 6, "fam", "FID IID father mother sex phenotype")[1]
         cols = _columns(bim, 6, "bim", "chromosome id cM position allele1 allele2")
         variants = _variant_frame(bim, cols[0], cols[3], cols[1], ref=cols[5], alt=cols[4])
-        with open(path, "rb") as fh:
-            magic = fh.read(3)
-        if magic != _BED_MAGIC:
-            raise GenotypeFileError(
-                f"{path.name} is not a variant-major PLINK 1 .bed (it does not start with "
-                "bytes 6c 1b 01); write it with plink --make-bed")
-        expected = 3 + -(-len(samples) // 4) * variants.height
-        size = path.stat().st_size
-        if size != expected:
-            raise GenotypeFileError(
-                f"{path.name} holds {size:,} bytes but {len(samples):,} samples ({fam.name}) × "
-                f"{variants.height:,} variants ({bim.name}) need {expected:,}: the file is "
-                f"{'truncated' if size < expected else 'longer than its lists say'}, or its "
-                ".fam/.bim are not the ones it was written with")
+        layouts.check_bed(path, len(samples), variants.height, fam.name, bim.name)
         return cls(path, samples, variants)
 
     def read(self, start: int, stop: int) -> Dosages:
@@ -188,6 +193,7 @@ class Plink2(GenotypeFile):
         variants = _variant_frame(pvar, rows["#CHROM"], rows["POS"], rows["ID"], ref=rows["REF"],
                                   alt=rows["ALT"])
         del header
+        layouts.check_pgen(path, len(samples), variants.height, psam.name, pvar.name)
         return cls(path, samples, variants)
 
     def read(self, start: int, stop: int) -> Dosages:
@@ -210,7 +216,7 @@ class Plink2(GenotypeFile):
 
 
 def _psam_ids(psam: Path) -> list[str]:
-    lines = psam.read_text().splitlines()
+    lines = _read_text(psam).splitlines()
     if not lines or not lines[0].startswith("#"):
         # a .psam without a header is a .fam
         return _columns(psam, 6, "psam", "FID IID father mother sex phenotype")[1]
@@ -230,19 +236,26 @@ def _psam_ids(psam: Path) -> list[str]:
 
 def _pvar(pvar: Path) -> tuple[list[str], dict[str, list[str]]]:
     header: list[str] = []
-    with open(pvar) as fh:
-        for line in fh:
-            if line.startswith("##"):
-                continue
-            if line.startswith("#CHROM"):
-                header = line.split()
-            break
+    try:
+        with open(pvar, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("##"):
+                    continue
+                if line.startswith("#CHROM"):
+                    header = line.split()
+                break
+    except UnicodeDecodeError:
+        raise GenotypeFileError(f"{pvar.name} is not a text file") from None
     needed = ["#CHROM", "POS", "ID", "REF", "ALT"]
     if not header or any(c not in header for c in needed):
         raise GenotypeFileError(f"{pvar.name} has no '#CHROM POS ID REF ALT' header line; write "
                                 "it with plink2 --make-pgen")
-    frame = pl.read_csv(pvar, separator="\t", comment_prefix="##", has_header=True,
-                        infer_schema=False, quote_char=None)
+    try:
+        frame = pl.read_csv(pvar, separator="\t", comment_prefix="##", has_header=True,
+                            infer_schema=False, quote_char=None)
+    except pl.exceptions.PolarsError as exc:
+        raise GenotypeFileError(f"{pvar.name} cannot be read as a tab-separated .pvar "
+                                f"({str(exc).splitlines()[0]})") from None
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise GenotypeFileError(f"{pvar.name} is not tab-separated with columns {needed}")
@@ -256,98 +269,67 @@ class Bgen(GenotypeFile):
     kind = "bgen"
 
     def __init__(self, path: Path, samples: list[str], variants: pl.DataFrame,
-                 offsets: npt.NDArray[np.uint64], scratch: Path):
+                 shape: bgen.BgenLayout):
         super().__init__(path, samples, variants)
-        import cbgen
-
-        self._scratch = scratch
-        self._offsets = offsets
-        self._bgen = cbgen.bgen_file(path)
+        self._shape = shape
+        self._file = open(path, "rb")  # noqa: SIM115 - held for the reader's life
+        self._data = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
 
     @classmethod
     def open(cls, path: Path) -> Bgen:
-        import cbgen
-
-        # cbgen indexes the file into a metafile (offsets and variant names, no genotypes):
-        # it lives in a private temporary folder and goes when the file is closed.
-        scratch = Path(tempfile.mkdtemp(prefix="strongroom-bgen-"))
-        try:
-            with cbgen.bgen_file(path) as bgen:
-                n = bgen.nsamples
-                ids = _bgen_samples(path, bgen, n)
-                meta = scratch / "index.metafile"
-                bgen.create_metafile(meta, verbose=False)
-            chrom, pos, rsid, alleles, offsets = [], [], [], [], []
-            with cbgen.bgen_metafile(meta) as mf:
-                for k in range(mf.npartitions):
-                    part = mf.read_partition(k).variants
-                    chrom += [_text(c) for c in part.chromosome]
-                    pos += [int(p) for p in part.position]
-                    rsid += [_text(r) for r in part.rsid]
-                    alleles += [_text(a) for a in part.allele_ids]
-                    offsets.append(np.asarray(part.offset, dtype=np.uint64))
-        except RuntimeError as exc:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise GenotypeFileError(f"{path.name} cannot be read as BGEN ({exc}); the file is "
-                                    "damaged, truncated or not BGEN 1.2") from None
-        pairs = [a.split(",") for a in alleles]
-        not_biallelic = [i for i, p in enumerate(pairs) if len(p) != 2]
+        shape = bgen.walk(path)
+        ids = _bgen_samples(path, shape)
+        not_biallelic = [i for i, a in enumerate(shape.alleles) if len(a) != 2]
         if not_biallelic:
-            shutil.rmtree(scratch, ignore_errors=True)
             raise GenotypeFileError(
                 f"{path.name}: {len(not_biallelic)} variants are not biallelic (first: "
-                f"{_first(rsid, not_biallelic)}); split them (plink2 --make-pgen "
+                f"{_first(shape.rsid, not_biallelic)}); split them (plink2 --make-pgen "
                 "multiallelics=-) before ingest")
-        variants = _variant_frame(path, chrom, pos, rsid, ref=[p[0] for p in pairs],
-                                  alt=[p[1] for p in pairs])
-        return cls(path, ids, variants, np.concatenate(offsets) if offsets else
-                   np.zeros(0, np.uint64), scratch)
+        variants = _variant_frame(path, shape.chrom, shape.pos, shape.rsid,
+                                  ref=[a[0] for a in shape.alleles],
+                                  alt=[a[1] for a in shape.alleles])
+        return cls(path, ids, variants, shape)
 
     def read(self, start: int, stop: int) -> Dosages:
         out = np.empty((self.n_samples, stop - start), dtype=np.float32, order="F")
         for j in range(start, stop):
-            try:
-                g = self._bgen.read_genotype(int(self._offsets[j]), precision=32)
-            except RuntimeError as exc:
-                raise GenotypeFileError(f"{self.path.name}: variant {j + 1} cannot be read "
-                                        f"({exc}); the file is damaged or truncated") from None
-            prob = g.probability
-            if g.phased or prob.shape[1] != 3 or int(np.max(g.ploidy, initial=2)) != 2:
-                raise GenotypeFileError(
-                    f"{self.path.name}: variant {j + 1} is not stored as unphased diploid "
-                    "genotype probabilities; export it with plink2 --export bgen-1.2")
-            out[:, j - start] = prob[:, 1] + 2 * prob[:, 2]  # NaN where missing
+            out[:, j - start] = bgen.dosages(self.path.name, self._data, self._shape, j)
         return out
 
     def close(self) -> None:
-        self._bgen.close()
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        self._data.close()
+        self._file.close()
 
 
-def _bgen_samples(path: Path, bgen: Any, n: int) -> list[str]:
+def _bgen_samples(path: Path, shape: bgen.BgenLayout) -> list[str]:
     sample = path.with_suffix(".sample")
+    n = shape.samples
     if sample.is_file():
-        lines = sample.read_text().splitlines()
+        lines = _read_text(sample).splitlines()
         if len(lines) < 2 or lines[1].split()[:3] != ["0", "0", "0"]:
             raise GenotypeFileError(f"{sample.name} is not an Oxford .sample file (two header "
                                     "lines, the second starting 0 0 0)")
-        ids = [line.split()[1] for line in lines[2:] if line.strip()]
-        if len(ids) != n:
-            raise GenotypeFileError(f"{sample.name} lists {len(ids):,} samples but {path.name} "
+        rows = [line.split() for line in lines[2:] if line.strip()]
+        if any(len(r) < 2 for r in rows):
+            raise GenotypeFileError(f"{sample.name}: a line has no second column (ID_2)")
+        if len(rows) != n:
+            raise GenotypeFileError(f"{sample.name} lists {len(rows):,} samples but {path.name} "
                                     f"holds {n:,}: they are not a set")
-        return ids
-    contains = getattr(bgen, "contain_samples", False)
-    if not contains:
+        return [r[1] for r in rows]
+    if shape.sample_ids is None:
         raise GenotypeFileError(f"{path.name} carries no sample IDs and has no {sample.name} "
                                 "beside it; add the .sample file it was written with")
-    return [_text(s) for s in bgen.read_samples()]
+    return shape.sample_ids
 
 
 # -- shared checks --------------------------------------------------------------------------
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise GenotypeFileError(f"{path.name} is not a text file") from None
 
 
 def _first(names: list[str], at: list[int]) -> str:
@@ -357,17 +339,20 @@ def _first(names: list[str], at: list[int]) -> str:
 
 def _columns(path: Path, width: int, what: str, names: str) -> list[list[str]]:
     columns: list[list[str]] = [[] for _ in range(width)]
-    with open(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != width:
-                raise GenotypeFileError(
-                    f"{path.name} line {number} has {len(parts)} columns; a .{what} has {width} "
-                    f"({names})")
-            for column, value in zip(columns, parts, strict=True):
-                column.append(value)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != width:
+                    raise GenotypeFileError(
+                        f"{path.name} line {number} has {len(parts)} columns; a .{what} has "
+                        f"{width} ({names})")
+                for column, value in zip(columns, parts, strict=True):
+                    column.append(value)
+    except UnicodeDecodeError:
+        raise GenotypeFileError(f"{path.name} is not a text file") from None
     return columns
 
 

@@ -198,21 +198,19 @@ class Genotypes:
             self._seal_table(staging, set_id, SAMPLES, pl.DataFrame({EID: eids}))
             chunks = []
             done = 0
-            for k, (first, dosages) in enumerate(source.chunks(per_chunk)):
-                span = slice(first, first + dosages.shape[1])
-                alt_sum[span] = np.nansum(dosages, axis=0, dtype=np.float64)
-                alt_sq[span] = np.nansum(np.square(dosages, dtype=np.float64), axis=0)
-                called[span] = dosages.shape[0] - np.isnan(dosages).sum(axis=0)
-                imputed[span] = np.any(np.abs(dosages - np.round(dosages)) > 0, axis=0)
+            # packed where the file is read (isolated.py: a child process), sealed here
+            for k, part in enumerate(source.packed(per_chunk)):
+                span = slice(part.first, part.first + part.count)
+                alt_sum[span], alt_sq[span] = part.alt_sum, part.alt_sq
+                called[span], imputed[span] = part.called, part.imputed
                 name = f"chunk-{k:06d}.enc"
-                sealed = encrypt(encoding.encode(dosages), self.store.key,
-                                 self._context(set_id, name))
+                sealed = encrypt(part.chunk, self.store.key, self._context(set_id, name))
                 atomic_write(staging / name, sealed)
-                chunks.append({"name": name, "first": first, "count": dosages.shape[1],
+                chunks.append({"name": name, "first": part.first, "count": part.count,
                                "bytes": len(sealed),
                                "sha256": hashlib.sha256(sealed).hexdigest()})
                 if progress is not None:
-                    step = (100 * (first + dosages.shape[1])) // source.n_variants - done
+                    step = (100 * (part.first + part.count)) // source.n_variants - done
                     done += step
                     progress("genotypes", step)
             # every sample's ALT frequency: the reference the membership rule measures a
