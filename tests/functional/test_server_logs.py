@@ -9,6 +9,7 @@ stopped, and its whole log read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -30,19 +31,14 @@ def test_every_log_line_of_the_real_server_is_plain_json(tmp_path: Path) -> None
             assert http.get("/%1b[31mred%1b[0m").status_code == 404
             assert http.get("/projects").status_code == 401
             assert http.get("/ui/").status_code in (200, 303)
-        with server.client("127.0.0.81") as client:
-            try:
-                client.login("nobody@example.org", "\x1b[2Jnot a password", "000000")
-            except StrongroomError:
-                pass
+        with server.client("127.0.0.81") as client, contextlib.suppress(StrongroomError):
+            client.login("nobody@example.org", "\x1b[2Jnot a password", "000000")
         port = int(server.url.rsplit(":", 1)[1])
         with socket.create_connection((HOST, port)) as raw:  # not TLS: uvicorn says so
             raw.sendall(b"\x1b[31mGET / HTTP/1.1\r\n\r\n")
             raw.settimeout(5)
-            try:
+            with contextlib.suppress(OSError):
                 raw.recv(100)
-            except OSError:
-                pass
     text = (tmp_path / "logs" / "server.log").read_text()
     lines = [line for line in text.splitlines() if line.strip()]
     parsed = []

@@ -66,9 +66,9 @@ class PlainText(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         for key, value in list(vars(record).items()):
-            if isinstance(value, str) and key not in ("msg", "exc_text", "stack_info"):
-                if value != (stripped := plain(value)):
-                    setattr(record, key, stripped)
+            if (isinstance(value, str) and key not in ("msg", "exc_text", "stack_info")
+                    and value != (stripped := plain(value))):
+                setattr(record, key, stripped)
         return True
 
 
