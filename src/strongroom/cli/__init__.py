@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 # name → "module:attribute": a Typer app (a group of commands) or one command's function, in
 # the order `strongroom --help` lists them
@@ -44,6 +44,48 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# name → the command's help as `strongroom --help` lists it, kept here so that the list is
+# shown without importing every command's module (which took 3 s of CPU on a quiet machine,
+# 8 s on a busy one); tests/unit/test_cli_start.py checks each against the command's own
+SUMMARIES: dict[str, str] = {
+    "serve": "Serve the HTTP API (its OpenAPI spec at /openapi.json).",
+    "login": "Sign in at this console (password + authenticator code) for the admin commands.",
+    "logout": "End this console's session.",
+    "password": "Change your own password (signed in with `strongroom login --as EMAIL`); "
+                "other\nsessions end.",
+    "risk": "Measure a table's re-identification risk: k, uniques, l, t, attacker risks.",
+    "anonymise": "Generalise and suppress quasi-identifiers: the least loss meeting k (and l, "
+                 "t).",
+    "upgrade": "Bring the metadata database to this release's schema (back it up first).",
+    "backup": "Write an encrypted backup of the store (safe while the server runs).",
+    "restore": "Restore a backup into a new directory; its audit log verifies with the same "
+               "root.",
+    "init": "Create a data directory, its store key and its master key.",
+    "demo": "The main job: a synthetic cohort and its genotypes ingested encrypted, demo people "
+            "and\nprojects, a tour of the enclave and a GWAS, served.",
+    "cohort": "The cohort: synthesise, ingest, convert, inspect.",
+    "genotypes": "Genotypes: ingest PLINK 1, PLINK 2 or BGEN files; describe what is held.",
+    "enclave": "Your work in the enclave, over the API with your token: schema, dummy data, "
+               "definitions, analyses, verdicts, release, downloads.",
+    "jobs": "Jobs: your own code, tried on dummy data here and run next to the real data in "
+            "the enclave.",
+    "token": "Your API tokens: issue one for a project (signed in with your password and "
+             "code), list them, revoke one.",
+    "admin": "Administration: institutions, people, projects, pauses (sign in first with "
+             "`strongroom login --as EMAIL`).",
+    "audit": "The tamper-evident audit log.",
+    "outputs": "Outputs: the review queue, verdicts, reviews, rules, the raw-row scanner.",
+    "watch": "Watch: alerts, the live view, SIEM exports, appeals, delivery (sign in first "
+             "with `strongroom login --as EMAIL`).",
+    "dp": "Differential privacy: DP queries, a project's DP mode and budget.",
+    "store": "The data directory: check it, recover what its database lost.",
+    "keys": "The master key: where it is, and rotating it.",
+    "attribute": "Name the recipient a leaked file came from, or say it is inconclusive.",
+    "extract": "Traceable record-level extracts (sign in first with "
+               "`strongroom login --as EMAIL`).",
+}
+
+
 # Typer's command classes are Click's (vendored by newer releases): typed Any here, so that
 # either works
 Command = Any
@@ -64,15 +106,27 @@ def load(name: str) -> Command:
 
 
 class _Lazy(TyperGroup):
-    """The root group: lists every command, imports one only when it is asked for."""
+    """The root group: lists every command, imports one only when it is asked for (its help
+    lists them by :data:`SUMMARIES`, importing none)."""
+
+    _listing = False
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
+            if self._listing:  # only its name and help are read: a stand-in, not loaded
+                return TyperCommand(cmd_name, help=SUMMARIES[cmd_name])
             self.commands[cmd_name] = load(cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
 
 app = typer.Typer(cls=_Lazy, no_args_is_help=True, add_completion=False)

@@ -91,7 +91,8 @@ def password(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     key_file: KeyFile = None,
 ) -> None:
-    """Change your own password (signed in with `strongroom login`); other sessions end."""
+    """Change your own password (signed in with `strongroom login --as EMAIL`); other
+    sessions end."""
     with admin(data_dir, key_file) as (p, who):
         auth.change_password(p.access, who, current, new)
     console.print("password changed; your other sessions have ended")
