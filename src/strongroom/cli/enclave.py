@@ -123,7 +123,11 @@ def define(project_id: ProjectId,
            url: Url, token: Token, ca: Ca = None) -> None:
     """Define an analysis population; you get its columns and whether it is large enough."""
     with remote(url, token, ca) as client:
-        show(client.enclave.define(project_id, name, _text(sql)))
+        found = client.enclave.define(project_id, name, _text(sql))
+    show(found)
+    if found.get("size_ok") is False:  # kept, as asked; its analyses will be refused
+        errors.print(f"{name} holds too few participants to analyse: widen it (its analyses "
+                     "are refused until then)", markup=False)
 
 
 @enclave_app.command("definitions")

@@ -27,18 +27,24 @@ token_app = typer.Typer(help="Your API tokens: issue one for a project (signed i
 
 PRESET_HELP = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
 Email = Annotated[str, typer.Option(envvar="STRONGROOM_EMAIL", help="Your email (sign-in).")]
-Password = Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                       envvar="STRONGROOM_PASSWORD",
-                                       help="Your password (prompted).")]
-Code = Annotated[str, typer.Option(prompt="Authenticator code",
-                                   help="Your authenticator's current code (prompted).")]
+# prompted on standard error when not given, so that standard output is the answer's JSON
+# alone (`… | jq -r .secret`)
+Password = Annotated[str | None, typer.Option(envvar="STRONGROOM_PASSWORD", show_default=False,
+                                              help="Your password (prompted, hidden).")]
+Code = Annotated[str | None, typer.Option(help="Your authenticator's current code (prompted).",
+                                          show_default=False)]
 
 
 @contextmanager
-def signed_in(url: str, email: str, password: str, code: str,
+def signed_in(url: str, email: str, password: str | None, code: str | None,
               ca: Path | None) -> Iterator[Client]:
-    """A client signed in as the person (refusals printed, exit 1); signed out after."""
+    """A client signed in as the person (refusals printed, exit 1); signed out after. The
+    code is asked for last, just before it is sent, so that it is still current."""
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, err=True)
     with remote(url, None, ca) as client:
+        if code is None:
+            code = typer.prompt("Authenticator code", err=True)
         client.login(email, password, code)
         try:
             yield client
@@ -49,7 +55,7 @@ def signed_in(url: str, email: str, password: str, code: str,
 @token_app.command("issue")
 def issue(
     project: Annotated[str, typer.Argument(help="The project's id (prj_…).")],
-    url: Url, email: Email, password: Password, code: Code, ca: Ca = None,
+    url: Url, email: Email, password: Password = None, code: Code = None, ca: Ca = None,
     preset: Annotated[str | None, typer.Option(help=f"What the token is for: {PRESET_HELP}.")
                       ] = None,
     action: Annotated[list[str] | None, typer.Option(
@@ -77,7 +83,7 @@ def issue(
 
 
 @token_app.command("list")
-def list_tokens(url: Url, email: Email, password: Password, code: Code,
+def list_tokens(url: Url, email: Email, password: Password = None, code: Code = None,
                 ca: Ca = None) -> None:
     """Your API tokens (never their secrets): project, actions, expiry, last use."""
     with signed_in(url, email, password, code, ca) as client:
@@ -86,7 +92,7 @@ def list_tokens(url: Url, email: Email, password: Password, code: Code,
 
 @token_app.command("revoke")
 def revoke(token_id: Annotated[str, typer.Argument(help="The token's id (tok_…).")],
-           url: Url, email: Email, password: Password, code: Code,
+           url: Url, email: Email, password: Password = None, code: Code = None,
            ca: Ca = None) -> None:
     """Revoke one of your API tokens: it stops working at once."""
     with signed_in(url, email, password, code, ca) as client:
