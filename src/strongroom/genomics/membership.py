@@ -37,6 +37,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
 
 DEFAULT_ALPHA = 1e-3
+OVERLAP = 0.5  # an earlier group sharing this share of a new one's members is charged to it
 SKEW_LIMIT = 0.5  # largest |skewness| the third-cumulant correction is applied with
 
 
@@ -72,6 +73,12 @@ class Spent:
     third_null: float = 0.0
     third_member: float = 0.0
     variants: int = 0
+
+    def scaled(self, share: float) -> Spent:
+        """What a group holding ``share`` of this spend's people is charged of it."""
+        return Spent(self.separation * share, self.var_null * share, self.var_member * share,
+                     self.third_null * share, self.third_member * share,
+                     round(self.variants * share))
 
     def __add__(self, other: Spent) -> Spent:
         return Spent(
@@ -278,6 +285,13 @@ def select_releasable(
         spent=reached,
         reasons=dict.fromkeys(np.flatnonzero(~released).tolist(), reason),
     )
+
+
+def spent_on_variants(n: int, p_pool: ArrayLike, p_ref: ArrayLike, released: ArrayLike, *,
+                      floor: float | None = None) -> Spent:
+    """What releasing the ``released`` variants (a mask) of a group of ``n`` spends."""
+    terms = lr_terms(n, p_pool, p_ref, floor=floor)
+    return _sum(terms, np.asarray(released, dtype=bool))
 
 
 def spent_before(

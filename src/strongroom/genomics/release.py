@@ -7,18 +7,27 @@ likelihood-ratio membership test more than ``max_power`` power at ``alpha``
 (``membership.select_releasable``: the most significant variants are admitted first). Allele
 frequencies are shown only for groups of at least ``min_frequency_group``. The counts of what
 was withheld, and why, go with the release; the variants themselves do not.
+
+The membership bound holds per group of people, not per trait or request: every group a
+release describes is bounded — the analysed group, and for a 0/1 trait its cases and its
+controls too (a case-control effect with the group's frequency gives each side's
+frequencies) — against what every earlier release spent on overlapping people (a
+:class:`MembershipLedger`: this request's earlier traits, the project's and other projects'
+releases), and what is released is charged to each group before the next trait is weighed.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 from scipy import stats
 
+from strongroom.enclave.results import PidArray
 from strongroom.genomics import membership
 from strongroom.genomics.study import VARIANT_COLUMNS, GwasRun
 
@@ -37,12 +46,42 @@ class GeneticRules:
     max_residual_share: float = 0.5
 
 
+class MembershipLedger(Protocol):
+    """What releases have spent of the membership budget, by group of people."""
+
+    def spent(self, group: PidArray) -> membership.Spent | None:
+        """Everything spent so far on people of ``group`` (overlapping groups charged)."""
+        ...
+
+    def charge(self, group: PidArray, added: membership.Spent) -> None:
+        """Record what a release spent on ``group``."""
+        ...
+
+
+class FreshLedger:
+    """A ledger of one request with nothing spent before it (for tests and benchmarks)."""
+
+    def __init__(self) -> None:
+        self.charges: list[tuple[PidArray, membership.Spent]] = []
+
+    def spent(self, group: PidArray) -> membership.Spent | None:
+        total = None
+        for members, added in self.charges:
+            share = np.intersect1d(members, group).size / max(group.size, 1)
+            if share:
+                charged = added if share >= membership.OVERLAP else added.scaled(share)
+                total = charged if total is None else total + charged
+        return total
+
+    def charge(self, group: PidArray, added: membership.Spent) -> None:
+        self.charges.append((np.sort(group), added))
+
+
 @dataclass
 class Released:
     table: pl.DataFrame  # what the researcher receives: one row per released variant and trait
     withheld: dict[str, int] = field(default_factory=dict)  # reason -> variants × traits
     power: dict[str, float] = field(default_factory=dict)  # per trait: the LR power reached
-    spent: dict[str, membership.Spent] = field(default_factory=dict)  # per trait, running
     frequencies: bool = True  # whether allele frequencies are shown
 
     @property
@@ -50,14 +89,15 @@ class Released:
         return self.table.height
 
 
-def release(run: GwasRun, rules: GeneticRules,
-            spent: dict[str, membership.Spent | None] | None = None, *,
+def release(run: GwasRun, rules: GeneticRules, ledger: MembershipLedger | None = None, *,
             shown_n: dict[str, float] | None = None, count_base: int = 1,
             salt: bytes = b"") -> Released:
-    """Apply the rules to every trait of ``run``; ``spent``: what earlier releases for each
-    trait's group have already spent of the membership budget; ``shown_n``: each group's size
-    as shown (rounded), which the frequencies are shown over; ``count_base``: allele counts go
-    to multiples of it; ``salt``: the request's key, for the keyed rounding draws."""
+    """Apply the rules to every trait of ``run``; ``ledger``: what earlier releases spent of
+    the membership budget on each group, charged with what this one releases; ``shown_n``:
+    each group's size as shown (rounded), which the frequencies are shown over;
+    ``count_base``: allele counts go to multiples of it; ``salt``: the request's key, for the
+    keyed rounding draws."""
+    ledger = ledger if ledger is not None else FreshLedger()
     parts = []
     out = Released(pl.DataFrame())
     floor = max(rules.min_mac, run.spec.min_mac)
@@ -83,23 +123,58 @@ def release(run: GwasRun, rules: GeneticRules,
                     "few carriers for their own values to be lost in it)", int(swayed.sum()))
         rows = rows.filter(~swayed)
         if rows.height:
-            pool = rows["alt_freq"].to_numpy()
-            chosen = membership.select_releasable(
-                n, pool, attackers_reference(pool, n), rules.max_power, rules.alpha,
-                p_values=rows["p"].to_numpy(), spent=(spent or {}).get(trait))
+            chosen, power = _bounded(rows, run, trait, rules, ledger, logistic)
             _count(out, f"releasing them would let a membership test tell participants "
-                        f"from others with more than {rules.max_power:g} power at a "
-                        f"{rules.alpha:g} false-positive rate", chosen.withheld)
-            rows = rows.filter(pl.Series(chosen.released))
-            out.power[trait] = chosen.power
-            out.spent[trait] = chosen.spent
+                        f"(of the group, or of its cases or controls) from others with more "
+                        f"than {rules.max_power:g} power at a {rules.alpha:g} false-positive "
+                        "rate, with what was released before on these people",
+                   int((~chosen).sum()))
+            rows = rows.filter(pl.Series(chosen))
+            out.power[trait] = power
         shown = (shown_n or {}).get(trait, float(n))
         parts.append(_rounded(rows, run, trait, shown, count_base, salt))
     out.frequencies = all(run.groups[t].size >= rules.min_frequency_group
                           for t in run.spec.traits)
-    out.table = _shown(pl.concat(parts) if parts else run.results.clear(), logistic,
-                       out.frequencies)
+    table = pl.concat(parts, how="vertical_relaxed") if parts else run.results.clear()
+    out.table = _shown(table, logistic, out.frequencies)
     return out
+
+
+def _bounded(rows: pl.DataFrame, run: GwasRun, trait: str, rules: GeneticRules,
+             ledger: MembershipLedger, logistic: bool) -> tuple[npt.NDArray[np.bool_], float]:
+    """Which of ``rows`` may be released with every group they describe held to the bound;
+    each group is charged what the release spends on it. Returns the mask and the highest
+    power any group reaches."""
+    groups = [(run.groups[trait], rows["alt_freq"].to_numpy())]
+    if logistic:
+        pids, values = run.vectors[trait]
+        analysed = np.isin(pids, run.groups[trait])
+        cases, controls = pids[analysed & (values == 1)], pids[analysed & (values == 0)]
+        n_cases = rows["n_cases"].to_numpy().astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            case_freq = rows["alt_count_cases"].to_numpy() / (2 * n_cases)
+            control_freq = ((rows["alt_count"] - rows["alt_count_cases"]).to_numpy()
+                            / (2 * (rows["n"].to_numpy() - n_cases)))
+        groups += [(cases, np.nan_to_num(case_freq, nan=0.5)),
+                   (controls, np.nan_to_num(control_freq, nan=0.5))]
+    p_values = rows["p"].to_numpy()
+    befores = [ledger.spent(pids) for pids, _ in groups]
+    chosen = np.ones(rows.height, dtype=bool)
+    for (pids, pool), before in zip(groups, befores, strict=True):  # each withholds more
+        at = np.flatnonzero(chosen)
+        n = int(pids.size)
+        selection = membership.select_releasable(
+            n, pool[at], attackers_reference(pool[at], n), rules.max_power, rules.alpha,
+            p_values=p_values[at], spent=before)
+        chosen[at[~selection.released]] = False
+    power = 0.0
+    for (pids, pool), before in zip(groups, befores, strict=True):
+        n = int(pids.size)
+        added = membership.spent_on_variants(n, pool, attackers_reference(pool, n), chosen)
+        power = max(power, membership.power_of(added if before is None else before + added,
+                                               rules.alpha))
+        ledger.charge(pids, added)
+    return chosen, power
 
 
 def attackers_reference(pool: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float64]:
@@ -123,7 +198,7 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
     (a residualised dosage is within about 2 of zero), where Σ g̃² = σ² / SE² for a least-
     squares fit and 1 / SE² for a logistic one (whose residuals are within 1)."""
     if rows.is_empty():
-        return rows
+        return rows.with_columns(pl.col("n").cast(pl.Float64))
     spread = run.spread.get(trait)
     se = rows["se"].to_numpy()
     logistic = run.spec.model == "logistic"

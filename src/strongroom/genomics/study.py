@@ -272,9 +272,3 @@ def ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
         while (chunk := pending.result()) is not None:
             pending = pool.submit(next, chunks, None)
             yield chunk
-
-
-def group_eids(run: GwasRun, trait: str, pseudonyms: pl.DataFrame) -> npt.NDArray[np.int64]:
-    """The store eids of a trait's analysed group (for the differencing ledger)."""
-    mapping = pseudonyms.filter(pl.col(PID).is_in(run.groups[trait].tolist()))
-    return np.sort(mapping[EID].to_numpy().astype(np.int64))

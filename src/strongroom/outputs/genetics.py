@@ -18,13 +18,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 from pyroaring import BitMap
 
 from strongroom.enclave import margin
-from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
+from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 from strongroom.enclave.steps import Rounding
-from strongroom.genomics.membership import Spent
+from strongroom.genomics.membership import OVERLAP, Spent
 from strongroom.genomics.release import GeneticRules, Released, release
 from strongroom.genomics.study import VARIANT_COLUMNS, GwasRun
 from strongroom.outputs.render import Format
@@ -51,11 +52,11 @@ class GwasOutput:
     facts: dict[str, Any]
 
 
-def prepare(run: GwasRun, rules: Rules, rounding: Rounding,
-            spent: dict[str, Spent | None], secret: bytes = b"") -> GwasOutput:
-    """Apply the genetics rules to ``run``; ``spent``: the membership budget each trait's
-    group has used in this project's earlier GWAS; ``secret``: the project's, keying the
-    rounding draws of the released figures."""
+def prepare(run: GwasRun, rules: Rules, rounding: Rounding, ledger: RunningBudget,
+            secret: bytes = b"") -> GwasOutput:
+    """Apply the genetics rules to ``run``; ``ledger``: the membership budget every group of
+    people has used in earlier GWAS (every project's), charged with this one's; ``secret``:
+    the project's, keying the rounding draws of the released figures."""
     cells = []
     shown_n: dict[str, float] = {}
     for trait in run.spec.traits:
@@ -71,7 +72,7 @@ def prepare(run: GwasRun, rules: Rules, rounding: Rounding,
         cells.append(Cell(row=(trait,), column="lambda_gc", kind=CellKind.STATISTIC,
                           value=round(inflation, 3) if inflation is not None
                           and math.isfinite(inflation) else None, contributors=group))
-    released = release(run, genetic_rules(rules), spent, shown_n=shown_n,
+    released = release(run, genetic_rules(rules), ledger, shown_n=shown_n,
                        count_base=rules.count_base, salt=secret)
     facts: dict[str, Any] = {"n": shown_n, "variants_tested": run.tested,
                              "variants_released": released.table.select("id").n_unique()}
@@ -117,9 +118,30 @@ def render(output: GwasOutput, fmt: Format, hidden: bool, *, annotated: bool = T
     return json.dumps(payload, sort_keys=True, allow_nan=False).encode()
 
 
-# what a project's GWAS spent of the membership budget: (the group, what that release added)
+# what GWAS spent of the membership budget: (the group, as store eids; what that release added)
 Budget = list[tuple[BitMap, Spent]]
-OVERLAP = 0.5  # an earlier group sharing this share of a new one's members is charged to it
+
+
+class RunningBudget:
+    """The membership ledger of one GWAS request (genomics.release.MembershipLedger): what
+    earlier releases spent (``earlier``, every project's), plus what this request's traits
+    have spent so far (``added``, which the project then keeps). Groups come as the project's
+    pids and are charged as store eids, so one person is one person across projects."""
+
+    def __init__(self, earlier: Budget, pseudonyms: pl.DataFrame):
+        self.earlier = earlier
+        self.added: Budget = []
+        self._eid_of = dict(zip(pseudonyms["pid"].to_list(), pseudonyms["eid"].to_list(),
+                                strict=True))
+
+    def spent(self, group: PidArray) -> Spent | None:
+        return spent_on(self.earlier + self.added, self._eids(group))
+
+    def charge(self, group: PidArray, added: Spent) -> None:
+        self.added.append((self._eids(group), added))
+
+    def _eids(self, group: PidArray) -> BitMap:
+        return BitMap(int(self._eid_of[int(p)]) for p in np.asarray(group).tolist())
 
 
 def spent_on(budget: Budget, group: BitMap) -> Spent | None:
@@ -135,15 +157,9 @@ def spent_on(budget: Budget, group: BitMap) -> Spent | None:
         share = len(members & group) / len(group)
         if share == 0:
             continue
-        charged = spent if share >= OVERLAP else _scaled(spent, share)
+        charged = spent if share >= OVERLAP else spent.scaled(share)
         total = charged if total is None else total + charged
     return total
-
-
-def _scaled(spent: Spent, share: float) -> Spent:
-    return Spent(spent.separation * share, spent.var_null * share, spent.var_member * share,
-                 spent.third_null * share, spent.third_member * share,
-                 round(spent.variants * share))
 
 
 def increment(after: Spent, before: Spent | None) -> Spent:

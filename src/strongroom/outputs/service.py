@@ -444,7 +444,7 @@ class Outputs:
         """A GWAS over the sealed genotypes: the genetics rules withhold variants, then the
         ordinary check (a fit per trait, its vectors differenced against every release), the
         raw-row scan and the ration, as for any analysis. Needs the project's genotype grant."""
-        from strongroom.genomics.study import group_eids, run_gwas
+        from strongroom.genomics.study import run_gwas
         from strongroom.outputs import genetics
 
         self._hold(principal, project_id)
@@ -472,19 +472,17 @@ class Outputs:
         pseudonyms = self.enclave.pseudonym_map(where.project)
         key = enclave_service.decision_key(self.enclave, where.project, request)
         with margin.keyed(key):
-            budget = self._genetic_budget(where.project)
+            own = self._genetic_budget(where.project)
+            ledger = genetics.RunningBudget(self._genetic_budget_everywhere(), pseudonyms)
             try:
                 run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold,
                                rules.genetics_max_residual_share,
                                rules.regression_max_leverage,
                                cluster=self.enclave.engine.genotype_cluster())
-                groups = {t: BitMap(group_eids(run, t, pseudonyms).tolist())
-                          for t in spec.traits}
-                before = {t: genetics.spent_on(budget, g) for t, g in groups.items()}
                 with reading_data():  # what the rules make of the data is an answer too
                     out = genetics.prepare(
                         run, rules, enclave_service.rounding(self.enclave, where.project),
-                        before, enclave_service.figure_secret(self.enclave, where.project))
+                        ledger, enclave_service.figure_secret(self.enclave, where.project))
             except DataRefusal as refusal:
                 return self._refused(principal, project_id, request, fmt, refusal, timer)
             out.result.spec = dict(request)
@@ -512,9 +510,7 @@ class Outputs:
                                  self.enclave.cohort().participants.height,
                                  late=timer is not None and timer.overran))
         # the membership budget is spent when the output exists, released or not (cautious)
-        self._save_genetic_budget(where.project, budget + [
-            (groups[t], genetics.increment(out.released.spent[t], before.get(t)))
-            for t in spec.traits if t in out.released.spent])
+        self._save_genetic_budget(where.project, own + ledger.added)
         return view
 
     def _genetic_budget(self, project: Project) -> Budget:
@@ -526,6 +522,13 @@ class Outputs:
             return []
         return genetics.budget_from(decrypt(path.read_bytes(), self.enclave.key(project),
                                             genetics.SPENT_FILE))
+
+    def _genetic_budget_everywhere(self) -> Budget:
+        """What every project's GWAS spent of the membership budget: one person's genotypes
+        are theirs whichever project's release describes them."""
+        with self.ctx.transaction() as db:
+            projects = list(db.scalars(select(Project).where(Project.key_sealed.is_not(None))))
+        return [entry for project in projects for entry in self._genetic_budget(project)]
 
     def _save_genetic_budget(self, project: Project, budget: Budget) -> None:
         from strongroom.outputs import genetics
