@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -54,10 +55,16 @@ def test_the_true_hits_are_released_and_the_rare_variants_withheld(
     hits = {f"rs{1000 + j}" for j in HITS}
     assert hits <= ids
     assert table.filter(pl.col("id").is_in(list(hits)))["p"].max() < 5e-8
+    # −log10 p beside p, the same figure (and given alone where p is below a float's reach)
+    assert (table["p"] > 0).all()
+    np.testing.assert_allclose(table["neg_log10_p"], -np.log10(table["p"]), rtol=1e-5)
     assert not {f"rs{1000 + j}" for j in RARE} & ids
     assert any("minor allele count below 20" in r for r in body["withheld"])
     assert "alt_freq" in table.columns  # a group of thousands: frequencies are shown
     assert 0.8 < body["lambda_gc"]["bmi"] < 1.5
+    # an inflated λ_GC is said in words on the output, a calibrated one is not
+    said = any("λ_GC of bmi" in note for note in body["notes"])
+    assert said == (body["lambda_gc"]["bmi"] > 1.1)
     eid = str(world.platform.store.load().participants["eid"][0])
     assert eid not in stored(world, view).decode()
 

@@ -263,3 +263,21 @@ def test_plots_are_the_same_png_bytes_every_time(data):
     assert qq != qq_png(res, trait="y1", size=4, dpi=50)
     with pytest.raises(GwasInputError, match="say which"):
         qq_png(res)
+
+
+def test_a_strong_hit_s_p_value_is_never_zero() -> None:
+    """p underflows past 1e-308; −log10 p is still given, and matches the normal tail's
+    asymptotic series (Mills' ratio) where the float p is gone."""
+    from strongroom.genomics.release import p_values
+
+    z = np.array([0.0, 1.959964, 10.0, 37.0, 40.0, 60.0])
+    p, neg = p_values(z, None)
+    np.testing.assert_allclose(p[:3], [1.0, 0.05, 1.523971e-23], rtol=1e-5)
+    assert np.isnan(p[-2:]).all() and np.isfinite(neg).all()
+    big = z[3:]
+    series = (-big**2 / 2 - np.log(big * np.sqrt(2 * np.pi))
+              + np.log(1 - 1 / big**2 + 3 / big**4))
+    np.testing.assert_allclose(neg[3:], -(np.log(2) + series) / np.log(10), rtol=1e-6)
+    # a t statistic with few degrees of freedom has heavier tails
+    _, neg_t = p_values(np.array([40.0]), 30)
+    assert neg_t[0] < neg[4] and np.isfinite(neg_t[0])

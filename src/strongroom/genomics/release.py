@@ -198,7 +198,8 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
     (a residualised dosage is within about 2 of zero), where Σ g̃² = σ² / SE² for a least-
     squares fit and 1 / SE² for a logistic one (whose residuals are within 1)."""
     if rows.is_empty():
-        return rows.with_columns(pl.col("n").cast(pl.Float64))
+        return rows.with_columns(pl.col("n").cast(pl.Float64),
+                                 pl.lit(None, pl.Float64).alias("neg_log10_p"))
     spread = run.spread.get(trait)
     se = rows["se"].to_numpy()
     logistic = run.spec.model == "logistic"
@@ -218,11 +219,24 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
                          "alleles", key, variants)
     df = spread.df if spread is not None else max(int(n) - 2, 1)
     stat = beta / se_r
-    p = 2 * (stats.norm.sf(np.abs(stat)) if logistic else stats.t.sf(np.abs(stat), df))
+    p, neg_log10_p = p_values(stat, None if logistic else df)
     return rows.with_columns(
         pl.Series("beta", beta), pl.Series("se", se_r), pl.Series("stat", stat),
-        pl.Series("p", p), pl.lit(n).alias("n"),
+        pl.Series("p", p).fill_nan(None),
+        pl.Series("neg_log10_p", neg_log10_p), pl.lit(n).alias("n"),
         pl.Series("alt_freq", np.round(np.clip(counts / (2 * max(n, 1.0)), 0.0, 1.0), 4)))
+
+
+def p_values(stat: npt.NDArray[np.float64], df: int | None
+             ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Two-sided p-values of z (``df`` None) or t statistics, and their −log10, worked out on
+    the log scale so that a strong hit is never p = 0: p is NaN where a float cannot hold it
+    (below about 1e-308), and −log10 p is always given (GWAS-SSF's neg_log_10_p_value)."""
+    magnitude = np.abs(stat)
+    log_p = np.log(2.0) + (stats.norm.logsf(magnitude) if df is None
+                           else stats.t.logsf(magnitude, df))
+    p = np.exp(log_p)
+    return np.where(p > 0, p, np.nan), -log_p / np.log(10.0)
 
 
 def _moved(rows: pl.DataFrame, run: GwasRun, trait: str) -> npt.NDArray[np.float64]:
@@ -265,4 +279,5 @@ def _shown(rows: pl.DataFrame, logistic: bool, frequencies: bool) -> pl.DataFram
               (pl.col("beta") + _Z95 * pl.col("se")).alias("ci_high")]
     return rows.sort("trait", "variant").select(
         "trait", *VARIANT_COLUMNS, "test", "n", *(["alt_freq"] if frequencies else []),
-        "info", "beta", "se", *effect, pl.col("stat").alias("z" if logistic else "t"), "p")
+        "info", "beta", "se", *effect, pl.col("stat").alias("z" if logistic else "t"), "p",
+        "neg_log10_p")

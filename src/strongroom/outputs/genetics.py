@@ -33,6 +33,7 @@ from strongroom.outputs.rules import Rules
 from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "genetics"
+INFLATED = 1.1  # a λ_GC above this is said on the output (1.0-1.1 is the usual range)
 SPENT_FILE = "genetic-releases.json"  # per project, sealed: membership budget spent per group
 
 
@@ -58,6 +59,7 @@ def prepare(run: GwasRun, rules: Rules, rounding: Rounding, ledger: RunningBudge
     people has used in earlier GWAS (every project's), charged with this one's; ``secret``:
     the project's, keying the rounding draws of the released figures."""
     cells = []
+    notes = list(run.notes)
     shown_n: dict[str, float] = {}
     for trait in run.spec.traits:
         group = run.groups[trait]
@@ -69,9 +71,17 @@ def prepare(run: GwasRun, rules: Rules, rounding: Rounding, ledger: RunningBudge
         cells.append(Cell(row=(trait,), column="n", kind=CellKind.GENOTYPES,
                           value=shown_n[trait], contributors=group))
         inflation = run.inflation(trait)
+        shown = (round(inflation, 3) if inflation is not None and math.isfinite(inflation)
+                 else None)
         cells.append(Cell(row=(trait,), column="lambda_gc", kind=CellKind.STATISTIC,
-                          value=round(inflation, 3) if inflation is not None
-                          and math.isfinite(inflation) else None, contributors=group))
+                          value=shown, contributors=group))
+        if shown is not None and shown > INFLATED:
+            remedy = ("add principal components of ancestry (principal_components: 10)"
+                      if not run.spec.principal_components else "read the QQ plot")
+            notes.append(f"λ_GC of {trait} is {shown:.2f} (about 1 when the statistics follow "
+                         "the null): they are inflated, by population structure, relatedness, "
+                         f"or a polygenic trait at this sample size; {remedy} before trusting "
+                         "the p-values")
     released = release(run, genetic_rules(rules), ledger, shown_n=shown_n,
                        count_base=rules.count_base, salt=secret)
     facts: dict[str, Any] = {"n": shown_n, "variants_tested": run.tested,
@@ -84,7 +94,7 @@ def prepare(run: GwasRun, rules: Rules, rounding: Rounding, ledger: RunningBudge
             f"allele frequencies are not shown: a group has fewer than "
             f"{rules.genetics_min_frequency_group:,} participants")))
     result = Result(AnalysisKind.GWAS, run.spec.model_dump(mode="json"), cells,
-                    vectors=dict(run.vectors), notes=list(run.notes))
+                    vectors=dict(run.vectors), notes=notes)
     return GwasOutput(result, released, findings, facts)
 
 
@@ -209,7 +219,7 @@ def figures(table: pl.DataFrame) -> list[tuple[str, bytes]]:
     drawn = []
     for trait in table["trait"].unique(maintain_order=True).to_list():
         rows = table.filter(pl.col("trait") == trait).with_row_index("variant")
-        results = rows.select(pl.col("variant").cast(pl.Int64), "trait", "p")
+        results = rows.select(pl.col("variant").cast(pl.Int64), "trait", _p_of(rows))
         if results["p"].drop_nulls().len() == 0:
             continue
         drawn.append((f"{trait}: Manhattan plot of the released variants",
@@ -217,6 +227,17 @@ def figures(table: pl.DataFrame) -> list[tuple[str, bytes]]:
         drawn.append((f"{trait}: QQ plot of the released variants",
                       qq_png(results, title=f"{trait}, released variants")))
     return drawn
+
+
+def _p_of(rows: pl.DataFrame) -> pl.Expr:
+    """p, from −log10 p where p itself is below what a float holds (never drawn as 0)."""
+    if "neg_log10_p" not in rows.columns:
+        return pl.col("p")
+    return pl.max_horizontal(pl.lit(10.0) ** -pl.col("neg_log10_p"),
+                             pl.lit(TINY)).alias("p")
+
+
+TINY = 2.2250738585072014e-308  # the smallest normal float: where p is drawn past it
 
 
 def read_table(payload: bytes, media_type: str) -> pl.DataFrame:

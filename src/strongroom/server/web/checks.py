@@ -99,7 +99,15 @@ def _shown(value: Any) -> str:
 
 
 GWAS_SHOWN = 25  # the strongest variants a page shows (the file holds every one)
-GWAS_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "beta", "odds_ratio", "se", "p")
+GWAS_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "beta", "odds_ratio", "se", "p",
+                "neg_log10_p")
+
+
+def _strongest(table: pl.DataFrame) -> pl.DataFrame:
+    """Strongest first: by −log10 p where the file has it (a p below 1e-308 is not 0)."""
+    if "neg_log10_p" in table.columns:
+        return table.sort("neg_log10_p", descending=True, nulls_last=True)
+    return table.sort("p", nulls_last=True)
 
 
 def _gwas_table(payload: bytes, media_type: str) -> Table | None:
@@ -118,7 +126,7 @@ def _gwas_table(payload: bytes, media_type: str) -> Table | None:
         return None
     shown = [c for c in GWAS_COLUMNS if c in table.columns]
     rows = [(str(r["trait"]), [_shown(r[c]) for c in shown])
-            for r in table.sort("p").head(GWAS_SHOWN).iter_rows(named=True)]
+            for r in _strongest(table).head(GWAS_SHOWN).iter_rows(named=True)]
     facts = [(f"λ_GC {trait}", _shown(v)) for trait, v in (body.get("lambda_gc") or {}).items()]
     facts += [(f"n {trait}", _shown(v)) for trait, v in
               ((body.get("facts") or {}).get("n") or {}).items()]
