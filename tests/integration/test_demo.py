@@ -19,8 +19,8 @@ from strongroom.access.context import Principal, Via
 from strongroom.access.totp import code_at
 from strongroom.cohort.model import EID
 from strongroom.demo import DemoResult, leaked_file, run_demo
-from strongroom.demo_story import MALLORY, SECOND_CHECKER, signposts
-from strongroom.demo_world import MAIN_PROJECTS
+from strongroom.demo.story import MALLORY, SECOND_CHECKER, signposts
+from strongroom.demo.world import MAIN_PROJECTS
 from strongroom.extracts import manifest
 from strongroom.extracts import service as extracts
 from strongroom.outputs import requests

@@ -1,5 +1,6 @@
-"""The layout's two promises, read from the source: no domain package imports the packages that
-compose them (cli/, server/, client/), and the entry points that carry a protection are the
+"""The layout's promises, read from the source: no domain package imports the packages that
+compose them (cli/, server/, client/), nothing in the product imports the demo (demo/, which
+composes the platform from above and is itself held to the first rule), and the entry points that carry a protection are the
 ones the composing code calls (a route cannot forget a ration it never sees)."""
 
 from __future__ import annotations
@@ -33,10 +34,23 @@ def test_no_domain_package_imports_the_code_that_composes_it() -> None:
     for path, tree in _modules():
         top = path.relative_to(ROOT).parts[0]
         if top in COMPOSERS or not (ROOT / top).is_dir():
-            continue  # a composer, or a module at the top (platform.py, the demo)
+            continue  # a composer, or a module at the top (platform.py); demo/ is held to it
         upward += [f"{path.relative_to(ROOT)} imports {name}" for name in _imports(tree)
                    if name.split(".")[:2] in (["strongroom", c] for c in COMPOSERS)]
     assert upward == []
+
+
+def test_nothing_in_the_product_imports_the_demo() -> None:
+    """The demo is a package of its own (demo/): only the CLI's `strongroom demo` calls it."""
+    inward = []
+    for path, tree in _modules():
+        top = path.relative_to(ROOT).parts[0]
+        if top == "demo" or path.relative_to(ROOT).as_posix() == "cli/demo.py":
+            continue
+        inward += [f"{path.relative_to(ROOT)} imports {name}" for name in _imports(tree)
+                   if name == "strongroom.demo" or name.startswith("strongroom.demo.")]
+    assert inward == []
+    assert not list(ROOT.glob("demo_*.py")), "the demo's modules belong in demo/"
 
 
 def test_definitions_are_made_through_the_output_service_that_rations_their_refusals() -> None:

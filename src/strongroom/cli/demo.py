@@ -10,8 +10,7 @@ from rich.table import Table
 
 from strongroom.cli.cohort import print_summary
 from strongroom.cli.common import console, progress_bar, refusals
-from strongroom.demo import DEMO_VARIANTS, DemoResult, run_demo
-from strongroom.demo_story import signposts
+from strongroom.demo import DEMO_VARIANTS, DemoResult, run_demo, signposts
 from strongroom.platform import Platform
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 

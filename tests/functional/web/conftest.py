@@ -33,7 +33,7 @@ from strongroom.access.models import Person
 from strongroom.access.states import Vetting
 from strongroom.access.totp import DRIFT_STEPS, STEP_SECONDS
 from strongroom.demo import DemoResult, run_demo
-from strongroom.demo_world import DemoLogin
+from strongroom.demo.world import DemoLogin
 from strongroom.platform import Platform
 from strongroom.server.app import create_app
 
@@ -44,7 +44,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 PASSWORD = "a long web console passphrase"
 # the demo's story as the pages show it, on a world no larger than they need: the story's
-# extract, alert and suspension need 1,000 participants (demo_story.STORY_MIN); the released
+# extract, alert and suspension need 1,000 participants (demo.story.STORY_MIN); the released
 # GWAS page needs a GWAS that passes the check and draws its plots, which 500 markers give
 # (the demo's 2,000, and 3,000 participants, cost seconds of simulation and fitting that no
 # page's test looks at)

@@ -21,7 +21,7 @@ from strongroom.access.models import Person
 from strongroom.access.roles import Role
 from strongroom.access.states import PauseLevel
 from strongroom.cohort.model import EID
-from strongroom.demo_world import DemoLogin
+from strongroom.demo.world import DemoLogin
 from strongroom.extracts import service as extracts
 from strongroom.server.web import custodian
 from tests.functional.web.conftest import Console, new_person, screenshot, sign_in

@@ -25,8 +25,8 @@ from strongroom.access import projects
 from strongroom.access.auth import verify_credentials
 from strongroom.access.context import Principal, Via
 from strongroom.access.models import Person
-from strongroom.demo_story import SMALL_CELLS_TO_PEOPLE
-from strongroom.demo_world import DemoLogin
+from strongroom.demo.story import SMALL_CELLS_TO_PEOPLE
+from strongroom.demo.world import DemoLogin
 from strongroom.enclave import service
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow

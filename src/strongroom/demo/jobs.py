@@ -14,8 +14,8 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 from strongroom.access.context import Principal
-from strongroom.demo_enclave import TourStop
-from strongroom.demo_world import DemoWorld
+from strongroom.demo.enclave import TourStop
+from strongroom.demo.world import DemoWorld
 from strongroom.errors import Conflict
 from strongroom.jobs import sandbox
 from strongroom.outputs import requests

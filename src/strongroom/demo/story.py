@@ -31,7 +31,7 @@ from strongroom.access import projects
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action
 from strongroom.cohort.model import EID
-from strongroom.demo_world import MAIN_PROJECTS, DemoWorld, sign_in
+from strongroom.demo.world import MAIN_PROJECTS, DemoWorld, sign_in
 from strongroom.errors import Refused, Unavailable
 from strongroom.extracts.service import ExtractResult, create_extract
 from strongroom.platform import Platform

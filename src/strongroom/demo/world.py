@@ -3,7 +3,7 @@
 Everyone signs in from localhost in the demo, so each institution registers 127.0.0.0/8 beside
 its (documentation-range) campus network. Beside the two main research projects, which the
 console's tests use and nothing here pauses, there are two for the story
-(:mod:`strongroom.demo_story`): a commercial partner's linkage project whose researcher,
+(:mod:`strongroom.demo.story`): a commercial partner's linkage project whose researcher,
 Mallory, takes a record-level extract and is then suspended for a bulk one; and a project in
 differential-privacy mode.
 """

@@ -23,7 +23,7 @@ import polars as pl
 from strongroom.access import projects
 from strongroom.access.context import Principal
 from strongroom.access.models import Project
-from strongroom.demo_world import DemoWorld
+from strongroom.demo.world import DemoWorld
 from strongroom.errors import Conflict, Invalid
 from strongroom.platform import Platform
 

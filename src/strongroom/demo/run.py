@@ -2,9 +2,9 @@
 
 Synthesises the cohort, hands it over as a cohort directory and ingests it through the same
 validated, encrypted path a custodian's real files take; then registers demo institutions,
-people of every role and projects (see :mod:`strongroom.demo_world`); takes a tour of the
-enclave as a researcher (:mod:`strongroom.demo_enclave`); and plays a story that leaves
-something for every role to find in the console (:mod:`strongroom.demo_story`): outputs held
+people of every role and projects (see :mod:`strongroom.demo.world`); takes a tour of the
+enclave as a researcher (:mod:`strongroom.demo.enclave`); and plays a story that leaves
+something for every role to find in the console (:mod:`strongroom.demo.story`): outputs held
 for review, an extract, an alert with a suspension and an appeal, a leaked file, a DP budget.
 """
 
@@ -22,10 +22,10 @@ from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.store import Store, init_store
 from strongroom.cohort.summary import StoreSummary, summarise
 from strongroom.cohort.synth import synthesise
-from strongroom.demo_enclave import GwasHit, TourStop, gwas_hits, gwas_tour, tour
-from strongroom.demo_jobs import job_tour
-from strongroom.demo_story import People, Story, tell
-from strongroom.demo_world import COMMITTEE, RESEARCHERS, DemoWorld, populate
+from strongroom.demo.enclave import GwasHit, TourStop, gwas_hits, gwas_tour, tour
+from strongroom.demo.jobs import job_tour
+from strongroom.demo.story import People, Story, tell
+from strongroom.demo.world import COMMITTEE, RESEARCHERS, DemoWorld, populate
 from strongroom.genomics.formats import open_genotypes
 from strongroom.genomics.plant import plant
 from strongroom.genomics.simulate import simulate
