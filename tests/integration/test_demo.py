@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from sqlalchemy import select
 
 from strongroom.access import pauses
 from strongroom.access.auth import verify_credentials
@@ -137,10 +138,10 @@ def test_a_dp_project_has_spent_part_of_its_budget(demo: Demo) -> None:
 def test_every_role_has_a_signpost_and_the_console_tests_people_are_free(demo: Demo) -> None:
     world = demo.result.world
     posts = signposts(world, demo.result.story)
-    assert [p.role for p in posts] == list(ROLES)
+    assert [p.role for p in posts] == [*ROLES, "red team"]
     researcher = next(p for p in world.logins if "researcher" in p.roles)
     assert researcher.email == "priya@northbridge.example"  # the console tests' researcher
-    assert len(world.projects) == 4 and len({x.institution for x in world.logins}) == 4
+    assert len(world.projects) == 6 and len({x.institution for x in world.logins}) == 4
     # the current code signs in every role's person the console tests use, right after the
     # demo (which signed its people in with the previous step's code)
     for role in ROLES:
@@ -157,3 +158,37 @@ def test_the_tour_runs_a_gwas_and_refuses_one_aimed_at_a_participant(demo: Demo)
     assert demo.result.gwas and all(h.p <= 1 for h in demo.result.gwas)
     held = demo.platform.genotypes.require_current()
     assert held.samples == 1_500
+
+
+def test_the_attacks_are_the_red_team_s_and_the_researcher_keeps_her_ration(demo: Demo) -> None:
+    """The tour's attacks ran as the custodian's red team, in its own project; the demo
+    researcher's study project holds every field the how-tos read, nothing asked in it, and
+    most of her day's answers left (docs/how-to/explore-the-demo.md)."""
+    from strongroom.access.models import Project
+    from strongroom.access.projects import granted_fields
+    from strongroom.demo.world import HOW_TO_FIELDS, RED_TEAM, RED_TEAM_PROJECT, STUDY_PROJECT
+    from strongroom.outputs import answers
+    from strongroom.outputs.models import OutputRow
+
+    result, ctx = demo.result, demo.platform.access
+    assert any(s.verdict == "block" for s in result.tour if s.by == "red team")
+    assert {s.by for s in result.tour if s.verdict in ("block", "refused")} == {"red team"}
+    red = demo.as_(RED_TEAM[0])
+    priya = demo.first_of("researcher")
+    red_project = result.world.projects[RED_TEAM_PROJECT][0]
+    study = result.world.projects[STUDY_PROJECT][0]
+    with ctx.transaction() as db:
+        askers = set(db.scalars(select(OutputRow.requester)
+                                .where(OutputRow.project_id == red_project)))
+        assert askers == {red.person_id}
+        assert not db.scalars(select(OutputRow.id).where(OutputRow.project_id == study)).all()
+        project = db.get(Project, study)
+        assert project is not None and project.lead_id == priya.person_id
+        assert set(HOW_TO_FIELDS) <= set(granted_fields(db, study))
+        ration = demo.platform.outputs._ration(db, priya.person_id)
+        spent = {(b.scope.value, b.window.value): b for b in answers.budgets(
+            db, priya.person_id, study, ctx.clock(), ration)}
+    assert spent[("project", "day")].used == 0
+    person = spent[("person", "day")]
+    print(f"the demo researcher's day: {person.used} of {person.limit} answers spent")
+    assert person.used <= person.limit // 2

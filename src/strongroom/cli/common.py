@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,9 +12,17 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from strongroom.errors import ServiceError
+from strongroom.progress import Stages
 
 console = Console()
 # an error is one line however long its paths (the terminal wraps it; a script greps it)
@@ -112,3 +122,96 @@ def progress_bar(total: int, label: str) -> Iterator[Callable[[str, int], None]]
         bar.update(task, completed=total, description=f"{label}: done")
 
 
+
+class RichStages:
+    """A job's stages as Rich progress: a line per stage, with its bar and time (on stderr)."""
+
+    def __init__(self, bar: Progress, label: str) -> None:
+        self.bar, self.label = bar, label
+        self.task: TaskID | None = None
+        self.stage = ""
+
+    def begin(self, stage: str, total: int = 0) -> None:
+        self.stage = stage
+        self.task = self.bar.add_task(f"{self.label}: {stage}", total=total or None)
+
+    def advance(self, step: int, what: str = "") -> None:
+        if self.task is not None:
+            detail = f" ({what})" if what and what != self.stage else ""
+            self.bar.update(self.task, advance=step,
+                            description=f"{self.label}: {self.stage}{detail}")
+
+    def end(self, seconds: float) -> None:
+        if self.task is not None:
+            done = self.bar.tasks[self.task]
+            total = done.total if done.total is not None else 1
+            self.bar.update(self.task, total=total, completed=total,
+                            description=f"{self.label}: {self.stage}")
+            self.task = None
+
+
+class PlainStages:
+    """A job's stages as plain lines on standard output, each flushed at once, for a log
+    (``make demo > log``): ``[demo] simulating genotypes… 40%``. A stage's start and end are
+    always said; its progress every tenth of its total, or each step it names (at most one a
+    second) when it has no total."""
+
+    def __init__(self, label: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.label, self.clock = label, clock
+        self.stage, self.total, self.done, self.said, self.what = "", 0, 0, 0, ""
+        self.last = 0.0
+
+    def begin(self, stage: str, total: int = 0) -> None:
+        self.stage, self.total, self.done, self.said, self.what = stage, total, 0, 0, ""
+        self.last = self.clock()
+        self._line(f"{stage}…")
+
+    def advance(self, step: int, what: str = "") -> None:
+        self.done += step
+        if self.total:
+            percent = min(100, 100 * self.done // self.total)
+            if percent - self.said >= 10 and percent < 100:
+                self.said = percent - percent % 10
+                self._line(f"{self.stage}… {percent}%")
+        elif what and what != self.what and self.clock() - self.last >= 1:
+            self.what, self.last = what, self.clock()
+            self._line(f"{self.stage}… {what}")
+
+    def end(self, seconds: float) -> None:
+        self._line(f"{self.stage}: done in {seconds:.1f} s")
+
+    def _line(self, text: str) -> None:
+        print(f"[{self.label}] {text}", file=sys.stdout, flush=True)
+
+
+class _Both:
+    def __init__(self, *stages: RichStages | PlainStages) -> None:
+        self.every = stages
+
+    def begin(self, stage: str, total: int = 0) -> None:
+        for s in self.every:
+            s.begin(stage, total)
+
+    def advance(self, step: int, what: str = "") -> None:
+        for s in self.every:
+            s.advance(step, what)
+
+    def end(self, seconds: float) -> None:
+        for s in self.every:
+            s.end(seconds)
+
+
+@contextmanager
+def stage_report(label: str) -> Iterator[Stages]:
+    """A job's stages as they go: Rich progress when standard error is a terminal, and plain
+    flushed lines on standard output when that is not a terminal (a log, a pipe) or Rich is
+    not shown, so that ``make demo > log`` says what it is doing as it does it."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TimeElapsedColumn())
+    shown = errors.is_terminal
+    plain = not sys.stdout.isatty() or not shown
+    with Progress(*columns, console=errors, disable=not shown) as bar:
+        every: list[RichStages | PlainStages] = [RichStages(bar, label)] if shown else []
+        if plain:
+            every.append(PlainStages(label))
+        yield _Both(*every)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.table import Table
 
 from strongroom.cli.cohort import print_summary
-from strongroom.cli.common import console, progress_bar, refusals
+from strongroom.cli.common import console, refusals, stage_report
 from strongroom.demo import DEMO_VARIANTS, DemoResult, run_demo, signposts
 from strongroom.platform import Platform
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
@@ -29,8 +30,8 @@ def demo(
 ) -> None:
     """The main job: a synthetic cohort and its genotypes ingested encrypted, demo people and
     projects, a tour of the enclave and a GWAS, served."""
-    with refusals(), progress_bar(100 + (100 if variants else 0) + 8, "demo") as progress:
-        result = run_demo(directory, participants, seed, progress, variants)
+    with refusals(), stage_report("demo") as stages:
+        result = run_demo(directory, participants, seed, stages, variants)
     print_summary(result.summary)
     console.print(f"master key: {result.key_file} (outside the data directory)")
     table = Table(title="Participants by sex and smoking status (DuckDB over the decrypted store)")
@@ -51,16 +52,19 @@ def demo(
                       f"`strongroom login -d {directory} --as EMAIL`", highlight=False)
         from strongroom.server.run import serve as run_server
 
+        sys.stdout.flush()  # plain print()s sit in a pipe's buffer while the server runs
+
         with refusals(), Platform.open(directory, result.key_file) as platform:
             run_server(platform, DEFAULT_HOST, port)
 
 
 def _print_tour(result: DemoResult) -> None:
-    table = Table(title="The enclave, as a researcher sees it: verdicts and reasons, no values")
-    for column in ("analysis", "verdict", "after asking for release", "first reason"):
+    table = Table(title="The enclave, as a researcher sees it: verdicts and reasons, no values "
+                        "(the attacks are the custodian's red team's, in a project of its own)")
+    for column in ("by", "analysis", "verdict", "after asking for release", "first reason"):
         table.add_column(column)
     for stop in result.tour:
-        table.add_row(stop.what, stop.verdict, stop.status, stop.reason[:160])
+        table.add_row(stop.by, stop.what, stop.verdict, stop.status, stop.reason[:160])
     console.print(table)
 
 

@@ -1,16 +1,17 @@
 """The demo's tour of the enclave: safe analyses released, and leaks tried and stopped.
 
-Run as the demo researcher who leads the first project, through the same services the API
-calls, so the demo shows what a researcher would see: verdicts and reasons, never values. The
-attacks are those an approved researcher could try against the output check (see
-docs/explanation/output-check.md): labels that are participants' values, a definition that
-copies one participant's value onto every row, a value changed for one person, three releases
-that add up to one person, a count of nine accomplices and the target (the threshold's own
-line, drawn per request), everyone but those nine and the target beside everyone (the
-differencing line, drawn per pair: the newer cell is hidden), and a model fixed by one
-participant. The attacker's prior
-knowledge (the target's sex, birth year and blood pressure) is read here from the view, as a
-neighbour or a published record would give it.
+Run through the same services the API calls, so the demo shows what a researcher would see: verdicts
+and reasons, never values. The honest analyses are the demo researcher's, in the first project; the
+attacks are the custodian's red team's, in a project of its own
+(:data:`strongroom.demo.world.RED_TEAM_PROJECT`), so that the answers they spend and the refusals
+they meet are charged to nobody a newcomer signs in as. The attacks are those an approved researcher
+could try against the output check (see docs/explanation/output-check.md): labels that are
+participants' values, a definition that copies one participant's value onto every row, a value
+changed for one person, three releases that add up to one person, a count of nine accomplices and
+the target (the threshold's own line, drawn per request), everyone but those nine and the target
+beside everyone (the differencing line, drawn per pair: the newer cell is hidden), and a model fixed
+by one participant. The attacker's prior knowledge (the target's sex, birth year and blood pressure)
+is read here from the view, as a neighbour or a published record would give it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import polars as pl
 from strongroom.access import projects
 from strongroom.access.context import Principal
 from strongroom.access.models import Project
-from strongroom.demo.world import DemoWorld
+from strongroom.demo.world import RED_TEAM_PROJECT, STUDY_PROJECT, DemoWorld
 from strongroom.errors import Conflict, Invalid
 from strongroom.platform import Platform
 
@@ -37,6 +38,7 @@ class TourStop:
     verdict: str
     status: str
     reason: str  # the first reason the check gave, if any
+    by: str = "researcher"  # who asked: the demo "researcher" or the "red team"
 
 
 # TARGET stands for SQL true for one participant (their sex, birth year and blood pressure)
@@ -104,38 +106,51 @@ STOPS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourStop]:
-    """Define a dataset, run the tour, ask for each output to be released (``who``: the
-    researcher leading the first project, signed in)."""
-    project_id = world.projects[0][0]
+HONEST = 2  # the first STOPS are the researcher's own analyses; the rest are the attacks
+
+
+def tour(platform: Platform, world: DemoWorld, who: Principal,
+         red_team: Principal) -> list[TourStop]:
+    """Define a dataset, run the tour, ask for each output to be released: the honest
+    analyses as ``who`` (the researcher leading the first project), the attacks as
+    ``red_team`` in the red team's project (both signed in)."""
+    stops = _stops(platform, who, world.projects[0][0], STOPS[:HONEST], "researcher")
+    return stops + _stops(platform, red_team, world.projects[RED_TEAM_PROJECT][0],
+                          STOPS[HONEST:], "red team")
+
+
+def _stops(platform: Platform, who: Principal, project_id: str,
+           steps: list[tuple[str, str, dict[str, Any]]], by: str) -> list[TourStop]:
     platform.outputs.define(who, project_id, "base", BASE)
-    target, nine = _a_target(platform, project_id)
+    aimed = any("TARGET" in str(request) for _, _, request in steps)
+    target, nine = _a_target(platform, project_id) if aimed else ("", "")
     stops = []
-    for what, step, request in STOPS:
+    for what, step, request in steps:
         request = {k: v.replace("TARGET", target).replace("NINE", nine)
                    if isinstance(v, str) else v for k, v in request.items()}
         try:
             if step == "define":
                 platform.outputs.define(who, project_id, request["name"], request["sql"])
-                stops.append(TourStop(what, "defined", "kept inside", ""))
+                stops.append(TourStop(what, "defined", "kept inside", "", by))
             else:
-                stops.append(_analyse(platform, who, project_id, what, request))
+                stops.append(_analyse(platform, who, project_id, what, request, by))
         except Invalid as refusal:  # refused before anything was computed
-            stops.append(TourStop(what, "refused", "nothing ran", refusal.reasons[0]))
+            stops.append(TourStop(what, "refused", "nothing ran", refusal.reasons[0], by))
     return stops
 
 
 def _analyse(platform: Platform, who: Principal, project_id: str, what: str,
-             request: dict[str, Any]) -> TourStop:
+             request: dict[str, Any], by: str) -> TourStop:
     view = platform.outputs.analyse(who, project_id, request)
     try:
         asked = platform.outputs.request_release(
             who, view.output.id, "demo: shows what the check does with this output")
     except Conflict as clash:
-        return TourStop(what, view.report.verdict.value, "refused at release", clash.reasons[0])
+        return TourStop(what, view.report.verdict.value, "refused at release", clash.reasons[0],
+                        by)
     reasons = asked.reasons
     return TourStop(what, view.report.verdict.value, asked.status.value,
-                    reasons[0] if reasons else "")
+                    reasons[0] if reasons else "", by)
 
 
 def _a_target(platform: Platform, project_id: str) -> tuple[str, str]:
@@ -185,21 +200,25 @@ GWAS_STOPS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def gwas_tour(platform: Platform, world: DemoWorld, committee: Principal,
-              who: Principal) -> list[TourStop]:
-    """The access committee grants the first project its genotypes; its lead runs a GWAS,
-    then tries to read one participant's genotypes through one."""
-    project_id = world.projects[0][0]
-    projects.set_genotypes(platform.access, committee, project_id, True)
-    target, _ = _a_target(platform, project_id)
+              who: Principal, red_team: Principal) -> list[TourStop]:
+    """The access committee grants the first project, the study project and the red team's
+    their genotypes; the first project's lead runs a GWAS, then the red team tries to read one
+    participant's genotypes through one."""
+    for index in (0, STUDY_PROJECT, RED_TEAM_PROJECT):
+        projects.set_genotypes(platform.access, committee, world.projects[index][0], True)
     stops = []
-    for what, step, request in GWAS_STOPS:
+    for (what, step, request), (person, index, by) in zip(
+            GWAS_STOPS, [(who, 0, "researcher")] + [(red_team, RED_TEAM_PROJECT, "red team")] * 2,
+            strict=True):
+        project_id = world.projects[index][0]
+        target, _ = _a_target(platform, project_id)
         request = {k: v.replace("TARGET", target) if isinstance(v, str) else v
                    for k, v in request.items()}
         if step == "define":
-            platform.outputs.define(who, project_id, request["name"], request["sql"])
-            stops.append(TourStop(what, "defined", "kept inside", ""))
+            platform.outputs.define(person, project_id, request["name"], request["sql"])
+            stops.append(TourStop(what, "defined", "kept inside", "", by))
         else:
-            stops.append(_analyse(platform, who, project_id, what, request))
+            stops.append(_analyse(platform, person, project_id, what, request, by))
     return stops
 
 

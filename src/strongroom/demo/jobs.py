@@ -1,8 +1,9 @@
-"""The demo's job: the first project's lead runs their own code next to the data.
+"""The demo's jobs: code of a researcher's own, run next to the data.
 
-One honest study (a crosstab asked for through strongroom.sdc, released at once, and a figure
-the script drew itself, which waits for two output checkers), then one that tries the network
-from inside its sandbox (the wall holds, and the security team is alerted).
+One honest study by the first project's lead (a crosstab asked for through strongroom.sdc,
+released at once, and a figure the script drew itself, which waits for two output checkers),
+then one by the custodian's red team, in its own project, that tries the network from inside
+its sandbox (the wall holds, and the security team is alerted about the red team).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from strongroom.access.context import Principal
 from strongroom.demo.enclave import TourStop
-from strongroom.demo.world import DemoWorld
+from strongroom.demo.world import RED_TEAM_PROJECT, DemoWorld
 from strongroom.errors import Conflict
 from strongroom.jobs import sandbox
 from strongroom.outputs import requests
@@ -52,8 +53,10 @@ open("output/notes.txt", "w").write("no network here")
 """
 
 
-def job_tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourStop]:
-    """Run the demo's two jobs as ``who`` (the first project's lead, signed in)."""
+def job_tour(platform: Platform, world: DemoWorld, who: Principal,
+             red_team: Principal) -> list[TourStop]:
+    """Run the demo's two jobs: the study as ``who`` (the first project's lead), the hostile
+    one as ``red_team`` in its project (both signed in)."""
     problem = sandbox.unavailable()
     if problem:
         return [TourStop("a job of the researcher's own code", "not run", "no sandbox",
@@ -65,7 +68,7 @@ def job_tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourS
         "plans/study.json": json.dumps([{"output": "smoking_by_sex", "analysis": {
             "kind": "crosstab", "definition": "base", "rows": "smoking", "columns": "sex"}}])}),
         "study")
-    hostile = platform.jobs.submit(who, project_id, _zip({
+    hostile = platform.jobs.submit(red_team, world.projects[RED_TEAM_PROJECT][0], _zip({
         "project.yaml": PROJECT_YAML.replace("inputs: [base]", "inputs: []").replace(
             "expected_seconds: 15", "expected_seconds: 5").replace(
             "      smoking_by_sex: {path: output/smoking_by_sex.csv, kind: table}\n"
@@ -75,7 +78,8 @@ def job_tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourS
     # both at once: one after the other, each held to its declared end (the study's 15 s
     # leave room for a slow machine at 500,000 participants; past it, it costs an answer)
     with ThreadPoolExecutor(2) as pool:
-        job, hostile = pool.map(lambda j: platform.jobs.run(j.id, who), [study, hostile])
+        job, hostile = pool.map(lambda j, p: platform.jobs.run(j.id, p), [study, hostile],
+                                [who, red_team])
     stops = []
     for name, what in (("smoking_by_sex", "a job's crosstab, asked for through strongroom.sdc"),
                        ("bmi", "a job's own figure (BMI histogram, drawn by its script)")):
@@ -94,7 +98,8 @@ def job_tour(platform: Platform, world: DemoWorld, who: Principal) -> list[TourS
                               asked.reasons[0] if asked.reasons else ""))
     stops.append(TourStop("a job that tries to reach the internet from its sandbox",
                           hostile.status, "walls tried: " + (", ".join(hostile.walls) or "none"),
-                          "there is no network in the sandbox; the security team is alerted"))
+                          "there is no network in the sandbox; the security team is alerted",
+                          "red team"))
     return stops
 
 

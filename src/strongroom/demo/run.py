@@ -3,16 +3,17 @@
 Synthesises the cohort, hands it over as a cohort directory and ingests it through the same
 validated, encrypted path a custodian's real files take; then registers demo institutions,
 people of every role and projects (see :mod:`strongroom.demo.world`); takes a tour of the
-enclave as a researcher (:mod:`strongroom.demo.enclave`); and plays a story that leaves
-something for every role to find in the console (:mod:`strongroom.demo.story`): outputs held
-for review, an extract, an alert with a suspension and an appeal, a leaked file, a DP budget.
+enclave as a researcher, with the custodian's red team's attacks beside it
+(:mod:`strongroom.demo.enclave`); and plays a story that leaves something for every role to
+find in the console (:mod:`strongroom.demo.story`): outputs held for review, an extract, an
+alert with a suspension and an appeal, a leaked file, a DP budget. Each stage is timed and
+reported as it goes (:class:`strongroom.progress.Staged`).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +26,13 @@ from strongroom.cohort.synth import synthesise
 from strongroom.demo.enclave import GwasHit, TourStop, gwas_hits, gwas_tour, tour
 from strongroom.demo.jobs import job_tour
 from strongroom.demo.story import People, Story, tell
-from strongroom.demo.world import COMMITTEE, RESEARCHERS, DemoWorld, populate
+from strongroom.demo.world import COMMITTEE, RED_TEAM, RESEARCHERS, DemoWorld, populate
 from strongroom.genomics.formats import open_genotypes
 from strongroom.genomics.plant import plant
 from strongroom.genomics.simulate import simulate
 from strongroom.genomics.store import Genotypes
 from strongroom.platform import Platform
-from strongroom.progress import Progress
+from strongroom.progress import Staged, Stages
 
 MARKER = ".strongroom-demo"
 
@@ -60,25 +61,25 @@ def run_demo(
     root: Path,
     participants: int = 500_000,
     seed: int = 2026,
-    progress: Progress | None = None,
+    stages: Stages | None = None,
     variants: int = DEMO_VARIANTS,
     jobs: bool = True,
     settings: Settings | None = None,
 ) -> DemoResult:
     """(Re)create the demo data directory at ``root`` with a synthetic cohort and its
-    genotypes (``variants`` markers; 0 for none); ``jobs``: run the tour's two jobs (the
-    console's tests, which run jobs of their own, leave them out); ``settings``: the
-    platform's while the demo's people act (None: the defaults, as a server has them; the
-    console's tests pass cheap password hashes and no answer floors, so the tour's dozens of
-    analyses and definitions are not each held to their production floor)."""
+    genotypes (``variants`` markers; 0 for none); ``stages``: told as each stage begins, gets
+    on and ends (the CLI shows them); ``jobs``: run the tour's two jobs (the console's tests,
+    which run jobs of their own, leave them out); ``settings``: the platform's while the demo's
+    people act (None: the defaults, as a server has them; the console's tests pass cheap
+    password hashes and no answer floors, so the tour's dozens of analyses and definitions are
+    not each held to their production floor)."""
     root = root.resolve()
     key_file = root.with_name(root.name + ".key")
     _clear_previous_demo(root, key_file)
     _clear_leaked(leaked_file(root))
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    cohort = synthesise(participants, seed, progress=progress)
-    timings["synthesise"] = time.perf_counter() - start
+    staged = Staged(stages)
+    with staged.stage("synthesise", f"synthesising {participants:,} participants", 100) as tick:
+        cohort = synthesise(participants, seed, progress=tick)
     causal = None
     with init_store(root, key_file=key_file) as store, \
             tempfile.TemporaryDirectory(prefix="strongroom-synth-") as tmp:
@@ -87,51 +88,43 @@ def run_demo(
         if variants:
             # the custodian's genotype files, simulated for these participants, and the
             # planted loci's effects added to their BMI, blood pressure and diabetes
-            start = time.perf_counter()
-            (Path(tmp) / "genotypes").mkdir()
-            simulated = simulate(cohort.participants.select("eid", "p21000_i0"), variants,
-                                 seed, Path(tmp) / "genotypes" / "array", progress)
-            cohort = plant(cohort, simulated)
-            causal = simulated.causal
-            timings["simulate genotypes"] = time.perf_counter() - start
+            with staged.stage("simulate genotypes",
+                              f"simulating genotypes ({variants:,} markers)", 100) as tick:
+                (Path(tmp) / "genotypes").mkdir()
+                simulated = simulate(cohort.participants.select("eid", "p21000_i0"), variants,
+                                     seed, Path(tmp) / "genotypes" / "array", tick)
+                cohort = plant(cohort, simulated)
+                causal = simulated.causal
         handover = Path(tmp) / "cohort"
-        start = time.perf_counter()
-        write_cohort_dir(cohort, handover, {"seed": seed, "participants": participants})
-        del cohort
-        ingest(store, [handover], progress=progress)
-        timings["ingest"] = time.perf_counter() - start
+        with staged.stage("ingest", "ingesting the cohort (validated, encrypted)") as tick:
+            write_cohort_dir(cohort, handover, {"seed": seed, "participants": participants})
+            del cohort
+            ingest(store, [handover], progress=tick)
         if simulated is not None:
-            start = time.perf_counter()
-            with open_genotypes(simulated.bed) as source:
-                Genotypes(store).ingest(source)
-            timings["ingest genotypes"] = time.perf_counter() - start
+            with staged.stage("ingest genotypes", "sealing the genotypes", 100) as tick, \
+                    open_genotypes(simulated.bed) as source:
+                Genotypes(store).ingest(source, progress=tick)
     with Store.open(root, key_file) as store:
-        start = time.perf_counter()
-        counts = smoking_by_sex(store)
-        timings["query"] = time.perf_counter() - start
+        with staged.stage("query", "counting participants by sex and smoking (DuckDB)"):
+            counts = smoking_by_sex(store)
         summary = summarise(store)
-    start = time.perf_counter()
     with Platform.open(root, key_file, settings=settings) as platform:
-        world = populate(platform.access)
-        timings["people and projects"] = time.perf_counter() - start
-        start = time.perf_counter()
+        with staged.stage("people and projects", "registering people and projects"):
+            world = populate(platform.access)
         people = People(platform.access, world)
-        stops = tour(platform, world, people(RESEARCHERS[0][0]))
-        timings["enclave tour"] = time.perf_counter() - start
+        researcher, red_team = people(RESEARCHERS[0][0]), people(RED_TEAM[0])
+        with staged.stage("enclave tour", "touring the enclave (the red team's attacks too)"):
+            stops = tour(platform, world, researcher, red_team)
         if jobs:
-            start = time.perf_counter()
-            stops += job_tour(platform, world, people(RESEARCHERS[0][0]))
-            timings["jobs"] = time.perf_counter() - start
+            with staged.stage("jobs", "running two jobs in their sandboxes"):
+                stops += job_tour(platform, world, researcher, red_team)
         hits: list[GwasHit] = []
         if causal is not None:
-            start = time.perf_counter()
-            stops += gwas_tour(platform, world, people(COMMITTEE),
-                               people(RESEARCHERS[0][0]))
-            hits = gwas_hits(platform, world, people(RESEARCHERS[0][0]), causal)
-            timings["GWAS"] = time.perf_counter() - start
-        story = tell(platform, world, people, leaked_file(root), participants)
-        timings.update(story.timings)
-    return DemoResult(summary, key_file, timings, counts, world, stops, story, hits)
+            with staged.stage("GWAS", "a GWAS of BMI, and one aimed at a participant"):
+                stops += gwas_tour(platform, world, people(COMMITTEE), researcher, red_team)
+                hits = gwas_hits(platform, world, researcher, causal)
+        story = tell(platform, world, people, leaked_file(root), participants, staged)
+    return DemoResult(summary, key_file, staged.timings, counts, world, stops, story, hits)
 
 
 def smoking_by_sex(store: Store) -> list[tuple[str, str, int]]:

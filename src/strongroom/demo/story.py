@@ -18,7 +18,6 @@ All of it happens through the same services the API calls, as the demo's people:
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,19 @@ from strongroom.access import projects
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action
 from strongroom.cohort.model import EID
-from strongroom.demo.world import MAIN_PROJECTS, DemoWorld, sign_in
+from strongroom.demo.world import (
+    MAIN_PROJECTS,
+    RED_TEAM,
+    RED_TEAM_PROJECT,
+    STUDY_PROJECT,
+    DemoWorld,
+    sign_in,
+)
 from strongroom.errors import Refused, Unavailable
 from strongroom.extracts.service import ExtractResult, create_extract
 from strongroom.platform import Platform
 from strongroom.privacy import budget
+from strongroom.progress import Staged
 from strongroom.watch import appeals
 from strongroom.watch.history import Observation
 from strongroom.watch.models import AlertRow
@@ -97,27 +104,27 @@ class People:
 
 
 def tell(platform: Platform, world: DemoWorld, who: People, leaked: Path,
-         participants: int) -> Story:
-    """Play the whole story; ``leaked`` is where the leaked file goes (outside the directory)."""
-    timings: dict[str, float] = {}
+         participants: int, staged: Staged | None = None) -> Story:
+    """Play the whole story; ``leaked`` is where the leaked file goes (outside the directory);
+    ``staged``: where its stages are timed and reported (its own, if None)."""
+    staged = staged or Staged()
     notes: list[str] = []
-    start = time.perf_counter()
-    held = hold_outputs(platform, world, who)
-    timings["outputs for review"] = time.perf_counter() - start
-    start = time.perf_counter()
+    with staged.stage("outputs for review", "outputs for the output checkers"):
+        held = hold_outputs(platform, world, who)
     dp_project = world.projects[MAIN_PROJECTS + 1][0]
-    spent = spend_budget(platform, who, dp_project, notes)
-    timings["differential privacy"] = time.perf_counter() - start
+    with staged.stage("differential privacy", "a differentially private budget, partly spent"):
+        spent = spend_budget(platform, who, dp_project, notes)
+    timings = {k: staged.timings[k] for k in ("outputs for review", "differential privacy")}
     story = Story(held, dp_project=dp_project, dp_spent=spent, dp_total=DP_TOTAL, notes=notes,
                   timings=timings)
     if participants < STORY_MIN:
         notes.append(f"a cohort of {participants:,} is too small for the extract story "
                      f"(at least {STORY_MIN:,}): no extract, alert, suspension or leaked file")
         return story
-    start = time.perf_counter()
-    extract, alert_id, suspended = extract_and_suspend(
-        platform, who, world.projects[MAIN_PROJECTS][0], leaked, participants)
-    timings["extract, alert and leak"] = time.perf_counter() - start
+    with staged.stage("extract, alert and leak", "an extract, a refused one, an alert"):
+        extract, alert_id, suspended = extract_and_suspend(
+            platform, who, world.projects[MAIN_PROJECTS][0], leaked, participants)
+    timings["extract, alert and leak"] = staged.timings["extract, alert and leak"]
     return replace(story, extract=extract, alert_id=alert_id, suspended=suspended,
                    leaked=leaked)
 
@@ -299,14 +306,16 @@ def signposts(world: DemoWorld, story: Story) -> list[Signpost]:
                  f"project's limit, she and the project suspended, her appeal waiting"
                  if story.alert_id else "watch's alerts (the extract story was skipped)")
     leaked = (f"; attribute {story.leaked.name} to name its source" if story.leaked else "")
+    study = "{1} ({0})".format(*world.projects[STUDY_PROJECT])
     finds = {
         "custodian-admin": "institutions, people, projects and field grants; Mallory's "
                            "suspension to review (lifting takes two admins); extracts",
         "access-committee": "export approvals and the differential-privacy budgets",
         "output-checker": f"the review queue: {waiting} outputs waiting, one with Kofi "
                           f"Mensah's first approval for you to second",
-        "researcher": "the workspace: released, held and refused outputs with their reasons, "
-                      "and a DP project's budget meter",
+        "researcher": "the workspace: released and held outputs with their reasons, a DP "
+                      "project's budget meter, and a project to follow the how-tos in, "
+                      f"untouched, with your ration of answers: {study}",
         "security-analyst": suspended + leaked,
         "auditor": "the audit log's verification and the alerts",
     }
@@ -314,4 +323,9 @@ def signposts(world: DemoWorld, story: Story) -> list[Signpost]:
     for role, what in finds.items():
         login = next(p for p in world.logins if role in p.roles)
         out.append(Signpost(role, login.email, login.name, what))
+    red = world.login(RED_TEAM[0])
+    out.append(Signpost("red team", red.email, red.name,
+                        "the attacks on the output check, blocked and refused with the "
+                        "check's reasons, and a job that tried the network, in "
+                        f"{world.projects[RED_TEAM_PROJECT][1]}"))
     return out

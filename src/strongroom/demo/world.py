@@ -5,7 +5,16 @@ its (documentation-range) campus network. Beside the two main research projects,
 console's tests use and nothing here pauses, there are two for the story
 (:mod:`strongroom.demo.story`): a commercial partner's linkage project whose researcher,
 Mallory, takes a record-level extract and is then suspended for a bulk one; and a project in
-differential-privacy mode.
+differential-privacy mode. Then two more:
+
+- the demo researcher's study project (:data:`STUDY_PROJECT`), granted every field the
+  how-tos read (docs/how-to/run-a-study.md, analyse-in-the-enclave.md, run-a-gwas.md,
+  run-a-job.md) and a genotype grant, which nothing in the demo touches: a newcomer follows
+  the how-tos there, with the researcher's ration of answers all but whole;
+- the custodian's red team (:data:`RED_TEAM`), a researcher at the custodian's own
+  institution with a project of its own (:data:`RED_TEAM_PROJECT`), who runs the tour's
+  attacks on the output check and the job that tries the network, so that what they spend
+  (answers, alerts) is charged to nobody a newcomer signs in as.
 """
 
 from __future__ import annotations
@@ -83,6 +92,15 @@ RESEARCHERS = [
     ("camille@lumiere.example", "Camille Bernard", 1),
     ("mallory@eastgate.example", "Mallory Vance", 2),  # the story's suspended researcher
 ]
+# the custodian's red team: a researcher at the custodian's own institution, created after the
+# researchers (so that the demo's first researcher, whom the console's tests sign in as, is
+# still the first of that role)
+RED_TEAM = ("red.team@custodian.example", "Rowan Reyes (red team)")
+# every field the researchers' how-tos read: run-a-study.md (31, 34, 53, 189, 2443, 20116,
+# 21001, 40000, 40001), analyse-in-the-enclave.md (31, 34, 21001, 41270/41280: diagnoses),
+# run-a-gwas.md (31, 34, 21001, 4080, 2443), run-a-job.md (as run-a-study's)
+HOW_TO_FIELDS = [31, 34, 53, 189, 2443, 4080, 20116, 21001, 21003, 40000, 40001, 41270, 41280]
+ATTACK_FIELDS = [31, 34, 20116, 21001, 4080]  # the tour's base definition (demo/enclave.py)
 LINKAGE_FIELDS = [31, 34, 48, 50, 4079, 4080, 21001, 21002, 30000, 30020, 30690, 30700, 30710,
                   30740, 30750, 30760, 30780, 30870]
 PROJECTS = [
@@ -105,8 +123,20 @@ PROJECTS = [
      "Describe body mass index and blood pressure across the cohort with differentially "
      "private counts and means, without exact analyses.",
      0, [1], [31, 34, 21001, 4080]),
+    # the demo researcher's study: the how-tos' fields, untouched by the demo
+    ("Smoking, diabetes and survival (follow the how-tos here)",
+     "Describe smoking, diabetes and mortality by sex and deprivation: table 1, a logistic "
+     "model of diabetes, survival and competing risks by smoking status, a GWAS of BMI.",
+     0, [], HOW_TO_FIELDS),
+    # the red team's: the tour's attacks on the output check
+    ("Red team: attacks on the output check",
+     "The custodian's own red team tries, as an approved researcher could, to read single "
+     "participants' values through the output check and the job sandbox.",
+     4, [], ATTACK_FIELDS),
 ]
 MAIN_PROJECTS = 2  # the first two: the console's tests work in them; the story never pauses them
+STUDY_PROJECT = 4  # index in PROJECTS: the demo researcher's how-to project
+RED_TEAM_PROJECT = 5  # index in PROJECTS: the red team's
 
 
 def populate(ctx: AccessContext) -> DemoWorld:
@@ -140,6 +170,11 @@ def populate(ctx: AccessContext) -> DemoWorld:
         _train(ctx, new.person.id, today)
         researcher_ids.append(new.person.id)
         remember(new, INSTITUTIONS[where][0])
+    red = people.create(ctx, None, institution_id=home, email=RED_TEAM[0], name=RED_TEAM[1],
+                        roles=[Role.RESEARCHER.value], vetting=Vetting.APPROVED)
+    _train(ctx, red.person.id, today)
+    researcher_ids.append(red.person.id)  # index 4: the red team's project's lead
+    remember(red, "Strongroom Custodian (demo)")
     made = []
     for title, purpose, lead, members, fields in PROJECTS:
         view = projects.create(ctx, None, title=title, purpose=purpose,

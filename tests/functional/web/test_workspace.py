@@ -26,7 +26,7 @@ from strongroom.access.auth import verify_credentials
 from strongroom.access.context import Principal, Via
 from strongroom.access.models import Person
 from strongroom.demo.story import SMALL_CELLS_TO_PEOPLE
-from strongroom.demo.world import DemoLogin
+from strongroom.demo.world import RED_TEAM, RED_TEAM_PROJECT, DemoLogin
 from strongroom.enclave import service
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
@@ -289,10 +289,15 @@ def test_the_demo_researcher_sees_the_tour_s_results(page: Page, console: Consol
     researcher.goto(console.base + "/ui/workspace")
     screenshot(researcher, "workspace-home")
     open_project(researcher, console, console.demo.world.projects[0][1])
-    results = researcher.get_by_test_id("results")
-    expect(results).to_contain_text("blocked")
-    expect(researcher.get_by_test_id("definitions")).to_contain_text("flagged")
     expect(researcher.get_by_test_id("released")).to_contain_text("crosstab")
+
+
+def test_the_red_team_sees_its_attacks_blocked(page: Page, console: Console) -> None:
+    """The tour's attacks are the custodian's red team's, in its own project."""
+    sign_in(page, console, console.demo.world.login(RED_TEAM[0]))
+    open_project(page, console, console.demo.world.projects[RED_TEAM_PROJECT][1])
+    expect(page.get_by_test_id("results")).to_contain_text("blocked")
+    expect(page.get_by_test_id("definitions")).to_contain_text("flagged")
 
 
 def test_a_released_gwas_shows_its_strongest_variants_and_its_plots(

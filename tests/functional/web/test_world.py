@@ -22,7 +22,7 @@ def test_the_demo_world_holds_what_the_pages_are_tested_on(console: Console) -> 
     # the home pages' cards: a suspension in force, outputs waiting for the checkers
     assert story.alert_id is not None and len(story.suspended) == 2, story.notes
     assert any(h.status in ("under_review", "approved_once") for h in story.held)
-    # the first project's workspace: blocked and released tour outputs, a released GWAS
+    # the first project's workspace: released tour outputs and GWAS; the red team's: blocked ones
     assert any(stop.verdict == "block" for stop in demo.tour)
     assert any(stop.status == "released" for stop in demo.tour)
     assert demo.gwas, "the tour's GWAS was not released"
