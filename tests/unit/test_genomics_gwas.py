@@ -14,6 +14,7 @@ import statsmodels.api as sm
 from polars.testing import assert_frame_equal
 from scipy import optimize, special
 
+from strongroom.genomics import pca
 from strongroom.genomics.gwas import (
     GwasInputError,
     genomic_inflation,
@@ -207,7 +208,7 @@ def test_genomic_inflation_is_the_median_chi2_over_its_null_median():
         genomic_inflation([np.nan])
 
 
-def test_principal_components_streamed_in_a_few_passes():
+def test_principal_components_streamed_in_a_few_passes(monkeypatch: pytest.MonkeyPatch):
     rng = np.random.default_rng(5)
     n, m = 300, 400
     pop = np.repeat([0, 1, 2], n // 3)
@@ -223,19 +224,26 @@ def test_principal_components_streamed_in_a_few_passes():
         passes.append(1)
         return _chunks(g, 64)
 
-    pcs = genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000)
-    assert len(passes) == 2 + 2 * 2  # two, and two per power iteration
-    genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, power_iterations=0)
-    assert len(passes) == 8
+    exact = genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, max_r2=1.0)
+    assert len(passes) == 1  # the kept markers fit in memory: one pass, exact components
+    monkeypatch.setattr(pca, "EXACT_BYTES", 0)  # a cohort whose markers do not fit
+    pcs = genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, max_r2=1.0)
+    assert len(passes) == 1 + 2 + 2 * 2  # two, and two per power iteration
+    genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, power_iterations=0,
+                 max_r2=1.0)
+    assert len(passes) == 9
     p = np.nanmean(g, axis=0) / 2
     common = np.flatnonzero(np.minimum(p, 1 - p) >= 0.05)
     thinned = [common[0]]
     for j in common[1:]:
         if j - thinned[-1] >= 2:
             thinned.append(j)
-    assert pcs.variants.tolist() == thinned
+    assert pcs.variants.tolist() == thinned == exact.variants.tolist()
     x = (g[:, thinned] - 2 * p[thinned]) / np.sqrt(2 * p[thinned] * (1 - p[thinned]))
     u, s, _ = np.linalg.svd(np.nan_to_num(x), full_matrices=False)
+    for k in range(2):
+        assert abs(np.corrcoef(exact.scores[:, k], u[:, k])[0, 1]) > 0.999999
+        np.testing.assert_allclose(exact.eigenvalues[k], s[k] ** 2 / len(thinned), rtol=1e-6)
     for k in range(2):
         assert abs(np.corrcoef(pcs.scores[:, k], u[:, k])[0, 1]) > 0.999
     assert pcs.eigenvalues == pytest.approx(s[:2] ** 2 / len(thinned), rel=1e-3)
@@ -281,3 +289,18 @@ def test_a_strong_hit_s_p_value_is_never_zero() -> None:
     # a t statistic with few degrees of freedom has heavier tails
     _, neg_t = p_values(np.array([40.0]), 30)
     assert neg_t[0] < neg[4] and np.isfinite(neg_t[0])
+
+
+def test_markers_in_linkage_disequilibrium_are_pruned_before_the_components():
+    """A block of copies of one marker is one haplotype's worth: kept whole it would be a
+    leading component of its own (and correct for nothing); pruned, one of it is left."""
+    rng = np.random.default_rng(8)
+    n = 400
+    independent = rng.binomial(2, rng.uniform(0.2, 0.5, 60), (n, 60)).astype(np.float32)
+    block = np.repeat(rng.binomial(2, 0.3, (n, 1)).astype(np.float32), 30, axis=1)
+    g = np.hstack([independent, block])
+    kept = genotype_pcs(lambda: _chunks(g, 128), 2).variants
+    assert np.isin(np.arange(60), kept).sum() >= 55  # independent markers stay
+    assert np.isin(np.arange(60, 90), kept).sum() == 1  # the block is one marker
+    whole = genotype_pcs(lambda: _chunks(g, 128), 2, max_r2=1.0)
+    assert whole.eigenvalues[0] > 5 * genotype_pcs(lambda: _chunks(g, 128), 2).eigenvalues[0]

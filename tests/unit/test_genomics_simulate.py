@@ -281,3 +281,32 @@ def test_our_gwas_finds_the_planted_loci_genome_wide(
         same_chrom = sim.variants["chrom"][top] == sim.variants["chrom"][lead["index"]]
         assert same_chrom and abs(sim.variants["pos"][top] - sim.variants["pos"][lead["index"]]
                                   ) < 1_000_000, (trait, top, lead["index"])
+
+
+def test_each_causal_locus_has_a_region_of_its_own_far_from_the_rest() -> None:
+    """With markers enough, a locus tags only its own few neighbours: the rest of the markers
+    are null, as in a real genome (inside the big regions every marker was in LD with its
+    locus, and the demo's GWAS of BMI was inflated on nearly every chromosome)."""
+    from strongroom.genomics import plant as planting
+    from strongroom.genomics.simulate import CAUSAL_GAP, CAUSAL_MARKERS, _reach, layout
+
+    regions = layout(2000, 1000.0, 7)
+    assert sum(r.markers for r in regions) == 2000
+    causal = [r for r in regions if r.hosts >= 0]
+    assert sorted(r.hosts for r in causal) == list(range(len(planting.LOCI)))
+    assert all(r.markers == CAUSAL_MARKERS for r in causal)
+    order = [(int(r.chrom), r.start) for r in regions]
+    assert order == sorted(order)
+    for region in causal:
+        for other in regions:
+            if other is region or other.chrom != region.chrom:
+                continue
+            low, high = sorted((region, other), key=lambda r: r.start)
+            assert high.start - (low.start + _reach(low)) >= CAUSAL_GAP
+    hosted = planting.place(regions, 7)
+    assert [len(h) for h in hosted] == [int(r.hosts >= 0) for r in regions]
+    assert all(h[0] is planting.LOCI[r.hosts] for h, r in zip(hosted, regions, strict=True) if h)
+    # too few markers for regions of their own: the loci share the regions, as before
+    few = layout(300, 1000.0, 7)
+    assert all(r.hosts < 0 for r in few) and sum(len(h) for h in planting.place(few, 7)) == len(
+        planting.LOCI)

@@ -23,6 +23,9 @@ from numpy.typing import NDArray
 
 from strongroom.genomics.gwas import F64, Chunk, GwasInputError, read_chunk
 
+MAX_R2 = 0.2  # LD pruning before PCA, as plink2 --indep-pairwise 50 5 0.2 is commonly run
+EXACT_BYTES = 1 << 30  # kept markers' genotypes held for exact components up to this (float32)
+
 
 @dataclass(frozen=True)
 class PrincipalComponents:
@@ -50,7 +53,7 @@ class _Selection:
 
 def _select(first: int, dosages: NDArray[np.float32], min_maf: float,
             positions: tuple[NDArray[np.str_], NDArray[np.int64]] | None, spacing: int,
-            last: dict[str, int]) -> tuple[NDArray[np.intp], F64, F64]:
+            last: dict[str, int], max_r2: float = 1.0) -> tuple[NDArray[np.intp], F64, F64]:
     present = (~np.isnan(dosages)).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.nansum(dosages, axis=0, dtype=np.float64) / (2.0 * present)
@@ -66,18 +69,40 @@ def _select(first: int, dosages: NDArray[np.float32], min_maf: float,
                 last[c] = x
         candidates = np.asarray(keep, dtype=np.intp)
     sd = np.sqrt(2.0 * p[candidates] * (1.0 - p[candidates]))
+    if max_r2 < 1.0 and candidates.size > 1:
+        kept = _pruned(dosages[:, candidates], 2.0 * p[candidates], 1.0 / sd, max_r2)
+        candidates, sd = candidates[kept], sd[kept]
     return candidates, 2.0 * p[candidates], 1.0 / sd
+
+
+def _pruned(dosages: NDArray[np.float32], mean: F64, inv_sd: F64, max_r2: float
+            ) -> NDArray[np.intp]:
+    """Which of a chunk's columns to keep so that no two kept are correlated above
+    ``max_r2`` (greedy, in file order, as plink2 --indep-pairwise does in a window): a block of
+    markers in linkage disequilibrium is one haplotype's worth of information, and left whole
+    it outweighs ancestry in the leading components, which then correct nothing."""
+    x = np.nan_to_num((dosages.astype(np.float64) - mean) * inv_sd, nan=0.0)
+    r2 = np.square(x.T @ x / x.shape[0])
+    kept: list[int] = []
+    for j in range(r2.shape[0]):
+        if not kept or float(r2[j, kept].max()) <= max_r2:
+            kept.append(j)
+    return np.asarray(kept, dtype=np.intp)
 
 
 def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, *,
                  variants: pl.DataFrame | None = None, min_maf: float = 0.05,
-                 min_spacing_bp: int = 0, oversample: int = 10, power_iterations: int = 2,
-                 seed: int = 0) -> PrincipalComponents:
+                 min_spacing_bp: int = 0, max_r2: float = MAX_R2, oversample: int = 10,
+                 power_iterations: int = 2, seed: int = 0) -> PrincipalComponents:
     """Top ``n_components`` principal components of the genotypes ``chunks()`` yields.
 
     ``chunks`` is called once per pass (2 + 2 × ``power_iterations`` times) and must yield
-    the same chunks each time. ``variants`` (the variant table) is needed only to thin by
-    position (``min_spacing_bp`` > 0).
+    the same chunks each time. Markers are pruned for linkage disequilibrium within each chunk
+    (no two kept with r² above ``max_r2``; 1 keeps all). When the kept markers' standardised
+    genotypes fit in ``EXACT_BYTES`` (float32), the components are exact (an eigendecomposition
+    of their cross-product, two passes in all) and the randomised SVD is not used.
+    ``variants`` (the variant table) is needed only to thin by position
+    (``min_spacing_bp`` > 0).
     """
     if n_components < 1:
         raise GwasInputError("ask for at least one principal component")
@@ -91,16 +116,24 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
     selection = _Selection({})
     last: dict[str, int] = {}
     y: F64 | None = None
+    held: list[NDArray[np.float32]] | None = []  # the kept markers, while they fit
     n = 0
     for first, dosages in _read(chunks()):
         n = dosages.shape[0]
-        cols, mean, inv_sd = _select(first, dosages, min_maf, positions, min_spacing_bp, last)
+        cols, mean, inv_sd = _select(first, dosages, min_maf, positions, min_spacing_bp, last,
+                                     max_r2)
         selection.chunks[first] = (cols, mean, inv_sd)
         x = selection.standardised(first, dosages)
+        if held is not None:
+            held.append(x.astype(np.float32))
+            if sum(h.nbytes for h in held) > EXACT_BYTES:
+                held = None
         omega = np.random.default_rng([seed, first]).standard_normal((x.shape[1], width))
         y = x @ omega if y is None else y + x @ omega
     used = np.concatenate([first + c for first, (c, _, _) in sorted(selection.chunks.items())]
                           ) if selection.chunks else np.zeros(0, np.int64)
+    if held is not None and used.size >= n_components:
+        return _exact(np.hstack(held), n_components, used)
     if y is None or used.size < width:
         raise GwasInputError(
             f"only {used.size} variants pass MAF ≥ {min_maf} and the thinning, too few for "
@@ -124,6 +157,28 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
     return PrincipalComponents(scores=u * signs * np.sqrt(n),
                                eigenvalues=s[:n_components] ** 2 / used.size,
                                variants=used.astype(np.int64))
+
+
+def _exact(x: NDArray[np.float32], k: int, used: NDArray[np.int64]) -> PrincipalComponents:
+    """The top ``k`` components of standardised genotypes ``x`` (samples × markers), exactly:
+    the eigenvectors of xᵀx (markers × markers, summed in float64 a block of samples at a
+    time), projected back."""
+    n, m = x.shape
+    gram = np.zeros((m, m))
+    for start in range(0, n, _BLOCK):
+        block = x[start:start + _BLOCK].astype(np.float64)
+        gram += block.T @ block
+    values, vectors = np.linalg.eigh(gram)
+    top = np.argsort(values)[::-1][:k]
+    values, vectors = np.maximum(values[top], 1e-300), vectors[:, top]
+    u = np.vstack([x[start:start + _BLOCK].astype(np.float64) @ vectors
+                   for start in range(0, n, _BLOCK)]) / np.sqrt(values)
+    signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(k)])
+    return PrincipalComponents(scores=u * signs * np.sqrt(n), eigenvalues=values / m,
+                               variants=used.astype(np.int64))
+
+
+_BLOCK = 65_536  # samples at a time through the exact path's products
 
 
 def _read(chunks: Iterable[Chunk]) -> Iterator[Chunk]:

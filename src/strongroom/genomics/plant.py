@@ -19,8 +19,9 @@ and TCF7L2 ≈ 45 at 5% prevalence; the smaller loci need UK Biobank's size, as 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +42,13 @@ DECIMALS = {"bmi": 4, "sbp": 0}  # as recorded (the dictionary's precision)
 COMMON = 0.05  # causal loci sit on markers at least this frequent, when the region has one
 
 FloatArray = npt.NDArray[np.float64]
+
+
+class Simulating(Protocol):
+    """A simulated region, as far as placing loci goes (simulate.Region)."""
+
+    @property
+    def hosts(self) -> int: ...
 
 
 class PlantError(ValueError):
@@ -86,13 +94,19 @@ LOCI: tuple[Locus, ...] = (
 )
 
 
-def place(regions: int, seed: int) -> list[list[Locus]]:
-    """The loci each of ``regions`` simulated regions hosts: spread at random, one a region
-    until every region has one."""
-    order = np.random.default_rng([seed, 7]).permutation(regions)
-    hosted: list[list[Locus]] = [[] for _ in range(regions)]
+def place(regions: Sequence[Simulating], seed: int) -> list[list[Locus]]:
+    """The loci each region hosts: every locus in the region simulated for it, if the layout
+    made one (simulate.layout); otherwise spread at random, one a region until every region
+    has one."""
+    hosted: list[list[Locus]] = [[] for _ in regions]
+    if any(r.hosts >= 0 for r in regions):
+        for index, region in enumerate(regions):
+            if region.hosts >= 0:
+                hosted[index].append(LOCI[region.hosts])
+        return hosted
+    order = np.random.default_rng([seed, 7]).permutation(len(regions))
     for k, locus in enumerate(LOCI):
-        hosted[int(order[k % regions])].append(locus)
+        hosted[int(order[k % len(regions)])].append(locus)
     return hosted
 
 

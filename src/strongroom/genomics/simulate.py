@@ -46,6 +46,10 @@ from strongroom.progress import Progress
 
 REGION_TARGET = 1_000_000  # bp a simulated region aims at
 MIN_REGION = 50_000  # bp: enough common sites even when a chromosome's share is a few markers
+CAUSAL_MARKERS = 5  # markers of a causal locus's own region (the locus and its neighbours)
+CAUSAL_ROOM = 4 * MIN_REGION  # how far a causal region may grow if short of sites
+CAUSAL_GAP = 5_000_000  # bp between a causal region and any other: LD does not reach
+DEDICATED_FROM = 4  # loci get their own regions from this many times their markers
 MARKERS_PER_MB = 1_000.0
 COMMON_MAF = 0.01
 LOW_MAF_FLOOR = 0.001
@@ -97,6 +101,7 @@ class Region:
     room: int  # how far it may grow, if it comes up short of sites
     markers: int
     recombination_rate: float
+    hosts: int = -1  # the index in plant.LOCI of the causal locus it is simulated for, if any
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ def simulate(
     n = eid.shape[0]
     lineage = ancestry.assign(ethnicity, seed)
     regions = layout(variants, markers_per_mb, seed)
-    hosted = plant.place(len(regions), seed)
+    hosted = plant.place(regions, seed)
     counts = tuple(int(c) for c in lineage.sample_counts)
     tasks = [_Task(i, r, counts, seed, low_frequency_share) for i, r in enumerate(regions)]
     if workers is None:
@@ -228,13 +233,22 @@ _CAUSAL_SCHEMA = {
 
 
 def layout(variants: int, markers_per_mb: float, seed: int) -> list[Region]:
-    """The regions to simulate: each autosome's share of the markers (by length) in regions of
-    about 1 Mb, one to a slot of the chromosome, placed at random within it."""
+    """The regions to simulate, in genome order: each autosome's share of the markers (by
+    length) in regions of about 1 Mb, one to a slot of the chromosome, placed at random within
+    it; and, when there are markers enough, a short region of its own for each causal locus
+    (``CAUSAL_MARKERS`` markers), away from the others. A locus then tags only its own few
+    neighbours, as a hit does in a real genome, and the rest of the markers are null: with the
+    loci inside the big regions, every marker of a region was in LD with its locus, and at
+    500,000 participants the GWAS of BMI found −log10 p of 50 to 110 on nearly every
+    chromosome and λ_GC 13.8 (issue 54)."""
     chroms = _autosomes()
     lengths = np.array([c.length for c in chroms], dtype=np.float64)
+    loci = len(plant.LOCI)
+    dedicated = loci if variants >= DEDICATED_FROM * loci * CAUSAL_MARKERS else 0
     rng = np.random.default_rng([seed, 22])
     regions: list[Region] = []
-    for chrom, quota in zip(chroms, _apportion(variants, lengths), strict=True):
+    quotas = _apportion(variants - dedicated * CAUSAL_MARKERS, lengths)
+    for chrom, quota in zip(chroms, quotas, strict=True):
         if quota == 0:
             continue
         span = max(quota / markers_per_mb * 1e6, MIN_REGION)
@@ -247,7 +261,33 @@ def layout(variants: int, markers_per_mb: float, seed: int) -> list[Region]:
                 Region(chrom.id, start, length, (i + 1) * slot - start, int(markers),
                        float(chrom.recombination_rate))
             )  # fmt: skip
-    return regions
+    causal_rng = np.random.default_rng([seed, 23])
+    for locus in range(dedicated):
+        regions.append(_clear_of(regions, chroms, lengths, causal_rng, locus))
+    order = {c.id: i for i, c in enumerate(chroms)}
+    return sorted(regions, key=lambda r: (order[r.chrom], r.start))
+
+
+def _clear_of(regions: list[Region], chroms: tuple[stdpopsim.Chromosome, ...],
+              lengths: FloatArray, rng: np.random.Generator, locus: int) -> Region:
+    """A causal locus's own region, on a chromosome drawn by length: room to grow to
+    ``CAUSAL_ROOM`` bp, at least ``CAUSAL_GAP`` bp from as far as any other region may grow
+    (LD does not reach that far)."""
+    for _ in range(1000):
+        chrom = chroms[int(rng.choice(len(chroms), p=lengths / lengths.sum()))]
+        start = int(rng.integers(0, int(chrom.length) - CAUSAL_ROOM))
+        end = start + CAUSAL_ROOM
+        if all(end + CAUSAL_GAP <= r.start or start >= r.start + _reach(r) + CAUSAL_GAP
+               for r in regions if r.chrom == chrom.id):
+            return Region(chrom.id, start, MIN_REGION, CAUSAL_ROOM, CAUSAL_MARKERS,
+                          float(chrom.recombination_rate), hosts=locus)
+    raise SimulationInputError("the genome has no room left for a causal locus's own region; "
+                               "lower markers_per_mb")
+
+
+def _reach(region: Region) -> int:
+    """How far a region may grow when it is simulated again for want of sites."""
+    return int(min(region.room, region.length * 2 ** (ATTEMPTS - 1)))
 
 
 def _apportion(total: int, weights: FloatArray) -> IntArray:
