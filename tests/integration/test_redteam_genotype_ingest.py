@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import struct
+import threading
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from strongroom.cohort.store import Store, init_store
 from strongroom.cohort.synth import synthesise
 from strongroom.genomics import bgen
 from strongroom.genomics.formats import GenotypeFileError, open_genotypes
+from strongroom.genomics.isolated import Isolated
 from strongroom.genomics.store import Genotypes
 from tests.genotype_files import convert, genotypes, write_bed
 
@@ -295,3 +298,42 @@ def test_fifos_and_devices_are_refused_without_hanging(
     fam.unlink()
     fam.symlink_to("/dev/zero")
     assert _ingest(store, bed) == "refused"
+
+
+# -- a reader that never answers ------------------------------------------------------------
+
+DEADLINE = 10  # seconds: isolated.py's own wait for a child to end
+
+
+@pytest.mark.xfail(strict=True, reason="the isolated reader has no deadline: a reader that "
+                   "stops answering (an endless loop in C) hangs the ingest, store lock held")
+def test_a_reader_that_stops_answering_is_refused_in_time(
+        world: tuple[Store, list[str], Path]) -> None:
+    """No file was found that loops a reader; the child is stopped as an endless loop would
+    leave it, to see what the caller does."""
+    store, eids, root = world
+    main = write_bed(root / "hang" / "a", genotypes(N, M, seed=12), eids[:N])
+    source = open_genotypes(main)
+    assert isinstance(source, Isolated)
+    pid = source._child.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    outcome: list[str] = []
+
+    def run() -> None:
+        try:
+            Genotypes(store).ingest(source)
+            outcome.append("stored")
+        except GenotypeFileError:
+            outcome.append("refused")
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(DEADLINE)
+    hung = worker.is_alive()
+    os.kill(pid, signal.SIGKILL)  # free the ingest (and its store lock)
+    worker.join(30)
+    source.close()
+    print(f"\na stopped reader: {'still waiting' if hung else outcome} after {DEADLINE} s; "
+          f"once killed: {outcome}")
+    assert not hung

@@ -156,7 +156,7 @@ def _attack(g: np.ndarray, eids: np.ndarray, members: np.ndarray, outside: np.nd
 
 
 def _bound(n: int) -> float:
-    return BOUND + 2.5 * np.sqrt(BOUND * (1 - BOUND) / n)  # sampling error, as the suite's
+    return BOUND + 2.5 * float(np.sqrt(BOUND * (1 - BOUND) / n))  # sampling error, as the suite's
 
 
 def _outside(world: World, eids: np.ndarray, *groups: np.ndarray) -> np.ndarray:
@@ -278,7 +278,8 @@ def _case_frequencies(odds_ratio: np.ndarray, freq: np.ndarray, n: float, cases:
 
     def gap(p1: np.ndarray) -> np.ndarray:
         p0 = np.clip((n * freq - cases * p1) / n0, 1e-9, 1 - 1e-9)
-        return p1 * (1 - p0) - odds_ratio * p0 * (1 - p1)  # rises with p1
+        rising: np.ndarray = p1 * (1 - p0) - odds_ratio * p0 * (1 - p1)  # rises with p1
+        return rising
 
     for _ in range(60):
         mid = (lo + hi) / 2
