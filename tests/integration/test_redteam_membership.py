@@ -13,10 +13,12 @@ every release (each scored with its own group's released frequencies) and calibr
 threshold on half the people outside every group it attacks, measuring on the other half.
 
 Broken: closing a project (its key destroyed) drops its spending from the ledger, so each new
-project over the same group starts afresh; requests in flight together each read the same
-"spent" and each spend the whole budget; a logistic GWAS's cases (a subgroup the attacker
-picks with a 0/1 trait) are over the bound, their frequencies worked out from the odds
-ratios. Held (the control): the same requests from projects left open.
+project over the same group starts afresh (held while the projects are open: the control);
+requests in flight together each read the same "spent" and each spend the whole budget, and
+two in one project lose one's spending for good; a logistic GWAS's cases (a subgroup the
+attacker picks with a 0/1 trait) are over the bound, their frequencies worked out from the
+odds ratios, because the variants are chosen for their case/control difference; and a 0/1
+trait fitted "linear" leaves its cases unbounded altogether.
 """
 
 from __future__ import annotations
@@ -170,39 +172,30 @@ def _outside(world: World, eids: np.ndarray, *groups: np.ndarray) -> np.ndarray:
                    "skipped: each new project over the same group gets the whole budget again")
 def test_closing_projects_gives_their_group_a_fresh_budget_each_time(
         world: tuple[World, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Two projects open together share the group's budget (the control: the second gets
+    little); closed, each later project gets it whole."""
     found, g, eids, truth = world
     lo, hi = 1900, 1946
     members = _members(found, lo, hi)
     outside = _outside(found, eids, members)
     admin = found.sign_in(found.staff[Role.CUSTODIAN_ADMIN])
     released: list[tuple[int, pl.DataFrame]] = []
-    for k in range(8):
+    open_now: list[str] = []
+    for k in range(9):
+        j = k if k < 2 else k - 1  # the control released nothing: its traits asked again
         made = _project(found, f"Look {k + 1}")
         released.append((members.size, _gwas(found, made, "outsider", lo, hi,
-                                              [f"r{2 * k}", f"r{2 * k + 1}"])))
+                                              [f"r{2 * j}", f"r{2 * j + 1}"])))
         power, fpr, used = _attack(g, eids, members, outside, truth, released)
-        print(f"\n{members.size} people, project {k + 1}: {released[-1][1].height} rows, "
-              f"{used} variants in all, power {power:.3f} at FPR {fpr:.3f} "
-              f"(bound {_bound(members.size):.3f})")
-        projects.close(found.ctx, admin, made, revoke=False, reason="finished")
-    assert power <= _bound(members.size)
-
-
-def test_the_same_requests_in_open_projects_are_held(
-        world: tuple[World, np.ndarray, np.ndarray, np.ndarray]) -> None:
-    """The control: the same requests from projects left open stay bounded."""
-    found, g, eids, truth = world
-    lo, hi = 1946, 1952
-    members = _members(found, lo, hi)
-    outside = _outside(found, eids, _members(found, 1900, 1946), members)
-    released: list[tuple[int, pl.DataFrame]] = []
-    for k in range(3):
-        made = _project(found, f"Open look {k + 1}")
-        released.append((members.size, _gwas(found, made, "outsider", lo, hi,
-                                              [f"r{2 * k}", f"r{2 * k + 1}"])))
-    power, fpr, used = _attack(g, eids, members, outside, truth, released)
-    print(f"\n{members.size} people, 3 open projects: {used} variants, power {power:.3f} at "
-          f"FPR {fpr:.3f} (bound {_bound(members.size):.3f})")
+        print(f"\n{members.size} people, project {k + 1} ({len(open_now) + 1} open): "
+              f"{released[-1][1].height} rows, {used} variants in all, power {power:.3f} at "
+              f"FPR {fpr:.3f} (bound {_bound(members.size):.3f})")
+        open_now.append(made)
+        if k == 0:
+            continue  # the control: the second project asks while the first is open
+        for done in open_now:
+            projects.close(found.ctx, admin, done, revoke=False, reason="finished")
+        open_now = []
     assert power <= _bound(members.size)
 
 
@@ -319,7 +312,12 @@ def test_the_cases_of_a_logistic_gwas_are_bounded_too(
     exact = g[np.ix_(np.isin(eids, cases), at)].mean(axis=0) / 2
     exact_power, _, _ = _attack(g, eids, cases, outside, truth,
                                 [(cases.size, table.with_columns(pl.Series("alt_freq", exact)))])
-    print(f"\n{cases.size} cases of {members.size}: {used} variants (case frequencies worked "
+    # why: the variants are chosen for their case/control difference, so the cases' departure
+    # from the population is several times the one standard error the rule assumes
+    z = (exact - truth[at]) / np.sqrt(truth[at] * (1 - truth[at]) / (2 * cases.size))
+    print(f"\ncases' departure from the population on the released variants: mean z^2 "
+          f"{float(np.mean(z ** 2)):.1f} (the rule's model: 1)")
+    print(f"{cases.size} cases of {members.size}: {used} variants (case frequencies worked "
           f"out within {np.abs(p1 - exact).max():.4f}), power on the cases {power:.3f} at FPR "
           f"{fpr:.3f} ({exact_power:.3f} with the exact ones; bound {_bound(cases.size):.3f}); "
           f"on the group {group_power:.3f} at {group_fpr:.3f}")
@@ -350,7 +348,7 @@ def test_requests_at_once_in_one_project_both_stay_in_its_ledger(
 
     def request(k: int) -> None:
         try:
-            _gwas(found, made, principal, 1946, 1952, [f"r{k}"], name=f"group{k}")
+            _gwas(found, made, principal, 1900, 1946, [f"r{k}"], name=f"group{k}")
         except BaseException as exc:
             failures.append(exc)
 
@@ -366,3 +364,38 @@ def test_requests_at_once_in_one_project_both_stay_in_its_ledger(
         kept = outputs._genetic_budget(project)
     print(f"\ntwo requests at once in one project: its ledger keeps {len(kept)} of 2 charges")
     assert len(kept) == 2
+
+
+# -- a 0/1 trait fitted as a linear model: the cases are not bounded at all ------------------
+
+
+@pytest.mark.xfail(strict=True, reason="cases and controls are bounded only for model "
+                   "'logistic': a 0/1 trait fitted 'linear' gives the cases' frequencies "
+                   "(beta, alt_freq, n) unbounded")
+def test_the_cases_of_a_linear_gwas_of_a_0_1_trait(
+        world: tuple[World, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """A linear fit of y on g: beta = cov(g, y) / var(g), so the cases' frequency is
+    p + beta·p(1−p)/π (π the share of cases)."""
+    found, g, eids, truth = world
+    lo, hi = 1946, 1952
+    members = _members(found, lo, hi)
+    people = found.platform.store.load().participants.filter(
+        pl.col("eid").is_in(members.tolist()))
+    draw = np.fmod(people["p21001_i0"].to_numpy() * PRIMES[0]
+                   + people["p4080_i0_a0"].to_numpy().astype(np.float64) * 3.7, 1.0)
+    cases = people["eid"].to_numpy()[draw < CASES]
+    outside = _outside(found, eids, _members(found, 1900, 1952), members)
+    made = _project(found, "Linear cases")
+    table = _gwas(found, made, "outsider", lo, hi, ["chosen"], model="linear")
+    assert "alt_freq" in table.columns and table.height
+    p = table["alt_freq"].to_numpy()
+    p1 = np.clip(p + table["beta"].to_numpy() * p * (1 - p) / (cases.size / members.size),
+                 0.0, 1.0)
+    power, fpr, used = _attack(g, eids, cases, outside, truth,
+                               [(cases.size, table.with_columns(pl.Series("alt_freq", p1)))])
+    at = np.array([int(i.removeprefix("rs")) - 1000 for i in table["id"].to_list()])
+    exact = g[np.ix_(np.isin(eids, cases), at)].mean(axis=0) / 2
+    print(f"\n{cases.size} cases of {members.size}, fitted linear: {used} variants (case "
+          f"frequencies within {np.abs(p1 - exact).max():.4f}), power on the cases "
+          f"{power:.3f} at FPR {fpr:.3f} (bound {_bound(cases.size):.3f})")
+    assert power <= _bound(cases.size)
