@@ -1,7 +1,8 @@
 """The layout's promises, read from the source: no domain package imports the packages that
 compose them (cli/, server/, client/), nothing in the product imports the demo (demo/, which
-composes the platform from above and is itself held to the first rule), and the entry points that carry a protection are the
-ones the composing code calls (a route cannot forget a ration it never sees)."""
+composes the platform from above and is itself held to the first rule), and the entry points
+that carry a protection are the ones the composing code calls (a route cannot forget a ration
+it never sees)."""
 
 from __future__ import annotations
 
