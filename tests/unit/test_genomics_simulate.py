@@ -293,8 +293,8 @@ def test_each_causal_locus_has_a_region_of_its_own_far_from_the_rest() -> None:
     regions = layout(2000, 1000.0, 7)
     assert sum(r.markers for r in regions) == 2000
     causal = [r for r in regions if r.hosts >= 0]
-    assert sorted(r.hosts for r in causal) == list(range(len(planting.LOCI)))
-    assert all(r.markers == CAUSAL_MARKERS for r in causal)
+    groups = -(-len(planting.LOCI) // planting.GROUP)
+    assert sorted(r.hosts for r in causal) == list(range(groups))
     order = [(int(r.chrom), r.start) for r in regions]
     assert order == sorted(order)
     for region in causal:
@@ -304,8 +304,12 @@ def test_each_causal_locus_has_a_region_of_its_own_far_from_the_rest() -> None:
             low, high = sorted((region, other), key=lambda r: r.start)
             assert high.start - (low.start + _reach(low)) >= CAUSAL_GAP
     hosted = planting.place(regions, 7)
-    assert [len(h) for h in hosted] == [int(r.hosts >= 0) for r in regions]
-    assert all(h[0] is planting.LOCI[r.hosts] for h, r in zip(hosted, regions, strict=True) if h)
+    assert sorted(locus.name for h in hosted for locus in h) == sorted(
+        locus.name for locus in planting.LOCI)  # every locus, once
+    for h, r in zip(hosted, regions, strict=True):
+        assert bool(h) == (r.hosts >= 0)
+        assert len({locus.trait for locus in h}) == len(h)  # no trait twice in a region
+        assert not h or r.markers == CAUSAL_MARKERS * len(h)
     # too few markers for regions of their own: the loci share the regions, as before
     few = layout(300, 1000.0, 7)
     assert all(r.hosts < 0 for r in few) and sum(len(h) for h in planting.place(few, 7)) == len(

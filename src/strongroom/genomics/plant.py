@@ -94,15 +94,18 @@ LOCI: tuple[Locus, ...] = (
 )
 
 
+GROUP = len(TRAITS)  # loci sharing a region of their own: consecutive in LOCI, one per trait
+
+
 def place(regions: Sequence[Simulating], seed: int) -> list[list[Locus]]:
-    """The loci each region hosts: every locus in the region simulated for it, if the layout
-    made one (simulate.layout); otherwise spread at random, one a region until every region
+    """The loci each region hosts: every locus in the region simulated for its group, if the
+    layout made them (simulate.layout); otherwise spread at random, one a region until every region
     has one."""
     hosted: list[list[Locus]] = [[] for _ in regions]
     if any(r.hosts >= 0 for r in regions):
         for index, region in enumerate(regions):
             if region.hosts >= 0:
-                hosted[index].append(LOCI[region.hosts])
+                hosted[index] += LOCI[region.hosts * GROUP:(region.hosts + 1) * GROUP]
         return hosted
     order = np.random.default_rng([seed, 7]).permutation(len(regions))
     for k, locus in enumerate(LOCI):

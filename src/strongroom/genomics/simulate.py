@@ -46,7 +46,7 @@ from strongroom.progress import Progress
 
 REGION_TARGET = 1_000_000  # bp a simulated region aims at
 MIN_REGION = 50_000  # bp: enough common sites even when a chromosome's share is a few markers
-CAUSAL_MARKERS = 5  # markers of a causal locus's own region (the locus and its neighbours)
+CAUSAL_MARKERS = 5  # markers a causal locus brings to its region (it and its neighbours)
 CAUSAL_ROOM = 4 * MIN_REGION  # how far a causal region may grow if short of sites
 CAUSAL_GAP = 5_000_000  # bp between a causal region and any other: LD does not reach
 DEDICATED_FROM = 4  # loci get their own regions from this many times their markers
@@ -101,7 +101,7 @@ class Region:
     room: int  # how far it may grow, if it comes up short of sites
     markers: int
     recombination_rate: float
-    hosts: int = -1  # the index in plant.LOCI of the causal locus it is simulated for, if any
+    hosts: int = -1  # the group of plant.LOCI it is simulated for (plant.GROUP a group), if any
 
 
 @dataclass(frozen=True)
@@ -235,19 +235,24 @@ _CAUSAL_SCHEMA = {
 def layout(variants: int, markers_per_mb: float, seed: int) -> list[Region]:
     """The regions to simulate, in genome order: each autosome's share of the markers (by
     length) in regions of about 1 Mb, one to a slot of the chromosome, placed at random within
-    it; and, when there are markers enough, a short region of its own for each causal locus
-    (``CAUSAL_MARKERS`` markers), away from the others. A locus then tags only its own few
-    neighbours, as a hit does in a real genome, and the rest of the markers are null: with the
+    it; and, when there are markers enough, short regions of their own for the causal loci,
+    one for each group of ``plant.GROUP`` (a locus of each trait: no GWAS sees two of its own
+    loci in one region), ``CAUSAL_MARKERS`` markers a locus, away from the rest. A locus then
+    tags only its own few neighbours, as a hit does in a real genome, and the rest of the
+    markers are null: with the
     loci inside the big regions, every marker of a region was in LD with its locus, and at
     500,000 participants the GWAS of BMI found −log10 p of 50 to 110 on nearly every
     chromosome and λ_GC 13.8 (issue 54)."""
     chroms = _autosomes()
     lengths = np.array([c.length for c in chroms], dtype=np.float64)
     loci = len(plant.LOCI)
-    dedicated = loci if variants >= DEDICATED_FROM * loci * CAUSAL_MARKERS else 0
+    groups = -(-loci // plant.GROUP)
+    dedicated = groups if variants >= DEDICATED_FROM * loci * CAUSAL_MARKERS else 0
     rng = np.random.default_rng([seed, 22])
     regions: list[Region] = []
-    quotas = _apportion(variants - dedicated * CAUSAL_MARKERS, lengths)
+    sizes = [CAUSAL_MARKERS * len(plant.LOCI[g * plant.GROUP:(g + 1) * plant.GROUP])
+             for g in range(dedicated)]
+    quotas = _apportion(variants - sum(sizes), lengths)
     for chrom, quota in zip(chroms, quotas, strict=True):
         if quota == 0:
             continue
@@ -262,15 +267,16 @@ def layout(variants: int, markers_per_mb: float, seed: int) -> list[Region]:
                        float(chrom.recombination_rate))
             )  # fmt: skip
     causal_rng = np.random.default_rng([seed, 23])
-    for locus in range(dedicated):
-        regions.append(_clear_of(regions, chroms, lengths, causal_rng, locus))
+    for group, markers in enumerate(sizes):
+        regions.append(_clear_of(regions, chroms, lengths, causal_rng, group, markers))
     order = {c.id: i for i, c in enumerate(chroms)}
     return sorted(regions, key=lambda r: (order[r.chrom], r.start))
 
 
 def _clear_of(regions: list[Region], chroms: tuple[stdpopsim.Chromosome, ...],
-              lengths: FloatArray, rng: np.random.Generator, locus: int) -> Region:
-    """A causal locus's own region, on a chromosome drawn by length: room to grow to
+              lengths: FloatArray, rng: np.random.Generator, group: int,
+              markers: int) -> Region:
+    """A group of causal loci's own region, on a chromosome drawn by length: room to grow to
     ``CAUSAL_ROOM`` bp, at least ``CAUSAL_GAP`` bp from as far as any other region may grow
     (LD does not reach that far)."""
     for _ in range(1000):
@@ -279,8 +285,8 @@ def _clear_of(regions: list[Region], chroms: tuple[stdpopsim.Chromosome, ...],
         end = start + CAUSAL_ROOM
         if all(end + CAUSAL_GAP <= r.start or start >= r.start + _reach(r) + CAUSAL_GAP
                for r in regions if r.chrom == chrom.id):
-            return Region(chrom.id, start, MIN_REGION, CAUSAL_ROOM, CAUSAL_MARKERS,
-                          float(chrom.recombination_rate), hosts=locus)
+            return Region(chrom.id, start, MIN_REGION, CAUSAL_ROOM, markers,
+                          float(chrom.recombination_rate), hosts=group)
     raise SimulationInputError("the genome has no room left for a causal locus's own region; "
                                "lower markers_per_mb")
 
