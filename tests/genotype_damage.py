@@ -286,7 +286,8 @@ def pgen_damages(extra_eid: str) -> list[Damage]:
                                                 | 0x70)), "past its last variant"),
         Damage("record types garbled", _edit_bytes(pgen, garble_record_types),
                "record types carry bits past"),
-        Damage("records garbled", _edit_bytes(pgen, garble_records), "cannot be read|stopped"),
+        Damage("records garbled", _edit_bytes(pgen, garble_records),
+               "cannot be read|stopped|carry calls past"),
         Damage(".pvar without its header", _edit(pvar, lambda lines: [
             line for line in lines if not line.startswith("#")]), "header line"),
         Damage(".pvar without ALT", _edit(pvar, lambda lines: [

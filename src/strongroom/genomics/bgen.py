@@ -167,7 +167,9 @@ def _variants(name: str, data: Buffer, size: int, at: int, m: int, n: int, layou
             if layout == 2 and compression:
                 decompressed = number(_U32, "uncompressed length", k)
                 length -= 4
-            if length < 0 or (layout == 2 and decompressed < 10 + n):
+            # at most 32 bits for each of a sample's two probabilities: a larger stated length
+            # is a damaged file (or a decompression bomb)
+            if length < 0 or (layout == 2 and not 10 + n <= decompressed <= 10 + 9 * n):
                 raise GenotypeFileError(f"{name}: variant {k + 1:,}'s genotype block lengths "
                                         "are impossible: the file is damaged")
         if at + length > size:

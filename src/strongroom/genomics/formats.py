@@ -251,8 +251,9 @@ def _pvar(pvar: Path) -> tuple[list[str], dict[str, list[str]]]:
         raise GenotypeFileError(f"{pvar.name} has no '#CHROM POS ID REF ALT' header line; write "
                                 "it with plink2 --make-pgen")
     try:
-        frame = pl.read_csv(pvar, separator="\t", comment_prefix="##", has_header=True,
-                            infer_schema=False, quote_char=None)
+        with open(pvar, "rb") as fh:  # a file object: polars takes no path that is not UTF-8
+            frame = pl.read_csv(fh, separator="\t", comment_prefix="##", has_header=True,
+                                infer_schema=False, quote_char=None)
     except pl.exceptions.PolarsError as exc:
         raise GenotypeFileError(f"{pvar.name} cannot be read as a tab-separated .pvar "
                                 f"({str(exc).splitlines()[0]})") from None
@@ -315,6 +316,18 @@ def _bgen_samples(path: Path, shape: bgen.BgenLayout) -> list[str]:
         if len(rows) != n:
             raise GenotypeFileError(f"{sample.name} lists {len(rows):,} samples but {path.name} "
                                     f"holds {n:,}: they are not a set")
+        if shape.sample_ids is not None:
+            # the file names its own samples: the .sample must name the same, in its order
+            # (plink2 writes them as ID_1_ID_2, other tools as ID_2)
+            differ = [k for k, (inside, r) in enumerate(zip(shape.sample_ids, rows, strict=True))
+                      if inside not in (r[1], f"{r[0]}_{r[1]}")]
+            if differ:
+                k = differ[0]
+                raise GenotypeFileError(
+                    f"{sample.name} and the IDs inside {path.name} disagree at {len(differ):,} "
+                    f"samples (first: sample {k + 1:,}, {rows[k][1]!r} against "
+                    f"{shape.sample_ids[k]!r}): genotypes would land on the wrong people. Use "
+                    "the .sample written with the file")
         return [r[1] for r in rows]
     if shape.sample_ids is None:
         raise GenotypeFileError(f"{path.name} carries no sample IDs and has no {sample.name} "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,10 @@ from strongroom.genomics import encoding
 from strongroom.genomics.formats import Dosages, GenotypeFile, GenotypeFileError, open_direct
 
 _JOIN_SECONDS = 10
+# the longest a child may take to answer (open and walk a file, or read one chunk) before it is
+# taken for hung (a reader in an endless loop) and killed; a UK Biobank chromosome's BGEN walk
+# and a 500,000-sample chunk take well under a minute
+ANSWER_SECONDS = 900.0
 _context: Any = None
 
 
@@ -98,6 +103,13 @@ class Isolated(GenotypeFile):
 
     def _answer(self) -> tuple[Any, ...]:
         try:
+            if not self._conn.poll(ANSWER_SECONDS):
+                self._child.kill()
+                self._streaming = False
+                raise GenotypeFileError(
+                    f"{self.path_name}: the {self._reader} gave no answer in "
+                    f"{ANSWER_SECONDS:g} s while {self._where} and was stopped: the file is "
+                    "damaged or not what its name says. Nothing was stored")
             answer: tuple[Any, ...] = self._conn.recv()
         except (EOFError, OSError):
             self._child.join(_JOIN_SECONDS)
@@ -130,6 +142,23 @@ def _how(code: int | None) -> str:
     return f"exit status {code}"
 
 
+def _identity(files: list[Path]) -> list[tuple[int, int, int, int, int]]:
+    """What tells a file from its replacement or a rewrite: device, inode, size, times."""
+    found = []
+    for f in files:
+        st = os.stat(f)
+        found.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return found
+
+
+def _unchanged(source: GenotypeFile, checked: list[tuple[int, int, int, int, int]]) -> None:
+    if _identity(source.files()) != checked:
+        raise GenotypeFileError(
+            f"{source.path.name} (or a file of its set) was replaced or changed while it was "
+            "read: what was checked is not what was read. Nothing was stored; ingest it again "
+            "once nothing is writing to it")
+
+
 def _serve(conn: multiprocessing.connection.Connection, path: str) -> None:
     """The child: open the file, then answer reads until told to stop (``None``)."""
     try:
@@ -142,14 +171,19 @@ def _serve(conn: multiprocessing.connection.Connection, path: str) -> None:
                               f"{exc}); check it with plink2 --validate"))
         return
     with source:
+        # the files as checked: a file replaced or rewritten while it is read is refused
+        checked = _identity(source.files())
         conn.send(("opened", source.kind, source.samples, source.variants,
                    [str(f) for f in source.files()]))
         while (request := conn.recv()) is not None:
             try:
                 if request[0] == "read":
-                    conn.send(("dosages", np.asfortranarray(source.read(*request[1:]))))
+                    dosages = np.asfortranarray(source.read(*request[1:]))
+                    _unchanged(source, checked)
+                    conn.send(("dosages", dosages))
                 else:
                     for part in source.packed(request[1]):
+                        _unchanged(source, checked)
                         conn.send(("packed", part))
                     conn.send(("end",))
             except GenotypeFileError as exc:

@@ -131,19 +131,41 @@ def check_pgen(path: Path, n: int, m: int, psam: str, pvar: str) -> PgenShape:
                     f"{path.name}: header byte 12 (0x{ctrl:02x}) contradicts its "
                     "fixed-width storage mode: the header is damaged")
             start = 12 + (-(-variants // 8) if ctrl >> 6 == 3 else 0)
-            expected = start + variants * (-(-samples // 4) + _FIXED_MODES[mode] * samples)
+            width = -(-samples // 4) + _FIXED_MODES[mode] * samples
+            expected = start + variants * width
+            full = list(range(start, start + variants * width, width))
         else:
-            expected = _variable_width_end(path.name, data, size, variants, ctrl)
+            expected, full = _variable_width_end(path.name, data, size, variants, ctrl)
         if size != expected:
             raise GenotypeFileError(
                 f"{path.name} holds {size:,} bytes but its header and record table say "
                 f"{expected:,}: the file is "
                 f"{'truncated' if size < expected else 'longer than it says (junk appended?)'}")
+        _clean_padding(path.name, data, full, samples, psam)
     return shape
 
 
-def _variable_width_end(name: str, data: Buffer, size: int, m: int, ctrl: int) -> int:
-    """Where the last variant record of a mode-0x10 .pgen ends, from its record table."""
+def _clean_padding(name: str, data: Buffer, starts: list[int], n: int, psam: str) -> None:
+    """The unused bits after the last sample of each 2-bit genotype vector must be zero: calls
+    there belong to a person the header (and ``psam``) leave out."""
+    used = 2 * (n % 4)
+    if not used:
+        return
+    last = -(-n // 4) - 1
+    dirty = [k for k, at in enumerate(starts) if data[at + last] >> used]
+    if dirty:
+        raise GenotypeFileError(
+            f"{name}: {len(dirty):,} variant records carry calls past the last of the {n:,} "
+            f"samples its header and {psam} list: a person is missing from both, and every "
+            "genotype after them would land on the wrong person. Use the .pgen and .psam "
+            "written together by plink2")
+
+
+def _variable_width_end(name: str, data: Buffer, size: int, m: int, ctrl: int
+                        ) -> tuple[int, list[int]]:
+    """Where the last variant record of a mode-0x10 .pgen ends, from its record table; and
+    where each record that starts with a full 2-bit genotype vector (record type 0 in its low
+    three bits) starts, for the padding check."""
     if ctrl & 15 > 7:
         raise GenotypeFileError(
             f"{name}: header byte 12 (0x{ctrl:02x}) names a reserved record-table "
@@ -165,6 +187,7 @@ def _variable_width_end(name: str, data: Buffer, size: int, m: int, ctrl: int) -
         + (-(-count // 8) if flagged else 0)
         for count in (min(_PGEN_BLOCK, m - k * _PGEN_BLOCK) for k in range(blocks)))
     end = 0
+    full: list[int] = []
     for k in range(blocks):
         count = min(_PGEN_BLOCK, m - k * _PGEN_BLOCK)
         types_len = -(-count * type_bits // 8)
@@ -173,6 +196,9 @@ def _variable_width_end(name: str, data: Buffer, size: int, m: int, ctrl: int) -
             raise GenotypeFileError(
                 f"{name}: block {k + 1}'s record types carry bits past its last "
                 "variant: the record table is damaged")
+        packed = np.frombuffer(data, dtype=np.uint8, count=types_len, offset=at).copy()
+        types = (np.column_stack([packed & 15, packed >> 4]).ravel()[:count] if type_bits == 4
+                 else packed)
         at += types_len
         raw = np.frombuffer(data, dtype=np.uint8, count=count * length_bytes, offset=at).copy()
         lengths = raw.reshape(count, length_bytes).astype(np.uint64) @ (
@@ -190,8 +216,10 @@ def _variable_width_end(name: str, data: Buffer, size: int, m: int, ctrl: int) -
         if k and start != end:
             raise GenotypeFileError(f"{name}: variant block {k + 1} starts at byte {start:,}, not "
                                     f"{end:,} where block {k} ends: the record table is damaged")
+        starts = start + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        full += starts[(types & 7) == 0].tolist()
         end = start + int(lengths.sum())
-    return end
+    return end, full
 
 
 # -- shared ---------------------------------------------------------------------------------

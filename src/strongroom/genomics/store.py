@@ -150,11 +150,13 @@ class Genotypes:
                              "TEXT`); nothing was changed")
         ids = pl.Series(source.samples, dtype=pl.String)
         eids = ids.cast(pl.Int64, strict=False)
-        not_numbers = ids.filter(eids.is_null())
+        # only an eid's own spelling: "07" or "+7" is another sample that would alias eid 7
+        not_numbers = ids.filter(eids.is_null() | (eids.cast(pl.String) != ids))
         if not_numbers.len():
             raise GenotypeFileError(
                 f"{source.path.name}: {not_numbers.len()} sample IDs are not participant IDs "
-                f"(whole numbers), first: {', '.join(not_numbers.head(_SHOWN).to_list())}; map "
+                f"(whole numbers, written without signs or leading zeros), first: "
+                f"{', '.join(not_numbers.head(_SHOWN).to_list())}; map "
                 "the samples to the cohort's eids before ingest. Nothing was changed.")
         held = self.store.load_participants(lambda names: [EID])[EID]
         unknown = eids.filter(~eids.is_in(held.implode()))
