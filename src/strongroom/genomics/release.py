@@ -145,7 +145,8 @@ def _bounded(rows: pl.DataFrame, run: GwasRun, trait: str, rules: GeneticRules,
     """Which of ``rows`` may be released with every group they describe held to the bound;
     each group is charged what the release spends on it. Returns the mask and the highest
     power any group reaches."""
-    groups = [(run.groups[trait], rows["alt_freq"].to_numpy())]
+    groups: list[tuple[PidArray, npt.NDArray[np.float64], npt.NDArray[np.float64] | None]] = [
+        (run.groups[trait], rows["alt_freq"].to_numpy(), None)]
     if logistic:
         pids, values = run.vectors[trait]
         analysed = np.isin(pids, run.groups[trait])
@@ -155,26 +156,35 @@ def _bounded(rows: pl.DataFrame, run: GwasRun, trait: str, rules: GeneticRules,
             case_freq = rows["alt_count_cases"].to_numpy() / (2 * n_cases)
             control_freq = ((rows["alt_count"] - rows["alt_count_cases"]).to_numpy()
                             / (2 * (rows["n"].to_numpy() - n_cases)))
-        groups += [(cases, np.nan_to_num(case_freq, nan=0.5)),
-                   (controls, np.nan_to_num(control_freq, nan=0.5))]
+        case_freq = np.nan_to_num(case_freq, nan=0.5)
+        control_freq = np.nan_to_num(control_freq, nan=0.5)
+        # each side measured against the other, which the release shows: the variants
+        # released first are those where the sides differ most, far more than sampling
+        # (the red team read the cases' frequencies back from the odds ratios to 0.009)
+        groups += [(cases, case_freq, control_freq), (controls, control_freq, case_freq)]
     p_values = rows["p"].to_numpy()
-    befores = [ledger.spent(pids) for pids, _ in groups]
+    befores = [ledger.spent(pids) for pids, *_ in groups]
     chosen = np.ones(rows.height, dtype=bool)
-    for (pids, pool), before in zip(groups, befores, strict=True):  # each withholds more
+    for (pids, pool, reference), before in zip(groups, befores, strict=True):  # withhold more
         at = np.flatnonzero(chosen)
         n = int(pids.size)
         selection = membership.select_releasable(
-            n, pool[at], attackers_reference(pool[at], n), rules.max_power, rules.alpha,
+            n, pool[at], _reference(reference, pool, n)[at], rules.max_power, rules.alpha,
             p_values=p_values[at], spent=before)
         chosen[at[~selection.released]] = False
     power = 0.0
-    for (pids, pool), before in zip(groups, befores, strict=True):
+    for (pids, pool, reference), before in zip(groups, befores, strict=True):
         n = int(pids.size)
-        added = membership.spent_on_variants(n, pool, attackers_reference(pool, n), chosen)
+        added = membership.spent_on_variants(n, pool, _reference(reference, pool, n), chosen)
         power = max(power, membership.power_of(added if before is None else before + added,
                                                rules.alpha))
         ledger.charge(pids, added)
     return chosen, power
+
+
+def _reference(given: npt.NDArray[np.float64] | None, pool: npt.NDArray[np.float64], n: int
+               ) -> npt.NDArray[np.float64]:
+    return attackers_reference(pool, n) if given is None else given
 
 
 def attackers_reference(pool: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float64]:

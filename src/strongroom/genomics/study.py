@@ -221,6 +221,14 @@ def _traits(used: pl.DataFrame, spec: GwasSpec) -> FloatArray:
                           "0/1 flag")
         columns.append(used[name].cast(pl.Float64).fill_null(np.nan).to_numpy())
     traits = np.column_stack(columns)
+    if spec.model == "linear":
+        for name, values in zip(spec.traits, traits.T, strict=True):
+            if np.unique(values[np.isfinite(values)]).size == 2:
+                # fitted by least squares, its cases' and controls' frequencies come back
+                # from the effects unbounded; a logistic GWAS bounds each side as a group
+                raise Invalid(f"trait {name!r} takes two values: fit it as a case-control "
+                              "trait (\"model\": \"logistic\", coded 0/1), whose cases and "
+                              "controls are held to the membership bound as groups")
     if spec.model == "logistic":
         present = traits[np.isfinite(traits)]
         if not np.isin(present, (0.0, 1.0)).all():

@@ -34,7 +34,10 @@ from strongroom.outputs.verdicts import Finding, Verdict
 
 RULE = "genetics"
 INFLATED = 1.1  # a λ_GC above this is said on the output (1.0-1.1 is the usual range)
-SPENT_FILE = "genetic-releases.json"  # per project, sealed: membership budget spent per group
+# the membership budget every GWAS spent, by group: one ledger for the platform, sealed under its
+# key (outputs.service); each project kept its own SPENT_FILE before, read until the first save
+BUDGET_FILE = "genetics/membership-budget.json"
+SPENT_FILE = "genetic-releases.json"
 
 
 def genetic_rules(rules: Rules) -> GeneticRules:

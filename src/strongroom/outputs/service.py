@@ -10,15 +10,16 @@ differencing is checked once more (another release may have landed meanwhile).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -229,6 +230,7 @@ class Outputs:
         self.exact_guard = exact_guard
         self.base_rules = rules or load_rules()
         self.ledger = Ledger(self.ctx.engine, self.ctx.key)
+        self._genetics_thread_lock = threading.Lock()
         self._index = LruCache(1)
         # how an answer waits for its step (outputs/timing.py); tests may record instead
         self.sleep: Callable[[float], None] = time.sleep
@@ -471,74 +473,98 @@ class Outputs:
         _, frame = enclave_service.definition(self.enclave, where.project, name)
         pseudonyms = self.enclave.pseudonym_map(where.project)
         key = enclave_service.decision_key(self.enclave, where.project, request)
-        with margin.keyed(key):
-            own = self._genetic_budget(where.project)
-            ledger = genetics.RunningBudget(self._genetic_budget_everywhere(), pseudonyms)
-            try:
-                run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold,
-                               rules.genetics_max_residual_share,
-                               rules.regression_max_leverage,
-                               cluster=self.enclave.engine.genotype_cluster())
-                with reading_data():  # what the rules make of the data is an answer too
-                    out = genetics.prepare(
-                        run, rules, enclave_service.rounding(self.enclave, where.project),
-                        ledger, enclave_service.figure_secret(self.enclave, where.project))
-            except DataRefusal as refusal:
-                return self._refused(principal, project_id, request, fmt, refusal, timer)
-            out.result.spec = dict(request)
-            with self.ctx.transaction() as db:
-                institution = _institution(db, where.project)
-            report, held, findings, sure = self._checked(
-                out.result, rules, institution, project_id,
-                self.enclave.master_ids(where.project), key)
-        blocked = bool(findings) and CheckReport.worst(findings) is Verdict.BLOCK
-        payload = genetics.render(out, fmt, hidden=blocked)
-        name = f"gwas.{fmt.value}"
-        findings += out.findings
-        findings += scan(self.index(), genetics.render(out, fmt, hidden=blocked,
-                                                      annotated=False), name)
-        acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
-                 or answers.near(map(len, held.sets), rules.threshold))
-        view = requests.record_output(
-            self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
-            filename=name, report=_settled(findings, report, None), kind=AnalysisKind.GWAS,
-            spec=dict(request), settle=self._settler(principal, project_id, findings, report,
-                                                     acted, timer=timer))
-        self._keep(where.project, view.output.id, held)
-        if measured is not None:  # metered like any analysis: the people it read
-            measured(Measures.of(out.result, held, sure, rules.threshold,
-                                 self.enclave.cohort().participants.height,
-                                 late=timer is not None and timer.overran))
-        # the membership budget is spent when the output exists, released or not (cautious)
-        self._save_genetic_budget(where.project, own + ledger.added)
-        return view
+        # one GWAS at a time reads and charges the membership budget: two at once would each
+        # spend what the other spends (the red team: 8 at once, 8 budgets)
+        with self._genetic_lock():
+            with margin.keyed(key):
+                ledger = genetics.RunningBudget(self._genetic_budget(), pseudonyms)
+                try:
+                    run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold,
+                                   rules.genetics_max_residual_share,
+                                   rules.regression_max_leverage,
+                                   cluster=self.enclave.engine.genotype_cluster())
+                    with reading_data():  # what the rules make of the data is an answer too
+                        out = genetics.prepare(
+                            run, rules, enclave_service.rounding(self.enclave, where.project),
+                            ledger, enclave_service.figure_secret(self.enclave, where.project))
+                except DataRefusal as refusal:
+                    return self._refused(principal, project_id, request, fmt, refusal, timer)
+                out.result.spec = dict(request)
+                with self.ctx.transaction() as db:
+                    institution = _institution(db, where.project)
+                report, held, findings, sure = self._checked(
+                    out.result, rules, institution, project_id,
+                    self.enclave.master_ids(where.project), key)
+            blocked = bool(findings) and CheckReport.worst(findings) is Verdict.BLOCK
+            payload = genetics.render(out, fmt, hidden=blocked)
+            name = f"gwas.{fmt.value}"
+            findings += out.findings
+            findings += scan(self.index(), genetics.render(out, fmt, hidden=blocked,
+                                                          annotated=False), name)
+            acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
+                     or answers.near(map(len, held.sets), rules.threshold))
+            view = requests.record_output(
+                self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
+                filename=name, report=_settled(findings, report, None), kind=AnalysisKind.GWAS,
+                spec=dict(request), settle=self._settler(principal, project_id, findings, report,
+                                                         acted, timer=timer))
+            self._keep(where.project, view.output.id, held)
+            if measured is not None:  # metered like any analysis: the people it read
+                measured(Measures.of(out.result, held, sure, rules.threshold,
+                                     self.enclave.cohort().participants.height,
+                                     late=timer is not None and timer.overran))
+            # the membership budget is spent when the output exists, released or not (cautious)
+            self._save_genetic_budget(ledger.earlier + ledger.added)
+            return view
 
-    def _genetic_budget(self, project: Project) -> Budget:
-        """What this project's earlier GWAS spent of the membership budget, by group."""
+    def _genetic_budget(self) -> Budget:
+        """What every GWAS released on this platform spent of the membership budget, by group
+        of people (store eids): one person's genotypes are theirs whichever project's release
+        describes them, and a closed project's releases stay out in the world. Kept under the
+        platform's key, not a project's, so closing a project forgets nothing. Before there
+        was one ledger, each project kept its own: those are read until the first save."""
         from strongroom.outputs import genetics
 
-        path = self.ctx.project_dir(project.id) / genetics.SPENT_FILE
-        if not path.exists():
-            return []
-        return genetics.budget_from(decrypt(path.read_bytes(), self.enclave.key(project),
-                                            genetics.SPENT_FILE))
-
-    def _genetic_budget_everywhere(self) -> Budget:
-        """What every project's GWAS spent of the membership budget: one person's genotypes
-        are theirs whichever project's release describes them."""
+        path = self.ctx.root / genetics.BUDGET_FILE
+        if path.exists():
+            return genetics.budget_from(decrypt(path.read_bytes(), self.ctx.key,
+                                                genetics.BUDGET_FILE))
         with self.ctx.transaction() as db:
-            projects = list(db.scalars(select(Project).where(Project.key_sealed.is_not(None))))
-        return [entry for project in projects for entry in self._genetic_budget(project)]
+            projects_ = list(db.scalars(select(Project).where(Project.key_sealed.is_not(None))))
+        earlier: Budget = []
+        for project in projects_:
+            legacy = self.ctx.project_dir(project.id) / genetics.SPENT_FILE
+            if legacy.exists():
+                earlier += genetics.budget_from(decrypt(legacy.read_bytes(),
+                                                        self.enclave.key(project),
+                                                        genetics.SPENT_FILE))
+        return earlier
 
-    def _save_genetic_budget(self, project: Project, budget: Budget) -> None:
+    def _save_genetic_budget(self, budget: Budget) -> None:
         from strongroom.outputs import genetics
 
-        path = self.ctx.project_dir(project.id) / genetics.SPENT_FILE
+        path = self.ctx.root / genetics.BUDGET_FILE
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         staging = path.with_suffix(".tmp")
-        staging.write_bytes(encrypt(genetics.budget_bytes(budget), self.enclave.key(project),
-                                    genetics.SPENT_FILE))
+        staging.write_bytes(encrypt(genetics.budget_bytes(budget), self.ctx.key,
+                                    genetics.BUDGET_FILE))
         staging.replace(path)
+
+    @contextmanager
+    def _genetic_lock(self) -> Iterator[None]:
+        """The membership budget, held by one GWAS from reading it to charging it: a thread
+        lock for this process and an advisory file lock for any other (the CLI, a second
+        server)."""
+        from strongroom.outputs import genetics
+
+        path = self.ctx.root / genetics.BUDGET_FILE
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._genetics_thread_lock, open(path.with_suffix(".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _refused(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                  fmt: Format, refusal: DataRefusal,
