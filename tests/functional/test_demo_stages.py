@@ -93,3 +93,27 @@ def test_a_piped_demo_prints_each_stage_as_it_goes(tmp_path: Path) -> None:
     # the stages come before the demo's report, which follows them
     assert lines.index(staged[-1]) < next(i for i, line in enumerate(lines)
                                           if "Participants by sex and smoking" in line)
+
+
+def test_rich_stages_keep_a_line_per_stage_each_finished() -> None:
+    """On a terminal: a Rich task per stage, its description the stage (and the step it
+    reached), complete when it ends, whether or not it had a total."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from strongroom.cli.common import RichStages
+
+    screen = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with Progress(console=screen) as bar:
+        stages = RichStages(bar, "demo")
+        stages.begin("simulating genotypes", 100)
+        stages.advance(40, "genotypes")
+        assert bar.tasks[0].completed == 40
+        assert bar.tasks[0].description == "demo: simulating genotypes (genotypes)"
+        stages.end(1.5)
+        stages.begin("touring the enclave")  # no total: shown as going, then done
+        assert bar.tasks[1].total is None
+        stages.end(2.0)
+    assert [t.finished for t in bar.tasks] == [True, True]
+    assert [t.description for t in bar.tasks] == ["demo: simulating genotypes",
+                                                  "demo: touring the enclave"]
