@@ -27,6 +27,7 @@ from strongroom.access.models import Project
 from strongroom.demo.world import RED_TEAM_PROJECT, STUDY_PROJECT, DemoWorld
 from strongroom.errors import Conflict, Invalid
 from strongroom.platform import Platform
+from strongroom.progress import Progress
 
 BASE = ("SELECT pid, p31 AS sex, p34 AS birth_year, p20116_i0 AS smoking, "
         "p21001_i0 AS bmi, p4080_i0_a0 AS sbp FROM participants")
@@ -110,17 +111,20 @@ HONEST = 2  # the first STOPS are the researcher's own analyses; the rest are th
 
 
 def tour(platform: Platform, world: DemoWorld, who: Principal,
-         red_team: Principal) -> list[TourStop]:
+         red_team: Principal, progress: Progress | None = None) -> list[TourStop]:
     """Define a dataset, run the tour, ask for each output to be released: the honest
     analyses as ``who`` (the researcher leading the first project), the attacks as
-    ``red_team`` in the red team's project (both signed in)."""
-    stops = _stops(platform, who, world.projects[0][0], STOPS[:HONEST], "researcher")
+    ``red_team`` in the red team's project (both signed in); ``progress`` is told of each
+    stop (len(STOPS) in all)."""
+    stops = _stops(platform, who, world.projects[0][0], STOPS[:HONEST], "researcher",
+                   progress)
     return stops + _stops(platform, red_team, world.projects[RED_TEAM_PROJECT][0],
-                          STOPS[HONEST:], "red team")
+                          STOPS[HONEST:], "red team", progress)
 
 
 def _stops(platform: Platform, who: Principal, project_id: str,
-           steps: list[tuple[str, str, dict[str, Any]]], by: str) -> list[TourStop]:
+           steps: list[tuple[str, str, dict[str, Any]]], by: str,
+           progress: Progress | None = None) -> list[TourStop]:
     platform.outputs.define(who, project_id, "base", BASE)
     aimed = any("TARGET" in str(request) for _, _, request in steps)
     target, nine = _a_target(platform, project_id) if aimed else ("", "")
@@ -136,6 +140,8 @@ def _stops(platform: Platform, who: Principal, project_id: str,
                 stops.append(_analyse(platform, who, project_id, what, request, by))
         except Invalid as refusal:  # refused before anything was computed
             stops.append(TourStop(what, "refused", "nothing ran", refusal.reasons[0], by))
+        if progress is not None:
+            progress(f"{len(stops)} of {len(steps)}, {by}", 1)
     return stops
 
 
@@ -207,7 +213,8 @@ GWAS_STOPS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def gwas_tour(platform: Platform, world: DemoWorld, committee: Principal,
-              who: Principal, red_team: Principal) -> list[TourStop]:
+              who: Principal, red_team: Principal,
+              progress: Progress | None = None) -> list[TourStop]:
     """The access committee grants the first project, the study project and the red team's
     their genotypes; the first project's lead runs a GWAS, then the red team tries to read one
     participant's genotypes through one."""
@@ -226,6 +233,8 @@ def gwas_tour(platform: Platform, world: DemoWorld, committee: Principal,
             stops.append(TourStop(what, "defined", "kept inside", "", by))
         else:
             stops.append(_analyse(platform, person, project_id, what, request, by))
+        if progress is not None:
+            progress(by, 1)
     return stops
 
 

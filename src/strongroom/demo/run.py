@@ -23,7 +23,15 @@ from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.store import Store, init_store
 from strongroom.cohort.summary import StoreSummary, summarise
 from strongroom.cohort.synth import synthesise
-from strongroom.demo.enclave import GwasHit, TourStop, gwas_hits, gwas_tour, tour
+from strongroom.demo.enclave import (
+    GWAS_STOPS,
+    STOPS,
+    GwasHit,
+    TourStop,
+    gwas_hits,
+    gwas_tour,
+    tour,
+)
 from strongroom.demo.jobs import job_tour
 from strongroom.demo.story import People, Story, tell
 from strongroom.demo.world import COMMITTEE, RED_TEAM, RESEARCHERS, DemoWorld, populate
@@ -113,16 +121,20 @@ def run_demo(
             world = populate(platform.access)
         people = People(platform.access, world)
         researcher, red_team = people(RESEARCHERS[0][0]), people(RED_TEAM[0])
-        with staged.stage("enclave tour", "touring the enclave (the red team's attacks too)"):
-            stops = tour(platform, world, researcher, red_team)
+        with staged.stage("enclave tour", "touring the enclave (the red team's attacks too)",
+                          len(STOPS)) as tick:
+            stops = tour(platform, world, researcher, red_team, tick)
         if jobs:
             with staged.stage("jobs", "running two jobs in their sandboxes"):
                 stops += job_tour(platform, world, researcher, red_team)
         hits: list[GwasHit] = []
         if causal is not None:
-            with staged.stage("GWAS", "a GWAS of BMI, and one aimed at a participant"):
-                stops += gwas_tour(platform, world, people(COMMITTEE), researcher, red_team)
+            with staged.stage("GWAS", "a GWAS of BMI, and one aimed at a participant",
+                              len(GWAS_STOPS) + 1) as tick:
+                stops += gwas_tour(platform, world, people(COMMITTEE), researcher, red_team,
+                                   tick)
                 hits = gwas_hits(platform, world, researcher, causal)
+                tick("the strongest hits", 1)
         story = tell(platform, world, people, leaked_file(root), participants, staged)
     return DemoResult(summary, key_file, staged.timings, counts, world, stops, story, hits)
 
