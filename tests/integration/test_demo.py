@@ -191,4 +191,4 @@ def test_the_attacks_are_the_red_team_s_and_the_researcher_keeps_her_ration(demo
     assert spent[("project", "day")].used == 0
     person = spent[("person", "day")]
     print(f"the demo researcher's day: {person.used} of {person.limit} answers spent")
-    assert person.used <= person.limit // 2
+    assert person.used <= 5  # her tour's two tables and her GWAS (no jobs here)

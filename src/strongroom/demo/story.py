@@ -51,6 +51,9 @@ ADMIN = "ada.admin@custodian.example"
 COMMITTEE = "access@custodian.example"
 CHECKER, SECOND_CHECKER = "checker@custodian.example", "kofi.checker@custodian.example"
 RESEARCHER, CAMILLE = "priya@northbridge.example", "camille@lumiere.example"
+# Priya's colleague on the first project: his outputs wait for the checkers there (Priya sees
+# them in the project's workspace), so that the answers they spend are not hers
+TOM = "tom@northbridge.example"
 MALLORY = "mallory@eastgate.example"
 
 # Mallory's extract story, for a cohort of n participants: a first extract of the first
@@ -149,21 +152,21 @@ HBA1C = ("SELECT pid, CASE WHEN p30750_i0 IS NULL THEN 'not measured' WHEN p3075
 def hold_outputs(platform: Platform, world: DemoWorld, who: People) -> list[Held]:
     """Outputs for review: waiting, approved once (by Kofi), rejected (by Kofi), and another
     project's waiting one."""
-    priya, camille = who(RESEARCHER), who(CAMILLE)
+    tom, camille = who(TOM), who(CAMILLE)
     main, other = world.projects[0][0], world.projects[1][0]
     for project in (main, other):
         platform.outputs.set_project_rules(who(ADMIN), project, SMALL_CELLS_TO_PEOPLE)
-    platform.outputs.define(priya, main, "screening", SCREENING)
-    platform.outputs.define(priya, main, "age_bands", AGE_BANDS)
+    platform.outputs.define(tom, main, "screening", SCREENING)
+    platform.outputs.define(tom, main, "age_bands", AGE_BANDS)
     platform.outputs.define(camille, other, "hba1c", HBA1C)
     asks = [
-        (priya, main, "sex by screening programme", "screening", "sex", "screening",
+        (tom, main, "sex by screening programme", "screening", "sex", "screening",
          "the zero cells are structural: cervical screening is offered to women only, "
          "prostate examination to men only"),
-        (priya, main, "sex by screening programme, for the methods table", "screening",
+        (tom, main, "sex by screening programme, for the methods table", "screening",
          "screening", "sex", "structural zeros again (programmes are sex-specific); this "
          "orientation is the one the journal's template asks for"),
-        (priya, main, "age band by bowel-screening invitation", "age_bands", "age_band",
+        (tom, main, "age band by bowel-screening invitation", "age_bands", "age_band",
          "bowel_screening", "the zeros follow from the invitation age of 50"),
         (camille, other, "HbA1c band by diabetes range", "hba1c", "hba1c_band",
          "hba1c_range", "both columns come from the same HbA1c value, so the empty cells "
