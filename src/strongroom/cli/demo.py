@@ -76,7 +76,7 @@ def _print_gwas(result: DemoResult) -> None:
     for column in ("variant", "beta", "p", "planted locus"):
         table.add_column(column, justify="right" if column in ("beta", "p") else "left")
     for hit in result.gwas:
-        table.add_row(hit.variant, f"{hit.beta:.3f}", f"{hit.p:.2g}", hit.planted or "—")
+        table.add_row(hit.variant, f"{hit.beta:.3f}", _p(hit.neg_log10_p), hit.planted or "—")
     console.print(table)
 
 
@@ -133,3 +133,11 @@ def _print_logins(result: DemoResult) -> None:
     console.print("A current code for a TOTP secret: python -c \"import pyotp; "
                   "print(pyotp.TOTP('SECRET').now())\" (or add it to an authenticator app)",
                   highlight=False)
+
+
+def _p(neg_log10_p: float) -> str:
+    """p as a geneticist writes it, from −log10 p: 3.4e-21, or 1e-412 past a float's reach."""
+    if neg_log10_p < 300:
+        return f"{10 ** -neg_log10_p:.2g}"
+    exponent = int(neg_log10_p // 1) + 1
+    return f"{10 ** (exponent - neg_log10_p):.2g}e-{exponent}"

@@ -188,7 +188,7 @@ class GwasHit:
 
     variant: str
     beta: float
-    p: float
+    neg_log10_p: float  # −log10 p: a hit at 500,000 can be past what a float p holds
     planted: str  # the planted locus it is (or sits beside), or ""
 
 
@@ -254,5 +254,6 @@ def gwas_hits(platform: Platform, world: DemoWorld, who: Principal, causal: pl.D
         return []
     table = frame_of(requests.download(platform.access, who, released[-1].id).payload)
     planted = dict(causal.filter(pl.col("trait") == "bmi").select("id", "locus").iter_rows())
-    return [GwasHit(row["id"], row["beta"], row["p"], planted.get(row["id"], ""))
-            for row in table.sort("p").head(top).iter_rows(named=True)]
+    return [GwasHit(row["id"], row["beta"], row["neg_log10_p"], planted.get(row["id"], ""))
+            for row in table.sort("neg_log10_p", descending=True, nulls_last=True).head(top)
+            .iter_rows(named=True)]
