@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -28,15 +27,13 @@ import pytest
 from strongroom.access import projects
 from strongroom.access.roles import Role
 from strongroom.enclave import service
-from strongroom.genomics.formats import open_genotypes
 from strongroom.genomics.membership import lr_statistic
 from strongroom.outputs.genetics import frame_of
 from strongroom.outputs.render import Format
-from tests.access_world import World, build_world
-from tests.genotype_files import write_bed
+from tests.access_world import World
 from tests.gwas_world import FIELDS, stored
+from tests.membership_world import M, build_membership_world
 
-M = 3_000
 ALPHA, BOUND = 0.05, 0.10
 GROUP = ("SELECT pid, p31 AS sex, p34 AS birth_year, p21001_i0 AS bmi, p4080_i0_a0 AS sbp, "
          "ln(p21001_i0) AS log_bmi, p4080_i0_a0 / p21001_i0 AS sbp_per_bmi, "
@@ -50,19 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, np.
                                                                         np.ndarray, np.ndarray]]:
     """The world; every participant's genotypes (eid order), their eids, the population's
     ALT frequencies."""
-    root: Path = tmp_path_factory.mktemp("membership")
-    found = build_world(root, cohort=3000, fields=FIELDS)
-    eids = found.platform.store.load().participants["eid"].to_numpy()
-    rng = np.random.default_rng(2009)
-    maf = np.exp(rng.uniform(np.log(0.02), np.log(0.5), M))
-    truth = np.where(rng.random(M) < 0.5, maf, 1 - maf)
-    g = (rng.random((eids.size, M)) < truth).astype(np.float32) \
-        + (rng.random((eids.size, M)) < truth)
-    with open_genotypes(write_bed(root / "genotypes" / "array", g,
-                                  [str(e) for e in eids])) as source:
-        found.platform.genotypes.ingest(source)
-    admin = found.sign_in(found.staff[Role.CUSTODIAN_ADMIN])
-    projects.set_genotypes(found.ctx, admin, found.project_id, True)
+    found, g, eids, truth = build_membership_world(tmp_path_factory.mktemp("membership"))
     yield found, g, eids, truth
     found.platform.close()
 

@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -38,16 +37,14 @@ from strongroom.access import projects
 from strongroom.access.context import Principal
 from strongroom.access.roles import Role
 from strongroom.enclave import service
-from strongroom.genomics.formats import open_genotypes
 from strongroom.genomics.membership import lr_statistic
 from strongroom.outputs.genetics import frame_of
 from strongroom.outputs.render import Format
 from strongroom.outputs.verdicts import Verdict
-from tests.access_world import World, build_world
-from tests.genotype_files import write_bed
+from tests.access_world import World
 from tests.gwas_world import FIELDS, stored
+from tests.membership_world import build_membership_world
 
-M = 3_000
 ALPHA, BOUND = 0.05, 0.10
 PRIMES = (7919, 104729, 1299709, 15485863, 179424673, 2038074743, 982451653, 32452843,
           49979687, 86028121, 122949829, 160481219, 198491317, 236887699, 275604541, 314606869)
@@ -75,19 +72,9 @@ def _sql(where: str) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, np.ndarray,
                                                                         np.ndarray, np.ndarray]]:
-    root: Path = tmp_path_factory.mktemp("redteam-membership")
-    found = build_world(root, cohort=3000, fields=FIELDS)
-    eids = found.platform.store.load().participants["eid"].to_numpy()
-    rng = np.random.default_rng(2009)
-    maf = np.exp(rng.uniform(np.log(0.02), np.log(0.5), M))
-    truth = np.where(rng.random(M) < 0.5, maf, 1 - maf)
-    g = (rng.random((eids.size, M)) < truth).astype(np.float32) \
-        + (rng.random((eids.size, M)) < truth)
-    with open_genotypes(write_bed(root / "genotypes" / "array", g,
-                                  [str(e) for e in eids])) as source:
-        found.platform.genotypes.ingest(source)
-    admin = found.sign_in(found.staff[Role.CUSTODIAN_ADMIN])
-    projects.set_genotypes(found.ctx, admin, found.project_id, True)
+    """The world; every participant's genotypes (eid order), their eids, the population's
+    ALT frequencies."""
+    found, g, eids, truth = build_membership_world(tmp_path_factory.mktemp("redteam-membership"))
     yield found, g, eids, truth
     found.platform.close()
 

@@ -46,6 +46,7 @@ class Isolated(GenotypeFile):
     """A genotype file opened and read by a child process; see the module's docstring."""
 
     def __init__(self, path: Path):
+        self._name = path.name
         self._conn, theirs = multiprocessing.Pipe()
         self._child = _children().Process(target=_serve, args=(theirs, str(path)), daemon=True,
                                           name=f"strongroom-genotypes-{path.name}")
@@ -107,14 +108,14 @@ class Isolated(GenotypeFile):
                 self._child.kill()
                 self._streaming = False
                 raise GenotypeFileError(
-                    f"{self.path_name}: the {self._reader} gave no answer in "
+                    f"{self._name}: the {self._reader} gave no answer in "
                     f"{ANSWER_SECONDS:g} s while {self._where} and was stopped: the file is "
                     "damaged or not what its name says. Nothing was stored")
             answer: tuple[Any, ...] = self._conn.recv()
         except (EOFError, OSError):
             self._child.join(_JOIN_SECONDS)
             raise GenotypeFileError(
-                f"{self.path_name}: the {self._reader} stopped ({_how(self._child.exitcode)}) "
+                f"{self._name}: the {self._reader} stopped ({_how(self._child.exitcode)}) "
                 f"while {self._where}: the file is damaged or not what its name says. "
                 "Nothing was stored; check it with plink2 --validate (or bgenix) and write "
                 "it again") from None
@@ -123,12 +124,8 @@ class Isolated(GenotypeFile):
         return answer
 
     @property
-    def path_name(self) -> str:
-        return str(self._child.name).removeprefix("strongroom-genotypes-")
-
-    @property
     def _reader(self) -> str:
-        suffix = Path(self.path_name).suffix.lower()
+        suffix = Path(self._name).suffix.lower()
         return {".bed": "PLINK 1 reader (bed-reader)", ".pgen": "PLINK 2 reader (pgenlib)",
                 ".bgen": "BGEN reader"}.get(suffix, "genotype reader")
 

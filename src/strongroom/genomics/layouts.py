@@ -24,7 +24,6 @@ import mmap
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,14 +86,7 @@ _PGEN_BLOCK = 1 << 16
 _FIXED_MODES = {0x02: 0, 0x03: 2, 0x04: 4}  # mode -> extra bytes per sample beyond hardcalls
 
 
-@dataclass(frozen=True)
-class PgenShape:
-    mode: int
-    variants: int
-    samples: int
-
-
-def check_pgen(path: Path, n: int, m: int, psam: str, pvar: str) -> PgenShape:
+def check_pgen(path: Path, n: int, m: int, psam: str, pvar: str) -> None:
     """A ``.pgen`` whose header says ``n`` samples and ``m`` variants, whose record table is
     consistent and whose size is exactly what the table says."""
     size = path.stat().st_size
@@ -115,7 +107,6 @@ def check_pgen(path: Path, n: int, m: int, psam: str, pvar: str) -> PgenShape:
         if size < 12:
             raise GenotypeFileError(f"{path.name} ends inside its 12-byte header: it is truncated")
         variants, samples, ctrl = struct.unpack_from("<IIB", data, 3)
-        shape = PgenShape(mode, variants, samples)
         if samples != n:
             raise GenotypeFileError(
                 f"{path.name} holds {samples:,} samples but {psam} lists {n:,}: they are not a "
@@ -142,7 +133,6 @@ def check_pgen(path: Path, n: int, m: int, psam: str, pvar: str) -> PgenShape:
                 f"{expected:,}: the file is "
                 f"{'truncated' if size < expected else 'longer than it says (junk appended?)'}")
         _clean_padding(path.name, data, full, samples, psam)
-    return shape
 
 
 def _clean_padding(name: str, data: Buffer, starts: list[int], n: int, psam: str) -> None:

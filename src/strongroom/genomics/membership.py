@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from pyroaring import BitMap
 from scipy.stats import norm
 
 DEFAULT_ALPHA = 1e-3
@@ -285,6 +286,25 @@ def select_releasable(
         spent=reached,
         reasons=dict.fromkeys(np.flatnonzero(~released).tolist(), reason),
     )
+
+
+def spent_on(budget: Iterable[tuple[BitMap, Spent]], group: BitMap) -> Spent | None:
+    """What earlier releases (each a group of people and what it spent) spent on ``group``:
+    every earlier group holding at least half of its members is charged in full, and any other
+    in proportion to the share of its members it holds, so that neither a group a few people
+    from another nor a patchwork of groups each overlapping it a little comes with a fresh
+    budget. Cautious: an overlapping group's variants count as if their members were all in
+    this one."""
+    total: Spent | None = None
+    for members, spent in budget:
+        if not len(group):
+            break
+        share = len(members & group) / len(group)
+        if share == 0:
+            continue
+        charged = spent if share >= OVERLAP else spent.scaled(share)
+        total = charged if total is None else total + charged
+    return total
 
 
 def spent_on_variants(n: int, p_pool: ArrayLike, p_ref: ArrayLike, released: ArrayLike, *,

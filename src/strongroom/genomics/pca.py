@@ -117,6 +117,7 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
     last: dict[str, int] = {}
     y: F64 | None = None
     held: list[NDArray[np.float32]] | None = []  # the kept markers, while they fit
+    held_firsts: list[int] = []
     n = 0
     for first, dosages in _read(chunks()):
         n = dosages.shape[0]
@@ -126,10 +127,15 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
         x = selection.standardised(first, dosages)
         if held is not None:
             held.append(x.astype(np.float32))
-            if sum(h.nbytes for h in held) > EXACT_BYTES:
-                held = None
-        omega = np.random.default_rng([seed, first]).standard_normal((x.shape[1], width))
-        y = x @ omega if y is None else y + x @ omega
+            held_firsts.append(first)
+            if sum(h.nbytes for h in held) <= EXACT_BYTES:
+                continue  # the exact path needs no random projection
+            # too many to hold: project what was held, and the rest as it comes
+            for earlier, kept in zip(held_firsts, held, strict=True):
+                y = _projected(y, kept.astype(np.float64), earlier, seed, width)
+            held = None
+            continue
+        y = _projected(y, x, first, seed, width)
     used = np.concatenate([first + c for first, (c, _, _) in sorted(selection.chunks.items())]
                           ) if selection.chunks else np.zeros(0, np.int64)
     if held is not None and used.size >= n_components:
@@ -157,6 +163,12 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
     return PrincipalComponents(scores=u * signs * np.sqrt(n),
                                eigenvalues=s[:n_components] ** 2 / used.size,
                                variants=used.astype(np.int64))
+
+
+def _projected(y: F64 | None, x: F64, first: int, seed: int, width: int) -> F64:
+    """``y`` plus one chunk's standardised genotypes times its random test matrix."""
+    omega = np.random.default_rng([seed, first]).standard_normal((x.shape[1], width))
+    return x @ omega if y is None else y + x @ omega
 
 
 def _exact(x: NDArray[np.float32], k: int, used: NDArray[np.int64]) -> PrincipalComponents:

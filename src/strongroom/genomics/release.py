@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from pyroaring import BitMap
 from scipy import stats
 
 from strongroom.enclave.results import PidArray
@@ -62,19 +63,13 @@ class FreshLedger:
     """A ledger of one request with nothing spent before it (for tests and benchmarks)."""
 
     def __init__(self) -> None:
-        self.charges: list[tuple[PidArray, membership.Spent]] = []
+        self.charges: list[tuple[BitMap, membership.Spent]] = []
 
     def spent(self, group: PidArray) -> membership.Spent | None:
-        total = None
-        for members, added in self.charges:
-            share = np.intersect1d(members, group).size / max(group.size, 1)
-            if share:
-                charged = added if share >= membership.OVERLAP else added.scaled(share)
-                total = charged if total is None else total + charged
-        return total
+        return membership.spent_on(self.charges, BitMap(np.asarray(group, dtype=np.uint32)))
 
     def charge(self, group: PidArray, added: membership.Spent) -> None:
-        self.charges.append((np.sort(group), added))
+        self.charges.append((BitMap(np.asarray(group, dtype=np.uint32)), added))
 
 
 @dataclass

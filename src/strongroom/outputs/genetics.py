@@ -25,7 +25,7 @@ from pyroaring import BitMap
 from strongroom.enclave import margin
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 from strongroom.enclave.steps import Rounding
-from strongroom.genomics.membership import OVERLAP, Spent
+from strongroom.genomics.membership import Spent, spent_on
 from strongroom.genomics.release import GeneticRules, Released, release
 from strongroom.genomics.study import VARIANT_COLUMNS, GwasRun
 from strongroom.outputs.render import Format
@@ -144,8 +144,9 @@ class RunningBudget:
     def __init__(self, earlier: Budget, pseudonyms: pl.DataFrame):
         self.earlier = earlier
         self.added: Budget = []
-        self._eid_of = dict(zip(pseudonyms["pid"].to_list(), pseudonyms["eid"].to_list(),
-                                strict=True))
+        by_pid = pseudonyms.select("pid", "eid").sort("pid")
+        self._pids = by_pid["pid"].to_numpy()
+        self._eids_by_pid = by_pid["eid"].to_numpy().astype(np.uint32)
 
     def spent(self, group: PidArray) -> Spent | None:
         return spent_on(self.earlier + self.added, self._eids(group))
@@ -154,25 +155,7 @@ class RunningBudget:
         self.added.append((self._eids(group), added))
 
     def _eids(self, group: PidArray) -> BitMap:
-        return BitMap(int(self._eid_of[int(p)]) for p in np.asarray(group).tolist())
-
-
-def spent_on(budget: Budget, group: BitMap) -> Spent | None:
-    """What earlier releases spent on ``group``: every earlier group holding at least half of
-    its members is charged in full, and any other in proportion to the share of its members
-    it holds, so that neither a group a few people from another nor a patchwork of groups
-    each overlapping it a little comes with a fresh budget. Cautious: an overlapping group's
-    variants count as if their members were all in this one."""
-    total: Spent | None = None
-    for members, spent in budget:
-        if not len(group):
-            break
-        share = len(members & group) / len(group)
-        if share == 0:
-            continue
-        charged = spent if share >= OVERLAP else spent.scaled(share)
-        total = charged if total is None else total + charged
-    return total
+        return BitMap(self._eids_by_pid[np.searchsorted(self._pids, group)])
 
 
 def increment(after: Spent, before: Spent | None) -> Spent:
