@@ -372,3 +372,22 @@ def test_repeats_with_other_covariate_cells_do_not_give_the_denominators_away(
         views[name] = view
     assert released(fresh, views["z"]) is not None  # the first, alone, is released
     assert released(fresh, views["p"]) is None and released(fresh, views["q"]) is None
+
+
+def test_whether_anyone_matches_a_condition_is_not_told_by_the_refusal(
+        world: World, attacker: Principal, target: dict[str, Any]) -> None:
+    """A 0/1 trait that is 1 for the target alone, and one that is 1 for no one: both are
+    refused for the same reason (the spread rules'), not one of them as "two values", which
+    would say the target is there."""
+    reasons = []
+    for name, condition in (("one", target["where"]), ("none", "p34 < 0")):
+        define(world, attacker, name, f"SELECT pid, CASE WHEN {condition} THEN 1 ELSE 0 END "
+               "AS y, p34 AS birth_year, p31 AS sex FROM participants "
+               "WHERE p21001_i0 IS NOT NULL")
+        view = gwas(world, attacker, definition=name, traits=["y"], covariates=[],
+                    categorical=[])
+        assert released(world, view) is None
+        reasons.append(sorted(f.reason.replace("'one'", "'y'").replace("'none'", "'y'")
+                              for f in view.report.findings))
+    assert not any("two values" in r for found in reasons for r in found), reasons
+    assert reasons[0] == reasons[1], reasons

@@ -123,6 +123,8 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
                                       for j in range(traits.shape[1])])
         spread = {t: _spread(traits[:, j], covariates, pids, k, max_share, spec, t, own,
                              max_leverage) for j, t in enumerate(spec.traits)}
+        if spec.model == "linear":  # after the spread checks: their one reason covers a trait
+            _not_two_valued(traits, spec)  # constant or rare-valued, which says nothing more
         fit: Callable[..., pl.DataFrame] = (logistic_gwas if spec.model == "logistic"
                                             else linear_gwas)
         # the engine splits each chunk's variants between threads, each with one BLAS thread
@@ -193,6 +195,16 @@ def _spread(y: FloatArray, covariates: FloatArray, pids: PidArray, k: int, max_s
     return Spread(float(np.sqrt(squares[0])), total / max(df, 1), df, (pids[use], r))
 
 
+def _not_two_valued(traits: FloatArray, spec: GwasSpec) -> None:
+    """Refuse a two-valued trait fitted by least squares: its cases' and controls' frequencies
+    come back from the effects unbounded; a logistic GWAS bounds each side as a group."""
+    for name, values in zip(spec.traits, traits.T, strict=True):
+        if np.unique(values[np.isfinite(values)]).size == 2:
+            raise Invalid(f"trait {name!r} takes two values: fit it as a case-control trait "
+                          "(\"model\": \"logistic\", coded 0/1), whose cases and controls "
+                          "are held to the membership bound as groups")
+
+
 def leverage(design: FloatArray) -> FloatArray:
     """Each row's leverage in a least-squares fit on ``design``: the diagonal of its hat
     matrix, the share of a participant's own value in their fitted value (1/m for a
@@ -221,14 +233,6 @@ def _traits(used: pl.DataFrame, spec: GwasSpec) -> FloatArray:
                           "0/1 flag")
         columns.append(used[name].cast(pl.Float64).fill_null(np.nan).to_numpy())
     traits = np.column_stack(columns)
-    if spec.model == "linear":
-        for name, values in zip(spec.traits, traits.T, strict=True):
-            if np.unique(values[np.isfinite(values)]).size == 2:
-                # fitted by least squares, its cases' and controls' frequencies come back
-                # from the effects unbounded; a logistic GWAS bounds each side as a group
-                raise Invalid(f"trait {name!r} takes two values: fit it as a case-control "
-                              "trait (\"model\": \"logistic\", coded 0/1), whose cases and "
-                              "controls are held to the membership bound as groups")
     if spec.model == "logistic":
         present = traits[np.isfinite(traits)]
         if not np.isin(present, (0.0, 1.0)).all():
