@@ -228,7 +228,10 @@ def test_the_dummy_runs_failure_is_its_own_and_names_no_output(world: World) -> 
     body = "open('output/b0.txt', 'w').write('x')\n"
     row = attack(world, "", 0.0, "plain", "plain", body=body)
     assert row.status == "failed" and row.reasons == [DUMMY_UNWRITTEN]
-    assert "b1" not in seen(world, row) and "b2" not in json.dumps(row.reasons)
+    view = seen(world, row)
+    for random_id in (row.project_id, row.requester):  # a random id may hold "b1"
+        view = view.replace(random_id, "…")
+    assert "b1" not in view and "b2" not in json.dumps(row.reasons)
     assert sorted(map(list, row.usage["dummy_unwritten"])) == [["b1", "output/b1.txt"],
                                                                ["b2", "output/b2.txt"]]
     walled = attack(world, "", 0.0, "plain", "plain",
