@@ -3,7 +3,8 @@
     version: 1
     actions:
       study:
-        run: python analysis/study.py        # or: notebook analysis/study.ipynb
+        run: python analysis/study.py        # or: notebook analysis/study.ipynb,
+                                             # or: Rscript analysis/study.R
         inputs: [cohort]                     # project tables and dataset definitions
         needs: [prepare]                     # actions whose outputs this one reads
         outputs:
@@ -38,7 +39,9 @@ MAX_TEXT = 64 * 1024
 MAX_DEPTH = 8
 MAX_OUTPUTS = 50  # per action: many small outputs are a channel, and no study needs more
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")]
-_RUN = re.compile(r"(python|notebook) (\S+)")
+_RUN = re.compile(r"(python|notebook|Rscript) (\S+)")
+# the file each way of running takes, by suffix (nothing else is run: no options, no -e)
+RUNS: dict[str, str] = {"python": ".py", "notebook": ".ipynb", "Rscript": ".R"}
 
 
 class OutputKind(StrEnum):
@@ -58,7 +61,7 @@ SUFFIXES: dict[OutputKind, frozenset[str]] = {
     OutputKind.FIGURE: frozenset({".png", ".svg"}),
     OutputKind.TEXT: frozenset({".txt", ".md"}),
     OutputKind.INTERNAL: frozenset({".parquet", ".csv", ".json", ".pkl", ".npy", ".feather",
-                                    ".txt"}),
+                                    ".txt", ".rds"}),
 }
 
 
@@ -86,7 +89,7 @@ class Action(_Strict):
 
     @property
     def runner(self) -> str:
-        """``python`` or ``notebook``."""
+        """``python``, ``notebook`` or ``Rscript``."""
         return self.run.split(" ", 1)[0]
 
     @property
@@ -179,11 +182,12 @@ def _runs(pipeline: Pipeline, files: set[str]) -> Iterable[str]:
     for name, action in pipeline.actions.items():
         match = _RUN.fullmatch(action.run)
         if match is None:
-            yield (f"action {name!r}: run must be 'python <script>.py' or 'notebook "
-                   f"<notebook>.ipynb', not {action.run!r}")
+            yield (f"action {name!r}: run must be 'python <script>.py', 'notebook "
+                   f"<notebook>.ipynb' or 'Rscript <script>.R' (the script alone: no "
+                   f"options, no -e), not {action.run!r}")
             continue
         runner, script = match.groups()
-        suffix = ".py" if runner == "python" else ".ipynb"
+        suffix = RUNS[runner]
         problem = _relative(script)
         if problem:
             yield f"action {name!r}: the script {script!r} {problem}"

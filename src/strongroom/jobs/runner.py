@@ -2,8 +2,10 @@
 machine, on dummy data) outside it.
 
 Inside a run the repository is at ``/job`` (read-only), its inputs are Parquet files in
-``/job/inputs``, the outputs are written to ``/job/output``, and :mod:`strongroom.sdc` writes
-the plan to ``$STRONGROOM_PLAN``. Relative paths (``inputs/cohort.parquet``,
+``/job/inputs`` (CSV files for an R action, as ``strongroom jobs dummy`` downloads them: R
+reads no Parquet from Debian's packages), the outputs are written to ``/job/output``, and
+:mod:`strongroom.sdc` (or its R face, ``jobs/r/strongroom.R``) writes the plan to
+``$STRONGROOM_PLAN``. Relative paths (``inputs/cohort.parquet``,
 ``output/table1.csv``) therefore work the same everywhere.
 """
 
@@ -24,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from strongroom.enclave.dummy import _csv as csv_of
+from strongroom.errors import Refused
 from strongroom.jobs import code as job_code
 from strongroom.jobs import identity, sandbox, vault
 from strongroom.jobs.pipeline import Action, Pipeline
@@ -33,6 +37,11 @@ SHM = Path("/dev/shm")  # noqa: S108 (a private folder is made in it, mode 0700)
 SCRATCH = SHM if SHM.is_dir() else None  # decrypted inputs in memory, where they can be
 PLAN_FILE = "plan.jsonl"
 NOTEBOOK_MODULE = "strongroom_notebook"
+RSCRIPT = "Rscript"
+R_LIBRARY = "/job-lib/strongroom.R"  # sandbox.R_LIBRARY, inside
+# R's settings for a job: sdc for R and the monitor before the script; no library of the
+# user's (R's are in /usr, read-only); no .Renviron from the code or the home folder
+R_ENV = {"R_PROFILE_USER": R_LIBRARY, "R_LIBS_USER": "/job-lib/R", "R_ENVIRON_USER": "/dev/null"}
 INODES = 10_000  # files and folders a run may make in its writable folders
 # runs a script: (argv, code, inputs, output, plan folders, limits, name) -> how it ended
 Runs = Callable[[list[str], Path, Path, Path, Path, sandbox.Limits, str], sandbox.Ending]
@@ -94,12 +103,16 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
         (code / "inputs").mkdir(exist_ok=True)
         for input_name in action.inputs:
             inputs(input_name, data / f"{input_name}.parquet")
+            if action.runner == RSCRIPT:
+                _as_csv(data / f"{input_name}.parquet")
         # the outputs of the actions it needs, as they wrote them, where they wrote them
         job_code.write({str(PurePosixPath(*PurePosixPath(p).parts[1:])): data
                         for p, data in carried.items()}, out)
         argv = [sys.executable, "-B", action.script]
         if action.runner == "notebook":
             argv = [sys.executable, "-B", "-m", NOTEBOOK_MODULE, action.script]
+        elif action.runner == RSCRIPT:
+            argv = [rscript(), action.script]
         ending = runs_in(argv, code, data, out, plan, limits, name)
         run = Run(ending, [])
         # read once every process of the run is gone, and only plain files inside
@@ -118,6 +131,25 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
         ending.exit_code, ending.stderr = 1, ending.stderr + "\n".join(
             run.problems).encode()
     return run
+
+
+def rscript() -> str:
+    """Where Rscript is (Refused, saying how to install it, where it is not)."""
+    found = shutil.which(RSCRIPT, path="/usr/bin:/bin")
+    if found is None:
+        raise Refused("R is not installed here, so an 'Rscript' action cannot run: install "
+                      "it (apt-get install r-base-core r-cran-data.table r-cran-survival "
+                      "r-cran-jsonlite, as the project's .ci/run does)")
+    return found
+
+
+def _as_csv(parquet: Path) -> None:
+    """An input for R: the Parquet file as the CSV file the dummy data's zip holds (the same
+    writer), in its place."""
+    import polars as pl
+
+    parquet.with_suffix(".csv").write_bytes(csv_of(pl.read_parquet(parquet)))
+    parquet.unlink()
 
 
 def _give(*folders: Path) -> None:
@@ -262,7 +294,12 @@ def sandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
                sandbox.Mount(out, "/job/output", writable=True),
                sandbox.Mount(plan, "/job-plan", writable=True)],
         limits=limits, name=name, output=out,
-        env={PLAN_ENV: f"/job-plan/{PLAN_FILE}", INPUTS_ENV: "/job/inputs", **_notebook(argv)})
+        env={PLAN_ENV: f"/job-plan/{PLAN_FILE}", INPUTS_ENV: "/job/inputs", **_notebook(argv),
+             **(R_ENV if _is_r(argv) else {})})
+
+
+def _is_r(argv: list[str]) -> bool:
+    return Path(argv[0]).name == RSCRIPT
 
 
 def _notebook(argv: list[str]) -> dict[str, str]:
@@ -283,8 +320,11 @@ def unsandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
     shutil.copy(sandbox.SDC, library / "strongroom" / "sdc.py")
     shutil.copy(sandbox.NOTEBOOK, library / "strongroom_notebook.py")
     (library / "strongroom" / "__init__.py").touch()
+    shutil.copy(sandbox.R_LIBRARY, library / "strongroom.R")
     env = {**os.environ, "PYTHONPATH": str(library), "MPLBACKEND": "Agg",
            PLAN_ENV: str(plan / PLAN_FILE), INPUTS_ENV: str(data), **_notebook(argv)}
+    if _is_r(argv):
+        env |= {"R_PROFILE_USER": str(library / "strongroom.R"), "R_ENVIRON_USER": "/dev/null"}
     started = time.monotonic()
     try:
         done = subprocess.run(argv, cwd=code, env=env, capture_output=True,

@@ -3,14 +3,15 @@
 The walls: a host user of its own, never root (identity.py); new user, PID, network, IPC,
 UTS and mount namespaces (no network device but loopback, nothing to connect to); a seccomp
 filter on the kernel's dangerous calls (syscalls.py); a read-only file system of the runtime
-(``/usr`` and the Python environment), the job's code and inputs, a writable output folder,
-size-capped ``/tmp`` and ``/dev/shm`` tmpfs, ``/proc/sys`` read-only, and nothing else: not
-the data directory, the key files, the metadata database or another project's files; an
-empty environment; no capabilities, no setuid, no new user namespaces. Where the platform is
-root the whole scratch lives in a vault (vault.py) that dies with the platform. The limits:
-the job's processes and memory held by a control group (cgroups.py), CPU seconds and file
-size by rlimits, wall time and the output folder's size watched from outside. A try at a
-wall is reported by the monitor hook (sitecustomize.py) through a pipe.
+(``/usr`` and the Python environment; R, its packages and ``/etc/R`` where installed), the
+job's code and inputs, a writable output folder, size-capped ``/tmp`` and ``/dev/shm`` tmpfs,
+``/proc/sys`` read-only, and nothing else: not the data directory, the key files, the
+metadata database or another project's files; an empty environment; no capabilities, no
+setuid, no new user namespaces. Where the platform is root the whole scratch lives in a
+vault (vault.py) that dies with the platform. The limits: the job's processes and memory
+held by a control group (cgroups.py), CPU seconds and file size by rlimits, wall time and
+the output folder's size watched from outside. A try at a wall is reported by the monitor
+(sitecustomize.py for Python, r/strongroom.R for R) through a pipe.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ LOG_BYTES = 1 << 20  # kept of each of stdout and stderr (the rest is cut, and s
 HOOK = Path(__file__).with_name("sitecustomize.py")
 NOTEBOOK = Path(__file__).with_name("notebook.py")
 SDC = Path(__file__).parent.parent / "sdc.py"
+R_LIBRARY = Path(__file__).parent / "r" / "strongroom.R"  # sdc for R, and R's monitor
+R_SETTINGS = Path("/etc/R")  # Debian's R reads its Renviron and Rprofile.site here
+# Debian's alternatives: links to the programs and libraries chosen among several (R's BLAS
+# and LAPACK, the `which` R's utils runs as it loads), read-only
+ALTERNATIVES = Path("/etc/alternatives")
 
 
 class Wall(StrEnum):
@@ -155,6 +161,9 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
         raise Refused(problem)
     enter, mounts = _entered(mounts)
     monitor_r, monitor_w = os.pipe()
+    if os.geteuid() == 0:  # R's monitor reopens it by /proc/self/fd (the job's user must)
+        user = identity.job_user()
+        os.fchown(monitor_w, user.uid, user.gid)
     filter_fd = syscalls.descriptor()
     group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes)
     binds = [*_runtime(), *_binds(mounts)]
@@ -269,7 +278,8 @@ def _sealed(limits: Limits) -> list[str]:
 
 
 def _runtime() -> list[str]:
-    """The operating system's programs and libraries and the Python environment, read-only."""
+    """The operating system's programs and libraries (R and its packages among them, in
+    ``/usr``), R's settings and the Python environment, read-only."""
     args = ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/lib", "/lib64", "/sbin"):
         path = Path(top)
@@ -279,6 +289,10 @@ def _runtime() -> list[str]:
             args += ["--ro-bind", top, top]
     if Path("/etc/fonts").is_dir():  # fontconfig's settings, for figures' text
         args += ["--ro-bind", "/etc/fonts", "/etc/fonts"]
+    if R_SETTINGS.is_dir():  # R's settings (/usr/lib/R/etc links there); R itself is in /usr
+        args += ["--ro-bind", str(R_SETTINGS), str(R_SETTINGS)]
+    if ALTERNATIVES.is_dir():
+        args += ["--ro-bind", str(ALTERNATIVES), str(ALTERNATIVES)]
     for prefix in sorted({sys.base_prefix, sys.prefix}):
         if not prefix.startswith("/usr/"):
             args += ["--ro-bind", prefix, prefix]
@@ -286,6 +300,7 @@ def _runtime() -> list[str]:
     args += ["--dir", "/job-lib/strongroom", "--ro-bind", str(HOOK), "/job-lib/sitecustomize.py",
              "--ro-bind", str(SDC), "/job-lib/strongroom/sdc.py",
              "--ro-bind", str(NOTEBOOK), "/job-lib/strongroom_notebook.py",
+             "--ro-bind", str(R_LIBRARY), "/job-lib/strongroom.R",
              "--ro-bind", "/dev/null", "/job-lib/strongroom/__init__.py"]
     return args
 
@@ -389,6 +404,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 _STDERR_WALLS = ((b"MemoryError", Wall.MEMORY), (b"Cannot allocate memory", Wall.MEMORY),
+                 (b"cannot allocate vector of size", Wall.MEMORY),  # R's
                  (b"Resource temporarily unavailable", Wall.PROCESSES),
                  (b"File too large", Wall.FILE_SIZE),
                  (b"No space left on device", Wall.SPACE))
