@@ -247,7 +247,7 @@ local({
       what <- substr(paste(deparse(call, width.cutoff = 200L), collapse = " "), 1L, 200L)
       line <- paste0(wall, "\t", event, "\t", gsub("[\t\r\n]", " ", what), "\n")
       ok <- tryCatch({
-        con <- open_file(pipe_path, open = "ab")
+        con <- open_file(pipe_path, open = "ab", raw = TRUE)
         writeBin(charToRaw(line), con)
         close(con)
         TRUE
