@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
