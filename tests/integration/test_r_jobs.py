@@ -36,6 +36,7 @@ from tests.access_world import World
 from tests.jobs_world import build_jobs_world, pipeline, planned, run_job
 
 R_LIBRARY = Path(sandbox.R_LIBRARY)
+HOW_TO = Path(__file__).parents[2] / "docs" / "how-to" / "run-an-r-job.md"
 NO_R = shutil.which("Rscript") is None
 
 NOTES = "notes: {path: output/notes.txt, kind: text}"
@@ -276,10 +277,14 @@ def test_r_filling_memory_is_stopped(world: World) -> None:
 # -- at home: the dummy data, read unchanged ------------------------------------------------
 
 
-def test_an_r_action_runs_at_home_on_the_dummy_data_as_downloaded(world: World,
-                                                                  tmp_path: Path) -> None:
-    """`jobs dummy` puts the dummy zip's files in dummy/ (a CSV per table beside its Parquet);
-    `jobs run --dummy` gives the R script that same CSV, byte for byte, and writes its plan."""
+def test_the_how_tos_r_study_runs_at_home_on_the_dummy_data_as_downloaded(
+        world: World, tmp_path: Path) -> None:
+    """docs/how-to/run-an-r-job.md as written: `jobs dummy` puts the dummy zip's files in
+    dummy/ (a CSV per table beside its Parquet); `jobs run --dummy` gives the R script that
+    same CSV, byte for byte, writes its figure and its plan."""
+    how_to = HOW_TO.read_text()
+    project, script = (how_to.split(f"```{tag}\n", 1)[1].split("```", 1)[0]
+                       for tag in ("yaml", "r"))
     me = world.sign_in(world.researcher)
     payload = enclave_service.dummy_data(world.platform.enclave, me, world.project_id)
     repo = tmp_path / "repo"
@@ -288,9 +293,9 @@ def test_an_r_action_runs_at_home_on_the_dummy_data_as_downloaded(world: World,
         (repo / "dummy").mkdir()
         for name in archive.namelist():
             (repo / "dummy" / name).write_bytes(archive.read(name))
-    (repo / "project.yaml").write_text(pipeline(f"{NOTES}\n{TABLES}",
-                                                run="Rscript analysis/study.R"))
-    (repo / "analysis" / "study.R").write_text(R_STUDY + """
+    (repo / "project.yaml").write_text(project + "      notes: {path: output/notes.txt, "
+                                       "kind: text}\n")
+    (repo / "analysis" / "study.R").write_text(script + """
 writeLines(unname(tools::md5sum(sdc$input_path("cohort"))), "output/notes.txt")
 """)
     report = local.run(repo, "study", repo / "dummy")
@@ -298,6 +303,6 @@ writeLines(unname(tools::md5sum(sdc$input_path("cohort"))), "output/notes.txt")
     downloaded = (repo / "dummy" / "cohort.csv").read_bytes()
     assert (repo / "output" / "notes.txt").read_text().strip() == hashlib.md5(
         downloaded).hexdigest()
+    assert (repo / "output" / "bmi.png").read_bytes().startswith(b"\x89PNG")
     assert json.loads((repo / "plans" / "study.json").read_text()) == report.plan
-    assert [i["output"] for i in report.plan] == ["smokers", "by_sex", "bmi", "bmi_bins",
-                                                  "model"]
+    assert report.plan == python_plan(PY_CALLS, tmp_path)  # the page's calls are these
