@@ -83,15 +83,20 @@ SIGMAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 14.0, 20.
           100.0)  # candidate noise SDs, in units of δ
 OUTLIERS = (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8)
 KINDS = ("tardos", "flat")  # the fingerprint's two scores
-# evidence of other carriers (``score``'s ``other``); "bands" is membership's p-value times
+# evidence of other carriers (``score``'s ``other``); "values" is the marks read from each
+# column's values with no row linked (``multiset.py``); "bands" is membership's p-value times
 # the band origins' evidence, with its own exact law (``band_evidence.combined_log_p``)
-OTHER_KINDS = ("membership", "decoys", "bands")
+OTHER_KINDS = ("values", "membership", "decoys", "bands")
 ALL_KINDS = (*KINDS, *OTHER_KINDS)
 # shares of the 10⁻⁹ given to each kind of evidence, per recipient that could be named by it:
 # the membership, decoy and band tests are strong when they hold at all (or, for bands, add
 # to membership), so a tenth each costs them a few rows while the fingerprint keeps almost
-# all of its share (ln 1.15 nats)
-WEIGHTS = {"tardos": 1.0, "flat": 1.0, "membership": 0.1, "decoys": 0.1, "bands": 0.1}
+# all of its share (ln 1.15 nats); the linkage-free reading of the marks ("values", its two
+# scores' p-value doubled) is as strong as the linked one on an intact copy and the only
+# evidence on a re-paired one, so it takes a fingerprint's share (3.3 shares per recipient,
+# not 2.3: 0.36 nats more for every kind)
+WEIGHTS = {"tardos": 1.0, "flat": 1.0, "values": 1.0, "membership": 0.1, "decoys": 0.1,
+           "bands": 0.1}
 BERRY_ESSEEN = 0.56  # sup|F − Φ| ≤ 0.56·L, independent non-identical terms (Shevtsova 2010)
 _LAMBDAS = np.geomspace(1e-3, 1e3, 33)  # times 1/√V: the Chernoff grid, refined for the best
 
@@ -259,7 +264,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         return Marks(list(carriers), empty.astype(np.int64), empty.astype(np.int32), empty,
                      empty.astype(np.uint32), models)
     table = codes.column_tags([c.column for c in carriers])
-    all_eid, all_idx, all_w = _strongest_per_position(
+    all_eid, all_idx, all_w = strongest_per_position(
         np.concatenate(parts_eid), np.concatenate(parts_idx), np.concatenate(parts_w), table)
     capped_from = 0
     if len(all_w) > cap:
@@ -288,7 +293,7 @@ def master_values(master: pl.DataFrame, eids: np.ndarray,
     return out
 
 
-def _strongest_per_position(eids: np.ndarray, index: np.ndarray, w: np.ndarray,
+def strongest_per_position(eids: np.ndarray, index: np.ndarray, w: np.ndarray,
                             tags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One reading per (participant, column): a duplicated row, or a column two carriers
     describe, must not count the same symbol twice (the bound needs independent terms)."""

@@ -55,6 +55,7 @@ from strongroom.extracts import (
     linkage,
     manifest,
     membership,
+    multiset,
     stix,
     tables,
 )
@@ -442,6 +443,7 @@ class AttributionReport:
     subsets: dict[str, membership.Evidence] = field(default_factory=dict)
     decoys_weighed: dict[str, decoy_evidence.DecoyEvidence] = field(default_factory=dict)
     bands: dict[str, band_evidence.BandEvidence] = field(default_factory=dict)
+    values: multiset.ValueEvidence | None = None  # the marks read with no row linked
     evidence: Path | None = None
     seconds: float = 0.0
     run_at: dt.datetime | None = None
@@ -554,10 +556,13 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     report.subsets, report.decoys_weighed = found.subsets, found.decoys
     report.bands = found.bands
     report.decoys_found = _decoys_listed(found, records, report.notes)
+    seed = int(report.suspect_sha256[:16], 16)
+    bias = codes.bias_key(ctx.key)
+    report.values = multiset.gather(linked.values, master, all_carriers, recipients, bias,
+                                    seed=seed, cap=min(cap, multiset.MAX_POSITIONS))
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
-                                 recipients, codes.bias_key(ctx.key),
-                                 seed=int(report.suspect_sha256[:16], 16), cap=cap,
-                                 other=found.other())
+                                 recipients, bias, seed=seed, cap=cap,
+                                 other=found.other() | {multiset.KIND: report.values.other()})
     report.marks = marks
     report.scores = scores
     by_id = {m.id: m for m in records}
@@ -632,6 +637,30 @@ def _scorable(r: AttributionReport) -> int:
     return sum(s.positions > 0 for s in r.scores)
 
 
+def _values_section(r: AttributionReport) -> list[str]:
+    """The marks read from each column's values with no row linked (``multiset.py``)."""
+    lines = ["", "## Marks read from values alone (no row linkage)", ""]
+    found = r.values
+    if found is None or not len(found.marks):
+        return [*lines, "No carrier column held values that point to a marked cell (none "
+                        "matched, or the columns were rounded or truncated)."]
+    lines += ["Each marked cell is read from whether the column holds its value moved up or "
+              "down by one mark, shared among every master cell that value could have come "
+              "from; rows are never linked, so re-paired, shuffled or cut rows still count. "
+              "Scored with the same bound; its p-value is twice the smaller of the two "
+              "scores' and it takes its own share of the 10⁻⁹.", "",
+              "| column | suspect values | Σw² |", "|---|---|---|"]
+    lines += [f"| `{column}` | {m.cells:,} | {m.informative:,.0f} |"
+              for column, m in sorted(found.marks.models.items())]
+    capped = (f" (the strongest of {found.marks.capped_from:,})" if found.marks.capped_from
+              else "")
+    lines += ["", f"Positions used: {len(found.marks):,}{capped}.", "",
+              "| extract | positions | ln P (values) |", "|---|---|---|"]
+    best = sorted(found.scores, key=found.log_p)[:10]
+    lines += [f"| {e} | {found.scores[e].positions:,} | {found.log_p(e):.1f} |" for e in best]
+    return lines
+
+
 def _evidence(r: AttributionReport) -> str:
     lines = [
         "# Attribution evidence",
@@ -668,6 +697,7 @@ def _evidence(r: AttributionReport) -> str:
         lines += ["", f"Positions used: {len(r.marks):,}{capped}."]
     else:
         lines.append("No carrier column could be read (none linked, or none in the file).")
+    lines += _values_section(r)
     lines += ["", "## Scores (best first)", "",
               "| extract | project | institution | positions | Tardos | flat | bound |",
               "|---|---|---|---|---|---|---|"]

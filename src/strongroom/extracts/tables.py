@@ -1,4 +1,5 @@
-"""Reading a suspect file, whatever shape a leak arrives in: CSV/TSV, Parquet or Excel.
+"""Reading a suspect file, whatever shape a leak arrives in: CSV/TSV, Parquet, Excel or
+JSON lines (one JSON object per line, ``.jsonl``/``.ndjson``: told by a first ``{``).
 
 A leaked copy may have been renamed, re-delimited, opened in a spreadsheet and saved again, so
 nothing about it is trusted: the format is told by the file's first bytes, not its name; the
@@ -17,6 +18,8 @@ participant table has about 100 columns).
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -39,6 +42,8 @@ MAX_COLUMNS = 1_000
 MAX_ROWS = 5_000_000  # Parquet and workbooks say how many before they are read
 MAX_HEADER = 1024 * 1024  # bytes of a text file's first line
 _NESTED = (pl.List, pl.Array, pl.Struct, pl.Object)
+_BOM = b"\xef\xbb\xbf"
+_SEND = "send CSV, TSV, Parquet, .xlsx or JSON lines"
 
 
 def file_sha256(path: Path) -> str:
@@ -69,6 +74,8 @@ def read_suspect(path: Path) -> pl.DataFrame:
         raise Invalid(f"{path.name} is a legacy Excel (.xls) file; save it as .xlsx or CSV")
     elif head.startswith(_GZIP):
         raise Invalid(f"{path.name} is gzip-compressed; decompress it first")
+    elif _json_lines(path):
+        frame = _read_json_lines(path)
     else:
         frame = _read_text(path)
     if frame.width == 0 or frame.height == 0:
@@ -93,7 +100,11 @@ def check_suspect(path: Path) -> None:
         _check_parquet(path)
     elif head.startswith(_ZIP):
         _check_workbook(path)
-    elif not head.startswith((_OLE, _GZIP)):  # those are refused with their own reasons
+    elif head.startswith((_OLE, _GZIP)):  # those are refused with their own reasons
+        return
+    elif _json_lines(path):
+        _check_json_header(path)
+    else:
         _check_header(path)
 
 
@@ -108,15 +119,48 @@ def _too_long(name: str, rows: int) -> Invalid:
 
 
 def _check_header(path: Path) -> None:
+    line = _first_line(path).decode("utf-8", errors="replace")
+    widest = max(_count_outside_quotes(line, sep) for sep in _DELIMITERS) + 1
+    if widest > MAX_COLUMNS:
+        raise _too_wide(path.name, widest)
+
+
+def _first_line(path: Path) -> bytes:
     with path.open("rb") as fh:
         first = fh.readline(MAX_HEADER + 1)
     if len(first) > MAX_HEADER:
         raise Invalid(f"{path.name}'s first line is longer than {MAX_HEADER // 1024:,} KiB; "
                       f"a table's header is far shorter (is it a table?)")
-    line = first.decode("utf-8", errors="replace")
-    widest = max(_count_outside_quotes(line, sep) for sep in _DELIMITERS) + 1
-    if widest > MAX_COLUMNS:
-        raise _too_wide(path.name, widest)
+    return first
+
+
+def _json_lines(path: Path) -> bool:
+    """Whether the file starts like JSON lines: its first non-blank byte (after any byte-order
+    mark) opens an object."""
+    try:
+        with path.open("rb") as fh:
+            start = fh.read(4096)
+    except OSError as exc:
+        raise Invalid(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+    start = start.removeprefix(_BOM).lstrip()
+    if start.startswith(b"[") and start[1:].lstrip().startswith((b"{", b"[")):
+        raise Invalid(f"{path.name} is one JSON array, not JSON lines; save it with one "
+                      f"object per line (.jsonl), or as CSV, TSV, Parquet or .xlsx")
+    return start.startswith(b"{")
+
+
+def _check_json_header(path: Path) -> None:
+    """The first object's width, before the whole file is parsed."""
+    first = _first_line(path)
+    try:
+        row = json.loads(first.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Invalid(f"{path.name} starts like JSON lines but its first line is not one JSON "
+                      f"object ({_kind(exc)}); {_SEND}") from exc
+    if not isinstance(row, dict):
+        raise Invalid(f"{path.name}'s first line is not a JSON object; {_SEND}")
+    if len(row) > MAX_COLUMNS:
+        raise _too_wide(path.name, len(row))
 
 
 def _check_parquet(path: Path) -> None:
@@ -194,6 +238,31 @@ def _read_parquet(path: Path) -> pl.DataFrame:
     return _typed(frame)
 
 
+def _read_json_lines(path: Path) -> pl.DataFrame:
+    """One JSON object per line: keys are columns (every line's, in order of appearance),
+    values numbers, text, booleans or null; nested values are refused, as for Parquet."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise Invalid(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+    try:
+        frame = pl.read_ndjson(io.BytesIO(data.removeprefix(_BOM)), infer_schema_length=None)
+    except Exception as exc:  # polars raises several types for malformed lines
+        raise Invalid(f"{path.name} looks like JSON lines but cannot be read ({_kind(exc)}); "
+                      f"each line must be one flat JSON object; {_SEND}") from exc
+    if frame.width > MAX_COLUMNS:
+        raise _too_wide(path.name, frame.width)
+    if frame.height > MAX_ROWS:
+        raise _too_long(path.name, frame.height)
+    nested = [name for name, dtype in frame.schema.items() if isinstance(dtype, _NESTED)]
+    if nested:
+        raise Invalid(f"{path.name} has nested values ({', '.join(nested[:5])}); a leaked "
+                      f"extract is a flat table of numbers, dates and text")
+    frame = frame.with_columns(pl.col(c).cast(pl.String) for c, t in frame.schema.items()
+                               if t == pl.Null)
+    return _typed(frame)
+
+
 def _read_text(path: Path) -> pl.DataFrame:
     separator = _sniff(path)
     try:
@@ -207,7 +276,7 @@ def _read_text(path: Path) -> pl.DataFrame:
     except Exception as exc:
         raise Invalid(
             f"{path.name} cannot be read as delimited text ({_kind(exc)}); "
-            "send CSV, TSV, Parquet or .xlsx"
+            f"{_SEND}"
         ) from exc
     frame = frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
     return _typed(frame)
@@ -221,7 +290,7 @@ def _sniff(path: Path) -> str:
     except OSError as exc:
         raise Invalid(f"cannot read {path.name}: {exc.strerror or exc}") from exc
     if b"\x00" in sample:
-        raise Invalid(f"{path.name} is binary, not a table; send CSV, TSV, Parquet or .xlsx")
+        raise Invalid(f"{path.name} is binary, not a table; {_SEND}")
     text = sample.decode("utf-8", errors="replace")
     lines = [ln for ln in text.splitlines()[:_SNIFF_LINES] if ln.strip()]
     if len(lines) > 1 and not text.endswith(("\n", "\r")):

@@ -1,0 +1,210 @@
+"""Marks read from a column's values alone: evidence that needs no row linkage.
+
+Attribution by rows (``accuse.read_marks``) needs each suspect row linked to its participant,
+and linkage needs a row's columns to stay together. A leaker who re-pairs rows (half of each
+row's columns swapped with another row of the same sex and birth quarter), shuffles or cuts
+them still leaves every marked *value* in its column: a copy's cell is ``m + δ`` (symbol 1) or
+``m − δ`` (symbol 0) for the master value ``m`` of some participant, and that value says which
+symbol it carries wherever few master cells could have produced it. This module reads those
+values as soft symbols of positions (participant, column), column by column, with no row
+linked, and scores them with the fingerprint's own bound (``accuse.score``).
+
+**Reading.** For one carrier column, in units of its amplitude ``δ``: the suspect's values on
+the carrier's grid, with their multiplicities ``k(Y)``; the master's *marked* cells (present,
+``markable``, ``chosen`` — the same cells every copy marks) and *unmarked* cells. A suspect
+value ``Y`` can have come from a marked cell at ``Y − 1`` (symbol 1), one at ``Y + 1``
+(symbol 0), or an unmarked cell at ``Y``: ``C(Y)`` of them in all. Each of those candidates is
+given an equal share ``k(Y) / C(Y)`` of the value, and a marked cell ``i`` (master value
+``M``) reads
+
+``w_i = clip(k(M + 1)/C(M + 1) − k(M − 1)/C(M − 1), −1, 1)``:
+
+``+1`` when the suspect holds ``M + δ`` and no other cell could explain it, ``−1`` for
+``M − δ``, a fraction when the value is shared with other candidates, and 0 when neither
+neighbour is present. A column the suspect holds on a coarser grid than the carrier's (it was
+rounded) or truncated to calendar periods (dates) is not read: its values no longer say which
+neighbour they came from, and would only add noise.
+
+**The bound stays a bound.** The readings (which positions, and their ``w``) are a function of
+the suspect file, the master values, the carriers and the system-wide bias key alone. An
+innocent recipient's symbols are independent draws ``x ~ Bernoulli(p)`` under its own key
+(``codes.py``), and a file made from other recipients' copies, from the raw cohort or from
+nothing is independent of them; each position is read once (duplicates keep the strongest
+reading). So, conditionally on the readings, an innocent's score is exactly the sum of
+independent two-point terms that ``accuse``'s Chernoff–Berry–Esseen bound assumes — the same
+argument as for linked readings, with no assumption about linkage, the attack, or how many
+candidates a value had (a value explained by several cells only dilutes the evidence).
+
+**Combining with the row-linked evidence** (``accuse.score``'s ``other``, kind
+``"values"``): this evidence's p-value per recipient is ``2·min(p_tardos, p_flat)`` of its two
+scores (Bonferroni over the two), and it takes its own share of the 10⁻⁹ in the same weighted
+union as the fingerprint, membership, decoy and band evidence (``accuse.WEIGHTS``). For every
+recipient ``r`` and kind ``k`` with weight ``w_k`` among ``T = Σ w_k·N_k``,
+``P(p_{r,k} ≤ w_k·α/T) ≤ w_k·α/T`` under the null for ``r``; a union over every (recipient,
+kind) that could be named gives a system-wide false-accusation probability of at most ``α``,
+whatever the dependence between the kinds — the linked and the linkage-free readings of one
+cell are the same symbol read twice, so they are never added, only the stronger p-value used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from strongroom.cohort.model import EID
+from strongroom.extracts import accuse, codes
+from strongroom.extracts.accuse import Marks, ReadModel
+from strongroom.extracts.carriers import DATE, Carrier, as_numbers
+from strongroom.extracts.periods import infer_calendar
+
+MAX_POSITIONS = 100_000  # positions scored (the strongest readings first): bounds the time
+KIND = "values"
+
+
+def _units(values: np.ndarray, amplitude: float) -> tuple[np.ndarray, np.ndarray]:
+    """Values as whole units of ``amplitude`` (int64), and which of them lie on that grid."""
+    scaled = values / amplitude
+    rounded = np.rint(scaled)
+    on = np.isfinite(scaled) & (np.abs(scaled - rounded)
+                                <= 1e-6 + 4e-16 * np.abs(np.nan_to_num(scaled)))
+    return np.where(on, rounded, 0).astype(np.int64), on
+
+
+def _lookup(keys: np.ndarray, table: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``counts`` of each of ``keys`` in the sorted unique ``table`` (0 where absent)."""
+    if len(table) == 0:
+        return np.zeros(len(keys), dtype=np.float64)
+    at = np.clip(np.searchsorted(table, keys), 0, len(table) - 1)
+    found: np.ndarray = np.where(table[at] == keys, counts[at], 0).astype(np.float64)
+    return found
+
+
+def _counts(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    table, counts = np.unique(units, return_counts=True)
+    return table, counts
+
+
+def readable(carrier: Carrier, suspect: np.ndarray) -> bool:
+    """Whether the suspect column's values can say which neighbour they came from: on the
+    carrier's grid (not rounded coarser) and, for dates, not truncated to calendar periods."""
+    values = suspect[np.isfinite(suspect)]
+    if len(values) == 0:
+        return False
+    if carrier.kind == DATE and infer_calendar(values) is not None:
+        return False
+    grid = accuse.infer_grid(values)
+    return grid == 0.0 or grid <= carrier.amplitude * (1 + 1e-9)
+
+
+def read_column(carrier: Carrier, suspect: np.ndarray, eids: np.ndarray, master: np.ndarray,
+                bias_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The marked master cells this column's suspect values read, and their soft symbols.
+
+    ``suspect``: the suspect's values of the column, rows in any order (NaN: missing);
+    ``eids``/``master``: every master participant and its value of the column.
+    """
+    eids = np.asarray(eids, dtype=np.int64)
+    master = np.asarray(master, dtype=np.float64)
+    y, on = _units(np.asarray(suspect, dtype=np.float64), carrier.amplitude)
+    y = y[on]
+    if len(y) == 0:
+        return np.empty(0, np.int64), np.empty(0)
+    m, present = _units(master, carrier.amplitude)
+    marked = present & carrier.markable(master)
+    marked[marked] = carrier.chosen(bias_key, eids[marked])
+    unmarked = present & ~marked
+    marked_table, marked_counts = _counts(m[marked])
+    plain_table, plain_counts = _counts(m[unmarked])
+    seen, k = _counts(y)
+    candidates = (_lookup(seen - 1, marked_table, marked_counts)
+                  + _lookup(seen + 1, marked_table, marked_counts)
+                  + _lookup(seen, plain_table, plain_counts))
+    share = np.where(candidates > 0, k / np.maximum(candidates, 1), 0.0)
+    cells = m[marked]
+    w = _lookup(cells + 1, seen, share) - _lookup(cells - 1, seen, share)
+    keep = np.abs(w) >= accuse.MIN_WEIGHT
+    return eids[marked][keep], np.clip(w[keep], -1.0, 1.0)
+
+
+def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: np.ndarray,
+         master: Mapping[str, np.ndarray], bias_key: bytes, seed: int = 0,
+         cap: int = MAX_POSITIONS) -> Marks:
+    """Soft symbols of every marked master cell the suspect's values point to, column by
+    column, with no row linked. ``suspect[column]``: the suspect's values (any row order);
+    ``eids``/``master[column]``: every master participant and its values (dates as days)."""
+    parts_eid, parts_idx, parts_w = [], [], []
+    models: dict[str, ReadModel] = {}
+    for index, carrier in enumerate(carriers):
+        column = carrier.column
+        if column not in suspect or column not in master:
+            continue
+        values = np.asarray(suspect[column], dtype=np.float64)
+        if not readable(carrier, values):
+            continue
+        who, w = read_column(carrier, values, eids, master[column], bias_key)
+        if len(w) == 0:
+            continue
+        models[column] = ReadModel(carrier.amplitude, 0.0, 0.0, int(np.isfinite(values).sum()),
+                                   float(np.sum(w * w)))
+        parts_eid.append(who)
+        parts_idx.append(np.full(len(w), index, dtype=np.int32))
+        parts_w.append(w)
+    if not parts_eid:
+        empty = np.empty(0)
+        return Marks(list(carriers), empty.astype(np.int64), empty.astype(np.int32), empty,
+                     empty.astype(np.uint32), models)
+    table = codes.column_tags([c.column for c in carriers])
+    all_eid, all_idx, all_w = accuse.strongest_per_position(
+        np.concatenate(parts_eid), np.concatenate(parts_idx), np.concatenate(parts_w), table)
+    capped_from = 0
+    if len(all_w) > cap:
+        capped_from = len(all_w)
+        tiebreak = np.random.default_rng(seed).random(len(all_w))
+        order = np.lexsort((tiebreak, -np.abs(all_w)))[:cap]
+        order.sort()
+        all_eid, all_idx, all_w = all_eid[order], all_idx[order], all_w[order]
+    threshold = codes.thresholds(bias_key, all_eid, table[all_idx])
+    return Marks(list(carriers), all_eid, all_idx, all_w, threshold, models, capped_from)
+
+
+@dataclass(frozen=True)
+class ValueEvidence:
+    """The linkage-free evidence: the readings, each recipient's scores, and the ``Other``
+    that ``accuse.score`` combines with the rest."""
+
+    marks: Marks
+    scores: dict[str, accuse.Score]  # extract id -> its scores on these readings alone
+
+    def log_p(self, extract_id: str) -> float:
+        """ln of the recipient's p-value: twice the smaller of its two scores' tail bounds."""
+        found = self.scores.get(extract_id)
+        if found is None or found.positions == 0:
+            return 0.0
+        return min(0.0, found.log_p + math.log(len(accuse.KINDS)))
+
+    def other(self) -> accuse.Other:
+        held = [e for e, s in self.scores.items() if s.positions > 0]
+        return accuse.Other({e: self.log_p(e) for e in held}, len(held))
+
+
+def evidence(marks: Marks, recipients: Sequence[accuse.Recipient]) -> ValueEvidence:
+    """Every recipient scored on the linkage-free readings (``accuse.score``'s own bound)."""
+    scores = accuse.score(marks, recipients) if len(marks) else []
+    return ValueEvidence(marks, {s.extract_id: s for s in scores})
+
+
+def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
+           carriers: Sequence[Carrier], recipients: Sequence[accuse.Recipient],
+           bias_key: bytes, seed: int = 0, cap: int = MAX_POSITIONS) -> ValueEvidence:
+    """The linkage-free evidence of a suspect whose columns linkage matched: ``values`` is
+    :class:`linkage.Linked`'s (master column -> the suspect's values, rows as read), ``master``
+    the cohort (``eid`` + columns)."""
+    columns = sorted({c.column for c in carriers} & set(values) & set(master.columns))
+    eids = master[EID].cast(pl.Int64).to_numpy()
+    marks = read(carriers, {c: values[c] for c in columns}, eids,
+                 {c: as_numbers(master[c]) for c in columns}, bias_key, seed=seed, cap=cap)
+    return evidence(marks, recipients)
