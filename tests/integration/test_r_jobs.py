@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,6 +155,75 @@ def test_the_r_library_writes_lists_where_the_analyses_take_lists() -> None:
              for name, info in model.model_fields.items() if listed(info.annotation)}
     held = R_LIBRARY.read_text().split("LISTS <- c(", 1)[1].split(")", 1)[0]
     assert {w.strip(' "\n') for w in held.split(",")} == lists
+
+
+R_CALLS = """
+sdc$ols("o1", "cohort", "sbp", c("bmi", "sex"), categorical = "sex")
+sdc$ols("o2", "cohort", sbp ~ bmi + factor(sex))
+sdc$logistic("l", "cohort", diabetes ~ bmi)
+sdc$cox("c1", "cohort", Surv(days, died) ~ bmi + factor(sex), unit = "days")
+sdc$cox("c2", "cohort", "days", "died", "bmi")
+sdc$kaplan_meier("k1", "cohort", Surv(days, died) ~ smoking, interval = 365.25)
+sdc$kaplan_meier("k2", "cohort", Surv(days, died) ~ 1)
+sdc$cumulative_incidence("ci", "cohort", "days", "cause", group = "sex")
+sdc$correlation("r", "cohort", c("bmi", "sbp"))
+sdc$sql("q", "SELECT sex, COUNT(*) AS n FROM cohort GROUP BY sex")
+sdc$glm("g", "cohort", diabetes ~ cr(bmi, df = 4) + factor(sex), family = "binomial")
+sdc$histogram("h", "cohort", "bmi", edges = c(10, 20.5, 30))
+sdc$summary("s", "cohort", c("bmi", "sbp"), quantiles = c(0.1, 0.9))
+sdc$crosstab("x", "cohort", "smoking", "sex", margins = TRUE)
+sdc$analysis("a", "frequency", definition = "cohort", variable = "sex")
+"""
+PY_TWINS = """
+sdc.ols("o1", "cohort", "sbp", ["bmi", "sex"], categorical=["sex"])
+sdc.ols("o2", "cohort", "sbp", ["bmi", "sex"], categorical=["sex"])
+sdc.logistic("l", "cohort", outcome="diabetes", covariates=["bmi"])
+sdc.cox("c1", "cohort", "days", "died", ["bmi", "sex"], categorical=["sex"], unit="days")
+sdc.cox("c2", "cohort", "days", "died", ["bmi"])
+sdc.kaplan_meier("k1", "cohort", "days", "died", group="smoking", interval=365.25)
+sdc.kaplan_meier("k2", "cohort", "days", "died")
+sdc.cumulative_incidence("ci", "cohort", "days", "cause", group="sex")
+sdc.correlation("r", "cohort", ["bmi", "sbp"])
+sdc.sql("q", "SELECT sex, COUNT(*) AS n FROM cohort GROUP BY sex")
+sdc.analysis("g", "glm", definition="cohort", formula="diabetes ~ cr(bmi, df = 4) + C(sex)",
+             family="binomial")
+sdc.histogram("h", "cohort", "bmi", edges=[10, 20.5, 30])
+sdc.summary("s", "cohort", ["bmi", "sbp"], quantiles=[0.1, 0.9])
+sdc.crosstab("x", "cohort", "smoking", "sex", margins=True)
+sdc.analysis("a", "frequency", definition="cohort", variable="sex")
+"""
+R_REFUSED = """
+said <- function(call) tryCatch({ call; "planned" }, error = function(e) conditionMessage(e))
+writeLines(c(said(sdc$frequency("2bad", "cohort", "sex")),
+             said(sdc$ols("i", "cohort", sbp ~ bmi:sex)),
+             said(sdc$ols("n", "cohort", sbp ~ splines::ns(bmi, 3))),
+             said(sdc$ols("z", "cohort", sbp ~ bmi - 1)),
+             said(sdc$frequency("v", "cohort", c("sex", "smoking"))),
+             said(sdc$read("nowhere"))))
+"""
+
+
+@pytest.mark.skipif(NO_R, reason="Rscript is not installed (.ci/run installs it)")
+def test_every_r_call_plans_the_line_its_python_twin_plans(tmp_path: Path) -> None:
+    """The R library outside any job (the plan is all it writes): each call's line is the
+    same call's from Python, and a call the platform would refuse is refused in the script,
+    saying what to do."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "R_PROFILE_USER": str(R_LIBRARY),
+           sdc.PLAN_ENV: str(tmp_path / "r.jsonl")}
+    (tmp_path / "calls.R").write_text(R_CALLS)
+    (tmp_path / "refused.R").write_text(R_REFUSED)
+    for script in ("calls.R", "refused.R"):
+        done = subprocess.run(["Rscript", script], cwd=tmp_path, env=env, capture_output=True,
+                              check=False, timeout=60)
+        assert done.returncode == 0, done.stderr.decode()
+    plan = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert plan == python_plan(PY_TWINS, tmp_path)
+    said = done.stdout.decode().splitlines()
+    assert "is not an output name" in said[0]
+    assert all("for splines or interactions use sdc$glm" in s for s in said[1:3]), said
+    assert "keeps its intercept" in said[3]
+    assert "variable must be one value, not 2" in said[4]
+    assert "list it under the action's inputs in project.yaml" in said[5]
 
 
 # -- the same plan, the same check ---------------------------------------------------------------
