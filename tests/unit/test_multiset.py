@@ -149,3 +149,19 @@ def test_a_reading_is_one_per_position_and_needs_the_neighbour(world: World) -> 
     found = dict(zip(who.tolist(), w.tolist(), strict=True))
     assert found[int(eids[0])] == 1.0 and found[int(eids[1])] == -1.0  # clipped: one position
     assert int(eids[2]) not in found  # nothing one mark away from its value
+
+
+def test_the_cap_keeps_the_strongest_readings_and_still_names(world: World) -> None:
+    eids, master, carriers = world
+    rng = np.random.default_rng(0)
+    strength = np.array([0.2, 1.0, 0.5, 1.0, 1.0, 0.1, 0.5])
+    kept = multiset.strongest(strength, 4, rng)
+    assert len(kept) == 4 and list(kept) == sorted(kept)
+    assert set(strength[kept]) == {1.0, 0.5}  # every 1.0, one of the two 0.5s
+    suspect = _columns_shuffled(_copy(world, "ext_009"), 7)
+    marks = multiset.read(carriers, suspect, eids, master, BIAS, cap=500)
+    assert len(marks) == 500 and marks.capped_from > 500
+    recipients = [accuse.Recipient(i, codes.recipient_key(MASTER, i), frozenset(carriers))
+                  for i in REGISTERED]
+    found = multiset.evidence(marks, recipients)
+    assert _named(found) == {"ext_009"}
