@@ -46,6 +46,7 @@ from strongroom.cohort.model import EID
 from strongroom.cohort.synth import synthesise
 from strongroom.extracts import accuse, service
 from tests.access_world import World, build_world
+from tests.leaks import text_leaks
 
 FIELDS = [31, 34, 48, 50, 52, 4079, 4080, 21001, 21002, 30000, 30020, 30690, 30700, 30710,
           30740, 30750, 30760, 30780, 30870]
@@ -161,6 +162,11 @@ def test_a_copy_repaired_within_itself_names_its_recipient(repaired: Repaired) -
     leak = repair(repaired.copies[repaired.leaker], repaired.copies[repaired.leaker], 1)
     report = repaired.attribute(leak, "own.csv")
     assert _named(report) == {repaired.leaker}
+    assert report.evidence is not None
+    pack = report.evidence.read_bytes()
+    assert b"## Marks read from values alone (no row linkage)" in pack
+    fine = repaired.master["p21001_i0"].drop_nulls().to_list()  # four decimals: never a count
+    assert not text_leaks(pack, fine)  # the evidence holds no participant values
     _, _, values, bound, innocent = _figures(report, repaired.leaker, {repaired.leaker})
     assert values < -1000 and bound < -1000 and innocent > math.log(1e-4)
 

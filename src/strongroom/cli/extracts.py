@@ -49,7 +49,8 @@ def extract_create(
 
 @extracts_app.command("attribute")
 def attribute(
-    suspect: Annotated[Path, typer.Argument(help="The leaked file: CSV, Parquet or Excel.")],
+    suspect: Annotated[Path, typer.Argument(
+        help="The leaked file: CSV, TSV, Parquet, Excel or JSON lines.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")
                        ] = False,
     evidence: Annotated[Path | None, typer.Option(
