@@ -10,7 +10,8 @@ is built custodian-side from the files as written, with the truth known:
   leaker's own copy, or from the second recipient's;
 - **innocents**: the same re-pairing of an innocent's copy names only that recipient; of the
   raw cohort, no one;
-- **cut**: re-paired, shuffled and 50% sampled, sent as JSON lines.
+- **cut**: re-paired, shuffled and 50% sampled, sent as JSON lines;
+- **pooled**: three recipients' re-paired copies pooled and cut to 2,000 rows.
 
 Figures, three runs (extract ids, hence keys, are new each run): ln of each recipient's own
 p-value; the system-wide bound adds ln of the union (about ln 6 here, where no row links and
@@ -23,6 +24,7 @@ only the values and band evidence can name), and names at ln 10⁻⁹ = −20.7.
 | an innocent's copy re-paired | 0–2 | 0 … −6.5 | −1,855 … −2,081 (its own) | −3.7 … −0.4 |
 | the raw cohort re-paired | 160 | — | — (no one: 0) | −2.7 … −1.5 |
 | re-paired, shuffled, half, JSON lines | 0–1 | 0 | −254 … −271 | −3.8 … −0.9 |
+| three copies re-paired, pooled, 2,000 kept | — | — | −169 … −197 each | > −9.2 |
 
 Row linkage alone leaves every one of these inconclusive; the whole module runs in about 10 s.
 """
@@ -118,7 +120,7 @@ def repair(rows: pl.DataFrame, partners: pl.DataFrame, seed: int) -> pl.DataFram
     mine = rows.select(group.alias("g"))["g"].to_numpy()
     theirs = partners.select(group.alias("g"))["g"].to_numpy()
     ids, their_ids = rows[EID].to_numpy(), partners[EID].to_numpy()
-    partner = np.arange(rows.height)
+    partner = np.full(rows.height, -1)  # -1: no row shares its QIs; it stays as it is
     for value in np.unique(mine):
         picks = rng.permutation(np.flatnonzero(theirs == value))
         if len(picks) == 0:
@@ -128,7 +130,8 @@ def repair(rows: pl.DataFrame, partners: pl.DataFrame, seed: int) -> pl.DataFram
         same = their_ids[picks[at]] == ids[r]  # never a row with itself: the next one along
         at[same] = (at[same] + 1) % len(picks)
         partner[r] = picks[at]
-    other = partners[partner]
+    alone = partner < 0
+    other = partners[np.maximum(partner, 0)]
     out = []
     for column in rows.columns:
         if column == EID:
@@ -136,7 +139,7 @@ def repair(rows: pl.DataFrame, partners: pl.DataFrame, seed: int) -> pl.DataFram
         if column in key:
             out.append(rows[column])
             continue
-        keep = pl.Series(rng.random(rows.height) < 0.5)
+        keep = pl.Series((rng.random(rows.height) < 0.5) | alone)
         out.append(rows[column].zip_with(keep, other[column].cast(rows[column].dtype)))
     return pl.DataFrame(out)
 
@@ -211,3 +214,18 @@ def test_repaired_shuffled_and_half_sampled_as_json_lines_still_names(
     _, _, values, _, innocent = _figures(report, repaired.leaker,
                                          {repaired.leaker, repaired.second})
     assert values < -100 and innocent > math.log(1e-4)
+
+
+def test_three_copies_re_paired_and_pooled_name_colluders_only(repaired: Repaired) -> None:
+    """Three recipients (two projects) re-pair their copies, each within itself, pool the
+    rows and keep 2,000: a third of the rows come from each. Every colluder is named
+    (values ln P −169 … −197 each, two runs), the two innocents never."""
+    gang = [repaired.leaker, repaired.second, repaired.innocents[-1]]
+    pooled = pl.concat([repair(repaired.copies[e], repaired.copies[e], 10 + i)
+                        for i, e in enumerate(gang)], how="vertical_relaxed")
+    cut = pooled[np.random.default_rng(7).permutation(pooled.height)[:N]]
+    report = repaired.attribute(cut, "pooled.csv")
+    assert report.values is not None
+    assert _named(report) == set(gang)
+    assert max(report.values.log_p(e) for e in gang) < -100
+    assert _figures(report, gang[0], set(gang))[-1] > math.log(1e-4)
