@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from strongroom.outputs import files
 from strongroom.outputs.models import OutputRow
 from strongroom.watch.models import AlertRow
 from tests.access_world import World
-from tests.jobs_world import build_jobs_world, pipeline, planned, run_job
+from tests.jobs_world import LIMITS, build_jobs_world, pipeline, planned, run_job
 
 R_LIBRARY = Path(sandbox.R_LIBRARY)
 HOW_TO = Path(__file__).parents[2] / "docs" / "how-to" / "run-an-r-job.md"
@@ -328,7 +329,8 @@ def test_an_r_fork_bomb_is_held_and_the_next_job_runs(world: World) -> None:
           if (is.null(job) || n >= 10000) break
           n <- n + 1
         }
-        quit(status = 1)
+        # no tidy end, as a bomb has none (parallel's would wait ten seconds for children)
+        tools::pskill(Sys.getpid(), tools::SIGKILL)
         """)
     assert row.status == "failed" and "processes" in row.walls, (row.walls, row.reasons)
     assert any("more processes than its limit" in r for r in row.reasons)
@@ -342,6 +344,25 @@ def test_r_filling_memory_is_stopped(world: World) -> None:
         repeat blocks[[length(blocks) + 1L]] <- numeric(8e6)
         """)
     assert row.status == "failed" and "memory" in row.walls, (row.walls, row.reasons)
+
+
+def test_a_huge_file_from_r_is_refused_by_the_file_size_limit(world: World) -> None:
+    row = r_job(world, """
+        out <- file("output/notes.txt", "wb")
+        for (i in 1:64) writeBin(raw(1 * 2^20), out)
+        close(out)
+        """)
+    assert row.status == "failed" and "file_size" in row.walls, (row.walls, row.reasons)
+
+
+def test_an_r_job_past_its_cpu_time_is_stopped_and_named(world: World) -> None:
+    world.platform.jobs.limits = replace(LIMITS, cpu_seconds=2)
+    try:
+        row = r_job(world, "repeat {}\n")
+    finally:
+        world.platform.jobs.limits = LIMITS
+    assert row.status == "failed" and "cpu" in row.walls, (row.walls, row.reasons)
+    assert any("more CPU time than its limit" in r for r in row.reasons), row.reasons
 
 
 # -- at home: the dummy data, read unchanged ------------------------------------------------

@@ -67,6 +67,10 @@ STOPPING = frozenset({Wall.TIME, Wall.CPU, Wall.MEMORY, Wall.PROCESSES, Wall.FIL
 # what the monitor's lines may report: tries, never what stopped a run (the job writes them)
 TRIED = frozenset({Wall.NETWORK, Wall.PROGRAM})
 SIGSYS_EXIT = 128 + signal.SIGSYS  # bubblewrap's exit status for a job ended by the filter
+# bubblewrap's exit status for a job the kernel ended at its file size or CPU limit (Python
+# ignores SIGXFSZ and says "File too large"; R, like most programs, is ended by it)
+SIGXFSZ_EXIT = 128 + signal.SIGXFSZ
+SIGXCPU_EXIT = 128 + signal.SIGXCPU
 REASON: dict[Wall, str] = {
     Wall.TIME: "it ran longer than its wall-time limit and was stopped",
     Wall.CPU: "it used more CPU time than its limit and was stopped",
@@ -421,8 +425,10 @@ def _classify(ending: Ending, usage: cgroups.Usage) -> None:
     if not walls and (ending.signal == signal.SIGXCPU or (
             ending.signal == signal.SIGKILL and ending.seconds >= 1.0)):
         walls.append(Wall.CPU)  # the kernel's CPU limit (SIGKILL past the hard one)
-    if ending.signal == signal.SIGXFSZ:
+    if ending.signal == signal.SIGXFSZ or ending.exit_code == SIGXFSZ_EXIT:
         walls.append(Wall.FILE_SIZE)
+    if ending.exit_code == SIGXCPU_EXIT and Wall.CPU not in walls:
+        walls.append(Wall.CPU)
     if ending.exit_code == 86:
         walls.append(Wall.MONITOR)
     if ending.exit_code == SIGSYS_EXIT:
