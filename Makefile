@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; } \
 	  || echo "note: install bubblewrap (apt-get install bubblewrap) to run jobs"
+	@# R jobs (Rscript actions) run Debian's R and its packages: the same, where they are missing
+	@command -v Rscript >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends r-base-core \
+	     r-cran-data.table r-cran-survival r-cran-jsonlite >/dev/null; } \
+	  || echo "note: install R (apt-get install r-base-core r-cran-data.table r-cran-survival r-cran-jsonlite) to run R jobs"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them encrypted, summarise
