@@ -121,8 +121,11 @@ def test_many_traits_requests_and_projects_stay_under_the_bound_together(
 
     released = []
     bound = BOUND + 2.5 * np.sqrt(BOUND * (1 - BOUND) / members.size)  # sampling error
-    steps = [(found.project_id, "researcher", ["bmi", "sbp", "log_bmi", "sbp_per_bmi"],
-              "linear"),
+    # the first request holds traits no one of which is nearly a function of the others:
+    # log_bmi beside bmi differs from it mostly at the extremes, which the differencing check
+    # blocks on a keyed draw (about one world in eight), and the first release must be seen
+    steps = [(found.project_id, "researcher", ["bmi", "sbp"], "linear"),
+             (found.project_id, "researcher", ["log_bmi", "sbp_per_bmi"], "linear"),
              (found.project_id, "researcher", ["birth_year"], "linear"),
              (found.project_id, "researcher", ["diabetes"], "logistic"),
              (other, "outsider", ["bmi", "sbp"], "linear"),

@@ -13,6 +13,7 @@ is every participant's own genotypes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -315,7 +316,8 @@ def test_a_reader_that_stops_answering_is_refused_in_time(
     worker.start()
     worker.join(DEADLINE)
     hung = worker.is_alive()
-    os.kill(pid, signal.SIGKILL)  # free the ingest (and its store lock)
+    with contextlib.suppress(ProcessLookupError):  # already stopped and reaped by the reader
+        os.kill(pid, signal.SIGKILL)  # free the ingest (and its store lock)
     worker.join(30)
     source.close()
     print(f"\na stopped reader: {'still waiting' if hung else outcome} after {DEADLINE} s; "
