@@ -46,6 +46,11 @@ local({
     value
   }
 
+  not_finite <- function(v) {
+    if (is.list(v)) return(any(vapply(v, not_finite, TRUE)))
+    is.numeric(v) && any(!is.finite(v))
+  }
+
   sdc <- new.env(parent = emptyenv())
 
   sdc$analysis <- function(output, kind, ...) {
@@ -57,8 +62,15 @@ local({
     }
     spec <- list(...)
     if (length(spec) && (is.null(names(spec)) || any(names(spec) == ""))) {
-      plan_error(sprintf("the specification of '%s' names each of its fields (%s = ...)",
-                         output, "variable"))
+      plan_error(sprintf("the specification of '%s' names each of its fields (variable = \"bmi\")",
+                         output))
+    }
+    if (anyDuplicated(c("kind", names(spec)))) {
+      plan_error(sprintf("the specification of '%s' gives %s twice", output,
+                         c("kind", names(spec))[anyDuplicated(c("kind", names(spec)))]))
+    }
+    if (not_finite(spec)) {
+      plan_error(sprintf("the specification of '%s' holds NA, NaN or Inf; give numbers", output))
     }
     spec <- Map(field, names(spec), spec)
     analysis <- c(list(kind = kind), spec)
@@ -71,10 +83,6 @@ local({
                        digits = I(17), null = "null", na = "null"),
       error = function(e) plan_error(sprintf("the specification of '%s' is not plain JSON: %s",
                                              output, conditionMessage(e))))
-    if (grepl("\\b(NaN|Inf|-Inf)\\b", line) ||
-        any(vapply(unlist(spec), function(v) is.numeric(v) && !is.finite(v), TRUE))) {
-      plan_error(sprintf("the specification of '%s' holds NaN or Inf", output))
-    }
     cat(line, "\n", sep = "", file = Sys.getenv(PLAN_ENV, "plan.jsonl"), append = TRUE)
     invisible(NULL)
   }
