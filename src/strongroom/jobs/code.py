@@ -20,9 +20,10 @@ from strongroom.jobs.pipeline import FILE, OUTPUT_DIR, _relative
 MAX_ARCHIVE = 20 << 20
 MAX_UNPACKED = 50 << 20
 MAX_FILES = 2000
-# never packed: the researcher's own outputs, dummy data, environments and caches
+# never packed: the researcher's own outputs, dummy data, environments, caches and IDE state
 SKIPPED = frozenset({".git", OUTPUT_DIR, "dummy", ".venv", "venv", "__pycache__",
-                     ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache", "node_modules"})
+                     ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache", "node_modules",
+                     ".Rproj.user"})  # RStudio's own state
 
 
 def unpack(archive: bytes) -> dict[str, bytes]:
