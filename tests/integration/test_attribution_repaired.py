@@ -41,6 +41,7 @@ import polars as pl
 import pytest
 
 from strongroom.access import projects
+from strongroom.access.context import Principal
 from strongroom.access.models import Project
 from strongroom.access.roles import Role
 from strongroom.access.states import ExportStatus
@@ -65,6 +66,7 @@ class Repaired:
     second: str  # project A's second recipient: its copy is mixed into one attack
     innocents: list[str]
     copies: dict[str, pl.DataFrame]  # extract id -> the file as written
+    analyst: Principal  # signed in once: attribution needs no fresh sign-in per file
 
     def attribute(self, frame: pl.DataFrame, name: str) -> service.AttributionReport:
         path = self.root / name
@@ -72,8 +74,8 @@ class Repaired:
             frame.write_ndjson(path)
         else:
             frame.write_csv(path)
-        who = self.world.sign_in(self.world.member(Role.SECURITY_ANALYST))
-        return service.attribute(self.world.ctx, who, path, store=self.world.platform.store)
+        return service.attribute(self.world.ctx, self.analyst, path,
+                                 store=self.world.platform.store)
 
 
 def _project(world: World, lead: str, title: str) -> str:
@@ -105,7 +107,8 @@ def repaired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repaired]:
         copies[made.extract_id] = pl.read_csv(made.path)
     ids = list(copies)
     master = world.platform.store.load(["participants"]).participants
-    yield Repaired(world, root, master, ids[0], ids[1], ids[2:], copies)
+    analyst = world.sign_in(world.member(Role.SECURITY_ANALYST))
+    yield Repaired(world, root, master, ids[0], ids[1], ids[2:], copies, analyst)
     world.platform.close()
 
 
