@@ -4,6 +4,8 @@ where its bands of quasi-identifiers start.
 ``gather`` reads them from a suspect already linked to the cohort and hands them to
 ``accuse.score`` as ``Other`` evidence, which shares the 10⁻⁹ between every kind
 (``accuse.WEIGHTS``). Attribution (``service.attribute``) and the benchmark call it alike.
+Attribution adds one more kind, the marks read from each column's values with no row linked
+(``multiset.gather``, kind "values").
 
 The membership test needs no confident link, only a rule that names a participant per row
 without looking at any extract's key (the null law holds for any such rule). Besides the
