@@ -165,3 +165,23 @@ def test_the_cap_keeps_the_strongest_readings_and_still_names(world: World) -> N
                   for i in REGISTERED]
     found = multiset.evidence(marks, recipients)
     assert _named(found) == {"ext_009"}
+
+
+def test_the_values_kind_takes_its_own_share_of_the_bound(world: World) -> None:
+    """Combined with the row-linked fingerprint by the weighted union, never added to it:
+    the bound is the strongest kind's p-value over its weight, times Σ weight·hypotheses."""
+    _, master, carriers = world
+    suspect = _columns_shuffled(_copy(world, "ext_004"), 8)
+    found = _evidence(world, suspect)
+    recipients = [accuse.Recipient(i, codes.recipient_key(MASTER, i), frozenset(carriers))
+                  for i in REGISTERED]
+    nothing_linked = accuse.read_marks(carriers, np.full(N, -1), suspect, master, BIAS)
+    scores = {s.extract_id: s for s in accuse.score(nothing_linked, recipients,
+                                                    other={multiset.KIND: found.other()})}
+    total = accuse.WEIGHTS[multiset.KIND] * len(REGISTERED)  # no linked position: no other
+    leaker = scores["ext_004"]
+    assert leaker.accused
+    assert leaker.log_bound == pytest.approx(found.log_p("ext_004") + math.log(total))
+    assert leaker.kind_log_p[accuse.ALL_KINDS.index(multiset.KIND)] == found.log_p("ext_004")
+    assert found.log_p("ext_004") == pytest.approx(found.scores["ext_004"].log_p + math.log(2))
+    assert [e for e, s in scores.items() if s.accused] == ["ext_004"]
