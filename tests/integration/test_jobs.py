@@ -299,3 +299,51 @@ def test_the_plans_outputs_come_first_and_a_dummy_failure_says_no_exit_status(
         smokers = db.get(OutputRow, row.outputs["smokers"])
         assert smokers is not None and smokers.kind == "frequency"
     assert row.usage["checked_seconds"] > 0
+
+
+def test_a_job_over_the_request_rate_says_so_and_when_to_submit_again(world: World) -> None:
+    """The request rate is met at the start of a job's run or part way through its plan: the
+    job ends with the rate's own reasons (slow down, when), never 'see the server log'; what
+    the rate left unrun is named, not asked for again one refusal at a time."""
+    import time
+
+    from strongroom.access.roles import Role
+    from strongroom.watch.policy import PROJECT_DEFAULT
+
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    watch, jobs = world.platform.watch, world.platform.jobs
+    variables = ["sex", "smoking", "diabetes"]
+    files = {"project.yaml": pipeline("\n".join(f"v{i}: {{path: output/v{i}.csv, kind: table}}"
+                                                for i in range(3))),
+             "analysis/study.py": "from strongroom import sdc\n" + "".join(
+                 f"sdc.frequency('v{i}', 'cohort', '{v}')\n" for i, v in enumerate(variables)),
+             "plans/study.json": planned(*[(f"v{i}", {"kind": "frequency", "definition":
+                                                      "cohort", "variable": v})
+                                           for i, v in enumerate(variables)])}
+    try:
+        world.clock.advance(hours=1)
+        watch.set_limits(admin, "project", world.project_id, {"requests": 3})
+        row = run_job(world, files)  # submitted (1), run (2), v0 (3): v1 is over
+        assert row.status == "finished" and list(row.outputs) == ["v0"], row.reasons
+        assert any("sdc output 'v1'" in r and "slow down and try again in" in r
+                   for r in row.reasons), row.reasons
+        assert row.reasons[-1].startswith("sdc outputs 'v2' were not run (the same rate "
+                                          "limit)"), row.reasons
+
+        world.clock.advance(hours=1)
+        watch.set_limits(admin, "project", world.project_id, {"requests": 1})
+        job = jobs.start(me, world.project_id, archive(files), "study")  # the server's way
+        deadline = time.monotonic() + 60
+        while jobs.get(me, job.id).status in ("queued", "running") \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ended = jobs.get(me, job.id)
+        assert ended.status == "refused", ended.reasons
+        assert "slow down and try again in" in ended.reasons[0], ended.reasons
+        assert "server log" not in json.dumps(ended.reasons)
+    finally:
+        watch.set_limits(admin, "project", world.project_id,
+                         {"requests": PROJECT_DEFAULT.requests})
+        world.clock.advance(hours=1)

@@ -50,7 +50,15 @@ from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import definitions
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.workspace import Enclave
-from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused
+from strongroom.errors import (
+    Conflict,
+    DataRefusal,
+    Invalid,
+    NotFound,
+    RateLimited,
+    Refused,
+    ServiceError,
+)
 from strongroom.jobs import cgroups, runner, sandbox
 from strongroom.jobs import code as job_code
 from strongroom.jobs import files as job_files
@@ -139,6 +147,8 @@ class Jobs:
     def _background(self, job_id: str, principal: Principal) -> None:
         try:
             self.run(job_id, principal)
+        except ServiceError as refusal:  # a refusal meant for the caller (a rate, a pause)
+            self._abandon(job_id, "; ".join(_reasons(refusal)))
         except Exception:  # the job is ended as refused, with the reason, below
             log.exception("job %s could not be run", job_id)
             self._abandon(job_id, "the platform could not run it (see the server log)")
@@ -483,7 +493,7 @@ class Jobs:
         and what could not be made."""
         outputs: dict[str, str] = {}
         reasons: list[str] = []
-        for item in plan[:MAX_PLAN]:
+        for at, item in enumerate(plan[:MAX_PLAN]):
             name = item["output"]
             declared = action.outputs.get(name)
             if declared is None or declared.kind not in (OutputKind.TABLE, OutputKind.MODEL):
@@ -495,6 +505,13 @@ class Jobs:
                 view = self.outputs.analyse(principal, row.project_id, item["analysis"], fmt,
                                         measured=self._metered(row, principal),
                                         name=PurePosixPath(declared.path).name)
+            except RateLimited as refusal:  # so would the rest be: said once, not run
+                reasons += [f"sdc output {name!r}: {r}" for r in _reasons(refusal)]
+                rest = [str(i["output"]) for i in plan[at + 1:MAX_PLAN]]
+                if rest:
+                    reasons.append(f"sdc outputs {', '.join(map(repr, rest))} were not run "
+                                   "(the same rate limit); submit the job again later")
+                break
             except (Invalid, DataRefusal, Refused) as refusal:
                 reasons += [f"sdc output {name!r}: {r}" for r in _reasons(refusal)]
                 continue
