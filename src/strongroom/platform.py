@@ -59,6 +59,7 @@ class Platform:
                  checkpoint_every: int = 1000, checkpoint_seconds: float = 10.0,
                  job_limits: JobLimits | None = None):
         self.store = store
+        self._eids: tuple[str, np.ndarray] | None = None  # (version, its eids)
         self.audit = open_audit(store, checkpoint_every=checkpoint_every,
                                 checkpoint_seconds=checkpoint_seconds)
         self.access = AccessContext(
@@ -105,11 +106,18 @@ class Platform:
         return self.store.root / WITNESS
 
     def _cohort_eids(self) -> np.ndarray:
-        """The current cohort's participants (empty before the first ingest)."""
-        if self.store.current() is None:
+        """The current cohort's participants (empty before the first ingest); read once per
+        version (a version's files never change), not decrypted again for every project."""
+        version = self.store.current()
+        if version is None:
             return np.empty(0, dtype=np.int64)
-        participants = self.store.load(tables=["participants"]).participants
-        return participants[EID].cast(pl.Int64).to_numpy()
+        held = self._eids
+        if held is None or held[0] != version.id:
+            participants = self.store.load(tables=["participants"]).participants
+            eids = participants[EID].cast(pl.Int64).to_numpy()
+            eids.flags.writeable = False  # shared by every caller
+            held = self._eids = (version.id, eids)
+        return held[1]
 
     def _cohort_size(self) -> int:
         version = self.store.current()
