@@ -61,6 +61,7 @@ from strongroom.extracts.accuse import Marks, ReadModel
 from strongroom.extracts.carriers import DATE, Carrier, as_numbers
 from strongroom.extracts.periods import infer_calendar
 
+Blocks = tuple[np.ndarray, np.ndarray]  # block id per suspect row, per master row
 MAX_POSITIONS = 50_000  # positions scored (the strongest first): ~1 s for 1,000 recipients
 KIND = "values"
 
@@ -105,20 +106,92 @@ def readable(carrier: Carrier, suspect: np.ndarray,
     return grid == 0.0 or grid <= carrier.amplitude * (1 + 1e-9)
 
 
+def blocks_of(suspect: Mapping[str, np.ndarray], master: Mapping[str, np.ndarray]) -> Blocks:
+    """One block id per suspect row and per master row: equal ids, equal values on every
+    column given (missing equals missing). Ids are dense, from 0."""
+    columns = sorted(set(suspect) & set(master))
+    n = len(next(iter(suspect.values()))) if suspect else 0
+    ids = np.zeros(n + len(next(iter(master.values()))) if master else n, dtype=np.int64)
+    for column in columns:
+        both = np.concatenate([np.asarray(suspect[column], dtype=np.float64),
+                               np.asarray(master[column], dtype=np.float64)])
+        _, code = np.unique(both, return_inverse=True)  # NaNs are one value (equal_nan)
+        _, ids = np.unique(ids * (int(code.max(initial=0)) + 1) + code.ravel(),
+                           return_inverse=True)
+        ids = ids.ravel().astype(np.int64)
+    return ids[:n], ids[n:]
+
+
+def by_name(suspect: pl.DataFrame, values: Mapping[str, np.ndarray],
+            carriers: Sequence[Carrier]) -> dict[str, np.ndarray]:
+    """Linkage's suspect values per master column, plus any carrier column linkage left
+    unmatched that the suspect holds under its own name as numbers or dates (a column whose
+    distribution a mix of copies moved too far for linkage still carries its values)."""
+    out = dict(values)
+    for carrier in carriers:
+        column = carrier.column
+        if column in out or column not in suspect.columns:
+            continue
+        series = suspect[column]
+        if series.dtype.is_numeric() or series.dtype in (pl.Date, pl.Datetime):
+            out[column] = as_numbers(series)
+    return out
+
+
+def exact_columns(suspect: Mapping[str, np.ndarray], master: Mapping[str, np.ndarray],
+                  share: float = 0.99, most: int = 1_000) -> dict[str, np.ndarray]:
+    """The master values of the columns the suspect holds exactly, as blocks need them: at
+    least ``share`` of its present values are master values, and at most ``most`` distinct
+    ones (codes, not measurements)."""
+    out = {}
+    for column in sorted(set(suspect) & set(master)):
+        mine = np.asarray(suspect[column], dtype=np.float64)
+        mine = mine[np.isfinite(mine)]
+        ref = np.asarray(master[column], dtype=np.float64)
+        levels = np.unique(ref[np.isfinite(ref)])
+        if len(mine) == 0 or len(levels) > most:
+            continue
+        if float(np.mean(np.isin(mine, levels))) >= share:
+            out[column] = ref
+    return out
+
+
+def _within(blocks: Blocks, y: np.ndarray, on: np.ndarray, m: np.ndarray,
+            present: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Units made unique per block (``block · stride + unit``, neighbours never crossing a
+    block), or None when they would not fit in 62 bits."""
+    values = np.concatenate([y[on], m[present]])
+    if len(values) == 0:
+        return None
+    low, high = int(values.min()), int(values.max())
+    stride = high - low + 3
+    top = int(max(blocks[0].max(initial=0), blocks[1].max(initial=0))) + 1
+    if top * stride >= 2**62:
+        return None
+    return blocks[0] * stride + (y - low + 1), blocks[1] * stride + (m - low + 1)
+
+
 def read_column(carrier: Carrier, suspect: np.ndarray, eids: np.ndarray, master: np.ndarray,
-                bias_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+                bias_key: bytes, blocks: Blocks | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The marked master cells this column's suspect values read, and their soft symbols.
 
     ``suspect``: the suspect's values of the column, rows in any order (NaN: missing);
-    ``eids``/``master``: every master participant and its value of the column.
+    ``eids``/``master``: every master participant and its value of the column. ``blocks``
+    (:func:`blocks_of`): a value is then explained only by master cells of its row's block.
     """
     eids = np.asarray(eids, dtype=np.int64)
     master = np.asarray(master, dtype=np.float64)
     y, on = _units(np.asarray(suspect, dtype=np.float64), carrier.amplitude)
+    m, present = _units(master, carrier.amplitude)
+    if blocks is not None:
+        found = _within(blocks, y, on, m, present)
+        if found is None:
+            return np.empty(0, np.int64), np.empty(0)
+        y, m = found
     y = y[on]
     if len(y) == 0:
         return np.empty(0, np.int64), np.empty(0)
-    m, present = _units(master, carrier.amplitude)
     marked = present & carrier.markable(master)
     marked[marked] = carrier.chosen(bias_key, eids[marked])
     unmarked = present & ~marked
@@ -137,7 +210,7 @@ def read_column(carrier: Carrier, suspect: np.ndarray, eids: np.ndarray, master:
 
 def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: np.ndarray,
          master: Mapping[str, np.ndarray], bias_key: bytes, seed: int = 0,
-         cap: int = MAX_POSITIONS) -> Marks:
+         cap: int = MAX_POSITIONS, blocks: Blocks | None = None) -> Marks:
     """Soft symbols of every marked master cell the suspect's values point to, column by
     column, with no row linked. ``suspect[column]``: the suspect's values (any row order);
     ``eids``/``master[column]``: every master participant and its values (dates as days).
@@ -145,6 +218,8 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
     A column's readings are one per master cell; carriers describing the same column (made
     from different cohort versions) are merged so that each position is read once. At most
     ``cap`` positions are kept, the strongest first (ties drawn at random from ``seed``).
+    ``blocks``: read each value only against master cells of its row's block (exact columns
+    a re-pairer keeps, such as sex and month of birth: far fewer candidates per value).
     """
     rng = np.random.default_rng(seed)
     parts_eid, parts_idx, parts_w = [], [], []
@@ -158,7 +233,7 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
         for index, carrier in enumerate(carriers):
             if carrier.column != column or not readable(carrier, values, rng):
                 continue
-            who, w = read_column(carrier, values, eids, master[column], bias_key)
+            who, w = read_column(carrier, values, eids, master[column], bias_key, blocks)
             col_eid.append(who)
             col_idx.append(np.full(len(w), index, dtype=np.int32))
             col_w.append(w)
@@ -199,39 +274,82 @@ def strongest(strength: np.ndarray, cap: int, rng: np.random.Generator) -> np.nd
 
 
 @dataclass(frozen=True)
-class ValueEvidence:
-    """The linkage-free evidence: the readings, each recipient's scores, and the ``Other``
-    that ``accuse.score`` combines with the rest."""
+class Reading:
+    """One linkage-free reading of the suspect and every recipient's scores on it."""
 
+    name: str  # "values", or "values within <exact columns>"
     marks: Marks
     scores: dict[str, accuse.Score]  # extract id -> its scores on these readings alone
 
+
+@dataclass(frozen=True)
+class ValueEvidence:
+    """The linkage-free evidence: one or two readings (values alone; values within the
+    blocks of exact columns), and the ``Other`` that ``accuse.score`` combines with the rest.
+
+    A recipient's p-value is the smallest of its ``2·R`` score bounds (two scores on each of
+    ``R`` readings) times ``2·R``: Bonferroni over every score, whatever their dependence.
+    """
+
+    readings: tuple[Reading, ...]
+
+    @property
+    def marks(self) -> Marks:
+        """The first reading's marks (values alone)."""
+        return self.readings[0].marks
+
+    @property
+    def scores(self) -> dict[str, accuse.Score]:
+        """The first reading's scores (values alone)."""
+        return self.readings[0].scores
+
     def log_p(self, extract_id: str) -> float:
-        """ln of the recipient's p-value: twice the smaller of its two scores' tail bounds."""
-        found = self.scores.get(extract_id)
-        if found is None or found.positions == 0:
+        """ln of the recipient's p-value over every reading and score (Bonferroni)."""
+        found = [r.scores[extract_id] for r in self.readings
+                 if extract_id in r.scores and r.scores[extract_id].positions > 0]
+        if not found:
             return 0.0
-        return min(0.0, found.log_p + math.log(len(accuse.KINDS)))
+        tests = len(accuse.KINDS) * len(self.readings)
+        return min(0.0, min(s.log_p for s in found) + math.log(tests))
+
+    def held(self) -> list[str]:
+        return sorted({e for r in self.readings for e, s in r.scores.items() if s.positions})
 
     def other(self) -> accuse.Other:
-        held = [e for e, s in self.scores.items() if s.positions > 0]
+        held = self.held()
         return accuse.Other({e: self.log_p(e) for e in held}, len(held))
 
 
-def evidence(marks: Marks, recipients: Sequence[accuse.Recipient]) -> ValueEvidence:
-    """Every recipient scored on the linkage-free readings (``accuse.score``'s own bound)."""
+def score(name: str, marks: Marks, recipients: Sequence[accuse.Recipient]) -> Reading:
+    """Every recipient scored on one reading (``accuse.score``'s own bound)."""
     scores = accuse.score(marks, recipients) if len(marks) else []
-    return ValueEvidence(marks, {s.extract_id: s for s in scores})
+    return Reading(name, marks, {s.extract_id: s for s in scores})
+
+
+def evidence(marks: Marks, recipients: Sequence[accuse.Recipient]) -> ValueEvidence:
+    """The evidence of a single reading (values alone)."""
+    return ValueEvidence((score(KIND, marks, recipients),))
 
 
 def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
            carriers: Sequence[Carrier], recipients: Sequence[accuse.Recipient],
-           bias_key: bytes, seed: int = 0, cap: int = MAX_POSITIONS) -> ValueEvidence:
+           bias_key: bytes, seed: int = 0, cap: int = MAX_POSITIONS,
+           keys: Mapping[str, np.ndarray] | None = None) -> ValueEvidence:
     """The linkage-free evidence of a suspect whose columns linkage matched: ``values`` is
     :class:`linkage.Linked`'s (master column -> the suspect's values, rows as read), ``master``
-    the cohort (``eid`` + columns)."""
+    the cohort (``eid`` + columns). ``keys``: exact, unmarked master columns as linkage
+    compares them (column -> master values in ``master``'s row order) whose suspect values are
+    in ``values`` too; when given, a second reading within their blocks."""
     columns = sorted({c.column for c in carriers} & set(values) & set(master.columns))
     eids = master[EID].cast(pl.Int64).to_numpy()
-    marks = read(carriers, {c: values[c] for c in columns}, eids,
-                 {c: as_numbers(master[c]) for c in columns}, bias_key, seed=seed, cap=cap)
-    return evidence(marks, recipients)
+    suspect = {c: values[c] for c in columns}
+    cohort = {c: as_numbers(master[c]) for c in columns}
+    readings = [score(KIND, read(carriers, suspect, eids, cohort, bias_key, seed=seed,
+                                 cap=cap), recipients)]
+    exact = sorted(set(keys or {}) & set(values))
+    if exact and keys is not None:
+        blocks = blocks_of({c: values[c] for c in exact}, {c: keys[c] for c in exact})
+        marks = read(carriers, suspect, eids, cohort, bias_key, seed=seed, cap=cap,
+                     blocks=blocks)
+        readings.append(score(f"{KIND} within {', '.join(exact)}", marks, recipients))
+    return ValueEvidence(tuple(readings))

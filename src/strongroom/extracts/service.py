@@ -558,8 +558,19 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     report.decoys_found = _decoys_listed(found, records, report.notes)
     seed = int(report.suspect_sha256[:16], 16)
     bias = codes.bias_key(ctx.key)
-    report.values = multiset.gather(linked.values, master, all_carriers, recipients, bias,
-                                    seed=seed, cap=min(cap, multiset.MAX_POSITIONS))
+    # blocks for the second linkage-free reading: quasi-identifiers the file holds exactly
+    # (what a re-pairer keeps together to keep rows plausible), never a marked column
+    qis = privacy_fields.quasi_identifiers(
+        [c for c in linked.values if c in master.columns
+         and c not in {x.column for x in all_carriers}], ctx.dictionary)
+    exact = multiset.exact_columns(
+        {c: linked.values[c] for c in qis},
+        linkage.comparable_values(master.select([EID, *qis]),
+                                  linkage.column_specs(qis, ctx.dictionary)) if qis else {})
+    report.values = multiset.gather(multiset.by_name(suspect, linked.values, all_carriers),
+                                    master, all_carriers, recipients, bias,
+                                    seed=seed, cap=min(cap, multiset.MAX_POSITIONS),
+                                    keys=exact)
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
                                  recipients, bias, seed=seed, cap=cap,
                                  other=found.other() | {multiset.KIND: report.values.other()})
@@ -641,23 +652,26 @@ def _values_section(r: AttributionReport) -> list[str]:
     """The marks read from each column's values with no row linked (``multiset.py``)."""
     lines = ["", "## Marks read from values alone (no row linkage)", ""]
     found = r.values
-    if found is None or not len(found.marks):
+    if found is None or not any(len(x.marks) for x in found.readings):
         return [*lines, "No carrier column held values that point to a marked cell (none "
                         "matched, or the columns were rounded or truncated)."]
     lines += ["Each marked cell is read from whether the column holds its value moved up or "
               "down by one mark, shared among every master cell that value could have come "
-              "from; rows are never linked, so re-paired, shuffled or cut rows still count. "
-              "Scored with the same bound; its p-value is twice the smaller of the two "
-              "scores' and it takes its own share of the 10⁻⁹.", "",
-              "| column | suspect values | Σw² |", "|---|---|---|"]
-    lines += [f"| `{column}` | {m.cells:,} | {m.informative:,.0f} |"
-              for column, m in sorted(found.marks.models.items())]
-    capped = (f" (the strongest of {found.marks.capped_from:,})" if found.marks.capped_from
-              else "")
-    lines += ["", f"Positions used: {len(found.marks):,}{capped}.", "",
-              "| extract | positions | ln P (values) |", "|---|---|---|"]
-    best = sorted(found.scores, key=found.log_p)[:10]
-    lines += [f"| {e} | {found.scores[e].positions:,} | {found.log_p(e):.1f} |" for e in best]
+              "from (within the rows' blocks of exact columns, in the second reading); rows "
+              "are never linked, so re-paired, shuffled or cut rows still count. Scored with "
+              "the same bound; the p-value is the smallest score bound times the number of "
+              "scores, and it takes its own share of the 10⁻⁹.", ""]
+    for reading in found.readings:
+        capped = (f" (the strongest of {reading.marks.capped_from:,})"
+                  if reading.marks.capped_from else "")
+        lines += [f"Reading `{reading.name}`: {len(reading.marks):,} positions{capped}.", "",
+                  "| column | suspect values | Σw² |", "|---|---|---|"]
+        lines += [f"| `{column}` | {m.cells:,} | {m.informative:,.0f} |"
+                  for column, m in sorted(reading.marks.models.items())]
+        lines.append("")
+    lines += ["| extract | ln P (values) |", "|---|---|"]
+    best = sorted(found.held(), key=found.log_p)[:10]
+    lines += [f"| {e} | {found.log_p(e):.1f} |" for e in best]
     return lines
 
 
