@@ -62,7 +62,7 @@ from strongroom.extracts.carriers import DATE, Carrier, as_numbers
 from strongroom.extracts.periods import infer_calendar
 
 Blocks = tuple[np.ndarray, np.ndarray]  # block id per suspect row, per master row
-MAX_POSITIONS = 50_000  # positions scored (the strongest first): ~1 s for 1,000 recipients
+MAX_POSITIONS = 25_000  # per reading, the strongest first: ~0.4 s for 1,000 recipients
 KIND = "values"
 
 
@@ -203,7 +203,10 @@ def read_column(carrier: Carrier, suspect: np.ndarray, eids: np.ndarray, master:
                   + _lookup(seen, plain_table, plain_counts))
     share = np.where(candidates > 0, k / np.maximum(candidates, 1), 0.0)
     cells = m[marked]
-    w = _lookup(cells + 1, seen, share) - _lookup(cells - 1, seen, share)
+    order = np.argsort(cells)  # sorted queries: searchsorted runs far faster
+    ordered = cells[order]
+    w = np.empty(len(cells))
+    w[order] = _lookup(ordered + 1, seen, share) - _lookup(ordered - 1, seen, share)
     keep = np.abs(w) >= accuse.MIN_WEIGHT
     return eids[marked][keep], np.clip(w[keep], -1.0, 1.0)
 
