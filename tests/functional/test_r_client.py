@@ -42,11 +42,14 @@ PROJECT_YAML = """version: 1
 actions:
   study:
     run: Rscript analysis/study.R
-    inputs: [adults]
+    inputs: [older]
     outputs:
-      born: {path: output/born.csv, kind: table}
+      by_sex: {path: output/by_sex.csv, kind: table}
 """
-STUDY_R = 'adults <- sdc$read("adults")\nsdc$frequency("born", "adults", "born")\n'
+STUDY_R = 'older <- sdc$read("older")\nsdc$frequency("by_sex", "older", "sex")\n'
+# the job's population: none of the how-to's released groups, nor a few people from one (the
+# check blocks a table that repeats a released margin, or differs from one by a few)
+OLDER = "SELECT pid, p31 AS sex FROM participants WHERE p34 < 1960"
 
 # what R saw, for the assertions here (never the token)
 SEEN_ANALYSES = """
@@ -67,8 +70,8 @@ seen <- list(
 """
 SEEN_JOBS = """
 seen <- list(job = job$id, status = job$status, reasons = as.list(job$reasons),
-             outputs = as.list(job$outputs), born = born$status,
-             born_rows = nrow(born_table), born_columns = names(born_table),
+             outputs = as.list(job$outputs), by_sex = by_sex$status,
+             rows = nrow(by_sex_table), sex_levels = levels(by_sex_table$sex),
              jobs = length(sr_jobs(sr, project)))
 """
 # a refusal after the fact: a made-up output id, and a server the CA does not vouch for
@@ -170,6 +173,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RWorld]:
         assert status == 0, err
         found.token = json.loads(out)["secret"]
         env["STRONGROOM_TOKEN"] = found.token
+        with server.client(SOURCE, token=found.token) as python:  # the job's input
+            python.enclave.define(project, "older", OLDER)
         # a CA that did not sign the server's certificate
         from tests.functional.test_server import self_signed
 
@@ -199,7 +204,7 @@ def test_define_analyse_release_and_a_labelled_table_from_r(world: RWorld) -> No
     refused = seen["refused"]
     assert refused["class"][:2] == ["strongroom_error", "error"] and refused["status"] == 400
     assert refused["reasons"] and refused["message"] == "; ".join(refused["reasons"])
-    assert "participants.csv" in seen["dummy"] and "adults.csv" in seen["dummy"], seen
+    assert {"participants.csv", "adults.csv", "older.csv"} <= set(seen["dummy"]), seen
     # what R downloaded is what the server released, and R's table its released cells
     with world.server.client(SOURCE, token=world.token) as python:
         record = python.outputs.get(seen["output"])
@@ -229,12 +234,12 @@ def test_a_job_submitted_and_followed_from_r(world: RWorld) -> None:
     (run,) = [b for b in blocks("bash") if "jobs run" in b]
     status, out, err = cli(*run.split()[1:], cwd=world.repo)
     assert status == 0, out + err
-    assert json.loads((world.repo / "plans" / "study.json").read_text())[0]["output"] == "born"
+    assert json.loads((world.repo / "plans" / "study.json").read_text())[0]["output"] == "by_sex"
     setup = world.put_in(blocks("r")[0].split("fields <-")[0])
     seen = world.rscript(setup + world.put_in(blocks("r")[3]) + SEEN_JOBS, "jobs")
     assert seen["status"] == "finished", seen["reasons"]
-    assert set(seen["outputs"]) == {"born"} and seen["born"] == "released", seen
-    assert seen["born_rows"] == 3 and "born" in seen["born_columns"], seen  # and its total
+    assert set(seen["outputs"]) == {"by_sex"} and seen["by_sex"] == "released", seen
+    assert seen["rows"] == 3 and seen["sex_levels"] == ["Female", "Male", "Total"], seen
     assert seen["jobs"] == 1
     with world.server.client(SOURCE, token=world.token) as python:
         job = python.jobs.get(seen["job"])
