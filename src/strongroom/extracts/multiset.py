@@ -2,7 +2,7 @@
 
 Attribution by rows (``accuse.read_marks``) needs each suspect row linked to its participant,
 and linkage needs a row's columns to stay together. A leaker who re-pairs rows (half of each
-row's columns swapped with another row of the same sex and birth quarter), shuffles or cuts
+row's columns swapped with another row of the same sex and birth month), shuffles or cuts
 them still leaves every marked *value* in its column: a copy's cell is ``m + δ`` (symbol 1) or
 ``m − δ`` (symbol 0) for the master value ``m`` of some participant, and that value says which
 symbol it carries wherever few master cells could have produced it. This module reads those
@@ -25,6 +25,16 @@ neighbour is present. A column the suspect holds on a coarser grid than the carr
 rounded) or truncated to calendar periods (dates) is not read: its values no longer say which
 neighbour they came from, and would only add noise.
 
+**Within blocks.** A re-pairer keeps each row's quasi-identifiers (sex, year and month of
+birth) with the cells it keeps, or the rows stop being plausible people. So a second reading
+counts candidates only among master cells of the row's *block* — the master rows equal to it
+on every quasi-identifier the file holds exactly (``exact_columns``: its values are master
+values; never a marked column): a value then has a handful of candidates instead of dozens,
+which is what lets coarse columns (height in whole centimetres, 10% of cells marked) speak.
+If the seller scrambled those columns too, this reading loses its power and the first still
+holds. Both readings are scored; ``ValueEvidence.log_p`` takes the smallest of the four score
+bounds (two scores on each reading) times four.
+
 **The bound stays a bound.** The readings (which positions, and their ``w``) are a function of
 the suspect file, the master values, the carriers and the system-wide bias key alone. An
 innocent recipient's symbols are independent draws ``x ~ Bernoulli(p)`` under its own key
@@ -35,15 +45,17 @@ independent two-point terms that ``accuse``'s Chernoff–Berry–Esseen bound as
 argument as for linked readings, with no assumption about linkage, the attack, or how many
 candidates a value had (a value explained by several cells only dilutes the evidence).
 
-**Combining with the row-linked evidence** (``accuse.score``'s ``other``, kind
-``"values"``): this evidence's p-value per recipient is ``2·min(p_tardos, p_flat)`` of its two
-scores (Bonferroni over the two), and it takes its own share of the 10⁻⁹ in the same weighted
-union as the fingerprint, membership, decoy and band evidence (``accuse.WEIGHTS``). For every
-recipient ``r`` and kind ``k`` with weight ``w_k`` among ``T = Σ w_k·N_k``,
-``P(p_{r,k} ≤ w_k·α/T) ≤ w_k·α/T`` under the null for ``r``; a union over every (recipient,
-kind) that could be named gives a system-wide false-accusation probability of at most ``α``,
-whatever the dependence between the kinds — the linked and the linkage-free readings of one
-cell are the same symbol read twice, so they are never added, only the stronger p-value used.
+**Combining with the row-linked evidence** (``accuse.score``'s ``other``, kind ``"values"``):
+this evidence's p-value per recipient is the smallest of its score bounds times their number,
+``2·R·min(p)`` over the two scores of each of the ``R`` readings (Bonferroni, whatever their
+dependence: the blocks, like the readings, never look at a key), and it takes its own share of
+the 10⁻⁹ in the same weighted union as the fingerprint, membership, decoy and band evidence
+(``accuse.WEIGHTS``). For every recipient ``r`` and kind ``k`` with weight ``w_k`` among
+``T = Σ w_k·N_k``, ``P(p_{r,k} ≤ w_k·α/T) ≤ w_k·α/T`` under the null for ``r``; a union over every
+(recipient, kind) that could be named gives a system-wide false-accusation probability of at
+most ``α``, whatever the dependence between the kinds — the linked and the linkage-free
+readings of one cell are the same symbol read twice, so they are never added, only the stronger
+p-value used.
 """
 
 from __future__ import annotations
