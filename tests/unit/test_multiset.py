@@ -214,3 +214,30 @@ def test_blocks_of_exact_columns_sharpen_a_coarse_columns_reading(world: World) 
                                              blocks=blocks), recipients)
     assert not _named(plain)
     assert within.log_p("ext_011") < -30 and _named(within) == {"ext_011"}
+
+
+def test_an_innocents_p_value_within_blocks_is_a_p_value(world: World) -> None:
+    """The blocked reading's null law, on a guilty copy and the raw cohort re-paired within
+    blocks of sex and month (200 keys never used for the file)."""
+    eids, master, carriers = world
+    rng = np.random.default_rng(12)
+    keys = {"p31": rng.integers(0, 2, N).astype(float),
+            "p52": rng.integers(1, 13, N).astype(float)}
+    block = keys["p31"] * 100 + keys["p52"]
+    blocks = multiset.blocks_of(keys, keys)
+    nulls = [f"null_{i:03d}" for i in range(200)]
+    recipients = [accuse.Recipient(i, codes.recipient_key(MASTER, i), frozenset(carriers))
+                  for i in nulls]
+    for source in (_copy(world, "ext_020"), dict(master)):
+        suspect = {}
+        for column, v in source.items():  # each column shuffled within each block
+            out = np.empty(N)
+            for b in np.unique(block):
+                rows = np.flatnonzero(block == b)
+                out[rows] = v[rng.permutation(rows)]
+            suspect[column] = out
+        marks = multiset.read(carriers, suspect, eids, master, BIAS, blocks=blocks)
+        found = multiset.evidence(marks, recipients)
+        p = np.exp([found.log_p(e) for e in nulls])
+        for a in (0.01, 0.05, 0.2, 0.5):
+            assert np.mean(p <= a) <= a + 3 * math.sqrt(a * (1 - a) / len(nulls)), a
