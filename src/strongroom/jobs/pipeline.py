@@ -4,7 +4,8 @@
     actions:
       study:
         run: python analysis/study.py        # or: notebook analysis/study.ipynb,
-                                             # or: Rscript analysis/study.R
+                                             # or: Rscript analysis/study.R,
+                                             # or: rmarkdown analysis/report.Rmd
         inputs: [cohort]                     # project tables and dataset definitions
         needs: [prepare]                     # actions whose outputs this one reads
         outputs:
@@ -39,9 +40,11 @@ MAX_TEXT = 64 * 1024
 MAX_DEPTH = 8
 MAX_OUTPUTS = 50  # per action: many small outputs are a channel, and no study needs more
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")]
-_RUN = re.compile(r"(python|notebook|Rscript) (\S+)")
-# the file each way of running takes, by suffix (nothing else is run: no options, no -e)
-RUNS: dict[str, str] = {"python": ".py", "notebook": ".ipynb", "Rscript": ".R"}
+_RUN = re.compile(r"(python|notebook|Rscript|rmarkdown) (\S+)")
+# the file each way of running takes, by suffix (nothing else is run: no options, no -e); an
+# R Markdown document is rendered to Markdown in output/ (jobs/r/knit.R)
+RUNS: dict[str, str] = {"python": ".py", "notebook": ".ipynb", "Rscript": ".R",
+                        "rmarkdown": ".Rmd"}
 
 
 class OutputKind(StrEnum):
@@ -89,7 +92,7 @@ class Action(_Strict):
 
     @property
     def runner(self) -> str:
-        """``python``, ``notebook`` or ``Rscript``."""
+        """``python``, ``notebook``, ``Rscript`` or ``rmarkdown``."""
         return self.run.split(" ", 1)[0]
 
     @property
@@ -183,8 +186,8 @@ def _runs(pipeline: Pipeline, files: set[str]) -> Iterable[str]:
         match = _RUN.fullmatch(action.run)
         if match is None:
             yield (f"action {name!r}: run must be 'python <script>.py', 'notebook "
-                   f"<notebook>.ipynb' or 'Rscript <script>.R' (the script alone: no "
-                   f"options, no -e), not {action.run!r}")
+                   f"<notebook>.ipynb', 'Rscript <script>.R' or 'rmarkdown <document>.Rmd' "
+                   f"(the script alone: no options, no -e), not {action.run!r}")
             continue
         runner, script = match.groups()
         suffix = RUNS[runner]

@@ -3,7 +3,8 @@ machine, on dummy data) outside it.
 
 Inside a run the repository is at ``/job`` (read-only), its inputs are Parquet files in
 ``/job/inputs`` (CSV files for an R action, as ``strongroom jobs dummy`` downloads them: R
-reads no Parquet from Debian's packages), the outputs are written to ``/job/output``, and
+reads no Parquet from Debian's packages), the outputs are written to ``/job/output`` (an R
+Markdown document's rendering too: ``jobs/r/knit.R``), and
 :mod:`strongroom.sdc` (or its R face, ``jobs/r/strongroom.R``) writes the plan to
 ``$STRONGROOM_PLAN``. Relative paths (``inputs/cohort.parquet``,
 ``output/table1.csv``) therefore work the same everywhere.
@@ -38,7 +39,10 @@ SCRATCH = SHM if SHM.is_dir() else None  # decrypted inputs in memory, where the
 PLAN_FILE = "plan.jsonl"
 NOTEBOOK_MODULE = "strongroom_notebook"
 RSCRIPT = "Rscript"
+RMARKDOWN = "rmarkdown"  # an R Markdown document: Rscript runs knit.R on it
+R_RUNNERS = frozenset({RSCRIPT, RMARKDOWN})
 R_LIBRARY = "/job-lib/strongroom.R"  # sandbox.R_LIBRARY, inside
+R_KNIT = "/job-lib/strongroom_knit.R"  # sandbox.R_KNIT, inside
 # R's settings for a job: sdc for R and the monitor before the script; no library of the
 # user's (R's are in /usr, read-only); no .Renviron from the code or the home folder
 R_ENV = {"R_PROFILE_USER": R_LIBRARY, "R_LIBS_USER": "/job-lib/R", "R_ENVIRON_USER": "/dev/null"}
@@ -103,7 +107,7 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
         (code / "inputs").mkdir(exist_ok=True)
         for input_name in action.inputs:
             inputs(input_name, data / f"{input_name}.parquet")
-            if action.runner == RSCRIPT:
+            if action.runner in R_RUNNERS:
                 _as_csv(data / f"{input_name}.parquet")
         # the outputs of the actions it needs, as they wrote them, where they wrote them
         job_code.write({str(PurePosixPath(*PurePosixPath(p).parts[1:])): data
@@ -113,6 +117,8 @@ def _action(action: Action, files: dict[str, bytes], root: Path,
             argv = [sys.executable, "-B", "-m", NOTEBOOK_MODULE, action.script]
         elif action.runner == RSCRIPT:
             argv = [rscript(), action.script]
+        elif action.runner == RMARKDOWN:
+            argv = [rscript(), R_KNIT, knitr(action.script)]
         ending = runs_in(argv, code, data, out, plan, limits, name)
         run = Run(ending, [])
         # read once every process of the run is gone, and only plain files inside
@@ -141,6 +147,20 @@ def rscript() -> str:
                       "it (apt-get install r-base-core r-cran-data.table r-cran-survival "
                       "r-cran-jsonlite, as the project's .ci/run does)")
     return found
+
+
+# where Debian's R and the custodian's installs keep packages (all under /usr, read-only)
+R_SITE_LIBRARIES = ("/usr/lib/R/site-library", "/usr/lib/R/library",
+                    "/usr/local/lib/R/site-library")
+
+
+def knitr(document: str) -> str:
+    """``document``, once knitr is known to be installed (Refused, saying how, where not)."""
+    if not any((Path(d) / "knitr" / "DESCRIPTION").is_file() for d in R_SITE_LIBRARIES):
+        raise Refused("knitr is not installed here, so an 'rmarkdown' action cannot run: "
+                      "install it (apt-get install r-cran-knitr, as the project's .ci/run "
+                      "does)")
+    return document
 
 
 def _as_csv(parquet: Path) -> None:
@@ -321,6 +341,8 @@ def unsandboxed(argv: list[str], code: Path, data: Path, out: Path, plan: Path,
     shutil.copy(sandbox.NOTEBOOK, library / "strongroom_notebook.py")
     (library / "strongroom" / "__init__.py").touch()
     shutil.copy(sandbox.R_LIBRARY, library / "strongroom.R")
+    shutil.copy(sandbox.R_KNIT, library / "strongroom_knit.R")
+    argv = [str(library / "strongroom_knit.R") if a == R_KNIT else a for a in argv]
     env = {**os.environ, "PYTHONPATH": str(library), "MPLBACKEND": "Agg",
            PLAN_ENV: str(plan / PLAN_FILE), INPUTS_ENV: str(data), **_notebook(argv)}
     if _is_r(argv):

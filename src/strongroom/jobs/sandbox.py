@@ -40,6 +40,7 @@ HOOK = Path(__file__).with_name("sitecustomize.py")
 NOTEBOOK = Path(__file__).with_name("notebook.py")
 SDC = Path(__file__).parent.parent / "sdc.py"
 R_LIBRARY = Path(__file__).parent / "r" / "strongroom.R"  # sdc for R, and R's monitor
+R_KNIT = Path(__file__).parent / "r" / "knit.R"  # renders an R Markdown action's document
 R_SETTINGS = Path("/etc/R")  # Debian's R reads its Renviron and Rprofile.site here
 # Debian's alternatives: links to the programs and libraries chosen among several (R's BLAS
 # and LAPACK, the `which` R's utils runs as it loads), read-only
@@ -305,6 +306,7 @@ def _runtime() -> list[str]:
              "--ro-bind", str(SDC), "/job-lib/strongroom/sdc.py",
              "--ro-bind", str(NOTEBOOK), "/job-lib/strongroom_notebook.py",
              "--ro-bind", str(R_LIBRARY), "/job-lib/strongroom.R",
+             "--ro-bind", str(R_KNIT), "/job-lib/strongroom_knit.R",
              "--ro-bind", "/dev/null", "/job-lib/strongroom/__init__.py"]
     return args
 
