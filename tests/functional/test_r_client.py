@@ -83,7 +83,8 @@ other_ca <- tryCatch(sr_me(sr_connect(sr$url, token = Sys.getenv("STRONGROOM_TOK
                      error = function(e) e)
 no_tls <- tryCatch(sr_connect(sub("^https", "http", sr$url), token = "srt_x"),
                    error = function(e) conditionMessage(e))
-seen <- list(missing = list(status = missing$status, message = conditionMessage(missing)),
+seen <- list(structure = paste(capture.output(str(sr)), collapse = "\n"),
+             missing = list(status = missing$status, message = conditionMessage(missing)),
              escaped = escaped$status,
              other_ca = list(class = class(other_ca), message = conditionMessage(other_ca)),
              no_tls = no_tls, me = sr_me(sr)$via)
@@ -160,6 +161,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RWorld]:
         (repo / "analysis").mkdir(parents=True)
         (repo / "project.yaml").write_text(PROJECT_YAML)
         (repo / "analysis" / "study.R").write_text(STUDY_R)
+        # a git repository: what git tracks is packed, and the plans, tracked or not
+        for argv in (["init", "-q"], ["add", "project.yaml", "analysis/study.R"]):
+            subprocess.run(["git", *argv], cwd=repo, check=True, capture_output=True)
+        (repo / "notes.txt").write_text("untracked: not packed")
         env = {**os.environ, "R_LIBS": str(library), "R_LIBS_USER": str(library),
                "OTHER_CA": str(root / "other.pem")}
         found = RWorld(server, project, repo, library, env)
@@ -216,6 +221,7 @@ def test_define_analyse_release_and_a_labelled_table_from_r(world: RWorld) -> No
 def test_refusals_and_tls_from_r(world: RWorld) -> None:
     setup = world.put_in(blocks("r")[0].split("fields <-")[0])  # library() and sr_connect()
     seen = world.rscript(setup + SEEN_REFUSALS, "refusals")
+    assert world.token not in seen["structure"]  # str() of the client does not show it
     assert seen["missing"]["status"] == 404 and "out_0000" in seen["missing"]["message"]
     assert seen["escaped"] == 404  # an id is one path segment: it reaches no other route
     # a certificate the CA file does not vouch for: curl's error, no answer read
@@ -244,6 +250,6 @@ def test_a_job_submitted_and_followed_from_r(world: RWorld) -> None:
     with world.server.client(SOURCE, token=world.token) as python:
         job = python.jobs.get(seen["job"])
         shown = python.jobs.code(seen["job"])
-    # R's archive held the repository and its plan, and nothing of output/ or dummy/
+    # R's archive held what git tracks and the plan, nothing untracked, of output/ or dummy/
     assert set(job["files"]) == {"project.yaml", "analysis/study.R", "plans/study.json"}, job
     assert shown[:2] == b"PK"
