@@ -102,10 +102,10 @@ sr_withdraw <- function(client, output) {
   as_output(sr_request(client, "POST", sprintf("/outputs/%s/withdraw", segment(output))))
 }
 
-#' A released output's bytes, exactly as checked (a raw vector; `path`: written there too).
-sr_download <- function(client, output, path = NULL) {
+#' A released output's bytes, exactly as checked (a raw vector; `file`: written there too).
+sr_download <- function(client, output, file = NULL) {
   content <- bytes(client, sprintf("/outputs/%s/download", segment(output)))
-  if (!is.null(path)) writeBin(content, path)
+  if (!is.null(file)) writeBin(content, file)
   invisible(content)
 }
 
