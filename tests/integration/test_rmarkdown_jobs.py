@@ -34,9 +34,12 @@ from strongroom.watch.models import AlertRow
 from tests.access_world import World
 from tests.jobs_world import build_jobs_world, pipeline, planned, run_job
 
-NO_KNITR = shutil.which("Rscript") is None or subprocess.run(
-    ["Rscript", "-e", "library(knitr)"], capture_output=True, check=False,
-    timeout=60).returncode != 0
+
+def no_knitr() -> bool:
+    return shutil.which("Rscript") is None or subprocess.run(
+        ["Rscript", "-e", "library(knitr)"], capture_output=True, check=False,
+        timeout=60).returncode != 0
+
 
 OUTPUTS = """
 report: {path: output/report.md, kind: text}
@@ -72,7 +75,7 @@ BY_SEX = planned(("by_sex", {"kind": "crosstab", "definition": "cohort", "rows":
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     if sandbox.unavailable() is not None:
         pytest.skip(str(sandbox.unavailable()))
-    if NO_KNITR:
+    if no_knitr():
         pytest.skip("R or knitr is not installed (.ci/run installs r-cran-knitr)")
     found = build_jobs_world(tmp_path_factory.mktemp("rmarkdown-jobs"))
     yield found
