@@ -87,7 +87,9 @@ seen <- list(structure = paste(capture.output(str(sr)), collapse = "\n"),
              missing = list(status = missing$status, message = conditionMessage(missing)),
              escaped = escaped$status,
              other_ca = list(class = class(other_ca), message = conditionMessage(other_ca)),
-             no_tls = no_tls, me = sr_me(sr)$via)
+             no_tls = no_tls, me = sr_me(sr)$via,
+             bound = sr_me(sr_connect(sr$url, token = Sys.getenv("STRONGROOM_TOKEN"),
+                                      ca_file = sr$ca_file, interface = "127.0.0.58"))$via)
 """
 WRITE_SEEN = 'writeLines(jsonlite::toJSON(seen, auto_unbox = TRUE, null = "null"), "{out}")\n'
 
@@ -228,7 +230,7 @@ def test_refusals_and_tls_from_r(world: RWorld) -> None:
     assert "strongroom_error" not in seen["other_ca"]["class"]
     assert re.search(r"certificate|SSL", seen["other_ca"]["message"], re.I), seen
     assert "https://" in seen["no_tls"]
-    assert seen["me"] == "token"
+    assert seen["me"] == seen["bound"] == "token"  # interface = a source address connects too
 
 
 @pytest.mark.skipif(sandbox.unavailable() is not None, reason=str(sandbox.unavailable()))
