@@ -162,7 +162,16 @@ def render_outputs() -> str:
              "released counts that, added and subtracted, give the size of a group of fewer "
              "than the threshold (`outputs/combinations.py`) |",
              "| `raw_rows`, `identifiers` | block | the bytes that would leave hold "
-             "participants' rows or IDs (`outputs/scanner.py`) |", "",
+             "participants' rows or IDs (`outputs/scanner.py`) |",
+             "| `mostly_hidden` | suppress (a note: the verdict stays the other rules') | a "
+             "table with more than half of its figures hidden says so, with the coarser "
+             "request to make instead (`outputs/check.py`) |",
+             "| `nothing_left` | suppress (a note), and never sent to the output checkers | a "
+             "table whose every figure is hidden, or that keeps only counts of no one, says "
+             "there is nothing to release; asked for review, it is refused (409) rather than "
+             "put before checkers. A withheld report (the ration spent) hides this as it "
+             "hides every finding, so such an output goes to people like any withheld one |",
+             "",
              "An output that is not released as it is (review or block) reports every "
              "`differencing` finding above as one `differencing` reason without cells: which "
              "of them fired, and where, can differ for one person.", "",

@@ -111,6 +111,8 @@ def test_differencing_by_excluding_one_person_hides_the_later_count(
     # (by the pair's rule, or by the combination audit when earlier counts are in it too)
     hidden = [f for f in all_but_one.report.findings if f.rule.startswith("differencing")]
     assert hidden and {f.cell for f in hidden} == all_but_one.report.suppressed == {0}
+    # with its one figure hidden it holds nothing, and says so before it is asked for
+    assert "nothing_left" in {f.rule for f in all_but_one.report.findings}
     assert world.platform.outputs.request_release(
         researcher, all_but_one.output.id).status is OutputStatus.RELEASED
     body = json.loads(requests.download(world.ctx, researcher, all_but_one.output.id).payload)
@@ -204,10 +206,14 @@ def test_hostile_sql_is_refused_and_audited(world: World, researcher: Principal,
     assert EventType.ENCLAVE_ANALYSIS_REFUSED in [e.type for e in new]
 
 
-def test_review_needs_two_different_checkers_and_then_releases(
-        world: World, researcher: Principal, tmp_path: Path) -> None:
+def test_review_needs_two_different_checkers_and_then_releases(tmp_path: Path) -> None:
     # a crosstab with structurally empty combinations, in a project whose rules send small
-    # cells (zeros included) to two checkers rather than hiding them
+    # cells (zeros included) to two checkers rather than hiding them; in a world of its own
+    # (the module's releases would leave it only its zeros, which no checker is sent)
+    world = build_world(tmp_path / "world", cohort=3000, fields=FIELDS)
+    assert world.researcher is not None
+    researcher = world.sign_in(world.researcher)
+    service.define(world.platform.enclave, researcher, world.project_id, "base", BASE)
     service.define(world.platform.enclave, researcher, world.project_id, "grouped",
                    "SELECT pid, sex, CASE WHEN sex = 0 THEN 'a' WHEN era = '1950 on' THEN 'b' "
                    "ELSE 'c' END AS grp FROM base")
@@ -240,6 +246,7 @@ def test_review_needs_two_different_checkers_and_then_releases(
         world.platform.outputs.review(checker, view.output.id, True, "again")
     done = world.platform.outputs.review(other, view.output.id, True, "agreed")
     assert done.status is OutputStatus.RELEASED
+    world.platform.close()
 
 
 def _released_crosstab(world: World, who: Principal, definition: str) -> str:
@@ -457,3 +464,36 @@ def test_competing_risks_are_released_as_a_table_by_cause_as_estimated_inside(
             truth = float(curve[curve.index <= 5].iloc[-1, 0])
             shown = frame.filter((pl.col("cause") == cause) & (pl.col("end") == 5))
             assert abs(shown["incidence"][0] - truth) < 0.02, (cause, shown, truth)
+
+
+def test_a_table_left_with_only_its_zeros_is_not_put_before_the_checkers(
+        tmp_path: Path) -> None:
+    """Sex by a programme offered to one sex only, in a project whose rules send small cells
+    to review, once the total is out: every figure but the structural zeros repeats a total
+    (within the table, or released) and is hidden, so the
+    table says there is nothing to release, and asked for review anyway it is refused with
+    that reason; no checker is sent it (issue 55: the checker got two zeros under an empty
+    chart)."""
+    world = build_world(tmp_path / "world", cohort=3000, fields=FIELDS)
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    service.define(world.platform.enclave, me, world.project_id, "programmes",
+                   "SELECT pid, p31 AS sex, CASE WHEN p31 = 0 THEN 'cervical' ELSE "
+                   "'prostate' END AS programme FROM participants")
+    everyone = analyse(world, me, {"kind": "aggregate_sql",
+                                   "sql": "SELECT count(*) AS n FROM programmes"})
+    assert world.platform.outputs.request_release(
+        me, everyone.output.id).status is OutputStatus.RELEASED  # the total, out already
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    world.platform.outputs.set_project_rules(admin, world.project_id,
+                                             {"threshold": {"verdict": "review"}})
+    view = analyse(world, me, {"kind": "crosstab", "definition": "programmes",
+                               "rows": "sex", "columns": "programme"})
+    assert view.report.verdict is Verdict.REVIEW, view.reasons
+    nothing = [f for f in view.report.findings if f.rule == "nothing_left"]
+    assert nothing and "coarser" in nothing[0].reason, (view.report.suppressed, view.reasons)
+    with pytest.raises(Conflict, match="not sent to the output checkers"):
+        world.platform.outputs.request_release(me, view.output.id,
+                                               "the zeros are structural: sex-specific")
+    assert requests.read(world.ctx, me, view.output.id).output.status == "checked"
+    world.platform.close()

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.enclave.steps import Rounding
-from strongroom.outputs.check import check
+from strongroom.outputs.check import MOSTLY, NOTHING_LEFT, WORTH, check
 from strongroom.outputs.rules import load_rules, tighten
 from strongroom.outputs.verdicts import CheckReport, Verdict
 
@@ -32,7 +32,9 @@ def ids(n: int, start: int = 0) -> np.ndarray:
 
 
 def rules_of(report: CheckReport, verdict: Verdict | None = None) -> set[str]:
-    return {f.rule for f in report.findings if verdict is None or f.verdict is verdict}
+    """The disclosure rules that found something (what is left worth releasing aside)."""
+    return {f.rule for f in report.findings
+            if (verdict is None or f.verdict is verdict) and f.rule not in WORTH}
 
 
 def cell_findings(report: CheckReport, i: int) -> list[tuple[str, Verdict]]:
@@ -373,7 +375,7 @@ def test_percentages_with_a_small_side_fail() -> None:
     report = check(Result(AnalysisKind.FREQUENCY, {}, [few, small_base, complement]), RULES)
     assert {0, 1, 2} <= report.suppressed
     assert {0, 1} <= report.removed  # labels held by fewer than 10: left out, labels and all
-    assert all(f.rule in {"threshold", "secondary_suppression", "labels"}
+    assert all(f.rule in {"threshold", "secondary_suppression", "labels", *WORTH}
                for f in report.findings)
     no_denominator = Cell(("d",), "percent", CellKind.PERCENT, 50.0, ids(40))
     report = check(Result(AnalysisKind.FREQUENCY, {}, [no_denominator]), RULES)
@@ -727,3 +729,33 @@ def test_a_table_too_large_to_prove_safe_is_blocked_not_solved(
     report = check(table.result, load_rules())
     assert report.verdict is Verdict.BLOCK
     assert any("too many cells to prove" in f.reason for f in report.findings)
+
+
+# -- what is left, worth releasing or not ------------------------------------------------------
+
+def _counts(*sizes: int) -> Result:
+    cells, start = [], 0
+    for i, n in enumerate(sizes):
+        cells.append(Cell((f"g{i}",), "count", CellKind.COUNT, float(n),
+                          np.arange(start, start + n, dtype=np.int64)))
+        start += n
+    return Result(AnalysisKind.FREQUENCY, {}, cells)
+
+
+def test_a_table_left_with_nothing_says_so_and_a_mostly_hidden_one_too() -> None:
+    """All hidden, or only counts of no one kept: nothing to release (the release is refused
+    on it: outputs/requests.py). More than half hidden: said, with what to ask instead. The
+    verdict stays the disclosure rules' own; a table mostly kept says nothing more."""
+    empty = check(_counts(3, 4, 2), RULES)
+    assert empty.verdict is Verdict.SUPPRESS and empty.suppressed == {0, 1, 2}
+    assert [f.rule for f in empty.findings if f.rule in WORTH] == [NOTHING_LEFT]
+    zeros = check(_counts(3, 0, 0), RULES)
+    assert [f.rule for f in zeros.findings if f.rule in WORTH] == [NOTHING_LEFT]
+    mostly = check(_counts(3, 4, 2, 50, 60), RULES)
+    found = [f for f in mostly.findings if f.rule in WORTH]
+    assert [f.rule for f in found] == [MOSTLY], mostly.findings
+    assert "of its 5 figures would be hidden" in found[0].reason
+    assert "coarser" in found[0].reason
+    kept = check(_counts(3, 50, 60, 70), RULES)
+    assert not [f for f in kept.findings if f.rule in WORTH]
+    assert not [f for f in check(_counts(50, 60), RULES).findings if f.rule in WORTH]

@@ -138,11 +138,15 @@ def tell(platform: Platform, world: DemoWorld, who: People, leaked: Path,
 # (a zero included) goes to two output checkers instead of being hidden automatically.
 SMALL_CELLS_TO_PEOPLE = {"threshold": {"verdict": "review"}}
 # Crosstabs whose zero cells are zeros by construction: held for the checkers by that rule.
-SCREENING = ("SELECT pid, p31 AS sex, CASE WHEN p31 = 0 THEN 'cervical screening' "
-             "ELSE 'prostate examination' END AS screening FROM participants")
-AGE_BANDS = ("SELECT pid, CASE WHEN p21003_i0 < 50 THEN 'under 50' ELSE '50 and over' END "
-             "AS age_band, CASE WHEN p21003_i0 >= 50 THEN 'invited' ELSE 'not yet invited' "
-             "END AS bowel_screening FROM participants")
+# each participant's programme: bowel screening from 60 whatever their sex, else one offered
+# to one sex only (its zeros are structural; the bowel column keeps the table worth reading:
+# with two sex-only columns every figure but the zeros repeats a total, and is hidden)
+SCREENING = ("SELECT pid, p31 AS sex, CASE WHEN p21003_i0 >= 60 THEN 'bowel screening' "
+             "WHEN p31 = 0 THEN 'cervical screening' ELSE 'prostate examination' END "
+             "AS screening FROM participants")
+AGE_BANDS = ("SELECT pid, CASE WHEN p21003_i0 < 50 THEN 'under 50' WHEN p21003_i0 < 60 "
+             "THEN '50 to 59' ELSE '60 and over' END AS age_band, CASE WHEN p21003_i0 >= 50 "
+             "THEN 'invited' ELSE 'not yet invited' END AS bowel_screening FROM participants")
 HBA1C = ("SELECT pid, CASE WHEN p30750_i0 IS NULL THEN 'not measured' WHEN p30750_i0 >= 48 "
          "THEN '48 mmol/mol or more' ELSE 'below 48 mmol/mol' END AS hba1c_band, "
          "CASE WHEN p30750_i0 >= 48 THEN 'in the diabetes range' ELSE 'not in the diabetes "
@@ -161,8 +165,8 @@ def hold_outputs(platform: Platform, world: DemoWorld, who: People) -> list[Held
     platform.outputs.define(camille, other, "hba1c", HBA1C)
     asks = [
         (tom, main, "sex by screening programme", "screening", "sex", "screening",
-         "the zero cells are structural: cervical screening is offered to women only, "
-         "prostate examination to men only"),
+         "the zero cells are structural: below 60, cervical screening is offered to women "
+         "only, prostate examination to men only"),
         (tom, main, "sex by screening programme, for the methods table", "screening",
          "screening", "sex", "structural zeros again (programmes are sex-specific); this "
          "orientation is the one the journal's template asks for"),

@@ -103,8 +103,39 @@ def check(result: Result, rules: Rules, hide: Sequence[Finding] = ()) -> CheckRe
                                 f"{where(result.cells[i])} would be hidden, but the table's "
                                 "totals give it away and no other cell can be hidden to "
                                 "prevent that; coarsen or drop the table's categories", i))
-    return _report(findings, primary | set(protection.secondary), rules, removed,
-                   result.cells)
+    hidden = primary | set(protection.secondary)
+    findings.extend(_worth(result, hidden))
+    return _report(findings, hidden, rules, removed, result.cells)
+
+
+# a table with more than this share of its figures hidden says so, with what to ask instead
+MOSTLY_HIDDEN = 0.5
+NOTHING_LEFT = "nothing_left"  # the rule of a table that keeps nothing: never released
+MOSTLY = "mostly_hidden"
+# whether what is left is worth releasing: said beside the disclosure rules, never a verdict
+WORTH = frozenset({NOTHING_LEFT, MOSTLY})
+COARSER = ("ask for coarser groups instead (fewer categories or wider bands, fewer "
+           "variables crossed at once, or a larger definition)")
+
+
+def _worth(result: Result, hidden: set[int]) -> list[Finding]:
+    """Whether what a table keeps is worth releasing: one whose every figure is hidden, or
+    that keeps only counts of nobody, holds nothing, and its release is refused with this
+    reason (requests.NOTHING_LEFT: no checker is asked to pass an empty table); one mostly
+    hidden says so. Neither changes the verdict: which cells are hidden is what the table
+    shows anyway, and saying how many adds nothing."""
+    if result.kind not in TABLE_ANALYSES or not hidden or not result.cells:
+        return []
+    kept = [c for i, c in enumerate(result.cells) if i not in hidden]  # totals say something
+    if all(c.kind in (CellKind.COUNT, CellKind.PERCENT) and not c.value for c in kept):
+        return [Finding(NOTHING_LEFT, Verdict.SUPPRESS,
+                        "every figure of this table would be hidden (or is a count of no "
+                        "one), so there is nothing to release; " + COARSER)]
+    if len(hidden) > MOSTLY_HIDDEN * len(result.cells):
+        return [Finding(MOSTLY, Verdict.SUPPRESS,
+                        f"{len(hidden)} of its {len(result.cells)} figures would be hidden, "
+                        f"so it says little; " + COARSER)]
+    return []
 
 
 def _report(findings: list[Finding], suppressed: set[int], rules: Rules,

@@ -36,6 +36,7 @@ from strongroom.db import affected
 from strongroom.enclave.results import AnalysisKind
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
 from strongroom.outputs import files
+from strongroom.outputs.check import NOTHING_LEFT
 from strongroom.outputs.models import OutputRow, ReviewRow
 from strongroom.outputs.states import (
     AWAITING_REVIEW,
@@ -283,7 +284,10 @@ def _act(ctx: AccessContext, principal: Principal, output_id: str, action: Outpu
             authorize(ctx, db, principal, PERMISSION[action], row.project_id)
             # a withheld report goes to people whatever the check said, so that the status
             # the requester sees does not answer what the verdict would have
-            verdict = report_of(row).shown().verdict
+            shown = report_of(row).shown()
+            verdict = shown.verdict
+            if action is OutputAction.REQUEST and verdict is Verdict.REVIEW:
+                _worth_reviewing(row.id, shown)
             move = advance(OutputStatus(row.status), action, verdict, f"output {row.id}")
             _check_actor(ctx, db, principal, row, move, action)
             if action is OutputAction.APPROVE and row.verdict == Verdict.BLOCK:
@@ -316,6 +320,17 @@ def _act(ctx: AccessContext, principal: Principal, output_id: str, action: Outpu
 
     view, _ = _retrying(attempt)
     return view
+
+
+def _worth_reviewing(output_id: str, shown: CheckReport) -> None:
+    """A table the check left with nothing (check.NOTHING_LEFT: every figure hidden, or only
+    counts of no one) is not sent to the output checkers to pass an empty table (its
+    requester read the same finding before asking). Read from what the requester may see, so
+    a withheld report (which hides it) goes to people as every withheld report does."""
+    for finding in shown.findings:
+        if finding.rule == NOTHING_LEFT:
+            raise Conflict(f"output {output_id} is not sent to the output checkers: "
+                           f"{finding.reason}")
 
 
 def _retrying(attempt: Callable[[], T]) -> T:
