@@ -184,12 +184,59 @@ def how_to_routes(name: str) -> dict[str, set[Route]]:
             route = ((method.group(1) if method else "GET"), _shape(
                 re.sub(r"/[a-z]{3}_[^/\s]*", "/{}", address.group(1))))
             found[line] = {route}
+    for called in set(re.findall(r"\b(sr_\w+)\(", text)) & set(r_client_routes()):
+        found[called] = set(r_client_routes()[called])  # the R client's calls
     for section, method in re.findall(r"\b(?:sr|client)\.(\w+)\.(\w+)\(", text):
         if section in sections():  # the Python client: the researcher's calls in it
             routes = {r for r in client_method(section, method) if _researchers(r)}
             if routes:
                 found[f"{section}.{method}"] = routes
     return found
+
+
+R_CLIENT = Path(__file__).parents[2] / "clients" / "r" / "strongroom" / "R"
+
+
+@cache
+def r_client_routes() -> dict[str, frozenset[Route]]:
+    """Each function of the R client (clients/r/strongroom) → the requests it makes: its own
+    (``sr_request(client, "METHOD", "/path")``, ``bytes(client, "/path")`` a GET) and those of
+    the client's functions it calls (``sr_job_wait`` polls ``sr_job``)."""
+    text = "\n".join(p.read_text() for p in sorted(R_CLIENT.glob("*.R")))
+    starts = [(m.group(1), m.start()) for m in
+              re.finditer(r"^`?([\w.%|]+)`? <- function", text, re.MULTILINE)]
+    bodies = {name: text[at:(starts[i + 1][1] if i + 1 < len(starts) else len(text))]
+              for i, (name, at) in enumerate(starts)}
+    path = r'(?:sprintf\()?"(/[^"]*)"'
+    own: dict[str, set[Route]] = {}
+    for name, body in bodies.items():
+        found = {(m, _shape(p.replace("%s", "{}"))) for m, p in
+                 re.findall(r'sr_request\(client, "(\w+)",\s*' + path, body)}
+        found |= {("GET", _shape(p.replace("%s", "{}"))) for p in
+                  re.findall(r"bytes\(client, " + path, body)}
+        own[name] = found
+    reach: dict[str, frozenset[Route]] = {}
+    for name in bodies:
+        routes, seen, todo = set(own[name]), {name}, [name]
+        while todo:
+            for called in re.findall(r"\b(sr_\w+)\(", bodies[todo.pop()]):
+                if called in bodies and called not in seen:
+                    seen.add(called)
+                    todo.append(called)
+                    routes |= own[called]
+        reach[name] = frozenset(routes)
+    return reach
+
+
+def test_the_r_client_is_read_to_its_requests() -> None:
+    """The reading of the R client finds, for each call a researcher makes, requests the
+    server serves (and the wait polls the job)."""
+    routes = r_client_routes()
+    for name in ("sr_define", "sr_analyse", "sr_request_release", "sr_table", "sr_job_submit",
+                 "sr_job_wait", "sr_dummy"):
+        assert routes[name], name
+        assert routes[name] <= set(declared()), (name, routes[name] - set(declared()))
+    assert ("GET", "/pipeline-jobs/{}") in routes["sr_job_wait"]
 
 
 def _researchers(route: Route) -> bool:

@@ -33,7 +33,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            ("run-a-study.md", "analyse-in-the-enclave.md", "run-a-gwas.md",
             "query-with-differential-privacy.md"), ANALYSE),
     Preset("jobs", "your own code as jobs: dummy data, submit and wait, status, release, "
-           "download", ("run-a-job.md",), ANALYSE),
+           "download (the job how-tos, in Python or R, and the R client's)",
+           ("run-a-job.md", "use-the-r-client.md"), ANALYSE),
     Preset("read", "look without acting: your projects, their jobs, outputs, verdicts, "
            "limits and budget", (), READ),
     Preset("export", "record-level extracts of a project that holds the export permission",
