@@ -25,12 +25,12 @@ $(STAMP): pyproject.toml
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; } \
 	  || echo "note: install bubblewrap (apt-get install bubblewrap) to run jobs"
 	@# R jobs (Rscript actions) run Debian's R and its packages: the same, where they are missing
-	@# (and curl, for the R client: clients/r/strongroom; knitr, for R Markdown actions)
-	@{ command -v Rscript >/dev/null && Rscript -e 'library(curl); library(knitr)' >/dev/null 2>&1; } \
+	@# (and curl, for the R client: clients/r/strongroom; knitr, for R Markdown actions; ggplot2, for figures)
+	@{ command -v Rscript >/dev/null && Rscript -e 'library(curl); library(knitr); library(ggplot2)' >/dev/null 2>&1; } \
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends r-base-core \
-	     r-cran-data.table r-cran-survival r-cran-jsonlite r-cran-curl r-cran-knitr >/dev/null; } \
-	  || echo "note: install R (apt-get install r-base-core r-cran-data.table r-cran-survival r-cran-jsonlite r-cran-curl r-cran-knitr) to run R jobs, R Markdown and the R client"
+	     r-cran-data.table r-cran-survival r-cran-jsonlite r-cran-curl r-cran-knitr r-cran-ggplot2 >/dev/null; } \
+	  || echo "note: install R (apt-get install r-base-core r-cran-data.table r-cran-survival r-cran-jsonlite r-cran-curl r-cran-knitr r-cran-ggplot2) to run R jobs, R Markdown and the R client"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them encrypted, summarise
