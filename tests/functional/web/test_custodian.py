@@ -338,11 +338,12 @@ def test_the_extracts_list_shows_the_manifest(as_role: AsRole, console: Console,
 
 
 def _leak(extract: Made, folder: Path) -> Path:
-    """300 of the extract's rows, shuffled, its ID column dropped: a typical leak."""
+    """300 of the extract's rows, shuffled, its ID column dropped, as JSON lines (a CSV is
+    read alike: the service's tests): a typical leak."""
     rng = np.random.default_rng(5)
     frame = extract.frame[rng.permutation(extract.frame.height)[:300]].drop(EID)
-    path = folder / "found-on-a-forum.csv"
-    frame.write_csv(path)
+    path = folder / "found-on-a-forum.jsonl"
+    frame.write_ndjson(path)
     return path
 
 
