@@ -244,6 +244,11 @@ def test_id_dropped_and_shuffled(leaks: Leaks) -> None:
     assert accused["project"] == leaks.project_a
     assert accused["institution"] == leaks.world.partner_id
     assert accused["false_accusation_bound"] <= 1e-9
+    # names beside the IDs, for people to read: the project's title, its institution's name
+    assert (accused["project_title"], accused["institution_name"]) == (
+        "Study A", "Partner University")
+    assert f"project “Study A” ({leaks.project_a}) of “Partner University” " \
+           f"({leaks.world.partner_id})" in report.summary()
     assert set(answer) == {"verdict", "accused", "rows_read", "rows_linked", "decoys_found"}
     json.dumps(answer)
     assert report.evidence is not None and report.evidence.exists()

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from strongroom.access import pseudonyms
 from strongroom.access.authorize import authorize, grant_reasons
 from strongroom.access.context import AccessContext, Principal
-from strongroom.access.models import FieldGrant, Person, Project
+from strongroom.access.models import FieldGrant, Institution, Person, Project
 from strongroom.access.permissions import Action, Grant
 from strongroom.access.policies import read_control_state, recipient_reasons
 from strongroom.access.states import ProjectStatus
@@ -441,6 +441,8 @@ class AttributionReport:
     manifests: dict[str, tuple[str, str, str]]  # extract -> (project, institution, digest)
     notes: list[str] = field(default_factory=list)
     subsets: dict[str, membership.Evidence] = field(default_factory=dict)
+    # the projects' titles and institutions' names beside their IDs, for people to read
+    names: dict[str, str] = field(default_factory=dict)
     decoys_weighed: dict[str, decoy_evidence.DecoyEvidence] = field(default_factory=dict)
     bands: dict[str, band_evidence.BandEvidence] = field(default_factory=dict)
     values: multiset.ValueEvidence | None = None  # the marks read with no row linked
@@ -452,7 +454,9 @@ class AttributionReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
-            "accused": [{"project": a.project, "institution": a.institution,
+            "accused": [{"project": a.project, "project_title": self.names.get(a.project),
+                         "institution": a.institution,
+                         "institution_name": self.names.get(a.institution),
                          "false_accusation_bound": a.bound} for a in self.accused],
             "rows_read": self.rows_read,
             "rows_linked": self.rows_linked,
@@ -463,13 +467,18 @@ class AttributionReport:
 
     def summary(self) -> str:
         if self.accused:
-            named = "; ".join(f"project {a.project} ({a.institution}), extract {a.extract_id}, "
+            named = "; ".join(f"project {self._named(a.project)} of "
+                              f"{self._named(a.institution)}, extract {a.extract_id}, "
                               f"false-accusation bound {_fmt_bound(a.log_bound)}"
                               for a in self.accused)
             return f"attributed: {named}"
         best = f"{self.scores[0].bound:.1e}" if self.scores else "—"
         return (f"inconclusive: no recipient's false-accusation bound reaches "
                 f"{accuse.THRESHOLD:.0e} (best {best})")
+
+    def _named(self, id_: str) -> str:
+        name = self.names.get(id_)
+        return f"“{name}” ({id_})" if name else id_
 
     def evidence_text(self) -> str:
         return _evidence(self)
@@ -581,6 +590,19 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
                               by_id[s.extract_id].institution_id, s.bound, s.log_bound,
                               s.tardos, s.flat, s.positions) for s in accuse.accused(scores)]
     report.verdict = "attributed" if report.accused else "inconclusive"
+    report.names = _names(ctx, {a.project for a in report.accused},
+                          {a.institution for a in report.accused})
+
+
+def _names(ctx: AccessContext, project_ids: set[str], institution_ids: set[str]
+           ) -> dict[str, str]:
+    """Each project's title and each institution's name, by ID."""
+    with ctx.transaction() as db:
+        rows = [*db.execute(select(Project.id, Project.title)
+                            .where(Project.id.in_(sorted(project_ids)))),
+                *db.execute(select(Institution.id, Institution.name)
+                            .where(Institution.id.in_(sorted(institution_ids))))]
+    return {str(id_): str(name) for id_, name in rows}
 
 
 def _decoys_listed(found: evidence.Gathered, records: Sequence[ExtractManifest],
