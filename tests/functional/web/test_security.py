@@ -123,7 +123,12 @@ def test_the_analyst_works_an_alert_from_the_list_to_resolved(
     expect(timeline).to_contain_text(f"Suspended person {incident.researcher.person_id}")
     expect(timeline).to_contain_text(f"Suspended project {incident.project_id}")
     expect(page.get_by_text(f"limit of {LIMIT}").first).to_be_visible()  # its reasons
-    expect(page.locator("dl.evidence dt", has_text="breaches")).to_be_visible()  # evidence
+    # the evidence in words: a list of records as a table, never raw JSON
+    expect(page.locator("dl.evidence dt", has_text="Breaches")).to_be_visible()
+    breaches = page.locator("dl.evidence table").first
+    expect(breaches.locator("th", has_text="Meter")).to_be_visible()
+    expect(breaches.locator("td", has_text=f"{LIMIT:,}").first).to_be_visible()
+    assert "{" not in page.locator("dl.evidence").inner_text()
     screenshot(page, "security-alert")
 
     page.get_by_label("Note (optional").fill("calling the project lead")

@@ -261,15 +261,48 @@ def _timeline(ctx: AccessContext, who: Principal, alert: AlertRow) -> list[Momen
     return sorted(moments, key=lambda m: (m.at, m.order))
 
 
-def _evidence(evidence: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """(name, value, is a block) for each piece of evidence (counts and digests only)."""
-    shown = []
+# a piece of an alert's evidence as a person reads it: its name in words, and either a
+# sentence ("text"), name–value pairs ("pairs") or a small table ("table": headers, rows)
+Evidence = tuple[str, str, Any]
+
+
+def _words(key: str) -> str:
+    text = str(key).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _plain(value: Any) -> str:
+    """A value in words: numbers with their thousands marked, lists joined, yes and no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.4g}"
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{_words(k).lower()} {_plain(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _evidence(evidence: dict[str, Any]) -> list[Evidence]:
+    """Each piece of an alert's evidence (counts and digests only) in words: a record as its
+    fields, a list of records as a table, anything else as a line; never raw JSON."""
+    shown: list[Evidence] = []
     for name, value in sorted((evidence or {}).items()):
-        if isinstance(value, dict | list):
-            shown.append((name, json.dumps(value, indent=2, sort_keys=True,
-                                           ensure_ascii=False), True))
+        if isinstance(value, dict) and value:
+            shown.append((_words(name), "pairs", [(_words(k), _plain(v))
+                                                  for k, v in value.items()]))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            columns = list(dict.fromkeys(k for row in value for k in row))
+            shown.append((_words(name), "table", ([_words(c) for c in columns],
+                                                  [[_plain(row.get(c)) for c in columns]
+                                                   for row in value])))
         else:
-            shown.append((name, str(value), False))
+            shown.append((_words(name), "text", _plain(value)))
     return shown
 
 
