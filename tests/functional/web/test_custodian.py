@@ -92,6 +92,9 @@ def test_the_overview_counts_what_needs_attention(as_role: AsRole, console: Cons
     assert int(counted.replace(",", "")) >= 3  # the demo's three, and whatever tests added
     expect(page.get_by_test_id("count-projects")).to_be_visible()
     expect(page.get_by_test_id("count-extracts")).to_be_visible()
+    cohort = page.get_by_test_id("cohort")  # the cohort in use, on the overview
+    expect(cohort).to_contain_text("participants, ingested")
+    expect(cohort.get_by_role("cell", name="participants", exact=True)).to_be_visible()
     screenshot(page, "custodian-overview")
     page.get_by_test_id("count-people").click()
     expect(page.get_by_role("heading", name="People", exact=True)).to_be_visible()

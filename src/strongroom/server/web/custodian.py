@@ -129,7 +129,18 @@ def overview(request: Request, who: Custodian, ctx: Access) -> Response:
     if may["extract_read"]:
         counts.append(("Extracts", len(extracts.manifests(ctx, who)), f"{BASE}/extracts"))
     return render(request, "custodian/overview.html", who, counts=counts, may=may,
-                  lifts=_lifts(held))
+                  lifts=_lifts(held), cohort=_cohort(_platform(request)))
+
+
+def _cohort(platform: Platform) -> dict[str, Any] | None:
+    """The cohort in use, as its version records it: counts and dates, no participant value
+    (None before the first ingest)."""
+    version = platform.store.current()
+    if version is None:
+        return None
+    return {"id": version.id, "participants": version.participants,
+            "ingested": version.created_at,
+            "tables": sorted((name, int(t.get("rows", 0))) for name, t in version.tables.items())}
 
 
 # -- institutions --------------------------------------------------------------------------
