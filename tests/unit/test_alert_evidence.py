@@ -22,3 +22,14 @@ def test_evidence_reads_as_words_pairs_and_tables() -> None:
     assert shown["New network"] == ("text", "yes")
     assert shown["Requests today"] == ("text", "1,234")
     assert _evidence({}) == []
+
+
+def test_ids_are_written_with_their_names_where_one_is_known() -> None:
+    from strongroom.server.web.names import beside
+
+    known = {"per_0a1b": "Priya Shah", "prj_99ff": "Blood pressure"}
+    assert beside("Suspended person per_0a1b, project prj_99ff", known) == (
+        "Suspended person Priya Shah (per_0a1b), project Blood pressure (prj_99ff)")
+    assert beside("Suspended person per_dead (unknown)", known) == \
+        "Suspended person per_dead (unknown)"  # one the reader may not read stays an ID
+    assert beside("sper_0a1b", known) == "sper_0a1b"  # only whole IDs

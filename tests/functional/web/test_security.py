@@ -120,8 +120,13 @@ def test_the_analyst_works_an_alert_from_the_list_to_resolved(
     expect(page.get_by_role("heading", level=1)).to_contain_text("over a hard limit")
     timeline = page.get_by_test_id("timeline")
     expect(timeline).to_contain_text("Raised by watch (limit.record-participants, high)")
-    expect(timeline).to_contain_text(f"Suspended person {incident.researcher.person_id}")
-    expect(timeline).to_contain_text(f"Suspended project {incident.project_id}")
+    # who and what by name, beside their IDs
+    with console.platform.access.transaction() as db:
+        name = db.get(Person, incident.researcher.person_id).name  # type: ignore[union-attr]
+    expect(timeline).to_contain_text(
+        f"Suspended person {name} ({incident.researcher.person_id})")
+    expect(timeline).to_contain_text(
+        f"Suspended project {incident.title} ({incident.project_id})")
     expect(page.get_by_text(f"limit of {LIMIT}").first).to_be_visible()  # its reasons
     # the evidence in words: a list of records as a table, never raw JSON
     expect(page.locator("dl.evidence dt", has_text="Breaches")).to_be_visible()

@@ -9,6 +9,7 @@ distinct-participant totals only, never a participant's identity or values.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import Counter
@@ -34,7 +35,7 @@ from strongroom.audit import EventType, StoredEntry
 from strongroom.cohort.crypto import decrypt
 from strongroom.errors import Invalid, NotFound, ServiceError
 from strongroom.server.security import acts
-from strongroom.server.web import charts
+from strongroom.server.web import charts, names
 from strongroom.server.web.pages import PER_PAGE, PREFIX, Access, Waiting, render, section, when
 from strongroom.watch import alerts, appeals, exposure
 from strongroom.watch.alerts import AlertView
@@ -258,7 +259,10 @@ def _timeline(ctx: AccessContext, who: Principal, alert: AlertRow) -> list[Momen
         moment = _moment(entry)
         if moment is not None:
             moments.append(moment)
-    return sorted(moments, key=lambda m: (m.at, m.order))
+    known = names.readable(ctx, who)  # who and what by name, beside their IDs
+    return sorted((dataclasses.replace(m, what=names.beside(m.what, known),
+                                       who=m.who and names.beside(m.who, known))
+                   for m in moments), key=lambda m: (m.at, m.order))
 
 
 # a piece of an alert's evidence as a person reads it: its name in words, and either a
