@@ -39,6 +39,7 @@ from strongroom.platform import Platform
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
+from strongroom.server.web.names import readable
 from strongroom.server.web.pages import PREFIX, Access, Waiting, paged, render, section
 
 router = APIRouter(include_in_schema=False)
@@ -616,9 +617,7 @@ def lift_pause(request: Request, pause_id: str, who: Custodian, ctx: Access) -> 
 
 def _labels(ctx: AccessContext, who: Principal) -> dict[str, str]:
     """Names of institutions, projects and people, where the person may read them."""
-    if who_may(Action.PERSON_READ, who.roles):
-        return {}
-    return {k: v.split(" ", 1)[1] for k, v in _targets(ctx, who).items()}
+    return readable(ctx, who)
 
 
 @router.get(BASE + "/extracts", openapi_extra=acts(Action.EXTRACT_READ))
