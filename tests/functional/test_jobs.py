@@ -113,6 +113,8 @@ def test_a_job_from_dummy_data_to_released_outputs(jobs_server: Server, tmp_path
             assert checking.outputs.content(figure["id"]).startswith(b"\x89PNG")
             decided = checking.outputs.review(figure["id"], True, "a histogram of bins of 20+")
             assert decided["status"] == ("approved_once", "released")[i]
+    with server.client(SOURCE, token=token) as researcher:  # released, the figure leaves
+        assert researcher.outputs.download(figure["id"]).startswith(b"\x89PNG")
     # a job refused on its way (its plan is not the one it makes): `--wait` exits 1, why said
     (repo / "plans" / "study.json").write_text("[]")
     status, out, err = cli("jobs", "submit", "study", "--project", project, *where,

@@ -154,10 +154,6 @@ def test_the_how_tos_r_study_runs_as_a_job_and_its_figure_is_released(study: Stu
     assert (study.asked, study.reviewed) == (OutputStatus.UNDER_REVIEW, OutputStatus.RELEASED)
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError, reason=(
-    "a released job file cannot be downloaded: Outputs.download counts the cells it gives "
-    "away from the analysis's sealed cells (Outputs.shown_cells), which a job's own file "
-    "has none of; remove this mark when fixed"))
 def test_the_released_figure_downloads_as_a_png(world: World, study: Study) -> None:
     assert world.researcher is not None
     me = world.sign_in(world.researcher)

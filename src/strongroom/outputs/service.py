@@ -626,7 +626,9 @@ class Outputs:
         (held here, before a byte is read, for every caller); ``measured`` is told the project
         and the cells it gives away (for the meter)."""
         def within_limits(row: OutputRow) -> None:
-            cells = self.shown_cells(row.project_id, row.id)
+            # a job's own file (a figure, its own table) has no checked cells: its bytes count
+            cells = (0 if row.kind == AnalysisKind.JOB_FILE.value
+                     else self.shown_cells(row.project_id, row.id))
             self.gate.hold(principal, row.project_id, Action.OUTPUT_DOWNLOAD.value,
                            cells=cells, bytes_out=row.size)
             if measured is not None:
