@@ -264,7 +264,7 @@ def test_a_released_output_downloads_as_a_labelled_table_counted_as_a_download(
     got = world.platform.outputs.table(researcher, output_id, TableFormat.PARQUET)
     frame = pl.read_parquet(io.BytesIO(got.payload))
     assert got.media_type == "application/vnd.apache.parquet"
-    assert got.filename == "crosstab.parquet"
+    assert got.filename == "crosstab-base-sex-era.parquet"  # named from its request
     assert set(frame["sex"]) == {"Female", "Male", "Total"}  # the codes' meanings, coding 9
     assert set(frame["sex_code"]) == {"0", "1", "Total"}
     assert "era_code" not in frame.columns  # computed in SQL: no coding to give it
@@ -497,3 +497,32 @@ def test_a_table_left_with_only_its_zeros_is_not_put_before_the_checkers(
                                                "the zeros are structural: sex-specific")
     assert requests.read(world.ctx, me, view.output.id).output.status == "checked"
     world.platform.close()
+
+
+def test_an_output_takes_the_name_its_researcher_gives_it_over_the_api(
+        world: World, researcher: Principal) -> None:
+    """The API's analyse takes a name beside the analysis (made safe for a header), and an
+    output given none is named from its request."""
+    from fastapi.testclient import TestClient
+
+    from strongroom.server.app import create_app
+    from strongroom.server.security import CSRF_HEADER
+    from tests.access_world import INSIDE
+
+    assert world.researcher is not None
+    world.clock.advance(seconds=31)  # a fresh code window for the sign-in
+    with TestClient(create_app(world.platform), client=(INSIDE, 50000)) as client:
+        login = client.post("/auth/login", json={"email": world.researcher.email,
+                                                 "password": PASSWORD,
+                                                 "code": world.code(world.researcher)})
+        assert login.status_code == 200, login.text
+        client.headers[CSRF_HEADER] = login.json()["csrf_token"]
+        ask = {"kind": "frequency", "definition": "base", "variable": "smoking"}
+        url = f"/projects/{world.project_id}/analyses"
+        given = client.post(url, json={"analysis": ask, "name": "Table 2: smoking"})
+        assert given.status_code == 201, given.text
+        assert given.json()["filename"] == "Table-2-smoking.json"
+        plain = client.post(url, json={"analysis": ask, "format": "csv"})
+        assert plain.json()["filename"] == "frequency-base-smoking.csv"
+        empty = client.post(url, json={"analysis": ask, "name": "../.."})
+        assert empty.status_code == 400 and "letters or digits" in empty.text

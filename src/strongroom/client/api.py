@@ -445,10 +445,14 @@ class Enclave(_Section):
         return self._c.content(f"/projects/{_segment(project_id)}/dummy")
 
     def analyse(self, project_id: str, analysis: Mapping[str, Any],
-                format: str = "json") -> Obj:
-        """Run an analysis; the answer is the checked output's verdict and reasons."""
+                format: str = "json", name: str | None = None) -> Obj:
+        """Run an analysis; the answer is the checked output's verdict and reasons. ``name``:
+        the output's file name (by default one made from the request)."""
+        body: dict[str, Any] = {"analysis": dict(analysis), "format": format}
+        if name is not None:
+            body["name"] = name
         return self._c._object("POST", f"/projects/{_segment(project_id)}/analyses",
-                               json={"analysis": dict(analysis), "format": format})
+                               json=body)
 
 
 class Jobs(_Section):

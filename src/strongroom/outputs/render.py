@@ -7,10 +7,14 @@ checkers review and what is downloaded: one rendering, made once.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+import re
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from strongroom.enclave import steps
 from strongroom.enclave.results import Result
@@ -61,5 +65,37 @@ def render(result: Result, suppressed: set[int], fmt: Format,
     raise Invalid(f"format {fmt!r} is not one an output may take; use json or csv")
 
 
-def filename(result: Result, fmt: Format) -> str:
-    return f"{result.kind.value}.{fmt.value}"
+# the request's fields that say what an output is of, in the order a name reads them
+NAMED_BY = ("definition", "variable", "rows", "columns", "variables", "traits", "outcome",
+            "time", "event", "group", "strata")
+MAX_STEM = 80
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def stem(text: str) -> str:
+    """``text`` as a file name's stem: letters, digits and _, words joined by -, at most
+    MAX_STEM characters (it goes into a Content-Disposition header as it is)."""
+    return _UNSAFE.sub("-", text).strip("-")[:MAX_STEM].strip("-")
+
+
+def named(name: str, fmt: Format) -> str:
+    """The file name a researcher gave an output, made safe; refused if nothing is left."""
+    safe = stem(name)
+    if not safe:
+        raise Invalid(f"an output's name holds letters or digits (and _ or -), not {name!r}")
+    return f"{safe}.{fmt.value}"
+
+
+def filename(kind: str, fmt: Format, spec: Mapping[str, Any] | None = None) -> str:
+    """An output's file name from its request: its kind, then what it is of
+    ("crosstab-adults-sex-smoking.json"), so that ten outputs of one kind are told apart; an
+    SQL aggregate by a short digest of its SQL."""
+    parts = [kind]
+    for key in NAMED_BY:
+        value = (spec or {}).get(key)
+        parts += [value] if isinstance(value, str) else \
+            [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    sql = (spec or {}).get("sql")
+    if isinstance(sql, str):
+        parts.append(hashlib.sha256(sql.encode()).hexdigest()[:8])
+    return f"{stem('-'.join(parts)) or kind}.{fmt.value}"

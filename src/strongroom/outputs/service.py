@@ -421,7 +421,7 @@ class Outputs:
         with ThreadPoolExecutor(2, thread_name_prefix="pack") as pool:
             packed = contributions.pack_ahead(held.vectors, pool)
             payload = render(result, report.suppressed, fmt, report.removed)
-            name = named or filename(result, fmt)
+            name = named or filename(result.kind.value, fmt, request)
             findings += scan(self.index(), payload, name)
             # a group shown just over the line answered as much as one hidden below it
             acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
@@ -497,7 +497,7 @@ class Outputs:
                     self.enclave.master_ids(where.project), key)
             blocked = bool(findings) and CheckReport.worst(findings) is Verdict.BLOCK
             payload = genetics.render(out, fmt, hidden=blocked)
-            name = f"gwas.{fmt.value}"
+            name = filename(AnalysisKind.GWAS.value, fmt, request)
             findings += out.findings
             findings += scan(self.index(), genetics.render(out, fmt, hidden=blocked,
                                                           annotated=False), name)

@@ -39,6 +39,11 @@ class AnalysisIn(BaseModel):
                     "\"rows\": …} or {\"kind\": \"aggregate_sql\", \"sql\": \"SELECT … GROUP BY "
                     "…\"}; see docs/reference/analyses.md")
     format: Format = Format.JSON
+    name: str | None = Field(
+        None, max_length=200,
+        description="the output's file name, without its extension (letters, digits, _ and "
+                    "-; anything else becomes -); by default one made from the request, e.g. "
+                    "crosstab-adults-sex-smoking")
 
 
 class FindingOut(BaseModel):

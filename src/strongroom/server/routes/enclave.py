@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from strongroom.access.permissions import Action
 from strongroom.enclave import service
+from strongroom.outputs.render import named
 from strongroom.outputs.service import Outputs
 from strongroom.server.metering import measuring
 from strongroom.server.security import Caller, acts, measure
@@ -80,4 +81,6 @@ def analyse(project_id: str, body: AnalysisIn, who: Caller, work: Work,
     digest, shape = fingerprint(body.analysis)
     measure(request, query_digest=digest, query_shape=shape)
     return output_out(work.analyse(who, project_id, body.analysis, body.format,
-                                   measuring(request)))
+                                   measuring(request),
+                                   name=None if body.name is None else named(body.name,
+                                                                             body.format)))
