@@ -347,3 +347,31 @@ def test_a_job_over_the_request_rate_says_so_and_when_to_submit_again(world: Wor
         watch.set_limits(admin, "project", world.project_id,
                          {"requests": PROJECT_DEFAULT.requests})
         world.clock.advance(hours=1)
+
+
+def test_two_runs_at_home_of_one_action_at_once_each_have_their_own_group(
+        tmp_path: Path) -> None:
+    """`jobs run ACTION --dummy` in two terminals at once (or by two people on one machine):
+    each run's control group is its own, so neither is refused for the other's (CI met
+    'File exists: /sys/fs/cgroup/pids/strongroom-local-study-study')."""
+    import threading
+
+    from strongroom.jobs import local
+
+    repo = tmp_path / "repo"
+    (repo / "analysis").mkdir(parents=True)
+    (repo / "dummy").mkdir()  # the action reads no table
+    (repo / "project.yaml").write_text(NOTES)
+    (repo / "analysis" / "study.py").write_text(
+        "import time\ntime.sleep(1.5)\nopen('output/notes.txt', 'w').write('done')\n")
+    reports: list[local.Report] = []
+
+    def run() -> None:
+        reports.append(local.run(repo, "study", repo / "dummy"))
+
+    both = [threading.Thread(target=run) for _ in range(2)]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join(60)
+    assert len(reports) == 2 and all(r.ok for r in reports), [r.log for r in reports]

@@ -69,7 +69,9 @@ def run(repo: Path, action: str, data: Path, *, sandboxed: bool = True) -> Repor
             os.chmod(scratch, 0o711)  # noqa: S103 (enter, not list)
         try:
             runs = runner.chain(pipeline, chain, files, Path(scratch), write, limits=LIMITS,
-                                name=f"strongroom-local-{action}",
+                                # its scratch's own name: two runs at once of one action
+                                # (two terminals, two people) have groups of their own
+                                name=f"strongroom-local-{Path(scratch).name}",
                                 runs_in=runner.sandboxed if sandboxed else runner.unsandboxed)
         except Refused as refusal:
             raise LocalError([str(refusal)]) from None
