@@ -17,6 +17,7 @@ import datetime as dt
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -247,7 +248,7 @@ def test_the_cluster_cannot_open_a_table_without_the_key_service(
 
     import httpx
 
-    token = spark.keys.token
+    token = spark.keys.grant([path.name])
     trusted = ssl.create_default_context(cadata=spark.keys.certificate.decode())
     refused = httpx.post(f"{spark.keys.url}/unwrap", content="t\nAAAA",
                          headers={"Authorization": "Bearer wrong"}, verify=trusted)
@@ -264,7 +265,13 @@ def test_an_executor_asks_only_the_pinned_key_service_over_tls(
         wrong: str, view: dict[str, pl.DataFrame], spark: SparkEngine) -> None:
     fresh = view["participants"].clone()  # a new table: a data key no executor has cached
     path = spark.publish(fresh)
-    session = spark.session()
+    with spark.reading([path]) as session:
+        _read_with_a_wrong_service(session, wrong, spark, path)
+    with spark.reading([path]) as session:
+        assert session.read.parquet(str(path)).count() == fresh.height
+
+
+def _read_with_a_wrong_service(session: Any, wrong: str, spark: SparkEngine, path: Path) -> None:
     if wrong == "certificate":
         session.conf.set("parquet.encryption.kms.instance.id", "sha256:" + "00" * 32)
     else:  # Parquet keeps a client per instance id: the same pin in capitals makes a new one
@@ -274,7 +281,6 @@ def test_an_executor_asks_only_the_pinned_key_service_over_tls(
                          spark.keys.url.replace("https:", "http:"))
     with pytest.raises(Exception, match=r"KeyAccessDenied|access denied"):
         session.read.parquet(str(path)).count()
-    assert spark.session().read.parquet(str(path)).count() == fresh.height
 
 
 # -- the same meaning, or refused: expressions whose answers differ between the engines ---------
@@ -578,7 +584,8 @@ def spark_world(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
     """A platform whose strongroom.yaml names the loopback cluster, with sealed genotypes."""
     engine = {"kind": "spark", "master": cluster.master, "store": str(cluster.root / "store"),
               "secret_file": str(cluster.secret_file), "executor_memory": "512m",
-              "shuffle_partitions": 4}
+              "shuffle_partitions": 4, "rest_port": cluster.rest_port,
+              "master_ui_port": cluster.ui_port}
     found = build_gwas_world(tmp_path_factory.mktemp("spark-gwas"), engine=engine)
     yield found
     found.platform.close()

@@ -15,6 +15,7 @@ computed from that frame, so none of them knows which engine ran.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 class Engine(Protocol):
     name: str
+    limits: Limits  # what its queries may use, unless the enclave is given others
 
     def select(self, tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]],
                query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
@@ -48,6 +50,9 @@ class DuckDBEngine:
 
     name = "duckdb"
 
+    def __init__(self, limits: Limits | None = None):
+        self.limits = limits or DUCKDB_LIMITS
+
     def select(self, tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]],
                query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
         con = locked_connection(needed(tables, used), limits)
@@ -64,20 +69,59 @@ class DuckDBEngine:
         return None
 
 
+# Each engine's limits unless strongroom.yaml's engine: limits: says otherwise. A cluster
+# schedules every query's jobs across executors and reads encrypted Parquet, so the same
+# honest query takes far longer than in DuckDB here (the how-to's study at 20,000: up to a
+# minute on a loopback cluster of two workers); ``memory`` and ``threads`` bound DuckDB only
+# (a cluster's are its executors' settings).
+DUCKDB_LIMITS = Limits()
+SPARK_LIMITS = Limits(seconds=300.0)
+_LIMIT_KEYS = {"seconds": float, "max_rows": int, "memory": str, "threads": int}
+
+
+def limits_from(config: Any, default: Limits) -> Limits:
+    """``engine: limits:`` from strongroom.yaml over ``default``; every problem named."""
+    if config is None:
+        return default
+    if not isinstance(config, Mapping):
+        raise ValueError("strongroom.yaml's engine: limits: is a mapping (seconds: 300, "
+                         "max_rows: 5000000, memory: 512MB, threads: 2)")
+    problems = [f"unknown limit {k!r} (known: {', '.join(_LIMIT_KEYS)})"
+                for k in sorted(set(config) - set(_LIMIT_KEYS))]
+    values: dict[str, Any] = {}
+    for key, kind in _LIMIT_KEYS.items():
+        if key in config:
+            try:
+                values[key] = kind(config[key])
+            except (TypeError, ValueError):
+                problems.append(f"{key}: {config[key]!r} is not a {kind.__name__}")
+    if not problems:
+        try:
+            return replace(default, **values)
+        except ValueError as exc:
+            problems.append(str(exc))
+    raise ValueError("strongroom.yaml's engine: limits: " + "; ".join(problems))
+
+
 def engine_from(config: Mapping[str, Any] | None, secret: bytes) -> Engine:
-    """The engine ``strongroom.yaml``'s ``engine:`` section names (DuckDB when it is absent).
+    """The engine ``strongroom.yaml``'s ``engine:`` section names (DuckDB when it is absent),
+    with its ``limits:`` (each engine's own defaults otherwise).
 
     ``secret``: what the Spark engine's key service derives the cluster's master keys from.
     """
-    kind = (config or {}).get("kind", "duckdb")
+    settings = dict(config or {})
+    kind = settings.pop("kind", "duckdb")
+    limits = settings.pop("limits", None)
     if kind == "duckdb":
-        if set(config or {}) - {"kind"}:
-            raise ValueError("the DuckDB engine takes no settings in strongroom.yaml's engine:")
-        return DuckDBEngine()
+        if settings:
+            raise ValueError("the DuckDB engine takes no settings in strongroom.yaml's engine: "
+                             "but limits:")
+        return DuckDBEngine(limits_from(limits, DUCKDB_LIMITS))
     if kind == "spark":
         from strongroom.enclave.spark.cluster import SparkSettings
         from strongroom.enclave.spark.engine import SparkEngine
 
-        return SparkEngine(SparkSettings.from_config(config or {}), secret)
+        return SparkEngine(SparkSettings.from_config(settings), secret,
+                           limits=limits_from(limits, SPARK_LIMITS))
     raise ValueError(f"strongroom.yaml's engine: kind is {kind!r}; it is 'duckdb' (the "
                      "default) or 'spark'")

@@ -113,8 +113,8 @@ class Enclave:
                  engine: Engine | None = None):
         self.ctx = ctx
         self.store = store
-        self.limits = limits or Limits()
         self.engine: Engine = engine or DuckDBEngine()
+        self.limits = limits or self.engine.limits
         self._cohorts = LruCache(1)
         self._views = LruCache(8)
         self._definitions = LruCache(32)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -32,10 +33,17 @@ from strongroom.enclave.spark.keys import KeyService
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-CLIENT_SOURCE = Path(__file__).with_name("StrongroomKmsClient.java")
+# The Java Strongroom adds to Spark: the executors' key client, and the filter that closes
+# the master's and workers' web UIs; compiled together into one jar (client_jar).
+SOURCES = (Path(__file__).with_name("StrongroomKmsClient.java"),
+           Path(__file__).with_name("StrongroomClosedUi.java"))
 CLIENT_CLASS = "org.strongroom.StrongroomKmsClient"
+CLOSED_UI_CLASS = "org.strongroom.StrongroomClosedUi"
 _KEYS = {"master", "store", "key_host", "key_port", "driver_host", "secret_file",
-         "executor_memory", "driver_memory", "shuffle_partitions", "python", "conf"}
+         "executor_memory", "driver_memory", "shuffle_partitions", "python", "conf",
+         "rest_port", "master_ui_port"}
+REST_PORT = 6066  # a standalone master's REST submission port, unless it says otherwise
+MASTER_UI_PORT = 8080  # and its web UI's
 
 
 class SparkUnavailableError(RuntimeError):
@@ -53,7 +61,10 @@ class SparkSettings:
     ``secret_file``: the cluster's shared RPC secret (standalone clusters; YARN and Kubernetes
     make one per application). ``python``: the Python the executors run a GWAS's fits in,
     with Strongroom installed (this one, when the workers share this machine's image).
-    ``conf``: further Spark settings; none may switch a wall off.
+    ``conf``: further Spark settings; none may switch a wall off. ``rest_port`` and
+    ``master_ui_port``: where a standalone master would answer REST submissions and its web
+    UI; before the driver starts, :func:`check_cluster` refuses a master that answers either
+    without credentials.
     """
 
     master: str
@@ -67,6 +78,8 @@ class SparkSettings:
     shuffle_partitions: int = 8
     python: str = field(default_factory=lambda: sys.executable)
     conf: Mapping[str, str] = field(default_factory=dict)
+    rest_port: int = REST_PORT
+    master_ui_port: int = MASTER_UI_PORT
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> SparkSettings:
@@ -88,12 +101,33 @@ class SparkSettings:
                    executor_memory=str(data.get("executor_memory", "1g")),
                    driver_memory=str(data.get("driver_memory", "2g")),
                    shuffle_partitions=int(data.get("shuffle_partitions", 8)),
-                   python=str(data.get("python") or sys.executable), conf=conf)
+                   python=str(data.get("python") or sys.executable), conf=conf,
+                   rest_port=int(data.get("rest_port", REST_PORT)),
+                   master_ui_port=int(data.get("master_ui_port", MASTER_UI_PORT)))
 
     def secret(self) -> str | None:
         if self.secret_file is None:
             return None
         return self.secret_file.read_text().strip()
+
+    def yaml(self) -> str:
+        """The ``engine:`` section of ``strongroom.yaml`` that names these settings, to paste."""
+        import yaml
+
+        section: dict[str, Any] = {"kind": "spark", "master": self.master,
+                                   "store": str(self.store)}
+        optional: dict[str, Any] = {
+            "key_host": self.key_host, "key_port": self.key_port,
+            "driver_host": self.driver_host,
+            "secret_file": str(self.secret_file) if self.secret_file else None,
+            "executor_memory": self.executor_memory, "driver_memory": self.driver_memory,
+            "shuffle_partitions": self.shuffle_partitions, "rest_port": self.rest_port,
+            "master_ui_port": self.master_ui_port,
+            "conf": dict(self.conf) or None}
+        defaults = SparkSettings(master="", store=Path())
+        section.update({k: v for k, v in optional.items()
+                        if v is not None and v != getattr(defaults, k, None)})
+        return yaml.safe_dump({"engine": section}, sort_keys=False)
 
 
 # The walls: set by open_session, never by a custodian's conf.
@@ -121,11 +155,13 @@ def spark_home() -> Path:
 
 
 def client_jar(cache: Path | None = None) -> Path:
-    """The key service's Parquet client, compiled against this PySpark's jars (once: the jar
-    is kept under the source's and Spark's hash)."""
+    """The key service's Parquet client and the closed web UI's filter, compiled against this
+    PySpark's jars (once: the jar is kept under the sources' and Spark's hash)."""
     home = spark_home()
-    jars = sorted(p.name for p in (home / "jars").glob("parquet-hadoop-*.jar"))
-    digest = hashlib.sha256(CLIENT_SOURCE.read_bytes() + "".join(jars).encode()).hexdigest()[:16]
+    jars = sorted(p.name for p in (home / "jars").glob("*.jar")
+                  if p.name.startswith(("parquet-hadoop-", "jakarta.servlet-api-")))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES)
+                            + "".join(jars).encode()).hexdigest()[:16]
     where = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / \
         "strongroom" / "spark"
     jar = where / f"strongroom-kms-{digest}.jar"
@@ -138,11 +174,81 @@ def client_jar(cache: Path | None = None) -> Path:
     where.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=where) as scratch:
         classes = Path(scratch) / "classes"
-        _run([javac, "-d", str(classes), "-cp", str(home / "jars" / "*"), str(CLIENT_SOURCE)])
+        _run([javac, "-d", str(classes), "-cp", str(home / "jars" / "*"),
+              *map(str, SOURCES)])
         made = Path(scratch) / "kms.jar"
         _run([jar_tool, "cf", str(made), "-C", str(classes), "."])
         made.replace(jar)  # whole, or not at all
     return jar
+
+
+def cluster_properties(secret: str, cleanup_seconds: int = 60) -> dict[str, str]:
+    """What a standalone master and each worker must run with (their ``spark-defaults.conf``
+    or ``--properties-file``), beside Strongroom's jar on their class path:
+
+    - every connection authenticated with the cluster's secret and encrypted; blocks on disk
+      encrypted;
+    - no REST submission server (it launches what it is sent with no credentials, and the
+      launched code reads the cluster's secret from its environment);
+    - the web UIs closed to everyone (:data:`CLOSED_UI_CLASS`; they cannot be switched off,
+      and list applications, executors and their logs, and kill them);
+    - each finished application's work folder (its executors' output, the jars they
+      fetched) removed within ``cleanup_seconds``, and its executors' local files when they
+      exit.
+
+    :func:`check_cluster` refuses a master that breaks the first two from outside."""
+    return {
+        "spark.authenticate": "true",
+        "spark.authenticate.secret": secret,
+        "spark.network.crypto.enabled": "true",
+        "spark.io.encryption.enabled": "true",
+        "spark.master.rest.enabled": "false",
+        "spark.ui.filters": CLOSED_UI_CLASS,
+        "spark.ui.killEnabled": "false",
+        "spark.worker.cleanup.enabled": "true",
+        "spark.worker.cleanup.interval": str(cleanup_seconds),
+        "spark.worker.cleanup.appDataTtl": "0",
+        "spark.storage.cleanupFilesAfterExecutorExit": "true",
+    }
+
+
+def check_cluster(settings: SparkSettings, timeout: float = 5.0) -> None:
+    """Refuse, before a driver starts, a standalone master that answers REST submissions or
+    shows its web UI without credentials; every such wall named at once."""
+    if not settings.master.startswith("spark://"):
+        return  # YARN and Kubernetes submit through their own authenticated services
+    problems = []
+    for address in settings.master.removeprefix("spark://").split(","):
+        host = address.rsplit(":", 1)[0].strip("[]")
+        if _http_status(host, settings.rest_port, "/v1/submissions/status/strongroom-check",
+                        timeout) is not None:
+            problems.append(f"the master {host} answers REST submissions on port "
+                            f"{settings.rest_port}, which launch code with no credentials: "
+                            "set spark.master.rest.enabled false on it")
+        shown = _http_status(host, settings.master_ui_port, "/json/", timeout)
+        if shown is not None and shown not in (401, 403):
+            problems.append(f"the master {host} shows its web UI on port "
+                            f"{settings.master_ui_port} to anyone (HTTP {shown}): set "
+                            f"spark.ui.filters {CLOSED_UI_CLASS} on the master and workers, "
+                            "with Strongroom's jar on their class path")
+    if problems:
+        raise SparkUnavailableError("the Spark cluster breaks a wall the enclave needs: "
+                                    + "; ".join(problems)
+                                    + " (docs/how-to/run-on-spark.md, 'Lock the cluster')")
+
+
+def _http_status(host: str, port: int, path: str, timeout: float) -> int | None:
+    """The HTTP status ``host:port`` answers ``path`` with; None if nothing answers HTTP."""
+    import http.client
+
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
 
 
 # PySpark allows one SparkContext a process: every engine in this process shares it (counted,
@@ -168,6 +274,7 @@ def open_session(settings: SparkSettings, jar: Path,
                     "process)")
             _SHARED["users"] += 1
             return _SHARED["session"]  # type: ignore[no-any-return]
+        check_cluster(settings)
         local = Path(tempfile.mkdtemp(prefix="strongroom-spark-driver-"))  # 0700
         quiet = _executor_logging(settings.store)
         walls = {
@@ -239,8 +346,10 @@ def _executor_logging(store: Path) -> Path:
     cluster's store)."""
     store.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = store / "strongroom-executor-log4j2.properties"
-    if not path.exists() or path.read_text() != _QUIET_LOGGING:
+    if not path.exists() or path.read_text() != _QUIET_LOGGING or path.stat().st_mode & 0o077:
         staged = path.with_suffix(".tmp")
+        staged.unlink(missing_ok=True)
+        staged.touch(mode=0o600)  # the workers' service account's alone
         staged.write_text(_QUIET_LOGGING)
         staged.replace(path)
     return path
@@ -263,13 +372,13 @@ def driver_dir() -> Path | None:
     return _SHARED["local"]  # type: ignore[no-any-return]
 
 
-def keyed_session(root: SparkSession, keys: KeyService) -> SparkSession:
+def keyed_session(root: SparkSession, keys: KeyService, token: str) -> SparkSession:
     """A session of its own (temporary views no other query sees) whose Parquet reads ask
-    ``keys`` for their keys, with its token."""
+    ``keys`` for their keys with ``token`` (:meth:`KeyService.grant`)."""
     session = root.newSession()
     session.conf.set("parquet.encryption.kms.instance.url", keys.url)
     session.conf.set("parquet.encryption.kms.instance.id", keys.pin)  # the certificate trusted
-    session.conf.set("parquet.encryption.key.access.token", keys.token)
+    session.conf.set("parquet.encryption.key.access.token", token)
     return session
 
 
@@ -277,12 +386,18 @@ class LocalCluster:
     """A standalone master and ``workers`` workers on loopback, each worker with ``cores``
     cores and ``memory``; their work and local directories under ``root``."""
 
-    def __init__(self, root: Path, workers: int = 2, cores: int = 1, memory: str = "1g"):
+    def __init__(self, root: Path, workers: int = 2, cores: int = 1, memory: str = "1g",
+                 properties: Mapping[str, str] | None = None):
         self.root = root
         self.workers = workers
         self.cores = cores
         self.memory = memory
+        # further settings for the master and workers, after the walls (a custodian trying
+        # a setting; a test breaking a wall to see the driver refuse the cluster)
+        self.properties = dict(properties or {})
         self.port = _free_port()
+        self.ui_port = _free_port()
+        self.rest_port = _free_port()  # where REST would answer, were it switched on
         self.secret_file = root / "cluster.secret"
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -293,25 +408,30 @@ class LocalCluster:
     def settings(self, **overrides: Any) -> SparkSettings:
         values: dict[str, Any] = {"master": self.master, "store": self.root / "store",
                                   "secret_file": self.secret_file, "executor_memory": "512m",
-                                  "shuffle_partitions": 2 * self.workers * self.cores}
+                                  "shuffle_partitions": 2 * self.workers * self.cores,
+                                  "rest_port": self.rest_port, "master_ui_port": self.ui_port}
         return SparkSettings(**{**values, **overrides})
 
-    def start(self, timeout: float = 120.0) -> LocalCluster:
+    def start(self, timeout: float = 600.0) -> LocalCluster:
+        """Start the master and workers; wait (up to ``timeout`` s: a busy machine's JVMs
+        start slowly) until every worker has registered."""
         home = spark_home()
+        jar = client_jar()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.secret_file.touch(mode=0o600)
         self.secret_file.write_text(secrets.token_hex(32))
         properties = self.root / "cluster.properties"
         properties.touch(mode=0o600)
-        properties.write_text("spark.authenticate true\n"
-                              f"spark.authenticate.secret {self.secret_file.read_text()}\n"
-                              "spark.network.crypto.enabled true\n"
-                              "spark.io.encryption.enabled true\n")
+        walls = cluster_properties(self.secret_file.read_text(), cleanup_seconds=5)
+        written = {**walls, "spark.master.rest.port": str(self.rest_port),
+                   **self.properties}
+        properties.write_text("".join(f"{k} {v}\n" for k, v in written.items()))
         env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
                "SPARK_SCALA_VERSION": "2.13"}
-        java = ["java", "-Xmx256m", "-cp", str(home / "jars" / "*")]
+        classpath = os.pathsep.join([str(home / "jars" / "*"), str(jar)])
+        java = ["java", "-Xmx256m", "-cp", classpath]
         self._spawn([*java, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--webui-port", "0",
+                     "--port", str(self.port), "--webui-port", str(self.ui_port),
                      "--properties-file", str(properties)], env, "master")
         for i in range(self.workers):
             local = self.root / f"worker{i}" / "local"
@@ -324,6 +444,17 @@ class LocalCluster:
                         {**env, "SPARK_LOCAL_DIRS": str(local)}, f"worker{i}")
         self._wait(timeout)
         return self
+
+    def ui_ports(self) -> list[int]:
+        """The ports the master's and workers' web UIs answer on (read from their logs)."""
+        ports = []
+        for name in ["master", *(f"worker{i}" for i in range(self.workers))]:
+            log = (self.root / f"{name}.log").read_text(errors="replace")
+            found = re.search(r"Successfully started service '(Master|Worker)UI' on port (\d+)",
+                              log)
+            if found:
+                ports.append(int(found.group(2)))
+        return ports
 
     def local_dirs(self) -> list[Path]:
         """Where the workers and their executors write (shuffles, spills, executor logs)."""
@@ -349,7 +480,8 @@ class LocalCluster:
             time.sleep(0.2)
         self.stop()
         raise SparkUnavailableError(f"the local Spark cluster did not start in {timeout:g} s; "
-                               f"see the logs in {self.root}")
+                                    f"see the logs in {self.root}, or give start() a longer "
+                                    "timeout on a busy machine")
 
     def stop(self) -> None:
         for process in reversed(self._processes):

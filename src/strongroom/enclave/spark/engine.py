@@ -5,8 +5,9 @@ Strongroom into the cluster's store with keys only Strongroom's key service unwr
 (:mod:`.keys`); each table is published once, the first time a query reads it, and dropped
 (its files removed, its master key forgotten) when it leaves the cache or the engine closes.
 A query runs as the guard passed it, translated to Spark SQL and checked again
-(:mod:`.dialect`), in a session of its own (temporary views no other query sees) over only
-the columns it reads, stopped after ``limits.seconds`` (its jobs cancelled) and bounded to
+(:mod:`.dialect`), in a session of its own (temporary views no other query sees; a key
+service token that opens only the tables it reads, revoked when it ends) over only the
+columns it reads, stopped after ``limits.seconds`` (its jobs cancelled) and bounded to
 ``most`` + 1 rows. What comes back is a Polars frame, as from DuckDB.
 
 Errors raised while Spark reads data can quote a value (a string that failed to convert);
@@ -21,7 +22,8 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +34,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from strongroom.enclave.engine import Limits, plain_types
+from strongroom.enclave.engines import SPARK_LIMITS
 from strongroom.enclave.spark.cluster import (
     SparkSettings,
     client_jar,
@@ -81,8 +84,10 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, settings: SparkSettings, secret: bytes, cache_size: int = 64):
+    def __init__(self, settings: SparkSettings, secret: bytes, cache_size: int = 64,
+                 limits: Limits | None = None):
         self.settings = settings
+        self.limits = limits or SPARK_LIMITS
         self.keys = KeyService(secret, settings.key_host, settings.key_port)
         # this engine's own folder in the cluster's store: the only files it ever removes
         self.folder = settings.store / f"session-{uuid.uuid4().hex}"
@@ -139,17 +144,18 @@ class SparkEngine:
         if missing:
             raise Invalid(f"the tables {', '.join(missing)} are in the project's schema but "
                           "not loaded; ask the custodian to check the project view")
-        session = self.session()
-        for name, columns in used.items():
+        for name in used:
             if not _TABLE_NAME.fullmatch(name):
                 raise Invalid(f"{name!r} is not a table name (lower-case letters, digits, _)")
-            frame = tables[name]
-            keep = [c for c in frame.columns if c in columns] or frame.columns[:1]
-            session.read.parquet(str(self.publish(frame))).select(*keep) \
-                .createOrReplaceTempView(name)
-        bounded = f"SELECT * FROM ({text}) AS _result LIMIT {most + 1}"  # noqa: S608
-        return self._collect(session, bounded,
-                             limits, most)
+        paths = {name: self.publish(tables[name]) for name in used}
+        with self.reading(paths.values()) as session:
+            for name, columns in used.items():
+                frame = tables[name]
+                keep = [c for c in frame.columns if c in columns] or frame.columns[:1]
+                session.read.parquet(str(paths[name])).select(*keep) \
+                    .createOrReplaceTempView(name)
+            bounded = f"SELECT * FROM ({text}) AS _result LIMIT {most + 1}"  # noqa: S608
+            return self._collect(session, bounded, limits, most)
 
     def _collect(self, session: SparkSession, text: str, limits: Limits,
                  most: int) -> pl.DataFrame:
@@ -194,9 +200,17 @@ class SparkEngine:
                 timer.cancel()
             context.setJobGroup("", "")
 
-    def session(self) -> SparkSession:
-        """A session for one query: its own temporary views, this engine's key service."""
-        return keyed_session(self.spark, self.keys)
+    @contextmanager
+    def reading(self, paths: Iterable[Path]) -> Iterator[SparkSession]:
+        """A session for one query (its own temporary views) that can open the published
+        ``paths`` and nothing else: its key service token is granted for their master keys
+        alone, and revoked when the query is done. (A published folder is named by its
+        master key's identifier; a genotype set's after ``genotypes-``.)"""
+        token = self.keys.grant(p.name.removeprefix("genotypes-") for p in paths)
+        try:
+            yield keyed_session(self.spark, self.keys, token)
+        finally:
+            self.keys.revoke(token)
 
     def genotype_cluster(self) -> ClusterGenotypes:
         """Where a GWAS's association runs: the genotype sets this engine publishes."""

@@ -115,12 +115,12 @@ class SparkChunks(Distributed):
         self.wanted = wanted
 
     def fit_each(self, fit: Fit, n: int) -> list[Block]:
-        session = self.engine.session()
-        session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1")
-        session.conf.set("spark.sql.files.maxPartitionBytes", _PARTITION_BYTES)
-        job = _on_executor(fit, n, self.rows, self.wanted)
-        frame = session.read.parquet(str(self.path)).mapInArrow(job, "block binary")
-        result = self.engine.collect_arrow(frame)
+        with self.engine.reading([self.path]) as session:
+            session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1")
+            session.conf.set("spark.sql.files.maxPartitionBytes", _PARTITION_BYTES)
+            job = _on_executor(fit, n, self.rows, self.wanted)
+            frame = session.read.parquet(str(self.path)).mapInArrow(job, "block binary")
+            result = self.engine.collect_arrow(frame)
         return [_block(value) for value in result.column("block").to_pylist()]
 
 

@@ -11,7 +11,11 @@ Strongroom writes the files (PyArrow, :meth:`KeyService.crypto_factory`); Spark'
 read them through ``org.strongroom.StrongroomKmsClient`` (``StrongroomKmsClient.java``),
 which asks this service to unwrap a key over HTTPS with the session's bearer token. The
 cluster never sees a master key, only the data keys of the files it reads, and only while
-the session's token and the table's identifier are live.
+a token granted for that table and the table's identifier are live.
+
+Tokens are granted per query (:meth:`KeyService.grant`): each opens only the tables that
+query reads, and is revoked when the query ends. One project's query, or whoever holds its
+token, cannot unwrap another project's tables, nor its own once the query is over.
 
 The service's TLS certificate is made when it starts (ECDSA P-256, for its address only) and
 pinned: executors learn its SHA-256 with the session's settings (Parquet's KMS instance id)
@@ -31,6 +35,7 @@ import secrets
 import ssl
 import tempfile
 import threading
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -63,8 +68,8 @@ class KeyService:
         self._host = host
         self._port = port
         self._live: set[str] = set()
+        self._grants: dict[str, frozenset[str]] = {}  # token: the identifiers it opens
         self._lock = threading.Lock()
-        self.token = secrets.token_urlsafe(32)
         self.unwraps = 0  # how many keys the cluster has asked for (tests read it)
         self._server: ThreadingHTTPServer | None = None
         self.certificate: bytes = b""  # PEM, made by start()
@@ -86,11 +91,38 @@ class KeyService:
         with self._lock:
             self._live.discard(identifier)
 
-    def _master_key(self, identifier: str) -> AESGCM:
+    def grant(self, identifiers: Iterable[str]) -> str:
+        """A fresh token that unwraps keys under ``identifiers`` only, until :meth:`revoke`."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._grants[token] = frozenset(identifiers)
+        return token
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._grants.pop(token, None)
+
+    def opens(self, header: str | None) -> frozenset[str] | None:
+        """The identifiers the bearer token in ``header`` was granted (None: no live token)."""
+        if header is None or not header.startswith("Bearer "):
+            return None
+        offered = header.removeprefix("Bearer ").encode()
+        with self._lock:
+            grants = list(self._grants.items())
+        found = None
+        for token, identifiers in grants:  # every grant compared, in constant time each
+            if hmac.compare_digest(offered, token.encode()):
+                found = identifiers
+        return found
+
+    def _master_key(self, identifier: str, granted: frozenset[str] | None = None) -> AESGCM:
         with self._lock:
             if identifier not in self._live:
                 raise PermissionError(f"master key {identifier!r} is not one of this session's "
                                       "published tables")
+        if granted is not None and identifier not in granted:
+            raise PermissionError(f"the token was not granted master key {identifier!r}: a "
+                                  "token opens only the tables of the query it was made for")
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                    info=_INFO + identifier.encode()).derive(self._secret)
         return AESGCM(key)
@@ -102,11 +134,13 @@ class KeyService:
         sealed = self._master_key(identifier).encrypt(nonce, key, identifier.encode())
         return base64.b64encode(nonce + sealed).decode()
 
-    def unwrap(self, wrapped: str, identifier: str) -> bytes:
+    def unwrap(self, wrapped: str, identifier: str,
+               granted: frozenset[str] | None = None) -> bytes:
+        """The key ``wrapped`` under ``identifier``; over HTTP, only if ``granted`` holds it."""
         try:
             raw = base64.b64decode(wrapped, validate=True)
-            return self._master_key(identifier).decrypt(raw[:_NONCE], raw[_NONCE:],
-                                                        identifier.encode())
+            return self._master_key(identifier, granted).decrypt(raw[:_NONCE], raw[_NONCE:],
+                                                                 identifier.encode())
         except (InvalidTag, ValueError, binascii.Error):
             raise PermissionError("the wrapped key was not made by this service") from None
 
@@ -166,12 +200,9 @@ class KeyService:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-        self.token = secrets.token_urlsafe(32)  # whatever the cluster held is worth nothing
-        with self._lock:
+        with self._lock:  # whatever the cluster held is worth nothing
+            self._grants.clear()
             self._live.clear()
-
-    def authorised(self, header: str | None) -> bool:
-        return header is not None and hmac.compare_digest(header, f"Bearer {self.token}")
 
 
 class _Server(ThreadingHTTPServer):
@@ -224,14 +255,15 @@ def _handler(service: KeyService) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if self.path != "/unwrap":
                 return self._answer(404, "only POST /unwrap is served")
-            if not service.authorised(self.headers.get("Authorization")):
-                return self._answer(403, "the session's token is required")
+            granted = service.opens(self.headers.get("Authorization"))
+            if granted is None:
+                return self._answer(403, "a live token granted for a query is required")
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 < length <= _MAX_BODY:
                 return self._answer(400, "the body is an identifier and a wrapped key")
             try:
                 identifier, wrapped = self.rfile.read(length).decode().split("\n", 1)
-                key = service.unwrap(wrapped.strip(), identifier.strip())
+                key = service.unwrap(wrapped.strip(), identifier.strip(), granted)
             except (ValueError, UnicodeDecodeError):
                 return self._answer(400, "the body is an identifier and a wrapped key")
             except PermissionError as exc:
