@@ -18,6 +18,7 @@ answer and raises a ``jobs.shape`` alert for the security team. Real sandboxed j
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -33,7 +34,11 @@ from strongroom.attacks.observables import (
     FINISHED_PAIRS,
     NAMES,
     OWN,
+    R_BIT_JOB,
+    R_FAILING_PAIRS,
+    R_FINISHED_PAIRS,
     job_view,
+    r_script,
     script,
 )
 from strongroom.jobs import sandbox
@@ -52,6 +57,8 @@ SHOWS = (lambda job: job_out(job).model_dump(mode="json"),
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
                                 reason=str(sandbox.unavailable()))
+NEEDS_R = pytest.mark.skipif(shutil.which("Rscript") is None,
+                             reason="R is not installed (make install installs it)")
 
 # small, so that every wall is met in a second or two
 SHAPE_LIMITS = replace(LIMITS, wall_seconds=3, cpu_seconds=2, memory_bytes=512 << 20,
@@ -88,13 +95,16 @@ def targets(world: World) -> list[tuple[str, float]]:
 
 def attack(world: World, target: str, line: float, above: str, below: str, *,
            outputs: str = OWN, plan: str = "[]", expected: int | None = None,
-           body: str | None = None) -> JobRow:
-    code = body or script(target, line, above, below)
-    yaml = pipeline(outputs)
+           body: str | None = None, language: str = "python") -> JobRow:
+    if language == "r":
+        code = body or r_script(target, line, above, below)
+        yaml, where = pipeline(outputs, run="Rscript analysis/study.R"), "analysis/study.R"
+    else:
+        code = body or script(target, line, above, below)
+        yaml, where = pipeline(outputs), "analysis/study.py"
     if expected is not None:
         yaml = yaml.replace("    run:", f"    expected_seconds: {expected}\n    run:")
-    return run_job(world, {"project.yaml": yaml, "analysis/study.py": code,
-                           "plans/study.json": plan})
+    return run_job(world, {"project.yaml": yaml, where: code, "plans/study.json": plan})
 
 
 def seen(world: World, row: JobRow) -> str:
@@ -151,17 +161,18 @@ def test_which_wall_the_real_run_met_is_not_seen(world: World, above: str, below
     assert answers == 2 and raised == 2  # each job's answer spent, each an alert
 
 
-def test_which_outputs_were_written_is_not_seen(world: World) -> None:
+@pytest.mark.parametrize("language", ["python", pytest.param("r", marks=NEEDS_R)])
+def test_which_outputs_were_written_is_not_seen(world: World, language: str) -> None:
     """The bit-per-output attack: b{i} written when bit i of the target's BMI × 10 is 1.
     The custodian's record of the real run gives the value back; the researcher reads one
     failure, the same for two participants of different values."""
-    body = BIT_JOB
+    body = R_BIT_JOB if language == "r" else BIT_JOB
     people = targets(world)
     first = people[0]
     second = next(p for p in people if round(p[1] * 10) != round(first[1] * 10))
     answers, raised = spent(world), alerts(world)
     rows = [attack(world, t, 0.0, "plain", "plain", outputs=BIT_OUTPUTS,
-                   body=body.format(target=t)) for t, _ in (first, second)]
+                   body=body.format(target=t), language=language) for t, _ in (first, second)]
     for row, (_, bmi) in zip(rows, (first, second), strict=True):
         missing = {p.split("'")[1] for p in row.usage["real"]["problems"]}
         read = sum(1 << i for i in range(BITS) if f"b{i}" not in missing)
@@ -170,6 +181,33 @@ def test_which_outputs_were_written_is_not_seen(world: World) -> None:
     assert seen(world, rows[0]) == seen(world, rows[1])
     assert "was not written" not in seen(world, rows[0])
     assert spent(world) - answers == 2 and alerts(world) - raised == 2
+
+
+@NEEDS_R
+@pytest.mark.parametrize(("above", "below"), R_FAILING_PAIRS,
+                         ids=[f"{a}-{b}" for a, b in R_FAILING_PAIRS])
+def test_which_wall_an_r_jobs_real_run_met_is_not_seen(world: World, above: str,
+                                                       below: str) -> None:
+    """The same walls chosen from R (Rscript in the same sandbox): the same one view."""
+    high, low, answers, raised = both_sides(world, above, below, language="r")
+    the_real_runs_differed(high, low)
+    assert high.status == low.status == "failed"
+    assert high.reasons == low.reasons == [REAL_FAILED]
+    assert high.walls == low.walls == []
+    assert seen(world, high) == seen(world, low)
+    assert answers == 2 and raised == 2
+
+
+@NEEDS_R
+@pytest.mark.parametrize(("above", "below"), R_FINISHED_PAIRS,
+                         ids=[f"{a}-{b}" for a, b in R_FINISHED_PAIRS])
+def test_an_r_jobs_finished_outputs_say_nothing_of_how_they_were_written(
+        world: World, above: str, below: str) -> None:
+    high, low, answers, raised = both_sides(world, above, below, language="r")
+    assert high.status == low.status == "finished", (high.reasons, low.reasons)
+    assert list(high.outputs) == list(low.outputs) == list(NAMES)
+    assert seen(world, high) == seen(world, low)
+    assert answers == 0 and raised == 0
 
 
 # -- finished jobs: order, sizes, placeholders, tries -----------------------------------------

@@ -389,6 +389,70 @@ FINISHED_PAIRS = [("order_size", "plain"), ("too_large", "plain"), ("network", "
 # finished on one side, failed on the other: the one answer a job's status is
 ONE_ANSWER = [("memory", "plain")]
 
+# The same attacks written in R (an action `run: Rscript analysis/study.R`): what the
+# researcher sees of an R job's real run is held by the same service as a Python job's
+R_BRANCHES: dict[str, str] = {
+    "plain": "write_all()",
+    "memory": "blocks <- list()\nrepeat blocks[[length(blocks) + 1L]] <- numeric(4e6) + 1",
+    "time": "Sys.sleep(60)",
+    "exit3": "write_all()\nquit(save = 'no', status = 3)",
+    "segv": "write_all()\ntools::pskill(Sys.getpid(), tools::SIGSEGV)\nSys.sleep(5)",
+    "symlink": ("write_all()\nfile.remove('output/b1.txt')\n"
+                "file.symlink('/etc/hostname', 'output/b1.txt')"),
+    "folder": "write_all()\nfile.remove('output/b0.txt')\ndir.create('output/b0.txt')",
+    "plan": "write_all()\nsdc$frequency('b0', 'cohort', 'sex')",
+    "error": "write_all()\nstop(paste('BMI was', value))",
+    "order_size": ("for (n in rev(NAMES)) writeLines(strrep('x', as.integer(value * 10)), "
+                   "sprintf('output/%s.txt', n))"),
+}
+
+R_SCRIPT = """\
+NAMES <- c({names})
+frame <- sdc$read("cohort")
+hit <- frame[as.character(frame$pid) == "{target}", ]
+real <- nrow(frame) > 1500 && nrow(hit) == 1
+value <- if (real) as.numeric(hit$bmi[1]) else 0
+
+write_all <- function(skip = NULL) {{
+  for (n in NAMES) if (!identical(n, skip)) writeLines("fine", sprintf("output/%s.txt", n))
+}}
+
+if (!real) {{
+  write_all()
+}} else if (value > {line!r}) {{
+{above}
+}} else {{
+{below}
+}}
+"""
+
+# a wall of each kind (time, a plan made otherwise, an exit status against a signal, an
+# unreadable output of two kinds, an R error against memory), each pair's sides ending
+# differently however loaded the machine (memory against time did not: a loaded machine's
+# memory wall can come after the 3 s of time); test_r_jobs meets the rest of the walls
+R_FAILING_PAIRS = [("time", "plan"), ("exit3", "segv"), ("symlink", "folder"),
+                   ("error", "memory")]
+R_FINISHED_PAIRS = [("order_size", "plain")]
+
+R_BIT_JOB = """\
+frame <- sdc$read("cohort")
+hit <- frame[as.character(frame$pid) == "{target}", ]
+real <- nrow(frame) > 1500 && nrow(hit) == 1
+value <- if (real) as.integer(round(as.numeric(hit$bmi[1]) * 10)) else 4095L
+for (i in 0:11) if (bitwAnd(value, bitwShiftL(1L, i)) > 0) {{
+  writeLines("1", sprintf("output/b%d.txt", i))
+}}
+"""
+
+
+def r_script(target: str, line: float, above: str, below: str) -> str:
+    """The chosen-wall job in R: ``above`` on the target's row when their BMI is over
+    ``line``."""
+    return R_SCRIPT.format(names=", ".join(f'"{n}"' for n in NAMES), target=target,
+                           line=line, above=textwrap.indent(R_BRANCHES[above], "  "),
+                           below=textwrap.indent(R_BRANCHES[below], "  "))
+
+
 BITS = 12  # the bit-per-output job's outputs: BMI × 10 in 12 bits
 BIT_JOB = """\
 import polars as pl
