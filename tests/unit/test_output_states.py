@@ -118,3 +118,11 @@ def test_the_diagram_draws_every_move_from_the_table() -> None:
     assert "    under_review --> approved_once: approve by output checker / output.reviewed" \
         in drawn
     assert "    checked --> blocked: request [block] by requester" in drawn
+
+
+def test_every_verdict_has_words_for_its_badge() -> None:
+    from strongroom.outputs.verdicts import SHORT_WORDS, Verdict, rule_words
+
+    assert set(SHORT_WORDS) == set(Verdict)
+    assert all("_" not in words for words in SHORT_WORDS.values())
+    assert rule_words("secondary_suppression") == "secondary suppression"

@@ -20,6 +20,16 @@ class Verdict(StrEnum):
 
 SEVERITY: dict[Verdict, int] = {Verdict.RELEASE: 0, Verdict.SUPPRESS: 1, Verdict.REVIEW: 2,
                                 Verdict.BLOCK: 3}
+# each verdict as a badge says it to a person (the API keeps the values above)
+SHORT_WORDS: dict[Verdict, str] = {Verdict.RELEASE: "release",
+                                   Verdict.SUPPRESS: "release, cells hidden",
+                                   Verdict.REVIEW: "needs review", Verdict.BLOCK: "blocked"}
+
+
+def rule_words(rule: str) -> str:
+    """A rule's stable name as a person reads it ("secondary_suppression": "secondary
+    suppression")."""
+    return rule.replace("_", " ").replace(".", ": ")
 
 
 # findings whose words depend on nothing in the data (the ration's; a job's own file's): a

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from strongroom.access import people
 from strongroom.access.context import Settings
-from strongroom.access.models import Person
+from strongroom.access.models import Institution, Person, Project
 from strongroom.access.states import Vetting
 from strongroom.access.totp import DRIFT_STEPS, STEP_SECONDS
 from strongroom.demo import DemoResult, run_demo
@@ -117,9 +117,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the server did not start")
         time.sleep(0.05)
+    _SERVED[:] = [platform]
     try:
         yield Console(f"http://127.0.0.1:{port}", demo, platform)
     finally:
+        _SERVED.clear()
         server.should_exit = True
         thread.join(timeout=10)
         platform.close()
@@ -280,11 +282,50 @@ def as_role(console: Console, states: dict[str, Any], page: Page) -> Callable[[s
     return open_as
 
 
+# the platform the console serves, to read who and what each id on a page is (set by console)
+_SERVED: list[Platform] = []
+NEAR = 2  # lines of text above an id its name may stand on (a card's title, its purpose)
+
+
+def ids_without_names(text: str) -> list[str]:
+    """The lines of a page's ``text`` that show a person's, project's or institution's id
+    with no name of it on that line or the ``NEAR`` lines of text above (a name beside an id
+    is fine; an id in place of its name is not; a command to type must hold the id)."""
+    from strongroom.server.web.names import ID
+
+    names = _names_by_id()
+    lines = [line for line in text.splitlines() if line.strip()]
+    found = []
+    for i, line in enumerate(lines):
+        if "strongroom " in line:  # a command shown to copy: it takes the id
+            continue
+        for some_id in ID.findall(line):
+            name = names.get(some_id)
+            if name and not any(name in near for near in lines[max(0, i - NEAR):i + 1]):
+                found.append(f"{some_id} ({name}) in {line.strip()[:120]!r}")
+    return found
+
+
+def _names_by_id() -> dict[str, str]:
+    if not _SERVED:
+        return {}
+    # a plain read (WAL: beside the server's writers), not a transaction, which would take
+    # the write lock the served pages are waiting for
+    with _SERVED[0].access.engine.connect() as db:
+        return {some_id: name
+                for query in (select(Person.id, Person.name), select(Project.id, Project.title),
+                              select(Institution.id, Institution.name))
+                for some_id, name in db.execute(query)}
+
+
 def screenshot(page: Page, name: str) -> None:
     """A screenshot of a main page: taken on every run (the whole page must render), kept as
-    NAME.png in $STRONGROOM_SCREENSHOTS when set (`make screenshots`: docs/screenshots)."""
+    NAME.png in $STRONGROOM_SCREENSHOTS when set (`make screenshots`: docs/screenshots).
+    Every id of a person, project or institution on it stands beside its name."""
     image = page.screenshot(full_page=True)
     assert image.startswith(b"\x89PNG"), name
+    unnamed = ids_without_names(page.inner_text("body"))
+    assert not unnamed, f"{name}: ids shown where their names belong: {unnamed}"
     if SCREENSHOTS:
         folder = Path(SCREENSHOTS)
         folder.mkdir(parents=True, exist_ok=True)

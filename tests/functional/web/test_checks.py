@@ -46,7 +46,7 @@ def test_the_queue_shows_each_output_with_its_verdict_and_reasons(
     row = checker.get_by_test_id("queue-mine").locator(f"tr[data-output='{output_id}']")
     expect(row).to_contain_text(lab.title)
     expect(row).to_contain_text(lab.name)
-    expect(row.get_by_test_id("verdict")).to_have_text("review")
+    expect(row.get_by_test_id("verdict")).to_have_text("needs review")
     expect(row.get_by_test_id("reasons")).to_contain_text("threshold")
     expect(row.get_by_test_id("approvals")).to_contain_text("0 of 2 approvals; 2 more needed")
     screenshot(checker, "checks-queue")

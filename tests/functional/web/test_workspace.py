@@ -154,7 +154,7 @@ def test_from_a_definition_to_a_released_file_through_two_checkers(
         mine.get_by_label("Dataset definition").select_option("grouped")
         mine.get_by_label("Variables").fill("sex, grp")
         mine.get_by_role("button", name="Run and check").click()
-        expect(mine.get_by_test_id("verdict")).to_have_text("review")
+        expect(mine.get_by_test_id("verdict")).to_have_text("needs review")
         expect(mine.get_by_test_id("reasons")).to_contain_text("threshold")
         output_id = mine.url.split("/outputs/")[1].split("?")[0]
 

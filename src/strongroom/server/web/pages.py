@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,10 @@ from strongroom.access.permissions import Action, who_may
 from strongroom.access.roles import Role
 from strongroom.access.states import PauseLevel
 from strongroom.errors import Refused, ServiceError, Unauthenticated
+from strongroom.outputs.verdicts import SHORT_WORDS, Verdict, rule_words
 from strongroom.server.console_paths import PREFIX, is_page
 from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
+from strongroom.server.web.names import ID
 
 T = TypeVar("T")
 __all__ = ["PREFIX", "is_page"]  # re-exported: the console's modules take them from here
@@ -147,9 +150,11 @@ def section(*titles: str) -> Callable[[Principal], Principal]:
 def render(request: Request, template: str, who: Principal | None = None, *,
            status: int = 200, **context: Any) -> HTMLResponse:
     """A page with the layout's context: the person, their sections and the CSRF token."""
+    name_of = _names(request)
     base: dict[str, Any] = {
         "who": who,
-        "name_of": _names(request),
+        "name_of": name_of,
+        "named": _named(name_of),
         "roles": sorted(r.value for r in who.roles) if who else [],
         "sections": sections_for(who.roles) if who else [],
         # allowed("attribute"): whether one of the person's roles may take that action, so
@@ -252,6 +257,19 @@ def _names(request: Request) -> Callable[[str | None], str]:
     return name_of
 
 
+def _named(name_of: Callable[[str | None], str]) -> Callable[[Any], str]:
+    """``named(text)`` for templates: ``text`` with each person's, project's and
+    institution's id in it written as "name (id)" (an id without a name stays as it is), so a
+    sentence or a cell that names something by id reads as who or what it is."""
+    def named(text: Any) -> str:
+        def one(found: re.Match[str]) -> str:
+            some_id = found.group(0)
+            name = name_of(some_id)
+            return some_id if name == some_id else f"{name} ({some_id})"
+        return ID.sub(one, str(text))
+    return named
+
+
 def error_page(request: Request, exc: ServiceError, status: int) -> Response:
     """A service's refusal as a page; not signed in (or expired) goes to the sign-in form."""
     if isinstance(exc, Unauthenticated) and request.method in SAFE_METHODS:
@@ -272,5 +290,15 @@ def number(value: float | int | None) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
 
 
+def verdict(value: Any) -> str:
+    """An output check's verdict (a Verdict or its value) as its badge says it."""
+    try:
+        return SHORT_WORDS[Verdict(str(value))]
+    except ValueError:
+        return str(value)
+
+
 templates.env.filters["when"] = when
 templates.env.filters["number"] = number
+templates.env.filters["verdict"] = verdict
+templates.env.filters["rule"] = rule_words
