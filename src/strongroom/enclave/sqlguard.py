@@ -75,7 +75,7 @@ ALLOWED_FUNCTIONS: frozenset[type[exp.Func]] = frozenset({
     exp.StrPosition, exp.Pad, exp.RegexpLike, exp.RegexpExtract, exp.RegexpReplace, exp.Split,
     # maths
     exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Trunc, exp.Sign, exp.Sqrt, exp.Ln, exp.Log,
-    exp.Exp, exp.Pow, exp.IsNan,
+    exp.Exp, exp.Pow, exp.IsNan, exp.IsInf,
     # lists
     exp.ArrayContains, exp.ArraySize, exp.ArrayDistinct, exp.ArraySort,
     exp.ArrayToString, exp.ArrayOverlaps,
@@ -144,8 +144,79 @@ def check_select(sql: str, schema: ProjectSchema) -> exp.Query:
                + _unqualified(qualified) + _bad_joins(qualified))
     if reasons:
         raise Invalid(reasons)
-    return harden(qualified)
+    return harden(_deterministic(qualified))
 
+
+# -- one answer on every engine ---------------------------------------------------------------
+
+# window functions whose answer depends on the order of rows that their ORDER BY ties
+_TIE_SENSITIVE: tuple[type[exp.Expr], ...] = (
+    exp.RowNumber, exp.Ntile, exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.NthValue)
+
+
+def _deterministic(tree: exp.Query) -> exp.Query:
+    """The checked tree rewritten so that rows its orderings tie cannot change its answer.
+
+    SQL leaves the order of tied rows to the engine, and two engines (or two runs of one)
+    take them in different orders: ``lag(x) OVER (ORDER BY date)`` over two rows of one date,
+    ``arg_min(cause, date)`` over two causes of one date, an unordered ``list(x)``. Each is
+    given one answer, the same on DuckDB and on Spark:
+
+    - a list without ORDER BY is ordered by its values (one of the orders it could have had),
+      and so is the list list_distinct gives;
+    - ``arg_min(x, y)`` and ``arg_max(x, y)`` among rows of equal ``y`` take the least (for
+      arg_max the greatest) ``x`` — rows with a NULL ``x`` or ``y`` are skipped, as DuckDB
+      skips them;
+    - a window function that picks rows by their order (row_number, ntile, lag, lead,
+      first_value, last_value, nth_value, and any aggregate over a ROWS frame) has its ORDER
+      BY completed with every column its SELECT reads, so rows it still ties are alike in
+      everything the query can see.
+
+    ``last_value`` and ``nth_value`` over the default frame (whose end is the current row's
+    last tie) are refused: they would name an arbitrary tied row."""
+    for listed in list(tree.find_all(exp.ArrayAgg)):
+        value = listed.this
+        if not isinstance(value, (exp.Order, exp.Distinct)):
+            listed.set("this", exp.Order(this=value.copy(), expressions=[
+                exp.Ordered(this=value.copy(), nulls_first=False)]))
+    for distinct in list(tree.find_all(exp.ArrayDistinct)):
+        if not isinstance(distinct.parent, exp.ArraySort):
+            distinct.replace(exp.ArraySort(this=distinct.copy()))
+    for node in list(tree.find_all(exp.ArgMin, exp.ArgMax)):
+        x, y = node.this, node.expression
+        key = exp.Struct(expressions=[
+            exp.PropertyEQ(this=exp.to_identifier("k"), expression=y.copy()),
+            exp.PropertyEQ(this=exp.to_identifier("t"), expression=x.copy())])
+        node.set("expression", exp.Case(ifs=[exp.If(
+            this=exp.or_(exp.Is(this=y.copy(), expression=exp.Null()),
+                         exp.Is(this=x.copy(), expression=exp.Null())),
+            true=exp.Null())], default=key))
+    for scope in traverse_scope(tree):
+        keys = sorted({column.sql(DIALECT): column for column in scope.columns
+                       if column.table and column.table in scope.sources}.items())
+        for window in scope.expression.find_all(exp.Window):
+            if window.find_ancestor(exp.Select) is not scope.expression:
+                continue
+            spec = window.args.get("spec")
+            rows = spec is not None and str(spec.args.get("kind") or "").upper() == "ROWS"
+            if isinstance(window.this, (exp.LastValue, exp.NthValue)) and not rows:
+                name = "last_value" if isinstance(window.this, exp.LastValue) else "nth_value"
+                raise Invalid(f"{name}() over the default frame names an arbitrary row among "
+                              "the current row's ties, which differs between engines and runs: "
+                              "give it a ROWS frame, e.g. OVER (PARTITION BY pid ORDER BY date "
+                              "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)")
+            if not (isinstance(window.this, _TIE_SENSITIVE) or rows):
+                continue
+            order = window.args.get("order")
+            if order is None:
+                order = exp.Order(expressions=[])
+                window.set("order", order)
+            present = {o.this.sql(DIALECT) for o in order.expressions}
+            for text, column in keys:
+                if text not in present:
+                    order.append("expressions", exp.Ordered(this=column.copy(),
+                                                            nulls_first=False))
+    return tree
 
 # -- no errors from data ----------------------------------------------------------------------
 

@@ -36,9 +36,13 @@ _TRANSLATED: frozenset[type[exp.Func]] = frozenset({
     exp.First, exp.Last, exp.ArrayAgg, exp.CurrentTimestamp, exp.DateStrToDate,
     exp.TimeStrToUnix,
     exp.SafeAdd, exp.SafeSubtract, exp.SafeMultiply,  # whole numbers' overflow as NULL
+    exp.ArrayPosition, exp.ArrayExcept, exp.ArrayCompact, exp.Struct, exp.Reverse,
+    exp.ArrayConcat, exp.Translate, exp.TimestampFromParts, exp.RegexpExtract, exp.Floor,
+    exp.Transform,
 })
 # Functions Spark knows by these names, produced by translating listed DuckDB functions.
-_NAMED: frozenset[str] = frozenset({"MEAN", "DATE_PART", "MAKE_DATE", "BROUND"})
+_NAMED: frozenset[str] = frozenset({"MEAN", "DATE_PART", "MAKE_DATE", "BROUND",
+                                    "ARRAYS_OVERLAP", "ARRAY_REPEAT"})
 
 
 def spark_sql(query: exp.Query, types: Mapping[str, str] | None = None) -> str:
@@ -70,6 +74,8 @@ def spark_sql(query: exp.Query, types: Mapping[str, str] | None = None) -> str:
             replaced = rewrite(node, kinds)
             if replaced is not node:
                 replaced.meta[_KIND] = node.meta[_KIND]
+                if node.meta.get(_FILTERED):
+                    replaced.meta[_FILTERED] = True
                 node.replace(replaced)
     try:
         text = query.sql(dialect=SPARK, unsupported_level=sqlglot.ErrorLevel.RAISE)
@@ -210,10 +216,15 @@ def _cast(node: exp.Cast, kinds: Mapping[str, str]) -> exp.Expr:
         x = f"CAST(({_sql(node.this)}) AS DOUBLE)"
         return _spark(f"CASE WHEN ABS({x}) > {_FLOAT_MAX} AND ABS({x}) < "
                       f"CAST('Infinity' AS DOUBLE) THEN NULL ELSE CAST({x} AS FLOAT) END")
-    if target in _TEXT and kind not in ("int", "string", "date", "bool"):
+    if target in _TEXT and kind in ("float", "decimal"):
         raise Invalid("CAST(… AS VARCHAR) of a number that may have a fraction runs "
                       "differently on the Spark engine (it writes 1.0E10 where DuckDB writes "
                       "10000000000.0): round it and cast to BIGINT first, or keep it a number")
+    if target in _TEXT and kind not in ("int", "string", "date", "bool", "timestamp"):
+        raise Invalid("CAST(… AS VARCHAR) runs on the Spark engine where the value's type "
+                      "follows from the query (a column, a literal, a cast or a function's "
+                      "result): cast it to its type first, e.g. CAST(CAST(v AS DATE) AS "
+                      "VARCHAR)")
     return node
 
 
@@ -221,6 +232,8 @@ def _cast(node: exp.Cast, kinds: Mapping[str, str]) -> exp.Expr:
 _INT_RESULTS = (exp.Year, exp.Quarter, exp.Month, exp.Week, exp.WeekOfYear, exp.Day,
                 exp.DayOfWeek, exp.DayOfYear, exp.Length, exp.Count, exp.CountIf,
                 exp.DateDiff, exp.StrPosition, exp.IntDiv, exp.Extract)
+_TIMESTAMP_RESULTS = (exp.StrToTime, exp.TimestampTrunc, exp.DateAdd, exp.DateSub)
+_DATE_RESULTS = (exp.CurrentDate, exp.DateFromParts, exp.LastDay, exp.StrToDate)
 _TEXT_RESULTS = (exp.Upper, exp.Lower, exp.Substring, exp.Trim, exp.Concat, exp.ConcatWs,
                  exp.Left, exp.Right, exp.Replace, exp.TimeToStr, exp.Pad, exp.DPipe)
 _FLOAT_RESULTS = (exp.Avg, exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance,
@@ -231,7 +244,7 @@ _SAME_RESULTS = (exp.Paren, exp.Neg, exp.Round, exp.Floor, exp.Ceil, exp.Abs, ex
                  exp.Sum, exp.Min, exp.Max, exp.Try)
 _CAST_KINDS = {**dict.fromkeys(_INTEGERS, "int"), **dict.fromkeys(_TEXT, "string"),
                _T.DATE: "date", _T.DOUBLE: "float", _T.FLOAT: "float", _T.DECIMAL: "decimal",
-               _T.BOOLEAN: "bool"}
+               _T.BOOLEAN: "bool", _T.TIMESTAMP: "timestamp", _T.TIMESTAMPNTZ: "timestamp"}
 
 
 def _kind(node: exp.Expr | None, kinds: Mapping[str, str]) -> str:
@@ -247,6 +260,11 @@ def _kind(node: exp.Expr | None, kinds: Mapping[str, str]) -> str:
         return _CAST_KINDS.get(node.to.this, "other")
     if isinstance(node, _INT_RESULTS):
         return "int"
+    if isinstance(node, _DATE_RESULTS):
+        return "date"
+    if isinstance(node, _TIMESTAMP_RESULTS) or (
+            isinstance(node, (exp.Add, exp.Sub)) and _has_interval(node)):
+        return "timestamp"
     if isinstance(node, _TEXT_RESULTS):
         return "string"
     if isinstance(node, _FLOAT_RESULTS):
@@ -299,6 +317,8 @@ def _extract(node: exp.Extract, _: Mapping[str, str]) -> exp.Expr:
     unit = node.this.name.upper()
     if unit in ("DOW", "DAYOFWEEK"):
         return _spark(f"(DAYOFWEEK({_sql(node.expression)}) - 1)")
+    if unit == "ISODOW":  # Monday 1 to Sunday 7
+        return _spark(f"((DAYOFWEEK({_sql(node.expression)}) + 5) % 7 + 1)")
     if unit not in ("YEAR", "QUARTER", "MONTH", "DAY", "DOY", "DAYOFYEAR", "HOUR", "MINUTE"):
         raise Invalid(f"extract({unit.lower()} FROM …) has no equivalent on the Spark engine; "
                       "use year, quarter, month, day, dayofyear or dayofweek")
@@ -406,7 +426,7 @@ def _modulo(node: exp.Mod, kinds: Mapping[str, str]) -> exp.Expr:
                   f"THEN CAST('NaN' AS DOUBLE) ELSE ({a}) % ({b}) END")
 
 
-_COMPARED = ("int", "float", "decimal", "date", "string", "bool")
+_COMPARED = ("int", "float", "decimal", "date", "string", "bool", "timestamp")
 
 
 def _comparison(node: exp.Expr, kinds: Mapping[str, str]) -> exp.Expr:
@@ -475,6 +495,9 @@ def _overflow(node: exp.Add | exp.Sub | exp.Mul, kinds: Mapping[str, str]) -> ex
     wraps round. Spark's try_add, try_subtract and try_multiply give NULL."""
     if isinstance(node, (exp.Add, exp.Sub)) and _has_interval(node):
         return _interval_arithmetic(node, kinds)
+    if isinstance(node, exp.Sub) and _kind(node.this, kinds) == _kind(
+            node.expression, kinds) == "date":  # days between, a whole number on DuckDB
+        return _spark(f"DATEDIFF({_sql(node.this)}, {_sql(node.expression)})")
     if node.meta.get(_KIND) != "int":
         return node
     call = {exp.Add: "TRY_ADD", exp.Sub: "TRY_SUBTRACT", exp.Mul: "TRY_MULTIPLY"}[type(node)]
@@ -497,6 +520,303 @@ def _round_places(node: exp.Round, _: Mapping[str, str]) -> exp.Expr:
 
 def _division(node: exp.Div, _: Mapping[str, str]) -> exp.Expr:
     return _divide(node)
+
+
+def _week(node: exp.Week, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's week is the ISO week, Spark's weekofyear."""
+    return _spark(f"WEEKOFYEAR({_sql(node.this)})")
+
+
+def _date_add(node: exp.DateAdd, kinds: Mapping[str, str]) -> exp.Expr:
+    """date_add(d, INTERVAL …) is d + INTERVAL … on DuckDB; Spark's date_add takes days."""
+    step = node.expression
+    unit = node.args.get("unit")
+    if isinstance(step, exp.Interval):
+        return _interval_arithmetic(exp.Add(this=node.this.copy(), expression=step.copy()), kinds)
+    if unit is not None and unit.name.upper() not in ("DAY", "DAYS"):
+        return _interval_arithmetic(exp.Add(this=node.this.copy(), expression=exp.Interval(
+            this=step.copy(), unit=exp.var(unit.name.upper()))), kinds)
+    return _interval_arithmetic(node, kinds)
+
+
+_LISTS = (exp.Array, exp.Split, exp.ArrayAgg, exp.ArrayDistinct, exp.ArraySort, exp.RegexpSplit)
+
+
+def _length(node: exp.Length, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's len of a list is its size (Spark's length takes text only)."""
+    if isinstance(node.this, _LISTS):
+        return exp.ArraySize(this=node.this.copy())
+    return node
+
+
+def _percentile(node: exp.PercentileCont | exp.PercentileDisc | exp.Quantile,
+                _: Mapping[str, str]) -> exp.Expr:
+    """quantile_cont(x, p) is Spark's exact percentile(x, p); quantile_disc (and DuckDB's
+    quantile) Spark's percentile_disc(p) WITHIN GROUP (ORDER BY x). One fraction written in
+    the query, from 0 to 1."""
+    name = {exp.PercentileCont: "quantile_cont", exp.PercentileDisc: "quantile_disc",
+            exp.Quantile: "quantile"}[type(node)]
+    fraction = node.expression if not isinstance(node, exp.Quantile) else node.args.get(
+        "quantile")
+    if not (isinstance(fraction, exp.Literal) and fraction.is_number
+            and 0 <= float(fraction.name) <= 1):
+        raise Invalid(f"{name}(x, p) runs on the Spark engine with p one fraction from 0 to 1 "
+                      "written in the query (for several, one call each)")
+    x = _sql(node.this)
+    if isinstance(node, exp.PercentileCont):
+        return _spark(f"PERCENTILE({x}, {fraction.name})")
+    return exp.WithinGroup(
+        this=exp.Anonymous(this="PERCENTILE_DISC", expressions=[fraction.copy()]),
+        expression=exp.Order(expressions=[exp.Ordered(this=node.this.copy(),
+                                                      nulls_first=False)]))
+
+
+def _overlaps(node: exp.ArrayOverlaps, _: Mapping[str, str]) -> exp.Expr:
+    """A NULL in a list matches nothing on DuckDB; Spark's arrays_overlap is NULL then."""
+    a, b = _sql(node.this), _sql(node.expression)
+    return _spark(f"CASE WHEN ({a}) IS NULL OR ({b}) IS NULL THEN NULL ELSE "
+                  f"ARRAYS_OVERLAP(ARRAY_COMPACT({a}), ARRAY_COMPACT({b})) END")
+
+
+def _contains(node: exp.ArrayContains, _: Mapping[str, str]) -> exp.Expr:
+    """list_contains of a list holding a NULL: false on DuckDB where the value is not in it,
+    NULL on Spark."""
+    values, value = _sql(node.this), _sql(node.expression)
+    return _spark(f"CASE WHEN ({values}) IS NULL OR ({value}) IS NULL THEN NULL ELSE "
+                  f"ARRAY_CONTAINS(ARRAY_COMPACT({values}), {value}) END")
+
+
+def _distinct(node: exp.ArrayDistinct, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's list_distinct drops NULLs (Spark's keeps one); the guard sorts its result."""
+    return _spark(f"ARRAY_DISTINCT(ARRAY_COMPACT({_sql(node.this)}))")
+
+
+def _make_date(node: exp.DateFromParts, kinds: Mapping[str, str]) -> exp.Expr:
+    """Spark's make_date takes INTs: a BIGINT year would wrap round into one (2^62 is 0)."""
+    for key in ("year", "month", "day"):
+        part = node.args.get(key)
+        if part is not None and _kind(part, kinds) == "int" and _whole(part) is None:
+            node.set(key, _spark(f"CASE WHEN ({_sql(part)}) BETWEEN -2147483648 AND "
+                                 f"2147483647 THEN CAST(({_sql(part)}) AS INT) END"))
+    return node
+
+
+def _is_inf(node: exp.IsInf, _: Mapping[str, str]) -> exp.Expr:
+    x = f"CAST(({_sql(node.this)}) AS DOUBLE)"
+    return _spark(f"CASE WHEN {x} IS NULL THEN NULL ELSE ABS({x}) = CAST('Infinity' AS DOUBLE) "
+                  "END")
+
+
+def _named(node: exp.Anonymous, kinds: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's functions sqlglot knows only by name, each written as Spark's equivalent or
+    refused by name."""
+    name = node.name.lower()
+    args = node.expressions
+    if name in ("date_part", "datepart"):
+        return _date_part(exp.Anonymous(this="DATE_PART", expressions=[
+            a.copy() for a in args]), kinds)
+    if name == "isfinite":
+        x = f"CAST(({_sql(args[0])}) AS DOUBLE)"
+        return _spark(f"CASE WHEN {x} IS NULL THEN NULL ELSE NOT ISNAN({x}) AND "
+                      f"ABS({x}) < CAST('Infinity' AS DOUBLE) END")
+    if name in ("prefix", "suffix") and len(args) == 2:
+        kind = exp.StartsWith if name == "prefix" else exp.EndsWith
+        return kind(this=args[0].copy(), expression=args[1].copy())
+    if name in ("list_extract", "list_element", "array_extract") and len(args) == 2:
+        index = _whole(args[1])
+        if index is None or index < 1 or _kind(args[0], kinds) != "other":
+            raise Invalid(f"{name}(list, i) runs on the Spark engine on a list, with i a whole "
+                          "number from 1 written in the query")
+        return _spark(f"ELEMENT_AT({_sql(args[0])}, {index})")
+    if name == "list_position" and len(args) == 2:
+        return _spark(f"NULLIF(ARRAY_POSITION({_sql(args[0])}, {_sql(args[1])}), 0)")
+    if name == "list_has_all" and len(args) == 2:
+        a, b = _sql(args[0]), _sql(args[1])
+        return _spark(f"CASE WHEN ({a}) IS NULL OR ({b}) IS NULL THEN NULL ELSE "
+                      f"SIZE(ARRAY_EXCEPT(ARRAY_COMPACT({b}), {a})) = 0 END")
+    if name == "try_strptime" and len(args) == 2:
+        return _strptime(exp.StrToTime(this=args[0].copy(), format=args[1].copy(), safe=True),
+                         kinds)
+    return node
+
+
+# strptime's numeric directives: DuckDB reads each as 1 to this many digits
+_DIGITS = {"%Y": 4, "%y": 2, "%m": 2, "%d": 2, "%H": 2, "%M": 2, "%S": 2}
+
+
+def _strptime(node: exp.StrToTime, _: Mapping[str, str]) -> exp.Expr:
+    """strptime with a format of numeric directives and punctuation, read as DuckDB reads it:
+    each directive 1 to 4 (%Y) or 2 digits, whitespace around the text skipped, a two-digit
+    year (%y) 1969–2068. Spark's to_timestamp differs in each (yyyy needs four digits; yy
+    is 2000–2099), so the digits are picked out and the time made from them."""
+    found = node.args.get("format")
+    text = found.name if isinstance(found, exp.Literal) and found.is_string else None
+    parts = re.findall(r"%.|[^%]", text or "")
+    directives = [p for p in parts if p.startswith("%")]
+    if (text is None or any(d not in _DIGITS for d in directives)
+            or len(set(directives)) != len(directives)
+            or not ({"%Y", "%y"} & set(directives) and {"%m", "%d"} <= set(directives))
+            or any(p.isalnum() or p in "\\^]" for p in parts if not p.startswith("%"))):
+        raise Invalid("strptime runs on the Spark engine with a format written in the query "
+                      "holding a year (%Y or %y), %m and %d, and %H, %M, %S and punctuation "
+                      "only (e.g. '%d/%m/%Y')")
+    pattern = "^\\s*" + "".join(f"([0-9]{{1,{_DIGITS[p]}}})" if p in _DIGITS else f"[{p}]"
+                                for p in parts) + "\\s*$"
+    value = _sql(node.this)
+
+    def field(directive: str, default: str) -> str:
+        if directive not in directives:
+            return default
+        group = directives.index(directive) + 1
+        return (f"CAST(NULLIF(REGEXP_EXTRACT({value}, {_literal(pattern)}, {group}), '') "
+                "AS INT)")
+
+    year = field("%Y", "")
+    if "%y" in directives:
+        short = field("%y", "")
+        year = f"(CASE WHEN {short} < 69 THEN 2000 ELSE 1900 END + {short})"
+    second = field("%S", "0")
+    return _spark(f"CASE WHEN {second} >= 60 THEN NULL ELSE MAKE_TIMESTAMP({year}, "
+                  f"{field('%m', '1')}, {field('%d', '1')}, {field('%H', '0')}, "
+                  f"{field('%M', '0')}, {second}) END")
+
+
+def _str_to_date(node: exp.StrToDate, kinds: Mapping[str, str]) -> exp.Expr:
+    found = node.args.get("format")
+    parsed = _strptime(exp.StrToTime(this=node.this.copy(), safe=True,
+                                     format=found.copy() if found is not None else None), kinds)
+    return exp.Cast(this=parsed, to=exp.DataType.build("DATE"))
+
+
+_FILTERED = "strongroom_filtered"
+
+
+def _filtered(node: exp.Expr, value: str) -> str:
+    """``value`` where the aggregate's FILTER (WHERE …) holds (the aggregate is written out
+    with its condition inside, and the FILTER dropped: :func:`_filter`)."""
+    if not isinstance(node.parent, exp.Filter):
+        return value
+    node.meta[_FILTERED] = True
+    return f"CASE WHEN {_sql(node.parent.expression.this)} THEN {value} END"
+
+
+def _filter(node: exp.Filter, _: Mapping[str, str]) -> exp.Expr:
+    return node.this if node.this.meta.get(_FILTERED) else node
+
+
+def _sum(node: exp.Sum, kinds: Mapping[str, str]) -> exp.Expr:
+    """DuckDB sums whole numbers as a 38-digit number (HUGEINT), so nothing overflows on the
+    way, arithmetic on the total is exact, and a total beyond BIGINT's range is NULL only
+    when it leaves as a 64-bit number (engine.plain_types); Spark's BIGINT sum wraps round.
+    Summed as DECIMAL(38, 0) on Spark, the total is DuckDB's."""
+    inner = node.this
+    distinct = isinstance(inner, exp.Distinct)
+    if _kind(inner.expressions[0] if distinct else inner, kinds) != "int":
+        return node
+    value = _filtered(node, _sql(inner.expressions[0] if distinct else inner))
+    return _spark(f"SUM({'DISTINCT ' if distinct else ''}CAST(({value}) AS DECIMAL(38, 0)))")
+
+
+def _correlation(node: exp.Corr, _: Mapping[str, str]) -> exp.Expr:
+    """corr of pairs with a constant side (or of one pair): NaN on DuckDB (0/0), NULL on
+    Spark."""
+    x, y = _filtered(node, _sql(node.this)), _filtered(node, _sql(node.expression))
+    pairs = f"COUNT(CASE WHEN ({x}) IS NOT NULL AND ({y}) IS NOT NULL THEN 1 END)"
+    return _spark(f"CASE WHEN {pairs} >= 1 AND CORR({x}, {y}) IS NULL THEN CAST('NaN' AS "
+                  f"DOUBLE) ELSE CORR({x}, {y}) END")
+
+
+def _list(node: exp.ArrayAgg, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB's list keeps NULLs and follows its ORDER BY; Spark's collect_list drops NULLs
+    and keeps no order. A list ordered by its own value is written as the sorted values with
+    the NULLs at the end (DuckDB's default), or at the start for NULLS FIRST; a list of no
+    rows is NULL. The guard orders every list (sqlguard._deterministic)."""
+    order = node.this
+    if not (isinstance(order, exp.Order) and len(order.expressions) == 1
+            and order.expressions[0].this == order.this):
+        raise Invalid("list(x ORDER BY …) runs on the Spark engine ordered by the listed "
+                      "value itself, list(x ORDER BY x) (by another value, its ties could "
+                      "be listed in another order there)")
+    value = _filtered(node, _sql(order.this))
+    ordered = order.expressions[0]
+    values = f"ARRAY_SORT(COLLECT_LIST({value}))"
+    if ordered.args.get("desc"):
+        values = f"REVERSE({values})"
+    rows = _filtered(node, "1")
+    nulls = f"ARRAY_REPEAT(NULL, CAST(COUNT({rows}) - COUNT({value}) AS INT))"
+    parts = (nulls, values) if ordered.args.get("nulls_first") else (values, nulls)
+    return _spark(f"CASE WHEN COUNT({rows}) = 0 THEN NULL ELSE CONCAT({parts[0]}, {parts[1]}) "
+                  "END")
+
+
+# Characters whose capital DuckDB writes as one character (its simple case mapping) and Java
+# as several (its full mapping: ß is SS there, ﬁ is FI); found by running every character
+# that either engine changes through both. Every other character's case is the same on both.
+_UPPER_FROM = ("ßŉǰΐΰևẖẗẘẙẚὐὒὔὖᾀᾁᾂᾃᾄᾅᾆᾇᾈᾉᾊᾋᾌᾍᾎᾏᾐᾑᾒᾓᾔᾕᾖᾗᾘ"
+    "ᾙᾚᾛᾜᾝᾞᾟᾠᾡᾢᾣᾤᾥᾦᾧᾨᾩᾪᾫᾬᾭᾮᾯᾲᾳᾴᾶᾷᾼῂῃῄῆῇῌῒΐῖῗῢ"
+    "ΰῤῦῧῲῳῴῶῷῼﬀﬁﬂﬃﬄﬅﬆﬓﬔﬕﬖﬗ")
+_UPPER_TO = ("ẞŉǰΐΰևẖẗẘẙẚὐὒὔὖᾈᾉᾊᾋᾌᾍᾎᾏᾈᾉᾊᾋᾌᾍᾎᾏᾘᾙᾚᾛᾜᾝᾞᾟᾘ"
+    "ᾙᾚᾛᾜᾝᾞᾟᾨᾩᾪᾫᾬᾭᾮᾯᾨᾩᾪᾫᾬᾭᾮᾯᾲᾼᾴᾶᾷᾼῂῌῄῆῇῌῒΐῖῗῢ"
+    "ΰῤῦῧῲῼῴῶῷῼﬀﬁﬂﬃﬄﬅﬆﬓﬔﬕﬖﬗ")
+# stand-ins that no case mapping changes: the last code points of plane 16, private use
+_STAND_INS = "".join(chr(0x10FFFD - i) for i in range(len(_UPPER_FROM)))
+
+
+def _case(node: exp.Upper | exp.Lower, _: Mapping[str, str]) -> exp.Expr:
+    """DuckDB maps each character alone; Java (Spark) maps some to several, and a final Σ to
+    ς: the characters that differ are set aside before Spark's upper (or written as DuckDB's
+    lower first: Σ as σ, İ as i) and given DuckDB's mapping after. A text holding one of
+    the stand-ins (private-use characters at the end of plane 16) would be read as their
+    character."""
+    x = _sql(node.this)
+    if isinstance(node, exp.Lower):
+        return _spark(f"LOWER(TRANSLATE({x}, 'Σİ', 'σi'))")
+    aside = f"TRANSLATE({x}, {_literal(_UPPER_FROM)}, {_literal(_STAND_INS)})"
+    return _spark(f"TRANSLATE(UPPER({aside}), {_literal(_STAND_INS)}, {_literal(_UPPER_TO)})")
+
+
+def _literal(text: str) -> str:
+    return exp.Literal.string(text).sql(SPARK)
+
+
+def _count_if(node: exp.CountIf, _: Mapping[str, str]) -> exp.Expr:
+    """count_if over rows whose condition is all NULL: NULL on DuckDB, 0 on Spark."""
+    condition = _filtered(node, _sql(node.this))
+    return _spark(f"CASE WHEN COUNT({condition}) = 0 THEN NULL ELSE COUNT_IF({condition}) END")
+
+
+def _mode(node: exp.Mode, _: Mapping[str, str]) -> exp.Expr:
+    raise Invalid("mode() returns any one of the most frequent values when several are as "
+                  "frequent, and the Spark engine picks another one than DuckDB: count each "
+                  "value instead (SELECT x, count(*) … GROUP BY x)")
+
+
+def _population(node: exp.VariancePop | exp.StddevPop, _: Mapping[str, str]) -> exp.Expr:
+    """var_pop and stddev_pop of one value: 0 on DuckDB whatever it is (NaN, ±inf too)."""
+    x = _filtered(node, _sql(node.this))
+    call = "VAR_POP" if isinstance(node, exp.VariancePop) else "STDDEV_POP"
+    return _spark(f"CASE WHEN COUNT({x}) = 1 THEN CAST(0 AS DOUBLE) ELSE {call}({x}) END")
+
+
+def _quantile(node: exp.PercentileCont | exp.Median, kinds: Mapping[str, str]) -> exp.Expr:
+    """quantile_cont (and median) of numbers: DuckDB interpolates lo·(1 − d) + hi·d between
+    the sorted values around (n − 1)·p (so an infinite neighbour gives ±inf); Spark's
+    percentile lo + (hi − lo)·d (NaN there). Written out from the sorted values."""
+    if _kind(node.this, kinds) not in ("int", "float"):
+        return _percentile(node, kinds) if isinstance(node, exp.PercentileCont) else node
+    fraction = "0.5"
+    if isinstance(node, exp.PercentileCont):
+        _percentile(node, kinds)  # refused unless one fraction from 0 to 1
+        fraction = node.expression.name
+    values = f"ARRAY_SORT(COLLECT_LIST(CAST(({_filtered(node, _sql(node.this))}) AS DOUBLE)))"
+    v = "strongroom_sorted"  # the sorted values, named once (a lambda's argument)
+    position = f"((SIZE({v}) - 1) * {fraction})"
+    low, high = f"FLOOR({position})", f"CEIL({position})"
+    below = f"ELEMENT_AT({v}, CAST({low} AS INT) + 1)"
+    above = f"ELEMENT_AT({v}, CAST({high} AS INT) + 1)"
+    at = (f"CASE WHEN SIZE({v}) = 0 THEN NULL WHEN {low} = {high} THEN {below} "
+          f"ELSE {below} * ({high} - {position}) + {above} * ({position} - {low}) END")
+    return _spark(f"ELEMENT_AT(TRANSFORM(ARRAY({values}), {v} -> {at}), 1)")
 
 
 _REWRITES: dict[type[exp.Expr], Callable[[Any, Mapping[str, str]], exp.Expr]] = {
@@ -529,10 +849,33 @@ _REWRITES: dict[type[exp.Expr], Callable[[Any, Mapping[str, str]], exp.Expr]] = 
     exp.DPipe: _concatenation,
     exp.Case: _mixed, exp.If: _mixed, exp.Coalesce: _mixed, exp.Greatest: _mixed,
     exp.Least: _mixed,
-    exp.DateAdd: _interval_arithmetic,
+    exp.DateAdd: _date_add,
     exp.DateSub: _interval_arithmetic,
     exp.Concat: _concatenation,
-    exp.Anonymous: _date_part,
+    exp.Anonymous: _named,
+    exp.Week: _week,
+    exp.Length: _length,
+    exp.PercentileCont: _quantile,
+    exp.Median: _quantile,
+    exp.PercentileDisc: _percentile,
+    exp.Quantile: _percentile,
+    exp.Upper: _case,
+    exp.Lower: _case,
+    exp.CountIf: _count_if,
+    exp.Mode: _mode,
+    exp.VariancePop: _population,
+    exp.StddevPop: _population,
+    exp.ArrayOverlaps: _overlaps,
+    exp.IsInf: _is_inf,
+    exp.StrToTime: _strptime,
+    exp.StrToDate: _str_to_date,
+    exp.Sum: _sum,
+    exp.Corr: _correlation,
+    exp.ArrayAgg: _list,
+    exp.Filter: _filter,
+    exp.ArrayContains: _contains,
+    exp.ArrayDistinct: _distinct,
+    exp.DateFromParts: _make_date,
     exp.Bracket: _index,
     exp.TimeToStr: _strftime,
     exp.IsNan: _is_nan,
