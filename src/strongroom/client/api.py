@@ -140,13 +140,21 @@ class Client:
     # -- plumbing ------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json: Any = None,
-                params: Mapping[str, Any] | None = None) -> Any:
-        """Send one request; return its JSON (``None`` when empty) or raise StrongroomError."""
+                params: Mapping[str, Any] | None = None, computes: bool = False) -> Any:
+        """Send one request; return its JSON (``None`` when empty) or raise StrongroomError.
+        ``computes``: the server works on the data before it answers (an analysis, a
+        definition: seconds to minutes, by the request and the cohort's size), so the answer
+        is awaited however long it takes; connecting and sending keep the client's timeout."""
         method = method.upper()
         headers = {}
         if self._csrf is not None and method not in SAFE_METHODS:
             headers[CSRF_HEADER] = self._csrf
-        response = self._http.request(method, path, json=json, params=params, headers=headers)
+        timeout = self._http.timeout
+        if computes:
+            timeout = httpx.Timeout(timeout.connect, read=None, write=timeout.write,
+                                    pool=timeout.pool)
+        response = self._http.request(method, path, json=json, params=params, headers=headers,
+                                      timeout=timeout)
         if not response.is_success:
             raise StrongroomError.from_response(response)
         if response.status_code == 204 or not response.content:
@@ -159,8 +167,8 @@ class Client:
                                   ) from None
 
     def _object(self, method: str, path: str, *, json: Any = None,
-                params: Mapping[str, Any] | None = None) -> Obj:
-        found = self.request(method, path, json=json, params=params)
+                params: Mapping[str, Any] | None = None, computes: bool = False) -> Obj:
+        found = self.request(method, path, json=json, params=params, computes=computes)
         if not isinstance(found, dict):
             raise StrongroomError(200, "bad-answer", [f"{method} {path} did not answer an "
                                                       f"object"])
@@ -431,7 +439,7 @@ class Enclave(_Section):
     def define(self, project_id: str, name: str, sql: str) -> Obj:
         """Build a participant-level table inside the enclave; returns its schema only."""
         return self._c._object("POST", f"/projects/{_segment(project_id)}/definitions",
-                               json={"name": name, "sql": sql})
+                               json={"name": name, "sql": sql}, computes=True)
 
     def definitions(self, project_id: str) -> Objs:
         return self._c._objects(f"/projects/{_segment(project_id)}/definitions")
@@ -447,12 +455,14 @@ class Enclave(_Section):
     def analyse(self, project_id: str, analysis: Mapping[str, Any],
                 format: str = "json", name: str | None = None) -> Obj:
         """Run an analysis; the answer is the checked output's verdict and reasons. ``name``:
-        the output's file name (by default one made from the request)."""
+        the output's file name (by default one made from the request). Awaited however long
+        the server computes (a GWAS at 500,000 takes minutes), never cut by the client's
+        timeout."""
         body: dict[str, Any] = {"analysis": dict(analysis), "format": format}
         if name is not None:
             body["name"] = name
         return self._c._object("POST", f"/projects/{_segment(project_id)}/analyses",
-                               json=body)
+                               json=body, computes=True)
 
 
 class Jobs(_Section):
