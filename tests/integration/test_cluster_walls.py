@@ -113,9 +113,8 @@ def _submit(cluster: LocalCluster, *options: str, action: str = "launch") -> str
 
 def test_an_rpc_submission_without_the_secret_launches_nothing(cluster: LocalCluster) -> None:
     before = (cluster.root / "master.log").read_text()
-    for options in ([], ["-Dspark.authenticate=true", "-Dspark.authenticate.secret=" + "0" * 64],
-                    ["-Dspark.authenticate=true", "-Dspark.authenticate.secret=" + "0" * 64,
-                     "-Dspark.network.crypto.enabled=true"]):
+    for options in ([], ["-Dspark.authenticate=true", "-Dspark.authenticate.secret=" + "0" * 64,
+                         "-Dspark.network.crypto.enabled=true"]):  # no secret; a wrong one
         log = _submit(cluster, *options)
         new = log[len(before):]
         assert "Driver submitted" not in new and "Launching driver" not in new, options
