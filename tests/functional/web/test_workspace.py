@@ -130,10 +130,19 @@ def another_page(browser: Browser, expected: list[int] | None = None) -> Iterato
     assert not problems, problems
 
 
-def open_project(page: Page, console: Console, title: str) -> None:
+def open_project(page: Page, console: Console, title: str, tab: str | None = None) -> None:
+    """The project's page from the workspace's list, on its ``tab`` (as its link reads)."""
     page.goto(console.base + "/ui/workspace")
     page.get_by_role("link", name=title).click()
     expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+    if tab is not None:
+        to_tab(page, tab)
+
+
+def to_tab(page: Page, tab: str) -> None:
+    page.get_by_test_id("tabs").get_by_role("link", name=re.compile(f"^{tab}")).click()
+    expect(page.get_by_test_id("tabs").get_by_role("link", name=re.compile(f"^{tab}"))
+           ).to_have_attribute("aria-current", "page")
 
 
 def test_from_a_definition_to_a_released_file_through_two_checkers(
@@ -143,7 +152,7 @@ def test_from_a_definition_to_a_released_file_through_two_checkers(
     refused: list[int] = [400]  # asking for a review without saying why
     with another_page(browser, refused) as mine:
         sign_in(mine, console, me)
-        open_project(mine, console, title)
+        open_project(mine, console, title, tab="Definitions")
         mine.get_by_label("Definition name").fill("grouped")
         mine.get_by_label("SQL", exact=True).fill(GROUPED)
         mine.get_by_role("button", name="Define").click()
@@ -205,10 +214,20 @@ def test_from_a_definition_to_a_released_file_through_two_checkers(
 
         give_budget(console, project_id, 1)
         spend(mine, console, project_id, "0.25")
-        open_project(mine, console, title)
+        open_project(mine, console, title, tab="Results")
         expect(mine.get_by_test_id("released")).to_contain_text("crosstab-")  # by request
         expect(mine.get_by_test_id("results")).to_contain_text("released")
         screenshot(mine, "workspace-project")
+        filters = mine.get_by_test_id("filters")
+        filters.get_by_label("Status").select_option("released")
+        filters.get_by_role("button", name="Show").click()
+        expect(mine.get_by_test_id("results").locator("tbody tr")).to_have_count(1)
+        mine.get_by_test_id("filters").get_by_label("Name or id").fill("no-such-output")
+        mine.get_by_test_id("filters").get_by_role("button", name="Show").click()
+        expect(mine.get_by_text("None of the results matches.")).to_be_visible()
+        refused.append(400)  # a tab that is not there
+        mine.goto(f"{console.base}/ui/workspace/projects/{project_id}?tab=nosuch")
+        expect(mine.get_by_role("alert")).to_contain_text("its tabs are overview, analyse")
 
 
 def test_bad_sql_comes_back_with_the_check_s_reasons(page: Page, console: Console,
@@ -216,7 +235,7 @@ def test_bad_sql_comes_back_with_the_check_s_reasons(page: Page, console: Consol
     me = new_person(console, "researcher")
     _, title = own_project(console, me)
     sign_in(page, console, me)
-    open_project(page, console, title)
+    open_project(page, console, title, tab="Definitions")
     refusals.append(400)
     page.get_by_label("Definition name").fill("hostile")
     page.get_by_label("SQL", exact=True).fill("SELECT * FROM read_csv('/etc/passwd')")
@@ -233,7 +252,7 @@ def test_an_analysis_form_with_the_wrong_variables_says_what_it_takes(
     me = new_person(console, "researcher")
     _, title = own_project(console, me)
     sign_in(page, console, me)
-    open_project(page, console, title)
+    open_project(page, console, title, tab="Definitions")
     page.get_by_label("Definition name").fill("grouped")
     page.get_by_label("SQL", exact=True).fill(GROUPED)
     page.get_by_role("button", name="Define").click()
@@ -289,22 +308,23 @@ def test_the_demo_researcher_sees_the_tour_s_results(page: Page, console: Consol
     researcher = as_role("researcher")
     researcher.goto(console.base + "/ui/workspace")
     screenshot(researcher, "workspace-home")
-    open_project(researcher, console, console.demo.world.projects[0][1])
+    open_project(researcher, console, console.demo.world.projects[0][1], tab="Results")
     expect(researcher.get_by_test_id("released")).to_contain_text("crosstab")
 
 
 def test_the_red_team_sees_its_attacks_blocked(page: Page, console: Console) -> None:
     """The tour's attacks are the custodian's red team's, in its own project."""
     sign_in(page, console, console.demo.world.login(RED_TEAM[0]))
-    open_project(page, console, console.demo.world.projects[RED_TEAM_PROJECT][1])
+    open_project(page, console, console.demo.world.projects[RED_TEAM_PROJECT][1], tab="Results")
     expect(page.get_by_test_id("results")).to_contain_text("blocked")
+    to_tab(page, "Definitions")
     expect(page.get_by_test_id("definitions")).to_contain_text("flagged")
 
 
 def test_a_released_gwas_shows_its_strongest_variants_and_its_plots(
         page: Page, console: Console, as_role: Callable[[str], Page]) -> None:
     researcher = as_role("researcher")
-    open_project(researcher, console, console.demo.world.projects[0][1])
+    open_project(researcher, console, console.demo.world.projects[0][1], tab="Results")
     researcher.get_by_test_id("released").get_by_role(
         "link", name=re.compile(r"^gwas-.+\.json$")).first.click()
     researcher.get_by_role("button", name="Show the table and chart").click()
@@ -378,7 +398,7 @@ def test_a_job_from_upload_to_the_checkers_who_see_its_code(
             "kind": "frequency", "definition": "people", "variable": "sex"}}]))
     with another_page(browser) as mine:
         sign_in(mine, console, me)
-        open_project(mine, console, title)
+        open_project(mine, console, title, tab="Jobs")
         mine.get_by_text("Run a job").click()
         mine.get_by_label("The repository, as a zip").set_input_files(str(repo))
         mine.get_by_label("Action").fill("study")

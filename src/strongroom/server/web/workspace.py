@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import polars as pl
@@ -45,7 +46,7 @@ from strongroom.server.routes.privacy import Dp
 from strongroom.server.security import acts, measure
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
-from strongroom.server.web.checks import describe, labelled_table, table_of
+from strongroom.server.web.checks import STATUS_WORDS, describe, labelled_table, table_of
 from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
 from strongroom.watch.shapes import fingerprint
 
@@ -177,8 +178,28 @@ def _budget(dp: Dp, who: Principal, project_id: str) -> dict[str, Any]:
                                   unit=" ε")}
 
 
+# the project page's tabs, in order: what each shows is project.html's
+TABS = (("overview", "Overview"), ("analyse", "Definitions and analyses"), ("jobs", "Jobs"),
+        ("results", "Results"))
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The results tab's filters: a status, a kind, a name or id (empty: any)."""
+
+    status: str = ""
+    kind: str = ""
+    q: str = ""
+
+    def keeps(self, o: dict[str, Any]) -> bool:
+        row = o["row"]
+        return ((not self.status or o["status"] == self.status)
+                and (not self.kind or row.kind == self.kind)
+                and (not self.q or self.q.lower() in f"{row.filename} {row.id}".lower()))
+
+
 def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp, jobs: Jobs,
-                     project_id: str) -> dict[str, Any]:
+                     project_id: str, shown: Shown) -> dict[str, Any]:
     found = projects.read(ctx, who, project_id)
     try:
         definitions, refused = service.list_definitions(work.enclave, who, project_id), []
@@ -187,21 +208,30 @@ def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp, jobs: Jobs
     outputs = [describe(v) for v in requests.list_outputs(ctx, who, project_id, limit=200)]
     return {"project": found.project, "members": found.members, "fields": found.fields,
             "jobs": jobs.of_project(who, project_id)[:50],
-            "definitions": definitions, "refused": refused, "outputs": outputs,
+            "definitions": definitions, "refused": refused,
+            "outputs": [o for o in outputs if shown.keeps(o)], "outputs_total": len(outputs),
             "released": [o for o in outputs if o["status"] == OutputStatus.RELEASED],
-            "kinds": ALL_KINDS, "fills": {k: _takes(k) for k in FILLS}, "formats": FORMATS,
-            **_budget(dp, who, project_id)}
+            "statuses": [(s.value, STATUS_WORDS[s]) for s in OutputStatus],
+            "output_kinds": sorted({o["row"].kind for o in outputs}), "shown": shown,
+            "tabs": TABS, "kinds": ALL_KINDS, "fills": {k: _takes(k) for k in FILLS},
+            "formats": FORMATS, **_budget(dp, who, project_id)}
 
 
 def _project_page(request: Request, who: Principal, ctx: Access, work: Work, dp: Dp,
-                  project_id: str, *, status: int = 200, **extra: Any) -> Response:
+                  project_id: str, *, status: int = 200, tab: str = "overview",
+                  shown: Shown = Shown(), **extra: Any) -> Response:
+    if tab not in dict(TABS):
+        raise Invalid(f"this project page has no tab {tab[:40]!r}; its tabs are "
+                      + ", ".join(key for key, _ in TABS))
+    if shown.status and shown.status not in {s.value for s in OutputStatus}:
+        raise Invalid(f"no output status {shown.status[:40]!r}; choose one of the list")
     context = {"definition": {"name": "", "sql": ""}, "definition_errors": [],
                "job_errors": [], "job_action": "",
                "analysis": {"kind": "frequency", "definition": "", "variables": "",
                             "sql": "", "options": "", "format": "json"},
-               "analysis_errors": [], "notice": None, **extra}
+               "analysis_errors": [], "notice": None, "tab": tab, **extra}
     return render(request, "workspace/project.html", who, status=status,
-                  **_project_context(who, ctx, work, dp, jobs_of(request), project_id),
+                  **_project_context(who, ctx, work, dp, jobs_of(request), project_id, shown),
                   **context)
 
 
@@ -219,9 +249,11 @@ def home(request: Request, who: Researcher, ctx: Access) -> Response:
 
 @router.get(HOME + "/projects/{project_id}", openapi_extra=acts(Action.PROJECT_READ))
 def project_page(request: Request, project_id: str, who: Researcher, ctx: Access, work: Work,
-                 dp: Dp, done: str | None = None) -> Response:
-    return _project_page(request, who, ctx, work, dp, project_id,
-                         notice=NOTICES.get(done or ""))
+                 dp: Dp, done: str | None = None, tab: str = "overview", status: str = "",
+                 kind: str = "", q: str = "") -> Response:
+    """A project, one tab at a time; the results tab filtered by status, kind, name or id."""
+    return _project_page(request, who, ctx, work, dp, project_id, tab=tab,
+                         shown=Shown(status, kind, q.strip()), notice=NOTICES.get(done or ""))
 
 
 @router.post(HOME + "/projects/{project_id}/definitions",
@@ -235,7 +267,7 @@ def define(request: Request, project_id: str, who: Researcher, ctx: Access, work
                                  ("write the SELECT that defines it", not sql.strip())) if bad]
     if problems:
         return _project_page(request, who, ctx, work, dp, project_id, status=400,
-                             definition=typed, definition_errors=problems)
+                             tab="analyse", definition=typed, definition_errors=problems)
     try:
         measure(request, project_id=project_id)  # the limits are held by the service
         digest, shape = fingerprint({"sql": sql})
@@ -243,9 +275,9 @@ def define(request: Request, project_id: str, who: Researcher, ctx: Access, work
         work.define(who, project_id, name.strip(), sql)
     except ServiceError as exc:
         return _project_page(request, who, ctx, work, dp, project_id,
-                             status=status_of(exc), definition=typed,
+                             status=status_of(exc), tab="analyse", definition=typed,
                              definition_errors=exc.reasons)
-    return RedirectResponse(f"{HOME}/projects/{project_id}?done=defined#definitions",
+    return RedirectResponse(f"{HOME}/projects/{project_id}?tab=analyse&done=defined",
                             status_code=303)
 
 
@@ -268,7 +300,7 @@ def analyse(request: Request, project_id: str, who: Researcher, ctx: Access, wor
         view = work.analyse(who, project_id, spec, Format(file_format), measuring(request))
     except ServiceError as exc:
         return _project_page(request, who, ctx, work, dp, project_id,
-                             status=status_of(exc), analysis=typed,
+                             status=status_of(exc), tab="analyse", analysis=typed,
                              analysis_errors=exc.reasons)
     return RedirectResponse(f"{HOME}/outputs/{view.output.id}?done=analysed",
                             status_code=303)
@@ -293,7 +325,7 @@ async def submit_job(request: Request, project_id: str, who: Researcher, ctx: Ac
         await form.close()
         return await run_in_threadpool(
             _project_page, request, who, ctx, work, dp, project_id, status=status_of(exc),
-            job_errors=exc.reasons, job_action=action)
+            tab="jobs", job_errors=exc.reasons, job_action=action)
     await form.close()
     return RedirectResponse(f"{HOME}/jobs/{job.id}", status_code=303)
 
