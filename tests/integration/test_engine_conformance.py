@@ -623,6 +623,7 @@ AGGREGATE_CASES = [
     "list(s) FILTER (WHERE b)", "median(x) FILTER (WHERE y > 1)", "count_if(b)",
     "quantile_cont(x, 0.5) FILTER (WHERE b)", "corr(x, y) FILTER (WHERE b)",
     "var_pop(x) FILTER (WHERE b)", "arg_max(i, y)", "arg_min(s, y)", "sum(i) + sum(y)",
+    "row_number() OVER (ORDER BY count(*))", "lag(g) OVER (ORDER BY sum(y))",
 ]
 
 WINDOW_CASES = [
@@ -641,6 +642,8 @@ WINDOW_CASES = [
     "UNBOUNDED FOLLOWING)",
     "nth_value(x, 2) OVER (PARTITION BY g ORDER BY pid)",
     "nth_value(s, 2) OVER (PARTITION BY g ORDER BY y)",
+    "nth_value(x, 2) OVER (PARTITION BY g ORDER BY y ROWS BETWEEN UNBOUNDED PRECEDING AND "
+    "UNBOUNDED FOLLOWING)",
     "sum(x) OVER (PARTITION BY g)", "count(*) OVER (PARTITION BY g ORDER BY y)",
     "row_number() OVER (PARTITION BY g)", "lag(s) OVER (PARTITION BY g ORDER BY b)",
     "last_value(i) OVER (PARTITION BY g ORDER BY y ROWS BETWEEN UNBOUNDED PRECEDING AND "

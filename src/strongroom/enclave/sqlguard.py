@@ -169,8 +169,8 @@ def _deterministic(tree: exp.Query) -> exp.Query:
       skips them;
     - a window function that picks rows by their order (row_number, ntile, lag, lead,
       first_value, last_value, nth_value, and any aggregate over a ROWS frame) has its ORDER
-      BY completed with every column its SELECT reads, so rows it still ties are alike in
-      everything the query can see.
+      BY completed with every column its SELECT reads (in a grouped SELECT, its grouping),
+      so rows it still ties are alike in everything the query can see.
 
     ``last_value`` and ``nth_value`` over the default frame (whose end is the current row's
     last tie) are refused: they would name an arbitrary tied row."""
@@ -192,8 +192,7 @@ def _deterministic(tree: exp.Query) -> exp.Query:
                          exp.Is(this=x.copy(), expression=exp.Null())),
             true=exp.Null())], default=key))
     for scope in traverse_scope(tree):
-        keys = sorted({column.sql(DIALECT): column for column in scope.columns
-                       if column.table and column.table in scope.sources}.items())
+        keys = _tie_breakers(scope)
         for window in scope.expression.find_all(exp.Window):
             if window.find_ancestor(exp.Select) is not scope.expression:
                 continue
@@ -205,7 +204,7 @@ def _deterministic(tree: exp.Query) -> exp.Query:
                               "the current row's ties, which differs between engines and runs: "
                               "give it a ROWS frame, e.g. OVER (PARTITION BY pid ORDER BY date "
                               "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)")
-            if not (isinstance(window.this, _TIE_SENSITIVE) or rows):
+            if not keys or not (isinstance(window.this, _TIE_SENSITIVE) or rows):
                 continue
             order = window.args.get("order")
             if order is None:
@@ -217,6 +216,25 @@ def _deterministic(tree: exp.Query) -> exp.Query:
                     order.append("expressions", exp.Ordered(this=column.copy(),
                                                             nulls_first=False))
     return tree
+
+
+def _tie_breakers(scope: Scope) -> list[tuple[str, exp.Expr]]:
+    """What tells a SELECT's rows apart: the columns it reads, or in a grouped SELECT its
+    grouping (its rows are the groups), by their SQL."""
+    select = scope.expression
+    group = select.args.get("group") if isinstance(select, exp.Select) else None
+    found: dict[str, exp.Expr]
+    if group is not None:
+        found = {e.sql(DIALECT): e for e in group.expressions}
+    elif isinstance(select, exp.Select) and any(
+            agg.find_ancestor(exp.Window, exp.Select) is select
+            for agg in select.find_all(exp.AggFunc)):
+        found = {}  # an aggregate without GROUP BY: one row
+    else:
+        found = {column.sql(DIALECT): column for column in scope.columns
+                 if column.table and column.table in scope.sources}
+    return sorted(found.items())
+
 
 # -- no errors from data ----------------------------------------------------------------------
 
