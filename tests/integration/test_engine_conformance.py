@@ -584,7 +584,8 @@ ROW_CASES = [
     "contains(s, 'a')", "contains(s, '')", "starts_with(s, 'İ')", "ends_with(s, 'ς')",
     "prefix(s, 'st')", "suffix(s, 'e')",
     "strpos(s, 'a')", "strpos(s, '')", "instr(s, 'ß')",
-    "lpad(s, 6, '*')", "rpad(s, 6, '*')", "lpad(s, 2, '*')",
+    "lpad(s, 6, '*')", "rpad(s, 6, '*')", "lpad(s, 2, '*')", "lpad(s, 6, '')",
+    "rpad(s, 2, '')", "lpad(s, -1, '*')",
     "regexp_matches(s, '^[a-z]+$')", "regexp_extract(s, '([0-9]+)', 1)",
     "regexp_replace(s, '[aeiou]', '_')",
     "string_split(s, ' ')", "string_split(s, '')",
@@ -659,6 +660,7 @@ REFUSED = {
     "last_value(x) OVER (PARTITION BY g ORDER BY pid)": r"last_value\(\) over the default frame",
     "nth_value(x, 2) OVER (PARTITION BY g ORDER BY pid)": r"nth_value\(\) over the default frame",
     "nth_value(s, 2) OVER (PARTITION BY g ORDER BY y)": r"nth_value\(\) over the default frame",
+    "lpad(s, -1, '*')": r"the length lpad\(\) pads to must be a whole number",
     # by the translation, naming the function and what to write instead
     "mode(i)": r"mode\(\) returns any one of the most frequent",
     "mode(s)": r"mode\(\) returns any one of the most frequent",

@@ -779,6 +779,17 @@ def _literal(text: str) -> str:
     return exp.Literal.string(text).sql(SPARK)
 
 
+def _pad(node: exp.Pad, _: Mapping[str, str]) -> exp.Expr:
+    """lpad and rpad with an empty fill where the text is shorter than asked: an error on
+    DuckDB (NULL under the guard's TRY), the text as it is on Spark."""
+    fill = node.args.get("fill_pattern")
+    if fill is None:
+        return node
+    text, width = _sql(node.this), _sql(node.expression)
+    return _spark(f"CASE WHEN ({_sql(fill)}) = '' AND LENGTH({text}) < ({width}) THEN NULL "
+                  f"ELSE {_sql(node)} END")
+
+
 def _count_if(node: exp.CountIf, _: Mapping[str, str]) -> exp.Expr:
     """count_if over rows whose condition is all NULL: NULL on DuckDB, 0 on Spark."""
     condition = _filtered(node, _sql(node.this))
@@ -862,6 +873,7 @@ _REWRITES: dict[type[exp.Expr], Callable[[Any, Mapping[str, str]], exp.Expr]] = 
     exp.Upper: _case,
     exp.Lower: _case,
     exp.CountIf: _count_if,
+    exp.Pad: _pad,
     exp.Mode: _mode,
     exp.VariancePop: _population,
     exp.StddevPop: _population,
