@@ -330,7 +330,6 @@ def test_a_released_gwas_shows_its_strongest_variants_and_its_plots(
     researcher.get_by_role("button", name="Show the table and chart").click()
     table = researcher.get_by_test_id("released-table")
     expect(table).to_be_visible()
-    expect(researcher.get_by_test_id("reading")).to_be_hidden()  # shown only while it reads
     expect(table.get_by_test_id("cells")).to_contain_text("bmi")
     expect(table.locator("img")).to_have_count(2)  # Manhattan and QQ, drawn from the table
     expect(table).to_contain_text("λ_GC bmi")
