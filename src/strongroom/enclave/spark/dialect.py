@@ -262,6 +262,9 @@ def _kind(node: exp.Expr | None, kinds: Mapping[str, str]) -> str:
         return "int"
     if isinstance(node, _DATE_RESULTS):
         return "date"
+    if isinstance(node, (exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.IsNan,
+                         exp.IsInf, exp.StartsWith, exp.EndsWith, exp.Contains)):
+        return "bool"
     if isinstance(node, _TIMESTAMP_RESULTS) or (
             isinstance(node, (exp.Add, exp.Sub)) and _has_interval(node)):
         return "timestamp"
