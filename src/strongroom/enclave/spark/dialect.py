@@ -232,6 +232,7 @@ def _cast(node: exp.Cast, kinds: Mapping[str, str]) -> exp.Expr:
 _INT_RESULTS = (exp.Year, exp.Quarter, exp.Month, exp.Week, exp.WeekOfYear, exp.Day,
                 exp.DayOfWeek, exp.DayOfYear, exp.Length, exp.Count, exp.CountIf,
                 exp.DateDiff, exp.StrPosition, exp.IntDiv, exp.Extract)
+_LISTS = (exp.Array, exp.Split, exp.ArrayAgg, exp.ArrayDistinct, exp.ArraySort, exp.RegexpSplit)
 _TIMESTAMP_RESULTS = (exp.StrToTime, exp.TimestampTrunc, exp.DateAdd, exp.DateSub)
 _DATE_RESULTS = (exp.CurrentDate, exp.DateFromParts, exp.LastDay, exp.StrToDate)
 _TEXT_RESULTS = (exp.Upper, exp.Lower, exp.Substring, exp.Trim, exp.Concat, exp.ConcatWs,
@@ -249,7 +250,7 @@ _CAST_KINDS = {**dict.fromkeys(_INTEGERS, "int"), **dict.fromkeys(_TEXT, "string
 
 def _kind(node: exp.Expr | None, kinds: Mapping[str, str]) -> str:
     """What DuckDB would make of ``node``: int, float (a double), decimal, string, date,
-    bool, or other (not known from the query alone)."""
+    timestamp, bool, list, or other (not known from the query alone)."""
     if node is not None and _KIND in node.meta:
         return str(node.meta[_KIND])
     if isinstance(node, exp.Column):
@@ -262,6 +263,8 @@ def _kind(node: exp.Expr | None, kinds: Mapping[str, str]) -> str:
         return "int"
     if isinstance(node, _DATE_RESULTS):
         return "date"
+    if isinstance(node, _LISTS):
+        return "list"
     if isinstance(node, (exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.IsNan,
                          exp.IsInf, exp.StartsWith, exp.EndsWith, exp.Contains)):
         return "bool"
@@ -542,12 +545,9 @@ def _date_add(node: exp.DateAdd, kinds: Mapping[str, str]) -> exp.Expr:
     return _interval_arithmetic(node, kinds)
 
 
-_LISTS = (exp.Array, exp.Split, exp.ArrayAgg, exp.ArrayDistinct, exp.ArraySort, exp.RegexpSplit)
-
-
-def _length(node: exp.Length, _: Mapping[str, str]) -> exp.Expr:
+def _length(node: exp.Length, kinds: Mapping[str, str]) -> exp.Expr:
     """DuckDB's len of a list is its size (Spark's length takes text only)."""
-    if isinstance(node.this, _LISTS):
+    if _kind(node.this, kinds) == "list":
         return exp.ArraySize(this=node.this.copy())
     return node
 
@@ -627,7 +627,7 @@ def _named(node: exp.Anonymous, kinds: Mapping[str, str]) -> exp.Expr:
         return kind(this=args[0].copy(), expression=args[1].copy())
     if name in ("list_extract", "list_element", "array_extract") and len(args) == 2:
         index = _whole(args[1])
-        if index is None or index < 1 or _kind(args[0], kinds) != "other":
+        if index is None or index < 1 or _kind(args[0], kinds) not in ("list", "other"):
             raise Invalid(f"{name}(list, i) runs on the Spark engine on a list, with i a whole "
                           "number from 1 written in the query")
         return _spark(f"ELEMENT_AT({_sql(args[0])}, {index})")
