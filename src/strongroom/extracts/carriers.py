@@ -65,6 +65,7 @@ VAR_SHARE = 2.5e-6  # sparse marks: f·δ² ≤ this share of the column's varia
 MAX_DENSITY = 0.1  # … marking at most this share of its cells …
 MIN_DENSITY = 0.01  # … and at least this share, or none
 NUMBER, DATE = "number", "date"  # what a carrier's values are (dates: whole days since 1970)
+ORDER = "order"  # the order of a multi-answer field's codes (``orders.py``): no value moves
 DAY = 1.0  # a date carrier's amplitude: one day
 
 
@@ -126,9 +127,9 @@ class Carrier:
 
 
 def _kind(kind: str) -> str:
-    if kind not in (NUMBER, DATE):
-        raise ValueError(f"a carrier's kind is {NUMBER!r} or {DATE!r}, not {kind!r}: the "
-                         f"manifest was written by a newer version or altered")
+    if kind not in (NUMBER, DATE, ORDER):
+        raise ValueError(f"a carrier's kind is {NUMBER!r}, {DATE!r} or {ORDER!r}, not "
+                         f"{kind!r}: the manifest was written by a newer version or altered")
     return kind
 
 
@@ -257,6 +258,8 @@ def fingerprint(frame: pl.DataFrame, carriers: Iterable[Carrier], bias_key: byte
     eids = frame[EID].cast(pl.Int64).to_numpy()
     marked_columns = []
     for carrier in carriers:
+        if carrier.kind == ORDER:  # no value moves: ``orders.embed`` reorders a field's codes
+            continue
         values = frame[carrier.column]
         marked = carrier.markable(as_numbers(values)) & carrier.chosen(bias_key, eids)
         where = eids[marked]

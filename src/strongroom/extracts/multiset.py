@@ -68,12 +68,13 @@ import numpy as np
 import polars as pl
 
 from strongroom.cohort.model import EID
-from strongroom.extracts import accuse, codes
+from strongroom.extracts import accuse, codes, orders
 from strongroom.extracts.accuse import Marks, ReadModel
-from strongroom.extracts.carriers import DATE, Carrier, as_numbers
+from strongroom.extracts.carriers import DATE, ORDER, Carrier, as_numbers
 from strongroom.extracts.periods import infer_calendar
 
 Blocks = tuple[np.ndarray, np.ndarray]  # block id per suspect row, per master row
+Positions = tuple[np.ndarray, np.ndarray, np.ndarray]  # ids, carrier indices, soft symbols
 MAX_POSITIONS = 25_000  # per reading, the strongest first: ~0.4 s for 1,000 recipients
 KIND = "values"
 
@@ -141,12 +142,14 @@ def by_name(suspect: pl.DataFrame, values: Mapping[str, np.ndarray],
     distribution a mix of copies moved too far for linkage still carries its values)."""
     out = dict(values)
     for carrier in carriers:
-        column = carrier.column
-        if column in out or column not in suspect.columns:
-            continue
-        series = suspect[column]
-        if series.dtype.is_numeric() or series.dtype in (pl.Date, pl.Datetime):
-            out[column] = as_numbers(series)
+        names = (orders.columns_of(carrier, suspect.columns) if carrier.kind == ORDER
+                 else [carrier.column])
+        for column in names:
+            if column in out or column not in suspect.columns:
+                continue
+            series = suspect[column]
+            if series.dtype.is_numeric() or series.dtype in (pl.Date, pl.Datetime):
+                out[column] = as_numbers(series)
     return out
 
 
@@ -225,7 +228,8 @@ def read_column(carrier: Carrier, suspect: np.ndarray, eids: np.ndarray, master:
 
 def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: np.ndarray,
          master: Mapping[str, np.ndarray], bias_key: bytes, seed: int = 0,
-         cap: int = MAX_POSITIONS, blocks: Blocks | None = None) -> Marks:
+         cap: int = MAX_POSITIONS, blocks: Blocks | None = None,
+         extra: Positions | None = None) -> Marks:
     """Soft symbols of every marked master cell the suspect's values point to, column by
     column, with no row linked. ``suspect[column]``: the suspect's values (any row order);
     ``eids``/``master[column]``: every master participant and its values (dates as days).
@@ -235,12 +239,14 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
     ``cap`` positions are kept, the strongest first (ties drawn at random from ``seed``).
     ``blocks``: read each value only against master cells of its row's block (exact columns
     a re-pairer keeps, such as sex and month of birth: far fewer candidates per value).
+    ``extra``: positions read otherwise with no row linked (the order marks of multi-answer
+    fields, :func:`read_orders`), indices into ``carriers``: distinct positions, added.
     """
     rng = np.random.default_rng(seed)
     parts_eid, parts_idx, parts_w = [], [], []
     models: dict[str, ReadModel] = {}
     table = codes.column_tags([c.column for c in carriers])
-    for column in dict.fromkeys(c.column for c in carriers):
+    for column in dict.fromkeys(c.column for c in carriers if c.kind != ORDER):
         if column not in suspect or column not in master:
             continue
         values = np.asarray(suspect[column], dtype=np.float64)
@@ -263,6 +269,16 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
         parts_eid.append(who)
         parts_idx.append(idx)
         parts_w.append(w)
+    if extra is not None and len(extra[2]):
+        who, idx, w = extra
+        for index in np.unique(idx):
+            mine = w[idx == index]
+            models[carriers[int(index)].column] = ReadModel(0.0, 0.0, 0.0, len(mine),
+                                                            float(np.sum(mine * mine)))
+        keep = np.abs(w) >= accuse.MIN_WEIGHT
+        parts_eid.append(who[keep])
+        parts_idx.append(idx[keep])
+        parts_w.append(w[keep])
     if not parts_eid:
         empty = np.empty(0)
         return Marks(list(carriers), empty.astype(np.int64), empty.astype(np.int32), empty,
@@ -359,12 +375,23 @@ def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
     eids = master[EID].cast(pl.Int64).to_numpy()
     suspect = {c: values[c] for c in columns}
     cohort = {c: as_numbers(master[c]) for c in columns}
+    extra = read_orders(carriers, values, master)
     readings = [score(KIND, read(carriers, suspect, eids, cohort, bias_key, seed=seed,
-                                 cap=cap), recipients)]
+                                 cap=cap, extra=extra), recipients)]
     exact = sorted(set(keys or {}) & set(values))
     if exact and keys is not None:
         blocks = blocks_of({c: values[c] for c in exact}, {c: keys[c] for c in exact})
         marks = read(carriers, suspect, eids, cohort, bias_key, seed=seed, cap=cap,
-                     blocks=blocks)
+                     blocks=blocks, extra=extra)
         readings.append(score(f"{KIND} within {', '.join(exact)}", marks, recipients))
     return ValueEvidence(tuple(readings))
+
+
+def read_orders(carriers: Sequence[Carrier], values: Mapping[str, np.ndarray],
+                master: pl.DataFrame) -> Positions:
+    """The order marks of every multi-answer field (``orders.py``) the suspect holds, read
+    from each row's tuple of the field: positions as :func:`read`'s ``extra`` takes them."""
+    chosen = [(i, c) for i, c in enumerate(carriers) if c.kind == ORDER]
+    columns = {col for _, c in chosen for col in orders.columns_of(c, master.columns)}
+    return orders.read(chosen, {c: values[c] for c in columns if c in values},
+                       {c: as_numbers(master[c]) for c in columns})

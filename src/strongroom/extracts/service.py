@@ -56,6 +56,7 @@ from strongroom.extracts import (
     manifest,
     membership,
     multiset,
+    orders,
     stix,
     tables,
 )
@@ -287,13 +288,18 @@ def create_extract(ctx: AccessContext, principal: Principal | None, project_id: 
     # carriers from every eligible participant, before any is withheld: extracts of the same
     # columns and cohort then share their carriers, so attribution reads each cell once
     choice = carriers.choose(frame, ctx.dictionary, columns, allowed)
+    # multi-answer categories carry marks in the order of their codes (``orders.py``)
+    ordered, unordered = orders.choose(frame, ctx.dictionary, columns)
+    choice = carriers.Choice([*choice.carriers, *ordered], {**choice.skipped, **unordered})
     extract_id = new_id("ext")
     key = codes.recipient_key(ctx.key, extract_id)
     frame = membership.withhold(frame, key, withhold)
     # marked before the gate measures k: an allow-listed date is a quasi-identifier, so the
     # file, marks included, is what must meet k (marks added after would break it, and
     # ``enforce`` would blank them); the gate keeps carriers as they are (marks stay sharp)
-    marked = carriers.fingerprint(frame, choice.carriers, codes.bias_key(ctx.key), key)
+    bias = codes.bias_key(ctx.key)
+    marked = orders.embed(carriers.fingerprint(frame, choice.carriers, bias, key), ordered,
+                          bias, key)
     try:
         risk = gate.check(marked, ctx.dictionary, columns, risk_policy, id_column=EID,
                           fixed=[c.column for c in choice.carriers],
@@ -334,7 +340,10 @@ def _make(ctx: AccessContext, principal: Principal | None, who: _Recipient, fmt:
                 .rename({"pid": EID}).select([EID, *columns]))
     taken = np.concatenate([ids["pid"].to_numpy(), _decoy_ids(ctx, project_id)])
     made = decoys.make_decoys(frame, ctx.dictionary, count=decoy_count, taken=taken)
-    decoy_rows = risk.generalise(made.rows.select(released.columns))
+    # decoys' multi-answer codes in the copy's order, as every real row's (``orders.py``)
+    ordered = [c for c in choice.carriers if c.kind == carriers.ORDER]
+    decoy_rows = risk.generalise(orders.embed(made.rows, ordered, codes.bias_key(ctx.key),
+                                              key).select(released.columns))
     released = risk.enforce(pl.concat([released, decoy_rows.cast(released.schema)]))
     released = released.sort(EID)  # pseudonyms are random: this order reveals nothing
     sha256 = _write(released, out_path, fmt)
@@ -554,8 +563,13 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     master = participants.select([EID, *wanted]).with_columns(pl.col(EID).cast(pl.Int64))
     all_carriers = sorted({c for m in records for c in manifest.carriers_of(m)},
                           key=lambda c: (c.column, c.amplitude, c.low, c.high))
+    # columns whose values (or, for multi-answer fields, order) differ between copies never
+    # block
+    marked = {c.column for c in all_carriers} | {
+        column for c in all_carriers if c.kind == carriers.ORDER
+        for column in orders.columns_of(c, master.columns)}
     linked = linkage.link(suspect, master, ctx.dictionary, _id_maps(ctx, records, report.notes),
-                          marked={c.column for c in all_carriers})
+                          marked=marked)
     report.rows_linked = linked.rows_linked
     report.linked_columns = dict(linked.columns)
     recipients = manifest.recipients(ctx.key, records)
@@ -570,8 +584,8 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     # blocks for the second linkage-free reading: quasi-identifiers the file holds exactly
     # (what a re-pairer keeps together to keep rows plausible), never a marked column
     qis = privacy_fields.quasi_identifiers(
-        [c for c in linked.values if c in master.columns
-         and c not in {x.column for x in all_carriers}], ctx.dictionary)
+        [c for c in linked.values if c in master.columns and c not in marked],
+        ctx.dictionary)
     exact = multiset.exact_columns(
         {c: linked.values[c] for c in qis},
         linkage.comparable_values(master.select([EID, *qis]),
