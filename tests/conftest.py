@@ -161,3 +161,23 @@ def small_cohort() -> Cohort:
         "date": ["2011-05-17", "2013-09-30", "2015-01-08"],
     })
     return Cohort(participants, {"diagnoses": diagnoses})
+
+
+# Every JVM of a Spark test (the master, the workers, the executors they start and the driver)
+# compiles with C1 only and collects with one thread: the suites' queries are small and short,
+# so C2's compilations and the parallel collector's threads were most of their CPU time (two
+# CPU-minutes of six JVMs' warming up, half of it saved); the same cluster, the same queries.
+QUICK_JVMS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A loopback standalone master and two workers, started once per test process and shared
+    by the Spark modules that run there (the conformance suite, the cluster's walls): each
+    module's application starts and ends on it."""
+    from strongroom.enclave.spark.cluster import LocalCluster
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)  # read by every JVM started meanwhile
+        with LocalCluster(tmp_path_factory.mktemp("spark"), workers=2) as running:
+            yield running

@@ -39,19 +39,16 @@ from strongroom.enclave.spark.cluster import (
     spark_home,
 )
 from strongroom.enclave.spark.engine import SparkEngine
+from tests.conftest import QUICK_JVMS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SECRET = bytes(range(32))
-QUICK_JVMS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"  # as the conformance suite's
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)
-        with LocalCluster(tmp_path_factory.mktemp("walls"), workers=2) as running:
-            yield running
+def cluster(spark_cluster: LocalCluster) -> LocalCluster:
+    return spark_cluster  # tests/conftest.py: one per test process, shared with conformance's
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +191,7 @@ def test_the_executors_log_settings_are_the_service_accounts_alone(
 def test_a_master_that_breaks_a_wall_is_refused_before_a_driver_starts(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)
+        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)  # as every Spark test's JVMs
         broken = LocalCluster(tmp_path_factory.mktemp("open"), workers=1,
                               properties={"spark.master.rest.enabled": "true",
                                           "spark.ui.filters": ""})

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 import pytest
 import sqlglot
+import yaml
 from sqlglot import exp
 
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
@@ -55,19 +56,9 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 GRANT = (31, 34, 54, 21001, 41270, 41280, 40000)
 LIMITS = Limits(seconds=120.0)
-# Every JVM of the suite (the master, the workers, the executors they start and the driver)
-# compiles with C1 only and collects with one thread: the suite's queries are small and short,
-# so C2's compilations and the parallel collector's threads were most of its CPU time (two
-# CPU-minutes of six JVMs' warming up, half of it saved); the same cluster, the same queries.
-QUICK_JVMS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)  # read by every JVM started meanwhile
-        with LocalCluster(tmp_path_factory.mktemp("spark"), workers=2) as running:
-            yield running
+def cluster(spark_cluster: LocalCluster) -> LocalCluster:
+    return spark_cluster  # tests/conftest.py: one per test process, shared with the walls'
 
 
 @pytest.fixture(scope="module")
@@ -904,10 +895,8 @@ def test_a_gwas_on_the_cluster_gives_the_single_machine_statistics(
 def spark_world(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[World]:
     """A platform whose strongroom.yaml names the loopback cluster, with sealed genotypes."""
-    engine = {"kind": "spark", "master": cluster.master, "store": str(cluster.root / "store"),
-              "secret_file": str(cluster.secret_file), "executor_memory": "512m",
-              "shuffle_partitions": 4, "rest_port": cluster.rest_port,
-              "master_ui_port": cluster.ui_port}
+    # as the how-to says: the cluster's settings printed as YAML, pasted into strongroom.yaml
+    engine = yaml.safe_load(cluster.settings().yaml())["engine"]
     found = build_gwas_world(tmp_path_factory.mktemp("spark-gwas"), engine=engine)
     yield found
     found.platform.close()
