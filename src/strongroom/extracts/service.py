@@ -694,7 +694,9 @@ def _values_section(r: AttributionReport) -> list[str]:
     lines += ["Each marked cell is read from whether the column holds its value moved up or "
               "down by one mark, shared among every master cell that value could have come "
               "from (within the rows' blocks of exact columns, in the second reading); rows "
-              "are never linked, so re-paired, shuffled or cut rows still count. Scored with "
+              "are never linked, so re-paired, shuffled or cut rows still count; a multi-answer "
+              "field (`…_a*`) is read from the order of each row's codes, one position per "
+              "set of codes. Scored with "
               "the same bound; the p-value is the smallest score bound times the number of "
               "scores, and it takes its own share of the 10⁻⁹.", ""]
     for reading in found.readings:
