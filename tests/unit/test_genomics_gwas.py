@@ -226,12 +226,16 @@ def test_principal_components_streamed_in_a_few_passes(monkeypatch: pytest.Monke
 
     exact = genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, max_r2=1.0)
     assert len(passes) == 1  # the kept markers fit in memory: one pass, exact components
-    monkeypatch.setattr(pca, "EXACT_BYTES", 0)  # a cohort whose markers do not fit
+    monkeypatch.setattr(pca, "EXACT_BYTES", 0)  # too many for exact components
+    held = genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, max_r2=1.0)
+    assert len(passes) == 2  # the randomised SVD's passes over the dosages held from the first
+    monkeypatch.setattr(pca, "HOLD_BYTES", 0)  # a cohort whose markers do not fit at all
     pcs = genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, max_r2=1.0)
-    assert len(passes) == 1 + 2 + 2 * 2  # two, and two per power iteration
+    assert len(passes) == 2 + 2 + 2 * 2  # two, and two per power iteration
+    assert np.allclose(held.scores, pcs.scores)  # the same passes, from memory or read again
     genotype_pcs(chunks, 2, variants=variants, min_spacing_bp=2000, power_iterations=0,
                  max_r2=1.0)
-    assert len(passes) == 9
+    assert len(passes) == 10
     p = np.nanmean(g, axis=0) / 2
     common = np.flatnonzero(np.minimum(p, 1 - p) >= 0.05)
     thinned = [common[0]]

@@ -136,6 +136,37 @@ def test_allele_frequencies_differ_between_ancestries_as_they_should(tmp_path: P
     assert list(result.ancestry["eid"]) == list(crowd["eid"])
 
 
+def test_unlinked_markers_carry_ancestry_and_no_linkage(tmp_path: Path) -> None:
+    """Unlinked markers (issue 54): as many as asked, in genome order among the rest, drawn at
+    each population's frequencies (Europeans and Africans differ as on the simulated regions),
+    and independent of one another within a population (no LD between neighbours)."""
+    crowd = people(c1001=600, c4002=300, c2001=60, cm3=10)
+    result = simulate(crowd, 200, 4, tmp_path / "free", unlinked=400)
+    v = result.variants
+    assert v.height == 600 and v["id"].n_unique() == 600
+    assert v.group_by("chrom").agg(ok=pl.col("pos").diff().drop_nulls().min() > 0)["ok"].all()
+    assert result.unlinked.size == 400 and np.unique(result.unlinked).size == 400
+    with open_bed(result.bed) as bed:
+        assert bed.shape == (970, 600)
+        x = bed.read(dtype=np.float32)
+    labels = np.array(result.ancestry["ancestry"].to_list())
+    free = np.zeros(600, dtype=bool)
+    free[result.unlinked] = True
+    eur, afr = x[labels == "EUR"], x[labels == "AFR"]
+    assert _fst(eur[:, free], afr[:, free]) > 0.05
+    assert abs(_fst(eur[:300, free], eur[300:, free])) < 0.01
+    linked_fst = _fst(eur[:, ~free], afr[:, ~free])
+    assert 0.5 * linked_fst < _fst(eur[:, free], afr[:, free]) < 2 * linked_fst
+    mixed = x[labels == "AFR+EUR"][:, free].mean(axis=0)
+    middle = (eur[:, free].mean(axis=0) + afr[:, free].mean(axis=0)) / 2
+    assert np.corrcoef(mixed, middle)[0, 1] > 0.9  # one haplotype from each side
+    columns = np.flatnonzero(free & (eur.std(axis=0) > 0))
+    r = np.corrcoef(eur[:, columns].T)
+    neighbours = np.array([r[i, i + 1] ** 2 for i in range(columns.size - 1)])
+    assert np.nanmean(neighbours) < 0.01  # 1/600 expected by chance
+    assert not np.isin(result.causal["index"].to_numpy(), result.unlinked).any()
+
+
 def test_ld_decays_with_distance(sim: Simulated, dosages: Matrix) -> None:
     v = sim.variants
     chrom, pos = v["chrom"].to_numpy(), v["pos"].to_numpy()

@@ -8,8 +8,10 @@ random matrix, a second projects them on the basis that product spans; each opti
 iteration adds two passes. Genotypes' spectrum is flat beyond the few components that carry
 structure, so the plain two passes find a poor basis (a correlation of 0.1 to 0.9 with the
 exact components in the tests); two power iterations (six passes, the default) recover them
-to 0.9999. Only samples × (components + oversampling) numbers are held, never the genotype
-matrix.
+to 0.9999. When the kept markers' dosages fit in ``HOLD_BYTES`` as bytes (500,000 people ×
+6,000 markers is 3 GB), they are held from the first pass and the later passes read them there
+rather than decrypting the genotypes again; otherwise only samples × (components +
+oversampling) numbers are held, never the genotype matrix.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from strongroom.genomics.gwas import F64, Chunk, GwasInputError, read_chunk
 
 MAX_R2 = 0.2  # LD pruning before PCA, as plink2 --indep-pairwise 50 5 0.2 is commonly run
 EXACT_BYTES = 1 << 30  # kept markers' genotypes held for exact components up to this (float32)
+HOLD_BYTES = 3 << 30  # kept markers' dosages (int8) held for the randomised SVD up to this
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,13 @@ class _Selection:
     """Which variants of each chunk are used, and how each is standardised."""
 
     chunks: dict[int, tuple[NDArray[np.intp], F64, F64]]  # first index → columns, mean, 1/sd
+
+    def held(self, first: int, kept: NDArray[np.int8]) -> F64:
+        """A held chunk's kept markers (int8 dosages, -1 missing), standardised."""
+        _, mean, inv_sd = self.chunks[first]
+        x = (kept.astype(np.float64) - mean) * inv_sd
+        x[kept < 0] = 0.0
+        return x
 
     def standardised(self, first: int, dosages: NDArray[np.float32]) -> F64:
         cols, mean, inv_sd = self.chunks.get(first, (np.zeros(0, np.intp), np.zeros(0),
@@ -96,11 +106,12 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
                  power_iterations: int = 2, seed: int = 0) -> PrincipalComponents:
     """Top ``n_components`` principal components of the genotypes ``chunks()`` yields.
 
-    ``chunks`` is called once per pass (2 + 2 × ``power_iterations`` times) and must yield
-    the same chunks each time. Markers are pruned for linkage disequilibrium within each chunk
-    (no two kept with r² above ``max_r2``; 1 keeps all). When the kept markers' standardised
-    genotypes fit in ``EXACT_BYTES`` (float32), the components are exact (an eigendecomposition
-    of their cross-product, two passes in all) and the randomised SVD is not used.
+    ``chunks`` is called once per pass (2 + 2 × ``power_iterations`` times; once when the
+    kept markers' dosages fit in ``HOLD_BYTES``) and must yield the same chunks each time.
+    Markers are pruned for linkage disequilibrium within each chunk (no two kept with r² above
+    ``max_r2``; 1 keeps all). When the kept markers' standardised genotypes fit in
+    ``EXACT_BYTES`` (float32), the components are exact (an eigendecomposition of their
+    cross-product, one pass in all) and the randomised SVD is not used.
     ``variants`` (the variant table) is needed only to thin by position
     (``min_spacing_bp`` > 0).
     """
@@ -115,48 +126,59 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
     width = n_components + oversample
     selection = _Selection({})
     last: dict[str, int] = {}
+    held: list[tuple[int, NDArray[np.int8]]] | None = []  # the kept markers, while they fit
+    held_bytes = 0
     y: F64 | None = None
-    held: list[NDArray[np.float32]] | None = []  # the kept markers, while they fit
-    held_firsts: list[int] = []
     n = 0
     for first, dosages in _read(chunks()):
         n = dosages.shape[0]
         cols, mean, inv_sd = _select(first, dosages, min_maf, positions, min_spacing_bp, last,
                                      max_r2)
         selection.chunks[first] = (cols, mean, inv_sd)
-        x = selection.standardised(first, dosages)
-        if held is not None:
-            held.append(x.astype(np.float32))
-            held_firsts.append(first)
-            if sum(h.nbytes for h in held) <= EXACT_BYTES:
-                continue  # the exact path needs no random projection
-            # too many to hold: project what was held, and the rest as it comes
-            for earlier, kept in zip(held_firsts, held, strict=True):
-                y = _projected(y, kept.astype(np.float64), earlier, seed, width)
-            held = None
+        if held is None:
+            y = _projected(y, selection.standardised(first, dosages), first, seed, width)
             continue
-        y = _projected(y, x, first, seed, width)
+        kept = np.nan_to_num(dosages[:, cols], nan=-1.0).astype(np.int8)
+        held.append((first, kept))
+        held_bytes += kept.nbytes
+        if held_bytes > HOLD_BYTES:  # too many to hold: each pass reads the genotypes again
+            for earlier, dosage in held:
+                y = _projected(y, selection.held(earlier, dosage), earlier, seed, width)
+            held = None
     used = np.concatenate([first + c for first, (c, _, _) in sorted(selection.chunks.items())]
                           ) if selection.chunks else np.zeros(0, np.int64)
-    if held is not None and used.size >= n_components:
-        return _exact(np.hstack(held), n_components, used)
-    if y is None or used.size < width:
+    if held is not None and 4 * n * used.size <= EXACT_BYTES and used.size >= n_components:
+        return _exact(np.hstack([selection.held(first, kept).astype(np.float32)
+                                 for first, kept in held]), n_components, used)
+    if used.size < width:
         raise GwasInputError(
             f"only {used.size} variants pass MAF ≥ {min_maf} and the thinning, too few for "
             f"{n_components} components with {oversample} extra: relax the filters")
+    kept_chunks = held
+
+    def standardised() -> Iterator[tuple[int, F64]]:
+        """Each chunk's kept markers, standardised: from memory if held, else read again."""
+        if kept_chunks is not None:
+            for first, kept in kept_chunks:
+                yield first, selection.held(first, kept)
+        else:
+            for first, dosages in _read(chunks()):
+                yield first, selection.standardised(first, dosages)
+
+    if held is not None:
+        for first, x in standardised():
+            y = _projected(y, x, first, seed, width)
+    assert y is not None
     basis = np.linalg.qr(y)[0]
     for _ in range(power_iterations):
-        z = np.vstack([selection.standardised(first, dosages).T @ basis
-                       for first, dosages in _read(chunks())])
+        z = np.vstack([x.T @ basis for _, x in standardised()])
         y = np.zeros((n, width))
         offset = 0
-        for first, dosages in _read(chunks()):
-            x = selection.standardised(first, dosages)
+        for _, x in standardised():
             y += x @ z[offset:offset + x.shape[1]]
             offset += x.shape[1]
         basis = np.linalg.qr(y)[0]
-    b = np.hstack([basis.T @ selection.standardised(first, dosages)
-                   for first, dosages in _read(chunks())])
+    b = np.hstack([basis.T @ x for _, x in standardised()])
     u_small, s, _ = np.linalg.svd(b, full_matrices=False)
     u = basis @ u_small[:, :n_components]
     signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(n_components)])

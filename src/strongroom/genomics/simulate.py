@@ -12,6 +12,18 @@ faster there), then the standard coalescent. From each region's biallelic SNPs i
 ones (MAF ≥ 1% in the cohort) and a share (``low_frequency_share``) of low-frequency ones
 (MAF < 1%, at least 0.1% or one allele); REF is the ancestral allele, ALT the derived.
 
+Unlinked markers (``unlinked``, none by default) stand for the bulk of a genotyping array: markers
+far apart across the genome, each inherited independently of the others. Each takes the
+population allele frequencies of a common marker (MAF ≥ 5%) of a simulated region, drawn at
+random (a common marker lends them to three unlinked ones on average when there are three times
+as many): a participant's two alleles are independent draws at the frequencies of the
+populations their two haplotypes come from (to 1/256). They carry ancestry as a genome does
+and no linkage, which 2,000 markers in some thirty simulated regions cannot: principal components
+of those regions follow their few local genealogies more than ancestry, and at 500,000
+participants the demo's GWAS of BMI had λ_GC 4.96 with ten of them (issue 54). Each region's
+unlinked markers are placed on its chromosome between it and the next region, so the files stay
+in genome order. They carry no effect.
+
 Regions are simulated by worker processes while the main process decodes the previous region's
 picked sites, sums each participant's two haplotypes, accumulates the genetic scores of the
 causal variants and hands the dosages to bed-reader's writer: nothing holds the samples ×
@@ -21,6 +33,7 @@ variants matrix. Files are written under a temporary name and renamed when compl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -28,7 +41,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -56,6 +69,8 @@ LOW_MAF_FLOOR = 0.001
 LOW_FREQUENCY_SHARE = 0.1
 WRIGHT_FISHER_GENERATIONS = 25
 ATTEMPTS = 6  # a region short of sites is simulated again, twice as long, up to this often
+UNLINKED_MAF = 0.05  # unlinked markers take their frequencies from markers at least this common
+UNLINKED_BATCH = 16  # unlinked markers drawn at once
 POOL_FROM = 20_000  # participants from which regions are simulated in worker processes
 MISSING = -127  # bed-reader's missing call for int8 vectors
 
@@ -77,6 +92,7 @@ class Simulated:
     scores: pl.DataFrame  # eid, genetic values: bmi, sbp (measured scale), diabetes (log odds)
     ancestry: pl.DataFrame  # eid, ancestry ("EUR", or "AFR+EUR" for two populations)
     seed: int
+    unlinked: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))  # their indices
 
     @property
     def bed(self) -> Path:
@@ -111,6 +127,8 @@ class _Task:
     sample_counts: tuple[int, ...]
     seed: int
     low_share: float
+    unlinked: int = 0  # unlinked markers whose frequencies this region gives
+    unlinked_span: tuple[int, int] = (0, 0)  # 1-based positions they may take (first, last)
 
 
 @dataclass(frozen=True)
@@ -136,24 +154,35 @@ def simulate(
     low_frequency_share: float = LOW_FREQUENCY_SHARE,
     markers_per_mb: float = MARKERS_PER_MB,
     workers: int | None = None,
+    unlinked: int = 0,
 ) -> Simulated:
     """Simulate ``variants`` markers for ``people`` (``eid`` and ethnic background
     ``p21000_i0``) and write ``out.bed/.bim/.fam`` in their order, FID = IID = eid.
 
     The same seed gives the same files. ``effect_scale`` multiplies every causal effect;
     ``missing_rate`` blanks that share of calls at random (the scores use the true genotypes);
+    ``unlinked`` adds that many unlinked markers (module docstring) to the ``variants``;
     ``workers`` is how many processes simulate regions (default: up to two for 20,000 people or
     more, none below; they are spawned, so a script calling this needs the
     ``if __name__ == "__main__":`` guard). ``progress(stage, advance)`` advances sum to 100.
     """
     eid, ethnicity = _check(people, variants, out)
     _check_options(effect_scale, missing_rate, low_frequency_share, markers_per_mb, workers)
+    if isinstance(unlinked, bool) or not isinstance(unlinked, int | np.integer) or unlinked < 0:
+        raise SimulationInputError(f"unlinked must be a whole number ≥ 0, not {unlinked!r}")
     n = eid.shape[0]
     lineage = ancestry.assign(ethnicity, seed)
     regions = layout(variants, markers_per_mb, seed)
     hosted = plant.place(regions, seed)
     counts = tuple(int(c) for c in lineage.sample_counts)
-    tasks = [_Task(i, r, counts, seed, low_frequency_share) for i, r in enumerate(regions)]
+    spans = _unlinked_spans(regions)
+    shares = _unlinked_shares(regions, spans, int(unlinked))
+    tasks = [_Task(i, r, counts, seed, low_frequency_share, int(shares[i]), spans[i])
+             for i, r in enumerate(regions)]
+    total = variants + int(unlinked)
+    unlinked_at: list[IntArray] = []
+    present = np.flatnonzero(lineage.sample_counts > 0)  # haplotypes are in population order
+    offsets = np.concatenate([[0], np.cumsum(lineage.sample_counts)[:-1]])
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if n >= POOL_FROM else 0
 
@@ -173,14 +202,18 @@ def simulate(
     ticked = 0
     try:
         writer = create_bed(
-            temps[0], iid_count=n, sid_count=variants, properties={"fid": ids, "iid": ids},
+            temps[0], iid_count=n, sid_count=total, properties={"fid": ids, "iid": ids},
             bim_location=temps[1], fam_location=temps[2], num_threads=1,
         )  # fmt: skip
         for task, sites in _regions(tasks, workers):
             chosen = plant.pick(hosted[task.index], sites.alt_freq, seed, task.index)
             table = _variant_table(task.region.chrom, sites)
+            population_freq = np.zeros((table.height, len(ancestry.POPULATIONS)))
             for row, variant in enumerate(sites.ts.variants(copy=False, isolated_as_missing=False)):
                 g = variant.genotypes
+                if task.unlinked:
+                    population_freq[row, present] = np.add.reduceat(
+                        g, offsets[present], dtype=np.int64) / lineage.sample_counts[present]
                 np.add(g[hap_a], g[hap_b], out=dosage, casting="unsafe")
                 if row in chosen:
                     locus, effect = chosen[row][0], chosen[row][1] * effect_scale
@@ -197,7 +230,20 @@ def simulate(
                     writer.write(dosage)
             written += table.height
             tables.append(table)
-            done = 100 * written // variants
+            if task.unlinked:
+                extra = _unlinked_table(task, sites, seed)
+                rng = np.random.default_rng([seed, 31, task.index])
+                draws = _unlinked_dosages(_sources(population_freq, sites.alt_freq,
+                                                   task.unlinked, rng),
+                                          lineage.populations, rng)
+                for call in draws:
+                    if missing_rate > 0:
+                        call[missing_rng.random(n) < missing_rate] = MISSING
+                    writer.write(call)
+                unlinked_at.append(written + np.arange(extra.height, dtype=np.int64))
+                written += extra.height
+                tables.append(extra)
+            done = 100 * written // total
             if progress is not None and done > ticked:
                 progress("genotypes", done - ticked)
                 ticked = done
@@ -223,6 +269,7 @@ def simulate(
         ),
         ancestry=pl.DataFrame({model.EID: eid, "ancestry": lineage.labels}),
         seed=seed,
+        unlinked=np.concatenate(unlinked_at) if unlinked_at else np.zeros(0, np.int64),
     )
 
 
@@ -360,7 +407,8 @@ def simulate_region(task: _Task) -> _Sites:
             random_seed=ancestry_seed,
         )
         ts = msprime.sim_mutations(ts, rate=ancestry.mutation_rate(), random_seed=mutation_seed)
-        sites = _pick(ts, region, task.low_share, np.random.default_rng(pick_seed))
+        count = _derived_counts(ts)
+        sites = _pick(ts, count, region, task.low_share, np.random.default_rng(pick_seed))
         if sites is not None:
             return sites
         if length == region.room:
@@ -376,10 +424,11 @@ def _demography() -> msprime.Demography:
     return ancestry.demography()
 
 
-def _pick(ts: tskit.TreeSequence, region: Region, low_share: float,
+def _pick(ts: tskit.TreeSequence, count: IntArray, region: Region, low_share: float,
           rng: np.random.Generator) -> _Sites | None:  # fmt: skip
+    """The region's markers from its sites (``count``: each one's derived allele count), or
+    None if it has too few."""
     haplotypes = ts.num_samples
-    count = _derived_counts(ts)
     single = count >= 0
     minor = np.minimum(count, haplotypes - count)
     common = single & (minor >= COMMON_MAF * haplotypes)
@@ -400,6 +449,81 @@ def _pick(ts: tskit.TreeSequence, region: Region, low_share: float,
     alt = [ts.site(int(s)).mutations[0].derived_state for s in keep]
     pos = region.start + ts.sites_position[keep].astype(np.int64) + 1
     return _Sites(kept, pos, ref, alt, count[keep] / haplotypes)
+
+
+def _unlinked_spans(regions: list[Region]) -> list[tuple[int, int]]:
+    """Where each region's unlinked markers may go (1-based, inclusive): past as far as it may
+    grow, up to the next region's start (or its chromosome's end). None for causal regions."""
+    ends = {c.id: int(c.length) for c in _autosomes()}
+    spans = []
+    for i, region in enumerate(regions):
+        following = regions[i + 1] if i + 1 < len(regions) else None
+        last = (following.start if following is not None and following.chrom == region.chrom
+                else ends[region.chrom])
+        first = region.start + _reach(region) + 1
+        spans.append((first, last) if region.hosts < 0 and last >= first else (0, -1))
+    return spans
+
+
+def _unlinked_shares(regions: list[Region], spans: list[tuple[int, int]],
+                     unlinked: int) -> IntArray:
+    """How many unlinked markers each region gives: in proportion to its markers, among the
+    regions with room for ten times their share."""
+    weights = np.array([r.markers if r.hosts < 0 else 0 for r in regions], dtype=np.float64)
+    room = np.array([last - first + 1 for first, last in spans], dtype=np.float64)
+    if unlinked == 0:
+        return np.zeros(len(regions), dtype=np.int64)
+    while True:
+        if weights.sum() == 0:
+            raise SimulationInputError(f"no room between the regions for {unlinked} unlinked "
+                                       f"markers; ask for fewer")
+        shares = _apportion(unlinked, weights)
+        crowded = room < 10 * shares
+        if not crowded.any():
+            return shares
+        weights[crowded] = 0
+
+
+def _sources(population_freq: FloatArray, alt_freq: FloatArray, count: int,
+             rng: np.random.Generator) -> FloatArray:
+    """``count`` unlinked markers' population frequencies: each those of a common marker of the
+    region (MAF ≥ ``UNLINKED_MAF``; any polymorphic one if none is), drawn at random."""
+    maf = np.minimum(alt_freq, 1 - alt_freq)
+    common = np.flatnonzero(maf >= UNLINKED_MAF)
+    if common.size == 0:
+        common = np.flatnonzero(maf > 0)
+    picked: FloatArray = population_freq[rng.choice(common, count, replace=common.size < count)]
+    return picked
+
+
+def _unlinked_table(task: _Task, sites: _Sites, seed: int) -> pl.DataFrame:
+    """The region's unlinked markers' chromosome, positions and alleles (at random)."""
+    rng = np.random.default_rng([seed, 32, task.index])
+    first, last = task.unlinked_span
+    pos = np.sort(first + rng.choice(last - first + 1, task.unlinked, replace=False))
+    bases = np.array(list("ACGT"))
+    ref = rng.integers(0, 4, task.unlinked)
+    alt = (ref + rng.integers(1, 4, task.unlinked)) % 4
+    return _variant_table(task.region.chrom, dataclasses.replace(
+        sites, pos=pos.astype(np.int64), ref=bases[ref].tolist(), alt=bases[alt].tolist()))
+
+
+def _unlinked_dosages(freq: FloatArray, populations: IntArray,
+                      rng: np.random.Generator) -> Iterator[npt.NDArray[np.int8]]:
+    """Each unlinked marker's dosages (``freq``: markers × populations): each of a
+    participant's two alleles drawn independently at the frequency of the population its
+    haplotype comes from (``populations``: participants × 2), to 1/256."""
+    # a uniform byte below round(256 f) is an allele at frequency f
+    threshold = np.rint(freq * 256).astype(np.int16)
+    first, second = populations[:, 0], populations[:, 1]
+    n = populations.shape[0]
+    for start in range(0, freq.shape[0], UNLINKED_BATCH):
+        rows = threshold[start:start + UNLINKED_BATCH]
+        draw = np.frombuffer(rng.bytes(2 * rows.shape[0] * n), dtype=np.uint8)
+        draw = draw.reshape(2, rows.shape[0], n)
+        dosage = (draw[0] < np.take(rows, first, axis=1)).view(np.int8)
+        dosage += (draw[1] < np.take(rows, second, axis=1)).view(np.int8)
+        yield from dosage
 
 
 def _derived_counts(ts: tskit.TreeSequence) -> IntArray:
