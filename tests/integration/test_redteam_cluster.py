@@ -1,0 +1,210 @@
+"""Red team (issue 56): the locked cluster's walls attacked as someone who read the code would.
+
+Each test states a guarantee and attacks it; a test marked ``xfail(strict=True)`` is a wall
+that does not hold today (the fix flips it), the others are attacks that were tried and held.
+
+- Researcher SQL (passed by the guard, translated to Spark SQL) goes through Spark's variable
+  substitution: a string literal ``'${env:NAME}'``, ``'${system:NAME}'`` or ``'${spark.x}'`` is
+  replaced by the driver's environment variable, JVM system property or session setting (only
+  names matching ``spark.redaction.regex`` — secret, token, password — come back redacted; the
+  enclave's ``STRONGROOM_MASTER_KEY`` or ``STRONGROOM_PKCS11_PIN`` would not).
+- ``check_cluster`` probes the REST port only at the host named in the master URL, so a master
+  whose REST server is bound to another of its addresses (``spark.master.rest.host``) passes.
+- ``check_cluster`` takes "no HTTP answer within 5 s" as "nothing answers": a REST server or
+  web UI that is slow (a loaded machine) or that holds the connection passes.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from strongroom.enclave.engines import SPARK_LIMITS
+from strongroom.enclave.spark.cluster import (
+    LocalCluster,
+    SparkSettings,
+    SparkUnavailableError,
+    check_cluster,
+)
+from strongroom.enclave.spark.engine import SparkEngine
+from strongroom.enclave.sqlguard import check_select
+from strongroom.enclave.view import ProjectSchema
+from tests.conftest import QUICK_JVMS
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+SECRET = bytes(range(32))
+
+
+@pytest.fixture(scope="module")
+def engine(spark_cluster: LocalCluster) -> Iterator[SparkEngine]:
+    running = SparkEngine(spark_cluster.settings(), SECRET)
+    yield running
+    running.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- 5. no researcher input learns anything of the driver's -----------------------------------
+
+SCHEMA = ProjectSchema({"p": {"pid": "BIGINT", "name": "VARCHAR"}})
+TABLES = {"p": pl.DataFrame({"pid": [1, 2, 3], "name": ["a", "b", "c"]})}
+
+
+def _answer(engine: SparkEngine, sql: str) -> list[dict[str, object]]:
+    query = check_select(sql, SCHEMA)  # the guard passes it: a count and a string constant
+    frame = engine.select(TABLES, {"p": {"pid", "name"}}, query, SPARK_LIMITS, 100)
+    return frame.to_dicts()
+
+
+@pytest.mark.xfail(strict=True, reason="red team: Spark's variable substitution "
+                   "(spark.sql.variable.substitute) replaces '${env:…}', '${system:…}' and "
+                   "'${conf}' in researcher string literals with the driver's environment, "
+                   "system properties and settings")
+def test_a_string_literal_reads_nothing_of_the_drivers_environment(engine: SparkEngine) -> None:
+    # DuckDB's answer is the literal text; on Spark today it is the driver's HOME (and, the
+    # same way, STRONGROOM_MASTER_KEY when the custodian sets the store key in the
+    # environment: 'key' is not in spark.redaction.regex), its class path, its local folder
+    for literal in ("${env:HOME}", "${env:PATH}", "${system:java.class.path}",
+                    "${spark.local.dir}", "${parquet.encryption.kms.instance.url}"):
+        rows = _answer(engine, f"SELECT count(*) AS n, '{literal}' AS s FROM p")
+        assert rows == [{"n": 3, "s": literal}], literal
+
+
+def test_the_secret_and_the_token_come_back_redacted_at_worst(engine: SparkEngine) -> None:
+    """Held (by Spark's redaction, not by Strongroom): the names of the cluster's secret and
+    the query's token match spark.redaction.regex, so their substitution is a mask."""
+    secret = engine.settings.secret()
+    assert secret
+    for name in ("spark.authenticate.secret", "parquet.encryption.key.access.token"):
+        rows = _answer(engine, f"SELECT count(*) AS n, '${{{name}}}' AS s FROM p")
+        assert secret not in str(rows) and rows[0]["s"] in (f"${{{name}}}",
+                                                             "*********(redacted)")
+
+
+# -- 4. a driver refuses a master that answers REST without credentials -----------------------
+
+def _rest_answers(host: str, port: int) -> bool:
+    request = urllib.request.Request(f"http://{host}:{port}/v1/submissions/status/x")
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an HTTP answer of any status: the REST server is there
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def rest_elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A master alone (no worker) whose REST submission server is on, bound to another of
+    the machine's addresses (127.0.0.2, on loopback as 127.0.0.1 is) than its master URL's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)
+        master = LocalCluster(tmp_path_factory.mktemp("rest-elsewhere"), workers=0,
+                              properties={"spark.master.rest.enabled": "true",
+                                          "spark.master.rest.host": "127.0.0.2"})
+        with master:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not _rest_answers("127.0.0.2",
+                                                                    master.rest_port):
+                time.sleep(1)
+            yield master
+
+
+@pytest.mark.xfail(strict=True, reason="red team: check_cluster probes REST only at the "
+                   "master URL's host; spark.master.rest.host puts it on another address")
+def test_a_master_with_rest_on_another_address_is_refused(rest_elsewhere: LocalCluster) -> None:
+    # the ground truth: an unauthenticated REST server answers, on the master's machine
+    assert _rest_answers("127.0.0.2", rest_elsewhere.rest_port)
+    assert "REST" in (rest_elsewhere.root / "master.log").read_text()
+    with pytest.raises(SparkUnavailableError, match="REST"):
+        check_cluster(rest_elsewhere.settings())
+
+
+class _Silent:
+    """A TCP listener that accepts and answers nothing for ``delay`` seconds (a master's
+    REST server or web UI on a loaded machine, or one holding the connection)."""
+
+    def __init__(self, delay: float):
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(16)
+        self.port = int(self.socket.getsockname()[1])
+        self.delay = delay
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+            threading.Timer(self.delay, self._answer, [connection]).start()
+
+    @staticmethod
+    def _answer(connection: socket.socket) -> None:
+        try:
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 2\r\n\r\n{}")
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.mark.xfail(strict=True, reason="red team: check_cluster treats a REST port or UI that "
+                   "accepts but answers after its 5 s timeout as nothing listening (fail open)")
+def test_a_master_whose_rest_port_answers_slowly_is_refused(tmp_path: Path) -> None:
+    rest, ui = _Silent(delay=8), _Silent(delay=8)
+    try:
+        settings = SparkSettings(master=f"spark://127.0.0.1:{_free_port()}",
+                                 store=tmp_path / "store", rest_port=rest.port,
+                                 master_ui_port=ui.port)
+        with pytest.raises(SparkUnavailableError):
+            check_cluster(settings)
+    finally:
+        rest.close()
+        ui.close()
+
+
+# -- 1. the web UIs: odd paths and methods (held) ---------------------------------------------
+
+def test_no_ui_page_answers_with_content_whatever_the_path_or_method(
+        spark_cluster: LocalCluster) -> None:
+    """Held: encodings, path parameters, dot segments and other methods never reach a page
+    (Jetty answers 400 to a bad path and 301 to a context without its slash, with no body;
+    everything else the filter's 403)."""
+    paths = ["//json", "/%2e%2e/", "/static/../json/", "/;/json", "/json;x", "/%2Fjson",
+             "/proxy/", "/api/v1/applications", "/metrics/prometheus", "/json", "/log?appId=x",
+             "/metrics/master/json", "/metrics/applications/json", "/metrics/json",
+             "/WEB-INF/web.xml", "/static/webui.js"]
+    for port in spark_cluster.ui_ports():
+        for method in ("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST"):
+            for path in paths:
+                with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+                    raw.sendall(f"{method} {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+                    answer = b""
+                    while chunk := raw.recv(65536):
+                        answer += chunk
+                head, _, body = answer.partition(b"\r\n\r\n")
+                status = int(head.split()[1])
+                assert status in (301, 400, 403), (port, method, path, head[:200])
+                assert b"Spark" not in body.replace(b"this Spark cluster", b""), (port, path)
