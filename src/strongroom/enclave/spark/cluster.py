@@ -135,6 +135,7 @@ _WALLS = frozenset({
     "spark.authenticate", "spark.authenticate.secret", "spark.network.crypto.enabled",
     "spark.io.encryption.enabled", "spark.sql.runSQLOnFiles", "spark.ui.enabled",
     "spark.sql.ansi.enabled", "spark.sql.legacy.timeParserPolicy", "spark.sql.legacy.sizeOfNull",
+    "spark.sql.variable.substitute",
     "spark.eventLog.enabled", "spark.jars", "spark.local.dir", "spark.executor.extraJavaOptions",
     "spark.hadoop.parquet.crypto.factory.class",
     "spark.hadoop.parquet.encryption.kms.client.class",
@@ -223,12 +224,15 @@ def check_cluster(settings: SparkSettings, timeout: float = 5.0) -> None:
         if _http_status(host, settings.rest_port, "/v1/submissions/status/strongroom-check",
                         timeout) is not None:
             problems.append(f"the master {host} answers REST submissions on port "
-                            f"{settings.rest_port}, which launch code with no credentials: "
-                            "set spark.master.rest.enabled false on it")
+                            f"{settings.rest_port} (or listens there and cannot be told "
+                            "from a REST server), which launch code with no credentials: "
+                            "set spark.master.rest.enabled false on it, and let nothing else "
+                            "listen on that port")
         shown = _http_status(host, settings.master_ui_port, "/json/", timeout)
         if shown is not None and shown not in (401, 403):
+            said = "no HTTP answer in time" if shown == NO_ANSWER else f"HTTP {shown}"
             problems.append(f"the master {host} shows its web UI on port "
-                            f"{settings.master_ui_port} to anyone (HTTP {shown}): set "
+                            f"{settings.master_ui_port} to anyone ({said}): set "
                             f"spark.ui.filters {CLOSED_UI_CLASS} on the master and workers, "
                             "with Strongroom's jar on their class path")
     if problems:
@@ -237,16 +241,25 @@ def check_cluster(settings: SparkSettings, timeout: float = 5.0) -> None:
                                     + " (docs/how-to/run-on-spark.md, 'Lock the cluster')")
 
 
+# what a port said when it was not an HTTP status: only a refused connection is closed
+NO_ANSWER = -1
+
+
 def _http_status(host: str, port: int, path: str, timeout: float) -> int | None:
-    """The HTTP status ``host:port`` answers ``path`` with; None if nothing answers HTTP."""
+    """The HTTP status ``host:port`` answers ``path`` with; None only if the connection was
+    refused (nothing listens). Anything else, a listener that answers late, not at all or not
+    in HTTP, is :data:`NO_ANSWER`: it cannot be told from a server that would answer, so it
+    is not counted as closed (a loaded master's Jetty can take longer than the timeout)."""
     import http.client
 
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request("GET", path)
         return connection.getresponse().status
-    except (OSError, http.client.HTTPException):
+    except ConnectionRefusedError:
         return None
+    except (OSError, http.client.HTTPException):
+        return NO_ANSWER
     finally:
         connection.close()
 
@@ -291,6 +304,10 @@ def open_session(settings: SparkSettings, jar: Path,
             "spark.sql.legacy.timeParserPolicy": "CORRECTED",
             "spark.sql.legacy.sizeOfNull": "false",  # the length of a NULL list is NULL
             "spark.sql.session.timeZone": "UTC",
+            # no ${…} in a query's text is replaced: Spark would put the driver's environment
+            # (${env:…}, where the server's keys live), its JVM's properties (${system:…}) or
+            # a session setting in place of a string literal that passed the guard
+            "spark.sql.variable.substitute": "false",
             "spark.jars": str(jar),
             # the driver's own blocks (broadcasts, results) in a folder of its own, not /tmp
             "spark.local.dir": str(local),
