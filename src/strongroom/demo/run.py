@@ -62,10 +62,11 @@ def leaked_file(root: Path) -> Path:
     return root.with_name(root.name + "-leaked.csv")
 
 
-DEMO_VARIANTS = 2_000  # genotyped markers: enough for the planted loci and the PCs, quick
+DEMO_VARIANTS = 1_000  # markers in simulated regions: the planted loci and their LD, quick
 # and, for each, this many unlinked markers (simulate's module docstring): what the principal
-# components need to find ancestry; with the 2,000 alone the GWAS of BMI at 500,000 had λ_GC
-# 4.96 (issue 54)
+# components need to find ancestry; with 2,000 markers in regions alone the GWAS of BMI at
+# 500,000 had λ_GC 4.96 (issue 54). 4,000 in all: a GWAS's time floor doubles with each
+# 2,000 variants of the store beyond the first (outputs/timing.py), and the demo waits it twice.
 UNLINKED_PER_VARIANT = 3
 
 
