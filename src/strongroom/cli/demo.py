@@ -26,7 +26,8 @@ def demo(
                          ] = True,
     port: Annotated[int, typer.Option(help="Port to serve on.")] = DEFAULT_PORT,
     variants: Annotated[int, typer.Option(
-        min=0, help="Genotyped markers to simulate (0: no genotypes).")] = DEMO_VARIANTS,
+        min=0, help="Markers to simulate in linked regions, each with three unlinked "
+             "markers beside it (0: no genotypes).")] = DEMO_VARIANTS,
 ) -> None:
     """The main job: a synthetic cohort and its genotypes ingested encrypted, demo people and
     projects, a tour of the enclave and a GWAS, served."""
