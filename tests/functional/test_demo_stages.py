@@ -76,7 +76,8 @@ def test_a_piped_demo_prints_each_stage_as_it_goes(tmp_path: Path) -> None:
     lines = [line for _, line in arrived]
     staged = [line for line in lines if line.startswith("[demo] ")]
     begun = [line[7:-1] for line in staged if line.endswith("…")]
-    assert begun[:4] == ["synthesising 1,000 participants", "simulating genotypes (300 markers)",
+    simulating = "simulating genotypes (300 markers in linked regions, 900 unlinked)"
+    assert begun[:4] == ["synthesising 1,000 participants", simulating,
                          "ingesting the cohort (validated, encrypted)", "sealing the genotypes"]
     assert "touring the enclave (the red team's attacks too)" in begun
     assert "an extract, a refused one, an alert" in begun
@@ -84,7 +85,7 @@ def test_a_piped_demo_prints_each_stage_as_it_goes(tmp_path: Path) -> None:
         assert any(re.fullmatch(rf"\[demo\] {re.escape(stage)}: done in \d+\.\d s", line)
                    for line in staged), stage
     # progress within a stage: the simulation's tenths
-    assert any(re.fullmatch(r"\[demo\] simulating genotypes \(300 markers\)… \d+%", line)
+    assert any(re.fullmatch(rf"\[demo\] {re.escape(simulating)}… \d+%", line)
                for line in staged)
     # flushed as they happened, not when the process ended: the first stage's line came
     # well before the last line (the whole run takes tens of seconds)
