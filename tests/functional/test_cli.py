@@ -142,7 +142,7 @@ def test_demo_runs_on_a_small_cohort(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert out.count("totp: ") == 12 and out.count("\n  project prj_") == 6
     # each stage said as it went (standard output is not a terminal here): plain lines
     assert "[demo] synthesising 1,000 participants…" in out
-    assert "[demo] simulating genotypes (500 markers)… " in out
+    assert "[demo] simulating genotypes (500 markers in linked regions, 1,500 unlinked)… " in out
     assert "[demo] running two jobs in their sandboxes: done in " in out
     assert "red team: red.team@custodian.example" in out
     assert "http://127.0.0.1:8600/ui/" in out  # the web console, and who to sign in as

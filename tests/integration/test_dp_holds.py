@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -165,7 +166,9 @@ def test_exact_and_dp_access_to_one_field_is_shown_to_the_committee(
     assert projects.read(world.ctx, committee, exact).mixed == view.mixed
     page = signed_in(world, Role.ACCESS_COMMITTEE).get(f"{PREFIX}/custodian/projects/{exact}")
     assert page.status_code == 200 and 'data-testid="mixed-access"' in page.text
-    assert f"exactly in {exact}, under DP in {world.project_id}" in page.text
+    # each project by its title beside its id (server/web/pages.py named())
+    assert re.search(rf"exactly in [^<(]+ \({exact}\), under DP in [^<(]+ "
+                     rf"\({world.project_id}\)", page.text), page.text
     third = other_project(world, [34], "Smoking")
     (made,) = [e for e in events(world, EventType.PROJECT_CREATED) if "mixed_access" in e]
     assert made["mixed_access"] == [{"person": person, "fields": [34],
