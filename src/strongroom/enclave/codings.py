@@ -8,6 +8,9 @@ researcher: ``p31 AS sex``. This module follows the names back, from the text of
 - ``SELECT p31``, ``p.p31``, ``p31 AS sex``, ``CAST(p31 AS VARCHAR) AS sex``, ``*`` from a
   project table carry the field's coding;
 - a column of an earlier definition carries what it carried there (``FROM base``);
+- a subquery in FROM or JOIN is followed the same way (``LEFT JOIN (SELECT pid, min(date)
+  AS died FROM deaths GROUP BY pid) d``): its columns carry what they carry inside it, so
+  the plain table beside it keeps its codings;
 - anything computed (``CASE …``, arithmetic, a function) carries none, and its codes are shown
   as they are.
 
@@ -42,7 +45,12 @@ def coded_columns(sql: str, dictionary: Dictionary,
         return {}
     if not isinstance(query, exp.Select) or query.args.get("with"):
         return {}
-    sources = _sources(query)
+    return _select(query, dictionary, earlier)
+
+
+def _select(query: exp.Select, dictionary: Dictionary,
+            earlier: Mapping[str, Mapping[str, int]]) -> Coded:
+    sources = _sources(query, dictionary, earlier)
     if sources is None:
         return {}
     found: Coded = {}
@@ -62,20 +70,30 @@ def coded_columns(sql: str, dictionary: Dictionary,
     return found
 
 
-def _sources(query: exp.Select) -> dict[str, str] | None:
-    """alias -> table name of FROM and JOIN; None if any source is not a plain table."""
-    sources: dict[str, str] = {}
+# a source of FROM or JOIN: a table's name, or what a subquery's columns carry
+Source = str | Coded
+
+
+def _sources(query: exp.Select, dictionary: Dictionary,
+             earlier: Mapping[str, Mapping[str, int]]) -> dict[str, Source] | None:
+    """alias -> table name of FROM and JOIN, or a subquery's coded columns; None if any
+    source is neither a plain table nor an aliased subquery of one SELECT."""
+    sources: dict[str, Source] = {}
     from_ = query.args.get("from_")
     tables = [from_.this if from_ is not None else None,
               *(j.this for j in query.args.get("joins") or [])]
     for table in tables:
-        if not isinstance(table, exp.Table):
+        if isinstance(table, exp.Table):
+            sources[table.alias_or_name] = table.name
+        elif (isinstance(table, exp.Subquery) and table.alias
+              and isinstance(table.this, exp.Select) and not table.this.args.get("with")):
+            sources[table.alias] = _select(table.this, dictionary, earlier)
+        else:
             return None
-        sources[table.alias_or_name] = table.name
     return sources
 
 
-def _resolve(column: exp.Column, sources: Mapping[str, str], dictionary: Dictionary,
+def _resolve(column: exp.Column, sources: Mapping[str, Source], dictionary: Dictionary,
              earlier: Mapping[str, Mapping[str, int]]) -> int | None:
     if column.table:
         table = sources.get(column.table)
@@ -85,8 +103,10 @@ def _resolve(column: exp.Column, sources: Mapping[str, str], dictionary: Diction
     return hits.pop() if len(hits) == 1 else None
 
 
-def _field(table: str, column: str, dictionary: Dictionary,
+def _field(table: Source, column: str, dictionary: Dictionary,
            earlier: Mapping[str, Mapping[str, int]]) -> int | None:
+    if not isinstance(table, str):  # a subquery: what its column carries
+        return table.get(column)
     if table in earlier:
         return earlier[table].get(column)
     if table not in PROJECT_TABLES:
@@ -98,8 +118,10 @@ def _field(table: str, column: str, dictionary: Dictionary,
     return key.field_id if dictionary.field(key.field_id).coding_id is not None else None
 
 
-def _table_columns(table: str, dictionary: Dictionary,
+def _table_columns(table: Source, dictionary: Dictionary,
                    earlier: Mapping[str, Mapping[str, int]]) -> Coded:
+    if not isinstance(table, str):
+        return dict(table)
     if table in earlier:
         return dict(earlier[table])
     return {}  # a project table's columns are not known from the text: name them instead
