@@ -18,6 +18,13 @@ being worked out from the totals.
   its tails no longer show where the extreme values lie.
 - Other analyses label rows with variable names, statistics or bins chosen by the researcher
   (not data), or with model and survival levels, which the level rules check.
+
+A label that is a code of the data dictionary (smoking "-3", a crosstab's column "0", a model's
+``sex=1``) is read by its meaning wherever a person reads it: the check's reasons and the
+checker's table say ``row "Prefer not to answer (-3)"``, the meaning with its code beside it
+(:class:`Meanings`), so that the file (which keeps the codes) can still be matched. Meanings
+are public metadata, a function of the code alone: a reason may name a meaning exactly where
+it may name its code (:func:`namable`).
 """
 
 from __future__ import annotations
@@ -25,12 +32,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from strongroom.enclave import margin
-from strongroom.enclave.analyses.frame import TOTAL
+from strongroom.enclave.analyses.frame import MISSING, TOTAL
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 
 GRIDS = frozenset({AnalysisKind.FREQUENCY, AnalysisKind.CROSSTAB, AnalysisKind.HISTOGRAM})
@@ -157,11 +168,13 @@ _MODELS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX,
                      AnalysisKind.GLM})
 
 
-def namable(result: Result, threshold: int, removed: set[int]) -> Namable:
+def namable(result: Result, threshold: int, removed: set[int],
+            meanings: Meanings | None = None) -> Namable:
     """The labels each cell's findings may name, for an output held or blocked: those the
     output would show if it were released (the guarantee above), so a reason can say which
     group and interval failed. A label held by too few, a model level or survival group held
-    by too few, an interval only a few are followed into, and a GWAS's variants: never."""
+    by too few, an interval only a few are followed into, and a GWAS's variants: never.
+    ``meanings``: the same labels by the meanings of their codes, as the reasons name them."""
     if result.kind in _NEVER:
         return {}
     small_levels = {key for key, pids in result.levels.items()
@@ -173,9 +186,15 @@ def namable(result: Result, threshold: int, removed: set[int]) -> Namable:
             continue
         if _level_keys(result, cell) & small_levels:
             continue
-        parts = {*cell.row, cell.column, *([cell.table] if cell.table else [])}
-        found[i] = frozenset({*parts, " / ".join(cell.row), " | ".join(cell.row)})
+        found[i] = _named(cell.table, cell.row, cell.column)
+        if meanings is not None:  # the same labels by their meanings (a function of them)
+            found[i] |= _named(*meanings.cell(cell))
     return found
+
+
+def _named(table: str, row: tuple[str, ...], column: str) -> frozenset[str]:
+    parts = {*row, column, *([table] if table else [])}
+    return frozenset({*parts, " / ".join(row), " | ".join(row)})
 
 
 def _level_keys(result: Result, cell: Cell) -> set[str]:
@@ -200,3 +219,130 @@ def _late_intervals(result: Result, threshold: int) -> set[str]:
             at_risk[cell.row[1]].append(cell.contributors)
     return {label for label, sets in at_risk.items()
             if _below(sets, threshold, "interval", label)}
+
+
+# -- what an output's codes mean, wherever a person reads them --------------------------------
+
+# column -> (code -> meaning): the dictionary's codings of the columns an output groups by
+Codings = Mapping[str, Mapping[str, str]]
+_NOT_CODES = frozenset({TOTAL, MISSING, ""})
+_TERM_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")  # a model's categorical part
+
+
+def meaning_of(code: str, coding: Mapping[str, str]) -> str | None:
+    """The coding's meaning of a label as released ("1", or "1.0" from a float column)."""
+    if code in coding:
+        return coding[code]
+    try:
+        number = float(code)
+    except ValueError:
+        return None
+    return coding.get(str(int(number))) if number.is_integer() else None
+
+
+@dataclass(frozen=True)
+class Meanings:
+    """The meanings of the codes in one output's labels: which variable labels each place
+    of a cell (a crosstab's rows and columns, a survival table's group, aggregate SQL's keys
+    by name, a model's categorical terms), and the codings of those that have one
+    (:func:`strongroom.enclave.service.naming`). A label shows as its meaning with the code
+    beside it, ``Prefer not to answer (-3)``; one with no meaning (a total, a computed
+    category, an unknown code) as it is."""
+
+    kind: str
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    codings: Codings = field(default_factory=dict)
+    keys: Sequence[str] = ()
+
+    def row(self, row: Sequence[str]) -> tuple[str, ...]:
+        if self.kind in _MODEL_KINDS:
+            return tuple(self.term(part) if i == 0 else part for i, part in enumerate(row))
+        names = self._row_variables()
+        return tuple(self._said(part, names[i] if i < len(names) else None)
+                     for i, part in enumerate(row))
+
+    def column(self, column: str) -> str:
+        if self.kind == AnalysisKind.CROSSTAB.value:
+            return self._said(column, self.spec.get("columns"))
+        if self.kind == AnalysisKind.CUMULATIVE_INCIDENCE.value and ":" in column:
+            figure, _, cause = column.partition(":")  # a cause's column: events:2
+            said = self._said(cause, self.spec.get("event"))
+            return column if said == cause else f"{figure}:{said}"
+        return column
+
+    def table(self, table: str) -> str:
+        if self.kind in _LIFE_TABLE_KINDS:
+            return self._said(table, self.spec.get("group"))
+        return table
+
+    def term(self, term: str) -> str:
+        """A model's term by meaning: ``sex=1`` is ``sex=Male (sex=1)``, an interaction
+        ``sex=1:smoking=2`` is ``sex=Male:smoking=Current (sex=1:smoking=2)``."""
+        parts = []
+        for part in term.split(":"):
+            found = _TERM_PART.fullmatch(part)
+            if found is not None and found.group(1) in self.codings:
+                name, code = found.groups()
+                meaning = meaning_of(code, self.codings[name])
+                part = part if meaning is None else f"{name}={_plain(meaning)}"
+            parts.append(part)
+        said = ":".join(parts)
+        return term if said == term else f"{said} ({term})"
+
+    def cell(self, cell: Cell) -> tuple[str, tuple[str, ...], str]:
+        """A cell's table, row and column as a person reads them."""
+        return (self.table(cell.table) if cell.table else cell.table, self.row(cell.row),
+                self.column(cell.column))
+
+    def _row_variables(self) -> list[str | None]:
+        if self.kind == AnalysisKind.FREQUENCY.value:
+            return [self.spec.get("variable")]
+        if self.kind == AnalysisKind.CROSSTAB.value:
+            return [self.spec.get("rows")]
+        if self.kind in _LIFE_TABLE_KINDS:
+            return [self.spec.get("group")]
+        if self.kind == AnalysisKind.AGGREGATE_SQL.value:
+            return list(self.keys)
+        return []
+
+    def _said(self, code: str, variable: object) -> str:
+        if not isinstance(variable, str) or variable not in self.codings or code in _NOT_CODES:
+            return code
+        meaning = meaning_of(code, self.codings[variable])
+        if meaning is None or meaning == code:
+            return code
+        return f"{_plain(meaning)} ({code})"
+
+
+_MODEL_KINDS = frozenset(k.value for k in _MODELS)
+_LIFE_TABLE_KINDS = frozenset(k.value for k in _LIFE_TABLES)
+
+
+def _plain(meaning: str) -> str:
+    """A meaning as a quoted label may hold it: its quotes as primes (see _QUOTES)."""
+    return _short(meaning.translate(_QUOTES))
+
+
+_READING: ContextVar[Meanings | None] = ContextVar("strongroom_meanings", default=None)
+
+
+@contextmanager
+def read_as(meanings: Meanings | None) -> Iterator[None]:
+    """Within this block, the cells that reasons name (suppression.where) are named by the
+    meanings of their codes."""
+    token = _READING.set(meanings)
+    try:
+        yield
+    finally:
+        _READING.reset(token)
+
+
+def reading() -> Meanings | None:
+    """The meanings that the reasons being written name cells by (None: as they are)."""
+    return _READING.get()
+
+
+def as_read(cell: Cell) -> tuple[str, tuple[str, ...], str]:
+    """A cell's table, row and column as the reasons being written name it."""
+    meanings = _READING.get()
+    return (cell.table, cell.row, cell.column) if meanings is None else meanings.cell(cell)

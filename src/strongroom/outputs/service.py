@@ -10,6 +10,7 @@ differencing is checked once more (another release may have landed meanwhile).
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import hashlib
 import json
@@ -60,9 +61,12 @@ from strongroom.outputs.contributions import ASCENDING, Vector, kind_of
 from strongroom.outputs.labels import (
     ANY_CELL,
     GRIDS,
+    Meanings,
     Namable,
+    as_read,
     namable,
     own_names,
+    read_as,
     shorten_long,
 )
 from strongroom.outputs.ledger import Ledger
@@ -412,10 +416,14 @@ class Outputs:
                 return refused
             with self.ctx.transaction() as db:
                 institution = _institution(db, where.project)
-            report, held, findings, sure = self._checked(
-                result, rules, institution, project_id, self.enclave.master_ids(where.project),
-                key)
-            sayable = namable(result, rules.threshold, report.removed) | _own(request)
+            # the reasons name cells by the meanings of their codes (outputs/labels.py)
+            meanings = self._meanings(project_id, result.kind.value, request,
+                                      self.ctx.clock())
+            with read_as(meanings):
+                report, held, findings, sure = self._checked(
+                    result, rules, institution, project_id,
+                    self.enclave.master_ids(where.project), key)
+            sayable = namable(result, rules.threshold, report.removed, meanings) | _own(request)
         # the statistics' contributions are packed while the output is rendered, scanned and
         # recorded (each GLM's five vectors took a tenth of a second, one after another)
         with ThreadPoolExecutor(2, thread_name_prefix="pack") as pool:
@@ -660,6 +668,18 @@ class Outputs:
         if row.media_type == MEDIA_TYPE[Format.CSV]:
             return tidy.tidy_csv(payload, row.spec, row.kind, naming.labels, naming.keys)
         return tidy.tidy(tidy.record_of(payload), naming.labels, naming.keys)
+
+    def meanings(self, row: OutputRow) -> Meanings:
+        """What the codes in an output's labels mean (for the reasons and the checker's
+        table), as its table would label them (``readable``)."""
+        return self._meanings(row.project_id, row.kind, row.spec, row.created_at)
+
+    def _meanings(self, project_id: str, kind: str, spec: Mapping[str, Any],
+                  made_at: dt.datetime) -> Meanings:
+        if kind in (AnalysisKind.GWAS.value, AnalysisKind.JOB_FILE.value):
+            return Meanings(kind)
+        naming = enclave_service.naming(self.enclave, project_id, spec, made_at)
+        return Meanings(kind, dict(spec), naming.labels, tuple(naming.keys or ()))
 
     def shown_cells(self, project_id: str, output_id: str) -> int:
         """How many counts of groups an output gives away (its shown cells and the
@@ -1227,8 +1247,10 @@ def _value_holders(cell: Cell, few: int) -> list[PidArray]:
 
 
 def _label(result: Result, i: int) -> str:
-    cell = result.cells[i]
-    return f"{' | '.join(cell.row)} / {cell.column}"
+    """A released group's label in the ledger and in differencing's reasons (by the meanings
+    of its codes when the check runs within labels.read_as)."""
+    _, row, column = as_read(result.cells[i])
+    return f"{' | '.join(row)} / {column}"
 
 
 def _by_release(groups: Sequence[tuple[str, BitMap, str]]) -> list[list[BitMap]]:

@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from strongroom.enclave import margin
 from strongroom.enclave.results import Cell, CellKind
+from strongroom.outputs.labels import as_read
 
 ADDITIVE = frozenset({CellKind.COUNT, CellKind.PERCENT, CellKind.SUM, CellKind.MEAN,
                       CellKind.SD})
@@ -294,6 +295,9 @@ def _smallest(cells: Sequence[Cell], candidates: set[int], by_cell: Mapping[int,
 
 
 def where(cell: Cell) -> str:
-    """A cell named by its labels, as the reasons for a person show it."""
-    table = f'table "{cell.table}", ' if cell.table else ""
-    return f'{table}row "{" / ".join(cell.row)}", column "{cell.column}"'
+    """A cell named by its labels, as the reasons for a person show it: a code of the data
+    dictionary by its meaning, the code beside it (``row "Prefer not to answer (-3)"``), when
+    the reasons are written within labels.read_as."""
+    table, row, column = as_read(cell)
+    said = f'table "{table}", ' if table else ""
+    return f'{said}row "{" / ".join(row)}", column "{column}"'

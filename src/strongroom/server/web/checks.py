@@ -32,12 +32,13 @@ from strongroom.enclave.analyses.frame import TOTAL
 from strongroom.enclave.results import AnalysisKind
 from strongroom.errors import Invalid, ServiceError
 from strongroom.outputs import requests
+from strongroom.outputs.labels import Meanings
 from strongroom.outputs.requests import MIN_REJECTION, OutputView
 from strongroom.outputs.service import verdict_words
 from strongroom.outputs.states import AWAITING_REVIEW, OutputAction, OutputStatus
 from strongroom.outputs.tidy import CODE_SUFFIX, SUPPRESSED
 from strongroom.outputs.verdicts import Finding, Verdict
-from strongroom.server.routes.enclave import Work
+from strongroom.server.routes.enclave import Work, outputs_of
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
@@ -167,10 +168,14 @@ def _count_bars(cells: list[dict[str, Any]], title: str) -> Markup | None:
 
 
 def table_of(payload: bytes, media_type: str, title: str,
-             flagged: Mapping[int, str] | None = None) -> Table:
+             flagged: Mapping[int, str] | None = None,
+             meanings: Meanings | None = None) -> Table:
     """The table a person reads (aggregates only: the bytes passed the output check).
 
-    ``flagged``: the check's reasons by position of a cell in the bytes, to mark them."""
+    ``flagged``: the check's reasons by position of a cell in the bytes, to mark them;
+    ``meanings``: the output's codes by their meanings, the code beside each (as the
+    check's reasons name them: outputs/labels.py)."""
+    said = meanings or Meanings("")
     gwas = _gwas_table(payload, media_type)
     if gwas is not None:
         return gwas
@@ -179,6 +184,8 @@ def table_of(payload: bytes, media_type: str, title: str,
     except (UnicodeDecodeError, ValueError, KeyError):
         raise Invalid("the output's bytes cannot be read as a table; download the file "
                       "instead") from None
+    cells = [{**c, "row": list(said.row([str(x) for x in c["row"]])),
+              "column": said.column(str(c["column"]))} for c in cells]
     columns: dict[tuple[str, str], None] = {}
     named: dict[str, set[str]] = {}
     rows: dict[str, dict[tuple[str, str], str]] = {}
@@ -355,7 +362,7 @@ class JobFile:
     text: str | None
 
 
-def _content(ctx: Access, who: Principal, view: OutputView
+def _content(ctx: Access, who: Principal, view: OutputView, meanings: Meanings | None = None
              ) -> tuple[Table | JobFile | None, list[str]]:
     """The bytes under review as a table (a job's own file: as it is), or why they are not
     shown."""
@@ -372,7 +379,7 @@ def _content(ctx: Access, who: Principal, view: OutputView
             return JobFile(f"data:{found.media_type};base64,{encoded}", None), []
         return JobFile(None, found.payload[:MAX_TEXT_SHOWN].decode(errors="replace")), []
     return table_of(found.payload, found.media_type, "Counts in this output",
-                    flagged_positions(view)), []
+                    flagged_positions(view), meanings), []
 
 
 def flagged_positions(view: OutputView) -> dict[int, str]:
@@ -411,7 +418,7 @@ def _output_page(request: Request, who: Principal, ctx: Access, output_id: str, 
     mine = [r for r in view.reviews if r.reviewer == who.person_id]
     # the notice of a decision, while it is still this checker's latest word on the output
     notice = NOTICES.get(done or "") if mine and _outcome(view) == done else None
-    table, hidden = _content(ctx, who, view)
+    table, hidden = _content(ctx, who, view, outputs_of(request).meanings(view.output))
     code = _code(request, who, view) if view.status in AWAITING_REVIEW else []
     may_review = output_id in {v.output.id for v in requests.list_outputs(
         ctx, who, view.output.project_id, queue=True)}
