@@ -32,6 +32,12 @@ BROWSER_IDS = str(BROWSER.relative_to(TESTS.parent)) + "/"  # how node ids begin
 # collected, into this many scopes of a minute or so each (a worker that takes up another
 # module in between builds the module's world again: a second or two)
 SPLIT_INTO_SCOPES = {"tests/integration/test_disclosure_attacks.py": 5}
+# modules that use the session's loopback Spark cluster (``spark_cluster``): one scope, so one
+# worker starts the master and its two workers' JVMs once for all of them, not once per worker
+# that happens to take one (tests/unit/test_test_scopes.py checks the list is complete)
+SPARK_MODULES = frozenset(f"tests/integration/{name}.py" for name in (
+    "test_engine_conformance", "test_cluster_walls", "test_redteam_cluster",
+    "test_cluster_work"))
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -60,6 +66,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             module = nodeid.split("::", 1)[0]
             if module.startswith(BROWSER_IDS):
                 return "browser"
+            if module in SPARK_MODULES:
+                return "spark"
             if module in SPLIT_INTO_SCOPES:  # minutes of tests: dealt into a few scopes
                 # first called in collection order (schedule), then again as each test ends
                 turns = self.dealt.setdefault(module, {})
