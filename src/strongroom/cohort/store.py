@@ -848,6 +848,26 @@ class Store:
         assert isinstance(frame, pl.DataFrame)
         return frame
 
+    def read_chunks(self, version_id: str, name: str,
+                    rows: int = 100_000) -> Iterator[pl.DataFrame]:
+        """One sealed table of the kept version ``version_id``, decrypted (its compressed
+        bytes in memory) and decoded ``rows`` at a time; at least one chunk, with the
+        table's schema, even when it holds no rows."""
+        blob = (self.root / COHORT_DIR / version_id / f"{name}.parquet.enc").read_bytes()
+        plain = decrypt(blob, self.key, context(self.config, version_id, name))
+        del blob
+        source = pq.ParquetFile(io.BytesIO(plain))
+        first = True
+        for batch in source.iter_batches(batch_size=rows):
+            chunk = pl.from_arrow(batch)
+            assert isinstance(chunk, pl.DataFrame)
+            first = False
+            yield chunk
+        if first:
+            empty = pl.from_arrow(source.schema_arrow.empty_table())
+            assert isinstance(empty, pl.DataFrame)
+            yield empty
+
     def _read_table(self, version_id: str, name: str) -> pl.DataFrame:
         return self.read_table_at(self.root / COHORT_DIR / version_id, version_id, name)
 

@@ -31,6 +31,7 @@ from strongroom.enclave.engine import Limits
 from strongroom.enclave.engines import DuckDBEngine, Engine
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.enclave.sizes import Size
+from strongroom.enclave.sources import Table
 from strongroom.enclave.sqlguard import (
     check_select,
     parse,
@@ -108,7 +109,7 @@ class Plan:
 
 
 def aggregate_sql(
-    tables: Mapping[str, pl.DataFrame],
+    tables: Mapping[str, Table],
     schema: ProjectSchema,
     sql: str,
     limits: Limits,
@@ -163,7 +164,7 @@ def key_names(sql: str) -> list[str] | None:
 # -- the plan -------------------------------------------------------------------------------
 
 
-def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
+def plan_of(query: exp.Query, tables: Mapping[str, Table]) -> Plan:
     """Check the query's shape and derive the row-level query from it."""
     if not isinstance(query, exp.Select):
         raise unknown("UNION, INTERSECT and EXCEPT combine groups")
@@ -197,12 +198,12 @@ def plan_of(query: exp.Query, tables: Mapping[str, pl.DataFrame]) -> Plan:
     return Plan(keys, aggregates, order, rows, bool(query.args.get("joins")))
 
 
-def _has_pid(table: exp.Expr, tables: Mapping[str, pl.DataFrame]) -> bool:
+def _has_pid(table: exp.Expr, tables: Mapping[str, Table]) -> bool:
     return (isinstance(table, exp.Table) and table.name in tables
             and PID in tables[table.name].columns)
 
 
-def _sources(query: exp.Select, tables: Mapping[str, pl.DataFrame]) -> list[str]:
+def _sources(query: exp.Select, tables: Mapping[str, Table]) -> list[str]:
     """Aliases of FROM and joined tables; each a table with pid, joined on pid = pid."""
     source = query.args.get("from_")
     if source is None or not _has_pid(source.this, tables):

@@ -31,6 +31,7 @@ from strongroom.enclave import rowlocal, sizes
 from strongroom.enclave.engine import Limits
 from strongroom.enclave.engines import DuckDBEngine, Engine
 from strongroom.enclave.sizes import Size
+from strongroom.enclave.sources import Table, known_pids
 from strongroom.enclave.sqlguard import check_select, referenced_columns
 from strongroom.enclave.view import PID, ProjectSchema, schema_of
 from strongroom.errors import Invalid, NotFound
@@ -100,7 +101,7 @@ def check_name(name: str, taken: Mapping[str, object] | None = None) -> None:
 
 
 def build(
-    tables: Mapping[str, pl.DataFrame],
+    tables: Mapping[str, Table],
     schema: ProjectSchema,
     name: str,
     sql: str,
@@ -124,7 +125,7 @@ def build(
     earlier = dict(earlier or {})
     for other in earlier:
         check_name(other, tables)
-    world = {**tables, **earlier}
+    world: dict[str, Table] = {**tables, **earlier}
     query = check_select(sql, schema.merged(schema_of(earlier)))
     refused = rowlocal.reasons(query)
     if refused:
@@ -170,7 +171,7 @@ def size_verdict(pids: npt.NDArray[np.int64], threshold: int, key: bytes) -> boo
     return n >= threshold + margin
 
 
-def _check_pids(frame: pl.DataFrame, tables: Mapping[str, pl.DataFrame]) -> None:
+def _check_pids(frame: pl.DataFrame, tables: Mapping[str, Table]) -> None:
     """A definition is participant-level: a non-null ``pid`` column of the project's IDs."""
     if PID not in frame.columns:
         raise Invalid("a definition must return a pid column (the project's participant IDs), "
@@ -182,7 +183,9 @@ def _check_pids(frame: pl.DataFrame, tables: Mapping[str, pl.DataFrame]) -> None
     if column.null_count():
         raise Invalid("the definition's pid column has empty values; every row must belong "
                       "to a participant (filter with WHERE pid IS NOT NULL)")
-    known = tables[PARTICIPANTS][PID] if PARTICIPANTS in tables else pl.Series(PID, [], pl.Int64)
+    known = known_pids(tables, PARTICIPANTS, PID)
+    if known is None:
+        known = pl.Series(PID, [], pl.Int64)
     if not column.cast(pl.Int64).is_in(known.implode()).all():
         raise Invalid("the definition's pid column holds values that are not the project's "
                       "participant IDs; return pid unchanged from a project table")

@@ -9,12 +9,14 @@ computed from that frame, so none of them knows which engine ran.
   (:mod:`strongroom.enclave.engine`).
 - :class:`strongroom.enclave.spark.engine.SparkEngine`: a Spark cluster reading the tables as
   encrypted Parquet, the query translated to Spark SQL after the guard passed it; a GWAS's
-  association runs there too, over the genotype set published the same way.
+  association runs there too, over the genotype set published the same way. Its project
+  views are built there as well (:meth:`Engine.project_view`): the cohort is sealed on the
+  cluster's storage once per version, and the host never holds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,9 +24,11 @@ import polars as pl
 from sqlglot import exp
 
 from strongroom.enclave.engine import Limits, locked_connection, needed, release, run
+from strongroom.enclave.sources import CohortSource, Table
 from strongroom.enclave.sqlguard import DIALECT
 
 if TYPE_CHECKING:
+    from strongroom.cohort.dictionary import Dictionary
     from strongroom.genomics.study import GenotypeCluster
 
 
@@ -32,10 +36,16 @@ class Engine(Protocol):
     name: str
     limits: Limits  # what its queries may use, unless the enclave is given others
 
-    def select(self, tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]],
+    def select(self, tables: Mapping[str, Table], used: Mapping[str, set[str]],
                query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
         """The result of the checked ``query`` over ``tables`` (of which it reads ``used``),
         held to ``limits``; ``most``: the rows its size bound allows (enclave/sizes.py)."""
+        ...
+
+    def project_view(self, cohort: CohortSource, pseudonyms: pl.DataFrame,
+                     fields: Iterable[int], dictionary: Dictionary) -> Mapping[str, Table] | None:
+        """A project's view where this engine's queries read it, made from ``cohort`` a
+        table at a time (None: this engine reads views built in memory here)."""
         ...
 
     def genotype_cluster(self) -> GenotypeCluster | None:
@@ -53,14 +63,22 @@ class DuckDBEngine:
     def __init__(self, limits: Limits | None = None):
         self.limits = limits or DUCKDB_LIMITS
 
-    def select(self, tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]],
+    def select(self, tables: Mapping[str, Table], used: Mapping[str, set[str]],
                query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
-        con = locked_connection(needed(tables, used), limits)
+        frames = {name: table for name, table in tables.items()
+                  if isinstance(table, pl.DataFrame)}
+        if any(name not in frames for name in used if name in tables):
+            raise TypeError("DuckDB reads frames in this process, not tables on a cluster")
+        con = locked_connection(needed(frames, used), limits)
         try:
             # copy=False: the tree is not used again (sqlglot copies a tree to write it)
             return run(con, query.sql(dialect=DIALECT, copy=False), limits, most)
         finally:
             release(con)
+
+    def project_view(self, cohort: CohortSource, pseudonyms: pl.DataFrame,
+                     fields: Iterable[int], dictionary: Dictionary) -> None:
+        return None  # views are built in memory here (enclave/view.py)
 
     def genotype_cluster(self) -> None:
         return None

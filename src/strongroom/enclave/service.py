@@ -35,6 +35,7 @@ from strongroom.enclave.analyses.spec import parse_spec
 from strongroom.enclave.dummy import dummy_tables, dummy_zip
 from strongroom.enclave.results import AnalysisKind, Result
 from strongroom.enclave.sizes import Size
+from strongroom.enclave.sources import Table
 from strongroom.enclave.steps import Rounding
 from strongroom.enclave.view import schema_of
 from strongroom.enclave.workspace import Enclave, definition_context
@@ -65,7 +66,7 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
            sql: str) -> definitions.Definition:
     """Build a participant-level table inside the enclave; answer with its schema and size."""
     where = scope(enclave, principal, project_id)
-    tables = enclave.tables(where.project, where.fields)
+    tables = enclave.sources(where.project, where.fields)
     made = _earlier(enclave, where.project, sql)
     earlier = {other: frame for other, (_, frame) in made.items()}
     try:
@@ -159,7 +160,7 @@ def dummy_data(enclave: Enclave, principal: Principal, project_id: str,
 def dummy_inputs(enclave: Enclave, where: Scope, n: int) -> dict[str, pl.DataFrame]:
     """The project's tables as ``n`` dummy participants (seeded by the project, so the same
     each time), and each of its dataset definitions whose SQL builds over them, by name."""
-    schema = schema_of(enclave.tables(where.project, where.fields))
+    schema = schema_of(enclave.sources(where.project, where.fields))
     seed = int.from_bytes(hashlib.sha256(where.project.id.encode()).digest()[:4], "big")
     tables = dummy_tables(schema, enclave.ctx.dictionary, n, seed=seed)
     made: dict[str, pl.DataFrame] = {}
@@ -205,8 +206,8 @@ def _aggregate(enclave: Enclave, where: Scope, body: dict[str, Any], k: int) -> 
     if unknown:
         raise Invalid(f"aggregate_sql takes only \"sql\"; remove {', '.join(sorted(unknown))}")
     made = _earlier(enclave, where.project, sql)
-    tables = {**enclave.tables(where.project, where.fields),
-              **{name: frame for name, (_, frame) in made.items()}}
+    tables: dict[str, Table] = {**enclave.sources(where.project, where.fields),
+                                **{name: frame for name, (_, frame) in made.items()}}
     return aggregate_sql(tables, schema_of(tables), sql, enclave.limits, body, k=k,
                          bounds=_bounds(enclave, made), engine=enclave.engine)
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import polars as pl
 from sqlglot import exp
 
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.enclave import rowlocal
+from strongroom.enclave.sources import Table
 from strongroom.enclave.sqlguard import conjuncts, plain_sql
 from strongroom.enclave.view import PID
 from strongroom.errors import Invalid
@@ -56,7 +56,7 @@ def rounded(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-def of_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, Size]:
+def of_tables(tables: Mapping[str, Table]) -> dict[str, Size]:
     """The bounds of the project's own tables: their sizes, rounded up."""
     return {name: Size(rounded(frame.height),
                        1 if name == PARTICIPANTS else rounded(frame.height))
@@ -70,7 +70,7 @@ def limit(max_rows: int, tables: Mapping[str, Size]) -> int:
     return max([max_rows, *(2 * size.rows for size in tables.values())])
 
 
-def admit(query: exp.Query, tables: Mapping[str, pl.DataFrame], max_rows: int,
+def admit(query: exp.Query, tables: Mapping[str, Table], max_rows: int,
           definitions: Mapping[str, Size | None]) -> tuple[Size, int]:
     """The bound of a query over the project's ``tables`` and earlier ``definitions`` (their
     stored bounds; None for one made before bounds were kept, taken to be as large as a

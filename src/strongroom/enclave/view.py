@@ -26,6 +26,7 @@ from strongroom.cohort.model import (
     event_schema,
     parse_column_name,
 )
+from strongroom.enclave.sources import Table
 from strongroom.errors import Invalid
 
 PID = "pid"
@@ -101,7 +102,7 @@ def polars_type(name: str) -> pl.DataType:
         raise Invalid(f"the column type {name} is not one the enclave knows") from None
 
 
-def schema_of(tables: Mapping[str, pl.DataFrame]) -> ProjectSchema:
+def schema_of(tables: Mapping[str, Table]) -> ProjectSchema:
     """The schema of a set of frames, in DuckDB type names."""
     return ProjectSchema({
         name: {c: duckdb_type(t) for c, t in frame.schema.items()}
@@ -184,3 +185,46 @@ def _events(
         .select(PID, index, *present)
         .sort(PID, maintain_order=True)  # a participant's rows keep their stored order
     )
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One table of a project's view, described from the cohort's schemas alone: cut from the
+    cohort table ``source`` (None: the cohort holds no such table, so the view's is empty),
+    keeping ``pid`` and then ``kept`` of the source's columns; ``schema``: the view table's,
+    as :func:`project_view` makes it."""
+
+    source: str | None
+    kept: tuple[str, ...]
+    schema: pl.Schema
+
+
+def view_plan(
+    schemas: Mapping[str, Mapping[str, pl.DataType]],
+    fields: Iterable[int],
+    dictionary: Dictionary,
+) -> dict[str, Projection]:
+    """The project's view as :func:`project_view` builds it, from the cohort tables' schemas
+    (``schemas``, by table name) instead of their rows: what an engine that keeps the cohort
+    elsewhere (a cluster's storage) needs to build the view there, with the same names,
+    columns and types."""
+    granted = _granted(fields, dictionary)
+    held = schemas.get(PARTICIPANTS, {})
+    columns = [c for c in held if c != EID and _field_of(c, dictionary) in granted]
+    plan = {PARTICIPANTS: Projection(PARTICIPANTS, tuple(columns), pl.Schema(
+        {PID: pl.Int64(), **{c: held[c] for c in columns}}))}
+    for table in EVENT_TABLES:
+        columns = [c for c, fid in table.columns.items() if fid in granted]
+        if not columns:
+            continue
+        index = table.index.value
+        source: str | None = table.name
+        schema = schemas.get(table.name)
+        if schema is None:
+            source = None
+            wanted = (EID, index, *columns)
+            schema = {c: t for c, t in event_schema(table, dictionary).items() if c in wanted}
+        present = [c for c in columns if c in schema]
+        plan[table.name] = Projection(source, (index, *present), pl.Schema(
+            {PID: pl.Int64(), index: schema[index], **{c: schema[c] for c in present}}))
+    return plan

@@ -6,13 +6,17 @@ Decrypting 500,000 participants takes about a second; a grouped count must answe
 (keyed by its file's modification). Nothing cached is ever written out in the clear; a change
 of grants, pseudonyms, cohort version or definition makes a fresh entry, and a closed project's
 files (and so its cache keys) are gone.
+
+An engine that keeps the cohort elsewhere (Spark: sealed on the cluster's storage) is handed
+the cohort version a table at a time instead (:meth:`Enclave.sources`), and definitions and
+aggregate SQL then read views that live there: on that path the host never loads the cohort.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,6 +34,7 @@ from strongroom.cohort.store import Store
 from strongroom.enclave import definitions
 from strongroom.enclave.engine import Limits
 from strongroom.enclave.engines import DuckDBEngine, Engine
+from strongroom.enclave.sources import CohortSource, Table
 from strongroom.enclave.view import project_view
 from strongroom.errors import Invalid, Unavailable
 
@@ -162,6 +167,33 @@ class Enclave:
         key = ("view", project.id, version, tuple(fields), self.pseudonym_stamp(project))
         return self._views.get(key, lambda: project_view(
             self.cohort(), mapping, fields, self.ctx.dictionary))
+
+    def cohort_source(self) -> CohortSource:
+        """The current cohort version as an engine reads it: a table at a time, a chunk of
+        rows at a time, keyed by the digests of its sealed files (nothing is loaded here)."""
+        current = self.store.current()
+        if current is None:
+            self.version()  # says what to do
+            raise AssertionError("unreachable")
+        version = current.id
+        digests = {name: str(table["sha256"]) for name, table in current.tables.items()}
+        return CohortSource(version, digests,
+                            lambda name: self.store.read_chunks(version, name))
+
+    def sources(self, project: Project, fields: list[int]) -> Mapping[str, Table]:
+        """The project's view where the engine's queries read it: the engine's own (on a
+        cluster, built there from the cohort sealed there) or, for an engine that reads
+        frames here, :meth:`tables`."""
+        version = self.version()
+        mapping = self.pseudonym_map(project)
+        key = ("sources", project.id, version, tuple(fields), self.pseudonym_stamp(project))
+
+        def build() -> Mapping[str, Table]:
+            made = self.engine.project_view(self.cohort_source(), mapping, fields,
+                                            self.ctx.dictionary)
+            return made if made is not None else self.tables(project, fields)
+
+        return self._views.get(key, build)
 
     def definitions_dir(self, project_id: str) -> Path:
         return self.ctx.project_dir(project_id) / DEFINITIONS

@@ -1,9 +1,15 @@
 """The enclave's checked SQL on a Spark cluster.
 
-The project's tables reach the cluster as Parquet under modular encryption, written by
-Strongroom into the cluster's store with keys only Strongroom's key service unwraps
-(:mod:`.keys`); each table is published once, the first time a query reads it, and dropped
-(its files removed, its master key forgotten) when it leaves the cache or the engine closes.
+Tables reach the cluster as Parquet under modular encryption, written by Strongroom into the
+cluster's store with keys only Strongroom's key service unwraps (:mod:`.keys`), and dropped
+(their files removed, their master keys forgotten) when they leave the cache or the engine
+closes. The cohort itself is sealed there once per cohort version, table by table and a chunk
+of rows at a time (:meth:`SparkEngine.seal`), keyed by the content it was made from; a
+project's view is then a plan, not a copy (:meth:`SparkEngine.project_view`): the executors
+cut it from the cohort's Parquet and join it to the project's pseudonyms (sealed there too)
+for each query, so the host never holds the cohort or a view of it. A frame handed to
+:meth:`SparkEngine.select` (a definition's rows; a table in a test) is published the first
+time a query reads it.
 A query runs as the guard passed it, translated to Spark SQL and checked again
 (:mod:`.dialect`), in a session of its own (temporary views no other query sees; a key
 service token that opens only the tables it reads, revoked when it ends) over only the
@@ -16,6 +22,7 @@ for those only the kind of failure is reported, never Spark's message.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import shutil
@@ -33,8 +40,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from strongroom.cohort.dictionary import Dictionary
+from strongroom.cohort.model import EID, PARTICIPANTS
 from strongroom.enclave.engine import Limits, plain_types
 from strongroom.enclave.engines import SPARK_LIMITS
+from strongroom.enclave.sources import ClusterTable, CohortSource, Sealed, Table
 from strongroom.enclave.spark.cluster import (
     SparkSettings,
     client_jar,
@@ -45,6 +55,7 @@ from strongroom.enclave.spark.cluster import (
 from strongroom.enclave.spark.dialect import spark_sql
 from strongroom.enclave.spark.genotypes import ClusterGenotypes
 from strongroom.enclave.spark.keys import KeyService
+from strongroom.enclave.view import PID, view_plan
 from strongroom.errors import DataRefusal, Invalid
 
 if TYPE_CHECKING:
@@ -76,6 +87,16 @@ class _Published:
     identifier: str
 
 
+@dataclass
+class SealedCopy:
+    """Rows sealed on the cluster under a content key: where, and what they are."""
+
+    path: Path
+    identifier: str
+    schema: pl.Schema  # as the rows were handed over (before Spark's widening)
+    height: int
+
+
 class SparkEngine:
     """Checked queries on the cluster ``settings`` names; ``secret`` derives its keys.
 
@@ -85,7 +106,7 @@ class SparkEngine:
     name = "spark"
 
     def __init__(self, settings: SparkSettings, secret: bytes, cache_size: int = 64,
-                 limits: Limits | None = None):
+                 limits: Limits | None = None, sealed_size: int = 32):
         self.settings = settings
         self.limits = limits or SPARK_LIMITS
         self.keys = KeyService(secret, settings.key_host, settings.key_port)
@@ -94,6 +115,9 @@ class SparkEngine:
         self._spark: SparkSession | None = None
         self._published: OrderedDict[int, _Published] = OrderedDict()
         self._cache_size = cache_size
+        self._sealed: OrderedDict[str, SealedCopy] = OrderedDict()
+        self._sealed_size = sealed_size
+        self.seals = 0  # how many times rows were sealed (tests read it: once per content)
         self._lock = threading.RLock()
         self._genotypes = ClusterGenotypes(self)
 
@@ -130,13 +154,77 @@ class SparkEngine:
                 self._drop(old)
             return path
 
-    def _drop(self, published: _Published) -> None:
+    def _drop(self, published: _Published | SealedCopy) -> None:
         self.keys.forget(published.identifier)
         shutil.rmtree(published.path, ignore_errors=True)
 
+    def seal(self, rows: Sealed) -> SealedCopy:
+        """``rows`` on the cluster as encrypted Parquet: sealed the first time their content
+        key is seen (read and written a chunk at a time), the same copy after that."""
+        self.spark  # noqa: B018 (started: the key service and the folder exist)
+        with self._lock:
+            found = self._sealed.get(rows.key)
+            if found is not None:
+                self._sealed.move_to_end(rows.key)
+                return found
+            identifier = self.keys.new_identifier()
+            path = self.folder / identifier
+            path.mkdir(mode=0o700)
+            try:
+                schema, height = _write_chunks(rows.read(), path, self.keys, identifier)
+            except BaseException:
+                self.keys.forget(identifier)
+                shutil.rmtree(path, ignore_errors=True)
+                raise
+            copy = SealedCopy(path, identifier, schema, height)
+            self.seals += 1
+            self._sealed[rows.key] = copy
+            while len(self._sealed) > self._sealed_size:
+                _, old = self._sealed.popitem(last=False)
+                self._drop(old)
+            return copy
+
+    def project_view(self, cohort: CohortSource, pseudonyms: pl.DataFrame,
+                     fields: Iterable[int], dictionary: Dictionary) -> dict[str, Table]:
+        """A project's view as tables on the cluster: the cohort's tables sealed there (once
+        per cohort version), the project's pseudonyms too, and each view table a plan the
+        executors run (:class:`ClusterTable`); its size (and the participants' pids) counted
+        there. An event table the cohort does not hold is an empty frame with its schema."""
+        copies = {name: self.seal(cohort.sealed(name)) for name in cohort.tables}
+        plan = view_plan({name: copy.schema for name, copy in copies.items()}, fields,
+                         dictionary)
+        ids_frame = pseudonyms.select(pl.col(EID).cast(pl.Int64), pl.col(PID).cast(pl.Int64))
+        digest = hashlib.sha256()
+        for column in (EID, PID):
+            digest.update(ids_frame[column].to_numpy().tobytes())
+        ids = Sealed("ids-" + digest.hexdigest()[:32], lambda: [ids_frame])
+        ids_path = self.seal(ids).path
+        view: dict[str, Table] = {}
+        with self.reading([*(c.path for c in copies.values()), ids_path]) as session:
+            for name, projection in plan.items():
+                if projection.source is None:
+                    view[name] = pl.DataFrame(schema=projection.schema)
+                    continue
+                table = ClusterTable(projection.schema, 0, cohort.sealed(projection.source),
+                                     ids, projection.kept)
+                frame = _view_frame(session, table, copies[projection.source].path, ids_path,
+                                    [PID])
+                if name == PARTICIPANTS:
+                    pids = pl.from_arrow(self.collect_arrow(frame))
+                    assert isinstance(pids, pl.DataFrame)
+                    known = pids[PID].cast(pl.Int64)
+                    view[name] = ClusterTable(projection.schema, known.len(), table.rows, ids,
+                                              table.kept, known)
+                else:
+                    counted = self.collect_arrow(frame.groupBy().count())
+                    view[name] = ClusterTable(projection.schema,
+                                              int(counted.column(0)[0].as_py()), table.rows,
+                                              ids, table.kept)
+        return view
+
     # -- queries --------------------------------------------------------------------------
 
-    def select(self, tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]],
+    def select(self, tables: Mapping[str, Table], used: Mapping[str, set[str]],
                query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
         # refused here, before anything is published, if it would answer otherwise on Spark
         text = spark_sql(query, _kinds(tables, used))
@@ -147,13 +235,26 @@ class SparkEngine:
         for name in used:
             if not _TABLE_NAME.fullmatch(name):
                 raise Invalid(f"{name!r} is not a table name (lower-case letters, digits, _)")
-        paths = {name: self.publish(tables[name]) for name in used}
-        with self.reading(paths.values()) as session:
+        paths: dict[str, list[Path]] = {}
+        for name in used:
+            table = tables[name]
+            if isinstance(table, ClusterTable):
+                paths[name] = [self.seal(table.rows).path, self.seal(table.ids).path]
+            elif isinstance(table, pl.DataFrame):
+                paths[name] = [self.publish(table)]
+            else:
+                raise TypeError(f"the Spark engine reads frames and cluster tables, not "
+                                f"{type(table).__name__}")
+        with self.reading(p for found in paths.values() for p in found) as session:
             for name, columns in used.items():
-                frame = tables[name]
-                keep = [c for c in frame.columns if c in columns] or frame.columns[:1]
-                session.read.parquet(str(paths[name])).select(*keep) \
-                    .createOrReplaceTempView(name)
+                table = tables[name]
+                keep = [c for c in table.columns if c in columns] or table.columns[:1]
+                if isinstance(table, ClusterTable):
+                    rows, ids = paths[name]
+                    _view_frame(session, table, rows, ids, keep).createOrReplaceTempView(name)
+                else:
+                    session.read.parquet(str(paths[name][0])).select(*keep) \
+                        .createOrReplaceTempView(name)
             bounded = f"SELECT * FROM ({text}) AS _result LIMIT {most + 1}"  # noqa: S608
             return self._collect(session, bounded, limits, most)
 
@@ -222,6 +323,9 @@ class SparkEngine:
             for published in self._published.values():
                 self._drop(published)
             self._published.clear()
+            for copy in self._sealed.values():
+                self._drop(copy)
+            self._sealed.clear()
             if self._spark is not None:
                 close_session()
                 self._spark = None
@@ -229,7 +333,18 @@ class SparkEngine:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _kinds(tables: Mapping[str, pl.DataFrame], used: Mapping[str, set[str]]) -> dict[str, str]:
+def _view_frame(session: SparkSession, table: ClusterTable, rows: Path, ids: Path,
+                columns: list[str]) -> DataFrame:
+    """A view table on the executors: the cohort table's rows joined on eid to the project's
+    pseudonyms, with ``pid`` for ``eid``, reading only ``columns`` of the view's."""
+    kept = [c for c in table.kept if c in columns]
+    source = session.read.parquet(str(rows)).select(EID, *kept)
+    pseudonyms = session.read.parquet(str(ids))
+    return source.join(pseudonyms, on=EID, how="inner").select(
+        *(c for c in table.columns if c in columns))
+
+
+def _kinds(tables: Mapping[str, Table], used: Mapping[str, set[str]]) -> dict[str, str]:
     """Each column name the query may read and its kind (``other`` where two tables differ)."""
     kinds: dict[str, str] = {}
     for name, columns in used.items():
@@ -252,17 +367,45 @@ def _as_duckdb(frame: pl.DataFrame) -> pl.DataFrame:
     return plain_types(frame.with_columns(zoned) if zoned else frame)
 
 
-def _write(frame: pl.DataFrame, path: Path, keys: KeyService, identifier: str) -> None:
+def _write(frame: pl.DataFrame, path: Path, keys: KeyService, identifier: str,
+           first: int = 0) -> int:
+    """``frame`` as encrypted Parquet files in ``path``, numbered from ``first``; the next
+    number."""
     widened = frame.with_columns(pl.col(c).cast(_WIDER[type(t)]) for c, t in frame.schema.items()
                                  if type(t) in _WIDER)
     table = widened.to_arrow(compat_level=pl.CompatLevel.oldest())
     factory, kms, config = keys.encryption(identifier)
-    files = max(1, math.ceil(table.num_rows / ROWS_PER_FILE))
-    step = math.ceil(table.num_rows / files) if table.num_rows else 1
+    rows = int(table.num_rows)
+    files = max(1, math.ceil(rows / ROWS_PER_FILE))
+    step = math.ceil(rows / files) if rows else 1
     for i in range(files):
         properties = factory.file_encryption_properties(kms, config)
-        pq.write_table(table.slice(i * step, step), path / f"part-{i:05d}.parquet",
+        pq.write_table(table.slice(i * step, step), path / f"part-{first + i:05d}.parquet",
                        encryption_properties=properties)
+    return first + files
+
+
+def _write_chunks(chunks: Iterable[pl.DataFrame], path: Path, keys: KeyService,
+                  identifier: str) -> tuple[pl.Schema, int]:
+    """Each chunk written as it comes (empty chunks only when all are); the rows' schema and
+    number."""
+    schema: pl.Schema | None = None
+    height = files = 0
+    for chunk in chunks:
+        if schema is None:
+            schema = chunk.schema
+        elif chunk.schema != schema:
+            raise ValueError("the chunks of one table differ in their columns or types")
+        if chunk.height or not files:
+            if files and height == 0:  # an empty first chunk, now that rows came: replaced
+                for old in path.glob("part-*.parquet"):
+                    old.unlink()
+                files = 0
+            files = _write(chunk, path, keys, identifier, files)
+            height += chunk.height
+    if schema is None:
+        raise ValueError("a table to seal came without even an empty chunk (its schema)")
+    return schema, height
 
 
 def _failure(exc: Exception, limits: Limits | None, timed_out: bool) -> DataRefusal:

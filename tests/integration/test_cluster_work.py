@@ -1,0 +1,142 @@
+"""The cluster does the work (issue 56): on the Spark engine the cohort is sealed once per
+cohort version on the cluster's storage, a project's view is cut from it on the executors, and
+definitions and aggregate SQL read it there. The host never loads the cohort or a view of it
+(its loaders are made to fail here), and the answers are DuckDB's, contributors included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from strongroom.cohort.dictionary import shipped_dictionary
+from strongroom.cohort.model import PARTICIPANTS
+from strongroom.cohort.synth.generator import synthesise
+from strongroom.enclave import definitions, service
+from strongroom.enclave.engines import DuckDBEngine
+from strongroom.enclave.results import Result
+from strongroom.enclave.sources import ClusterTable
+from strongroom.enclave.spark.cluster import LocalCluster
+from strongroom.enclave.spark.engine import SparkEngine
+from strongroom.enclave.view import project_view, schema_of, view_plan
+from strongroom.enclave.workspace import Enclave
+from tests.access_world import World, build_world
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+GRANT = [31, 34, 54, 21001, 41270, 41280, 40000]
+DEFINITIONS = {
+    "obese": "SELECT pid, p31 AS sex, p21001_i0 AS bmi FROM participants "
+             "WHERE p21001_i0 > 30",
+    "firsts": "SELECT pid, min(date) AS first FROM diagnoses WHERE code LIKE 'I%' "
+              "GROUP BY pid",
+}
+AGGREGATES = [
+    "SELECT p31 AS sex, count(*) AS n, avg(p21001_i0) AS bmi FROM participants GROUP BY p31",
+    "SELECT p.p31 AS sex, count(DISTINCT d.pid) AS people, count(*) AS n FROM participants p "
+    "JOIN diagnoses d ON p.pid = d.pid GROUP BY p.p31",
+    "SELECT sex, count(*) AS n, median(bmi) AS med FROM obese GROUP BY sex",
+    "SELECT p.p31 AS sex, count(*) AS n FROM participants p JOIN firsts f ON p.pid = f.pid "
+    "GROUP BY p.p31",
+]
+
+
+@pytest.fixture(scope="module")
+def world(spark_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[World]:
+    engine = yaml.safe_load(spark_cluster.settings().yaml())["engine"]
+    found = build_world(tmp_path_factory.mktemp("cluster-work"), cohort=1500, fields=GRANT,
+                        engine=engine)
+    yield found
+    found.platform.close()
+
+
+def _never(what: str) -> Any:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError(f"the host {what} on the Spark path")
+    return refuse
+
+
+def _same(a: Result, b: Result) -> None:
+    assert [(c.row, c.column, c.kind) for c in a.cells] == \
+        [(c.row, c.column, c.kind) for c in b.cells]
+    for x, y in zip(a.cells, b.cells, strict=True):
+        assert (x.value is None) == (y.value is None)
+        if x.value is not None:
+            assert x.value == pytest.approx(y.value, rel=1e-12, nan_ok=True)
+        assert np.array_equal(np.sort(np.asarray(x.contributors)),
+                              np.sort(np.asarray(y.contributors)))
+    assert a.notes == b.notes
+
+
+def test_the_host_never_loads_the_cohort_and_answers_as_duckdb(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    spark = world.platform.enclave
+    engine = spark.engine
+    assert isinstance(engine, SparkEngine)
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    where = service.scope(spark, who, world.project_id)
+    # the same store and access context read by DuckDB on this machine, for the answers (its
+    # view built now, before the store's loaders are made to fail)
+    duck = Enclave(spark.ctx, spark.store, engine=DuckDBEngine())
+    view = duck.tables(where.project, where.fields)
+    for what, target, name in [("loaded the cohort", spark, "cohort"),
+                               ("built a view in memory", spark, "tables"),
+                               ("decrypted the cohort", spark.store, "load"),
+                               ("decrypted the participants", spark.store,
+                                "load_participants")]:
+        monkeypatch.setattr(target, name, _never(what))
+
+    sources = spark.sources(where.project, where.fields)
+    assert all(isinstance(t, ClusterTable) for t in sources.values())  # no rows here
+    assert schema_of(sources) == schema_of(view)  # the schema the researcher sees: the same
+    assert {n: t.height for n, t in sources.items()} == {n: f.height for n, f in view.items()}
+    participants = sources[PARTICIPANTS]
+    assert isinstance(participants, ClusterTable) and participants.pids is not None
+    assert participants.pids.sort().to_list() == view[PARTICIPANTS]["pid"].sort().to_list()
+    sealed = engine.seals  # the cohort's tables and the project's pseudonyms, once
+    assert sealed == len(spark.cohort_source().tables) + 1
+
+    for name, sql in DEFINITIONS.items():
+        made = service.define(spark, who, world.project_id, name, sql)
+        _, rows = spark.definition(where.project, name)
+        _, expected = duck.definition(where.project, name)  # the same sealed file
+        # the rows as DuckDB makes them from the view it builds here
+        checked, again = definitions.build(view, schema_of(view), name, sql, spark.limits)
+        assert rows.sort(rows.columns).equals(again.sort(again.columns))
+        assert (made.rows, made.participants) == (checked.rows, checked.participants)
+        assert expected.equals(rows)
+    for sql in AGGREGATES:
+        request = {"kind": "aggregate_sql", "sql": sql}
+        _, there = service.analyse(spark, who, world.project_id, request, threshold=10)
+        _, here = service.analyse(duck, who, world.project_id, request, threshold=10)
+        _same(here, there)
+    assert engine.seals == sealed  # nothing of the cohort was sealed again
+
+
+def test_the_view_plan_is_the_view(tmp_path: Path) -> None:
+    """The plan a cluster builds a view by has the single machine's names and types, for
+    a grant of participant fields, event fields and fields of a table the cohort lacks."""
+    dictionary = shipped_dictionary()
+    cohort = synthesise(200, 3)
+    ids = pl.DataFrame({"eid": cohort.participants["eid"],
+                        "pid": np.arange(cohort.participants.height) + 1_000_000})
+    schemas = {name: frame.schema for name, frame in cohort.tables()}
+    for grant in (GRANT, [31], [41270, 40000], [31, 20002]):
+        built = project_view(cohort, ids, grant, dictionary)
+        planned = view_plan(schemas, grant, dictionary)
+        assert list(planned) == list(built)
+        for name, frame in built.items():
+            assert planned[name].schema == frame.schema, (grant, name)
+        lacking = {n: s for n, s in schemas.items() if n != "diagnoses"}
+        less = view_plan(lacking, grant, dictionary)
+        if "diagnoses" in less:
+            assert less["diagnoses"].source is None
+            assert less["diagnoses"].schema == built["diagnoses"].schema
