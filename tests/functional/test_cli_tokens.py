@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyotp
 import pytest
 from typer.testing import CliRunner
 
 from strongroom.access.presets import PRESETS
-from strongroom.access.totp import DRIFT_STEPS, STEP_SECONDS
 from strongroom.cli import app
 from tests.cli_runner import cli
 from tests.functional.test_server import Person, Server, register, running_server
+from tests.totp_codes import Codes
 
 SOURCE = "127.0.0.61"
 BASE = ("SELECT pid, p31 AS sex, CASE WHEN p34 < 1950 THEN 'early' ELSE 'late' END AS era, "
@@ -50,18 +48,7 @@ def _researcher(server: Server, email: str) -> tuple[Person, str]:
     return person, project
 
 
-_used_steps: dict[str, int] = {}  # a code is good once: the last step used per secret
-
-
-def fresh_code(secret: str) -> str:
-    """A code of a step not used yet: this one, else the next (the server takes one step
-    either side); a third sign-in within a step waits for the next."""
-    now = int(time.time() // STEP_SECONDS)
-    step = max(now, _used_steps.get(secret, -1) + 1)
-    if step > now + DRIFT_STEPS:
-        time.sleep((step - DRIFT_STEPS) * STEP_SECONDS - time.time() + 0.2)
-    _used_steps[secret] = step
-    return pyotp.TOTP(secret).at(step * STEP_SECONDS)
+fresh_code = Codes().fresh  # a code of a step not used yet (tests/totp_codes.py)
 
 
 def _signed(server: Server, person: Person, *, sign_in: bool = True) -> tuple[str, ...]:

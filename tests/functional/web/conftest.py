@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
@@ -31,11 +30,11 @@ from strongroom.access import people
 from strongroom.access.context import Settings
 from strongroom.access.models import Institution, Person, Project
 from strongroom.access.states import Vetting
-from strongroom.access.totp import DRIFT_STEPS, STEP_SECONDS
 from strongroom.demo import DemoResult, run_demo
 from strongroom.demo.world import DemoLogin
 from strongroom.platform import Platform
 from strongroom.server.app import create_app
+from tests.totp_codes import Codes
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # as the machine's notes advise: no background traffic to hosts this network cannot reach
@@ -213,21 +212,10 @@ def _empty(opened: Page) -> None:
             opened.close()
 
 
-_used_steps: dict[str, int] = {}  # a code is good once: the last time step used per secret
-
-
-def fresh_code(secret: str) -> str:
-    """The authenticator's code for a step not used yet: this one, else the next (a phone's
-    clock a little ahead: the server takes one step either side, totp.DRIFT_STEPS), so a
-    person signed in to the services and then in the browser waits for nothing; only a third
-    sign-in in the same 30 s waits for the next step. (A code of the previous step could
-    fall out of the window before the server reads it; the next step's cannot.)"""
-    now = int(time.time() // STEP_SECONDS)
-    step = max(now, _used_steps.get(secret, -1) + 1)
-    if step > now + DRIFT_STEPS:
-        time.sleep((step - DRIFT_STEPS) * STEP_SECONDS - time.time() + 0.2)
-    _used_steps[secret] = step
-    return pyotp.TOTP(secret).at(step * STEP_SECONDS)
+# the authenticator's code for a step not used yet (tests/totp_codes.py): a person signed in
+# to the services and then in the browser waits for nothing; a browser fills the form well
+# inside the margin
+fresh_code = Codes(margin=15.0).fresh
 
 
 def sign_in(page: Page, console: Console, login: DemoLogin) -> None:
