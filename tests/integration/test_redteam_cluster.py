@@ -8,8 +8,11 @@ that does not hold today (the fix flips it), the others are attacks that were tr
   replaced by the driver's environment variable, JVM system property or session setting (only
   names matching ``spark.redaction.regex`` — secret, token, password — come back redacted; the
   enclave's ``STRONGROOM_MASTER_KEY`` or ``STRONGROOM_PKCS11_PIN`` would not).
-- ``check_cluster`` probes the REST port only at the host named in the master URL, so a master
-  whose REST server is bound to another of its addresses (``spark.master.rest.host``) passes.
+- ``check_cluster`` probed the REST port only at the host named in the master URL, so a master
+  whose REST server was bound to another of its addresses (``spark.master.rest.host``) passed,
+  and it looked at the master's web UI only, so a worker without the closed-UI filter passed.
+  Fixed: the driver now reads the master's own settings and its list of workers through the
+  closed UI's one door, a GET signed with the cluster's secret (section 6 attacks the door).
 - ``check_cluster`` takes "no HTTP answer within 5 s" as "nothing answers": a REST server or
   web UI that is slow (a loaded machine) or that holds the connection passes.
 """
@@ -17,6 +20,7 @@ that does not hold today (the fix flips it), the others are attacks that were tr
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -130,8 +134,6 @@ def rest_elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCl
             yield master
 
 
-@pytest.mark.xfail(strict=True, reason="red team: check_cluster probes REST only at the "
-                   "master URL's host; spark.master.rest.host puts it on another address")
 def test_a_master_with_rest_on_another_address_is_refused(rest_elsewhere: LocalCluster) -> None:
     # the ground truth: an unauthenticated REST server answers, on the master's machine
     assert _rest_answers("127.0.0.2", rest_elsewhere.rest_port)
@@ -212,9 +214,6 @@ def test_no_ui_page_answers_with_content_whatever_the_path_or_method(
                 assert b"Spark" not in body.replace(b"this Spark cluster", b""), (port, path)
 
 
-@pytest.mark.xfail(strict=True, reason="red team: check_cluster looks at the master's web UI "
-                   "only; a worker registered without the closed-UI filter shows its UI "
-                   "(executors, their logs) to anyone and the driver starts")
 def test_a_cluster_whose_worker_shows_its_ui_is_refused(rest_elsewhere: LocalCluster,
                                                         tmp_path: Path) -> None:
     properties = tmp_path / "worker.properties"
@@ -247,3 +246,52 @@ def test_a_cluster_whose_worker_shows_its_ui_is_refused(rest_elsewhere: LocalClu
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+# -- 6. the one door in the closed UI: a request signed with the cluster's secret ------------
+
+def _signed(port: int, path: str, *, secret: str, moment: int | None = None,
+            signed_path: str | None = None, method: str = "GET") -> tuple[int, bytes]:
+    import hashlib
+    import hmac
+    import http.client
+
+    when = str(int(time.time()) if moment is None else moment)
+    proof = hmac.new(secret.encode(), f"strongroom-ui:{when}:{signed_path or path}".encode(),
+                     hashlib.sha256).hexdigest()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        connection.request(method, path, headers={"X-Strongroom-Moment": when,
+                                                  "X-Strongroom-Proof": proof})
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def test_only_a_fresh_request_signed_for_its_path_reads_the_masters_state(
+        spark_cluster: LocalCluster) -> None:
+    """Guarantee: the closed UI opens two read-only pages, and only to a GET signed with the
+    cluster's secret for that path within two minutes; what they show never holds the
+    secret."""
+    secret = spark_cluster.secret_file.read_text().strip()
+    port = spark_cluster.ui_port
+    status, body = _signed(port, "/strongroom/settings", secret=secret)
+    assert status == 200 and secret not in body.decode()
+    assert b'"spark.master.rest.enabled":"false"' in body
+    status, body = _signed(port, "/json/", secret=secret)
+    assert status == 200 and len(json.loads(body)["workers"]) == 2
+    assert secret not in body.decode()
+    refused = [
+        _signed(port, "/json/", secret="not the cluster's secret"),
+        _signed(port, "/strongroom/settings", secret=secret, signed_path="/json/"),
+        _signed(port, "/json/", secret=secret, moment=int(time.time()) - 600),
+        _signed(port, "/json/", secret=secret, moment=int(time.time()) + 600),
+        _signed(port, "/json/?x=1", secret=secret),
+        _signed(port, "/json/", secret=secret, method="POST"),
+        _signed(port, "/app/kill/", secret=secret),
+        _signed(port, "/metrics/json", secret=secret),
+    ]
+    assert [status for status, _ in refused] == [403] * len(refused), refused
+    for _, body in refused:
+        assert b"worker" not in body.lower() and secret not in body.decode(errors="replace")

@@ -13,6 +13,8 @@ launch classes: the tests, the benchmarks and a custodian's first try use it.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
 import re
 import secrets
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,8 +217,12 @@ def cluster_properties(secret: str, cleanup_seconds: int = 60) -> dict[str, str]
 
 
 def check_cluster(settings: SparkSettings, timeout: float = 5.0) -> None:
-    """Refuse, before a driver starts, a standalone master that answers REST submissions or
-    shows its web UI without credentials; every such wall named at once."""
+    """Refuse, before a driver starts, a standalone cluster with an unauthenticated way in;
+    every such wall named at once. Probed from outside: a master that answers REST
+    submissions or shows its web UI without credentials. Read from inside, through the
+    closed UI's filter with a request signed by the cluster's secret (the only thing it
+    opens): the settings the master runs with (a REST server bound to any address of its
+    own) and its workers, each of whose web UI must be closed too."""
     if not settings.master.startswith("spark://"):
         return  # YARN and Kubernetes submit through their own authenticated services
     problems = []
@@ -226,19 +233,82 @@ def check_cluster(settings: SparkSettings, timeout: float = 5.0) -> None:
             problems.append(f"the master {host} answers REST submissions on port "
                             f"{settings.rest_port} (or listens there and cannot be told "
                             "from a REST server), which launch code with no credentials: "
-                            "set spark.master.rest.enabled false on it, and let nothing else "
-                            "listen on that port")
+                            f"{REST_OFF}, and let nothing else listen on that port")
         shown = _http_status(host, settings.master_ui_port, "/json/", timeout)
         if shown is not None and shown not in (401, 403):
             said = "no HTTP answer in time" if shown == NO_ANSWER else f"HTTP {shown}"
             problems.append(f"the master {host} shows its web UI on port "
-                            f"{settings.master_ui_port} to anyone ({said}): set "
-                            f"spark.ui.filters {CLOSED_UI_CLASS} on the master and workers, "
-                            "with Strongroom's jar on their class path")
+                            f"{settings.master_ui_port} to anyone ({said}): {CLOSE_UI}")
+            continue
+        problems += _inside(host, settings, timeout)
     if problems:
         raise SparkUnavailableError("the Spark cluster breaks a wall the enclave needs: "
                                     + "; ".join(problems)
                                     + " (docs/how-to/run-on-spark.md, 'Lock the cluster')")
+
+
+REST_OFF = "set spark.master.rest.enabled false on it"
+CLOSE_UI = (f"set spark.ui.filters {CLOSED_UI_CLASS} on the master and workers, with "
+            "Strongroom's jar on their class path")
+
+
+def _inside(host: str, settings: SparkSettings, timeout: float) -> list[str]:
+    """What the master says of itself and its workers to a request signed with the
+    cluster's secret (StrongroomClosedUi.java): the walls it breaks. A master that cannot be
+    read so is refused: a wall that cannot be checked is not taken on trust."""
+    secret = settings.secret()
+    where = f"the master {host}'s web UI (port {settings.master_ui_port})"
+    if not secret:
+        return [f"{where} cannot be asked for its settings and workers without the "
+                "cluster's secret: give the engine its secret_file"]
+    found = _signed_json(host, settings.master_ui_port, "/strongroom/settings", secret,
+                         timeout)
+    listed = _signed_json(host, settings.master_ui_port, "/json/", secret, timeout)
+    if not isinstance(found, dict) or not isinstance(listed, dict):
+        return [f"{where} does not answer a request signed with the cluster's secret for "
+                "its settings and workers: run the master and workers with this release's "
+                "Strongroom jar and the cluster's secret in their properties file"]
+    problems = []
+    if str(found.get("spark.master.rest.enabled")).lower() == "true":  # Spark's default: off
+        bound = found.get("spark.master.rest.host") or host
+        problems.append(f"the master {host} runs a REST submission server (on {bound}, port "
+                        f"{found.get('spark.master.rest.port') or REST_PORT}), which launches "
+                        f"code with no credentials: {REST_OFF}")
+    for worker in listed.get("workers") or []:
+        if not isinstance(worker, dict) or worker.get("state") not in (None, "ALIVE"):
+            continue
+        ui = urllib.parse.urlsplit(str(worker.get("webuiaddress") or ""))
+        if ui.hostname is None or ui.port is None:
+            problems.append(f"the worker {worker.get('id')} gives no web UI address its "
+                            "master can vouch for: it cannot be checked")
+            continue
+        shown = _http_status(ui.hostname, ui.port, "/json/", timeout)
+        if shown is not None and shown not in (401, 403):
+            said = "no HTTP answer in time" if shown == NO_ANSWER else f"HTTP {shown}"
+            problems.append(f"the worker {worker.get('id')} shows its web UI at "
+                            f"{ui.hostname}:{ui.port} to anyone ({said}): {CLOSE_UI}")
+    return problems
+
+
+def _signed_json(host: str, port: int, path: str, secret: str, timeout: float) -> Any:
+    """GET ``path`` with the closed UI's proof (HMAC-SHA256 under the cluster's secret of
+    the path and this moment); the JSON it answers, or None."""
+    import http.client
+
+    moment = str(int(time.time()))
+    proof = hmac.new(secret.encode(), f"strongroom-ui:{moment}:{path}".encode(),
+                     hashlib.sha256).hexdigest()
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"X-Strongroom-Moment": moment,
+                                                 "X-Strongroom-Proof": proof})
+        answer = connection.getresponse()
+        body = answer.read(1 << 20)
+        return json.loads(body) if answer.status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        connection.close()
 
 
 # what a port said when it was not an HTTP status: only a refused connection is closed
