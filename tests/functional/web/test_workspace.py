@@ -19,7 +19,7 @@ from itertools import count
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 from sqlalchemy import select
 
 from strongroom.access import projects
@@ -443,9 +443,20 @@ def test_a_released_competing_risks_table_is_drawn_as_curves_with_a_legend(
     console.platform.outputs.request_release(who, view.output.id)
     sign_in(page, console, me)
     page.goto(f"{console.base}/ui/workspace/outputs/{view.output.id}")
+    reading = page.get_by_test_id("reading")
+    expect(reading).to_be_hidden()
+    held: list[Route] = []  # the file's answer held back, as a large file's is by its size
+    page.route("**/released", lambda route: held.append(route))
     page.get_by_role("button", name="Show the table and chart").click()
+    expect(reading).to_be_visible()  # while it is read, the page says so
+    expect(reading).to_contain_text("Reading the released file")
+    while not held:
+        page.wait_for_timeout(50)
+    held[0].continue_()
     table = page.get_by_test_id("released-table")
     expect(table.get_by_test_id("cells")).to_contain_text("incidence")
+    expect(reading).to_be_hidden()  # and stops saying so when the table is there
+    page.unroute("**/released")
     curves = table.locator("svg.chart polyline.step")
     expect(curves).to_have_count(2)  # one per cause
     expect(table.locator("svg.chart")).to_contain_text("1")  # the legend names the causes
