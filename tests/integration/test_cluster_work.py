@@ -23,7 +23,7 @@ from strongroom.enclave.engines import DuckDBEngine
 from strongroom.enclave.results import Result
 from strongroom.enclave.sources import ClusterTable
 from strongroom.enclave.spark.cluster import LocalCluster
-from strongroom.enclave.spark.engine import SparkEngine
+from strongroom.enclave.spark.engine import SID, SparkEngine
 from strongroom.enclave.view import project_view, schema_of, view_plan
 from strongroom.enclave.workspace import Enclave
 from tests.access_world import World, build_world
@@ -119,6 +119,43 @@ def test_the_host_never_loads_the_cohort_and_answers_as_duckdb(
         _, here = service.analyse(duck, who, world.project_id, request, threshold=10)
         _same(here, there)
     assert engine.seals == sealed  # nothing of the cohort was sealed again
+
+
+def test_a_query_token_opens_only_the_columns_it_reads_and_no_master_ids(
+        world: World) -> None:
+    """The cohort on the cluster is one set of files every project's views are cut from, so
+    its keys are column by column: a query's token opens the footer, the surrogate IDs and the
+    columns that query reads, never another column (another project's grant), and the
+    master IDs are not there to open (a random surrogate stands for each eid)."""
+    import pyarrow.parquet as pq
+
+    enclave = world.platform.enclave
+    engine = enclave.engine
+    assert isinstance(engine, SparkEngine)
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    where = service.scope(enclave, who, world.project_id)
+    participants = enclave.sources(where.project, where.fields)[PARTICIPANTS]
+    assert isinstance(participants, ClusterTable)
+    copy = engine.seal(participants.rows)  # the copy already sealed: the same one
+    assert set(copy.columns) == {SID, *(c for c in copy.schema.names() if c != "eid")}
+    assert len(set(copy.columns.values())) == len(copy.columns)  # a key for each column
+    with engine.reading([], copy.identifiers([SID, "p31"])) as session:
+        read = session.read.parquet(str(copy.path))
+        assert "eid" not in read.columns
+        assert read.select("p31").toArrow().num_rows == copy.height
+        with pytest.raises(Exception, match=r"KeyAccessDenied|access denied"):
+            read.select("p21001_i0").toArrow()
+    # the surrogates are not the master IDs
+    factory, kms, _ = engine.keys.encryption(copy.identifier)
+    decryption = factory.file_decryption_properties(kms, pq.encryption.DecryptionConfiguration())
+    part = sorted(copy.path.glob("*.parquet"))[0]
+    sids = pq.read_table(part, columns=[SID], decryption_properties=decryption)[SID]
+    eids = set(enclave.pseudonym_map(where.project)["eid"].to_list())
+    assert not eids & set(sids.to_pylist())
+    for path in engine.folder.rglob("*.parquet"):  # not even the column names in the clear
+        data = path.read_bytes()
+        assert data[:4] == b"PARE" and b"p21001_i0" not in data
 
 
 def test_the_view_plan_is_the_view(tmp_path: Path) -> None:

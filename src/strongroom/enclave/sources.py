@@ -19,6 +19,8 @@ from typing import Protocol
 
 import polars as pl
 
+CHUNK_ROWS = 16_384  # the rows of a cohort table decoded at a time while it is sealed
+
 
 class Table(Protocol):
     """What the guard and the size bounds read of a project table (its rows: the engine's)."""
@@ -41,6 +43,9 @@ class Sealed:
 
     key: str
     read: Callable[[], Iterable[pl.DataFrame]]
+    # what each chunk becomes on the cluster (its schema, as handed over, is the chunks')
+    transform: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    by_column: bool = False  # each column under a master key of its own
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,11 @@ class CohortSource:
 
 @dataclass(frozen=True, eq=False)
 class ClusterTable:
-    """A project table that lives on the cluster: ``rows`` (a cohort table, its ``eid``
-    included) joined on ``eid`` to ``ids`` (the project's ``eid``, ``pid``), keeping ``pid``,
-    then ``kept`` (the table's index and its granted columns). ``schema`` and ``height`` are
-    the table's as the single machine's view would have them; ``pids``: the participants'
-    pids (for the participant table; None for an event table)."""
+    """A project table that lives on the cluster: ``rows`` (a cohort table, a surrogate of
+    ``eid`` in its place) joined on it to ``ids`` (the project's surrogates and pids), keeping
+    ``pid``, then ``kept`` (the table's index and its granted columns). ``schema`` and
+    ``height`` are the table's as the single machine's view would have them; ``pids``: the
+    participants' pids (for the participant table; None for an event table)."""
 
     schema: pl.Schema
     height: int

@@ -34,7 +34,7 @@ from strongroom.cohort.store import Store
 from strongroom.enclave import definitions
 from strongroom.enclave.engine import Limits
 from strongroom.enclave.engines import DuckDBEngine, Engine
-from strongroom.enclave.sources import CohortSource, Table
+from strongroom.enclave.sources import CHUNK_ROWS, CohortSource, Table
 from strongroom.enclave.view import project_view
 from strongroom.errors import Invalid, Unavailable
 
@@ -178,7 +178,8 @@ class Enclave:
         version = current.id
         digests = {name: str(table["sha256"]) for name, table in current.tables.items()}
         return CohortSource(version, digests,
-                            lambda name: self.store.read_chunks(version, name))
+                            lambda name: self.store.read_chunks(version, name,
+                                                                CHUNK_ROWS))
 
     def sources(self, project: Project, fields: list[int]) -> Mapping[str, Table]:
         """The project's view where the engine's queries read it: the engine's own (on a

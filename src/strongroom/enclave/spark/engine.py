@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import secrets
 import shutil
 import threading
 import uuid
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 ROWS_PER_FILE = 100_000
+SID = "_sid"  # the cohort's tables on the cluster: a random surrogate of eid in its place
 # Spark reads unsigned Parquet integers as wider signed ones (UINT64 as a decimal): the
 # enclave's tables are published already widened, so both engines see the same types.
 _WIDER: dict[type[pl.DataType], type[pl.DataType]] = {
@@ -92,9 +95,41 @@ class SealedCopy:
     """Rows sealed on the cluster under a content key: where, and what they are."""
 
     path: Path
-    identifier: str
-    schema: pl.Schema  # as the rows were handed over (before Spark's widening)
+    identifier: str  # the footer's master key (and every column's, unless ``columns``)
+    schema: pl.Schema  # as the rows were handed over (before any transform and widening)
     height: int
+    columns: dict[str, str]  # each column's own master key, if it has one (as written)
+
+    def identifiers(self, columns: Iterable[str]) -> list[str]:
+        """The master keys that open ``columns`` (as written) of these rows."""
+        return [self.identifier, *(self.columns[c] for c in columns if c in self.columns)]
+
+
+@dataclass
+class _Surrogates:
+    """A cohort version's ``eid``s (ascending) and the random number standing for each on
+    the cluster, so that no key a query is granted opens the master IDs."""
+
+    eids: np.ndarray
+    sids: np.ndarray
+    tag: str
+
+    def of(self, eids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        """Each eid's surrogate, and whether the cohort's participant table holds it."""
+        wanted = eids.cast(pl.Int64).fill_null(-1).to_numpy()
+        at = np.clip(np.searchsorted(self.eids, wanted), 0, max(self.eids.size - 1, 0))
+        if self.eids.size == 0:
+            return np.zeros(wanted.size, np.int64), np.zeros(wanted.size, np.bool_)
+        found = self.eids[at] == wanted
+        return np.where(found, self.sids[at], 0), found
+
+    def replace(self, chunk: pl.DataFrame) -> pl.DataFrame:
+        """A chunk of a cohort table with its eids' surrogates for them (rows of an eid
+        the participant table lacks, which no view could join, left out)."""
+        sids, found = self.of(chunk[EID])
+        rest = [c for c in chunk.columns if c != EID]
+        return chunk.with_columns(pl.Series(SID, sids)).filter(pl.Series(found)) \
+            .select(SID, *rest)
 
 
 class SparkEngine:
@@ -118,6 +153,7 @@ class SparkEngine:
         self._sealed: OrderedDict[str, SealedCopy] = OrderedDict()
         self._sealed_size = sealed_size
         self.seals = 0  # how many times rows were sealed (tests read it: once per content)
+        self._surrogates: OrderedDict[str, _Surrogates] = OrderedDict()
         self._lock = threading.RLock()
         self._genotypes = ClusterGenotypes(self)
 
@@ -156,7 +192,32 @@ class SparkEngine:
 
     def _drop(self, published: _Published | SealedCopy) -> None:
         self.keys.forget(published.identifier)
+        if isinstance(published, SealedCopy):
+            for identifier in published.columns.values():
+                self.keys.forget(identifier)
         shutil.rmtree(published.path, ignore_errors=True)
+
+    def _surrogates_of(self, cohort: CohortSource) -> _Surrogates:
+        """The version's surrogates for its eids: drawn the first time (from the participant
+        table's eid column), the same for every table and project after that."""
+        with self._lock:
+            found = self._surrogates.get(cohort.version)
+            if found is not None:
+                self._surrogates.move_to_end(cohort.version)
+                return found
+            eids = np.unique(np.concatenate([
+                chunk[EID].cast(pl.Int64).drop_nulls().to_numpy()
+                for chunk in cohort.read(PARTICIPANTS)]))
+            draw = np.random.default_rng(secrets.randbits(128))
+            while True:  # distinct, from 2^62 numbers: a second draw is all but never needed
+                sids = draw.integers(1, 2**62, size=eids.size, dtype=np.int64)
+                if np.unique(sids).size == sids.size:
+                    break
+            found = _Surrogates(eids, sids, secrets.token_hex(8))
+            self._surrogates[cohort.version] = found
+            while len(self._surrogates) > 2:
+                self._surrogates.popitem(last=False)
+            return found
 
     def seal(self, rows: Sealed) -> SealedCopy:
         """``rows`` on the cluster as encrypted Parquet: sealed the first time their content
@@ -170,13 +231,15 @@ class SparkEngine:
             identifier = self.keys.new_identifier()
             path = self.folder / identifier
             path.mkdir(mode=0o700)
+            columns: dict[str, str] = {}
             try:
-                schema, height = _write_chunks(rows.read(), path, self.keys, identifier)
+                schema, height = _write_chunks(rows, path, self.keys, identifier, columns)
             except BaseException:
-                self.keys.forget(identifier)
+                for made in (identifier, *columns.values()):
+                    self.keys.forget(made)
                 shutil.rmtree(path, ignore_errors=True)
                 raise
-            copy = SealedCopy(path, identifier, schema, height)
+            copy = SealedCopy(path, identifier, schema, height, columns)
             self.seals += 1
             self._sealed[rows.key] = copy
             while len(self._sealed) > self._sealed_size:
@@ -190,23 +253,29 @@ class SparkEngine:
         per cohort version), the project's pseudonyms too, and each view table a plan the
         executors run (:class:`ClusterTable`); its size (and the participants' pids) counted
         there. An event table the cohort does not hold is an empty frame with its schema."""
-        copies = {name: self.seal(cohort.sealed(name)) for name in cohort.tables}
+        surrogates = self._surrogates_of(cohort)
+        sealed = {name: _cohort_rows(cohort, name, surrogates) for name in cohort.tables}
+        copies = {name: self.seal(rows) for name, rows in sealed.items()}
         plan = view_plan({name: copy.schema for name, copy in copies.items()}, fields,
                          dictionary)
-        ids_frame = pseudonyms.select(pl.col(EID).cast(pl.Int64), pl.col(PID).cast(pl.Int64))
-        digest = hashlib.sha256()
-        for column in (EID, PID):
+        sids, found = surrogates.of(pseudonyms[EID])
+        ids_frame = pl.DataFrame({SID: sids, PID: pseudonyms[PID].cast(pl.Int64).to_numpy()}
+                                 ).filter(pl.Series(found))
+        digest = hashlib.sha256(surrogates.tag.encode())
+        for column in (SID, PID):
             digest.update(ids_frame[column].to_numpy().tobytes())
         ids = Sealed("ids-" + digest.hexdigest()[:32], lambda: [ids_frame])
         ids_path = self.seal(ids).path
         view: dict[str, Table] = {}
-        with self.reading([*(c.path for c in copies.values()), ids_path]) as session:
+        # the tables' sizes: read their surrogates only
+        opened = [i for c in copies.values() for i in c.identifiers([SID])]
+        with self.reading([ids_path], opened) as session:
             for name, projection in plan.items():
                 if projection.source is None:
                     view[name] = pl.DataFrame(schema=projection.schema)
                     continue
-                table = ClusterTable(projection.schema, 0, cohort.sealed(projection.source),
-                                     ids, projection.kept)
+                table = ClusterTable(projection.schema, 0, sealed[projection.source], ids,
+                                     projection.kept)
                 frame = _view_frame(session, table, copies[projection.source].path, ids_path,
                                     [PID])
                 if name == PARTICIPANTS:
@@ -236,22 +305,27 @@ class SparkEngine:
             if not _TABLE_NAME.fullmatch(name):
                 raise Invalid(f"{name!r} is not a table name (lower-case letters, digits, _)")
         paths: dict[str, list[Path]] = {}
-        for name in used:
+        opened: list[str] = []  # a cohort table's footer and the columns the query reads
+        for name, columns in used.items():
             table = tables[name]
             if isinstance(table, ClusterTable):
-                paths[name] = [self.seal(table.rows).path, self.seal(table.ids).path]
+                rows = self.seal(table.rows)
+                paths[name] = [rows.path, self.seal(table.ids).path]
+                opened += rows.identifiers([SID, *(c for c in table.kept if c in columns)])
             elif isinstance(table, pl.DataFrame):
                 paths[name] = [self.publish(table)]
             else:
                 raise TypeError(f"the Spark engine reads frames and cluster tables, not "
                                 f"{type(table).__name__}")
-        with self.reading(p for found in paths.values() for p in found) as session:
+        published = [found[-1] for found in paths.values()]  # a frame's, or a view's ids
+        with self.reading(published, opened) as session:
             for name, columns in used.items():
                 table = tables[name]
                 keep = [c for c in table.columns if c in columns] or table.columns[:1]
                 if isinstance(table, ClusterTable):
-                    rows, ids = paths[name]
-                    _view_frame(session, table, rows, ids, keep).createOrReplaceTempView(name)
+                    source, ids = paths[name]
+                    _view_frame(session, table, source, ids, keep) \
+                        .createOrReplaceTempView(name)
                 else:
                     session.read.parquet(str(paths[name][0])).select(*keep) \
                         .createOrReplaceTempView(name)
@@ -302,12 +376,15 @@ class SparkEngine:
             context.setJobGroup("", "")
 
     @contextmanager
-    def reading(self, paths: Iterable[Path]) -> Iterator[SparkSession]:
+    def reading(self, paths: Iterable[Path], identifiers: Iterable[str] = ()
+                ) -> Iterator[SparkSession]:
         """A session for one query (its own temporary views) that can open the published
         ``paths`` and nothing else: its key service token is granted for their master keys
-        alone, and revoked when the query is done. (A published folder is named by its
+        alone (and ``identifiers``: a sealed cohort table's footer and the columns the query
+        reads), and revoked when the query is done. (A published folder is named by its
         master key's identifier; a genotype set's after ``genotypes-``.)"""
-        token = self.keys.grant(p.name.removeprefix("genotypes-") for p in paths)
+        token = self.keys.grant([*(p.name.removeprefix("genotypes-") for p in paths),
+                                 *identifiers])
         try:
             yield keyed_session(self.spark, self.keys, token)
         finally:
@@ -338,9 +415,9 @@ def _view_frame(session: SparkSession, table: ClusterTable, rows: Path, ids: Pat
     """A view table on the executors: the cohort table's rows joined on eid to the project's
     pseudonyms, with ``pid`` for ``eid``, reading only ``columns`` of the view's."""
     kept = [c for c in table.kept if c in columns]
-    source = session.read.parquet(str(rows)).select(EID, *kept)
+    source = session.read.parquet(str(rows)).select(SID, *kept)
     pseudonyms = session.read.parquet(str(ids))
-    return source.join(pseudonyms, on=EID, how="inner").select(
+    return source.join(pseudonyms, on=SID, how="inner").select(
         *(c for c in table.columns if c in columns))
 
 
@@ -367,14 +444,24 @@ def _as_duckdb(frame: pl.DataFrame) -> pl.DataFrame:
     return plain_types(frame.with_columns(zoned) if zoned else frame)
 
 
+def _cohort_rows(cohort: CohortSource, name: str, surrogates: _Surrogates) -> Sealed:
+    """A cohort table as the cluster holds it: the version's surrogates for its eids, each
+    column under a master key of its own."""
+    plain = cohort.sealed(name)
+    return Sealed(f"{plain.key}-{surrogates.tag}", plain.read, surrogates.replace,
+                  by_column=True)
+
+
 def _write(frame: pl.DataFrame, path: Path, keys: KeyService, identifier: str,
-           first: int = 0) -> int:
-    """``frame`` as encrypted Parquet files in ``path``, numbered from ``first``; the next
-    number."""
+           first: int = 0, columns: Mapping[str, str] | None = None) -> int:
+    """``frame`` as encrypted Parquet files in ``path``, numbered from ``first`` (each
+    column under its own key in ``columns``, if given); the next number."""
+    if columns and set(columns) != set(frame.columns):
+        raise ValueError("every column of a table sealed column by column needs its own key")
     widened = frame.with_columns(pl.col(c).cast(_WIDER[type(t)]) for c, t in frame.schema.items()
                                  if type(t) in _WIDER)
     table = widened.to_arrow(compat_level=pl.CompatLevel.oldest())
-    factory, kms, config = keys.encryption(identifier)
+    factory, kms, config = keys.encryption(identifier, columns)
     rows = int(table.num_rows)
     files = max(1, math.ceil(rows / ROWS_PER_FILE))
     step = math.ceil(rows / files) if rows else 1
@@ -385,27 +472,76 @@ def _write(frame: pl.DataFrame, path: Path, keys: KeyService, identifier: str,
     return first + files
 
 
-def _write_chunks(chunks: Iterable[pl.DataFrame], path: Path, keys: KeyService,
-                  identifier: str) -> tuple[pl.Schema, int]:
-    """Each chunk written as it comes (empty chunks only when all are); the rows' schema and
-    number."""
+def _write_chunks(rows: Sealed, path: Path, keys: KeyService, identifier: str,
+                  columns: dict[str, str]) -> tuple[pl.Schema, int]:
+    """Each chunk of ``rows`` transformed and written as it comes, into files of up to
+    ``ROWS_PER_FILE`` rows (a chunk only ever in memory); the rows' schema as handed over,
+    and their number. ``columns``: filled with each written column's own master key, if
+    ``rows`` are sealed column by column."""
     schema: pl.Schema | None = None
-    height = files = 0
-    for chunk in chunks:
-        if schema is None:
-            schema = chunk.schema
-        elif chunk.schema != schema:
-            raise ValueError("the chunks of one table differ in their columns or types")
-        if chunk.height or not files:
-            if files and height == 0:  # an empty first chunk, now that rows came: replaced
-                for old in path.glob("part-*.parquet"):
-                    old.unlink()
-                files = 0
-            files = _write(chunk, path, keys, identifier, files)
-            height += chunk.height
+    height = 0
+    files = _Files(path, keys, identifier)
+    try:
+        for handed in rows.read():
+            if schema is None:
+                schema = handed.schema
+            elif handed.schema != schema:
+                raise ValueError("the chunks of one table differ in their columns or types")
+            chunk = rows.transform(handed) if rows.transform is not None else handed
+            del handed
+            if rows.by_column and not columns:
+                columns.update({c: keys.new_identifier() for c in chunk.columns})
+            if chunk.height or not files.made:  # the first, even empty: the table's schema
+                files.add(chunk, columns or None)
+                height += chunk.height
+    finally:
+        files.close()
     if schema is None:
         raise ValueError("a table to seal came without even an empty chunk (its schema)")
     return schema, height
+
+
+class _Files:
+    """Encrypted Parquet files in ``path`` of up to ``ROWS_PER_FILE`` rows each, written a
+    chunk at a time (each chunk a row group)."""
+
+    def __init__(self, path: Path, keys: KeyService, identifier: str):
+        self.path = path
+        self.keys = keys
+        self.identifier = identifier
+        self.made = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._rows = 0
+
+    def add(self, chunk: pl.DataFrame, columns: Mapping[str, str] | None) -> None:
+        if columns and set(columns) != set(chunk.columns):
+            raise ValueError("every column of a table sealed column by column needs its own "
+                             "key")
+        widened = chunk.with_columns(pl.col(c).cast(_WIDER[type(t)])
+                                     for c, t in chunk.schema.items() if type(t) in _WIDER)
+        table = widened.to_arrow(compat_level=pl.CompatLevel.oldest())
+        offset, total = 0, int(table.num_rows)
+        while True:
+            if self._writer is None:
+                factory, kms, config = self.keys.encryption(self.identifier, columns)
+                self._writer = pq.ParquetWriter(
+                    self.path / f"part-{self.made:05d}.parquet", table.schema,
+                    encryption_properties=factory.file_encryption_properties(kms, config))
+                self.made += 1
+            part = table.slice(offset, ROWS_PER_FILE - self._rows)
+            self._writer.write_table(part)
+            self._rows += int(part.num_rows)
+            offset += int(part.num_rows)
+            if self._rows >= ROWS_PER_FILE:
+                self.close()
+            if offset >= total:
+                return
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._rows = 0
 
 
 def _failure(exc: Exception, limits: Limits | None, timed_out: bool) -> DataRefusal:

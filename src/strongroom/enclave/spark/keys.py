@@ -35,7 +35,7 @@ import secrets
 import ssl
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -160,13 +160,25 @@ class KeyService:
 
         return pe.CryptoFactory(_Client)
 
-    def encryption(self, identifier: str) -> tuple[pe.CryptoFactory, pe.KmsConnectionConfig,
-                                                   pe.EncryptionConfiguration]:
+    def encryption(self, identifier: str, columns: Mapping[str, str] | None = None
+                   ) -> tuple[pe.CryptoFactory, pe.KmsConnectionConfig,
+                              pe.EncryptionConfiguration]:
         """What :func:`pyarrow.parquet.write_table` needs to encrypt a file under
-        ``identifier``: every column and the footer (so the column names too)."""
+        ``identifier``: every column and the footer (so the column names too). ``columns``:
+        a master key of its own for each column (name: identifier), the footer's being
+        ``identifier``, so that a token granted a query's columns opens no others; it must
+        name every column the file holds (one left out would be written in the clear)."""
+        if not columns:
+            return (self.crypto_factory(), pe.KmsConnectionConfig(),
+                    pe.EncryptionConfiguration(footer_key=identifier, uniform_encryption=True,
+                                               plaintext_footer=False, double_wrapping=True))
+        grouped: dict[str, list[str]] = {}
+        for column, key in columns.items():
+            grouped.setdefault(key, []).append(column)
         return (self.crypto_factory(), pe.KmsConnectionConfig(),
-                pe.EncryptionConfiguration(footer_key=identifier, uniform_encryption=True,
-                                           plaintext_footer=False, double_wrapping=True))
+                pe.EncryptionConfiguration(footer_key=identifier, column_keys=grouped,
+                                           uniform_encryption=False, plaintext_footer=False,
+                                           double_wrapping=True))
 
     # -- the HTTP side --------------------------------------------------------------------
 
