@@ -28,7 +28,7 @@ from strongroom.enclave import margin, rowlocal, sizes, winsor
 from strongroom.enclave.analyses.frame import increasing, nearest_rows
 from strongroom.enclave.analyses.tables import MAX_CELLS
 from strongroom.enclave.engine import Limits
-from strongroom.enclave.engines import DuckDBEngine, Engine
+from strongroom.enclave.engines import WEIGHT, DuckDBEngine, Engine
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.enclave.sizes import Size
 from strongroom.enclave.sources import Table
@@ -133,7 +133,9 @@ def aggregate_sql(
     _, most = sizes.admit(plan.rows, tables, limits.max_rows, dict(bounds or {}))
     # the row-level query also reads each source's pid, which the researcher's need not name
     used = {table: columns | {PID} for table, columns in referenced_columns(query).items()}
-    frame = (engine or DuckDBEngine()).select(tables, used, plan.rows, limits, most)
+    # weighted: an engine may give identical rows once, with their number (WEIGHT)
+    frame = (engine or DuckDBEngine()).select(tables, used, plan.rows, limits, most,
+                                              weighted=True)
     with reading_data():  # read from the rows: a refusal may depend on their values
         cells = cells_of(frame, plan, k)
     notes = []
@@ -381,19 +383,28 @@ class _Gathered:
     values: list[Any]
     x: np.ndarray | None = None
     distinct: list[Any] | None = None
+    weights: np.ndarray | None = None  # the rows each of ``pids`` stands for (None: one)
 
 
 def cells_of(frame: pl.DataFrame, plan: Plan, k: int = 0) -> list[Cell]:
     """One cell per (group, aggregate), groups sorted by their keys; rare key values merged
-    and contributions winsorised at ``k`` (0: as they are)."""
+    and contributions winsorised at ``k`` (0: as they are). A ``WEIGHT`` column (an
+    engine's identical rows given once, :data:`WEIGHT`): each row stands for that many."""
     keys = [f"_k{i}" for i in range(len(plan.keys))]
     frame = _by_pid(frame)
-    once = increasing(frame["_pid"].to_numpy())  # one row each
+    weights = None
+    if WEIGHT in frame.columns:
+        counted = frame[WEIGHT].cast(pl.Int64).to_numpy()
+        frame = frame.drop(WEIGHT)
+        weights = counted if counted.size and int(counted.max()) > 1 else None
+    once = weights is None and increasing(frame["_pid"].to_numpy())  # one row each
     frame = _merged_keys(frame, keys, k, once)
     columns = iter(f"_a{j}" for j, a in enumerate(plan.aggregates) if a.arg is not None)
     inputs = [(a, next(columns) if a.arg is not None else None) for a in plan.aggregates]
-    found = _counted(frame, keys, inputs)
+    found = _counted(frame, keys, inputs, weights)
     if found is None:
+        if weights is not None:  # the rows as the query gave them (in pid order still)
+            frame = frame[np.repeat(np.arange(frame.height), weights)]
         found = _grouped(frame, keys, inputs)
     labels, gathered = found
     if len(labels) * len(inputs) > MAX_CELLS:  # the same limit as any table of the enclave
@@ -495,9 +506,11 @@ def _grouped(
 
 def _counted(
     frame: pl.DataFrame, keys: list[str], inputs: list[tuple[Aggregate, str | None]],
+    weights: np.ndarray | None = None,
 ) -> tuple[list[tuple[str, ...]], list[_Gathered]] | None:
     """Counts (``count(*)``, ``count(x)``) by whole-number or boolean keys, gathered by each
-    row's key code; None for anything else (``_grouped`` then gathers it).
+    row's key code; None for anything else (``_grouped`` then gathers it). ``weights``: the
+    rows each of the frame's rows stands for (None: one each).
 
     Groups, their order (by key, NULL last) and their labels are those of ``_grouped``.
     """
@@ -509,16 +522,24 @@ def _counted(
     code, counts, present, groups = coded
     order = np.argsort(code, kind="stable")  # radix: groups in order, each in pid order
     pids = frame["_pid"].to_numpy()[order].astype(np.int64, copy=False)
+    ordered = weights[order] if weights is not None else None
     gathered = []
     for _, column in inputs:
         if column is None:
-            chosen, sizes = pids, counts[present]
+            chosen, chosen_weights, sizes = pids, ordered, counts[present]
+            rows = (sizes if weights is None else
+                    np.bincount(code, weights=weights, minlength=len(counts))[present])
         else:
             has = frame[column].is_not_null().to_numpy()[order]
             chosen = pids[has]
+            chosen_weights = ordered[has] if ordered is not None else None
             sizes = np.bincount(code[order[has]], minlength=len(counts))[present]
+            rows = (sizes if chosen_weights is None else
+                    np.bincount(code[order[has]], weights=chosen_weights,
+                                minlength=len(counts))[present])
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        gathered.append(_Gathered(chosen, offsets, [float(n) for n in sizes]))
+        gathered.append(_Gathered(chosen, offsets, [float(n) for n in rows],
+                                  weights=chosen_weights))
     return _labels(groups, keys), gathered
 
 
@@ -645,6 +666,8 @@ def _cells(gathered: _Gathered, aggregate: Aggregate, labels: list[tuple[str, ..
         bounds = np.searchsorted(starts, offsets)  # each group's slice of ``contributors``
         contributors = pids[starts]
         rows = np.diff(np.append(starts, len(pids)))  # each participant's rows in the group
+        if gathered.weights is not None and len(starts):  # each entry stands for its weight
+            rows = np.add.reduceat(gathered.weights, starts).astype(np.int64)
     magnitudes = below = above = totals = None
     if gathered.x is not None:
         x = gathered.x

@@ -32,14 +32,20 @@ if TYPE_CHECKING:
     from strongroom.genomics.study import GenotypeCluster
 
 
+WEIGHT = "_w"  # a weighted result's column: how many identical rows a row stands for
+
+
 class Engine(Protocol):
     name: str
     limits: Limits  # what its queries may use, unless the enclave is given others
 
     def select(self, tables: Mapping[str, Table], used: Mapping[str, set[str]],
-               query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
+               query: exp.Query, limits: Limits, most: int, *,
+               weighted: bool = False) -> pl.DataFrame:
         """The result of the checked ``query`` over ``tables`` (of which it reads ``used``),
-        held to ``limits``; ``most``: the rows its size bound allows (enclave/sizes.py)."""
+        held to ``limits``; ``most``: the rows its size bound allows (enclave/sizes.py).
+        ``weighted``: the engine may give identical rows once, with a column ``_w`` saying
+        how many they are (so that fewer rows travel), when that changes no value."""
         ...
 
     def project_view(self, cohort: CohortSource, pseudonyms: pl.DataFrame,
@@ -64,7 +70,8 @@ class DuckDBEngine:
         self.limits = limits or DUCKDB_LIMITS
 
     def select(self, tables: Mapping[str, Table], used: Mapping[str, set[str]],
-               query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
+               query: exp.Query, limits: Limits, most: int, *,
+               weighted: bool = False) -> pl.DataFrame:
         frames = {name: table for name, table in tables.items()
                   if isinstance(table, pl.DataFrame)}
         if any(name not in frames for name in used if name in tables):

@@ -45,7 +45,7 @@ from sqlglot import exp
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, PARTICIPANTS
 from strongroom.enclave.engine import Limits, plain_types
-from strongroom.enclave.engines import SPARK_LIMITS
+from strongroom.enclave.engines import SPARK_LIMITS, WEIGHT
 from strongroom.enclave.sources import ClusterTable, CohortSource, Sealed, Table
 from strongroom.enclave.spark.cluster import (
     SparkSettings,
@@ -294,7 +294,8 @@ class SparkEngine:
     # -- queries --------------------------------------------------------------------------
 
     def select(self, tables: Mapping[str, Table], used: Mapping[str, set[str]],
-               query: exp.Query, limits: Limits, most: int) -> pl.DataFrame:
+               query: exp.Query, limits: Limits, most: int, *,
+               weighted: bool = False) -> pl.DataFrame:
         # refused here, before anything is published, if it would answer otherwise on Spark
         text = spark_sql(query, _kinds(tables, used))
         missing = sorted(set(used) - set(tables))
@@ -330,18 +331,22 @@ class SparkEngine:
                     session.read.parquet(str(paths[name][0])).select(*keep) \
                         .createOrReplaceTempView(name)
             bounded = f"SELECT * FROM ({text}) AS _result LIMIT {most + 1}"  # noqa: S608
-            return self._collect(session, bounded, limits, most)
+            return self._collect(session, bounded, limits, most, weighted)
 
     def _collect(self, session: SparkSession, text: str, limits: Limits,
-                 most: int) -> pl.DataFrame:
+                 most: int, weighted: bool = False) -> pl.DataFrame:
         from pyspark.errors import AnalysisException
 
         try:
             query = session.sql(text)
+            if weighted:
+                query = _weighted(query)
         except AnalysisException as exc:  # about the query's words: no data was read yet
             raise Invalid(f"Spark could not run the query: {_first(exc)}") from None
         frame = _as_duckdb(pl.from_arrow(self.collect_arrow(query, limits)))  # type: ignore[arg-type]
-        if frame.height > most:
+        rows = (int(frame[WEIGHT].sum()) if WEIGHT in frame.columns and frame.height
+                else frame.height)
+        if rows > most:
             raise DataRefusal(f"the query returns more than {most:,} rows, the most one "
                               "query may produce; narrow it with WHERE or aggregate it")
         return frame
@@ -408,6 +413,26 @@ class SparkEngine:
                 self._spark = None
             self.keys.close()
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# what identical rows can be counted as one by: values that compare equal only when they
+# are the same (a double's -0.0 and NaNs would be made one by Spark's grouping)
+_EXACT_TYPES = ("ByteType", "ShortType", "IntegerType", "LongType", "StringType", "DateType",
+                "TimestampType", "TimestampNTZType", "BooleanType")
+
+
+def _weighted(query: DataFrame) -> DataFrame:
+    """``query``'s identical rows as one, with their number in ``WEIGHT``, when every column
+    is of a type whose equal values are the same (else ``query`` as it is): for aggregate
+    SQL's row-level rows, whose participants' joined rows are mostly alike, fewer rows cross
+    to the driver and the host."""
+    from pyspark.sql import functions
+
+    fields = query.schema.fields
+    if not fields or any(type(f.dataType).__name__ not in _EXACT_TYPES for f in fields) \
+            or WEIGHT in query.columns:
+        return query
+    return query.groupBy(*query.columns).agg(functions.count(functions.lit(1)).alias(WEIGHT))
 
 
 def _view_frame(session: SparkSession, table: ClusterTable, rows: Path, ids: Path,
