@@ -129,7 +129,7 @@ def test_pages_are_never_kept_but_their_assets_are_by_content(world: World) -> N
     assert page.headers["cache-control"] == "no-store"  # a page may hold data: never kept
     named = re.findall(rf'"({PREFIX}/static/[^"?]+)\?v=([0-9a-f]{{16}})"', page.text)
     assert {path.rsplit("/", 1)[-1] for path, _ in named} >= {
-        "pico.min.css", "app.css", "htmx.min.js", "favicon.svg"}
+        "pico.min.css", "app.css", "app.js", "htmx.min.js", "favicon.svg"}
     for path, digest in named:
         answer = client.get(f"{path}?v={digest}")
         assert answer.status_code == 200, path

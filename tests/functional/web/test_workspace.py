@@ -270,7 +270,19 @@ def test_an_analysis_form_with_the_wrong_variables_says_what_it_takes(
     expect(page.get_by_role("alert")).to_contain_text("nosuch")
     assert not refusals
 
-    page.get_by_label("Variables").fill("sex, grp")  # right at last; then asked and withdrawn
+    # while an analysis runs the page says so, and its button cannot be pressed twice (the
+    # submission stopped in the page, to read it mid-way)
+    open_project(page, console, title, tab="Definitions")
+    page.evaluate("window.addEventListener('submit', event => event.preventDefault())")
+    page.get_by_role("button", name="Run and check").click()
+    busy = page.get_by_role("button", name="Running and checking")
+    expect(busy).to_have_attribute("aria-busy", "true")
+    expect(busy).to_be_disabled()
+
+    open_project(page, console, title, tab="Definitions")  # right at last; then asked, withdrawn
+    page.get_by_label("Kind of analysis").select_option("crosstab")
+    page.get_by_label("Dataset definition").select_option("grouped")
+    page.get_by_label("Variables").fill("sex, grp")
     page.get_by_role("button", name="Run and check").click()
     page.get_by_label("Justification").fill(WHY)
     page.get_by_role("button", name="Request release").click()
