@@ -86,7 +86,7 @@ KINDS = ("tardos", "flat")  # the fingerprint's two scores
 # evidence of other carriers (``score``'s ``other``); "values" is the marks read from each
 # column's values with no row linked (``multiset.py``); "bands" is membership's p-value times
 # the band origins' evidence, with its own exact law (``band_evidence.combined_log_p``)
-OTHER_KINDS = ("values", "membership", "decoys", "bands")
+OTHER_KINDS = ("values", "membership", "decoys", "residual", "bands")
 ALL_KINDS = (*KINDS, *OTHER_KINDS)
 # shares of the 10⁻⁹ given to each kind of evidence, per recipient that could be named by it:
 # the membership, decoy and band tests are strong when they hold at all (or, for bands, add
@@ -94,9 +94,10 @@ ALL_KINDS = (*KINDS, *OTHER_KINDS)
 # all of its share (ln 1.15 nats); the linkage-free reading of the marks ("values", its two
 # scores' p-value doubled) is as strong as the linked one on an intact copy and the only
 # evidence on a re-paired one, so it takes a fingerprint's share (3.3 shares per recipient,
-# not 2.3: 0.36 nats more for every kind)
+# not 2.3: 0.36 nats more for every kind); "residual" is the fingerprint read again on the
+# rows every named recipient's copy withheld (``residual.py``: what a union of copies leaves)
 WEIGHTS = {"tardos": 1.0, "flat": 1.0, "values": 1.0, "membership": 0.1, "decoys": 0.1,
-           "bands": 0.1}
+           "residual": 0.1, "bands": 0.1}
 BERRY_ESSEEN = 0.56  # sup|F − Φ| ≤ 0.56·L, independent non-identical terms (Shevtsova 2010)
 _LAMBDAS = np.geomspace(1e-3, 1e3, 33)  # times 1/√V: the Chernoff grid, refined for the best
 
@@ -330,6 +331,7 @@ class Score:
     log_bound: float  # natural log of the system-wide false-accusation bound
     log_p: float = 0.0  # ln of this recipient's own bound (smaller score tail), before the union
     kind_log_p: tuple[float, ...] = ()  # ln of each kind's tail bound, in ``ALL_KINDS`` order
+    union: float = 0.0  # ln of the shares the 10⁻⁹ is divided into (``score``)
 
     @property
     def bound(self) -> float:
@@ -489,7 +491,25 @@ def _with_other(s: Score, other: Mapping[str, Other], union: float) -> Score:
                                  for k in OTHER_KINDS)
     best = min(v - math.log(WEIGHTS[k]) for k, v in zip(ALL_KINDS, kinds, strict=True))
     return Score(s.extract_id, s.positions, s.tardos, s.flat, min(0.0, best + union),
-                 min(kinds), kinds)
+                 min(kinds), kinds, union)
+
+
+def amend(scores: Sequence[Score], kind: str, log_p: Mapping[str, float]) -> list[Score]:
+    """``scores`` (each already holding every kind, its union counting ``kind``) with
+    ``kind``'s p-values set from ``log_p`` (a recipient absent keeps its own), best first."""
+    at = ALL_KINDS.index(kind)
+    out = []
+    for s in scores:
+        if s.extract_id not in log_p or len(s.kind_log_p) != len(ALL_KINDS):
+            out.append(s)
+            continue
+        kinds = tuple(min(0.0, log_p[s.extract_id]) if i == at else v
+                      for i, v in enumerate(s.kind_log_p))
+        best = min(v - math.log(WEIGHTS[k]) for k, v in zip(ALL_KINDS, kinds, strict=True))
+        out.append(Score(s.extract_id, s.positions, s.tardos, s.flat,
+                         min(0.0, best + s.union), min(kinds), kinds, s.union))
+    out.sort(key=lambda s: (s.log_bound, -s.tardos))
+    return out
 
 
 def _score_group(marks: Marks, mask: np.ndarray, members: Sequence[Recipient],
@@ -515,7 +535,8 @@ def _score_group(marks: Marks, mask: np.ndarray, members: Sequence[Recipient],
                      for i, (k, v) in enumerate(zip(KINDS, kinds, strict=True))]
         best = min(kinds)  # the fingerprint kinds' weights are 1
         out.append(Score(member.extract_id, int(mask.sum()), float(raw[row, 0]),
-                         float(raw[row, 1]), min(0.0, best + union), best, tuple(kinds)))
+                         float(raw[row, 1]), min(0.0, best + union), best, tuple(kinds),
+                         union))
     return out
 
 

@@ -57,6 +57,7 @@ from strongroom.extracts import (
     membership,
     multiset,
     orders,
+    residual,
     stix,
     tables,
 )
@@ -594,9 +595,22 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
                                     master, all_carriers, recipients, bias,
                                     seed=seed, cap=min(cap, multiset.MAX_POSITIONS),
                                     keys=exact)
+    # the residual kind's share is counted in the union before any pass (``residual.py``)
     marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
                                  recipients, bias, seed=seed, cap=cap,
-                                 other=found.other() | {multiset.KIND: report.values.other()})
+                                 other=found.other() | {
+                                     multiset.KIND: report.values.other(),
+                                     residual.KIND: accuse.Other({}, len(recipients))})
+    rest = residual.gather(linked.eids, dict(linked.values), master, all_carriers, recipients,
+                           [s.extract_id for s in accuse.accused(scores)], bias, seed=seed,
+                           cap=cap)
+    if rest.rows:
+        scores = residual.amend(scores, rest.log_p)
+        report.notes.append(
+            f"{rest.rows} linked row(s) belong to participants withheld from every recipient "
+            f"named first ({', '.join(rest.named)}), so came from another copy: the other "
+            f"recipients' marks were read again on those rows alone ({rest.positions} "
+            f"positions; the 'residual' evidence)")
     report.marks = marks
     report.scores = scores
     by_id = {m.id: m for m in records}
