@@ -14,6 +14,7 @@ from sqlglot import exp
 
 from strongroom.cohort.dictionary import shipped_dictionary
 from strongroom.cohort.synth.generator import synthesise
+from strongroom.enclave import aggregate
 from strongroom.enclave.aggregate import aggregate_sql
 from strongroom.enclave.engine import Limits
 from strongroom.enclave.engines import WEIGHT, DuckDBEngine
@@ -63,15 +64,17 @@ def _same(a: Cell, b: Cell) -> None:
 
 
 @pytest.mark.parametrize("sql", [
-    # counts by whole-number keys: counted from the weights as they are
+    # counts (of rows, values, participants) by whole-number keys: from the weights
     "SELECT p.p31 AS sex, count(*) AS n, count(d.code) AS coded FROM participants p "
     "JOIN diagnoses d ON p.pid = d.pid GROUP BY p.p31",
     "SELECT p.p54_i0 AS centre, count(*) AS n FROM participants p JOIN diagnoses d "
     "ON p.pid = d.pid GROUP BY p.p54_i0",
     "SELECT count(*) AS n FROM diagnoses",
-    # anything else: the rows given back as they were
     "SELECT p.p31 AS sex, count(DISTINCT d.pid) AS people, count(*) AS n "
     "FROM participants p JOIN diagnoses d ON p.pid = d.pid GROUP BY p.p31",
+    "SELECT p.p54_i0 AS centre, count(DISTINCT d.pid) AS dead, count(d.date) AS dated "
+    "FROM participants p LEFT JOIN deaths d ON p.pid = d.pid GROUP BY p.p54_i0",
+    # anything else: the rows given back as they were
     "SELECT d.code AS code, count(*) AS n FROM participants p JOIN diagnoses d "
     "ON p.pid = d.pid GROUP BY d.code",
     "SELECT p.p31 AS sex, sum(p.p34) AS born, median(p.p34) AS med, max(p.p34) AS latest "
@@ -91,3 +94,21 @@ def test_weighted_rows_give_the_cells_of_the_rows(sql: str, k: int,
     for a, b in zip(plain.cells, weighed.cells, strict=True):
         _same(a, b)
     assert plain.notes == weighed.notes
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT p.p31 AS sex, count(DISTINCT d.pid) AS people, count(*) AS n "
+    "FROM participants p JOIN diagnoses d ON p.pid = d.pid GROUP BY p.p31",
+    "SELECT p.p54_i0 AS centre, count(DISTINCT d.pid) AS dead, count(d.date) AS dated "
+    "FROM participants p LEFT JOIN deaths d ON p.pid = d.pid GROUP BY p.p54_i0",
+])
+@pytest.mark.parametrize("k", [0, 10])
+def test_distinct_participants_counted_by_codes_are_the_groups_counts(
+        sql: str, k: int, view: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {"kind": "aggregate_sql", "sql": sql}
+    coded = aggregate_sql(view, schema_of(view), sql, LIMITS, spec, k=k)
+    monkeypatch.setattr(aggregate, "_counted", lambda *_, **__: None)  # the general path
+    grouped = aggregate_sql(view, schema_of(view), sql, LIMITS, spec, k=k)
+    assert len(coded.cells) == len(grouped.cells) > 0
+    for a, b in zip(coded.cells, grouped.cells, strict=True):
+        _same(a, b)

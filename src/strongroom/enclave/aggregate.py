@@ -508,13 +508,14 @@ def _counted(
     frame: pl.DataFrame, keys: list[str], inputs: list[tuple[Aggregate, str | None]],
     weights: np.ndarray | None = None,
 ) -> tuple[list[tuple[str, ...]], list[_Gathered]] | None:
-    """Counts (``count(*)``, ``count(x)``) by whole-number or boolean keys, gathered by each
-    row's key code; None for anything else (``_grouped`` then gathers it). ``weights``: the
-    rows each of the frame's rows stands for (None: one each).
+    """Counts (``count(*)``, ``count(x)``, ``count(DISTINCT pid)``) by whole-number or
+    boolean keys, gathered by each row's key code; None for anything else (``_grouped`` then
+    gathers it). ``weights``: the rows each of the frame's rows stands for (None: one each).
 
     Groups, their order (by key, NULL last) and their labels are those of ``_grouped``.
     """
-    if any(a.kind != CellKind.COUNT or a.distinct for a, _ in inputs):
+    if any(a.kind != CellKind.COUNT or (a.distinct and (
+            column is None or not frame.schema[column].is_integer())) for a, column in inputs):
         return None
     coded = _key_codes(frame, keys)
     if coded is None:
@@ -524,7 +525,7 @@ def _counted(
     pids = frame["_pid"].to_numpy()[order].astype(np.int64, copy=False)
     ordered = weights[order] if weights is not None else None
     gathered = []
-    for _, column in inputs:
+    for aggregate, column in inputs:
         if column is None:
             chosen, chosen_weights, sizes = pids, ordered, counts[present]
             rows = (sizes if weights is None else
@@ -537,6 +538,12 @@ def _counted(
             rows = (sizes if chosen_weights is None else
                     np.bincount(code[order[has]], weights=chosen_weights,
                                 minlength=len(counts))[present])
+            if aggregate.distinct:  # the distinct values (pids) in each group
+                pairs = np.unique(np.column_stack([
+                    code[order[has]].astype(np.int64),
+                    frame[column].cast(pl.Int64).fill_null(0).to_numpy()[order][has]]),
+                    axis=0)
+                rows = np.bincount(pairs[:, 0], minlength=len(counts))[present]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         gathered.append(_Gathered(chosen, offsets, [float(n) for n in rows],
                                   weights=chosen_weights))
