@@ -337,3 +337,42 @@ def test_other_evidence_shares_the_bound_by_weight(world: World) -> None:
     assert not any(s.accused for s in scores[1:])
     with pytest.raises(ValueError, match="unknown"):
         accuse.score(marks, recipients, other={"rumour": accuse.Other({}, 1)})
+
+
+def test_readings_in_position_order_without_a_sort_match_the_general_path() -> None:
+    """The fast layout (one row per participant, one carrier per column) gives exactly what
+    sorting every reading gives; a duplicated participant or column falls back to it."""
+    rng = np.random.default_rng(5)
+    eids = rng.permutation(np.arange(10_000, 40_000))[:5_000].astype(np.int64)
+    eids[rng.random(len(eids)) < 0.1] = -1  # unlinked rows
+    tags = rng.integers(0, 2**63, 6, dtype=np.int64).astype(np.uint64)
+    rows, index, w = [], [], []
+    for carrier in (3, 0, 5, 1):
+        r = np.flatnonzero((eids >= 0) & (rng.random(len(eids)) < 0.7))
+        rows.append(r)
+        index.append(np.full(len(r), carrier, dtype=np.int32))
+        w.append(rng.uniform(-1, 1, len(r)))
+    fast = accuse._in_position_order(eids, rows, index, w, tags)
+    assert fast is not None
+    slow = accuse.strongest_per_position(np.concatenate([eids[r] for r in rows]),
+                                         np.concatenate(index), np.concatenate(w), tags)
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(a, b)
+    twice = eids.copy()
+    twice[1] = twice[0] = 12_345  # one participant on two rows
+    assert accuse._in_position_order(twice, rows, index, w, tags) is None
+    same = tags.copy()
+    same[5] = same[3]  # two carriers of one column
+    assert accuse._in_position_order(eids, rows, index, w, same) is None
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_strongest_readings_are_the_sorts_first(ties: bool) -> None:
+    rng = np.random.default_rng(8)
+    w = rng.uniform(-1, 1, 50_000)
+    if ties:  # an untouched copy reads ±1 in most cells
+        w[rng.random(len(w)) < 0.7] = rng.choice([-1.0, 1.0])
+    for cap in (1, 1_000, 30_000, 49_999):
+        tiebreak = np.random.default_rng(3).random(len(w))
+        expected = np.sort(np.lexsort((tiebreak, -np.abs(w)))[:cap])
+        assert np.array_equal(accuse.strongest(w, cap, 3), expected)

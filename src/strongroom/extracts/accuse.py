@@ -121,12 +121,17 @@ def infer_grid(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return 0.0
+    middle = float(np.median(np.abs(values)))  # scaling by 10ᵈ scales the median alike
+    scaled, off, size = np.empty_like(values), np.empty_like(values), len(values)
     for decimals in range(-3, 13):
-        scaled = values * 10.0**decimals
-        if np.median(np.abs(scaled)) > 1e10:  # beyond what a float64 value can still resolve
+        if middle * 10.0**decimals > 1e10:  # beyond what a float64 value can still resolve
             break
-        near = np.abs(scaled - np.rint(scaled)) <= 1e-6 + 4e-16 * np.abs(scaled)
-        if np.mean(near) >= ON_GRID_SHARE:
+        np.multiply(values, 10.0**decimals, out=scaled)
+        np.subtract(scaled, np.rint(scaled), out=off)
+        np.abs(off, out=off)
+        np.abs(scaled, out=scaled)
+        near = np.count_nonzero(off <= 1e-6 + 4e-16 * scaled)
+        if near / size >= ON_GRID_SHARE:  # as np.mean(near) did
             return float(10.0**-decimals)
     return 0.0
 
@@ -234,7 +239,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
     """
     eids = np.asarray(eids, dtype=np.int64)
     linked = eids >= 0
-    parts_eid, parts_idx, parts_w = [], [], []
+    parts_eid, parts_idx, parts_w, parts_row = [], [], [], []
     models: dict[str, ReadModel] = {}
     for index, carrier in enumerate(carriers):
         if carrier.column not in suspect or carrier.column not in master:
@@ -257,6 +262,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         models[carrier.column] = ReadModel(grid, sigma, outlier, len(y), float(np.sum(w * w)),
                                            calendar.period if calendar else "")
         keep = np.abs(w) >= MIN_WEIGHT
+        parts_row.append(np.flatnonzero(use)[keep])
         parts_eid.append(who[keep])
         parts_idx.append(np.full(int(keep.sum()), index, dtype=np.int32))
         parts_w.append(w[keep])
@@ -265,17 +271,33 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         return Marks(list(carriers), empty.astype(np.int64), empty.astype(np.int32), empty,
                      empty.astype(np.uint32), models)
     table = codes.column_tags([c.column for c in carriers])
-    all_eid, all_idx, all_w = strongest_per_position(
+    fast = _in_position_order(eids, parts_row, parts_idx, parts_w, table)
+    all_eid, all_idx, all_w = fast if fast is not None else strongest_per_position(
         np.concatenate(parts_eid), np.concatenate(parts_idx), np.concatenate(parts_w), table)
     capped_from = 0
     if len(all_w) > cap:
         capped_from = len(all_w)
-        tiebreak = np.random.default_rng(seed).random(len(all_w))
-        order = np.lexsort((tiebreak, -np.abs(all_w)))[:cap]
-        order.sort()
+        order = strongest(all_w, cap, seed)
         all_eid, all_idx, all_w = all_eid[order], all_idx[order], all_w[order]
     threshold = codes.thresholds(bias_key, all_eid, table[all_idx])
     return Marks(list(carriers), all_eid, all_idx, all_w, threshold, models, capped_from)
+
+
+def strongest(w: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """The indices (ascending) of the ``cap`` strongest readings, ``|w|`` first and ties
+    broken by a random draw seeded by ``seed``: the first ``cap`` of
+    ``lexsort((tiebreak, −|w|))``, found by partitions instead of a sort of every reading."""
+    tiebreak = np.random.default_rng(seed).random(len(w))
+    strength = np.abs(w)
+    line = -np.partition(-strength, cap - 1)[cap - 1]  # the cap-th strongest |w|
+    above = np.flatnonzero(strength > line)
+    tied = np.flatnonzero(strength == line)
+    need = cap - len(above)
+    if need < len(tied):
+        tied = tied[np.argpartition(tiebreak[tied], need - 1)[:need]] if need else tied[:0]
+    order = np.concatenate([above, tied])
+    order.sort()
+    return order
 
 
 def master_values(master: pl.DataFrame, eids: np.ndarray,
@@ -304,6 +326,40 @@ def strongest_per_position(eids: np.ndarray, index: np.ndarray, w: np.ndarray,
     first = np.ones(len(eids), dtype=bool)
     first[1:] = (eids[1:] != eids[:-1]) | (tag[1:] != tag[:-1])
     return eids[first], index[first], w[first]
+
+
+def _in_position_order(eids: np.ndarray, rows: Sequence[np.ndarray],
+                       index: Sequence[np.ndarray], w: Sequence[np.ndarray], tags: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`strongest_per_position`'s answer without sorting every reading, when no
+    position can be read twice: each linked participant on one row, each column read by one
+    carrier (``None`` otherwise). Readings laid out as (participant, column) in a table and
+    taken row by row are already in (eid, tag) order."""
+    parts = [(r, i, v) for r, i, v in zip(rows, index, w, strict=True) if len(r)]
+    if not parts:
+        return None
+    carrier_of = np.array([int(i[0]) for _, i, _ in parts])
+    column = tags[carrier_of]
+    if len(np.unique(column)) != len(column):
+        return None
+    linked = np.flatnonzero(eids >= 0)
+    by_eid = linked[np.argsort(eids[linked], kind="stable")]
+    ordered = eids[by_eid]
+    if len(ordered) > 1 and bool(np.any(ordered[1:] == ordered[:-1])):
+        return None
+    rank = np.empty(len(eids), dtype=np.int64)
+    rank[by_eid] = np.arange(len(by_eid))
+    slot = np.argsort(np.argsort(column))  # each part's place among the columns, by tag
+    held = np.zeros((len(by_eid), len(parts)), dtype=np.bool_)
+    value = np.zeros((len(by_eid), len(parts)))
+    for (r, _, v), at in zip(parts, slot, strict=True):
+        held[rank[r], at] = True
+        value[rank[r], at] = v
+    flat = np.flatnonzero(held)
+    carrier_by_slot = np.empty(len(parts), dtype=np.int32)
+    carrier_by_slot[slot] = carrier_of
+    return (ordered[flat // len(parts)], carrier_by_slot[flat % len(parts)],
+            value.reshape(-1)[flat])
 
 
 # -- scores and the bound -------------------------------------------------------------------
@@ -476,8 +532,13 @@ def score(marks: Marks, recipients: Sequence[Recipient],
         WEIGHTS[k] * o.hypotheses for k, o in other.items())
     union = math.log(max(1.0, total))
     results: list[Score] = []
+    prepared: dict[bytes, _Prepared] = {}  # groups reading the same positions share their law
     for carrier_set, members in groups.items():
-        results += _score_group(marks, masks[carrier_set], members, union)
+        mask = masks[carrier_set]
+        key = np.packbits(mask).tobytes()
+        if key not in prepared:
+            prepared[key] = _prepare(marks, mask)
+        results += _score_group(prepared[key], members, union)
     if other:
         results = [_with_other(s, other, union) for s in results]
     results.sort(key=lambda s: (s.log_bound, -s.tardos))
@@ -512,20 +573,39 @@ def amend(scores: Sequence[Score], kind: str, log_p: Mapping[str, float]) -> lis
     return out
 
 
-def _score_group(marks: Marks, mask: np.ndarray, members: Sequence[Recipient],
-                 union: float) -> list[Score]:
-    """Recipients holding the same carriers share positions, coefficients and the MGF."""
+@dataclass(frozen=True)
+class _Prepared:
+    """What every recipient reading the same positions shares: coefficients, the null law's
+    tilts, the PRF's input blocks."""
+
+    positions: int
+    p: np.ndarray
+    threshold: np.ndarray
+    coef: dict[str, np.ndarray]
+    grids: dict[str, Tilts | None]
+    matrix: np.ndarray  # kinds × positions, contiguous
+    offset: np.ndarray
+    blocks: bytes
+
+
+def _prepare(marks: Marks, mask: np.ndarray) -> _Prepared:
     w, threshold = marks.weight[mask], marks.threshold[mask]
     p = codes.bias(threshold)
     coef = _coefficients(w, p)
-    grids = {k: _grid(coef[k], p) for k in KINDS}  # shared by every member of the group
-    matrix = np.stack([coef[k] for k in KINDS])  # kinds × positions, contiguous
-    offset = matrix @ p
+    grids = {k: _grid(coef[k], p) for k in KINDS}
+    matrix = np.stack([coef[k] for k in KINDS])
     blocks = codes.prf_input(marks.eids[mask], marks.tags[mask])  # built once, keyed per member
+    return _Prepared(int(mask.sum()), p, threshold, coef, grids, matrix, matrix @ p, blocks)
+
+
+def _score_group(prepared: _Prepared, members: Sequence[Recipient],
+                 union: float) -> list[Score]:
+    """Recipients holding the same carriers share positions, coefficients and the MGF."""
+    p, coef, grids, matrix = prepared.p, prepared.coef, prepared.grids, prepared.matrix
     raw = np.empty((len(members), len(KINDS)))
     for row, member in enumerate(members):
-        x = codes.symbols_of(member.key, blocks, threshold)
-        raw[row] = matrix @ x.astype(np.float64) - offset
+        x = codes.symbols_of(member.key, prepared.blocks, prepared.threshold)
+        raw[row] = matrix @ x.astype(np.float64) - prepared.offset
     tails = np.stack([_kind_tails(grids[k], raw[:, i]) for i, k in enumerate(KINDS)], axis=1)
     out = []
     for row, member in enumerate(members):
@@ -534,7 +614,7 @@ def _score_group(marks: Marks, mask: np.ndarray, members: Sequence[Recipient],
             kinds = [min(v, log_tail(coef[k], p, float(raw[row, i]), grids[k]))
                      for i, (k, v) in enumerate(zip(KINDS, kinds, strict=True))]
         best = min(kinds)  # the fingerprint kinds' weights are 1
-        out.append(Score(member.extract_id, int(mask.sum()), float(raw[row, 0]),
+        out.append(Score(member.extract_id, prepared.positions, float(raw[row, 0]),
                          float(raw[row, 1]), min(0.0, best + union), best, tuple(kinds),
                          union))
     return out
@@ -565,8 +645,15 @@ def judge(eids: np.ndarray, suspect: dict[str, np.ndarray], master: pl.DataFrame
           seed: int = 0, cap: int = MAX_POSITIONS, other: Mapping[str, Other] | None = None
           ) -> tuple[Marks, list[Score]]:
     """Read the marks of linked suspect rows and score every recipient (best first)."""
+    marks = read_linked(eids, suspect, master, carriers, bias_key, seed=seed, cap=cap)
+    return marks, score(marks, recipients, other=other)
+
+
+def read_linked(eids: np.ndarray, suspect: dict[str, np.ndarray], master: pl.DataFrame,
+                carriers: Sequence[Carrier], bias_key: bytes, seed: int = 0,
+                cap: int = MAX_POSITIONS) -> Marks:
+    """:func:`read_marks` on the linked suspect rows, with their master values."""
     eids = np.asarray(eids, dtype=np.int64)
     columns = sorted({c.column for c in carriers} & set(suspect) & set(master.columns))
-    marks = read_marks(carriers, eids, {c: suspect[c] for c in columns},
-                       master_values(master, eids, columns), bias_key, seed=seed, cap=cap)
-    return marks, score(marks, recipients, other=other)
+    return read_marks(carriers, eids, {c: suspect[c] for c in columns},
+                      master_values(master, eids, columns), bias_key, seed=seed, cap=cap)

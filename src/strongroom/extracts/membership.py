@@ -88,6 +88,11 @@ def log_lower_tail(count: int, n: int, p: float) -> float:
     underflows to −∞ far in the tail: 0 of 490,000 at 2% is e⁻⁹⁸⁹⁹)."""
     if count >= n * p:  # at or above the mean: no evidence (1 is a valid bound), and no sum
         return 0.0
+    from scipy.special import bdtr
+
+    direct = float(bdtr(count, n, p))  # the regularised incomplete beta: one call, not count+1
+    if direct > 1e-250:
+        return min(0.0, math.log(direct))
     from scipy.stats import binom  # here: scipy.stats takes ~1.5 s to import, every CLI paid it
 
     terms = binom.logpmf(np.arange(count + 1), n, p)

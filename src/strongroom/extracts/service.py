@@ -21,6 +21,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -559,8 +560,11 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
         report.notes.append(f"{len(older)} extract(s) were made from an earlier cohort "
                             f"version; their marks are read against the current values, "
                             f"which can only weaken (never falsely strengthen) the evidence")
-    participants = store.load(tables=[PARTICIPANTS]).participants
-    wanted = sorted({c for m in records for c in m.columns} & set(participants.columns))
+    granted = {c for m in records for c in m.columns}
+    # only the columns some extract released are decoded (the whole table is decrypted)
+    participants = store.load_participants(
+        lambda names: [EID, *sorted(granted & set(names) - {EID})])
+    wanted = sorted(granted & set(participants.columns) - {EID})
     master = participants.select([EID, *wanted]).with_columns(pl.col(EID).cast(pl.Int64))
     all_carriers = sorted({c for m in records for c in manifest.carriers_of(m)},
                           key=lambda c: (c.column, c.amplitude, c.low, c.high))
@@ -576,10 +580,6 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     recipients = manifest.recipients(ctx.key, records)
     sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
             for m in records if m.decoy_count}
-    found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
-    report.subsets, report.decoys_weighed = found.subsets, found.decoys
-    report.bands = found.bands
-    report.decoys_found = _decoys_listed(found, records, report.notes)
     seed = int(report.suspect_sha256[:16], 16)
     bias = codes.bias_key(ctx.key)
     # blocks for the second linkage-free reading: quasi-identifiers the file holds exactly
@@ -591,16 +591,25 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
         {c: linked.values[c] for c in qis},
         linkage.comparable_values(master.select([EID, *qis]),
                                   linkage.column_specs(qis, ctx.dictionary)) if qis else {})
-    report.values = multiset.gather(multiset.by_name(suspect, linked.values, all_carriers),
-                                    master, all_carriers, recipients, bias,
-                                    seed=seed, cap=min(cap, multiset.MAX_POSITIONS),
-                                    keys=exact)
+    # three independent readings of the same file, on both cores: the marks on linked rows
+    # and from values alone (NumPy and Polars, which release the GIL in their loops) beside
+    # the membership, decoys and bands (mostly AES, which does not)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        values = pool.submit(multiset.gather,
+                             multiset.by_name(suspect, linked.values, all_carriers), master,
+                             all_carriers, recipients, bias, seed=seed,
+                             cap=min(cap, multiset.MAX_POSITIONS), keys=exact)
+        read = pool.submit(accuse.read_linked, linked.eids, dict(linked.values), master,
+                           all_carriers, bias, seed=seed, cap=cap)
+        found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
+        report.values, marks = values.result(), read.result()
+    report.subsets, report.decoys_weighed = found.subsets, found.decoys
+    report.bands = found.bands
+    report.decoys_found = _decoys_listed(found, records, report.notes)
     # the residual kind's share is counted in the union before any pass (``residual.py``)
-    marks, scores = accuse.judge(linked.eids, dict(linked.values), master, all_carriers,
-                                 recipients, bias, seed=seed, cap=cap,
-                                 other=found.other() | {
-                                     multiset.KIND: report.values.other(),
-                                     residual.KIND: accuse.Other({}, len(recipients))})
+    scores = accuse.score(marks, recipients, other=found.other() | {
+        multiset.KIND: report.values.other(),
+        residual.KIND: accuse.Other({}, len(recipients))})
     rest = residual.gather(linked.eids, dict(linked.values), master, all_carriers, recipients,
                            [s.extract_id for s in accuse.accused(scores)], bias, seed=seed,
                            cap=cap)
