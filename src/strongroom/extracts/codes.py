@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
@@ -109,7 +110,10 @@ def prf_u32_of(key: bytes, blocks: bytes) -> np.ndarray:
     """One uniform ``uint32`` per 16-byte input block under ``key`` (AES as the PRF)."""
     # ECB is AES applied block by block: here a PRF on distinct inputs, not a data cipher
     encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305
-    out: np.ndarray = np.frombuffer(encryptor.update(blocks), dtype="<u4")[::4]
+    # into a buffer of our own: ``update`` builds a new bytes object, 3× slower at 8 MB
+    buffer = np.empty(len(blocks) + 15, dtype=np.uint8)  # update_into wants a block's slack
+    written = encryptor.update_into(blocks, cast(bytearray, buffer))  # any writable buffer
+    out: np.ndarray = buffer[:written].view("<u4")[::4]
     return out
 
 
