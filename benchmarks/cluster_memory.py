@@ -1,0 +1,222 @@
+"""Host memory on the Spark engine as the cohort grows (issue 56: the cluster does the work).
+
+    python benchmarks/cluster_memory.py [--scales 50000,200000,400000] [--engines spark,duckdb]
+                                        [--executor-memory 1g] [--driver-memory 2g] [--json PATH]
+                                        [--code DIR]
+
+For each scale a platform is made in a process of its own (a synthetic cohort ingested, a
+project granted participant and event fields, strongroom.yaml naming a loopback cluster of
+two workers started once for the run); then, in a fresh process per scale and engine (so
+``ru_maxrss`` is that run's alone), a researcher's study runs through the enclave's services
+(``service.define``, ``service.analyse``: the guard, the engine, contributor sets): two
+definitions and four aggregate queries, the same requests at every scale.
+
+Reported per scale and engine: the host's peak resident memory (``ru_maxrss`` of the Python
+process that serves requests) after opening the platform and starting the engine, after the
+project's view is ready (on Spark: the cohort sealed on the cluster's storage and the view
+planned there; on DuckDB: the cohort decrypted and the view built here), and after the
+requests; on Spark also the driver JVM's and the executors' peaks (``VmHWM``), and each
+request's wall time. ``--code DIR`` measures another version of the package (``DIR/src``,
+e.g. ``git archive COMMIT src | tar -x -C DIR``), the same requests through the same script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+GRANT = [31, 34, 54, 21001, 41270, 41280, 40000]
+DEFINITIONS = {
+    "obese": "SELECT pid, p31 AS sex, p21001_i0 AS bmi FROM participants "
+             "WHERE p21001_i0 > 30",
+    "firsts": "SELECT pid, min(date) AS first FROM diagnoses WHERE code LIKE 'I%' "
+              "GROUP BY pid",
+}
+AGGREGATES = [
+    "SELECT p31 AS sex, count(*) AS n, avg(p21001_i0) AS bmi FROM participants GROUP BY p31",
+    "SELECT p.p31 AS sex, count(DISTINCT d.pid) AS people, count(*) AS n FROM participants p "
+    "JOIN diagnoses d ON p.pid = d.pid GROUP BY p.p31",
+    "SELECT sex, count(*) AS n, median(bmi) AS med FROM obese GROUP BY sex",
+    "SELECT p.p31 AS sex, count(*) AS n FROM participants p JOIN firsts f ON p.pid = f.pid "
+    "GROUP BY p.p31",
+]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def _hwm_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _executors(app_id: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"CoarseGrainedExecutorBackend" in b" ".join(command) and app_id.encode() in command:
+            found.append(int(entry.name))
+    return found
+
+
+def prepare(root: Path, participants: int, engine: dict[str, Any] | None) -> dict[str, Any]:
+    """A platform at ``root`` with a cohort of ``participants`` and a granted project."""
+    sys.path.insert(0, str(ROOT))
+    from tests.access_world import build_world
+
+    world = build_world(root, cohort=participants, fields=GRANT, engine=engine)
+    assert world.researcher is not None
+    member = world.researcher
+    world.platform.close()
+    return {"project": world.project_id, "researcher": [member.person_id, member.email,
+                                                         member.totp_secret,
+                                                         member.institution_id]}
+
+
+def measure(root: Path, made: dict[str, Any]) -> dict[str, Any]:
+    """The study's requests on the platform at ``root``; the host's peaks along the way."""
+    sys.path.insert(0, str(ROOT))
+    from tests.access_world import SETTINGS, Clock, Member, World
+
+    from strongroom.enclave import service
+    from strongroom.enclave.spark.engine import SparkEngine
+    from strongroom.platform import Platform
+
+    figures: dict[str, Any] = {"imported_mb": _peak_mb()}
+    clock = Clock()
+    platform = Platform.open(root / "data", root / "master.key", clock=clock, settings=SETTINGS)
+    world = World(platform, clock, researcher=Member(*made["researcher"]),
+                  project_id=made["project"])
+    enclave = platform.enclave
+    engine = enclave.engine
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    where = service.scope(enclave, who, world.project_id)
+    if isinstance(engine, SparkEngine):
+        engine.spark  # noqa: B018 (the driver started: its memory is the JVM's, not ours)
+    figures["opened_mb"] = _peak_mb()
+    start = time.perf_counter()
+    # (code from before issue 56 builds every view here: Enclave.tables)
+    getattr(enclave, "sources", enclave.tables)(where.project, where.fields)
+    figures["view_s"] = round(time.perf_counter() - start, 2)
+    figures["view_mb"] = _peak_mb()
+    seconds, peaks = {}, {}
+    for name, sql in DEFINITIONS.items():
+        start = time.perf_counter()
+        service.define(enclave, who, world.project_id, name, sql)
+        seconds[f"define {name}"] = round(time.perf_counter() - start, 2)
+        peaks[f"define {name}"] = round(_peak_mb())
+    for i, sql in enumerate(AGGREGATES):
+        start = time.perf_counter()
+        service.analyse(enclave, who, world.project_id, {"kind": "aggregate_sql", "sql": sql},
+                        threshold=10)
+        seconds[f"aggregate {i + 1}"] = round(time.perf_counter() - start, 2)
+        peaks[f"aggregate {i + 1}"] = round(_peak_mb())
+    figures["requests_s"] = seconds
+    figures["peak_after_mb"] = peaks
+    figures["requests_mb"] = _peak_mb()
+    if isinstance(engine, SparkEngine):
+        context = engine.spark.sparkContext
+        gateway = getattr(context._gateway, "proc", None)
+        figures["driver_mb"] = _hwm_mb(gateway.pid) if gateway is not None else None
+        figures["executors_mb"] = [_hwm_mb(p) for p in _executors(context.applicationId)]
+        figures["sealed"] = getattr(engine, "seals", None)  # None: code from before
+    platform.close()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", default="50000,200000,400000")
+    parser.add_argument("--engines", default="spark,duckdb")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--executor-memory", default="1g")
+    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--code", type=Path, help="measure the strongroom package in CODE/src "
+                        "instead (e.g. an earlier commit's, from git archive)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:  # a step run in a process of its own: its arguments as JSON on stdin
+        step = json.loads(sys.stdin.read())
+        out = (prepare(Path(step["root"]), step["participants"], step["engine"])
+               if args.child == "prepare" else measure(Path(step["root"]), step["made"]))
+        print(json.dumps(out))
+        return
+
+    import yaml
+
+    from strongroom.enclave.spark.cluster import LocalCluster, check_cluster
+
+    scales = [int(s) for s in args.scales.split(",")]
+    engines = args.engines.split(",")
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch, \
+            LocalCluster(Path(scratch) / "cluster", workers=2,
+                         memory=args.executor_memory) as cluster:
+        spark = yaml.safe_load(cluster.settings(
+            executor_memory=args.executor_memory, driver_memory=args.driver_memory,
+        ).yaml())["engine"]
+        # the walls' check, once with time to spare: a fresh master's web UI can take more
+        # than the driver's 5 s to answer its first request on a busy machine
+        check_cluster(cluster.settings(), timeout=120.0)
+        for scale in scales:
+            for kind in engines:
+                root = Path(scratch) / f"{kind}-{scale}"
+                root.mkdir()
+                started = time.perf_counter()
+                made = _child("prepare", {"root": str(root), "participants": scale,
+                                          "engine": spark if kind == "spark" else None},
+                              args.code)
+                prepared = time.perf_counter() - started
+                figures = _child("measure", {"root": str(root), "made": made}, args.code)
+                row = {"participants": scale, "engine": kind, "prepare_s": round(prepared, 1),
+                       **figures}
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    print()
+    print("| participants | engine | opened | view ready | after the requests | driver "
+          "| executors | view (s) | requests (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in results:
+        executors = ", ".join(f"{m:.0f}" for m in row.get("executors_mb") or [] if m)
+        print(f"| {row['participants']:,} | {row['engine']} | {row['opened_mb']:.0f} MB "
+              f"| {row['view_mb']:.0f} MB | **{row['requests_mb']:.0f} MB** "
+              f"| {row.get('driver_mb') or 0:.0f} MB | {executors or '–'} MB "
+              f"| {row['view_s']} | {sum(row['requests_s'].values()):.1f} |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def _child(step: str, arguments: dict[str, Any], code: Path | None = None) -> Any:
+    path = f"{code.resolve() / 'src'}{os.pathsep}{ROOT}" if code is not None else str(ROOT)
+    done = subprocess.run([sys.executable, __file__, "--child", step], check=False,
+                          input=json.dumps(arguments), capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path})
+    if done.returncode:
+        sys.stderr.write(done.stderr[-5000:])
+        raise SystemExit(f"the {step} step failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
