@@ -150,13 +150,15 @@ def _classes(rows: np.ndarray, suspect: pl.DataFrame, linked: Linked, master: pl
         **{keys[i]: master_values[c] for i, c in enumerate(exact)},
         **{keys[len(exact) + i]: g.labels for i, g in enumerate(generalised)}})
     cohort = cohort.with_columns(pl.col(k).fill_nan(None) for k in keys[:len(exact)])
-    sizes = cohort.group_by(keys).agg(pl.len().alias("c")).filter(pl.col("c") <= MAX_CLASS)
     wanted = pl.DataFrame({
         "row": rows,
         **{keys[i]: linked.values[c][rows] for i, c in enumerate(exact)},
         **{keys[len(exact) + i]: suspect[g.suspect].cast(pl.String, strict=False)
            .gather(rows) for i, g in enumerate(generalised)}})
     wanted = wanted.with_columns(pl.col(k).fill_nan(None) for k in keys[:len(exact)])
+    # only the classes some row falls in, each counted whole (every member of it is kept)
+    cohort = cohort.join(wanted.select(keys).unique(), on=keys, how="semi", nulls_equal=True)
+    sizes = cohort.group_by(keys).agg(pl.len().alias("c")).filter(pl.col("c") <= MAX_CLASS)
     counted = (wanted.group_by(keys).agg(pl.len().alias("m"))
                .join(sizes, on=keys, how="inner", nulls_equal=True))
     members = cohort.join(counted, on=keys, how="inner", nulls_equal=True)

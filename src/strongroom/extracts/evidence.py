@@ -102,11 +102,13 @@ def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -
                            **{f"c{i}": values[c] for i, c in enumerate(columns)}})
     cohort = cohort.with_columns(pl.col(f"c{i}").fill_nan(None) for i in range(len(columns)))
     keys = [f"c{i}" for i in range(len(columns))]
-    unique = (cohort.group_by(keys).agg(pl.col(EID).first(), pl.len().alias("n"))
-              .filter(pl.col("n") == 1).drop("n"))
     rows = pl.DataFrame({"row": wanted,
                          **{f"c{i}": linked.values[c][wanted] for i, c in enumerate(columns)}})
     rows = rows.with_columns(pl.col(k).fill_nan(None) for k in keys)
+    # only the participants equal to some row, each combination counted whole
+    cohort = cohort.join(rows.select(keys).unique(), on=keys, how="semi", nulls_equal=True)
+    unique = (cohort.group_by(keys).agg(pl.col(EID).first(), pl.len().alias("n"))
+              .filter(pl.col("n") == 1).drop("n"))
     found = rows.join(unique, on=keys, how="inner", nulls_equal=True)
     out[found["row"].to_numpy()] = found[EID].to_numpy()
     return out
