@@ -177,3 +177,27 @@ def test_the_view_plan_is_the_view(tmp_path: Path) -> None:
         if "diagnoses" in less:
             assert less["diagnoses"].source is None
             assert less["diagnoses"].schema == built["diagnoses"].schema
+
+
+def test_a_version_two_ingests_old_leaves_the_cluster(world: World) -> None:
+    """A new cohort version is sealed beside the last; the one before that is removed from
+    the cluster's storage and its keys forgotten (a request still running on the last
+    version keeps its files)."""
+    enclave = world.platform.enclave
+    engine = enclave.engine
+    assert isinstance(engine, SparkEngine)
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    where = service.scope(enclave, who, world.project_id)
+    first = enclave.sources(where.project, where.fields)[PARTICIPANTS]
+    assert isinstance(first, ClusterTable)
+    old = engine.seal(first.rows)
+    request = {"kind": "aggregate_sql",
+               "sql": "SELECT p31 AS sex, count(*) AS n FROM participants GROUP BY p31"}
+    for seed, kept in ((11, True), (12, False)):
+        enclave.store.write_version(synthesise(1500, seed))
+        _, answer = service.analyse(enclave, who, world.project_id, request, threshold=10)
+        assert answer.cells  # the new version's view, sealed and read
+        assert old.path.exists() is kept
+        assert (old.identifier in engine.keys._live) is kept
+        assert all((i in engine.keys._live) is kept for i in old.columns.values())

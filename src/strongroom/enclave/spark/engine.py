@@ -215,8 +215,10 @@ class SparkEngine:
                     break
             found = _Surrogates(eids, sids, secrets.token_hex(8))
             self._surrogates[cohort.version] = found
-            while len(self._surrogates) > 2:
-                self._surrogates.popitem(last=False)
+            while len(self._surrogates) > 2:  # a version two ingests old: off the cluster
+                _, old = self._surrogates.popitem(last=False)
+                for key in [k for k in self._sealed if k.endswith(f"-{old.tag}")]:
+                    self._drop(self._sealed.pop(key))
             return found
 
     def seal(self, rows: Sealed) -> SealedCopy:
@@ -264,7 +266,7 @@ class SparkEngine:
         digest = hashlib.sha256(surrogates.tag.encode())
         for column in (SID, PID):
             digest.update(ids_frame[column].to_numpy().tobytes())
-        ids = Sealed("ids-" + digest.hexdigest()[:32], lambda: [ids_frame])
+        ids = Sealed(f"ids-{digest.hexdigest()[:32]}-{surrogates.tag}", lambda: [ids_frame])
         ids_path = self.seal(ids).path
         view: dict[str, Table] = {}
         # the tables' sizes: read their surrogates only
