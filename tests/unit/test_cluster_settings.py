@@ -107,8 +107,19 @@ def test_a_master_that_answers_rest_or_shows_its_ui_is_refused_before_a_driver_s
         return SparkSettings(master="spark://127.0.0.1:7077", store=tmp_path, rest_port=rest,
                              master_ui_port=ui)
 
-    check_cluster(settings(_closed_port(), _closed_port()))  # nothing answers: passes
-    check_cluster(settings(_closed_port(), answers_403))  # a UI closed to everyone: passes
+    # a master whose own settings and workers cannot be read is not taken on trust: no UI
+    # where it should be, or a UI closed to the cluster's own signed request too (a real
+    # master with the closed UI's filter is read through it: tests/integration)
+    with pytest.raises(SparkUnavailableError, match="nothing answers on the master"):
+        check_cluster(settings(_closed_port(), _closed_port()))
+    with pytest.raises(SparkUnavailableError, match="without the cluster's secret"):
+        check_cluster(settings(_closed_port(), answers_403))
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("s" * 64)
+    with pytest.raises(SparkUnavailableError, match="does not answer a request signed"):
+        check_cluster(SparkSettings(master="spark://127.0.0.1:7077", store=tmp_path,
+                                    rest_port=_closed_port(), master_ui_port=answers_403,
+                                    secret_file=secret))
     with pytest.raises(SparkUnavailableError) as refused:
         check_cluster(settings(answers_403, answers_200))
     text = str(refused.value)

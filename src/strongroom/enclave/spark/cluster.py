@@ -235,7 +235,13 @@ def check_cluster(settings: SparkSettings, timeout: float = 5.0) -> None:
                             "from a REST server), which launch code with no credentials: "
                             f"{REST_OFF}, and let nothing else listen on that port")
         shown = _http_status(host, settings.master_ui_port, "/json/", timeout)
-        if shown is not None and shown not in (401, 403):
+        if shown is None:
+            problems.append(f"nothing answers on the master {host}'s web UI port "
+                            f"{settings.master_ui_port}, where Strongroom reads the settings "
+                            "it runs with and its workers: set master_ui_port to the port "
+                            "its UI listens on")
+            continue
+        if shown not in (401, 403):
             said = "no HTTP answer in time" if shown == NO_ANSWER else f"HTTP {shown}"
             problems.append(f"the master {host} shows its web UI on port "
                             f"{settings.master_ui_port} to anyone ({said}): {CLOSE_UI}")
