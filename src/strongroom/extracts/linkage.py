@@ -39,6 +39,7 @@ from scipy.special import chdtri  # chi-square inverse survival: scipy.stats is 
 from strongroom.cohort.dictionary import Dictionary, Role, ValueType
 from strongroom.cohort.model import EID, parse_column_name
 from strongroom.errors import Invalid
+from strongroom.extracts import arrays
 from strongroom.extracts.periods import infer_calendar
 
 FloatArray = npt.NDArray[np.float64]
@@ -377,7 +378,7 @@ def _summary(values: FloatArray, missing: float) -> _Summary:
     quantiles = np.quantile(present, _LEVELS) if present.size else np.zeros(0)
     codes = shares = None
     if present.size and np.all(present == np.rint(present)):
-        codes, counts = np.unique(present, return_counts=True)
+        codes, _, counts = arrays.unique(present, return_counts=True)
         if codes.size <= 5_000:
             shares = counts / present.size
         else:
@@ -965,7 +966,7 @@ def _blocks(plan: _Plan, master: _Master) -> tuple[FloatArray, FloatArray]:
     hashes = pl.concat([pl.DataFrame(s_cols), pl.DataFrame(m_cols)]).select(
         pl.struct(pl.all()).hash(seed=0)
     ).to_series().to_numpy()
-    dense = np.unique(hashes, return_inverse=True)[1].astype(np.float64)
+    dense = arrays.unique(hashes, return_inverse=True)[1].astype(np.float64)
     return dense[:n_s], dense[n_s:]
 
 
@@ -983,7 +984,7 @@ def _id_column(profiles: Mapping[str, _Column], id_maps: Mapping[str, pl.DataFra
             continue
         if np.mean((v >= _ID_LOW) & (v < _ID_HIGH) & (v == np.rint(v))) < 0.95:
             continue
-        if np.unique(v).size < 0.9 * v.size:
+        if arrays.unique(v)[0].size < 0.9 * v.size:
             continue
         hits = max(_significant_overlap(v, m) for m in id_maps.values())
         if hits > best_hits:

@@ -48,7 +48,7 @@ import polars as pl
 from scipy.special import logsumexp
 
 from strongroom.cohort.model import EID
-from strongroom.extracts import codes
+from strongroom.extracts import arrays, codes
 
 SHARE = 0.02  # share of eligible participants withheld from each extract
 MAX_SHARE = 0.1  # a custodian may choose up to this; more would cost analyses real power
@@ -127,7 +127,7 @@ def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]]
     ``keys``: extract id → (symbol key, withheld share); extracts made before this carrier
     existed have share 0 and no positions.
     """
-    eids = np.unique(np.asarray(linked, dtype=np.int64))
+    eids = arrays.unique(np.asarray(linked, dtype=np.int64))[0]
     eids = eids[eids >= 0]
     blocks = codes.prf_input(eids, np.array(TAG, dtype=np.uint64))  # built once, keyed per extract
     out: dict[str, Evidence] = {}
@@ -156,11 +156,11 @@ def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
     weights = np.asarray(weights, dtype=np.float64)
     keep = (eids >= 0) & (weights > 0)
     # one participant is one Bernoulli: listed twice, their weights are summed first
-    eids, where = np.unique(eids[keep], return_inverse=True)
+    eids, where, _ = arrays.unique(eids[keep], return_inverse=True)
     weights = np.bincount(where, weights=weights[keep], minlength=len(eids))
     if len(weights) and bool(np.all(weights == 1.0)):
         return evidence(eids, keys)
-    values, inverse = np.unique(weights, return_inverse=True)
+    values, inverse, _ = arrays.unique(weights, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(values)).astype(np.float64)
     whole = weights >= 1.0  # a linked row's participant (and anyone a class adds to it)
     n_whole = int(np.count_nonzero(whole))

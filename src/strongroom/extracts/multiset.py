@@ -68,7 +68,7 @@ import numpy as np
 import polars as pl
 
 from strongroom.cohort.model import EID
-from strongroom.extracts import accuse, codes, orders
+from strongroom.extracts import accuse, arrays, codes, orders
 from strongroom.extracts.accuse import Marks, ReadModel
 from strongroom.extracts.carriers import DATE, ORDER, Carrier, as_numbers
 from strongroom.extracts.periods import infer_calendar
@@ -106,7 +106,7 @@ def _counts(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bins = np.bincount(units - low)
         table = np.flatnonzero(bins)
         return (table + low).astype(units.dtype), bins[table]
-    table, counts = np.unique(units, return_counts=True)
+    table, _, counts = arrays.unique(units, return_counts=True)
     return table, counts
 
 
@@ -137,8 +137,8 @@ def blocks_of(suspect: Mapping[str, np.ndarray], master: Mapping[str, np.ndarray
         both = np.concatenate([np.asarray(suspect[column], dtype=np.float64),
                                np.asarray(master[column], dtype=np.float64)])
         _, code = np.unique(both, return_inverse=True)  # NaNs are one value (equal_nan)
-        _, ids = np.unique(ids * (int(code.max(initial=0)) + 1) + code.ravel(),
-                           return_inverse=True)
+        _, ids, _ = arrays.unique(ids * (int(code.max(initial=0)) + 1) + code.ravel(),
+                                  return_inverse=True)
         ids = ids.ravel().astype(np.int64)
     return ids[:n], ids[n:]
 

@@ -1,0 +1,33 @@
+"""``np.unique`` by one sort, for the 1-D arrays of integers or NaN-free numbers that
+attribution handles by the hundred thousand.
+
+NumPy 2.4's ``np.unique`` hashes before it sorts: 150–190 ms for 490,000 int64 eids, against
+4 ms for ``np.sort``. :func:`unique` gives the same answer (sorted distinct values; the
+inverse and counts on request) from a sort. Not for arrays holding NaN: ``np.unique`` counts
+every NaN as one value, a sort's neighbours never compare equal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def unique(values: np.ndarray, return_inverse: bool = False, return_counts: bool = False
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(distinct, inverse, counts)`` of a 1-D array, as ``np.unique`` gives them (inverse
+    and counts empty unless asked for)."""
+    a = np.asarray(values).ravel()
+    order = np.argsort(a, kind="stable") if return_inverse else None
+    ordered = a[order] if order is not None else np.sort(a)
+    first = np.empty(len(ordered), dtype=np.bool_)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    distinct = ordered[first]
+    inverse = np.empty(0, dtype=np.intp)
+    if order is not None:
+        inverse = np.empty(len(a), dtype=np.intp)
+        inverse[order] = np.cumsum(first) - 1
+    counts = np.empty(0, dtype=np.intp)
+    if return_counts:
+        counts = np.diff(np.append(np.flatnonzero(first), len(ordered))).astype(np.intp)
+    return distinct, inverse, counts
