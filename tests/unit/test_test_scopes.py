@@ -17,3 +17,10 @@ def test_every_module_on_the_shared_cluster_is_in_the_spark_scope() -> None:
     assert using, "no module uses the spark_cluster fixture: is it still in tests/conftest.py?"
     missing = using - SPARK_MODULES
     assert not missing, f"add these to SPARK_MODULES in tests/conftest.py: {sorted(missing)}"
+
+
+def test_every_module_the_quick_loop_leaves_out_exists() -> None:
+    from tests.conftest import QUICK_LOOP_LEAVES_OUT
+
+    missing = [m for m in QUICK_LOOP_LEAVES_OUT if not (TESTS.parent / m).is_file()]
+    assert not missing, f"QUICK_LOOP_LEAVES_OUT in tests/conftest.py names no module: {missing}"
