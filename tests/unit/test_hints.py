@@ -54,7 +54,10 @@ def _text(node: ast.AST) -> str | None:
 def hints() -> Iterator[tuple[str, str]]:
     """(where, hint) for every backticked command in a string the code can show."""
     for path in sorted(SRC.rglob("*.py")):
-        tree = ast.parse(path.read_text(), str(path))
+        source = path.read_text()
+        if "`strongroom" not in source:  # no hint in it: not worth parsing (most modules)
+            continue
+        tree = ast.parse(source, str(path))
         skip = _docstrings(tree)
         inner = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
         for node in ast.walk(tree):
