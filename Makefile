@@ -41,7 +41,8 @@ demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them en
 # tests are listed.
 PYTEST_PARALLEL := -n auto --dist loadscope
 
-# The API fuzz run goes beside them in its own process: schemathesis reports each operation
+# The API fuzz run goes beside them in its own process (the main run does not even import it:
+# its module builds the app and its schema when imported): schemathesis reports each operation
 # as its own test only without xdist (tests/unit/test_budget.py checks it is the only fuzz module).
 # The run fails if any one test takes longer than TEST_BUDGET seconds (tests/budget.py), and
 # says how long the whole of it took.
@@ -52,7 +53,7 @@ test: $(STAMP)  ## lint, then every test (unit, integration, functional) with th
 	$(BIN)/ruff check src tests benchmarks scripts || exit 1; \
 	$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
 	$(BIN)/pytest -n 0 -m fuzz $(FUZZ) > $(VENV)/fuzz.out 2>&1 & fuzz=$$!; \
-	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not fuzz" --durations=10 --budget $(TEST_BUDGET) tests; \
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) tests; \
 	tests=$$?; \
 	wait $$fuzz; fuzzed=$$?; cat $(VENV)/fuzz.out; \
 	wait $$types; typed=$$?; cat $(VENV)/mypy.out; \
