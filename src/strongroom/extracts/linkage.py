@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -237,25 +238,35 @@ class _Column:
     name: str
     kind: Literal["number", "date", "text"]
     values: FloatArray  # NaN where missing (all NaN for text)
-    text: pl.Series  # canonical strings, null where missing
+    source: pl.Series  # what ``text`` is made of (strings for text), null where missing
     grid: float  # the coarsest power of ten the values sit on (0 = none; dates: 1 day, or
     # the calendar period they were truncated to)
 
+    @cached_property
+    def text(self) -> pl.Series:
+        """Canonical strings, null where missing: made when first compared as text (500,000
+        numbers as strings cost more than the rest of a column's profile)."""
+        return _canonical(self.source)
+
+    def text_at(self, rows: IntArray) -> pl.Series:
+        """``text`` of some rows only (the canonical form is made value by value)."""
+        return _canonical(self.source.gather(rows))
+
     @property
-    def missing(self) -> float:
-        return float(self.text.null_count() / max(self.text.len(), 1))
+    def missing(self) -> float:  # the canonical form is null exactly where its source is
+        return float(self.source.null_count() / max(self.source.len(), 1))
 
 
 def _profile(series: pl.Series) -> _Column:
     """Parse one suspect column: numbers (even as strings), dates, or text."""
     if series.dtype in (pl.Date, pl.Datetime):
         days = _days(series)
-        return _Column(series.name, "date", days, _canonical(series), _date_grid(days))
+        return _Column(series.name, "date", days, series, _date_grid(days))
     if series.dtype == pl.Boolean:
         series = series.cast(pl.Float64)
     if series.dtype.is_numeric():
         values = series.cast(pl.Float64).fill_nan(None).to_numpy().astype(np.float64)
-        return _Column(series.name, "number", values, _canonical(series), apparent_grid(values))
+        return _Column(series.name, "number", values, series, apparent_grid(values))
     raw = series.cast(pl.String).str.strip_chars()
     strings = pl.select(
         pl.when(raw == "").then(None).otherwise(raw).alias(series.name)
@@ -264,11 +275,11 @@ def _profile(series: pl.Series) -> _Column:
     numbers = strings.cast(pl.Float64, strict=False)
     if present and numbers.len() - numbers.null_count() >= 0.98 * present:
         values = numbers.fill_nan(None).to_numpy().astype(np.float64)
-        return _Column(series.name, "number", values, _canonical(numbers), apparent_grid(values))
+        return _Column(series.name, "number", values, numbers, apparent_grid(values))
     dates = strings.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
     if present and dates.len() - dates.null_count() >= 0.98 * present:
         days = _days(dates)
-        return _Column(series.name, "date", days, _canonical(dates), _date_grid(days))
+        return _Column(series.name, "date", days, dates, _date_grid(days))
     nan = np.full(strings.len(), np.nan)
     return _Column(series.name, "text", nan, strings, 0.0)
 
@@ -395,8 +406,8 @@ def _costs(columns: list[_Column], master: _Master) -> FloatArray:
     cache: dict[tuple[str, float], FloatArray] = {}
     for i, col in enumerate(columns):
         mine = _summary(col.values, col.missing)
-        text = col.text if col.text.len() <= STATS_ROWS else col.text.gather(
-            np.linspace(0, col.text.len() - 1, STATS_ROWS).astype(np.int64))
+        text = col.text if col.source.len() <= STATS_ROWS else col.text_at(
+            np.linspace(0, col.source.len() - 1, STATS_ROWS).astype(np.int64))
         for j, name in enumerate(master.names):
             if master.specs[name].kind == "text":
                 costs[i, j] = _text_cost(text, master.text[name].gather(master.sample))
