@@ -52,7 +52,9 @@ QUICK_LOOP_LEAVES_OUT = frozenset(f"tests/{name}.py" for name in (
     "integration/test_upgrade_atomic", "integration/test_upgrade_history",
     "integration/test_audit_outbox", "integration/test_conformance", "integration/test_demo",
     "integration/test_extracts", "integration/test_attribution_categorical",
-    "integration/test_watch_limits", "unit/test_sizes"))
+    "integration/test_watch_limits", "integration/test_genotype_store",
+    "integration/test_backup", "integration/test_disclosure_differencing",
+    "unit/test_sizes", "unit/test_genomics_simulate"))
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
