@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from benchmarks.cluster_memory import AGGREGATES, DEFINITIONS, GRANT
 
 from strongroom.cohort.dictionary import shipped_dictionary
 from strongroom.cohort.model import PARTICIPANTS
@@ -29,22 +30,6 @@ from strongroom.enclave.workspace import Enclave
 from tests.access_world import World, build_world
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
-GRANT = [31, 34, 54, 21001, 41270, 41280, 40000]
-DEFINITIONS = {
-    "obese": "SELECT pid, p31 AS sex, p21001_i0 AS bmi FROM participants "
-             "WHERE p21001_i0 > 30",
-    "firsts": "SELECT pid, min(date) AS first FROM diagnoses WHERE code LIKE 'I%' "
-              "GROUP BY pid",
-}
-AGGREGATES = [
-    "SELECT p31 AS sex, count(*) AS n, avg(p21001_i0) AS bmi FROM participants GROUP BY p31",
-    "SELECT p.p31 AS sex, count(DISTINCT d.pid) AS people, count(*) AS n FROM participants p "
-    "JOIN diagnoses d ON p.pid = d.pid GROUP BY p.p31",
-    "SELECT sex, count(*) AS n, median(bmi) AS med FROM obese GROUP BY sex",
-    "SELECT p.p31 AS sex, count(*) AS n FROM participants p JOIN firsts f ON p.pid = f.pid "
-    "GROUP BY p.p31",
-]
 
 
 @pytest.fixture(scope="module")

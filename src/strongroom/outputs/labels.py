@@ -43,6 +43,7 @@ import numpy as np
 from strongroom.enclave import margin
 from strongroom.enclave.analyses.frame import MISSING, TOTAL
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
+from strongroom.outputs.tidy import meaning as meaning_of
 
 GRIDS = frozenset({AnalysisKind.FREQUENCY, AnalysisKind.CROSSTAB, AnalysisKind.HISTOGRAM})
 RULE = "labels"
@@ -227,17 +228,6 @@ def _late_intervals(result: Result, threshold: int) -> set[str]:
 Codings = Mapping[str, Mapping[str, str]]
 _NOT_CODES = frozenset({TOTAL, MISSING, ""})
 _TERM_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")  # a model's categorical part
-
-
-def meaning_of(code: str, coding: Mapping[str, str]) -> str | None:
-    """The coding's meaning of a label as released ("1", or "1.0" from a float column)."""
-    if code in coding:
-        return coding[code]
-    try:
-        number = float(code)
-    except ValueError:
-        return None
-    return coding.get(str(int(number))) if number.is_integer() else None
 
 
 @dataclass(frozen=True)
