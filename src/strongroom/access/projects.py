@@ -159,18 +159,36 @@ def create(ctx: AccessContext, principal: Principal | None, *, title: str, purpo
         return view(db, get(db, project_id))
 
 
+def _visible(db: Session, principal: Principal) -> list[Project]:
+    projects = list(db.scalars(select(Project).order_by(Project.created_at)))
+    if not principal.roles & {Role.CUSTODIAN_ADMIN, Role.ACCESS_COMMITTEE,
+                              Role.SECURITY_ANALYST, Role.AUDITOR,
+                              Role.OUTPUT_CHECKER}:
+        projects = [p for p in projects if is_member(db, p, principal.person_id)]
+    if principal.token_project is not None:
+        projects = [p for p in projects if p.id == principal.token_project]
+    return projects
+
+
 def list_visible(ctx: AccessContext, principal: Principal) -> list[ProjectView]:
     """Every project for overseeing roles; a researcher's own projects for researchers."""
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.PROJECT_READ)
-        projects = list(db.scalars(select(Project).order_by(Project.created_at)))
-        if not principal.roles & {Role.CUSTODIAN_ADMIN, Role.ACCESS_COMMITTEE,
-                                  Role.SECURITY_ANALYST, Role.AUDITOR,
-                                  Role.OUTPUT_CHECKER}:
-            projects = [p for p in projects if is_member(db, p, principal.person_id)]
-        if principal.token_project is not None:
-            projects = [p for p in projects if p.id == principal.token_project]
-        return [view(db, p) for p in projects]
+        return [view(db, p) for p in _visible(db, principal)]
+
+
+def people_on(ctx: AccessContext, principal: Principal) -> dict[str, str]:
+    """The names of the people on the projects ``principal`` may read (each lead and
+    member), by ID: the names a page may show beside IDs to a reader without
+    ``person.read`` (a researcher: their own projects' people, nobody else; an output
+    checker: the people of the projects whose outputs they check)."""
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PROJECT_READ)
+        ids = set()
+        for project in _visible(db, principal):
+            ids |= {project.lead_id, *_members(db, project.id)}
+        return {pid: name for pid, name in
+                db.execute(select(Person.id, Person.name).where(Person.id.in_(ids)))}
 
 
 def read(ctx: AccessContext, principal: Principal, project_id: str) -> ProjectView:

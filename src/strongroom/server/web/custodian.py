@@ -39,7 +39,7 @@ from strongroom.platform import Platform
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
-from strongroom.server.web.names import readable
+from strongroom.server.web.names import Names, readable
 from strongroom.server.web.pages import PREFIX, Access, Waiting, paged, render, section
 
 router = APIRouter(include_in_schema=False)
@@ -556,17 +556,11 @@ def _lift_state(view: PauseView, names: dict[str, str]) -> tuple[str, str | None
             "confirms)", "Ask to lift (first admin)")
 
 
-def _targets(ctx: AccessContext, who: Principal) -> dict[str, str]:
-    found = {i.id: f"institution {i.name}" for i in institutions.list_all(ctx, who)}
-    found |= {v.project.id: f"project {v.project.title}" for v in projects.list_visible(ctx, who)}
-    found |= {p.id: f"person {p.name}" for p, _ in people.list_all(ctx, who)}
-    return found
-
-
 def _pauses_page(request: Request, who: Principal, ctx: AccessContext,
                  failed: Failed | None = None) -> Response:
-    targets = _targets(ctx, who)
-    names = {k: v.split(" ", 1)[1] for k, v in targets.items() if v.startswith("person ")}
+    known = Names(ctx, who)
+    targets = known.labelled()
+    names = {k: v for k, v in known.all().items() if k.startswith("per_")}
     names["watch"] = "watch (automatic)"
     rows = []
     for view in reversed(pauses.list_pauses(ctx, who, include_lifted=True)):

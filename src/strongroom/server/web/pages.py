@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from sqlalchemy import select
 
 from strongroom.access.auth import resume_session
 from strongroom.access.context import AccessContext, Principal
-from strongroom.access.models import Institution, Pause, Person, Project
+from strongroom.access.models import Pause
 from strongroom.access.permissions import Action, who_may
 from strongroom.access.roles import Role
 from strongroom.access.states import PauseLevel
@@ -38,7 +37,7 @@ from strongroom.errors import Refused, ServiceError, Unauthenticated
 from strongroom.outputs.verdicts import SHORT_WORDS, Verdict, rule_words
 from strongroom.server.console_paths import PREFIX, is_page
 from strongroom.server.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, access, source_of
-from strongroom.server.web.names import ID
+from strongroom.server.web.names import Names
 
 T = TypeVar("T")
 __all__ = ["PREFIX", "is_page"]  # re-exported: the console's modules take them from here
@@ -150,11 +149,12 @@ def section(*titles: str) -> Callable[[Principal], Principal]:
 def render(request: Request, template: str, who: Principal | None = None, *,
            status: int = 200, **context: Any) -> HTMLResponse:
     """A page with the layout's context: the person, their sections and the CSRF token."""
-    name_of = _names(request)
+    # who and what by name beside their IDs, as far as the reader may read each (names.py)
+    name_of = Names(access(request), who)
     base: dict[str, Any] = {
         "who": who,
         "name_of": name_of,
-        "named": _named(name_of),
+        "named": name_of.beside,
         "roles": sorted(r.value for r in who.roles) if who else [],
         "sections": sections_for(who.roles) if who else [],
         # allowed("attribute"): whether one of the person's roles may take that action, so
@@ -228,46 +228,6 @@ def paged(items: Sequence[T], text: Callable[[T], str], q: str = "", page: int =
     page = min(max(page, 1), pages)
     return Paged(matched[(page - 1) * per_page:page * per_page], len(items), len(matched),
                  page, pages, q.strip(), param, tuple(keep))
-
-
-# an id's prefix → (its key column, the column that names it)
-NAMED: dict[str, tuple[Any, Any]] = {
-    "per": (Person.id, Person.name), "prj": (Project.id, Project.title),
-    "ins": (Institution.id, Institution.name)}
-
-
-def _names(request: Request) -> Callable[[str | None], str]:
-    """``name_of(id)`` for templates: a person's or institution's name or a project's title,
-    by the id's prefix (the id itself if unknown), looked up once per id per page — pages
-    show people and places by name, ids stay in the audit log."""
-    seen: dict[str, str] = {}
-
-    def name_of(some_id: str | None) -> str:
-        if not some_id:
-            return "—"
-        column = NAMED.get(some_id.split("_", 1)[0])
-        if column is None:
-            return some_id
-        if some_id not in seen:
-            with access(request).transaction() as db:
-                found = db.scalar(select(column[1]).where(column[0] == some_id))
-            seen[some_id] = found or some_id
-        return seen[some_id]
-
-    return name_of
-
-
-def _named(name_of: Callable[[str | None], str]) -> Callable[[Any], str]:
-    """``named(text)`` for templates: ``text`` with each person's, project's and
-    institution's id in it written as "name (id)" (an id without a name stays as it is), so a
-    sentence or a cell that names something by id reads as who or what it is."""
-    def named(text: Any) -> str:
-        def one(found: re.Match[str]) -> str:
-            some_id = found.group(0)
-            name = name_of(some_id)
-            return some_id if name == some_id else f"{name} ({some_id})"
-        return ID.sub(one, str(text))
-    return named
 
 
 def error_page(request: Request, exc: ServiceError, status: int) -> Response:
