@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -331,6 +331,7 @@ class ValueEvidence:
     """
 
     readings: tuple[Reading, ...]
+    shifts: Mapping[str, int] = field(default_factory=dict)  # date column -> days moved
 
     @property
     def marks(self) -> Marks:
@@ -373,26 +374,100 @@ def evidence(marks: Marks, recipients: Sequence[accuse.Recipient]) -> ValueEvide
 def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
            carriers: Sequence[Carrier], recipients: Sequence[accuse.Recipient],
            bias_key: bytes, seed: int = 0, cap: int = MAX_POSITIONS,
-           keys: Mapping[str, np.ndarray] | None = None) -> ValueEvidence:
+           keys: Mapping[str, np.ndarray] | None = None,
+           categories: Mapping[str, np.ndarray] | None = None) -> ValueEvidence:
     """The linkage-free evidence of a suspect whose columns linkage matched: ``values`` is
     :class:`linkage.Linked`'s (master column -> the suspect's values, rows as read), ``master``
     the cohort (``eid`` + columns). ``keys``: exact, unmarked master columns as linkage
     compares them (column -> master values in ``master``'s row order) whose suspect values are
-    in ``values`` too; when given, a second reading within their blocks."""
+    in ``values`` too; when given, a second reading within their blocks. ``categories``: the
+    same for every exact, unmarked categorical column the suspect holds (quasi-identifiers and
+    the rest); when they are more than ``keys``, a third reading within their blocks.
+
+    A date carrier the suspect holds shifted by a whole number of days is read shifted back
+    (:func:`date_shift`, judged within the finest blocks given; ``ValueEvidence.shifts``)."""
     columns = sorted({c.column for c in carriers} & set(values) & set(master.columns))
     eids = master[EID].cast(pl.Int64).to_numpy()
     suspect = {c: values[c] for c in columns}
     cohort = {c: as_numbers(master[c]) for c in columns}
     extra = read_orders(carriers, values, master)
+    exact = sorted(set(keys or {}) & set(values))
+    blocks = (blocks_of({c: values[c] for c in exact}, {c: keys[c] for c in exact})
+              if exact and keys is not None else None)
+    wide = sorted(set(categories or {}) & set(values))
+    fine = (blocks_of({c: values[c] for c in wide}, {c: categories[c] for c in wide})
+            if categories is not None and wide and not set(wide) <= set(exact) else None)
+    shifts: dict[str, int] = {}
+    finest = fine if fine is not None else blocks
+    for column in dict.fromkeys(c.column for c in carriers if c.kind == DATE):
+        if column in suspect and finest is not None:
+            shift = date_shift(suspect[column], cohort[column], finest,
+                               np.random.default_rng(seed))
+            if shift:
+                shifts[column] = shift
+                suspect[column] = np.asarray(suspect[column], dtype=np.float64) - shift
     readings = [score(KIND, read(carriers, suspect, eids, cohort, bias_key, seed=seed,
                                  cap=cap, extra=extra), recipients)]
-    exact = sorted(set(keys or {}) & set(values))
-    if exact and keys is not None:
-        blocks = blocks_of({c: values[c] for c in exact}, {c: keys[c] for c in exact})
+    if blocks is not None:
         marks = read(carriers, suspect, eids, cohort, bias_key, seed=seed, cap=cap,
                      blocks=blocks, extra=extra)
         readings.append(score(f"{KIND} within {', '.join(exact)}", marks, recipients))
-    return ValueEvidence(tuple(readings))
+    if fine is not None:
+        marks = read(carriers, suspect, eids, cohort, bias_key, seed=seed, cap=cap,
+                     blocks=fine, extra=extra)
+        readings.append(score(f"{KIND} within {len(wide)} categorical columns", marks,
+                              recipients))
+    return ValueEvidence(tuple(readings), shifts)
+
+
+MAX_SHIFT = 400  # days a date column may have been moved by, as a whole
+SHIFT_SAMPLE = 4_000  # suspect dates the shift is judged on
+SHIFT_GAIN = 2.0  # a shift is taken when it puts this many times more dates on a master date
+
+
+def date_shift(suspect: np.ndarray, master: np.ndarray, blocks: Blocks,
+               rng: np.random.Generator) -> int:
+    """The whole number of days a seller moved every date of a column by, or 0.
+
+    For each shift ``o`` (``|o| ≤ MAX_SHIFT``), how many suspect dates (a sample) minus ``o``
+    equal a master date of their row's block; the best ``o`` is taken when it explains
+    ``SHIFT_GAIN`` times as many as no shift and a third of the sample (a copy as issued
+    matches at 0: every unmarked date is its master's). Blocks of several exact categories
+    hold a handful of participants each, so a wrong shift matches by chance only; with no
+    blocks every shift matches (the cohort has a date on most days) and none is taken. A
+    function of the file and the master alone: reading the shifted-back dates keeps the
+    null law of every recipient."""
+    y = np.asarray(suspect, dtype=np.float64)
+    m = np.asarray(master, dtype=np.float64)
+    sb, mb = blocks
+    rows = np.flatnonzero(np.isfinite(y))
+    known = np.isfinite(m)
+    if len(rows) < 20 or not known.any():
+        return 0
+    if len(rows) > SHIFT_SAMPLE:
+        rows = np.sort(rng.choice(rows, SHIFT_SAMPLE, replace=False))
+    low = int(m[known].min()) - MAX_SHIFT - 1
+    stride = int(m[known].max()) - low + 2 * MAX_SHIFT + 3
+    if (int(max(sb.max(initial=0), mb.max(initial=0))) + 1) * stride >= 2**62:
+        return 0
+    table = np.unique(mb[known] * stride + (m[known].astype(np.int64) - low))
+    days = y[rows].astype(np.int64) - low
+    inside = (days >= 0) & (days < stride)
+    base = sb[rows] * stride
+    shifts = np.arange(-MAX_SHIFT, MAX_SHIFT + 1)
+    hits = np.zeros(len(shifts), dtype=np.int64)
+    for i, o in enumerate(shifts.tolist()):
+        day = days - o
+        ok = inside & (day >= 0) & (day < stride)
+        keys = base[ok] + day[ok]
+        at = np.clip(np.searchsorted(table, keys), 0, max(len(table) - 1, 0))
+        hits[i] = int(np.sum(table[at] == keys)) if len(table) else 0
+    best = int(np.argmax(hits))
+    at_zero = int(hits[MAX_SHIFT])
+    if shifts[best] == 0 or hits[best] < SHIFT_GAIN * max(at_zero, 1) \
+            or hits[best] < len(rows) / 3:
+        return 0
+    return int(shifts[best])
 
 
 def read_orders(carriers: Sequence[Carrier], values: Mapping[str, np.ndarray],

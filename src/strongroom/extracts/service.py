@@ -41,6 +41,7 @@ from strongroom.access.policies import read_control_state, recipient_reasons
 from strongroom.access.states import ProjectStatus
 from strongroom.access.tokens import new_id
 from strongroom.audit import AuditError, EventType
+from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, PARTICIPANTS, parse_column_name
 from strongroom.cohort.store import Store
 from strongroom.errors import Conflict, Invalid, NotFound, Refused
@@ -53,6 +54,7 @@ from strongroom.extracts import (
     decoy_evidence,
     decoys,
     evidence,
+    labels,
     linkage,
     manifest,
     membership,
@@ -573,6 +575,12 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     marked = {c.column for c in all_carriers} | {
         column for c in all_carriers if c.kind == carriers.ORDER
         for column in orders.columns_of(c, master.columns)}
+    # text labels read as the codes they stand for (``labels.py``): marks in codes survive
+    suspect, decoded = labels.as_codes(suspect, ctx.dictionary,
+                                       {f for m in records for f in m.fields})
+    if decoded:
+        report.notes.append(f"{len(decoded)} column(s) of text labels read as their codes "
+                            f"({', '.join(decoded[:5])}{' …' if len(decoded) > 5 else ''})")
     linked = linkage.link(suspect, master, ctx.dictionary, _id_maps(ctx, records, report.notes),
                           marked=marked)
     report.rows_linked = linked.rows_linked
@@ -591,6 +599,14 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
         {c: linked.values[c] for c in qis},
         linkage.comparable_values(master.select([EID, *qis]),
                                   linkage.column_specs(qis, ctx.dictionary)) if qis else {})
+    # blocks for a third reading: every exact categorical column, quasi-identifier or not (a
+    # copy kept whole is then read almost row by row; re-paired, the first two still hold)
+    cats = _categorical([c for c in linked.values if c in master.columns and c not in marked],
+                        ctx.dictionary)
+    categories = multiset.exact_columns(
+        {c: linked.values[c] for c in cats},
+        linkage.comparable_values(master.select([EID, *cats]),
+                                  linkage.column_specs(cats, ctx.dictionary))) if cats else {}
     # three independent readings of the same file, on both cores: the marks on linked rows
     # and from values alone (NumPy and Polars, which release the GIL in their loops) beside
     # the membership, decoys and bands (mostly AES, which does not)
@@ -598,11 +614,16 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
         values = pool.submit(multiset.gather,
                              multiset.by_name(suspect, linked.values, all_carriers), master,
                              all_carriers, recipients, bias, seed=seed,
-                             cap=min(cap, multiset.MAX_POSITIONS), keys=exact)
+                             cap=min(cap, multiset.MAX_POSITIONS), keys=exact,
+                             categories=categories)
         read = pool.submit(accuse.read_linked, linked.eids, dict(linked.values), master,
                            all_carriers, bias, seed=seed, cap=cap)
         found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
         report.values, marks = values.result(), read.result()
+    for column, days in report.values.shifts.items():
+        report.notes.append(f"{column}: every date of the file stands {days:+d} day(s) from "
+                            f"the cohort's (within blocks of its categories); its marks were "
+                            f"read shifted back")
     report.subsets, report.decoys_weighed = found.subsets, found.decoys
     report.bands = found.bands
     report.decoys_found = _decoys_listed(found, records, report.notes)
@@ -629,6 +650,19 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     report.verdict = "attributed" if report.accused else "inconclusive"
     report.names = _names(ctx, {a.project for a in report.accused},
                           {a.institution for a in report.accused})
+
+
+def _categorical(columns: Sequence[str], dictionary: Dictionary) -> list[str]:
+    """The columns of categorical fields (by the dictionary; unknown names left out)."""
+    out = []
+    for column in columns:
+        try:
+            fld = dictionary.field(parse_column_name(column, dictionary).field_id)
+        except (KeyError, ValueError):
+            continue
+        if fld.is_categorical:
+            out.append(column)
+    return out
 
 
 def _names(ctx: AccessContext, project_ids: set[str], institution_ids: set[str]
