@@ -26,7 +26,8 @@ def world(tmp_path: Path) -> Iterator[World]:
 def test_each_reader_names_only_what_they_may_read(world: World) -> None:
     ctx, today = world.ctx, world.clock().date()
     assert world.researcher is not None and world.outsider is not None
-    theirs = projects.create(ctx, None, title="Somebody else's study", purpose="Another team's question entirely",
+    theirs = projects.create(ctx, None, title="Somebody else's study",
+                             purpose="Another team's question entirely",
                              lead_id=world.outsider.person_id, starts_on=today,
                              expires_on=today + dt.timedelta(days=90), fields=[31]).project.id
     mine, me = world.project_id, world.researcher.person_id
