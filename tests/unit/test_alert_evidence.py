@@ -14,7 +14,7 @@ def test_evidence_reads_as_words_pairs_and_tables() -> None:
         "new_network": True,
         "requests_today": 1234}))
     assert shown["Breaches"] == ("table", (["Scope", "Meter", "Limit", "Used", "Asked"],
-                                           [["project", "record_participants", "20,000",
+                                           [["project", "record participants", "20,000",
                                              "19,500", "900"]]))
     assert shown["Baseline"] == ("pairs", [("Median requests", "12"), ("Spread", "2.5"),
                                            ("Days", "30")])

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import itertools
 import os
+import re
 import shutil
 import socket
 import threading
@@ -306,14 +307,62 @@ def _names_by_id() -> dict[str, str]:
                 for some_id, name in db.execute(query)}
 
 
+# what a page's words may not hold where a label exists: a stable tag in snake_case (a
+# verdict "release_with_suppression", a rule "secondary_suppression", a status
+# "under_review"); a dictionary code standing alone where the check's reasons quote a row or
+# column ("row \"-3\"" where "Prefer not to answer (-3)" is meant); a model's coded term alone
+# ("sex=1", not "sex=Male (sex=1)")
+TAG = re.compile(r"\b[a-z]{2,}(?:_[a-z]{2,})+\b")
+BARE_CODE = re.compile(r"\b(?:row|column)s? \"-?\d+\"")
+BARE_TERM = re.compile(r"(?<![(\w:])([a-z]\w*)=-?\d+\b(?! \()")
+# what a person copies or types, shown as it is: code, commands, a form's fields and choices
+AS_TYPED = "code, pre, kbd, samp, select, textarea, input, script, style, [data-raw]"
+# a file's name is the researcher's (or made from their request): shown as it is
+FILE_NAME = re.compile(r"[\w.-]+\.(?:json|csv|tsv|txt|png|svg|pdf|zip|parquet|html|md|yaml|"
+                       r"py|R|ipynb)\b")
+# the words a person reads on a page (what is shown as typed hidden while they are read: the
+# screenshot is taken), and its tables' column headings
+_READ = """(skip) => {
+  const hidden = [...document.querySelectorAll(skip)].filter(e => !e.hidden);
+  hidden.forEach(e => { e.hidden = true; });
+  const text = document.body.innerText;
+  hidden.forEach(e => { e.hidden = false; });
+  const heads = [...document.querySelectorAll("thead th")].map(th => th.innerText.trim());
+  return [text, heads];
+}"""
+
+
+def raw_codes(page: Page) -> list[str]:
+    """What a page shows as a code where a label exists: snake_case tags, a row's or
+    column's bare code in a reason, a model's bare coded term, a table's column headed by a
+    bare number (a crosstab's "0" and "1" where "Female (0)" belongs). What is shown as typed
+    (code, commands, form fields, ``data-raw``) is left alone."""
+    text, heads = page.evaluate(_READ, AS_TYPED)
+    found = [f"tag {m.group(0)!r} in {line.strip()[:100]!r}"
+             for line in text.splitlines() for m in TAG.finditer(FILE_NAME.sub("", line))
+             if not ID_LIKE.fullmatch(m.group(0))]
+    found += [f"bare code {m.group(0)!r} in {line.strip()[:100]!r}"
+              for line in text.splitlines() for m in BARE_CODE.finditer(line)]
+    found += [f"bare term {m.group(0)!r} in {line.strip()[:100]!r}"
+              for line in text.splitlines() for m in BARE_TERM.finditer(line)]
+    found += [f"a column headed {h!r}" for h in heads if re.fullmatch(r"-?\d+", h)]
+    return found
+
+
+ID_LIKE = re.compile(r"[a-z]{2,4}_[0-9a-f]{6,}")
+
+
 def screenshot(page: Page, name: str) -> None:
     """A screenshot of a main page: taken on every run (the whole page must render), kept as
     NAME.png in $STRONGROOM_SCREENSHOTS when set (`make screenshots`: docs/screenshots).
-    Every id of a person, project or institution on it stands beside its name."""
+    Every id of a person, project or institution on it stands beside its name, and no code
+    stands where its label belongs (``raw_codes``)."""
     image = page.screenshot(full_page=True)
     assert image.startswith(b"\x89PNG"), name
     unnamed = ids_without_names(page.inner_text("body"))
     assert not unnamed, f"{name}: ids shown where their names belong: {unnamed}"
+    coded = raw_codes(page)
+    assert not coded, f"{name}: codes shown where their labels belong: {coded}"
     if SCREENSHOTS:
         folder = Path(SCREENSHOTS)
         folder.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ the whole path from the researcher's form to the download is in test_workspace.p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,8 +52,9 @@ def test_the_queue_shows_each_output_with_its_verdict_and_reasons(
     expect(row.get_by_test_id("approvals")).to_contain_text("0 of 2 approvals; 2 more needed")
     screenshot(checker, "checks-queue")
 
-    row.get_by_role("link", name=output_id).click()
-    expect(checker.get_by_role("heading", name=f"Output {output_id}")).to_be_visible()
+    row.get_by_role("link", name=re.compile(r"^crosstab-.+\.json$")).click()  # by its name
+    expect(checker.get_by_role("heading", level=1)).to_have_text(re.compile(r"^crosstab-"))
+    expect(checker.get_by_text(output_id)).to_be_visible()  # its id beside it
     expect(checker.get_by_test_id("justification")).to_have_text(WHY)
     cells = checker.get_by_test_id("cells")
     expect(cells).to_contain_text("Total")  # the very table that would be released
@@ -82,6 +84,20 @@ def test_the_queue_searches_by_project_and_pages_each_list(
     checker.get_by_label("Search the queue").fill("no such output anywhere")
     checker.get_by_role("button", name="Search").click()
     expect(checker.get_by_test_id("queue-mine")).to_have_count(0)
+
+    # by kind (the kinds waiting are offered, in words), and by the output's name
+    checker.get_by_label("Search the queue").fill("")
+    checker.get_by_label("Kind of output").select_option("crosstab")
+    checker.get_by_role("button", name="Search").click()
+    assert "kind=crosstab" in checker.url
+    kinds = checker.get_by_test_id("queue-mine").locator("tbody tr td:first-child small")
+    expect(kinds.first).to_contain_text("crosstab")
+    assert all(k.startswith("crosstab") for k in kinds.all_inner_texts())
+    checker.goto(console.base + "/ui/checks?kind=gwas")
+    expect(checker.locator(f"tr[data-output='{output_id}']")).to_have_count(0)
+    checker.goto(console.base + "/ui/checks?q=crosstab-grouped-sex-grp")
+    expect(checker.get_by_test_id("queue-mine").locator(
+        f"tr[data-output='{output_id}']")).to_be_visible()
 
 
 def test_a_rejection_without_a_comment_is_refused_with_the_reason(

@@ -179,7 +179,7 @@ def test_from_a_definition_to_a_released_file_through_two_checkers(
         row = checker.get_by_test_id("queue-mine").locator(f"tr[data-output='{output_id}']")
         expect(row).to_contain_text("threshold")
         expect(row).to_contain_text("0 of 2")
-        row.get_by_role("link", name=output_id).click()
+        row.get_by_role("link").first.click()
         expect(checker.get_by_test_id("cells")).to_be_visible()
         expect(checker.get_by_test_id("justification")).to_contain_text(WHY)
         checker.get_by_role("button", name="Approve").click()
@@ -191,7 +191,7 @@ def test_from_a_definition_to_a_released_file_through_two_checkers(
         with another_page(browser) as other:
             sign_in(other, console, second)
             other.goto(console.base + "/ui/checks")
-            other.get_by_role("link", name=output_id).click()
+            other.locator(f"tr[data-output='{output_id}'] a").first.click()
             other.get_by_label("Comment").fill("Agreed: structural zeros only.")
             other.get_by_role("button", name="Approve").click()
             expect(other.get_by_test_id("notice")).to_contain_text("it is released")
@@ -473,3 +473,42 @@ def test_a_released_competing_risks_table_is_drawn_as_curves_with_a_legend(
     expect(curves).to_have_count(2)  # one per cause
     expect(table.locator("svg.chart")).to_contain_text("1")  # the legend names the causes
     screenshot(page, "workspace-competing-risks")
+
+
+def test_the_results_tab_filters_by_kind_and_name_and_pages_through_them(
+        page: Page, console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    from strongroom.server.web import workspace
+
+    monkeypatch.setattr(workspace, "RESULTS_PER_PAGE", 2)  # the served app reads it per page
+    me = new_person(console, "researcher")
+    project_id, title = own_project(console, me)
+    who = principal_of(console, me)
+    service.define(console.platform.enclave, who, project_id, "grouped", GROUPED)
+    for spec in ({"kind": "frequency", "variable": "sex"},
+                 {"kind": "frequency", "variable": "grp"},
+                 {"kind": "summary", "variables": ["sex"]}):
+        console.platform.outputs.analyse(who, project_id, {"definition": "grouped", **spec})
+    sign_in(page, console, me)
+    open_project(page, console, title, tab="Results")
+    results = page.get_by_test_id("results").locator("tbody tr")
+    expect(results).to_have_count(2)
+    expect(page.get_by_test_id("shown")).to_have_text("3 results; page 1 of 2.")
+    page.get_by_role("link", name="Older →").click()
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("frequency-grouped-sex")  # the oldest, by name
+    expect(page.get_by_test_id("tabs").get_by_role("link", name=re.compile("^Results"))
+           ).to_have_attribute("aria-current", "page")
+
+    filters = page.get_by_test_id("filters")
+    filters.get_by_label("Kind").select_option("frequency")  # offered in words
+    expect(filters.get_by_label("Kind").locator("option:checked")).to_have_text(
+        "frequency table")
+    filters.get_by_role("button", name="Show").click()
+    expect(page.get_by_test_id("shown")).to_have_text("2 of 3 results match.")
+    expect(results).to_have_count(2)
+    filters = page.get_by_test_id("filters")
+    filters.get_by_label("Name or id").fill("grp")
+    filters.get_by_role("button", name="Show").click()
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("frequency-grouped-grp")
+    assert "kind=frequency" in page.url and "q=grp" in page.url

@@ -42,7 +42,9 @@ from strongroom.server.routes.enclave import Work, outputs_of
 from strongroom.server.security import acts
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
+from strongroom.server.web.names import Names
 from strongroom.server.web.pages import PREFIX, Access, Waiting, paged, render, section
+from strongroom.server.web.pages import kind as kind_words
 
 router = APIRouter(include_in_schema=False)
 Checker = Annotated[Principal, Depends(section("Output checks"))]
@@ -83,6 +85,7 @@ class Table:
     # (row, column position) -> the check's reasons about that cell, for output checkers
     flagged: dict[tuple[int, int], str] = field(default_factory=dict)
     head: str = "Row"  # the first column's heading
+    across: str = ""  # the variable whose categories head the columns (a crosstab's)
 
 
 def _shown(value: Any) -> str:
@@ -97,6 +100,14 @@ def _shown(value: Any) -> str:
         return str(value)
     number = float(value)
     return f"{number:,.0f}" if number.is_integer() else f"{number:.6g}"
+
+
+# a figure's name in a file as a table's heading says it ("at_risk": "at risk")
+HEADINGS = {"neg_log10_p": "−log10 p", "se": "SE", "chrom": "chromosome", "pos": "position"}
+
+
+def heading(name: str) -> str:
+    return HEADINGS.get(name, name.replace("_", " "))
 
 
 GWAS_SHOWN = 25  # the strongest variants a page shows (the file holds every one)
@@ -136,9 +147,9 @@ def _gwas_table(payload: bytes, media_type: str) -> Table | None:
     image = Markup('<img alt="{}" src="data:image/png;base64,{}">')
     images = Markup("").join(image.format(name, base64.b64encode(png).decode())
                              for name, png in genetics.figures(table))
-    return Table(shown, rows, facts,
+    return Table([heading(c) for c in shown], rows, facts,
                  [str(n) for n in body.get("notes") or []],
-                 images or None, max(table.height - GWAS_SHOWN, 0))
+                 images or None, max(table.height - GWAS_SHOWN, 0), head="Trait")
 
 
 def _cells(payload: bytes, media_type: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -165,6 +176,36 @@ def _count_bars(cells: list[dict[str, Any]], title: str) -> Markup | None:
     items = [(" · ".join(c["row"]) + (f" / {c['column']}" if several else ""),
               float(c["value"])) for c in counts]
     return charts.bars(items, title, counts=True)
+
+
+_MODEL_HEADS = frozenset({AnalysisKind.OLS, AnalysisKind.LOGISTIC, AnalysisKind.COX,
+                          AnalysisKind.GLM})
+
+
+def row_head(said: Meanings) -> str:
+    """What a table's rows are, as its first column's heading: the variable (or variables)
+    whose categories label them ("smoking", "sex · interval"), "Term" for a model's terms,
+    "Variable" for a summary's; "Row" only when nothing names them."""
+    spec, kind = said.spec, said.kind
+
+    def named(*keys: str) -> list[str]:
+        return [str(spec[k]) for k in keys if isinstance(spec.get(k), str) and spec[k]]
+
+    if kind in (AnalysisKind.FREQUENCY, AnalysisKind.HISTOGRAM):
+        found = named("variable")
+    elif kind == AnalysisKind.CROSSTAB:
+        found = named("rows")
+    elif kind in (AnalysisKind.KAPLAN_MEIER, AnalysisKind.CUMULATIVE_INCIDENCE):
+        found = [*named("group"), "interval"]
+    elif kind == AnalysisKind.AGGREGATE_SQL:
+        found = [str(k) for k in said.keys]
+    elif kind in _MODEL_HEADS:
+        found = ["Term"]
+    elif kind in (AnalysisKind.SUMMARY, AnalysisKind.CORRELATION):
+        found = ["Variable"]
+    else:
+        found = []
+    return " · ".join(found) or "Row"
 
 
 def table_of(payload: bytes, media_type: str, title: str,
@@ -208,7 +249,10 @@ def table_of(payload: bytes, media_type: str, title: str,
                          for label, values in rows.items()],
                  facts, [str(n) for n in body.get("notes") or []],
                  _count_bars(cells, title), max(len(cells) - MAX_CELLS_SHOWN, 0),
-                 sum(1 for c in cells if c["suppressed"]), marks)
+                 sum(1 for c in cells if c["suppressed"]), marks,
+                 row_head(said) if meanings is not None else "Row",
+                 str(said.spec.get("columns") or "")
+                 if said.kind == AnalysisKind.CROSSTAB else "")
 
 
 def labelled_table(frame: pl.DataFrame, payload: bytes, media_type: str,
@@ -233,7 +277,8 @@ def labelled_table(frame: pl.DataFrame, payload: bytes, media_type: str,
     chart = _curves(frame, keys) or (charts.bars(counted, title, counts=True)
                                      if 0 < len(counted) <= MAX_BARS else None)
     facts = [(str(k), _shown(v)) for k, v in sorted(dict(body.get("facts") or {}).items())]
-    return Table(shown[1:], rows, facts, [str(n) for n in body.get("notes") or []], chart,
+    return Table([c if c in keys else heading(c) for c in shown[1:]], rows, facts,
+                 [str(n) for n in body.get("notes") or []], chart,
                  max(frame.height - MAX_CELLS_SHOWN, 0),
                  sum(1 for c in cells if c.get("suppressed")), head=shown[0])
 
@@ -328,26 +373,35 @@ def waiting(ctx: Access, who: Principal) -> list[Waiting]:
 
 
 @router.get(PREFIX + "/checks", openapi_extra=acts(Action.OUTPUT_READ))
-def queue(request: Request, who: Checker, ctx: Access, q: str = "", page: int = 1,
-          others_page: int = 1) -> Response:
+def queue(request: Request, who: Checker, ctx: Access, q: str = "", kind: str = "",
+          page: int = 1, others_page: int = 1) -> Response:
     """Outputs waiting for review: those this checker may review, then those they may not;
-    a search (output, kind, project, asker) narrows both, each pages by itself."""
+    a kind and a search (output, its name, kind, project, asker) narrow both, each pages by
+    itself."""
     mine = requests.list_outputs(ctx, who, queue=True)
     open_ids = {v.output.id for v in mine}
     waiting = [v for status in sorted(AWAITING_REVIEW)
                for v in requests.list_outputs(ctx, who, status=status)]
     others = sorted((v for v in waiting if v.output.id not in open_ids),
                     key=lambda v: v.output.created_at, reverse=True)
+    kinds = sorted({v.output.kind for v in [*mine, *others]})
     titles = _titles(ctx, who)
+    names = Names(ctx, who)
 
     def text(v: OutputView) -> str:
         o = v.output
-        return f"{o.id} {o.kind} {o.project_id} {titles.get(o.project_id, '')} {o.requester}"
+        return (f"{o.id} {o.filename} {o.kind} {kind_words(o.kind)} {o.project_id} "
+                f"{titles.get(o.project_id, '')} {o.requester} {names.get(o.requester) or ''}")
 
-    listed = paged(mine, text, q, page, keep=[("others_page", str(others_page))])
-    listed_others = paged(others, text, q, others_page, param="others_page",
-                          keep=[("page", str(listed.page))])
-    return render(request, "checks/queue.html", who, titles=titles,
+    def of_kind(views: list[OutputView]) -> list[OutputView]:
+        return [v for v in views if not kind or v.output.kind == kind]
+
+    keep = [("kind", kind)] if kind else []
+    listed = paged(of_kind(mine), text, q, page,
+                   keep=[*keep, ("others_page", str(others_page))])
+    listed_others = paged(of_kind(others), text, q, others_page, param="others_page",
+                          keep=[*keep, ("page", str(listed.page))])
+    return render(request, "checks/queue.html", who, titles=titles, kinds=kinds, kind=kind,
                   mine=[describe(v) for v in listed.items],
                   others=[describe(v) for v in listed_others.items],
                   listed=listed, listed_others=listed_others,

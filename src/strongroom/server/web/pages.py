@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from strongroom.access.auth import resume_session
@@ -258,6 +260,37 @@ def verdict(value: Any) -> str:
         return str(value)
 
 
+# each kind of analysis (and a job's own file) as a page names it; forms and the API keep
+# the values
+KIND_WORDS = {
+    "frequency": "frequency table", "crosstab": "crosstab", "summary": "summary statistics",
+    "histogram": "histogram", "ols": "linear regression", "logistic": "logistic regression",
+    "kaplan_meier": "Kaplan–Meier survival", "cumulative_incidence": "cumulative incidence",
+    "cox": "Cox regression", "glm": "generalised linear model", "correlation": "correlation",
+    "aggregate_sql": "aggregate SQL", "gwas": "GWAS", "job_file": "a job's own file"}
+
+
+def kind(value: Any) -> str:
+    """An output's or analysis's kind in words ("kaplan_meier": "Kaplan–Meier survival")."""
+    return KIND_WORDS.get(str(value), str(value).replace("_", " "))
+
+
+# a name as a file or rules.yaml spells it (a figure's column "at_risk", a setting)
+_AS_SPELT = re.compile(r"\b[a-z]{2,}(?:_[a-z0-9]+)+\b")
+
+
+def reason(text: Any) -> Markup:
+    """A check's reason with each name it quotes from the file or the rules (a column
+    "at_risk") set as code: as it is spelt there, to be matched, not read as words."""
+    said, parts, at = str(text), [], 0
+    for found in _AS_SPELT.finditer(said):
+        parts += [escape(said[at:found.start()]), Markup("<code>{}</code>").format(found[0])]
+        at = found.end()
+    return Markup("").join([*parts, escape(said[at:])])
+
+
+templates.env.filters["reason"] = reason
+templates.env.filters["kind"] = kind
 templates.env.filters["when"] = when
 templates.env.filters["number"] = number
 templates.env.filters["verdict"] = verdict

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -289,7 +290,12 @@ def _plain(value: Any) -> str:
         return ", ".join(_plain(v) for v in value) or "none"
     if isinstance(value, dict):
         return "; ".join(f"{_words(k).lower()} {_plain(v)}" for k, v in value.items())
+    if isinstance(value, str) and _TAG.fullmatch(value):  # a meter's, a rule's name
+        return value.replace("_", " ")
     return str(value)
+
+
+_TAG = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
 
 
 def _evidence(evidence: dict[str, Any]) -> list[Evidence]:

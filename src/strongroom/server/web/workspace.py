@@ -47,7 +47,7 @@ from strongroom.server.security import acts, measure
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
 from strongroom.server.web.checks import STATUS_WORDS, describe, labelled_table, table_of
-from strongroom.server.web.pages import PREFIX, Access, Waiting, render, section
+from strongroom.server.web.pages import PREFIX, Access, Waiting, paged, render, section
 from strongroom.watch.shapes import fingerprint
 
 router = APIRouter(include_in_schema=False)
@@ -183,19 +183,32 @@ TABS = (("overview", "Overview"), ("analyse", "Definitions and analyses"), ("job
         ("results", "Results"))
 
 
+MAX_LISTED = 5_000  # a project's newest outputs the results tab filters and pages through
+RESULTS_PER_PAGE = 25
+
+
 @dataclass(frozen=True)
 class Shown:
-    """The results tab's filters: a status, a kind, a name or id (empty: any)."""
+    """The results tab's filters: a status, a kind, words of a name or id (empty: any), and
+    the page of what matches."""
 
     status: str = ""
     kind: str = ""
     q: str = ""
+    page: int = 1
 
-    def keeps(self, o: dict[str, Any]) -> bool:
-        row = o["row"]
-        return ((not self.status or o["status"] == self.status)
-                and (not self.kind or row.kind == self.kind)
-                and (not self.q or self.q.lower() in f"{row.filename} {row.id}".lower()))
+    def keeps(self, view: requests.OutputView) -> bool:
+        return ((not self.status or view.status.value == self.status)
+                and (not self.kind or view.output.kind == self.kind))
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.status or self.kind or self.q)
+
+    def keep(self) -> list[tuple[str, str]]:
+        """What a page link carries besides the search and the page: the tab, the filters."""
+        return [("tab", "results"), *((k, v) for k, v in (("status", self.status),
+                                                          ("kind", self.kind)) if v)]
 
 
 def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp, jobs: Jobs,
@@ -205,14 +218,20 @@ def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp, jobs: Jobs
         definitions, refused = service.list_definitions(work.enclave, who, project_id), []
     except ServiceError as exc:  # e.g. training lapsed: the page says so, beside the rest
         definitions, refused = [], exc.reasons
-    outputs = [describe(v) for v in requests.list_outputs(ctx, who, project_id, limit=200)]
+    views = requests.list_outputs(ctx, who, project_id, limit=MAX_LISTED)
+    listed = paged([v for v in views if shown.keeps(v)],
+                   lambda v: f"{v.output.filename} {v.output.id}", shown.q, shown.page,
+                   RESULTS_PER_PAGE, keep=shown.keep())
+    released = [v for v in views if v.status is OutputStatus.RELEASED]
     return {"project": found.project, "members": found.members, "fields": found.fields,
             "jobs": jobs.of_project(who, project_id)[:50],
             "definitions": definitions, "refused": refused,
-            "outputs": [o for o in outputs if shown.keeps(o)], "outputs_total": len(outputs),
-            "released": [o for o in outputs if o["status"] == OutputStatus.RELEASED],
+            "outputs": [describe(v) for v in listed.items], "listed": listed,
+            "outputs_total": len(views), "outputs_more": len(views) == MAX_LISTED,
+            "released": [describe(v) for v in released[:RESULTS_PER_PAGE]],
+            "released_total": len(released),
             "statuses": [(s.value, STATUS_WORDS[s]) for s in OutputStatus],
-            "output_kinds": sorted({o["row"].kind for o in outputs}), "shown": shown,
+            "output_kinds": sorted({v.output.kind for v in views}), "shown": shown,
             "tabs": TABS, "kinds": ALL_KINDS, "fills": {k: _takes(k) for k in FILLS},
             "formats": FORMATS, **_budget(dp, who, project_id)}
 
@@ -250,10 +269,12 @@ def home(request: Request, who: Researcher, ctx: Access) -> Response:
 @router.get(HOME + "/projects/{project_id}", openapi_extra=acts(Action.PROJECT_READ))
 def project_page(request: Request, project_id: str, who: Researcher, ctx: Access, work: Work,
                  dp: Dp, done: str | None = None, tab: str = "overview", status: str = "",
-                 kind: str = "", q: str = "") -> Response:
-    """A project, one tab at a time; the results tab filtered by status, kind, name or id."""
+                 kind: str = "", q: str = "", page: int = 1) -> Response:
+    """A project, one tab at a time; the results tab filtered by status, kind, name or id,
+    a page at a time."""
     return _project_page(request, who, ctx, work, dp, project_id, tab=tab,
-                         shown=Shown(status, kind, q.strip()), notice=NOTICES.get(done or ""))
+                         shown=Shown(status, kind, q.strip(), page),
+                         notice=NOTICES.get(done or ""))
 
 
 @router.post(HOME + "/projects/{project_id}/definitions",
