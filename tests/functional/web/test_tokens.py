@@ -18,8 +18,10 @@ def test_a_researcher_issues_a_token_of_a_preset_sees_it_once_and_revokes_it(
     project_id, title = own_project(console, lead)
     sign_in(page, console, lead)
     page.goto(f"{console.base}/ui/workspace/projects/{project_id}")
-    page.get_by_role("button", name="API tokens").click()
+    page.get_by_test_id("tabs").get_by_role("link", name="API tokens").click()  # a tab
     expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
+    expect(page.get_by_test_id("tabs").get_by_role("link", name="API tokens")
+           ).to_have_attribute("aria-current", "page")
     expect(page.get_by_text("You have no token for this project in force.")).to_be_visible()
     for preset in PRESETS:  # every preset is offered, the study one first and chosen
         expect(page.locator(f'input[name="preset"][value="{preset}"]')).to_have_count(1)

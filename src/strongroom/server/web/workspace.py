@@ -386,7 +386,7 @@ def _tokens_page(request: Request, who: Principal, ctx: Access, project_id: str,
                                                                ctx.settings.token_max_days),
                   "label": ""},
         "errors": [], "new": None, "notice": None, **extra}
-    return render(request, "workspace/tokens.html", who, status=status,
+    return render(request, "workspace/tokens.html", who, status=status, tabs=TABS,
                   project=found.project, presets=list(PRESETS.values()),
                   usable=sorted(a.value for a, r in RULES.items() if r.by_token),
                   active=[t for t in reversed(mine) if t.revoked_at is None
