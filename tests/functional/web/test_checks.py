@@ -62,7 +62,8 @@ def test_the_queue_shows_each_output_with_its_verdict_and_reasons(
     expect(flagged.first).to_be_visible()
     expect(cells.locator("td.flagged[title*='threshold']").first).to_be_visible()
     expect(checker.get_by_test_id("flagged-note")).to_be_visible()
-    expect(checker.locator("figure.chart svg")).to_be_visible()
+    # its only counts shown are two zeros: no empty chart above the table (issue 55)
+    expect(checker.locator("figure.chart svg")).to_have_count(0)
     expect(checker.get_by_role("button", name="Approve")).to_be_visible()
     screenshot(checker, "checks-output")
 

@@ -170,8 +170,8 @@ def _count_bars(cells: list[dict[str, Any]], title: str) -> Markup | None:
     """Bars of the shown counts (margins left out); None when there is nothing to draw."""
     counts = [c for c in cells if c["kind"] == "count" and not c["suppressed"]
               and c["value"] is not None and TOTAL not in c["row"] and c["column"] != TOTAL]
-    if not counts or len(counts) > MAX_BARS:
-        return None
+    if not counts or len(counts) > MAX_BARS or not any(float(c["value"]) for c in counts):
+        return None  # nothing to draw: no bars, or only zeros (an empty chart says nothing)
     several = len({c["column"] for c in counts}) > 1
     items = [(" · ".join(c["row"]) + (f" / {c['column']}" if several else ""),
               float(c["value"])) for c in counts]
@@ -275,7 +275,8 @@ def labelled_table(frame: pl.DataFrame, payload: bytes, media_type: str,
                if "count" in frame.columns and r["count"] is not None
                and TOTAL not in {r[k] for k in keys}]
     chart = _curves(frame, keys) or (charts.bars(counted, title, counts=True)
-                                     if 0 < len(counted) <= MAX_BARS else None)
+                                     if 0 < len(counted) <= MAX_BARS
+                                     and any(n for _, n in counted) else None)
     facts = [(str(k), _shown(v)) for k, v in sorted(dict(body.get("facts") or {}).items())]
     return Table([c if c in keys else heading(c) for c in shown[1:]], rows, facts,
                  [str(n) for n in body.get("notes") or []], chart,
