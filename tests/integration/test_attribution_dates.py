@@ -182,18 +182,32 @@ def test_text_labels_keep_the_order_marks(dates: Dates) -> None:
     assert _named(report) == {dates.leaker}
 
 
-def test_the_counters_that_escape_name_no_innocent(dates: Dates) -> None:
-    """Dates truncated to their month leave no date mark readable with no row linked (the
-    mark is a day); the date dropped leaves none at all. Neither names an innocent."""
+def test_dates_truncated_to_their_month_keep_the_marks(dates: Dates) -> None:
+    """The marks sit on a month's edges (``Carrier.edges``): truncated to the month, every
+    date marked still says which side of the edge its recipient's symbol put it."""
     leak = dates.leak(dates.leaker, 4)
-    for name, frame in (("month", leak.with_columns(pl.col(DATE).dt.truncate("1mo"))),
+    report = dates.attribute(leak.with_columns(pl.col(DATE).dt.truncate("1mo")), "month.csv")
+    assert report.values is not None
+    print(f"\nmonth: leaker values ln P {_values(report, dates.leaker):.1f}, least innocent "
+          f"{_least_innocent(report, {dates.leaker}):.1f}")
+    assert DATE in report.values.marks.models
+    assert _values(report, dates.leaker) < NAMED - 10
+    assert _named(report) == {dates.leaker}
+    assert _least_innocent(report, {dates.leaker}) > math.log(1e-4)
+
+
+def test_the_counters_that_escape_name_no_innocent(dates: Dates) -> None:
+    """Dates truncated to their year keep a twelfth of the marks (only December's and
+    January's edges cross a year); the date dropped keeps none. Neither names an innocent."""
+    leak = dates.leak(dates.leaker, 4)
+    for name, frame in (("year", leak.with_columns(pl.col(DATE).dt.truncate("1y"))),
                         ("dropped", leak.drop(DATE))):
         report = dates.attribute(frame, f"{name}.csv")
         assert report.values is not None
         print(f"\n{name}: leaker values ln P {_values(report, dates.leaker):.1f}, best "
               f"{min(s.log_p for s in report.scores if s.extract_id == dates.leaker):.1f}, "
               f"named {sorted(_named(report))}")
-        assert DATE not in report.values.marks.models
+        assert _values(report, dates.leaker) > NAMED
         assert _named(report) <= {dates.leaker}
         assert _least_innocent(report, {dates.leaker}) > math.log(1e-4)
 

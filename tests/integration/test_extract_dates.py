@@ -4,7 +4,8 @@ Two extracts of one project carry ±1-day marks in the date of attending the ass
 (field 53, allow-listed by the custodian). A copy keeping only that date and unmarked
 categories (no IDs, no decoys, nothing withheld: the date's marks are the only evidence) names
 its recipient and not the other; the same copy with the date truncated to its month still
-links, is read by month and names no one; the date's mean barely moves. At this scale (about
+links, is read by month and still names it (the marks sit on a month's edges); the date's
+mean barely moves. At this scale (about
 two participants a day) day-level dates cannot meet k = 5: the refusal says which column stops
 it and what to do; at k = 2 the gate, which sees the dates as marked, keeps the marks.
 """
@@ -102,19 +103,23 @@ def test_a_copy_keeping_only_the_date_names_its_recipient(dated: Dated, tmp_path
     assert not innocent.accused
 
 
-def test_a_date_truncated_to_its_month_accuses_no_one(dated: Dated, tmp_path: Path) -> None:
+def test_a_date_truncated_to_its_month_still_names_its_recipient(dated: Dated,
+                                                                 tmp_path: Path) -> None:
+    """The marks sit on a month's edges (``Carrier.edges``, issue 57): truncated to the
+    month, each still says which side of the edge it went. (Before, marks on any day: the
+    copy read 2 cells in 30 and named no one.)"""
     leak = dated.copy.select([DATE, *CATEGORIES]).with_columns(pl.col(DATE).dt.truncate("1mo"))
     report = _attribute(dated, leak, tmp_path / "months.csv")
-    assert report.verdict == "inconclusive" and not report.accused
+    assert {a.extract_id for a in report.accused} == {dated.guilty.extract_id}
     assert report.rows_linked >= 0.99 * leak.height  # linked on the month's scale
     assert report.marks is not None
     model = report.marks.models[DATE]
     assert model.calendar == "month" and model.grid > 30
-    # only cells a day from a month's end are read (about 2 in 30), never the whole column
-    assert len(report.marks) < 0.15 * model.cells
+    # only the marks on a month's edge are read (two thirds of those marked), never the rest
+    assert len(report.marks) < 0.8 * model.cells
     scores = {s.extract_id: s for s in report.scores}
     assert scores[dated.innocent.extract_id].log_bound > np.log(1e-3)
-    assert scores[dated.guilty.extract_id].flat > 0  # what little is read is the truth
+    assert scores[dated.guilty.extract_id].flat > 0  # what is read is the truth
 
 
 def test_the_date_s_mean_moves_by_under_a_thousandth_of_its_sd(dated: Dated) -> None:

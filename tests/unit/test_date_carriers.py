@@ -44,7 +44,10 @@ def test_an_allow_listed_date_carries_sparse_day_marks(dictionary: Dictionary) -
     carrier = _carrier(frame, dictionary)
     assert carrier.kind == carriers.DATE and carrier.amplitude == 1.0 and carrier.decimals == 0
     assert carrier.sd > 400  # days: the cap applies, as f·δ² ≤ 2.5e-6·SD² allows far more
-    assert carrier.density == carriers.MAX_DENSITY
+    # every date on a month's edge, and the rest of the cap from the other days (issue 57)
+    assert carrier.edges
+    rest = (carriers.MAX_DENSITY - carriers.EDGE_SHARE) / (1 - carriers.EDGE_SHARE)
+    assert abs(carrier.density - rest) < 1e-5
     days = carriers.as_numbers(frame[DATE])
     assert carrier.low == np.nanmin(days) and carrier.high == np.nanmax(days)
     as_text = frame.with_columns(pl.col(DATE).cast(pl.String))
@@ -65,10 +68,12 @@ def test_marks_move_chosen_dates_by_one_day_and_keep_type_range_and_mean(
     present = ~np.isnan(moved)
     assert set(moved[present]) == {-1.0, 0.0, 1.0}
     assert one[DATE].min() == frame[DATE].min() and one[DATE].max() == frame[DATE].max()
-    chosen = carrier.chosen(BIAS, frame["eid"].to_numpy())
+    chosen = carrier.marked(BIAS, frame["eid"].to_numpy(), before)
     assert not (moved[present & ~chosen] != 0).any()  # only the keyed share moves …
     share = float(np.mean(moved[present] != 0))
-    assert abs(share - carrier.density) < 0.01  # … all of it but the range's ends
+    assert abs(share - carriers.MAX_DENSITY) < 0.01  # … all of it but the range's ends
+    edge = carriers.month_edge(before)
+    assert np.all(moved[edge & present & (before > carrier.low) & (before < carrier.high)] != 0)
     up = int(np.sum(moved == 1))
     down = int(np.sum(moved == -1))
     assert abs(up - down) < 4 * np.sqrt(up + down)  # symmetric: biases symmetric about 1/2
@@ -128,7 +133,7 @@ def test_a_day_level_copy_reads_its_symbols_exactly(dictionary: Dictionary) -> N
     ("year", lambda d: d.dt.truncate("1y")),
     ("week", lambda d: d.dt.truncate("1w")),
 ])
-def test_a_truncated_copy_reads_only_cells_at_a_period_s_end(
+def test_a_truncated_copy_reads_only_cells_across_a_period_s_end(
         dictionary: Dictionary, period: str, truncate: object) -> None:
     frame = _frame()
     carrier = _carrier(frame, dictionary)
@@ -142,10 +147,13 @@ def test_a_truncated_copy_reads_only_cells_at_a_period_s_end(
     strong = np.abs(marks.weight) > 0.5
     # every reading is the symbol embedded (never a −δ read off the truncation) …
     assert np.array_equal(np.sign(marks.weight[strong]), truth[strong])
-    # … and readings exist only where m ± 1 day fall in different periods
+    # … and readings exist only where m ± 1 day fall in different periods: of the cells
+    # marked, those on a month's edge (every one for months, a third for quarters, a twelfth
+    # for years) and, for weeks, those a day from a week's end
     share = len(marks) / model.cells
-    expected = {"week": 2 / 7, "month": 2 / 30.4, "quarter": 2 / 91.3, "year": 2 / 365}[period]
-    assert share < 2 * expected
+    edges = carriers.EDGE_SHARE / carriers.MAX_DENSITY
+    expected = {"week": 2 / 7, "month": edges, "quarter": edges / 3, "year": edges / 12}[period]
+    assert 0.6 * expected < share < 1.4 * expected
     # an innocent recipient is never named on such a copy
     recipients = [accuse.Recipient(e, codes.recipient_key(MASTER, e), frozenset([carrier]))
                   for e in ("e1", "e2", "e3")]

@@ -247,8 +247,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
             continue
         y_all = np.asarray(suspect[carrier.column], dtype=np.float64)
         m_all = np.asarray(master[carrier.column], dtype=np.float64)
-        use = linked & np.isfinite(y_all) & carrier.markable(m_all)
-        use[use] = carrier.chosen(bias_key, eids[use])
+        use = carrier.marked(bias_key, eids, m_all, among=linked & np.isfinite(y_all))
         y, m, who = y_all[use], m_all[use], eids[use]
         if len(y) == 0:
             continue

@@ -37,6 +37,17 @@ puts it at the cap, ``MAX_DENSITY``). The column stays a date column (``pl.Date`
 before the risk gate measures k (``service.create_extract``): the file, marks included, is what
 meets k.
 
+*On a month's edges* (``edges``, issue 57; carriers made before it have none): where the
+rule allows at least ``EDGE_SHARE`` of the cells (2 days in 30.4, 6.6%: dates whose SD is
+over about 160 days), every date on the first or last day of its month is marked, and the
+rest of the rule's share is a keyed share (``density``) of the other days. An edge mark moves
+its date across the month's edge or not by the recipient's symbol (the 31st to the 1st, or to
+the 30th; the 1st to the 2nd, or to the 31st before), so a copy whose dates were truncated to
+their month still shows every edge mark: truncation, the cheapest way to blur a date, no
+longer erases them (a quarter keeps a third of them, a year a twelfth). Month counts move by
+the marks that cross, in both directions (measured in ``benchmarks/extracts.py``); the mean
+and SD as for any sparse mark.
+
 Utility: each marked cell moves by ``(2x − 1)·δ`` with ``x ~ Bernoulli(p)`` and ``p``
 symmetric about 1/2 over positions, so the mean shift is ``0 ± δ/√n`` (≤ 0.005 SD/√n) and the
 variance grows by ``δ²`` (≤ 2.5·10⁻⁵ of the variance): correlations change by well under 10⁻³
@@ -67,6 +78,7 @@ MIN_DENSITY = 0.01  # … and at least this share, or none
 NUMBER, DATE = "number", "date"  # what a carrier's values are (dates: whole days since 1970)
 ORDER = "order"  # the order of a multi-answer field's codes (``orders.py``): no value moves
 DAY = 1.0  # a date carrier's amplitude: one day
+EDGE_SHARE = 24 / 365.25  # dates on the first or last day of their month
 
 
 def as_numbers(series: pl.Series) -> np.ndarray:
@@ -93,6 +105,7 @@ class Carrier:
     high: float  # observed maximum
     density: float = 1.0  # share of cells marked (keyed, system-wide); 1 for fine columns
     kind: str = NUMBER  # NUMBER, or DATE: values are whole days since 1970-01-01
+    edges: bool = False  # dates: only the first and last day of a month are marked
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -100,6 +113,8 @@ class Carrier:
             del out["density"]  # manifests of full-density carriers read as they always did
         if self.kind == NUMBER:
             del out["kind"]  # as do numeric carriers' (every manifest before date carriers)
+        if not self.edges:
+            del out["edges"]  # and date carriers made before marks on a month's edges
         return out
 
     @classmethod
@@ -108,7 +123,8 @@ class Carrier:
                    decimals=int(data["decimals"]), amplitude=float(data["amplitude"]),
                    sd=float(data["sd"]), low=float(data["low"]), high=float(data["high"]),
                    density=float(data.get("density", 1.0)),
-                   kind=_kind(str(data.get("kind", NUMBER))))
+                   kind=_kind(str(data.get("kind", NUMBER))),
+                   edges=bool(data.get("edges", False)))
 
     def chosen(self, bias_key: bytes, eids: np.ndarray) -> np.ndarray:
         """Which participants' cells of this column are marked at all (all, at density 1)."""
@@ -122,8 +138,40 @@ class Carrier:
         """Which master values get a mark (present, and a step from the range's ends)."""
         values = np.asarray(master, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            return (~np.isnan(values) & (values - self.amplitude >= self.low - self.amplitude / 2)
-                    & (values + self.amplitude <= self.high + self.amplitude / 2))
+            out: np.ndarray = (~np.isnan(values)
+                               & (values - self.amplitude >= self.low - self.amplitude / 2)
+                               & (values + self.amplitude <= self.high + self.amplitude / 2))
+        return out
+
+    def marked(self, bias_key: bytes, eids: np.ndarray, master: np.ndarray,
+               among: np.ndarray | None = None) -> np.ndarray:
+        """Which cells carry a mark (``among`` them, when given): markable and chosen; on a
+        carrier with ``edges``, every markable date on a month's edge, and a keyed share
+        ``density`` of the others."""
+        eids = np.asarray(eids, dtype=np.int64)
+        out = self.markable(master)
+        if among is not None:
+            out &= among
+        edge = out & month_edge(master) if self.edges else None
+        if edge is not None:
+            out &= ~edge
+        out[out] = self.chosen(bias_key, eids[out])
+        if edge is not None:
+            out |= edge
+        return out
+
+
+def month_edge(days: np.ndarray) -> np.ndarray:
+    """Whether each date (whole days since 1970-01-01; NaN: no) is the first or last day of
+    its month."""
+    days = np.asarray(days, dtype=np.float64)
+    present = np.isfinite(days)
+    whole = np.where(present, days, 0.0).astype(np.int64)
+    month = whole.astype("datetime64[D]").astype("datetime64[M]")
+    first = month.astype("datetime64[D]").astype(np.int64)
+    last = (month + 1).astype("datetime64[D]").astype(np.int64) - 1
+    out: np.ndarray = present & ((whole == first) | (whole == last))
+    return out
 
 
 def _kind(kind: str) -> str:
@@ -229,9 +277,14 @@ def _date_carrier(series: pl.Series, field_id: int) -> Carrier | str:
     density = _sparse_density(sd, DAY)
     if isinstance(density, str):
         return density
+    low, high = float(values.min()), float(values.max())
+    if density < EDGE_SHARE:  # too few marks for every edge: a keyed share of all cells
+        return Carrier(column=str(series.name), field_id=field_id, decimals=0, amplitude=DAY,
+                       sd=sd, low=low, high=high, density=density, kind=DATE)
+    # every date on a month's edge, and the rest of the rule's share from the other days
+    rest = math.floor((density - EDGE_SHARE) / (1 - EDGE_SHARE) * 1e6) / 1e6
     return Carrier(column=str(series.name), field_id=field_id, decimals=0, amplitude=DAY,
-                   sd=sd, low=float(values.min()), high=float(values.max()),
-                   density=density, kind=DATE)
+                   sd=sd, low=low, high=high, density=rest, kind=DATE, edges=True)
 
 
 def embed(values: pl.Series, carrier: Carrier, marked: np.ndarray,
@@ -261,7 +314,7 @@ def fingerprint(frame: pl.DataFrame, carriers: Iterable[Carrier], bias_key: byte
         if carrier.kind == ORDER:  # no value moves: ``orders.embed`` reorders a field's codes
             continue
         values = frame[carrier.column]
-        marked = carrier.markable(as_numbers(values)) & carrier.chosen(bias_key, eids)
+        marked = carrier.marked(bias_key, eids, as_numbers(values))
         where = eids[marked]
         tags = np.full(len(where), codes.column_tag(carrier.column), dtype=np.uint64)
         ones = codes.symbols(key, where, tags, codes.thresholds(bias_key, where, tags))

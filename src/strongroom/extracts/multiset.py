@@ -71,7 +71,7 @@ from strongroom.cohort.model import EID
 from strongroom.extracts import accuse, arrays, codes, orders
 from strongroom.extracts.accuse import Marks, ReadModel
 from strongroom.extracts.carriers import DATE, ORDER, Carrier, as_numbers
-from strongroom.extracts.periods import infer_calendar
+from strongroom.extracts.periods import Calendar, infer_calendar
 
 Blocks = tuple[np.ndarray, np.ndarray]  # block id per suspect row, per master row
 Positions = tuple[np.ndarray, np.ndarray, np.ndarray]  # ids, carrier indices, soft symbols
@@ -215,8 +215,7 @@ def read_column(carrier: Carrier, suspect: np.ndarray, eids: np.ndarray, master:
     y = y[on]
     if len(y) == 0:
         return np.empty(0, np.int64), np.empty(0)
-    marked = present & carrier.markable(master)
-    marked[marked] = carrier.chosen(bias_key, eids[marked])
+    marked = carrier.marked(bias_key, eids, master, among=present)
     unmarked = present & ~marked
     marked_table, marked_counts = _counts(m[marked])
     plain_table, plain_counts = _counts(m[unmarked])
@@ -232,6 +231,64 @@ def read_column(carrier: Carrier, suspect: np.ndarray, eids: np.ndarray, master:
     w[order] = _lookup(ordered + 1, seen, share) - _lookup(ordered - 1, seen, share)
     keep = np.abs(w) >= accuse.MIN_WEIGHT
     return eids[marked][keep], np.clip(w[keep], -1.0, 1.0)
+
+
+def read_periods(carrier: Carrier, calendar: Calendar, suspect: np.ndarray, eids: np.ndarray,
+                 master: np.ndarray, bias_key: bytes, blocks: Blocks | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_column` for a date carrier the suspect holds truncated to ``calendar``'s
+    periods (months, quarters, years, weeks): a value is a period, a marked cell at ``M``
+    explains the period of ``M + 1`` (symbol 1) or of ``M − 1`` (symbol 0), and reads only
+    where the two differ (a mark on a month's edge, ``Carrier.edges``: every one, for
+    months); any other cell explains its own period. The same equal shares of each value
+    among its candidates, within ``blocks`` when given."""
+    eids = np.asarray(eids, dtype=np.int64)
+    master = np.asarray(master, dtype=np.float64)
+    y = calendar.bins(np.asarray(suspect, dtype=np.float64))
+    present = np.isfinite(master)
+    marked = carrier.marked(bias_key, eids, master, among=present)
+    same = calendar.bins(master)
+    up = calendar.bins(master + carrier.amplitude)
+    down = calendar.bins(master - carrier.amplitude)
+    crossing = marked & (up != down)
+    plain = present & ~crossing
+    on = np.isfinite(y)
+    labels = np.concatenate([y[on], same[present]])
+    if not len(labels) or not crossing.any():
+        return np.empty(0, np.int64), np.empty(0)
+    low = int(labels.min()) - 2
+    stride = int(labels.max()) - low + 3
+    sb, mb = blocks if blocks is not None else (np.zeros(len(y), np.int64),
+                                                np.zeros(len(master), np.int64))
+    if (int(max(sb.max(initial=0), mb.max(initial=0))) + 1) * stride >= 2**62:
+        return np.empty(0, np.int64), np.empty(0)
+
+    def keyed(block: np.ndarray, label: np.ndarray) -> np.ndarray:
+        out: np.ndarray = block * stride + (np.nan_to_num(label).astype(np.int64) - low)
+        return out
+
+    seen, k = _counts(keyed(sb[on], y[on]))
+    up_table, up_counts = _counts(keyed(mb[crossing], up[crossing]))
+    down_table, down_counts = _counts(keyed(mb[crossing], down[crossing]))
+    plain_table, plain_counts = _counts(keyed(mb[plain], same[plain]))
+    candidates = (_lookup(seen, up_table, up_counts) + _lookup(seen, down_table, down_counts)
+                  + _lookup(seen, plain_table, plain_counts))
+    share = np.where(candidates > 0, k / np.maximum(candidates, 1), 0.0)
+    w = (_lookup(keyed(mb[crossing], up[crossing]), seen, share)
+         - _lookup(keyed(mb[crossing], down[crossing]), seen, share))
+    keep = np.abs(w) >= accuse.MIN_WEIGHT
+    return eids[crossing][keep], np.clip(w[keep], -1.0, 1.0)
+
+
+def _calendar(carrier: Carrier, values: np.ndarray, rng: np.random.Generator
+              ) -> Calendar | None:
+    """The calendar periods a date carrier's suspect values were truncated to, or None."""
+    if carrier.kind != DATE:
+        return None
+    present = values[np.isfinite(values)]
+    if len(present) > accuse.FIT_SAMPLE:
+        present = present[rng.choice(len(present), accuse.FIT_SAMPLE, replace=False)]
+    return infer_calendar(present) if len(present) else None
 
 
 def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: np.ndarray,
@@ -260,9 +317,16 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
         values = np.asarray(suspect[column], dtype=np.float64)
         col_eid, col_idx, col_w = [], [], []
         for index, carrier in enumerate(carriers):
-            if carrier.column != column or not readable(carrier, values, rng):
+            if carrier.column != column:
                 continue
-            who, w = read_column(carrier, values, eids, master[column], bias_key, blocks)
+            calendar = _calendar(carrier, values, rng)
+            if calendar is not None:  # a date truncated to its month (or coarser)
+                who, w = read_periods(carrier, calendar, values, eids, master[column],
+                                      bias_key, blocks)
+            elif readable(carrier, values, rng):
+                who, w = read_column(carrier, values, eids, master[column], bias_key, blocks)
+            else:
+                continue
             col_eid.append(who)
             col_idx.append(np.full(len(w), index, dtype=np.int32))
             col_w.append(w)
@@ -400,7 +464,8 @@ def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
     shifts: dict[str, int] = {}
     finest = fine if fine is not None else blocks
     for column in dict.fromkeys(c.column for c in carriers if c.kind == DATE):
-        if column in suspect and finest is not None:
+        if column in suspect and finest is not None and infer_calendar(
+                np.asarray(suspect[column], dtype=np.float64)[:accuse.FIT_SAMPLE]) is None:
             shift = date_shift(suspect[column], cohort[column], finest,
                                np.random.default_rng(seed))
             if shift:
