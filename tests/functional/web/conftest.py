@@ -31,6 +31,7 @@ from strongroom.access import people
 from strongroom.access.context import Settings
 from strongroom.access.models import Institution, Person, Project
 from strongroom.access.states import Vetting
+from strongroom.access.totp import STEP_SECONDS
 from strongroom.demo import DemoResult, run_demo
 from strongroom.demo.world import DemoLogin
 from strongroom.platform import Platform
@@ -106,6 +107,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     demo = run_demo(root, participants=PARTICIPANTS, seed=11, variants=VARIANTS,
                     jobs=False,  # test_workspace runs one
                     settings=SETTINGS)
+    _demo_signed_in(demo)
     platform = Platform.open(root, demo.key_file, settings=SETTINGS)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port,
@@ -216,7 +218,16 @@ def _empty(opened: Page) -> None:
 # the authenticator's code for a step not used yet (tests/totp_codes.py): a person signed in
 # to the services and then in the browser waits for nothing; a browser fills the form well
 # inside the margin
-fresh_code = Codes(margin=15.0).fresh
+CODES = Codes(margin=15.0)
+fresh_code = CODES.fresh
+
+
+def _demo_signed_in(demo: DemoResult) -> None:
+    """The demo signed its people in with the previous step's code (demo.world.sign_in): a
+    browser test's first code for one of them, made within the same window, is the next."""
+    step = int(time.time() // STEP_SECONDS) - 1
+    for login in demo.world.logins:
+        CODES.used[login.totp_secret] = max(CODES.used.get(login.totp_secret, step), step)
 
 
 def sign_in(page: Page, console: Console, login: DemoLogin) -> None:
