@@ -55,8 +55,10 @@ from strongroom.extracts import (
     codes,
     decoys,
     evidence,
+    labels,
     linkage,
     manifest,
+    multiset,
     residual,
     service,
 )
@@ -73,6 +75,7 @@ FIELDS = [31, 34, 48, 50, 4079, 4080, 21001, 21002, 30000, 30020, 30690, 30700, 
 # keeps it whole and coarsens the other quasi-identifiers instead.
 WIDE_FIELDS = [*FIELDS, 53, 54, 1558, 2178, 2443, 20116, 21000, 22032]
 DAY_LEVEL = [53]  # date of attending the assessment centre
+DATE = "p53_i0"
 TRUE_ROWS = 6  # real extracts: one lone leaker and a gang of five (and the wide extract)
 REGRESSIONS = {  # outcome: predictors (a fixed reference panel)
     "p4080_i0_a0": ["p21001_i0", "p34", "p31", "p30690_i0", "p30740_i0"],
@@ -381,6 +384,78 @@ def categorical_and_dates(world: World, n: int, rng: np.random.Generator
     return _no_id(_rows(world, world.wide, n, rng)).select(kept), {world.wide}
 
 
+def _date(frame: pl.DataFrame) -> pl.DataFrame:
+    """The day-level date as a date (copies are read from CSV as written)."""
+    return frame.with_columns(pl.col(DATE).cast(pl.String).str.to_date(strict=False))
+
+
+def categorical_and_dates_as(how: str) -> Attack:
+    """``categorical_and_dates`` and one of the leaker's cheap counters: every code re-coded
+    to its text label and every date moved by 90 days (``text, shifted``), or the dates
+    truncated to their month (``month``)."""
+    def attack(world: World, n: int, rng: np.random.Generator
+               ) -> tuple[pl.DataFrame, set[str]]:
+        frame, guilty = categorical_and_dates(world, n, rng)
+        frame = _date(frame)
+        if how == "month":
+            return frame.with_columns(pl.col(DATE).dt.truncate("1mo")), guilty
+        dictionary = world.platform.access.dictionary
+        labelled = []
+        for column in frame.columns:
+            fld = dictionary.field(parse_column_name(column, dictionary).field_id)
+            coding = dictionary.coding_of(fld) if fld.is_categorical else None
+            if coding is not None and frame[column].dtype != pl.String:
+                labelled.append(frame[column].cast(pl.Int64).cast(pl.String).replace_strict(
+                    dict(coding.codes), default=None).alias(column))
+        return frame.with_columns(labelled).with_columns(
+            pl.col(DATE) + pl.duration(days=90)), guilty
+    return attack
+
+
+def repair(rows: pl.DataFrame, partners: pl.DataFrame, qis: list[str],
+           rng: np.random.Generator) -> pl.DataFrame:
+    """Each row keeps a random half of its columns and takes the rest from a row of
+    ``partners`` with the same ``qis`` (another row where it can): no row is anyone's."""
+    key = pl.concat_str([pl.col(c).cast(pl.String).fill_null("-") for c in qis], separator="|")
+    mine = rows.select(key.alias("g"))["g"].to_numpy()
+    theirs = partners.select(key.alias("g"))["g"].to_numpy()
+    pick = np.arange(rows.height) % max(partners.height, 1)
+    order = np.argsort(theirs, kind="stable")
+    sorted_theirs = theirs[order]
+    start = np.searchsorted(sorted_theirs, mine, side="left")
+    count = np.searchsorted(sorted_theirs, mine, side="right") - start
+    has = count > 0
+    pick[has] = order[start[has] + (rng.random(int(has.sum())) * count[has]).astype(np.int64)]
+    other = partners[pick]
+    out = {}
+    for column in rows.columns:
+        if column in qis:
+            out[column] = rows[column]
+            continue
+        keep = pl.Series(rng.random(rows.height) < 0.5)
+        out[column] = rows[column].zip_with(keep, other[column].cast(rows[column].dtype))
+    return pl.DataFrame(list(out.values()))
+
+
+REPAIR_QIS = ["p31", "p34"]  # sex and year of birth as released (in bands)
+
+
+def repaired(with_second: bool) -> Attack:
+    """The lone leaker's rows, each split between two rows of the same sex and year of birth:
+    half its columns from another row of its own copy, or of a second recipient's copy
+    (``with_second``: both are guilty). IDs dropped, shuffled: no row links to anyone."""
+    def attack(world: World, n: int, rng: np.random.Generator
+               ) -> tuple[pl.DataFrame, set[str]]:
+        rows = _no_id(_rows(world, world.lone, n, rng))
+        second = world.gang[0]
+        partners = (_no_id(_rows(world, second, n, rng)) if with_second
+                    else rows[rng.permutation(rows.height)])
+        frame = repair(rows, partners, REPAIR_QIS, rng)
+        return frame[rng.permutation(frame.height)], (
+            {world.lone, second} if with_second else {world.lone})
+    return attack
+
+
 def decoys_alone(world: World, n: int, rng: np.random.Generator
                  ) -> tuple[pl.DataFrame, set[str]]:
     """The lone leaker's decoys, among n rows of the cohort's own (unmarked) values: no
@@ -421,7 +496,15 @@ ATTACKS: list[tuple[str, Attack, list[int], int]] = [  # name, attack, ladder, t
      [500, 1000, 2500, 5000], 5000),
     ("BMI recomputed from weight and height, other carriers dropped", derived_recomputed,
      [500, 1000, 2500, 5000], 5000),
-    ("only categorical and date columns", categorical_and_dates, [5000, 25_000], 25_000),
+    ("re-paired within the copy (half of each row's columns from another row)",
+     repaired(False), [500, 1000, 2000], 2000),
+    ("re-paired with a second recipient's copy", repaired(True), [1000, 2000, 5000], 2000),
+    ("only categorical and date columns", categorical_and_dates, [500, 1000, 2000, 5000],
+     2000),
+    ("only categorical and date columns, text labels, dates shifted 90 days",
+     categorical_and_dates_as("text, shifted"), [1000, 2000, 5000], 2000),
+    ("only categorical and date columns, dates truncated to the month",
+     categorical_and_dates_as("month"), [1000, 2000, 5000], 2000),
     ("the 5 columns with the fewest marks kept, wide extract", fewest_marks_wide,
      [5000, 25_000], 5000),
     ("one recipient's decoys among the cohort's unmarked rows", decoys_alone, [1000, 5000],
@@ -446,13 +529,20 @@ class Trial:
 def judge(world: World, frame: pl.DataFrame, guilty: set[str], seed: int) -> Trial:
     t0 = time.perf_counter()
     ctx = world.platform.access
-    linked = linkage.link(frame, world.master, ctx.dictionary, world.maps,
-                          marked={c.column for c in world.carriers})
+    frame, _ = labels.as_codes(frame, ctx.dictionary, WIDE_FIELDS)  # as attribution does
+    marked = {c.column for c in world.carriers}
+    linked = linkage.link(frame, world.master, ctx.dictionary, world.maps, marked=marked)
     found = evidence.gather(frame, linked, world.recipients, world.decoy_sets, world.master,
                             ctx.dictionary)
     bias = codes.bias_key(ctx.key)
+    # the marks read from values alone (``multiset.py``), as ``service.attribute`` reads them
+    exact, categories = service.value_blocks(linked, world.master, ctx.dictionary, marked)
+    values = multiset.gather(multiset.by_name(frame, linked.values, world.carriers),
+                             world.master, world.carriers, world.recipients, bias, seed=seed,
+                             keys=exact, categories=categories)
     _, scores = accuse.judge(linked.eids, dict(linked.values), world.master, world.carriers,
                              world.recipients, bias, seed=seed, other=found.other() | {
+                                 multiset.KIND: values.other(),
                                  residual.KIND: accuse.Other({}, len(world.recipients))})
     rest = residual.gather(linked.eids, dict(linked.values), world.master, world.carriers,
                            world.recipients, [s.extract_id for s in accuse.accused(scores)],

@@ -22,8 +22,10 @@ given an equal share ``k(Y) / C(Y)`` of the value, and a marked cell ``i`` (mast
 ``+1`` when the suspect holds ``M + δ`` and no other cell could explain it, ``−1`` for
 ``M − δ``, a fraction when the value is shared with other candidates, and 0 when neither
 neighbour is present. A column the suspect holds on a coarser grid than the carrier's (it was
-rounded) or truncated to calendar periods (dates) is not read: its values no longer say which
-neighbour they came from, and would only add noise.
+rounded) is not read: its values no longer say which neighbour they came from, and would only
+add noise. A date truncated to calendar periods is read by period (``read_periods``): a value
+is a period, and a marked cell reads only where ``M − 1`` and ``M + 1`` fall in different
+periods — every mark on a month's edge (``Carrier.edges``) when the periods are months.
 
 **Within blocks.** A re-pairer keeps each row's quasi-identifiers (sex, year and month of
 birth) with the cells it keeps, or the rows stop being plausible people. So a second reading
@@ -32,8 +34,16 @@ on every quasi-identifier the file holds exactly (``exact_columns``: its values 
 values; never a marked column): a value then has a handful of candidates instead of dozens,
 which is what lets coarse columns (height in whole centimetres, 10% of cells marked) speak.
 If the seller scrambled those columns too, this reading loses its power and the first still
-holds. Both readings are scored; ``ValueEvidence.log_p`` takes the smallest of the four score
-bounds (two scores on each reading) times four.
+holds. A third reading blocks on *every* exact categorical column the file holds (smoking,
+alcohol, ethnic group, medications…; issue 57): a copy of categories and a date kept whole has
+blocks of a handful of participants, so a date has one or two candidates and reads almost as
+if its row were linked. Each reading is scored; ``ValueEvidence.log_p`` takes the smallest of
+the ``2·R`` score bounds (two scores on each of ``R`` readings) times ``2·R``.
+
+**Undoing cheap counters** (issue 57): text labels are read back as codes before linkage
+(``labels.py``), and a date column moved by a constant number of days is found within the
+finest blocks and read moved back (``date_shift``). Both are functions of the file, the
+dictionary and the master alone.
 
 **The bound stays a bound.** The readings (which positions, and their ``w``) are a function of
 the suspect file, the master values, the carriers and the system-wide bias key alone. An

@@ -590,23 +590,7 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
             for m in records if m.decoy_count}
     seed = int(report.suspect_sha256[:16], 16)
     bias = codes.bias_key(ctx.key)
-    # blocks for the second linkage-free reading: quasi-identifiers the file holds exactly
-    # (what a re-pairer keeps together to keep rows plausible), never a marked column
-    qis = privacy_fields.quasi_identifiers(
-        [c for c in linked.values if c in master.columns and c not in marked],
-        ctx.dictionary)
-    exact = multiset.exact_columns(
-        {c: linked.values[c] for c in qis},
-        linkage.comparable_values(master.select([EID, *qis]),
-                                  linkage.column_specs(qis, ctx.dictionary)) if qis else {})
-    # blocks for a third reading: every exact categorical column, quasi-identifier or not (a
-    # copy kept whole is then read almost row by row; re-paired, the first two still hold)
-    cats = _categorical([c for c in linked.values if c in master.columns and c not in marked],
-                        ctx.dictionary)
-    categories = multiset.exact_columns(
-        {c: linked.values[c] for c in cats},
-        linkage.comparable_values(master.select([EID, *cats]),
-                                  linkage.column_specs(cats, ctx.dictionary))) if cats else {}
+    exact, categories = value_blocks(linked, master, ctx.dictionary, marked)
     # three independent readings of the same file, on both cores: the marks on linked rows
     # and from values alone (NumPy and Polars, which release the GIL in their loops) beside
     # the membership, decoys and bands (mostly AES, which does not)
@@ -650,6 +634,25 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     report.verdict = "attributed" if report.accused else "inconclusive"
     report.names = _names(ctx, {a.project for a in report.accused},
                           {a.institution for a in report.accused})
+
+
+def value_blocks(linked: linkage.Linked, master: pl.DataFrame, dictionary: Dictionary,
+                 marked: set[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The exact columns the linkage-free reading blocks on (``multiset.gather``'s ``keys``
+    and ``categories``): the quasi-identifiers the file holds exactly (what a re-pairer keeps
+    together to keep rows plausible), and every exact categorical column (a copy kept whole is
+    then read almost row by row; re-paired, the first two readings still hold). Never a
+    marked column; each as linkage compares the master's values."""
+    unmarked = [c for c in linked.values if c in master.columns and c not in marked]
+    out = []
+    for chosen in (privacy_fields.quasi_identifiers(unmarked, dictionary),
+                   _categorical(unmarked, dictionary)):
+        out.append(multiset.exact_columns(
+            {c: linked.values[c] for c in chosen},
+            linkage.comparable_values(master.select([EID, *chosen]),
+                                      linkage.column_specs(chosen, dictionary))
+        ) if chosen else {})
+    return out[0], out[1]
 
 
 def _categorical(columns: Sequence[str], dictionary: Dictionary) -> list[str]:
