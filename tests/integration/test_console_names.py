@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.access import projects
+from strongroom.access import people, projects
 from strongroom.access.roles import Role
+from strongroom.errors import Refused
 from strongroom.server.web.names import Names
 from tests.access_world import World, build_world
 
@@ -71,3 +72,15 @@ def test_people_on_names_the_people_of_the_projects_one_may_read(world: World) -
     found = projects.people_on(world.ctx, world.sign_in(world.researcher))
     assert found == {world.researcher.person_id: "researcher@partner.test"}
     assert projects.people_on(world.ctx, world.sign_in(world.outsider)) == {}
+
+
+def test_titles_and_names_are_read_through_their_permissions(world: World) -> None:
+    assert world.researcher is not None
+    researcher = world.sign_in(world.researcher)
+    assert projects.titles(world.ctx, researcher) == {world.project_id: "Blood pressure"}
+    with pytest.raises(Refused):  # a researcher reads no list of people
+        people.names(world.ctx, researcher)
+    admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+    named = people.names(world.ctx, admin)
+    assert named[world.researcher.person_id] == "researcher@partner.test"
+    assert named == {p.id: p.name for p, _ in people.list_all(world.ctx, admin)}

@@ -146,6 +146,14 @@ def list_all(ctx: AccessContext, principal: Principal,
         return [(p, roles_of(db, p.id)) for p in db.scalars(query)]
 
 
+def names(ctx: AccessContext, principal: Principal) -> dict[str, str]:
+    """Everyone's name, by ID, for those who may read people (``list_all`` without each
+    person's roles): what a page names beside a person's ID."""
+    with ctx.transaction() as db:
+        authorize(ctx, db, principal, Action.PERSON_READ)
+        return {pid: name for pid, name in db.execute(select(Person.id, Person.name))}
+
+
 def read(ctx: AccessContext, principal: Principal,
          person_id: str) -> tuple[Person, frozenset[Role], list[Training]]:
     with ctx.transaction() as db:

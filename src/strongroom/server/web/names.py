@@ -3,9 +3,9 @@
 Only what the person may read is named, each kind through its own service and permission:
 
 - institutions with ``institution.read`` (``institutions.list_all``);
-- projects they may read (``projects.list_visible``: a researcher's own, every project for
-  the overseeing roles and output checkers);
-- people with ``person.read`` (``people.list_all``); without it, themselves and the people on
+- projects they may read (``projects.titles``, ``list_visible``'s projects: a researcher's
+  own, every project for the overseeing roles and output checkers);
+- people with ``person.read`` (``people.names``); without it, themselves and the people on
   the projects they may read (``projects.people_on``: a researcher's colleagues, the asker
   of an output a checker reviews).
 
@@ -39,12 +39,12 @@ def _institutions(ctx: AccessContext, who: Principal) -> dict[str, str]:
 def _projects(ctx: AccessContext, who: Principal) -> dict[str, str]:
     if who_may(Action.PROJECT_READ, who.roles):
         return {}
-    return {v.project.id: v.project.title for v in projects.list_visible(ctx, who)}
+    return projects.titles(ctx, who)
 
 
 def _people(ctx: AccessContext, who: Principal) -> dict[str, str]:
     if not who_may(Action.PERSON_READ, who.roles):
-        return {p.id: p.name for p, _ in people.list_all(ctx, who)}
+        return people.names(ctx, who)
     found = {}
     if not who_may(Action.PROJECT_READ, who.roles):
         found = projects.people_on(ctx, who)
