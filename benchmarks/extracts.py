@@ -708,7 +708,7 @@ def _date_utility(world: World) -> dict[str, dict[str, float]]:
     numbers = [c for c in world.wide_columns if c in world.numeric]
     aligned = world.master.join(copy.rename({c: f"{c}__x" for c in world.wide_columns}),
                                 left_on=EID, right_on="_eid", how="inner")
-    dmean, dsd, dcorr = [], [], []
+    dmean, dsd, dcorr, dmonth, dmonth_sd, moved_month = [], [], [], [], [], []
     for column in dated:
         both = aligned.select(pl.col(column).cast(pl.Int32).cast(pl.Float64).alias("b"),
                               pl.col(f"{column}__x").cast(pl.String).str.to_date(strict=False)
@@ -718,13 +718,28 @@ def _date_utility(world: World) -> dict[str, dict[str, float]]:
         sd = float(np.std(before))
         dmean.append(abs(float(after.mean() - before.mean())) / sd)
         dsd.append(abs(float(np.std(after)) - sd) / sd)
+        # month counts (the edges' marks cross a month in both directions)
+        months_before = before.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        months_after = after.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        low = int(min(months_before.min(), months_after.min()))
+        counts_before = np.bincount(months_before - low)
+        counts_after = np.bincount(months_after - low, minlength=len(counts_before))
+        counts_before = np.pad(counts_before, (0, len(counts_after) - len(counts_before)))
+        busy = counts_before >= 100
+        change = np.abs(counts_after - counts_before)[busy]
+        dmonth.append(float(np.max(change / counts_before[busy])))
+        dmonth_sd.append(float(np.max(change / np.sqrt(counts_before[busy]))))
+        moved_month.append(float(np.mean(months_before != months_after)))
         rest = both.select(numbers).to_numpy()
         dcorr += [abs(float(np.corrcoef(after, rest[:, i])[0, 1]
                             - np.corrcoef(before, rest[:, i])[0, 1])) for i in range(len(numbers))]
     return {"dates (±1 day, sparse)": {"columns": len(dated),
                                        "max_abs_dmean_sd": max(dmean),
                                        "max_abs_dsd_share": max(dsd),
-                                       "max_abs_dcorr": max(dcorr, default=0.0)}}
+                                       "max_abs_dcorr": max(dcorr, default=0.0),
+                                       "max_month_count_change_share": max(dmonth),
+                                       "max_month_count_change_poisson_sd": max(dmonth_sd),
+                                       "rows_changing_month_share": max(moved_month)}}
 
 
 def _ols(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
