@@ -362,7 +362,7 @@ def _tone(verdict: Verdict) -> str:
 
 
 def _titles(ctx: Access, who: Principal) -> dict[str, str]:
-    return {v.project.id: v.project.title for v in projects.list_visible(ctx, who)}
+    return projects.titles(ctx, who)
 
 
 # -- pages ------------------------------------------------------------------------------
