@@ -886,7 +886,11 @@ def _print_utility_and_speed(r: dict[str, Any]) -> None:
         say(f"  {kind} ({v['columns']} columns): max |Δmean| {v['max_abs_dmean_sd']:.2e} SD, "
             f"max |Δcorr| with any column {v['max_abs_dcorr']:.2e}"
             + (f", |ΔSD| {v['max_abs_dsd_share']:.2e} of itself" if "max_abs_dsd_share" in v
-               else ""))
+               else "")
+            + (f"; {v['rows_changing_month_share']:.1%} of dates change month, a month's count "
+               f"by at most {v['max_month_count_change_share']:.1%} "
+               f"({v['max_month_count_change_poisson_sd']:.2f} Poisson SD)"
+               if "rows_changing_month_share" in v else ""))
     full = s[f"attribute_{int(s['embed_rows'])}_s"]
     cpu = s.get(f"attribute_{int(s['embed_rows'])}_cpu_s", 0.0)
     say(f"Speed: embedding {s['embed_rows']:,} × {s['embed_columns']} in {s['embed_s']:.2f} s "
