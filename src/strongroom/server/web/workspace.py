@@ -185,6 +185,7 @@ TABS = (("overview", "Overview"), ("analyse", "Definitions and analyses"), ("job
 
 MAX_LISTED = 5_000  # a project's newest outputs the results tab filters and pages through
 RESULTS_PER_PAGE = 25
+JOBS_SHOWN = 50  # the newest of a project's jobs its tab lists
 
 
 @dataclass(frozen=True)
@@ -223,8 +224,9 @@ def _project_context(who: Principal, ctx: Access, work: Work, dp: Dp, jobs: Jobs
                    lambda v: f"{v.output.filename} {v.output.id}", shown.q, shown.page,
                    RESULTS_PER_PAGE, keep=shown.keep())
     released = [v for v in views if v.status is OutputStatus.RELEASED]
+    all_jobs = jobs.of_project(who, project_id)
     return {"project": found.project, "members": found.members, "fields": found.fields,
-            "jobs": jobs.of_project(who, project_id)[:50],
+            "jobs": all_jobs[:JOBS_SHOWN], "jobs_total": len(all_jobs),
             "definitions": definitions, "refused": refused,
             "outputs": [describe(v) for v in listed.items], "listed": listed,
             "outputs_total": len(views), "outputs_more": len(views) == MAX_LISTED,
