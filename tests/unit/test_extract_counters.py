@@ -23,8 +23,13 @@ def _dictionary() -> Dictionary:
         31: Field(31, "Sex", ValueType.CATEGORICAL_SINGLE, Role.QUASI_IDENTIFIER, coding_id=9),
         20002: Field(20002, "Non-cancer illness", ValueType.CATEGORICAL_MULTIPLE,
                      Role.SENSITIVE, coding_id=6, instances=4, arrays=34),
+        21000: Field(21000, "Ethnic background", ValueType.CATEGORICAL_SINGLE,
+                     Role.QUASI_IDENTIFIER, coding_id=1001, instances=3),
     }
-    return Dictionary(fields, {9: sex, 90: smoking, 6: illness}, source="test")
+    ethnic = Coding(1001, {"1": "White", "1001": "British", "1002": "Irish",
+                           "3": "Asian or Asian British", "3001": "Indian",
+                           "-3": "Prefer not to answer"})
+    return Dictionary(fields, {9: sex, 90: smoking, 6: illness, 1001: ethnic}, source="test")
 
 
 def test_text_labels_read_back_as_codes() -> None:
@@ -86,3 +91,18 @@ def test_a_constant_shift_is_found_within_blocks_and_only_there() -> None:
     # dates of no one in the cohort: no shift
     other = np.random.default_rng(9).integers(13_000, 14_500, 2_000).astype(np.float64)
     assert multiset.date_shift(other, master, fine, rng) == 0
+
+
+def test_the_gates_group_labels_stay_text_and_a_leakers_labels_are_read() -> None:
+    """Ethnic background released by group ("White": also code 1's meaning) is the gate's
+    text, compared by linkage level by level; the same field re-coded by a leaker (British,
+    Irish, Indian) reads back as its codes."""
+    dictionary = _dictionary()
+    grouped = pl.DataFrame({"p21000_i0": ["White", "Asian or Asian British", "not stated", "*",
+                                          "White"]})
+    out, decoded = labels.as_codes(grouped, dictionary, [21000])
+    assert not decoded and out["p21000_i0"].to_list() == grouped["p21000_i0"].to_list()
+    relabelled = pl.DataFrame({"p21000_i0": ["British", "Irish", "White", "Indian", None]})
+    out, decoded = labels.as_codes(relabelled, dictionary, [21000])
+    assert decoded == ["p21000_i0"]
+    assert out["p21000_i0"].to_list() == [1001.0, 1002.0, 1.0, 3001.0, None]

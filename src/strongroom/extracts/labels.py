@@ -23,6 +23,7 @@ import polars as pl
 
 from strongroom.cohort.dictionary import Coding, Dictionary
 from strongroom.cohort.model import parse_column_name
+from strongroom.privacy import hierarchies
 
 SHARE = 0.9  # of a text column's present values (rows) that must be one coding's meanings
 SUPPRESSED = "*"  # the risk gate's blank: missing, not a label
@@ -50,6 +51,25 @@ def _fits(decoder: Mapping[str, float | None], values: list[str], counts: list[i
     total = sum(counts)
     found = sum(n for v, n in zip(values, counts, strict=True) if v in decoder)
     return total > 0 and found >= SHARE * total
+
+
+def _generalised(column: str, values: list[str], dictionary: Dictionary,
+                 coding: Coding) -> bool:
+    """Whether every value is a label of a level above the codes in the column's hierarchy
+    (ethnic background by group, whose labels are the parent codes' meanings; a centre by
+    nation): the risk gate's release, which linkage compares level by level as text."""
+    fld = dictionary.field(parse_column_name(column, dictionary).field_id)
+    codes = pl.Series(column, [int(c) for c in coding.codes], dtype=pl.Int64)
+    try:
+        tree = hierarchies.for_field(column, fld, dictionary, codes)
+    except (KeyError, ValueError):
+        return False
+    for level in tree.levels[1:-1]:
+        labels = {_key(v) for v in level.rule.apply(codes).cast(pl.String).to_list()
+                  if v is not None}
+        if values and set(values) <= labels:
+            return True
+    return False
 
 
 def _named_coding(column: str, dictionary: Dictionary) -> Coding | None:
@@ -92,6 +112,8 @@ def as_codes(frame: pl.DataFrame, dictionary: Dictionary,
         weight = counted["count"].to_list()
 
         named = _named_coding(column, dictionary)
+        if named is not None and _generalised(column, distinct, dictionary, named):
+            continue  # the gate's group labels ("White", a nation): linkage reads those
         decoder: Mapping[str, float | None] | None = None
         if named is not None:
             decoder = decoders.get(named.coding_id) or _decoder(named)
