@@ -569,6 +569,7 @@ def attack_table(world: World, trials: int, scale: float,
     for name, attack, ladder, target in ATTACKS:
         if only and not any(part in name for part in only):
             continue
+        load, cpu0, wall0 = os.getloadavg()[0], time.process_time(), time.perf_counter()
         results: dict[int, list[Trial]] = {}
         guilty_count = 0
         for n in sorted({max(10, int(r * scale)) for r in ladder}):
@@ -601,6 +602,9 @@ def attack_table(world: World, trials: int, scale: float,
                                                              for t in at_target])),
             "median_seconds": float(np.median([t.seconds for r in results.values()
                                                for t in r])),
+            "cpu_s": time.process_time() - cpu0,  # the whole row: every rung and trial
+            "wall_s": time.perf_counter() - wall0,
+            "load_before": load,  # the 1-minute load average before the row
             "null": [b for r in results.values() for t in r
                      for b in t.innocent_hypothesis_bounds],
             "null_scores": [b for r in results.values() for t in r
@@ -610,7 +614,8 @@ def attack_table(world: World, trials: int, scale: float,
             f"(of {row['guilty']} guilty, {row['guilty_named_at_target']:.1f} named), "
             f"innocents named {row['innocents_named']}, smallest innocent bound "
             f"1e{row['smallest_innocent_log10_bound']:.1f}, median guilty bound "
-            f"1e{row['median_guilty_log10_bound']:.1f}")
+            f"1e{row['median_guilty_log10_bound']:.1f} ({row['wall_s']:.0f} s, "
+            f"{row['cpu_s']:.0f} s of CPU, load {load:.1f} before)")
         rows.append(row)
     return rows
 
@@ -807,6 +812,10 @@ def main() -> None:
     n, registered, trials, scale = ((50_000, 100, 3, 1.0) if args.quick
                                     else (500_000, 1000, 10, 1.0))
     trials = args.trials or trials
+    run = {"command": " ".join(["python", *sys.argv]), "machine": _machine(),
+           "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_before": os.getloadavg()[0]}
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="strongroom-extracts-"))
     os.environ.pop("STRONGROOM_MASTER_KEY", None)
     try:
@@ -827,7 +836,9 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     null = null_check([b for row in table for b in row.pop("null")],
                       [b for row in table for b in row.pop("null_scores")])
-    result = {"participants": n, "recipients": registered, "trials": trials,
+    run |= {"load_after": os.getloadavg()[0], "cpu_s": time.process_time() - cpu0,
+            "wall_s": time.perf_counter() - wall0}
+    result = {"run": run, "participants": n, "recipients": registered, "trials": trials,
               "attacks": table, "round_trips": trips, "utility": use, "speed": fast,
               "null": null, "cutoff": codes.CUTOFF, "threshold": accuse.THRESHOLD,
               "max_positions": accuse.MAX_POSITIONS}
@@ -836,15 +847,33 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=2))
 
 
+def _machine() -> str:
+    """The CPU model and how many cores this process may use."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model or 'unknown CPU'}, {len(os.sched_getaffinity(0))} cores"
+
+
 def print_table(r: dict[str, Any]) -> None:
     say("")
     say(f"Traceable extracts: {r['participants']:,} participants, {r['recipients']:,} "
         f"registered recipients, {r['trials']} trials per attack and row count")
+    run = r.get("run", {})
+    if run:
+        say(f"Command: {run['command']}; machine: {run['machine']}; started {run['started']} "
+            f"at load {run['load_before']:.1f}, ended at load {run['load_after']:.1f}; "
+            f"{run['wall_s']:.0f} s wall, {run['cpu_s']:.0f} s of CPU (this process)")
     say("")
     say("| attack on the leaked copy | target rows | rows needed | success at target | "
         "guilty named at target (of) | median guilty bound at target | innocents named | "
-        "smallest innocent bound | largest innocent Tardos score |")
-    say("|---|---|---|---|---|---|---|---|---|")
+        "smallest innocent bound | largest innocent Tardos score | CPU s (load before) |")
+    say("|---|---|---|---|---|---|---|---|---|---|")
     for a in r["attacks"]:
         needed = f"{a['rows_needed']:,}" if a["rows_needed"] else "not reached"
         say(f"| {a['attack']} | {a['target_rows']:,} | {needed} | "
@@ -853,11 +882,12 @@ def print_table(r: dict[str, Any]) -> None:
             f"1e{a['median_guilty_log10_bound']:.0f} | "
             f"{a['innocents_named']} | "
             f"{math.pow(10, a['smallest_innocent_log10_bound']):.2g} | "
-            f"{a['largest_innocent_tardos']:.1f} |")
+            f"{a['largest_innocent_tardos']:.1f} | "
+            f"{a.get('cpu_s', 0.0):.0f} ({a.get('load_before', 0.0):.1f}) |")
     if r["round_trips"] is not None:
         trips = ", ".join(f"{k} {v:.0%}" for k, v in r["round_trips"].items())
         say(f"| CSV / Parquet / Excel round trips, renamed columns, dtype changes | 500 | — | "
-            f"{trips} | | | | | |")
+            f"{trips} | | | | | | |")
     say("")
     say(f"A recipient is named when its bound is ≤ {r['threshold']:g} (the median guilty "
         f"bound shows the margin). Half foreign rows: n of the leaker's rows and n rows of "
