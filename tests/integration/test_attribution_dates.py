@@ -232,14 +232,18 @@ def test_an_innocents_copy_names_only_it_and_the_raw_cohort_no_one(dates: Dates)
 
 
 def test_an_unused_keys_p_value_is_a_p_value(dates: Dates) -> None:
-    """The readings of the leaker's copy (and of the raw cohort's rows), scored against 1,000
-    keys never used for any file: P(p ≤ a) ≤ a within three standard errors, and none near the
-    naming threshold."""
+    """The readings of the leaker's copy (as issued, relabelled and shifted, truncated to
+    months) and of the raw cohort's rows, scored against 1,000 keys never used for any file:
+    P(p ≤ a) ≤ a within three standard errors, and none near the naming threshold."""
     master = dates.world.platform.store.load(["participants"]).participants
     columns = dates.leak(dates.leaker, 7).columns
     raw = master.select(columns)[np.random.default_rng(8).choice(N, ROWS, replace=False)]
     secret = MasterKey(os.urandom(32))  # a master key no extract was ever made under
-    for name, frame in (("guilty", dates.leak(dates.leaker, 7)), ("raw", raw)):
+    guilty = dates.leak(dates.leaker, 7)
+    for name, frame in (("guilty", guilty), ("raw", raw),
+                        ("guilty, labels and dates shifted", as_text(guilty, dates).with_columns(
+                            pl.col(DATE) + pl.duration(days=61))),
+                        ("guilty, months", guilty.with_columns(pl.col(DATE).dt.truncate("1mo")))):
         report = dates.attribute(frame, f"null-{name}.csv")
         assert report.values is not None
         carriers = frozenset(report.values.marks.carriers)
