@@ -125,3 +125,28 @@ def test_a_participant_listed_twice_counts_once_with_both_weights() -> None:
     twice = membership.weighted_evidence(np.concatenate([rows, rows]), np.full(800, 0.5), keys)
     once = membership.weighted_evidence(rows, np.ones(400), keys)
     assert twice == once
+
+
+def test_at_most_max_participants_are_read_chosen_without_a_key() -> None:
+    """Past ``MAX_PARTICIPANTS`` the test reads the heaviest (linked first), ties by the lowest
+    id — a rule of the file alone, so the kept indicators keep their exact null law; a guilty
+    copy is still named far past the line."""
+    cap = membership.MAX_PARTICIPANTS
+    many = np.arange(2_000_000, 2_000_000 + cap + 10_000, dtype=np.int64)
+    keys = {"a": (_key(1), membership.SHARE), "b": (_key(2), membership.SHARE)}
+    shuffled = np.random.default_rng(3).permutation(many)
+    capped = membership.evidence(shuffled, keys)
+    assert capped == membership.evidence(many[:cap], keys)
+    assert capped["a"].positions == cap
+    # weights: the 10,000 highest ids linked (1), the rest class members (0.1): the linked
+    # are kept whole and the lowest ids of the others fill the rest
+    weights = np.where(many >= many[-10_000], 1.0, 0.1)
+    kept = np.concatenate([many[:cap - 10_000], many[-10_000:]])
+    got = membership.weighted_evidence(many, weights, keys)
+    assert got == membership.weighted_evidence(kept, np.where(kept >= many[-10_000], 1.0, 0.1),
+                                               keys)
+    # a guilty copy (none of a's withheld) is named past the line on the kept ones alone
+    withheld = membership.withheld(_key(1), many, membership.SHARE)
+    guilty = membership.evidence(many[~withheld], keys)
+    assert guilty["a"].withheld == 0 and guilty["a"].log_p < -900
+    assert guilty["b"].log_p > math.log(1e-6)

@@ -31,6 +31,13 @@ is exact at ``S = 0`` with unit weights (``n·ln(1 − r)``). A guilty copy's ro
 withheld, so ``S_j`` falls short of its null mean ``r·Σ a_i`` by about ``r·Σ_rows 1/c``.
 With every weight 1 the exact binomial tail above is used.
 
+**At most ``MAX_PARTICIPANTS`` are read** (issue 57: the AES under every recipient's key is
+most of the test's cost at 500,000 rows × 1,000 recipients). When more participants carry
+weight, those with the largest weights are kept (linked ones first), ties by the lowest
+participant id: a rule that never looks at a key, so under the null the kept indicators are
+still independent Bernoulli(r) and both tails stay exact. 50,000 unit weights already give a
+guilty copy ``50,000·ln 0.98 ≈ −1,010``; naming needs about 1,500.
+
 What it cannot do: colluders who pool their copies and keep the *union* of their rows hold
 about ``r·n`` of each one's withheld participants, like an innocent; their values still carry
 the fingerprints. A seller who keeps only the *intersection* of several copies is named by
@@ -53,6 +60,7 @@ from strongroom.extracts import arrays, codes
 SHARE = 0.02  # share of eligible participants withheld from each extract
 MAX_SHARE = 0.1  # a custodian may choose up to this; more would cost analyses real power
 TAG = codes.column_tag("\0strongroom membership v1")  # no storage column has this name
+MAX_PARTICIPANTS = 50_000  # read at most this many (the heaviest, then lowest ids): no key
 
 
 def threshold(share: float) -> int:
@@ -128,7 +136,7 @@ def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]]
     existed have share 0 and no positions.
     """
     eids = arrays.unique(np.asarray(linked, dtype=np.int64))[0]
-    eids = eids[eids >= 0]
+    eids = eids[eids >= 0][:MAX_PARTICIPANTS]  # sorted: the lowest ids, never a key
     blocks = codes.prf_input(eids, np.array(TAG, dtype=np.uint64))  # built once, keyed per extract
     out: dict[str, Evidence] = {}
     for extract_id, (key, share) in keys.items():
@@ -160,6 +168,9 @@ def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
     weights = np.bincount(where, weights=weights[keep], minlength=len(eids))
     if len(weights) and bool(np.all(weights == 1.0)):
         return evidence(eids, keys)
+    if len(eids) > MAX_PARTICIPANTS:  # the heaviest, ties by the lowest id (eids ascend)
+        kept = np.sort(np.argsort(-weights, kind="stable")[:MAX_PARTICIPANTS])
+        eids, weights = eids[kept], weights[kept]
     values, inverse, _ = arrays.unique(weights, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(values)).astype(np.float64)
     whole = weights >= 1.0  # a linked row's participant (and anyone a class adds to it)
