@@ -29,6 +29,7 @@ from strongroom.extracts import models as _extract_tables  # noqa: F401  (every 
 from strongroom.genomics.store import Genotypes
 from strongroom.jobs.sandbox import Limits as JobLimits
 from strongroom.jobs.service import Jobs
+from strongroom.outputs.runs import Runs
 from strongroom.outputs.service import Outputs
 from strongroom.privacy.service import Privacy
 from strongroom.watch import appeals  # noqa: F401  (every room's tables)
@@ -87,6 +88,8 @@ class Platform:
                                exact_guard=self.privacy.refuse_exact, genotypes=self.genotypes)
         # researchers' own code: planned outputs go through the outputs above, nothing else
         self.jobs = Jobs(self.enclave, self.outputs, self.watch, limits=job_limits)
+        # analyses submitted to run in the background and polled, through the outputs above
+        self.runs = Runs(self.outputs, self.watch)
 
     @classmethod
     def open(cls, root: Path, key_file: Path | None = None, *,
@@ -124,6 +127,7 @@ class Platform:
         return 0 if version is None else version.participants
 
     def close(self) -> None:
+        self.runs.close()
         self.jobs.close()
         self.enclave.engine.close()
         self.delivery.close()

@@ -54,6 +54,7 @@ SHIPPED = {
     "store.swept", "store.backup_abandoned", "cohort.ingest_rolled_back",
     "audit.loss_accepted", "cohort.ingested", "genotypes.ingested", "project.genotypes.granted",
     "project.genotypes.revoked",
+    "enclave.analysis_run.submitted", "enclave.analysis_run.ended",
 }
 
 SALT = bytes(range(32))

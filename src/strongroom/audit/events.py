@@ -100,6 +100,8 @@ class EventType(StrEnum):
     ENCLAVE_ANALYSIS_REFUSED = "enclave.analysis.refused"
     ENCLAVE_DUMMY_DOWNLOADED = "enclave.dummy.downloaded"
     OUTPUT_CHECKED = "output.checked"
+    ENCLAVE_ANALYSIS_RUN_SUBMITTED = "enclave.analysis_run.submitted"
+    ENCLAVE_ANALYSIS_RUN_ENDED = "enclave.analysis_run.ended"
     JOB_SUBMITTED = "job.submitted"
     JOB_ENDED = "job.ended"
     JOB_SCRATCH_DESTROYED = "job.scratch_destroyed"
@@ -234,6 +236,10 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.ENCLAVE_ANALYSIS_REFUSED: "An analysis or SQL statement was refused before it ran.",
     EventType.ENCLAVE_DUMMY_DOWNLOADED: "A dummy dataset with a project's schema was taken.",
     EventType.OUTPUT_CHECKED: "An output was checked for disclosure.",
+    EventType.ENCLAVE_ANALYSIS_RUN_SUBMITTED: "An analysis was submitted to run in the background "
+                                      "(its run id, kind and schedule), to be polled.",
+    EventType.ENCLAVE_ANALYSIS_RUN_ENDED: "A submitted analysis run ended: done (its output), "
+                                  "refused or failed (its reasons), or lost to a restart.",
     EventType.JOB_SUBMITTED: "A researcher's job was accepted to run in the sandbox, with "
                              "the SHA-256 of its code and of each file.",
     EventType.JOB_ENDED: "A job ended (finished, failed or refused), with its outputs, the "

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -93,3 +94,29 @@ class ReviewRow(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("output_id", "reviewer", name="uq_outputs_review_once"),)
+
+
+class AnalysisRunRow(Base):
+    """An analysis submitted to run in the background and polled (strongroom.outputs.runs):
+    whose it is, its schedule (fixed at submission from the request and published settings),
+    and how it ended: its output, or the refusal's kind and reasons the synchronous call
+    would have answered. Kept in the database so that a run a restart lost says so."""
+
+    __tablename__ = "outputs_analysis_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # "run_…"
+    project_id: Mapped[str] = mapped_column(ForeignKey("access_projects.id"), index=True)
+    requester: Mapped[str] = mapped_column(ForeignKey("access_people.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # the request's kind, as given
+    status: Mapped[str] = mapped_column(String(16))  # running, done, refused, failed, lost
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    floor: Mapped[float] = mapped_column(Float)  # its schedule (outputs/timing.py)
+    ratio: Mapped[float] = mapped_column(Float)
+    output_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(32), nullable=True)  # ServiceError.status
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    retry_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (Index("ix_outputs_analysis_runs_requester_status", "requester",
+                            "status"),)

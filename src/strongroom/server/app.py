@@ -20,7 +20,17 @@ from strongroom.errors import Invalid, NotFound, RateLimited, ServiceError
 from strongroom.platform import Platform
 from strongroom.server import logs, web
 from strongroom.server.metering import observation, route_of
-from strongroom.server.routes import admin, audit, auth, enclave, jobs, outputs, privacy, transfers
+from strongroom.server.routes import (
+    admin,
+    audit,
+    auth,
+    enclave,
+    jobs,
+    outputs,
+    privacy,
+    runs,
+    transfers,
+)
 from strongroom.server.routes import watch as watch_routes
 from strongroom.server.schemas import Problem
 from strongroom.server.security import ACTION_KEY, CSRF_HEADER, PUBLIC, SESSION_COOKIE
@@ -80,7 +90,7 @@ def create_app(platform: Platform | None) -> FastAPI:
     app.state.platform = platform
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     for router in (auth.router, admin.router, audit.router, enclave.router, outputs.router,
-                   transfers.router, privacy.router, jobs.router):
+                   transfers.router, privacy.router, jobs.router, runs.router):
         app.include_router(router)
     app.include_router(watch_routes.router)
     web.mount(app)

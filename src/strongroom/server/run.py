@@ -50,6 +50,8 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     check_listen(host, certificate, key)
     # jobs a stopped server left running are ended, and their scratch destroyed (recorded)
     platform.jobs.recover()
+    # analyses a stopped server left running say so when polled
+    platform.runs.recover()
     if warm:
         threading.Thread(target=_warm, args=(platform,), name="strongroom-warm",
                          daemon=True).start()
