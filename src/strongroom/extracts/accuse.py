@@ -75,7 +75,10 @@ from strongroom.extracts.carriers import DATE, Carrier, as_numbers
 from strongroom.extracts.periods import PERIOD_DAYS, Calendar, infer_calendar
 
 THRESHOLD = 1e-9  # system-wide false-accusation probability for naming anyone
-MAX_POSITIONS = 250_000  # positions scored per recipient (the strongest readings first)
+# positions scored per recipient (the strongest readings first; a rule of the file alone, so
+# any cap keeps the bound). 100,000 hard readings give a guilty copy ln P in the tens of
+# thousands; at 500,000 rows × 1,000 recipients each position costs an AES block per recipient
+MAX_POSITIONS = 100_000
 MIN_WEIGHT = 1e-3  # readings weaker than this carry no usable evidence
 ON_GRID_SHARE = 0.9
 FIT_SAMPLE = 20_000
