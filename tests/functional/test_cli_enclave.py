@@ -137,6 +137,8 @@ def test_a_study_at_the_command_line_and_every_researcher_operation_reached(
     assert pl.read_parquet(tmp_path / "table.parquet").equals(frame, null_equal=True)
     # in one command, as the how-to runs its study: analysed, released, its table written
     again = json.loads(ok("enclave", "analyse", project, spec, "--table", "again.parquet"))
+    at_once = json.loads(ok("enclave", "analyse", project, spec, "--at-once"))  # one request
+    assert at_once["verdict"] in ("release", "release_with_suppression", "review")
     assert again["status"] == "released" and again["id"] != output["id"]
     ok("enclave", "download", again["id"], "--as", "parquet", "--out", "again2.parquet")
     written = pl.read_parquet(tmp_path / "again.parquet")
@@ -153,6 +155,11 @@ def test_a_study_at_the_command_line_and_every_researcher_operation_reached(
     refused("dp", "query", project, '{"kind": "count", "epsilon": "0.1"}')
     assert json.loads(ok("jobs", "list", project)) == []
     refused("jobs", "status", f"job_{MISSING}")
+    refused("enclave", "run", f"run_{MISSING}")
+    # an analysis refused in its run exits non-zero with the synchronous call's reasons
+    assert "neither a group key nor an aggregate" in refused(
+        "enclave", "analyse", project, '{"kind": "aggregate_sql", "sql": '
+        '"SELECT p31 FROM participants"}')
     refused("jobs", "code", f"job_{MISSING}")
     (tmp_path / "repo").mkdir()
     refused("jobs", "submit", "study", "--project", project, "--repo", str(tmp_path / "repo"))
@@ -176,6 +183,8 @@ def test_a_study_at_the_command_line_and_every_researcher_operation_reached(
             lambda: session.enclave.drop(project, "again"),
             lambda: session.enclave.dummy(project),
             lambda: session.enclave.analyse(project, json.loads(spec)),
+            lambda: session.enclave.analyse_now(project, json.loads(spec)),
+            lambda: session.enclave.run(f"run_{MISSING}"),
             lambda: session.outputs.list(project), lambda: session.outputs.get(output["id"]),
             lambda: session.outputs.request_release(output["id"]),
             lambda: session.outputs.withdraw(output["id"]),

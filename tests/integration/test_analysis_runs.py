@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlalchemy import select
 
 from strongroom.access.context import Principal
@@ -35,6 +36,7 @@ from strongroom.outputs.timing import Schedule
 from strongroom.server.app import create_app
 from strongroom.server.security import CSRF_HEADER
 from strongroom.server.statuses import HTTP_STATUS
+from strongroom.server.web.pages import CSRF_COOKIE, PREFIX
 from tests.access_world import INSIDE, PASSWORD, Member, World, build_world
 
 pytestmark = pytest.mark.slow
@@ -342,3 +344,97 @@ def test_a_lost_run_answers_with_the_status_a_client_reads_as_unavailable(
 
 def test_service_errors_are_stored_by_their_kind() -> None:
     assert issubclass(Conflict, ServiceError) and Conflict.status in HTTP_STATUS
+
+
+# -- the console ---------------------------------------------------------------------------
+
+
+def _page_client(world: World, member: Member) -> TestClient:
+    client = TestClient(create_app(world.platform), client=(INSIDE, 50000),
+                        follow_redirects=False)
+    answer = client.post(f"{PREFIX}/login", data={"email": member.email, "password": PASSWORD,
+                                                  "code": world.code(member)})
+    assert answer.status_code == 303, answer.text
+    client.headers[CSRF_HEADER] = client.cookies.get(CSRF_COOKIE) or ""
+    return client
+
+
+def _submit_form(client: TestClient, world: World, sql: str) -> str:
+    form = {"kind": "aggregate_sql", "sql": sql, "format": "json",
+            "csrf_token": client.cookies.get(CSRF_COOKIE) or ""}
+    answer = client.post(f"{PREFIX}/workspace/projects/{world.project_id}/analyses", data=form)
+    assert answer.status_code == 303, answer.text
+    where = answer.headers["location"]
+    assert where.startswith(f"{PREFIX}/workspace/analysis-runs/run_")
+    return where
+
+
+def test_the_console_submits_the_form_and_its_page_polls_to_the_output(
+        world: World, floored: float) -> None:
+    assert world.researcher is not None
+    with _page_client(world, world.researcher) as client:
+        where = _submit_form(client, world, COUNTS["sql"])
+        page = client.get(where)
+        assert page.status_code == 200, page.text
+        # while it runs (within its 3 s floor): the page polls its fragment with htmx, shows
+        # the time's share of the floor, and no inline script or style (a strict CSP)
+        assert f'hx-get="{where}/state"' in page.text and 'hx-trigger="every 1s"' in page.text
+        assert "<progress" in page.text and 'data-status="running"' in page.text
+        assert "<script>" not in page.text and "style=" not in page.text
+        fragment = client.get(f"{where}/state", headers={"HX-Request": "true"})
+        assert fragment.status_code == 200 and "<html" not in fragment.text
+        assert 'data-status="running"' in fragment.text
+        _settle(world)
+        done = client.get(f"{where}/state", headers={"HX-Request": "true"})
+        assert done.status_code == 204
+        assert done.headers["HX-Redirect"].startswith(f"{PREFIX}/workspace/outputs/out_")
+        # without script, the page itself goes to the output once answered
+        assert client.get(where).headers["location"] == done.headers["HX-Redirect"]
+
+
+def test_the_console_shows_a_refused_run_s_reasons_and_hides_another_s_run(
+        world: World) -> None:
+    assert world.researcher is not None and world.outsider is not None
+    with _page_client(world, world.researcher) as client:
+        where = _submit_form(client, world, "SELECT p31 FROM participants")
+        _settle(world)
+        fragment = client.get(f"{where}/state", headers={"HX-Request": "true"})
+        page = client.get(where)
+        sync = client.post(f"/projects/{world.project_id}/analyses", json={"analysis": {
+            "kind": "aggregate_sql", "sql": "SELECT p31 FROM participants"}})
+    assert fragment.status_code == 200  # htmx swaps in a 2xx answer only
+    assert 'data-status="refused"' in fragment.text and "hx-trigger" not in fragment.text
+    assert page.status_code == sync.status_code == 400
+    for reason in sync.json()["reasons"]:
+        assert str(escape(reason)) in fragment.text
+    run_id = where.rsplit("/", 1)[1]
+    with _page_client(world, world.outsider) as other:
+        theirs = other.get(where)
+        missing = new_id("run")
+        absent = other.get(where.replace(run_id, missing))
+    assert theirs.status_code == absent.status_code == 404
+    assert theirs.text.replace(run_id, "RUN") == absent.text.replace(missing, "RUN")
+
+
+def test_a_run_is_metered_as_the_request_it_stands_for(
+        world: World, researcher: Principal) -> None:
+    """One meter row per run, completing the row its limits were reserved on, with what it
+    read: the watch's detectors judge a run as they judge the synchronous call."""
+    from strongroom.outputs.runs import ROUTE
+    from strongroom.watch.models import MeterRow
+
+    def rows() -> list[MeterRow]:
+        with world.ctx.transaction() as db:
+            found = list(db.scalars(select(MeterRow).where(
+                MeterRow.person_id == researcher.person_id)))
+            for row in found:
+                db.expunge(row)
+        return found
+
+    before = {r.id for r in rows()}
+    runs = world.platform.runs
+    runs.submit(researcher, world.project_id, COUNTS)
+    _settle(world)
+    new = [r for r in rows() if r.id not in before]
+    assert [(r.route, r.status, r.action) for r in new] == [(ROUTE, 201, "data.analyse")]
+    assert new[0].rows_scanned > 0 and new[0].query_digest

@@ -99,7 +99,7 @@ CLI_NOT_DATA = {
         "whoami", "tokens", "revoke", "projects", "project", "schema", "coding", "dummy",
         "define",
         "definitions", "drop", "analyse", "outputs", "status", "release", "withdraw",
-        "download", "limits", "declared", "extract", "budget")],
+        "download", "limits", "declared", "extract", "budget", "run")],
         "goes through the HTTP API with the researcher's token: the routes are held there"),
 }
 

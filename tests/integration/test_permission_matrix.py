@@ -91,6 +91,7 @@ class Ids:
     job: str  # a declared large job, for the approval route
     alert: str = ""  # a watch alert about the researcher holding a suspension, to appeal
     pipeline_job: str = ""  # a researcher's job (queued, never run), for the jobs routes
+    analysis_run: str = ""  # a researcher's analysis run (answered), for its poll
 
 
 _n = itertools.count()
@@ -187,6 +188,11 @@ def examples(ids: Ids) -> dict[tuple[str, str], Callable[[], tuple[str, Any]]]:
         ("GET", "/projects/{project_id}/dummy"): lambda: (f"/projects/{p}/dummy", None),
         ("POST", "/projects/{project_id}/analyses"): lambda: (f"/projects/{p}/analyses", {
             "analysis": {"kind": "frequency", "definition": "base", "variable": "sex"}}),
+        ("POST", "/projects/{project_id}/analysis-runs"): lambda: (
+            f"/projects/{p}/analysis-runs", {
+                "analysis": {"kind": "frequency", "definition": "base", "variable": "sex"}}),
+        ("GET", "/analysis-runs/{run_id}"): lambda: (f"/analysis-runs/{ids.analysis_run}",
+                                                     None),
         ("GET", "/outputs"): lambda: ("/outputs", None),
         ("GET", "/outputs/{output_id}"): lambda: (f"/outputs/{ids.checked}", None),
         ("POST", "/outputs/{output_id}/request"): lambda: (
@@ -305,6 +311,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, I
     ids.alert = watch_alert(world, admin)
     ids.pipeline_job = world.platform.jobs.submit(world.sign_in(r), world.project_id,
                                                   JOB_CODE, "study").id
+    ids.analysis_run = world.platform.runs.submit(world.sign_in(r), world.project_id, {
+        "kind": "frequency", "definition": "base", "variable": "sex"}).id
+    world.platform.runs.close(60)
     world.platform.close()
     yield root, ids, world
 

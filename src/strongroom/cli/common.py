@@ -202,14 +202,15 @@ class _Both:
 
 
 @contextmanager
-def stage_report(label: str) -> Iterator[Stages]:
+def stage_report(label: str, *, plain: bool = True) -> Iterator[Stages]:
     """A job's stages as they go: Rich progress when standard error is a terminal, and plain
     flushed lines on standard output when that is not a terminal (a log, a pipe) or Rich is
-    not shown, so that ``make demo > log`` says what it is doing as it does it."""
+    not shown, so that ``make demo > log`` says what it is doing as it does it (``plain``
+    False: never on standard output, which carries a command's answer)."""
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TimeElapsedColumn())
     shown = errors.is_terminal
-    plain = not sys.stdout.isatty() or not shown
+    plain = plain and (not sys.stdout.isatty() or not shown)
     with Progress(*columns, console=errors, disable=not shown) as bar:
         every: list[RichStages | PlainStages] = [RichStages(bar, label)] if shown else []
         if plain:

@@ -9,13 +9,17 @@ labelled table. Answers are the API's JSON; refusals print every reason and exit
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli.common import console, errors
+from strongroom.cli.common import PlainStages, console, errors, stage_report
 from strongroom.cli.remote import (
     Ca,
     ProjectId,
@@ -27,6 +31,7 @@ from strongroom.cli.remote import (
     show,
     written,
 )
+from strongroom.progress import Stages
 
 enclave_app = typer.Typer(help="Your work in the enclave, over the API with your token: "
                                "schema, dummy data, definitions, analyses, verdicts, release, "
@@ -146,6 +151,63 @@ def drop(project_id: ProjectId, name: Annotated[str, typer.Argument(help="The de
     console.print(f"dropped {name}")
 
 
+class _PlainOnStderr(PlainStages):
+    """Plain progress lines on standard error: standard output carries the answer's JSON
+    (``strongroom enclave analyse … | jq`` reads it alone)."""
+
+    def _line(self, text: str) -> None:
+        print(f"[{self.label}] {text}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def analysis_progress() -> Iterator[Stages]:
+    """A run's progress as it is polled: Rich on a terminal (standard error), else plain
+    flushed lines on standard error (a log, a pipe)."""
+    if errors.is_terminal:
+        with stage_report("analyse", plain=False) as stages:
+            yield stages
+    else:
+        yield _PlainOnStderr("analyse")
+
+
+class RunShown:
+    """A submitted analysis's polls as stages (cli/common.py): one stage per step of its
+    schedule, its bar the elapsed share of that step. The share is the time's alone (the
+    server never shows how far the computation itself has gone: time is an output)."""
+
+    def __init__(self, stages: Stages) -> None:
+        self.stages = stages
+        self.step: int | None = None
+        self.shown = 0
+        self.started = time.monotonic()
+
+    def __call__(self, run: dict[str, Any]) -> None:
+        if run.get("status") != "running":
+            if self.step is not None:
+                self.stages.end(time.monotonic() - self.started)
+                self.step = None
+            return
+        step, share = run.get("step"), run.get("progress")
+        if step != self.step or self.step is None:
+            if self.step is not None:
+                self.stages.end(time.monotonic() - self.started)
+            self.step, self.shown = step, 0
+            at = run.get("step_at") or 0.0
+            if share is None:
+                self.stages.begin(f"run {run.get('id')}: running")
+            elif not step:
+                self.stages.begin(f"run {run.get('id')}: answered at its floor, {at:.1f} s "
+                                  "after submission if done by then", total=100)
+            else:
+                self.stages.begin(f"run {run.get('id')}: past its floor, answered at step "
+                                  f"{step}, {at:.1f} s after submission", total=100)
+        if share is not None:
+            percent = int(100 * float(share))
+            if percent > self.shown:
+                self.stages.advance(percent - self.shown)
+                self.shown = percent
+
+
 @enclave_app.command("analyse")
 def analyse(project_id: ProjectId,
             spec: Annotated[str, typer.Argument(help=(
@@ -157,13 +219,29 @@ def analyse(project_id: ProjectId,
                 help="Ask for release at once if the verdict allows it.")] = False,
             table: Annotated[Path | None, typer.Option(
                 help="Ask for release at once and, once released, write the output as a "
-                     "labelled table to this file (Parquet for .parquet, else CSV).")] = None
-            ) -> None:
+                     "labelled table to this file (Parquet for .parquet, else CSV).")] = None,
+            wait: Annotated[bool, typer.Option(
+                help="Wait for the answer, showing its progress (--no-wait: print the "
+                     "submitted run and return; read it with `strongroom enclave run RUN_ID`).")]
+            = True,
+            at_once: Annotated[bool, typer.Option(
+                "--at-once", help="One request held open until the answer, as before runs "
+                                  "were polled (a proxy's timeout or a laptop's sleep can "
+                                  "cut it; by default it is submitted and polled).")]
+            = False) -> None:
     """Run an analysis inside; the answer is its verdict and reasons, never its values
-    (blocked by the check: exit 1; held for review: said on standard error, exit 0)."""
+    (refused, or blocked by the check: exit 1; held for review: said on standard error,
+    exit 0). It is submitted and polled, with its progress through its schedule shown."""
     asked = json_argument(spec, "analysis")
     with remote(url, token, ca) as client:
-        found = client.enclave.analyse(project_id, asked)
+        if not wait:
+            show(client.enclave.analyse(project_id, asked, wait=False))
+            return
+        if at_once:
+            found = client.enclave.analyse_now(project_id, asked)
+        else:
+            with analysis_progress() as stages:
+                found = client.enclave.analyse(project_id, asked, progress=RunShown(stages))
         if (release or table) and found["verdict"] in ("release", "release_with_suppression"):
             found = client.outputs.request_release(found["id"])
         labelled = None
@@ -179,6 +257,31 @@ def analyse(project_id: ProjectId,
                      f"{found.get('status')}): nothing was written to {table}", markup=False)
     output_outcome(found)  # blocked: exit 1; held for review: said, exit 0
     if table is not None:
+        raise typer.Exit(1)
+
+
+@enclave_app.command("run")
+def run(run_id: Annotated[str, typer.Argument(help="The analysis run's id (run_…).")],
+        url: Url, token: Token, ca: Ca = None,
+        wait: Annotated[bool, typer.Option(
+            help="Wait for its answer, showing its progress (--no-wait: its state now).")]
+        = False) -> None:
+    """A submitted analysis's run: running (its progress), done (its output), refused,
+    failed or lost (with the reasons; exit 1)."""
+    with remote(url, token, ca) as client:
+        if wait:
+            with analysis_progress() as stages:
+                found = client.enclave.wait(run_id, progress=RunShown(stages))
+            show(found)
+            output_outcome(found)
+            return
+        state = client.enclave.run(run_id)
+    show(state)
+    problem = state.get("problem")
+    if isinstance(problem, dict):
+        errors.print(f"refused ({problem.get('status')}):", markup=False)
+        for reason in problem.get("reasons") or []:
+            errors.print(f"  - {reason}", markup=False)
         raise typer.Exit(1)
 
 

@@ -31,7 +31,7 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,6 +46,7 @@ Objs = list[Obj]
 Day = dt.date | str
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
+POLL_READ = 30.0  # seconds a poll of a running analysis is awaited, at least
 
 
 class StrongroomError(Exception):
@@ -140,11 +141,15 @@ class Client:
     # -- plumbing ------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json: Any = None,
-                params: Mapping[str, Any] | None = None, computes: bool = False) -> Any:
+                params: Mapping[str, Any] | None = None, computes: bool = False,
+                polls: bool = False) -> Any:
         """Send one request; return its JSON (``None`` when empty) or raise StrongroomError.
         ``computes``: the server works on the data before it answers (an analysis, a
         definition: seconds to minutes, by the request and the cohort's size), so the answer
-        is awaited however long it takes; connecting and sending keep the client's timeout."""
+        is awaited however long it takes; connecting and sending keep the client's timeout.
+        ``polls``: a quick read of something running, awaited at least POLL_READ seconds
+        (never forever: a connection a laptop's sleep left hanging is given up, and the
+        poll sent again)."""
         method = method.upper()
         headers = {}
         if self._csrf is not None and method not in SAFE_METHODS:
@@ -153,6 +158,9 @@ class Client:
         if computes:
             timeout = httpx.Timeout(timeout.connect, read=None, write=timeout.write,
                                     pool=timeout.pool)
+        elif polls:
+            timeout = httpx.Timeout(timeout.connect, read=max(timeout.read or 0, POLL_READ),
+                                    write=timeout.write, pool=timeout.pool)
         response = self._http.request(method, path, json=json, params=params, headers=headers,
                                       timeout=timeout)
         if not response.is_success:
@@ -167,8 +175,10 @@ class Client:
                                   ) from None
 
     def _object(self, method: str, path: str, *, json: Any = None,
-                params: Mapping[str, Any] | None = None, computes: bool = False) -> Obj:
-        found = self.request(method, path, json=json, params=params, computes=computes)
+                params: Mapping[str, Any] | None = None, computes: bool = False,
+                polls: bool = False) -> Obj:
+        found = self.request(method, path, json=json, params=params, computes=computes,
+                             polls=polls)
         if not isinstance(found, dict):
             raise StrongroomError(200, "bad-answer", [f"{method} {path} did not answer an "
                                                       f"object"])
@@ -453,16 +463,84 @@ class Enclave(_Section):
         return self._c.content(f"/projects/{_segment(project_id)}/dummy")
 
     def analyse(self, project_id: str, analysis: Mapping[str, Any],
-                format: str = "json", name: str | None = None) -> Obj:
+                format: str = "json", name: str | None = None, *, wait: bool = True,
+                progress: Callable[[Obj], None] | None = None, every: float = 2.0) -> Obj:
         """Run an analysis; the answer is the checked output's verdict and reasons. ``name``:
-        the output's file name (by default one made from the request). Awaited however long
-        the server computes (a GWAS at 500,000 takes minutes), never cut by the client's
-        timeout."""
+        the output's file name (by default one made from the request).
+
+        The analysis is submitted (answered at once with its run) and polled until it is
+        answered, so no connection is held open while the server computes (a GWAS at
+        500,000 takes minutes; a proxy's timeout or a laptop's sleep cannot lose it):
+        ``progress`` is told each poll's run (``status``, ``step``, ``progress``: the elapsed
+        share of its schedule's step, from the time alone), at most every ``every`` seconds.
+        A refusal raises :class:`StrongroomError` with the status and reasons the
+        synchronous call gives. ``wait=False``: the run, at once (read it with :meth:`run`,
+        await it with :meth:`wait`)."""
+        body: dict[str, Any] = {"analysis": dict(analysis), "format": format}
+        if name is not None:
+            body["name"] = name
+        # its submission reads the cohort's size for the schedule: awaited as a computation
+        run = self._c._object("POST", f"/projects/{_segment(project_id)}/analysis-runs",
+                              json=body, computes=True)
+        if not wait:
+            return run
+        if progress is not None:
+            progress(run)
+        return self.wait(run["id"], progress=progress, every=every)
+
+    def analyse_now(self, project_id: str, analysis: Mapping[str, Any],
+                    format: str = "json", name: str | None = None) -> Obj:
+        """The synchronous call: one request, answered with the output however long the
+        server computes (never cut by the client's read timeout, but by a proxy's or a
+        laptop's sleep it may be: :meth:`analyse` submits and polls instead)."""
         body: dict[str, Any] = {"analysis": dict(analysis), "format": format}
         if name is not None:
             body["name"] = name
         return self._c._object("POST", f"/projects/{_segment(project_id)}/analyses",
                                json=body, computes=True)
+
+    def run(self, run_id: str) -> Obj:
+        """A submitted analysis's run: running (with its progress), done (with ``output``),
+        refused, failed or lost (with ``problem``)."""
+        return self._c._object("GET", f"/analysis-runs/{_segment(run_id)}", polls=True)
+
+    def wait(self, run_id: str, *, progress: Callable[[Obj], None] | None = None,
+             every: float = 2.0, timeout: float | None = None) -> Obj:
+        """The run's output once it is answered (polled, a network failure retried for a
+        minute: a laptop that slept picks up where it was); a refusal raises
+        :class:`StrongroomError` as the synchronous call would. ``timeout``: give up after
+        that many seconds (TimeoutError), by default never."""
+        started = time.monotonic()
+        pause, failing = 0.1, 0.0
+        while True:
+            try:
+                run = self.run(run_id)
+                failing = 0.0
+            except httpx.TransportError:  # a timeout too: the poll is sent again
+                failing = failing or time.monotonic()
+                if time.monotonic() - failing > 60:
+                    raise
+                time.sleep(min(every, 5.0))
+                continue
+            if run.get("status") != "running":
+                break
+            if progress is not None:
+                progress(run)
+            if timeout is not None and time.monotonic() - started > timeout:
+                raise TimeoutError(f"analysis run {run_id} is still running")
+            time.sleep(pause)
+            pause = min(every, pause * 2)
+        if progress is not None:
+            progress(run)
+        if run.get("status") == "done" and isinstance(run.get("output"), dict):
+            output: Obj = run["output"]
+            return output
+        problem = run.get("problem") or {}
+        raise StrongroomError(int(problem.get("status") or 500),
+                              str(problem.get("error") or run.get("status")),
+                              [str(r) for r in problem.get("reasons") or
+                               [f"the analysis run ended {run.get('status')}"]],
+                              problem.get("retry_after"))
 
 
 class Jobs(_Section):

@@ -190,10 +190,13 @@ class Runs:
                 except Exception:
                     log.exception("analysis run %s could not be run", run_id)
                     status, error, reasons = RunStatus.FAILED, "internal", [FAILED]
+                took = time.perf_counter() - started
+                # shown ended first, at the step analyse returned at: the watch's judging of
+                # what the run measured (which takes as long as it takes) comes after
+                self._end(run_id, principal, status, output_id, error, reasons, retry)
                 self._meter(principal, project_id, request, meter,
-                            201 if error is None else HTTP_STATUS.get(error, 400),
-                            time.perf_counter() - started, ticket)
-            self._end(run_id, principal, status, output_id, error, reasons, retry)
+                            201 if error is None else HTTP_STATUS.get(error, 400), took,
+                            ticket)
         finally:
             with self._lock:
                 self._threads.pop(run_id, None)

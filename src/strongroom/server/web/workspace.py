@@ -35,14 +35,15 @@ from strongroom.jobs.states import ENDED, JobStatus
 from strongroom.outputs import requests
 from strongroom.outputs.render import Format
 from strongroom.outputs.requests import MIN_JUSTIFICATION
+from strongroom.outputs.runs import RunStatus, RunView, http_status
 from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.verdicts import Verdict
 from strongroom.privacy.budget import show
-from strongroom.server.metering import measuring
 from strongroom.server.routes.enclave import Work
 from strongroom.server.routes.jobs import Work as JobsWork
 from strongroom.server.routes.jobs import jobs_of
 from strongroom.server.routes.privacy import Dp
+from strongroom.server.routes.runs import Work as RunsWork
 from strongroom.server.security import acts, measure
 from strongroom.server.statuses import status_of
 from strongroom.server.web import charts
@@ -306,11 +307,11 @@ def define(request: Request, project_id: str, who: Researcher, ctx: Access, work
 
 @router.post(HOME + "/projects/{project_id}/analyses", openapi_extra=acts(Action.DATA_ANALYSE))
 def analyse(request: Request, project_id: str, who: Researcher, ctx: Access, work: Work,
-            dp: Dp, kind: Annotated[str, Form()] = "",
+            dp: Dp, runs: RunsWork, kind: Annotated[str, Form()] = "",
             definition: Annotated[str, Form()] = "", variables: Annotated[str, Form()] = "",
             sql: Annotated[str, Form()] = "", options: Annotated[str, Form()] = "",
             file_format: Annotated[str, Form(alias="format")] = "json") -> Response:
-    """Run an analysis; the answer is its checked output's page (verdict and reasons)."""
+    """Submit an analysis; its run's page follows it to its checked output's page."""
     typed = {"kind": kind, "definition": definition, "variables": variables, "sql": sql,
              "options": options, "format": file_format}
     try:
@@ -320,13 +321,46 @@ def analyse(request: Request, project_id: str, who: Researcher, ctx: Access, wor
         measure(request, project_id=project_id)  # the limits are held by the service
         digest, shape = fingerprint(spec)
         measure(request, query_digest=digest, query_shape=shape)
-        view = work.analyse(who, project_id, spec, Format(file_format), measuring(request))
+        # submitted, and its page polls it (outputs/runs.py): no request is held open
+        # while a model or a GWAS computes
+        run = runs.submit(who, project_id, spec, Format(file_format))
     except ServiceError as exc:
         return _project_page(request, who, ctx, work, dp, project_id,
                              status=status_of(exc), tab="analyse", analysis=typed,
                              analysis_errors=exc.reasons)
-    return RedirectResponse(f"{HOME}/outputs/{view.output.id}?done=analysed",
-                            status_code=303)
+    return RedirectResponse(f"{HOME}/analysis-runs/{run.id}", status_code=303)
+
+
+@router.get(HOME + "/analysis-runs/{run_id}", openapi_extra=acts(Action.OUTPUT_READ))
+def run_page(request: Request, run_id: str, who: Researcher, runs: RunsWork) -> Response:
+    """A submitted analysis: its progress through its schedule (by the time alone), polled
+    by htmx (``/state``, every second); once answered, its output's page. Without script,
+    reloading the page follows it."""
+    view = runs.get(who, run_id)
+    if view.run.status == RunStatus.DONE.value and view.run.output_id is not None:
+        return RedirectResponse(f"{HOME}/outputs/{view.run.output_id}?done=analysed",
+                                status_code=303)
+    return render(request, "workspace/run.html", who, run=view.run, shown=view.progress,
+                  status=_run_status(view))
+
+
+@router.get(HOME + "/analysis-runs/{run_id}/state", openapi_extra=acts(Action.OUTPUT_READ))
+def run_state(request: Request, run_id: str, who: Researcher, runs: RunsWork) -> Response:
+    """The run's state as the page's fragment; once done, htmx is sent to its output."""
+    view = runs.get(who, run_id)
+    if view.run.status == RunStatus.DONE.value and view.run.output_id is not None:
+        target = f"{HOME}/outputs/{view.run.output_id}?done=analysed"
+        if request.headers.get("HX-Request") == "true":
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    # 200 whatever the run's end: htmx swaps in only a 2xx answer, and a refusal is shown
+    return render(request, "workspace/_run.html", who, run=view.run, shown=view.progress)
+
+
+def _run_status(view: RunView) -> int:
+    """A page's status: 200 while it runs or once answered; a refusal's own once refused."""
+    code = http_status(view.run)
+    return 200 if code is None or code < 400 else code
 
 
 @router.post(HOME + "/projects/{project_id}/jobs", openapi_extra=acts(Action.DATA_ANALYSE))
