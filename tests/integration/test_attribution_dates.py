@@ -17,7 +17,7 @@ medications, qualifications: a handful of participants each at 50,000), where a 
 or two candidates; before this reading the same copy read ln P −1.9 from its values
 (membership −35 named it, as long as the date matched the cohort's).
 
-The counters (two runs, keys new each run; ln P of the leaker's own "values" p-value, naming
+The counters (three runs, keys new each run; ln P of the leaker's own "values" p-value, naming
 needs the system-wide bound ≤ 10⁻⁹, ln −20.7, after the union):
 
 | leak | values | named |
@@ -25,11 +25,11 @@ needs the system-wide bound ≤ 10⁻⁹, ln −20.7, after the union):
 | categories and the date, illnesses dropped | −44 … −108 | leaker only |
 | the same, every code re-coded to its text label | −47 … −82 | leaker only |
 | the same, every date moved by +37 or −200 days | −47 … −82 (membership −0.1) | leaker only |
-| the same, dates truncated to their month (marks on a month's edges) | −43 … −54 | leaker only |
+| the same, dates truncated to their month (marks on a month's edges) | −33 … −54 | leaker only |
 | the same, dates truncated to their year | 0 (membership −25 … −26) | no innocent |
 | the same, the date dropped | — (membership −25 … −32) | no innocent |
-| an innocent's copy, the same | its own −84 | only it |
-| illnesses kept, codes as labels, the date dropped | −861 … −891 (order marks) | leaker only |
+| an innocent's copy, the same | its own −78 … −84 | only it |
+| illnesses kept, codes as labels, the date dropped | −814 … −891 (order marks) | leaker only |
 
 The module runs in about 55–70 s (the world's three 50,000-row extracts take most of it).
 """
