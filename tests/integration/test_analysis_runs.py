@@ -44,8 +44,8 @@ pytestmark = pytest.mark.slow
 COUNTS = {"kind": "aggregate_sql",
           "sql": "SELECT p31 AS sex, count(*) AS n FROM participants GROUP BY p31"}
 # 400 participants scale the unit to a quarter: aggregate SQL's floor is a quarter of it
-UNIT = 12.0
-FLOOR = UNIT / 4  # 3 s
+UNIT = 24.0
+FLOOR = UNIT / 4  # 6 s: polls within it even on a loaded machine
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +269,7 @@ def test_a_fast_and_a_slow_run_look_the_same_until_their_floor(
     assert [s[0] for s in fast] == ["running"] * 4
     # progress is the elapsed share of the floor by the world's clock, nothing else
     assert [s[3] for s in fast] == [progress(schedule, 0.5 * i).share for i in range(1, 5)]
-    assert [s[3] for s in fast] == [0.17, 0.33, 0.5, 0.67]
+    assert [s[3] for s in fast] == [0.08, 0.17, 0.25, 0.33]
     # each shows done once answered, at its floor or after, never before
     assert fast_took >= floored and slow_took >= floored
     for run_id in (fast_id, slow_id):
@@ -376,7 +376,7 @@ def test_the_console_submits_the_form_and_its_page_polls_to_the_output(
         where = _submit_form(client, world, COUNTS["sql"])
         page = client.get(where)
         assert page.status_code == 200, page.text
-        # while it runs (within its 3 s floor): the page polls its fragment with htmx, shows
+        # while it runs (within its 6 s floor): the page polls its fragment with htmx, shows
         # the time's share of the floor, and no inline script or style (a strict CSP)
         assert f'hx-get="{where}/state"' in page.text and 'hx-trigger="every 1s"' in page.text
         assert "<progress" in page.text and 'data-status="running"' in page.text
@@ -404,7 +404,8 @@ def test_the_console_shows_a_refused_run_s_reasons_and_hides_another_s_run(
             "kind": "aggregate_sql", "sql": "SELECT p31 FROM participants"}})
     assert fragment.status_code == 200  # htmx swaps in a 2xx answer only
     assert 'data-status="refused"' in fragment.text and "hx-trigger" not in fragment.text
-    assert page.status_code == sync.status_code == 400
+    assert sync.status_code == 400 and page.status_code == 200  # the run's page is there
+    assert 'data-status="refused"' in page.text
     for reason in sync.json()["reasons"]:
         assert str(escape(reason)) in fragment.text
     run_id = where.rsplit("/", 1)[1]

@@ -35,7 +35,7 @@ from strongroom.jobs.states import ENDED, JobStatus
 from strongroom.outputs import requests
 from strongroom.outputs.render import Format
 from strongroom.outputs.requests import MIN_JUSTIFICATION
-from strongroom.outputs.runs import RunStatus, RunView, http_status
+from strongroom.outputs.runs import RunStatus
 from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.verdicts import Verdict
 from strongroom.privacy.budget import show
@@ -340,8 +340,9 @@ def run_page(request: Request, run_id: str, who: Researcher, runs: RunsWork) -> 
     if view.run.status == RunStatus.DONE.value and view.run.output_id is not None:
         return RedirectResponse(f"{HOME}/outputs/{view.run.output_id}?done=analysed",
                                 status_code=303)
-    return render(request, "workspace/run.html", who, run=view.run, shown=view.progress,
-                  status=_run_status(view))
+    # 200 whatever its end, as a job's page: the run is there; its reasons say why it was
+    # refused (a refusal's status would be a page that failed to open)
+    return render(request, "workspace/run.html", who, run=view.run, shown=view.progress)
 
 
 @router.get(HOME + "/analysis-runs/{run_id}/state", openapi_extra=acts(Action.OUTPUT_READ))
@@ -355,12 +356,6 @@ def run_state(request: Request, run_id: str, who: Researcher, runs: RunsWork) ->
         return RedirectResponse(target, status_code=303)
     # 200 whatever the run's end: htmx swaps in only a 2xx answer, and a refusal is shown
     return render(request, "workspace/_run.html", who, run=view.run, shown=view.progress)
-
-
-def _run_status(view: RunView) -> int:
-    """A page's status: 200 while it runs or once answered; a refusal's own once refused."""
-    code = http_status(view.run)
-    return 200 if code is None or code < 400 else code
 
 
 @router.post(HOME + "/projects/{project_id}/jobs", openapi_extra=acts(Action.DATA_ANALYSE))
