@@ -7,6 +7,7 @@ it never sees)."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import strongroom
@@ -15,6 +16,7 @@ ROOT = Path(strongroom.__file__).parent
 COMPOSERS = ("cli", "server", "client")
 
 
+@functools.cache  # every test reads the same source: parsed once (3 s a parse)
 def _modules() -> list[tuple[Path, ast.Module]]:
     return [(path, ast.parse(path.read_text(), str(path))) for path in sorted(ROOT.rglob("*.py"))]
 
