@@ -6,6 +6,7 @@ their own; the main flow takes one output through two output checkers to its dow
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -246,6 +247,39 @@ def test_bad_sql_comes_back_with_the_check_s_reasons(page: Page, console: Consol
         "SELECT * FROM read_csv('/etc/passwd')")  # nothing typed is lost
     expect(page.get_by_label("Definition name")).to_have_value("hostile")
     assert not refusals
+
+
+def test_run_and_check_shows_the_run_s_progress_then_its_output(
+        page: Page, console: Console) -> None:
+    """The form submits the analysis; its page polls it (htmx, no inline script) with the
+    time's share of its floor, then goes to its output (outputs/runs.py)."""
+    me = new_person(console, "researcher")
+    _, title = own_project(console, me)
+    sign_in(page, console, me)
+    open_project(page, console, title, tab="Definitions")
+    page.get_by_label("Definition name").fill("grouped")
+    page.get_by_label("SQL", exact=True).fill(GROUPED)
+    page.get_by_role("button", name="Define").click()
+    expect(page.get_by_test_id("definitions")).to_contain_text("grouped")
+    ctx = console.platform.access
+    saved = ctx.settings
+    # a floor of 8 s for a crosstab at 1,500 participants (a quarter of the unit): long
+    # enough to see the page poll, short enough to wait for
+    ctx.settings = dataclasses.replace(saved, analysis_seconds=32.0)
+    try:
+        page.get_by_label("Kind of analysis").select_option("crosstab")
+        page.get_by_label("Dataset definition").select_option("grouped")
+        page.get_by_label("Variables").fill("sex, grp")
+        page.get_by_role("button", name="Run and check").click()
+        page.wait_for_url("**/ui/workspace/analysis-runs/run_*")
+        expect(page.get_by_test_id("run-state")).to_have_attribute("data-status", "running")
+        expect(page.locator("progress")).to_be_visible()
+        expect(page.get_by_role("status")).to_contain_text("if it is done by then")
+        screenshot(page, "workspace-run")
+        page.wait_for_url("**/ui/workspace/outputs/**", timeout=60_000)
+    finally:
+        ctx.settings = saved
+    expect(page.get_by_test_id("verdict")).to_be_visible()
 
 
 def test_an_analysis_form_with_the_wrong_variables_says_what_it_takes(
