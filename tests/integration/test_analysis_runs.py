@@ -122,6 +122,7 @@ def test_a_submitted_run_is_answered_as_the_synchronous_call_and_audited(
         run = submitted.json()
         assert submitted.headers["location"] == run["poll"] == f"/analysis-runs/{run['id']}"
         assert run["status"] == "running" and run["output"] is None
+        assert run["elapsed"] >= 0 and run["floor"] == 0.0  # the world's: no floor
         ended = _poll_until_ended(client, run["poll"])
     assert ended["status"] == "done" and ended["problem"] is None
     assert ended["step"] is None and ended["progress"] is None  # done: no progress shown

@@ -528,7 +528,13 @@ class Enclave(_Section):
                 progress(run)
             if timeout is not None and time.monotonic() - started > timeout:
                 raise TimeoutError(f"analysis run {run_id} is still running")
-            time.sleep(pause)
+            # no sooner than needed: at the next moment it may be answered, if that is near
+            due = run.get("step_at")
+            elapsed = run.get("elapsed")
+            wait = pause
+            if isinstance(due, int | float) and isinstance(elapsed, int | float):
+                wait = min(pause, max(0.05, float(due) - float(elapsed) + 0.05))
+            time.sleep(wait)
             pause = min(every, pause * 2)
         if progress is not None:
             progress(run)

@@ -31,6 +31,7 @@ class RunOut(BaseModel):
     floor: float = Field(description="its schedule's first step, in seconds after "
                                      "submission (0: answered as soon as it is done)")
     ratio: float = Field(description="each later step is this many times the last")
+    elapsed: float = Field(description="seconds since submission, as the server reads them")
     step: int | None = Field(description="while running: the schedule's step the time since "
                                          "submission has reached (0: the floor)")
     step_at: float | None = Field(description="while running: when that step is due, in "
@@ -53,7 +54,7 @@ def run_out(view: RunView, output: OutputOut | None = None) -> RunOut:
     return RunOut(
         id=row.id, project_id=row.project_id, kind=row.kind, status=row.status,
         submitted_at=row.submitted_at, ended_at=row.ended_at, poll=f"/analysis-runs/{row.id}",
-        floor=row.floor, ratio=row.ratio,
+        floor=row.floor, ratio=row.ratio, elapsed=round(view.elapsed, 3),
         step=shown.step if shown is not None else None,
         step_at=shown.at if shown is not None else None,
         progress=shown.share if shown is not None else None,
