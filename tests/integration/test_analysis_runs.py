@@ -440,3 +440,37 @@ def test_a_run_is_metered_as_the_request_it_stands_for(
     new = [r for r in rows() if r.id not in before]
     assert [(r.route, r.status, r.action) for r in new] == [(ROUTE, 201, "data.analyse")]
     assert new[0].rows_scanned > 0 and new[0].query_digest
+
+
+def test_a_rate_limited_run_says_what_the_synchronous_call_says(tmp_path: Path) -> None:
+    """Over the project's request rate, the run is refused by the service's gate as the
+    synchronous call is: 429, the same reasons (but for the seconds to wait), Retry-After."""
+    import re
+
+    from strongroom.access.roles import Role
+
+    world = build_world(tmp_path, cohort=400)
+    try:
+        admin = world.sign_in(world.staff[Role.CUSTODIAN_ADMIN])
+        world.platform.watch.set_limits(admin, "project", world.project_id, {"requests": 1})
+        assert world.researcher is not None
+        with _client(world, world.researcher) as client:
+            url = f"/projects/{world.project_id}/analyses"
+            assert client.post(url, json={"analysis": COUNTS}).status_code == 201
+            sync = client.post(url, json={"analysis": COUNTS})
+            assert sync.status_code == 429, sync.text
+            run = client.post(f"/projects/{world.project_id}/analysis-runs",
+                              json={"analysis": COUNTS})
+            assert run.status_code == 202, run.text
+            ended = _poll_until_ended(client, run.json()["poll"])
+
+        def words(reasons: list[str]) -> list[str]:
+            return [re.sub(r"\d+", "N", r) for r in reasons]
+
+        problem = ended["problem"]
+        assert ended["status"] == "refused"
+        assert (problem["status"], problem["error"]) == (429, sync.json()["error"])
+        assert words(problem["reasons"]) == words(sync.json()["reasons"])
+        assert problem["retry_after"] >= 1 and int(sync.headers["Retry-After"]) >= 1
+    finally:
+        world.platform.close()
