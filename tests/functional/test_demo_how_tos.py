@@ -1,17 +1,21 @@
 """After `strongroom demo`, a newcomer follows the researcher how-tos as written, as the demo's
 researcher, in the project the demo made for them, and nothing is refused.
 
-The demo world is built once for the module (a small cohort, with genotypes) and served over
-HTTPS by the real server in its own process; the how-tos' commands are read from the documents
-themselves (their code blocks), with only the placeholders put in: the server's address, the
-project's id, the token the how-to's own `strongroom token issue` printed, an output's id. Each
-command must succeed, and each analysis must come back released (whole or with cells hidden),
-never held for review, blocked or refused (issue 55: the demo's attack tour spent the
-researcher's ration, and no project had the fields the how-tos read); a job's own figure goes
-to two checkers, as run-a-job.md says. The how-tos walked: run-a-job.md (in a git
-repository, in the sandbox where bubblewrap is), run-a-gwas.md, run-a-study.md (its
-Kaplan–Meier path: competing risks are its alternative) and analyse-in-the-enclave.md, in
-that order, each over people that differ from the others' by many.
+The demo world is built once for the module (a small cohort, with genotypes) by the CLI's own
+`strongroom demo` in a process of its own, its standard output piped as `make demo > log` pipes
+it, and served over HTTPS by the real server in its own process. What the demo printed is read
+here as a newcomer reads it: its stages as they went, its report, and the sign-ins the walk
+uses (the researcher's password and authenticator secret, the study project's id). The how-tos'
+commands are read from the documents themselves (their code blocks), with only the placeholders
+put in: the server's address, the project's id, the token the how-to's own
+`strongroom token issue` printed, an output's id. Each command must succeed, and each analysis
+must come back released (whole or with cells hidden), never held for review, blocked or refused
+(issue 55: the demo's attack tour spent the researcher's ration, and no project had the fields
+the how-tos read); a job's own figure goes to two checkers, as run-a-job.md says. The how-tos
+walked: run-a-job.md (in a git repository, in the sandbox where bubblewrap is), run-a-gwas.md,
+run-a-study.md (its Kaplan–Meier path: competing risks are its alternative) and
+analyse-in-the-enclave.md, in that order, each over people that differ from the others' by
+many.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ from strongroom.access.auth import verify_credentials
 from strongroom.access.context import Via
 from strongroom.access.models import Person
 from strongroom.client import Client
-from strongroom.demo import DemoResult, run_demo
 from strongroom.demo.story import ADMIN
 from strongroom.demo.world import RESEARCHERS, STUDY_PROJECT, DemoLogin
 from strongroom.platform import Platform
@@ -62,7 +65,7 @@ class Served:
     ca: Path
     project: str  # the demo researcher's study project
     researcher: DemoLogin
-    demo: DemoResult
+    printed: list[tuple[float, str]]  # the demo's standard output: (seconds in, line)
     token: str = ""
     own_files: list[str] = dataclasses.field(default_factory=list)  # a job's, to the checkers
 
@@ -79,6 +82,7 @@ def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
         wait = re.search(r"refused \(429\):.*try again in (\d+) s", err, re.S)
         if status == 0 or wait is None:
             break
+        print(f"429: waiting {wait.group(1)} s: {err}")
         time.sleep(int(wait.group(1)) + 1)
     return status, out, err
 
@@ -88,22 +92,77 @@ def blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", text, re.S)
 
 
+# the CLI's own entry point, its people acting with the test worlds' settings (cheap password
+# hashes, no timing floors on answers); the guard: the genotype reader's child processes start
+# by importing this file
+RUNNER = f"""
+import functools
+import sys
+
+if __name__ == "__main__":
+    sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+    from strongroom.cli import demo as command
+    from strongroom.demo import run_demo
+    from tests.access_world import SETTINGS
+
+    command.run_demo = functools.partial(run_demo, settings=SETTINGS, jobs=False)
+    from strongroom.cli import main
+
+    sys.argv = ["strongroom", *sys.argv[1:]]
+    main()
+"""
+
+
+def piped_demo(root: Path, *options: str) -> list[tuple[float, str]]:
+    """`strongroom demo --dir ROOT/demo OPTIONS --no-serve`, its standard output a pipe: each
+    line with the seconds after the start at which it arrived."""
+    runner = root / "runner.py"
+    runner.write_text(RUNNER)
+    started = time.monotonic()
+    with subprocess.Popen(
+            [sys.executable, str(runner), "demo", "--dir", str(root / "demo"), *options,
+             "--no-serve"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root) as child:
+        assert child.stdout is not None and child.stderr is not None
+        arrived = [(time.monotonic() - started, line.rstrip("\n")) for line in child.stdout]
+        err = child.stderr.read()
+        assert child.wait() == 0, err
+    return arrived
+
+
+SIGN_IN = re.compile(r"  (\S+@\S+)  \[(.*?)\]  (.*?)  password: (\S+)  totp: (\S+)$")
+
+
+def sign_ins(printed: list[tuple[float, str]]) -> tuple[list[DemoLogin], list[str]]:
+    """The demo people's sign-ins and the projects' ids, as the demo printed them."""
+    logins = [DemoLogin(m[1], "", m[3], m[2].split(", "), m[4], m[5])
+              for _, line in printed if (m := SIGN_IN.match(line))]
+    projects = [m[1] for _, line in printed if (m := re.match(r"  project (prj_\w+): ", line))]
+    return logins, projects
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("demo-how-tos")
-    demo = run_demo(root / "demo", participants=PARTICIPANTS, seed=7, variants=VARIANTS,
-                    jobs=False, settings=SETTINGS)
+    printed = piped_demo(root, "--participants", str(PARTICIPANTS), "--seed", "7",
+                         "--variants", str(VARIANTS))
+    logins, projects = sign_ins(printed)
+    key_file = root / "demo.key"
     # the walk asks more than 60 data requests a minute, as no one at a keyboard does: the
-    # custodian raises the researcher's rate for it (docs/how-to/hold-transfer-limits.md); a
-    # job's planned analyses, held to the same rate, were refused otherwise
-    with Platform.open(root / "demo", demo.key_file, settings=SETTINGS) as platform:
+    # custodian raises the rate of the researcher, their project and their institution for it
+    # (docs/how-to/hold-transfer-limits.md); a job's planned analyses, held to the same rate,
+    # were refused otherwise, and the walk waited out a minute's window each time it was over
+    admin, priya = (next(p for p in logins if p.email == e) for e in (ADMIN, RESEARCHERS[0][0]))
+    with Platform.open(root / "demo", key_file, settings=SETTINGS) as platform:
         ctx = platform.access
-        admin, priya = (demo.world.login(e) for e in (ADMIN, RESEARCHERS[0][0]))
         signed = verify_credentials(ctx, admin.email, admin.password, code(admin.totp_secret),
                                     "127.0.0.61", Via.SESSION)
         with ctx.transaction() as db:
-            person = db.scalars(select(Person.id).where(Person.email == priya.email)).one()
-        platform.watch.set_limits(signed, "person", person, {"requests": 1_000})
+            person, institution = db.execute(select(Person.id, Person.institution_id).where(
+                Person.email == priya.email)).one()
+        for scope, target in (("person", person), ("project", projects[STUDY_PROJECT]),
+                              ("institution", institution)):
+            platform.watch.set_limits(signed, scope, target, {"requests": 1_000})
     certificate, private_key = self_signed(root)
     port = free_port()
     url = f"https://{HOST}:{port}"
@@ -111,14 +170,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env = {k: v for k, v in os.environ.items() if k != "STRONGROOM_MASTER_KEY"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(root / "demo"), str(demo.key_file), HOST,
+            [sys.executable, "-c", SERVER, str(root / "demo"), str(key_file), HOST,
              str(port), str(certificate), str(private_key), "cold",
              json.dumps(dataclasses.asdict(SETTINGS))],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         wait_until_up(url, certificate, process, log)
-        yield Served(url, certificate, demo.world.projects[STUDY_PROJECT][0],
-                     demo.world.login(RESEARCHERS[0][0]), demo)
+        yield Served(url, certificate, projects[STUDY_PROJECT], priya, printed)
     finally:
         process.terminate()
         try:
@@ -140,6 +198,54 @@ def _command(line: str, served: Served, **names: str) -> list[str]:
     line = line.replace(DOC_URL, served.url)
     argv = [part for part in re.findall(r"'[^']*'|\"[^\"]*\"|\S+", line)]
     return [a[1:-1] if a[:1] in "'\"" else a for a in argv][1:]  # without "strongroom"
+
+
+def test_the_piped_demo_said_each_stage_as_it_went(served: Served) -> None:
+    """With standard output piped (a log, as `make demo > log` makes it), each stage is a plain
+    line, flushed as it happens, with its progress (cli/common.py: stage_report); on a terminal
+    the same stages are Rich progress (tests/functional/test_demo_stages.py)."""
+    lines = [line for _, line in served.printed]
+    staged = [line for line in lines if line.startswith("[demo] ")]
+    begun = [line[7:-1] for line in staged if line.endswith("…")]
+    simulating = f"simulating genotypes ({VARIANTS} markers in linked regions, " \
+                 f"{3 * VARIANTS} unlinked)"
+    assert begun[:4] == [f"synthesising {PARTICIPANTS:,} participants", simulating,
+                         "ingesting the cohort (validated, encrypted)", "sealing the genotypes"]
+    assert "touring the enclave (the red team's attacks too)" in begun
+    assert "an extract, a refused one, an alert" in begun
+    for stage in begun:  # each stage that began ended, with its time
+        assert any(re.fullmatch(rf"\[demo\] {re.escape(stage)}: done in \d+\.\d s", line)
+                   for line in staged), stage
+    # progress within a stage: the simulation's tenths
+    assert any(re.fullmatch(rf"\[demo\] {re.escape(simulating)}… \d+%", line)
+               for line in staged)
+    # flushed as they happened, not when the process ended: the first stage's line came
+    # well before the last line (the whole run takes tens of seconds)
+    first = next(t for t, line in served.printed if line.startswith("[demo] synthesising"))
+    assert served.printed[-1][0] - first > 3, served.printed[:3]
+    # the stages come before the demo's report, which follows them
+    assert lines.index(staged[-1]) < next(i for i, line in enumerate(lines)
+                                          if "Participants by sex and smoking" in line)
+
+
+def test_the_demo_reported_its_world_and_who_to_sign_in_as(served: Served) -> None:
+    out = "\n".join(line for _, line in served.printed)
+    assert f"{PARTICIPANTS:,} participants" in out
+    assert "Participants by sex and smoking status" in out
+    assert "The released GWAS of BMI" in out
+    logins, projects = sign_ins(served.printed)
+    assert len(logins) == 12 and len(projects) == 6
+    for role in ("custodian-admin", "access-committee", "output-checker", "researcher",
+                 "security-analyst", "auditor"):
+        assert f"[{role}]" in out
+    assert "Institut Lumière de Santé" in out  # an institution in another jurisdiction
+    assert "red team: red.team@custodian.example" in out
+    assert "http://127.0.0.1:8600/ui/" in out  # the web console, and who to sign in as
+    assert "output-checker: checker@custodian.example" in out
+    root = Path(next(line for line in served.printed[::-1]
+                     if "strongroom attribute " in line[1])[1].split()[2]).parent
+    assert (root / "demo-leaked.csv").is_file() and (root / "demo.key").is_file()
+    assert f"strongroom attribute {root / 'demo-leaked.csv'}" in out
 
 
 @pytest.fixture(scope="module")
