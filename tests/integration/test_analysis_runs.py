@@ -240,14 +240,15 @@ def _polls(world: World, who: Principal, run_id: str, times: int) -> list[tuple[
 def test_a_fast_and_a_slow_run_look_the_same_until_their_floor(
         world: World, researcher: Principal, floored: float) -> None:
     """The same request twice: once answered as fast as it runs, once held for 1.5 s on the
-    watch's lock of the project (a run slowed by contention, as by an expensive row); both
+    lock of the enclave's project views (a run slowed by contention, as by an expensive
+    row, after its submission and its limits, which never read a view); both
     are polled alike and are seen alike, and both show done only after the floor."""
     runs = world.platform.runs
     schedule = world.platform.outputs.schedule(COUNTS)
     assert schedule == Schedule(floored, 2.0)
 
     def one(slow: bool) -> tuple[list[tuple[Any, ...]], float, str]:
-        lock = world.platform.watch._lock(world.project_id)
+        lock = world.platform.enclave._views._lock
         if slow:
             lock.acquire()
         started = time.monotonic()
@@ -309,10 +310,10 @@ def test_a_fifth_run_in_flight_is_refused_saying_what_to_do(
 
 def test_a_run_a_restart_lost_says_so_when_polled(
         world: World, researcher: Principal) -> None:
-    """The run is held on the watch's lock while a new server starts over the same
+    """The run is held on the enclave's views lock while a new server starts over the same
     database: its start-up ends the run as lost, and the old thread's answer cannot undo it."""
     runs = world.platform.runs
-    lock = world.platform.watch._lock(world.project_id)
+    lock = world.platform.enclave._views._lock
     with lock:
         row = runs.submit(researcher, world.project_id, COUNTS)
         restarted = Runs(world.platform.outputs, world.platform.watch)
@@ -332,7 +333,7 @@ def test_a_lost_run_answers_with_the_status_a_client_reads_as_unavailable(
     assert world.researcher is not None
     researcher = world.sign_in(world.researcher)
     runs = world.platform.runs
-    with world.platform.watch._lock(world.project_id):
+    with world.platform.enclave._views._lock:
         row = runs.submit(researcher, world.project_id, COUNTS)
         Runs(world.platform.outputs, world.platform.watch).recover()
     assert runs.wait(row.id, 60)
@@ -440,6 +441,18 @@ def test_a_run_is_metered_as_the_request_it_stands_for(
     new = [r for r in rows() if r.id not in before]
     assert [(r.route, r.status, r.action) for r in new] == [(ROUTE, 201, "data.analyse")]
     assert new[0].rows_scanned > 0 and new[0].query_digest
+    # over HTTP too: the submission's own row is the run's, completed by it (after the
+    # gateway metered the 202), so a run is one data request, as the synchronous call is
+    assert world.researcher is not None
+    with _client(world, world.researcher) as client:
+        before = {r.id for r in rows()}
+        run = client.post(f"/projects/{world.project_id}/analysis-runs",
+                          json={"analysis": COUNTS}).json()
+        _poll_until_ended(client, run["poll"])
+        _settle(world)
+    taken = [r for r in rows() if r.id not in before and r.action == "data.analyse"]
+    assert [(r.route, r.status) for r in taken] == [(ROUTE, 201)]
+    assert taken[0].rows_scanned > 0
 
 
 def test_a_rate_limited_run_says_what_the_synchronous_call_says(tmp_path: Path) -> None:
@@ -461,16 +474,14 @@ def test_a_rate_limited_run_says_what_the_synchronous_call_says(tmp_path: Path) 
             assert sync.status_code == 429, sync.text
             run = client.post(f"/projects/{world.project_id}/analysis-runs",
                               json={"analysis": COUNTS})
-            assert run.status_code == 202, run.text
-            ended = _poll_until_ended(client, run.json()["poll"])
 
         def words(reasons: list[str]) -> list[str]:
             return [re.sub(r"\d+", "N", r) for r in reasons]
 
-        problem = ended["problem"]
-        assert ended["status"] == "refused"
-        assert (problem["status"], problem["error"]) == (429, sync.json()["error"])
-        assert words(problem["reasons"]) == words(sync.json()["reasons"])
-        assert problem["retry_after"] >= 1 and int(sync.headers["Retry-After"]) >= 1
+        # refused at its submission, before anything runs, as the synchronous call is
+        assert run.status_code == 429, run.text
+        assert run.json()["error"] == sync.json()["error"]
+        assert words(run.json()["reasons"]) == words(sync.json()["reasons"])
+        assert int(run.headers["Retry-After"]) >= 1 and int(sync.headers["Retry-After"]) >= 1
     finally:
         world.platform.close()

@@ -33,6 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -51,12 +52,14 @@ from strongroom.outputs.models import AnalysisRunRow
 from strongroom.outputs.render import Format
 from strongroom.outputs.service import Measures, Outputs
 from strongroom.watch.history import Observation
-from strongroom.watch.service import Watch
+from strongroom.watch.models import MeterRow
+from strongroom.watch.service import RESERVED, TICKET, Ticket, Watch
 from strongroom.watch.shapes import fingerprint
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 4  # a person's runs not yet answered, at once
+GATEWAY_SECONDS = 10.0  # at most this long for the submission's answer to be metered
 ROUTE = "RUN /projects/{project_id}/analyses"  # how the watch meters a run
 LOST = ("the platform restarted before this analysis was answered, so it will not be; "
         "submit it again")
@@ -143,15 +146,20 @@ class Runs:
         rest (limits, ration, the check) is the service's, in the run."""
         with self.ctx.transaction() as db:
             authorize(self.ctx, db, principal, Action.DATA_ANALYSE, project_id)
+        self._check_in_flight(principal)
+        # the limits, at once, as the synchronous call meets them: its meter row reserved on
+        # the submission's own (the gateway's ticket, over HTTP), which the run completes,
+        # so that a run is one data request, as the synchronous call is
+        gateway = TICKET.get()
+        ticket = gateway if gateway is not None else Ticket()
+        token = TICKET.set(ticket)
+        try:
+            self.outputs.hold(principal, project_id)
+        finally:
+            TICKET.reset(token)
         schedule = self.outputs.schedule(request if isinstance(request, Mapping) else {})
         with self._lock, self.ctx.transaction() as db:
-            flying = db.scalar(select(func.count()).select_from(AnalysisRunRow).where(
-                AnalysisRunRow.requester == principal.person_id,
-                AnalysisRunRow.status == RunStatus.RUNNING.value)) or 0
-            if flying >= self.max_in_flight:
-                raise Conflict(f"you have {flying} analyses running, the most at once; wait "
-                               "until one of them is answered (poll it: strongroom enclave "
-                               "run RUN_ID) and submit this one then")
+            self._check_in_flight(principal, db)
             kind = str(request.get("kind", "")) if isinstance(request, Mapping) else ""
             row = AnalysisRunRow(
                 id=new_id("run"), project_id=project_id, requester=principal.person_id,
@@ -165,21 +173,35 @@ class Runs:
             db.expunge(row)
         thread = threading.Thread(target=self._run, name=f"analysis-{row.id}", daemon=True,
                                   args=(row.id, principal, project_id, dict(request), fmt,
-                                        name))
+                                        name, ticket.row_id, gateway is not None))
         with self._lock:
             self._threads[row.id] = thread
         thread.start()  # at once: its schedule counts from its submission
         return row
 
+    def _check_in_flight(self, principal: Principal, db: Session | None = None) -> None:
+        """At most ``max_in_flight`` runs of a person not yet answered."""
+        with nullcontext(db) if db is not None else self.ctx.transaction() as held:
+            flying = held.scalar(select(func.count()).select_from(AnalysisRunRow).where(
+                AnalysisRunRow.requester == principal.person_id,
+                AnalysisRunRow.status == RunStatus.RUNNING.value)) or 0
+        if flying >= self.max_in_flight:
+            raise Conflict(f"you have {flying} analyses running, the most at once; wait "
+                           "until one of them is answered (poll it: strongroom enclave "
+                           "run RUN_ID) and submit this one then")
+
     def _run(self, run_id: str, principal: Principal, project_id: str,
-             request: dict[str, Any], fmt: Format, name: str | None) -> None:
+             request: dict[str, Any], fmt: Format, name: str | None, row_id: int | None,
+             answered_by_gateway: bool) -> None:
         meter = _Meter()
         status, error, reasons = RunStatus.DONE, None, []
         retry: int | None = None
         output_id: str | None = None
         started = time.perf_counter()
         try:
+            # the run's limits are counted on the row its submission reserved (one request)
             with self.watch.request() as ticket:
+                ticket.row_id = row_id
                 try:
                     view = self.outputs.analyse(principal, project_id, request, fmt,
                                                 measured=meter, name=name)
@@ -194,12 +216,25 @@ class Runs:
                 # shown ended first, at the step analyse returned at: the watch's judging of
                 # what the run measured (which takes as long as it takes) comes after
                 self._end(run_id, principal, status, output_id, error, reasons, retry)
+                if answered_by_gateway:
+                    self._after_gateway(ticket.row_id)
                 self._meter(principal, project_id, request, meter,
                             201 if error is None else HTTP_STATUS.get(error, 400), took,
                             ticket)
         finally:
             with self._lock:
                 self._threads.pop(run_id, None)
+
+    def _after_gateway(self, row_id: int | None, timeout: float = GATEWAY_SECONDS) -> None:
+        """Wait (a moment, after the run is shown ended) for the gateway to have metered the
+        submission's answer on the row: the run's measures then complete it last."""
+        deadline = time.monotonic() + timeout
+        while row_id is not None and time.monotonic() < deadline:
+            with self.ctx.transaction() as db:
+                row = db.get(MeterRow, row_id)
+                if row is None or row.status != RESERVED:
+                    return
+            time.sleep(0.05)
 
     def _meter(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                meter: _Meter, status: int, seconds: float, ticket: Any) -> None:

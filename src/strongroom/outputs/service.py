@@ -239,6 +239,12 @@ class Outputs:
         # how an answer waits for its step (outputs/timing.py); tests may record instead
         self.sleep: Callable[[float], None] = time.sleep
 
+    def hold(self, principal: Principal, project_id: str) -> None:
+        """What :meth:`analyse` meets first, met ahead of it: a submitted run meets its
+        authorisation and limits when it is submitted (outputs/runs.py), as the synchronous
+        call does before anything runs; the run meets them again, counted once."""
+        self._hold(principal, project_id)
+
     def _hold(self, principal: Principal, project_id: str) -> None:
         """Authorised to analyse the project, and within its limits (the gate counts the
         request only once it is known to be theirs to make)."""
