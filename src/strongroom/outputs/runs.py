@@ -4,7 +4,10 @@ without holding a connection open for it.
 A run is submitted (its id at once) and polled (its state) until it is answered. It runs
 through :meth:`Outputs.analyse`, the same service as the synchronous call, so authorisation,
 rate limits, the ration of answers and the output check are the service's, and the watch
-meters it as the request it stands for (one meter row, with what it read).
+meters it as the request it stands for. Who may analyse and the limits are met at
+submission too (:meth:`Outputs.hold`: a refusal at once, as the synchronous call gives it),
+on the submission's own meter row, which the run completes with what it read: one data
+request per run.
 
 Time is an output (outputs/timing.py), and polling must not undo that: *a run's observable
 state (status, progress, the moment it shows done, its size and order) is a function of the
