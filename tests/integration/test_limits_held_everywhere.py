@@ -160,6 +160,9 @@ def _requests(s: Scene) -> dict[str, Callable[[], Any]]:
         "POST /projects/{project_id}/analyses": lambda: c.post(
             f"/projects/{p}/analyses", json={"analysis": {
                 "kind": "frequency", "definition": "base", "variable": "sex"}}),
+        "POST /projects/{project_id}/analysis-runs": lambda: c.post(
+            f"/projects/{p}/analysis-runs", json={"analysis": {
+                "kind": "frequency", "definition": "base", "variable": "sex"}}),
         "GET /outputs/{output_id}/download": lambda: c.get(f"/outputs/{out}/download"),
         "GET /outputs/{output_id}/table": lambda: c.get(f"/outputs/{out}/table"),
         "POST /projects/{project_id}/dp/queries": lambda: c.post(
