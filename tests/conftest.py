@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,6 +134,13 @@ def postgres_schema() -> Iterator[str]:
             _drop_schema(admin, schema)
         finally:
             admin.dispose()
+
+
+def schema_of(url: str) -> str:
+    """The schema a URL of ``postgres_schema`` puts its tables in."""
+    found = re.search(r"search_path%3D(\w+)", url)
+    assert found is not None, f"not a test schema's URL: {url}"
+    return found[1]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

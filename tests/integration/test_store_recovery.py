@@ -40,7 +40,7 @@ from strongroom.cohort.store import (
 from strongroom.cohort.validate import validate
 from strongroom.db import Base, make_engine
 from strongroom.platform import Platform
-from tests.conftest import POSTGRES_URL, postgres_schema, small_cohort
+from tests.conftest import POSTGRES_URL, postgres_schema, schema_of, small_cohort
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "previous-release"
 LOSSES = ["deleted", "emptied", "swapped", "older backup"]
@@ -268,7 +268,7 @@ def _previous_release(tmp_path: Path, database_url: str | None) -> Path:
     with tarfile.open(FIXTURES / f"16a023a-{kind}.tar.gz") as archive:
         archive.extractall(root, filter="data")
     if database_url is not None:
-        schema = database_url.rsplit("%3D", 1)[1]
+        schema = schema_of(database_url)
         dump = gzip.decompress((root / "metadata.sql.gz").read_bytes()).decode()
         plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(plain, autocommit=True) as con:

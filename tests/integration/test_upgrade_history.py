@@ -39,7 +39,7 @@ from strongroom.outputs import files
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.states import OutputStatus
 from strongroom.platform import Platform
-from tests.conftest import POSTGRES_URL, postgres_schema
+from tests.conftest import POSTGRES_URL, postgres_schema, schema_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "previous-release"
 ARCHIVES = sorted(p.name for p in FIXTURES.glob("*.tar.gz"))
@@ -79,7 +79,7 @@ def unpack(archive: str, into: Path, database_url: str | None) -> Unpacked:
         digest.unlink()
     config = yaml.safe_load((root / CONFIG).read_text())
     if database_url is not None:
-        schema = database_url.rsplit("%3D", 1)[1]
+        schema = schema_of(database_url)
         dump = gzip.decompress((root / "metadata.sql.gz").read_bytes()).decode()
         plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(plain, autocommit=True) as con:
