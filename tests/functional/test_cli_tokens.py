@@ -148,8 +148,12 @@ def test_a_refused_answer_exits_1_and_review_exits_0_saying_so(
     where = ("--url", server.url, "--token", secret, "--ca", str(server.ca))
 
     def run(*args: str) -> tuple[int, dict[str, object], str]:
+        """Its exit status, its JSON and what it said on standard error, less the progress
+        lines of a submitted analysis (`[analyse] run …`), which say nothing of the output."""
         status, out, err = cli(*args, *where, cwd=tmp_path)
-        return status, json.loads(out) if out.strip() else {}, err
+        said = "".join(line for line in err.splitlines(keepends=True)
+                       if not line.startswith("[analyse] run "))
+        return status, json.loads(out) if out.strip() else {}, said
 
     status, _, err = run("enclave", "define", project, "base", BASE)
     assert status == 0, err
