@@ -18,23 +18,29 @@ compared by the step the service reports, never by a raw duration.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from strongroom.access.context import Principal
 from strongroom.attacks import runner
 from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.observables import PROBE, QUERIES, REFUSED, SORTS, STRONGEST, sides
 from strongroom.attacks.world import AttackWorld
+from strongroom.audit.events import EventType
+from strongroom.audit.tables import AuditEntryRow
 from strongroom.enclave import service
 from strongroom.errors import DataRefusal, Invalid
 from strongroom.outputs import answers, timing
 from strongroom.outputs.render import Format
-from strongroom.outputs.requests import OutputView
+from strongroom.outputs.requests import OutputView, list_outputs
 from strongroom.outputs.service import Answered
 from strongroom.outputs.verdicts import Verdict
 
@@ -237,3 +243,60 @@ def test_an_answer_waits_for_its_step(world: AttackWorld) -> None:
     finally:
         ctx.settings = saved
     assert took >= answered.seconds >= 0.3
+
+
+def _hold(lock: Any, taken: threading.Event, clock: Any) -> None:
+    """Hold ``lock`` for half a second while the world's clock moves on 1.5 s."""
+    with lock:
+        taken.set()
+        time.sleep(0.5)
+        clock.advance(1.5)
+
+
+def test_an_output_shows_at_its_answer_s_moment_never_at_its_recording_s(
+        world: AttackWorld, scheduled: list[float]) -> None:
+    """Guarantee: *an output's time (its ``created_at``, and the moment any list first shows
+    it) is the request's moment plus the step of its schedule it is answered at, never the
+    moment it was recorded.* Before, ``created_at`` was the recording's moment: a run slowed
+    by the data within its floor, answered at the floor and spending nothing, still told how
+    long it took to anyone who read the output's time, or listed the project's outputs while
+    it ran. Here one run is slowed by 1.5 s of the world's clock (the enclave's views held
+    meanwhile, as an expensive query holds the engine): the truth is read custodian-side, the
+    recordings' moments in the audit log."""
+    who, project = _attacker(world)
+    outputs, clock = world.platform.outputs, world.clock
+    lock = world.platform.enclave._views._lock
+    # (created_at by the world's clock, recorded by the audit log's real clock), each in
+    # seconds after the request
+    seen: list[tuple[float, float]] = []
+    floor = 0.0
+    for slow, sql in ((False, "SELECT sex, count(*) AS n FROM base GROUP BY sex"),
+                      (True, "SELECT smoking, count(*) AS n FROM base GROUP BY smoking")):
+        arrived, really = clock(), dt.datetime.now(dt.UTC)
+        floor = outputs.schedule({"kind": "aggregate_sql", "sql": sql}).floor
+        holder = threading.Thread(target=_hold, args=(lock, taken := threading.Event(),
+                                                      clock))
+        if slow:  # the run waits for the views while the world's clock moves on 1.5 s
+            holder.start()
+            taken.wait()
+        view, answered = _ask(world, who, project, sql)
+        if slow:
+            holder.join()
+        assert answered.step == 0 and not answered.overran
+        # while the answer is due, no list shows it: the world's clock is where the slow
+        # run was recorded, short of the floor
+        ctx = world.platform.access
+        assert view.output.id not in {v.output.id for v in list_outputs(ctx, who, project)}
+        world.platform.audit.drain()
+        with ctx.transaction() as db:  # custodian-side: when it was recorded
+            recorded = db.scalars(select(AuditEntryRow.at).where(
+                AuditEntryRow.type == EventType.OUTPUT_CHECKED.value,
+                AuditEntryRow.subject == view.output.id)).one()
+        row = view.output
+        seen.append(((row.created_at - arrived).total_seconds(),
+                     (recorded - really).total_seconds()))
+        clock.advance(floor)  # the answer's moment: now every list shows it
+        assert view.output.id in {v.output.id for v in list_outputs(ctx, who, project)}
+    (fast_shown, fast_recorded), (slow_shown, slow_recorded) = seen
+    assert slow_recorded >= 0.5 > fast_recorded  # the truth: the slow one held 0.5 s more
+    assert fast_shown == slow_shown == floor  # what shows: the same moment, the floor

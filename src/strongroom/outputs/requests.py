@@ -202,12 +202,16 @@ Settle = Callable[[Session], tuple[CheckReport, bool]]
 def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
                   payload: bytes, media_type: str, filename: str, report: CheckReport,
                   kind: AnalysisKind, spec: dict[str, Any], acted: bool = False,
-                  settle: Settle | None = None) -> OutputView:
+                  settle: Settle | None = None,
+                  shown_at: Callable[[], dt.datetime] | None = None) -> OutputView:
     """Keep a checked output (status CHECKED); called by the enclave after an analysis.
     ``acted``: the check hid, removed or found something (an answer, rationed per person).
     ``settle(db)``, if given, runs in the recording transaction before the row is added and
     returns the report to keep and ``acted`` in place of those given (the ration of answers
-    is read and spent there, atomically)."""
+    is read and spent there, atomically). ``shown_at()``, asked after ``settle``: the moment
+    the output is answered (its schedule's step, outputs/timing.py), which becomes its
+    ``created_at``: no list or read shows it sooner, and its time says nothing of how long
+    the run took (the recording's own moment would: time is an output)."""
     problems = payload_problems(payload, media_type, filename)
     stored_report = _report_json(report, problems)
     stored_spec = _json(spec, "analysis specification", problems)
@@ -225,7 +229,8 @@ def record_output(ctx: AccessContext, principal: Principal, project_id: str, *,
                 raise Invalid(problems)
         sha256 = files.save(ctx, project, payload)  # the file first: no row names absent bytes
         row = OutputRow(id=new_id("out"), project_id=project_id,
-                        requester=principal.person_id, created_at=ctx.clock(),
+                        requester=principal.person_id,
+                        created_at=shown_at() if shown_at is not None else ctx.clock(),
                         status=OutputStatus.CHECKED.value, sha256=sha256,
                         media_type=media_type, filename=filename, size=len(payload),
                         verdict=report.verdict.value, report=stored_report,
@@ -491,7 +496,8 @@ def list_outputs(ctx: AccessContext, principal: Principal, project_id: str | Non
     me = principal.person_id
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.OUTPUT_READ, project_id)
-        query = select(OutputRow)
+        # an output is shown from the moment it is answered (record_output's shown_at)
+        query = select(OutputRow).where(OutputRow.created_at <= ctx.clock())
         if project_id is not None:
             query = query.where(OutputRow.project_id == project_id)
         if principal.token_project is not None:

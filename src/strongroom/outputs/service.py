@@ -445,7 +445,8 @@ class Outputs:
                 filename=name, report=_settled(findings, report, None, sayable),
                 kind=result.kind, spec=dict(request),
                 settle=self._settler(principal, project_id, findings, report, acted,
-                                     sayable, timer))
+                                     sayable, timer),
+                shown_at=timer.shown_at if timer is not None else None)
             packed()
         self._keep(where.project, view.output.id, held)
         if measured is not None:
@@ -521,7 +522,8 @@ class Outputs:
                 self.ctx, principal, project_id, payload=payload, media_type=MEDIA_TYPE[fmt],
                 filename=name, report=_settled(findings, report, None), kind=AnalysisKind.GWAS,
                 spec=dict(request), settle=self._settler(principal, project_id, findings, report,
-                                                         acted, timer=timer))
+                                                         acted, timer=timer),
+                shown_at=timer.shown_at if timer is not None else None)
             self._keep(where.project, view.output.id, held)
             if measured is not None:  # metered like any analysis: the people it read
                 measured(Measures.of(out.result, held, sure, rules.threshold,
@@ -598,7 +600,8 @@ class Outputs:
             self.ctx, principal, project_id, payload=empty, media_type=MEDIA_TYPE[fmt],
             filename=f"{kind.value}.{fmt.value}", report=report, kind=kind,
             spec=dict(request), settle=self._settler(principal, project_id, findings, report,
-                                                     True, _own(request), timer))
+                                                     True, _own(request), timer),
+            shown_at=timer.shown_at if timer is not None else None)
 
     def _settler(self, principal: Principal, project_id: str, findings: Sequence[Finding],
                  report: CheckReport, acted: bool,
@@ -613,7 +616,10 @@ class Outputs:
                 timer.settle(db, acted)
             spent = answers.rationed(db, principal.person_id, project_id, self.ctx.clock(),
                                      self._ration(db, principal.person_id))
-            return _settled(findings, report, spent, named), acted and spent is None
+            kept = _settled(findings, report, spent, named)
+            if timer is not None:
+                timer.withheld = kept.withheld
+            return kept, acted and spent is None
         return settle
 
     def reserve_answer(self, db: Session, principal: Principal, project_id: str,
@@ -957,6 +963,8 @@ class _Timer:
         self.schedule: timing.Schedule | None = None
         self.answer: int | None = None
         self.took: float | None = None  # when the output was recorded
+        self.arrived = outputs.ctx.clock()  # the request's moment, as the requester knows it
+        self.withheld = False  # the recorded report's (settle's)
 
     @property
     def overran(self) -> bool:
@@ -984,6 +992,19 @@ class _Timer:
         if self.answer is not None and not (overran and not acted):
             self.outputs.give_back_answer(db, self.answer)
         self.answer = None
+
+    def shown_at(self) -> dt.datetime:
+        """The moment the recorded output is answered (its ``created_at``: no list shows it
+        sooner), from the request's moment, its schedule and the step the run reached, as
+        ``finish`` waits for it: never the moment it was recorded, which would tell how long
+        the run took."""
+        seconds = 0.0
+        if self.schedule is not None and self.schedule.timed:
+            took = self.took if self.took is not None else time.monotonic() - self.started
+            seconds = self.schedule.at(self.schedule.step(took))
+        if self.withheld:
+            seconds = max(seconds, self.outputs.ctx.settings.withheld_seconds)
+        return self.arrived + dt.timedelta(seconds=seconds)
 
     def finish(self, withheld: bool) -> Answered | None:
         """Wait until the step the run reached; give back an answer still reserved (nothing
