@@ -300,3 +300,21 @@ def test_an_output_shows_at_its_answer_s_moment_never_at_its_recording_s(
     (fast_shown, fast_recorded), (slow_shown, slow_recorded) = seen
     assert slow_recorded >= 0.5 > fast_recorded  # the truth: the slow one held 0.5 s more
     assert fast_shown == slow_shown == floor  # what shows: the same moment, the floor
+
+
+def test_a_definition_s_time_is_the_moment_it_was_asked_for(
+        world: AttackWorld, scheduled: list[float]) -> None:
+    """The same for a definition: its ``created_at`` is the moment it was asked for, not
+    the moment it was built (how long a build took is the data's answer; the definition is
+    answered at its floor). Its build is slowed by 1.5 s of the world's clock here."""
+    who, project = _attacker(world)
+    lock = world.platform.enclave._views._lock
+    holder = threading.Thread(target=_hold, args=(lock, taken := threading.Event(),
+                                                  world.clock))
+    asked = world.clock()
+    holder.start()
+    taken.wait()
+    made = world.platform.outputs.define(who, project, "slowed", "SELECT pid, sex FROM base")
+    holder.join()
+    assert world.clock() - asked == dt.timedelta(seconds=1.5)  # the build waited meanwhile
+    assert made.created_at == asked

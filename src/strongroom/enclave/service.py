@@ -65,6 +65,7 @@ def _digest(text: str) -> str:
 def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
            sql: str) -> definitions.Definition:
     """Build a participant-level table inside the enclave; answer with its schema and size."""
+    asked = enclave.ctx.clock()
     where = scope(enclave, principal, project_id)
     tables = enclave.sources(where.project, where.fields)
     made = _earlier(enclave, where.project, sql)
@@ -77,8 +78,10 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
     except Invalid as refusal:
         _refused(enclave, principal, project_id, "definition", sql, refusal)
         raise
-    # the platform's clock, as outputs' times are: what an output read is told by the times
-    definition = replace(definition, created_at=enclave.ctx.clock())
+    # the platform's clock, as outputs' times are: what an output read is told by the times.
+    # The moment it was asked for, not made: how long it took to build is the data's answer
+    # (Outputs.define answers it at its floor; its time must not tell it either)
+    definition = replace(definition, created_at=asked)
     definitions.save(enclave.definitions_dir(project_id), enclave.key(where.project),
                      definition_context(project_id), definition, frame)
     enclave.ctx.record(EventType.ENCLAVE_DEFINITION_CREATED, principal, project_id,
