@@ -249,10 +249,9 @@ def test_bad_sql_comes_back_with_the_check_s_reasons(page: Page, console: Consol
     assert not refusals
 
 
-def test_run_and_check_shows_the_run_s_progress_then_its_output(
-        page: Page, console: Console) -> None:
-    """The form submits the analysis; its page polls it (htmx, no inline script) with the
-    time's share of its floor, then goes to its output (outputs/runs.py)."""
+def _grouped(page: Page, console: Console) -> str:
+    """A new researcher signed in, on their own project's definitions, defining GROUPED: the
+    project's title."""
     me = new_person(console, "researcher")
     _, title = own_project(console, me)
     sign_in(page, console, me)
@@ -260,6 +259,14 @@ def test_run_and_check_shows_the_run_s_progress_then_its_output(
     page.get_by_label("Definition name").fill("grouped")
     page.get_by_label("SQL", exact=True).fill(GROUPED)
     page.get_by_role("button", name="Define").click()
+    return title
+
+
+def test_run_and_check_shows_the_run_s_progress_then_its_output(
+        page: Page, console: Console) -> None:
+    """The form submits the analysis; its page polls it (htmx, no inline script) with the
+    time's share of its floor, then goes to its output (outputs/runs.py)."""
+    _grouped(page, console)
     expect(page.get_by_test_id("definitions")).to_contain_text("grouped")
     ctx = console.platform.access
     saved = ctx.settings
@@ -284,13 +291,7 @@ def test_run_and_check_shows_the_run_s_progress_then_its_output(
 
 def test_an_analysis_form_with_the_wrong_variables_says_what_it_takes(
         page: Page, console: Console, refusals: list[int]) -> None:
-    me = new_person(console, "researcher")
-    _, title = own_project(console, me)
-    sign_in(page, console, me)
-    open_project(page, console, title, tab="Definitions")
-    page.get_by_label("Definition name").fill("grouped")
-    page.get_by_label("SQL", exact=True).fill(GROUPED)
-    page.get_by_role("button", name="Define").click()
+    title = _grouped(page, console)
     refusals.append(400)
     page.get_by_label("Kind of analysis").select_option("crosstab")
     page.get_by_label("Dataset definition").select_option("grouped")
