@@ -1,0 +1,431 @@
+"""Red team: what still tells how long something took, around the scheduled answer.
+
+Time is an output (outputs/timing.py): an analysis is answered at the first step of its
+schedule its run reached, a definition at its floor, a job at its expected moment. The
+attacker here is a researcher with two clients: one makes a request whose running time hangs
+on one participant's value, the other reads everything they may read meanwhile (lists,
+polls, refusals of their own requests). Each test reads the truth custodian-side (the
+enclave's lock held by the test, the database's rows) and asks whether anything the second
+client sees before the answer's moment differs between a fast run and a slow one.
+
+Leaks found are ``xfail(strict=True)``: each fails while the leak is there, and shows as an
+unexpected pass (a failure to update) once it is fixed. Surfaces that hold are plain tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from strongroom.access.context import Principal
+from strongroom.attacks.catalogue import BASE
+from strongroom.attacks.world import AttackWorld
+from strongroom.enclave import service
+from strongroom.errors import Conflict, RateLimited
+from strongroom.outputs import timing
+from strongroom.outputs.models import AnswerRow, OutputRow
+from strongroom.outputs.render import Format
+from strongroom.outputs.requests import list_outputs
+from strongroom.outputs.runs import RunStatus
+from strongroom.outputs.service import Answered
+from strongroom.watch.models import MeterRow
+
+pytestmark = pytest.mark.slow
+
+FLOOR = 32.0  # as test_timing_channel: an 8 s floor at the world's 3,000 participants
+HONEST = "SELECT sex, count(*) AS n FROM base GROUP BY sex"
+SUBSET = "SELECT pid, sex FROM base"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackWorld]:
+    built = AttackWorld.build(Path(tmp_path_factory.mktemp("redteam-time")))
+    yield built
+    built.close()
+
+
+@pytest.fixture()
+def settings(world: AttackWorld) -> Iterator[Callable[..., None]]:
+    """Change the platform's settings for one test; restored after it."""
+    ctx = world.platform.access
+    saved = ctx.settings
+
+    def change(**values: Any) -> None:
+        ctx.settings = dataclasses.replace(ctx.settings, **values)
+    try:
+        yield change
+    finally:
+        ctx.settings = saved
+
+
+@pytest.fixture()
+def scheduled(world: AttackWorld, settings: Callable[..., None]) -> Iterator[list[float]]:
+    """A floor on every analysis, its waits recorded rather than slept."""
+    outputs = world.platform.outputs
+    sleep = outputs.sleep
+    waits: list[float] = []
+    settings(analysis_seconds=FLOOR, analysis_ladder=2.0)
+    outputs.sleep = waits.append
+    try:
+        yield waits
+    finally:
+        outputs.sleep = sleep
+
+
+def _attacker(world: AttackWorld) -> tuple[Principal, str]:
+    """A new researcher leading a new project (fresh budgets), with the definition ``base``."""
+    who, project = world.researcher()
+    service.define(world.platform.enclave, who, project, "base", BASE)
+    return who, project
+
+
+def _ask(world: AttackWorld, who: Principal, project: str, sql: str) -> Answered:
+    seen: list[Answered] = []
+    world.platform.outputs.analyse(who, project, {"kind": "aggregate_sql", "sql": sql},
+                                   Format("json"), answered=seen.append)
+    assert len(seen) == 1
+    return seen[0]
+
+
+def _lock(world: AttackWorld) -> Any:
+    """The enclave's views: held, every build and analysis waits (as an expensive query holds
+    the engine): the test's way to make a run slow by as much as it likes."""
+    return world.platform.enclave._views._lock
+
+
+def _until(found: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _reserved(world: AttackWorld, project: str) -> bool:
+    """Custodian-side: the answer a run past its floor would spend is reserved (it runs)."""
+    with world.platform.access.transaction() as db:
+        return bool(db.scalar(select(func.count()).select_from(AnswerRow).where(
+            AnswerRow.project_id == project, AnswerRow.what == "time",
+            AnswerRow.spent.is_(True))))
+
+
+def _recorded(world: AttackWorld, project: str) -> int:
+    """Custodian-side: the project's outputs recorded, shown or not yet."""
+    with world.platform.access.transaction() as db:
+        return int(db.scalar(select(func.count()).select_from(OutputRow).where(
+            OutputRow.project_id == project)) or 0)
+
+
+def _may_define(world: AttackWorld, who: Principal, project: str, name: str) -> bool:
+    """The second client's probe: a definition, refused at once (nothing built, nothing
+    spent) while the budget of answers is spent, built (and its answer given back) if not."""
+    try:
+        world.platform.outputs.define(who, project, name, SUBSET)
+    except Conflict:
+        return False
+    return True
+
+
+# -- the ration of answers: the time answer is given back at recording, not at the answer ----
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the answer reserved for a run's time is given back when its output is recorded "
+    "(_Timer.settle), not at its answer moment, so a second client's definition, refused "
+    "while the budget is spent, tells when a run within its floor really ended"))
+def test_the_budget_a_run_reserves_comes_back_at_its_answer_s_moment_not_its_end(
+        world: AttackWorld, settings: Callable[..., None],
+        scheduled: list[float]) -> None:
+    """A project's day of answers is one (answers_project_day). The first client's analysis
+    reserves it for its time (outputs/timing.py: a run past its floor would spend it). The
+    second client asks for a definition before the analysis's answer moment (the floor):
+    refused at once if the budget is spent, built if the reservation came back. A fast run
+    (recorded at once) and a slow one (held before it records), both within the floor and
+    both answered at it, must look alike to the second client."""
+    settings(answers_project_day=1)
+    seen: dict[bool, bool] = {}
+    # fast: recorded at once; the world's clock is still short of the answer moment
+    who, project = _attacker(world)
+    answered = _ask(world, who, project, HONEST)
+    assert (answered.step, answered.overran) == (0, False)
+    seen[False] = _may_define(world, who, project, "probe")
+    # slow: the run is held before it records, still within its floor
+    who, project = _attacker(world)
+    lock, done = _lock(world), []
+    lock.acquire()
+    try:
+        run = threading.Thread(target=lambda: done.append(_ask(world, who, project, HONEST)))
+        run.start()
+        assert _until(lambda: _reserved(world, project))  # the truth: it runs, reserved
+        seen[True] = _may_define(world, who, project, "probe")
+        assert _recorded(world, project) == 0  # the truth: not recorded yet
+    finally:
+        lock.release()
+    run.join(30)
+    assert [(a.step, a.overran) for a in done] == [(0, False)]  # answered at the floor too
+    # what the second client saw before either answer's moment (the floor)
+    assert seen[True] == seen[False], (
+        f"a definition was {'built' if seen[False] else 'refused'} during the fast run's "
+        f"floor and {'built' if seen[True] else 'refused'} during the slow one's")
+
+
+# -- definitions: listed when built, not when answered ---------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a definition is listed (and readable by name) as soon as its build is saved, before "
+    "Outputs.define answers it at its floor, so a second client polling the project's "
+    "definitions reads how long the build took"))
+def test_a_definition_is_listed_no_sooner_than_it_is_answered(
+        world: AttackWorld, settings: Callable[..., None]) -> None:
+    """The definition's floor is 1.5 s (``definition_seconds``, a real wait). One build is
+    fast, the other held 0.5 s by the test (the truth). A second client lists the project's
+    definitions every 10 ms while the first client waits for its answer: each must first see
+    it only once it has been answered, whatever the build took."""
+    settings(definition_seconds=1.5)
+    enclave, lock = world.platform.enclave, _lock(world)
+    listed: dict[float, float | None] = {}
+    for held in (0.0, 0.5):
+        who, project = _attacker(world)
+        name = f"d{int(held * 10)}"
+        asked, answered = time.monotonic(), threading.Event()
+
+        def define(who: Principal = who, project: str = project, name: str = name,
+                   answered: threading.Event = answered) -> None:
+            try:
+                world.platform.outputs.define(who, project, name, SUBSET)
+            finally:
+                answered.set()
+        owned = bool(held) and lock.acquire()
+        try:
+            thread = threading.Thread(target=define)
+            thread.start()
+            first: float | None = None
+            while not answered.is_set():
+                if owned and time.monotonic() - asked >= held:
+                    lock.release()
+                    owned = False
+                if first is None and name in {d.name for d in service.list_definitions(
+                        enclave, who, project)}:
+                    first = time.monotonic() - asked
+                time.sleep(0.01)
+        finally:
+            if owned:
+                lock.release()
+        thread.join(30)
+        listed[held] = first
+    assert listed == {0.0: None, 0.5: None}, (
+        f"listed before its answer, this many seconds after it was asked for: {listed}")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a definition whose build passes its floor is answered when the build ends (continuous "
+    "time), not at a step of a published ladder as analyses are, so its one spent answer "
+    "carries the build's time to the resolution of the clock"))
+def test_a_definition_past_its_floor_is_answered_at_a_step_of_a_ladder(
+        world: AttackWorld, settings: Callable[..., None]) -> None:
+    """Floor 0.1 s; the build is held 0.85 s by the test. An analysis past its floor is
+    answered at the next step of its ladder (0.1 · 2^j: 1.6 s here); a definition is
+    answered when it ends (about 0.9 s), so its time is as fine as the clock."""
+    settings(definition_seconds=0.1, analysis_ladder=2.0)
+    who, project = _attacker(world)
+    lock = _lock(world)
+    took: list[float] = []
+
+    def define() -> None:
+        started = time.monotonic()
+        try:
+            world.platform.outputs.define(who, project, "held", SUBSET)
+        finally:
+            took.append(time.monotonic() - started)
+    lock.acquire()
+    try:
+        thread = threading.Thread(target=define)
+        thread.start()
+        time.sleep(0.85)
+    finally:
+        lock.release()
+    thread.join(30)
+    ladder = timing.Schedule(0.1, 2.0)
+    step = ladder.step(0.85)  # the least the build took: the truth the test made
+    with world.platform.access.transaction() as db:  # custodian-side: its answer spent
+        assert db.scalar(select(func.count()).select_from(AnswerRow).where(
+            AnswerRow.project_id == project, AnswerRow.what == "definition",
+            AnswerRow.spent.is_(True))) == 1
+    assert took[0] >= ladder.at(step), (
+        f"answered {took[0]:.3f} s after it was asked, not at a step of "
+        f"{[round(ladder.at(j), 2) for j in range(6)]}")
+
+
+# -- the rate limit: a job's planned output is metered at its recording -----------------------
+
+
+def _held_while_the_clock_moves(lock: Any, taken: threading.Event, clock: Any,
+                                seconds: float) -> None:
+    """Hold the enclave's views a moment while the world's clock moves on ``seconds``."""
+    with lock:
+        taken.set()
+        time.sleep(0.3)
+        clock.advance(seconds)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a job's planned output is metered (Jobs._metered) with the clock read when its output "
+    "is recorded, a data request of its own in the rate window, so the rate limit's refusal "
+    "and its Retry-After seconds tell when a planned analysis really ended"))
+def test_a_job_s_planned_output_is_metered_at_no_moment_but_its_request_s(
+        world: AttackWorld, scheduled: list[float]) -> None:
+    """A job's planned outputs go through the output service with the job's meter
+    (Jobs._planned passes ``measured=Jobs._metered``), which writes a meter row of its own,
+    a data request, at the moment it is called: when the output is recorded, before its
+    answer. Here one planned analysis is slowed by 20 s of the world's clock, within its
+    floor, and one is not (the truth: the meter rows' moments, read custodian-side). A
+    minute and a second after the request, the project's rate (1 data request a minute,
+    set by a custodian admin) lets the attacker's next request through after the fast one
+    and refuses it after the slow one, saying to retry in 19 s: the run took 20 s."""
+    admin, outputs, clock = world.staff("custodian-admin"), world.platform.outputs, world.clock
+    seen: dict[bool, object] = {}
+    for slow in (False, True):
+        who, project = _attacker(world)
+        arrived = clock()
+        metered = world.platform.jobs._metered(SimpleNamespace(project_id=project), who)
+        holder = threading.Thread(target=_held_while_the_clock_moves, args=(
+            _lock(world), taken := threading.Event(), clock, 20.0))
+        if slow:
+            holder.start()
+            taken.wait()
+        seen_answer: list[Answered] = []
+        outputs.analyse(who, project, {"kind": "aggregate_sql", "sql": HONEST},
+                        Format("json"), measured=metered, answered=seen_answer.append)
+        if slow:
+            holder.join()
+        assert [(a.step, a.overran) for a in seen_answer] == [(0, False)]
+        with world.platform.access.transaction() as db:  # the truth, custodian-side
+            moments = sorted((at - arrived).total_seconds() for at in db.scalars(
+                select(MeterRow.at).where(MeterRow.project_id == project)))
+        assert moments == ([0.0, 20.0] if slow else [0.0, 0.0]), moments
+        world.platform.watch.set_limits(admin, "project", project, {"requests": 1})
+        clock.advance(61.0 - (clock() - arrived).total_seconds())
+        try:
+            outputs.analyse(who, project, {"kind": "aggregate_sql", "sql": HONEST},
+                            Format("json"))
+            seen[slow] = "answered"
+        except RateLimited as refused:
+            seen[slow] = f"retry after {refused.retry_after} s"
+    assert seen[True] == seen[False], seen
+
+
+# -- DP queries: no schedule, and each spend shows its own running time ----------------------
+
+
+class _SlowedEngine:
+    """The DP engine pool, its release moving the world's clock on ``seconds`` (as a run that
+    took that long on the data would): the test's truth."""
+
+    def __init__(self, pool: Any, clock: Any, seconds: float) -> None:
+        self.pool, self.clock, self.seconds = pool, clock, seconds
+
+    def call(self, header: dict[str, Any], rows: Any) -> Any:
+        if header.get("op") == "release":
+            self.clock.advance(self.seconds)
+        return self.pool.call(header, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pool, name)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a DP query has no schedule: it is answered when its engine is done, and its spend, "
+    "which every project member reads (GET /projects/{id}/dp/budget), shows charged_at and "
+    "finished_at, the running time itself"))
+def test_a_dp_spend_shows_no_running_time(world: AttackWorld) -> None:
+    """Two DP counts, one whose release took 20 s of the world's clock (the truth, made
+    by the test around the engine) and one that took none: what a second client of the
+    project reads of the spends (their moments) must not differ."""
+    privacy = world.platform.privacy
+    committee = world.staff("access-committee")
+    who, project = world.researcher()
+    privacy.configure(committee, project, reason="the access committee approved it",
+                      epsilon="1")
+    engine = privacy._engine_of
+    shown: list[float] = []
+    for seconds in (0.0, 20.0):
+        pool = engine()
+        privacy._engine_of = lambda pool=pool, seconds=seconds: _SlowedEngine(
+            pool, world.clock, seconds)
+        try:
+            answer = privacy.query(who, project, {"kind": "count", "epsilon": "0.05"})
+        finally:
+            del privacy._engine_of  # the class's own again
+        spend, = (s for s in privacy.budget_of(who, project).spends
+                  if s.id == answer.spend_id)
+        assert spend.finished_at is not None
+        shown.append((spend.finished_at - spend.charged_at).total_seconds())
+    assert shown[0] == shown[1], f"finished_at − charged_at: {shown}"
+
+
+# -- what holds ------------------------------------------------------------------------------
+
+
+def test_a_polled_run_shows_running_between_its_recording_and_its_answer(
+        world: AttackWorld, settings: Callable[..., None]) -> None:
+    """A submitted run (outputs/runs.py) is recorded long before its floor (1 s, really
+    waited): between the two, a poll shows it running, with no output and no end, its
+    progress from the schedule alone, and no list shows its output (the truth: its row is
+    in the database)."""
+    settings(analysis_seconds=4.0, analysis_ladder=2.0)  # a quarter at 3,000: 1 s
+    runs = world.platform.runs
+    who, project = _attacker(world)
+    row = runs.submit(who, project, {"kind": "aggregate_sql", "sql": HONEST})
+    assert _until(lambda: _recorded(world, project) == 1)  # the truth: recorded
+    polled = runs.get(who, row.id)
+    assert polled.run.status == RunStatus.RUNNING.value
+    assert polled.run.output_id is None and polled.run.ended_at is None
+    assert polled.schedule.floor == pytest.approx(1.0)
+    assert polled.progress is not None and polled.progress.step == 0  # the clock's, alone
+    assert list_outputs(world.platform.access, who, project) == []
+    assert runs.wait(row.id, 30)
+    assert runs.get(who, row.id).run.status == RunStatus.DONE.value
+
+
+def test_an_output_s_time_and_place_in_the_list_are_the_schedule_s(
+        world: AttackWorld, scheduled: list[float]) -> None:
+    """Two outputs of one request moment, one run held 0.3 s (the truth): both are shown at
+    the same moment (the floor), and the list orders them by that moment and their ids
+    alone (ids drawn at random), never by when they were recorded."""
+    who, project = _attacker(world)
+    lock, clock = _lock(world), world.clock
+    arrived = clock()
+    times = []
+    for held in (0.0, 0.3):
+        done: list[Answered] = []
+        if held:
+            lock.acquire()
+        try:
+            run = threading.Thread(target=lambda done=done: done.append(
+                _ask(world, who, project, HONEST)))
+            run.start()
+            if held:
+                time.sleep(held)
+        finally:
+            if held:
+                lock.release()
+        run.join(30)
+        assert [(a.step, a.overran) for a in done] == [(0, False)]
+    views = list_outputs(world.platform.access, who, project)
+    assert views == []  # the world's clock is short of the floor: none shown yet
+    floor = world.platform.outputs.schedule({"kind": "aggregate_sql", "sql": HONEST}).floor
+    clock.advance(floor)
+    views = list_outputs(world.platform.access, who, project)
+    times = [(v.output.created_at - arrived).total_seconds() for v in views]
+    assert times == [floor, floor]
+    assert [v.output.id for v in views] == sorted(v.output.id for v in views)
