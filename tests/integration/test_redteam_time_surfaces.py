@@ -25,11 +25,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from strongroom.access.authorize import authorize
 from strongroom.access.context import Principal
+from strongroom.access.permissions import Action
 from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
-from strongroom.errors import Conflict, RateLimited
+from strongroom.errors import Conflict, RateLimited, Refused
 from strongroom.outputs import timing
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.render import Format
@@ -429,3 +431,19 @@ def test_an_output_s_time_and_place_in_the_list_are_the_schedule_s(
     times = [(v.output.created_at - arrived).total_seconds() for v in views]
     assert times == [floor, floor]
     assert [v.output.id for v in views] == sorted(v.output.id for v in views)
+
+
+def test_the_custodian_s_clocks_are_not_the_researcher_s_to_read(world: AttackWorld) -> None:
+    """The real moments are kept custodian-side only: the audit log (each output's
+    ``output.checked`` row is written at its recording) and the watch's meter (durations,
+    alerts). A researcher may read neither, in any project or none."""
+    who, project = world.researcher()
+    ctx = world.platform.access
+    for action in (Action.AUDIT_READ, Action.WATCH_READ):
+        for where in (None, project):
+            with ctx.transaction() as db, pytest.raises(Refused):
+                authorize(ctx, db, who, action, where)
+    auditor = world.staff("auditor")  # and the refusal is the role's, not the call's
+    with ctx.transaction() as db:
+        authorize(ctx, db, auditor, Action.AUDIT_READ, None)
+        authorize(ctx, db, auditor, Action.WATCH_READ, None)
