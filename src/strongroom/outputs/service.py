@@ -314,13 +314,21 @@ class Outputs:
             raise
         finally:
             # its running time is an answer too: slower than the floor, the answer stays
-            # spent; faster, it is answered at the floor, like every other
+            # spent and it is answered at the step of the ladder it reached (never sooner),
+            # as analyses are (outputs/timing.py); faster, it is answered at the floor, like
+            # every other. The answer reserved comes back only then: back at the build's end,
+            # a request refused or let through by the ration meanwhile would time the build
             took = time.monotonic() - started
             spent = spent or (floor > 0 and took > floor)
+            if floor > 0:
+                ladder = timing.Schedule(floor, self.ctx.settings.analysis_ladder)
+                step = ladder.step(took)
+                while ladder.at(step) < time.monotonic() - started:
+                    step += 1
+                time.sleep(max(0.0, started + ladder.at(step) - time.monotonic()))
             if not spent:
                 with self.ctx.transaction() as db:
                     answers.give_back(db, answer)
-            time.sleep(max(0.0, floor - took))
 
     def _read_back(self, project_id: str, name: str) -> None:
         """Open a new definition, and the project's master IDs, on a thread of their own:
