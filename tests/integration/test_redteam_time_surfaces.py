@@ -140,10 +140,6 @@ def _may_define(world: AttackWorld, who: Principal, project: str, name: str) -> 
 # -- the ration of answers: the time answer is given back at recording, not at the answer ----
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the answer reserved for a run's time is given back when its output is recorded "
-    "(_Timer.settle), not at its answer moment, so a second client's definition, refused "
-    "while the budget is spent, tells when a run within its floor really ended"))
 def test_the_budget_a_run_reserves_comes_back_at_its_answer_s_moment_not_its_end(
         world: AttackWorld, settings: Callable[..., None],
         scheduled: list[float]) -> None:
@@ -155,14 +151,31 @@ def test_the_budget_a_run_reserves_comes_back_at_its_answer_s_moment_not_its_end
     both answered at it, must look alike to the second client."""
     settings(answers_project_day=1)
     seen: dict[bool, bool] = {}
-    # fast: recorded at once; the world's clock is still short of the answer moment
+    # fast: recorded at once, then waiting for its answer's moment (the wait held here
+    # until the probe is made: before, the reservation came back at the recording)
     who, project = _attacker(world)
-    answered = _ask(world, who, project, HONEST)
-    assert (answered.step, answered.overran) == (0, False)
-    seen[False] = _may_define(world, who, project, "probe")
+    outputs, waiting, moment, done = world.platform.outputs, threading.Event(), \
+        threading.Event(), []
+    recorded_sleep = outputs.sleep
+
+    def wait(seconds: float) -> None:
+        waiting.set()
+        moment.wait(30)
+    outputs.sleep = wait
+    try:
+        run = threading.Thread(target=lambda: done.append(_ask(world, who, project, HONEST)))
+        run.start()
+        assert waiting.wait(30) and _recorded(world, project) == 1  # the truth: recorded
+        seen[False] = _may_define(world, who, project, "probe")
+    finally:
+        moment.set()
+        outputs.sleep = recorded_sleep
+    run.join(30)
+    assert [(a.step, a.overran) for a in done] == [(0, False)]
+    done.clear()
     # slow: the run is held before it records, still within its floor
     who, project = _attacker(world)
-    lock, done = _lock(world), []
+    lock = _lock(world)
     lock.acquire()
     try:
         run = threading.Thread(target=lambda: done.append(_ask(world, who, project, HONEST)))

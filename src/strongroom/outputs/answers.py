@@ -216,9 +216,11 @@ def lock(db: Session, person_id: str, project_id: str | None,
 
 
 def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
-            ration: Ration, charged: dict[str, str] | None = None) -> list[Budget]:
+            ration: Ration, charged: dict[str, str] | None = None,
+            excluding: int | None = None) -> list[Budget]:
     """Every budget an answer of ``person_id`` in ``project_id`` is charged to, with what is
-    spent of it in its current period."""
+    spent of it in its current period (``excluding``: an answer reserved by the work being
+    charged, not counted against it)."""
     if charged is None:
         charged = institutions(db, person_id, project_id)
     periods = {w: ration.period(w, now) for w in Window}
@@ -230,17 +232,18 @@ def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetim
             found.append(Budget(scope, subject, window, ration.limit(scope, window), used,
                                 periods[window][1], role))
 
-    add(Scope.PERSON, person_id, _person(db, person_id, starts))
+    add(Scope.PERSON, person_id, _person(db, person_id, starts, excluding))
     if project_id is not None:
-        add(Scope.PROJECT, project_id, _project(db, project_id, starts))
+        add(Scope.PROJECT, project_id, _project(db, project_id, starts, excluding))
     for institution, role in sorted(charged.items()):
-        add(Scope.INSTITUTION, institution, _institution(db, institution, starts), role)
+        add(Scope.INSTITUTION, institution,
+            _institution(db, institution, starts, excluding), role)
     return found
 
 
 def _tally(db: Session, starts: list[dt.datetime], joined: bool, where: Callable[
-        [type[OutputRow] | type[AnswerRow], type[Person], type[Person]], ColumnElement[bool]]
-           ) -> list[int]:
+        [type[OutputRow] | type[AnswerRow], type[Person], type[Person]], ColumnElement[bool]],
+           excluding: int | None = None) -> list[int]:
     """Answers since each of ``starts`` (outputs acted on, and answers spent) that ``where``
     selects, given the table, the asker and the project's lead (joined only if ``joined``)."""
     total = [0] * len(starts)
@@ -253,26 +256,33 @@ def _tally(db: Session, starts: list[dt.datetime], joined: bool, where: Callable
             query = (query.join(asker, asker.id == table.requester)
                      .join(Project, Project.id == table.project_id)
                      .join(lead, lead.id == Project.lead_id))
-        row = db.execute(query.where(spent.is_(True), table.created_at >= min(starts),
-                                     where(table, asker, lead))).one()
+        query = query.where(spent.is_(True), table.created_at >= min(starts),
+                            where(table, asker, lead))
+        if excluding is not None and table is AnswerRow:
+            query = query.where(AnswerRow.id != excluding)
+        row = db.execute(query).one()
         total = [t + int(n or 0) for t, n in zip(total, row, strict=True)]
     return total
 
 
-def _person(db: Session, person_id: str, starts: list[dt.datetime]) -> list[int]:
+def _person(db: Session, person_id: str, starts: list[dt.datetime],
+            excluding: int | None = None) -> list[int]:
     """Answers of the human: every account of theirs (one human, one budget)."""
     accounts = list(accounts_of(db, person_id))
-    return _tally(db, starts, False, lambda t, _a, _l: t.requester.in_(accounts))
+    return _tally(db, starts, False, lambda t, _a, _l: t.requester.in_(accounts), excluding)
 
 
-def _project(db: Session, project_id: str, starts: list[dt.datetime]) -> list[int]:
-    return _tally(db, starts, False, lambda t, _a, _l: t.project_id == project_id)
+def _project(db: Session, project_id: str, starts: list[dt.datetime],
+             excluding: int | None = None) -> list[int]:
+    return _tally(db, starts, False, lambda t, _a, _l: t.project_id == project_id, excluding)
 
 
-def _institution(db: Session, institution_id: str, starts: list[dt.datetime]) -> list[int]:
+def _institution(db: Session, institution_id: str, starts: list[dt.datetime],
+                 excluding: int | None = None) -> list[int]:
     """Answers charged to an institution: asked by its people, or in projects it leads."""
     return _tally(db, starts, True, lambda _t, asker, lead: or_(
-        asker.institution_id == institution_id, lead.institution_id == institution_id))
+        asker.institution_id == institution_id, lead.institution_id == institution_id),
+        excluding)
 
 
 def used(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> int:
@@ -282,23 +292,23 @@ def used(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> int:
 
 
 def spent(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
-          ration: Ration) -> Spent | None:
+          ration: Ration, excluding: int | None = None) -> Spent | None:
     """Lock every budget an answer here is charged to, and say which are spent (None: none).
 
     The caller charges the answer (records an output acted on, or a reservation) in the same
     transaction, so the counts read here cannot move under it."""
     charged = institutions(db, person_id, project_id)
     lock(db, person_id, project_id, charged)
-    empty = tuple(b for b in budgets(db, person_id, project_id, now, ration, charged)
-                  if b.left <= 0)
+    empty = tuple(b for b in budgets(db, person_id, project_id, now, ration, charged,
+                                     excluding) if b.left <= 0)
     return Spent(empty) if empty else None
 
 
 def rationed(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
-             ration: Ration) -> Finding | None:
+             ration: Ration, excluding: int | None = None) -> Finding | None:
     """A finding that sends the output to people when a budget it would be charged to is
-    spent (see :func:`spent`)."""
-    found = spent(db, person_id, project_id, now, ration)
+    spent (see :func:`spent`; ``excluding``: the output's own reservation, still held)."""
+    found = spent(db, person_id, project_id, now, ration, excluding)
     return None if found is None else found.finding(ration.verdict)
 
 

@@ -622,8 +622,10 @@ class Outputs:
         def settle(db: Session) -> tuple[CheckReport, bool]:
             if timer is not None:
                 timer.settle(db, acted)
+            # the run's reservation, held until its answer, is not counted against its output
             spent = answers.rationed(db, principal.person_id, project_id, self.ctx.clock(),
-                                     self._ration(db, principal.person_id))
+                                     self._ration(db, principal.person_id),
+                                     excluding=timer.returning if timer else None)
             kept = _settled(findings, report, spent, named)
             if timer is not None:
                 timer.withheld = kept.withheld
@@ -973,6 +975,7 @@ class _Timer:
         self.took: float | None = None  # when the output was recorded
         self.arrived = outputs.ctx.clock()  # the request's moment, as the requester knows it
         self.withheld = False  # the recorded report's (settle's)
+        self.back = True  # whether the reserved answer comes back at the answer (settle's)
 
     @property
     def overran(self) -> bool:
@@ -992,14 +995,22 @@ class _Timer:
                 self.answer = self.outputs.reserve_answer(db, self.principal,
                                                           self.project_id, "time")
 
+    @property
+    def returning(self) -> int | None:
+        """The reserved answer that comes back at the answer's moment (settled), if any."""
+        return self.answer if self.back else None
+
     def settle(self, db: Session, acted: bool) -> None:
-        """In the recording transaction, before the budgets are read: the reserved answer is
-        given back unless the run passed its floor and the output is not an answer already."""
+        """In the recording transaction, before the budgets are read: whether the reserved
+        answer comes back (unless the run passed its floor and the output is not an answer
+        already). It comes back at the answer's moment (``finish``), not now: back at the
+        recording, a request refused or let through by the ration meanwhile would tell when
+        a run within its floor really ended."""
         self.took = time.monotonic() - self.started
         overran = self.schedule is not None and self.schedule.overran(self.took)
-        if self.answer is not None and not (overran and not acted):
-            self.outputs.give_back_answer(db, self.answer)
-        self.answer = None
+        self.back = not (overran and not acted)
+        if self.answer is not None and not self.back:
+            self.answer = None  # kept: spent on the time
 
     def shown_at(self) -> dt.datetime:
         """The moment the recorded output is answered (its ``created_at``: no list shows it
@@ -1021,10 +1032,8 @@ class _Timer:
             return None
         took = self.took if self.took is not None else time.monotonic() - self.started
         overran = self.schedule.overran(took)
-        if self.answer is not None and not overran:
-            with self.outputs.ctx.transaction() as db:
-                self.outputs.give_back_answer(db, self.answer)
-            self.answer = None
+        # nothing recorded (the text was refused): back if the run was within its floor
+        back = self.back if self.took is not None else not overran
         step = self.schedule.step(took)
         # recording after the step was decided may have taken the run past it: never sooner
         while self.schedule.timed and self.schedule.at(step) < time.monotonic() - self.started:
@@ -1033,6 +1042,10 @@ class _Timer:
         if withheld:
             until = max(until, self.outputs.ctx.settings.withheld_seconds)
         self.outputs.sleep(max(0.0, self.started + until - time.monotonic()))
+        if self.answer is not None and back:  # at the answer's moment, not the recording's
+            with self.outputs.ctx.transaction() as db:
+                self.outputs.give_back_answer(db, self.answer)
+            self.answer = None
         return Answered(step, self.schedule.at(step), overran, self.schedule)
 
 
