@@ -16,6 +16,7 @@ import pytest
 import yaml
 from benchmarks.cluster_memory import AGGREGATES, DEFINITIONS, GRANT
 
+from strongroom.access.context import Principal
 from strongroom.cohort.dictionary import shipped_dictionary
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.synth.generator import synthesise
@@ -106,6 +107,20 @@ def test_the_host_never_loads_the_cohort_and_answers_as_duckdb(
     assert engine.seals == sealed  # nothing of the cohort was sealed again
 
 
+def _cluster_participants(world: World) -> tuple[SparkEngine, Principal, Any, ClusterTable]:
+    """The enclave's Spark engine, the researcher signed in, their scope of the world's
+    project, and that project's participants as the cluster holds them."""
+    enclave = world.platform.enclave
+    engine = enclave.engine
+    assert isinstance(engine, SparkEngine)
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    where = service.scope(enclave, who, world.project_id)
+    participants = enclave.sources(where.project, where.fields)[PARTICIPANTS]
+    assert isinstance(participants, ClusterTable)
+    return engine, who, where, participants
+
+
 def test_a_query_token_opens_only_the_columns_it_reads_and_no_master_ids(
         world: World) -> None:
     """The cohort on the cluster is one set of files every project's views are cut from, so
@@ -115,13 +130,7 @@ def test_a_query_token_opens_only_the_columns_it_reads_and_no_master_ids(
     import pyarrow.parquet as pq
 
     enclave = world.platform.enclave
-    engine = enclave.engine
-    assert isinstance(engine, SparkEngine)
-    assert world.researcher is not None
-    who = world.sign_in(world.researcher)
-    where = service.scope(enclave, who, world.project_id)
-    participants = enclave.sources(where.project, where.fields)[PARTICIPANTS]
-    assert isinstance(participants, ClusterTable)
+    engine, _, where, participants = _cluster_participants(world)
     copy = engine.seal(participants.rows)  # the copy already sealed: the same one
     assert set(copy.columns) == {SID, *(c for c in copy.schema.names() if c != "eid")}
     assert len(set(copy.columns.values())) == len(copy.columns)  # a key for each column
@@ -169,13 +178,7 @@ def test_a_version_two_ingests_old_leaves_the_cluster(world: World) -> None:
     the cluster's storage and its keys forgotten (a request still running on the last
     version keeps its files)."""
     enclave = world.platform.enclave
-    engine = enclave.engine
-    assert isinstance(engine, SparkEngine)
-    assert world.researcher is not None
-    who = world.sign_in(world.researcher)
-    where = service.scope(enclave, who, world.project_id)
-    first = enclave.sources(where.project, where.fields)[PARTICIPANTS]
-    assert isinstance(first, ClusterTable)
+    engine, who, _, first = _cluster_participants(world)
     old = engine.seal(first.rows)
     request = {"kind": "aggregate_sql",
                "sql": "SELECT p31 AS sex, count(*) AS n FROM participants GROUP BY p31"}
