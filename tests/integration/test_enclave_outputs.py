@@ -389,8 +389,8 @@ def test_a_formula_model_is_released_with_its_odds_ratios_as_fitted_inside(
     assert released.status is OutputStatus.RELEASED
     got = world.platform.outputs.table(researcher, view.output.id, TableFormat.CSV)
     frame = pl.read_csv(io.BytesIO(got.payload))
-    male = frame.filter(pl.col("term") == "sex=1").row(0, named=True)
-    assert male["level"] == "Male" and male["odds_ratio"] > 0
+    male = frame.filter(pl.col("term_code") == "sex=1").row(0, named=True)
+    assert male["term"] == "sex=Male" and male["level"] == "Male" and male["odds_ratio"] > 0
     # custodian-side, the same fit on the same rows: the released estimate is within its SE
     with world.platform.access.transaction() as db:
         project = db.get(Project, world.project_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
+import json
 import re
 from collections.abc import Iterator
 
@@ -101,10 +102,17 @@ def test_the_how_tos_cox_model_reads_its_levels_by_meaning(
     assert released.status is OutputStatus.RELEASED, released.reasons
     got = world.platform.outputs.table(researcher, view.output.id, TableFormat.CSV)
     frame = pl.read_csv(io.BytesIO(got.payload))
-    levels = dict(zip(frame["term"], frame["level"], strict=True))
-    # cox.csv: the term as fitted (machine-readable), its level by the dictionary's words
+    levels = dict(zip(frame["term_code"], frame["level"], strict=True))
+    # cox.csv: the term by the dictionary's words (as the console shows it), the term as
+    # fitted beside it (machine-readable: as the record and the check name it)
     assert levels["sex=1"] == "Male"
     assert levels["smoking=1"] == "Previous" and levels["smoking=2"] == "Current"
+    terms = dict(zip(frame["term_code"], frame["term"], strict=True))
+    assert terms["sex=1"] == "sex=Male" and terms["smoking=2"] == "smoking=Current"
+    assert terms["age"] == "age"
+    # the record (the checked bytes) keeps the codes: the check saw what is released
+    record = json.loads(world.platform.outputs.download(researcher, view.output.id).payload)
+    assert {c["row"][0] for c in record["cells"]} >= {"sex=1", "smoking=1", "smoking=2"}
 
 
 def test_the_how_tos_survival_table_is_labelled_by_smoking(

@@ -15,7 +15,7 @@ import pytest
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.enclave.codings import coded_columns, value_labels
 from strongroom.errors import Invalid
-from strongroom.outputs.tidy import TableFormat, encode, term_parts, tidy, tidy_csv
+from strongroom.outputs.tidy import TableFormat, encode, term_meaning, term_parts, tidy, tidy_csv
 
 SEX = {"0": "Female", "1": "Male"}
 SMOKING = {"-3": "Prefer not to answer", "0": "Never", "1": "Previous", "2": "Current"}
@@ -69,6 +69,9 @@ def test_a_logistic_model_gets_odds_ratios_from_its_released_coefficients() -> N
     frame = tidy({"kind": "logistic", "spec": {}, "cells": cells}, {"sex": SEX})
     sex = frame.row(2, named=True)
     assert (sex["variable"], sex["level"]) == ("sex", "Male")
+    # the term by its level's meaning, the term as fitted (and checked) beside it
+    assert (sex["term"], sex["term_code"]) == ("sex=Male", "sex=1")
+    assert frame.columns[:4] == ["term", "term_code", "variable", "level"]
     assert sex["odds_ratio"] == pytest.approx(math.exp(0.41), rel=1e-5)
     assert sex["or_ci_low"] == pytest.approx(math.exp(0.3), rel=1e-5)
     assert frame.row(0, named=True)["variable"] is None  # the intercept is no variable
@@ -87,6 +90,21 @@ def test_a_logistic_model_gets_odds_ratios_from_its_released_coefficients() -> N
 def test_model_terms_are_split_into_variables_and_levels_by_meaning(
         term: str, parts: tuple[str | None, str | None]) -> None:
     assert term_parts(term, {"sex": SEX, "smoking": SMOKING}) == parts
+
+
+@pytest.mark.parametrize(("term", "said"), [
+    ("sex=1", "sex=Male"),
+    ("smoking=2", "smoking=Current"),
+    ("sex=1:smoking=2", "sex=Male:smoking=Current"),
+    ("bmi:sex=0", "bmi:sex=Female"),
+    ("cr(age, df=4)[1]:sex=1", "cr(age, df=4)[1]:sex=Male"),
+    ("cr(age, df=4)[0]", "cr(age, df=4)[0]"),
+    ("centre=11012", "centre=11012"),  # no coding: the code as released
+    ("sex=7", "sex=7"),  # a code the coding lacks
+    ("Intercept", "Intercept"),
+])
+def test_model_terms_read_their_levels_by_meaning(term: str, said: str) -> None:
+    assert term_meaning(term, {"sex": SEX, "smoking": SMOKING}) == said
 
 
 def test_a_survival_table_has_its_intervals_as_numbers() -> None:

@@ -5,8 +5,10 @@ checked, exactly. Researchers and output checkers read tables, so this module la
 cells out as one: a column per group variable, named as the analysis named it, holding the
 dictionary's meaning of each code (``sex`` "Female", with the code beside it in ``sex_code``),
 and a column per figure (``count``, ``percent``, ``coef``, ``survival`` …); a hidden figure is
-empty and named in the row's ``suppressed``. Models get their exponentiated effects beside the
-coefficients (odds ratios for a logistic model, with their confidence limits).
+empty and named in the row's ``suppressed``. A model's ``term`` reads its levels by meaning
+(``sex=Male``, the term as fitted in ``term_code``), and models get their exponentiated
+effects beside the coefficients (odds ratios for a logistic model, with their confidence
+limits).
 
 Everything here is a function of the released record and of public metadata (the dictionary's
 codings, the analysis's own names): it adds no figure the check did not pass. An exponentiated
@@ -245,12 +247,34 @@ def term_parts(term: str, labels: Labels) -> tuple[str | None, str | None]:
     return ":".join(names), ":".join(levels) or None
 
 
+def term_meaning(term: str, labels: Labels) -> str:
+    """A model term with each coded level by its meaning: ``sex=1`` is ``sex=Male``, an
+    interaction ``bmi:sex=1`` ``bmi:sex=Male``, ``smoking=2`` ``smoking=Current``; a level
+    with no meaning (a computed column, an unknown code) and any other part as they are."""
+    parts = []
+    for part in term.split(":"):
+        found = _LEVEL.fullmatch(part)
+        if found is not None and found.group(1) in labels:
+            name, level = found.groups()
+            said = meaning(level, labels[name])
+            part = part if said is None else f"{name}={said}"
+        parts.append(part)
+    return ":".join(parts)
+
+
 def _terms(frame: pl.DataFrame, labels: Labels) -> pl.DataFrame:
-    """A model's ``term`` split into its variable and (for a categorical one) its level."""
-    parts = [term_parts(term, labels) for term in frame["term"].to_list()]
-    return frame.insert_column(1, pl.Series("variable", [p[0] for p in parts], dtype=pl.String)
-                               ).insert_column(2, pl.Series("level", [p[1] for p in parts],
-                                                            dtype=pl.String))
+    """A model's ``term`` by the meanings of its levels (``sex=Male``), the term as fitted
+    beside it in ``term_code`` (``sex=1``, as the record and the check name it), then its
+    variable and (for a categorical one) its level."""
+    terms = frame["term"].to_list()
+    parts = [term_parts(term, labels) for term in terms]
+    return frame.with_columns(
+        pl.Series("term", [term_meaning(t, labels) for t in terms], dtype=pl.String)
+    ).insert_column(1, pl.Series(f"term{CODE_SUFFIX}", terms, dtype=pl.String)
+                    ).insert_column(2, pl.Series("variable", [p[0] for p in parts],
+                                                 dtype=pl.String)
+                                    ).insert_column(3, pl.Series("level", [p[1] for p in parts],
+                                                                 dtype=pl.String))
 
 
 def _shown(value: float) -> float:
