@@ -378,6 +378,30 @@ def test_definitions_are_listed_and_dropped(
     assert definitions.list_(tmp_path / "nothing-here") == []
 
 
+def test_a_staged_definition_exists_for_no_reader_until_published(
+    view: dict[str, pl.DataFrame], schema: ProjectSchema, tmp_path: Path
+) -> None:
+    """Guarantee: a definition is listed, loaded or stamped only once published (its answer's
+    moment, Outputs.define), and one discarded leaves nothing behind."""
+    key = MasterKey.generate()
+    d, f = definitions.build(view, schema, "men", "SELECT pid FROM participants WHERE p31 = 1",
+                             LIMITS)
+    staged = definitions.stage(tmp_path, key, "project:p-1", d, f)
+    assert definitions.list_(tmp_path) == [] and definitions.stamp(tmp_path, "men") == 0
+    with pytest.raises(NotFound):
+        definitions.load(tmp_path, key, "project:p-1", "men")
+    early, frame = definitions.load_staged(staged, key, "project:p-1")
+    stamp = staged.stamp()
+    staged.publish()
+    assert [x.name for x in definitions.list_(tmp_path)] == ["men"]
+    assert definitions.stamp(tmp_path, "men") == stamp  # a cache warmed staged is found
+    loaded, back = definitions.load(tmp_path, key, "project:p-1", "men")
+    assert loaded == early == d and back.equals(frame)
+    again = definitions.stage(tmp_path, key, "project:p-1", d, f)
+    again.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["men.json", "men.parquet.srenc"]
+
+
 def test_the_size_threshold_is_flagged(
     view: dict[str, pl.DataFrame], schema: ProjectSchema
 ) -> None:

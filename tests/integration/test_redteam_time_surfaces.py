@@ -196,16 +196,12 @@ def test_the_budget_a_run_reserves_comes_back_at_its_answer_s_moment_not_its_end
 # -- definitions: listed when built, not when answered ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a definition is listed (and readable by name) as soon as its build is saved, before "
-    "Outputs.define answers it at its floor, so a second client polling the project's "
-    "definitions reads how long the build took"))
 def test_a_definition_is_listed_no_sooner_than_it_is_answered(
         world: AttackWorld, settings: Callable[..., None]) -> None:
     """The definition's floor is 1.5 s (``definition_seconds``, a real wait). One build is
     fast, the other held 0.5 s by the test (the truth). A second client lists the project's
     definitions every 10 ms while the first client waits for its answer: each must first see
-    it only once it has been answered, whatever the build took."""
+    it only once its answer's moment (the floor) has come, whatever the build took."""
     settings(definition_seconds=1.5)
     enclave, lock = world.platform.enclave, _lock(world)
     listed: dict[float, float | None] = {}
@@ -238,7 +234,9 @@ def test_a_definition_is_listed_no_sooner_than_it_is_answered(
                 lock.release()
         thread.join(30)
         listed[held] = first
-    assert listed == {0.0: None, 0.5: None}, (
+    # its answer's moment is the floor's (the build within it): listed from then, not before
+    # (the defining client's reply follows a moment later, after its answer is given back)
+    assert all(first is None or first >= 1.5 for first in listed.values()), (
         f"listed before its answer, this many seconds after it was asked for: {listed}")
 
 

@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -194,18 +196,70 @@ def _check_pids(frame: pl.DataFrame, tables: Mapping[str, Table]) -> None:
 # -- storage --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A definition sealed and written under a name no list reads (``.staged-…``), until
+    :meth:`publish` renames it into place: a definition exists for every reader (lists,
+    analyses, dummy data) only from the moment it is answered, and its sealing, whose time
+    grows with its rows, is done before that moment, not after it."""
+
+    directory: Path
+    name: str
+    token: str
+
+    def _path(self, suffix: str) -> Path:
+        return self.directory / f"{STAGED}{self.token}-{self.name}{suffix}"
+
+    @property
+    def data(self) -> Path:
+        return self._path(DATA_SUFFIX)
+
+    @property
+    def meta(self) -> Path:
+        return self._path(META_SUFFIX)
+
+    def stamp(self) -> int:
+        """The stamp the definition will have once published (a rename keeps it)."""
+        return self.data.stat().st_mtime_ns
+
+    def publish(self) -> None:
+        """Rename it into place, data first, so its metadata never lists it without data."""
+        os.replace(self.data, self.directory / (self.name + DATA_SUFFIX))
+        os.replace(self.meta, self.directory / (self.name + META_SUFFIX))
+
+    def discard(self) -> None:
+        self.meta.unlink(missing_ok=True)
+        self.data.unlink(missing_ok=True)
+
+
+STAGED = ".staged-"
+
+
+def stage(
+    directory: Path, key: MasterKey, context: str, definition: Definition, frame: pl.DataFrame
+) -> Staged:
+    """Seal the frame under the project's key and write it, with its metadata, staged."""
+    check_name(definition.name)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staged = Staged(directory, definition.name, secrets.token_hex(8))
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd")
+    try:
+        atomic_write(staged.data, encrypt(buffer.getvalue(), key,
+                                          _context(context, definition.name)))
+        atomic_write(staged.meta,
+                     json.dumps(definition.to_json(), indent=2, sort_keys=True).encode())
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
 def save(
     directory: Path, key: MasterKey, context: str, definition: Definition, frame: pl.DataFrame
 ) -> None:
     """Seal the frame under the project's key, then write the metadata (which lists it)."""
-    check_name(definition.name)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd")
-    sealed = encrypt(buffer.getvalue(), key, _context(context, definition.name))
-    atomic_write(directory / (definition.name + DATA_SUFFIX), sealed)
-    meta = json.dumps(definition.to_json(), indent=2, sort_keys=True).encode()
-    atomic_write(directory / (definition.name + META_SUFFIX), meta)
+    stage(directory, key, context, definition, frame).publish()
 
 
 def load(
@@ -213,7 +267,18 @@ def load(
 ) -> tuple[Definition, pl.DataFrame]:
     """A stored definition and its frame; refused if absent or if the bytes were altered."""
     check_name(name)
-    data, meta = directory / (name + DATA_SUFFIX), directory / (name + META_SUFFIX)
+    return _read(directory / (name + DATA_SUFFIX), directory / (name + META_SUFFIX), key,
+                 context, name)
+
+
+def load_staged(staged: Staged, key: MasterKey, context: str) -> tuple[Definition,
+                                                                        pl.DataFrame]:
+    """A staged definition and its frame, as :func:`load` will read it once published."""
+    return _read(staged.data, staged.meta, key, context, staged.name)
+
+
+def _read(data: Path, meta: Path, key: MasterKey, context: str,
+          name: str) -> tuple[Definition, pl.DataFrame]:
     if not (data.exists() and meta.exists()):
         raise NotFound(f"the project has no definition named {name!r}")
     try:

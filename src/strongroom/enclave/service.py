@@ -62,9 +62,35 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
-           sql: str) -> definitions.Definition:
-    """Build a participant-level table inside the enclave; answer with its schema and size."""
+@dataclass(frozen=True)
+class PendingDefinition:
+    """A definition built and sealed but not yet there for anyone (definitions.Staged): the
+    output service publishes it at its answer's moment, which is when it begins to exist."""
+
+    enclave: Enclave
+    principal: Principal
+    project_id: str
+    definition: definitions.Definition
+    staged: definitions.Staged
+    sql: str
+
+    def publish(self) -> definitions.Definition:
+        self.staged.publish()
+        d = self.definition
+        self.enclave.ctx.record(EventType.ENCLAVE_DEFINITION_CREATED, self.principal,
+                                self.project_id,
+                                {"name": d.name, "sql_sha256": _digest(self.sql),
+                                 "rows": d.rows, "participants": d.participants,
+                                 "size_ok": d.size_ok})
+        return d
+
+    def discard(self) -> None:
+        self.staged.discard()
+
+
+def stage_definition(enclave: Enclave, principal: Principal, project_id: str, name: str,
+                     sql: str) -> PendingDefinition:
+    """Build a participant-level table inside the enclave and seal it, unpublished."""
     asked = enclave.ctx.clock()
     where = scope(enclave, principal, project_id)
     tables = enclave.sources(where.project, where.fields)
@@ -82,13 +108,17 @@ def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
     # The moment it was asked for, not made: how long it took to build is the data's answer
     # (Outputs.define answers it at its floor; its time must not tell it either)
     definition = replace(definition, created_at=asked)
-    definitions.save(enclave.definitions_dir(project_id), enclave.key(where.project),
-                     definition_context(project_id), definition, frame)
-    enclave.ctx.record(EventType.ENCLAVE_DEFINITION_CREATED, principal, project_id,
-                       {"name": name, "sql_sha256": _digest(sql), "rows": definition.rows,
-                        "participants": definition.participants,
-                        "size_ok": definition.size_ok})
-    return definition
+    staged = definitions.stage(enclave.definitions_dir(project_id), enclave.key(where.project),
+                               definition_context(project_id), definition, frame)
+    return PendingDefinition(enclave, principal, project_id, definition, staged, sql)
+
+
+def define(enclave: Enclave, principal: Principal, project_id: str, name: str,
+           sql: str) -> definitions.Definition:
+    """Build a participant-level table inside the enclave; answer with its schema and size.
+    At once, with no floor: the output service's ``Outputs.define`` is the researcher's door
+    (this is the attack campaigns' and the custodian's own)."""
+    return stage_definition(enclave, principal, project_id, name, sql).publish()
 
 
 def _verdict_key(enclave: Enclave, project: Project, sql: str) -> bytes:

@@ -208,6 +208,14 @@ class Enclave:
             lambda: definitions.load(where, self.key(project), definition_context(project.id),
                                      name))
 
+    def warm_definition(self, project: Project, staged: definitions.Staged) -> None:
+        """Read a staged definition into the cache under the stamp it will have once
+        published, so that its first analysis waits for no decryption."""
+        self._definitions.get(
+            ("definition", project.id, staged.name, staged.stamp()),
+            lambda: definitions.load_staged(staged, self.key(project),
+                                            definition_context(project.id)))
+
 
 def definition_context(project_id: str) -> str:
     """What a project's sealed definitions are bound to (another project's key cannot open)."""

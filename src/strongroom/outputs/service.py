@@ -303,48 +303,62 @@ class Outputs:
                                     self._ration(db, principal.person_id), "definition")
         if isinstance(answer, answers.Spent):
             raise Conflict([DEFINITIONS_SPENT, answer.explain()])
-        floor = self.ctx.settings.definition_seconds
-        started, spent = time.monotonic(), False
+        started = time.monotonic()
         try:
-            made = enclave_service.define(self.enclave, principal, project_id, name, sql)
-            self._read_back(project_id, name)
-            return made
-        except DataRefusal:
-            spent = True
+            pending = enclave_service.stage_definition(self.enclave, principal, project_id,
+                                                       name, sql)
+        except BaseException as error:
+            self._answer_definition(answer, started, refused=isinstance(error, DataRefusal))
             raise
+        try:
+            self._read_back(project_id, pending)
+            self._answer_definition(answer, started, refused=False, then=pending.publish)
+        except BaseException:
+            pending.discard()  # never answered: it never was (gone already once published)
+            raise
+        return pending.definition
+
+    def _answer_definition(self, answer: int, started: float, refused: bool,
+                           then: Callable[[], object] | None = None) -> None:
+        """Answer a definition asked for at ``started``. Its running time is an answer too:
+        slower than the floor, the answer stays spent and it is answered at the step of the
+        ladder it reached (never sooner), as analyses are (outputs/timing.py); faster, at
+        the floor, like every other. ``then`` (publishing it: only now does it exist for any
+        reader, list or analysis) and the answer given back come at that moment, not at the
+        build's end: sooner, a second client's list or a request the ration refused or let
+        through meanwhile would time the build."""
+        floor = self.ctx.settings.definition_seconds
+        took = time.monotonic() - started
+        spent = refused or (floor > 0 and took > floor)
+        if floor > 0:
+            ladder = timing.Schedule(floor, self.ctx.settings.analysis_ladder)
+            step = ladder.step(took)
+            while ladder.at(step) < time.monotonic() - started:
+                step += 1
+            time.sleep(max(0.0, started + ladder.at(step) - time.monotonic()))
+        try:
+            if then is not None:
+                then()
         finally:
-            # its running time is an answer too: slower than the floor, the answer stays
-            # spent and it is answered at the step of the ladder it reached (never sooner),
-            # as analyses are (outputs/timing.py); faster, it is answered at the floor, like
-            # every other. The answer reserved comes back only then: back at the build's end,
-            # a request refused or let through by the ration meanwhile would time the build
-            took = time.monotonic() - started
-            spent = spent or (floor > 0 and took > floor)
-            if floor > 0:
-                ladder = timing.Schedule(floor, self.ctx.settings.analysis_ladder)
-                step = ladder.step(took)
-                while ladder.at(step) < time.monotonic() - started:
-                    step += 1
-                time.sleep(max(0.0, started + ladder.at(step) - time.monotonic()))
             if not spent:
                 with self.ctx.transaction() as db:
                     answers.give_back(db, answer)
 
-    def _read_back(self, project_id: str, name: str) -> None:
-        """Open a new definition, and the project's master IDs, on a thread of their own:
-        the first analysis of it then waits for neither (they are built once, under the
+    def _read_back(self, project_id: str, pending: enclave_service.PendingDefinition) -> None:
+        """Open a new definition (staged), and the project's master IDs, on a thread of their
+        own: the first analysis of it then waits for neither (they are built once, under the
         caches' locks), and the definition's answer, timed to its floor, waits for nothing."""
         def read() -> None:
             try:
                 with self.ctx.transaction() as db:
                     project = db.get(Project, project_id)
                 if project is not None:
-                    self.enclave.definition(project, name)
+                    self.enclave.warm_definition(project, pending.staged)
                     self.enclave.master_ids(project)
             except Exception:  # the first analysis opens them anyway, and says what failed
                 logging.getLogger(__name__).warning(
-                    "reading back the definition %r of %s failed", name, project_id,
-                    exc_info=True)
+                    "reading back the definition %r of %s failed", pending.definition.name,
+                    project_id, exc_info=True)
 
         threading.Thread(target=read, name="strongroom-definition", daemon=True).start()
 
