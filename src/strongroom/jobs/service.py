@@ -34,7 +34,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -76,9 +76,12 @@ from strongroom.jobs.runner import Run
 from strongroom.jobs.states import ENDED, JobStatus, move
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.render import Format
-from strongroom.outputs.service import Measures, Outputs
+from strongroom.outputs.requests import OutputView
+from strongroom.outputs.runs import HTTP_STATUS, Meter
+from strongroom.outputs.service import Answered, Outputs
 from strongroom.watch.history import Observation
 from strongroom.watch.service import Watch
+from strongroom.watch.shapes import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -502,9 +505,8 @@ class Jobs:
                 continue
             fmt = Format.CSV if declared.path.endswith(".csv") else Format.JSON
             try:
-                view = self.outputs.analyse(principal, row.project_id, item["analysis"], fmt,
-                                        measured=self._metered(row, principal),
-                                        name=PurePosixPath(declared.path).name)
+                view = self._analysed(row, principal, item["analysis"], fmt,
+                                      PurePosixPath(declared.path).name)
             except RateLimited as refusal:  # so would the rest be: said once, not run
                 reasons += [f"sdc output {name!r}: {r}" for r in _reasons(refusal)]
                 rest = [str(i["output"]) for i in plan[at + 1:MAX_PLAN]]
@@ -573,17 +575,33 @@ class Jobs:
             rows_scanned=int(row.usage.get("rows", 0)),
             duration_ms=round(1000 * float(row.usage.get("seconds", 0.0)), 3)))
 
-    def _metered(self, row: JobRow, principal: Principal) -> Callable[[Measures], None]:
-        """A planned output is metered as the analysis request it stands for."""
-        def measured(m: Measures) -> None:
-            self.watch.observe(Observation(
-                at=self.ctx.clock(), action=Permission.DATA_ANALYSE.value,
-                route=ROUTE + " sdc", status=201, person_id=principal.person_id,
-                institution_id=principal.institution_id, project_id=row.project_id,
-                via="job", rows_scanned=m.rows_scanned, participants=m.participants,
-                near_threshold=m.near_threshold, differencing=m.differencing,
-                differencing_within=m.differencing_within, late=m.late))
-        return measured
+    def _analysed(self, row: JobRow, principal: Principal, analysis: Any, fmt: Format,
+                  name: str, answered: Callable[[Answered], None] | None = None
+                  ) -> OutputView:
+        """A planned output through the output service, metered as the analysis request it
+        stands for: one meter row, reserved at its request's moment (``watch.request``, as
+        an analysis run's) and completed with what it measured once it is answered. Never a
+        row of its own at the moment it was recorded: that moment, before its answer's
+        step, would tell the rate limit's refusals (and their Retry-After) how long it ran."""
+        meter, status = Meter(), 201
+        with self.watch.request() as ticket:
+            try:
+                return self.outputs.analyse(principal, row.project_id, analysis, fmt,
+                                            measured=meter, name=name, answered=answered)
+            except ServiceError as refusal:
+                status = HTTP_STATUS.get(refusal.status, 400)
+                raise
+            except Exception:
+                status = 500
+                raise
+            finally:
+                digest, shape = fingerprint(analysis if isinstance(analysis, Mapping) else {})
+                self.watch.observe(Observation(
+                    at=self.ctx.clock(), action=Permission.DATA_ANALYSE.value,
+                    route=ROUTE + " sdc", status=status, person_id=principal.person_id,
+                    institution_id=principal.institution_id, project_id=row.project_id,
+                    token_id=principal.token_id, source=principal.source, via="job",
+                    query_digest=digest, query_shape=shape, **meter.counts), ticket)
 
     def _end(self, row: JobRow, principal: Principal, status: JobStatus,
              reasons: list[str]) -> JobRow:

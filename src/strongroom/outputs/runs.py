@@ -119,8 +119,9 @@ class RunView:
 
 
 @dataclass
-class _Meter:
-    """What the run measured of itself, for its one meter row."""
+class Meter:
+    """What an analysis measured of itself, for its one meter row (a run's, a job's planned
+    output's)."""
 
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -196,7 +197,7 @@ class Runs:
     def _run(self, run_id: str, principal: Principal, project_id: str,
              request: dict[str, Any], fmt: Format, name: str | None, row_id: int | None,
              answered_by_gateway: bool) -> None:
-        meter = _Meter()
+        meter = Meter()
         status, error, reasons = RunStatus.DONE, None, []
         retry: int | None = None
         output_id: str | None = None
@@ -240,7 +241,7 @@ class Runs:
             time.sleep(0.05)
 
     def _meter(self, principal: Principal, project_id: str, request: Mapping[str, Any],
-               meter: _Meter, status: int, seconds: float, ticket: Any) -> None:
+               meter: Meter, status: int, seconds: float, ticket: Any) -> None:
         """The run as one metered request (its reserved row completed), as the gateway meters
         the synchronous call."""
         digest, shape = fingerprint(request)
