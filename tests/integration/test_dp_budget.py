@@ -94,7 +94,8 @@ def test_hundreds_of_concurrent_charges_spend_exactly_the_total(
         request = budget.Charge(world.project_id, researcher.person_id, None, "count",
                                 "participants", share, Fraction(0), {"n": n}, "0" * 64)
         try:
-            budget.retrying(lambda: privacy._charge(request, f"dps_{n:012x}", researcher))
+            budget.retrying(lambda: privacy._charge(request, f"dps_{n:012x}", researcher,
+                                                    privacy.ctx.clock()))
             return True
         except Conflict:
             return False

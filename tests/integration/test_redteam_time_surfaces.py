@@ -350,34 +350,39 @@ class _SlowedEngine:
         return getattr(self.pool, name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a DP query has no schedule: it is answered when its engine is done, and its spend, "
-    "which every project member reads (GET /projects/{id}/dp/budget), shows charged_at and "
-    "finished_at, the running time itself"))
-def test_a_dp_spend_shows_no_running_time(world: AttackWorld) -> None:
+def test_a_dp_spend_shows_no_running_time(world: AttackWorld,
+                                         settings: Callable[..., None]) -> None:
     """Two DP counts, one whose release took 20 s of the world's clock (the truth, made
     by the test around the engine) and one that took none: what a second client of the
-    project reads of the spends (their moments) must not differ."""
+    project reads of the spends (their moments) must not differ, and each is answered at
+    its floor (a real wait), not when its release ended. Before, a DP query had no
+    schedule and its spend showed ``finished_at − charged_at``: the release's own time."""
+    # a quarter at 3,000: 2 s, well past a count's release on a loaded machine
+    settings(analysis_seconds=8.0, analysis_ladder=2.0)
     privacy = world.platform.privacy
     committee = world.staff("access-committee")
     who, project = world.researcher()
     privacy.configure(committee, project, reason="the access committee approved it",
                       epsilon="1")
+    floor = privacy.schedule().floor
+    assert floor == pytest.approx(2.0)
     engine = privacy._engine_of
     shown: list[float] = []
     for seconds in (0.0, 20.0):
         pool = engine()
         privacy._engine_of = lambda pool=pool, seconds=seconds: _SlowedEngine(
             pool, world.clock, seconds)
+        asked, started = world.clock(), time.monotonic()
         try:
             answer = privacy.query(who, project, {"kind": "count", "epsilon": "0.05"})
         finally:
             del privacy._engine_of  # the class's own again
+        assert time.monotonic() - started >= floor
         spend, = (s for s in privacy.budget_of(who, project).spends
                   if s.id == answer.spend_id)
-        assert spend.finished_at is not None
+        assert spend.finished_at is not None and spend.charged_at == asked  # clock unmoved
         shown.append((spend.finished_at - spend.charged_at).total_seconds())
-    assert shown[0] == shown[1], f"finished_at − charged_at: {shown}"
+    assert shown == [floor, floor], f"finished_at − charged_at: {shown}"
 
 
 # -- what holds ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ WEIGHTS: dict[AnalysisKind, float] = {
     AnalysisKind.GWAS: 128,
 }
 DEFAULT_WEIGHT = 8  # a kind not listed (none today): as a model
+DP_WEIGHT = 1  # a DP query (privacy/service.py): one pass over its prepared rows
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,27 @@ class Schedule:
         """When step ``step`` is answered, in seconds after the request."""
         return self.floor * self.ratio ** step
 
+    def due(self, took: float, elapsed: float) -> int:
+        """The step a run of ``took`` seconds is answered at, when ``elapsed`` seconds have
+        already passed since its request (recording it may have taken it past its step):
+        never sooner than either."""
+        step = self.step(took)
+        while self.timed and self.at(step) < elapsed:
+            step += 1
+        return step
+
     def overran(self, took: float) -> bool:
         """Whether a run of ``took`` seconds passed the floor: its time is then an answer."""
         return self.timed and took > self.floor
+
+
+def dp_schedule(*, seconds: float, ratio: float, participants: int) -> Schedule:
+    """A differentially private query's schedule: its release reads the prepared rows once,
+    as aggregate SQL does (weight 1), scaled with the cohort. Its ε bounds what its figures
+    say; its running time is outside that bound, so it is answered on a schedule too."""
+    if seconds <= 0:
+        return Schedule(0.0, ratio)
+    return Schedule(seconds * DP_WEIGHT * scale(participants), ratio)
 
 
 def scale(participants: int) -> float:

@@ -15,9 +15,11 @@ is the predicate the output service calls before any exact analysis.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -34,6 +36,7 @@ from strongroom.audit import EventType
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, Invalid, Refused, ServiceError, Unavailable
+from strongroom.outputs import timing
 from strongroom.privacy import budget, dp, mixed_access
 from strongroom.privacy.budget import Budget, SpendRow
 from strongroom.privacy.dp_runtime import EngineError, EnginePool, engine
@@ -91,6 +94,8 @@ class Privacy:
         self.gate = gate  # the transfer limits, held before a query reads anything
         self._engine_of = engine_of
         self._plans = LruCache(256)  # engine headers OpenDP has accepted
+        # how an answer waits for its step (outputs/timing.py); tests may record instead
+        self.sleep: Callable[[float], None] = time.sleep
 
     # -- mode and budget ---------------------------------------------------------------
 
@@ -204,7 +209,12 @@ class Privacy:
 
     def query(self, principal: Principal, project_id: str,
               request: Mapping[str, Any]) -> DPAnswer:
-        """Answer one DP query, charging the project's budget first."""
+        """Answer one DP query, charging the project's budget first, on its schedule
+        (outputs/timing.py ``dp_schedule``): at the first step its release reached, and its
+        spend's moments are its charge's and that step's, never the release's own (how
+        long a release took is outside what ε bounds). The schedule counts from the charge:
+        what comes before it reads no participant's value (the plan is built over no rows),
+        and an engine's first start, seconds long, must not spend the floor."""
         where = enclave_service.scope(self.enclave, principal, project_id)
         self.gate.hold(principal, project_id, Action.DATA_ANALYSE.value)
         pool = self._engine_of()
@@ -218,9 +228,11 @@ class Privacy:
             self._check_plan(pool, header, planned, project_id, epsilon)
             spend_id = new_id("dps")
             spec = dict(request)
+            asked, started = self.ctx.clock(), time.monotonic()
             charged = budget.retrying(lambda: self._charge(budget.Charge(
                 project_id, principal.person_id, principal.token_id, query.kind.value,
-                query.table, epsilon, Fraction(0), spec, _digest(spec)), spend_id, principal))
+                query.table, epsilon, Fraction(0), spec, _digest(spec)), spend_id, principal,
+                asked))
         except (Invalid, Conflict, Unavailable) as refusal:
             self.ctx.record(EventType.DP_QUERY_REFUSED, principal, project_id,
                             {"kind": str(request.get("kind")), "reasons": refusal.reasons})
@@ -233,23 +245,40 @@ class Privacy:
                                   "is withheld")
             released = dp.answer(planned, raw)
         except Exception as exc:
-            self._failed(principal, project_id, spend_id, exc)
+            self._failed(principal, project_id, spend_id, exc, self._answer_at(asked, started))
             raise Unavailable(
                 f"the query failed after its ε was charged (spend {spend_id}); the charge "
                 f"stays spent, since a failure can depend on the data; tell the custodian's "
                 f"team if it recurs") from exc
         noise = [{"statistic": n.statistic, "distribution": n.distribution, "scale": n.scale}
                  for n in released.noise]
+        answered_at = self._answer_at(asked, started)
         with self.ctx.transaction() as db:  # the answer and its event commit together
             budget.finish(db, spend_id, "answered",
                           {"noise": noise, "epsilon_used": released.epsilon_used},
-                          self.ctx.clock())
+                          answered_at)
             self.ctx.record(EventType.DP_QUERY_ANSWERED, principal, project_id, {
                 "spend": spend_id, "kind": query.kind.value, "epsilon": budget.show(epsilon),
                 "epsilon_used": released.epsilon_used, "noise": noise})
         return DPAnswer(spend_id, project_id, query.kind.value, query.table, epsilon,
                         Fraction(0), released.epsilon_used, query.confidence,
                         released.estimates, released.noise, released.notes, charged)
+
+    def schedule(self) -> timing.Schedule:
+        """When a DP query may be answered: published settings and the cohort's size only."""
+        settings = self.ctx.settings
+        return timing.dp_schedule(seconds=settings.analysis_seconds,
+                                  ratio=settings.analysis_ladder,
+                                  participants=self.enclave.cohort().participants.height)
+
+    def _answer_at(self, asked: dt.datetime, started: float) -> dt.datetime:
+        """Wait for the step of the schedule the release reached; its moment, on the
+        platform's clock, from the request's."""
+        schedule = self.schedule()
+        took = time.monotonic() - started
+        step = schedule.due(took, took)
+        self.sleep(max(0.0, started + schedule.at(step) - time.monotonic()))
+        return asked + dt.timedelta(seconds=schedule.at(step))
 
     def _check_plan(self, pool: EnginePool, header: dict[str, Any], planned: dp.Plan,
                     project_id: str, epsilon: Fraction) -> None:
@@ -273,10 +302,12 @@ class Privacy:
         with self.ctx.transaction() as db:
             budget.check_fits(budget.read(db, project_id), epsilon, Fraction(0))
 
-    def _charge(self, request: budget.Charge, spend_id: str, principal: Principal) -> Budget:
-        """Charge the query's loss; the charge and its event commit together."""
+    def _charge(self, request: budget.Charge, spend_id: str, principal: Principal,
+                asked: dt.datetime) -> Budget:
+        """Charge the query's loss at its request's moment; the charge and its event commit
+        together."""
         with self.ctx.transaction() as db:
-            charged = budget.charge(db, spend_id, request, self.ctx.clock())
+            charged = budget.charge(db, spend_id, request, asked)
             self.ctx.record(EventType.DP_QUERY_CHARGED, principal, request.project_id, {
                 "spend": spend_id, "kind": request.kind, "table": request.table,
                 "epsilon": budget.show(request.epsilon), "delta": "0",
@@ -284,15 +315,13 @@ class Privacy:
                 "epsilon_remaining": budget.show(charged.epsilon_remaining)})
             return charged
 
-    def _finish(self, spend_id: str, status: str, outcome: dict[str, Any]) -> None:
-        with self.ctx.transaction() as db:
-            budget.finish(db, spend_id, status, outcome, self.ctx.clock())
-
     def _failed(self, principal: Principal, project_id: str, spend_id: str,
-                exc: BaseException) -> None:
-        """Record the failure by its kind only: its message might quote the data."""
+                exc: BaseException, at: dt.datetime) -> None:
+        """Record the failure by its kind only (its message might quote the data), at its
+        answer's moment (``at``)."""
         kind = exc.kind if isinstance(exc, EngineError) else type(exc).__name__
-        self._finish(spend_id, "failed", {"error": kind})
+        with self.ctx.transaction() as db:
+            budget.finish(db, spend_id, "failed", {"error": kind}, at)
         reasons = exc.reasons if isinstance(exc, ServiceError) else []
         self.ctx.record(EventType.DP_QUERY_FAILED, principal, project_id,
                         {"spend": spend_id, "error": kind, "reasons": reasons})
