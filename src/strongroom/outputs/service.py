@@ -332,9 +332,7 @@ class Outputs:
         spent = refused or (floor > 0 and took > floor)
         if floor > 0:
             ladder = timing.Schedule(floor, self.ctx.settings.analysis_ladder)
-            step = ladder.step(took)
-            while ladder.at(step) < time.monotonic() - started:
-                step += 1
+            step = ladder.due(took, time.monotonic() - started)
             time.sleep(max(0.0, started + ladder.at(step) - time.monotonic()))
         try:
             if then is not None:
