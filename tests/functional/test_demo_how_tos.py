@@ -35,19 +35,21 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyotp
 import pytest
 from sqlalchemy import select
 
 from strongroom.access.auth import verify_credentials
 from strongroom.access.context import Via
 from strongroom.access.models import Person
+from strongroom.access.totp import DRIFT_STEPS, STEP_SECONDS
 from strongroom.client import Client
 from strongroom.demo.story import ADMIN
 from strongroom.demo.world import RESEARCHERS, STUDY_PROJECT, DemoLogin
 from strongroom.platform import Platform
 from tests.access_world import SETTINGS
 from tests.cli_runner import cli as run_cli
-from tests.functional.test_server import HOST, SERVER, code, free_port, self_signed, wait_until_up
+from tests.functional.test_server import HOST, SERVER, free_port, self_signed, wait_until_up
 
 pytestmark = pytest.mark.slow  # a demo world, and a server over it
 
@@ -66,8 +68,20 @@ class Served:
     project: str  # the demo researcher's study project
     researcher: DemoLogin
     printed: list[tuple[float, str]]  # the demo's standard output: (seconds in, line)
+    root: Path  # where the newcomer ran the demo: the data directory demo/ and its key in it
+    logins: list[DemoLogin]
+    projects: list[str]  # the demo's projects' ids, in demo/world.py's order
+    steps: dict[str, int]  # each person's last authenticator step used (see fresh_code)
     token: str = ""
     own_files: list[str] = dataclasses.field(default_factory=list)  # a job's, to the checkers
+    signed_in: set[str] = dataclasses.field(default_factory=set)  # at the console (login)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "demo"
+
+    def login(self, email: str) -> DemoLogin:
+        return next(p for p in self.logins if p.email == email)
 
     def client(self) -> Client:
         return Client(self.url, verify=self.ca, token=self.token, timeout=300)
@@ -85,6 +99,20 @@ def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
         print(f"429: waiting {wait.group(1)} s: {err}")
         time.sleep(int(wait.group(1)) + 1)
     return status, out, err
+
+
+def fresh_code(steps: dict[str, int], login: DemoLogin) -> str:
+    """The person's authenticator code, as their app would show it when they sign in next: a
+    time step's code is good once, and a person's steps only go forward, so it is the code of
+    the current step, or of the next (within the drift window) when the current one was used,
+    or, when both were, of the next after waiting for it, as a person waits for their app."""
+    while True:
+        now = int(time.time()) // STEP_SECONDS
+        step = max(now, steps.get(login.email, -1) + 1)
+        if step <= now + DRIFT_STEPS:
+            steps[login.email] = step
+            return pyotp.TOTP(login.totp_secret).generate_otp(step)
+        time.sleep(STEP_SECONDS - time.time() % STEP_SECONDS + 0.1)
 
 
 def blocks(text: str, language: str) -> list[str]:
@@ -155,7 +183,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     admin, priya = (next(p for p in logins if p.email == e) for e in (ADMIN, RESEARCHERS[0][0]))
     with Platform.open(root / "demo", key_file, settings=SETTINGS) as platform:
         ctx = platform.access
-        signed = verify_credentials(ctx, admin.email, admin.password, code(admin.totp_secret),
+        steps: dict[str, int] = {}
+        signed = verify_credentials(ctx, admin.email, admin.password, fresh_code(steps, admin),
                                     "127.0.0.61", Via.SESSION)
         with ctx.transaction() as db:
             person, institution = db.execute(select(Person.id, Person.institution_id).where(
@@ -176,7 +205,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         wait_until_up(url, certificate, process, log)
-        yield Served(url, certificate, projects[STUDY_PROJECT], priya, printed)
+        yield Served(url, certificate, projects[STUDY_PROJECT], priya, printed, root, logins,
+                     projects, steps)
     finally:
         process.terminate()
         try:
@@ -258,7 +288,7 @@ def token(served: Served, tmp_path_factory: pytest.TempPathFactory) -> str:
     argv = _command(line, served, prj_0123abcd=served.project,
                     **{"you@uni-a.ac.uk": served.researcher.email})
     status, out, err = cli(*argv, "--password", served.researcher.password,
-                           "--code", code(served.researcher.totp_secret), "--ca",
+                           "--code", fresh_code(served.steps, served.researcher), "--ca",
                            str(served.ca), cwd=tmp_path_factory.mktemp("token"))
     assert status == 0, err
     served.token = json.loads(out)["secret"]
@@ -293,14 +323,14 @@ def test_run_a_job_runs_as_written_after_the_demo(served: Served, token: str, tm
     (repo / "project.yaml").write_text(blocks(text, "yaml")[0])
     (repo / "analysis" / "study.py").write_text(blocks(text, "python")[0])
     # its token, issued as the how-to says (the authenticator's next code: the study token
-    # used this step's, and a code is good once)
+    # used an earlier one, and a code is good once)
     (bash,) = [b for b in blocks(text, "bash") if "--preset jobs" in b]
     lines = re.sub(r"\\\n\s*", " ", bash).splitlines()
     issue = _command(lines[0].split("#")[0], served, **{"prj_…": served.project,
                                                         "you@uni-a.ac.uk":
                                                         served.researcher.email})
     status, out, err = cli(*issue, "--password", served.researcher.password,
-                           "--code", code(served.researcher.totp_secret, ahead=1),
+                           "--code", fresh_code(served.steps, served.researcher),
                            "--ca", str(served.ca), cwd=tmp_path)
     assert status == 0, err
     monkeypatch.setenv("STRONGROOM_URL", served.url)
@@ -404,25 +434,36 @@ def test_run_a_study_runs_as_written_after_the_demo(served: Served, token: str,
 
 
 def test_analyse_in_the_enclave_runs_as_written_after_the_demo(
-        served: Served, token: str, tmp_path: Path) -> None:
+        served: Served, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (HOW_TO / "analyse-in-the-enclave.md").read_text()
-    python = blocks(text, "python")
-    project = served.project
+    python = [b.replace("prj_0123abcd", served.project).replace(DOC_URL, served.url)
+              for b in blocks(text, "python")]
+    assert len(python) == 8, "a block was added: walk it here"
+    monkeypatch.chdir(tmp_path)  # where the how-to's files are written
+    # section 1, signed in with the token its comment offers (the person's password and
+    # code are for issuing it: a code is good once)
+    first = re.sub(r"\n\s*sr\.login\(.*", "", python[0]).replace(
+        'verify="ca.pem"', f"verify={str(served.ca)!r}, token={served.token!r}")
+    assert first.count("\n") == python[0].count("\n") - 1, first
+    names: dict[str, Any] = {}
+    exec(compile(first, "analyse-in-the-enclave.md", "exec"), names)
+    assert names["fields"]
     with served.client() as sr:
-        fields = sr.projects.schema(project)
-        assert fields
-        (tmp_path / "dummy.zip").write_bytes(sr.enclave.dummy(project))
-        names: dict[str, Any] = {"sr": sr}
-        # sections 3 and 4: the definition and the analyses, as written
-        for block in python[2:5]:
-            exec(compile(block.replace("prj_0123abcd", project), "analyse.md", "exec"),
-                 names)
-        out = names["out"]
+        # sections 2 to 5, as written, in the session section 1 began (its imports), in a
+        # client as section 1 opened it
+        names = {**names, "sr": sr}
+        for block in python[1:]:
+            exec(compile(block, "analyse-in-the-enclave.md", "exec"), names)
+        assert (tmp_path / "dummy.zip").stat().st_size > 0
+        out, later = names["out"], names["later"]
         _released(out, "the crosstab")
-        done = sr.outputs.request_release(out["id"])
-        assert done["status"] == "released"
-        assert sr.outputs.download(out["id"])
-        assert sr.outputs.frame(out["id"]).height > 0
+        _released(later, "the crosstab asked with wait=False")
+        assert names["done"]["status"] == "released"
+        assert names["data"]
+        # "sex" "Female", with the code in "sex_code"
+        frame = names["frame"]
+        assert "Female" in frame["sex"].to_list() and "sex_code" in frame.columns, frame
+        assert pl.read_csv(tmp_path / "table.csv").height == frame.height
     # at the command line
     adults = re.search(r'"adults", """(.*?)"""', text, re.S)
     assert adults is not None
@@ -437,7 +478,7 @@ def test_analyse_in_the_enclave_runs_as_written_after_the_demo(
                 if line.startswith("strongroom enclave")]
     last = ""
     for line in commands:
-        argv = _command(line, served, prj_0123abcd=project, out_0123abcd=last)
+        argv = _command(line, served, prj_0123abcd=served.project, out_0123abcd=last)
         status, out, err = cli(*argv, *remote, cwd=tmp_path)
         assert status == 0, (line, err)
         if argv[1] == "analyse":
@@ -460,3 +501,215 @@ def test_the_demo_researcher_s_day_after_the_how_tos(served: Served, token: str)
     assert {r["status"] for r in records} <= {"released", "checked"}
     assert {r["verdict"] for r in records} <= set(RELEASED), [r["verdict"] for r in records]
     assert not [f for r in records for f in r["findings"] if f["rule"] == "answers"]
+
+
+# -- the custodian's, the checker's and the security team's how-tos, at the console -----------
+
+def _line(line: str, served: Served, **names: str) -> list[str]:
+    """A how-to's console line (``$ strongroom …``, its comment dropped) as argv, its
+    placeholders put in: the doc's data directories are the demo's."""
+    line = line.removeprefix("$ ").split(" # ")[0].split("  #")[0].strip()
+    for doc_dir in ("strongroom-demo-leaked.csv", "strongroom-demo", "/srv/strongroom"):
+        line = line.replace(doc_dir, str(served.root / ("demo-leaked.csv" if "leaked" in doc_dir
+                                                        else "demo")))
+    return _command(line, served, **names)
+
+
+def _console_lines(text: str, language: str = "console") -> list[str]:
+    return [line for block in blocks(text, language) for line in
+            re.sub(r"\\\n\s*", " ", block).splitlines()
+            if line.removeprefix("$ ").startswith("strongroom ")]
+
+
+class AtTheConsole:
+    """A person at the console: `strongroom login --as EMAIL` once (their password and code
+    given, not prompted; the session in a file of their own), then commands as the how-to
+    writes them, the data directory from STRONGROOM_DATA_DIR where the how-to leaves it out
+    (administer-access.md: "All commands take -d DATA_DIR (or STRONGROOM_DATA_DIR)")."""
+
+    def __init__(self, served: Served, email: str, cwd: Path, login: str | None = None):
+        self.served, self.email, self.cwd = served, email, cwd
+        self.session = served.root / "sessions" / email
+        self.session.parent.mkdir(exist_ok=True)
+        if email not in served.signed_in:
+            person = served.login(email)
+            argv = _line(login or f"strongroom login --as {email}", served,
+                         **{"you@custodian.org": email, "committee@custodian.org": email})
+            status, out, err = self.run(*argv, "--password", person.password,
+                                        "--code", fresh_code(served.steps, person))
+            assert status == 0, (argv, out, err)
+            served.signed_in.add(email)
+
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        before = {k: os.environ.get(k) for k in ("STRONGROOM_SESSION_FILE",
+                                                  "STRONGROOM_DATA_DIR")}
+        os.environ["STRONGROOM_SESSION_FILE"] = str(self.session)
+        os.environ["STRONGROOM_DATA_DIR"] = str(self.served.data_dir)
+        try:
+            return cli(*argv, cwd=self.cwd)
+        finally:
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def __call__(self, line: str, ok: tuple[int, ...] = (0,), **names: str) -> str:
+        status, out, err = self.run(*_line(line, self.served, **names))
+        assert status in ok, (self.email, line, out, err)
+        return out
+
+
+DP_PROJECT = 3  # the demo's differential-privacy project (demo/world.py: PROJECTS)
+
+
+def test_query_with_differential_privacy_runs_as_written_in_the_demo(
+        served: Served, token: str, tmp_path: Path) -> None:
+    """The demo's DP project, as explore-the-demo.md tells it (the access committee put it in
+    DP mode with ε 1, Priya spent ε 0.4), then query-with-differential-privacy.md as written:
+    the committee's commands at the console, Priya's questions with a study token for it."""
+    from strongroom.demo.story import COMMITTEE
+
+    out = "\n".join(line for _, line in served.printed)
+    if "no DP query was answered" in out:
+        pytest.skip("no DP engine here (strongroom dp setup): the demo answered no DP query")
+    text = (HOW_TO / "query-with-differential-privacy.md").read_text()
+    project = served.projects[DP_PROJECT]
+    names = {"prj_0123abcd": project}
+    (section,) = [b for b in blocks(text, "sh") if "dp mode" in b]
+    login, *commands = [line for line in section.splitlines() if line.startswith("strongroom ")]
+    committee = AtTheConsole(served, COMMITTEE, tmp_path, login)
+    assert json.loads(committee(commands[-1], **names))["epsilon_spent"] == "0.4"
+    for line in commands:
+        said = json.loads(committee(line, **names))
+    assert said["mode"] == "dp" and said["epsilon_total"] == "1", said
+    # Priya's token for the project, with the study preset the how-to names
+    (issue,) = [b for b in blocks((HOW_TO / "run-a-study.md").read_text(), "bash")
+                if "token issue" in b]
+    argv = _command(re.sub(r"\\\n\s*", " ", issue).splitlines()[0].split("#")[0], served,
+                    prj_0123abcd=project, **{"you@uni-a.ac.uk": served.researcher.email})
+    status, issued, err = cli(*argv, "--password", served.researcher.password, "--code",
+                              fresh_code(served.steps, served.researcher), "--ca",
+                              str(served.ca), cwd=tmp_path)
+    assert status == 0, err
+    secret = json.loads(issued)["secret"]
+    python = [b.replace("prj_0123abcd", project) for b in blocks(text, "python")]
+    assert len(python) == 3, "a block was added: walk it here"
+    first = python[0].replace(DOC_URL, served.url).replace('"srt_…"', repr(secret)).replace(
+        '"ca.pem"', repr(str(served.ca)))
+    printed = io.StringIO()
+    said_names: dict[str, Any] = {"print": lambda *a: print(*a, file=printed)}
+    exec(compile(first, "query-with-differential-privacy.md", "exec"), said_names)
+    bmi, answer = said_names["bmi"], said_names["answer"]
+    assert bmi["ci_lower"] <= bmi["value"] <= bmi["ci_upper"] and 10 <= bmi["value"] <= 60
+    assert answer["epsilon_remaining"] == "0.5", answer  # 1 − 0.4 − 0.1
+    with Client(served.url, verify=served.ca, token=secret, timeout=300) as sr:
+        chapters = eval(compile(python[1].strip(), "query-with-differential-privacy.md",
+                                "eval"), {"sr": sr})
+        assert chapters["estimates"] and chapters["epsilon"] == "0.25", chapters
+        budget = eval(compile(python[2].split("#")[0].strip(),
+                              "query-with-differential-privacy.md", "eval"), {"sr": sr})
+    assert budget["epsilon_remaining"] == "0.25", budget
+    # and the one at the command line
+    (count,) = re.findall(r"`(strongroom dp query prj_0123abcd '.*?' --url … --token …)`", text)
+    argv = _command(count.replace("--url …", f"--url {served.url}").replace(
+        "--token …", f"--token {secret}"), served, prj_0123abcd=project)
+    status, said_out, err = cli(*argv, "--ca", str(served.ca), cwd=tmp_path)
+    assert status == 0, err
+    assert json.loads(said_out)["epsilon_remaining"] == "0.15"
+
+
+def test_check_outputs_runs_as_written_in_the_demo(served: Served, tmp_path: Path) -> None:
+    """check-outputs.md as the demo's output checker, on the queue explore-the-demo.md
+    promises: three outputs held for review, one approved by Kofi Mensah and waiting for a
+    second checker."""
+    from strongroom.demo.story import ADMIN as CUSTODIAN
+    from strongroom.demo.story import CHECKER
+
+    text = (HOW_TO / "check-outputs.md").read_text()
+    lines = _console_lines(text)
+    first = served.projects[0]  # the story tightened its rules so: the same again
+    rules = [line for line in lines if "--set small-cells.yaml" in line]
+    assert len(rules) == 1
+    printf = next(b for b in blocks(text, "console") if "printf" in b).split("\n")[0]
+    subprocess.run(printf.removeprefix("$ "), shell=True, cwd=tmp_path, check=True)
+    admin = AtTheConsole(served, CUSTODIAN, tmp_path)
+    assert json.loads(admin(rules[0], **{"prj_…": first}))["threshold"]["verdict"] == "review"
+    (login,) = re.findall(r"`(strongroom login --as \S+)`", text)
+    checker = AtTheConsole(served, CHECKER, tmp_path, login)
+    queue = json.loads(checker(next(line for line in lines if "--queue" in line)))
+    assert len(queue) == 3, [(o["id"], o["status"]) for o in queue]
+    (once,) = [o["id"] for o in queue if o["status"] == "approved_once"]
+    waiting = next(o["id"] for o in queue if o["status"] == "under_review")
+    shown = json.loads(checker(next(line for line in lines if " show " in line),
+                               **{"out_3f9c…": once}))
+    assert shown["findings"] and shown["reviews"], shown
+    # at the console, reading the bytes and deciding say where they are done instead
+    for refused in ("strongroom outputs content out_3f9c… --out out_3f9c.json",
+                    "strongroom outputs review out_3f9c… --approve --reason checked"):
+        status, said, err = checker.run(*_line(refused, served, **{"out_3f9c…": once}))
+        assert status == 1 and "never at the server's console" in err, (said, err)
+    # ... from the checker's network, as the how-to's Python does it
+    (python,) = blocks(text, "python")
+    python = python.replace(DOC_URL, served.url).replace('"ca.pem"', repr(str(served.ca)))
+    person = served.login(CHECKER)
+    python = python.replace('"you@custodian.org", "…", "123456"', ", ".join(map(repr, (
+        CHECKER, person.password, fresh_code(served.steps, person)))))
+    python = python.replace("/secure/review/", f"{tmp_path}/").replace('"out_3f9c…"',
+                                                                      repr(once))
+    reject = re.search(r"# or: (sr\.outputs\.review\(.*\))", python)
+    assert reject is not None
+    python += "\n    " + reject.group(1).replace(repr(once), repr(waiting))
+    exec(compile(python, "check-outputs.md", "exec"), {})
+    assert json.loads((tmp_path / "out_3f9c.json").read_text())["cells"]
+    show = next(line for line in lines if " show " in line)
+    assert json.loads(checker(show, **{"out_3f9c…": once}))["status"] == "released"
+    assert json.loads(checker(show, **{"out_3f9c…": waiting}))["status"] == "rejected"
+    assert len(json.loads(checker(next(line for line in lines if "--queue" in line)))) == 1
+    shipped = json.loads(checker(next(line for line in lines if line.endswith("rules")
+                                      or "rules  " in line)))
+    assert shipped["threshold"], shipped
+    # the raw-row scanner: the demo's leaked rows are participants' (exit 1), the checked
+    # crosstab is not (exit 0)
+    scan = next(line for line in lines if " scan " in line)
+    found = json.loads(checker(scan.replace("suspicious.csv", str(served.root /
+                                                                   "demo-leaked.csv")),
+                               ok=(1,)))
+    assert found
+    assert json.loads(checker(scan.replace("suspicious.csv",
+                                           str(tmp_path / "out_3f9c.json")))) == []
+
+
+def test_trace_a_leaked_file_runs_as_written_in_the_demo(served: Served, tmp_path: Path) -> None:
+    """explore-the-demo.md's leaked file, named at the command line as it says (the security
+    analyst signed in), then trace-a-leaked-file.md's `--json` form and its indicators."""
+    from strongroom.demo.story import ADMIN as CUSTODIAN
+    from strongroom.demo.story import MALLORY
+
+    explore = (HOW_TO / "explore-the-demo.md").read_text()
+    (block,) = [b for b in blocks(explore, "sh") if "strongroom attribute" in b]
+    login, attribute = [line.strip() for line in block.splitlines() if line.strip()]
+    analyst = AtTheConsole(served, "security@custodian.example", tmp_path, login)
+    said = analyst(attribute)
+    mallory_project = served.projects[2]
+    assert said.startswith("attributed: ") and mallory_project in said, said
+    assert "Cardiometabolic biomarkers for registry linkage" in said, said
+    assert (served.root / "demo-leaked.csv.evidence.md").is_file()  # beside the file
+    # trace-a-leaked-file.md: the same as JSON, with the names beside the IDs
+    text = (HOW_TO / "trace-a-leaked-file.md").read_text()
+    (as_json,) = [line for line in _console_lines(text) if "--json" in line]
+    found = json.loads(analyst(as_json.replace("leaked.csv", str(served.root /
+                                                                 "demo-leaked.csv"))))
+    assert found["verdict"] == "attributed", found
+    (accused,) = found["accused"]
+    assert accused["project"] == mallory_project and accused["institution_name"] == \
+        "Eastgate Health Analytics Ltd", accused
+    assert accused["false_accusation_bound"] <= 1e-9
+    assert found["rows_read"] == 300 and found["rows_linked"] > 0, found
+    assert MALLORY  # her extract's, as the demo left it
+    # the decoys as STIX, for threat intelligence (the custodian's team)
+    (indicators,) = [line for line in _console_lines(text) if "indicators" in line]
+    AtTheConsole(served, CUSTODIAN, tmp_path)(indicators)
+    bundle = json.loads((tmp_path / "decoys.stix.json").read_text())
+    assert bundle["type"] == "bundle" and (tmp_path / "decoys.key").is_file()
+    assert any(o["type"] == "indicator" for o in bundle["objects"])

@@ -12,8 +12,10 @@ from typing import Annotated
 import typer
 import yaml
 
+from strongroom.access.context import Principal
 from strongroom.cli.admin import admin, emit
 from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
+from strongroom.errors import Refused
 from strongroom.outputs import requests
 from strongroom.outputs.rules import load_rules
 from strongroom.outputs.states import OutputStatus
@@ -49,12 +51,28 @@ def show(output_id: OutputId, data_dir: DataDir = DEFAULT_DATA_DIR,
         emit(output_out(requests.read(platform.access, who, output_id)))
 
 
+# reviewing reads the bytes under review: a data action, taken only from the checker's
+# institution's registered networks (access/policies.py), which a console session has none of
+AT_THE_CONSOLE = ("reviewing an output reads the bytes under review, which is done from your "
+                  "institution's registered network, never at the server's console: open the "
+                  "output in the web console (Output checks), or use the API "
+                  "(GET /outputs/{id}/content, POST /outputs/{id}/review; "
+                  "client.outputs.content and client.outputs.review)")
+
+
+def _from_a_network(who: Principal) -> None:
+    if who.source is None:  # signed in at this console (`strongroom login`)
+        raise Refused(AT_THE_CONSOLE)
+
+
 @outputs_app.command("content")
 def content(output_id: OutputId, out: Annotated[Path, typer.Option(
                 help="Where to write the bytes under review.")],
             data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
-    """Write the bytes of an output waiting for review, to review them."""
+    """Write the bytes of an output waiting for review, to review them (from a registered
+    network only: at the server's console it says where to review instead)."""
     with admin(data_dir, key_file, changes_state=False) as (platform, who):
+        _from_a_network(who)
         found = requests.content_for_review(platform.access, who, output_id)
     out.write_bytes(found.payload)
     console.print(f"wrote {len(found.payload):,} bytes ({found.media_type}) to {out}")
@@ -68,8 +86,10 @@ def review(
     reason: Annotated[str, typer.Option(help="Why (required to reject).")] = "",
     data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None,
 ) -> None:
-    """Approve or reject an output under review (two different checkers release it)."""
+    """Approve or reject an output under review (two different checkers release it; from a
+    registered network only: at the server's console it says where to review instead)."""
     with admin(data_dir, key_file) as (platform, who):
+        _from_a_network(who)
         emit(output_out(platform.outputs.review(who, output_id, approve, reason)))
 
 

@@ -118,11 +118,12 @@ PROJECTS = [
      "Link baseline biomarkers and blood pressure to a regional cardiac registry to validate "
      "a commercial risk score; record-level export approved by the access committee.",
      3, [], LINKAGE_FIELDS),
-    # the story's: differentially private questions only
+    # the story's: differentially private questions only, on the fields
+    # query-with-differential-privacy.md asks of (BMI, and the diagnoses' ICD-10 chapters)
     ("Sleep, adiposity and blood pressure (differential privacy)",
      "Describe body mass index and blood pressure across the cohort with differentially "
      "private counts and means, without exact analyses.",
-     0, [1], [31, 34, 21001, 4080]),
+     0, [1], [31, 34, 21001, 4080, 41270, 41280]),
     # the demo researcher's study: the how-tos' fields, untouched by the demo
     ("Smoking, diabetes and survival (follow the how-tos here)",
      "Describe smoking, diabetes and mortality by sex and deprivation: table 1, a logistic "
