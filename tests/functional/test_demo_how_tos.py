@@ -516,8 +516,11 @@ def _line(line: str, served: Served, **names: str) -> list[str]:
 
 
 def _console_lines(text: str, language: str = "console") -> list[str]:
-    return [line for block in blocks(text, language) for line in
-            re.sub(r"\\\n\s*", " ", block).splitlines()
+    """The document's `strongroom …` command lines in ``language`` blocks, without their
+    prompts and comments."""
+    return [line.removeprefix("$ ").split(" # ")[0].split("  #")[0].strip()
+            for block in blocks(text, language)
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines()
             if line.removeprefix("$ ").startswith("strongroom ")]
 
 
@@ -713,3 +716,70 @@ def test_trace_a_leaked_file_runs_as_written_in_the_demo(served: Served, tmp_pat
     bundle = json.loads((tmp_path / "decoys.stix.json").read_text())
     assert bundle["type"] == "bundle" and (tmp_path / "decoys.key").is_file()
     assert any(o["type"] == "indicator" for o in bundle["objects"])
+
+
+def test_watch_alerts_and_siem_runs_as_written_in_the_demo(served: Served,
+                                                            tmp_path: Path) -> None:
+    """watch-alerts-and-siem.md on the demo's open alert (explore-the-demo.md: Mallory's bulk
+    extract refused over her project's limit, she and the project suspended, her appeal
+    waiting): followed once, worked through its states, her appeal lifted by two different
+    custodian admins (Ada, then Grace, as explore-the-demo.md says), exported as OCSF from
+    Python, and a webhook's signature checked by both of the how-to's checkers. The live
+    `watch tail` forms (they never end) and the destinations of a watch.yaml the demo has
+    none of are left out."""
+    from strongroom.demo.story import ADMIN as CUSTODIAN
+    from strongroom.demo.story import MALLORY
+    from strongroom.watch.exports.webhooks import sign
+
+    text = (HOW_TO / "watch-alerts-and-siem.md").read_text()
+    lines = _console_lines(text)
+    (login,) = re.findall(r"`(strongroom login --as \S+)`", text)
+    analyst = AtTheConsole(served, "security@custodian.example", tmp_path, login)
+    assert analyst(next(line for line in lines if line.endswith("tail --once")))
+    alerts = json.loads(analyst(next(line for line in lines if "alerts --status open" in line)))
+    (alert,) = [a for a in alerts if a["detector"].startswith("limit.")]
+    assert alert["severity"] == "high", alert
+    for verb in ("show", "ack", "resolve", "reopen"):
+        said = json.loads(analyst(next(line for line in lines if f" watch {verb} " in line),
+                                  **{"alr_3f9c…": alert["id"]}))
+    assert said["status"] == "open", said
+    shown = json.loads(analyst(next(line for line in lines if " watch show " in line),
+                               **{"alr_3f9c…": alert["id"]}))
+    mallory = served.login(MALLORY).email
+    assert shown["appeal"]["status"] == "pending" and shown["appeal"]["by"], (shown, mallory)
+    # her appeal, lifted: a first admin asks, a second different one confirms
+    lift = next(line for line in lines if "--lift" in line)
+    first = json.loads(AtTheConsole(served, CUSTODIAN, tmp_path)(lift,
+                                                                 **{"alr_3f9c…": alert["id"]}))
+    assert first["status"] == "lifting", first  # one admin's lift is a request
+    second = json.loads(AtTheConsole(served, "grace.admin@custodian.example", tmp_path)(
+        lift, **{"alr_3f9c…": alert["id"]}))
+    assert second["status"] == "lifted", second
+    assert {s["state"] for s in second["suspensions"]} == {"lifted"}, second
+    # the deliveries (none configured: nothing queued)
+    assert json.loads(analyst(next(line for line in lines if line.endswith("deliveries")))) \
+        == []
+    # from Python, over the API: the high alerts and one as OCSF
+    python = blocks(text, "python")
+    person = served.login("security@custodian.example")
+    listing = python[0].replace(DOC_URL, served.url).replace(
+        '"ca.pem"', repr(str(served.ca))).replace('"analyst@custodian.org", "…", "123456"',
+                                                  ", ".join(map(repr, (
+                                                      person.email, person.password,
+                                                      fresh_code(served.steps, person)))))
+    printed = io.StringIO()
+    names: dict[str, Any] = {"print": lambda *a: print(*a, file=printed)}
+    exec(compile(listing.replace('"alr_…"', repr(alert["id"])), "watch-alerts-and-siem.md",
+                 "exec"), names)
+    assert alert["id"] in printed.getvalue()
+    assert names["finding"]["finding_info"]["uid"] == alert["id"], names["finding"]
+    # a webhook's signature, checked by the how-to's two checkers
+    secret, body = b"s" * 32, b'{"alert": "alr_x"}'
+    header = sign(secret, body)
+    checkers: dict[str, Any] = {"SECRET": secret, "reply": lambda status, why: status}
+    exec(compile(python[1], "watch-alerts-and-siem.md", "exec"), checkers)
+    exec(compile(python[2], "watch-alerts-and-siem.md", "exec"), checkers)
+    assert checkers["receive"](body, {"X-Strongroom-Signature": header}) is None
+    assert checkers["receive"](body + b" ", {"X-Strongroom-Signature": header}) == 401
+    assert checkers["valid"](secret, body, header)
+    assert not checkers["valid"](secret, body + b" ", header)
