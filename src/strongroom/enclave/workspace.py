@@ -132,6 +132,13 @@ class Enclave:
                               "FILE… --operator NAME --reason TEXT`)")
         return current.id
 
+    def participants(self) -> int:
+        """The current cohort's participants, as its version publishes them (nothing is
+        loaded): the size schedules are stated for."""
+        self.version()  # says what to do when there is none
+        current = self.store.current()
+        return current.participants if current is not None else 0
+
     def cohort(self) -> Cohort:
         version = self.version()
         return self._cohorts.get(version, lambda: self.store.load())

@@ -406,7 +406,7 @@ class Outputs:
             self.genotypes is not None and request.get("kind") == AnalysisKind.GWAS.value
         ) else None
         return timing.schedule_for(request, seconds=seconds, ratio=ratio,
-                                   participants=self.enclave.cohort().participants.height,
+                                   participants=self.enclave.participants(),
                                    variants=int(held.variants) if held is not None else 0)
 
     def _analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],

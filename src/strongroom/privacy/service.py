@@ -269,7 +269,7 @@ class Privacy:
         settings = self.ctx.settings
         return timing.dp_schedule(seconds=settings.analysis_seconds,
                                   ratio=settings.analysis_ladder,
-                                  participants=self.enclave.cohort().participants.height)
+                                  participants=self.enclave.participants())
 
     def _answer_at(self, asked: dt.datetime, started: float) -> dt.datetime:
         """Wait for the step of the schedule the release reached; its moment, on the
