@@ -380,6 +380,16 @@ def test_run_a_gwas_runs_as_written_after_the_demo(served: Served, token: str) -
         out = names["out"]
         _released(out, "the GWAS")
         assert client.outputs.request_release(out["id"])["status"] == "released"
+        # section 3: what comes back, as the how-to lists it
+        record = json.loads(client.outputs.download(out["id"]))
+    listed = re.search(r"one row per released variant and trait: `(.*?)`", text, re.S)
+    assert listed is not None
+    columns = [c.strip() for c in listed.group(1).split(",")]
+    assert record["columns"][:len(columns)] == columns, record["columns"]
+    assert record["variants"], "no variant released"
+    assert {row[0] for row in record["variants"]} <= {"bmi", "sbp"}
+    assert set(record["lambda_gc"]) == {"bmi", "sbp"} and "withheld" in record
+    assert record["facts"]["n"], record["facts"]
 
 
 def test_run_a_study_runs_as_written_after_the_demo(served: Served, token: str,
@@ -414,6 +424,13 @@ def test_run_a_study_runs_as_written_after_the_demo(served: Served, token: str,
             frame = (pl.read_parquet(written) if written.suffix == ".parquet"
                      else pl.read_csv(written))
             assert frame.height > 0 and frame.width > 1, spec
+    # the Cox table's terms by the dictionary's words, as the how-to says, the term as fitted
+    # beside them
+    cox = pl.read_csv(tmp_path / "cox.csv")
+    terms = dict(zip(cox["term_code"], cox["term"], strict=True))
+    assert terms["smoking=1"] == "smoking=Previous" and terms["smoking=2"] == \
+        "smoking=Current" and terms["sex=1"] == "sex=Male", terms
+    assert all(f"`{said}`" in text for said in ("smoking=Previous", "smoking=Current"))
     # the downloads, as written, of the first output
     for line in re.findall(r"^strongroom enclave download out_….*$", text, re.M):
         status, out, err = run(*_command(line.split("#")[0], served, **{"out_…": ids[0]}))
@@ -783,3 +800,57 @@ def test_watch_alerts_and_siem_runs_as_written_in_the_demo(served: Served,
     assert checkers["receive"](body + b" ", {"X-Strongroom-Signature": header}) == 401
     assert checkers["valid"](secret, body, header)
     assert not checkers["valid"](secret, body + b" ", header)
+
+
+def _id(prefix: str, said: str) -> str:
+    found = re.search(rf"\b{prefix}_[0-9a-z]+\b", said)
+    assert found is not None, (prefix, said)
+    return found.group(0)
+
+
+def test_administer_access_runs_as_written_in_the_demo(served: Served, token: str,
+                                                       tmp_path: Path) -> None:
+    """administer-access.md as the demo's custodian admin, Ada (and its access-committee
+    step as Ada Committee): a partner, a person and a project of its own; then cut off, the
+    whole platform paused and lifted by two admins (Ada, then Grace); the audit log proven.
+    Last here: it pauses the platform."""
+    from strongroom.demo.story import ADMIN as CUSTODIAN
+    from strongroom.demo.story import COMMITTEE
+
+    text = (HOW_TO / "administer-access.md").read_text()
+    lines = _console_lines(text, "sh")
+    bootstrap = next(line for line in lines if "admin bootstrap" in line)
+    ada = AtTheConsole(served, CUSTODIAN, tmp_path, next(
+        line for line in lines if line.startswith("strongroom login")).replace(
+        "ada@custodian.org", CUSTODIAN))
+    status, out, err = ada.run(*_line(bootstrap, served))
+    assert status == 1 and "refused" in err, (out, err)  # "refused once anyone exists"
+
+    def step(verb: str, who: AtTheConsole = ada, **names: str) -> str:
+        return who(next(line for line in lines if verb in line), **names)
+
+    institution = _id("ins", step("institution add"))
+    person = _id("per", step("person add", **{"ins_…": institution}))
+    step("person training", **{"per_…": person})
+    step("person vetting", **{"per_…": person})
+    project = _id("prj", step("project add", **{"per_…": person}))
+    assert json.loads(step("project fields", **{"prj_…": project}))
+    # the export decision needs the researchers' request first (the how-to says so): Sam's
+    # project starts next month, so he cannot ask yet, and the decision says what is missing
+    status, out, err = AtTheConsole(served, COMMITTEE, tmp_path).run(*_line(next(
+        line for line in lines if "project export" in line), served, **{"prj_…": project}))
+    assert status == 1 and "it cannot approve; from none it can request" in err, (out, err)
+    step("institution revoke", **{"ins_…": institution})
+    step("pause set project", **{"prj_…": project})
+    pause = _id("pau", step("pause set platform"))
+    step("pause lift", **{"pau_…": pause})  # a first admin: the lift is requested
+    lifted = step("pause lift", AtTheConsole(served, "grace.admin@custodian.example",
+                                             tmp_path), **{"pau_…": pause})
+    assert "lifted" in lifted, lifted
+    with served.client() as sr:  # the platform is open again: the researcher's token works
+        assert sr.projects.schema(served.project)
+    for line in [line for line in lines if line.startswith("strongroom audit")]:
+        ada(line)
+    assert (tmp_path / "cp.json").is_file()
+    ada(next(line for line in lines if line == "strongroom logout"))
+    served.signed_in.discard(CUSTODIAN)
