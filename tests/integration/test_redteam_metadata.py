@@ -559,3 +559,65 @@ def test_no_definition_probe_is_refused_by_an_earlier_definition_s_reservation(
         seen[held] = next(str(p) for _, p in probes if p is not None).replace(project, "P")
     assert seen[0.0] == seen[0.3], seen
     assert seen[0.0].startswith("conflict:"), seen
+
+
+# -- dummy data: built in the engine that real-data requests share ---------------------------
+
+
+def _filled(limits: Any) -> tuple[Any, list[str]]:
+    """Fill the one DuckDB database that queries with ``limits`` share (enclave/engine.py),
+    as a concurrent request's copied tables and intermediates fill it, until a block more
+    cannot be had: the connection and the tables it made, to drop."""
+    from strongroom.enclave import engine
+
+    cursor, made = engine._database(limits).cursor(), []
+    for rows in (50_000, 5_000, 500, 50, 5):
+        while True:
+            name = f"held_{len(made)}"
+            try:
+                cursor.execute(f"CREATE TEMP TABLE {name} AS SELECT range AS i, "
+                               f"lpad('', 1000, 'x') || range::VARCHAR AS s FROM range({rows})")
+            except Exception:
+                break
+            made.append(name)
+    return cursor, made
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "leak: dummy data (GET /projects/{id}/dummy, unscheduled, unrationed) rebuilds the "
+    "project's definitions in the one DuckDB database every real-data query with the same "
+    "limits shares (engine._database: one memory limit, one pool of threads), and leaves "
+    "out silently any definition that fails there (dummy_inputs suppresses DataRefusal); "
+    "so which files the zip holds, and how long it takes, tell what concurrent real-data "
+    "requests hold: a definition of the attacker's own (within its floor, spending nothing) "
+    "whose copied rows are large only when the target's value is over the line fills the "
+    "engine, and the download says so, a bit per definition. Fix in enclave/service.py "
+    "(dummy_inputs): build over dummy data in an engine of its own (a separate in-memory "
+    "database, its own memory limit and threads), and let a definition that cannot be built "
+    "there for a limit fail the download with one reason rather than drop out of it"))
+def test_dummy_data_does_not_tell_what_the_shared_engine_holds(world: AttackWorld) -> None:
+    """*Dummy data (the zip's files and bytes) is a function of the project's schema and its
+    definitions' text only.* The zip is downloaded with the shared engine idle and then
+    with it full, as while a concurrent real-data request holds its memory (the test fills
+    it: the truth); it must hold the same files."""
+    import io
+    import zipfile
+
+    enclave = world.platform.enclave
+    who, project = _attacker(world)
+    world.platform.outputs.define(who, project, "sub", SUBSET)
+
+    def files() -> list[str]:
+        zipped = service.dummy_data(enclave, who, project, n=200)
+        return sorted(zipfile.ZipFile(io.BytesIO(zipped)).namelist())
+    idle = files()
+    assert "sub.parquet" in idle
+    cursor, held = _filled(enclave.limits)
+    try:
+        full = files()
+    finally:
+        for name in held:
+            cursor.execute(f"DROP TABLE {name}")
+        cursor.close()
+    assert files() == idle  # idle again: as before
+    assert full == idle, f"while the engine was full the zip held only {full}"
