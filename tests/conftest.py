@@ -58,6 +58,14 @@ QUICK_LOOP_LEAVES_OUT = frozenset(f"tests/{name}.py" for name in (
     "unit/test_sizes", "unit/test_genomics_simulate"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The process's one forkserver imports what the crash tests' children and the genotype
+    readers' children both need, whichever of them starts it (tests/kill_points.py)."""
+    from tests.kill_points import share_forkserver
+
+    share_forkserver()
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Mark the PostgreSQL and the browser tests, and the quick loop's leave-outs as slow
     (as each test is collected)."""

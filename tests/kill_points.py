@@ -48,9 +48,16 @@ def before(owner, name, when=lambda *a, **k: True):
     setattr(owner, name, patched)
 '''
 
-# what the server imports once, so that its children start at the script's first line
+# what the server imports once, so that its children start at the script's first line. The
+# server is multiprocessing's one forkserver of this process, which the genotype readers' children
+# fork from too (strongroom/genomics/isolated.py): whichever starts it first fixes what it
+# imports, so it imports what both need (the readers' own extensions too), whoever starts it
+# (``share_forkserver``, called as each test process starts). Were it started by a genotype test
+# with the readers' list alone, every crash test's child imported Strongroom again (about a
+# minute of CPU over a run)
 PRELOAD = ["strongroom.platform", "strongroom.cli", "strongroom.migrations",
-           "strongroom.operations.backup", "strongroom.cohort.recovery"]
+           "strongroom.operations.backup", "strongroom.cohort.recovery",
+           "strongroom.genomics.isolated", "bed_reader", "pgenlib"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,19 @@ class Done:
     stderr: str
 
 
-def _server() -> multiprocessing.context.ForkServerContext:
-    context = multiprocessing.get_context("forkserver")
+def share_forkserver() -> multiprocessing.context.ForkServerContext:
+    """The process's forkserver context, its preload ``PRELOAD`` whoever starts the server
+    (it is started at the first child, by a crash test or a genotype read): the genotype
+    readers' context is made first, so that its own (shorter) list cannot replace this one."""
+    from strongroom.genomics import isolated
+
+    context: multiprocessing.context.ForkServerContext = isolated._children()
     context.set_forkserver_preload(PRELOAD)
     return context
+
+
+def _server() -> multiprocessing.context.ForkServerContext:
+    return share_forkserver()
 
 
 def _child(script: str, args: list[str], env: dict[str, str], out: str, err: str) -> None:
