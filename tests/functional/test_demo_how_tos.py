@@ -802,6 +802,77 @@ def test_watch_alerts_and_siem_runs_as_written_in_the_demo(served: Served,
     assert not checkers["valid"](secret, body + b" ", header)
 
 
+def _curl(line: str, served: Served, env: dict[str, str], cwd: Path) -> Any:
+    """A how-to's curl command, run as written (its host the demo's, the demo's CA given as
+    STRONGROOM_CA is for the CLI), its answer's JSON."""
+    line = re.sub(r"\\\n\s*", " ", line).replace("https://strongroom.example", served.url)
+    done = subprocess.run(f"{line} --cacert {served.ca} -w '\n%{{http_code}}'", shell=True,
+                          cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True,
+                          check=True)
+    body, _, status = done.stdout.rpartition("\n")
+    assert status == "200", (line, status, body)
+    return json.loads(body)
+
+
+def test_hold_transfer_limits_runs_as_written_in_the_demo(served: Served, token: str,
+                                                          tmp_path: Path) -> None:
+    """hold-transfer-limits.md in the demo: the custodian's identity commands on two of the
+    demo's researchers (Tom and Camille: linked as one, unlinked, marked distinct, an ORCID),
+    a project's limits read with the researcher's `read` token and changed by the custodian
+    admin with curl, signed in as the how-to says (`POST /auth/login`)."""
+    from strongroom.demo.story import ADMIN as CUSTODIAN
+    from strongroom.demo.story import CAMILLE, TOM
+
+    text = (HOW_TO / "hold-transfer-limits.md").read_text()
+    lines = _console_lines(text, "bash")
+    ada = AtTheConsole(served, CUSTODIAN, tmp_path)
+    people = {p["email"]: p["id"] for p in json.loads(ada("strongroom admin person list"))}
+    tom, camille = people[TOM], people[CAMILLE]
+    pair = {"per_A": tom, "per_B": camille, "per_…": tom}
+
+    def step(start: str) -> Any:
+        return json.loads(ada(next(line for line in lines if line.startswith(start)), **pair))
+
+    assert isinstance(step("strongroom admin person duplicates"), list)
+    assert step("strongroom admin person accounts")["accounts"] == [tom]
+    assert step("strongroom admin person link per_A per_B --reason")
+    # one allowance now
+    assert set(step("strongroom admin person accounts")["accounts"]) == {tom, camille}
+    step("strongroom admin person unlink")
+    assert step("strongroom admin person accounts")["accounts"] == [tom]
+    step("strongroom admin person link per_A per_B --distinct")
+    step("strongroom admin person orcid")
+    # the limits: a researcher's `read` token reads them
+    assert "(`--preset read`\nonly reads them)" in text or "`--preset read`" in text
+    argv = _command(f"strongroom token issue prj_… --preset read --url {DOC_URL} "
+                    f"--email {served.researcher.email}", served, **{"prj_…": served.project})
+    status, issued, err = cli(*argv, "--password", served.researcher.password, "--code",
+                              fresh_code(served.steps, served.researcher), "--ca",
+                              str(served.ca), cwd=tmp_path)
+    assert status == 0, err
+    (block,) = [b for b in blocks(text, "bash") if "/projects/prj_…/limits" in b]
+    reads, change, _institution = [c.strip() for c in re.split(r"\n(?=curl|# )", block)
+                                   if c.startswith("curl")]
+    env = {"TOKEN": json.loads(issued)["secret"]}
+    before = _curl(reads.replace("prj_…", served.project), served, env, tmp_path)
+    assert before, before
+    # the custodian admin, signed in as the how-to's next section says (its cookie and CSRF)
+    admin = served.login(CUSTODIAN)
+    (sign_in,) = [b for b in blocks(text, "bash") if "/auth/login" in b]
+    script = sign_in.replace("you@custodian.org", admin.email).replace(
+        '"password": "…"', json.dumps({"password": admin.password})[1:-1]).replace(
+        '"code": "123456"', f'"code": "{fresh_code(served.steps, admin)}"').replace(
+        "https://strongroom.example", served.url).replace("curl -s", f"curl -s --cacert "
+                                                                    f"{served.ca}")
+    done = subprocess.run(["bash", "-c", f'{script}\necho "$CSRF"'], cwd=tmp_path,
+                          capture_output=True, text=True, check=True)
+    env["CSRF"] = done.stdout.strip()
+    assert env["CSRF"], (done.stdout, done.stderr)
+    _curl(change.replace("prj_…", served.project), served, env, tmp_path)
+    after = _curl(reads.replace("prj_…", served.project), served, env, tmp_path)
+    assert after != before, after
+
+
 def _id(prefix: str, said: str) -> str:
     found = re.search(rf"\b{prefix}_[0-9a-z]+\b", said)
     assert found is not None, (prefix, said)

@@ -156,6 +156,14 @@ def create_app(platform: Platform | None) -> FastAPI:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
             reasons.append(f"{where}: {err.get('msg', 'invalid')}")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if (not web.is_page(request) and kind and not kind.endswith("json")
+                and any(e.get("type") in ("model_attributes_type", "dict_type")
+                        and tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())):
+            # curl -d sends a form's content type: the body was not read as JSON at all
+            reasons.append(f"the body was sent as {kind}, not as JSON: send it with "
+                           f"Content-Type: application/json (curl: -H \"Content-Type: "
+                           f"application/json\")")
         if web.is_page(request):
             return web.error_page(request, Invalid(reasons or ["the form is not valid"]), 422)
         return problem(422, "invalid", reasons or ["the request is not valid"])
