@@ -29,6 +29,7 @@ from strongroom.extracts import models as _extract_tables  # noqa: F401  (every 
 from strongroom.genomics.store import Genotypes
 from strongroom.jobs.sandbox import Limits as JobLimits
 from strongroom.jobs.service import Jobs
+from strongroom.outputs.rations import Rations
 from strongroom.outputs.runs import Runs
 from strongroom.outputs.service import Outputs
 from strongroom.privacy.service import Privacy
@@ -83,9 +84,12 @@ class Platform:
                            deliver=self.delivery.deliver)
         # the transfer limits are held inside the services that read data (the gate), and
         # DP mode refuses exact analyses there too, whoever calls them
-        self.privacy = Privacy(self.enclave, gate=self.watch)
+        # each person's ration of answers, spent by the outputs and the DP queries alike
+        self.rations = Rations(self.access)
+        self.privacy = Privacy(self.enclave, gate=self.watch, rations=self.rations)
         self.outputs = Outputs(self.enclave, gate=self.watch,
-                               exact_guard=self.privacy.refuse_exact, genotypes=self.genotypes)
+                               exact_guard=self.privacy.refuse_exact, rations=self.rations,
+                               genotypes=self.genotypes)
         # researchers' own code: planned outputs go through the outputs above, nothing else
         self.jobs = Jobs(self.enclave, self.outputs, self.watch, limits=job_limits)
         # analyses submitted to run in the background and polled, through the outputs above

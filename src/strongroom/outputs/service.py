@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
 from strongroom.access import projects
-from strongroom.access.authorize import authorize, projects_of
+from strongroom.access.authorize import authorize
 from strongroom.access.context import Principal
 from strongroom.access.models import Institution, Person, Project
 from strongroom.access.permissions import Action
@@ -52,6 +52,7 @@ from strongroom.outputs import (
     combinations,
     contributions,
     precision,
+    rations,
     requests,
     tidy,
     timing,
@@ -81,8 +82,9 @@ from strongroom.outputs.overlap import (
     within_output,
 )
 from strongroom.outputs.overlap import RULE as WITHIN_RULE
+from strongroom.outputs.rations import Rations
 from strongroom.outputs.render import MEDIA_TYPE, Format, filename, render
-from strongroom.outputs.rules import Rules, load_rules, tighten
+from strongroom.outputs.rules import Rules, tighten
 from strongroom.outputs.scanner import RowIndex, scan
 from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.suppression import where
@@ -93,7 +95,6 @@ from strongroom.watch.limits import Gate
 if TYPE_CHECKING:  # the GWAS path imports its numerics (SciPy) only when a GWAS runs
     from strongroom.outputs.genetics import Budget
 
-RULES_FILE = "rules.yaml"  # a project's tightened thresholds, beside its other files
 CELLS = "cells"
 
 
@@ -226,13 +227,14 @@ class Outputs:
 
     def __init__(self, enclave: Enclave, *, gate: Gate,
                  exact_guard: Callable[[Principal, str], None],
-                 rules: Rules | None = None, genotypes: Genotypes | None = None):
+                 rations: Rations | None = None, genotypes: Genotypes | None = None):
         self.enclave = enclave
         self.genotypes = genotypes
         self.ctx = enclave.ctx
         self.gate = gate
         self.exact_guard = exact_guard
-        self.base_rules = rules or load_rules()
+        self.rations = rations or Rations(self.ctx)
+        self.base_rules = self.rations.base_rules
         self.ledger = Ledger(self.ctx.engine, self.ctx.key)
         self._genetics_thread_lock = threading.Lock()
         self._index = LruCache(1)
@@ -256,10 +258,7 @@ class Outputs:
 
     def rules_for(self, project_id: str) -> Rules:
         """The shipped rules, tightened by the project's own file if it has one."""
-        path = self.ctx.project_dir(project_id) / RULES_FILE
-        if not path.exists():
-            return self.base_rules
-        return tighten(self.base_rules, yaml.safe_load(path.read_bytes()) or {})
+        return self.rations.rules_for(project_id)
 
     def set_project_rules(self, principal: Principal, project_id: str,
                           overrides: Mapping[str, Any]) -> Rules:
@@ -269,9 +268,9 @@ class Outputs:
         rules = tighten(self.base_rules, overrides)  # refuses any loosening, with reasons
         where = self.ctx.project_dir(project_id)
         where.mkdir(parents=True, exist_ok=True, mode=0o700)
-        staging = where / (RULES_FILE + ".tmp")
+        staging = where / (rations.RULES_FILE + ".tmp")
         staging.write_text(yaml.safe_dump(dict(overrides), sort_keys=True))
-        staging.replace(where / RULES_FILE)
+        staging.replace(where / rations.RULES_FILE)
         self.ctx.record(EventType.PROJECT_UPDATED, principal, project_id,
                         {"output_rules": dict(overrides), "rules_version": rules.version_id})
         return rules
@@ -648,19 +647,13 @@ class Outputs:
                        what: str) -> int | None:
         """Spend one of the person's answers ahead of work whose outcome would be one (a job
         whose real run may end otherwise than its dummy run): its id, or None if spent."""
-        return answers.reserve(db, principal.person_id, project_id, self.ctx.clock(),
-                               self._ration(db, principal.person_id), what)
+        return self.rations.reserve(db, principal, project_id, what)
 
     def give_back_answer(self, db: Session, answer_id: int) -> None:
-        answers.give_back(db, answer_id)
+        self.rations.give_back(db, answer_id)
 
     def _ration(self, db: Session, person_id: str) -> answers.Ration:
-        """One person's ration of answers: their day is the strictest of their projects'
-        rules; the other budgets (a year's, the projects' and institutions') are Settings."""
-        projects = sorted(projects_of(db, person_id))
-        return answers.Ration.strictest([self.rules_for(p) for p in projects] or
-                                        [self.base_rules],
-                                        answers.Limits.of(self.ctx.settings))
+        return self.rations.of(db, person_id)
 
     def download(self, principal: Principal, output_id: str,
                  measured: Callable[[str, int], None] | None = None) -> requests.Download:

@@ -37,6 +37,7 @@ from strongroom.enclave import service as enclave_service
 from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import Conflict, Invalid, Refused, ServiceError, Unavailable
 from strongroom.outputs import timing
+from strongroom.outputs.rations import Rations
 from strongroom.privacy import budget, dp, mixed_access
 from strongroom.privacy.budget import Budget, SpendRow
 from strongroom.privacy.dp_runtime import EngineError, EnginePool, engine
@@ -87,11 +88,12 @@ def _digest(spec: Mapping[str, Any]) -> str:
 class Privacy:
     """The DP services over one enclave (its views and access context)."""
 
-    def __init__(self, enclave: Enclave, *, gate: Gate,
+    def __init__(self, enclave: Enclave, *, gate: Gate, rations: Rations,
                  engine_of: Callable[[], EnginePool] = engine):
         self.enclave = enclave
         self.ctx = enclave.ctx
         self.gate = gate  # the transfer limits, held before a query reads anything
+        self.rations = rations  # a release past its floor spends an answer of its asker's
         self._engine_of = engine_of
         self._plans = LruCache(256)  # engine headers OpenDP has accepted
         # how an answer waits for its step (outputs/timing.py); tests may record instead
@@ -218,6 +220,7 @@ class Privacy:
         where = enclave_service.scope(self.enclave, principal, project_id)
         self.gate.hold(principal, project_id, Action.DATA_ANALYSE.value)
         pool = self._engine_of()
+        answer: int | None = None
         try:
             query = dp.parse_query(request)
             tables = self.enclave.tables(where.project, where.fields)
@@ -229,11 +232,14 @@ class Privacy:
             spend_id = new_id("dps")
             spec = dict(request)
             asked, started = self.ctx.clock(), time.monotonic()
+            answer = self._reserve(principal, project_id)
             charged = budget.retrying(lambda: self._charge(budget.Charge(
                 project_id, principal.person_id, principal.token_id, query.kind.value,
                 query.table, epsilon, Fraction(0), spec, _digest(spec)), spend_id, principal,
                 asked))
         except (Invalid, Conflict, Unavailable) as refusal:
+            if answer is not None:  # refused before anything was read: nothing to answer
+                self._settle(answer, overran=False)
             self.ctx.record(EventType.DP_QUERY_REFUSED, principal, project_id,
                             {"kind": str(request.get("kind")), "reasons": refusal.reasons})
             raise
@@ -245,14 +251,15 @@ class Privacy:
                                   "is withheld")
             released = dp.answer(planned, raw)
         except Exception as exc:
-            self._failed(principal, project_id, spend_id, exc, self._answer_at(asked, started))
+            self._failed(principal, project_id, spend_id, exc,
+                         self._answer_at(asked, started, answer))
             raise Unavailable(
                 f"the query failed after its ε was charged (spend {spend_id}); the charge "
                 f"stays spent, since a failure can depend on the data; tell the custodian's "
                 f"team if it recurs") from exc
         noise = [{"statistic": n.statistic, "distribution": n.distribution, "scale": n.scale}
                  for n in released.noise]
-        answered_at = self._answer_at(asked, started)
+        answered_at = self._answer_at(asked, started, answer)
         with self.ctx.transaction() as db:  # the answer and its event commit together
             budget.finish(db, spend_id, "answered",
                           {"noise": noise, "epsilon_used": released.epsilon_used},
@@ -271,13 +278,33 @@ class Privacy:
                                   ratio=settings.analysis_ladder,
                                   participants=self.enclave.participants())
 
-    def _answer_at(self, asked: dt.datetime, started: float) -> dt.datetime:
+    def _reserve(self, principal: Principal, project_id: str) -> int | None:
+        """An answer of the asker's ration, reserved for the release's time (none when no
+        schedule is set, or when the ration is spent: then a step costs nothing more, as an
+        analysis's does)."""
+        if not self.schedule().timed:
+            return None
+        with self.ctx.transaction() as db:
+            return self.rations.reserve(db, principal, project_id, "time")
+
+    def _settle(self, answer: int, overran: bool) -> None:
+        if not overran:
+            with self.ctx.transaction() as db:
+                self.rations.give_back(db, answer)
+
+    def _answer_at(self, asked: dt.datetime, started: float,
+                   answer: int | None) -> dt.datetime:
         """Wait for the step of the schedule the release reached; its moment, on the
-        platform's clock, from the request's."""
+        platform's clock, from the charge's. A release past its floor keeps the answer
+        reserved for it, spent (its step is data); one within it gives it back, at that
+        moment (sooner, a request the ration refused or let through meanwhile would time
+        the release)."""
         schedule = self.schedule()
         took = time.monotonic() - started
         step = schedule.due(took, took)
         self.sleep(max(0.0, started + schedule.at(step) - time.monotonic()))
+        if answer is not None:
+            self._settle(answer, schedule.overran(took))
         return asked + dt.timedelta(seconds=schedule.at(step))
 
     def _check_plan(self, pool: EnginePool, header: dict[str, Any], planned: dp.Plan,
