@@ -976,9 +976,14 @@ def _concentrated(a: Vector, others: list[Vector], threshold: int, share: float)
     # person's difference into everyone's (their row is unlike anyone's), so what is left is
     # weighed with them free, and a clash when freeing k takes away more than ``share``
     few = np.argpartition(d2, d2.size - k)[d2.size - k:]
-    free = np.zeros((ids.size, few.size))
-    free[few, np.arange(few.size)] = 1.0
-    wider = column_basis(np.hstack([design, free]))
-    rest = float(np.square(x - wider @ (wider.T @ x)).sum())
+    # letting them go is a free column for each of them (1 on their row, 0 elsewhere): those
+    # columns take the k rows whatever their values, so what the wider fit leaves is the fit
+    # of the others over everyone else's rows (the same least squares, without a column per
+    # person freed: each wider basis cost a QR of k more columns, most of a GWAS's check)
+    rest_of = np.ones(ids.size, dtype=bool)
+    rest_of[few] = False
+    narrower = column_basis(design[rest_of])
+    kept = x[rest_of]
+    rest = float(np.square(kept - narrower @ (narrower.T @ kept)).sum())
     return total - rest > share * total
 
