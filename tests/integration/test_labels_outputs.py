@@ -113,6 +113,13 @@ def test_the_how_tos_cox_model_reads_its_levels_by_meaning(
     # the record (the checked bytes) keeps the codes: the check saw what is released
     record = json.loads(world.platform.outputs.download(researcher, view.output.id).payload)
     assert {c["row"][0] for c in record["cells"]} >= {"sex=1", "smoking=1", "smoking=2"}
+    # the console's table of the released model reads its terms by the same words
+    page = signed_in(world, Role.RESEARCHER).get(
+        f"{PREFIX}/workspace/outputs/{view.output.id}/released")
+    assert page.status_code == 200, page.text[:500]
+    shown = html.unescape(page.text)
+    assert "smoking=Current" in shown and "sex=Male" in shown, shown[:2000]
+    assert not re.search(r"\b(?:sex|smoking)=\d", shown), shown[:2000]
 
 
 def test_the_how_tos_survival_table_is_labelled_by_smoking(
@@ -128,9 +135,14 @@ def test_the_how_tos_survival_table_is_labelled_by_smoking(
 
 
 def checker(world: World) -> TestClient:
+    return signed_in(world, Role.OUTPUT_CHECKER)
+
+
+def signed_in(world: World, role: Role) -> TestClient:
+    """The console, signed in as the world's person of ``role``."""
     client = TestClient(create_app(world.platform), client=(INSIDE, 50000),
                         follow_redirects=False)
-    member = world.member(Role.OUTPUT_CHECKER)
+    member = world.member(role)
     answer = client.post(f"{PREFIX}/login", data={"email": member.email, "password": PASSWORD,
                                                   "code": world.code(member)})
     assert answer.status_code == 303, answer.text
