@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.access import policies
 from strongroom.access.context import AccessContext, Principal
-from strongroom.access.models import Project, ProjectMember
+from strongroom.access.models import Institution, Person, Project, ProjectMember
 from strongroom.access.permissions import RULES, Action, Grant, Kind, who_may
 from strongroom.access.roles import Role
 from strongroom.access.states import ExportStatus, ProjectStatus
@@ -70,10 +70,15 @@ def reasons_against(ctx: AccessContext, db: Session, principal: Principal, actio
                 db, project, principal.person_id):
             reasons.append(f"you are not a member of project {project_id}")
         reasons += grant_reasons(project, rule.grant)
+    # the person and their institution, read once for the checks below (each reads them by
+    # key: the session's identity map holds an object only while something refers to it, so
+    # without these references each check read them again)
+    held = (db.get(Person, principal.person_id), db.get(Institution, principal.institution_id))
     reasons += policies.account_reasons(db, state, principal, rule)
     reasons += policies.token_reasons(principal, action, rule, project_id)
     if rule.kind is Kind.DATA:
         reasons += policies.data_reasons(db, state, principal, project, ctx.clock().date())
+    del held
     return reasons, project
 
 
