@@ -44,6 +44,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -419,6 +420,12 @@ def test_run_a_study_runs_as_written_after_the_demo(served: Served, token: str,
     (tmp_path / "study.sql").write_text(blocks(text, "sql")[0])
     status, out, err = run("enclave", "define", served.project, "study", "@study.sql")
     assert status == 0 and json.loads(out)["size_ok"], err
+    # "Try every request below on the dummy data first": the dummy data, study.sql's table too
+    (dummy,) = re.findall(r"\(`(strongroom enclave dummy \$P)`\)", text)
+    status, out, err = run(*_command(dummy, served, **{"$P": served.project}))
+    assert status == 0, err
+    with zipfile.ZipFile(tmp_path / "dummy.zip") as made:
+        assert any("study" in name for name in made.namelist()), made.namelist()
     asked = re.findall(r"strongroom enclave analyse \$P '(.*?)'((?: --release| --table \S+)?)",
                        text, re.S)
     assert len(asked) >= 7
