@@ -198,21 +198,41 @@ def _exact(x: NDArray[np.float32], k: int, used: NDArray[np.int64]) -> Principal
     the eigenvectors of xᵀx (markers × markers, summed in float64 a block of samples at a
     time), projected back."""
     n, m = x.shape
-    gram = np.zeros((m, m))
-    for start in range(0, n, _BLOCK):
-        block = x[start:start + _BLOCK].astype(np.float64)
-        gram += block.T @ block
-    values, vectors = np.linalg.eigh(gram)
-    top = np.argsort(values)[::-1][:k]
-    values, vectors = np.maximum(values[top], 1e-300), vectors[:, top]
-    u = np.vstack([x[start:start + _BLOCK].astype(np.float64) @ vectors
-                   for start in range(0, n, _BLOCK)]) / np.sqrt(values)
+    if n < m:
+        values, u = _exact_by_samples(x, k)
+    else:
+        gram = np.zeros((m, m))
+        for start in range(0, n, _BLOCK):
+            block = x[start:start + _BLOCK].astype(np.float64)
+            gram += block.T @ block
+        values, vectors = np.linalg.eigh(gram)
+        top = np.argsort(values)[::-1][:k]
+        values, vectors = np.maximum(values[top], 1e-300), vectors[:, top]
+        u = np.vstack([x[start:start + _BLOCK].astype(np.float64) @ vectors
+                       for start in range(0, n, _BLOCK)]) / np.sqrt(values)
     signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(k)])
     return PrincipalComponents(scores=u * signs * np.sqrt(n), eigenvalues=values / m,
                                variants=used.astype(np.int64))
 
 
 _BLOCK = 65_536  # samples at a time through the exact path's products
+
+
+def _exact_by_samples(x: NDArray[np.float32], k: int) -> tuple[F64, F64]:
+    """With fewer samples than markers, the same components from the samples' side: X Xᵀ
+    (samples × samples, summed in float64 a block of markers at a time) has the nonzero
+    eigenvalues of XᵀX, and its unit eigenvectors are X v / √λ, the scores themselves (an
+    eigendecomposition of the smaller matrix: a 1,500-sample study of 3,500 markers took
+    seconds on the markers' side)."""
+    n, m = x.shape
+    gram = np.zeros((n, n))
+    step = max(1, (1 << 25) // max(n, 1))  # markers at a time: 256 MiB of float64
+    for start in range(0, m, step):
+        block = x[:, start:start + step].astype(np.float64)
+        gram += block @ block.T
+    values, vectors = np.linalg.eigh(gram)
+    top = np.argsort(values)[::-1][:k]
+    return np.maximum(values[top], 1e-300), vectors[:, top]
 
 
 def _read(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
