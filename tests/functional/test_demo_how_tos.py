@@ -446,6 +446,11 @@ def test_run_a_study_runs_as_written_after_the_demo(served: Served, token: str,
             frame = (pl.read_parquet(written) if written.suffix == ".parquet"
                      else pl.read_csv(written))
             assert frame.height > 0 and frame.width > 1, spec
+    # the Kaplan–Meier table's groups by the dictionary's words ("`smoking` (by its words)"),
+    # the codes beside them
+    survival = pl.read_csv(tmp_path / "survival.csv")
+    assert {"Never", "Previous", "Current"} <= set(survival["smoking"]), survival["smoking"]
+    assert "smoking_code" in survival.columns and "start" in survival.columns
     # the Cox table's terms by the dictionary's words, as the how-to says, the term as fitted
     # beside them
     cox = pl.read_csv(tmp_path / "cox.csv")
