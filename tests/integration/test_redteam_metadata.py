@@ -564,60 +564,130 @@ def test_no_definition_probe_is_refused_by_an_earlier_definition_s_reservation(
 # -- dummy data: built in the engine that real-data requests share ---------------------------
 
 
-def _filled(limits: Any) -> tuple[Any, list[str]]:
-    """Fill the one DuckDB database that queries with ``limits`` share (enclave/engine.py),
-    as a concurrent request's copied tables and intermediates fill it, until a block more
-    cannot be had: the connection and the tables it made, to drop."""
-    from strongroom.enclave import engine
+class _Held:
+    """Tables of about 1 MB each in the one DuckDB database that queries with these limits
+    share (enclave/engine.py), as a concurrent request's copied tables fill it: the
+    attacker's calibration, made with honest requests of their own (here, by the test)."""
 
-    cursor, made = engine._database(limits).cursor(), []
-    for rows in (50_000, 5_000, 500, 50, 5):
+    def __init__(self, limits: Any) -> None:
+        from strongroom.enclave import engine
+
+        self.cursor, self.tables = engine._database(limits).cursor(), []
+
+    def fill(self) -> None:
         while True:
-            name = f"held_{len(made)}"
+            name = f"held_{len(self.tables)}"
             try:
-                cursor.execute(f"CREATE TEMP TABLE {name} AS SELECT range AS i, "
-                               f"lpad('', 1000, 'x') || range::VARCHAR AS s FROM range({rows})")
-            except Exception:
-                break
-            made.append(name)
-    return cursor, made
+                self.cursor.execute(f"CREATE TEMP TABLE {name} AS SELECT range AS i, "
+                                    "lpad('', 1000, 'x') || range::VARCHAR AS s "
+                                    "FROM range(1000)")
+            except Exception:  # the database's memory limit: full
+                return
+            self.tables.append(name)
+
+    def free(self, tables: int) -> None:
+        for _ in range(min(tables, len(self.tables))):
+            self.cursor.execute(f"DROP TABLE {self.tables.pop()}")
+
+    def close(self) -> None:
+        self.free(len(self.tables))
+        self.cursor.close()
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "leak: dummy data (GET /projects/{id}/dummy, unscheduled, unrationed) rebuilds the "
-    "project's definitions in the one DuckDB database every real-data query with the same "
-    "limits shares (engine._database: one memory limit, one pool of threads), and leaves "
-    "out silently any definition that fails there (dummy_inputs suppresses DataRefusal); "
-    "so which files the zip holds, and how long it takes, tell what concurrent real-data "
-    "requests hold: a definition of the attacker's own (within its floor, spending nothing) "
-    "whose copied rows are large only when the target's value is over the line fills the "
-    "engine, and the download says so, a bit per definition. Fix in enclave/service.py "
-    "(dummy_inputs): build over dummy data in an engine of its own (a separate in-memory "
-    "database, its own memory limit and threads), and let a definition that cannot be built "
-    "there for a limit fail the download with one reason rather than drop out of it"))
-def test_dummy_data_does_not_tell_what_the_shared_engine_holds(world: AttackWorld) -> None:
-    """*Dummy data (the zip's files and bytes) is a function of the project's schema and its
-    definitions' text only.* The zip is downloaded with the shared engine idle and then
-    with it full, as while a concurrent real-data request holds its memory (the test fills
-    it: the truth); it must hold the same files."""
+    "project's definitions in the one DuckDB database that every real-data query with the "
+    "same limits shares (engine._database: one memory limit, one pool of threads), and "
+    "silently leaves out a definition that fails there (dummy_inputs suppresses "
+    "DataRefusal): which files the zip holds (and how long it takes) tell what a concurrent "
+    "real-data request holds, and a definition of the attacker's own, within its floor and "
+    "spending nothing, copies 30 MB into that database only when the target's BMI is over "
+    "the line: a bit per definition. Fix in enclave/service.py (dummy_inputs): build over "
+    "dummy data in an engine of its own (a separate in-memory database with its own memory "
+    "limit and threads, never the real data's), and fail the download with one constant "
+    "reason rather than drop a definition that meets a limit there"))
+def test_dummy_data_does_not_tell_what_a_concurrent_definition_holds(
+        world: AttackWorld, cast: runner.Cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    """*Dummy data (the zip's files) is a function of the project's schema and its
+    definitions' text only, whatever else runs.* ``big`` is the target's row with 60 texts
+    of 10,000 characters if their BMI is over 30 (empty otherwise; 30,000 steps a text,
+    within the per-row bound), ``copies`` 50 copies of it, ``pad2`` a definition whose dummy
+    build sorts on 30 KB a row. The attacker calibrates the shared engine's headroom with
+    honest load (the test holds it) to 10 to 20 MB more than the dummy build needs, then
+    defines ``probe`` (reading ``copies``: it copies 30 MB into the engine only for an obese
+    target; the truth, read custodian-side from DuckDB) and downloads dummy data while it
+    runs: the zip must hold the same files for both targets."""
     import io
     import zipfile
 
-    enclave = world.platform.enclave
-    who, project = _attacker(world)
-    world.platform.outputs.define(who, project, "sub", SUBSET)
+    from strongroom.enclave import engine, engines
 
-    def files() -> list[str]:
-        zipped = service.dummy_data(enclave, who, project, n=200)
-        return sorted(zipfile.ZipFile(io.BytesIO(zipped)).namelist())
-    idle = files()
-    assert "sub.parquet" in idle
-    cursor, held = _filled(enclave.limits)
+    enclave, outputs = world.platform.enclave, world.platform.outputs
+    columns = ", ".join(f"s{i}" for i in range(60))
+
+    def memory() -> float:  # custodian-side: what the shared database holds, in MB
+        cursor = engine._database(enclave.limits).cursor()
+        try:
+            held = cursor.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
+            return float(held.fetchone()[0]) / 2**20  # type: ignore[index]
+        finally:
+            cursor.close()
+    def attacker(target: runner.Target) -> tuple[Principal, str]:
+        who, project = _attacker(world)
+        texts = ", ".join(f"CASE WHEN {target.condition} AND bmi > 30 THEN lpad('', 10000, "
+                          f"'x') ELSE '' END AS s{i}" for i in range(60))
+        outputs.define(who, project, "big", f"SELECT pid, {texts} FROM base WHERE "
+                                            f"{target.condition}")
+        outputs.define(who, project, "copies", " UNION ALL ".join(
+            [f"SELECT pid, {columns} FROM big"] * 50))
+        outputs.define(who, project, "pad2", "SELECT pid, sex FROM base ORDER BY " + ", ".join(
+            f"lpad(CAST(bmi AS VARCHAR), 10000, '{c}')" for c in "xyz"))
+        return who, project
+
+    def files(who: Principal, project: str) -> list[str]:
+        zipped = service.dummy_data(enclave, who, project)
+        return sorted(name for name in zipfile.ZipFile(io.BytesIO(zipped)).namelist()
+                      if name.endswith(".parquet"))
+    attackers = {target.obese: attacker(target) for target in (cast.obese[0], cast.lean[0])}
+    whole = files(*attackers[False])
+    assert "pad2.parquet" in whole
+    # the calibration (honest load, in 10 MB steps): the least headroom the zip is whole at
+    held, freed = _Held(enclave.limits), 30
     try:
-        full = files()
+        held.fill()
+        held.free(freed)
+        while files(*attackers[False]) != whole:
+            held.free(10)
+            freed += 10
     finally:
-        for name in held:
-            cursor.execute(f"DROP TABLE {name}")
-        cursor.close()
-    assert files() == idle  # idle again: as before
-    assert full == idle, f"while the engine was full the zip held only {full}"
+        held.close()
+    seen: dict[bool, tuple[list[str], float]] = {}
+    real = engines.run
+    for obese, (who, project) in attackers.items():
+        held = _Held(enclave.limits)
+        try:
+            held.fill()
+            held.free(freed + 10)  # 10 to 20 MB more than the download needs
+            during: list[tuple[list[str], float]] = []
+
+            def run(con: Any, sql: str, limits: Any, most: int | None = None,
+                    during: list[tuple[list[str], float]] = during,
+                    who: Principal = who, project: str = project) -> Any:
+                if not during:  # the probe's query, its tables copied: the download now
+                    during.append(([], memory()))  # (the download's own queries pass)
+                    during[0] = (files(who, project), during[0][1])
+                return real(con, sql, limits, most)
+            monkeypatch.setattr(engines, "run", run)
+            try:
+                outputs.define(who, project, "probe", f"SELECT pid, {columns} FROM copies")
+            finally:
+                monkeypatch.setattr(engines, "run", real)
+            assert _spent(world, project, "definition") == 0  # the truth: all free
+            seen[obese] = during[0]
+        finally:
+            held.close()
+    # the truth: the probe held some 30 MB more in the shared engine for the obese target
+    assert seen[True][1] - seen[False][1] > 20, seen
+    assert seen[True][0] == seen[False][0], (
+        f"the zip downloaded while the probe ran: {seen[True][0]} (obese) against "
+        f"{seen[False][0]} (lean)")
