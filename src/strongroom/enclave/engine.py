@@ -37,6 +37,11 @@ class Limits:
     threads: int = 2
     seconds: float = 10.0
     max_rows: int = 5_000_000
+    # which shared database queries with these limits run in: real-data requests share one
+    # (""), builds over dummy data another ("dummy", enclave.service.dummy_inputs), so that
+    # what a concurrent real-data request holds (memory, threads) never decides what an
+    # unscheduled, unrationed download of dummy data can build
+    pool: str = ""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", self.memory):
@@ -80,17 +85,17 @@ def release(con: duckdb.DuckDBPyConnection) -> None:
     con.close()
 
 
-# One in-memory database per (memory, threads), opened once and locked before it holds any
+# One in-memory database per (memory, threads, pool), opened once and locked before it holds any
 # table: opening a database costs 15-25 ms of a grouped count's budget, a connection to an
 # open one almost nothing. Requests never share tables (each has temporary tables of its own,
 # found before anything in the shared catalog), and what runs is always one checked SELECT
 # wrapped as a subquery (:func:`run`), which cannot create anything there.
-_DATABASES: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
+_DATABASES: dict[tuple[str, int, str], duckdb.DuckDBPyConnection] = {}
 _OPENING = threading.Lock()
 
 
 def _database(limits: Limits) -> duckdb.DuckDBPyConnection:
-    key = (limits.memory, limits.threads)
+    key = (limits.memory, limits.threads, limits.pool)
     with _OPENING:
         database = _DATABASES.get(key)
         if database is None:
