@@ -123,5 +123,11 @@ def print_summary(summary: StoreSummary) -> None:
     console.print(table)
     console.print(f"{version['participants']:,} participants; "
                   f"{summary.stored_bytes / 2**20:.1f} MiB encrypted at rest")
+    sources = [s for s in version.get("sources") or [] if "name" in s]
+    if sources:  # what it was ingested from, as the custodian can check against their files
+        console.print("ingested from:")
+        for source in sources:
+            console.print(f"  {source['name']}  {source['bytes']:,} bytes  "
+                          f"sha256 {source['sha256']}", soft_wrap=True)
 
 

@@ -70,5 +70,7 @@ def genotypes_info(
         return
     console.print(f"genotype set {held.id} ({about['created_at']}): {held.samples:,} samples × "
                   f"{held.variants:,} variants, {about['chunks']} chunks, "
-                  f"{about['sealed_bytes']:,} sealed bytes, from {held.source['kind']} files "
-                  + ", ".join(f["name"] for f in held.source["files"]))
+                  f"{about['sealed_bytes']:,} sealed bytes, from {held.source['kind']} files:")
+    for source in held.source["files"]:  # as the custodian can check against their files
+        console.print(f"  {source['name']}  {source['bytes']:,} bytes  sha256 "
+                      f"{source['sha256']}", soft_wrap=True)
