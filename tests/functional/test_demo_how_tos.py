@@ -30,7 +30,9 @@ tests/functional/test_r_client.py, tests/integration/test_r_study.py and
 test_rmarkdown_jobs.py, against worlds of their own), the console how-tos (the browser tests
 under tests/functional/web read every page), and those that need another world than the demo's:
 ingest-a-cohort.md, ingest-genotypes.md, measure-reidentification-risk.md (a record-level
-file), operate.md, run-on-spark.md (a cluster), run-the-tests.md and run-the-benchmarks.md.
+file), operate.md and run-the-benchmarks.md' quick form (walked as written by
+tests/functional/test_custodian_how_tos.py, in a custodian's store of their own), and
+run-on-spark.md (a cluster) and run-the-tests.md (the whole suite), not walked.
 """
 
 from __future__ import annotations
