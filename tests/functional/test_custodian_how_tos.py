@@ -24,6 +24,7 @@ long forms (minutes each) beyond reading that each command names a script and op
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -160,17 +161,47 @@ def test_ingest_a_cohort_runs_as_written(machine: Machine,
                                                     "/srv/other/master.key").replace(
         "/srv/strongroom", "/srv/other")), cwd=machine.home)
     assert status == 1 and "outside" in err, err  # "init refuses otherwise"
-    # 2. the custodian's basket as it came: refused, every problem named, nothing changed
+    # without --key-file, the key in ~/.config/strongroom/keys/<store-id>.key; with
+    # STRONGROOM_MASTER_KEY, in no file at all
+    monkeypatch.setenv("HOME", str(machine.home))
+    bare = init.split(" --key-file")[0]
+    out, _ = machine.run(bare.replace("/srv/strongroom", "/srv/keyless"))
+    store_id = said(r"\(store (\w+)\)", out)[1]
+    assert (machine.home / ".config" / "strongroom" / "keys" / f"{store_id}.key").is_file()
+    monkeypatch.setenv("STRONGROOM_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    machine.run(bare.replace("/srv/strongroom", "/srv/from-env"))
+    assert len(list((machine.home / ".config" / "strongroom" / "keys").iterdir())) == 1
+    said(r"no cohort stored yet", machine.run(info.replace("/srv/strongroom", "/srv/from-env"))[0])
+    monkeypatch.delenv("STRONGROOM_MASTER_KEY")
+    examples = table_rows(text)
+    # 2. a basket of randomly generated test data (ukbwranglr's, ukbconv TSV): refused, its
+    # columns out of the dictionary dropped as the refusal says, then its dates before birth
+    # relaxed by name as the page says of such fixtures
+    shutil.copy(FAKES / "ukbwranglr_dummy_ukb_main.tsv", machine.home / "ukb12345.tsv")
+    fixture = {"ukb12345.csv": "ukb12345.tsv"}
+    _, err = machine.run(ingest, ok=(1,), **fixture)
+    for problem in ("instance or array outside the field", "event before birth"):
+        said(form(examples[problem].strip("`")), err)
+    dropped = re.findall(r"ukb12345\.tsv, field (\S+): .*column dropped", err)
+    raw = pl.read_csv(machine.home / "ukb12345.tsv", separator="\t", infer_schema=False)
+    raw.drop(dropped).write_csv(machine.home / "ukb12345.tsv", separator="\t")
+    _, err = machine.run(ingest, ok=(1,), **fixture)
+    problems = [p for p in err.splitlines() if p.startswith("  - ")]
+    assert problems and all("[rule event-before-birth]" in p for p in problems), err
+    relax = said(r"`(--relax event-before-birth)`", text)[1]
+    out, _ = machine.run(f"{ingest} {relax}", **fixture)
+    said(r"stored cohort version \S+: 10 participants", out)
+    # 3. the custodian's basket as it came (ukbtools', R/tab): refused, every problem named,
+    # nothing changed
+    before = json.loads(machine.run(info.split("#")[0] + " --json")[0])["version"]["id"]
     shutil.copy(BASKET, machine.home / "ukb12345.tab")
     basket = {"ukb12345.csv": "ukb12345.tab"}
     _, err = machine.run(ingest, ok=(1,), **basket)
     assert "nothing was changed" in err, err
-    examples = table_rows(text)
     for problem in ("unknown field", "code outside the coding"):
         example = examples[problem].strip("`")
         said(form(example), err)
-    assert "ukbtools" not in machine.run(info)[0]
-    said(r"no cohort stored yet", machine.run(info)[0])
+    assert json.loads(machine.run(info.split("#")[0] + " --json")[0])["version"]["id"] == before
     # mended as it says, and given as two baskets (R/tab and ukbconv CSV), merged on eid
     frame = mended(machine.home / "ukb12345.tab")
     first = frame.select("f.eid", "f.31.0.0", "f.54.0.0", "f.54.1.0", "f.54.2.0")
