@@ -47,6 +47,7 @@ FAKES = Path(__file__).resolve().parents[3] / "shared" / "research-data" / "ukb-
 BASKET = FAKES / "ukbtools_ukbxxxx.tab"
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+PLINK2 = shutil.which("plink2")
 
 pytestmark = pytest.mark.skipif(not BASKET.is_file(), reason=f"no fake extract at {BASKET}")
 
@@ -261,8 +262,18 @@ def test_ingest_genotypes_runs_as_written(machine: Machine) -> None:
     _, err = machine.run(ingest, ok=(1,))
     example = next(v for k, v in table_rows(text).items() if k.startswith("a `.bed` whose"))
     said(form(example.strip("`")), err)
-    # the people's files, whole: stored, and described by counts and digests only
+    # the people's files, whole: stored, and described by counts and digests only; first as
+    # PLINK 2 and BGEN (the formats' table), named by their main file, then as PLINK 1 by stem
     stem.with_suffix(".bed").write_bytes(whole)
+    if PLINK2 is not None:
+        from tests.genotype_files import convert
+
+        for kind in ("pgen", "bgen"):
+            main = convert(stem.with_suffix(".bed"), kind)
+            out, _ = machine.run(ingest.replace("/data/ukb_cal_allchr",
+                                                f"/data/{main.name}"))
+            said(rf"100 samples × 40 variants.*from {'plink2' if kind == 'pgen' else kind}",
+                 machine.run(info)[0])
     out, err = machine.run(ingest)
     out, _ = machine.run(info)
     said(r"100\b.*sample", out)
@@ -384,8 +395,17 @@ def test_operate_runs_as_written(machine: Machine, monkeypatch: pytest.MonkeyPat
     status, _, err = cli(*machine.argv(backup.split(" --operator")[0]), cwd=machine.home)
     assert status == 1 and "--operator NAME --reason TEXT" in err, err
     assert not list((machine.root / "backups").iterdir())
-    out, _ = machine.run(line("strongroom upgrade"))
+    upgrade = line("strongroom upgrade")
+    out, _ = machine.run(upgrade)
     assert "already at this release's schema" in out, out
+    # it refuses while the store is open (here, by a store open in this process), in the
+    # page's words
+    from strongroom.cohort.store import Store
+
+    (refusal,) = re.findall(r"```text\n(the store at .*?)```", text, re.S)
+    with Store.open(machine.data_dir, machine.key_file):
+        _, err = machine.run(upgrade, ok=(1,))
+    said(form(machine.local(" ".join(refusal.split()))), err)
     out, _ = machine.run(line("strongroom store check"))
     assert "opens" in out, out
     out, _ = machine.run(backup)
