@@ -49,7 +49,8 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PLINK2 = shutil.which("plink2")
 
-pytestmark = pytest.mark.skipif(not BASKET.is_file(), reason=f"no fake extract at {BASKET}")
+pytestmark = [pytest.mark.slow,  # a custodian's store, its backups and a 100,000 cohort
+              pytest.mark.skipif(not BASKET.is_file(), reason=f"no fake extract at {BASKET}")]
 
 
 @dataclass
@@ -334,6 +335,9 @@ def test_measure_reidentification_risk_runs_as_written(
     assert lines[0].split()[:2] == [str(three["k_anonymity"]), str(three["sample_uniques"])], \
         (lines[0], three)
     said(r"rows 20,000; quasi-identifiers: p31, p34, p52\n", lines[1])
+    # smoking status measured as the command line measures it (a category: equal distance)
+    assert names["report"].to_json()["diversity"] == three["diversity"], lines[1]
+    said(r"p20116_i0 .*\(equal\)", lines[1])
     # anonymise: the page's command, the shape of what it prints, k met in the file
     command, printed = console_example(text, "strongroom anonymise cohort.csv")
     out, _ = machine.run(command)
