@@ -5,21 +5,25 @@ quick forms.
 
 One world for the module: the custodian's machine, a folder standing in for its root, the
 pages' absolute paths (`/srv/strongroom`, `/etc/strongroom/master.key`, `/backups/…`,
-`/data/…`) put under it. The custodian's files are the fake UK Biobank extract shipped by
-ukbtools (`/work/shared/research-data/ukb-fake-examples/ukbtools_ukbxxxx.tab`, ukbconv's R/tab
-form, 100 people), refused first as it is and then ingested as two baskets once mended as the
-refusal says; their genotypes are PLINK 1 files written for those people (the page says nothing
-of how a custodian comes by them). Each page's commands are read from its code blocks, and
+`/data/…`) put under it. The custodian's files are fake UK Biobank extracts shipped by public
+tools (`/work/shared/research-data/ukb-fake-examples/`): ukbwranglr's random basket (ukbconv
+TSV), ingested once mended as its refusal says and its dates before birth relaxed by name, then
+ukbtools' (R/tab, 100 people), refused as it is and ingested as two baskets once mended; their
+genotypes are PLINK 1 files written for those people (the page says nothing of how a custodian
+comes by them), and the same converted by plink2 to PLINK 2 and BGEN. The store then goes
+through operate.md: backed up, restored, scrubbed, its master key moved into SoftHSM, a copy
+with its database lost recovered. Each page's commands are read from its code blocks, and
 what they print is checked against what the page says they print: its example messages as
 forms (numbers, names and values free), its figures where the world can reproduce them.
 
 Not walked here: measure-reidentification-risk.md's gate on every extract (a platform with a
-project: tests/integration/test_extracts.py) and its pycanon comparison (a benchmark);
+project: tests/integration/test_extract_gate.py) and its pycanon comparison (a benchmark);
 operate.md's service unit (tests/functional/test_service_unit.py), its upgrade of an older
 release's store (tests/integration/test_upgrade_history.py: here the upgrade finds the store
 current), its restore onto PostgreSQL, its health and metrics endpoints (a server:
-tests/functional/test_server.py) and `make migration` (a developer's); run-the-benchmarks.md's
-long forms (minutes each) beyond reading that each command names a script and options it has.
+tests/integration/test_health_metrics.py) and `make migration` (a developer's);
+run-the-benchmarks.md's long forms (minutes each) beyond reading that each command names a
+script and options it has.
 """
 
 from __future__ import annotations
