@@ -5,6 +5,8 @@ Each carries reasons written for the person who asked: what is wrong and what to
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -29,11 +31,40 @@ class DataRefusal(Invalid):
     output the check acted on, never as an error that answers for free."""
 
 
+PLATFORM_FAILED = (
+    "the platform could not complete this on the data; a failure met once the data are read "
+    "can hang on participants' values, so it is answered as refused by the data, as any such "
+    "refusal is (the custodian's team sees that it failed, never a value): ask differently, "
+    "or tell them if it recurs")
+
+
 @contextmanager
-def reading_data() -> Iterator[None]:
-    """Around work that reads participants' data: any refusal inside is a DataRefusal."""
+def failures_are_answers() -> Iterator[None]:
+    """Around work that reads participants' data: an error of the platform's own met there (a
+    library's, a memory or file error: not a ServiceError) can hang on their values as a
+    refusal can, so it is a DataRefusal too, answered and rationed like one, never a free
+    error. It is logged by its kind and the line it was raised at only: its message might
+    quote a value."""
     try:
         yield
+    except ServiceError:
+        raise
+    except Exception as error:
+        frames = traceback.extract_tb(error.__traceback__)
+        at = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+        logging.getLogger(__name__).error(
+            "a request failed once it had read participants' data: %s at %s (answered as "
+            "refused by the data)", type(error).__name__, at)
+        raise DataRefusal(PLATFORM_FAILED) from None
+
+
+@contextmanager
+def reading_data() -> Iterator[None]:
+    """Around work that reads participants' data: any refusal inside is a DataRefusal, and
+    so is any failure of the platform's own (:func:`failures_are_answers`)."""
+    try:
+        with failures_are_answers():
+            yield
     except DataRefusal:
         raise
     except Invalid as refusal:

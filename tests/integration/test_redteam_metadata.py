@@ -34,6 +34,7 @@ from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld, Clock
 from strongroom.enclave import service
 from strongroom.errors import ServiceError
+from strongroom.outputs import answers
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.runs import MAX_IN_FLIGHT, RunStatus
 from strongroom.privacy.dp_runtime import EngineError
@@ -241,15 +242,6 @@ def _failing_when_over(monkeypatch: pytest.MonkeyPatch, line: float) -> None:
     monkeypatch.setattr(service, "aggregate_sql", aggregate)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "leak: an analysis that fails with an error of the platform's (not a ServiceError) once "
-    "it has read the data is answered as a failure, `failed` to a poll, 500 to the "
-    "synchronous call, and its reserved time answer is given back (_Timer.finish: nothing "
-    "recorded, within the floor), so a failure met only on some values is a free bit per "
-    "request. Fix in outputs/service.py: Outputs.analyse treats any non-ServiceError raised "
-    "after timer.begin() as a DataRefusal (a blocked output, rationed like one), or at "
-    "least keeps the time answer spent for it (finish(spent=True)); the same covers jobs' "
-    "planned outputs (Jobs._planned) and runs"))
 def test_an_analysis_that_fails_once_it_has_read_the_data_spends_an_answer(
         world: AttackWorld, cast: runner.Cast, scheduled: list[float],
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -268,9 +260,13 @@ def test_an_analysis_that_fails_once_it_has_read_the_data_spends_an_answer(
         row = runs.submit(who, project, {"kind": "aggregate_sql", "sql": sql})
         assert runs.wait(row.id, 30)
         polled = runs.get(who, row.id).run
-        seen[target.obese] = (polled.status, _spent(world, project))
-    # what the attacker reads: failed for the obese target, done for the lean one
-    assert seen[True][0] == RunStatus.FAILED.value and seen[False][0] == RunStatus.DONE.value
+        with world.platform.access.transaction() as db:  # custodian-side: answers used
+            used = answers.used(db, who.person_id, world.clock(),
+                                world.platform.rations.of(db, who.person_id))
+        seen[target.obese] = (polled.status, used)
+    # what the attacker reads: both done (before: failed for the obese target, 500 to the
+    # synchronous call), the failure a blocked output, rationed: an answer spent
+    assert seen[True][0] == seen[False][0] == RunStatus.DONE.value, seen
     assert seen[True][1] >= 1, f"the failure spent nothing: {seen}"
 
 
@@ -392,14 +388,6 @@ def _raising_when_over(world: AttackWorld, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(engine, "select", select_)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "leak: a definition whose build fails with an error of the platform's (not a "
-    "DataRefusal: a MemoryError, an OSError sealing a frame whose size is the data's, a "
-    "library's bug) gives its reserved answer back (Outputs.define: refused=isinstance("
-    "error, DataRefusal)), so a failure met only on some values is a free bit per request "
-    "(the researcher reads a 500 against a definition). Fix in outputs/service.py: keep the "
-    "answer spent for any exception that is not a ServiceError (refused=isinstance(error, "
-    "DataRefusal) or not isinstance(error, ServiceError))"))
 def test_a_definition_that_fails_once_it_has_read_the_data_spends_an_answer(
         world: AttackWorld, cast: runner.Cast, monkeypatch: pytest.MonkeyPatch) -> None:
     """*Whether a definition fails once it has read the data is an answer, kept spent.*
@@ -456,14 +444,6 @@ class _FailingEngine:
         return getattr(self.pool, name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "leak: a DP query that fails after its charge says so (Unavailable \"the query failed "
-    "after its ε was charged\", its spend `failed`), and what it cost is the ε the "
-    "researcher chose (1e-6 is accepted), which bounds the noisy figures but not the "
-    "deterministic failure: one bit per query for next to nothing. Fix in "
-    "privacy/service.py: reserve an answer of the person's ration with the charge "
-    "(answers.charge, what='dp') and give it back only when the query is answered, as "
-    "Outputs.define does; or answer a failed release as the plan's answer over no rows"))
 def test_a_dp_query_that_fails_after_its_charge_spends_an_answer(
         world: AttackWorld, cast: runner.Cast, settings: Callable[..., None]) -> None:
     """*Whether a DP query fails once it has read the data is rationed, not bought with an

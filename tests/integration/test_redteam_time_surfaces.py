@@ -414,7 +414,7 @@ def test_a_dp_release_past_its_floor_spends_an_answer_and_one_within_it_none(
     def spent() -> int:
         with world.platform.access.transaction() as db:
             return db.scalar(select(func.count()).select_from(AnswerRow).where(
-                AnswerRow.requester == who.person_id, AnswerRow.what == "time",
+                AnswerRow.requester == who.person_id, AnswerRow.what == "dp",
                 AnswerRow.spent.is_(True))) or 0
     took = {}
     for held in (0.0, 1.2):

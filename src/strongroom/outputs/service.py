@@ -45,7 +45,15 @@ from strongroom.enclave.analyses.spec import GwasSpec, parse_spec
 from strongroom.enclave.definitions import Definition
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 from strongroom.enclave.workspace import Enclave, LruCache, MasterIds
-from strongroom.errors import Conflict, DataRefusal, Invalid, NotFound, Refused, reading_data
+from strongroom.errors import (
+    Conflict,
+    DataRefusal,
+    Invalid,
+    NotFound,
+    Refused,
+    failures_are_answers,
+    reading_data,
+)
 from strongroom.genomics.store import Genotypes
 from strongroom.outputs import (
     answers,
@@ -304,8 +312,9 @@ class Outputs:
             raise Conflict([DEFINITIONS_SPENT, answer.explain()])
         started = time.monotonic()
         try:
-            pending = enclave_service.stage_definition(self.enclave, principal, project_id,
-                                                       name, sql)
+            with failures_are_answers():  # a failure once the data are read: an answer
+                pending = enclave_service.stage_definition(self.enclave, principal,
+                                                           project_id, name, sql)
         except BaseException as error:
             self._answer_definition(answer, started, refused=isinstance(error, DataRefusal))
             raise
@@ -350,7 +359,10 @@ class Outputs:
                 with self.ctx.transaction() as db:
                     project = db.get(Project, project_id)
                 if project is not None:
-                    self.enclave.warm_definition(project, pending.staged)
+                    try:
+                        self.enclave.warm_definition(project, pending.staged)
+                    except (NotFound, FileNotFoundError):  # published already (no floor)
+                        self.enclave.definition(project, pending.definition.name)
                     self.enclave.master_ids(project)
             except Exception:  # the first analysis opens them anyway, and says what failed
                 logging.getLogger(__name__).warning(
@@ -423,15 +435,16 @@ class Outputs:
         key = enclave_service.decision_key(self.enclave, where.project, request)
         with margin.keyed(key):
             try:
-                where, result = enclave_service.analyse(self.enclave, principal, project_id,
-                                                        request, threshold=rules.threshold,
-                                                        where=where)
-                # before anything is rendered or compared
-                precision.apply(result, rules.threshold,
-                                enclave_service.rounding(self.enclave, where.project),
-                                rules.count_base, rules.fact_counts)
-                shorten_long(result)
-                _fits(result, fmt)
+                with failures_are_answers():  # a failure once the data are read: an answer
+                    where, result = enclave_service.analyse(
+                        self.enclave, principal, project_id, request,
+                        threshold=rules.threshold, where=where)
+                    # before anything is rendered or compared
+                    precision.apply(result, rules.threshold,
+                                    enclave_service.rounding(self.enclave, where.project),
+                                    rules.count_base, rules.fact_counts)
+                    shorten_long(result)
+                    _fits(result, fmt)
             except DataRefusal as refusal:
                 refused = self._refused(principal, project_id, request, fmt, refusal, timer)
                 if measured is not None and timer is not None and timer.overran:
@@ -513,10 +526,11 @@ class Outputs:
             with margin.keyed(key):
                 ledger = genetics.RunningBudget(self._genetic_budget(), pseudonyms)
                 try:
-                    run = run_gwas(spec, frame, pseudonyms, self.genotypes, rules.threshold,
-                                   rules.genetics_max_residual_share,
-                                   rules.regression_max_leverage,
-                                   cluster=self.enclave.engine.genotype_cluster())
+                    with failures_are_answers():
+                        run = run_gwas(spec, frame, pseudonyms, self.genotypes,
+                                       rules.threshold, rules.genetics_max_residual_share,
+                                       rules.regression_max_leverage,
+                                       cluster=self.enclave.engine.genotype_cluster())
                     with reading_data():  # what the rules make of the data is an answer too
                         out = genetics.prepare(
                             run, rules, enclave_service.rounding(self.enclave, where.project),

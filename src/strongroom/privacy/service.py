@@ -73,6 +73,13 @@ class DPAnswer:
     budget: Budget  # after this charge
 
 
+DP_SPENT = (
+    "no DP query runs until your ration of answers comes back: a query that fails once it "
+    "has read the data, or runs past its time floor, is an answer of its own (its ε bounds "
+    "the noisy figures, not that), and a budget of such answers this request is charged to "
+    "is spent; wait for the budget to renew, nothing was charged to the project's ε")
+
+
 def below(value: Fraction) -> float:
     """The largest float not above ``value``: OpenDP is never given more than was charged."""
     found = float(value)
@@ -252,11 +259,11 @@ class Privacy:
             released = dp.answer(planned, raw)
         except Exception as exc:
             self._failed(principal, project_id, spend_id, exc,
-                         self._answer_at(asked, started, answer))
+                         self._answer_at(asked, started, answer, failed=True))
             raise Unavailable(
                 f"the query failed after its ε was charged (spend {spend_id}); the charge "
-                f"stays spent, since a failure can depend on the data; tell the custodian's "
-                f"team if it recurs") from exc
+                f"stays spent, and so does an answer of your ration, since a failure can "
+                f"depend on the data; tell the custodian's team if it recurs") from exc
         noise = [{"statistic": n.statistic, "distribution": n.distribution, "scale": n.scale}
                  for n in released.noise]
         answered_at = self._answer_at(asked, started, answer)
@@ -278,33 +285,34 @@ class Privacy:
                                   ratio=settings.analysis_ladder,
                                   participants=self.enclave.participants())
 
-    def _reserve(self, principal: Principal, project_id: str) -> int | None:
-        """An answer of the asker's ration, reserved for the release's time (none when no
-        schedule is set, or when the ration is spent: then a step costs nothing more, as an
-        analysis's does)."""
-        if not self.schedule().timed:
-            return None
+    def _reserve(self, principal: Principal, project_id: str) -> int:
+        """An answer of the asker's ration, reserved before the release reads anything:
+        whether a release fails, or runs past its floor, can hang on one participant's row,
+        and ε bounds the noisy figures, not that (an ε of 0.000001 is accepted). Once the
+        ration is spent no query runs, and nothing is charged."""
         with self.ctx.transaction() as db:
-            return self.rations.reserve(db, principal, project_id, "time")
+            answer = self.rations.reserve(db, principal, project_id, "dp")
+        if answer is None:
+            raise Conflict(DP_SPENT)
+        return answer
 
     def _settle(self, answer: int, overran: bool) -> None:
         if not overran:
             with self.ctx.transaction() as db:
                 self.rations.give_back(db, answer)
 
-    def _answer_at(self, asked: dt.datetime, started: float,
-                   answer: int | None) -> dt.datetime:
+    def _answer_at(self, asked: dt.datetime, started: float, answer: int,
+                   failed: bool = False) -> dt.datetime:
         """Wait for the step of the schedule the release reached; its moment, on the
-        platform's clock, from the charge's. A release past its floor keeps the answer
-        reserved for it, spent (its step is data); one within it gives it back, at that
-        moment (sooner, a request the ration refused or let through meanwhile would time
-        the release)."""
+        platform's clock, from the charge's. A release that failed, or ran past its floor,
+        keeps the answer reserved for it, spent (its failure, its step, is data); one
+        answered within its floor gives it back, at that moment (sooner, a request the
+        ration refused or let through meanwhile would time the release)."""
         schedule = self.schedule()
         took = time.monotonic() - started
         step = schedule.due(took, took)
         self.sleep(max(0.0, started + schedule.at(step) - time.monotonic()))
-        if answer is not None:
-            self._settle(answer, schedule.overran(took))
+        self._settle(answer, failed or schedule.overran(took))
         return asked + dt.timedelta(seconds=schedule.at(step))
 
     def _check_plan(self, pool: EnginePool, header: dict[str, Any], planned: dp.Plan,
