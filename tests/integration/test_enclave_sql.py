@@ -3,6 +3,8 @@ locked DuckDB connection, dataset definitions (stored sealed) and aggregate SQL.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import duckdb
@@ -400,6 +402,13 @@ def test_a_staged_definition_exists_for_no_reader_until_published(
     again = definitions.stage(tmp_path, key, "project:p-1", d, f)
     again.discard()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["men.json", "men.parquet.srenc"]
+    # one a stopped process left a day ago is removed by the next staging, a fresh one kept
+    left, fresh = (definitions.stage(tmp_path, key, "project:p-1", d, f) for _ in range(2))
+    old = time.time() - definitions.STALE_SECONDS - 60
+    for path in (left.data, left.meta):
+        os.utime(path, (old, old))
+    definitions.stage(tmp_path, key, "project:p-1", d, f).discard()
+    assert not left.data.exists() and not left.meta.exists() and fresh.data.exists()
 
 
 def test_the_size_threshold_is_flagged(

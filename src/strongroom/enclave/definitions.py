@@ -9,6 +9,7 @@ are stored as Parquet sealed with the project's key; metadata as JSON beside the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -233,6 +235,9 @@ class Staged:
 
 
 STAGED = ".staged-"
+# a staged definition is published or discarded within its answer's ladder (hours at most);
+# one older than this was left by a process that stopped while it waited, and is removed
+STALE_SECONDS = 86_400.0
 
 
 def stage(
@@ -241,6 +246,7 @@ def stage(
     """Seal the frame under the project's key and write it, with its metadata, staged."""
     check_name(definition.name)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _clear_stale(directory)
     staged = Staged(directory, definition.name, secrets.token_hex(8))
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="zstd")
@@ -253,6 +259,15 @@ def stage(
         staged.discard()
         raise
     return staged
+
+
+def _clear_stale(directory: Path) -> None:
+    """Remove staged files a stopped process left (sealed, never listed: only their room)."""
+    now = time.time()
+    for path in directory.glob(STAGED + "*"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - path.stat().st_mtime > STALE_SECONDS:
+                path.unlink()
 
 
 def save(
