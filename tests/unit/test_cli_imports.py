@@ -44,3 +44,19 @@ def test_a_researchers_commands_start_without_the_store_or_the_analyses() -> Non
                               check=True)
         assert "Usage: strongroom" in done.stdout, done.stdout
         assert done.stderr.split() == [], f"{command}: {done.stderr}"
+
+
+def test_a_custodians_commands_load_the_platform_only_when_they_open_it() -> None:
+    # every custodian command imported strongroom.platform (the services, jobs and analyses,
+    # about 1.3 s of CPU) to list its options; they open it through cli.common.open_platform
+    for command in ("upgrade", "backup", "restore", "init", "store", "keys", "audit"):
+        probe = ("import sys; from strongroom.cli import app\n"
+                 "try:\n"
+                 f"    app([{command!r}, '--help'], prog_name='strongroom')\n"
+                 "except SystemExit:\n"
+                 "    pass\n"
+                 "print('strongroom.platform' in sys.modules, file=sys.stderr)")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              check=True)
+        assert "Usage: strongroom" in done.stdout, done.stdout
+        assert done.stderr.strip() == "False", f"{command}: {done.stderr}"

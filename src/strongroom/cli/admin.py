@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -19,10 +19,19 @@ from pydantic import BaseModel
 from strongroom.access import auth, bootstrap, identity, institutions, pauses, people, projects
 from strongroom.access.context import Principal
 from strongroom.cli import session
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
-from strongroom.platform import Platform
+from strongroom.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    KeyFile,
+    console,
+    open_platform,
+    refusals,
+)
 from strongroom.server import schemas
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from strongroom.platform import Platform
 
 admin_app = typer.Typer(help="Administration: institutions, people, projects, pauses "
                         "(sign in first with `strongroom login --as EMAIL`).", no_args_is_help=True)
@@ -56,7 +65,7 @@ def emit(value: BaseModel | list[Any] | dict[str, Any]) -> None:
 @contextmanager
 def admin(data_dir: Path, key_file: Path | None,
           changes_state: bool = True) -> Iterator[tuple[Platform, Principal]]:
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         yield platform, session.resume(platform.access, platform, changes_state)
 
 
@@ -65,7 +74,7 @@ def admin(data_dir: Path, key_file: Path | None,
 def login(email: Email, password: Password, code: Code, data_dir: DataDir = DEFAULT_DATA_DIR,
           key_file: KeyFile = None) -> None:
     """Sign in at this console (password + authenticator code) for the admin commands."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         new = auth.login(platform.access, email, password, code, None)
         where = session.save(platform, new, email)
     console.print(f"signed in as {email} until {new.expires_at:%Y-%m-%d %H:%M} UTC at the "
@@ -74,7 +83,7 @@ def login(email: Email, password: Password, code: Code, data_dir: DataDir = DEFA
 
 def logout(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """End this console's session."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         try:
             who = session.resume(platform.access, platform, changes_state=True)
             auth.logout(platform.access, who)
@@ -110,7 +119,7 @@ def serve(
     """Serve the HTTP API (its OpenAPI spec at /openapi.json)."""
     from strongroom.server.run import serve as run_server  # uvicorn loads only to serve
 
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         run_server(platform, host, port, certificate, private_key)
 
 
@@ -127,7 +136,7 @@ def admin_bootstrap(
     key_file: KeyFile = None,
 ) -> None:
     """Create the first custodian admin of an empty platform; shows their secrets once."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         new = bootstrap.bootstrap(platform.access, institution=institution, country=country,
                                   jurisdiction=jurisdiction, networks=network or [],
                                   email=email, name=name)

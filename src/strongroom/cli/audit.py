@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,9 +13,19 @@ from strongroom.audit.checkpoints import Checkpoint
 from strongroom.audit.events import EventType
 from strongroom.audit.operators import Operator
 from strongroom.audit.verify import verify
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
+from strongroom.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    KeyFile,
+    console,
+    errors,
+    open_platform,
+    refusals,
+)
 from strongroom.cli.operators import OperatorName, Reason, named_or_signed_in
-from strongroom.platform import Platform
+
+if TYPE_CHECKING:
+    from strongroom.platform import Platform
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
@@ -45,7 +55,7 @@ def audit_verify(
     key_file: KeyFile = None,
 ) -> None:
     """Check every entry against the signed checkpoints; exit 1 at the first bad entry."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         anchors = _anchors(anchor or [])
         if accept_loss:
             by = named_or_signed_in(platform, operator, reason, "audit verify --accept-loss")
@@ -94,7 +104,7 @@ def audit_checkpoint(
     key_file: KeyFile = None,
 ) -> None:
     """Sign the log now and export the checkpoint, to keep (anchor) outside Strongroom."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         exported = oversight.export_checkpoint(platform.access, None)
     text = json.dumps(exported, indent=2)
     if out is None:
@@ -113,7 +123,7 @@ def audit_show(
     key_file: KeyFile = None,
 ) -> None:
     """Print entries as JSON lines (sensitive values appear only as salted hashes)."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         for entry in platform.audit.entries(start, start + limit):
             print(json.dumps({"seq": entry.seq, "at": entry.at.isoformat(),
                               "type": entry.type, "actor": entry.actor,

@@ -7,13 +7,19 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
+from strongroom.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    KeyFile,
+    console,
+    open_platform,
+    refusals,
+)
 from strongroom.cli.operators import OperatorName, Reason, named, named_or_signed_in
 from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.keysources import KeySource, KeySpec, RawKeySource, open_source
 from strongroom.cohort.store import source_for
 from strongroom.operations import backup as backups
-from strongroom.platform import Platform
 
 
 def backup(
@@ -24,7 +30,7 @@ def backup(
     key_file: KeyFile = None,
 ) -> None:
     """Write an encrypted backup of the store (safe while the server runs)."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         by = named_or_signed_in(platform, operator, reason, "backup")
         made = backups.backup(platform.store, out, by=by, sign=platform.audit.checkpoint)
     console.print(f"wrote {made.path} ({made.bytes:,} bytes: {made.files} files, {made.rows:,} "
@@ -50,7 +56,7 @@ def restore(
         by = named(operator, reason, "restore")
         master = _master(archive, key_file, key_source)
         done = backups.restore(archive, into, master, database_url, by=by)
-        with Platform.open(into, key_file):
+        with open_platform(into, key_file):
             pass  # its audit writer moves the restore's event (in the outbox) into the log
     console.print(f"restored {done.files} files and {done.rows:,} database rows into "
                   f"{done.root} in {done.seconds:.1f} s; check it with `strongroom audit verify "

@@ -10,9 +10,8 @@ import typer
 from rich.table import Table
 
 from strongroom.cli.cohort import print_summary
-from strongroom.cli.common import console, refusals, stage_report
+from strongroom.cli.common import console, open_platform, refusals, stage_report
 from strongroom.demo import DEMO_VARIANTS, DemoResult, run_demo, signposts
-from strongroom.platform import Platform
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
 
@@ -55,7 +54,7 @@ def demo(
 
         sys.stdout.flush()  # plain print()s sit in a pipe's buffer while the server runs
 
-        with refusals(), Platform.open(directory, result.key_file) as platform:
+        with refusals(), open_platform(directory, result.key_file) as platform:
             run_server(platform, DEFAULT_HOST, port)
 
 

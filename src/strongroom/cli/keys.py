@@ -9,11 +9,18 @@ from typing import Annotated
 import typer
 
 from strongroom.audit.events import EventType
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
+from strongroom.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    KeyFile,
+    console,
+    errors,
+    open_platform,
+    refusals,
+)
 from strongroom.cli.operators import OperatorName, Reason, named_or_signed_in
 from strongroom.cohort.keysources import KeySpec, create_source, open_source
 from strongroom.cohort.store import ENV_KEY_FILE
-from strongroom.platform import Platform
 
 keys_app = typer.Typer(help="The master key: where it is, and rotating it.",
                        no_args_is_help=True)
@@ -22,7 +29,7 @@ keys_app = typer.Typer(help="The master key: where it is, and rotating it.",
 @keys_app.command("show")
 def keys_show(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Which master key opens the store (never the key itself)."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         store = platform.store
         ring = store.keyring
     console.print(f"store key id {store.config.key_id}", markup=False)
@@ -48,7 +55,7 @@ def keys_rotate(
     key_file: KeyFile = None,
 ) -> None:
     """Seal the store key under a new master key; no data is re-encrypted."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         by = named_or_signed_in(platform, operator, reason, "keys rotate")
         spec = KeySpec.parse(to)
         store = platform.store

@@ -14,12 +14,18 @@ import yaml
 
 from strongroom.access.context import Principal
 from strongroom.cli.admin import admin, emit
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
+from strongroom.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    KeyFile,
+    console,
+    open_platform,
+    refusals,
+)
 from strongroom.errors import Refused
 from strongroom.outputs import requests
 from strongroom.outputs.rules import load_rules
 from strongroom.outputs.states import OutputStatus
-from strongroom.platform import Platform
 from strongroom.server.workbench_schemas import output_out
 
 outputs_app = typer.Typer(help="Outputs: the review queue, verdicts, reviews, rules, the "
@@ -97,7 +103,7 @@ def review(
 def scan(file: Annotated[Path, typer.Argument(help="A CSV, TSV, Parquet, JSON or text file.")],
          data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Look for participant-level rows or participant IDs in any file (exit 1 if found)."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         findings = platform.outputs.scan_file(file.read_bytes(), file.name)
     print(json.dumps([f.as_dict() for f in findings], indent=2))
     if findings:

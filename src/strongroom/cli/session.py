@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strongroom.access.auth import NewSession, resume_session
 from strongroom.access.context import AccessContext, Principal
 from strongroom.errors import Unauthenticated
-from strongroom.platform import Platform
+
+if TYPE_CHECKING:
+    from strongroom.platform import Platform
 
 ENV_SESSION_FILE = "STRONGROOM_SESSION_FILE"
 

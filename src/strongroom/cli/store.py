@@ -9,14 +9,21 @@ from typing import Annotated
 import typer
 
 from strongroom.audit.events import EventType
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, errors, refusals
+from strongroom.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    KeyFile,
+    console,
+    errors,
+    open_platform,
+    refusals,
+)
 from strongroom.cli.operators import OperatorName, Reason, named, named_or_signed_in
 from strongroom.cohort import recovery
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.keysources import KeySpec
 from strongroom.cohort.store import Store, init_store, source_for
 from strongroom.db import Base
-from strongroom.platform import Platform
 
 store_app = typer.Typer(help="The data directory: check it, recover what its database lost.",
                         no_args_is_help=True)
@@ -63,7 +70,7 @@ def upgrade(operator: OperatorName = None, reason: Reason = None,
         if not applied:
             console.print("the metadata database is already at this release's schema")
             return
-        with Platform.open(data_dir, key_file):  # drains store.upgraded into the signed log
+        with open_platform(data_dir, key_file):  # drains store.upgraded into the signed log
             pass
     console.print(f"upgraded the metadata database: {', '.join(applied)}")
 
@@ -92,7 +99,7 @@ def store_recover(operator: OperatorName = None, reason: Reason = None,
             done = recovery.recover(store, by=by)
         for line in done:
             console.print(line, markup=False)
-        with Platform.open(data_dir, key_file):
+        with open_platform(data_dir, key_file):
             pass  # its audit writer drains the events recovery wrote with its changes
     console.print("the store opens" if done else "nothing to recover: the store opens")
 
@@ -101,7 +108,7 @@ def store_recover(operator: OperatorName = None, reason: Reason = None,
 def store_scrub(operator: OperatorName = None, reason: Reason = None,
                 data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Read every sealed file and check it against its digest and authentication tags."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         by = named_or_signed_in(platform, operator, reason, "store scrub")
         found = recovery.scrub(platform.store)
         platform.access.record(EventType.STORE_SCRUBBED, by.actor,

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,8 +22,14 @@ from strongroom.access.authorize import authorize
 from strongroom.access.permissions import Action
 from strongroom.cli import session
 from strongroom.cli.admin import admin, emit
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
-from strongroom.platform import Platform
+from strongroom.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    KeyFile,
+    console,
+    open_platform,
+    refusals,
+)
 from strongroom.server.watch_schemas import alert_out, appeal_out
 from strongroom.watch import alerts, appeals
 from strongroom.watch.alerts import AlertFilter, AlertView
@@ -31,6 +37,9 @@ from strongroom.watch.delivery import Delivery
 from strongroom.watch.destinations import load_destinations
 from strongroom.watch.exports import Format, render
 from strongroom.watch.states import AlertStatus, Severity
+
+if TYPE_CHECKING:
+    from strongroom.platform import Platform
 
 watch_app = typer.Typer(help="Watch: alerts, the live view, SIEM exports, appeals, delivery "
                         "(sign in first with `strongroom login --as EMAIL`).", no_args_is_help=True)
@@ -190,7 +199,7 @@ def tail(
 ) -> None:
     """A live view of alerts as they arrive, or a stream of lines to pipe into a SIEM."""
     flt = AlertFilter(status, severity, detector, project)
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         polls = _polls(platform, flt, last, interval, once)
         try:
             if fmt is not None:
@@ -240,7 +249,7 @@ def deliveries(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None,
                send: Annotated[bool, typer.Option(help="Send what is due now first.")]
                = False) -> None:
     """The delivery outbox, newest first: delivered, waiting for a retry, or failed."""
-    with refusals(), Platform.open(data_dir, key_file) as platform:
+    with refusals(), open_platform(data_dir, key_file) as platform:
         who = session.resume(platform.access, platform, False)
         with platform.access.transaction() as db:  # the same right as reading alerts
             authorize(platform.access, db, who, Action.WATCH_READ)
