@@ -149,9 +149,17 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits,
     timer = threading.Timer(limits.seconds, stop)  # cancelled below, whatever happens
     timer.start()
     try:
-        frame = plain_types(con.sql(bounded).pl())
+        try:
+            # bound here, before a row is read: the query's own mistakes are found now, and
+            # only these may be told for free (Invalid)
+            relation = con.sql(bounded)
+        except duckdb.Error as exc:
+            raise failure(exc, limits, timed_out=state["stopped"]) from None
+        frame = plain_types(relation.pl())
     except duckdb.Error as exc:
-        raise failure(exc, limits, timed_out=state["stopped"]) from None
+        # met while executing, that is once rows are read: whatever its class (a binder's,
+        # a catalog's, a permission's error met only on some values), it can hang on them
+        raise failure(exc, limits, timed_out=state["stopped"], executing=True) from None
     except pl.exceptions.PolarsError:
         raise DataRefusal("the result holds a type the enclave cannot keep (an INTERVAL, or a "
                       "number too large for 64 bits); convert it, e.g. to days with "
@@ -198,10 +206,13 @@ _QUERY_ERRORS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogE
                  duckdb.SyntaxException, duckdb.NotImplementedException)
 
 
-def failure(exc: duckdb.Error, limits: Limits, timed_out: bool) -> Invalid:
+def failure(exc: duckdb.Error, limits: Limits, timed_out: bool,
+            executing: bool = False) -> Invalid:
     """A DuckDB error as a reason for the researcher, without participant values: a mistake
     in the query (:class:`Invalid`), or a failure that the data may have caused
-    (:class:`DataRefusal`)."""
+    (:class:`DataRefusal`). ``executing``: met once the query ran (it had bound), when rows
+    were read: never a mistake of the query's, whatever its class (the red team,
+    tests/integration/test_redteam_reasons.py: a free ``Invalid`` there was a free bit)."""
     if timed_out or isinstance(exc, duckdb.InterruptException):
         return DataRefusal(f"the query ran longer than the limit of {limits.seconds:g} s and "
                            "was stopped; narrow it (WHERE), join on participant IDs rather "
@@ -210,6 +221,9 @@ def failure(exc: duckdb.Error, limits: Limits, timed_out: bool) -> Invalid:
         return DataRefusal(f"the query needed more than its memory limit of {limits.memory} and "
                            "was stopped; select fewer columns or rows, or avoid joins that "
                            "multiply rows")
+    if executing and isinstance(exc, (duckdb.PermissionException, *_QUERY_ERRORS)):
+        return DataRefusal(f"the query failed while running ({type(exc).__name__}); "
+                           "check it on the dummy data first")
     if isinstance(exc, duckdb.PermissionException):
         return Invalid("the query tried to reach files, the network, extensions or settings, "
                        "which the enclave does not allow; use the project's tables only")
