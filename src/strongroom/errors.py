@@ -31,11 +31,11 @@ class DataRefusal(Invalid):
     output the check acted on, never as an error that answers for free."""
 
 
-PLATFORM_FAILED = (
+PLATFORM_FAILED = (  # no apostrophe: the output check's reasons quote text between two
     "the platform could not complete this on the data; a failure met once the data are read "
-    "can hang on participants' values, so it is answered as refused by the data, as any such "
-    "refusal is (the custodian's team sees that it failed, never a value): ask differently, "
-    "or tell them if it recurs")
+    "can hang on the values of participants, so it is answered as refused by the data, as "
+    "any such refusal is (the team of the custodian sees that it failed, never a value): ask "
+    "differently, or tell them if it recurs")
 
 
 @contextmanager

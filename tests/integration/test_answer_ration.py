@@ -329,7 +329,7 @@ def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
     with _time_limit(world, SLOW_LIMIT):
         assert outputs.define(who, project, "lean", slow.replace("{T}", cast.lean[0].condition))
         assert used() == 0
-        with pytest.raises(DataRefusal, match="ran longer than the limit"):
+        with pytest.raises(DataRefusal, match="the time limit of"):
             outputs.define(who, project, "fat", slow.replace("{T}", cast.obese[0].condition))
     assert used() == 1
     with world.platform.access.transaction() as db:

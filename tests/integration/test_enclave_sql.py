@@ -208,7 +208,7 @@ def test_the_time_limit_stops_a_runaway_query() -> None:
                                    "value": np.arange(200_000, dtype=np.float64)})}
     sql = ("SELECT pid, length(regexp_replace(lpad(CAST(value AS VARCHAR), 10000, 'ab'), 'a', "
            "'b', 'g')) AS n FROM events")
-    with pytest.raises(Invalid, match=r"longer than the limit of 0.2 s"):
+    with pytest.raises(DataRefusal, match=r"the time limit of 0.2 s"):
         definitions.build(big, schema_of(big), "slow", sql, Limits(seconds=0.2))
 
 
@@ -239,7 +239,7 @@ def test_the_memory_limit_stops_a_greedy_query() -> None:
            "events": pl.DataFrame({"pid": np.repeat(pids, 5_000),
                                    "value": np.arange(100_000, dtype=np.float64)})}
     sql = "SELECT pid, list(lpad('', 10000, 'x')) AS texts FROM events GROUP BY pid"
-    with pytest.raises(Invalid, match="memory limit of 8MB"):
+    with pytest.raises(DataRefusal, match="the memory limit of 8MB"):
         definitions.build(big, schema_of(big), "greedy", sql, Limits(memory="8MB"))
 
 

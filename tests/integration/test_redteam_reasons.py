@@ -107,14 +107,6 @@ def _frames(target: runner.Target, line: float) -> str:
             "FROM base")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a refusal once the data are read names which of DuckDB's data errors it met "
-    "(enclave/engine.py _DATA_ERRORS: invalid input, out of range, conversion, type mismatch, "
-    "or the error's class name): a definition whose window frames hang on the target's BMI is "
-    "told one of three outcomes for one rationed answer (log2 3 = 1.6 bits; with the time, "
-    "memory and row limits' reasons, up to 3 bits). Fix: every failure met while reading gives "
-    "one constant reason (the kind in the custodian's log only), as failures_are_answers does; "
-    "or ration a refusal at log2 of its distinct reasons"))
 def test_one_rationed_refusal_tells_at_most_one_bit(
         world: AttackWorld, cast: runner.Cast) -> None:
     """*A definition refused once it has read the data is one answer, and says one bit:
@@ -152,13 +144,6 @@ def _copies(target: runner.Target) -> str:
     return f"SELECT pid, birth_year AS y, sex, {copies} FROM base"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a fit's collinearity refusal names the covariates found dependent "
-    "(analyses/regression.py check_rank, used by OLS, logistic and GLM): with a copy of a "
-    "covariate per band of the target's value, the one left unnamed is the target's band, "
-    "log2(covariates) bits (up to 5.6 with 50) for one rationed answer. Fix: once the data "
-    "are read, say that the covariates are collinear without naming which (or name only "
-    "what the request's text makes collinear)"))
 def test_a_fit_s_refusal_does_not_name_what_the_data_decided(
         world: AttackWorld, cast: runner.Cast) -> None:
     """*A model refused by the data says that it was refused, one answer, never which of
@@ -222,7 +207,7 @@ def test_a_query_error_met_while_executing_an_aggregate_is_an_answer(
                "GROUP BY sex")
         told = _told(world, who, project, {"kind": "aggregate_sql", "sql": sql})
         seen[target.obese] = (told, _spent(world, who))
-    assert seen[True][0].startswith("block: the query failed while running"), seen
+    assert seen[True][0].startswith("block: the query stopped once it had read the data"), seen
     assert seen[True][1] >= 1, seen  # rationed
     assert "DuckDB could not run the query" not in seen[True][0], seen
 
@@ -242,7 +227,8 @@ def test_a_query_error_met_while_executing_a_definition_spends_its_answer(
                             who, project, "one", f"SELECT pid, bmi FROM base WHERE "
                             f"{target.condition} AND bmi > 30"))
         seen[target.obese] = (told, _spent(world, who))
-    assert seen[True][0].startswith("DataRefusal invalid: the query failed while running"), seen
+    assert seen[True][0].startswith(
+        "DataRefusal invalid: the query stopped once it had read the data"), seen
     assert seen[True][1] >= 1, seen
 
 
@@ -261,14 +247,6 @@ def test_a_query_s_own_mistake_is_still_told_for_free(world: AttackWorld) -> Non
 # -- the output check: after the data are read, outside failures_are_answers -----------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Outputs._analyse (and _gwas) wrap the enclave's run, precision and size in "
-    "failures_are_answers, but not the output check (_checked), the labels (_meanings, "
-    "namable), render, the raw-row scan or contributions.pack_ahead, which all read the "
-    "result's values and contributor sets: an error there on one participant's value is a "
-    "free 500 (a failed run), no answer spent. Fix (outputs/service.py, not this team's "
-    "file): widen failures_are_answers to everything between the run and record_output, "
-    "and answer what it raises with _refused"))
 def test_an_error_in_the_output_check_once_the_data_are_read_is_an_answer(
         world: AttackWorld, cast: runner.Cast, monkeypatch: pytest.MonkeyPatch) -> None:
     """*Whether the output check fails on a result is an answer, rationed, like a failure of

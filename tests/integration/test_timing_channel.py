@@ -224,7 +224,7 @@ def test_a_run_cut_off_at_the_time_limit_is_an_overrun_like_any_other(
     finally:
         enclave.limits, ctx.settings = saved_limits, saved
     assert view.report.verdict is Verdict.BLOCK
-    assert any("longer than the limit" in f.reason for f in view.check_report.findings)
+    assert any("the time limit of 0.05 s" in f.reason for f in view.check_report.findings)
     assert answered.overran and answered.step >= 1
     assert _used(world, who, project) == 1
 

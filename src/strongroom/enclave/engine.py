@@ -11,6 +11,7 @@ run time and result size are bounded.
 from __future__ import annotations
 
 import atexit
+import logging
 import re
 import threading
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ import polars as pl
 from polars._typing import PolarsDataType
 
 from strongroom.errors import DataRefusal, Invalid
+
+log = logging.getLogger(__name__)
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
@@ -161,17 +164,31 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, limits: Limits,
         # a catalog's, a permission's error met only on some values), it can hang on them
         raise failure(exc, limits, timed_out=state["stopped"], executing=True) from None
     except pl.exceptions.PolarsError:
-        raise DataRefusal("the result holds a type the enclave cannot keep (an INTERVAL, or a "
-                      "number too large for 64 bits); convert it, e.g. to days with "
-                      "date_diff or to DOUBLE") from None
+        raise stopped(limits) from None
     finally:
         with lock:
             state["running"] = False
         timer.cancel()
     if frame.height > most:
-        raise DataRefusal(f"the query returns more than {most:,} rows, the most one "
-                      "query may produce; narrow it with WHERE or aggregate it")
+        raise stopped(limits)
     return frame
+
+
+def stopped(limits: Limits) -> DataRefusal:
+    """Why a query stopped once it read the data: one sentence, whatever stopped it. Which of
+    the limits or which kind of value stopped it is itself an answer about the data (the red
+    team read three outcomes from one rationed refusal), so the reason names them all and
+    the custodian's log has the kind."""
+    return DataRefusal(
+        # no apostrophe: the reasons' quoting (outputs/service.py _QUOTED) would take it
+        f"the query stopped once it had read the data: it met one of the limits of the "
+        f"enclave (the time limit of {limits.seconds:g} s, the memory limit of "
+        f"{limits.memory}, {limits.max_rows:,} rows) or a value or type it could not keep or "
+        f"convert (a text that is not a number, a number out of the range of its type or "
+        f"past 64 bits, an INTERVAL, an input a function cannot take). Which one is an answer "
+        f"about the data, so it is not said. Try the query on the dummy data of the project, "
+        f"use TRY_CAST, narrow it with WHERE, select fewer columns or split it into "
+        f"definitions")
 
 
 def plain_types(frame: pl.DataFrame) -> pl.DataFrame:
@@ -191,16 +208,6 @@ def _plain(dtype: PolarsDataType) -> PolarsDataType:
     return dtype
 
 
-# Errors raised while reading data may quote a value (a string that failed to convert, a
-# number out of range): for those only the kind of failure is reported, never DuckDB's message.
-_DATA_ERRORS: dict[type[duckdb.Error], str] = {
-    duckdb.ConversionException: "a value could not be converted to the type asked for "
-                                "(use TRY_CAST to get NULL instead)",
-    duckdb.OutOfRangeException: "a value fell out of range of its type (cast to a wider type, "
-                                "e.g. BIGINT or DOUBLE)",
-    duckdb.InvalidInputException: "a function was given input it cannot handle",
-    duckdb.TypeMismatchException: "a value did not match the type expected",
-}
 # Errors about the query text itself: their messages name the query's own words, not data.
 _QUERY_ERRORS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
                  duckdb.SyntaxException, duckdb.NotImplementedException)
@@ -213,28 +220,18 @@ def failure(exc: duckdb.Error, limits: Limits, timed_out: bool,
     (:class:`DataRefusal`). ``executing``: met once the query ran (it had bound), when rows
     were read: never a mistake of the query's, whatever its class (the red team,
     tests/integration/test_redteam_reasons.py: a free ``Invalid`` there was a free bit)."""
-    if timed_out or isinstance(exc, duckdb.InterruptException):
-        return DataRefusal(f"the query ran longer than the limit of {limits.seconds:g} s and "
-                           "was stopped; narrow it (WHERE), join on participant IDs rather "
-                           "than shared values, or split it into definitions")
-    if isinstance(exc, duckdb.OutOfMemoryException):
-        return DataRefusal(f"the query needed more than its memory limit of {limits.memory} and "
-                           "was stopped; select fewer columns or rows, or avoid joins that "
-                           "multiply rows")
-    if executing and isinstance(exc, (duckdb.PermissionException, *_QUERY_ERRORS)):
-        return DataRefusal(f"the query failed while running ({type(exc).__name__}); "
-                           "check it on the dummy data first")
+    if timed_out or isinstance(exc, duckdb.InterruptException) or executing:
+        log.info("a query stopped once it had read the data: %s%s", type(exc).__name__,
+                 " (its time limit)" if timed_out else "")
+        return stopped(limits)
     if isinstance(exc, duckdb.PermissionException):
         return Invalid("the query tried to reach files, the network, extensions or settings, "
                        "which the enclave does not allow; use the project's tables only")
     if isinstance(exc, _QUERY_ERRORS):
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return Invalid(f"DuckDB could not run the query: {first_line}")
-    for kind, reason in _DATA_ERRORS.items():
-        if isinstance(exc, kind):
-            return DataRefusal(f"the query failed while running: {reason}")
-    return DataRefusal(f"the query failed while running ({type(exc).__name__}); "
-                       "check it on the dummy data first")
+    log.info("a query stopped: %s", type(exc).__name__)
+    return stopped(limits)
 
 
 def needed(

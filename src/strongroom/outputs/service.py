@@ -433,18 +433,39 @@ class Outputs:
         # by the request's lineage (enclave/margin.py): in the enclave and in the check
         where = enclave_service.scope(self.enclave, principal, project_id)
         key = enclave_service.decision_key(self.enclave, where.project, request)
-        with margin.keyed(key):
+        # the statistics' contributions are packed while the output is rendered, scanned and
+        # recorded (each GLM's five vectors took a tenth of a second, one after another)
+        with ThreadPoolExecutor(2, thread_name_prefix="pack") as pool:
             try:
-                with failures_are_answers():  # a failure once the data are read: an answer
-                    where, result = enclave_service.analyse(
-                        self.enclave, principal, project_id, request,
-                        threshold=rules.threshold, where=where)
-                    # before anything is rendered or compared
-                    precision.apply(result, rules.threshold,
-                                    enclave_service.rounding(self.enclave, where.project),
-                                    rules.count_base, rules.fact_counts)
-                    shorten_long(result)
-                    _fits(result, fmt)
+                # everything that reads the data or what was made of it, up to the record
+                # (the run, the check, the labels, the rendering, the raw-row scan): a
+                # failure anywhere there, whatever its kind, is an answer, rationed as one
+                with failures_are_answers():
+                    with margin.keyed(key):
+                        where, result = enclave_service.analyse(
+                            self.enclave, principal, project_id, request,
+                            threshold=rules.threshold, where=where)
+                        # before anything is rendered or compared
+                        precision.apply(result, rules.threshold,
+                                        enclave_service.rounding(self.enclave, where.project),
+                                        rules.count_base, rules.fact_counts)
+                        shorten_long(result)
+                        _fits(result, fmt)
+                        with self.ctx.transaction() as db:
+                            institution = _institution(db, where.project)
+                        # the reasons name cells by the meanings of their codes (labels.py)
+                        meanings = self._meanings(project_id, result.kind.value, request,
+                                                  self.ctx.clock())
+                        with read_as(meanings):
+                            report, held, findings, sure = self._checked(
+                                result, rules, institution, project_id,
+                                self.enclave.master_ids(where.project), key)
+                        sayable = (namable(result, rules.threshold, report.removed, meanings)
+                                   | _own(request))
+                    packed = contributions.pack_ahead(held.vectors, pool)
+                    payload = render(result, report.suppressed, fmt, report.removed)
+                    name = named or filename(result.kind.value, fmt, request)
+                    findings += scan(self.index(), payload, name)
             except DataRefusal as refusal:
                 refused = self._refused(principal, project_id, request, fmt, refusal, timer)
                 if measured is not None and timer is not None and timer.overran:
@@ -452,23 +473,6 @@ class Outputs:
                     # counts are none, its lateness is metered like any overrun's
                     measured(Measures(0, 0, 0, 0, 0, 0, late=1))
                 return refused
-            with self.ctx.transaction() as db:
-                institution = _institution(db, where.project)
-            # the reasons name cells by the meanings of their codes (outputs/labels.py)
-            meanings = self._meanings(project_id, result.kind.value, request,
-                                      self.ctx.clock())
-            with read_as(meanings):
-                report, held, findings, sure = self._checked(
-                    result, rules, institution, project_id,
-                    self.enclave.master_ids(where.project), key)
-            sayable = namable(result, rules.threshold, report.removed, meanings) | _own(request)
-        # the statistics' contributions are packed while the output is rendered, scanned and
-        # recorded (each GLM's five vectors took a tenth of a second, one after another)
-        with ThreadPoolExecutor(2, thread_name_prefix="pack") as pool:
-            packed = contributions.pack_ahead(held.vectors, pool)
-            payload = render(result, report.suppressed, fmt, report.removed)
-            name = named or filename(result.kind.value, fmt, request)
-            findings += scan(self.index(), payload, name)
             # a group shown just over the line answered as much as one hidden below it
             acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
                      or answers.near(map(len, held.sets), rules.threshold))
@@ -483,7 +487,7 @@ class Outputs:
         self._keep(where.project, view.output.id, held)
         if measured is not None:
             measured(Measures.of(result, held, sure, rules.threshold,
-                                 self.enclave.cohort().participants.height,
+                                 self.enclave.participants(),
                                  late=timer is not None and timer.overran))
         return view
 
@@ -526,29 +530,34 @@ class Outputs:
             with margin.keyed(key):
                 ledger = genetics.RunningBudget(self._genetic_budget(), pseudonyms)
                 try:
+                    # the run, the genetics rules, the check, the rendering and the scan: a
+                    # failure anywhere there, whatever its kind, is an answer, rationed as one
                     with failures_are_answers():
                         run = run_gwas(spec, frame, pseudonyms, self.genotypes,
                                        rules.threshold, rules.genetics_max_residual_share,
                                        rules.regression_max_leverage,
                                        cluster=self.enclave.engine.genotype_cluster())
-                    with reading_data():  # what the rules make of the data is an answer too
-                        out = genetics.prepare(
-                            run, rules, enclave_service.rounding(self.enclave, where.project),
-                            ledger, enclave_service.figure_secret(self.enclave, where.project))
+                        with reading_data():  # what the rules make of the data is one too
+                            out = genetics.prepare(
+                                run, rules,
+                                enclave_service.rounding(self.enclave, where.project),
+                                ledger, enclave_service.figure_secret(self.enclave,
+                                                                      where.project))
+                        out.result.spec = dict(request)
+                        with self.ctx.transaction() as db:
+                            institution = _institution(db, where.project)
+                        report, held, findings, sure = self._checked(
+                            out.result, rules, institution, project_id,
+                            self.enclave.master_ids(where.project), key)
+                        blocked = bool(findings) and \
+                            CheckReport.worst(findings) is Verdict.BLOCK
+                        payload = genetics.render(out, fmt, hidden=blocked)
+                        name = filename(AnalysisKind.GWAS.value, fmt, request)
+                        findings += out.findings
+                        findings += scan(self.index(), genetics.render(
+                            out, fmt, hidden=blocked, annotated=False), name)
                 except DataRefusal as refusal:
                     return self._refused(principal, project_id, request, fmt, refusal, timer)
-                out.result.spec = dict(request)
-                with self.ctx.transaction() as db:
-                    institution = _institution(db, where.project)
-                report, held, findings, sure = self._checked(
-                    out.result, rules, institution, project_id,
-                    self.enclave.master_ids(where.project), key)
-            blocked = bool(findings) and CheckReport.worst(findings) is Verdict.BLOCK
-            payload = genetics.render(out, fmt, hidden=blocked)
-            name = filename(AnalysisKind.GWAS.value, fmt, request)
-            findings += out.findings
-            findings += scan(self.index(), genetics.render(out, fmt, hidden=blocked,
-                                                          annotated=False), name)
             acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
                      or answers.near(map(len, held.sets), rules.threshold))
             view = requests.record_output(
@@ -560,7 +569,7 @@ class Outputs:
             self._keep(where.project, view.output.id, held)
             if measured is not None:  # metered like any analysis: the people it read
                 measured(Measures.of(out.result, held, sure, rules.threshold,
-                                     self.enclave.cohort().participants.height,
+                                     self.enclave.participants(),
                                      late=timer is not None and timer.overran))
             # the membership budget is spent when the output exists, released or not (cautious)
             self._save_genetic_budget(ledger.earlier + ledger.added)

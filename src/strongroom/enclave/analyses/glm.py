@@ -30,6 +30,7 @@ from strongroom.enclave.analyses.regression import (
     MAX_LEVELS,
     MISSING_NOTE,
     REPEATED_NOTE,
+    SINGLE_LEVEL,
     _rounded,
     binary,
     check_rank,
@@ -132,9 +133,7 @@ def _columns(used: pl.DataFrame, variables: tuple[str, ...], categorical: tuple[
             counts = np.bincount(coded.codes, minlength=len(coded))
             order = [coded.labels[j] for j in np.argsort(-counts, kind="stable")]
             if len(order) < 2:
-                raise Invalid(f"{name!r} has a single level in the rows used (levels held by "
-                              "fewer than the threshold are counted in the most common), so "
-                              "it cannot be categorical: leave it out or merge levels")
+                raise Invalid(SINGLE_LEVEL)
             labels = np.asarray(coded.labels, dtype=object)[coded.codes]
             columns[name] = pd.Categorical(labels, categories=order)
             for j, label in enumerate(coded.labels):

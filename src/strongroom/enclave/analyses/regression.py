@@ -183,13 +183,19 @@ def _rounded(table: FloatArray, steps: FloatArray, df: float | None,
     return out
 
 
+# which categorical covariate has a single level is the data's answer (the first of several
+# to fail), so the refusal names none
+SINGLE_LEVEL = ("a categorical covariate has a single level in the rows used (levels held by "
+                "fewer than the threshold are counted in the most common), so it cannot be "
+                "categorical (which one is an answer about the data, so it is not said): leave "
+                "it out or merge levels")
+
+
 def _dummies(name: str, coded: Levels, ids: PidArray,
              levels: dict[str, PidArray]) -> list[tuple[str, FloatArray, PidArray]]:
     """(label, 0/1 column, participants) per non-reference level; ``levels`` gets them all."""
     if len(coded) < 2:
-        raise Invalid(f"{name!r} has a single level in the rows used (levels held by fewer "
-                      "than the threshold are counted in the most common), so it cannot be a "
-                      "categorical covariate: leave it out or merge levels")
+        raise Invalid(SINGLE_LEVEL)
     counts = np.bincount(coded.codes, minlength=len(coded))
     reference = int(np.argmax(counts))  # the most frequent level (the first on a tie)
     members = group_pids(coded.codes, ids, len(coded))
@@ -200,7 +206,8 @@ def _dummies(name: str, coded: Levels, ids: PidArray,
 
 
 def check_rank(x: FloatArray, term_variables: list[str]) -> None:
-    """Refuse a singular design, naming the covariates involved (never a level's value)."""
+    """Refuse a singular design, naming none of the covariates involved (which are dependent is
+    the data's answer) and never a level's value."""
     if x.shape[0] <= x.shape[1]:  # the row count itself is not said: it is unchecked output
         raise Invalid(f"the model has {x.shape[1]} parameters and no more rows than that: use "
                       "fewer covariates or levels, or a larger population")
@@ -213,17 +220,19 @@ def check_rank(x: FloatArray, term_variables: list[str]) -> None:
     else:
         scale = np.linalg.norm(x, axis=0)
         scale[scale == 0] = 1.0
-    r, pivots = scipy.linalg.qr(x / scale, mode="r", pivoting=True, overwrite_a=True)
+    r, _ = scipy.linalg.qr(x / scale, mode="r", pivoting=True, overwrite_a=True)
     diagonal = np.abs(np.diag(r))
     rank = int(np.count_nonzero(diagonal > diagonal[0] * max(x.shape) * np.finfo(float).eps))
     if rank < x.shape[1]:
-        # the intercept may be the column found dependent: then a covariate is constant
-        named = [n for n in dict.fromkeys(term_variables[i] for i in pivots[rank:])
-                 if n != INTERCEPT]
-        which = ", ".join(repr(n) for n in named) if named else "a covariate"
-        raise Invalid(f"the covariates are collinear: {which} is constant, or a combination "
-                      "of other covariates or of the levels of a categorical one; leave it out "
-                      "or merge levels")
+        # which covariates are dependent is the data's to say (a covariate equal to another
+        # except on one row, or on none): naming them told the red team a target's band
+        # among four for one rationed refusal, so none is named
+        asked = len(set(term_variables) - {INTERCEPT})
+        raise Invalid(f"the covariates are collinear: one of the {asked} asked for "
+                      "is constant in this population, or a combination of others or of the "
+                      "levels of a categorical one (which one is an answer about the data, so "
+                      "it is not said); leave out a covariate you expect to be redundant, or "
+                      "merge levels, and ask again")
 
 
 def _moderate(x: FloatArray) -> bool:

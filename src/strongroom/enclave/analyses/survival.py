@@ -286,8 +286,10 @@ def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
     for name in spec.categorical:
         coded = d.categories[name]
         if np.any(np.bincount(coded.codes, weights=e, minlength=len(coded)) == 0):
-            raise Invalid(f"a level of {name!r} has no events, so its hazard ratio cannot be "
-                          "estimated: merge that level with another or leave the covariate out")
+            # which covariate is the data's answer (the first of several to fail): none named
+            raise Invalid("a level of a categorical covariate has no events, so its hazard "
+                          "ratio cannot be estimated (which one is an answer about the data, "
+                          "so it is not said): merge levels or leave a covariate out")
     with_intercept = np.column_stack([np.ones(len(t)), d.x])
     check_rank(with_intercept, [INTERCEPT, *d.term_variables])
     centred = d.x - d.x.mean(axis=0)  # the same ratios; no overflow in the residuals' exp(xβ)

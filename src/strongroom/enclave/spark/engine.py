@@ -23,6 +23,7 @@ for those only the kind of failure is reported, never Spark's message.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import secrets
@@ -44,7 +45,7 @@ from sqlglot import exp
 
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, PARTICIPANTS
-from strongroom.enclave.engine import Limits, plain_types
+from strongroom.enclave.engine import Limits, plain_types, stopped
 from strongroom.enclave.engines import SPARK_LIMITS, WEIGHT
 from strongroom.enclave.sources import ClusterTable, CohortSource, Sealed, Table
 from strongroom.enclave.spark.cluster import (
@@ -60,6 +61,8 @@ from strongroom.enclave.spark.keys import KeyService
 from strongroom.enclave.view import PID, view_plan
 from strongroom.errors import DataRefusal, Invalid
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -70,19 +73,6 @@ SID = "_sid"  # the cohort's tables on the cluster: a random surrogate of eid in
 # enclave's tables are published already widened, so both engines see the same types.
 _WIDER: dict[type[pl.DataType], type[pl.DataType]] = {
     pl.UInt8: pl.Int16, pl.UInt16: pl.Int32, pl.UInt32: pl.Int64, pl.UInt64: pl.Int64}
-# Spark's error classes for failures the data causes, and what to tell the researcher.
-_DATA_ERRORS = {
-    "CAST_INVALID_INPUT": "a value could not be converted to the type asked for (use "
-                          "TRY_CAST to get NULL instead)",
-    "CAST_OVERFLOW": "a value fell out of range of its type (cast to a wider type, e.g. "
-                     "BIGINT or DOUBLE)",
-    "ARITHMETIC_OVERFLOW": "a value fell out of range of its type (cast to a wider type, "
-                           "e.g. BIGINT or DOUBLE)",
-    "DIVIDE_BY_ZERO": "a division by zero (use NULLIF(divisor, 0))",
-    "INVALID_ARRAY_INDEX": "a list index out of range",
-}
-
-
 @dataclass
 class _Published:
     frame: pl.DataFrame  # held, so that no other frame takes its id() while it is published
@@ -572,16 +562,11 @@ class _Files:
 
 
 def _failure(exc: Exception, limits: Limits | None, timed_out: bool) -> DataRefusal:
-    if timed_out and limits is not None:
-        return DataRefusal(f"the query ran longer than the limit of {limits.seconds:g} s and "
-                           "was stopped; narrow it (WHERE), join on participant IDs rather "
-                           "than shared values, or split it into definitions")
-    condition = _condition(exc)
-    reason = _DATA_ERRORS.get(condition or "")
-    if reason is not None:
-        return DataRefusal(f"the query failed while running: {reason}")
-    return DataRefusal(f"the query failed while running ({condition or type(exc).__name__}); "
-                       "check it on the dummy data first")
+    """One reason whatever stopped the query once it read the data (engine.stopped): which
+    limit or which of Spark's error classes it was is an answer about the data."""
+    log.info("a Spark query stopped once it had read the data: %s%s",
+             _condition(exc) or type(exc).__name__, " (its time limit)" if timed_out else "")
+    return stopped(limits if limits is not None else Limits())
 
 
 def _condition(exc: Exception) -> str | None:
