@@ -124,7 +124,7 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
         spread = {t: _spread(traits[:, j], covariates, pids, k, max_share, spec, t, own,
                              max_leverage) for j, t in enumerate(spec.traits)}
         if spec.model == "linear":  # after the spread checks: their one reason covers a trait
-            _not_two_valued(traits, spec)  # constant or rare-valued, which says nothing more
+            _not_two_valued(traits, spec, k, max_share, max_leverage)
         fit: Callable[..., pl.DataFrame] = (logistic_gwas if spec.model == "logistic"
                                             else linear_gwas)
         # the engine splits each chunk's variants between threads, each with one BLAS thread
@@ -170,15 +170,12 @@ def _spread(y: FloatArray, covariates: FloatArray, pids: PidArray, k: int, max_s
     n = int(use.sum())
     if own and leverage(np.column_stack([np.ones(n), covariates[use][:, :own]])).max() \
             > max_leverage:
-        raise Invalid(f"the covariates of trait {name!r} single out a few participants (one "
-                      f"participant's own row fixes more than {max_leverage:.0%} of their "
-                      "fitted value): use covariates as measured, and categories held by many")
+        raise Invalid(trait_refused(spec, k, max_share, max_leverage))
     if spec.model == "logistic":
         cases = int(y[use].sum())
         for count, what in ((cases, "cases"), (n - cases, "controls")):
             if margin.short(count, k, "gwas", name, what):
-                raise Invalid(f"trait {name!r} has too few {what} for a GWAS: fewer than the "
-                              f"threshold of {k}")
+                raise Invalid(trait_refused(spec, k, max_share, max_leverage))
     design = np.column_stack([np.ones(n), covariates[use]])
     fitted, *_ = np.linalg.lstsq(design, y[use], rcond=None)
     r = y[use] - design @ fitted
@@ -187,22 +184,37 @@ def _spread(y: FloatArray, covariates: FloatArray, pids: PidArray, k: int, max_s
     moving = int((squares > 1e-18 * max(total, 1e-300)).sum()) if total > 0 else 0
     top = float(squares[:margin.reach(k, "gwas share", name)].sum())
     if margin.short(moving, k, "gwas", name, "varies") or top > max_share * total:
-        raise Invalid(f"trait {name!r}, once the covariates are accounted for, varies for too "
-                      f"few participants (its variation must not rest on fewer than the "
-                      f"threshold of {k}, nor {k} hold more than {max_share:.0%} of it): "
-                      "analyse a trait as measured")
+        raise Invalid(trait_refused(spec, k, max_share, max_leverage))
     df = n - design.shape[1] - 1
     return Spread(float(np.sqrt(squares[0])), total / max(df, 1), df, (pids[use], r))
 
 
-def _not_two_valued(traits: FloatArray, spec: GwasSpec) -> None:
+def trait_refused(spec: GwasSpec, k: int, max_share: float, max_leverage: float) -> str:
+    """One reason for every trait the data refuse, naming neither the trait nor the rule:
+    which of several traits failed first, and which rule it failed, are answers about the
+    data (the red team: a refusal must say one bit, not which)."""
+    # no apostrophe: the output check's reasons quote text between two
+    rules = (f" (each rests on at least {k} participants, none of {k} holding more than "
+             f"{max_share:.0%} of its variation; the own row of no participant fixes more "
+             f"than {max_leverage:.0%} of their fitted value; a case-control trait has {k} "
+             "cases and controls)")
+    which = "the trait" if len(spec.traits) == 1 else f"one of the {len(spec.traits)} traits"
+    return (f"{which} cannot be fitted on these rows: its covariates single out a few "
+            "participants, or it has too few cases or controls, or its variation rests on "
+            "too few participants, or, fitted linear, it takes two values (fit a 0/1 trait "
+            "as case-control, model logistic, whose cases and controls are held to the "
+            f"membership bound as groups){rules}. Which trait and which rule are answers "
+            "about the data, so neither is said: use covariates as measured and categories "
+            "held by many, and analyse traits as measured")
+
+
+def _not_two_valued(traits: FloatArray, spec: GwasSpec, k: int, max_share: float,
+                    max_leverage: float) -> None:
     """Refuse a two-valued trait fitted by least squares: its cases' and controls' frequencies
     come back from the effects unbounded; a logistic GWAS bounds each side as a group."""
-    for name, values in zip(spec.traits, traits.T, strict=True):
+    for values in traits.T:
         if np.unique(values[np.isfinite(values)]).size == 2:
-            raise Invalid(f"trait {name!r} takes two values: fit it as a case-control trait "
-                          "(\"model\": \"logistic\", coded 0/1), whose cases and controls "
-                          "are held to the membership bound as groups")
+            raise Invalid(trait_refused(spec, k, max_share, max_leverage))
 
 
 def leverage(design: FloatArray) -> FloatArray:
