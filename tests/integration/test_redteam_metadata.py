@@ -17,12 +17,10 @@ each stating the guarantee it would fail without.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +28,6 @@ from sqlalchemy import func, select
 
 from strongroom.access.context import Principal
 from strongroom.attacks import runner
-from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld, Clock
 from strongroom.enclave import service
 from strongroom.errors import ServiceError
@@ -38,52 +35,25 @@ from strongroom.outputs import answers
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.runs import MAX_IN_FLIGHT, RunStatus
 from strongroom.privacy.dp_runtime import EngineError
+from tests.redteam_world import (
+    HONEST,
+    SUBSET,
+    attacker,
+    module_cast,
+    module_world,
+    scheduled_fixture,
+    settings_fixture,
+    until,
+    views_lock,
+)
 
 pytestmark = pytest.mark.slow
 
-FLOOR = 32.0  # as test_timing_channel: an 8 s floor at the world's 3,000 participants
-HONEST = "SELECT sex, count(*) AS n FROM base GROUP BY sex"
-SUBSET = "SELECT pid, sex FROM base"
+world = module_world()
+cast = module_cast()
+settings = settings_fixture()
+scheduled = scheduled_fixture()
 
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackWorld]:
-    built = AttackWorld.build(Path(tmp_path_factory.mktemp("redteam-metadata")))
-    yield built
-    built.close()
-
-
-@pytest.fixture(scope="module")
-def cast(world: AttackWorld) -> runner.Cast:
-    return runner.cast(world)
-
-
-@pytest.fixture()
-def settings(world: AttackWorld) -> Iterator[Callable[..., None]]:
-    """Change the platform's settings for one test; restored after it."""
-    ctx = world.platform.access
-    saved = ctx.settings
-
-    def change(**values: Any) -> None:
-        ctx.settings = dataclasses.replace(ctx.settings, **values)
-    try:
-        yield change
-    finally:
-        ctx.settings = saved
-
-
-@pytest.fixture()
-def scheduled(world: AttackWorld, settings: Callable[..., None]) -> Iterator[list[float]]:
-    """A floor on every analysis, its waits recorded rather than slept."""
-    outputs = world.platform.outputs
-    sleep = outputs.sleep
-    waits: list[float] = []
-    settings(analysis_seconds=FLOOR, analysis_ladder=2.0)
-    outputs.sleep = waits.append
-    try:
-        yield waits
-    finally:
-        outputs.sleep = sleep
 
 
 @pytest.fixture()
@@ -100,28 +70,6 @@ def real_time(world: AttackWorld) -> Iterator[None]:
     finally:
         Clock.__call__ = call  # type: ignore[method-assign]
         world.clock.advance(time.monotonic() - origin)
-
-
-def _attacker(world: AttackWorld) -> tuple[Principal, str]:
-    """A new researcher leading a new project (fresh budgets), with the definition ``base``."""
-    who, project = world.researcher()
-    service.define(world.platform.enclave, who, project, "base", BASE)
-    return who, project
-
-
-def _lock(world: AttackWorld) -> Any:
-    """The enclave's views: held, every build and analysis waits (as an expensive query holds
-    the engine): the test's way to make a run slow by as much as it likes."""
-    return world.platform.enclave._views._lock
-
-
-def _until(found: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def _spent(world: AttackWorld, project: str, what: str | None = None) -> int:
@@ -164,10 +112,10 @@ def test_a_polled_run_s_ended_at_is_its_answer_s_moment_whatever_it_took(
     ``ended_at − submitted_at`` at the floor, the two within the thread's scheduling of
     each other (written at the computation's end they would be 0.0 and 0.6 s)."""
     settings(analysis_seconds=4.0, analysis_ladder=2.0)  # a quarter at 3,000: 1 s
-    runs, lock = world.platform.runs, _lock(world)
+    runs, lock = world.platform.runs, views_lock(world)
     shown: dict[float, float] = {}
     for held in (0.0, 0.6):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         owned = bool(held) and lock.acquire()
         try:
             row = runs.submit(who, project, {"kind": "aggregate_sql", "sql": HONEST})
@@ -194,10 +142,10 @@ def test_the_in_flight_limit_answers_alike_while_earlier_runs_wait_or_work(
     they record anything: a fifth submission is refused alike, and each of the four polls
     ``running`` alike. (Counted by the rows' ``ended_at``, or by outputs recorded, the
     fifth would be let through after fast runs only: a bit per submission, for nothing.)"""
-    runs, outputs, lock = world.platform.runs, world.platform.outputs, _lock(world)
+    runs, outputs, lock = world.platform.runs, world.platform.outputs, views_lock(world)
     seen: dict[bool, tuple[str, list[str]]] = {}
     for slow in (False, True):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         waiting, moment = threading.Semaphore(0), threading.Event()
 
         def wait(seconds: float, waiting: threading.Semaphore = waiting,
@@ -254,7 +202,7 @@ def test_an_analysis_that_fails_once_it_has_read_the_data_spends_an_answer(
     runs = world.platform.runs
     seen: dict[bool, tuple[str, int]] = {}
     for target in (cast.obese[0], cast.lean[0]):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         sql = (f"SELECT sex, count(*) AS n FROM base WHERE {target.condition} AND bmi > 30 "
                "GROUP BY sex")
         row = runs.submit(who, project, {"kind": "aggregate_sql", "sql": sql})
@@ -279,7 +227,7 @@ def _defining(world: AttackWorld, who: Principal, project: str, name: str, sql: 
     """Define ``name`` in a thread (its build held ``held`` s by the test: the truth) and
     ``probe`` every ``every`` s until it is answered: what each probe saw and the moment
     (after the request) it had seen it all, and when the answer came."""
-    lock, answered, seen = _lock(world), threading.Event(), []
+    lock, answered, seen = views_lock(world), threading.Event(), []
     asked = time.monotonic()
 
     def define() -> None:
@@ -317,7 +265,7 @@ def test_a_redefinition_shows_the_old_one_until_its_answer_s_moment(
     enclave = world.platform.enclave
     seen: dict[float, set[object]] = {}
     for held in (0.0, 0.5):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         world.platform.outputs.define(who, project, "x", SUBSET)
         before = service.dummy_data(enclave, who, project, n=50)
         old = {d.name: (d.sql, d.created_at) for d in service.list_definitions(
@@ -348,7 +296,7 @@ def test_a_staged_name_cannot_be_dropped_or_raced_into_telling_its_build(
     outputs, enclave = world.platform.outputs, world.platform.enclave
     seen: dict[float, tuple[set[str], str]] = {}
     for held in (0.0, 0.4):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         second: list[str] = []
 
         def probe(who: Principal = who, project: str = project) -> object:
@@ -393,7 +341,7 @@ def test_a_definition_that_fails_once_it_has_read_the_data_spends_an_answer(
     """*Whether a definition fails once it has read the data is an answer, kept spent.*
     One obese and one lean target, each alone in a definition of their BMI; the engine
     fails only when it reads a BMI over 30 (the truth)."""
-    attackers = {target.obese: _attacker(world) for target in (cast.obese[0], cast.lean[0])}
+    attackers = {target.obese: attacker(world) for target in (cast.obese[0], cast.lean[0])}
     _raising_when_over(world, monkeypatch, 30)
     seen: dict[bool, tuple[str, int]] = {}
     for target in (cast.obese[0], cast.lean[0]):
@@ -415,7 +363,7 @@ def test_a_definition_s_columns_and_verdict_follow_its_text_not_the_target(
     their BMI is over 30 (NULL everywhere else) types alike either way."""
     seen = {}
     for target in (cast.obese[0], cast.lean[0]):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         made = world.platform.outputs.define(
             who, project, "flag", "SELECT pid, CASE WHEN " + target.condition +
             " AND bmi > 30 THEN 1 END AS f, CASE WHEN " + target.condition +
@@ -504,7 +452,7 @@ def test_a_dp_spend_reads_charged_until_its_answer_s_moment(
                                           "kind": "count", "epsilon": "0.01",
                                           "where": where})))
             thread.start()
-            assert _until(lambda who=who, project=project: bool(
+            assert until(lambda who=who, project=project: bool(
                 privacy.budget_of(who, project).spends))
             time.sleep(0.25)
             spend = privacy.budget_of(who, project).spends[0]
@@ -525,7 +473,7 @@ def test_no_definition_probe_is_refused_by_an_earlier_definition_s_reservation(
     outputs = world.platform.outputs
     seen: dict[float, str] = {}
     for held in (0.0, 0.3):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         first = threading.Event()
 
         def probe(who: Principal = who, project: str = project,
@@ -604,8 +552,8 @@ def test_dummy_data_does_not_tell_what_a_concurrent_definition_holds(
             return float(held.fetchone()[0]) / 2**20  # type: ignore[index]
         finally:
             cursor.close()
-    def attacker(target: runner.Target) -> tuple[Principal, str]:
-        who, project = _attacker(world)
+    def armed(target: runner.Target) -> tuple[Principal, str]:
+        who, project = attacker(world)
         texts = ", ".join(f"CASE WHEN {target.condition} AND bmi > 30 THEN lpad('', 10000, "
                           f"'x') ELSE '' END AS s{i}" for i in range(60))
         outputs.define(who, project, "big", f"SELECT pid, {texts} FROM base WHERE "
@@ -620,7 +568,7 @@ def test_dummy_data_does_not_tell_what_a_concurrent_definition_holds(
         zipped = service.dummy_data(enclave, who, project)
         return sorted(name for name in zipfile.ZipFile(io.BytesIO(zipped)).namelist()
                       if name.endswith(".parquet"))
-    attackers = {target.obese: attacker(target) for target in (cast.obese[0], cast.lean[0])}
+    attackers = {target.obese: armed(target) for target in (cast.obese[0], cast.lean[0])}
     whole = files(*attackers[False])
     assert "pad2.parquet" in whole
     # the calibration (honest load, in 10 MB steps): the least headroom the zip is whole at

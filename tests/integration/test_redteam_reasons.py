@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -29,32 +28,20 @@ import pytest
 
 from strongroom.access.context import Principal
 from strongroom.attacks import runner
-from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
-from strongroom.enclave import engine, service
+from strongroom.enclave import engine
 from strongroom.errors import ServiceError
 from strongroom.outputs import answers
+from tests.redteam_world import (
+    attacker,
+    module_cast,
+    module_world,
+)
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackWorld]:
-    built = AttackWorld.build(Path(tmp_path_factory.mktemp("redteam-reasons")))
-    yield built
-    built.close()
-
-
-@pytest.fixture(scope="module")
-def cast(world: AttackWorld) -> runner.Cast:
-    return runner.cast(world)
-
-
-def _attacker(world: AttackWorld) -> tuple[Principal, str]:
-    """A new researcher leading a new project (fresh budgets), with the definition ``base``."""
-    who, project = world.researcher()
-    service.define(world.platform.enclave, who, project, "base", BASE)
-    return who, project
+world = module_world()
+cast = module_cast()
 
 
 def _spent(world: AttackWorld, who: Principal) -> int:
@@ -119,7 +106,7 @@ def test_one_rationed_refusal_tells_at_most_one_bit(
     seen: dict[str, tuple[str, int]] = {}
     for label, target in (("lean", cast.lean[0]), ("obese", heavy[0]),
                           ("very obese", heavy[-1])):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         told = _outcome(lambda who=who, project=project, target=target:
                         world.platform.outputs.define(who, project, "frames",
                                                       _frames(target, line)))
@@ -157,7 +144,7 @@ def test_a_fit_s_refusal_does_not_name_what_the_data_decided(
     assert len(bands) >= 3, bands
     seen: dict[int, tuple[str, frozenset[str], int]] = {}
     for band, target in sorted(bands.items()):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         world.platform.outputs.define(who, project, "model", _copies(target))
         before = _spent(world, who)
         told = _told(world, who, project, {
@@ -198,7 +185,7 @@ def test_a_query_error_met_while_executing_an_aggregate_is_an_answer(
     engine fails only on a row (the truth). Before: ``engine.failure`` read the error's class
     alone, and a ``NotImplementedException`` (or a binder, catalog or parser one) met while
     executing was "DuckDB could not run the query", free: a bit per request, no answer spent."""
-    attackers = {t.obese: _attacker(world) for t in (cast.obese[0], cast.lean[0])}
+    attackers = {t.obese: attacker(world) for t in (cast.obese[0], cast.lean[0])}
     _query_error_when_read(monkeypatch)
     seen: dict[bool, tuple[str, int]] = {}
     for target in (cast.obese[0], cast.lean[0]):
@@ -217,7 +204,7 @@ def test_a_query_error_met_while_executing_a_definition_spends_its_answer(
     """*A definition that meets any error once its query executes keeps its answer spent.*
     As above, for a definition of the target's row if their BMI is over 30. Before: an
     ``Invalid`` (not a DataRefusal), so ``Outputs.define`` gave its answer back: free."""
-    attackers = {t.obese: _attacker(world) for t in (cast.obese[0], cast.lean[0])}
+    attackers = {t.obese: attacker(world) for t in (cast.obese[0], cast.lean[0])}
     _query_error_when_read(monkeypatch)
     seen: dict[bool, tuple[str, int]] = {}
     for target in (cast.obese[0], cast.lean[0]):
@@ -236,7 +223,7 @@ def test_a_query_s_own_mistake_is_still_told_for_free(world: AttackWorld) -> Non
     """*A mistake DuckDB finds when it binds the query (before it reads a row) is a free
     ``Invalid`` with DuckDB's words, whatever the data.* (The fix above must not make every
     honest typo cost an answer.)"""
-    who, project = _attacker(world)
+    who, project = attacker(world)
     told = _outcome(lambda: world.platform.outputs.define(
         who, project, "typo", "SELECT pid, strftime(CAST(bmi AS DATE), CAST(sex AS VARCHAR)) "
         "AS s FROM base"))
@@ -260,7 +247,7 @@ def test_an_error_in_the_output_check_once_the_data_are_read_is_an_answer(
         if any(cell.contributors.size for cell in result.cells):
             raise FloatingPointError("the check failed on the real data")
         return real(result, *args, **kwargs)
-    attackers = {t.obese: _attacker(world) for t in (cast.obese[0], cast.lean[0])}
+    attackers = {t.obese: attacker(world) for t in (cast.obese[0], cast.lean[0])}
     monkeypatch.setattr(outputs, "_checked", checked)
     seen: dict[bool, tuple[str, int]] = {}
     for target in (cast.obese[0], cast.lean[0]):
@@ -285,7 +272,7 @@ def test_a_fit_refused_by_one_participant_s_value_is_a_rationed_blocked_output(
     outcome is not winsorised, so the value reaches the fit (the truth)."""
     seen: dict[bool, tuple[str, int]] = {}
     for target in (cast.obese[0], cast.lean[0]):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         world.platform.outputs.define(
             who, project, "model", f"SELECT pid, CASE WHEN {target.condition} AND bmi > 30 "
             "THEN 2 ELSE sex END AS y, birth_year FROM base")

@@ -14,11 +14,9 @@ unexpected pass (a failure to update) once it is fixed. Surfaces that hold are p
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,7 +26,6 @@ from sqlalchemy import func, select
 from strongroom.access.authorize import authorize
 from strongroom.access.context import Principal
 from strongroom.access.permissions import Action
-from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
 from strongroom.errors import Conflict, RateLimited, Refused
@@ -39,54 +36,23 @@ from strongroom.outputs.requests import list_outputs
 from strongroom.outputs.runs import RunStatus
 from strongroom.outputs.service import Answered
 from strongroom.watch.models import MeterRow
+from tests.redteam_world import (
+    HONEST,
+    SUBSET,
+    attacker,
+    module_world,
+    scheduled_fixture,
+    settings_fixture,
+    until,
+    views_lock,
+)
 
 pytestmark = pytest.mark.slow
 
-FLOOR = 32.0  # as test_timing_channel: an 8 s floor at the world's 3,000 participants
-HONEST = "SELECT sex, count(*) AS n FROM base GROUP BY sex"
-SUBSET = "SELECT pid, sex FROM base"
+world = module_world()
+settings = settings_fixture()
+scheduled = scheduled_fixture()
 
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackWorld]:
-    built = AttackWorld.build(Path(tmp_path_factory.mktemp("redteam-time")))
-    yield built
-    built.close()
-
-
-@pytest.fixture()
-def settings(world: AttackWorld) -> Iterator[Callable[..., None]]:
-    """Change the platform's settings for one test; restored after it."""
-    ctx = world.platform.access
-    saved = ctx.settings
-
-    def change(**values: Any) -> None:
-        ctx.settings = dataclasses.replace(ctx.settings, **values)
-    try:
-        yield change
-    finally:
-        ctx.settings = saved
-
-
-@pytest.fixture()
-def scheduled(world: AttackWorld, settings: Callable[..., None]) -> Iterator[list[float]]:
-    """A floor on every analysis, its waits recorded rather than slept."""
-    outputs = world.platform.outputs
-    sleep = outputs.sleep
-    waits: list[float] = []
-    settings(analysis_seconds=FLOOR, analysis_ladder=2.0)
-    outputs.sleep = waits.append
-    try:
-        yield waits
-    finally:
-        outputs.sleep = sleep
-
-
-def _attacker(world: AttackWorld) -> tuple[Principal, str]:
-    """A new researcher leading a new project (fresh budgets), with the definition ``base``."""
-    who, project = world.researcher()
-    service.define(world.platform.enclave, who, project, "base", BASE)
-    return who, project
 
 
 def _ask(world: AttackWorld, who: Principal, project: str, sql: str) -> Answered:
@@ -95,21 +61,6 @@ def _ask(world: AttackWorld, who: Principal, project: str, sql: str) -> Answered
                                    Format("json"), answered=seen.append)
     assert len(seen) == 1
     return seen[0]
-
-
-def _lock(world: AttackWorld) -> Any:
-    """The enclave's views: held, every build and analysis waits (as an expensive query holds
-    the engine): the test's way to make a run slow by as much as it likes."""
-    return world.platform.enclave._views._lock
-
-
-def _until(found: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def _reserved(world: AttackWorld, project: str) -> bool:
@@ -153,7 +104,7 @@ def test_the_budget_a_run_reserves_comes_back_at_its_answer_s_moment_not_its_end
     seen: dict[bool, bool] = {}
     # fast: recorded at once, then waiting for its answer's moment (the wait held here
     # until the probe is made: before, the reservation came back at the recording)
-    who, project = _attacker(world)
+    who, project = attacker(world)
     outputs, waiting, moment, done = world.platform.outputs, threading.Event(), \
         threading.Event(), []
     recorded_sleep = outputs.sleep
@@ -174,13 +125,13 @@ def test_the_budget_a_run_reserves_comes_back_at_its_answer_s_moment_not_its_end
     assert [(a.step, a.overran) for a in done] == [(0, False)]
     done.clear()
     # slow: the run is held before it records, still within its floor
-    who, project = _attacker(world)
-    lock = _lock(world)
+    who, project = attacker(world)
+    lock = views_lock(world)
     lock.acquire()
     try:
         run = threading.Thread(target=lambda: done.append(_ask(world, who, project, HONEST)))
         run.start()
-        assert _until(lambda: _reserved(world, project))  # the truth: it runs, reserved
+        assert until(lambda: _reserved(world, project))  # the truth: it runs, reserved
         seen[True] = _may_define(world, who, project, "probe")
         assert _recorded(world, project) == 0  # the truth: not recorded yet
     finally:
@@ -203,10 +154,10 @@ def test_a_definition_is_listed_no_sooner_than_it_is_answered(
     definitions every 10 ms while the first client waits for its answer: each must first see
     it only once its answer's moment (the floor) has come, whatever the build took."""
     settings(definition_seconds=1.5)
-    enclave, lock = world.platform.enclave, _lock(world)
+    enclave, lock = world.platform.enclave, views_lock(world)
     listed: dict[float, float | None] = {}
     for held in (0.0, 0.5):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         name = f"d{int(held * 10)}"
         asked, answered = time.monotonic(), threading.Event()
 
@@ -246,8 +197,8 @@ def test_a_definition_past_its_floor_is_answered_at_a_step_of_a_ladder(
     answered at the next step of its ladder (0.1 · 2^j: 1.6 s here), and so is a definition
     (before, it was answered when it ended, about 1.1 s: its time as fine as the clock)."""
     settings(definition_seconds=0.1, analysis_ladder=2.0)
-    who, project = _attacker(world)
-    lock = _lock(world)
+    who, project = attacker(world)
+    lock = views_lock(world)
     took: list[float] = []
     began: list[float] = []
 
@@ -304,10 +255,10 @@ def test_a_job_s_planned_output_is_metered_at_no_moment_but_its_request_s(
     admin, clock = world.staff("custodian-admin"), world.clock
     seen: dict[bool, object] = {}
     for slow in (False, True):
-        who, project = _attacker(world)
+        who, project = attacker(world)
         arrived = clock()
         holder = threading.Thread(target=_held_while_the_clock_moves, args=(
-            _lock(world), taken := threading.Event(), clock, 20.0))
+            views_lock(world), taken := threading.Event(), clock, 20.0))
         if slow:
             holder.start()
             taken.wait()
@@ -441,9 +392,9 @@ def test_a_polled_run_shows_running_between_its_recording_and_its_answer(
     in the database)."""
     settings(analysis_seconds=4.0, analysis_ladder=2.0)  # a quarter at 3,000: 1 s
     runs = world.platform.runs
-    who, project = _attacker(world)
+    who, project = attacker(world)
     row = runs.submit(who, project, {"kind": "aggregate_sql", "sql": HONEST})
-    assert _until(lambda: _recorded(world, project) == 1)  # the truth: recorded
+    assert until(lambda: _recorded(world, project) == 1)  # the truth: recorded
     polled = runs.get(who, row.id)
     assert polled.run.status == RunStatus.RUNNING.value
     assert polled.run.output_id is None and polled.run.ended_at is None
@@ -459,8 +410,8 @@ def test_an_output_s_time_and_place_in_the_list_are_the_schedule_s(
     """Two outputs of one request moment, one run held 0.3 s (the truth): both are shown at
     the same moment (the floor), and the list orders them by that moment and their ids
     alone (ids drawn at random), never by when they were recorded."""
-    who, project = _attacker(world)
-    lock, clock = _lock(world), world.clock
+    who, project = attacker(world)
+    lock, clock = views_lock(world), world.clock
     arrived = clock()
     times = []
     for held in (0.0, 0.3):

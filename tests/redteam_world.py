@@ -1,0 +1,103 @@
+"""What the red team's modules share (tests/integration/test_redteam_*.py): an attack world
+per module, its cast of targets, settings changed for one test, a floor whose waits are
+recorded rather than slept, and the attacker's first steps.
+
+Each module takes the fixtures it needs by assignment (``world = module_world()``), so each
+builds its own world (xdist sends a module to one worker) and no module's changes reach
+another's."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from strongroom.access.context import Principal
+from strongroom.attacks import runner
+from strongroom.attacks.catalogue import BASE
+from strongroom.attacks.world import AttackWorld
+from strongroom.enclave import service
+
+FLOOR = 32.0  # as test_timing_channel: an 8 s floor at the world's 3,000 participants
+HONEST = "SELECT sex, count(*) AS n FROM base GROUP BY sex"
+SUBSET = "SELECT pid, sex FROM base"
+
+
+def module_world() -> Any:
+    """A module's attack world, built once for it."""
+    @pytest.fixture(scope="module", name="world")
+    def world(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackWorld]:
+        name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+        built = AttackWorld.build(Path(tmp_path_factory.mktemp(name.replace("_", "-"))))
+        yield built
+        built.close()
+    return world
+
+
+def module_cast() -> Any:
+    """The world's cast of targets (obese and lean), found once per module."""
+    @pytest.fixture(scope="module", name="cast")
+    def cast(world: AttackWorld) -> runner.Cast:
+        return runner.cast(world)
+    return cast
+
+
+def settings_fixture() -> Any:
+    """Change the platform's settings for one test; restored after it."""
+    @pytest.fixture(name="settings")
+    def settings(world: AttackWorld) -> Iterator[Callable[..., None]]:
+        ctx = world.platform.access
+        saved = ctx.settings
+
+        def change(**values: Any) -> None:
+            ctx.settings = dataclasses.replace(ctx.settings, **values)
+        try:
+            yield change
+        finally:
+            ctx.settings = saved
+    return settings
+
+
+def scheduled_fixture() -> Any:
+    """A floor on every analysis, its waits recorded rather than slept."""
+    @pytest.fixture(name="scheduled")
+    def scheduled(world: AttackWorld,
+                  settings: Callable[..., None]) -> Iterator[list[float]]:
+        outputs = world.platform.outputs
+        sleep = outputs.sleep
+        waits: list[float] = []
+        settings(analysis_seconds=FLOOR, analysis_ladder=2.0)
+        outputs.sleep = waits.append
+        try:
+            yield waits
+        finally:
+            outputs.sleep = sleep
+    return scheduled
+
+
+def attacker(world: AttackWorld) -> tuple[Principal, str]:
+    """A new researcher leading a new project (fresh budgets), with the definition ``base``."""
+    who, project = world.researcher()
+    service.define(world.platform.enclave, who, project, "base", BASE)
+    return who, project
+
+
+def views_lock(world: AttackWorld) -> Any:
+    """The enclave's views: held, every build and analysis waits (as an expensive query holds
+    the engine): the test's way to make a run slow by as much as it likes."""
+    return world.platform.enclave._views._lock
+
+
+def until(found: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``found`` came true within ``timeout`` seconds (polled every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found():
+            return True
+        time.sleep(0.01)
+    return False
