@@ -114,7 +114,7 @@ def encode(series: pl.Series, missing: bool, limit: int = MAX_LEVELS) -> Levels:
         codes, labels = small
     else:
         values = series.drop_nulls().unique().sort()
-        _check_levels(series.name, len(values), limit)
+        _check_levels(len(values), limit)
         labels = [str(v) for v in values.cast(pl.String).to_list()]
         codes = (series.replace_strict(values, pl.Series(np.arange(len(values), dtype=np.int64)),
                                        default=-1, return_dtype=pl.Int64)
@@ -125,10 +125,13 @@ def encode(series: pl.Series, missing: bool, limit: int = MAX_LEVELS) -> Levels:
     return Levels(codes, labels)
 
 
-def _check_levels(name: str, count: int, limit: int) -> None:
+def _check_levels(count: int, limit: int) -> None:
+    """Refuse a variable of too many levels, naming none: which of several variables met
+    the limit first is an answer about the data (the reasons red team)."""
     if count > limit:
-        raise Invalid(f"{name!r} has more than {limit} distinct values: band or group it in the "
-                      "dataset definition (or use a histogram)")
+        raise Invalid(f"a variable the analysis groups by has more than {limit} distinct "
+                      "values (which one is an answer about the data, so it is not said): band "
+                      "or group it in the dataset definition (or use a histogram)")
 
 
 def _small_integers(series: pl.Series, limit: int) -> tuple[IntArray, list[str]] | None:
@@ -143,7 +146,7 @@ def _small_integers(series: pl.Series, limit: int) -> tuple[IntArray, list[str]]
     x = (series.fill_null(low) if nulls is not None else series).to_numpy() - low
     seen = np.bincount(x if nulls is None else x[~nulls], minlength=high - low + 1)
     present = np.flatnonzero(seen)
-    _check_levels(series.name, len(present), limit)
+    _check_levels(len(present), limit)
     lookup = np.full(high - low + 1, -1, dtype=np.int64)
     lookup[present] = np.arange(len(present))
     codes = lookup[x]

@@ -340,11 +340,12 @@ def logistic(spec: LogisticSpec, frame: pl.DataFrame, rounding: Rounding,
     with_event, without = distinct(ids[y == 1]), distinct(ids[y == 0])
     if len(with_event) == 0 or len(without) == 0:
         raise Invalid(f"the outcome {spec.outcome!r} takes a single value in the rows used")
-    separated = [name for name in spec.categorical if _separates(d, name, y)]
-    if separated:
-        raise Invalid(f"the outcome is the same for everyone at a level of {separated[0]!r} "
-                      "(separation), so its coefficient cannot be estimated: merge that level "
-                      "with another or leave the covariate out")
+    if any(_separates(d, name, y) for name in spec.categorical):
+        # which covariate separates is the data's answer (the first of several): none named
+        raise Invalid("the outcome is the same for everyone at a level of a categorical "
+                      "covariate (separation; which one is an answer about the data, so it is "
+                      "not said), so its coefficient cannot be estimated: merge levels or "
+                      "leave a covariate out")
     x, terms, variables, term_pids = _with_intercept(d)
     check_rank(x, variables)
     with warnings.catch_warnings(record=True) as caught:
