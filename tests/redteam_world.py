@@ -21,6 +21,7 @@ from strongroom.attacks import runner
 from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
+from strongroom.errors import ServiceError
 
 FLOOR = 32.0  # as test_timing_channel: an 8 s floor at the world's 3,000 participants
 HONEST = "SELECT sex, count(*) AS n FROM base GROUP BY sex"
@@ -101,3 +102,30 @@ def until(found: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def outcome(call: Callable[[], object], named: bool = False) -> str:
+    """What a researcher's client is told: an answer, or the error's status and reasons
+    (``named``: its class too, which decides whether the output service rations it)."""
+    try:
+        call()
+    except ServiceError as error:
+        kind = f"{type(error).__name__} " if named else ""
+        return f"{kind}{error.status}: {' | '.join(error.reasons)}"
+    except Exception as error:  # the API's 500: "internal", nothing more
+        return f"internal ({type(error).__name__})"
+    return "answered"
+
+
+def dp_target(world: AttackWorld, target: runner.Target
+              ) -> tuple[Principal, str, list[dict[str, Any]]]:
+    """A new researcher's project in DP mode (ε 1, set by the access committee), and a DP
+    filter that keeps ``target``'s row alone, and only if their BMI is over 30."""
+    who, project = world.researcher()
+    world.platform.privacy.configure(world.staff("access-committee"), project,
+                                     reason="the access committee approved it", epsilon="1")
+    where = [{"column": "p31", "op": "==", "value": target.sex},
+             {"column": "p34", "op": "==", "value": target.birth_year},
+             {"column": "p4080_i0_a0", "op": "==", "value": target.sbp},
+             {"column": "p21001_i0", "op": ">", "value": 30}]
+    return who, project, where

@@ -30,7 +30,6 @@ from strongroom.access.context import Principal
 from strongroom.attacks import runner
 from strongroom.attacks.world import AttackWorld, Clock
 from strongroom.enclave import service
-from strongroom.errors import ServiceError
 from strongroom.outputs import answers
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.runs import MAX_IN_FLIGHT, RunStatus
@@ -39,8 +38,10 @@ from tests.redteam_world import (
     HONEST,
     SUBSET,
     attacker,
+    dp_target,
     module_cast,
     module_world,
+    outcome,
     scheduled_fixture,
     settings_fixture,
     until,
@@ -87,17 +88,6 @@ def _recorded(world: AttackWorld, project: str) -> int:
     with world.platform.access.transaction() as db:
         return int(db.scalar(select(func.count()).select_from(OutputRow).where(
             OutputRow.project_id == project)) or 0)
-
-
-def _outcome(call: Callable[[], object]) -> str:
-    """What a researcher's client is told: an answer, or the error's kind and reasons."""
-    try:
-        call()
-    except ServiceError as error:
-        return f"{error.status}: {' | '.join(error.reasons)}"
-    except Exception as error:  # the API's 500: "internal", nothing more
-        return f"internal ({type(error).__name__})"
-    return "answered"
 
 
 # -- analysis runs: submitted and polled -----------------------------------------------------
@@ -162,7 +152,7 @@ def test_the_in_flight_limit_answers_alike_while_earlier_runs_wait_or_work(
             else:
                 assert all(waiting.acquire(timeout=30) for _ in rows)
                 assert _recorded(world, project) == MAX_IN_FLIGHT  # the truth: all ran
-            fifth = _outcome(lambda who=who, project=project: runs.submit(
+            fifth = outcome(lambda who=who, project=project: runs.submit(
                 who, project, {"kind": "aggregate_sql", "sql": HONEST}))
             seen[slow] = (fifth, [runs.get(who, r.id).run.status for r in rows])
         finally:
@@ -300,12 +290,12 @@ def test_a_staged_name_cannot_be_dropped_or_raced_into_telling_its_build(
         second: list[str] = []
 
         def probe(who: Principal = who, project: str = project) -> object:
-            return _outcome(lambda: service.drop_definition(enclave, who, project, "y"))
+            return outcome(lambda: service.drop_definition(enclave, who, project, "y"))
 
         def again(who: Principal = who, project: str = project,
                   second: list[str] = second) -> None:
             time.sleep(0.1)
-            second.append(_outcome(lambda: outputs.define(who, project, "y",
+            second.append(outcome(lambda: outputs.define(who, project, "y",
                                                           "SELECT pid, smoking FROM base")))
         racer = threading.Thread(target=again)
         racer.start()
@@ -313,7 +303,7 @@ def test_a_staged_name_cannot_be_dropped_or_raced_into_telling_its_build(
         racer.join(30)
         assert second == ["answered"]
         stands = {d.name: d.sql for d in service.list_definitions(enclave, who, project)}
-        drops = {str(outcome) for at, outcome in probes if at < 0.55}
+        drops = {str(told) for at, told in probes if at < 0.55}
         seen[held] = (drops, stands["y"])
     assert seen[0.0] == seen[0.4], seen
     assert seen[0.0][1] == "SELECT pid, smoking FROM base"
@@ -346,7 +336,7 @@ def test_a_definition_that_fails_once_it_has_read_the_data_spends_an_answer(
     seen: dict[bool, tuple[str, int]] = {}
     for target in (cast.obese[0], cast.lean[0]):
         who, project = attackers[target.obese]
-        told = _outcome(lambda who=who, project=project, target=target:
+        told = outcome(lambda who=who, project=project, target=target:
                         world.platform.outputs.define(
                             who, project, "one", f"SELECT pid, bmi FROM base WHERE "
                             f"{target.condition}"))
@@ -398,21 +388,14 @@ def test_a_dp_query_that_fails_after_its_charge_spends_an_answer(
     ε the researcher picks.* A count of the target alone if their BMI is over 30, ε =
     0.000001; the engine fails only when it is given a row (the truth)."""
     privacy = world.platform.privacy
-    committee = world.staff("access-committee")
     engine = privacy._engine_of
     seen: dict[bool, tuple[str, str, int]] = {}
     try:
         for target in (cast.obese[0], cast.lean[0]):
-            who, project = world.researcher()
-            privacy.configure(committee, project, reason="the access committee approved it",
-                              epsilon="1")
+            who, project, where = dp_target(world, target)
             pool = engine()
             privacy._engine_of = lambda pool=pool: _FailingEngine(pool)
-            where = [{"column": "p31", "op": "==", "value": target.sex},
-                     {"column": "p34", "op": "==", "value": target.birth_year},
-                     {"column": "p4080_i0_a0", "op": "==", "value": target.sbp},
-                     {"column": "p21001_i0", "op": ">", "value": 30}]
-            told = _outcome(lambda who=who, project=project, where=where: privacy.query(
+            told = outcome(lambda who=who, project=project, where=where: privacy.query(
                 who, project, {"kind": "count", "epsilon": "0.000001",
                                "where": where}))
             spend = privacy.budget_of(who, project).spends[0]
@@ -433,22 +416,15 @@ def test_a_dp_spend_reads_charged_until_its_answer_s_moment(
     polled at 0.25 s reads ``charged`` with no ``finished_at`` for both."""
     settings(analysis_seconds=2.0, analysis_ladder=2.0)  # a quarter at 3,000: 0.5 s
     privacy = world.platform.privacy
-    committee = world.staff("access-committee")
     engine = privacy._engine_of
     seen: dict[bool, tuple[str, object]] = {}
     try:
         for target in (cast.obese[0], cast.lean[0]):
-            who, project = world.researcher()
-            privacy.configure(committee, project, reason="the access committee approved it",
-                              epsilon="1")
+            who, project, where = dp_target(world, target)
             pool = engine()
             privacy._engine_of = lambda pool=pool: _FailingEngine(pool)
-            where = [{"column": "p31", "op": "==", "value": target.sex},
-                     {"column": "p34", "op": "==", "value": target.birth_year},
-                     {"column": "p4080_i0_a0", "op": "==", "value": target.sbp},
-                     {"column": "p21001_i0", "op": ">", "value": 30}]
             thread = threading.Thread(target=lambda who=who, project=project, where=where:
-                                      _outcome(lambda: privacy.query(who, project, {
+                                      outcome(lambda: privacy.query(who, project, {
                                           "kind": "count", "epsilon": "0.01",
                                           "where": where})))
             thread.start()
@@ -482,7 +458,7 @@ def test_no_definition_probe_is_refused_by_an_earlier_definition_s_reservation(
                 return None
             first.set()
             time.sleep(0.15)
-            return _outcome(lambda: outputs.define(who, project, "probe", SUBSET))
+            return outcome(lambda: outputs.define(who, project, "probe", SUBSET))
         probes, _ = _defining(world, who, project, "d", SUBSET, held, probe)
         seen[held] = next(str(p) for _, p in probes if p is not None).replace(project, "P")
     assert seen[0.0] == seen[0.3], seen

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -30,12 +29,12 @@ from strongroom.access.context import Principal
 from strongroom.attacks import runner
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import engine
-from strongroom.errors import ServiceError
 from strongroom.outputs import answers
 from tests.redteam_world import (
     attacker,
     module_cast,
     module_world,
+    outcome,
 )
 
 pytestmark = pytest.mark.slow
@@ -52,18 +51,6 @@ def _spent(world: AttackWorld, who: Principal) -> int:
                             world.platform.rations.of(db, who.person_id))
 
 
-def _outcome(call: Callable[[], object]) -> str:
-    """What a researcher's client is told: an answer, or the error's class, status and
-    reasons (the class decides whether the output service rations it)."""
-    try:
-        call()
-    except ServiceError as error:
-        return f"{type(error).__name__} {error.status}: {' | '.join(error.reasons)}"
-    except Exception as error:  # the API's 500: "internal", nothing more
-        return f"internal ({type(error).__name__})"
-    return "answered"
-
-
 def _told(world: AttackWorld, who: Principal, project: str, request: dict[str, Any]) -> str:
     """An analysis through the output service, as every caller makes it: an answer (its
     verdict and, for a refusal, its reasons) or an error."""
@@ -74,7 +61,7 @@ def _told(world: AttackWorld, who: Principal, project: str, request: dict[str, A
         report = view.check_report
         seen.append(f"{report.verdict.value}: " + " | ".join(
             f.reason for f in report.findings if f.rule == "refused"))
-    told = _outcome(ask)
+    told = outcome(ask, named=True)
     return seen[0] if seen else told
 
 
@@ -107,9 +94,9 @@ def test_one_rationed_refusal_tells_at_most_one_bit(
     for label, target in (("lean", cast.lean[0]), ("obese", heavy[0]),
                           ("very obese", heavy[-1])):
         who, project = attacker(world)
-        told = _outcome(lambda who=who, project=project, target=target:
-                        world.platform.outputs.define(who, project, "frames",
-                                                      _frames(target, line)))
+        told = outcome(lambda who=who, project=project, target=target:
+                       world.platform.outputs.define(who, project, "frames",
+                                                     _frames(target, line)), named=True)
         seen[label] = (told, _spent(world, who))
     # the refusals are rationed (an answer kept spent) …
     assert seen["lean"] == ("answered", 0), seen
@@ -209,10 +196,10 @@ def test_a_query_error_met_while_executing_a_definition_spends_its_answer(
     seen: dict[bool, tuple[str, int]] = {}
     for target in (cast.obese[0], cast.lean[0]):
         who, project = attackers[target.obese]
-        told = _outcome(lambda who=who, project=project, target=target:
-                        world.platform.outputs.define(
-                            who, project, "one", f"SELECT pid, bmi FROM base WHERE "
-                            f"{target.condition} AND bmi > 30"))
+        told = outcome(lambda who=who, project=project, target=target:
+                       world.platform.outputs.define(
+                           who, project, "one", f"SELECT pid, bmi FROM base WHERE "
+                           f"{target.condition} AND bmi > 30"), named=True)
         seen[target.obese] = (told, _spent(world, who))
     assert seen[True][0].startswith(
         "DataRefusal invalid: the query stopped once it had read the data"), seen
@@ -224,9 +211,9 @@ def test_a_query_s_own_mistake_is_still_told_for_free(world: AttackWorld) -> Non
     ``Invalid`` with DuckDB's words, whatever the data.* (The fix above must not make every
     honest typo cost an answer.)"""
     who, project = attacker(world)
-    told = _outcome(lambda: world.platform.outputs.define(
+    told = outcome(lambda: world.platform.outputs.define(
         who, project, "typo", "SELECT pid, strftime(CAST(bmi AS DATE), CAST(sex AS VARCHAR)) "
-        "AS s FROM base"))
+        "AS s FROM base"), named=True)
     assert told.startswith("Invalid invalid: DuckDB could not run the query: Binder Error"), told
     assert _spent(world, who) == 0
 
