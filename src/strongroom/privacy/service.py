@@ -103,8 +103,6 @@ class Privacy:
         self.rations = rations  # a release past its floor spends an answer of its asker's
         self._engine_of = engine_of
         self._plans = LruCache(256)  # engine headers OpenDP has accepted
-        # how an answer waits for its step (outputs/timing.py); tests may record instead
-        self.sleep: Callable[[float], None] = time.sleep
 
     # -- mode and budget ---------------------------------------------------------------
 
@@ -310,8 +308,8 @@ class Privacy:
         ration refused or let through meanwhile would time the release)."""
         schedule = self.schedule()
         took = time.monotonic() - started
-        step = schedule.due(took, took)
-        self.sleep(max(0.0, started + schedule.at(step) - time.monotonic()))
+        step = schedule.due(took, took)  # past the ladder's last step too: at a step
+        time.sleep(max(0.0, started + schedule.at(step) - time.monotonic()))
         self._settle(answer, failed or schedule.overran(took))
         return asked + dt.timedelta(seconds=schedule.at(step))
 
