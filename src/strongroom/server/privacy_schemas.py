@@ -7,13 +7,15 @@ a float would not say what was charged.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from strongroom.privacy.budget import Budget, SpendRow, loaded, show
 from strongroom.privacy.mixed_access import MixedAccess
-from strongroom.privacy.service import BudgetView, DPAnswer
+
+if TYPE_CHECKING:  # only named: the service brings the enclave (a second of the CLI's start)
+    from strongroom.privacy.service import BudgetView, DPAnswer
 
 Amount = str | float | int
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from strongroom.enclave.definitions import Definition
 from strongroom.outputs.render import Format
-from strongroom.outputs.requests import OutputView
 from strongroom.outputs.states import OutputStatus
+
+if TYPE_CHECKING:  # only named: importing them brings the enclave and the check (the CLI's start)
+    from strongroom.enclave.definitions import Definition
+    from strongroom.outputs.requests import OutputView
 
 
 class DefinitionIn(BaseModel):
