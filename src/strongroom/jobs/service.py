@@ -312,7 +312,19 @@ class Jobs:
             try:
                 status, reasons, finish, expected = self._run(row, principal, started)
             except (Refused, Invalid, Conflict, NotFound) as refusal:
-                status, reasons = JobStatus.REFUSED, _reasons(refusal)
+                if "real" in row.usage:
+                    # raised while the platform gave the real run its inputs or read what it
+                    # left: the refusal's words (and that it was one) are about the real
+                    # data, so the custodian keeps them and the researcher reads the one
+                    # reason, as for any failure of the real run
+                    log.warning("job %s: refused once its real run started: %s", row.id,
+                                "; ".join(_reasons(refusal)))
+                    row.usage["real"] = {"alike": False, "problems": [
+                        f"the platform refused it once the real run started: {r}"
+                        for r in _reasons(refusal)]}
+                    status, reasons = JobStatus.FAILED, [REAL_FAILED, *row.reasons]
+                else:
+                    status, reasons = JobStatus.REFUSED, _reasons(refusal)
             except Exception:
                 if "real" not in row.usage:
                     raise  # before the real run: the platform's fault (_background)
