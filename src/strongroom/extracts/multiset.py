@@ -204,43 +204,96 @@ def _within(blocks: Blocks, y: np.ndarray, on: np.ndarray, m: np.ndarray,
     return blocks[0] * stride + (y - low + 1), blocks[1] * stride + (m - low + 1)
 
 
+@dataclass(frozen=True)
+class Cells:
+    """One carrier's master cells as every reading of the suspect sees them (computed once
+    per attribution, shared by the readings with and without blocks): the values in units of
+    the amplitude, which are present, which carry a mark, and the marked cells' ids."""
+
+    units: np.ndarray  # int64 units of the amplitude (0 where not on its grid)
+    present: np.ndarray  # on the carrier's grid (present)
+    marked: np.ndarray  # markable and chosen (``Carrier.marked``)
+    unmarked: np.ndarray  # present and not marked
+    marked_eids: np.ndarray  # ``eids[marked]``
+
+    @classmethod
+    def of(cls, carrier: Carrier, eids: np.ndarray, master: np.ndarray,
+           bias_key: bytes) -> Cells:
+        eids = np.asarray(eids, dtype=np.int64)
+        master = np.asarray(master, dtype=np.float64)
+        m, present = _units(master, carrier.amplitude)
+        marked = carrier.marked(bias_key, eids, master, among=present)
+        return cls(m, present, marked, present & ~marked, eids[marked])
+
+
+DENSE = 1 << 22  # key ranges up to this are counted in arrays, not sorted tables
+
+
 def read_column(carrier: Carrier, suspect: np.ndarray, eids: np.ndarray, master: np.ndarray,
-                bias_key: bytes, blocks: Blocks | None = None
+                bias_key: bytes, blocks: Blocks | None = None, cells: Cells | None = None,
+                units: tuple[np.ndarray, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The marked master cells this column's suspect values read, and their soft symbols.
 
     ``suspect``: the suspect's values of the column, rows in any order (NaN: missing);
     ``eids``/``master``: every master participant and its value of the column. ``blocks``
     (:func:`blocks_of`): a value is then explained only by master cells of its row's block.
+    ``cells`` (:meth:`Cells.of`) and ``units`` (``_units`` of ``suspect``): the same
+    master's and suspect's, computed once for several readings.
     """
-    eids = np.asarray(eids, dtype=np.int64)
-    master = np.asarray(master, dtype=np.float64)
-    y, on = _units(np.asarray(suspect, dtype=np.float64), carrier.amplitude)
-    m, present = _units(master, carrier.amplitude)
+    cells = cells if cells is not None else Cells.of(carrier, eids, master, bias_key)
+    y, on = units if units is not None else _units(np.asarray(suspect, dtype=np.float64),
+                                                   carrier.amplitude)
+    m = cells.units
     if blocks is not None:
-        found = _within(blocks, y, on, m, present)
+        found = _within(blocks, y, on, m, cells.present)
         if found is None:
             return np.empty(0, np.int64), np.empty(0)
         y, m = found
     y = y[on]
     if len(y) == 0:
         return np.empty(0, np.int64), np.empty(0)
-    marked = carrier.marked(bias_key, eids, master, among=present)
-    unmarked = present & ~marked
-    marked_table, marked_counts = _counts(m[marked])
-    plain_table, plain_counts = _counts(m[unmarked])
-    seen, k = _counts(y)
-    candidates = (_lookup(seen - 1, marked_table, marked_counts)
-                  + _lookup(seen + 1, marked_table, marked_counts)
-                  + _lookup(seen, plain_table, plain_counts))
-    share = np.where(candidates > 0, k / np.maximum(candidates, 1), 0.0)
-    cells = m[marked]
-    order = np.argsort(cells)  # sorted queries: searchsorted runs far faster
-    ordered = cells[order]
-    w = np.empty(len(cells))
-    w[order] = _lookup(ordered + 1, seen, share) - _lookup(ordered - 1, seen, share)
+    marked, unmarked = cells.marked, cells.unmarked
+    ids = cells.marked_eids
+    cells_m = m[marked]
+    if not len(cells_m):
+        return ids, np.empty(0)
+    w = _dense_read(y, cells_m, m[unmarked])
+    if w is None:
+        marked_table, marked_counts = _counts(cells_m)
+        plain_table, plain_counts = _counts(m[unmarked])
+        seen, k = _counts(y)
+        candidates = (_lookup(seen - 1, marked_table, marked_counts)
+                      + _lookup(seen + 1, marked_table, marked_counts)
+                      + _lookup(seen, plain_table, plain_counts))
+        share = np.where(candidates > 0, k / np.maximum(candidates, 1), 0.0)
+        order = np.argsort(cells_m)  # sorted queries: searchsorted runs far faster
+        ordered = cells_m[order]
+        w = np.empty(len(cells_m))
+        w[order] = _lookup(ordered + 1, seen, share) - _lookup(ordered - 1, seen, share)
     keep = np.abs(w) >= accuse.MIN_WEIGHT
-    return eids[marked][keep], np.clip(w[keep], -1.0, 1.0)
+    return ids[keep], np.clip(w[keep], -1.0, 1.0)
+
+
+def _dense_read(y: np.ndarray, marked: np.ndarray, plain: np.ndarray) -> np.ndarray | None:
+    """:func:`read_column`'s soft symbols by counting into arrays over the keys' range (the
+    same shares, the same sums: ``k(Y)/C(Y)`` at every key), or None when the range is too
+    wide for arrays."""
+    low = min(int(y.min()), int(marked.min()), int(plain.min()) if len(plain) else 0) - 1
+    high = max(int(y.max()), int(marked.max()), int(plain.max()) if len(plain) else 0) + 1
+    span = high - low + 1
+    if span > max(DENSE, 4 * (len(y) + len(marked) + len(plain))):
+        return None
+    k = np.bincount(y - low, minlength=span)
+    at = marked - low
+    marked_counts = np.bincount(at, minlength=span).astype(np.float64)
+    candidates = np.bincount(plain - low, minlength=span).astype(np.float64)
+    near = marked_counts[:-2] + marked_counts[2:]  # marked cells one unit below and above
+    candidates[1:-1] = near + candidates[1:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(candidates > 0, k / np.maximum(candidates, 1), 0.0)
+    out: np.ndarray = share[at + 1] - share[at - 1]
+    return out
 
 
 def read_periods(carrier: Carrier, calendar: Calendar, suspect: np.ndarray, eids: np.ndarray,
@@ -304,7 +357,9 @@ def _calendar(carrier: Carrier, values: np.ndarray, rng: np.random.Generator
 def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: np.ndarray,
          master: Mapping[str, np.ndarray], bias_key: bytes, seed: int = 0,
          cap: int = MAX_POSITIONS, blocks: Blocks | None = None,
-         extra: Positions | None = None) -> Marks:
+         extra: Positions | None = None,
+         shared: dict[int, tuple[Cells, tuple[np.ndarray, np.ndarray]]] | None = None
+         ) -> Marks:
     """Soft symbols of every marked master cell the suspect's values point to, column by
     column, with no row linked. ``suspect[column]``: the suspect's values (any row order);
     ``eids``/``master[column]``: every master participant and its values (dates as days).
@@ -316,6 +371,8 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
     a re-pairer keeps, such as sex and month of birth: far fewer candidates per value).
     ``extra``: positions read otherwise with no row linked (the order marks of multi-answer
     fields, :func:`read_orders`), indices into ``carriers``: distinct positions, added.
+    ``shared``: a dict kept between readings of the same suspect values, master and
+    carriers (:func:`gather`'s): each carrier's master cells and suspect units, made once.
     """
     rng = np.random.default_rng(seed)
     parts_eid, parts_idx, parts_w = [], [], []
@@ -334,7 +391,14 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
                 who, w = read_periods(carrier, calendar, values, eids, master[column],
                                       bias_key, blocks)
             elif readable(carrier, values, rng):
-                who, w = read_column(carrier, values, eids, master[column], bias_key, blocks)
+                made = shared.get(index) if shared is not None else None
+                if made is None:
+                    made = (Cells.of(carrier, eids, master[column], bias_key),
+                            _units(values, carrier.amplitude))
+                    if shared is not None:
+                        shared[index] = made
+                who, w = read_column(carrier, values, eids, master[column], bias_key, blocks,
+                                     cells=made[0], units=made[1])
             else:
                 continue
             col_eid.append(who)
@@ -481,15 +545,17 @@ def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
             if shift:
                 shifts[column] = shift
                 suspect[column] = np.asarray(suspect[column], dtype=np.float64) - shift
+    shared: dict[int, tuple[Cells, tuple[np.ndarray, np.ndarray]]] = {}  # the master's
+    # cells and the suspect's units, made once for every reading
     readings = [score(KIND, read(carriers, suspect, eids, cohort, bias_key, seed=seed,
-                                 cap=cap, extra=extra), recipients)]
+                                 cap=cap, extra=extra, shared=shared), recipients)]
     if blocks is not None:
         marks = read(carriers, suspect, eids, cohort, bias_key, seed=seed, cap=cap,
-                     blocks=blocks, extra=extra)
+                     blocks=blocks, extra=extra, shared=shared)
         readings.append(score(f"{KIND} within {', '.join(exact)}", marks, recipients))
     if fine is not None:
         marks = read(carriers, suspect, eids, cohort, bias_key, seed=seed, cap=cap,
-                     blocks=fine, extra=extra)
+                     blocks=fine, extra=extra, shared=shared)
         readings.append(score(f"{KIND} within {len(wide)} categorical columns", marks,
                               recipients))
     return ValueEvidence(tuple(readings), shifts)
