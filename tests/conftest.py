@@ -38,7 +38,7 @@ SPLIT_INTO_SCOPES = {"tests/integration/test_disclosure_attacks.py": 5}
 # that happens to take one (tests/unit/test_test_scopes.py checks the list is complete)
 SPARK_MODULES = frozenset(f"tests/integration/{name}.py" for name in (
     "test_engine_conformance", "test_cluster_walls", "test_redteam_cluster",
-    "test_cluster_work"))
+    "test_cluster_work", "test_spark_how_to"))
 
 
 # modules left out of `make test-fast` (the quick loop, under two minutes) though none of their
