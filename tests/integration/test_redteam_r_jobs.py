@@ -219,6 +219,11 @@ write_all()
 try(system("true"), silent = TRUE)
 try(close(pipe("true")), silent = TRUE)
 try(socketConnection("192.0.2.1", 80, timeout = 1), silent = TRUE)""",
+    # the network through a package's own C code (libcurl), not base R's connections
+    "curl": """\
+write_all()
+try(curl::curl_fetch_memory("http://192.0.2.1/", handle = curl::new_handle(timeout = 1)),
+    silent = TRUE)""",
     # a program started past the monitor
     "internal_system": "write_all()\ninvisible(.Internal(system('true', FALSE, 0)))",
 }
@@ -285,6 +290,17 @@ def test_tries_from_r_on_the_real_data_are_the_custodians(world: World) -> None:
     assert high.walls == low.walls == []  # the dummy run's
     assert seen(world, high) == seen(world, low)
     assert answers == 1 and raised["jobs.shape"] == 1 and raised["jobs.sandbox"] >= 1
+
+
+def test_a_network_try_through_the_curl_package_is_the_custodians(world: World) -> None:
+    """The curl package (installed with R's site library) reaches the network through libcurl,
+    past base R's connections: its try on the real data alone is still the custodian's."""
+    who, bmi = target(world)
+    raised = alerts(world, "jobs.sandbox")
+    row = r_job(world, r_script(who, bmi - 1.0, "curl", "plain"))
+    assert row.status == "finished" and row.walls == [], (row.reasons, row.walls)
+    assert row.usage["real"]["walls"] == ["network"], row.usage["real"]
+    assert alerts(world, "jobs.sandbox") > raised
 
 
 @pytest.mark.xfail(strict=True, reason=(

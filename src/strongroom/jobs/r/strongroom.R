@@ -287,6 +287,30 @@ local({
     watch(base_ns, "gzcon", "network", FALSE)
     for (name in c("system", "system2", "pipe")) watch(base_ns, name, "program")
     for (name in c("download.file", "make.socket", "nsl")) watch(utils_ns, name, "network")
+    # packages that reach the network or start programs in their own C code, past base R's
+    # functions (curl is in Debian's site library, beside knitr): their entry points are
+    # watched as each namespace loads (a package's functions call one another through its
+    # namespace, so curl_fetch_memory's new_handle() is the watched one too)
+    own_code <- list(
+      curl = list(network = c("new_handle", "nslookup", "has_internet", "curl",
+                              "curl_fetch_memory", "curl_fetch_disk", "curl_fetch_stream",
+                              "curl_fetch_multi", "curl_download", "curl_upload",
+                              "multi_run", "multi_add", "curl_echo")),
+      processx = list(program = c("run", "process", "conn_create_pipepair")),
+      sys = list(program = c("exec_wait", "exec_background", "exec_internal",
+                             "r_wait", "r_background", "r_internal")),
+      RCurl = list(network = c("getURL", "getURLContent", "getForm", "postForm",
+                               "curlPerform", "getCurlHandle")),
+      httpuv = list(network = c("startServer", "startDaemonizedServer", "runServer")))
+    for (package in names(own_code)) {
+      setHook(packageEvent(package, "onLoad"), local({
+        walls <- own_code[[package]]
+        function(...) {
+          ns <- asNamespace(list(...)[[1L]])
+          for (wall in names(walls)) for (name in walls[[wall]]) watch(ns, name, wall)
+        }
+      }))
+    }
   }
 
   attach(list(sdc = sdc), name = "strongroom", warn.conflicts = FALSE)
