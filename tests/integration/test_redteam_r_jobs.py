@@ -30,6 +30,9 @@ The guarantees, one sentence each:
 - **Whatever breaks once the real run has started is the one failure**: an error the
   platform raises while it gives the real run its inputs or reads what it left (a refusal
   whose words could carry the data) is told as :data:`REAL_FAILED`, never in its own words.
+- **A try through a package's own C code is reported too**: the curl package's fetches reach
+  for the network past base R's connections; on the real data alone they are still the
+  custodian's try and alert.
 - **Known gap (strict xfail)**: a program started from R through ``.Internal(system())``
   bypasses the R monitor (R code rebinding ``system``), so the custodian's alert is not
   raised and the answer is given back; the walls hold, the researcher sees nothing of it.
@@ -305,9 +308,9 @@ def test_a_network_try_through_the_curl_package_is_the_custodians(world: World) 
 
 @pytest.mark.xfail(strict=True, reason=(
     "a program started through .Internal(system()) passes the R monitor (strongroom.R "
-    "rebinds base's system, system2 and pipe; .Internal is not a binding): the custodian "
-    "gets no 'program' try or alert and the job's answer is given back; the researcher's "
-    "view is unaffected"))
+    "rebinds base's system, system2 and pipe; .Internal is not a binding; the how-to says "
+    "so): the custodian gets no 'program' try or jobs.sandbox alert and the job's answer is "
+    "given back; the walls hold and the researcher's view is unaffected"))
 def test_a_program_started_past_the_r_monitor_is_still_the_custodians(world: World) -> None:
     who, bmi = target(world)
     row = r_job(world, r_script(who, bmi - 1.0, "internal_system", "plain"))
