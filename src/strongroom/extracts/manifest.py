@@ -49,7 +49,25 @@ def list_all(db: Session) -> list[ExtractManifest]:
 
 
 def carriers_of(manifest: ExtractManifest) -> list[Carrier]:
-    return [Carrier.from_json(c) for c in manifest.carriers]
+    return [_carrier(c) for c in manifest.carriers]
+
+
+_PARSED: dict[tuple[tuple[str, type, Any], ...], Carrier] = {}  # a carrier's JSON -> the carrier
+
+
+def _carrier(data: dict[str, Any]) -> Carrier:
+    """``Carrier.from_json``, parsed once per distinct JSON: a thousand manifests share a
+    handful of carriers (the same columns of the same cohort version)."""
+    try:
+        key = tuple((k, type(v), v) for k, v in data.items())  # 1, 1.0 and True apart
+        found = _PARSED.get(key)
+    except TypeError:  # a value that cannot be hashed: parse (and refuse) as before
+        return Carrier.from_json(data)
+    if found is None:
+        found = Carrier.from_json(data)
+        if len(_PARSED) < 10_000:
+            _PARSED[key] = found
+    return found
 
 
 def recipient_of(master: MasterKey, manifest: ExtractManifest) -> Recipient:
