@@ -82,6 +82,7 @@ MAX_POSITIONS = 100_000
 MIN_WEIGHT = 1e-3  # readings weaker than this carry no usable evidence
 ON_GRID_SHARE = 0.9
 FIT_SAMPLE = 20_000
+_GRID_CHUNK = 1 << 16  # values per step of ``infer_grid``
 SIGMAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 14.0, 20.0, 30.0, 50.0,
           100.0)  # candidate noise SDs, in units of δ
 OUTLIERS = (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8)
@@ -126,15 +127,24 @@ def infer_grid(values: np.ndarray) -> float:
     if len(values) == 0:
         return 0.0
     middle = float(np.median(np.abs(values)))  # scaling by 10ᵈ scales the median alike
-    scaled, off, size = np.empty_like(values), np.empty_like(values), len(values)
+    size = len(values)
+    step = min(size, _GRID_CHUNK)
+    scaled, off = np.empty(step), np.empty(step)
     for decimals in range(-3, 13):
         if middle * 10.0**decimals > 1e10:  # beyond what a float64 value can still resolve
             break
-        np.multiply(values, 10.0**decimals, out=scaled)
-        np.subtract(scaled, np.rint(scaled), out=off)
-        np.abs(off, out=off)
-        np.abs(scaled, out=scaled)
-        near = np.count_nonzero(off <= 1e-6 + 4e-16 * scaled)
+        near = 0
+        for start in range(0, size, step):  # a chunk at a time: a grid too coarse is refused
+            # as soon as the values left could no longer reach the share (the same count)
+            part = values[start:start + step]
+            s, o = scaled[:len(part)], off[:len(part)]
+            np.multiply(part, 10.0**decimals, out=s)
+            np.subtract(s, np.rint(s), out=o)
+            np.abs(o, out=o)
+            np.abs(s, out=s)
+            near += int(np.count_nonzero(o <= 1e-6 + 4e-16 * s))
+            if (near + size - start - len(part)) / size < ON_GRID_SHARE:
+                break
         if near / size >= ON_GRID_SHARE:  # as np.mean(near) did
             return float(10.0**-decimals)
     return 0.0
@@ -308,7 +318,8 @@ def master_values(master: pl.DataFrame, eids: np.ndarray,
     """The master values of each suspect row's participant (NaN: unlinked or missing; dates
     as whole days since 1970-01-01, as carriers and linkage read them)."""
     order = master[EID].cast(pl.Int64).to_numpy()
-    sort = np.argsort(order)
+    ascending = len(order) < 2 or bool(np.all(order[1:] > order[:-1]))
+    sort = np.arange(len(order)) if ascending else np.argsort(order)  # the cohort's own order
     rows = sort[np.clip(np.searchsorted(order, eids, sorter=sort), 0, max(len(order) - 1, 0))]
     found = (eids >= 0) & (order[rows] == eids) if len(order) else np.zeros(len(eids), bool)
     out = {}
@@ -509,9 +520,39 @@ class Other:
     hypotheses: int
 
 
+@dataclass(frozen=True)
+class Raw:
+    """:func:`score`'s first half, which needs no other evidence: every group's shared law
+    (:class:`_Prepared`), each member's two scores and their bounds at the grid's best ``λ``
+    (the AES under every recipient's key and the null law's tilts). Made beside the other
+    readings (``service``), finished by :func:`score` once the union is known."""
+
+    groups: tuple[tuple[_Prepared, tuple[Recipient, ...], np.ndarray, np.ndarray], ...]
+    scorable: int  # recipients with at least one position
+
+
+def raw_scores(marks: Marks, recipients: Sequence[Recipient]) -> Raw:
+    """Every recipient's scores and grid bounds (:class:`Raw`)."""
+    groups = _groups(recipients)
+    masks = {carriers: np.isin(marks.carrier, [i for i, c in enumerate(marks.carriers)
+                                               if c in carriers]) for carriers in groups}
+    scorable = sum(len(members) for carriers, members in groups.items()
+                   if masks[carriers].any())
+    prepared: dict[bytes, _Prepared] = {}  # groups reading the same positions share their law
+    out = []
+    for carrier_set, members in groups.items():
+        mask = masks[carrier_set]
+        key = np.packbits(mask).tobytes()
+        if key not in prepared:
+            prepared[key] = _prepare(marks, mask)
+        raw, tails = _raw_group(prepared[key], members)
+        out.append((prepared[key], tuple(members), raw, tails))
+    return Raw(tuple(out), scorable)
+
+
 def score(marks: Marks, recipients: Sequence[Recipient],
-          hypotheses: int | None = None, other: Mapping[str, Other] | None = None
-          ) -> list[Score]:
+          hypotheses: int | None = None, other: Mapping[str, Other] | None = None,
+          raw: Raw | None = None) -> list[Score]:
     """Every recipient's scores and the system-wide bound, best (smallest bound) first.
 
     ``hypotheses`` is the number of recipients the fingerprint's union bound covers. By
@@ -520,28 +561,20 @@ def score(marks: Marks, recipients: Sequence[Recipient],
     the 10⁻⁹. ``other`` adds the evidence of other carriers (``OTHER_KINDS``): the 10⁻⁹ is
     shared over every (recipient, kind) that could be named, in proportion to ``WEIGHTS``, so
     the system-wide false-accusation probability stays at most 10⁻⁹ over all kinds together.
+    ``raw``: :func:`raw_scores` of the same marks and recipients, when made already.
     """
     other = dict(other or {})
     unknown = set(other) - set(OTHER_KINDS)
     if unknown:
         raise ValueError(f"unknown kinds of evidence: {sorted(unknown)}")
-    groups = _groups(recipients)
-    masks = {carriers: np.isin(marks.carrier, [i for i, c in enumerate(marks.carriers)
-                                               if c in carriers]) for carriers in groups}
-    scorable = sum(len(members) for carriers, members in groups.items()
-                   if masks[carriers].any())
-    n = hypotheses if hypotheses is not None else scorable
+    raw = raw if raw is not None else raw_scores(marks, recipients)
+    n = hypotheses if hypotheses is not None else raw.scorable
     total = sum(WEIGHTS[k] for k in KINDS) * n + sum(
         WEIGHTS[k] * o.hypotheses for k, o in other.items())
     union = math.log(max(1.0, total))
     results: list[Score] = []
-    prepared: dict[bytes, _Prepared] = {}  # groups reading the same positions share their law
-    for carrier_set, members in groups.items():
-        mask = masks[carrier_set]
-        key = np.packbits(mask).tobytes()
-        if key not in prepared:
-            prepared[key] = _prepare(marks, mask)
-        results += _score_group(prepared[key], members, union)
+    for prepared, members, values, tails in raw.groups:
+        results += _score_group(prepared, members, values, tails, union)
     if other:
         results = [_with_other(s, other, union) for s in results]
     results.sort(key=lambda s: (s.log_bound, -s.tardos))
@@ -601,15 +634,23 @@ def _prepare(marks: Marks, mask: np.ndarray) -> _Prepared:
     return _Prepared(int(mask.sum()), p, threshold, coef, grids, matrix, matrix @ p, blocks)
 
 
-def _score_group(prepared: _Prepared, members: Sequence[Recipient],
-                 union: float) -> list[Score]:
-    """Recipients holding the same carriers share positions, coefficients and the MGF."""
-    p, coef, grids, matrix = prepared.p, prepared.coef, prepared.grids, prepared.matrix
+def _raw_group(prepared: _Prepared, members: Sequence[Recipient]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Recipients holding the same carriers share positions, coefficients and the MGF: each
+    member's two scores, and their bounds at the grid's best ``λ``."""
+    grids, matrix = prepared.grids, prepared.matrix
     raw = np.empty((len(members), len(KINDS)))
     for row, member in enumerate(members):
         x = codes.symbols_of(member.key, prepared.blocks, prepared.threshold)
         raw[row] = matrix @ x.astype(np.float64) - prepared.offset
     tails = np.stack([_kind_tails(grids[k], raw[:, i]) for i, k in enumerate(KINDS)], axis=1)
+    return raw, tails
+
+
+def _score_group(prepared: _Prepared, members: Sequence[Recipient], raw: np.ndarray,
+                 tails: np.ndarray, union: float) -> list[Score]:
+    """The members' scores, each bound refined where it is near the naming line."""
+    p, coef, grids = prepared.p, prepared.coef, prepared.grids
     out = []
     for row, member in enumerate(members):
         kinds = [float(v) for v in tails[row]]

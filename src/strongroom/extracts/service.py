@@ -600,10 +600,10 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
                              all_carriers, recipients, bias, seed=seed,
                              cap=min(cap, multiset.MAX_POSITIONS), keys=exact,
                              categories=categories)
-        read = pool.submit(accuse.read_linked, linked.eids, dict(linked.values), master,
-                           all_carriers, bias, seed=seed, cap=cap)
+        read = pool.submit(_linked_scores, linked, master, all_carriers, recipients, bias,
+                           seed, cap)
         found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
-        report.values, marks = values.result(), read.result()
+        report.values, (marks, raw) = values.result(), read.result()
     for column, days in report.values.shifts.items():
         report.notes.append(f"{column}: every date of the file stands {days:+d} day(s) from "
                             f"the cohort's (within blocks of its categories); its marks were "
@@ -614,7 +614,7 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     # the residual kind's share is counted in the union before any pass (``residual.py``)
     scores = accuse.score(marks, recipients, other=found.other() | {
         multiset.KIND: report.values.other(),
-        residual.KIND: accuse.Other({}, len(recipients))})
+        residual.KIND: accuse.Other({}, len(recipients))}, raw=raw)
     rest = residual.gather(linked.eids, dict(linked.values), master, all_carriers, recipients,
                            [s.extract_id for s in accuse.accused(scores)], bias, seed=seed,
                            cap=cap)
@@ -634,6 +634,17 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     report.verdict = "attributed" if report.accused else "inconclusive"
     report.names = _names(ctx, {a.project for a in report.accused},
                           {a.institution for a in report.accused})
+
+
+def _linked_scores(linked: linkage.Linked, master: pl.DataFrame,
+                   all_carriers: Sequence[carriers.Carrier],
+                   recipients: Sequence[accuse.Recipient], bias: bytes, seed: int, cap: int
+                   ) -> tuple[accuse.Marks, accuse.Raw]:
+    """The marks on linked rows and every recipient's scores on them before the union (the
+    AES and tilts, on the pool's thread; ``accuse.score`` finishes them with the rest)."""
+    marks = accuse.read_linked(linked.eids, dict(linked.values), master, all_carriers, bias,
+                               seed=seed, cap=cap)
+    return marks, accuse.raw_scores(marks, recipients)
 
 
 def value_blocks(linked: linkage.Linked, master: pl.DataFrame, dictionary: Dictionary,
