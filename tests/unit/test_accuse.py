@@ -376,3 +376,19 @@ def test_the_strongest_readings_are_the_sorts_first(ties: bool) -> None:
         tiebreak = np.random.default_rng(3).random(len(w))
         expected = np.sort(np.lexsort((tiebreak, -np.abs(w)))[:cap])
         assert np.array_equal(accuse.strongest(w, cap, 3), expected)
+
+
+def test_ndtr_is_computed_only_where_it_is_not_exactly_0_or_1() -> None:
+    from scipy.special import ndtr
+
+    # SciPy's ndtr is exactly 1 from 8.3 up and exactly 0 from −37.7 down: the cut-offs
+    # accuse._ndtr skips it beyond must stay inside those (a SciPy that changed would fail
+    # here, not change a reading)
+    beyond = np.concatenate([np.linspace(0.0, 60.0, 400_001), np.geomspace(60.0, 1e300, 2_000),
+                             [np.inf]])
+    assert np.all(ndtr(accuse.NDTR_ONE + beyond) == 1.0)
+    assert np.all(ndtr(accuse.NDTR_ZERO - beyond) == 0.0)
+    rng = np.random.default_rng(5)
+    z = np.concatenate([rng.normal(0, 30, 100_000), [np.nan, np.inf, -np.inf, 9.0, -39.0]])
+    assert np.array_equal(accuse._ndtr(z), ndtr(z), equal_nan=True)
+    assert np.array_equal(accuse._ndtr(z[:5]), ndtr(z[:5]), equal_nan=True)

@@ -226,6 +226,26 @@ class Cells:
         return cls(m, present, marked, present & ~marked, eids[marked])
 
 
+@dataclass
+class Shared:
+    """What the readings of one suspect share: each carrier's master cells and the
+    suspect's values in its units, by the carrier's index."""
+
+    cells: dict[int, Cells] = field(default_factory=dict)
+    units: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def master_cells(master: pl.DataFrame, carriers: Sequence[Carrier], bias_key: bytes
+                 ) -> dict[int, Cells]:
+    """Every value carrier's master cells (:class:`Cells`), by index into ``carriers``: a
+    function of the master alone, so attribution makes them while the suspect is linked
+    (:func:`gather`'s ``cells``)."""
+    eids = master[EID].cast(pl.Int64).to_numpy()
+    return {index: Cells.of(carrier, eids, as_numbers(master[carrier.column]), bias_key)
+            for index, carrier in enumerate(carriers)
+            if carrier.kind != ORDER and carrier.column in master.columns}
+
+
 DENSE = 1 << 22  # key ranges up to this are counted in arrays, not sorted tables
 
 
@@ -358,8 +378,7 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
          master: Mapping[str, np.ndarray], bias_key: bytes, seed: int = 0,
          cap: int = MAX_POSITIONS, blocks: Blocks | None = None,
          extra: Positions | None = None,
-         shared: dict[int, tuple[Cells, tuple[np.ndarray, np.ndarray]]] | None = None
-         ) -> Marks:
+         shared: Shared | None = None) -> Marks:
     """Soft symbols of every marked master cell the suspect's values point to, column by
     column, with no row linked. ``suspect[column]``: the suspect's values (any row order);
     ``eids``/``master[column]``: every master participant and its values (dates as days).
@@ -371,8 +390,8 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
     a re-pairer keeps, such as sex and month of birth: far fewer candidates per value).
     ``extra``: positions read otherwise with no row linked (the order marks of multi-answer
     fields, :func:`read_orders`), indices into ``carriers``: distinct positions, added.
-    ``shared``: a dict kept between readings of the same suspect values, master and
-    carriers (:func:`gather`'s): each carrier's master cells and suspect units, made once.
+    ``shared``: kept between readings of the same suspect values, master and carriers
+    (:func:`gather`'s): each carrier's master cells and suspect units, made once.
     """
     rng = np.random.default_rng(seed)
     parts_eid, parts_idx, parts_w = [], [], []
@@ -391,14 +410,13 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
                 who, w = read_periods(carrier, calendar, values, eids, master[column],
                                       bias_key, blocks)
             elif readable(carrier, values, rng):
-                made = shared.get(index) if shared is not None else None
-                if made is None:
-                    made = (Cells.of(carrier, eids, master[column], bias_key),
-                            _units(values, carrier.amplitude))
-                    if shared is not None:
-                        shared[index] = made
+                shared = shared if shared is not None else Shared()
+                if index not in shared.cells:
+                    shared.cells[index] = Cells.of(carrier, eids, master[column], bias_key)
+                if index not in shared.units:
+                    shared.units[index] = _units(values, carrier.amplitude)
                 who, w = read_column(carrier, values, eids, master[column], bias_key, blocks,
-                                     cells=made[0], units=made[1])
+                                     cells=shared.cells[index], units=shared.units[index])
             else:
                 continue
             col_eid.append(who)
@@ -513,7 +531,8 @@ def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
            carriers: Sequence[Carrier], recipients: Sequence[accuse.Recipient],
            bias_key: bytes, seed: int = 0, cap: int = MAX_POSITIONS,
            keys: Mapping[str, np.ndarray] | None = None,
-           categories: Mapping[str, np.ndarray] | None = None) -> ValueEvidence:
+           categories: Mapping[str, np.ndarray] | None = None,
+           cells: Mapping[int, Cells] | None = None) -> ValueEvidence:
     """The linkage-free evidence of a suspect whose columns linkage matched: ``values`` is
     :class:`linkage.Linked`'s (master column -> the suspect's values, rows as read), ``master``
     the cohort (``eid`` + columns). ``keys``: exact, unmarked master columns as linkage
@@ -523,7 +542,8 @@ def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
     the rest); when they are more than ``keys``, a third reading within their blocks.
 
     A date carrier the suspect holds shifted by a whole number of days is read shifted back
-    (:func:`date_shift`, judged within the finest blocks given; ``ValueEvidence.shifts``)."""
+    (:func:`date_shift`, judged within the finest blocks given; ``ValueEvidence.shifts``).
+    ``cells``: :func:`master_cells` of the same master, carriers and bias key, made already."""
     columns = sorted({c.column for c in carriers} & set(values) & set(master.columns))
     eids = master[EID].cast(pl.Int64).to_numpy()
     suspect = {c: values[c] for c in columns}
@@ -545,8 +565,8 @@ def gather(values: Mapping[str, np.ndarray], master: pl.DataFrame,
             if shift:
                 shifts[column] = shift
                 suspect[column] = np.asarray(suspect[column], dtype=np.float64) - shift
-    shared: dict[int, tuple[Cells, tuple[np.ndarray, np.ndarray]]] = {}  # the master's
-    # cells and the suspect's units, made once for every reading
+    shared = Shared(dict(cells or {}))  # the master's cells and the suspect's units, made
+    # once for every reading
     readings = [score(KIND, read(carriers, suspect, eids, cohort, bias_key, seed=seed,
                                  cap=cap, extra=extra, shared=shared), recipients)]
     if blocks is not None:

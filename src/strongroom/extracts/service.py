@@ -581,25 +581,26 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     if decoded:
         report.notes.append(f"{len(decoded)} column(s) of text labels read as their codes "
                             f"({', '.join(decoded[:5])}{' …' if len(decoded) > 5 else ''})")
-    linked = linkage.link(suspect, master, ctx.dictionary, _id_maps(ctx, records, report.notes),
-                          marked=marked)
-    report.rows_linked = linked.rows_linked
-    report.linked_columns = dict(linked.columns)
-    recipients = manifest.recipients(ctx.key, records)
-    sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
-            for m in records if m.decoy_count}
-    seed = int(report.suspect_sha256[:16], 16)
     bias = codes.bias_key(ctx.key)
-    exact, categories = value_blocks(linked, master, ctx.dictionary, marked)
     # three independent readings of the same file, on both cores: the marks on linked rows
     # and from values alone (NumPy and Polars, which release the GIL in their loops) beside
-    # the membership, decoys and bands (mostly AES, which does not)
+    # the membership, decoys and bands (mostly AES, which does not); what needs only the
+    # manifests and the master is made while the file is linked
     with ThreadPoolExecutor(max_workers=2) as pool:
-        values = pool.submit(multiset.gather,
-                             multiset.by_name(suspect, linked.values, all_carriers), master,
-                             all_carriers, recipients, bias, seed=seed,
-                             cap=min(cap, multiset.MAX_POSITIONS), keys=exact,
-                             categories=categories)
+        keyed = pool.submit(_keyed, ctx, records)
+        cells = pool.submit(multiset.master_cells, master, all_carriers, bias)
+        linked = linkage.link(suspect, master, ctx.dictionary,
+                              _id_maps(ctx, records, report.notes), marked=marked)
+        report.rows_linked = linked.rows_linked
+        report.linked_columns = dict(linked.columns)
+        recipients, sets = keyed.result()
+        seed = int(report.suspect_sha256[:16], 16)
+        exact, categories = value_blocks(linked, master, ctx.dictionary, marked)
+        by_name = multiset.by_name(suspect, linked.values, all_carriers)
+        values = pool.submit(lambda: multiset.gather(
+            by_name, master, all_carriers, recipients, bias, seed=seed,
+            cap=min(cap, multiset.MAX_POSITIONS), keys=exact, categories=categories,
+            cells=cells.result()))
         read = pool.submit(_linked_scores, linked, master, all_carriers, recipients, bias,
                            seed, cap)
         found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
@@ -634,6 +635,15 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     report.verdict = "attributed" if report.accused else "inconclusive"
     report.names = _names(ctx, {a.project for a in report.accused},
                           {a.institution for a in report.accused})
+
+
+def _keyed(ctx: AccessContext, records: Sequence[ExtractManifest]
+           ) -> tuple[list[accuse.Recipient], dict[str, decoys.DecoySet]]:
+    """Every recipient's keys and carriers, and the decoy registries (the manifests alone)."""
+    recipients = manifest.recipients(ctx.key, records)
+    sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
+            for m in records if m.decoy_count}
+    return recipients, sets
 
 
 def _linked_scores(linked: linkage.Linked, master: pl.DataFrame,
