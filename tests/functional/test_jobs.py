@@ -115,11 +115,11 @@ def test_a_job_from_dummy_data_to_released_outputs(jobs_server: Server, tmp_path
             assert decided["status"] == ("approved_once", "released")[i]
     with server.client(SOURCE, token=token) as researcher:  # released, the figure leaves
         assert researcher.outputs.download(figure["id"]).startswith(b"\x89PNG")
-    # a job refused on its way (its plan is not the one it makes): `--wait` exits 1, why said
+    # a job failed on its way (its plan is not the one it makes): `--wait` exits 1, why said
     (repo / "plans" / "study.json").write_text("[]")
     status, out, err = cli("jobs", "submit", "study", "--project", project, *where,
                            "--repo", str(repo), "--wait", cwd=repo)
-    assert json.loads(out)["status"] == "refused"
-    assert status == 1 and "refused:" in err and "planned otherwise" in err, err
+    assert json.loads(out)["status"] == "failed"
+    assert status == 1 and "failed:" in err and "planned otherwise" in err, err
     types = {entry["type"] for entry in admin.audit.entries(limit=1000)}
     assert {"job.submitted", "job.ended"} <= types

@@ -43,7 +43,7 @@ from strongroom.attacks.observables import (
 )
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
-from strongroom.jobs.service import DUMMY_UNWRITTEN, REAL_FAILED
+from strongroom.jobs.service import DUMMY_FAILED, REAL_FAILED
 from strongroom.outputs.models import AnswerRow
 from strongroom.server.job_schemas import PipelineJobOut, job_out
 from strongroom.server.workbench_schemas import output_out
@@ -259,23 +259,25 @@ def test_finished_or_failed_is_the_one_answer_and_it_is_spent(world: World) -> N
     assert differ == {"status", "reasons", "outputs"}  # nothing but the one answer
 
 
-def test_the_dummy_runs_failure_is_its_own_and_names_no_output(world: World) -> None:
-    """A dummy run may name the wall it met (the researcher meets it at home); which declared
-    output it left unwritten it does not say (a dummy run could read it off what an earlier
-    job left on the machine)."""
+def test_the_dummy_runs_failure_is_its_own_and_names_no_output_or_wall(world: World) -> None:
+    """A dummy run that did not end well fails with one reason, whatever it met: which
+    declared output it left unwritten, or which wall it met, it does not say (a dummy run
+    could read it off what an earlier job's real run left on the shared machine: its page
+    cache, its load); the custodian keeps which, the researcher meets it at home."""
     body = "open('output/b0.txt', 'w').write('x')\n"
     row = attack(world, "", 0.0, "plain", "plain", body=body)
-    assert row.status == "failed" and row.reasons == [DUMMY_UNWRITTEN]
+    assert row.status == "failed" and row.reasons == [DUMMY_FAILED]
     view = seen(world, row)
     for random_id in (row.project_id, row.requester):  # a random id may hold "b1"
         view = view.replace(random_id, "…")
     assert "b1" not in view and "b2" not in json.dumps(row.reasons)
-    assert sorted(map(list, row.usage["dummy_unwritten"])) == [["b1", "output/b1.txt"],
-                                                               ["b2", "output/b2.txt"]]
+    assert sorted(map(list, row.usage["dummy"]["unwritten"])) == [["b1", "output/b1.txt"],
+                                                                 ["b2", "output/b2.txt"]]
     walled = attack(world, "", 0.0, "plain", "plain",
                     body="blocks = []\nwhile True:\n    blocks.append(bytearray(32 << 20))\n")
-    assert walled.status == "failed" and "memory" in walled.walls
-    assert "failed on the dummy data: it asked for more memory" in walled.reasons[0]
+    assert walled.status == "failed" and walled.reasons == [DUMMY_FAILED]
+    assert "memory" in walled.walls and walled.usage["dummy"]["walls"] == ["memory"]
+    assert "memory" not in seen(world, walled)  # the wall is the custodian's
 
 
 def test_the_end_is_seen_at_the_same_moment_whichever_wall(world: World) -> None:

@@ -31,6 +31,7 @@ from strongroom.errors import Invalid
 from strongroom.jobs import local, sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.pipeline import parse
+from strongroom.jobs.service import DUMMY_FAILED
 from strongroom.outputs import files
 from strongroom.outputs.models import OutputRow
 from strongroom.watch.models import AlertRow
@@ -235,8 +236,7 @@ def test_an_r_jobs_outputs_are_planned_and_checked_as_the_same_python_calls(
     plan = python_plan(PY_CALLS, tmp_path)
     submitted = planned(*((i["output"], i["analysis"]) for i in plan))
     in_r = r_job(world, R_STUDY, TABLES, submitted)
-    # refused had R planned otherwise on the dummy data than Python's plan; failed had the
-    # real run planned otherwise
+    # failed had R planned otherwise than Python's plan, on the dummy data or the real
     assert in_r.status == "finished", in_r.reasons
     assert in_r.plan == plan and in_r.walls == []
     in_python = run_job(world, {"project.yaml": pipeline(TABLES), "analysis/study.py": PY_STUDY,
@@ -251,10 +251,12 @@ def test_an_r_jobs_outputs_are_planned_and_checked_as_the_same_python_calls(
         assert out.kind != "job_file"  # made and checked by the platform, not the script
 
 
-def test_an_r_job_planning_otherwise_on_the_dummy_data_is_refused(world: World) -> None:
+def test_an_r_job_planning_otherwise_on_the_dummy_data_fails_with_the_one_reason(
+        world: World) -> None:
     row = r_job(world, 'sdc$frequency("notes", "cohort", "sex")\n'
                 'writeLines("x", "output/notes.txt")\n')
-    assert row.status == "refused" and "planned otherwise" in row.reasons[0], row.reasons
+    assert row.status == "failed" and row.reasons == [DUMMY_FAILED], row.reasons
+    assert "planned otherwise" in row.usage["dummy"]["ended"]
 
 
 # -- the walls -----------------------------------------------------------------------------------
@@ -333,7 +335,8 @@ def test_an_r_fork_bomb_is_held_and_the_next_job_runs(world: World) -> None:
         tools::pskill(Sys.getpid(), tools::SIGKILL)
         """)
     assert row.status == "failed" and "processes" in row.walls, (row.walls, row.reasons)
-    assert any("more processes than its limit" in r for r in row.reasons)
+    assert row.reasons == [DUMMY_FAILED], row.reasons  # the wall: the custodian's
+    assert "more processes than its limit" in row.usage["dummy"]["ended"]
     after = r_job(world, 'writeLines("fine", "output/notes.txt")\n')
     assert after.status == "finished", after.reasons
 
@@ -362,7 +365,8 @@ def test_an_r_job_past_its_cpu_time_is_stopped_and_named(world: World) -> None:
     finally:
         world.platform.jobs.limits = LIMITS
     assert row.status == "failed" and "cpu" in row.walls, (row.walls, row.reasons)
-    assert any("more CPU time than its limit" in r for r in row.reasons), row.reasons
+    assert row.reasons == [DUMMY_FAILED], row.reasons  # the wall: the custodian's
+    assert "more CPU time than its limit" in row.usage["dummy"]["ended"]
 
 
 # -- at home: the dummy data, read unchanged ------------------------------------------------

@@ -110,7 +110,7 @@ def submit(action: Annotated[str, typer.Argument(help="The action of project.yam
 @jobs_app.command("status")
 def status(job: Annotated[str, typer.Argument(help="The job's id (job_…).")],
            url: Url, token: Token, ca: Ca = None) -> None:
-    """A job's status, reasons, outputs (with their verdicts) and the dummy run's log."""
+    """A job's status, reasons and outputs (with their verdicts)."""
     with remote(url, token, ca) as client:
         found = client.jobs.get(job)
         found["verdicts"] = {name: client.outputs.get(output_id)["verdict"]

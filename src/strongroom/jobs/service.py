@@ -18,8 +18,11 @@ participants' values: every declared output of the job's own, in declared order 
 placeholder where one cannot be kept), or the whole job failed with one constant reason
 (:data:`REAL_FAILED`), whatever happened: a missing or unreadable output, a wall, an exit
 status, a signal, another plan. The real run's walls, exit status, usage and problems are the
-custodian's (the job's ``usage``, the audit log), never the researcher's. Only the dummy run's
-own facts (its wall, its plan) are told, and never which of its outputs it did not write.
+custodian's (the job's ``usage``, the audit log), never the researcher's. So are the dummy
+run's: a run here reads a machine that earlier jobs' real runs shared (its page cache, its
+load), so a dummy run that did not end well fails with one constant reason
+(:data:`DUMMY_FAILED`) whatever it met, and no wall either run met or tried is shown; the
+researcher meets the same dummy data at home (``strongroom jobs run ACTION --dummy``).
 
 Whether the real run ends as the dummy run did is an answer about the data (a script can fail
 on purpose when one person's value is large), so each job reserves one of the person's ration
@@ -65,7 +68,6 @@ from strongroom.jobs import files as job_files
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.pipeline import (
     FILE,
-    PLANS,
     Action,
     OutputKind,
     Pipeline,
@@ -103,13 +105,17 @@ REAL_FAILED = (
     "plain file within the limits). What happened stays inside the enclave, whatever it was, "
     "and it was counted against your ration of answers; run it on your machine on the dummy "
     "data with 'strongroom jobs run ACTION --dummy' and make it robust to the data")
-# the dummy run's: which outputs it left unwritten is not said (a dummy run can read what an
-# earlier job left on the shared machine, and would say it in those names)
-DUMMY_UNWRITTEN = (
-    "on the dummy data it did not write every output declared in project.yaml as a plain file "
-    "within the limits: a job's run writes each of its declared outputs (those not internal "
-    "and not planned through strongroom.sdc), or the job fails; run it on your machine with "
-    "'strongroom jobs run ACTION --dummy' to see which")
+# the one reason a dummy run that did not end well gives, whatever happened: a run here reads a
+# machine that earlier jobs' real runs shared (its page cache, its load), so how the dummy run
+# ended (the wall it met, an output it skipped, another plan) could carry what they read; the
+# researcher meets the same dummy data at home, where its log says which
+DUMMY_FAILED = (
+    "it failed on the dummy data here: it met a limit or a wall, did not write every output "
+    "declared in project.yaml as a plain file within the limits, or planned otherwise than the "
+    "plan submitted with it. Which is not said, whatever it was (a run on this shared machine "
+    "can read what earlier jobs left on it), and it was counted against your ration of "
+    "answers; run it on your machine with 'strongroom jobs run ACTION --dummy' (the same dummy "
+    "data, the same layout), read its log and submit the plan it writes")
 MAX_WAITING = 3  # a person's jobs queued or running at once (jobs run one at a time)
 MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
@@ -406,26 +412,11 @@ class Jobs:
             row.dummy_log = dummy[-1].log()  # custodian-side: see submitted_plan
             row.walls = sorted({w.value for r in dummy for w in r.ending.walls})
             row.usage["tries"] = _tries(dummy)
-            if not dummy[-1].ending.ok:
-                # the walls it met, never its exit status or signal: a dummy run can
-                # read what an earlier job left on the shared machine (the page cache)
-                # and would say it in those; the researcher reads them at home
-                met = [sandbox.REASON[w] for w in dummy[-1].ending.walls
-                       if w in sandbox.STOPPING]
-                return JobStatus.FAILED, [
-                    f"it failed on the dummy data{': ' + met[0] if met else ''}; "
-                    "run it on your machine with 'strongroom jobs run ACTION --dummy' (the "
-                    "same dummy data, the same layout) and read its log", *planned[1]], None
-            if dummy[-1].plan != submitted:
-                return JobStatus.REFUSED, [
-                    f"on the dummy data here it planned otherwise than {PLANS}/"
-                    f"{row.action}.json, the plan submitted with it: run it again with "
-                    "'strongroom jobs run ACTION --dummy' and submit the plan it writes "
-                    "(the submitted plan's outputs were made as usual)", *planned[1]], None
-            unwritten = _unwritten(action, submitted, dummy[-1])
-            if unwritten:  # which: the custodian's
-                row.usage["dummy_unwritten"] = unwritten
-                return JobStatus.FAILED, [DUMMY_UNWRITTEN, *planned[1]], None
+            # its walls (the row's, as its tries) and what went wrong: the custodian's
+            problem = _dummy_problem(action, submitted, dummy[-1])
+            if problem:
+                row.usage["dummy"] = problem
+                return JobStatus.FAILED, [DUMMY_FAILED, *planned[1]], None
             # until the real run's facts are read: a platform failure from here on is told
             # as any failure of the real run (Jobs.run)
             row.usage["real"] = {"alike": False, "problems": [
@@ -693,6 +684,20 @@ def _unwritten(action: Action, plan: list[dict[str, Any]], run: Run) -> list[tup
     through no link, within the limits): names and paths."""
     return [(name, declared.path) for name, declared in _own_declared(action, plan)
             if declared.path not in run.files]
+
+
+def _dummy_problem(action: Action, plan: list[dict[str, Any]], run: Run) -> dict[str, Any]:
+    """How the dummy run did not end well, for the custodian (the researcher reads
+    :data:`DUMMY_FAILED` whatever it is); empty when it ended well."""
+    if not run.ending.ok:
+        return {"ended": run.ending.reason() or "it failed",
+                "walls": sorted(w.value for w in run.ending.walls if w in sandbox.STOPPING)}
+    if run.plan != plan:
+        return {"ended": "it planned otherwise than the plan submitted with it"}
+    unwritten = _unwritten(action, plan, run)
+    if unwritten:
+        return {"ended": "it did not write every declared output", "unwritten": unwritten}
+    return {}
 
 
 def _went_wrong(real: list[Run], chain: list[str], plan: list[dict[str, Any]]) -> list[str]:

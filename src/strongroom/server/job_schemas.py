@@ -52,15 +52,14 @@ class PipelineJobOut(BaseModel):
                                                 "project.yaml declares them; once it has "
                                                 "finished, every declared output is here")
     reasons: list[str] = Field(description="why it failed or was refused; a failure on the "
-                                           "real data gives one reason, the same whatever "
-                                           "happened")
-    walls: list[str] = Field(description="limits met and sandbox walls tried on the dummy "
-                                         "data (the real run's are the custodian's)")
+                                           "dummy data gives one reason and a failure on the "
+                                           "real data another, each the same whatever "
+                                           "happened (the walls met and tried, on either "
+                                           "run, are the custodian's)")
 
 
 def job_out(row: JobRow) -> PipelineJobOut:
     return PipelineJobOut(id=row.id, project_id=row.project_id, requester=row.requester,
                   action=row.action, status=JobStatus(row.status), created_at=row.created_at,
                   started_at=row.started_at, ended_at=row.ended_at, code_sha256=row.code_sha256,
-                  files=row.files, plan=row.plan, outputs=row.outputs, reasons=row.reasons,
-                  walls=row.walls)
+                  files=row.files, plan=row.plan, outputs=row.outputs, reasons=row.reasons)

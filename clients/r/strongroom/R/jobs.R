@@ -65,7 +65,7 @@ sr_job_submit <- function(client, project, action, code = ".") {
 }
 
 #' A job: its `status` (queued, running, finished, failed, refused), `reasons`, `outputs`
-#' (each output's name and checked output's id) and the `walls` it met on the dummy data.
+#' (each output's name and checked output's id).
 sr_job <- function(client, job) {
   as_job(sr_request(client, "GET", sprintf("/pipeline-jobs/%s", segment(job))))
 }

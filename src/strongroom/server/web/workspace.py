@@ -385,7 +385,7 @@ async def submit_job(request: Request, project_id: str, who: Researcher, ctx: Ac
 @router.get(HOME + "/jobs/{job_id}", openapi_extra=acts(Action.PROJECT_READ))
 def job_page(request: Request, job_id: str, who: Researcher, ctx: Access,
              jobs: JobsWork) -> Response:
-    """A job: its status, reasons, the dummy run's log, and its outputs with their verdicts."""
+    """A job: its status, reasons, and its outputs with their verdicts."""
     job = jobs.get(who, job_id)
     outputs = {name: describe(requests.read(ctx, who, output_id))
                for name, output_id in job.outputs.items()}
