@@ -38,11 +38,27 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def by_module(most: int = 10) -> list[tuple[str, float, int]]:
+    """The modules that took longest, all their tests' phases summed: (module, seconds,
+    tests), slowest first. Seconds on a worker, so a module's share of the run's CPU."""
+    totals: defaultdict[str, float] = defaultdict(float)
+    counts: defaultdict[str, int] = defaultdict(int)
+    for node, took in _SEEN.items():
+        module = node.split("::", 1)[0]
+        totals[module] += took
+        counts[module] += 1
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:most]
+    return [(module, took, counts[module]) for module, took in ranked]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             config: pytest.Config) -> None:
     budget = config.getoption("budget")
     if budget is None:
         return
+    terminalreporter.section("the slowest modules (seconds on a worker, all phases)", sep="-")
+    for module, took, tests in by_module():
+        terminalreporter.write_line(f"{took:7.1f} s  {tests:4d} tests  {module}")
     slow = over(budget)
     if not slow:
         terminalreporter.write_line(f"every test took under the budget of {budget:g} s")

@@ -49,6 +49,9 @@ def test_a_test_over_the_budget_fails_the_run_and_is_named(tmp_path: Path,
 def test_within_the_budget_or_without_one_nothing_fails(tmp_path: Path) -> None:
     done = _run(tmp_path, "--budget", "30")
     assert done.returncode == 0 and "under the budget of 30 s" in done.stdout, done.stdout
+    # the modules that took longest, with their tests counted: where a run's time went
+    assert re.search(r"^\s+\d+\.\d s +2 tests  \S*test_some\.py$", done.stdout, re.M), \
+        done.stdout
     done = _run(tmp_path)
     assert done.returncode == 0 and "budget" not in done.stdout, done.stdout
 
