@@ -1,11 +1,13 @@
-"""``extracts.arrays.unique`` gives ``np.unique``'s answer from one sort."""
+"""``extracts.arrays.unique`` gives ``np.unique``'s answer from one sort; the linkage-free
+reading's blocks and counts in arrays give the answers of the sorts they replaced."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from strongroom.extracts import arrays
+from strongroom.extracts import arrays, multiset
+from strongroom.extracts.carriers import Carrier
 
 RNG = np.random.default_rng(2)
 CASES = {
@@ -28,3 +30,55 @@ def test_unique_is_numpys(name: str) -> None:
     assert np.array_equal(inverse, want[1].ravel())
     assert np.array_equal(counts, want[2])
     assert np.array_equal(arrays.unique(values)[0], np.unique(values))
+
+
+def _blocks_by_sorting(suspect: dict[str, np.ndarray], master: dict[str, np.ndarray]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``multiset.blocks_of`` as it was: ``np.unique`` per column, then dense ranks."""
+    n = len(next(iter(suspect.values())))
+    ids = np.zeros(n + len(next(iter(master.values()))), dtype=np.int64)
+    for column in sorted(set(suspect) & set(master)):
+        both = np.concatenate([suspect[column], master[column]])
+        _, code = np.unique(both, return_inverse=True)
+        ids = np.unique(ids * (int(code.max(initial=0)) + 1) + code.ravel(),
+                        return_inverse=True)[1].ravel()
+    return ids[:n], ids[n:]
+
+
+def test_blocks_are_numbered_as_sorting_numbered_them() -> None:
+    rng = np.random.default_rng(4)
+    levels = [np.nan, -3.0, -1.0, 0.0, 1.0, 2.5, 7.0, 1e9, np.inf, -np.inf, 1e6]
+    for _ in range(2000):
+        width = int(rng.integers(1, 4))
+        chosen = [rng.choice(levels[:int(rng.integers(1, len(levels) + 1))],
+                             int(rng.integers(1, 5))) for _ in range(width)]
+        suspect = {f"c{j}": rng.choice(chosen[j], int(rng.integers(0, 40)) or 1)
+                   for j in range(width)}
+        rows = len(suspect["c0"])
+        suspect = {c: np.resize(v, rows) for c, v in suspect.items()}
+        master = {f"c{j}": rng.choice(chosen[j], int(rng.integers(1, 60))) for j in range(width)}
+        cohort = len(master["c0"])
+        master = {c: np.resize(v, cohort) for c, v in master.items()}
+        for mine, theirs in zip(multiset.blocks_of(suspect, master),
+                                _blocks_by_sorting(suspect, master), strict=True):
+            assert np.array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("blocked", [False, True])
+def test_a_column_read_in_arrays_reads_as_by_sorted_tables(
+        blocked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(9)
+    n = 20_000
+    eids = np.arange(1_000_000, 1_000_000 + n, dtype=np.int64)
+    master = rng.integers(1400, 1900, n).astype(np.float64)
+    master[rng.random(n) < 0.05] = np.nan
+    carrier = Carrier("p50_i0", 50, 0, 1.0, 9.0, 1400.0, 1899.0, density=0.1)
+    suspect = master + rng.choice([-1.0, 0.0, 1.0], n)
+    blocks = ((rng.integers(0, 30, n), rng.integers(0, 30, n)) if blocked else None)
+    bias = bytes(range(32))
+    dense = multiset.read_column(carrier, suspect, eids, master, bias, blocks)
+    monkeypatch.setattr(multiset, "_dense_read", lambda *_: None)  # the sorted tables
+    for mine, theirs in zip(dense, multiset.read_column(carrier, suspect, eids, master, bias,
+                                                        blocks), strict=True):
+        assert np.array_equal(mine, theirs)
+    assert len(dense[0]) > 100

@@ -60,8 +60,10 @@ for the file) in the tests, and on every innocent recipient of every trial in th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -73,6 +75,9 @@ from strongroom.extracts import codes
 from strongroom.extracts.bands import Banded
 from strongroom.extracts.carriers import DATE, Carrier, as_numbers
 from strongroom.extracts.periods import PERIOD_DAYS, Calendar, infer_calendar
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 THRESHOLD = 1e-9  # system-wide false-accusation probability for naming anyone
 # positions scored per recipient (the strongest readings first; a rule of the file alone, so
@@ -550,23 +555,37 @@ class Raw:
     scorable: int  # recipients with at least one position
 
 
-def raw_scores(marks: Marks, recipients: Sequence[Recipient]) -> Raw:
-    """Every recipient's scores and grid bounds (:class:`Raw`)."""
-    groups = _groups(recipients)
-    masks = {carriers: np.isin(marks.carrier, [i for i, c in enumerate(marks.carriers)
-                                               if c in carriers]) for carriers in groups}
-    scorable = sum(len(members) for carriers, members in groups.items()
-                   if masks[carriers].any())
-    prepared: dict[bytes, _Prepared] = {}  # groups reading the same positions share their law
-    out = []
-    for carrier_set, members in groups.items():
-        mask = masks[carrier_set]
-        key = np.packbits(mask).tobytes()
-        if key not in prepared:
-            prepared[key] = _prepare(marks, mask)
-        raw, tails = _raw_group(prepared[key], members)
-        out.append((prepared[key], tuple(members), raw, tails))
-    return Raw(tuple(out), scorable)
+def raw_scores(marks: Marks, recipients: Sequence[Recipient],
+               pool: Executor | None = None) -> Raw:
+    """Every recipient's scores and grid bounds (:class:`Raw`); with ``pool``, groups of
+    recipients are scored on its threads beside this one (the same numbers)."""
+    groups = list(_groups(recipients).items())
+    masks = [np.isin(marks.carrier, [i for i, c in enumerate(marks.carriers) if c in carriers])
+             for carriers, _ in groups]
+    scorable = sum(len(members) for (_, members), mask in zip(groups, masks, strict=True)
+                   if mask.any())
+    keys = [np.packbits(mask).tobytes() for mask in masks]
+    first: dict[bytes, np.ndarray] = {}  # groups reading the same positions share their law
+    for key, mask in zip(keys, masks, strict=True):
+        first.setdefault(key, mask)
+    prepared = dict(zip(first, _each(pool, lambda mask: _prepare(marks, mask),
+                                     list(first.values())), strict=True))
+    raw = _each(pool, lambda at: _raw_group(prepared[keys[at]], groups[at][1]),
+                list(range(len(groups))))
+    return Raw(tuple((prepared[keys[at]], tuple(groups[at][1]), *raw[at])
+                     for at in range(len(groups))), scorable)
+
+
+def _each(pool: Executor | None, work: Callable[[T], U], items: Sequence[T]) -> list[U]:
+    """``[work(x) for x in items]``, the first on this thread and the rest on ``pool``'s
+    (any not yet started when this thread is free is done here)."""
+    if pool is None or len(items) < 2:
+        return [work(x) for x in items]
+    futures = [pool.submit(work, x) for x in items[1:]]
+    out = [work(items[0])]
+    for x, future in zip(items[1:], futures, strict=True):
+        out.append(work(x) if future.cancel() else future.result())
+    return out
 
 
 def score(marks: Marks, recipients: Sequence[Recipient],

@@ -139,18 +139,46 @@ def readable(carrier: Carrier, suspect: np.ndarray,
 
 def blocks_of(suspect: Mapping[str, np.ndarray], master: Mapping[str, np.ndarray]) -> Blocks:
     """One block id per suspect row and per master row: equal ids, equal values on every
-    column given (missing equals missing). Ids are dense, from 0."""
+    column given (missing equals missing). Ids are dense, from 0, in the order of the
+    columns' values (as ``np.unique`` would number them)."""
     columns = sorted(set(suspect) & set(master))
     n = len(next(iter(suspect.values()))) if suspect else 0
     ids = np.zeros(n + len(next(iter(master.values()))) if master else n, dtype=np.int64)
     for column in columns:
         both = np.concatenate([np.asarray(suspect[column], dtype=np.float64),
                                np.asarray(master[column], dtype=np.float64)])
-        _, code = np.unique(both, return_inverse=True)  # NaNs are one value (equal_nan)
-        _, ids, _ = arrays.unique(ids * (int(code.max(initial=0)) + 1) + code.ravel(),
-                                  return_inverse=True)
-        ids = ids.ravel().astype(np.int64)
+        code = _ordered_codes(both)
+        ids = _dense_ranks(ids * (int(code.max(initial=0)) + 1) + code)
     return ids[:n], ids[n:]
+
+
+def _ordered_codes(values: np.ndarray) -> np.ndarray:
+    """An integer per value, increasing with the value, equal for equal values, NaN last
+    (``np.unique``'s inverse, or, for whole numbers over a narrow range, value − minimum:
+    the same order, so the same dense ranks after :func:`_dense_ranks`)."""
+    finite = np.isfinite(values)
+    present = values[finite]
+    if len(present) and not np.isinf(values).any():
+        low, high = float(present.min()), float(present.max())
+        if high - low <= 4 * len(values) + 1024 and bool(np.all(present == np.rint(present))):
+            out = np.full(len(values), int(high - low) + 1, dtype=np.int64)
+            out[finite] = (present - low).astype(np.int64)
+            return out
+    _, code = np.unique(values, return_inverse=True)  # NaNs are one value (equal_nan)
+    return np.asarray(code, dtype=np.int64).ravel()
+
+
+def _dense_ranks(keys: np.ndarray) -> np.ndarray:
+    """Each key's rank among the distinct keys (``np.unique``'s inverse), by marking the
+    keys in an array over their range where it is narrow, by a sort otherwise."""
+    low, high = int(keys.min(initial=0)), int(keys.max(initial=0))
+    if high - low <= 4 * len(keys) + 1024:
+        seen = np.zeros(high - low + 1, dtype=np.int64)
+        seen[keys - low] = 1
+        rank: np.ndarray = (np.cumsum(seen) - 1)[keys - low]
+        return rank
+    _, inverse, _ = arrays.unique(keys, return_inverse=True)
+    return np.asarray(inverse, dtype=np.int64).ravel()
 
 
 def by_name(suspect: pl.DataFrame, values: Mapping[str, np.ndarray],

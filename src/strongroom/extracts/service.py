@@ -601,10 +601,14 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
             by_name, master, all_carriers, recipients, bias, seed=seed,
             cap=min(cap, multiset.MAX_POSITIONS), keys=exact, categories=categories,
             cells=cells.result()))
-        read = pool.submit(_linked_scores, linked, master, all_carriers, recipients, bias,
-                           seed, cap)
+        read = pool.submit(accuse.read_linked, linked.eids, dict(linked.values), master,
+                           all_carriers, bias, seed=seed, cap=cap)
         found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
-        report.values, (marks, raw) = values.result(), read.result()
+        marks = read.result()
+        # the fingerprint's AES and tilts (no other evidence needed), its groups of
+        # recipients on this thread and the pool's; ``accuse.score`` finishes them below
+        raw = accuse.raw_scores(marks, recipients, pool=pool)
+        report.values = values.result()
     for column, days in report.values.shifts.items():
         report.notes.append(f"{column}: every date of the file stands {days:+d} day(s) from "
                             f"the cohort's (within blocks of its categories); its marks were "
@@ -644,17 +648,6 @@ def _keyed(ctx: AccessContext, records: Sequence[ExtractManifest]
     sets = {m.id: decoys.DecoySet.from_bytes(manifest.open_decoys(ctx.key, m))
             for m in records if m.decoy_count}
     return recipients, sets
-
-
-def _linked_scores(linked: linkage.Linked, master: pl.DataFrame,
-                   all_carriers: Sequence[carriers.Carrier],
-                   recipients: Sequence[accuse.Recipient], bias: bytes, seed: int, cap: int
-                   ) -> tuple[accuse.Marks, accuse.Raw]:
-    """The marks on linked rows and every recipient's scores on them before the union (the
-    AES and tilts, on the pool's thread; ``accuse.score`` finishes them with the rest)."""
-    marks = accuse.read_linked(linked.eids, dict(linked.values), master, all_carriers, bias,
-                               seed=seed, cap=cap)
-    return marks, accuse.raw_scores(marks, recipients)
 
 
 def value_blocks(linked: linkage.Linked, master: pl.DataFrame, dictionary: Dictionary,
