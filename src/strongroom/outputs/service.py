@@ -394,7 +394,7 @@ class Outputs:
         view: requests.OutputView | None = None
         try:
             if isinstance(request, Mapping) and request.get("kind") == AnalysisKind.GWAS.value:
-                view = self._gwas(principal, project_id, request, fmt, measured, timer)
+                view = self._gwas(principal, project_id, request, fmt, measured, timer, name)
             else:
                 view = self._analyse(principal, project_id, request, fmt, measured, name,
                                      timer)
@@ -464,10 +464,11 @@ class Outputs:
                                    | _own(request))
                     packed = contributions.pack_ahead(held.vectors, pool)
                     payload = render(result, report.suppressed, fmt, report.removed)
-                    name = named or filename(result.kind.value, fmt, request)
+                    name = output_name(named, request, fmt)
                     findings += scan(self.index(), payload, name)
             except DataRefusal as refusal:
-                refused = self._refused(principal, project_id, request, fmt, refusal, timer)
+                refused = self._refused(principal, project_id, request, fmt, refusal, timer,
+                                        named)
                 if measured is not None and timer is not None and timer.overran:
                     # a run cut off or refused once it read the data, past its floor: its
                     # counts are none, its lateness is metered like any overrun's
@@ -493,7 +494,8 @@ class Outputs:
 
     def _gwas(self, principal: Principal, project_id: str, request: Mapping[str, Any],
               fmt: Format, measured: Callable[[Measures], None] | None,
-              timer: _Timer | None = None) -> requests.OutputView:
+              timer: _Timer | None = None, named: str | None = None
+              ) -> requests.OutputView:
         """A GWAS over the sealed genotypes: the genetics rules withhold variants, then the
         ordinary check (a fit per trait, its vectors differenced against every release), the
         raw-row scan and the ration, as for any analysis. Needs the project's genotype grant."""
@@ -552,12 +554,13 @@ class Outputs:
                         blocked = bool(findings) and \
                             CheckReport.worst(findings) is Verdict.BLOCK
                         payload = genetics.render(out, fmt, hidden=blocked)
-                        name = filename(AnalysisKind.GWAS.value, fmt, request)
+                        name = output_name(named, request, fmt)
                         findings += out.findings
                         findings += scan(self.index(), genetics.render(
                             out, fmt, hidden=blocked, annotated=False), name)
                 except DataRefusal as refusal:
-                    return self._refused(principal, project_id, request, fmt, refusal, timer)
+                    return self._refused(principal, project_id, request, fmt, refusal, timer,
+                                         named)
             acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
                      or answers.near(map(len, held.sets), rules.threshold))
             view = requests.record_output(
@@ -626,7 +629,8 @@ class Outputs:
 
     def _refused(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                  fmt: Format, refusal: DataRefusal,
-                 timer: _Timer | None = None) -> requests.OutputView:
+                 timer: _Timer | None = None, named: str | None = None
+                 ) -> requests.OutputView:
         """An analysis refused once it had read the data, kept as a blocked output: whether
         it fails can answer a question about one person (an outcome constant but for them,
         a follow-up too long only if their value is large), so the refusal is an answer,
@@ -640,7 +644,7 @@ class Outputs:
                              thresholds=rules.as_dict())
         return requests.record_output(
             self.ctx, principal, project_id, payload=empty, media_type=MEDIA_TYPE[fmt],
-            filename=f"{kind.value}.{fmt.value}", report=report, kind=kind,
+            filename=output_name(named, request, fmt), report=report, kind=kind,
             spec=dict(request), settle=self._settler(principal, project_id, findings, report,
                                                      True, _own(request), timer),
             shown_at=timer.shown_at if timer is not None else None)
@@ -661,9 +665,12 @@ class Outputs:
                                      self._ration(db, principal.person_id),
                                      excluding=timer.returning if timer else None)
             kept = _settled(findings, report, spent, named)
+            answer = acted and spent is None
             if timer is not None:
                 timer.withheld = kept.withheld
-            return kept, acted and spent is None
+                if answer:  # the output is the answer its run reserved: charged in its place
+                    timer.replaced(db)
+            return kept, answer
         return settle
 
     def reserve_answer(self, db: Session, principal: Principal, project_id: str,
@@ -1040,6 +1047,17 @@ class _Timer:
         if self.answer is not None and not self.back:
             self.answer = None  # kept: spent on the time
 
+    def replaced(self, db: Session) -> None:
+        """In the recording transaction, once the output is known to be an answer (acted on,
+        or refused by the data, and not withheld): it is charged in place of the answer
+        reserved for the run's time, which comes back now, so the budgets read the same
+        from the reservation to the answer's moment whatever the check found. (Charged
+        beside it until the answer, a request refused or let through by the ration
+        meanwhile told that the check acted, and when the run was recorded.)"""
+        if self.answer is not None:
+            self.outputs.give_back_answer(db, self.answer)
+            self.answer = None
+
     def shown_at(self) -> dt.datetime:
         """The moment the recorded output is answered (its ``created_at``: no list shows it
         sooner), from the request's moment, its schedule and the step the run reached, as
@@ -1085,6 +1103,14 @@ DEFINITIONS_SPENT = (
     "and a definition's refusal would be another; analyse the definitions you have (their "
     "outputs go to the output checkers) or wait for the budget to renew")
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def output_name(named: str | None, request: Mapping[str, Any], fmt: Format) -> str:
+    """An output's file name: the one asked for (a job's declared path, the API's ``name``),
+    else one made from the request (render.filename). From the request alone, never from the
+    run: a refused output (blocked, perhaps withheld) is named as an answered one would be,
+    so its name cannot tell a withheld refusal from a withheld answer."""
+    return named or filename(str(request.get("kind")), fmt, request)
 
 
 def _fits(result: Result, fmt: Format) -> None:
