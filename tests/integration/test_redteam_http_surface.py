@@ -45,6 +45,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from strongroom.access.context import Principal
 from strongroom.access.models import WebSession
@@ -56,6 +57,7 @@ from strongroom.outputs import answers, requests
 from strongroom.outputs.models import OutputRow
 from strongroom.server.app import create_app
 from strongroom.server.security import CSRF_HEADER, SESSION_COOKIE
+from strongroom.watch.models import AlertRow
 from tests.redteam_world import (
     FLOOR,
     attacker,
@@ -87,7 +89,8 @@ MODEL = ("SELECT pid, CASE WHEN {T} AND bmi > {L} THEN 2 ELSE sex END AS y, birt
          "FROM base")
 GLM = {"kind": "glm", "definition": "model", "formula": "y ~ birth_year", "family": "binomial"}
 VOLATILE = re.compile(r"(out|run|def|ses|dps|prj|per|ins)_[0-9a-f]{12}|\d{4}-\d\d-\d\dT[0-9:.]+"
-                      r"(Z|[+-]\d\d:\d\d)?|\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?( UTC)?")
+                      r"(Z|[+-]\d\d:\d\d)?|\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?( UTC)?|"
+                      r"[Rr]esearcher ?\d+|Attack [^<\"]*")
 HEADERS_NEVER = ("server-timing", "etag", "last-modified", "retry-after", "x-runtime")
 
 
@@ -235,6 +238,31 @@ def test_withheld_refusal_looks_like_a_withheld_answer(
     assert unnamed["over"][3]["filename"] == unnamed["under"][3]["filename"], [
         s[3]["filename"] for s in unnamed.values()]
     _same(_strip_request(unnamed["over"]), _strip_request(unnamed["under"]))
+
+
+def test_release_asked_of_a_withheld_output_answers_the_same(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """Asking for a withheld output's release moves it to review, over the line or under
+    it, refused by the data or answered: the same record, page and size."""
+    target = cast.obese[5]
+    seen = {}
+    for side, line in _lines(target).items():
+        who, project = attacker(world)
+        world.platform.outputs.define(who, project, "model", _fill(MODEL, target, line))
+        _spend_all(world, who, project)
+        browser = _browser(world, who)
+        made = browser.post(f"/projects/{project}/analyses", json={"analysis": GLM})
+        assert made.status_code == 201, made.text
+        asked = browser.post(f"/outputs/{made.json()['id']}/request", json={
+            "justification": "the study's main model, for the paper's second table"})
+        _no_side_headers(asked)
+        page = browser.get(f"/ui/workspace/outputs/{made.json()['id']}")
+        download = browser.get(f"/outputs/{made.json()['id']}/download")
+        table = browser.get(f"/outputs/{made.json()['id']}/table")
+        seen[side] = (_seen(asked), int(asked.headers["content-length"]),
+                      _masked(page.text), _seen(download), _seen(table))
+    assert "review" in seen["over"][0][1]
+    _same(seen["over"], seen["under"])
 
 
 # -- moments and listings ------------------------------------------------------------------
@@ -392,6 +420,63 @@ def test_dp_budget_spends_same(world: AttackWorld, cast: runner.Cast) -> None:
         seen[side] = (_masked(json.dumps(body["spends"], sort_keys=True)),
                       body["epsilon_spent"], body["queries"])
     assert seen["over"] == seen["under"], seen
+
+
+# -- public telemetry ----------------------------------------------------------------------
+
+# two counts of one group: they differ by the target alone if over the line (differencing
+# between the output's own cells), else they are the same people
+WITHIN = ("SELECT count(*) AS n, count(CASE WHEN {T} AND bmi > {L} THEN NULL ELSE 1 END) "
+          "AS m FROM base")
+PRIMER = ("SELECT count(*) AS n, count(CASE WHEN {T} THEN NULL ELSE 1 END) AS m FROM base "
+          "WHERE {i} = {i}")
+
+
+def _differencing_alerts(world: AttackWorld, who: Principal) -> int:
+    """Custodian-side: the person's queries.differencing alerts."""
+    with world.platform.access.transaction() as db:
+        return len(list(db.scalars(select(AlertRow).where(
+            AlertRow.detector == "queries.differencing",
+            AlertRow.person_id == who.person_id))))
+
+
+def _alerts(browser: TestClient) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+    got = browser.get("/metrics")
+    if got.status_code != 200:
+        return {}
+    return {s.labels.get("detector", ""): s.value
+            for family in text_string_to_metric_families(got.text)
+            for s in family.samples if s.name == "strongroom_alerts_total"}
+
+
+def test_public_metrics_say_nothing_of_a_withheld_output(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    target = cast.lean[2]
+    seen = {}
+    for side, line in _lines(target).items():
+        who, project = attacker(world)
+        _spend_all(world, who, project)
+        browser = _browser(world, who)
+        for i in range(9):  # withheld, each found to difference within (custodian-side)
+            made = browser.post(f"/projects/{project}/analyses", json=_analysis(
+                PRIMER.format(T=target.condition, i=i)))
+            assert made.status_code == 201, made.text
+            world.clock.advance(61)  # under the request rate
+        before = _alerts(browser)
+        made = browser.post(f"/projects/{project}/analyses",
+                            json=_analysis(_fill(WITHIN, target, line)))
+        assert made.status_code == 201, made.text
+        assert {f["rule"] for f in made.json()["findings"]} == {"answers"}  # withheld
+        after = _alerts(browser)
+        seen[side] = ({k: v - before.get(k, 0.0) for k, v in after.items()
+                       if v != before.get(k, 0.0)}, browser.get("/metrics").status_code)
+        # the custodian's scraper still reads them, and watch still saw it (the truth)
+        scraper = TestClient(create_app(world.platform), client=("127.0.0.1", 50000))
+        assert scraper.get("/metrics").status_code == 200
+        seen[side] += (_differencing_alerts(world, who),)
+    assert seen["over"][:2] == seen["under"][:2] == ({}, 404), seen
+    assert seen["over"][2] == 1 and seen["under"][2] == 0, seen  # what the alert says
 
 
 # -- the Python client ---------------------------------------------------------------------

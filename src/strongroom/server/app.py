@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import strongroom
+from strongroom.access.networks import address_in
 from strongroom.audit import AuditError
 from strongroom.db import busy
 from strongroom.errors import Invalid, NotFound, RateLimited, ServiceError
@@ -40,6 +42,11 @@ from strongroom.server.telemetry import CONTENT_TYPE, Telemetry, readiness
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in [*sorted(set(HTTP_STATUS.values())), 422]
 }
+# who may read /metrics: the platform team's scraper, on the server's host unless the
+# operator names its network (serve's ``metrics_from``)
+METRICS_FROM = ("127.0.0.0/8", "::1/128")
+METRICS_ELSEWHERE = ("not found: the metrics are served to the platform team's scraper "
+                     "only (its network is the operator's setting)")
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -75,8 +82,11 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_app(platform: Platform | None) -> FastAPI:
-    """The application over ``platform`` (None builds the spec only, as the docs script does)."""
+def create_app(platform: Platform | None,
+               metrics_from: Sequence[str] = METRICS_FROM) -> FastAPI:
+    """The application over ``platform`` (None builds the spec only, as the docs script does).
+    ``metrics_from``: the networks whose peers may read ``/metrics`` (the platform team's
+    scraper; loopback by default)."""
     app = FastAPI(
         title="Strongroom",
         version=strongroom.__version__,
@@ -114,9 +124,16 @@ def create_app(platform: Platform | None) -> FastAPI:
 
     @app.get("/metrics", openapi_extra={"x-strongroom-action": "public"}, tags=["meta"],
              response_class=Response)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
         """Prometheus metrics: counts and timings by route template, watch's alerts by
-        detector, the audit writer's lag; never an ID, a person or a value."""
+        detector, the audit writer's lag; never an ID, a person or a value. Served to the
+        platform team's scraper only (a peer in ``metrics_from``): the counts move as each
+        request is answered, with the alerts watch raises and the audit entries they make,
+        and findings on a withheld output feed watch's detectors, so a researcher reading
+        them against their own requests learnt what the check found (the HTTP red team)."""
+        peer = request.client.host if request.client else None
+        if not address_in(peer, metrics_from):
+            return problem(404, "not-found", [METRICS_ELSEWHERE])
         return Response(telemetry.exposition(), media_type=CONTENT_TYPE)
 
     @app.exception_handler(ServiceError)

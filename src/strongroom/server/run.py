@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
@@ -15,7 +16,7 @@ from strongroom.enclave.analyses.run import preload
 from strongroom.errors import Invalid
 from strongroom.platform import Platform
 from strongroom.server import logs
-from strongroom.server.app import create_app
+from strongroom.server.app import METRICS_FROM, create_app
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
 
@@ -43,10 +44,11 @@ def check_listen(host: str, certificate: Path | None, key: Path | None) -> None:
 
 def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           certificate: Path | None = None, key: Path | None = None, *,
-          warm: bool = True) -> None:
+          warm: bool = True, metrics_from: Sequence[str] = METRICS_FROM) -> None:
     """``warm``: load the model libraries and build the raw-row scanner's index beside the
     first requests, not in the first researcher's (the tests' many short-lived servers
-    skip it)."""
+    skip it). ``metrics_from``: the networks of the platform team's scraper, the only
+    peers ``/metrics`` answers (loopback by default; never the researchers')."""
     check_listen(host, certificate, key)
     # jobs a stopped server left running are ended, and their scratch destroyed (recorded)
     platform.jobs.recover()
@@ -58,7 +60,7 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     # uvicorn re-raises SIGTERM after its graceful shutdown, which would kill the process
     # before the caller closes the platform (and signs the audit log's tail): exit instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(platform), host=host, port=port, log_config=logs.config(),
+    uvicorn.run(create_app(platform, metrics_from), host=host, port=port, log_config=logs.config(),
                 ssl_certfile=str(certificate) if certificate else None,
                 ssl_keyfile=str(key) if key else None,
                 server_header=False, proxy_headers=False,
