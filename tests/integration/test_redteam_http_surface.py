@@ -17,15 +17,26 @@ compares what the researcher's client is told. Guarantees held here, one a sente
 - Between a request and its answer's moment, the budgets of answers read the same whatever
   the check found: an acted-on output is charged in place of the answer its run reserved,
   so no concurrent request (a definition refused for the ration, say) can tell when the
-  run was recorded or whether the check acted before the answer is given.
+  run was recorded or whether the check acted before the answer is given (within a day,
+  and in the day asked when the answer comes after it ends).
 - A polled run (the API's and the console's htmx fragment) ends with the same record and
   the same fragment over the line and under it.
 - A project's definitions list (its columns, its ``size_ok``, its count) and its dummy-data
   zip are the same over the line and under it.
 - The differentially private budget's spends (status, moments) are the same over the line
   and under it.
+- Asking for a withheld output's release answers the same (review), and its download and
+  table are refused alike.
+- Output ids are random, never ordered by the moment they were made.
+- ``GET /metrics`` (watch's alerts by detector, the audit log's counts) answers only the
+  platform team's scraper, never a researcher: a withheld output's findings feed watch's
+  detectors, and the counters moved with them.
 - No response carries a ``Server-Timing``, ``ETag``, ``Last-Modified`` or ``Retry-After``
   header on these requests, and the Python client's exception says what the API said.
+
+Leaks found and fixed: a withheld refusal's file name (``<kind>.json``), an acted-on output
+charged beside its run's reservation until the answer, and public ``/metrics``. Left as a
+strict expected failure: the budgets read across a renewal (UTC midnight) before the answer.
 
 The waits of schedules are recorded, not slept (tests/redteam_world.py's ``scheduled``); the
 moments compared are the platform's clock's, which the test moves.
@@ -309,17 +320,24 @@ def test_ids_say_nothing_of_order_or_time(world: AttackWorld) -> None:
 # -- the ration between a request and its answer --------------------------------------------
 
 
+@pytest.mark.parametrize("midnight", [False, True], ids=["within-a-day", "across-midnight"])
 def test_ration_reads_the_same_until_the_answer(
-        world: AttackWorld, cast: runner.Cast, scheduled: list[float]) -> None:
+        world: AttackWorld, cast: runner.Cast, scheduled: list[float], midnight: bool) -> None:
     """A definition asked while an analysis waits for its answer's moment (the schedule's
     wait, here the moment the service sleeps) is refused for the ration or built the same
-    way whether the check acted on the analysis or not."""
+    way whether the check acted on the analysis or not; also when the analysis is asked just
+    before the day's budget renews and answered after (its output is the new day's)."""
     target = cast.obese[2]
     outputs = world.platform.outputs
     seen: dict[str, Any] = {}
     for side, line in _lines(target).items():
         who, project = attacker(world)
-        _spend_all(world, who, project, leave=2)
+        if midnight:  # three seconds before the UTC day ends; the floor ends after it
+            now = world.clock()
+            world.clock.advance((dt.datetime.combine(now.date() + dt.timedelta(days=1),
+                                                     dt.time(), dt.UTC) - now
+                                 ).total_seconds() - 3)
+        _spend_all(world, who, project, leave=1 if midnight else 2)
         browser = _browser(world, who)
         probes: list[tuple[int, str]] = []
 
@@ -333,10 +351,48 @@ def test_ration_reads_the_same_until_the_answer(
                                 json=_analysis(_fill(ALONE, target, line)))
         outputs.sleep = scheduled.append
         assert answered.status_code == 201, answered.text
-        # after the answer, the answer it spent is the check's to say (over: none)
-        after = browser.post(f"/projects/{project}/definitions", json={
-            "name": "after", "sql": "SELECT pid, sex FROM base"})
-        seen[side] = (probes, answered.json()["verdict"], after.status_code)
+        seen[side] = (probes, answered.json()["verdict"])
+        world.clock.advance(60)
+    assert seen["over"][1] != "release" and seen["under"][1] == "release", seen
+    assert seen["over"][0] == seen["under"][0], seen
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "leak: an output answered just after a budget renews is dated (created_at) at its "
+    "answer's moment and counted in the new period from its recording, while the answer its "
+    "run reserved is the old period's: between the renewal and the answer's moment (at most "
+    "the step's length, once a period), a request the ration decides reads whether the check "
+    "acted. Fix: count an output's charge from its answer's moment in the period of its "
+    "reservation (a charge row dated with the output, not the output's acted flag)"))
+def test_ration_reads_the_same_after_a_renewal_until_the_answer(
+        world: AttackWorld, cast: runner.Cast, scheduled: list[float]) -> None:
+    """As above, the probe asked after the UTC day has renewed (the project rations one
+    answer a day) and before the analysis asked three seconds before it is answered."""
+    target = cast.obese[6]
+    outputs = world.platform.outputs
+    seen: dict[str, Any] = {}
+    for side, line in _lines(target).items():
+        who, project = attacker(world)
+        outputs.set_project_rules(world.staff("custodian-admin"), project,
+                                  {"answers": {"max_acted": 1}})
+        now = world.clock()
+        world.clock.advance((dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(),
+                                                 dt.UTC) - now).total_seconds() - 3)
+        browser = _browser(world, who)
+        probes: list[int] = []
+
+        def probe(_: float, browser: TestClient = browser, project: str = project,
+                  probes: list[int] = probes) -> None:
+            world.clock.advance(4)  # the new day, before the answer's moment (its floor)
+            probes.append(browser.post(f"/projects/{project}/definitions", json={
+                "name": f"probe{len(probes)}", "sql": "SELECT pid, sex FROM base"}).status_code)
+        outputs.sleep = probe
+        answered = browser.post(f"/projects/{project}/analyses",
+                                json=_analysis(_fill(ALONE, target, line)))
+        outputs.sleep = scheduled.append
+        assert answered.status_code == 201, answered.text
+        seen[side] = (probes, answered.json()["verdict"])
+        world.clock.advance(60)
     assert seen["over"][1] != "release" and seen["under"][1] == "release", seen
     assert seen["over"][0] == seen["under"][0], seen
 
