@@ -469,15 +469,20 @@ def tilts(coef: np.ndarray, p: np.ndarray, lambdas: np.ndarray) -> Tilts:
     square = coef * coef
     cube = square * np.abs(coef)
     base, drift = float(np.sum(np.log1p(-p))), float(np.sum(coef * p))
+    # the same products as written out below, into buffers made once
+    tilted, q, spread, term, other = (np.empty(len(p)) for _ in range(5))
     for i, lam in enumerate(lambdas):  # sums of products, not BLAS: no thread start-ups
-        tilted = logit_p + lam * coef
-        q = expit(tilted)
-        spread = q * (1 - q)
+        np.add(logit_p, np.multiply(coef, lam, out=tilted), out=tilted)  # logit p + λc
+        expit(tilted, out=q)
+        np.multiply(q, np.subtract(1, q, out=spread), out=spread)  # q(1 − q)
         # log E e^{λc(x − p)} = log(1 − p) − λcp + log(1 + e^{logit p + λc})
-        cumulant[i] = base - lam * drift - float(np.sum(log_expit(-tilted)))
-        mean[i] = float(np.sum(coef * q)) - drift
-        var[i] = float(np.sum(square * spread))
-        third[i] = float(np.sum(cube * spread * (1 - 2 * spread)))  # q² + (1 − q)² = 1 − 2q(1 − q)
+        log_expit(np.negative(tilted, out=other), out=other)
+        cumulant[i] = base - lam * drift - float(np.sum(other))
+        mean[i] = float(np.sum(np.multiply(coef, q, out=term))) - drift
+        var[i] = float(np.sum(np.multiply(square, spread, out=term)))
+        np.subtract(1, np.multiply(spread, 2, out=other), out=other)  # q² + (1 − q)²
+        np.multiply(np.multiply(cube, spread, out=term), other, out=term)  # = 1 − 2q(1 − q)
+        third[i] = float(np.sum(term))
     sd = np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         lyapunov = np.where(sd > 0, third / sd**3, np.inf)
