@@ -18,7 +18,7 @@ compares what the researcher's client is told. Guarantees held here, one a sente
   the check found: an acted-on output is charged in place of the answer its run reserved,
   so no concurrent request (a definition refused for the ration, say) can tell when the
   run was recorded or whether the check acted before the answer is given (within a day,
-  and in the day asked when the answer comes after it ends).
+  and on both sides of UTC midnight when the answer comes after it).
 - A polled run (the API's and the console's htmx fragment) ends with the same record and
   the same fragment over the line and under it.
 - A project's definitions list (its columns, its ``size_ok``, its count) and its dummy-data
@@ -35,8 +35,8 @@ compares what the researcher's client is told. Guarantees held here, one a sente
   header on these requests, and the Python client's exception says what the API said.
 
 Leaks found and fixed: a withheld refusal's file name (``<kind>.json``), an acted-on output
-charged beside its run's reservation until the answer, and public ``/metrics``. Left as a
-strict expected failure: the budgets read across a renewal (UTC midnight) before the answer.
+charged beside its run's reservation until the answer (and, across a budget's renewal, in
+the new period while the reservation was the old one's), and public ``/metrics``.
 
 The waits of schedules are recorded, not slept (tests/redteam_world.py's ``scheduled``); the
 moments compared are the platform's clock's, which the test moves.
@@ -357,13 +357,6 @@ def test_ration_reads_the_same_until_the_answer(
     assert seen["over"][0] == seen["under"][0], seen
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "leak: an output answered just after a budget renews is dated (created_at) at its "
-    "answer's moment and counted in the new period from its recording, while the answer its "
-    "run reserved is the old period's: between the renewal and the answer's moment (at most "
-    "the step's length, once a period), a request the ration decides reads whether the check "
-    "acted. Fix: count an output's charge from its answer's moment in the period of its "
-    "reservation (a charge row dated with the output, not the output's acted flag)"))
 def test_ration_reads_the_same_after_a_renewal_until_the_answer(
         world: AttackWorld, cast: runner.Cast, scheduled: list[float]) -> None:
     """As above, the probe asked after the UTC day has renewed (the project rations one

@@ -313,23 +313,25 @@ def rationed(db: Session, person_id: str, project_id: str | None, now: dt.dateti
 
 
 def charge(db: Session, person_id: str, project_id: str, now: dt.datetime, ration: Ration,
-           what: str) -> int | Spent:
+           what: str, at: dt.datetime | None = None) -> int | Spent:
     """Spend one answer ahead of work whose refusal would be one (a definition, a job),
-    charged to every budget at once under their locks: the answer's id, or what is spent."""
+    charged to every budget at once under their locks: the answer's id, or what is spent.
+    ``at``: the moment it is dated (counted in that period and every earlier one from now
+    on), if not now: an analysis's, its earliest answer's moment (outputs/service.py)."""
     found = spent(db, person_id, project_id, now, ration)
     if found is not None:
         return found
-    row = AnswerRow(requester=person_id, project_id=project_id, created_at=now, what=what,
-                    spent=True)
+    row = AnswerRow(requester=person_id, project_id=project_id, created_at=at or now,
+                    what=what, spent=True)
     db.add(row)
     db.flush()
     return int(row.id)
 
 
 def reserve(db: Session, person_id: str, project_id: str, now: dt.datetime, ration: Ration,
-            what: str) -> int | None:
+            what: str, at: dt.datetime | None = None) -> int | None:
     """:func:`charge`, None when a budget is spent."""
-    got = charge(db, person_id, project_id, now, ration, what)
+    got = charge(db, person_id, project_id, now, ration, what, at)
     return got if isinstance(got, int) else None
 
 

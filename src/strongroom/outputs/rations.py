@@ -7,6 +7,8 @@ refused by the data, runs past their floor) and the DP queries (a release past i
 
 from __future__ import annotations
 
+import datetime as dt
+
 import yaml
 from sqlalchemy.orm import Session
 
@@ -39,11 +41,11 @@ class Rations:
                                         answers.Limits.of(self.ctx.settings))
 
     def reserve(self, db: Session, principal: Principal, project_id: str,
-                what: str) -> int | None:
+                what: str, at: dt.datetime | None = None) -> int | None:
         """Spend one of the person's answers ahead of work whose outcome would be one: its
-        id, or None if the ration is spent."""
+        id, or None if the ration is spent (``at``: the moment it is dated, if not now)."""
         return answers.reserve(db, principal.person_id, project_id, self.ctx.clock(),
-                               self.of(db, principal.person_id), what)
+                               self.of(db, principal.person_id), what, at)
 
     def give_back(self, db: Session, answer_id: int) -> None:
         answers.give_back(db, answer_id)

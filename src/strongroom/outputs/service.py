@@ -674,10 +674,11 @@ class Outputs:
         return settle
 
     def reserve_answer(self, db: Session, principal: Principal, project_id: str,
-                       what: str) -> int | None:
+                       what: str, at: dt.datetime | None = None) -> int | None:
         """Spend one of the person's answers ahead of work whose outcome would be one (a job
-        whose real run may end otherwise than its dummy run): its id, or None if spent."""
-        return self.rations.reserve(db, principal, project_id, what)
+        whose real run may end otherwise than its dummy run): its id, or None if spent.
+        ``at``: the moment it is dated, if not now."""
+        return self.rations.reserve(db, principal, project_id, what, at)
 
     def give_back_answer(self, db: Session, answer_id: int) -> None:
         self.rations.give_back(db, answer_id)
@@ -1026,9 +1027,14 @@ class _Timer:
         self.schedule = self.outputs.schedule(
             self.request if isinstance(self.request, Mapping) else {})
         if self.schedule.timed:
+            # dated at the earliest moment the output can be (its floor's), as the output
+            # it stands for is dated at its answer's: both count in the same periods, so
+            # the output charged in its place (``replaced``) changes no budget's reading,
+            # even when a budget renews between the request and the answer
+            floor = self.arrived + dt.timedelta(seconds=self.schedule.at(0))
             with self.outputs.ctx.transaction() as db:
                 self.answer = self.outputs.reserve_answer(db, self.principal,
-                                                          self.project_id, "time")
+                                                          self.project_id, "time", at=floor)
 
     @property
     def returning(self) -> int | None:
