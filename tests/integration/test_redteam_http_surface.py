@@ -77,6 +77,7 @@ from tests.redteam_world import (
     module_world,
     scheduled_fixture,
     settings_fixture,
+    until,
 )
 
 pytestmark = pytest.mark.slow
@@ -419,7 +420,6 @@ def test_polled_run_ends_the_same(world: AttackWorld, cast: runner.Cast) -> None
 
 
 def _until(found: Callable[[], bool]) -> bool:
-    from tests.redteam_world import until
     return until(found, timeout=30.0)
 
 
