@@ -103,22 +103,27 @@ def test_a_polled_run_s_ended_at_is_its_answer_s_moment_whatever_it_took(
     each other (written at the computation's end they would be 0.0 and 0.6 s)."""
     settings(analysis_seconds=4.0, analysis_ladder=2.0)  # a quarter at 3,000: 1 s
     runs, lock = world.platform.runs, views_lock(world)
-    shown: dict[float, float] = {}
-    for held in (0.0, 0.6):
-        who, project = attacker(world)
-        owned = bool(held) and lock.acquire()
-        try:
-            row = runs.submit(who, project, {"kind": "aggregate_sql", "sql": HONEST})
-            if owned:
-                time.sleep(held)
-        finally:
-            if owned:
-                lock.release()
-        assert runs.wait(row.id, 30)
-        polled = runs.get(who, row.id).run
-        assert polled.status == RunStatus.DONE.value and polled.ended_at is not None
-        assert _spent(world, project, "time") == 0  # the truth: within its floor
-        shown[held] = (polled.ended_at - polled.submitted_at).total_seconds()
+    for _trial in range(4):  # a loaded machine may take a run past its floor: try again
+        shown: dict[float, float] = {}
+        for held in (0.0, 0.6):
+            who, project = attacker(world)
+            owned = bool(held) and lock.acquire()
+            try:
+                row = runs.submit(who, project, {"kind": "aggregate_sql", "sql": HONEST})
+                if owned:
+                    time.sleep(held)
+            finally:
+                if owned:
+                    lock.release()
+            assert runs.wait(row.id, 30)
+            polled = runs.get(who, row.id).run
+            assert polled.status == RunStatus.DONE.value and polled.ended_at is not None
+            if _spent(world, project, "time"):  # the truth: past its floor (the load's)
+                break
+            shown[held] = (polled.ended_at - polled.submitted_at).total_seconds()
+        if len(shown) == 2:
+            break
+    assert len(shown) == 2, "every trial's run passed its floor: the machine is too loaded"
     assert all(seconds >= 1.0 for seconds in shown.values()), shown
     assert abs(shown[0.6] - shown[0.0]) < 0.25, shown
 

@@ -32,6 +32,7 @@ is ``lost`` with a reason saying to submit it again.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -201,6 +202,7 @@ class Runs:
         status, error, reasons = RunStatus.DONE, None, []
         retry: int | None = None
         output_id: str | None = None
+        moments: list[dt.datetime | None] = []  # the answer's, as the output service schedules it
         started = time.perf_counter()
         try:
             # the run's limits are counted on the row its submission reserved (one request)
@@ -208,7 +210,9 @@ class Runs:
                 ticket.row_id = row_id
                 try:
                     view = self.outputs.analyse(principal, project_id, request, fmt,
-                                                measured=meter, name=name)
+                                                measured=meter, name=name,
+                                                answered=lambda done: moments.append(
+                                                    done.moment))
                     output_id = view.output.id
                 except ServiceError as refusal:
                     status, error, reasons = RunStatus.REFUSED, refusal.status, refusal.reasons
@@ -219,7 +223,8 @@ class Runs:
                 took = time.perf_counter() - started
                 # shown ended first, at the step analyse returned at: the watch's judging of
                 # what the run measured (which takes as long as it takes) comes after
-                self._end(run_id, principal, status, output_id, error, reasons, retry)
+                self._end(run_id, principal, status, output_id, error, reasons, retry,
+                          at=next((m for m in moments if m is not None), None))
                 if answered_by_gateway:
                     self._after_gateway(ticket.row_id)
                 self._meter(principal, project_id, request, meter,
@@ -254,15 +259,17 @@ class Runs:
 
     def _end(self, run_id: str, principal: Principal | str, status: RunStatus,
              output_id: str | None, error: str | None, reasons: list[str],
-             retry: int | None) -> bool:
-        """Record how a run ended (once: a run already ended, e.g. lost, stays so)."""
+             retry: int | None, at: dt.datetime | None = None) -> bool:
+        """Record how a run ended (once: a run already ended, e.g. lost, stays so), ``at``
+        its answer's moment (its schedule's step, never when this thread got to it: on a
+        loaded machine that is later, by however long the machine makes it)."""
         with self.ctx.transaction() as db:
             row = db.get(AnalysisRunRow, run_id)
             if row is None or row.status != RunStatus.RUNNING.value:
                 return False
             row.status, row.output_id, row.error = status.value, output_id, error
             row.reasons, row.retry_after = list(reasons), retry
-            row.ended_at = self.ctx.clock()
+            row.ended_at = at if at is not None else self.ctx.clock()
             self.ctx.record(EventType.ENCLAVE_ANALYSIS_RUN_ENDED, principal, run_id, {
                 "project": row.project_id, "status": row.status, "output": output_id,
                 "error": error, "reasons": list(reasons)})

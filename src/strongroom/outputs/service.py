@@ -987,13 +987,16 @@ class Outputs:
 @dataclass(frozen=True)
 class Answered:
     """When an analysis was answered: its schedule's ``step`` (0: the floor), that step's
-    time after the request (``seconds``), and whether its run passed the floor (``overran``:
-    its time was an answer, spent unless the output was one already)."""
+    time after the request (``seconds``), whether its run passed the floor (``overran``:
+    its time was an answer, spent unless the output was one already), and the answer's
+    ``moment`` on the platform's clock (the request's moment and the step's wait: never when
+    a thread got round to saying so)."""
 
     step: int
     seconds: float
     overran: bool
     schedule: timing.Schedule
+    moment: dt.datetime | None = None
 
 
 class _Timer:
@@ -1086,10 +1089,15 @@ class _Timer:
         overran = self.schedule.overran(took)
         # nothing recorded (the text was refused): back if the run was within its floor
         back = self.back if self.took is not None else not overran
-        step = self.schedule.step(took)
-        # recording after the step was decided may have taken the run past it: never sooner
+        step = decided = self.schedule.step(took)
+        # recording after the step was decided may have taken the run past it: never sooner,
+        # and a step passed so is a run past its step like any other (how long the recording
+        # took can hang on the output: a run tuned to end just before its floor would
+        # otherwise tell it for free), so the reserved answer stays spent
         while self.schedule.timed and self.schedule.at(step) < time.monotonic() - self.started:
             step += 1
+        if step > decided:
+            overran, back = True, False
         until = self.schedule.at(step) if self.schedule.timed else 0.0
         if withheld:
             until = max(until, self.outputs.ctx.settings.withheld_seconds)
@@ -1098,7 +1106,8 @@ class _Timer:
             with self.outputs.ctx.transaction() as db:
                 self.outputs.give_back_answer(db, self.answer)
             self.answer = None
-        return Answered(step, self.schedule.at(step), overran, self.schedule)
+        return Answered(step, self.schedule.at(step), overran, self.schedule,
+                        self.arrived + dt.timedelta(seconds=until))
 
 
 REFUSED_RULE = "refused"  # an analysis refused while it ran (see Outputs._refused)
