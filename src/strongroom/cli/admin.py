@@ -115,12 +115,26 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
     certificate: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     private_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    metrics_from: Annotated[list[str] | None, typer.Option(
+        help="A network (CIDR) whose peers may read /metrics, the platform team's scraper's "
+             "(repeat; the server's own host only by default: the counts are nobody else's)"
+    )] = None,
 ) -> None:
     """Serve the HTTP API (its OpenAPI spec at /openapi.json)."""
+    import ipaddress
+
+    from strongroom.server.app import METRICS_FROM
     from strongroom.server.run import serve as run_server  # uvicorn loads only to serve
 
+    for network in metrics_from or []:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise typer.BadParameter(f"{network!r} is not a network: give a CIDR range such "
+                                     "as 10.20.0.0/24", param_hint="--metrics-from") from None
     with refusals(), open_platform(data_dir, key_file) as platform:
-        run_server(platform, host, port, certificate, private_key)
+        run_server(platform, host, port, certificate, private_key,
+                   metrics_from=tuple(metrics_from) if metrics_from else METRICS_FROM)
 
 
 @admin_app.command("bootstrap")
