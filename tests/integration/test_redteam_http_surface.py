@@ -321,6 +321,19 @@ def test_ids_say_nothing_of_order_or_time(world: AttackWorld) -> None:
 # -- the ration between a request and its answer --------------------------------------------
 
 
+def _answered_while(world: AttackWorld, browser: TestClient, project: str, sql: str,
+                    probe: Callable[[float], None], scheduled: list[float]) -> str:
+    """The analysis of ``sql`` asked over HTTP, with ``probe`` run where the service waits for
+    its answer's moment; its verdict (the clock moved on a minute after)."""
+    outputs = world.platform.outputs
+    outputs.sleep = probe
+    answered = browser.post(f"/projects/{project}/analyses", json=_analysis(sql))
+    outputs.sleep = scheduled.append
+    assert answered.status_code == 201, answered.text
+    world.clock.advance(60)
+    return str(answered.json()["verdict"])
+
+
 @pytest.mark.parametrize("midnight", [False, True], ids=["within-a-day", "across-midnight"])
 def test_ration_reads_the_same_until_the_answer(
         world: AttackWorld, cast: runner.Cast, scheduled: list[float], midnight: bool) -> None:
@@ -329,7 +342,6 @@ def test_ration_reads_the_same_until_the_answer(
     way whether the check acted on the analysis or not; also when the analysis is asked just
     before the day's budget renews and answered after (its output is the new day's)."""
     target = cast.obese[2]
-    outputs = world.platform.outputs
     seen: dict[str, Any] = {}
     for side, line in _lines(target).items():
         who, project = attacker(world)
@@ -347,13 +359,8 @@ def test_ration_reads_the_same_until_the_answer(
             got = browser.post(f"/projects/{project}/definitions", json={
                 "name": f"probe{len(probes)}", "sql": "SELECT pid, sex FROM base"})
             probes.append((got.status_code, _masked(got.text)[:120]))
-        outputs.sleep = probe
-        answered = browser.post(f"/projects/{project}/analyses",
-                                json=_analysis(_fill(ALONE, target, line)))
-        outputs.sleep = scheduled.append
-        assert answered.status_code == 201, answered.text
-        seen[side] = (probes, answered.json()["verdict"])
-        world.clock.advance(60)
+        seen[side] = (probes, _answered_while(world, browser, project,
+                                              _fill(ALONE, target, line), probe, scheduled))
     assert seen["over"][1] != "release" and seen["under"][1] == "release", seen
     assert seen["over"][0] == seen["under"][0], seen
 
@@ -380,13 +387,8 @@ def test_ration_reads_the_same_after_a_renewal_until_the_answer(
             world.clock.advance(4)  # the new day, before the answer's moment (its floor)
             probes.append(browser.post(f"/projects/{project}/definitions", json={
                 "name": f"probe{len(probes)}", "sql": "SELECT pid, sex FROM base"}).status_code)
-        outputs.sleep = probe
-        answered = browser.post(f"/projects/{project}/analyses",
-                                json=_analysis(_fill(ALONE, target, line)))
-        outputs.sleep = scheduled.append
-        assert answered.status_code == 201, answered.text
-        seen[side] = (probes, answered.json()["verdict"])
-        world.clock.advance(60)
+        seen[side] = (probes, _answered_while(world, browser, project,
+                                              _fill(ALONE, target, line), probe, scheduled))
     assert seen["over"][1] != "release" and seen["under"][1] == "release", seen
     assert seen["over"][0] == seen["under"][0], seen
 
