@@ -280,7 +280,7 @@ def test_the_demo_reported_its_world_and_who_to_sign_in_as(served: Served) -> No
     out = "\n".join(line for _, line in served.printed)
     assert f"{PARTICIPANTS:,} participants" in out
     assert "Participants by sex and smoking status" in out
-    assert "The released GWAS of BMI" in out
+    assert "The released GWAS of BMI (λ_GC " in out
     logins, projects = sign_ins(served.printed)
     assert len(logins) == 12 and len(projects) == 6
     for role in ("custodian-admin", "access-committee", "output-checker", "researcher",

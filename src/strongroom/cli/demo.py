@@ -69,13 +69,15 @@ def _print_tour(result: DemoResult) -> None:
 
 
 def _print_gwas(result: DemoResult) -> None:
-    if not result.gwas:
+    if result.gwas is None:
         return
-    table = Table(title="The released GWAS of BMI: its strongest variants, and the loci the "
-                        "custodian planted (known only to them)")
+    inflation = result.gwas.inflation
+    stated = f" (λ_GC {inflation:.2f})" if inflation is not None else ""
+    table = Table(title=f"The released GWAS of BMI{stated}: its strongest variants, and the loci "
+                        "the custodian planted (known only to them)")
     for column in ("variant", "beta", "p", "planted locus"):
         table.add_column(column, justify="right" if column in ("beta", "p") else "left")
-    for hit in result.gwas:
+    for hit in result.gwas.hits:
         table.add_row(hit.variant, f"{hit.beta:.3f}", _p(hit.neg_log10_p), hit.planted or "—")
     console.print(table)
 

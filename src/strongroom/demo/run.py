@@ -26,7 +26,7 @@ from strongroom.cohort.synth import synthesise
 from strongroom.demo.enclave import (
     GWAS_STOPS,
     STOPS,
-    GwasHit,
+    ReleasedGwas,
     TourStop,
     gwas_hits,
     gwas_tour,
@@ -54,7 +54,7 @@ class DemoResult:
     world: DemoWorld
     tour: list[TourStop]
     story: Story
-    gwas: list[GwasHit]  # the released GWAS's strongest variants, beside the planted loci
+    gwas: ReleasedGwas | None  # the released GWAS: its strongest variants, its λ_GC
 
 
 def leaked_file(root: Path) -> Path:
@@ -136,7 +136,7 @@ def run_demo(
         if jobs:
             with staged.stage("jobs", "running two jobs in their sandboxes"):
                 stops += job_tour(platform, world, researcher, red_team)
-        hits: list[GwasHit] = []
+        hits: ReleasedGwas | None = None
         if causal is not None:
             with staged.stage("GWAS", "a GWAS of BMI, and one aimed at a participant",
                               len(GWAS_STOPS) + 1) as tick:
