@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -135,10 +136,29 @@ def link(
     ``id_maps`` maps each recipient to its pseudonym map (``pid``, ``eid``); ``marked`` names
     master columns that carry fingerprint marks (never used as exact blocks).
     """
+    return plan(suspect, master, dictionary, id_maps, marked=marked, seed=seed).finish()
+
+
+def plan(
+    suspect: pl.DataFrame,
+    master: pl.DataFrame,
+    dictionary: Dictionary,
+    id_maps: Mapping[str, pl.DataFrame] | None = None,
+    *,
+    marked: Collection[str] = (),
+    seed: int = 0,
+    pool: Executor | None = None,
+) -> Planned:
+    """:func:`link`'s first half: the suspect's columns matched to the master's, their
+    values, blocks and error scales (:class:`Planned`); ``Planned.finish`` links the rows.
+    What needs only the columns (the linkage-free readings) can start in between.
+
+    ``pool``: the master's columns are made ready on one of its threads while the suspect's
+    are parsed on this one (the same numbers: neither side draws from the other's)."""
     if EID not in master.columns:
         raise Invalid("the master table needs an 'eid' column")
     specs = column_specs(master.columns, dictionary, marked)
-    return link_frames(suspect, master, specs, id_maps, seed=seed)
+    return plan_frames(suspect, master, specs, id_maps, seed=seed, pool=pool)
 
 
 def link_frames(
@@ -156,31 +176,77 @@ def link_frames(
     small masters (decoys), where the master's own spacing says little about how crowded
     the suspect is; it also refuses duplicated rows, so it is off for the cohort.
     """
+    return plan_frames(suspect, master, specs, id_maps, mutual=mutual, seed=seed).finish()
+
+
+@dataclass
+class Planned:
+    """A suspect whose columns are matched to the master's (``columns``, ``values``: as
+    :class:`Linked` will hold them), its rows not yet linked (:meth:`finish`)."""
+
+    columns: dict[str, str]  # suspect column -> master column
+    values: dict[str, FloatArray]  # master column -> suspect values per row (NaN missing)
+    rows_read: int
+    plan: _Plan
+    table: _Master
+    rng: np.random.Generator
+    mutual: bool
+    id_column: _Column | None
+    id_maps: Mapping[str, pl.DataFrame]
+
+    def finish(self) -> Linked:
+        """Link the rows (the full pass, then any surviving ID column)."""
+        plan, table = self.plan, self.table
+        eids = np.full(self.rows_read, -1, dtype=np.int64)
+        if plan.ready:
+            found = _match(plan, table, self.rng, self.mutual)
+            eids = np.where(found >= 0, table.eids[np.maximum(found, 0)], -1)
+        id_links: dict[str, int] = {}
+        if self.id_column is not None and self.id_maps:
+            eids, id_links = _link_ids(self.id_column, self.id_maps, plan, table, eids)
+        return Linked(
+            columns=self.columns,
+            eids=eids,
+            values=self.values,
+            rows_read=self.rows_read,
+            grids={m: plan.suspect[s].grid for s, m in plan.mapping.items()},
+            scales=dict(plan.sigma),
+            offsets=dict(plan.bias),
+            keys=list(plan.keys),
+            id_links=id_links,
+        )
+
+
+def plan_frames(
+    suspect: pl.DataFrame,
+    master: pl.DataFrame,
+    specs: Mapping[str, ColumnSpec],
+    id_maps: Mapping[str, pl.DataFrame] | None = None,
+    *,
+    mutual: bool = False,
+    seed: int = 0,
+    pool: Executor | None = None,
+) -> Planned:
+    """:func:`plan` with the master columns described by ``specs`` (:func:`link_frames`)."""
     rng = np.random.default_rng(seed)
-    table = _Master.of(master, specs, rng)
+    made = pool.submit(_Master.of, master, specs, rng) if pool is not None else None
     profiles = {name: _profile(suspect[name]) for name in suspect.columns}
+    table = made.result() if made is not None else _Master.of(master, specs, rng)
     id_column = _id_column(profiles, id_maps or {})
     candidates = [p for name, p in profiles.items() if name != id_column]
     costs = _costs(candidates, table)
     plan = _plan(candidates, table, costs, rng)
-    eids = np.full(suspect.height, -1, dtype=np.int64)
-    if plan.ready:
-        found = _match(plan, table, rng, mutual)
-        eids = np.where(found >= 0, table.eids[np.maximum(found, 0)], -1)
-    id_links: dict[str, int] = {}
-    if id_column is not None and id_maps:
-        eids, id_links = _link_ids(profiles[id_column], id_maps, plan, table, eids)
-    return Linked(
+    return Planned(
         columns=plan.mapping,
-        eids=eids,
         values={m: plan.suspect[s].values for s, m in plan.mapping.items()
                 if plan.suspect[s].kind != "text" and table.specs[m].kind != "text"},
         rows_read=suspect.height,
-        grids={m: plan.suspect[s].grid for s, m in plan.mapping.items()},
-        scales=dict(plan.sigma),
-        offsets=dict(plan.bias),
-        keys=list(plan.keys),
-        id_links=id_links,
+        plan=plan,
+        table=table,
+        rng=rng,
+        mutual=mutual,
+        id_column=profiles[id_column] if id_column is not None else None,
+        id_maps=id_maps or {},
     )
 
 

@@ -525,19 +525,26 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
     if not suspect_path.is_file():
         raise NotFound(f"there is no file {suspect_path}")
     tables.check_suspect(suspect_path)  # size, type and width before any parsing or hashing
-    digest = _sha256(suspect_path)
-    suspect = tables.read_suspect(suspect_path)
-    notes: list[str] = []
-    report = AttributionReport("inconclusive", [], suspect.height, 0, [], suspect_path, digest,
-                               len(records), [], None, {}, {}, notes,
-                               run_at=ctx.clock(),
-                               run_by=principal.person_id if principal else "operator")
-    report.manifests = {m.id: (m.project_id, m.institution_id, manifest.digest(m))
-                        for m in records}
-    if not records:
-        notes.append("no extracts are registered, so no recipient can be scored")
-    else:
-        _score(ctx, store, suspect, records, report, cap)
+    # the cohort is decrypted and decoded on another thread while the file is hashed and read
+    loader = ThreadPoolExecutor(max_workers=1) if records else None
+    cohort = loader.submit(_master, store, records) if loader is not None else None
+    try:
+        digest = _sha256(suspect_path)
+        suspect = tables.read_suspect(suspect_path)
+        notes: list[str] = []
+        report = AttributionReport("inconclusive", [], suspect.height, 0, [], suspect_path,
+                                   digest, len(records), [], None, {}, {}, notes,
+                                   run_at=ctx.clock(),
+                                   run_by=principal.person_id if principal else "operator")
+        report.manifests = {m.id: (m.project_id, m.institution_id, manifest.digest(m))
+                            for m in records}
+        if cohort is None:
+            notes.append("no extracts are registered, so no recipient can be scored")
+        else:
+            _score(ctx, cohort.result(), suspect, records, report, cap)
+    finally:
+        if loader is not None:  # a file refused leaves the cohort's loading to end alone
+            loader.shutdown(wait=False, cancel_futures=True)
     report.seconds = time.perf_counter() - started
     report.evidence = evidence or suspect_path.with_name(suspect_path.name + ".evidence.md")
     _write_evidence(report)
@@ -552,22 +559,32 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
     return report
 
 
-def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
-           records: Sequence[ExtractManifest], report: AttributionReport, cap: int) -> None:
+def _master(store: Store, records: Sequence[ExtractManifest]
+            ) -> tuple[str, pl.DataFrame] | None:
+    """The current cohort version's id and its participants (``eid`` and every column some
+    extract released), or None when the store holds no cohort."""
     version = store.current()
     if version is None:
-        raise Invalid("the store holds no cohort, so no marks can be read; ingest it first")
-    older = [m.id for m in records if m.cohort_version != version.id]
-    if older:
-        report.notes.append(f"{len(older)} extract(s) were made from an earlier cohort "
-                            f"version; their marks are read against the current values, "
-                            f"which can only weaken (never falsely strengthen) the evidence")
+        return None
     granted = {c for m in records for c in m.columns}
     # only the columns some extract released are decoded (the whole table is decrypted)
     participants = store.load_participants(
         lambda names: [EID, *sorted(granted & set(names) - {EID})])
     wanted = sorted(granted & set(participants.columns) - {EID})
-    master = participants.select([EID, *wanted]).with_columns(pl.col(EID).cast(pl.Int64))
+    return version.id, participants.select([EID, *wanted]).with_columns(
+        pl.col(EID).cast(pl.Int64))
+
+
+def _score(ctx: AccessContext, cohort: tuple[str, pl.DataFrame] | None, suspect: pl.DataFrame,
+           records: Sequence[ExtractManifest], report: AttributionReport, cap: int) -> None:
+    if cohort is None:
+        raise Invalid("the store holds no cohort, so no marks can be read; ingest it first")
+    version_id, master = cohort
+    older = [m.id for m in records if m.cohort_version != version_id]
+    if older:
+        report.notes.append(f"{len(older)} extract(s) were made from an earlier cohort "
+                            f"version; their marks are read against the current values, "
+                            f"which can only weaken (never falsely strengthen) the evidence")
     all_carriers = sorted({c for m in records for c in manifest.carriers_of(m)},
                           key=lambda c: (c.column, c.amplitude, c.low, c.high))
     # columns whose values (or, for multi-answer fields, order) differ between copies never
@@ -589,18 +606,21 @@ def _score(ctx: AccessContext, store: Store, suspect: pl.DataFrame,
     with ThreadPoolExecutor(max_workers=2) as pool:
         keyed = pool.submit(_keyed, ctx, records)
         cells = pool.submit(multiset.master_cells, master, all_carriers, bias)
-        linked = linkage.link(suspect, master, ctx.dictionary,
-                              _id_maps(ctx, records, report.notes), marked=marked)
-        report.rows_linked = linked.rows_linked
-        report.linked_columns = dict(linked.columns)
+        # the columns matched first; the linkage-free readings need nothing more, so they
+        # run while the rows are linked
+        planned = linkage.plan(suspect, master, ctx.dictionary,
+                               _id_maps(ctx, records, report.notes), marked=marked, pool=pool)
+        report.linked_columns = dict(planned.columns)
         recipients, sets = keyed.result()
         seed = int(report.suspect_sha256[:16], 16)
-        exact, categories = value_blocks(linked, master, ctx.dictionary, marked)
-        by_name = multiset.by_name(suspect, linked.values, all_carriers)
+        exact, categories = value_blocks(planned, master, ctx.dictionary, marked)
+        by_name = multiset.by_name(suspect, planned.values, all_carriers)
         values = pool.submit(lambda: multiset.gather(
             by_name, master, all_carriers, recipients, bias, seed=seed,
             cap=min(cap, multiset.MAX_POSITIONS), keys=exact, categories=categories,
             cells=cells.result()))
+        linked = planned.finish()
+        report.rows_linked = linked.rows_linked
         read = pool.submit(accuse.read_linked, linked.eids, dict(linked.values), master,
                            all_carriers, bias, seed=seed, cap=cap)
         found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
@@ -650,8 +670,9 @@ def _keyed(ctx: AccessContext, records: Sequence[ExtractManifest]
     return recipients, sets
 
 
-def value_blocks(linked: linkage.Linked, master: pl.DataFrame, dictionary: Dictionary,
-                 marked: set[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def value_blocks(linked: linkage.Linked | linkage.Planned, master: pl.DataFrame,
+                 dictionary: Dictionary, marked: set[str]
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The exact columns the linkage-free reading blocks on (``multiset.gather``'s ``keys``
     and ``categories``): the quasi-identifiers the file holds exactly (what a re-pairer keeps
     together to keep rows plausible), and every exact categorical column (a copy kept whole is
