@@ -36,12 +36,12 @@ from strongroom.audit import (
     EventType,
     salt_key_from_secret,
     signing_key_from_secret,
-    verify,
 )
 from strongroom.audit.checkpoints import append_witness
 from strongroom.audit.log import checkpoint_row, entry_row
 from strongroom.audit.merkle import Frontier
 from strongroom.audit.tables import CHECKPOINTS, ENTRIES
+from strongroom.audit.verify import verify
 from strongroom.db import create_all, make_engine
 
 SECRET = bytes(range(32))

@@ -19,12 +19,12 @@ from strongroom.audit import (
     Checkpoint,
     EventType,
     merkle,
-    verify,
     verify_consistency,
     verify_inclusion,
 )
 from strongroom.audit.checkpoints import read_witness
 from strongroom.audit.tables import CHECKPOINTS, ENTRIES
+from strongroom.audit.verify import verify
 from strongroom.db import create_all, make_engine
 from tests.audit_keys import KEY, PUBLIC, SALT
 

@@ -20,8 +20,8 @@ from strongroom.audit import (
     AuditLog,
     EventType,
     VerifyReport,
-    verify,
 )
+from strongroom.audit.verify import verify
 from strongroom.db import create_all, make_engine
 from tests.audit_keys import KEY, PUBLIC, SALT
 

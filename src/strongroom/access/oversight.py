@@ -11,8 +11,9 @@ from sqlalchemy import select
 from strongroom.access.authorize import authorize
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action
-from strongroom.audit import EventType, StoredEntry, VerifyReport, verify
+from strongroom.audit import EventType, StoredEntry, VerifyReport
 from strongroom.audit.tables import ENTRIES
+from strongroom.audit.verify import verify
 from strongroom.errors import Invalid
 
 MAX_PAGE = 1000

@@ -14,24 +14,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
 
-from strongroom.access import auth, bootstrap, identity, institutions, pauses, people, projects
-from strongroom.access.context import Principal
-from strongroom.cli import session
 from strongroom.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
     KeyFile,
     console,
+    on_use,
     open_platform,
     refusals,
 )
-from strongroom.server import schemas
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from strongroom.access import (
+        auth,
+        bootstrap,
+        identity,
+        institutions,
+        pauses,
+        people,
+        projects,
+    )
+    from strongroom.access.context import Principal
+    from strongroom.cli import session
     from strongroom.platform import Platform
+    from strongroom.server import schemas
+else:  # imported when a command first uses them (cli/common.py on_use)
+    auth, bootstrap, identity, institutions, pauses, people, projects = (
+        on_use(f"strongroom.access.{name}") for name in
+        ("auth", "bootstrap", "identity", "institutions", "pauses", "people", "projects"))
+    session = on_use("strongroom.cli.session")
+    schemas = on_use("strongroom.server.schemas")
 
 admin_app = typer.Typer(help="Administration: institutions, people, projects, pauses "
                         "(sign in first with `strongroom login --as EMAIL`).", no_args_is_help=True)
@@ -53,6 +69,8 @@ Code = Annotated[str, typer.Option("--code", prompt="Authenticator code",
 
 
 def emit(value: BaseModel | list[Any] | dict[str, Any]) -> None:
+    from pydantic import BaseModel
+
     if isinstance(value, BaseModel):
         text = value.model_dump_json(indent=2)
     else:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import importlib.util
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -42,6 +44,23 @@ KeyFile = Annotated[
                  help="The store's master key file (kept outside the data directory)."),
 ]
 DEFAULT_DATA_DIR = Path("strongroom-data")
+
+
+def on_use(name: str) -> ModuleType:
+    """The module ``name``, executed when one of its attributes is first read: a command
+    group's ``--help`` then does not pay for the database layer, Polars and the services its
+    commands call (issue 55: a command starts in under a second of CPU). Modules bound this
+    way are imported under ``if TYPE_CHECKING`` too, so mypy checks their use."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def open_platform(data_dir: Path, key_file: Path | None = None) -> Platform:

@@ -7,26 +7,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 
-from strongroom.access.context import Principal
 from strongroom.cli.admin import admin, emit
 from strongroom.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
     KeyFile,
     console,
+    on_use,
     open_platform,
     refusals,
 )
 from strongroom.errors import Refused
-from strongroom.outputs import requests
-from strongroom.outputs.rules import load_rules
 from strongroom.outputs.states import OutputStatus
-from strongroom.server.workbench_schemas import output_out
+
+if TYPE_CHECKING:
+    from strongroom.access.context import Principal
+    from strongroom.outputs import requests
+    from strongroom.outputs import rules as shipped_rules
+    from strongroom.server import workbench_schemas
+else:  # imported when a command first uses them (cli/common.py on_use)
+    requests = on_use("strongroom.outputs.requests")
+    shipped_rules = on_use("strongroom.outputs.rules")
+    workbench_schemas = on_use("strongroom.server.workbench_schemas")
 
 outputs_app = typer.Typer(help="Outputs: the review queue, verdicts, reviews, rules, the "
                           "raw-row scanner.", no_args_is_help=True)
@@ -45,8 +52,8 @@ def list_outputs(
 ) -> None:
     """List the outputs you may see, newest first."""
     with admin(data_dir, key_file, changes_state=False) as (platform, who):
-        emit([output_out(v) for v in requests.list_outputs(platform.access, who, project,
-                                                           status, queue=queue)])
+        listed = requests.list_outputs(platform.access, who, project, status, queue=queue)
+        emit([workbench_schemas.output_out(v) for v in listed])
 
 
 @outputs_app.command("show")
@@ -54,7 +61,7 @@ def show(output_id: OutputId, data_dir: DataDir = DEFAULT_DATA_DIR,
          key_file: KeyFile = None) -> None:
     """An output's verdict, every finding with its reason, its reviews and its SHA-256."""
     with admin(data_dir, key_file, changes_state=False) as (platform, who):
-        emit(output_out(requests.read(platform.access, who, output_id)))
+        emit(workbench_schemas.output_out(requests.read(platform.access, who, output_id)))
 
 
 # reviewing reads the bytes under review: a data action, taken only from the checker's
@@ -96,7 +103,7 @@ def review(
     registered network only: at the server's console it says where to review instead)."""
     with admin(data_dir, key_file) as (platform, who):
         _from_a_network(who)
-        emit(output_out(platform.outputs.review(who, output_id, approve, reason)))
+        emit(workbench_schemas.output_out(platform.outputs.review(who, output_id, approve, reason)))
 
 
 @outputs_app.command("scan")
@@ -123,7 +130,7 @@ def rules(
     if project is None:
         if set_file is not None:
             raise typer.BadParameter("--set needs --project: the shipped rules do not change")
-        emit(load_rules().as_dict())
+        emit(shipped_rules.load_rules().as_dict())
         return
     with admin(data_dir, key_file, changes_state=set_file is not None) as (platform, who):
         if set_file is not None:

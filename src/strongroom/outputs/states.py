@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from strongroom.audit import EventType
+from strongroom.audit.events import EventType
 from strongroom.errors import Conflict
 from strongroom.outputs.verdicts import Verdict
 
