@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from strongroom.access import projects
 from strongroom.access.context import AccessContext, Principal
+from strongroom.access.models import Person, Project
 from strongroom.access.permissions import Action
 from strongroom.cohort.model import EID
 from strongroom.demo.world import (
@@ -84,7 +85,7 @@ class Story:
     held: list[Held]
     extract: ExtractResult | None = None
     alert_id: str | None = None
-    suspended: list[str] = field(default_factory=list)  # "person per_…", "project prj_…"
+    suspended: list[str] = field(default_factory=list)  # "Name (per_…)", "project Name (prj_…)"
     leaked: Path | None = None
     dp_project: str | None = None
     dp_spent: str = "0"  # ε spent of dp_total
@@ -226,7 +227,11 @@ def extract_and_suspend(platform: Platform, who: People, project_id: str, leaked
                            .order_by(AlertRow.first_at)).first()
         assert alert is not None, "the refused extract raised no alert"
         alert_id = alert.id
-        suspended = [f"person {alert.person_id}", f"project {alert.project_id}"]
+        person, project = db.get(Person, alert.person_id), db.get(Project, alert.project_id)
+        assert person is not None and project is not None
+        # names where a person reads, the IDs beside them for the commands
+        suspended = [f"{person.name} ({alert.person_id})",
+                     f"project {project.title} ({alert.project_id})"]
     appeals.appeal(ctx, mallory, alert_id,
                    "I thought the registry's full linkage had been approved as a large job; "
                    "please lift the suspension while the declaration is filed.")
