@@ -87,3 +87,31 @@ def test_ordinary_files_still_read(tmp_path: Path) -> None:
     path = tmp_path / "ok.csv"
     path.write_text("a,b\n1,2\n3,4\n")
     assert tables.read_suspect(path).shape == (2, 2)
+
+
+def test_columns_cast_as_they_stand_type_as_each_column_alone() -> None:
+    """``_typed`` casts every text column at once and keeps the cast where every present
+    cell parsed (no NaN): the same columns, types and values as judging each column alone
+    (stripped, its missing markers nulled, decimal commas tried)."""
+    cells = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", ".", " 1", "1 ",
+             "\t2", "+3", "1e3", "inf", "-inf", "1,5", "x", None, "1.", ".5", "\u00a01",
+             "1", "2.5", "-3", "1e-3"]
+    rng = np.random.default_rng(7)
+    columns = {f"c{i}": [cells[j] for j in rng.integers(0, len(cells), 6)] for i in range(300)}
+    columns |= {"numbers": ["1", "2.5", None, "-3", "1e3", "4"],
+                "padded": ["1", " 2", None, "3", "4", "5"], "nan": ["1", "NaN", "2", "3", "4", "5"],
+                "empty": [None] * 6}
+    frame = pl.DataFrame(columns, schema={c: pl.String for c in columns}).with_columns(
+        pl.Series("flag", [True, False, None, True, True, False]))
+    typed = tables._typed(frame)
+    alone = [tables._from_text(frame[c]) if frame[c].dtype == pl.String
+             else frame[c].cast(pl.Float64) for c in frame.columns]
+    assert typed.columns == frame.columns
+    for got, want in zip(typed.get_columns(), alone, strict=True):
+        assert got.dtype == want.dtype, got.name
+        assert got.is_null().to_list() == want.is_null().to_list(), got.name
+        assert got.to_list() == want.to_list() or (
+            got.dtype == pl.Float64 and np.array_equal(got.to_numpy(), want.to_numpy(),
+                                                       equal_nan=True)), got.name
+    assert typed["numbers"].dtype == pl.Float64 and typed["padded"].to_list()[1] == 2.0
+    assert typed["empty"].dtype == pl.String
