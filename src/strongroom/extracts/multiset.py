@@ -93,8 +93,9 @@ def _units(values: np.ndarray, amplitude: float) -> tuple[np.ndarray, np.ndarray
     """Values as whole units of ``amplitude`` (int64), and which of them lie on that grid."""
     scaled = values / amplitude
     rounded = np.rint(scaled)
-    on = np.isfinite(scaled) & (np.abs(scaled - rounded)
-                                <= 1e-6 + 4e-16 * np.abs(np.nan_to_num(scaled)))
+    # where ``scaled`` is NaN or infinite, ``on`` is False whatever the comparison says
+    with np.errstate(invalid="ignore"):
+        on = np.isfinite(scaled) & (np.abs(scaled - rounded) <= 1e-6 + 4e-16 * np.abs(scaled))
     return np.where(on, rounded, 0).astype(np.int64), on
 
 
@@ -334,13 +335,21 @@ def _dense_read(y: np.ndarray, marked: np.ndarray, plain: np.ndarray) -> np.ndar
         return None
     k = np.bincount(y - low, minlength=span)
     at = marked - low
-    marked_counts = np.bincount(at, minlength=span).astype(np.float64)
-    candidates = np.bincount(plain - low, minlength=span).astype(np.float64)
-    near = marked_counts[:-2] + marked_counts[2:]  # marked cells one unit below and above
-    candidates[1:-1] = near + candidates[1:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(candidates > 0, k / np.maximum(candidates, 1), 0.0)
-    out: np.ndarray = share[at + 1] - share[at - 1]
+    # marked cells by key, one slot up: ``below[i]`` counts keys i − 1, ``below[i + 2]`` i + 1
+    below = np.bincount(at + 1, minlength=span + 2)
+    plain_counts = np.bincount(plain - low, minlength=span)
+
+    def share(keys: np.ndarray) -> np.ndarray:
+        """``k(Y)/C(Y)`` at ``keys`` (0 where no candidate), C the marked cells one unit
+        below and above plus the unmarked at Y; computed only where it is read (every key
+        read lies strictly inside the range, and at its two ends ``k`` is 0)."""
+        candidates = ((below[keys] + below[keys + 2]) + plain_counts[keys]).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            found: np.ndarray = np.where(candidates > 0,
+                                         k[keys] / np.maximum(candidates, 1), 0.0)
+        return found
+
+    out: np.ndarray = share(at + 1) - share(at - 1)
     return out
 
 
