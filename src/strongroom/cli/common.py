@@ -60,6 +60,9 @@ def on_use(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:  # as an import binds it: ``strongroom.watch.alerts`` reads from the package too
+        setattr(sys.modules[parent], child, module)
     return module
 
 

@@ -18,28 +18,40 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from strongroom.access.authorize import authorize
 from strongroom.access.permissions import Action
-from strongroom.cli import session
 from strongroom.cli.admin import admin, emit
 from strongroom.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
     KeyFile,
     console,
+    on_use,
     open_platform,
     refusals,
 )
-from strongroom.server.watch_schemas import alert_out, appeal_out
-from strongroom.watch import alerts, appeals
-from strongroom.watch.alerts import AlertFilter, AlertView
-from strongroom.watch.delivery import Delivery
-from strongroom.watch.destinations import load_destinations
 from strongroom.watch.exports import Format, render
 from strongroom.watch.states import AlertStatus, Severity
 
 if TYPE_CHECKING:
+    from strongroom.access import authorize as authorization
+    from strongroom.cli import session
     from strongroom.platform import Platform
+    from strongroom.server import watch_schemas
+    from strongroom.watch import alerts, appeals, delivery
+    from strongroom.watch import destinations as watch_destinations
+    from strongroom.watch.alerts import AlertFilter, AlertView
+else:  # imported when a command first uses them (cli/common.py on_use)
+    authorization = on_use("strongroom.access.authorize")
+    session = on_use("strongroom.cli.session")
+    watch_schemas = on_use("strongroom.server.watch_schemas")
+    alerts = on_use("strongroom.watch.alerts")
+    appeals = on_use("strongroom.watch.appeals")
+    delivery = on_use("strongroom.watch.delivery")
+    watch_destinations = on_use("strongroom.watch.destinations")  # `destinations` is a command
+
+# alerts.MAX_LIMIT, written here: reading it would import the alerts' service to list the
+# options (tests/unit/test_cli_start.py holds the two equal)
+MAX_LIMIT = 1000
 
 watch_app = typer.Typer(help="Watch: alerts, the live view, SIEM exports, appeals, delivery "
                         "(sign in first with `strongroom login --as EMAIL`).", no_args_is_help=True)
@@ -63,15 +75,15 @@ def list_alerts(
     person: Annotated[str | None, typer.Option(help="Only this person's.")] = None,
     since: Annotated[dt.datetime | None, typer.Option(
         help="Only alerts seen at or after this time (UTC).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=alerts.MAX_LIMIT)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT)] = 100,
     offset: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
     """List alerts as JSON, most recently seen first."""
     with admin(data_dir, key_file, changes_state=False) as (platform, who):
-        flt = AlertFilter(status, severity, detector, project, institution, person,
-                          _utc(since))
-        emit([alert_out(v) for v in alerts.list_alerts(platform.access, who, flt,
-                                                       limit=limit, offset=offset)])
+        flt = alerts.AlertFilter(status, severity, detector, project, institution, person,
+                                 _utc(since))
+        listed = alerts.list_alerts(platform.access, who, flt, limit=limit, offset=offset)
+        emit([watch_schemas.alert_out(v) for v in listed])
 
 
 def _utc(when: dt.datetime | None) -> dt.datetime | None:
@@ -83,7 +95,7 @@ def show(alert_id: AlertId, data_dir: DataDir = DEFAULT_DATA_DIR,
          key_file: KeyFile = None) -> None:
     """One alert: its reasons, evidence, suspensions, lifecycle and appeal."""
     with admin(data_dir, key_file, changes_state=False) as (platform, who):
-        emit(alert_out(alerts.get(platform.access, who, alert_id)))
+        emit(watch_schemas.alert_out(alerts.get(platform.access, who, alert_id)))
 
 
 Reason = Annotated[str, typer.Option(help="Why (kept in the audit log).")]
@@ -94,7 +106,8 @@ def acknowledge(alert_id: AlertId, reason: Reason = "", data_dir: DataDir = DEFA
                 key_file: KeyFile = None) -> None:
     """Acknowledge an alert: someone is on it."""
     with admin(data_dir, key_file) as (platform, who):
-        emit(alert_out(alerts.acknowledge(platform.access, who, alert_id, reason)))
+        emit(watch_schemas.alert_out(alerts.acknowledge(platform.access, who, alert_id,
+                                                        reason)))
 
 
 @watch_app.command("resolve")
@@ -103,7 +116,7 @@ def resolve(alert_id: AlertId,
             data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Resolve an alert with the reason (a suspension stays until lifted)."""
     with admin(data_dir, key_file) as (platform, who):
-        emit(alert_out(alerts.resolve(platform.access, who, alert_id, reason)))
+        emit(watch_schemas.alert_out(alerts.resolve(platform.access, who, alert_id, reason)))
 
 
 @watch_app.command("reopen")
@@ -111,7 +124,7 @@ def reopen(alert_id: AlertId, reason: Reason = "", data_dir: DataDir = DEFAULT_D
            key_file: KeyFile = None) -> None:
     """Reopen a resolved alert."""
     with admin(data_dir, key_file) as (platform, who):
-        emit(alert_out(alerts.reopen(platform.access, who, alert_id, reason)))
+        emit(watch_schemas.alert_out(alerts.reopen(platform.access, who, alert_id, reason)))
 
 
 @watch_app.command("appeal")
@@ -120,7 +133,7 @@ def appeal(alert_id: AlertId,
            data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Appeal the suspension an alert set (the person suspended, or the project's lead)."""
     with admin(data_dir, key_file) as (platform, who):
-        emit(appeal_out(appeals.appeal(platform.access, who, alert_id, text)))
+        emit(watch_schemas.appeal_out(appeals.appeal(platform.access, who, alert_id, text)))
 
 
 @watch_app.command("review")
@@ -131,7 +144,8 @@ def review(alert_id: AlertId,
            data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None) -> None:
     """Decide an appeal (custodian admins; a lift takes two of them)."""
     with admin(data_dir, key_file) as (platform, who):
-        emit(appeal_out(appeals.review(platform.access, who, alert_id, lift, reason)))
+        emit(watch_schemas.appeal_out(appeals.review(platform.access, who, alert_id, lift,
+                                                     reason)))
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="ocsf, ecs or cef.")]
@@ -198,7 +212,7 @@ def tail(
     project: ProjectOpt = None,
 ) -> None:
     """A live view of alerts as they arrive, or a stream of lines to pipe into a SIEM."""
-    flt = AlertFilter(status, severity, detector, project)
+    flt = alerts.AlertFilter(status, severity, detector, project)
     with refusals(), open_platform(data_dir, key_file) as platform:
         polls = _polls(platform, flt, last, interval, once)
         try:
@@ -227,7 +241,7 @@ def destinations(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Check watch.yaml: where alerts go, and whether each webhook's secret can be read
     (secrets are never shown; exit 1 if one cannot)."""
     with refusals():
-        found = load_destinations(Path(data_dir))
+        found = watch_destinations.load_destinations(Path(data_dir))
     shown = found.public()
     for entry, hook in zip(shown[len(found.syslog):], found.webhooks, strict=True):
         try:
@@ -252,8 +266,8 @@ def deliveries(data_dir: DataDir = DEFAULT_DATA_DIR, key_file: KeyFile = None,
     with refusals(), open_platform(data_dir, key_file) as platform:
         who = session.resume(platform.access, platform, False)
         with platform.access.transaction() as db:  # the same right as reading alerts
-            authorize(platform.access, db, who, Action.WATCH_READ)
-        outbox = Delivery.open(Path(data_dir), platform.store.engine, background=False)
+            authorization.authorize(platform.access, db, who, Action.WATCH_READ)
+        outbox = delivery.Delivery.open(Path(data_dir), platform.store.engine, background=False)
         if send:
             done = outbox.drain()
             console.print(f"sent {done.delivered}, retrying {done.retrying}, failed "

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.watch.exports.cef import to_cef
 from strongroom.watch.exports.ecs import to_ecs
 from strongroom.watch.exports.ocsf import to_ocsf
-from strongroom.watch.models import AlertRow
+
+# the alerts' database model is named in annotations only, here and in the formats' modules:
+# Format is then read without the database layer (`strongroom watch --help`, issue 55)
+if TYPE_CHECKING:
+    from strongroom.watch.models import AlertRow
 
 
 class Format(StrEnum):

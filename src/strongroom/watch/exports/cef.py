@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 from strongroom.watch.exports import fields
-from strongroom.watch.models import AlertRow
 from strongroom.watch.states import Severity
+
+if TYPE_CHECKING:  # annotations only: see the package (issue 55)
+    from strongroom.watch.models import AlertRow
 
 # CEF severity 0–10: 0–3 low, 4–6 medium, 7–8 high, 9–10 very high
 SEVERITY: dict[Severity, int] = {Severity.INFO: 1, Severity.LOW: 3, Severity.MEDIUM: 5,

@@ -8,11 +8,13 @@ whose values ECS keeps as keywords.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.watch.exports import fields
-from strongroom.watch.models import AlertRow
 from strongroom.watch.states import Severity
+
+if TYPE_CHECKING:  # annotations only: see the package (issue 55)
+    from strongroom.watch.models import AlertRow
 
 ECS_VERSION = "8.11.0"
 # event.severity: the same 0–10 scale as CEF; event.risk_score: Elastic's own rule scale

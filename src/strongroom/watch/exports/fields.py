@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strongroom
-from strongroom.watch.models import AlertRow
 from strongroom.watch.states import AlertStatus, Severity
+
+if TYPE_CHECKING:  # annotations only: see the package (issue 55)
+    from strongroom.watch.models import AlertRow
 
 VENDOR = "Strongroom"
 PRODUCT = "Strongroom Watch"

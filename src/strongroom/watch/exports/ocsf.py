@@ -11,11 +11,13 @@ the person is ``actor.user`` and the recorded address ``src_endpoint.ip`` (insid
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.watch.exports import fields
-from strongroom.watch.models import AlertRow
 from strongroom.watch.states import AlertStatus, Severity
+
+if TYPE_CHECKING:  # annotations only: see the package (issue 55)
+    from strongroom.watch.models import AlertRow
 
 OCSF_VERSION = "1.7.0"
 FINDINGS = (2, "Findings")
