@@ -142,8 +142,8 @@ def _classes(rows: np.ndarray, suspect: pl.DataFrame, linked: Linked, master: pl
              ) -> tuple[np.ndarray, np.ndarray]:
     """The members of ``rows``' classes, each weighing (rows of its class) / (class size)."""
     keys = [f"k{i}" for i in range(len(exact) + len(generalised))]
-    master_values = (linkage.comparable_values(master.select([EID, *exact]),
-                                               linkage.column_specs(exact, dictionary))
+    master_values = (linkage.master_columns(master, linkage.column_specs(exact, dictionary),
+                                            linked)
                      if exact else {})
     cohort = pl.DataFrame({
         EID: master[EID].cast(pl.Int64),

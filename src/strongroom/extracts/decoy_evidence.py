@@ -73,8 +73,7 @@ def weigh(linked: Linked, candidates: Sequence[tuple[str, str, int]],
             continue
         specs = {c: decoy_set.specs[c] for c in columns}
         if tuple(columns) not in cache:
-            cache[tuple(columns)] = linkage.comparable_values(master.select([EID, *columns]),
-                                                              specs)
+            cache[tuple(columns)] = linkage.master_columns(master, specs, linked)
         cohort = cache[tuple(columns)]
         decoys = linkage.comparable_values(decoy_set.rows.select([EID, *columns]), specs)
         tolerance = {c: _tolerance(linked, c, specs[c].kind, specs[c].unit) for c in columns}

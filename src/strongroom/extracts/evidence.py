@@ -97,7 +97,7 @@ def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -
     if not columns or len(wanted) == 0:
         return out
     specs = linkage.column_specs(columns, dictionary)
-    values = linkage.comparable_values(master.select([EID, *columns]), specs)
+    values = linkage.master_columns(master, specs, linked)
     cohort = pl.DataFrame({EID: master[EID].cast(pl.Int64),
                            **{f"c{i}": values[c] for i, c in enumerate(columns)}})
     cohort = cohort.with_columns(pl.col(f"c{i}").fill_nan(None) for i in range(len(columns)))

@@ -90,10 +90,44 @@ class Linked:
     offsets: dict[str, float] = field(default_factory=dict)  # median suspect − master
     keys: list[str] = field(default_factory=list)  # master columns used as exact blocks
     id_links: dict[str, int] = field(default_factory=dict)  # recipient -> rows linked by ID
+    # the master's columns as linkage made them (:func:`master_columns` takes them again)
+    made: MasterColumns | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows_linked(self) -> int:
         return int(np.count_nonzero(self.eids >= 0))
+
+
+@dataclass(frozen=True)
+class MasterColumns:
+    """A master frame's code, number and date columns as linkage compares them, made once
+    (:func:`master_columns` hands them out again, read-only, for that same frame)."""
+
+    frame: pl.DataFrame
+    values: Mapping[str, FloatArray]
+    kinds: Mapping[str, Kind]
+
+
+def master_columns(master: pl.DataFrame, specs: Mapping[str, ColumnSpec],
+                   linked: Linked | Planned | None = None) -> dict[str, FloatArray]:
+    """:func:`comparable_values` of ``master.select([EID, *specs])``: each column that
+    ``linked`` made of this very frame (``master`` is the frame it was linked to) under the
+    same kind is taken from it, read-only, instead of being made again (the same numbers)."""
+    made = linked.made if linked is not None else None
+    have = made.values if made is not None and made.frame is master else {}
+    reuse = {c for c, spec in specs.items()
+             if c in have and made is not None and made.kinds.get(c) == spec.kind}
+    rest = {c: spec for c, spec in specs.items() if c not in reuse}
+    fresh = comparable_values(master.select([EID, *rest]), rest) if rest else {}
+    out = {}
+    for column in specs:
+        if column in reuse:
+            view = have[column].view()
+            view.flags.writeable = False
+            out[column] = view
+        elif column in fresh:
+            out[column] = fresh[column]
+    return out
 
 
 def column_specs(
@@ -193,6 +227,7 @@ class Planned:
     mutual: bool
     id_column: _Column | None
     id_maps: Mapping[str, pl.DataFrame]
+    made: MasterColumns | None = field(default=None, repr=False)
 
     def finish(self) -> Linked:
         """Link the rows (the full pass, then any surviving ID column)."""
@@ -214,6 +249,7 @@ class Planned:
             offsets=dict(plan.bias),
             keys=list(plan.keys),
             id_links=id_links,
+            made=self.made,
         )
 
 
@@ -247,6 +283,8 @@ def plan_frames(
         mutual=mutual,
         id_column=profiles[id_column] if id_column is not None else None,
         id_maps=id_maps or {},
+        made=MasterColumns(master, table.values,
+                           {name: spec.kind for name, spec in table.specs.items()}),
     )
 
 

@@ -684,8 +684,7 @@ def value_blocks(linked: linkage.Linked | linkage.Planned, master: pl.DataFrame,
                    _categorical(unmarked, dictionary)):
         out.append(multiset.exact_columns(
             {c: linked.values[c] for c in chosen},
-            linkage.comparable_values(master.select([EID, *chosen]),
-                                      linkage.column_specs(chosen, dictionary))
+            linkage.master_columns(master, linkage.column_specs(chosen, dictionary), linked)
         ) if chosen else {})
     return out[0], out[1]
 
