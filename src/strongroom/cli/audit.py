@@ -8,24 +8,32 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from strongroom.access import oversight
-from strongroom.audit.checkpoints import Checkpoint
 from strongroom.audit.events import EventType
-from strongroom.audit.operators import Operator
-from strongroom.audit.verify import verify
 from strongroom.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
     KeyFile,
     console,
     errors,
+    on_use,
     open_platform,
     refusals,
 )
 from strongroom.cli.operators import OperatorName, Reason, named_or_signed_in
 
 if TYPE_CHECKING:
+    from strongroom.access import oversight
+    from strongroom.audit import verify as verification
+    from strongroom.audit.checkpoints import Checkpoint
+    from strongroom.audit.operators import Operator
     from strongroom.platform import Platform
+else:  # imported when a command first uses them (cli/common.py on_use)
+    oversight = on_use("strongroom.access.oversight")
+    verification = on_use("strongroom.audit.verify")  # `verify` is the checker's own name
+
+# oversight.MAX_PAGE, written here: reading it would import the database layer to list the
+# options (tests/unit/test_cli_start.py holds the two equal)
+MAX_PAGE = 1000
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
@@ -78,7 +86,7 @@ def _accept_loss(platform: Platform, by: Operator, anchors: list[dict[str, Any]]
     then sign it: refused unless the only problem is such a loss (a rollback or a fork seen
     from the witness or anchors), never for an edited, deleted or truncated log."""
     lost: list[Checkpoint] = []
-    found = verify(platform.store.engine, public_key=platform.audit.public_key,
+    found = verification.verify(platform.store.engine, public_key=platform.audit.public_key,
                    witness=platform.witness, anchors=anchors, lost=lost)
     if not found.ok:
         raise ValueError(f"{found.summary()}. That is not a lost history an operator can "
@@ -117,7 +125,7 @@ def audit_checkpoint(
 @audit_app.command("show")
 def audit_show(
     start: Annotated[int, typer.Option(min=0, help="First entry.")] = 0,
-    limit: Annotated[int, typer.Option(min=1, max=oversight.MAX_PAGE, help="How many.")
+    limit: Annotated[int, typer.Option(min=1, max=MAX_PAGE, help="How many.")
                      ] = 50,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     key_file: KeyFile = None,

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel
 
 from strongroom.cli.admin import admin, emit
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, refusals
+from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, on_use, refusals
 from strongroom.cli.remote import Ca, ProjectId, Token, Url, json_argument, remote, show
-from strongroom.privacy import dp_runtime
-from strongroom.server.privacy_schemas import budget_out
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from strongroom.privacy import dp_runtime
+    from strongroom.server import privacy_schemas
+else:  # imported when a command first uses them (cli/common.py on_use)
+    dp_runtime = on_use("strongroom.privacy.dp_runtime")
+    privacy_schemas = on_use("strongroom.server.privacy_schemas")
+
+# dp_runtime.ENV_PYTHON, written here: reading it would import Polars to list the options
+# (tests/unit/test_cli_start.py holds the two equal)
+ENV_PYTHON = "STRONGROOM_DP_PYTHON"
 
 dp_app = typer.Typer(help="Differential privacy: DP queries, a project's DP mode and budget.",
                      no_args_is_help=True)
@@ -46,7 +56,7 @@ def budget(project: ProjectId, data_dir: DataDir = DEFAULT_DATA_DIR,
            key_file: KeyFile = None) -> None:
     """A project's DP mode, its budget (exact: total, spent, remaining) and latest charges."""
     with admin(data_dir, key_file, changes_state=False) as (platform, who):
-        emit(budget_out(platform.privacy.budget_of(who, project)))
+        emit(privacy_schemas.budget_out(platform.privacy.budget_of(who, project)))
 
 
 @dp_app.command("mode")
@@ -66,7 +76,7 @@ def mode(
     """Set a project's DP mode and budget totals (access committee or custodian admin),
     within the platform's ceiling. --exact on a DP project ends its DP history for good."""
     with admin(data_dir, key_file) as (platform, who):
-        result: BaseModel = budget_out(platform.privacy.configure(
+        result: BaseModel = privacy_schemas.budget_out(platform.privacy.configure(
             who, project, reason=reason, dp_mode=dp, epsilon=epsilon, delta=delta))
         emit(result)
 
@@ -74,7 +84,7 @@ def mode(
 @dp_app.command("setup")
 def setup(environment: Annotated[Path | None, typer.Option(
         help="Where to make the engine's environment (default: inside the running one). "
-             f"Elsewhere, point {dp_runtime.ENV_PYTHON} at its bin/python.")] = None) -> None:
+             f"Elsewhere, point {ENV_PYTHON} at its bin/python.")] = None) -> None:
     """Make the DP engine's own Python environment (OpenDP pins its own Polars)."""
     where = environment or dp_runtime.default_environment()
     with refusals():
