@@ -208,6 +208,23 @@ def trait_refused(spec: GwasSpec, k: int, max_share: float, max_leverage: float)
             "held by many, and analyse traits as measured")
 
 
+def gwas_refused(spec: GwasSpec, k: int, max_share: float, max_leverage: float) -> str:
+    """The one reason of every GWAS refused once it has read the data, whatever refused it
+    (the output service gives it in place of the run's own): a trait the rules refuse, a
+    case-control trait holding other values than 0 and 1, a definition with a participant's
+    rows repeated, too few genotyped, an output too large to keep, a failure of the platform
+    while it ran. Each of those can hang on one participant's value, so which one it was
+    would make one rationed refusal say more than one bit (the observables red team, three
+    outcomes in one answer: tests/integration/test_redteam_observables.py)."""
+    return (f"{trait_refused(spec, k, max_share, max_leverage)}. Or else the GWAS could not "
+            "be made from this definition once it was read: a case-control trait holds other "
+            "values than 0 and 1, a participant has more than one row (GROUP BY pid), too few "
+            "participants are genotyped, its output is larger than an output may be (ask for "
+            "fewer variants, with min_info or min_mac, or fewer traits), or the platform "
+            "failed while it ran; which of these it was is an answer about the data too, so "
+            "it is not said either")
+
+
 def _not_two_valued(traits: FloatArray, spec: GwasSpec, k: int, max_share: float,
                     max_leverage: float) -> None:
     """Refuse a two-valued trait fitted by least squares: its cases' and controls' frequencies

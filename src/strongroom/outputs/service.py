@@ -499,7 +499,7 @@ class Outputs:
         """A GWAS over the sealed genotypes: the genetics rules withhold variants, then the
         ordinary check (a fit per trait, its vectors differenced against every release), the
         raw-row scan and the ration, as for any analysis. Needs the project's genotype grant."""
-        from strongroom.genomics.study import run_gwas
+        from strongroom.genomics.study import gwas_refused, run_gwas
         from strongroom.outputs import genetics
 
         self._hold(principal, project_id)
@@ -546,6 +546,11 @@ class Outputs:
                                 ledger, enclave_service.figure_secret(self.enclave,
                                                                       where.project))
                         out.result.spec = dict(request)
+                        # the size limit, met on the whole output before the check: what
+                        # the genetics rules let through, and so the bytes, hang on the
+                        # data, so a GWAS too large to keep is an answer, never a free error
+                        whole = genetics.render(out, fmt, hidden=False)
+                        _gwas_fits(whole)
                         with self.ctx.transaction() as db:
                             institution = _institution(db, where.project)
                         report, held, findings, sure = self._checked(
@@ -553,13 +558,20 @@ class Outputs:
                             self.enclave.master_ids(where.project), key)
                         blocked = bool(findings) and \
                             CheckReport.worst(findings) is Verdict.BLOCK
-                        payload = genetics.render(out, fmt, hidden=blocked)
+                        payload = (genetics.render(out, fmt, hidden=True) if blocked
+                                   else whole)
                         name = output_name(named, request, fmt)
                         findings += out.findings
                         findings += scan(self.index(), genetics.render(
                             out, fmt, hidden=blocked, annotated=False), name)
-                except DataRefusal as refusal:
-                    return self._refused(principal, project_id, request, fmt, refusal, timer,
+                except DataRefusal:
+                    # one reason, whichever of the run's checks (or the platform) refused it:
+                    # which it was can hang on one participant's value, and the refusal is
+                    # one rationed answer, one bit
+                    one = DataRefusal(gwas_refused(spec, rules.threshold,
+                                                   rules.genetics_max_residual_share,
+                                                   rules.regression_max_leverage))
+                    return self._refused(principal, project_id, request, fmt, one, timer,
                                          named)
             acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
                      or answers.near(map(len, held.sets), rules.threshold))
@@ -1138,6 +1150,19 @@ def _fits(result: Result, fmt: Format) -> None:
         raise DataRefusal(f"the result is larger than {requests.MAX_BYTES:,} bytes, the most "
                           "an output of aggregates may be; ask for fewer groups or fewer "
                           "statistics")
+
+
+def _gwas_fits(payload: bytes) -> None:
+    """Refuse a GWAS's output too large to keep, by its whole rendering, before the check
+    (as :func:`_fits` does for every other analysis): the variants the genetics rules
+    release, and so its size, hang on the analysed people's genotypes and values. A
+    DataRefusal: a blocked, rationed output, never the free error ``record_output`` would
+    raise (the observables red team: the limit met only when one participant's value let
+    more through answered 422, nothing spent)."""
+    if len(payload) > requests.MAX_BYTES:
+        raise DataRefusal(f"the result is larger than {requests.MAX_BYTES:,} bytes, the most "
+                          "an output may be; ask for fewer variants (min_info, min_mac) or "
+                          "fewer traits")
 
 
 def _settled(findings: Sequence[Finding], report: CheckReport,

@@ -1,0 +1,274 @@
+"""Red team: what a researcher observes around GWAS requests, DP queries, definitions and
+output listings, through the real HTTP API (the FastAPI app over httpx) and the console.
+
+Earlier red teams closed what is released and much of what surrounds it (a job's files, a
+refusal's wording for definitions and fits, time on schedules, withheld outputs' bytes, the
+DP budget's spends). This module asks the same questions of the GWAS path, whose output is
+rendered, sized and refused by code of its own (outputs/service.py ``_gwas``,
+genomics/study.py, outputs/genetics.py), and of the listings around it. Each attack asks the
+same thing with a target participant's BMI over a line and under it (the truth read
+custodian-side, the lines a tenth either side of it) and compares everything the
+researcher's client is told: status, body (ids and moments masked), headers,
+``Content-Length``, listings, the answers spent. Guarantees, one a sentence:
+
+- *A GWAS whose rendered output meets the size limit is a rationed, blocked output, never a
+  free error*: a GWAS's payload grows with the variants the genetics rules release, which
+  hang on the analysed people's genotypes and values, so a limit met only when one
+  participant's value lets a variant through is an answer (as ``_fits`` makes it for every
+  other analysis); once the ration is spent, too large and small enough look alike.
+  (Leaked: the limit was met in ``record_output`` as a free ``Invalid``, 422, nothing
+  spent; fixed in ``Outputs._gwas``.)
+- *A GWAS refused once it has read the data says one thing, whatever refused it*: its
+  refusal is one rationed answer, one bit, never which of the run's checks the data failed
+  (a logistic trait not 0/1, duplicated rows, too few genotyped, a trait the rules refuse,
+  a failure of the platform's own). (Leaked: each had its own reason, so one answer told
+  three outcomes apart; fixed in ``Outputs._gwas``.)
+- A withheld GWAS's API record, console page, headers and ``Content-Length`` are the same
+  whether the data let it run to the end or refused it.
+- An output listing's order and count are the request's (moments of the schedule, ids
+  random), never the size, the verdict or the kind of what was found.
+
+The truth is custodian-side throughout: the cast's BMIs, the database's answers and the
+outputs' stored sizes. Where the platform's limit is moved (the output size limit, 64 MiB,
+met at scale by a genotype store of millions of variants), it is moved to between the two
+sizes the two worlds' GWAS render, as an attacker tunes a request (``min_info``,
+``min_mac``, the traits) until it sits at the limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from strongroom.access import projects
+from strongroom.access.context import Principal
+from strongroom.attacks import runner
+from strongroom.attacks.world import AttackWorld
+from strongroom.genomics.formats import open_genotypes
+from strongroom.outputs import answers, genetics
+from strongroom.outputs import requests as output_requests
+from strongroom.outputs.models import OutputRow
+from tests.genotype_files import write_bed
+from tests.integration.test_redteam_http_surface import (
+    _browser,
+    _masked,
+    _no_side_headers,
+    _spend_all,
+)
+from tests.redteam_world import attacker, module_cast, module_world
+
+pytestmark = pytest.mark.slow
+
+world = module_world()
+cast = module_cast()
+
+M = 120  # variants: common ones, so a GWAS of everyone releases most of them
+
+
+@pytest.fixture(scope="module")
+def genotyped(world: AttackWorld, tmp_path_factory: pytest.TempPathFactory) -> AttackWorld:
+    """The world's participants genotyped at M common variants (custodian-side)."""
+    people = world.platform.store.load().participants
+    eid = people["eid"].to_numpy()
+    rng = np.random.default_rng(5)
+    freq = rng.uniform(0.15, 0.5, M)
+    g = rng.binomial(2, freq, size=(eid.size, M)).astype(np.float32)
+    root = Path(tmp_path_factory.mktemp("observables-genotypes"))
+    bed = write_bed(root / "array", g, [str(e) for e in eid])
+    with open_genotypes(bed) as source:
+        world.platform.genotypes.ingest(source)
+    return world
+
+
+def _gwas_project(world: AttackWorld) -> tuple[Principal, str]:
+    """A new researcher's new project with the definition ``base`` and a genotype grant."""
+    who, project = attacker(world)
+    projects.set_genotypes(world.platform.access, world.staff("custodian-admin"), project,
+                           True)
+    return who, project
+
+
+@contextlib.contextmanager
+def _membership_as_it_was(world: AttackWorld) -> Iterator[None]:
+    """Custodian-side: the platform's membership budget restored after the block, so each
+    world's GWAS meets the same budget (the test's own bookkeeping, not the attack's)."""
+    path = world.platform.access.root / genetics.BUDGET_FILE
+    before = path.read_bytes() if path.exists() else None
+    try:
+        yield
+    finally:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(before)
+
+
+def _spent(world: AttackWorld, who: Principal) -> int:
+    with world.platform.access.transaction() as db:
+        return answers.used(db, who.person_id, world.clock(),
+                            world.platform.rations.of(db, who.person_id))
+
+
+def _lines(target: runner.Target) -> dict[str, float]:
+    return {"over": round(target.bmi - 0.1, 2), "under": round(target.bmi + 0.1, 2)}
+
+
+GWAS = {"kind": "gwas", "definition": "g", "traits": ["y"], "covariates": ["sex"],
+        "principal_components": 0}
+
+
+def _ask(browser: TestClient, project: str, analysis: dict[str, Any]) -> Any:
+    return browser.post(f"/projects/{project}/analyses", json={"analysis": analysis,
+                                                               "name": "probe"})
+
+
+def _seen(response: Any) -> tuple[int, str, list[str], str]:
+    return (response.status_code, _masked(response.text),
+            sorted(k.lower() for k in response.headers),
+            response.headers.get("content-length", ""))
+
+
+# -- the size limit on a GWAS's rendered output ---------------------------------------------
+
+# the target's trait is kept only if their BMI is over the line: the group, its allele
+# counts, its rounding draws and so the rendered bytes differ by one participant
+SIZED = ("SELECT pid, sex, CASE WHEN {T} AND bmi <= {L} THEN NULL ELSE sbp END AS y "
+         "FROM base WHERE sbp IS NOT NULL")
+
+
+def _stored_size(world: AttackWorld, output_id: str) -> int:
+    with world.platform.access.transaction() as db:
+        row = db.get(OutputRow, output_id)
+        assert row is not None
+        return int(row.size)
+
+
+def test_a_gwas_too_large_to_keep_is_an_answer_not_a_free_error(
+        genotyped: AttackWorld, cast: runner.Cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = genotyped
+    target = cast.lean[3]
+    asked: dict[str, tuple[Principal, str, TestClient]] = {}
+    sizes: dict[str, int] = {}
+    for side, line in _lines(target).items():  # custodian-side: each world's payload size
+        who, project = _gwas_project(world)
+        world.platform.outputs.define(who, project, "g", SIZED.format(T=target.condition,
+                                                                      L=line))
+        _spend_all(world, who, project)  # withheld: nothing released, nothing in the ledger
+        asked[side] = who, project, _browser(world, who)
+        with _membership_as_it_was(world):
+            made = _ask(asked[side][2], project, GWAS)
+        assert made.status_code == 201, made.text
+        sizes[side] = _stored_size(world, made.json()["id"])
+    assert sizes["over"] != sizes["under"], sizes  # one participant moved the bytes
+    # the limit between the two: met by the larger world's output only
+    monkeypatch.setattr(output_requests, "MAX_BYTES", min(sizes.values()))
+    seen, ids = {}, {}
+    for side, (who, project, browser) in asked.items():  # the same request again
+        before = _spent(world, who)
+        with _membership_as_it_was(world):
+            made = _ask(browser, project, GWAS)
+        _no_side_headers(made)
+        listed = browser.get("/outputs", params={"project_id": project})
+        body = {k: v for k, v in made.json().items() if k != "spec"}
+        seen[side] = (made.status_code, _masked(json.dumps(body, sort_keys=True)),
+                      made.headers.get("content-length"), len(listed.json()),
+                      _spent(world, who) - before)
+        ids[side] = body.get("id")
+    assert seen["over"] == seen["under"], seen
+    # custodian-side: the larger world's GWAS did meet the limit (refused by the data, a
+    # blocked output kept withheld), the smaller one's did not
+    larger = max(sizes, key=sizes.__getitem__)
+    for side, (who, _, _) in asked.items():
+        again = output_requests.read(world.platform.access, who, ids[side])
+        refused = "refused" in {f.rule for f in again.check_report.findings}
+        assert refused is (side == larger), (side, again.check_report.findings)
+
+
+# -- a GWAS's refusal: one answer, one bit --------------------------------------------------
+
+# a logistic GWAS of a 0/1 trait: if the target's BMI is in (L1, L2] their trait is 2 (the
+# run's check that a case-control trait is 0/1); if over L2 a covariate singles them out (the
+# genetics rules' leverage check); else it runs
+BANDED = ("SELECT pid, CASE WHEN {T} AND bmi > {L1} AND bmi <= {L2} THEN 2 "
+          "WHEN sbp > 140 THEN 1 ELSE 0 END AS y, "
+          "CASE WHEN {T} AND bmi > {L2} THEN 100000 ELSE birth_year END AS c "
+          "FROM base WHERE sbp IS NOT NULL AND birth_year IS NOT NULL")
+LOGISTIC = {"kind": "gwas", "definition": "g", "traits": ["y"], "model": "logistic",
+            "covariates": ["c"], "principal_components": 0}
+
+
+def _told(world: AttackWorld, who: Principal, output_id: str) -> str:
+    """What the researcher reads of an output: its verdict and its refusal's reasons."""
+    view = output_requests.read(world.platform.access, who, output_id)
+    return f"{view.report.verdict.value}: " + " | ".join(
+        f.reason for f in view.report.findings if f.rule == "refused")
+
+
+def test_a_gwas_refused_by_the_data_says_one_thing_whatever_refused_it(
+        genotyped: AttackWorld, cast: runner.Cast) -> None:
+    world = genotyped
+    target = cast.obese[3]
+    b = target.bmi
+    bands = {"under both": (b + 0.1, b + 0.2), "between": (b - 0.1, b + 0.1),
+             "over both": (b - 0.2, b - 0.1)}
+    seen: dict[str, tuple[str, int]] = {}
+    for side, (low, high) in bands.items():
+        who, project = _gwas_project(world)
+        world.platform.outputs.define(who, project, "g", BANDED.format(
+            T=target.condition, L1=round(low, 2), L2=round(high, 2)))
+        browser = _browser(world, who)
+        before = _spent(world, who)
+        with _membership_as_it_was(world):
+            made = _ask(browser, project, LOGISTIC)
+        assert made.status_code == 201, made.text
+        seen[side] = (_told(world, who, made.json()["id"]), _spent(world, who) - before)
+    refusals = {s: told for s, (told, _) in seen.items() if told.startswith("block: ")}
+    # the truth: both refused by the data, each an answer; the first ran
+    assert set(refusals) == {"between", "over both"}, seen
+    assert all(spent >= 1 for _, spent in seen.values()), seen
+    # one answer, one bit: refused or not, never which of the run's checks refused it
+    assert len(set(refusals.values())) == 1, refusals
+
+
+# -- listings: order and count are the request's -------------------------------------------
+
+
+def test_an_output_listing_s_order_and_count_are_the_requests(
+        genotyped: AttackWorld, cast: runner.Cast) -> None:
+    """Three GWAS asked one after the other, the target's value deciding whether the first
+    is refused by the data (over the line: their trait 2 in a case-control GWAS): the
+    listing (API and console), its order by kind and name and its count are the same."""
+    world = genotyped
+    target = cast.lean[4]
+    seen = {}
+    for side, line in _lines(target).items():
+        who, project = _gwas_project(world)
+        world.platform.outputs.define(who, project, "g", BANDED.format(
+            T=target.condition, L1=line, L2=1000))
+        _spend_all(world, who, project)
+        browser = _browser(world, who)
+        names = []
+        linear = GWAS | {"traits": ["c"], "covariates": []}
+        for i, analysis in enumerate((LOGISTIC, linear, LOGISTIC)):
+            with _membership_as_it_was(world):
+                made = browser.post(f"/projects/{project}/analyses", json={
+                    "analysis": analysis, "name": f"n{i}"})
+            assert made.status_code == 201, made.text
+            names.append(made.json()["filename"])
+            world.clock.advance(61)
+        listed = browser.get("/outputs", params={"project_id": project})
+        tab = browser.get(f"/ui/workspace/projects/{project}", params={"tab": "results"})
+        for r in (listed, tab):
+            _no_side_headers(r)
+        order = [o["filename"] for o in listed.json()]
+        seen[side] = (order, listed.headers.get("content-length"),
+                      len(re.sub(r"bmi &gt; [0-9.]+", "", _masked(tab.text))))
+    assert seen["over"] == seen["under"], seen
