@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,33 @@ SPLIT_INTO_SCOPES = {"tests/integration/test_disclosure_attacks.py": 5}
 SPARK_MODULES = frozenset(f"tests/integration/{name}.py" for name in (
     "test_engine_conformance", "test_cluster_walls", "test_redteam_cluster",
     "test_cluster_work", "test_spark_how_to"))
+
+
+# The scopes that hold a worker longest, with their seconds on a worker (a quiet 2-core run's
+# figures, rounded; tests/budget.py prints the ten slowest modules of every run): dealt out
+# first, heaviest first, so the end of a run is small modules filling both workers, never one
+# long module alone. xdist's own order is by number of tests, which put a module of ten
+# one-minute tests among the last (a split module's seconds are shared by its scopes). The rest
+# keep xdist's order after these (tests/unit/test_test_scopes.py checks each one exists).
+LONG_SCOPES = {
+    "spark": 300,
+    "browser": 260,
+    "tests/integration/test_disclosure_attacks.py": 190,
+    "tests/functional/test_demo_how_tos.py": 120,
+    "tests/integration/test_permission_matrix.py": 105,
+    "tests/integration/test_job_shape_channel.py": 85,
+    "tests/integration/test_job_attacks.py": 75,
+    "tests/functional/test_watch_scenarios.py": 70,
+    "tests/integration/test_under_load.py": 70,
+    "tests/integration/test_attribution_dates.py": 65,
+    "tests/integration/test_access.py": 60,
+}
+
+
+def scope_seconds(scope: str) -> float:
+    """A scope's expected seconds on a worker (LONG_SCOPES; 0 for the rest)."""
+    module = scope.split("::", 1)[0]
+    return LONG_SCOPES.get(module, 0) / (SPLIT_INTO_SCOPES.get(module, 1) if "::" in scope else 1)
 
 
 # modules left out of `make test-fast` (the quick loop, under two minutes) though none of their
@@ -78,6 +106,20 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.browser)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Any:
+    """Pytest keeps the test modules it has rewritten (their asserts) in __pycache__ even where
+    PYTHONDONTWRITEBYTECODE is set (CI, these machines), which otherwise left every process to
+    rewrite all of them afresh as it collected: 13 of each worker's 32 CPU-s of collection. A
+    run reads a module's copy only while the module is unchanged (its size and time)."""
+    writes = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = writes
+
+
 @pytest.hookimpl(optionalhook=True)  # a hook of xdist's: unknown without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under xdist, each module's tests run on one worker (its built world, module-scoped,
@@ -90,6 +132,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def __init__(self, config: pytest.Config, log: Any = None) -> None:
             super().__init__(config, log)
             self.dealt: dict[str, dict[str, int]] = {}  # module: its test ids' turns
+            self.ordered = False  # the queue put in LONG_SCOPES' order (at the first deal)
 
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
@@ -103,6 +146,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 turn = turns.setdefault(nodeid, len(turns))
                 return f"{module}::{turn % SPLIT_INTO_SCOPES[module]}"
             return module
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the first deal: the whole queue is known; the long first
+                self.ordered = True
+                for scope in sorted(self.workqueue, key=scope_seconds, reverse=True):
+                    if scope_seconds(scope):
+                        self.workqueue.move_to_end(scope)
+                for scope in list(self.workqueue):  # ...then the rest, in xdist's order
+                    if not scope_seconds(scope):
+                        self.workqueue.move_to_end(scope)
+            super()._assign_work_unit(node)
 
     return ByModule(config, log)
 
