@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
@@ -73,14 +74,41 @@ cast = module_cast()
 M = 120  # variants: common ones, so a GWAS of everyone releases most of them
 
 
+def _carrier(cast: runner.Cast) -> runner.Target:
+    return cast.lean[6]
+
+
+def _other(cast: runner.Cast) -> runner.Target:
+    return cast.lean[7]
+
+
+def _eid(people: pl.DataFrame, target: runner.Target) -> int:
+    """Custodian-side: the target's eid (their sex, birth year and blood pressure)."""
+    found = people.filter((pl.col("p31") == target.sex) & (pl.col("p34") == target.birth_year)
+                          & (pl.col("p4080_i0_a0") == target.sbp))
+    assert found.height == 1, found.height
+    return int(found["eid"][0])
+
+
 @pytest.fixture(scope="module")
-def genotyped(world: AttackWorld, tmp_path_factory: pytest.TempPathFactory) -> AttackWorld:
-    """The world's participants genotyped at M common variants (custodian-side)."""
+def genotyped(world: AttackWorld, cast: runner.Cast,
+              tmp_path_factory: pytest.TempPathFactory) -> AttackWorld:
+    """The world's participants genotyped at M common variants and one rare one (custodian-
+    side): the rare one's minor allele is carried once by 19 participants and by the
+    ``_carrier`` target, not by the ``_other`` target, so one more participant takes it to the
+    genetics rules' floor (a minor allele count of 20) or leaves it below."""
     people = world.platform.store.load().participants
     eid = people["eid"].to_numpy()
     rng = np.random.default_rng(5)
     freq = rng.uniform(0.15, 0.5, M)
     g = rng.binomial(2, freq, size=(eid.size, M)).astype(np.float32)
+    carrier, other = (_eid(people, t) for t in (_carrier(cast), _other(cast)))
+    rare = np.zeros(eid.size, dtype=np.float32)
+    analysed = (people["p4080_i0_a0"].is_not_null() & people["p31"].is_not_null()).to_numpy()
+    pool = np.flatnonzero(analysed & (eid != carrier) & (eid != other))
+    rare[rng.choice(pool, 19, replace=False)] = 1
+    rare[eid == carrier] = 1
+    g = np.column_stack([g, rare])
     root = Path(tmp_path_factory.mktemp("observables-genotypes"))
     bed = write_bed(root / "array", g, [str(e) for e in eid])
     with open_genotypes(bed) as source:
@@ -272,3 +300,52 @@ def test_an_output_listing_s_order_and_count_are_the_requests(
         seen[side] = (order, listed.headers.get("content-length"),
                       len(re.sub(r"bmi &gt; [0-9.]+", "", _masked(tab.text))))
     assert seen["over"] == seen["under"], seen
+
+
+# -- a GWAS the check blocked: what its report says of its variants -------------------------
+
+
+def _reasons(world: AttackWorld, who: Principal, output_id: str) -> list[tuple[str, str]]:
+    """What the researcher reads of an output's findings: rule and reason."""
+    view = output_requests.read(world.platform.access, who, output_id)
+    return [(f.rule, f.reason) for f in view.report.findings]
+
+
+def test_a_blocked_gwas_says_nothing_of_its_variants(
+        genotyped: AttackWorld, cast: runner.Cast) -> None:
+    """*A GWAS the check blocked (its group a few people from a released one's) says that it
+    is blocked, never how many of its variants the genetics rules withheld, or why*: those
+    counts are figures of the blocked group, never checked, and two groups one participant
+    apart give that participant's genotypes through them. A GWAS over everyone but two
+    targets is released; then the same over everyone but one of them, adding the other: the
+    one who carries the rare allele takes it to the floor (one fewer variant withheld as
+    rare), the other does not (custodian-side). Both second GWAS are blocked; their reports
+    must read the same."""
+    world = genotyped
+    pair = {"carrier": _carrier(cast), "other": _other(cast)}
+    both = " OR ".join(f"({t.condition})" for t in pair.values())
+    seen = {}
+    for side, added in pair.items():
+        left_out = next(t for t in pair.values() if t is not added)
+        who, project = _gwas_project(world)
+        world.platform.outputs.define(who, project, "a", f"SELECT * FROM base WHERE NOT "
+                                      f"({both}) AND sbp IS NOT NULL")
+        world.platform.outputs.define(who, project, "b", f"SELECT * FROM base WHERE NOT "
+                                      f"({left_out.condition}) AND sbp IS NOT NULL")
+        browser = _browser(world, who)
+        ask = GWAS | {"traits": ["sbp"]}
+        with _membership_as_it_was(world):
+            first = _ask(browser, project, ask | {"definition": "a"})
+            assert first.status_code == 201, first.text
+            released = browser.post(f"/outputs/{first.json()['id']}/request", json={
+                "justification": "the study's genome-wide scan of blood pressure"})
+            assert released.json()["status"] == "released", released.text
+            second = _ask(browser, project, ask | {"definition": "b"})
+        assert second.status_code == 201, second.text
+        assert second.json()["verdict"] == "block", second.text  # the truth: blocked
+        seen[side] = (_reasons(world, who, first.json()["id"]),
+                      _reasons(world, who, second.json()["id"]))
+    # the released first GWAS's counts are its own (checked, over the same group either way)
+    assert seen["carrier"][0] == seen["other"][0], seen
+    # the blocked second's report: the same whoever was added
+    assert seen["carrier"][1] == seen["other"][1], seen

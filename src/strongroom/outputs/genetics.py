@@ -30,7 +30,7 @@ from strongroom.genomics.release import GeneticRules, Released, release
 from strongroom.genomics.study import VARIANT_COLUMNS, GwasRun
 from strongroom.outputs.render import Format
 from strongroom.outputs.rules import Rules
-from strongroom.outputs.verdicts import Finding, Verdict
+from strongroom.outputs.verdicts import SEVERITY, Finding, Verdict
 
 RULE = "genetics"
 INFLATED = 1.1  # a λ_GC above this is said on the output (1.0-1.1 is the usual range)
@@ -99,6 +99,23 @@ def prepare(run: GwasRun, rules: Rules, rounding: Rounding, ledger: RunningBudge
     result = Result(AnalysisKind.GWAS, run.spec.model_dump(mode="json"), cells,
                     vectors=dict(run.vectors), notes=notes)
     return GwasOutput(result, released, findings, facts)
+
+
+UNSAID = ("which variant results the genetics rules withhold, how many and why, is said with "
+          "an output the check lets through, not with one it stopped: those counts are "
+          "figures of the analysed group like any other (two groups a participant apart "
+          "give that participant's genotypes through them)")
+
+
+def unsaid(rules: Rules) -> Finding:
+    """The genetics rules' one finding on a GWAS the check stopped (review or block): the
+    same whatever they withheld. Their counts by reason are figures of the group, and the
+    check stopped the group (two GWAS a participant apart, say): the observables red team
+    read from a blocked GWAS's counts whether the one participant added carried a rare
+    allele (tests/integration/test_redteam_observables.py). Its verdict is the project's
+    genetics verdict, at least suppress: a constant, so it never moves with the data."""
+    verdict = max(Verdict.SUPPRESS, rules.genetics_verdict, key=SEVERITY.__getitem__)
+    return Finding(RULE, verdict, UNSAID)
 
 
 def render(output: GwasOutput, fmt: Format, hidden: bool, *, annotated: bool = True) -> bytes:

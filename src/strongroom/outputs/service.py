@@ -561,9 +561,14 @@ class Outputs:
                         payload = (genetics.render(out, fmt, hidden=True) if blocked
                                    else whole)
                         name = output_name(named, request, fmt)
-                        findings += out.findings
                         findings += scan(self.index(), genetics.render(
                             out, fmt, hidden=blocked, annotated=False), name)
+                        # how many variants the genetics rules withheld, and why, are
+                        # figures of the analysed group: said with an output the check let
+                        # through, never with one it stopped (genetics.unsaid)
+                        stopped = SEVERITY[CheckReport.worst(findings)] >= \
+                            SEVERITY[Verdict.REVIEW]
+                        findings += [genetics.unsaid(rules)] if stopped else out.findings
                 except DataRefusal:
                     # one reason, whichever of the run's checks (or the platform) refused it:
                     # which it was can hang on one participant's value, and the refusal is
