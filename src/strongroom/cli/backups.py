@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,14 +12,20 @@ from strongroom.cli.common import (
     DataDir,
     KeyFile,
     console,
+    on_use,
     open_platform,
     refusals,
 )
 from strongroom.cli.operators import OperatorName, Reason, named, named_or_signed_in
 from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.keysources import KeySource, KeySpec, RawKeySource, open_source
-from strongroom.cohort.store import source_for
-from strongroom.operations import backup as backups
+
+if TYPE_CHECKING:
+    from strongroom.cohort import store as cohort_store
+    from strongroom.operations import backup as backups
+else:  # imported when a command first uses them (cli/common.py on_use)
+    cohort_store = on_use("strongroom.cohort.store")
+    backups = on_use("strongroom.operations.backup")  # `backup` is a command
 
 
 def backup(
@@ -66,7 +72,7 @@ def restore(
 
 def _master(archive: Path, key_file: Path | None, key_source: str | None) -> KeySource:
     if key_file is not None:
-        return source_for(key_file)
+        return cohort_store.source_for(key_file)
     if key_source is not None:
         return open_source(KeySpec.parse(key_source))
     env = MasterKey.from_env()

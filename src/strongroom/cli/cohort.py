@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,19 +14,32 @@ from strongroom.cli.common import (
     DataDir,
     KeyFile,
     console,
+    on_use,
     progress_bar,
     refusals,
 )
 from strongroom.cli.operators import OperatorName, Reason, named
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
-from strongroom.cohort.formats import Style, read_table, write_table
-from strongroom.cohort.ingest import ingest
-from strongroom.cohort.modeldir import write_cohort_dir
 from strongroom.cohort.problems import IngestError
-from strongroom.cohort.store import Store
-from strongroom.cohort.summary import StoreSummary, summarise
-from strongroom.cohort.synth import synthesise
-from strongroom.cohort.validate import CONSISTENCY_RULES, validate
+from strongroom.cohort.styles import Style
+
+if TYPE_CHECKING:
+    from strongroom.cohort import formats, ingest, modeldir, synth, validate
+    from strongroom.cohort import store as cohort_store
+    from strongroom.cohort import summary as cohort_summary
+    from strongroom.cohort.summary import StoreSummary
+else:  # imported when a command first uses them (cli/common.py on_use)
+    formats = on_use("strongroom.cohort.formats")
+    ingest = on_use("strongroom.cohort.ingest")
+    modeldir = on_use("strongroom.cohort.modeldir")
+    synth = on_use("strongroom.cohort.synth")
+    validate = on_use("strongroom.cohort.validate")
+    cohort_store = on_use("strongroom.cohort.store")  # `store`, `summary`: local names below
+    cohort_summary = on_use("strongroom.cohort.summary")
+
+# validate.CONSISTENCY_RULES, written here: reading them would import Polars to list the
+# options (tests/unit/test_cli_start.py holds the two equal)
+CONSISTENCY_RULES = ("event-before-birth",)
 
 cohort_app = typer.Typer(help="The cohort: synthesise, ingest, convert, inspect.",
                          no_args_is_help=True)
@@ -40,8 +53,8 @@ def cohort_synth(
 ) -> None:
     """Synthesise a realistic UK Biobank–shaped cohort (storage-model Parquet files)."""
     with refusals(), progress_bar(100, "synthesising") as progress:
-        cohort = synthesise(participants, seed, progress=progress)
-        write_cohort_dir(cohort, out, {"seed": seed, "participants": participants})
+        cohort = synth.synthesise(participants, seed, progress=progress)
+        modeldir.write_cohort_dir(cohort, out, {"seed": seed, "participants": participants})
     console.print(f"wrote {participants:,} synthetic participants to {out}")
 
 
@@ -60,10 +73,10 @@ def cohort_ingest(
     ingests it and why are kept in its audit event)."""
     with refusals():
         by = named(operator, reason, "cohort ingest")
-    with refusals(), Store.open(data_dir, key_file) as store, progress_bar(
+    with refusals(), cohort_store.Store.open(data_dir, key_file) as store, progress_bar(
         len(files) + 8, "ingesting"
     ) as progress:
-        version = ingest(store, files, relax=relax or (), progress=progress, by=by)
+        version = ingest.ingest(store, files, relax=relax or (), progress=progress, by=by)
         from strongroom.platform import open_audit  # the CLI's start stays light
 
         with open_audit(store):
@@ -78,8 +91,8 @@ def cohort_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Describe the store and its current cohort (counts and sizes only)."""
-    with refusals(), Store.open(data_dir, key_file) as store:
-        summary = summarise(store)
+    with refusals(), cohort_store.Store.open(data_dir, key_file) as store:
+        summary = cohort_summary.summarise(store)
     if as_json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
@@ -97,11 +110,11 @@ def cohort_convert(
     """Convert a file between UKB formats, validating it on the way."""
     with refusals():
         chosen = Dictionary.load(dictionary) if dictionary else shipped_dictionary()
-        result = read_table(source, chosen)
+        result = formats.read_table(source, chosen)
         if result.problems:
             raise IngestError(result.problems)
-        cohort = validate(result.cohort, chosen, source.name)
-        write_table(cohort, target, style, chosen)
+        cohort = validate.validate(result.cohort, chosen, source.name)
+        formats.write_table(cohort, target, style, chosen)
     console.print(f"wrote {target} ({style.value})")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,11 +13,16 @@ from strongroom.cli.common import (
     DataDir,
     KeyFile,
     console,
+    on_use,
     progress_bar,
     refusals,
 )
 from strongroom.cli.operators import OperatorName, Reason, named
-from strongroom.cohort.store import Store
+
+if TYPE_CHECKING:
+    from strongroom.cohort import store as cohort_store
+else:  # imported when a command first uses it (cli/common.py on_use)
+    cohort_store = on_use("strongroom.cohort.store")  # `store`: a local name below
 
 genotypes_app = typer.Typer(help="Genotypes: ingest PLINK 1, PLINK 2 or BGEN files; describe "
                                  "what is held.", no_args_is_help=True)
@@ -42,8 +47,8 @@ def genotypes_ingest(
 
     with refusals():
         by = named(operator, reason, "genotypes ingest")
-    with (refusals(), Store.open(data_dir, key_file) as store, open_genotypes(path) as source,
-          progress_bar(100, "sealing genotypes") as progress):
+    with (refusals(), cohort_store.Store.open(data_dir, key_file) as store,
+          open_genotypes(path) as source, progress_bar(100, "sealing genotypes") as progress):
         held = Genotypes(store).ingest(source, progress=progress, by=by)
         with open_audit(store):
             pass  # the ingest's event, committed with it, goes into the signed log
@@ -60,7 +65,7 @@ def genotypes_info(
     """Describe the current genotype set (counts, sources and digests only)."""
     from strongroom.genomics.store import Genotypes
 
-    with refusals(), Store.open(data_dir, key_file) as store:
+    with refusals(), cohort_store.Store.open(data_dir, key_file) as store:
         held = Genotypes(store).require_current()
     about = {"id": held.id, "created_at": held.created_at.isoformat(), "samples": held.samples,
              "variants": held.variants, "chunks": len(held.chunks),

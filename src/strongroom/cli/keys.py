@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,12 +15,17 @@ from strongroom.cli.common import (
     KeyFile,
     console,
     errors,
+    on_use,
     open_platform,
     refusals,
 )
 from strongroom.cli.operators import OperatorName, Reason, named_or_signed_in
 from strongroom.cohort.keysources import KeySpec, create_source, open_source
-from strongroom.cohort.store import ENV_KEY_FILE
+
+if TYPE_CHECKING:
+    from strongroom.cohort import store as cohort_store
+else:  # imported when a command first uses it (cli/common.py on_use)
+    cohort_store = on_use("strongroom.cohort.store")  # `store`: a local name below
 
 keys_app = typer.Typer(help="The master key: where it is, and rotating it.",
                        no_args_is_help=True)
@@ -85,8 +90,9 @@ def keys_rotate(
                       "secret as they are, or destroy it with them. Rotation retires a key; "
                       "it does not undo an exposure (see docs/how-to/operate.md).",
                       markup=False)
-    if os.environ.get(ENV_KEY_FILE):  # it names the old key: a service setting it won't start
-        errors.print(f"warning: {ENV_KEY_FILE} is set here ({os.environ[ENV_KEY_FILE]}) and "
+    env_key_file = cohort_store.ENV_KEY_FILE
+    if os.environ.get(env_key_file):  # it names the old key: a service setting it won't start
+        errors.print(f"warning: {env_key_file} is set here ({os.environ[env_key_file]}) and "
                      f"names a key file over the keyring: a service or script that sets it "
                      f"must drop it (the keyring names the new key) or it will not open the "
                      f"store. See docs/how-to/operate.md (Install it as a service).",

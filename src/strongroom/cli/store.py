@@ -4,7 +4,7 @@ upgrades, checks and recovery."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,15 +15,23 @@ from strongroom.cli.common import (
     KeyFile,
     console,
     errors,
+    on_use,
     open_platform,
     refusals,
 )
 from strongroom.cli.operators import OperatorName, Reason, named, named_or_signed_in
-from strongroom.cohort import recovery
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.keysources import KeySpec
-from strongroom.cohort.store import Store, init_store, source_for
-from strongroom.db import Base
+
+if TYPE_CHECKING:
+    from strongroom import db
+    from strongroom.cohort import recovery
+    from strongroom.cohort import store as cohort_store
+    from strongroom.cohort.store import Store
+else:  # imported when a command first uses them (cli/common.py on_use)
+    db = on_use("strongroom.db")
+    recovery = on_use("strongroom.cohort.recovery")
+    cohort_store = on_use("strongroom.cohort.store")  # `store`: a local name below
 
 store_app = typer.Typer(help="The data directory: check it, recover what its database lost.",
                         no_args_is_help=True)
@@ -31,7 +39,7 @@ store_app = typer.Typer(help="The data directory: check it, recover what its dat
 
 def _raw(data_dir: Path, key_file: Path | None) -> Store:
     """The store without the checks opening makes (they are what is being repaired)."""
-    return Store(data_dir, source_for(key_file) if key_file else None)
+    return cohort_store.Store(data_dir, cohort_store.source_for(key_file) if key_file else None)
 
 
 def init(
@@ -50,7 +58,7 @@ def init(
     """Create a data directory, its store key and its master key."""
     with refusals():
         chosen = Dictionary.load(dictionary) if dictionary else None
-        store = init_store(directory, key_file=key_file, dictionary=chosen,
+        store = cohort_store.init_store(directory, key_file=key_file, dictionary=chosen,
                            database_url=database_url,
                            key_source=KeySpec.parse(key_source) if key_source else None)
         store.close()
@@ -66,7 +74,7 @@ def upgrade(operator: OperatorName = None, reason: Reason = None,
     with refusals():
         by = named(operator, reason, "upgrade")
         with _raw(data_dir, key_file) as store:
-            applied = recovery.upgrade(store, Base.metadata, by=by)
+            applied = recovery.upgrade(store, db.Base.metadata, by=by)
         if not applied:
             console.print("the metadata database is already at this release's schema")
             return

@@ -10,7 +10,6 @@ problem found. Values are not checked here: ``strongroom.cohort.validate`` does 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from strongroom.cohort.dictionary import Dictionary
@@ -21,6 +20,7 @@ from strongroom.cohort.formats.text import TAB_SUFFIXES, read_text, write_text
 from strongroom.cohort.formats.wide import from_model, to_model
 from strongroom.cohort.model import Cohort
 from strongroom.cohort.problems import ROW, Problem
+from strongroom.cohort.styles import Style  # its own module: named without the readers
 
 __all__ = [
     "ROW",
@@ -31,15 +31,6 @@ __all__ = [
     "to_model",
     "write_table",
 ]
-
-
-class Style(StrEnum):
-    """A file format as custodians hold it."""
-
-    UKBCONV = "ukbconv"  # ukbconv csv/txt: "31-0.0", comma- or tab-separated, "" missing
-    RTAB = "rtab"  # ukbconv r (.tab): "f.31.0.0", tab-separated, NA missing
-    RAP = "rap"  # RAP table export: "p31", "p21001_i0", comma-separated, "" missing
-    PARQUET = "parquet"  # wide Parquet, any of the three header styles; written with RAP names
 
 
 _TEXT_STYLES = {Naming.UKBCONV: Style.UKBCONV, Naming.RTAB: Style.RTAB, Naming.RAP: Style.RAP}
