@@ -349,3 +349,39 @@ def test_a_blocked_gwas_says_nothing_of_its_variants(
     assert seen["carrier"][0] == seen["other"][0], seen
     # the blocked second's report: the same whoever was added
     assert seen["carrier"][1] == seen["other"][1], seen
+
+
+# -- a definition's size verdict --------------------------------------------------------------
+
+# nine accomplices, and the target if their BMI is over the line: 9 or 10 participants, both
+# where the size verdict is drawn by a margin (enclave/definitions.py size_verdict); the
+# ``{i} = {i}`` makes each text a fresh draw of the margin (it is keyed by the text)
+NINE_AND_TARGET = "SELECT pid, sex FROM base WHERE ({G9}) OR ({T} AND bmi > {L} AND {i} = {i})"
+
+
+def test_a_definition_s_drawn_size_verdict_is_an_answer(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """*A definition's size verdict that a margin drew (its population within the band one
+    participant can tip) is an answer, spent from the ration; a free verdict is the same for
+    populations one participant apart.* Before, every definition that was built gave its
+    answer back: "nine people and the target if obese" told ``size_ok`` for nothing, one in
+    fifteen draws apart, and a text changed in a no-op gave a fresh draw, so the odds were
+    averaged for free (some 400 definitions a bit). A definition of everyone spends nothing."""
+    target = cast.obese[6]
+    seen: dict[str, list[tuple[bool, int]]] = {}
+    for side, line in _lines(target).items():
+        who, project = attacker(world)
+        seen[side] = []
+        for i in range(6):
+            before = _spent(world, who)
+            made = world.platform.outputs.define(who, project, f"d{i}", NINE_AND_TARGET.format(
+                G9=cast.nines[2], T=target.condition, L=line, i=i))
+            seen[side].append((made.size_ok, _spent(world, who) - before))
+        before = _spent(world, who)
+        world.platform.outputs.define(who, project, "everyone", "SELECT pid, sex FROM base")
+        assert _spent(world, who) == before  # far from the band: nothing answered
+    for (ok_over, spent_over), (ok_under, spent_under) in zip(seen["over"], seen["under"],
+                                                              strict=True):
+        # whatever the draw said, it was paid for, over the line and under it alike
+        assert spent_over == spent_under == 1, seen
+        assert ok_over == ok_under or spent_over, seen

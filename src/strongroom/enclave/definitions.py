@@ -43,6 +43,7 @@ from strongroom.errors import Invalid, NotFound
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 DATA_SUFFIX = ".parquet.srenc"
 META_SUFFIX = ".json"
+MIN_PARTICIPANTS = 10  # a definition's size verdict: whether it holds at least this many
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def build(
     name: str,
     sql: str,
     limits: Limits,
-    min_participants: int = 10,
+    min_participants: int = MIN_PARTICIPANTS,
     earlier: Mapping[str, pl.DataFrame] | None = None,
     verdict_key: bytes | None = None,
     bounds: Mapping[str, Size] | None = None,
@@ -154,6 +155,14 @@ def build(
     return definition, frame
 
 
+def size_drawn(participants: int, threshold: int = MIN_PARTICIPANTS) -> bool:
+    """Whether a population of ``participants`` has its size verdict drawn by a margin (from
+    half the threshold up to twice it, :func:`size_verdict`): one participant more or fewer
+    can then change it, so it answers a question about them, and the output service counts
+    it as an answer (``Outputs.define``), as it counts an output shown just over its line."""
+    return threshold - threshold // 2 <= participants < 2 * threshold
+
+
 def size_verdict(pids: npt.NDArray[np.int64], threshold: int, key: bytes) -> bool:
     """Whether a population is big enough, told without saying whether one person is in it.
 
@@ -167,7 +176,7 @@ def size_verdict(pids: npt.NDArray[np.int64], threshold: int, key: bytes) -> boo
     """
     n = len(pids)
     low = -(threshold // 2)
-    if n < threshold + low or n >= 2 * threshold:
+    if not size_drawn(n, threshold):
         return n >= threshold
     digest = hmac.new(key, np.ascontiguousarray(pids, dtype=np.int64).tobytes(),
                       hashlib.sha256).digest()

@@ -39,6 +39,7 @@ from strongroom.access.models import Institution, Person, Project
 from strongroom.access.permissions import Action
 from strongroom.audit import EventType
 from strongroom.cohort.crypto import decrypt, encrypt
+from strongroom.enclave import definitions as enclave_definitions
 from strongroom.enclave import margin
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.analyses.spec import GwasSpec, parse_spec
@@ -318,9 +319,13 @@ class Outputs:
         except BaseException as error:
             self._answer_definition(answer, started, refused=isinstance(error, DataRefusal))
             raise
+        # a size verdict a margin drew (a population one participant more or fewer could
+        # tip) answered a question about that participant: the answer stays spent, as an
+        # output shown just over its line spends one (answers.near)
+        drawn = enclave_definitions.size_drawn(pending.definition.participants)
         try:
             self._read_back(project_id, pending)
-            self._answer_definition(answer, started, refused=False, then=pending.publish)
+            self._answer_definition(answer, started, refused=drawn, then=pending.publish)
         except BaseException:
             pending.discard()  # never answered: it never was (gone already once published)
             raise
