@@ -3,10 +3,14 @@
 Before, listing the commands imported each one's module (the platform, the model libraries,
 uvicorn: 2.9 s of CPU on a quiet machine, 8 s on a busy one). The list now comes from
 ``strongroom.cli.SUMMARIES``; these tests hold it to what each command says of itself.
+
+A command's own ``--help`` starts quickly too (issue 55): its module imports the services its
+commands call when one first runs (``cli/common.py`` ``on_use``), not to list their options.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -67,3 +71,76 @@ def test_help_imports_no_command_and_takes_under_a_second_of_cpu() -> None:
     assert modules == ["strongroom", "strongroom.cli"], modules
     assert "serve" in done.stdout
     assert cpu < 1.0, f"strongroom --help took {cpu:.2f} s of CPU"
+
+
+# what no command's --help may import (why: the test below)
+HEAVY = ("sqlalchemy", "polars", "duckdb", "numpy", "scipy", "strongroom.platform")
+# a command whose --help cannot avoid one of them, with the reason: none today
+UNAVOIDABLE: dict[str, tuple[str, ...]] = {}
+
+HELPS = """
+import contextlib, io, json, sys
+from strongroom.cli import COMMANDS, app, load
+
+heavy = {heavy!r}
+unavoidable = {unavoidable!r}
+imported = {{}}  # "group command" → the heavy modules its --help imported first
+for name in sorted(COMMANDS, key=lambda name: name in unavoidable):  # theirs last
+    command = load(name)
+    for sub in [[], *([each] for each in getattr(command, "commands", {{}}))]:
+        with contextlib.redirect_stdout(io.StringIO()) as shown:
+            try:
+                app([name, *sub, "--help"], prog_name="strongroom")
+            except SystemExit as exc:
+                assert exc.code == 0, (name, sub, exc.code)
+        assert "Usage:" in shown.getvalue(), (name, sub)
+        seen = {{m for found in imported.values() for m in found}}
+        imported[" ".join([name, *sub])] = [m for m in heavy
+                                            if m in sys.modules and m not in seen]
+print("IMPORTED", json.dumps(imported))
+"""
+
+
+def test_no_commands_help_imports_the_database_the_data_libraries_or_the_platform() -> None:
+    """Every command group's and command's ``--help``, in one interpreter, in turn: each
+    imports none of ``HEAVY`` (but what ``UNAVOIDABLE`` lets it, run last).
+
+    ``HEAVY`` is the database layer (SQLAlchemy), the data and model libraries (Polars,
+    DuckDB, NumPy, SciPy) and the platform (``strongroom.platform``: every service): listing
+    a command's options paid 1 to 5 s of CPU for them (issue 55: a command starts in under a
+    second). Not listed: Pydantic, which Typer imports itself as it builds the commands, and
+    the HTTP client (httpx), which the researchers' commands are made of (about 0.1 s).
+
+    The modules a command uses are imported when it runs (``cli/common.py`` ``on_use``); the
+    names its options need (enums, defaults) come from light modules or are written in the
+    command's module (the next test holds them to the services' own)."""
+    probe = HELPS.format(heavy=HEAVY, unavoidable=UNAVOIDABLE)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, env={**os.environ, "COLUMNS": "100"})
+    imported = json.loads(done.stdout.rsplit("IMPORTED", 1)[1])
+    assert {path.split()[0] for path in imported} == set(COMMANDS)
+    assert len(imported) > len(COMMANDS)  # the groups' commands too
+    wrong = {path: found for path, found in imported.items()
+             if set(found) - set(UNAVOIDABLE.get(path.split()[0], ()))}
+    assert wrong == {}
+
+
+def test_the_defaults_written_in_the_commands_are_the_services_own() -> None:
+    """Values the options show, written in the command's module so that listing the options
+    does not import the service that holds them: each is the service's own."""
+    from strongroom.access import oversight
+    from strongroom.cli import audit, cohort, demo, dp, extracts, privacy, watch
+    from strongroom.cohort import validate
+    from strongroom.demo import DEMO_VARIANTS
+    from strongroom.extracts import membership
+    from strongroom.privacy import anonymise, dp_runtime, risk
+    from strongroom.watch import alerts
+
+    assert watch.MAX_LIMIT == alerts.MAX_LIMIT
+    assert audit.MAX_PAGE == oversight.MAX_PAGE
+    assert dp.ENV_PYTHON == dp_runtime.ENV_PYTHON
+    assert cohort.CONSISTENCY_RULES == validate.CONSISTENCY_RULES
+    assert extracts.WITHHELD_SHARE == membership.SHARE
+    assert privacy.DEFAULT_K == risk.DEFAULT_K
+    assert privacy.DEFAULT_SUPPRESSION == anonymise.DEFAULT_SUPPRESSION
+    assert demo.DEMO_VARIANTS == DEMO_VARIANTS

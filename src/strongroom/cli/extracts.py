@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from strongroom.cli.admin import admin
-from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console
-from strongroom.extracts import membership, service
+from strongroom.cli.common import DEFAULT_DATA_DIR, DataDir, KeyFile, console, on_use
+
+if TYPE_CHECKING:
+    from strongroom.extracts import service
+else:  # imported when a command first uses it (cli/common.py on_use)
+    service = on_use("strongroom.extracts.service")
+
+# membership.SHARE, written here: reading it would import Polars, NumPy and SciPy to list the
+# options (tests/unit/test_cli_start.py holds the two equal)
+WITHHELD_SHARE = 0.02
 
 extracts_app = typer.Typer()
 extract_app = typer.Typer(help="Traceable record-level extracts (sign in first with "
@@ -35,7 +43,7 @@ def extract_create(
         "(repeat); for a date field, day-level dates with ±1-day marks.")] = None,
     withhold: Annotated[float, typer.Option(
         "--withhold", help="Share of eligible participants withheld under the extract's key "
-        "(0 to 0.1): the carrier that survives any column deletion.")] = membership.SHARE,
+        "(0 to 0.1): the carrier that survives any column deletion.")] = WITHHELD_SHARE,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     key_file: KeyFile = None,
 ) -> None:

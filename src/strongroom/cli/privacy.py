@@ -11,19 +11,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from strongroom.cli.common import console, refusals
+from strongroom.cli.common import console, on_use, refusals
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary
 from strongroom.errors import Invalid
-from strongroom.privacy import fields, hierarchies, hierarchy_files
-from strongroom.privacy.anonymise import DEFAULT_SUPPRESSION, Targets
-from strongroom.privacy.anonymise import anonymise as run_anonymise
-from strongroom.privacy.classes import MISSING_POLICIES, Missing
-from strongroom.privacy.files import read_table, write_table
-from strongroom.privacy.risk import DEFAULT_K, SamplingFrame, assess
+
+if TYPE_CHECKING:
+    from strongroom.privacy import anonymise as privacy_anonymise
+    from strongroom.privacy import classes, fields, hierarchies, hierarchy_files
+    from strongroom.privacy import files as table_files
+    from strongroom.privacy import risk as privacy_risk
+    from strongroom.privacy.classes import Missing
+else:  # imported when a command first uses them (cli/common.py on_use)
+    classes = on_use("strongroom.privacy.classes")
+    fields = on_use("strongroom.privacy.fields")
+    hierarchies = on_use("strongroom.privacy.hierarchies")
+    hierarchy_files = on_use("strongroom.privacy.hierarchy_files")
+    # `risk` and `anonymise` are the commands; `files` a local name
+    privacy_risk = on_use("strongroom.privacy.risk")
+    privacy_anonymise = on_use("strongroom.privacy.anonymise")
+    table_files = on_use("strongroom.privacy.files")
+
+# privacy_risk.DEFAULT_K and privacy_anonymise.DEFAULT_SUPPRESSION, written here: reading them
+# would import Polars, NumPy and SciPy to list the options (tests/unit/test_cli_start.py holds
+# them equal)
+DEFAULT_K = 5
+DEFAULT_SUPPRESSION = 0.02
 
 FileArg = Annotated[Path, typer.Argument(help="The table: CSV, TSV or Parquet.")]
 QiOpt = Annotated[list[str] | None, typer.Option(
@@ -76,20 +92,21 @@ def risk(
     with refusals():
         if population is not None and sampling_fraction is not None:
             raise Invalid("give --population or --sampling-fraction, not both")
-        if missing not in MISSING_POLICIES:
-            raise Invalid(f"--missing must be one of {', '.join(MISSING_POLICIES)}")
-        frame = read_table(file, delimiter)
+        if missing not in classes.MISSING_POLICIES:
+            raise Invalid(f"--missing must be one of {', '.join(classes.MISSING_POLICIES)}")
+        frame = table_files.read_table(file, delimiter)
         chosen = fields.choose(frame, qi or [], sensitive or [], _dictionary(dictionary),
                                ordered)
         if population is not None:
-            frame_of = SamplingFrame.of_population(frame.height, population)
+            frame_of = privacy_risk.SamplingFrame.of_population(frame.height, population)
         elif sampling_fraction is not None:
-            frame_of = SamplingFrame.of_fraction(frame.height, sampling_fraction)
+            frame_of = privacy_risk.SamplingFrame.of_fraction(frame.height, sampling_fraction)
         else:
-            frame_of = SamplingFrame.cohort(frame.height)
+            frame_of = privacy_risk.SamplingFrame.cohort(frame.height)
         miss: Missing = "ignore" if missing == "ignore" else "value"
-        report = assess(frame, chosen.quasi_identifiers, chosen.sensitive, sampling=frame_of,
-                        ordered=chosen.ordered, threshold_k=k, missing=miss)
+        report = privacy_risk.assess(frame, chosen.quasi_identifiers, chosen.sensitive,
+                                     sampling=frame_of, ordered=chosen.ordered, threshold_k=k,
+                                     missing=miss)
     if as_json:
         print(report.json())
     else:
@@ -126,18 +143,20 @@ def anonymise(
             raise Invalid(f"{out} already exists; choose another name (nothing is "
                           f"overwritten)")
         files = hierarchy_files.parse_options(hierarchy or [])
-        frame = read_table(file, delimiter)
+        frame = table_files.read_table(file, delimiter)
         words = _dictionary(dictionary)
         chosen = fields.choose(frame, qi or [], sensitive or [], words, ordered)
-        targets = Targets(k=k, l=l_div, t=t_close, suppression_limit=suppression_limit,
-                          sensitive=tuple(chosen.sensitive), ordered=chosen.ordered)
+        targets = privacy_anonymise.Targets(k=k, l=l_div, t=t_close,
+                                            suppression_limit=suppression_limit,
+                                            sensitive=tuple(chosen.sensitive),
+                                            ordered=chosen.ordered)
         targets.check()
         given = hierarchy_files.load(frame, files, chosen.quasi_identifiers)
         tree = hierarchies.build(frame, chosen.quasi_identifiers, words, overrides=given)
-        done = run_anonymise(frame, tree, targets)
-        after = assess(done.frame, chosen.quasi_identifiers, chosen.sensitive,
-                       ordered=chosen.ordered, threshold_k=k)
-        write_table(done.frame, out)
+        done = privacy_anonymise.anonymise(frame, tree, targets)
+        after = privacy_risk.assess(done.frame, chosen.quasi_identifiers, chosen.sensitive,
+                                    ordered=chosen.ordered, threshold_k=k)
+        table_files.write_table(done.frame, out)
     result = {"out": str(out), "solution": done.solution.to_json(),
               "after": {"k": after.k, "classes": after.classes,
                         "sample_uniques": after.sample_uniques,
