@@ -24,15 +24,13 @@ from strongroom.cohort.problems import IngestError
 from strongroom.cohort.styles import Style
 
 if TYPE_CHECKING:
-    from strongroom.cohort import formats, ingest, modeldir, synth, validate
+    from strongroom.cohort import ingest, modeldir, validate
     from strongroom.cohort import store as cohort_store
     from strongroom.cohort import summary as cohort_summary
     from strongroom.cohort.summary import StoreSummary
 else:  # imported when a command first uses them (cli/common.py on_use)
-    formats = on_use("strongroom.cohort.formats")
     ingest = on_use("strongroom.cohort.ingest")
     modeldir = on_use("strongroom.cohort.modeldir")
-    synth = on_use("strongroom.cohort.synth")
     validate = on_use("strongroom.cohort.validate")
     cohort_store = on_use("strongroom.cohort.store")  # `store`, `summary`: local names below
     cohort_summary = on_use("strongroom.cohort.summary")
@@ -52,8 +50,10 @@ def cohort_synth(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same cohort).")] = 1,
 ) -> None:
     """Synthesise a realistic UK Biobank–shaped cohort (storage-model Parquet files)."""
+    from strongroom.cohort.synth import synthesise
+
     with refusals(), progress_bar(100, "synthesising") as progress:
-        cohort = synth.synthesise(participants, seed, progress=progress)
+        cohort = synthesise(participants, seed, progress=progress)
         modeldir.write_cohort_dir(cohort, out, {"seed": seed, "participants": participants})
     console.print(f"wrote {participants:,} synthetic participants to {out}")
 
@@ -108,13 +108,15 @@ def cohort_convert(
         help="Data dictionary (JSON); default: the shipped one.")] = None,
 ) -> None:
     """Convert a file between UKB formats, validating it on the way."""
+    from strongroom.cohort.formats import read_table, write_table
+
     with refusals():
         chosen = Dictionary.load(dictionary) if dictionary else shipped_dictionary()
-        result = formats.read_table(source, chosen)
+        result = read_table(source, chosen)
         if result.problems:
             raise IngestError(result.problems)
         cohort = validate.validate(result.cohort, chosen, source.name)
-        formats.write_table(cohort, target, style, chosen)
+        write_table(cohort, target, style, chosen)
     console.print(f"wrote {target} ({style.value})")
 
 

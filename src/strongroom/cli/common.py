@@ -50,19 +50,24 @@ def on_use(name: str) -> ModuleType:
     """The module ``name``, executed when one of its attributes is first read: a command
     group's ``--help`` then does not pay for the database layer, Polars and the services its
     commands call (issue 55: a command starts in under a second of CPU). Modules bound this
-    way are imported under ``if TYPE_CHECKING`` too, so mypy checks their use."""
+    way are imported under ``if TYPE_CHECKING`` too, so mypy checks their use.
+
+    Any import of the module elsewhere executes it there and then, as a first import would
+    (the module is not bound on its package, so ``from package import module`` imports it).
+    A package is refused: one whose ``__init__`` imports its own modules would run a module
+    twice were it imported by its full name first (``package.module``), two copies of every
+    class; a command imports a package where it uses it."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         raise ModuleNotFoundError(name)
+    if spec.submodule_search_locations is not None:
+        raise ValueError(f"{name} is a package: import it where it is used")
     spec.loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    if parent:  # as an import binds it: ``strongroom.watch.alerts`` reads from the package too
-        setattr(sys.modules[parent], child, module)
     return module
 
 

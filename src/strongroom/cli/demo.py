@@ -10,15 +10,12 @@ import typer
 from rich.table import Table
 
 from strongroom.cli.cohort import print_summary
-from strongroom.cli.common import console, on_use, open_platform, refusals, stage_report
+from strongroom.cli.common import console, open_platform, refusals, stage_report
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
-if TYPE_CHECKING:
-    from strongroom import demo as demo_package
+if TYPE_CHECKING:  # the demo's package is imported when it runs
     from strongroom.demo import DemoResult
     from strongroom.progress import Stages
-else:  # imported when the demo runs (cli/common.py on_use); `demo` is the command
-    demo_package = on_use("strongroom.demo")
 
 # strongroom.demo.DEMO_VARIANTS, written here: reading it would import the whole platform to
 # list the options (tests/unit/test_cli_start.py holds the two equal)
@@ -28,7 +25,9 @@ DEMO_VARIANTS = 1_000
 def run_demo(directory: Path, participants: int, seed: int, stages: Stages,
              variants: int) -> DemoResult:
     """The demo's main job (``strongroom.demo.run_demo``; the tests put their own here)."""
-    return demo_package.run_demo(directory, participants, seed, stages, variants)
+    from strongroom.demo import run_demo as run
+
+    return run(directory, participants, seed, stages, variants)
 
 
 def demo(
@@ -127,6 +126,7 @@ def _print_story(result: DemoResult, directory: Path) -> None:
 
 
 def _print_console(result: DemoResult, directory: Path, port: int, serving: bool) -> None:
+    from strongroom.demo import signposts
     from strongroom.server.web.pages import PREFIX  # the web stack only when it is needed
 
     address = f"http://{DEFAULT_HOST}:{port}{PREFIX}/"
@@ -135,7 +135,7 @@ def _print_console(result: DemoResult, directory: Path, port: int, serving: bool
     verb = "Open" if serving else f"After `{later}`, open"
     console.print(f"[bold]The web console[/]: {verb} {address} and sign in with an email, its "
                   f"password and a current code. Who to sign in as:", highlight=False)
-    for post in demo_package.signposts(result.world, result.story):
+    for post in signposts(result.world, result.story):
         print(f"  {post.role}: {post.email} ({post.name}) — {post.finds}")
 
 
