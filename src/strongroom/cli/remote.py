@@ -17,13 +17,15 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from strongroom.cli.common import console, errors
-from strongroom.client import Client, StrongroomError
+
+if TYPE_CHECKING:
+    from strongroom.client import Client
 
 Url = Annotated[str, typer.Option(envvar="STRONGROOM_URL",
                                   help="The Strongroom server, e.g. https://sr.example.org.")]
@@ -36,7 +38,10 @@ ProjectId = Annotated[str, typer.Argument(help="The project's id (prj_…).")]
 
 @contextmanager
 def remote(url: str, token: str | None, ca: Path | None) -> Iterator[Client]:
-    """A client for the server; a refusal is printed with every reason, and exits 1."""
+    """A client for the server; a refusal is printed with every reason, and exits 1. The
+    client (httpx) is imported here, when a command runs: not to list the options."""
+    from strongroom.client import Client, StrongroomError
+
     try:
         with Client(url, token=token, verify=ca or True) as client:
             yield client

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from strongroom.access.presets import PRESETS
 from strongroom.cli.common import errors
 from strongroom.cli.remote import Ca, Url, remote, show
-from strongroom.client import Client
+
+if TYPE_CHECKING:
+    from strongroom.client import Client
 
 token_app = typer.Typer(help="Your API tokens: issue one for a project (signed in with your "
                              "password and code), list them, revoke one.",
