@@ -71,7 +71,7 @@ pytestmark = pytest.mark.slow
 world = module_world()
 cast = module_cast()
 
-M = 120  # variants: common ones, so a GWAS of everyone releases most of them
+M = 60  # variants: common ones, so a GWAS of everyone releases most of them
 
 
 def _carrier(cast: runner.Cast) -> runner.Target:
@@ -269,34 +269,43 @@ def test_a_gwas_refused_by_the_data_says_one_thing_whatever_refused_it(
 # -- listings: order and count are the request's -------------------------------------------
 
 
+# a covariate that singles the target out only if their BMI is over the line
+SINGLED = ("SELECT pid, sbp AS y, CASE WHEN {T} AND bmi > {L} THEN 100000 ELSE birth_year "
+           "END AS c FROM base WHERE sbp IS NOT NULL AND birth_year IS NOT NULL")
+
+
 def test_an_output_listing_s_order_and_count_are_the_requests(
         genotyped: AttackWorld, cast: runner.Cast) -> None:
-    """Three GWAS asked one after the other, the target's value deciding whether the first
-    is refused by the data (over the line: their trait 2 in a case-control GWAS): the
-    listing (API and console), its order by kind and name and its count are the same."""
+    """Two GWAS asked one after the other, the target's value deciding whether the first is
+    refused by the data (over the line: a covariate singles them out), the ration spent:
+    the listing (API and console), its order and its count are the same."""
     world = genotyped
     target = cast.lean[4]
     seen = {}
     for side, line in _lines(target).items():
         who, project = _gwas_project(world)
-        world.platform.outputs.define(who, project, "g", BANDED.format(
-            T=target.condition, L1=line, L2=1000))
+        world.platform.outputs.define(who, project, "g", SINGLED.format(
+            T=target.condition, L=line))
         _spend_all(world, who, project)
         browser = _browser(world, who)
-        names = []
-        linear = GWAS | {"traits": ["c"], "covariates": []}
-        for i, analysis in enumerate((LOGISTIC, linear, LOGISTIC)):
+        made = []
+        for i, analysis in enumerate((GWAS | {"covariates": ["c"]}, GWAS | {"covariates": []})):
             with _membership_as_it_was(world):
-                made = browser.post(f"/projects/{project}/analyses", json={
+                asked = browser.post(f"/projects/{project}/analyses", json={
                     "analysis": analysis, "name": f"n{i}"})
-            assert made.status_code == 201, made.text
-            names.append(made.json()["filename"])
+            assert asked.status_code == 201, asked.text
+            made.append(asked.json())
             world.clock.advance(61)
+        # the truth, custodian-side: the first was refused by the data over the line only
+        first = output_requests.read(world.platform.access, who, made[0]["id"])
+        assert ("refused" in {f.rule for f in first.check_report.findings}) is (
+            side == "over"), first.check_report.findings
         listed = browser.get("/outputs", params={"project_id": project})
         tab = browser.get(f"/ui/workspace/projects/{project}", params={"tab": "results"})
         for r in (listed, tab):
             _no_side_headers(r)
         order = [o["filename"] for o in listed.json()]
+        assert order == [m["filename"] for m in reversed(made)], order  # newest first
         seen[side] = (order, listed.headers.get("content-length"),
                       len(re.sub(r"bmi &gt; [0-9.]+", "", _masked(tab.text))))
     assert seen["over"] == seen["under"], seen
