@@ -64,7 +64,7 @@ from tests.integration.test_redteam_http_surface import (
     _no_side_headers,
     _spend_all,
 )
-from tests.redteam_world import attacker, module_cast, module_world
+from tests.redteam_world import attacker, dp_target, module_cast, module_world
 
 pytestmark = pytest.mark.slow
 
@@ -394,3 +394,40 @@ def test_a_definition_s_drawn_size_verdict_is_an_answer(
         # whatever the draw said, it was paid for, over the line and under it alike
         assert spent_over == spent_under == 1, seen
         assert ok_over == ok_under or spent_over, seen
+
+
+# -- a DP query: everything around its noisy figures -------------------------------------------
+
+
+def test_a_dp_answer_s_surroundings_are_the_same_over_the_line_and_under(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """*A DP answer says what its ε bounds (the noisy figures, and what is computed from
+    them) and, around it, only what its request fixes*: its status, headers, the shape of
+    its record (labels, notes, noise scales, ε charged and proved, the budget left) and the
+    project's budget (API and console) are the same whether the one row its filter keeps
+    exists or not (the target's BMI over the line, or under it)."""
+    target = cast.obese[7]
+    seen = {}
+    for side, line in _lines(target).items():
+        who, project, where = dp_target(world, target)
+        where[-1]["value"] = line
+        browser = _browser(world, who)
+        shapes = []
+        for query in ({"kind": "count", "table": "participants", "epsilon": "0.1",
+                       "where": where},
+                      {"kind": "mean", "table": "participants", "column": "p21001_i0",
+                       "bounds": [10, 60], "epsilon": "0.1", "where": where}):
+            answered = browser.post(f"/projects/{project}/dp/queries", json={"query": query})
+            assert answered.status_code == 200, answered.text
+            _no_side_headers(answered)
+            body = answered.json()
+            shapes.append((sorted(answered.headers), [e["label"] for e in body["estimates"]],
+                           body["notes"], body["noise"], body["epsilon"],
+                           body["epsilon_used"], body["epsilon_remaining"], body["kind"]))
+        budget = browser.get(f"/projects/{project}/dp/budget")
+        page = browser.get(f"/ui/workspace/projects/{project}")
+        _no_side_headers(budget)
+        seen[side] = (shapes, _masked(json.dumps(budget.json()["spends"], sort_keys=True)),
+                      budget.headers.get("content-length"), page.status_code,
+                      len(re.sub(r"&gt; [0-9.]+|> [0-9.]+", "", _masked(page.text))))
+    assert seen["over"] == seen["under"], seen
