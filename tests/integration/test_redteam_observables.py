@@ -23,10 +23,22 @@ researcher's client is told: status, body (ids and moments masked), headers,
   (a logistic trait not 0/1, duplicated rows, too few genotyped, a trait the rules refuse,
   a failure of the platform's own). (Leaked: each had its own reason, so one answer told
   three outcomes apart; fixed in ``Outputs._gwas``.)
-- A withheld GWAS's API record, console page, headers and ``Content-Length`` are the same
-  whether the data let it run to the end or refused it.
-- An output listing's order and count are the request's (moments of the schedule, ids
-  random), never the size, the verdict or the kind of what was found.
+- *A GWAS the check stopped (review or block) says that it was stopped, never how many of
+  its variants the genetics rules withheld, or why*: those counts are figures of a group
+  the check did not let through. (Leaked: a blocked GWAS of a released group plus one
+  participant said "one participant could move the effect" or "minor allele count below
+  20" as that participant carried a rare allele or not; fixed by ``genetics.unsaid``.)
+- *A definition's size verdict that a margin drew is an answer*: a population from half the
+  threshold to twice it has its ``size_ok`` drawn, one participant apart drawing apart one
+  time in fifteen, and a no-op change of the text draws again. (Leaked: its reserved answer
+  was given back, so the draws could be averaged for nothing; fixed in ``Outputs.define``
+  with ``definitions.size_drawn``.)
+- A withheld GWAS's API record, headers and ``Content-Length`` are the same whether it was
+  too large to keep or not; an output listing's order, count and size (API and console)
+  are the request's, never whether the data refused what it lists (held).
+- A DP answer's status, headers, labels, notes, noise scales, ε charged and proved, the
+  budget left, the budget's spends and the project's page are the same whether the one row
+  its filter keeps exists (held).
 
 The truth is custodian-side throughout: the cast's BMIs, the database's answers and the
 outputs' stored sizes. Where the platform's limit is moved (the output size limit, 64 MiB,
@@ -420,7 +432,8 @@ def test_a_dp_answer_s_surroundings_are_the_same_over_the_line_and_under(
             answered = browser.post(f"/projects/{project}/dp/queries", json={"query": query})
             assert answered.status_code == 200, answered.text
             _no_side_headers(answered)
-            body = answered.json()
+            world.clock.advance(61)  # the next query a minute on (spends at one moment
+            body = answered.json()   # are listed by their random ids)
             shapes.append((sorted(answered.headers), [e["label"] for e in body["estimates"]],
                            body["notes"], body["noise"], body["epsilon"],
                            body["epsilon_used"], body["epsilon_remaining"], body["kind"]))
