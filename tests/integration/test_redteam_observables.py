@@ -23,11 +23,12 @@ researcher's client is told: status, body (ids and moments masked), headers,
   (a logistic trait not 0/1, duplicated rows, too few genotyped, a trait the rules refuse,
   a failure of the platform's own). (Leaked: each had its own reason, so one answer told
   three outcomes apart; fixed in ``Outputs._gwas``.)
-- *A GWAS the check stopped (review or block) says that it was stopped, never how many of
-  its variants the genetics rules withheld, or why*: those counts are figures of a group
-  the check did not let through. (Leaked: a blocked GWAS of a released group plus one
-  participant said "one participant could move the effect" or "minor allele count below
-  20" as that participant carried a rare allele or not; fixed by ``genetics.unsaid``.)
+- *A GWAS stopped (review or block, by the check or by its own genetics rules) says that it
+  was stopped, never how many of its variants the genetics rules withheld, or why*: those
+  counts are figures of a group no one let through. (Leaked: a blocked GWAS of a released
+  group plus one participant, or one a project's genetics verdict sent to review, said "one
+  participant could move the effect" or "minor allele count below 20" as that participant
+  carried a rare allele or not; fixed by ``genetics.unsaid``.)
 - *A definition's size verdict that a margin drew is an answer*: a population from half the
   threshold to twice it has its ``size_ok`` drawn, one participant apart drawing apart one
   time in fifteen, and a no-op change of the text draws again. (Leaked: its reserved answer
@@ -444,3 +445,29 @@ def test_a_dp_answer_s_surroundings_are_the_same_over_the_line_and_under(
                       budget.headers.get("content-length"), page.status_code,
                       len(re.sub(r"&gt; [0-9.]+|> [0-9.]+", "", _masked(page.text))))
     assert seen["over"] == seen["under"], seen
+
+
+def test_a_gwas_its_own_genetics_rules_stopped_says_nothing_of_its_variants(
+        genotyped: AttackWorld, cast: runner.Cast) -> None:
+    """*The same when the genetics rules stop a GWAS themselves* (a project whose genetics
+    verdict is review): a GWAS of everyone but one of two targets goes to review either way
+    (a variant is withheld), but the rare variant is withheld as "minor allele count below
+    20" when the carrier is left out and as "one participant could move the effect" when
+    they are in (custodian-side): one answer, two outcomes, before anyone has released it."""
+    world = genotyped
+    pair = {"carrier": _carrier(cast), "other": _other(cast)}
+    seen = {}
+    for side, added in pair.items():
+        left_out = next(t for t in pair.values() if t is not added)
+        who, project = _gwas_project(world)
+        world.platform.outputs.set_project_rules(world.staff("custodian-admin"), project,
+                                                 {"genetics": {"verdict": "review"}})
+        world.platform.outputs.define(who, project, "b", f"SELECT * FROM base WHERE NOT "
+                                      f"({left_out.condition}) AND sbp IS NOT NULL")
+        with _membership_as_it_was(world):
+            made = _ask(_browser(world, who), project, GWAS | {"traits": ["sbp"],
+                                                               "definition": "b"})
+        assert made.status_code == 201, made.text
+        assert made.json()["verdict"] == "review", made.text  # the truth: stopped
+        seen[side] = _reasons(world, who, made.json()["id"])
+    assert seen["carrier"] == seen["other"], seen

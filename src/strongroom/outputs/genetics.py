@@ -108,9 +108,10 @@ UNSAID = ("which variant results the genetics rules withhold, how many and why, 
 
 
 def unsaid(rules: Rules) -> Finding:
-    """The genetics rules' one finding on a GWAS the check stopped (review or block): the
-    same whatever they withheld. Their counts by reason are figures of the group, and the
-    check stopped the group (two GWAS a participant apart, say): the observables red team
+    """The genetics rules' one finding on a GWAS stopped (review or block, by the check or by
+    these rules): the same whatever they withheld. Their counts by reason are figures of the
+    group, and no one let the group through (two GWAS a participant apart, say): the
+    observables red team
     read from a blocked GWAS's counts whether the one participant added carried a rare
     allele (tests/integration/test_redteam_observables.py). Its verdict is the project's
     genetics verdict, at least suppress: a constant, so it never moves with the data."""

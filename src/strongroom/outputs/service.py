@@ -570,8 +570,10 @@ class Outputs:
                             out, fmt, hidden=blocked, annotated=False), name)
                         # how many variants the genetics rules withheld, and why, are
                         # figures of the analysed group: said with an output the check let
-                        # through, never with one it stopped (genetics.unsaid)
-                        stopped = SEVERITY[CheckReport.worst(findings)] >= \
+                        # through, never with one stopped, by the check or by the genetics
+                        # rules themselves (a project's genetics verdict review or block):
+                        # genetics.unsaid
+                        stopped = SEVERITY[CheckReport.worst([*findings, *out.findings])] >= \
                             SEVERITY[Verdict.REVIEW]
                         findings += [genetics.unsaid(rules)] if stopped else out.findings
                 except DataRefusal:
