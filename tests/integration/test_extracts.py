@@ -314,6 +314,20 @@ def test_five_columns_kept_and_renamed(leaks: Leaks) -> None:
     assert report.linked_columns["chol"] == "p30690_i0"
 
 
+@pytest.mark.parametrize("kind", ["csv", "xlsx", "parquet"])
+def test_columns_named_as_polars_patterns_still_name_the_leaker(leaks: Leaks, kind: str) -> None:
+    """A leaker who names columns as Polars reads a pattern (``^…$``) or every column (``*``)
+    crashed the reader (IndexError) before: a free escape from attribution. Now each such name
+    keeps its position beside it and the file is read and attributed like any other."""
+    leak = _shuffled(leaks.copies[leaks.lone], 2000, 6).select(
+        pl.col("p31").alias("^p.*$"), pl.col("p34").alias("*"),
+        pl.col("p30690_i0").alias("^.*$"), pl.col("p4080_i0_a0").alias("sbp"),
+        pl.col("p21002_i0").alias("weight"))
+    report = leaks.attribute(leak, f"patterns-{kind}", kind)
+    assert _named(report) == {leaks.lone}
+    assert report.linked_columns["^.*$ (column 3)"] == "p30690_i0"
+
+
 @pytest.mark.parametrize("count,how", [(2, "cell"), (3, "row"), (5, "cell"), (5, "row")])
 def test_colluders(leaks: Leaks, count: int, how: str) -> None:
     gang = leaks.gang[:count]

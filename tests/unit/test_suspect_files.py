@@ -115,3 +115,33 @@ def test_columns_cast_as_they_stand_type_as_each_column_alone() -> None:
                                                        equal_nan=True)), got.name
     assert typed["numbers"].dtype == pl.Float64 and typed["padded"].to_list()[1] == 2.0
     assert typed["empty"].dtype == pl.String
+
+
+@pytest.mark.parametrize("kind", ["csv", "tsv", "jsonl", "parquet", "xlsx"])
+def test_columns_named_as_patterns_are_read_each_as_itself(tmp_path: Path, kind: str) -> None:
+    """``*`` and ``^…$`` are what Polars reads as every column and as a pattern: a leaker's file
+    so named crashed the reader (a free escape from attribution). Each such name is read with
+    its position beside it, its own values under it, whatever the format."""
+    frame = pl.DataFrame({"^p.*$": [1.5, 2.5], "*": ["a", None], "^.*$": [None, None],
+                          "b": [3.0, 4.0]}, schema_overrides={"^.*$": pl.String})
+    path = tmp_path / f"hostile.{kind}"
+    if kind in ("csv", "tsv"):
+        frame.write_csv(path, separator="," if kind == "csv" else "\t")
+    elif kind == "jsonl":
+        frame.write_ndjson(path)
+    elif kind == "parquet":
+        frame.write_parquet(path)
+    else:
+        book = openpyxl.Workbook()
+        sheet = book.active
+        assert sheet is not None
+        sheet.append(frame.columns)
+        for row in frame.iter_rows():
+            sheet.append(list(row))
+        book.save(path)
+    read = tables.read_suspect(path)
+    assert "^p.*$ (column 1)" in read.columns and "* (column 2)" in read.columns
+    assert read["^p.*$ (column 1)"].to_list() == [1.5, 2.5]
+    assert read["* (column 2)"].to_list() == ["a", None]
+    assert read["b"].to_list() == [3.0, 4.0]
+    assert all(len(read.select(pl.col(name)).columns) == 1 for name in read.columns)

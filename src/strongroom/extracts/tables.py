@@ -235,7 +235,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         frame = pl.read_parquet(path)
     except Exception as exc:  # polars raises several types for damaged files
         raise Invalid(f"{path.name} looks like Parquet but cannot be read ({_kind(exc)})") from exc
-    return _typed(frame)
+    return _typed(_safely_named(frame))
 
 
 def _read_json_lines(path: Path) -> pl.DataFrame:
@@ -250,6 +250,7 @@ def _read_json_lines(path: Path) -> pl.DataFrame:
     except Exception as exc:  # polars raises several types for malformed lines
         raise Invalid(f"{path.name} looks like JSON lines but cannot be read ({_kind(exc)}); "
                       f"each line must be one flat JSON object; {_SEND}") from exc
+    frame = _safely_named(frame)
     if frame.width > MAX_COLUMNS:
         raise _too_wide(path.name, frame.width)
     if frame.height > MAX_ROWS:
@@ -279,7 +280,7 @@ def _read_text(path: Path) -> pl.DataFrame:
             f"{_SEND}"
         ) from exc
     frame = frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
-    return _typed(frame)
+    return _typed(_safely_named(frame))
 
 
 def _sniff(path: Path) -> str:
@@ -357,7 +358,7 @@ def _header_names(header: tuple[Any, ...]) -> list[str]:
         while name in names:
             name += "_"
         names.append(name)
-    return names
+    return safe_names(names)
 
 
 def _excel_series(name: str, cells: list[Any]) -> pl.Series:
@@ -370,16 +371,38 @@ def _excel_series(name: str, cells: list[Any]) -> pl.Series:
     return pl.Series(name, [None if c is None else str(c) for c in cells], pl.String)
 
 
+def safe_names(names: list[str]) -> list[str]:
+    """The suspect's column names as found, except a name Polars would read as more than one
+    column's (``*``, or a pattern ``^…$``): that one gets its position after it. A leaker
+    naming a column so must not stop attribution (a crash was a free escape), and no later
+    ``pl.col(name)`` may select another column than the one named."""
+    out: list[str] = []
+    for at, name in enumerate(names):
+        if name == "*" or (name.startswith("^") and name.endswith("$")):
+            name = f"{name} (column {at + 1})"
+            while name in names or name in out:
+                name += "_"
+        out.append(name)
+    return out
+
+
+def _safely_named(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with :func:`safe_names`: each reader renames first, before any expression
+    names a column."""
+    return frame.rename(dict(zip(frame.columns, safe_names(frame.columns), strict=True)))
+
+
 def _typed(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text columns whose every non-empty cell is a number become Float64; the rest stay.
+    """Text columns whose every non-empty cell is a number become Float64; the rest stay;
+    names as :func:`safe_names` leaves them (every reader's table comes through here).
 
     Every text column is first cast to numbers as it stands, all in one ``select`` (Polars
     spreads the columns over the cores). Where every present cell parses and none is NaN,
     that is :func:`_from_text`'s answer already: a number with spaces around it, and every
     missing marker (``NaN`` aside), does not parse as it stands, so stripping and nulling the
     markers would change nothing. The other columns are judged by :func:`_from_text`."""
+    frame = _safely_named(frame)
     text = [at for at, dtype in enumerate(frame.dtypes) if dtype == pl.String]
-    # by position: a hostile file's column names may read as patterns (``^…$``)
     direct = frame.select(pl.nth(text).cast(pl.Float64, strict=False)) if text else frame
     out = []
     for at, col in enumerate(frame.get_columns()):
