@@ -113,10 +113,12 @@ def test_the_extract_has_a_manifest_and_its_leaked_rows_are_attributed_to_it(
     story = demo.result.story
     assert story.extract is not None and story.leaked == leaked_file(demo.root)
     ctx = demo.platform.access
+    mallory = demo.as_(MALLORY).person_id  # signed in outside the transaction below: a
+    # sign-in writes, and SQLite's one writer is the open transaction (database is locked)
     with ctx.transaction() as db:
         record = manifest.get(db, story.extract.extract_id)
         assert record.project_id == demo.result.world.projects[MAIN_PROJECTS][0]
-        assert record.recipient_id == demo.as_(MALLORY).person_id
+        assert record.recipient_id == mallory
         assert record.file_sha256 == story.extract.sha256
     leaked = pl.read_csv(story.leaked)
     assert EID not in leaked.columns and 0 < leaked.height < story.extract.rows
