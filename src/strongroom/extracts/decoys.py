@@ -333,7 +333,9 @@ def _features(real: pl.DataFrame, decoys: pl.DataFrame, specs: Mapping[str, Colu
         r, d = real[name], decoys[name]
         if spec.kind in ("number", "date"):
             rv, dv = _as_float(r), _as_float(d)
-            mean, sd = np.nanmean(rv), np.nanstd(rv) or 1.0
+            present = rv[~np.isnan(rv)]  # a column every real row lacks is all flags, no scale
+            mean = float(present.mean()) if present.size else 0.0
+            sd = (float(present.std()) if present.size else 0.0) or 1.0
             for v, parts in ((rv, parts_r), (dv, parts_d)):
                 parts.append(np.nan_to_num((v - mean) / sd)[:, None])
                 parts.append(np.isnan(v)[:, None].astype(np.float64))
