@@ -497,20 +497,42 @@ class AttributionReport:
         return _evidence(self)
 
 
-def _id_maps(ctx: AccessContext, records: Sequence[ExtractManifest],
-             notes: list[str]) -> dict[str, pl.DataFrame]:
-    maps: dict[str, pl.DataFrame] = {}
+def _projects(db: Session, records: Sequence[ExtractManifest]) -> list[Project]:
+    """The registered extracts' projects, by ID (none when no extract is registered)."""
     wanted = sorted({m.project_id for m in records})
-    with ctx.transaction() as db:
-        projects = list(db.scalars(select(Project).where(Project.id.in_(wanted))
-                                   .order_by(Project.id)))
+    if not wanted:
+        return []
+    return list(db.scalars(select(Project).where(Project.id.in_(wanted)).order_by(Project.id)))
+
+
+def _load_maps(ctx: AccessContext, projects: Sequence[Project]
+               ) -> list[tuple[str, pl.DataFrame | None]]:
+    """Each project's pseudonym map (None where its key is destroyed), read from disk while
+    the suspect file is read (``attribute``)."""
+    out: list[tuple[str, pl.DataFrame | None]] = []
     for project in projects:
         try:
-            maps[project.id] = pseudonyms.load(ctx, project)
+            out.append((project.id, pseudonyms.load(ctx, project)))
         except Refused:
-            notes.append(f"project {project.id}'s pseudonyms are destroyed with its key; its "
+            out.append((project.id, None))
+    return out
+
+
+def _id_maps(loaded: Sequence[tuple[str, pl.DataFrame | None]],
+             notes: list[str]) -> dict[str, pl.DataFrame]:
+    maps: dict[str, pl.DataFrame] = {}
+    for project_id, frame in loaded:
+        if frame is None:
+            notes.append(f"project {project_id}'s pseudonyms are destroyed with its key; its "
                          f"rows can be linked by value only")
+        else:
+            maps[project_id] = frame
     return maps
+
+
+def _digests(records: Sequence[ExtractManifest]) -> dict[str, tuple[str, str, str]]:
+    """Each manifest's project, institution and digest (the evidence pack lists them)."""
+    return {m.id: (m.project_id, m.institution_id, manifest.digest(m)) for m in records}
 
 
 def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Path, *,
@@ -522,12 +544,16 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
         if principal is not None:
             authorize(ctx, db, principal, Action.ATTRIBUTE)
         records = manifest.list_all(db)
+        projects = _projects(db, records)
     if not suspect_path.is_file():
         raise NotFound(f"there is no file {suspect_path}")
     tables.check_suspect(suspect_path)  # size, type and width before any parsing or hashing
-    # the cohort is decrypted and decoded on another thread while the file is hashed and read
+    # the cohort is decrypted and decoded on another thread while the file is hashed and read,
+    # then the projects' pseudonym maps and the manifests' digests
     loader = ThreadPoolExecutor(max_workers=1) if records else None
     cohort = loader.submit(_master, store, records) if loader is not None else None
+    maps = loader.submit(_load_maps, ctx, projects) if loader is not None else None
+    digests = loader.submit(_digests, records) if loader is not None else None
     try:
         digest = _sha256(suspect_path)
         suspect = tables.read_suspect(suspect_path)
@@ -536,12 +562,11 @@ def attribute(ctx: AccessContext, principal: Principal | None, suspect_path: Pat
                                    digest, len(records), [], None, {}, {}, notes,
                                    run_at=ctx.clock(),
                                    run_by=principal.person_id if principal else "operator")
-        report.manifests = {m.id: (m.project_id, m.institution_id, manifest.digest(m))
-                            for m in records}
-        if cohort is None:
+        if cohort is None or maps is None:
             notes.append("no extracts are registered, so no recipient can be scored")
         else:
-            _score(ctx, cohort.result(), suspect, records, report, cap)
+            _score(ctx, cohort.result(), suspect, records, report, cap, maps.result())
+        report.manifests = digests.result() if digests is not None else {}
     finally:
         if loader is not None:  # a file refused leaves the cohort's loading to end alone
             loader.shutdown(wait=False, cancel_futures=True)
@@ -576,7 +601,8 @@ def _master(store: Store, records: Sequence[ExtractManifest]
 
 
 def _score(ctx: AccessContext, cohort: tuple[str, pl.DataFrame] | None, suspect: pl.DataFrame,
-           records: Sequence[ExtractManifest], report: AttributionReport, cap: int) -> None:
+           records: Sequence[ExtractManifest], report: AttributionReport, cap: int,
+           maps: Sequence[tuple[str, pl.DataFrame | None]]) -> None:
     if cohort is None:
         raise Invalid("the store holds no cohort, so no marks can be read; ingest it first")
     version_id, master = cohort
@@ -609,7 +635,7 @@ def _score(ctx: AccessContext, cohort: tuple[str, pl.DataFrame] | None, suspect:
         # the columns matched first; the linkage-free readings need nothing more, so they
         # run while the rows are linked
         planned = linkage.plan(suspect, master, ctx.dictionary,
-                               _id_maps(ctx, records, report.notes), marked=marked, pool=pool)
+                               _id_maps(maps, report.notes), marked=marked, pool=pool)
         report.linked_columns = dict(planned.columns)
         recipients, sets = keyed.result()
         seed = int(report.suspect_sha256[:16], 16)
