@@ -195,6 +195,9 @@ def fit_model(y: np.ndarray, m: np.ndarray, carrier: Carrier, grid: float,
     if len(y) > FIT_SAMPLE:
         pick = np.random.default_rng(seed).choice(len(y), FIT_SAMPLE, replace=False)
         y, m = y[pick], m[pick]
+    # every cell's likelihood is a function of its (y, m) alone: each distinct pair's is
+    # computed once and gathered back per cell, the same numbers summed in the same order
+    y, m, back = _distinct_pairs(y, m)
     delta = carrier.amplitude
     q = _outlier_mass(grid, carrier)
     best, best_ll = (0.0, OUTLIERS[0]), -math.inf
@@ -203,10 +206,26 @@ def fit_model(y: np.ndarray, m: np.ndarray, carrier: Carrier, grid: float,
         both = 0.5 * (_prob(y, m + delta, sigma, grid, delta)
                       + _prob(y, m - delta, sigma, grid, delta))
         for eps in OUTLIERS:
-            ll = float(np.sum(np.log((1 - eps) * both + eps * q + 1e-300)))
+            ll = float(np.sum(np.log((1 - eps) * both + eps * q + 1e-300)[back]))
             if ll > best_ll:
                 best, best_ll = (sigma, eps), ll
     return best
+
+
+def _distinct_pairs(y: np.ndarray, m: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct ``(y, m)`` pairs (bit for bit) and, per cell, its pair's index."""
+    y, m = np.ascontiguousarray(y, dtype=np.float64), np.ascontiguousarray(m, dtype=np.float64)
+    if not len(y):
+        return y, m, np.zeros(0, dtype=np.int64)
+    yb, mb = y.view(np.uint64), m.view(np.uint64)
+    order = np.lexsort((mb, yb))
+    new = np.ones(len(y), dtype=np.bool_)
+    new[1:] = (yb[order[1:]] != yb[order[:-1]]) | (mb[order[1:]] != mb[order[:-1]])
+    back = np.empty(len(y), dtype=np.int64)
+    back[order] = np.cumsum(new) - 1
+    first = order[new]
+    return y[first], m[first], back
 
 
 def soft_symbols(y: np.ndarray, m: np.ndarray, carrier: Carrier, grid: float, sigma: float,
