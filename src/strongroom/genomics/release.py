@@ -30,7 +30,7 @@ from scipy import stats
 
 from strongroom.enclave.results import PidArray
 from strongroom.genomics import membership
-from strongroom.genomics.study import VARIANT_COLUMNS, GwasRun
+from strongroom.genomics.study import VARIANT_COLUMNS, GwasRun, Spread
 
 _Z95 = float(stats.norm.isf(0.025))
 
@@ -196,14 +196,17 @@ def attackers_reference(pool: npt.NDArray[np.float64], n: int) -> npt.NDArray[np
 
 def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
              salt: bytes) -> pl.DataFrame:
-    """Release precision: each effect and standard error to what one participant could move
-    it, each allele count to a multiple of ``base`` (by keyed unbiased draws), the group's
-    size as shown, and the test statistic, p-value and interval worked out from the rounded
-    figures. One participant moves an effect Σ g̃·r / Σ g̃² by at most 2·max|r| / Σ g̃²
-    (a residualised dosage is within about 2 of zero), where Σ g̃² = σ² / SE² for a least-
-    squares fit and 1 / SE² for a logistic one (whose residuals are within 1)."""
+    """Release precision: each effect to what one participant could move it (its step, shown
+    as ``beta_step``), each standard error to three significant digits, each allele count to
+    a multiple of ``base`` (all by keyed unbiased draws), the group's size as shown; −log10 p
+    from the unrounded statistic, to what one participant could move it; the test statistic
+    and interval from the rounded effect and standard error. One participant moves an effect
+    Σ g̃·r / Σ g̃² by at most 2·max|r| / Σ g̃² (a residualised dosage is within about 2 of
+    zero), where Σ g̃² = σ² / SE² for a least-squares fit and 1 / SE² for a logistic one
+    (whose residuals are within 1)."""
     if rows.is_empty():
         return rows.with_columns(pl.col("n").cast(pl.Float64),
+                                 pl.lit(None, pl.Float64).alias("beta_step"),
                                  pl.lit(None, pl.Float64).alias("neg_log10_p"))
     spread = run.spread.get(trait)
     se = rows["se"].to_numpy()
@@ -222,14 +225,59 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
     se_r = np.maximum(keyed_round(se, digits, salt, "se", key, variants), digits)
     counts = keyed_round(rows["alt_count"].to_numpy(), np.full(rows.height, float(base)), salt,
                          "alleles", key, variants)
-    df = spread.df if spread is not None else max(int(n) - 2, 1)
-    stat = beta / se_r
-    p, neg_log10_p = p_values(stat, None if logistic else df)
+    df = None if logistic else (spread.df if spread is not None else max(int(n) - 2, 1))
+    exact = rows["beta"].to_numpy() / se
+    nudge = _moved_stat(exact, se, moved, spread, logistic, int(run.groups[trait].size))
+    neg_log10_p = keyed_log10_p(exact, nudge, df, salt, key, variants)
+    with np.errstate(under="ignore"):
+        p = np.power(10.0, -neg_log10_p)
     return rows.with_columns(
-        pl.Series("beta", beta), pl.Series("se", se_r), pl.Series("stat", stat),
-        pl.Series("p", p).fill_nan(None),
+        pl.Series("beta", beta), pl.Series("beta_step", step), pl.Series("se", se_r),
+        pl.Series("stat", beta / se_r), pl.Series("p", np.where(p > 0, p, np.nan)
+                                                  ).fill_nan(None),
         pl.Series("neg_log10_p", neg_log10_p), pl.lit(n).alias("n"),
         pl.Series("alt_freq", np.round(np.clip(counts / (2 * max(n, 1.0)), 0.0, 1.0), 4)))
+
+
+def _moved_stat(stat: npt.NDArray[np.float64], se: npt.NDArray[np.float64],
+                moved: npt.NDArray[np.float64], spread: Spread | None, logistic: bool,
+                n: int) -> npt.NDArray[np.float64]:
+    """The most one participant moves each test statistic β / SE: their effect on β over SE,
+    and on SE itself (through the residual variance, by up to max r² / n of it, and through
+    Σ g̃², by up to g̃² ≤ 4 of it), scaled by the statistic."""
+    if logistic or spread is None:
+        relative_se = 2.0 * np.square(se)  # Σ w·g̃² = 1 / SE², one participant's w·g̃² ≤ 1
+    else:
+        variance = max(spread.variance, 1e-300)
+        relative_se = 0.5 * (spread.largest ** 2 / (variance * max(n, 1))
+                             + 4.0 * np.square(se) / variance)
+    nudge: npt.NDArray[np.float64] = moved / se + np.abs(stat) * relative_se
+    return nudge
+
+
+def keyed_log10_p(stat: npt.NDArray[np.float64], nudge: npt.NDArray[np.float64],
+                  df: int | None, salt: bytes, key: bytes, variants: npt.NDArray[np.int64]
+                  ) -> npt.NDArray[np.float64]:
+    """−log10 p of the unrounded statistics, each to a power-of-two step at least what moving
+    its statistic by ``nudge`` (one participant) moves it, by keyed unbiased draws: as
+    precise as the effect's own rounding allows, without the rounded effect's and standard
+    error's errors compounded (issue 54: p-values from unrounded statistics). −log10 p rises
+    with |stat|, so the most a nudge moves it is upwards."""
+    _, exact = p_values(stat, df)
+    rounded = keyed_round(exact, log10_p_step(stat, nudge, df), salt, "neg_log10_p", key,
+                          variants)
+    return np.maximum(rounded, 0.0)
+
+
+def log10_p_step(stat: npt.NDArray[np.float64], nudge: npt.NDArray[np.float64],
+                 df: int | None) -> npt.NDArray[np.float64]:
+    """The power of two at least what moving each statistic by ``nudge`` moves −log10 p (a
+    step worked out exactly would be read back from the released figure, as for effects)."""
+    _, exact = p_values(stat, df)
+    _, nudged = p_values(np.abs(stat) + nudge, df)
+    step: npt.NDArray[np.float64] = np.exp2(np.ceil(np.log2(np.maximum(nudged - exact,
+                                                                         1e-6))))
+    return step
 
 
 def p_values(stat: npt.NDArray[np.float64], df: int | None
@@ -284,5 +332,6 @@ def _shown(rows: pl.DataFrame, logistic: bool, frequencies: bool) -> pl.DataFram
               (pl.col("beta") + _Z95 * pl.col("se")).alias("ci_high")]
     return rows.sort("trait", "variant").select(
         "trait", *VARIANT_COLUMNS, "test", "n", *(["alt_freq"] if frequencies else []),
-        "info", "beta", "se", *effect, pl.col("stat").alias("z" if logistic else "t"), "p",
+        "info", "beta", "beta_step", "se", *effect,
+        pl.col("stat").alias("z" if logistic else "t"), "p",
         "neg_log10_p")

@@ -1,0 +1,94 @@
+"""Released GWAS figures are as precise as one participant's influence allows, and no finer.
+
+Guarantee: a released effect's step and a released −log10 p's step are each at least what any
+one participant moves that figure (by leaving the fit), and the released figure is within one
+step of the exact one. Ground truth: every participant left out of the least-squares fit in
+turn, with the residual variance and degrees of freedom refitted (as plink2 would fit the
+group without them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from strongroom.genomics.release import _moved_stat, keyed_log10_p, log10_p_step, p_values
+from strongroom.genomics.study import Spread
+
+
+def _fit(g: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
+         c: npt.NDArray[np.float64]) -> tuple[float, float, int]:
+    """β, SE and residual df of y ~ 1 + c + g."""
+    x = np.column_stack([np.ones(y.size), c, g])
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    r = y - x @ coef
+    df = y.size - x.shape[1]
+    sigma2 = float(r @ r) / df
+    cov = sigma2 * np.linalg.inv(x.T @ x)
+    return float(coef[-1]), float(np.sqrt(cov[-1, -1])), df
+
+
+def _spread(y: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> Spread:
+    """The trait's spread as the study computes it (study._spread)."""
+    design = np.column_stack([np.ones(y.size), c])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    r = y - design @ coef
+    df = y.size - design.shape[1] - 1
+    return Spread(float(np.abs(r).max()), float(r @ r) / df, df)
+
+
+@pytest.mark.parametrize(("effect", "freq"), [(0.0, 0.3), (0.3, 0.3), (1.0, 0.4), (0.6, 0.05)])
+def test_one_participant_moves_neither_figure_by_more_than_its_step(effect: float,
+                                                                    freq: float) -> None:
+    rng = np.random.default_rng(54)
+    n = 600
+    c = np.column_stack([rng.integers(0, 2, n), rng.normal(size=n)]).astype(np.float64)
+    g = rng.binomial(2, freq, n).astype(np.float64)
+    y = 0.5 * c[:, 0] + effect * g + rng.standard_t(4, n)  # heavy tails: outliers exist
+    y[int(np.argmax(g))] += 8.0  # and a carrier far out, the worst case for the bound
+    beta, se, df = _fit(g, y, c)
+    spread = _spread(y, c)
+    stat = np.array([beta / se])
+    moved = np.array([2.0 * spread.largest * se**2 / spread.variance])  # release._moved
+    nudge = _moved_stat(stat, np.array([se]), moved, spread, False, n)
+    step = log10_p_step(stat, nudge, df)[0]
+    _, exact = p_values(stat, df)
+    betas, nlps = [], []
+    for i in range(n):
+        keep = np.arange(n) != i
+        b, s, d = _fit(g[keep], y[keep], c[keep])
+        betas.append(b)
+        nlps.append(p_values(np.array([b / s]), d)[1][0])
+    # the effect's step (a power of two at least `moved`) covers every participant's pull
+    assert np.max(np.abs(np.array(betas) - beta)) <= moved[0]
+    assert np.max(np.abs(np.array(nlps) - exact[0])) <= step
+    # the released −log10 p is one of the two multiples of its step around the exact figure
+    released = keyed_log10_p(stat, nudge, df, b"salt", b"group", np.array([0]))[0]
+    assert abs(released - exact[0]) < step and np.isclose(released / step,
+                                                           round(released / step))
+
+
+def test_a_hit_past_a_floats_reach_has_a_finite_step_and_figure() -> None:
+    stat = np.array([60.0, -60.0, 0.0])
+    nudge = np.array([0.01, 0.01, 0.01])
+    released = keyed_log10_p(stat, nudge, None, b"s", b"k", np.arange(3))
+    assert np.all(np.isfinite(released)) and released[0] > 700 and released[2] >= 0.0
+    assert np.all(log10_p_step(stat, nudge, None) > 0)
+
+
+def test_the_same_group_draws_alike_and_another_group_does_not_aim() -> None:
+    """Keyed draws: the same figures of the same group round alike (averaging copies gains
+    nothing); the draws depend on the secret, so no one can aim at a boundary."""
+    rng = np.random.default_rng(1)
+    stat = rng.normal(size=2_000)
+    nudge = np.full(2_000, 0.2)
+    variants = np.arange(2_000)
+    first = keyed_log10_p(stat, nudge, 1_000, b"secret", b"group", variants)
+    assert np.array_equal(first, keyed_log10_p(stat, nudge, 1_000, b"secret", b"group",
+                                               variants))
+    other = keyed_log10_p(stat, nudge, 1_000, b"other secret", b"group", variants)
+    assert 0.2 < np.mean(first != other) < 0.8
+    # unbiased: over many variants the rounding errors average to about nothing
+    _, exact = p_values(stat, 1_000)
+    assert abs(np.mean(first - exact)) < 0.1 * np.mean(log10_p_step(stat, nudge, 1_000))
