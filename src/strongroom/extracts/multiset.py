@@ -341,15 +341,20 @@ def _dense_read(y: np.ndarray, marked: np.ndarray, plain: np.ndarray) -> np.ndar
 
     def share(keys: np.ndarray) -> np.ndarray:
         """``k(Y)/C(Y)`` at ``keys`` (0 where no candidate), C the marked cells one unit
-        below and above plus the unmarked at Y; computed only where it is read (every key
-        read lies strictly inside the range, and at its two ends ``k`` is 0)."""
+        below and above plus the unmarked at Y; computed only where it is read, or at every
+        key when the range is narrow (every key read lies strictly inside the range, and at
+        its two ends ``k`` is 0): each key's quotient is the same either way."""
         candidates = ((below[keys] + below[keys + 2]) + plain_counts[keys]).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             found: np.ndarray = np.where(candidates > 0,
                                          k[keys] / np.maximum(candidates, 1), 0.0)
         return found
 
-    out: np.ndarray = share(at + 1) - share(at - 1)
+    if span <= 4 * len(at):  # a narrow range: every key's share at once, then read twice
+        table = share(np.arange(span))  # the same quotient at each key as below
+        out: np.ndarray = table[at + 1] - table[at - 1]
+        return out
+    out = share(at + 1) - share(at - 1)
     return out
 
 
