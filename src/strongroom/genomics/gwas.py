@@ -287,17 +287,40 @@ def variant_sums(d: Design, dosages: NDArray[np.float32], extra: F64) -> Variant
     the mean, so they are small beside the variance they are subtracted from (relative error
     ~1e-9, ≲1e-7 when covariates explain half the genotype's variance). Sums, squares and
     products with ``extra`` (the traits) run in float64, so that counts are exact; the
-    float64 copy is made a block of columns at a time into a buffer that is reused.
+    float64 copy is made a block of columns at a time into a buffer that is reused. Missing
+    calls count as 0 in these sums (a float32 copy of the variants that have any), and the
+    basis rows of the samples lacking each such variant are summed for the downdate.
     """
     g32 = d.take(dosages)
     v = g32.shape[1]
-    rest = (d.rest32.T @ g32).astype(np.float64) if d.k > 1 else np.zeros((0, v))
-    products = np.empty((extra.shape[1], v))
-    squares = np.empty(v)
+    with np.errstate(invalid="ignore"):
+        lacking = np.flatnonzero(np.isnan(g32.sum(axis=0)))
     n = np.full(v, d.n, dtype=np.int64)
     missing: list[NDArray[np.intp]] = [_NONE] * v
-    proj = np.vstack([np.zeros((1, v)), rest])
     downdate = None
+    if lacking.size:
+        sub = g32[:, lacking]
+        absent = np.isnan(sub)
+        sub[absent] = 0.0
+        if g32 is dosages:  # the caller's: the zeros go in a copy
+            g32 = g32.copy(order="F")
+        g32[:, lacking] = sub
+        col, row = np.nonzero(absent.T)  # by variant, then sample
+        bounds = np.searchsorted(col, np.arange(lacking.size + 1))
+        downdate = np.zeros((v, d.k, d.k))
+        for i, j in enumerate(lacking.tolist()):
+            rows = row[bounds[i]:bounds[i + 1]]
+            missing[j] = rows
+            n[j] -= rows.size
+            q = d.basis[rows]
+            downdate[j] = q.T @ q
+    proj = np.zeros((d.k, v))
+    if d.k > 1 and lacking.size < v:
+        proj[1:] = d.rest32.T @ g32
+    lacks = np.zeros(v, dtype=bool)
+    lacks[lacking] = True
+    products = np.empty((extra.shape[1], v))
+    squares = np.empty(v)
     width = max(1, _BLOCK_BYTES // (8 * d.n))
     for start in range(0, v, width):
         cols = slice(start, min(v, start + width))
@@ -305,31 +328,20 @@ def variant_sums(d: Design, dosages: NDArray[np.float32], extra: F64) -> Variant
         np.copyto(block, g32[:, cols])
         products[:, cols] = extra.T @ block  # extra's first column is 1: Σ dosage
         squares[cols] = np.einsum("ij,ij->j", block, block)
-        lacking = np.flatnonzero(np.isnan(products[0, cols]))
-        if not lacking.size:
-            continue
-        sub = block[:, lacking]
-        absent = np.isnan(sub)
-        sub[absent] = 0.0
-        lacking += start
-        proj[:, lacking] = d.basis.T @ sub  # exactly, in float64: these are few
-        products[:, lacking] = extra.T @ sub
-        squares[lacking] = np.einsum("ij,ij->j", sub, sub)
-        if downdate is None:
-            downdate = np.zeros((v, d.k, d.k))
-        for col, j in enumerate(lacking):
-            rows = np.flatnonzero(absent[:, col])
-            missing[j] = rows
-            n[j] -= rows.size
-            q = d.basis[rows]
-            downdate[j] = q.T @ q
+        # exactly, in float64, for variants with missing calls: the downdate subtracts
+        # from these, so an error here is not small beside what remains
+        if lacks[cols].all():
+            proj[:, cols] = d.basis.T @ block
+        elif lacks[cols].any():
+            at = np.flatnonzero(lacks[cols])
+            proj[:, start + at] = d.basis.T @ block[:, at]
     total = products[0]
-    complete = n == d.n
-    proj[0, complete] = total[complete] / np.sqrt(d.n)
+    complete = ~lacks
+    proj[0, complete] = total[complete] / np.sqrt(d.n)  # basis[:, 0] is 1/√n
     return VariantSums(n, total, squares, products, proj, downdate, missing)
 
 
-_BLOCK_BYTES: Final = 1 << 27  # float64 copies of dosages are made this much at a time
+_BLOCK_BYTES: Final = 1 << 22  # float64 copies of dosages are made this much at a time
 _NONE: Final = np.zeros(0, dtype=np.intp)
 
 

@@ -50,7 +50,8 @@ from strongroom.genomics.gwas import (
 
 LOGISTIC: Final = "logistic"
 FIRTH: Final = "firth"
-_BATCH_ELEMENTS: Final = 1 << 23  # samples × variants per Newton batch: bounds its memory
+_NEWTON_BATCH: Final = 64  # variants fitted together by Newton's method
+_FIRTH_BATCH_ELEMENTS: Final = 1 << 21  # samples × variants per Firth batch: bounds its memory
 
 
 def _separated_by(covariate: F64, cases: NDArray[np.bool_]) -> bool:
@@ -91,12 +92,14 @@ class _Model:
     cross: F64  # n × pairs: c1[:, a] * c1[:, b] for a ≤ b
     pairs: tuple[NDArray[np.intp], NDArray[np.intp]]
     y: F64  # 0/1
+    c1_t: F64  # kc × n, C order
 
     @classmethod
     def of(cls, covariates: F64, y: F64) -> _Model:
         c1 = np.column_stack([np.ones(y.size), covariates])
         pairs = np.triu_indices(c1.shape[1])
-        return cls(c1, np.asfortranarray(c1[:, pairs[0]] * c1[:, pairs[1]]), pairs, y)
+        return cls(c1, np.ascontiguousarray(c1[:, pairs[0]] * c1[:, pairs[1]]), pairs, y,
+                   np.ascontiguousarray(c1.T))
 
     @property
     def k(self) -> int:
@@ -131,28 +134,29 @@ class _Model:
         return np.asarray(quad + g * g * info_inv[:, kc, kc])
 
 
-def _newton(model: _Model, g: F64, present: F64
-            ) -> tuple[F64, F64, NDArray[np.bool_], NDArray[np.bool_]]:
-    """plink2's LogisticRegression for each column of ``g``, all at once.
+def _newton(model: _Model, batch: _Batch) -> tuple[F64, F64, NDArray[np.bool_], NDArray[np.bool_]]:
+    """plink2's LogisticRegression for each variant of ``batch``, all at once.
 
-    ``present`` is 1 where the variant's call is present (0 drops the sample). Returns the
+    A sample whose call is missing is dropped from that variant's fit. Returns the
     coefficients, the inverse of the Hessian at the last step's start, which fits failed and
-    which ran out of steps.
+    which ran out of steps. Each step's Hessian and score are sums over blocks of samples
+    (:func:`_step_sums`), so that the step's arrays stay in cache.
     """
-    v = g.shape[1]
+    v = batch.v
     coef = np.zeros((v, model.k))
     h_last = np.full((v, model.k, model.k), np.nan)
     failed = np.zeros(v, dtype=bool)
     unfinished = np.zeros(v, dtype=bool)
     min_delta = np.full(v, 1e9)
     active = np.arange(v)
+    g_t, missing = batch.g_t, batch.missing
     for iteration in range(15):
         cols = active
-        gc = g[:, cols]
-        p = special.expit(model.eta(coef[cols], gc))
-        h = model.information(p * (1.0 - p) * present[:, cols], gc)
+        if cols.size < g_t.shape[0]:  # fewer to fit: drop the others' dosages
+            g_t, missing = batch.only(cols)
+        h, score = _step_sums(model, g_t, missing, coef[cols])
         h_last[cols] = h
-        delta = _solve(h, model.score((model.y[:, None] - p) * present[:, cols], gc))
+        delta = _solve(h, score)
         coef[cols] += delta
         size = np.abs(delta).sum(axis=1)
         min_delta[cols] = np.minimum(min_delta[cols], size)
@@ -175,6 +179,64 @@ def _newton(model: _Model, g: F64, present: F64
         if not active.size:
             break
     return coef, _inverse(h_last), failed, unfinished
+
+
+def _step_sums(model: _Model, g_t: NDArray[np.float32], missing: tuple[NDArray[np.intp],
+               NDArray[np.intp]], coef: F64) -> tuple[F64, F64]:
+    """The information matrix Xᵀ W X and the score Xᵀ (y − p) of each variant at ``coef``,
+    summed over blocks of samples: the dosages of a block are made float64, and its linear
+    predictor, probabilities, weights and the products with them are computed while in cache.
+
+    ``g_t`` is variants × samples, 0 where a call is missing; ``missing`` the (variant,
+    sample) pairs of the missing calls, by sample: there p is set to y, so that the sample's
+    weight p (1 − p) and residual y − p are 0 (y is 0 or 1), as if it were not there.
+    """
+    v, n = g_t.shape
+    kc = model.k - 1
+    minus_c = -np.ascontiguousarray(coef[:, :kc])  # −η, so that p = 1 / (1 + exp(−η))
+    minus_beta = -coef[:, kc:]
+    pairs = np.zeros((v, model.cross.shape[1]))
+    cross_c = np.zeros((2 * v, kc))  # Σ w g c and Σ (y − p) c
+    gwg = np.zeros(v)
+    gr = np.zeros(v)
+    rows = max(_MIN_ROWS, _BLOCK_CELLS // v)
+    wr = np.empty((2 * v, min(rows, n)))
+    m_var, m_sample = missing
+    for a in range(0, n, rows):
+        b = min(n, a + rows)
+        g = g_t[:, a:b].astype(np.float64)
+        p = minus_c @ model.c1_t[:, a:b]
+        w = wr[:v, :b - a]
+        np.multiply(g, minus_beta, out=w)
+        p += w
+        with np.errstate(over="ignore"):  # exp(−η) = inf: p = 0
+            np.exp(p, out=p)
+        p += 1.0
+        np.reciprocal(p, out=p)  # scipy's expit, 1 / (1 + exp(−η)), in fewer passes
+        if m_sample.size:
+            lo, hi = np.searchsorted(m_sample, (a, b))
+            if hi > lo:
+                at = m_sample[lo:hi]
+                p[m_var[lo:hi], at - a] = model.y[at]
+        r = wr[v:, :b - a]
+        np.subtract(model.y[a:b], p, out=r)
+        np.subtract(1.0, p, out=w)
+        w *= p
+        pairs += w @ model.cross[a:b]
+        gr += np.einsum("ij,ij->i", g, r)
+        w *= g  # now w g
+        gwg += np.einsum("ij,ij->i", w, g)
+        cross_c += wr[:, :b - a] @ model.c1[a:b]
+    info = np.empty((v, kc + 1, kc + 1))
+    info[:, model.pairs[0], model.pairs[1]] = pairs
+    info[:, model.pairs[1], model.pairs[0]] = pairs
+    info[:, :kc, kc] = info[:, kc, :kc] = cross_c[:v]
+    info[:, kc, kc] = gwg
+    return info, np.column_stack([cross_c[v:], gr])
+
+
+_BLOCK_CELLS: Final = 1 << 17  # variants × samples per block of a Newton step (1 MiB each)
+_MIN_ROWS: Final = 1024
 
 
 def _solve(h: F64, rhs: F64) -> F64:
@@ -300,16 +362,61 @@ class _Trait:
                    _Model.of(d.covariates, ys), bool(separating))
 
 
-def _fits(fitter: Callable[[_Model, F64, F64], tuple[F64, F64, NDArray[np.bool_],
-                                                      NDArray[np.bool_]]],
-          model: _Model, g: F64, present: F64, cols: NDArray[np.intp], beta: F64, se: F64,
-          err: NDArray[np.int8]) -> NDArray[np.intp]:
-    """Fit the columns ``cols`` in batches; fill beta, SE and errors; return those failed."""
+@dataclass
+class _Batch:
+    """Variants fitted together: their dosages as variants × samples float32 (0 where a call
+    is missing) and the missing calls as (variant, sample) pairs ordered by sample."""
+
+    g_t: NDArray[np.float32]
+    missing: tuple[NDArray[np.intp], NDArray[np.intp]]
+
+    @classmethod
+    def of(cls, dosages: NDArray[np.float32]) -> _Batch:
+        g_t = np.ascontiguousarray(dosages.T)
+        absent = np.isnan(g_t)
+        var, sample = np.nonzero(absent)
+        g_t[var, sample] = 0.0
+        order = np.argsort(sample, kind="stable")
+        return cls(g_t, (var[order], sample[order]))
+
+    @property
+    def v(self) -> int:
+        return int(self.g_t.shape[0])
+
+    def only(self, cols: NDArray[np.intp]) -> tuple[NDArray[np.float32],
+                                                   tuple[NDArray[np.intp], NDArray[np.intp]]]:
+        """The dosages and missing calls of the variants ``cols`` (sorted), renumbered."""
+        position = np.full(self.v, -1)
+        position[cols] = np.arange(cols.size)
+        var, sample = self.missing
+        kept = position[var]
+        keep = kept >= 0
+        return self.g_t[cols], (kept[keep], sample[keep])
+
+    def dense(self) -> tuple[F64, F64]:
+        """Samples × variants float64 dosages (0 where missing) and 1/0 presence."""
+        g = np.asfortranarray(self.g_t.T, dtype=np.float64)
+        present = np.ones_like(g)
+        var, sample = self.missing
+        present[sample, var] = 0.0
+        return g, present
+
+
+def _firth_dense(model: _Model, batch: _Batch
+                 ) -> tuple[F64, F64, NDArray[np.bool_], NDArray[np.bool_]]:
+    return _firth(model, *batch.dense())
+
+
+def _fits(fitter: Callable[[_Model, _Batch], tuple[F64, F64, NDArray[np.bool_],
+                                                   NDArray[np.bool_]]],
+          model: _Model, dosages: NDArray[np.float32], cols: NDArray[np.intp], beta: F64,
+          se: F64, err: NDArray[np.int8], batch_size: int) -> NDArray[np.intp]:
+    """Fit the columns ``cols`` of ``dosages`` in batches; fill beta, SE and errors; return
+    those failed."""
     failed = []
-    batch = max(1, _BATCH_ELEMENTS // g.shape[0])
-    for start in range(0, cols.size, batch):
-        part = cols[start:start + batch]
-        coef, h_inv, bad, unfinished = fitter(model, g[:, part], present[:, part])
+    for start in range(0, cols.size, batch_size):
+        part = cols[start:start + batch_size]
+        coef, h_inv, bad, unfinished = fitter(model, _Batch.of(dosages[:, part]))
         valid = _valid(h_inv)
         good = valid & ~bad
         beta[part[good]] = coef[good, -1]
@@ -341,17 +448,15 @@ def _logistic_block(trait: _Trait, first: int, dosages: NDArray[np.float32], fir
         err[firth] = ERROR_CODE["SEPARATION"]
         firth = firth[:0]
     ordinary = np.setdiff1d(np.flatnonzero(err == 0), firth)
-    g = d.take(dosages).astype(np.float64)
-    present = (~np.isnan(g)).astype(np.float64)
-    np.nan_to_num(g, copy=False)
+    g = d.take(dosages)
     beta, se = np.full(v, np.nan), np.full(v, np.nan)
-    gave_up = _fits(_newton, trait.model, g, present, ordinary, beta, se, err)
+    gave_up = _fits(_newton, trait.model, g, ordinary, beta, se, err, _NEWTON_BATCH)
     if firth_fallback:
         firth = np.concatenate([firth, gave_up])
     else:
         err[gave_up] = ERROR_CODE["LOGISTIC_CONVERGE_FAIL"]
-    err[_fits(_firth, trait.model, g, present, firth, beta, se, err)] = ERROR_CODE[
-        "FIRTH_CONVERGE_FAIL"]
+    err[_fits(_firth_dense, trait.model, g, firth, beta, se, err,
+              max(1, _FIRTH_BATCH_ELEMENTS // d.n))] = ERROR_CODE["FIRTH_CONVERGE_FAIL"]
     used_firth = np.zeros(v, dtype=bool)
     used_firth[firth] = True
     z = beta / se
