@@ -933,7 +933,7 @@ class _Space:
             gap = (found == _SENTINEL) != (xs[:, None, :] == _SENTINEL)
         np.subtract(found, xs[:, None, :], out=found)
         np.multiply(found, found, out=found)
-        if gap is not None:
+        if gap is not None and missing_penalty is not None:
             np.copyto(found, missing_penalty, where=gap)
         for j in range(self.width):
             d2 += found[:, :, j]
