@@ -480,14 +480,33 @@ class Tilts:
     lyapunov: np.ndarray  # Σ E_λ|Xᵢ − E_λXᵢ|³ / sd³: the Berry–Esseen ratio
 
 
-def tilts(coef: np.ndarray, p: np.ndarray, lambdas: np.ndarray) -> Tilts:
-    """:class:`Tilts` of ``S = Σ c (x − p)`` at each ``λ`` (one pass over positions per λ)."""
+@dataclass(frozen=True)
+class _Null:
+    """What :func:`tilts` needs of ``S = Σ c (x − p)`` that no ``λ`` changes."""
+
+    coef: np.ndarray
+    logit_p: np.ndarray
+    square: np.ndarray
+    cube: np.ndarray
+    base: float
+    drift: float
+
+    @classmethod
+    def of(cls, coef: np.ndarray, p: np.ndarray) -> _Null:
+        square = coef * coef
+        return cls(coef, np.log(p) - np.log1p(-p), square, square * np.abs(coef),
+                   float(np.sum(np.log1p(-p))), float(np.sum(coef * p)))
+
+
+def tilts(coef: np.ndarray, p: np.ndarray, lambdas: np.ndarray,
+          null: _Null | None = None) -> Tilts:
+    """:class:`Tilts` of ``S = Σ c (x − p)`` at each ``λ`` (one pass over positions per λ).
+    ``null``: ``_Null.of(coef, p)``, made once for many calls."""
     size = len(lambdas)
     cumulant, mean, var, third = (np.zeros(size) for _ in range(4))
-    logit_p = np.log(p) - np.log1p(-p)
-    square = coef * coef
-    cube = square * np.abs(coef)
-    base, drift = float(np.sum(np.log1p(-p))), float(np.sum(coef * p))
+    null = null if null is not None else _Null.of(coef, p)
+    coef, logit_p, square, cube = null.coef, null.logit_p, null.square, null.cube
+    base, drift = null.base, null.drift
     # the same products as written out below, into buffers made once
     tilted, q, spread, term, other = (np.empty(len(p)) for _ in range(5))
     for i, lam in enumerate(lambdas):  # sums of products, not BLAS: no thread start-ups
@@ -552,8 +571,9 @@ def log_tail(coef: np.ndarray, p: np.ndarray, score: float, grid: Tilts | None =
     best = int(np.argmin(values))
     low = math.log(grid.lambdas[max(best - 1, 0)])
     high = math.log(grid.lambdas[min(best + 1, len(grid.lambdas) - 1)])
+    null = _Null.of(coef, p)  # made once for every λ the search tries
     found = minimize_scalar(
-        lambda t: float(_log_tails(tilts(coef, p, np.array([math.exp(t)])),
+        lambda t: float(_log_tails(tilts(coef, p, np.array([math.exp(t)]), null),
                                    np.array([score]))[0, 0]),
         bounds=(low, high), method="bounded", options={"xatol": 1e-3})
     return float(min(0.0, float(values[best]), float(found.fun)))
