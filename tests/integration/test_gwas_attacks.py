@@ -52,7 +52,7 @@ def target(world: World) -> dict[str, Any]:
     row = int(np.flatnonzero(genotypes.samples(held) == unique["eid"])[0])
     calls = np.concatenate([d for _, d in genotypes.chunks(held, np.array([row]))], axis=1)[0]
     where = " AND ".join(f"{k} = {unique[k]}" for k in keys)
-    return {"where": where, "bmi": unique["p21001_i0"], "calls": calls,
+    return {"where": where, "eid": unique["eid"], "bmi": unique["p21001_i0"], "calls": calls,
             "diabetic": unique["p2443_i0"] == 1}
 
 
@@ -389,3 +389,50 @@ def test_whether_anyone_matches_a_condition_is_not_told_by_the_refusal(
         reasons.append(sorted(f.reason.replace("'one'", "'y'").replace("'none'", "'y'")
                               for f in view.report.findings))
     assert reasons[0] == reasons[1], reasons  # one reason, whichever rule refused it
+
+
+def test_the_rounding_steps_do_not_give_back_the_largest_residual(
+        fresh: World, target: dict[str, Any]) -> None:
+    """Each effect's rounding step is a power of two at least what the participant with the
+    largest residual could move it: 2·L·SE² / σ², so the steps of a few hundred released
+    variants (each readable from its effect, and shown as ``beta_step``) bracket L. A trait
+    that lifts its target to the largest residual (11 SD here) would give their BMI back (a
+    red-team idea of session 39). It does not: the trait is winsorised at a keyed rank before
+    the fit, so the target is clipped with the others, and the release uses L only to a
+    2^(1/4) grid (tests/unit/test_genomics_release_precision.py). Ground truth: the target's
+    residual, fitted custodian-side without the clip. (A world of its own: beside an earlier
+    GWAS of BMI over these people, the lifted trait differs from it for the target alone and
+    is refused by the differencing check.)"""
+    world = fresh  # the same cohort and genotypes as the module's, so the same target
+    assert world.researcher is not None
+    attacker = world.sign_in(world.researcher)
+    people = (world.platform.store.load().participants
+              .filter(pl.col("p21001_i0").is_not_null()))
+    bmi = people["p21001_i0"].to_numpy()
+    x = np.column_stack([np.ones(bmi.size), people["p31"].to_numpy(), people["p34"].to_numpy()])
+    is_target = (people["eid"] == target["eid"]).to_numpy()
+    sd = float(np.std(bmi - x @ np.linalg.lstsq(x, bmi, rcond=None)[0]))
+    shift = 11.0 * sd  # mid-octave: the target's residual about 11 SD, between 8 and 16
+    y = bmi + shift * is_target
+    fitted = x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    residual = y - fitted
+    truth = float(residual[is_target][0] / np.std(residual))
+    assert np.argmax(np.abs(residual)) == np.flatnonzero(is_target)[0]
+    define(world, attacker, "lifted", f"SELECT pid, p31 AS sex, p34 AS birth_year, p21001_i0 + "
+           f"CASE WHEN {target['where']} THEN {shift} ELSE 0 END AS y FROM participants "
+           "WHERE p21001_i0 IS NOT NULL")
+    view = gwas(world, attacker, definition="lifted", traits=["y"],
+                covariates=["sex", "birth_year"], categorical=[])
+    table = released(world, view)
+    assert table is not None and table.height >= 50  # released, as an honest GWAS would be
+    se, step = table["se"].to_numpy(), table["beta_step"].to_numpy()
+    f, n = table["alt_freq"].to_numpy(), float(table["n"][0])
+    sigma = float(np.median(se * np.sqrt(2 * f * (1 - f) * n)))  # the attacker's σ
+    use = step > 2 * 10.0 ** (np.floor(np.log10(se)) - 2)  # steps set by L, not by digits
+    assert use.sum() >= 20
+    # step/2 < 2·L·SE²/σ² ≤ step at every such variant: L's bracket, in SDs
+    low = float(np.max(sigma * step[use] / (4 * se[use] ** 2)))
+    high = float(np.min(sigma * step[use] / (2 * se[use] ** 2)))
+    read = (low + high) / 2
+    assert 8.0 <= truth <= 16.0
+    assert abs(read - truth) > 0.2 * truth, (read, truth)  # the clip's residual, not theirs

@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import pytest
 
-from strongroom.genomics.release import _moved_stat, keyed_log10_p, log10_p_step, p_values
-from strongroom.genomics.study import Spread
+from strongroom.enclave.analyses.spec import GwasSpec
+from strongroom.genomics.release import (
+    FreshLedger,
+    GeneticRules,
+    _moved_stat,
+    keyed_log10_p,
+    log10_p_step,
+    p_values,
+    release,
+)
+from strongroom.genomics.study import GwasRun, Spread
 
 
 def _fit(g: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
@@ -92,3 +102,39 @@ def test_the_same_group_draws_alike_and_another_group_does_not_aim() -> None:
     # unbiased: over many variants the rounding errors average to about nothing
     _, exact = p_values(stat, 1_000)
     assert abs(np.mean(first - exact)) < 0.1 * np.mean(log10_p_step(stat, nudge, 1_000))
+
+
+def _run(largest: float) -> GwasRun:
+    """A linear GWAS's results over 2,000 variants of 5,000 people, its trait's largest
+    residual ``largest`` (SD 1)."""
+    rng = np.random.default_rng(3)
+    m, n = 2_000, 5_000
+    freq = rng.uniform(0.05, 0.5, m)
+    se = 1.0 / np.sqrt(2 * freq * (1 - freq) * n)
+    beta = rng.normal(0, se)
+    results = pl.DataFrame({
+        "variant": np.arange(m), "trait": ["y"] * m, "test": ["ADD"] * m, "n": [n] * m,
+        "alt_count": np.round(2 * n * freq), "alt_freq": freq, "mac": np.round(2 * n * freq),
+        "beta": beta, "se": se, "stat": beta / se, "p": np.full(m, 0.5),
+        "error": pl.Series([None] * m, dtype=pl.String), "chrom": ["1"] * m,
+        "pos": np.arange(m) * 100, "id": [f"rs{j}" for j in range(m)], "ref": ["A"] * m,
+        "alt": ["G"] * m, "info": np.ones(m), "cohort_freq": freq})
+    spec = GwasSpec(traits=["y"], covariates=[], principal_components=0)
+    return GwasRun(spec, results, {"y": np.arange(n, dtype=np.int64)}, {}, n, m, [],
+                   {"y": Spread(largest, 1.0, n - 2)})
+
+
+def test_the_largest_residual_is_used_only_to_its_grid() -> None:
+    """The largest residual sets every step, so the release may use it only rounded (a few
+    hundred steps would bracket the exact figure to a percent): two values in one cell of
+    the 2^(1/4) grid release the same table, figure for figure; the next cell does not."""
+    rules = GeneticRules(min_mac=20, min_group_mac=10, min_frequency_group=50, alpha=0.05,
+                         max_power=0.99)
+
+    def table(largest: float) -> pl.DataFrame:
+        return release(_run(largest), rules, FreshLedger(), salt=b"s").table
+
+    low, high = 2.0 ** (9 / 4) * 1.0001, 2.0 ** (10 / 4)  # one cell: (4.76, 5.66]
+    assert table(low).equals(table(high))
+    assert table(5.0).equals(table(high))
+    assert not table(high).equals(table(high * 1.001))

@@ -249,7 +249,7 @@ def _moved_stat(stat: npt.NDArray[np.float64], se: npt.NDArray[np.float64],
         relative_se = 2.0 * np.square(se)  # Σ w·g̃² = 1 / SE², one participant's w·g̃² ≤ 1
     else:
         variance = max(spread.variance, 1e-300)
-        relative_se = 0.5 * (spread.largest ** 2 / (variance * max(n, 1))
+        relative_se = 0.5 * (reach(spread) ** 2 / (variance * max(n, 1))
                              + 4.0 * np.square(se) / variance)
     nudge: npt.NDArray[np.float64] = moved / se + np.abs(stat) * relative_se
     return nudge
@@ -298,8 +298,21 @@ def _moved(rows: pl.DataFrame, run: GwasRun, trait: str) -> npt.NDArray[np.float
     spread = run.spread.get(trait)
     if run.spec.model == "logistic" or spread is None:
         return np.asarray(2.0 * np.square(se), dtype=np.float64)
-    return np.asarray(2.0 * spread.largest * np.square(se) / max(spread.variance, 1e-300),
+    return np.asarray(2.0 * reach(spread) * np.square(se) / max(spread.variance, 1e-300),
                       dtype=np.float64)
+
+
+def reach(spread: Spread) -> float:
+    """The largest residual as the release uses it: rounded up to a quarter of a power of two
+    (2^(1/4): 19 %) times the residual SD. The exact figure would be read back from the
+    rounding steps (each variant's step brackets it; a few hundred bracket it to a percent) and
+    from which variants are withheld as swayed. The trait is winsorised at a keyed rank before
+    the fit, so the largest residual is no one's extreme value (a trait that lifts its target
+    to 11 SD is clipped with the rest: tests/integration/test_gwas_attacks.py), but a
+    covariate can still set one participant's fitted value apart from the clipped others'."""
+    sd = float(np.sqrt(max(spread.variance, 1e-300)))
+    quarters = np.ceil(4.0 * np.log2(max(spread.largest / sd, 1.0))) / 4.0
+    return sd * float(np.exp2(quarters))
 
 
 def keyed_round(values: npt.NDArray[np.float64], step: npt.NDArray[np.float64], salt: bytes,
