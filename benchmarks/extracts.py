@@ -16,6 +16,9 @@ are (their keys never touched the file).
     --trials N   trials per attack and row count (default 10)
     --only NAME  run only the attack rows whose name contains NAME (repeatable): the attack
                  table and its null check, no round trips, utility or speed
+    --speed-only  build the world, then time only the embedding and attribution
+    --world DIR  with --speed-only: keep the world in DIR; later runs with the same DIR
+                 reuse it and time attribution only (no 2-minute rebuild)
 """
 
 from __future__ import annotations
@@ -770,19 +773,42 @@ def speed(world: World, root: Path) -> dict[str, float]:
     for n in (frame.height, 5000):
         rows = _no_id(world.copies[world.lone])
         rows = rows[np.random.default_rng(n).permutation(rows.height)[:n]]
+        rows.write_csv(root / f"speed-{n}.csv")
+    out |= time_attribution(world.platform, root, world.lone, (frame.height, 5000))
+    return out
+
+
+def time_attribution(platform: Platform, root: Path, lone: str,
+                     sizes: tuple[int, ...]) -> dict[str, float]:
+    """Attribute each ``root/speed-{n}.csv`` (the lone leaker's copy, ID dropped,
+    shuffled), timed: wall, CPU and the 1-minute load before."""
+    out: dict[str, float] = {}
+    for n in sizes:
         path = root / f"speed-{n}.csv"
-        rows.write_csv(path)
         out[f"attribute_{n}_load"] = os.getloadavg()[0]  # the 1-minute load before the run
         t0, c0 = time.perf_counter(), time.process_time()
-        report = service.attribute(ctx, None, path, store=world.platform.store)
+        report = service.attribute(platform.access, None, path, store=platform.store)
         out[f"attribute_{n}_s"] = time.perf_counter() - t0
         out[f"attribute_{n}_cpu_s"] = time.process_time() - c0
         out[f"attribute_{n}_named_right"] = float(
-            [a.extract_id for a in report.accused] == [world.lone])
+            [a.extract_id for a in report.accused] == [lone])
         say(f"attribute {n:,} rows vs {report.recipients:,} recipients: "
             f"{out[f'attribute_{n}_s']:.1f} s ({out[f'attribute_{n}_cpu_s']:.1f} s of CPU, "
             f"load {out[f'attribute_{n}_load']:.1f} before), {report.summary()}")
     return out
+
+
+KEPT = "kept-world.json"  # --world: what a kept world's later runs need
+
+
+def kept_speed(root: Path) -> dict[str, float]:
+    """--speed-only --world on a world kept by an earlier run: the attribution timings
+    only (the embedding is timed when the world is built)."""
+    kept = json.loads((root / KEPT).read_text())
+    say(f"reusing the world kept in {root} (built {kept['built']}, seed {kept['seed']})")
+    with Platform.open(root / "data", root / "master.key",
+                       settings=Settings(password_profile="CHEAPEST")) as platform:
+        return time_attribution(platform, root, kept["lone"], tuple(kept["sizes"]))
 
 
 ALPHAS = (0.1, 0.01, 0.001, 1e-4)
@@ -808,7 +834,17 @@ def main() -> None:
                         help="build the registry, then only the embedding and attribution "
                              "timings (a few minutes; for re-measuring on a quiet machine)")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--world", type=Path, metavar="DIR",
+                        help="with --speed-only: build the world into DIR and keep it; a "
+                             "later run with the same DIR reuses it (attribution timings "
+                             "only, no rebuild)")
     args = parser.parse_args()
+    if args.world is not None and not args.speed_only:
+        parser.error("--world goes with --speed-only")
+    if args.world is not None and (args.world / KEPT).is_file():
+        os.environ.pop("STRONGROOM_MASTER_KEY", None)
+        say(json.dumps(kept_speed(args.world)))
+        return
     n, registered, trials, scale = ((50_000, 100, 3, 1.0) if args.quick
                                     else (500_000, 1000, 10, 1.0))
     trials = args.trials or trials
@@ -816,13 +852,20 @@ def main() -> None:
            "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
            "load_before": os.getloadavg()[0]}
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    root = Path(tempfile.mkdtemp(prefix="strongroom-extracts-"))
+    keep = args.world is not None
+    if keep:
+        args.world.mkdir(parents=True, exist_ok=True)
+    root = args.world if keep else Path(tempfile.mkdtemp(prefix="strongroom-extracts-"))
     os.environ.pop("STRONGROOM_MASTER_KEY", None)
     try:
         world = build(root, n, registered, args.seed)
         if args.speed_only:
             with world.platform:
                 fast = speed(world, root)
+            if keep:
+                (root / KEPT).write_text(json.dumps({
+                    "lone": world.lone, "sizes": [world.master.height, 5000],
+                    "seed": args.seed, "built": run["started"]}))
             say(json.dumps(fast))
             return
         with world.platform:
@@ -833,7 +876,8 @@ def main() -> None:
                 use = utility(world)
                 fast = speed(world, root)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
     null = null_check([b for row in table for b in row.pop("null")],
                       [b for row in table for b in row.pop("null_scores")])
     run |= {"load_after": os.getloadavg()[0], "cpu_s": time.process_time() - cpu0,
