@@ -294,31 +294,13 @@ def variant_sums(d: Design, dosages: NDArray[np.float32], extra: F64) -> Variant
     g32 = d.take(dosages)
     v = g32.shape[1]
     with np.errstate(invalid="ignore"):
-        lacking = np.flatnonzero(np.isnan(g32.sum(axis=0)))
+        lacks = np.isnan(g32.sum(axis=0))
     n = np.full(v, d.n, dtype=np.int64)
     missing: list[NDArray[np.intp]] = [_NONE] * v
-    downdate = None
-    if lacking.size:
-        sub = g32[:, lacking]
-        absent = np.isnan(sub)
-        sub[absent] = 0.0
-        if g32 is dosages:  # the caller's: the zeros go in a copy
-            g32 = g32.copy(order="F")
-        g32[:, lacking] = sub
-        col, row = np.nonzero(absent.T)  # by variant, then sample
-        bounds = np.searchsorted(col, np.arange(lacking.size + 1))
-        downdate = np.zeros((v, d.k, d.k))
-        for i, j in enumerate(lacking.tolist()):
-            rows = row[bounds[i]:bounds[i + 1]]
-            missing[j] = rows
-            n[j] -= rows.size
-            q = d.basis[rows]
-            downdate[j] = q.T @ q
+    downdate = np.zeros((v, d.k, d.k)) if lacks.any() else None
     proj = np.zeros((d.k, v))
-    if d.k > 1 and lacking.size < v:
-        proj[1:] = d.rest32.T @ g32
-    lacks = np.zeros(v, dtype=bool)
-    lacks[lacking] = True
+    if d.k > 1 and not lacks.all():
+        proj[1:] = d.rest32.T @ g32  # NaN for variants with missing calls: redone below
     products = np.empty((extra.shape[1], v))
     squares = np.empty(v)
     width = max(1, _BLOCK_BYTES // (8 * d.n))
@@ -326,15 +308,26 @@ def variant_sums(d: Design, dosages: NDArray[np.float32], extra: F64) -> Variant
         cols = slice(start, min(v, start + width))
         block = d.scratch(cols.stop - cols.start)
         np.copyto(block, g32[:, cols])
+        at = np.flatnonzero(lacks[cols])
+        if at.size:
+            sub = block if at.size == block.shape[1] else block[:, at]
+            absent = np.isnan(sub)
+            sub[absent] = 0.0
+            if sub is not block:
+                block[:, at] = sub
+            col, row = np.nonzero(absent.T)  # by variant, then sample
+            bounds = np.searchsorted(col, np.arange(at.size + 1))
+            for i, j in enumerate((start + at).tolist()):
+                rows = row[bounds[i]:bounds[i + 1]]
+                missing[j] = rows
+                n[j] -= rows.size
+                q = d.basis[rows]
+                downdate[j] = q.T @ q  # type: ignore[index]
+            # exactly, in float64, for variants with missing calls: the downdate subtracts
+            # from these, so an error here is not small beside what remains
+            proj[:, start + at] = d.basis.T @ sub
         products[:, cols] = extra.T @ block  # extra's first column is 1: Σ dosage
         squares[cols] = np.einsum("ij,ij->j", block, block)
-        # exactly, in float64, for variants with missing calls: the downdate subtracts
-        # from these, so an error here is not small beside what remains
-        if lacks[cols].all():
-            proj[:, cols] = d.basis.T @ block
-        elif lacks[cols].any():
-            at = np.flatnonzero(lacks[cols])
-            proj[:, start + at] = d.basis.T @ block[:, at]
     total = products[0]
     complete = ~lacks
     proj[0, complete] = total[complete] / np.sqrt(d.n)  # basis[:, 0] is 1/√n
