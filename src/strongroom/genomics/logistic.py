@@ -93,13 +93,16 @@ class _Model:
     pairs: tuple[NDArray[np.intp], NDArray[np.intp]]
     y: F64  # 0/1
     c1_t: F64  # kc × n, C order
+    pair_sums: F64  # pairs: Σ c1[:, a] * c1[:, b] over every sample
+    resid_sums: F64  # kc: Σ c1 (y − 1/2)
 
     @classmethod
     def of(cls, covariates: F64, y: F64) -> _Model:
         c1 = np.column_stack([np.ones(y.size), covariates])
         pairs = np.triu_indices(c1.shape[1])
-        return cls(c1, np.ascontiguousarray(c1[:, pairs[0]] * c1[:, pairs[1]]), pairs, y,
-                   np.ascontiguousarray(c1.T))
+        cross = np.ascontiguousarray(c1[:, pairs[0]] * c1[:, pairs[1]])
+        return cls(c1, cross, pairs, y, np.ascontiguousarray(c1.T), np.ones(y.size) @ cross,
+                   (y - 0.5) @ c1)
 
     @property
     def k(self) -> int:
@@ -154,7 +157,8 @@ def _newton(model: _Model, batch: _Batch) -> tuple[F64, F64, NDArray[np.bool_], 
         cols = active
         if cols.size < g_t.shape[0]:  # fewer to fit: drop the others' dosages
             g_t, missing = batch.only(cols)
-        h, score = _step_sums(model, g_t, missing, coef[cols])
+        h, score = (_first_sums if iteration == 0 else _step_sums)(model, g_t, missing,
+                                                                  coef[cols])
         h_last[cols] = h
         delta = _solve(h, score)
         coef[cols] += delta
@@ -179,6 +183,38 @@ def _newton(model: _Model, batch: _Batch) -> tuple[F64, F64, NDArray[np.bool_], 
         if not active.size:
             break
     return coef, _inverse(h_last), failed, unfinished
+
+
+def _first_sums(model: _Model, g_t: NDArray[np.float32], missing: tuple[NDArray[np.intp],
+                NDArray[np.intp]], coef: F64) -> tuple[F64, F64]:
+    """What :func:`_step_sums` gives at the first step, from zero: there every p is exactly
+    1/2 (1 / (1 + exp(0))), every weight 1/4 and every residual y − 1/2, so the covariates'
+    block is the trait's own, less the missing samples', and no exponential is needed."""
+    v, n = g_t.shape
+    kc = model.k - 1
+    var, sample = missing
+    pairs = np.broadcast_to(model.pair_sums, (v, model.pair_sums.size)).copy()
+    score_c = np.broadcast_to(model.resid_sums, (v, kc)).copy()
+    if var.size:  # the samples each variant lacks take no part in its fit
+        np.subtract.at(pairs, var, model.cross[sample])
+        np.subtract.at(score_c, var, model.c1[sample] * (model.y[sample] - 0.5)[:, None])
+    gc = np.zeros((v, kc))
+    gg = np.zeros(v)
+    gr = np.zeros(v)
+    rows = max(_MIN_ROWS, _BLOCK_CELLS // v)
+    for a in range(0, n, rows):
+        b = min(n, a + rows)
+        g = g_t[:, a:b].astype(np.float64)
+        gc += g @ model.c1[a:b]
+        gg += np.einsum("ij,ij->i", g, g)
+        gr += g @ (model.y[a:b] - 0.5)
+    info = np.empty((v, kc + 1, kc + 1))
+    pairs *= 0.25
+    info[:, model.pairs[0], model.pairs[1]] = pairs
+    info[:, model.pairs[1], model.pairs[0]] = pairs
+    info[:, :kc, kc] = info[:, kc, :kc] = 0.25 * gc
+    info[:, kc, kc] = 0.25 * gg
+    return info, np.column_stack([score_c, gr])
 
 
 def _step_sums(model: _Model, g_t: NDArray[np.float32], missing: tuple[NDArray[np.intp],
