@@ -407,8 +407,12 @@ class _Batch:
     missing: tuple[NDArray[np.intp], NDArray[np.intp]]
 
     @classmethod
-    def of(cls, dosages: NDArray[np.float32]) -> _Batch:
-        g_t = np.ascontiguousarray(dosages.T)
+    def of(cls, dosages: NDArray[np.float32], cols: NDArray[np.intp]) -> _Batch:
+        """The variants ``cols`` (sorted) of samples × variants ``dosages``."""
+        if cols.size and cols[-1] - cols[0] + 1 == cols.size:  # a run: one copy, not two
+            g_t = np.array(dosages[:, cols[0]:cols[-1] + 1].T, order="C")
+        else:
+            g_t = np.ascontiguousarray(dosages[:, cols].T)
         absent = np.isnan(g_t)
         var, sample = np.nonzero(absent)
         g_t[var, sample] = 0.0
@@ -452,7 +456,7 @@ def _fits(fitter: Callable[[_Model, _Batch], tuple[F64, F64, NDArray[np.bool_],
     failed = []
     for start in range(0, cols.size, batch_size):
         part = cols[start:start + batch_size]
-        coef, h_inv, bad, unfinished = fitter(model, _Batch.of(dosages[:, part]))
+        coef, h_inv, bad, unfinished = fitter(model, _Batch.of(dosages, part))
         valid = _valid(h_inv)
         good = valid & ~bad
         beta[part[good]] = coef[good, -1]
