@@ -338,7 +338,7 @@ def main() -> None:
     parser.add_argument("--model", choices=("linear", "logistic", "both"), default="both")
     parser.add_argument("--workdir", default="/tmp/strongroom-gwas-bench")
     parser.add_argument("--chunk", type=int, default=0,
-                        help="variants per read (default: about 32 MiB of float32, at least 128)")
+                        help="variants per read (default: about 24 MiB of float32, at least 128)")
     parser.add_argument("--missing", type=float, default=0.0,
                         help="fraction of variants with 0.5%% of calls missing")
     parser.add_argument("--repeat", type=int, default=1)
@@ -354,7 +354,7 @@ def main() -> None:
     parser.add_argument("--ours", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--on-spark", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    chunk = args.chunk or max(128, (32 << 20) // (4 * args.participants))
+    chunk = args.chunk or max(128, (24 << 20) // (4 * args.participants))
     models = ["linear", "logistic"] if args.model == "both" else [args.model]
     if args.ours:
         ours(Path(args.ours), models[0], args.traits, chunk, args.threads)

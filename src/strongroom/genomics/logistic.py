@@ -195,9 +195,10 @@ def _first_sums(model: _Model, g_t: NDArray[np.float32], missing: tuple[NDArray[
     var, sample = missing
     pairs = np.broadcast_to(model.pair_sums, (v, model.pair_sums.size)).copy()
     score_c = np.broadcast_to(model.resid_sums, (v, kc)).copy()
-    if var.size:  # the samples each variant lacks take no part in its fit
-        np.subtract.at(pairs, var, model.cross[sample])
-        np.subtract.at(score_c, var, model.c1[sample] * (model.y[sample] - 0.5)[:, None])
+    for at in range(0, var.size, _MIN_ROWS):  # the samples each variant lacks: not in its fit
+        vs, ss = var[at:at + _MIN_ROWS], sample[at:at + _MIN_ROWS]
+        np.subtract.at(pairs, vs, model.cross[ss])
+        np.subtract.at(score_c, vs, model.c1[ss] * (model.y[ss] - 0.5)[:, None])
     gc = np.zeros((v, kc))
     gg = np.zeros(v)
     gr = np.zeros(v)
