@@ -138,3 +138,26 @@ def test_the_largest_residual_is_used_only_to_its_grid() -> None:
     assert table(low).equals(table(high))
     assert table(5.0).equals(table(high))
     assert not table(high).equals(table(high * 1.001))
+
+
+def test_the_precision_benchmark_measures_each_variant_against_its_exact_fit() -> None:
+    """benchmarks/gwas_release_precision.py's comparison, on a small run (its demo is a
+    benchmark's): every released variant is met with its exact fit, and each effect is off by
+    less than its released step."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "benchmarks" / "gwas_release_precision.py"
+    spec = importlib.util.spec_from_file_location("gwas_release_precision", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    run = _run(5.0)
+    rules = GeneticRules(min_mac=20, min_group_mac=10, min_frequency_group=50, alpha=0.05,
+                         max_power=0.99)
+    released = release(run, rules, FreshLedger(), salt=b"s")
+    table = bench.compared(run, released)
+    assert table.height == released.table.height > 1_000
+    steps = released.table.select("id", "beta_step").join(table, on="id")
+    assert (steps["beta_off"] * steps["se_exact"] < steps["beta_step"]).all()
+    assert table["nlp_off"].max() < 2.0 and table["beta_off"].max() < 2.0
