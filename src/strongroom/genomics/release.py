@@ -263,21 +263,20 @@ def keyed_log10_p(stat: npt.NDArray[np.float64], nudge: npt.NDArray[np.float64],
     precise as the effect's own rounding allows, without the rounded effect's and standard
     error's errors compounded (issue 54: p-values from unrounded statistics). −log10 p rises
     with |stat|, so the most a nudge moves it is upwards."""
-    _, exact = p_values(stat, df)
-    rounded = keyed_round(exact, log10_p_step(stat, nudge, df), salt, "neg_log10_p", key,
-                          variants)
+    exact, step = log10_p_step(stat, nudge, df)
+    rounded = keyed_round(exact, step, salt, "neg_log10_p", key, variants)
     return np.maximum(rounded, 0.0)
 
 
 def log10_p_step(stat: npt.NDArray[np.float64], nudge: npt.NDArray[np.float64],
-                 df: int | None) -> npt.NDArray[np.float64]:
-    """The power of two at least what moving each statistic by ``nudge`` moves −log10 p (a
-    step worked out exactly would be read back from the released figure, as for effects)."""
+                 df: int | None) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Each statistic's exact −log10 p, and the power of two at least what moving the
+    statistic by ``nudge`` moves it (a step worked out exactly would be read back from the
+    released figure, as for effects)."""
     _, exact = p_values(stat, df)
     _, nudged = p_values(np.abs(stat) + nudge, df)
-    step: npt.NDArray[np.float64] = np.exp2(np.ceil(np.log2(np.maximum(nudged - exact,
-                                                                         1e-6))))
-    return step
+    step = np.exp2(np.ceil(np.log2(np.maximum(nudged - exact, 1e-6))))
+    return exact, step
 
 
 def p_values(stat: npt.NDArray[np.float64], df: int | None
