@@ -272,14 +272,47 @@ def small_cohort() -> Cohort:
 QUICK_JVMS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
+# The one test that ends the Spark scope's application (it checks that nothing is left on the
+# workers afterwards): run after every other test, so that one application (one driver, one
+# executor on each worker, started once, warm) answers the whole scope's queries.
+ENDS_THE_APPLICATION = ("tests/integration/test_cluster_walls.py::"
+                        "test_nothing_is_left_on_the_workers_after_the_application")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The test that ends the Spark application last (in its scope, under xdist)."""
+    last = [item for item in items if item.nodeid == ENDS_THE_APPLICATION]
+    if last:
+        items[:] = [item for item in items if item not in last] + last
+
+
+_APPLICATION: dict[str, Any] = {"held": False}
+
+
+def end_the_application() -> None:
+    """Let the scope's Spark application end (as soon as no engine is open): from then on,
+    each engine starts its own again, and ends it as it closes."""
+    from strongroom.enclave.spark.cluster import close_session
+
+    if _APPLICATION["held"]:
+        _APPLICATION["held"] = False
+        close_session()
+
+
 @pytest.fixture(scope="session")
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A loopback standalone master and two workers, started once per test process and shared
-    by the Spark modules that run there (the conformance suite, the cluster's walls): each
-    module's application starts and ends on it."""
-    from strongroom.enclave.spark.cluster import LocalCluster
+    by the Spark modules that run there (the conformance suite, the cluster's walls), with
+    one application on it that every module's engines share (PySpark's one context a process,
+    :func:`open_session`), held open between modules until :func:`end_the_application`."""
+    from strongroom.enclave.spark.cluster import LocalCluster, client_jar, open_session
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)  # read by every JVM started meanwhile
         with LocalCluster(tmp_path_factory.mktemp("spark"), workers=2) as running:
-            yield running
+            open_session(running.settings(), client_jar())
+            _APPLICATION["held"] = True
+            try:
+                yield running
+            finally:
+                end_the_application()

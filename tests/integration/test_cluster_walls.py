@@ -36,10 +36,11 @@ from strongroom.enclave.spark.cluster import (
     SparkUnavailableError,
     check_cluster,
     client_jar,
+    driver_dir,
     spark_home,
 )
 from strongroom.enclave.spark.engine import SparkEngine
-from tests.conftest import QUICK_JVMS
+from tests.conftest import QUICK_JVMS, end_the_application
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -192,7 +193,8 @@ def test_a_master_that_breaks_a_wall_is_refused_before_a_driver_starts(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)  # as every Spark test's JVMs
-        broken = LocalCluster(tmp_path_factory.mktemp("open"), workers=1,
+        # a master alone: what it answers from outside is all check_cluster needs to refuse it
+        broken = LocalCluster(tmp_path_factory.mktemp("open"), workers=0,
                               properties={"spark.master.rest.enabled": "true",
                                           "spark.ui.filters": ""})
         with broken, pytest.raises(SparkUnavailableError) as refused:
@@ -203,13 +205,16 @@ def test_a_master_that_breaks_a_wall_is_refused_before_a_driver_starts(
 
 def test_nothing_is_left_on_the_workers_after_the_application(
         engine: SparkEngine, cluster: LocalCluster) -> None:
-    """Last in the module: it ends the application."""
+    """Last in the Spark scope (tests/conftest.py ENDS_THE_APPLICATION): it ends the
+    application every module's engines shared."""
     table = engine.publish(pl.DataFrame({"eid": list(range(1000)), "x": [1.5] * 1000}))
     with engine.reading([table]) as session:
         assert session.read.parquet(str(table)).groupBy("x").count().count() == 1
     works = [where / "work" for where in cluster.local_dirs()]
     assert any(any(w.glob("app-*")) for w in works)  # while it runs: its work folders
     engine.close()
+    end_the_application()
+    assert driver_dir() is None  # no engine holds it: the application has ended
     deadline = time.monotonic() + 120
     left: list[Path] = []
     while time.monotonic() < deadline:
@@ -218,5 +223,5 @@ def test_nothing_is_left_on_the_workers_after_the_application(
                  if p.is_file()]
         if not left:
             break
-        time.sleep(1)
+        time.sleep(0.2)
     assert left == []

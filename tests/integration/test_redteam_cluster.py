@@ -130,7 +130,7 @@ def rest_elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCl
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and not _rest_answers("127.0.0.2",
                                                                     master.rest_port):
-                time.sleep(1)
+                time.sleep(0.2)
             yield master
 
 
@@ -177,16 +177,21 @@ class _Silent:
 
 
 def test_a_master_whose_rest_port_answers_slowly_is_refused(tmp_path: Path) -> None:
-    rest, ui = _Silent(delay=8), _Silent(delay=8)
+    # listeners that answer three times later than check_cluster waits (its timeout 1 s here,
+    # 5 s by default: the same code either way, without 10 s of waiting)
+    rest, ui = _Silent(delay=3), _Silent(delay=3)
     try:
         settings = SparkSettings(master=f"spark://127.0.0.1:{_free_port()}",
                                  store=tmp_path / "store", rest_port=rest.port,
                                  master_ui_port=ui.port)
-        with pytest.raises(SparkUnavailableError):
-            check_cluster(settings)
+        with pytest.raises(SparkUnavailableError) as refused:
+            check_cluster(settings, timeout=1.0)
     finally:
         rest.close()
         ui.close()
+    # both refused as unanswered in time, neither taken as closed
+    assert "REST submissions" in str(refused.value)
+    assert "no HTTP answer in time" in str(refused.value)
 
 
 # -- 1. the web UIs: odd paths and methods (held) ---------------------------------------------
@@ -237,7 +242,7 @@ def test_a_cluster_whose_worker_shows_its_ui_is_refused(rest_elsewhere: LocalClu
         while time.monotonic() < deadline and "Successfully registered with master" not in \
                 log.read_text(errors="replace"):
             assert worker.poll() is None, log.read_text(errors="replace")[-2000:]
-            time.sleep(1)
+            time.sleep(0.2)
         # the ground truth: the worker is the master's, and its UI answers anyone
         with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=20) as page:
             assert page.status == 200

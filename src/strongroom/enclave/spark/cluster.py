@@ -45,6 +45,8 @@ CLOSED_UI_CLASS = "org.strongroom.StrongroomClosedUi"
 _KEYS = {"master", "store", "key_host", "key_port", "driver_host", "secret_file",
          "executor_memory", "driver_memory", "shuffle_partitions", "python", "conf",
          "rest_port", "master_ui_port"}
+# what a standalone master logs once it takes applications and workers
+LEADING = "I have been elected leader"
 REST_PORT = 6066  # a standalone master's REST submission port, unless it says otherwise
 MASTER_UI_PORT = 8080  # and its web UI's
 
@@ -507,7 +509,7 @@ class LocalCluster:
 
     def start(self, timeout: float = 600.0) -> LocalCluster:
         """Start the master and workers; wait (up to ``timeout`` s: a busy machine's JVMs
-        start slowly) until every worker has registered."""
+        start slowly) until the master leads and every worker has registered."""
         home = spark_home()
         jar = client_jar()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -563,7 +565,8 @@ class LocalCluster:
         log = self.root / "master.log"
         while time.monotonic() < deadline:
             text = log.read_text(errors="replace") if log.exists() else ""
-            if text.count("Registering worker") >= self.workers:
+            # the master taking work (a cluster of no worker too), and every worker registered
+            if LEADING in text and text.count("Registering worker") >= self.workers:
                 return
             dead = [p for p in self._processes if p.poll() is not None]
             if dead:
