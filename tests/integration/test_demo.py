@@ -19,7 +19,7 @@ from strongroom.access.auth import verify_credentials
 from strongroom.access.context import Principal, Via
 from strongroom.access.totp import code_at
 from strongroom.cohort.model import EID
-from strongroom.demo import DemoResult, leaked_file, run_demo
+from strongroom.demo import DemoResult, leaked_file
 from strongroom.demo.story import MALLORY, SECOND_CHECKER, signposts
 from strongroom.demo.world import MAIN_PROJECTS
 from strongroom.extracts import manifest
@@ -32,6 +32,7 @@ from strongroom.watch.alerts import AlertFilter
 from strongroom.watch.appeals import AppealStatus
 from strongroom.watch.states import AlertStatus
 from tests.access_world import SETTINGS
+from tests.demo_world import PARTICIPANTS, demo_world
 
 ROLES = ("custodian-admin", "access-committee", "output-checker", "researcher",
          "security-analyst", "auditor")
@@ -62,12 +63,12 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    root = tmp_path_factory.mktemp("demo") / "demo"
-    # the jobs are the CLI's demo's (tests/functional/test_cli.py); 500 markers give a GWAS
-    # the check releases; the demo's people act with the test worlds' settings (cheap password
-    # hashes, no timing floors: the tour and the story waited a minute on them)
-    result = run_demo(root, participants=1_500, seed=5, variants=500, jobs=False,
-                      settings=SETTINGS)
+    # the run's demo world, as the console's tests read it (tests/demo_world.py: built once a
+    # run, a copy of it here): 1,500 participants, 500 markers (a GWAS the check releases), no
+    # jobs (the CLI's demo runs them: tests/functional/test_cli.py); its people acted with the
+    # test worlds' settings (cheap password hashes, no timing floors: the tour and the story
+    # waited a minute on them)
+    root, result = demo_world(tmp_path_factory, "demo")
     platform = Platform.open(root, result.key_file, settings=SETTINGS)
     yield Demo(result, platform, root)
     platform.close()
@@ -162,7 +163,7 @@ def test_the_tour_runs_a_gwas_and_refuses_one_aimed_at_a_participant(demo: Demo)
     assert all(h.neg_log10_p >= 0 for h in released.hits)
     assert released.inflation is not None and released.inflation > 0  # stated, as printed
     held = demo.platform.genotypes.require_current()
-    assert held.samples == 1_500
+    assert held.samples == PARTICIPANTS
 
 
 def test_the_attacks_are_the_red_team_s_and_the_researcher_keeps_her_ration(demo: Demo) -> None:

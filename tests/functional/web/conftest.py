@@ -2,8 +2,9 @@
 
 Debian's Chromium (``apt-get install chromium``; ``.ci/run`` installs it) is driven through
 Playwright's own driver; no browser is downloaded. The server is the real one (uvicorn on a
-free loopback port, in a thread) over a demo data directory made by ``run_demo`` with a small
-cohort, so every page shows the demo's story.
+free loopback port, in a thread) over a copy of the run's small demo world
+(tests/demo_world.py: built once a run by ``run_demo``, and read by tests/integration/test_demo.py
+too), so every page shows the demo's story.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from strongroom.access.context import Settings
 from strongroom.access.models import Institution, Person, Project
 from strongroom.access.states import Vetting
 from strongroom.access.totp import STEP_SECONDS
-from strongroom.demo import DemoResult, run_demo
+from strongroom.demo import DemoResult
 from strongroom.demo.world import DemoLogin
 from strongroom.platform import Platform
 from strongroom.server.app import create_app
+from tests.demo_world import demo_world
 from tests.totp_codes import Codes
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,16 +46,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 PASSWORD = "a long web console passphrase"
-# the demo's story as the pages show it, on a world no larger than they need: the story's
-# extract, alert and suspension need 1,000 participants (demo.story.STORY_MIN); the released
-# GWAS page needs a GWAS that passes the check and draws its plots, which 500 markers give
-# (the demo's 2,000, and 3,000 participants, cost seconds of simulation and fitting that no
-# page's test looks at)
-PARTICIPANTS, VARIANTS = 1_500, 500
-# as in every world the tests build (tests/access_world.py): argon2-cffi's CHEAPEST profile
-# for the passwords made here (the demo's people's and the tests' own), and no timing floors
-# on answers (a definition's 2 s, an analysis's, a withheld output's: the tour alone waited a
-# minute on them); the floors are tests/integration/test_timing_channel.py's and
+# The demo's story as the pages show it, on a world no larger than they need
+# (tests/demo_world.py: 1,500 participants, for the story's extract, alert and suspension; 500
+# markers, for a released GWAS page with its plots), its people acting with the test worlds'
+# settings as it was made. The server's settings: as in every world the tests build
+# (tests/access_world.py), argon2-cffi's CHEAPEST profile for the passwords made here (the
+# tests' own), and no timing floors on answers (a definition's 2 s, an analysis's, a withheld
+# output's); the floors are tests/integration/test_timing_channel.py's and
 # test_answer_ration.py's. Every test signs in from 127.0.0.1: the per-source limit (10 a
 # minute) would refuse the suite's sign-ins, so it is raised; test_signin checks wrong codes
 # still fail.
@@ -103,10 +102,7 @@ def _free_port() -> int:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does)")
-    root = tmp_path_factory.mktemp("web") / "demo"
-    demo = run_demo(root, participants=PARTICIPANTS, seed=11, variants=VARIANTS,
-                    jobs=False,  # test_workspace runs one
-                    settings=SETTINGS)
+    root, demo = demo_world(tmp_path_factory, "web")  # no jobs: test_workspace runs one
     _demo_signed_in(demo)
     platform = Platform.open(root, demo.key_file, settings=SETTINGS)
     port = _free_port()
