@@ -36,11 +36,11 @@ unspent answer.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from strongroom.access.context import Settings
@@ -225,70 +225,59 @@ def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetim
         charged = institutions(db, person_id, project_id)
     periods = {w: ration.period(w, now) for w in Window}
     starts = [periods[Window.DAY][0], periods[Window.YEAR][0]]
-    found: list[Budget] = []
-
-    def add(scope: Scope, subject: str, counts: list[int], role: str = "") -> None:
-        for window, used in zip(Window, counts, strict=True):
-            found.append(Budget(scope, subject, window, ration.limit(scope, window), used,
-                                periods[window][1], role))
-
-    add(Scope.PERSON, person_id, _person(db, person_id, starts, excluding))
+    subjects: list[tuple[Scope, str, str]] = [(Scope.PERSON, person_id, "")]
     if project_id is not None:
-        add(Scope.PROJECT, project_id, _project(db, project_id, starts, excluding))
-    for institution, role in sorted(charged.items()):
-        add(Scope.INSTITUTION, institution,
-            _institution(db, institution, starts, excluding), role)
-    return found
+        subjects.append((Scope.PROJECT, project_id, ""))
+    subjects += [(Scope.INSTITUTION, i, role) for i, role in sorted(charged.items())]
+    counts = _tally(db, list(accounts_of(db, person_id)), project_id, sorted(charged), starts,
+                    excluding)
+    return [Budget(scope, subject, window, ration.limit(scope, window), used,
+                   periods[window][1], role)
+            for (scope, subject, role), used_in in zip(subjects, counts, strict=True)
+            for window, used in zip(Window, used_in, strict=True)]
 
 
-def _tally(db: Session, starts: list[dt.datetime], joined: bool, where: Callable[
-        [type[OutputRow] | type[AnswerRow], type[Person], type[Person]], ColumnElement[bool]],
-           excluding: int | None = None) -> list[int]:
-    """Answers since each of ``starts`` (outputs acted on, and answers spent) that ``where``
-    selects, given the table, the asker and the project's lead (joined only if ``joined``)."""
-    total = [0] * len(starts)
+# made once: an alias of Person builds its column collection anew each time it is made
+_ASKER, _LEAD = aliased(Person, name="asker"), aliased(Person, name="lead")
+
+
+def _tally(db: Session, accounts: list[str], project_id: str | None, charged: list[str],
+           starts: list[dt.datetime], excluding: int | None = None) -> list[list[int]]:
+    """Answers since each of ``starts`` (outputs acted on, and answers spent), per budget: the
+    person's (asked from any of ``accounts``), the project's (if any), then each institution's
+    in ``charged`` (asked by its people, or in projects it leads). One query per table for
+    every budget at once: the ration is read on every request."""
+    total: list[list[int]] | None = None
     for table in (OutputRow, AnswerRow):
         spent = table.acted if table is OutputRow else table.spent  # type: ignore[union-attr]
-        asker, lead = aliased(Person, name="asker"), aliased(Person, name="lead")
-        query = select(*(func.coalesce(func.sum(case((table.created_at >= s, 1), else_=0)), 0)
-                         for s in starts))
-        if joined:
-            query = (query.join(asker, asker.id == table.requester)
-                     .join(Project, Project.id == table.project_id)
-                     .join(lead, lead.id == Project.lead_id))
-        query = query.where(spent.is_(True), table.created_at >= min(starts),
-                            where(table, asker, lead))
+        asker, lead = _ASKER, _LEAD
+        whose: list[ColumnElement[bool]] = [table.requester.in_(accounts)]
+        if project_id is not None:
+            whose.append(table.project_id == project_id)
+        whose += [or_(asker.institution_id == i, lead.institution_id == i) for i in charged]
+        query = select(*(func.coalesce(func.sum(case((and_(table.created_at >= s, w), 1),
+                                                     else_=0)), 0)
+                         for w in whose for s in starts))
+        if charged:  # outer joins: a row the person's or project's budget counts stays in
+            query = (query.outerjoin(asker, asker.id == table.requester)
+                     .outerjoin(Project, Project.id == table.project_id)
+                     .outerjoin(lead, lead.id == Project.lead_id))
+        query = query.where(spent.is_(True), table.created_at >= min(starts), or_(*whose))
         if excluding is not None and table is AnswerRow:
             query = query.where(AnswerRow.id != excluding)
-        row = db.execute(query).one()
-        total = [t + int(n or 0) for t, n in zip(total, row, strict=True)]
+        row = [int(n or 0) for n in db.execute(query).one()]
+        found = [row[k:k + len(starts)] for k in range(0, len(row), len(starts))]
+        total = found if total is None else [[a + b for a, b in zip(x, y, strict=True)]
+                                             for x, y in zip(total, found, strict=True)]
+    assert total is not None
     return total
-
-
-def _person(db: Session, person_id: str, starts: list[dt.datetime],
-            excluding: int | None = None) -> list[int]:
-    """Answers of the human: every account of theirs (one human, one budget)."""
-    accounts = list(accounts_of(db, person_id))
-    return _tally(db, starts, False, lambda t, _a, _l: t.requester.in_(accounts), excluding)
-
-
-def _project(db: Session, project_id: str, starts: list[dt.datetime],
-             excluding: int | None = None) -> list[int]:
-    return _tally(db, starts, False, lambda t, _a, _l: t.project_id == project_id, excluding)
-
-
-def _institution(db: Session, institution_id: str, starts: list[dt.datetime],
-                 excluding: int | None = None) -> list[int]:
-    """Answers charged to an institution: asked by its people, or in projects it leads."""
-    return _tally(db, starts, True, lambda _t, asker, lead: or_(
-        asker.institution_id == institution_id, lead.institution_id == institution_id),
-        excluding)
 
 
 def used(db: Session, person_id: str, now: dt.datetime, ration: Ration) -> int:
     """The person's answers in the current day, in every project: outputs acted on (or near
     the line), and definitions or jobs refused once they read the data (or reserved)."""
-    return _person(db, person_id, [ration.period(Window.DAY, now)[0]])[0]
+    return _tally(db, list(accounts_of(db, person_id)), None, [],
+                  [ration.period(Window.DAY, now)[0]])[0][0]
 
 
 def spent(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
