@@ -139,8 +139,10 @@ def blocks(text: str, language: str) -> list[str]:
 
 
 # the CLI's own entry point, its people acting with the test worlds' settings (cheap password
-# hashes, no timing floors on answers); the guard: the genotype reader's child processes start
-# by importing this file
+# hashes, no timing floors on answers), its genotypes simulated in its own process (a pool's
+# spawned processes each import the simulator again: a third more CPU at this size, on cores
+# the other tests keep busy); the guard: the genotype reader's child processes start by
+# importing this file
 RUNNER = f"""
 import functools
 import sys
@@ -151,7 +153,7 @@ if __name__ == "__main__":
     from strongroom.demo import run_demo
     from tests.access_world import SETTINGS
 
-    command.run_demo = functools.partial(run_demo, settings=SETTINGS, jobs=False)
+    command.run_demo = functools.partial(run_demo, settings=SETTINGS, jobs=False, workers=0)
     from strongroom.cli import main
 
     sys.argv = ["strongroom", *sys.argv[1:]]

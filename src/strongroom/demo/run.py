@@ -78,6 +78,7 @@ def run_demo(
     variants: int = DEMO_VARIANTS,
     jobs: bool = True,
     settings: Settings | None = None,
+    workers: int | None = None,
 ) -> DemoResult:
     """(Re)create the demo data directory at ``root`` with a synthetic cohort and its
     genotypes (``variants`` markers in simulated regions and ``UNLINKED_PER_VARIANT`` times as
@@ -86,7 +87,11 @@ def run_demo(
     which run jobs of their own, leave them out); ``settings``: the platform's while the demo's
     people act (None: the defaults, as a server has them; the console's tests pass cheap
     password hashes and no answer floors, so the tour's dozens of analyses and definitions are
-    not each held to their production floor)."""
+    not each held to their production floor); ``workers``: processes that simulate the
+    genotypes' regions (None: the simulation's own choice: two from 20,000 participants,
+    as `make demo` has it; the tests' cohort of 30,000 asks for none, since each spawned
+    process imports the simulator afresh, a third more CPU there on a machine whose cores
+    are already busy)."""
     root = root.resolve()
     key_file = root.with_name(root.name + ".key")
     _clear_previous_demo(root, key_file)
@@ -109,7 +114,7 @@ def run_demo(
                 (Path(tmp) / "genotypes").mkdir()
                 simulated = simulate(cohort.participants.select("eid", "p21000_i0"), variants,
                                      seed, Path(tmp) / "genotypes" / "array", tick,
-                                     unlinked=unlinked)
+                                     unlinked=unlinked, workers=workers)
                 cohort = plant(cohort, simulated)
                 causal = simulated.causal
         handover = Path(tmp) / "cohort"
