@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Protocol
 
 from pyroaring import BitMap
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from strongroom.access.context import Principal
@@ -86,15 +86,25 @@ def allowance(db: Session, project_id: str, now: dt.datetime) -> Allowance:
                      sum(j.bytes_out for j in jobs), tuple(sorted(j.id for j in jobs)))
 
 
-def _metered(db: Session, column: str, target_id: str, meter: Meter,
-             since: dt.datetime) -> int:
-    where = [charges.meter_taken(db, column, target_id), MeterRow.at >= since]
-    if meter is Meter.REQUESTS:
-        query = select(func.count()).where(*where, MeterRow.action.in_(DATA_ACTIONS))
-    else:
-        measure = MeterRow.cells if meter is Meter.CELLS else MeterRow.bytes_out
-        query = select(func.coalesce(func.sum(measure), 0)).where(*where)
-    return int(db.scalar(query) or 0)
+def _metered(db: Session, column: str, target_id: str,
+             meters: Sequence[Meter], now: dt.datetime) -> dict[Meter, int]:
+    """What the target has used of each counted meter (cells, bytes, requests) in its window,
+    read in one query: every request reads them for every target it is charged to."""
+    if not meters:
+        return {}
+    since = {meter: now - WINDOWS[meter] for meter in meters}
+    counted: list[ColumnElement[int]] = []
+    for meter in meters:
+        recent = MeterRow.at >= since[meter]
+        if meter is Meter.REQUESTS:
+            counted.append(func.count(case((and_(recent, MeterRow.action.in_(DATA_ACTIONS)),
+                                            1))))
+        else:
+            measure = MeterRow.cells if meter is Meter.CELLS else MeterRow.bytes_out
+            counted.append(func.coalesce(func.sum(case((recent, measure), else_=0)), 0))
+    row = db.execute(select(*counted).where(charges.meter_taken(db, column, target_id),
+                                            MeterRow.at >= min(since.values()))).one()
+    return {meter: int(used or 0) for meter, used in zip(meters, row, strict=True)}
 
 
 def lifetime_extra(db: Session, project_id: str) -> int:
@@ -131,10 +141,12 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
         if target is None:
             continue
         limits: Limits = limits_of(db, scope, target)
+        asked = {Meter.CELLS: planned.cells, Meter.BYTES: planned.bytes,
+                 Meter.REQUESTS: planned.requests}
+        metered = _metered(db, column, target, [m for m in Meter if asked.get(m)], now)
         for meter in Meter:
             limit = limits.of(meter) + (lifetime if meter is Meter.LIFETIME_PARTICIPANTS
                                         else extra.of(meter))
-            since = now - WINDOWS[meter]
             if meter in RECORD_METERS:
                 if planned.record_members is None:
                     if planned.record_count > limit:
@@ -142,16 +154,13 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
                                             planned.record_count))
                     continue
                 before = exposure.union_since(
-                    db, key, column, target, since,
+                    db, key, column, target, now - WINDOWS[meter],
                     extra.jobs if meter is Meter.RECORD_PARTICIPANTS else None)
-                used = len(before)
-                asked = len(planned.record_members - before)  # new participants only
-            else:
-                asked = {Meter.CELLS: planned.cells, Meter.BYTES: planned.bytes,
-                         Meter.REQUESTS: planned.requests}[meter]
-                if asked == 0:
-                    continue
-                used = _metered(db, column, target, meter, since)
-            if used + asked > limit:
-                found.append(Breach(scope, target, meter, limit, used, asked))
+                used, wanted = len(before), len(planned.record_members - before)  # new only
+            elif meter in metered:
+                used, wanted = metered[meter], asked[meter]
+            else:  # nothing of it asked
+                continue
+            if used + wanted > limit:
+                found.append(Breach(scope, target, meter, limit, used, wanted))
     return found
