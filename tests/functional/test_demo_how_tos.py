@@ -73,8 +73,12 @@ pytestmark = pytest.mark.slow  # a demo world, and a server over it
 
 HOW_TO = Path(__file__).parents[2] / "docs" / "how-to"
 # large enough that the how-tos' survival tables have events in every two-year interval of
-# every smoking group, small enough to build in seconds; genotypes for run-a-gwas.md
-PARTICIPANTS, VARIANTS = 30_000, 300
+# every smoking group, over the keyed line's highest draw (run-a-study.md's Kaplan-Meier
+# table: 10 events, drawn up to 19; at seed 7 its fewest are 27, current smokers at 2 to 4
+# years, 48 at 30,000), small enough to build in seconds (the genotypes' simulation grows
+# with the participants: 30,000 cost the module a fifth more CPU); genotypes for
+# run-a-gwas.md
+PARTICIPANTS, VARIANTS = 20_000, 300
 RELEASED = ("release", "release_with_suppression")
 DOC_URL = "https://strongroom.example.org"
 
@@ -140,8 +144,8 @@ def blocks(text: str, language: str) -> list[str]:
 
 # the CLI's own entry point, its people acting with the test worlds' settings (cheap password
 # hashes, no timing floors on answers), its genotypes simulated in its own process (a pool's
-# spawned processes each import the simulator again: a third more CPU at this size, on cores
-# the other tests keep busy); the guard: the genotype reader's child processes start by
+# spawned processes each import the simulator again: 22.6 CPU-s against 15.7 at 30,000, on
+# cores the other tests keep busy); the guard: the genotype reader's child processes start by
 # importing this file
 RUNNER = f"""
 import functools

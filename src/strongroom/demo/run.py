@@ -89,9 +89,9 @@ def run_demo(
     password hashes and no answer floors, so the tour's dozens of analyses and definitions are
     not each held to their production floor); ``workers``: processes that simulate the
     genotypes' regions (None: the simulation's own choice: two from 20,000 participants,
-    as `make demo` has it; the tests' cohort of 30,000 asks for none, since each spawned
-    process imports the simulator afresh, a third more CPU there on a machine whose cores
-    are already busy)."""
+    as `make demo` has it; the how-to tests' cohort of 20,000 asks for none, since each
+    spawned process imports the simulator afresh: at 30,000, 22.6 CPU-s with the pool, 15.7
+    without, on a machine whose cores the other tests keep busy)."""
     root = root.resolve()
     key_file = root.with_name(root.name + ".key")
     _clear_previous_demo(root, key_file)
