@@ -109,8 +109,9 @@ class History:
     """Meter rows around an observation (each frame includes the observation itself).
 
     ``person``, ``project`` and ``institution``: that subject's rows over the look-back window
-    (default 60 days), oldest first. ``recent``: every row of the last hour, platform-wide (for
-    detectors that count across people, such as new accounts in one institution).
+    (default 60 days), oldest first. ``recent``: the last hour's rows, platform-wide, that
+    share the request's API token or its source address, oldest first (for detectors that
+    count across people: a refused token's uses, failed sign-ins from one address).
     ``exposed_30d``: distinct participants the project has received record-level in the last
     30 days, including this request; ``cohort_size``: participants in the cohort.
     ``record_allowance_30d``: the project's limit of distinct participants record-level per

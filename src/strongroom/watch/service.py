@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.access import pauses
@@ -346,10 +346,16 @@ class Watch:
             person = frame("person_id", obs.person_id, since)
             project = frame("project_id", obs.project_id, since)
             institution = frame("institution_id", obs.institution_id, since)
+            # platform-wide, but only the rows detectors count across people by (a token's
+            # uses, an address's failed sign-ins): every row of the hour was read on every
+            # request, and grew with the platform's traffic
             cols = [getattr(MeterRow, name) for name in METER_SCHEMA]
+            shared = [MeterRow.token_id == obs.token_id] if obs.token_id is not None else []
+            shared += [MeterRow.source == obs.source] if obs.source else []
             recent = pl.DataFrame(db.execute(select(*cols).where(
-                MeterRow.at >= now - dt.timedelta(hours=1))).all(), schema=METER_SCHEMA,
-                orient="row")
+                MeterRow.at >= now - dt.timedelta(hours=1), or_(*shared))
+                .order_by(MeterRow.at, MeterRow.id)).all() if shared else [],
+                schema=METER_SCHEMA, orient="row")
             exposed, allowance_30d = 0, None
             windows: tuple[DeclaredWindow, ...] = ()
             if obs.project_id:
