@@ -1,9 +1,11 @@
-"""The world the console's pages are tested on: the demo's, built once for the session.
+"""The world the console's pages are tested on: the demo's, built once a run
+(tests/demo_world.py, which tests/integration/test_demo.py copies too) and copied for the
+session.
 
-This test runs first of the browser tests (conftest.py puts it there), so the world's build,
-the session's largest cost, is its own time, not that of whichever page test happens to come
-first; and a demo that no longer leaves what the pages' tests look for fails here, saying
-what is missing, before any of them does.
+This test runs first of the browser tests (conftest.py puts it there), so the world's build
+(unless the other module built it first) and its copy, the session's largest cost, are its own
+time, not that of whichever page test happens to come first; and a demo that no longer leaves
+what the pages' tests look for fails here, saying what is missing, before any of them does.
 """
 
 from __future__ import annotations
