@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 ROWS_PER_FILE = 100_000
@@ -144,6 +145,8 @@ class SparkEngine:
         self._sealed_size = sealed_size
         self.seals = 0  # how many times rows were sealed (tests read it: once per content)
         self._surrogates: OrderedDict[str, _Surrogates] = OrderedDict()
+        # each published folder's schema as Spark read it the first time (see read_parquet)
+        self._schemas: dict[Path, StructType] = {}
         self._lock = threading.RLock()
         self._genotypes = ClusterGenotypes(self)
 
@@ -180,7 +183,26 @@ class SparkEngine:
                 self._drop(old)
             return path
 
+    def read_parquet(self, session: SparkSession, path: Path) -> DataFrame:
+        """The folder ``path`` this engine published, read in ``session``. Spark learns a
+        folder's schema by a job of its own on the executors (a footer read and decrypted);
+        the folder never changes, so that is done the first time only, and later queries read
+        it with the schema it gave then."""
+        with self._lock:
+            schema = self._schemas.get(path)
+        if schema is not None:
+            return session.read.schema(schema).parquet(str(path))
+        frame = session.read.parquet(str(path))
+        with self._lock:
+            self._schemas[path] = frame.schema
+        return frame
+
+    def forget_schema(self, path: Path) -> None:
+        with self._lock:
+            self._schemas.pop(path, None)
+
     def _drop(self, published: _Published | SealedCopy) -> None:
+        self.forget_schema(published.path)
         self.keys.forget(published.identifier)
         if isinstance(published, SealedCopy):
             for identifier in published.columns.values():
@@ -268,8 +290,8 @@ class SparkEngine:
                     continue
                 table = ClusterTable(projection.schema, 0, sealed[projection.source], ids,
                                      projection.kept)
-                frame = _view_frame(session, table, copies[projection.source].path, ids_path,
-                                    [PID])
+                frame = self._view_frame(session, table, copies[projection.source].path,
+                                         ids_path, [PID])
                 if name == PARTICIPANTS:
                     pids = pl.from_arrow(self.collect_arrow(frame))
                     assert isinstance(pids, pl.DataFrame)
@@ -317,10 +339,10 @@ class SparkEngine:
                 keep = [c for c in table.columns if c in columns] or table.columns[:1]
                 if isinstance(table, ClusterTable):
                     source, ids = paths[name]
-                    _view_frame(session, table, source, ids, keep) \
+                    self._view_frame(session, table, source, ids, keep) \
                         .createOrReplaceTempView(name)
                 else:
-                    session.read.parquet(str(paths[name][0])).select(*keep) \
+                    self.read_parquet(session, paths[name][0]).select(*keep) \
                         .createOrReplaceTempView(name)
             bounded = f"SELECT * FROM ({text}) AS _result LIMIT {most + 1}"  # noqa: S608
             return self._collect(session, bounded, limits, most, weighted)
@@ -387,6 +409,17 @@ class SparkEngine:
         finally:
             self.keys.revoke(token)
 
+    def _view_frame(self, session: SparkSession, table: ClusterTable, rows: Path, ids: Path,
+                    columns: list[str]) -> DataFrame:
+        """A view table on the executors: the cohort table's rows joined on eid to the
+        project's pseudonyms, with ``pid`` for ``eid``, reading only ``columns`` of the
+        view's."""
+        kept = [c for c in table.kept if c in columns]
+        source = self.read_parquet(session, rows).select(SID, *kept)
+        pseudonyms = self.read_parquet(session, ids)
+        return source.join(pseudonyms, on=SID, how="inner").select(
+            *(c for c in table.columns if c in columns))
+
     def genotype_cluster(self) -> ClusterGenotypes:
         """Where a GWAS's association runs: the genotype sets this engine publishes."""
         return self._genotypes
@@ -400,6 +433,7 @@ class SparkEngine:
             for copy in self._sealed.values():
                 self._drop(copy)
             self._sealed.clear()
+            self._schemas.clear()
             if self._spark is not None:
                 close_session()
                 self._spark = None
@@ -425,17 +459,6 @@ def _weighted(query: DataFrame) -> DataFrame:
             or WEIGHT in query.columns:
         return query
     return query.groupBy(*query.columns).agg(functions.count(functions.lit(1)).alias(WEIGHT))
-
-
-def _view_frame(session: SparkSession, table: ClusterTable, rows: Path, ids: Path,
-                columns: list[str]) -> DataFrame:
-    """A view table on the executors: the cohort table's rows joined on eid to the project's
-    pseudonyms, with ``pid`` for ``eid``, reading only ``columns`` of the view's."""
-    kept = [c for c in table.kept if c in columns]
-    source = session.read.parquet(str(rows)).select(SID, *kept)
-    pseudonyms = session.read.parquet(str(ids))
-    return source.join(pseudonyms, on=SID, how="inner").select(
-        *(c for c in table.columns if c in columns))
 
 
 def _kinds(tables: Mapping[str, Table], used: Mapping[str, set[str]]) -> dict[str, str]:

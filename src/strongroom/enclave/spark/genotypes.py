@@ -84,6 +84,7 @@ class ClusterGenotypes:
             return path
 
     def _forget(self, published: _PublishedSet) -> None:
+        self.engine.forget_schema(published.path)
         self.engine.keys.forget(published.identifier)
         shutil.rmtree(published.path, ignore_errors=True)
 
@@ -119,7 +120,8 @@ class SparkChunks(Distributed):
             session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1")
             session.conf.set("spark.sql.files.maxPartitionBytes", _PARTITION_BYTES)
             job = _on_executor(fit, n, self.rows, self.wanted)
-            frame = session.read.parquet(str(self.path)).mapInArrow(job, "block binary")
+            frame = self.engine.read_parquet(session, self.path).mapInArrow(job,
+                                                                            "block binary")
             result = self.engine.collect_arrow(frame)
         return [_block(value) for value in result.column("block").to_pylist()]
 
