@@ -375,3 +375,26 @@ def test_two_runs_at_home_of_one_action_at_once_each_have_their_own_group(
     for t in both:
         t.join(60)
     assert len(reports) == 2 and all(r.ok for r in reports), [r.log for r in reports]
+
+
+def test_the_dummy_inputs_are_made_once_and_again_when_a_definition_is_saved_again(
+        world: World) -> None:
+    """A job's dummy run reads the project's dummy inputs made once (synthesising them cost
+    as much CPU as the run), made again once a definition is saved again."""
+    from strongroom.enclave import service as enclave_service
+
+    assert world.researcher is not None
+    me = world.sign_in(world.researcher)
+    jobs = world.platform.jobs
+    where = enclave_service.scope(jobs.enclave, me, world.project_id)
+    world.platform.outputs.define(me, world.project_id, "lean",
+                                  "SELECT pid, p21001_i0 AS bmi FROM participants")
+    first = jobs._dummy_tables(where)
+    assert jobs._dummy_tables(where) is first
+    assert first["lean"].columns == ["pid", "bmi"]
+    made = enclave_service.dummy_inputs(jobs.enclave, where, jobs.dummy_participants)
+    assert sorted(first) == sorted(made) and all(first[n].equals(made[n]) for n in made)
+    world.platform.outputs.define(me, world.project_id, "lean",
+                                  "SELECT pid, p34 AS birth_year FROM participants")
+    again = jobs._dummy_tables(where)
+    assert again is not first and again["lean"].columns == ["pid", "birth_year"]
