@@ -49,11 +49,11 @@ SPARK_MODULES = frozenset(f"tests/integration/{name}.py" for name in (
 # one-minute tests among the last (a split module's seconds are shared by its scopes). The rest
 # keep xdist's order after these (tests/unit/test_test_scopes.py checks each one exists).
 LONG_SCOPES = {
-    "spark": 300,
-    "browser": 260,
-    "tests/integration/test_disclosure_attacks.py": 190,
-    "tests/functional/test_demo_how_tos.py": 120,
-    "tests/integration/test_permission_matrix.py": 105,
+    "spark": 170,
+    "browser": 240,
+    "tests/integration/test_disclosure_attacks.py": 160,
+    "tests/functional/test_demo_how_tos.py": 100,
+    "tests/integration/test_permission_matrix.py": 80,
     "tests/integration/test_job_shape_channel.py": 85,
     "tests/integration/test_job_attacks.py": 75,
     "tests/functional/test_watch_scenarios.py": 70,
