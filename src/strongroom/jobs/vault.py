@@ -18,12 +18,10 @@ the same store never removes a running job's scratch: the lock goes with the pro
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import functools
 import os
 import re
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,7 +30,6 @@ from pathlib import Path
 
 PREFIX = "strongroom-"
 _PROC_ROOT = re.compile(r"^/proc/(\d+)/root(/.*)$")
-_PR_SET_PDEATHSIG = 1
 # mount the tmpfs in the new namespace, say so, then hold the namespace until the input ends
 _KEEPER = ('mount -t tmpfs -o mode=0711,nosuid,nodev tmpfs "$1" && echo ready '
            '&& exec cat >/dev/null')
@@ -69,10 +66,10 @@ def opened(job_id: str, parent: Path) -> Iterator[Path]:
     keeper = None
     try:
         keeper = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _KEEPER,
-             "keeper", str(point)],
+            [*_dying_with(os.getpid()), "unshare", "--mount", "--propagation", "private",
+             "--", "sh", "-c", _KEEPER, "keeper", str(point)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=_die_with(os.getpid()), env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+            env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
         assert keeper.stdout is not None
         if keeper.stdout.readline() != b"ready\n":
             raise OSError("the job's scratch could not be mounted: " + (
@@ -156,17 +153,21 @@ def _end(keeper: subprocess.Popen[bytes]) -> None:
             pipe.close()
 
 
-def _die_with(platform: int):  # type: ignore[no-untyped-def]
-    def setup() -> None:
-        """In the keeper, before it starts: killed when the platform's thread that made it
-        ends (and at once if the platform is gone already)."""
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != platform:
-            os._exit(1)
-    return setup
+# the platform's process id, then what the keeper runs: ended at once if the platform is gone
+_PARENT = '[ "$PPID" = "$1" ] || exit 1; shift; exec "$@"'
+
+
+def _dying_with(platform: int) -> list[str]:
+    """The prefix that makes the keeper, before it starts, killed when the platform's thread
+    that made it ends (setpriv's parent-death signal, kept by each exec that follows; the
+    keeper's process id stays its own), and ended at once if the platform is gone already.
+    (A ``preexec_fn`` in Python did this, but it made every job fork the whole platform.)"""
+    return ["setpriv", "--pdeathsig", "KILL", "--", "sh", "-c", _PARENT, "keeper",
+            str(platform)]
 
 
 @functools.cache
 def _works() -> bool:
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "true"],
+    return subprocess.run([*_dying_with(os.getpid()), "unshare", "--mount", "--propagation",
+                           "private", "--", "true"],
                           capture_output=True, check=False).returncode == 0
