@@ -38,11 +38,6 @@ class Group:
     dirs: tuple[Path, ...]
     v2: bool
 
-    def join(self) -> None:
-        """Put the calling process in the groups (in the child, before the sandbox starts)."""
-        for d in self.dirs:
-            (d / "cgroup.procs").write_text(str(os.getpid()))
-
     def usage(self) -> Usage:
         if self.v2:
             d = self.dirs[0]

@@ -37,7 +37,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -55,7 +54,7 @@ from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import definitions
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.view import schema_of
-from strongroom.enclave.workspace import Enclave
+from strongroom.enclave.workspace import Enclave, LruCache
 from strongroom.errors import (
     Conflict,
     DataRefusal,
@@ -146,8 +145,7 @@ class Jobs:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         # the dummy inputs last made, by what they are made of (see _dummy_tables)
-        self._dummies: OrderedDict[tuple[Any, ...], dict[str, pl.DataFrame]] = OrderedDict()
-        self._dummies_lock = threading.Lock()
+        self._dummies = LruCache(DUMMIES_KEPT)
 
     def start(self, principal: Principal, project_id: str, archive: bytes,
               action: str) -> JobRow:
@@ -511,16 +509,8 @@ class Jobs:
                repr(self.enclave.limits),
                tuple((d.name, d.sql, definitions.stamp(directory, d.name))
                      for d in definitions.list_(directory)))
-        with self._dummies_lock:
-            found = self._dummies.get(key)
-            if found is None:
-                found = enclave_service.dummy_inputs(self.enclave, where,
-                                                     self.dummy_participants)
-                self._dummies[key] = found
-            self._dummies.move_to_end(key)
-            while len(self._dummies) > DUMMIES_KEPT:
-                self._dummies.popitem(last=False)
-            return found
+        return self._dummies.get(key, lambda: enclave_service.dummy_inputs(
+            self.enclave, where, self.dummy_participants))
 
     # -- outputs --------------------------------------------------------------------------------
 
