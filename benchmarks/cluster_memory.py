@@ -1,15 +1,19 @@
 """Host memory on the Spark engine as the cohort grows (issue 56: the cluster does the work).
 
     python benchmarks/cluster_memory.py [--scales 50000,200000,400000] [--engines spark,duckdb]
-                                        [--executor-memory 1g] [--driver-memory 2g] [--json PATH]
-                                        [--code DIR]
+                                        [--study sql|model] [--executor-memory 1g]
+                                        [--driver-memory 2g] [--json PATH] [--code DIR]
 
 For each scale a platform is made in a process of its own (a synthetic cohort ingested, a
 project granted participant and event fields, strongroom.yaml naming a loopback cluster of
 two workers started once for the run); then, in a fresh process per scale and engine (so
 ``ru_maxrss`` is that run's alone), a researcher's study runs through the enclave's services
 (``service.define``, ``service.analyse``: the guard, the engine, contributor sets): two
-definitions and four aggregate queries, the same requests at every scale.
+definitions and four aggregate queries, the same requests at every scale. ``--study model``
+runs a model's study instead: one definition (a 0/1 outcome, sex, birth year, BMI and the
+assessment centre) and a logistic model over it (the centre's 20-odd levels as dummies), then
+a linear model of BMI on the same covariates; for each model also its own peak above what the
+process held before it (``VmHWM`` after the request, reset to ``VmRSS`` before it).
 
 Reported per scale and engine: the host's peak resident memory (``ru_maxrss`` of the Python
 process that serves requests) after opening the platform and starting the engine, after the
@@ -48,11 +52,28 @@ AGGREGATES = [
     "SELECT p.p31 AS sex, count(*) AS n FROM participants p JOIN firsts f ON p.pid = f.pid "
     "GROUP BY p.p31",
 ]
+MODEL_DEFINITION = (
+    "model", "SELECT pid, CASE WHEN p21001_i0 > 30 THEN 1 ELSE 0 END AS obese, p31 AS sex, "
+    "p34 AS birth_year, p21001_i0 AS bmi, p54_i0 AS centre FROM participants "
+    "WHERE p21001_i0 IS NOT NULL")
+MODELS = [
+    {"kind": "logistic", "definition": "model", "outcome": "obese",
+     "covariates": ["sex", "birth_year", "centre"], "categorical": ["sex", "centre"]},
+    {"kind": "ols", "definition": "model", "outcome": "bmi",
+     "covariates": ["sex", "birth_year", "centre"], "categorical": ["sex", "centre"]},
+]
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _hwm_mb(pid: int) -> float | None:
@@ -93,7 +114,7 @@ def prepare(root: Path, participants: int, engine: dict[str, Any] | None) -> dic
                                                          member.institution_id]}
 
 
-def measure(root: Path, made: dict[str, Any]) -> dict[str, Any]:
+def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, Any]:
     """The study's requests on the platform at ``root``; the host's peaks along the way."""
     sys.path.insert(0, str(ROOT))
     from tests.access_world import SETTINGS, Clock, Member, World
@@ -114,19 +135,26 @@ def measure(root: Path, made: dict[str, Any]) -> dict[str, Any]:
     where = service.scope(enclave, who, world.project_id)
     if isinstance(engine, SparkEngine):
         engine.spark  # noqa: B018 (the driver started: its memory is the JVM's, not ours)
+    if study == "model":  # as the server does at start (server/run.py), so that the
+        from strongroom.enclave.analyses.run import preload  # libraries are not the model's
+
+        preload()
     figures["opened_mb"] = _peak_mb()
     start = time.perf_counter()
     # (code from before issue 56 builds every view here: Enclave.tables)
     getattr(enclave, "sources", enclave.tables)(where.project, where.fields)
     figures["view_s"] = round(time.perf_counter() - start, 2)
     figures["view_mb"] = _peak_mb()
-    seconds, peaks = {}, {}
-    for name, sql in DEFINITIONS.items():
+    seconds: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    if study == "model":
+        _models(enclave, who, world.project_id, seconds, peaks)
+    for name, sql in DEFINITIONS.items() if study == "sql" else ():
         start = time.perf_counter()
         service.define(enclave, who, world.project_id, name, sql)
         seconds[f"define {name}"] = round(time.perf_counter() - start, 2)
         peaks[f"define {name}"] = round(_peak_mb())
-    for i, sql in enumerate(AGGREGATES):
+    for i, sql in enumerate(AGGREGATES if study == "sql" else ()):
         start = time.perf_counter()
         service.analyse(enclave, who, world.project_id, {"kind": "aggregate_sql", "sql": sql},
                         threshold=10)
@@ -145,10 +173,37 @@ def measure(root: Path, made: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
+def _models(enclave: Any, who: Any, project_id: str, seconds: dict[str, float],
+            peaks: dict[str, float]) -> None:
+    """The model study: its definition, then each model, the host's peak after each."""
+    from strongroom.enclave import service
+
+    name, sql = MODEL_DEFINITION
+    start = time.perf_counter()
+    service.define(enclave, who, project_id, name, sql)
+    seconds[f"define {name}"] = round(time.perf_counter() - start, 2)
+    peaks[f"define {name}"] = round(_peak_mb())
+    service.definition(enclave, service.scope(enclave, who, project_id).project, name)
+    for request in MODELS:
+        # the request's own peak above what the process held before it: the kernel's
+        # high-water mark reset to the resident size now (clear_refs 5), read after
+        kind = str(request["kind"])
+        Path("/proc/self/clear_refs").write_text("5")
+        held = _status_mb("VmRSS")
+        start = time.perf_counter()
+        service.analyse(enclave, who, project_id, request, threshold=10)
+        seconds[kind] = round(time.perf_counter() - start, 2)
+        peaks[kind] = round(_peak_mb())
+        peaks[f"{kind}: own peak above held"] = round(_status_mb("VmHWM") - held)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", default="50000,200000,400000")
     parser.add_argument("--engines", default="spark,duckdb")
+    parser.add_argument("--study", choices=("sql", "model"), default="sql",
+                        help="sql: definitions and aggregate queries; model: a definition and "
+                        "a logistic and a linear model over it")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--executor-memory", default="1g")
     parser.add_argument("--driver-memory", default="2g")
@@ -159,7 +214,8 @@ def main() -> None:
     if args.child:  # a step run in a process of its own: its arguments as JSON on stdin
         step = json.loads(sys.stdin.read())
         out = (prepare(Path(step["root"]), step["participants"], step["engine"])
-               if args.child == "prepare" else measure(Path(step["root"]), step["made"]))
+               if args.child == "prepare"
+               else measure(Path(step["root"]), step["made"], step.get("study", "sql")))
         print(json.dumps(out))
         return
 
@@ -188,7 +244,8 @@ def main() -> None:
                                           "engine": spark if kind == "spark" else None},
                               args.code)
                 prepared = time.perf_counter() - started
-                figures = _child("measure", {"root": str(root), "made": made}, args.code)
+                figures = _child("measure", {"root": str(root), "made": made,
+                                             "study": args.study}, args.code)
                 row = {"participants": scale, "engine": kind, "prepare_s": round(prepared, 1),
                        **figures}
                 results.append(row)

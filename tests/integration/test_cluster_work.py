@@ -14,21 +14,25 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from benchmarks.cluster_memory import AGGREGATES, DEFINITIONS, GRANT
+from benchmarks.cluster_memory import AGGREGATES, DEFINITIONS, GRANT, MODEL_DEFINITION, MODELS
 
 from strongroom.access.context import Principal
 from strongroom.cohort.dictionary import shipped_dictionary
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.synth.generator import synthesise
 from strongroom.enclave import definitions, service
+from strongroom.enclave.analyses import regression
 from strongroom.enclave.engines import DuckDBEngine
 from strongroom.enclave.results import Result
 from strongroom.enclave.sources import ClusterTable
+from strongroom.enclave.spark import models
 from strongroom.enclave.spark.cluster import LocalCluster
 from strongroom.enclave.spark.engine import SID, SparkEngine
 from strongroom.enclave.view import project_view, schema_of, view_plan
 from strongroom.enclave.workspace import Enclave
+from strongroom.errors import Invalid
 from tests.access_world import World, build_world
+from tests.unit.test_model_sums import exact_tables, same_fit
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -105,6 +109,61 @@ def test_the_host_never_loads_the_cohort_and_answers_as_duckdb(
         _, here = service.analyse(duck, who, world.project_id, request, threshold=10)
         _same(here, there)
     assert engine.seals == sealed  # nothing of the cohort was sealed again
+
+
+# a definition with several rows for some participants (one a diagnosis): its sums are
+# taken with each participant's rows in one partition
+REPEATED = ("diagnosed", "SELECT d.pid, p.p31 AS sex, p.p34 AS birth_year, "
+            "CASE WHEN d.code LIKE 'I%' THEN 1 ELSE 0 END AS cardio "
+            "FROM diagnoses d JOIN participants p ON d.pid = p.pid")
+SEPARATED = {"kind": "logistic", "definition": "model", "outcome": "obese",
+             "covariates": ["bmi", "sex"]}  # obese is bmi > 30: Newton never settles
+
+
+def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OLS and logistic regression on the Spark engine: the design's sums taken on the
+    executors (the host's own design and fit made to fail), the Result the host's own: its
+    cells, contributors, facts, id sets and vectors, the exact coefficients to 1e-9. A fit
+    the sums cannot settle is the host's, refusal and all."""
+    spark = world.platform.enclave
+    engine = spark.engine
+    assert isinstance(engine, SparkEngine)
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    duck = Enclave(spark.ctx, spark.store, engine=DuckDBEngine())
+    for name, sql in (MODEL_DEFINITION, REPEATED):
+        service.define(spark, who, world.project_id, name, sql)
+    requests = [*MODELS, {"kind": "logistic", "definition": "diagnosed", "outcome": "cardio",
+                          "covariates": ["sex", "birth_year"], "categorical": ["sex"]}]
+    jobs: list[int] = []
+    each = models.SparkRows.each
+
+    def counted(self: models.SparkRows, work: Any) -> Any:
+        jobs.append(1)
+        return each(self, work)
+
+    monkeypatch.setattr(models.SparkRows, "each", counted)
+    # a fit the executors cannot settle falls back to the host: the same refusal
+    refusals = []
+    for enclave in (duck, spark):
+        with pytest.raises(Invalid) as refused:
+            service.analyse(enclave, who, world.project_id, SEPARATED, threshold=10)
+        refusals.append(refused.value.reasons)
+    assert refusals[0] == refusals[1] and jobs  # tried on the executors first
+    with exact_tables() as exact:
+        here = [service.analyse(duck, who, world.project_id, r, threshold=10)[1]
+                for r in requests]
+    before = set(engine.folder.iterdir())
+    monkeypatch.setattr(regression, "_with_intercept", _never("built a model's design"))
+    monkeypatch.setattr(regression, "check_rank", _never("checked a design's rank"))
+    jobs.clear()
+    for i, (request, host) in enumerate(zip(requests, here, strict=True)):
+        with exact_tables() as caught:
+            _, there = service.analyse(spark, who, world.project_id, request, threshold=10)
+        same_fit(host, there, [exact[i], caught[0]])
+    assert len(jobs) >= 3 * len(requests)
+    assert set(engine.folder.iterdir()) == before  # each fit's rows removed from the cluster
 
 
 def _cluster_participants(world: World) -> tuple[SparkEngine, Principal, Any, ClusterTable]:

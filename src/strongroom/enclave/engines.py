@@ -11,7 +11,8 @@ computed from that frame, so none of them knows which engine ran.
   encrypted Parquet, the query translated to Spark SQL after the guard passed it; a GWAS's
   association runs there too, over the genotype set published the same way. Its project
   views are built there as well (:meth:`Engine.project_view`): the cohort is sealed on the
-  cluster's storage once per version, and the host never holds it.
+  cluster's storage once per version, and the host never holds it. So are the row-level sums
+  of OLS and logistic regression (:meth:`Engine.model_rows`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from strongroom.enclave.sqlguard import DIALECT
 
 if TYPE_CHECKING:
     from strongroom.cohort.dictionary import Dictionary
+    from strongroom.enclave.analyses.regression import Placement
     from strongroom.genomics.study import GenotypeCluster
 
 
@@ -56,6 +58,12 @@ class Engine(Protocol):
 
     def genotype_cluster(self) -> GenotypeCluster | None:
         """Where a GWAS's association runs when not on this machine (None: here)."""
+        ...
+
+    def model_rows(self) -> Placement | None:
+        """Where a model's row-level sums are taken when not on this machine (None: here):
+        OLS and logistic regression hand it their narrow rows for one fit
+        (analyses/sums.py)."""
         ...
 
     def close(self) -> None: ...
@@ -89,6 +97,9 @@ class DuckDBEngine:
 
     def genotype_cluster(self) -> None:
         return None
+
+    def model_rows(self) -> None:
+        return None  # models are fitted here, over the rows in memory
 
     def close(self) -> None:
         return None

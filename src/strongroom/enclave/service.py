@@ -227,7 +227,7 @@ def analyse(enclave: Enclave, principal: Principal, project_id: str,
                               "\"<name>\" (see GET /projects/{id}/definitions)")
             _, frame = definition(enclave, where.project, name)
             result = run(parse_spec(body), frame, rounding=rounding(enclave, where.project),
-                         k=threshold)
+                         k=threshold, place=enclave.engine.model_rows())
     except Invalid as refusal:
         _refused(enclave, principal, project_id, str(body.get("kind")), None, refusal)
         raise

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +25,7 @@ import polars as pl
 import scipy.linalg
 
 from strongroom.enclave import winsor
-from strongroom.enclave.analyses import sensitivity
+from strongroom.enclave.analyses import sensitivity, sums
 from strongroom.enclave.analyses.frame import (
     PID,
     Levels,
@@ -61,6 +63,8 @@ class Design:
     levels: dict[str, PidArray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     categories: dict[str, Levels] = field(default_factory=dict)  # as fitted (rare ones moved)
+    # per term, the covariate it reads and (a dummy) the level code it is 1 at
+    recipe: list[tuple[str, int | None]] = field(default_factory=list)
 
     @property
     def ids(self) -> PidArray:
@@ -73,9 +77,11 @@ REPEATED_NOTE = ("a participant on several rows counts once per row: the model t
 
 
 def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
-           categorical: list[str], k: int = 0) -> Design:
+           categorical: list[str], k: int = 0, build: bool = True) -> Design:
     """Complete rows of ``responses`` and ``covariates``, with dummies for the categorical
-    (a level held by fewer than ``k``, the project's threshold, counted in the reference)."""
+    (a level held by fewer than ``k``, the project's threshold, counted in the reference).
+    ``build``: make the covariate matrix (else ``x`` has no columns and ``recipe`` says how
+    an engine's executors build it: sums.py)."""
     used = frame.select(PID, *responses, *covariates).drop_nulls()
     # the notes are the same whatever the data: a note shown only when some row is missing
     # (or repeated) would answer a question about whoever the definition picked out
@@ -90,13 +96,16 @@ def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
     term_pids: list[PidArray] = []
     levels: dict[str, PidArray] = {}
     categories: dict[str, Levels] = {}
+    recipe: list[tuple[str, int | None]] = []
     for name in covariates:
         if name in categorical:
             categories[name] = winsor.recoded(encode(used[name], missing=False,
                                                      limit=MAX_LEVELS), ids, k)
             dummies = _dummies(name, categories[name], ids, levels)
-            for label, column, who in dummies:
-                columns.append(column)
+            for label, j, who in dummies:
+                if build:
+                    columns.append((categories[name].codes == j).astype(np.float64))
+                recipe.append((name, j))
                 terms.append(f"{name}={label}")
                 term_variables.append(name)
                 term_pids.append(who)
@@ -105,13 +114,17 @@ def design(frame: pl.DataFrame, responses: list[str], covariates: list[str],
         if not (dtype.is_numeric() or isinstance(dtype, pl.Boolean)):
             raise Invalid(f"{name!r} is not numeric: list it in categorical, or derive a number "
                           "from it in the dataset definition")
-        columns.append(floats(used, name))
-        levels[f"support:{name}"] = support(columns[-1], ids)
+        values = floats(used, name)
+        if build:
+            columns.append(values)
+        recipe.append((name, None))
+        levels[f"support:{name}"] = support(values, ids)
         terms.append(name)
         term_variables.append(name)
         term_pids.append(everyone)
     x = np.column_stack(columns) if columns else np.empty((used.height, 0))
-    return Design(used, x, terms, term_variables, term_pids, everyone, levels, notes, categories)
+    return Design(used, x, terms, term_variables, term_pids, everyone, levels, notes, categories,
+                  recipe)
 
 
 def support(values: FloatArray, ids: PidArray) -> PidArray:
@@ -192,8 +205,9 @@ SINGLE_LEVEL = ("a categorical covariate has a single level in the rows used (le
 
 
 def _dummies(name: str, coded: Levels, ids: PidArray,
-             levels: dict[str, PidArray]) -> list[tuple[str, FloatArray, PidArray]]:
-    """(label, 0/1 column, participants) per non-reference level; ``levels`` gets them all."""
+             levels: dict[str, PidArray]) -> list[tuple[str, int, PidArray]]:
+    """(label, level code, participants) per non-reference level; ``levels`` gets them
+    all."""
     if len(coded) < 2:
         raise Invalid(SINGLE_LEVEL)
     counts = np.bincount(coded.codes, minlength=len(coded))
@@ -201,8 +215,7 @@ def _dummies(name: str, coded: Levels, ids: PidArray,
     members = group_pids(coded.codes, ids, len(coded))
     for label, who in zip(coded.labels, members, strict=True):
         levels[f"level:{name}={label}"] = who
-    return [(label, (coded.codes == j).astype(np.float64), members[j])
-            for j, label in enumerate(coded.labels) if j != reference]
+    return [(label, j, members[j]) for j, label in enumerate(coded.labels) if j != reference]
 
 
 def check_rank(x: FloatArray, term_variables: list[str]) -> None:
@@ -398,3 +411,144 @@ def _separates(d: Design, name: str, y: FloatArray) -> bool:
     rows = np.bincount(coded.codes, minlength=len(coded))
     events = np.bincount(coded.codes, weights=y, minlength=len(coded))
     return bool(np.any((events == 0) | (events == rows)))
+
+
+# -- the same fits with their row-level sums taken where an engine keeps the rows ------------
+
+Placement = Callable[[pl.DataFrame], AbstractContextManager[sums.Rows] | None]
+"""Where a model's narrow rows go for their sums (an engine's ``model_rows``): a context for
+one fit, or None where the engine fits here."""
+
+
+def placed(fit: Callable[..., Result | None], host: Callable[..., Result],
+           place: Placement | None) -> Callable[[Any, pl.DataFrame, Rounding, int], Result]:
+    """``fit`` with its rows at ``place``, or ``host`` where there is no place or the placed
+    fit cannot answer as the host would (sums.HostOnlyError): never a different answer."""
+    def run(spec: Any, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> Result:
+        if place is not None:
+            found = fit(spec, frame, rounding, k, place)
+            if found is not None:
+                return found
+        return host(spec, frame, rounding, k)
+
+    return run
+
+
+def _narrow(d: Design, outcome: FloatArray) -> tuple[pl.DataFrame, sums.Recipe, bool]:
+    """The design's rows as the executors read them: pid, the outcome and each covariate as
+    fitted (a categorical one's level codes), under names of their own; the recipe of its
+    terms, and whether every term is of a moderate scale (``_moderate``)."""
+    named = {name: f"v{i}" for i, name in enumerate(dict.fromkeys(v for v, _ in d.recipe))}
+    made: dict[str, Any] = {PID: d.ids, sums.OUTCOME: outcome}
+    peaks = [1.0]  # the intercept's
+    for name, column in named.items():
+        if name in d.categories:
+            made[column] = d.categories[name].codes
+        else:
+            made[column] = floats(d.used, name)
+            peaks.append(float(np.max(np.abs(made[column]))) if len(made[column]) else 1.0)
+    moderate = all(1e-100 < peak < 1e100 for peak in peaks)
+    recipe = sums.Recipe(tuple((named[v], level) for v, level in d.recipe))
+    return pl.DataFrame(made), recipe, moderate
+
+
+def _placed_fit(place: Placement, d: Design, outcome: FloatArray,
+                fit: Callable[[sums.Design], sums.Fitted]) -> sums.Fitted | None:
+    narrow, recipe, moderate = _narrow(d, outcome)
+    where = place(narrow)
+    if where is None:
+        return None
+    with where as rows:
+        try:
+            return fit(sums.Design(rows, recipe, narrow.height, moderate))
+        except sums.HostOnlyError:
+            return None
+
+
+def ols_placed(spec: OlsSpec, frame: pl.DataFrame, rounding: Rounding, k: int,
+               place: Placement) -> Result | None:
+    """:func:`ols` with the design's sums at ``place``; None where only the host can say."""
+    from scipy import stats
+
+    d = design(frame, [spec.outcome], spec.covariates, spec.categorical, k, build=False)
+    if not d.used.schema[spec.outcome].is_numeric():
+        return None  # the host's refusal, in its order
+    y = floats(d.used, spec.outcome)
+    fitted = _placed_fit(place, d, y, sums.least_squares)
+    if fitted is None:
+        return None
+    if np.ptp(y) == 0:
+        raise Invalid(f"the outcome {spec.outcome!r} is the same on every row used")
+    terms, term_pids = _intercept_terms(d)
+    n, p = len(y), len(fitted.params)
+    df = float(n - p)
+    tss = float(((y - y.mean()) ** 2).sum())
+    if fitted.rss <= 1e-12 * tss:
+        raise Invalid("the outcome is an exact combination of the covariates (a perfect fit), "
+                      "so the model has no error to estimate")
+    bse = np.sqrt(np.diag(fitted.inverse) * fitted.rss / df)
+    half = stats.t.ppf(0.975, df) * bse
+    table = np.column_stack([fitted.params, bse, fitted.params - half, fitted.params + half,
+                             2 * stats.t.sf(np.abs(fitted.params / bse), df)])
+    spread = float(np.ptp(y))
+    steps = np.array([nice_step(float(one) * spread) for one in fitted.most])
+    table = _rounded(table, steps, df, rounding)
+    cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
+    llf = -n / 2 * (math.log(2 * math.pi) + math.log(fitted.rss / n) + 1)
+    r2 = 1 - fitted.rss / tss
+    fit_steps = sensitivity.least_squares_bounds(
+        n, sensitivity.rows_per_person(d.ids), spread, fitted.rss, fitted.max_residual, tss,
+        float(np.abs(y - y.mean()).max()), p)
+    cells += statistic_cells({"r_squared": r2, "adj_r_squared": 1 - (n - 1) / df * (1 - r2),
+                              "log_likelihood": llf, "aic": -2 * llf + 2 * p}, d.everyone,
+                             fit_steps, rounding)
+    facts = {"residual_df": df, "n_obs": float(len(d.everyone)), "n_parameters": float(p)}
+    levels = {**d.levels, f"support:{spec.outcome}": support(y, d.ids)}
+    return Result(AnalysisKind.OLS, spec.model_dump(mode="json"), cells, facts=facts,
+                  levels=levels, notes=d.notes, influence=fitted.influence)
+
+
+def logistic_placed(spec: LogisticSpec, frame: pl.DataFrame, rounding: Rounding, k: int,
+                    place: Placement) -> Result | None:
+    """:func:`logistic` with the design's sums at ``place``; None where only the host can
+    say (a refusal in the host's order, a design or fit in doubt)."""
+    from scipy import stats
+
+    d = design(frame, [spec.outcome], spec.covariates, spec.categorical, k, build=False)
+    y = binary(d.used, spec.outcome, "the outcome")
+    ids = d.ids
+    with_event, without = distinct(ids[y == 1]), distinct(ids[y == 0])
+    if len(with_event) == 0 or len(without) == 0 \
+            or any(_separates(d, name, y) for name in spec.categorical):
+        return None  # refused by the host, in its words
+    fitted = _placed_fit(place, d, y, sums.logistic)
+    if fitted is None:
+        return None
+    terms, term_pids = _intercept_terms(d)
+    n, p = len(y), len(fitted.params)
+    bse = np.sqrt(np.diag(fitted.inverse))
+    half = stats.norm.ppf(0.975) * bse
+    table = np.column_stack([fitted.params, bse, fitted.params - half, fitted.params + half,
+                             2 * stats.norm.sf(np.abs(fitted.params / bse))])
+    share = float(y.mean())
+    ll_null = float(len(y) * (share * math.log(share) + (1 - share) * math.log1p(-share)))
+    pseudo_r_squared = 1 - fitted.llf / ll_null
+    steps, fit_steps = sensitivity.logistic_bounds(fitted.most, fitted.max_logit,
+                                                   sensitivity.rows_per_person(ids), share, ll_null,
+                                                   pseudo_r_squared)
+    table = _rounded(table, steps, None, rounding)
+    cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS, table)
+    cells += statistic_cells({"pseudo_r_squared": pseudo_r_squared, "log_likelihood": fitted.llf,
+                              "ll_null": ll_null, "aic": -2 * fitted.llf + 2 * p}, d.everyone,
+                             fit_steps, rounding)
+    facts = {"residual_df": float(n - p), "n_obs": float(len(d.everyone)),
+             "n_parameters": float(p), "events": float(len(with_event)),
+             "non_events": float(len(without))}
+    levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
+    return Result(AnalysisKind.LOGISTIC, spec.model_dump(mode="json"), cells, facts=facts,
+                  levels=levels, notes=d.notes, influence=fitted.influence)
+
+
+def _intercept_terms(d: Design) -> tuple[list[str], list[PidArray]]:
+    """:func:`_with_intercept`'s terms and their participants, without its matrix."""
+    return [INTERCEPT, *d.terms], [d.everyone, *d.term_pids]

@@ -54,18 +54,28 @@ _RUNNERS: dict[AnalysisKind, Callable[[Any, pl.DataFrame, Rounding, int], Result
 }
 
 
+# fits whose row-level sums an engine may take where it keeps rows (analyses/sums.py)
+_PLACED: dict[AnalysisKind, tuple[Callable[..., Result | None], Callable[..., Result]]] = {
+    AnalysisKind.OLS: (regression.ols_placed, regression.ols),
+    AnalysisKind.LOGISTIC: (regression.logistic_placed, regression.logistic),
+}
+
+
 def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
-        rounding: Rounding, k: int = 0) -> Result:
+        rounding: Rounding, k: int = 0, place: regression.Placement | None = None) -> Result:
     """The analysis's :class:`Result`, or :class:`Invalid` saying what to change.
 
     ``frame`` is a dataset definition: a ``pid`` column and the columns the spec names;
     ``rounding`` the project's rounding of released figures (steps.Rounding); ``k`` the
     project's threshold, at which values are winsorised and rare categories merged
     (winsor.py; 0, for the enclave's own tests, leaves them as they are: the output service
-    always passes the threshold).
+    always passes the threshold); ``place``: where the engine takes a model's row-level
+    sums (``Engine.model_rows``; None: here), for the fits that can (OLS, logistic).
     """
     typed = parse_spec(spec) if isinstance(spec, Mapping) else spec
     runner = _RUNNERS.get(typed.kind)
+    if place is not None and typed.kind in _PLACED:
+        runner = regression.placed(*_PLACED[typed.kind], place)
     if runner is None:  # a spec kind without a runner is refused, never guessed at
         raise Invalid(f"analyses of kind {typed.kind.value} are not run here")
     check_schema(frame, typed.reads())  # a mistake in the request: the same whatever the data

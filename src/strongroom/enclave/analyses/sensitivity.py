@@ -51,11 +51,19 @@ def least_squares_steps(y: FloatArray, residuals: FloatArray, ids: PidArray,
     own residuals are orthogonal to the change's fitted part) and the total sum of squares by
     at most ``2·m·s·max|y − ȳ| + m·s²``.
     """
-    n, m, s = len(y), rows_per_person(ids), float(np.ptp(y))
-    rss = float(residuals @ residuals)
-    tss = float(((y - y.mean()) ** 2).sum())
-    d_rss = 2 * m * s * float(np.abs(residuals).max()) + m * s * s
-    d_tss = 2 * m * s * float(np.abs(y - y.mean()).max()) + m * s * s
+    return least_squares_bounds(len(y), rows_per_person(ids), float(np.ptp(y)),
+                                float(residuals @ residuals), float(np.abs(residuals).max()),
+                                float(((y - y.mean()) ** 2).sum()),
+                                float(np.abs(y - y.mean()).max()), parameters)
+
+
+def least_squares_bounds(n: int, m: int, s: float, rss: float, largest_residual: float,
+                         tss: float, largest_deviation: float,
+                         parameters: int) -> dict[str, float]:
+    """:func:`least_squares_steps` from the fit's sums and extremes (``n`` rows, at most
+    ``m`` a participant, the outcome's spread ``s``), wherever they were summed."""
+    d_rss = 2 * m * s * largest_residual + m * s * s
+    d_tss = 2 * m * s * largest_deviation + m * s * s
     r2 = HIDDEN if tss <= d_tss else (d_rss + (rss / tss) * d_tss) / (tss - d_tss)
     if r2 >= 1:
         r2 = HIDDEN
@@ -101,10 +109,18 @@ def logistic_steps(x: FloatArray, p: FloatArray, y: FloatArray, ids: PidArray,
     if most is None:
         return np.full(x.shape[1], HIDDEN), dict.fromkeys(
             ("pseudo_r_squared", "log_likelihood", "ll_null", "aic"), HIDDEN)
-    coefficients = np.array([_nice(2 * float(one)) for one in most])
     logit = np.abs(np.log(np.clip(p, 1e-12, 1)) - np.log(np.clip(1 - p, 1e-12, 1)))
-    llf = 2 * m * (float(logit.max()) + 1)
-    mean = float(np.clip(y.mean(), 1e-12, 1 - 1e-12))
+    return logistic_bounds(most, float(logit.max()), m, float(y.mean()), ll_null, pseudo_r2)
+
+
+def logistic_bounds(most: FloatArray, largest_logit: float, m: int, share: float,
+                    ll_null: float, pseudo_r2: float) -> tuple[FloatArray, dict[str, float]]:
+    """:func:`logistic_steps` from :func:`most_moved`'s figures, the largest ``|logit p|``
+    of a row, the most rows of a participant and the share of events, wherever the rows'
+    sums were taken."""
+    coefficients = np.array([_nice(2 * float(one)) for one in most])
+    llf = 2 * m * (largest_logit + 1)
+    mean = float(np.clip(share, 1e-12, 1 - 1e-12))
     null = 2 * m * (abs(math.log(mean / (1 - mean))) + 1)
     pseudo = HIDDEN if ll_null == 0 else (llf + abs(1 - pseudo_r2) * null) / abs(ll_null)
     return coefficients, {"pseudo_r_squared": _nice(pseudo), "log_likelihood": _nice(llf),

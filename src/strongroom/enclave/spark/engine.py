@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
+
+    from strongroom.enclave.analyses.regression import Placement
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 ROWS_PER_FILE = 100_000
@@ -423,6 +426,13 @@ class SparkEngine:
     def genotype_cluster(self) -> ClusterGenotypes:
         """Where a GWAS's association runs: the genotype sets this engine publishes."""
         return self._genotypes
+
+    def model_rows(self) -> Placement:
+        """Where a model's row-level sums are taken: its narrow rows sealed on the cluster
+        for one fit, each sum a job on the executors (:mod:`.models`)."""
+        from strongroom.enclave.spark.models import model_rows
+
+        return partial(model_rows, self)
 
     def close(self) -> None:
         with self._lock:
