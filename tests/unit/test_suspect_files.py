@@ -145,3 +145,55 @@ def test_columns_named_as_patterns_are_read_each_as_itself(tmp_path: Path, kind:
     assert read["* (column 2)"].to_list() == ["a", None]
     assert read["b"].to_list() == [3.0, 4.0]
     assert all(len(read.select(pl.col(name)).columns) == 1 for name in read.columns)
+
+
+def _as_text_then_typed(path: Path) -> pl.DataFrame:
+    """What ``_read_text`` answered when every column was read as text and typed after."""
+    frame = pl.read_csv(path, separator=tables._sniff(path), infer_schema=False,
+                        encoding="utf8-lossy", truncate_ragged_lines=False)
+    frame = frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
+    return tables._typed(tables._safely_named(frame))
+
+
+def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    """Equal frames, floats bit for bit (−0.0 apart from 0.0, NaN equal to NaN)."""
+    assert a.schema == b.schema
+    for x, y in zip(a.get_columns(), b.get_columns(), strict=True):
+        assert x.is_null().to_list() == y.is_null().to_list(), x.name
+        if x.dtype == pl.Float64:
+            bits = [v.fill_null(0.0).to_numpy().view(np.uint64) for v in (x, y)]
+            assert np.array_equal(*bits), x.name
+        else:
+            assert x.to_list() == y.to_list(), x.name
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_columns_of_numbers_read_as_numbers_type_as_text_would(tmp_path: Path,
+                                                              late: bool) -> None:
+    """The reader's own parse of the columns whose sample is all numbers gives what reading
+    every cell as text and typing it gave: odd cells early (in the sample) or late (after it,
+    where the reader must fail and the file be read as text)."""
+    odd = [" 1.5", "\t2", "  -0", "-0.0", "+.5", "5.", "1e3", "1E-400", "1e400", "-inf", "Inf",
+           "infinity", "NaN", "nan", "NA", "N/A", ".", "-", "", " ", "1.5 ", "0x10", "1_000",
+           '"1,5"', "TRUE", "1d3", "000123", "12345678901234567890123", '"1.5"', '" 7"',
+           "4.9e-324", "1.7976931348623157e308", "١", "None", "#N/A", "x"]
+    rows = 1_200
+    at = 1_100 if late else 10
+    base = np.random.default_rng(5).normal(100, 15, rows).round(1)
+    for which, cell in enumerate(odd):
+        path = tmp_path / f"odd{which}.csv"
+        lines = ["a,b,c,d"]
+        for i in range(rows):
+            b = cell if i == at else f"{base[i]}"
+            d = "" if i % 7 else "3"
+            lines.append(f"{i},{b},x{i % 3},{d}")
+        path.write_text("\n".join(lines) + "\n")
+        _same(tables.read_suspect(path), _as_text_then_typed(path))
+    empty = tmp_path / "empty_column.csv"
+    empty.write_text("a;b;c\n" + "\n".join(f"{i};;{i / 4}" for i in range(50)) + "\n")
+    _same(tables.read_suspect(empty), _as_text_then_typed(empty))
+    nan = tmp_path / "nan.tsv"
+    nan.write_text("\ufeffa\tb\n" + "\n".join(f"{i}\t{'NaN' if i == 3 else i}"
+                                            for i in range(50)) + "\n")
+    _same(tables.read_suspect(nan), _as_text_then_typed(nan))
+    assert tables.read_suspect(nan).columns == ["a", "b"]
