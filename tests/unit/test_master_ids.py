@@ -1,7 +1,8 @@
 """A project's pids in master-ID space: what the ledger compares across an institution's
 projects. The set of a result's contributors comes out sorted by marking positions (large
 sets) or sorting them (small ones); both must give the same distinct master IDs as a plain
-sort, and a pid that is not the project's must refuse the result."""
+sort, and a pid that is not the project's must refuse the result. Positions are found by a
+table over the pid range for a large project and by a search for a small one: both are tried."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from strongroom.enclave.workspace import MasterIds
 from strongroom.errors import Invalid
 
 
-@pytest.fixture(scope="module")
-def ids() -> tuple[MasterIds, np.ndarray, np.ndarray]:
+@pytest.fixture(scope="module", params=[5_000, 200_000], ids=["searched", "by a table"])
+def ids(request: pytest.FixtureRequest) -> tuple[MasterIds, np.ndarray, np.ndarray]:
+    size = request.param
     rng = np.random.default_rng(7)
-    pids = rng.choice(np.arange(1_000_000, 10_000_000), 5_000, replace=False)
-    eids = rng.choice(np.arange(1_000_000, 6_000_000), 5_000, replace=False)
+    pids = rng.choice(np.arange(1_000_000, 10_000_000), size, replace=False)
+    eids = rng.choice(np.arange(1_000_000, 6_000_000), size, replace=False)
     order = np.argsort(eids)
-    ranks = np.zeros(10_000_000, dtype=np.uint32)
-    ranks[pids[order]] = np.arange(1, 5_001, dtype=np.uint32)
-    return MasterIds(ranks, eids[order].astype(np.uint32)), pids, eids
+    master = MasterIds(pids[order], eids[order].astype(np.uint32))
+    assert (master._ranks is None) == (size * MasterIds.DENSE < 10_000_000)
+    return master, pids, eids
 
 
 @pytest.mark.parametrize("size", [0, 1, 50, 312, 313, 2_000, 5_000, 9_000])

@@ -348,3 +348,15 @@ def test_vectors_packed_ahead_are_packed_as_to_bytes_packs_them() -> None:
         assert ahead.to_bytes() == made.to_bytes()
         back = Vector.from_bytes(ahead.label, ahead.to_bytes(), ahead.kind)
         assert np.array_equal(back.ids, ahead.ids) and np.array_equal(back.values, ahead.values)
+
+
+@pytest.mark.parametrize("size, high", [(3_000, 9_999_999), (400_000, 9_999_999),
+                                        (50, 1 << 30)], ids=["few", "many", "wide"])
+def test_places_finds_each_ids_position_however_it_looks_them_up(size: int, high: int) -> None:
+    """By a table over the id range (many ids) or by a search (few, or ids past the table's
+    range): the same positions either way."""
+    rng = np.random.default_rng(size)
+    ids = np.sort(rng.choice(high, size, replace=False)).astype(np.int64)
+    subset = np.sort(rng.choice(size, size // 3, replace=False))
+    found = contributions.places(ids)(ids[subset].astype(np.uint32))  # as roaring sets give
+    assert found.tolist() == subset.tolist()

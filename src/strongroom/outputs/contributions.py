@@ -802,9 +802,10 @@ _DENSE = 1 << 24  # ids below this (project pseudonyms are 7 digits) are placed 
 
 def places(ids: npt.NDArray[np.int64]) -> _Place:
     """Where each of a sorted subset of ``ids`` (sorted, distinct) sits in them: by a table
-    indexed by id where the ids are small (a 500,000-long subset a few ms, against 50 ms
-    searched), else searched."""
-    if ids.size and ids[0] >= 0 and ids[-1] < _DENSE:
+    indexed by id where the ids are small and many (a 500,000-long subset a few ms, against
+    50 ms searched), else searched (for a few thousand ids, writing a table over the 7-digit
+    range cost more than every search)."""
+    if ids.size and ids[0] >= 0 and ids[-1] < _DENSE and ids.size * 64 > ids[-1]:
         table = np.empty(int(ids[-1]) + 1, dtype=np.int32)  # read only at the ids themselves
         table[ids] = np.arange(ids.size, dtype=np.int32)
         return lambda subset: table[subset]
