@@ -1,70 +1,147 @@
-"""A time budget per test, seen: ``--budget SECONDS`` fails the run when any one test (its
-setup, call and teardown together, so a world a module builds counts against the test that
-built it) took longer, naming each. `make test` sets it, so a slow test shows up on the day
-it lands instead of CI growing by a minute a week (issue 59). Without the option nothing is
-checked. Under xdist the controller sees every test's reports, so the check runs there."""
+"""A time budget per test, seen: ``--budget SECONDS`` fails the run when any one test took
+longer, naming it; ``--world-budget SECONDS`` does the same for a shared world (a fixture of
+module, class, package or session scope), whose building is charged to the world and not to
+the test that happened to build it first. `make test` sets both, so a slow test shows up on the
+day it lands instead of CI growing by a minute a week (issue 59). Without the options nothing
+is checked. Under xdist the controller sees every test's reports (the workers send what their
+worlds took in the setup report's ``user_properties``), so the checks run there.
+
+A test's own time is its setup, call and teardown, less the shared worlds built during its
+setup: a world a module builds is judged once, by the world budget, however it is reached."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Generator
 
 import pytest
 
-_SEEN: defaultdict[str, float] = defaultdict(float)  # node id -> seconds, all phases
+WORLDS = "budget:worlds"  # the setup report's property: ((fixture, seconds), ...)
+_SEEN: defaultdict[str, float] = defaultdict(float)  # node id -> its own seconds, all phases
+# "module::fixture" -> seconds of each build of that world (each xdist worker builds its own)
+_BUILT: defaultdict[str, list[float]] = defaultdict(list)
+_building: list[float] = []  # on a worker: worlds being built now (a world inside a world)
+_built_now: list[tuple[str, float]] = []  # on a worker: the worlds the current setup built
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--budget", type=float, default=None, metavar="SECONDS",
-                     help="fail the run if a single test (setup + call + teardown) takes "
-                          "longer than this, naming it")
+                     help="fail the run if a single test (setup + call + teardown, less the "
+                          "shared worlds it built) takes longer than this, naming it")
+    parser.addoption("--world-budget", type=float, default=None, metavar="SECONDS",
+                     help="fail the run if building a shared world (a fixture of wider than "
+                          "function scope) takes longer than this, naming it")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object],
+                         request: pytest.FixtureRequest) -> Generator[None, None, None]:
+    if fixturedef.scope == "function":
+        yield
+        return
+    outermost = not _building
+    _building.append(time.perf_counter())
+    try:
+        yield
+    finally:
+        took = time.perf_counter() - _building.pop()
+        if outermost:  # a world built inside another is part of that one's time
+            _built_now.append((f"{request.node.nodeid.split('::', 1)[0]}::"
+                               f"{fixturedef.argname}", took))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    _built_now.clear()
+    try:
+        yield
+    finally:  # read by the setup report, which is made after this returns
+        item.user_properties.append((WORLDS, tuple(_built_now)))
+        _built_now.clear()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _SEEN[report.nodeid] += report.duration
+    if report.when != "setup":
+        return
+    for name, value in report.user_properties:
+        if name == WORLDS:
+            for world, took in value:  # type: ignore[attr-defined]
+                _BUILT[world].append(took)
+                _SEEN[report.nodeid] -= took
 
 
 def over(budget: float) -> list[tuple[str, float]]:
-    """The tests that took longer than ``budget`` seconds, slowest first."""
+    """The tests whose own time was longer than ``budget`` seconds, slowest first."""
     return sorted(((node, took) for node, took in _SEEN.items() if took > budget),
                   key=lambda item: -item[1])
 
 
+def worlds_over(budget: float) -> list[tuple[str, float]]:
+    """The shared worlds whose longest build took more than ``budget`` seconds, slowest
+    first."""
+    return [(world, took) for world, took in _slowest_worlds() if took > budget]
+
+
+def _slowest_worlds() -> list[tuple[str, float]]:
+    return sorted(((world, max(builds)) for world, builds in _BUILT.items()),
+                  key=lambda item: -item[1])
+
+
+def _limits(config: pytest.Config) -> tuple[float | None, float | None]:
+    return config.getoption("budget"), config.getoption("world_budget")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    budget = session.config.getoption("budget")
-    if budget is None or hasattr(session.config, "workerinput"):  # a worker: the controller checks
+    budget, world_budget = _limits(session.config)
+    if hasattr(session.config, "workerinput"):  # a worker: the controller checks
         return
-    if over(budget) and session.exitstatus == pytest.ExitCode.OK:
+    failed = (budget is not None and over(budget)) or \
+        (world_budget is not None and worlds_over(world_budget))
+    if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def by_module(most: int = 10) -> list[tuple[str, float, int]]:
-    """The modules that took longest, all their tests' phases summed: (module, seconds,
-    tests), slowest first. Seconds on a worker, so a module's share of the run's CPU."""
+    """The modules that took longest, all their tests' phases and worlds summed: (module,
+    seconds, tests), slowest first. Seconds on a worker, so a module's share of the run's
+    CPU."""
     totals: defaultdict[str, float] = defaultdict(float)
     counts: defaultdict[str, int] = defaultdict(int)
     for node, took in _SEEN.items():
         module = node.split("::", 1)[0]
         totals[module] += took
         counts[module] += 1
+    for world, builds in _BUILT.items():
+        totals[world.split("::", 1)[0]] += sum(builds)
     ranked = sorted(totals.items(), key=lambda item: -item[1])[:most]
     return [(module, took, counts[module]) for module, took in ranked]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             config: pytest.Config) -> None:
-    budget = config.getoption("budget")
-    if budget is None:
+    budget, world_budget = _limits(config)
+    if budget is None and world_budget is None:
         return
     terminalreporter.section("the slowest modules (seconds on a worker, all phases)", sep="-")
     for module, took, tests in by_module():
         terminalreporter.write_line(f"{took:7.1f} s  {tests:4d} tests  {module}")
-    slow = over(budget)
-    if not slow:
-        terminalreporter.write_line(f"every test took under the budget of {budget:g} s")
-        return
-    terminalreporter.section(f"over the budget of {budget:g} s per test", sep="=", red=True)
-    for node, took in slow:
-        terminalreporter.write_line(f"{took:7.1f} s  {node}")
-    terminalreporter.write_line("make it faster (share its world, move the long run to "
-                                "benchmarks/ with a smoke test here), or split it")
+    terminalreporter.section("the slowest shared worlds (seconds to build)", sep="-")
+    for world, took in _slowest_worlds()[:5]:
+        terminalreporter.write_line(f"{took:7.1f} s  {world}")
+    for limit, slow, what in ((budget, over, "per test"),
+                              (world_budget, worlds_over, "per shared world")):
+        if limit is None:
+            continue
+        found = slow(limit)
+        if not found:
+            terminalreporter.write_line(f"every {what.split()[-1]} took under the budget of "
+                                        f"{limit:g} s {what}")
+            continue
+        terminalreporter.section(f"over the budget of {limit:g} s {what}", sep="=", red=True)
+        for node, took in found:
+            terminalreporter.write_line(f"{took:7.1f} s  {node}")
+        terminalreporter.write_line("make it faster (share its world, move the long run to "
+                                    "benchmarks/ with a smoke test here), or split it")

@@ -23,8 +23,26 @@ def test_slow():
 """
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "test_some.py").write_text(SLOW)
+WORLD = """
+import time
+
+import pytest
+
+@pytest.fixture(scope="module")
+def world():
+    time.sleep(0.6)
+    return 1
+
+def test_reads_the_world(world):
+    assert world == 1
+
+def test_reads_it_too(world):
+    assert world == 1
+"""
+
+
+def _run(tmp_path: Path, *args: str, module: str = SLOW) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_some.py").write_text(module)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist",
          "-p", "tests.budget",
@@ -54,6 +72,24 @@ def test_within_the_budget_or_without_one_nothing_fails(tmp_path: Path) -> None:
         done.stdout
     done = _run(tmp_path)
     assert done.returncode == 0 and "budget" not in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_a_shared_world_is_judged_by_its_own_budget_not_charged_to_a_test(
+        tmp_path: Path, workers: list[str]) -> None:
+    """A module's world is built in the setup of whichever test reaches it first: that test
+    is not over the per-test budget for it, and the world is judged, and named, on its own."""
+    done = _run(tmp_path, "--budget", "0.3", *workers, module=WORLD)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "every test took under the budget of 0.3 s per test" in done.stdout
+    assert re.search(r"^\s+0\.\d s  \S*test_some\.py::world$", done.stdout, re.M), done.stdout
+    done = _run(tmp_path, "--budget", "0.3", "--world-budget", "0.3", *workers, module=WORLD)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "over the budget of 0.3 s per shared world" in done.stdout
+    named = [line for line in done.stdout.splitlines() if "test_some.py::" in line
+             and " s  " in line]
+    assert len(named) == 2 and all(line.endswith("test_some.py::world") for line in named), \
+        done.stdout  # in the slowest worlds' list, and in the over-budget list
 
 
 def test_the_fuzz_module_make_test_names_is_the_only_one() -> None:
