@@ -9,6 +9,8 @@ every NaN as one value, a sort's neighbours never compare equal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 
@@ -31,3 +33,18 @@ def unique(values: np.ndarray, return_inverse: bool = False, return_counts: bool
     if return_counts:
         counts = np.diff(np.append(np.flatnonzero(first), len(ordered))).astype(np.intp)
     return distinct, inverse, counts
+
+
+def could_match(master: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray]
+                ) -> np.ndarray:
+    """Which master rows hold, in the column where ``rows`` have the most distinct values, a
+    value some row holds (missing where some row's is missing): a superset of the master
+    rows equal to some row on every column (numbers compared as numbers), so a join on every
+    column may be made on these alone. ``rows`` holds at least one column."""
+    column = max(rows, key=lambda c: (len(np.unique(rows[c])), c))
+    mine, theirs = np.asarray(rows[column]), np.asarray(master[column])
+    missing = np.isnan(mine)
+    keep: np.ndarray = np.isin(theirs, mine[~missing])
+    if missing.any():
+        keep |= np.isnan(theirs)
+    return keep

@@ -29,7 +29,7 @@ import polars as pl
 
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, parse_column_name
-from strongroom.extracts import band_evidence, linkage
+from strongroom.extracts import arrays, band_evidence, linkage
 from strongroom.extracts.linkage import Linked
 from strongroom.privacy import fields as privacy_fields
 from strongroom.privacy import hierarchies
@@ -145,10 +145,19 @@ def _classes(rows: np.ndarray, suspect: pl.DataFrame, linked: Linked, master: pl
     master_values = (linkage.master_columns(master, linkage.column_specs(exact, dictionary),
                                             linked)
                      if exact else {})
+    # only master rows that can fall in some row's class on an exact column are joined (the
+    # same classes, each still counted whole: ``arrays.could_match``)
+    keep = (pl.Series(arrays.could_match(master_values,
+                                         {c: linked.values[c][rows] for c in exact}))
+            if exact else None)
     cohort = pl.DataFrame({
         EID: master[EID].cast(pl.Int64),
         **{keys[i]: master_values[c] for i, c in enumerate(exact)},
-        **{keys[len(exact) + i]: g.labels for i, g in enumerate(generalised)}})
+        **{keys[len(exact) + i]: g.labels for i, g in enumerate(generalised)}}
+    ) if keep is None else pl.DataFrame({
+        EID: master[EID].cast(pl.Int64).filter(keep),
+        **{keys[i]: master_values[c][keep.to_numpy()] for i, c in enumerate(exact)},
+        **{keys[len(exact) + i]: g.labels.filter(keep) for i, g in enumerate(generalised)}})
     cohort = cohort.with_columns(pl.col(k).fill_nan(None) for k in keys[:len(exact)])
     wanted = pl.DataFrame({
         "row": rows,

@@ -33,6 +33,7 @@ from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID
 from strongroom.extracts import (
     accuse,
+    arrays,
     band_evidence,
     classes,
     decoy_evidence,
@@ -102,7 +103,7 @@ def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -
     # every column: the others are left out before the frames are made and joined (a filter
     # that keeps a superset of the join's rows, numbers compared as numbers, so the same
     # answer; the join no longer encodes every participant's row)
-    keep = _could_match(values, {c: linked.values[c][wanted] for c in columns})
+    keep = arrays.could_match(values, {c: linked.values[c][wanted] for c in columns})
     cohort = pl.DataFrame({EID: master[EID].cast(pl.Int64).filter(pl.Series(keep)),
                            **{f"c{i}": values[c][keep] for i, c in enumerate(columns)}})
     cohort = cohort.with_columns(pl.col(f"c{i}").fill_nan(None) for i in range(len(columns)))
@@ -118,16 +119,3 @@ def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -
     out[found["row"].to_numpy()] = found[EID].to_numpy()
     return out
 
-
-def _could_match(master: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray]
-                 ) -> np.ndarray:
-    """Which master rows hold, in the column where ``rows`` have the most distinct values, a
-    value some row holds (missing where some row's is missing): every master row equal to a
-    row on all columns is among them."""
-    column = max(rows, key=lambda c: (len(np.unique(rows[c])), c))
-    mine, theirs = np.asarray(rows[column]), np.asarray(master[column])
-    missing = np.isnan(mine)
-    keep: np.ndarray = np.isin(theirs, mine[~missing])
-    if missing.any():
-        keep |= np.isnan(theirs)
-    return keep
