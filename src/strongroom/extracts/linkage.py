@@ -949,8 +949,11 @@ class _Space:
 
 
 def _scaled(values: FloatArray, bias: float, sigma: float) -> FloatArray:
-    x = (values - bias) / sigma
-    return np.where(np.isnan(x), _SENTINEL, x)
+    """``(values − bias) / sigma``, the sentinel where that is NaN (in one new array)."""
+    x: FloatArray = np.subtract(values, bias, dtype=np.float64)
+    np.divide(x, sigma, out=x)
+    np.copyto(x, _SENTINEL, where=np.isnan(x))
+    return x
 
 
 def _tree(points: FloatArray) -> cKDTree:
