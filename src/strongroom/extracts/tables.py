@@ -3,10 +3,12 @@ JSON lines (one JSON object per line, ``.jsonl``/``.ndjson``: told by a first ``
 
 A leaked copy may have been renamed, re-delimited, opened in a spreadsheet and saved again, so
 nothing about it is trusted: the format is told by the file's first bytes, not its name; the
-delimiter is sniffed; every column is read as text first and becomes numeric only when all its
-non-empty cells parse as numbers (so a column of numbers stored as strings reads as numbers, and
-a column of codes with one stray word stays text). Column names and order are kept as found;
-matching them to the master is the linkage's job, by values.
+delimiter is sniffed; a column becomes numeric only when all its non-empty cells parse as
+numbers (so a column of numbers stored as strings reads as numbers, and a column of codes with
+one stray word stays text). In delimited text, the columns whose first thousand rows are all
+numbers are parsed as numbers by the reader itself; any other column, and any file where that
+fails, is read as text first and typed column by column, to the same table. Column names and
+order are kept as found; matching them to the master is the linkage's job, by values.
 
 A hostile file is refused before it is parsed (``check_suspect``): by its size on disk, its
 type (first bytes), and its width (the header line of text, the schema of Parquet, the
