@@ -12,8 +12,10 @@ two workers started once for the run); then, in a fresh process per scale and en
 definitions and four aggregate queries, the same requests at every scale. ``--study model``
 runs a model's study instead: one definition (a 0/1 outcome, sex, birth year, BMI and the
 assessment centre) and a logistic model over it (the centre's 20-odd levels as dummies), then
-a linear model of BMI on the same covariates; for each model also its own peak above what the
-process held before it (``VmHWM`` after the request, reset to ``VmRSS`` before it).
+a linear model of BMI on the same covariates; for each model also what the process held
+before it (``VmRSS``) and its own peak above that (``VmHWM`` after the request, reset to
+``VmRSS`` before it by ``clear_refs``, which resets ``ru_maxrss`` too: the peaks reported
+after a model are since that reset).
 
 Reported per scale and engine: the host's peak resident memory (``ru_maxrss`` of the Python
 process that serves requests) after opening the platform and starting the engine, after the
@@ -194,6 +196,7 @@ def _models(enclave: Any, who: Any, project_id: str, seconds: dict[str, float],
         service.analyse(enclave, who, project_id, request, threshold=10)
         seconds[kind] = round(time.perf_counter() - start, 2)
         peaks[kind] = round(_peak_mb())
+        peaks[f"{kind}: held before"] = round(held)
         peaks[f"{kind}: own peak above held"] = round(_status_mb("VmHWM") - held)
 
 

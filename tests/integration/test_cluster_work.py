@@ -21,7 +21,7 @@ from strongroom.cohort.dictionary import shipped_dictionary
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.synth.generator import synthesise
 from strongroom.enclave import definitions, service
-from strongroom.enclave.analyses import regression
+from strongroom.enclave.analyses import glm, regression
 from strongroom.enclave.engines import DuckDBEngine
 from strongroom.enclave.results import Result
 from strongroom.enclave.sources import ClusterTable
@@ -122,8 +122,9 @@ SEPARATED = {"kind": "logistic", "definition": "model", "outcome": "obese",
 
 def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """OLS and logistic regression on the Spark engine: the design's sums taken on the
-    executors (the host's own design and fit made to fail), the Result the host's own: its
+    """OLS, logistic regression and binomial and Gaussian GLMs on the Spark engine: the
+    design's sums taken on the executors (the host's own design and fit made to fail), the
+    Result the host's own: its
     cells, contributors, facts, id sets and vectors, the exact coefficients to 1e-9. A fit
     the sums cannot settle is the host's, refusal and all."""
     spark = world.platform.enclave
@@ -135,7 +136,11 @@ def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     for name, sql in (MODEL_DEFINITION, REPEATED):
         service.define(spark, who, world.project_id, name, sql)
     requests = [*MODELS, {"kind": "logistic", "definition": "diagnosed", "outcome": "cardio",
-                          "covariates": ["sex", "birth_year"], "categorical": ["sex"]}]
+                          "covariates": ["sex", "birth_year"], "categorical": ["sex"]},
+                {"kind": "glm", "definition": "model", "family": "binomial",
+                 "formula": "obese ~ birth_year + C(sex) + C(centre)"},
+                {"kind": "glm", "definition": "model", "family": "gaussian",
+                 "formula": "bmi ~ birth_year + C(centre)"}]
     jobs: list[int] = []
     each = models.SparkRows.each
 
@@ -157,6 +162,8 @@ def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     before = set(engine.folder.iterdir())
     monkeypatch.setattr(regression, "_with_intercept", _never("built a model's design"))
     monkeypatch.setattr(regression, "check_rank", _never("checked a design's rank"))
+    monkeypatch.setattr(glm, "check_rank", _never("checked a model matrix's rank"))
+    monkeypatch.setattr(glm, "_fit", _never("fitted a GLM"))
     jobs.clear()
     for i, (request, host) in enumerate(zip(requests, here, strict=True)):
         with exact_tables() as caught:

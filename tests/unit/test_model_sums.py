@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from strongroom.enclave.analyses import regression, sums
+from strongroom.enclave.analyses import glm, regression, sums
 from strongroom.enclave.analyses.run import run
 from strongroom.enclave.results import Result
 from strongroom.enclave.steps import Rounding
@@ -68,6 +68,7 @@ def exact_tables() -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(regression, "_rounded", spy)
+        patch.setattr(glm, "_rounded", spy)
         yield caught
 
 
@@ -108,6 +109,10 @@ SPECS: list[tuple[str, dict[str, Any]]] = [
     ("ols", {"kind": "ols", "outcome": "bmi", "covariates": COVARIATES,
              "categorical": ["sex", "centre"]}),
     ("ols, numbers only", {"kind": "ols", "outcome": "bmi", "covariates": ["birth_year"]}),
+    ("glm binomial", {"kind": "glm", "family": "binomial",
+                      "formula": "obese ~ birth_year + C(sex) + C(centre)"}),
+    ("glm gaussian", {"kind": "glm", "family": "gaussian",
+                      "formula": "bmi ~ C(centre) + birth_year + sex"}),
 ]
 
 
@@ -143,6 +148,23 @@ def test_what_the_sums_cannot_say_the_host_says(spec: dict[str, Any]) -> None:
     host = _refusal(lambda: run(spec, frame, rounding=ROUNDING, k=10))
     placed = _refusal(lambda: run(spec, frame, rounding=ROUNDING, k=10, place=Counting()))
     assert host == placed
+
+
+@pytest.mark.parametrize("spec", [
+    {"kind": "glm", "family": "binomial", "formula": "obese ~ cr(birth_year, df=4) + C(sex)"},
+    {"kind": "glm", "family": "gaussian", "formula": "bmi ~ birth_year * C(sex)"},
+    {"kind": "glm", "family": "poisson", "formula": "obese ~ birth_year"},
+    {"kind": "glm", "family": "gaussian", "formula": "bmi ~ birth_year", "errors": "robust"},
+], ids=["spline", "interaction", "poisson", "robust errors"])
+def test_a_glm_the_sums_do_not_cover_is_the_hosts_own(spec: dict[str, Any]) -> None:
+    frame = _cohort(600)
+    place = Counting()
+    with exact_tables() as exact:
+        host = run(spec, frame, rounding=ROUNDING, k=10)
+        there = run(spec, frame, rounding=ROUNDING, k=10, place=place)
+    assert place.placed == 0
+    assert np.array_equal(exact[0][0], exact[1][0], equal_nan=True)
+    assert [c.value for c in host.cells] == [c.value for c in there.cells]
 
 
 def test_an_engine_that_fits_here_is_not_asked_for_rows() -> None:

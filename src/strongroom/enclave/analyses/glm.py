@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 
 from strongroom.enclave import winsor
-from strongroom.enclave.analyses import sensitivity
-from strongroom.enclave.analyses.formula import centred, term_name
+from strongroom.enclave.analyses import sensitivity, sums
+from strongroom.enclave.analyses.formula import CATEGORICAL, _factor, centred, term_name
 from strongroom.enclave.analyses.frame import PID, distinct, encode, floats, person_codes, pids
 from strongroom.enclave.analyses.regression import (
     COEFFICIENT_COLUMNS,
@@ -31,6 +31,7 @@ from strongroom.enclave.analyses.regression import (
     MISSING_NOTE,
     REPEATED_NOTE,
     SINGLE_LEVEL,
+    Placement,
     _rounded,
     binary,
     check_rank,
@@ -284,3 +285,136 @@ def _steps(x: FloatArray, irls: FloatArray, weights: FloatArray | None, spread: 
     if most is None:
         return np.full(x.shape[1], sensitivity.HIDDEN)
     return np.array([nice_step(2 * spread * float(one)) for one in most])
+
+
+def glm_placed(spec: GlmSpec, frame: pl.DataFrame, rounding: Rounding, k: int,
+               place: Placement) -> Result | None:
+    """:func:`glm` with the model matrix's sums at ``place`` (analyses/sums.py), for the
+    binomial and Gaussian families with model-based errors, no offset, exposure or weights,
+    and a formula of columns and ``C(column)`` only (no transform, no interaction); None for
+    anything else, and wherever only the host can say (its refusals, in its order)."""
+    from scipy import stats
+
+    parsed = spec.parsed()
+    if spec.family not in ("binomial", "gaussian") or spec.errors != "model" \
+            or any(c is not None for c in (spec.offset, spec.exposure, spec.weights)) \
+            or any(len(term) != 1 or _factor(term[0])[1] not in (None, CATEGORICAL)
+                   for term in parsed.terms):
+        return None
+    used = frame.select(PID, parsed.outcome, *parsed.variables).drop_nulls()
+    if used.height == 0:
+        return None
+    ids = pids(used)
+    everyone = distinct(ids)
+    data, levels = _columns(used, parsed.variables, parsed.categorical, ids, k)
+    counts = {name: len(data[name].cat.categories) for name in parsed.categorical}
+    if parsed.most_columns(counts) > MAX_COLUMNS:
+        return None
+    found = _recipe(parsed.right, data, parsed.categorical)
+    if found is None:
+        return None
+    recipe, names, narrow = found
+    try:
+        y = _outcome(spec, used, parsed.outcome)
+    except Invalid:
+        return None  # the host's refusal, after its rank check
+    narrow[PID] = ids
+    narrow[sums.OUTCOME] = y
+    rows = pl.DataFrame(narrow)
+    where = place(rows)
+    if where is None:
+        return None
+    with where as placed_rows:
+        try:
+            fitted = (sums.logistic if spec.family == "binomial" else sums.least_squares)(
+                sums.Design(placed_rows, recipe, rows.height, _moderate(rows, recipe)))
+        except sums.HostOnlyError:
+            return None
+    n, p = len(y), len(fitted.params)
+    df = float(n - p)
+    if spec.family == "binomial":
+        bse = np.sqrt(np.diag(fitted.inverse))
+        half = stats.norm.ppf(0.975) * bse
+        pvalues = 2 * stats.norm.sf(np.abs(fitted.params / bse))
+        spread = 1.0
+    else:
+        bse = np.sqrt(np.diag(fitted.inverse) * fitted.rss / df)
+        half = stats.t.ppf(0.975, df) * bse
+        pvalues = 2 * stats.t.sf(np.abs(fitted.params / bse), df)
+        spread = float(np.ptp(y))
+    table = np.column_stack([fitted.params, bse, fitted.params - half, fitted.params + half,
+                             pvalues])
+    steps = np.array([nice_step(2 * spread * float(one)) for one in fitted.most])
+    table = _rounded(table, steps, df if spec.family == "gaussian" else None, rounding)
+    terms = [term_name(name) for name in names]
+    term_pids = [everyone]
+    for j, name in enumerate(names[1:], start=1):
+        column = sums.matrix_column(narrow, recipe.terms[j - 1])
+        term_pids.append(_rests_on(column, ids, everyone))
+        levels[f"support:{term_name(name)}"] = support(column, ids)
+    cells = coefficient_cells(terms, term_pids, CellKind.COEFFICIENT, COEFFICIENT_COLUMNS,
+                              table)
+    if spec.family == "gaussian":
+        r2 = 1 - fitted.rss / float(((y - y.mean()) ** 2).sum())
+        cells += statistic_cells({"r_squared": r2}, everyone,
+                                 {"r_squared": sensitivity.HIDDEN}, rounding)
+    facts = {"residual_df": df, "n_obs": float(len(everyone)), "n_parameters": float(p)}
+    if spec.family == "binomial":
+        with_event, without = distinct(ids[y == 1]), distinct(ids[y == 0])
+        facts |= {"events": float(len(with_event)), "non_events": float(len(without))}
+        levels |= {"outcome=1": with_event, "outcome=0": without}
+    else:
+        levels[f"support:{parsed.outcome}"] = support(y, ids)
+    notes = [MISSING_NOTE, REPEATED_NOTE, *([winsor.CATEGORY_NOTE] if parsed.categorical
+                                            and k else [])]
+    return Result(AnalysisKind.GLM, spec.model_dump(mode="json"), cells, facts=facts,
+                  levels=levels, notes=notes, influence=fitted.influence)
+
+
+SAMPLE = 256  # rows formulaic builds the matrix of, to name its columns and check the recipe
+
+
+def _recipe(right: str, data: Any, categorical: tuple[str, ...]
+            ) -> tuple[sums.Recipe, list[str], dict[str, Any]] | None:
+    """The recipe of the model matrix's columns (formulaic's names and order, read from its
+    matrix of the first rows, and held to it value for value there), its column names, and
+    the narrow columns it reads (a categorical variable as its codes in formulaic's order,
+    the reference first); None where a column is not a plain one or a level's dummy."""
+    sample, names = _matrix(right, data.iloc[:SAMPLE])
+    if not names or names[0] != INTERCEPT or len(names) > MAX_COLUMNS:
+        return None
+    narrow: dict[str, Any] = {}
+    named: dict[str, str] = {}
+    terms: list[tuple[str, int | None]] = []
+    for name in names[1:]:
+        variable, level = name, None
+        if name.startswith(f"{CATEGORICAL}(") and ")[T." in name and name.endswith("]"):
+            variable, label = name[2:-1].split(")[T.", 1)
+            if variable not in categorical:
+                return None
+            categories = [str(c) for c in data[variable].cat.categories]
+            if label not in categories:
+                return None
+            level = categories.index(label)
+        elif name not in data.columns or name in categorical:
+            return None
+        if variable not in named:
+            named[variable] = f"v{len(named)}"
+            values = data[variable]
+            narrow[named[variable]] = (
+                np.asarray(values.cat.codes, dtype=np.int64) if variable in categorical
+                else np.asarray(values, dtype=np.float64))
+        terms.append((named[variable], level))
+    recipe = sums.Recipe(tuple(terms))
+    head = {column: values[:SAMPLE] for column, values in narrow.items()}
+    head[sums.PID] = np.zeros(len(sample))
+    if not np.array_equal(sums.matrix(head, recipe), sample):
+        return None
+    return recipe, names, narrow
+
+
+def _moderate(rows: pl.DataFrame, recipe: sums.Recipe) -> bool:
+    """regression._moderate of the matrix the recipe builds, from its columns' extremes."""
+    peaks = [float(rows[column].abs().max() or 0.0)  # type: ignore[arg-type]
+             for column in {c for c, level in recipe.terms if level is None}]
+    return all(1e-100 < peak < 1e100 for peak in peaks)

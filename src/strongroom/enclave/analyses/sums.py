@@ -103,12 +103,16 @@ class Recipe:
 def matrix(cols: Columns, recipe: Recipe) -> FloatArray:
     """The design's rows for these columns, with its intercept, as the host builds them."""
     n = len(cols[PID])
-    made = [np.ones(n)]
-    for name, level in recipe.terms:
-        values = cols[name]
-        made.append(np.asarray(values, dtype=np.float64) if level is None
-                    else (values == level).astype(np.float64))
-    return np.column_stack(made)
+    return np.column_stack([np.ones(n), *(matrix_column(cols, term) for term in recipe.terms)])
+
+
+def matrix_column(cols: Columns, term: tuple[str, int | None]) -> FloatArray:
+    """One term's column of :func:`matrix` (the host builds a term at a time, for its id
+    sets, never the whole matrix)."""
+    name, level = term
+    values = cols[name]
+    return (np.asarray(values, dtype=np.float64) if level is None
+            else (values == level).astype(np.float64))
 
 
 def _grouped_max(values: FloatArray, ids: npt.NDArray[np.generic]) -> FloatArray:
