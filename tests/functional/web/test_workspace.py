@@ -376,7 +376,9 @@ def test_a_released_gwas_shows_its_strongest_variants_and_its_plots(
         "link", name=re.compile(r"^gwas-.+\.json$")).first.click()
     researcher.get_by_role("button", name="Show the table and chart").click()
     table = researcher.get_by_test_id("released-table")
-    expect(table).to_be_visible()
+    # the page reads the whole released file first ("a large one takes a few seconds"): a
+    # GWAS's is the largest, and a loaded machine took more than the default 5 s
+    expect(table).to_be_visible(timeout=30_000)
     expect(table.get_by_test_id("cells")).to_contain_text("bmi")
     expect(table.locator("img")).to_have_count(2)  # Manhattan and QQ, drawn from the table
     expect(table).to_contain_text("λ_GC bmi")
