@@ -58,7 +58,7 @@ MODEL_DEFINITION = (
     "model", "SELECT pid, CASE WHEN p21001_i0 > 30 THEN 1 ELSE 0 END AS obese, p31 AS sex, "
     "p34 AS birth_year, p21001_i0 AS bmi, p54_i0 AS centre FROM participants "
     "WHERE p21001_i0 IS NOT NULL")
-MODELS = [
+MODELS: list[dict[str, Any]] = [
     {"kind": "logistic", "definition": "model", "outcome": "obese",
      "covariates": ["sex", "birth_year", "centre"], "categorical": ["sex", "centre"]},
     {"kind": "ols", "definition": "model", "outcome": "bmi",

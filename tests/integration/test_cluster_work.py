@@ -31,6 +31,8 @@ from strongroom.enclave.spark.engine import SID, SparkEngine
 from strongroom.enclave.view import project_view, schema_of, view_plan
 from strongroom.enclave.workspace import Enclave
 from strongroom.errors import Invalid
+from strongroom.outputs.render import Format
+from strongroom.outputs.verdicts import Verdict
 from tests.access_world import World, build_world
 from tests.unit.test_model_sums import exact_tables, same_fit
 
@@ -171,6 +173,12 @@ def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
         same_fit(host, there, [exact[i], caught[0]])
     assert len(jobs) >= 3 * len(requests)
     assert set(engine.folder.iterdir()) == before  # each fit's rows removed from the cluster
+    # and through the output service, whose check reads the facts and sets it gets
+    jobs.clear()
+    checked = world.platform.outputs.analyse(who, world.project_id, MODELS[0], Format("json"))
+    assert checked.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS, Verdict.REVIEW), \
+        checked.report.findings
+    assert jobs
 
 
 def _cluster_participants(world: World) -> tuple[SparkEngine, Principal, Any, ClusterTable]:
