@@ -40,14 +40,18 @@ demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them en
 # tests share one: tests/conftest.py), with the type check running alongside; the slowest
 # tests are listed.
 PYTEST_PARALLEL := -n auto --dist loadscope
+# schemathesis registers itself with every pytest process it is installed beside (a second of
+# imports in each): only the fuzz run below uses it
+NO_FUZZER := -p no:schemathesis
 
 # The API fuzz run goes beside them in its own process (the main run does not even import it:
 # its module builds the app and its schema when imported): schemathesis reports each operation
 # as its own test only without xdist (tests/unit/test_budget.py checks it is the only fuzz module).
-# The run fails if any one test takes longer than TEST_BUDGET seconds (tests/budget.py), and
-# says how long the whole of it took.
+# The run fails if any one test takes longer than TEST_BUDGET seconds, or a shared world longer
+# than WORLD_BUDGET to build (tests/budget.py), and says how long the whole of it took.
 FUZZ := tests/integration/test_api_fuzz.py
-TEST_BUDGET ?= 300
+TEST_BUDGET ?= 120
+WORLD_BUDGET ?= 240
 # The tests' throwaway stores (their SQLite databases, sealed files, job folders) go on a
 # RAM-backed file system where there is one with room (tests/tmp_dir.py): the product code is
 # the same (SQLite at synchronous=FULL, every fsync made), but a commit's fsync there costs
@@ -59,7 +63,7 @@ test: $(STAMP)  ## lint, then every test (unit, integration, functional) with th
 	$(BIN)/ruff check src tests benchmarks scripts || exit 1; \
 	$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
 	$(BIN)/pytest -n 0 -m fuzz $(FUZZ) > $(VENV)/fuzz.out 2>&1 & fuzz=$$!; \
-	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) tests; \
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(NO_FUZZER) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) --world-budget $(WORLD_BUDGET) tests; \
 	tests=$$?; \
 	wait $$fuzz; fuzzed=$$?; cat $(VENV)/fuzz.out; \
 	wait $$types; typed=$$?; cat $(VENV)/mypy.out; \
@@ -67,7 +71,7 @@ test: $(STAMP)  ## lint, then every test (unit, integration, functional) with th
 	exit $$(( tests || fuzzed || typed ))
 
 test-fast: $(STAMP)  ## the quick loop: unit and integration tests on SQLite, none marked slow
-	TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest $(PYTEST_PARALLEL) -m "not postgres and not browser and not slow and not fuzz" \
+	TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest $(PYTEST_PARALLEL) $(NO_FUZZER) -m "not postgres and not browser and not slow and not fuzz" \
 	  tests/unit tests/integration
 
 lint: $(STAMP)

@@ -159,6 +159,7 @@ def test_a_conference_in_another_time_zone_is_not_an_off_hours_burst() -> None:
         assert not named(judge(obs, [o for o in trip if o.at < obs.at]), "baseline.hours")
 
 
+@pytest.mark.slow  # days of a script's requests, judged at every fourth: about ten seconds
 def test_a_script_keeps_its_own_pace_when_its_owner_travels() -> None:
     bot = Researcher(person_id="per_bot", token_id="tok_bot", per_day=400)
     evening = NOW.replace(hour=22, minute=30)
