@@ -131,7 +131,23 @@ ALLOWED_SUMMARY = ("a single SELECT (WITH and UNION allowed) over the project's 
 
 
 def check_select(sql: str, schema: ProjectSchema) -> exp.Query:
-    """The checked, fully qualified query; refuses anything else with every reason found."""
+    """The checked, fully qualified query; refuses anything else with every reason found.
+
+    A tree of its own each time (callers rewrite it): a copy of the one checked for that text
+    and schema, the tables and columns in their order (a request's definition and analysis,
+    and every project reading the same text over the same grant, check the same SQL; the
+    check is a pure function of the two, and a copy costs a fraction of it). SQL refused is
+    checked again each time. What the cache saves is a few milliseconds inside a definition's
+    or an analysis's time floor, which is all a researcher sees of it."""
+    key = tuple((table, tuple(columns.items())) for table, columns in schema.tables.items())
+    return _checked(sql, key).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(sql: str, key: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> exp.Query:
+    """:func:`check_select`'s tree for ``sql`` over the schema ``key`` spells out, never
+    handed out itself (only copies of it)."""
+    schema = ProjectSchema({table: dict(columns) for table, columns in key})
     tree = parse(sql)
     reasons = scan(tree, schema)
     # the work one row can cause, bounded from the text (enclave/amplifiers.py)
