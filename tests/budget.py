@@ -47,8 +47,8 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object],
     finally:
         took = time.perf_counter() - _building.pop()
         if outermost:  # a world built inside another is part of that one's time
-            _built_now.append((f"{request.node.nodeid.split('::', 1)[0]}::"
-                               f"{fixturedef.argname}", took))
+            where = request.node.nodeid.split("::", 1)[0] or "(the run)"  # session-wide
+            _built_now.append((f"{where}::{fixturedef.argname}", took))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -114,7 +114,7 @@ def by_module(most: int = 10) -> list[tuple[str, float, int]]:
         module = node.split("::", 1)[0]
         totals[module] += took
         counts[module] += 1
-    for world, builds in _BUILT.items():
+    for world, builds in _BUILT.items():  # a session's world is no module's
         totals[world.split("::", 1)[0]] += sum(builds)
     ranked = sorted(totals.items(), key=lambda item: -item[1])[:most]
     return [(module, took, counts[module]) for module, took in ranked]

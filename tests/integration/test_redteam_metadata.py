@@ -254,9 +254,10 @@ def test_a_redefinition_shows_the_old_one_until_its_answer_s_moment(
     """*Redefining a name changes nothing any reader sees (the list, its SQL and moment,
     the dummy data) before the new definition's answer's moment, whatever its build took.*
     ``x`` exists; it is defined again, once fast and once held 0.5 s (the truth), under a
-    0.9 s floor: a second client listing the project and downloading its dummy data every
-    20 ms sees the old ``x`` and the old zip, unchanged, until the floor, then the new."""
-    settings(definition_seconds=0.9)
+    1.5 s floor: a second client listing the project and downloading its dummy data every
+    20 ms sees the old ``x`` and the old zip, unchanged, until the floor, then the new. (At a
+    0.9 s floor a loaded CI machine once gave no probe back before it: no evidence either way.)"""
+    settings(definition_seconds=1.5)
     enclave = world.platform.enclave
     seen: dict[float, set[object]] = {}
     for held in (0.0, 0.5):
@@ -272,9 +273,9 @@ def test_a_redefinition_shows_the_old_one_until_its_answer_s_moment(
             return listed.get("x"), service.dummy_data(enclave, who, project, n=50)
         probes, took = _defining(world, who, project, "x", "SELECT pid, bmi FROM base",
                                  held, probe)
-        assert took >= 0.9
+        assert took >= 1.5
         seen[held] = {(x == old, zipped == before) for at, (x, zipped) in probes
-                      if at < 0.85}
+                      if at < 1.45}
         listed = {d.name: d.sql for d in service.list_definitions(enclave, who, project)}
         assert listed["x"] == "SELECT pid, bmi FROM base"  # then the new one
     assert seen[0.0] == seen[0.5] == {(True, True)}, seen
