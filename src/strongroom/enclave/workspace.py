@@ -82,12 +82,14 @@ class MasterIds:
         """``pids[i]``'s master ID is ``eids[i]``, with ``eids`` ascending."""
         self.eids = eids
         self._ranks: np.ndarray | None = None  # ranks[pid]: 1 + its position (0: not ours)
+        self._sorted: np.ndarray | None = None  # or the pids ascending, with their positions
+        self._order: np.ndarray | None = None
         if pids.size * self.DENSE >= pseudonyms.HIGH:
             self._ranks = np.zeros(pseudonyms.HIGH, dtype=np.uint32)
             self._ranks[pids] = np.arange(1, pids.size + 1, dtype=np.uint32)
-        order = np.argsort(pids, kind="stable") if self._ranks is None else None
-        self._sorted = pids[order].astype(np.int64) if order is not None else None
-        self._order = order
+        else:
+            self._order = np.argsort(pids)
+            self._sorted = pids[self._order].astype(np.int64)
 
     def positions(self, contributors: npt.ArrayLike) -> np.ndarray:
         """Each contributor's position among the project's master IDs; a pid that is not the

@@ -107,18 +107,25 @@ def glm(spec: GlmSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
     for j, name in enumerate(names):
         if name != INTERCEPT:
             levels[f"support:{term_name(name)}"] = support(x[:, j], ids)
-    if spec.family == "binomial":
-        with_event, without = distinct(ids[y == 1]), distinct(ids[y == 0])
-        facts |= {"events": float(len(with_event)), "non_events": float(len(without))}
-        levels |= {"outcome=1": with_event, "outcome=0": without}
-    else:
-        levels[f"support:{parsed.outcome}"] = support(y, ids)
+    _outcome_facts(spec.family, parsed.outcome, y, ids, facts, levels)
     if weights is not None:
         levels[f"support:{spec.weights}"] = support(weights, ids)
     leverage_weights = irls if weights is None else irls * weights
     return Result(AnalysisKind.GLM, spec.model_dump(mode="json"), cells, facts=facts,
                   levels=levels, notes=notes, influence=influence(x, ids, leverage_weights))
 
+
+
+def _outcome_facts(family: str, outcome: str, y: FloatArray, ids: PidArray,
+                   facts: dict[str, float], levels: dict[str, PidArray]) -> None:
+    """What the check reads of the outcome, whichever engine summed the fit: a binomial
+    model's events and non-events (counts and sets), another's outcome support."""
+    if family == "binomial":
+        with_event, without = distinct(ids[y == 1]), distinct(ids[y == 0])
+        facts |= {"events": float(len(with_event)), "non_events": float(len(without))}
+        levels |= {"outcome=1": with_event, "outcome=0": without}
+    else:
+        levels[f"support:{outcome}"] = support(y, ids)
 
 def _columns(used: pl.DataFrame, variables: tuple[str, ...], categorical: tuple[str, ...],
              ids: PidArray, k: int) -> tuple[Any, dict[str, PidArray]]:
@@ -359,12 +366,7 @@ def glm_placed(spec: GlmSpec, frame: pl.DataFrame, rounding: Rounding, k: int,
         cells += statistic_cells({"r_squared": r2}, everyone,
                                  {"r_squared": sensitivity.HIDDEN}, rounding)
     facts = {"residual_df": df, "n_obs": float(len(everyone)), "n_parameters": float(p)}
-    if spec.family == "binomial":
-        with_event, without = distinct(ids[y == 1]), distinct(ids[y == 0])
-        facts |= {"events": float(len(with_event)), "non_events": float(len(without))}
-        levels |= {"outcome=1": with_event, "outcome=0": without}
-    else:
-        levels[f"support:{parsed.outcome}"] = support(y, ids)
+    _outcome_facts(spec.family, parsed.outcome, y, ids, facts, levels)
     notes = [MISSING_NOTE, REPEATED_NOTE, *([winsor.CATEGORY_NOTE] if parsed.categorical
                                             and k else [])]
     return Result(AnalysisKind.GLM, spec.model_dump(mode="json"), cells, facts=facts,
