@@ -267,3 +267,22 @@ def test_sql_too_deep_to_check_quickly_is_refused() -> None:
 def test_a_long_list_of_ids_is_fine() -> None:
     ids = ", ".join(str(1_000_000 + i) for i in range(5000))
     check_select(f"SELECT pid FROM participants WHERE pid IN ({ids})", SCHEMA)
+
+
+def test_a_checked_tree_kept_for_reuse_is_bound_to_its_text_and_its_grant() -> None:
+    """The checked tree is reused only for the same text over the same grant, its columns in
+    the same order; a caller rewriting the tree it got cannot change the next caller's."""
+    sql = "SELECT * FROM participants WHERE p34 > 1950"
+    first = check_select(sql, SCHEMA)
+    first.set("where", None)  # a caller rewrites its own tree
+    again = check_select(sql, SCHEMA)
+    assert again.args.get("where") is not None and again is not first
+    # the same text over a narrower grant is checked afresh: refused, not served from before
+    narrow = ProjectSchema({"participants": {"pid": "BIGINT", "p31": "BIGINT"}})
+    with pytest.raises(Invalid, match="p34"):
+        check_select(sql, narrow)
+    # a grant of the same columns in another order expands * in that order
+    turned = ProjectSchema({"participants": dict(reversed(list(
+        SCHEMA.tables["participants"].items())))})
+    assert check_select("SELECT * FROM participants", turned).named_selects == \
+        list(turned.tables["participants"])
