@@ -127,7 +127,7 @@ def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     """OLS, logistic regression and binomial and Gaussian GLMs on the Spark engine: the
     design's sums taken on the executors (the host's own design and fit made to fail), the
     Result the host's own: its
-    cells, contributors, facts, id sets and vectors, the exact coefficients to 1e-9. A fit
+    cells, contributors, facts, id sets and vectors, the exact coefficients to 1e-7. A fit
     the sums cannot settle is the host's, refusal and all."""
     spark = world.platform.enclave
     engine = spark.engine

@@ -75,10 +75,12 @@ def exact_tables() -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
 def same_fit(host: Result, placed: Result, exact: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """The same cells (labels, kinds, contributors, None-ness; each value within the one
     step its keyed draw may go either way), facts, id sets, notes and vectors; the exact
-    coefficients to 1e-9 and their steps identical."""
+    coefficients to 1e-7 (the host's Newton steps, statsmodels', stop once no coefficient
+    moves by 1e-8: two fits of the same sums summed in another order settle within that) and
+    their steps identical."""
     (table_host, steps_host), (table_placed, steps_placed) = exact
     assert np.array_equal(steps_host, steps_placed)
-    assert np.allclose(table_placed[:, :4], table_host[:, :4], rtol=1e-9, atol=1e-12)
+    assert np.allclose(table_placed[:, :4], table_host[:, :4], rtol=1e-7, atol=1e-12)
     assert [(c.row, c.column, c.kind, c.table) for c in host.cells] == \
         [(c.row, c.column, c.kind, c.table) for c in placed.cells]
     steps = dict(zip([c.row for c in host.cells if c.column == "coef"], steps_host,
@@ -87,7 +89,7 @@ def same_fit(host: Result, placed: Result, exact: list[tuple[np.ndarray, np.ndar
         assert np.array_equal(np.asarray(a.contributors), np.asarray(b.contributors))
         assert (a.value is None) == (b.value is None)
         if a.exact is not None:
-            assert b.exact == pytest.approx(a.exact, rel=1e-9)
+            assert b.exact == pytest.approx(a.exact, rel=1e-7)
         if a.value is not None and b.value is not None and a.row in steps \
                 and a.column != "p":
             assert abs(a.value - b.value) <= steps[a.row] * (1 + 1e-9)
@@ -96,7 +98,7 @@ def same_fit(host: Result, placed: Result, exact: list[tuple[np.ndarray, np.ndar
     for key, who in host.levels.items():
         assert np.array_equal(who, placed.levels[key]), key
     assert host.notes == placed.notes
-    assert placed.influence == pytest.approx(host.influence, rel=1e-9)
+    assert placed.influence == pytest.approx(host.influence, rel=1e-7)
     assert host.vectors.keys() == placed.vectors.keys()
     for key, (ids, values) in host.vectors.items():
         assert np.array_equal(ids, placed.vectors[key][0])
