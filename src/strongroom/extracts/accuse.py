@@ -285,40 +285,32 @@ class Marks:
 
 def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
                suspect: dict[str, np.ndarray], master: dict[str, np.ndarray],
-               bias_key: bytes, seed: int = 0, cap: int = MAX_POSITIONS) -> Marks:
+               bias_key: bytes, seed: int = 0, cap: int = MAX_POSITIONS,
+               pool: Executor | None = None) -> Marks:
     """Soft symbols for every linked, markable cell of every carrier present in ``suspect``.
 
     ``eids`` are the master eids of the suspect's rows (−1: unlinked); ``suspect[column]`` its
     values per row (NaN: missing); ``master[column]`` the master values of the same rows.
+    ``pool``: carriers are read on its threads beside this one (each carrier's reading is its
+    own: the same numbers, gathered in the carriers' order).
     """
     eids = np.asarray(eids, dtype=np.int64)
     linked = eids >= 0
     parts_eid, parts_idx, parts_w, parts_row = [], [], [], []
     models: dict[str, ReadModel] = {}
-    for index, carrier in enumerate(carriers):
-        if carrier.column not in suspect or carrier.column not in master:
+    read = [(index, carrier) for index, carrier in enumerate(carriers)
+            if carrier.column in suspect and carrier.column in master]
+    for found in _each(pool, lambda item: _read_carrier(item[0], item[1], eids, linked,
+                                                         suspect, master, bias_key, seed),
+                       read):
+        if found is None:
             continue
-        y_all = np.asarray(suspect[carrier.column], dtype=np.float64)
-        m_all = np.asarray(master[carrier.column], dtype=np.float64)
-        use = carrier.marked(bias_key, eids, m_all, among=linked & np.isfinite(y_all))
-        y, m, who = y_all[use], m_all[use], eids[use]
-        if len(y) == 0:
-            continue
-        calendar = infer_calendar(y) if carrier.kind == DATE else None
-        if calendar is not None:  # never a day-level model on dates that are not
-            grid, sigma = PERIOD_DAYS[calendar.period], 0.0
-            outlier, w = read_calendar(y, m, carrier, calendar)
-        else:
-            grid = infer_grid(y)
-            sigma, outlier = fit_model(y, m, carrier, grid, seed)
-            w = soft_symbols(y, m, carrier, grid, sigma, outlier)
-        models[carrier.column] = ReadModel(grid, sigma, outlier, len(y), float(np.sum(w * w)),
-                                           calendar.period if calendar else "")
-        keep = np.abs(w) >= MIN_WEIGHT
-        parts_row.append(np.flatnonzero(use)[keep])
-        parts_eid.append(who[keep])
-        parts_idx.append(np.full(int(keep.sum()), index, dtype=np.int32))
-        parts_w.append(w[keep])
+        column, model, row, who, index, w = found
+        models[column] = model
+        parts_row.append(row)
+        parts_eid.append(who)
+        parts_idx.append(index)
+        parts_w.append(w)
     if not parts_eid:
         empty = np.empty(0)
         return Marks(list(carriers), empty.astype(np.int64), empty.astype(np.int32), empty,
@@ -334,6 +326,33 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         all_eid, all_idx, all_w = all_eid[order], all_idx[order], all_w[order]
     threshold = codes.thresholds(bias_key, all_eid, table[all_idx])
     return Marks(list(carriers), all_eid, all_idx, all_w, threshold, models, capped_from)
+
+
+def _read_carrier(index: int, carrier: Carrier, eids: np.ndarray, linked: np.ndarray,
+                  suspect: dict[str, np.ndarray], master: dict[str, np.ndarray],
+                  bias_key: bytes, seed: int
+                  ) -> tuple[str, ReadModel, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """One carrier's reading (:func:`read_marks`): its column's model, and the rows, eids,
+    carrier indices and soft symbols of the cells it reads (None when it reads no cell)."""
+    y_all = np.asarray(suspect[carrier.column], dtype=np.float64)
+    m_all = np.asarray(master[carrier.column], dtype=np.float64)
+    use = carrier.marked(bias_key, eids, m_all, among=linked & np.isfinite(y_all))
+    y, m, who = y_all[use], m_all[use], eids[use]
+    if len(y) == 0:
+        return None
+    calendar = infer_calendar(y) if carrier.kind == DATE else None
+    if calendar is not None:  # never a day-level model on dates that are not
+        grid, sigma = PERIOD_DAYS[calendar.period], 0.0
+        outlier, w = read_calendar(y, m, carrier, calendar)
+    else:
+        grid = infer_grid(y)
+        sigma, outlier = fit_model(y, m, carrier, grid, seed)
+        w = soft_symbols(y, m, carrier, grid, sigma, outlier)
+    model = ReadModel(grid, sigma, outlier, len(y), float(np.sum(w * w)),
+                      calendar.period if calendar else "")
+    keep = np.abs(w) >= MIN_WEIGHT
+    return (carrier.column, model, np.flatnonzero(use)[keep], who[keep],
+            np.full(int(keep.sum()), index, dtype=np.int32), w[keep])
 
 
 def strongest(w: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -400,7 +419,9 @@ def _in_position_order(eids: np.ndarray, rows: Sequence[np.ndarray],
     if len(np.unique(column)) != len(column):
         return None
     linked = np.flatnonzero(eids >= 0)
-    by_eid = linked[np.argsort(eids[linked], kind="stable")]
+    # any sort: the answer is used only when the linked eids are distinct, and distinct keys
+    # have one order (a stable sort of int64 is a merge sort, several times slower)
+    by_eid = linked[np.argsort(eids[linked])]
     ordered = eids[by_eid]
     if len(ordered) > 1 and bool(np.any(ordered[1:] == ordered[:-1])):
         return None
@@ -612,12 +633,29 @@ def raw_scores(marks: Marks, recipients: Sequence[Recipient],
     first: dict[bytes, np.ndarray] = {}  # groups reading the same positions share their law
     for key, mask in zip(keys, masks, strict=True):
         first.setdefault(key, mask)
-    prepared = dict(zip(first, _each(pool, lambda mask: _prepare(marks, mask),
+    prepared = dict(zip(first, _each(pool, lambda mask: _prepare(marks, mask, pool),
                                      list(first.values())), strict=True))
-    raw = _each(pool, lambda at: _raw_group(prepared[keys[at]], groups[at][1]),
-                list(range(len(groups))))
+    # each group's members in parts (two or more when a pool shares the work): a member's
+    # scores and bounds are its own, so the parts' rows laid end to end are the group's
+    parts = [(at, members[start:start + step]) for at, (_, members) in enumerate(groups)
+             for step in [_part(len(members), pool)]
+             for start in range(0, max(len(members), 1), step)]
+    done = _each(pool, lambda part: _raw_group(prepared[keys[part[0]]], part[1]), parts)
+    pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for (at, _), piece in zip(parts, done, strict=True):
+        pieces.setdefault(at, []).append(piece)
+    raw = [(np.concatenate([r for r, _ in pieces[g]]), np.concatenate([t for _, t in pieces[g]]))
+           for g in range(len(groups))]
     return Raw(tuple((prepared[keys[at]], tuple(groups[at][1]), *raw[at])
                      for at in range(len(groups))), scorable)
+
+
+_PART = 128  # members per part of a group scored on a pool: parts enough for both cores
+
+
+def _part(members: int, pool: Executor | None) -> int:
+    """How many of a group's members :func:`raw_scores` scores in one part."""
+    return max(members, 1) if pool is None else max(1, min(_PART, math.ceil(members / 2)))
 
 
 def _each(pool: Executor | None, work: Callable[[T], U], items: Sequence[T]) -> list[U]:
@@ -706,11 +744,13 @@ class _Prepared:
     blocks: bytes
 
 
-def _prepare(marks: Marks, mask: np.ndarray) -> _Prepared:
+def _prepare(marks: Marks, mask: np.ndarray, pool: Executor | None = None) -> _Prepared:
     w, threshold = marks.weight[mask], marks.threshold[mask]
     p = codes.bias(threshold)
     coef = _coefficients(w, p)
-    grids = {k: _grid(coef[k], p) for k in KINDS}
+    # each kind's tilts are their own (``pool``: the two side by side, the same numbers)
+    grids = dict(zip(KINDS, _each(pool, lambda k: _grid(coef[k], p), list(KINDS)),
+                     strict=True))
     matrix = np.stack([coef[k] for k in KINDS])
     blocks = codes.prf_input(marks.eids[mask], marks.tags[mask])  # built once, keyed per member
     return _Prepared(int(mask.sum()), p, threshold, coef, grids, matrix, matrix @ p, blocks)
@@ -777,9 +817,11 @@ def judge(eids: np.ndarray, suspect: dict[str, np.ndarray], master: pl.DataFrame
 
 def read_linked(eids: np.ndarray, suspect: dict[str, np.ndarray], master: pl.DataFrame,
                 carriers: Sequence[Carrier], bias_key: bytes, seed: int = 0,
-                cap: int = MAX_POSITIONS) -> Marks:
-    """:func:`read_marks` on the linked suspect rows, with their master values."""
+                cap: int = MAX_POSITIONS, pool: Executor | None = None) -> Marks:
+    """:func:`read_marks` on the linked suspect rows, with their master values (``pool``:
+    :func:`read_marks`'s)."""
     eids = np.asarray(eids, dtype=np.int64)
     columns = sorted({c.column for c in carriers} & set(suspect) & set(master.columns))
     return read_marks(carriers, eids, {c: suspect[c] for c in columns},
-                      master_values(master, eids, columns), bias_key, seed=seed, cap=cap)
+                      master_values(master, eids, columns), bias_key, seed=seed, cap=cap,
+                      pool=pool)

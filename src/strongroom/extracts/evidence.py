@@ -67,11 +67,28 @@ class Gathered:
         }
 
 
+Origins = tuple[list[band_evidence.Reading], dict[str, band_evidence.BandEvidence]]
+
+
+def band_origins(read: list[band_evidence.Reading], recipients: Sequence[accuse.Recipient]
+                 ) -> Origins:
+    """The bands a suspect shows (``band_evidence.readings``) and each recipient's
+    band-origin evidence: a function of the file, the master and the recipients alone (no
+    link), so attribution makes it while the rows are linked (:func:`gather`'s
+    ``origins``)."""
+    projects = Counter(r.project_id for r in recipients if r.project_id)
+    return read, band_evidence.evidence(read, {
+        r.extract_id: (r.band_key, r.fields, r.banded, projects[r.project_id] > 1)
+        for r in recipients})
+
+
 def gather(suspect: pl.DataFrame, linked: Linked, recipients: Sequence[accuse.Recipient],
            decoy_sets: Mapping[str, decoys.DecoySet], master: pl.DataFrame,
-           dictionary: Dictionary) -> Gathered:
+           dictionary: Dictionary, origins: Origins | None = None) -> Gathered:
     """Membership evidence for every recipient; decoys of any extract among the suspect rows
-    not linked to real participants, kept only when they match on every column present."""
+    not linked to real participants, kept only when they match on every column present.
+    ``origins``: :func:`band_origins` of the same suspect, master and recipients, made
+    already."""
     held = np.where(linked.eids >= 0, linked.eids, exact_unique(linked, master, dictionary))
     eids, weights = classes.weights(suspect, linked, master, dictionary, held)
     subsets = membership.weighted_evidence(eids, weights, {r.extract_id: (r.key, r.withheld)
@@ -79,12 +96,9 @@ def gather(suspect: pl.DataFrame, linked: Linked, recipients: Sequence[accuse.Re
     sets = {e: s for e, s in decoy_sets.items() if s.rows.height}
     candidates = decoys.match_decoys(suspect, sets, linked=linked) if sets else []
     weighed = decoy_evidence.weigh(linked, candidates, sets, master)
-    read = band_evidence.readings(suspect, master, dictionary)
-    projects = Counter(r.project_id for r in recipients if r.project_id)
-    origins = band_evidence.evidence(read, {
-        r.extract_id: (r.band_key, r.fields, r.banded, projects[r.project_id] > 1)
-        for r in recipients})
-    return Gathered(subsets, weighed, len(sets), origins, read)
+    read, bands = (origins if origins is not None else band_origins(
+        band_evidence.readings(suspect, master, dictionary), recipients))
+    return Gathered(subsets, weighed, len(sets), bands, read)
 
 
 def exact_unique(linked: Linked, master: pl.DataFrame, dictionary: Dictionary) -> np.ndarray:

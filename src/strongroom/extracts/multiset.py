@@ -97,13 +97,18 @@ def _units(values: np.ndarray, amplitude: float) -> tuple[np.ndarray, np.ndarray
     # ``|scaled − rounded| <= 1e-6 + 4e-16·|scaled|`` in three buffers instead of eight (the
     # same numbers); where ``scaled`` is NaN or infinite, ``on`` is False whatever it says
     with np.errstate(invalid="ignore"):
-        gap = np.abs(np.subtract(scaled, rounded), out=None)
+        gap = np.subtract(scaled, rounded)
+        np.abs(gap, out=gap)
         tolerance = np.abs(scaled, out=scaled)
         np.add(np.multiply(tolerance, 4e-16, out=tolerance), 1e-6, out=tolerance)
         on = np.less_equal(gap, tolerance)
     on &= finite
     np.copyto(rounded, 0.0, where=~on)
-    return rounded.astype(np.int64), on
+    # the whole units into the gap's buffer, no longer needed (``astype``'s cast, in place
+    # of a fourth array)
+    units = gap.view(np.int64)
+    np.copyto(units, rounded, casting="unsafe")
+    return units, on
 
 
 def _lookup(keys: np.ndarray, table: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -358,8 +363,17 @@ def _dense_read(y: np.ndarray, marked: np.ndarray, plain: np.ndarray) -> np.ndar
         return found
 
     if span <= 4 * len(at):  # a narrow range: every key's share at once, then read twice
-        table = share(np.arange(span))  # the same quotient at each key as below
-        out: np.ndarray = table[at + 1] - table[at - 1]
+        # the same quotient at each key as ``share(np.arange(span))``, read from slices of
+        # the counts rather than gathered through an index (the same numbers, in place)
+        table = below[:span] + below[2:]
+        table += plain_counts
+        none = table <= 0
+        # counts are whole numbers far below 2⁵³: ``k / max(C, 1)`` is the same quotient of
+        # the same two doubles as with both made floats first
+        found = np.true_divide(k, np.maximum(table, 1, out=table))
+        np.copyto(found, 0.0, where=none)
+        before = np.subtract(at, 1, out=at)  # keys − 1: ``found[2:]`` there is keys + 1
+        out: np.ndarray = found[2:][before] - found[:-2][before]
         return out
     out = share(at + 1) - share(at - 1)
     return out

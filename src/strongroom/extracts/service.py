@@ -626,12 +626,17 @@ def _score(ctx: AccessContext, cohort: tuple[str, pl.DataFrame] | None, suspect:
                             f"({', '.join(decoded[:5])}{' …' if len(decoded) > 5 else ''})")
     bias = codes.bias_key(ctx.key)
     # three independent readings of the same file, on both cores: the marks on linked rows
-    # and from values alone (NumPy and Polars, which release the GIL in their loops) beside
-    # the membership, decoys and bands (mostly AES, which does not); what needs only the
-    # manifests and the master is made while the file is linked
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    # and from values alone beside the membership, decoys and bands (NumPy, Polars and
+    # ``cryptography``'s AES release the GIL in their loops: two threads of AES under 400
+    # keys took half the time of one); what needs only the manifests and the master is made
+    # while the file is linked
+    with ThreadPoolExecutor(max_workers=3) as pool:
         keyed = pool.submit(_keyed, ctx, records)
         cells = pool.submit(multiset.master_cells, master, all_carriers, bias)
+        # the band origins need no link either (a third worker, so that the master's columns,
+        # which linkage asks for next, wait behind nothing longer than the manifests' keys)
+        origins = pool.submit(lambda: evidence.band_origins(
+            band_evidence.readings(suspect, master, ctx.dictionary), keyed.result()[0]))
         # the columns matched first; the linkage-free readings need nothing more, so they
         # run while the rows are linked
         planned = linkage.plan(suspect, master, ctx.dictionary,
@@ -648,8 +653,9 @@ def _score(ctx: AccessContext, cohort: tuple[str, pl.DataFrame] | None, suspect:
         linked = planned.finish()
         report.rows_linked = linked.rows_linked
         read = pool.submit(accuse.read_linked, linked.eids, dict(linked.values), master,
-                           all_carriers, bias, seed=seed, cap=cap)
-        found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary)
+                           all_carriers, bias, seed=seed, cap=cap, pool=pool)
+        found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary,
+                                origins.result())
         marks = read.result()
         # the fingerprint's AES and tilts (no other evidence needed), its groups of
         # recipients on this thread and the pool's; ``accuse.score`` finishes them below
