@@ -300,7 +300,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
     models: dict[str, ReadModel] = {}
     read = [(index, carrier) for index, carrier in enumerate(carriers)
             if carrier.column in suspect and carrier.column in master]
-    for found in _each(pool, lambda item: _read_carrier(item[0], item[1], eids, linked,
+    for found in each(pool, lambda item: _read_carrier(item[0], item[1], eids, linked,
                                                          suspect, master, bias_key, seed),
                        read):
         if found is None:
@@ -633,14 +633,14 @@ def raw_scores(marks: Marks, recipients: Sequence[Recipient],
     first: dict[bytes, np.ndarray] = {}  # groups reading the same positions share their law
     for key, mask in zip(keys, masks, strict=True):
         first.setdefault(key, mask)
-    prepared = dict(zip(first, _each(pool, lambda mask: _prepare(marks, mask, pool),
+    prepared = dict(zip(first, each(pool, lambda mask: _prepare(marks, mask, pool),
                                      list(first.values())), strict=True))
     # each group's members in parts (two or more when a pool shares the work): a member's
     # scores and bounds are its own, so the parts' rows laid end to end are the group's
     parts = [(at, members[start:start + step]) for at, (_, members) in enumerate(groups)
              for step in [_part(len(members), pool)]
              for start in range(0, max(len(members), 1), step)]
-    done = _each(pool, lambda part: _raw_group(prepared[keys[part[0]]], part[1]), parts)
+    done = each(pool, lambda part: _raw_group(prepared[keys[part[0]]], part[1]), parts)
     pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     for (at, _), piece in zip(parts, done, strict=True):
         pieces.setdefault(at, []).append(piece)
@@ -658,7 +658,7 @@ def _part(members: int, pool: Executor | None) -> int:
     return max(members, 1) if pool is None else max(1, min(_PART, math.ceil(members / 2)))
 
 
-def _each(pool: Executor | None, work: Callable[[T], U], items: Sequence[T]) -> list[U]:
+def each(pool: Executor | None, work: Callable[[T], U], items: Sequence[T]) -> list[U]:
     """``[work(x) for x in items]``, the first on this thread and the rest on ``pool``'s
     (any not yet started when this thread is free is done here)."""
     if pool is None or len(items) < 2:
@@ -749,7 +749,7 @@ def _prepare(marks: Marks, mask: np.ndarray, pool: Executor | None = None) -> _P
     p = codes.bias(threshold)
     coef = _coefficients(w, p)
     # each kind's tilts are their own (``pool``: the two side by side, the same numbers)
-    grids = dict(zip(KINDS, _each(pool, lambda k: _grid(coef[k], p), list(KINDS)),
+    grids = dict(zip(KINDS, each(pool, lambda k: _grid(coef[k], p), list(KINDS)),
                      strict=True))
     matrix = np.stack([coef[k] for k in KINDS])
     blocks = codes.prf_input(marks.eids[mask], marks.tags[mask])  # built once, keyed per member

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,15 +85,16 @@ def band_origins(read: list[band_evidence.Reading], recipients: Sequence[accuse.
 
 def gather(suspect: pl.DataFrame, linked: Linked, recipients: Sequence[accuse.Recipient],
            decoy_sets: Mapping[str, decoys.DecoySet], master: pl.DataFrame,
-           dictionary: Dictionary, origins: Origins | None = None) -> Gathered:
+           dictionary: Dictionary, origins: Origins | None = None,
+           pool: Executor | None = None) -> Gathered:
     """Membership evidence for every recipient; decoys of any extract among the suspect rows
     not linked to real participants, kept only when they match on every column present.
     ``origins``: :func:`band_origins` of the same suspect, master and recipients, made
-    already."""
+    already; ``pool``: the recipients' membership tests on its threads too."""
     held = np.where(linked.eids >= 0, linked.eids, exact_unique(linked, master, dictionary))
     eids, weights = classes.weights(suspect, linked, master, dictionary, held)
     subsets = membership.weighted_evidence(eids, weights, {r.extract_id: (r.key, r.withheld)
-                                                           for r in recipients})
+                                                           for r in recipients}, pool)
     sets = {e: s for e, s in decoy_sets.items() if s.rows.height}
     candidates = decoys.match_decoys(suspect, sets, linked=linked) if sets else []
     weighed = decoy_evidence.weigh(linked, candidates, sets, master)

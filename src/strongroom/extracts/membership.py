@@ -47,7 +47,8 @@ each.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,7 @@ import polars as pl
 from scipy.special import logsumexp
 
 from strongroom.cohort.model import EID
-from strongroom.extracts import arrays, codes
+from strongroom.extracts import accuse, arrays, codes
 
 SHARE = 0.02  # share of eligible participants withheld from each extract
 MAX_SHARE = 0.1  # a custodian may choose up to this; more would cost analyses real power
@@ -128,30 +129,46 @@ def log_weighted_lower_tail(observed: float, weights: np.ndarray, counts: np.nda
     return min(0.0, float(best.fun), bound(top))
 
 
-def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]]
-             ) -> dict[str, Evidence]:
+_PARTS = 4  # parts of the extracts each test is made for, on a pool (both cores busy)
+
+
+def _by_parts(keys: Mapping[str, tuple[bytes, float]], pool: Executor | None,
+              one: Callable[[bytes, float], Evidence]) -> dict[str, Evidence]:
+    """``{extract: one(key, share)}`` in ``keys``' order; with ``pool``, parts of the
+    extracts on its threads beside this one (each extract's test is its own)."""
+    items = list(keys.items())
+    step = max(1, math.ceil(len(items) / (_PARTS if pool is not None else 1)))
+    parts: Sequence[list[tuple[str, tuple[bytes, float]]]] = [
+        items[start:start + step] for start in range(0, len(items), step)]
+    done = accuse.each(pool, lambda part: [(e, one(k, s)) for e, (k, s) in part], parts)
+    return {e: found for part in done for e, found in part}
+
+
+def evidence(linked: np.ndarray, keys: Mapping[str, tuple[bytes, float]],
+             pool: Executor | None = None) -> dict[str, Evidence]:
     """Each extract's evidence from the suspect's linked master ids (``-1``: unlinked).
 
     ``keys``: extract id → (symbol key, withheld share); extracts made before this carrier
-    existed have share 0 and no positions.
+    existed have share 0 and no positions. ``pool``: extracts tested on its threads too.
     """
     eids = arrays.unique(np.asarray(linked, dtype=np.int64))[0]
     eids = eids[eids >= 0][:MAX_PARTICIPANTS]  # sorted: the lowest ids, never a key
     blocks = codes.prf_input(eids, np.array(TAG, dtype=np.uint64))  # built once, keyed per extract
-    out: dict[str, Evidence] = {}
-    for extract_id, (key, share) in keys.items():
+
+    def one(key: bytes, share: float) -> Evidence:
         if share <= 0 or len(eids) == 0:
-            out[extract_id] = Evidence(0, 0, 0.0)
-            continue
+            return Evidence(0, 0, 0.0)
         count = int(np.count_nonzero(codes.prf_u32_of(key, blocks)
                                      < np.uint32(threshold(share))))
         exact = threshold(share) / codes.SCALE
-        out[extract_id] = Evidence(len(eids), count, log_lower_tail(count, len(eids), exact))
-    return out
+        return Evidence(len(eids), count, log_lower_tail(count, len(eids), exact))
+
+    return _by_parts(keys, pool, one)
 
 
 def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
-                      keys: Mapping[str, tuple[bytes, float]]) -> dict[str, Evidence]:
+                      keys: Mapping[str, tuple[bytes, float]], pool: Executor | None = None
+                      ) -> dict[str, Evidence]:
     """Each extract's evidence from participants weighted by the suspect's rows that may be
     them (``classes.weights``); unit weights give :func:`evidence`'s exact binomial test.
 
@@ -159,7 +176,8 @@ def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
     linked ones (weight ≥ 1), so they can weaken a test that the links alone would pass: both
     are taken, the exact binomial over the linked and the weighted tail over everyone, and
     the smaller p-value doubled (a union over the two tests, ln 2 of evidence).
-    ``Evidence.withheld`` is then the number of weighted participants withheld."""
+    ``Evidence.withheld`` is then the number of weighted participants withheld. ``pool``:
+    extracts tested on its threads too."""
     eids = np.asarray(eids, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.float64)
     keep = (eids >= 0) & (weights > 0)
@@ -167,7 +185,7 @@ def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
     eids, where, _ = arrays.unique(eids[keep], return_inverse=True)
     weights = np.bincount(where, weights=weights[keep], minlength=len(eids))
     if len(weights) and bool(np.all(weights == 1.0)):
-        return evidence(eids, keys)
+        return evidence(eids, keys, pool)
     if len(eids) > MAX_PARTICIPANTS:  # the heaviest, ties by the lowest id (eids ascend)
         kept = np.sort(np.argsort(-weights, kind="stable")[:MAX_PARTICIPANTS])
         eids, weights = eids[kept], weights[kept]
@@ -176,16 +194,16 @@ def weighted_evidence(eids: np.ndarray, weights: np.ndarray,
     whole = weights >= 1.0  # a linked row's participant (and anyone a class adds to it)
     n_whole = int(np.count_nonzero(whole))
     blocks = codes.prf_input(eids, np.array(TAG, dtype=np.uint64))
-    out: dict[str, Evidence] = {}
-    for extract_id, (key, share) in keys.items():
+
+    def one(key: bytes, share: float) -> Evidence:
         if share <= 0 or len(eids) == 0:
-            out[extract_id] = Evidence(0, 0, 0.0)
-            continue
+            return Evidence(0, 0, 0.0)
         out_of = codes.prf_u32_of(key, blocks) < np.uint32(threshold(share))
         exact = threshold(share) / codes.SCALE
         observed = float(weights[out_of].sum())
         weighted = log_weighted_lower_tail(observed, values, counts, exact)
         linked = log_lower_tail(int(np.count_nonzero(out_of[whole])), n_whole, exact)
-        out[extract_id] = Evidence(len(eids), int(np.count_nonzero(out_of)),
-                                   min(0.0, math.log(2) + min(weighted, linked)))
-    return out
+        return Evidence(len(eids), int(np.count_nonzero(out_of)),
+                        min(0.0, math.log(2) + min(weighted, linked)))
+
+    return _by_parts(keys, pool, one)

@@ -655,7 +655,7 @@ def _score(ctx: AccessContext, cohort: tuple[str, pl.DataFrame] | None, suspect:
         read = pool.submit(accuse.read_linked, linked.eids, dict(linked.values), master,
                            all_carriers, bias, seed=seed, cap=cap, pool=pool)
         found = evidence.gather(suspect, linked, recipients, sets, master, ctx.dictionary,
-                                origins.result())
+                                origins.result(), pool)
         marks = read.result()
         # the fingerprint's AES and tilts (no other evidence needed), its groups of
         # recipients on this thread and the pool's; ``accuse.score`` finishes them below
