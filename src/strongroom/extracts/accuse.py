@@ -361,7 +361,9 @@ def strongest(w: np.ndarray, cap: int, seed: int) -> np.ndarray:
     ``lexsort((tiebreak, −|w|))``, found by partitions instead of a sort of every reading."""
     tiebreak = np.random.default_rng(seed).random(len(w))
     strength = np.abs(w)
-    line = -np.partition(-strength, cap - 1)[cap - 1]  # the cap-th strongest |w|
+    top = strength.max()  # the cap-th strongest |w|: the strongest when cap share it
+    line = (top if cap > 0 and int(np.count_nonzero(strength == top)) >= cap
+            else -np.partition(-strength, cap - 1)[cap - 1])
     above = np.flatnonzero(strength > line)
     tied = np.flatnonzero(strength == line)
     need = cap - len(above)

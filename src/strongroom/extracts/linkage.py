@@ -370,7 +370,7 @@ def _profile(series: pl.Series) -> _Column:
     if series.dtype == pl.Boolean:
         series = series.cast(pl.Float64)
     if series.dtype.is_numeric():
-        values = _floats(series.cast(pl.Float64).fill_nan(None))
+        values = _floats(_no_nan(series.cast(pl.Float64)))
         return _Column(series.name, "number", values, series, apparent_grid(values))
     raw = series.cast(pl.String).str.strip_chars()
     strings = pl.select(
@@ -379,7 +379,7 @@ def _profile(series: pl.Series) -> _Column:
     present = strings.len() - strings.null_count()
     numbers = strings.cast(pl.Float64, strict=False)
     if present and numbers.len() - numbers.null_count() >= 0.98 * present:
-        values = _floats(numbers.fill_nan(None))
+        values = _floats(_no_nan(numbers))
         return _Column(series.name, "number", values, numbers, apparent_grid(values))
     dates = strings.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
     if present and dates.len() - dates.null_count() >= 0.98 * present:
@@ -387,6 +387,12 @@ def _profile(series: pl.Series) -> _Column:
         return _Column(series.name, "date", days, dates, _date_grid(days))
     nan = np.full(strings.len(), np.nan)
     return _Column(series.name, "text", nan, strings, 0.0)
+
+
+def _no_nan(series: pl.Series) -> pl.Series:
+    """``series.fill_nan(None)``: the series itself when it holds no NaN (as it then is:
+    no second column made of half a million values)."""
+    return series.fill_nan(None) if bool(series.is_nan().any()) else series
 
 
 def _floats(series: pl.Series) -> FloatArray:
@@ -464,7 +470,7 @@ class _Master:
             elif spec.kind == "date" or col.dtype in (pl.Date, pl.Datetime):
                 values[name] = _days(col)
             else:
-                values[name] = _floats(col.cast(pl.Float64).fill_nan(None))
+                values[name] = _floats(_no_nan(col.cast(pl.Float64)))
         n = frame.height
         sample = np.sort(rng.choice(n, size=min(n, STATS_ROWS), replace=False)).astype(np.int64)
         sd = {name: _sd(v[sample]) for name, v in values.items()}
@@ -1137,8 +1143,8 @@ def _blocks(plan: _Plan, master: _Master) -> tuple[FloatArray, FloatArray]:
             s_cols.append(col.text.alias(f"k{i}"))
             m_cols.append(master.text[m].alias(f"k{i}"))
         else:
-            s_cols.append(pl.Series(f"k{i}", col.values).fill_nan(None))
-            m_cols.append(pl.Series(f"k{i}", master.values[m]).fill_nan(None))
+            s_cols.append(_no_nan(pl.Series(f"k{i}", col.values)))
+            m_cols.append(_no_nan(pl.Series(f"k{i}", master.values[m])))
     hashes = pl.concat([pl.DataFrame(s_cols), pl.DataFrame(m_cols)]).select(
         pl.struct(pl.all()).hash(seed=0)
     ).to_series().to_numpy()
@@ -1155,9 +1161,15 @@ def _id_column(profiles: Mapping[str, _Column], id_maps: Mapping[str, pl.DataFra
         return None
     best, best_hits = None, 0
     for name, col in profiles.items():
-        v = col.values[~np.isnan(col.values)]
-        if col.kind != "number" or v.size == 0:
+        if col.kind != "number":
             continue
+        present = col.values.size - int(np.count_nonzero(np.isnan(col.values)))
+        # a column with too few values in the ID range cannot have enough whole ones there
+        # (NaN is never in range): most columns are let go before any copy of their values
+        if present == 0 or int(np.count_nonzero((col.values >= _ID_LOW)
+                                                & (col.values < _ID_HIGH))) / present < 0.95:
+            continue
+        v = col.values[~np.isnan(col.values)]
         if np.mean((v >= _ID_LOW) & (v < _ID_HIGH) & (v == np.rint(v))) < 0.95:
             continue
         if arrays.unique(v)[0].size < 0.9 * v.size:

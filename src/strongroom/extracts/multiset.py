@@ -510,13 +510,23 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
         empty = np.empty(0)
         return Marks(list(carriers), empty.astype(np.int64), empty.astype(np.int32), empty,
                      empty.astype(np.uint32), models)
-    all_eid, all_idx, all_w = (np.concatenate(parts_eid), np.concatenate(parts_idx),
-                               np.concatenate(parts_w))
     capped_from = 0
-    if len(all_w) > cap:
-        capped_from = len(all_w)
-        keep = strongest(np.abs(all_w), cap, rng)
-        all_eid, all_idx, all_w = all_eid[keep], all_idx[keep], all_w[keep]
+    total = sum(len(w) for w in parts_w)
+    if total > cap:
+        capped_from = total
+        keep = strongest(np.abs(np.concatenate(parts_w)), cap, rng)
+        # the kept readings taken from each part (its stretch of the ascending ``keep``),
+        # not from every reading laid end to end: the same entries, in the same order
+        ends = np.cumsum([len(w) for w in parts_w])
+        cuts = np.searchsorted(keep, ends)
+        taken = [keep[start:stop] - (end - len(w)) for start, stop, end, w in
+                 zip(np.concatenate([[0], cuts[:-1]]), cuts, ends, parts_w, strict=True)]
+        all_eid, all_idx, all_w = (np.concatenate([p[t] for p, t in zip(parts, taken,
+                                                                          strict=True)])
+                                   for parts in (parts_eid, parts_idx, parts_w))
+    else:
+        all_eid, all_idx, all_w = (np.concatenate(parts_eid), np.concatenate(parts_idx),
+                                   np.concatenate(parts_w))
     threshold = codes.thresholds(bias_key, all_eid, table[all_idx])
     return Marks(list(carriers), all_eid, all_idx, all_w, threshold, models, capped_from)
 
@@ -524,11 +534,21 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
 def strongest(strength: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
     """Indices (ascending) of the ``cap`` largest ``strength``, ties at the cut drawn at
     random: a rule that never looks at a recipient's key, so the bound holds for any draw."""
-    cut = float(np.partition(strength, len(strength) - cap)[len(strength) - cap])
+    cut = _cut(strength, cap)
     above = np.flatnonzero(strength > cut)
     tied = np.flatnonzero(strength == cut)
     chosen = rng.choice(tied, cap - len(above), replace=False)
     return np.sort(np.concatenate([above, chosen]))
+
+
+def _cut(strength: np.ndarray, cap: int) -> float:
+    """The ``cap``-th largest ``strength`` (``0 < cap <= len``): the largest itself when at
+    least ``cap`` readings share it (an intact copy's hard readings, all 1), without the
+    partition of every reading that finds it otherwise."""
+    top = float(strength.max())
+    if cap > 0 and int(np.count_nonzero(strength == top)) >= cap:
+        return top
+    return float(np.partition(strength, len(strength) - cap)[len(strength) - cap])
 
 
 @dataclass(frozen=True)
