@@ -111,6 +111,19 @@ def test_same_seed_gives_identical_frames(dictionary):
         assert a.events[name].equals(b.events[name]), name
 
 
+def test_without_hospital_records_every_other_table_is_the_same(dictionary):
+    """What decoys draw (participants, and the cancers and deaths that exclude the ill)."""
+    full = synthesise(1_500, 7, dictionary)
+    lean = synthesise(1_500, 7, dictionary, hospital=False)
+    assert lean.participants.equals(full.participants)
+    assert set(lean.events) == set(full.events)
+    for name in ("cancers", "deaths"):
+        assert lean.events[name].equals(full.events[name]), name
+    for name in ("diagnoses", "operations"):
+        assert full.events[name].height and not lean.events[name].height, name
+        assert lean.events[name].schema == full.events[name].schema, name
+
+
 def test_different_seeds_differ(dictionary):
     a = synthesise(1_500, 7, dictionary)
     b = synthesise(1_500, 8, dictionary)

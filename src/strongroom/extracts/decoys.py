@@ -246,7 +246,7 @@ def _pool(size: int, seed: int, dictionary: Dictionary, columns: Sequence[str]
     """Synthetic participants without cancers or deaths, projected to the extract's columns;
     their sex-and-birth-year strata, and the strata of everyone generated (the ill too)."""
     try:
-        cohort = synthesise(size, seed, dictionary)
+        cohort = synthesise(size, seed, dictionary, hospital=False)  # only the ill matter
     except (KeyError, ValueError) as exc:
         raise Invalid(f"the synthetic generator cannot make decoys for this dictionary: "
                       f"{exc}") from exc
@@ -307,6 +307,8 @@ def distinguishability(
     hold no extreme values, so their absence is itself a clue). Each AUC is two-fold
     cross-validated and folded about 0.5, so 0.5 means no better than a coin.
     """
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(seed)
     x_real, x_decoy, z_columns = _features(real, decoys, specs)
     x = np.vstack([x_real, x_decoy])
@@ -314,10 +316,12 @@ def distinguishability(
     fold = rng.permutation(len(y)) % 2
     knn = np.empty(len(y))
     logit = np.empty(len(y))
-    for k in (0, 1):
-        train, test = fold != k, fold == k
-        knn[test] = _knn_scores(x[train], y[train], x[test])
-        logit[test] = _logit_scores(x[train], y[train], x[test], z_columns)
+    # one BLAS thread: a second thrashes on these small products on a busy two-core host
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k in (0, 1):
+            train, test = fold != k, fold == k
+            knn[test] = _knn_scores(x[train], y[train], x[test])
+            logit[test] = _logit_scores(x[train], y[train], x[test], z_columns)
     tails = -np.max(np.abs(x[:, z_columns]), axis=1) if z_columns.size else np.zeros(len(y))
     return max(_folded_auc(score, y) for score in (knn, logit, tails))
 
@@ -385,8 +389,7 @@ def _logit_scores(x: np.ndarray, y: np.ndarray, q: np.ndarray, z_columns: np.nda
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-np.clip(xd @ beta, -30, 30)))
         grad = xd.T @ (p - y) + penalty @ beta
-        # einsum, not BLAS: threaded BLAS thrashes on small products on a busy two-core host
-        hess = np.einsum("ij,ik->jk", xd * (p * (1 - p))[:, None], xd) + penalty
+        hess = (xd.T * (p * (1 - p))) @ xd + penalty
         step = np.linalg.solve(hess, grad)
         beta -= step
         if np.max(np.abs(step)) < 1e-6:

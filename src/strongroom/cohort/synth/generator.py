@@ -45,10 +45,15 @@ def synthesise(
     seed: int,
     dictionary: Dictionary | None = None,
     progress: Progress | None = None,
+    *,
+    hospital: bool = True,
 ) -> model.Cohort:
     """A synthetic UK Biobank-shaped cohort of ``n`` participants, the same for the same seed.
 
     ``progress(stage, advance)`` is called as work proceeds; the advances sum to 100.
+    ``hospital`` False leaves the hospital records (diagnoses, operations) empty and skips
+    their generation (two fifths of the time): every other table is the same, for each stage
+    draws from its own stream.
     """
     if n < 1:
         raise ValueError(f"a cohort needs at least one participant, not {n}")
@@ -80,7 +85,8 @@ def synthesise(
     cancer = _before_death(cancer, death.day)
     tick("registries", STAGES["registries"])
 
-    hosp = events.hospital(rng["admissions"], ctx, drawn, cancer, death, icd, opcs, d)
+    hosp = (events.hospital(rng["admissions"], ctx, drawn, cancer, death, icd, opcs, d)
+            if hospital else events.Hospital(_NO_EVENTS, _NO_EVENTS))
     tick("hospital records", STAGES["hospital records"])
 
     # Seven-digit IDs in random order of issue; sorted, as UK Biobank files are.
@@ -95,6 +101,9 @@ def synthesise(
     tables = _event_tables(eid, people.birth, hosp, death, cancer, icd, opcs, d)
     tick("tables", STAGES["tables"] - STAGES["tables"] // 2)
     return model.Cohort(participants, tables)
+
+
+_NO_EVENTS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 def _ticker(progress: Progress | None) -> Progress:
