@@ -73,6 +73,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -274,6 +275,11 @@ class Shared:
 
     cells: dict[int, Cells] = field(default_factory=dict)
     units: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # each carrier's calendar and readability, as the first reading judged them from its
+    # draws of the seed's generator, and that generator's state after them (by seed): the
+    # same draws give the same answers in every reading, which then skips them
+    judged: dict[tuple[int, int], tuple[Calendar | None, bool]] = field(default_factory=dict)
+    drawn: dict[int, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def master_cells(master: pl.DataFrame, carriers: Sequence[Carrier], bias_key: bytes
@@ -460,6 +466,8 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
     parts_eid, parts_idx, parts_w = [], [], []
     models: dict[str, ReadModel] = {}
     table = codes.column_tags([c.column for c in carriers])
+    shared = shared if shared is not None else Shared()
+    judged = seed in shared.drawn  # an earlier reading judged every carrier below
     for column in dict.fromkeys(c.column for c in carriers if c.kind != ORDER):
         if column not in suspect or column not in master:
             continue
@@ -468,12 +476,16 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
         for index, carrier in enumerate(carriers):
             if carrier.column != column:
                 continue
-            calendar = _calendar(carrier, values, rng)
+            if judged:
+                calendar, ok = shared.judged[seed, index]
+            else:
+                calendar = _calendar(carrier, values, rng)
+                ok = calendar is None and readable(carrier, values, rng)
+                shared.judged[seed, index] = (calendar, ok)
             if calendar is not None:  # a date truncated to its month (or coarser)
                 who, w = read_periods(carrier, calendar, values, eids, master[column],
                                       bias_key, blocks)
-            elif readable(carrier, values, rng):
-                shared = shared if shared is not None else Shared()
+            elif ok:
                 if index not in shared.cells:
                     shared.cells[index] = Cells.of(carrier, eids, master[column], bias_key)
                 if index not in shared.units:
@@ -496,6 +508,10 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
         parts_eid.append(who)
         parts_idx.append(idx)
         parts_w.append(w)
+    if judged:  # where the judging draws left the generator
+        rng.bit_generator.state = shared.drawn[seed]
+    else:
+        shared.drawn[seed] = rng.bit_generator.state
     if extra is not None and len(extra[2]):
         who, idx, w = extra
         for index in np.unique(idx):
