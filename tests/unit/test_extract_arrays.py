@@ -82,3 +82,47 @@ def test_a_column_read_in_arrays_reads_as_by_sorted_tables(
                                                         blocks), strict=True):
         assert np.array_equal(mine, theirs)
     assert len(dense[0]) > 100
+
+
+def test_isin_is_numpys_on_floats_and_edge_values() -> None:
+    """``arrays.isin`` (a binary search among the distinct wanted values) says what
+    ``np.isin`` says: −0.0 is 0.0, NaN is in nothing, infinities are themselves."""
+    rng = np.random.default_rng(9)
+    odd = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e300, -1e-300, 2.5])
+    for _ in range(200):
+        values = np.concatenate([rng.choice(odd, rng.integers(0, 40)),
+                                 rng.normal(size=rng.integers(0, 60)).round(1)])
+        wanted = np.concatenate([rng.choice(odd, rng.integers(0, 5)),
+                                 rng.normal(size=rng.integers(0, 8)).round(1)])
+        assert np.array_equal(arrays.isin(values, wanted), np.isin(values, wanted))
+    ints = rng.integers(0, 9, 50)
+    assert np.array_equal(arrays.isin(ints, np.array([2, 3])), np.isin(ints, [2, 3]))
+
+
+def test_the_strongest_readings_are_those_a_partition_finds() -> None:
+    """Both readings' ``strongest`` take the strongest value as the cut when it alone fills
+    the cap, without a partition: the same positions as the partition's cut, ties drawn
+    alike."""
+    from strongroom.extracts import accuse
+
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        n = int(rng.integers(2, 3000))
+        cap = int(rng.integers(1, n))
+        strength = np.where(rng.random(n) < rng.random(), 1.0,
+                            rng.random(n).round(int(rng.integers(1, 4))))
+        cut = float(np.partition(strength, n - cap)[n - cap])
+        above, tied = np.flatnonzero(strength > cut), np.flatnonzero(strength == cut)
+        want = np.sort(np.concatenate([above, np.random.default_rng(trial).choice(
+            tied, cap - len(above), replace=False)]))
+        assert np.array_equal(multiset.strongest(strength, cap,
+                                                 np.random.default_rng(trial)), want)
+        w = strength * np.where(rng.random(n) < 0.5, -1.0, 1.0)
+        line = -np.partition(-strength, cap - 1)[cap - 1]
+        tiebreak = np.random.default_rng(trial).random(n)
+        above, tied = np.flatnonzero(strength > line), np.flatnonzero(strength == line)
+        need = cap - len(above)
+        if need < len(tied):
+            tied = tied[np.argpartition(tiebreak[tied], need - 1)[:need]] if need else tied[:0]
+        assert np.array_equal(accuse.strongest(w, cap, trial),
+                              np.sort(np.concatenate([above, tied])))

@@ -44,7 +44,23 @@ def could_match(master: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray]
     column = max(rows, key=lambda c: (len(np.unique(rows[c])), c))
     mine, theirs = np.asarray(rows[column]), np.asarray(master[column])
     missing = np.isnan(mine)
-    keep: np.ndarray = np.isin(theirs, mine[~missing])
+    keep: np.ndarray = isin(theirs, mine[~missing])
     if missing.any():
         keep |= np.isnan(theirs)
     return keep
+
+
+def isin(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``np.isin(values, wanted)``: for float arrays by a binary search of each value among
+    the distinct wanted ones (equal as ``==`` says, as ``np.isin``'s sort does: −0.0 is 0.0,
+    NaN is nothing), without sorting every value with them."""
+    if values.dtype != np.float64 or wanted.dtype != np.float64:
+        out: np.ndarray = np.isin(values, wanted)
+        return out
+    table = np.unique(wanted)
+    if len(table) == 0:
+        return np.zeros(len(values), dtype=np.bool_)
+    at = np.searchsorted(table, values)
+    np.minimum(at, len(table) - 1, out=at)
+    found: np.ndarray = table[at] == values
+    return found

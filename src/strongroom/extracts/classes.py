@@ -132,6 +132,12 @@ def weights(suspect: pl.DataFrame, linked: Linked, master: pl.DataFrame,
     all_weights = np.concatenate(weight)
     if len(all_eids) == 0:
         return all_eids, all_weights
+    order = np.argsort(all_eids)
+    ordered = all_eids[order]
+    if len(ordered) < 2 or bool(np.all(ordered[1:] != ordered[:-1])):
+        # each participant once (every row linked, or classes beside no link): its own
+        # weight is its sum, and sorted by eid is the frame's order below
+        return ordered, all_weights[order]
     frame = (pl.DataFrame({EID: all_eids, "w": all_weights}).group_by(EID)
              .agg(pl.col("w").sum()).sort(EID))
     return frame[EID].to_numpy(), frame["w"].to_numpy()
