@@ -286,13 +286,14 @@ class Marks:
 def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
                suspect: dict[str, np.ndarray], master: dict[str, np.ndarray],
                bias_key: bytes, seed: int = 0, cap: int = MAX_POSITIONS,
-               pool: Executor | None = None) -> Marks:
+               pool: Executor | None = None, by_eid: np.ndarray | None = None) -> Marks:
     """Soft symbols for every linked, markable cell of every carrier present in ``suspect``.
 
     ``eids`` are the master eids of the suspect's rows (−1: unlinked); ``suspect[column]`` its
     values per row (NaN: missing); ``master[column]`` the master values of the same rows.
     ``pool``: carriers are read on its threads beside this one (each carrier's reading is its
-    own: the same numbers, gathered in the carriers' order).
+    own: the same numbers, gathered in the carriers' order). ``by_eid``: ``np.argsort(eids)``,
+    when made already.
     """
     eids = np.asarray(eids, dtype=np.int64)
     linked = eids >= 0
@@ -316,7 +317,7 @@ def read_marks(carriers: Sequence[Carrier], eids: np.ndarray,
         return Marks(list(carriers), empty.astype(np.int64), empty.astype(np.int32), empty,
                      empty.astype(np.uint32), models)
     table = codes.column_tags([c.column for c in carriers])
-    fast = _in_position_order(eids, parts_row, parts_idx, parts_w, table)
+    fast = _in_position_order(eids, parts_row, parts_idx, parts_w, table, by_eid)
     all_eid, all_idx, all_w = fast if fast is not None else strongest_per_position(
         np.concatenate(parts_eid), np.concatenate(parts_idx), np.concatenate(parts_w), table)
     capped_from = 0
@@ -375,13 +376,16 @@ def strongest(w: np.ndarray, cap: int, seed: int) -> np.ndarray:
 
 
 def master_values(master: pl.DataFrame, eids: np.ndarray,
-                  columns: Iterable[str]) -> dict[str, np.ndarray]:
+                  columns: Iterable[str], queries: np.ndarray | None = None
+                  ) -> dict[str, np.ndarray]:
     """The master values of each suspect row's participant (NaN: unlinked or missing; dates
-    as whole days since 1970-01-01, as carriers and linkage read them)."""
+    as whole days since 1970-01-01, as carriers and linkage read them). ``queries``:
+    ``np.argsort(eids)``, when made already."""
     order = master[EID].cast(pl.Int64).to_numpy()
     ascending = len(order) < 2 or bool(np.all(order[1:] > order[:-1]))
     sort = np.arange(len(order)) if ascending else np.argsort(order)  # the cohort's own order
-    queries = np.argsort(eids)  # sorted queries: searchsorted runs far faster
+    # sorted queries: searchsorted runs far faster
+    queries = np.argsort(eids) if queries is None else queries
     at = np.empty(len(eids), dtype=np.int64)
     at[queries] = np.searchsorted(order[sort], eids[queries])
     rows = sort[np.clip(at, 0, max(len(order) - 1, 0))]
@@ -407,7 +411,8 @@ def strongest_per_position(eids: np.ndarray, index: np.ndarray, w: np.ndarray,
 
 
 def _in_position_order(eids: np.ndarray, rows: Sequence[np.ndarray],
-                       index: Sequence[np.ndarray], w: Sequence[np.ndarray], tags: np.ndarray
+                       index: Sequence[np.ndarray], w: Sequence[np.ndarray], tags: np.ndarray,
+                       by_eid: np.ndarray | None = None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """:func:`strongest_per_position`'s answer without sorting every reading, when no
     position can be read twice: each linked participant on one row, each column read by one
@@ -420,10 +425,14 @@ def _in_position_order(eids: np.ndarray, rows: Sequence[np.ndarray],
     column = tags[carrier_of]
     if len(np.unique(column)) != len(column):
         return None
-    linked = np.flatnonzero(eids >= 0)
     # any sort: the answer is used only when the linked eids are distinct, and distinct keys
-    # have one order (a stable sort of int64 is a merge sort, several times slower)
-    by_eid = linked[np.argsort(eids[linked])]
+    # have one order (a stable sort of int64 is a merge sort, several times slower); the
+    # rows of every eid sorted (``by_eid``) hold the unlinked (−1) first, then these
+    if by_eid is None:
+        linked = np.flatnonzero(eids >= 0)
+        by_eid = linked[np.argsort(eids[linked])]
+    else:
+        by_eid = by_eid[int(np.count_nonzero(eids < 0)):]
     ordered = eids[by_eid]
     if len(ordered) > 1 and bool(np.any(ordered[1:] == ordered[:-1])):
         return None
@@ -824,6 +833,7 @@ def read_linked(eids: np.ndarray, suspect: dict[str, np.ndarray], master: pl.Dat
     :func:`read_marks`'s)."""
     eids = np.asarray(eids, dtype=np.int64)
     columns = sorted({c.column for c in carriers} & set(suspect) & set(master.columns))
+    by_eid = np.argsort(eids)  # made once for the master's values and the positions' order
     return read_marks(carriers, eids, {c: suspect[c] for c in columns},
-                      master_values(master, eids, columns), bias_key, seed=seed, cap=cap,
-                      pool=pool)
+                      master_values(master, eids, columns, by_eid), bias_key, seed=seed,
+                      cap=cap, pool=pool, by_eid=by_eid)
