@@ -502,7 +502,10 @@ class _Summary:
 
 
 def _summary(values: FloatArray, missing: float) -> _Summary:
-    present = values[~np.isnan(values)]
+    nan = np.isnan(values)
+    # every value present and more than the sample: the sample taken from the values
+    # themselves, not from a copy of them all (the same positions)
+    present = values if values.size > STATS_ROWS and not nan.any() else values[~nan]
     if present.size > STATS_ROWS:
         present = present[np.linspace(0, present.size - 1, STATS_ROWS).astype(np.int64)]
     quantiles = np.quantile(present, _LEVELS) if present.size else np.zeros(0)
@@ -523,12 +526,16 @@ def _costs(columns: list[_Column], master: _Master) -> FloatArray:
                                 float(np.mean(np.isnan(master.values[name][master.sample]))))
                  for name in master.values}
     cache: dict[tuple[str, float], FloatArray] = {}
+    # a suspect column's canonical strings are compared only with text master columns: none,
+    # none made (20,000 strings per column)
+    texts = any(master.specs[name].kind == "text" for name in master.names)
     for i, col in enumerate(columns):
         mine = _summary(col.values, col.missing)
-        text = col.text if col.source.len() <= STATS_ROWS else col.text_at(
-            np.linspace(0, col.source.len() - 1, STATS_ROWS).astype(np.int64))
+        text = (col.text if col.source.len() <= STATS_ROWS else col.text_at(
+            np.linspace(0, col.source.len() - 1, STATS_ROWS).astype(np.int64))) if texts else None
         for j, name in enumerate(master.names):
             if master.specs[name].kind == "text":
+                assert text is not None  # made above whenever a master column is text
                 costs[i, j] = _text_cost(text, master.text[name].gather(master.sample))
             elif mine.values.size:
                 costs[i, j] = _cost(col, mine, master.specs[name], summaries[name],
