@@ -40,6 +40,11 @@ demo: $(STAMP)  ## the main job: synthesise 500,000 participants, ingest them en
 # tests share one: tests/conftest.py), with the type check running alongside; the slowest
 # tests are listed.
 PYTEST_PARALLEL := -n auto --dist loadscope
+# make test: one worker more than the cores. Its tests wait on wall-clock floors, sandboxed
+# jobs, R, JVMs and a browser; a third worker on two cores fills those waits: 841 s at -n 2
+# (the machine 83 % busy) against 713 s at -n 3 for the same CPU, 2026-11-28 (BENCHMARKS.md).
+# The quick loop keeps one per core: it is CPU-bound (53.7 s at -n 2, 56.6 s at -n 3).
+WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 # schemathesis registers itself with every pytest process it is installed beside (a second of
 # imports in each): only the fuzz run below uses it
 NO_FUZZER := -p no:schemathesis
@@ -63,7 +68,7 @@ test: $(STAMP)  ## lint, then every test (unit, integration, functional) with th
 	$(BIN)/ruff check src tests benchmarks scripts || exit 1; \
 	$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
 	$(BIN)/pytest -n 0 -m fuzz $(FUZZ) > $(VENV)/fuzz.out 2>&1 & fuzz=$$!; \
-	$(BIN)/pytest $(PYTEST_PARALLEL) $(NO_FUZZER) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) --world-budget $(WORLD_BUDGET) tests; \
+	$(BIN)/pytest -n $(WORKERS) --dist loadscope $(NO_FUZZER) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) --world-budget $(WORLD_BUDGET) tests; \
 	tests=$$?; \
 	wait $$fuzz; fuzzed=$$?; cat $(VENV)/fuzz.out; \
 	wait $$types; typed=$$?; cat $(VENV)/mypy.out; \
