@@ -51,6 +51,7 @@ from strongroom.cohort.model import EID, parse_column_name
 from strongroom.cohort.synth import synthesise
 from strongroom.extracts import accuse, service
 from tests.access_world import World, build_world
+from tests.innocence import INNOCENT
 
 FIELDS = [31, 34, 52, 53, 54, 191, 738, 1558, 2178, 2443, 4080, 6138, 6150, 6153, 6177,
           20002, 20107, 20116, 20118, 21000, 21001, 22032, 30690]
@@ -183,7 +184,7 @@ def test_a_categorical_and_date_copy_names_its_recipient(categorical: Categorica
     assert set(report.values.marks.models) == {"p20002_i0_a*"}  # the only marked field
     assert _named(report) == {categorical.leaker}
     assert bound <= math.log(accuse.THRESHOLD)
-    assert innocent > math.log(1e-4)
+    assert innocent > INNOCENT
 
 
 def test_an_innocents_categorical_copy_names_only_it(categorical: Categorical) -> None:
@@ -192,7 +193,7 @@ def test_an_innocents_categorical_copy_names_only_it(categorical: Categorical) -
     least = _least_innocent(report, {innocent})
     print(f"\ninnocent's own ln P {_own(report, innocent)[0]:.1f}, least other {least:.1f}")
     assert _named(report) == {innocent}
-    assert least > math.log(1e-4)
+    assert least > INNOCENT
 
 
 def test_the_raw_cohort_s_categories_name_no_one(categorical: Categorical) -> None:
@@ -203,7 +204,7 @@ def test_the_raw_cohort_s_categories_name_no_one(categorical: Categorical) -> No
     report = categorical.attribute(repair(raw, 3), "raw.csv")
     print(f"\nraw: least ln P {_least_innocent(report, set()):.1f}")
     assert not _named(report)
-    assert _least_innocent(report, set()) > math.log(1e-4)
+    assert _least_innocent(report, set()) > INNOCENT
 
 
 def test_array_columns_split_between_rows_name_no_innocent(categorical: Categorical) -> None:
@@ -218,4 +219,4 @@ def test_array_columns_split_between_rows_name_no_innocent(categorical: Categori
     least = _least_innocent(report, {categorical.leaker})
     print(f"\nsplit: leaker ln P {own:.1f}, least innocent {least:.1f}")
     assert _named(report) <= {categorical.leaker}
-    assert least > math.log(1e-4)
+    assert least > INNOCENT

@@ -56,6 +56,7 @@ from strongroom.cohort.model import EID
 from strongroom.cohort.synth import synthesise
 from strongroom.extracts import accuse, service
 from tests.access_world import World, build_world
+from tests.innocence import INNOCENT
 from tests.leaks import text_leaks
 
 FIELDS = [31, 34, 48, 50, 52, 4079, 4080, 21001, 21002, 30000, 30020, 30690, 30700, 30710,
@@ -184,7 +185,7 @@ def test_a_copy_repaired_within_itself_names_its_recipient(repaired: Repaired) -
     fine = repaired.master["p21001_i0"].drop_nulls().to_list()  # four decimals: never a count
     assert not text_leaks(pack, fine)  # the evidence holds no participant values
     _, _, values, bound, innocent = _figures(report, repaired.leaker, {repaired.leaker})
-    assert values < -1000 and bound < -1000 and innocent > math.log(1e-4)
+    assert values < -1000 and bound < -1000 and innocent > INNOCENT
 
 
 def test_a_copy_repaired_with_a_second_recipients_names_the_leaker_only(
@@ -195,7 +196,7 @@ def test_a_copy_repaired_with_a_second_recipients_names_the_leaker_only(
     assert _named(report) <= {repaired.leaker, repaired.second}  # the second's copy is in it
     _, _, values, _, innocent = _figures(report, repaired.leaker,
                                          {repaired.leaker, repaired.second})
-    assert values < -200 and innocent > math.log(1e-4)
+    assert values < -200 and innocent > INNOCENT
 
 
 def test_an_innocents_repaired_copy_names_only_that_recipient(repaired: Repaired) -> None:
@@ -203,7 +204,7 @@ def test_an_innocents_repaired_copy_names_only_that_recipient(repaired: Repaired
     leak = repair(repaired.copies[innocent], repaired.copies[innocent], 3)
     report = repaired.attribute(leak, "innocent.csv")
     assert _named(report) == {innocent}
-    assert _figures(report, innocent, {innocent})[-1] > math.log(1e-4)
+    assert _figures(report, innocent, {innocent})[-1] > INNOCENT
 
 
 def test_the_raw_cohort_repaired_names_no_one(repaired: Repaired) -> None:
@@ -212,7 +213,7 @@ def test_the_raw_cohort_repaired_names_no_one(repaired: Repaired) -> None:
     leak = repair(raw, raw, 4)
     report = repaired.attribute(leak, "raw.csv")
     assert not _named(report)
-    assert _figures(report, "", set())[-1] > math.log(1e-4)
+    assert _figures(report, "", set())[-1] > INNOCENT
     assert all(s.log_bound > math.log(accuse.THRESHOLD) + 5 for s in report.scores)
 
 
@@ -226,7 +227,7 @@ def test_repaired_shuffled_and_half_sampled_as_json_lines_still_names(
     assert _named(report) <= {repaired.leaker, repaired.second}
     _, _, values, _, innocent = _figures(report, repaired.leaker,
                                          {repaired.leaker, repaired.second})
-    assert values < -100 and innocent > math.log(1e-4)
+    assert values < -100 and innocent > INNOCENT
 
 
 def test_three_copies_re_paired_and_pooled_name_colluders_only(repaired: Repaired) -> None:
@@ -241,7 +242,7 @@ def test_three_copies_re_paired_and_pooled_name_colluders_only(repaired: Repaire
     assert report.values is not None
     assert _named(report) == set(gang)
     assert max(report.values.log_p(e) for e in gang) < -100
-    assert _figures(report, gang[0], set(gang))[-1] > math.log(1e-4)
+    assert _figures(report, gang[0], set(gang))[-1] > INNOCENT
 
 
 def test_only_coarse_columns_re_paired_name_through_the_quasi_identifiers(
@@ -258,4 +259,4 @@ def test_only_coarse_columns_re_paired_name_through_the_quasi_identifiers(
     assert report.values is not None and len(report.values.readings) == 2
     assert report.values.log_p(repaired.leaker) < -15
     assert _named(report) <= {repaired.leaker}
-    assert _figures(report, repaired.leaker, {repaired.leaker})[-1] > math.log(1e-4)
+    assert _figures(report, repaired.leaker, {repaired.leaker})[-1] > INNOCENT

@@ -39,7 +39,6 @@ its decoys is there to name it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,6 +49,7 @@ from strongroom.access import pseudonyms
 from strongroom.access.models import Project
 from strongroom.cohort.model import EID
 from strongroom.extracts import accuse, manifest, service
+from tests.innocence import INNOCENT
 from tests.integration.test_attribution_repaired import N, Repaired, repaired
 
 __all__ = ["repaired"]  # the module's world, built once here too
@@ -123,4 +123,4 @@ def test_union_of_three_copies(repaired: Repaired, how: str, projects: str) -> N
     # every colluder whose copy gave the file a share of its rows is named
     assert named == (set(gang) if how == "random" else set(gang[:2]))
     by = {s.extract_id: s for s in report.scores}
-    assert min((s.log_p for e, s in by.items() if e not in gang), default=0.0) > math.log(1e-4)
+    assert min((s.log_p for e, s in by.items() if e not in gang), default=0.0) > INNOCENT

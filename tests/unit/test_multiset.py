@@ -15,6 +15,7 @@ import pytest
 from strongroom.cohort.crypto import MasterKey
 from strongroom.extracts import accuse, codes, multiset
 from strongroom.extracts.carriers import Carrier
+from tests.innocence import INNOCENT
 
 MASTER = MasterKey(b"\x09" * 32)
 BIAS = codes.bias_key(MASTER)
@@ -89,7 +90,7 @@ def test_a_copy_with_every_column_shuffled_alone_names_its_recipient(world: Worl
     found = _evidence(world, _columns_shuffled(_copy(world, "ext_004"), 1))
     assert _named(found) == {"ext_004"}
     assert found.log_p("ext_004") < -1000
-    assert min(found.log_p(e) for e in REGISTERED if e != "ext_004") > math.log(1e-4)
+    assert min(found.log_p(e) for e in REGISTERED if e != "ext_004") > INNOCENT
     assert {"p21001_i0", "p30690_i0", "p30760_i0"} <= set(found.marks.models)
 
 
@@ -117,7 +118,7 @@ def test_the_raw_cohort_and_rounded_values_name_no_one(world: World) -> None:
     _, master, _ = world
     raw = _evidence(world, _columns_shuffled(master, 5))
     assert not _named(raw)
-    assert min(raw.log_p(e) for e in REGISTERED) > math.log(1e-4)
+    assert min(raw.log_p(e) for e in REGISTERED) > INNOCENT
     copy = _copy(world, "ext_007")
     rounded = {c: np.round(v, 1) for c, v in copy.items() if c != "p50_i0"}
     found = _evidence(world, rounded)  # rounded 100x coarser: no column is read at all

@@ -19,6 +19,7 @@ from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.dictionary import shipped_dictionary
 from strongroom.extracts import accuse, codes, multiset, orders
 from strongroom.extracts.carriers import ORDER, Carrier
+from tests.innocence import INNOCENT
 
 MASTER = MasterKey(b"\x0b" * 32)
 BIAS = codes.bias_key(MASTER)
@@ -132,7 +133,7 @@ def test_a_shuffled_cut_copy_names_its_recipient_and_a_sorted_one_no_one(
     found = _evidence(master, half)
     assert _named(found) == {"ext_004"}
     assert found.log_p("ext_004") < -200
-    assert min(found.log_p(e) for e in REGISTERED if e != "ext_004") > math.log(1e-4)
+    assert min(found.log_p(e) for e in REGISTERED if e != "ext_004") > INNOCENT
     cols = [c for c in copy.columns if c.startswith("p20002_i0")]
     rows = np.sort(copy.select(cols).cast(pl.Float64).to_numpy(), axis=1)  # NaN last
     tidy = copy.with_columns([pl.Series(c, rows[:, j]).fill_nan(None)
@@ -147,7 +148,7 @@ def test_a_shuffled_cut_copy_names_its_recipient_and_a_sorted_one_no_one(
 
 def test_the_raw_cohort_and_two_copies_mixed(master: pl.DataFrame) -> None:
     raw = _evidence(master, master)
-    assert not _named(raw) and min(raw.log_p(e) for e in REGISTERED) > math.log(1e-4)
+    assert not _named(raw) and min(raw.log_p(e) for e in REGISTERED) > INNOCENT
     a, b = _copy(master, "ext_005"), _copy(master, "ext_006")
     mixed = pl.concat([a[: N // 2], b[N // 2:]])
     assert _named(_evidence(master, mixed)) == {"ext_005", "ext_006"}
