@@ -68,7 +68,7 @@ test: $(STAMP)  ## lint, then every test (unit, integration, functional) with th
 	$(BIN)/ruff check src tests benchmarks scripts || exit 1; \
 	$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
 	$(BIN)/pytest -n 0 -m fuzz $(FUZZ) > $(VENV)/fuzz.out 2>&1 & fuzz=$$!; \
-	$(BIN)/pytest -n $(WORKERS) --dist loadscope $(NO_FUZZER) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) --world-budget $(WORLD_BUDGET) tests; \
+	$(BIN)/pytest -n $(WORKERS) --dist loadscope $(NO_FUZZER) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) --world-budget $(WORLD_BUDGET) --timings $(VENV)/test-timings.json tests; \
 	tests=$$?; \
 	wait $$fuzz; fuzzed=$$?; cat $(VENV)/fuzz.out; \
 	wait $$types; typed=$$?; cat $(VENV)/mypy.out; \

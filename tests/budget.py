@@ -11,6 +11,7 @@ setup: a world a module builds is judged once, by the world budget, however it i
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Generator
@@ -32,6 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--world-budget", type=float, default=None, metavar="SECONDS",
                      help="fail the run if building a shared world (a fixture of wider than "
                           "function scope) takes longer than this, naming it")
+    parser.addoption("--timings", default=None, metavar="PATH",
+                     help="write every test's own seconds, every world's builds and every "
+                          "module's total to PATH (JSON), to see where a run's time went")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -120,8 +124,20 @@ def by_module(most: int = 10) -> list[tuple[str, float, int]]:
     return [(module, took, counts[module]) for module, took in ranked]
 
 
+def timings() -> dict[str, object]:
+    """Every test's own seconds, every shared world's builds and every module's total."""
+    return {"tests": dict(sorted(_SEEN.items(), key=lambda item: -item[1])),
+            "worlds": {world: builds for world, builds in _BUILT.items()},
+            "modules": [{"module": module, "seconds": round(took, 2), "tests": tests}
+                        for module, took, tests in by_module(len(_SEEN) + len(_BUILT))]}
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             config: pytest.Config) -> None:
+    path = config.getoption("timings")
+    if path and not hasattr(config, "workerinput"):
+        with open(path, "w") as out:
+            json.dump(timings(), out, indent=1)
     budget, world_budget = _limits(config)
     if budget is None and world_budget is None:
         return

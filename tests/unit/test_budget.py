@@ -3,6 +3,7 @@ and without xdist; a run within the budget passes."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -90,6 +91,22 @@ def test_a_shared_world_is_judged_by_its_own_budget_not_charged_to_a_test(
              and " s  " in line]
     assert len(named) == 2 and all(line.endswith("test_some.py::world") for line in named), \
         done.stdout  # in the slowest worlds' list, and in the over-budget list
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_the_timings_file_holds_every_test_world_and_module(tmp_path: Path,
+                                                            workers: list[str]) -> None:
+    """``--timings``: where all of a run's time went, not only the slowest ten."""
+    written = tmp_path / "timings.json"
+    done = _run(tmp_path, "--timings", str(written), *workers, module=WORLD + SLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads(written.read_text())
+    assert len(found["tests"]) == 4 and found["tests"][next(iter(found["tests"]))] >= 0.6
+    assert next(iter(found["tests"])).endswith("::test_slow")  # slowest first
+    [(world, builds)] = found["worlds"].items()
+    assert world.endswith("test_some.py::world") and len(builds) in (1, 2)
+    [module] = found["modules"]
+    assert module["tests"] == 4 and module["seconds"] >= 1.2  # the world and the slow test
 
 
 def test_the_fuzz_module_make_test_names_is_the_only_one() -> None:

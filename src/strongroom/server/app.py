@@ -62,8 +62,16 @@ def problem(status: int, error: str, reasons: list[str],
                         headers=headers)
 
 
+# The spec, made once per process: every app ``create_app`` builds has the same routes, and
+# generating it builds every route's models (half a second an app)
+_SPEC: dict[str, Any] | None = None
+
+
 def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
     """The generated spec plus how to authenticate (a session cookie or a bearer token)."""
+    global _SPEC
+    if app.openapi_schema is None and _SPEC is not None:
+        app.openapi_schema = _SPEC
     if app.openapi_schema is None:
         spec = get_openapi(title=app.title, version=app.version, description=app.description,
                            routes=app.routes)
@@ -78,7 +86,7 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
             for operation in operations.values():
                 if operation.get(ACTION_KEY) != PUBLIC:
                     operation["security"] = [{"session": []}, {"token": []}]
-        app.openapi_schema = spec
+        app.openapi_schema = _SPEC = spec
     return app.openapi_schema
 
 
