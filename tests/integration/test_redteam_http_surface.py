@@ -54,6 +54,8 @@ import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import duckdb
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -428,21 +430,34 @@ def _until(found: Callable[[], bool]) -> bool:
 # -- definitions, the dummy zip, the DP budget ----------------------------------------------
 
 
+def _dummy_cut(members: dict[str, tuple[int, bytes]], sql: str) -> pl.DataFrame:
+    """``sql`` run on the dummy zip's own ``base`` rows (synthetic: no participant's)."""
+    base = pl.read_csv(io.BytesIO(members["base.csv"][1]))  # noqa: F841 (read by DuckDB)
+    return duckdb.sql(sql).pl().sort("pid")
+
+
 def test_definitions_and_dummy_zip_same(world: AttackWorld, cast: runner.Cast) -> None:
+    """The definitions listed, the dummy zip and the page say the same whichever side of
+    the line the target is. The dummy's own rows of the cut are the cut of the dummy's base
+    (its synthetic rows, the same on both sides), so they move only when a synthetic
+    participant lies between the lines, and exactly as the cut on the dummy says."""
     target = cast.lean[1]
     who, project = attacker(world)
     browser = _browser(world, who)
     seen = {}
     for side, line in _lines(target).items():
-        made = browser.post(f"/projects/{project}/definitions", json={
-            "name": "cut", "sql": f"SELECT pid, bmi FROM base WHERE NOT ({target.condition} "
-                                  f"AND bmi > {line})"})
+        sql = f"SELECT pid, bmi FROM base WHERE NOT ({target.condition} AND bmi > {line})"
+        made = browser.post(f"/projects/{project}/definitions", json={"name": "cut",
+                                                                         "sql": sql})
         assert made.status_code == 201, made.text
         listed = browser.get(f"/projects/{project}/definitions")
         zipped = browser.get(f"/projects/{project}/dummy")
         assert zipped.status_code == 200
         with zipfile.ZipFile(io.BytesIO(zipped.content)) as z:
             members = {i.filename: (i.file_size, z.read(i.filename)) for i in z.infolist()}
+        cut = pl.read_csv(io.BytesIO(members["cut.csv"][1])).sort("pid")
+        assert cut.equals(_dummy_cut(members, sql)), side
+        members = {k: v for k, v in members.items() if not k.startswith("cut.")}
         page = browser.get(f"/ui/workspace/projects/{project}", params={"tab": "analyse"})
         for r in (made, listed, zipped, page):
             _no_side_headers(r)
