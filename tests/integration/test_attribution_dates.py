@@ -266,3 +266,16 @@ def test_an_unused_keys_p_value_is_a_p_value(dates: Dates) -> None:
         # 4,000 valid p-values all above 1e-8 but one run in 25,000: ten times the naming
         # threshold (10⁻⁹ before the union bound), where 1e-6 failed about one run in a thousand
         assert p.min() > 1e-8
+
+
+def test_the_null_benchmark_runs_on_this_world(dates: Dates) -> None:
+    """``benchmarks/null_pvalues.py``'s suspects and scoring, at 200 keys (its smoke run)."""
+    from benchmarks import null_pvalues
+
+    frames = null_pvalues.suspects(dates, 9)
+    assert set(frames) == {"guilty", "raw", "labels, shifted", "months"}
+    report = dates.attribute(frames["guilty"], "bench.csv")
+    assert report.values is not None
+    found = null_pvalues.null_log_p(report.values.readings, 200)
+    assert found.shape == (200,) and (found <= 0).all()
+    assert found.min() > math.log(1e-8)  # valid p-values: one run in 10⁶ below
