@@ -37,7 +37,6 @@ The module runs in about 55–70 s (the world's three 50,000-row extracts take m
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +47,9 @@ import pytest
 
 from strongroom.access.models import Person, Project
 from strongroom.access.roles import Role
-from strongroom.cohort.crypto import MasterKey
 from strongroom.cohort.model import EID, parse_column_name
 from strongroom.cohort.synth import synthesise
-from strongroom.extracts import accuse, codes, multiset, service
+from strongroom.extracts import accuse, service
 from strongroom.watch.policy import set_limits
 from tests.access_world import World, build_world
 from tests.innocence import INNOCENT
@@ -240,42 +238,19 @@ def test_an_innocents_copy_names_only_it_and_the_raw_cohort_no_one(dates: Dates)
 def test_an_unused_keys_p_value_is_a_p_value(dates: Dates) -> None:
     """The readings of the leaker's copy (as issued, relabelled and shifted, truncated to
     months) and of the raw cohort's rows, scored against 1,000 keys never used for any file:
-    P(p ≤ a) ≤ a within three standard errors, and none near the naming threshold."""
-    master = dates.world.platform.store.load(["participants"]).participants
-    columns = dates.leak(dates.leaker, 7).columns
-    raw = master.select(columns)[np.random.default_rng(8).choice(N, ROWS, replace=False)]
-    secret = MasterKey(os.urandom(32))  # a master key no extract was ever made under
-    guilty = dates.leak(dates.leaker, 7)
-    for name, frame in (("guilty", guilty), ("raw", raw),
-                        ("guilty, labels and dates shifted", as_text(guilty, dates).with_columns(
-                            pl.col(DATE) + pl.duration(days=61))),
-                        ("guilty, months", guilty.with_columns(pl.col(DATE).dt.truncate("1mo")))):
+    P(p ≤ a) ≤ a within three standard errors, and none near the naming threshold. The
+    suspects and the scoring are ``benchmarks/null_pvalues.py``'s (this is its smoke run)."""
+    from benchmarks import null_pvalues
+
+    for name, frame in null_pvalues.suspects(dates, 7).items():
         report = dates.attribute(frame, f"null-{name}.csv")
         assert report.values is not None
-        carriers = frozenset(report.values.marks.carriers)
-        nulls = [accuse.Recipient(f"null_{i:04d}", codes.recipient_key(secret, f"null_{i:04d}"),
-                                  carriers) for i in range(1_000)]
-        found = multiset.ValueEvidence(tuple(multiset.score(r.name, r.marks, nulls)
-                                             for r in report.values.readings))
-        p = np.exp([found.log_p(r.extract_id) for r in nulls])
+        p = np.exp(null_pvalues.null_log_p(report.values.readings, 1_000))
         print(f"\n{name}: positions {[len(r.marks) for r in report.values.readings]}, "
               f"shares ≤ 0.01/0.05/0.2: {np.mean(p <= 0.01):.3f}/{np.mean(p <= 0.05):.3f}/"
               f"{np.mean(p <= 0.2):.3f}, least p {p.min():.2g}")
         for a in (0.01, 0.05, 0.2, 0.5):
-            assert np.mean(p <= a) <= a + 3 * math.sqrt(a * (1 - a) / len(nulls)), (name, a)
-        # 4,000 valid p-values all above 1e-8 but one run in 25,000: ten times the naming
-        # threshold (10⁻⁹ before the union bound), where 1e-6 failed about one run in a thousand
+            assert np.mean(p <= a) <= a + 3 * math.sqrt(a * (1 - a) / len(p)), (name, a)
+        # 4,000 valid p-values all above 1e-8 but about one run in 36,000: ten times the naming
+        # threshold (10⁻⁹ before the union bound), where 1e-6 failed about one run in 400
         assert p.min() > 1e-8
-
-
-def test_the_null_benchmark_runs_on_this_world(dates: Dates) -> None:
-    """``benchmarks/null_pvalues.py``'s suspects and scoring, at 200 keys (its smoke run)."""
-    from benchmarks import null_pvalues
-
-    frames = null_pvalues.suspects(dates, 9)
-    assert set(frames) == {"guilty", "raw", "labels, shifted", "months"}
-    report = dates.attribute(frames["guilty"], "bench.csv")
-    assert report.values is not None
-    found = null_pvalues.null_log_p(report.values.readings, 200)
-    assert found.shape == (200,) and (found <= 0).all()
-    assert found.min() > math.log(1e-8)  # valid p-values: one run in 10⁶ below

@@ -70,9 +70,7 @@ _SPEC: dict[str, Any] | None = None
 def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
     """The generated spec plus how to authenticate (a session cookie or a bearer token)."""
     global _SPEC
-    if app.openapi_schema is None and _SPEC is not None:
-        app.openapi_schema = _SPEC
-    if app.openapi_schema is None:
+    if _SPEC is None:
         spec = get_openapi(title=app.title, version=app.version, description=app.description,
                            routes=app.routes)
         spec.setdefault("components", {})["securitySchemes"] = {
@@ -86,8 +84,9 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
             for operation in operations.values():
                 if operation.get(ACTION_KEY) != PUBLIC:
                     operation["security"] = [{"session": []}, {"token": []}]
-        app.openapi_schema = _SPEC = spec
-    return app.openapi_schema
+        _SPEC = spec
+    app.openapi_schema = _SPEC
+    return _SPEC
 
 
 def create_app(platform: Platform | None,
