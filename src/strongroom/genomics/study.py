@@ -139,14 +139,16 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
               for j, t in enumerate(spec.traits)}  # as the engine drops them
     vectors = {}
     for c in spec.reads():  # what the fit read: the traits as winsorised
+        name = c
         if c in spec.traits:
             values = traits[:, spec.traits.index(c)]
         elif used.schema[c].is_numeric() or used.schema[c] == pl.Boolean:
             values = used[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            name = f"{c} (covariate)"  # compared with covariates only (outputs/contributions)
         else:
             continue
         present = np.isfinite(values)
-        vectors[c] = (pids[present], values[present])
+        vectors[name] = (pids[present], values[present])
     for trait, fitted in spread.items():
         if fitted.residuals is not None:
             vectors[f"{trait} (residual)"] = fitted.residuals

@@ -868,6 +868,8 @@ def _may_overlap(a: Vector, b: Vector) -> bool:
 
 
 FIT = " variable "  # the label of a variable a model, survival curve or correlation read
+# a GWAS covariate's name ends so (genomics/study.py): compared with covariates only
+COVARIATE = " (covariate)"
 
 
 def _family(vector: Vector) -> str:
@@ -875,9 +877,21 @@ def _family(vector: Vector) -> str:
     with statistics; a variable a fit read with the same kind of fit only (a model refitted
     with one person's outcome changed). A fit does not release the sum of what it read (its
     estimates are rounded to what one participant can move, see precision), so a fit beside
-    a summary over a few more people is no difference of sums."""
-    head, found, _ = vector.label.partition(FIT)
-    return head if found else ""
+    a summary over a few more people is no difference of sums.
+
+    A GWAS's covariates are a family of their own. Its effects are sums of genotypes times
+    the trait's residuals: two GWAS of one trait over groups a few apart give those few's
+    genotypes, and so do two adjusted for a covariate changed for a few (covariate against
+    covariate); a trait beside another GWAS's covariate gives nothing (the second's effects
+    are of another trait), yet the clip or a few people missing the other trait set them
+    apart, and an honest GWAS of diabetes adjusted for BMI after one of BMI was blocked.
+    Their residuals are weighed against each other whatever the roles
+    (``concentrated_clashes``). A covariate released before roles were kept is labelled
+    as a trait, and is compared with traits."""
+    head, found, name = vector.label.partition(FIT)
+    if not found:
+        return ""
+    return head + COVARIATE if COVARIATE in name else head
 
 
 def findings(news: list[Vector], found: list[tuple[int, str, int]], threshold: int,
