@@ -15,14 +15,9 @@ import numpy as np
 import pytest
 
 from strongroom.outputs.contributions import Vector, clashes, span_clashes
+from tests.unit.test_span_clips import K, clipped
 
-K = 10
 N = 3000
-
-
-def clipped(raw: np.ndarray, rank: int) -> np.ndarray:
-    order = np.sort(raw)
-    return np.clip(raw, order[rank - 1], order[raw.size - rank])
 
 
 def world(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
