@@ -174,7 +174,11 @@ def bed_chunks(path: Path, n: int, m: int, chunk: int, seconds: list[float]
             if f.readinto(memoryview(raw)[:c * per]) != c * per:
                 sys.exit(f"{path} ends early")
             out = buffer[:c]
-            np.take(_BED_TABLE, raw[:c * per].reshape(c, per), axis=0, out=out, mode="clip")
+            packed = raw[:c * per].reshape(c, per)
+            step = max(1, (1 << 20) // per)  # as encoding.decode: the intp indices a slice
+            for a in range(0, c, step):
+                np.take(_BED_TABLE, packed[a:a + step], axis=0, out=out[a:a + step],
+                        mode="clip")
             seconds[0] += time.perf_counter() - t0
             yield s, out.reshape(c, per * 4)[:, :n].T
 

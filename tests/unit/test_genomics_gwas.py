@@ -14,7 +14,7 @@ import statsmodels.api as sm
 from polars.testing import assert_frame_equal
 from scipy import optimize, special
 
-from strongroom.genomics import pca
+from strongroom.genomics import logistic, pca
 from strongroom.genomics.gwas import (
     GwasInputError,
     genomic_inflation,
@@ -183,6 +183,22 @@ def test_firth_takes_over_when_no_case_carries_the_allele(data):
     assert (res["mac_cases"][0], res["mac_controls"][0]) == (0.0, 4.0)
     plain = logistic_gwas([(0, g)], data["case"], data["cov"], firth_fallback=False)
     assert plain["error"][0] == "SEPARATION" and plain["beta"][0] is None
+
+
+def test_logistic_fits_do_not_depend_on_how_samples_and_variants_are_blocked(
+        data, monkeypatch: pytest.MonkeyPatch):
+    """At large n the Newton batch shrinks (its dosages a thread's memory) and the covariates'
+    products are made a block of rows at a time: here both at this small n, Firth included."""
+    g = data["g"].copy()
+    controls = np.flatnonzero(data["case"] == 0)
+    g[:, 0] = 0.0
+    g[controls[:4], 0] = 1.0  # Firth's variant
+    whole = logistic_gwas([(0, g)], data["case"], data["cov"])
+    monkeypatch.setattr(logistic, "_NEWTON_CELLS", 8 * N)  # batches of 8
+    monkeypatch.setattr(logistic, "_CROSS_ROWS", 64)  # blocks of 64 rows
+    blocked = logistic_gwas([(0, g)], data["case"], data["cov"])
+    assert blocked["test"][0] == "firth" and (blocked["test"][1:] == "logistic").all()
+    assert_frame_equal(whole, blocked, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def test_a_covariate_that_separates_cases_sends_every_variant_to_firth(data):

@@ -22,6 +22,18 @@ def test_hard_calls_round_trip_for_any_number_of_samples(n: int) -> None:
     assert np.array_equal(encoding.decode(packed, rows), calls[rows], equal_nan=True)
 
 
+@pytest.mark.parametrize("at_once", [1, 26, 52, 1 << 20])
+def test_hard_calls_decode_alike_however_many_variants_at_once(
+        at_once: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk is decoded a slice of variants at a time (``_DECODE_BYTES`` packed bytes: the
+    lookup's indices are eight times that): one variant, two, some, or all at once."""
+    rng = np.random.default_rng(7)
+    calls = rng.integers(0, 3, (101, 9)).astype(np.float32)
+    calls[rng.random(calls.shape) < 0.1] = np.nan
+    monkeypatch.setattr(encoding, "_DECODE_BYTES", at_once)  # 26 packed bytes a variant
+    assert np.array_equal(encoding.decode(encoding.encode(calls)), calls, equal_nan=True)
+
+
 def test_dosages_are_kept_to_sixteen_bits() -> None:
     rng = np.random.default_rng(0)
     dosages = rng.uniform(0, 2, (50, 7)).astype(np.float32)

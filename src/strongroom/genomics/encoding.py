@@ -28,6 +28,7 @@ _UNPACK = np.array(
     [[(b >> (2 * k)) & 3 for k in range(4)] for b in range(256)], dtype=np.uint8)
 _DOSAGE_OF_CODE = np.array([0.0, 1.0, 2.0, np.nan], dtype=np.float32)
 _TABLE = _DOSAGE_OF_CODE[_UNPACK]  # 256 × 4 float32
+_DECODE_BYTES = 1 << 20  # packed bytes decoded at once: their intp indices are 8 MiB
 
 
 class ChunkError(ValueError):
@@ -100,7 +101,9 @@ def decode(chunk: bytes, rows: npt.NDArray[np.intp] | None = None) -> Dosages:
         # lookup writes straight into what the GWAS reads, with no copy after it (most of the
         # samples: every one decoded, then the rows taken, is faster than gathering them)
         buffer = np.empty((m, per, 4), dtype=np.float32)
-        np.take(_TABLE, packed, axis=0, out=buffer)
+        step = max(1, _DECODE_BYTES // per)  # np.take makes its byte indices intp: 8 bytes each
+        for a in range(0, m, step):
+            np.take(_TABLE, packed[a:a + step], axis=0, out=buffer[a:a + step])
         out = buffer.reshape(m, per * 4)[:, :n]
         if rows is not None:
             out = np.take(out, rows, axis=1)

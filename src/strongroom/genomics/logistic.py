@@ -50,7 +50,11 @@ from strongroom.genomics.gwas import (
 
 LOGISTIC: Final = "logistic"
 FIRTH: Final = "firth"
-_NEWTON_BATCH: Final = 64  # variants fitted together by Newton's method
+# variants fitted together by Newton's method: 64, fewer at large n so that a batch's float32
+# dosages (a copy per thread) stay near 32 MiB: at 500,000 samples, 16 of them took no more
+# CPU than 64 and 120 MiB less memory over two threads (BENCHMARKS.md, session 45)
+_NEWTON_BATCH: Final = 64
+_NEWTON_CELLS: Final = 1 << 23
 _FIRTH_BATCH_ELEMENTS: Final = 1 << 21  # samples × variants per Firth batch: bounds its memory
 
 
@@ -100,7 +104,12 @@ class _Model:
     def of(cls, covariates: F64, y: F64) -> _Model:
         c1 = np.column_stack([np.ones(y.size), covariates])
         pairs = np.triu_indices(c1.shape[1])
-        cross = np.ascontiguousarray(c1[:, pairs[0]] * c1[:, pairs[1]])
+        # a block of rows at a time: whole, the two gathers and their product were three
+        # times its size at once (0.8 GiB at 500,000 samples and ten covariates)
+        cross = np.empty((y.size, pairs[0].size))
+        for a in range(0, y.size, _CROSS_ROWS):
+            block = c1[a:a + _CROSS_ROWS]
+            np.multiply(block[:, pairs[0]], block[:, pairs[1]], out=cross[a:a + _CROSS_ROWS])
         return cls(c1, cross, pairs, y, np.ascontiguousarray(c1.T), np.ones(y.size) @ cross,
                    (y - 0.5) @ c1)
 
@@ -274,6 +283,7 @@ def _step_sums(model: _Model, g_t: NDArray[np.float32], missing: tuple[NDArray[n
 
 _BLOCK_CELLS: Final = 1 << 17  # variants × samples per block of a Newton step (1 MiB each)
 _MIN_ROWS: Final = 1024
+_CROSS_ROWS: Final = 1 << 16  # rows of the covariates' products made at once
 
 
 def _solve(h: F64, rhs: F64) -> F64:
@@ -491,7 +501,8 @@ def _logistic_block(trait: _Trait, first: int, dosages: NDArray[np.float32], fir
     ordinary = np.setdiff1d(np.flatnonzero(err == 0), firth)
     g = d.take(dosages)
     beta, se = np.full(v, np.nan), np.full(v, np.nan)
-    gave_up = _fits(_newton, trait.model, g, ordinary, beta, se, err, _NEWTON_BATCH)
+    gave_up = _fits(_newton, trait.model, g, ordinary, beta, se, err,
+                    max(8, min(_NEWTON_BATCH, _NEWTON_CELLS // d.n)))
     if firth_fallback:
         firth = np.concatenate([firth, gave_up])
     else:
