@@ -162,6 +162,8 @@ def bed_chunks(path: Path, n: int, m: int, chunk: int, seconds: list[float]
     variants (NaN missing), decoded by table lookup as the enclave decodes its sealed store
     (genomics/encoding.py); each chunk is fitted before the next is read, so one buffer
     serves them all. Reading time is added to ``seconds[0]``."""
+    from strongroom.genomics import encoding
+
     per = -(-n // 4)
     raw = np.empty(chunk * per, dtype=np.uint8)
     buffer = np.empty((chunk, per, 4), dtype=np.float32)
@@ -174,11 +176,7 @@ def bed_chunks(path: Path, n: int, m: int, chunk: int, seconds: list[float]
             if f.readinto(memoryview(raw)[:c * per]) != c * per:
                 sys.exit(f"{path} ends early")
             out = buffer[:c]
-            packed = raw[:c * per].reshape(c, per)
-            step = max(1, (1 << 20) // per)  # as encoding.decode: the intp indices a slice
-            for a in range(0, c, step):
-                np.take(_BED_TABLE, packed[a:a + step], axis=0, out=out[a:a + step],
-                        mode="clip")
+            encoding.look_up(_BED_TABLE, raw[:c * per].reshape(c, per), out)
             seconds[0] += time.perf_counter() - t0
             yield s, out.reshape(c, per * 4)[:, :n].T
 

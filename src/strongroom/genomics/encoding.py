@@ -82,6 +82,15 @@ def pack(first: int, dosages: Dosages) -> Packed:
         imputed=np.any(np.abs(dosages - np.round(dosages)) > 0, axis=0))
 
 
+def look_up(table: npt.NDArray[np.float32], packed: npt.NDArray[np.uint8],
+            out: npt.NDArray[np.float32]) -> None:
+    """``out[i, j] = table[packed[i, j]]`` (variants × packed bytes × 4 samples), a slice of
+    variants at a time: ``np.take`` makes its byte indices ``intp`` first, 8 bytes each."""
+    step = max(1, _DECODE_BYTES // max(1, packed.shape[1]))
+    for a in range(0, packed.shape[0], step):
+        np.take(table, packed[a:a + step], axis=0, out=out[a:a + step], mode="clip")
+
+
 def decode(chunk: bytes, rows: npt.NDArray[np.intp] | None = None) -> Dosages:
     """The samples × variants dosages of a chunk; only the samples at ``rows`` if given."""
     if len(chunk) < _HEADER.size:
@@ -101,9 +110,7 @@ def decode(chunk: bytes, rows: npt.NDArray[np.intp] | None = None) -> Dosages:
         # lookup writes straight into what the GWAS reads, with no copy after it (most of the
         # samples: every one decoded, then the rows taken, is faster than gathering them)
         buffer = np.empty((m, per, 4), dtype=np.float32)
-        step = max(1, _DECODE_BYTES // per)  # np.take makes its byte indices intp: 8 bytes each
-        for a in range(0, m, step):
-            np.take(_TABLE, packed[a:a + step], axis=0, out=buffer[a:a + step])
+        look_up(_TABLE, packed, buffer)
         out = buffer.reshape(m, per * 4)[:, :n]
         if rows is not None:
             out = np.take(out, rows, axis=1)

@@ -55,6 +55,7 @@ FIRTH: Final = "firth"
 # CPU than 64 and 120 MiB less memory over two threads (BENCHMARKS.md, session 45)
 _NEWTON_BATCH: Final = 64
 _NEWTON_CELLS: Final = 1 << 23
+_CROSS_ROWS: Final = 1 << 16  # rows of the covariates' products made at once
 _FIRTH_BATCH_ELEMENTS: Final = 1 << 21  # samples × variants per Firth batch: bounds its memory
 
 
@@ -283,7 +284,6 @@ def _step_sums(model: _Model, g_t: NDArray[np.float32], missing: tuple[NDArray[n
 
 _BLOCK_CELLS: Final = 1 << 17  # variants × samples per block of a Newton step (1 MiB each)
 _MIN_ROWS: Final = 1024
-_CROSS_ROWS: Final = 1 << 16  # rows of the covariates' products made at once
 
 
 def _solve(h: F64, rhs: F64) -> F64:
