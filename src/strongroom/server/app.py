@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import strongroom
@@ -20,8 +18,8 @@ from strongroom.audit import AuditError
 from strongroom.db import busy
 from strongroom.errors import Invalid, NotFound, RateLimited, ServiceError
 from strongroom.platform import Platform
-from strongroom.server import logs, web
-from strongroom.server.metering import observation, route_of
+from strongroom.server import web
+from strongroom.server.middleware import Meter, RequestId, SecurityHeaders
 from strongroom.server.routes import (
     admin,
     audit,
@@ -47,13 +45,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 METRICS_FROM = ("127.0.0.0/8", "::1/128")
 METRICS_ELSEWHERE = ("not found: the metrics are served to the platform team's scraper "
                      "only (its network is the operator's setting)")
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-}
 
 
 def problem(status: int, error: str, reasons: list[str],
@@ -200,51 +191,9 @@ def create_app(platform: Platform | None,
         return problem(exc.status_code, "not-found" if exc.status_code == 404 else "invalid",
                        [str(exc.detail)], dict(exc.headers or {}))
 
-    @app.middleware("http")
-    async def meter(request: Request, call_next: Any) -> Any:
-        """Every request is metered once its answer is ready (watch judges it there). A
-        request that takes data reserved its meter row before it read any (``Watch.guard``,
-        on the ticket held here); its answer completes that row, or releases what it
-        reserved if it failed."""
-        started = time.perf_counter()
-        if platform is None:
-            response = await call_next(request)
-        else:
-            with platform.watch.request() as ticket:
-                response = await call_next(request)
-        seconds = time.perf_counter() - started
-        alerts = []
-        if platform is not None:
-            obs = observation(request, response.status_code, response.headers,
-                              seconds * 1000, platform.access.clock())
-            alerts = await run_in_threadpool(platform.watch.observe, obs, ticket)
-        telemetry.observe(route_of(request)[0].split(" ", 1)[-1], request.method,
-                          response.status_code, seconds, [a.detector for a in alerts])
-        return response
-
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Any) -> Any:
-        """Each request gets an id, in every log line it causes and in its answer."""
-        token = logs.REQUEST_ID.set(logs.new_request_id())
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-            response.headers[logs.HEADER] = logs.REQUEST_ID.get()
-            logs.access(request.method, route_of(request)[0].split(" ", 1)[-1],
-                        response.status_code, time.perf_counter() - started)
-            return response
-        finally:
-            logs.REQUEST_ID.reset(token)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if web.is_page(request):
-            response.headers["Content-Security-Policy"] = web.PAGE_CSP
-        if request.url.scheme == "https":
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        return response
-
+    # the last added is the outermost: the security headers go on every answer, the request
+    # id's too, and the meter sees the answer first
+    app.add_middleware(Meter, platform=platform, telemetry=telemetry)
+    app.add_middleware(RequestId)
+    app.add_middleware(SecurityHeaders)
     return app
