@@ -40,7 +40,7 @@ from strongroom.genomics.formats import open_genotypes
 from strongroom.genomics.gwas import genomic_inflation, linear_gwas
 from strongroom.genomics.pca import genotype_pcs
 from strongroom.genomics.plant import plant
-from strongroom.genomics.simulate import simulate
+from strongroom.genomics.simulate import FOUNDERS, simulate
 
 FAR = 5_000_000  # bp from a planted locus beyond which a marker counts as unlinked to it
 
@@ -53,6 +53,9 @@ def main() -> None:
                         help="unlinked markers drawn at the populations' frequencies, besides")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--women", action="store_true", help="women only, as the demo's GWAS")
+    parser.add_argument("--founders", type=int, default=FOUNDERS,
+                        help="haplotypes a population's regions are simulated for, at most "
+                             "(simulate's founders; a larger figure simulates every haplotype)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at start")
     timings: dict[str, float] = {}
@@ -62,7 +65,8 @@ def main() -> None:
         timings["synthesise"] = time.perf_counter() - start
         start = time.perf_counter()
         sim = simulate(cohort.participants.select("eid", "p21000_i0"), args.variants,
-                       args.seed, Path(tmp) / "genotypes", unlinked=args.unlinked)
+                       args.seed, Path(tmp) / "genotypes", unlinked=args.unlinked,
+                       founders=args.founders)
         timings["simulate"] = time.perf_counter() - start
         people = plant(cohort, sim).participants
         unplanted = cohort.participants["p21001_i0"].cast(pl.Float64).fill_null(np.nan)

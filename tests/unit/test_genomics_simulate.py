@@ -18,7 +18,12 @@ from strongroom.cohort.model import Cohort
 from strongroom.cohort.synth.generator import synthesise
 from strongroom.genomics import ancestry
 from strongroom.genomics.plant import LOCI, TRAITS, PlantError, plant
-from strongroom.genomics.simulate import Simulated, SimulationInputError, simulate
+from strongroom.genomics.simulate import (
+    Simulated,
+    SimulationInputError,
+    _founders_of,
+    simulate,
+)
 
 PLINK2 = "/usr/bin/plink2"
 N, M = 2000, 300
@@ -165,6 +170,59 @@ def test_unlinked_markers_carry_ancestry_and_no_linkage(tmp_path: Path) -> None:
     neighbours = np.array([r[i, i + 1] ** 2 for i in range(columns.size - 1)])
     assert np.nanmean(neighbours) < 0.01  # 1/600 expected by chance
     assert not np.isin(result.causal["index"].to_numpy(), result.unlinked).any()
+
+
+def test_a_large_population_is_drawn_from_founders_each_carrying_its_share() -> None:
+    """Above ``founders`` haplotypes a population, each participant's haplotype in a region is
+    one of their own population's founders, every founder carrying as many as the others give
+    or take one, shuffled afresh in each region; a population within the cap is its own."""
+    lineage = ancestry.assign(np.array([1001.0] * 300 + [4002.0] * 40 + [2001.0] * 10), 3)
+    counts = lineage.sample_counts
+    pool = np.minimum(counts, 100)
+    assert (pool < counts).any() and (pool == counts).any()
+    first, second = _founders_of(lineage, pool, 3, 0)
+    nodes = np.column_stack([first, second])
+    starts = np.concatenate([[0], np.cumsum(pool)[:-1]])
+    for p, (start, size) in enumerate(zip(starts, pool, strict=True)):
+        carried = nodes[lineage.populations == p]
+        if size == 0:
+            assert carried.size == 0
+            continue
+        assert carried.min() >= start and carried.max() < start + size, p
+        shares = np.bincount(carried - start, minlength=size)
+        assert shares.max() - shares.min() <= 1, p
+    again = np.column_stack(_founders_of(lineage, pool, 3, 0))
+    other = np.column_stack(_founders_of(lineage, pool, 3, 1))
+    assert np.array_equal(again, nodes) and not np.array_equal(other, nodes)
+    own = np.column_stack(_founders_of(lineage, counts, 3, 0))
+    assert np.array_equal(own, lineage.haplotypes)
+
+
+def test_a_founder_pool_keeps_the_planted_loci_on_top_and_the_rest_calibrated(
+    cohort: Cohort, tmp_path: Path
+) -> None:
+    """The demo's 500,000 draw each population's regions from 50,000 founders (each carried by
+    some seventeen participants' haplotypes); here 2,000 from 300 a population, a dozen each:
+    the planted BMI lead is still its trait's top variant, and a trait of noise is calibrated
+    over the linked and unlinked markers (λ_GC near 1, ten principal components)."""
+    from strongroom.genomics.gwas import GENOME_WIDE, linear_gwas
+    from strongroom.genomics.pca import genotype_pcs
+
+    result = simulate(cohort.participants.select("eid", "p21000_i0"), M, 11,
+                      tmp_path / "pooled", effect_scale=SCALE, unlinked=3 * M, founders=300)
+    with open_bed(result.bed) as bed:
+        x: Matrix = bed.read(dtype=np.float32)
+    planted = plant(cohort, result).participants
+    bmi = planted["p21001_i0"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    noise = np.random.default_rng(5).standard_normal(bmi.shape[0])
+    pcs = genotype_pcs(lambda: [(0, x)], 10).scores
+    found = linear_gwas([(0, x)], np.column_stack([bmi, noise]), pcs,
+                        trait_names=["bmi", "noise"])
+    lead = result.causal.filter(pl.col("locus") == "FTO-like").row(0, named=True)
+    rows = found.filter(pl.col("trait") == "bmi").sort("p")
+    assert rows["variant"][0] == lead["index"] and rows["p"][0] < GENOME_WIDE
+    stat = found.filter(pl.col("trait") == "noise")["stat"].drop_nulls().to_numpy()
+    assert stat.size > 3 * M and 0.8 < np.median(np.square(stat)) / 0.4549 < 1.2
 
 
 def test_ld_decays_with_distance(sim: Simulated, dosages: Matrix) -> None:

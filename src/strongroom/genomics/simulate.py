@@ -24,6 +24,15 @@ participants the demo's GWAS of BMI had λ_GC 4.96 with ten of them (issue 54). 
 unlinked markers are placed on its chromosome between it and the next region, so the files stay
 in genome order. They carry no effect.
 
+A large cohort's regions are simulated for a pool of founder haplotypes, at most ``FOUNDERS`` per
+population, and each participant's haplotype in a region is one of its population's founders
+(every founder carrying as many of the population's haplotypes as the others, give or take one,
+afresh in each region). The coalescent over a million haplotypes was three quarters of the
+demo's CPU at 500,000 participants (404 of its 497 CPU-s simulating), and it gives nothing a
+GWAS sees: allele frequencies and LD are the founders', and sharing a founder over a 1 Mb
+region is what distant relatives do. Below ``FOUNDERS`` haplotypes a population, as in the
+tests, every haplotype is simulated.
+
 Regions are simulated by worker processes while the main process decodes the previous region's
 picked sites, sums each participant's two haplotypes, accumulates the genetic scores of the
 causal variants and hands the dosages to bed-reader's writer: nothing holds the samples ×
@@ -72,6 +81,7 @@ ATTEMPTS = 6  # a region short of sites is simulated again, twice as long, up to
 UNLINKED_MAF = 0.05  # unlinked markers take their frequencies from markers at least this common
 UNLINKED_BATCH = 16  # unlinked markers drawn at once
 POOL_FROM = 20_000  # participants from which regions are simulated in worker processes
+FOUNDERS = 50_000  # haplotypes a population's regions are simulated for, at most (docstring)
 MISSING = -127  # bed-reader's missing call for int8 vectors
 
 IntArray = npt.NDArray[np.int64]
@@ -155,6 +165,7 @@ def simulate(
     markers_per_mb: float = MARKERS_PER_MB,
     workers: int | None = None,
     unlinked: int = 0,
+    founders: int = FOUNDERS,
 ) -> Simulated:
     """Simulate ``variants`` markers for ``people`` (``eid`` and ethnic background
     ``p21000_i0``) and write ``out.bed/.bim/.fam`` in their order, FID = IID = eid.
@@ -162,27 +173,31 @@ def simulate(
     The same seed gives the same files. ``effect_scale`` multiplies every causal effect;
     ``missing_rate`` blanks that share of calls at random (the scores use the true genotypes);
     ``unlinked`` adds that many unlinked markers (module docstring) to the ``variants``;
+    ``founders`` caps the haplotypes a population's regions are simulated for (module docstring);
     ``workers`` is how many processes simulate regions (default: up to two for 20,000 people or
     more, none below; they are spawned, so a script calling this needs the
     ``if __name__ == "__main__":`` guard). ``progress(stage, advance)`` advances sum to 100.
     """
     eid, ethnicity = _check(people, variants, out)
     _check_options(effect_scale, missing_rate, low_frequency_share, markers_per_mb, workers)
+    if isinstance(founders, bool) or not isinstance(founders, int | np.integer) or founders < 1:
+        raise SimulationInputError(f"founders must be a whole number ≥ 1, not {founders!r}")
     if isinstance(unlinked, bool) or not isinstance(unlinked, int | np.integer) or unlinked < 0:
         raise SimulationInputError(f"unlinked must be a whole number ≥ 0, not {unlinked!r}")
     n = eid.shape[0]
     lineage = ancestry.assign(ethnicity, seed)
     regions = layout(variants, markers_per_mb, seed)
     hosted = plant.place(regions, seed)
-    counts = tuple(int(c) for c in lineage.sample_counts)
+    pool = np.minimum(lineage.sample_counts, founders)
+    counts = tuple(int(c) for c in pool)
     spans = _unlinked_spans(regions)
     shares = _unlinked_shares(regions, spans, int(unlinked))
     tasks = [_Task(i, r, counts, seed, low_frequency_share, int(shares[i]), spans[i])
              for i, r in enumerate(regions)]
     total = variants + int(unlinked)
     unlinked_at: list[IntArray] = []
-    present = np.flatnonzero(lineage.sample_counts > 0)  # haplotypes are in population order
-    offsets = np.concatenate([[0], np.cumsum(lineage.sample_counts)[:-1]])
+    present = np.flatnonzero(pool > 0)  # haplotypes are in population order
+    offsets = np.concatenate([[0], np.cumsum(pool)[:-1]])
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if n >= POOL_FROM else 0
 
@@ -192,7 +207,6 @@ def simulate(
     temps = [_with_suffix(temp, s) for s in (".bed", ".bim", ".fam")]
     ids = eid.astype(str)
     writer: create_bed | None = None
-    hap_a, hap_b = lineage.haplotypes[:, 0], lineage.haplotypes[:, 1]
     scores = np.zeros((n, len(plant.TRAITS)), dtype=np.float64)
     missing_rng = np.random.default_rng([seed, 5])
     tables: list[pl.DataFrame] = []
@@ -206,6 +220,7 @@ def simulate(
             bim_location=temps[1], fam_location=temps[2], num_threads=1,
         )  # fmt: skip
         for task, sites in _regions(tasks, workers):
+            hap_a, hap_b = _founders_of(lineage, pool, seed, task.index)
             chosen = plant.pick(hosted[task.index], sites.alt_freq, seed, task.index)
             table = _variant_table(task.region.chrom, sites)
             population_freq = np.zeros((table.height, len(ancestry.POPULATIONS)))
@@ -213,7 +228,7 @@ def simulate(
                 g = variant.genotypes
                 if task.unlinked:
                     population_freq[row, present] = np.add.reduceat(
-                        g, offsets[present], dtype=np.int64) / lineage.sample_counts[present]
+                        g, offsets[present], dtype=np.int64) / pool[present]
                 np.add(g[hap_a], g[hap_b], out=dosage, casting="unsafe")
                 if row in chosen:
                     locus, effect = chosen[row][0], chosen[row][1] * effect_scale
@@ -277,6 +292,22 @@ _CAUSAL_SCHEMA = {
     "id": pl.String, "index": pl.Int64, "trait": pl.String, "locus": pl.String,
     "effect": pl.Float64, "alt_freq": pl.Float64,
 }  # fmt: skip
+
+
+def _founders_of(lineage: ancestry.Ancestry, founders: IntArray, seed: int,
+                 region: int) -> tuple[IntArray, IntArray]:
+    """Which simulated haplotype each participant's first and second haplotype is in a region:
+    their own where the population is simulated whole, else one of its ``founders``, each
+    founder taken by the population's haplotypes in turn after a shuffle of the region's own."""
+    if np.array_equal(founders, lineage.sample_counts):
+        return lineage.haplotypes[:, 0], lineage.haplotypes[:, 1]
+    rng = np.random.default_rng([seed, 41, region])
+    node = np.empty(int(lineage.sample_counts.sum()), dtype=np.int64)
+    start = founder = 0
+    for count, pool in zip(lineage.sample_counts.tolist(), founders.tolist(), strict=True):
+        node[start:start + count] = founder + rng.permutation(count) % max(pool, 1)
+        start, founder = start + count, founder + pool
+    return node[lineage.haplotypes[:, 0]], node[lineage.haplotypes[:, 1]]
 
 
 def layout(variants: int, markers_per_mb: float, seed: int) -> list[Region]:
