@@ -342,6 +342,14 @@ def test_bad_input_is_refused_and_writes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("founders", [0, -3, 2.5, True])
+def test_a_founder_pool_that_is_no_whole_number_is_refused(founders: object,
+                                                           tmp_path: Path) -> None:
+    with pytest.raises(SimulationInputError, match="founders must be a whole number"):
+        simulate(people(c1001=3), 10, 1, tmp_path / "bad", founders=founders)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_failure_midway_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(SimulationInputError, match="too few polymorphic sites"):
         simulate(people(c1001=1), 100_000, 1, tmp_path / "dense", markers_per_mb=1e6)
