@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-import anyio
 import pytest
+from anyio.from_thread import start_blocking_portal
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.testclient import TestClient
@@ -137,8 +137,11 @@ def test_the_answer_is_metered_before_a_byte_of_it_is_sent() -> None:
         seen.append(message["type"])
 
     meter = Meter(app, cast(Platform, platform), Telemetry(None))
-    anyio.run(meter, {"type": "http", "method": "POST", "path": "/x", "headers": [],
-              "query_string": b"", "client": ("10.0.0.1", 1)}, receive, send)
+    # an event loop of its own in a thread of its own: a worker's session-wide browser (the
+    # Playwright sync API) keeps a loop running in this thread, where anyio.run refuses
+    with start_blocking_portal() as portal:
+        portal.call(meter, {"type": "http", "method": "POST", "path": "/x", "headers": [],
+                            "query_string": b"", "client": ("10.0.0.1", 1)}, receive, send)
     assert seen == ["metered", "http.response.start", "body produced", "http.response.body"]
     [(obs, ticket)] = platform.watch.observed
     assert ticket is tickets[0] and ticket is not None and ticket.row_id == 7
