@@ -53,6 +53,8 @@ def main() -> None:
                         help="unlinked markers drawn at the populations' frequencies, besides")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--women", action="store_true", help="women only, as the demo's GWAS")
+    parser.add_argument("--components", type=int, default=10,
+                        help="principal components as covariates (the enclave offers 10)")
     parser.add_argument("--founders", type=int, default=FOUNDERS,
                         help="haplotypes a population's regions are simulated for, at most "
                              "(simulate's founders; a larger figure simulates every haplotype)")
@@ -90,11 +92,12 @@ def main() -> None:
     base = np.column_stack([people["p34"].cast(pl.Float64).to_numpy()] + (
         [] if args.women else [people["p31"].cast(pl.Float64).to_numpy()]))
     start = time.perf_counter()
-    pcs = genotype_pcs(chunks, 10)
+    k = args.components
+    pcs = genotype_pcs(chunks, k)
     timings["principal components"] = time.perf_counter() - start
     shares = _shares(sim.ancestry["ancestry"].to_list())[rows]
     print(f"principal components from {pcs.variant_count} markers; R² of each true ancestry "
-          f"share on the 10 PCs: " + ", ".join(
+          f"share on the {k} PCs: " + ", ".join(
               f"{p} {_r2(shares[:, i], pcs.scores):.3f}"
               for i, p in enumerate(ancestry.POPULATIONS) if shares[:, i].std() > 0))
     ethnicity = people["p21000_i0"].cast(pl.Int64).fill_null(-1).to_numpy()
@@ -103,7 +106,7 @@ def main() -> None:
     varying = shares[:, shares.std(axis=0) > 0][:, 1:]
     results = {}
     for name, covariates in (("no PCs", base),
-                             ("10 PCs", np.column_stack([base, pcs.scores])),
+                             (f"{k} PCs", np.column_stack([base, pcs.scores])),
                              ("ethnic background", np.column_stack([base, dummies])),
                              ("true ancestry shares", np.column_stack([base, varying]))):
         start = time.perf_counter()
@@ -126,11 +129,11 @@ def main() -> None:
     far = where.join(loci, on="chrom", how="left").group_by("variant").agg(
         ((pl.col("pos") - pl.col("pos_right")).abs().min().fill_null(10 * FAR)).alias("gap"))
     unlinked = far.filter(pl.col("gap") > FAR)["variant"]
-    bmi10 = results["10 PCs"].filter(pl.col("trait") == "bmi")
-    print(f"λ_GC of bmi with 10 PCs over the {unlinked.len()} markers > {FAR / 1e6:.0f} Mb from "
+    bmi_pcs = results[f"{k} PCs"].filter(pl.col("trait") == "bmi")
+    print(f"λ_GC of bmi with {k} PCs over the {unlinked.len()} markers > {FAR / 1e6:.0f} Mb from "
           f"every planted locus: "
-          f"{genomic_inflation(bmi10.filter(pl.col('variant').is_in(unlinked.implode()))['p']):.3f}")
-    top = (bmi10.join(where, on="variant")
+          f"{genomic_inflation(bmi_pcs.filter(pl.col('variant').is_in(unlinked.implode()))['p']):.3f}")
+    top = (bmi_pcs.join(where, on="variant")
            .join(planted.select("index", "locus").rename({"index": "variant"}), on="variant",
                  how="left")
            .sort("p").head(10))
