@@ -19,6 +19,7 @@ to lifelines.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,25 +100,47 @@ def fit(x: FloatArray, t: FloatArray, e: FloatArray) -> CoxFit:
     z = np.array(x, order="F")  # a copy (never the caller's), by columns: contiguous passes
     z -= z.mean(axis=0)
     variances = np.einsum("ij,ij->j", z, z) / (len(z) - 1)
+    check_variances(variances)
+    rows = sampled_rows(len(t))
+    check_ranks(rank_correlations(z, t) if rows is None else rank_correlations(z[rows], t[rows]))
+    scale = np.sqrt(variances)
+    z /= scale
+    return maximised(_Efron(z, t, happened), scale, lambda: _separation_hints(x, happened))
+
+
+Evaluation = Callable[[FloatArray], tuple[float, FloatArray, FloatArray]]
+"""Efron's log-likelihood, its gradient and information at β (standardised), wherever the
+rows are summed (here: :class:`_Efron`; on an engine's executors: cox_sums.py)."""
+
+
+def check_variances(variances: FloatArray) -> None:
+    """lifelines' low-variance warning as a refusal: the covariates' sample variances."""
     low = np.flatnonzero(~(variances >= LOW_VARIANCE))
     if len(low):
         raise NotConverged(f"column(s) {low.tolist()} have very low variance (below "
                            f"{LOW_VARIANCE}): constant, or almost")
-    ranked = np.flatnonzero(np.abs(_rank_correlations(z, t)) >= SEPARATION_CORRELATION)
+
+
+def check_ranks(rho: FloatArray) -> None:
+    """A covariate ranked as the times are (:func:`rank_correlations`) is separation."""
+    ranked = np.flatnonzero(np.abs(rho) >= SEPARATION_CORRELATION)
     if len(ranked):
         raise NotConverged(f"column(s) {ranked.tolist()} ranked almost as the times are "
                            f"(|Spearman's ρ| ≥ {SEPARATION_CORRELATION}): separation")
-    scale = np.sqrt(variances)
-    z /= scale
+
+
+def maximised(evaluate: Evaluation, scale: FloatArray, hints: Callable[[], list[str]]
+              ) -> CoxFit:
+    """Newton's maximum of ``evaluate`` (on covariates divided by ``scale``), scaled back;
+    NotConverged (its reason, then ``hints``) where there is none to give."""
     try:
-        beta, information, loglik, steps = _newton(_Efron(z, t, happened))
+        beta, information, loglik, steps = _newton(evaluate, len(scale))
         if np.abs(beta).max() > LARGEST:
             raise NotConverged(f"a log hazard ratio of {np.abs(beta).max():.3g} per standard "
                                "deviation: separation in all but name")
         variance = _inverse(information) / np.outer(scale, scale)
     except NotConverged as error:
-        hints = _separation_hints(x, happened)
-        raise NotConverged("; ".join([str(error), *hints])) from None
+        raise NotConverged("; ".join([str(error), *hints()])) from None
     return CoxFit(beta / scale, variance, loglik, steps)
 
 
@@ -221,11 +244,11 @@ def _gram(z: FloatArray, weights: FloatArray) -> FloatArray:
     return np.asarray((z * weights[:, None]).T @ z, dtype=np.float64)
 
 
-def _newton(efron: _Efron) -> tuple[FloatArray, FloatArray, float, int]:
-    """β maximising Efron's likelihood, the information and the log-likelihood there, and
-    the steps taken. Full Newton steps, halved while the log-likelihood falls (or is not
-    finite); lifelines' signs of no maximum raise NotConverged."""
-    p = efron.z.shape[1]
+def _newton(efron: Evaluation, p: int) -> tuple[FloatArray, FloatArray, float, int]:
+    """β maximising Efron's likelihood (``p`` covariates), the information and the
+    log-likelihood there, and the steps taken. Full Newton steps, halved while the
+    log-likelihood falls (or is not finite); lifelines' signs of no maximum raise
+    NotConverged."""
     beta = np.zeros(p)
     loglik, gradient, information = efron(beta)
     previous: float | None = None
@@ -283,15 +306,21 @@ def _inverse(information: FloatArray) -> FloatArray:
     return (variance + variance.T) / 2
 
 
-def _rank_correlations(x: FloatArray, t: FloatArray) -> FloatArray:
-    """Spearman's ρ of each column with the times, on 500 rows drawn at random (always the
-    same draw), as lifelines' check_complete_separation_close_to_perfect_correlation: a
-    column that orders the times (almost) separates the events; lifelines looks only once its
-    fit has gone wrong, which in such data it does (its damped steps give up while Newton's
-    full steps may reach a finite maximum that only separation allows: refused either way)."""
-    if len(t) > SEPARATION_SAMPLE:  # with replacement: a draw from a permutation costs more
-        rows = np.random.default_rng(0).integers(0, len(t), SEPARATION_SAMPLE)
-        x, t = x[rows], t[rows]
+def sampled_rows(n: int) -> IntArray | None:
+    """The 500 rows (drawn at random, always the same draw) of :func:`rank_correlations`
+    when there are more (None: all of them), as lifelines'
+    check_complete_separation_close_to_perfect_correlation; with replacement: a draw from a
+    permutation costs more."""
+    if n <= SEPARATION_SAMPLE:
+        return None
+    return np.random.default_rng(0).integers(0, n, SEPARATION_SAMPLE)
+
+
+def rank_correlations(x: FloatArray, t: FloatArray) -> FloatArray:
+    """Spearman's ρ of each column with the times (on :func:`sampled_rows`): a column that
+    orders the times (almost) separates the events; lifelines looks only once its fit has
+    gone wrong, which in such data it does (its damped steps give up while Newton's full
+    steps may reach a finite maximum that only separation allows: refused either way)."""
     ranks = np.column_stack([_average_ranks(t)] + [_average_ranks(c) for c in x.T])
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.asarray(np.corrcoef(ranks, rowvar=False), dtype=np.float64)[0, 1:]

@@ -59,6 +59,7 @@ _PLACED: dict[AnalysisKind, tuple[Callable[..., Result | None], Callable[..., Re
     AnalysisKind.OLS: (regression.ols_placed, regression.ols),
     AnalysisKind.LOGISTIC: (regression.logistic_placed, regression.logistic),
     AnalysisKind.GLM: (glm.glm_placed, glm.glm),
+    AnalysisKind.COX: (survival.cox_placed, survival.cox),
 }
 
 
@@ -71,8 +72,8 @@ def run(spec: AnySpec | Mapping[str, Any], frame: pl.DataFrame, *,
     project's threshold, at which values are winsorised and rare categories merged
     (winsor.py; 0, for the enclave's own tests, leaves them as they are: the output service
     always passes the threshold); ``place``: where the engine takes a model's row-level
-    sums (``Engine.model_rows``; None: here), for the fits that can (OLS, logistic, and
-    binomial and Gaussian GLMs of columns and categories).
+    sums (``Engine.model_rows``; None: here), for the fits that can (OLS, logistic,
+    binomial and Gaussian GLMs of columns and categories, and Cox models).
     """
     typed = parse_spec(spec) if isinstance(spec, Mapping) else spec
     runner = _RUNNERS.get(typed.kind)

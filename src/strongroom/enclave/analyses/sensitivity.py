@@ -191,11 +191,20 @@ def cox_steps(delta_beta: FloatArray, ids: PidArray, xb: FloatArray
     partial log-likelihood: one participant's own term, and one member more or less in every
     other event's risk set."""
     codes = person_codes(ids)
-    coefficients = np.array([_nice(2 * float(np.bincount(codes, weights=np.abs(col)).max()))
-                             for col in delta_beta.T])
-    n, m = len(xb), rows_per_person(ids)
+    most = np.array([float(np.bincount(codes, weights=np.abs(col)).max())
+                     for col in delta_beta.T])
     spread = float(np.ptp(xb)) if len(xb) else 0.0
-    llf = 2 * m * (2 * float(np.abs(xb).max(initial=0)) + math.log(max(n, 2))
+    return cox_bounds(most, len(xb), rows_per_person(ids),
+                      float(np.abs(xb).max(initial=0)), spread)
+
+
+def cox_bounds(most: FloatArray, n: int, m: int, largest_xb: float, spread: float
+               ) -> tuple[FloatArray, float]:
+    """:func:`cox_steps` from each coefficient's largest summed ``|delta-beta|`` of one
+    participant, the ``n`` rows, at most ``m`` a participant, and the largest ``|xβ|`` and
+    the spread of ``xβ``, wherever the rows were summed."""
+    coefficients = np.array([_nice(2 * float(one)) for one in most])
+    llf = 2 * m * (2 * largest_xb + math.log(max(n, 2))
                    + math.exp(min(spread, 50)) * (1 + math.log(max(n, 2))))
     return coefficients, _nice(llf)
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import polars as pl
 
 from strongroom.enclave import winsor
-from strongroom.enclave.analyses import proportional_hazards, sensitivity
+from strongroom.enclave.analyses import cox_sums, proportional_hazards, sensitivity, sums
 from strongroom.enclave.analyses.frame import (
     PID,
     IntArray,
@@ -38,6 +38,9 @@ from strongroom.enclave.analyses.frame import (
 )
 from strongroom.enclave.analyses.regression import (
     INTERCEPT,
+    Design,
+    Placement,
+    _narrow,
     binary,
     check_rank,
     coefficient_cells,
@@ -274,14 +277,19 @@ def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
     return cells
 
 
-def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> Result:
-    """Cox proportional hazards: a row of HAZARD_RATIO cells per term."""
+NOT_CONVERGED = ("the Cox model did not converge: a covariate may (almost) separate events "
+                 "from censorings; band it, merge levels or leave it out")
+
+
+def _cox_rows(spec: CoxSpec, frame: pl.DataFrame, k: int, build: bool = True
+              ) -> tuple[Design, FloatArray, FloatArray]:
+    """The rows a Cox model fits (its design: ``build``, with the covariate matrix), their
+    times and events; refused where no row has an event or a level of a categorical
+    covariate has none."""
     d = design(followed(frame, spec.time, spec.event), [spec.time, spec.event],
-               spec.covariates, spec.categorical, k)
+               spec.covariates, spec.categorical, k, build=build)
     t, e = _durations(d.used, spec.time, spec.event)
-    ids = d.ids
-    with_event, without = distinct(ids[e == 1]), distinct(ids[e == 0])
-    if len(with_event) == 0:
+    if not np.any(e == 1):
         raise Invalid("no row used has an event, so hazards cannot be compared")
     for name in spec.categorical:
         coded = d.categories[name]
@@ -290,23 +298,69 @@ def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
             raise Invalid("a level of a categorical covariate has no events, so its hazard "
                           "ratio cannot be estimated (which one is an answer about the data, "
                           "so it is not said): merge levels or leave a covariate out")
+    return d, t, e
+
+
+def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> Result:
+    """Cox proportional hazards: a row of HAZARD_RATIO cells per term."""
+    d, t, e = _cox_rows(spec, frame, k)
+    ids = d.ids
     with_intercept = np.column_stack([np.ones(len(t)), d.x])
     check_rank(with_intercept, [INTERCEPT, *d.term_variables])
     centred = d.x - d.x.mean(axis=0)  # the same ratios; no overflow in the residuals' exp(xβ)
     try:
         fitted = proportional_hazards.fit(centred, t, e)
     except proportional_hazards.NotConverged:  # its reason is the custodian's, not shown
-        raise Invalid("the Cox model did not converge: a covariate may (almost) separate "
-                      "events from censorings; band it, merge levels or leave it out") from None
-    beta, variance = fitted.beta, fitted.variance
-    delta = score_residuals(centred, t, e, beta) @ variance
-    xb = centred @ beta
+        raise Invalid(NOT_CONVERGED) from None
+    delta = score_residuals(centred, t, e, fitted.beta) @ fitted.variance
+    xb = centred @ fitted.beta
     steps, llf_step = sensitivity.cox_steps(delta, ids, xb)
+    # the covariates' own leverage: a combination of them that singles out a few people
+    # singles them out in the partial likelihood too
+    return _cox_result(spec, d, t, e, fitted, xb, steps, llf_step,
+                       influence(with_intercept, ids), rounding)
+
+
+def cox_placed(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int,
+               place: Placement) -> Result | None:
+    """:func:`cox` with its row-level sums at ``place`` (cox_sums.py); None where only the
+    host can say (a design or fit in doubt, a refusal of the fit's)."""
+    d, t, e = _cox_rows(spec, frame, k, build=False)
+    narrow, recipe, moderate = _narrow(d, t)
+    narrow = narrow.with_columns(pl.Series(cox_sums.EVENT, e))
+    where = place(narrow)
+    if where is None:
+        return None
+    with where as rows:
+        try:
+            found = cox_sums.fit(sums.Design(rows, recipe, narrow.height, moderate), narrow)
+        except sums.HostOnlyError:
+            return None
+    # xβ, a number a row, here (a term at a time, no design matrix): Harrell's C compares
+    # rows across the cluster's parts (cox_sums.py says why it stays on the host)
+    columns = sums.columns(narrow)
+    xb = np.zeros(len(t))
+    for term, centre, beta in zip(recipe.terms, found.centre, found.fit.beta, strict=True):
+        xb += (sums.matrix_column(columns, term) - centre) * beta
+    steps, llf_step = sensitivity.cox_bounds(
+        found.most, len(xb), sensitivity.rows_per_person(d.ids),
+        float(np.abs(xb).max(initial=0)), float(np.ptp(xb)))
+    return _cox_result(spec, d, t, e, found.fit, xb, steps, llf_step, found.influence,
+                       rounding)
+
+
+def _cox_result(spec: CoxSpec, d: Design, t: FloatArray, e: FloatArray,
+                fitted: proportional_hazards.CoxFit, xb: FloatArray, steps: FloatArray,
+                llf_step: float, influence: float, rounding: Rounding) -> Result:
+    """The hazard ratios and the fit's statistics, rounded to what one participant can move
+    them, with their contributors, facts and participant sets."""
+    ids = d.ids
+    with_event, without = distinct(ids[e == 1]), distinct(ids[e == 0])
     table = _hazard_ratios_rounded(fitted.table(), steps, rounding)
     cells = coefficient_cells(d.terms, d.term_pids, CellKind.HAZARD_RATIO, HAZARD_COLUMNS,
                               table)
     m = sensitivity.rows_per_person(ids)
-    p = len(beta)
+    p = len(fitted.beta)
     cells += statistic_cells({"concordance": proportional_hazards.concordance(t, e, xb),
                               "log_likelihood": fitted.log_likelihood,
                               "aic": -2 * fitted.log_likelihood + 2 * p}, d.everyone, {
@@ -315,10 +369,8 @@ def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
     facts = {"n_obs": float(len(d.everyone)), "events": float(len(with_event)),
              "residual_df": float(len(t) - p), "n_parameters": float(p)}
     levels = {**d.levels, "outcome=1": with_event, "outcome=0": without}
-    # the covariates' own leverage: a combination of them that singles out a few people
-    # singles them out in the partial likelihood too
     return Result(AnalysisKind.COX, spec.model_dump(mode="json"), cells, facts=facts,
-                  levels=levels, notes=d.notes, influence=influence(with_intercept, ids))
+                  levels=levels, notes=d.notes, influence=influence)
 
 
 def score_residuals(x: FloatArray, t: FloatArray, e: FloatArray,
