@@ -12,7 +12,9 @@ two workers started once for the run); then, in a fresh process per scale and en
 definitions and four aggregate queries, the same requests at every scale. ``--study model``
 runs a model's study instead: one definition (a 0/1 outcome, sex, birth year, BMI and the
 assessment centre) and a logistic model over it (the centre's 20-odd levels as dummies), then
-a linear model of BMI on the same covariates; for each model also what the process held
+a linear model of BMI on the same covariates; ``--study cox`` a definition of follow-up from
+1997 to a first cardiovascular diagnosis and a Cox model on the same covariates; for each
+model also what the process held
 before it (``VmRSS``) and its own peak above that (``VmHWM`` after the request, reset to
 ``VmRSS`` before it by ``clear_refs``, which resets ``ru_maxrss`` too: the peaks reported
 after a model are since that reset).
@@ -63,6 +65,20 @@ MODELS: list[dict[str, Any]] = [
      "covariates": ["sex", "birth_year", "centre"], "categorical": ["sex", "centre"]},
     {"kind": "ols", "definition": "model", "outcome": "bmi",
      "covariates": ["sex", "birth_year", "centre"], "categorical": ["sex", "centre"]},
+]
+# --study cox: follow-up from 1997 (hospital records' start) to a first cardiovascular
+# diagnosis, or to 2023; ``flag`` (the event again) is for a refusal's test
+COX_DEFINITION = (
+    "followed", "SELECT p.pid, p.p31 AS sex, p.p34 AS birth_year, p.p54_i0 AS centre, "
+    "date_diff('day', DATE '1997-01-01', coalesce(f.first, DATE '2023-01-01')) / 365.25 "
+    "AS years, CASE WHEN f.first IS NULL THEN 0 ELSE 1 END AS cardio, "
+    "CASE WHEN f.first IS NULL THEN 0 ELSE 1 END AS flag FROM participants p LEFT JOIN "
+    "(SELECT pid, min(date) AS first FROM diagnoses WHERE code LIKE 'I%' GROUP BY pid) f "
+    "ON p.pid = f.pid")
+COX_MODELS: list[dict[str, Any]] = [
+    {"kind": "cox", "definition": "followed", "time": "years", "event": "cardio",
+     "unit": "years", "covariates": ["sex", "birth_year", "centre"],
+     "categorical": ["sex", "centre"]},
 ]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,7 +153,7 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
     where = service.scope(enclave, who, world.project_id)
     if isinstance(engine, SparkEngine):
         engine.spark  # noqa: B018 (the driver started: its memory is the JVM's, not ours)
-    if study == "model":  # as the server does at start (server/run.py), so that the
+    if study in ("model", "cox"):  # as the server does at start (server/run.py), so that the
         from strongroom.enclave.analyses.run import preload  # libraries are not the model's
 
         preload()
@@ -149,8 +165,10 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
     figures["view_mb"] = _peak_mb()
     seconds: dict[str, float] = {}
     peaks: dict[str, float] = {}
-    if study == "model":
-        _models(enclave, who, world.project_id, seconds, peaks)
+    if study in ("model", "cox"):
+        _models(enclave, who, world.project_id, seconds, peaks,
+                *((MODEL_DEFINITION, MODELS) if study == "model"
+                  else (COX_DEFINITION, COX_MODELS)))
     for name, sql in DEFINITIONS.items() if study == "sql" else ():
         start = time.perf_counter()
         service.define(enclave, who, world.project_id, name, sql)
@@ -176,17 +194,18 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
 
 
 def _models(enclave: Any, who: Any, project_id: str, seconds: dict[str, float],
-            peaks: dict[str, float]) -> None:
-    """The model study: its definition, then each model, the host's peak after each."""
+            peaks: dict[str, float], definition: tuple[str, str],
+            requests: list[dict[str, Any]]) -> None:
+    """A model study: its definition, then each model, the host's peak after each."""
     from strongroom.enclave import service
 
-    name, sql = MODEL_DEFINITION
+    name, sql = definition
     start = time.perf_counter()
     service.define(enclave, who, project_id, name, sql)
     seconds[f"define {name}"] = round(time.perf_counter() - start, 2)
     peaks[f"define {name}"] = round(_peak_mb())
     service.definition(enclave, service.scope(enclave, who, project_id).project, name)
-    for request in MODELS:
+    for request in requests:
         # the request's own peak above what the process held before it: the kernel's
         # high-water mark reset to the resident size now (clear_refs 5), read after
         kind = str(request["kind"])
@@ -204,9 +223,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", default="50000,200000,400000")
     parser.add_argument("--engines", default="spark,duckdb")
-    parser.add_argument("--study", choices=("sql", "model"), default="sql",
+    parser.add_argument("--study", choices=("sql", "model", "cox"), default="sql",
                         help="sql: definitions and aggregate queries; model: a definition and "
-                        "a logistic and a linear model over it")
+                        "a logistic and a linear model over it; cox: a definition of "
+                        "follow-up and a Cox model over it")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--executor-memory", default="1g")
     parser.add_argument("--driver-memory", default="2g")

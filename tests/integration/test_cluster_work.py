@@ -14,14 +14,23 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from benchmarks.cluster_memory import AGGREGATES, DEFINITIONS, GRANT, MODEL_DEFINITION, MODELS
+from benchmarks.cluster_memory import (
+    AGGREGATES,
+    COX_DEFINITION,
+    COX_MODELS,
+    DEFINITIONS,
+    GRANT,
+    MODEL_DEFINITION,
+    MODELS,
+)
 
 from strongroom.access.context import Principal
 from strongroom.cohort.dictionary import shipped_dictionary
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.synth.generator import synthesise
 from strongroom.enclave import definitions, service
-from strongroom.enclave.analyses import glm, regression
+from strongroom.enclave.analyses import glm, regression, survival
+from strongroom.enclave.analyses import proportional_hazards as ph
 from strongroom.enclave.engines import DuckDBEngine
 from strongroom.enclave.results import Result
 from strongroom.enclave.sources import ClusterTable
@@ -34,6 +43,7 @@ from strongroom.errors import Invalid
 from strongroom.outputs.render import Format
 from strongroom.outputs.verdicts import Verdict
 from tests.access_world import World, build_world
+from tests.unit.test_cox_sums import exact_hazards, same_cox
 from tests.unit.test_model_sums import exact_tables, same_fit
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -176,6 +186,70 @@ def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     # and through the output service, whose check reads the facts and sets it gets
     jobs.clear()
     checked = world.platform.outputs.analyse(who, world.project_id, MODELS[0], Format("json"))
+    assert checked.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS, Verdict.REVIEW), \
+        checked.report.findings
+    assert jobs
+
+
+# follow-up to each diagnosis, several rows for some participants: their rows in one partition
+EPISODES = ("episodes", "SELECT d.pid, p.p31 AS sex, p.p34 AS birth_year, "
+            "date_diff('day', DATE '1997-01-01', d.date) / 365.25 AS years, "
+            "CASE WHEN d.code LIKE 'I%' THEN 1 ELSE 0 END AS cardio "
+            "FROM diagnoses d JOIN participants p ON d.pid = p.pid")
+
+
+def test_cox_models_are_summed_on_the_executors_and_answer_as_on_the_host(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cox models on the Spark engine: Efron's per-time sums, the delta-betas and leverages
+    taken on the executors (the host's own fit, rank check, residuals and leverages made to
+    fail), the Result the host's own: cells, contributors, facts, id sets and vectors, the
+    exact hazard ratios to 1e-7 and the same steps. A fit the executors cannot settle is the
+    host's, refusal and all."""
+    spark = world.platform.enclave
+    engine = spark.engine
+    assert isinstance(engine, SparkEngine)
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    duck = Enclave(spark.ctx, spark.store, engine=DuckDBEngine())
+    for name, sql in (COX_DEFINITION, EPISODES):
+        service.define(spark, who, world.project_id, name, sql)
+    requests = [*COX_MODELS, {"kind": "cox", "definition": "episodes", "time": "years",
+                              "event": "cardio", "unit": "years",
+                              "covariates": ["sex", "birth_year"], "categorical": ["sex"]}]
+    jobs: list[int] = []
+    each = models.SparkRows.each
+
+    def counted(self: models.SparkRows, work: Any) -> Any:
+        jobs.append(1)
+        return each(self, work)
+
+    monkeypatch.setattr(models.SparkRows, "each", counted)
+    # the event as a covariate separates: tried on the executors, refused by the host
+    separated = {**COX_MODELS[0], "covariates": ["birth_year", "flag"], "categorical": []}
+    refusals = []
+    for enclave in (duck, spark):
+        with pytest.raises(Invalid) as refused:
+            service.analyse(enclave, who, world.project_id, separated, threshold=10)
+        refusals.append(refused.value.reasons)
+    assert refusals[0] == refusals[1] == [survival.NOT_CONVERGED] and jobs
+    with exact_hazards() as exact:
+        here = [service.analyse(duck, who, world.project_id, r, threshold=10)[1]
+                for r in requests]
+    before = set(engine.folder.iterdir())
+    for module, name in ((ph, "fit"), (ph, "_Efron"), (survival, "score_residuals"),
+                         (survival, "check_rank"), (survival, "influence")):
+        monkeypatch.setattr(module, name, _never(f"fitted a Cox model ({name})"))
+    jobs.clear()
+    for i, (request, host) in enumerate(zip(requests, here, strict=True)):
+        with exact_hazards() as caught:
+            _, there = service.analyse(spark, who, world.project_id, request, threshold=10)
+        same_cox(host, there, [exact[i], caught[0]])
+    assert len(jobs) >= 6 * len(requests)  # moments, two a Newton step, the facts
+    assert set(engine.folder.iterdir()) == before  # each fit's rows removed from the cluster
+    # and through the output service, whose check reads the facts and sets it gets
+    jobs.clear()
+    checked = world.platform.outputs.analyse(who, world.project_id, COX_MODELS[0],
+                                             Format("json"))
     assert checked.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS, Verdict.REVIEW), \
         checked.report.findings
     assert jobs

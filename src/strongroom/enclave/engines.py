@@ -12,7 +12,7 @@ computed from that frame, so none of them knows which engine ran.
   association runs there too, over the genotype set published the same way. Its project
   views are built there as well (:meth:`Engine.project_view`): the cohort is sealed on the
   cluster's storage once per version, and the host never holds it. So are the row-level sums
-  of OLS and logistic regression (:meth:`Engine.model_rows`).
+  of OLS, logistic regression, GLMs and Cox models (:meth:`Engine.model_rows`).
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class Engine(Protocol):
 
     def model_rows(self) -> Placement | None:
         """Where a model's row-level sums are taken when not on this machine (None: here):
-        OLS and logistic regression hand it their narrow rows for one fit
-        (analyses/sums.py)."""
+        OLS, logistic regression, GLMs and Cox models hand it their narrow rows for one fit
+        (analyses/sums.py, analyses/cox_sums.py)."""
         ...
 
     def close(self) -> None: ...
