@@ -282,13 +282,15 @@ def test_the_evaluation_keeps_the_estimates_own_sums() -> None:
 
 
 def test_partials_of_empty_parts_add_nothing() -> None:
-    frame = pl.DataFrame({"pid": np.arange(4), cox_sums.TIME: [1.0, 2, 3, 4],
-                          cox_sums.EVENT: [1.0, 0, 1, 1], "v0": [0.5, 1, 2, 3]})
+    frame = pl.DataFrame({"pid": np.arange(5), cox_sums.TIME: [1.0, 1, 2, 3, 4],
+                          cox_sums.EVENT: [1.0, 1, 0, 0, 1], "v0": [0.5, 1, 2, 3, 4]})
     recipe = sums.Recipe((("v0", None),))
     s = cox_sums.Standard(recipe, np.zeros(1), np.zeros(1), np.ones(1))
-    empty = sums.columns(frame.head(0))
-    work = partial(cox_sums._at_times, s=s, beta=np.array([0.2]),
-                   times=np.array([1.0, 3, 4]), shift=1.0)
+    times = cox_sums.Times.of(frame[cox_sums.TIME].to_numpy(), frame[cox_sums.EVENT].to_numpy())
+    assert times.shared.tolist() == [0, -1]  # two events at 1, one at 4: only 1's are sent
+    work = partial(cox_sums._at_times, s=s, beta=np.array([0.2]), times=times.times,
+                   shared=times.shared, shift=1.0)
     whole = work(sums.columns(frame))
-    added = sums.reduce([work(empty), whole])
+    assert whole["d0"].shape == (1,) and whole["s0"].shape == (3,)
+    added = sums.reduce([work(sums.columns(frame.head(0))), whole])
     assert all(np.array_equal(added[key], whole[key]) for key in whole)

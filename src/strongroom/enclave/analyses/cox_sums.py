@@ -61,19 +61,29 @@ class Standard:
 @dataclass(frozen=True)
 class Times:
     """The distinct event times and the events tied at each, and per event (in time order)
-    its time's index and Efron's share a = l/d of its tie (as _Efron's)."""
+    its time's index and Efron's share a = l/d of its tie (as _Efron's); ``shared``: each
+    time's place among those with two events or more (−1: one event), where alone the
+    tied events' own sums count (a = 0 for a lone event: a part sends none for it)."""
 
     times: FloatArray
     tied: npt.NDArray[np.int64]
     tie: npt.NDArray[np.int64]
     a: FloatArray
+    shared: npt.NDArray[np.int64]
 
     @classmethod
     def of(cls, t: FloatArray, e: FloatArray) -> Times:
         times, tied = np.unique(t[e == 1], return_counts=True)
         tie = np.repeat(np.arange(len(times)), tied)
         first = np.cumsum(tied) - tied
-        return cls(times, tied, tie, (np.arange(len(tie)) - first[tie]) / tied[tie])
+        shared = np.full(len(times), -1, dtype=np.int64)
+        several = tied > 1
+        shared[several] = np.arange(int(several.sum()))
+        return cls(times, tied, tie, (np.arange(len(tie)) - first[tie]) / tied[tie], shared)
+
+    @property
+    def sharing(self) -> int:
+        return int(np.count_nonzero(self.shared >= 0))
 
 
 @dataclass
@@ -124,9 +134,10 @@ def _moments(cols: sums.Columns, recipe: sums.Recipe, centre: FloatArray
 
 
 def _at_times(cols: sums.Columns, s: Standard, beta: FloatArray, times: FloatArray,
-              shift: float) -> dict[str, FloatArray]:
+              shared: npt.NDArray[np.int64], shift: float) -> dict[str, FloatArray]:
     """Per event time: Σ w and Σ w·z over the rows binned there (risk sets once summed from
-    the end) and over its events; Σ η and Σ z over the events; the largest η."""
+    the end), and over its events where they are tied (``shared``: Times'); Σ η and Σ z
+    over the events; the largest η."""
     z = _standardised(cols, s)
     happened = np.asarray(cols[EVENT]) == 1
     eta = z @ beta
@@ -135,7 +146,10 @@ def _at_times(cols: sums.Columns, s: Standard, beta: FloatArray, times: FloatArr
     bins = _bins(cols, times)
     g = len(times)
     s0, s1 = _per_bin(bins, w, z, g + 1)
-    d0, d1 = _per_bin(bins[happened] - 1, w[happened], z[happened], g)
+    place = shared[bins[happened] - 1]
+    tied = place >= 0
+    d0, d1 = _per_bin(place[tied], w[happened][tied], z[happened][tied],
+                      int(np.count_nonzero(shared >= 0)))
     return {"s0": s0, "s1": s1.ravel(), "d0": d0, "d1": d1.ravel(),
             "eta": np.array([float(eta[happened].sum())]), "ze": z[happened].sum(axis=0),
             "max:eta": np.array([float(eta.max(initial=-math.inf))])}
@@ -190,7 +204,7 @@ class _Efron:
 
     def _sums(self, beta: FloatArray, shift: float) -> dict[str, FloatArray]:
         return self.rows.each(partial(_at_times, s=self.s, beta=beta, times=self.t.times,
-                                      shift=shift))
+                                      shared=self.t.shared, shift=shift))
 
     def __call__(self, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
         with np.errstate(all="ignore"):
@@ -206,7 +220,10 @@ class _Efron:
             found = self._sums(beta, shift)
         s0 = ph._from_the_end(found["s0"][1:])
         s1 = ph._from_the_end(found["s1"].reshape(g + 1, p)[1:])
-        d0, d1 = found["d0"], found["d1"].reshape(g, p)
+        d0, d1 = np.zeros(g), np.zeros((g, p))  # a lone event's are never read (a = 0)
+        several = self.t.shared >= 0
+        d0[several] = found["d0"]
+        d1[several] = found["d1"].reshape(self.t.sharing, p)
         self.latest = (beta.copy(), shift, s0, s1)
         tie, a = self.t.tie, self.t.a
         phi = s0[tie] - a * d0[tie]

@@ -20,7 +20,7 @@ fit that does not settle as Newton's method does when nothing separates) raises
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -55,7 +55,7 @@ class Rows(Protocol):
         ...
 
 
-def reduce(parts: list[dict[str, FloatArray]]) -> dict[str, FloatArray]:
+def reduce(parts: Iterable[dict[str, FloatArray]]) -> dict[str, FloatArray]:
     """The parts' results combined: summed, or (``max:`` keys) their maximum."""
     out: dict[str, FloatArray] = {}
     for part in parts:

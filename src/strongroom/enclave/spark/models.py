@@ -44,7 +44,8 @@ class SparkRows:
     def each(self, work: sums.Partial) -> dict[str, FloatArray]:
         frame = self.rows.mapInArrow(_on_executor(work, self.grouped), "part binary")
         result = self.engine.collect_arrow(frame, self.engine.limits)
-        return sums.reduce([_decoded(value) for value in result.column("part").to_pylist()])
+        # a part decoded at a time: a Cox model's are per event time, a few MB each
+        return sums.reduce(_decoded(value.as_py()) for value in result.column("part"))
 
 
 @contextmanager
