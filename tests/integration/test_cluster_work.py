@@ -200,11 +200,11 @@ EPISODES = ("episodes", "SELECT d.pid, p.p31 AS sex, p.p34 AS birth_year, "
 
 def test_cox_models_are_summed_on_the_executors_and_answer_as_on_the_host(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cox models on the Spark engine: Efron's per-time sums, the delta-betas and leverages
-    taken on the executors (the host's own fit, rank check, residuals and leverages made to
-    fail), the Result the host's own: cells, contributors, facts, id sets and vectors, the
-    exact hazard ratios to 1e-7 and the same steps. A fit the executors cannot settle is the
-    host's, refusal and all."""
+    """Cox models on the Spark engine: Efron's per-time sums, the delta-betas, leverages and
+    Harrell's C taken on the executors (the host's own fit, rank check, residuals, leverages
+    and C made to fail), the Result the host's own: cells, contributors, facts, id sets and
+    vectors, the exact hazard ratios to 1e-7 and the same steps. A fit the executors cannot
+    settle is the host's, refusal and all."""
     spark = world.platform.enclave
     engine = spark.engine
     assert isinstance(engine, SparkEngine)
@@ -236,8 +236,9 @@ def test_cox_models_are_summed_on_the_executors_and_answer_as_on_the_host(
         here = [service.analyse(duck, who, world.project_id, r, threshold=10)[1]
                 for r in requests]
     before = set(engine.folder.iterdir())
-    for module, name in ((ph, "fit"), (ph, "_Efron"), (survival, "score_residuals"),
-                         (survival, "check_rank"), (survival, "influence")):
+    for module, name in ((ph, "fit"), (ph, "_Efron"), (ph, "concordance"),
+                         (survival, "score_residuals"), (survival, "check_rank"),
+                         (survival, "influence")):
         monkeypatch.setattr(module, name, _never(f"fitted a Cox model ({name})"))
     jobs.clear()
     for i, (request, host) in enumerate(zip(requests, here, strict=True)):

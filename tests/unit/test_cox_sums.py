@@ -85,13 +85,15 @@ def exact_hazards() -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
 
 @contextlib.contextmanager
 def host_fit_unusable() -> Iterator[None]:
-    """The host's own Cox fit, design, rank check, residuals and leverages made to fail."""
+    """The host's own Cox fit, rank check, residuals, leverages and Harrell's C made to
+    fail."""
     def never(*_: object, **__: object) -> None:
         raise AssertionError("the host fitted the Cox model")
 
     with pytest.MonkeyPatch.context() as patch:
-        for module, name in ((ph, "fit"), (ph, "_Efron"), (survival, "score_residuals"),
-                             (survival, "check_rank"), (survival, "influence")):
+        for module, name in ((ph, "fit"), (ph, "_Efron"), (ph, "concordance"),
+                             (survival, "score_residuals"), (survival, "check_rank"),
+                             (survival, "influence")):
             patch.setattr(module, name, never)
         yield
 
@@ -211,6 +213,39 @@ def test_the_fit_is_proportional_hazards_fit() -> None:
     assert np.allclose(found.most, most, rtol=1e-7)
     with_intercept = np.column_stack([np.ones(len(t)), x])
     assert found.influence == pytest.approx(survival.influence(with_intercept, ids), rel=1e-7)
+    xb = centred @ expected.beta
+    assert found.concordance == pytest.approx(ph.concordance(t, e, xb), rel=1e-12)
+    assert found.largest_xb == pytest.approx(float(np.abs(xb).max()), rel=1e-9)
+    assert found.spread == pytest.approx(float(np.ptp(xb)), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_harrells_c_counted_in_parts_is_the_hosts(seed: int) -> None:
+    """Times and risks tied or not, events rare to certain, a participant on several rows,
+    in one to five parts: the parts' counts give proportional_hazards.concordance exactly."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    tied_times, tied_risks = rng.random() < 0.5, rng.random() < 0.5
+    t = rng.integers(0, max(2, n // 4), n).astype(float) if tied_times \
+        else rng.exponential(size=n)
+    risk = rng.integers(0, 4, n).astype(float) if tied_risks else rng.normal(size=n)
+    e = (rng.random(n) < rng.choice([0.05, 0.4, 1.0])).astype(float)
+    e[0] = 1.0
+    frame = pl.DataFrame({"pid": np.sort(rng.integers(0, n // 2 + 1, n)),
+                          cox_sums.TIME: t, cox_sums.EVENT: e, "v0": risk})
+    recipe = sums.Recipe((("v0", None),))
+    one, zero = np.ones(1), np.zeros(1)
+    events = {k: v[e == 1] for k, v in sums.columns(frame).items()}
+    work = cox_sums._concordance_of(events, recipe, zero, one)
+    found = sums.LocalRows(frame, int(rng.integers(1, 6))).each(work)
+    order = np.argsort(t)
+    pairs = int(ph._pool_sizes(t[order], (e == 1)[order]).sum())
+    expected = ph.concordance(t, e, risk)
+    if pairs == 0:
+        assert np.isnan(expected)
+        return
+    assert (found["correct"][0] + found["tied"][0] / 2) / pairs == pytest.approx(
+        expected, abs=1e-15)
 
 
 def _refusal(spec: dict[str, Any], frame: pl.DataFrame, place: Counting | None) -> list[str]:

@@ -13,16 +13,16 @@ refuse or could settle otherwise raises sums.HostOnlyError, and the host fits in
 
 At the estimate, again on the executors, with the per-time tables sent out: each row's score
 residual times the variance (its delta-beta), summed per participant and reduced to the
-largest per coefficient (sensitivity.cox_steps), and each participant's summed leverage in
-the covariates with the intercept (the influence check).
+largest per coefficient (sensitivity.cox_steps), each participant's summed leverage in the
+covariates with the intercept (the influence check), xβ's extremes (the log-likelihood's
+step) and Harrell's C's counts. C pairs each row with the events before it, across parts:
+the host sends out the events' times and risks (xβ, one number an event, made from the
+narrow frame a term at a time, as the executors make every row's), and each part counts, for
+its own rows, the events in their pool with a higher and an equal risk
+(proportional_hazards.concordance's wavelet matrix, over the events, built once a part).
 
-What stays on the host (survival.cox_placed): xβ, one number a row, made from the narrow
-frame the host holds anyway, a column at a time, for Harrell's C and the log-likelihood's
-step. The exact C compares every event with everyone followed longer, across parts, by the
-exact order of their xβ: per-part counts would need per-time counts at every distinct risk
-(as many as the rows, with a continuous covariate), and the host's O(n log n) count over
-three vectors costs no design matrix. The 500 rows of the rank-correlation check are built
-on the host from the narrow frame too (the same draw as proportional_hazards').
+The 500 rows of the rank-correlation check are built on the host from the narrow frame (the
+same draw as proportional_hazards').
 """
 
 from __future__ import annotations
@@ -88,18 +88,30 @@ class Times:
 
 @dataclass
 class CoxSums:
-    """A fit from sums: proportional_hazards' CoxFit, the centre its covariates were taken
-    from, and the facts the output check reads."""
+    """A fit from sums: proportional_hazards' CoxFit, Harrell's C of its xβ, and the facts
+    the output check reads."""
 
     fit: ph.CoxFit
-    centre: FloatArray
+    concordance: float
     most: FloatArray  # per coefficient: the largest Σ |delta-beta| over one participant's rows
     influence: float  # the largest summed leverage of one participant (with the intercept)
+    largest_xb: float  # the largest |xβ| of a row
+    spread: float  # xβ's largest less its smallest
 
 
 def terms(cols: sums.Columns, recipe: sums.Recipe) -> FloatArray:
     """The rows' terms, without the intercept (a Cox model has none)."""
     return sums.matrix(cols, recipe)[:, 1:]
+
+
+def risks(cols: sums.Columns, recipe: sums.Recipe, centre: FloatArray, beta: FloatArray
+          ) -> FloatArray:
+    """Each row's xβ on the centred covariates (survival.cox's), a term at a time: the same
+    arithmetic wherever it runs, so that equal risks are equal everywhere."""
+    xb = np.zeros(len(cols[sums.PID]))
+    for term, mean, b in zip(recipe.terms, centre, beta, strict=True):
+        xb += (sums.matrix_column(cols, term) - mean) * b
+    return xb
 
 
 def _standardised(cols: sums.Columns, s: Standard) -> FloatArray:
@@ -191,6 +203,44 @@ def _facts(cols: sums.Columns, s: Standard, beta: FloatArray, times: FloatArray,
     return {"max:influence": per[:1], "max:effect": per[1:]}
 
 
+class _Concordance:
+    """Harrell's C's counts over a part's rows (proportional_hazards.concordance's, split):
+    for each row, the events in its pool (before its time; at or before it, censored) with
+    a higher risk, and with an equal one. The events' wavelet matrix is built on the first
+    batch and kept for the part's others (one object a task)."""
+
+    def __init__(self, recipe: sums.Recipe, centre: FloatArray, beta: FloatArray,
+                 times: FloatArray, ranks: npt.NDArray[np.int64], distinct: FloatArray
+                 ) -> None:
+        self.recipe, self.centre, self.beta = recipe, centre, beta
+        self.times = times  # the events' times, ascending
+        self.ranks = ranks  # each of those events' distinct event risks above its own
+        self.distinct = distinct  # the distinct event risks, descending
+        self._prefix: ph._PrefixRanks | None = None
+
+    def __call__(self, cols: sums.Columns) -> dict[str, FloatArray]:
+        if self._prefix is None:
+            self._prefix = ph._PrefixRanks(self.ranks, len(self.distinct))
+        xb = risks(cols, self.recipe, self.centre, self.beta)
+        t = np.asarray(cols[TIME], dtype=np.float64)
+        happened = np.asarray(cols[EVENT]) == 1
+        pool = np.where(happened, np.searchsorted(self.times, t, side="left"),
+                        np.searchsorted(self.times, t, side="right"))
+        above = np.searchsorted(-self.distinct, -xb, side="left")
+        equal = np.flatnonzero(self.distinct[np.minimum(above, len(self.distinct) - 1)] == xb)
+        higher = self._prefix.below(pool, above)
+        at_most = self._prefix.below(pool[equal], above[equal] + 1)
+        return {"correct": np.array([float(higher.sum())]),
+                "tied": np.array([float(at_most.sum() - higher[equal].sum())]),
+                "max:xb": np.array([float(xb.max(initial=-math.inf))]),
+                "max:-xb": np.array([float((-xb).max(initial=-math.inf))])}
+
+
+def _at_estimate(cols: sums.Columns, facts: sums.Partial, concordance: _Concordance
+                 ) -> dict[str, FloatArray]:
+    return {**facts(cols), **concordance(cols)}
+
+
 class _Efron:
     """Efron's log-likelihood, gradient and information at β (proportional_hazards.
     Evaluation) from the rows' per-time sums: two jobs, one where ℓ is not finite."""
@@ -276,12 +326,20 @@ def fit(d: sums.Design, narrow: pl.DataFrame) -> CoxSums:
         fitted = ph.maximised(efron, scale, list)
     except ph.NotConverged:
         raise sums.HostOnlyError("did not converge") from None
-    most, influence = _most_moved(d, efron, fitted, sums._scaled_inverse(gram))
-    return CoxSums(fitted, centre, most, influence)
+    events = {k: v[e == 1] for k, v in cols.items()}
+    found = d.rows.each(partial(
+        _at_estimate, facts=_facts_at(efron, fitted, sums._scaled_inverse(gram)),
+        concordance=_concordance_of(events, recipe, centre, fitted.beta)))
+    order = np.argsort(t)
+    pairs = int(ph._pool_sizes(t[order], (e == 1)[order]).sum())
+    c = (float(found["correct"][0]) + float(found["tied"][0]) / 2) / pairs if pairs \
+        else math.nan
+    high, low = float(found["max:xb"][0]), float(found["max:-xb"][0])
+    return CoxSums(fitted, c, found["max:effect"], float(found["max:influence"][0]),
+                   max(high, low, 0.0), high + low)
 
 
-def _most_moved(d: sums.Design, efron: _Efron, fitted: ph.CoxFit, inverse: FloatArray
-                ) -> tuple[FloatArray, float]:
+def _facts_at(efron: _Efron, fitted: ph.CoxFit, inverse: FloatArray) -> sums.Partial:
     """The facts job at the estimate, from the last evaluation's per-time sums (the
     estimate's: Newton's last step is the one it accepted)."""
     assert efron.latest is not None
@@ -290,7 +348,17 @@ def _most_moved(d: sums.Design, efron: _Efron, fitted: ph.CoxFit, inverse: Float
     hazard = efron.t.tied / s0
     tables = np.vstack([np.zeros(2 * len(beta) + 1), np.column_stack([
         mean, np.cumsum(hazard), np.cumsum(mean * hazard[:, None], axis=0)])])
-    facts = d.rows.each(partial(_facts, s=efron.s, beta=beta, times=efron.t.times,
-                                shift=shift, tables=tables, variance=fitted.variance,
-                                inverse=inverse))
-    return facts["max:effect"], float(facts["max:influence"][0])
+    return partial(_facts, s=efron.s, beta=beta, times=efron.t.times, shift=shift,
+                   tables=tables, variance=fitted.variance, inverse=inverse)
+
+
+def _concordance_of(events: sums.Columns, recipe: sums.Recipe, centre: FloatArray,
+                    beta: FloatArray) -> _Concordance:
+    """Harrell's C's job: the events' times and risks, in time order, with each one's rank
+    among the distinct event risks (proportional_hazards._event_ranks')."""
+    t = np.asarray(events[TIME], dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    xb = risks(events, recipe, centre, beta)[order]
+    distinct = np.unique(xb)[::-1].copy()
+    ranks = np.searchsorted(-distinct, -xb, side="left").astype(np.int64)
+    return _Concordance(recipe, centre, beta, t[order], ranks, distinct)

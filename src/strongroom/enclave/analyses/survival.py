@@ -317,8 +317,8 @@ def cox(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int = 0) -> R
     steps, llf_step = sensitivity.cox_steps(delta, ids, xb)
     # the covariates' own leverage: a combination of them that singles out a few people
     # singles them out in the partial likelihood too
-    return _cox_result(spec, d, t, e, fitted, xb, steps, llf_step,
-                       influence(with_intercept, ids), rounding)
+    return _cox_result(spec, d, t, e, fitted, proportional_hazards.concordance(t, e, xb),
+                       steps, llf_step, influence(with_intercept, ids), rounding)
 
 
 def cox_placed(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int,
@@ -336,21 +336,15 @@ def cox_placed(spec: CoxSpec, frame: pl.DataFrame, rounding: Rounding, k: int,
             found = cox_sums.fit(sums.Design(rows, recipe, narrow.height, moderate), narrow)
         except sums.HostOnlyError:
             return None
-    # xβ, a number a row, here (a term at a time, no design matrix): Harrell's C compares
-    # rows across the cluster's parts (cox_sums.py says why it stays on the host)
-    columns = sums.columns(narrow)
-    xb = np.zeros(len(t))
-    for term, centre, beta in zip(recipe.terms, found.centre, found.fit.beta, strict=True):
-        xb += (sums.matrix_column(columns, term) - centre) * beta
     steps, llf_step = sensitivity.cox_bounds(
-        found.most, len(xb), sensitivity.rows_per_person(d.ids),
-        float(np.abs(xb).max(initial=0)), float(np.ptp(xb)))
-    return _cox_result(spec, d, t, e, found.fit, xb, steps, llf_step, found.influence,
-                       rounding)
+        found.most, len(t), sensitivity.rows_per_person(d.ids), found.largest_xb,
+        found.spread)
+    return _cox_result(spec, d, t, e, found.fit, found.concordance, steps, llf_step,
+                       found.influence, rounding)
 
 
 def _cox_result(spec: CoxSpec, d: Design, t: FloatArray, e: FloatArray,
-                fitted: proportional_hazards.CoxFit, xb: FloatArray, steps: FloatArray,
+                fitted: proportional_hazards.CoxFit, concordance: float, steps: FloatArray,
                 llf_step: float, influence: float, rounding: Rounding) -> Result:
     """The hazard ratios and the fit's statistics, rounded to what one participant can move
     them, with their contributors, facts and participant sets."""
@@ -361,7 +355,7 @@ def _cox_result(spec: CoxSpec, d: Design, t: FloatArray, e: FloatArray,
                               table)
     m = sensitivity.rows_per_person(ids)
     p = len(fitted.beta)
-    cells += statistic_cells({"concordance": proportional_hazards.concordance(t, e, xb),
+    cells += statistic_cells({"concordance": concordance,
                               "log_likelihood": fitted.log_likelihood,
                               "aic": -2 * fitted.log_likelihood + 2 * p}, d.everyone, {
         "concordance": sensitivity.concordance_step(_comparable_pairs(t, e), len(t), m),
