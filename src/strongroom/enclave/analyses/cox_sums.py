@@ -5,7 +5,8 @@ its tied events of exp(zβ), z·exp(zβ) and z zᵀ·exp(zβ). Each part of the 
 partition, a participant's rows all in one) bins its rows by the latest event time at or
 before their own and sends back per-time sums; the host adds the parts' sums per time, makes
 risk sets of them by reverse cumulative sums and does Efron's arithmetic (that of
-proportional_hazards._Efron) on arrays as long as the event times, never the rows. The
+proportional_hazards._Efron) on arrays as long as the event times (and a number an event
+for the ties' shares), never on the rows' covariates. The
 information's weighted Gram matrix weights each row by the Σ 1/φ of the event times up to
 its own, which only the whole gives: a second job at each β, those weights sent out. The fit
 is proportional_hazards' own (its Newton steps, thresholds and checks); whatever it would
@@ -21,8 +22,9 @@ narrow frame a term at a time, as the executors make every row's), and each part
 its own rows, the events in their pool with a higher and an equal risk
 (proportional_hazards.concordance's wavelet matrix, over the events, built once a part).
 
-The 500 rows of the rank-correlation check are built on the host from the narrow frame (the
-same draw as proportional_hazards').
+On the host still: the 500 rows of the rank-correlation check, built from the narrow frame
+(the same draw as proportional_hazards'), and what survival.cox reads from the times and
+events alone (comparable pairs, events per level), as the definition's rows are there.
 """
 
 from __future__ import annotations
