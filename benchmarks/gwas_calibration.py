@@ -42,6 +42,7 @@ from strongroom.genomics.pca import genotype_pcs
 from strongroom.genomics.plant import plant
 from strongroom.genomics.simulate import FOUNDERS, simulate
 
+WHITE = [1, 1001, 1002, 1003]  # ethnic background (field 21000, coding 1001): White
 FAR = 5_000_000  # bp from a planted locus beyond which a marker counts as unlinked to it
 
 
@@ -53,6 +54,9 @@ def main() -> None:
                         help="unlinked markers drawn at the populations' frequencies, besides")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--women", action="store_true", help="women only, as the demo's GWAS")
+    parser.add_argument("--white", action="store_true",
+                        help="participants of White ethnic background only (field 21000 codes "
+                             "1, 1001-1003), as UK Biobank GWAS commonly are")
     parser.add_argument("--components", type=int, default=10,
                         help="principal components as covariates (the enclave offers 10)")
     parser.add_argument("--founders", type=int, default=FOUNDERS,
@@ -72,8 +76,12 @@ def main() -> None:
         timings["simulate"] = time.perf_counter() - start
         people = plant(cohort, sim).participants
         unplanted = cohort.participants["p21001_i0"].cast(pl.Float64).fill_null(np.nan)
-        rows = (np.flatnonzero(people["p31"].to_numpy() == 0) if args.women
-                else np.arange(people.height))
+        keep = np.ones(people.height, dtype=bool)
+        if args.women:
+            keep &= people["p31"].to_numpy() == 0
+        if args.white:
+            keep &= people["p21000_i0"].cast(pl.Int64).is_in(WHITE).fill_null(False).to_numpy()
+        rows = np.flatnonzero(keep)
         with open_genotypes(sim.prefix.with_suffix(".bed")) as source:
             # held as int8 (no call is missing): 500,000 × 8,000 as float32 would be 16 GB
             held = [(first, np.asfortranarray(np.nan_to_num(d[rows], nan=-1).astype(np.int8)))
@@ -105,10 +113,12 @@ def main() -> None:
     dummies = np.column_stack([(ethnicity == c).astype(float) for c in codes[counts >= 30][1:]])
     varying = shares[:, shares.std(axis=0) > 0][:, 1:]
     results = {}
-    for name, covariates in (("no PCs", base),
-                             (f"{k} PCs", np.column_stack([base, pcs.scores])),
-                             ("ethnic background", np.column_stack([base, dummies])),
-                             ("true ancestry shares", np.column_stack([base, varying]))):
+    fits = [("no PCs", base), (f"{k} PCs", np.column_stack([base, pcs.scores])),
+            ("ethnic background", np.column_stack([base, dummies])),
+            ("true ancestry shares", np.column_stack([base, varying]))]
+    if args.white:  # one population: its few codes are no ancestry, and every share is EUR's
+        fits = fits[:2]
+    for name, covariates in fits:
         start = time.perf_counter()
         results[name] = linear_gwas(chunks(), traits, covariates, trait_names=names)
         timings[f"GWAS ({name})"] = time.perf_counter() - start

@@ -153,7 +153,7 @@ def test_every_role_has_a_signpost_and_the_console_tests_people_are_free(demo: D
 
 def test_the_tour_runs_a_gwas_and_refuses_one_aimed_at_a_participant(demo: Demo) -> None:
     stops = {s.what.split(" (")[0]: s for s in demo.result.tour}
-    honest = stops["a GWAS of BMI among women on the genotypes, with birth year and 10 "
+    honest = stops["a GWAS of BMI among White women on the genotypes, with birth year and 10 "
                    "principal components"]
     assert honest.status == "released", honest
     aimed = [s for s in demo.result.tour if s.what.startswith("… its GWAS")]

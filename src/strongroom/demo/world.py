@@ -107,8 +107,8 @@ PROJECTS = [
     # title, purpose, lead index, member indexes, fields
     ("Blood pressure and incident cardiovascular disease",
      "Estimate how baseline systolic and diastolic blood pressure relate to later hospital "
-     "diagnoses of cardiovascular disease, by sex and age.",
-     0, [1], [31, 34, 21003, 4079, 4080, 21001, 20116, 41270, 41280, 40000]),
+     "diagnoses of cardiovascular disease, by sex, age and ethnic background.",
+     0, [1], [31, 34, 21003, 21000, 4079, 4080, 21001, 20116, 41270, 41280, 40000]),
     ("Deprivation, HbA1c and diabetes",
      "Describe how glycated haemoglobin and diagnosed diabetes vary with Townsend "
      "deprivation across assessment centres.",
