@@ -1,7 +1,7 @@
 """Host memory on the Spark engine as the cohort grows (issue 56: the cluster does the work).
 
     python benchmarks/cluster_memory.py [--scales 50000,200000,400000] [--engines spark,duckdb]
-                                        [--study sql|model] [--executor-memory 1g]
+                                        [--study sql|model|cox|all] [--executor-memory 1g]
                                         [--driver-memory 2g] [--json PATH] [--code DIR]
 
 For each scale a platform is made in a process of its own (a synthetic cohort ingested, a
@@ -17,15 +17,22 @@ a linear model of BMI on the same covariates; ``--study cox`` a definition of fo
 model also what the process held
 before it (``VmRSS``) and its own peak above that (``VmHWM`` after the request, reset to
 ``VmRSS`` before it by ``clear_refs``, which resets ``ru_maxrss`` too: the peaks reported
-after a model are since that reset).
+after a model are since that reset). ``--study all`` runs the whole study in one process per
+scale and engine, as a researcher would in turn: the two definitions and four aggregate
+queries, the model's definition, the logistic model, OLS and a binomial GLM over it, the
+follow-up's definition, the Cox model and a Kaplan–Meier table by sex over it; with
+``--engines spark,duckdb`` each request's Spark/DuckDB ratio and the end-to-end total's are
+printed after the memory table, with the load average (``/proc/loadavg``) at the start and end.
 
 Reported per scale and engine: the host's peak resident memory (``ru_maxrss`` of the Python
 process that serves requests) after opening the platform and starting the engine, after the
 project's view is ready (on Spark: the cohort sealed on the cluster's storage and the view
 planned there; on DuckDB: the cohort decrypted and the view built here), and after the
 requests; on Spark also the driver JVM's and the executors' peaks (``VmHWM``), and each
-request's wall time. ``--code DIR`` measures another version of the package (``DIR/src``,
-e.g. ``git archive COMMIT src | tar -x -C DIR``), the same requests through the same script.
+request's wall time (on Spark with the jobs the driver ran in it, from its status store: how
+many, their wall time summed and longest, their tasks' run and CPU time). ``--code DIR``
+measures another version of the package (``DIR/src``, e.g. ``git archive COMMIT src | tar -x
+-C DIR``), the same requests through the same script.
 """
 
 from __future__ import annotations
@@ -80,7 +87,14 @@ COX_MODELS: list[dict[str, Any]] = [
      "unit": "years", "covariates": ["sex", "birth_year", "centre"],
      "categorical": ["sex", "centre"]},
 ]
+# --study all: the whole study, the models' and survival's requests after the SQL's
+GLM: dict[str, Any] = {"kind": "glm", "definition": "model", "family": "binomial",
+                       "formula": "obese ~ birth_year + C(sex) + C(centre)"}
+KAPLAN_MEIER: dict[str, Any] = {"kind": "kaplan_meier", "definition": "followed",
+                                "time": "years", "event": "cardio", "group": "sex",
+                                "unit": "years", "interval": 5}
 ROOT = Path(__file__).resolve().parent.parent
+_SPANS: dict[str, tuple[float, float]] = {}  # each request's start and end (time.time())
 
 
 def _peak_mb() -> float:
@@ -153,7 +167,7 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
     where = service.scope(enclave, who, world.project_id)
     if isinstance(engine, SparkEngine):
         engine.spark  # noqa: B018 (the driver started: its memory is the JVM's, not ours)
-    if study in ("model", "cox"):  # as the server does at start (server/run.py), so that the
+    if study in ("model", "cox", "all"):  # as the server does at start (server/run.py), so that the
         from strongroom.enclave.analyses.run import preload  # libraries are not the model's
 
         preload()
@@ -161,7 +175,8 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
     start = time.perf_counter()
     # (code from before issue 56 builds every view here: Enclave.tables)
     getattr(enclave, "sources", enclave.tables)(where.project, where.fields)
-    figures["view_s"] = round(time.perf_counter() - start, 2)
+    figures["view_s"] = round(time.perf_counter() - start, 3)
+    _SPANS["view ready"] = (time.time() - figures["view_s"], time.time())
     figures["view_mb"] = _peak_mb()
     seconds: dict[str, float] = {}
     peaks: dict[str, float] = {}
@@ -169,17 +184,22 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
         _models(enclave, who, world.project_id, seconds, peaks,
                 *((MODEL_DEFINITION, MODELS) if study == "model"
                   else (COX_DEFINITION, COX_MODELS)))
-    for name, sql in DEFINITIONS.items() if study == "sql" else ():
+    for name, sql in DEFINITIONS.items() if study in ("sql", "all") else ():
         start = time.perf_counter()
         service.define(enclave, who, world.project_id, name, sql)
-        seconds[f"define {name}"] = round(time.perf_counter() - start, 2)
+        _done(seconds, f"define {name}", start)
         peaks[f"define {name}"] = round(_peak_mb())
-    for i, sql in enumerate(AGGREGATES if study == "sql" else ()):
+    for i, sql in enumerate(AGGREGATES if study in ("sql", "all") else ()):
         start = time.perf_counter()
         service.analyse(enclave, who, world.project_id, {"kind": "aggregate_sql", "sql": sql},
                         threshold=10)
-        seconds[f"aggregate {i + 1}"] = round(time.perf_counter() - start, 2)
+        _done(seconds, f"aggregate {i + 1}", start)
         peaks[f"aggregate {i + 1}"] = round(_peak_mb())
+    if study == "all":
+        _models(enclave, who, world.project_id, seconds, peaks, MODEL_DEFINITION,
+                [*MODELS, GLM])
+        _models(enclave, who, world.project_id, seconds, peaks, COX_DEFINITION,
+                [*COX_MODELS, KAPLAN_MEIER])
     figures["requests_s"] = seconds
     figures["peak_after_mb"] = peaks
     figures["requests_mb"] = _peak_mb()
@@ -189,8 +209,43 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
         figures["driver_mb"] = _hwm_mb(gateway.pid) if gateway is not None else None
         figures["executors_mb"] = [_hwm_mb(p) for p in _executors(context.applicationId)]
         figures["sealed"] = getattr(engine, "seals", None)  # None: code from before
+        figures["jobs"] = _jobs(context)
     platform.close()
     return figures
+
+
+def _done(seconds: dict[str, float], name: str, start: float) -> None:
+    """A request's wall time, and its span in epoch seconds for ``_jobs``."""
+    seconds[name] = round(time.perf_counter() - start, 3)
+    _SPANS[name] = (time.time() - seconds[name], time.time())
+
+
+def _jobs(context: Any) -> dict[str, list[float]]:
+    """Per request, the Spark jobs the driver ran in its span (its status store, kept with the
+    UI off): how many, their summed and their longest wall time, and their stages' tasks' run
+    and CPU time summed over the executors (s)."""
+    found: dict[str, list[float]] = {name: [0, 0.0, 0.0, 0.0, 0.0] for name in _SPANS}
+    store = context._jsc.sc().statusStore()
+    jobs = store.jobsList(None)
+    for i in range(jobs.size()):
+        job = jobs.apply(i)
+        if not (job.submissionTime().isDefined() and job.completionTime().isDefined()):
+            continue
+        began = job.submissionTime().get().getTime() / 1000
+        took = job.completionTime().get().getTime() / 1000 - began
+        for name, (start, end) in _SPANS.items():
+            if start <= began <= end:
+                found[name][0] += 1
+                found[name][1] = round(found[name][1] + took, 3)
+                found[name][2] = round(max(found[name][2], took), 3)
+                for k in range(job.stageIds().size()):
+                    try:  # a skipped stage (its shuffle reused) has no attempt
+                        stage = store.lastStageAttempt(job.stageIds().apply(k))
+                    except Exception:
+                        continue
+                    found[name][3] = round(found[name][3] + stage.executorRunTime() / 1e3, 3)
+                    found[name][4] = round(found[name][4] + stage.executorCpuTime() / 1e9, 3)
+    return found
 
 
 def _models(enclave: Any, who: Any, project_id: str, seconds: dict[str, float],
@@ -202,9 +257,11 @@ def _models(enclave: Any, who: Any, project_id: str, seconds: dict[str, float],
     name, sql = definition
     start = time.perf_counter()
     service.define(enclave, who, project_id, name, sql)
-    seconds[f"define {name}"] = round(time.perf_counter() - start, 2)
+    _done(seconds, f"define {name}", start)
     peaks[f"define {name}"] = round(_peak_mb())
+    start = time.perf_counter()  # the definition's rows opened (cached for its analyses)
     service.definition(enclave, service.scope(enclave, who, project_id).project, name)
+    _done(seconds, f"open {name}", start)
     for request in requests:
         # the request's own peak above what the process held before it: the kernel's
         # high-water mark reset to the resident size now (clear_refs 5), read after
@@ -213,7 +270,7 @@ def _models(enclave: Any, who: Any, project_id: str, seconds: dict[str, float],
         held = _status_mb("VmRSS")
         start = time.perf_counter()
         service.analyse(enclave, who, project_id, request, threshold=10)
-        seconds[kind] = round(time.perf_counter() - start, 2)
+        _done(seconds, kind, start)
         peaks[kind] = round(_peak_mb())
         peaks[f"{kind}: held before"] = round(held)
         peaks[f"{kind}: own peak above held"] = round(_status_mb("VmHWM") - held)
@@ -223,10 +280,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", default="50000,200000,400000")
     parser.add_argument("--engines", default="spark,duckdb")
-    parser.add_argument("--study", choices=("sql", "model", "cox"), default="sql",
+    parser.add_argument("--study", choices=("sql", "model", "cox", "all"), default="sql",
                         help="sql: definitions and aggregate queries; model: a definition and "
                         "a logistic and a linear model over it; cox: a definition of "
-                        "follow-up and a Cox model over it")
+                        "follow-up and a Cox model over it; all: the whole study (sql's, "
+                        "model's with a binomial GLM, cox's with a Kaplan-Meier table)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--executor-memory", default="1g")
     parser.add_argument("--driver-memory", default="2g")
@@ -249,6 +307,7 @@ def main() -> None:
     scales = [int(s) for s in args.scales.split(",")]
     engines = args.engines.split(",")
     results: list[dict[str, Any]] = []
+    load = [_load()]
     with tempfile.TemporaryDirectory() as scratch, \
             LocalCluster(Path(scratch) / "cluster", workers=2,
                          memory=args.executor_memory) as cluster:
@@ -273,6 +332,7 @@ def main() -> None:
                        **figures}
                 results.append(row)
                 print(json.dumps(row), flush=True)
+    load.append(_load())
     print()
     print("| participants | engine | opened | view ready | after the requests | driver "
           "| executors | view (s) | requests (s) |")
@@ -283,8 +343,39 @@ def main() -> None:
               f"| {row['view_mb']:.0f} MB | **{row['requests_mb']:.0f} MB** "
               f"| {row.get('driver_mb') or 0:.0f} MB | {executors or '–'} MB "
               f"| {row['view_s']} | {sum(row['requests_s'].values()):.1f} |")
+    _ratios(results)
+    print(f"\nload average (1, 5, 15 min): {load[0]} at the start, {load[1]} at the end")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"load": load, "results": results}, indent=2))
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _ratios(results: list[dict[str, Any]]) -> None:
+    """Each request's wall time on Spark and DuckDB at each scale, and Spark/DuckDB."""
+    for scale in sorted({row["participants"] for row in results}):
+        by = {row["engine"]: row for row in results if row["participants"] == scale}
+        if "spark" not in by or "duckdb" not in by:
+            continue
+        spark, duck = by["spark"], by["duckdb"]
+        steps = [("view ready", spark["view_s"], duck["view_s"]),
+                 *((name, spark["requests_s"][name], duck["requests_s"].get(name))
+                   for name in spark["requests_s"])]
+        jobs = spark.get("jobs") or {}
+        print(f"\n| request ({scale:,} participants) | Spark (s) | DuckDB (s) | Spark/DuckDB "
+              "| Spark jobs: n, summed (s), longest (s) | executors' task time: run, CPU (s) |")
+        print("|---|---|---|---|---|---|")
+        for name, a, b in steps:
+            ratio = f"{a / b:.1f}×" if b else "–"
+            n, summed, longest, run, cpu = [*(jobs.get(name) or []), 0.0, 0.0, 0.0, 0.0, 0.0][:5]
+            print(f"| {name} | {a:.2f} | {b if b is not None else 0:.2f} | {ratio} "
+                  f"| {n:.0f}, {summed:.2f}, {longest:.2f} | {run:.2f}, {cpu:.2f} |")
+        for label, skip in (("requests", 1), ("end to end, view included", 0)):
+            a = sum(s[1] for s in steps[skip:])
+            b = sum(s[2] or 0 for s in steps[skip:])
+            print(f"| **{label}** | **{a:.1f}** | **{b:.1f}** | **{a / b:.1f}×** | | |")
 
 
 def _child(step: str, arguments: dict[str, Any], code: Path | None = None) -> Any:
