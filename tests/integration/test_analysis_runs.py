@@ -485,3 +485,28 @@ def test_a_rate_limited_run_says_what_the_synchronous_call_says(tmp_path: Path) 
         assert int(run.headers["Retry-After"]) >= 1 and int(sync.headers["Retry-After"]) >= 1
     finally:
         world.platform.close()
+
+
+def test_the_engine_s_own_seconds_are_part_of_every_floor_it_runs(
+        world: World, researcher: Principal, floored: float) -> None:
+    """An engine whose requests take seconds whatever their work (Spark: strongroom.yaml's
+    engine: floor_seconds:) has them added to the published floor of what it runs (aggregate
+    SQL here) and of definitions, not of what is computed here (a crosstab of a definition);
+    a definition is answered no sooner than its floor with them."""
+    engine = world.platform.enclave.engine
+    assert engine.floor_seconds == 0.0  # DuckDB's own
+    crosstab = {"kind": "crosstab", "definition": "base", "rows": "sex", "columns": "sex"}
+    assert world.platform.outputs.schedule(crosstab).floor == floored
+    ctx, saved = world.ctx, world.ctx.settings
+    engine.floor_seconds = 0.75
+    ctx.settings = dataclasses.replace(saved, definition_seconds=0.25)
+    try:
+        assert world.platform.outputs.schedule(COUNTS) == Schedule(floored + 0.75, 2.0)
+        assert world.platform.outputs.schedule(crosstab).floor == floored
+        started = time.monotonic()
+        world.platform.outputs.define(researcher, world.project_id, "latency",
+                                      "SELECT pid, p31 AS sex FROM participants")
+        assert time.monotonic() - started >= 1.0  # 0.25 s, and the engine's 0.75
+    finally:
+        engine.floor_seconds = 0.0
+        ctx.settings = saved

@@ -68,6 +68,7 @@ def test_the_engine_example_is_read_as_strongroom_yaml_reads_it(tmp_path: Path) 
     example = yaml.safe_load(next(b for b in _blocks("yaml") if "kind: spark" in b))["engine"]
     settings = dict(example)
     limits = settings.pop("limits")
+    floor = settings.pop("floor_seconds")
     settings.pop("kind")
     from strongroom.enclave.spark.cluster import SparkSettings
 
@@ -76,6 +77,9 @@ def test_the_engine_example_is_read_as_strongroom_yaml_reads_it(tmp_path: Path) 
     assert engines.limits_from(limits, engines.SPARK_LIMITS).seconds == 300
     # the page's default: 300 s on a cluster, DuckDB's 10 s
     assert engines.SPARK_LIMITS.seconds == 300 and engines.DUCKDB_LIMITS.seconds == 10
+    # the answers' floors: the page's figure is the default, and DuckDB's is 0
+    assert engines.floor_seconds_from(floor, 0.0) == engines.SPARK_FLOOR_SECONDS == 30
+    assert engines.DUCKDB_FLOOR_SECONDS == 0
     # "Every problem in the section is named at once"
     with pytest.raises(ValueError) as refused:
         SparkSettings.from_config({"mastr": "x", "conf": {"spark.io.encryption.enabled": "false"}})

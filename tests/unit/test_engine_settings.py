@@ -28,6 +28,20 @@ def test_duckdb_takes_no_settings() -> None:
         engine_from({"kind": "duckdb", "master": "x"}, SECRET)
 
 
+def test_each_engine_adds_its_own_seconds_to_the_answers_floors(tmp_path: Path) -> None:
+    """``floor_seconds``: 0 on DuckDB, 30 on Spark (its requests take seconds whatever their
+    work), or what strongroom.yaml says; nonsense is refused, naming the setting."""
+    from strongroom.enclave.engines import SPARK_FLOOR_SECONDS, floor_seconds_from
+
+    assert engine_from(None, SECRET).floor_seconds == 0.0
+    assert engine_from({"kind": "duckdb", "floor_seconds": 2}, SECRET).floor_seconds == 2.0
+    assert SPARK_FLOOR_SECONDS == 30.0 and floor_seconds_from(None, SPARK_FLOOR_SECONDS) == 30.0
+    assert floor_seconds_from(12.5, SPARK_FLOOR_SECONDS) == 12.5
+    for bad in (-1, "30", True, float("nan"), float("inf"), 3601, [30]):
+        with pytest.raises(ValueError, match=r"engine: floor_seconds: is a number of seconds"):
+            engine_from({"kind": "duckdb", "floor_seconds": bad}, SECRET)
+
+
 def test_an_unknown_kind_is_named() -> None:
     with pytest.raises(ValueError, match=r"'hive'.*'duckdb'.*'spark'"):
         engine_from({"kind": "hive"}, SECRET)

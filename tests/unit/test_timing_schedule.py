@@ -9,6 +9,7 @@ from strongroom.access.context import Settings
 from strongroom.outputs.timing import (
     MAX_STEPS,
     MIN_SCALE,
+    ON_ENGINE,
     REFERENCE_PARTICIPANTS,
     Schedule,
     scale,
@@ -68,6 +69,34 @@ def test_the_floor_is_the_request_s_kind_and_published_sizes_only() -> None:
     assert floor({"kind": "frequency"}, participants=1_000_000) == 1.0
     assert floor({"kind": "frequency"}, participants=3_000) == 0.5 * MIN_SCALE
     assert scale(REFERENCE_PARTICIPANTS + 1) == 2.0 and scale(250_000) == 0.5
+
+
+def test_an_engine_s_latency_is_added_to_the_floor_of_the_kinds_it_runs() -> None:
+    """A Spark request takes seconds whatever its work: its ``floor_seconds`` is added to the
+    floors of what runs there (aggregate SQL, the models whose sums it takes, a GWAS), not to
+    what is computed here from a definition's rows, and not when floors are off."""
+    def floor(kind: str, latency: float, seconds: float = 0.5) -> float:
+        return schedule_for({"kind": kind, "traits": ["bmi"]}, seconds=seconds, ratio=2.0,
+                            participants=REFERENCE_PARTICIPANTS, variants=2_000,
+                            latency=latency).floor
+
+    for kind in ("aggregate_sql", "ols", "logistic", "glm", "cox", "gwas", "no such kind"):
+        assert floor(kind, 30.0) == floor(kind, 0.0) + 30.0, kind
+    for kind in ("frequency", "crosstab", "histogram", "summary", "correlation",
+                 "kaplan_meier", "cumulative_incidence"):
+        assert floor(kind, 30.0) == floor(kind, 0.0), kind
+    assert floor("aggregate_sql", 30.0, seconds=0.0) == 0.0  # floors off: off on every engine
+
+
+def test_the_kinds_on_the_engine_are_every_kind_it_can_run() -> None:
+    """ON_ENGINE is complete and no more: every model whose sums an engine takes
+    (analyses/run.py), and aggregate SQL and GWAS, which an engine runs."""
+    from strongroom.enclave.analyses.run import _PLACED
+    from strongroom.enclave.results import AnalysisKind
+
+    assert set(_PLACED) <= ON_ENGINE
+    assert {AnalysisKind.AGGREGATE_SQL, AnalysisKind.GWAS} <= ON_ENGINE
+    assert ON_ENGINE - {AnalysisKind.AGGREGATE_SQL, AnalysisKind.GWAS} == set(_PLACED)
 
 
 @pytest.mark.parametrize(("floor", "ratio"), [(-1.0, 2.0), (0.5, 1.0), (float("nan"), 2.0)])

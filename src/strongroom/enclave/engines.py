@@ -17,6 +17,7 @@ computed from that frame, so none of them knows which engine ran.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,6 +41,9 @@ WEIGHT = "_w"  # a weighted result's column: how many identical rows a row stand
 class Engine(Protocol):
     name: str
     limits: Limits  # what its queries may use, unless the enclave is given others
+    # seconds added to every answer's floor on this engine (outputs/timing.py): what any
+    # request takes here whatever its work, so that honest ones answer within their floors
+    floor_seconds: float
 
     def select(self, tables: Mapping[str, Table], used: Mapping[str, set[str]],
                query: exp.Query, limits: Limits, most: int, *,
@@ -74,8 +78,9 @@ class DuckDBEngine:
 
     name = "duckdb"
 
-    def __init__(self, limits: Limits | None = None):
+    def __init__(self, limits: Limits | None = None, floor_seconds: float = 0.0):
         self.limits = limits or DUCKDB_LIMITS
+        self.floor_seconds = floor_seconds
 
     def select(self, tables: Mapping[str, Table], used: Mapping[str, set[str]],
                query: exp.Query, limits: Limits, most: int, *,
@@ -112,6 +117,14 @@ class DuckDBEngine:
 # (a cluster's are its executors' settings).
 DUCKDB_LIMITS = Limits()
 SPARK_LIMITS = Limits(seconds=300.0)
+# Each engine's seconds added to every answer's floor (outputs/timing.py), unless
+# strongroom.yaml's engine: floor_seconds: says otherwise. A DuckDB query here starts in
+# milliseconds; a Spark request schedules jobs on its executors and reads encrypted Parquet,
+# seconds whatever its work (BENCHMARKS.md, session 47: the study at 500,000), and without
+# this every honest request on a cluster would pass its floor and spend an answer.
+DUCKDB_FLOOR_SECONDS = 0.0
+SPARK_FLOOR_SECONDS = 30.0
+MAX_FLOOR_SECONDS = 3600.0  # an hour: more is a mistake (every answer would wait for it)
 _LIMIT_KEYS = {"seconds": float, "max_rows": int, "memory": str, "threads": int}
 
 
@@ -139,25 +152,40 @@ def limits_from(config: Any, default: Limits) -> Limits:
     raise ValueError("strongroom.yaml's engine: limits: " + "; ".join(problems))
 
 
+def floor_seconds_from(config: Any, default: float) -> float:
+    """``engine: floor_seconds:`` (seconds added to every answer's floor), or ``default``."""
+    if config is None:
+        return default
+    if isinstance(config, bool) or not isinstance(config, int | float) or not (
+            math.isfinite(config) and 0 <= config <= MAX_FLOOR_SECONDS):
+        raise ValueError(f"strongroom.yaml's engine: floor_seconds: is a number of seconds "
+                         f"from 0 to {MAX_FLOOR_SECONDS:g} (added to every answer's floor on "
+                         f"this engine), not {config!r}")
+    return float(config)
+
+
 def engine_from(config: Mapping[str, Any] | None, secret: bytes) -> Engine:
     """The engine ``strongroom.yaml``'s ``engine:`` section names (DuckDB when it is absent),
-    with its ``limits:`` (each engine's own defaults otherwise).
+    with its ``limits:`` and ``floor_seconds:`` (each engine's own defaults otherwise).
 
     ``secret``: what the Spark engine's key service derives the cluster's master keys from.
     """
     settings = dict(config or {})
     kind = settings.pop("kind", "duckdb")
     limits = settings.pop("limits", None)
+    floor = settings.pop("floor_seconds", None)
     if kind == "duckdb":
         if settings:
             raise ValueError("the DuckDB engine takes no settings in strongroom.yaml's engine: "
-                             "but limits:")
-        return DuckDBEngine(limits_from(limits, DUCKDB_LIMITS))
+                             "but limits: and floor_seconds:")
+        return DuckDBEngine(limits_from(limits, DUCKDB_LIMITS),
+                            floor_seconds_from(floor, DUCKDB_FLOOR_SECONDS))
     if kind == "spark":
         from strongroom.enclave.spark.cluster import SparkSettings
         from strongroom.enclave.spark.engine import SparkEngine
 
-        return SparkEngine(SparkSettings.from_config(settings), secret,
-                           limits=limits_from(limits, SPARK_LIMITS))
+        spark_settings = SparkSettings.from_config(settings)
+        return SparkEngine(spark_settings, secret, limits=limits_from(limits, SPARK_LIMITS),
+                           floor_seconds=floor_seconds_from(floor, SPARK_FLOOR_SECONDS))
     raise ValueError(f"strongroom.yaml's engine: kind is {kind!r}; it is 'duckdb' (the "
                      "default) or 'spark'")

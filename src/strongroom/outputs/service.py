@@ -341,6 +341,8 @@ class Outputs:
         build's end: sooner, a second client's list or a request the ration refused or let
         through meanwhile would time the build."""
         floor = self.ctx.settings.definition_seconds
+        if floor > 0:  # 0 switches the floor off; an engine's latency only adds to one
+            floor += self.enclave.engine.floor_seconds
         took = time.monotonic() - started
         spent = refused or (floor > 0 and took > floor)
         if floor > 0:
@@ -423,7 +425,8 @@ class Outputs:
         ) else None
         return timing.schedule_for(request, seconds=seconds, ratio=ratio,
                                    participants=self.enclave.participants(),
-                                   variants=int(held.variants) if held is not None else 0)
+                                   variants=int(held.variants) if held is not None else 0,
+                                   latency=self.enclave.engine.floor_seconds)
 
     def _analyse(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                  fmt: Format, measured: Callable[[Measures], None] | None,

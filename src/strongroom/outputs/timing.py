@@ -16,7 +16,10 @@ Why these floors (docs/explanation/output-check.md, "Observables: time"): F is
 an answer on time; a summary or correlation reads every value (×4); models and survival fit
 (×8: the how-to's study's Cox, Kaplan–Meier and GLMs take 1–3 s at 500,000); a GWAS fits
 every variant (×128 per 2,000 variants and trait). Each scales with the cohort, to the next
-power of two of its participants over 500,000 (at least a quarter).
+power of two of its participants over 500,000 (at least a quarter). An engine whose every
+request takes seconds whatever its work (a Spark cluster schedules jobs on its executors) adds
+its ``floor_seconds`` to the floor of each kind it runs (``ON_ENGINE``; strongroom.yaml's
+``engine:``), so that its honest requests do not all pass their floors and spend answers.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ WEIGHTS: dict[AnalysisKind, float] = {
     AnalysisKind.GWAS: 128,
 }
 DEFAULT_WEIGHT = 8  # a kind not listed (none today): as a model
+# the kinds an engine runs where it keeps the rows (aggregate SQL; the models whose sums it
+# takes: analyses/run.py's _PLACED; a GWAS's association), to which its ``floor_seconds`` is
+# added; the rest are computed here from a definition's rows, on any engine
+ON_ENGINE = frozenset({AnalysisKind.AGGREGATE_SQL, AnalysisKind.OLS, AnalysisKind.LOGISTIC,
+                       AnalysisKind.GLM, AnalysisKind.COX, AnalysisKind.GWAS})
 DP_WEIGHT = 1  # a DP query (privacy/service.py): one pass over its prepared rows
 
 
@@ -97,7 +105,8 @@ class Schedule:
 def dp_schedule(*, seconds: float, ratio: float, participants: int) -> Schedule:
     """A differentially private query's schedule: its release reads the prepared rows once,
     as aggregate SQL does (weight 1), scaled with the cohort. Its ε bounds what its figures
-    say; its running time is outside that bound, so it is answered on a schedule too."""
+    say; its running time is outside that bound, so it is answered on a schedule too. It runs
+    on this machine whatever the engine (privacy/service.py), so no engine's latency is added."""
     if seconds <= 0:
         return Schedule(0.0, ratio)
     return Schedule(seconds * DP_WEIGHT * scale(participants), ratio)
@@ -110,10 +119,12 @@ def scale(participants: int) -> float:
 
 
 def schedule_for(request: Mapping[str, Any], *, seconds: float, ratio: float,
-                 participants: int, variants: int = 0) -> Schedule:
+                 participants: int, variants: int = 0, latency: float = 0.0) -> Schedule:
     """The schedule of one analysis request: a function of the request (its kind; a GWAS's
-    traits), the settings (``seconds``: the floor's unit; ``ratio``: the ladder's) and the
-    published sizes (the cohort's ``participants``, the genotype store's ``variants``)."""
+    traits), the settings (``seconds``: the floor's unit; ``ratio``: the ladder's), the
+    published sizes (the cohort's ``participants``, the genotype store's ``variants``) and
+    the engine's ``latency`` (``Engine.floor_seconds``, 0 on DuckDB: added to the floor of
+    the kinds it runs, ``ON_ENGINE``)."""
     if seconds <= 0:
         return Schedule(0.0, ratio)
     try:
@@ -127,4 +138,5 @@ def schedule_for(request: Mapping[str, Any], *, seconds: float, ratio: float,
         count = len(traits) if isinstance(traits, list | tuple) and traits else 1
         per = max(variants, 1) * count / REFERENCE_VARIANTS
         size *= max(1.0, 2.0 ** math.ceil(math.log2(per))) if per > 1 else 1.0
-    return Schedule(seconds * weight * size, ratio)
+    on_engine = kind is None or kind in ON_ENGINE  # a kind not known: the longer floor
+    return Schedule(seconds * weight * size + (latency if on_engine else 0.0), ratio)

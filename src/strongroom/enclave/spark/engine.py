@@ -47,7 +47,7 @@ from sqlglot import exp
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, PARTICIPANTS
 from strongroom.enclave.engine import Limits, plain_types, stopped
-from strongroom.enclave.engines import SPARK_LIMITS, WEIGHT
+from strongroom.enclave.engines import SPARK_FLOOR_SECONDS, SPARK_LIMITS, WEIGHT
 from strongroom.enclave.sources import ClusterTable, CohortSource, Sealed, Table
 from strongroom.enclave.spark.cluster import (
     SparkSettings,
@@ -135,9 +135,11 @@ class SparkEngine:
     name = "spark"
 
     def __init__(self, settings: SparkSettings, secret: bytes, cache_size: int = 64,
-                 limits: Limits | None = None, sealed_size: int = 32):
+                 limits: Limits | None = None, sealed_size: int = 32,
+                 floor_seconds: float = SPARK_FLOOR_SECONDS):
         self.settings = settings
         self.limits = limits or SPARK_LIMITS
+        self.floor_seconds = floor_seconds
         self.keys = KeyService(secret, settings.key_host, settings.key_port)
         # this engine's own folder in the cluster's store: the only files it ever removes
         self.folder = settings.store / f"session-{uuid.uuid4().hex}"
