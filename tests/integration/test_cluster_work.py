@@ -132,6 +132,17 @@ SEPARATED = {"kind": "logistic", "definition": "model", "outcome": "obese",
              "covariates": ["bmi", "sex"]}  # obese is bmi > 30: Newton never settles
 
 
+def _both_engines(world: World) -> tuple[Enclave, SparkEngine, Enclave, Principal]:
+    """The world's enclave on Spark, its engine, the same store's enclave on DuckDB, and the
+    researcher signed in."""
+    spark = world.platform.enclave
+    engine = spark.engine
+    assert isinstance(engine, SparkEngine)
+    assert world.researcher is not None
+    return spark, engine, Enclave(spark.ctx, spark.store, engine=DuckDBEngine()), \
+        world.sign_in(world.researcher)
+
+
 def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """OLS, logistic regression and binomial and Gaussian GLMs on the Spark engine: the
@@ -139,12 +150,7 @@ def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     Result the host's own: its
     cells, contributors, facts, id sets and vectors, the exact coefficients to 1e-7. A fit
     the sums cannot settle is the host's, refusal and all."""
-    spark = world.platform.enclave
-    engine = spark.engine
-    assert isinstance(engine, SparkEngine)
-    assert world.researcher is not None
-    who = world.sign_in(world.researcher)
-    duck = Enclave(spark.ctx, spark.store, engine=DuckDBEngine())
+    spark, engine, duck, who = _both_engines(world)
     for name, sql in (MODEL_DEFINITION, REPEATED):
         service.define(spark, who, world.project_id, name, sql)
     requests = [*MODELS, {"kind": "logistic", "definition": "diagnosed", "outcome": "cardio",
@@ -205,12 +211,7 @@ def test_cox_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     and C made to fail), the Result the host's own: cells, contributors, facts, id sets and
     vectors, the exact hazard ratios to 1e-7 and the same steps. A fit the executors cannot
     settle is the host's, refusal and all."""
-    spark = world.platform.enclave
-    engine = spark.engine
-    assert isinstance(engine, SparkEngine)
-    assert world.researcher is not None
-    who = world.sign_in(world.researcher)
-    duck = Enclave(spark.ctx, spark.store, engine=DuckDBEngine())
+    spark, engine, duck, who = _both_engines(world)
     for name, sql in (COX_DEFINITION, EPISODES):
         service.define(spark, who, world.project_id, name, sql)
     requests = [*COX_MODELS, {"kind": "cox", "definition": "episodes", "time": "years",
