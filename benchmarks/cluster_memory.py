@@ -3,6 +3,7 @@
     python benchmarks/cluster_memory.py [--scales 50000,200000,400000] [--engines spark,duckdb]
                                         [--study sql|model|cox|all] [--executor-memory 1g]
                                         [--driver-memory 2g] [--json PATH] [--code DIR]
+                                        [--tile N]
 
 For each scale a platform is made in a process of its own (a synthetic cohort ingested, a
 project granted participant and event fields, strongroom.yaml naming a loopback cluster of
@@ -33,6 +34,18 @@ request's wall time (on Spark with the jobs the driver ran in it, from its statu
 many, their wall time summed and longest, their tasks' run and CPU time). ``--code DIR``
 measures another version of the package (``DIR/src``, e.g. ``git archive COMMIT src | tar -x
 -C DIR``), the same requests through the same script.
+
+``--tile N`` makes each scale's cohort from one synthetic cohort of N participants (seed 7, the
+cohort every scale of N gets without it) repeated scale / N times, each copy's eids offset by
+a multiple of 10,000,000 (as ``benchmarks/engines.py`` tiles a view's pids): synthesising
+5,000,000 participants at once holds about 20 GB, the tiles share the base's columns until
+the store writes them. A scale must then be a multiple of N.
+
+The host's peaks: ``clear_refs`` (before each model) resets ``ru_maxrss`` as well as
+``VmHWM``, so each peak reported is the largest of the readings taken before each reset and
+after the request: the process's peak (``requests_mb``: the opening, the view and the
+requests), and the requests' own (``requests_only_mb``: since the view was ready, the
+high-water mark reset then to what the process held, ``held_after_view_mb``).
 """
 
 from __future__ import annotations
@@ -94,11 +107,36 @@ KAPLAN_MEIER: dict[str, Any] = {"kind": "kaplan_meier", "definition": "followed"
                                 "time": "years", "event": "cardio", "group": "sex",
                                 "unit": "years", "interval": 5}
 ROOT = Path(__file__).resolve().parent.parent
+EID_TILE = 10_000_000  # --tile: the eids of copy k are k × EID_TILE + the base's (below it)
 _SPANS: dict[str, tuple[float, float]] = {}  # each request's start and end (time.time())
+# the host's high-water marks read before each reset (clear_refs resets ru_maxrss too):
+# the whole process's, and the requests' (since the view was ready; None before)
+_HIGH: dict[str, float | None] = {"process": 0.0, "requests": None}
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    """The process's peak so far, across the resets."""
+    now = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    return max(now, _HIGH["process"] or 0.0)
+
+
+def _requests_peak_mb() -> float:
+    """The requests' peak so far (since ``_reset(requests=True)``)."""
+    return max(_status_mb("VmHWM"), _HIGH["requests"] or 0.0)
+
+
+def _reset(requests: bool = False) -> float:
+    """Reset the high-water mark to the resident size now, the peak before kept; returns the
+    resident size. ``requests``: the requests' peak starts here."""
+    high = _status_mb("VmHWM")
+    _HIGH["process"] = max(_HIGH["process"] or 0.0, high, _peak_mb())
+    if _HIGH["requests"] is not None:
+        _HIGH["requests"] = max(_HIGH["requests"], high)
+    Path("/proc/self/clear_refs").write_text("5")
+    held = _status_mb("VmRSS")
+    if requests:
+        _HIGH["requests"] = held
+    return held
 
 
 def _status_mb(field: str) -> float:
@@ -132,18 +170,47 @@ def _executors(app_id: str) -> list[int]:
     return found
 
 
-def prepare(root: Path, participants: int, engine: dict[str, Any] | None) -> dict[str, Any]:
-    """A platform at ``root`` with a cohort of ``participants`` and a granted project."""
+def prepare(root: Path, participants: int, engine: dict[str, Any] | None,
+            tile: int | None = None) -> dict[str, Any]:
+    """A platform at ``root`` with a cohort of ``participants`` and a granted project;
+    ``tile``: the cohort made of copies of one of ``tile`` participants."""
     sys.path.insert(0, str(ROOT))
-    from tests.access_world import build_world
+    from tests import access_world
 
-    world = build_world(root, cohort=participants, fields=GRANT, engine=engine)
+    if tile is not None:  # build_world synthesises through its module's name
+        access_world.synthesise = _tiler(tile)  # type: ignore[attr-defined]
+    world = access_world.build_world(root, cohort=participants, fields=GRANT, engine=engine)
     assert world.researcher is not None
     member = world.researcher
     world.platform.close()
     return {"project": world.project_id, "researcher": [member.person_id, member.email,
                                                          member.totp_secret,
                                                          member.institution_id]}
+
+
+def _tiler(tile: int) -> Any:
+    """``synthesise`` for ``--tile``: a cohort of ``tile`` participants repeated, each copy's
+    eids offset by a multiple of EID_TILE (its other columns the base's own buffers)."""
+    import polars as pl
+
+    from strongroom.cohort.model import Cohort
+    from strongroom.cohort.synth.generator import synthesise
+
+    def tiled(n: int, seed: int) -> Cohort:
+        if n % tile:
+            raise SystemExit(f"--tile {tile}: {n:,} participants is not a multiple of it")
+        base = synthesise(tile, seed=seed)
+        if int(base.participants["eid"].max() or 0) >= EID_TILE:
+            raise SystemExit(f"--tile: the base's eids reach {EID_TILE:,}")
+
+        def copies(frame: pl.DataFrame) -> pl.DataFrame:
+            return pl.concat([frame.with_columns(pl.col("eid") + k * EID_TILE)
+                              for k in range(n // tile)], rechunk=False)
+
+        return Cohort(copies(base.participants),
+                      {name: copies(frame) for name, frame in base.events.items()})
+
+    return tiled
 
 
 def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, Any]:
@@ -178,6 +245,7 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
     figures["view_s"] = round(time.perf_counter() - start, 3)
     _SPANS["view ready"] = (time.time() - figures["view_s"], time.time())
     figures["view_mb"] = _peak_mb()
+    figures["held_after_view_mb"] = round(_reset(requests=True))
     seconds: dict[str, float] = {}
     peaks: dict[str, float] = {}
     if study in ("model", "cox"):
@@ -203,6 +271,7 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
     figures["requests_s"] = seconds
     figures["peak_after_mb"] = peaks
     figures["requests_mb"] = _peak_mb()
+    figures["requests_only_mb"] = round(_requests_peak_mb())
     if isinstance(engine, SparkEngine):
         context = engine.spark.sparkContext
         gateway = getattr(context._gateway, "proc", None)
@@ -266,8 +335,7 @@ def _models(enclave: Any, who: Any, project_id: str, seconds: dict[str, float],
         # the request's own peak above what the process held before it: the kernel's
         # high-water mark reset to the resident size now (clear_refs 5), read after
         kind = str(request["kind"])
-        Path("/proc/self/clear_refs").write_text("5")
-        held = _status_mb("VmRSS")
+        held = _reset()
         start = time.perf_counter()
         service.analyse(enclave, who, project_id, request, threshold=10)
         _done(seconds, kind, start)
@@ -290,11 +358,15 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--code", type=Path, help="measure the strongroom package in CODE/src "
                         "instead (e.g. an earlier commit's, from git archive)")
+    parser.add_argument("--tile", type=int, help="make each scale's cohort from copies of "
+                        "one of TILE participants (eids offset per copy), not synthesised "
+                        "whole: 5,000,000 at once does not fit beside the cluster")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # a step run in a process of its own: its arguments as JSON on stdin
         step = json.loads(sys.stdin.read())
-        out = (prepare(Path(step["root"]), step["participants"], step["engine"])
+        out = (prepare(Path(step["root"]), step["participants"], step["engine"],
+                       step.get("tile"))
                if args.child == "prepare"
                else measure(Path(step["root"]), step["made"], step.get("study", "sql")))
         print(json.dumps(out))
@@ -323,8 +395,8 @@ def main() -> None:
                 root.mkdir()
                 started = time.perf_counter()
                 made = _child("prepare", {"root": str(root), "participants": scale,
-                                          "engine": spark if kind == "spark" else None},
-                              args.code)
+                                          "engine": spark if kind == "spark" else None,
+                                          "tile": args.tile}, args.code)
                 prepared = time.perf_counter() - started
                 figures = _child("measure", {"root": str(root), "made": made,
                                              "study": args.study}, args.code)
@@ -334,13 +406,16 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
     load.append(_load())
     print()
-    print("| participants | engine | opened | view ready | after the requests | driver "
-          "| executors | view (s) | requests (s) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| participants | engine | opened | view ready | the process's peak "
+          "| the requests' own peak (held after the view) | driver | executors | view (s) "
+          "| requests (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in results:
         executors = ", ".join(f"{m:.0f}" for m in row.get("executors_mb") or [] if m)
         print(f"| {row['participants']:,} | {row['engine']} | {row['opened_mb']:.0f} MB "
               f"| {row['view_mb']:.0f} MB | **{row['requests_mb']:.0f} MB** "
+              f"| **{row.get('requests_only_mb', 0):.0f} MB** "
+              f"({row.get('held_after_view_mb', 0):.0f} MB) "
               f"| {row.get('driver_mb') or 0:.0f} MB | {executors or '–'} MB "
               f"| {row['view_s']} | {sum(row['requests_s'].values()):.1f} |")
     _ratios(results)
