@@ -67,3 +67,29 @@ def test_imputation_quality_is_the_mach_r2_and_one_for_hard_calls() -> None:
     assert info[0] == pytest.approx(min(1.0, expected))
     assert info[1] == pytest.approx(0.0)
     assert info[2] == 1.0
+
+
+@pytest.mark.parametrize(("n", "imputed", "missing"), [
+    (1, 0.0, 0.0), (5, 0.0, 0.2), (101, 0.0, 0.1), (103, 0.3, 0.1), (50, 1.0, 0.0),
+    (7, 0.0, 1.0)])
+def test_a_chunks_sums_are_its_dosages_sums(n: int, imputed: float, missing: float) -> None:
+    """The store keeps each variant's ALT sum, sum of squares, calls and whether it is imputed
+    from ``pack``; hard calls are counted from the packed bytes, dosages summed: either way the
+    figures of the dosages themselves, missing calls left out."""
+    rng = np.random.default_rng(n)
+    dosages = rng.integers(0, 3, (n, 6)).astype(np.float32)
+    fractional = rng.random(dosages.shape) < imputed
+    dosages[fractional] = rng.uniform(0, 2, int(fractional.sum())).astype(np.float32)
+    dosages[rng.random(dosages.shape) < missing] = np.nan
+    part = encoding.pack(4, np.asfortranarray(dosages))
+    called = ~np.isnan(dosages)
+    assert (part.first, part.count) == (4, 6)
+    values = np.where(called, dosages, 0).astype(np.float64)
+    exact = 0 if imputed == 0 else 1e-12  # hard calls are counted: exact
+    np.testing.assert_allclose(part.alt_sum, values.sum(axis=0), rtol=exact, atol=0)
+    np.testing.assert_allclose(part.alt_sq, np.square(values).sum(axis=0), rtol=exact, atol=0)
+    assert np.array_equal(part.called, called.sum(axis=0))
+    assert np.array_equal(part.imputed, (called & (dosages != np.round(dosages))).any(axis=0))
+    back = encoding.decode(part.chunk)
+    assert np.array_equal(np.isnan(back), ~called)
+    assert np.nanmax(np.abs(back - dosages), initial=0) <= (1 / 32767 if imputed else 0)

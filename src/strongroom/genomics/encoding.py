@@ -37,24 +37,7 @@ class ChunkError(ValueError):
 
 def encode(dosages: Dosages) -> bytes:
     """Pack samples × variants dosages (NaN missing) into one chunk's bytes."""
-    if dosages.ndim != 2:
-        raise ChunkError("a chunk is samples × variants")
-    n, m = dosages.shape
-    values = np.ascontiguousarray(dosages.T, dtype=np.float32)  # variants × samples
-    missing = np.isnan(values)
-    if np.any(~missing & ((values < 0) | (values > 2))):
-        raise ChunkError("dosages must lie between 0 and 2")
-    hard = bool(np.all(missing | (values == np.round(values))))
-    if hard:
-        codes = np.where(missing, _MISSING_CODE, values).astype(np.uint8)
-        width = -(-n // 4) * 4
-        padded = np.zeros((m, width), dtype=np.uint8)
-        padded[:, :n] = codes
-        quads = padded.reshape(m, -1, 4)
-        packed = quads[..., 0] | (quads[..., 1] << 2) | (quads[..., 2] << 4) | (quads[..., 3] << 6)
-        return _HEADER.pack(MAGIC, HARD, n, m) + bytes(packed.tobytes())
-    fixed = np.where(missing, _FIXED_MISSING, np.rint(np.nan_to_num(values) * _FIXED_SCALE))
-    return _HEADER.pack(MAGIC, FIXED, n, m) + fixed.astype("<u2").tobytes()
+    return _Chunk(dosages).encode()
 
 
 @dataclass(frozen=True)
@@ -74,12 +57,80 @@ class Packed:
 
 def pack(first: int, dosages: Dosages) -> Packed:
     """Samples × variants dosages from variant ``first`` on, packed with their sums."""
-    return Packed(
-        first=first, count=dosages.shape[1], chunk=encode(dosages),
-        alt_sum=np.nansum(dosages, axis=0, dtype=np.float64),
-        alt_sq=np.nansum(np.square(dosages, dtype=np.float64), axis=0),
-        called=(dosages.shape[0] - np.isnan(dosages).sum(axis=0)).astype(np.int64),
-        imputed=np.any(np.abs(dosages - np.round(dosages)) > 0, axis=0))
+    chunk = _Chunk(dosages)
+    data = chunk.encode()
+    alt_sum, alt_sq, called = chunk.sums()
+    return Packed(first=first, count=chunk.m, chunk=data, alt_sum=alt_sum, alt_sq=alt_sq,
+                  called=called, imputed=chunk.imputed())
+
+
+# each byte's count of the two-bit codes 1, 2 and 3 (missing) among its four samples
+_CODE_COUNTS = np.stack([(code == _UNPACK).sum(axis=1) for code in (1, 2, 3)],
+                        axis=1).astype(np.float64)
+
+
+class _Chunk:
+    """One chunk's dosages read once into what both its bytes and its sums are made from:
+    the store's ingest packs every variant of a cohort's genotypes (500,000 samples × 8,000
+    variants in the demo), and each pass over the float dosages costs seconds there."""
+
+    def __init__(self, dosages: Dosages):
+        if dosages.ndim != 2:
+            raise ChunkError("a chunk is samples × variants")
+        self.n, self.m = dosages.shape
+        self.values = np.ascontiguousarray(dosages.T, dtype=np.float32)  # variants × samples
+        # fmin/fmax skip NaN (missing) without copying; ±inf and anything outside 0-2 refused
+        if self.values.size and (np.fmin.reduce(self.values, axis=None) < 0
+                                 or np.fmax.reduce(self.values, axis=None) > 2):
+            raise ChunkError("dosages must lie between 0 and 2")
+        self.missing = np.isnan(self.values)
+        # a missing call as code 3 (NaN's cast is undefined, and overwritten); a dosage that is
+        # not whole loses its fraction here, and is told by comparing with the value
+        with np.errstate(invalid="ignore"):
+            self.codes = self.values.astype(np.uint8)
+        self.codes[self.missing] = _MISSING_CODE
+        self.hard = bool(np.all((self.codes == self.values) | self.missing))
+        self._packed: npt.NDArray[np.uint8] | None = None
+
+    def encode(self) -> bytes:
+        if self.hard:
+            return _HEADER.pack(MAGIC, HARD, self.n, self.m) + bytes(self.packed().tobytes())
+        fixed = np.where(self.missing, _FIXED_MISSING,
+                         np.rint(np.nan_to_num(self.values) * _FIXED_SCALE))
+        return _HEADER.pack(MAGIC, FIXED, self.n, self.m) + fixed.astype("<u2").tobytes()
+
+    def packed(self) -> npt.NDArray[np.uint8]:
+        """Variants × ⌈samples / 4⌉ bytes, four two-bit codes each, low bits first (the padding
+        samples of the last byte code 0)."""
+        if self._packed is None:
+            width = -(-self.n // 4) * 4
+            padded = np.zeros((self.m, width), dtype=np.uint8)
+            padded[:, :self.n] = self.codes
+            quads = padded.reshape(self.m, -1, 4)
+            self._packed = (quads[..., 0] | (quads[..., 1] << 2) | (quads[..., 2] << 4)
+                            | (quads[..., 3] << 6))
+        return self._packed
+
+    def sums(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                            npt.NDArray[np.int64]]:
+        """Per variant: the ALT dosages' sum and sum of squares over called samples, and how
+        many were called. Hard calls are counted from the packed bytes (a histogram of each
+        variant's bytes: exact, and the same figures as summing the dosages)."""
+        if self.hard:
+            counts = np.stack([np.bincount(row, minlength=256) for row in self.packed()]) \
+                if self.m else np.zeros((0, 256), np.int64)
+            ones, twos, missing = (counts @ _CODE_COUNTS).T
+            return ones + 2 * twos, ones + 4 * twos, (self.n - missing).astype(np.int64)
+        filled = np.where(self.missing, np.float32(0), self.values)
+        return (filled.sum(axis=1, dtype=np.float64),
+                np.square(filled, dtype=np.float64).sum(axis=1),
+                (self.n - self.missing.sum(axis=1)).astype(np.int64))
+
+    def imputed(self) -> npt.NDArray[np.bool_]:
+        """Per variant: whether any dosage is not a whole number."""
+        if self.hard:
+            return np.zeros(self.m, dtype=np.bool_)
+        return np.any((self.codes != self.values) & ~self.missing, axis=1)
 
 
 def look_up(table: npt.NDArray[np.float32], packed: npt.NDArray[np.uint8],
