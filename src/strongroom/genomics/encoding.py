@@ -65,7 +65,7 @@ def pack(first: int, dosages: Dosages) -> Packed:
 
 
 # each byte's count of the two-bit codes 1, 2 and 3 (missing) among its four samples
-_CODE_COUNTS = np.stack([(code == _UNPACK).sum(axis=1) for code in (1, 2, 3)],
+_CODE_COUNTS = np.stack([np.count_nonzero(np.equal(_UNPACK, code), axis=1) for code in (1, 2, 3)],
                         axis=1).astype(np.float64)
 
 
@@ -130,7 +130,9 @@ class _Chunk:
         """Per variant: whether any dosage is not a whole number."""
         if self.hard:
             return np.zeros(self.m, dtype=np.bool_)
-        return np.any((self.codes != self.values) & ~self.missing, axis=1)
+        off = (self.codes != self.values) & ~self.missing
+        fractional: npt.NDArray[np.bool_] = off.any(axis=1)
+        return fractional
 
 
 def look_up(table: npt.NDArray[np.float32], packed: npt.NDArray[np.uint8],
