@@ -62,6 +62,7 @@ from strongroom.access.context import Via
 from strongroom.access.models import Person
 from strongroom.access.totp import DRIFT_STEPS, STEP_SECONDS
 from strongroom.client import Client
+from strongroom.demo.run import unlinked_per_variant
 from strongroom.demo.story import ADMIN
 from strongroom.demo.world import RESEARCHERS, STUDY_PROJECT, DemoLogin
 from strongroom.platform import Platform
@@ -261,8 +262,8 @@ def test_the_piped_demo_said_each_stage_as_it_went(served: Served) -> None:
     lines = [line for _, line in served.printed]
     staged = [line for line in lines if line.startswith("[demo] ")]
     begun = [line[7:-1] for line in staged if line.endswith("…")]
-    simulating = f"simulating genotypes ({VARIANTS} markers in linked regions, " \
-                 f"{3 * VARIANTS} unlinked)"
+    simulating = f"simulating genotypes ({VARIANTS:,} markers in linked regions, " \
+                 f"{unlinked_per_variant(PARTICIPANTS) * VARIANTS:,} unlinked)"
     assert begun[:4] == [f"synthesising {PARTICIPANTS:,} participants", simulating,
                          "ingesting the cohort (validated, encrypted)", "sealing the genotypes"]
     assert "touring the enclave (the red team's attacks too)" in begun

@@ -40,8 +40,9 @@ def demo(
                          ] = True,
     port: Annotated[int, typer.Option(help="Port to serve on.")] = DEFAULT_PORT,
     variants: Annotated[int, typer.Option(
-        min=0, help="Markers to simulate in linked regions, each with three unlinked "
-             "markers beside it (0: no genotypes).")] = DEMO_VARIANTS,
+        min=0, help="Markers to simulate in linked regions, each with seven unlinked "
+             "markers beside it (three under 200,000 participants; 0: no genotypes).")
+                        ] = DEMO_VARIANTS,
 ) -> None:
     """The main job: a synthetic cohort and its genotypes ingested encrypted, demo people and
     projects, a tour of the enclave and a GWAS, served."""

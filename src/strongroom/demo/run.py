@@ -63,11 +63,23 @@ def leaked_file(root: Path) -> Path:
 
 
 DEMO_VARIANTS = 1_000  # markers in simulated regions: the planted loci and their LD, quick
-# and, for each, this many unlinked markers (simulate's module docstring): what the principal
-# components need to find ancestry; with 2,000 markers in regions alone the GWAS of BMI at
-# 500,000 had λ_GC 4.96 (issue 54). 4,000 in all: a GWAS's time floor doubles with each
-# 2,000 variants of the store beyond the first (outputs/timing.py), and the demo waits it twice.
-UNLINKED_PER_VARIANT = 3
+# and, for each, unlinked markers (simulate's module docstring): what the principal components
+# need to find ancestry. Their noise eigenvalue is about participants / markers, so a large
+# cohort needs more of them: at 500,000 with 3 per region marker the GWAS of BMI among White
+# women read λ_GC 0.98-1.13 over five seeds, with 7 1.00-1.07 (issue 54; BENCHMARKS.md).
+# 8,000 in all: a GWAS's time floor doubles with each doubling of the store's variants
+# (outputs/timing.py), and the demo waits it twice. A smaller cohort keeps 3: the stratification
+# the components leave grows with the cohort, and its membership budget (about n/8 variants
+# a group, genetic-disclosure.md) would be spent on 8,000 variants by the demo's own GWAS, so
+# that the how-tos' GWAS over the same people released nothing (measured at 20,000).
+UNLINKED_PER_VARIANT = 7
+SMALL_COHORT, SMALL_COHORT_UNLINKED_PER_VARIANT = 200_000, 3
+
+
+def unlinked_per_variant(participants: int) -> int:
+    """Unlinked markers simulated beside each region marker for a cohort of this size."""
+    return SMALL_COHORT_UNLINKED_PER_VARIANT if participants < SMALL_COHORT \
+        else UNLINKED_PER_VARIANT
 
 
 def run_demo(
@@ -81,8 +93,8 @@ def run_demo(
     workers: int | None = None,
 ) -> DemoResult:
     """(Re)create the demo data directory at ``root`` with a synthetic cohort and its
-    genotypes (``variants`` markers in simulated regions and ``UNLINKED_PER_VARIANT`` times as
-    many unlinked ones; 0 for none); ``stages``: told as each stage begins, gets
+    genotypes (``variants`` markers in simulated regions and :func:`unlinked_per_variant` times
+    as many unlinked ones; 0 for none); ``stages``: told as each stage begins, gets
     on and ends (the CLI shows them); ``jobs``: run the tour's two jobs (the console's tests,
     which run jobs of their own, leave them out); ``settings``: the platform's while the demo's
     people act (None: the defaults, as a server has them; the console's tests pass cheap
@@ -107,7 +119,7 @@ def run_demo(
         if variants:
             # the custodian's genotype files, simulated for these participants, and the
             # planted loci's effects added to their BMI, blood pressure and diabetes
-            unlinked = UNLINKED_PER_VARIANT * variants
+            unlinked = unlinked_per_variant(participants) * variants
             with staged.stage("simulate genotypes",
                               f"simulating genotypes ({variants:,} markers in linked regions, "
                               f"{unlinked:,} unlinked)", 100) as tick:
