@@ -125,3 +125,56 @@ def test_leak_search_finds_what_it_looks_for() -> None:
         "1000017", "2011-05-17", "27.3817"]
     assert text_leaks(b"ab1000017cd", [1000017]) == []
     assert binary_leaks(blob, [7], [22.5, 1.0]) == ["double 22.5"]
+
+
+def _sealed_file(tmp_path: Path, blob: bytes, key: MasterKey,
+                 context: str = "ctx") -> crypto.SealedFile:
+    path = tmp_path / "sealed.enc"
+    path.write_bytes(blob)
+    return crypto.SealedFile(path, key, context)
+
+
+def test_a_sealed_file_reads_as_decrypt_gives_it_a_segment_at_a_time(
+    multi_segment: tuple[bytes, bytes], key: MasterKey, tmp_path: Path
+) -> None:
+    data, sealed = multi_segment
+    with _sealed_file(tmp_path, sealed, key) as plain:
+        assert plain.size == len(data) and plain.seekable()
+        assert plain.read() == data
+        for start, n in [(0, 1), (63, 2), (64, 64), (5, 300), (500, 100), (511, 1), (512, 9)]:
+            plain.seek(start)
+            assert plain.read(n) == data[start:start + n]
+            assert plain.tell() == min(start + n, len(data)) or start >= len(data)
+        plain.seek(-10, 2)
+        assert plain.read() == data[-10:]
+        assert len(plain._cached) <= 2  # what it holds: two segments at most
+    with _sealed_file(tmp_path, encrypt(b"", key, "ctx"), key) as empty:
+        assert empty.size == 0 and empty.read() == b""
+
+
+def test_a_sealed_file_refuses_what_decrypt_refuses(key: MasterKey, tmp_path: Path) -> None:
+    sealed = encrypt(b"secret", key, "store/v1/participants")
+    with pytest.raises(DecryptionError, match="not the key given"):
+        _sealed_file(tmp_path, sealed, MasterKey.generate(), "store/v1/participants")
+    with pytest.raises(DecryptionError, match="belongs to"):
+        _sealed_file(tmp_path, sealed, key, "store/v1/diagnoses")
+    with pytest.raises(DecryptionError, match="bad magic"):
+        _sealed_file(tmp_path, b"PAR1" + sealed, key, "store/v1/participants")
+
+
+@pytest.mark.parametrize("attack", ["flip", "truncate", "drop-last", "swap", "append"])
+def test_a_sealed_file_detects_tampering_before_it_gives_a_tampered_byte(
+    multi_segment: tuple[bytes, bytes], key: MasterKey, attack: str, tmp_path: Path
+) -> None:
+    _, sealed = multi_segment
+    header_end = len(crypto.MAGIC) + 4 + int.from_bytes(sealed[len(crypto.MAGIC):][:4], "big")
+    seg = 4 + 64 + 16
+    segments = [sealed[header_end:][i:i + seg] for i in range(0, len(sealed) - header_end, seg)]
+    blob = {"flip": sealed[:header_end + 10] + bytes([sealed[header_end + 10] ^ 1])
+                    + sealed[header_end + 11:],
+            "truncate": sealed[:-3],
+            "drop-last": sealed[:header_end] + b"".join(segments[:-1]),
+            "swap": sealed[:header_end] + b"".join([segments[1], segments[0], *segments[2:]]),
+            "append": sealed + segments[0]}[attack]
+    with pytest.raises(DecryptionError):  # at the open (the last segment) or at the read
+        _sealed_file(tmp_path, blob, key).read()

@@ -14,14 +14,18 @@ Only ``cryptography``'s AESGCM primitive is used; nothing cryptographic is hand-
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
+import io
 import json
 import os
 import secrets
 import stat
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -143,25 +147,11 @@ def decrypt(blob: bytes, key: MasterKey, context: str) -> bytes:
         pos = len(MAGIC)
         (hlen,) = struct.unpack_from(">I", blob, pos)
         header_bytes = blob[pos + 4:pos + 4 + hlen]
-        header = json.loads(header_bytes)
         pos += 4 + hlen
-    except (struct.error, ValueError) as exc:
+    except struct.error as exc:
         raise DecryptionError(f"corrupt header: {exc}") from None
-    if header["key_id"] != key.key_id:
-        raise DecryptionError(
-            f"file was sealed with key {header['key_id']}, not the key given ({key.key_id})"
-        )
-    if header["context"] != context:
-        raise DecryptionError(f"file belongs to {header['context']!r}, not {context!r}")
-    aad = hashlib.sha256(header_bytes).digest()
-    prefix = base64.b64decode(header["prefix"])
+    opener, prefix, aad = _open_header(header_bytes, key, context)
     try:
-        data_key = AESGCM(key.secret).decrypt(
-            base64.b64decode(header["wrap_nonce"]),
-            base64.b64decode(header["wrapped_key"]),
-            context.encode(),
-        )
-        opener = AESGCM(data_key)
         out = []
         i = 0
         while pos < len(blob):
@@ -174,10 +164,150 @@ def decrypt(blob: bytes, key: MasterKey, context: str) -> bytes:
         if i == 0:
             raise DecryptionError("file is truncated: no segments")
     except (InvalidTag, struct.error) as exc:
-        raise DecryptionError(
-            "file was altered, truncated or sealed under another key: authentication failed"
-        ) from exc
+        raise DecryptionError(AUTHENTICATION) from exc
     return b"".join(out)
+
+
+AUTHENTICATION = "file was altered, truncated or sealed under another key: authentication failed"
+
+
+def _open_header(header_bytes: bytes, key: MasterKey,
+                 context: str) -> tuple[AESGCM, bytes, bytes]:
+    """A sealed file's header checked against ``key`` and ``context``: the segments' opener,
+    their nonces' prefix and their associated data."""
+    try:
+        header = json.loads(header_bytes)
+    except ValueError as exc:
+        raise DecryptionError(f"corrupt header: {exc}") from None
+    if header["key_id"] != key.key_id:
+        raise DecryptionError(
+            f"file was sealed with key {header['key_id']}, not the key given ({key.key_id})"
+        )
+    if header["context"] != context:
+        raise DecryptionError(f"file belongs to {header['context']!r}, not {context!r}")
+    try:
+        data_key = AESGCM(key.secret).decrypt(
+            base64.b64decode(header["wrap_nonce"]),
+            base64.b64decode(header["wrapped_key"]),
+            context.encode(),
+        )
+    except InvalidTag as exc:
+        raise DecryptionError(AUTHENTICATION) from exc
+    return AESGCM(data_key), base64.b64decode(header["prefix"]), \
+        hashlib.sha256(header_bytes).digest()
+
+
+class SealedFile(io.RawIOBase):
+    """A sealed file read as its plaintext, seekable, a segment at a time: each segment is
+    read from disk and decrypted (authenticated) when a read first reaches it, and at most
+    ``cached`` decrypted segments are held, so a reader that wants a range at a time (a
+    Parquet file's footer, then its row groups) never holds the whole file, sealed or open.
+    The last segment is opened at once (a truncated file is refused here, as by
+    :func:`decrypt`); every byte read has been authenticated. :class:`DecryptionError` as
+    :func:`decrypt` raises it."""
+
+    def __init__(self, path: Path, key: MasterKey, context: str, cached: int = 2):
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+        try:
+            self._index(key, context)
+        except BaseException:
+            self._file.close()
+            raise
+        self._cached: OrderedDict[int, bytes] = OrderedDict()
+        self._room = max(1, cached)
+        self._pos = 0
+        self._segment(len(self._sealed) - 1)
+
+    def _index(self, key: MasterKey, context: str) -> None:
+        """The header checked, and each segment's place in the file and in the plaintext
+        (their lengths only are read here)."""
+        size = os.fstat(self._file.fileno()).st_size
+        start = self._file.read(len(MAGIC) + 4)
+        if not start.startswith(MAGIC):
+            raise DecryptionError("not a Strongroom encrypted file (bad magic)")
+        if len(start) < len(MAGIC) + 4:
+            raise DecryptionError("corrupt header: the file ends inside it")
+        (hlen,) = struct.unpack_from(">I", start, len(MAGIC))
+        header_bytes = self._file.read(hlen)
+        self._opener, self._prefix, self._aad = _open_header(header_bytes, key, context)
+        pos = len(MAGIC) + 4 + hlen
+        self._sealed: list[tuple[int, int]] = []  # (offset in the file, sealed length)
+        self._starts: list[int] = []  # each segment's first byte in the plaintext
+        plain = 0
+        while pos < size:
+            self._file.seek(pos)
+            length = self._file.read(4)
+            if len(length) < 4:
+                raise DecryptionError(AUTHENTICATION)
+            (slen,) = struct.unpack(">I", length)
+            if slen < 16 or pos + 4 + slen > size:
+                raise DecryptionError(AUTHENTICATION)
+            self._sealed.append((pos + 4, slen))
+            self._starts.append(plain)
+            plain += slen - 16  # each segment's GCM tag
+            pos += 4 + slen
+        if not self._sealed:
+            raise DecryptionError("file is truncated: no segments")
+        self._size = plain
+
+    def _segment(self, i: int) -> bytes:
+        found = self._cached.get(i)
+        if found is not None:
+            self._cached.move_to_end(i)
+            return found
+        offset, slen = self._sealed[i]
+        self._file.seek(offset)
+        sealed = self._file.read(slen)
+        try:
+            found = self._opener.decrypt(_nonce(self._prefix, i, i == len(self._sealed) - 1),
+                                         sealed, self._aad)
+        except InvalidTag as exc:
+            raise DecryptionError(AUTHENTICATION) from exc
+        self._cached[i] = found
+        while len(self._cached) > self._room:
+            self._cached.popitem(last=False)
+        return found
+
+    @property
+    def size(self) -> int:
+        """The plaintext's length."""
+        return self._size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self._size:
+            i = bisect.bisect_right(self._starts, self._pos) - 1
+            segment = self._segment(i)
+            at = self._pos - self._starts[i]
+            n = min(len(view) - done, len(segment) - at)
+            view[done:done + n] = segment[at:at + n]
+            done += n
+            self._pos += n
+        return done
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+            self._cached.clear()
+        super().close()
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:

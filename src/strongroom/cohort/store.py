@@ -72,7 +72,7 @@ from strongroom.audit.operators import SYSTEM, Operator
 from strongroom.audit.outbox import stage
 from strongroom.audit.tables import ENTRIES, OUTBOX
 from strongroom.cohort import journal, keyring
-from strongroom.cohort.crypto import ENV_KEY, MasterKey, decrypt, encrypt
+from strongroom.cohort.crypto import ENV_KEY, MasterKey, SealedFile, decrypt, encrypt
 from strongroom.cohort.dictionary import Dictionary, shipped_dictionary_bytes
 from strongroom.cohort.keyring import Keyring
 from strongroom.cohort.keysources import (
@@ -850,23 +850,24 @@ class Store:
 
     def read_chunks(self, version_id: str, name: str,
                     rows: int = 100_000) -> Iterator[pl.DataFrame]:
-        """One sealed table of the kept version ``version_id``, decrypted (its compressed
-        bytes in memory) and decoded ``rows`` at a time; at least one chunk, with the
-        table's schema, even when it holds no rows."""
-        blob = (self.root / COHORT_DIR / version_id / f"{name}.parquet.enc").read_bytes()
-        plain = decrypt(blob, self.key, context(self.config, version_id, name))
-        del blob
-        source = pq.ParquetFile(io.BytesIO(plain))
-        first = True
-        for batch in source.iter_batches(batch_size=rows):
-            chunk = pl.from_arrow(batch)
-            assert isinstance(chunk, pl.DataFrame)
-            first = False
-            yield chunk
-        if first:
-            empty = pl.from_arrow(source.schema_arrow.empty_table())
-            assert isinstance(empty, pl.DataFrame)
-            yield empty
+        """One sealed table of the kept version ``version_id``, decrypted and decoded
+        ``rows`` at a time; at least one chunk, with the table's schema, even when it holds
+        no rows. The file is read and opened a segment at a time as the Parquet reader
+        reaches it (:class:`SealedFile`): what is held is a row group's compressed columns
+        and a chunk, whatever the table's size, not the table's bytes."""
+        with SealedFile(self.root / COHORT_DIR / version_id / f"{name}.parquet.enc",
+                        self.key, context(self.config, version_id, name)) as plain:
+            source = pq.ParquetFile(plain)
+            first = True
+            for batch in source.iter_batches(batch_size=rows):
+                chunk = pl.from_arrow(batch)
+                assert isinstance(chunk, pl.DataFrame)
+                first = False
+                yield chunk
+            if first:
+                empty = pl.from_arrow(source.schema_arrow.empty_table())
+                assert isinstance(empty, pl.DataFrame)
+                yield empty
 
     def _read_table(self, version_id: str, name: str) -> pl.DataFrame:
         return self.read_table_at(self.root / COHORT_DIR / version_id, version_id, name)
