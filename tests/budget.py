@@ -7,11 +7,17 @@ is checked. Under xdist the controller sees every test's reports (the workers se
 worlds took in the setup report's ``user_properties``), so the checks run there.
 
 A test's own time is its setup, call and teardown, less the shared worlds built during its
-setup: a world a module builds is judged once, by the world budget, however it is reached."""
+setup: a world a module builds is judged once, by the world budget, however it is reached.
+
+Wall seconds on a worker say little of what a test costs when the workers share two cores, so
+each test's CPU seconds are kept too (its worker's, threads included, and its reaped child
+processes': a demo run, plink2, a job's sandbox, a Spark cluster stopped in its teardown), and
+``--timings`` writes them per module: what a run's CPU went on, the figure CI's time follows."""
 
 from __future__ import annotations
 
 import json
+import resource
 import time
 from collections import defaultdict
 from collections.abc import Generator
@@ -19,6 +25,9 @@ from collections.abc import Generator
 import pytest
 
 WORLDS = "budget:worlds"  # the setup report's property: ((fixture, seconds), ...)
+CPU = "budget:cpu"  # the teardown report's property: CPU seconds of all the test's phases
+_CPU: defaultdict[str, float] = defaultdict(float)  # node id -> CPU seconds, worlds included
+_cpu_at: list[float] = []  # on a worker: the CPU clock when the current test's setup began
 _SEEN: defaultdict[str, float] = defaultdict(float)  # node id -> its own seconds, all phases
 # "module::fixture" -> seconds of each build of that world (each xdist worker builds its own)
 _BUILT: defaultdict[str, list[float]] = defaultdict(list)
@@ -55,9 +64,25 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object],
             _built_now.append((f"{where}::{fixturedef.argname}", took))
 
 
+def _cpu_now() -> float:
+    """This process's CPU seconds, threads included, and its reaped children's."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        yield
+    finally:  # read by the teardown report, which is made after this returns
+        if _cpu_at:
+            item.user_properties.append((CPU, _cpu_now() - _cpu_at.pop()))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     _built_now.clear()
+    _cpu_at[:] = [_cpu_now()]
     try:
         yield
     finally:  # read by the setup report, which is made after this returns
@@ -67,6 +92,10 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _SEEN[report.nodeid] += report.duration
+    if report.when == "teardown":
+        for name, value in report.user_properties:
+            if name == CPU:
+                _CPU[report.nodeid] = float(value)  # type: ignore[arg-type]
     if report.when != "setup":
         return
     for name, value in report.user_properties:
@@ -124,11 +153,24 @@ def by_module(most: int = 10) -> list[tuple[str, float, int]]:
     return [(module, took, counts[module]) for module, took in ranked]
 
 
+def cpu_by_module() -> list[tuple[str, float]]:
+    """Each module's CPU seconds (its tests' and the worlds they built), most first."""
+    totals: defaultdict[str, float] = defaultdict(float)
+    for node, cpu in _CPU.items():
+        totals[node.split("::", 1)[0]] += cpu
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
 def timings() -> dict[str, object]:
-    """Every test's own seconds, every shared world's builds and every module's total."""
+    """Every test's own seconds, every shared world's builds and every module's total, wall
+    and CPU."""
+    cpu = dict(cpu_by_module())
     return {"tests": dict(sorted(_SEEN.items(), key=lambda item: -item[1])),
+            "cpu": {node: round(took, 2)
+                    for node, took in sorted(_CPU.items(), key=lambda item: -item[1])},
             "worlds": {world: builds for world, builds in _BUILT.items()},
-            "modules": [{"module": module, "seconds": round(took, 2), "tests": tests}
+            "modules": [{"module": module, "seconds": round(took, 2),
+                         "cpu_seconds": round(cpu.get(module, 0.0), 2), "tests": tests}
                         for module, took, tests in by_module(len(_SEEN) + len(_BUILT))]}
 
 
@@ -144,6 +186,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
     terminalreporter.section("the slowest modules (seconds on a worker, all phases)", sep="-")
     for module, took, tests in by_module():
         terminalreporter.write_line(f"{took:7.1f} s  {tests:4d} tests  {module}")
+    cpu = cpu_by_module()
+    terminalreporter.section(f"the most CPU (worker and reaped children; "
+                             f"{sum(c for _, c in cpu):,.0f} CPU-s in all)", sep="-")
+    for module, took in cpu[:10]:
+        terminalreporter.write_line(f"{took:7.1f} CPU-s  {module}")
     terminalreporter.section("the slowest shared worlds (seconds to build)", sep="-")
     for world, took in _slowest_worlds()[:5]:
         terminalreporter.write_line(f"{took:7.1f} s  {world}")

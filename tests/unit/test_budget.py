@@ -109,6 +109,49 @@ def test_the_timings_file_holds_every_test_world_and_module(tmp_path: Path,
     assert module["tests"] == 4 and module["seconds"] >= 1.2  # the world and the slow test
 
 
+BUSY = """
+import subprocess
+import sys
+import time
+
+
+def _spin(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_idle():
+    time.sleep(0.4)  # wall time, no CPU
+
+
+def test_busy_here():
+    _spin(0.4)
+
+
+def test_busy_in_a_child():
+    subprocess.run([sys.executable, "-c", "import time\\nend = time.process_time() + 0.4\\n"
+                    "while time.process_time() < end: pass"], check=True)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_the_timings_file_holds_each_tests_cpu_its_childrens_included(
+        tmp_path: Path, workers: list[str]) -> None:
+    """Wall seconds on a worker sharing two cores say little of a test's cost: each test's CPU
+    seconds, its worker's and its reaped children's, are written, and summed per module."""
+    written = tmp_path / "timings.json"
+    done = _run(tmp_path, "--timings", str(written), "--budget", "30", *workers, module=BUSY)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cpu = {node.split("::")[-1]: took for node, took in json.loads(written.read_text())["cpu"]
+           .items()}
+    assert cpu["test_idle"] < 0.2 and cpu["test_busy_here"] >= 0.4, cpu
+    assert cpu["test_busy_in_a_child"] >= 0.4, cpu  # the child's, not only the waiting
+    [module] = json.loads(written.read_text())["modules"]
+    assert module["cpu_seconds"] >= 0.8
+    assert re.search(r"^\s+\d+\.\d CPU-s  \S*test_some\.py$", done.stdout, re.M), done.stdout
+
+
 def test_the_fuzz_module_make_test_names_is_the_only_one() -> None:
     """`make test` runs the fuzz tests from one module (collecting the whole suite for them
     costs half a minute); a fuzz test anywhere else would run in neither of its two runs."""
