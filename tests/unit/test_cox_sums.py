@@ -20,7 +20,10 @@ from strongroom.enclave.analyses.run import run
 from strongroom.enclave.results import Result
 from strongroom.enclave.steps import Rounding
 from strongroom.errors import Invalid
+from tests.placed_rows import Counting
 
+# the narrow frame placed: pid, the time, the event and the covariates under names of their own
+NARROW = {"pid", cox_sums.TIME, cox_sums.EVENT, *(f"v{i}" for i in range(10))}
 ROUNDING = Rounding(b"cox sums test key, 32 bytes.....")
 SPEC: dict[str, Any] = {"kind": "cox", "time": "t", "event": "e",
                         "covariates": ["sex", "birth_year", "centre"], "categorical": ["centre"]}
@@ -43,29 +46,6 @@ def _cohort(n: int = 2000, repeats: bool = False, tied: bool = True,
     return pl.DataFrame({"pid": pid, "sex": sex, "birth_year": by, "centre": centre,
                          "t": np.round(t, 1) if tied else t,
                          "e": (rng.random(m) < 0.6).astype(np.int64)})
-
-
-class Counting:
-    """Where rows are summed here, split in ``parts``, counting the sums taken."""
-
-    def __init__(self, parts: int = 3) -> None:
-        self.parts = parts
-        self.placed = 0
-        self.jobs = 0
-
-    def __call__(self, frame: pl.DataFrame) -> contextlib.AbstractContextManager[sums.Rows]:
-        self.placed += 1
-        outer = self
-
-        class Rows(sums.LocalRows):
-            def each(self, work: sums.Partial) -> dict[str, Any]:
-                outer.jobs += 1
-                return super().each(work)
-
-        # the narrow frame: pid, the time, the event and the covariates under names of their own
-        assert set(frame.columns) <= {"pid", cox_sums.TIME, cox_sums.EVENT,
-                                      *(f"v{i}" for i in range(10))}
-        return contextlib.nullcontext(Rows(frame, self.parts))
 
 
 @contextlib.contextmanager
@@ -144,7 +124,7 @@ def same_cox(host: Result, placed: Result, exact: list[tuple[np.ndarray, np.ndar
 @pytest.mark.parametrize("repeats", [False, True], ids=["one row each", "repeated rows"])
 def test_the_sums_give_the_hosts_result(repeats: bool, tied: bool, parts: int) -> None:
     frame = _cohort(repeats=repeats, tied=tied)
-    place = Counting(parts)
+    place = Counting(NARROW, parts)
     with exact_hazards() as exact:
         host = run(SPEC, frame, rounding=ROUNDING, k=10)
         with host_fit_unusable():
@@ -270,7 +250,7 @@ def _separable(n: int = 300) -> pl.DataFrame:
 def test_what_the_sums_cannot_say_the_host_says(covariates: list[str], tried: bool) -> None:
     frame = _separable().with_columns(twice=pl.col("x") * 2)
     spec = {"kind": "cox", "time": "t", "event": "e", "covariates": covariates}
-    place = Counting()
+    place = Counting(NARROW)
     assert _refusal(spec, frame, place) == _refusal(spec, frame, None)
     assert place.placed == 1 and (place.jobs > 0) == tried
 
@@ -287,7 +267,7 @@ def test_a_fit_newton_cannot_settle_is_the_hosts_refusal() -> None:
     x = np.where(e == 1, -t, -100 + rng.normal(size=n))
     frame = pl.DataFrame({"pid": np.arange(n), "t": t, "e": e, "x": x})
     spec = {"kind": "cox", "time": "t", "event": "e", "covariates": ["x"]}
-    place = Counting()
+    place = Counting(NARROW)
     refused = _refusal(spec, frame, place)
     assert refused == _refusal(spec, frame, None) == [survival.NOT_CONVERGED]
     assert place.jobs > 3  # Newton's steps were taken on the parts first
@@ -296,7 +276,7 @@ def test_a_fit_newton_cannot_settle_is_the_hosts_refusal() -> None:
 def test_refusals_before_the_fit_send_no_rows() -> None:
     frame = _cohort(300).with_columns(e=pl.when(pl.col("centre") == 11002).then(0)
                                       .otherwise(pl.col("e")))
-    place = Counting()
+    place = Counting(NARROW)
     assert _refusal(SPEC, frame, place) == _refusal(SPEC, frame, None)
     assert place.placed == 0
 

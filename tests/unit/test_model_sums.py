@@ -17,7 +17,9 @@ from strongroom.enclave.analyses.run import run
 from strongroom.enclave.results import Result
 from strongroom.enclave.steps import Rounding
 from strongroom.errors import Invalid
+from tests.placed_rows import Counting
 
+NARROW = {"pid", "y", *(f"v{i}" for i in range(10))}  # the narrow frame placed
 ROUNDING = Rounding(b"model sums test key, 32 bytes..")
 COVARIATES = ["sex", "birth_year", "centre"]
 
@@ -34,26 +36,6 @@ def _cohort(n: int = 3000, repeats: bool = False, seed: int = 5) -> pl.DataFrame
     bmi = 27 + 1.5 * sex + 0.03 * (by - 1950) + (centre - 11000) * 0.1 + rng.normal(0, 4, m)
     return pl.DataFrame({"pid": pid, "sex": sex, "birth_year": by, "centre": centre,
                          "bmi": bmi, "obese": (bmi > 30).astype(np.int64)})
-
-
-class Counting:
-    """Where rows are summed here, split in parts, counting the sums taken."""
-
-    def __init__(self) -> None:
-        self.placed = 0
-        self.jobs = 0
-
-    def __call__(self, frame: pl.DataFrame) -> contextlib.AbstractContextManager[sums.Rows]:
-        self.placed += 1
-        outer = self
-
-        class Rows(sums.LocalRows):
-            def each(self, work: sums.Partial) -> dict[str, Any]:
-                outer.jobs += 1
-                return super().each(work)
-
-        assert set(frame.columns) <= {"pid", "y", *(f"v{i}" for i in range(10))}
-        return contextlib.nullcontext(Rows(frame))
 
 
 @contextlib.contextmanager
@@ -122,7 +104,7 @@ SPECS: list[tuple[str, dict[str, Any]]] = [
 @pytest.mark.parametrize(("name", "spec"), SPECS, ids=[s[0] for s in SPECS])
 def test_the_sums_give_the_hosts_result(name: str, spec: dict[str, Any], repeats: bool) -> None:
     frame = _cohort(repeats=repeats)
-    place = Counting()
+    place = Counting(NARROW)
     with exact_tables() as exact:
         host = run(spec, frame, rounding=ROUNDING, k=10)
         placed = run(spec, frame, rounding=ROUNDING, k=10, place=place)
@@ -148,7 +130,7 @@ def _refusal(call: Callable[[], Result]) -> list[str]:
 def test_what_the_sums_cannot_say_the_host_says(spec: dict[str, Any]) -> None:
     frame = _cohort(800).with_columns(twice=pl.col("birth_year") * 2, one=pl.lit(1.0))
     host = _refusal(lambda: run(spec, frame, rounding=ROUNDING, k=10))
-    placed = _refusal(lambda: run(spec, frame, rounding=ROUNDING, k=10, place=Counting()))
+    placed = _refusal(lambda: run(spec, frame, rounding=ROUNDING, k=10, place=Counting(NARROW)))
     assert host == placed
 
 
@@ -160,7 +142,7 @@ def test_what_the_sums_cannot_say_the_host_says(spec: dict[str, Any]) -> None:
 ], ids=["spline", "interaction", "poisson", "robust errors"])
 def test_a_glm_the_sums_do_not_cover_is_the_hosts_own(spec: dict[str, Any]) -> None:
     frame = _cohort(600)
-    place = Counting()
+    place = Counting(NARROW)
     with exact_tables() as exact:
         host = run(spec, frame, rounding=ROUNDING, k=10)
         there = run(spec, frame, rounding=ROUNDING, k=10, place=place)
