@@ -172,7 +172,7 @@ def test_ingest_a_cohort_runs_as_written(machine: Machine,
     monkeypatch.setenv("HOME", str(machine.home))
     bare = init.split(" --key-file")[0]
     out, _ = machine.run(bare.replace("/srv/strongroom", "/srv/keyless"))
-    store_id = said(r"\(store (\w+)\)", out)[1]
+    store_id = said(r"\(store\s+(\w+)\)", out)[1]
     assert (machine.home / ".config" / "strongroom" / "keys" / f"{store_id}.key").is_file()
     monkeypatch.setenv("STRONGROOM_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
     machine.run(bare.replace("/srv/strongroom", "/srv/from-env"))
