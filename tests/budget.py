@@ -10,24 +10,30 @@ A test's own time is its setup, call and teardown, less the shared worlds built 
 setup: a world a module builds is judged once, by the world budget, however it is reached.
 
 Wall seconds on a worker say little of what a test costs when the workers share two cores, so
-each test's CPU seconds are kept too (its worker's, threads included, and its reaped child
-processes': a demo run, plink2, a job's sandbox, a Spark cluster stopped in its teardown), and
-``--timings`` writes them per module: what a run's CPU went on, the figure CI's time follows."""
+CPU seconds are kept too: each test's in its worker (threads included), and each module's in
+its worker's whole process tree, from the module's first setup to its last teardown (the worker,
+every live descendant, and what they reaped: a demo run, plink2, a job's sandbox, a server or
+a Spark cluster that a world started). ``--timings`` writes both, and `make test` prints the
+modules that took most: what a run's CPU went on, the figure CI's time follows."""
 
 from __future__ import annotations
 
 import json
-import resource
+import os
 import time
 from collections import defaultdict
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
 WORLDS = "budget:worlds"  # the setup report's property: ((fixture, seconds), ...)
-CPU = "budget:cpu"  # the teardown report's property: CPU seconds of all the test's phases
-_CPU: defaultdict[str, float] = defaultdict(float)  # node id -> CPU seconds, worlds included
+CPU = "budget:cpu"  # the teardown report's: the test's CPU seconds in its worker, all phases
+TREE = "budget:tree"  # a module's last teardown report's: its process tree's CPU seconds
+_CPU: dict[str, float] = {}  # node id -> CPU seconds in its worker, worlds included
+_TREE: defaultdict[str, float] = defaultdict(float)  # module -> its process trees' CPU seconds
 _cpu_at: list[float] = []  # on a worker: the CPU clock when the current test's setup began
+_tree_at: list[float] = []  # on a worker: the tree's CPU clock when this module began
 _SEEN: defaultdict[str, float] = defaultdict(float)  # node id -> its own seconds, all phases
 # "module::fixture" -> seconds of each build of that world (each xdist worker builds its own)
 _BUILT: defaultdict[str, list[float]] = defaultdict(list)
@@ -64,25 +70,48 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object],
             _built_now.append((f"{where}::{fixturedef.argname}", took))
 
 
-def _cpu_now() -> float:
-    """This process's CPU seconds, threads included, and its reaped children's."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of this process and every live descendant, with what each has reaped
+    (/proc: a child alive at one reading and reaped by the next is counted once either way)."""
+    ticks, pids = 0, [os.getpid()]
+    while pids:
+        pid = pids.pop()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += sum(int(field) for field in stat[11:15])  # utime stime cutime cstime
+            for task in os.listdir(f"/proc/{pid}/task"):
+                pids.extend(int(child) for child in
+                            Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile: its parent's cutime has it, or will
+    return ticks / _TICKS
+
+
+def _module(item: pytest.Item | None) -> str | None:
+    return item.nodeid.split("::", 1)[0] if item is not None else None
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+def pytest_runtest_teardown(item: pytest.Item,
+                            nextitem: pytest.Item | None) -> Generator[None, None, None]:
     try:
         yield
     finally:  # read by the teardown report, which is made after this returns
         if _cpu_at:
-            item.user_properties.append((CPU, _cpu_now() - _cpu_at.pop()))
+            item.user_properties.append((CPU, time.process_time() - _cpu_at.pop()))
+        if _tree_at and _module(nextitem) != _module(item):  # its worlds torn down too
+            item.user_properties.append((TREE, _tree_cpu() - _tree_at.pop()))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     _built_now.clear()
-    _cpu_at[:] = [_cpu_now()]
+    _cpu_at[:] = [time.process_time()]
+    if not _tree_at:  # the first test of a module on this worker
+        _tree_at.append(_tree_cpu())
     try:
         yield
     finally:  # read by the setup report, which is made after this returns
@@ -96,6 +125,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name == CPU:
                 _CPU[report.nodeid] = float(value)  # type: ignore[arg-type]
+            elif name == TREE:
+                _TREE[report.nodeid.split("::", 1)[0]] += float(value)  # type: ignore[arg-type]
     if report.when != "setup":
         return
     for name, value in report.user_properties:
@@ -154,11 +185,8 @@ def by_module(most: int = 10) -> list[tuple[str, float, int]]:
 
 
 def cpu_by_module() -> list[tuple[str, float]]:
-    """Each module's CPU seconds (its tests' and the worlds they built), most first."""
-    totals: defaultdict[str, float] = defaultdict(float)
-    for node, cpu in _CPU.items():
-        totals[node.split("::", 1)[0]] += cpu
-    return sorted(totals.items(), key=lambda item: -item[1])
+    """Each module's CPU seconds (its process trees', its worlds' included), most first."""
+    return sorted(_TREE.items(), key=lambda item: -item[1])
 
 
 def timings() -> dict[str, object]:

@@ -114,6 +114,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+SPIN = "import time\\nend = time.process_time() + 0.4\\nwhile time.process_time() < end: pass"
+
 
 def _spin(seconds):
     end = time.process_time() + seconds
@@ -121,8 +125,16 @@ def _spin(seconds):
         pass
 
 
-def test_idle():
-    time.sleep(0.4)  # wall time, no CPU
+@pytest.fixture(scope="module")
+def server():  # a child that a world starts, works while tests run, and ends at teardown
+    child = subprocess.Popen([sys.executable, "-c", SPIN + "\\ntime.sleep(30)"])
+    yield child
+    child.kill()
+    child.wait()
+
+
+def test_idle(server):
+    time.sleep(0.6)  # wall time, no CPU here (the server spins meanwhile)
 
 
 def test_busy_here():
@@ -130,25 +142,25 @@ def test_busy_here():
 
 
 def test_busy_in_a_child():
-    subprocess.run([sys.executable, "-c", "import time\\nend = time.process_time() + 0.4\\n"
-                    "while time.process_time() < end: pass"], check=True)
+    subprocess.run([sys.executable, "-c", SPIN], check=True)
 """
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
-def test_the_timings_file_holds_each_tests_cpu_its_childrens_included(
-        tmp_path: Path, workers: list[str]) -> None:
+def test_the_timings_file_holds_each_tests_and_modules_cpu(tmp_path: Path,
+                                                            workers: list[str]) -> None:
     """Wall seconds on a worker sharing two cores say little of a test's cost: each test's CPU
-    seconds, its worker's and its reaped children's, are written, and summed per module."""
+    seconds in its worker are written, and each module's in its whole process tree, children
+    that a world started and a test ran included."""
     written = tmp_path / "timings.json"
     done = _run(tmp_path, "--timings", str(written), "--budget", "30", *workers, module=BUSY)
     assert done.returncode == 0, done.stdout + done.stderr
-    cpu = {node.split("::")[-1]: took for node, took in json.loads(written.read_text())["cpu"]
-           .items()}
-    assert cpu["test_idle"] < 0.2 and cpu["test_busy_here"] >= 0.4, cpu
-    assert cpu["test_busy_in_a_child"] >= 0.4, cpu  # the child's, not only the waiting
-    [module] = json.loads(written.read_text())["modules"]
-    assert module["cpu_seconds"] >= 0.8
+    found = json.loads(written.read_text())
+    cpu = {node.split("::")[-1]: took for node, took in found["cpu"].items()}
+    assert cpu["test_busy_here"] >= 0.4, cpu
+    assert cpu["test_idle"] < 0.2 and cpu["test_busy_in_a_child"] < 0.2, cpu  # waited only
+    [module] = found["modules"]
+    assert module["cpu_seconds"] >= 1.2, module  # the server's, the child's and the test's
     assert re.search(r"^\s+\d+\.\d CPU-s  \S*test_some\.py$", done.stdout, re.M), done.stdout
 
 
