@@ -257,6 +257,35 @@ def test_cox_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     assert jobs
 
 
+def test_the_host_holds_definitions_up_to_its_budget_and_a_query_keeps_what_it_reads(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decrypted definitions the enclave keeps, and the frames the engine keeps published,
+    are bounded in bytes (at 5,000,000 participants a study's four definitions held 500 MB
+    on the host); with both budgets at one byte a query over two definitions still reads
+    both (neither is let go of to make room for the other) and answers as DuckDB, and what
+    earlier queries published is gone from the host and the cluster."""
+    from strongroom.enclave.spark import engine as spark_engine
+
+    spark, engine, duck, who = _both_engines(world)
+    monkeypatch.setattr(spark_engine, "PUBLISHED_HELD", 1)
+    monkeypatch.setattr(spark._definitions, "budget", 1)
+    for name, sql in DEFINITIONS.items():
+        service.define(spark, who, world.project_id, f"{name}_b", sql)
+        service.definition(spark, service.scope(spark, who, world.project_id).project,
+                           f"{name}_b")
+    assert len(spark._definitions._items) == 1  # the newest, whatever it weighs
+    earlier = [engine.publish(pl.DataFrame({"pid": [1, 2], "x": [0.5, 1.5]})),
+               *(p.path for p in engine._published.values())]
+    request = {"kind": "aggregate_sql",
+               "sql": "SELECT o.sex, count(*) AS n, avg(o.bmi) AS bmi FROM obese_b o "
+                      "JOIN firsts_b f ON o.pid = f.pid GROUP BY o.sex"}
+    _, there = service.analyse(spark, who, world.project_id, request, threshold=10)
+    _, here = service.analyse(duck, who, world.project_id, request, threshold=10)
+    _same(here, there)
+    assert len(engine._published) == 2  # the query's two, kept though over the budget
+    assert not any(path.exists() for path in earlier)
+
+
 def _cluster_participants(world: World) -> tuple[SparkEngine, Principal, Any, ClusterTable]:
     """The enclave's Spark engine, the researcher signed in, their scope of the world's
     project, and that project's participants as the cluster holds them."""

@@ -113,8 +113,9 @@ class MasterKey:
             raise ValueError(f"{ENV_KEY} is not a base64 32-byte key: {exc}") from None
 
 
-def encrypt(plaintext: bytes, key: MasterKey, context: str) -> bytes:
-    """Seal ``plaintext`` for storage; ``context`` must be given again to open it."""
+def encrypt(plaintext: bytes | memoryview, key: MasterKey, context: str) -> bytes:
+    """Seal ``plaintext`` for storage; ``context`` must be given again to open it (a
+    memoryview is sealed a segment at a time without a copy of it)."""
     data_key = AESGCM.generate_key(bit_length=256)
     wrap_nonce = secrets.token_bytes(12)
     prefix = secrets.token_bytes(7)

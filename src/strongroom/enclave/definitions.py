@@ -259,9 +259,11 @@ def stage(
     staged = Staged(directory, definition.name, secrets.token_hex(8))
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="zstd")
-    try:
-        atomic_write(staged.data, encrypt(buffer.getvalue(), key,
-                                          _context(context, definition.name)))
+    try:  # sealed from the buffer itself (a copy of it is a definition's compressed size)
+        with buffer.getbuffer() as plain:
+            sealed = encrypt(plain, key, _context(context, definition.name))
+        atomic_write(staged.data, sealed)
+        del sealed
         atomic_write(staged.meta,
                      json.dumps(definition.to_json(), indent=2, sort_keys=True).encode())
     except BaseException:

@@ -40,16 +40,25 @@ from strongroom.errors import Invalid, Unavailable
 
 T = TypeVar("T")
 DEFINITIONS = "definitions"
+# the decrypted definitions kept in memory, in bytes (the most recently used kept whatever its
+# size): about ten of 500,000 rows, one of 5,000,000 (a study's analyses read one in turn)
+DEFINITIONS_HELD = 256 << 20
 OUTSIDE = ("the result names participants outside the project's view; its contributors "
            "cannot be established, so it is refused")
 
 
 class LruCache:
-    """A small least-recently-used map; ``get`` builds a missing entry under a lock."""
+    """A small least-recently-used map; ``get`` builds a missing entry under a lock.
+    ``budget``: at most that many bytes held too, as ``weigh`` tells each entry's (the
+    newest entry is kept whatever it weighs)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, budget: int | None = None,
+                 weigh: Callable[[object], int] | None = None):
         self.size = size
+        self.budget = budget
+        self._weigh = weigh
         self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._weights: dict[Hashable, int] = {}
         self._lock = threading.RLock()  # a build may read another entry of the same cache
 
     def get(self, key: Hashable, build: Callable[[], T]) -> T:
@@ -59,13 +68,19 @@ class LruCache:
                 return self._items[key]  # type: ignore[return-value]
             value = build()
             self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            if self._weigh is not None:
+                self._weights[key] = self._weigh(value)
+            while len(self._items) > self.size or (
+                    self.budget is not None and len(self._items) > 1
+                    and sum(self._weights.values()) > self.budget):
+                old, _ = self._items.popitem(last=False)
+                self._weights.pop(old, None)
             return value
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._weights.clear()
 
 
 class MasterIds:
@@ -142,7 +157,10 @@ class Enclave:
         self.limits = limits or self.engine.limits
         self._cohorts = LruCache(1)
         self._views = LruCache(8)
-        self._definitions = LruCache(32)
+        # decrypted definitions' rows: at most 32, and DEFINITIONS_HELD bytes of them (the
+        # latest kept whatever its size): a cohort's size of rows each, they would otherwise
+        # add up on the host as a study makes them
+        self._definitions = LruCache(32, DEFINITIONS_HELD, _frame_bytes)
 
     def version(self) -> str:
         current = self.store.current()
@@ -241,6 +259,12 @@ class Enclave:
             ("definition", project.id, staged.name, staged.stamp()),
             lambda: definitions.load_staged(staged, self.key(project),
                                             definition_context(project.id)))
+
+
+def _frame_bytes(entry: object) -> int:
+    """A cached definition's weight: its frame's (the entry is its record and its rows)."""
+    frame = entry[1] if isinstance(entry, tuple) and len(entry) == 2 else entry
+    return int(frame.estimated_size()) if isinstance(frame, pl.DataFrame) else 0
 
 
 def definition_context(project_id: str) -> str:

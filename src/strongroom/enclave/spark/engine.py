@@ -72,6 +72,10 @@ if TYPE_CHECKING:
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 ROWS_PER_FILE = 100_000
+# the frames kept published (each held here while it is), in bytes, as the enclave's own
+# cache of definitions (workspace.DEFINITIONS_HELD): a frame the enclave has let go of is
+# never asked for again by its id
+PUBLISHED_HELD = 256 << 20
 SID = "_sid"  # the cohort's tables on the cluster: a random surrogate of eid in its place
 # Spark reads unsigned Parquet integers as wider signed ones (UINT64 as a decimal): the
 # enclave's tables are published already widened, so both engines see the same types.
@@ -170,8 +174,9 @@ class SparkEngine:
 
     # -- tables on the cluster ------------------------------------------------------------
 
-    def publish(self, frame: pl.DataFrame) -> Path:
-        """Where ``frame`` is on the cluster, as encrypted Parquet (written the first time)."""
+    def publish(self, frame: pl.DataFrame, keep: Iterable[pl.DataFrame] = ()) -> Path:
+        """Where ``frame`` is on the cluster, as encrypted Parquet (written the first time).
+        ``keep``: frames the same query reads, never let go of to make room for this one."""
         self.spark  # noqa: B018 (started: the key service and the folder exist)
         with self._lock:
             found = self._published.get(id(frame))
@@ -183,9 +188,16 @@ class SparkEngine:
             path.mkdir(mode=0o700)
             _write(frame, path, self.keys, identifier)
             self._published[id(frame)] = _Published(frame, path, identifier)
-            while len(self._published) > self._cache_size:
-                _, old = self._published.popitem(last=False)
-                self._drop(old)
+            # at most cache_size frames, and PUBLISHED_HELD bytes of them (the newest kept
+            # whatever its size): each holds its frame here, a definition's rows
+            kept = {id(frame), *(id(f) for f in keep)}
+            while True:
+                held = [k for k in self._published if k not in kept]
+                if not held or (len(self._published) <= self._cache_size and sum(
+                        p.frame.estimated_size() for p in self._published.values())
+                        <= PUBLISHED_HELD):
+                    break
+                self._drop(self._published.pop(held[0]))
             return path
 
     def read_parquet(self, session: SparkSession, path: Path) -> DataFrame:
@@ -277,14 +289,23 @@ class SparkEngine:
         copies = {name: self.seal(rows) for name, rows in sealed.items()}
         plan = view_plan({name: copy.schema for name, copy in copies.items()}, fields,
                          dictionary)
-        sids, found = surrogates.of(pseudonyms[EID])
-        ids_frame = pl.DataFrame({SID: sids, PID: pseudonyms[PID].cast(pl.Int64).to_numpy()}
-                                 ).filter(pl.Series(found))
+        def ids_rows() -> list[pl.DataFrame]:
+            """The project's surrogates and pids (made again if its sealed copy has gone:
+            16 bytes a participant, not held with the view)."""
+            sids, found = surrogates.of(pseudonyms[EID])
+            return [pl.DataFrame({SID: sids, PID: pseudonyms[PID].cast(pl.Int64).to_numpy()}
+                                 ).filter(pl.Series(found))]
+
         digest = hashlib.sha256(surrogates.tag.encode())
+        made = ids_rows()[0]
         for column in (SID, PID):
-            digest.update(ids_frame[column].to_numpy().tobytes())
-        ids = Sealed(f"ids-{digest.hexdigest()[:32]}-{surrogates.tag}", lambda: [ids_frame])
+            digest.update(made[column].to_numpy().tobytes())
+        del made
+        ids = Sealed(f"ids-{digest.hexdigest()[:32]}-{surrogates.tag}", ids_rows)
         ids_path = self.seal(ids).path
+        # what reading and writing the cohort's chunks left in Arrow's allocator (its pages
+        # kept for reuse): back to the system, the sealing done
+        pa.default_memory_pool().release_unused()
         view: dict[str, Table] = {}
         # the tables' sizes: read their surrogates only
         opened = [i for c in copies.values() for i in c.identifiers([SID])]
@@ -333,7 +354,8 @@ class SparkEngine:
                 paths[name] = [rows.path, self.seal(table.ids).path]
                 opened += rows.identifiers([SID, *(c for c in table.kept if c in columns)])
             elif isinstance(table, pl.DataFrame):
-                paths[name] = [self.publish(table)]
+                paths[name] = [self.publish(table, keep=[
+                    t for t in (tables[u] for u in used) if isinstance(t, pl.DataFrame)])]
             else:
                 raise TypeError(f"the Spark engine reads frames and cluster tables, not "
                                 f"{type(table).__name__}")
