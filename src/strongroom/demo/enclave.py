@@ -234,9 +234,9 @@ def gwas_tour(platform: Platform, world: DemoWorld, committee: Principal,
     """The access committee grants the first project, the study project and the red team's
     their genotypes; the first project's lead runs a GWAS while the red team tries to read one
     participant's genotypes through one. The two run side by side, as two people's requests
-    do on a server: each is answered at its schedule's floor (outputs/timing.py, 128 s each at
-    the demo's 4,000 variants), which they wait out together rather than one after the
-    other; the red team's is refused within seconds, so the researcher's fit has the
+    do on a server: each is answered at its schedule's floor (outputs/timing.py, 256 s each at
+    the demo's 8,000 variants at 500,000), which they wait out together rather than one after
+    the other; the red team's is refused within seconds, so the researcher's fit has the
     machine."""
     for index in (0, STUDY_PROJECT, RED_TEAM_PROJECT):
         projects.set_genotypes(platform.access, committee, world.projects[index][0], True)

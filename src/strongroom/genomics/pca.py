@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
+from scipy import sparse
 
 from strongroom.genomics.gwas import F64, Chunk, GwasInputError, read_chunk
 
@@ -61,12 +62,72 @@ class _Selection:
         return np.asarray(np.nan_to_num(x, nan=0.0, copy=False))
 
 
+class _Dense:
+    """A chunk's kept markers, standardised (read again from the store at each pass)."""
+
+    def __init__(self, x: F64):
+        self.x = x
+        self.columns = x.shape[1]
+
+    def times(self, b: F64) -> F64:
+        """X @ b (samples × b's columns)."""
+        out: F64 = self.x @ b
+        return out
+
+    def t_times(self, y: F64) -> F64:
+        """Xᵀ @ y (markers × y's columns)."""
+        out: F64 = self.x.T @ y
+        return out
+
+
+class _Held:
+    """A chunk's kept markers held as int8 dosages G (−1 missing), multiplied as their
+    standardised genotypes X = (G − mean) / sd (a missing call 0) without making X: G as float64
+    once, the centring and scaling applied to the small matrices, the missing calls corrected
+    as a sparse matrix. Each pass of the randomised SVD made X whole in four passes over samples
+    × markers float64 (at 230,000 samples and 7,000 markers, 13 GB written a pass, six passes:
+    most of the demo's GWAS's time)."""
+
+    def __init__(self, kept: NDArray[np.int8], mean: F64, inv_sd: F64):
+        self.kept = kept
+        self.columns = kept.shape[1]
+        self.inv_sd = inv_sd
+        self.shift = mean * inv_sd  # X = G / sd − shift, column by column
+        self.missing_off = (1.0 + mean) * inv_sd  # where G is −1, G / sd − shift is this below 0
+
+    def _missing(self) -> sparse.csr_matrix | None:
+        """What the missing calls' X is off by (made at each pass, so as not to hold it)."""
+        rows, cols = np.nonzero(self.kept < 0)
+        if not rows.size:
+            return None
+        return sparse.csr_matrix((self.missing_off[cols], (rows, cols)), shape=self.kept.shape)
+
+    def times(self, b: F64) -> F64:
+        """X @ b (samples × b's columns)."""
+        out: F64 = self.kept.astype(np.float64) @ (self.inv_sd[:, None] * b)
+        out -= self.shift @ b
+        missing = self._missing()
+        if missing is not None:
+            out += missing @ b
+        return out
+
+    def t_times(self, y: F64) -> F64:
+        """Xᵀ @ y (markers × y's columns)."""
+        out: F64 = self.inv_sd[:, None] * (self.kept.astype(np.float64).T @ y)
+        out -= np.outer(self.shift, y.sum(axis=0))
+        missing = self._missing()
+        if missing is not None:
+            out += missing.T @ y
+        return out
+
+
 def _select(first: int, dosages: NDArray[np.float32], min_maf: float,
             positions: tuple[NDArray[np.str_], NDArray[np.int64]] | None, spacing: int,
             last: dict[str, int], max_r2: float = 1.0) -> tuple[NDArray[np.intp], F64, F64]:
-    present = (~np.isnan(dosages)).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.nansum(dosages, axis=0, dtype=np.float64) / (2.0 * present)
+    called = ~np.isnan(dosages)
+    present = called.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # summed where called: no copy
+        p = np.add.reduce(dosages, axis=0, dtype=np.float64, where=called) / (2.0 * present)
     maf = np.minimum(p, 1.0 - p)
     candidates = np.flatnonzero((present > 0) & (maf >= min_maf) & (maf > 0))
     if positions is not None and spacing > 0:
@@ -91,8 +152,14 @@ def _pruned(dosages: NDArray[np.float32], mean: F64, inv_sd: F64, max_r2: float
     ``max_r2`` (greedy, in file order, as plink2 --indep-pairwise does in a window): a block of
     markers in linkage disequilibrium is one haplotype's worth of information, and left whole
     it outweighs ancestry in the leading components, which then correct nothing."""
-    x = np.nan_to_num((dosages.astype(np.float64) - mean) * inv_sd, nan=0.0)
-    r2 = np.square(x.T @ x / x.shape[0])
+    # in float32, in place: r² is compared with a threshold of 0.2, and float32's error on it
+    # (under 1e-6 over 500,000 samples) decides nothing; in float64 this was most of a
+    # GWAS's principal components' time
+    x = np.array(dosages, dtype=np.float32, order="F")
+    x -= mean.astype(np.float32)
+    x *= inv_sd.astype(np.float32)
+    np.nan_to_num(x, copy=False, nan=0.0)
+    r2 = np.square((x.T @ x).astype(np.float64) / x.shape[0])
     kept: list[int] = []
     for j in range(r2.shape[0]):
         if not kept or float(r2[j, kept].max()) <= max_r2:
@@ -136,14 +203,16 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
                                      max_r2)
         selection.chunks[first] = (cols, mean, inv_sd)
         if held is None:
-            y = _projected(y, selection.standardised(first, dosages), first, seed, width)
+            y = _projected(y, _Dense(selection.standardised(first, dosages)), first, seed,
+                           width)
             continue
         kept = np.nan_to_num(dosages[:, cols], nan=-1.0).astype(np.int8)
         held.append((first, kept))
         held_bytes += kept.nbytes
         if held_bytes > HOLD_BYTES:  # too many to hold: each pass reads the genotypes again
             for earlier, dosage in held:
-                y = _projected(y, selection.held(earlier, dosage), earlier, seed, width)
+                y = _projected(y, _Held(dosage, *selection.chunks[earlier][1:]), earlier, seed,
+                               width)
             held = None
     used = np.concatenate([first + c for first, (c, _, _) in sorted(selection.chunks.items())]
                           ) if selection.chunks else np.zeros(0, np.int64)
@@ -154,31 +223,30 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
         raise GwasInputError(
             f"only {used.size} variants pass MAF ≥ {min_maf} and the thinning, too few for "
             f"{n_components} components with {oversample} extra: relax the filters")
-    kept_chunks = held
+    kept_chunks = None if held is None else [
+        (first, _Held(kept, *selection.chunks[first][1:])) for first, kept in held]
 
-    def standardised() -> Iterator[tuple[int, F64]]:
-        """Each chunk's kept markers, standardised: from memory if held, else read again."""
+    def blocks() -> Iterator[tuple[int, _Dense | _Held]]:
+        """Each chunk's kept markers: held here, else read and standardised again."""
         if kept_chunks is not None:
-            for first, kept in kept_chunks:
-                yield first, selection.held(first, kept)
+            for first, held_block in kept_chunks:
+                yield first, held_block
         else:
             for first, dosages in _read(chunks()):
-                yield first, selection.standardised(first, dosages)
+                yield first, _Dense(selection.standardised(first, dosages))
 
-    if held is not None:
-        for first, x in standardised():
-            y = _projected(y, x, first, seed, width)
+    if kept_chunks is not None:
+        for first, kept_block in kept_chunks:
+            y = _projected(y, kept_block, first, seed, width)
     assert y is not None
     basis = np.linalg.qr(y)[0]
     for _ in range(power_iterations):
-        z = np.vstack([x.T @ basis for _, x in standardised()])
+        z = [block.t_times(basis) for _, block in blocks()]
         y = np.zeros((n, width))
-        offset = 0
-        for _, x in standardised():
-            y += x @ z[offset:offset + x.shape[1]]
-            offset += x.shape[1]
+        for (_, block), part in zip(blocks(), z, strict=True):
+            y += block.times(part)
         basis = np.linalg.qr(y)[0]
-    b = np.hstack([basis.T @ x for _, x in standardised()])
+    b = np.hstack([block.t_times(basis).T for _, block in blocks()])
     u_small, s, _ = np.linalg.svd(b, full_matrices=False)
     u = basis @ u_small[:, :n_components]
     signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(n_components)])
@@ -187,10 +255,10 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
                                variants=used.astype(np.int64))
 
 
-def _projected(y: F64 | None, x: F64, first: int, seed: int, width: int) -> F64:
+def _projected(y: F64 | None, x: _Dense | _Held, first: int, seed: int, width: int) -> F64:
     """``y`` plus one chunk's standardised genotypes times its random test matrix."""
-    omega = np.random.default_rng([seed, first]).standard_normal((x.shape[1], width))
-    return x @ omega if y is None else y + x @ omega
+    omega = np.random.default_rng([seed, first]).standard_normal((x.columns, width))
+    return x.times(omega) if y is None else y + x.times(omega)
 
 
 def _exact(x: NDArray[np.float32], k: int, used: NDArray[np.int64]) -> PrincipalComponents:
