@@ -4,9 +4,16 @@ host; the newest is kept whatever it weighs."""
 
 from __future__ import annotations
 
-import polars as pl
+import secrets
+from pathlib import Path
 
-from strongroom.enclave.workspace import DEFINITIONS_HELD, LruCache, _frame_bytes
+import polars as pl
+import pytest
+
+from strongroom.enclave.engines import DuckDBEngine
+from strongroom.enclave.spark.cluster import SparkSettings
+from strongroom.enclave.spark.engine import SparkEngine
+from strongroom.enclave.workspace import DEFINITIONS_HELD, Enclave, LruCache, _frame_bytes
 
 
 def test_a_cache_keeps_its_number_of_entries() -> None:
@@ -43,3 +50,23 @@ def test_the_definitions_cache_weighs_the_rows() -> None:
     assert _frame_bytes((object(), frame)) == frame.estimated_size() == 16_000
     assert _frame_bytes("no rows") == 0
     assert DEFINITIONS_HELD >= 10 * 500_000 * 6 * 8 // 2  # a study's at 500,000
+
+
+def test_after_a_request_the_spark_engine_gives_back_what_it_left_free_without_a_cluster(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Enclave.release`` (called when a definition is made and after every analysis) asks
+    the engine: the Spark engine collects, releases Arrow's pool and trims glibc's heap,
+    starting nothing; DuckDB's engine has nothing to do."""
+    engine = SparkEngine(SparkSettings(master="spark://127.0.0.1:7077", store=tmp_path),
+                         secrets.token_bytes(32))
+    engine.release()
+    assert engine._spark is None  # no driver started for it
+    asked: list[str] = []
+    monkeypatch.setattr(engine, "release", lambda: asked.append("released"))
+    enclave = Enclave.__new__(Enclave)  # its engine alone is read
+    enclave.engine = engine
+    enclave.release()
+    assert asked == ["released"]
+    enclave.engine = DuckDBEngine()
+    enclave.release()  # nothing to ask
+    assert asked == ["released"]

@@ -110,6 +110,8 @@ def stage_definition(enclave: Enclave, principal: Principal, project_id: str, na
     definition = replace(definition, created_at=asked)
     staged = definitions.stage(enclave.definitions_dir(project_id), enclave.key(where.project),
                                definition_context(project_id), definition, frame)
+    del frame, earlier, made
+    enclave.release()
     return PendingDefinition(enclave, principal, project_id, definition, staged, sql)
 
 
@@ -231,6 +233,8 @@ def analyse(enclave: Enclave, principal: Principal, project_id: str,
     except Invalid as refusal:
         _refused(enclave, principal, project_id, str(body.get("kind")), None, refusal)
         raise
+    finally:
+        enclave.release()  # what the request's rows took, given back (the result is kept)
     result.spec = dict(request)
     return where, result
 
