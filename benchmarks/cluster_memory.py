@@ -3,7 +3,7 @@
     python benchmarks/cluster_memory.py [--scales 50000,200000,400000] [--engines spark,duckdb]
                                         [--study sql|model|cox|all] [--executor-memory 1g]
                                         [--driver-memory 2g] [--json PATH] [--code DIR]
-                                        [--tile N]
+                                        [--tile N] [--trim]
 
 For each scale a platform is made in a process of its own (a synthetic cohort ingested, a
 project granted participant and event fields, strongroom.yaml naming a loopback cluster of
@@ -45,7 +45,10 @@ The host's peaks: ``clear_refs`` (before each model) resets ``ru_maxrss`` as wel
 ``VmHWM``, so each peak reported is the largest of the readings taken before each reset and
 after the request: the process's peak (``requests_mb``: the opening, the view and the
 requests), and the requests' own (``requests_only_mb``: since the view was ready, the
-high-water mark reset then to what the process held, ``held_after_view_mb``).
+high-water mark reset then to what the process held, ``held_after_view_mb``). ``--trim``
+gives back what the allocators hold free before each of those readings (a full garbage
+collection, Arrow's memory pool, glibc's ``malloc_trim``): the held figures are then what is
+live, and the peaks without what earlier requests left free but kept.
 """
 
 from __future__ import annotations
@@ -112,6 +115,18 @@ _SPANS: dict[str, tuple[float, float]] = {}  # each request's start and end (tim
 # the host's high-water marks read before each reset (clear_refs resets ru_maxrss too):
 # the whole process's, and the requests' (since the view was ready; None before)
 _HIGH: dict[str, float | None] = {"process": 0.0, "requests": None}
+TRIM = "CLUSTER_MEMORY_TRIM"  # --trim, as the measuring child finds it
+
+
+def _trim() -> None:
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _peak_mb() -> float:
@@ -127,8 +142,12 @@ def _requests_peak_mb() -> float:
 
 def _reset(requests: bool = False) -> float:
     """Reset the high-water mark to the resident size now, the peak before kept; returns the
-    resident size. ``requests``: the requests' peak starts here."""
+    resident size. ``requests``: the requests' peak starts here. With ``--trim`` (TRIM set)
+    what the allocators hold free is first given back (a full collection, Arrow's pool,
+    glibc's ``malloc_trim``), so that what is held is what is live."""
     high = _status_mb("VmHWM")
+    if os.environ.get(TRIM):
+        _trim()
     _HIGH["process"] = max(_HIGH["process"] or 0.0, high, _peak_mb())
     if _HIGH["requests"] is not None:
         _HIGH["requests"] = max(_HIGH["requests"], high)
@@ -361,8 +380,13 @@ def main() -> None:
     parser.add_argument("--tile", type=int, help="make each scale's cohort from copies of "
                         "one of TILE participants (eids offset per copy), not synthesised "
                         "whole: 5,000,000 at once does not fit beside the cluster")
+    parser.add_argument("--trim", action="store_true", help="before each model and after the "
+                        "view, give back what the allocators hold free (gc, Arrow's pool, "
+                        "malloc_trim): the held figures are then what is live")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.trim:
+        os.environ[TRIM] = "1"
     if args.child:  # a step run in a process of its own: its arguments as JSON on stdin
         step = json.loads(sys.stdin.read())
         out = (prepare(Path(step["root"]), step["participants"], step["engine"],
