@@ -70,6 +70,11 @@ class Engine(Protocol):
         (analyses/sums.py, analyses/cox_sums.py)."""
         ...
 
+    def release(self) -> None:
+        """After a request: give back to the system what its rows left free here (an engine
+        whose requests take milliseconds need not)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -105,6 +110,9 @@ class DuckDBEngine:
 
     def model_rows(self) -> None:
         return None  # models are fitted here, over the rows in memory
+
+    def release(self) -> None:
+        return None  # a request takes milliseconds; a collection each would cost more
 
     def close(self) -> None:
         return None

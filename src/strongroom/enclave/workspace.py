@@ -241,12 +241,9 @@ class Enclave:
         return self._views.get(key, build)
 
     def release(self) -> None:
-        """After a request: the engine gives back what the request left free, if it does
-        (Spark's requests take seconds, so the Spark engine does; DuckDB's take
-        milliseconds, and its engine does not)."""
-        release = getattr(self.engine, "release", None)
-        if callable(release):
-            release()
+        """After a request: the engine gives back what the request left free (Spark's requests
+        take seconds, so the Spark engine does; DuckDB's take milliseconds, and its does not)."""
+        self.engine.release()
 
     def definitions_dir(self, project_id: str) -> Path:
         return self.ctx.project_dir(project_id) / DEFINITIONS
