@@ -202,7 +202,9 @@ def genotype_pcs(chunks: Callable[[], Iterable[Chunk]], n_components: int = 10, 
             y = _projected(y, _Dense(selection.standardised(first, dosages)), first, seed,
                            width)
             continue
-        kept = np.nan_to_num(dosages[:, cols], nan=-1.0).astype(np.int8)
+        # held as hard calls, each dosage rounded to the nearest (as plink2's --pca reads
+        # hard calls): cast alone, an imputed 1.9 was held as 1
+        kept = np.rint(np.nan_to_num(dosages[:, cols], nan=-1.0)).astype(np.int8)
         held.append((first, kept))
         held_bytes += kept.nbytes
         if held_bytes > HOLD_BYTES:  # too many to hold: each pass reads the genotypes again
