@@ -108,7 +108,7 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
         own = covariates.shape[1]  # the researcher's; principal components come after
         tested = _tested(genotypes.variants(held), spec)
 
-        def chunks() -> Iterator[Chunk]:
+        def chunks(rows: npt.NDArray[np.intp] = rows) -> Iterator[Chunk]:
             yield from ahead(genotypes.chunks(held, rows))
 
         if spec.principal_components:
@@ -129,10 +129,13 @@ def run_gwas(spec: GwasSpec, frame: pl.DataFrame, pseudonyms: pl.DataFrame,
                                             else linear_gwas)
         # the engine splits each chunk's variants between threads, each with one BLAS thread
         wanted = tested["index"].to_numpy()
-        source = (only_variants(chunks(), wanted) if cluster is None
-                  else cluster.chunks(genotypes, held, rows, wanted))
+        # the samples no trait uses are left out as each chunk is decoded, not gathered out
+        # of it again by the engine (a trait's design then takes no copy of its rows)
+        analysed = np.isfinite(covariates).all(axis=1) & np.isfinite(traits).any(axis=1)
+        source = (only_variants(chunks(rows[analysed]), wanted) if cluster is None
+                  else cluster.chunks(genotypes, held, rows[analysed], wanted))
         with threadpool_limits(limits=1, user_api="blas"):
-            raw = fit(source, traits, covariates, trait_names=spec.traits,
+            raw = fit(source, traits[analysed], covariates[analysed], trait_names=spec.traits,
                       covariate_names=names, threads=THREADS)
     results = raw.join(tested.rename({"index": "variant"}), on="variant", how="inner")
     groups = {t: np.sort(pids[np.isfinite(traits[:, j]) & np.isfinite(covariates).all(axis=1)])
