@@ -359,3 +359,23 @@ def test_imputed_dosages_are_held_as_their_nearest_hard_calls() -> None:
     imputed = genotype_pcs(lambda: _chunks(dosages, 64), 1, max_r2=1.0)
     # the two populations' axis, from the same calls (the means differ by the blur alone)
     assert abs(np.corrcoef(hard.scores[:, 0], imputed.scores[:, 0])[0, 1]) > 0.999
+
+
+def test_markers_too_many_to_hold_are_read_again_as_hard_calls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The components of imputed dosages are the same whether the kept markers are held
+    between passes or read again each pass (a cohort too large to hold them)."""
+    rng = np.random.default_rng(5)
+    n, m = 300, 160
+    pop = np.repeat([0, 1, 2], n // 3)
+    freq = np.clip(rng.uniform(0.2, 0.5, m) + rng.normal(0, 0.2, (3, m)), 0.05, 0.95)[pop]
+    dosages = np.clip(rng.binomial(2, freq) + rng.uniform(-0.45, 0.45, (n, m)), 0, 2
+                      ).astype(np.float32)
+    dosages[rng.random((n, m)) < 0.01] = np.nan
+    options = {"max_r2": 1.0, "oversample": 20, "power_iterations": 6}
+    monkeypatch.setattr(pca, "EXACT_BYTES", 0)  # the randomised SVD on both paths
+    held = genotype_pcs(lambda: _chunks(dosages, 64), 2, **options)
+    monkeypatch.setattr(pca, "HOLD_BYTES", 0)
+    streamed = genotype_pcs(lambda: _chunks(dosages, 64), 2, **options)
+    np.testing.assert_array_equal(held.variants, streamed.variants)
+    np.testing.assert_allclose(np.abs(held.scores), np.abs(streamed.scores), atol=1e-6)

@@ -56,9 +56,11 @@ class _Selection:
         return x
 
     def standardised(self, first: int, dosages: NDArray[np.float32]) -> F64:
+        """A chunk's kept markers read again (too many to hold), each dosage as its nearest
+        hard call, as they are held (``held``): the two paths give the same components."""
         cols, mean, inv_sd = self.chunks.get(first, (np.zeros(0, np.intp), np.zeros(0),
                                                      np.zeros(0)))
-        x = (dosages[:, cols].astype(np.float64) - mean) * inv_sd
+        x = (np.rint(dosages[:, cols]).astype(np.float64) - mean) * inv_sd
         return np.asarray(np.nan_to_num(x, nan=0.0, copy=False))
 
 
