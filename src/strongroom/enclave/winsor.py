@@ -77,12 +77,15 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
     present = np.isfinite(x)
     if k < 1 or not present.any():
         return x
-    kept = ids[present]
+    every = bool(present.all())  # no copies of the rows where every value is present
+    kept = ids if every else ids[present]
     one_each = increasing(kept)  # one row per participant, in pid order: rows are people
-    codes = person_codes(kept)
-    people = int(codes.max()) + 1
-    values = x[present]
+    codes = None if one_each else person_codes(kept)
+    people = len(kept) if codes is None else int(codes.max()) + 1
+    values = x if every else x[present]
     if people < 2 * k:
+        if codes is None:
+            codes = person_codes(kept)
         sums = np.bincount(codes, weights=values, minlength=people)
         middle = float(np.median(sums / np.bincount(codes, minlength=people)))
         low = high = middle
@@ -90,6 +93,7 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
         if one_each:
             lowest = highest = values
         else:
+            assert codes is not None
             lowest = np.full(people, np.inf)
             highest = np.full(people, -np.inf)
             np.minimum.at(lowest, codes, values)
@@ -97,6 +101,8 @@ def clip_rows(x: FloatArray, ids: PidArray, k: int) -> FloatArray:
         r = rank(k, lowest, highest)
         low = float(np.partition(lowest, r - 1)[r - 1])
         high = float(np.partition(highest, people - r)[people - r])
+    if every:
+        return np.clip(x, low, high)
     out = x.copy()
     out[present] = np.clip(values, low, high)
     return out
