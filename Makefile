@@ -52,10 +52,13 @@ NO_FUZZER := -p no:schemathesis
 # The API fuzz run goes beside them in its own process (the main run does not even import it:
 # its module builds the app and its schema when imported): schemathesis reports each operation
 # as its own test only without xdist (tests/unit/test_budget.py checks it is the only fuzz module).
-# The run fails if any one test takes longer than TEST_BUDGET seconds, or a shared world longer
-# than WORLD_BUDGET to build (tests/budget.py), and says how long the whole of it took.
+# The run fails if any one test takes longer than TEST_BUDGET seconds or spends more than
+# TEST_CPU_BUDGET CPU seconds of its own (its process tree, its shared worlds apart: the
+# figure CI's load hardly moves, where wall seconds move two to three times), or a shared world
+# takes longer than WORLD_BUDGET to build (tests/budget.py), and says how long the whole took.
 FUZZ := tests/integration/test_api_fuzz.py
 TEST_BUDGET ?= 120
+TEST_CPU_BUDGET ?= 30
 WORLD_BUDGET ?= 240
 # The tests' throwaway stores (their SQLite databases, sealed files, job folders) go on a
 # RAM-backed file system where there is one with room (tests/tmp_dir.py): the product code is
@@ -68,7 +71,7 @@ test: $(STAMP)  ## lint, then every test (unit, integration, functional) with th
 	$(BIN)/ruff check src tests benchmarks scripts || exit 1; \
 	$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
 	$(BIN)/pytest -n 0 -m fuzz $(FUZZ) > $(VENV)/fuzz.out 2>&1 & fuzz=$$!; \
-	$(BIN)/pytest -n $(WORKERS) --dist loadscope $(NO_FUZZER) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) --world-budget $(WORLD_BUDGET) --timings $(VENV)/test-timings.json tests; \
+	$(BIN)/pytest -n $(WORKERS) --dist loadscope $(NO_FUZZER) -m "not fuzz" --ignore=$(FUZZ) --durations=10 --budget $(TEST_BUDGET) --cpu-budget $(TEST_CPU_BUDGET) --world-budget $(WORLD_BUDGET) --timings $(VENV)/test-timings.json tests; \
 	tests=$$?; \
 	wait $$fuzz; fuzzed=$$?; cat $(VENV)/fuzz.out; \
 	wait $$types; typed=$$?; cat $(VENV)/mypy.out; \

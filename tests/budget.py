@@ -8,6 +8,10 @@ worlds took in the setup report's ``user_properties``), so the checks run there.
 
 A test's own time is its setup, call and teardown, less the shared worlds built during its
 setup: a world a module builds is judged once, by the world budget, however it is reached.
+``--cpu-budget SECONDS`` judges each test's own CPU seconds the same way, those of its worker's
+whole process tree (a server, a sandboxed job, a cluster the test keeps busy): on a shared CI
+machine wall seconds move with the load (two to three times between runs), CPU seconds hardly,
+so this is the budget that can be held at the issue's 30 s without failing runs at random.
 
 Wall seconds on a worker say little of what a test costs when the workers share two cores, so
 CPU seconds are kept too: each test's in its worker (threads included), and each module's in
@@ -29,11 +33,15 @@ import pytest
 
 WORLDS = "budget:worlds"  # the setup report's property: ((fixture, seconds), ...)
 CPU = "budget:cpu"  # the teardown report's: the test's CPU seconds in its worker, all phases
+OWN_CPU = "budget:own-cpu"  # the teardown report's: its process tree's, less its worlds'
 TREE = "budget:tree"  # a module's last teardown report's: its process tree's CPU seconds
 _CPU: dict[str, float] = {}  # node id -> CPU seconds in its worker, worlds included
 _TREE: defaultdict[str, float] = defaultdict(float)  # module -> its process trees' CPU seconds
+_OWN_CPU: dict[str, float] = {}  # node id -> its process tree's CPU seconds, less its worlds'
 _cpu_at: list[float] = []  # on a worker: the CPU clock when the current test's setup began
 _tree_at: list[float] = []  # on a worker: the tree's CPU clock when this module began
+_test_tree_at: list[float] = []  # on a worker: the tree's CPU clock when this test began
+_worlds_cpu: list[float] = [0.0]  # on a worker: the tree's CPU seconds of this test's worlds
 _SEEN: defaultdict[str, float] = defaultdict(float)  # node id -> its own seconds, all phases
 # "module::fixture" -> seconds of each build of that world (each xdist worker builds its own)
 _BUILT: defaultdict[str, list[float]] = defaultdict(list)
@@ -45,6 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--budget", type=float, default=None, metavar="SECONDS",
                      help="fail the run if a single test (setup + call + teardown, less the "
                           "shared worlds it built) takes longer than this, naming it")
+    parser.addoption("--cpu-budget", type=float, default=None, metavar="SECONDS",
+                     help="fail the run if a single test's own CPU seconds (its worker's "
+                          "process tree, all phases, less the shared worlds it built) are "
+                          "more than this, naming it")
     parser.addoption("--world-budget", type=float, default=None, metavar="SECONDS",
                      help="fail the run if building a shared world (a fixture of wider than "
                           "function scope) takes longer than this, naming it")
@@ -61,11 +73,13 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object],
         return
     outermost = not _building
     _building.append(time.perf_counter())
+    cpu_at = _tree_cpu() if outermost else 0.0
     try:
         yield
     finally:
         took = time.perf_counter() - _building.pop()
         if outermost:  # a world built inside another is part of that one's time
+            _worlds_cpu[0] += _tree_cpu() - cpu_at
             where = request.node.nodeid.split("::", 1)[0] or "(the run)"  # session-wide
             _built_now.append((f"{where}::{fixturedef.argname}", took))
 
@@ -102,16 +116,22 @@ def pytest_runtest_teardown(item: pytest.Item,
     finally:  # read by the teardown report, which is made after this returns
         if _cpu_at:
             item.user_properties.append((CPU, time.process_time() - _cpu_at.pop()))
+        tree = _tree_cpu()
+        if _test_tree_at:
+            item.user_properties.append((OWN_CPU, tree - _test_tree_at.pop() - _worlds_cpu[0]))
         if _tree_at and _module(nextitem) != _module(item):  # its worlds torn down too
-            item.user_properties.append((TREE, _tree_cpu() - _tree_at.pop()))
+            item.user_properties.append((TREE, tree - _tree_at.pop()))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     _built_now.clear()
     _cpu_at[:] = [time.process_time()]
+    _worlds_cpu[0] = 0.0
+    tree = _tree_cpu()
+    _test_tree_at[:] = [tree]
     if not _tree_at:  # the first test of a module on this worker
-        _tree_at.append(_tree_cpu())
+        _tree_at.append(tree)
     try:
         yield
     finally:  # read by the setup report, which is made after this returns
@@ -125,6 +145,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name == CPU:
                 _CPU[report.nodeid] = float(value)  # type: ignore[arg-type]
+            elif name == OWN_CPU:
+                _OWN_CPU[report.nodeid] = float(value)  # type: ignore[arg-type]
             elif name == TREE:
                 _TREE[report.nodeid.split("::", 1)[0]] += float(value)  # type: ignore[arg-type]
     if report.when != "setup":
@@ -142,6 +164,12 @@ def over(budget: float) -> list[tuple[str, float]]:
                   key=lambda item: -item[1])
 
 
+def cpu_over(budget: float) -> list[tuple[str, float]]:
+    """The tests whose own CPU seconds were more than ``budget``, most first."""
+    return sorted(((node, took) for node, took in _OWN_CPU.items() if took > budget),
+                  key=lambda item: -item[1])
+
+
 def worlds_over(budget: float) -> list[tuple[str, float]]:
     """The shared worlds whose longest build took more than ``budget`` seconds, slowest
     first."""
@@ -153,17 +181,19 @@ def _slowest_worlds() -> list[tuple[str, float]]:
                   key=lambda item: -item[1])
 
 
-def _limits(config: pytest.Config) -> tuple[float | None, float | None]:
-    return config.getoption("budget"), config.getoption("world_budget")
+def _limits(config: pytest.Config) -> tuple[float | None, float | None, float | None]:
+    return (config.getoption("budget"), config.getoption("world_budget"),
+            config.getoption("cpu_budget"))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    budget, world_budget = _limits(session.config)
+    budget, world_budget, cpu_budget = _limits(session.config)
     if hasattr(session.config, "workerinput"):  # a worker: the controller checks
         return
     failed = (budget is not None and over(budget)) or \
-        (world_budget is not None and worlds_over(world_budget))
+        (world_budget is not None and worlds_over(world_budget)) or \
+        (cpu_budget is not None and cpu_over(cpu_budget))
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -196,6 +226,8 @@ def timings() -> dict[str, object]:
     return {"tests": dict(sorted(_SEEN.items(), key=lambda item: -item[1])),
             "cpu": {node: round(took, 2)
                     for node, took in sorted(_CPU.items(), key=lambda item: -item[1])},
+            "own_cpu": {node: round(took, 2)
+                        for node, took in sorted(_OWN_CPU.items(), key=lambda item: -item[1])},
             "worlds": {world: builds for world, builds in _BUILT.items()},
             "modules": [{"module": module, "seconds": round(took, 2),
                          "cpu_seconds": round(cpu.get(module, 0.0), 2), "tests": tests}
@@ -208,8 +240,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
     if path and not hasattr(config, "workerinput"):
         with open(path, "w") as out:
             json.dump(timings(), out, indent=1)
-    budget, world_budget = _limits(config)
-    if budget is None and world_budget is None:
+    budget, world_budget, cpu_budget = _limits(config)
+    if budget is None and world_budget is None and cpu_budget is None:
         return
     terminalreporter.section("the slowest modules (seconds on a worker, all phases)", sep="-")
     for module, took, tests in by_module():
@@ -219,20 +251,26 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                              f"{sum(c for _, c in cpu):,.0f} CPU-s in all)", sep="-")
     for module, took in cpu[:10]:
         terminalreporter.write_line(f"{took:7.1f} CPU-s  {module}")
+    terminalreporter.section("the tests with most CPU of their own (process tree, worlds "
+                             "apart)", sep="-")
+    for node, took in sorted(_OWN_CPU.items(), key=lambda item: -item[1])[:5]:
+        terminalreporter.write_line(f"{took:7.1f} CPU-s  {node}")
     terminalreporter.section("the slowest shared worlds (seconds to build)", sep="-")
     for world, took in _slowest_worlds()[:5]:
         terminalreporter.write_line(f"{took:7.1f} s  {world}")
-    for limit, slow, what in ((budget, over, "per test"),
-                              (world_budget, worlds_over, "per shared world")):
+    for limit, slow, what, unit in ((budget, over, "per test", "s"),
+                                    (cpu_budget, cpu_over, "per test", "CPU-s"),
+                                    (world_budget, worlds_over, "per shared world", "s")):
         if limit is None:
             continue
         found = slow(limit)
         if not found:
             terminalreporter.write_line(f"every {what.split()[-1]} took under the budget of "
-                                        f"{limit:g} s {what}")
+                                        f"{limit:g} {unit} {what}")
             continue
-        terminalreporter.section(f"over the budget of {limit:g} s {what}", sep="=", red=True)
+        terminalreporter.section(f"over the budget of {limit:g} {unit} {what}", sep="=",
+                                 red=True)
         for node, took in found:
-            terminalreporter.write_line(f"{took:7.1f} s  {node}")
+            terminalreporter.write_line(f"{took:7.1f} {unit}  {node}")
         terminalreporter.write_line("make it faster (share its world, move the long run to "
                                     "benchmarks/ with a smoke test here), or split it")

@@ -164,6 +164,57 @@ def test_the_timings_file_holds_each_tests_and_modules_cpu(tmp_path: Path,
     assert re.search(r"^\s+\d+\.\d CPU-s  \S*test_some\.py$", done.stdout, re.M), done.stdout
 
 
+SPENDING = """
+import subprocess
+import sys
+import time
+
+import pytest
+
+SPIN = "import time\\nend = time.process_time() + 0.5\\nwhile time.process_time() < end: pass"
+
+
+@pytest.fixture(scope="module")
+def world():  # a costly world: judged on its own, charged to no test
+    subprocess.run([sys.executable, "-c", SPIN], check=True)
+    return 1
+
+
+def test_reads_the_world(world):
+    assert world == 1
+
+
+def test_spends_in_a_child():
+    subprocess.run([sys.executable, "-c", SPIN], check=True)
+
+
+def test_waits():
+    time.sleep(0.6)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_a_test_over_the_cpu_budget_fails_the_run_and_is_named(tmp_path: Path,
+                                                                workers: list[str]) -> None:
+    """``--cpu-budget``: a test's own CPU seconds, its children's included and its worlds'
+    not, judged apart from its wall time (a test that waits spends none)."""
+    written = tmp_path / "timings.json"
+    done = _run(tmp_path, "--cpu-budget", "0.4", "--timings", str(written), *workers,
+                module=SPENDING)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "3 passed" in done.stdout and "over the budget of 0.4 CPU-s per test" in done.stdout
+    over = done.stdout.split("over the budget of 0.4 CPU-s per test", 1)[1]
+    assert "test_spends_in_a_child" in over, done.stdout
+    assert "test_reads_the_world" not in over and "test_waits" not in over, done.stdout
+    own = {node.split("::")[-1]: took for node, took in
+           json.loads(written.read_text())["own_cpu"].items()}
+    assert own["test_spends_in_a_child"] >= 0.5 and own["test_waits"] < 0.2, own
+    assert own["test_reads_the_world"] < 0.3, own  # the world's 0.5 CPU-s are its own
+    done = _run(tmp_path, "--cpu-budget", "5", *workers, module=SPENDING)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "every test took under the budget of 5 CPU-s per test" in done.stdout
+
+
 def test_the_fuzz_module_make_test_names_is_the_only_one() -> None:
     """`make test` runs the fuzz tests from one module (collecting the whole suite for them
     costs half a minute); a fuzz test anywhere else would run in neither of its two runs."""
