@@ -323,15 +323,32 @@ def variant_sums(d: Design, dosages: NDArray[np.float32], extra: F64) -> Variant
                 n[j] -= rows.size
                 q = d.basis[rows]
                 downdate[j] = q.T @ q  # type: ignore[index]
-            # exactly, in float64, for variants with missing calls: the downdate subtracts
-            # from these, so an error here is not small beside what remains
-            proj[:, start + at] = d.basis.T @ sub
         products[:, cols] = extra.T @ block  # extra's first column is 1: Σ dosage
         squares[cols] = np.einsum("ij,ij->j", block, block)
+    if lacks.any():
+        _exact_projections(d, g32, np.flatnonzero(lacks), proj)
     total = products[0]
     complete = ~lacks
     proj[0, complete] = total[complete] / np.sqrt(d.n)  # basis[:, 0] is 1/√n
     return VariantSums(n, total, squares, products, proj, downdate, missing)
+
+
+def _exact_projections(d: Design, g32: NDArray[np.float32], at: NDArray[np.intp],
+                       proj: F64) -> None:
+    """``proj[:, at]``, the basis' dosages of the variants with missing calls (as 0), exactly,
+    in float64: the downdate subtracts from these, so an error here is not small beside what
+    remains. A slab of samples at a time, every such variant at once: the basis (samples × k)
+    is then read once a chunk; taken a block of a few columns at a time, as the other sums
+    are, it was read again for every block (at 200,000 samples, a block is two variants), and
+    most of a chunk with missing calls went on reading it."""
+    rows = max(1, _BLOCK_BYTES // (8 * at.size))
+    out = np.zeros((d.k, at.size))
+    every = at.size == g32.shape[1]
+    for r in range(0, d.n, rows):
+        slab = (g32[r:r + rows] if every else g32[r:r + rows][:, at]).astype(np.float64)
+        np.nan_to_num(slab, copy=False, nan=0.0)
+        out += d.basis[r:r + rows].T @ slab
+    proj[:, at] = out
 
 
 _BLOCK_BYTES: Final = 1 << 22  # float64 copies of dosages are made this much at a time
