@@ -111,3 +111,29 @@ def test_vectors_as_before(which: str) -> None:
         assert np.array_equal(now[name][1], before[name][1], equal_nan=True)
         assert now[name][0].dtype == before[name][0].dtype
         assert now[name][1].dtype == before[name][1].dtype
+
+
+@pytest.mark.parametrize("n", [1, 7, 2000, 30_000])
+def test_comparable_pairs_as_the_pool_sizes_in_time_order(n: int) -> None:
+    from strongroom.enclave.analyses import cox_sums
+    from strongroom.enclave.analyses import proportional_hazards as ph
+
+    rng = np.random.default_rng(n)
+    for days in (3, 400, None):  # many ties, some, none
+        t = rng.uniform(0, 26, n)
+        if days is not None:
+            t = np.round(t * days) / days
+        happened = rng.random(n) < 0.3
+        order = np.argsort(t)
+        before = int(ph._pool_sizes(t[order], happened[order]).sum())
+        assert cox_sums.comparable_pairs(t, happened) == before
+    old_chunk = cox_sums.PAIRS_CHUNK
+    try:  # chunks that split the rows, ties across their edges
+        cox_sums.PAIRS_CHUNK = 97
+        t = np.round(rng.uniform(0, 5, n) * 2) / 2
+        happened = rng.random(n) < 0.5
+        order = np.argsort(t)
+        assert cox_sums.comparable_pairs(t, happened) == \
+            int(ph._pool_sizes(t[order], happened[order]).sum())
+    finally:
+        cox_sums.PAIRS_CHUNK = old_chunk

@@ -332,13 +332,30 @@ def fit(d: sums.Design, narrow: pl.DataFrame) -> CoxSums:
     found = d.rows.each(partial(
         _at_estimate, facts=_facts_at(efron, fitted, sums._scaled_inverse(gram)),
         concordance=_concordance_of(events, recipe, centre, fitted.beta)))
-    order = np.argsort(t)
-    pairs = int(ph._pool_sizes(t[order], (e == 1)[order]).sum())
+    pairs = comparable_pairs(t, e == 1)
     c = (float(found["correct"][0]) + float(found["tied"][0]) / 2) / pairs if pairs \
         else math.nan
     high, low = float(found["max:xb"][0]), float(found["max:-xb"][0])
     return CoxSums(fitted, c, found["max:effect"], float(found["max:influence"][0]),
                    max(high, low, 0.0), high + low)
+
+
+PAIRS_CHUNK = 1 << 20  # rows at a time of comparable_pairs (16 MB of positions)
+
+
+def comparable_pairs(t: FloatArray, happened: npt.NDArray[np.bool_]) -> int:
+    """The pairs Harrell's C compares: ``proportional_hazards._pool_sizes`` of the rows in
+    time order, summed (each event's events before its time, each censoring's at or before
+    it), without sorting the rows: each row's count found among the events' sorted times,
+    a chunk of rows at a time (the sort and the pool sizes held six copies of the rows,
+    275 MB at 5,000,000). The same integer."""
+    event_times = np.sort(t[happened])
+    total = 0
+    for start in range(0, len(t), PAIRS_CHUNK):
+        times, events = t[start:start + PAIRS_CHUNK], happened[start:start + PAIRS_CHUNK]
+        total += int(np.searchsorted(event_times, times[events], side="left").sum())
+        total += int(np.searchsorted(event_times, times[~events], side="right").sum())
+    return total
 
 
 def _facts_at(efron: _Efron, fitted: ph.CoxFit, inverse: FloatArray) -> sums.Partial:
