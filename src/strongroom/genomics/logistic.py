@@ -50,10 +50,11 @@ from strongroom.genomics.gwas import (
 
 LOGISTIC: Final = "logistic"
 FIRTH: Final = "firth"
-# variants fitted together by Newton's method: 64, fewer at large n so that a batch's float32
+# variants fitted together by Newton's method: 40, fewer at large n so that a batch's float32
 # dosages (a copy per thread) stay near 32 MiB: at 500,000 samples, 16 of them took no more
-# CPU than 64 and 120 MiB less memory over two threads (BENCHMARKS.md, session 45)
-_NEWTON_BATCH: Final = 64
+# CPU than 64 and 120 MiB less memory over two threads (BENCHMARKS.md, session 45); at 50,000,
+# 40 took the same CPU as 64 and 10 MiB less (254 against 264 MiB, plink2 268: session 50)
+_NEWTON_BATCH: Final = 40
 _NEWTON_CELLS: Final = 1 << 23
 _CROSS_ROWS: Final = 1 << 16  # rows of the covariates' products made at once
 _FIRTH_BATCH_ELEMENTS: Final = 1 << 21  # samples × variants per Firth batch: bounds its memory
