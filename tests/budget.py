@@ -11,8 +11,8 @@ setup: a world a module builds is judged once, by the world budget, however it i
 ``--cpu-budget SECONDS`` judges each test's own CPU seconds the same way, those of its worker's
 whole process tree (a server, a sandboxed job, a cluster the test keeps busy): on a shared CI
 machine wall seconds move with the load (two to three times between runs), CPU seconds less
-(1.4-1.6 times between a machine's days), so this is the budget that can be held near the
-issue's 30 s without failing runs at random (`make test`: 45, the Makefile says why).
+(1.4-1.6 times between a machine's days), so this is the budget that can be held at the
+issue's 30 s without failing runs at random (`make test`: 30, the Makefile says why).
 
 Wall seconds on a worker say little of what a test costs when the workers share two cores, so
 CPU seconds are kept too: each test's in its worker (threads included), and each module's in
