@@ -58,7 +58,9 @@ NO_FUZZER := -p no:schemathesis
 # whole took. CPU seconds move less with CI's load than wall seconds (two to three times), but
 # still 1.4-1.6 times between this kind of machine's days (the suite's modules: 890-1,008 CPU-s
 # in session 49, 1,509 on session 50's slow day). The budget is the issue's 30: with the
-# cluster's model tests split, the most any test spent on that slow day was 21.4 (BENCHMARKS.md).
+# cluster's model tests split and the reconstruction attack's 500 DP answers asked once as its
+# module's world (24.5 in one test on a fresh clone that day), the most any test spent on that
+# slow day was 17.8 (BENCHMARKS.md).
 FUZZ := tests/integration/test_api_fuzz.py
 TEST_BUDGET ?= 120
 TEST_CPU_BUDGET ?= 30
