@@ -143,6 +143,42 @@ def _both_engines(world: World) -> tuple[Enclave, SparkEngine, Enclave, Principa
         world.sign_in(world.researcher)
 
 
+def _counted_jobs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one for each job of sums the executors run from now on."""
+    jobs: list[int] = []
+    each = models.SparkRows.each
+
+    def counted(self: models.SparkRows, work: Any) -> Any:
+        jobs.append(1)
+        return each(self, work)
+
+    monkeypatch.setattr(models.SparkRows, "each", counted)
+    return jobs
+
+
+def _same_refusal(world: World, enclaves: tuple[Enclave, Enclave], who: Principal,
+                  request: dict[str, Any]) -> list[str]:
+    """``request`` refused by both enclaves with the same reasons, which are returned."""
+    refusals = []
+    for enclave in enclaves:
+        with pytest.raises(Invalid) as refused:
+            service.analyse(enclave, who, world.project_id, request, threshold=10)
+        refusals.append(refused.value.reasons)
+    assert refusals[0] == refusals[1]
+    return refusals[0]
+
+
+def _checked_on_the_executors(world: World, who: Principal, request: dict[str, Any],
+                              jobs: list[int]) -> None:
+    """``request`` through the output service, whose check reads the facts and sets the
+    executors' sums give it: a verdict, and jobs run for it."""
+    jobs.clear()
+    checked = world.platform.outputs.analyse(who, world.project_id, request, Format("json"))
+    assert checked.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS, Verdict.REVIEW), \
+        checked.report.findings
+    assert jobs
+
+
 # the model requests, in two tests (each a few Spark jobs a Newton step: together they were
 # the suite's most CPU, over its per-test budget); the first also tries a fit the executors
 # cannot settle and the output service's door
@@ -171,21 +207,10 @@ def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
         service.define(spark, who, world.project_id, name, sql)
     requests = MODEL_REQUESTS[which]
     first = which == "ols-and-logistic"
-    jobs: list[int] = []
-    each = models.SparkRows.each
-
-    def counted(self: models.SparkRows, work: Any) -> Any:
-        jobs.append(1)
-        return each(self, work)
-
-    monkeypatch.setattr(models.SparkRows, "each", counted)
+    jobs = _counted_jobs(monkeypatch)
     if first:  # a fit the executors cannot settle falls back to the host: the same refusal
-        refusals = []
-        for enclave in (duck, spark):
-            with pytest.raises(Invalid) as refused:
-                service.analyse(enclave, who, world.project_id, SEPARATED, threshold=10)
-            refusals.append(refused.value.reasons)
-        assert refusals[0] == refusals[1] and jobs  # tried on the executors first
+        _same_refusal(world, (duck, spark), who, SEPARATED)
+        assert jobs  # tried on the executors first
     with exact_tables() as exact:
         here = [service.analyse(duck, who, world.project_id, r, threshold=10)[1]
                 for r in requests]
@@ -202,12 +227,7 @@ def test_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     assert len(jobs) >= 3 * len(requests)
     assert set(engine.folder.iterdir()) == before  # each fit's rows removed from the cluster
     if first:  # and through the output service, whose check reads the facts and sets it gets
-        jobs.clear()
-        checked = world.platform.outputs.analyse(who, world.project_id, MODELS[0],
-                                                 Format("json"))
-        assert checked.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS, Verdict.REVIEW), \
-            checked.report.findings
-        assert jobs
+        _checked_on_the_executors(world, who, MODELS[0], jobs)
 
 
 # follow-up to each diagnosis, several rows for some participants: their rows in one partition
@@ -237,22 +257,11 @@ def test_cox_models_are_summed_on_the_executors_and_answer_as_on_the_host(
         service.define(spark, who, world.project_id, name, sql)
     requests = COX_REQUESTS[which]
     first = which == "one-row-each"
-    jobs: list[int] = []
-    each = models.SparkRows.each
-
-    def counted(self: models.SparkRows, work: Any) -> Any:
-        jobs.append(1)
-        return each(self, work)
-
-    monkeypatch.setattr(models.SparkRows, "each", counted)
+    jobs = _counted_jobs(monkeypatch)
     if first:  # the event as a covariate separates: tried on the executors, refused by the host
         separated = {**COX_MODELS[0], "covariates": ["birth_year", "flag"], "categorical": []}
-        refusals = []
-        for enclave in (duck, spark):
-            with pytest.raises(Invalid) as refused:
-                service.analyse(enclave, who, world.project_id, separated, threshold=10)
-            refusals.append(refused.value.reasons)
-        assert refusals[0] == refusals[1] == [survival.NOT_CONVERGED] and jobs
+        assert _same_refusal(world, (duck, spark), who, separated) == [survival.NOT_CONVERGED]
+        assert jobs
     with exact_hazards() as exact:
         here = [service.analyse(duck, who, world.project_id, r, threshold=10)[1]
                 for r in requests]
@@ -269,12 +278,7 @@ def test_cox_models_are_summed_on_the_executors_and_answer_as_on_the_host(
     assert len(jobs) >= 6 * len(requests)  # moments, two a Newton step, the facts
     assert set(engine.folder.iterdir()) == before  # each fit's rows removed from the cluster
     if first:  # and through the output service, whose check reads the facts and sets it gets
-        jobs.clear()
-        checked = world.platform.outputs.analyse(who, world.project_id, COX_MODELS[0],
-                                                 Format("json"))
-        assert checked.report.verdict in (Verdict.RELEASE, Verdict.SUPPRESS, Verdict.REVIEW), \
-            checked.report.findings
-        assert jobs
+        _checked_on_the_executors(world, who, COX_MODELS[0], jobs)
 
 
 def test_the_host_holds_definitions_up_to_its_budget_and_a_query_keeps_what_it_reads(

@@ -42,6 +42,7 @@ pytestmark = pytest.mark.slow  # reconstruction attacks solve large systems
 
 PARTICIPANTS = int(os.environ.get("RECONSTRUCTION_BITS", "250"))
 QUERIES = 2 * PARTICIPANTS
+ONE_SHARE = str(Fraction(1, QUERIES))  # ε of each answer when QUERIES spend a budget of one
 COIN = 0.65  # the most a decoder may recover through DP mode
 SECRET = "p31"
 EXACT_SQL = {"kind": "aggregate_sql",
@@ -169,8 +170,7 @@ def budget_of_one(attack: Attack) -> np.ndarray:
     each answer goes through the whole privacy service, and the 500 of them were the suite's
     most CPU for one test (20-25 CPU-s on a slow day, against the per-test budget of 30)."""
     found = attack.targets[0]
-    each = str(Fraction(1, QUERIES))
-    return np.array([ask(attack, found, row, each) for row in found.subsets])
+    return np.array([ask(attack, found, row, ONE_SHARE) for row in found.subsets])
 
 
 def test_dp_mode_with_a_budget_of_one_gives_nothing_away(attack: Attack,
@@ -179,10 +179,9 @@ def test_dp_mode_with_a_budget_of_one_gives_nothing_away(attack: Attack,
     found = attack.targets[0]
     with pytest.raises(Refused, match="differential-privacy mode"):
         attack.world.platform.outputs.analyse(attack.researcher, found.project_id, EXACT_SQL)
-    each = str(Fraction(1, QUERIES))
     answers = budget_of_one
     with pytest.raises(Conflict, match="cannot pay"):
-        ask(attack, found, found.subsets[0], each)
+        ask(attack, found, found.subsets[0], ONE_SHARE)
     view = attack.world.platform.privacy.budget_of(attack.researcher, found.project_id)
     assert view.budget.epsilon_spent == 1 and view.budget.queries == QUERIES
     exact = found.subsets @ found.bits
