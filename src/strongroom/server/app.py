@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 
 import strongroom
 from strongroom.access.networks import address_in
@@ -80,12 +81,8 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
     return _SPEC
 
 
-def create_app(platform: Platform | None,
-               metrics_from: Sequence[str] = METRICS_FROM) -> FastAPI:
-    """The application over ``platform`` (None builds the spec only, as the docs script does).
-    ``metrics_from``: the networks whose peers may read ``/metrics`` (the platform team's
-    scraper; loopback by default)."""
-    app = FastAPI(
+def _blank_app() -> FastAPI:
+    return FastAPI(
         title="Strongroom",
         version=strongroom.__version__,
         description="A trusted research environment for sensitive health cohorts: "
@@ -95,13 +92,42 @@ def create_app(platform: Platform | None,
         docs_url=None,  # Swagger UI loads from a CDN; nothing is fetched from the internet
         redoc_url=None,
     )
+
+
+ROUTERS = (auth.router, admin.router, audit.router, enclave.router, outputs.router,
+           transfers.router, privacy.router, jobs.router, runs.router, watch_routes.router)
+# The included routes, made once per process and shared by every app ``create_app`` builds.
+# FastAPI builds an included router's route table (each route's models and handler) on its
+# first request and keeps it on the object ``include_router`` made: half a second to a
+# second of CPU for each new app otherwise. A route holds no app: a handler finds its
+# platform in ``request.app.state``, so one table serves every app.
+_INCLUDED: list[BaseRoute] | None = None
+
+
+def _included_routes() -> list[BaseRoute]:
+    global _INCLUDED
+    if _INCLUDED is None:
+        template = _blank_app()  # the same parent settings (error responses) as every app
+        before = len(template.router.routes)
+        for router in ROUTERS:
+            template.include_router(router)
+        web.mount(template)
+        if template.router.on_startup or template.router.on_shutdown:
+            raise RuntimeError("a router has startup or shutdown events, which a shared "
+                               "route table would drop: include it in create_app instead")
+        _INCLUDED = template.router.routes[before:]
+    return _INCLUDED
+
+
+def create_app(platform: Platform | None,
+               metrics_from: Sequence[str] = METRICS_FROM) -> FastAPI:
+    """The application over ``platform`` (None builds the spec only, as the docs script does).
+    ``metrics_from``: the networks whose peers may read ``/metrics`` (the platform team's
+    scraper; loopback by default)."""
+    app = _blank_app()
     app.state.platform = platform
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
-    for router in (auth.router, admin.router, audit.router, enclave.router, outputs.router,
-                   transfers.router, privacy.router, jobs.router, runs.router):
-        app.include_router(router)
-    app.include_router(watch_routes.router)
-    web.mount(app)
+    app.router.routes.extend(_included_routes())
 
     telemetry = Telemetry(platform)
     app.state.telemetry = telemetry
