@@ -199,8 +199,8 @@ def test_a_test_over_the_cpu_budget_fails_the_run_and_is_named(tmp_path: Path,
     """``--cpu-budget``: a test's own CPU seconds, its children's included and its worlds'
     not, judged apart from its wall time (a test that waits spends none)."""
     written = tmp_path / "timings.json"
-    done = _run(tmp_path, "--cpu-budget", "0.4", "--timings", str(written), *workers,
-                module=SPENDING)
+    done = _run(tmp_path, "--cpu-budget", "0.4", "--cpu-speed", "1", "--timings", str(written),
+                *workers, module=SPENDING)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "3 passed" in done.stdout and "over the budget of 0.4 CPU-s per test" in done.stdout
     over = done.stdout.split("over the budget of 0.4 CPU-s per test", 1)[1]
@@ -213,6 +213,27 @@ def test_a_test_over_the_cpu_budget_fails_the_run_and_is_named(tmp_path: Path,
     done = _run(tmp_path, "--cpu-budget", "5", *workers, module=SPENDING)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every test took under the budget of 5 CPU-s per test" in done.stdout
+
+
+def test_the_cpu_budget_is_in_reference_seconds_on_a_slower_machine(tmp_path: Path) -> None:
+    """On a machine slower than the reference day a test's CPU seconds are divided by how
+    much slower it is (its 0.5 CPU-s here are 0.05 on a day ten times faster); measured with
+    the yardstick before and after the run when not given, and never below the plain
+    seconds."""
+    done = _run(tmp_path, "--cpu-budget", "0.4", "--cpu-speed", "10", "-n", "2",
+                module=SPENDING)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "given: 10.00 times slower, so a test may spend 4.0 CPU-s here" in done.stdout
+    written = tmp_path / "timings.json"
+    done = _run(tmp_path, "--cpu-budget", "30", "--timings", str(written), "-n", "2",
+                module=SPENDING)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = re.search(r"the yardstick took (\d\.\d+), then (\d\.\d+) CPU-s against the "
+                      r"reference day's ([\d.]+): (\d+\.\d\d) times slower", done.stdout)
+    assert found, done.stdout
+    before, after, reference, slower = (float(group) for group in found.groups())
+    assert slower == pytest.approx(max(1.0, max(before, after) / reference), abs=0.01)
+    assert json.loads(written.read_text())["yardstick"]["cpu_seconds"] == [before, after]
 
 
 def test_the_fuzz_module_make_test_names_is_the_only_one() -> None:
