@@ -3,7 +3,7 @@
     python benchmarks/cluster_memory.py [--scales 50000,200000,400000] [--engines spark,duckdb]
                                         [--study sql|model|cox|all] [--executor-memory 1g]
                                         [--driver-memory 2g] [--json PATH] [--code DIR]
-                                        [--tile N] [--trim]
+                                        [--tile N] [--trim] [--census]
 
 For each scale a platform is made in a process of its own (a synthetic cohort ingested, a
 project granted participant and event fields, strongroom.yaml naming a loopback cluster of
@@ -116,6 +116,66 @@ _SPANS: dict[str, tuple[float, float]] = {}  # each request's start and end (tim
 # the whole process's, and the requests' (since the view was ready; None before)
 _HIGH: dict[str, float | None] = {"process": 0.0, "requests": None}
 TRIM = "CLUSTER_MEMORY_TRIM"  # --trim, as the measuring child finds it
+CENSUS = "CLUSTER_MEMORY_CENSUS"  # --census, as the measuring child finds it
+_CENSUSES: dict[str, list[list[Any]]] = {}  # where -> [[MB, type, holder], ...]
+
+
+def _census(where: str, most: int = 12, least: int = 1 << 20) -> None:
+    """What is live, largest first: each NumPy array that owns its memory (or wraps another
+    library's), Polars frame and series, and Arrow table, array and batch of ``least`` bytes
+    or more that some tracked object refers to, and what refers to it (the holder's type, and
+    the attribute or key where it is one). Shared buffers are counted in each holder: a
+    diagnostic of what to look at, not a total."""
+    import gc
+
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    gc.collect()
+    seen: set[int] = set()
+    found: list[tuple[float, Any, Any]] = []
+    for holder in gc.get_objects():
+        for obj in gc.get_referents(holder):
+            if id(obj) in seen:
+                continue
+            size: float = 0
+            if isinstance(obj, np.ndarray) and not isinstance(obj.base, np.ndarray):
+                size = obj.nbytes
+            elif isinstance(obj, pl.DataFrame | pl.Series):
+                size = obj.estimated_size()
+            elif isinstance(obj, pa.Table | pa.Array | pa.ChunkedArray | pa.RecordBatch):
+                size = obj.nbytes
+            if size >= least:
+                seen.add(id(obj))
+                found.append((size, obj, holder))
+    found.sort(key=lambda item: -item[0])
+    rows = []
+    for size, obj, holder in found[:most]:
+        rows.append([round(size / 2**20, 1), type(obj).__name__, _holder(holder, obj)])
+    del found
+    _CENSUSES[where] = rows
+    print(f"census {where}: " + "; ".join(f"{mb} MB {kind} in {held}" for mb, kind, held in rows),
+          file=sys.stderr, flush=True)
+
+
+def _holder(holder: Any, obj: Any) -> str:
+    """The holder's type, and for a dict the object it is the attributes of and the key."""
+    import gc
+
+    if isinstance(holder, dict):
+        key = next((k for k, v in holder.items() if v is obj), "?")
+        owner = next((o for o in gc.get_referrers(holder)
+                      if getattr(o, "__dict__", None) is holder), None)
+        where = type(owner).__qualname__ if owner is not None else "dict"
+        return f"{where}[{key!r}]"
+    if isinstance(holder, tuple | list):
+        outer = [type(o).__qualname__ for o in gc.get_referrers(holder)
+                 if not isinstance(o, type(sys._getframe()))][:2]
+        return f"{type(holder).__name__} in {', '.join(outer) or '?'}"
+    attributes = getattr(holder, "__dict__", None) or {}
+    key = next((k for k, v in attributes.items() if v is obj), None)
+    return type(holder).__qualname__ + (f".{key}" if key else "")
 
 
 def _trim() -> None:
@@ -148,6 +208,8 @@ def _reset(requests: bool = False) -> float:
     high = _status_mb("VmHWM")
     if os.environ.get(TRIM):
         _trim()
+    if os.environ.get(CENSUS):
+        _census(f"held {len(_CENSUSES) + 1}")
     _HIGH["process"] = max(_HIGH["process"] or 0.0, high, _peak_mb())
     if _HIGH["requests"] is not None:
         _HIGH["requests"] = max(_HIGH["requests"], high)
@@ -265,6 +327,8 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
     _SPANS["view ready"] = (time.time() - figures["view_s"], time.time())
     figures["view_mb"] = _peak_mb()
     figures["held_after_view_mb"] = round(_reset(requests=True))
+    if _CENSUSES:
+        _CENSUSES["after the view"] = _CENSUSES.pop(next(iter(_CENSUSES)))
     seconds: dict[str, float] = {}
     peaks: dict[str, float] = {}
     if study in ("model", "cox"):
@@ -287,6 +351,8 @@ def measure(root: Path, made: dict[str, Any], study: str = "sql") -> dict[str, A
                 [*MODELS, GLM])
         _models(enclave, who, world.project_id, seconds, peaks, COX_DEFINITION,
                 [*COX_MODELS, KAPLAN_MEIER])
+    if _CENSUSES:
+        figures["census"] = _CENSUSES
     figures["requests_s"] = seconds
     figures["peak_after_mb"] = peaks
     figures["requests_mb"] = _peak_mb()
@@ -355,6 +421,8 @@ def _models(enclave: Any, who: Any, project_id: str, seconds: dict[str, float],
         # high-water mark reset to the resident size now (clear_refs 5), read after
         kind = str(request["kind"])
         held = _reset()
+        if _CENSUSES:
+            _CENSUSES[f"before {kind}"] = _CENSUSES.pop(next(reversed(_CENSUSES)))
         start = time.perf_counter()
         service.analyse(enclave, who, project_id, request, threshold=10)
         _done(seconds, kind, start)
@@ -383,10 +451,15 @@ def main() -> None:
     parser.add_argument("--trim", action="store_true", help="before each model and after the "
                         "view, give back what the allocators hold free (gc, Arrow's pool, "
                         "malloc_trim): the held figures are then what is live")
+    parser.add_argument("--census", action="store_true", help="at each of those points, "
+                        "list the largest live arrays and frames and what holds each "
+                        "(a diagnostic: the collection it runs changes what is held)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trim:
         os.environ[TRIM] = "1"
+    if args.census:
+        os.environ[CENSUS] = "1"
     if args.child:  # a step run in a process of its own: its arguments as JSON on stdin
         step = json.loads(sys.stdin.read())
         out = (prepare(Path(step["root"]), step["participants"], step["engine"],
