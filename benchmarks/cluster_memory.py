@@ -61,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,16 @@ def _census(where: str, most: int = 12, least: int = 1 << 20) -> None:
     gc.collect()
     seen: set[int] = set()
     found: list[tuple[float, Any, Any]] = []
-    for holder in gc.get_objects():
+    def reached(holder: Any) -> Iterator[tuple[Any, Any]]:
+        # a container the collector does not track (a dict or tuple of arrays and numbers
+        # only: an instance's attributes once read as a dict) is in no list of its own
         for obj in gc.get_referents(holder):
+            yield obj, holder
+            if isinstance(obj, dict | tuple | list) and not gc.is_tracked(obj):
+                yield from ((inner, obj) for inner in gc.get_referents(obj))
+
+    for tracked in gc.get_objects():
+        for obj, holder in reached(tracked):
             if id(obj) in seen:
                 continue
             size: float = 0
@@ -154,9 +163,26 @@ def _census(where: str, most: int = 12, least: int = 1 << 20) -> None:
     for size, obj, holder in found[:most]:
         rows.append([round(size / 2**20, 1), type(obj).__name__, _holder(holder, obj)])
     del found
+    rows.append(["rss", _status_mb("VmRSS"), "the process's resident MB"])
+    rows.append(["malloc", *_malloc_mb(), "glibc's heap: MB in use, MB free but kept"])
+    rows.append(["arrow", round(pa.total_allocated_bytes() / 2**20, 1), "Arrow's pool MB"])
     _CENSUSES[where] = rows
-    print(f"census {where}: " + "; ".join(f"{mb} MB {kind} in {held}" for mb, kind, held in rows),
-          file=sys.stderr, flush=True)
+    print(f"census {where}: {rows}", file=sys.stderr, flush=True)
+
+
+def _malloc_mb() -> list[float]:
+    """glibc's ``mallinfo2``: MB allocated and MB free in its arenas (kept, not returned)."""
+    import ctypes
+
+    class Info(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = Info
+    info = libc.mallinfo2()
+    return [round((info.uordblks + info.hblkhd) / 2**20, 1), round(info.fordblks / 2**20, 1)]
 
 
 def _holder(holder: Any, obj: Any) -> str:
