@@ -18,7 +18,7 @@ computed from that frame, so none of them knows which engine ran.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -54,10 +54,12 @@ class Engine(Protocol):
         how many they are (so that fewer rows travel), when that changes no value."""
         ...
 
-    def project_view(self, cohort: CohortSource, pseudonyms: pl.DataFrame,
+    def project_view(self, cohort: CohortSource, pseudonyms: Callable[[], pl.DataFrame],
                      fields: Iterable[int], dictionary: Dictionary) -> Mapping[str, Table] | None:
         """A project's view where this engine's queries read it, made from ``cohort`` a
-        table at a time (None: this engine reads views built in memory here)."""
+        table at a time (None: this engine reads views built in memory here).
+        ``pseudonyms`` reads the project's (``eid``, ``pid``) when they are needed: they
+        are not held with the view."""
         ...
 
     def genotype_cluster(self) -> GenotypeCluster | None:
@@ -101,7 +103,7 @@ class DuckDBEngine:
         finally:
             release(con)
 
-    def project_view(self, cohort: CohortSource, pseudonyms: pl.DataFrame,
+    def project_view(self, cohort: CohortSource, pseudonyms: Callable[[], pl.DataFrame],
                      fields: Iterable[int], dictionary: Dictionary) -> None:
         return None  # views are built in memory here (enclave/view.py)
 

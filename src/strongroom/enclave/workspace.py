@@ -190,9 +190,10 @@ class Enclave:
         return path.stat().st_mtime_ns if path.exists() else 0
 
     def pseudonym_map(self, project: Project) -> pl.DataFrame:
-        """The project's pseudonyms (``eid``, ``pid``); custodian-side only."""
-        return self._views.get(("pseudonyms", project.id, self.pseudonym_stamp(project)),
-                               lambda: pseudonyms.load(self.ctx, project))
+        """The project's pseudonyms (``eid``, ``pid``); custodian-side only. Read from its
+        sealed file each time, not held: 16 bytes a participant (80 MB at 5,000,000), and
+        what is made from it (the view, the master IDs) is kept instead."""
+        return pseudonyms.load(self.ctx, project)
 
     def master_ids(self, project: Project) -> MasterIds:
         """The project's pids in master-ID space (memory only: 40 MB over the 7-digit pid
@@ -207,10 +208,9 @@ class Enclave:
     def tables(self, project: Project, fields: list[int]) -> dict[str, pl.DataFrame]:
         """The project's view: its pseudonyms and granted fields only."""
         version = self.version()
-        mapping = self.pseudonym_map(project)
         key = ("view", project.id, version, tuple(fields), self.pseudonym_stamp(project))
         return self._views.get(key, lambda: project_view(
-            self.cohort(), mapping, fields, self.ctx.dictionary))
+            self.cohort(), self.pseudonym_map(project), fields, self.ctx.dictionary))
 
     def cohort_source(self) -> CohortSource:
         """The current cohort version as an engine reads it: a table at a time, a chunk of
@@ -230,11 +230,11 @@ class Enclave:
         cluster, built there from the cohort sealed there) or, for an engine that reads
         frames here, :meth:`tables`."""
         version = self.version()
-        mapping = self.pseudonym_map(project)
         key = ("sources", project.id, version, tuple(fields), self.pseudonym_stamp(project))
 
         def build() -> Mapping[str, Table]:
-            made = self.engine.project_view(self.cohort_source(), mapping, fields,
+            made = self.engine.project_view(self.cohort_source(),
+                                            lambda: self.pseudonym_map(project), fields,
                                             self.ctx.dictionary)
             return made if made is not None else self.tables(project, fields)
 

@@ -32,7 +32,7 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -279,7 +279,7 @@ class SparkEngine:
                 self._drop(old)
             return copy
 
-    def project_view(self, cohort: CohortSource, pseudonyms: pl.DataFrame,
+    def project_view(self, cohort: CohortSource, pseudonyms: Callable[[], pl.DataFrame],
                      fields: Iterable[int], dictionary: Dictionary) -> dict[str, Table]:
         """A project's view as tables on the cluster: the cohort's tables sealed there (once
         per cohort version), the project's pseudonyms too, and each view table a plan the
@@ -292,9 +292,10 @@ class SparkEngine:
                          dictionary)
         def ids_rows() -> list[pl.DataFrame]:
             """The project's surrogates and pids (made again if its sealed copy has gone:
-            16 bytes a participant, not held with the view)."""
-            sids, found = surrogates.of(pseudonyms[EID])
-            return [pl.DataFrame({SID: sids, PID: pseudonyms[PID].cast(pl.Int64).to_numpy()}
+            16 bytes a participant, not held with the view, nor are the pseudonyms)."""
+            mapping = pseudonyms()
+            sids, found = surrogates.of(mapping[EID])
+            return [pl.DataFrame({SID: sids, PID: mapping[PID].cast(pl.Int64).to_numpy()}
                                  ).filter(pl.Series(found))]
 
         digest = hashlib.sha256(surrogates.tag.encode())
