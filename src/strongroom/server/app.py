@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,22 +102,17 @@ ROUTERS = (auth.router, admin.router, audit.router, enclave.router, outputs.rout
 # first request and keeps it on the object ``include_router`` made: half a second to a
 # second of CPU for each new app otherwise. A route holds no app: a handler finds its
 # platform in ``request.app.state``, so one table serves every app.
-_INCLUDED: list[BaseRoute] | None = None
-
-
+@functools.cache
 def _included_routes() -> list[BaseRoute]:
-    global _INCLUDED
-    if _INCLUDED is None:
-        template = _blank_app()  # the same parent settings (error responses) as every app
-        before = len(template.router.routes)
-        for router in ROUTERS:
-            template.include_router(router)
-        web.mount(template)
-        if template.router.on_startup or template.router.on_shutdown:
-            raise RuntimeError("a router has startup or shutdown events, which a shared "
-                               "route table would drop: include it in create_app instead")
-        _INCLUDED = template.router.routes[before:]
-    return _INCLUDED
+    template = _blank_app()  # the same parent settings (error responses) as every app
+    before = len(template.router.routes)
+    for router in ROUTERS:
+        template.include_router(router)
+    web.mount(template)
+    if template.router.on_startup or template.router.on_shutdown:
+        raise RuntimeError("a router has startup or shutdown events, which a shared route "
+                           "table would drop: include it in create_app instead")
+    return template.router.routes[before:]
 
 
 def create_app(platform: Platform | None,
