@@ -364,7 +364,8 @@ def screenshot(page: Page, name: str) -> None:
     NAME.png in $STRONGROOM_SCREENSHOTS when set (`make screenshots`: docs/screenshots).
     Every id of a person, project or institution on it stands beside its name, and no code
     stands where its label belongs (``raw_codes``)."""
-    image = page.screenshot(full_page=True)
+    # a whole long page on a loaded 2-core machine can take past Playwright's 30 s default
+    image = page.screenshot(full_page=True, timeout=120_000)
     assert image.startswith(b"\x89PNG"), name
     unnamed = ids_without_names(page.inner_text("body"))
     assert not unnamed, f"{name}: ids shown where their names belong: {unnamed}"
