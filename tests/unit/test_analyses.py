@@ -19,6 +19,7 @@ from strongroom.enclave.analyses.frame import group_pids
 from strongroom.enclave.analyses.regression import coefficient_steps
 from strongroom.enclave.analyses.run import run as run_with
 from strongroom.enclave.analyses.spec import parse_spec
+from strongroom.enclave.analyses.survival import survival_at
 from strongroom.enclave.analyses.tables import nice_edges
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, Result
 from strongroom.enclave.steps import Rounding
@@ -506,6 +507,24 @@ def survival_frame(n: int = 60, seed: int = 5) -> pl.DataFrame:
     return pl.DataFrame({"pid": np.arange(500, 500 + n), "t": t,
                          "e": (rng.random(n) < 0.6).astype(int),
                          "arm": rng.choice(["A", "B"], n)})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_survival_fitted_on_distinct_times_is_lifelines_own_bit_for_bit(seed: int) -> None:
+    # a table of distinct (time, event) weighted by their counts, not a row each (what
+    # lifelines copied every row into pandas, several times over)
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    t = np.round(rng.exponential(8, n) * 12) / 12  # months as years: many ties
+    t[:50] = 0.0
+    e = (rng.random(n) < 0.3).astype(np.float64)
+    ends = 2.0 * np.arange(1, 1 + math.ceil(t.max() / 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = np.asarray(KaplanMeierFitter().fit(t, e).survival_function_at_times(ends))
+    weighted = survival_at(t, e, ends)
+    assert weighted.tobytes() == rows.tobytes()
+    assert np.array_equal(survival_at(t[e == 0], e[e == 0], ends), np.ones(len(ends)))
 
 
 def test_kaplan_meier_matches_lifelines_own_table() -> None:

@@ -28,7 +28,7 @@ from strongroom.enclave.analyses.frame import (
     distinct,
     floats,
     group_pids,
-    per_pid,
+    last_per_pid,
     pids,
 )
 from strongroom.enclave.analyses.spec import CumulativeIncidenceSpec
@@ -145,8 +145,7 @@ def _life_table(group: tuple[str, ...], labels: list[str], ends: FloatArray, ind
     censored = np.bincount(index[~happened], minlength=k)
     censored_pids = group_pids(np.where(happened, -1, index), ids, k)
     at_risk = np.cumsum((sum(events.values()) + censored)[::-1])[::-1]
-    order, people, starts = per_pid(ids)
-    last = np.maximum.reduceat(index[order], starts) if len(ids) else index
+    people, last = last_per_pid(ids, index)
     m = sensitivity.rows_per_person(ids)
     estimates = incidence(t, cause, causes, ends)
     step = steps(index, happened, t, ends, m)

@@ -242,6 +242,16 @@ def per_pid(ids: PidArray) -> tuple[IntArray, PidArray, IntArray]:
     return order, ordered[starts], starts
 
 
+def last_per_pid(ids: PidArray, index: IntArray) -> tuple[PidArray, IntArray]:
+    """The distinct pids and each one's highest ``index`` (a life table's last interval
+    followed): the rows themselves where they are one per participant in pid order, without
+    the sort and its three copies (at 5,000,000 each was 40 MB)."""
+    if increasing(ids):
+        return ids, index
+    order, people, starts = per_pid(ids)
+    return people, (np.maximum.reduceat(index[order], starts) if len(ids) else index)
+
+
 def own_medians(x: FloatArray, ids: PidArray) -> FloatArray:
     """Each participant's median of their own rows (in pid order): one value per person for
     order statistics, which rows would let one person's extra row decide."""

@@ -32,8 +32,8 @@ from strongroom.enclave.analyses.frame import (
     floats,
     group_pids,
     increasing,
+    last_per_pid,
     number,
-    per_pid,
     pids,
 )
 from strongroom.enclave.analyses.regression import (
@@ -176,8 +176,6 @@ def life_table_rows(frame: pl.DataFrame, spec: LifeTableSpec, k: int
 
 def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding) -> Result:
     """The life table of every group on the grid, with lifelines' survival estimates."""
-    from lifelines import KaplanMeierFitter
-
     used = once_each(followed(frame, spec.time, spec.event), spec.time, spec.event,
                      spec.group)
     notes = [DURATION_NOTE]
@@ -193,10 +191,7 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
     cells: list[Cell] = []
     for g, label in enumerate(groups.labels):
         rows = groups.codes == g
-        with warnings.catch_warnings(record=True):  # pandas deprecations inside lifelines
-            warnings.simplefilter("always")
-            fitted = KaplanMeierFitter().fit(t[rows], e[rows])
-            survival = np.asarray(fitted.survival_function_at_times(ends), dtype=np.float64)
+        survival = survival_at(t[rows], e[rows], ends)
         table = label if spec.group else ""
         cells += _life_table((label,), labels, index[rows], e[rows], ids[rows], survival,
                              spec.round_to, table, rounding)
@@ -208,6 +203,25 @@ def kaplan_meier(spec: KaplanMeierSpec, frame: pl.DataFrame, rounding: Rounding)
                      f"one participant could move them")
     return Result(AnalysisKind.KAPLAN_MEIER, spec.model_dump(mode="json"), cells, facts=facts,
                   levels=levels, notes=notes)
+
+
+def survival_at(t: FloatArray, e: FloatArray, ends: FloatArray) -> FloatArray:
+    """lifelines' Kaplan–Meier estimate at ``ends``, fitted on each distinct (time, event)
+    weighted by its count: the same estimate, bit for bit, from a table of the distinct
+    times, where a row each had lifelines copy every row into pandas several times over."""
+    from lifelines import KaplanMeierFitter
+
+    times, events, counts = [], [], []
+    for happened in (0.0, 1.0):
+        distinct_times, count = np.unique(t[e == happened], return_counts=True)
+        times.append(distinct_times)
+        events.append(np.full(len(distinct_times), happened))
+        counts.append(count)
+    with warnings.catch_warnings(record=True):  # pandas deprecations inside lifelines
+        warnings.simplefilter("always")
+        fitted = KaplanMeierFitter().fit(np.concatenate(times), np.concatenate(events),
+                                         weights=np.concatenate(counts))
+        return np.asarray(fitted.survival_function_at_times(ends), dtype=np.float64)
 
 
 def grid(t: FloatArray, width: float, unit: str) -> tuple[IntArray, FloatArray, list[str]]:
@@ -254,8 +268,7 @@ def _life_table(group: tuple[str, ...], labels: list[str], index: IntArray,
     at_risk = np.cumsum((events + censored)[::-1])[::-1]  # rows still followed at each start
     event_pids = group_pids(np.where(happened, index, -1), ids, k)
     censored_pids = group_pids(np.where(happened, -1, index), ids, k)
-    order, people, starts = per_pid(ids)
-    last = np.maximum.reduceat(index[order], starts) if len(ids) else index  # per participant
+    people, last = last_per_pid(ids, index)
     m = sensitivity.rows_per_person(ids)
     cells: list[Cell] = []
     for i, label in enumerate(labels):
