@@ -8,6 +8,8 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import select
 
 from strongroom.cohort.store import Store
@@ -39,7 +41,24 @@ def text_leaks(blob: bytes, values: Iterable[object]) -> list[str]:
 
 
 def binary_leaks(blob: bytes, ints: Iterable[int] = (), floats: Iterable[float] = ()) -> list[str]:
-    """64-bit little-endian integers and doubles (Parquet's and Arrow's plain encodings)."""
-    found = [f"int {i}" for i in ints if struct.pack("<q", i) in blob]
-    found += [f"double {x}" for x in floats if struct.pack("<d", x) in blob]
-    return found
+    """64-bit little-endian integers and doubles (Parquet's and Arrow's plain encodings),
+    each looked for at every byte offset of ``blob``: its eight bytes there read as one
+    number (a search of the blob per value took 7 CPU-s for 4,000 values in 1.4 MB)."""
+    ints, floats = list(ints), list(floats)
+    packed = b"".join([struct.pack("<q", i) for i in ints] + [struct.pack("<d", x) for x in floats])
+    wanted = np.frombuffer(packed, dtype="<u8")
+    there = np.sort(_every_eight_bytes(blob))  # np.isin took a second here; a search, ms
+    at = np.minimum(np.searchsorted(there, wanted), max(len(there) - 1, 0))
+    present = there[at] == wanted if len(there) else np.zeros(len(wanted), dtype=bool)
+    names = [f"int {i}" for i in ints] + [f"double {x}" for x in floats]
+    return [name for name, hit in zip(names, present, strict=True) if hit]
+
+
+def _every_eight_bytes(blob: bytes) -> npt.NDArray[np.uint64]:
+    """The little-endian uint64 starting at each offset of ``blob`` that has eight bytes."""
+    raw = np.frombuffer(blob, dtype=np.uint8)
+    n = len(raw) - 7
+    out = np.zeros(max(n, 0), dtype=np.uint64)
+    for k in range(8 if n > 0 else 0):
+        out |= raw[k:k + n].astype(np.uint64) << np.uint64(8 * k)
+    return out
