@@ -81,14 +81,16 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object],
         yield
         return
     outermost = not _building
+    counting = outermost and _counting(request.config)
     _building.append(time.perf_counter())
-    cpu_at = _tree_cpu() if outermost else 0.0
+    cpu_at = _tree_cpu() if counting else 0.0
     try:
         yield
     finally:
         took = time.perf_counter() - _building.pop()
-        if outermost:  # a world built inside another is part of that one's time
+        if counting:
             _worlds_cpu[0] += _tree_cpu() - cpu_at
+        if outermost:  # a world built inside another is part of that one's time
             where = request.node.nodeid.split("::", 1)[0] or "(the run)"  # session-wide
             _built_now.append((f"{where}::{fixturedef.argname}", took))
 
@@ -157,30 +159,45 @@ def _module(item: pytest.Item | None) -> str | None:
     return item.nodeid.split("::", 1)[0] if item is not None else None
 
 
+def _counting(config: pytest.Config) -> bool:
+    """Whether CPU is counted: for a budget, the timings file or the summary (the quick loop,
+    none of them, skips the two scans of /proc per test, a millisecond each)."""
+    return any(config.getoption(name) is not None
+               for name in ("budget", "cpu_budget", "world_budget", "timings"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item,
                             nextitem: pytest.Item | None) -> Generator[None, None, None]:
     try:
         yield
     finally:  # read by the teardown report, which is made after this returns
-        if _cpu_at:
-            item.user_properties.append((CPU, time.process_time() - _cpu_at.pop()))
-        tree = _tree_cpu()
-        if _test_tree_at:
-            item.user_properties.append((OWN_CPU, tree - _test_tree_at.pop() - _worlds_cpu[0]))
-        if _tree_at and _module(nextitem) != _module(item):  # its worlds torn down too
-            item.user_properties.append((TREE, tree - _tree_at.pop()))
+        if _counting(item.config):
+            _count_teardown(item, nextitem)
+
+
+def _count_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The test's CPU, its own process tree's less its worlds', and its module's tree's
+    once its last test is done."""
+    if _cpu_at:
+        item.user_properties.append((CPU, time.process_time() - _cpu_at.pop()))
+    tree = _tree_cpu()
+    if _test_tree_at:
+        item.user_properties.append((OWN_CPU, tree - _test_tree_at.pop() - _worlds_cpu[0]))
+    if _tree_at and _module(nextitem) != _module(item):  # its worlds torn down too
+        item.user_properties.append((TREE, tree - _tree_at.pop()))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     _built_now.clear()
-    _cpu_at[:] = [time.process_time()]
-    _worlds_cpu[0] = 0.0
-    tree = _tree_cpu()
-    _test_tree_at[:] = [tree]
-    if not _tree_at:  # the first test of a module on this worker
-        _tree_at.append(tree)
+    if _counting(item.config):
+        _cpu_at[:] = [time.process_time()]
+        _worlds_cpu[0] = 0.0
+        tree = _tree_cpu()
+        _test_tree_at[:] = [tree]
+        if not _tree_at:  # the first test of a module on this worker
+            _tree_at.append(tree)
     try:
         yield
     finally:  # read by the setup report, which is made after this returns
