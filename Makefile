@@ -87,7 +87,7 @@ test: $(STAMP)  ## lint, then every test (unit, integration, functional) with th
 
 test-fast: $(STAMP)  ## the quick loop: unit and integration tests on SQLite, none marked slow
 	TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest $(PYTEST_PARALLEL) $(NO_FUZZER) -m "not postgres and not browser and not slow and not fuzz" \
-	  tests/unit tests/integration
+	  --ignore=$(FUZZ) tests/unit tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
