@@ -57,8 +57,7 @@ def binary_leaks(blob: bytes, ints: Iterable[int] = (), floats: Iterable[float] 
 def _every_eight_bytes(blob: bytes) -> npt.NDArray[np.uint64]:
     """The little-endian uint64 starting at each offset of ``blob`` that has eight bytes."""
     raw = np.frombuffer(blob, dtype=np.uint8)
-    n = len(raw) - 7
-    out = np.zeros(max(n, 0), dtype=np.uint64)
-    for k in range(8 if n > 0 else 0):
-        out |= raw[k:k + n].astype(np.uint64) << np.uint64(8 * k)
-    return out
+    if len(raw) < 8:
+        return np.empty(0, dtype=np.uint64)
+    windows = np.lib.stride_tricks.sliding_window_view(raw, 8)
+    return np.ascontiguousarray(windows).view("<u8").ravel()

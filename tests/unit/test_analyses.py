@@ -511,8 +511,8 @@ def survival_frame(n: int = 60, seed: int = 5) -> pl.DataFrame:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_survival_fitted_on_distinct_times_is_lifelines_own_bit_for_bit(seed: int) -> None:
-    # a table of distinct (time, event) weighted by their counts, not a row each (what
-    # lifelines copied every row into pandas, several times over)
+    # fitted on a table of distinct (time, event) weighted by their counts, not on a row each
+    # (lifelines copied every row into pandas several times over)
     rng = np.random.default_rng(seed)
     n = 20_000
     t = np.round(rng.exponential(8, n) * 12) / 12  # months as years: many ties
