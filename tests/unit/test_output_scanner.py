@@ -504,3 +504,107 @@ def test_a_count_is_settled_by_bounds_alone(cohort: Cohort, index: RowIndex,
               "value": float(n)} for s, n in counts.rows()]
     monkeypatch.setattr(scanner, "_map_columns", _never)
     assert scan(index, json.dumps({"cells": cells}).encode(), "result.json") == []
+
+
+# -- the batched confirmation is the whole table's ---------------------------------------------
+
+
+def _whole_table_confirm(index: RowIndex, hits: pl.DataFrame,
+                         pairs: pl.DataFrame) -> tuple[int, bool, int, int]:
+    """``_confirm`` as first written: every match of every row held at once, each record
+    deduplicated on its own (the reference the batched, set-compressed search must equal)."""
+    def agreeing(tried: pl.DataFrame) -> pl.DataFrame:
+        parts = []
+        for (j,), part in tried.partition_by("j", as_dict=True).items():
+            col = index.columns[int(j)]
+            d = part["d"].to_numpy()
+            raw = col.values[part["rec"].to_numpy()]
+            key = np.floor_divide(raw.astype(np.int64), 10 ** (col.precision - d))
+            k = part["k"].to_numpy()
+            ok = (raw != col.null) & ((key == k) | ((col.precision > d) & (key == k - 1)))
+            parts.append(part.filter(pl.Series(ok)))
+        return pl.concat(parts)
+
+    def best(matched: pl.DataFrame, rows: pl.DataFrame, hypotheses: int) -> pl.DataFrame:
+        scored = (scanner._dedupe(matched).group_by("r", "rec")
+                  .agg(score=pl.len(), logf=pl.col("logf").sum(), records=pl.lit(1)))
+        return scanner._best(index, scored, rows, hypotheses)
+
+    matched = agreeing(pairs.join(hits, on="r"))
+    first = best(matched, hits, scanner.HYPOTHESES)
+    strong = first.filter((pl.col("chance") <= np.log(scanner.STRONG_CHANCE))
+                          & (pl.col("score") >= scanner.STRONG_COLUMNS))
+    votes = (matched.join(first.select("r", "rec"), on=["r", "rec"], how="semi")
+             .group_by("c", "j").agg(votes=pl.col("r").n_unique(), rank=pl.col("rank").min())
+             .filter(pl.col("votes") >= scanner.MIN_ROWS)
+             .sort("c", "votes", "rank", descending=[False, True, False])
+             .unique("c", keep="first").select("c", "j"))
+    agreed = matched.join(votes, on=["c", "j"], how="semi")
+    second = (best(agreed, hits.join(votes, on=["c", "j"], how="semi"), 1)
+              .filter(pl.col("chance") <= np.log(scanner.CHANCE)))
+    found = pl.concat([second.select("r", "score"), strong.select("r", "score")])
+    if found.height == 0:
+        return 0, False, 0, 0
+    return (found["r"].n_unique(), strong.height > 0, int(found["score"].min()),
+            int(found["score"].max()))
+
+
+def _linked(index: RowIndex, table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    cells = scanner._cells(read_payload(table.write_csv().encode(), "t.csv").tables[0])
+    digits, keys = scanner._digits_and_keys(cells["v"].to_numpy())
+    cells = cells.with_columns(d=pl.Series(digits), k=pl.Series(keys)).filter(pl.col("d") >= 0)
+    hits = scanner._feasible(index, scanner._mapped_hits(
+        index, cells, scanner._map_columns(index, cells)))
+    pairs = scanner._link(index, hits) if hits.height else hits
+    return (hits, pairs) if pairs.height else None
+
+
+@pytest.fixture(scope="module")
+def twinned(cohort: Cohort, dictionary: Dictionary) -> tuple[RowIndex, pl.DataFrame]:
+    """The cohort with 20 records entered twice under new IDs (as a duplicated enrolment
+    would be), and those 20 records: each row of them matches two records equally well."""
+    twins = cohort.participants.drop_nulls(MEASURES).sample(20, seed=9)
+    copies = twins.with_columns(pl.col("eid") + 10_000_000)
+    return RowIndex.build(pl.concat([cohort.participants, copies]), dictionary), twins
+
+
+@pytest.mark.parametrize("batch", [50, 5_000, 10_000_000])
+def test_the_batched_search_is_the_whole_tables(cohort: Cohort, index: RowIndex, batch: int,
+                                                twinned: tuple[RowIndex, pl.DataFrame],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows confirmed a batch at a time, each set of matched cells scored once for every
+    record that shares it, give what holding every match at once gives: on raw rows (exact,
+    rounded, coarse, twin columns, with decoys, of records held twice) and aggregates, in
+    batches of a few rows."""
+    monkeypatch.setattr(scanner, "_BATCH", batch)
+    people = cohort.participants
+    twice, twins = twinned
+    assert _confirm_both(twice, twins.select(MEASURES)) == (0, False, 0, 0)  # all tied
+    half = pl.concat([twins.head(10), people.drop_nulls(MEASURES).sample(10, seed=8)])
+    assert _confirm_both(twice, half.select(MEASURES))[0] == 10
+    coarse = ["p31", "p34", "p54_i0", "p20116_i0", "p4080_i0_a0", "p4080_i0_a1", "p21001_i0"]
+    tables = [
+        people.sample(40, seed=1).select(coarse),
+        people.sample(60, seed=2).select(pl.col(c).cast(pl.Float64).round(0) for c in coarse),
+        people.sample(25, seed=3).select("p31", "p34", "p4079_i0_a0", "p4079_i0_a1", "p48_i0"),
+        pl.concat([people.sample(10, seed=4).select(MEASURES),
+                   people.sample(30, seed=5).select(pl.col(c).shuffle(seed=i)
+                                                    for i, c in enumerate(MEASURES))]),
+        people.group_by("p54_i0", "p31").agg(pl.len().alias("n"), pl.col("p21001_i0").mean(),
+                                             pl.col("p34").median()).sort("p54_i0", "p31"),
+    ]
+    outcomes = [_confirm_both(index, table) for table in tables]
+    assert sum(rows >= scanner.MIN_ROWS for rows, *_ in outcomes) >= 2
+    assert sum(rows == 0 for rows, *_ in outcomes) >= 1
+
+
+def _confirm_both(index: RowIndex, table: pl.DataFrame) -> tuple[int, bool, int, int]:
+    """``_confirm``'s outcome on a table, once it is checked to be the reference's."""
+    linked = _linked(index, table)
+    if linked is None:
+        return 0, False, 0, 0
+    hits, pairs = linked
+    got = scanner._confirm(index, hits, pairs)
+    outcome = (got.rows, got.strong, got.fewest, got.most)
+    assert outcome == _whole_table_confirm(index, hits, pairs)
+    return outcome

@@ -39,6 +39,10 @@ Most aggregate tables are settled before any record is linked: a row can only si
 out on as many columns as it has cells of distinct payload and cohort columns, and only as
 improbably as its most selective cells allow. When these bounds show that fewer than 3 rows
 could, and none beyond doubt, the search is skipped; its outcome would have been the same.
+Otherwise rows are confirmed a bounded batch at a time, keeping only each batch's best
+records and votes, and the records that match a row on the very same cells (often thousands,
+found by coarse link keys) are scored once for all of them: a GWAS of 19,000 variants against
+500,000 records went from 96 s and 20 GB to 7 s and under 1 GB, with the same outcome.
 
 Aggregate outputs pass because their rows do not look like any one record: a mean is rarely
 any participant's value on three columns at once, and a count, a percentage and a category
@@ -59,6 +63,7 @@ import numpy.typing as npt
 import polars as pl
 from scipy.special import gammaln
 
+from strongroom import sets
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, parse_column_name
 from strongroom.outputs.ids import IdSet
@@ -277,7 +282,7 @@ def identifier_findings(index: RowIndex, payload: Payload) -> list[Finding]:
             columns_with_ids += 1
     if not found:
         return []
-    distinct = len(np.unique(np.concatenate(found)))
+    distinct = len(sets.distinct(np.concatenate(found)))
     if distinct < 2 and not id_column:
         # a single ID-valued number is let through: with many projects, IDs fill much of the
         # 7-digit range, so one 7-digit count or sum collides by chance (module docstring)
@@ -357,7 +362,7 @@ def _scan_table(index: RowIndex, table: PayloadTable,
 
 def _sections(cells: pl.DataFrame) -> list[pl.DataFrame]:
     """Runs of consecutive rows with numbers (a row without any number ends a run)."""
-    present = np.unique(cells["r"].to_numpy())
+    present = sets.distinct(cells["r"].to_numpy())
     if len(present) == 0 or present[-1] - present[0] + 1 == len(present):  # one run
         return [cells] if len(present) >= 2 else []
     rows = pl.Series("r", present)
@@ -525,7 +530,8 @@ def _cannot_block(index: RowIndex, r: IntArray, c: IntArray, j: IntArray, logf: 
     cell_row, best = cell_row[order], best[order]
     pos = _rank_within(cell_row)
     cols = np.bincount(cell_row, minlength=len(rows))
-    linked = np.unique(np.stack([row_at, j]), axis=1)[0]
+    width = int(j.max()) + 1
+    linked = sets.distinct(row_at * width + j) // width  # each (row, cohort column)'s row
     reach = np.minimum(cols, np.bincount(linked, minlength=len(rows)))
     if exact:
         feasible = np.ones(len(rows), dtype=np.bool_)
@@ -545,7 +551,7 @@ def _cannot_block(index: RowIndex, r: IntArray, c: IntArray, j: IntArray, logf: 
     if len(cell_row) == 0:
         return True
     summed = np.cumsum(best)
-    summed -= (summed - best)[pos == 0][np.searchsorted(np.unique(cell_row), cell_row)]
+    summed -= (summed - best)[pos == 0][np.searchsorted(sets.distinct(cell_row), cell_row)]
     score = (pos + 1).astype(np.float64)
     m = cols[cell_row].astype(np.float64) if exact else score
     tries = gammaln(m + 1) - gammaln(score + 1) - gammaln(m - score + 1)
@@ -715,7 +721,14 @@ def _link(index: RowIndex, hits: pl.DataFrame) -> pl.DataFrame:
     if len(groups) > MAX_JOINS:
         raise _TooComplexError
     firsts: dict[tuple[int, int], IntArray] = {}  # first-key arrays shared by signatures
-    return pl.concat([_join(index, g, firsts) for g in groups]).unique()
+    return _distinct_pairs(index, pl.concat([_join(index, g, firsts) for g in groups]))
+
+
+def _distinct_pairs(index: RowIndex, pairs: pl.DataFrame) -> pl.DataFrame:
+    """Each (row, record) once, by row: as one integer each (hashing two columns of millions
+    of pairs as rows of bytes took gigabytes)."""
+    key = sets.distinct(pairs["r"].to_numpy() * index.n + pairs["rec"].to_numpy())
+    return pl.DataFrame({"r": key // index.n, "rec": key % index.n})
 
 
 def _signatures(options: pl.DataFrame) -> pl.DataFrame:
@@ -762,7 +775,7 @@ def _join(index: RowIndex, group: pl.DataFrame,
     for p, (j, d) in enumerate(spec[1:], start=1):
         records = records.with_columns(pl.Series(f"k{p}", index.columns[j].keys(d, wanted)))
     on = [f"k{p}" for p in range(width)]
-    return payload.join(records, on=on).select(pl.col("r").cast(pl.Int64), "rec").unique()
+    return payload.join(records, on=on).select(pl.col("r").cast(pl.Int64), "rec")
 
 
 def _confirm(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> _Matched:
@@ -772,57 +785,101 @@ def _confirm(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> _Match
     charged for the mappings tried). Second pass: each column's mapping is fixed to the cohort
     column its rows' best records agree on (at least ``MIN_ROWS`` of them), and rows are
     scored again under that mapping alone.
+
+    Both passes go a bounded batch of rows at a time and keep only each batch's summary (its
+    rows' best records and their votes), never every match at once: a row's best record and
+    its votes depend on that row's matches alone, so the summaries add up to the whole.
     """
-    matched = _matches_chunked(index, hits, pairs)
-    if matched.height == 0:
+    batches = _batches(hits, pairs)
+    strong, tallies = [], []
+    for rows_hits, rows_pairs in batches:
+        pair, hit = _agreeing(index, rows_hits, rows_pairs)
+        if len(pair) == 0:
+            continue
+        first = _best(index, _scored(rows_hits, rows_pairs, pair, hit), rows_hits, HYPOTHESES)
+        strong.append(first.filter((pl.col("chance") <= math.log(STRONG_CHANCE))
+                                   & (pl.col("score") >= STRONG_COLUMNS)))
+        # votes: each hit on which its row's best record agrees (one best record per row)
+        is_first = np.zeros(rows_pairs.height, dtype=np.bool_)
+        is_first[first["rec"].to_numpy()] = True
+        agree = np.bincount(hit[is_first[pair]], minlength=rows_hits.height)
+        tallies.append(rows_hits.with_columns(votes=pl.Series(agree)).filter(pl.col("votes") > 0)
+                       .group_by("c", "j").agg(pl.col("votes").sum(), pl.col("rank").min()))
+    if not tallies:
         return _Matched(0, False, 0, 0)
-    first = _best(index, _dedupe(matched), hits, HYPOTHESES)
-    strong = first.filter((pl.col("chance") <= math.log(STRONG_CHANCE))
-                          & (pl.col("score") >= STRONG_COLUMNS))
     votes = (
-        matched.join(first.select("r", "rec"), on=["r", "rec"], how="semi")
-        .group_by("c", "j").agg(votes=pl.col("r").n_unique(), rank=pl.col("rank").min())
+        pl.concat(tallies)
+        .group_by("c", "j").agg(pl.col("votes").sum(), pl.col("rank").min())
         .filter(pl.col("votes") >= MIN_ROWS)
         .sort("c", "votes", "rank", descending=[False, True, False])
         .unique("c", keep="first")
         .select("c", "j")
     )
-    agreed = matched.join(votes, on=["c", "j"], how="semi")
-    second = _best(index, _dedupe(agreed), hits.join(votes, on=["c", "j"], how="semi"), 1)
-    singled = second.filter(pl.col("chance") <= math.log(CHANCE))
-    if singled.height == 0 and strong.height == 0:
+    singled = []
+    for rows_hits, rows_pairs in batches:
+        agreed_hits = rows_hits.join(votes, on=["c", "j"], how="semi")
+        pair, hit = _agreeing(index, agreed_hits, rows_pairs)
+        if len(pair):
+            second = _best(index, _scored(agreed_hits, rows_pairs, pair, hit), agreed_hits, 1)
+            singled.append(second.filter(pl.col("chance") <= math.log(CHANCE)))
+    found = pl.concat(singled + strong).select("r", "score") if singled or strong else None
+    if found is None or found.height == 0:
         return _Matched(0, False, 0, 0)
-    scores = pl.concat([singled["score"], strong["score"]]).cast(pl.Int64).to_numpy()
+    scores = found["score"].cast(pl.Int64).to_numpy()
     # rows reported: those singled out either way (a strong match blocks whatever the count)
-    rows = pl.concat([singled["r"], strong["r"]]).n_unique()
-    return _Matched(rows, strong.height > 0, int(scores.min()), int(scores.max()))
+    is_strong = any(s.height for s in strong)
+    return _Matched(found["r"].n_unique(), is_strong, int(scores.min()), int(scores.max()))
 
 
-def _matches_chunked(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
-    """``_matches`` over (pair × cell) products, a bounded batch of rows at a time."""
+def _batches(hits: pl.DataFrame, pairs: pl.DataFrame
+             ) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+    """Rows' hits and candidate pairs, split into batches of about ``_BATCH`` comparisons.
+
+    Pairs are sorted by row. Each hit gets its ``slot``, its position within its row
+    (``_scored`` names sets of hits by them).
+    """
+    hits = hits.with_columns(slot=pl.int_range(pl.len()).over("r"))
     per_row = (pairs.group_by("r").len("pairs")
                .join(hits.group_by("r").len("cells"), on="r")
+               .sort("r")
                .with_columns(batch=(pl.col("pairs") * pl.col("cells")).cum_sum() // _BATCH)
                .select("r", "batch"))
-    parts = []
-    for rows in per_row.partition_by("batch", include_key=False):
-        tried = pairs.join(rows, on="r", how="semi").join(hits, on="r")
-        parts.append(_matches(index, tried))
-    return pl.concat(parts) if parts else hits.clear()
+    hits_by = hits.join(per_row, on="r").partition_by("batch", as_dict=True, include_key=False)
+    pairs_by = pairs.join(per_row, on="r").sort("r").partition_by(
+        "batch", as_dict=True, include_key=False, maintain_order=True)
+    return [(hits_by[b], pairs_by[b]) for b in sorted(pairs_by)]
 
 
-def _matches(index: RowIndex, tried: pl.DataFrame) -> pl.DataFrame:
-    """The (row, record, payload column, cohort column) tuples whose values agree."""
-    parts = []
-    for j, part in tried.partition_by("j", as_dict=True).items():
-        col = index.columns[int(j[0])]
-        d = part["d"].to_numpy()
-        raw = col.values[part["rec"].to_numpy()]
-        key = np.floor_divide(raw.astype(np.int64), 10 ** (col.precision - d))
-        k = part["k"].to_numpy()
-        ok = (raw != col.null) & ((key == k) | ((col.precision > d) & (key == k - 1)))
-        parts.append(part.filter(pl.Series(ok)))
-    return pl.concat(parts) if parts else tried.clear()
+def _agreeing(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame
+              ) -> tuple[IntArray, IntArray]:
+    """Every (pair, hit) whose record holds the hit's value, as positions in ``pairs`` (sorted
+    by row) and ``hits``: each hit is tried on every candidate record of its row."""
+    pair_rows = pairs["r"].to_numpy()
+    records = pairs["rec"].to_numpy()
+    r, j = hits["r"].to_numpy(), hits["j"].to_numpy()
+    d, k = hits["d"].to_numpy(), hits["k"].to_numpy()
+    starts = np.searchsorted(pair_rows, r, side="left")
+    lengths = np.searchsorted(pair_rows, r, side="right") - starts
+    found_pairs, found_hits = [], []
+    for col_at in sets.distinct(j):
+        col = index.columns[int(col_at)]
+        these = np.flatnonzero((j == col_at) & (lengths > 0))
+        size = lengths[these]
+        if size.sum() == 0:
+            continue
+        hit = np.repeat(these, size)
+        ends = np.cumsum(size)
+        pair = np.arange(ends[-1]) - np.repeat(ends - size - starts[these], size)
+        raw = col.values[records[pair]]
+        digits, want = d[hit], k[hit]
+        key = np.floor_divide(raw.astype(np.int64), 10 ** (col.precision - digits))
+        # a rounded payload value may also sit one key above the record's
+        ok = (raw != col.null) & ((key == want) | ((col.precision > digits) & (key == want - 1)))
+        found_pairs.append(pair[ok])
+        found_hits.append(hit[ok])
+    if not found_pairs:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(found_pairs), np.concatenate(found_hits)
 
 
 def _dedupe(matched: pl.DataFrame) -> pl.DataFrame:
@@ -832,21 +889,59 @@ def _dedupe(matched: pl.DataFrame) -> pl.DataFrame:
             .unique(["r", "rec", "j"], keep="first"))
 
 
-def _best(index: RowIndex, matched: pl.DataFrame, hits: pl.DataFrame,
+_WORD = 16  # bits of a set's mask per float64 count (sums of distinct powers stay exact)
+
+
+def _scored(hits: pl.DataFrame, pairs: pl.DataFrame, pair: IntArray,
+            hit: IntArray) -> pl.DataFrame:
+    """Each candidate's score and summed log frequency over its deduplicated cells (``rec``:
+    its position in ``pairs``), and ``records``: how many of the row's candidates matched that
+    very set of cells.
+
+    Candidates that match a row on the same hits score the same, and a row has few such sets
+    (its candidates mostly share the link cells that found them), so each set is deduplicated
+    once, for one candidate standing for all of them. A set is named exactly by its row and a
+    bitmask of the row's hits (``slot``: a hit's position within its row).
+    """
+    slot = hits["slot"].to_numpy()[hit]
+    n = pairs.height
+    present = np.flatnonzero(np.bincount(pair, minlength=n))
+    masks = {}
+    for w in range(int(slot.max()) // _WORD + 1):
+        at = np.flatnonzero(slot // _WORD == w)
+        masks[f"w{w}"] = np.bincount(pair[at], weights=np.exp2(slot[at] % _WORD),
+                                     minlength=n)[present].astype(np.int64)
+    shared = (pl.DataFrame({"r": pairs["r"].to_numpy()[present], "rec": present, **masks})
+            .group_by("r", *masks).agg(pl.col("rec").min(), records=pl.len())
+            .select("rec", "records"))
+    standing = shared["rec"].to_numpy()
+    is_standing = np.zeros(n, dtype=np.bool_)
+    is_standing[standing] = True
+    at = np.flatnonzero(is_standing[pair])
+    h = hit[at]
+    matched = pl.DataFrame({"r": hits["r"].to_numpy()[h], "rec": pair[at],
+                            "c": hits["c"].to_numpy()[h], "j": hits["j"].to_numpy()[h],
+                            "logf": hits["logf"].to_numpy()[h]})
+    return (_dedupe(matched).group_by("r", "rec")
+            .agg(score=pl.len(), logf=pl.col("logf").sum())
+            .join(shared, on="rec"))
+
+
+def _best(index: RowIndex, scored: pl.DataFrame, hits: pl.DataFrame,
           hypotheses: int) -> pl.DataFrame:
     """Each row's best record when it is the only one so good, with its log chance.
 
-    The chance is the expected number of records matching by coincidence (n × Π frequency),
-    times the column subsets of that size among the row's cells and the mappings per column.
+    ``scored`` is ``_scored``'s. The chance is the expected number of records matching by
+    coincidence (n × Π frequency), times the column subsets of that size among the row's
+    cells and the mappings per column.
     """
-    scored = matched.group_by("r", "rec").agg(score=pl.len(), logf=pl.col("logf").sum())
     width = hits.group_by("r").agg(m=pl.col("c").n_unique())
     best = (
         scored.sort("r", "score", "logf", descending=[False, True, False])
         .group_by("r", maintain_order=True)
         .agg(pl.col("rec").first(), score=pl.col("score").first(),
              logf=pl.col("logf").first(),
-             ties=(pl.col("score") == pl.col("score").max()).sum())
+             ties=pl.col("records").filter(pl.col("score") == pl.col("score").max()).sum())
         .join(width, on="r")
         .filter((pl.col("ties") == 1) & (pl.col("score") >= MIN_COLUMNS))
     )
