@@ -14,6 +14,7 @@ import os
 import numpy as np
 import polars as pl
 
+from strongroom import sets
 from strongroom.access.context import AccessContext
 from strongroom.access.keys import open_project_key
 from strongroom.access.models import Project
@@ -64,8 +65,8 @@ def issue(ctx: AccessContext, project: Project, eids: np.ndarray) -> int:
     """Give every participant in ``eids`` a pseudonym (keeping existing ones); the count new."""
     key = open_project_key(ctx.key, project)
     current = _load(ctx, project, key)
-    new_eids = np.setdiff1d(np.unique(np.asarray(eids, dtype=np.int64)),
-                            current["eid"].to_numpy())
+    new_eids = sets.difference(sets.distinct(np.asarray(eids, dtype=np.int64)),
+                               current["eid"].to_numpy())
     if len(new_eids) == 0:
         return 0
     # shuffle so the order of IDs reveals nothing about eid order

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 from sqlglot import exp
 
+from strongroom import sets
 from strongroom.enclave import margin, rowlocal, sizes, winsor
 from strongroom.enclave.analyses.frame import increasing, nearest_rows
 from strongroom.enclave.analyses.tables import MAX_CELLS
@@ -789,7 +790,7 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, rows: np.ndarray | No
             own = winsor.clip(np.bincount(who, weights=x, minlength=hi - lo).astype(np.float64),
                               k)
             found.append(_Clipped(float(own.sum()), np.abs(own), own,
-                                  int(np.unique(own).size)))
+                                  int(sets.distinct(own).size)))
             continue
         x = winsor.clip_rows(x, who, k)
         w = winsor.row_weights(who, k)
@@ -797,7 +798,7 @@ def _winsorised(gathered: _Gathered, aggregate: Aggregate, rows: np.ndarray | No
         found.append(_Clipped(mean if aggregate.kind is CellKind.MEAN else sd,
                               np.bincount(who, weights=w * np.abs(x), minlength=hi - lo),
                               np.bincount(who, weights=w * x, minlength=hi - lo),
-                              int(np.unique(x).size)))
+                              int(sets.distinct(x).size)))
     return found
 
 

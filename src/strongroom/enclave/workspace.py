@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from strongroom import sets
 from strongroom.access import pseudonyms
 from strongroom.access.context import AccessContext
 from strongroom.access.keys import open_project_key
@@ -140,7 +141,7 @@ class MasterIds:
             marks[positions] = True
             positions = np.flatnonzero(marks)
         else:
-            positions = np.unique(positions)
+            positions = sets.distinct(positions)
         found: np.ndarray = self.eids[positions]
         return found
 

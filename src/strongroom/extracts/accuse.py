@@ -70,6 +70,7 @@ import polars as pl
 from scipy.optimize import minimize_scalar
 from scipy.special import erfcx, expit, log_expit, ndtr
 
+from strongroom import sets
 from strongroom.cohort.model import EID
 from strongroom.extracts import codes
 from strongroom.extracts.bands import Banded
@@ -423,7 +424,7 @@ def _in_position_order(eids: np.ndarray, rows: Sequence[np.ndarray],
         return None
     carrier_of = np.array([int(i[0]) for _, i, _ in parts])
     column = tags[carrier_of]
-    if len(np.unique(column)) != len(column):
+    if len(sets.distinct(column)) != len(column):
         return None
     # any sort: the answer is used only when the linked eids are distinct, and distinct keys
     # have one order (a stable sort of int64 is a merge sort, several times slower); the

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from strongroom import sets
+
 
 def unique(values: np.ndarray, return_inverse: bool = False, return_counts: bool = False
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,7 +43,7 @@ def could_match(master: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray]
     value some row holds (missing where some row's is missing): a superset of the master
     rows equal to some row on every column (numbers compared as numbers), so a join on every
     column may be made on these alone. ``rows`` holds at least one column."""
-    column = max(rows, key=lambda c: (len(np.unique(rows[c])), c))
+    column = max(rows, key=lambda c: (len(sets.distinct(rows[c])), c))
     mine, theirs = np.asarray(rows[column]), np.asarray(master[column])
     missing = np.isnan(mine)
     keep: np.ndarray = isin(theirs, mine[~missing])
@@ -57,7 +59,7 @@ def isin(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     if values.dtype != np.float64 or wanted.dtype != np.float64:
         out: np.ndarray = np.isin(values, wanted)
         return out
-    table = np.unique(wanted)
+    table = sets.distinct(wanted)
     if len(table) == 0:
         return np.zeros(len(values), dtype=np.bool_)
     at = np.searchsorted(table, values)

@@ -38,6 +38,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 from scipy.special import chdtri  # chi-square inverse survival: scipy.stats is slow to import
 
+from strongroom import sets
 from strongroom.cohort.dictionary import Dictionary, Role, ValueType
 from strongroom.cohort.model import EID, parse_column_name
 from strongroom.errors import Invalid
@@ -573,7 +574,7 @@ def _code_cost(mine: _Summary, ref: _Summary) -> float:
     """Total variation distance between two code frequency tables."""
     assert mine.codes is not None and mine.shares is not None
     assert ref.codes is not None and ref.shares is not None
-    codes = np.union1d(mine.codes, ref.codes)
+    codes = sets.union(mine.codes, ref.codes)
     ps = np.zeros(codes.size)
     pm = np.zeros(codes.size)
     ps[np.searchsorted(codes, mine.codes)] = mine.shares
@@ -851,7 +852,7 @@ def _exact_keys(plan: _Plan, master: _Master) -> list[str]:
         else:
             present = col.values[~np.isnan(col.values)]
             ref = master.values[m]
-            share = float(np.mean(np.isin(present, np.unique(ref[~np.isnan(ref)]))))
+            share = float(np.mean(np.isin(present, sets.distinct(ref[~np.isnan(ref)]))))
         if share >= 0.99:
             keys.append(m)
     return keys
@@ -1123,7 +1124,7 @@ def _calibrate(search: _Search, bm: FloatArray, rng: np.random.Generator) -> Flo
                      np.where(nearest <= 0, 0.0, np.inf))
     present = np.count_nonzero(xr != _SENTINEL, axis=1)
     factors = np.full(space.width + 1, -1.0)  # strata never seen are never linked
-    for k in np.unique(present):
+    for k in sets.distinct(present):
         stratum = present == k
         factors[k] = _factor(np.sort(ratio[stratum & would]), int(ALPHA * stratum.sum()))
     return factors

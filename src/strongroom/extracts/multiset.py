@@ -78,6 +78,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from strongroom import sets
 from strongroom.cohort.model import EID
 from strongroom.extracts import accuse, arrays, codes, orders
 from strongroom.extracts.accuse import Marks, ReadModel
@@ -223,7 +224,7 @@ def exact_columns(suspect: Mapping[str, np.ndarray], master: Mapping[str, np.nda
         mine = np.asarray(suspect[column], dtype=np.float64)
         mine = mine[np.isfinite(mine)]
         ref = np.asarray(master[column], dtype=np.float64)
-        levels = np.unique(ref[np.isfinite(ref)])
+        levels = sets.distinct(ref[np.isfinite(ref)])
         if len(mine) == 0 or len(levels) > most:
             continue
         if float(np.mean(np.isin(mine, levels))) >= share:
@@ -514,7 +515,7 @@ def read(carriers: Sequence[Carrier], suspect: Mapping[str, np.ndarray], eids: n
         shared.drawn[seed] = rng.bit_generator.state
     if extra is not None and len(extra[2]):
         who, idx, w = extra
-        for index in np.unique(idx):
+        for index in sets.distinct(idx):
             mine = w[idx == index]
             models[carriers[int(index)].column] = ReadModel(0.0, 0.0, 0.0, len(mine),
                                                             float(np.sum(mine * mine)))
@@ -710,7 +711,7 @@ def date_shift(suspect: np.ndarray, master: np.ndarray, blocks: Blocks,
     stride = int(m[known].max()) - low + 2 * MAX_SHIFT + 3
     if (int(max(sb.max(initial=0), mb.max(initial=0))) + 1) * stride >= 2**62:
         return 0
-    table = np.unique(mb[known] * stride + (m[known].astype(np.int64) - low))
+    table = sets.distinct(mb[known] * stride + (m[known].astype(np.int64) - low))
     days = y[rows].astype(np.int64) - low
     inside = (days >= 0) & (days < stride)
     base = sb[rows] * stride

@@ -56,6 +56,7 @@ import polars as pl
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.extracts import codes
 from strongroom.extracts.carriers import ORDER, Carrier, as_numbers
+from strongroom.sets import distinct
 
 MIN_ROWS = 20  # rows with two answers or more, or the field carries no order marks
 SORTED = 0.9  # share of a suspect's rows in ascending (or descending) order: a sorted field
@@ -246,7 +247,7 @@ def read(order_carriers: Sequence[tuple[int, Carrier]], suspect: Mapping[str, np
         ordered = _sorted(rows)
         hashes = _set_hashes(carrier, ordered)
         reference = np.column_stack([np.asarray(master[c], dtype=np.float64) for c in cols])
-        known = np.unique(_set_hashes(carrier, _sorted(reference[_usable(reference)])))
+        known = distinct(_set_hashes(carrier, _sorted(reference[_usable(reference)])))
         held = np.isin(hashes, known)  # sets no participant holds say nothing
         rows, ordered, hashes = rows[held], ordered[held], hashes[held]
         if len(rows) == 0:

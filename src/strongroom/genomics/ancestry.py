@@ -39,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import stdpopsim
 
+from strongroom import sets
+
 MODEL = "AmericanAdmixture_4B18"
 POPULATIONS: tuple[str, ...] = ("AFR", "EUR", "ASIA", "ADMIX", "SAS")
 AFR, EUR, ASIA, ADMIX, SAS = range(len(POPULATIONS))
@@ -100,7 +102,7 @@ def assign(ethnicity: npt.NDArray[np.float64], seed: int) -> Ancestry:
     """The ancestry of each participant from their ethnic background (NaN for missing)."""
     known = ~np.isnan(ethnicity)
     codes = ethnicity[known].astype(np.int64)
-    bad = np.setdiff1d(codes, np.array([*KNOWN_CODES, *UNKNOWN]))
+    bad = sets.difference(codes, np.array([*KNOWN_CODES, *UNKNOWN]))
     if bad.size:
         raise EthnicityError(
             f"ethnic background codes {', '.join(map(str, bad[:10].tolist()))} are not in "

@@ -27,6 +27,7 @@ import polars as pl
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
+from strongroom import sets
 from strongroom.genomics.gwas import (
     ERROR_CODE,
     F64,
@@ -499,7 +500,7 @@ def _logistic_block(trait: _Trait, first: int, dosages: NDArray[np.float32], fir
     if not firth_fallback:
         err[firth] = ERROR_CODE["SEPARATION"]
         firth = firth[:0]
-    ordinary = np.setdiff1d(np.flatnonzero(err == 0), firth)
+    ordinary = sets.difference(np.flatnonzero(err == 0), firth)
     g = d.take(dosages)
     beta, se = np.full(v, np.nan), np.full(v, np.nan)
     gave_up = _fits(_newton, trait.model, g, ordinary, beta, se, err,

@@ -62,6 +62,7 @@ import stdpopsim
 import tskit
 from bed_reader import create_bed
 
+from strongroom import sets
 from strongroom.cohort import model
 from strongroom.genomics import ancestry, plant
 from strongroom.progress import Progress
@@ -475,7 +476,7 @@ def _pick(ts: tskit.TreeSequence, count: IntArray, region: Region, low_share: fl
             rng.choice(np.flatnonzero(low), n_low, replace=False),
         ])
     )  # fmt: skip
-    kept = ts.delete_sites(np.setdiff1d(np.arange(ts.num_sites), keep))
+    kept = ts.delete_sites(sets.difference(np.arange(ts.num_sites), keep))
     ref = [ts.site(int(s)).ancestral_state for s in keep]
     alt = [ts.site(int(s)).mutations[0].derived_state for s in keep]
     pos = region.start + ts.sites_position[keep].astype(np.int64) + 1

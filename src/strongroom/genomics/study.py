@@ -19,6 +19,7 @@ import numpy.typing as npt
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from strongroom import sets
 from strongroom.enclave import margin, winsor
 from strongroom.enclave.analyses.frame import check_schema, prepare
 from strongroom.enclave.analyses.spec import GwasSpec
@@ -235,7 +236,7 @@ def _not_two_valued(traits: FloatArray, spec: GwasSpec, k: int, max_share: float
     """Refuse a two-valued trait fitted by least squares: its cases' and controls' frequencies
     come back from the effects unbounded; a logistic GWAS bounds each side as a group."""
     for values in traits.T:
-        if np.unique(values[np.isfinite(values)]).size == 2:
+        if sets.distinct(values[np.isfinite(values)]).size == 2:
             raise Invalid(trait_refused(spec, k, max_share, max_leverage))
 
 

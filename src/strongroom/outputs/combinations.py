@@ -30,6 +30,7 @@ import scipy.linalg
 import scipy.sparse
 from pyroaring import BitMap
 
+from strongroom import sets
 from strongroom.enclave import margin
 from strongroom.outputs.contributions import places, secret_keys
 from strongroom.outputs.verdicts import Finding, Verdict
@@ -79,7 +80,7 @@ def exposed(groups: Sequence[BitMap], new: Sequence[int], threshold: int, *,
         return found
     # only what this release makes known: an atom the earlier groups already determined was
     # known before (and refusing now would refuse every later output for ever)
-    earlier = np.setdiff1d(np.arange(len(groups)), np.asarray(new, dtype=np.int64))
+    earlier = sets.difference(np.arange(len(groups)), np.asarray(new, dtype=np.int64))
     if earlier.size:
         before = _leverage(membership[earlier], columns[earlier]) >= _DETERMINED
         determined &= ~before

@@ -43,6 +43,7 @@ import polars as pl
 import pyarrow as pa
 from pyroaring import BitMap
 
+from strongroom import sets
 from strongroom.enclave import margin
 from strongroom.enclave.spans import column_basis
 from strongroom.outputs.verdicts import Finding, Verdict
@@ -601,7 +602,7 @@ def _determining(columns: npt.NDArray[np.float64], rows: npt.NDArray[np.int64],
         movers = np.flatnonzero(moved > 1e-9)
         if movers.size == 0:
             return rows  # collinear in every row too: any weight is the same fit
-        rows = np.union1d(rows, rng.choice(movers, size=min(2, movers.size), replace=False))
+        rows = sets.union(rows, rng.choice(movers, size=min(2, movers.size), replace=False))
     return rows
 
 
@@ -965,7 +966,7 @@ def _concentrated(a: Vector, others: list[Vector], threshold: int, share: float)
     the keyed k with most left over are let go too."""
     ids = a.ids
     for other in others:
-        ids = np.union1d(ids, other.ids)
+        ids = sets.union(ids, other.ids)
     x = np.zeros(ids.size)
     x[np.searchsorted(ids, a.ids)] = a.values
     design = np.zeros((ids.size, len(others) + 1))

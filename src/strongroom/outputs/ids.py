@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import numpy.typing as npt
 
+from strongroom import sets
 from strongroom.access.pseudonyms import HIGH, LOW
 from strongroom.errors import Invalid
 
@@ -75,7 +76,7 @@ def _bitset(ids: np.ndarray) -> tuple[int, int, npt.NDArray[np.uint8]]:
         return 1, 0, np.zeros(1, np.uint8)
     if not np.issubdtype(ids.dtype, np.integer):
         raise Invalid(f"participant IDs must be whole numbers, not {ids.dtype}")
-    every = np.unique(ids.astype(np.int64))
+    every = sets.distinct(ids.astype(np.int64))
     low, high = int(every[0]), int(every[-1])
     if low < 0 or high - low >= 2**32:
         raise Invalid("participant IDs must be non-negative and span fewer than 2^32 values")

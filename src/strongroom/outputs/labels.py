@@ -44,6 +44,7 @@ from strongroom.enclave import margin
 from strongroom.enclave.analyses.frame import MISSING, TOTAL
 from strongroom.enclave.results import AnalysisKind, Cell, CellKind, PidArray, Result
 from strongroom.outputs.tidy import meaning as meaning_of
+from strongroom.sets import distinct
 
 GRIDS = frozenset({AnalysisKind.FREQUENCY, AnalysisKind.CROSSTAB, AnalysisKind.HISTOGRAM})
 RULE = "labels"
@@ -100,7 +101,7 @@ def _below(sets: list[PidArray], threshold: int, *what: object) -> bool:
         return True
     # from k to 2k − 1 by the threshold's own draw for these members (enclave/margin.py):
     # a category kept by the analysis (winsor.recoded) keeps its label too
-    members = np.unique(np.concatenate(sets))
+    members = distinct(np.concatenate(sets))
     return margin.short(int(members.size), threshold, *margin.THRESHOLD, members=members)
 
 

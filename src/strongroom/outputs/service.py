@@ -32,6 +32,7 @@ from pyroaring import BitMap
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
+from strongroom import sets
 from strongroom.access import projects
 from strongroom.access.authorize import authorize
 from strongroom.access.context import Principal
@@ -1394,7 +1395,7 @@ def _value_holders(cell: Cell, few: int) -> list[PidArray]:
     values = np.asarray(cell.values, dtype=np.float64)
     if values.size != cell.contributors.size:
         return []
-    if np.unique(values[:4 * few + 64]).size > few:  # many values among the first: not few
+    if sets.distinct(values[:4 * few + 64]).size > few:  # many values among the first: not few
         return []
     distinct, codes, counts = np.unique(values, return_inverse=True, return_counts=True)
     if not 2 <= distinct.size <= few:

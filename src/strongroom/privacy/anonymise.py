@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from strongroom import sets
 from strongroom.errors import Invalid, Refused
 from strongroom.privacy.classes import ColumnCodes, check_columns, column_codes, combine, densify
 from strongroom.privacy.hierarchies import Everything, Hierarchies, Hierarchy
@@ -294,10 +295,10 @@ def _attribute(name: str, hierarchies: list[Hierarchy], compressed: pl.DataFrame
 def _loss(bottom: ColumnCodes, coded: ColumnCodes, weights: np.ndarray) -> np.ndarray:
     """Per row: (distinct recorded values sharing its label − 1) / (distinct values − 1)."""
     present = bottom.codes > 0
-    distinct = np.unique(bottom.codes[present]).size
+    distinct = sets.distinct(bottom.codes[present]).size
     if distinct < 2:
         return np.zeros(bottom.codes.size)
-    pair = np.unique(coded.codes[present] * bottom.cardinality + bottom.codes[present])
+    pair = sets.distinct(coded.codes[present] * bottom.cardinality + bottom.codes[present])
     merged = np.bincount(pair // bottom.cardinality, minlength=coded.cardinality)
     out = np.zeros(bottom.codes.size)
     out[present] = (merged[coded.codes[present]] - 1) / (distinct - 1)

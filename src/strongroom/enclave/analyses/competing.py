@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from strongroom import sets
 from strongroom.enclave.analyses import sensitivity
 from strongroom.enclave.analyses.frame import (
     IntArray,
@@ -71,7 +72,7 @@ def cumulative_incidence(spec: CumulativeIncidenceSpec, frame: pl.DataFrame,
     index, ends, labels = grid(t, spec.width(), spec.unit)
     # no event at all is a table of numbers at risk and censored, blocked by the check as
     # any table with none of an outcome is (a refusal here had its own reason: the bit)
-    causes = [int(c) for c in np.unique(cause[cause > 0])]
+    causes = [int(c) for c in sets.distinct(cause[cause > 0])]
     groups, levels = groups_of(used, spec.group, ids)
 
     cells: list[Cell] = []

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from strongroom import sets
 from strongroom.enclave.analyses import proportional_hazards as ph
 from strongroom.enclave.analyses import sums
 from strongroom.enclave.results import FloatArray
@@ -378,6 +379,6 @@ def _concordance_of(events: sums.Columns, recipe: sums.Recipe, centre: FloatArra
     t = np.asarray(events[TIME], dtype=np.float64)
     order = np.argsort(t, kind="stable")
     xb = risks(events, recipe, centre, beta)[order]
-    distinct = np.unique(xb)[::-1].copy()
+    distinct = sets.distinct(xb)[::-1].copy()
     ranks = np.searchsorted(-distinct, -xb, side="left").astype(np.int64)
     return _Concordance(recipe, centre, beta, t[order], ranks, distinct)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from strongroom import sets
 from strongroom.enclave import winsor
 from strongroom.enclave.analyses.frame import (
     count_cell,
@@ -87,7 +88,7 @@ def _clipped(v: _Values, k: int) -> _Clipped:
     magnitude = np.add.reduceat((w * np.abs(x))[v.order], v.starts)
     return _Clipped(finite(mean) if mean is not None else None,
                     finite(sd) if sd is not None else None, total, magnitude,
-                    int(np.unique(x).size))
+                    int(sets.distinct(x).size))
 
 
 def _values(column: FloatArray, ids: PidArray) -> _Values:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from strongroom import sets
 from strongroom.enclave import winsor
 from strongroom.enclave.analyses import cox_sums, proportional_hazards, sensitivity, sums
 from strongroom.enclave.analyses.frame import (
@@ -147,7 +148,7 @@ def common_causes(frame: pl.DataFrame, event: str, k: int) -> tuple[pl.DataFrame
     happened = cause > 0
     if not happened.any():
         return frame, [RARE_CAUSE_NOTE]
-    present = np.unique(cause[happened])
+    present = sets.distinct(cause[happened])
     codes = np.where(happened, np.searchsorted(present, cause), -1).astype(np.int64)
     kept = winsor.recoded(Levels(codes, [str(c) for c in present]), pids(frame), k)
     if len(kept) == len(present):

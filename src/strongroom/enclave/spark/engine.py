@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from strongroom import sets
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EID, PARTICIPANTS
 from strongroom.enclave.engine import Limits, plain_types, stopped
@@ -235,13 +236,13 @@ class SparkEngine:
             if found is not None:
                 self._surrogates.move_to_end(cohort.version)
                 return found
-            eids = np.unique(np.concatenate([
+            eids = sets.distinct(np.concatenate([
                 chunk[EID].cast(pl.Int64).drop_nulls().to_numpy()
                 for chunk in cohort.read(PARTICIPANTS)]))
             draw = np.random.default_rng(secrets.randbits(128))
             while True:  # distinct, from 2^62 numbers: a second draw is all but never needed
                 sids = draw.integers(1, 2**62, size=eids.size, dtype=np.int64)
-                if np.unique(sids).size == sids.size:
+                if sets.distinct(sids).size == sids.size:
                     break
             found = _Surrogates(eids, sids, secrets.token_hex(8))
             self._surrogates[cohort.version] = found
