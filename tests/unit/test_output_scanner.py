@@ -549,14 +549,14 @@ def _whole_table_confirm(index: RowIndex, hits: pl.DataFrame,
             int(found["score"].max()))
 
 
-def _linked(index: RowIndex, table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+def _linked(index: RowIndex, table: pl.DataFrame) -> tuple[pl.DataFrame, scanner._Links] | None:
     cells = scanner._cells(read_payload(table.write_csv().encode(), "t.csv").tables[0])
     digits, keys = scanner._digits_and_keys(cells["v"].to_numpy())
     cells = cells.with_columns(d=pl.Series(digits), k=pl.Series(keys)).filter(pl.col("d") >= 0)
     hits = scanner._feasible(index, scanner._mapped_hits(
         index, cells, scanner._map_columns(index, cells)))
-    pairs = scanner._link(index, hits) if hits.height else hits
-    return (hits, pairs) if pairs.height else None
+    links = scanner._link(index, hits) if hits.height else None
+    return (hits, links) if links is not None else None
 
 
 @pytest.fixture(scope="module")
@@ -568,15 +568,19 @@ def twinned(cohort: Cohort, dictionary: Dictionary) -> tuple[RowIndex, pl.DataFr
     return RowIndex.build(pl.concat([cohort.participants, copies]), dictionary), twins
 
 
-@pytest.mark.parametrize("batch", [50, 5_000, 10_000_000])
+@pytest.mark.parametrize(("batch", "link_rows", "keep"),
+                         [(50, 3, 0), (5_000, 7, 200), (10_000_000, 1000, 10_000_000)])
 def test_the_batched_search_is_the_whole_tables(cohort: Cohort, index: RowIndex, batch: int,
+                                                link_rows: int, keep: int,
                                                 twinned: tuple[RowIndex, pl.DataFrame],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rows confirmed a batch at a time, each set of matched cells scored once for every
-    record that shares it, give what holding every match at once gives: on raw rows (exact,
-    rounded, coarse, twin columns, with decoys, of records held twice) and aggregates, in
-    batches of a few rows."""
+    """Rows linked a chunk at a time and confirmed a batch at a time, each set of matched
+    cells scored once for every record that shares it, give what holding every match at once
+    gives: on raw rows (exact, rounded, coarse, twin columns, with decoys, of records held
+    twice) and aggregates, in chunks and batches of a few rows, pairs kept or made again."""
     monkeypatch.setattr(scanner, "_BATCH", batch)
+    monkeypatch.setattr(scanner, "LINK_ROWS", link_rows)
+    monkeypatch.setattr(scanner, "_KEEP_PAIRS", keep)
     people = cohort.participants
     twice, twins = twinned
     assert _confirm_both(twice, twins.select(MEASURES)) == (0, False, 0, 0)  # all tied
@@ -603,8 +607,9 @@ def _confirm_both(index: RowIndex, table: pl.DataFrame) -> tuple[int, bool, int,
     linked = _linked(index, table)
     if linked is None:
         return 0, False, 0, 0
-    hits, pairs = linked
-    got = scanner._confirm(index, hits, pairs)
+    hits, links = linked
+    got = scanner._confirm(index, hits, links)
     outcome = (got.rows, got.strong, got.fewest, got.most)
-    assert outcome == _whole_table_confirm(index, hits, pairs)
+    every = pl.concat([links.pairs(at) for at in range(len(links.chunks))])
+    assert outcome == _whole_table_confirm(index, hits, every)
     return outcome

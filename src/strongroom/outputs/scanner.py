@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,6 +92,7 @@ LINK_HYPOTHESES = 2  # of which used to link (every kept one confirms)
 LINK_POSTING = 4.0  # link on enough cells that about this many records share the key
 MAX_LINK_POSTING = 2000.0  # rows needing more are too unspecific to single anyone out
 MAX_LINK_CELLS = 6
+LINK_ROWS = 1000  # rows linked at once (their candidate pairs are held together)
 MAX_ROW_CELLS = 64  # a row's most selective cells scored (enough evidence; bounds wide rows)
 MAX_SECTIONS = 50  # sections of a table scanned on their own (the largest)
 MAP_SAMPLE = 5000  # rows used to map columns (all rows are then linked and confirmed)
@@ -453,10 +455,10 @@ def match_rows(index: RowIndex, cells: pl.DataFrame) -> _Matched:
             index, hits["r"].to_numpy(), hits["c"].to_numpy(), hits["j"].to_numpy(),
             hits["logf"].to_numpy(), exact=True)):
         return _Matched(0, False, 0, 0)
-    pairs = _link(index, hits)
-    if pairs.height == 0:
+    links = _link(index, hits)
+    if links is None:
         return _Matched(0, False, 0, 0)
-    return _confirm(index, hits, pairs)
+    return _confirm(index, hits, links)
 
 
 # -- bounds that settle a table before any record is linked ------------------------------
@@ -561,6 +563,7 @@ def _cannot_block(index: RowIndex, r: IntArray, c: IntArray, j: IntArray, logf: 
 
 
 _BATCH = 2_000_000  # (candidate × cell) comparisons per batch when confirming
+_KEEP_PAIRS = 10_000_000  # candidate pairs kept between the two passes (16 bytes each)
 _CHUNK = 4096  # cells compared with every cohort column at once (bounds scratch memory)
 
 
@@ -686,12 +689,12 @@ def _feasible(index: RowIndex, hits: pl.DataFrame) -> pl.DataFrame:
                      on=["r", "c"], how="semi")
 
 
-def _link(index: RowIndex, hits: pl.DataFrame) -> pl.DataFrame:
+def _link(index: RowIndex, hits: pl.DataFrame) -> _Links | None:
     """Candidate (row, record) pairs: hash joins on each row's most selective cells.
 
     Columns are taken in one order for the whole table (most selective first), so that rows
     share link keys and the joins stay few; each row takes cells until about
-    ``LINK_POSTING`` records would share its combined key.
+    ``LINK_POSTING`` records would share its combined key. None: no row can be linked.
     """
     log_n = math.log(index.n)
     linkable = hits.filter(pl.col("rank") < LINK_HYPOTHESES)
@@ -716,12 +719,32 @@ def _link(index: RowIndex, hits: pl.DataFrame) -> pl.DataFrame:
                .filter((pl.col("pos") < 2) | (pl.int_range(pl.len()).over("r", "pos") == 0)))
     signatures = _signatures(options)
     if signatures.height == 0:
-        return pl.DataFrame(schema={"r": pl.Int64, "rec": pl.Int64})
-    groups = signatures.partition_by("sig", as_dict=False, maintain_order=False)
-    if len(groups) > MAX_JOINS:
+        return None
+    if signatures["sig"].n_unique() > MAX_JOINS:
         raise _TooComplexError
-    firsts: dict[tuple[int, int], IntArray] = {}  # first-key arrays shared by signatures
-    return _distinct_pairs(index, pl.concat([_join(index, g, firsts) for g in groups]))
+    return _Links(index, signatures)
+
+
+class _Links:
+    """A table's link joins, made for a chunk of ``LINK_ROWS`` rows at a time: a chunk's
+    candidate pairs are held together, a table's never (a long table of coarse statistics
+    links each row to thousands of records)."""
+
+    def __init__(self, index: RowIndex, signatures: pl.DataFrame) -> None:
+        self.index = index
+        chunk = ((pl.col("r").rank("dense") - 1) // LINK_ROWS).cast(pl.Int64)
+        self.chunks = signatures.with_columns(chunk=chunk).partition_by(
+            "chunk", include_key=False)
+        self._firsts: dict[tuple[int, int], IntArray] = {}  # first keys shared by joins
+
+    def rows(self, at: int) -> pl.DataFrame:
+        return self.chunks[at].select("r").unique()
+
+    def pairs(self, at: int) -> pl.DataFrame:
+        """Chunk ``at``'s candidate (row, record) pairs, each once, by row."""
+        groups = self.chunks[at].partition_by("sig")
+        return _distinct_pairs(self.index,
+                               pl.concat([_join(self.index, g, self._firsts) for g in groups]))
 
 
 def _distinct_pairs(index: RowIndex, pairs: pl.DataFrame) -> pl.DataFrame:
@@ -778,7 +801,7 @@ def _join(index: RowIndex, group: pl.DataFrame,
     return payload.join(records, on=on).select(pl.col("r").cast(pl.Int64), "rec")
 
 
-def _confirm(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> _Matched:
+def _confirm(index: RowIndex, hits: pl.DataFrame, links: _Links) -> _Matched:
     """Score candidate records on every mapped cell; count the rows that single one out.
 
     First pass: every kept mapping of every column may match (each row's chance is then
@@ -788,11 +811,23 @@ def _confirm(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> _Match
 
     Both passes go a bounded batch of rows at a time and keep only each batch's summary (its
     rows' best records and their votes), never every match at once: a row's best record and
-    its votes depend on that row's matches alone, so the summaries add up to the whole.
+    its votes depend on that row's matches alone, so the summaries add up to the whole. The
+    first pass's candidate pairs are kept for the second up to ``_KEEP_PAIRS``, and made again
+    beyond it.
     """
-    batches = _batches(hits, pairs)
+    kept: dict[int, pl.DataFrame] = {}
+
+    def batches() -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        for at in range(len(links.chunks)):
+            pairs = kept.get(at)
+            if pairs is None:
+                pairs = links.pairs(at)
+                if sum(p.height for p in kept.values()) + pairs.height <= _KEEP_PAIRS:
+                    kept[at] = pairs
+            yield from _batches(hits.join(links.rows(at), on="r", how="semi"), pairs)
+
     strong, tallies = [], []
-    for rows_hits, rows_pairs in batches:
+    for rows_hits, rows_pairs in batches():
         pair, hit = _agreeing(index, rows_hits, rows_pairs)
         if len(pair) == 0:
             continue
@@ -816,7 +851,7 @@ def _confirm(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame) -> _Match
         .select("c", "j")
     )
     singled = []
-    for rows_hits, rows_pairs in batches:
+    for rows_hits, rows_pairs in batches():
         agreed_hits = rows_hits.join(votes, on=["c", "j"], how="semi")
         pair, hit = _agreeing(index, agreed_hits, rows_pairs)
         if len(pair):
