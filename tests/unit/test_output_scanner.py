@@ -613,3 +613,27 @@ def _confirm_both(index: RowIndex, table: pl.DataFrame) -> tuple[int, bool, int,
     every = pl.concat([links.pairs(at) for at in range(len(links.chunks))])
     assert outcome == _whole_table_confirm(index, hits, every)
     return outcome
+
+
+def _irregular_rows(people: pl.DataFrame) -> bytes:
+    """Raw rows each showing its own mix of decimals: each links on other keys."""
+    rng = np.random.default_rng(4)
+    rows = people.select(MEASURES).to_numpy().astype(np.float64)
+    shown = [[round(v, int(d)) for v, d in zip(row, rng.integers(0, 3, len(row)), strict=True)]
+             for row in rows]
+    return pl.DataFrame(shown, schema=MEASURES, orient="row").write_csv().encode()
+
+
+def test_rows_too_irregular_to_link_are_refused_a_chunk_at_a_time(
+        people: pl.DataFrame, index: RowIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The joins are bounded per chunk of rows: a chunk needing more is refused (fail
+    closed, with what to do); the same rows in chunks small enough are searched, and found."""
+    data = _irregular_rows(people)
+    monkeypatch.setattr(scanner, "MAX_JOINS", 5)
+    refused = scan(index, data, "rows.csv")
+    assert rules(refused) == ["raw_rows"]
+    assert "too large or irregular" in refused[0].reason and "split it" in refused[0].reason
+    monkeypatch.setattr(scanner, "LINK_ROWS", 1)  # a row's at most 4 link signatures each
+    found = scan(index, data, "rows.csv")
+    assert rules(found) == ["raw_rows"]
+    assert "singling out one participant" in found[0].reason

@@ -96,7 +96,7 @@ LINK_ROWS = 1000  # rows linked at once (their candidate pairs are held together
 MAX_ROW_CELLS = 64  # a row's most selective cells scored (enough evidence; bounds wide rows)
 MAX_SECTIONS = 50  # sections of a table scanned on their own (the largest)
 MAP_SAMPLE = 5000  # rows used to map columns (all rows are then linked and confirmed)
-MAX_JOINS = 300  # distinct link keys per table; beyond this the scan refuses (fail closed)
+MAX_JOINS = 300  # distinct link keys per chunk of rows; beyond this the scan refuses (fail closed)
 
 _SLOT_SHIFT = 40  # composite key: (column × 8 + precision) << 40 | (key + 2^39)
 _KEY_OFFSET = 1 << 39
@@ -720,8 +720,6 @@ def _link(index: RowIndex, hits: pl.DataFrame) -> _Links | None:
     signatures = _signatures(options)
     if signatures.height == 0:
         return None
-    if signatures["sig"].n_unique() > MAX_JOINS:
-        raise _TooComplexError
     return _Links(index, signatures)
 
 
@@ -733,8 +731,13 @@ class _Links:
     def __init__(self, index: RowIndex, signatures: pl.DataFrame) -> None:
         self.index = index
         chunk = ((pl.col("r").rank("dense") - 1) // LINK_ROWS).cast(pl.Int64)
-        self.chunks = signatures.with_columns(chunk=chunk).partition_by(
-            "chunk", include_key=False)
+        signatures = signatures.with_columns(chunk=chunk)
+        # a chunk's joins are bounded, not the table's: a long table of statistics (a GWAS
+        # of many variants) is searched in more chunks, not refused for its length
+        joins = signatures.group_by("chunk").agg(pl.col("sig").n_unique())["sig"].to_numpy()
+        if int(joins.max()) > MAX_JOINS:
+            raise _TooComplexError
+        self.chunks = signatures.partition_by("chunk", include_key=False)
         self._firsts: dict[tuple[int, int], IntArray] = {}  # first keys shared by joins
 
     def rows(self, at: int) -> pl.DataFrame:
