@@ -637,3 +637,39 @@ def test_rows_too_irregular_to_link_are_refused_a_chunk_at_a_time(
     found = scan(index, data, "rows.csv")
     assert rules(found) == ["raw_rows"]
     assert "singling out one participant" in found[0].reason
+
+
+def test_a_link_cell_whose_column_is_taken_is_left_out_not_its_row() -> None:
+    """A payload column copied (a birth month shown twice) maps to the cohort column an
+    earlier link cell uses; that cell is left out of the row's link keys, and the row is
+    still linked (it was dropped from the search, so a copied column hid raw rows)."""
+    options = pl.DataFrame({"r": [0, 0, 0, 0, 0], "pos": [0, 1, 1, 2, 3],
+                            "j": [5, 7, 8, 5, 9], "d": [0, 0, 0, 0, 1],
+                            "k": [1950, 3, 4, 1950, 17]})
+    found = scanner._signatures(options).sort("j1")
+    assert found["r"].to_list() == [0, 0]  # one signature per option of the second cell
+    assert found["j1"].to_list() == [7, 8]
+    assert found["j2"].null_count() == 2 and found["j3"].to_list() == [9, 9]
+    # an option that clashes beside one that does not is dropped as before
+    options = options.with_columns(pl.when(pl.col("pos") == 1).then(pl.Series([0, 5, 7, 0, 0]))
+                                   .otherwise(pl.col("j")).alias("j"))
+    assert scanner._signatures(options)["j1"].to_list() == [7]
+
+
+def test_records_are_joined_on_the_link_cells_that_remain(cohort: Cohort,
+                                                           index: RowIndex) -> None:
+    """A signature with a cell left out joins on the cells before and after it."""
+    person = cohort.participants.drop_nulls(["p34", "p52", "p21003_i0"]).row(0, named=True)
+    at = {c.name: j for j, c in enumerate(index.columns)}
+    options = pl.DataFrame({"r": [0, 0, 0, 0], "pos": [0, 1, 2, 3],
+                            "j": [at["p34"], at["p52"], at["p34"], at["p21003_i0"]],
+                            "d": [0, 0, 0, 0],
+                            "k": [person["p34"], person["p52"], person["p34"],
+                                  person["p21003_i0"]]})
+    group = scanner._signatures(options)
+    assert group["j2"].null_count() == 1
+    records = scanner._join(index, group, {})["rec"].to_numpy()
+    people = cohort.participants.with_row_index("rec").filter(
+        (pl.col("p34") == person["p34"]) & (pl.col("p52") == person["p52"])
+        & (pl.col("p21003_i0") == person["p21003_i0"]))
+    assert sorted(records.tolist()) == sorted(people["rec"].to_list())

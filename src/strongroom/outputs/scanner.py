@@ -769,9 +769,20 @@ def _signatures(options: pl.DataFrame) -> pl.DataFrame:
         if combos is None:
             combos = step
             continue
-        joined = combos.join(step, on="r", how="left")
+        cell = [f"j{pos}", f"d{pos}", f"k{pos}"]
         clash = pl.any_horizontal(pl.col(f"j{q}") == pl.col(f"j{pos}") for q in range(pos))
-        combos = joined.filter(pl.col(f"j{pos}").is_null() | ~clash.fill_null(False))
+        # an option whose cohort column an earlier link cell already uses is dropped; a cell
+        # with no other option is left out of the link, never its row (a copy of a column
+        # would otherwise hide every row from the search)
+        combos = (
+            combos.with_row_index("combo").join(step, on="r", how="left")
+            .with_columns(ok=pl.col(f"j{pos}").is_null() | ~clash.fill_null(False))
+            .filter(pl.col("ok") | ~pl.col("ok").any().over("combo"))
+            .with_columns(pl.when(pl.col("ok")).then(pl.col(c)).otherwise(None).alias(c)
+                          for c in cell)
+            .unique(["combo", *cell], keep="first", maintain_order=True)
+            .drop("combo", "ok")
+        )
     if combos is None:
         return pl.DataFrame(schema={"r": pl.Int64, "sig": pl.String})
     parts = [c for c in combos.columns if c[0] in "jd" and c[1:].isdigit()]
@@ -784,10 +795,13 @@ def _signatures(options: pl.DataFrame) -> pl.DataFrame:
 def _join(index: RowIndex, group: pl.DataFrame,
           firsts: dict[tuple[int, int], IntArray]) -> pl.DataFrame:
     """Records matching one signature's rows on all of its link keys."""
-    width = sum(1 for c in group.columns if c.startswith("j") and group[c].null_count() == 0)
-    spec = [(int(group[f"j{p}"][0]), int(group[f"d{p}"][0])) for p in range(width)]
+    # a signature's rows share their link cells (a cell left out of the link is null in all)
+    used = [int(c[1:]) for c in group.columns
+            if c[0] == "j" and c[1:].isdigit() and group[c].null_count() == 0]
+    spec = [(int(group[f"j{u}"][0]), int(group[f"d{u}"][0])) for u in used]
+    width = len(spec)
     # payload side: each row's keys, and the key below where the cohort holds more decimals
-    payload = group.select("r", *(pl.col(f"k{p}") for p in range(width)))
+    payload = group.select("r", *(pl.col(f"k{u}").alias(f"k{p}") for p, u in enumerate(used)))
     for p, (j, d) in enumerate(spec):
         if index.columns[j].precision > d:
             payload = payload.with_columns(
