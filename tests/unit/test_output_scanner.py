@@ -637,6 +637,8 @@ def test_rows_too_irregular_to_link_are_refused_a_chunk_at_a_time(
     found = scan(index, data, "rows.csv")
     assert rules(found) == ["raw_rows"]
     assert "singling out one participant" in found[0].reason
+    monkeypatch.setattr(scanner, "MAX_TABLE_JOINS", 20)  # and the table's joins are bounded
+    assert "too large or irregular" in scan(index, data, "rows.csv")[0].reason
 
 
 def test_a_link_cell_whose_column_is_taken_is_left_out_not_its_row() -> None:

@@ -97,6 +97,10 @@ MAX_ROW_CELLS = 64  # a row's most selective cells scored (enough evidence; boun
 MAX_SECTIONS = 50  # sections of a table scanned on their own (the largest)
 MAP_SAMPLE = 5000  # rows used to map columns (all rows are then linked and confirmed)
 MAX_JOINS = 300  # distinct link keys per chunk of rows; beyond this the scan refuses (fail closed)
+# and per table (a join and its confirmation take 10-20 ms at 500,000 records, so a table's
+# search takes under two minutes): a GWAS of 19,319 variants needs 309 (two chunks); a table
+# of 200,000 rows each with its own decimals would need 44,650 (7 minutes)
+MAX_TABLE_JOINS = 5000
 
 _SLOT_SHIFT = 40  # composite key: (column × 8 + precision) << 40 | (key + 2^39)
 _KEY_OFFSET = 1 << 39
@@ -735,7 +739,7 @@ class _Links:
         # a chunk's joins are bounded, not the table's: a long table of statistics (a GWAS
         # of many variants) is searched in more chunks, not refused for its length
         joins = signatures.group_by("chunk").agg(pl.col("sig").n_unique())["sig"].to_numpy()
-        if int(joins.max()) > MAX_JOINS:
+        if int(joins.max()) > MAX_JOINS or int(joins.sum()) > MAX_TABLE_JOINS:
             raise _TooComplexError
         self.chunks = signatures.partition_by("chunk", include_key=False)
         self._firsts: dict[tuple[int, int], IntArray] = {}  # first keys shared by joins
