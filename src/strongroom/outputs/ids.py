@@ -55,6 +55,15 @@ class IdSet:
         hit: npt.NDArray[np.bool_] = eid | pid
         return hit
 
+    def __getstate__(self) -> dict[str, object]:  # pickled (a benchmark's child): no lock
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def nbytes(self) -> int:
         return int(self.eid_bits.nbytes + self._pids.nbytes)
