@@ -65,8 +65,7 @@ def issue(ctx: AccessContext, project: Project, eids: np.ndarray) -> int:
     """Give every participant in ``eids`` a pseudonym (keeping existing ones); the count new."""
     key = open_project_key(ctx.key, project)
     current = _load(ctx, project, key)
-    new_eids = sets.difference(sets.distinct(np.asarray(eids, dtype=np.int64)),
-                               current["eid"].to_numpy())
+    new_eids = sets.difference(np.asarray(eids, dtype=np.int64), current["eid"].to_numpy())
     if len(new_eids) == 0:
         return 0
     # shuffle so the order of IDs reveals nothing about eid order

@@ -127,8 +127,9 @@ class IndexedColumn:
     def null(self) -> int:
         return int(np.iinfo(self.values.dtype).min)
 
-    def keys(self, digits: int, rows: IntArray | None = None) -> IntArray:
-        """Floor keys at ``digits`` decimals (NULL stays the int64 minimum)."""
+    def keys(self, digits: int | IntArray, rows: IntArray | None = None) -> IntArray:
+        """Floor keys at ``digits`` decimals, one for all or one per row (NULL stays the
+        int64 minimum, which no payload key is)."""
         raw = self.values if rows is None else self.values[rows]
         wide = raw.astype(np.int64)
         out: IntArray = np.floor_divide(wide, 10 ** (self.precision - digits))
@@ -878,8 +879,9 @@ def _confirm(index: RowIndex, hits: pl.DataFrame, links: _Links) -> _Matched:
         if len(pair):
             second = _best(index, _scored(agreed_hits, rows_pairs, pair, hit), agreed_hits, 1)
             singled.append(second.filter(pl.col("chance") <= math.log(CHANCE)))
-    found = pl.concat(singled + strong).select("r", "score") if singled or strong else None
-    if found is None or found.height == 0:
+    # every batch that matched added to strong (its strong matches, perhaps none): not empty
+    found = pl.concat(singled + strong).select("r", "score")
+    if found.height == 0:
         return _Matched(0, False, 0, 0)
     scores = found["score"].cast(pl.Int64).to_numpy()
     # rows reported: those singled out either way (a strong match blocks whatever the count)
@@ -926,11 +928,10 @@ def _agreeing(index: RowIndex, hits: pl.DataFrame, pairs: pl.DataFrame
         hit = np.repeat(these, size)
         ends = np.cumsum(size)
         pair = np.arange(ends[-1]) - np.repeat(ends - size - starts[these], size)
-        raw = col.values[records[pair]]
         digits, want = d[hit], k[hit]
-        key = np.floor_divide(raw.astype(np.int64), 10 ** (col.precision - digits))
+        key = col.keys(digits, records[pair])
         # a rounded payload value may also sit one key above the record's
-        ok = (raw != col.null) & ((key == want) | ((col.precision > digits) & (key == want - 1)))
+        ok = (key == want) | ((col.precision > digits) & (key == want - 1))
         found_pairs.append(pair[ok])
         found_hits.append(hit[ok])
     if not found_pairs:
