@@ -153,8 +153,14 @@ def repair(rows: pl.DataFrame, partners: pl.DataFrame, seed: int) -> pl.DataFram
         if column in key:
             out.append(rows[column])
             continue
+        theirs = other[column].cast(rows[column].dtype, strict=False)
+        if theirs.null_count() > other[column].null_count():
+            # banded otherwise in the partner's copy (months there, quarters here): the
+            # re-pairer keeps their own column (the gate chooses each copy's bands by its rows)
+            out.append(rows[column])
+            continue
         keep = pl.Series((rng.random(rows.height) < 0.5) | alone)
-        out.append(rows[column].zip_with(keep, other[column].cast(rows[column].dtype)))
+        out.append(rows[column].zip_with(keep, theirs))
     return pl.DataFrame(out)
 
 
