@@ -24,6 +24,7 @@ from benchmarks.cluster_memory import (
     MODELS,
 )
 
+from strongroom import sets
 from strongroom.access.context import Principal
 from strongroom.cohort.dictionary import shipped_dictionary
 from strongroom.cohort.model import PARTICIPANTS
@@ -102,7 +103,8 @@ def test_the_host_never_loads_the_cohort_and_answers_as_duckdb(
     assert {n: t.height for n, t in sources.items()} == {n: f.height for n, f in view.items()}
     participants = sources[PARTICIPANTS]
     assert isinstance(participants, ClusterTable) and participants.pids is not None
-    assert participants.pids.sort().to_list() == view[PARTICIPANTS]["pid"].sort().to_list()
+    assert sets.bitmap_values(participants.pids).tolist() == \
+        view[PARTICIPANTS]["pid"].sort().to_list()
     sealed = engine.seals  # the cohort's tables and the project's pseudonyms, once
     assert sealed == len(spark.cohort_source().tables) + 1
 

@@ -19,8 +19,9 @@ from strongroom.cohort.store import init_store
 from strongroom.cohort.synth.generator import synthesise
 from strongroom.enclave.sources import CohortSource, Sealed
 from strongroom.enclave.spark import engine as spark_engine
-from strongroom.enclave.spark.engine import SID, _Surrogates, _write_chunks
+from strongroom.enclave.spark.engine import _write_chunks
 from strongroom.enclave.spark.keys import KeyService
+from strongroom.enclave.spark.surrogates import SID, Surrogates
 
 
 def test_the_store_hands_a_table_over_in_chunks(tmp_path: Path) -> None:
@@ -82,8 +83,7 @@ def test_chunks_go_to_bounded_files_each_column_under_its_own_key(
     identifier = keys.new_identifier()
     frame = pl.DataFrame({EID: np.arange(1, 351), "x": np.arange(350) * 0.5,
                           "code": [f"I{i % 7}" for i in range(350)]})
-    known = _Surrogates(np.arange(1, 301, dtype=np.int64),
-                        np.arange(1, 301, dtype=np.int64) * 1_000_003, "tag")
+    known = Surrogates(np.arange(1, 301, dtype=np.int64))
     rows = Sealed("k", lambda: (frame.slice(i, 64) for i in range(0, 350, 64)),
                   known.replace, by_column=True)
     columns: dict[str, str] = {}
@@ -95,7 +95,7 @@ def test_chunks_go_to_bounded_files_each_column_under_its_own_key(
     assert set(columns) == {SID, "x", "code"} and len(set(columns.values())) == 3
     back = _read(tmp_path, keys, identifier)
     assert back.columns == [SID, "x", "code"]
-    assert back[SID].to_list() == [e * 1_000_003 for e in range(1, 301)]
+    assert back[SID].to_list() == known.numbers(np.arange(1, 301, dtype=np.int64)).tolist()
     assert back["x"].to_list() == frame["x"].head(300).to_list()
     keys.forget(columns["code"])  # without a column's key, only that column is closed
     assert _read(tmp_path, keys, identifier, [SID, "x"]).height == 300

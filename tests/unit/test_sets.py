@@ -82,7 +82,8 @@ def test_distinct_is_np_unique(name: str) -> None:
     (sets.union, np.union1d),
     (sets.intersection, np.intersect1d),
     (sets.difference, np.setdiff1d),
-], ids=["union", "intersection", "difference"])
+    (sets.within, np.isin),
+], ids=["union", "intersection", "difference", "within"])
 @pytest.mark.parametrize("name", list(PAIRS))
 def test_set_operations_are_numpys(name: str, helper: Callable[..., np.ndarray],
                                    numpy: Callable[..., np.ndarray]) -> None:
@@ -108,6 +109,7 @@ def test_random_integer_sets_are_numpys() -> None:
         _same(sets.distinct(a), np.unique(a))
         _same(sets.union(a, b), np.union1d(a, b))
         _same(sets.intersection(a, b), np.intersect1d(a, b))
+        _same(sets.within(a, b), np.isin(a, b))
         _same(sets.difference(a, b), np.setdiff1d(a, b))
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from strongroom import sets
 from strongroom.cohort.crypto import DecryptionError, MasterKey, decrypt, encrypt
 from strongroom.cohort.model import PARTICIPANTS
 from strongroom.cohort.store import atomic_write
@@ -197,9 +198,7 @@ def _check_pids(frame: pl.DataFrame, tables: Mapping[str, Table]) -> None:
         raise Invalid("the definition's pid column has empty values; every row must belong "
                       "to a participant (filter with WHERE pid IS NOT NULL)")
     known = known_pids(tables, PARTICIPANTS, PID)
-    if known is None:
-        known = pl.Series(PID, [], pl.Int64)
-    if not column.cast(pl.Int64).is_in(known.implode()).all():
+    if not sets.bitmap(column.cast(pl.Int64).to_numpy()) <= (known or sets.bitmap([])):
         raise Invalid("the definition's pid column holds values that are not the project's "
                       "participant IDs; return pid unchanged from a project table")
 

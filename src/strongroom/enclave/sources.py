@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import polars as pl
+from pyroaring import BitMap64
+
+from strongroom import sets
 
 CHUNK_ROWS = 16_384  # the rows of a cohort table decoded at a time while it is sealed
 
@@ -72,27 +75,29 @@ class ClusterTable:
     ``eid`` in its place) joined on it to ``ids`` (the project's surrogates and pids), keeping
     ``pid``, then ``kept`` (the table's index and its granted columns). ``schema`` and
     ``height`` are the table's as the single machine's view would have them; ``pids``: the
-    participants' pids (for the participant table; None for an event table)."""
+    participants' pids as a compressed bitmap (for the participant table, 1.1 MB at five
+    million where their array takes 40 MB; None for an event table)."""
 
     schema: pl.Schema
     height: int
     rows: Sealed
     ids: Sealed
     kept: tuple[str, ...]
-    pids: pl.Series | None = None
+    pids: BitMap64 | None = None
 
     @property
     def columns(self) -> list[str]:
         return list(self.schema.names())
 
 
-def known_pids(tables: Mapping[str, Table], name: str, pid: str) -> pl.Series | None:
-    """The pids of table ``name`` among ``tables`` (None: no such table)."""
+def known_pids(tables: Mapping[str, Table], name: str, pid: str) -> BitMap64 | None:
+    """The pids of table ``name`` among ``tables`` as a bitmap (:func:`sets.bitmap`; None:
+    no such table)."""
     table = tables.get(name)
     if table is None:
         return None
     if isinstance(table, ClusterTable):
         return table.pids
     if isinstance(table, pl.DataFrame):
-        return table[pid]
+        return sets.bitmap(table[pid].cast(pl.Int64).drop_nulls().to_numpy())
     return None

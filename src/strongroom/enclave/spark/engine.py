@@ -27,7 +27,6 @@ import hashlib
 import logging
 import math
 import re
-import secrets
 import shutil
 import threading
 import uuid
@@ -61,6 +60,7 @@ from strongroom.enclave.spark.cluster import (
 from strongroom.enclave.spark.dialect import spark_sql
 from strongroom.enclave.spark.genotypes import ClusterGenotypes
 from strongroom.enclave.spark.keys import KeyService
+from strongroom.enclave.spark.surrogates import SID, Surrogates
 from strongroom.enclave.view import PID, view_plan
 from strongroom.errors import DataRefusal, Invalid
 
@@ -78,7 +78,6 @@ ROWS_PER_FILE = 100_000
 # cache of definitions (workspace.DEFINITIONS_HELD): a frame the enclave has let go of is
 # never asked for again by its id
 PUBLISHED_HELD = 256 << 20
-SID = "_sid"  # the cohort's tables on the cluster: a random surrogate of eid in its place
 # Spark reads unsigned Parquet integers as wider signed ones (UINT64 as a decimal): the
 # enclave's tables are published already widened, so both engines see the same types.
 _WIDER: dict[type[pl.DataType], type[pl.DataType]] = {
@@ -105,33 +104,6 @@ class SealedCopy:
         return [self.identifier, *(self.columns[c] for c in columns if c in self.columns)]
 
 
-@dataclass
-class _Surrogates:
-    """A cohort version's ``eid``s (ascending) and the random number standing for each on
-    the cluster, so that no key a query is granted opens the master IDs."""
-
-    eids: np.ndarray
-    sids: np.ndarray
-    tag: str
-
-    def of(self, eids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Each eid's surrogate, and whether the cohort's participant table holds it."""
-        wanted = eids.cast(pl.Int64).fill_null(-1).to_numpy()
-        at = np.clip(np.searchsorted(self.eids, wanted), 0, max(self.eids.size - 1, 0))
-        if self.eids.size == 0:
-            return np.zeros(wanted.size, np.int64), np.zeros(wanted.size, np.bool_)
-        found = self.eids[at] == wanted
-        return np.where(found, self.sids[at], 0), found
-
-    def replace(self, chunk: pl.DataFrame) -> pl.DataFrame:
-        """A chunk of a cohort table with its eids' surrogates for them (rows of an eid
-        the participant table lacks, which no view could join, left out)."""
-        sids, found = self.of(chunk[EID])
-        rest = [c for c in chunk.columns if c != EID]
-        return chunk.with_columns(pl.Series(SID, sids)).filter(pl.Series(found)) \
-            .select(SID, *rest)
-
-
 class SparkEngine:
     """Checked queries on the cluster ``settings`` names; ``secret`` derives its keys.
 
@@ -155,7 +127,7 @@ class SparkEngine:
         self._sealed: OrderedDict[str, SealedCopy] = OrderedDict()
         self._sealed_size = sealed_size
         self.seals = 0  # how many times rows were sealed (tests read it: once per content)
-        self._surrogates: OrderedDict[str, _Surrogates] = OrderedDict()
+        self._surrogates: OrderedDict[str, Surrogates] = OrderedDict()
         # each published folder's schema as Spark read it the first time (see read_parquet)
         self._schemas: dict[Path, StructType] = {}
         self._lock = threading.RLock()
@@ -228,7 +200,7 @@ class SparkEngine:
                 self.keys.forget(identifier)
         shutil.rmtree(published.path, ignore_errors=True)
 
-    def _surrogates_of(self, cohort: CohortSource) -> _Surrogates:
+    def _surrogates_of(self, cohort: CohortSource) -> Surrogates:
         """The version's surrogates for its eids: drawn the first time (from the participant
         table's eid column), the same for every table and project after that."""
         with self._lock:
@@ -236,15 +208,9 @@ class SparkEngine:
             if found is not None:
                 self._surrogates.move_to_end(cohort.version)
                 return found
-            eids = sets.distinct(np.concatenate([
+            found = Surrogates(np.concatenate([
                 chunk[EID].cast(pl.Int64).drop_nulls().to_numpy()
                 for chunk in cohort.read(PARTICIPANTS)]))
-            draw = np.random.default_rng(secrets.randbits(128))
-            while True:  # distinct, from 2^62 numbers: a second draw is all but never needed
-                sids = draw.integers(1, 2**62, size=eids.size, dtype=np.int64)
-                if sets.distinct(sids).size == sids.size:
-                    break
-            found = _Surrogates(eids, sids, secrets.token_hex(8))
             self._surrogates[cohort.version] = found
             while len(self._surrogates) > 2:  # a version two ingests old: off the cluster
                 _, old = self._surrogates.popitem(last=False)
@@ -322,10 +288,10 @@ class SparkEngine:
                 frame = self._view_frame(session, table, copies[projection.source].path,
                                          ids_path, [PID])
                 if name == PARTICIPANTS:
-                    pids = pl.from_arrow(self.collect_arrow(frame))
-                    assert isinstance(pids, pl.DataFrame)
-                    known = pids[PID].cast(pl.Int64)
-                    view[name] = ClusterTable(projection.schema, known.len(), table.rows, ids,
+                    column = self.collect_arrow(frame).column(PID)
+                    known = sets.bitmap(column.to_numpy())
+                    del column
+                    view[name] = ClusterTable(projection.schema, len(known), table.rows, ids,
                                               table.kept, known)
                 else:
                     counted = self.collect_arrow(frame.groupBy().count())
@@ -537,7 +503,7 @@ def _as_duckdb(frame: pl.DataFrame) -> pl.DataFrame:
     return plain_types(frame.with_columns(zoned) if zoned else frame)
 
 
-def _cohort_rows(cohort: CohortSource, name: str, surrogates: _Surrogates) -> Sealed:
+def _cohort_rows(cohort: CohortSource, name: str, surrogates: Surrogates) -> Sealed:
     """A cohort table as the cluster holds it: the version's surrogates for its eids, each
     column under a master key of its own."""
     plain = cohort.sealed(name)
