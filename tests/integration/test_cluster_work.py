@@ -6,6 +6,7 @@ definitions and aggregate SQL read it there. The host never loads the cohort or 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,13 @@ def test_the_host_holds_definitions_up_to_its_budget_and_a_query_keeps_what_it_r
     _same(here, there)
     assert len(engine._published) == 2  # the query's two, kept though over the budget
     assert not any(path.exists() for path in earlier)
+    monkeypatch.setattr(spark_engine, "PUBLISHED_HELD", 1 << 30)
+    passing = pl.DataFrame({"pid": [3], "x": [2.5]})
+    gone = engine.publish(passing)
+    del passing  # not held by the engine: its copy goes with it, at the next publishing
+    gc.collect()
+    assert engine.publish(pl.DataFrame({"pid": [4], "x": [0.5]})).exists()
+    assert not gone.exists()
 
 
 def _cluster_participants(world: World) -> tuple[SparkEngine, Principal, Any, ClusterTable]:

@@ -30,6 +30,7 @@ import re
 import shutil
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -74,9 +75,9 @@ if TYPE_CHECKING:
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 ROWS_PER_FILE = 100_000
-# the frames kept published (each held here while it is), in bytes, as the enclave's own
-# cache of definitions (workspace.DEFINITIONS_HELD): a frame the enclave has let go of is
-# never asked for again by its id
+# the frames kept published on the cluster's storage, in bytes of their rows, as the
+# enclave's own cache of definitions (workspace.DEFINITIONS_HELD); a frame is not held here,
+# and its copy goes when it does (a frame the enclave has let go of is never asked for again)
 PUBLISHED_HELD = 256 << 20
 # Spark reads unsigned Parquet integers as wider signed ones (UINT64 as a decimal): the
 # enclave's tables are published already widened, so both engines see the same types.
@@ -84,9 +85,12 @@ _WIDER: dict[type[pl.DataType], type[pl.DataType]] = {
     pl.UInt8: pl.Int16, pl.UInt16: pl.Int32, pl.UInt32: pl.Int64, pl.UInt64: pl.Int64}
 @dataclass
 class _Published:
-    frame: pl.DataFrame  # held, so that no other frame takes its id() while it is published
+    # the frame published, not held here (the enclave's cache holds a definition while it
+    # is used): once it is gone its id() may be another frame's, and its copy is let go of
+    frame: weakref.ref[pl.DataFrame]
     path: Path
     identifier: str
+    size: int  # its rows' bytes, as published
 
 
 @dataclass
@@ -154,22 +158,24 @@ class SparkEngine:
         self.spark  # noqa: B018 (started: the key service and the folder exist)
         with self._lock:
             found = self._published.get(id(frame))
-            if found is not None and found.frame is frame:
+            if found is not None and found.frame() is frame:
                 self._published.move_to_end(id(frame))
                 return found.path
+            for gone in [k for k, p in self._published.items() if p.frame() is None]:
+                self._drop(self._published.pop(gone))  # its id() may be this frame's
             identifier = self.keys.new_identifier()
             path = self.folder / identifier
             path.mkdir(mode=0o700)
             _write(frame, path, self.keys, identifier)
-            self._published[id(frame)] = _Published(frame, path, identifier)
-            # at most cache_size frames, and PUBLISHED_HELD bytes of them (the newest kept
-            # whatever its size): each holds its frame here, a definition's rows
+            self._published[id(frame)] = _Published(weakref.ref(frame), path, identifier,
+                                                    int(frame.estimated_size()))
+            # at most cache_size frames, and PUBLISHED_HELD bytes of them on the cluster's
+            # storage (the newest kept whatever its size)
             kept = {id(frame), *(id(f) for f in keep)}
             while True:
                 held = [k for k in self._published if k not in kept]
                 if not held or (len(self._published) <= self._cache_size and sum(
-                        p.frame.estimated_size() for p in self._published.values())
-                        <= PUBLISHED_HELD):
+                        p.size for p in self._published.values()) <= PUBLISHED_HELD):
                     break
                 self._drop(self._published.pop(held[0]))
             return path
