@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,3 +33,32 @@ def test_a_server_that_cannot_warm_says_so_and_serves_on(
     with caplog.at_level(logging.ERROR):
         run._warm(SimpleNamespace(outputs=SimpleNamespace(index=broken)))  # type: ignore[arg-type]
     assert "warming the server failed" in caplog.text
+
+
+def test_a_server_stopped_while_warming_stops_its_warm_up_before_it_returns(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM during the warm-up (under load its imports take many seconds): the caller
+    closes the platform, and the interpreter finalises, only once the warm-up has stopped,
+    and the step after the one in progress is not begun."""
+    importing, imported = threading.Event(), threading.Event()
+    built: list[str] = []
+
+    def slow_preload() -> None:
+        importing.set()
+        imported.wait(30)
+
+    def served(*_: object, **__: object) -> None:  # up, then told to stop mid-import
+        assert importing.wait(30)
+        threading.Timer(0.5, imported.set).start()
+
+    monkeypatch.setattr(run, "preload", slow_preload)
+    monkeypatch.setattr(run.uvicorn, "run", served)
+    monkeypatch.setattr(run, "create_app", lambda *_: None)
+    monkeypatch.setattr(run.signal, "signal", lambda *_: None)  # not this process's SIGTERM
+    nothing = SimpleNamespace(recover=lambda: [])
+    platform = SimpleNamespace(jobs=nothing, runs=nothing,
+                               outputs=SimpleNamespace(index=lambda: built.append("index")))
+    run.serve(platform)  # type: ignore[arg-type]
+    assert imported.is_set()  # waited for the import in progress
+    assert not [t for t in threading.enumerate() if t.name == "strongroom-warm"]
+    assert built == []  # and began nothing after it

@@ -19,6 +19,10 @@ from strongroom.server import logs
 from strongroom.server.app import METRICS_FROM, create_app
 from strongroom.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 
+# How long a stopping server waits for its warm-up to finish the step it is in (an import, the
+# index) before it closes the platform: the step, not the whole warm-up, and never unbounded.
+WARM_STOP_SECONDS = 15.0
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -54,25 +58,41 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     platform.jobs.recover()
     # analyses a stopped server left running say so when polled
     platform.runs.recover()
+    stop = threading.Event()
+    warming = threading.Thread(target=_warm, args=(platform, stop), name="strongroom-warm",
+                               daemon=True)
     if warm:
-        threading.Thread(target=_warm, args=(platform,), name="strongroom-warm",
-                         daemon=True).start()
-    # uvicorn re-raises SIGTERM after its graceful shutdown, which would kill the process
-    # before the caller closes the platform (and signs the audit log's tail): exit instead.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(platform, metrics_from), host=host, port=port, log_config=logs.config(),
-                ssl_certfile=str(certificate) if certificate else None,
-                ssl_keyfile=str(key) if key else None,
-                server_header=False, proxy_headers=False,
-                access_log=False)  # the app's own access lines carry request ids (logs.py)
-
-
-def _warm(platform: Platform) -> None:
-    """What every server pays once (about four seconds at 500,000 participants), paid before
-    a researcher asks: never fatal, since the first output builds it anyway."""
+        warming.start()
     try:
-        preload()
-        platform.outputs.index()
+        # uvicorn re-raises SIGTERM after its graceful shutdown, which would kill the process
+        # before the caller closes the platform (and signs the audit log's tail): exit instead.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(create_app(platform, metrics_from), host=host, port=port,
+                    log_config=logs.config(),
+                    ssl_certfile=str(certificate) if certificate else None,
+                    ssl_keyfile=str(key) if key else None,
+                    server_header=False, proxy_headers=False,
+                    access_log=False)  # the app's own access lines carry request ids (logs.py)
+    finally:
+        # Stopped while warming (under load the imports take many seconds): the warm-up stops
+        # at its next step and is waited for, so that the platform is not closed, nor the
+        # interpreter finalised, under a thread still importing native libraries or reading
+        # the cohort. A daemon thread left running is killed mid-call at finalisation, and the
+        # exit could then hang on what it held (SIGTERM once not obeyed within 30 s).
+        stop.set()
+        if warming.is_alive():
+            warming.join(WARM_STOP_SECONDS)
+
+
+def _warm(platform: Platform, stop: threading.Event | None = None) -> None:
+    """What every server pays once (about four seconds at 500,000 participants), paid before
+    a researcher asks: never fatal, since the first output builds it anyway. Each step is
+    skipped once ``stop`` is set (the server stopping)."""
+    try:
+        for step in (preload, platform.outputs.index):
+            if stop is not None and stop.is_set():
+                return
+            step()
     except Exception:  # the first output will build it, and say why
         logging.getLogger(__name__).exception("warming the server failed; the first output "
                                               "will build its index")
