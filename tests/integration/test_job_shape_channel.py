@@ -17,6 +17,7 @@ answer and raises a ``jobs.shape`` alert for the security team. Real sandboxed j
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import time
@@ -26,6 +27,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import delete, select
 
+from strongroom.access.context import Principal
 from strongroom.attacks.observables import (
     BIT_JOB,
     BIT_OUTPUTS,
@@ -44,6 +46,7 @@ from strongroom.attacks.observables import (
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.service import DUMMY_FAILED, REAL_FAILED
+from strongroom.outputs import requests
 from strongroom.outputs.models import AnswerRow
 from strongroom.server.job_schemas import PipelineJobOut, job_out
 from strongroom.server.workbench_schemas import output_out
@@ -225,6 +228,47 @@ def test_a_finished_jobs_outputs_say_nothing_of_how_they_were_written(
         assert answers == 1 and raised == 1  # the answer kept, and an alert
     else:  # ended alike: the answer given back, nothing to alert on
         assert answers == 0 and raised == 0
+
+
+def test_a_finished_jobs_moments_are_its_start_and_its_due_step_whatever_it_kept(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The moments a researcher reads of a finished job (its end, each of its own files')
+    took none of the data's time: a large file kept first or last (hashing and sealing it
+    took its size's time) is seen at the job's end exactly, and the end is its due step
+    after the start. An attack timed the files' ``created_at`` against each other for a bit
+    a pair, free (39 of 40 bits), with the clock moving; the module's clock is moved here in
+    real time too (it is frozen otherwise, which hid it)."""
+    assert world.researcher is not None
+    who = world.sign_in(world.researcher)
+    start = time.monotonic()
+    monkeypatch.setattr(type(world.clock), "__call__", lambda self: self.now + dt.timedelta(
+        seconds=time.monotonic() - start) if self is world.clock else self.now)
+    jobs = world.platform.jobs
+    monkeypatch.setattr(jobs, "end_ladder", (4.0, 8.0))
+    target, bmi = targets(world)[0]
+    ends: list[float] = []
+    try:
+        ends = _moments_of_two(world, who, target, bmi)
+    finally:  # the module's clock never goes back (a code is accepted once)
+        world.clock.advance(seconds=time.monotonic() - start + 1)
+    assert all(4.0 <= end < 4.5 for end in ends), ends  # the step, and the start's commit
+
+
+def _moments_of_two(world: World, who: Principal, target: str, bmi: float) -> list[float]:
+    """Each job's end less its start, as the researcher reads them, once each of its own
+    files was found shown at its end."""
+    jobs = world.platform.jobs
+    ends = []
+    for line in (bmi - 1.0, bmi + 1.0):  # its b0 large, then its b2 (ground truth: the BMI)
+        row = attack(world, target, line, "big_first", "big_last", expected=4)
+        assert row.status == "finished" and row.started_at is not None, row.reasons
+        shown = jobs.get(who, row.id)
+        assert shown.ended_at is not None and len(shown.outputs) == len(NAMES)
+        for output in shown.outputs.values():
+            read = requests.read(world.platform.access, who, output)
+            assert read.output.created_at == shown.ended_at  # not when it was kept
+        ends.append((shown.ended_at - shown.started_at).total_seconds())
+    return ends
 
 
 def test_outputs_are_listed_in_declared_order_planned_or_not(world: World) -> None:

@@ -131,6 +131,75 @@ def test_the_kernels_settings_cannot_be_opened_for_writing(place: Path, setting:
         assert Path(f"/proc/sys/{setting}").read_bytes() == before
 
 
+def test_the_job_runs_at_the_lowest_cpu_priority_and_cannot_climb_back(place: Path) -> None:
+    """A job that keeps the cores busy (or not, on a participant's value) must not slow the
+    server's requests: its processes run under SCHED_IDLE at nice 19, the server takes a
+    core from them at once, and none of them can raise its priority again."""
+    ran = attack(place, SAY + """
+say("policy", os.sched_getscheduler(0) == os.SCHED_IDLE, os.nice(0))
+if os.fork() == 0:
+    say("child", os.sched_getscheduler(0) == os.SCHED_IDLE, os.nice(0))
+    os._exit(0)
+os.wait()
+for name, climb in (("other", lambda: os.sched_setscheduler(0, os.SCHED_OTHER,
+                                                             os.sched_param(0))),
+                    ("batch", lambda: os.sched_setscheduler(0, os.SCHED_BATCH,
+                                                             os.sched_param(0))),
+                    ("nice", lambda: os.setpriority(os.PRIO_PROCESS, 0, 18))):
+    try:
+        climb()
+        say("climbed", name, os.sched_getscheduler(0), os.nice(0))
+    except OSError as e:
+        say("refused", name, errno.errorcode[e.errno])
+""")
+    assert ran.ending.ok, ran.ending.stderr
+    lines = ran.said.splitlines()
+    assert lines[:2] == ["policy True 19", "child True 19"], lines
+    assert not any(line.startswith("climbed") for line in lines), lines
+    assert sum(line.startswith("refused") for line in lines) == 3, lines
+
+
+# where a job may write: its scratch (the tmpfs folders, its output folder) and the devices
+# every program writes to
+WRITABLE = ("/tmp/", "/dev/shm/", "/job/output/")
+DEVICES = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+           "/dev/ptmx", "/dev/pts/ptmx"}  # its own terminals: the sandbox's own devpts
+
+
+def test_nothing_outside_its_scratch_opens_for_writing(place: Path) -> None:
+    """Deny by default, not a list of the kernel's writable files: every file under ``/``
+    the job can reach (``/proc`` and ``/dev`` whole, its own processes' files among them)
+    is tried for writing (opened, never written), and only its scratch and the plain
+    devices open (links are passed over: their targets are walked, or are the job's own
+    descriptors, /proc/self/fd's). ``/proc/pressure``'s triggers did open, beside a list
+    that missed them."""
+    ran = attack(place, SAY + """
+seen = 0
+for top, dirs, files in os.walk("/", followlinks=False):
+    if top.startswith(("/usr", "/sys/kernel/debug")) or top in ("/lib", "/lib64", "/bin"):
+        dirs[:] = []  # the runtime: read-only binds (test_the_root_job_lib_dev_…)
+        continue
+    for name in files:
+        path = os.path.join(top, name)
+        if os.path.islink(path):  # its target is walked, or is one of its own descriptors
+            continue
+        seen += 1
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            continue
+        os.close(fd)
+        say("opened", path)
+say("seen", seen)
+""")
+    assert ran.ending.ok, ran.ending.stderr
+    opened = [line.split(" ", 1)[1] for line in ran.said.splitlines()
+              if line.startswith("opened ")]
+    outside = [p for p in opened if not p.startswith(WRITABLE) and p not in DEVICES]
+    assert outside == [], outside
+    assert int(ran.said.split("seen ")[-1]) > 1000  # /proc/sys alone is more
+
+
 def test_sysrq_and_the_host_devices_are_not_there(place: Path) -> None:
     ran = attack(place, SAY + """
 for path in ("/proc/sysrq-trigger", "/dev/mem", "/dev/kmem", "/dev/kmsg", "/dev/sda",

@@ -351,6 +351,9 @@ BRANCHES: dict[str, str] = {
     "too_large": "write_all()\nopen('output/b2.txt', 'w').write('x' * (1536 << 10))",
     "network": ("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), "
                 "timeout=1)\nexcept OSError:\n    pass\nwrite_all()"),
+    # a large file first or last: keeping a file takes its size's time (hashing, sealing)
+    "big_first": "write_all()\nopen('output/b0.txt', 'w').write('x' * (1000 << 10))",
+    "big_last": "write_all()\nopen('output/b2.txt', 'w').write('x' * (1000 << 10))",
 }
 
 SCRIPT = """\
@@ -385,7 +388,8 @@ FAILING_PAIRS = [
     ("exit3", "segv"), ("exit7", "kill"), ("symlink", "fifo"), ("folder", "missing"),
     ("plan", "error"), ("memory", "exit3"),
 ]
-FINISHED_PAIRS = [("order_size", "plain"), ("too_large", "plain"), ("network", "plain")]
+FINISHED_PAIRS = [("order_size", "plain"), ("too_large", "plain"), ("network", "plain"),
+                  ("big_first", "big_last")]
 # finished on one side, failed on the other: the one answer a job's status is
 ONE_ANSWER = [("memory", "plain")]
 
@@ -510,9 +514,10 @@ class JobBench:
         who, project = world.researcher()
         world.platform.outputs.define(who, project, "cohort", JOB_COHORT)
         jobs = world.platform.jobs
+        # walls of seconds, the cores shared evenly (the shape's channels, not the CPU's)
         jobs.limits = Limits(wall_seconds=3, cpu_seconds=2, memory_bytes=512 << 20,
                              processes=32, file_bytes=2 << 20, output_bytes=4 << 20,
-                             tmp_bytes=64 << 20)
+                             tmp_bytes=64 << 20, idle=False)
         if hasattr(jobs, "end_ladder"):
             jobs.end_ladder = ()  # the end's moment is its own channel, held by the ladder
 

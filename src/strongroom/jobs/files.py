@@ -15,8 +15,10 @@ the code that made it beside it. Before that it is made as plain as it can be:
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -92,12 +94,14 @@ def prepare(outputs: Outputs, project_id: str, *, data: bytes, path: str, kind: 
     return Kept(payload, MEDIA[suffix], name, report, job)
 
 
-def keep(ctx: AccessContext, principal: Principal, project_id: str,
-         kept: Kept) -> requests.OutputView:
-    """Keep a prepared file as an output waiting for the output checkers."""
+def keep(ctx: AccessContext, principal: Principal, project_id: str, kept: Kept, *,
+         shown_at: Callable[[], dt.datetime] | None = None) -> requests.OutputView:
+    """Keep a prepared file as an output waiting for the output checkers, shown from
+    ``shown_at()`` (record_output's)."""
     return requests.record_output(
         ctx, principal, project_id, payload=kept.payload, media_type=kept.media_type,
-        filename=kept.filename, report=kept.report, kind=AnalysisKind.JOB_FILE, spec=kept.job)
+        filename=kept.filename, report=kept.report, kind=AnalysisKind.JOB_FILE, spec=kept.job,
+        shown_at=shown_at)
 
 
 def _read(outputs: Outputs, data: bytes, name: str, suffix: str, kind: OutputKind

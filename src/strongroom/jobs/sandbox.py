@@ -5,13 +5,14 @@ UTS and mount namespaces (no network device but loopback, nothing to connect to)
 filter on the kernel's dangerous calls (syscalls.py); a read-only file system of the runtime
 (``/usr`` and the Python environment; R, its packages and ``/etc/R`` where installed), the
 job's code and inputs, a writable output folder, size-capped ``/tmp`` and ``/dev/shm`` tmpfs,
-``/proc/sys`` read-only, and nothing else: not the data directory, the key files, the
+all of ``/proc`` read-only, and nothing else: not the data directory, the key files, the
 metadata database or another project's files; an empty environment; no capabilities, no
 setuid, no new user namespaces. Where the platform is root the whole scratch lives in a
 vault (vault.py) that dies with the platform. The limits: the job's processes and memory
 held by a control group (cgroups.py), CPU seconds and file size by rlimits, wall time and
-the output folder's size watched from outside. A try at a wall is reported by the monitor
-(sitecustomize.py for Python, r/strongroom.R for R) through a pipe.
+the output folder's size watched from outside; its CPU priority the lowest (``Limits.idle``).
+A try at a wall is reported by the monitor (sitecustomize.py for Python, r/strongroom.R for
+R) through a pipe.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ class Limits:
     output_bytes: int = 512 << 20
     tmp_bytes: int = 1 << 30
     shm_bytes: int = 256 << 20
+    # the job's processes at the lowest CPU priority (SCHED_IDLE, nice 19, no way back up):
+    # the server's requests take a core from them at once, so a job that keeps the cores
+    # busy or not (on a participant's value) barely moves anyone's response time. False
+    # shares the cores evenly (tests whose walls are seconds, beside a busy test run)
+    idle: bool = True
 
 
 @dataclass(frozen=True)
@@ -275,13 +281,15 @@ def _parents(binds: list[str]) -> list[str]:
 
 def _sealed(limits: Limits) -> list[str]:
     """Once everything is in place: the kernel's settings read-only, ``/dev/shm`` capped,
-    and the root, ``/dev`` and ``/job-lib`` read-only (their tmpfs had no size cap)."""
+    and the root, ``/dev`` and ``/job-lib`` read-only (their tmpfs had no size cap), and the
+    whole of ``/proc`` read-only: not a list of its writable files (``/proc/pressure``'s
+    triggers were missed by one), every one of them, the job's own processes' included."""
     args = []
     for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"):
         if Path(path).exists():
             args += ["--ro-bind", path, path]
     return [*args, "--perms", "1777", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
-            "--remount-ro", "/dev", "--remount-ro", "/"]
+            "--remount-ro", "/proc", "--remount-ro", "/dev", "--remount-ro", "/"]
 
 
 def _runtime() -> list[str]:
@@ -334,9 +342,12 @@ def _held(group: cgroups.Group, limits: Limits) -> list[str]:
     # core 1, not 0: the kernel ignores a core limit of 0 when cores go to a program (a
     # pipe in core_pattern), and would hand the job's memory to a root helper on the host;
     # a limit of 1 it refuses outright
+    # RLIMIT_NICE 0: no process of the job may raise its priority again (nor leave SCHED_IDLE)
+    idle = ["chrt", "--idle", "0", "nice", "-n", "19"] if limits.idle else []
     return ["/bin/sh", "-c", JOIN, "sh", *(str(d / "cgroup.procs") for d in group.dirs), "--",
             "prlimit", f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
-            f"--fsize={limits.file_bytes}:{limits.file_bytes}", "--core=1:1", "--"]
+            f"--fsize={limits.file_bytes}:{limits.file_bytes}", "--core=1:1", "--nice=0:0",
+            "--", *idle]
 
 
 class _Drain(threading.Thread):

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -90,6 +91,9 @@ from strongroom.watch.shapes import fingerprint
 log = logging.getLogger(__name__)
 
 FOLDER = "jobs"
+# a job's own files are kept before its end is due and shown from that end: until then
+# their moment is this, which no list reaches (outputs are listed from their moment on)
+UNTIL_ITS_END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 DUMMY_PARTICIPANTS = 1000
 DUMMIES_KEPT = 4  # projects' dummy inputs kept made (Jobs._dummy_tables)
 # the moments (seconds from its start) at which a job's end may be seen, past its expected
@@ -124,6 +128,15 @@ MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
 STOPPED = "the platform stopped before it ended; submit it again"
 LEFT_FOR = dt.timedelta(days=7)  # how far back start-up looks for a stopped job's groups
+
+
+@dataclass(frozen=True)
+class _Finish:
+    """What is left of a job whose real run went as planned: ``keep`` its own files (before
+    its end is reckoned), then, at its end, ``settle`` (kept, on time) its status and answer."""
+
+    keep: Callable[[], bool]
+    settle: Callable[[bool, bool], tuple[JobStatus, list[str]]]
 
 
 class Jobs:
@@ -312,7 +325,7 @@ class Jobs:
             row.started_at = self.ctx.clock()
             db.flush()
             db.expunge(row)
-        finish: Callable[[bool], tuple[JobStatus, list[str]]] | None = None
+        finish: _Finish | None = None
         expected: float | None = None
         # one job at a time, to its end: held through the wait for the end's moment, so
         # that the next job starts (and its outputs appear) when this one was due, not when
@@ -320,6 +333,7 @@ class Jobs:
         # second job's planned outputs, for no answer); its time counts from here
         with self._running:
             started = time.monotonic()
+            begun = self.ctx.clock()  # the moment its time counts from, as ``started``
             try:
                 status, reasons, finish, expected = self._run(row, principal, started)
             except (Refused, Invalid, Conflict, NotFound) as refusal:
@@ -343,6 +357,9 @@ class Jobs:
                 # real data (a folder where an output goes): the one reason, as any failure
                 log.exception("job %s: its real run could not be run or read", row.id)
                 status, reasons = JobStatus.FAILED, [REAL_FAILED, *row.reasons]
+            # its own files kept before its end is reckoned (keeping them takes their size's
+            # time), hidden until that end: nothing after the wait below takes the data's time
+            kept = finish.keep() if finish is not None else False
             due, on_time = self._due(started, expected)
             row.usage["expected_seconds"] = expected
             if "tries" in row.usage:  # it ran: metered before its end is due (the meter's
@@ -351,9 +368,11 @@ class Jobs:
             time.sleep(max(0.0, due - (time.monotonic() - started)))
             if self._closing.is_set():  # stopped mid-run by close(): nothing it met is news
                 status, reasons = JobStatus.REFUSED, [STOPPED]
-            elif finish is not None:  # its own files, read before and kept once it is due
-                status, reasons = finish(on_time)
-        return self._end(row, principal, status, reasons)
+            elif finish is not None:
+                status, reasons = finish.settle(kept, on_time)
+            # its end, and its own files' moment, are the due moment, not the clock's now
+            return self._end(row, principal, status, reasons,
+                             at=begun + dt.timedelta(seconds=due))
 
     def _due(self, started: float, expected: float | None) -> tuple[float, bool]:
         """When the job's end is due (seconds from ``started``), and whether that moment
@@ -374,7 +393,7 @@ class Jobs:
         return next((step for step in self.end_ladder if step >= took), took), False
 
     def _run(self, row: JobRow, principal: Principal, started: float
-             ) -> tuple[JobStatus, list[str], Callable[[bool], tuple[JobStatus, list[str]]] | None,
+             ) -> tuple[JobStatus, list[str], _Finish | None,
                         float | None]:
         self._hold(principal, row.project_id)
         files = job_code.unpack(self._unseal(row, "code.zip"))
@@ -390,7 +409,7 @@ class Jobs:
     def _runs(self, row: JobRow, principal: Principal, files: dict[str, bytes],
               pipeline: Pipeline, chain: list[str], action: Action, begun: float
               ) -> tuple[JobStatus, list[str],
-                         Callable[[bool], tuple[JobStatus, list[str]]] | None]:
+                         _Finish | None]:
         submitted = submitted_plan(files, row.action)
         where = enclave_service.scope(self.enclave, principal, row.project_id)
         with self.ctx.transaction() as db:
@@ -451,11 +470,11 @@ class Jobs:
             # (a missing output, a wall, an exit status, another plan); the answer stays spent
             return JobStatus.FAILED, [REAL_FAILED, *planned[1]], None
 
-        def finish(on_time: bool) -> tuple[JobStatus, list[str]]:
-            """Keep its own files; give the answer back only now, when all went as on
-            the dummy data and the job ended when it was expected to (anything unforeseen
-            keeps it spent)."""
-            if not self._keep_own(row, principal, found):
+        def settle(kept: bool, on_time: bool) -> tuple[JobStatus, list[str]]:
+            """At its end: give the answer back only now, when all went as on the dummy
+            data, its own files were all kept and the job ended when it was expected to
+            (anything unforeseen keeps it spent)."""
+            if not kept:
                 row.usage["real"]["problems"] = ["its own files could not all be kept "
                                                  "(see the server log)"]
                 row.usage["real"]["alike"] = False
@@ -469,7 +488,8 @@ class Jobs:
                 with self.ctx.transaction() as db:
                     self.outputs.give_back_answer(db, answer)
             return JobStatus.FINISHED, reasons
-        return JobStatus.FINISHED, planned[1], finish
+        return JobStatus.FINISHED, planned[1], _Finish(
+            lambda: self._keep_own(row, principal, found), settle)
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -573,10 +593,12 @@ class Jobs:
 
     def _keep_own(self, row: JobRow, principal: Principal,
                   found: list[tuple[str, job_files.Kept]]) -> bool:
-        """Keep the files read by :meth:`_own`: whether all of them were."""
+        """Keep the files read by :meth:`_own`, hidden until the job's end (:meth:`_end`
+        shows them at its moment): whether all of them were."""
         for name, kept in found:
             try:
-                view = job_files.keep(self.ctx, principal, row.project_id, kept)
+                view = job_files.keep(self.ctx, principal, row.project_id, kept,
+                                      shown_at=lambda: UNTIL_ITS_END)
             except Exception:
                 log.exception("job %s: output %s could not be kept", row.id, name)
                 return False
@@ -628,12 +650,18 @@ class Jobs:
                     query_digest=digest, query_shape=shape, **meter.counts), ticket)
 
     def _end(self, row: JobRow, principal: Principal, status: JobStatus,
-             reasons: list[str]) -> JobRow:
+             reasons: list[str], at: dt.datetime) -> JobRow:
+        """The job ended, at ``at`` (its due moment, not the clock's now), its own files
+        shown from then."""
         with self.ctx.transaction() as db:
             stored = db.get(JobRow, row.id)
             assert stored is not None
             stored.status = move(stored.status, status).value
-            stored.ended_at = self.ctx.clock()
+            stored.ended_at = at
+            for output in db.scalars(select(OutputRow).where(
+                    OutputRow.id.in_(list(row.outputs.values())),
+                    OutputRow.created_at == UNTIL_ITS_END)):
+                output.created_at = stored.ended_at
             for column in ("dummy_log", "walls", "usage", "outputs", "plan"):
                 setattr(stored, column, getattr(row, column))
             stored.reasons = reasons
