@@ -10,7 +10,7 @@ metadata database or another project's files; an empty environment; no capabilit
 setuid, no new user namespaces. Where the platform is root the whole scratch lives in a
 vault (vault.py) that dies with the platform. The limits: the job's processes and memory
 held by a control group (cgroups.py), CPU seconds and file size by rlimits, wall time and
-the output folder's size watched from outside; its CPU priority the lowest (``Limits.idle``).
+the output folder's size watched from outside; its CPU priority low (``Limits.idle``).
 A try at a wall is reported by the monitor (sitecustomize.py for Python, r/strongroom.R for
 R) through a pipe.
 """
@@ -34,6 +34,7 @@ from strongroom.errors import Refused
 from strongroom.jobs import cgroups, identity, syscalls, vault
 
 BWRAP = "bwrap"
+JOB_NICE = 10  # Limits.idle: the job's processes' nice value (without a CPU group: its weight)
 NOBODY = 65534
 LOG_BYTES = 1 << 20  # kept of each of stdout and stderr (the rest is cut, and said to be)
 HOOK = Path(__file__).with_name("sitecustomize.py")
@@ -98,10 +99,11 @@ class Limits:
     output_bytes: int = 512 << 20
     tmp_bytes: int = 1 << 30
     shm_bytes: int = 256 << 20
-    # the job's processes at the lowest CPU priority (SCHED_IDLE, nice 19, no way back up):
-    # the server's requests take a core from them at once, so a job that keeps the cores
-    # busy or not (on a participant's value) barely moves anyone's response time. False
-    # shares the cores evenly (tests whose walls are seconds, beside a busy test run)
+    # the job's processes at a low CPU priority (nice 10 and no way back up, in a CPU group
+    # of an eighth of a session's weight: cgroups.make): the server's requests take the
+    # cores first, so a job that keeps them busy or not (on a participant's value) moves
+    # anyone's response time less, and the job still runs on a busy machine. False shares
+    # the cores evenly (tests whose walls are seconds, beside a busy test run)
     idle: bool = True
 
 
@@ -178,7 +180,8 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
         user = identity.job_user()
         os.fchown(monitor_w, user.uid, user.gid)
     filter_fd = syscalls.descriptor()
-    group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes)
+    group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes,
+                         idle=limits.idle)
     binds = [*_runtime(), *_binds(mounts)]
     args = [*_held(group, limits), *enter, BWRAP, *_walls(limits, env or {}, monitor_w),
             *_parents(binds), *binds, *_sealed(limits), "--seccomp", str(filter_fd),
@@ -342,8 +345,8 @@ def _held(group: cgroups.Group, limits: Limits) -> list[str]:
     # core 1, not 0: the kernel ignores a core limit of 0 when cores go to a program (a
     # pipe in core_pattern), and would hand the job's memory to a root helper on the host;
     # a limit of 1 it refuses outright
-    # RLIMIT_NICE 0: no process of the job may raise its priority again (nor leave SCHED_IDLE)
-    idle = ["chrt", "--idle", "0", "nice", "-n", "19"] if limits.idle else []
+    # RLIMIT_NICE 0: no process of the job may raise its priority again
+    idle = ["nice", "-n", str(JOB_NICE)] if limits.idle else []
     return ["/bin/sh", "-c", JOIN, "sh", *(str(d / "cgroup.procs") for d in group.dirs), "--",
             "prlimit", f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
             f"--fsize={limits.file_bytes}:{limits.file_bytes}", "--core=1:1", "--nice=0:0",
