@@ -43,14 +43,15 @@ from strongroom.attacks.observables import (
     r_script,
     script,
 )
+from strongroom.errors import RateLimited
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
-from strongroom.jobs.service import DUMMY_FAILED, REAL_FAILED
+from strongroom.jobs.service import DUMMY_FAILED, REAL_FAILED, ROUTE
 from strongroom.outputs import requests
 from strongroom.outputs.models import AnswerRow
 from strongroom.server.job_schemas import PipelineJobOut, job_out
 from strongroom.server.workbench_schemas import output_out
-from strongroom.watch.models import AlertRow
+from strongroom.watch.models import AlertRow, MeterRow
 from tests.access_world import World
 from tests.jobs_world import LIMITS, build_jobs_world, pipeline, planned, run_job
 
@@ -230,28 +231,76 @@ def test_a_finished_jobs_outputs_say_nothing_of_how_they_were_written(
         assert answers == 0 and raised == 0
 
 
-def test_a_finished_jobs_moments_are_its_start_and_its_due_step_whatever_it_kept(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The moments a researcher reads of a finished job (its end, each of its own files')
-    took none of the data's time: a large file kept first or last (hashing and sealing it
-    took its size's time) is seen at the job's end exactly, and the end is its due step
-    after the start. An attack timed the files' ``created_at`` against each other for a bit
-    a pair, free (39 of 40 bits), with the clock moving; the module's clock is moved here in
-    real time too (it is frozen otherwise, which hid it)."""
+@pytest.fixture
+def moving(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Principal]:
+    """The module's clock moved in real time (it is frozen otherwise, which hides what takes
+    the data's time), a 4-s ladder, and the researcher signed in; the clock never goes back
+    afterwards (a code is accepted once)."""
     assert world.researcher is not None
     who = world.sign_in(world.researcher)
     start = time.monotonic()
     monkeypatch.setattr(type(world.clock), "__call__", lambda self: self.now + dt.timedelta(
         seconds=time.monotonic() - start) if self is world.clock else self.now)
-    jobs = world.platform.jobs
-    monkeypatch.setattr(jobs, "end_ladder", (4.0, 8.0))
-    target, bmi = targets(world)[0]
-    ends: list[float] = []
+    monkeypatch.setattr(world.platform.jobs, "end_ladder", (4.0, 8.0))
     try:
-        ends = _moments_of_two(world, who, target, bmi)
-    finally:  # the module's clock never goes back (a code is accepted once)
+        yield who
+    finally:
         world.clock.advance(seconds=time.monotonic() - start + 1)
+
+
+def test_a_finished_jobs_moments_are_its_start_and_its_due_step_whatever_it_kept(
+        world: World, moving: Principal) -> None:
+    """The moments a researcher reads of a finished job (its end, each of its own files')
+    took none of the data's time: a large file kept first or last (hashing and sealing it
+    took its size's time) is seen at the job's end exactly, and the end is its due step
+    after the start. An attack timed the files' ``created_at`` against each other for a bit
+    a pair, free (39 of 40 bits), with the clock moving."""
+    target, bmi = targets(world)[0]
+    ends = _moments_of_two(world, moving, target, bmi)
     assert all(4.0 <= end < 4.5 for end in ends), ends  # the step, and the start's commit
+
+
+def test_a_jobs_meter_row_is_its_start_not_its_real_runs_end(
+        world: World, moving: Principal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job's own meter row is written before its end is due, as of its start: at the
+    clock's now it said when the real run ended, and the request rate limit's Retry-After
+    read that moment back to the second, for free (a red team's 4 of 4 two-bit values). Here
+    the real run sleeps 2 s or not on the target's BMI; the row's moment, and what the rate
+    limit says a minute later, are the same both ways."""
+    monkeypatch.setattr(world.platform.jobs, "limits", replace(SHAPE_LIMITS, wall_seconds=10))
+    target, bmi = targets(world)[0]
+    said, took = [], []
+    for line in (bmi - 1.0, bmi + 1.0):  # over the line: the real run sleeps 2 s
+        with world.ctx.transaction() as db:
+            db.execute(delete(MeterRow))  # the researcher waited out the minute before
+        row = attack(world, target, line, "slow", "plain", expected=4)
+        assert row.status == "finished" and row.started_at is not None, row.reasons
+        took.append(row.usage["seconds"])  # ground truth: the real run's, custodian-side
+        with world.ctx.transaction() as db:
+            metered = db.scalars(select(MeterRow).where(MeterRow.via == "job",
+                                                        MeterRow.route == ROUTE)).one()
+            late = (metered.at - row.started_at).total_seconds()
+        assert 0 <= late < 1.0, late  # its start (the start's commit), not its real run's end
+        world.clock.advance(seconds=(row.started_at + dt.timedelta(seconds=60.5)
+                                     - world.clock()).total_seconds())
+        said.append(_retry_after(world, moving))
+    assert took[0] > took[1] + 1.5, took  # the runs did differ
+    assert said[0] == said[1] is not None, said
+
+
+def _retry_after(world: World, who: Principal) -> int | None:
+    """The researcher's data requests until the rate limit refuses one: its Retry-After
+    (the requests' rows removed after, so that the module's next tests start unlimited)."""
+    try:
+        for _ in range(200):
+            try:
+                world.platform.watch.hold(who, world.project_id, "data.analyse")
+            except RateLimited as refused:
+                return refused.retry_after
+        return None
+    finally:
+        with world.ctx.transaction() as db:
+            db.execute(delete(MeterRow))
 
 
 def _moments_of_two(world: World, who: Principal, target: str, bmi: float) -> list[float]:

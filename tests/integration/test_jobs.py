@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from strongroom.audit.tables import ENTRIES
 from strongroom.errors import Invalid
 from strongroom.jobs import runner, sandbox
 from strongroom.jobs.models import JobRow
+from strongroom.jobs.service import STOPPED
 from strongroom.outputs.models import OutputRow
 from tests.access_world import World
 from tests.jobs_world import archive, build_jobs_world, pipeline, planned, run_job
@@ -398,3 +401,25 @@ def test_the_dummy_inputs_are_made_once_and_again_when_a_definition_is_saved_aga
                                   "SELECT pid, p34 AS birth_year FROM participants")
     again = jobs._dummy_tables(where)
     assert again is not first and again["lean"].columns == ["pid", "birth_year"]
+
+
+def test_a_closing_platform_does_not_wait_out_a_jobs_due_moment(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job done early waits for its due moment (its declared time: an hour, or a late step
+    of hours); a platform told to stop ends it as stopped at once, instead of waiting that
+    out (a red team's close() took the job's whole wait)."""
+    jobs = world.platform.jobs
+    monkeypatch.setattr(jobs, "end_ladder", (600.0, 1200.0))
+    yaml = pipeline("note: {path: output/note.txt, kind: text}").replace(
+        "    run:", "    expected_seconds: 600\n    run:")
+    closing = threading.Timer(3.0, jobs._closing.set)
+    closing.start()
+    began = time.monotonic()
+    try:
+        row = run_job(world, {"project.yaml": yaml,
+                              "analysis/study.py": "open('output/note.txt', 'w').write('x')"})
+    finally:
+        closing.cancel()
+        jobs._closing.clear()
+    assert row.status == "refused" and row.reasons == [STOPPED], row.reasons
+    assert time.monotonic() - began < 120  # not the 600 s it was due at

@@ -351,6 +351,7 @@ BRANCHES: dict[str, str] = {
     "too_large": "write_all()\nopen('output/b2.txt', 'w').write('x' * (1536 << 10))",
     "network": ("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), "
                 "timeout=1)\nexcept OSError:\n    pass\nwrite_all()"),
+    "slow": "time.sleep(2)\nwrite_all()",  # the real run's time, and nothing else
     # a large file first or last: keeping a file takes its size's time (hashing, sealing)
     "big_first": "write_all()\nopen('output/b0.txt', 'w').write('x' * (1000 << 10))",
     "big_last": "write_all()\nopen('output/b2.txt', 'w').write('x' * (1000 << 10))",

@@ -363,9 +363,13 @@ class Jobs:
             due, on_time = self._due(started, expected)
             row.usage["expected_seconds"] = expected
             if "tries" in row.usage:  # it ran: metered before its end is due (the meter's
-                # and the watch's time is then nobody's to read)
-                self._meter(row, principal, late=not on_time and "real" in row.usage)
-            time.sleep(max(0.0, due - (time.monotonic() - started)))
+                # and the watch's time is then nobody's to read), as of its start: a row at
+                # the clock's now would say when its real run ended (the rate limit's
+                # Retry-After read it back, a second's resolution, for free)
+                self._meter(row, principal, late=not on_time and "real" in row.usage,
+                            at=begun)
+            # a platform closing does not wait out the job's due moment (an hour, or more)
+            self._closing.wait(max(0.0, due - (time.monotonic() - started)))
             if self._closing.is_set():  # stopped mid-run by close(): nothing it met is news
                 status, reasons = JobStatus.REFUSED, [STOPPED]
             elif finish is not None:
@@ -607,14 +611,15 @@ class Jobs:
 
     # -- ending -------------------------------------------------------------------------------
 
-    def _meter(self, row: JobRow, principal: Principal, *, late: bool) -> None:
+    def _meter(self, row: JobRow, principal: Principal, *, late: bool,
+               at: dt.datetime) -> None:
         """The job as one metered request: what its real run read, its tries at the walls,
         whether its real run ended otherwise than its dummy run and whether it ended late
         (the ``jobs.shape`` detector's); the planned outputs are metered as analyses of
         their own."""
         real = row.usage.get("real")
         self.watch.observe(Observation(
-            at=self.ctx.clock(), action=Permission.DATA_ANALYSE.value, route=ROUTE, status=200,
+            at=at, action=Permission.DATA_ANALYSE.value, route=ROUTE, status=200,
             person_id=principal.person_id, institution_id=principal.institution_id,
             project_id=row.project_id, via="job", walls=int(row.usage.get("tries", 0)),
             diverged=int(real is not None and not real["alike"]), late=int(late),
