@@ -134,8 +134,10 @@ def test_an_rpc_submission_without_the_secret_launches_nothing(cluster: LocalClu
 
 
 def test_a_query_token_opens_only_its_own_tables(engine: SparkEngine) -> None:
-    mine = engine.publish(pl.DataFrame({"eid": [1, 2, 3], "bmi": [20.5, 31.0, 27.2]}))
-    theirs = engine.publish(pl.DataFrame({"eid": [7, 8], "sbp": [120, 141]}))
+    # held while their copies are read (the engine keeps a copy as long as its frame lives)
+    frames = [pl.DataFrame({"eid": [1, 2, 3], "bmi": [20.5, 31.0, 27.2]}),
+              pl.DataFrame({"eid": [7, 8], "sbp": [120, 141]})]
+    mine, theirs = (engine.publish(frame) for frame in frames)
     with engine.reading([mine]) as session:
         assert session.read.parquet(str(mine)).count() == 3
         with pytest.raises(Exception, match=r"KeyAccessDenied|not granted|403"):
@@ -216,7 +218,8 @@ def test_nothing_is_left_on_the_workers_after_the_application(
         engine: SparkEngine, cluster: LocalCluster) -> None:
     """Last in the Spark scope (tests/conftest.py ENDS_THE_APPLICATION): it ends the
     application every module's engines shared."""
-    table = engine.publish(pl.DataFrame({"eid": list(range(1000)), "x": [1.5] * 1000}))
+    frame = pl.DataFrame({"eid": list(range(1000)), "x": [1.5] * 1000})  # held while read
+    table = engine.publish(frame)
     with engine.reading([table]) as session:
         assert session.read.parquet(str(table)).groupBy("x").count().count() == 1
     works = [where / "work" for where in cluster.local_dirs()]

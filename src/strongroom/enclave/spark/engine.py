@@ -153,7 +153,8 @@ class SparkEngine:
     # -- tables on the cluster ------------------------------------------------------------
 
     def publish(self, frame: pl.DataFrame, keep: Iterable[pl.DataFrame] = ()) -> Path:
-        """Where ``frame`` is on the cluster, as encrypted Parquet (written the first time).
+        """Where ``frame`` is on the cluster, as encrypted Parquet (written the first time),
+        for as long as the caller holds ``frame`` (its copy goes once the frame has).
         ``keep``: frames the same query reads, never let go of to make room for this one."""
         self.spark  # noqa: B018 (started: the key service and the folder exist)
         with self._lock:
