@@ -1,7 +1,7 @@
 """A job's CPU load against the server's response times: a bit a job, with and without the
-sandbox's lowest CPU priority (``sandbox.Limits.idle``), in one run.
+sandbox's low CPU priority (``sandbox.Limits.low_priority``), in one run.
 
-    python benchmarks/job_cpu_channel.py [--targets 3] [--load 6] [--modes idle,normal]
+    python benchmarks/job_cpu_channel.py [--targets 3] [--load 6] [--modes low,normal]
                                          [--json PATH]
 
 The attack (session 54's red team): a job's real run keeps six processes busy for 8 s when
@@ -66,10 +66,10 @@ PROJECT = ("version: 1\nactions:\n  study:\n    expected_seconds: 20\n"
            "    outputs:\n      note: {path: output/note.txt, kind: text}\n")
 
 
-def attack(world: Any, target: str, idle: bool) -> dict[str, Any]:
+def attack(world: Any, target: str, low: bool) -> dict[str, Any]:
     """One job against ``target``, the reads timed beside it."""
     jobs = world.platform.jobs
-    jobs.limits = replace(jobs.limits, idle=idle)
+    jobs.limits = replace(jobs.limits, low_priority=low)
     me = world.sign_in(world.researcher)
     with world.ctx.transaction() as db:
         db.execute(delete(AnswerRow))  # every job may spend its answer
@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", type=int, default=3)
     parser.add_argument("--load", type=int, default=6)
-    parser.add_argument("--modes", default="idle,normal")
+    parser.add_argument("--modes", default="low,normal")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",")]
@@ -132,7 +132,7 @@ def main() -> None:
             lean = [p for p, b in sorted(bmi.items()) if b < 24][:args.targets]
             for target in [t for pair in zip(obese, lean, strict=True) for t in pair]:
                 for mode in modes:  # alternating, so the machine's drift is shared
-                    found = attack(world, target, idle=mode == "idle")
+                    found = attack(world, target, low=mode == "low")
                     found |= {"target": target, "obese": bmi[target] > 27,
                               "load": os.getloadavg()[0]}
                     results[mode].append(found)

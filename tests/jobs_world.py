@@ -22,7 +22,7 @@ COHORT = ("SELECT pid, p31 AS sex, p34 AS birth_year, p21001_i0 AS bmi, p4080_i0
 # the walls are seconds beside a busy test run (the lowest priority, the platform's own:
 # tests/integration/test_sandbox_walls.py)
 LIMITS = Limits(wall_seconds=60, cpu_seconds=60, memory_bytes=1 << 30, processes=48,
-                file_bytes=16 << 20, output_bytes=32 << 20, tmp_bytes=64 << 20, idle=False)
+                file_bytes=16 << 20, output_bytes=32 << 20, tmp_bytes=64 << 20, low_priority=False)
 
 
 def build_jobs_world(root: Path) -> World:

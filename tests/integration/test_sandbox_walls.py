@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
 # lowest priority: test_the_job_runs_at_the_lowest_cpu_priority_and_cannot_climb_back)
 LIMITS = sandbox.Limits(wall_seconds=30, cpu_seconds=30, memory_bytes=512 << 20, processes=32,
                         file_bytes=8 << 20, output_bytes=8 << 20, tmp_bytes=8 << 20,
-                        shm_bytes=8 << 20, idle=False)
+                        shm_bytes=8 << 20, low_priority=False)
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the platform is not root here")
 
 
@@ -154,7 +154,7 @@ for name, climb in (("nice", lambda: os.setpriority(os.PRIO_PROCESS, 0, 9)),
         say("climbed", name, os.sched_getscheduler(0), os.nice(0))
     except OSError as e:
         say("refused", name, errno.errorcode[e.errno])
-""", replace(LIMITS, idle=True))
+""", replace(LIMITS, low_priority=True))
     assert ran.ending.ok, ran.ending.stderr
     lines = ran.said.splitlines()
     assert lines[:2] == [f"policy True {sandbox.JOB_NICE}", f"child True {sandbox.JOB_NICE}"]
@@ -167,7 +167,7 @@ def test_a_jobs_cpu_group_has_a_low_weight_where_the_kernel_has_the_controller()
     weighs each session alike): the job's processes are in a CPU group of their own, of an
     eighth of a session's weight, where the controller is at hand."""
     group = cgroups.make(f"strongroom-idle-{os.getpid()}", memory=64 << 20, processes=4,
-                         idle=True)
+                         low_priority=True)
     try:
         knobs = [d / k for d in group.dirs for k in ("cpu.shares", "cpu.weight")
                  if (d / k).exists()]

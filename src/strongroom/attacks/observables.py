@@ -518,7 +518,7 @@ class JobBench:
         # walls of seconds, the cores shared evenly (the shape's channels, not the CPU's)
         jobs.limits = Limits(wall_seconds=3, cpu_seconds=2, memory_bytes=512 << 20,
                              processes=32, file_bytes=2 << 20, output_bytes=4 << 20,
-                             tmp_bytes=64 << 20, idle=False)
+                             tmp_bytes=64 << 20, low_priority=False)
         if hasattr(jobs, "end_ladder"):
             jobs.end_ladder = ()  # the end's moment is its own channel, held by the ladder
 

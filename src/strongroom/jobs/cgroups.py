@@ -102,8 +102,8 @@ def available() -> str | None:
     return None
 
 
-def make(name: str, *, memory: int, processes: int, idle: bool = False) -> Group:
-    """A new group ``name`` with the limits set (OSError if it cannot be made); ``idle``:
+def make(name: str, *, memory: int, processes: int, low_priority: bool = False) -> Group:
+    """A new group ``name`` with the limits set (OSError if it cannot be made); ``low_priority``:
     a CPU weight an eighth of a session's, where the kernel's CPU controller is at hand.
 
     The kernel's automatic grouping gives each session (bubblewrap starts one) an equal
@@ -122,14 +122,14 @@ def make(name: str, *, memory: int, processes: int, idle: bool = False) -> Group
         (d / "memory.max").write_text(str(memory))
         if (d / "memory.swap.max").exists():
             (d / "memory.swap.max").write_text("0")
-        if idle:
-            _least_cpu(d, {"cpu.weight": JOB_CPU_WEIGHT})
+        if low_priority and (d / "cpu.weight").exists():  # the cpu controller delegated
+            (d / "cpu.weight").write_text(str(JOB_CPU_WEIGHT))
         return Group((d,), v2=True)
     dirs = []
     controllers: list[tuple[str, dict[str, int]]] = [
         ("pids", {"pids.max": processes}), ("memory", {"memory.limit_in_bytes": memory})]
-    if idle and "cpu" in own and (ROOT / "cpu").is_dir():
-        controllers.append(("cpu", {}))
+    if low_priority and "cpu" in own and (ROOT / "cpu").is_dir():
+        controllers.append(("cpu", {"cpu.shares": JOB_CPU_SHARES}))
     try:
         for controller, limits in controllers:
             base = ROOT / controller / own.get(controller, "/").lstrip("/")
@@ -138,21 +138,12 @@ def make(name: str, *, memory: int, processes: int, idle: bool = False) -> Group
             dirs.append(d)
             for knob, value in limits.items():
                 (d / knob).write_text(str(value))
-            if controller == "cpu":
-                _least_cpu(d, {"cpu.shares": JOB_CPU_SHARES})
     except OSError:
         for d in dirs:
             with contextlib.suppress(OSError):
                 d.rmdir()
         raise
     return Group(tuple(dirs), v2=False)
-
-
-def _least_cpu(d: Path, knobs: dict[str, int]) -> None:
-    """The group's CPU weight, by each knob its controller has."""
-    for knob, value in knobs.items():
-        if (d / knob).exists():
-            (d / knob).write_text(str(value))
 
 
 def leftovers(job_ids: set[str]) -> int:

@@ -10,7 +10,7 @@ metadata database or another project's files; an empty environment; no capabilit
 setuid, no new user namespaces. Where the platform is root the whole scratch lives in a
 vault (vault.py) that dies with the platform. The limits: the job's processes and memory
 held by a control group (cgroups.py), CPU seconds and file size by rlimits, wall time and
-the output folder's size watched from outside; its CPU priority low (``Limits.idle``).
+the output folder's size watched from outside; its CPU priority low (``Limits.low_priority``).
 A try at a wall is reported by the monitor (sitecustomize.py for Python, r/strongroom.R for
 R) through a pipe.
 """
@@ -34,7 +34,7 @@ from strongroom.errors import Refused
 from strongroom.jobs import cgroups, identity, syscalls, vault
 
 BWRAP = "bwrap"
-JOB_NICE = 10  # Limits.idle: the job's processes' nice value (without a CPU group: its weight)
+JOB_NICE = 10  # Limits.low_priority: its processes' nice (without a CPU group, their weight)
 NOBODY = 65534
 LOG_BYTES = 1 << 20  # kept of each of stdout and stderr (the rest is cut, and said to be)
 HOOK = Path(__file__).with_name("sitecustomize.py")
@@ -104,7 +104,7 @@ class Limits:
     # cores first, so a job that keeps them busy or not (on a participant's value) moves
     # anyone's response time less, and the job still runs on a busy machine. False shares
     # the cores evenly (tests whose walls are seconds, beside a busy test run)
-    idle: bool = True
+    low_priority: bool = True
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
         os.fchown(monitor_w, user.uid, user.gid)
     filter_fd = syscalls.descriptor()
     group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes,
-                         idle=limits.idle)
+                         low_priority=limits.low_priority)
     binds = [*_runtime(), *_binds(mounts)]
     args = [*_held(group, limits), *enter, BWRAP, *_walls(limits, env or {}, monitor_w),
             *_parents(binds), *binds, *_sealed(limits), "--seccomp", str(filter_fd),
@@ -346,11 +346,11 @@ def _held(group: cgroups.Group, limits: Limits) -> list[str]:
     # pipe in core_pattern), and would hand the job's memory to a root helper on the host;
     # a limit of 1 it refuses outright
     # RLIMIT_NICE 0: no process of the job may raise its priority again
-    idle = ["nice", "-n", str(JOB_NICE)] if limits.idle else []
+    lowered = ["nice", "-n", str(JOB_NICE)] if limits.low_priority else []
     return ["/bin/sh", "-c", JOIN, "sh", *(str(d / "cgroup.procs") for d in group.dirs), "--",
             "prlimit", f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
             f"--fsize={limits.file_bytes}:{limits.file_bytes}", "--core=1:1", "--nice=0:0",
-            "--", *idle]
+            "--", *lowered]
 
 
 class _Drain(threading.Thread):
