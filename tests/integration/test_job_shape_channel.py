@@ -265,8 +265,8 @@ def test_a_jobs_meter_row_is_its_start_not_its_real_runs_end(
     """The job's own meter row is written before its end is due, as of its start: at the
     clock's now it said when the real run ended, and the request rate limit's Retry-After
     read that moment back to the second, for free (a red team's 4 of 4 two-bit values). Here
-    the real run sleeps 2 s or not on the target's BMI; the row's moment, and what the rate
-    limit says a minute later, are the same both ways."""
+    the real run sleeps 2 s or not on the target's BMI; the row's moment is the start both
+    ways, and a minute later the rate limit's wait is the researcher's own requests' both ways."""
     monkeypatch.setattr(world.platform.jobs, "limits", replace(SHAPE_LIMITS, wall_seconds=10))
     target, bmi = targets(world)[0]
     said, took = [], []
@@ -285,7 +285,10 @@ def test_a_jobs_meter_row_is_its_start_not_its_real_runs_end(
                                      - world.clock()).total_seconds())
         said.append(_retry_after(world, moving))
     assert took[0] > took[1] + 1.5, took  # the runs did differ
-    assert said[0] == said[1] is not None, said
+    # the job's row out of the window both ways: the wait is the researcher's own first
+    # request's (60 s less however long the requests took: 59 or 60), where a row at the real
+    # run's end, 2 s later on one side, would be the oldest and leave within about 2 s
+    assert all(s is not None and s > 10 for s in said), said
 
 
 def _retry_after(world: World, who: Principal) -> int | None:
