@@ -13,6 +13,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from strongroom import sets
 from strongroom.cohort import crypto
 from strongroom.cohort.model import EID, PARTICIPANTS
 from strongroom.cohort.store import init_store
@@ -83,7 +84,7 @@ def test_chunks_go_to_bounded_files_each_column_under_its_own_key(
     identifier = keys.new_identifier()
     frame = pl.DataFrame({EID: np.arange(1, 351), "x": np.arange(350) * 0.5,
                           "code": [f"I{i % 7}" for i in range(350)]})
-    known = Surrogates(np.arange(1, 301, dtype=np.int64))
+    known = Surrogates(sets.bitmap(np.arange(1, 301, dtype=np.int64)))
     rows = Sealed("k", lambda: (frame.slice(i, 64) for i in range(0, 350, 64)),
                   known.replace, by_column=True)
     columns: dict[str, str] = {}

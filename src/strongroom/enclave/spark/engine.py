@@ -39,10 +39,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyroaring import BitMap64
 from sqlglot import exp
 
 from strongroom import sets
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 ROWS_PER_FILE = 100_000
+IDS_SLICE = 500_000  # a project's pseudonyms given their surrogates this many at a time
 # the frames kept published on the cluster's storage, in bytes of their rows, as the
 # enclave's own cache of definitions (workspace.DEFINITIONS_HELD); a frame is not held here,
 # and its copy goes when it does (a frame the enclave has let go of is never asked for again)
@@ -215,9 +216,10 @@ class SparkEngine:
             if found is not None:
                 self._surrogates.move_to_end(cohort.version)
                 return found
-            found = Surrogates(np.concatenate([
-                chunk[EID].cast(pl.Int64).drop_nulls().to_numpy()
-                for chunk in cohort.read(PARTICIPANTS)]))
+            members = BitMap64()  # the participant table's eids, a chunk at a time
+            for chunk in cohort.read(PARTICIPANTS):
+                members |= sets.bitmap(chunk[EID].cast(pl.Int64).drop_nulls().to_numpy())
+            found = Surrogates(members)
             self._surrogates[cohort.version] = found
             while len(self._surrogates) > 2:  # a version two ingests old: off the cluster
                 _, old = self._surrogates.popitem(last=False)
@@ -264,19 +266,21 @@ class SparkEngine:
         copies = {name: self.seal(rows) for name, rows in sealed.items()}
         plan = view_plan({name: copy.schema for name, copy in copies.items()}, fields,
                          dictionary)
-        def ids_rows() -> list[pl.DataFrame]:
-            """The project's surrogates and pids (made again if its sealed copy has gone:
-            16 bytes a participant, not held with the view, nor are the pseudonyms)."""
+        def ids_rows() -> Iterator[pl.DataFrame]:
+            """The project's surrogates and pids, a slice of its pseudonyms at a time (made
+            again if its sealed copy has gone: 16 bytes a participant, not held with the
+            view, nor are the pseudonyms)."""
             mapping = pseudonyms()
-            sids, found = surrogates.of(mapping[EID])
-            return [pl.DataFrame({SID: sids, PID: mapping[PID].cast(pl.Int64).to_numpy()}
-                                 ).filter(pl.Series(found))]
+            for start in range(0, max(mapping.height, 1), IDS_SLICE):
+                part = mapping.slice(start, IDS_SLICE)
+                sids, found = surrogates.of(part[EID])
+                yield pl.DataFrame({SID: sids, PID: part[PID].cast(pl.Int64).to_numpy()}
+                                   ).filter(pl.Series(found))
 
         digest = hashlib.sha256(surrogates.tag.encode())
-        made = ids_rows()[0]
-        for column in (SID, PID):
-            digest.update(made[column].to_numpy().tobytes())
-        del made
+        for made in ids_rows():
+            for column in (SID, PID):
+                digest.update(made[column].to_numpy().tobytes())
         ids = Sealed(f"ids-{digest.hexdigest()[:32]}-{surrogates.tag}", ids_rows)
         ids_path = self.seal(ids).path
         # what reading and writing the cohort's chunks left in Arrow's allocator (its pages
@@ -295,9 +299,7 @@ class SparkEngine:
                 frame = self._view_frame(session, table, copies[projection.source].path,
                                          ids_path, [PID])
                 if name == PARTICIPANTS:
-                    column = self.collect_arrow(frame).column(PID)
-                    known = sets.bitmap(column.to_numpy())
-                    del column
+                    known = self._bitmap(frame.select(PID))
                     view[name] = ClusterTable(projection.schema, len(known), table.rows, ids,
                                               table.kept, known)
                 else:
@@ -306,6 +308,16 @@ class SparkEngine:
                                               int(counted.column(0)[0].as_py()), table.rows,
                                               ids, table.kept)
         return view
+
+    def _bitmap(self, frame: DataFrame) -> BitMap64:
+        """The values of ``frame``'s one integer column as a bitmap: each executor's part made
+        there and sent back serialised (about a bit a participant), so that their array is
+        never brought here."""
+        made = BitMap64()
+        for part in self.collect_arrow(frame.mapInArrow(_bitmap_part, "part binary")
+                                       ).column("part"):
+            made |= BitMap64.deserialize(part.as_py())
+        return made
 
     # -- queries --------------------------------------------------------------------------
 
@@ -471,6 +483,14 @@ class SparkEngine:
 # are the same (a double's -0.0 and NaNs would be made one by Spark's grouping)
 _EXACT_TYPES = ("ByteType", "ShortType", "IntegerType", "LongType", "StringType", "DateType",
                 "TimestampType", "TimestampNTZType", "BooleanType")
+
+
+def _bitmap_part(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """On an executor: its part of a column of integers as one serialised bitmap."""
+    made = BitMap64()
+    for batch in batches:
+        made |= sets.bitmap(batch.column(0).drop_null().to_numpy())
+    yield pa.RecordBatch.from_pydict({"part": [made.serialize()]})
 
 
 def _weighted(query: DataFrame) -> DataFrame:

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pyroaring import BitMap64
 
 from strongroom import sets
 from strongroom.cohort.model import EID
@@ -25,32 +26,42 @@ from strongroom.cohort.model import EID
 SID = "_sid"  # the cohort's tables on the cluster: a surrogate of eid in its place
 
 
+_SLICE = 1 << 19  # eids enciphered at a time: the cipher's buffers 8 MB, not the cohort's
+
+
 class Surrogates:
     """A cohort version's surrogates: ``of`` any eids, and whether the participant table
-    (``eids``, when made; ``key``: a fixed key, for tests) holds each. ``tag`` names the
-    version's sealed copies."""
+    (``members``: its eids, when made; ``key``: a fixed key, for tests) holds each. ``tag``
+    names the version's sealed copies."""
 
-    def __init__(self, eids: npt.NDArray[np.int64], key: bytes | None = None):
-        wanted = sets.distinct(np.asarray(eids, dtype=np.int64))
+    def __init__(self, members: BitMap64, key: bytes | None = None):
+        wanted = sets.bitmap_values(members)
         while True:
             self._key = key if key is not None else secrets.token_bytes(16)
-            if sets.distinct(self.numbers(wanted)).size == wanted.size:
+            made = self.numbers(wanted)
+            made.sort()  # in place: distinct if no two neighbours are equal
+            if not bool(np.any(made[1:] == made[:-1])):
                 break
             if key is not None:
                 raise ValueError("two eids have the same surrogate under this key")
-        self._members = sets.bitmap(wanted)
+        del made, wanted
+        self._members = members
         self.tag = secrets.token_hex(8)
 
     def numbers(self, eids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Each eid's surrogate, in 1 … 2^62 (whether the cohort holds it or not)."""
-        blocks = np.zeros((eids.size, 2), dtype=">i8")
-        blocks[:, 0] = eids
+        made = np.empty(eids.size, dtype=np.int64)
         # ECB is the block cipher applied to each eid on its own: a keyed permutation of
         # single blocks (equal eids, equal surrogates, as a surrogate must be)
         encryptor = Cipher(algorithms.AES(self._key), modes.ECB()).encryptor()  # noqa: S305
-        sealed = encryptor.update(blocks.tobytes()) + encryptor.finalize()
-        first = np.frombuffer(sealed, dtype=">u8")[::2]
-        return (first >> np.uint64(2)).astype(np.int64) + 1
+        for start in range(0, eids.size, _SLICE):
+            part = eids[start:start + _SLICE]
+            blocks = np.zeros((part.size, 2), dtype=">i8")
+            blocks[:, 0] = part
+            first = np.frombuffer(encryptor.update(blocks.tobytes()), dtype=">u8")[::2]
+            made[start:start + part.size] = (first >> np.uint64(2)).astype(np.int64) + 1
+        encryptor.finalize()
+        return made
 
     def of(self, eids: pl.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Each eid's surrogate (0 where the participant table lacks it), and whether the
