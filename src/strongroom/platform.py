@@ -27,6 +27,7 @@ from strongroom.enclave.engines import engine_from
 from strongroom.enclave.workspace import Enclave
 from strongroom.extracts import models as _extract_tables  # noqa: F401  (every room's tables)
 from strongroom.genomics.store import Genotypes
+from strongroom.jobs import settings as jobs_settings
 from strongroom.jobs.sandbox import Limits as JobLimits
 from strongroom.jobs.service import Jobs
 from strongroom.outputs.rations import Rations
@@ -91,7 +92,8 @@ class Platform:
                                exact_guard=self.privacy.refuse_exact, rations=self.rations,
                                genotypes=self.genotypes)
         # researchers' own code: planned outputs go through the outputs above, nothing else
-        self.jobs = Jobs(self.enclave, self.outputs, self.watch, limits=job_limits)
+        self.jobs = Jobs(self.enclave, self.outputs, self.watch,
+                         limits=job_limits or jobs_settings.job_limits(store.config.jobs))
         # analyses submitted to run in the background and polled, through the outputs above
         self.runs = Runs(self.outputs, self.watch)
 

@@ -139,6 +139,8 @@ class StoreConfig:
     # where the enclave's SQL runs: absent for DuckDB here; {kind: spark, master: …, store: …}
     # for a Spark cluster (enclave/engines.py, enclave/spark/cluster.py SparkSettings)
     engine: dict[str, Any] | None = None
+    # the job sandbox's limits over its defaults (jobs/settings.py): wall_seconds, memory, …
+    jobs: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, root: Path) -> StoreConfig:
@@ -153,8 +155,13 @@ class StoreConfig:
         if engine is not None and not isinstance(engine, dict):
             raise StoreError(f"{path}: engine: is a mapping (kind: spark, master: …, store: …), "
                              f"not {type(engine).__name__}; nothing was opened")
+        jobs = data.get("jobs")
+        if jobs is not None and not isinstance(jobs, dict):
+            raise StoreError(f"{path}: jobs: is a mapping of the job sandbox's limits "
+                             f"(wall_seconds: 3600, memory: 8GiB, …), not "
+                             f"{type(jobs).__name__}; nothing was opened")
         return cls(data["store_id"], data["key_id"], data.get("key_file"),
-                   data.get("database_url"), engine)
+                   data.get("database_url"), engine, jobs)
 
     def save(self, root: Path) -> None:
         text = yaml.safe_dump({
@@ -163,6 +170,7 @@ class StoreConfig:
             "key_file": self.key_file,
             "database_url": self.database_url,
             **({"engine": self.engine} if self.engine is not None else {}),
+            **({"jobs": self.jobs} if self.jobs is not None else {}),
         }, sort_keys=False)
         atomic_write(root / CONFIG, text.encode())
 
