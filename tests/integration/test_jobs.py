@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import hashlib
 import json
@@ -148,20 +147,6 @@ def test_a_bad_project_yaml_is_refused_before_anything_runs(world: World) -> Non
     assert "not in the code submitted" in reasons and "outside the output folder" in reasons
     with world.ctx.transaction() as db:
         assert not list(db.scalars(select(JobRow).where(JobRow.action == "nothing")))
-
-
-def test_an_action_expecting_more_than_the_wall_is_refused_before_anything_runs(
-        world: World) -> None:
-    """The sandbox stops a job at its wall time (strongroom.yaml's ``jobs: wall_seconds``): an
-    action declaring a longer ``expected_seconds`` would be stopped before the moment it asks
-    to be seen ending, so it is refused at submission, saying what to declare."""
-    assert world.platform.jobs.limits.wall_seconds == 60
-    yaml = NOTES.replace("    run:", "    expected_seconds: 61\n    run:")
-    with pytest.raises(Invalid) as refused:
-        run_job(world, {"project.yaml": yaml, "analysis/study.py": "pass\n"})
-    assert refused.value.reasons == [
-        "the action 'study' expects 61 s, more than a job may run here (60 s, strongroom.yaml's "
-        "jobs: wall_seconds); declare at most that in project.yaml"]
 
 
 def test_a_job_left_running_by_a_stopped_platform_is_ended_on_recovery(world: World) -> None:
@@ -425,7 +410,6 @@ def test_a_closing_platform_does_not_wait_out_a_jobs_due_moment(
     out (a red team's close() took the job's whole wait)."""
     jobs = world.platform.jobs
     monkeypatch.setattr(jobs, "end_ladder", (600.0, 1200.0))
-    monkeypatch.setattr(jobs, "limits", dataclasses.replace(jobs.limits, wall_seconds=600.0))
     yaml = pipeline("note: {path: output/note.txt, kind: text}").replace(
         "    run:", "    expected_seconds: 600\n    run:")
     closing = threading.Timer(3.0, jobs._closing.set)

@@ -242,7 +242,7 @@ class Jobs:
             raise Refused(problem)
         files = job_code.unpack(archive)
         pipeline = _pipeline(files)
-        self._within_the_wall(action, pipeline.action(action))
+        pipeline.action(action)
         pipeline.check_inputs(self._held(principal, project_id))
         submitted_plan(files, action)
         with self.ctx.transaction() as db:
@@ -264,15 +264,6 @@ class Jobs:
                 "project": project_id, "action": action, "code_sha256": row.code_sha256,
                 "files": row.files})
         return row
-
-    def _within_the_wall(self, name: str, action: Action) -> None:
-        """Refuse an action that declares more time than a job may run here: the sandbox
-        would stop it before the moment it asks to be seen ending (from its text alone)."""
-        wall = self.limits.wall_seconds
-        if action.expected_seconds is not None and action.expected_seconds > wall:
-            raise Invalid(f"the action {name!r} expects {action.expected_seconds} s, more "
-                          f"than a job may run here ({wall:g} s, strongroom.yaml's jobs: "
-                          f"wall_seconds); declare at most that in project.yaml")
 
     def _hold(self, principal: Principal, project_id: str) -> None:
         with self.ctx.transaction() as db:
@@ -415,7 +406,6 @@ class Jobs:
         action = pipeline.actions[row.action]
         expected = (float(action.expected_seconds) if action.expected_seconds is not None
                     else None)
-        self._within_the_wall(row.action, action)  # the wall may have moved since
         status, reasons, finish = self._runs(row, principal, files, pipeline, chain, action,
                                              started)
         return status, reasons, finish, expected

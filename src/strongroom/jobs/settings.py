@@ -1,7 +1,7 @@
 """The sandbox's limits from ``strongroom.yaml``'s ``jobs:`` section, over the defaults.
 
     jobs:
-      wall_seconds: 3600      # a run's wall time (an action's expected_seconds may not exceed it)
+      wall_seconds: 3600      # a run's wall time, whatever an action's expected_seconds
       cpu_seconds: 14400      # CPU seconds per process (an rlimit)
       memory: 8GiB            # the control group's memory (bytes, or with KiB/MiB/GiB, KB/MB/GB)
       processes: 64
