@@ -38,18 +38,31 @@ PLATFORM_FAILED = (  # no apostrophe: the output check's reasons quote text betw
     "differently, or tell them if it recurs")
 
 
+def is_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a failure of the platform's code or its libraries, to be answered
+    as one: any Exception, and a Rust library's panic. PyO3's ``PanicException`` (Polars',
+    the cryptography package's: each library has its own) derives from BaseException, so
+    ``except Exception`` let it through: a date past Polars' range on one participant's row
+    panicked outside every handler, a 500 and a run left running, for no answer (a red
+    team's bisection read BMI to 0.12). Never an interrupt, an exit or a cancellation."""
+    return isinstance(error, Exception) or any(
+        kind.__name__ == "PanicException" for kind in type(error).__mro__)
+
+
 @contextmanager
 def failures_are_answers() -> Iterator[None]:
     """Around work that reads participants' data: an error of the platform's own met there (a
-    library's, a memory or file error: not a ServiceError) can hang on their values as a
-    refusal can, so it is a DataRefusal too, answered and rationed like one, never a free
-    error. It is logged by its kind and the line it was raised at only: its message might
-    quote a value."""
+    library's, a memory or file error, a library's panic: not a ServiceError) can hang on
+    their values as a refusal can, so it is a DataRefusal too, answered and rationed like
+    one, never a free error. It is logged by its kind and the line it was raised at only:
+    its message might quote a value."""
     try:
         yield
     except ServiceError:
         raise
-    except Exception as error:
+    except BaseException as error:
+        if not is_failure(error):
+            raise
         frames = traceback.extract_tb(error.__traceback__)
         at = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
         logging.getLogger(__name__).error(

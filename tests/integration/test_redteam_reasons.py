@@ -270,3 +270,58 @@ def test_a_fit_refused_by_one_participant_s_value_is_a_rationed_blocked_output(
     assert seen[True][0].startswith("block: the outcome 'y' must hold 0/1"), seen
     assert seen[True][1] >= 1, seen
     assert not seen[False][0].startswith("internal") and "Invalid" not in seen[False][0], seen
+
+
+# -- a library's panic met on one participant's row: outside every handler? -----------------
+
+# a group key past the range of Polars' dates on the target's row alone: Polars panics (a
+# PyO3 PanicException, a BaseException) when it reads the group's label, where the enclave's
+# handlers caught Exception only. A red team: HTTP 500 for obese targets, 201 for lean ones,
+# 16 of 16, no answer spent, and BMI read to 0.12 by bisection; a polled run stayed running
+PANIC_KEY = ("CASE WHEN {T} AND bmi > 30 THEN CAST('infinity' AS DATE) "
+             "ELSE DATE '2000-01-01' END")
+
+
+def test_a_library_s_panic_on_one_participant_s_row_is_an_answer(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """*A failure of a library met once the data are read, a Rust panic included, is a
+    DataRefusal: a blocked output and one answer, never an error that escapes for free.*
+    Aggregate SQL grouped by a key that is a date past Polars' range only on the obese
+    target's row, and a frequency of such a column of a definition: the lean targets'
+    requests are answered, the obese ones' refused by the data, each an answer, and nothing
+    escapes the output service."""
+    for target in (cast.obese[0], cast.lean[0]):
+        key = PANIC_KEY.format(T=target.condition)
+        who, project = attacker(world)
+        before = _spent(world, who)
+        told = _told(world, who, project, {"kind": "aggregate_sql", "sql": (
+            f"SELECT {key} AS v, count(*) AS n FROM base GROUP BY v")})
+        world.platform.outputs.define(who, project, "dated", f"SELECT pid, {key} AS v FROM base")
+        counted = _told(world, who, project, {"kind": "frequency", "definition": "dated",
+                                              "variable": "v"})
+        if target.obese:  # the truth: the panic was met on their row
+            assert told.startswith("block: the platform could not complete this"), told
+            assert counted.startswith("block: the platform could not complete this"), counted
+            assert _spent(world, who) - before >= 2
+        else:
+            assert not told.startswith(("internal", "block")), told
+            assert not counted.startswith(("internal", "block")), counted
+
+
+def test_a_polled_run_that_met_a_panic_ends_and_frees_its_place(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """*A submitted run ends whatever its analysis met, a library's panic included, and
+    stops counting against the person's runs in flight.* The same aggregate as above,
+    submitted and polled, for the obese and the lean target: each run ends ``done`` (the
+    obese one's output refused by the data), none stays ``running``."""
+    from strongroom.outputs.runs import RunStatus
+
+    runs = world.platform.runs
+    for target in (cast.obese[0], cast.lean[0]):
+        who, project = attacker(world)
+        row = runs.submit(who, project, {"kind": "aggregate_sql", "sql": (
+            f"SELECT {PANIC_KEY.format(T=target.condition)} AS v, count(*) AS n "
+            "FROM base GROUP BY v")})
+        assert runs.wait(row.id, 60), "the run never ended"
+        polled = runs.get(who, row.id).run
+        assert polled.status == RunStatus.DONE.value and polled.output_id, polled

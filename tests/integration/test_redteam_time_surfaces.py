@@ -386,24 +386,26 @@ class _HeldEngine(_SlowedEngine):
 
 def test_a_dp_release_past_its_floor_spends_an_answer_and_one_within_it_none(
         world: AttackWorld, settings: Callable[..., None]) -> None:
-    """A DP release's step is data, as an analysis's is: one held 1.2 s past a 0.5 s floor
-    is answered at a step of the ladder (2 s) and keeps the answer reserved for its time,
-    spent; one within the floor gives it back (the truth: the answers' rows)."""
-    settings(analysis_seconds=2.0, analysis_ladder=2.0)  # a quarter at 3,000: 0.5 s
+    """A DP release's step is data, as an analysis's is: one held 2 s past a 1 s floor
+    is answered at a step of the ladder (2 s or later) and keeps the answer reserved for its
+    time, spent; one within the floor gives it back (the truth: the answers' rows). A fast
+    query that a loaded machine took past its floor is tried again (the rule is checked on
+    it all the same: past the floor, spent)."""
+    settings(analysis_seconds=4.0, analysis_ladder=2.0)  # a quarter at 3,000: 1 s
     privacy = world.platform.privacy
     committee = world.staff("access-committee")
-    who, project = world.researcher()
-    privacy.configure(committee, project, reason="the access committee approved it",
-                      epsilon="1")
     engine = privacy._engine_of
 
-    def spent() -> int:
+    def spent(who: Principal) -> int:
         with world.platform.access.transaction() as db:
             return db.scalar(select(func.count()).select_from(AnswerRow).where(
                 AnswerRow.requester == who.person_id, AnswerRow.what == "dp",
                 AnswerRow.spent.is_(True))) or 0
-    took = {}
-    for held in (0.0, 1.2):
+
+    def timed(held: float) -> tuple[float, int]:
+        who, project = world.researcher()
+        privacy.configure(committee, project, reason="the access committee approved it",
+                          epsilon="1")
         pool = engine()
         privacy._engine_of = lambda pool=pool, held=held: _HeldEngine(pool, None, held)
         started = time.monotonic()
@@ -411,9 +413,15 @@ def test_a_dp_release_past_its_floor_spends_an_answer_and_one_within_it_none(
             privacy.query(who, project, {"kind": "count", "epsilon": "0.05"})
         finally:
             privacy._engine_of = engine  # its own again
-        took[held] = time.monotonic() - started
-        assert spent() == (1 if held else 0), (held, took)
-    assert took[0.0] >= 0.5 and took[1.2] >= 2.0
+        return time.monotonic() - started, spent(who)
+    for _trial in range(3):
+        quick, kept = timed(0.0)
+        assert quick >= 1.0 and bool(kept) == (quick >= 2.0), (quick, kept)
+        if not kept:
+            break
+    assert kept == 0, f"every trial's fast query passed its floor ({quick:.2f} s): too loaded"
+    slow, kept = timed(2.0)
+    assert kept == 1 and slow >= 2.0, (slow, kept)
 
 
 # -- what holds ------------------------------------------------------------------------------

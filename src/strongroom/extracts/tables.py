@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from strongroom.errors import Invalid
+from strongroom.errors import Invalid, is_failure
 
 _PARQUET = b"PAR1"
 _ZIP = b"PK\x03\x04"
@@ -174,7 +174,9 @@ def _check_parquet(path: Path) -> None:
         schema = pl.read_parquet_schema(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise Invalid(f"{path.name} looks like Parquet but cannot be read ({_kind(exc)})") from exc
-    except Exception as exc:  # polars raises several types for damaged files
+    except BaseException as exc:  # polars raises several types for damaged files
+        if not is_failure(exc):
+            raise
         raise Invalid(f"{path.name} looks like Parquet but cannot be read ({_kind(exc)})") from exc
     if meta.num_columns > MAX_COLUMNS:
         raise _too_wide(path.name, meta.num_columns)
@@ -235,7 +237,9 @@ def _head(path: Path) -> bytes:
 def _read_parquet(path: Path) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for damaged files
+    except BaseException as exc:  # polars raises several types for damaged files
+        if not is_failure(exc):
+            raise
         raise Invalid(f"{path.name} looks like Parquet but cannot be read ({_kind(exc)})") from exc
     return _typed(_safely_named(frame))
 
@@ -249,7 +253,9 @@ def _read_json_lines(path: Path) -> pl.DataFrame:
         raise Invalid(f"cannot read {path.name}: {exc.strerror or exc}") from exc
     try:
         frame = pl.read_ndjson(io.BytesIO(data.removeprefix(_BOM)), infer_schema_length=None)
-    except Exception as exc:  # polars raises several types for malformed lines
+    except BaseException as exc:  # polars raises several types for malformed lines
+        if not is_failure(exc):
+            raise
         raise Invalid(f"{path.name} looks like JSON lines but cannot be read ({_kind(exc)}); "
                       f"each line must be one flat JSON object; {_SEND}") from exc
     frame = _safely_named(frame)
@@ -278,7 +284,9 @@ def _read_text(path: Path) -> pl.DataFrame:
                 encoding="utf8-lossy",
                 truncate_ragged_lines=False,
             )
-    except Exception as exc:
+    except BaseException as exc:
+        if not is_failure(exc):
+            raise
         raise Invalid(
             f"{path.name} cannot be read as delimited text ({_kind(exc)}); "
             f"{_SEND}"
@@ -319,7 +327,9 @@ def _numbers_read_as_numbers(path: Path, separator: str) -> pl.DataFrame | None:
         if again:
             text = pl.read_csv(path, infer_schema=False, columns=again, **options)
             frame = frame.with_columns(text.get_columns())
-    except Exception:  # read again as text, which says what is wrong
+    except BaseException as failure:  # read again as text, which says what is wrong
+        if not is_failure(failure):
+            raise
         return None
     return frame
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from strongroom.errors import is_failure
 from strongroom.genomics import encoding
 from strongroom.genomics.formats import Dosages, GenotypeFile, GenotypeFileError, open_direct
 
@@ -163,7 +164,9 @@ def _serve(conn: multiprocessing.connection.Connection, path: str) -> None:
     except GenotypeFileError as exc:
         conn.send(("refused", str(exc)))
         return
-    except Exception as exc:  # a reader's own error type: still a refusal, with its words
+    except BaseException as exc:  # a reader's own error type: still a refusal, with its words
+        if not is_failure(exc):
+            raise
         conn.send(("refused", f"{Path(path).name} cannot be read ({type(exc).__name__}: "
                               f"{exc}); check it with plink2 --validate"))
         return
@@ -185,6 +188,8 @@ def _serve(conn: multiprocessing.connection.Connection, path: str) -> None:
                     conn.send(("end",))
             except GenotypeFileError as exc:
                 conn.send(("refused", str(exc)))
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_failure(exc):
+                    raise
                 conn.send(("refused", f"{Path(path).name} cannot be read ({type(exc).__name__}:"
                                       f" {exc}); check it with plink2 --validate"))

@@ -27,7 +27,7 @@ import numpy as np
 
 from strongroom.access.context import AccessContext, Principal
 from strongroom.enclave.results import AnalysisKind
-from strongroom.errors import Invalid
+from strongroom.errors import Invalid, is_failure
 from strongroom.jobs.pipeline import OutputKind
 from strongroom.outputs import requests
 from strongroom.outputs.service import Outputs
@@ -80,7 +80,9 @@ def prepare(outputs: Outputs, project_id: str, *, data: bytes, path: str, kind: 
         "it holds, so two output checkers decide, with the code beside it"))]
     try:
         payload, found = _read(outputs, data, name, suffix, kind)
-    except Exception as problem:  # fail closed: whatever the bytes did, a placeholder
+    except BaseException as problem:  # fail closed: whatever the bytes did, a placeholder
+        if not is_failure(problem):
+            raise
         why = "; ".join(getattr(problem, "reasons", None) or [f"{type(problem).__name__}"])
         payload, found = PLACEHOLDER[suffix], [Finding(SCAN_RULE, Verdict.REVIEW, (
             f"the file could not be kept as the job wrote it ({why}): this is a placeholder; "

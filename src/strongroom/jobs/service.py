@@ -64,6 +64,7 @@ from strongroom.errors import (
     RateLimited,
     Refused,
     ServiceError,
+    is_failure,
 )
 from strongroom.jobs import cgroups, runner, sandbox
 from strongroom.jobs import code as job_code
@@ -176,7 +177,9 @@ class Jobs:
             self.run(job_id, principal)
         except ServiceError as refusal:  # a refusal meant for the caller (a rate, a pause)
             self._abandon(job_id, "; ".join(_reasons(refusal)))
-        except Exception:  # the job is ended as refused, with the reason, below
+        except BaseException as failure:  # the job is ended as refused, with the reason, below
+            if not is_failure(failure):
+                raise
             log.exception("job %s could not be run", job_id)
             self._abandon(job_id, "the platform could not run it (see the server log)")
 
@@ -350,7 +353,9 @@ class Jobs:
                     status, reasons = JobStatus.FAILED, [REAL_FAILED, *row.reasons]
                 else:
                     status, reasons = JobStatus.REFUSED, _reasons(refusal)
-            except Exception:
+            except BaseException as failure:
+                if not is_failure(failure):
+                    raise
                 if "real" not in row.usage:
                     raise  # before the real run: the platform's fault (_background)
                 # once the real run started, whatever broke may be the job's doing on the
@@ -589,7 +594,9 @@ class Jobs:
                     kind=declared.kind, job={"job": row.id, "action": row.action,
                                              "output": name, "code_sha256": row.code_sha256,
                                              "script": action.script})))
-            except Exception as problem:
+            except BaseException as problem:
+                if not is_failure(problem):
+                    raise
                 log.exception("job %s: output %s could not be kept", row.id, name)
                 problems.append(f"output {name!r} could not be read for the checkers "
                                 f"({type(problem).__name__})")
@@ -603,7 +610,9 @@ class Jobs:
             try:
                 view = job_files.keep(self.ctx, principal, row.project_id, kept,
                                       shown_at=lambda: UNTIL_ITS_END)
-            except Exception:
+            except BaseException as failure:
+                if not is_failure(failure):
+                    raise
                 log.exception("job %s: output %s could not be kept", row.id, name)
                 return False
             row.outputs[name] = view.output.id
@@ -642,7 +651,7 @@ class Jobs:
             except ServiceError as refusal:
                 status = HTTP_STATUS.get(refusal.status, 400)
                 raise
-            except Exception:
+            except BaseException:
                 status = 500
                 raise
             finally:

@@ -50,7 +50,7 @@ from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action
 from strongroom.access.tokens import new_id
 from strongroom.audit import EventType
-from strongroom.errors import Conflict, NotFound, RateLimited, ServiceError
+from strongroom.errors import Conflict, NotFound, RateLimited, ServiceError, is_failure
 from strongroom.outputs import timing
 from strongroom.outputs.models import AnalysisRunRow
 from strongroom.outputs.render import Format
@@ -217,7 +217,9 @@ class Runs:
                 except ServiceError as refusal:
                     status, error, reasons = RunStatus.REFUSED, refusal.status, refusal.reasons
                     retry = refusal.retry_after if isinstance(refusal, RateLimited) else None
-                except Exception:
+                except BaseException as failure:
+                    if not is_failure(failure):
+                        raise
                     log.exception("analysis run %s could not be run", run_id)
                     status, error, reasons = RunStatus.FAILED, "internal", [FAILED]
                 took = time.perf_counter() - started

@@ -54,6 +54,7 @@ from strongroom.errors import (
     NotFound,
     Refused,
     failures_are_answers,
+    is_failure,
     reading_data,
 )
 from strongroom.genomics.store import Genotypes
@@ -372,7 +373,10 @@ class Outputs:
                     except (NotFound, FileNotFoundError):  # published already (no floor)
                         self.enclave.definition(project, pending.definition.name)
                     self.enclave.master_ids(project)
-            except Exception:  # the first analysis opens them anyway, and says what failed
+            except BaseException as failure:
+                if not is_failure(failure):
+                    raise
+                # the first analysis opens them anyway, and says what failed
                 logging.getLogger(__name__).warning(
                     "reading back the definition %r of %s failed", pending.definition.name,
                     project_id, exc_info=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from strongroom.errors import Invalid
+from strongroom.errors import Invalid, is_failure
 
 MISSING = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"]
 _PARQUET = b"PAR1"
@@ -56,7 +56,9 @@ def read_table(path: Path, delimiter: str | None = None) -> pl.DataFrame:
 def _parquet(path: Path) -> pl.DataFrame:
     try:
         return pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for damaged files
+    except BaseException as exc:  # polars raises several types for damaged files
+        if not is_failure(exc):
+            raise
         raise Invalid(f"{path} looks like Parquet but cannot be read "
                       f"({type(exc).__name__}); is it complete?") from exc
 

@@ -35,7 +35,7 @@ from strongroom.access.tokens import new_id
 from strongroom.audit import EventType
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.workspace import Enclave, LruCache
-from strongroom.errors import Conflict, Invalid, Refused, ServiceError, Unavailable
+from strongroom.errors import Conflict, Invalid, Refused, ServiceError, Unavailable, is_failure
 from strongroom.outputs import timing
 from strongroom.outputs.rations import Rations
 from strongroom.privacy import budget, dp, mixed_access
@@ -255,7 +255,9 @@ class Privacy:
                 raise Unavailable("OpenDP proved a privacy loss above the charge; the answer "
                                   "is withheld")
             released = dp.answer(planned, raw)
-        except Exception as exc:
+        except BaseException as exc:
+            if not is_failure(exc):
+                raise
             self._failed(principal, project_id, spend_id, exc,
                          self._answer_at(asked, started, answer, failed=True))
             raise Unavailable(

@@ -31,7 +31,7 @@ from strongroom.access.permissions import Action
 from strongroom.access.states import PauseLevel
 from strongroom.access.tokens import new_id
 from strongroom.audit import AuditEvent, EventType
-from strongroom.errors import Invalid, NotFound, RateLimited, Refused
+from strongroom.errors import Invalid, NotFound, RateLimited, Refused, is_failure
 from strongroom.watch import charges, forecast
 from strongroom.watch.detectors import run_all
 from strongroom.watch.detectors.policy import DetectorPolicy
@@ -322,7 +322,9 @@ class Watch:
             history = self.history(obs)
             signals = run_all(obs, history, self.policy)
             return self.respond(signals) if signals else []
-        except Exception:  # watch must not break the request it watches; it says so
+        except BaseException as failure:  # watch must not break the request it watches
+            if not is_failure(failure):
+                raise
             log.exception("watch could not meter or judge a request")
             return []
 
@@ -424,7 +426,9 @@ class Watch:
             if self.deliver is not None and (new or set_now):
                 try:
                     self.deliver(alert)
-                except Exception:
+                except BaseException as failure:
+                    if not is_failure(failure):
+                        raise
                     log.exception("an alert could not be delivered; it stays in the list")
         return [a for a, _, _ in raised]
 

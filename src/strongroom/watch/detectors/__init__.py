@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
+from strongroom.errors import is_failure
 from strongroom.watch.detectors import accounts, baselines, coverage, jobs, network, queries
 from strongroom.watch.detectors.frames import person_subject, sharing
 from strongroom.watch.detectors.policy import DetectorPolicy
@@ -60,7 +61,9 @@ def run_all(obs: Observation, history: History,
                 continue
             try:
                 found += detect(obs, history, policy)
-            except Exception as exc:  # one broken detector must not blind the others
+            except BaseException as exc:  # one broken detector must not blind the others
+                if not is_failure(exc):
+                    raise
                 log.exception("detector %s failed", name)
                 found.append(_failure(name, exc, obs))
     found = [_governed(s, history, policy) for s in found]
@@ -116,7 +119,7 @@ def _corroborated(signals: list[Signal], obs: Observation,
         dedup=obs.at.date().isoformat())
 
 
-def _failure(name: str, exc: Exception, obs: Observation) -> Signal:
+def _failure(name: str, exc: BaseException, obs: Observation) -> Signal:
     # the exception's type only: its message could quote data the detector was reading
     return Signal(
         detector=FAILED, severity=Severity.MEDIUM,
