@@ -537,12 +537,42 @@ def test_public_metrics_say_nothing_of_a_withheld_output(
         after = _alerts(browser)
         seen[side] = ({k: v - before.get(k, 0.0) for k, v in after.items()
                        if v != before.get(k, 0.0)}, browser.get("/metrics").status_code)
-        # the custodian's scraper still reads them, and watch still saw it (the truth)
+        # the custodian's scraper still reads them; the watch counts what the check found
+        # only from outputs that were answers (its counts suspend, alone or with two other
+        # groups of detectors agreeing): a withheld output's findings stay on its report
         scraper = TestClient(create_app(world.platform), client=("127.0.0.1", 50000))
         assert scraper.get("/metrics").status_code == 200
         seen[side] += (_differencing_alerts(world, who),)
-    assert seen["over"][:2] == seen["under"][:2] == ({}, 404), seen
-    assert seen["over"][2] == 1 and seen["under"][2] == 0, seen  # what the alert says
+    assert seen["over"] == seen["under"] == ({}, 404, 0), seen
+
+
+def test_a_suspension_counts_only_what_answered(world: AttackWorld, cast: runner.Cast) -> None:
+    """*Whether the watch suspends a person (their next request refused) hangs only on
+    outputs that were answers.* Detectors suspend on what the check saw and the output does
+    not show (cells near the line, differencing found); a cell of 2k − 1 people is released
+    whole and spends no answer, yet was metered near the line. A red team filled the day
+    with 39 near cells (one output, an answer) and asked a probe whose group is 2k − 1 people
+    if the target is obese and 2k if lean: the next request was refused (suspended) for
+    obese targets only, 3 of 3, the probe spending nothing. Both now go on alike."""
+    spare = next(t for t in (*cast.obese, *cast.lean)
+                 if t not in (cast.obese[0], cast.lean[0]))
+    group = f"(({cast.nines[0]}) OR ({cast.nines[1]}) OR {spare.condition})"  # 2k − 1 = 19
+    fill = (f"SELECT CASE WHEN {group} THEN 'a' ELSE 'b' END AS v, "
+            + ", ".join(f"count(*) AS n{i}" for i in range(39)) + " FROM base GROUP BY v")
+    seen = {}
+    for target in (cast.obese[0], cast.lean[0]):
+        who, project = attacker(world)
+        browser = _browser(world, who)
+        told = []
+        for sql in (fill, f"SELECT CASE WHEN {group} OR ({target.condition} AND NOT bmi > 30) "
+                          "THEN 'a' ELSE 'b' END AS v, count(*) AS n FROM base GROUP BY v",
+                    "SELECT sex, count(*) AS n FROM base GROUP BY sex"):
+            world.clock.advance(5)
+            made = browser.post(f"/projects/{project}/analyses", json=_analysis(sql))
+            told.append((made.status_code, made.json().get("verdict")))
+        seen[target.obese] = told
+    assert seen[True] == seen[False], seen
+    assert seen[True][2][0] == 201, seen  # nobody suspended by a free probe
 
 
 # -- the Python client ---------------------------------------------------------------------

@@ -212,8 +212,17 @@ class Measures:
 
     @classmethod
     def of(cls, result: Result, held: Contributors, sure: Mapping[str, int],
-           threshold: int, rows: int, late: bool = False) -> Measures:
+           threshold: int, rows: int, *, answered: bool, late: bool = False) -> Measures:
+        """The output's measures. What the check saw and the output does not show (cells near
+        the line, differencing found) is counted only when the output was an answer (acted
+        on, or near its line, and rationed): detectors suspend on these counts, and a count
+        an unrationed output adds would be read back, for free, from whether the next
+        request is suspended (a red team: a cell of 2k − 1 people, released whole and
+        unrationed, was metered near the line; 39 of them and a probe suspended the attacker
+        only when the target was obese, 3 of 3, no answer spent)."""
         sizes = [len(members) for _, members in held.cells()]
+        if not answered:
+            return cls(rows, len(held.population), len(sizes), 0, 0, 0, int(late))
         near = sum(1 for c in result.cells if threshold <= c.contributors.size < 2 * threshold)
         return cls(rows, len(held.population), len(sizes), near,
                    sum(sure.get(kind, 0) for kind in AGAINST_RELEASED),
@@ -501,7 +510,7 @@ class Outputs:
         self._keep(where.project, view.output.id, held)
         if measured is not None:
             measured(Measures.of(result, held, sure, rules.threshold,
-                                 self.enclave.participants(),
+                                 self.enclave.participants(), answered=view.output.acted,
                                  late=timer is not None and timer.overran))
         return view
 
@@ -604,7 +613,7 @@ class Outputs:
             self._keep(where.project, view.output.id, held)
             if measured is not None:  # metered like any analysis: the people it read
                 measured(Measures.of(out.result, held, sure, rules.threshold,
-                                     self.enclave.participants(),
+                                     self.enclave.participants(), answered=view.output.acted,
                                      late=timer is not None and timer.overran))
             # the membership budget is spent when the output exists, released or not (cautious)
             self._save_genetic_budget(ledger.earlier + ledger.added)
