@@ -70,7 +70,7 @@ from strongroom.outputs import answers, requests
 from strongroom.outputs.models import OutputRow
 from strongroom.server.app import create_app
 from strongroom.server.security import CSRF_HEADER, SESSION_COOKIE
-from strongroom.watch.models import AlertRow
+from strongroom.watch.models import AlertRow, MeterRow
 from tests.redteam_world import (
     FLOOR,
     attacker,
@@ -553,7 +553,9 @@ def test_a_suspension_counts_only_what_answered(world: AttackWorld, cast: runner
     whole and spends no answer, yet was metered near the line. A red team filled the day
     with 39 near cells (one output, an answer) and asked a probe whose group is 2k − 1 people
     if the target is obese and 2k if lean: the next request was refused (suspended) for
-    obese targets only, 3 of 3, the probe spending nothing. Both now go on alike."""
+    obese targets only, 3 of 3, the probe spending nothing. Both now go on alike, and what
+    the watch meters of each request (custodian-side) is the same: a one-cell probe of 19 or
+    20 people, released whole, no longer meters its participants (19 against 20)."""
     spare = next(t for t in (*cast.obese, *cast.lean)
                  if t not in (cast.obese[0], cast.lean[0]))
     group = f"(({cast.nines[0]}) OR ({cast.nines[1]}) OR {spare.condition})"  # 2k − 1 = 19
@@ -564,15 +566,22 @@ def test_a_suspension_counts_only_what_answered(world: AttackWorld, cast: runner
         who, project = attacker(world)
         browser = _browser(world, who)
         told = []
-        for sql in (fill, f"SELECT CASE WHEN {group} OR ({target.condition} AND NOT bmi > 30) "
-                          "THEN 'a' ELSE 'b' END AS v, count(*) AS n FROM base GROUP BY v",
-                    "SELECT sex, count(*) AS n FROM base GROUP BY sex"):
+        probe = f"{group} OR ({target.condition} AND NOT bmi > 30)"  # 19 if obese, else 20
+        for sql in (fill, f"SELECT CASE WHEN {probe} THEN 'a' ELSE 'b' END AS v, count(*) AS n "
+                          "FROM base GROUP BY v",
+                    "SELECT sex, count(*) AS n FROM base GROUP BY sex",
+                    f"SELECT count(*) AS n FROM base WHERE {probe}"):
             world.clock.advance(5)
             made = browser.post(f"/projects/{project}/analyses", json=_analysis(sql))
             told.append((made.status_code, made.json().get("verdict")))
-        seen[target.obese] = told
+        with world.platform.access.transaction() as db:  # custodian-side: the meter's rows
+            metered = [(m.participants, m.near_threshold, m.differencing, m.differencing_within)
+                       for m in db.scalars(select(MeterRow).where(
+                           MeterRow.person_id == who.person_id,
+                           MeterRow.route.endswith("/analyses")).order_by(MeterRow.id))]
+        seen[target.obese] = (told, metered)
     assert seen[True] == seen[False], seen
-    assert seen[True][2][0] == 201, seen  # nobody suspended by a free probe
+    assert seen[True][0][2][0] == 201, seen  # nobody suspended by a free probe
 
 
 # -- the Python client ---------------------------------------------------------------------

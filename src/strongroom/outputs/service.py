@@ -214,15 +214,17 @@ class Measures:
     def of(cls, result: Result, held: Contributors, sure: Mapping[str, int],
            threshold: int, rows: int, *, answered: bool, late: bool = False) -> Measures:
         """The output's measures. What the check saw and the output does not show (cells near
-        the line, differencing found) is counted only when the output was an answer (acted
-        on, or near its line, and rationed): detectors suspend on these counts, and a count
+        the line, differencing found, the participants behind it) is counted only when the
+        output was an answer (acted on, or near its line, and rationed): detectors suspend on
+        these counts (alone, or a medium signal with two other groups agreeing), and a count
         an unrationed output adds would be read back, for free, from whether the next
         request is suspended (a red team: a cell of 2k − 1 people, released whole and
         unrationed, was metered near the line; 39 of them and a probe suspended the attacker
-        only when the target was obese, 3 of 3, no answer spent)."""
+        only when the target was obese, 3 of 3, no answer spent). An output released whole
+        is metered as reading the whole cohort (``rows``): broad, whatever its groups."""
         sizes = [len(members) for _, members in held.cells()]
         if not answered:
-            return cls(rows, len(held.population), len(sizes), 0, 0, 0, int(late))
+            return cls(rows, rows, len(sizes), 0, 0, 0, int(late))
         near = sum(1 for c in result.cells if threshold <= c.contributors.size < 2 * threshold)
         return cls(rows, len(held.population), len(sizes), near,
                    sum(sure.get(kind, 0) for kind in AGAINST_RELEASED),
