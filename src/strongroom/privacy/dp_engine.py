@@ -223,8 +223,10 @@ def serve(source: IO[bytes], out: IO[bytes]) -> None:
             else:
                 frame = pl.read_ipc_stream(io.BytesIO(payload or b""))
                 answer = run(header, frame)
-        except Exception as exc:  # the answer says what failed; the worker keeps serving
-            answer = _failure(exc, op)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # the answer says what failed; the worker keeps serving
+            answer = _failure(exc, op)  # a Polars panic too (PyO3's, a BaseException)
         _answer(out, answer)
 
 
