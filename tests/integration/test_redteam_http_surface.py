@@ -584,6 +584,39 @@ def test_a_suspension_counts_only_what_answered(world: AttackWorld, cast: runner
     assert seen[True][0][2][0] == 201, seen  # nobody suspended by a free probe
 
 
+def test_past_the_ration_the_meter_reads_a_refusal_as_any_output(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """*Past the ration (every output withheld, none an answer), what the meter records of an
+    analysis is the same whether the data refused it or it ran.* A binomial GLM whose
+    outcome is 2 on the target's row if they are obese (the data refuse it) and 0/1 else:
+    withheld either way. Before, the refusal metered no participants and the run the whole
+    cohort: the reconstruction detector counted the lean probe as one of the day's analyses
+    and not the obese one, and a red team turned that into a suspension by corroboration
+    for lean targets only (3 of 3, no answer spent)."""
+    seen = {}
+    for target in (cast.obese[0], cast.lean[0]):
+        who, project = attacker(world)
+        world.platform.outputs.define(
+            who, project, "model", f"SELECT pid, CASE WHEN {target.condition} AND bmi > 30 "
+            "THEN 2 ELSE sex END AS y, birth_year FROM base")
+        _spend_all(world, who, project)
+        world.clock.advance(5)
+        made = _browser(world, who).post(f"/projects/{project}/analyses", json={"analysis": {
+            "kind": "glm", "definition": "model", "formula": "y ~ birth_year",
+            "family": "binomial"}})
+        assert made.status_code == 201, made.text
+        with world.platform.access.transaction() as db:  # custodian-side
+            metered = [(m.participants, m.near_threshold, m.differencing, m.late)
+                       for m in db.scalars(select(MeterRow).where(
+                           MeterRow.person_id == who.person_id,
+                           MeterRow.route.endswith("/analyses")))]
+            refused = db.get(OutputRow, made.json()["id"])
+            assert refused is not None
+            seen[target.obese] = (metered, {f.get("rule") for f in refused.report["findings"]})
+    assert seen[True][0] == seen[False][0], seen
+    assert "refused" in seen[True][1] and "refused" not in seen[False][1], seen  # the truth
+
+
 # -- the Python client ---------------------------------------------------------------------
 
 

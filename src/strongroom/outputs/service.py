@@ -231,6 +231,15 @@ class Measures:
                    sum(sure.get(kind, 0) for kind in (WITHIN_RULE, COMBINED)), int(late))
 
 
+    @classmethod
+    def refused(cls, rows: int, *, answered: bool, late: bool = False) -> Measures:
+        """An output refused once it read the data: no cells, and metered as an output
+        released whole is unless it was an answer (a withheld refusal, the ration spent,
+        metered otherwise than a withheld output that ran told the refusal, for free, to
+        the reconstruction detector's count of analyses and a suspension by corroboration)."""
+        return cls(rows, 0 if answered else rows, 0, 0, 0, 0, int(late))
+
+
 # the kinds of keyed decision (enclave/margin.py) that difference against released outputs
 AGAINST_RELEASED = ("ledger", contributions.RULE, "span", "partition")
 # the combination audit's: three or more released groups whose sum and differences give a
@@ -493,10 +502,10 @@ class Outputs:
             except DataRefusal as refusal:
                 refused = self._refused(principal, project_id, request, fmt, refusal, timer,
                                         named)
-                if measured is not None and timer is not None and timer.overran:
-                    # a run cut off or refused once it read the data, past its floor: its
-                    # counts are none, its lateness is metered like any overrun's
-                    measured(Measures(0, 0, 0, 0, 0, 0, late=1))
+                if measured is not None:  # a run cut off or refused once it read the data
+                    measured(Measures.refused(self.enclave.participants(),
+                                              answered=refused.output.acted,
+                                              late=_late(timer, refused.output.acted)))
                 return refused
             # a group shown just over the line answered as much as one hidden below it
             acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
@@ -513,7 +522,7 @@ class Outputs:
         if measured is not None:
             measured(Measures.of(result, held, sure, rules.threshold,
                                  self.enclave.participants(), answered=view.output.acted,
-                                 late=timer is not None and timer.overran))
+                                 late=_late(timer, view.output.acted)))
         return view
 
     def _gwas(self, principal: Principal, project_id: str, request: Mapping[str, Any],
@@ -602,8 +611,13 @@ class Outputs:
                     one = DataRefusal(gwas_refused(spec, rules.threshold,
                                                    rules.genetics_max_residual_share,
                                                    rules.regression_max_leverage))
-                    return self._refused(principal, project_id, request, fmt, one, timer,
-                                         named)
+                    refused = self._refused(principal, project_id, request, fmt, one, timer,
+                                            named)
+                    if measured is not None:  # as an analysis refused by the data is
+                        measured(Measures.refused(self.enclave.participants(),
+                                                  answered=refused.output.acted,
+                                                  late=_late(timer, refused.output.acted)))
+                    return refused
             acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
                      or answers.near(map(len, held.sets), rules.threshold))
             view = requests.record_output(
@@ -616,7 +630,7 @@ class Outputs:
             if measured is not None:  # metered like any analysis: the people it read
                 measured(Measures.of(out.result, held, sure, rules.threshold,
                                      self.enclave.participants(), answered=view.output.acted,
-                                     late=timer is not None and timer.overran))
+                                     late=_late(timer, view.output.acted)))
             # the membership budget is spent when the output exists, released or not (cautious)
             self._save_genetic_budget(ledger.earlier + ledger.added)
             return view
@@ -1042,6 +1056,14 @@ class Answered:
     moment: dt.datetime | None = None
 
 
+def _late(timer: _Timer | None, answered: bool) -> bool:
+    """Whether the meter says the run passed its floor: only when that cost an answer (its
+    output's, or the one reserved for its time). Past the ration nothing is reserved, and a
+    lateness metered then would reach the overrun detector, and a suspension by
+    corroboration, for free."""
+    return timer is not None and timer.overran and (answered or timer.kept)
+
+
 class _Timer:
     """One analysis's schedule (outputs/timing.py): begun once the request is authorised and
     within its limits (an answer reserved for its time), settled in the transaction that
@@ -1058,6 +1080,7 @@ class _Timer:
         self.arrived = outputs.ctx.clock()  # the request's moment, as the requester knows it
         self.withheld = False  # the recorded report's (settle's)
         self.back = True  # whether the reserved answer comes back at the answer (settle's)
+        self.kept = False  # whether the answer reserved for its time was kept (settle's)
 
     @property
     def overran(self) -> bool:
@@ -1097,7 +1120,7 @@ class _Timer:
         overran = self.schedule is not None and self.schedule.overran(self.took)
         self.back = not (overran and not acted)
         if self.answer is not None and not self.back:
-            self.answer = None  # kept: spent on the time
+            self.answer, self.kept = None, True  # kept: spent on the time
 
     def replaced(self, db: Session) -> None:
         """In the recording transaction, once the output is known to be an answer (acted on,
