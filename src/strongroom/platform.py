@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
@@ -21,7 +20,6 @@ from strongroom.audit.events import EventType
 from strongroom.audit.keys import key_id, salt_key_from_secret, signing_key_from_secret
 from strongroom.audit.tables import CHECKPOINTS, ENTRIES
 from strongroom.cohort.keyring import KEYRING
-from strongroom.cohort.model import EID
 from strongroom.cohort.store import Store, StoreError
 from strongroom.enclave.engines import engine_from
 from strongroom.enclave.workspace import Enclave
@@ -122,8 +120,7 @@ class Platform:
             return np.empty(0, dtype=np.int64)
         held = self._eids
         if held is None or held[0] != version.id:
-            participants = self.store.load(tables=["participants"]).participants
-            eids = participants[EID].cast(pl.Int64).to_numpy()
+            eids = self.store.eids()  # the one column, a chunk at a time
             eids.flags.writeable = False  # shared by every caller
             held = self._eids = (version.id, eids)
         return held[1]

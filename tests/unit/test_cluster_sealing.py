@@ -41,6 +41,38 @@ def test_the_store_hands_a_table_over_in_chunks(tmp_path: Path) -> None:
 
 
 
+def test_the_store_reads_its_participants_ids_alone(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Store.eids``: the participants' eid column, in the table's order, read a chunk of
+    that one column at a time (the platform issues a project's pseudonyms from it, and
+    genotype ingest checks its samples against it), never the whole table decoded."""
+    store = init_store(tmp_path / "data", key_file=tmp_path / "master.key")
+    try:
+        cohort = synthesise(300, 5)
+        cohort.events["deaths"] = cohort.events["deaths"].head(0)  # a table of no rows
+        version = store.write_version(cohort)
+        where = tmp_path / "data" / "cohort" / version.id
+        whole = store.read_table_at(where, version.id, PARTICIPANTS)
+        read: list[list[str] | None] = []
+        chunks = store.read_chunks
+
+        def noted(*args: object, **kwargs: object) -> object:
+            read.append(kwargs.get("columns"))  # type: ignore[arg-type]
+            return chunks(*args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(store, "read_chunks", noted)
+        eids = store.eids()
+        assert eids.dtype == np.int64 and read == [[EID]]
+        assert np.array_equal(eids, whole[EID].cast(pl.Int64).to_numpy())
+        # the columns asked for only, a table of no rows too (one empty chunk, its schema)
+        diagnoses = store.read_table_at(where, version.id, "diagnoses")
+        assert pl.concat(list(chunks(version.id, "diagnoses", rows=500, columns=[EID, "code"]))
+                         ).equals(diagnoses.select(EID, "code"))
+        [empty] = list(chunks(version.id, "deaths", columns=[EID]))
+        assert empty.height == 0 and empty.schema == pl.Schema({EID: whole.schema[EID]})
+    finally:
+        store.close()
+
+
 def test_the_store_reads_a_table_a_segment_at_a_time(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Sealed in segments of 4 kB (each many a column chunk's), read through the segments as
