@@ -478,7 +478,21 @@ def test_a_killed_platform_leaves_no_decrypted_byte(how: int, tmp_path: Path) ->
     assert list(point.iterdir()) == []
     vault.destroy(point)
     assert not point.exists()
+    # and the job's control groups it left, empty, as start-up removes a stopped
+    # platform's (by job id: here the name's "crashtest"; left on the machine before)
+    assert _groups(group) or cgroups.available() is not None
+    _wait(lambda: cgroups.leftovers({"crashtest"}) >= 0 and not _groups(group), 60.0)
     platform.stdout.close()
+
+
+def _groups(name: str) -> list[Path]:
+    """The control group directories named ``name`` beside this process's own, where
+    ``cgroups.make`` puts a job's (v2: one; v1: one a controller)."""
+    own = cgroups._own()
+    bases = [cgroups.ROOT / own[""].lstrip("/")] if "" in own else []
+    bases += [cgroups.ROOT / c / own[c].lstrip("/") for c in ("pids", "memory", "cpu")
+              if c in own]
+    return [base / name for base in bases if (base / name).is_dir()]
 
 
 def _wait(done, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
