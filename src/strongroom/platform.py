@@ -120,7 +120,7 @@ class Platform:
             return np.empty(0, dtype=np.int64)
         held = self._eids
         if held is None or held[0] != version.id:
-            eids = self.store.eids()  # the one column, a chunk at a time
+            eids = self.store.eids(version.id)  # the one column, a chunk at a time
             eids.flags.writeable = False  # shared by every caller
             held = self._eids = (version.id, eids)
         return held[1]

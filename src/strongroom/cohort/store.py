@@ -824,13 +824,17 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------
 
-    def load(self, tables: Iterable[str] | None = None) -> Cohort:
-        """Decrypt the current cohort into memory (it is never written out in the clear)."""
+    def _current_or_refuse(self) -> CohortVersion:
         version = self.current()
         if version is None:
             raise StoreError(
                 "the store holds no cohort yet; add one with `strongroom cohort ingest "
                 "FILE… --operator NAME --reason TEXT`")
+        return version
+
+    def load(self, tables: Iterable[str] | None = None) -> Cohort:
+        """Decrypt the current cohort into memory (it is never written out in the clear)."""
+        version = self._current_or_refuse()
         wanted = set(tables) if tables is not None else set(version.tables)
         frames = {
             name: self._read_table(version.id, name)
@@ -844,11 +848,7 @@ class Store:
     def load_participants(self, pick: Callable[[list[str]], list[str]]) -> pl.DataFrame:
         """The current participant table with only the columns ``pick`` chooses from all of
         its names: the whole table is decrypted, but only those columns are decoded."""
-        version = self.current()
-        if version is None:
-            raise StoreError(
-                "the store holds no cohort yet; add one with `strongroom cohort ingest "
-                "FILE… --operator NAME --reason TEXT`")
+        version = self._current_or_refuse()
         where = self.root / COHORT_DIR / version.id
         blob = (where / f"{PARTICIPANTS}.parquet.enc").read_bytes()
         plain = decrypt(blob, self.key, context(self.config, version.id, PARTICIPANTS))
@@ -858,18 +858,15 @@ class Store:
         assert isinstance(frame, pl.DataFrame)
         return frame
 
-    def eids(self) -> np.ndarray:
-        """The current cohort's participant ids (int64, in the table's order), read a chunk
-        of the one column at a time: the table's other columns are never decoded, nor its
-        whole plaintext held (a project's pseudonyms are issued from these; at 5,000,000
-        participants the whole table decoded took hundreds of MB for 40 MB of ids)."""
-        version = self.current()
-        if version is None:
-            raise StoreError(
-                "the store holds no cohort yet; add one with `strongroom cohort ingest "
-                "FILE… --operator NAME --reason TEXT`")
+    def eids(self, version_id: str | None = None) -> np.ndarray:
+        """The participant ids of ``version_id`` (the current cohort's by default; int64, in
+        the table's order), read a chunk of the one column at a time: the table's other
+        columns are never decoded, nor its whole plaintext held (a project's pseudonyms
+        are issued from these; at 500,000 participants the whole table decoded took 650 MB
+        for 4 MB of ids: benchmarks/store_eids.py)."""
+        version_id = version_id or self._current_or_refuse().id
         parts = [chunk[EID].cast(pl.Int64).to_numpy()
-                 for chunk in self.read_chunks(version.id, PARTICIPANTS, columns=[EID])]
+                 for chunk in self.read_chunks(version_id, PARTICIPANTS, columns=[EID])]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
     def read_chunks(self, version_id: str, name: str, rows: int = 100_000,
