@@ -14,6 +14,7 @@ unexpected pass (a failure to update) once it is fixed. Surfaces that hold are p
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -479,6 +480,61 @@ def test_an_output_s_time_and_place_in_the_list_are_the_schedule_s(
     times = [(v.output.created_at - arrived).total_seconds() for v in views]
     assert times == [floor, floor]
     assert [v.output.id for v in views] == sorted(v.output.id for v in views)
+
+
+ACTED = ("SELECT birth_year, centre, smoking, sex, count(*) AS n FROM base "
+         "GROUP BY birth_year, centre, smoking, sex")  # small cells: suppressed
+
+
+def test_past_the_ration_a_run_the_time_limit_bounds_is_answered_at_one_moment(
+        world: AttackWorld, settings: Callable[..., None], scheduled: list[float]) -> None:
+    """Guarantee: once a person's ration is spent (every output withheld, a run past its
+    floor spends nothing more), a run the query time limit bounds is answered at one moment
+    however long it took. The project's day is one answer, spent by an acted output; then a
+    quick run and one held 1.7 s (the truth, timed here) are both withheld. The floor is 1 s
+    (ladder 1, 2, 4 s), withheld outputs wait 1.5 s and the limit is 2 s: before, the quick
+    one was answered at 1.5 s and the held one at 2 s, its step, for free."""
+    settings(answers_project_day=1, analysis_seconds=4.0, withheld_seconds=1.5)
+    enclave = world.platform.enclave
+    saved = enclave.limits
+    enclave.limits = dataclasses.replace(saved, seconds=2.0)
+    try:
+        who, project = attacker(world)
+        spent = world.platform.outputs.analyse(
+            who, project, {"kind": "aggregate_sql", "sql": ACTED}, Format("json"))
+        assert spent.output.acted  # the day's one answer
+        lock = views_lock(world)
+        moments, took, withheld = {}, {}, []
+
+        def ask(done: list[Answered]) -> None:
+            view = world.platform.outputs.analyse(
+                who, project, {"kind": "aggregate_sql", "sql": HONEST}, Format("json"),
+                answered=done.append)
+            withheld.append(view.check_report.withheld)
+        for held in (0.0, 1.7):
+            done: list[Answered] = []
+            started = time.monotonic()
+            if held:
+                lock.acquire()
+            try:
+                run = threading.Thread(target=ask, args=(done,))
+                run.start()
+                if held:
+                    time.sleep(held)
+            finally:
+                if held:
+                    lock.release()
+            run.join(30)
+            took[held] = time.monotonic() - started
+            assert len(done) == 1 and done[0].moment is not None
+            moments[held] = done[0].moment
+        assert took[1.7] > 1.7 > 1.5 + 0.1 > took[0.0]  # the truth: the held run was slow
+        assert withheld == [True, True]  # past the ration
+        assert moments[0.0] == moments[1.7], (
+            f"withheld outputs answered {moments[0.0]} after a quick run and "
+            f"{moments[1.7]} after a slow one")
+    finally:
+        enclave.limits = saved
 
 
 def test_the_custodian_s_clocks_are_not_the_researcher_s_to_read(world: AttackWorld) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from strongroom.access.context import Settings
+from strongroom.outputs import timing
 from strongroom.outputs.timing import (
     MAX_STEPS,
     MIN_SCALE,
@@ -103,3 +104,16 @@ def test_the_kinds_on_the_engine_are_every_kind_it_can_run() -> None:
 def test_a_schedule_must_make_sense(floor: float, ratio: float) -> None:
     with pytest.raises(ValueError):
         Schedule(floor, ratio)
+
+
+def test_a_withheld_output_waits_for_the_step_past_the_time_limit() -> None:
+    """Past the ration a run's step spends nothing, so every run the query time limit bounds
+    (with its recording's share) is answered at one step; and never before withheld_seconds."""
+    ladder = timing.Schedule(0.5, 2.0)  # 0.5, 1, 2, 4, 8, 16 s
+    assert timing.withheld_moment(ladder, 10.0, 10.0) == 16.0  # the shipped settings
+    assert timing.withheld_moment(ladder, 20.0, 1.0) == 32.0  # withheld_seconds, at a step
+    for limit in (0.1, 1.0, 7.0, 10.0, 60.0):
+        moment = timing.withheld_moment(ladder, 0.0, limit)
+        assert moment >= limit * (1 + timing.RECORDING_SHARE)
+        assert ladder.due(limit, limit) <= ladder.due(0.0, moment)  # a run cut at the limit
+    assert timing.withheld_moment(timing.Schedule(0.0), 10.0, 10.0) == 10.0  # not timed

@@ -40,7 +40,8 @@ class Settings:
     password_profile: str = "RFC_9106_LOW_MEMORY"  # argon2-cffi profile for new hashes
     # a withheld output (its requester's ration of answers spent) is answered no sooner than
     # this after its request: how long the check took (longer when it suppresses) would
-    # otherwise answer what the withheld report hides
+    # otherwise answer what the withheld report hides; and no sooner than the first step of
+    # its schedule past the query time limit (outputs/timing.py withheld_moment)
     withheld_seconds: float = 10.0
     # a dataset definition is answered no sooner than this after its request, and one that
     # takes longer spends an answer of its author's ration: its running time grows with its

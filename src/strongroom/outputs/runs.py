@@ -22,7 +22,7 @@ answer moment.* So:
   (:func:`progress`), never anything of the real computation;
 - it shows ``done`` (or ``refused``, ``failed``) only once :meth:`Outputs.analyse` has
   returned, which is at the step of the schedule its run reached (no sooner than
-  ``withheld_seconds`` for a withheld output), exactly when the synchronous call answers.
+  ``timing.withheld_moment`` for a withheld output), exactly when the synchronous call answers.
 
 A run is its submitter's: polled by anyone else (another person, or a token of another
 project), it is not found, with the same answer as an id that does not exist. A person has

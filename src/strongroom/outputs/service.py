@@ -1143,8 +1143,21 @@ class _Timer:
             took = self.took if self.took is not None else time.monotonic() - self.started
             seconds = self.schedule.at(self.schedule.step(took))
         if self.withheld:
-            seconds = max(seconds, self.outputs.ctx.settings.withheld_seconds)
+            seconds = max(seconds, self.withheld_at())
         return self.arrived + dt.timedelta(seconds=seconds)
+
+    def withheld_at(self) -> float:
+        """The soonest a withheld output is answered, in seconds after its request: the
+        first step of its schedule past the query time limit (and its recording's share,
+        ``timing.RECORDING_SHARE``) and ``Settings.withheld_seconds``. Past the ration the
+        step of a run's time spends nothing (there is nothing left to spend), so it must say
+        nothing: every run the limit cuts off is answered at this one moment. (At
+        ``withheld_seconds`` alone, a run between the step below 10 s and the limit was
+        answered a step later than a quick one, for free.)"""
+        assert self.schedule is not None
+        return timing.withheld_moment(self.schedule,
+                                      self.outputs.ctx.settings.withheld_seconds,
+                                      self.outputs.enclave.limits.seconds)
 
     def finish(self, withheld: bool) -> Answered | None:
         """Wait until the step the run reached; give back an answer still reserved (nothing
@@ -1166,7 +1179,7 @@ class _Timer:
             overran, back = True, False
         until = self.schedule.at(step) if self.schedule.timed else 0.0
         if withheld:
-            until = max(until, self.outputs.ctx.settings.withheld_seconds)
+            until = max(until, self.withheld_at())
         self.outputs.sleep(max(0.0, self.started + until - time.monotonic()))
         if self.answer is not None and back:  # at the answer's moment, not the recording's
             with self.outputs.ctx.transaction() as db:

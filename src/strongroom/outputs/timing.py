@@ -102,6 +102,23 @@ class Schedule:
         return self.timed and took > self.floor
 
 
+# what a run the query time limit cuts off may still take, as a share of the limit, to be
+# checked, rendered and recorded (outputs are at most requests.MAX_BYTES: well under a second)
+RECORDING_SHARE = 0.25
+
+
+def withheld_moment(schedule: Schedule, withheld_seconds: float, limit_seconds: float) -> float:
+    """When a withheld output is answered, at the soonest, in seconds after its request: the
+    first step of its ``schedule`` at or past both ``withheld_seconds`` (the check's own time
+    says nothing) and the query time limit with its recording's share (a run's time past
+    the ration spends nothing, so every run the limit bounds is answered at one moment). Not
+    timed: ``withheld_seconds``."""
+    if not schedule.timed:
+        return withheld_seconds
+    bound = max(withheld_seconds, limit_seconds * (1 + RECORDING_SHARE))
+    return schedule.at(schedule.due(0.0, bound))
+
+
 def dp_schedule(*, seconds: float, ratio: float, participants: int) -> Schedule:
     """A differentially private query's schedule: its release reads the prepared rows once,
     as aggregate SQL does (weight 1), scaled with the cohort. Its ε bounds what its figures
