@@ -290,11 +290,14 @@ def test_a_staged_name_cannot_be_dropped_or_raced_into_telling_its_build(
     truth) under a 2 s floor; meanwhile the second client's drop of ``y`` is refused as
     for a name never defined, and a second ``y`` asked 0.1 s later is the one that stands
     once both are answered (the later answer's moment publishes last). (At a 0.6 s floor a
-    loaded machine's build passed it: then its answer came last, at the ladder's next step.)"""
+    loaded machine's build passed it: then its answer came last, at the ladder's next step.
+    At 2 s a load of nine did so once: a trial whose build passed its floor is made again.)"""
     settings(definition_seconds=2.0)
     outputs, enclave = world.platform.outputs, world.platform.enclave
     seen: dict[float, tuple[set[str], str]] = {}
-    for held in (0.0, 0.4):
+    trials, again_left = [0.0, 0.4], 2
+    while trials:
+        held = trials.pop(0)
         who, project = attacker(world)
         second: list[str] = []
 
@@ -308,9 +311,13 @@ def test_a_staged_name_cannot_be_dropped_or_raced_into_telling_its_build(
                                                           "SELECT pid, smoking FROM base")))
         racer = threading.Thread(target=again)
         racer.start()
-        probes, _ = _defining(world, who, project, "y", SUBSET, held, probe, every=0.05)
+        probes, took = _defining(world, who, project, "y", SUBSET, held, probe, every=0.05)
         racer.join(30)
         assert second == ["answered"]
+        if took > 3.0 and again_left:  # the load took its build past its floor (answered
+            trials.append(held)  # at the next step, as it should be): made again
+            again_left -= 1
+            continue
         stands = {d.name: d.sql for d in service.list_definitions(enclave, who, project)}
         drops = {str(told) for at, told in probes if at < 1.9}
         seen[held] = (drops, stands["y"])

@@ -14,19 +14,24 @@ unexpected pass (a failure to update) once it is fixed. Surfaces that hold are p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import func, select
 
 from strongroom.access.authorize import authorize
 from strongroom.access.context import Principal
+from strongroom.access.models import Project
 from strongroom.access.permissions import Action
+from strongroom.attacks import runner
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
 from strongroom.errors import Conflict, RateLimited, Refused
@@ -41,6 +46,7 @@ from tests.redteam_world import (
     HONEST,
     SUBSET,
     attacker,
+    module_cast,
     module_world,
     scheduled_fixture,
     settings_fixture,
@@ -51,6 +57,7 @@ from tests.redteam_world import (
 pytestmark = pytest.mark.slow
 
 world = module_world()
+cast = module_cast()
 settings = settings_fixture()
 scheduled = scheduled_fixture()
 
@@ -535,6 +542,84 @@ def test_past_the_ration_a_run_the_time_limit_bounds_is_answered_at_one_moment(
             f"{moments[1.7]} after a slow one")
     finally:
         enclave.limits = saved
+
+
+COPIES = 7  # the separating definition copies every row 2^7 times: 384,000 rows
+
+
+def _separating(targets: list[runner.Target]) -> str:
+    """One definition with an outcome per target (``y0``, ``y1``, …): in the group ``xa``
+    (the old, and the targets) every outcome is 0 but the target's own, which is 1 if their
+    BMI is over 30. A lean target's outcome separates on ``xa`` (a logistic fit runs all its
+    iterations); an obese target's does not (it converges in a few): the red team's."""
+    anyone = " OR ".join(t.condition for t in targets)
+    outcomes = ", ".join(
+        f"CASE WHEN {t.condition} THEN CASE WHEN bmi > 30 THEN 1 ELSE 0 END "
+        f"WHEN birth_year < 1945 OR {anyone} THEN 0 ELSE sbp % 2 END AS y{i}"
+        for i, t in enumerate(targets))
+    rows = (f"SELECT pid, CASE WHEN birth_year < 1945 OR {anyone} THEN 1 ELSE 0 END AS xa, "
+            f"sbp, birth_year, sex, {outcomes} FROM base WHERE sbp IS NOT NULL AND "
+            "birth_year IS NOT NULL AND sex IS NOT NULL")
+    return (f"WITH d0 AS ({rows}), "
+            + ", ".join(f"d{j} AS (SELECT * FROM d{j - 1} UNION ALL SELECT * FROM d{j - 1})"
+                        for j in range(1, COPIES + 1))
+            + f" SELECT * FROM d{COPIES}")
+
+
+def _fit_seconds(frame: pl.DataFrame, outcome: str) -> float:
+    """Custodian-side, the truth: how long the fit takes on the definition's rows, alone."""
+    import statsmodels.api as sm
+
+    x = sm.add_constant(frame.select("xa", "sbp", "birth_year", "sex").to_numpy()
+                        .astype(float))
+    started = time.monotonic()
+    # a separated fit may fail outright: its time is what counts
+    with warnings.catch_warnings(), contextlib.suppress(Exception):
+        warnings.simplefilter("ignore")
+        sm.Logit(frame[outcome].to_numpy().astype(float), x).fit(disp=0, maxiter=200)
+    return time.monotonic() - started
+
+
+def test_past_the_ration_a_model_s_fit_is_stopped_at_its_deadline(
+        world: AttackWorld, cast: runner.Cast, settings: Callable[..., None],
+        scheduled: list[float]) -> None:
+    """Guarantee: past the ration every analysis is answered at one moment, however long
+    its fit (which the query time limit does not bound) would take. The red team's attack:
+    a logistic fit whose outcome separates only when the target is lean runs all its
+    iterations, answered at 64 s against 16 s past the ration, 3 of 3 targets, nothing
+    spent. Here (floor 0.5 s, limit 0.6 s: withheld outputs answered at 1 s, a run's
+    deadline 0.8 s) an obese and a lean target's fits are answered at the same moment, the
+    slow one refused at its deadline (custodian-side: its report says so)."""
+    targets = [cast.obese[0], cast.lean[0]]
+    who, project = attacker(world)
+    world.platform.outputs.define(who, project, "big", _separating(targets))
+    with world.platform.access.transaction() as db:
+        row = db.get(Project, project)
+        assert row is not None
+    frame = world.platform.enclave.definition(row, "big")[1]
+    truth = [_fit_seconds(frame, f"y{i}") for i in range(len(targets))]
+    settings(answers_project_day=1, analysis_seconds=0.25, withheld_seconds=0.0)
+    enclave = world.platform.enclave
+    saved = enclave.limits
+    enclave.limits = dataclasses.replace(saved, seconds=0.6)
+    try:
+        spent = world.platform.outputs.analyse(
+            who, project, {"kind": "aggregate_sql", "sql": ACTED}, Format("json"))
+        assert spent.output.acted  # the day's one answer
+        seen: list[Answered] = []
+        views = [world.platform.outputs.analyse(
+            who, project, {"kind": "logistic", "definition": "big", "outcome": f"y{i}",
+                           "covariates": ["xa", "sbp", "birth_year", "sex"]},
+            Format("json"), answered=seen.append) for i in range(len(targets))]
+    finally:
+        enclave.limits = saved
+    assert [v.check_report.withheld for v in views] == [True, True]  # past the ration
+    assert truth[1] > 0.8, truth  # the truth: the lean target's fit runs past the deadline
+    assert seen[0].moment == seen[1].moment, (
+        f"fits of {truth[0]:.2f} and {truth[1]:.2f} s answered at {seen[0].moment} and "
+        f"{seen[1].moment}")
+    assert "the analysis took longer than 0.8 s" in " ".join(
+        f.reason for f in views[1].check_report.findings)  # custodian-side: stopped there
 
 
 def test_the_custodian_s_clocks_are_not_the_researcher_s_to_read(world: AttackWorld) -> None:

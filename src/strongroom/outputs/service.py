@@ -10,6 +10,7 @@ differencing is checked once more (another release may have landed meanwhile).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import fcntl
 import hashlib
@@ -20,9 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as PastDeadline
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -102,6 +104,9 @@ from strongroom.outputs.suppression import where
 from strongroom.outputs.tidy import TableFormat
 from strongroom.outputs.verdicts import SEVERITY, CheckReport, Finding, Verdict
 from strongroom.watch.limits import Gate
+
+T = TypeVar("T")
+PAST_RATION_WORKERS = 2  # runs past the ration at once (each bounded by its deadline)
 
 if TYPE_CHECKING:  # the GWAS path imports its numerics (SciPy) only when a GWAS runs
     from strongroom.outputs.genetics import Budget
@@ -268,6 +273,10 @@ class Outputs:
         self.base_rules = self.rations.base_rules
         self.ledger = Ledger(self.ctx.engine, self.ctx.key)
         self._genetics_thread_lock = threading.Lock()
+        # where runs past their requester's ration do their work, each within its deadline
+        # (_Timer.bounded): a run past it is left to finish here, so they are few
+        self.past_ration = ThreadPoolExecutor(PAST_RATION_WORKERS,
+                                              thread_name_prefix="past-ration")
         self._index = LruCache(1)
         # how an answer waits for its step (outputs/timing.py); tests may record instead
         self.sleep: Callable[[float], None] = time.sleep
@@ -475,9 +484,9 @@ class Outputs:
                 # failure anywhere there, whatever its kind, is an answer, rationed as one
                 with failures_are_answers():
                     with margin.keyed(key):
-                        where, result = enclave_service.analyse(
+                        where, result = _bounded(timer, lambda: enclave_service.analyse(
                             self.enclave, principal, project_id, request,
-                            threshold=rules.threshold, where=where)
+                            threshold=rules.threshold, where=where))
                         # before anything is rendered or compared
                         precision.apply(result, rules.threshold,
                                         enclave_service.rounding(self.enclave, where.project),
@@ -545,7 +554,8 @@ class Outputs:
             raise Refused(f"project {project_id} holds no genotype grant; the custodian grants "
                           "it (PUT /projects/{id}/genotypes) once the access committee has "
                           "approved genetic analyses")
-        if self.genotypes is None or self.genotypes.current() is None:
+        genotypes = self.genotypes
+        if genotypes is None or genotypes.current() is None:
             raise Conflict("this Strongroom holds no genotypes yet; a custodian ingests them "
                            "(strongroom genotypes ingest)")
         rules = self.rules_for(project_id)
@@ -568,10 +578,10 @@ class Outputs:
                     # the run, the genetics rules, the check, the rendering and the scan: a
                     # failure anywhere there, whatever its kind, is an answer, rationed as one
                     with failures_are_answers():
-                        run = run_gwas(spec, frame, pseudonyms, self.genotypes,
-                                       rules.threshold, rules.genetics_max_residual_share,
-                                       rules.regression_max_leverage,
-                                       cluster=self.enclave.engine.genotype_cluster())
+                        run = _bounded(timer, lambda: run_gwas(
+                            spec, frame, pseudonyms, genotypes, rules.threshold,
+                            rules.genetics_max_residual_share, rules.regression_max_leverage,
+                            cluster=self.enclave.engine.genotype_cluster()))
                         with reading_data():  # what the rules make of the data is one too
                             out = genetics.prepare(
                                 run, rules,
@@ -1056,6 +1066,12 @@ class Answered:
     moment: dt.datetime | None = None
 
 
+def _bounded(timer: _Timer | None, work: Callable[[], T]) -> T:
+    """The work that reads the data, within the run's deadline if it has one
+    (``_Timer.bounded``)."""
+    return timer.bounded(work) if timer is not None else work()
+
+
 def _late(timer: _Timer | None, answered: bool) -> bool:
     """Whether the meter says the run passed its floor: only when that cost an answer (its
     output's, or the one reserved for its time). Past the ration nothing is reserved, and a
@@ -1081,6 +1097,7 @@ class _Timer:
         self.withheld = False  # the recorded report's (settle's)
         self.back = True  # whether the reserved answer comes back at the answer (settle's)
         self.kept = False  # whether the answer reserved for its time was kept (settle's)
+        self.unreserved = False  # timed, and nothing left to reserve: past the ration (begin's)
 
     @property
     def overran(self) -> bool:
@@ -1104,6 +1121,7 @@ class _Timer:
             with self.outputs.ctx.transaction() as db:
                 self.answer = self.outputs.reserve_answer(db, self.principal,
                                                           self.project_id, "time", at=floor)
+            self.unreserved = self.answer is None
 
     @property
     def returning(self) -> int | None:
@@ -1148,16 +1166,45 @@ class _Timer:
 
     def withheld_at(self) -> float:
         """The soonest a withheld output is answered, in seconds after its request: the
-        first step of its schedule past the query time limit (and its recording's share,
-        ``timing.RECORDING_SHARE``) and ``Settings.withheld_seconds``. Past the ration the
-        step of a run's time spends nothing (there is nothing left to spend), so it must say
-        nothing: every run the limit cuts off is answered at this one moment. (At
-        ``withheld_seconds`` alone, a run between the step below 10 s and the limit was
+        first step of its schedule past the longer of the query time limit and its floor
+        (with its recording's share, ``timing.RECORDING_SHARE``) and past
+        ``Settings.withheld_seconds``. Past the ration the step of a run's time spends
+        nothing (there is nothing left to spend), so it must say nothing: every run is
+        answered at this one moment, refused if it is not done in time (:meth:`bounded`).
+        (At ``withheld_seconds`` alone, a run between the step below 10 s and the limit was
         answered a step later than a quick one, for free.)"""
         assert self.schedule is not None
         return timing.withheld_moment(self.schedule,
                                       self.outputs.ctx.settings.withheld_seconds,
                                       self.outputs.enclave.limits.seconds)
+
+    def bounded(self, work: Callable[[], T]) -> T:
+        """Do the work that reads the data (the run: its SQL, its fit). Past the ration
+        (nothing could be reserved for the run's time, so the step it reached would spend
+        nothing), it must end by ``timing.run_deadline`` of the withheld moment, or it is
+        refused as the query time limit refuses SQL. The limit bounds SQL only: a logistic
+        fit that ran all its iterations when one participant's value separated the outcome
+        was answered steps later than one that converged, 3 of 3 targets, for free (the red
+        team). Within the ration no deadline is needed: a run past its floor spends an answer.
+
+        The work runs on a worker of ``Outputs.past_ration`` and this thread waits for it
+        until the deadline; past it, the worker is left to finish and its result dropped.
+        Nothing interrupts it (an exception thrown into a thread can land inside a lock's or
+        a connection's bookkeeping); the workers are few, and a request that waits for one
+        waits within its own deadline, so its moment is the same whoever kept them busy."""
+        if not self.unreserved:
+            return work()
+        due = timing.run_deadline(self.withheld_at())
+        running = self.outputs.past_ration.submit(contextvars.copy_context().run, work)
+        try:
+            return running.result(timeout=max(0.0, due - (time.monotonic() - self.started)))
+        except PastDeadline:
+            running.cancel()  # never started (the workers were busy): never will
+            raise DataRefusal(
+                f"the analysis took longer than {due:,.1f} s, the most one may take once its "
+                "requester's ration of answers is spent (its time would answer what the "
+                "withheld report hides); it is refused, as a query past its time limit is"
+            ) from None
 
     def finish(self, withheld: bool) -> Answered | None:
         """Wait until the step the run reached; give back an answer still reserved (nothing

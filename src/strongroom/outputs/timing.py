@@ -110,13 +110,20 @@ RECORDING_SHARE = 0.25
 def withheld_moment(schedule: Schedule, withheld_seconds: float, limit_seconds: float) -> float:
     """When a withheld output is answered, at the soonest, in seconds after its request: the
     first step of its ``schedule`` at or past both ``withheld_seconds`` (the check's own time
-    says nothing) and the query time limit with its recording's share (a run's time past
-    the ration spends nothing, so every run the limit bounds is answered at one moment). Not
-    timed: ``withheld_seconds``."""
+    says nothing) and the longer of the query time limit and the floor, with its recording's
+    share. Past the ration a run's time spends nothing, so the run must end by this moment
+    less that share (:func:`run_deadline`) and every run is answered at it. Not timed:
+    ``withheld_seconds``."""
     if not schedule.timed:
         return withheld_seconds
-    bound = max(withheld_seconds, limit_seconds * (1 + RECORDING_SHARE))
+    bound = max(withheld_seconds, max(limit_seconds, schedule.floor) * (1 + RECORDING_SHARE))
     return schedule.at(schedule.due(0.0, bound))
+
+
+def run_deadline(moment: float) -> float:
+    """By when (seconds after its request) a run answered at ``moment`` must have ended, its
+    recording's share left for it: never sooner than the query time limit or the floor."""
+    return moment / (1 + RECORDING_SHARE)
 
 
 def dp_schedule(*, seconds: float, ratio: float, participants: int) -> Schedule:
