@@ -63,12 +63,19 @@ def failures_are_answers() -> Iterator[None]:
     except BaseException as error:
         if not is_failure(error):
             raise
-        frames = traceback.extract_tb(error.__traceback__)
-        at = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-        logging.getLogger(__name__).error(
-            "a request failed once it had read participants' data: %s at %s (answered as "
-            "refused by the data)", type(error).__name__, at)
+        log_failure(logging.getLogger(__name__), error, "a request failed once it had read "
+                    "participants' data (answered as refused by the data)")
         raise DataRefusal(PLATFORM_FAILED) from None
+
+
+def log_failure(log: logging.Logger, error: BaseException, what: str, *args: object) -> None:
+    """Log a failure met on participants' data (``what`` % ``args``) by its kind and where it
+    was raised (each frame's file, line and function), never by its message, which might
+    quote a value: a library's parse error names the text it could not read, and a job's
+    file or a definition's rows are participants' values until they are checked."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = " < ".join(f"{f.filename}:{f.lineno} ({f.name})" for f in reversed(frames)) or "?"
+    log.error(what + ": %s at %s", *args, type(error).__name__, where)
 
 
 @contextmanager

@@ -3,10 +3,18 @@ are read is a DataRefusal, a Rust library's panic included; an interrupt or an e
 
 from __future__ import annotations
 
+import logging
+
 import polars as pl
 import pytest
 
-from strongroom.errors import DataRefusal, Invalid, failures_are_answers, is_failure
+from strongroom.errors import (
+    DataRefusal,
+    Invalid,
+    failures_are_answers,
+    is_failure,
+    log_failure,
+)
 
 
 def _panic() -> None:
@@ -43,3 +51,23 @@ def test_a_refusal_keeps_its_own_words() -> None:
             failures_are_answers():
         raise Invalid("the query is wrong")
     assert not isinstance(raised.value, DataRefusal)
+
+
+def test_a_failure_on_the_data_is_logged_by_its_kind_and_place_never_its_message(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A library's message can quote the value it could not read (Polars names the text it
+    could not parse): what reaches the server's log is the kind and the frames alone."""
+    log = logging.getLogger("strongroom.test")
+    try:
+        pl.Series(["31.7", "obese:37.2"]).cast(pl.Float64)
+    except Exception as error:  # a real library error whose message quotes the value
+        assert "37.2" in str(error)
+        with caplog.at_level(logging.ERROR):
+            log_failure(log, error, "job %s: output %s could not be read", "job_1", "table")
+    text = caplog.text
+    assert "job job_1: output table could not be read" in text
+    assert "InvalidOperationError" in text and "test_failures_are_answers.py" in text
+    assert "37.2" not in text and "obese" not in text
+    with caplog.at_level(logging.ERROR), pytest.raises(DataRefusal), failures_are_answers():
+        raise ValueError("a participant's value: 41.3")
+    assert "41.3" not in caplog.text and "ValueError" in caplog.text

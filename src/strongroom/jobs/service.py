@@ -65,6 +65,7 @@ from strongroom.errors import (
     Refused,
     ServiceError,
     is_failure,
+    log_failure,
 )
 from strongroom.jobs import cgroups, runner, sandbox
 from strongroom.jobs import code as job_code
@@ -180,7 +181,7 @@ class Jobs:
         except BaseException as failure:  # the job is ended as refused, with the reason, below
             if not is_failure(failure):
                 raise
-            log.exception("job %s could not be run", job_id)
+            log_failure(log, failure, "job %s could not be run", job_id)
             self._abandon(job_id, "the platform could not run it (see the server log)")
 
     def _abandon(self, job_id: str, reason: str) -> None:
@@ -360,7 +361,8 @@ class Jobs:
                     raise  # before the real run: the platform's fault (_background)
                 # once the real run started, whatever broke may be the job's doing on the
                 # real data (a folder where an output goes): the one reason, as any failure
-                log.exception("job %s: its real run could not be run or read", row.id)
+                log_failure(log, failure, "job %s: its real run could not be run or read",
+                            row.id)
                 status, reasons = JobStatus.FAILED, [REAL_FAILED, *row.reasons]
             # its own files kept before its end is reckoned (keeping them takes their size's
             # time), hidden until that end: nothing after the wait below takes the data's time
@@ -597,7 +599,7 @@ class Jobs:
             except BaseException as problem:
                 if not is_failure(problem):
                     raise
-                log.exception("job %s: output %s could not be kept", row.id, name)
+                log_failure(log, problem, "job %s: output %s could not be read", row.id, name)
                 problems.append(f"output {name!r} could not be read for the checkers "
                                 f"({type(problem).__name__})")
         return found, problems
@@ -613,7 +615,7 @@ class Jobs:
             except BaseException as failure:
                 if not is_failure(failure):
                     raise
-                log.exception("job %s: output %s could not be kept", row.id, name)
+                log_failure(log, failure, "job %s: output %s could not be kept", row.id, name)
                 return False
             row.outputs[name] = view.output.id
         return True

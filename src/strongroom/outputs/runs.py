@@ -50,7 +50,14 @@ from strongroom.access.context import AccessContext, Principal
 from strongroom.access.permissions import Action
 from strongroom.access.tokens import new_id
 from strongroom.audit import EventType
-from strongroom.errors import Conflict, NotFound, RateLimited, ServiceError, is_failure
+from strongroom.errors import (
+    Conflict,
+    NotFound,
+    RateLimited,
+    ServiceError,
+    is_failure,
+    log_failure,
+)
 from strongroom.outputs import timing
 from strongroom.outputs.models import AnalysisRunRow
 from strongroom.outputs.render import Format
@@ -220,7 +227,7 @@ class Runs:
                 except BaseException as failure:
                     if not is_failure(failure):
                         raise
-                    log.exception("analysis run %s could not be run", run_id)
+                    log_failure(log, failure, "analysis run %s could not be run", run_id)
                     status, error, reasons = RunStatus.FAILED, "internal", [FAILED]
                 took = time.perf_counter() - started
                 # shown ended first, at the step analyse returned at: the watch's judging of

@@ -57,6 +57,7 @@ from strongroom.errors import (
     Refused,
     failures_are_answers,
     is_failure,
+    log_failure,
     reading_data,
 )
 from strongroom.genomics.store import Genotypes
@@ -406,9 +407,9 @@ class Outputs:
                 if not is_failure(failure):
                     raise
                 # the first analysis opens them anyway, and says what failed
-                logging.getLogger(__name__).warning(
-                    "reading back the definition %r of %s failed", pending.definition.name,
-                    project_id, exc_info=True)
+                log_failure(logging.getLogger(__name__), failure,
+                            "reading back the definition %r of %s failed",
+                            pending.definition.name, project_id)
 
         threading.Thread(target=read, name="strongroom-definition", daemon=True).start()
 
