@@ -622,6 +622,61 @@ def test_past_the_ration_a_model_s_fit_is_stopped_at_its_deadline(
         f.reason for f in views[1].check_report.findings)  # custodian-side: stopped there
 
 
+def _copies_numbered(doublings: int) -> str:
+    """Every participant 2^doublings times, each copy numbered ``c``: grouped by ``c`` and
+    ``sex``, a table of 2^(doublings+1) large groups whose check compares every pair."""
+    cols = "pid, sex, bmi"
+    made = [f"d0 AS (SELECT {cols}, 0 AS c FROM base)"] + [
+        f"d{j} AS (SELECT {cols}, 2 * c AS c FROM d{j - 1} UNION ALL "
+        f"SELECT {cols}, 2 * c + 1 AS c FROM d{j - 1})" for j in range(1, doublings + 1)]
+    return "WITH " + ", ".join(made) + f" SELECT * FROM d{doublings}"
+
+
+MANY_GROUPS = "SELECT c, sex, count(*) AS n, avg(bmi) AS m FROM dup GROUP BY c, sex"
+
+
+def test_past_the_ration_the_check_is_within_the_deadline_too(
+        world: AttackWorld, settings: Callable[..., None], scheduled: list[float]) -> None:
+    """Guarantee: past the ration, the work after the run (the check, the rendering, the
+    scan) is bounded with it. The red team's attack on the run's deadline alone: a table of
+    2,048 groups, whose check (every pair of groups compared) ran past the withheld moment
+    only while an abandoned fit (a lean target's) still ran beside it: answered at 32 s
+    against 16 s, 3 of 3 pairs, nothing spent. Here a table whose check takes longer than
+    the deadline (the truth: timed without one) and a quick table are answered at the same
+    moment, the slow one refused at its deadline."""
+    who, project = attacker(world)
+    world.platform.outputs.define(who, project, "dup", _copies_numbered(8))
+    started = time.monotonic()  # the truth: the whole analysis, no schedule, no deadline
+    world.platform.outputs.analyse(who, project, {"kind": "aggregate_sql",
+                                                  "sql": MANY_GROUPS}, Format("json"))
+    truth = time.monotonic() - started
+    settings(answers_project_day=1, analysis_seconds=1.0, withheld_seconds=0.0)
+    enclave = world.platform.enclave
+    saved = enclave.limits
+    # floor 0.25 s; the withheld moment the step past 1.25 × the limit; the deadline 0.8 ×
+    limit = 0.4 * truth
+    enclave.limits = dataclasses.replace(saved, seconds=limit)
+    try:
+        spent = world.platform.outputs.analyse(
+            who, project, {"kind": "aggregate_sql", "sql": ACTED}, Format("json"))
+        assert spent.output.acted or spent.check_report.withheld  # the day's one answer
+        seen: list[Answered] = []
+        views = [world.platform.outputs.analyse(
+            who, project, {"kind": "aggregate_sql", "sql": sql}, Format("json"),
+            answered=seen.append) for sql in (HONEST, MANY_GROUPS)]
+        deadline = timing.run_deadline(timing.withheld_moment(
+            seen[0].schedule, 0.0, limit))
+    finally:
+        enclave.limits = saved
+    assert [v.check_report.withheld for v in views] == [True, True]  # past the ration
+    assert truth > deadline, (truth, deadline)  # the truth: the check runs past it
+    assert seen[0].moment == seen[1].moment, (
+        f"a quick table and one of {truth:.2f} s answered at {seen[0].moment} and "
+        f"{seen[1].moment}")
+    assert "the analysis took longer than" in " ".join(
+        f.reason for f in views[1].check_report.findings)  # custodian-side: stopped there
+
+
 def test_the_custodian_s_clocks_are_not_the_researcher_s_to_read(world: AttackWorld) -> None:
     """The real moments are kept custodian-side only: the audit log (each output's
     ``output.checked`` row is written at its recording) and the watch's meter (durations,

@@ -16,13 +16,14 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as PastDeadline
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -108,6 +109,7 @@ from strongroom.watch.limits import Gate
 
 T = TypeVar("T")
 PAST_RATION_WORKERS = 2  # runs past the ration at once (each bounded by its deadline)
+PAST_RATION_NICE = 10  # their threads' priority (outputs.service._low_priority)
 
 if TYPE_CHECKING:  # the GWAS path imports its numerics (SciPy) only when a GWAS runs
     from strongroom.outputs.genetics import Budget
@@ -277,7 +279,8 @@ class Outputs:
         # where runs past their requester's ration do their work, each within its deadline
         # (_Timer.bounded): a run past it is left to finish here, so they are few
         self.past_ration = ThreadPoolExecutor(PAST_RATION_WORKERS,
-                                              thread_name_prefix="past-ration")
+                                              thread_name_prefix="past-ration",
+                                              initializer=_low_priority)
         self._index = LruCache(1)
         # how an answer waits for its step (outputs/timing.py); tests may record instead
         self.sleep: Callable[[float], None] = time.sleep
@@ -479,36 +482,40 @@ class Outputs:
         # the statistics' contributions are packed while the output is rendered, scanned and
         # recorded (each GLM's five vectors took a tenth of a second, one after another)
         with ThreadPoolExecutor(2, thread_name_prefix="pack") as pool:
+            def work() -> _Made:
+                """Everything that reads the data or what was made of it, up to the record
+                (the run, the check, the labels, the rendering, the raw-row scan)."""
+                with margin.keyed(key):
+                    scope, result = enclave_service.analyse(
+                        self.enclave, principal, project_id, request,
+                        threshold=rules.threshold, where=where)
+                    # before anything is rendered or compared
+                    precision.apply(result, rules.threshold,
+                                    enclave_service.rounding(self.enclave, scope.project),
+                                    rules.count_base, rules.fact_counts)
+                    shorten_long(result)
+                    _fits(result, fmt)
+                    with self.ctx.transaction() as db:
+                        institution = _institution(db, scope.project)
+                    # the reasons name cells by the meanings of their codes (labels.py)
+                    meanings = self._meanings(project_id, result.kind.value, request,
+                                              self.ctx.clock())
+                    with read_as(meanings):
+                        report, held, findings, sure = self._checked(
+                            result, rules, institution, project_id,
+                            self.enclave.master_ids(scope.project), key)
+                    sayable = (namable(result, rules.threshold, report.removed, meanings)
+                               | _own(request))
+                packed = contributions.pack_ahead(held.vectors, pool)
+                payload = render(result, report.suppressed, fmt, report.removed)
+                name = output_name(named, request, fmt)
+                findings += scan(self.index(), payload, name)
+                return _Made(scope, result, report, held, findings, sure, sayable, packed,
+                             payload, name)
             try:
-                # everything that reads the data or what was made of it, up to the record
-                # (the run, the check, the labels, the rendering, the raw-row scan): a
-                # failure anywhere there, whatever its kind, is an answer, rationed as one
+                # a failure anywhere there, whatever its kind, is an answer, rationed as one
                 with failures_are_answers():
-                    with margin.keyed(key):
-                        where, result = _bounded(timer, lambda: enclave_service.analyse(
-                            self.enclave, principal, project_id, request,
-                            threshold=rules.threshold, where=where))
-                        # before anything is rendered or compared
-                        precision.apply(result, rules.threshold,
-                                        enclave_service.rounding(self.enclave, where.project),
-                                        rules.count_base, rules.fact_counts)
-                        shorten_long(result)
-                        _fits(result, fmt)
-                        with self.ctx.transaction() as db:
-                            institution = _institution(db, where.project)
-                        # the reasons name cells by the meanings of their codes (labels.py)
-                        meanings = self._meanings(project_id, result.kind.value, request,
-                                                  self.ctx.clock())
-                        with read_as(meanings):
-                            report, held, findings, sure = self._checked(
-                                result, rules, institution, project_id,
-                                self.enclave.master_ids(where.project), key)
-                        sayable = (namable(result, rules.threshold, report.removed, meanings)
-                                   | _own(request))
-                    packed = contributions.pack_ahead(held.vectors, pool)
-                    payload = render(result, report.suppressed, fmt, report.removed)
-                    name = output_name(named, request, fmt)
-                    findings += scan(self.index(), payload, name)
+                    made = _bounded(timer, work)
             except DataRefusal as refusal:
                 refused = self._refused(principal, project_id, request, fmt, refusal, timer,
                                         named)
@@ -517,6 +524,9 @@ class Outputs:
                                               answered=refused.output.acted,
                                               late=_late(timer, refused.output.acted)))
                 return refused
+            where, result, report, held = made.scope, made.result, made.report, made.held
+            findings, sure, sayable, packed = made.findings, made.sure, made.sayable, made.packed
+            payload, name = made.payload, made.name
             # a group shown just over the line answered as much as one hidden below it
             acted = (answers.acted(CheckReport.worst(findings), report.suppressed)
                      or answers.near(map(len, held.sets), rules.threshold))
@@ -575,46 +585,47 @@ class Outputs:
         with self._genetic_lock():
             with margin.keyed(key):
                 ledger = genetics.RunningBudget(self._genetic_budget(), pseudonyms)
+                def work() -> tuple[Any, CheckReport, Contributors, list[Finding],
+                                    dict[str, int], bytes, str]:
+                    """The run, the genetics rules, the check, the rendering and the scan."""
+                    run = run_gwas(spec, frame, pseudonyms, genotypes, rules.threshold,
+                                   rules.genetics_max_residual_share,
+                                   rules.regression_max_leverage,
+                                   cluster=self.enclave.engine.genotype_cluster())
+                    with reading_data():  # what the rules make of the data is one too
+                        out = genetics.prepare(
+                            run, rules, enclave_service.rounding(self.enclave, where.project),
+                            ledger, enclave_service.figure_secret(self.enclave,
+                                                                  where.project))
+                    out.result.spec = dict(request)
+                    # the size limit, met on the whole output before the check: what the
+                    # genetics rules let through, and so the bytes, hang on the data, so a
+                    # GWAS too large to keep is an answer, never a free error
+                    whole = genetics.render(out, fmt, hidden=False)
+                    _gwas_fits(whole)
+                    with self.ctx.transaction() as db:
+                        institution = _institution(db, where.project)
+                    report, held, findings, sure = self._checked(
+                        out.result, rules, institution, project_id,
+                        self.enclave.master_ids(where.project), key)
+                    blocked = bool(findings) and CheckReport.worst(findings) is Verdict.BLOCK
+                    payload = genetics.render(out, fmt, hidden=True) if blocked else whole
+                    name = output_name(named, request, fmt)
+                    findings += scan(self.index(), genetics.render(
+                        out, fmt, hidden=blocked, annotated=False), name)
+                    # how many variants the genetics rules withheld, and why, are figures of
+                    # the analysed group: said with an output the check let through, never
+                    # with one stopped, by the check or by the genetics rules themselves (a
+                    # project's genetics verdict review or block): genetics.unsaid
+                    stopped = SEVERITY[CheckReport.worst([*findings, *out.findings])] >= \
+                        SEVERITY[Verdict.REVIEW]
+                    findings += [genetics.unsaid(rules)] if stopped else out.findings
+                    return out, report, held, findings, sure, payload, name
                 try:
-                    # the run, the genetics rules, the check, the rendering and the scan: a
-                    # failure anywhere there, whatever its kind, is an answer, rationed as one
+                    # a failure anywhere there, whatever its kind, is an answer, rationed as one
                     with failures_are_answers():
-                        run = _bounded(timer, lambda: run_gwas(
-                            spec, frame, pseudonyms, genotypes, rules.threshold,
-                            rules.genetics_max_residual_share, rules.regression_max_leverage,
-                            cluster=self.enclave.engine.genotype_cluster()))
-                        with reading_data():  # what the rules make of the data is one too
-                            out = genetics.prepare(
-                                run, rules,
-                                enclave_service.rounding(self.enclave, where.project),
-                                ledger, enclave_service.figure_secret(self.enclave,
-                                                                      where.project))
-                        out.result.spec = dict(request)
-                        # the size limit, met on the whole output before the check: what
-                        # the genetics rules let through, and so the bytes, hang on the
-                        # data, so a GWAS too large to keep is an answer, never a free error
-                        whole = genetics.render(out, fmt, hidden=False)
-                        _gwas_fits(whole)
-                        with self.ctx.transaction() as db:
-                            institution = _institution(db, where.project)
-                        report, held, findings, sure = self._checked(
-                            out.result, rules, institution, project_id,
-                            self.enclave.master_ids(where.project), key)
-                        blocked = bool(findings) and \
-                            CheckReport.worst(findings) is Verdict.BLOCK
-                        payload = (genetics.render(out, fmt, hidden=True) if blocked
-                                   else whole)
-                        name = output_name(named, request, fmt)
-                        findings += scan(self.index(), genetics.render(
-                            out, fmt, hidden=blocked, annotated=False), name)
-                        # how many variants the genetics rules withheld, and why, are
-                        # figures of the analysed group: said with an output the check let
-                        # through, never with one stopped, by the check or by the genetics
-                        # rules themselves (a project's genetics verdict review or block):
-                        # genetics.unsaid
-                        stopped = SEVERITY[CheckReport.worst([*findings, *out.findings])] >= \
-                            SEVERITY[Verdict.REVIEW]
-                        findings += [genetics.unsaid(rules)] if stopped else out.findings
+                        out, report, held, findings, sure, payload, name = \
+                            _bounded(timer, work)
                 except DataRefusal:
                     # one reason, whichever of the run's checks (or the platform) refused it:
                     # which it was can hang on one participant's value, and the refusal is
@@ -1053,6 +1064,22 @@ class Outputs:
 
 
 @dataclass(frozen=True)
+class _Made:
+    """What an analysis's work on the data made, up to its record (``Outputs._analyse``)."""
+
+    scope: enclave_service.Scope
+    result: Result
+    report: CheckReport
+    held: Contributors
+    findings: list[Finding]
+    sure: dict[str, int]
+    sayable: Namable
+    packed: Callable[[], None]
+    payload: bytes
+    name: str
+
+
+@dataclass(frozen=True)
 class Answered:
     """When an analysis was answered: its schedule's ``step`` (0: the floor), that step's
     time after the request (``seconds``), whether its run passed the floor (``overran``:
@@ -1065,6 +1092,13 @@ class Answered:
     overran: bool
     schedule: timing.Schedule
     moment: dt.datetime | None = None
+
+
+def _low_priority() -> None:
+    """A past-ration worker's thread at nice 10 (Linux sets a thread's own priority by its
+    id): work left running past its deadline takes the cores from nothing but the like."""
+    with suppress(OSError):  # not permitted here: the deadline still holds, at equal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PAST_RATION_NICE)
 
 
 def _bounded(timer: _Timer | None, work: Callable[[], T]) -> T:
@@ -1180,19 +1214,25 @@ class _Timer:
                                       self.outputs.enclave.limits.seconds)
 
     def bounded(self, work: Callable[[], T]) -> T:
-        """Do the work that reads the data (the run: its SQL, its fit). Past the ration
-        (nothing could be reserved for the run's time, so the step it reached would spend
-        nothing), it must end by ``timing.run_deadline`` of the withheld moment, or it is
-        refused as the query time limit refuses SQL. The limit bounds SQL only: a logistic
-        fit that ran all its iterations when one participant's value separated the outcome
-        was answered steps later than one that converged, 3 of 3 targets, for free (the red
-        team). Within the ration no deadline is needed: a run past its floor spends an answer.
+        """Do the work on the data, up to the record: the run (its SQL, its fit), the check,
+        the rendering and the scan. Past the ration (nothing could be reserved for the run's
+        time, so the step it reached would spend nothing), it must end by
+        ``timing.run_deadline`` of the withheld moment, or it is refused as the query time
+        limit refuses SQL; what is left (the record, the contributor sets kept, the meter)
+        has the recording's share. The red team found both halves: a logistic fit that ran
+        all its iterations when one participant's value separated the outcome was answered
+        steps later than one that converged (the limit bounds SQL only), and a check of
+        2,048 groups slowed past the moment by that fit still running beside it (when only
+        the run was bounded), 3 of 3 targets each, for free. Within the ration no deadline is
+        needed: a run past its floor spends an answer.
 
         The work runs on a worker of ``Outputs.past_ration`` and this thread waits for it
         until the deadline; past it, the worker is left to finish and its result dropped.
         Nothing interrupts it (an exception thrown into a thread can land inside a lock's or
-        a connection's bookkeeping); the workers are few, and a request that waits for one
-        waits within its own deadline, so its moment is the same whoever kept them busy."""
+        a connection's bookkeeping). The workers are few and run at a low priority (work
+        left running takes the cores only from other such work), and a request that waits
+        for one waits within its own deadline, so its moment is the same whoever kept them
+        busy."""
         if not self.unreserved:
             return work()
         due = timing.run_deadline(self.withheld_at())

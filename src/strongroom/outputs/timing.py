@@ -102,8 +102,9 @@ class Schedule:
         return self.timed and took > self.floor
 
 
-# what a run the query time limit cuts off may still take, as a share of the limit, to be
-# checked, rendered and recorded (outputs are at most requests.MAX_BYTES: well under a second)
+# past the ration, the share of a withheld output's moment left after its run's deadline (the
+# run, check, rendering and scan bounded by it) for its record, its contributor sets kept and
+# its meter (an output is at most requests.MAX_BYTES: under a second to seal and write)
 RECORDING_SHARE = 0.25
 
 
