@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as PastDeadline
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -1239,7 +1238,9 @@ class _Timer:
         running = self.outputs.past_ration.submit(contextvars.copy_context().run, work)
         try:
             return running.result(timeout=max(0.0, due - (time.monotonic() - self.started)))
-        except PastDeadline:
+        except TimeoutError:
+            if running.done():  # the work's own (a library's timeout): a failure as any
+                raise
             running.cancel()  # never started (the workers were busy): never will
             raise DataRefusal(
                 f"the analysis took longer than {due:,.1f} s, the most one may take once its "
