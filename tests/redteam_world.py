@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,19 @@ def scheduled_fixture() -> Any:
         finally:
             outputs.sleep = sleep
     return scheduled
+
+
+@contextmanager
+def time_limit(world: AttackWorld, seconds: float) -> Iterator[None]:
+    """The enclave's query time limit set to ``seconds`` for the block (a probe meets it, or
+    the deadlines reckoned from it, soon)."""
+    enclave = world.platform.enclave
+    saved = enclave.limits
+    enclave.limits = dataclasses.replace(saved, seconds=seconds)
+    try:
+        yield
+    finally:
+        enclave.limits = saved
 
 
 def attacker(world: AttackWorld) -> tuple[Principal, str]:

@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from strongroom.outputs.render import Format
 from strongroom.outputs.requests import OutputView
 from strongroom.outputs.states import OutputStatus
 from strongroom.outputs.verdicts import Verdict
+from tests.redteam_world import time_limit
 
 pytestmark = pytest.mark.slow
 
@@ -290,18 +290,6 @@ def _copies(world: AttackWorld, texts: int) -> str:
             + f" SELECT b.pid, {built} FROM base b JOIN d{doublings} ON b.pid = d{doublings}.pid")
 
 
-@contextmanager
-def _time_limit(world: AttackWorld, seconds: float) -> Iterator[None]:
-    """The enclave's time limit lowered, so that the slow definition meets it soon."""
-    enclave = world.platform.enclave
-    saved = enclave.limits
-    enclave.limits = dataclasses.replace(saved, seconds=seconds)
-    try:
-        yield
-    finally:
-        enclave.limits = saved
-
-
 def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
         world: AttackWorld, cast: runner.Cast) -> None:
     """Guarantee: a definition refused once it read the data spends one answer; a definition
@@ -326,7 +314,7 @@ def test_a_definition_refused_by_the_data_is_an_answer_and_none_run_once_spent(
             f"d{j} AS (SELECT pid FROM d{j - 1} UNION ALL SELECT pid FROM d{j - 1})"
             for j in range(1, 24)) + " SELECT pid FROM d23")
     slow = _copies(world, SLOW_TEXTS)
-    with _time_limit(world, SLOW_LIMIT):
+    with time_limit(world, SLOW_LIMIT):
         assert outputs.define(who, project, "lean", slow.replace("{T}", cast.lean[0].condition))
         assert used() == 0
         with pytest.raises(DataRefusal, match="the time limit of"):
@@ -379,7 +367,7 @@ def test_definitions_sent_at_once_cannot_share_the_last_answer(
             return "spent"
         return "built"
 
-    with _time_limit(world, SLOW_LIMIT), ThreadPoolExecutor(max_workers=6) as pool:
+    with time_limit(world, SLOW_LIMIT), ThreadPoolExecutor(max_workers=6) as pool:
         seen = sorted(pool.map(attempt, range(6)))
     # exactly one reads the data: refused by it ("read"), or, on a loaded machine where the
     # slow query still ends inside the limit, built; the other five find the answer spent

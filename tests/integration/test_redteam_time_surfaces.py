@@ -15,7 +15,6 @@ unexpected pass (a failure to update) once it is fixed. Surfaces that hold are p
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import time
 import warnings
@@ -38,7 +37,7 @@ from strongroom.errors import Conflict, RateLimited, Refused
 from strongroom.outputs import timing
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.render import Format
-from strongroom.outputs.requests import list_outputs
+from strongroom.outputs.requests import OutputView, list_outputs
 from strongroom.outputs.runs import RunStatus
 from strongroom.outputs.service import Answered
 from strongroom.watch.models import MeterRow
@@ -50,6 +49,7 @@ from tests.redteam_world import (
     module_world,
     scheduled_fixture,
     settings_fixture,
+    time_limit,
     until,
     views_lock,
 )
@@ -493,6 +493,34 @@ ACTED = ("SELECT birth_year, centre, smoking, sex, count(*) AS n FROM base "
          "GROUP BY birth_year, centre, smoking, sex")  # small cells: suppressed
 
 
+def _spend_the_day(world: AttackWorld, who: Principal, project: str,
+                   maybe_spent: bool = False) -> None:
+    """Spend the project's day of answers (``answers_project_day=1``): an acted output
+    (``maybe_spent``: or withheld, an earlier output having spent it already)."""
+    spent = world.platform.outputs.analyse(
+        who, project, {"kind": "aggregate_sql", "sql": ACTED}, Format("json"))
+    assert spent.output.acted or (maybe_spent and spent.check_report.withheld)
+
+
+def _past_the_ration(world: AttackWorld, who: Principal, project: str,
+                     asked: list[dict[str, object]]) -> tuple[list[OutputView], list[Answered]]:
+    """Each request analysed in turn: its output and when it was answered."""
+    seen: list[Answered] = []
+    views = [world.platform.outputs.analyse(who, project, request, Format("json"),
+                                            answered=seen.append) for request in asked]
+    return views, seen
+
+
+def _answered_alike(views: list[OutputView], seen: list[Answered], runs: str,
+                    stopped: str) -> None:
+    """Both withheld (past the ration), answered at one moment, the second (the slow run)
+    refused at its deadline (custodian-side: its report says so)."""
+    assert [v.check_report.withheld for v in views] == [True, True]
+    assert seen[0].moment == seen[1].moment, (
+        f"{runs} answered at {seen[0].moment} and {seen[1].moment}")
+    assert stopped in " ".join(f.reason for f in views[1].check_report.findings)
+
+
 def test_past_the_ration_a_run_the_time_limit_bounds_is_answered_at_one_moment(
         world: AttackWorld, settings: Callable[..., None], scheduled: list[float]) -> None:
     """Guarantee: once a person's ration is spent (every output withheld, a run past its
@@ -502,14 +530,9 @@ def test_past_the_ration_a_run_the_time_limit_bounds_is_answered_at_one_moment(
     (ladder 1, 2, 4 s), withheld outputs wait 1.5 s and the limit is 2 s: before, the quick
     one was answered at 1.5 s and the held one at 2 s, its step, for free."""
     settings(answers_project_day=1, analysis_seconds=4.0, withheld_seconds=1.5)
-    enclave = world.platform.enclave
-    saved = enclave.limits
-    enclave.limits = dataclasses.replace(saved, seconds=2.0)
-    try:
+    with time_limit(world, 2.0):
         who, project = attacker(world)
-        spent = world.platform.outputs.analyse(
-            who, project, {"kind": "aggregate_sql", "sql": ACTED}, Format("json"))
-        assert spent.output.acted  # the day's one answer
+        _spend_the_day(world, who, project)
         lock = views_lock(world)
         moments, took, withheld = {}, {}, []
 
@@ -540,8 +563,6 @@ def test_past_the_ration_a_run_the_time_limit_bounds_is_answered_at_one_moment(
         assert moments[0.0] == moments[1.7], (
             f"withheld outputs answered {moments[0.0]} after a quick run and "
             f"{moments[1.7]} after a slow one")
-    finally:
-        enclave.limits = saved
 
 
 COPIES = 7  # the separating definition copies every row 2^7 times: 384,000 rows
@@ -599,27 +620,14 @@ def test_past_the_ration_a_model_s_fit_is_stopped_at_its_deadline(
     frame = world.platform.enclave.definition(row, "big")[1]
     truth = [_fit_seconds(frame, f"y{i}") for i in range(len(targets))]
     settings(answers_project_day=1, analysis_seconds=0.25, withheld_seconds=0.0)
-    enclave = world.platform.enclave
-    saved = enclave.limits
-    enclave.limits = dataclasses.replace(saved, seconds=0.6)
-    try:
-        spent = world.platform.outputs.analyse(
-            who, project, {"kind": "aggregate_sql", "sql": ACTED}, Format("json"))
-        assert spent.output.acted  # the day's one answer
-        seen: list[Answered] = []
-        views = [world.platform.outputs.analyse(
-            who, project, {"kind": "logistic", "definition": "big", "outcome": f"y{i}",
-                           "covariates": ["xa", "sbp", "birth_year", "sex"]},
-            Format("json"), answered=seen.append) for i in range(len(targets))]
-    finally:
-        enclave.limits = saved
-    assert [v.check_report.withheld for v in views] == [True, True]  # past the ration
+    with time_limit(world, 0.6):
+        _spend_the_day(world, who, project)
+        views, seen = _past_the_ration(world, who, project, [
+            {"kind": "logistic", "definition": "big", "outcome": f"y{i}",
+             "covariates": ["xa", "sbp", "birth_year", "sex"]} for i in range(len(targets))])
     assert truth[1] > 0.8, truth  # the truth: the lean target's fit runs past the deadline
-    assert seen[0].moment == seen[1].moment, (
-        f"fits of {truth[0]:.2f} and {truth[1]:.2f} s answered at {seen[0].moment} and "
-        f"{seen[1].moment}")
-    assert "the analysis took longer than 0.8 s" in " ".join(
-        f.reason for f in views[1].check_report.findings)  # custodian-side: stopped there
+    _answered_alike(views, seen, f"fits of {truth[0]:.2f} and {truth[1]:.2f} s",
+                    "the analysis took longer than 0.8 s")
 
 
 def _copies_numbered(doublings: int) -> str:
@@ -651,30 +659,16 @@ def test_past_the_ration_the_check_is_within_the_deadline_too(
                                                   "sql": MANY_GROUPS}, Format("json"))
     truth = time.monotonic() - started
     settings(answers_project_day=1, analysis_seconds=1.0, withheld_seconds=0.0)
-    enclave = world.platform.enclave
-    saved = enclave.limits
     # floor 0.25 s; the withheld moment the step past 1.25 × the limit; the deadline 0.8 ×
     limit = 0.4 * truth
-    enclave.limits = dataclasses.replace(saved, seconds=limit)
-    try:
-        spent = world.platform.outputs.analyse(
-            who, project, {"kind": "aggregate_sql", "sql": ACTED}, Format("json"))
-        assert spent.output.acted or spent.check_report.withheld  # the day's one answer
-        seen: list[Answered] = []
-        views = [world.platform.outputs.analyse(
-            who, project, {"kind": "aggregate_sql", "sql": sql}, Format("json"),
-            answered=seen.append) for sql in (HONEST, MANY_GROUPS)]
-        deadline = timing.run_deadline(timing.withheld_moment(
-            seen[0].schedule, 0.0, limit))
-    finally:
-        enclave.limits = saved
-    assert [v.check_report.withheld for v in views] == [True, True]  # past the ration
+    with time_limit(world, limit):
+        _spend_the_day(world, who, project, maybe_spent=True)
+        views, seen = _past_the_ration(world, who, project, [
+            {"kind": "aggregate_sql", "sql": sql} for sql in (HONEST, MANY_GROUPS)])
+    deadline = timing.run_deadline(timing.withheld_moment(seen[0].schedule, 0.0, limit))
     assert truth > deadline, (truth, deadline)  # the truth: the check runs past it
-    assert seen[0].moment == seen[1].moment, (
-        f"a quick table and one of {truth:.2f} s answered at {seen[0].moment} and "
-        f"{seen[1].moment}")
-    assert "the analysis took longer than" in " ".join(
-        f.reason for f in views[1].check_report.findings)  # custodian-side: stopped there
+    _answered_alike(views, seen, f"a quick table and one of {truth:.2f} s",
+                    "the analysis took longer than")
 
 
 def test_the_custodian_s_clocks_are_not_the_researcher_s_to_read(world: AttackWorld) -> None:

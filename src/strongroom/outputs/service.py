@@ -111,7 +111,7 @@ PAST_RATION_WORKERS = 2  # runs past the ration at once (each bounded by its dea
 PAST_RATION_NICE = 10  # their threads' priority (outputs.service._low_priority)
 
 if TYPE_CHECKING:  # the GWAS path imports its numerics (SciPy) only when a GWAS runs
-    from strongroom.outputs.genetics import Budget
+    from strongroom.outputs.genetics import Budget, GwasOutput
 
 CELLS = "cells"
 
@@ -584,7 +584,7 @@ class Outputs:
         with self._genetic_lock():
             with margin.keyed(key):
                 ledger = genetics.RunningBudget(self._genetic_budget(), pseudonyms)
-                def work() -> tuple[Any, CheckReport, Contributors, list[Finding],
+                def work() -> tuple[GwasOutput, CheckReport, Contributors, list[Finding],
                                     dict[str, int], bytes, str]:
                     """The run, the genetics rules, the check, the rendering and the scan."""
                     run = run_gwas(spec, frame, pseudonyms, genotypes, rules.threshold,
