@@ -258,11 +258,14 @@ def test_a_redefinition_shows_the_old_one_until_its_answer_s_moment(
     3 s floor: a second client listing the project and downloading its dummy data every
     20 ms sees the old ``x`` and the old zip, unchanged, until the floor, then the new. (At a
     0.9 s floor a loaded CI machine once gave no probe back before it, and at 1.5 s one failed
-    under a load of nine: no evidence either way.)"""
+    under a load of nine: no evidence either way. Even at 3 s a machine at load ten once gave
+    none, so a trial that saw nothing before the floor is run again, at most twice.)"""
     settings(definition_seconds=3.0)
     enclave = world.platform.enclave
     seen: dict[float, set[object]] = {}
-    for held in (0.0, 0.5):
+    for held in (0.0, 0.5, 0.0, 0.5, 0.0, 0.5):
+        if seen.get(held):  # this trial has seen what it came for
+            continue
         who, project = attacker(world)
         world.platform.outputs.define(who, project, "x", SUBSET)
         before = service.dummy_data(enclave, who, project, n=50)
