@@ -577,3 +577,162 @@ def test_the_size_watch_never_walks_a_link_to_a_host_folder(tmp_path: Path) -> N
     (tmp_path / "host").symlink_to("/usr")
     (tmp_path / "d" / "host").symlink_to("/usr/lib")
     assert sandbox.folder_size(tmp_path) == 10 + len("/usr") + len("/usr/lib")
+
+
+# -- budgets the whole host shares (the red team's, session 58) ----------------------------------
+# Each is a kernel resource no group of the job's counted: a job that spends it stops the
+# host's other programs (the next sandbox among them) while it runs.
+
+ATTACH = SAY + """
+import socket, struct
+ret = struct.pack("HBBI", 0x06, 0, 0, 0xffff)  # a one-instruction filter: return all
+program = ctypes.create_string_buffer(ret, len(ret))
+fprog = struct.pack("HxxxxxxQ", 1, ctypes.addressof(program))
+for family in (socket.AF_UNIX, socket.AF_INET):
+    for option in (26, 50, 51, 52):  # SO_ATTACH_FILTER, _BPF, _REUSEPORT_CBPF, _EBPF
+        s = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, option, fprog if option in (26, 51) else
+                         struct.pack("i", 0))
+            say("attached", family, option)
+        except OSError as e:
+            say("refused", family, option, errno.errorcode[e.errno])
+        s.close()
+sock_fprog = (ctypes.c_char * 16).from_buffer_copy(fprog)
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
+                       ctypes.c_ulong]
+say("prctl", libc.prctl(22, 2, ctypes.addressof(sock_fprog), 0, 0),
+    errno.errorcode.get(ctypes.get_errno()))
+say("seccomp", libc.syscall(317, 1, 0, ctypes.addressof(sock_fprog)),
+    errno.errorcode.get(ctypes.get_errno()))
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers of x86-64")
+def test_a_job_spends_none_of_the_hosts_compiled_bpf(place: Path) -> None:
+    """A job attached thousands of socket filters (each compiled: net.core.bpf_jit_limit is
+    one budget for the host) until the kernel refused more, and the next sandbox could not
+    load its own seccomp filter. Every way to attach a filter to a socket, and to load a
+    seccomp filter of its own, is refused (the kernel never sees it), and the job goes on."""
+    ran = attack(place, ATTACH)
+    said = ran.said.splitlines()
+    assert ran.ending.ok, (ran.ending.exit_code, ran.ending.walls)
+    assert [line.split()[0] for line in said[:8]] == ["refused"] * 8, said
+    assert {line.split()[-1] for line in said[:8]} == {"EPERM"}, said
+    assert said[8:] == ["prctl -1 EPERM", "seccomp -1 EPERM"], said
+
+
+def test_linux_aio_is_absent_and_the_job_carries_on(place: Path) -> None:
+    """fs.aio-max-nr is one count for the host, root's too: a job's io_setup(65536) held
+    every context while it ran, and io_setup failed for everyone else (EAGAIN)."""
+    ran = attack(place, SAY + """
+context = ctypes.c_ulong(0)
+say(libc.syscall(206, 65536, ctypes.byref(context)), errno.errorcode.get(ctypes.get_errno()))
+""")
+    assert ran.ending.ok and ran.said.split() == ["-1", "ENOSYS"], ran.said
+    # the truth, host-side: the host's count of contexts is as it was (none held)
+    assert int(Path("/proc/sys/fs/aio-nr").read_text()) < 65536
+
+
+def test_ipv4_and_ipv6_are_streams_only(place: Path) -> None:
+    """Datagram buffers come from a pool the host shares, which the job's memory group does
+    not count (a job held 390 MiB of it from a group of 10 MiB): no UDP, ICMP or other
+    IPv4/IPv6 socket but a stream opens; loopback TCP still does."""
+    ran = attack(place, SAY + """
+import socket
+for family in (socket.AF_INET, socket.AF_INET6):
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
+                 socket.SOCK_DGRAM | socket.SOCK_NONBLOCK, socket.SOCK_SEQPACKET,
+                 socket.SOCK_RDM):
+        try:
+            socket.socket(family, kind)
+            say("opened", family, kind)
+        except OSError as e:
+            say("refused", errno.errorcode[e.errno])
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+    say("ping opened")
+except OSError as e:
+    say("refused", errno.errorcode[e.errno])
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+server.bind(("127.0.0.1", 0)); server.listen(1)
+socket.create_connection(server.getsockname()).sendall(b"hi")
+say("tcp", server.accept()[0].recv(2).decode())
+""")
+    said = ran.said.splitlines()
+    assert said[:-1] == ["refused ESOCKTNOSUPPORT"] * 11, said
+    assert said[-1] == "tcp hi", said
+
+
+@ROOT_ONLY
+def test_a_jobs_tcp_buffers_are_held_by_its_group(place: Path) -> None:
+    """TCP buffers come from the host's one pool too (net.ipv4.tcp_mem), and cgroup v1 counts
+    a group's only where it has a limit of its own: a job queued 586 MiB on loopback
+    connections that never read, from a group of 7 MiB; at the pool's top every TCP socket
+    on the host is refused memory. The job's group holds them: it queues 256 MiB if it can
+    (the truth: the bytes the kernel took), and little more than its TCP limit is taken."""
+    if (cgroups.ROOT / "cgroup.controllers").exists():
+        pytest.skip("cgroup v2 counts socket memory in the group's memory.max")
+    ran = attack(place, SAY + """
+import socket, time
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+server.bind(("127.0.0.1", 0)); server.listen(64)
+pairs, queued, chunk = [], 0, b"x" * (1 << 20)
+while queued < (256 << 20) and len(pairs) < 64:
+    c = socket.create_connection(server.getsockname())
+    pairs.append((c, server.accept()[0]))
+    c.setblocking(False)
+    stuck = 0
+    while queued < (256 << 20) and stuck < 3:
+        try:
+            queued += c.send(chunk)
+        except BlockingIOError:
+            stuck += 1
+            time.sleep(0.01)
+say(queued >> 20)
+""")
+    queued = int(ran.said.split()[0])  # the kernel takes a last send past the limit
+    assert queued < 1.5 * (cgroups.JOB_TCP_BYTES >> 20), f"the job queued {queued} MiB"
+
+
+def test_the_hosts_identity_is_not_the_jobs(place: Path) -> None:
+    """The boot id, the kernel's command line and build, the boot time and uptime, and the
+    PCI bus's devices: a red team read each and found the host's. Host-side, each is read
+    here and none is what the job saw."""
+    ran = attack(place, SAY + """
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as e:
+        return errno.errorcode[e.errno]
+say(read("/proc/sys/kernel/random/boot_id"))
+say(read("/proc/cmdline") or "-")
+say(read("/proc/version"))
+say(next((l for l in read("/proc/stat").splitlines() if l.startswith("btime")), "-"))
+say(read("/proc/uptime"))
+say(sorted(os.listdir("/proc/bus")) if os.path.isdir("/proc/bus") else "-")
+""")
+    boot, cmdline, version, btime, uptime, bus = ran.said.splitlines()
+    host = {p: Path(p).read_text().strip() for p in (
+        "/proc/sys/kernel/random/boot_id", "/proc/cmdline", "/proc/version")}
+    assert boot != host["/proc/sys/kernel/random/boot_id"] and len(boot) == 36, boot
+    assert cmdline == "-" and host["/proc/cmdline"] != ""
+    assert version == f"Linux version {os.uname().release}" != host["/proc/version"]
+    host_btime = next(line for line in Path("/proc/stat").read_text().splitlines()
+                      if line.startswith("btime"))
+    assert btime != host_btime and int(btime.split()[1]) > int(host_btime.split()[1])
+    assert uptime == "0.00 0.00"
+    assert bus in ("[]", "-"), bus
+
+
+def test_a_job_memory_that_could_hold_every_host_file_is_said_at_the_start() -> None:
+    """What a job's limits let it spend of the host's open files (each charged to its memory,
+    mapped and closed past RLIMIT_NOFILE: a red team held 120,000) is told to the custodian
+    at the server's start, with the setting to change; a memory that cannot is not."""
+    file_max = int(Path("/proc/sys/fs/file-max").read_text())
+    big = replace(LIMITS, memory_bytes=(file_max + 1) * sandbox.FILE_COST)
+    said = sandbox.shared_budgets(big)
+    assert any("fs.file-max" in problem and "jobs: memory" in problem for problem in said)
+    small = replace(LIMITS, memory_bytes=min(file_max * sandbox.FILE_COST, 64 << 20))
+    assert not any("fs.file-max" in problem for problem in sandbox.shared_budgets(small))

@@ -22,6 +22,13 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 JOB_CPU_SHARES = 128  # cgroup v1: a session's is 1024
 JOB_CPU_WEIGHT = 12  # cgroup v2: a session's is 100
+# cgroup v1 counts a group's TCP buffers only where it is given a limit of their own, and
+# they come from a pool the whole host shares (net.ipv4.tcp_mem: 2.2 GiB on this kind of
+# machine): a job held 586 MiB of it from a group of 7 MiB, about 4 MiB a connection that
+# never reads, and at the pool's top every TCP socket on the host (the server's, the
+# database's) is refused memory. A job's TCP is loopback only: this is plenty. (cgroup v2
+# counts socket memory in memory.max; sandbox.shared_budgets warns where that is too much.)
+JOB_TCP_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,9 @@ def make(name: str, *, memory: int, processes: int, low_priority: bool = False) 
         return Group((d,), v2=True)
     dirs = []
     controllers: list[tuple[str, dict[str, int]]] = [
-        ("pids", {"pids.max": processes}), ("memory", {"memory.limit_in_bytes": memory})]
+        ("pids", {"pids.max": processes}),
+        ("memory", {"memory.limit_in_bytes": memory,
+                    "memory.kmem.tcp.limit_in_bytes": min(memory, JOB_TCP_BYTES)})]
     if low_priority and "cpu" in own and (ROOT / "cpu").is_dir():
         controllers.append(("cpu", {"cpu.shares": JOB_CPU_SHARES}))
     try:

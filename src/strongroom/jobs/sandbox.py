@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -166,6 +167,47 @@ def unavailable() -> str | None:
     return cgroups.available()
 
 
+# the kernel memory a job's group is charged for each file it holds (open, or mapped and
+# closed: a mapping keeps its file open past RLIMIT_NOFILE): about 430 bytes measured, so a
+# conservative 256 here
+FILE_COST = 256
+
+
+def shared_budgets(limits: Limits) -> list[str]:
+    """What one job's limits would let it spend of a budget the whole host shares, which no
+    group of the job's can hold: said at the server's start (a custodian's setting to
+    change), not refused. A red team held 120,000 of the host's open files (fs.file-max)
+    from two processes with four descriptors open, each file mapped a page and closed: the
+    job's memory, which each such file is charged against, is the only bound, and past
+    fs.file-max every unprivileged program on the host (the database's) gets ENFILE."""
+    problems = []
+    file_max = _sysctl("fs/file-max")
+    if file_max is not None and limits.memory_bytes // FILE_COST > file_max:
+        problems.append(
+            f"a job's memory ({limits.memory_bytes >> 20:,} MiB) could hold "
+            f"{limits.memory_bytes // FILE_COST:,} open files, and the host allows "
+            f"{file_max:,} in all (fs.file-max): a job could leave none for the host's other "
+            "programs. Raise it (sysctl -w fs.file-max=9223372036854775807, as systemd "
+            "does) or lower jobs: memory in strongroom.yaml")
+    tcp = _sysctl("net/ipv4/tcp_mem", field=2)
+    if (cgroups.ROOT / "cgroup.controllers").exists() and tcp is not None \
+            and limits.memory_bytes > tcp * os.sysconf("SC_PAGE_SIZE") // 2:
+        problems.append(
+            f"cgroup v2 counts a job's TCP buffers in its memory ({limits.memory_bytes >> 20:,}"
+            f" MiB), more than half the host's TCP pool (net.ipv4.tcp_mem, "
+            f"{tcp * os.sysconf('SC_PAGE_SIZE') >> 20:,} MiB): a job could leave the host's "
+            "sockets (the server's, the database's) none. Lower jobs: memory, or raise "
+            "net.ipv4.tcp_mem")
+    return problems
+
+
+def _sysctl(name: str, field: int = 0) -> int | None:
+    try:
+        return int(Path("/proc/sys", name).read_text().split()[field])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
         env: dict[str, str] | None = None, output: Path | None = None,
         cwd: str = "/job") -> Ending:
@@ -180,27 +222,29 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
         user = identity.job_user()
         os.fchown(monitor_w, user.uid, user.gid)
     filter_fd = syscalls.descriptor()
+    disguises = _disguises()
     group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes,
                          low_priority=limits.low_priority)
     binds = [*_runtime(), *_binds(mounts)]
     args = [*_held(group, limits), *enter, BWRAP, *_walls(limits, env or {}, monitor_w),
-            *_parents(binds), *binds, *_sealed(limits), "--seccomp", str(filter_fd),
-            "--chdir", cwd, "--", *identity.job_user().drop(), *argv]
+            *_parents(binds), *binds, *_sealed(limits, disguises),
+            "--seccomp", str(filter_fd), "--chdir", cwd, "--", *identity.job_user().drop(),
+            *argv]
+    passed = (monitor_w, filter_fd, *disguises)
     started = time.monotonic()
     walls: list[Wall] = []
     try:
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(monitor_w, filter_fd), start_new_session=True,
-            env={"PATH": "/usr/bin:/bin"})
+            pass_fds=passed, start_new_session=True, env={"PATH": "/usr/bin:/bin"})
     except BaseException:
-        for fd in (monitor_r, monitor_w, filter_fd):
+        for fd in (monitor_r, *passed):
             os.close(fd)
         group.stop()
         group.remove()
         raise
-    os.close(monitor_w)
-    os.close(filter_fd)
+    for fd in passed:
+        os.close(fd)
     with _LIVE_LOCK:
         _LIVE.add(process)
     out, err, tries = _Drain(process.stdout), _Drain(process.stderr), _Drain(monitor_r)
@@ -282,17 +326,49 @@ def _parents(binds: list[str]) -> list[str]:
     return [arg for path in made for arg in ("--perms", "0755", "--dir", path)]
 
 
-def _sealed(limits: Limits) -> list[str]:
-    """Once everything is in place: the kernel's settings read-only, ``/dev/shm`` capped,
+def _sealed(limits: Limits, disguises: dict[int, str]) -> list[str]:
+    """Once everything is in place: the kernel's settings read-only, the host's identity
+    hidden (:func:`_disguises`; the PCI bus's devices an empty folder), ``/dev/shm`` capped,
     and the root, ``/dev`` and ``/job-lib`` read-only (their tmpfs had no size cap), and the
     whole of ``/proc`` read-only: not a list of its writable files (``/proc/pressure``'s
     triggers were missed by one), every one of them, the job's own processes' included."""
     args = []
-    for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"):
+    for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq"):
         if Path(path).exists():
             args += ["--ro-bind", path, path]
+    if Path("/proc/bus").exists():
+        args += ["--tmpfs", "/proc/bus", "--remount-ro", "/proc/bus"]
+    for fd, path in disguises.items():
+        if Path(path).exists():
+            args += ["--perms", "0444", "--ro-bind-data", str(fd), path]
     return [*args, "--perms", "1777", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
             "--remount-ro", "/proc", "--remount-ro", "/dev", "--remount-ro", "/"]
+
+
+def _disguises() -> dict[int, str]:
+    """What a job reads in ``/proc`` of the host's identity, in place of the host's own (a
+    file descriptor each, for bubblewrap to copy; the caller closes them). A red team read
+    the host's boot id, its kernel's command line (the virtual machine's control addresses
+    among it), its kernel build and its boot time, each equal to the host's: facts that tie
+    a job's outputs to a machine and say when it was restarted. Now the boot id is drawn
+    for the run, the command line is empty, the kernel's version is its release alone (which
+    ``uname`` gives anyway), and the boot time, the host's CPU counters and its uptime are
+    the run's start and zeros."""
+    now = int(time.time())
+    cpus = "".join(f"cpu{i} 0 0 0 0 0 0 0 0 0 0\n" for i in range(os.cpu_count() or 1))
+    made = {"/proc/sys/kernel/random/boot_id": f"{uuid.uuid4()}\n",
+            "/proc/cmdline": "\n",
+            "/proc/version": f"Linux version {os.uname().release}\n",
+            "/proc/stat": (f"cpu  0 0 0 0 0 0 0 0 0 0\n{cpus}intr 0\nctxt 0\nbtime {now}\n"
+                           "processes 0\nprocs_running 1\nprocs_blocked 0\nsoftirq 0\n"),
+            "/proc/uptime": "0.00 0.00\n"}
+    disguises: dict[int, str] = {}
+    for path, text in made.items():
+        fd = os.memfd_create("strongroom-proc")
+        disguises[fd] = path
+        os.write(fd, text.encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+    return disguises
 
 
 def _runtime() -> list[str]:

@@ -10,9 +10,12 @@ the kernel's tracing, ``userfaultfd`` as an exploit's timer). Those calls are re
 kernel writes every seccomp kill to its log with the process's name and program path, both
 the job's to choose, so a job could write decrypted bytes into the host's log a line at a
 time (a red team did); a trap is not logged. So is any call of another architecture's ABI
-(32-bit ``int 0x80``). A few calls libraries probe for and do without (``io_uring``,
-``clone3``) fail as if the kernel lacked them. The filter is compiled by libseccomp (through
-pyseccomp) for this machine's architecture, once a process.
+(32-bit ``int 0x80``). A few calls libraries probe for and do without (``io_uring``, Linux
+AIO, ``clone3``) fail as if the kernel lacked them. Budgets one count serves the whole host
+for, outside any group of the job's (compiled BPF, AIO contexts, datagram buffers), are
+closed to it: a red team spent each from a job, and the host's other programs, the next
+sandbox among them, went without. The filter is compiled by libseccomp (through pyseccomp)
+for this machine's architecture, once a process.
 """
 
 from __future__ import annotations
@@ -45,13 +48,31 @@ KILLED = (
     # the clocks every process shares
     "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
 )
-# fail as absent: libraries probe for them and carry on without
-ABSENT = ("io_uring_setup", "io_uring_enter", "io_uring_register", "clone3")
+# fail as absent: libraries probe for them and carry on without. Linux AIO's contexts are
+# one count for the whole host (fs.aio-max-nr, root's too): a job's io_setup(65536) held
+# every slot while it ran, and any program on the host needing one failed (a red team's)
+ABSENT = ("io_uring_setup", "io_uring_enter", "io_uring_register", "clone3", "io_setup",
+          "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents")
+# Compiled BPF is one budget for the whole host (net.core.bpf_jit_limit), and this kind of
+# kernel compiles every filter: a job that attached thousands of socket filters spent it, and
+# the next sandbox's own seccomp filter could not be loaded (bwrap: "Unknown error 524"). The
+# memory is the kernel's, outside the job's group. So a job attaches no filter of its own to
+# a socket, and loads no seccomp filter of its own (it would stack on ours, from the same
+# budget): refused as not permitted.
+SOL_SOCKET = 1
+SOCKET_FILTERS = (26, 50, 51, 52)  # SO_ATTACH_FILTER, _BPF, _REUSEPORT_CBPF, _REUSEPORT_EBPF
+SECCOMP_SET_MODE_FILTER = 1
+PR_SET_SECCOMP = 22
+# IPv4 and IPv6 sockets of one type only: a stream (TCP, on loopback). Datagram buffers
+# (UDP, ICMP's) come from a pool the whole host shares that the job's memory group does not
+# count (a red team held 390 MiB of it from a job of 10 MiB); no job needs them (notebooks'
+# kernels talk over local sockets). The type is the argument's low bits (its flags above).
+STREAM, TYPE_BITS = socket.SOCK_STREAM, 0xF
 # flags of clone(2) that would make a namespace (its first argument on x86-64 and arm64):
 # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
 NAMESPACES = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
               0x40000000, 0x00000080)
-# socket families a job may open: local, IPv4/6 for loopback (its network has nothing else),
+# socket families a job may open: local, IPv4/6 streams for loopback (its network has nothing else),
 # and netlink, which glibc's getifaddrs reads interfaces with (a notebook's kernel does)
 FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK)
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C  # typing into, and driving, a terminal
@@ -75,6 +96,18 @@ def program() -> bytes:
             f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket",
                        seccomp.Arg(0, seccomp.EQ, family))
     f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket", seccomp.Arg(0, seccomp.GT, top))
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for kind in range(TYPE_BITS + 1):
+            if kind != STREAM:
+                f.add_rule(seccomp.ERRNO(errno.ESOCKTNOSUPPORT), "socket",
+                           seccomp.Arg(0, seccomp.EQ, family),
+                           seccomp.Arg(1, seccomp.MASKED_EQ, TYPE_BITS, kind))
+    for option in SOCKET_FILTERS:
+        f.add_rule(seccomp.ERRNO(errno.EPERM), "setsockopt",
+                   seccomp.Arg(1, seccomp.EQ, SOL_SOCKET), seccomp.Arg(2, seccomp.EQ, option))
+    f.add_rule(seccomp.ERRNO(errno.EPERM), "seccomp",
+               seccomp.Arg(0, seccomp.EQ, SECCOMP_SET_MODE_FILTER))
+    f.add_rule(seccomp.ERRNO(errno.EPERM), "prctl", seccomp.Arg(0, seccomp.EQ, PR_SET_SECCOMP))
     # netlink but its routing protocol: the kernel's device events (uevents) are the host's
     f.add_rule(seccomp.ERRNO(errno.EPROTONOSUPPORT), "socket",
                seccomp.Arg(0, seccomp.EQ, socket.AF_NETLINK),

@@ -14,6 +14,7 @@ import uvicorn
 
 from strongroom.enclave.analyses.run import preload
 from strongroom.errors import Invalid
+from strongroom.jobs import sandbox
 from strongroom.platform import Platform
 from strongroom.server import logs
 from strongroom.server.app import METRICS_FROM, create_app
@@ -58,6 +59,8 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     platform.jobs.recover()
     # analyses a stopped server left running say so when polled
     platform.runs.recover()
+    for problem in sandbox.shared_budgets(platform.jobs.limits):  # the custodian's to change
+        logging.getLogger(__name__).warning("jobs: %s", problem)
     stop = threading.Event()
     warming = threading.Thread(target=_warm, args=(platform, stop), name="strongroom-warm",
                                daemon=True)
