@@ -20,12 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from strongroom.access.context import Principal
 from strongroom.attacks.observables import (
@@ -291,6 +292,45 @@ def test_a_jobs_meter_row_is_its_start_not_its_real_runs_end(
     # request's (60 s less however long the requests took: 59 or 60), where a row at the real
     # run's end, 2 s later on one side, would be the oldest and leave within about 2 s
     assert all(s is not None and s > 10 for s in said), said
+
+
+def test_nothing_a_later_request_reads_is_written_before_the_jobs_due_moment(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guarantee: what a job leaves for later requests to read (its meter row: the rate
+    limit's count, the detectors' history, their alerts) is written at its due moment,
+    however long its real run took. A red team's: the row, dated at the start, was written
+    as the real run ended, so the requests the rate limit let through mid-job said whether
+    it had (18 of 18 bits, a BMI bisected, nothing spent). Here the real run sleeps 2 s or
+    not on the target's BMI (the truth: its seconds, custodian-side), due at 4 s; the job's
+    row, polled custodian-side as the rate limit counts it, is first there at 4 s both ways."""
+    monkeypatch.setattr(world.platform.jobs, "limits", replace(SHAPE_LIMITS, wall_seconds=10))
+    target, bmi = targets(world)[0]
+    first, took = [], []
+    for line in (bmi - 1.0, bmi + 1.0):  # over the line: the real run sleeps 2 s
+        with world.ctx.transaction() as db:
+            db.execute(delete(MeterRow))
+        done: list[JobRow] = []
+        job = threading.Thread(target=lambda line=line, done=done: done.append(
+            attack(world, target, line, "slow", "plain", expected=4)))
+        asked = time.monotonic()
+        job.start()
+        seen_at = None
+        while job.is_alive() or seen_at is None:
+            with world.ctx.transaction() as db:
+                rows = db.scalar(select(func.count()).select_from(MeterRow).where(
+                    MeterRow.via == "job", MeterRow.route == ROUTE))
+            if rows and seen_at is None:
+                seen_at = time.monotonic() - asked
+            if not job.is_alive() and seen_at is None:
+                break
+            time.sleep(0.05)
+        job.join()
+        assert done and done[0].status == "finished", done and done[0].reasons
+        took.append(done[0].usage["seconds"])
+        first.append(seen_at)
+    assert took[0] >= 2.0 and took[0] > took[1], took  # the truth: the runs differed
+    assert all(at is not None and at >= 3.95 for at in first), (
+        f"the job's meter row was there {first} s after asking, the real runs took {took}")
 
 
 def _retry_after(world: World, who: Principal) -> int | None:
