@@ -605,6 +605,22 @@ say("prctl", libc.prctl(22, 2, ctypes.addressof(sock_fprog), 0, 0),
     errno.errorcode.get(ctypes.get_errno()))
 say("seccomp", libc.syscall(317, 1, 0, ctypes.addressof(sock_fprog)),
     errno.errorcode.get(ctypes.get_errno()))
+# the same with bits above the int's 32 set: the kernel reads the low 32 (a red team's way
+# past rules that compared all 64); the raw calls, as libc's wrappers would truncate them
+libc.syscall.restype = ctypes.c_long
+high = 1 << 32
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+for option in (26, 50, 51, 52):
+    said = libc.syscall(ctypes.c_long(54), ctypes.c_long(s.fileno()), ctypes.c_long(high | 1),
+                        ctypes.c_long(high | option), ctypes.c_void_p(ctypes.addressof(
+                            (ctypes.c_char * 16).from_buffer_copy(fprog))), ctypes.c_long(16))
+    say("high", option, said, errno.errorcode.get(ctypes.get_errno()))
+say("high prctl", libc.syscall(ctypes.c_long(157), ctypes.c_long(high | 22), ctypes.c_long(2),
+                               ctypes.c_void_p(ctypes.addressof(sock_fprog)), 0, 0),
+    errno.errorcode.get(ctypes.get_errno()))
+say("high seccomp", libc.syscall(ctypes.c_long(317), ctypes.c_long(high | 1), ctypes.c_long(0),
+                                 ctypes.c_void_p(ctypes.addressof(sock_fprog))),
+    errno.errorcode.get(ctypes.get_errno()))
 """
 
 
@@ -619,7 +635,48 @@ def test_a_job_spends_none_of_the_hosts_compiled_bpf(place: Path) -> None:
     assert ran.ending.ok, (ran.ending.exit_code, ran.ending.walls)
     assert [line.split()[0] for line in said[:8]] == ["refused"] * 8, said
     assert {line.split()[-1] for line in said[:8]} == {"EPERM"}, said
-    assert said[8:] == ["prctl -1 EPERM", "seccomp -1 EPERM"], said
+    assert said[8:10] == ["prctl -1 EPERM", "seccomp -1 EPERM"], said
+    assert said[10:] == [*(f"high {option} -1 EPERM" for option in (26, 50, 51, 52)),
+                         "high prctl -1 EPERM", "high seccomp -1 EPERM"], said
+
+
+def test_no_socket_s_receive_queue_grows_past_the_hosts_default(place: Path) -> None:
+    """A netlink socket's receive queue is memory no control group counts: a red team held
+    1 GiB in 135 routing sockets whose buffers it had raised to 8 MiB, from a job using 5 MiB.
+    A receive buffer cannot be raised (its high bits set or not), and a process holds at
+    most sandbox.OPEN_FILES files (20,000 before, the platform's own)."""
+    ran = attack(place, SAY + """
+import resource, socket
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+for option in (8, 33):  # SO_RCVBUF, SO_RCVBUFFORCE
+    try:
+        s.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
+        say("raised", option)
+    except OSError as e:
+        say("refused", option, errno.errorcode[e.errno])
+libc.syscall.restype = ctypes.c_long
+size = ctypes.c_int(4 << 20)
+say("high", libc.syscall(ctypes.c_long(54), ctypes.c_long(s.fileno()), ctypes.c_long(1 << 32 | 1),
+                         ctypes.c_long(1 << 32 | 8), ctypes.byref(size), ctypes.c_long(4)),
+    errno.errorcode.get(ctypes.get_errno()))
+say(*resource.getrlimit(resource.RLIMIT_NOFILE))
+""")
+    assert ran.said.splitlines() == ["refused 8 EPERM", "refused 33 EPERM", "high -1 EPERM",
+                                     f"{sandbox.OPEN_FILES} {sandbox.OPEN_FILES}"], ran.said
+
+
+def test_no_terminal_can_be_opened(place: Path) -> None:
+    """Every terminal is drawn from one count the host's containers share (kernel.pty.max):
+    a red team held 1,500 from a job of 9 MiB. The job's /dev/ptmx opens no terminal."""
+    ran = attack(place, SAY + """
+import pty
+try:
+    pty.openpty()
+    say("opened")
+except OSError:
+    say("refused")
+""")
+    assert ran.said.split()[0] == "refused", ran.said
 
 
 def test_linux_aio_is_absent_and_the_job_carries_on(place: Path) -> None:

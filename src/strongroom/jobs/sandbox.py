@@ -167,6 +167,9 @@ def unavailable() -> str | None:
     return cgroups.available()
 
 
+# a process's open files (the usual soft limit; the platform's own, 20,000, was inherited):
+# each netlink socket's receive queue is memory no group counts (syscalls.RECEIVE_BUFFERS)
+OPEN_FILES = 1024
 # the kernel memory a job's group is charged for each file it holds (open, or mapped and
 # closed: a mapping keeps its file open past RLIMIT_NOFILE): about 430 bytes measured, so a
 # conservative 256 here
@@ -189,6 +192,18 @@ def shared_budgets(limits: Limits) -> list[str]:
             f"{file_max:,} in all (fs.file-max): a job could leave none for the host's other "
             "programs. Raise it (sysctl -w fs.file-max=9223372036854775807, as systemd "
             "does) or lower jobs: memory in strongroom.yaml")
+    queues = limits.processes * OPEN_FILES * (_sysctl("net/core/rmem_default") or 0)
+    if queues > limits.memory_bytes:
+        problems.append(
+            f"a job's {limits.processes} processes of {OPEN_FILES:,} sockets each could hold "
+            f"{queues >> 20:,} MiB in netlink receive queues (net.core.rmem_default each), "
+            f"memory no control group counts, above the job's own ({limits.memory_bytes >> 20:,}"
+            " MiB): lower jobs: processes, or net.core.rmem_default")
+    if _sysctl("debug/exception-trace") == 1:
+        problems.append(
+            "the kernel logs every segmentation fault with the process's name, which a job "
+            "chooses (15 bytes of participant data a line, and a flood of them suppresses "
+            "the host's own lines): set debug.exception-trace=0 (sysctl -w)")
     tcp = _sysctl("net/ipv4/tcp_mem", field=2)
     if (cgroups.ROOT / "cgroup.controllers").exists() and tcp is not None \
             and limits.memory_bytes > tcp * os.sysconf("SC_PAGE_SIZE") // 2:
@@ -336,6 +351,8 @@ def _sealed(limits: Limits, disguises: dict[int, str]) -> list[str]:
     for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq"):
         if Path(path).exists():
             args += ["--ro-bind", path, path]
+    # no terminals: each is drawn from one count the host's containers share (kernel.pty.max)
+    args += ["--ro-bind", "/dev/null", "/dev/pts/ptmx"]
     if Path("/proc/bus").exists():
         args += ["--tmpfs", "/proc/bus", "--remount-ro", "/proc/bus"]
     for fd, path in disguises.items():
@@ -426,6 +443,7 @@ def _held(group: cgroups.Group, limits: Limits) -> list[str]:
     return ["/bin/sh", "-c", JOIN, "sh", *(str(d / "cgroup.procs") for d in group.dirs), "--",
             "prlimit", f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
             f"--fsize={limits.file_bytes}:{limits.file_bytes}", "--core=1:1", "--nice=0:0",
+            f"--nofile={OPEN_FILES}:{OPEN_FILES}",
             "--", *lowered]
 
 

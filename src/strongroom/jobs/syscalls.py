@@ -61,6 +61,12 @@ ABSENT = ("io_uring_setup", "io_uring_enter", "io_uring_register", "clone3", "io
 # budget): refused as not permitted.
 SOL_SOCKET = 1
 SOCKET_FILTERS = (26, 50, 51, 52)  # SO_ATTACH_FILTER, _BPF, _REUSEPORT_CBPF, _REUSEPORT_EBPF
+# A netlink socket's receive queue is kernel memory no group counts (v1 or v2): a red team
+# held 1 GiB in 135 routing sockets of 8 MiB each from a job using 5 MiB, its replies never
+# read. Netlink stays (ZeroMQ, a notebook's kernel, reads interfaces through it), but no
+# socket's receive buffer may be raised past the host's default; the rest is a number of
+# sockets (sandbox.OPEN_FILES a process), which sandbox.shared_budgets weighs.
+RECEIVE_BUFFERS = (8, 33)  # SO_RCVBUF, SO_RCVBUFFORCE
 SECCOMP_SET_MODE_FILTER = 1
 PR_SET_SECCOMP = 22
 # IPv4 and IPv6 sockets of one type only: a stream (TCP, on loopback). Datagram buffers
@@ -79,6 +85,13 @@ TIOCSTI, TIOCLINUX = 0x5412, 0x541C  # typing into, and driving, a terminal
 NETLINK_ROUTE = 0  # the one netlink protocol a job may open (interfaces, its own namespace's)
 
 
+def _int(index: int, value: int) -> seccomp.Arg:
+    """Argument ``index`` is ``value`` as the kernel reads an ``int``: its low 32 bits. A
+    comparison of all 64 let a job set a high bit and pass (a red team attached 3,000 socket
+    filters past a rule on ``SO_ATTACH_FILTER`` so)."""
+    return seccomp.Arg(index, seccomp.MASKED_EQ, 0xFFFFFFFF, value)
+
+
 @functools.cache
 def program() -> bytes:
     """The filter as a compiled BPF program (bubblewrap's ``--seccomp`` reads it)."""
@@ -94,27 +107,27 @@ def program() -> bytes:
     for family in range(top):
         if family not in FAMILIES:
             f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket",
-                       seccomp.Arg(0, seccomp.EQ, family))
+                       _int(0, family))
+    # a family with bits above the int's: the kernel reads the low 32 (refused whatever they say)
     f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket", seccomp.Arg(0, seccomp.GT, top))
     for family in (socket.AF_INET, socket.AF_INET6):
         for kind in range(TYPE_BITS + 1):
             if kind != STREAM:
                 f.add_rule(seccomp.ERRNO(errno.ESOCKTNOSUPPORT), "socket",
-                           seccomp.Arg(0, seccomp.EQ, family),
-                           seccomp.Arg(1, seccomp.MASKED_EQ, TYPE_BITS, kind))
-    for option in SOCKET_FILTERS:
+                           _int(0, family), seccomp.Arg(1, seccomp.MASKED_EQ, TYPE_BITS, kind))
+    for option in (*SOCKET_FILTERS, *RECEIVE_BUFFERS):
         f.add_rule(seccomp.ERRNO(errno.EPERM), "setsockopt",
-                   seccomp.Arg(1, seccomp.EQ, SOL_SOCKET), seccomp.Arg(2, seccomp.EQ, option))
+                   _int(1, SOL_SOCKET), _int(2, option))
     f.add_rule(seccomp.ERRNO(errno.EPERM), "seccomp",
-               seccomp.Arg(0, seccomp.EQ, SECCOMP_SET_MODE_FILTER))
-    f.add_rule(seccomp.ERRNO(errno.EPERM), "prctl", seccomp.Arg(0, seccomp.EQ, PR_SET_SECCOMP))
+               _int(0, SECCOMP_SET_MODE_FILTER))
+    f.add_rule(seccomp.ERRNO(errno.EPERM), "prctl", _int(0, PR_SET_SECCOMP))
     # netlink but its routing protocol: the kernel's device events (uevents) are the host's
     f.add_rule(seccomp.ERRNO(errno.EPROTONOSUPPORT), "socket",
-               seccomp.Arg(0, seccomp.EQ, socket.AF_NETLINK),
+               _int(0, socket.AF_NETLINK),
                seccomp.Arg(2, seccomp.NE, NETLINK_ROUTE))
     for request in (TIOCSTI, TIOCLINUX):
         f.add_rule(seccomp.TRAP, "ioctl",
-                   seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, request))
+                   _int(1, request))
     buffer = io.BytesIO()
     with os.fdopen(os.memfd_create("seccomp"), "w+b") as out:
         f.export_bpf(out)
