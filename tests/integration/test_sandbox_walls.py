@@ -769,8 +769,15 @@ say(read("/proc/version"))
 say(next((l for l in read("/proc/stat").splitlines() if l.startswith("btime")), "-"))
 say(read("/proc/uptime"))
 say(sorted(os.listdir("/proc/bus")) if os.path.isdir("/proc/bus") else "-")
+import time
+info = (ctypes.c_long * 16)()
+libc.sysinfo(info)
+ticks = os.sysconf("SC_CLK_TCK")
+started = int(read("/proc/self/stat").rsplit(")", 1)[1].split()[19]) / ticks
+say(time.clock_gettime(time.CLOCK_BOOTTIME), time.clock_gettime(time.CLOCK_MONOTONIC),
+    info[0], started)
 """)
-    boot, cmdline, version, btime, uptime, bus = ran.said.splitlines()
+    boot, cmdline, version, btime, uptime, bus, clocks = ran.said.splitlines()
     host = {p: Path(p).read_text().strip() for p in (
         "/proc/sys/kernel/random/boot_id", "/proc/cmdline", "/proc/version")}
     assert boot != host["/proc/sys/kernel/random/boot_id"] and len(boot) == 36, boot
@@ -781,6 +788,11 @@ say(sorted(os.listdir("/proc/bus")) if os.path.isdir("/proc/bus") else "-")
     assert btime != host_btime and int(btime.split()[1]) > int(host_btime.split()[1])
     assert uptime == "0.00 0.00"
     assert bus in ("[]", "-"), bus
+    if os.geteuid() == 0:  # the clocks since boot: the sandbox's own boot, a second before it
+        host = time.clock_gettime(time.CLOCK_BOOTTIME)
+        seen = [float(value) for value in clocks.split()]
+        assert all(0 <= value < min(LIMITS.wall_seconds + 2, host - 1) for value in seen), (
+            seen, host)
 
 
 def test_a_job_memory_that_could_hold_every_host_file_is_said_at_the_start() -> None:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from strongroom.attacks.world import AttackWorld
+from strongroom.jobs import sandbox
 from strongroom.server import run
 
 
@@ -56,7 +57,8 @@ def test_a_server_stopped_while_warming_stops_its_warm_up_before_it_returns(
     monkeypatch.setattr(run, "create_app", lambda *_: None)
     monkeypatch.setattr(run.signal, "signal", lambda *_: None)  # not this process's SIGTERM
     nothing = SimpleNamespace(recover=lambda: [])
-    platform = SimpleNamespace(jobs=nothing, runs=nothing,
+    platform = SimpleNamespace(jobs=SimpleNamespace(recover=lambda: [], limits=sandbox.Limits()),
+                               runs=nothing,
                                outputs=SimpleNamespace(index=lambda: built.append("index")))
     run.serve(platform)  # type: ignore[arg-type]
     assert imported.is_set()  # waited for the import in progress

@@ -241,7 +241,8 @@ def run(argv: list[str], mounts: list[Mount], *, limits: Limits, name: str,
     group = cgroups.make(name, memory=limits.memory_bytes, processes=limits.processes,
                          low_priority=limits.low_priority)
     binds = [*_runtime(), *_binds(mounts)]
-    args = [*_held(group, limits), *enter, BWRAP, *_walls(limits, env or {}, monitor_w),
+    args = [*_held(group, limits), *enter, *_own_clocks(), BWRAP,
+            *_walls(limits, env or {}, monitor_w),
             *_parents(binds), *binds, *_sealed(limits, disguises),
             "--seccomp", str(filter_fd), "--chdir", cwd, "--", *identity.job_user().drop(),
             *argv]
@@ -360,6 +361,22 @@ def _sealed(limits: Limits, disguises: dict[int, str]) -> list[str]:
             args += ["--perms", "0444", "--ro-bind-data", str(fd), path]
     return [*args, "--perms", "1777", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
             "--remount-ro", "/proc", "--remount-ro", "/dev", "--remount-ro", "/"]
+
+
+def _own_clocks() -> list[str]:
+    """Where the platform is root, the sandbox in a time namespace of its own whose boot was
+    a second before the run: the clocks since boot (``CLOCK_BOOTTIME``, ``CLOCK_MONOTONIC``,
+    ``sysinfo``) and a process's start in ``/proc/self/stat`` gave a red team the host's boot
+    time to a tenth of a second, a boot's identity as good as its id. (Unprivileged, a time
+    namespace needs a user namespace of its own first: the clocks are then the host's.)"""
+    if os.geteuid() != 0 or not all(shutil.which(program, path="/usr/bin:/bin")
+                                     for program in ("setpriv", "unshare")):
+        return []
+    since = {clock: int(time.clock_gettime(getattr(time, f"CLOCK_{clock.upper()}"))) - 1
+             for clock in ("monotonic", "boottime")}
+    # it dies with the platform, and bubblewrap with it (--die-with-parent is then its)
+    return ["setpriv", "--pdeathsig=KILL", "unshare", "--time", "--kill-child",
+            *(f"--{clock}=-{max(0, seconds)}" for clock, seconds in since.items())]
 
 
 def _disguises() -> dict[int, str]:

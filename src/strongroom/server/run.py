@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import logging.config
 import signal
 import sys
 import threading
@@ -59,6 +60,7 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     platform.jobs.recover()
     # analyses a stopped server left running say so when polled
     platform.runs.recover()
+    logging.config.dictConfig(logs.config())  # uvicorn's: the warnings below are JSON too
     for problem in sandbox.shared_budgets(platform.jobs.limits):  # the custodian's to change
         logging.getLogger(__name__).warning("jobs: %s", problem)
     stop = threading.Event()
