@@ -15,6 +15,7 @@ unexpected pass (a failure to update) once it is fixed. Surfaces that hold are p
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import threading
 import time
 import warnings
@@ -563,6 +564,49 @@ def test_past_the_ration_a_run_the_time_limit_bounds_is_answered_at_one_moment(
         assert moments[0.0] == moments[1.7], (
             f"withheld outputs answered {moments[0.0]} after a quick run and "
             f"{moments[1.7]} after a slow one")
+
+
+def test_past_the_ration_at_its_begin_an_output_is_withheld_whatever_is_given_back_after(
+        world: AttackWorld, settings: Callable[..., None], scheduled: list[float]) -> None:
+    """Guarantee: an analysis asked past the ration is withheld, and answered at the one
+    withheld moment, whatever budget comes back while it runs. The red team's: the budgets
+    were read again when its run was recorded, a moment its work set, so a day's ration
+    renewed at midnight (or a definition's answer given back at its floor) between a quick
+    run's recording and a slow one's released the slow run's output, at its own step, and
+    withheld the quick one's: 18 of 18 targets, nothing spent. Here the day is spent, and
+    midnight passes while one run is held (the truth: held 1 s past it) and not the other."""
+    settings(answers_project_day=1, analysis_seconds=1.0, withheld_seconds=1.5)
+    who, project = attacker(world)
+    _spend_the_day(world, who, project)
+    lock = views_lock(world)
+    shown: dict[float, tuple[bool, dt.timedelta]] = {}
+    for held in (0.0, 1.0):
+        done: list[Answered] = []
+        views: list[OutputView] = []
+        asked = world.clock()
+        if held:
+            lock.acquire()
+        try:
+            run = threading.Thread(target=lambda done=done, views=views: views.append(
+                world.platform.outputs.analyse(who, project, {"kind": "aggregate_sql",
+                                                              "sql": HONEST},
+                                               Format("json"), answered=done.append)))
+            run.start()
+            time.sleep(0.3)  # begun, past the ration (the quick one recorded too)
+            world.clock.advance(86400.0)  # midnight: the day's answers come back
+            if held:
+                time.sleep(held)
+        finally:
+            if held:
+                lock.release()
+        run.join(30)
+        assert len(done) == 1 and len(views) == 1
+        assert done[0].moment is not None
+        shown[held] = (views[0].check_report.withheld, done[0].moment - asked)
+        _spend_the_day(world, who, project, maybe_spent=True)  # past the ration again
+    assert shown[0.0] == shown[1.0] and shown[0.0][0], (
+        f"past the ration at its begin, a quick run was {shown[0.0]} (withheld, answered "
+        f"after) and one recorded after midnight {shown[1.0]}")
 
 
 COPIES = 7  # the separating definition copies every row 2^7 times: 384,000 rows

@@ -738,10 +738,15 @@ class Outputs:
         def settle(db: Session) -> tuple[CheckReport, bool]:
             if timer is not None:
                 timer.settle(db, acted)
-            # the run's reservation, held until its answer, is not counted against its output
-            spent = answers.rationed(db, principal.person_id, project_id, self.ctx.clock(),
-                                     self._ration(db, principal.person_id),
-                                     excluding=timer.returning if timer else None)
+            # past the ration at its begin, withheld whatever the budgets say now: read again
+            # at the recording, a moment the run's work sets, a budget given back meanwhile
+            # (a definition's at its floor, a day's at midnight) released a slow run's output
+            # at its own step and withheld a quick one's (a red team's 18 of 18, nothing spent)
+            spent = timer.spent if timer is not None and timer.unreserved else (
+                # the run's reservation, held until its answer, is not counted against it
+                answers.rationed(db, principal.person_id, project_id, self.ctx.clock(),
+                                 self._ration(db, principal.person_id),
+                                 excluding=timer.returning if timer else None))
             kept = _settled(findings, report, spent, named)
             answer = acted and spent is None
             if timer is not None:
@@ -1132,6 +1137,7 @@ class _Timer:
         self.back = True  # whether the reserved answer comes back at the answer (settle's)
         self.kept = False  # whether the answer reserved for its time was kept (settle's)
         self.unreserved = False  # timed, and nothing left to reserve: past the ration (begin's)
+        self.spent: Finding | None = None  # why it is withheld, past the ration (begin's)
 
     @property
     def overran(self) -> bool:
@@ -1155,7 +1161,12 @@ class _Timer:
             with self.outputs.ctx.transaction() as db:
                 self.answer = self.outputs.reserve_answer(db, self.principal,
                                                           self.project_id, "time", at=floor)
-            self.unreserved = self.answer is None
+                if self.answer is None:  # past the ration: withheld, decided now
+                    self.spent = answers.rationed(
+                        db, self.principal.person_id, self.project_id,
+                        self.outputs.ctx.clock(),
+                        self.outputs._ration(db, self.principal.person_id))
+            self.unreserved = self.answer is None and self.spent is not None
 
     @property
     def returning(self) -> int | None:
