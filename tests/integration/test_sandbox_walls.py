@@ -642,13 +642,14 @@ def test_a_job_spends_none_of_the_hosts_compiled_bpf(place: Path) -> None:
 
 def test_no_socket_s_receive_queue_grows_past_the_hosts_default(place: Path) -> None:
     """A netlink socket's receive queue is memory no control group counts: a red team held
-    1 GiB in 135 routing sockets whose buffers it had raised to 8 MiB, from a job using 5 MiB.
-    A receive buffer cannot be raised (its high bits set or not), and a process holds at
-    most sandbox.OPEN_FILES files (20,000 before, the platform's own)."""
+    1 GiB in 135 routing sockets whose buffers it had raised to 8 MiB, from a job using 5 MiB,
+    then 4 MiB a socket through its send buffer (an error reply copies the request). Neither
+    buffer can be raised (its high bits set or not), and a process holds at most
+    sandbox.OPEN_FILES files (20,000 before, the platform's own)."""
     ran = attack(place, SAY + """
 import resource, socket
 s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
-for option in (8, 33):  # SO_RCVBUF, SO_RCVBUFFORCE
+for option in (7, 8, 32, 33):  # SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE
     try:
         s.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
         say("raised", option)
@@ -661,7 +662,8 @@ say("high", libc.syscall(ctypes.c_long(54), ctypes.c_long(s.fileno()), ctypes.c_
     errno.errorcode.get(ctypes.get_errno()))
 say(*resource.getrlimit(resource.RLIMIT_NOFILE))
 """)
-    assert ran.said.splitlines() == ["refused 8 EPERM", "refused 33 EPERM", "high -1 EPERM",
+    assert ran.said.splitlines() == [*(f"refused {o} EPERM" for o in (7, 8, 32, 33)),
+                                     "high -1 EPERM",
                                      f"{sandbox.OPEN_FILES} {sandbox.OPEN_FILES}"], ran.said
 
 
@@ -769,15 +771,8 @@ say(read("/proc/version"))
 say(next((l for l in read("/proc/stat").splitlines() if l.startswith("btime")), "-"))
 say(read("/proc/uptime"))
 say(sorted(os.listdir("/proc/bus")) if os.path.isdir("/proc/bus") else "-")
-import time
-info = (ctypes.c_long * 16)()
-libc.sysinfo(info)
-ticks = os.sysconf("SC_CLK_TCK")
-started = int(read("/proc/self/stat").rsplit(")", 1)[1].split()[19]) / ticks
-say(time.clock_gettime(time.CLOCK_BOOTTIME), time.clock_gettime(time.CLOCK_MONOTONIC),
-    info[0], started)
 """)
-    boot, cmdline, version, btime, uptime, bus, clocks = ran.said.splitlines()
+    boot, cmdline, version, btime, uptime, bus = ran.said.splitlines()
     host = {p: Path(p).read_text().strip() for p in (
         "/proc/sys/kernel/random/boot_id", "/proc/cmdline", "/proc/version")}
     assert boot != host["/proc/sys/kernel/random/boot_id"] and len(boot) == 36, boot
@@ -788,11 +783,7 @@ say(time.clock_gettime(time.CLOCK_BOOTTIME), time.clock_gettime(time.CLOCK_MONOT
     assert btime != host_btime and int(btime.split()[1]) > int(host_btime.split()[1])
     assert uptime == "0.00 0.00"
     assert bus in ("[]", "-"), bus
-    if os.geteuid() == 0:  # the clocks since boot: the sandbox's own boot, a second before it
-        host = time.clock_gettime(time.CLOCK_BOOTTIME)
-        seen = [float(value) for value in clocks.split()]
-        assert all(0 <= value < min(LIMITS.wall_seconds + 2, host - 1) for value in seen), (
-            seen, host)
+
 
 
 def test_a_job_memory_that_could_hold_every_host_file_is_said_at_the_start() -> None:
@@ -805,3 +796,28 @@ def test_a_job_memory_that_could_hold_every_host_file_is_said_at_the_start() -> 
     assert any("fs.file-max" in problem and "jobs: memory" in problem for problem in said)
     small = replace(LIMITS, memory_bytes=min(file_max * sandbox.FILE_COST, 64 << 20))
     assert not any("fs.file-max" in problem for problem in sandbox.shared_budgets(small))
+
+
+@ROOT_ONLY
+def test_what_still_runs_in_an_ended_jobs_group_is_killed_at_the_start() -> None:
+    """A platform killed as a sandbox started could leave its job running (bubblewrap's
+    inner process outlived it, its decrypted inputs with it: a red team's), and a group with
+    a live process was left alone at the next start as a running job's. The groups of jobs
+    the store has ended are emptied: what runs in them is killed, and they are removed."""
+    job = f"t{time.monotonic_ns()}"
+    group = cgroups.make(f"strongroom-{job}-real", memory=64 << 20, processes=4)
+    straggler = subprocess.Popen(["/bin/sh", "-c", JOIN_ONE + "exec sleep 60", "sh",
+                                  *(str(d / "cgroup.procs") for d in group.dirs)])
+    try:
+        _wait(lambda: all(str(straggler.pid) in (d / "cgroup.procs").read_text().split()
+                          for d in group.dirs))
+        assert cgroups.leftovers({job}) == len(group.dirs)
+        assert straggler.wait(timeout=10) == -signal.SIGKILL
+        assert not any(d.exists() for d in group.dirs)
+    finally:
+        straggler.kill()
+        group.stop()
+        group.remove()
+
+
+JOIN_ONE = 'for f in "$@"; do echo $$ > "$f"; done; '

@@ -156,8 +156,10 @@ def make(name: str, *, memory: int, processes: int, low_priority: bool = False) 
 
 
 def leftovers(job_ids: set[str]) -> int:
-    """Remove the groups of the jobs ``job_ids`` that a stopped platform left, once empty (a
-    group with a live process is a running job's, and ``rmdir`` refuses it): how many."""
+    """Remove the groups of the jobs ``job_ids`` (ended: none of them runs) that a stopped
+    platform left, first killing whatever is still in them: how many. A platform killed as a
+    sandbox started could leave the job running, its decrypted inputs with it, and a group
+    with a live process was left alone as a running job's (a red team's)."""
     own = _own()
     bases = {ROOT / own[""].lstrip("/")} if "" in own else set()
     bases |= {ROOT / c / own[c].lstrip("/") for c in ("pids", "memory", "cpu") if c in own}
@@ -167,6 +169,7 @@ def leftovers(job_ids: set[str]) -> int:
             for d in base.iterdir():
                 job = d.name.removeprefix("strongroom-").split("-", 1)[0]
                 if d.name.startswith("strongroom-") and job in job_ids:
+                    Group((d,), v2="" in own).stop()
                     with contextlib.suppress(OSError):
                         d.rmdir()
                         removed += 1

@@ -207,13 +207,14 @@ class Jobs:
         """Scratch a stopped platform left behind (decrypted inputs and outputs, where it
         could not be kept in a vault; an empty mount point where it was), destroyed and
         recorded. Only this store's jobs' scratch that no live process holds is touched."""
-        found = runner.leftovers()
         with self.ctx.transaction() as db:
             ended = set(db.scalars(select(JobRow.id).where(JobRow.status.in_(
                 [s.value for s in ENDED]), JobRow.ended_at >= self.ctx.clock() - LEFT_FOR)))
+        cgroups.leftovers(ended)  # what still runs of an ended job killed first: its scratch
+        found = runner.leftovers()  # is then no live process's
+        with self.ctx.transaction() as db:
             ours = set(db.scalars(select(JobRow.id).where(JobRow.id.in_(
                 [job_id for job_id, _ in found])))) if found else set()
-        cgroups.leftovers(ended)
         for job_id, folder in found:
             if job_id not in ours:
                 continue

@@ -63,10 +63,12 @@ SOL_SOCKET = 1
 SOCKET_FILTERS = (26, 50, 51, 52)  # SO_ATTACH_FILTER, _BPF, _REUSEPORT_CBPF, _REUSEPORT_EBPF
 # A netlink socket's receive queue is kernel memory no group counts (v1 or v2): a red team
 # held 1 GiB in 135 routing sockets of 8 MiB each from a job using 5 MiB, its replies never
-# read. Netlink stays (ZeroMQ, a notebook's kernel, reads interfaces through it), but no
-# socket's receive buffer may be raised past the host's default; the rest is a number of
-# sockets (sandbox.OPEN_FILES a process), which sandbox.shared_budgets weighs.
-RECEIVE_BUFFERS = (8, 33)  # SO_RCVBUF, SO_RCVBUFFORCE
+# read, then 4 MiB a socket through the send buffer (an error reply copies the whole
+# request into the receive queue). Netlink stays (ZeroMQ, a notebook's kernel, reads
+# interfaces through it), but neither buffer may be raised past the host's default; the
+# rest is a number of sockets (sandbox.OPEN_FILES a process), which sandbox.shared_budgets
+# weighs.
+SOCKET_BUFFERS = (7, 8, 32, 33)  # SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE
 SECCOMP_SET_MODE_FILTER = 1
 PR_SET_SECCOMP = 22
 # IPv4 and IPv6 sockets of one type only: a stream (TCP, on loopback). Datagram buffers
@@ -115,7 +117,7 @@ def program() -> bytes:
             if kind != STREAM:
                 f.add_rule(seccomp.ERRNO(errno.ESOCKTNOSUPPORT), "socket",
                            _int(0, family), seccomp.Arg(1, seccomp.MASKED_EQ, TYPE_BITS, kind))
-    for option in (*SOCKET_FILTERS, *RECEIVE_BUFFERS):
+    for option in (*SOCKET_FILTERS, *SOCKET_BUFFERS):
         f.add_rule(seccomp.ERRNO(errno.EPERM), "setsockopt",
                    _int(1, SOL_SOCKET), _int(2, option))
     f.add_rule(seccomp.ERRNO(errno.EPERM), "seccomp",
