@@ -609,6 +609,68 @@ def test_past_the_ration_at_its_begin_an_output_is_withheld_whatever_is_given_ba
         f"after) and one recorded after midnight {shown[1.0]}")
 
 
+def test_access_is_judged_at_the_answer_s_moment_not_at_the_recording(
+        world: AttackWorld, settings: Callable[..., None], scheduled: list[float]) -> None:
+    """Guarantee: whether an analysis is answered or refused for access, and when, follows
+    its request and schedule, not when its run was recorded. The red team's: access was
+    judged again in the recording transaction, so on a project's last day a quick run
+    recorded before midnight was withheld (201, at the withheld moment) and a slow one
+    recorded after it refused at its own step (403): 18 of 18, nothing spent (a pause
+    landing mid-run the same). Here the clock moves with the schedule's waits; the project
+    expires at midnight, 1.5 s after the request; one run is held past midnight (the
+    truth: its recording's moment, custodian-side) and one is not."""
+    settings(answers_project_day=1, analysis_seconds=1.0, withheld_seconds=1.5)
+    who, project = attacker(world)
+    _spend_the_day(world, who, project)
+    outputs = world.platform.outputs
+    outputs.sleep = world.clock.advance  # the clock moves with the schedule's waits
+    lock = views_lock(world)
+    seen: dict[float, tuple[str, object]] = {}
+    for held in (0.0, 3.0):
+        midnight = dt.datetime.combine(world.clock().date() + dt.timedelta(days=1),
+                                       dt.time(), tzinfo=dt.UTC)
+        with world.platform.access.transaction() as db:
+            row = db.get(Project, project)
+            assert row is not None
+            ends = row.expires_on
+            row.expires_on = world.clock().date()  # its last day
+        world.clock.now = midnight - dt.timedelta(seconds=1.5)
+        asked = world.clock()
+        done: list[Answered] = []
+        outcome: list[str] = []
+
+        def ask(done: list[Answered] = done, outcome: list[str] = outcome) -> None:
+            try:
+                view = outputs.analyse(who, project, {"kind": "aggregate_sql", "sql": HONEST},
+                                       Format("json"), answered=done.append)
+                outcome.append(f"answered, withheld {view.check_report.withheld}")
+            except Refused as refused:
+                outcome.append(f"refused: {refused}")
+        if held:
+            lock.acquire()
+        try:
+            run = threading.Thread(target=ask)
+            run.start()
+            if held:
+                time.sleep(0.3)
+                world.clock.advance(held)  # the held run is recorded after midnight
+        finally:
+            if held:
+                lock.release()
+        run.join(30)
+        assert len(done) == 1 and done[0].moment is not None and len(outcome) == 1
+        seen[held] = (outcome[0].split(":")[0], done[0].moment - asked)
+        world.clock.now = midnight + dt.timedelta(days=1, hours=9)  # a new day, and project
+        with world.platform.access.transaction() as db:
+            row = db.get(Project, project)
+            assert row is not None
+            row.expires_on = ends + dt.timedelta(days=2)
+        _spend_the_day(world, who, project, maybe_spent=True)
+    assert seen[0.0] == seen[3.0], (
+        f"asked 1.5 s before the project's end, a quick run was {seen[0.0]} and one "
+        f"recorded after it {seen[3.0]}")
+
+
 COPIES = 7  # the separating definition copies every row 2^7 times: 384,000 rows
 
 

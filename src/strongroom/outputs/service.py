@@ -448,6 +448,14 @@ class Outputs:
             if answered is not None and done is not None:
                 answered(done)
         assert view is not None
+        # access judged again at the answer's moment, which the schedule fixes, and not when
+        # the output was recorded, a moment its work sets: a project's or a training's expiry
+        # at midnight, or a pause, falling between a quick run's recording and a slow one's
+        # refused the slow one at its own step and withheld the quick one (a red team's 18 of
+        # 18, nothing spent). The output stays recorded, for the checkers; its requester,
+        # refused now, cannot read it.
+        with self.ctx.transaction() as db:
+            authorize(self.ctx, db, principal, Action.DATA_ANALYSE, project_id)
         return view
 
     def schedule(self, request: Mapping[str, Any]) -> timing.Schedule:
@@ -535,7 +543,7 @@ class Outputs:
                 kind=result.kind, spec=dict(request),
                 settle=self._settler(principal, project_id, findings, report, acted,
                                      sayable, timer),
-                shown_at=timer.shown_at if timer is not None else None)
+                shown_at=timer.shown_at if timer is not None else None, authorized=True)
             packed()
         self._keep(where.project, view.output.id, held)
         if measured is not None:
@@ -646,7 +654,7 @@ class Outputs:
                 filename=name, report=_settled(findings, report, None), kind=AnalysisKind.GWAS,
                 spec=dict(request), settle=self._settler(principal, project_id, findings, report,
                                                          acted, timer=timer),
-                shown_at=timer.shown_at if timer is not None else None)
+                shown_at=timer.shown_at if timer is not None else None, authorized=True)
             self._keep(where.project, view.output.id, held)
             if measured is not None:  # metered like any analysis: the people it read
                 measured(Measures.of(out.result, held, sure, rules.threshold,
@@ -725,7 +733,7 @@ class Outputs:
             filename=output_name(named, request, fmt), report=report, kind=kind,
             spec=dict(request), settle=self._settler(principal, project_id, findings, report,
                                                      True, _own(request), timer),
-            shown_at=timer.shown_at if timer is not None else None)
+            shown_at=timer.shown_at if timer is not None else None, authorized=True)
 
     def _settler(self, principal: Principal, project_id: str, findings: Sequence[Finding],
                  report: CheckReport, acted: bool,
