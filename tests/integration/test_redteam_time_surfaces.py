@@ -467,18 +467,8 @@ def test_an_output_s_time_and_place_in_the_list_are_the_schedule_s(
     times = []
     for held in (0.0, 0.3):
         done: list[Answered] = []
-        if held:
-            lock.acquire()
-        try:
-            run = threading.Thread(target=lambda done=done: done.append(
-                _ask(world, who, project, HONEST)))
-            run.start()
-            if held:
-                time.sleep(held)
-        finally:
-            if held:
-                lock.release()
-        run.join(30)
+        _asked_while(lock, bool(held), lambda done=done: done.append(
+            _ask(world, who, project, HONEST)), lambda held=held: time.sleep(held))
         assert [(a.step, a.overran) for a in done] == [(0, False)]
     views = list_outputs(world.platform.access, who, project)
     assert views == []  # the world's clock is short of the floor: none shown yet
@@ -520,6 +510,22 @@ def _answered_alike(views: list[OutputView], seen: list[Answered], runs: str,
     assert seen[0].moment == seen[1].moment, (
         f"{runs} answered at {seen[0].moment} and {seen[1].moment}")
     assert stopped in " ".join(f.reason for f in views[1].check_report.findings)
+
+
+def _asked_while(lock: threading.Lock, held: bool, ask: Callable[[], object],
+                 meanwhile: Callable[[], None]) -> None:
+    """``ask`` in a thread of its own, the views' ``lock`` held (``held``: the run waits for
+    it) while ``meanwhile`` runs; then the run let go and waited for."""
+    if held:
+        lock.acquire()
+    try:
+        run = threading.Thread(target=ask)
+        run.start()
+        meanwhile()
+    finally:
+        if held:
+            lock.release()
+    run.join(30)
 
 
 def test_past_the_ration_a_run_the_time_limit_bounds_is_answered_at_one_moment(
@@ -584,22 +590,15 @@ def test_past_the_ration_at_its_begin_an_output_is_withheld_whatever_is_given_ba
         done: list[Answered] = []
         views: list[OutputView] = []
         asked = world.clock()
-        if held:
-            lock.acquire()
-        try:
-            run = threading.Thread(target=lambda done=done, views=views: views.append(
-                world.platform.outputs.analyse(who, project, {"kind": "aggregate_sql",
-                                                              "sql": HONEST},
-                                               Format("json"), answered=done.append)))
-            run.start()
+
+        def midnight(held: float = held) -> None:
             time.sleep(0.3)  # begun, past the ration (the quick one recorded too)
             world.clock.advance(86400.0)  # midnight: the day's answers come back
-            if held:
-                time.sleep(held)
-        finally:
-            if held:
-                lock.release()
-        run.join(30)
+            time.sleep(held)
+        _asked_while(lock, bool(held), lambda done=done, views=views: views.append(
+            world.platform.outputs.analyse(who, project, {"kind": "aggregate_sql",
+                                                          "sql": HONEST},
+                                           Format("json"), answered=done.append)), midnight)
         assert len(done) == 1 and len(views) == 1
         assert done[0].moment is not None
         shown[held] = (views[0].check_report.withheld, done[0].moment - asked)
@@ -646,18 +645,11 @@ def test_access_is_judged_at_the_answer_s_moment_not_at_the_recording(
                 outcome.append(f"answered, withheld {view.check_report.withheld}")
             except Refused as refused:
                 outcome.append(f"refused: {refused}")
-        if held:
-            lock.acquire()
-        try:
-            run = threading.Thread(target=ask)
-            run.start()
-            if held:
+        def past_midnight(held: float = held) -> None:
+            if held:  # the held run is recorded after midnight
                 time.sleep(0.3)
-                world.clock.advance(held)  # the held run is recorded after midnight
-        finally:
-            if held:
-                lock.release()
-        run.join(30)
+                world.clock.advance(held)
+        _asked_while(lock, bool(held), ask, past_midnight)
         assert len(done) == 1 and done[0].moment is not None and len(outcome) == 1
         seen[held] = (outcome[0].split(":")[0], done[0].moment - asked)
         world.clock.now = midnight + dt.timedelta(days=1, hours=9)  # a new day, and project
