@@ -20,13 +20,16 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from sqlalchemy import func, select
 
+from strongroom.access import projects
 from strongroom.access.authorize import authorize
 from strongroom.access.context import Principal
 from strongroom.access.models import Project
@@ -35,6 +38,7 @@ from strongroom.attacks import runner
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
 from strongroom.errors import Conflict, RateLimited, Refused
+from strongroom.genomics.formats import open_genotypes
 from strongroom.outputs import timing
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.render import Format
@@ -42,6 +46,7 @@ from strongroom.outputs.requests import OutputView, list_outputs
 from strongroom.outputs.runs import RunStatus
 from strongroom.outputs.service import Answered
 from strongroom.watch.models import MeterRow
+from tests.genotype_files import write_bed
 from tests.redteam_world import (
     HONEST,
     SUBSET,
@@ -661,6 +666,73 @@ def test_access_is_judged_at_the_answer_s_moment_not_at_the_recording(
     assert seen[0.0] == seen[3.0], (
         f"asked 1.5 s before the project's end, a quick run was {seen[0.0]} and one "
         f"recorded after it {seen[3.0]}")
+
+
+GWAS = {"kind": "gwas", "definition": "base", "traits": ["sbp"], "covariates": ["sex"],
+        "principal_components": 0}
+
+
+def _genotyped(world: AttackWorld, root: Path, who_project: tuple[Principal, str]) -> None:
+    """The world's genotypes (32 variants, ingested once per module) and the project's
+    grant of them."""
+    platform = world.platform
+    if platform.genotypes.current() is None:
+        eid = platform.store.load().participants["eid"].to_numpy()
+        rng = np.random.default_rng(3)
+        g = rng.binomial(2, 0.3, size=(eid.size, 32)).astype(np.float32)
+        with open_genotypes(write_bed(root / "array", g, [str(e) for e in eid])) as source:
+            platform.genotypes.ingest(source)
+    projects.set_genotypes(platform.access, world.staff("custodian-admin"), who_project[1],
+                           True)
+
+
+SHARED = {  # what a GWAS waits for that other requests, any project's, hold
+    "turn": lambda world: world.platform.outputs._genetics_thread_lock,  # the membership budget
+    "definitions": lambda world: world.platform.enclave._definitions._lock,  # their rows' cache
+    "views": views_lock,
+}
+
+
+@pytest.mark.parametrize("shared", list(SHARED))
+def test_past_the_ration_a_gwas_waits_for_what_others_hold_only_within_its_deadline(
+        world: AttackWorld, settings: Callable[..., None], scheduled: list[float],
+        tmp_path: Path, shared: str) -> None:
+    """Guarantee: past the ration, a GWAS is answered at the one withheld moment whatever
+    other requests hold what it waits for: the membership budget, one GWAS's at a time, and
+    the caches of definitions' rows and of views, one build at a time (held here by the
+    test, as another project's GWAS or build holds them while it runs). The red team's: the
+    turn was waited for outside the run's deadline, so a researcher past the ration was
+    answered at the step another project's GWAS, within its own floor, let the budget go:
+    that GWAS's running time, which its floor hides from its own requester, read right 17
+    of 18 times, nothing spent; the definition's rows were read outside it too. Here the
+    withheld moment is 2 s and each is held 2.5 s (the truth: how long the request took) or
+    not at all."""
+    settings(answers_project_day=1, analysis_seconds=1 / 64, withheld_seconds=1.5)
+    who, project = attacker(world)
+    _genotyped(world, tmp_path, (who, project))
+    _spend_the_day(world, who, project)
+    lock = SHARED[shared](world)
+    # once first: what the first GWAS of a process loads (its modules, the definition's
+    # rows) is not what is measured
+    world.platform.outputs.analyse(who, project, GWAS, Format("json"))
+    shown: dict[float, tuple[bool, dt.timedelta]] = {}
+    took: dict[float, float] = {}
+    with time_limit(world, 1.0):
+        for held in (0.0, 2.5):
+            done: list[Answered] = []
+            views: list[OutputView] = []
+            asked, started = world.clock(), time.monotonic()
+            _asked_while(lock, bool(held), lambda done=done, views=views: views.append(
+                world.platform.outputs.analyse(who, project, GWAS, Format("json"),
+                                               answered=done.append)),
+                         lambda held=held: time.sleep(held))
+            took[held] = time.monotonic() - started
+            assert len(done) == 1 and done[0].moment is not None and len(views) == 1
+            shown[held] = (views[0].check_report.withheld, done[0].moment - asked)
+    assert took[2.5] > 2.5  # the truth: held past the withheld moment
+    assert shown[0.0] == shown[2.5] and shown[0.0][0], (
+        f"past the ration, a GWAS that had the {shared} at once was {shown[0.0]} (withheld, "
+        f"answered after) and one that waited for it {shown[2.5]}")
 
 
 COPIES = 7  # the separating definition copies every row 2^7 times: 384,000 rows

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -579,22 +579,27 @@ class Outputs:
         rules = self.rules_for(project_id)
         where = enclave_service.scope(self.enclave, principal, project_id)
         body = dict(request)
-        name = body.pop("definition", None)
-        if not isinstance(name, str):
+        defined = body.pop("definition", None)
+        if not isinstance(defined, str):
             raise Invalid("name the dataset definition to analyse: \"definition\": \"<name>\"")
         spec = parse_spec(body)
         assert isinstance(spec, GwasSpec)
-        _, frame = enclave_service.definition(self.enclave, where.project, name)
-        pseudonyms = self.enclave.pseudonym_map(where.project)
         key = enclave_service.decision_key(self.enclave, where.project, request)
         # one GWAS at a time reads and charges the membership budget: two at once would each
         # spend what the other spends (the red team: 8 at once, 8 budgets)
-        with self._genetic_lock():
+        with self._genetic_turn(timer) as ours:
             with margin.keyed(key):
-                ledger = genetics.RunningBudget(self._genetic_budget(), pseudonyms)
                 def work() -> tuple[GwasOutput, CheckReport, Contributors, list[Finding],
-                                    dict[str, int], bytes, str]:
-                    """The run, the genetics rules, the check, the rendering and the scan."""
+                                    dict[str, int], bytes, str, genetics.RunningBudget]:
+                    """The run, the genetics rules, the check, the rendering and the scan;
+                    and first what they read (the definition's rows, the pseudonyms), whose
+                    caches another project's build can hold: within the run's deadline."""
+                    if not ours:  # another GWAS's turn outlasted this run's deadline
+                        assert timer is not None
+                        raise timer.too_long()
+                    _, frame = enclave_service.definition(self.enclave, where.project, defined)
+                    pseudonyms = self.enclave.pseudonym_map(where.project)
+                    ledger = genetics.RunningBudget(self._genetic_budget(), pseudonyms)
                     run = run_gwas(spec, frame, pseudonyms, genotypes, rules.threshold,
                                    rules.genetics_max_residual_share,
                                    rules.regression_max_leverage,
@@ -627,11 +632,11 @@ class Outputs:
                     stopped = SEVERITY[CheckReport.worst([*findings, *out.findings])] >= \
                         SEVERITY[Verdict.REVIEW]
                     findings += [genetics.unsaid(rules)] if stopped else out.findings
-                    return out, report, held, findings, sure, payload, name
+                    return out, report, held, findings, sure, payload, name, ledger
                 try:
                     # a failure anywhere there, whatever its kind, is an answer, rationed as one
                     with failures_are_answers():
-                        out, report, held, findings, sure, payload, name = \
+                        out, report, held, findings, sure, payload, name, ledger = \
                             _bounded(timer, work)
                 except DataRefusal:
                     # one reason, whichever of the run's checks (or the platform) refused it:
@@ -698,20 +703,38 @@ class Outputs:
         staging.replace(path)
 
     @contextmanager
-    def _genetic_lock(self) -> Iterator[None]:
+    def _genetic_turn(self, timer: _Timer | None) -> Iterator[bool]:
         """The membership budget, held by one GWAS from reading it to charging it: a thread
         lock for this process and an advisory file lock for any other (the CLI, a second
-        server)."""
+        server). Yields whether the turn is this run's. Waiting for it is part of the run's
+        time, so another GWAS's running time, any project's, says nothing for free: within
+        the ration a wait that takes the run past its floor spends an answer, as the run's
+        own time would; past it, the turn is waited for only until the run's deadline
+        (``_Timer.left``), and a run that did not get it in time is refused as one that ran
+        too long is, answered at the one withheld moment. (Waited for without a bound, a
+        requester past the ration was answered at the step that another project's GWAS,
+        within its own floor, released the budget: its running time, which its floor hides
+        from its own requester, read right 17 times of 18, nothing spent.)"""
         from strongroom.outputs import genetics
 
         path = self.ctx.root / genetics.BUDGET_FILE
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with self._genetics_thread_lock, open(path.with_suffix(".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        left = timer.left() if timer is not None else None
+        until = None if left is None else time.monotonic() + left
+        if not self._genetics_thread_lock.acquire(timeout=-1 if left is None else left):
+            yield False
+            return
+        try:
+            with open(path.with_suffix(".lock"), "a") as handle:
+                if not _flock_by(handle, until):
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            self._genetics_thread_lock.release()
 
     def _refused(self, principal: Principal, project_id: str, request: Mapping[str, Any],
                  fmt: Format, refusal: DataRefusal,
@@ -1119,6 +1142,22 @@ def _bounded(timer: _Timer | None, work: Callable[[], T]) -> T:
     return timer.bounded(work) if timer is not None else work()
 
 
+def _flock_by(handle: IO[str], until: float | None) -> bool:
+    """Take ``handle``'s exclusive advisory lock, waiting for it until the monotonic moment
+    ``until`` (for ever if None); whether it was taken."""
+    if until is None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return True
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= until:
+                return False
+            time.sleep(0.01)
+
+
 def _late(timer: _Timer | None, answered: bool) -> bool:
     """Whether the meter says the run passed its floor: only when that cost an answer (its
     output's, or the one reserved for its time). Past the ration nothing is reserved, and a
@@ -1251,21 +1290,34 @@ class _Timer:
         left running takes the cores only from other such work), and a request that waits
         for one waits within its own deadline, so its moment is the same whoever kept them
         busy."""
-        if not self.unreserved:
+        left = self.left()
+        if left is None:
             return work()
-        due = timing.run_deadline(self.withheld_at())
         running = self.outputs.past_ration.submit(contextvars.copy_context().run, work)
         try:
-            return running.result(timeout=max(0.0, due - (time.monotonic() - self.started)))
+            return running.result(timeout=left)
         except TimeoutError:
             if running.done():  # the work's own (a library's timeout): a failure as any
                 raise
             running.cancel()  # never started (the workers were busy): never will
-            raise DataRefusal(
-                f"the analysis took longer than {due:,.1f} s, the most one may take once its "
-                "requester's ration of answers is spent (its time would answer what the "
-                "withheld report hides); it is refused, as a query past its time limit is"
-            ) from None
+            raise self.too_long() from None
+
+    def left(self) -> float | None:
+        """Past the ration, the seconds left until the run's deadline (``bounded``), for the
+        work and anything it waits for that other requests hold; within it, None: no bound
+        (a run past its floor spends an answer, whatever it waited for)."""
+        if not self.unreserved:
+            return None
+        due = timing.run_deadline(self.withheld_at())
+        return max(0.0, due - (time.monotonic() - self.started))
+
+    def too_long(self) -> DataRefusal:
+        """The refusal of a run past its deadline once its requester's ration is spent."""
+        due = timing.run_deadline(self.withheld_at())
+        return DataRefusal(
+            f"the analysis took longer than {due:,.1f} s, the most one may take once its "
+            "requester's ration of answers is spent (its time would answer what the withheld "
+            "report hides); it is refused, as a query past its time limit is")
 
     def finish(self, withheld: bool) -> Answered | None:
         """Wait until the step the run reached; give back an answer still reserved (nothing
