@@ -28,6 +28,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import delete, func, select
 
+from strongroom.access import projects
 from strongroom.access.context import Principal
 from strongroom.attacks.observables import (
     BIT_JOB,
@@ -40,6 +41,7 @@ from strongroom.attacks.observables import (
     R_BIT_JOB,
     R_FAILING_PAIRS,
     R_FINISHED_PAIRS,
+    archive,
     job_view,
     r_script,
     script,
@@ -48,13 +50,15 @@ from strongroom.errors import RateLimited
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
 from strongroom.jobs.service import DUMMY_FAILED, REAL_FAILED, ROUTE
+from strongroom.jobs.states import ENDED, JobStatus
 from strongroom.outputs import requests
 from strongroom.outputs.models import AnswerRow
 from strongroom.server.job_schemas import PipelineJobOut, job_out
 from strongroom.server.workbench_schemas import output_out
 from strongroom.watch.models import AlertRow, MeterRow
 from tests.access_world import World
-from tests.jobs_world import LIMITS, build_jobs_world, pipeline, planned, run_job
+from tests.jobs_world import FIELDS, LIMITS, build_jobs_world, pipeline, planned, run_job
+from tests.redteam_world import until
 
 # the API's view of a job and of an output, as JSON
 SHOWS = (lambda job: job_out(job).model_dump(mode="json"),
@@ -280,8 +284,8 @@ def test_a_jobs_meter_row_is_its_start_not_its_real_runs_end(
         with world.ctx.transaction() as db:
             metered = db.scalars(select(MeterRow).where(MeterRow.via == "job",
                                                         MeterRow.route == ROUTE)).one()
-            late = (metered.at - row.started_at).total_seconds()
-        assert 0 <= late < 1.0, late  # its start (the start's commit), not its real run's end
+            late = (metered.at - row.created_at).total_seconds()
+        assert 0 <= late < 1.0, late  # its submission, not its real run's end
         world.clock.advance(seconds=(row.started_at + dt.timedelta(seconds=60.5)
                                      - world.clock()).total_seconds())
         said.append(_retry_after(world, moving))
@@ -333,6 +337,66 @@ def test_nothing_a_later_request_reads_is_written_before_the_jobs_due_moment(
         f"the job's meter row was there {first} s after asking, the real runs took {took}")
 
 
+SLEEPS = """
+import time
+from strongroom import sdc
+frame = sdc.read('cohort')
+row = frame[frame['pid'].astype(str) == '{target}']
+if len(row) and float(row['bmi'].iloc[0]) > {line}:
+    time.sleep(3)
+open('output/notes.txt', 'w').write('done')
+"""
+NOTES = "notes: {path: output/notes.txt, kind: text}"
+
+
+def test_another_projects_job_ahead_moves_no_moment_of_a_job_for_free(
+        world: World, moving: Principal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guarantee: what a researcher sees of their job's moments is their own submission and
+    schedule, whoever's jobs ran ahead of it. Jobs run one at a time, platform-wide; the
+    red team's: a job's time counted from its turn, so its end moved with the end of the job
+    ahead of it, any project's, and told that job's step (its late end, an answer about its
+    project's data) to a researcher of another institution: 18 of 18, 6 of 6 over HTTP,
+    nothing spent. Here the first project's job sleeps 3 s on the target's BMI (ladder 4,
+    8 s: late, its end at 8 s or past it, the truth); another institution's job, which reads
+    nothing and expects 16 s, is submitted just after it and waits its turn: it is seen to
+    end 16 s after its submission, on time, nothing spent."""
+    assert world.outsider is not None
+    jobs = world.platform.jobs
+    monkeypatch.setattr(jobs, "limits", replace(SHAPE_LIMITS, wall_seconds=10))
+    target, bmi = targets(world)[0]
+    today = world.clock().date()
+    other = projects.create(world.ctx, None, title="Another study",
+                            purpose="An unrelated study, elsewhere",
+                            lead_id=world.outsider.person_id,
+                            starts_on=today - dt.timedelta(days=5),
+                            expires_on=today + dt.timedelta(days=300), fields=FIELDS
+                            ).project.id
+    outsider = world.sign_in(world.outsider)
+    ahead = jobs.start(moving, world.project_id, archive({
+        "project.yaml": pipeline(NOTES), "plans/study.json": "[]",
+        "analysis/study.py": SLEEPS.format(target=target, line=bmi - 1.0)}), "study")
+    time.sleep(0.3)
+    behind = jobs.start(outsider, other, archive({
+        "project.yaml": pipeline(NOTES, inputs="[]").replace(
+            "    run:", "    expected_seconds: 16\n    run:"),
+        "plans/study.json": "[]", "analysis/study.py": "open('output/notes.txt', 'w')"
+                                                       ".write('hello')\n"}), "study")
+    assert until(lambda: JobStatus(jobs.get(outsider, behind.id).status) in ENDED, 60)
+    assert until(lambda: JobStatus(jobs.get(moving, ahead.id).status) in ENDED, 60)
+    first, seen = jobs.get(moving, ahead.id), jobs.get(outsider, behind.id)
+    assert first.ended_at is not None and seen.ended_at is not None
+    # the truth: the job ahead was late, and the other waited for it
+    assert (first.ended_at - first.created_at).total_seconds() >= 8.0, first.reasons
+    assert seen.status == "finished", seen.reasons
+    assert (seen.ended_at - seen.created_at).total_seconds() == 16.0, (
+        f"a job that waited for another project's job was seen to end "
+        f"{(seen.ended_at - seen.created_at).total_seconds()} s after its submission, "
+        "where it expected 16")
+    with world.ctx.transaction() as db:
+        assert not list(db.scalars(select(AnswerRow).where(
+            AnswerRow.requester == world.outsider.person_id, AnswerRow.spent.is_(True))))
+
+
 def _retry_after(world: World, who: Principal) -> int | None:
     """The researcher's data requests until the rate limit refuses one: its Retry-After
     (the requests' rows removed after, so that the module's next tests start unlimited)."""
@@ -361,7 +425,7 @@ def _moments_of_two(world: World, who: Principal, target: str, bmi: float) -> li
         for output in shown.outputs.values():
             read = requests.read(world.platform.access, who, output)
             assert read.output.created_at == shown.ended_at  # not when it was kept
-        ends.append((shown.ended_at - shown.started_at).total_seconds())
+        ends.append((shown.ended_at - shown.created_at).total_seconds())
     return ends
 
 
