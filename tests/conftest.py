@@ -54,7 +54,7 @@ LONG_SCOPES = {
     "tests/integration/test_disclosure_attacks.py": 160,
     "tests/functional/test_demo_how_tos.py": 140,
     "tests/integration/test_permission_matrix.py": 80,
-    "tests/integration/test_job_shape_channel.py": 85,
+    "tests/integration/test_job_shape_channel.py": 100,
     "tests/integration/test_job_attacks.py": 75,
     "tests/functional/test_watch_scenarios.py": 70,
     "tests/integration/test_under_load.py": 70,

@@ -823,7 +823,7 @@ def test_past_the_ration_the_check_is_within_the_deadline_too(
     the deadline (the truth: timed without one) and a quick table are answered at the same
     moment, the slow one refused at its deadline."""
     who, project = attacker(world)
-    world.platform.outputs.define(who, project, "dup", _copies_numbered(8))
+    world.platform.outputs.define(who, project, "dup", _copies_numbered(7))
     started = time.monotonic()  # the truth: the whole analysis, no schedule, no deadline
     world.platform.outputs.analyse(who, project, {"kind": "aggregate_sql",
                                                   "sql": MANY_GROUPS}, Format("json"))
