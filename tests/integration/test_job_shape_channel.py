@@ -52,12 +52,20 @@ from strongroom.jobs.models import JobRow
 from strongroom.jobs.service import DUMMY_FAILED, REAL_FAILED, ROUTE
 from strongroom.jobs.states import ENDED, JobStatus
 from strongroom.outputs import requests
-from strongroom.outputs.models import AnswerRow
+from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.server.job_schemas import PipelineJobOut, job_out
 from strongroom.server.workbench_schemas import output_out
 from strongroom.watch.models import AlertRow, MeterRow
 from tests.access_world import World
-from tests.jobs_world import FIELDS, LIMITS, build_jobs_world, pipeline, planned, run_job
+from tests.jobs_world import (
+    COHORT,
+    FIELDS,
+    LIMITS,
+    build_jobs_world,
+    pipeline,
+    planned,
+    run_job,
+)
 from tests.redteam_world import until
 
 # the API's view of a job and of an output, as JSON
@@ -352,14 +360,18 @@ NOTES = "notes: {path: output/notes.txt, kind: text}"
 def test_another_projects_job_ahead_moves_no_moment_of_a_job_for_free(
         world: World, moving: Principal, monkeypatch: pytest.MonkeyPatch) -> None:
     """Guarantee: what a researcher sees of their job's moments is their own submission and
-    schedule, whoever's jobs ran ahead of it. Jobs run one at a time, platform-wide; the
-    red team's: a job's time counted from its turn, so its end moved with the end of the job
-    ahead of it, any project's, and told that job's step (its late end, an answer about its
-    project's data) to a researcher of another institution: 18 of 18, 6 of 6 over HTTP,
-    nothing spent. Here the first project's job sleeps 3 s on the target's BMI (ladder 4,
-    8 s: late, its end at 8 s or past it, the truth); another institution's job, which reads
-    nothing and expects 16 s, is submitted just after it and waits its turn: it is seen to
-    end 16 s after its submission, on time, nothing spent."""
+    schedule, whoever's jobs ran ahead of it: its end, its planned outputs' moments, and a
+    refusal. Jobs' sandboxed runs go one at a time, platform-wide. The red teams': a job's
+    time counted from its turn, so its end moved with the end of the job ahead of it, any
+    project's, and told that job's step (its late end, an answer about its project's data)
+    to a researcher of another institution: 18 of 18, 6 of 6 over HTTP, nothing spent; then,
+    counted from the submission, its planned outputs were still made at its turn (18 of 18),
+    and a job past the ration was refused at its turn, at the step the wait reached (18 of
+    18). Here the first project's job sleeps 3 s on the target's BMI (ladder 4, 8 s: late,
+    its end at 8 s or past it, the truth); another institution's job, which plans one
+    frequency and expects 16 s, is submitted just after it, and then a job of theirs past
+    the ration, expecting 2 s: the first is seen to end 16 s after its submission, on time,
+    its planned output made at once, nothing spent; the second refused 2 s after its own."""
     assert world.outsider is not None
     jobs = world.platform.jobs
     monkeypatch.setattr(jobs, "limits", replace(SHAPE_LIMITS, wall_seconds=10))
@@ -372,29 +384,56 @@ def test_another_projects_job_ahead_moves_no_moment_of_a_job_for_free(
                             expires_on=today + dt.timedelta(days=300), fields=FIELDS
                             ).project.id
     outsider = world.sign_in(world.outsider)
+    world.platform.outputs.define(outsider, other, "cohort", COHORT)
+
+    def theirs(expected: int, plan: str, body: str) -> JobRow:
+        return jobs.start(outsider, other, archive({
+            "project.yaml": pipeline(NOTES + "\nsexes: {path: output/sexes.csv, kind: table}")
+            .replace("    run:", f"    expected_seconds: {expected}\n    run:"),
+            "plans/study.json": plan, "analysis/study.py": body}), "study")
     ahead = jobs.start(moving, world.project_id, archive({
         "project.yaml": pipeline(NOTES), "plans/study.json": "[]",
         "analysis/study.py": SLEEPS.format(target=target, line=bmi - 1.0)}), "study")
     time.sleep(0.3)
-    behind = jobs.start(outsider, other, archive({
-        "project.yaml": pipeline(NOTES, inputs="[]").replace(
-            "    run:", "    expected_seconds: 16\n    run:"),
-        "plans/study.json": "[]", "analysis/study.py": "open('output/notes.txt', 'w')"
-                                                       ".write('hello')\n"}), "study")
-    assert until(lambda: JobStatus(jobs.get(outsider, behind.id).status) in ENDED, 60)
-    assert until(lambda: JobStatus(jobs.get(moving, ahead.id).status) in ENDED, 60)
-    first, seen = jobs.get(moving, ahead.id), jobs.get(outsider, behind.id)
+    behind = theirs(16, planned(("sexes", {"kind": "frequency", "definition": "cohort",
+                                           "variable": "sex"})),
+                    "from strongroom import sdc\nsdc.frequency('sexes', 'cohort', 'sex')\n"
+                    "open('output/notes.txt', 'w').write('hello')\n")
+
+    def made_planned() -> bool:  # custodian-side: its planned output recorded
+        with world.ctx.transaction() as db:
+            return bool(db.scalar(select(func.count()).select_from(OutputRow).where(
+                OutputRow.project_id == other)))
+    assert until(made_planned, 10)
+    with world.ctx.transaction() as db:  # their ration spent (the job behind's is reserved)
+        while world.platform.outputs.reserve_answer(db, outsider, other, "test") is not None:
+            pass
+    spent = theirs(2, "[]", "open('output/notes.txt', 'w').write('hello')\n")
+    for job, who in ((behind, outsider), (ahead, moving), (spent, outsider)):
+        assert until(lambda job=job, who=who: JobStatus(jobs.get(who, job.id).status) in ENDED,
+                     60)
+    first, seen, refused = (jobs.get(moving, ahead.id), jobs.get(outsider, behind.id),
+                            jobs.get(outsider, spent.id))
     assert first.ended_at is not None and seen.ended_at is not None
-    # the truth: the job ahead was late, and the other waited for it
+    # the truth: the job ahead was late, and the others waited for it
     assert (first.ended_at - first.created_at).total_seconds() >= 8.0, first.reasons
     assert seen.status == "finished", seen.reasons
     assert (seen.ended_at - seen.created_at).total_seconds() == 16.0, (
         f"a job that waited for another project's job was seen to end "
         f"{(seen.ended_at - seen.created_at).total_seconds()} s after its submission, "
         "where it expected 16")
-    with world.ctx.transaction() as db:
+    made = requests.read(world.platform.access, outsider, seen.outputs["sexes"])
+    assert (made.output.created_at - seen.created_at).total_seconds() < 2.0, (
+        "its planned output was made when the job ahead let it run, "
+        f"{(made.output.created_at - seen.created_at).total_seconds()} s after its submission")
+    assert refused.status == "refused" and refused.ended_at is not None, refused.reasons
+    assert (refused.ended_at - refused.created_at).total_seconds() == 2.0, (
+        f"a job past the ration was refused {(refused.ended_at - refused.created_at)} after "
+        "its submission, where it expected 2 s")
+    with world.ctx.transaction() as db:  # nothing of theirs spent on a job
         assert not list(db.scalars(select(AnswerRow).where(
-            AnswerRow.requester == world.outsider.person_id, AnswerRow.spent.is_(True))))
+            AnswerRow.requester == world.outsider.person_id, AnswerRow.what == "job",
+            AnswerRow.spent.is_(True))))
 
 
 def _retry_after(world: World, who: Principal) -> int | None:

@@ -229,12 +229,13 @@ def test_a_jobs_end_is_seen_when_expected_or_else_spends_an_answer(world: World)
     assert LATE not in plain.reasons + declared.reasons
 
 
-def test_a_job_starts_when_the_one_before_it_was_due_not_when_its_real_run_ended(
-        world: World) -> None:
-    """Jobs run one at a time, each to its end's moment: a second job's planned outputs
-    appear only after the first job was due to end (its declared time), however soon the
-    first one's real run was done. (A red-team pair timed the first job's real run, slept for
-    a participant's value, off the second's outputs, spending no answer.)"""
+def test_a_jobs_planned_outputs_wait_for_no_other_job(world: World) -> None:
+    """Jobs' sandboxed runs go one at a time, each to its end's moment; a second job's
+    planned outputs are made at once, whenever the first job's real run ended or its end
+    was due. (A red-team pair timed the first job's real run, slept for a participant's
+    value, off the second's outputs, spending no answer, when they were made once the
+    second job's runs could start at the first's real end; made then at the first's due
+    moment, they told another project's late step for free: 18 of 18.)"""
     import threading
     import time
 
@@ -276,7 +277,8 @@ def test_a_job_starts_when_the_one_before_it_was_due_not_when_its_real_run_ended
             run.join()
     finally:
         jobs.end_ladder = ()
-    assert appeared is not None and appeared >= 6.0  # the first's real run took ~1 s
+    # made before the first job's end was due (6 s; its real run took ~1 s)
+    assert appeared is not None and appeared < 6.0, appeared
 
 
 def test_the_plans_outputs_come_first_and_a_dummy_failure_says_no_exit_status(
@@ -344,7 +346,7 @@ def test_a_job_over_the_request_rate_says_so_and_when_to_submit_again(world: Wor
             time.sleep(0.1)
         ended = jobs.get(me, job.id)
         assert ended.status == "refused", ended.reasons
-        assert "slow down and try again in" in ended.reasons[0], ended.reasons
+        assert any("slow down and try again in" in r for r in ended.reasons), ended.reasons
         assert "server log" not in json.dumps(ended.reasons)
     finally:
         watch.set_limits(admin, "project", world.project_id,

@@ -77,7 +77,7 @@ from tests.integration.test_redteam_http_surface import (
     _no_side_headers,
     _spend_all,
 )
-from tests.redteam_world import attacker, dp_target, module_cast, module_world
+from tests.redteam_world import attacker, dp_target, module_cast, module_world, outcome
 
 pytestmark = pytest.mark.slow
 
@@ -475,3 +475,35 @@ def test_a_gwas_its_own_genetics_rules_stopped_says_nothing_of_its_variants(
         assert made.json()["verdict"] == "review", made.text  # the truth: stopped
         seen[side] = _reasons(world, who, made.json()["id"])
     assert seen["carrier"] == seen["other"], seen
+
+
+def test_another_projects_dp_query_moves_no_refusal_of_this_one(world: AttackWorld) -> None:
+    """Guarantee: whether another project asked a DP query changes nothing a researcher is
+    told of their own. The red team's: OpenDP's plans were cached by the query alone, shared
+    by every project, and the budget judged only when a plan was built, so a researcher of
+    another institution, their ration spent and their ε too small, was refused for the
+    ration where another project had asked the very query and for the budget where none had
+    (18 of 18, nothing spent). Here the other project asks one query and not another; this
+    researcher asks both (the truth: the other project's spends, custodian-side)."""
+    from strongroom.privacy import budget as dp_budget
+
+    privacy = world.platform.privacy
+    committee = world.staff("access-committee")
+    other, theirs = world.researcher()
+    privacy.configure(committee, theirs, reason="the access committee approved it",
+                      epsilon="5")
+    me, mine = world.researcher()
+    privacy.configure(committee, mine, reason="the access committee approved it",
+                      epsilon="0.01")
+    with world.platform.access.transaction() as db:  # this researcher's ration: spent
+        while privacy.rations.reserve(db, me, mine, "dp") is not None:
+            pass
+    told = {}
+    for asked, epsilon in ((True, "0.052"), (False, "0.051")):
+        if asked:
+            privacy.query(other, theirs, {"kind": "count", "epsilon": epsilon})
+        told[asked] = outcome(lambda epsilon=epsilon: privacy.query(
+            me, mine, {"kind": "count", "epsilon": epsilon})).replace(epsilon, "ε")
+    with world.platform.access.transaction() as db:
+        assert [s.spec.get("epsilon") for s in dp_budget.spends(db, theirs, 10)] == ["0.052"]
+    assert told[True] == told[False], told

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -339,24 +340,28 @@ class Jobs:
             db.flush()
             db.expunge(row)
         finish: _Finish | None = None
-        expected: float | None = None
-        # one job at a time, to its end: held through the wait for the end's moment, so
-        # that the next job starts (and its outputs appear) when this one was due, not when
-        # its real run happened to end (a red-team job timed a first job's real run off a
-        # second job's planned outputs, for no answer). Its time counts from its submission,
-        # the wait for its turn included: counted from its turn, its end moved with the end
-        # of the job ahead of it, any project's, and so told another project's step, an
-        # answer about that project's data, for free (a red team's 18 of 18, and 6 of 6 over
-        # HTTP, across institutions). A wait that takes it past its expected time is its own
-        # step, an answer spent, as its run's time is.
+        # Its time counts from its submission, and everything it shows (its end, its planned
+        # outputs, a refusal) is fixed by that moment and its own schedule, never by when
+        # the job ahead of it, any project's, let the runs go. Its access, its rate, its
+        # ration and its planned outputs are judged and made at once; only its sandboxed
+        # runs wait their turn (``_running``: one job's runs at a time, held to its end's
+        # moment, so that the next job's runs start when this one was due, not when its
+        # real run happened to end). A wait that takes it past its expected time is its
+        # step, an answer reserved before the wait and spent, as its run's time is. Counted
+        # from its turn, its end, its planned outputs' moments and the refusal of a job past
+        # the ration or the rate moved with the end of another project's job ahead of it,
+        # and so told that job's step, an answer about that project's data, to a researcher
+        # of another institution for free (red teams: 18 of 18, 6 of 6 over HTTP, 18 of 18
+        # for the planned outputs, 18 of 18 past the ration).
         submitted = self._submitted.pop(job_id, None)
-        with self._running:
-            started = submitted if submitted is not None else time.monotonic()
-            # the moment its time counts from, as ``started``, on the platform's clock
-            begun = row.created_at if submitted is not None else self.ctx.clock()
+        started = submitted if submitted is not None else time.monotonic()
+        # the moment its time counts from, as ``started``, on the platform's clock
+        begun = row.created_at if submitted is not None else self.ctx.clock()
+        with ExitStack() as turn:
             try:
-                status, reasons, finish, expected = self._run(row, principal, started)
-            except (Refused, Invalid, Conflict, NotFound) as refusal:
+                status, reasons, finish = self._run(
+                    row, principal, started, lambda: turn.enter_context(self._running))
+            except ServiceError as refusal:
                 if "real" in row.usage:
                     # raised while the platform gave the real run its inputs or read what it
                     # left: the refusal's words (and that it was one) are about the real
@@ -383,8 +388,8 @@ class Jobs:
             # its own files kept before its end is reckoned (keeping them takes their size's
             # time), hidden until that end: nothing after the wait below takes the data's time
             kept = finish.keep() if finish is not None else False
+            expected = row.usage.get("expected_seconds")
             due, on_time = self._due(started, expected)
-            row.usage["expected_seconds"] = expected
             # a platform closing does not wait out the job's due moment (an hour, or more)
             self._closing.wait(max(0.0, due - (time.monotonic() - started)))
             if "tries" in row.usage:  # it ran: metered as of its start, and written at its
@@ -423,9 +428,8 @@ class Jobs:
             return due, True
         return next((step for step in self.end_ladder if step >= took), took), False
 
-    def _run(self, row: JobRow, principal: Principal, started: float
-             ) -> tuple[JobStatus, list[str], _Finish | None,
-                        float | None]:
+    def _run(self, row: JobRow, principal: Principal, started: float,
+             wait_turn: Callable[[], object]) -> tuple[JobStatus, list[str], _Finish | None]:
         self._hold(principal, row.project_id)
         files = job_code.unpack(self._unseal(row, "code.zip"))
         pipeline = _pipeline(files)
@@ -433,14 +437,15 @@ class Jobs:
         action = pipeline.actions[row.action]
         expected = (float(action.expected_seconds) if action.expected_seconds is not None
                     else None)
-        status, reasons, finish = self._runs(row, principal, files, pipeline, chain, action,
-                                             started)
-        return status, reasons, finish, expected
+        # known before anything can refuse it: a job refused later (its ration spent, a wall
+        # of its dummy run) ends at its own expected moment too
+        row.usage["expected_seconds"] = expected
+        return self._runs(row, principal, files, pipeline, chain, action, started, wait_turn)
 
     def _runs(self, row: JobRow, principal: Principal, files: dict[str, bytes],
-              pipeline: Pipeline, chain: list[str], action: Action, begun: float
-              ) -> tuple[JobStatus, list[str],
-                         _Finish | None]:
+              pipeline: Pipeline, chain: list[str], action: Action, begun: float,
+              wait_turn: Callable[[], object]) -> tuple[JobStatus, list[str],
+                                                         _Finish | None]:
         submitted = submitted_plan(files, row.action)
         where = enclave_service.scope(self.enclave, principal, row.project_id)
         with self.ctx.transaction() as db:
@@ -460,6 +465,7 @@ class Jobs:
         row.usage["checked_seconds"] = round(time.monotonic() - begun, 3)
         row.outputs.update(_in_order(action, planned[0]))
         row.reasons = list(planned[1])  # what is said whatever the runs do
+        wait_turn()  # the sandboxed runs, one job's at a time
         with runner.scratch(row.id) as scratch:
             dummy = runner.chain(pipeline, chain, files, scratch / "dummy",
                                  self._dummy_inputs(where),

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class DPAnswer:
     budget: Budget  # after this charge
 
 
+PLANS_KEPT = 64  # a project's engine headers kept accepted
 DP_SPENT = (
     "no DP query runs until your ration of answers comes back: a query that fails once it "
     "has read the data, or runs past its time floor, is an answer of its own (its ε bounds "
@@ -102,7 +104,10 @@ class Privacy:
         self.gate = gate  # the transfer limits, held before a query reads anything
         self.rations = rations  # a release past its floor spends an answer of its asker's
         self._engine_of = engine_of
-        self._plans = LruCache(256)  # engine headers OpenDP has accepted
+        # engine headers OpenDP has accepted, a cache per project: what one project asked
+        # (or how much, evicting another's) moves no other project's answer or its time
+        self._plans: dict[str, LruCache] = {}
+        self._plans_lock = threading.Lock()
 
     # -- mode and budget ---------------------------------------------------------------
 
@@ -318,11 +323,16 @@ class Privacy:
     def _check_plan(self, pool: EnginePool, header: dict[str, Any], planned: dp.Plan,
                     project_id: str, epsilon: Fraction) -> None:
         """OpenDP builds the measurement over no rows: a plan that cannot be built costs
-        nothing. Plans depend on the header alone, so a header seen before is not rebuilt."""
+        nothing. Plans depend on the header alone, so a header the project asked before is
+        not rebuilt. Whether it can be paid is judged every time, before the cache, and the
+        cache is the project's own: keyed by the header alone, shared by every project and
+        judging the budget only on a miss, a refusal's words told a researcher of another
+        institution whether any project had asked that exact query (a red team's 18 of 18,
+        nothing spent)."""
+        self._affordable(project_id, epsilon)  # no engine work for what cannot be paid
         key = json.dumps(header, sort_keys=True)
 
         def build() -> bool:
-            self._affordable(project_id, epsilon)  # no engine work for what cannot be paid
             try:
                 pool.call({**header, "op": "plan"}, planned.empty())
             except EngineError as failure:
@@ -330,7 +340,9 @@ class Privacy:
                 raise Invalid(f"OpenDP cannot answer this query: {why}") from None
             return True
 
-        self._plans.get(key, build)
+        with self._plans_lock:
+            plans = self._plans.setdefault(project_id, LruCache(PLANS_KEPT))
+        plans.get(key, build)
 
     def _affordable(self, project_id: str, epsilon: Fraction) -> None:
         """Refuse at once a query the budget plainly cannot pay for (no engine work)."""
