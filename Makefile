@@ -54,8 +54,8 @@ NO_FUZZER := -p no:schemathesis
 # as its own test only without xdist (tests/unit/test_budget.py checks it is the only fuzz module).
 # The run fails if any one test takes longer than TEST_BUDGET seconds or spends more than
 # TEST_CPU_BUDGET CPU seconds of its own (its process tree, its shared worlds apart), or a
-# shared world takes longer than WORLD_BUDGET to build (tests/budget.py), and says how long the
-# whole took. CPU seconds move less with CI's load than wall seconds (two to three times), but
+# shared world takes longer than WORLD_BUDGET to build (tests/budget.py: each in a reference
+# day's seconds, the wall budgets too), and says how long the whole took. CPU seconds move less with CI's load than wall seconds (two to three times), but
 # still with this kind of machine's day (the suite's modules: 890-1,008 CPU-s in session 49,
 # 1,509 in session 50, 2,697 in session 51), so the budget is in CPU seconds of a reference day,
 # each test's divided by how much slower a fixed yardstick ran (tests/budget.py). The budget is

@@ -4,7 +4,10 @@ module, class, package or session scope), whose building is charged to the world
 the test that happened to build it first. `make test` sets both, so a slow test shows up on the
 day it lands instead of CI growing by a minute a week (issue 59). Without the options nothing
 is checked. Under xdist the controller sees every test's reports (the workers send what their
-worlds took in the setup report's ``user_properties``), so the checks run there.
+worlds took in the setup report's ``user_properties``), so the checks run there. Both are in
+seconds of a reference day too, like the CPU budget below: multiplied by how much slower the
+yardstick ran (a demo world of 283 s on a day 1.87 times slower than the reference, with the
+same code, failed a run whose tests all passed).
 
 A test's own time is its setup, call and teardown, less the shared worlds built during its
 setup: a world a module builds is judged once, by the world budget, however it is reached.
@@ -260,9 +263,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if cpu_budget is not None and session.config.getoption("cpu_speed") is None:
         _speeds.append(yardstick())  # the workers have ended
-    failed = (budget is not None and over(budget)) or \
-        (world_budget is not None and worlds_over(world_budget)) or \
-        (cpu_budget is not None and cpu_over(cpu_budget, speed(session.config)))
+    slower = speed(session.config)
+    failed = (budget is not None and over(budget * slower)) or \
+        (world_budget is not None and worlds_over(world_budget * slower)) or \
+        (cpu_budget is not None and cpu_over(cpu_budget, slower))
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -337,11 +341,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
         terminalreporter.write_line(
             f"this machine's speed: {measured}{slower:.2f} times slower, so a test may "
             f"spend {cpu_budget * slower:.1f} CPU-s here (the budget of {cpu_budget:g} "
-            f"reference CPU-s)")
+            f"reference CPU-s), and each wall budget is as many times longer")
     for limit, slow, what, unit in (
-            (budget, over, "per test", "s"),
+            (None if budget is None else budget * slower, over, "per test", "s"),
             (cpu_budget, lambda limit: cpu_over(limit, slower), "per test", "CPU-s"),
-            (world_budget, worlds_over, "per shared world", "s")):
+            (None if world_budget is None else world_budget * slower, worlds_over,
+             "per shared world", "s")):
         if limit is None:
             continue
         found = slow(limit)
