@@ -333,8 +333,8 @@ JOB_COHORT = ("SELECT pid, p31 AS sex, 2008 - p34 AS age, p21001_i0 AS bmi, "
 def test_run_a_job_runs_as_written_after_the_demo(served: Served, token: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """First here: a job's planned analyses are held to the person's rate of data requests
-    like any, and the walk below goes faster than a person (a job refused for that reads
-    "the platform could not run it")."""
+    like any, and the walk below goes faster than a person (a job refused for that says
+    so, and when to submit it again)."""
     from strongroom.jobs import sandbox
 
     if sandbox.unavailable():

@@ -49,7 +49,7 @@ from strongroom.attacks.observables import (
 from strongroom.errors import RateLimited
 from strongroom.jobs import sandbox
 from strongroom.jobs.models import JobRow
-from strongroom.jobs.service import DUMMY_FAILED, REAL_FAILED, ROUTE
+from strongroom.jobs.service import DUMMY_FAILED, PLATFORM_FAILED, REAL_FAILED, ROUTE
 from strongroom.jobs.states import ENDED, JobStatus
 from strongroom.outputs import requests
 from strongroom.outputs.models import AnswerRow, OutputRow
@@ -434,6 +434,31 @@ def test_another_projects_job_ahead_moves_no_moment_of_a_job_for_free(
         assert not list(db.scalars(select(AnswerRow).where(
             AnswerRow.requester == world.outsider.person_id, AnswerRow.what == "job",
             AnswerRow.spent.is_(True))))
+
+
+def test_a_job_the_platform_cannot_run_ends_at_its_own_moment(
+        world: World, moving: Principal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guarantee: a job that fails before its real run for the platform's reasons (an error
+    of its own, not a refusal) ends at its own expected moment, as a refused one does. The
+    red team's: such a job was abandoned at the failure's moment, which, after its turn,
+    was the moment the job ahead of it (another project's) ended: 4 of 4, an answer each.
+    Here the dummy inputs cannot be written (the truth: the error raised, at once)."""
+    def broken(*_: object) -> object:
+        raise OSError("no room to write the dummy inputs")
+    monkeypatch.setattr(world.platform.jobs, "_dummy_inputs", broken)
+    job = world.platform.jobs.start(moving, world.project_id, archive({
+        "project.yaml": pipeline(NOTES, inputs="[]").replace(
+            "    run:", "    expected_seconds: 3\n    run:"),
+        "plans/study.json": "[]",
+        "analysis/study.py": "open('output/notes.txt', 'w').write('hello')\n"}), "study")
+    assert until(lambda: JobStatus(world.platform.jobs.get(moving, job.id).status) in ENDED,
+                 30)
+    ended = world.platform.jobs.get(moving, job.id)
+    assert ended.status == "refused" and ended.ended_at is not None, ended.reasons
+    assert ended.reasons == [PLATFORM_FAILED]
+    assert (ended.ended_at - ended.created_at).total_seconds() == 3.0, (
+        f"ended {(ended.ended_at - ended.created_at)} after its submission, not at its "
+        "expected 3 s")
 
 
 def _retry_after(world: World, who: Principal) -> int | None:

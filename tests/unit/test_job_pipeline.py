@@ -127,3 +127,24 @@ def test_an_expected_time_is_a_whole_number_of_seconds_within_the_wall() -> None
     fine = parse(GOOD.replace("    run: python", "    expected_seconds: 30\n    run: python", 1),
                  FILES)
     assert {a.expected_seconds for a in fine.actions.values()} >= {30}
+
+
+def test_an_output_inside_another_outputs_path_is_named() -> None:
+    """Carried into an action that needs both, a file and a file inside it cannot both be
+    written (the red team's: the failure came after the job's turn, at the moment the job
+    ahead ended); refused when submitted, saying which two."""
+    text = """\
+version: 1
+actions:
+  a:
+    run: python a.py
+    outputs:
+      d: {path: output/d.txt, kind: text}
+  b:
+    run: python a.py
+    outputs:
+      e: {path: output/d.txt/e.txt, kind: text}
+"""
+    found = " | ".join(reasons(text, {"project.yaml", "a.py"}))
+    assert "'output/d.txt/e.txt' and 'output/d.txt' (declared by action 'a', output 'd') " \
+           "cannot both be files, one inside the other" in found, found

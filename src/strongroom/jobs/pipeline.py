@@ -259,6 +259,13 @@ def _outputs(pipeline: Pipeline) -> Iterable[str]:
                        f"{', '.join(sorted(SUFFIXES[declared.kind]))}, not {path.name!r}")
             if declared.path in seen:
                 yield f"{where}: {declared.path!r} is also declared by {seen[declared.path]}"
+            # one output inside another's path: carrying both into an action that needs
+            # them cannot write both (a file where a folder goes)
+            for other, by in seen.items():
+                inner, outer = sorted((declared.path, other), key=len)
+                if outer.startswith(inner + "/"):
+                    yield (f"{where}: {declared.path!r} and {other!r} (declared by {by}) "
+                           "cannot both be files, one inside the other; choose other names")
             seen[declared.path] = where
 
 

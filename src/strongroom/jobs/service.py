@@ -132,6 +132,8 @@ POOL = 256  # threads for jobs in flight, each mostly waiting its turn
 MAX_PLAN = 50  # planned outputs per action (many small outputs are a channel)
 ROUTE = "JOB /projects/{project_id}/jobs"
 STOPPED = "the platform stopped before it ended; submit it again"
+PLATFORM_FAILED = ("the platform could not run it (the custodian's team can read why in the "
+                   "server log); check project.yaml, then submit it again or tell them")
 LEFT_FOR = dt.timedelta(days=7)  # how far back start-up looks for a stopped job's groups
 
 
@@ -190,7 +192,7 @@ class Jobs:
             if not is_failure(failure):
                 raise
             log_failure(log, failure, "job %s could not be run", job_id)
-            self._abandon(job_id, "the platform could not run it (see the server log)")
+            self._abandon(job_id, PLATFORM_FAILED)
 
     def _abandon(self, job_id: str, reason: str) -> None:
         with self.ctx.transaction() as db:
@@ -379,12 +381,19 @@ class Jobs:
                 if not is_failure(failure):
                     raise
                 if "real" not in row.usage:
-                    raise  # before the real run: the platform's fault (_background)
-                # once the real run started, whatever broke may be the job's doing on the
-                # real data (a folder where an output goes): the one reason, as any failure
-                log_failure(log, failure, "job %s: its real run could not be run or read",
-                            row.id)
-                status, reasons = JobStatus.FAILED, [REAL_FAILED, *row.reasons]
+                    # before the real run: the platform's fault, or the job's (a folder
+                    # where an output goes), ended at its own moment like any refusal, not
+                    # at the failure's (after its turn, that moment was the job ahead's end:
+                    # a red team read another project's step off it); what was reserved
+                    # stays spent
+                    log_failure(log, failure, "job %s could not be run", row.id)
+                    status, reasons = JobStatus.REFUSED, [PLATFORM_FAILED]
+                else:
+                    # once the real run started, whatever broke may be the job's doing on
+                    # the real data: the one reason, as any failure
+                    log_failure(log, failure, "job %s: its real run could not be run or "
+                                "read", row.id)
+                    status, reasons = JobStatus.FAILED, [REAL_FAILED, *row.reasons]
             # its own files kept before its end is reckoned (keeping them takes their size's
             # time), hidden until that end: nothing after the wait below takes the data's time
             kept = finish.keep() if finish is not None else False
