@@ -5,6 +5,7 @@ host; the newest is kept whatever it weighs."""
 from __future__ import annotations
 
 import secrets
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -43,6 +44,88 @@ def test_a_cache_with_a_budget_lets_the_oldest_go_and_keeps_the_newest_whatever_
     get("big", 1000)
     get("a", 100)
     assert built == ["a", "b", "c", "b", "big", "a"]
+
+
+def test_one_keys_build_holds_up_nobody_but_who_asks_for_that_key() -> None:
+    """The caches are shared by every project: a project's slow build (its view, a definition
+    whose size is its answer's) must not hold up another project's request, which could
+    otherwise time it. Who asks for the same key waits for the one build."""
+    cache = LruCache(8)
+    release, started = threading.Event(), threading.Event()
+    builds: list[str] = []
+
+    def slow() -> str:
+        builds.append("a")
+        started.set()
+        assert release.wait(10)
+        return "A"
+
+    results: dict[str, str] = {}
+    first = threading.Thread(target=lambda: results.update(first=cache.get("a", slow)))
+    second = threading.Thread(target=lambda: results.update(second=cache.get("a", slow)))
+    first.start()
+    assert started.wait(10)
+    second.start()
+    # while "a" is being built, another key is built and answered at once
+    assert cache.get("b", lambda: "B") == "B"
+    assert "first" not in results and "second" not in results
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert results == {"first": "A", "second": "A"}
+    assert builds == ["a"]  # built once, the second asker waited for it
+
+
+def test_a_failed_build_is_not_kept_and_whoever_waited_builds_again() -> None:
+    cache = LruCache(8)
+    release, started = threading.Event(), threading.Event()
+    tries: list[int] = []
+
+    def failing() -> str:
+        tries.append(1)
+        started.set()
+        assert release.wait(10)
+        raise ValueError("the build failed")
+
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            cache.get("a", failing)
+        except ValueError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert started.wait(10)
+    got: list[str] = []
+    waiter = threading.Thread(target=lambda: got.append(cache.get("a", lambda: "again")))
+    waiter.start()
+    release.set()
+    thread.join(10)
+    waiter.join(10)
+    assert len(errors) == 1 and got == ["again"] and tries == [1]
+    assert cache.get("a", lambda: "not built") == "again"
+
+
+def test_a_build_begun_before_clear_is_answered_but_not_kept() -> None:
+    cache = LruCache(8)
+    release, started = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        assert release.wait(10)
+        return "old"
+
+    got: list[str] = []
+    thread = threading.Thread(target=lambda: got.append(cache.get("a", slow)))
+    thread.start()
+    assert started.wait(10)
+    cache.clear()
+    release.set()
+    thread.join(10)
+    assert got == ["old"]
+    assert cache.get("a", lambda: "new") == "new"
 
 
 def test_the_definitions_cache_weighs_the_rows() -> None:

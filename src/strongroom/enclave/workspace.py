@@ -48,10 +48,23 @@ OUTSIDE = ("the result names participants outside the project's view; its contri
            "cannot be established, so it is refused")
 
 
+class _Building:
+    """An entry being built: the others asking for the same key wait for it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: object = None
+        self.built = False
+        self.generation = 0
+
+
 class LruCache:
-    """A small least-recently-used map; ``get`` builds a missing entry under a lock.
-    ``budget``: at most that many bytes held too, as ``weigh`` tells each entry's (the
-    newest entry is kept whatever it weighs)."""
+    """A small least-recently-used map; ``get`` builds a missing entry once, outside the map's
+    lock: whoever asks for the same key waits for that build, and nobody else does. A cache is
+    shared by every project (its keys name the project), so one project's build (a view, a
+    definition whose rows are its answer's size) must not hold up another project's request:
+    that wait would time the build from outside. ``budget``: at most that many bytes held too,
+    as ``weigh`` tells each entry's (the newest entry is kept whatever it weighs)."""
 
     def __init__(self, size: int, budget: int | None = None,
                  weigh: Callable[[object], int] | None = None):
@@ -60,28 +73,57 @@ class LruCache:
         self._weigh = weigh
         self._items: OrderedDict[Hashable, object] = OrderedDict()
         self._weights: dict[Hashable, int] = {}
-        self._lock = threading.RLock()  # a build may read another entry of the same cache
+        self._building: dict[Hashable, _Building] = {}
+        self._generation = 0  # a build begun before a ``clear`` is not kept
+        self._lock = threading.Lock()  # held for bookkeeping only, never during a build
 
     def get(self, key: Hashable, build: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]  # type: ignore[return-value]
+        while True:
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]  # type: ignore[return-value]
+                pending = self._building.get(key)
+                mine = pending is None
+                if pending is None:
+                    pending = self._building[key] = _Building()
+                    pending.generation = self._generation
+            if mine:
+                return self._build(key, build, pending)
+            pending.done.wait()
+            if pending.built:
+                return pending.value  # type: ignore[return-value]
+            # that build failed: ask again (this caller builds, and sees its own error)
+
+    def _build(self, key: Hashable, build: Callable[[], T], pending: _Building) -> T:
+        try:
             value = build()
-            self._items[key] = value
-            if self._weigh is not None:
-                self._weights[key] = self._weigh(value)
+            weight = self._weigh(value) if self._weigh is not None else 0
+        except BaseException:
+            with self._lock:
+                self._building.pop(key, None)
+            pending.done.set()
+            raise
+        with self._lock:
+            if pending.generation == self._generation:
+                self._items[key] = value
+                if self._weigh is not None:
+                    self._weights[key] = weight
             while len(self._items) > self.size or (
                     self.budget is not None and len(self._items) > 1
                     and sum(self._weights.values()) > self.budget):
                 old, _ = self._items.popitem(last=False)
                 self._weights.pop(old, None)
-            return value
+            self._building.pop(key, None)
+        pending.value, pending.built = value, True
+        pending.done.set()
+        return value
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
             self._weights.clear()
+            self._generation += 1
 
 
 class MasterIds:
