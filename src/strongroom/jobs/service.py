@@ -195,6 +195,7 @@ class Jobs:
             self._abandon(job_id, PLATFORM_FAILED)
 
     def _abandon(self, job_id: str, reason: str) -> None:
+        self._submitted.pop(job_id, None)  # a job that never ran keeps no moment here
         with self.ctx.transaction() as db:
             row = db.get(JobRow, job_id)
             if row is not None and JobStatus(row.status) not in ENDED:
