@@ -123,24 +123,29 @@ def test_a_second_institution_is_held_by_the_lead_institution(world: AttackWorld
 def test_an_institution_s_people_in_different_projects_share_its_budget(
         world: AttackWorld, cast: runner.Cast) -> None:
     """Two researchers of one institution, each leading a project of their own: their
-    institution's day (7) holds both, whatever the projects."""
+    institution's day (9) holds both, whatever the projects. It is split between the two
+    (4 each, the odd one unused): what one project draws moves nothing of the other's, so
+    neither can read the other's answers from its own refusals (tests/integration/
+    test_redteam_shared_state.py), and together they draw no more than the day."""
     first, one = world.researcher()
     institution = _institution(world, first)
     second, other = world.researcher(institution)
     for who, project in ((first, one), (second, other)):
         service.define(world.platform.enclave, who, project, "base", BASE)
-    with budgets(world, institution_day=7):
-        views = [_probe(world, who, project, cast, n)
-                 for n in range(6) for who, project in ((first, one), (second, other))]
-        assert _answered(views) == 7
-        assert charged(world, institution=institution) == 7
+    with budgets(world, institution_day=9):
+        views = [_probe(world, first, one, cast, n) for n in range(6)]
+        assert _answered(views) == 4  # its share, though the institution has 5 left
+        views = [_probe(world, second, other, cast, n) for n in range(6)]
+        assert _answered(views) == 4  # the first project's spending took none of it
+        assert charged(world, institution=institution) == 8
 
 
 def test_two_accounts_of_one_person_in_different_projects(world: AttackWorld,
                                                           cast: runner.Cast) -> None:
     """One human with two accounts (two emails, one institution), each in its own project,
     and a third project the first joins as a member: the institution's day (9) and year
-    (12) hold all of them, and the year goes on holding them the next day."""
+    (12), split among its three projects (3 and 4 each), hold all of them, and the year
+    goes on holding them the next day."""
     one, first = world.researcher()
     institution = _institution(world, one)
     two, second = world.researcher(institution)
@@ -159,8 +164,9 @@ def test_two_accounts_of_one_person_in_different_projects(world: AttackWorld,
         assert charged(world, institution=institution) == 12
         refused = next(v for v in views if v.check_report.withheld)
         reason = next(f.reason for f in refused.report.findings if f.rule == answers.RULE)
-        assert f"institution {institution} (yours and the project lead): budget of 12 " \
-               f"answers a year (0 left" in reason
+        assert f"institution {institution} (yours and the project lead): budget of 4 " \
+               f"answers a year, the share of this project (split evenly among the 3 " \
+               f"active projects of the institution) (0 left" in reason
 
 
 def test_a_person_s_year_holds_across_days(world: AttackWorld, cast: runner.Cast) -> None:

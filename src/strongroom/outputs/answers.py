@@ -9,7 +9,14 @@ on automatically are answers, and answers are budgeted **where the people are**:
   and ``Settings.answers_person_year`` a year), across all their projects;
 - per project (``answers_project_day``, ``answers_project_year``), whoever of its members asks;
 - per institution (``answers_institution_day``, ``answers_institution_year``): the asker's own
-  institution and the project's lead institution (its lead's), if different, are both charged.
+  institution and the project's lead institution (its lead's), if different, are both charged,
+  each in the project's share of it: the limit split evenly among the institution's active
+  projects (those its people lead or are members of). A share counts only its own project's
+  answers, so no project's budget moves with another's: pooled, a colleague's definition kept
+  as an answer (the data refused it) or given back (it was built) left the institution's last
+  answer spent or not, and another project's free request read that bit of data it may not
+  see (a red team, 16 of 16, nothing spent). The shares add up to no more than the limit, so
+  a second project still adds nothing.
 
 Every answer is charged to every budget that applies to it, and the smallest remaining decides:
 a second member, a second project, a second institution or a second account adds nothing
@@ -27,10 +34,10 @@ Windows are fixed periods, not rolling ones: a day is a period of ``window_hours
 day) and a year one of ``Settings.answers_year_days`` days, both counted from the Unix epoch.
 So the moment a budget renews depends on nothing asked, and a refusal can say it (a rolling
 window renews when its oldest answer ages out, which would date that answer). A budget is
-read and charged under row locks taken in one order (the institutions, by id, then the
-project, then the person; a no-op write), in the transaction that records the output or the
-reservation, so requests sent at once, by one person or by many, cannot each see the same
-unspent answer.
+read and charged under row locks taken in one order (the project, then the person's
+accounts; a no-op write), in the transaction that records the output or the reservation, so
+requests sent at once, by one person or by many, cannot each see the same unspent answer. An
+institution's row is not locked: each share is its project's, which the project's lock holds.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ from sqlalchemy.orm import Session, aliased
 
 from strongroom.access.context import Settings
 from strongroom.access.identity import accounts_of
-from strongroom.access.models import Institution, Person, Project
+from strongroom.access.models import Person, Project, ProjectMember
+from strongroom.access.states import ProjectStatus
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.rules import Rules
 from strongroom.outputs.verdicts import SEVERITY, Finding, Verdict
@@ -127,14 +135,17 @@ class Ration:
         start = EPOCH + length * ((now - EPOCH) // length)
         return start, start + length
 
-    def limit(self, scope: Scope, window: Window) -> int:
+    def limit(self, scope: Scope, window: Window, shared_by: int = 1) -> int:
+        """A budget's limit; an institution's is its project's share (``shared_by``: the
+        institution's active projects)."""
         if scope is Scope.PERSON:
             return self.max_acted if window is Window.DAY else self.limits.person_year
         if scope is Scope.PROJECT:
             return (self.limits.project_day if window is Window.DAY
                     else self.limits.project_year)
-        return (self.limits.institution_day if window is Window.DAY
-                else self.limits.institution_year)
+        whole = (self.limits.institution_day if window is Window.DAY
+                 else self.limits.institution_year)
+        return whole // max(1, shared_by)
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,7 @@ class Budget:
     used: int
     renews: dt.datetime
     role: str = ""  # an institution's: "yours", "the project lead's", or both
+    shared_by: int = 1  # an institution's: its active projects, among which it is split
 
     @property
     def left(self) -> int:
@@ -159,7 +171,11 @@ class Budget:
         whose = {Scope.PERSON: "your own",
                  Scope.PROJECT: f"project {self.subject}:",
                  Scope.INSTITUTION: f"institution {self.subject} ({self.role}):"}[self.scope]
-        return (f"{whose} budget of {self.limit} answers a {self.window.value} "
+        share = (f", the share of this project (split evenly among the "
+                 f"{self.shared_by} active projects of the institution)"
+                 if self.scope is Scope.INSTITUTION
+                 and self.shared_by > 1 else "")
+        return (f"{whose} budget of {self.limit} answers a {self.window.value}{share} "
                 f"({self.left} left; it renews at {self.renews:%Y-%m-%d %H:%M} UTC)")
 
 
@@ -201,14 +217,21 @@ def institutions(db: Session, person_id: str, project_id: str | None) -> dict[st
     return {i: " and ".join(r) for i, r in roles.items()}
 
 
-def lock(db: Session, person_id: str, project_id: str | None,
-         charged: Iterable[str]) -> None:
-    """Row locks on everything an answer is charged to, always in one order (institutions by
-    id, the project, the person's accounts by id, as watch/service.py does): requests sent
-    at once wait for each other, and two that share only an institution cannot deadlock."""
-    for institution in sorted(charged):
-        db.execute(update(Institution).where(Institution.id == institution)
-                   .values(id=Institution.id))
+def active_projects(db: Session, institution_id: str) -> int:
+    """The active projects an institution's budgets are split among: those its people lead
+    or are members of (what the custodian approved; nothing any answer moves)."""
+    people = select(Person.id).where(Person.institution_id == institution_id)
+    joined = select(ProjectMember.project_id).where(ProjectMember.person_id.in_(people))
+    return int(db.scalar(select(func.count()).select_from(Project).where(
+        Project.status == ProjectStatus.ACTIVE.value,
+        or_(Project.lead_id.in_(people), Project.id.in_(joined)))) or 0)
+
+
+def lock(db: Session, person_id: str, project_id: str | None) -> None:
+    """Row locks on everything an answer is charged to, always in one order (the project,
+    then the person's accounts by id, as watch/service.py does): requests sent at once wait
+    for each other. An institution's share is its project's, held by the project's lock: no
+    request waits for another project's."""
     if project_id is not None:
         db.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
     for account in accounts_of(db, person_id):  # sorted: every account of the human
@@ -225,15 +248,17 @@ def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetim
         charged = institutions(db, person_id, project_id)
     periods = {w: ration.period(w, now) for w in Window}
     starts = [periods[Window.DAY][0], periods[Window.YEAR][0]]
-    subjects: list[tuple[Scope, str, str]] = [(Scope.PERSON, person_id, "")]
+    subjects: list[tuple[Scope, str, str, int]] = [(Scope.PERSON, person_id, "", 1)]
     if project_id is not None:
-        subjects.append((Scope.PROJECT, project_id, ""))
-    subjects += [(Scope.INSTITUTION, i, role) for i, role in sorted(charged.items())]
-    counts = _tally(db, list(accounts_of(db, person_id)), project_id, sorted(charged), starts,
-                    excluding)
-    return [Budget(scope, subject, window, ration.limit(scope, window), used,
-                   periods[window][1], role)
-            for (scope, subject, role), used_in in zip(subjects, counts, strict=True)
+        subjects.append((Scope.PROJECT, project_id, "", 1))
+        subjects += [(Scope.INSTITUTION, i, role, active_projects(db, i))
+                     for i, role in sorted(charged.items())]
+    counts = _tally(db, list(accounts_of(db, person_id)), project_id,
+                    sorted(charged) if project_id is not None else [], starts, excluding)
+    return [Budget(scope, subject, window, ration.limit(scope, window, shared_by), used,
+                   periods[window][1], role, shared_by)
+            for (scope, subject, role, shared_by), used_in in zip(subjects, counts,
+                                                                  strict=True)
             for window, used in zip(Window, used_in, strict=True)]
 
 
@@ -245,8 +270,9 @@ def _tally(db: Session, accounts: list[str], project_id: str | None, charged: li
            starts: list[dt.datetime], excluding: int | None = None) -> list[list[int]]:
     """Answers since each of ``starts`` (outputs acted on, and answers spent), per budget: the
     person's (asked from any of ``accounts``), the project's (if any), then each institution's
-    in ``charged`` (asked by its people, or in projects it leads). One query per table for
-    every budget at once: the ration is read on every request."""
+    share in ``charged`` (the project's answers asked by its people, or all of them if it
+    leads the project). One query per table for every budget at once: the ration is read on
+    every request."""
     total: list[list[int]] | None = None
     for table in (OutputRow, AnswerRow):
         spent = table.acted if table is OutputRow else table.spent  # type: ignore[union-attr]
@@ -254,7 +280,9 @@ def _tally(db: Session, accounts: list[str], project_id: str | None, charged: li
         whose: list[ColumnElement[bool]] = [table.requester.in_(accounts)]
         if project_id is not None:
             whose.append(table.project_id == project_id)
-        whose += [or_(asker.institution_id == i, lead.institution_id == i) for i in charged]
+        whose += [and_(table.project_id == project_id,
+                       or_(asker.institution_id == i, lead.institution_id == i))
+                  for i in charged]
         query = select(*(func.coalesce(func.sum(case((and_(table.created_at >= s, w), 1),
                                                      else_=0)), 0)
                          for w in whose for s in starts))
@@ -287,7 +315,7 @@ def spent(db: Session, person_id: str, project_id: str | None, now: dt.datetime,
     The caller charges the answer (records an output acted on, or a reservation) in the same
     transaction, so the counts read here cannot move under it."""
     charged = institutions(db, person_id, project_id)
-    lock(db, person_id, project_id, charged)
+    lock(db, person_id, project_id)
     empty = tuple(b for b in budgets(db, person_id, project_id, now, ration, charged,
                                      excluding) if b.left <= 0)
     return Spent(empty) if empty else None
