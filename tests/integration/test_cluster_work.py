@@ -295,12 +295,13 @@ def test_the_host_holds_definitions_up_to_its_budget_and_a_query_keeps_what_it_r
 
     spark, engine, duck, who = _both_engines(world)
     monkeypatch.setattr(spark_engine, "PUBLISHED_HELD", 1)
-    monkeypatch.setattr(spark._definitions, "budget", 1)
+    held = spark._definitions.of(world.project_id)  # the project's own cache
+    monkeypatch.setattr(held, "budget", 1)
     for name, sql in DEFINITIONS.items():
         service.define(spark, who, world.project_id, f"{name}_b", sql)
         service.definition(spark, service.scope(spark, who, world.project_id).project,
                            f"{name}_b")
-    assert len(spark._definitions._items) == 1  # the newest, whatever it weighs
+    assert len(held._items) == 1  # the newest, whatever it weighs
     earlier = [engine.publish(pl.DataFrame({"pid": [1, 2], "x": [0.5, 1.5]})),
                *(p.path for p in engine._published.values())]
     request = {"kind": "aggregate_sql",

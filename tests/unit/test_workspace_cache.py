@@ -14,7 +14,13 @@ import pytest
 from strongroom.enclave.engines import DuckDBEngine
 from strongroom.enclave.spark.cluster import SparkSettings
 from strongroom.enclave.spark.engine import SparkEngine
-from strongroom.enclave.workspace import DEFINITIONS_HELD, Enclave, LruCache, _frame_bytes
+from strongroom.enclave.workspace import (
+    DEFINITIONS_HELD,
+    Enclave,
+    LruCache,
+    ProjectCaches,
+    _frame_bytes,
+)
 
 
 def test_a_cache_keeps_its_number_of_entries() -> None:
@@ -126,6 +132,51 @@ def test_a_build_begun_before_clear_is_answered_but_not_kept() -> None:
     thread.join(10)
     assert got == ["old"]
     assert cache.get("a", lambda: "new") == "new"
+
+
+def test_no_projects_entries_make_room_for_anothers() -> None:
+    """A project's entries are its own: however many other projects fill theirs, its next
+    request finds what it left (in one cache for all, four projects' first requests evicted
+    a project's view, and its slower next request told that they had run)."""
+    now = [0.0]
+    caches = ProjectCaches(lambda: LruCache(2), idle=60.0, clock=lambda: now[0])
+    built: list[str] = []
+
+    def get(project: str, key: str) -> str:
+        return caches.get(project, key, lambda: built.append(f"{project}:{key}") or key)  # type: ignore[func-returns-value]
+
+    get("mine", "view")
+    for other in range(20):
+        get(f"other{other}", "view")
+        get(f"other{other}", "definition")
+    built.clear()
+    get("mine", "view")
+    assert built == []  # still there
+
+
+@pytest.mark.parametrize("others_ask", [False, True])
+def test_a_projects_cache_goes_after_its_own_idle_time_whoever_else_asks(
+        others_ask: bool) -> None:
+    """Dropped once the project itself has not used it for ``idle``: whether it finds its
+    entries depends on its own last use, never on whether others asked meanwhile."""
+    now = [0.0]
+    caches = ProjectCaches(lambda: LruCache(4), idle=60.0, clock=lambda: now[0])
+    built: list[str] = []
+
+    def mine() -> None:
+        caches.get("mine", "view", lambda: built.append("view") or "v")  # type: ignore[func-returns-value]
+
+    mine()
+    now[0] = 59.0
+    if others_ask:
+        caches.get("other", "view", lambda: "o")
+    mine()
+    assert built == ["view"]  # used within its idle time: kept
+    now[0] = 59.0 + 61.0
+    if others_ask:
+        caches.get("other", "view", lambda: "o")
+    mine()
+    assert built == ["view", "view"]  # idle past it: built again either way
 
 
 def test_the_definitions_cache_weighs_the_rows() -> None:

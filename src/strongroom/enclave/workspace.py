@@ -15,6 +15,7 @@ aggregate SQL then read views that live there: on that path the host never loads
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -44,6 +45,7 @@ DEFINITIONS = "definitions"
 # the decrypted definitions kept in memory, in bytes (the most recently used kept whatever its
 # size): about ten of 500,000 rows, one of 5,000,000 (a study's analyses read one in turn)
 DEFINITIONS_HELD = 256 << 20
+VIEWS_KEPT = 4  # a project's views (frames and the engine's) and master IDs
 OUTSIDE = ("the result names participants outside the project's view; its contributors "
            "cannot be established, so it is refused")
 
@@ -126,6 +128,40 @@ class LruCache:
             self._generation += 1
 
 
+class ProjectCaches:
+    """One :class:`LruCache` per project, so that no project's entries are let go to make room
+    for another's: in one cache for every project, four other projects' first requests (or a
+    definition of many rows) evicted this project's view, and its next free request, slower
+    by the rebuild, told that they had run (a red team, 12 of 12). A project's cache is
+    dropped once the project has not used it for ``idle`` seconds: judged by the project's
+    own last use alone, so whether it finds its entries depends on its own requests only,
+    and the host holds the caches of the projects at work lately, not of every project."""
+
+    IDLE = 15 * 60.0
+
+    def __init__(self, make: Callable[[], LruCache], idle: float = IDLE,
+                 clock: Callable[[], float] = time.monotonic):
+        self._make = make
+        self._idle = idle
+        self._clock = clock
+        self._caches: dict[str, tuple[LruCache, float]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, project_id: str) -> LruCache:
+        now = self._clock()
+        with self._lock:
+            for held, (_, used) in list(self._caches.items()):
+                if now - used > self._idle:  # this one's own next use would drop it too
+                    del self._caches[held]
+            cache = self._caches[project_id][0] if project_id in self._caches \
+                else self._make()
+            self._caches[project_id] = (cache, now)
+            return cache
+
+    def get(self, project_id: str, key: Hashable, build: Callable[[], T]) -> T:
+        return self.of(project_id).get(key, build)
+
+
 class MasterIds:
     """A project's pids mapped to master IDs (the ledger's, shared by an institution's
     projects). A pid's position is that of its master ID among the project's, ascending; so a
@@ -198,12 +234,14 @@ class Enclave:
         self.store = store
         self.engine: Engine = engine or DuckDBEngine()
         self.limits = limits or self.engine.limits
-        self._cohorts = LruCache(1)
-        self._views = LruCache(8)
-        # decrypted definitions' rows: at most 32, and DEFINITIONS_HELD bytes of them (the
-        # latest kept whatever its size): a cohort's size of rows each, they would otherwise
-        # add up on the host as a study makes them
-        self._definitions = LruCache(32, DEFINITIONS_HELD, _frame_bytes)
+        self._cohorts = LruCache(1)  # by version: the same for every project
+        # each project's views and master IDs, and its decrypted definitions' rows (at most
+        # 32, and DEFINITIONS_HELD bytes of them, the latest kept whatever its size: a
+        # cohort's size of rows each, they would otherwise add up on the host as a study
+        # makes them), in caches of its own (ProjectCaches)
+        self._views = ProjectCaches(lambda: LruCache(VIEWS_KEPT))
+        self._definitions = ProjectCaches(
+            lambda: LruCache(32, DEFINITIONS_HELD, _frame_bytes))
 
     def version(self) -> str:
         current = self.store.current()
@@ -246,13 +284,13 @@ class Enclave:
             return MasterIds(mapping["pid"].to_numpy(),
                              mapping["eid"].to_numpy().astype(np.uint32))
 
-        return self._views.get(("master", project.id, self.pseudonym_stamp(project)), build)
+        return self._views.get(project.id, ("master", self.pseudonym_stamp(project)), build)
 
     def tables(self, project: Project, fields: list[int]) -> dict[str, pl.DataFrame]:
         """The project's view: its pseudonyms and granted fields only."""
         version = self.version()
-        key = ("view", project.id, version, tuple(fields), self.pseudonym_stamp(project))
-        return self._views.get(key, lambda: project_view(
+        key = ("view", version, tuple(fields), self.pseudonym_stamp(project))
+        return self._views.get(project.id, key, lambda: project_view(
             self.cohort(), self.pseudonym_map(project), fields, self.ctx.dictionary))
 
     def cohort_source(self) -> CohortSource:
@@ -273,7 +311,7 @@ class Enclave:
         cluster, built there from the cohort sealed there) or, for an engine that reads
         frames here, :meth:`tables`."""
         version = self.version()
-        key = ("sources", project.id, version, tuple(fields), self.pseudonym_stamp(project))
+        key = ("sources", version, tuple(fields), self.pseudonym_stamp(project))
 
         def build() -> Mapping[str, Table]:
             made = self.engine.project_view(self.cohort_source(),
@@ -281,7 +319,7 @@ class Enclave:
                                             self.ctx.dictionary)
             return made if made is not None else self.tables(project, fields)
 
-        return self._views.get(key, build)
+        return self._views.get(project.id, key, build)
 
     def release(self) -> None:
         """After a request: the engine gives back what the request left free (Spark's requests
@@ -296,7 +334,7 @@ class Enclave:
         where = self.definitions_dir(project.id)
         stamp = definitions.stamp(where, name)
         return self._definitions.get(
-            ("definition", project.id, name, stamp),
+            project.id, (name, stamp),
             lambda: definitions.load(where, self.key(project), definition_context(project.id),
                                      name))
 
@@ -304,7 +342,7 @@ class Enclave:
         """Read a staged definition into the cache under the stamp it will have once
         published, so that its first analysis waits for no decryption."""
         self._definitions.get(
-            ("definition", project.id, staged.name, staged.stamp()),
+            project.id, (staged.name, staged.stamp()),
             lambda: definitions.load_staged(staged, self.key(project),
                                             definition_context(project.id)))
 

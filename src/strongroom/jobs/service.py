@@ -56,7 +56,7 @@ from strongroom.cohort.crypto import decrypt, encrypt
 from strongroom.enclave import definitions
 from strongroom.enclave import service as enclave_service
 from strongroom.enclave.view import schema_of
-from strongroom.enclave.workspace import Enclave, LruCache
+from strongroom.enclave.workspace import Enclave, LruCache, ProjectCaches
 from strongroom.errors import (
     Conflict,
     DataRefusal,
@@ -98,7 +98,7 @@ FOLDER = "jobs"
 # their moment is this, which no list reaches (outputs are listed from their moment on)
 UNTIL_ITS_END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 DUMMY_PARTICIPANTS = 1000
-DUMMIES_KEPT = 4  # projects' dummy inputs kept made (Jobs._dummy_tables)
+DUMMIES_KEPT = 2  # a project's dummy inputs kept made (Jobs._dummy_tables)
 # the moments (seconds from its start) at which a job's end may be seen, past its expected
 # time (the action's ``expected_seconds``, else the first step): a doubling ladder, so an honest
 # job waits at most as long again; the step it ends at is an answer, and spends one
@@ -167,7 +167,7 @@ class Jobs:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         # the dummy inputs last made, by what they are made of (see _dummy_tables)
-        self._dummies = LruCache(DUMMIES_KEPT)
+        self._dummies = ProjectCaches(lambda: LruCache(DUMMIES_KEPT))  # each project's own
 
     def start(self, principal: Principal, project_id: str, archive: bytes,
               action: str) -> JobRow:
@@ -576,7 +576,7 @@ class Jobs:
                repr(self.enclave.limits),
                tuple((d.name, d.sql, definitions.stamp(directory, d.name))
                      for d in definitions.list_(directory)))
-        return self._dummies.get(key, lambda: enclave_service.dummy_inputs(
+        return self._dummies.get(where.project.id, key, lambda: enclave_service.dummy_inputs(
             self.enclave, where, self.dummy_participants))
 
     # -- outputs --------------------------------------------------------------------------------

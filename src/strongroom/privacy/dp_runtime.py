@@ -7,7 +7,8 @@ environment is made once by ``strongroom dp setup`` (a virtual environment with
 interpreter (one whose Polars matches OpenDP's, even the main one).
 
 Workers are started on first use and live as long as the process: starting one costs about
-two seconds (importing Polars and OpenDP), a query then costs its own work. Prepared columns
+two seconds (importing Polars and OpenDP), a query then costs its own work. Releases run on
+:data:`WORKERS` of them; plans on one of their own (see :class:`EnginePool`). Prepared columns
 travel over the worker's stdin as Arrow IPC and are never written to disk. A worker that dies
 or overruns its time limit is killed and replaced; its query fails (``Unavailable``).
 """
@@ -35,7 +36,8 @@ from strongroom.errors import Unavailable
 REQUIREMENT = "opendp[polars]==0.16.0"  # pins polars==1.36.1 itself; kept apart for that
 ENV_PYTHON = "STRONGROOM_DP_PYTHON"
 ENGINE_FILE = Path(__file__).with_name("dp_engine.py")
-WORKERS = 2  # concurrent DP computations per server process
+WORKERS = 2  # concurrent DP releases per server process
+PLAN_WORKERS = 1  # plans read no rows and take milliseconds: one small engine of their own
 TIMEOUT_SECONDS = 300.0
 _HEAD = struct.Struct(">I")
 _BODY = struct.Struct(">Q")
@@ -130,43 +132,37 @@ class EngineError(Exception):
     message: str
 
 
-class EnginePool:
-    """Up to ``size`` workers over one interpreter; callers wait for a free one."""
+class _Slots:
+    """Up to ``size`` workers over one interpreter, each started on first use; callers wait
+    for a free one."""
 
-    def __init__(self, python: Path, size: int = WORKERS, timeout: float = TIMEOUT_SECONDS):
+    def __init__(self, python: Path, size: int):
         self.python = python
-        self.timeout = timeout
         self._free: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
         for _ in range(size):
             self._free.put(None)  # a slot; its worker starts on first use
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
 
-    def available(self) -> bool:
-        return self.python.exists()
-
-    def call(self, header: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any]:
-        """Run one request; :class:`EngineError` if the engine says it failed."""
-        if not self.available():
-            raise Unavailable(missing_reason(self.python))
-        payload = _ipc(frame)
+    def call(self, header: dict[str, Any], payload: bytes, timeout: float) -> dict[str, Any]:
         worker = self._free.get()
         answered = False
         try:
-            if worker is None or not worker.alive():
+            if worker is not None and not worker.alive():
+                self._retire(worker)  # it died between requests
+                worker = None
+            if worker is None:
                 worker = self._start()
-            answer = worker.call(header, payload, self.timeout)
+            answer = worker.call(header, payload, timeout)
             answered = True
         except (OSError, EOFError, ValueError) as exc:
             raise Unavailable("the differential-privacy engine stopped while answering; "
                               "try again, and tell the custodian's team if it recurs") from exc
         finally:
-            if not answered and worker is not None:
-                worker.stop()  # its stream may be mid-message: never reuse it
+            if not answered:
+                self._retire(worker)  # its stream may be mid-message: never reuse it
                 worker = None  # the slot starts a fresh worker next time
             self._free.put(worker)
-        if not answer.get("ok"):
-            raise EngineError(str(answer.get("error", "")), str(answer.get("message", "")))
         return answer
 
     def _start(self) -> _Worker:
@@ -175,11 +171,55 @@ class EnginePool:
             self._all.append(worker)
         return worker
 
+    def _retire(self, worker: _Worker | None) -> None:
+        if worker is None:
+            return
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+        worker.stop()
+
     def close(self) -> None:
         with self._lock:
             workers, self._all = self._all, []
         for worker in workers:
             worker.stop()
+
+
+class EnginePool:
+    """OpenDP's workers over one interpreter, shared by every project: ``size`` for releases
+    and :data:`PLAN_WORKERS` for plans, apart. A plan is built before anything is charged, so
+    it never waits behind a release: a release's time is its data's (another project's, as
+    often as not), and a free request's wait for one would time it. Only a release reads rows
+    (a plan's frame must be empty), so the plan engine's queue holds only work whose time is
+    its query's (tests/integration/test_redteam_shared_state.py)."""
+
+    def __init__(self, python: Path, size: int = WORKERS, timeout: float = TIMEOUT_SECONDS):
+        self.python = python
+        self.timeout = timeout
+        self._releases = _Slots(python, size)
+        self._plans = _Slots(python, PLAN_WORKERS)  # started by the first plan, not before
+
+    def available(self) -> bool:
+        return self.python.exists()
+
+    def call(self, header: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any]:
+        """Run one request; :class:`EngineError` if the engine says it failed."""
+        if not self.available():
+            raise Unavailable(missing_reason(self.python))
+        release = header.get("op") == "release"
+        if not release and frame.height:
+            raise ValueError("only a release reads rows: the plan engine is for work whose "
+                             "time is its query's alone")
+        slots = self._releases if release else self._plans
+        answer = slots.call(header, _ipc(frame), self.timeout)
+        if not answer.get("ok"):
+            raise EngineError(str(answer.get("error", "")), str(answer.get("message", "")))
+        return answer
+
+    def close(self) -> None:
+        self._releases.close()
+        self._plans.close()
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:

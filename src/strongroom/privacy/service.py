@@ -3,11 +3,12 @@ refusal of exact analyses.
 
 A query runs in this order, so that the budget never pays for a request that could not run
 and never misses one that did: authorise (``data.analyse``, as every enclave call); check the
-query against the view's schema and build its OpenDP measurement over no rows (errors here say
-nothing about the data and cost nothing); charge ε and δ to the ledger in one locked
-transaction (refused, saying what remains, when it does not fit); prepare the rows and release
-through OpenDP; record how it ended. A failure after the charge keeps the charge (see
-:mod:`strongroom.privacy.budget`). Every step is in the audit log.
+query against the view's schema and build its OpenDP measurement over no rows, on an engine
+no release uses (errors here say nothing about the data, cost nothing, and wait on no one's
+release); charge ε and δ to the ledger in one locked transaction (refused, saying what
+remains, when it does not fit); prepare the rows and release through OpenDP; record how it
+ended. A failure after the charge keeps the charge (see :mod:`strongroom.privacy.budget`).
+Every step is in the audit log.
 
 A project in DP mode answers open-ended questions only this way: :meth:`Privacy.refuse_exact`
 is the predicate the output service calls before any exact analysis.
@@ -226,7 +227,9 @@ class Privacy:
         spend's moments are its charge's and that step's, never the release's own (how
         long a release took is outside what ε bounds). The schedule counts from the charge:
         what comes before it reads no participant's value (the plan is built over no rows),
-        and an engine's first start, seconds long, must not spend the floor."""
+        and an engine's first start, seconds long, must not spend the floor. Nothing before
+        the charge waits on work that reads data: the plan has an engine of its own
+        (:class:`EnginePool`); a wait for a release's engine comes after, on the schedule."""
         where = enclave_service.scope(self.enclave, principal, project_id)
         self.gate.hold(principal, project_id, Action.DATA_ANALYSE.value)
         pool = self._engine_of()
@@ -328,7 +331,9 @@ class Privacy:
         cache is the project's own: keyed by the header alone, shared by every project and
         judging the budget only on a miss, a refusal's words told a researcher of another
         institution whether any project had asked that exact query (a red team's 18 of 18,
-        nothing spent)."""
+        nothing spent). The pool builds it on its plan engine, which runs no release: on a
+        release's engine, a refusal for the ration waited while another project's releases
+        held both, and its latency read their running time (12 of 12, nothing spent)."""
         self._affordable(project_id, epsilon)  # no engine work for what cannot be paid
         key = json.dumps(header, sort_keys=True)
 
