@@ -4,7 +4,9 @@ Guarantees, each tried here as the leaker would, the ground truth read custodian
 
 * a transfer is charged to the project, to every account of the human it goes to, and to
   both the person's own institution and the project's lead's: colleagues who are members of
-  projects led elsewhere stop within their own institution's allowance;
+  projects led elsewhere stop within their own institution's allowance, each project within
+  its share of it (access/shares.py: split evenly among the institution's active projects,
+  so that no project's exports move another's refusals);
 * one human with two accounts has one person allowance;
 * a person near their lifetime allowance raises a high alert whatever the pace (a geometric
   drip that takes most of what is left each fortnight);
@@ -24,7 +26,7 @@ import pytest
 from pyroaring import BitMap
 from sqlalchemy import func, select
 
-from strongroom.access import institutions, projects
+from strongroom.access import institutions, projects, shares
 from strongroom.access.context import Principal
 from strongroom.access.models import Person
 from strongroom.access.roles import Role
@@ -91,15 +93,17 @@ def test_colleagues_in_projects_led_elsewhere_stop_within_their_institutions_all
     world.platform.watch.set_limits(_admin(world), "institution", ring,
                                     {"record_participants": 2_500,
                                      "lifetime_participants": 2_500})
-    taken = [_take(world, c, p, range(i * 1_000, (i + 1) * 1_000))
+    # three projects: a share of 833 each
+    taken = [_take(world, c, p, range(i * 1_000, i * 1_000 + 800))
              for i, (c, p) in enumerate(zip(colleagues, studies, strict=True))]
-    assert taken == [True, True, False]
+    assert taken == [True, True, True]
+    assert not _take(world, colleagues[0], studies[0], range(900, 1_000))  # past its share
     with world.ctx.transaction() as db:  # custodian-side: what the ring's institution received
         received = union_since(db, world.ctx.key, "institution_id", ring,
                                world.clock() - dt.timedelta(days=30))
         suspended = db.scalar(select(func.count()).select_from(AlertRow).where(
             AlertRow.detector.like("limit.%"), AlertRow.institution_id == ring))
-    assert len(received) == 2_000 <= 2_500
+    assert len(received) == 2_400 <= 2_500
     assert suspended == 1
 
 
@@ -108,8 +112,10 @@ def test_the_lead_s_institution_is_charged_too(world: World) -> None:
     assert world.researcher is not None
     guest = _researcher(world, _institution(world, "Guest College"), "guest@guest.test")
     study = _project(world, world.researcher, guest)
+    with world.ctx.transaction() as db:  # a share of 1,500 for the study
+        led = shares.active_projects(db, world.partner_id)
     world.platform.watch.set_limits(_admin(world), "institution", world.partner_id,
-                                    {"record_participants": 1_500})
+                                    {"record_participants": 1_500 * led})
     assert _take(world, guest, study, range(0, 1_000))
     assert not _take(world, guest, study, range(1_000, 2_000))  # the lead's institution: full
 

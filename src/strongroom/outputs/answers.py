@@ -50,10 +50,10 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from strongroom.access import shares
 from strongroom.access.context import Settings
 from strongroom.access.identity import accounts_of
-from strongroom.access.models import Person, Project, ProjectMember
-from strongroom.access.states import ProjectStatus
+from strongroom.access.models import Person, Project
 from strongroom.outputs.models import AnswerRow, OutputRow
 from strongroom.outputs.rules import Rules
 from strongroom.outputs.verdicts import SEVERITY, Finding, Verdict
@@ -143,9 +143,8 @@ class Ration:
         if scope is Scope.PROJECT:
             return (self.limits.project_day if window is Window.DAY
                     else self.limits.project_year)
-        whole = (self.limits.institution_day if window is Window.DAY
-                 else self.limits.institution_year)
-        return whole // max(1, shared_by)
+        return shares.share(self.limits.institution_day if window is Window.DAY
+                            else self.limits.institution_year, shared_by)
 
 
 @dataclass(frozen=True)
@@ -171,10 +170,7 @@ class Budget:
         whose = {Scope.PERSON: "your own",
                  Scope.PROJECT: f"project {self.subject}:",
                  Scope.INSTITUTION: f"institution {self.subject} ({self.role}):"}[self.scope]
-        share = (f", the share of this project (split evenly among the "
-                 f"{self.shared_by} active projects of the institution)"
-                 if self.scope is Scope.INSTITUTION
-                 and self.shared_by > 1 else "")
+        share = shares.describe(self.shared_by) if self.scope is Scope.INSTITUTION else ""
         return (f"{whose} budget of {self.limit} answers a {self.window.value}{share} "
                 f"({self.left} left; it renews at {self.renews:%Y-%m-%d %H:%M} UTC)")
 
@@ -217,16 +213,6 @@ def institutions(db: Session, person_id: str, project_id: str | None) -> dict[st
     return {i: " and ".join(r) for i, r in roles.items()}
 
 
-def active_projects(db: Session, institution_id: str) -> int:
-    """The active projects an institution's budgets are split among: those its people lead
-    or are members of (what the custodian approved; nothing any answer moves)."""
-    people = select(Person.id).where(Person.institution_id == institution_id)
-    joined = select(ProjectMember.project_id).where(ProjectMember.person_id.in_(people))
-    return int(db.scalar(select(func.count()).select_from(Project).where(
-        Project.status == ProjectStatus.ACTIVE.value,
-        or_(Project.lead_id.in_(people), Project.id.in_(joined)))) or 0)
-
-
 def lock(db: Session, person_id: str, project_id: str | None) -> None:
     """Row locks on everything an answer is charged to, always in one order (the project,
     then the person's accounts by id, as watch/service.py does): requests sent at once wait
@@ -251,7 +237,7 @@ def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetim
     subjects: list[tuple[Scope, str, str, int]] = [(Scope.PERSON, person_id, "", 1)]
     if project_id is not None:
         subjects.append((Scope.PROJECT, project_id, "", 1))
-        subjects += [(Scope.INSTITUTION, i, role, active_projects(db, i))
+        subjects += [(Scope.INSTITUTION, i, role, shares.active_projects(db, i))
                      for i, role in sorted(charged.items())]
     counts = _tally(db, list(accounts_of(db, person_id)), project_id,
                     sorted(charged) if project_id is not None else [], starts, excluding)

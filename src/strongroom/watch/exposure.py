@@ -24,14 +24,17 @@ def seal(key: MasterKey, members: BitMap) -> bytes:
 
 def union_since(db: Session, key: MasterKey, column: str, target_id: str,
                 since: dt.datetime, jobs: Collection[str] | None = None,
-                until: dt.datetime | None = None) -> BitMap:
+                until: dt.datetime | None = None, within: str | None = None) -> BitMap:
     """Every participant exported to the project (or person, or institution) since ``since``:
     everything charged to it (watch/charges.py).
 
     ``jobs``: count only ordinary exports and those of these (running) jobs; None: all.
-    ``until``: only exports before it.
+    ``until``: only exports before it. ``within``: only that project's (an institution's
+    share of its limit).
     """
     where = [charges.exposure_taken(db, column, target_id), ExposureRow.at >= since]
+    if within is not None:
+        where.append(ExposureRow.project_id == within)
     if until is not None:
         where.append(ExposureRow.at < until)
     if jobs is not None:

@@ -13,6 +13,7 @@ from pyroaring import BitMap
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from strongroom.access import shares
 from strongroom.access.context import Principal
 from strongroom.cohort.crypto import MasterKey
 from strongroom.watch import charges, exposure
@@ -55,10 +56,13 @@ class Breach:
     limit: int
     used: int  # already taken in the window
     asked: int  # this request
+    shared_by: int = 1  # an institution's: its active projects, among which it is split
 
     def sentence(self) -> str:
+        share = shares.describe(self.shared_by) if self.scope == "institution" else ""
         return (f"{self.scope} {self.target_id} would exceed its limit of {self.limit:,} "
-                f"{WORDS[self.meter]} ({self.used:,} already, {self.asked:,} more asked)")
+                f"{WORDS[self.meter]}{share} ({self.used:,} already, {self.asked:,} more "
+                f"asked)")
 
     def to_json(self) -> dict[str, object]:
         return {"scope": self.scope, "target": self.target_id, "meter": self.meter.value,
@@ -86,10 +90,11 @@ def allowance(db: Session, project_id: str, now: dt.datetime) -> Allowance:
                      sum(j.bytes_out for j in jobs), tuple(sorted(j.id for j in jobs)))
 
 
-def _metered(db: Session, column: str, target_id: str,
-             meters: Sequence[Meter], now: dt.datetime) -> dict[Meter, int]:
+def _metered(db: Session, column: str, target_id: str, meters: Sequence[Meter],
+             now: dt.datetime, within: str | None = None) -> dict[Meter, int]:
     """What the target has used of each counted meter (cells, bytes, requests) in its window,
-    read in one query: every request reads them for every target it is charged to."""
+    read in one query: every request reads them for every target it is charged to.
+    ``within``: only in that project (an institution's share)."""
     if not meters:
         return {}
     since = {meter: now - WINDOWS[meter] for meter in meters}
@@ -102,8 +107,10 @@ def _metered(db: Session, column: str, target_id: str,
         else:
             measure = MeterRow.cells if meter is Meter.CELLS else MeterRow.bytes_out
             counted.append(func.coalesce(func.sum(case((recent, measure), else_=0)), 0))
-    row = db.execute(select(*counted).where(charges.meter_taken(db, column, target_id),
-                                            MeterRow.at >= min(since.values()))).one()
+    where = [charges.meter_taken(db, column, target_id), MeterRow.at >= min(since.values())]
+    if within is not None:
+        where.append(MeterRow.project_id == within)
+    row = db.execute(select(*counted).where(*where)).one()
     return {meter: int(used or 0) for meter, used in zip(meters, row, strict=True)}
 
 
@@ -129,7 +136,9 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
     """Every limit ``planned`` would break (empty: it may run). ``person_id``: the person the
     data goes to (their limits span all their projects and accounts); None for a request that
     goes to no one (the operator's). ``institutions``: every one it is charged to
-    (watch/charges.py)."""
+    (watch/charges.py), each in this project's share of its limits (access/shares.py): only
+    this project's use counts against it, so no other project's requests or exports move
+    this one's refusals."""
     extra = allowance(db, project_id, now)
     lifetime = lifetime_extra(db, project_id)  # the project's, whichever scope is charged
     targets = [("project", project_id), ("person", person_id),
@@ -141,12 +150,15 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
         if target is None:
             continue
         limits: Limits = limits_of(db, scope, target)
+        within = project_id if scope == "institution" else None
+        shared_by = shares.active_projects(db, target) if within is not None else 1
         asked = {Meter.CELLS: planned.cells, Meter.BYTES: planned.bytes,
                  Meter.REQUESTS: planned.requests}
-        metered = _metered(db, column, target, [m for m in Meter if asked.get(m)], now)
+        metered = _metered(db, column, target, [m for m in Meter if asked.get(m)], now,
+                           within)
         for meter in Meter:
-            limit = limits.of(meter) + (lifetime if meter is Meter.LIFETIME_PARTICIPANTS
-                                        else extra.of(meter))
+            limit = shares.share(limits.of(meter), shared_by) + (
+                lifetime if meter is Meter.LIFETIME_PARTICIPANTS else extra.of(meter))
             if meter in RECORD_METERS:
                 if planned.record_members is None:
                     if planned.record_count > limit:
@@ -155,12 +167,13 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
                     continue
                 before = exposure.union_since(
                     db, key, column, target, now - WINDOWS[meter],
-                    extra.jobs if meter is Meter.RECORD_PARTICIPANTS else None)
+                    extra.jobs if meter is Meter.RECORD_PARTICIPANTS else None,
+                    within=within)
                 used, wanted = len(before), len(planned.record_members - before)  # new only
             elif meter in metered:
                 used, wanted = metered[meter], asked[meter]
             else:  # nothing of it asked
                 continue
             if used + wanted > limit:
-                found.append(Breach(scope, target, meter, limit, used, wanted))
+                found.append(Breach(scope, target, meter, limit, used, wanted, shared_by))
     return found

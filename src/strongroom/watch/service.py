@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from strongroom.access import pauses
 from strongroom.access.authorize import authorize
 from strongroom.access.context import AccessContext, Principal
-from strongroom.access.models import Institution, Person, Project
+from strongroom.access.models import Person, Project
 from strongroom.access.permissions import Action
 from strongroom.access.states import PauseLevel
 from strongroom.access.tokens import new_id
@@ -170,7 +170,7 @@ class Watch:
             institution = own.institution_id if own is not None else lead.institution_id
             institutions = sorted({lead.institution_id, institution})
             accounts = list(charges.people(db, person)) if person is not None else []
-            _lock_rows(db, institutions, accounts, project_id)
+            _lock_rows(db, accounts, project_id)
             if ticket is not None and ticket.row_id is not None:
                 planned = replace(planned, requests=0)  # this request is counted already
             found = breaches(db, self.ctx.key, project_id, institutions, planned, now, person)
@@ -251,11 +251,14 @@ class Watch:
         exfiltration (sweeps, reconstruction, differencing, rewording floods) still suspend."""
         window = WINDOWS[Meter.REQUESTS]
         with self.ctx.transaction() as db:
-            columns = {"project": MeterRow.project_id, "person": MeterRow.person_id,
-                       "institution": MeterRow.institution_id}
+            columns = {"project": "project_id", "person": "person_id",
+                       "institution": "institution_id"}
+            # what each breached limit counted: an institution's share, this project's rows
             oldest = [db.scalar(select(func.min(MeterRow.at)).where(
-                columns[b.scope] == b.target_id, MeterRow.at >= now - window,
-                MeterRow.action.in_(DATA_ACTIONS))) for b in found]
+                charges.meter_taken(db, columns[b.scope], b.target_id),
+                *([MeterRow.project_id == project_id] if b.scope == "institution" else []),
+                MeterRow.at >= now - window, MeterRow.action.in_(DATA_ACTIONS)))
+                for b in found]
         leaves = [o + window for o in oldest if o is not None]
         wait = max(1, math.ceil(((max(leaves) if leaves else now + window) - now)
                                 .total_seconds()))
@@ -518,15 +521,14 @@ class Watch:
                 DeclaredJob.project_id == project_id).order_by(DeclaredJob.starts_at)))
 
 
-def _lock_rows(db: Session, institutions: Sequence[str], accounts: Sequence[str],
-               project_id: str) -> None:
+def _lock_rows(db: Session, accounts: Sequence[str], project_id: str) -> None:
     """Lock what a check-and-reserve counts against, in the one order every charge uses
-    (institutions, the project, then the accounts; each sorted, as outputs/answers.py does)
-    so that two requests never wait on each other in a circle. A no-op write: PostgreSQL
-    holds the row locks and SQLite its write lock until the transaction ends."""
-    for institution in sorted(institutions):
-        db.execute(update(Institution).where(Institution.id == institution)
-                   .values(id=Institution.id))
+    (the project, then the accounts, sorted, as outputs/answers.py does) so that two
+    requests never wait on each other in a circle. An institution's row is not locked: each
+    project counts only against its own share of the institution's limits (watch/limits.py),
+    which the project's lock holds, so no request waits for another project's. A no-op
+    write: PostgreSQL holds the row locks and SQLite its write lock until the transaction
+    ends."""
     db.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
     for account in sorted(accounts):
         db.execute(update(Person).where(Person.id == account).values(id=Person.id))

@@ -1,0 +1,42 @@
+"""An institution's budgets, split among its projects.
+
+An institution's limits (answers a day and a year, outputs/answers.py; cells, bytes, requests
+and record-level participants, watch/limits.py) hold across all its projects. Pooled, one
+project's use of them moved another project's refusals: a colleague's kept answer, or their
+requests, read from a free request of another project (a red team, session 60). So each
+project draws only its own share: the limit split evenly among the institution's active
+projects, with only that project's use counted against it. The shares add up to no more than
+the limit, so a second project still adds nothing; what moves a share is the number of
+projects, which the custodian approves, never what anyone asked.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from strongroom.access.models import Person, Project, ProjectMember
+from strongroom.access.states import ProjectStatus
+
+
+def active_projects(db: Session, institution_id: str) -> int:
+    """The active projects an institution's limits are split among: those its people lead
+    or are members of (at least 1)."""
+    people = select(Person.id).where(Person.institution_id == institution_id)
+    joined = select(ProjectMember.project_id).where(ProjectMember.person_id.in_(people))
+    found = db.scalar(select(func.count()).select_from(Project).where(
+        Project.status == ProjectStatus.ACTIVE.value,
+        or_(Project.lead_id.in_(people), Project.id.in_(joined))))
+    return max(1, int(found or 0))
+
+
+def share(limit: int, shared_by: int) -> int:
+    """One project's share of an institution's ``limit``."""
+    return limit // max(1, shared_by)
+
+
+def describe(shared_by: int) -> str:
+    """How a share is named in a refusal (no apostrophes: a reason's quoted spans are taken
+    for labels, outputs/labels.py)."""
+    return (f", the share of this project (split evenly among the {shared_by} active "
+            f"projects of the institution)" if shared_by > 1 else "")
