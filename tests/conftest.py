@@ -64,6 +64,7 @@ LONG_SCOPES = {
     # tests) put among the last
     "tests/integration/test_redteam_time_surfaces.py": 55,
     "tests/integration/test_redteam_metadata.py": 45,
+    "tests/integration/test_redteam_shared_state.py": 40,  # session 60: DP engines, releases
     "tests/unit/test_budget.py": 40,
 }
 
@@ -94,7 +95,9 @@ QUICK_LOOP_LEAVES_OUT = frozenset(f"tests/{name}.py" for name in (
     "integration/test_attribution_dates", "integration/test_attribution_repaired",
     "integration/test_attribution_union", "integration/test_membership_bound",
     "integration/test_redteam_r_jobs", "integration/test_rmarkdown_jobs",
-    "integration/test_web_permissions", "unit/test_cli_imports", "unit/test_cli_start"))
+    "integration/test_web_permissions", "unit/test_cli_imports", "unit/test_cli_start",
+    # session 60: OpenDP's engines started, and releases held for seconds
+    "integration/test_redteam_shared_state"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

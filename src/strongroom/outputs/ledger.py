@@ -137,6 +137,19 @@ VECTORS: Table = LedgerVector.__table__  # type: ignore[assignment]
 
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A release's ledger rows, sealed (:meth:`Ledger.sealed`) and not yet written."""
+
+    release: dict[str, Any]
+    cells: list[dict[str, Any]]
+    vectors: list[dict[str, Any]]
+
+    @property
+    def release_id(self) -> str:
+        return str(self.release["release_id"])
+
+
 @dataclass
 class CheckStats:
     """What the last check did: rows the size filter let through, bitmaps opened, time."""
@@ -215,29 +228,30 @@ class Ledger:
                         session: Session | None = None) -> list[tuple[str, BitMap, str]]:
         """Every released cell of the institution's projects, as (label, participants,
         family)."""
-        with self._session(session) as db:
+        with self._session(session) as db:  # rows read; opened outside the transaction
             rows = self._listed(db, CELLS, institution_id, CELLS.c.family)
-            for release_id, ordinal, project_id, label, sealed in self._sealed(
-                    db, CELLS, CELLS.c.members_sealed, rows, self._opened_cells):
-                members = BitMap.deserialize(self._unseal(sealed, _cell_context(
-                    institution_id, project_id, release_id, ordinal)))
-                self._opened_cells[(release_id, ordinal)] = (
-                    f"{label} (release {release_id})", members)
+            found = self._sealed(db, CELLS, CELLS.c.members_sealed, rows, self._opened_cells)
+        for release_id, ordinal, project_id, label, sealed in found:
+            members = BitMap.deserialize(self._unseal(sealed, _cell_context(
+                institution_id, project_id, release_id, ordinal)))
+            self._opened_cells[(release_id, ordinal)] = (
+                f"{label} (release {release_id})", members)
         return [(*self._opened_cells[(row.release_id, row.ordinal)], row.family)
                 for row in rows]
 
     def released_vectors(self, institution_id: str, *,
                          session: Session | None = None) -> list[Vector]:
         """Every released statistic's contributions for the institution's projects."""
-        with self._session(session) as db:
+        with self._session(session) as db:  # rows read; opened outside the transaction
             rows = self._listed(db, VECTORS, institution_id, VECTORS.c.kind)
-            kinds = {(row.release_id, row.ordinal): row.kind for row in rows}
-            for release_id, ordinal, project_id, label, sealed in self._sealed(
-                    db, VECTORS, VECTORS.c.values_sealed, rows, self._opened_vectors):
-                plain = _vector_bytes(self._unseal(sealed, _vector_context(
-                    institution_id, project_id, release_id, ordinal)))
-                self._opened_vectors[(release_id, ordinal)] = Vector.from_bytes(
-                    f"{label} (release {release_id})", plain, kinds[(release_id, ordinal)])
+            found = self._sealed(db, VECTORS, VECTORS.c.values_sealed, rows,
+                                 self._opened_vectors)
+        kinds = {(row.release_id, row.ordinal): row.kind for row in rows}
+        for release_id, ordinal, project_id, label, sealed in found:
+            plain = _vector_bytes(self._unseal(sealed, _vector_context(
+                institution_id, project_id, release_id, ordinal)))
+            self._opened_vectors[(release_id, ordinal)] = Vector.from_bytes(
+                f"{label} (release {release_id})", plain, kinds[(release_id, ordinal)])
         return [self._opened_vectors[(row.release_id, row.ordinal)] for row in rows]
 
     @staticmethod
@@ -291,12 +305,25 @@ class Ledger:
         news = [_New(label, m, universe, digest, family)
                 for (label, m), family in zip(members, kinds, strict=True)]
         stats = CheckStats()
+        # the rows are read in short transactions (on SQLite every transaction holds the one
+        # write lock, which other requests' free steps wait for); every bitmap is opened and
+        # compared outside them, as the time that takes depends on what was released
         with self._session(session) as db:
             earlier = self._candidates(db, institution_id, news, threshold)
-            stats.candidates = len(earlier)
-            overlaps: dict[str, tuple[BitMap, int]] = {}  # release → (U_B, |U_A ∩ U_B|)
-            for old in earlier:
-                self._compare(db, news, old, threshold, overlaps, stats)
+        stats.candidates = len(earlier)
+        wanted = sorted({old.release_id for old in earlier
+                         if self._needs_population(news, old, threshold)})
+        populations: dict[str, Any] = {}  # release → its row (plain values, not ORM)
+        if wanted:
+            with self._session(session) as db:
+                for at in range(0, len(wanted), _ORDINALS_PER_QUERY):
+                    populations |= {row.release_id: row for row in db.execute(select(
+                        RELEASES.c.release_id, RELEASES.c.institution_id,
+                        RELEASES.c.project_id, RELEASES.c.population_sealed).where(
+                            RELEASES.c.release_id.in_(wanted[at:at + _ORDINALS_PER_QUERY])))}
+        overlaps: dict[str, tuple[BitMap, int]] = {}  # release → (U_B, |U_A ∩ U_B|)
+        for old in earlier:
+            self._compare(populations, news, old, threshold, overlaps, stats)
         stats.seconds = time.perf_counter() - started
         self.last_stats = stats
         return [_finding(i, new, project_id, threshold)
@@ -318,8 +345,28 @@ class Ledger:
                 found.setdefault((row.release_id, row.ordinal), _Earlier(*row))
         return list(found.values())
 
-    def _compare(self, db: Session, news: list[_New], old: _Earlier, threshold: int,
-                 overlaps: dict[str, tuple[BitMap, int]], stats: CheckStats) -> None:
+    @staticmethod
+    def _rules(new: _New, old: _Earlier, top: int) -> list[bool]:
+        """Which of the four rules the sizes let clash: cell against cell, cell against the
+        earlier complement, complement against cell, complement against complement."""
+        a, b = len(new.members), old.size
+        ca, cb = new.complement_size, old.complement_size
+        return [abs(a - b) < top, abs(a - cb) < top, abs(ca - b) < top, abs(ca - cb) < top]
+
+    def _needs_population(self, news: list[_New], old: _Earlier, threshold: int) -> bool:
+        """Whether comparing ``old`` will open its release's population (read beforehand)."""
+        top = margin.highest(threshold)
+        for new in news:
+            if not acts(new.family, old.family):
+                continue
+            rules = self._rules(new, old, top)
+            if (rules[1] or rules[3]) and old.population_digest != new.population_digest():
+                return True
+        return False
+
+    def _compare(self, populations: Mapping[str, Any], news: list[_New],
+                 old: _Earlier, threshold: int, overlaps: dict[str, tuple[BitMap, int]],
+                 stats: CheckStats) -> None:
         """Apply the four rules to each new cell that the sizes let clash with ``old``.
 
         Symmetric differences are counted from intersections (B ⊆ U_B, A ⊆ U_A), so no
@@ -331,7 +378,7 @@ class Ledger:
                 continue
             a, b = len(new.members), old.size
             ca, cb = new.complement_size, old.complement_size
-            rules = [abs(a - b) < top, abs(a - cb) < top, abs(ca - b) < top, abs(ca - cb) < top]
+            rules = self._rules(new, old, top)
             if not any(rules):
                 continue
             members = self._members(old, stats)
@@ -341,7 +388,8 @@ class Ledger:
             if (rules[1] or rules[3]) and old.population_digest == new.population_digest():
                 ua_ub, a_ub = len(new.population), a  # the same population: nothing to open
             elif rules[1] or rules[3]:
-                population, ua_ub = self._overlap(db, old, new.population, overlaps, stats)
+                population, ua_ub = self._overlap(populations, old, new.population,
+                                                  overlaps, stats)
                 a_ub = new.members.intersection_cardinality(population)
             both_rest = ua_ub - a_ub - b_ua + ab  # |(U_A \ A) ∩ (U_B \ B)|
             deltas = [a + b - 2 * ab, a + cb - 2 * (a_ub - ab), ca + b - 2 * (b_ua - ab),
@@ -363,12 +411,12 @@ class Ledger:
             stats.decrypted += 1
         return old.members
 
-    def _overlap(self, db: Session, old: _Earlier, universe: BitMap,
-                 overlaps: dict[str, tuple[BitMap, int]], stats: CheckStats
+    def _overlap(self, populations: Mapping[str, Any], old: _Earlier,
+                 universe: BitMap, overlaps: dict[str, tuple[BitMap, int]], stats: CheckStats
                  ) -> tuple[BitMap, int]:
         """The earlier release's population, and its overlap with the new one (cached)."""
         if old.release_id not in overlaps:
-            row = db.get(LedgerRelease, old.release_id)
+            row = populations.get(old.release_id)
             if row is None:
                 raise Unavailable("the differencing ledger is inconsistent: a cell's release "
                                   "is missing; the check cannot decide, so it refuses")
@@ -401,10 +449,21 @@ class Ledger:
                population: np.ndarray | BitMap, *,
                session: Session | None = None, vectors: Sequence[Vector] = (),
                families: Sequence[str] | None = None) -> None:
-        """Remember a release's cells and population, in one transaction.
+        """Remember a release's cells and population, in one transaction: :meth:`sealed`,
+        then :meth:`write`.
 
         With ``session``, the rows join the caller's transaction (commit is the caller's).
         """
+        self.write(self.sealed(institution_id, project_id, release_id, cells, population,
+                               vectors=vectors, families=families), session=session)
+
+    def sealed(self, institution_id: str, project_id: str, release_id: str,
+               cells: Sequence[tuple[str, np.ndarray | BitMap]],
+               population: np.ndarray | BitMap, *, vectors: Sequence[Vector] = (),
+               families: Sequence[str] | None = None) -> Recording:
+        """A release's rows, built and sealed, ready for :meth:`write`: everything recording
+        does whose time depends on the release (its cells' sizes, its statistics), done
+        outside any transaction, so that the write holds locks only to insert them."""
         universe = _bitmap(population, "the population")
         members = [(label, _bitmap(e, f"cell {label!r}")) for label, e in cells]
         _require_inside(members, universe)
@@ -417,38 +476,45 @@ class Ledger:
             if not value or len(value) > limit:
                 raise Invalid(f"the {name} must be 1–{limit} characters, not {value!r}")
         digest = self._digest(universe)
+        return Recording(
+            release={"release_id": release_id, "institution_id": institution_id,
+                     "project_id": project_id, "population_size": len(universe),
+                     "population_sealed": encrypt(_serialise(universe), self.key,
+                                                  _population_context(
+                                                      institution_id, project_id, release_id))},
+            cells=[{"release_id": release_id, "ordinal": i, "institution_id": institution_id,
+                    "project_id": project_id, "label": label, "size": len(m),
+                    "population_size": len(universe),
+                    "complement_size": len(universe) - len(m),
+                    "population_digest": digest, "family": kinds[i],
+                    "members_sealed": encrypt(_serialise(m), self.key, _cell_context(
+                        institution_id, project_id, release_id, i))}
+                   for i, (label, m) in enumerate(members)],
+            vectors=[{"release_id": release_id, "ordinal": i, "institution_id": institution_id,
+                      "project_id": project_id, "label": v.label, "size": int(v.ids.size),
+                      "kind": v.kind,
+                      "values_sealed": encrypt(v.to_bytes(), self.key, _vector_context(
+                          institution_id, project_id, release_id, i))}
+                     for i, v in enumerate(vectors)])
+
+    def write(self, recording: Recording, *, session: Session | None = None) -> None:
+        """Insert a :meth:`sealed` release's rows, in one transaction (with ``session``, the
+        caller's: commit is the caller's). Nothing here is computed: the rows are written as
+        they were sealed."""
+        release_id = recording.release_id
         with self._session(session) as db:
             if db.get(LedgerRelease, release_id) is not None:
                 raise Conflict(f"release {release_id} is already in the differencing ledger")
-            db.add(LedgerRelease(
-                release_id=release_id, institution_id=institution_id, project_id=project_id,
-                population_size=len(universe),
-                population_sealed=encrypt(_serialise(universe), self.key, _population_context(
-                    institution_id, project_id, release_id)),
-                recorded_at=dt.datetime.now(dt.UTC)))
+            db.add(LedgerRelease(**recording.release, recorded_at=dt.datetime.now(dt.UTC)))
             try:
                 db.flush()  # the release row first: the cells refer to it
             except IntegrityError:  # recorded meanwhile by another transaction
                 raise Conflict(f"release {release_id} is already in the differencing "
                                "ledger") from None
-            if members:  # one multi-row INSERT: a release may hold thousands of cells
-                db.execute(insert(CELLS), [
-                    {"release_id": release_id, "ordinal": i, "institution_id": institution_id,
-                     "project_id": project_id, "label": label, "size": len(m),
-                     "population_size": len(universe), "complement_size": len(universe) - len(m),
-                     "population_digest": digest, "family": kinds[i],
-                     "members_sealed": encrypt(_serialise(m), self.key, _cell_context(
-                         institution_id, project_id, release_id, i))}
-                    for i, (label, m) in enumerate(members)])
-            if vectors:
-                db.execute(insert(VECTORS), [
-                    {"release_id": release_id, "ordinal": i, "institution_id": institution_id,
-                     "project_id": project_id, "label": v.label, "size": int(v.ids.size),
-                     "kind": v.kind,
-                     "values_sealed": encrypt(v.to_bytes(), self.key,
-                                              _vector_context(institution_id, project_id,
-                                                              release_id, i))}
-                    for i, v in enumerate(vectors)])
+            if recording.cells:  # one multi-row INSERT: a release may hold thousands of cells
+                db.execute(insert(CELLS), recording.cells)
+            if recording.vectors:
+                db.execute(insert(VECTORS), recording.vectors)
 
     def count(self, institution_id: str | None = None) -> int:
         """Cells held (for an institution, or in all)."""

@@ -84,7 +84,7 @@ from strongroom.outputs.labels import (
     read_as,
     shorten_long,
 )
-from strongroom.outputs.ledger import Ledger
+from strongroom.outputs.ledger import Ledger, Recording
 from strongroom.outputs.models import OutputRow
 from strongroom.outputs.overlap import (
     COUNT,
@@ -998,52 +998,98 @@ class Outputs:
 
     # -- release ---------------------------------------------------------------------------
 
-    def _on_release(self, row: OutputRow) -> None:
-        """Differencing once more, then the ledger, inside the release's transaction."""
+    def _on_release(self, row: OutputRow, passes: dict[str, _Pass]) -> None:
+        """Inside the release's transaction: under the institution's lock (a no-op write on
+        its row, held to the commit), so that two releases sent at once are decided one after
+        the other, find the ledger as the release's differencing pass read it (its mark), and
+        write the rows that pass sealed. Nothing here takes a time that depends on the output
+        or the ledger but the insert of the output's own rows: the differencing itself ran
+        before the transaction (:meth:`_differenced_again`). Without a pass, or with one that
+        read a ledger that has moved since (another release recorded meanwhile, or a rule
+        changed), it raises _Unprepared: the transaction rolls back, and the pass is done
+        (again) outside it before the release is tried again (:meth:`_released`)."""
         if row.kind == AnalysisKind.JOB_FILE.value:
             return  # a job's own file: no contributor sets; two checkers released it
+        done = passes.get(row.id)
+        if done is None:
+            raise _Unprepared(row.id)
+        if done.error is not None:
+            raise done.error
         db = object_session(row)
         assert db is not None
         project = db.get(Project, row.project_id)
         assert project is not None
-        held = self._held(project, row.id)
-        with margin.keyed(held.key) if held.key else nullcontext():  # the analysis's lines
-            self._differenced_again(db, project, row, held)
-
-    def _differenced_again(self, db: Session, project: Project, row: OutputRow,
-                           held: Contributors) -> None:
-        """Under the institution's lock (a no-op write on its row, held to the commit), so
-        that two releases sent at once are differenced one after the other: each sees the
-        other's cells, or the other is not yet recorded and waits."""
         institution = _institution(db, project)
         db.execute(update(Institution).where(Institution.id == institution)
                    .values(id=Institution.id))
-        rules = self.rules_for(project.id)
-        if not held.checked_against or held.checked_against != self._mark(
-                institution, rules, session=db):  # else nothing new since the check
-            self._clashes_again(db, institution, rules, row, held)
-        self.ledger.record(institution, project.id, row.id, held.cells(), held.population,
-                           session=db, vectors=held.vectors, families=held.kinds())
+        if done.mark != self._mark(institution, self.rules_for(project.id), session=db):
+            raise _Unprepared(row.id)  # read a ledger that has moved since: difference again
+        if done.clashes:
+            raise Conflict([f.reason for f in done.clashes])
+        assert done.recording is not None
+        self.ledger.write(done.recording, session=db)
 
-    def _clashes_again(self, db: Session, institution: str, rules: Rules, row: OutputRow,
-                       held: Contributors) -> None:
-        """Refuse the release if what is shown now differences against what was released
-        since the check (or under rules changed since)."""
+    def _released(self, act: Callable[[requests.OnRelease], T]) -> T:
+        """Run a workflow step that may release an output (``act(on_release)``), the
+        release's differencing done outside its transaction: the step is tried, and if it
+        releases an output with no differencing pass, or one that read a ledger that has
+        moved since, the transaction rolls back, the pass is done (again), and the step is
+        tried again (at most ``MAX_PASSES`` passes: a ledger that kept moving refuses)."""
+        passes: dict[str, _Pass] = {}
+        for _ in range(MAX_PASSES + 1):
+            try:
+                return act(lambda row: self._on_release(row, passes))
+            except _Unprepared as unprepared:
+                passes[unprepared.output_id] = self._differenced_again(unprepared.output_id)
+        raise Conflict("other releases kept being recorded in the institution's differencing "
+                       "ledger while this one was differenced against it; ask again")
+
+    def _differenced_again(self, output_id: str) -> _Pass:
+        """A release's differencing pass, outside every transaction but short reads: the
+        ledger's mark taken first (:meth:`_mark`), then, unless the check's own mark is that
+        one (nothing new since the check), every differencing rule against the ledger as read
+        (:meth:`_clashes_again`), and the release's ledger rows sealed. Whatever fails is
+        kept, and raised where it was raised before: in the release's transaction."""
+        try:
+            with self.ctx.transaction() as db:
+                row = db.get(OutputRow, output_id)
+                if row is None:
+                    raise NotFound(f"there is no output {output_id}")
+                project = db.get(Project, row.project_id)
+                assert project is not None
+                institution = _institution(db, project)
+                project_id, kind = row.project_id, row.kind
+            held = self._held(project, output_id)
+            rules = self.rules_for(project_id)
+            with margin.keyed(held.key) if held.key else nullcontext():  # the analysis's lines
+                mark = self._mark(institution, rules)  # before the ledger is read: see _mark
+                clashes = ([] if held.checked_against and held.checked_against == mark
+                           else self._clashes_again(institution, rules, project_id, kind,
+                                                    held))
+            recording = None if clashes else self.ledger.sealed(
+                institution, project_id, output_id, held.cells(), held.population,
+                vectors=held.vectors, families=held.kinds())
+            return _Pass(mark, clashes, recording)
+        except Exception as error:  # kept: raised in the release's transaction
+            return _Pass("", [], None, error)
+
+    def _clashes_again(self, institution: str, rules: Rules, project_id: str, kind: str,
+                       held: Contributors) -> list[Finding]:
+        """What refuses the release: what is shown now differencing against what was
+        released since the check (or under rules changed since)."""
         threshold = rules.threshold
-        clashes = self.ledger.check(institution, row.project_id, held.cells(),
-                                    held.population, threshold, session=db,
-                                    families=held.kinds())
+        clashes = self.ledger.check(institution, project_id, held.cells(),
+                                    held.population, threshold, families=held.kinds())
         positions = list(range(len(held.sets)))
-        grid = row.kind in {kind.value for kind in GRIDS}
+        grid = kind in {k.value for k in GRIDS}
         clashes += [f for f in self._combined(institution, held, threshold, positions,
-                                              [None] * len(held.vectors), session=db,
-                                              grid=grid, structured=row.kind != (
+                                              [None] * len(held.vectors), grid=grid,
+                                              structured=kind != (
                                                   AnalysisKind.AGGREGATE_SQL.value),
                                               share=rules.genetics_max_residual_share,
                                               cap=rules.genetics_max_traits_per_group)
                     if f.verdict is Verdict.BLOCK]
-        if clashes:
-            raise Conflict([f.reason for f in clashes])
+        return clashes
 
     def request_release(self, principal: Principal, output_id: str,
                         justification: str | None = None) -> requests.OutputView:
@@ -1054,8 +1100,8 @@ class Outputs:
         nothing of the check."""
         before = self._reserve(principal, output_id)
         try:
-            return requests.request_release(self.ctx, principal, output_id, justification,
-                                            on_release=self._on_release)
+            return self._released(lambda on_release: requests.request_release(
+                self.ctx, principal, output_id, justification, on_release=on_release))
         except Conflict:  # the ledger refused it (an answer): the reservation stands
             before = None
             raise
@@ -1090,8 +1136,8 @@ class Outputs:
 
     def review(self, principal: Principal, output_id: str, approve: bool,
                reason: str) -> requests.OutputView:
-        return requests.review(self.ctx, principal, output_id, approve, reason,
-                               on_release=self._on_release)
+        return self._released(lambda on_release: requests.review(
+            self.ctx, principal, output_id, approve, reason, on_release=on_release))
 
     def scan_file(self, data: bytes, name: str) -> list[Finding]:
         """The raw-row scanner on any file (for the custodian's command line)."""
@@ -1452,6 +1498,30 @@ def _without_labels(finding: Finding, named: Namable) -> Finding:
         return match.group(0) if match.group(0)[1:-1] in allowed else "“…”"
     return Finding(finding.rule, finding.verdict, _QUOTED.sub(label, finding.reason),
                    finding.cell)
+
+
+MAX_PASSES = 4  # a release's differencing, redone while the ledger moved under it
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """A release's differencing, done outside its transaction (Outputs._differenced_again):
+    the mark of the ledger and rules it read, what clashed, the ledger rows to write if
+    nothing did, or what failed."""
+
+    mark: str
+    clashes: list[Finding]
+    recording: Recording | None
+    error: Exception | None = None
+
+
+class _Unprepared(Exception):  # noqa: N818 - not an error: a signal to difference first
+    """Raised in a release's transaction (rolling it back) when the output's differencing
+    pass is missing or read a ledger that has moved since."""
+
+    def __init__(self, output_id: str) -> None:
+        super().__init__(output_id)
+        self.output_id = output_id
 
 
 MAX_ROUNDS = 4  # hide what differences, check again; a clash left after this many blocks
