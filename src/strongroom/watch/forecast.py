@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from strongroom.access import shares
 from strongroom.cohort.crypto import MasterKey
 from strongroom.watch.detectors.policy import LifetimePolicy
 from strongroom.watch.exposure import union_since
@@ -61,10 +62,16 @@ def forecasts(db: Session, key: MasterKey, targets: Sequence[tuple[str, str | No
         if target is None:
             continue
         column = columns[scope]
-        allowance = (limits_of(db, scope, target).lifetime_participants
-                     + lifetime_extra(db, project_id))
-        ever = union_since(db, key, column, target, ever_since)
-        before = union_since(db, key, column, target, ever_since, until=recent)
+        # an institution's allowance as this project's share of it, counted on this
+        # project's exports alone, as the hard limit is (watch/limits.py): over the whole
+        # institution, another project's exports suspended this one
+        within = project_id if scope == "institution" else None
+        shared_by = shares.active_projects(db, target) if within is not None else 1
+        allowance = (shares.share(limits_of(db, scope, target).lifetime_participants,
+                                  shared_by) + lifetime_extra(db, project_id))
+        ever = union_since(db, key, column, target, ever_since, within=within)
+        before = union_since(db, key, column, target, ever_since, until=recent,
+                             within=within)
         new = len(ever) - len(before)
         near = len(ever) >= policy.near_share * allowance
         if new <= 0 and not near:
