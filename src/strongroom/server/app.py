@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -82,8 +84,24 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
     return _SPEC
 
 
+# Threads for the routes (every route is synchronous: anyio runs it on a thread of its
+# default limiter, 40 unless set). A request touching data sleeps on its thread until its
+# answer's moment (outputs/timing.py), so 40 requests waiting out their floors, any project's,
+# made every other request queue: one person's burst held up everyone, and a free request's
+# latency told how many of others' requests were waiting. Sleeping threads cost little; the
+# rate limits (watch/limits.py) bound how many one person may hold.
+REQUEST_THREADS = 512
+
+
+@asynccontextmanager
+async def _threads(app: FastAPI) -> AsyncIterator[None]:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+    yield
+
+
 def _blank_app() -> FastAPI:
     return FastAPI(
+        lifespan=_threads,
         title="Strongroom",
         version=strongroom.__version__,
         description="A trusted research environment for sensitive health cohorts: "
