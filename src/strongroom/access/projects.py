@@ -20,7 +20,7 @@ from strongroom.access.context import AccessContext, Principal
 from strongroom.access.keys import new_project_key
 from strongroom.access.models import FieldGrant, GenotypeGrant, Person, Project, ProjectMember
 from strongroom.access.people import roles_of
-from strongroom.access.permissions import Action
+from strongroom.access.permissions import READERS, Action
 from strongroom.access.roles import Role
 from strongroom.access.states import ExportStatus, ProjectStatus, advance
 from strongroom.access.tokens import new_id
@@ -68,10 +68,15 @@ def has_genotypes(db: Session, project_id: str) -> bool:
     return db.get(GenotypeGrant, project_id) is not None
 
 
-def view(db: Session, project: Project) -> ProjectView:
+def view(db: Session, project: Project, reader: Principal | None = None) -> ProjectView:
+    """The project; its mixed access every member's for the committee and overseers (or a
+    change, ``reader`` None), the reader's own for anyone else: every member's named other
+    projects, other institutions' included, and moved with their modes and grants."""
     members = _members(db, project.id)
+    whose = members if reader is None or reader.roles & READERS else [
+        m for m in members if m == reader.person_id]
     return ProjectView(project, members, granted_fields(db, project.id),
-                       mixed_access.mixed_access(db, project.id, members),
+                       mixed_access.mixed_access(db, project.id, whose),
                        has_genotypes(db, project.id))
 
 
@@ -175,7 +180,7 @@ def list_visible(ctx: AccessContext, principal: Principal) -> list[ProjectView]:
     """Every project for overseeing roles; a researcher's own projects for researchers."""
     with ctx.transaction() as db:
         authorize(ctx, db, principal, Action.PROJECT_READ)
-        return [view(db, p) for p in _visible(db, principal)]
+        return [view(db, p, principal) for p in _visible(db, principal)]
 
 
 def titles(ctx: AccessContext, principal: Principal) -> dict[str, str]:
@@ -204,7 +209,7 @@ def read(ctx: AccessContext, principal: Principal, project_id: str) -> ProjectVi
     with ctx.transaction() as db:
         project = authorize(ctx, db, principal, Action.PROJECT_READ, project_id)
         assert project is not None
-        return view(db, project)
+        return view(db, project, principal)
 
 
 def _open_project(db: Session, project_id: str) -> Project:
@@ -301,7 +306,7 @@ def request_export(ctx: AccessContext, principal: Principal, project_id: str,
         project.export = advance(ExportStatus(project.export), "request",
                                  f"{project_id}'s export permission")
         project.export_requested_by = principal.person_id
-        result = view(db, project)
+        result = view(db, project, principal)
         ctx.record(EventType.PROJECT_EXPORT_REQUESTED, principal, project_id,
                    {"justification": justification.strip()})
     return result

@@ -37,8 +37,10 @@ class ProjectLimitsOut(BaseModel):
     project: LimitsOut
     person: LimitsOut | None = Field(None, description="the caller's own, over every account "
                                                       "of theirs")
-    institution: LimitsOut = Field(description="the smallest of the caller's institution's "
-                                               "and the project lead's institution's")
+    institution: LimitsOut = Field(description="this project's share of the caller's "
+                                               "institution's and of the project lead's "
+                                               "institution's (each split evenly among its "
+                                               "active projects), the smaller of each")
 
 
 class LimitsIn(BaseModel):

@@ -23,7 +23,7 @@ import polars as pl
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from strongroom.access import pauses
+from strongroom.access import pauses, shares
 from strongroom.access.authorize import authorize
 from strongroom.access.context import AccessContext, Principal
 from strongroom.access.models import Person, Project
@@ -439,13 +439,18 @@ class Watch:
                  institution_too: bool) -> list[Any]:
         s = signal.subject
         reason = f"suspended automatically by watch (alert {alert.id}: {signal.title})"
-        targets = [(PauseLevel.PERSON, s.person_id), (PauseLevel.PROJECT, s.project_id)]
+        # what the institution's other people read: that a limit was broken, not whose, nor
+        # which project's, nor what (the alert says so to the custodians)
+        whole = ("suspended automatically by watch: a request charged to the institution "
+                 "broke a limit set to suspend it; the custodian's team has the alert")
+        targets = [(PauseLevel.PERSON, s.person_id, reason),
+                   (PauseLevel.PROJECT, s.project_id, reason)]
         if institution_too:
-            targets.append((PauseLevel.INSTITUTION, s.institution_id))
+            targets.append((PauseLevel.INSTITUTION, s.institution_id, whole))
         made = []
-        for level, target in targets:
+        for level, target, why in targets:
             if target is not None:
-                pause = pauses.suspend(self.ctx, db, level, target, reason, alert.id)
+                pause = pauses.suspend(self.ctx, db, level, target, why, alert.id)
                 if pause is not None:
                     made.append(pause)
         return made
@@ -464,12 +469,15 @@ class Watch:
     def limits(self, principal: Principal, project_id: str) -> tuple[Limits, Limits, Limits]:
         """What holds for the caller's transfers in the project: the project's limits, the
         caller's own (the smallest of every account of theirs), and their institutions' (the
-        smallest of their own institution's and the lead's, each limit separately)."""
+        smallest of their own institution's and the lead's, each limit separately), each as
+        this project's share of it, as it is enforced (watch/limits.py)."""
         with self.ctx.transaction() as db:
             project = authorize(self.ctx, db, principal, Action.PROJECT_READ, project_id)
             assert project is not None
             charged = {_institution_of(db, project), principal.institution_id}
-            institution = _smallest([limits_for(db, "institution", i) for i in charged])
+            institution = _smallest([_share_of(limits_for(db, "institution", i),
+                                               shares.active_projects(db, i))
+                                     for i in charged])
             return (limits_for(db, "project", project_id),
                     limits_of(db, "person", principal.person_id), institution)
 
@@ -549,6 +557,16 @@ def _complete(row: MeterRow, obs: Observation) -> None:
     answered = 200 <= obs.status < 400
     row.cells = max(row.cells, obs.cells) if answered else obs.cells
     row.bytes_out = max(row.bytes_out, obs.bytes_out) if answered else obs.bytes_out
+
+
+def _share_of(limits: Limits, shared_by: int) -> Limits:
+    """A project's share of an institution's limits (access/shares.py)."""
+    def share(limit: int) -> int:
+        return shares.share(limit, shared_by)
+    return replace(limits, record_participants=share(limits.record_participants),
+                   cells=share(limits.cells), bytes=share(limits.bytes),
+                   requests=share(limits.requests),
+                   lifetime_participants=share(limits.lifetime_participants))
 
 
 def _smallest(limits: Sequence[Limits]) -> Limits:
