@@ -145,7 +145,7 @@ class ProjectCaches:
         self._idle = idle
         self._clock = clock
         self._caches: dict[str, tuple[LruCache, float]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # bookkeeping only; re-entrant, as a test may hold it
 
     def of(self, project_id: str) -> LruCache:
         now = self._clock()
