@@ -243,7 +243,8 @@ def test_one_human_with_two_accounts_has_one_answer_budget(world: World) -> None
 
 def test_the_limits_shown_are_the_ones_that_hold(world: World) -> None:
     """A member from elsewhere is shown the smallest of their own institution's and the
-    lead's limits, and their own (the smallest over their accounts)."""
+    lead's limits, each as this project's share of it, and their own (the smallest over their
+    accounts)."""
     assert world.researcher is not None
     home = _institution(world, "Home College")
     guest = _researcher(world, home, "guest@home.test")
@@ -253,5 +254,8 @@ def test_the_limits_shown_are_the_ones_that_hold(world: World) -> None:
     world.platform.watch.set_limits(admin, "institution", world.partner_id, {"bytes": 4_000})
     world.platform.watch.set_limits(admin, "person", guest.person_id, {"requests": 7})
     project, person, institution = world.platform.watch.limits(world.sign_in(guest), study)
-    assert (institution.cells, institution.bytes) == (300, 4_000)
+    with world.ctx.transaction() as db:  # the shares: the lead's institution has several
+        led = shares.active_projects(db, world.partner_id)
+        assert shares.active_projects(db, home) == 1 and led > 1
+    assert (institution.cells, institution.bytes) == (300, 4_000 // led)
     assert person.requests == 7 and project.requests > 7

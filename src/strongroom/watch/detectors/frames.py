@@ -76,8 +76,10 @@ def requests(frame: pl.DataFrame) -> pl.DataFrame:
     shared = _SHARED.get()
     if shared is not None and id(frame) in shared and shared[id(frame)][0] is frame:
         return shared[id(frame)][1]
-    security = frame["action"].is_in(_SECURITY)
-    found = frame.filter(~security) if security.any() else frame  # usually none: no copy
+    # the prepared expression: Series.is_in of the list took 8 times as long, and was a
+    # tenth of a request's time in watch on a busy person's history
+    request = frame.select(REQUEST).to_series()
+    found = frame if request.all() else frame.filter(request)  # usually all: no copy
     if shared is not None:
         shared[id(frame)] = (frame, found)  # holding the frame keeps its id unique
     return found
