@@ -485,8 +485,9 @@ def test_an_output_s_time_and_place_in_the_list_are_the_schedule_s(
     assert [v.output.id for v in views] == sorted(v.output.id for v in views)
 
 
-ACTED = ("SELECT birth_year, centre, smoking, sex, count(*) AS n FROM base "
-         "GROUP BY birth_year, centre, smoking, sex")  # small cells: suppressed
+# ones and twos in the tails: suppressed whatever margin a project draws (one column: the
+# four of before made secondary suppression a third of the module's CPU)
+ACTED = "SELECT sbp, count(*) AS n FROM base GROUP BY sbp"
 
 
 def _spend_the_day(world: AttackWorld, who: Principal, project: str,
