@@ -107,6 +107,27 @@ def test_colleagues_in_projects_led_elsewhere_stop_within_their_institutions_all
     assert suspended == 1
 
 
+def test_a_project_made_later_takes_nothing_past_the_institution_s_whole(
+        world: World) -> None:
+    """Shares are the limit split among the projects active now; the institution's whole is
+    checked beside them, so a project approved after another took the whole limit takes
+    nothing more (the shares alone would have let it take its own half)."""
+    ring = _institution(world, "Late University")
+    first = _researcher(world, ring, "first@late.test")
+    one = _project(world, first)
+    world.platform.watch.set_limits(_admin(world), "institution", ring,
+                                    {"record_participants": 1_000,
+                                     "lifetime_participants": 1_000})
+    assert _take(world, first, one, range(0, 1_000))  # alone: the whole limit
+    second = _researcher(world, ring, "second@late.test")
+    two = _project(world, second)  # approved later: a share of 500
+    assert not _take(world, second, two, range(5_000, 5_010))
+    with world.ctx.transaction() as db:  # custodian-side: what the institution received
+        received = union_since(db, world.ctx.key, "institution_id", ring,
+                               world.clock() - dt.timedelta(days=30))
+    assert len(received) == 1_000
+
+
 def test_the_lead_s_institution_is_charged_too(world: World) -> None:
     """A member from elsewhere still uses the allowance of the institution leading the study."""
     assert world.researcher is not None

@@ -140,6 +140,25 @@ def test_an_institution_s_people_in_different_projects_share_its_budget(
         assert charged(world, institution=institution) == 8
 
 
+def test_a_project_made_within_the_day_draws_nothing_past_the_institution_s_whole(
+        world: AttackWorld, cast: runner.Cast) -> None:
+    """The shares are the day split among the projects active now: one project alone draws
+    the whole day (8); a second approved later that day finds its share (4) but the
+    institution's whole spent, so the two together draw no more than the day (a review
+    found 12 against 8 before the whole was checked beside the shares)."""
+    first, one = world.researcher()
+    institution = _institution(world, first)
+    service.define(world.platform.enclave, first, one, "base", BASE)
+    with budgets(world, institution_day=8):
+        views = [_probe(world, first, one, cast, n) for n in range(9)]
+        assert _answered(views) == 8
+        second, other = world.researcher(institution)  # approved later that day
+        service.define(world.platform.enclave, second, other, "base", BASE)
+        views = [_probe(world, second, other, cast, n) for n in range(4)]
+        assert _answered(views) == 0
+        assert charged(world, institution=institution) == 8
+
+
 def test_two_accounts_of_one_person_in_different_projects(world: AttackWorld,
                                                           cast: runner.Cast) -> None:
     """One human with two accounts (two emails, one institution), each in its own project,

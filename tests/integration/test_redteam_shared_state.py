@@ -75,10 +75,10 @@ def test_another_projects_kept_answer_moves_no_refusal_of_this_one(
     at once ("answers spent", nothing built, nothing spent) when the institution's last
     answer is gone, built (its reservation given back) when not. Guessing "obese" when
     refused must do no better than chance; nothing may be spent from the attacker's ration."""
-    # the institution's day of three: a third colleague spent two answers of it earlier
-    # that day (custodian-side here, as under a larger day since lowered), so the victim's
-    # kept answer would spend its last. Split among its three projects, each has one of its
-    # own, which no other project's answers move
+    # the institution's day of three: a third colleague asks for two answers first. Pooled,
+    # both were given, so the victim's kept answer spent the last. Split among its three
+    # projects, each has one of its own (the colleague's second is refused), which no other
+    # project's answers move
     settings(answers_institution_day=3)
     targets = [*cast.obese, *cast.lean]
     hits, spent = 0, 0
@@ -86,10 +86,9 @@ def test_another_projects_kept_answer_moves_no_refusal_of_this_one(
         others = [t for t in targets if t is not target][:4]
         (victim, theirs), (spy, mine) = _colleagues(world)
         third, project = world.researcher(institution_id=victim.institution_id)
-        with world.platform.access.transaction() as db:
-            db.add_all([AnswerRow(requester=third.person_id, project_id=project,
-                                  created_at=world.clock(), what="definition", spent=True)
-                        for _ in range(2)])
+        for _ in range(2):
+            with world.platform.access.transaction() as db:
+                world.platform.outputs.rations.reserve(db, third, project, "definition")
         world.platform.outputs.define(
             victim, theirs, "v", "SELECT * FROM base WHERE " + " OR ".join(
                 [t.condition for t in others] + [f"({target.condition} AND bmi > 30)"]))

@@ -134,6 +134,36 @@ def test_a_build_begun_before_clear_is_answered_but_not_kept() -> None:
     assert cache.get("a", lambda: "new") == "new"
 
 
+def test_who_asks_after_clear_while_a_build_is_under_way_builds_afresh() -> None:
+    cache = LruCache(8)
+    release, started = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        assert release.wait(10)
+        return "old"
+
+    thread = threading.Thread(target=lambda: cache.get("a", slow))
+    thread.start()
+    assert started.wait(10)
+    cache.clear()
+    assert cache.get("a", lambda: "new") == "new"  # not the build begun before the clear
+    release.set()
+    thread.join(10)
+    assert cache.get("a", lambda: "not built") == "new"
+
+
+def test_a_build_that_asks_for_its_own_entry_is_refused_not_hung() -> None:
+    cache = LruCache(8)
+
+    def itself() -> str:
+        return cache.get("a", itself)
+
+    with pytest.raises(RuntimeError, match="asked for itself"):
+        cache.get("a", itself)
+    assert cache.get("a", lambda: "fine") == "fine"
+
+
 def test_no_projects_entries_make_room_for_anothers() -> None:
     """A project's entries are its own: however many other projects fill theirs, its next
     request finds what it left (in one cache for all, four projects' first requests evicted

@@ -7,7 +7,11 @@ requests, read from a free request of another project (a red team, session 60). 
 project draws only its own share: the limit split evenly among the institution's active
 projects, with only that project's use counted against it. The shares add up to no more than
 the limit, so a second project still adds nothing; what moves a share is the number of
-projects, which the custodian approves, never what anyone asked.
+projects, which the custodian approves, never what anyone asked. The institution's whole,
+over all its projects (ended ones too), is checked beside the shares: it is never reached
+while the shares stand, and holds the bound when they move (a project made or ended within a
+period would otherwise let the shares add up to more) or pass it (a share's floor of one).
+That check alone reads other projects' use, and only where the shares were outgrown.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ def active_projects(db: Session, institution_id: str) -> int:
 
 
 def share(limit: int, shared_by: int) -> int:
-    """One project's share of an institution's ``limit``."""
-    return limit // max(1, shared_by)
+    """One project's share of an institution's ``limit``: at least one where the limit lets
+    anything through (0 lets nothing), so an institution of more projects than its limit
+    still answers; the institution's whole, checked beside the shares, holds the bound."""
+    return 0 if limit <= 0 else max(1, limit // max(1, shared_by))
 
 
 def describe(shared_by: int) -> str:

@@ -58,6 +58,7 @@ class _Building:
         self.value: object = None
         self.built = False
         self.generation = 0
+        self.by = threading.get_ident()  # the thread building it
 
 
 class LruCache:
@@ -92,6 +93,8 @@ class LruCache:
                     pending.generation = self._generation
             if mine:
                 return self._build(key, build, pending)
+            if pending.by == threading.get_ident():  # waiting for itself would never end
+                raise RuntimeError(f"the cache's entry {key!r} asked for itself while built")
             pending.done.wait()
             if pending.built:
                 return pending.value  # type: ignore[return-value]
@@ -103,7 +106,8 @@ class LruCache:
             weight = self._weigh(value) if self._weigh is not None else 0
         except BaseException:
             with self._lock:
-                self._building.pop(key, None)
+                if self._building.get(key) is pending:
+                    del self._building[key]
             pending.done.set()
             raise
         with self._lock:
@@ -116,15 +120,19 @@ class LruCache:
                     and sum(self._weights.values()) > self.budget):
                 old, _ = self._items.popitem(last=False)
                 self._weights.pop(old, None)
-            self._building.pop(key, None)
+            if self._building.get(key) is pending:  # not a later build's, after a clear
+                del self._building[key]
         pending.value, pending.built = value, True
         pending.done.set()
         return value
 
     def clear(self) -> None:
+        """Forget every entry; a build under way is answered to whoever asked for it before,
+        and kept by no one (who asks after builds afresh)."""
         with self._lock:
             self._items.clear()
             self._weights.clear()
+            self._building.clear()
             self._generation += 1
 
 

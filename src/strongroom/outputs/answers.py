@@ -239,6 +239,10 @@ def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetim
         subjects.append((Scope.PROJECT, project_id, "", 1))
         subjects += [(Scope.INSTITUTION, i, role, shares.active_projects(db, i))
                      for i, role in sorted(charged.items())]
+        # and each institution's whole, over all its projects: never reached while the
+        # shares stand (they add up to no more), it holds the bound when they move (a
+        # project made or ended within a period) and past a share's floor of one
+        subjects += [(Scope.INSTITUTION, i, role, 1) for i, role in sorted(charged.items())]
     counts = _tally(db, list(accounts_of(db, person_id)), project_id,
                     sorted(charged) if project_id is not None else [], starts, excluding)
     return [Budget(scope, subject, window, ration.limit(scope, window, shared_by), used,
@@ -257,8 +261,8 @@ def _tally(db: Session, accounts: list[str], project_id: str | None, charged: li
     """Answers since each of ``starts`` (outputs acted on, and answers spent), per budget: the
     person's (asked from any of ``accounts``), the project's (if any), then each institution's
     share in ``charged`` (the project's answers asked by its people, or all of them if it
-    leads the project). One query per table for every budget at once: the ration is read on
-    every request."""
+    leads the project), then each one's whole (the same over all projects). One query per
+    table for every budget at once: the ration is read on every request."""
     total: list[list[int]] | None = None
     for table in (OutputRow, AnswerRow):
         spent = table.acted if table is OutputRow else table.spent  # type: ignore[union-attr]
@@ -269,6 +273,7 @@ def _tally(db: Session, accounts: list[str], project_id: str | None, charged: li
         whose += [and_(table.project_id == project_id,
                        or_(asker.institution_id == i, lead.institution_id == i))
                   for i in charged]
+        whose += [or_(asker.institution_id == i, lead.institution_id == i) for i in charged]
         query = select(*(func.coalesce(func.sum(case((and_(table.created_at >= s, w), 1),
                                                      else_=0)), 0)
                          for w in whose for s in starts))

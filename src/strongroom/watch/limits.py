@@ -138,19 +138,21 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
     goes to no one (the operator's). ``institutions``: every one it is charged to
     (watch/charges.py), each in this project's share of its limits (access/shares.py): only
     this project's use counts against it, so no other project's requests or exports move
-    this one's refusals."""
+    this one's refusals; and each one's whole, over all its projects, which the shares never
+    reach while they stand (access/shares.py: it holds the bound when they move)."""
     extra = allowance(db, project_id, now)
     lifetime = lifetime_extra(db, project_id)  # the project's, whichever scope is charged
-    targets = [("project", project_id), ("person", person_id),
-               *(("institution", i) for i in institutions)]
+    # (scope, target, the project whose share it is: None for a limit counted whole)
+    targets = [("project", project_id, None), ("person", person_id, None),
+               *(("institution", i, project_id) for i in institutions),
+               *(("institution", i, None) for i in institutions)]
     columns = dict(SCOPES)
     found: list[Breach] = []
-    for scope, target in targets:
+    for scope, target, within in targets:
         column = columns[scope]
         if target is None:
             continue
         limits: Limits = limits_of(db, scope, target)
-        within = project_id if scope == "institution" else None
         shared_by = shares.active_projects(db, target) if within is not None else 1
         asked = {Meter.CELLS: planned.cells, Meter.BYTES: planned.bytes,
                  Meter.REQUESTS: planned.requests}
