@@ -111,3 +111,30 @@ def test_a_rule_changed_since_the_check_means_checking_again(world: AttackWorld,
     outputs.set_project_rules(admin, project, {})
     assert outputs.request_release(who, first.output.id).status is OutputStatus.RELEASED
     assert outputs._mark(institution, rules) != mark
+
+
+def test_a_ledger_that_keeps_moving_refuses_the_release_and_spends_nothing(
+        world: AttackWorld, cast: runner.Cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other releases recorded under every pass (the ledger's mark moves each time it is
+    read): the release is refused, nothing is released, and its answer is given back (the
+    refusal is others' doing, not this output's data); one pass fewer than the tries."""
+    from sqlalchemy import select
+
+    from strongroom.outputs import service as outputs_service
+    from strongroom.outputs.models import OutputRow
+
+    who, first, _ = _pair(world, cast)
+    outputs = world.platform.outputs
+    moves = iter(range(1_000_000))
+    monkeypatch.setattr(outputs, "_mark", lambda *args, **kwargs: f"moved {next(moves)}")
+    passes: list[str] = []
+    real = outputs._differenced_again
+    monkeypatch.setattr(outputs, "_differenced_again",
+                        lambda output_id: passes.append(output_id) or real(output_id))
+    with pytest.raises(Conflict, match="kept being recorded"):
+        outputs.request_release(who, first.output.id)
+    assert len(passes) == outputs_service.MAX_PASSES
+    with world.platform.access.transaction() as db:  # custodian-side
+        row = db.scalars(select(OutputRow).where(OutputRow.id == first.output.id)).one()
+        assert row.status != OutputStatus.RELEASED.value
+        assert not row.acted  # its answer given back

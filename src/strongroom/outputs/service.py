@@ -1036,13 +1036,16 @@ class Outputs:
         moved since, the transaction rolls back, the pass is done (again), and the step is
         tried again (at most ``MAX_PASSES`` passes: a ledger that kept moving refuses)."""
         passes: dict[str, _Pass] = {}
-        for _ in range(MAX_PASSES + 1):
+        for tried in range(MAX_PASSES + 1):
             try:
                 return act(lambda row: self._on_release(row, passes))
             except _Unprepared as unprepared:
+                if tried == MAX_PASSES:
+                    break  # no pass that would be thrown away
                 passes[unprepared.output_id] = self._differenced_again(unprepared.output_id)
-        raise Conflict("other releases kept being recorded in the institution's differencing "
-                       "ledger while this one was differenced against it; ask again")
+        raise _LedgerBusy("other releases kept being recorded in the institution's "
+                          "differencing ledger while this one was differenced against it; "
+                          "nothing was released and nothing spent: ask again")
 
     def _differenced_again(self, output_id: str) -> _Pass:
         """A release's differencing pass, outside every transaction but short reads: the
@@ -1102,6 +1105,8 @@ class Outputs:
         try:
             return self._released(lambda on_release: requests.request_release(
                 self.ctx, principal, output_id, justification, on_release=on_release))
+        except _LedgerBusy:  # others' releases, not this output's data: nothing spent
+            raise
         except Conflict:  # the ledger refused it (an answer): the reservation stands
             before = None
             raise
@@ -1513,6 +1518,11 @@ class _Pass:
     clashes: list[Finding]
     recording: Recording | None
     error: Exception | None = None
+
+
+class _LedgerBusy(Conflict):
+    """A release not tried to its end: the ledger moved under every pass (other releases,
+    not this output's data), so its answer is given back."""
 
 
 class _Unprepared(Exception):  # noqa: N818 - not an error: a signal to difference first
