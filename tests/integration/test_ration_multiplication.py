@@ -184,8 +184,8 @@ def test_two_accounts_of_one_person_in_different_projects(world: AttackWorld,
         refused = next(v for v in views if v.check_report.withheld)
         reason = next(f.reason for f in refused.report.findings if f.rule == answers.RULE)
         assert f"institution {institution} (yours and the project lead): budget of 4 " \
-               f"answers a year, the share of this project (split evenly among the 3 " \
-               f"active projects of the institution) (0 left" in reason
+               f"answers a year, the share of this project (the limit split evenly among " \
+               f"the active projects of the institution) (0 left" in reason
 
 
 def test_a_person_s_year_holds_across_days(world: AttackWorld, cast: runner.Cast) -> None:

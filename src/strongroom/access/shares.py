@@ -44,5 +44,5 @@ def share(limit: int, shared_by: int) -> int:
 def describe(shared_by: int) -> str:
     """How a share is named in a refusal (no apostrophes: a reason's quoted spans are taken
     for labels, outputs/labels.py)."""
-    return (f", the share of this project (split evenly among the {shared_by} active "
-            f"projects of the institution)" if shared_by > 1 else "")
+    return (", the share of this project (the limit split evenly among the active projects "
+            "of the institution)" if shared_by > 1 else "")  # how many: the institution's
