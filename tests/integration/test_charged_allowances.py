@@ -128,6 +128,30 @@ def test_a_project_made_later_takes_nothing_past_the_institution_s_whole(
     assert len(received) == 1_000
 
 
+def test_another_projects_approved_job_moves_no_refusal_here(world: World) -> None:
+    """An approved job adds room to its own project's share; the institution's whole, which
+    counts every project's use, has every project's jobs' room too: a project whose share is
+    free is not refused because another project used its job's room (a red team's 2 of 2)."""
+    ring = _institution(world, "Job University")
+    one, two = (_researcher(world, ring, f"{who}@job.test") for who in ("p", "q"))
+    mine, theirs = _project(world, one), _project(world, two)
+    admin = _admin(world)
+    world.platform.watch.set_limits(admin, "institution", ring,
+                                    {"record_participants": 1_000,
+                                     "lifetime_participants": 1_000})  # a share of 500
+    now = world.clock()
+    job = world.platform.watch.declare_job(
+        world.sign_in(two), theirs, "a linkage refresh", record_participants=400,
+        starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(days=2))
+    world.platform.watch.approve_job(admin, job.id)
+    assert _take(world, two, theirs, range(0, 900))  # their share and their job's room
+    assert _take(world, one, mine, range(10_000, 10_200))  # this share: all of it free
+    with world.ctx.transaction() as db:  # custodian-side: the institution's bound held
+        received = union_since(db, world.ctx.key, "institution_id", ring,
+                               world.clock() - dt.timedelta(days=30))
+    assert len(received) == 1_100 <= 1_000 + 400
+
+
 def test_the_lead_s_institution_is_charged_too(world: World) -> None:
     """A member from elsewhere still uses the allowance of the institution leading the study."""
     assert world.researcher is not None

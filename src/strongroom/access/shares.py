@@ -16,21 +16,26 @@ That check alone reads other projects' use, and only where the shares were outgr
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from strongroom.access.models import Person, Project, ProjectMember
 from strongroom.access.states import ProjectStatus
 
 
+def projects_of(institution_id: str) -> Select[str]:
+    """The projects an institution's people lead or are members of, in any state."""
+    people = select(Person.id).where(Person.institution_id == institution_id)
+    joined = select(ProjectMember.project_id).where(ProjectMember.person_id.in_(people))
+    return select(Project.id).where(or_(Project.lead_id.in_(people), Project.id.in_(joined)))
+
+
 def active_projects(db: Session, institution_id: str) -> int:
     """The active projects an institution's limits are split among: those its people lead
     or are members of (at least 1)."""
-    people = select(Person.id).where(Person.institution_id == institution_id)
-    joined = select(ProjectMember.project_id).where(ProjectMember.person_id.in_(people))
     found = db.scalar(select(func.count()).select_from(Project).where(
         Project.status == ProjectStatus.ACTIVE.value,
-        or_(Project.lead_id.in_(people), Project.id.in_(joined))))
+        Project.id.in_(projects_of(institution_id))))
     return max(1, int(found or 0))
 
 

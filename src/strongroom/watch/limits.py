@@ -82,9 +82,14 @@ class Allowance:
         return int(getattr(self, meter.value, 0))
 
 
-def allowance(db: Session, project_id: str, now: dt.datetime) -> Allowance:
+def allowance(db: Session, project_id: str, now: dt.datetime,
+              institution_id: str | None = None) -> Allowance:
+    """The room approved jobs in force add: the project's, or (``institution_id``) every
+    project's of that institution, which its whole holds beside the shares."""
+    whose = (DeclaredJob.project_id == project_id if institution_id is None
+             else DeclaredJob.project_id.in_(shares.projects_of(institution_id)))
     jobs = db.scalars(select(DeclaredJob).where(
-        DeclaredJob.project_id == project_id, DeclaredJob.approved_at.is_not(None),
+        whose, DeclaredJob.approved_at.is_not(None),
         DeclaredJob.starts_at <= now, DeclaredJob.ends_at > now)).all()
     return Allowance(sum(j.record_participants for j in jobs), sum(j.cells for j in jobs),
                      sum(j.bytes_out for j in jobs), tuple(sorted(j.id for j in jobs)))
@@ -114,11 +119,13 @@ def _metered(db: Session, column: str, target_id: str, meters: Sequence[Meter],
     return {meter: int(used or 0) for meter, used in zip(meters, row, strict=True)}
 
 
-def lifetime_extra(db: Session, project_id: str) -> int:
-    """What every job ever approved for the project added: room for its whole life too."""
+def lifetime_extra(db: Session, project_id: str, institution_id: str | None = None) -> int:
+    """What every job ever approved for the project added: room for its whole life too (or,
+    ``institution_id``, for every project of that institution)."""
+    whose = (DeclaredJob.project_id == project_id if institution_id is None
+             else DeclaredJob.project_id.in_(shares.projects_of(institution_id)))
     return int(db.scalar(select(func.coalesce(func.sum(DeclaredJob.record_participants), 0))
-                         .where(DeclaredJob.project_id == project_id,
-                                DeclaredJob.approved_at.is_not(None))) or 0)
+                         .where(whose, DeclaredJob.approved_at.is_not(None))) or 0)
 
 
 def limits_of(db: Session, scope: str, target_id: str) -> Limits:
@@ -154,13 +161,18 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
             continue
         limits: Limits = limits_of(db, scope, target)
         shared_by = shares.active_projects(db, target) if within is not None else 1
+        # an institution's whole counts every project's use, that other projects' approved
+        # jobs allowed beyond their shares too: so its room is every project's jobs'
+        whole = scope == "institution" and within is None
+        room = allowance(db, project_id, now, target) if whole else extra
+        life = lifetime_extra(db, project_id, target) if whole else lifetime
         asked = {Meter.CELLS: planned.cells, Meter.BYTES: planned.bytes,
                  Meter.REQUESTS: planned.requests}
         metered = _metered(db, column, target, [m for m in Meter if asked.get(m)], now,
                            within)
         for meter in Meter:
             limit = shares.share(limits.of(meter), shared_by) + (
-                lifetime if meter is Meter.LIFETIME_PARTICIPANTS else extra.of(meter))
+                life if meter is Meter.LIFETIME_PARTICIPANTS else room.of(meter))
             if meter in RECORD_METERS:
                 if planned.record_members is None:
                     if planned.record_count > limit:
@@ -169,7 +181,7 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
                     continue
                 before = exposure.union_since(
                     db, key, column, target, now - WINDOWS[meter],
-                    extra.jobs if meter is Meter.RECORD_PARTICIPANTS else None,
+                    room.jobs if meter is Meter.RECORD_PARTICIPANTS else None,
                     within=within)
                 used, wanted = len(before), len(planned.record_members - before)  # new only
             elif meter in metered:
