@@ -23,6 +23,7 @@ from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
 from strongroom.errors import ServiceError
+from strongroom.outputs.models import AnswerRow
 
 FLOOR = 32.0  # as test_timing_channel: an 8 s floor at the world's 3,000 participants
 HONEST = "SELECT sex, count(*) AS n FROM base GROUP BY sex"
@@ -100,6 +101,27 @@ def attacker(world: AttackWorld) -> tuple[Principal, str]:
     who, project = world.researcher()
     service.define(world.platform.enclave, who, project, "base", BASE)
     return who, project
+
+
+def colleagues(world: AttackWorld, same: bool = True
+               ) -> tuple[tuple[Principal, str], tuple[Principal, str]]:
+    """Two researchers of one new institution (``same``; else of two), each leading a
+    project of their own (each with the definition ``base``): the victim's and the
+    attacker's."""
+    victim, theirs = world.researcher()
+    spy, mine = world.researcher(institution_id=victim.institution_id if same else None)
+    for who, project in ((victim, theirs), (spy, mine)):
+        service.define(world.platform.enclave, who, project, "base", BASE)
+    return (victim, theirs), (spy, mine)
+
+
+def answers_spent(world: AttackWorld, project: str) -> int:
+    """Custodian-side: the answers a project has spent (its ration's cost)."""
+    from sqlalchemy import func, select
+
+    with world.platform.access.transaction() as db:
+        return int(db.scalar(select(func.count()).select_from(AnswerRow).where(
+            AnswerRow.project_id == project, AnswerRow.spent.is_(True))) or 0)
 
 
 def views_lock(world: AttackWorld) -> Any:

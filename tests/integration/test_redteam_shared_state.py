@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from strongroom.access.context import Principal
 from strongroom.attacks import runner
@@ -28,9 +27,10 @@ from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
 from strongroom.enclave import service
 from strongroom.errors import Conflict
-from strongroom.outputs.models import AnswerRow
 from tests.redteam_world import (
     SUBSET,
+    answers_spent,
+    colleagues,
     module_cast,
     module_world,
     settings_fixture,
@@ -43,23 +43,6 @@ cast = module_cast()
 settings = settings_fixture()
 
 
-def _colleagues(world: AttackWorld, same: bool = True
-                ) -> tuple[tuple[Principal, str], tuple[Principal, str]]:
-    """Two researchers of one new institution (``same``; else of two), each leading a
-    project of their own (each with the definition ``base``): the victim's and the
-    attacker's."""
-    victim, theirs = world.researcher()
-    spy, mine = world.researcher(institution_id=victim.institution_id if same else None)
-    for who, project in ((victim, theirs), (spy, mine)):
-        service.define(world.platform.enclave, who, project, "base", BASE)
-    return (victim, theirs), (spy, mine)
-
-
-def _spent(world: AttackWorld, project: str) -> int:
-    """Custodian-side: the answers a project has spent (its ration's cost)."""
-    with world.platform.access.transaction() as db:
-        return int(db.scalar(select(func.count()).select_from(AnswerRow).where(
-            AnswerRow.project_id == project, AnswerRow.spent.is_(True))) or 0)
 
 
 # -- lead 1: the institution's day of answers -------------------------------------------------
@@ -84,7 +67,7 @@ def test_another_projects_kept_answer_moves_no_refusal_of_this_one(
     hits, spent = 0, 0
     for k, target in enumerate(targets):
         others = [t for t in targets if t is not target][:4]
-        (victim, theirs), (spy, mine) = _colleagues(world)
+        (victim, theirs), (spy, mine) = colleagues(world)
         third, project = world.researcher(institution_id=victim.institution_id)
         for _ in range(2):
             with world.platform.access.transaction() as db:
@@ -92,14 +75,14 @@ def test_another_projects_kept_answer_moves_no_refusal_of_this_one(
         world.platform.outputs.define(
             victim, theirs, "v", "SELECT * FROM base WHERE " + " OR ".join(
                 [t.condition for t in others] + [f"({target.condition} AND bmi > 30)"]))
-        assert _spent(world, theirs) == int(target.obese)  # the truth: kept only if obese
+        assert answers_spent(world, theirs) == int(target.obese)  # the truth: kept only if obese
         try:
             world.platform.outputs.define(spy, mine, f"probe{k}", SUBSET)
             guess = False
         except Conflict:
             guess = True
         hits += guess == target.obese
-        spent += _spent(world, mine)
+        spent += answers_spent(world, mine)
     assert spent == 0  # the attacker paid nothing
     assert hits <= len(targets) // 2 + 2, (
         f"another project's kept answer read from this project's free definitions: "
@@ -135,7 +118,7 @@ def test_another_projects_dp_release_moves_no_latency_of_a_refusal_here(
     with world.platform.access.transaction() as db:  # the attacker's ration: spent
         while privacy.rations.reserve(db, spy, mine, "dp") is not None:
             pass
-    mine_before = _spent(world, mine)
+    mine_before = answers_spent(world, mine)
     held = {"seconds": 0.0}
     real = dp_runtime._Worker.call
 
@@ -172,7 +155,7 @@ def test_another_projects_dp_release_moves_no_latency_of_a_refusal_here(
     with world.platform.access.transaction() as db:
         from strongroom.privacy import budget as dp_budget
         spent = len(dp_budget.spends(db, mine, 100))
-    assert spent == 0 and _spent(world, mine) == mine_before  # no ε, no answer charged
+    assert spent == 0 and answers_spent(world, mine) == mine_before  # no ε, no answer charged
     assert hits <= trials // 2 + 2, (
         f"another project's DP release time read from this project's refusals: "
         f"{hits} of {trials}")
@@ -207,11 +190,11 @@ def test_another_projects_release_moves_no_latency_of_a_refusal_here(
     for n in range(trials):
         slow = n % 2 == 1
         held["seconds"] = 1.5 if slow else 0.05
-        (victim, theirs), (spy, mine) = _colleagues(world, same)
+        (victim, theirs), (spy, mine) = colleagues(world, same)
         with world.platform.access.transaction() as db:  # the attacker's ration: spent
             while outputs.rations.reserve(db, spy, mine, "definition") is not None:
                 pass
-        before = _spent(world, mine)
+        before = answers_spent(world, mine)
         view = outputs.analyse(victim, theirs, {"kind": "aggregate_sql", "sql": (
             "SELECT sex, count(*) AS n FROM base GROUP BY sex")}, Format.JSON)
         release = threading.Thread(target=outputs.request_release,
@@ -223,7 +206,7 @@ def test_another_projects_release_moves_no_latency_of_a_refusal_here(
             outputs.define(spy, mine, "probe", SUBSET)
         took = time.monotonic() - started
         release.join(60)
-        assert _spent(world, mine) == before
+        assert answers_spent(world, mine) == before
         assert held["slowed"] == n + 1  # the release's work was slowed, every time
         hits += (took > 0.5) == slow
     assert hits <= trials // 2 + 2, (
@@ -312,12 +295,12 @@ def test_another_projects_requests_move_no_rate_refusal_here(world: AttackWorld)
     seen: dict[int, list[tuple[int, str, int]]] = {0: [], 3: []}
     for n in range(8):
         asked = 3 if n % 2 else 0
-        (victim, theirs), (spy, mine) = _colleagues(world)
+        (victim, theirs), (spy, mine) = colleagues(world)
         watch.set_limits(admin, "institution", victim.institution_id, {"requests": 6})
         with world.platform.access.transaction() as db:  # the attacker's ration: spent
             while outputs.rations.reserve(db, spy, mine, "definition") is not None:
                 pass
-        before = _spent(world, mine)
+        before = answers_spent(world, mine)
         for k in range(asked):
             outputs.define(victim, theirs, f"v{k}", SUBSET)
             world.clock.advance(5)
@@ -333,7 +316,7 @@ def test_another_projects_requests_move_no_rate_refusal_here(world: AttackWorld)
             except Conflict:  # refused for the ration: nothing built, nothing spent
                 pass
             through += 1
-        assert _spent(world, mine) == before
+        assert answers_spent(world, mine) == before
         world.clock.advance(120)
     hits = (sum(through < 6 for through, _, _ in seen[3])
             + sum(through >= 6 for through, _, _ in seen[0]))

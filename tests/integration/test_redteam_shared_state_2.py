@@ -19,38 +19,18 @@ from contextlib import suppress
 
 import pytest
 from pyroaring import BitMap
-from sqlalchemy import func, select
 
 from strongroom.access.context import Principal
-from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
-from strongroom.enclave import service
 from strongroom.errors import Conflict, Refused
-from strongroom.outputs.models import AnswerRow
 from strongroom.watch.limits import Planned
-from tests.redteam_world import SUBSET, module_world
+from tests.redteam_world import SUBSET, answers_spent, colleagues, module_world
 
 pytestmark = pytest.mark.slow
 
 world = module_world()
 
 
-def _colleagues(world: AttackWorld
-                ) -> tuple[tuple[Principal, str], tuple[Principal, str]]:
-    """Two researchers of one new institution, each leading a project of their own (each
-    with the definition ``base``): the victim's and the attacker's."""
-    victim, theirs = world.researcher()
-    spy, mine = world.researcher(institution_id=victim.institution_id)
-    for who, project in ((victim, theirs), (spy, mine)):
-        service.define(world.platform.enclave, who, project, "base", BASE)
-    return (victim, theirs), (spy, mine)
-
-
-def _spent(world: AttackWorld, project: str) -> int:
-    """Custodian-side: the answers a project has spent (its ration's cost)."""
-    with world.platform.access.transaction() as db:
-        return int(db.scalar(select(func.count()).select_from(AnswerRow).where(
-            AnswerRow.project_id == project, AnswerRow.spent.is_(True))) or 0)
 
 
 def _spend_ration(world: AttackWorld, who: Principal, project: str) -> int:
@@ -59,7 +39,7 @@ def _spend_ration(world: AttackWorld, who: Principal, project: str) -> int:
     with world.platform.access.transaction() as db:
         while outputs.rations.reserve(db, who, project, "definition") is not None:
             pass
-    return _spent(world, project)
+    return answers_spent(world, project)
 
 
 def _probe(world: AttackWorld, who: Principal, project: str, name: str) -> str:
@@ -96,7 +76,7 @@ def test_another_projects_breach_suspends_no_project_here(world: AttackWorld) ->
     hits, trials, seen = 0, 6, []
     for n in range(trials):
         truth = n % 2 == 1
-        (victim, theirs), (spy, mine) = _colleagues(world)
+        (victim, theirs), (spy, mine) = colleagues(world)
         watch.set_limits(admin, "institution", victim.institution_id,
                          {"cells": 20, "suspend_institution": True})
         before = _spend_ration(world, spy, mine)
@@ -106,7 +86,7 @@ def test_another_projects_breach_suspends_no_project_here(world: AttackWorld) ->
             watch.hold(victim, theirs, "output.download", cells=12 if truth else 8)
         said = _probe(world, spy, mine, f"p{n}")
         seen.append((truth, said[:60]))
-        assert _spent(world, mine) == before  # the attacker paid nothing
+        assert answers_spent(world, mine) == before  # the attacker paid nothing
         hits += (said != "ration") == truth
         world.clock.advance(120)
     assert hits <= trials // 2 + 1, (
@@ -131,7 +111,7 @@ def test_another_projects_exports_suspend_no_project_here(world: AttackWorld) ->
     hits, trials, seen = 0, 6, []
     for n in range(trials):
         truth = n % 2 == 1
-        (victim, theirs), (spy, mine) = _colleagues(world)
+        (victim, theirs), (spy, mine) = colleagues(world)
         watch.set_limits(admin, "institution", victim.institution_id,
                          {"lifetime_participants": 100})
         before = _spend_ration(world, spy, mine)
@@ -145,7 +125,7 @@ def test_another_projects_exports_suspend_no_project_here(world: AttackWorld) ->
                             requests=0), charged=spy.person_id)
         said = _probe(world, spy, mine, f"p{n}")
         seen.append((truth, said[:60]))
-        assert _spent(world, mine) == before  # the attacker paid nothing
+        assert answers_spent(world, mine) == before  # the attacker paid nothing
         hits += (said != "ration") == truth
         world.clock.advance(120)
     assert hits <= trials // 2 + 1, (
