@@ -406,6 +406,9 @@ class _FailingEngine:
             raise EngineError("memory", "")
         return self.pool.call(header, rows)
 
+    def warm(self) -> None:
+        self.pool.warm()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pool, name)
 

@@ -194,3 +194,31 @@ def test_plans_are_refused_with_reasons(request_: dict[str, Any], why: str,
 def test_queries_are_parsed_strictly(request_: dict[str, Any], why: str) -> None:
     with pytest.raises(Invalid, match=why):
         dp.parse_query(request_)
+
+
+def _loaded_opendp(pid: int) -> bool:
+    with open(f"/proc/{pid}/maps") as maps:
+        return "opendp" in maps.read()
+
+
+def test_warming_starts_every_engine_with_opendp_loaded_and_replaces_a_dead_one(
+        pool: EnginePool) -> None:
+    """A release's step counts from its charge, so no release may start its engine: warming
+    starts every worker and has each import OpenDP (seconds) before any query; warming
+    again starts none, except in place of one that died."""
+    fresh = EnginePool(pool.python)
+    try:
+        fresh.warm()
+        workers = [*fresh._releases._all, *fresh._plans._all]
+        assert len(workers) == fresh._releases._free.qsize() + fresh._plans._free.qsize() == 3
+        assert all(w.alive() and _loaded_opendp(w.process.pid) for w in workers)
+        fresh.warm()
+        assert [*fresh._releases._all, *fresh._plans._all] == workers
+        dead = fresh._releases._all[0]
+        dead.process.kill()
+        dead.process.wait()
+        fresh.warm()
+        now = [*fresh._releases._all, *fresh._plans._all]
+        assert dead not in now and len(now) == 3 and all(w.alive() for w in now)
+    finally:
+        fresh.close()

@@ -217,7 +217,8 @@ def serve(source: IO[bytes], out: IO[bytes]) -> None:
         payload = _read_exact(source, size) if size else b""
         op = str(header.get("op"))
         try:
-            if op == "ping":
+            if op == "ping":  # imports OpenDP (seconds): a warmed worker answers at once
+                _opendp()
                 answer: dict[str, Any] = {"ok": True, "opendp": version("opendp"),
                                           "polars": pl.__version__}
             else:

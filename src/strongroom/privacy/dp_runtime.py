@@ -6,8 +6,9 @@ environment is made once by ``strongroom dp setup`` (a virtual environment with
 :data:`REQUIREMENT`, beside the main one by default); ``STRONGROOM_DP_PYTHON`` names another
 interpreter (one whose Polars matches OpenDP's, even the main one).
 
-Workers are started on first use and live as long as the process: starting one costs about
-two seconds (importing Polars and OpenDP), a query then costs its own work. Releases run on
+Workers are started by :meth:`EnginePool.warm` (as the server starts, and before a query's
+charge) and live as long as the process: starting one costs about two seconds (importing
+Polars and OpenDP), a query then costs its own work. Releases run on
 :data:`WORKERS` of them; plans on one of their own (see :class:`EnginePool`). Prepared columns
 travel over the worker's stdin as Arrow IPC and are never written to disk. A worker that dies
 or overruns its time limit is killed and replaced; its query fails (``Unavailable``).
@@ -133,8 +134,8 @@ class EngineError(Exception):
 
 
 class _Slots:
-    """Up to ``size`` workers over one interpreter, each started on first use; callers wait
-    for a free one."""
+    """Up to ``size`` workers over one interpreter, each started when warmed or on first use;
+    callers wait for a free one."""
 
     def __init__(self, python: Path, size: int):
         self.python = python
@@ -164,6 +165,31 @@ class _Slots:
                 worker = None  # the slot starts a fresh worker next time
             self._free.put(worker)
         return answer
+
+    def warm(self, timeout: float) -> None:
+        """Start every slot's worker that has not started, and wait until each answers,
+        waiting for no busy one: a slot taken is started already (its holder started it),
+        and only an empty one is held, while its worker starts, which whoever took it next
+        would have done."""
+        taken: list[_Worker | None] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                taken.append(self._free.get_nowait())
+        cold = []
+        for worker in taken:
+            if worker is not None and worker.alive():
+                self._free.put(worker)
+            else:
+                self._retire(worker)
+                cold.append(self._start())  # all at once: each imports on its own
+        for worker in cold:
+            try:
+                worker.call({"op": "ping"}, b"", timeout)
+            except (OSError, EOFError, ValueError):
+                self._retire(worker)  # the next call starts another, and says why if it fails
+                self._free.put(None)
+            else:
+                self._free.put(worker)
 
     def _start(self) -> _Worker:
         worker = _Worker(self.python)
@@ -198,7 +224,7 @@ class EnginePool:
         self.python = python
         self.timeout = timeout
         self._releases = _Slots(python, size)
-        self._plans = _Slots(python, PLAN_WORKERS)  # started by the first plan, not before
+        self._plans = _Slots(python, PLAN_WORKERS)
 
     def available(self) -> bool:
         return self.python.exists()
@@ -216,6 +242,16 @@ class EnginePool:
         if not answer.get("ok"):
             raise EngineError(str(answer.get("error", "")), str(answer.get("message", "")))
         return answer
+
+    def warm(self) -> None:
+        """Start every engine not started yet (about two seconds each, at once). A release's
+        step is timed from its charge, so a cold engine started there would spend its
+        floor; and whether one is cold says whether anyone, any project, asked since the
+        server started. The server warms its engines as it starts; a query warms them again
+        before its charge, for one that died."""
+        if self.available():
+            self._plans.warm(self.timeout)
+            self._releases.warm(self.timeout)
 
     def close(self) -> None:
         self._releases.close()

@@ -110,6 +110,10 @@ class Privacy:
         self._plans: dict[str, LruCache] = {}
         self._plans_lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Start the DP engines (seconds), so that no query's time holds their start."""
+        self._engine_of().warm()
+
     # -- mode and budget ---------------------------------------------------------------
 
     def budget_of(self, principal: Principal, project_id: str, spends: int = 20) -> BudgetView:
@@ -227,12 +231,14 @@ class Privacy:
         spend's moments are its charge's and that step's, never the release's own (how
         long a release took is outside what ε bounds). The schedule counts from the charge:
         what comes before it reads no participant's value (the plan is built over no rows),
-        and an engine's first start, seconds long, must not spend the floor. Nothing before
+        and an engine's start, seconds long, must not spend the floor: engines are warmed
+        before it. Nothing before
         the charge waits on work that reads data: the plan has an engine of its own
         (:class:`EnginePool`); a wait for a release's engine comes after, on the schedule."""
         where = enclave_service.scope(self.enclave, principal, project_id)
         self.gate.hold(principal, project_id, Action.DATA_ANALYSE.value)
         pool = self._engine_of()
+        pool.warm()  # started already as the server started: a dead engine is started here
         answer: int | None = None
         try:
             query = dp.parse_query(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -96,6 +97,9 @@ REQUEST_THREADS = 512
 @asynccontextmanager
 async def _threads(app: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+    platform = getattr(app.state, "platform", None)
+    if platform is not None:  # the DP engines start now, not in the first query's time
+        threading.Thread(target=platform.privacy.warm, name="dp-warm", daemon=True).start()
     yield
 
 
