@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strongroom.cohort.dictionary import Dictionary
-from strongroom.errors import Invalid
+from strongroom.errors import Invalid, Unavailable
 from strongroom.privacy import dp
 from strongroom.privacy.dp_runtime import EnginePool, engine, missing_reason
 from strongroom.privacy.service import below
@@ -220,5 +220,25 @@ def test_warming_starts_every_engine_with_opendp_loaded_and_replaces_a_dead_one(
         fresh.warm()
         now = [*fresh._releases._all, *fresh._plans._all]
         assert dead not in now and len(now) == 3 and all(w.alive() for w in now)
+    finally:
+        fresh.close()
+
+
+def test_a_worker_that_fails_a_release_is_replaced_at_once_not_by_the_next_query(
+        pool: EnginePool) -> None:
+    """A release that fails (a worker killed mid-answer: its time or memory limit) failed on
+    its data; the next query, any project's, must find a warm worker, not start one inside
+    its own timed step."""
+    fresh = EnginePool(pool.python, size=1)
+    try:
+        fresh.warm()
+        failing, = fresh._releases._all
+        fresh.timeout = 0.0  # its watchdog kills it mid-answer, as a release past its limit
+        with pytest.raises(Unavailable, match="stopped while answering"):
+            fresh.call({"op": "release"}, pl.DataFrame({"pid": [1]}))
+        replaced = fresh._releases._free.get(timeout=60)  # the slot comes back, warm
+        assert replaced is not None and replaced is not failing and replaced.alive()
+        assert _loaded_opendp(replaced.process.pid)
+        fresh._releases._free.put(replaced)
     finally:
         fresh.close()

@@ -160,13 +160,34 @@ class _Slots:
             raise Unavailable("the differential-privacy engine stopped while answering; "
                               "try again, and tell the custodian's team if it recurs") from exc
         finally:
-            if not answered:
-                self._retire(worker)  # its stream may be mid-message: never reuse it
-                worker = None  # the slot starts a fresh worker next time
-            self._free.put(worker)
+            if answered:
+                self._free.put(worker)
+            else:  # its stream may be mid-message: never reuse it
+                self._retire(worker)
+                threading.Thread(target=self._replace, name="dp-replace", daemon=True).start()
         return answer
 
-    def warm(self, timeout: float) -> None:
+    def _replace(self) -> None:
+        """A fresh worker in a failed one's slot, started now rather than by whoever asks
+        next: a release that failed (its time limit, its memory) failed on its data, and
+        the next query, any project's, must not pay for the start."""
+        try:
+            worker = self._start()
+        except OSError:
+            self._free.put(None)  # the slot stays: the next call tries, and says why
+            return
+        self._free.put(self._ready(worker))
+
+    def _ready(self, worker: _Worker) -> _Worker | None:
+        """The worker once it has imported OpenDP, or None (retired) if it could not."""
+        try:
+            worker.call({"op": "ping"}, b"", TIMEOUT_SECONDS)
+        except (OSError, EOFError, ValueError):
+            self._retire(worker)  # the next call starts another, and says why if it fails
+            return None
+        return worker
+
+    def warm(self) -> None:
         """Start every slot's worker that has not started, and wait until each answers,
         waiting for no busy one: a slot taken is started already (its holder started it),
         and only an empty one is held, while its worker starts, which whoever took it next
@@ -183,13 +204,7 @@ class _Slots:
                 self._retire(worker)
                 cold.append(self._start())  # all at once: each imports on its own
         for worker in cold:
-            try:
-                worker.call({"op": "ping"}, b"", timeout)
-            except (OSError, EOFError, ValueError):
-                self._retire(worker)  # the next call starts another, and says why if it fails
-                self._free.put(None)
-            else:
-                self._free.put(worker)
+            self._free.put(self._ready(worker))
 
     def _start(self) -> _Worker:
         worker = _Worker(self.python)
@@ -250,8 +265,8 @@ class EnginePool:
         server started. The server warms its engines as it starts; a query warms them again
         before its charge, for one that died."""
         if self.available():
-            self._plans.warm(self.timeout)
-            self._releases.warm(self.timeout)
+            self._plans.warm()
+            self._releases.warm()
 
     def close(self) -> None:
         self._releases.close()
