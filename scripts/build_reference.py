@@ -110,9 +110,10 @@ ANSWER_BUDGETS = [  # the budgets of answers (outputs/answers.py, Settings)
     "| the project (all its members) | 30 | 400 | `Settings.answers_project_day`, "
     "`answers_project_year` |",
     "| the asker's institution, and the project lead's if different (all their people and the "
-    "projects they lead or join), split evenly among those active projects: each project "
-    "draws only its share (60 ÷ 3 = 20 a day for an institution with three), so no project's "
-    "budget moves with another's | 60 | 1,000 | `Settings.answers_institution_day`, "
+    "projects they lead or join), split evenly among those projects active within the "
+    "period (or ended within it): each project draws only its share (60 ÷ 3 = 20 a day for "
+    "an institution with three), so no project's budget moves with another's | 60 | 1,000 | "
+    "`Settings.answers_institution_day`, "
     "`answers_institution_year` |", "",
     "A day is a fixed period of `answers.window_hours` (24: the UTC day, 00:00 to 00:00) and a "
     "year a fixed period of `Settings.answers_year_days` (365) days, both counted from "

@@ -185,7 +185,7 @@ def test_two_accounts_of_one_person_in_different_projects(world: AttackWorld,
         reason = next(f.reason for f in refused.report.findings if f.rule == answers.RULE)
         assert f"institution {institution} (yours and the project lead): budget of 4 " \
                f"answers a year, the share of this project (the limit split evenly among " \
-               f"the active projects of the institution) (0 left" in reason
+               f"the projects of the institution active within its window) (0 left" in reason
 
 
 def test_a_person_s_year_holds_across_days(world: AttackWorld, cast: runner.Cast) -> None:

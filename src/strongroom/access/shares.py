@@ -7,16 +7,21 @@ requests, read from a free request of another project (a red team, session 60). 
 project draws only its own share: the limit split evenly among the institution's active
 projects, with only that project's use counted against it. The shares add up to no more than
 the limit, so a second project still adds nothing; what moves a share is the number of
-projects, which the custodian approves, never what anyone asked. The institution's whole,
-over all its projects (ended ones too), is checked beside the shares: it is never reached
-while the shares stand, and holds the bound when they move (a project made or ended within a
-period would otherwise let the shares add up to more) or pass it (a share's floor of one).
-That check alone reads other projects' use, and only where the shares were outgrown.
+projects, which the custodian approves, never what anyone asked. A project that ended within
+a limit's window keeps its share there (its use is still counted), and a share is never
+rounded up, so the shares add up to no more than the limit throughout a window. The
+institution's whole, over all its projects, is checked beside the shares and is not reached
+while they stand; it holds the bound where they move within a window all the same (a project
+approved, or a member joining or leaving, part-way through), the one case in which a refusal
+reads other projects' use, and its refusal names no count of theirs.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, or_, select
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from strongroom.access.models import Person, Project, ProjectMember
@@ -30,24 +35,39 @@ def projects_of(institution_id: str) -> Select[str]:
     return select(Project.id).where(or_(Project.lead_id.in_(people), Project.id.in_(joined)))
 
 
-def active_projects(db: Session, institution_id: str) -> int:
-    """The active projects an institution's limits are split among: those its people lead
-    or are members of (at least 1)."""
-    found = db.scalar(select(func.count()).select_from(Project).where(
-        Project.status == ProjectStatus.ACTIVE.value,
-        Project.id.in_(projects_of(institution_id))))
-    return max(1, int(found or 0))
+def active_projects(db: Session, institution_id: str, since: dt.datetime | None = None
+                    ) -> int:
+    """The projects an institution's limits are split among (at least 1): those its people
+    lead or are members of that are active, and (``since``: a limit's window or period
+    start) those that ended within it. An ended project's use stays counted in the
+    institution's window, so its share stays allotted until the window passes it: re-split
+    among fewer projects at once, the shares would add up to more than the limit, and the
+    institution's whole would then refuse within a share, reading the others' use."""
+    return active_within(db, institution_id, [since])[0]
+
+
+def active_within(db: Session, institution_id: str, sinces: Sequence[dt.datetime | None]
+                  ) -> list[int]:
+    """:func:`active_projects` for each of ``sinces``, in one query."""
+    live = Project.status == ProjectStatus.ACTIVE.value
+    counts = [func.count(case((live if since is None
+                               else or_(live, Project.closed_at >= since), 1)))
+              for since in sinces]
+    found = db.execute(select(*counts).where(
+        Project.id.in_(projects_of(institution_id)))).one()
+    return [max(1, int(n or 0)) for n in found]
 
 
 def share(limit: int, shared_by: int) -> int:
-    """One project's share of an institution's ``limit``: at least one where the limit lets
-    anything through (0 lets nothing), so an institution of more projects than its limit
-    still answers; the institution's whole, checked beside the shares, holds the bound."""
-    return 0 if limit <= 0 else max(1, limit // max(1, shared_by))
+    """One project's share of an institution's ``limit``: never more than an even split, so
+    the shares add up to no more than the limit. Less than one (more projects than the
+    limit) is none: the refusal names the share, and the custodian raises the limit."""
+    return 0 if limit <= 0 else limit // max(1, shared_by)
 
 
 def describe(shared_by: int) -> str:
     """How a share is named in a refusal (no apostrophes: a reason's quoted spans are taken
     for labels, outputs/labels.py)."""
-    return (", the share of this project (the limit split evenly among the active projects "
-            "of the institution)" if shared_by > 1 else "")  # how many: the institution's
+    return (", the share of this project (the limit split evenly among the projects of the "
+            "institution active within its window)"
+            if shared_by > 1 else "")  # how many: the institution's

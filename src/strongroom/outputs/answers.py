@@ -10,13 +10,13 @@ on automatically are answers, and answers are budgeted **where the people are**:
 - per project (``answers_project_day``, ``answers_project_year``), whoever of its members asks;
 - per institution (``answers_institution_day``, ``answers_institution_year``): the asker's own
   institution and the project's lead institution (its lead's), if different, are both charged,
-  each in the project's share of it: the limit split evenly among the institution's active
-  projects (those its people lead or are members of). A share counts only its own project's
-  answers, so no project's budget moves with another's: pooled, a colleague's definition kept
-  as an answer (the data refused it) or given back (it was built) left the institution's last
-  answer spent or not, and another project's free request read that bit of data it may not
-  see (a red team, 16 of 16, nothing spent). The shares add up to no more than the limit, so
-  a second project still adds nothing.
+  each in the project's share of it: the limit split evenly among the institution's projects
+  (those its people lead or are members of) active within the period, or ended within it. A
+  share counts only its own project's answers, so no project's budget moves with another's:
+  pooled, a colleague's definition kept as an answer (the data refused it) or given back (it
+  was built) left the institution's last answer spent or not, and another project's free
+  request read that bit of data it may not see (a red team, 16 of 16, nothing spent). The
+  shares add up to no more than the limit, so a second project still adds nothing.
 
 Every answer is charged to every budget that applies to it, and the smallest remaining decides:
 a second member, a second project, a second institution or a second account adds nothing
@@ -160,6 +160,7 @@ class Budget:
     renews: dt.datetime
     role: str = ""  # an institution's: "yours", "the project lead's", or both
     shared_by: int = 1  # an institution's: its active projects, among which it is split
+    whole: bool = False  # an institution's whole, over all its projects (not a share)
 
     @property
     def left(self) -> int:
@@ -169,7 +170,9 @@ class Budget:
         # no apostrophes: a reason's quoted spans are taken for labels (outputs/labels.py)
         whose = {Scope.PERSON: "your own",
                  Scope.PROJECT: f"project {self.subject}:",
-                 Scope.INSTITUTION: f"institution {self.subject} ({self.role}):"}[self.scope]
+                 Scope.INSTITUTION: f"institution {self.subject} ({self.role})"
+                                    f"{', over all its projects' if self.whole else ''}:"
+                 }[self.scope]
         share = shares.describe(self.shared_by) if self.scope is Scope.INSTITUTION else ""
         return (f"{whose} budget of {self.limit} answers a {self.window.value}{share} "
                 f"({self.left} left; it renews at {self.renews:%Y-%m-%d %H:%M} UTC)")
@@ -234,21 +237,25 @@ def budgets(db: Session, person_id: str, project_id: str | None, now: dt.datetim
         charged = institutions(db, person_id, project_id)
     periods = {w: ration.period(w, now) for w in Window}
     starts = [periods[Window.DAY][0], periods[Window.YEAR][0]]
-    subjects: list[tuple[Scope, str, str, int]] = [(Scope.PERSON, person_id, "", 1)]
+    one = {w: 1 for w in Window}
+    # (scope, subject, role, the projects it is shared by in each window's period, whole)
+    subjects: list[tuple[Scope, str, str, dict[Window, int], bool]] = [
+        (Scope.PERSON, person_id, "", one, False)]
     if project_id is not None:
-        subjects.append((Scope.PROJECT, project_id, "", 1))
-        subjects += [(Scope.INSTITUTION, i, role, shares.active_projects(db, i))
+        subjects.append((Scope.PROJECT, project_id, "", one, False))
+        subjects += [(Scope.INSTITUTION, i, role, dict(zip(Window, shares.active_within(
+                          db, i, [periods[w][0] for w in Window]), strict=True)), False)
                      for i, role in sorted(charged.items())]
-        # and each institution's whole, over all its projects: never reached while the
-        # shares stand (they add up to no more), it holds the bound when they move (a
-        # project made or ended within a period) and past a share's floor of one
-        subjects += [(Scope.INSTITUTION, i, role, 1) for i, role in sorted(charged.items())]
+        # and each institution's whole, over all its projects: the shares add up to no more
+        # (access/shares.py), it holds the bound where they move within a period
+        subjects += [(Scope.INSTITUTION, i, role, one, True)
+                     for i, role in sorted(charged.items())]
     counts = _tally(db, list(accounts_of(db, person_id)), project_id,
                     sorted(charged) if project_id is not None else [], starts, excluding)
-    return [Budget(scope, subject, window, ration.limit(scope, window, shared_by), used,
-                   periods[window][1], role, shared_by)
-            for (scope, subject, role, shared_by), used_in in zip(subjects, counts,
-                                                                  strict=True)
+    return [Budget(scope, subject, window, ration.limit(scope, window, shared_by[window]),
+                   used, periods[window][1], role, shared_by[window], whole)
+            for (scope, subject, role, shared_by, whole), used_in in zip(subjects, counts,
+                                                                         strict=True)
             for window, used in zip(Window, used_in, strict=True)]
 
 

@@ -66,7 +66,8 @@ def forecasts(db: Session, key: MasterKey, targets: Sequence[tuple[str, str | No
         # project's exports alone, as the hard limit is (watch/limits.py): over the whole
         # institution, another project's exports suspended this one
         within = project_id if scope == "institution" else None
-        shared_by = shares.active_projects(db, target) if within is not None else 1
+        shared_by = (shares.active_projects(db, target, ever_since) if within is not None
+                     else 1)
         allowance = (shares.share(limits_of(db, scope, target).lifetime_participants,
                                   shared_by) + lifetime_extra(db, project_id))
         ever = union_since(db, key, column, target, ever_since, within=within)

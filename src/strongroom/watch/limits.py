@@ -57,8 +57,13 @@ class Breach:
     used: int  # already taken in the window
     asked: int  # this request
     shared_by: int = 1  # an institution's: its active projects, among which it is split
+    whole: bool = False  # an institution's whole, over all its projects (not a share)
 
     def sentence(self) -> str:
+        if self.whole:  # what it counts is other projects' use too: no figure of it shown
+            return (f"institution {self.target_id} would exceed its limit of {self.limit:,} "
+                    f"{WORDS[self.meter]} over all its projects (a project approved, or a "
+                    f"member joining or leaving, within the window moved the shares of it)")
         share = shares.describe(self.shared_by) if self.scope == "institution" else ""
         return (f"{self.scope} {self.target_id} would exceed its limit of {self.limit:,} "
                 f"{WORDS[self.meter]}{share} ({self.used:,} already, {self.asked:,} more "
@@ -183,7 +188,6 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
         if (scope, target) not in read:
             read[scope, target] = limits_of(db, scope, target)
         limits = read[scope, target]
-        shared_by = shares.active_projects(db, target) if within is not None else 1
         # an institution's whole counts every project's use, that other projects' approved
         # jobs allowed beyond their shares too: so its room is every project's jobs'
         whole_of = target if scope == "institution" and within is None else None
@@ -194,14 +198,20 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
                  Meter.REQUESTS: planned.requests}
         metered = _metered(db, column, target, [m for m in Meter if asked.get(m)], now,
                            within)
+        # a share: of the institution's projects active within each meter's window
+        sharing = dict(zip(Meter, shares.active_within(
+            db, target, [now - WINDOWS[m] for m in Meter]), strict=True)
+            ) if within is not None else dict.fromkeys(Meter, 1)
         for meter in Meter:
+            shared_by = sharing[meter]
             base = shares.share(limits.of(meter), shared_by)  # the room added if needed
             if meter in RECORD_METERS:
                 if planned.record_members is None:
                     if planned.record_count > base and (
                             planned.record_count > (limit := with_room(base, meter, whole_of))):
                         found.append(Breach(scope, target, meter, limit, 0,
-                                            planned.record_count))
+                                            planned.record_count, shared_by,
+                                            whole_of is not None))
                     continue
                 before = exposure.union_since(
                     db, key, column, target, now - WINDOWS[meter],
@@ -214,5 +224,6 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
                 continue
             if used + wanted > base and (
                     used + wanted > (limit := with_room(base, meter, whole_of))):
-                found.append(Breach(scope, target, meter, limit, used, wanted, shared_by))
+                found.append(Breach(scope, target, meter, limit, used, wanted, shared_by,
+                                    whole_of is not None))
     return found

@@ -492,9 +492,10 @@ class Watch:
             project = authorize(self.ctx, db, principal, Action.PROJECT_READ, project_id)
             assert project is not None
             charged = {_institution_of(db, project), principal.institution_id}
-            institution = _smallest([_share_of(limits_for(db, "institution", i),
-                                               shares.active_projects(db, i))
-                                     for i in charged])
+            now = self.ctx.clock()
+            institution = _smallest([_share_of(limits_for(db, "institution", i), dict(zip(
+                Meter, shares.active_within(db, i, [now - WINDOWS[m] for m in Meter]),
+                strict=True))) for i in charged])
             return (limits_for(db, "project", project_id),
                     limits_of(db, "person", principal.person_id), institution)
 
@@ -576,14 +577,15 @@ def _complete(row: MeterRow, obs: Observation) -> None:
     row.bytes_out = max(row.bytes_out, obs.bytes_out) if answered else obs.bytes_out
 
 
-def _share_of(limits: Limits, shared_by: int) -> Limits:
-    """A project's share of an institution's limits (access/shares.py)."""
-    def share(limit: int) -> int:
-        return shares.share(limit, shared_by)
-    return replace(limits, record_participants=share(limits.record_participants),
-                   cells=share(limits.cells), bytes=share(limits.bytes),
-                   requests=share(limits.requests),
-                   lifetime_participants=share(limits.lifetime_participants))
+def _share_of(limits: Limits, sharing: dict[Meter, int]) -> Limits:
+    """A project's share of an institution's limits (access/shares.py), each split among the
+    projects active within its meter's window, as watch/limits.py enforces it."""
+    def share(meter: Meter) -> int:
+        return shares.share(limits.of(meter), sharing[meter])
+    return replace(limits, record_participants=share(Meter.RECORD_PARTICIPANTS),
+                   cells=share(Meter.CELLS), bytes=share(Meter.BYTES),
+                   requests=share(Meter.REQUESTS),
+                   lifetime_participants=share(Meter.LIFETIME_PARTICIPANTS))
 
 
 def _smallest(limits: Sequence[Limits]) -> Limits:
