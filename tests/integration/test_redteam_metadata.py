@@ -401,13 +401,13 @@ class _FailingEngine:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
-    def call(self, header: dict[str, Any], rows: Any) -> Any:
+    def call(self, header: dict[str, Any], rows: Any, owner: str = "") -> Any:
         if header.get("op") == "release" and rows.height:
             raise EngineError("memory", "")
-        return self.pool.call(header, rows)
+        return self.pool.call(header, rows, owner)
 
-    def warm(self) -> None:
-        self.pool.warm()
+    def warm(self, owner: str | None = None) -> None:
+        self.pool.warm(owner)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pool, name)

@@ -345,10 +345,10 @@ class _SlowedEngine:
     def __init__(self, pool: Any, clock: Any, seconds: float) -> None:
         self.pool, self.clock, self.seconds = pool, clock, seconds
 
-    def call(self, header: dict[str, Any], rows: Any) -> Any:
+    def call(self, header: dict[str, Any], rows: Any, owner: str = "") -> Any:
         if header.get("op") == "release":
             self.clock.advance(self.seconds)
-        return self.pool.call(header, rows)
+        return self.pool.call(header, rows, owner)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pool, name)
@@ -392,10 +392,10 @@ def test_a_dp_spend_shows_no_running_time(world: AttackWorld,
 class _HeldEngine(_SlowedEngine):
     """The DP engine pool, its release held ``seconds`` of real time (the test's truth)."""
 
-    def call(self, header: dict[str, Any], rows: Any) -> Any:
+    def call(self, header: dict[str, Any], rows: Any, owner: str = "") -> Any:
         if header.get("op") == "release":
             time.sleep(self.seconds)
-        return self.pool.call(header, rows)
+        return self.pool.call(header, rows, owner)
 
 
 def test_a_dp_release_past_its_floor_spends_an_answer_and_one_within_it_none(

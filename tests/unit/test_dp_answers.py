@@ -10,6 +10,7 @@ it less than once in a million runs, and tight enough that a wrong scale (even b
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -201,25 +202,48 @@ def _loaded_opendp(pid: int) -> bool:
         return "opendp" in maps.read()
 
 
-def test_warming_starts_every_engine_with_opendp_loaded_and_replaces_a_dead_one(
+def test_warming_starts_the_plan_engine_and_a_projects_own_and_replaces_a_dead_one(
         pool: EnginePool) -> None:
-    """A release's step counts from its charge, so no release may start its engine: warming
-    starts every worker and has each import OpenDP (seconds) before any query; warming
-    again starts none, except in place of one that died."""
+    """A release's step counts from its charge, so no release may start its engine:
+    warming starts the plan engine and (named) a project's release engine, each importing
+    OpenDP (seconds) before any query; warming again starts none, except in place of one
+    that died. Another project's releases run on engines of their own."""
     fresh = EnginePool(pool.python)
     try:
-        fresh.warm()
-        workers = [*fresh._releases._all, *fresh._plans._all]
-        assert len(workers) == fresh._releases._free.qsize() + fresh._plans._free.qsize() == 3
+        fresh.warm("prj_a")
+        workers = [*fresh._releases["prj_a"]._all, *fresh._plans._all]
+        assert len(workers) == 2 and fresh._releases["prj_a"].idle()
         assert all(w.alive() and _loaded_opendp(w.process.pid) for w in workers)
-        fresh.warm()
-        assert [*fresh._releases._all, *fresh._plans._all] == workers
-        dead = fresh._releases._all[0]
+        fresh.warm("prj_a")
+        assert [*fresh._releases["prj_a"]._all, *fresh._plans._all] == workers
+        dead = fresh._releases["prj_a"]._all[0]
         dead.process.kill()
         dead.process.wait()
-        fresh.warm()
-        now = [*fresh._releases._all, *fresh._plans._all]
-        assert dead not in now and len(now) == 3 and all(w.alive() for w in now)
+        fresh.warm("prj_a")
+        now = [*fresh._releases["prj_a"]._all, *fresh._plans._all]
+        assert dead not in now and len(now) == 2 and all(w.alive() for w in now)
+        fresh.warm("prj_b")
+        assert set(fresh._releases) == {"prj_a", "prj_b"}
+        assert not set(fresh._releases["prj_b"]._all) & set(now)
+    finally:
+        fresh.close()
+
+
+def test_a_projects_idle_engines_are_stopped_by_the_reaper_not_by_another_request(
+        pool: EnginePool) -> None:
+    """A project's release engines stop once idle (its own reaper thread), and a project
+    that asks again gets fresh ones."""
+    fresh = EnginePool(pool.python, idle=0.5)
+    try:
+        fresh.warm("prj_a")
+        worker, = fresh._releases["prj_a"]._all
+        fresh._releases_of("prj_a")  # asked: the reaper starts
+        deadline = time.monotonic() + 60
+        while "prj_a" in fresh._releases and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "prj_a" not in fresh._releases
+        worker.process.wait(timeout=30)
+        assert not worker.alive()
     finally:
         fresh.close()
 
@@ -227,18 +251,19 @@ def test_warming_starts_every_engine_with_opendp_loaded_and_replaces_a_dead_one(
 def test_a_worker_that_fails_a_release_is_replaced_at_once_not_by_the_next_query(
         pool: EnginePool) -> None:
     """A release that fails (a worker killed mid-answer: its time or memory limit) failed on
-    its data; the next query, any project's, must find a warm worker, not start one inside
-    its own timed step."""
+    its data; the project's next query must find a warm worker, not start one inside its own
+    timed step."""
     fresh = EnginePool(pool.python, size=1)
     try:
-        fresh.warm()
-        failing, = fresh._releases._all
+        fresh.warm("prj_a")
+        slots = fresh._releases["prj_a"]
+        failing, = slots._all
         fresh.timeout = 0.0  # its watchdog kills it mid-answer, as a release past its limit
         with pytest.raises(Unavailable, match="stopped while answering"):
-            fresh.call({"op": "release"}, pl.DataFrame({"pid": [1]}))
-        replaced = fresh._releases._free.get(timeout=60)  # the slot comes back, warm
+            fresh.call({"op": "release"}, pl.DataFrame({"pid": [1]}), owner="prj_a")
+        replaced = slots._free.get(timeout=60)  # the slot comes back, warm
         assert replaced is not None and replaced is not failing and replaced.alive()
         assert _loaded_opendp(replaced.process.pid)
-        fresh._releases._free.put(replaced)
+        slots._free.put(replaced)
     finally:
         fresh.close()

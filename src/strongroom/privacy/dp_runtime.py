@@ -6,10 +6,11 @@ environment is made once by ``strongroom dp setup`` (a virtual environment with
 :data:`REQUIREMENT`, beside the main one by default); ``STRONGROOM_DP_PYTHON`` names another
 interpreter (one whose Polars matches OpenDP's, even the main one).
 
-Workers are started by :meth:`EnginePool.warm` (as the server starts, and before a query's
-charge) and live as long as the process: starting one costs about two seconds (importing
-Polars and OpenDP), a query then costs its own work. Releases run on
-:data:`WORKERS` of them; plans on one of their own (see :class:`EnginePool`). Prepared columns
+Workers are started by :meth:`EnginePool.warm` (the plan engine as the server starts, a
+project's release engine before its query's charge): starting one costs about two seconds
+(importing Polars and OpenDP) and about 150 MB, a query then costs its own work. Each project's
+releases run on :data:`WORKERS` of their own, stopped after :data:`IDLE_SECONDS` unasked;
+every project's plans on one engine (see :class:`EnginePool`). Prepared columns
 travel over the worker's stdin as Arrow IPC and are never written to disk. A worker that dies
 or overruns its time limit is killed and replaced; its query fails (``Unavailable``).
 """
@@ -26,6 +27,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +39,8 @@ from strongroom.errors import Unavailable
 REQUIREMENT = "opendp[polars]==0.16.0"  # pins polars==1.36.1 itself; kept apart for that
 ENV_PYTHON = "STRONGROOM_DP_PYTHON"
 ENGINE_FILE = Path(__file__).with_name("dp_engine.py")
-WORKERS = 2  # concurrent DP releases per server process
+WORKERS = 1  # concurrent DP releases per project
+IDLE_SECONDS = 600.0  # a project's release engines stop after this long unasked
 PLAN_WORKERS = 1  # plans read no rows and take milliseconds: one small engine of their own
 TIMEOUT_SECONDS = 300.0
 _HEAD = struct.Struct(">I")
@@ -139,6 +142,7 @@ class _Slots:
 
     def __init__(self, python: Path, size: int):
         self.python = python
+        self.size = size
         self._free: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
         for _ in range(size):
             self._free.put(None)  # a slot; its worker starts on first use
@@ -220,6 +224,10 @@ class _Slots:
                 self._all.remove(worker)
         worker.stop()
 
+    def idle(self) -> bool:
+        """No worker is out answering (every slot is back)."""
+        return self._free.qsize() == self.size
+
     def close(self) -> None:
         with self._lock:
             workers, self._all = self._all, []
@@ -228,49 +236,90 @@ class _Slots:
 
 
 class EnginePool:
-    """OpenDP's workers over one interpreter, shared by every project: ``size`` for releases
-    and :data:`PLAN_WORKERS` for plans, apart. A plan is built before anything is charged, so
-    it never waits behind a release: a release's time is its data's (another project's, as
-    often as not), and a free request's wait for one would time it. Only a release reads rows
-    (a plan's frame must be empty), so the plan engine's queue holds only work whose time is
-    its query's (tests/integration/test_redteam_shared_state.py)."""
+    """OpenDP's workers over one interpreter: ``size`` for each project's releases, and
+    :data:`PLAN_WORKERS` for every project's plans. A release's time is its data's, so a
+    release waits only for its own project's (a wait for another project's, taken after the
+    charge, put that project's release time into this answer's step and ration: a red team,
+    8 of 8, tests/integration/test_redteam_shared_state_3.py). A plan is built before
+    anything is charged and reads no rows (its frame must be empty), so the plan engine's
+    queue holds only work whose time is its query's (test_redteam_shared_state.py). A
+    project's engines are stopped once idle for :data:`IDLE_SECONDS`, by a reaper of their
+    own, never in another request's time."""
 
-    def __init__(self, python: Path, size: int = WORKERS, timeout: float = TIMEOUT_SECONDS):
+    def __init__(self, python: Path, size: int = WORKERS, timeout: float = TIMEOUT_SECONDS,
+                 idle: float = IDLE_SECONDS):
         self.python = python
         self.timeout = timeout
-        self._releases = _Slots(python, size)
+        self.size = size
+        self.idle = idle
+        self._releases: dict[str, _Slots] = {}  # each project's
+        self._used: dict[str, float] = {}  # when each project last asked (monotonic)
+        self._lock = threading.Lock()
         self._plans = _Slots(python, PLAN_WORKERS)
+        self._reaper: threading.Thread | None = None
 
     def available(self) -> bool:
         return self.python.exists()
 
-    def call(self, header: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any]:
-        """Run one request; :class:`EngineError` if the engine says it failed."""
+    def call(self, header: dict[str, Any], frame: pl.DataFrame, owner: str = ""
+             ) -> dict[str, Any]:
+        """Run one request (a release on ``owner``'s engines: its project's); raises
+        :class:`EngineError` if the engine says it failed."""
         if not self.available():
             raise Unavailable(missing_reason(self.python))
         release = header.get("op") == "release"
         if not release and frame.height:
             raise ValueError("only a release reads rows: the plan engine is for work whose "
                              "time is its query's alone")
-        slots = self._releases if release else self._plans
+        slots = self._releases_of(owner) if release else self._plans
         answer = slots.call(header, _ipc(frame), self.timeout)
         if not answer.get("ok"):
             raise EngineError(str(answer.get("error", "")), str(answer.get("message", "")))
         return answer
 
-    def warm(self) -> None:
-        """Start every engine not started yet (about two seconds each, at once). A release's
-        step is timed from its charge, so a cold engine started there would spend its
-        floor; and whether one is cold says whether anyone, any project, asked since the
-        server started. The server warms its engines as it starts; a query warms them again
-        before its charge, for one that died."""
+    def warm(self, owner: str | None = None) -> None:
+        """Start the plan engine, and (``owner``) that project's release engines, where not
+        started yet (about two seconds each, at once). A release's step is timed from its
+        charge, so an engine started there would spend its floor: the server warms the plan
+        engine as it starts, and a query warms its project's engines before its charge
+        (what that takes hangs on the project's own use alone)."""
         if self.available():
             self._plans.warm()
-            self._releases.warm()
+            if owner is not None:
+                self._releases_of(owner).warm()
+
+    def _releases_of(self, owner: str) -> _Slots:
+        with self._lock:
+            slots = self._releases.get(owner)
+            if slots is None:
+                slots = self._releases[owner] = _Slots(self.python, self.size)
+            self._used[owner] = time.monotonic()
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="dp-reaper",
+                                                daemon=True)
+                self._reaper.start()
+            return slots
+
+    def _reap(self) -> None:
+        """Stop the engines of projects idle for ``idle`` seconds, all their workers free."""
+        while True:
+            time.sleep(max(1.0, self.idle / 4))
+            now = time.monotonic()
+            with self._lock:
+                idle = [o for o, s in self._releases.items()
+                        if now - self._used[o] > self.idle and s.idle()]
+                gone = [self._releases.pop(o) for o in idle]
+                for owner in idle:
+                    del self._used[owner]
+            for slots in gone:
+                slots.close()
 
     def close(self) -> None:
-        self._releases.close()
-        self._plans.close()
+        with self._lock:
+            every = [*self._releases.values(), self._plans]
+            self._releases.clear()
+        for slots in every:
+            slots.close()
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:

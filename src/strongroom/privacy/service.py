@@ -111,7 +111,7 @@ class Privacy:
         self._plans_lock = threading.Lock()
 
     def warm(self) -> None:
-        """Start the DP engines (seconds), so that no query's time holds their start."""
+        """Start the DP plan engine (seconds), so that no query's time holds its start."""
         self._engine_of().warm()
 
     # -- mode and budget ---------------------------------------------------------------
@@ -238,7 +238,7 @@ class Privacy:
         where = enclave_service.scope(self.enclave, principal, project_id)
         self.gate.hold(principal, project_id, Action.DATA_ANALYSE.value)
         pool = self._engine_of()
-        pool.warm()  # started already as the server started: a dead engine is started here
+        pool.warm(project_id)  # this project's engines: no release here starts one
         answer: int | None = None
         try:
             query = dp.parse_query(request)
@@ -264,7 +264,7 @@ class Privacy:
             raise
         try:
             rows = dp.frame(planned, tables, np.random.default_rng())
-            raw = pool.call({**header, "op": "release"}, rows)
+            raw = pool.call({**header, "op": "release"}, rows, owner=project_id)
             if float(raw["epsilon"]) > header["epsilon"]:  # OpenDP's own map, checked again
                 raise Unavailable("OpenDP proved a privacy loss above the charge; the answer "
                                   "is withheld")
