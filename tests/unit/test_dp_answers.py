@@ -10,6 +10,8 @@ it less than once in a million runs, and tight enough that a wrong scale (even b
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from collections.abc import Mapping
 from fractions import Fraction
@@ -258,7 +260,8 @@ def test_a_worker_that_fails_a_release_is_replaced_at_once_not_by_the_next_query
         fresh.warm("prj_a")
         slots = fresh._releases["prj_a"]
         failing, = slots._all
-        fresh.timeout = 0.0  # its watchdog kills it mid-answer, as a release past its limit
+        os.kill(failing.process.pid, signal.SIGSTOP)  # it cannot answer: hung
+        fresh.timeout = 0.5  # its watchdog kills it mid-answer, as a release past its limit
         with pytest.raises(Unavailable, match="stopped while answering"):
             fresh.call({"op": "release"}, pl.DataFrame({"pid": [1]}), owner="prj_a")
         replaced = slots._free.get(timeout=60)  # the slot comes back, warm

@@ -9,7 +9,8 @@ interpreter (one whose Polars matches OpenDP's, even the main one).
 Workers are started by :meth:`EnginePool.warm` (the plan engine as the server starts, a
 project's release engine before its query's charge): starting one costs about two seconds
 (importing Polars and OpenDP) and about 150 MB, a query then costs its own work. Each project's
-releases run on :data:`WORKERS` of their own, stopped after :data:`IDLE_SECONDS` unasked;
+releases run on :data:`WORKERS` of their own, stopped after :data:`IDLE_SECONDS` unasked
+(``STRONGROOM_DP_IDLE_SECONDS``);
 every project's plans on one engine (see :class:`EnginePool`). Prepared columns
 travel over the worker's stdin as Arrow IPC and are never written to disk. A worker that dies
 or overruns its time limit is killed and replaced; its query fails (``Unavailable``).
@@ -38,6 +39,7 @@ from strongroom.errors import Unavailable
 
 REQUIREMENT = "opendp[polars]==0.16.0"  # pins polars==1.36.1 itself; kept apart for that
 ENV_PYTHON = "STRONGROOM_DP_PYTHON"
+ENV_IDLE = "STRONGROOM_DP_IDLE_SECONDS"
 ENGINE_FILE = Path(__file__).with_name("dp_engine.py")
 WORKERS = 1  # concurrent DP releases per project
 IDLE_SECONDS = 600.0  # a project's release engines stop after this long unasked
@@ -70,6 +72,16 @@ def setup_command(environment: Path) -> list[list[str]]:
                 str(python), REQUIREMENT]
                if uv.is_file() else [str(python), "-m", "pip", "install", "--quiet", REQUIREMENT])
     return [[sys.executable, "-m", "venv", str(environment)], install]
+
+
+def idle_seconds() -> float:
+    """How long a project's release engine is kept unasked: ``STRONGROOM_DP_IDLE_SECONDS``,
+    or :data:`IDLE_SECONDS` (each costs about 150 MB while it lives)."""
+    named = os.environ.get(ENV_IDLE)
+    try:
+        return float(named) if named else IDLE_SECONDS
+    except ValueError:
+        raise ValueError(f"{ENV_IDLE} must be a number of seconds, not {named!r}") from None
 
 
 def missing_reason(python: Path) -> str:
@@ -339,7 +351,7 @@ def engine() -> EnginePool:
     with _POOLS_LOCK:
         pool = _POOLS.get(python)
         if pool is None:
-            pool = _POOLS[python] = EnginePool(python)
+            pool = _POOLS[python] = EnginePool(python, idle=idle_seconds())
         return pool
 
 
