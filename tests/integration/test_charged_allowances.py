@@ -152,6 +152,39 @@ def test_another_projects_approved_job_moves_no_refusal_here(world: World) -> No
     assert len(received) == 1_100 <= 1_000 + 400
 
 
+def test_another_projects_ended_job_moves_no_refusal_here(world: World) -> None:
+    """The whole's room is every job in force within the window, not only now: another
+    project's job that let 400 cells through and then ended within the day lowered the whole
+    below what it had let through, and a request within this share was refused, and its
+    person and project suspended (a review, session 61). A request that reaches only the
+    whole (its projects moved within the window) is refused with nobody suspended."""
+    ring = _institution(world, "Ended Job University")
+    one, two = (_researcher(world, ring, f"{who}@ended.test") for who in ("p", "q"))
+    mine, theirs = _project(world, one), _project(world, two)
+    admin = _admin(world)
+    watch = world.platform.watch
+    watch.set_limits(admin, "institution", ring, {"cells": 1_000})  # a share of 500
+    now = world.clock()
+    job = watch.declare_job(world.sign_in(two), theirs, "a linkage refresh", cells=400,
+                            starts_at=now - dt.timedelta(hours=1),
+                            ends_at=now + dt.timedelta(hours=1))
+    watch.approve_job(admin, job.id)
+    watch.hold(world.sign_in(two), theirs, "output.download", cells=900)
+    world.clock.advance(hours=2)  # their job ended; its 900 cells stay in the day's window
+    watch.hold(world.sign_in(one), mine, "output.download", cells=200)  # within its 500
+    third = _researcher(world, ring, "r@ended.test")
+    late = _project(world, third)  # approved within the day: shares of 333
+    with pytest.raises(Refused) as refused:
+        watch.hold(world.sign_in(third), late, "output.download", cells=333)
+    assert "nobody is suspended" in " ".join(refused.value.reasons)
+    assert "900" not in " ".join(refused.value.reasons)  # no count of others' use
+    with world.ctx.transaction() as db:
+        raised = db.scalars(select(AlertRow.detector).where(
+            AlertRow.project_id == late)).all()
+    assert raised == []
+    watch.hold(world.sign_in(third), late, "output.download", cells=1)  # not suspended
+
+
 def test_the_lead_s_institution_is_charged_too(world: World) -> None:
     """A member from elsewhere still uses the allowance of the institution leading the study."""
     assert world.researcher is not None

@@ -239,7 +239,6 @@ def test_a_projects_idle_engines_are_stopped_by_the_reaper_not_by_another_reques
     try:
         fresh.warm("prj_a")
         worker, = fresh._releases["prj_a"]._all
-        fresh._releases_of("prj_a")  # asked: the reaper starts
         deadline = time.monotonic() + 60
         while "prj_a" in fresh._releases and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -270,3 +269,30 @@ def test_a_worker_that_fails_a_release_is_replaced_at_once_not_by_the_next_query
         slots._free.put(replaced)
     finally:
         fresh.close()
+
+
+def test_a_start_the_system_refuses_loses_no_slot(pool: EnginePool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process the system will not start (EAGAIN, ENOMEM) while warming leaves its slot
+    empty, not lost: a lost slot would hang every later query of the project (a review,
+    session 61). The next warm starts it; after close, nothing starts."""
+    from strongroom.privacy import dp_runtime
+
+    fresh = EnginePool(pool.python, size=2)
+    real = dp_runtime._Worker.__init__
+
+    def refused(self: Any, python: Any) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    try:
+        monkeypatch.setattr(dp_runtime._Worker, "__init__", refused)
+        fresh.warm("prj_a")
+        slots = fresh._releases["prj_a"]
+        assert slots._free.qsize() == 2 and slots._all == [] and slots.idle()
+        monkeypatch.setattr(dp_runtime._Worker, "__init__", real)
+        fresh.warm("prj_a")
+        assert len(slots._all) == 2 and slots._free.qsize() == 2
+    finally:
+        fresh.close()
+    assert all(not w.alive() for w in slots._all) or slots._all == []
+    with pytest.raises(OSError, match="closed"):
+        slots._start()

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -150,7 +151,8 @@ class EngineError(Exception):
 
 class _Slots:
     """Up to ``size`` workers over one interpreter, each started when warmed or on first use;
-    callers wait for a free one."""
+    callers wait for a free one. Every slot taken goes back, whatever fails (a start the
+    system refuses, a worker that dies): a lost slot would hang every later caller."""
 
     def __init__(self, python: Path, size: int):
         self.python = python
@@ -160,6 +162,8 @@ class _Slots:
             self._free.put(None)  # a slot; its worker starts on first use
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
+        self._closed = False
+        self.leases = 0  # callers between looking these slots up and being done (the pool's)
 
     def call(self, header: dict[str, Any], payload: bytes, timeout: float) -> dict[str, Any]:
         worker = self._free.get()
@@ -180,22 +184,23 @@ class _Slots:
                 self._free.put(worker)
             else:  # its stream may be mid-message: never reuse it
                 self._retire(worker)
-                threading.Thread(target=self._replace, name="dp-replace", daemon=True).start()
+                try:
+                    threading.Thread(target=self._replace, name="dp-replace",
+                                     daemon=True).start()
+                except RuntimeError:  # no thread to be had: the next call starts it
+                    self._free.put(None)
         return answer
 
     def _replace(self) -> None:
         """A fresh worker in a failed one's slot, started now rather than by whoever asks
         next: a release that failed (its time limit, its memory) failed on its data, and
-        the next query, any project's, must not pay for the start."""
-        try:
-            worker = self._start()
-        except OSError:
-            self._free.put(None)  # the slot stays: the next call tries, and says why
-            return
-        self._free.put(self._ready(worker))
+        the next query must not pay for the start."""
+        self._free.put(self._ready(self._start_or_none()))
 
-    def _ready(self, worker: _Worker) -> _Worker | None:
+    def _ready(self, worker: _Worker | None) -> _Worker | None:
         """The worker once it has imported OpenDP, or None (retired) if it could not."""
+        if worker is None:
+            return None
         try:
             worker.call({"op": "ping"}, b"", TIMEOUT_SECONDS)
         except (OSError, EOFError, ValueError):
@@ -207,26 +212,39 @@ class _Slots:
         """Start every slot's worker that has not started, and wait until each answers,
         waiting for no busy one: a slot taken is started already (its holder started it),
         and only an empty one is held, while its worker starts, which whoever took it next
-        would have done."""
+        would have done. A start that fails leaves its slot empty, for the next call."""
         taken: list[_Worker | None] = []
         with contextlib.suppress(queue.Empty):
             while True:
                 taken.append(self._free.get_nowait())
-        cold = []
+        cold: list[_Worker | None] = []
         for worker in taken:
             if worker is not None and worker.alive():
                 self._free.put(worker)
             else:
                 self._retire(worker)
-                cold.append(self._start())  # all at once: each imports on its own
+                cold.append(self._start_or_none())  # all at once: each imports on its own
         for worker in cold:
             self._free.put(self._ready(worker))
+
+    def idle(self) -> bool:
+        """Nobody holds or is about to use these slots (every slot is back, no lease)."""
+        return self.leases == 0 and self._free.qsize() == self.size
+
+    def _start_or_none(self) -> _Worker | None:
+        try:
+            return self._start()
+        except OSError:  # the system refused a process (EAGAIN, ENOMEM): the slot stays
+            return None
 
     def _start(self) -> _Worker:
         worker = _Worker(self.python)
         with self._lock:
-            self._all.append(worker)
-        return worker
+            if not self._closed:
+                self._all.append(worker)
+                return worker
+        worker.stop()  # closed meanwhile: nothing may outlive close()
+        raise OSError("the engine pool is closed")
 
     def _retire(self, worker: _Worker | None) -> None:
         if worker is None:
@@ -236,12 +254,9 @@ class _Slots:
                 self._all.remove(worker)
         worker.stop()
 
-    def idle(self) -> bool:
-        """No worker is out answering (every slot is back)."""
-        return self._free.qsize() == self.size
-
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             workers, self._all = self._all, []
         for worker in workers:
             worker.stop()
@@ -283,8 +298,11 @@ class EnginePool:
         if not release and frame.height:
             raise ValueError("only a release reads rows: the plan engine is for work whose "
                              "time is its query's alone")
-        slots = self._releases_of(owner) if release else self._plans
-        answer = slots.call(header, _ipc(frame), self.timeout)
+        if release:
+            with self._leased(owner) as slots:
+                answer = slots.call(header, _ipc(frame), self.timeout)
+        else:
+            answer = self._plans.call(header, _ipc(frame), self.timeout)
         if not answer.get("ok"):
             raise EngineError(str(answer.get("error", "")), str(answer.get("message", "")))
         return answer
@@ -298,19 +316,28 @@ class EnginePool:
         if self.available():
             self._plans.warm()
             if owner is not None:
-                self._releases_of(owner).warm()
+                with self._leased(owner) as slots:
+                    slots.warm()
 
-    def _releases_of(self, owner: str) -> _Slots:
+    @contextlib.contextmanager
+    def _leased(self, owner: str) -> Iterator[_Slots]:
+        """``owner``'s release slots, held from the reaper while in use; its idle time
+        counts from when the use ends."""
         with self._lock:
             slots = self._releases.get(owner)
             if slots is None:
                 slots = self._releases[owner] = _Slots(self.python, self.size)
-            self._used[owner] = time.monotonic()
+            slots.leases += 1
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="dp-reaper",
                                                 daemon=True)
                 self._reaper.start()
-            return slots
+        try:
+            yield slots
+        finally:
+            with self._lock:
+                slots.leases -= 1
+                self._used[owner] = time.monotonic()
 
     def _reap(self) -> None:
         """Stop the engines of projects idle for ``idle`` seconds, all their workers free."""
@@ -319,10 +346,10 @@ class EnginePool:
             now = time.monotonic()
             with self._lock:
                 idle = [o for o, s in self._releases.items()
-                        if now - self._used[o] > self.idle and s.idle()]
+                        if o in self._used and now - self._used[o] > self.idle and s.idle()]
                 gone = [self._releases.pop(o) for o in idle]
                 for owner in idle:
-                    del self._used[owner]
+                    self._used.pop(owner, None)
             for slots in gone:
                 slots.close()
 

@@ -238,7 +238,6 @@ class Privacy:
         where = enclave_service.scope(self.enclave, principal, project_id)
         self.gate.hold(principal, project_id, Action.DATA_ANALYSE.value)
         pool = self._engine_of()
-        pool.warm(project_id)  # this project's engines: no release here starts one
         answer: int | None = None
         try:
             query = dp.parse_query(request)
@@ -248,6 +247,7 @@ class Privacy:
             epsilon = Fraction(query.epsilon)
             header = {**planned.engine, "epsilon": below(epsilon)}
             self._check_plan(pool, header, planned, project_id, epsilon)
+            pool.warm(project_id)  # its own release engine, started before the charge
             spend_id = new_id("dps")
             spec = dict(request)
             asked, started = self.ctx.clock(), time.monotonic()

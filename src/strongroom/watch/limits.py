@@ -25,6 +25,8 @@ DATA_ACTIONS = ("data.analyse", "data.export", "output.request", "output.downloa
 SCOPES = (("project", "project_id"), ("person", "person_id"),
           ("institution", "institution_id"))
 RECORD_METERS = (Meter.RECORD_PARTICIPANTS, Meter.LIFETIME_PARTICIPANTS)
+# the widest window a job's room is counted in (the lifetime's is counted by lifetime_extra)
+WIDEST = max(w for m, w in WINDOWS.items() if m is not Meter.LIFETIME_PARTICIPANTS)
 
 
 class Gate(Protocol):
@@ -87,15 +89,27 @@ class Allowance:
         return int(getattr(self, meter.value, 0))
 
 
-def allowance(db: Session, project_id: str, now: dt.datetime,
-              institution_id: str | None = None) -> Allowance:
-    """The room approved jobs in force add: the project's, or (``institution_id``) every
-    project's of that institution, which its whole holds beside the shares."""
-    whose = (DeclaredJob.project_id == project_id if institution_id is None
-             else DeclaredJob.project_id.in_(shares.projects_of(institution_id)))
-    jobs = db.scalars(select(DeclaredJob).where(
-        whose, DeclaredJob.approved_at.is_not(None),
-        DeclaredJob.starts_at <= now, DeclaredJob.ends_at > now)).all()
+def allowance(db: Session, project_id: str, now: dt.datetime) -> Allowance:
+    """The room the project's approved jobs in force now add."""
+    return _room(db.scalars(select(DeclaredJob).where(
+        DeclaredJob.project_id == project_id, DeclaredJob.approved_at.is_not(None),
+        DeclaredJob.starts_at <= now, DeclaredJob.ends_at > now)).all())
+
+
+def allowance_jobs(db: Session, now: dt.datetime, institution_id: str, since: dt.datetime
+                   ) -> Sequence[DeclaredJob]:
+    """Every approved job of the institution's projects in force at any moment from
+    ``since`` (a window's start) to now: the room of the institution's whole, which holds
+    beside the shares and counts every project's use in the window, that an ended job's
+    room let through too (counting only the jobs in force now, the whole fell below what it
+    had let through, and refused within a share)."""
+    return db.scalars(select(DeclaredJob).where(
+        DeclaredJob.project_id.in_(shares.projects_of(institution_id)),
+        DeclaredJob.approved_at.is_not(None), DeclaredJob.starts_at <= now,
+        DeclaredJob.ends_at > since)).all()
+
+
+def _room(jobs: Sequence[DeclaredJob]) -> Allowance:
     return Allowance(sum(j.record_participants for j in jobs), sum(j.cells for j in jobs),
                      sum(j.bytes_out for j in jobs), tuple(sorted(j.id for j in jobs)))
 
@@ -157,13 +171,24 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
     # Whether it is read moves the request's time, so only where what decides it is this
     # project's own or this person's: an institution's whole, which counts other projects'
     # use, has its room read every time.
-    rooms: dict[str | None, Allowance] = {}
+    rooms: dict[tuple[str | None, Meter | None], Allowance] = {}
+    whole_jobs: dict[str, Sequence[DeclaredJob]] = {}
     lives: dict[str | None, int] = {}
 
-    def room_of(whole_of: str | None) -> Allowance:
-        if whole_of not in rooms:
-            rooms[whole_of] = allowance(db, project_id, now, whole_of)
-        return rooms[whole_of]
+    def room_of(whole_of: str | None, meter: Meter | None = None) -> Allowance:
+        """The project's room in force now, or (``whole_of``) the institution's, of every
+        job in force within ``meter``'s window."""
+        if whole_of is None:
+            if (None, None) not in rooms:
+                rooms[None, None] = allowance(db, project_id, now)
+            return rooms[None, None]
+        assert meter is not None
+        if (whole_of, meter) not in rooms:  # every job of the widest window, in one query
+            if whole_of not in whole_jobs:
+                whole_jobs[whole_of] = allowance_jobs(db, now, whole_of, now - WIDEST)
+            rooms[whole_of, meter] = _room([j for j in whole_jobs[whole_of]
+                                            if j.ends_at > now - WINDOWS[meter]])
+        return rooms[whole_of, meter]
 
     def life_of(whole_of: str | None) -> int:
         if whole_of not in lives:
@@ -172,7 +197,7 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
 
     def with_room(base: int, meter: Meter, whole_of: str | None) -> int:
         return base + (life_of(whole_of) if meter is Meter.LIFETIME_PARTICIPANTS
-                       else room_of(whole_of).of(meter))
+                       else room_of(whole_of, meter).of(meter))
 
     # (scope, target, the project whose share it is: None for a limit counted whole)
     targets = [("project", project_id, None), ("person", person_id, None),
@@ -191,8 +216,8 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
         # an institution's whole counts every project's use, that other projects' approved
         # jobs allowed beyond their shares too: so its room is every project's jobs'
         whole_of = target if scope == "institution" and within is None else None
-        if whole_of is not None:
-            room_of(whole_of)  # read whatever other projects used
+        if whole_of is not None:  # read whatever other projects used
+            room_of(whole_of, Meter.RECORD_PARTICIPANTS)
             life_of(whole_of)
         asked = {Meter.CELLS: planned.cells, Meter.BYTES: planned.bytes,
                  Meter.REQUESTS: planned.requests}
@@ -215,7 +240,8 @@ def breaches(db: Session, key: MasterKey, project_id: str, institutions: Sequenc
                     continue
                 before = exposure.union_since(
                     db, key, column, target, now - WINDOWS[meter],
-                    room_of(whole_of).jobs if meter is Meter.RECORD_PARTICIPANTS else None,
+                    room_of(whole_of, meter).jobs if meter is Meter.RECORD_PARTICIPANTS
+                    else None,
                     within=within)
                 used, wanted = len(before), len(planned.record_members - before)  # new only
             elif meter in metered:

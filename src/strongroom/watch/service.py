@@ -196,6 +196,8 @@ class Watch:
                             self.policy.lifetime),
                         Subject(person, institution, project_id), self.policy.lifetime,
                         in_a_job=bool(jobs))
+        if found and all(b.whole for b in found):
+            self._whole_reached(principal, project_id, action, found)
         if found and all(b.meter is Meter.REQUESTS for b in found):
             self._slow_down(principal, project_id, action, found, now)
         if found:
@@ -268,6 +270,18 @@ class Watch:
         raise RateLimited([*(b.sentence() for b in found),
                            f"nothing was run; slow down and try again in {wait} s (a rate "
                            f"over the limit is refused, not suspended)"], retry_after=wait)
+
+    def _whole_reached(self, principal: Principal | None, project_id: str, action: str,
+                       found: Sequence[Breach]) -> None:
+        """Only an institution's whole is reached (its projects moved within the window: the
+        shares never reach it otherwise): refused, nobody suspended, since what reached it
+        is other projects' use as much as this one's."""
+        self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal or "operator", project_id,
+                        {"action": action, "breaches": [b.to_json() for b in found]})
+        raise Refused([*(b.sentence() for b in found),
+                       "nothing was run and nobody is suspended; a custodian admin can raise "
+                       "the institution limit (PUT /watch/limits/institution/ID), or try "
+                       "again once the window has passed"])
 
     def _over_limit(self, principal: Principal | None, person: str | None, project_id: str,
                     institution: str, action: str, found: Sequence[Breach],
