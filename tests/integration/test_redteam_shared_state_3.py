@@ -153,10 +153,11 @@ def test_another_projects_dp_releases_move_no_moment_of_a_dp_answer_here(
     privacy.warm()
     hits, trials, kept = 0, 8, 0
     seen = []
+    spy, mine = _dp_project(world, "1")  # one attacker project: one engine started, not 8
     for n in range(trials):
         slow = n % 2 == 1
         held["seconds"] = 3.0 if slow else 0.05
-        spy, mine = _dp_project(world, "1")
+        before = answers_spent(world, mine)
         both = [threading.Thread(target=ask, args=(e,)) for e in ("0.01", "0.02")]
         for thread in both:
             thread.start()
@@ -167,7 +168,7 @@ def test_another_projects_dp_releases_move_no_moment_of_a_dp_answer_here(
         spend, = (s for s in privacy.budget_of(spy, mine).spends if s.id == answer.spend_id)
         assert spend.finished_at is not None
         shown = (spend.finished_at - spend.charged_at).total_seconds()
-        paid = answers_spent(world, mine)
+        paid = answers_spent(world, mine) - before
         kept += paid
         seen.append((slow, shown, paid))
         hits += (shown > 1.0 or paid > 0) == slow
