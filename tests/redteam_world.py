@@ -115,6 +115,15 @@ def colleagues(world: AttackWorld, same: bool = True
     return (victim, theirs), (spy, mine)
 
 
+def dp_project(world: AttackWorld, epsilon: str) -> tuple[Principal, str]:
+    """A new researcher's project in DP mode (ε ``epsilon``, set by the access committee)."""
+    who, project = world.researcher()
+    world.platform.privacy.configure(world.staff("access-committee"), project,
+                                     reason="the access committee approved it",
+                                     epsilon=epsilon)
+    return who, project
+
+
 def answers_spent(world: AttackWorld, project: str) -> int:
     """Custodian-side: the answers a project has spent (its ration's cost)."""
     from sqlalchemy import func, select

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from strongroom.access.context import Principal
 from strongroom.attacks import runner
 from strongroom.attacks.catalogue import BASE
 from strongroom.attacks.world import AttackWorld
@@ -31,6 +30,7 @@ from tests.redteam_world import (
     SUBSET,
     answers_spent,
     colleagues,
+    dp_project,
     module_cast,
     module_world,
     settings_fixture,
@@ -92,14 +92,6 @@ def test_another_projects_kept_answer_moves_no_refusal_of_this_one(
 # -- lead 2: the shared pool of DP engines ----------------------------------------------------
 
 
-def _dp_project(world: AttackWorld, epsilon: str) -> tuple[Principal, str]:
-    """A new researcher's project in DP mode (ε ``epsilon``, set by the access committee)."""
-    who, project = world.researcher()
-    world.platform.privacy.configure(world.staff("access-committee"), project,
-                                     reason="the access committee approved it",
-                                     epsilon=epsilon)
-    return who, project
-
 
 def test_another_projects_dp_release_moves_no_latency_of_a_refusal_here(
         world: AttackWorld, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,8 +105,8 @@ def test_another_projects_dp_release_moves_no_latency_of_a_refusal_here(
     from strongroom.privacy import dp_runtime
 
     privacy = world.platform.privacy
-    victim, theirs = _dp_project(world, "10")
-    spy, mine = _dp_project(world, "10")
+    victim, theirs = dp_project(world, "10")
+    spy, mine = dp_project(world, "10")
     with world.platform.access.transaction() as db:  # the attacker's ration: spent
         while privacy.rations.reserve(db, spy, mine, "dp") is not None:
             pass
@@ -234,7 +226,7 @@ def test_another_projects_view_build_moves_no_latency_of_a_refusal_here(
     from strongroom.errors import Conflict as Refusal
 
     privacy = world.platform.privacy
-    spy, mine = _dp_project(world, "0.5")
+    spy, mine = dp_project(world, "0.5")
     probe = {"kind": "count", "epsilon": "1"}  # more than the budget holds: refused free
     builds: list[str] = []
     real = workspace.project_view

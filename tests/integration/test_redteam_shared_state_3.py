@@ -31,6 +31,7 @@ from tests.redteam_world import (
     SUBSET,
     answers_spent,
     colleagues,
+    dp_project,
     module_world,
     settings_fixture,
 )
@@ -109,13 +110,6 @@ def test_a_colleagues_answers_move_no_refusal_within_this_projects_share(
 # -- lead 2: the shared pool of DP release engines, after the charge --------------------------
 
 
-def _dp_project(world: AttackWorld, epsilon: str) -> tuple[Principal, str]:
-    who, project = world.researcher()
-    world.platform.privacy.configure(world.staff("access-committee"), project,
-                                     reason="the access committee approved it",
-                                     epsilon=epsilon)
-    return who, project
-
 
 def test_another_projects_dp_releases_move_no_moment_of_a_dp_answer_here(
         world: AttackWorld, settings: Callable[..., None],
@@ -135,7 +129,7 @@ def test_another_projects_dp_releases_move_no_moment_of_a_dp_answer_here(
 
     settings(analysis_seconds=4.0, analysis_ladder=2.0)  # a quarter at 3,000: 1 s
     privacy = world.platform.privacy
-    victim, theirs = _dp_project(world, "10")
+    victim, theirs = dp_project(world, "10")
     held = {"seconds": 0.0}
     real = dp_runtime._Worker.call
     victims = {0.01, 0.02}
@@ -153,7 +147,7 @@ def test_another_projects_dp_releases_move_no_moment_of_a_dp_answer_here(
     privacy.warm()
     hits, trials, kept = 0, 8, 0
     seen = []
-    spy, mine = _dp_project(world, "1")  # one attacker project: one engine started, not 8
+    spy, mine = dp_project(world, "1")  # one attacker project: one engine started, not 8
     for n in range(trials):
         slow = n % 2 == 1
         held["seconds"] = 3.0 if slow else 0.05
@@ -195,8 +189,8 @@ def test_another_projects_failed_release_moves_no_latency_of_a_dp_refusal_here(
     from strongroom.privacy import dp_runtime
 
     privacy = world.platform.privacy
-    victim, theirs = _dp_project(world, "10")
-    spy, mine = _dp_project(world, "10")
+    victim, theirs = dp_project(world, "10")
+    spy, mine = dp_project(world, "10")
     with world.platform.access.transaction() as db:  # the attacker's ration: spent
         while privacy.rations.reserve(db, spy, mine, "dp") is not None:
             pass
