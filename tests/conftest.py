@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-# A project's DP release engine lives ten idle minutes in a server (about 150 MB each); a test
+# A project's DP release engine lives ten idle minutes in a server (about 20 MB each); a test
 # process makes dozens of projects in minutes, so here each is stopped after seconds unasked.
 os.environ.setdefault("STRONGROOM_DP_IDLE_SECONDS", "15")
 from sqlalchemy import Engine, create_engine, text

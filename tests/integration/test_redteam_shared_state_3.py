@@ -201,8 +201,8 @@ def test_another_projects_failed_release_moves_no_latency_of_a_dp_refusal_here(
     def call(self: Any, header: dict[str, Any], payload: bytes, timeout: float
              ) -> dict[str, Any]:
         if header.get("op") == "release" and fail["now"]:
-            self.process.kill()  # the truth: its release ran into a wall
-            self.process.wait()
+            self.kill()  # the truth: its release ran into a wall
+            self.wait(30)
         return real(self, header, payload, timeout)
     monkeypatch.setattr(dp_runtime._Worker, "call", call)
     privacy.warm()

@@ -215,12 +215,12 @@ def test_warming_starts_the_plan_engine_and_a_projects_own_and_replaces_a_dead_o
         fresh.warm("prj_a")
         workers = [*fresh._releases["prj_a"]._all, *fresh._plans._all]
         assert len(workers) == 2 and fresh._releases["prj_a"].idle()
-        assert all(w.alive() and _loaded_opendp(w.process.pid) for w in workers)
+        assert all(w.alive() and _loaded_opendp(w.pid) for w in workers)
         fresh.warm("prj_a")
         assert [*fresh._releases["prj_a"]._all, *fresh._plans._all] == workers
         dead = fresh._releases["prj_a"]._all[0]
-        dead.process.kill()
-        dead.process.wait()
+        dead.kill()
+        dead.wait(30)
         fresh.warm("prj_a")
         now = [*fresh._releases["prj_a"]._all, *fresh._plans._all]
         assert dead not in now and len(now) == 2 and all(w.alive() for w in now)
@@ -243,7 +243,7 @@ def test_a_projects_idle_engines_are_stopped_by_the_reaper_not_by_another_reques
         while "prj_a" in fresh._releases and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "prj_a" not in fresh._releases
-        worker.process.wait(timeout=30)
+        worker.wait(30)
         assert not worker.alive()
     finally:
         fresh.close()
@@ -259,13 +259,13 @@ def test_a_worker_that_fails_a_release_is_replaced_at_once_not_by_the_next_query
         fresh.warm("prj_a")
         slots = fresh._releases["prj_a"]
         failing, = slots._all
-        os.kill(failing.process.pid, signal.SIGSTOP)  # it cannot answer: hung
+        os.kill(failing.pid, signal.SIGSTOP)  # it cannot answer: hung
         fresh.timeout = 0.5  # its watchdog kills it mid-answer, as a release past its limit
         with pytest.raises(Unavailable, match="stopped while answering"):
             fresh.call({"op": "release"}, pl.DataFrame({"pid": [1]}), owner="prj_a")
         replaced = slots._free.get(timeout=60)  # the slot comes back, warm
         assert replaced is not None and replaced is not failing and replaced.alive()
-        assert _loaded_opendp(replaced.process.pid)
+        assert _loaded_opendp(replaced.pid)
         slots._free.put(replaced)
     finally:
         fresh.close()
@@ -279,16 +279,16 @@ def test_a_start_the_system_refuses_loses_no_slot(pool: EnginePool,
     from strongroom.privacy import dp_runtime
 
     fresh = EnginePool(pool.python, size=2)
-    real = dp_runtime._Worker.__init__
+    real = dp_runtime._ForkServer.start_worker
 
-    def refused(self: Any, python: Any) -> None:
+    def refused(self: Any) -> Any:
         raise BlockingIOError(11, "Resource temporarily unavailable")
     try:
-        monkeypatch.setattr(dp_runtime._Worker, "__init__", refused)
+        monkeypatch.setattr(dp_runtime._ForkServer, "start_worker", refused)
         fresh.warm("prj_a")
         slots = fresh._releases["prj_a"]
         assert slots._free.qsize() == 2 and slots._all == [] and slots.idle()
-        monkeypatch.setattr(dp_runtime._Worker, "__init__", real)
+        monkeypatch.setattr(dp_runtime._ForkServer, "start_worker", real)
         fresh.warm("prj_a")
         assert len(slots._all) == 2 and slots._free.qsize() == 2
     finally:
@@ -296,3 +296,101 @@ def test_a_start_the_system_refuses_loses_no_slot(pool: EnginePool,
     assert all(not w.alive() for w in slots._all) or slots._all == []
     with pytest.raises(OSError, match="closed"):
         slots._start()
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("PPid:")).split()[1])
+
+
+def test_workers_are_forked_by_one_server_and_draw_noise_of_their_own(
+        pool: EnginePool) -> None:
+    """Every worker of a pool is forked by its one fork server, which imported OpenDP once,
+    and each draws its own noise: OpenDP's generator is seeded per thread on first use, so a
+    server that had drawn before forking would hand every worker the same stream (two
+    workers' 60 noisy counts alike at every key: about once in 10^60 with their own)."""
+    fresh = EnginePool(pool.python, size=2)
+    header = {"op": "release", "kind": "histogram", "unit": "pid", "keys": 60,
+              "max_groups": 1, "epsilon": 0.05, "alpha": 0.05}
+    frame = pl.DataFrame({"pid": np.arange(6_000), "g": (np.arange(6_000) % 60)}).with_columns(
+        pl.col("g").cast(pl.Int32))
+    try:
+        fresh.warm("prj_a")
+        fresh.warm("prj_b")
+        workers = [*fresh._releases["prj_a"]._all, *fresh._releases["prj_b"]._all,
+                   *fresh._plans._all]
+        server = fresh._forks._process
+        assert server is not None and len(workers) == 5
+        assert {_parent(w.pid) for w in workers} == {server.pid}
+        assert all(_loaded_opendp(w.pid) for w in workers)
+        drawn = [fresh._releases[o]._all[i].call(header, dp_runtime_ipc(frame), 60)
+                 for o in ("prj_a", "prj_b") for i in range(2)]
+        counts = [tuple(d["columns"]["len"]) for d in drawn]
+        assert len(set(counts)) == 4, "two workers drew the same noise"
+    finally:
+        fresh.close()
+    assert all(not w.alive() for w in workers) and server.poll() is not None
+
+
+def dp_runtime_ipc(frame: pl.DataFrame) -> bytes:
+    from strongroom.privacy.dp_runtime import _ipc
+
+    return _ipc(frame)
+
+
+def test_a_fork_server_that_died_is_started_again(pool: EnginePool) -> None:
+    """A fork server killed (the system's OOM killer, an operator) costs the next start one
+    import, not the pool: workers forked before it still answer, and new ones are forked by
+    a fresh server."""
+    fresh = EnginePool(pool.python)
+    try:
+        fresh.warm("prj_a")
+        first = fresh._forks._process
+        assert first is not None
+        first.kill()
+        first.wait()
+        old, = fresh._releases["prj_a"]._all
+        assert old.alive() and old.call({"op": "ping"}, b"", 60)["ok"]
+        fresh.warm("prj_b")
+        second = fresh._forks._process
+        assert second is not None and second.pid != first.pid and second.poll() is None
+        new, = fresh._releases["prj_b"]._all
+        assert _parent(new.pid) == second.pid and new.call({"op": "ping"}, b"", 60)["ok"]
+    finally:
+        fresh.close()
+
+
+def test_an_engine_outlives_no_process_that_started_it(pool: EnginePool,
+                                                       tmp_path: Any) -> None:
+    """A server that ends without closing its pool (killed) leaves no engine behind: the
+    fork server ends when its socket does, and each worker when its input does."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "starts.py"
+    script.write_text(
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from strongroom.privacy.dp_runtime import EnginePool\n"
+        "pool = EnginePool(Path(sys.argv[1]))\n"
+        "pool.warm('prj_a')\n"
+        "pids = [w.pid for w in pool._releases['prj_a']._all] + [pool._forks._process.pid]\n"
+        "print(*pids, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n")
+    done = subprocess.run([sys.executable, str(script), str(pool.python)],
+                          capture_output=True, text=True, timeout=120)
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) == 2, done.stderr
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(p) for p in pids):
+        time.sleep(0.1)
+    assert not any(_running(p) for p in pids)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie's parent has gone too, or will reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -2,9 +2,10 @@
 
 OpenDP's Polars API is compiled against one exact Polars release (``opendp[polars]==0.16.0``
 needs ``polars==1.36.1``) and refuses plans from any other, while Strongroom itself moves with
-Polars. So OpenDP lives in an environment of its own and this file runs there as a worker
-process (``python -I dp_engine.py``): it imports nothing from Strongroom, only the standard
-library, Polars and OpenDP. See :mod:`strongroom.privacy.dp_runtime` for the other end.
+Polars. So OpenDP lives in an environment of its own and this file runs there: as the fork
+server (``python -I dp_engine.py --fork-server``), which imports Polars and OpenDP once and
+forks each worker process. It imports nothing from Strongroom, only the standard library,
+Polars and OpenDP. See :mod:`strongroom.privacy.dp_runtime` for the other end.
 
 Protocol, over the worker's stdin and stdout, one request at a time: a request is a 4-byte
 big-endian length and a JSON header, then an 8-byte length and an Arrow IPC stream (the
@@ -25,11 +26,13 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import socket
 import struct
 import sys
 import warnings
 from importlib.metadata import version
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import polars as pl
 
@@ -41,6 +44,8 @@ VALUE = "v"
 GROUP = "g"
 _HEAD = struct.Struct(">I")
 _BODY = struct.Struct(">Q")
+_PID = struct.Struct(">Q")
+REAP_SECONDS = 10.0  # how often an idle fork server collects its workers that have ended
 
 
 def _opendp() -> Any:
@@ -231,9 +236,88 @@ def serve(source: IO[bytes], out: IO[bytes]) -> None:
         _answer(out, answer)
 
 
+# -- the fork server ---------------------------------------------------------------------
+
+def fork_server(control: socket.socket) -> None:
+    """Fork a worker for each request on ``control`` (its stdin: a Unix socket), each
+    serving the two pipe ends passed with the request; answer with the worker's pid and a
+    pidfd of it. Polars and OpenDP are imported here once (about two seconds) and every
+    worker starts with them in milliseconds, their pages shared.
+
+    **Nothing is sampled here.** OpenDP draws its noise from a thread-local generator seeded
+    on its first use (drbg's ``LocalCtrDrbg``): one seeded here would be copied into every
+    worker, and they would all draw the same noise. Each worker seeds its own on its first
+    draw (tests/unit/test_dp_answers.py checks two workers' noise differs). The BLAS
+    libraries are kept to one thread (``OPENBLAS_NUM_THREADS``, set by the caller), so the
+    only other thread forked over is jemalloc's, which prepares its own locks for a fork."""
+    _opendp()
+    control.settimeout(REAP_SECONDS)
+    while True:
+        _reap()
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 16, 2, socket.MSG_CMSG_CLOEXEC)
+        except TimeoutError:
+            continue
+        if not message:
+            return  # the parent closed its end: it has gone, so do we (workers run on)
+        try:
+            _fork(control, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def _fork(control: socket.socket, fds: list[int]) -> None:
+    """One worker on ``fds``, answered with its pid and pidfd; pid 0 and no pidfd where
+    none could be forked (a malformed request, a fork the system refused)."""
+    try:
+        if len(fds) != 2:
+            raise OSError("a worker needs its two pipe ends")
+        pid = os.fork()
+    except OSError:
+        control.sendall(_PID.pack(0))
+        return
+    if pid == 0:
+        _worker(control, fds[0], fds[1])
+    pidfd = os.pidfd_open(pid)  # before any reaping, so the pid cannot be another's
+    try:
+        socket.send_fds(control, [_PID.pack(pid)], [pidfd])
+    finally:
+        os.close(pidfd)
+
+
+def _reap() -> None:
+    """Collect the workers that have ended (their parent is this process)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _worker(control: socket.socket, requests: int, answers: int) -> NoReturn:
+    """A forked worker: its requests on stdin, its answers on stdout, as a started one."""
+    code = 1
+    try:
+        control.detach()  # fd 0, replaced below: nothing of the fork server's stays open
+        os.dup2(requests, 0)
+        os.dup2(answers, 1)
+        os.close(requests)
+        os.close(answers)
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+        code = 0
+    finally:
+        os._exit(code)
+
+
 def main() -> None:
     warnings.simplefilter("ignore")  # OpenDP's FutureWarnings would only clutter stderr
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    if sys.argv[1:] == ["--fork-server"]:
+        fork_server(socket.socket(fileno=0))
+    else:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
 if __name__ == "__main__":

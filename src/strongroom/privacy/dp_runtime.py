@@ -6,14 +6,15 @@ environment is made once by ``strongroom dp setup`` (a virtual environment with
 :data:`REQUIREMENT`, beside the main one by default); ``STRONGROOM_DP_PYTHON`` names another
 interpreter (one whose Polars matches OpenDP's, even the main one).
 
-Workers are started by :meth:`EnginePool.warm` (the plan engine as the server starts, a
-project's release engine before its query's charge): starting one costs about two seconds
-(importing Polars and OpenDP) and about 150 MB, a query then costs its own work. Each project's
-releases run on :data:`WORKERS` of their own, stopped after :data:`IDLE_SECONDS` unasked
-(``STRONGROOM_DP_IDLE_SECONDS``);
-every project's plans on one engine (see :class:`EnginePool`). Prepared columns
-travel over the worker's stdin as Arrow IPC and are never written to disk. A worker that dies
-or overruns its time limit is killed and replaced; its query fails (``Unavailable``).
+Workers are forked by one fork server per pool, which imports Polars and OpenDP once (about
+two seconds) as the first is asked for; a worker is then ready in milliseconds, sharing the
+imported pages. They are started by :meth:`EnginePool.warm` (the plan engine as the server
+starts, a project's release engine before its query's charge), so a query costs its own work.
+Each project's releases run on :data:`WORKERS` of their own, stopped after
+:data:`IDLE_SECONDS` unasked (``STRONGROOM_DP_IDLE_SECONDS``); every project's plans on one
+engine (see :class:`EnginePool`). Prepared columns travel over the worker's stdin as Arrow
+IPC and are never written to disk. A worker that dies or overruns its time limit is killed and
+replaced; its query fails (``Unavailable``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import io
 import json
 import os
 import queue
+import select
+import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -48,6 +52,7 @@ PLAN_WORKERS = 1  # plans read no rows and take milliseconds: one small engine o
 TIMEOUT_SECONDS = 300.0
 _HEAD = struct.Struct(">I")
 _BODY = struct.Struct(">Q")
+_PID = struct.Struct(">Q")
 
 
 def default_environment() -> Path:
@@ -77,7 +82,7 @@ def setup_command(environment: Path) -> list[list[str]]:
 
 def idle_seconds() -> float:
     """How long a project's release engine is kept unasked: ``STRONGROOM_DP_IDLE_SECONDS``,
-    or :data:`IDLE_SECONDS` (each costs about 150 MB while it lives)."""
+    or :data:`IDLE_SECONDS` (each costs about 20 MB of its own while it lives)."""
     named = os.environ.get(ENV_IDLE)
     try:
         return float(named) if named else IDLE_SECONDS
@@ -92,43 +97,141 @@ def missing_reason(python: Path) -> str:
 
 
 class _Worker:
-    """One engine process; one request at a time."""
+    """One engine process, forked by the fork server (so not our child: it is known by a
+    pidfd, which names it whatever its pid becomes); one request at a time."""
 
-    def __init__(self, python: Path):
-        self.process = subprocess.Popen(  # noqa: S603 (our interpreter, our file)
-            [str(python), "-I", str(ENGINE_FILE)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+    def __init__(self, pid: int, pidfd: int, requests: int, answers: int):
+        self.pid = pid
+        self._pidfd = pidfd
+        self.stdin: IO[bytes] = open(requests, "wb")  # noqa: SIM115 (closed by stop)
+        self.stdout: IO[bytes] = open(answers, "rb")  # noqa: SIM115 (closed by stop)
+        self._stopped = False
 
     def call(self, header: dict[str, Any], payload: bytes, timeout: float) -> dict[str, Any]:
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
         head = json.dumps(header).encode()
-        watchdog = threading.Timer(timeout, self.process.kill)  # a hung worker cannot hang us
+        watchdog = threading.Timer(timeout, self.kill)  # a hung worker cannot hang us
         watchdog.start()
         try:
-            stdin.write(_HEAD.pack(len(head)) + head + _BODY.pack(len(payload)))
-            stdin.write(payload)
-            stdin.flush()
-            size = _HEAD.unpack(_read(stdout, _HEAD.size))[0]
-            answer: dict[str, Any] = json.loads(_read(stdout, size))
+            self.stdin.write(_HEAD.pack(len(head)) + head + _BODY.pack(len(payload)))
+            self.stdin.write(payload)
+            self.stdin.flush()
+            size = _HEAD.unpack(_read(self.stdout, _HEAD.size))[0]
+            answer: dict[str, Any] = json.loads(_read(self.stdout, size))
             return answer
         finally:
             watchdog.cancel()
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return not self._stopped and not _ended(self._pidfd, 0)
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):  # ended already, or its pidfd closed by stop()
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> None:
+        """Until the process has ended; ``TimeoutError`` past ``timeout`` seconds."""
+        if not self._stopped and not _ended(self._pidfd, timeout):
+            raise TimeoutError(f"engine process {self.pid} still runs")
 
     def stop(self) -> None:
-        if self.process.stdin is not None:
-            with contextlib.suppress(OSError):  # it may have gone already
-                self.process.stdin.close()  # the worker ends when its input ends
+        if self._stopped:
+            return
+        with contextlib.suppress(OSError):  # it may have gone already
+            self.stdin.close()  # the worker ends when its input ends
+        if not _ended(self._pidfd, 5):
+            self.kill()
+            _ended(self._pidfd, 30)
+        self._stopped = True
+        self.stdout.close()
+        os.close(self._pidfd)
+
+
+def _ended(pidfd: int, timeout: float) -> bool:
+    """Whether the process of ``pidfd`` has ended, waiting up to ``timeout`` seconds."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)  # readable once it has exited
+    return bool(poller.poll(int(timeout * 1000)))
+
+
+class _ForkServer:
+    """The engine's interpreter with Polars and OpenDP imported once, forking each worker
+    (milliseconds, the imported pages shared) rather than each worker importing them
+    (about two seconds of CPU and 150 MB each: a server with dozens of projects' engines,
+    or a test run that makes hundreds of projects). Started on first use, again where it
+    has died; every call waits for the one before (a fork takes milliseconds)."""
+
+    def __init__(self, python: Path):
+        self.python = python
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._closed = False
+
+    def start_worker(self) -> _Worker:
+        """A new worker, Polars and OpenDP imported; ``OSError`` if none can be had."""
+        with self._lock:
+            for _ in range(2):  # a server that had died is started once more
+                if self._closed:
+                    raise OSError("the engine pool is closed")
+                worker = self._fork(self._server())
+                if worker is not None:
+                    return worker
+                self._stop_server()
+            raise OSError("the differential-privacy engine could not start a worker")
+
+    def _server(self) -> socket.socket:
+        if self._control is None or self._process is None or self._process.poll() is not None:
+            self._stop_server()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:  # BLAS kept to one thread: no thread pool of its own forked over
+                self._process = subprocess.Popen(  # noqa: S603 (our interpreter, our file)
+                    [str(self.python), "-I", str(ENGINE_FILE), "--fork-server"],
+                    stdin=theirs.fileno(), stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, close_fds=True,
+                    env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+            except BaseException:
+                ours.close()
+                raise
+            finally:
+                theirs.close()
+            ours.settimeout(TIMEOUT_SECONDS)  # its first answer waits for its imports
+            self._control = ours
+        return self._control
+
+    def _fork(self, control: socket.socket) -> _Worker | None:
+        requests = os.pipe()
+        answers = os.pipe()
         try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+            socket.send_fds(control, [b"fork"], [requests[0], answers[1]])
+            message, fds, _, _ = socket.recv_fds(control, _PID.size, 1,
+                                                 socket.MSG_CMSG_CLOEXEC)
+        except OSError:  # it died (or hung past the time limit)
+            message, fds = b"", []
+        finally:
+            os.close(requests[0])  # the worker's ends, now its own
+            os.close(answers[1])
+        if len(message) == _PID.size and len(fds) == 1 and _PID.unpack(message)[0]:
+            return _Worker(_PID.unpack(message)[0], fds[0], requests[1], answers[0])
+        for fd in (*fds, requests[1], answers[0]):
+            os.close(fd)
+        return None
+
+    def _stop_server(self) -> None:
+        control, process = self._control, self._process
+        self._control = self._process = None
+        if control is not None:
+            control.close()  # it ends when its socket does
+        if process is not None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._stop_server()
 
 
 def _read(stream: IO[bytes], size: int) -> bytes:
@@ -150,12 +253,12 @@ class EngineError(Exception):
 
 
 class _Slots:
-    """Up to ``size`` workers over one interpreter, each started when warmed or on first use;
+    """Up to ``size`` workers forked by one fork server, each started when warmed or on first use;
     callers wait for a free one. Every slot taken goes back, whatever fails (a start the
     system refuses, a worker that dies): a lost slot would hang every later caller."""
 
-    def __init__(self, python: Path, size: int):
-        self.python = python
+    def __init__(self, forks: _ForkServer, size: int):
+        self.forks = forks
         self.size = size
         self._free: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
         for _ in range(size):
@@ -238,7 +341,7 @@ class _Slots:
             return None
 
     def _start(self) -> _Worker:
-        worker = _Worker(self.python)
+        worker = self.forks.start_worker()
         with self._lock:
             if not self._closed:
                 self._all.append(worker)
@@ -282,7 +385,8 @@ class EnginePool:
         self._releases: dict[str, _Slots] = {}  # each project's
         self._used: dict[str, float] = {}  # when each project last asked (monotonic)
         self._lock = threading.Lock()
-        self._plans = _Slots(python, PLAN_WORKERS)
+        self._forks = _ForkServer(python)
+        self._plans = _Slots(self._forks, PLAN_WORKERS)
         self._reaper: threading.Thread | None = None
 
     def available(self) -> bool:
@@ -309,10 +413,10 @@ class EnginePool:
 
     def warm(self, owner: str | None = None) -> None:
         """Start the plan engine, and (``owner``) that project's release engines, where not
-        started yet (about two seconds each, at once). A release's step is timed from its
-        charge, so an engine started there would spend its floor: the server warms the plan
-        engine as it starts, and a query warms its project's engines before its charge
-        (what that takes hangs on the project's own use alone)."""
+        started yet (milliseconds each, forked; the fork server's own start, about a second,
+        falls to the first). A release's step is timed from its charge, so an engine started
+        there would spend its floor: the server warms the plan engine as it starts, and a
+        query warms its project's engines before its charge."""
         if self.available():
             self._plans.warm()
             if owner is not None:
@@ -326,7 +430,7 @@ class EnginePool:
         with self._lock:
             slots = self._releases.get(owner)
             if slots is None:
-                slots = self._releases[owner] = _Slots(self.python, self.size)
+                slots = self._releases[owner] = _Slots(self._forks, self.size)
             slots.leases += 1
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="dp-reaper",
@@ -359,6 +463,7 @@ class EnginePool:
             self._releases.clear()
         for slots in every:
             slots.close()
+        self._forks.close()
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:
