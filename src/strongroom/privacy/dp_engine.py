@@ -46,6 +46,7 @@ _HEAD = struct.Struct(">I")
 _BODY = struct.Struct(">Q")
 _PID = struct.Struct(">Q")
 REAP_SECONDS = 10.0  # how often an idle fork server collects its workers that have ended
+READY = b"R"  # the fork server's first word: its imports are done
 
 
 def _opendp() -> Any:
@@ -251,6 +252,7 @@ def fork_server(control: socket.socket) -> None:
     libraries are kept to one thread (``OPENBLAS_NUM_THREADS``, set by the caller), so the
     only other thread forked over is jemalloc's, which prepares its own locks for a fork."""
     _opendp()
+    control.sendall(READY)  # imported: each fork from now on takes milliseconds
     control.settimeout(REAP_SECONDS)
     while True:
         _reap()
@@ -279,7 +281,12 @@ def _fork(control: socket.socket, fds: list[int]) -> None:
         return
     if pid == 0:
         _worker(control, fds[0], fds[1])
-    pidfd = os.pidfd_open(pid)  # before any reaping, so the pid cannot be another's
+    try:
+        pidfd = os.pidfd_open(pid)  # before any reaping, so the pid cannot be another's
+    except OSError:  # a kernel before 5.3, or a seccomp profile that refuses it
+        os.kill(pid, 9)
+        control.sendall(_PID.pack(0))
+        return
     try:
         socket.send_fds(control, [_PID.pack(pid)], [pidfd])
     finally:

@@ -41,6 +41,7 @@ from typing import IO, Any
 import polars as pl
 
 from strongroom.errors import Unavailable
+from strongroom.privacy.dp_engine import READY
 
 REQUIREMENT = "opendp[polars]==0.16.0"  # pins polars==1.36.1 itself; kept apart for that
 ENV_PYTHON = "STRONGROOM_DP_PYTHON"
@@ -50,6 +51,8 @@ WORKERS = 1  # concurrent DP releases per project
 IDLE_SECONDS = 600.0  # a project's release engines stop after this long unasked
 PLAN_WORKERS = 1  # plans read no rows and take milliseconds: one small engine of their own
 TIMEOUT_SECONDS = 300.0
+START_SECONDS = 120.0  # for a fork server's imports (about a second; more on a busy machine)
+FORK_SECONDS = 10.0  # for one fork (milliseconds): past it, the fork server is started again
 _HEAD = struct.Struct(">I")
 _BODY = struct.Struct(">Q")
 _PID = struct.Struct(">Q")
@@ -98,14 +101,16 @@ def missing_reason(python: Path) -> str:
 
 class _Worker:
     """One engine process, forked by the fork server (so not our child: it is known by a
-    pidfd, which names it whatever its pid becomes); one request at a time."""
+    pidfd, which names it whatever its pid becomes); one request at a time. Stopping it is
+    safe to repeat and to race (a pool closing while a failed call retires it): the pidfd is
+    closed once, and nothing is signalled through it after (its number may be another's)."""
 
     def __init__(self, pid: int, pidfd: int, requests: int, answers: int):
         self.pid = pid
         self._pidfd = pidfd
         self.stdin: IO[bytes] = open(requests, "wb")  # noqa: SIM115 (closed by stop)
         self.stdout: IO[bytes] = open(answers, "rb")  # noqa: SIM115 (closed by stop)
-        self._stopped = False
+        self._lock = threading.Lock()  # the pidfd's: held to signal through it or close it
 
     def call(self, header: dict[str, Any], payload: bytes, timeout: float) -> dict[str, Any]:
         head = json.dumps(header).encode()
@@ -122,28 +127,40 @@ class _Worker:
             watchdog.cancel()
 
     def alive(self) -> bool:
-        return not self._stopped and not _ended(self._pidfd, 0)
+        with self._lock:
+            return self._pidfd >= 0 and not _ended(self._pidfd, 0)
 
     def kill(self) -> None:
-        with contextlib.suppress(OSError):  # ended already, or its pidfd closed by stop()
-            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        with self._lock, contextlib.suppress(OSError):  # ended already
+            if self._pidfd >= 0:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
 
     def wait(self, timeout: float) -> None:
         """Until the process has ended; ``TimeoutError`` past ``timeout`` seconds."""
-        if not self._stopped and not _ended(self._pidfd, timeout):
-            raise TimeoutError(f"engine process {self.pid} still runs")
+        with self._lock:
+            pidfd = os.dup(self._pidfd) if self._pidfd >= 0 else -1
+        if pidfd < 0:
+            return  # stopped: it has ended
+        try:
+            if not _ended(pidfd, timeout):
+                raise TimeoutError(f"engine process {self.pid} still runs")
+        finally:
+            os.close(pidfd)
 
     def stop(self) -> None:
-        if self._stopped:
-            return
         with contextlib.suppress(OSError):  # it may have gone already
             self.stdin.close()  # the worker ends when its input ends
-        if not _ended(self._pidfd, 5):
+        try:
+            self.wait(5)
+        except TimeoutError:
             self.kill()
-            _ended(self._pidfd, 30)
-        self._stopped = True
+            with contextlib.suppress(TimeoutError):
+                self.wait(30)
+        with self._lock:
+            pidfd, self._pidfd = self._pidfd, -1
+            if pidfd >= 0:
+                os.close(pidfd)
         self.stdout.close()
-        os.close(self._pidfd)
 
 
 def _ended(pidfd: int, timeout: float) -> bool:
@@ -176,27 +193,42 @@ class _ForkServer:
                 worker = self._fork(self._server())
                 if worker is not None:
                     return worker
-                self._stop_server()
+                self._stop_server(kill=True)
             raise OSError("the differential-privacy engine could not start a worker")
 
     def _server(self) -> socket.socket:
         if self._control is None or self._process is None or self._process.poll() is not None:
             self._stop_server()
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self._control = self._started()
+            except BaseException:
+                self._stop_server(kill=True)
+                raise
+        return self._control
+
+    def _started(self) -> socket.socket:
+        """A new fork server's end of its socket, once it has imported Polars and OpenDP
+        (its first word); ``OSError`` if it did not within :data:`START_SECONDS`."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
             try:  # BLAS kept to one thread: no thread pool of its own forked over
                 self._process = subprocess.Popen(  # noqa: S603 (our interpreter, our file)
                     [str(self.python), "-I", str(ENGINE_FILE), "--fork-server"],
                     stdin=theirs.fileno(), stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL, close_fds=True,
                     env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-            except BaseException:
-                ours.close()
-                raise
             finally:
                 theirs.close()
-            ours.settimeout(TIMEOUT_SECONDS)  # its first answer waits for its imports
-            self._control = ours
-        return self._control
+            ours.settimeout(START_SECONDS)
+            if ours.recv(1) != READY:
+                raise OSError("the fork server ended before its imports were done")
+        except BaseException:
+            ours.close()
+            raise
+        # a fork takes milliseconds: a server that does not answer one soon has gone wrong,
+        # and is killed and started again, not waited for while other projects queue
+        ours.settimeout(FORK_SECONDS)
+        return ours
 
     def _fork(self, control: socket.socket) -> _Worker | None:
         requests = os.pipe()
@@ -216,12 +248,16 @@ class _ForkServer:
             os.close(fd)
         return None
 
-    def _stop_server(self) -> None:
+    def _stop_server(self, kill: bool = False) -> None:
+        """Stop the fork server: at once (``kill``: it failed to answer), or when its
+        socket ends (it returns at end of input)."""
         control, process = self._control, self._process
         self._control = self._process = None
         if control is not None:
-            control.close()  # it ends when its socket does
+            control.close()
         if process is not None:
+            if kill:
+                process.kill()
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
