@@ -171,7 +171,9 @@ def test_no_descriptor_leaks_over_many_starts_stops_and_failures(python: Path) -
         fresh.timeout = dp_runtime.TIMEOUT_SECONDS
         replaced = fresh._releases["p1"]._free.get(timeout=60)  # the background replacement
         fresh._releases["p1"]._free.put(replaced)
-        time.sleep(0.5)  # the fork server closes its copies just after answering
+        deadline = time.monotonic() + 15  # it closes its copies just after answering
+        while time.monotonic() < deadline and sorted(_fds(server.pid)) != [0, 1, 2]:
+            time.sleep(0.1)
         live = [w for s in fresh._releases.values() for w in s._all] + fresh._plans._all
         pipes = {}
         for worker in live:
