@@ -44,7 +44,7 @@ VALUE = "v"
 GROUP = "g"
 _HEAD = struct.Struct(">I")
 _BODY = struct.Struct(">Q")
-_PID = struct.Struct(">Q")
+WORKER_PID = struct.Struct(">Q")  # the fork server's answer: the worker's pid (0: none)
 REAP_SECONDS = 10.0  # how often an idle fork server collects its workers that have ended
 READY = b"R"  # the fork server's first word: its imports are done
 
@@ -277,7 +277,7 @@ def _fork(control: socket.socket, fds: list[int]) -> None:
             raise OSError("a worker needs its two pipe ends")
         pid = os.fork()
     except OSError:
-        control.sendall(_PID.pack(0))
+        control.sendall(WORKER_PID.pack(0))
         return
     if pid == 0:
         _worker(control, fds[0], fds[1])
@@ -285,10 +285,10 @@ def _fork(control: socket.socket, fds: list[int]) -> None:
         pidfd = os.pidfd_open(pid)  # before any reaping, so the pid cannot be another's
     except OSError:  # a kernel before 5.3, or a seccomp profile that refuses it
         os.kill(pid, 9)
-        control.sendall(_PID.pack(0))
+        control.sendall(WORKER_PID.pack(0))
         return
     try:
-        socket.send_fds(control, [_PID.pack(pid)], [pidfd])
+        socket.send_fds(control, [WORKER_PID.pack(pid)], [pidfd])
     finally:
         os.close(pidfd)
 

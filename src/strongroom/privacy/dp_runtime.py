@@ -41,7 +41,7 @@ from typing import IO, Any
 import polars as pl
 
 from strongroom.errors import Unavailable
-from strongroom.privacy.dp_engine import READY
+from strongroom.privacy.dp_engine import READY, WORKER_PID
 
 REQUIREMENT = "opendp[polars]==0.16.0"  # pins polars==1.36.1 itself; kept apart for that
 ENV_PYTHON = "STRONGROOM_DP_PYTHON"
@@ -55,7 +55,6 @@ START_SECONDS = 120.0  # for a fork server's imports (about a second; more on a 
 FORK_SECONDS = 10.0  # for one fork (milliseconds): past it, the fork server is started again
 _HEAD = struct.Struct(">I")
 _BODY = struct.Struct(">Q")
-_PID = struct.Struct(">Q")
 
 
 def default_environment() -> Path:
@@ -173,9 +172,10 @@ def _ended(pidfd: int, timeout: float) -> bool:
 class _ForkServer:
     """The engine's interpreter with Polars and OpenDP imported once, forking each worker
     (milliseconds, the imported pages shared) rather than each worker importing them
-    (about two seconds of CPU and 150 MB each: a server with dozens of projects' engines,
-    or a test run that makes hundreds of projects). Started on first use, again where it
-    has died; every call waits for the one before (a fork takes milliseconds)."""
+    (about 1.4 CPU-s and 120 MB of its own each: a server with dozens of projects' engines,
+    or a test run that makes hundreds of projects; benchmarks/dp_engine_start.py). Started
+    on first use, again where it has died; every call waits for the one before (a fork
+    takes milliseconds)."""
 
     def __init__(self, python: Path):
         self.python = python
@@ -235,15 +235,16 @@ class _ForkServer:
         answers = os.pipe()
         try:
             socket.send_fds(control, [b"fork"], [requests[0], answers[1]])
-            message, fds, _, _ = socket.recv_fds(control, _PID.size, 1,
+            message, fds, _, _ = socket.recv_fds(control, WORKER_PID.size, 1,
                                                  socket.MSG_CMSG_CLOEXEC)
         except OSError:  # it died (or hung past the time limit)
             message, fds = b"", []
         finally:
             os.close(requests[0])  # the worker's ends, now its own
             os.close(answers[1])
-        if len(message) == _PID.size and len(fds) == 1 and _PID.unpack(message)[0]:
-            return _Worker(_PID.unpack(message)[0], fds[0], requests[1], answers[0])
+        pid = WORKER_PID.unpack(message)[0] if len(message) == WORKER_PID.size else 0
+        if pid and len(fds) == 1:
+            return _Worker(pid, fds[0], requests[1], answers[0])
         for fd in (*fds, requests[1], answers[0]):
             os.close(fd)
         return None
