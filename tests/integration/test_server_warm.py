@@ -3,6 +3,7 @@ built beside the first requests, never fatally."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -20,9 +21,12 @@ def test_warming_builds_the_index_and_loads_the_model_libraries(tmp_path: Path) 
     world = AttackWorld.build(tmp_path, cohort=300)
     try:
         version = world.platform.enclave.version()
+        frozen = gc.get_freeze_count()
         run._warm(world.platform)
         assert "statsmodels.api" in sys.modules and "formulaic" in sys.modules
         assert version in world.platform.outputs._index._items  # built, not left to a request
+        # and what it made is left out of the collector's walks from then on
+        assert gc.get_freeze_count() > frozen
     finally:
         world.close()
 

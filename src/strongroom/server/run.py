@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import logging.config
@@ -92,12 +93,17 @@ def serve(platform: Platform, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
 def _warm(platform: Platform, stop: threading.Event | None = None) -> None:
     """What every server pays once (about four seconds at 500,000 participants), paid before
     a researcher asks: never fatal, since the first output builds it anyway. Each step is
-    skipped once ``stop`` is set (the server stopping)."""
+    skipped once ``stop`` is set (the server stopping). What it leaves is frozen (``gc``)."""
     try:
         for step in (preload, platform.outputs.index):
             if stop is not None and stop.is_set():
                 return
             step()
+        # What the server has imported and built by now lives as long as it does: frozen
+        # out of the collector's walks. Each full collection walked it all (0.18 CPU-s,
+        # 360,000 objects), as every Spark request makes one (SparkEngine.release).
+        gc.collect()
+        gc.freeze()
     except Exception:  # the first output will build it, and say why
         logging.getLogger(__name__).exception("warming the server failed; the first output "
                                               "will build its index")
