@@ -196,6 +196,25 @@ def test_request_rate(world: World) -> None:
     assert "try again in" in " ".join(answer.json()["reasons"])
 
 
+def test_a_request_rate_of_none_is_refused_without_a_wait_that_would_never_do(
+        world: World) -> None:
+    """A limit of no requests: 429 "try again in 60 s" would be false however long one
+    waited; refused (403) saying who can raise it, nobody suspended."""
+    assert world.researcher is not None
+    set_limits(world, requests=0)
+    client = client_for(world, world.researcher)
+    answer = client.post(f"/projects/{world.project_id}/definitions",
+                         json={"name": "base", "sql": "SELECT pid FROM participants"})
+    assert answer.status_code == 403, answer.text
+    assert "Retry-After" not in answer.headers
+    reasons = " ".join(answer.json()["reasons"])
+    assert "limit of 0 data requests" in reasons and "however long" in reasons
+    assert "PUT /watch/limits/" in reasons
+    assert not suspensions(world)
+    types = [e.type for e in world.ctx.audit.entries(0, world.ctx.audit.size())]
+    assert types.count(EventType.WATCH_LIMIT_REFUSED) == 1
+
+
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_the_limit_holds_across_processes(tmp_path: Path, database_url: str | None) -> None:
     """Guards racing from several servers on one database (each Watch has its own in-process

@@ -169,8 +169,14 @@ def test_no_descriptor_leaks_over_many_starts_stops_and_failures(python: Path) -
         with pytest.raises(Unavailable):
             fresh.call({"op": "release"}, pl.DataFrame({"pid": [1]}), owner="p1")
         fresh.timeout = dp_runtime.TIMEOUT_SECONDS
-        replaced = fresh._releases["p1"]._free.get(timeout=60)  # the background replacement
-        fresh._releases["p1"]._free.put(replaced)
+        # both slots back: the other (hung) worker at once, and the failed one's replacement
+        # once started in the background (the queue is last in, first out: one get returned
+        # the hung worker, and the replacement's fork could then be under way at the checks
+        # below, its pipe ends still held by the fork server: a failure seen on a CI run)
+        slots = fresh._releases["p1"]
+        back = [slots._free.get(timeout=60) for _ in range(slots.size)]
+        for worker in back:
+            slots._free.put(worker)
         deadline = time.monotonic() + 15  # it closes its copies just after answering
         while time.monotonic() < deadline and sorted(_fds(server.pid)) != [0, 1, 2]:
             time.sleep(0.1)

@@ -249,8 +249,18 @@ class Watch:
     def _slow_down(self, principal: Principal | None, project_id: str, action: str,
                    found: Sequence[Breach], now: dt.datetime) -> None:
         """Over the request rate alone: 429 with the seconds until a request leaves the
-        window. A fast honest script is slowed, not suspended; the detectors that mean
+        window (or, where the limit itself is none, refused: no wait would do). A
+        fast honest script is slowed, not suspended; the detectors that mean
         exfiltration (sweeps, reconstruction, differencing, rewording floods) still suspend."""
+        # a limit of none, not split: no wait would do (an institution's share of none is
+        # slowed as before: it grows as projects leave the window)
+        if any(b.limit < b.asked and b.shared_by == 1 for b in found):
+            self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal or "operator", project_id,
+                            {"action": action, "breaches": [b.to_json() for b in found]})
+            raise Refused([*(b.sentence() for b in found),
+                           "nothing was run; no request fits within this limit however long "
+                           "one waits: a custodian admin can raise it (PUT "
+                           "/watch/limits/SCOPE/ID)"])
         window = WINDOWS[Meter.REQUESTS]
         with self.ctx.transaction() as db:
             columns = {"project": "project_id", "person": "person_id",
