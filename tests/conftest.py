@@ -329,27 +329,6 @@ def quick_jvms() -> str:
     return f"{QUICK_JVMS} -XX:SharedArchiveFile={archive}"
 
 
-# What the collector scans. A worker's heap grows to one or two million objects (every
-# module the suite imports, the dictionary, the session's worlds), nearly all of them alive
-# to the end; each full collection walked them all (a second or more, so 63 thread-s of the
-# workers' run, 2026-12-01, and every Spark request's `gc.collect()`). Before each module's
-# first test, the previous module's garbage is collected and what survives is frozen
-# (`gc.freeze`): later collections walk only what was made since, the product's code is the
-# same. A frozen object that later dies in a reference cycle is never freed: each module's
-# own leftovers are collected before the freeze, so only what outlives its module is frozen.
-_FROZEN: dict[str, str | None] = {"module": None}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Collect and freeze the heap as a module's first test starts (before its fixtures)."""
-    module = item.nodeid.partition("::")[0]
-    if module != _FROZEN["module"]:
-        _FROZEN["module"] = module
-        gc.collect()
-        gc.freeze()
-
-
 # The one test that ends the Spark scope's application (it checks that nothing is left on the
 # workers afterwards): run after every other test, so that one application (one driver, one
 # executor on each worker, started once, warm) answers the whole scope's queries.
