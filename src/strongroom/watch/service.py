@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, NoReturn
 
 import polars as pl
 from sqlalchemy import case, delete, func, or_, select, update
@@ -252,15 +252,12 @@ class Watch:
         window (or, where the limit itself is none, refused: no wait would do). A
         fast honest script is slowed, not suspended; the detectors that mean
         exfiltration (sweeps, reconstruction, differencing, rewording floods) still suspend."""
-        # a limit of none, not split: no wait would do (an institution's share of none is
-        # slowed as before: it grows as projects leave the window)
+        # an institution's share of none is slowed: it grows as projects leave the window
         if any(b.limit < b.asked and b.shared_by == 1 for b in found):
-            self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal or "operator", project_id,
-                            {"action": action, "breaches": [b.to_json() for b in found]})
-            raise Refused([*(b.sentence() for b in found),
-                           "nothing was run; no request fits within this limit however long "
-                           "one waits: a custodian admin can raise it (PUT "
-                           "/watch/limits/SCOPE/ID)"])
+            self._refuse(principal, project_id, action, found,
+                         "nothing was run; no request fits within this limit however long "
+                         "one waits: a custodian admin can raise it (PUT "
+                         "/watch/limits/SCOPE/ID)")
         window = WINDOWS[Meter.REQUESTS]
         with self.ctx.transaction() as db:
             columns = {"project": "project_id", "person": "person_id",
@@ -286,12 +283,18 @@ class Watch:
         """Only an institution's whole is reached (its projects moved within the window: the
         shares never reach it otherwise): refused, nobody suspended, since what reached it
         is other projects' use as much as this one's."""
+        self._refuse(principal, project_id, action, found,
+                     "nothing was run and nobody is suspended; a custodian admin can raise "
+                     "the institution limit (PUT /watch/limits/institution/ID), or try "
+                     "again once the window has passed")
+
+    def _refuse(self, principal: Principal | None, project_id: str, action: str,
+                found: Sequence[Breach], closing: str) -> NoReturn:
+        """Refused (403) with each breach's sentence and ``closing``, recorded; nobody
+        suspended."""
         self.ctx.record(EventType.WATCH_LIMIT_REFUSED, principal or "operator", project_id,
                         {"action": action, "breaches": [b.to_json() for b in found]})
-        raise Refused([*(b.sentence() for b in found),
-                       "nothing was run and nobody is suspended; a custodian admin can raise "
-                       "the institution limit (PUT /watch/limits/institution/ID), or try "
-                       "again once the window has passed"])
+        raise Refused([*(b.sentence() for b in found), closing])
 
     def _over_limit(self, principal: Principal | None, person: str | None, project_id: str,
                     institution: str, action: str, found: Sequence[Breach],
