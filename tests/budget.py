@@ -52,6 +52,9 @@ _tree_at: list[float] = []  # on a worker: the tree's CPU clock when this module
 _test_tree_at: list[float] = []  # on a worker: the tree's CPU clock when this test began
 _worlds_cpu: list[float] = [0.0]  # on a worker: the tree's CPU seconds of this test's worlds
 _SEEN: defaultdict[str, float] = defaultdict(float)  # node id -> its own seconds, all phases
+# node id -> (worker, first start, last stop): when each test ran, and where (the timings file's
+# "timeline": idle stretches and a worker left alone at the end show up there)
+_SPANS: dict[str, tuple[str, float, float]] = {}
 # "module::fixture" -> seconds of each build of that world (each xdist worker builds its own)
 _BUILT: defaultdict[str, list[float]] = defaultdict(list)
 _building: list[float] = []  # on a worker: worlds being built now (a world inside a world)
@@ -210,6 +213,10 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _SEEN[report.nodeid] += report.duration
+    node = getattr(report, "node", None)  # xdist's controller: the worker that ran it
+    worker = str(node.gateway.id) if node is not None else "main"
+    _, start, stop = _SPANS.get(report.nodeid, (worker, report.start, report.stop))
+    _SPANS[report.nodeid] = (worker, min(start, report.start), max(stop, report.stop))
     if report.when == "teardown":
         for name, value in report.user_properties:
             if name == CPU:
@@ -304,6 +311,9 @@ def timings() -> dict[str, object]:
             "own_cpu": {node: round(took, 2)
                         for node, took in sorted(_OWN_CPU.items(), key=lambda item: -item[1])},
             "worlds": {world: builds for world, builds in _BUILT.items()},
+            "timeline": [[node, worker, round(start, 2), round(stop, 2)]
+                         for node, (worker, start, stop)
+                         in sorted(_SPANS.items(), key=lambda item: item[1][1])],
             "modules": [{"module": module, "seconds": round(took, 2),
                          "cpu_seconds": round(cpu.get(module, 0.0), 2), "tests": tests}
                         for module, took, tests in by_module(len(_SEEN) + len(_BUILT))]}

@@ -107,6 +107,14 @@ def test_the_timings_file_holds_every_test_world_and_module(tmp_path: Path,
     assert world.endswith("test_some.py::world") and len(builds) in (1, 2)
     [module] = found["modules"]
     assert module["tests"] == 4 and module["seconds"] >= 1.2  # the world and the slow test
+    # when each ran and on which worker, in the order they began
+    spans = found["timeline"]
+    assert sorted(node for node, *_ in spans) == sorted(found["tests"])
+    assert [start for _, _, start, _ in spans] == sorted(start for _, _, start, _ in spans)
+    assert all(stop >= start for _, _, start, stop in spans)
+    slow = next(span for span in spans if span[0].endswith("::test_slow"))
+    assert slow[3] - slow[2] >= 0.6
+    assert {worker for _, worker, *_ in spans} <= ({"gw0", "gw1"} if workers else {"main"})
 
 
 BUSY = """
