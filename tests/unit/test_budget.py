@@ -113,7 +113,7 @@ def test_the_timings_file_holds_every_test_world_and_module(tmp_path: Path,
     assert [start for _, _, start, _ in spans] == sorted(start for _, _, start, _ in spans)
     assert all(stop >= start for _, _, start, stop in spans)
     slow = next(span for span in spans if span[0].endswith("::test_slow"))
-    assert slow[3] - slow[2] >= 0.6
+    assert slow[3] - slow[2] >= 0.59  # 0.6 s, each end rounded to the hundredth
     assert {worker for _, worker, *_ in spans} <= ({"gw0", "gw1"} if workers else {"main"})
 
 
