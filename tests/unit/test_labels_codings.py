@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 
 from strongroom.cohort.dictionary import Dictionary
+from strongroom.enclave.aggregate import key_names
 from strongroom.enclave.codings import coded_columns, value_labels
+from strongroom.enclave.sqlguard import DIALECT, parse, shared
 from strongroom.outputs.tidy import term_parts
 
 # docs/how-to/run-a-study.md, step 1, as written
@@ -55,3 +57,28 @@ def test_the_how_tos_study_population_labels_sex_and_smoking(dictionary: Diction
     labels = value_labels(found, dictionary)
     assert term_parts("sex=1", labels) == ("sex", "Male")
     assert term_parts("smoking=2", labels) == ("smoking", "Current")
+
+
+AGGREGATE = ("SELECT p31 AS sex, CASE WHEN p21001_i0 >= 30 THEN 1 ELSE 0 END AS obese, "
+             "count(*) AS n, avg(p21001_i0) AS bmi FROM participants "
+             "GROUP BY p31, CASE WHEN p21001_i0 >= 30 THEN 1 ELSE 0 END")
+
+
+@pytest.mark.parametrize("sql", [STUDY, AGGREGATE, "SELECT q.* FROM (SELECT * FROM base) q"])
+def test_naming_an_output_reads_the_shared_tree_and_leaves_it_as_parsed(
+        dictionary: Dictionary, sql: str) -> None:
+    """The columns' codes and the group keys' names are read from the one tree parsed for the
+    text (no copy each time an output is listed): reading it changes nothing in it."""
+    tree = shared(sql)
+    before = tree.sql(DIALECT), repr(tree)
+    coded_columns(sql, dictionary, {"base": {"sex": 31}})
+    key_names(sql)
+    assert shared(sql) is tree
+    assert (tree.sql(DIALECT), repr(tree)) == before
+    assert parse(sql) is not tree and parse(sql) == tree  # a copy for those who change it
+
+
+def test_the_group_keys_names_are_read_from_the_text() -> None:
+    assert key_names(AGGREGATE) == ["sex", "obese"]
+    assert key_names(STUDY) is None  # not an aggregate query
+    assert key_names("DROP TABLE participants") is None

@@ -35,9 +35,9 @@ from strongroom.enclave.sizes import Size
 from strongroom.enclave.sources import Table
 from strongroom.enclave.sqlguard import (
     check_select,
-    parse,
     plain_sql,
     referenced_columns,
+    shared,
 )
 from strongroom.enclave.view import PID, ProjectSchema
 from strongroom.errors import Invalid, reading_data
@@ -155,7 +155,7 @@ def key_names(sql: str) -> list[str] | None:
     """The output names of an aggregate query's group keys, in SELECT order, from its text
     (None if it is not one): the names of a released table's label columns."""
     try:
-        query = parse(sql)
+        query = shared(sql)  # only read
         if not isinstance(query, exp.Select):
             return None
         keys, _, _ = _outputs(query, _group_keys(query))

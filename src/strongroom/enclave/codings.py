@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from strongroom.cohort.dictionary import Dictionary
 from strongroom.cohort.model import EVENT_TABLES, PARTICIPANTS, parse_column_name
-from strongroom.enclave.sqlguard import parse
+from strongroom.enclave.sqlguard import shared
 from strongroom.errors import Invalid
 
 # column -> field id, for every column of a table that carries a coded field unchanged
@@ -40,7 +40,7 @@ def coded_columns(sql: str, dictionary: Dictionary,
 
     ``earlier``: the same map for each earlier definition the SQL may name."""
     try:
-        query = parse(sql)
+        query = shared(sql)  # only read
     except Invalid:
         return {}
     if not isinstance(query, exp.Select) or query.args.get("with"):

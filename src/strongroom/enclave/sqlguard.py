@@ -389,6 +389,15 @@ def parse(sql: str) -> exp.Query:
     return tree
 
 
+def shared(sql: str) -> exp.Query:
+    """:func:`parse`'s tree for ``sql`` without a copy, shared with every other caller: for
+    readers that only look at it (the names and codes of an output's columns, read each time
+    an output is listed, for each of its project's definitions). Never change it."""
+    tree = _parsed(sql)
+    assert isinstance(tree, exp.Select | exp.SetOperation)
+    return tree
+
+
 @functools.lru_cache(maxsize=512)
 def _parsed(sql: str) -> exp.Query:
     """:func:`parse`'s tree for ``sql``, never handed out itself (only copies of it)."""
