@@ -9,7 +9,6 @@ definition answers with its schema and size; an analysis answers with a
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import hmac
 import json
@@ -19,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-import sqlglot
 from sqlglot import exp
 
 from strongroom.access.authorize import authorize
@@ -28,7 +26,7 @@ from strongroom.access.models import Project
 from strongroom.access.permissions import Action
 from strongroom.access.projects import granted_fields
 from strongroom.audit import EventType
-from strongroom.enclave import codings, definitions
+from strongroom.enclave import codings, definitions, sqlguard
 from strongroom.enclave.aggregate import aggregate_sql, key_names
 from strongroom.enclave.analyses.run import run
 from strongroom.enclave.analyses.spec import parse_spec
@@ -305,15 +303,13 @@ def _bounds(enclave: Enclave,
             for name, (definition, _) in made.items()}
 
 
-@functools.lru_cache(maxsize=256)
 def _named(sql: str) -> frozenset[str]:
-    """The tables ``sql`` names (none if it does not parse: the guard refuses it); each
-    request asks twice (its lineage, its earlier definitions), and a long query takes a
-    quarter of a second to parse."""
+    """The tables ``sql`` names (none if the guard cannot parse it: it refuses it then), read
+    from the guard's own parse of the text, which checking the request reuses (each request
+    asks twice: its lineage, its earlier definitions)."""
     try:
-        return frozenset(t.name for t in
-                         sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table))
-    except sqlglot.errors.ParseError:
+        return frozenset(t.name for t in sqlguard.shared(sql).find_all(exp.Table))
+    except Invalid:
         return frozenset()
 
 
