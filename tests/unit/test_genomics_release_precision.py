@@ -9,6 +9,8 @@ group without them).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -104,11 +106,11 @@ def test_the_same_group_draws_alike_and_another_group_does_not_aim() -> None:
     assert abs(np.mean(first - exact)) < 0.1 * np.mean(log10_p_step(stat, nudge, 1_000)[1])
 
 
-def _run(largest: float) -> GwasRun:
-    """A linear GWAS's results over 2,000 variants of 5,000 people, its trait's largest
+def _run(largest: float, n: int = 5_000) -> GwasRun:
+    """A linear GWAS's results over 2,000 variants of ``n`` people, its trait's largest
     residual ``largest`` (SD 1)."""
     rng = np.random.default_rng(3)
-    m, n = 2_000, 5_000
+    m = 2_000
     freq = rng.uniform(0.05, 0.5, m)
     se = 1.0 / np.sqrt(2 * freq * (1 - freq) * n)
     beta = rng.normal(0, se)
@@ -140,10 +142,8 @@ def test_the_largest_residual_is_used_only_to_its_grid() -> None:
     assert not table(high).equals(table(high * 1.001))
 
 
-def test_the_precision_benchmark_measures_each_variant_against_its_exact_fit() -> None:
-    """benchmarks/gwas_release_precision.py's comparison, on a small run (its demo is a
-    benchmark's): every released variant is met with its exact fit, and each effect is off by
-    less than its released step."""
+def _benchmark() -> Any:
+    """benchmarks/gwas_release_precision.py, whose comparison the tests share."""
     import importlib.util
     from pathlib import Path
 
@@ -152,6 +152,14 @@ def test_the_precision_benchmark_measures_each_variant_against_its_exact_fit() -
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_precision_benchmark_measures_each_variant_against_its_exact_fit() -> None:
+    """benchmarks/gwas_release_precision.py's comparison, on a small run (its demo is a
+    benchmark's): every released variant is met with its exact fit, and each effect is off by
+    less than its released step."""
+    bench = _benchmark()
     run = _run(5.0)
     rules = GeneticRules(min_mac=20, min_group_mac=10, min_frequency_group=50, alpha=0.05,
                          max_power=0.99)
@@ -161,3 +169,41 @@ def test_the_precision_benchmark_measures_each_variant_against_its_exact_fit() -
     steps = released.table.select("id", "beta_step").join(table, on="id")
     assert (steps["beta_off"] * steps["se_exact"] < steps["beta_step"]).all()
     assert table["nlp_off"].max() < 2.0 and table["beta_off"].max() < 2.0
+
+
+def test_the_precision_rule_releases_only_figures_within_its_steps_of_the_exact_fit() -> None:
+    """Issue 54's precision (released β within 0.1 SE and −log10 p within 0.1 of the exact
+    fit, which is plink2's to 5e-6) as a rule the custodian sets: every variant released
+    under it is that close, whatever the keyed draws; the variants whose rounding would be
+    coarser (their step is at least one participant's pull) are withheld and counted with
+    the reason; and the defaults never bind."""
+    bench = _benchmark()
+    run = _run(5.0, n=50_000)  # minor allele counts 5,000 to 50,000
+    base = dict(min_mac=20, min_group_mac=10, min_frequency_group=50, alpha=0.05,
+                max_power=0.99)
+    loose = release(run, GeneticRules(**base), FreshLedger(), salt=b"s")  # type: ignore[arg-type]
+    assert not any("precision" in reason for reason in loose.withheld)
+    off = bench.compared(run, loose)
+    assert (off["beta_off"] > 0.1).sum() > 50  # without the rule, the target does not hold
+    for salt in (b"s", b"another project"):
+        strict = release(run, GeneticRules(**base, max_effect_step=0.1,  # type: ignore[arg-type]
+                                           max_log10_p_step=0.1), FreshLedger(), salt=salt)
+        held = bench.compared(run, strict)
+        assert held.height > 300
+        assert held["beta_off"].max() < 0.1 and held["nlp_off"].max() < 0.1
+        [(reason, withheld)] = [(r, k) for r, k in strict.withheld.items() if "precision" in r]
+        assert "0.1 of its standard error" in reason and withheld > 1_000
+        assert held.height + withheld == loose.table.height  # nothing else changed
+        assert strict.table["beta_step"].max() <= 0.1 * run.results["se"].max()
+    # the effect's rule alone: every effect within 0.1 SE, and more variants than under both
+    effects = release(run, GeneticRules(**base, max_effect_step=0.1),  # type: ignore[arg-type]
+                      FreshLedger(), salt=b"s")
+    kept = bench.compared(run, effects)
+    assert kept["beta_off"].max() < 0.1 and kept.height >= held.height
+    # the figures released under both are the same draws: the rule only leaves variants out
+    same = strict.table.join(release(run, GeneticRules(**base), FreshLedger(),  # type: ignore[arg-type]
+                                     salt=b"another project").table,
+                             on="id", suffix="_loose")
+    assert same.height == strict.table.height
+    assert (same["beta"] == same["beta_loose"]).all()
+    assert (same["neg_log10_p"] == same["neg_log10_p_loose"]).all()

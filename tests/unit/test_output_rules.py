@@ -157,6 +157,8 @@ def test_every_schema_setting_is_in_the_shipped_file() -> None:
     {"analyses": {"summary": ["count", "mean", "sd", "median"]}},
     {"facts": {"statistics": ["residual_df"]}},
     {"threshold": {"min_participants": 10}},  # equal is allowed
+    # issue 54's precision: released effects within 0.1 SE, −log10 p within 0.1
+    {"genetics": {"max_effect_step": 0.1, "max_log10_p_step": 0.1}},
 ])
 def test_a_project_may_tighten(overrides: dict[str, Any]) -> None:
     base = load_rules()
@@ -193,6 +195,7 @@ def test_tightened_values_are_applied() -> None:
     ({"rounding": {"verdict": "review"}}, "rounding.verdict"),
     ({"analyses": {"ols": ["coefficient", "statistic", "count"]}}, "analyses.ols"),
     ({"facts": {"counts": ["n", "my_secret_number"]}}, "facts.counts"),
+    ({"genetics": {"max_effect_step": 3}}, "genetics.max_effect_step"),
 ])
 def test_a_loosening_is_refused_naming_the_setting(overrides: dict[str, Any], named: str) -> None:
     with pytest.raises(Invalid) as exc:

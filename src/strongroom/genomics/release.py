@@ -45,6 +45,13 @@ class GeneticRules:
     alpha: float
     max_power: float
     max_residual_share: float = 0.5
+    # the coarsest rounding a released figure may have: an effect's step in its standard
+    # errors, −log10 p's in its own units. A figure's step is at least one participant's pull
+    # on it, so a variant whose step would be coarser is withheld rather than released less
+    # precisely. 2 and 100,000 never bind: the rule above (one participant moves the effect
+    # by less than a standard error) already keeps every effect's step under two.
+    max_effect_step: float = 2.0
+    max_log10_p_step: float = 100_000.0
 
 
 class MembershipLedger(Protocol):
@@ -117,6 +124,13 @@ def release(run: GwasRun, rules: GeneticRules, ledger: MembershipLedger | None =
         _count(out, "one participant could move the effect by a standard error or more (too "
                     "few carriers for their own values to be lost in it)", int(swayed.sum()))
         rows = rows.filter(~swayed)
+        shown = (shown_n or {}).get(trait, float(n))
+        coarse = pl.Series(_coarse(rows, run, trait, shown, rules))
+        _count(out, f"its effect would be rounded to more than {rules.max_effect_step:g} of its "
+                    f"standard error, or its -log10 p to more than {rules.max_log10_p_step:g}, "
+                    "the precision the rules ask for (each step is at least what one "
+                    "participant moves the figure by)", int(coarse.sum()))
+        rows = rows.filter(~coarse)
         if rows.height:
             chosen, power = _bounded(rows, run, trait, rules, ledger, logistic)
             _count(out, f"releasing them would let a membership test tell participants "
@@ -126,7 +140,6 @@ def release(run: GwasRun, rules: GeneticRules, ledger: MembershipLedger | None =
                    int((~chosen).sum()))
             rows = rows.filter(pl.Series(chosen))
             out.power[trait] = power
-        shown = (shown_n or {}).get(trait, float(n))
         parts.append(_rounded(rows, run, trait, shown, count_base, salt))
     out.frequencies = all(run.groups[t].size >= rules.min_frequency_group
                           for t in run.spec.traits)
@@ -208,6 +221,40 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
         return rows.with_columns(pl.col("n").cast(pl.Float64),
                                  pl.lit(None, pl.Float64).alias("beta_step"),
                                  pl.lit(None, pl.Float64).alias("neg_log10_p"))
+    se = rows["se"].to_numpy()
+    steps = _steps(rows, run, trait, n)
+    # keyed by the project and the group, not the request, the trait or its name: every GWAS
+    # over these people draws alike at each variant, so copies of a trait, jittered or not,
+    # and the same GWAS asked again round alike and their mean averages nothing away
+    key = hashlib.sha256(np.sort(run.groups[trait]).astype("<i8").tobytes()).digest()
+    variants = rows["variant"].to_numpy()
+    beta = keyed_round(rows["beta"].to_numpy(), steps.beta, salt, "beta", key, variants)
+    se_r = np.maximum(keyed_round(se, steps.digits, salt, "se", key, variants), steps.digits)
+    counts = keyed_round(rows["alt_count"].to_numpy(), np.full(rows.height, float(base)), salt,
+                         "alleles", key, variants)
+    neg_log10_p = keyed_log10_p(steps.exact, steps.nudge, steps.df, salt, key, variants)
+    with np.errstate(under="ignore"):
+        p = np.power(10.0, -neg_log10_p)
+    return rows.with_columns(
+        pl.Series("beta", beta), pl.Series("beta_step", steps.beta), pl.Series("se", se_r),
+        pl.Series("stat", beta / se_r), pl.Series("p", np.where(p > 0, p, np.nan)
+                                                  ).fill_nan(None),
+        pl.Series("neg_log10_p", neg_log10_p), pl.lit(n).alias("n"),
+        pl.Series("alt_freq", np.round(np.clip(counts / (2 * max(n, 1.0)), 0.0, 1.0), 4)))
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """How finely a trait's released figures are rounded, variant by variant."""
+
+    digits: npt.NDArray[np.float64]  # the standard error's: three significant digits
+    beta: npt.NDArray[np.float64]  # the effect's: a power of two, at least one's pull
+    exact: npt.NDArray[np.float64]  # the unrounded statistic, β / SE
+    nudge: npt.NDArray[np.float64]  # what one participant moves the statistic by
+    df: int | None  # the statistic's degrees of freedom (None: a logistic fit's normal)
+
+
+def _steps(rows: pl.DataFrame, run: GwasRun, trait: str, n: float) -> _Steps:
     spread = run.spread.get(trait)
     se = rows["se"].to_numpy()
     logistic = run.spec.model == "logistic"
@@ -216,27 +263,25 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
     # a power of two: a step worked out from the exact SE would be read back from the
     # released effect (m·step) and give the exact Σ g̃² of each release (the fifth review)
     step = np.exp2(np.ceil(np.log2(np.maximum(moved, digits))))
-    # keyed by the project and the group, not the request, the trait or its name: every GWAS
-    # over these people draws alike at each variant, so copies of a trait, jittered or not,
-    # and the same GWAS asked again round alike and their mean averages nothing away
-    key = hashlib.sha256(np.sort(run.groups[trait]).astype("<i8").tobytes()).digest()
-    variants = rows["variant"].to_numpy()
-    beta = keyed_round(rows["beta"].to_numpy(), step, salt, "beta", key, variants)
-    se_r = np.maximum(keyed_round(se, digits, salt, "se", key, variants), digits)
-    counts = keyed_round(rows["alt_count"].to_numpy(), np.full(rows.height, float(base)), salt,
-                         "alleles", key, variants)
     df = None if logistic else (spread.df if spread is not None else max(int(n) - 2, 1))
     exact = rows["beta"].to_numpy() / se
     nudge = _moved_stat(exact, se, moved, spread, logistic, int(run.groups[trait].size))
-    neg_log10_p = keyed_log10_p(exact, nudge, df, salt, key, variants)
-    with np.errstate(under="ignore"):
-        p = np.power(10.0, -neg_log10_p)
-    return rows.with_columns(
-        pl.Series("beta", beta), pl.Series("beta_step", step), pl.Series("se", se_r),
-        pl.Series("stat", beta / se_r), pl.Series("p", np.where(p > 0, p, np.nan)
-                                                  ).fill_nan(None),
-        pl.Series("neg_log10_p", neg_log10_p), pl.lit(n).alias("n"),
-        pl.Series("alt_freq", np.round(np.clip(counts / (2 * max(n, 1.0)), 0.0, 1.0), 4)))
+    return _Steps(digits, step, exact, nudge, df)
+
+
+def _coarse(rows: pl.DataFrame, run: GwasRun, trait: str, n: float,
+            rules: GeneticRules) -> npt.NDArray[np.bool_]:
+    """Which variants' figures would be rounded more coarsely than the rules allow. Each
+    released figure is within one step of the exact one (keyed_round), so every variant
+    released is within ``max_effect_step`` standard errors and ``max_log10_p_step`` of its
+    exact fit. Decided from the steps alone, which the release shows beside each effect."""
+    if rows.is_empty():
+        return np.zeros(0, dtype=np.bool_)
+    steps = _steps(rows, run, trait, n)
+    _, p_step = log10_p_step(steps.exact, steps.nudge, steps.df)
+    coarse: npt.NDArray[np.bool_] = ((steps.beta > rules.max_effect_step * rows["se"].to_numpy())
+                                     | (p_step > rules.max_log10_p_step))
+    return coarse
 
 
 def _moved_stat(stat: npt.NDArray[np.float64], se: npt.NDArray[np.float64],

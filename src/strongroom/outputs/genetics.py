@@ -43,7 +43,8 @@ SPENT_FILE = "genetic-releases.json"
 def genetic_rules(rules: Rules) -> GeneticRules:
     return GeneticRules(rules.genetics_min_mac, rules.genetics_min_group_mac,
                         rules.genetics_min_frequency_group, rules.genetics_alpha,
-                        rules.genetics_max_power, rules.genetics_max_residual_share)
+                        rules.genetics_max_power, rules.genetics_max_residual_share,
+                        rules.genetics_max_effect_step, rules.genetics_max_log10_p_step)
 
 
 @dataclass

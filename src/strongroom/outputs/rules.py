@@ -104,6 +104,10 @@ SCHEMA: dict[str, dict[str, Setting]] = {
                                       low=0.01, high=1),
         "max_traits_per_group": Setting("genetics_max_traits_per_group", "int", "lower",
                                         low=1),
+        "max_effect_step": Setting("genetics_max_effect_step", "number", "lower", low=1e-6,
+                                   high=2),
+        "max_log10_p_step": Setting("genetics_max_log10_p_step", "number", "lower", low=1e-6,
+                                    high=100_000),
         "verdict": Setting("genetics_verdict", "verdict", "severer"),
     },
     "unknown": {"verdict": Setting("unknown_verdict", "verdict", "severer",
@@ -163,6 +167,8 @@ class Rules:
     genetics_max_power: float
     genetics_max_residual_share: float  # of a trait's variation, the most k people may hold
     genetics_max_traits_per_group: int  # GWAS traits released over much the same people
+    genetics_max_effect_step: float  # an effect's rounding step, in its standard errors
+    genetics_max_log10_p_step: float  # −log10 p's rounding step
     genetics_verdict: Verdict
     unknown_verdict: Verdict
     answers_max_acted: int  # outputs a person may see acted on automatically in the window
