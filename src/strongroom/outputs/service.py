@@ -1101,7 +1101,8 @@ class Outputs:
         checked again; and a release the ledger refuses is an answer, so an answer is
         reserved first (under the person's lock) and given back only if the release asked
         nothing of the check."""
-        before = self._reserve(principal, output_id)
+        started = time.monotonic()
+        before, schedule = self._reserve(principal, output_id)
         try:
             return self._released(lambda on_release: requests.request_release(
                 self.ctx, principal, output_id, justification, on_release=on_release))
@@ -1111,25 +1112,41 @@ class Outputs:
             before = None
             raise
         finally:
+            # time is an output here too: differencing again against what was released since
+            # the check takes as long as the earlier cells near this one's exact sizes take to
+            # open (a cell one person larger meets other cells), so the release is answered
+            # on a schedule of its own, and a release past the floor keeps its answer
+            took = time.monotonic() - started
+            if schedule.overran(took):
+                before = None
             self._give_back(output_id, before)
+            if schedule.timed:
+                step = schedule.due(took, time.monotonic() - started)
+                self.sleep(max(0.0, started + schedule.at(step) - time.monotonic()))
 
-    def _reserve(self, principal: Principal, output_id: str) -> bool | None:
+    def _reserve(self, principal: Principal, output_id: str
+                 ) -> tuple[bool | None, timing.Schedule]:
         """Withhold the output if its requester's ration is spent; otherwise mark it as an
-        answer until the release is done. Returns what to restore (None: nothing)."""
+        answer until the release is done. Returns what to restore (None: nothing) and the
+        release's schedule (outputs/timing.py: from the settings and the cohort's size), for a
+        release that goes on to the ledger; none for one the workflow refuses at once."""
+        unscheduled = timing.Schedule(0.0)
         with self.ctx.transaction() as db:
             row = db.get(OutputRow, output_id)
             if row is None or row.requester != principal.person_id or row.report.get(
                     "withheld") or row.status != OutputStatus.CHECKED.value:
-                return None  # the workflow refuses these itself, with its reasons
+                return None, unscheduled  # the workflow refuses these itself, with reasons
             spent = answers.rationed(db, principal.person_id, row.project_id,
                                      self.ctx.clock(), self._ration(db, principal.person_id))
             if spent is not None:
                 report = requests.report_of(row)
                 withheld = _settled(report.findings, report, spent)
                 row.report, row.verdict = withheld.as_dict(), withheld.verdict.value
-                return None
+                return None, unscheduled
             before, row.acted = row.acted, True
-            return before
+        return before, timing.release_schedule(seconds=self.ctx.settings.analysis_seconds,
+                                               ratio=self.ctx.settings.analysis_ladder,
+                                               participants=self.enclave.participants())
 
     def _give_back(self, output_id: str, before: bool | None) -> None:
         """After a release that went through (or failed for a reason of its own), the output

@@ -143,6 +143,20 @@ def scale(participants: int) -> float:
     return max(MIN_SCALE, 2.0 ** math.ceil(math.log2(ratio)))
 
 
+RELEASE_WEIGHT = 1  # asking for release: the differencing ledger read again near its cells
+
+
+def release_schedule(*, seconds: float, ratio: float, participants: int) -> Schedule:
+    """The schedule of a release request that goes on to the differencing ledger: whatever
+    the output's kind, one floor of ``seconds`` scaled to the cohort. Differencing again
+    against what was released since the output's check opens every earlier cell whose size
+    is near the new cells' exact sizes, so its time moves with one person more or less in a
+    cell; it is answered on this schedule, and a pass past the floor is an answer."""
+    if seconds <= 0:
+        return Schedule(0.0, ratio)
+    return Schedule(seconds * RELEASE_WEIGHT * scale(participants), ratio)
+
+
 def schedule_for(request: Mapping[str, Any], *, seconds: float, ratio: float,
                  participants: int, variants: int = 0, latency: float = 0.0) -> Schedule:
     """The schedule of one analysis request: a function of the request (its kind; a GWAS's
