@@ -120,17 +120,18 @@ def release(run: GwasRun, rules: GeneticRules, ledger: MembershipLedger | None =
             _count(out, f"minor allele count below {rules.min_group_mac} among the cases or "
                         "among the controls", int(few.sum()))
             rows = rows.filter(~few)
-        swayed = pl.Series(_moved(rows, run, trait) >= rows["se"].to_numpy())
+        shown = (shown_n or {}).get(trait, float(n))
+        steps = _steps(rows, run, trait, shown)
+        swayed = steps.moved >= rows["se"].to_numpy()
         _count(out, "one participant could move the effect by a standard error or more (too "
                     "few carriers for their own values to be lost in it)", int(swayed.sum()))
-        rows = rows.filter(~swayed)
-        shown = (shown_n or {}).get(trait, float(n))
-        coarse = pl.Series(_coarse(rows, run, trait, shown, rules))
+        rows, steps = rows.filter(pl.Series(~swayed)), steps.where(~swayed)
+        coarse = _coarse(steps, rows["se"].to_numpy(), rules)
         _count(out, f"its effect would be rounded to more than {rules.max_effect_step:g} of its "
                     f"standard error, or its -log10 p to more than {rules.max_log10_p_step:g}, "
                     "the precision the rules ask for (each step is at least what one "
                     "participant moves the figure by)", int(coarse.sum()))
-        rows = rows.filter(~coarse)
+        rows, steps = rows.filter(pl.Series(~coarse)), steps.where(~coarse)
         if rows.height:
             chosen, power = _bounded(rows, run, trait, rules, ledger, logistic)
             _count(out, f"releasing them would let a membership test tell participants "
@@ -138,9 +139,9 @@ def release(run: GwasRun, rules: GeneticRules, ledger: MembershipLedger | None =
                         f"than {rules.max_power:g} power at a {rules.alpha:g} false-positive "
                         "rate, with what was released before on these people",
                    int((~chosen).sum()))
-            rows = rows.filter(pl.Series(chosen))
+            rows, steps = rows.filter(pl.Series(chosen)), steps.where(chosen)
             out.power[trait] = power
-        parts.append(_rounded(rows, run, trait, shown, count_base, salt))
+        parts.append(_rounded(rows, steps, run, trait, shown, count_base, salt))
     out.frequencies = all(run.groups[t].size >= rules.min_frequency_group
                           for t in run.spec.traits)
     table = pl.concat(parts, how="vertical_relaxed") if parts else run.results.clear()
@@ -207,8 +208,8 @@ def attackers_reference(pool: npt.NDArray[np.float64], n: int) -> npt.NDArray[np
     return reference
 
 
-def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
-             salt: bytes) -> pl.DataFrame:
+def _rounded(rows: pl.DataFrame, steps: _Steps, run: GwasRun, trait: str, n: float,
+             base: int, salt: bytes) -> pl.DataFrame:
     """Release precision: each effect to what one participant could move it (its step, shown
     as ``beta_step``), each standard error to three significant digits, each allele count to
     a multiple of ``base`` (all by keyed unbiased draws), the group's size as shown; −log10 p
@@ -222,7 +223,6 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
                                  pl.lit(None, pl.Float64).alias("beta_step"),
                                  pl.lit(None, pl.Float64).alias("neg_log10_p"))
     se = rows["se"].to_numpy()
-    steps = _steps(rows, run, trait, n)
     # keyed by the project and the group, not the request, the trait or its name: every GWAS
     # over these people draws alike at each variant, so copies of a trait, jittered or not,
     # and the same GWAS asked again round alike and their mean averages nothing away
@@ -247,11 +247,17 @@ def _rounded(rows: pl.DataFrame, run: GwasRun, trait: str, n: float, base: int,
 class _Steps:
     """How finely a trait's released figures are rounded, variant by variant."""
 
+    moved: npt.NDArray[np.float64]  # what one participant moves the effect by
     digits: npt.NDArray[np.float64]  # the standard error's: three significant digits
     beta: npt.NDArray[np.float64]  # the effect's: a power of two, at least one's pull
     exact: npt.NDArray[np.float64]  # the unrounded statistic, β / SE
     nudge: npt.NDArray[np.float64]  # what one participant moves the statistic by
     df: int | None  # the statistic's degrees of freedom (None: a logistic fit's normal)
+
+    def where(self, keep: npt.NDArray[np.bool_]) -> _Steps:
+        """The steps of the variants ``keep`` leaves, in order."""
+        return _Steps(self.moved[keep], self.digits[keep], self.beta[keep], self.exact[keep],
+                      self.nudge[keep], self.df)
 
 
 def _steps(rows: pl.DataFrame, run: GwasRun, trait: str, n: float) -> _Steps:
@@ -266,20 +272,19 @@ def _steps(rows: pl.DataFrame, run: GwasRun, trait: str, n: float) -> _Steps:
     df = None if logistic else (spread.df if spread is not None else max(int(n) - 2, 1))
     exact = rows["beta"].to_numpy() / se
     nudge = _moved_stat(exact, se, moved, spread, logistic, int(run.groups[trait].size))
-    return _Steps(digits, step, exact, nudge, df)
+    return _Steps(moved, digits, step, exact, nudge, df)
 
 
-def _coarse(rows: pl.DataFrame, run: GwasRun, trait: str, n: float,
+def _coarse(steps: _Steps, se: npt.NDArray[np.float64],
             rules: GeneticRules) -> npt.NDArray[np.bool_]:
     """Which variants' figures would be rounded more coarsely than the rules allow. Each
     released figure is within one step of the exact one (keyed_round), so every variant
     released is within ``max_effect_step`` standard errors and ``max_log10_p_step`` of its
     exact fit. Decided from the steps alone, which the release shows beside each effect."""
-    if rows.is_empty():
+    if se.size == 0:
         return np.zeros(0, dtype=np.bool_)
-    steps = _steps(rows, run, trait, n)
     _, p_step = log10_p_step(steps.exact, steps.nudge, steps.df)
-    coarse: npt.NDArray[np.bool_] = ((steps.beta > rules.max_effect_step * rows["se"].to_numpy())
+    coarse: npt.NDArray[np.bool_] = ((steps.beta > rules.max_effect_step * se)
                                      | (p_step > rules.max_log10_p_step))
     return coarse
 

@@ -1102,7 +1102,12 @@ class Outputs:
         reserved first (under the person's lock) and given back only if the release asked
         nothing of the check."""
         started = time.monotonic()
-        before, schedule = self._reserve(principal, output_id)
+        before = self._reserve(principal, output_id)
+        # a release that goes on to the ledger (before is not None) is answered on its
+        # schedule; one the workflow refuses at once read nothing and is answered at once
+        schedule = timing.release_schedule(
+            seconds=self.ctx.settings.analysis_seconds if before is not None else 0.0,
+            ratio=self.ctx.settings.analysis_ladder, participants=self.enclave.participants())
         try:
             return self._released(lambda on_release: requests.request_release(
                 self.ctx, principal, output_id, justification, on_release=on_release))
@@ -1124,29 +1129,23 @@ class Outputs:
                 step = schedule.due(took, time.monotonic() - started)
                 self.sleep(max(0.0, started + schedule.at(step) - time.monotonic()))
 
-    def _reserve(self, principal: Principal, output_id: str
-                 ) -> tuple[bool | None, timing.Schedule]:
+    def _reserve(self, principal: Principal, output_id: str) -> bool | None:
         """Withhold the output if its requester's ration is spent; otherwise mark it as an
-        answer until the release is done. Returns what to restore (None: nothing) and the
-        release's schedule (outputs/timing.py: from the settings and the cohort's size), for a
-        release that goes on to the ledger; none for one the workflow refuses at once."""
-        unscheduled = timing.Schedule(0.0)
+        answer until the release is done. Returns what to restore (None: nothing)."""
         with self.ctx.transaction() as db:
             row = db.get(OutputRow, output_id)
             if row is None or row.requester != principal.person_id or row.report.get(
                     "withheld") or row.status != OutputStatus.CHECKED.value:
-                return None, unscheduled  # the workflow refuses these itself, with reasons
+                return None  # the workflow refuses these itself, with its reasons
             spent = answers.rationed(db, principal.person_id, row.project_id,
                                      self.ctx.clock(), self._ration(db, principal.person_id))
             if spent is not None:
                 report = requests.report_of(row)
                 withheld = _settled(report.findings, report, spent)
                 row.report, row.verdict = withheld.as_dict(), withheld.verdict.value
-                return None, unscheduled
+                return None
             before, row.acted = row.acted, True
-        return before, timing.release_schedule(seconds=self.ctx.settings.analysis_seconds,
-                                               ratio=self.ctx.settings.analysis_ladder,
-                                               participants=self.enclave.participants())
+            return before
 
     def _give_back(self, output_id: str, before: bool | None) -> None:
         """After a release that went through (or failed for a reason of its own), the output
