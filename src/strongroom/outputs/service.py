@@ -1105,9 +1105,10 @@ class Outputs:
         before = self._reserve(principal, output_id)
         # a release that goes on to the ledger (before is not None) is answered on its
         # schedule; one the workflow refuses at once read nothing and is answered at once
+        # (with the workflow's own reason: no cohort is read for it)
         schedule = timing.release_schedule(
-            seconds=self.ctx.settings.analysis_seconds if before is not None else 0.0,
-            ratio=self.ctx.settings.analysis_ladder, participants=self.enclave.participants())
+            seconds=self.ctx.settings.analysis_seconds, ratio=self.ctx.settings.analysis_ladder,
+            participants=self.enclave.participants()) if before is not None else timing.Schedule(0)
         try:
             return self._released(lambda on_release: requests.request_release(
                 self.ctx, principal, output_id, justification, on_release=on_release))
